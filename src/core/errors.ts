@@ -1,0 +1,98 @@
+// The few error classes the whole hub speaks. Each carries what a person needs to act on it;
+// the API maps them to RFC 9457 problem documents and the CLI to one line and an exit code.
+
+/** One failing place in an input, as a JSON pointer (RFC 6901) and what is wrong there. */
+export interface ErrorLocation {
+  pointer: string;
+  message: string;
+}
+
+export abstract class HyperthingsError extends Error {
+  /** A short, stable, human-readable summary of the problem type (RFC 9457 `title`). */
+  abstract readonly title: string;
+  /** The HTTP status this error maps to. */
+  abstract readonly status: number;
+  /** A stable machine-readable slug, used to build the problem `type` URI. */
+  abstract readonly code: string;
+}
+
+export class ValidationError extends HyperthingsError {
+  readonly title = "Invalid input";
+  readonly status = 400;
+  readonly code = "validation";
+  constructor(
+    message: string,
+    readonly errors: ErrorLocation[] = [],
+  ) {
+    super(message);
+    this.name = "ValidationError";
+  }
+}
+
+export class NotFoundError extends HyperthingsError {
+  readonly title = "Not found";
+  readonly status = 404;
+  readonly code = "not-found";
+  constructor(message: string) {
+    super(message);
+    this.name = "NotFoundError";
+  }
+}
+
+export class ConflictError extends HyperthingsError {
+  readonly title = "Conflict";
+  readonly status = 409;
+  readonly code = "conflict";
+  constructor(message: string) {
+    super(message);
+    this.name = "ConflictError";
+  }
+}
+
+export class UnauthorizedError extends HyperthingsError {
+  readonly title = "Unauthorized";
+  readonly status = 401;
+  readonly code = "unauthorized";
+  constructor(message: string) {
+    super(message);
+    this.name = "UnauthorizedError";
+  }
+}
+
+export class ForbiddenError extends HyperthingsError {
+  readonly title = "Forbidden";
+  readonly status = 403;
+  readonly code = "forbidden";
+  constructor(message: string) {
+    super(message);
+    this.name = "ForbiddenError";
+  }
+}
+
+export class UnavailableError extends HyperthingsError {
+  readonly title = "Unavailable";
+  readonly status = 503;
+  readonly code = "unavailable";
+  constructor(
+    message: string,
+    /** Seconds after which a retry may succeed (HTTP `Retry-After`). */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+    this.name = "UnavailableError";
+  }
+}
+
+export class BindingError extends HyperthingsError {
+  readonly title = "Thing did not answer as expected";
+  readonly status = 502;
+  readonly code = "binding";
+  constructor(
+    message: string,
+    readonly thing?: string,
+    readonly detail?: unknown,
+  ) {
+    super(message);
+    this.name = "BindingError";
+  }
+}
