@@ -1,0 +1,50 @@
+// Who may do what: every mutation needs an admin bearer token; reads are open unless the hub
+// runs with `--auth read`. Health is always open, for probes.
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { ForbiddenError, UnauthorizedError } from "../../core/index.js";
+import type { Hub, Principal } from "../../hub/index.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+}
+
+const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+const ALWAYS_OPEN = new Set(["/health"]);
+
+function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header === undefined) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match?.[1]) throw new UnauthorizedError("The Authorization header must be `Bearer <token>`");
+  return match[1];
+}
+
+export function registerAuthorization(app: FastifyInstance, hub: Hub): void {
+  app.decorateRequest("principal", undefined);
+  app.addHook("onRequest", async (request) => {
+    const token = bearerToken(request);
+    if (token !== undefined) {
+      request.principal = hub.authenticate(token);
+      if (!request.principal) throw new UnauthorizedError("The bearer token is not valid for this hub");
+    }
+    const path = request.url.split("?", 1)[0] ?? "";
+    if (ALWAYS_OPEN.has(path)) return;
+    const isRead = READ_METHODS.has(request.method);
+    if (isRead && !hub.config.authRead) return;
+    if (!request.principal) {
+      throw new UnauthorizedError(
+        isRead ? "This hub requires a bearer token for reads" : "Changing the directory requires a bearer token",
+      );
+    }
+    if (!isRead && !request.principal.admin) {
+      throw new ForbiddenError(`The token of "${request.principal.name}" may read but not change anything`);
+    }
+  });
+}
+
+/** The actor recorded in a Change caused by this request. */
+export function actorOf(request: FastifyRequest): string {
+  return request.principal?.name ?? "anonymous";
+}

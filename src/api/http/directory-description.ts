@@ -1,0 +1,129 @@
+// The directory's own Thing Description (W3C WoT Discovery §7.3.2.1), served at
+// /.well-known/wot so that any WoT client can find and use the directory API.
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { DataSchema, RegisteredThingDescription } from "../../core/index.js";
+import type { Hub } from "../../hub/index.js";
+import { sendTd } from "./directory-routes.js";
+
+const GET = { "htv:methodName": "GET" };
+
+export function directoryDescription(hub: Hub, base: string, version: string): RegisteredThingDescription {
+  const write = { security: "bearer_sc" };
+  const readSecurity = hub.config.authRead ? "bearer_sc" : "nosec_sc";
+  const tdInput: DataSchema = { description: "A Thing Description", type: "object" };
+  const idVariable: Record<string, DataSchema> = { id: { title: "Thing id", type: "string", format: "iri-reference" } };
+  const eventForm = (type: string) => ({
+    op: "subscribeevent",
+    href: `events/${type}{?diff}`,
+    subprotocol: "sse",
+    contentType: "text/event-stream",
+  });
+  return {
+    "@context": ["https://www.w3.org/2022/wot/td/v1.1", "https://www.w3.org/2022/wot/discovery"],
+    "@type": "ThingDirectory",
+    id: hub.id,
+    title: "Hyperthings directory",
+    description: "A W3C WoT Thing Description Directory that records every change of every Thing.",
+    version: { instance: version },
+    base,
+    securityDefinitions: {
+      nosec_sc: { scheme: "nosec" },
+      bearer_sc: { scheme: "bearer", in: "header", name: "Authorization", format: "opaque" },
+    },
+    security: readSecurity,
+    properties: {
+      things: {
+        description: "The Thing Descriptions in the directory, a page at a time",
+        type: "array",
+        items: { type: "object" },
+        readOnly: true,
+        uriVariables: {
+          offset: { type: "integer", minimum: 0 },
+          limit: { type: "integer", minimum: 1, maximum: hub.config.maxPageLimit },
+        },
+        forms: [{ href: "things{?offset,limit}", op: "readproperty", contentType: "application/ld+json", ...GET }],
+      },
+    },
+    actions: {
+      createThing: {
+        description: "Register a TD under its id",
+        uriVariables: idVariable,
+        input: tdInput,
+        forms: [{ href: "things/{id}", "htv:methodName": "PUT", contentType: "application/td+json", ...write }],
+      },
+      createAnonymousThing: {
+        description: "Register a TD without an id; the answer's Location names the one given",
+        input: tdInput,
+        output: { type: "string", description: "The new TD's id" },
+        forms: [{ href: "things", "htv:methodName": "POST", contentType: "application/td+json", ...write }],
+      },
+      retrieveThing: {
+        description: "One TD, with its registration information",
+        uriVariables: idVariable,
+        output: tdInput,
+        safe: true,
+        idempotent: true,
+        forms: [{ href: "things/{id}", contentType: "application/td+json", ...GET }],
+      },
+      updateThing: {
+        description: "Replace a TD",
+        uriVariables: idVariable,
+        input: tdInput,
+        idempotent: true,
+        forms: [{ href: "things/{id}", "htv:methodName": "PUT", contentType: "application/td+json", ...write }],
+      },
+      partiallyUpdateThing: {
+        description: "Change part of a TD with a JSON merge patch (RFC 7396)",
+        uriVariables: idVariable,
+        input: { type: "object" },
+        forms: [
+          { href: "things/{id}", "htv:methodName": "PATCH", contentType: "application/merge-patch+json", ...write },
+        ],
+      },
+      deleteThing: {
+        description: "Remove a TD",
+        uriVariables: idVariable,
+        idempotent: true,
+        forms: [{ href: "things/{id}", "htv:methodName": "DELETE", ...write }],
+      },
+      searchJSONPath: {
+        description: "RFC 9535 JSONPath over every TD",
+        uriVariables: { query: { type: "string" } },
+        output: { type: "array" },
+        safe: true,
+        idempotent: true,
+        forms: [{ href: "search/jsonpath?query={query}", contentType: "application/json", ...GET }],
+      },
+    },
+    events: {
+      thingCreated: { description: "A TD was registered", data: { type: "object" }, forms: [eventForm("thing_created")] },
+      thingUpdated: { description: "A TD changed", data: { type: "object" }, forms: [eventForm("thing_updated")] },
+      thingDeleted: { description: "A TD was removed", data: { type: "object" }, forms: [eventForm("thing_deleted")] },
+    },
+  };
+}
+
+function baseUrl(request: FastifyRequest): string {
+  return `${request.protocol}://${request.host}/`;
+}
+
+export function wellKnownRoutes(hub: Hub, version: string) {
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.get(
+      "/.well-known/wot",
+      { schema: { summary: "The directory's own Thing Description", tags: ["directory"] } },
+      async (request, reply) => sendTd(request, reply, directoryDescription(hub, baseUrl(request), version)),
+    );
+    app.get(
+      "/health",
+      { schema: { summary: "Liveness and a few figures", tags: ["operations"] } },
+      async () => ({
+        status: "ok",
+        hub: hub.id,
+        version,
+        things: await hub.store.countThings(),
+        lastSeq: await hub.store.lastSeq(),
+      }),
+    );
+  };
+}

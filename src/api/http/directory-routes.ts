@@ -1,0 +1,137 @@
+// The W3C WoT Discovery Thing Description Directory API (§7.3.2): create, retrieve, update,
+// patch, delete and list TDs under /things.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Hub } from "../../hub/index.js";
+import { actorOf } from "./authorization.js";
+import { MERGE_PATCH_CONTENT_TYPE, TD_CONTENT_TYPE } from "./content-types.js";
+import { thingPath } from "./thing-path.js";
+import { ValidationError } from "../../core/index.js";
+
+const idParam = {
+  type: "object",
+  properties: { "*": { type: "string", description: "The Thing's id (an IRI), percent-encoded" } },
+} as const;
+
+const tdBody = {
+  type: "object",
+  description: "A W3C WoT Thing Description 1.1 (application/td+json or application/json)",
+} as const;
+
+/** Answers with TD JSON in the media type the client accepts (TD by default). */
+export function sendTd(request: FastifyRequest, reply: FastifyReply, body: unknown): FastifyReply {
+  const accept = request.headers.accept ?? "";
+  const type = accept.includes(TD_CONTENT_TYPE) || !accept.includes("application/json") ? TD_CONTENT_TYPE : "application/json";
+  return reply.type(type).send(JSON.stringify(body));
+}
+
+function idOf(request: FastifyRequest): string {
+  const id = (request.params as Record<string, string>)["*"] ?? "";
+  if (id.length === 0) throw new ValidationError("The URL names no Thing: use /things/{id}");
+  return id;
+}
+
+export function directoryRoutes(hub: Hub) {
+  const { directory } = hub;
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.get(
+      "/things",
+      {
+        schema: {
+          summary: "List Thing Descriptions, in id order, a page at a time",
+          tags: ["directory"],
+          querystring: {
+            type: "object",
+            additionalProperties: false,
+            properties: {
+              offset: { type: "integer", minimum: 0, default: 0 },
+              limit: { type: "integer", minimum: 1, maximum: hub.config.maxPageLimit, default: 100 },
+              format: { type: "string", enum: ["array", "collection"], default: "array" },
+            },
+          },
+        },
+      },
+      async (request, reply) => {
+        const { offset, limit, format } = request.query as { offset: number; limit: number; format: string };
+        const { items, total } = await directory.list(offset, limit);
+        const nextOffset = offset + limit;
+        const next = nextOffset < total ? `/things?offset=${nextOffset}&limit=${limit}` : undefined;
+        if (next) void reply.header("link", `<${next}>; rel="next"`);
+        void reply.header("x-total-count", String(total));
+        if (format === "collection") {
+          return reply.type("application/ld+json").send(
+            JSON.stringify({
+              "@context": "https://www.w3.org/2022/wot/discovery",
+              "@type": "ThingCollection",
+              total,
+              members: items,
+              ...(next && { next }),
+            }),
+          );
+        }
+        return reply.type("application/ld+json").send(JSON.stringify(items));
+      },
+    );
+
+    app.post(
+      "/things",
+      {
+        schema: {
+          summary: "Register an anonymous TD; the directory gives it a urn:uuid id",
+          tags: ["directory"],
+          body: tdBody,
+        },
+      },
+      async (request, reply) => {
+        const result = await directory.create(request.body, { actor: actorOf(request), via: "http" });
+        return reply.code(201).header("location", thingPath(result.id)).send();
+      },
+    );
+
+    app.get(
+      "/things/*",
+      { schema: { summary: "Retrieve one TD with its registration information", tags: ["directory"], params: idParam } },
+      async (request, reply) => sendTd(request, reply, await directory.get(idOf(request))),
+    );
+
+    app.put(
+      "/things/*",
+      {
+        schema: {
+          summary: "Create (201) or replace (204) the TD with this id",
+          tags: ["directory"],
+          params: idParam,
+          body: tdBody,
+        },
+      },
+      async (request, reply) => {
+        const result = await directory.put(idOf(request), request.body, { actor: actorOf(request), via: "http" });
+        return result.created ? reply.code(201).header("location", thingPath(result.id)).send() : reply.code(204).send();
+      },
+    );
+
+    app.patch(
+      "/things/*",
+      {
+        schema: {
+          summary: `Update part of a TD with a JSON merge patch (RFC 7396, ${MERGE_PATCH_CONTENT_TYPE})`,
+          tags: ["directory"],
+          params: idParam,
+          body: { type: "object" },
+        },
+      },
+      async (request, reply) => {
+        await directory.patch(idOf(request), request.body, { actor: actorOf(request), via: "http" });
+        return reply.code(204).send();
+      },
+    );
+
+    app.delete(
+      "/things/*",
+      { schema: { summary: "Remove a TD from the directory", tags: ["directory"], params: idParam } },
+      async (request, reply) => {
+        await directory.remove(idOf(request), { actor: actorOf(request), via: "http" });
+        return reply.code(204).send();
+      },
+    );
+  };
+}

@@ -1,0 +1,90 @@
+// RFC 9457 problem documents: the one place where errors become HTTP answers.
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { HyperthingsError, ValidationError, type ErrorLocation } from "../../core/index.js";
+
+export const PROBLEM_CONTENT_TYPE = "application/problem+json";
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  /** RFC 9457 §3 extension: each failing place in the input, as a JSON pointer. */
+  errors?: Array<{ pointer: string; detail: string }>;
+  /** W3C WoT Discovery §7.3.2.1: the same, in the directory API's own shape. */
+  validationErrors?: Array<{ field: string; description: string }>;
+  [extension: string]: unknown;
+}
+
+export function problemType(code: string): string {
+  return `urn:hyperthings:problem:${code}`;
+}
+
+function withLocations(problem: Problem, locations: ErrorLocation[]): Problem {
+  if (locations.length === 0) return problem;
+  problem.errors = locations.map((l) => ({ pointer: l.pointer, detail: l.message }));
+  problem.validationErrors = locations.map((l) => ({ field: l.pointer, description: l.message }));
+  return problem;
+}
+
+/** Fastify's own errors (parsing, limits, route schemas), named by their codes. */
+function fromFastifyError(err: FastifyError): Problem {
+  const status = err.statusCode ?? 500;
+  switch (err.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return { type: problemType("body-too-large"), title: "Request body too large", status: 413, detail: err.message };
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return {
+        type: problemType("unsupported-media-type"),
+        title: "Unsupported media type",
+        status: 415,
+        detail: `${err.message}; send application/td+json or application/json (application/merge-patch+json for PATCH)`,
+      };
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return { type: problemType("validation"), title: "Invalid input", status: 400, detail: "The request has no body" };
+    default:
+      break;
+  }
+  if (err.validation) {
+    const context = err.validationContext ?? "request";
+    const locations = err.validation.map((v) => ({
+      pointer: `/${context}${v.instancePath}`,
+      message: v.message ?? "is invalid",
+    }));
+    return withLocations(
+      { type: problemType("validation"), title: "Invalid input", status: 400, detail: `Invalid ${context}: ${err.message}` },
+      locations,
+    );
+  }
+  if (status >= 400 && status < 500) {
+    return { type: problemType("request"), title: "Bad request", status, detail: err.message };
+  }
+  return { type: problemType("internal"), title: "Internal error", status: 500, detail: "The hub failed to answer; see its log" };
+}
+
+export function toProblem(error: unknown): Problem {
+  if (error instanceof HyperthingsError) {
+    const problem: Problem = {
+      type: problemType(error.code),
+      title: error.title,
+      status: error.status,
+      detail: error.message,
+    };
+    return error instanceof ValidationError ? withLocations(problem, error.errors) : problem;
+  }
+  return fromFastifyError(error as FastifyError);
+}
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
+  const problem = toProblem(error);
+  problem.instance = request.url;
+  if (problem.status >= 500 && !(error instanceof HyperthingsError)) {
+    request.log.error({ err: error }, "request failed");
+  }
+  if (error instanceof HyperthingsError && "retryAfter" in error && typeof error.retryAfter === "number") {
+    void reply.header("retry-after", String(error.retryAfter));
+  }
+  if (problem.status === 401) void reply.header("www-authenticate", 'Bearer realm="hyperthings"');
+  return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
+}

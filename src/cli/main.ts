@@ -1,0 +1,44 @@
+// The `things` command: serve a hub, or talk to one over HTTP.
+import { Command, CommanderError, Option } from "commander";
+import { HyperthingsError } from "../core/index.js";
+import { HUB_VERSION } from "../api/index.js";
+import { registerServeCommands } from "./serve-commands.js";
+import { registerClientCommands } from "./client-commands.js";
+import { CliError } from "./cli-error.js";
+
+export function buildProgram(): Command {
+  const program = new Command("things")
+    .description("Hyperthings: every Thing in one graph, every change recorded")
+    .version(HUB_VERSION)
+    .showSuggestionAfterError()
+    .configureOutput({ outputError: (text, write) => write(text) })
+    .exitOverride();
+  program.addOption(
+    new Option("--url <url>", "the hub to talk to").env("HYPERTHINGS_URL").default("http://127.0.0.1:8080"),
+  );
+  program.addOption(new Option("--token <token>", "bearer token for the hub").env("HYPERTHINGS_TOKEN"));
+  registerServeCommands(program);
+  registerClientCommands(program);
+  return program;
+}
+
+/** One line on stderr and a non-zero exit code for every failure. */
+function reportAndExit(err: unknown): never {
+  if (err instanceof CommanderError) {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
+  const message =
+    err instanceof HyperthingsError || err instanceof CliError
+      ? err.message
+      : err instanceof Error
+        ? `${err.message}`
+        : String(err);
+  process.stderr.write(`things: ${message.replace(/\s*\n\s*/g, " ")}\n`);
+  process.exit(err instanceof CliError ? err.exitCode : 1);
+}
+
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (err) {
+  reportAndExit(err);
+}

@@ -1,0 +1,114 @@
+// `things serve` and `things demo`: run a hub in this process until Ctrl-C.
+import type { Command } from "commander";
+import { readFileSync, readdirSync } from "node:fs";
+import { loadConfig, type ConfigOverrides } from "../hub/index.js";
+import { canonicalJson, type RegisteredThingDescription } from "../core/index.js";
+import { CliError } from "./cli-error.js";
+import { startHub, type RunningHub } from "./start-hub.js";
+
+interface ServeOptions {
+  port?: string;
+  host?: string;
+  data?: string;
+  auth?: string;
+  bodyLimit?: string;
+  logLevel?: string;
+}
+
+function addServeOptions(command: Command): Command {
+  return command
+    .option("-p, --port <port>", "port to listen on, 0 for any free one (env HYPERTHINGS_PORT, default 8080)")
+    .option("--host <host>", "address to listen on (env HYPERTHINGS_HOST, default 127.0.0.1)")
+    .option("-d, --data <dir>", "data directory (env HYPERTHINGS_DATA, default a per-user data folder)")
+    .option("--auth <what>", '"write": mutations need a token (default); "read": every request does')
+    .option("--body-limit <bytes>", "largest request body (env HYPERTHINGS_BODY_LIMIT, default 1048576)")
+    .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default info)");
+}
+
+function overridesOf(options: ServeOptions): ConfigOverrides {
+  return {
+    ...(options.port !== undefined && { port: options.port }),
+    ...(options.host !== undefined && { host: options.host }),
+    ...(options.data !== undefined && { dataDir: options.data }),
+    ...(options.auth !== undefined && { auth: options.auth }),
+    ...(options.bodyLimit !== undefined && { bodyLimit: options.bodyLimit }),
+    ...(options.logLevel !== undefined && { logLevel: options.logLevel }),
+  };
+}
+
+async function serve(options: ServeOptions): Promise<RunningHub> {
+  const config = loadConfig(overridesOf(options));
+  let running: RunningHub;
+  try {
+    running = await startHub(config);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      throw new CliError(`port ${config.port} on ${config.host} is already in use; choose another with --port`);
+    }
+    throw err;
+  }
+  const out = process.stdout;
+  out.write(`Hyperthings ${running.hub.id} listening on ${running.url}\n`);
+  out.write(`  data: ${config.dataDir}\n`);
+  const { adminToken } = running.hub;
+  if (adminToken.created) {
+    out.write(`  admin token (shown once; kept in ${adminToken.path ?? "?"}, mode 0600):\n    ${adminToken.token}\n`);
+  } else if (adminToken.path) {
+    out.write(`  admin token: in ${adminToken.path}\n`);
+  } else {
+    out.write("  admin token: from HYPERTHINGS_ADMIN_TOKEN\n");
+  }
+  let signals = 0;
+  const stop = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      running.hub.logger.warn({ signal }, "second signal: exiting without waiting");
+      process.exit(130);
+    }
+    running.hub.logger.info({ signal }, "shutting down: finishing requests and committing queued writes");
+    running.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        running.hub.logger.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  return running;
+}
+
+/** The example Things shipped in examples/things, registered unless already there unchanged. */
+async function registerExamples(running: RunningHub): Promise<number> {
+  const folder = new URL("../../examples/things/", import.meta.url);
+  let count = 0;
+  for (const name of readdirSync(folder).filter((n) => n.endsWith(".json")).sort()) {
+    const td = JSON.parse(readFileSync(new URL(name, folder), "utf8")) as RegisteredThingDescription;
+    const existing = await running.hub.store.getThing(td.id);
+    if (existing && canonicalJson(existing.td) === canonicalJson(td)) continue;
+    await running.hub.directory.put(td.id, td, { actor: "demo", via: "cli" });
+    count++;
+  }
+  return count;
+}
+
+export function registerServeCommands(program: Command): void {
+  addServeOptions(
+    program.command("serve").description("run a hub: the directory API over HTTP, until Ctrl-C"),
+  ).action(async (options: ServeOptions) => {
+    await serve(options);
+  });
+
+  addServeOptions(
+    program.command("demo").description("run a hub with the demo fleet registered, until Ctrl-C"),
+  ).action(async (options: ServeOptions) => {
+    const running = await serve(options);
+    const added = await registerExamples(running);
+    const total = await running.hub.store.countThings();
+    process.stdout.write(
+      `  demo: ${added} example Things registered (${total} in the directory)\n` +
+        `  try:  curl ${running.url}/things   or   npx things ls --url ${running.url}\n`,
+    );
+  });
+}

@@ -1,0 +1,60 @@
+// The composition root: picks the backends from configuration, opens the hub and serves it.
+import type { FastifyInstance } from "fastify";
+import { join } from "node:path";
+import { pino, type Logger } from "pino";
+import pretty from "pino-pretty";
+import { buildServer } from "../api/index.js";
+import { InProcessBus } from "../bus/index.js";
+import { Hub, type HubConfig } from "../hub/index.js";
+import { SqliteStore } from "../store/index.js";
+
+export interface RunningHub {
+  hub: Hub;
+  app: FastifyInstance;
+  /** The base URL the hub listens on, e.g. http://127.0.0.1:8080 */
+  url: string;
+  /** Stops accepting requests, finishes in-flight ones, commits queued writes, closes the store. */
+  close(): Promise<void>;
+}
+
+/** Structured JSON logs, or a readable form when the output is a terminal. */
+export function createLogger(level: string, destination: NodeJS.WritableStream = process.stderr): Logger {
+  const isTty = (destination as NodeJS.WriteStream).isTTY === true;
+  return isTty
+    ? pino({ level }, pretty({ destination, colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" }))
+    : pino({ level }, destination);
+}
+
+export async function startHub(
+  config: HubConfig,
+  options: { logger?: Logger; clock?: () => Date } = {},
+): Promise<RunningHub> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const store = new SqliteStore({ path: join(config.dataDir, "hyperthings.db") });
+  const bus = new InProcessBus((err) => logger.error({ err }, "a change subscriber failed"));
+  const hub = Hub.open(config, { logger, store, bus, ...(options.clock && { clock: options.clock }) });
+  let app: FastifyInstance;
+  try {
+    app = await buildServer(hub);
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await hub.close();
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  let closing: Promise<void> | undefined;
+  return {
+    hub,
+    app,
+    url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`,
+    close: () => {
+      closing ??= (async () => {
+        await app.close();
+        await hub.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,107 @@
+// Every setting of the hub in one place: its default, and the environment variable that sets it.
+import envPaths from "env-paths";
+import { join } from "node:path";
+import { ValidationError } from "../core/index.js";
+
+export interface HubConfig {
+  /** Where the database, keys and the admin token live. */
+  dataDir: string;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Largest request body accepted, in bytes. */
+  bodyLimit: number;
+  /** When true, reads need a token too (`--auth read`). */
+  authRead: boolean;
+  /** An admin token given at start, for automation; otherwise one is created in dataDir. */
+  adminToken: string | undefined;
+  /** A token that may read but not change anything (dashboards, monitoring). */
+  readToken: string | undefined;
+  /** How often expired TDs are dropped, in milliseconds. */
+  expirySweepMs: number;
+  logLevel: string;
+  /** Largest number of TDs one listing page may hold. */
+  maxPageLimit: number;
+  /** Largest number of values a JSONPath search may return. */
+  maxSearchResults: number;
+}
+
+/** The environment variable for each setting. */
+export const configEnvironment = {
+  dataDir: "HYPERTHINGS_DATA",
+  host: "HYPERTHINGS_HOST",
+  port: "HYPERTHINGS_PORT",
+  bodyLimit: "HYPERTHINGS_BODY_LIMIT",
+  authRead: "HYPERTHINGS_AUTH",
+  adminToken: "HYPERTHINGS_ADMIN_TOKEN",
+  readToken: "HYPERTHINGS_READ_TOKEN",
+  logLevel: "HYPERTHINGS_LOG_LEVEL",
+} as const;
+
+export function defaultDataDir(): string {
+  return join(envPaths("hyperthings", { suffix: "" }).data);
+}
+
+export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readToken"> = {
+  host: "127.0.0.1",
+  port: 8080,
+  bodyLimit: 1024 * 1024,
+  authRead: false,
+  expirySweepMs: 1000,
+  logLevel: "info",
+  maxPageLimit: 1000,
+  maxSearchResults: 100_000,
+};
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+function integer(name: string, text: string, min: number, max: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ValidationError(`${name} must be a whole number from ${min} to ${max}, not "${text}"`);
+  }
+  return value;
+}
+
+/** Settings given on the command line; each is optional and wins over the environment. */
+export interface ConfigOverrides {
+  dataDir?: string;
+  host?: string;
+  port?: string | number;
+  bodyLimit?: string | number;
+  auth?: string;
+  logLevel?: string;
+}
+
+/** Resolves the configuration: command line, then environment, then defaults; validated. */
+export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): HubConfig {
+  const e = configEnvironment;
+  const port = String(overrides.port ?? env[e.port] ?? configDefaults.port);
+  const bodyLimit = String(overrides.bodyLimit ?? env[e.bodyLimit] ?? configDefaults.bodyLimit);
+  const auth = overrides.auth ?? env[e.authRead] ?? "write";
+  if (auth !== "read" && auth !== "write") {
+    throw new ValidationError(`auth must be "write" (mutations need a token) or "read" (everything does), not "${auth}"`);
+  }
+  const logLevel = overrides.logLevel ?? env[e.logLevel] ?? configDefaults.logLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ValidationError(`log level must be one of ${LOG_LEVELS.join(", ")}, not "${logLevel}"`);
+  }
+  const adminToken = env[e.adminToken] || undefined;
+  const readToken = env[e.readToken] || undefined;
+  for (const [name, token] of [[e.adminToken, adminToken], [e.readToken, readToken]] as const) {
+    if (token !== undefined && token.length < 16) {
+      throw new ValidationError(`${name} must be at least 16 characters long`);
+    }
+  }
+  return {
+    ...configDefaults,
+    dataDir: overrides.dataDir ?? env[e.dataDir] ?? defaultDataDir(),
+    host: overrides.host ?? env[e.host] ?? configDefaults.host,
+    port: integer("port", port, 0, 65535),
+    bodyLimit: integer("body limit", bodyLimit, 1024, 1024 * 1024 * 1024),
+    authRead: auth === "read",
+    adminToken,
+    readToken,
+    logLevel,
+  };
+}

@@ -1,0 +1,219 @@
+// The directory of Things: registration, update, removal and lookup of TDs, every mutation
+// recorded as a Change in the same transaction and published on the Bus after commit.
+import {
+  ConflictError,
+  NotFoundError,
+  ValidationError,
+  applyMergePatch,
+  compileJsonPath,
+  enrichThingDescription,
+  expiryOf,
+  iriProblem,
+  newThingId,
+  splitRegistration,
+  validateThingDescription,
+  type Cause,
+  type Change,
+  type RegisteredThingDescription,
+} from "../core/index.js";
+import type { Bus } from "../bus/index.js";
+import type { Store, ThingRecord } from "../store/index.js";
+
+export interface DirectoryOptions {
+  clock?: () => Date;
+  maxSearchResults?: number;
+}
+
+export interface RegisterResult {
+  id: string;
+  created: boolean;
+  change: Change;
+}
+
+/** How many times a merge patch is retried when another writer changed the TD meanwhile. */
+const PATCH_ATTEMPTS = 5;
+
+export function assertThingId(id: string): void {
+  const problem = iriProblem(id);
+  if (problem) {
+    throw new ValidationError(`The Thing id "${id}" is not a valid IRI: it ${problem}`, [
+      { pointer: "/id", message: problem },
+    ]);
+  }
+}
+
+export class Directory {
+  private readonly clock: () => Date;
+  private readonly maxSearchResults: number;
+
+  constructor(
+    private readonly store: Store,
+    private readonly bus: Bus,
+    options: DirectoryOptions = {},
+  ) {
+    this.clock = options.clock ?? (() => new Date());
+    this.maxSearchResults = options.maxSearchResults ?? 100_000;
+  }
+
+  /** Validates a submitted TD and prepares the store command: the edge of the directory. */
+  private prepare(body: unknown, id: string | undefined) {
+    validateThingDescription(body);
+    const { td, request } = splitRegistration(body);
+    if (id !== undefined && td.id !== undefined && td.id !== id) {
+      throw new ValidationError(`The TD's id (${td.id}) differs from the id in the URL (${id})`, [
+        { pointer: "/id", message: `must equal the id in the URL, ${id}` },
+      ]);
+    }
+    const thingId = id ?? td.id ?? newThingId();
+    assertThingId(thingId);
+    const now = this.clock();
+    const registered = { ...td, id: thingId } as RegisteredThingDescription;
+    const expires = expiryOf(request, now);
+    return { td: registered, ttl: request.ttl, expires, time: now.toISOString() };
+  }
+
+  private async commit(
+    prepared: ReturnType<Directory["prepare"]>,
+    cause: Cause,
+    expect?: "absent" | number,
+  ): Promise<RegisterResult> {
+    const result = await this.store.describe({
+      td: prepared.td,
+      cause,
+      time: prepared.time,
+      ...(prepared.expires !== undefined && { expires: prepared.expires }),
+      ...(prepared.ttl !== undefined && { ttl: prepared.ttl }),
+      ...(expect !== undefined && { expect }),
+    });
+    this.bus.publish([result.change]);
+    return { id: result.record.id, created: result.created, change: result.change };
+  }
+
+  /** `POST /things`: an anonymous TD gets a fresh `urn:uuid:` id. */
+  async create(body: unknown, cause: Cause): Promise<RegisterResult> {
+    if (typeof body === "object" && body !== null && "id" in body) {
+      throw new ValidationError("This TD has an id: register it with PUT /things/{id}", [
+        { pointer: "/id", message: "an anonymous TD (POST) has no id" },
+      ]);
+    }
+    return this.commit(this.prepare(body, undefined), cause, "absent");
+  }
+
+  /** `PUT /things/{id}`: creates or replaces the TD. */
+  async put(id: string, body: unknown, cause: Cause): Promise<RegisterResult> {
+    assertThingId(id);
+    return this.commit(this.prepare(body, id), cause);
+  }
+
+  /** `PATCH /things/{id}` with an RFC 7396 merge patch; the result must be a valid TD. */
+  async patch(id: string, patch: unknown, cause: Cause): Promise<RegisterResult> {
+    assertThingId(id);
+    if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
+      throw new ValidationError("A merge patch for a TD is a JSON object", [{ pointer: "", message: "must be object" }]);
+    }
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.getLive(id);
+      const patched = applyMergePatch(current.td, patch);
+      const prepared = this.prepare(patched, id);
+      // Keep the registration's expiry unless the patch set a new one.
+      if (prepared.expires === undefined && current.expires !== undefined) {
+        prepared.expires = current.expires;
+        if (current.ttl !== undefined) prepared.ttl = current.ttl;
+      }
+      try {
+        return await this.commit(prepared, cause, current.version);
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= PATCH_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  async remove(id: string, cause: Cause): Promise<Change> {
+    assertThingId(id);
+    const change = await this.store.remove({ id, cause, time: this.clock().toISOString() });
+    this.bus.publish([change]);
+    return change;
+  }
+
+  private isExpired(record: ThingRecord, now: Date): boolean {
+    return record.expires !== undefined && Date.parse(record.expires) <= now.getTime();
+  }
+
+  /** A registered, unexpired Thing, or NotFoundError. */
+  async getLive(id: string): Promise<ThingRecord> {
+    assertThingId(id);
+    const record = await this.store.getThing(id);
+    if (!record || this.isExpired(record, this.clock())) throw new NotFoundError(`No Thing with id ${id}`);
+    return record;
+  }
+
+  /** The TD with its registration information, as the directory serves it. */
+  enriched(record: ThingRecord, now = this.clock()): RegisteredThingDescription {
+    return enrichThingDescription(record.td, {
+      created: record.created,
+      modified: record.modified,
+      ...(record.expires !== undefined && { expires: record.expires }),
+      ...(record.ttl !== undefined && { ttl: record.ttl }),
+      retrieved: now.toISOString(),
+    });
+  }
+
+  async get(id: string): Promise<RegisteredThingDescription> {
+    return this.enriched(await this.getLive(id));
+  }
+
+  async list(offset: number, limit: number): Promise<{ items: RegisteredThingDescription[]; total: number }> {
+    const now = this.clock();
+    const [records, total] = await Promise.all([
+      this.store.listThings({ offset, limit }),
+      this.store.countThings(),
+    ]);
+    const items = records.filter((r) => !this.isExpired(r, now)).map((r) => this.enriched(r, now));
+    return { items, total };
+  }
+
+  /** RFC 9535 JSONPath over every registered TD; the values, concatenated in id order. */
+  async searchJsonPath(query: string): Promise<unknown[]> {
+    const path = compileJsonPath(query);
+    const now = this.clock();
+    const results: unknown[] = [];
+    for await (const record of this.store.scanThings()) {
+      if (this.isExpired(record, now)) continue;
+      for (const value of path.values(record.td)) {
+        results.push(value);
+        if (results.length > this.maxSearchResults) {
+          throw new ValidationError(
+            `The query selects more than ${this.maxSearchResults} values; make it more specific`,
+            [{ pointer: "/query", message: "selects too many values" }],
+          );
+        }
+      }
+    }
+    return results;
+  }
+
+  /** Drops TDs whose registration expired; each removal is a Change caused by the hub. */
+  async sweepExpired(): Promise<number> {
+    const now = this.clock();
+    const ids = await this.store.expiredThings(now.toISOString(), 500);
+    let removed = 0;
+    for (const id of ids) {
+      const record = await this.store.getThing(id);
+      if (!record || !this.isExpired(record, now)) continue;
+      try {
+        const change = await this.store.remove({
+          id,
+          cause: { actor: "hub:expiry", via: "hub" },
+          time: now.toISOString(),
+          expect: record.version,
+        });
+        this.bus.publish([change]);
+        removed++;
+      } catch (err) {
+        // Removed or renewed by someone else in the meantime: nothing to do.
+        if (!(err instanceof NotFoundError) && !(err instanceof ConflictError)) throw err;
+      }
+    }
+    return removed;
+  }
+}

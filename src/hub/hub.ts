@@ -1,0 +1,92 @@
+// The hub: wires a Store, a Bus and the services built on them, and runs their lifecycle.
+import type { Logger } from "pino";
+import type { Bus } from "../bus/index.js";
+import type { Store } from "../store/index.js";
+import { loadOrCreateAdminToken, tokenMatches, type AdminToken } from "./admin-token.js";
+import { loadOrCreateHubId } from "./hub-identity.js";
+import { followChanges, type FollowOptions, type Follower } from "./change-stream.js";
+import type { HubConfig } from "./config.js";
+import { Directory } from "./directory.js";
+import type { Change } from "../core/index.js";
+
+/** Who is making a request, once their token has been checked. */
+export interface Principal {
+  name: string;
+  admin: boolean;
+}
+
+export interface HubOptions {
+  logger: Logger;
+  /** The backends, chosen by whoever starts the hub (the hub never knows which one runs). */
+  store: Store;
+  bus: Bus;
+  clock?: () => Date;
+}
+
+export class Hub {
+  readonly directory: Directory;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    /** This hub's stable id (an IRI), kept in the data directory. */
+    readonly id: string,
+    readonly config: HubConfig,
+    readonly store: Store,
+    readonly bus: Bus,
+    readonly adminToken: AdminToken,
+    readonly logger: Logger,
+    clock: (() => Date) | undefined,
+  ) {
+    this.directory = new Directory(store, bus, {
+      ...(clock && { clock }),
+      maxSearchResults: config.maxSearchResults,
+    });
+  }
+
+  static open(config: HubConfig, options: HubOptions): Hub {
+    const { logger, store, bus } = options;
+    const adminToken = loadOrCreateAdminToken(config.dataDir, config.adminToken);
+    const hub = new Hub(loadOrCreateHubId(config.dataDir), config, store, bus, adminToken, logger, options.clock);
+    hub.startExpirySweep();
+    return hub;
+  }
+
+  private startExpirySweep(): void {
+    const sweep = () => {
+      this.directory
+        .sweepExpired()
+        .then((n) => {
+          if (n > 0) this.logger.info({ removed: n }, "dropped expired Thing Descriptions");
+        })
+        .catch((err: unknown) => this.logger.error({ err }, "expiry sweep failed"))
+        .finally(() => {
+          if (!this.closing) this.sweepTimer = setTimeout(sweep, this.config.expirySweepMs).unref();
+        });
+    };
+    this.sweepTimer = setTimeout(sweep, this.config.expirySweepMs).unref();
+  }
+
+  /** The principal a bearer token stands for, or undefined when it stands for nobody. */
+  authenticate(token: string): Principal | undefined {
+    if (tokenMatches(token, this.adminToken.token)) return { name: "admin", admin: true };
+    const reader = this.config.readToken;
+    if (reader !== undefined && tokenMatches(token, reader)) return { name: "reader", admin: false };
+    return undefined;
+  }
+
+  /** Committed Changes after a position, then live ones (see change-stream.ts). */
+  follow(handler: (change: Change) => void, options?: FollowOptions): Follower {
+    return followChanges(this.store, this.bus, handler, options);
+  }
+
+  /** Stops background work, lets queued writes commit, and closes the store. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearTimeout(this.sweepTimer);
+      await this.bus.close();
+      await this.store.close();
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,3 @@
+// The public face of the store: the interface, and the backends chosen by configuration.
+export type * from "./store.js";
+export { SqliteStore, type SqliteStoreOptions } from "./sqlite/sqlite-store.js";

@@ -1,0 +1,336 @@
+// The embedded Store on SQLite (better-sqlite3): WAL, synchronous=FULL, group commit.
+// Concurrent writers queue their commands; one transaction commits a whole batch, and each
+// command's promise settles only after that commit is durable.
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import {
+  ConflictError,
+  NotFoundError,
+  UnavailableError,
+  type Change,
+  type ChangeInput,
+  type RegisteredThingDescription,
+} from "../../core/index.js";
+import type {
+  DescribeCommand,
+  DescribeResult,
+  ListOptions,
+  RemoveCommand,
+  Store,
+  ThingRecord,
+} from "../store.js";
+import { migrations } from "./sqlite-migrations.js";
+
+export interface SqliteStoreOptions {
+  /** Path of the database file, or ":memory:". */
+  path: string;
+  /** Commands waiting beyond this many are refused with UnavailableError (backpressure). */
+  maxQueue?: number;
+  /** At most this many commands share one transaction. */
+  maxBatch?: number;
+}
+
+interface ThingRow {
+  id: string;
+  td: string;
+  created: string;
+  modified: string;
+  expires: string | null;
+  ttl: number | null;
+  version: number;
+}
+
+interface ChangeRow {
+  seq: number;
+  time: string;
+  at: string | null;
+  thing: string;
+  affordance: string | null;
+  kind: string;
+  value: string | null;
+  previous: string | null;
+  cause: string;
+}
+
+interface Pending {
+  run: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+function toRecord(row: ThingRow): ThingRecord {
+  const record: ThingRecord = {
+    id: row.id,
+    td: JSON.parse(row.td) as RegisteredThingDescription,
+    created: row.created,
+    modified: row.modified,
+    version: row.version,
+  };
+  if (row.expires !== null) record.expires = row.expires;
+  if (row.ttl !== null) record.ttl = row.ttl;
+  return record;
+}
+
+function toChange(row: ChangeRow): Change {
+  const change: Change = {
+    seq: row.seq,
+    time: row.time,
+    thing: row.thing,
+    kind: row.kind,
+    cause: JSON.parse(row.cause) as Change["cause"],
+  };
+  if (row.at !== null) change.at = row.at;
+  if (row.affordance !== null) change.affordance = row.affordance;
+  if (row.value !== null) change.value = JSON.parse(row.value) as unknown;
+  if (row.previous !== null) change.previous = JSON.parse(row.previous) as unknown;
+  return change;
+}
+
+function jsonOrNull(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly maxQueue: number;
+  private readonly maxBatch: number;
+  private queue: Pending[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private drained: (() => void) | undefined;
+
+  private readonly stmt;
+  private readonly runBatch: (batch: Pending[]) => Outcome[];
+
+  constructor(options: SqliteStoreOptions) {
+    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+    this.db = new Database(options.path);
+    this.db.pragma("journal_mode = WAL");
+    // Acknowledged means durable, even on power loss (PITFALLS.md); group commit keeps it cheap.
+    this.db.pragma("synchronous = FULL");
+    this.db.pragma("busy_timeout = 5000");
+    this.migrate();
+    this.maxQueue = options.maxQueue ?? 10_000;
+    this.maxBatch = options.maxBatch ?? 1_000;
+
+    const db = this.db;
+    this.stmt = {
+      getThing: db.prepare<[string], ThingRow>("SELECT * FROM things WHERE id = ?"),
+      getVersion: db.prepare<[string], { td: string; version: number; created: string }>(
+        "SELECT td, version, created FROM things WHERE id = ?",
+      ),
+      upsertThing: db.prepare(
+        `INSERT INTO things (id, td, created, modified, expires, ttl, version)
+         VALUES (@id, @td, @created, @modified, @expires, @ttl, @version)
+         ON CONFLICT (id) DO UPDATE SET td = excluded.td, modified = excluded.modified,
+           expires = excluded.expires, ttl = excluded.ttl, version = excluded.version`,
+      ),
+      deleteThing: db.prepare<[string]>("DELETE FROM things WHERE id = ?"),
+      listThings: db.prepare<[number, number], ThingRow>("SELECT * FROM things ORDER BY id LIMIT ? OFFSET ?"),
+      scanThings: db.prepare<[string, number], ThingRow>(
+        "SELECT * FROM things WHERE id > ? ORDER BY id LIMIT ?",
+      ),
+      countThings: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM things"),
+      expired: db.prepare<[string, number], { id: string }>(
+        "SELECT id FROM things WHERE expires IS NOT NULL AND expires <= ? ORDER BY expires LIMIT ?",
+      ),
+      insertChange: db.prepare(
+        `INSERT INTO changes (time, at, thing, affordance, kind, value, previous, cause)
+         VALUES (@time, @at, @thing, @affordance, @kind, @value, @previous, @cause)`,
+      ),
+      changesAfter: db.prepare<[number, number], ChangeRow>(
+        "SELECT * FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+      ),
+      lastSeq: db.prepare<[], { seq: number | null }>("SELECT max(seq) AS seq FROM changes"),
+    };
+
+    // Each command runs in a savepoint (a nested better-sqlite3 transaction), so one failing
+    // command (a precondition, a constraint) rolls back alone and the rest of the batch commits.
+    const runOne = db.transaction((pending: Pending) => pending.run());
+    this.runBatch = db.transaction((batch: Pending[]) =>
+      batch.map((pending): Outcome => {
+        try {
+          return { ok: true, value: runOne(pending) };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      }),
+    );
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma("user_version", { simple: true }) as number;
+    if (current > migrations.length) {
+      throw new Error(
+        `The database schema is version ${current}, newer than this hub understands (${migrations.length}); upgrade the hub.`,
+      );
+    }
+    for (let v = current; v < migrations.length; v++) {
+      const sql = migrations[v] ?? "";
+      this.db.transaction(() => {
+        this.db.exec(sql);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  private enqueue<T>(run: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new UnavailableError("The store is closing"));
+    if (this.queue.length >= this.maxQueue) {
+      return Promise.reject(new UnavailableError("Too many writes are waiting; retry shortly", 1));
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      // Promises settle only after COMMIT returned: until then no success is durable.
+      let outcomes: Outcome[];
+      try {
+        outcomes = this.runBatch(batch);
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+        continue;
+      }
+      batch.forEach((p, i) => {
+        const outcome = outcomes[i];
+        if (outcome?.ok) p.resolve(outcome.value);
+        else p.reject(outcome ? outcome.error : new Error("lost outcome"));
+      });
+    }
+    this.drained?.();
+  }
+
+  private appendChange(input: ChangeInput & { time: string }): Change {
+    const info = this.stmt.insertChange.run({
+      time: input.time,
+      at: input.at ?? null,
+      thing: input.thing,
+      affordance: input.affordance ?? null,
+      kind: input.kind,
+      value: jsonOrNull(input.value),
+      previous: jsonOrNull(input.previous),
+      cause: JSON.stringify(input.cause),
+    });
+    const change: Change = { ...input, seq: Number(info.lastInsertRowid) };
+    return change;
+  }
+
+  describe(command: DescribeCommand): Promise<DescribeResult> {
+    return this.enqueue(() => {
+      const { td, time } = command;
+      const existing = this.stmt.getVersion.get(td.id);
+      if (command.expect === "absent" && existing) {
+        throw new ConflictError(`A Thing with id ${td.id} is already registered`);
+      }
+      if (typeof command.expect === "number" && existing?.version !== command.expect) {
+        throw new ConflictError(`The Thing ${td.id} was changed concurrently; retry`);
+      }
+      const previous = existing ? (JSON.parse(existing.td) as unknown) : undefined;
+      const change = this.appendChange({
+        thing: td.id,
+        kind: "described",
+        value: td,
+        previous,
+        cause: command.cause,
+        time,
+      });
+      const record: ThingRecord = {
+        id: td.id,
+        td,
+        created: existing?.created ?? time,
+        modified: time,
+        version: change.seq,
+      };
+      if (command.expires !== undefined) record.expires = command.expires;
+      if (command.ttl !== undefined) record.ttl = command.ttl;
+      this.stmt.upsertThing.run({
+        id: td.id,
+        td: JSON.stringify(td),
+        created: record.created,
+        modified: time,
+        expires: command.expires ?? null,
+        ttl: command.ttl ?? null,
+        version: change.seq,
+      });
+      return { created: existing === undefined, record, change };
+    });
+  }
+
+  remove(command: RemoveCommand): Promise<Change> {
+    return this.enqueue(() => {
+      const existing = this.stmt.getVersion.get(command.id);
+      if (!existing) throw new NotFoundError(`No Thing with id ${command.id}`);
+      if (command.expect !== undefined && existing.version !== command.expect) {
+        throw new ConflictError(`The Thing ${command.id} was changed concurrently; retry`);
+      }
+      this.stmt.deleteThing.run(command.id);
+      return this.appendChange({
+        thing: command.id,
+        kind: "removed",
+        previous: JSON.parse(existing.td) as unknown,
+        cause: command.cause,
+        time: command.time,
+      });
+    });
+  }
+
+  getThing(id: string): Promise<ThingRecord | undefined> {
+    const row = this.stmt.getThing.get(id);
+    return Promise.resolve(row ? toRecord(row) : undefined);
+  }
+
+  listThings(options: ListOptions): Promise<ThingRecord[]> {
+    return Promise.resolve(this.stmt.listThings.all(options.limit, options.offset).map(toRecord));
+  }
+
+  countThings(): Promise<number> {
+    return Promise.resolve(this.stmt.countThings.get()?.n ?? 0);
+  }
+
+  async *scanThings(batchSize = 500): AsyncIterable<ThingRecord> {
+    let after = "";
+    for (;;) {
+      const rows = this.stmt.scanThings.all(after, batchSize);
+      for (const row of rows) yield toRecord(row);
+      const last = rows.at(-1);
+      if (!last || rows.length < batchSize) return;
+      after = last.id;
+      // Let other work (ingest, requests) run between pages of a long scan.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  expiredThings(time: string, limit: number): Promise<string[]> {
+    return Promise.resolve(this.stmt.expired.all(time, limit).map((r) => r.id));
+  }
+
+  changesAfter(after: number, limit: number): Promise<Change[]> {
+    return Promise.resolve(this.stmt.changesAfter.all(after, limit).map(toChange));
+  }
+
+  lastSeq(): Promise<number> {
+    return Promise.resolve(this.stmt.lastSeq.get()?.seq ?? 0);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.queue.length > 0 || this.flushScheduled) {
+      await new Promise<void>((resolve) => (this.drained = resolve));
+    }
+    this.db.close();
+  }
+}
+
