@@ -1,0 +1,54 @@
+// Starts a real hub on port 0 with a fresh data directory, for end-to-end tests.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startHub, createLogger, type RunningHub } from "../../src/cli/index.js";
+import { loadConfig, type ConfigOverrides } from "../../src/hub/index.js";
+
+export interface TestHub extends RunningHub {
+  token: string;
+  dataDir: string;
+  /** fetch against the hub, with the admin token unless `auth: false`. */
+  request(path: string, init?: RequestInit & { auth?: boolean | string }): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+export async function startTestHub(
+  overrides: ConfigOverrides = {},
+  env: NodeJS.ProcessEnv = {},
+  options: { clock?: () => Date } = {},
+): Promise<TestHub> {
+  const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), "hyperthings-test-"));
+  const config = loadConfig({ port: 0, logLevel: "silent", ...overrides, dataDir }, env);
+  const running = await startHub(config, {
+    logger: createLogger(config.logLevel),
+    ...(options.clock && { clock: options.clock }),
+  });
+  const token = running.hub.adminToken.token;
+  return {
+    ...running,
+    token,
+    dataDir,
+    request(path, init = {}) {
+      const { auth = true, ...rest } = init;
+      const headers = new Headers(rest.headers);
+      if (auth !== false) headers.set("authorization", `Bearer ${typeof auth === "string" ? auth : token}`);
+      return fetch(`${running.url}${path}`, { ...rest, headers });
+    },
+    async stop() {
+      await running.close();
+      if (overrides.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A minimal valid TD 1.1, with overrides. */
+export function minimalTd(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    "@context": "https://www.w3.org/2022/wot/td/v1.1",
+    title: "Lamp",
+    securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+    security: "nosec_sc",
+    ...overrides,
+  };
+}
