@@ -43,7 +43,9 @@ async function serve(options: ServeOptions): Promise<RunningHub> {
     running = await startHub(config);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") {
-      throw new CliError(`port ${config.port} on ${config.host} is already in use; choose another with --port`);
+      throw new CliError(
+        `port ${config.port} on ${config.host} is already in use; choose another with --port`,
+      );
     }
     throw err;
   }
@@ -52,7 +54,9 @@ async function serve(options: ServeOptions): Promise<RunningHub> {
   out.write(`  data: ${config.dataDir}\n`);
   const { adminToken } = running.hub;
   if (adminToken.created) {
-    out.write(`  admin token (shown once; kept in ${adminToken.path ?? "?"}, mode 0600):\n    ${adminToken.token}\n`);
+    out.write(
+      `  admin token (shown once; kept in ${adminToken.path ?? "?"}, mode 0600):\n    ${adminToken.token}\n`,
+    );
   } else if (adminToken.path) {
     out.write(`  admin token: in ${adminToken.path}\n`);
   } else {
@@ -83,7 +87,9 @@ async function serve(options: ServeOptions): Promise<RunningHub> {
 async function registerExamples(running: RunningHub): Promise<number> {
   const folder = new URL("../../examples/things/", import.meta.url);
   let count = 0;
-  for (const name of readdirSync(folder).filter((n) => n.endsWith(".json")).sort()) {
+  for (const name of readdirSync(folder)
+    .filter((n) => n.endsWith(".json"))
+    .sort()) {
     const td = JSON.parse(readFileSync(new URL(name, folder), "utf8")) as RegisteredThingDescription;
     const existing = await running.hub.store.getThing(td.id);
     if (existing && canonicalJson(existing.td) === canonicalJson(td)) continue;

@@ -21,7 +21,10 @@ export interface RunningHub {
 export function createLogger(level: string, destination: NodeJS.WritableStream = process.stderr): Logger {
   const isTty = (destination as NodeJS.WriteStream).isTTY === true;
   return isTty
-    ? pino({ level }, pretty({ destination, colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" }))
+    ? pino(
+        { level },
+        pretty({ destination, colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" }),
+      )
     : pino({ level }, destination);
 }
 

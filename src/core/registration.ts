@@ -39,9 +39,10 @@ export function splitRegistration(td: ThingDescription): {
   const request: RegistrationRequest = {};
   if (ttl !== undefined) {
     if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS) {
-      throw new ValidationError(`registration.ttl must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}`, [
-        { pointer: "/registration/ttl", message: "must be an integer in [1, 315360000]" },
-      ]);
+      throw new ValidationError(
+        `registration.ttl must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}`,
+        [{ pointer: "/registration/ttl", message: "must be an integer in [1, 315360000]" }],
+      );
     }
     request.ttl = ttl;
   }

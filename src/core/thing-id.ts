@@ -18,7 +18,7 @@ export function iriProblem(value: string): string | undefined {
   if (value.length === 0) return "is empty";
   if (value.length > 2048) return "is longer than 2048 characters";
   if (!SCHEME.test(value)) return "has no scheme (an id is an absolute IRI such as urn:example:lamp)";
-  if (FORBIDDEN.test(value)) return "contains a space, a control character or one of <>\"{}|\\^`";
+  if (FORBIDDEN.test(value)) return 'contains a space, a control character or one of <>"{}|\\^`';
   if (BAD_PERCENT.test(value)) return "contains a % that does not start a %XX escape";
   const rest = value.slice(value.indexOf(":") + 1);
   if (rest.length === 0) return "has nothing after its scheme";

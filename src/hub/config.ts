@@ -80,7 +80,9 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const bodyLimit = String(overrides.bodyLimit ?? env[e.bodyLimit] ?? configDefaults.bodyLimit);
   const auth = overrides.auth ?? env[e.authRead] ?? "write";
   if (auth !== "read" && auth !== "write") {
-    throw new ValidationError(`auth must be "write" (mutations need a token) or "read" (everything does), not "${auth}"`);
+    throw new ValidationError(
+      `auth must be "write" (mutations need a token) or "read" (everything does), not "${auth}"`,
+    );
   }
   const logLevel = overrides.logLevel ?? env[e.logLevel] ?? configDefaults.logLevel;
   if (!LOG_LEVELS.includes(logLevel)) {
@@ -88,7 +90,10 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   }
   const adminToken = env[e.adminToken] || undefined;
   const readToken = env[e.readToken] || undefined;
-  for (const [name, token] of [[e.adminToken, adminToken], [e.readToken, readToken]] as const) {
+  for (const [name, token] of [
+    [e.adminToken, adminToken],
+    [e.readToken, readToken],
+  ] as const) {
     if (token !== undefined && token.length < 16) {
       throw new ValidationError(`${name} must be at least 16 characters long`);
     }

@@ -109,7 +109,9 @@ export class Directory {
   async patch(id: string, patch: unknown, cause: Cause): Promise<RegisterResult> {
     assertThingId(id);
     if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
-      throw new ValidationError("A merge patch for a TD is a JSON object", [{ pointer: "", message: "must be object" }]);
+      throw new ValidationError("A merge patch for a TD is a JSON object", [
+        { pointer: "", message: "must be object" },
+      ]);
     }
     for (let attempt = 1; ; attempt++) {
       const current = await this.getLive(id);

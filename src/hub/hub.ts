@@ -47,7 +47,15 @@ export class Hub {
   static open(config: HubConfig, options: HubOptions): Hub {
     const { logger, store, bus } = options;
     const adminToken = loadOrCreateAdminToken(config.dataDir, config.adminToken);
-    const hub = new Hub(loadOrCreateHubId(config.dataDir), config, store, bus, adminToken, logger, options.clock);
+    const hub = new Hub(
+      loadOrCreateHubId(config.dataDir),
+      config,
+      store,
+      bus,
+      adminToken,
+      logger,
+      options.clock,
+    );
     hub.startExpirySweep();
     return hub;
   }

@@ -35,7 +35,9 @@ export function registerAuthorization(app: FastifyInstance, hub: Hub): void {
     if (isRead && !hub.config.authRead) return;
     if (!request.principal) {
       throw new UnauthorizedError(
-        isRead ? "This hub requires a bearer token for reads" : "Changing the directory requires a bearer token",
+        isRead
+          ? "This hub requires a bearer token for reads"
+          : "Changing the directory requires a bearer token",
       );
     }
     if (!isRead && !request.principal.admin) {

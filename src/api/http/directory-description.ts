@@ -11,7 +11,9 @@ export function directoryDescription(hub: Hub, base: string, version: string): R
   const write = { security: "bearer_sc" };
   const readSecurity = hub.config.authRead ? "bearer_sc" : "nosec_sc";
   const tdInput: DataSchema = { description: "A Thing Description", type: "object" };
-  const idVariable: Record<string, DataSchema> = { id: { title: "Thing id", type: "string", format: "iri-reference" } };
+  const idVariable: Record<string, DataSchema> = {
+    id: { title: "Thing id", type: "string", format: "iri-reference" },
+  };
   const eventForm = (type: string) => ({
     op: "subscribeevent",
     href: `events/${type}{?diff}`,
@@ -41,7 +43,9 @@ export function directoryDescription(hub: Hub, base: string, version: string): R
           offset: { type: "integer", minimum: 0 },
           limit: { type: "integer", minimum: 1, maximum: hub.config.maxPageLimit },
         },
-        forms: [{ href: "things{?offset,limit}", op: "readproperty", contentType: "application/ld+json", ...GET }],
+        forms: [
+          { href: "things{?offset,limit}", op: "readproperty", contentType: "application/ld+json", ...GET },
+        ],
       },
     },
     actions: {
@@ -49,7 +53,9 @@ export function directoryDescription(hub: Hub, base: string, version: string): R
         description: "Register a TD under its id",
         uriVariables: idVariable,
         input: tdInput,
-        forms: [{ href: "things/{id}", "htv:methodName": "PUT", contentType: "application/td+json", ...write }],
+        forms: [
+          { href: "things/{id}", "htv:methodName": "PUT", contentType: "application/td+json", ...write },
+        ],
       },
       createAnonymousThing: {
         description: "Register a TD without an id; the answer's Location names the one given",
@@ -70,14 +76,21 @@ export function directoryDescription(hub: Hub, base: string, version: string): R
         uriVariables: idVariable,
         input: tdInput,
         idempotent: true,
-        forms: [{ href: "things/{id}", "htv:methodName": "PUT", contentType: "application/td+json", ...write }],
+        forms: [
+          { href: "things/{id}", "htv:methodName": "PUT", contentType: "application/td+json", ...write },
+        ],
       },
       partiallyUpdateThing: {
         description: "Change part of a TD with a JSON merge patch (RFC 7396)",
         uriVariables: idVariable,
         input: { type: "object" },
         forms: [
-          { href: "things/{id}", "htv:methodName": "PATCH", contentType: "application/merge-patch+json", ...write },
+          {
+            href: "things/{id}",
+            "htv:methodName": "PATCH",
+            contentType: "application/merge-patch+json",
+            ...write,
+          },
         ],
       },
       deleteThing: {
@@ -96,9 +109,21 @@ export function directoryDescription(hub: Hub, base: string, version: string): R
       },
     },
     events: {
-      thingCreated: { description: "A TD was registered", data: { type: "object" }, forms: [eventForm("thing_created")] },
-      thingUpdated: { description: "A TD changed", data: { type: "object" }, forms: [eventForm("thing_updated")] },
-      thingDeleted: { description: "A TD was removed", data: { type: "object" }, forms: [eventForm("thing_deleted")] },
+      thingCreated: {
+        description: "A TD was registered",
+        data: { type: "object" },
+        forms: [eventForm("thing_created")],
+      },
+      thingUpdated: {
+        description: "A TD changed",
+        data: { type: "object" },
+        forms: [eventForm("thing_updated")],
+      },
+      thingDeleted: {
+        description: "A TD was removed",
+        data: { type: "object" },
+        forms: [eventForm("thing_deleted")],
+      },
     },
   };
 }

@@ -20,7 +20,10 @@ const tdBody = {
 /** Answers with TD JSON in the media type the client accepts (TD by default). */
 export function sendTd(request: FastifyRequest, reply: FastifyReply, body: unknown): FastifyReply {
   const accept = request.headers.accept ?? "";
-  const type = accept.includes(TD_CONTENT_TYPE) || !accept.includes("application/json") ? TD_CONTENT_TYPE : "application/json";
+  const type =
+    accept.includes(TD_CONTENT_TYPE) || !accept.includes("application/json")
+      ? TD_CONTENT_TYPE
+      : "application/json";
   return reply.type(type).send(JSON.stringify(body));
 }
 
@@ -89,7 +92,13 @@ export function directoryRoutes(hub: Hub) {
 
     app.get(
       "/things/*",
-      { schema: { summary: "Retrieve one TD with its registration information", tags: ["directory"], params: idParam } },
+      {
+        schema: {
+          summary: "Retrieve one TD with its registration information",
+          tags: ["directory"],
+          params: idParam,
+        },
+      },
       async (request, reply) => sendTd(request, reply, await directory.get(idOf(request))),
     );
 
@@ -104,8 +113,13 @@ export function directoryRoutes(hub: Hub) {
         },
       },
       async (request, reply) => {
-        const result = await directory.put(idOf(request), request.body, { actor: actorOf(request), via: "http" });
-        return result.created ? reply.code(201).header("location", thingPath(result.id)).send() : reply.code(204).send();
+        const result = await directory.put(idOf(request), request.body, {
+          actor: actorOf(request),
+          via: "http",
+        });
+        return result.created
+          ? reply.code(201).header("location", thingPath(result.id)).send()
+          : reply.code(204).send();
       },
     );
 

@@ -91,7 +91,9 @@ export function eventRoutes(hub: Hub) {
             {
               ...(after !== undefined && { after }),
               pace: () =>
-                res.writableNeedDrain ? new Promise<void>((resolve) => res.once("drain", resolve)) : Promise.resolve(),
+                res.writableNeedDrain
+                  ? new Promise<void>((resolve) => res.once("drain", resolve))
+                  : Promise.resolve(),
             },
           );
           const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS).unref();
@@ -109,7 +111,11 @@ export function eventRoutes(hub: Hub) {
       );
     };
 
-    stream("/events", DIRECTORY_EVENT_TYPES, "Every directory event: thing_created, thing_updated, thing_deleted");
+    stream(
+      "/events",
+      DIRECTORY_EVENT_TYPES,
+      "Every directory event: thing_created, thing_updated, thing_deleted",
+    );
     for (const type of DIRECTORY_EVENT_TYPES) stream(`/events/${type}`, [type], `Only ${type} events`);
   };
 }

@@ -33,7 +33,12 @@ function fromFastifyError(err: FastifyError): Problem {
   const status = err.statusCode ?? 500;
   switch (err.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return { type: problemType("body-too-large"), title: "Request body too large", status: 413, detail: err.message };
+      return {
+        type: problemType("body-too-large"),
+        title: "Request body too large",
+        status: 413,
+        detail: err.message,
+      };
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return {
         type: problemType("unsupported-media-type"),
@@ -42,7 +47,12 @@ function fromFastifyError(err: FastifyError): Problem {
         detail: `${err.message}; send application/td+json or application/json (application/merge-patch+json for PATCH)`,
       };
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
-      return { type: problemType("validation"), title: "Invalid input", status: 400, detail: "The request has no body" };
+      return {
+        type: problemType("validation"),
+        title: "Invalid input",
+        status: 400,
+        detail: "The request has no body",
+      };
     default:
       break;
   }
@@ -53,14 +63,24 @@ function fromFastifyError(err: FastifyError): Problem {
       message: v.message ?? "is invalid",
     }));
     return withLocations(
-      { type: problemType("validation"), title: "Invalid input", status: 400, detail: `Invalid ${context}: ${err.message}` },
+      {
+        type: problemType("validation"),
+        title: "Invalid input",
+        status: 400,
+        detail: `Invalid ${context}: ${err.message}`,
+      },
       locations,
     );
   }
   if (status >= 400 && status < 500) {
     return { type: problemType("request"), title: "Bad request", status, detail: err.message };
   }
-  return { type: problemType("internal"), title: "Internal error", status: 500, detail: "The hub failed to answer; see its log" };
+  return {
+    type: problemType("internal"),
+    title: "Internal error",
+    status: 500,
+    detail: "The hub failed to answer; see its log",
+  };
 }
 
 export function toProblem(error: unknown): Problem {

@@ -19,13 +19,17 @@ export const HUB_VERSION = packageJson.version;
 
 export async function buildServer(hub: Hub): Promise<FastifyInstance> {
   const app = Fastify({
+    // The cast keeps fastify's instance type generic over its base logger, not pino's Logger.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
     loggerInstance: hub.logger as FastifyBaseLogger,
     bodyLimit: hub.config.bodyLimit,
     // One line per request at 5,000 requests/s is noise: requests are logged at debug below.
     logController: new LogController({ disableRequestLogging: true }),
     // Thing ids are IRIs; some are long.
     routerOptions: { maxParamLength: 2048 },
-    ajv: { customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true, allErrors: true } },
+    ajv: {
+      customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true, allErrors: true },
+    },
   });
   app.addHook("onResponse", async (request, reply) => {
     request.log.debug(
@@ -40,7 +44,8 @@ export async function buildServer(hub: Hub): Promise<FastifyInstance> {
       info: {
         title: "Hyperthings",
         version: HUB_VERSION,
-        description: "The W3C WoT Thing Description Directory API of a Hyperthings hub, and its operations endpoints.",
+        description:
+          "The W3C WoT Thing Description Directory API of a Hyperthings hub, and its operations endpoints.",
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],
@@ -49,7 +54,11 @@ export async function buildServer(hub: Hub): Promise<FastifyInstance> {
 
   app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, new NotFoundError(`No such resource: ${request.method} ${request.url.split("?")[0]}`)),
+    sendProblem(
+      request,
+      reply,
+      new NotFoundError(`No such resource: ${request.method} ${request.url.split("?")[0]}`),
+    ),
   );
   registerContentTypes(app);
   registerAuthorization(app, hub);

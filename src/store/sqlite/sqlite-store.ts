@@ -333,4 +333,3 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 }
-
