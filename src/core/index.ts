@@ -6,3 +6,4 @@ export * from "./thing-description-validation.js";
 export * from "./thing-id.js";
 export * from "./merge-patch.js";
 export * from "./change.js";
+export * from "./hybrid-logical-clock.js";
