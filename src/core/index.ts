@@ -7,3 +7,4 @@ export * from "./thing-id.js";
 export * from "./merge-patch.js";
 export * from "./change.js";
 export * from "./hybrid-logical-clock.js";
+export * from "./merkle.js";

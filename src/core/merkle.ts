@@ -1,0 +1,416 @@
+// The Log's Merkle tree, per RFC 9162 (Certificate Transparency 2.0) §2.1 with SHA-256: leaf and
+// root hashes, an incremental frontier for ingest, and inclusion and consistency proofs.
+//
+// Hashes are 32-byte Uint8Arrays in memory and lowercase hex strings in JSON (as `sha256Hex`).
+// Tree sizes and indices are JavaScript numbers: safe integers, so up to 2^53 - 1 leaves.
+import { createHash, hash } from "node:crypto";
+import { canonicalJson } from "./canonical-json.js";
+import type { Change } from "./change.js";
+import { ValidationError } from "./errors.js";
+
+/** The length of a SHA-256 hash in bytes. */
+export const HASH_LENGTH = 32;
+
+const LEAF_PREFIX = new Uint8Array([0x00]);
+const EMPTY_ROOT: Uint8Array = createHash("sha256").digest();
+// One reused input buffer for node hashes, 0x01 || left || right, so hashing a node allocates only
+// its output: `hash` is synchronous, so no other call can write to it mid-use.
+const nodeInput = new Uint8Array(1 + 2 * HASH_LENGTH);
+nodeInput[0] = 0x01;
+
+/** RFC 9162 §2.1.1: the hash of one leaf, `SHA-256(0x00 || bytes)`. */
+export function leafHash(bytes: Uint8Array): Uint8Array {
+  return createHash("sha256").update(LEAF_PREFIX).update(bytes).digest();
+}
+
+/** RFC 9162 §2.1.1: the hash of an interior node, `SHA-256(0x01 || left || right)`. */
+export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
+  if (left.length !== HASH_LENGTH || right.length !== HASH_LENGTH) {
+    throw new RangeError(
+      `node hash inputs are ${HASH_LENGTH}-byte hashes, not ${left.length} and ${right.length}`,
+    );
+  }
+  nodeInput.set(left, 1);
+  nodeInput.set(right, 1 + HASH_LENGTH);
+  return hash("sha256", nodeInput, "buffer");
+}
+
+/**
+ * The leaf hash of a Change in the Log: `SHA-256(0x00 || UTF-8(canonicalJson(change)))`.
+ *
+ * The leaf covers every own enumerable field of the object as given — for a Change today `seq`,
+ * `time`, `thing`, `affordance`, `kind`, `value`, `previous`, `at`, `cause` (with all its
+ * members), and any field a later version adds (such as `hlc`) — serialised by RFC 8785 (JCS):
+ * members sorted, no whitespace; members whose value is `undefined` are left out, as JSON has no
+ * `undefined`. Pass exactly the recorded Change: an extra property (say, a database column) would
+ * change the hash. Throws TypeError if the Change holds a value JSON cannot represent.
+ */
+export function changeLeafHash(change: Change): Uint8Array {
+  // One-shot hashing of a string is UTF-8 and faster than a Hash object; U+0000 is the byte 0x00.
+  return hash("sha256", `\u0000${canonicalJson(change)}`, "buffer");
+}
+
+/** RFC 9162 §2.1.1: the Merkle Tree Hash of a list of leaf hashes (SHA-256 of "" when empty). */
+export function rootHash(leaves: readonly Uint8Array[]): Uint8Array {
+  if (leaves.length === 0) return emptyRoot();
+  return rangeHash(leaves, 0, leaves.length);
+}
+
+// MTH(D[start:end]) straight from the definition; the frontier and the proofs are checked against it.
+function rangeHash(leaves: readonly Uint8Array[], start: number, end: number): Uint8Array {
+  if (end - start === 1) return leaves[start] ?? missingLeaf(start);
+  const split = start + largestPowerOfTwoBelow(end - start);
+  return nodeHash(rangeHash(leaves, start, split), rangeHash(leaves, split, end));
+}
+
+/** The root of the empty tree, SHA-256 of the empty string (a fresh copy). */
+export function emptyRoot(): Uint8Array {
+  return Uint8Array.from(EMPTY_ROOT);
+}
+
+/**
+ * The Merkle Tree Hash of the leaves `[start, end)`, 0 <= start < end, for a store to implement
+ * from whatever it keeps (leaf hashes, stored perfect-subtree hashes, a cache). Every range the
+ * proof functions ask for is a node of the RFC 9162 tree: `start` is a multiple of the smallest
+ * power of two >= `end - start`, so the range splits, like a frontier, into one perfect subtree
+ * per set bit of `end - start`.
+ */
+export type SubtreeHasher = (start: number, end: number) => Uint8Array;
+
+/**
+ * A SubtreeHasher over leaf hashes held in memory (memoised, for tests and small logs); it reads
+ * the array when called, so leaves appended later are seen.
+ */
+export function inMemorySubtreeHasher(leaves: readonly Uint8Array[]): SubtreeHasher {
+  const memo = new Map<string, Uint8Array>();
+  const subtree = (start: number, end: number): Uint8Array => {
+    if (end - start === 1) return leaves[start] ?? missingLeaf(start);
+    const key = `${start}:${end}`;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    const split = start + largestPowerOfTwoBelow(end - start);
+    const value = nodeHash(subtree(start, split), subtree(split, end));
+    memo.set(key, value);
+    return value;
+  };
+  return (start, end) => {
+    if (!(
+      Number.isSafeInteger(start) &&
+      Number.isSafeInteger(end) &&
+      0 <= start &&
+      start < end &&
+      end <= leaves.length
+    )) {
+      throw new RangeError(`no subtree [${start}, ${end}) in a tree of ${leaves.length} leaves`);
+    }
+    return subtree(start, end);
+  };
+}
+
+/**
+ * The compact range of a growing tree: the roots of its perfect subtrees, largest first (one per
+ * set bit of `size`), which is all it takes to append a leaf and compute the root in O(log n)
+ * memory and O(1) amortised hashes per append.
+ */
+export class MerkleFrontier {
+  #size = 0;
+  readonly #hashes: Uint8Array[] = [];
+
+  /** The number of leaves appended. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Appends one leaf hash (from `leafHash` or `changeLeafHash`); the frontier may keep the array, so don't reuse it. */
+  append(leaf: Uint8Array): void {
+    if (leaf.length !== HASH_LENGTH)
+      throw new RangeError(`a leaf hash is ${HASH_LENGTH} bytes, not ${leaf.length}`);
+    if (this.#size === Number.MAX_SAFE_INTEGER) throw new RangeError("the tree is full");
+    // Each trailing 1 bit of the old size is a perfect subtree as large as what we carry: merge.
+    let carry = leaf;
+    for (let size = this.#size; size % 2 === 1; size = (size - 1) / 2) {
+      const left = this.#hashes.pop();
+      if (left === undefined) throw new Error("MerkleFrontier invariant broken");
+      carry = nodeHash(left, carry);
+    }
+    this.#hashes.push(carry);
+    this.#size += 1;
+  }
+
+  /** RFC 9162 §2.1.1: the Merkle Tree Hash of everything appended so far. */
+  root(): Uint8Array {
+    const hashes = this.#hashes;
+    let root = hashes[hashes.length - 1];
+    if (root === undefined) return emptyRoot();
+    if (hashes.length === 1) return Uint8Array.from(root); // not our own copy of the subtree root
+    for (let i = hashes.length - 2; i >= 0; i--) root = nodeHash(hashes[i] as Uint8Array, root);
+    return root;
+  }
+
+  /** An independent copy, e.g. to roll back to if a commit fails. */
+  clone(): MerkleFrontier {
+    const copy = new MerkleFrontier();
+    copy.#size = this.#size;
+    copy.#hashes.push(...this.#hashes);
+    return copy;
+  }
+
+  /** `{ size, hashes }`: the perfect subtree roots, largest first, as lowercase hex. */
+  toJSON(): MerkleFrontierJson {
+    return { size: this.#size, hashes: this.#hashes.map(hashToHex) };
+  }
+
+  /** Restores a frontier written by `toJSON`; throws ValidationError if it is not one. */
+  static fromJSON(json: unknown): MerkleFrontier {
+    const candidate = json as Partial<Record<keyof MerkleFrontierJson, unknown>> | null;
+    if (typeof candidate !== "object" || candidate === null) {
+      throw new ValidationError("a Merkle frontier is an object { size, hashes }", [
+        { pointer: "", message: "is not an object" },
+      ]);
+    }
+    const { size, hashes } = candidate;
+    if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+      throw new ValidationError("a Merkle frontier's size is a non-negative integer", [
+        { pointer: "/size", message: "is not a non-negative safe integer" },
+      ]);
+    }
+    if (!Array.isArray(hashes) || hashes.length !== bitCount(size)) {
+      const message = `must be an array of ${bitCount(size)} hashes for size ${size}`;
+      throw new ValidationError(`a Merkle frontier's hashes ${message}`, [{ pointer: "/hashes", message }]);
+    }
+    const frontier = new MerkleFrontier();
+    frontier.#size = size;
+    hashes.forEach((value, i) => frontier.#hashes.push(hashFromHex(value, `/hashes/${i}`)));
+    return frontier;
+  }
+}
+
+/** The JSON form of a MerkleFrontier. */
+export interface MerkleFrontierJson {
+  size: number;
+  /** The perfect subtree roots, largest (leftmost) first, as 64 lowercase hex digits each. */
+  hashes: string[];
+}
+
+/**
+ * RFC 9162 §2.1.3.1: the ranges whose hashes make up the inclusion proof of leaf `index` in the
+ * tree of `size` leaves, in proof order (from the leaf's sibling up to the root's other child).
+ * A store can fetch or compute them in one batch, then hand the hashes over in this order.
+ */
+export function inclusionProofRanges(index: number, size: number): Array<[start: number, end: number]> {
+  assertSize(size, "size");
+  if (!Number.isSafeInteger(index) || index < 0 || index >= size) {
+    throw new ValidationError(`leaf index ${index} is not in a tree of size ${size}`, [
+      { pointer: "/index", message: `must be an integer in 0..${size - 1}` },
+    ]);
+  }
+  // PATH(m, D[lo:hi]) = PATH(m, child holding m) : MTH(other child), so walking down from the root
+  // meets the siblings last-to-first.
+  const ranges: Array<[number, number]> = [];
+  let lo = 0;
+  let hi = size;
+  while (hi - lo > 1) {
+    const split = lo + largestPowerOfTwoBelow(hi - lo);
+    if (index < split) {
+      ranges.push([split, hi]);
+      hi = split;
+    } else {
+      ranges.push([lo, split]);
+      lo = split;
+    }
+  }
+  return ranges.reverse();
+}
+
+/** RFC 9162 §2.1.3.1: the inclusion proof of leaf `index` in the tree of `size` leaves. */
+export function inclusionProof(index: number, size: number, subtreeHash: SubtreeHasher): Uint8Array[] {
+  return inclusionProofRanges(index, size).map(([start, end]) => subtreeHash(start, end));
+}
+
+/**
+ * RFC 9162 §2.1.4.1: the ranges whose hashes make up the consistency proof from the tree of
+ * `oldSize` leaves to the tree of `newSize`, in proof order. Empty when `oldSize` is 0 (the empty
+ * tree is a prefix of every tree) or equals `newSize`.
+ */
+export function consistencyProofRanges(
+  oldSize: number,
+  newSize: number,
+): Array<[start: number, end: number]> {
+  assertSize(oldSize, "oldSize");
+  assertSize(newSize, "newSize");
+  if (oldSize > newSize) {
+    throw new ValidationError(`no consistency proof from size ${oldSize} to the smaller size ${newSize}`, [
+      { pointer: "/oldSize", message: `must be at most newSize (${newSize})` },
+    ]);
+  }
+  const ranges: Array<[number, number]> = [];
+  if (oldSize === 0 || oldSize === newSize) return ranges;
+  // SUBPROOF(m, D[lo:hi], b): walking down, each step records the sibling subtree that the
+  // recursion appends after its sub-proof, so they come out last-to-first.
+  let m = oldSize;
+  let lo = 0;
+  let hi = newSize;
+  let complete = true; // b: whether D[lo:lo+m] is a subtree whose hash the verifier already knows
+  while (m !== hi - lo) {
+    const k = largestPowerOfTwoBelow(hi - lo);
+    if (m <= k) {
+      ranges.push([lo + k, hi]);
+      hi = lo + k;
+    } else {
+      ranges.push([lo, lo + k]);
+      lo += k;
+      m -= k;
+      complete = false;
+    }
+  }
+  if (!complete) ranges.push([lo, hi]); // SUBPROOF(m, D[m], false) = {MTH(D[m])}
+  return ranges.reverse();
+}
+
+/** RFC 9162 §2.1.4.1: the consistency proof from the tree of `oldSize` leaves to that of `newSize`. */
+export function consistencyProof(oldSize: number, newSize: number, subtreeHash: SubtreeHasher): Uint8Array[] {
+  return consistencyProofRanges(oldSize, newSize).map(([start, end]) => subtreeHash(start, end));
+}
+
+/**
+ * RFC 9162 §2.1.3.2: whether `proof` shows that `leaf` (a leaf hash) is leaf `index` of the tree of
+ * `size` leaves whose root is `root`. Never throws: any malformed input is simply `false`.
+ */
+export function verifyInclusion(
+  leaf: Uint8Array,
+  index: number,
+  size: number,
+  proof: readonly Uint8Array[],
+  root: Uint8Array,
+): boolean {
+  if (!isSize(index) || !isSize(size) || index >= size) return false;
+  if (leaf.length !== HASH_LENGTH || root.length !== HASH_LENGTH || !proof.every(isHash)) return false;
+  let fn = index;
+  let sn = size - 1;
+  let r = leaf;
+  for (const p of proof) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      r = nodeHash(p, r);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn /= 2;
+        sn = Math.floor(sn / 2);
+      }
+    } else {
+      r = nodeHash(r, p);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && hashesEqual(r, root);
+}
+
+/**
+ * RFC 9162 §2.1.4.2: whether `proof` shows that the tree of `oldSize` leaves with root `oldRoot` is
+ * a prefix of the tree of `newSize` leaves with root `newRoot`. Equal sizes need an empty proof and
+ * equal roots; size 0 needs an empty proof and the empty tree's root. Never throws.
+ */
+export function verifyConsistency(
+  oldSize: number,
+  newSize: number,
+  proof: readonly Uint8Array[],
+  oldRoot: Uint8Array,
+  newRoot: Uint8Array,
+): boolean {
+  if (!isSize(oldSize) || !isSize(newSize) || oldSize > newSize) return false;
+  if (oldRoot.length !== HASH_LENGTH || newRoot.length !== HASH_LENGTH || !proof.every(isHash)) return false;
+  if (oldSize === 0) return proof.length === 0 && hashesEqual(oldRoot, EMPTY_ROOT);
+  if (oldSize === newSize) return proof.length === 0 && hashesEqual(oldRoot, newRoot);
+  if (proof.length === 0) return false;
+  // Step 2: when oldSize is a power of two the old root is itself a node of the new tree, and the
+  // proof leaves it out.
+  const path = isPowerOfTwo(oldSize) ? [oldRoot, ...proof] : proof;
+  let fn = oldSize - 1;
+  let sn = newSize - 1;
+  while (fn % 2 === 1) {
+    fn = (fn - 1) / 2;
+    sn = Math.floor(sn / 2);
+  }
+  let fr = path[0] as Uint8Array;
+  let sr = fr;
+  for (let i = 1; i < path.length; i++) {
+    const c = path[i] as Uint8Array;
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      fr = nodeHash(c, fr);
+      sr = nodeHash(c, sr);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn /= 2;
+        sn = Math.floor(sn / 2);
+      }
+    } else {
+      sr = nodeHash(sr, c);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && hashesEqual(fr, oldRoot) && hashesEqual(sr, newRoot);
+}
+
+/** A hash as 64 lowercase hex digits, its JSON form. */
+export function hashToHex(value: Uint8Array): string {
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("hex");
+}
+
+/** Decodes a hash from 64 hex digits (lowercase only, so each hash has one spelling). */
+export function hashFromHex(text: unknown, pointer = ""): Uint8Array {
+  if (typeof text !== "string" || !HEX_HASH.test(text)) {
+    const message = "must be a SHA-256 hash as 64 lowercase hex digits";
+    throw new ValidationError(`${pointer === "" ? "hash" : pointer} ${message}`, [{ pointer, message }]);
+  }
+  return Buffer.from(text, "hex");
+}
+
+/** Whether two hashes have the same bytes. */
+export function hashesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const HEX_HASH = /^[0-9a-f]{64}$/;
+
+// RFC 9162 §2.1.1's k: the largest power of two smaller than n, for n > 1. Arithmetic rather
+// than bit operations, which would truncate sizes past 2^31.
+function largestPowerOfTwoBelow(n: number): number {
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  let k = 1;
+  while (k < n) k *= 2;
+  return k === n;
+}
+
+function bitCount(n: number): number {
+  let count = 0;
+  for (let rest = n; rest > 0; rest = Math.floor(rest / 2)) count += rest % 2;
+  return count;
+}
+
+function isHash(value: Uint8Array): boolean {
+  return value.length === HASH_LENGTH;
+}
+
+function isSize(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0;
+}
+
+function assertSize(n: number, name: string): void {
+  if (!isSize(n)) {
+    throw new ValidationError(`${name} ${n} is not a tree size`, [
+      { pointer: `/${name}`, message: "must be a non-negative safe integer" },
+    ]);
+  }
+}
+
+function missingLeaf(index: number): never {
+  throw new RangeError(`no leaf ${index}`);
+}
