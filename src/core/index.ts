@@ -8,3 +8,4 @@ export * from "./merge-patch.js";
 export * from "./change.js";
 export * from "./hybrid-logical-clock.js";
 export * from "./merkle.js";
+export * from "./checkpoint.js";
