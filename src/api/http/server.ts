@@ -27,6 +27,8 @@ export async function buildServer(hub: Hub): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     // Thing ids are IRIs; some are long.
     routerOptions: { maxParamLength: 2048 },
+    // A URL the router cannot decode (a bad %-escape) gets a problem document like every error.
+    frameworkErrors: (error, request, reply) => sendProblem(request, reply, error),
     ajv: {
       customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true, allErrors: true },
     },
