@@ -1,0 +1,522 @@
+// End-to-end tests of the W3C WoT Discovery directory API (§7.3.2) over real HTTP: CRUD,
+// anonymous registration, listing, JSONPath search, content negotiation, registration
+// information and expiry, the directory's own TD, OpenAPI and health.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import { DISCOVERY_CONTEXT, validateThingDescription } from "../src/core/index.js";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+type Json = Record<string, unknown>;
+
+const T0 = Date.parse("2030-01-01T00:00:00.000Z");
+
+/** A clock the tests move by hand: time passes only when a test says so. */
+function manualClock(start: number) {
+  let now = start;
+  return {
+    now: () => new Date(now),
+    advance(ms: number) {
+      now += ms;
+    },
+    iso: (offsetMs = 0) => new Date(now + offsetMs).toISOString(),
+  };
+}
+
+async function json<T = Json>(res: Response): Promise<T> {
+  return (await res.json()) as T;
+}
+
+function put(hub: TestHub, id: string, td: unknown, contentType = "application/td+json"): Promise<Response> {
+  return hub.request(thingPath(id), {
+    method: "PUT",
+    headers: { "content-type": contentType },
+    body: JSON.stringify(td),
+  });
+}
+
+function patch(hub: TestHub, id: string, body: unknown): Promise<Response> {
+  return hub.request(thingPath(id), {
+    method: "PATCH",
+    headers: { "content-type": "application/merge-patch+json" },
+    body: JSON.stringify(body),
+  });
+}
+
+function nextLink(res: Response): string | undefined {
+  const header = res.headers.get("link");
+  if (header === null) return undefined;
+  return /<([^>]+)>\s*;\s*rel="?next"?/.exec(header)?.[1];
+}
+
+async function lastSeq(hub: TestHub): Promise<number> {
+  const health = await json<{ lastSeq: number }>(await hub.request("/health", { auth: false }));
+  return health.lastSeq;
+}
+
+/** The TD as the registrant sent it: without what the directory adds on output. */
+function withoutRegistration(td: Json): Json {
+  const rest = { ...td };
+  delete rest.registration;
+  const context = rest["@context"];
+  if (Array.isArray(context)) {
+    const kept = context.filter((c) => c !== DISCOVERY_CONTEXT);
+    rest["@context"] = kept.length === 1 ? kept[0] : kept;
+  }
+  return rest;
+}
+
+describe("directory CRUD", () => {
+  const clock = manualClock(T0);
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.now });
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("creates with PUT (201 + Location), replaces (204), patches (204, merged), deletes (204) and then answers 404", async () => {
+    const id = "urn:example:crud:lamp";
+    const seqBefore = await lastSeq(hub);
+    const created = await put(hub, id, minimalTd({ id, description: "on the desk" }));
+    expect(created.status).toBe(201);
+    expect(created.headers.get("location")).toBe(thingPath(id));
+
+    const fromLocation = await hub.request(created.headers.get("location") ?? "", { auth: false });
+    expect(fromLocation.status).toBe(200);
+    expect(fromLocation.headers.get("content-type")).toMatch(/^application\/td\+json\b/);
+    const first = await json(fromLocation);
+    expect(first.id).toBe(id);
+    expect(first.title).toBe("Lamp");
+    expect(first["@context"]).toEqual(["https://www.w3.org/2022/wot/td/v1.1", DISCOVERY_CONTEXT]);
+    expect(first.registration).toEqual({
+      created: clock.iso(),
+      modified: clock.iso(),
+      retrieved: clock.iso(),
+    });
+
+    clock.advance(5_000);
+    const replaced = await put(hub, id, minimalTd({ id, title: "Lamp 2", description: "on the desk" }));
+    expect(replaced.status).toBe(204);
+    expect(replaced.headers.get("location")).toBeNull();
+
+    clock.advance(5_000);
+    const patched = await patch(hub, id, {
+      title: "Desk lamp",
+      description: null,
+      properties: { on: { type: "boolean", forms: [{ href: "http://lamp.example/on" }] } },
+    });
+    expect(patched.status).toBe(204);
+
+    const after = await json(await hub.request(thingPath(id), { auth: false }));
+    expect(withoutRegistration(after)).toEqual(
+      minimalTd({
+        id,
+        title: "Desk lamp",
+        properties: { on: { type: "boolean", forms: [{ href: "http://lamp.example/on" }] } },
+      }),
+    );
+    expect(after.registration).toEqual({
+      created: new Date(T0).toISOString(),
+      modified: clock.iso(),
+      retrieved: clock.iso(),
+    });
+
+    const deleted = await hub.request(thingPath(id), { method: "DELETE" });
+    expect(deleted.status).toBe(204);
+    const gone = await hub.request(thingPath(id), { auth: false });
+    expect(gone.status).toBe(404);
+    expect(gone.headers.get("content-type")).toMatch(/^application\/problem\+json\b/);
+    expect((await hub.request(thingPath(id), { method: "DELETE" })).status).toBe(404);
+
+    expect(await lastSeq(hub)).toBe(seqBefore + 4);
+  });
+
+  it("records every mutation as a Change with the whole TD, the previous one, the actor and the time", async () => {
+    const id = "urn:example:crud:changes";
+    const seqBefore = await lastSeq(hub);
+    const v1 = minimalTd({ id, title: "One" });
+    const v2 = minimalTd({ id, title: "Two" });
+    expect((await put(hub, id, v1)).status).toBe(201);
+    clock.advance(1_000);
+    expect((await put(hub, id, v2)).status).toBe(204);
+    clock.advance(1_000);
+    expect((await patch(hub, id, { title: "Three" })).status).toBe(204);
+    clock.advance(1_000);
+    expect((await hub.request(thingPath(id), { method: "DELETE" })).status).toBe(204);
+
+    const changes = await hub.hub.store.changesAfter(seqBefore, 100);
+    const v3 = { ...v2, title: "Three" };
+    expect(changes.map((c) => [c.seq, c.thing, c.kind])).toEqual([
+      [seqBefore + 1, id, "described"],
+      [seqBefore + 2, id, "described"],
+      [seqBefore + 3, id, "described"],
+      [seqBefore + 4, id, "removed"],
+    ]);
+    expect(changes.map((c) => [c.value, c.previous])).toEqual([
+      [v1, undefined],
+      [v2, v1],
+      [v3, v2],
+      [undefined, v3],
+    ]);
+    for (const change of changes) expect(change.cause).toEqual({ actor: "admin", via: "http" });
+    expect(changes.map((c) => c.time)).toEqual([
+      clock.iso(-3_000),
+      clock.iso(-2_000),
+      clock.iso(-1_000),
+      clock.iso(),
+    ]);
+  });
+
+  it("gives an anonymous TD registered with POST a urn:uuid id, named in the Location that retrieves it", async () => {
+    const res = await hub.request("/things", {
+      method: "POST",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(minimalTd({ title: "Anonymous" })),
+    });
+    expect(res.status).toBe(201);
+    const location = res.headers.get("location") ?? "";
+    expect(location).toMatch(
+      /^\/things\/urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+    );
+    const td = await json(await hub.request(location, { auth: false }));
+    expect(td.id).toBe(decodeURIComponent(location.slice("/things/".length)));
+    expect(td.title).toBe("Anonymous");
+    expect(td.registration).toBeDefined();
+  });
+
+  it("refuses a POST of a TD that has an id (400, pointer /id) and stores nothing", async () => {
+    const seqBefore = await lastSeq(hub);
+    const res = await hub.request("/things", {
+      method: "POST",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(minimalTd({ id: "urn:example:crud:posted" })),
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json\b/);
+    const problem = await json<{ errors: Array<{ pointer: string }> }>(res);
+    expect(problem.errors.map((e) => e.pointer)).toContain("/id");
+    expect((await hub.request(thingPath("urn:example:crud:posted"))).status).toBe(404);
+    expect(await lastSeq(hub)).toBe(seqBefore);
+  });
+
+  it("serves application/json to a client that asks for it, and application/td+json otherwise", async () => {
+    const id = "urn:example:crud:negotiation";
+    expect((await put(hub, id, minimalTd({ id }), "application/json")).status).toBe(201);
+    const cases: Array<[string | undefined, string]> = [
+      [undefined, "application/td+json"],
+      ["application/td+json", "application/td+json"],
+      ["*/*", "application/td+json"],
+      ["application/json", "application/json"],
+      ["application/td+json, application/json;q=0.5", "application/td+json"],
+    ];
+    for (const [accept, expected] of cases) {
+      const res = await hub.request(thingPath(id), { auth: false, headers: accept ? { accept } : {} });
+      expect(res.status, `Accept: ${accept ?? "(none)"}`).toBe(200);
+      expect(res.headers.get("content-type"), `Accept: ${accept ?? "(none)"}`).toMatch(
+        new RegExp(`^${expected.replace("+", "\\+")}\\b`),
+      );
+      expect((await json(res)).id).toBe(id);
+    }
+  });
+
+  it("accepts a TD sent as application/td+json with a charset parameter", async () => {
+    const id = "urn:example:crud:charset";
+    const res = await put(hub, id, minimalTd({ id }), "application/td+json; charset=utf-8");
+    expect(res.status).toBe(201);
+  });
+
+  it.each([
+    ["a slash and a fragment", "https://example.com/building/1/lamp#main"],
+    ["a query", "https://example.com/lamp?room=7"],
+    ["a percent escape of its own", "urn:example:a%2Fb"],
+    ["a slash", "urn:example:a/b"],
+    ["non-ASCII characters", "urn:example:lampe-étagère"],
+  ])("round-trips an id with %s, percent-encoded in the path", async (_what, id) => {
+    const res = await put(hub, id, minimalTd({ id }));
+    expect(res.status).toBe(201);
+    expect(res.headers.get("location")).toBe(thingPath(id));
+    const td = await json(await hub.request(res.headers.get("location") ?? "", { auth: false }));
+    expect(td.id).toBe(id);
+    const listed = await json<Json[]>(await hub.request("/things?limit=1000", { auth: false }));
+    expect(listed.filter((t) => t.id === id)).toHaveLength(1);
+    expect((await hub.request(thingPath(id), { method: "DELETE" })).status).toBe(204);
+    expect((await hub.request(thingPath(id), { auth: false })).status).toBe(404);
+  });
+
+  it("keeps urn:example:a%2Fb and urn:example:a/b apart", async () => {
+    const escaped = "urn:example:apart%2Fb";
+    const slashed = "urn:example:apart/b";
+    expect((await put(hub, escaped, minimalTd({ id: escaped, title: "escaped" }))).status).toBe(201);
+    expect((await put(hub, slashed, minimalTd({ id: slashed, title: "slashed" }))).status).toBe(201);
+    expect((await json(await hub.request(thingPath(escaped)))).title).toBe("escaped");
+    expect((await json(await hub.request(thingPath(slashed)))).title).toBe("slashed");
+  });
+});
+
+describe("registration information and expiry", () => {
+  const clock = manualClock(T0);
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.now });
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("accepts registration.ttl, answers with expires = registration time + ttl, and drops the TD once it expired", async () => {
+    const id = "urn:example:ttl:sensor";
+    const seqBefore = await lastSeq(hub);
+    const res = await put(hub, id, minimalTd({ id, title: "Short-lived", registration: { ttl: 60 } }));
+    expect(res.status).toBe(201);
+    const td = await json(await hub.request(thingPath(id)));
+    expect(td.registration).toEqual({
+      created: clock.iso(),
+      modified: clock.iso(),
+      ttl: 60,
+      expires: clock.iso(60_000),
+      retrieved: clock.iso(),
+    });
+
+    clock.advance(59_000);
+    expect((await hub.request(thingPath(id))).status).toBe(200);
+
+    clock.advance(2_000);
+    expect((await hub.request(thingPath(id))).status).toBe(404);
+    const listed = await json<Json[]>(await hub.request("/things?limit=1000"));
+    expect(listed.map((t) => t.id)).not.toContain(id);
+    const search = await hub.request(`/search/jsonpath?query=${encodeURIComponent("$..title")}`);
+    expect(await json<unknown[]>(search)).not.toContain("Short-lived");
+
+    // The sweep runs every expirySweepMs on its own; run one now so the test need not wait.
+    await hub.hub.directory.sweepExpired();
+    const removal = (await hub.hub.store.changesAfter(seqBefore, 100)).filter((c) => c.thing === id);
+    expect(removal.map((c) => c.kind)).toEqual(["described", "removed"]);
+    expect(removal[1]?.cause).toEqual({ actor: "hub:expiry", via: "hub" });
+    expect(removal[1]?.previous).toEqual(minimalTd({ id, title: "Short-lived" }));
+    expect(await hub.hub.store.getThing(id)).toBeUndefined();
+  });
+
+  it("accepts an absolute registration.expires and keeps it across a merge patch", async () => {
+    const id = "urn:example:ttl:absolute";
+    const expires = clock.iso(3_600_000);
+    expect((await put(hub, id, minimalTd({ id, registration: { expires } }))).status).toBe(201);
+    expect(((await json(await hub.request(thingPath(id)))).registration as Json).expires).toBe(expires);
+    clock.advance(1_000);
+    expect((await patch(hub, id, { title: "Renamed" })).status).toBe(204);
+    const after = await json(await hub.request(thingPath(id)));
+    expect(after.title).toBe("Renamed");
+    expect((after.registration as Json).expires).toBe(expires);
+  });
+
+  it("moves the expiry when a registration is renewed with a new ttl", async () => {
+    const id = "urn:example:ttl:renewed";
+    expect((await put(hub, id, minimalTd({ id, registration: { ttl: 10 } }))).status).toBe(201);
+    clock.advance(8_000);
+    expect((await put(hub, id, minimalTd({ id, registration: { ttl: 10 } }))).status).toBe(204);
+    clock.advance(8_000);
+    const td = await json(await hub.request(thingPath(id)));
+    expect((td.registration as Json).expires).toBe(clock.iso(2_000));
+  });
+
+  it("lists only live TDs: a page of limit=2 holds two unexpired TDs and the total leaves the expired one out, before any sweep", async () => {
+    const solo = await startTestHub({}, {}, { clock: clock.now });
+    try {
+      for (const [id, registration] of [
+        ["urn:example:page:a", undefined],
+        ["urn:example:page:b", { ttl: 10 }],
+        ["urn:example:page:c", undefined],
+      ] as const) {
+        expect((await put(solo, id, minimalTd({ id, ...(registration && { registration }) }))).status).toBe(
+          201,
+        );
+      }
+      clock.advance(11_000);
+      const res = await solo.request("/things?limit=2", { auth: false });
+      expect((await json<Json[]>(res)).map((td) => td.id)).toEqual([
+        "urn:example:page:a",
+        "urn:example:page:c",
+      ]);
+      expect(nextLink(res)).toBeUndefined();
+      const collection = await json(await solo.request("/things?format=collection", { auth: false }));
+      expect(collection.total).toBe(2);
+    } finally {
+      await solo.stop();
+    }
+  });
+
+  it("does not store the registration member inside the TD", async () => {
+    const id = "urn:example:ttl:clean";
+    expect((await put(hub, id, minimalTd({ id, registration: { ttl: 3600 } }))).status).toBe(201);
+    const record = await hub.hub.store.getThing(id);
+    expect(record?.td).toEqual(minimalTd({ id }));
+  });
+});
+
+describe("listing and search", () => {
+  let hub: TestHub;
+  const ids = Array.from({ length: 25 }, (_, i) => `urn:example:item-${String(i).padStart(2, "0")}`);
+
+  beforeAll(async () => {
+    hub = await startTestHub();
+    // Registered out of order: the listing must sort by id, not by time of registration.
+    const shuffled = ids.map((_, i) => ids[(i * 7) % ids.length] ?? "");
+    for (const id of shuffled) {
+      const res = await put(hub, id, minimalTd({ id, title: `Item ${id.slice(-2)}` }));
+      expect(res.status).toBe(201);
+    }
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("pages with limit and offset, linking each page to the next with Link rel=next until the last", async () => {
+    const seen: string[] = [];
+    const pageSizes: number[] = [];
+    let url: string | undefined = "/things?limit=10";
+    for (let pages = 0; url !== undefined; pages++) {
+      expect(pages, "the Link chain does not end").toBeLessThan(10);
+      const res = await hub.request(url, { auth: false });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^application\/ld\+json\b/);
+      const page = await json<Json[]>(res);
+      pageSizes.push(page.length);
+      for (const td of page) {
+        seen.push(String(td.id));
+        expect(td.registration).toBeDefined();
+      }
+      const next = nextLink(res);
+      if (pages === 0) expect(next).toBe("/things?offset=10&limit=10");
+      url = next;
+    }
+    expect(pageSizes).toEqual([10, 10, 5]);
+    expect(seen).toEqual(ids);
+  });
+
+  it("lists everything in one page without a Link when the page is large enough", async () => {
+    const res = await hub.request("/things", { auth: false });
+    expect(res.status).toBe(200);
+    expect(nextLink(res)).toBeUndefined();
+    expect((await json<Json[]>(res)).map((td) => td.id)).toEqual(ids);
+  });
+
+  it("answers an offset past the end with an empty page and no Link", async () => {
+    const res = await hub.request("/things?offset=25&limit=10", { auth: false });
+    expect(res.status).toBe(200);
+    expect(nextLink(res)).toBeUndefined();
+    expect(await json(res)).toEqual([]);
+  });
+
+  it("answers format=collection with a ThingCollection naming the total and the next page", async () => {
+    const res = await hub.request("/things?format=collection&limit=10&offset=20", { auth: false });
+    expect(res.status).toBe(200);
+    const collection = await json(res);
+    expect(collection["@type"]).toBe("ThingCollection");
+    expect(collection.total).toBe(25);
+    expect((collection.members as Json[]).map((td) => td.id)).toEqual(ids.slice(20));
+    expect(collection.next).toBeUndefined();
+
+    const first = await json(await hub.request("/things?format=collection&limit=10", { auth: false }));
+    expect((first.members as Json[]).map((td) => td.id)).toEqual(ids.slice(0, 10));
+    expect(first.next).toBe("/things?offset=10&limit=10");
+  });
+
+  it("finds the TDs a JSONPath filter selects, the query running over the array of all TDs (W3C TDD tests: $[?(@.tag=='x')])", async () => {
+    const res = await hub.request(`/search/jsonpath?query=${encodeURIComponent("$[?@.title=='Item 07']")}`, {
+      auth: false,
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json\b/);
+    const found = await json<Json[]>(res);
+    expect(found.map((td) => withoutRegistration(td))).toEqual([
+      minimalTd({ id: "urn:example:item-07", title: "Item 07" }),
+    ]);
+  });
+
+  it("projects search results: $[?@.title=='Item 12'].id gives that TD's id", async () => {
+    const res = await hub.request(
+      `/search/jsonpath?query=${encodeURIComponent("$[?@.title=='Item 12'].id")}`,
+      {
+        auth: false,
+      },
+    );
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual(["urn:example:item-12"]);
+  });
+
+  it("selects values across every TD in id order: $..title", async () => {
+    const res = await hub.request(`/search/jsonpath?query=${encodeURIComponent("$..title")}`, {
+      auth: false,
+    });
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual(ids.map((id) => `Item ${id.slice(-2)}`));
+  });
+
+  it("answers a JSONPath query that matches nothing with []", async () => {
+    const res = await hub.request(
+      `/search/jsonpath?query=${encodeURIComponent("$[?@.title=='No such thing']")}`,
+      {
+        auth: false,
+      },
+    );
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual([]);
+  });
+
+  it("refuses an invalid JSONPath with 400 and the pointer /query", async () => {
+    const res = await hub.request(`/search/jsonpath?query=${encodeURIComponent("$[?@.title==")}`, {
+      auth: false,
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json\b/);
+    const problem = await json<{ detail: string; errors: Array<{ pointer: string }> }>(res);
+    expect(problem.detail).toMatch(/JSONPath/);
+    expect(problem.errors.map((e) => e.pointer)).toEqual(["/query"]);
+  });
+});
+
+describe("the directory's own description and operations endpoints", () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub();
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("serves at /.well-known/wot a valid TD 1.1 of @type ThingDirectory whose base is the hub", async () => {
+    const res = await hub.request("/.well-known/wot", { auth: false });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^application\/td\+json\b/);
+    const td = await json(res);
+    expect(() => validateThingDescription(td)).not.toThrow();
+    expect(td["@type"]).toBe("ThingDirectory");
+    expect(td["@context"]).toContain(DISCOVERY_CONTEXT);
+    expect(td.base).toBe(`${hub.url}/`);
+    expect(td.id).toBe(hub.hub.id);
+    expect(Object.keys(td.properties as Json)).toContain("things");
+    expect(Object.keys(td.events as Json).sort()).toEqual(["thingCreated", "thingDeleted", "thingUpdated"]);
+  });
+
+  it("serves an OpenAPI 3.1 document that lists /things and the other directory routes", async () => {
+    const res = await hub.request("/openapi.json", { auth: false });
+    expect(res.status).toBe(200);
+    const doc = await json<{ openapi: string; paths: Record<string, Json> }>(res);
+    expect(doc.openapi).toMatch(/^3\.1\./);
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/things", "/search/jsonpath", "/events", "/.well-known/wot", "/health"]),
+    );
+    expect(Object.keys(doc.paths["/things"] ?? {})).toEqual(expect.arrayContaining(["get", "post"]));
+    const single = Object.entries(doc.paths).find(([path]) => path.startsWith("/things/"));
+    expect(Object.keys(single?.[1] ?? {})).toEqual(expect.arrayContaining(["get", "put", "patch", "delete"]));
+  });
+
+  it("answers /health without a token with the number of Things and the Log's last seq", async () => {
+    const before = await json(await hub.request("/health", { auth: false }));
+    expect(before).toMatchObject({ status: "ok", hub: hub.hub.id, things: 0, lastSeq: 0 });
+    expect(typeof before.version).toBe("string");
+    expect((await put(hub, "urn:example:health", minimalTd({ id: "urn:example:health" }))).status).toBe(201);
+    const after = await json(await hub.request("/health", { auth: false }));
+    expect(after).toMatchObject({ things: 1, lastSeq: 1 });
+  });
+});

@@ -1,0 +1,496 @@
+// Every bad input to the directory API gets an RFC 9457 problem document with the right status,
+// a precise detail and, where it helps, JSON pointers; and nothing is stored. Also who may do what.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  errors?: Array<{ pointer: string; detail: string }>;
+}
+
+const READ_TOKEN = "reader-token-0123456789";
+
+async function expectProblem(res: Response, status: number): Promise<Problem> {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json\b/);
+  const problem = (await res.json()) as Problem;
+  expect(typeof problem.type).toBe("string");
+  expect(problem.type.length).toBeGreaterThan(0);
+  expect(typeof problem.title).toBe("string");
+  expect(problem.status).toBe(status);
+  expect(typeof problem.detail).toBe("string");
+  expect(problem.detail.length).toBeGreaterThan(0);
+  return problem;
+}
+
+function pointersOf(problem: Problem): string[] {
+  return (problem.errors ?? []).map((e) => e.pointer);
+}
+
+async function health(hub: TestHub): Promise<{ things: number; lastSeq: number }> {
+  const res = await hub.request("/health", { auth: false });
+  return (await res.json()) as { things: number; lastSeq: number };
+}
+
+/** Every TD in the directory as it stands, without the time of retrieval. */
+async function snapshot(hub: TestHub): Promise<unknown[]> {
+  const tds = (await (await hub.request("/things?limit=1000")).json()) as Array<{
+    registration?: { retrieved?: string };
+  }>;
+  for (const td of tds) delete td.registration?.retrieved;
+  return tds;
+}
+
+/** Runs `attempt` and checks that the directory and its Log are exactly as before. */
+async function expectNothingStored(
+  hub: TestHub,
+  attempt: () => Promise<void>,
+  ids: string[] = [],
+): Promise<void> {
+  const before = await health(hub);
+  const listBefore = await snapshot(hub);
+  await attempt();
+  expect(await health(hub)).toEqual(before);
+  expect(await snapshot(hub)).toEqual(listBefore);
+  for (const id of ids) expect((await hub.request(thingPath(id))).status).toBe(404);
+}
+
+function putRaw(
+  hub: TestHub,
+  path: string,
+  body: string,
+  contentType = "application/td+json",
+  auth?: string | boolean,
+) {
+  return hub.request(path, {
+    method: "PUT",
+    headers: { "content-type": contentType },
+    body,
+    ...(auth !== undefined && { auth }),
+  });
+}
+
+describe("bad input to the directory", () => {
+  let hub: TestHub;
+  const existing = "urn:example:errors:existing";
+
+  beforeAll(async () => {
+    hub = await startTestHub();
+    const res = await putRaw(hub, thingPath(existing), JSON.stringify(minimalTd({ id: existing })));
+    expect(res.status).toBe(201);
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it.each([
+    ["malformed JSON", '{"title": "Lamp",', /Malformed JSON at line 1, column \d+/],
+    ["JSON with a duplicate member name", '{"title": "a", "title": "b"}', /duplicate member names.*"title"/],
+    ["an empty body", "", /no body/],
+    ["a JSON array", "[]", /TD 1\.1|object/],
+    ["a JSON string", '"lamp"', /TD 1\.1|object/],
+  ])("refuses %s with 400 and stores nothing", async (_what, body, detail) => {
+    const id = "urn:example:errors:malformed";
+    await expectNothingStored(hub, async () => {
+      const problem = await expectProblem(await putRaw(hub, thingPath(id), body), 400);
+      expect(problem.detail).toMatch(detail);
+    }, [id]);
+  });
+
+  it("names the duplicate member by its pointer", async () => {
+    const body =
+      '{"@context": "https://www.w3.org/2022/wot/td/v1.1", "title": "x", "securityDefinitions": {"a": {"scheme": "nosec"}, "a": {"scheme": "basic"}}, "security": "a"}';
+    const problem = await expectProblem(await putRaw(hub, thingPath("urn:example:errors:dup"), body), 400);
+    expect(pointersOf(problem)).toContain("/securityDefinitions");
+  });
+
+  it.each([
+    ["a title that is not a string", "/title", { title: 42 }],
+    [
+      "an unknown data schema type",
+      "/properties/t/type",
+      { properties: { t: { type: "float", forms: [{ href: "http://x.example/t" }] } } },
+    ],
+    ["a property without forms", "/properties/t", { properties: { t: { type: "number" } } }],
+    ["security naming no definition", "/security", { security: "nope_sc" }],
+    ["a form without href", "/actions/go/forms/0", { actions: { go: { forms: [{ op: "invokeaction" }] } } }],
+  ])("refuses a TD with %s (400, pointer %s) and stores nothing", async (_what, pointer, overrides) => {
+    const id = "urn:example:errors:invalid-td";
+    await expectNothingStored(hub, async () => {
+      const body = JSON.stringify(minimalTd({ id, ...overrides }));
+      const problem = await expectProblem(await putRaw(hub, thingPath(id), body), 400);
+      expect(pointersOf(problem)).toContain(pointer);
+      expect(problem.detail).toContain(pointer);
+    }, [id]);
+  });
+
+  it("refuses a TD without a title (400, pointer to the object missing it)", async () => {
+    const id = "urn:example:errors:untitled";
+    await expectNothingStored(hub, async () => {
+      const td = minimalTd({ id });
+      delete td.title;
+      const problem = await expectProblem(await putRaw(hub, thingPath(id), JSON.stringify(td)), 400);
+      expect(problem.detail).toMatch(/title/);
+      expect(pointersOf(problem)).toContain("");
+    }, [id]);
+  });
+
+  it("refuses a TD whose id differs from the URL (400, pointer /id) and stores neither", async () => {
+    const urlId = "urn:example:errors:url-id";
+    const bodyId = "urn:example:errors:body-id";
+    await expectNothingStored(hub, async () => {
+      const problem = await expectProblem(
+        await putRaw(hub, thingPath(urlId), JSON.stringify(minimalTd({ id: bodyId }))),
+        400,
+      );
+      expect(problem.detail).toContain(urlId);
+      expect(problem.detail).toContain(bodyId);
+      expect(pointersOf(problem)).toEqual(["/id"]);
+    }, [urlId, bodyId]);
+  });
+
+  it("refuses a merge patch that changes the id, and leaves the TD as it was", async () => {
+    const before = await (await hub.request(thingPath(existing))).json();
+    await expectNothingStored(hub, async () => {
+      const res = await hub.request(thingPath(existing), {
+        method: "PATCH",
+        headers: { "content-type": "application/merge-patch+json" },
+        body: JSON.stringify({ id: "urn:example:errors:other" }),
+      });
+      expect(pointersOf(await expectProblem(res, 400))).toContain("/id");
+    });
+    const after = (await (await hub.request(thingPath(existing))).json()) as Record<string, unknown>;
+    delete (before as Record<string, unknown>).registration;
+    delete after.registration;
+    expect(after).toEqual(before);
+  });
+
+  it("refuses a merge patch whose result is not a valid TD (removing the title), and leaves the TD as it was", async () => {
+    await expectNothingStored(hub, async () => {
+      const res = await hub.request(thingPath(existing), {
+        method: "PATCH",
+        headers: { "content-type": "application/merge-patch+json" },
+        body: JSON.stringify({ title: null }),
+      });
+      expect((await expectProblem(res, 400)).detail).toMatch(/title/);
+    });
+    expect(((await (await hub.request(thingPath(existing))).json()) as { title: string }).title).toBe("Lamp");
+  });
+
+  it("refuses a merge patch that is not a JSON object (400)", async () => {
+    await expectNothingStored(hub, async () => {
+      const res = await hub.request(thingPath(existing), {
+        method: "PATCH",
+        headers: { "content-type": "application/merge-patch+json" },
+        body: "[1, 2]",
+      });
+      await expectProblem(res, 400);
+    });
+  });
+
+  it("answers a merge patch of an unknown Thing with 404 and creates nothing", async () => {
+    const id = "urn:example:errors:unknown";
+    await expectNothingStored(hub, async () => {
+      const res = await hub.request(thingPath(id), {
+        method: "PATCH",
+        headers: { "content-type": "application/merge-patch+json" },
+        body: JSON.stringify({ title: "x" }),
+      });
+      expect((await expectProblem(res, 404)).detail).toContain(id);
+    }, [id]);
+  });
+
+  it("answers DELETE of an unknown Thing with 404", async () => {
+    await expectNothingStored(hub, async () => {
+      const res = await hub.request(thingPath("urn:example:errors:never"), { method: "DELETE" });
+      expect((await expectProblem(res, 404)).detail).toContain("urn:example:errors:never");
+    });
+  });
+
+  it.each([
+    ["text/plain", "PUT"],
+    ["application/xml", "PUT"],
+    ["application/x-www-form-urlencoded", "POST"],
+    ["text/plain", "PATCH"],
+  ])("refuses a body of type %s on %s with 415", async (contentType, method) => {
+    const id = "urn:example:errors:media";
+    await expectNothingStored(hub, async () => {
+      const path = method === "POST" ? "/things" : thingPath(method === "PATCH" ? existing : id);
+      const res = await hub.request(path, {
+        method,
+        headers: { "content-type": contentType },
+        body: JSON.stringify(minimalTd()),
+      });
+      const problem = await expectProblem(res, 415);
+      expect(problem.detail).toMatch(/application\/td\+json/);
+    }, [id]);
+  });
+
+  it("refuses a body over the default 1 MiB limit with 413", async () => {
+    const id = "urn:example:errors:huge";
+    await expectNothingStored(hub, async () => {
+      const body = JSON.stringify(minimalTd({ id, description: "x".repeat(1024 * 1024) }));
+      await expectProblem(await putRaw(hub, thingPath(id), body), 413);
+    }, [id]);
+  });
+
+  it.each([
+    ["limit=0", "/querystring/limit"],
+    ["limit=-1", "/querystring/limit"],
+    ["limit=abc", "/querystring/limit"],
+    ["limit=1.5", "/querystring/limit"],
+    ["limit=1001", "/querystring/limit"],
+    ["offset=-1", "/querystring/offset"],
+    ["offset=ten", "/querystring/offset"],
+    ["format=xml", "/querystring/format"],
+    ["sort=id", "/querystring"],
+  ])("refuses the listing parameter %s with 400 and pointer %s", async (query, pointer) => {
+    const problem = await expectProblem(await hub.request(`/things?${query}`), 400);
+    expect(pointersOf(problem)).toContain(pointer);
+  });
+
+  it.each([
+    ["an unclosed bracket", "$[", "/query"],
+    ["a filter without an operand", "$[?@.title==]", "/query"],
+    ["a path that does not start with $", "title", "/query"],
+    ["a function that does not exist", "$[?nope(@.title)]", "/query"],
+  ])("refuses a JSONPath with %s: %s (400, pointer %s)", async (_what, query, pointer) => {
+    const res = await hub.request(`/search/jsonpath?query=${encodeURIComponent(query)}`);
+    const problem = await expectProblem(res, 400);
+    expect(pointersOf(problem)).toContain(pointer);
+  });
+
+  it("refuses a search without a query, and with an empty one, with 400", async () => {
+    const missing = await expectProblem(await hub.request("/search/jsonpath"), 400);
+    expect(missing.detail).toMatch(/query/);
+    const empty = await expectProblem(await hub.request("/search/jsonpath?query="), 400);
+    expect(empty.detail).toMatch(/empty/);
+  });
+
+  it.each([
+    ["no scheme", "lamp", /scheme/],
+    ["a space", "urn:example:a lamp", /space/],
+    ["a broken percent escape", "urn:example:100%", /%/],
+    ["a character IRIs forbid", "urn:example:<lamp>", /<>/],
+  ])(
+    "refuses a path id with %s (400, pointer /id) on PUT, GET, PATCH and DELETE",
+    async (_what, id, detail) => {
+      await expectNothingStored(hub, async () => {
+        const body = JSON.stringify(minimalTd());
+        for (const init of [
+          { method: "PUT", headers: { "content-type": "application/td+json" }, body },
+          { method: "GET" },
+          {
+            method: "PATCH",
+            headers: { "content-type": "application/merge-patch+json" },
+            body: '{"title":"x"}',
+          },
+          { method: "DELETE" },
+        ]) {
+          const res = await hub.request(thingPath(id), init);
+          const problem = await expectProblem(res, 400);
+          expect(problem.detail, init.method).toMatch(detail);
+          expect(pointersOf(problem), init.method).toEqual(["/id"]);
+        }
+      });
+    },
+  );
+
+  it.each([
+    ["a % not followed by two hex digits", "/things/urn:example:100%"],
+    ["an invalid escape", "/things/urn:example:%zz"],
+    ["a truncated UTF-8 escape", "/things/urn:example:%E0%A4%A"],
+  ])("answers a URL whose path has %s with a 400 problem", async (_what, path) => {
+    await expectNothingStored(hub, async () => {
+      await expectProblem(await hub.request(path), 400);
+      await expectProblem(await putRaw(hub, path, JSON.stringify(minimalTd())), 400);
+    });
+  });
+
+  it("refuses /things/ without an id with 400", async () => {
+    await expectNothingStored(hub, async () => {
+      await expectProblem(await hub.request("/things/"), 400);
+      await expectProblem(await putRaw(hub, "/things/", JSON.stringify(minimalTd())), 400);
+    });
+  });
+
+  it.each([
+    ["ttl 0", "/registration/ttl", { ttl: 0 }],
+    ["a negative ttl", "/registration/ttl", { ttl: -5 }],
+    ["a fractional ttl", "/registration/ttl", { ttl: 1.5 }],
+    ["a ttl given as text", "/registration/ttl", { ttl: "60" }],
+    ["an expiry that is not a date", "/registration/expires", { expires: "tomorrow" }],
+    ["an expiry in the past", "/registration/expires", { expires: "2001-01-01T00:00:00Z" }],
+  ])("refuses registration information with %s (400, pointer %s)", async (_what, pointer, registration) => {
+    const id = "urn:example:errors:registration";
+    await expectNothingStored(hub, async () => {
+      const body = JSON.stringify(minimalTd({ id, registration }));
+      const problem = await expectProblem(await putRaw(hub, thingPath(id), body), 400);
+      expect(pointersOf(problem)).toContain(pointer);
+    }, [id]);
+  });
+
+  it("answers an unknown route with a 404 problem", async () => {
+    const problem = await expectProblem(await hub.request("/nothing-here"), 404);
+    expect(problem.detail).toContain("/nothing-here");
+  });
+});
+
+describe("body size limit", () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub({ bodyLimit: 4096 });
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("follows the bodyLimit setting: accepts a body under it and refuses one over it with 413", async () => {
+    const small = "urn:example:limit:small";
+    const big = "urn:example:limit:big";
+    const smallBody = JSON.stringify(minimalTd({ id: small, description: "x".repeat(3000) }));
+    const bigBody = JSON.stringify(minimalTd({ id: big, description: "x".repeat(5000) }));
+    expect(Buffer.byteLength(smallBody)).toBeLessThan(4096);
+    expect((await putRaw(hub, thingPath(small), smallBody)).status).toBe(201);
+    await expectNothingStored(hub, async () => {
+      const problem = await expectProblem(await putRaw(hub, thingPath(big), bigBody), 413);
+      expect(problem.detail.length).toBeGreaterThan(0);
+    }, [big]);
+  });
+});
+
+describe("authorization", () => {
+  let hub: TestHub;
+  const id = "urn:example:auth:lamp";
+  beforeAll(async () => {
+    hub = await startTestHub({}, { HYPERTHINGS_READ_TOKEN: READ_TOKEN });
+    expect((await putRaw(hub, thingPath(id), JSON.stringify(minimalTd({ id })))).status).toBe(201);
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  const mutations = (target: string): Array<[string, RequestInit]> => [
+    [
+      "PUT",
+      {
+        method: "PUT",
+        headers: { "content-type": "application/td+json" },
+        body: JSON.stringify(minimalTd({ id: target })),
+      },
+    ],
+    [
+      "POST",
+      {
+        method: "POST",
+        headers: { "content-type": "application/td+json" },
+        body: JSON.stringify(minimalTd()),
+      },
+    ],
+    [
+      "PATCH",
+      { method: "PATCH", headers: { "content-type": "application/merge-patch+json" }, body: '{"title":"x"}' },
+    ],
+    ["DELETE", { method: "DELETE" }],
+  ];
+
+  function pathFor(method: string): string {
+    return method === "POST" ? "/things" : thingPath(id);
+  }
+
+  it("answers every mutation without a token with 401 and WWW-Authenticate: Bearer, and changes nothing", async () => {
+    await expectNothingStored(hub, async () => {
+      for (const [method, init] of mutations(id)) {
+        const res = await hub.request(pathFor(method), { ...init, auth: false });
+        expect(res.headers.get("www-authenticate"), method).toMatch(/^Bearer\b/);
+        await expectProblem(res, 401);
+      }
+    });
+  });
+
+  it("answers a wrong token with 401, on mutations and on reads", async () => {
+    await expectNothingStored(hub, async () => {
+      for (const [method, init] of mutations(id)) {
+        const res = await hub.request(pathFor(method), { ...init, auth: "not-a-token-of-this-hub" });
+        expect(res.headers.get("www-authenticate"), method).toMatch(/^Bearer\b/);
+        await expectProblem(res, 401);
+      }
+      await expectProblem(await hub.request(thingPath(id), { auth: "not-a-token-of-this-hub" }), 401);
+    });
+  });
+
+  it("answers an Authorization header that is not Bearer with 401", async () => {
+    const res = await hub.request(thingPath(id), {
+      method: "DELETE",
+      auth: false,
+      headers: { authorization: "Basic YWRtaW46YWRtaW4=" },
+    });
+    await expectProblem(res, 401);
+    expect((await hub.request(thingPath(id))).status).toBe(200);
+  });
+
+  it("lets the read token read but answers its mutations with 403", async () => {
+    expect((await hub.request(thingPath(id), { auth: READ_TOKEN })).status).toBe(200);
+    expect((await hub.request("/things", { auth: READ_TOKEN })).status).toBe(200);
+    await expectNothingStored(hub, async () => {
+      for (const [method, init] of mutations("urn:example:auth:by-reader")) {
+        const path = method === "PUT" ? thingPath("urn:example:auth:by-reader") : pathFor(method);
+        const problem = await expectProblem(await hub.request(path, { ...init, auth: READ_TOKEN }), 403);
+        expect(problem.detail, method).toMatch(/read/);
+      }
+    });
+  });
+
+  it("keeps reads open without a token by default", async () => {
+    for (const path of [
+      thingPath(id),
+      "/things",
+      "/search/jsonpath?query=%24..title",
+      "/.well-known/wot",
+      "/health",
+    ]) {
+      expect((await hub.request(path, { auth: false })).status, path).toBe(200);
+    }
+  });
+});
+
+describe('authorization with auth: "read"', () => {
+  let hub: TestHub;
+  const id = "urn:example:auth-read:lamp";
+  beforeAll(async () => {
+    hub = await startTestHub({ auth: "read" }, { HYPERTHINGS_READ_TOKEN: READ_TOKEN });
+    expect((await putRaw(hub, thingPath(id), JSON.stringify(minimalTd({ id })))).status).toBe(201);
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("answers reads without a token with 401 and WWW-Authenticate: Bearer", async () => {
+    for (const path of [thingPath(id), "/things", "/search/jsonpath?query=%24..title", "/events"]) {
+      const res = await hub.request(path, { auth: false });
+      expect(res.headers.get("www-authenticate"), path).toMatch(/^Bearer\b/);
+      expect((await expectProblem(res, 401)).detail, path).toMatch(/token/);
+    }
+  });
+
+  it("lets the read token and the admin token read", async () => {
+    expect((await hub.request(thingPath(id), { auth: READ_TOKEN })).status).toBe(200);
+    expect((await hub.request(thingPath(id))).status).toBe(200);
+  });
+
+  it("keeps /health open", async () => {
+    const res = await hub.request("/health", { auth: false });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { status: string }).status).toBe("ok");
+  });
+
+  it("describes reads as needing the bearer token in its own TD", async () => {
+    const td = (await (await hub.request("/.well-known/wot")).json()) as { security: unknown };
+    expect(td.security).toBe("bearer_sc");
+  });
+});

@@ -1,0 +1,246 @@
+// Acknowledged means durable: every Change the hub answered for survives a restart, a graceful
+// stop and a crash (SIGKILL of a real `things serve` process), and TDs and Log stay in step.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import { minimalTd, startTestHub } from "./support/test-hub.js";
+
+const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+const BUILT_CLI = new URL("../dist/cli/main.js", import.meta.url);
+const ADMIN_TOKEN = "durability-admin-token-0123456789";
+/** The longest a child process may take to start or to exit before the test fails. */
+const PROCESS_BOUND_MS = 20_000;
+
+const dataDirs: string[] = [];
+function freshDataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "hyperthings-durability-"));
+  dataDirs.push(dir);
+  return dir;
+}
+
+afterEach(() => {
+  for (const dir of dataDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function tdFor(i: number): Record<string, unknown> {
+  const id = `urn:example:durable:${String(i).padStart(4, "0")}`;
+  return minimalTd({ id, title: `Durable ${i}` });
+}
+
+describe("durability of the directory in-process", () => {
+  it("keeps 200 TDs registered concurrently, and their 200 Changes, across a restart on the same data directory", async () => {
+    const dataDir = freshDataDir();
+    const first = await startTestHub({ dataDir });
+    const tds = Array.from({ length: 200 }, (_, i) => tdFor(i));
+    const answers = await Promise.all(
+      tds.map((td) =>
+        first.request(thingPath(String(td.id)), {
+          method: "PUT",
+          headers: { "content-type": "application/td+json" },
+          body: JSON.stringify(td),
+        }),
+      ),
+    );
+    expect(answers.map((r) => r.status)).toEqual(tds.map(() => 201));
+    await first.stop();
+
+    const second = await startTestHub({ dataDir });
+    try {
+      const health = (await (await second.request("/health")).json()) as { things: number; lastSeq: number };
+      expect(health).toMatchObject({ things: 200, lastSeq: 200 });
+      const listed = (await (await second.request("/things?limit=1000")).json()) as Array<
+        Record<string, unknown>
+      >;
+      expect(listed.map((td) => td.id)).toEqual(tds.map((td) => td.id));
+      for (const td of listed) {
+        expect(td["@context"]).toContain("https://www.w3.org/2022/wot/td/v1.1");
+        expect(td.title).toBe(tds.find((t) => t.id === td.id)?.title);
+      }
+      const changes = await second.hub.store.changesAfter(0, 1000);
+      expect(changes.map((c) => c.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+      expect(new Set(changes.map((c) => c.thing)).size).toBe(200);
+      expect(changes.every((c) => c.kind === "described" && c.previous === undefined)).toBe(true);
+      // The same admin token, kept in the data directory, still works.
+      expect(second.token).toBe(first.token);
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+interface ServeProcess {
+  child: ChildProcess;
+  url: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `things serve` in a child process, on a free port; resolves once it printed its URL. */
+async function serve(dataDir: string): Promise<ServeProcess> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
+  }
+  env.HYPERTHINGS_ADMIN_TOKEN = ADMIN_TOKEN;
+  const child = spawn(
+    process.execPath,
+    [BIN, "serve", "--port", "0", "--data", dataDir, "--log-level", "silent"],
+    {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("exit", (code, signal) => resolve({ code, signal }));
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const bound = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(
+        new Error(
+          `things serve printed no URL within ${PROCESS_BOUND_MS} ms; stdout: ${stdout} stderr: ${stderr}`,
+        ),
+      );
+    }, PROCESS_BOUND_MS);
+    child.stdout?.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /listening on (http:\/\/\S+)/.exec(stdout);
+      if (match?.[1]) {
+        clearTimeout(bound);
+        resolve(match[1]);
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(bound);
+      reject(
+        new Error(`things serve exited (code ${code}, signal ${signal}) before listening; stderr: ${stderr}`),
+      );
+    });
+  });
+  return { child, url, exited };
+}
+
+async function exitOf(
+  process: ServeProcess,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  let bound: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    bound = setTimeout(
+      () => reject(new Error(`the hub did not exit within ${PROCESS_BOUND_MS} ms`)),
+      PROCESS_BOUND_MS,
+    );
+  });
+  try {
+    return await Promise.race([process.exited, timeout]);
+  } finally {
+    clearTimeout(bound);
+  }
+}
+
+function putTo(url: string, td: Record<string, unknown>): Promise<Response> {
+  return fetch(`${url}${thingPath(String(td.id))}`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/td+json" },
+    body: JSON.stringify(td),
+  });
+}
+
+async function healthOf(url: string): Promise<{ things: number; lastSeq: number }> {
+  return (await (await fetch(`${url}/health`)).json()) as { things: number; lastSeq: number };
+}
+
+describe("durability of a `things serve` process", () => {
+  const running: ServeProcess[] = [];
+  beforeAll(() => {
+    if (!existsSync(BUILT_CLI))
+      throw new Error("dist/ is missing: run `npm run build` first (`npm test` does)");
+  });
+  afterEach(async () => {
+    for (const p of running.splice(0)) {
+      if (p.child.exitCode === null && p.child.signalCode === null) {
+        p.child.kill("SIGKILL");
+        await p.exited;
+      }
+    }
+  });
+  async function start(dataDir: string): Promise<ServeProcess> {
+    const p = await serve(dataDir);
+    running.push(p);
+    return p;
+  }
+
+  it("keeps every acknowledged TD when the process is killed with SIGKILL, even with writes in flight", async () => {
+    const dataDir = freshDataDir();
+    const first = await start(dataDir);
+    const acknowledged = new Set<string>();
+
+    // One at a time: each is acknowledged before the next is sent.
+    for (let i = 0; i < 20; i++) {
+      const td = tdFor(i);
+      const res = await putTo(first.url, td);
+      expect(res.status).toBe(201);
+      acknowledged.add(String(td.id));
+    }
+
+    // Then a burst, killed as soon as half of it is acknowledged.
+    const burst = Array.from({ length: 300 }, (_, i) => tdFor(1000 + i));
+    let killed = false;
+    const settled = await Promise.allSettled(
+      burst.map(async (td) => {
+        const res = await putTo(first.url, td);
+        if (res.status === 201) acknowledged.add(String(td.id));
+        if (!killed && acknowledged.size >= 20 + burst.length / 2) {
+          killed = true;
+          first.child.kill("SIGKILL");
+        }
+        return res.status;
+      }),
+    );
+    if (!killed) first.child.kill("SIGKILL");
+    expect((await exitOf(first)).signal).toBe("SIGKILL");
+    // Whatever was not refused is either acknowledged (201) or lost with the connection.
+    for (const outcome of settled) if (outcome.status === "fulfilled") expect(outcome.value).toBe(201);
+    expect(acknowledged.size).toBeGreaterThanOrEqual(20 + burst.length / 2);
+
+    const second = await start(dataDir);
+    for (const id of acknowledged) {
+      const res = await fetch(`${second.url}${thingPath(id)}`);
+      expect(res.status, id).toBe(200);
+      expect(((await res.json()) as { id: string }).id).toBe(id);
+    }
+    const health = await healthOf(second.url);
+    expect(health.things).toBeGreaterThanOrEqual(acknowledged.size);
+    expect(health.things).toBeLessThanOrEqual(20 + burst.length);
+    // Each registration is a TD and a Change, committed together: a crash never splits them.
+    expect(health.lastSeq).toBe(health.things);
+  });
+
+  it("exits with code 0 on SIGTERM, ending open event streams, and keeps what it acknowledged", async () => {
+    const dataDir = freshDataDir();
+    const first = await start(dataDir);
+    const td = tdFor(1);
+    expect((await putTo(first.url, td)).status).toBe(201);
+
+    const events = await fetch(`${first.url}/events`, { signal: AbortSignal.timeout(PROCESS_BOUND_MS) });
+    expect(events.status).toBe(200);
+    const reader = events.body?.getReader();
+    first.child.kill("SIGTERM");
+    expect(await exitOf(first)).toEqual({ code: 0, signal: null });
+    // The stream ended cleanly with the process: the reader reaches its end, no error.
+    for (;;) {
+      const chunk = await reader?.read();
+      if (!chunk || chunk.done) break;
+    }
+
+    const second = await start(dataDir);
+    const res = await fetch(`${second.url}${thingPath(String(td.id))}`);
+    expect(res.status).toBe(200);
+    expect(await healthOf(second.url)).toMatchObject({ things: 1, lastSeq: 1 });
+  });
+});
