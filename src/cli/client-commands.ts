@@ -1,4 +1,382 @@
-// PLACEHOLDER: the commands that talk to a hub over HTTP (add, get, ls, rm, search).
-import type { Command } from "commander";
+// `things add|get|ls|rm|search`: the directory commands, which talk to a hub over HTTP.
+import { InvalidArgumentError, type Command } from "commander";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { HubClient, HubError } from "../client/index.js";
+import {
+  ValidationError,
+  parseJsonStrict,
+  type RegisteredThingDescription,
+  type ThingDescription,
+} from "../core/index.js";
+import { ADMIN_TOKEN_FILE, configDefaults, configEnvironment, defaultDataDir } from "../hub/index.js";
+import { CliError } from "./cli-error.js";
+import { formatTable } from "./table.js";
 
-export function registerClientCommands(_program: Command): void {}
+/** Listing pages asked of the hub: its default page size. */
+const PAGE_SIZE = 100;
+/** From this many TDs on, `add` shows its progress on a terminal. */
+const PROGRESS_FROM = 10;
+
+interface ConnectionOptions {
+  url: string;
+  token?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connecting
+
+/** The data directory `things serve` uses when started without options. */
+function localDataDir(): string {
+  return process.env[configEnvironment.dataDir] ?? defaultDataDir();
+}
+
+function isDefaultLocalHub(url: string): boolean {
+  try {
+    const { protocol, hostname, port } = new URL(url);
+    return (
+      protocol === "http:" &&
+      ["127.0.0.1", "localhost", "[::1]"].includes(hostname) &&
+      port === String(configDefaults.port)
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** The admin token a local `things serve` keeps in its data directory, if there is one. */
+function localAdminToken(): string | undefined {
+  const path = join(localDataDir(), ADMIN_TOKEN_FILE);
+  try {
+    const token = readFileSync(path, "utf8").trim();
+    return token.length > 0 ? token : undefined;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new CliError(`cannot read the admin token in ${path}: ${(err as Error).message}`);
+  }
+}
+
+function clientOf(command: Command): HubClient {
+  const { url, token } = command.optsWithGlobals<ConnectionOptions>();
+  // An empty HYPERTHINGS_TOKEN= means none, as with the hub's own settings.
+  const bearer = token || (isDefaultLocalHub(url) ? localAdminToken() : undefined);
+  try {
+    return new HubClient({ url, token: bearer });
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+}
+
+/**
+ * A hub's refusal as the one line the CLI prints: what is wrong, where, and what to do. For a TD
+ * from a file, "where" is `file#pointer`: the TD's place in the file, then the place in the TD.
+ */
+function refusal(err: HubError, submission?: Submission): CliError {
+  const [first] = err.errors;
+  let hint = "";
+  if (err.status === 401) hint = "; give a token with --token or HYPERTHINGS_TOKEN";
+  if (err.status === 403) hint = "; use an admin token";
+  if (submission !== undefined) {
+    const pointer = submission.pointer + (first?.pointer ?? "");
+    return new CliError(`${submission.source}${pointer === "" ? "" : `#${pointer}`}: ${err.message}${hint}`);
+  }
+  const where = first === undefined || err.message.includes(first.pointer) ? "" : ` at ${first.pointer}`;
+  return new CliError(`${err.message}${where}${hint}`);
+}
+
+/** Runs a command's action, turning the hub's refusals into one line each. */
+function talking<Args extends unknown[]>(action: (...args: Args) => Promise<void>) {
+  return async (...args: Args): Promise<void> => {
+    try {
+      await action(...args);
+    } catch (err) {
+      throw err instanceof HubError ? refusal(err) : err;
+    }
+  };
+}
+
+function connectionHelp(): string {
+  return `
+Connection:
+  --url (env HYPERTHINGS_URL) names the hub, ${`http://${configDefaults.host}:${configDefaults.port}`} by default.
+  --token (env HYPERTHINGS_TOKEN) is its bearer token; add and rm need an admin token.
+  Without a token, for the default local hub the admin token is read from
+  ${join(localDataDir(), ADMIN_TOKEN_FILE)}, where \`things serve\` keeps it.
+
+Exit codes: 0 done, 1 failed (the hub refused, a file is invalid, the hub is unreachable), 2 usage.`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading TD files
+
+/** One TD to register, and where it came from: the file and its JSON pointer in that file. */
+interface Submission {
+  source: string;
+  pointer: string;
+  td: Record<string, unknown>;
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The files an argument names: itself, or every *.json in a folder, sorted by name. */
+function filesOf(argument: string): string[] {
+  let isFolder: boolean;
+  try {
+    isFolder = statSync(argument).isDirectory();
+  } catch (err) {
+    throw new CliError(
+      `cannot read ${argument}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or folder" : (err as Error).message}`,
+    );
+  }
+  if (!isFolder) return [argument];
+  const names = readdirSync(argument)
+    .filter((name) => name.endsWith(".json"))
+    .sort()
+    .map((name) => join(argument, name))
+    .filter((path) => statSync(path).isFile());
+  if (names.length === 0) throw new CliError(`${argument}: the folder holds no *.json file`);
+  return names;
+}
+
+/** The TDs a file's text holds: one TD (an object), or an array of TDs. */
+function submissionsOf(source: string, text: string): Submission[] {
+  let value: unknown;
+  try {
+    // RFC 8259 §8.1: a parser may ignore a byte order mark; editors on some systems write one.
+    value = parseJsonStrict(text.replace(/^\uFEFF/, ""));
+  } catch (err) {
+    if (err instanceof ValidationError) throw new CliError(`${source}: ${err.message}`);
+    throw err;
+  }
+  const items = Array.isArray(value) ? value : [value];
+  return items.map((td: unknown, i) => {
+    const pointer = Array.isArray(value) ? `/${i}` : "";
+    if (!isObject(td)) {
+      const expected = Array.isArray(value)
+        ? "each TD of an array is a JSON object"
+        : "a TD file holds a TD (a JSON object) or an array of TDs";
+      throw new CliError(`${source}${pointer === "" ? "" : `#${pointer}`}: ${expected}, not ${kindOf(td)}`);
+    }
+    if (td.id !== undefined && typeof td.id !== "string") {
+      throw new CliError(
+        `${source}#${pointer}/id: the id of a TD is a string (an IRI), not ${kindOf(td.id)}`,
+      );
+    }
+    return { source, pointer, td };
+  });
+}
+
+/** Every TD the arguments name, read and parsed before any is sent. */
+async function readSubmissions(args: string[]): Promise<Submission[]> {
+  if (args.filter((a) => a === "-").length > 1) throw new CliError("- (stdin) may be given only once");
+  const submissions: Submission[] = [];
+  for (const argument of args) {
+    if (argument === "-") {
+      submissions.push(...submissionsOf("<stdin>", await readStdin()));
+      continue;
+    }
+    for (const file of filesOf(argument)) {
+      let text: string;
+      try {
+        text = readFileSync(file, "utf8");
+      } catch (err) {
+        throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+      }
+      submissions.push(...submissionsOf(file, text));
+    }
+  }
+  return submissions;
+}
+
+/** `[3/120] urn:…` on the terminal's last line, kept below the lines printed on stdout. */
+class Progress {
+  private readonly enabled: boolean;
+  private shown = false;
+
+  constructor(
+    private readonly total: number,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+  ) {
+    this.enabled = stream.isTTY && total >= PROGRESS_FROM;
+  }
+
+  show(done: number, label: string): void {
+    if (!this.enabled) return;
+    const text = `[${done}/${this.total}] ${label}`;
+    this.stream.write(`\r\x1b[K${text.slice(0, Math.max(10, (this.stream.columns || 80) - 1))}`);
+    this.shown = true;
+  }
+
+  clear(): void {
+    if (!this.shown) return;
+    this.stream.write("\r\x1b[K");
+    this.shown = false;
+  }
+}
+
+async function add(files: string[], command: Command): Promise<void> {
+  const client = clientOf(command);
+  const submissions = await readSubmissions(files);
+  const progress = new Progress(submissions.length);
+  let done = 0;
+  for (const submission of submissions) {
+    progress.show(done, typeof submission.td.id === "string" ? submission.td.id : submission.source);
+    let result;
+    try {
+      result = await client.put(submission.td as ThingDescription);
+    } catch (err) {
+      progress.clear();
+      // What the hub says about this TD names its file; a missing token or a failing hub does not.
+      const aboutTheTd =
+        err instanceof HubError && err.status < 500 && err.status !== 401 && err.status !== 403;
+      if (aboutTheTd) throw refusal(err, submission);
+      throw err;
+    }
+    done++;
+    // On a terminal, the next line goes where the progress was; otherwise the progress stays.
+    if (process.stdout.isTTY) progress.clear();
+    process.stdout.write(`${result.created ? "registered" : "updated"} ${result.id}\n`);
+  }
+  progress.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listing
+
+function typesOf(td: ThingDescription): string[] {
+  const type = td["@type"];
+  return type === undefined ? [] : Array.isArray(type) ? type : [type];
+}
+
+/** `--type Sensor` matches `Sensor` and `saref:Sensor`; `--type saref:Sensor` only the latter. */
+function hasType(td: ThingDescription, wanted: string): boolean {
+  return typesOf(td).some((type) => type === wanted || type.slice(type.indexOf(":") + 1) === wanted);
+}
+
+function modifiedOf(td: RegisteredThingDescription): string {
+  const registration = td.registration;
+  const modified = isObject(registration) ? registration.modified : undefined;
+  if (typeof modified !== "string" || Number.isNaN(Date.parse(modified))) return "";
+  return `${new Date(modified).toISOString().slice(0, 19)}Z`;
+}
+
+function positiveInteger(text: string): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidArgumentError("must be a whole number from 1");
+  }
+  return value;
+}
+
+interface ListCommandOptions {
+  type?: string;
+  json?: boolean;
+  limit?: number;
+}
+
+async function list(options: ListCommandOptions, command: Command): Promise<void> {
+  const client = clientOf(command);
+  const things: RegisteredThingDescription[] = [];
+  for await (const td of client.listAll({ pageSize: PAGE_SIZE })) {
+    if (options.type !== undefined && !hasType(td, options.type)) continue;
+    things.push(td);
+    if (things.length === options.limit) break;
+  }
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(things)}\n`);
+    return;
+  }
+  if (things.length === 0) {
+    process.stderr.write(options.type === undefined ? "no Things\n" : `no Things of type ${options.type}\n`);
+    return;
+  }
+  const rows = things.map((td) => [td.id, td.title, typesOf(td).join(", "), modifiedOf(td)]);
+  const maxWidth = process.stdout.isTTY ? process.stdout.columns : undefined;
+  process.stdout.write(formatTable(["ID", "TITLE", "TYPE", "MODIFIED"], rows, { maxWidth, uncut: [3] }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The commands
+
+export function registerClientCommands(program: Command): void {
+  program.addHelpText("after", connectionHelp);
+
+  program
+    .command("add")
+    .description(
+      "register or update Thing Descriptions: files of one TD or an array of TDs, folders, or - (stdin)",
+    )
+    .argument("<file...>", "a TD file, a folder (every *.json in it, by name), or - for stdin")
+    .addHelpText("after", connectionHelp)
+    .action(talking(async (files: string[], _options: unknown, command: Command) => add(files, command)));
+
+  program
+    .command("get")
+    .description("print one Thing Description, with its registration information")
+    .argument("<id>", "the Thing's id")
+    .option("--json", "compact JSON on one line, for scripts")
+    .addHelpText("after", connectionHelp)
+    .action(
+      talking(async (id: string, options: { json?: boolean }, command: Command) => {
+        const td = await clientOf(command).get(id);
+        process.stdout.write(`${options.json ? JSON.stringify(td) : JSON.stringify(td, null, 2)}\n`);
+      }),
+    );
+
+  program
+    .command("ls")
+    .description("list the Things in the directory: id, title, type, last modified")
+    .option(
+      "--type <type>",
+      "only Things whose @type includes this (with or without its prefix, e.g. saref:)",
+    )
+    .option("--limit <n>", "at most this many Things", positiveInteger)
+    .option("--json", "the TDs as one JSON array, for scripts")
+    .addHelpText("after", connectionHelp)
+    .action(talking(async (options: ListCommandOptions, command: Command) => list(options, command)));
+
+  program
+    .command("rm")
+    .description("remove Things from the directory")
+    .argument("<id...>", "the ids of the Things to remove")
+    .addHelpText("after", connectionHelp)
+    .action(
+      talking(async (ids: string[], _options: unknown, command: Command) => {
+        const client = clientOf(command);
+        for (const id of ids) {
+          await client.remove(id);
+          process.stdout.write(`removed ${id}\n`);
+        }
+      }),
+    );
+
+  program
+    .command("search")
+    .description(
+      "select values from every TD with an RFC 9535 JSONPath query, run on each TD: e.g. '$.title'",
+    )
+    .argument("<jsonpath>", "the query")
+    .option("--json", "the values as one JSON array instead of one per line")
+    .addHelpText("after", connectionHelp)
+    .action(
+      talking(async (query: string, options: { json?: boolean }, command: Command) => {
+        const values = await clientOf(command).searchJsonPath(query);
+        const text = options.json ? JSON.stringify(values) : values.map((v) => JSON.stringify(v)).join("\n");
+        if (text.length > 0) process.stdout.write(`${text}\n`);
+      }),
+    );
+}

@@ -6,12 +6,21 @@ import { registerServeCommands } from "./serve-commands.js";
 import { registerClientCommands } from "./client-commands.js";
 import { CliError } from "./cli-error.js";
 
+/** Commander's usage errors, like every other failure, as one line. */
+function writeUsageError(text: string, write: (text: string) => void): void {
+  const line = text
+    .replace(/^error: /, "")
+    .replace(/\s*\n\s*/g, " ")
+    .trim();
+  write(`things: ${line}\n`);
+}
+
 export function buildProgram(): Command {
   const program = new Command("things")
     .description("Hyperthings: every Thing in one graph, every change recorded")
     .version(HUB_VERSION)
     .showSuggestionAfterError()
-    .configureOutput({ outputError: (text, write) => write(text) })
+    .configureOutput({ outputError: writeUsageError })
     .exitOverride();
   program.addOption(
     new Option("--url <url>", "the hub to talk to").env("HYPERTHINGS_URL").default("http://127.0.0.1:8080"),

@@ -1,0 +1,334 @@
+// A typed client of a hub's W3C WoT Discovery directory API (/things, /search/jsonpath, /health).
+// It uses the global fetch and nothing else from Node.js, so that it runs in browsers too.
+import type { RegisteredThingDescription, ThingDescription } from "../core/index.js";
+
+const TD_CONTENT_TYPE = "application/td+json";
+/** The page size when listing every Thing: the hub's own default page. */
+const DEFAULT_PAGE_SIZE = 100;
+
+export interface HubClientOptions {
+  /** The hub's base URL, e.g. `http://127.0.0.1:8080` (a path prefix such as `/hub/` is kept). */
+  url: string;
+  /** A bearer token: mutations need one; reads only when the hub runs with `--auth read`. */
+  token?: string | undefined;
+  /** The fetch to use; the global one by default. */
+  fetch?: typeof globalThis.fetch;
+}
+
+/** One failing place in what was sent (RFC 9457 §3 `errors` extension). */
+export interface ProblemLocation {
+  pointer: string;
+  detail: string;
+}
+
+export interface ProblemFields {
+  status: number;
+  title: string;
+  detail?: string | undefined;
+  type?: string | undefined;
+  instance?: string | undefined;
+  errors?: ProblemLocation[] | undefined;
+}
+
+/** The hub refused a request: its RFC 9457 problem document, as an error. */
+export class HubError extends Error {
+  readonly status: number;
+  readonly title: string;
+  readonly detail: string | undefined;
+  readonly type: string | undefined;
+  readonly instance: string | undefined;
+  readonly errors: ProblemLocation[];
+
+  constructor(problem: ProblemFields) {
+    super(problem.detail ?? problem.title);
+    this.name = "HubError";
+    this.status = problem.status;
+    this.title = problem.title;
+    this.detail = problem.detail;
+    this.type = problem.type;
+    this.instance = problem.instance;
+    this.errors = problem.errors ?? [];
+  }
+}
+
+/** No answer at all: the hub is not running, the host is unknown, the connection broke. */
+export class HubUnreachableError extends Error {
+  constructor(
+    readonly url: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot reach the hub at ${url}: ${reason}`, options);
+    this.name = "HubUnreachableError";
+  }
+}
+
+export interface PutResult {
+  id: string;
+  /** True when the directory had no TD with this id (201), false when it replaced one (204). */
+  created: boolean;
+}
+
+export interface ListOptions {
+  offset?: number;
+  limit?: number;
+}
+
+export interface ThingPage {
+  things: RegisteredThingDescription[];
+  /** How many Things the directory holds (`X-Total-Count`), when the hub says. */
+  total?: number;
+  /** The absolute URL of the next page (`Link: <…>; rel="next"`), if there is one. */
+  next?: string;
+}
+
+export interface HubHealth {
+  status: string;
+  hub: string;
+  version: string;
+  things: number;
+  lastSeq: number;
+}
+
+/** `/things/{id}` relative to the hub's base: the id percent-encoded, `:` and `@` kept readable. */
+export function thingPathOf(id: string): string {
+  return `things/${encodeURIComponent(id).replace(/%3A/gi, ":").replace(/%40/g, "@")}`;
+}
+
+/** The target of the `rel="next"` link in an RFC 8288 Link header, resolved against `base`. */
+export function nextLinkOf(header: string | null, base: URL): string | undefined {
+  if (header === null) return undefined;
+  for (const match of header.matchAll(/<([^>]*)>([^<]*)/g)) {
+    const rel = /;\s*rel\s*=\s*(?:"([^"]*)"|([^;,\s]+))/i.exec(match[2] ?? "");
+    const relations = (rel?.[1] ?? rel?.[2] ?? "").toLowerCase().split(/\s+/);
+    if (relations.includes("next")) return new URL(match[1] ?? "", base).href;
+  }
+  return undefined;
+}
+
+/** Why a fetch got no answer, in words, from the error codes Node.js (undici) gives. */
+function unreachableReason(err: TypeError): string {
+  const cause = err.cause as
+    { code?: unknown; message?: unknown; errors?: Array<{ code?: unknown }> } | undefined;
+  const code = cause?.code ?? cause?.errors?.[0]?.code;
+  switch (code) {
+    case "ECONNREFUSED":
+      return "connection refused — is `things serve` running?";
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return "no such host";
+    case "ECONNRESET":
+    case "UND_ERR_SOCKET":
+      return "the connection was closed before the hub answered";
+    case "ETIMEDOUT":
+    case "UND_ERR_CONNECT_TIMEOUT":
+      return "the connection timed out";
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return "no route to the host";
+    default:
+      if (typeof code === "string") return code;
+      return typeof cause?.message === "string" && cause.message.length > 0 ? cause.message : err.message;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
+
+/** RFC 9457 `errors`, or the WoT Discovery `validationErrors` some directories send instead. */
+function locationsOf(problem: Record<string, unknown>): ProblemLocation[] {
+  const { errors, validationErrors } = problem;
+  if (Array.isArray(errors)) {
+    return errors
+      .filter(isObject)
+      .map((e) => ({ pointer: text(e.pointer) ?? "", detail: text(e.detail) ?? "" }));
+  }
+  if (Array.isArray(validationErrors)) {
+    return validationErrors
+      .filter(isObject)
+      .map((e) => ({ pointer: text(e.field) ?? "", detail: text(e.description) ?? "" }));
+  }
+  return [];
+}
+
+async function hubErrorOf(response: Response): Promise<HubError> {
+  const raw = await response.text();
+  const fallback = response.statusText || `HTTP ${response.status}`;
+  let body: unknown;
+  try {
+    body = JSON.parse(raw);
+  } catch {
+    // Not a problem document (a proxy's HTML page, say): the status and a little of the text.
+    const detail = raw.trim().slice(0, 200);
+    return new HubError({
+      status: response.status,
+      title: fallback,
+      detail: detail.length > 0 ? detail : undefined,
+    });
+  }
+  if (!isObject(body)) return new HubError({ status: response.status, title: fallback });
+  return new HubError({
+    status: typeof body.status === "number" ? body.status : response.status,
+    title: text(body.title) ?? fallback,
+    detail: text(body.detail),
+    type: text(body.type),
+    instance: text(body.instance),
+    errors: locationsOf(body),
+  });
+}
+
+export class HubClient {
+  /** The base URL, ending in `/`, that relative paths resolve against. */
+  readonly url: string;
+  private readonly token: string | undefined;
+  private readonly fetch: typeof globalThis.fetch;
+
+  constructor(options: HubClientOptions) {
+    let base: URL;
+    try {
+      base = new URL(options.url);
+    } catch {
+      throw new TypeError(`"${options.url}" is not a hub URL; give one like http://127.0.0.1:8080`);
+    }
+    if (base.protocol !== "http:" && base.protocol !== "https:") {
+      throw new TypeError(`"${options.url}" is not an http or https URL`);
+    }
+    base.search = "";
+    base.hash = "";
+    if (!base.pathname.endsWith("/")) base.pathname += "/";
+    this.url = base.href;
+    this.token = options.token;
+    // Bound to globalThis: browsers refuse a fetch called as a method of another object.
+    this.fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  }
+
+  private async request(
+    method: string,
+    target: string | URL,
+    options: { accept?: string; body?: string; contentType?: string } = {},
+  ): Promise<Response> {
+    const url = typeof target === "string" ? new URL(target, this.url) : target;
+    const headers = new Headers({ accept: options.accept ?? "application/json" });
+    if (this.token !== undefined) headers.set("authorization", `Bearer ${this.token}`);
+    if (options.contentType !== undefined) headers.set("content-type", options.contentType);
+    let response: Response;
+    try {
+      response = await this.fetch(url, {
+        method,
+        headers,
+        ...(options.body !== undefined && { body: options.body }),
+      });
+    } catch (err) {
+      // fetch rejects with a TypeError when there is no answer; anything else (an abort) is not ours.
+      if (err instanceof TypeError) {
+        throw new HubUnreachableError(this.url.replace(/\/$/, ""), unreachableReason(err), { cause: err });
+      }
+      throw err;
+    }
+    if (!response.ok) throw await hubErrorOf(response);
+    return response;
+  }
+
+  /** Registers or replaces a TD: PUT /things/{id} when it has an id, otherwise POST /things. */
+  async put(td: ThingDescription): Promise<PutResult> {
+    if (td.id === undefined) return this.create(td);
+    const response = await this.request("PUT", thingPathOf(td.id), {
+      body: JSON.stringify(td),
+      contentType: TD_CONTENT_TYPE,
+    });
+    return { id: td.id, created: response.status === 201 };
+  }
+
+  /** Registers an anonymous TD (POST /things); the hub names the id it gave in `Location`. */
+  async create(td: ThingDescription): Promise<PutResult> {
+    const url = new URL("things", this.url);
+    const response = await this.request("POST", url, {
+      body: JSON.stringify(td),
+      contentType: TD_CONTENT_TYPE,
+    });
+    const location = response.headers.get("location");
+    const path = location === null ? "" : new URL(location, url).pathname;
+    // Ids are percent-encoded in the path, so the last `/things/` starts the id.
+    const at = path.lastIndexOf("/things/");
+    if (at === -1) {
+      throw new HubError({
+        status: response.status,
+        title: "Unexpected answer",
+        detail: `the hub registered the TD but its Location (${location ?? "none"}) names no /things/{id}`,
+      });
+    }
+    return { id: decodeURIComponent(path.slice(at + "/things/".length)), created: true };
+  }
+
+  /** One TD, with the directory's registration information (`registration.created`, `.modified`…). */
+  async get(id: string): Promise<RegisteredThingDescription> {
+    const response = await this.request("GET", thingPathOf(id), {
+      accept: `${TD_CONTENT_TYPE}, application/json`,
+    });
+    return (await response.json()) as RegisteredThingDescription;
+  }
+
+  /** One page of TDs, in id order. */
+  async list(options: ListOptions = {}): Promise<ThingPage> {
+    const url = new URL("things", this.url);
+    if (options.offset !== undefined) url.searchParams.set("offset", String(options.offset));
+    if (options.limit !== undefined) url.searchParams.set("limit", String(options.limit));
+    return this.page(url);
+  }
+
+  /** Every TD, in id order, fetching page after page by following `Link: rel="next"`. */
+  async *listAll(
+    options: { pageSize?: number } = {},
+  ): AsyncGenerator<RegisteredThingDescription, void, undefined> {
+    let url: URL | undefined = new URL("things", this.url);
+    url.searchParams.set("limit", String(options.pageSize ?? DEFAULT_PAGE_SIZE));
+    const seen = new Set<string>();
+    while (url !== undefined) {
+      if (seen.has(url.href))
+        throw new Error(`the hub's next link leads back to a page already read: ${url.href}`);
+      seen.add(url.href);
+      const page: ThingPage = await this.page(url);
+      yield* page.things;
+      url = page.next === undefined ? undefined : new URL(page.next);
+    }
+  }
+
+  private async page(url: URL): Promise<ThingPage> {
+    const response = await this.request("GET", url, { accept: "application/ld+json, application/json" });
+    const things: unknown = await response.json();
+    if (!Array.isArray(things)) {
+      throw new HubError({
+        status: response.status,
+        title: "Unexpected answer",
+        detail: "the listing is not a JSON array",
+      });
+    }
+    const total = Number(response.headers.get("x-total-count") ?? Number.NaN);
+    const next = nextLinkOf(response.headers.get("link"), url);
+    return {
+      things: things as RegisteredThingDescription[],
+      ...(Number.isSafeInteger(total) && { total }),
+      ...(next !== undefined && { next }),
+    };
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.request("DELETE", thingPathOf(id));
+  }
+
+  /** RFC 9535 JSONPath over every TD: the selected values, in id order. */
+  async searchJsonPath(query: string): Promise<unknown[]> {
+    const url = new URL("search/jsonpath", this.url);
+    url.searchParams.set("query", query);
+    return (await (await this.request("GET", url)).json()) as unknown[];
+  }
+
+  async health(): Promise<HubHealth> {
+    return (await (await this.request("GET", "health")).json()) as HubHealth;
+  }
+}

@@ -1,0 +1,369 @@
+// End-to-end tests of the `things` directory commands: the built CLI as a child process, against
+// a real hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+const EXAMPLES = fileURLToPath(new URL("../examples/things/", import.meta.url));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment of the parent, without any HYPERTHINGS_ setting that would leak in. */
+function cleanEnvironment(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+/** Runs `things ARGS` to its end; stdin gets `input` (or nothing) and is closed. */
+function things(
+  args: string[],
+  options: { input?: string; env?: Record<string, string> } = {},
+): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: cleanEnvironment(options.env ?? {}), timeout: 20_000, encoding: "utf8" },
+      (err, stdout, stderr) => {
+        if (err === null) {
+          resolve({ code: 0, stdout, stderr });
+        } else if (typeof err.code === "number") {
+          resolve({ code: err.code, stdout, stderr });
+        } else {
+          // Killed by the timeout, or never started.
+          reject(
+            new Error(`things ${args.join(" ")} did not finish (${err.signal ?? err.message}): ${stderr}`),
+          );
+        }
+      },
+    );
+    child.stdin?.end(options.input ?? "");
+  });
+}
+
+/** stderr is exactly one line, starting with `things: `. */
+function expectOneLine(run: Run): string {
+  expect(run.code).not.toBe(0);
+  expect(run.stderr).toMatch(/^things: [^\n]+\n$/);
+  return run.stderr;
+}
+
+function lamp(id: string | undefined, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return minimalTd({ ...(id !== undefined && { id }), ...overrides });
+}
+
+let hub: TestHub;
+let work: string;
+
+/** `things ARGS --url HUB --token TOKEN`. */
+function thingsAt(args: string[], options: { input?: string } = {}): Promise<Run> {
+  return things([...args, "--url", hub.url, "--token", hub.token], options);
+}
+
+function writeJson(name: string, value: unknown): string {
+  const path = join(work, name);
+  writeFileSync(path, JSON.stringify(value, null, 2));
+  return path;
+}
+
+async function storedIds(): Promise<string[]> {
+  const response = await hub.request("/things");
+  return ((await response.json()) as Array<{ id: string }>).map((td) => td.id);
+}
+
+async function register(...tds: Array<Record<string, unknown>>): Promise<void> {
+  for (const td of tds) {
+    const response = await hub.request(`/things/${encodeURIComponent(String(td.id))}`, {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(td),
+    });
+    expect(response.status).toBe(201);
+  }
+}
+
+beforeEach(async () => {
+  hub = await startTestHub();
+  work = mkdtempSync(join(tmpdir(), "hyperthings-cli-"));
+});
+
+afterEach(async () => {
+  await hub.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe("things add", () => {
+  it("registers a TD file, then reports updated when the same TD is added again", async () => {
+    const file = writeJson("lamp.json", lamp("urn:test:lamp-1"));
+    const first = await thingsAt(["add", file]);
+    expect(first).toMatchObject({ code: 0, stdout: "registered urn:test:lamp-1\n", stderr: "" });
+    const second = await thingsAt(["add", file]);
+    expect(second).toMatchObject({ code: 0, stdout: "updated urn:test:lamp-1\n" });
+    expect(await storedIds()).toEqual(["urn:test:lamp-1"]);
+  });
+
+  it("registers every *.json of a folder in name order and ignores other files and subfolders", async () => {
+    const folder = join(work, "fleet");
+    mkdirSync(join(folder, "nested"), { recursive: true });
+    writeFileSync(join(folder, "b.json"), JSON.stringify(lamp("urn:test:b")));
+    writeFileSync(join(folder, "a.json"), JSON.stringify(lamp("urn:test:z")));
+    writeFileSync(join(folder, "notes.txt"), "not a TD");
+    writeFileSync(join(folder, "nested", "c.json"), JSON.stringify(lamp("urn:test:c")));
+    const run = await thingsAt(["add", folder]);
+    expect(run).toMatchObject({
+      code: 0,
+      stdout: "registered urn:test:z\nregistered urn:test:b\n",
+      stderr: "",
+    });
+    expect(await storedIds()).toEqual(["urn:test:b", "urn:test:z"]);
+  });
+
+  it("registers every example Thing shipped in examples/things", async () => {
+    const run = await thingsAt(["add", EXAMPLES]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim().split("\n")).toHaveLength(6);
+    expect(await storedIds()).toHaveLength(6);
+  });
+
+  it("reads TDs from stdin when given -", async () => {
+    const run = await thingsAt(["add", "-"], { input: JSON.stringify(lamp("urn:test:from-stdin")) });
+    expect(run).toMatchObject({ code: 0, stdout: "registered urn:test:from-stdin\n" });
+    expect(await storedIds()).toEqual(["urn:test:from-stdin"]);
+  });
+
+  it("registers each TD of a file holding an array, and reports the id the hub gave an anonymous TD", async () => {
+    const file = writeJson("two.json", [lamp("urn:test:first"), lamp(undefined, { title: "Anonymous" })]);
+    const run = await thingsAt(["add", file]);
+    expect(run.code).toBe(0);
+    const [first, second, ...rest] = run.stdout.split("\n");
+    expect(first).toBe("registered urn:test:first");
+    expect(second).toMatch(/^registered urn:uuid:[0-9a-f-]{36}$/);
+    expect(rest).toEqual([""]);
+    const anonymousId = (second ?? "").slice("registered ".length);
+    expect((await storedIds()).sort()).toEqual(["urn:test:first", anonymousId].sort());
+    const stored = (await (await hub.request(`/things/${anonymousId}`)).json()) as { title: string };
+    expect(stored.title).toBe("Anonymous");
+  });
+
+  it("takes the hub and the token from HYPERTHINGS_URL and HYPERTHINGS_TOKEN", async () => {
+    const file = writeJson("lamp.json", lamp("urn:test:by-env"));
+    const run = await things(["add", file], {
+      env: { HYPERTHINGS_URL: hub.url, HYPERTHINGS_TOKEN: hub.token },
+    });
+    expect(run).toMatchObject({ code: 0, stdout: "registered urn:test:by-env\n" });
+  });
+});
+
+describe("things get, ls, rm, search", () => {
+  const sensor = lamp("urn:test:sensor-1", {
+    "@context": ["https://www.w3.org/2022/wot/td/v1.1", { saref: "https://saref.etsi.org/core/" }],
+    "@type": "saref:TemperatureSensor",
+    title: "Room sensor",
+  });
+  const lamp1 = lamp("urn:test:lamp-1", { "@type": ["Lamp", "saref:Actuator"], title: "Desk lamp" });
+  const lamp2 = lamp("urn:test:lamp-2", { "@type": "Lamp", title: "Floor lamp" });
+
+  it("get prints the TD with its registration as pretty JSON, and --json prints it on one line", async () => {
+    await register(sensor);
+    const pretty = await thingsAt(["get", "urn:test:sensor-1"]);
+    expect(pretty.code).toBe(0);
+    const td = JSON.parse(pretty.stdout) as Record<string, unknown>;
+    expect(td).toMatchObject({ id: "urn:test:sensor-1", title: "Room sensor", registration: {} });
+    expect(pretty.stdout).toContain('\n  "id": "urn:test:sensor-1"');
+    const compact = await thingsAt(["get", "urn:test:sensor-1", "--json"]);
+    expect(compact.stdout.trim().split("\n")).toHaveLength(1);
+    expect((JSON.parse(compact.stdout) as { id: string }).id).toBe("urn:test:sensor-1");
+  });
+
+  it("ls prints a table of id, title, type and modification time, in id order", async () => {
+    await register(sensor, lamp1, lamp2);
+    const run = await thingsAt(["ls"]);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    const lines = run.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^ID\s+TITLE\s+TYPE\s+MODIFIED$/);
+    expect(lines.slice(1).map((line) => line.split(/\s{2,}/))).toEqual([
+      [
+        "urn:test:lamp-1",
+        "Desk lamp",
+        "Lamp, saref:Actuator",
+        expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
+      ],
+      ["urn:test:lamp-2", "Floor lamp", "Lamp", expect.stringMatching(/Z$/)],
+      ["urn:test:sensor-1", "Room sensor", "saref:TemperatureSensor", expect.stringMatching(/Z$/)],
+    ]);
+    // The columns line up: every TITLE starts where the header's does.
+    const titleAt = (lines[0] ?? "").indexOf("TITLE");
+    for (const line of lines.slice(1)) expect(line[titleAt - 1]).toBe(" ");
+  });
+
+  it("ls --json prints every Thing as one JSON array, following the hub's pages", async () => {
+    const many = Array.from({ length: 130 }, (_, i) => lamp(`urn:test:many-${String(i).padStart(3, "0")}`));
+    await register(...many);
+    const run = await thingsAt(["ls", "--json"]);
+    expect(run.code).toBe(0);
+    const listed = JSON.parse(run.stdout) as Array<{ id: string }>;
+    expect(listed.map((td) => td.id)).toEqual(many.map((td) => td.id));
+  });
+
+  it("ls --limit shows at most that many Things", async () => {
+    await register(sensor, lamp1, lamp2);
+    const run = await thingsAt(["ls", "--json", "--limit", "2"]);
+    expect((JSON.parse(run.stdout) as Array<{ id: string }>).map((td) => td.id)).toEqual([
+      "urn:test:lamp-1",
+      "urn:test:lamp-2",
+    ]);
+  });
+
+  it("ls --type matches an @type exactly or by the name after its prefix", async () => {
+    await register(sensor, lamp1, lamp2);
+    const ids = async (type: string) =>
+      (JSON.parse((await thingsAt(["ls", "--type", type, "--json"])).stdout) as Array<{ id: string }>).map(
+        (td) => td.id,
+      );
+    const types = ["Lamp", "TemperatureSensor", "saref:TemperatureSensor", "Actuator", "Temperature"];
+    expect(await Promise.all(types.map(ids))).toEqual([
+      ["urn:test:lamp-1", "urn:test:lamp-2"],
+      ["urn:test:sensor-1"],
+      ["urn:test:sensor-1"],
+      ["urn:test:lamp-1"],
+      [],
+    ]);
+    const table = await thingsAt(["ls", "--type", "Lamp"]);
+    expect(table.stdout).toContain("urn:test:lamp-2");
+    expect(table.stdout).not.toContain("urn:test:sensor-1");
+  });
+
+  it("rm removes each Thing named and reports it", async () => {
+    await register(sensor, lamp1, lamp2);
+    const run = await thingsAt(["rm", "urn:test:lamp-1", "urn:test:sensor-1"]);
+    expect(run).toMatchObject({ code: 0, stdout: "removed urn:test:lamp-1\nremoved urn:test:sensor-1\n" });
+    expect(await storedIds()).toEqual(["urn:test:lamp-2"]);
+  });
+
+  it("search prints one JSON value per line, and --json prints them as one array", async () => {
+    await register(sensor, lamp1, lamp2);
+    const lines = await thingsAt(["search", "$.title"]);
+    expect(lines).toMatchObject({ code: 0, stdout: '"Desk lamp"\n"Floor lamp"\n"Room sensor"\n' });
+    const array = await thingsAt(["search", "$['@type']", "--json"]);
+    expect(array.stdout.trim().split("\n")).toHaveLength(1);
+    expect(JSON.parse(array.stdout)).toEqual([["Lamp", "saref:Actuator"], "Lamp", "saref:TemperatureSensor"]);
+  });
+
+  it("search that selects nothing prints nothing and succeeds", async () => {
+    await register(lamp1);
+    expect(await thingsAt(["search", "$.nothing"])).toMatchObject({ code: 0, stdout: "", stderr: "" });
+  });
+});
+
+describe("failures: one line on stderr and a non-zero exit", () => {
+  it("get of an unknown id says so", async () => {
+    const run = await thingsAt(["get", "urn:test:nobody"]);
+    expect(run.code).toBe(1);
+    expect(expectOneLine(run)).toContain("urn:test:nobody");
+    expect(run.stdout).toBe("");
+  });
+
+  it("rm of an unknown id says so", async () => {
+    const run = await thingsAt(["rm", "urn:test:nobody"]);
+    expect(expectOneLine(run)).toContain("urn:test:nobody");
+  });
+
+  it("add of a TD without a title names the file and what is missing, and stores nothing", async () => {
+    const untitled = lamp("urn:test:untitled");
+    delete untitled.title;
+    const file = writeJson("untitled.json", untitled);
+    const run = await thingsAt(["add", file]);
+    expect(run.code).toBe(1);
+    const line = expectOneLine(run);
+    expect(line).toContain(`${file}`);
+    expect(line).toContain("title");
+    expect(await storedIds()).toEqual([]);
+  });
+
+  it("add of an invalid TD in an array names the file and the JSON pointer into it, and stops there", async () => {
+    const file = writeJson("fleet.json", [
+      lamp("urn:test:good"),
+      lamp("urn:test:bad", { properties: { on: { type: "boolean", forms: "not an array" } } }),
+      lamp("urn:test:never-sent"),
+    ]);
+    const run = await thingsAt(["add", file]);
+    expect(run.stdout).toBe("registered urn:test:good\n");
+    expect(expectOneLine(run)).toContain(`${file}#/1/properties/on/forms`);
+    expect(await storedIds()).toEqual(["urn:test:good"]);
+  });
+
+  it("add of malformed JSON names the file, and sends nothing, not even the valid files before it", async () => {
+    const good = writeJson("a.json", lamp("urn:test:good"));
+    const broken = join(work, "b.json");
+    writeFileSync(broken, '{ "title": "Lamp",\n');
+    const run = await thingsAt(["add", good, broken]);
+    expect(run.stdout).toBe("");
+    const line = expectOneLine(run);
+    expect(line).toContain(broken);
+    expect(line).toMatch(/malformed json/i);
+    expect(await storedIds()).toEqual([]);
+  });
+
+  it("add of a file that does not exist names it", async () => {
+    const run = await thingsAt(["add", join(work, "missing.json")]);
+    expect(expectOneLine(run)).toContain("missing.json");
+  });
+
+  it("add without a token says a token is needed and how to give one", async () => {
+    const file = writeJson("lamp.json", lamp("urn:test:lamp"));
+    const run = await things(["add", file, "--url", hub.url]);
+    expect(run.code).toBe(1);
+    expect(expectOneLine(run)).toMatch(/token.*--token or HYPERTHINGS_TOKEN/);
+    expect(await storedIds()).toEqual([]);
+  });
+
+  it("a hub that is not running is reported as unreachable", async () => {
+    const stopped = await startTestHub();
+    await stopped.stop();
+    const run = await things(["ls", "--url", stopped.url]);
+    expect(run.code).toBe(1);
+    expect(expectOneLine(run)).toBe(
+      `things: cannot reach the hub at ${stopped.url}: connection refused — is \`things serve\` running?\n`,
+    );
+  });
+
+  it("an unknown command exits with the usage code 2", async () => {
+    const run = await things(["lss"]);
+    expect(run.code).toBe(2);
+    expect(expectOneLine(run)).toContain("lss");
+  });
+
+  it("an unknown option exits with the usage code 2", async () => {
+    const run = await things(["ls", "--colour"]);
+    expect(run.code).toBe(2);
+    expect(expectOneLine(run)).toContain("--colour");
+  });
+
+  it("a --limit that is not a positive whole number exits with the usage code 2", async () => {
+    const run = await things(["ls", "--limit", "0", "--url", hub.url]);
+    expect(run.code).toBe(2);
+    expectOneLine(run);
+  });
+});
+
+describe("things --help", () => {
+  it("says where the token comes from when none is given", async () => {
+    const help = await things(["add", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("HYPERTHINGS_TOKEN");
+    expect(help.stdout).toContain("admin-token");
+  });
+});
