@@ -61,6 +61,19 @@ interface Pending {
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/**
+ * A command failed in a way that ended the whole transaction, not just its savepoint (SQLite rolls
+ * back on SQLITE_FULL, SQLITE_IOERR, RAISE(ROLLBACK), …): nothing of the batch is committed.
+ */
+class BatchAborted extends Error {
+  constructor(
+    readonly index: number,
+    readonly error: unknown,
+  ) {
+    super("the batch's transaction was rolled back", { cause: error });
+  }
+}
+
 function toRecord(row: ThingRow): ThingRecord {
   const record: ThingRecord = {
     id: row.id,
@@ -100,6 +113,7 @@ export class SqliteStore implements Store {
   private queue: Pending[] = [];
   private flushScheduled = false;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private drained: (() => void) | undefined;
 
   private readonly stmt;
@@ -108,11 +122,17 @@ export class SqliteStore implements Store {
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
     this.db = new Database(options.path);
-    this.db.pragma("journal_mode = WAL");
-    // Acknowledged means durable, even on power loss (PITFALLS.md); group commit keeps it cheap.
-    this.db.pragma("synchronous = FULL");
-    this.db.pragma("busy_timeout = 5000");
-    this.migrate();
+    try {
+      this.db.pragma("journal_mode = WAL");
+      // Acknowledged means durable, even on power loss (PITFALLS.md); group commit keeps it cheap.
+      this.db.pragma("synchronous = FULL");
+      this.db.pragma("busy_timeout = 5000");
+      this.migrate();
+    } catch (error) {
+      // A refused database (newer schema, failed migration) must not stay open behind the error.
+      this.db.close();
+      throw error;
+    }
     this.maxQueue = options.maxQueue ?? 10_000;
     this.maxBatch = options.maxBatch ?? 1_000;
 
@@ -150,31 +170,40 @@ export class SqliteStore implements Store {
     // Each command runs in a savepoint (a nested better-sqlite3 transaction), so one failing
     // command (a precondition, a constraint) rolls back alone and the rest of the batch commits.
     const runOne = db.transaction((pending: Pending) => pending.run());
-    this.runBatch = db.transaction((batch: Pending[]) =>
-      batch.map((pending): Outcome => {
+    const batchTransaction = db.transaction((batch: Pending[]) =>
+      batch.map((pending, index): Outcome => {
         try {
           return { ok: true, value: runOne(pending) };
         } catch (error) {
+          // Without the transaction, the next commands would each autocommit on their own and
+          // the final COMMIT fail: writes made durable yet reported as failed. Stop the batch.
+          if (!db.inTransaction) throw new BatchAborted(index, error);
           return { ok: false, error };
         }
       }),
     );
+    // IMMEDIATE: take the write lock (waiting up to busy_timeout) before the first read, so a
+    // batch never fails to upgrade a read snapshot that another connection has since changed.
+    this.runBatch = (batch) => batchTransaction.immediate(batch);
   }
 
   private migrate(): void {
-    const current = this.db.pragma("user_version", { simple: true }) as number;
-    if (current > migrations.length) {
-      throw new Error(
-        `The database schema is version ${current}, newer than this hub understands (${migrations.length}); upgrade the hub.`,
-      );
-    }
-    for (let v = current; v < migrations.length; v++) {
-      const sql = migrations[v] ?? "";
-      this.db.transaction(() => {
-        this.db.exec(sql);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    // IMMEDIATE, and the version read inside: two processes opening a new file at once must not
+    // both run migration 1.
+    this.db
+      .transaction(() => {
+        const current = this.db.pragma("user_version", { simple: true }) as number;
+        if (current > migrations.length) {
+          throw new Error(
+            `The database schema is version ${current}, newer than this hub understands (${migrations.length}); upgrade the hub.`,
+          );
+        }
+        for (let v = current; v < migrations.length; v++) {
+          this.db.exec(migrations[v] ?? "");
+          this.db.pragma(`user_version = ${v + 1}`);
+        }
+      })
+      .immediate();
   }
 
   private enqueue<T>(run: () => T): Promise<T> {
@@ -200,6 +229,12 @@ export class SqliteStore implements Store {
       try {
         outcomes = this.runBatch(batch);
       } catch (err) {
+        if (err instanceof BatchAborted) {
+          // The failing command answers alone; the others committed nothing and run again.
+          batch[err.index]?.reject(err.error);
+          this.queue.unshift(...batch.filter((_, i) => i !== err.index));
+          continue;
+        }
         for (const p of batch) p.reject(err);
         continue;
       }
@@ -223,7 +258,19 @@ export class SqliteStore implements Store {
       previous: jsonOrNull(input.previous),
       cause: JSON.stringify(input.cause),
     });
-    const change: Change = { ...input, seq: Number(info.lastInsertRowid) };
+    // The acknowledged Change has the very shape a reader of the Log gets (toChange): no member
+    // that is present but undefined.
+    const change: Change = {
+      seq: Number(info.lastInsertRowid),
+      time: input.time,
+      thing: input.thing,
+      kind: input.kind,
+      cause: input.cause,
+    };
+    if (input.at !== undefined) change.at = input.at;
+    if (input.affordance !== undefined) change.affordance = input.affordance;
+    if (input.value !== undefined) change.value = input.value;
+    if (input.previous !== undefined) change.previous = input.previous;
     return change;
   }
 
@@ -286,17 +333,27 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Runs a query; its failure (a closed database, …) rejects the promise instead of throwing. */
+  private read<T>(query: () => T): Promise<T> {
+    return new Promise<T>((resolve) => {
+      if (!this.db.open) throw new UnavailableError("The store is closed");
+      resolve(query());
+    });
+  }
+
   getThing(id: string): Promise<ThingRecord | undefined> {
-    const row = this.stmt.getThing.get(id);
-    return Promise.resolve(row ? toRecord(row) : undefined);
+    return this.read(() => {
+      const row = this.stmt.getThing.get(id);
+      return row ? toRecord(row) : undefined;
+    });
   }
 
   listThings(options: ListOptions): Promise<ThingRecord[]> {
-    return Promise.resolve(this.stmt.listThings.all(options.limit, options.offset).map(toRecord));
+    return this.read(() => this.stmt.listThings.all(options.limit, options.offset).map(toRecord));
   }
 
   countThings(): Promise<number> {
-    return Promise.resolve(this.stmt.countThings.get()?.n ?? 0);
+    return this.read(() => this.stmt.countThings.get()?.n ?? 0);
   }
 
   async *scanThings(batchSize = 500): AsyncIterable<ThingRecord> {
@@ -313,23 +370,26 @@ export class SqliteStore implements Store {
   }
 
   expiredThings(time: string, limit: number): Promise<string[]> {
-    return Promise.resolve(this.stmt.expired.all(time, limit).map((r) => r.id));
+    return this.read(() => this.stmt.expired.all(time, limit).map((r) => r.id));
   }
 
   changesAfter(after: number, limit: number): Promise<Change[]> {
-    return Promise.resolve(this.stmt.changesAfter.all(after, limit).map(toChange));
+    return this.read(() => this.stmt.changesAfter.all(after, limit).map(toChange));
   }
 
   lastSeq(): Promise<number> {
-    return Promise.resolve(this.stmt.lastSeq.get()?.seq ?? 0);
+    return this.read(() => this.stmt.lastSeq.get()?.seq ?? 0);
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.queue.length > 0 || this.flushScheduled) {
-      await new Promise<void>((resolve) => (this.drained = resolve));
-    }
-    this.db.close();
+  close(): Promise<void> {
+    // Every caller, not only the first, waits until the queue has committed and the file is shut.
+    this.closing ??= (async () => {
+      this.closed = true;
+      if (this.queue.length > 0 || this.flushScheduled) {
+        await new Promise<void>((resolve) => (this.drained = resolve));
+      }
+      this.db.close();
+    })();
+    return this.closing;
   }
 }
