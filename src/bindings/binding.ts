@@ -1,0 +1,223 @@
+// The Binding: the adapter that speaks one protocol to a Thing, driven by a TD's forms.
+// Modelled on node-wot's ProtocolClient (packages/core/src/protocol-interfaces.ts), but smaller.
+import { BindingError } from "../core/index.js";
+import type { DataSchema, Form } from "../core/index.js";
+
+/** The TD 1.1 operation types (§5.3.4.2, `op`). */
+export type Operation =
+  | "readproperty"
+  | "writeproperty"
+  | "observeproperty"
+  | "unobserveproperty"
+  | "invokeaction"
+  | "queryaction"
+  | "cancelaction"
+  | "subscribeevent"
+  | "unsubscribeevent"
+  | "readallproperties"
+  | "writeallproperties"
+  | "readmultipleproperties"
+  | "writemultipleproperties"
+  | "observeallproperties"
+  | "unobserveallproperties"
+  | "queryallactions"
+  | "subscribeallevents"
+  | "unsubscribeallevents";
+
+/**
+ * What the hub knows to authenticate to a Thing, one entry per security scheme the form
+ * requires (TD §5.3.3; all entries apply). Built from the TD's `securityDefinitions`, which say
+ * where a credential goes (`in`, `name`), and the hub's secrets, which say what it is.
+ * Defined here rather than in core because only bindings apply it.
+ */
+export type Credentials =
+  | { readonly scheme: "nosec" }
+  | {
+      readonly scheme: "basic";
+      readonly username: string;
+      readonly password: string;
+      /** Header that carries `Basic …`; `Authorization` unless the scheme names another. */
+      readonly name: string;
+    }
+  | {
+      readonly scheme: "bearer";
+      readonly token: string;
+      readonly in: "header" | "query" | "cookie";
+      /** `Authorization` by default, or the header, query parameter or cookie the scheme names. */
+      readonly name: string;
+    }
+  | {
+      readonly scheme: "apikey";
+      readonly key: string;
+      readonly in: "header" | "query" | "cookie";
+      readonly name: string;
+    };
+
+/** The protocol terms of a form that the bindings understand, validated once by form selection. */
+export interface FormTerms {
+  /** `contentType`, `application/json` when the form has none (TD §5.3.4.2). */
+  readonly contentType: string;
+  /** HTTP: `htv:methodName`, overriding the operation's default method. */
+  readonly methodName?: string;
+  /** `subprotocol`: `sse` and `longpoll` over HTTP. */
+  readonly subprotocol?: string;
+  /** MQTT: `mqv:topic`, the topic to publish to or subscribe to. */
+  readonly topic?: string;
+  /** MQTT: `mqv:filter`, a topic filter (may hold wildcards) to subscribe to. */
+  readonly filter?: string;
+  /** MQTT: `mqv:qos`. */
+  readonly qos?: 0 | 1 | 2;
+  /** MQTT: `mqv:retain`. */
+  readonly retain?: boolean;
+  /** MQTT: `mqv:controlPacket`, without the `mqv:` prefix. */
+  readonly controlPacket?: "publish" | "subscribe" | "unsubscribe";
+  /** MQTT 5 request/response: the form's `response` carries `mqv:topic`, where replies arrive. */
+  readonly responseTopic?: string;
+}
+
+/** Everything a binding needs for one operation on one Thing; built by `targetFor`. */
+export interface Target {
+  /** The Thing's id (its title when it has none): every error names it. */
+  readonly thing: string;
+  /** The operation the form was chosen for. */
+  readonly op: Operation;
+  /** Absolute URL: the form's `href`, URI variables expanded, resolved against the TD's `base`. */
+  readonly href: string;
+  /** The form as the TD has it, for extension terms a binding may want beyond `terms`. */
+  readonly form: Form;
+  readonly terms: FormTerms;
+  /** The affordance, absent for Thing-level forms (`readallproperties`, …). */
+  readonly affordance?: { readonly kind: "property" | "action" | "event"; readonly name: string };
+  /** The schema of what comes back: the property's value, the action's output, the event's data. */
+  readonly schema?: DataSchema;
+  /** The schema of what goes out: the action's input, the event's subscription. */
+  readonly inputSchema?: DataSchema;
+  /** The credentials to apply; empty for `nosec`. */
+  readonly credentials: readonly Credentials[];
+  /** For observation by polling (a form without a push subprotocol): ms between reads. */
+  readonly pollIntervalMs?: number;
+}
+
+/** An open observation or event subscription. */
+export interface Subscription {
+  /** Ends it: no callback runs once the returned promise settles. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** TD 1.1 action status (the status resource of an asynchronous action). */
+export interface ActionStatus {
+  readonly status: "pending" | "running" | "completed" | "failed";
+  readonly output?: unknown;
+  readonly error?: unknown;
+}
+
+/** A running asynchronous action (TD 1.1: `synchronous: false`, answered with a status resource). */
+export interface ActionHandle {
+  /** The absolute URL of the action's status resource. */
+  readonly href: string;
+  /** `queryaction`: asks the Thing once. */
+  query(): Promise<ActionStatus>;
+  /** Asks until the action completes (its output) or fails (a BindingError), for a bounded time. */
+  result(): Promise<unknown>;
+  /** `cancelaction`. */
+  cancel(): Promise<void>;
+}
+
+/** What `invokeAction` gives back: the output, or a handle on an action that runs on. */
+export type ActionOutcome =
+  | { readonly kind: "completed"; readonly output: unknown }
+  | { readonly kind: "running"; readonly handle: ActionHandle };
+
+export type ValueListener = (value: unknown) => void;
+export type ErrorListener = (error: BindingError) => void;
+
+/**
+ * One protocol. A binding is chosen by the URI scheme of a form's resolved `href` and owns its
+ * connections (one per origin or broker, reused by every target). Every method rejects with a
+ * `BindingError` that names the Thing, the href and the device's answer.
+ *
+ * Subscriptions reconnect by themselves: errors after a subscription is open go to `onError`,
+ * and the subscription goes on unless the error's `detail.ended` is true.
+ */
+export interface Binding {
+  /** URI schemes this binding serves, lower case, without the colon: `["http", "https"]`. */
+  readonly schemes: readonly string[];
+  /** `readproperty` (or a Thing-level `readallproperties` / `readmultipleproperties`). */
+  readProperty(target: Target): Promise<unknown>;
+  /** `writeproperty` (or `writeallproperties` / `writemultipleproperties` with an object). */
+  writeProperty(target: Target, value: unknown): Promise<void>;
+  /** `invokeaction`: the output of a synchronous action, or a handle on an asynchronous one. */
+  invokeAction(target: Target, input?: unknown): Promise<ActionOutcome>;
+  /** `observeproperty`: resolves once the observation is established. */
+  observeProperty(target: Target, onValue: ValueListener, onError: ErrorListener): Promise<Subscription>;
+  /** `subscribeevent`: resolves once the subscription is established. */
+  subscribeEvent(target: Target, onData: ValueListener, onError: ErrorListener): Promise<Subscription>;
+  /** Fetches a Thing Description from a URL (WoT Discovery, direct introduction); not validated. */
+  discover?(url: string, credentials?: readonly Credentials[]): Promise<unknown>;
+  /** Closes every connection and subscription of this binding. */
+  close(): Promise<void>;
+}
+
+/** Why a binding failed, in `BindingError.detail`. */
+export type BindingFailureReason =
+  /** The Thing answered with an error status. */
+  | "status"
+  /** No answer in time (connect, headers, body, or a reply that never came). */
+  | "timeout"
+  /** The connection could not be made or broke. */
+  | "unreachable"
+  /** The address the URL resolves to is not allowed by the address policy. */
+  | "address-denied"
+  /** The answer was larger than the binding accepts. */
+  | "too-large"
+  /** The answer could not be decoded, or is not what the protocol says it must be. */
+  | "content"
+  /** The form asks for something this binding does not do. */
+  | "unsupported"
+  /** An asynchronous action ended with `failed`. */
+  | "action-failed"
+  /** The binding or subscription was closed while the operation ran. */
+  | "closed";
+
+/** `BindingError.detail`: what a person needs to see what went wrong with which device. */
+export interface BindingFailure {
+  readonly reason: BindingFailureReason;
+  readonly href: string;
+  readonly op?: Operation;
+  /** The device's answer: HTTP status, or MQTT reason code. */
+  readonly status?: number;
+  /** The start of the device's answer body. */
+  readonly body?: string;
+  /** For subscriptions: true when this error ended the subscription. */
+  readonly ended?: boolean;
+}
+
+/** The first characters of a device's answer kept in an error. */
+export const BODY_EXCERPT_LENGTH = 512;
+
+/** Builds the BindingError for a target; `cause` keeps the underlying error for logs. */
+export function bindingError(
+  target: { readonly thing: string; readonly href: string; readonly op?: Operation },
+  reason: BindingFailureReason,
+  message: string,
+  answer: { status?: number; body?: string; ended?: boolean; cause?: unknown } = {},
+): BindingError {
+  const detail: BindingFailure = {
+    reason,
+    href: target.href,
+    ...(target.op === undefined ? {} : { op: target.op }),
+    ...(answer.status === undefined ? {} : { status: answer.status }),
+    ...(answer.body === undefined ? {} : { body: answer.body.slice(0, BODY_EXCERPT_LENGTH) }),
+    ...(answer.ended === undefined ? {} : { ended: answer.ended }),
+  };
+  const error = new BindingError(`${target.thing}: ${message}`, target.thing, detail);
+  if (answer.cause !== undefined) error.cause = answer.cause;
+  return error;
+}
+
+/** The failure detail of a BindingError made by `bindingError`, if it is one. */
+export function bindingFailure(error: unknown): BindingFailure | undefined {
+  if (!(error instanceof BindingError)) return undefined;
+  const detail = error.detail as Partial<BindingFailure> | undefined;
+  return typeof detail?.reason === "string" ? (detail as BindingFailure) : undefined;
+}

@@ -1,0 +1,133 @@
+// Credentials for a form: the TD's securityDefinitions say where a credential goes, the hub's
+// secrets say what it is (TD 1.1 §5.3.3). Pure: values in, values out.
+import { UnauthorizedError, ValidationError } from "../core/index.js";
+import type { Form, SecurityScheme, ThingDescription } from "../core/index.js";
+import type { Credentials } from "./binding.js";
+
+/** What the hub holds for one security definition of a Thing. */
+export interface Secret {
+  readonly username?: string;
+  readonly password?: string;
+  readonly token?: string;
+  readonly key?: string;
+}
+
+/** The hub's secrets for one Thing, by the name of the security definition they satisfy. */
+export type Secrets = Readonly<Record<string, Secret>>;
+
+const PLACES = ["header", "query", "cookie"] as const;
+type Place = (typeof PLACES)[number];
+
+/**
+ * The credentials a form needs: the form's `security`, else the TD's, every named definition
+ * applying (TD §5.3.4.2). `nosec` needs nothing; a scheme the bindings do not apply, or one the hub
+ * holds no secret for, is refused here rather than sent to the device half-authenticated.
+ */
+export function credentialsFor(
+  td: ThingDescription,
+  form: Form,
+  secrets: Secrets = {},
+  thing = td.id ?? td.title,
+): Credentials[] {
+  const names = toList(form.security ?? td.security);
+  const credentials: Credentials[] = [];
+  for (const name of names) {
+    const scheme = Object.hasOwn(td.securityDefinitions, name) ? td.securityDefinitions[name] : undefined;
+    if (scheme === undefined) {
+      throw new ValidationError(`security "${name}" is not in securityDefinitions`, [
+        { pointer: "/securityDefinitions", message: `no definition named "${name}"` },
+      ]);
+    }
+    const secret = Object.hasOwn(secrets, name) ? secrets[name] : undefined;
+    credentials.push(credentialFor(name, scheme, secret, thing));
+  }
+  return credentials;
+}
+
+function credentialFor(
+  name: string,
+  scheme: SecurityScheme,
+  secret: Secret | undefined,
+  thing: string,
+): Credentials {
+  const pointer = `/securityDefinitions/${escapePointer(name)}`;
+  const missing = (what: string): never => {
+    throw new UnauthorizedError(`the hub holds no ${what} for security "${name}" of Thing ${thing}`);
+  };
+  switch (scheme.scheme) {
+    case "nosec":
+      return { scheme: "nosec" };
+    case "basic": {
+      const place = placeOf(scheme, "header", pointer);
+      if (place !== "header") throw unsupportedPlace(place, pointer);
+      if (secret?.username === undefined || secret.password === undefined)
+        return missing("username and password");
+      return {
+        scheme: "basic",
+        username: secret.username,
+        password: secret.password,
+        name: nameOf(scheme, pointer) ?? "Authorization",
+      };
+    }
+    case "bearer": {
+      if (secret?.token === undefined) return missing("token");
+      const place = placeOf(scheme, "header", pointer);
+      const headerName = nameOf(scheme, pointer) ?? (place === "header" ? "Authorization" : undefined);
+      if (headerName === undefined) throw nameRequired(place, pointer);
+      return { scheme: "bearer", token: secret.token, in: place, name: headerName };
+    }
+    case "apikey": {
+      if (secret?.key === undefined) return missing("key");
+      // TD §5.3.3.4: `in` defaults to "query".
+      const place = placeOf(scheme, "query", pointer);
+      const keyName = nameOf(scheme, pointer);
+      if (keyName === undefined) throw nameRequired(place, pointer);
+      return { scheme: "apikey", key: secret.key, in: place, name: keyName };
+    }
+    default:
+      throw new ValidationError(`security scheme "${scheme.scheme}" is not supported by the bindings`, [
+        { pointer: `${pointer}/scheme`, message: "supported: nosec, basic, bearer, apikey" },
+      ]);
+  }
+}
+
+function placeOf(scheme: SecurityScheme, fallback: Place, pointer: string): Place {
+  const place = scheme.in ?? fallback;
+  if (typeof place === "string" && (PLACES as readonly string[]).includes(place)) return place as Place;
+  throw unsupportedPlace(typeof place === "string" ? place : JSON.stringify(place), pointer);
+}
+
+function nameOf(scheme: SecurityScheme, pointer: string): string | undefined {
+  if (scheme.name === undefined) return undefined;
+  if (
+    typeof scheme.name !== "string" ||
+    scheme.name === "" ||
+    !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(scheme.name)
+  ) {
+    throw new ValidationError("a security scheme's name must be a header, query or cookie name", [
+      { pointer: `${pointer}/name`, message: "expected a token (RFC 9110 §5.6.2)" },
+    ]);
+  }
+  return scheme.name;
+}
+
+function unsupportedPlace(place: string, pointer: string): ValidationError {
+  return new ValidationError(`credentials "in": "${place}" is not supported`, [
+    { pointer: `${pointer}/in`, message: "supported: header, query, cookie (basic: header)" },
+  ]);
+}
+
+function nameRequired(place: Place, pointer: string): ValidationError {
+  return new ValidationError(`credentials in the ${place} need a name`, [
+    { pointer: `${pointer}/name`, message: "required" },
+  ]);
+}
+
+function toList(value: string | string[]): string[] {
+  return typeof value === "string" ? [value] : value;
+}
+
+/** RFC 6901 §3: `~` and `/` inside a reference token. */
+export function escapePointer(token: string): string {
+  return token.replaceAll("~", "~0").replaceAll("/", "~1");
+}
