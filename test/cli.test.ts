@@ -255,16 +255,16 @@ describe("things get, ls, rm, search", () => {
 
   it("search prints one JSON value per line, and --json prints them as one array", async () => {
     await register(sensor, lamp1, lamp2);
-    const lines = await thingsAt(["search", "$.title"]);
+    const lines = await thingsAt(["search", "$[*].title"]);
     expect(lines).toMatchObject({ code: 0, stdout: '"Desk lamp"\n"Floor lamp"\n"Room sensor"\n' });
-    const array = await thingsAt(["search", "$['@type']", "--json"]);
+    const array = await thingsAt(["search", "$[*]['@type']", "--json"]);
     expect(array.stdout.trim().split("\n")).toHaveLength(1);
     expect(JSON.parse(array.stdout)).toEqual([["Lamp", "saref:Actuator"], "Lamp", "saref:TemperatureSensor"]);
   });
 
   it("search that selects nothing prints nothing and succeeds", async () => {
     await register(lamp1);
-    expect(await thingsAt(["search", "$.nothing"])).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    expect(await thingsAt(["search", "$[*].nothing"])).toMatchObject({ code: 0, stdout: "", stderr: "" });
   });
 });
 

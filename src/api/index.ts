@@ -1,4 +1,4 @@
 // The public face of the API.
-export { buildServer, HUB_VERSION } from "./http/server.js";
+export { buildServer } from "./http/server.js";
 export { toProblem, type Problem } from "./http/problem.js";
 export { thingPath } from "./http/thing-path.js";

@@ -1,7 +1,7 @@
 // The `things` command: serve a hub, or talk to one over HTTP.
 import { Command, CommanderError, Option } from "commander";
 import { HyperthingsError } from "../core/index.js";
-import { HUB_VERSION } from "../api/index.js";
+import { HUB_VERSION } from "../hub/version.js";
 import { registerServeCommands } from "./serve-commands.js";
 import { registerClientCommands } from "./client-commands.js";
 import { CliError } from "./cli-error.js";

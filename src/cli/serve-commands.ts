@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { loadConfig, type ConfigOverrides } from "../hub/index.js";
 import { canonicalJson, type RegisteredThingDescription } from "../core/index.js";
 import { CliError } from "./cli-error.js";
-import { startHub, type RunningHub } from "./start-hub.js";
+import type { RunningHub } from "./start-hub.js";
 
 interface ServeOptions {
   port?: string;
@@ -38,6 +38,8 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
 
 async function serve(options: ServeOptions): Promise<RunningHub> {
   const config = loadConfig(overridesOf(options));
+  // Loaded only here: the client commands start faster without the server's modules.
+  const { startHub } = await import("./start-hub.js");
   let running: RunningHub;
   try {
     running = await startHub(config);

@@ -1,17 +1,29 @@
-// JSONPath (RFC 9535) queries over TDs: compiled once, evaluated against each document.
+// JSONPath (RFC 9535) queries over the directory. As in W3C WoT Discovery §7.3.2.4 the query's
+// root is the collection of all TDs (a JSON array), so `$[?@.title=='Lamp'].id` selects ids.
 import { JSONPathEnvironment, JSONPathError, type JSONPathQuery } from "json-p3";
 import { ValidationError } from "./errors.js";
 
 const environment = new JSONPathEnvironment({ strict: true, maxRecursionDepth: 64 });
 
+/** Selectors whose result depends only on each element, not on its position in the array. */
+const POSITION_FREE = new Set(["WildcardSelector", "FilterSelector", "NameSelector"]);
+
 export interface CompiledJsonPath {
+  /**
+   * True when the query over the collection gives the same values as the query over each TD
+   * wrapped in a one-element array, concatenated: the directory can then stream TDs instead of
+   * holding the whole collection (for a leading `..`, TD by TD is one of the orders RFC 9535
+   * §2.5.2.2 allows). False for a bare `$`, for index or slice selectors on the
+   * collection (`$[0]`, `$[-3:]`) and for queries that refer to the root again inside a filter.
+   */
+  readonly elementwise: boolean;
   /** The values the query selects in `document`, in document order. */
   values(document: unknown): unknown[];
 }
 
 /** Compiles an RFC 9535 query; a syntax error becomes a ValidationError naming the position. */
 export function compileJsonPath(query: string): CompiledJsonPath {
-  if (query.length === 0) throw new ValidationError("The JSONPath query is empty; try $..title");
+  if (query.length === 0) throw new ValidationError("The JSONPath query is empty; try $[*].title");
   if (query.length > 4096) throw new ValidationError("The JSONPath query is longer than 4096 characters");
   let compiled: JSONPathQuery;
   try {
@@ -24,7 +36,13 @@ export function compileJsonPath(query: string): CompiledJsonPath {
     }
     throw err;
   }
+  const first = compiled.segments[0];
+  const elementwise =
+    first !== undefined &&
+    first.selectors.every((s) => POSITION_FREE.has(s.constructor.name)) &&
+    compiled.toString().split("$").length === 2;
   return {
+    elementwise,
     values: (document) => compiled.query(document as Parameters<JSONPathQuery["query"]>[0]).values(),
   };
 }

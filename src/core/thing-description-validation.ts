@@ -1,7 +1,7 @@
 // Validation of Thing Descriptions against the TD 1.1 information model (Ajv, our own schemas in
 // thing-description-schema.ts, then the rules a schema cannot express), and the strict JSON parser
 // that feeds it. Values in, values out: no I/O.
-import { Ajv, type ErrorObject } from "ajv";
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
 import { type ErrorLocation, ValidationError } from "./errors.js";
 import type { ThingDescription } from "./thing-description.js";
@@ -50,7 +50,12 @@ ajv.addKeyword({ keyword: "hints", schemaType: "object" });
 ajv.addFormat(FORMAT_IRI, { type: "string", validate: isIri });
 ajv.addFormat(FORMAT_IRI_REFERENCE, { type: "string", validate: isIriReference });
 addFormats.default(ajv, ["date-time"]);
-const validateSchema = ajv.compile<ThingDescription>(thingDescriptionSchema);
+// Compiled on first use: programs that load core without validating (the CLI) skip the cost.
+let compiledSchema: ValidateFunction<ThingDescription> | undefined;
+function schemaValidator(): ValidateFunction<ThingDescription> {
+  compiledSchema ??= ajv.compile<ThingDescription>(thingDescriptionSchema);
+  return compiledSchema;
+}
 
 const TYPE_NAMES: Record<string, string> = {
   string: "a string",
@@ -443,6 +448,7 @@ export function validateThingDescription(td: unknown): asserts td is ThingDescri
     throw new ValidationError(summarize(ruleErrors), ruleErrors);
   }
   const errors: ErrorLocation[] = [];
+  const validateSchema = schemaValidator();
   if (!validateSchema(td)) {
     for (const error of validateSchema.errors ?? []) {
       const location = locate(error);

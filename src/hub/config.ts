@@ -71,6 +71,7 @@ export interface ConfigOverrides {
   bodyLimit?: string | number;
   auth?: string;
   logLevel?: string;
+  expirySweepMs?: number;
 }
 
 /** Resolves the configuration: command line, then environment, then defaults; validated. */
@@ -105,6 +106,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     port: integer("port", port, 0, 65535),
     bodyLimit: integer("body limit", bodyLimit, 1024, 1024 * 1024 * 1024),
     authRead: auth === "read",
+    expirySweepMs: overrides.expirySweepMs ?? configDefaults.expirySweepMs,
     adminToken,
     readToken,
     logLevel,

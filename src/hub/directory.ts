@@ -166,31 +166,39 @@ export class Directory {
 
   async list(offset: number, limit: number): Promise<{ items: RegisteredThingDescription[]; total: number }> {
     const now = this.clock();
+    const liveAt = now.toISOString();
     const [records, total] = await Promise.all([
-      this.store.listThings({ offset, limit }),
-      this.store.countThings(),
+      this.store.listThings({ offset, limit, liveAt }),
+      this.store.countThings(liveAt),
     ]);
-    const items = records.filter((r) => !this.isExpired(r, now)).map((r) => this.enriched(r, now));
+    const items = records.map((r) => this.enriched(r, now));
     return { items, total };
   }
 
-  /** RFC 9535 JSONPath over every registered TD; the values, concatenated in id order. */
+  /**
+   * RFC 9535 JSONPath over the collection of registered TDs (WoT Discovery §7.3.2.4: the root is
+   * the array of all TDs). Element-wise queries stream TD by TD; the others need the whole array.
+   */
   async searchJsonPath(query: string): Promise<unknown[]> {
     const path = compileJsonPath(query);
     const now = this.clock();
     const results: unknown[] = [];
+    const collection: RegisteredThingDescription[] = [];
+    const add = (values: unknown[]) => {
+      for (const value of values) results.push(value);
+      if (results.length > this.maxSearchResults) {
+        throw new ValidationError(
+          `The query selects more than ${this.maxSearchResults} values; make it more specific`,
+          [{ pointer: "/query", message: "selects too many values" }],
+        );
+      }
+    };
     for await (const record of this.store.scanThings()) {
       if (this.isExpired(record, now)) continue;
-      for (const value of path.values(record.td)) {
-        results.push(value);
-        if (results.length > this.maxSearchResults) {
-          throw new ValidationError(
-            `The query selects more than ${this.maxSearchResults} values; make it more specific`,
-            [{ pointer: "/query", message: "selects too many values" }],
-          );
-        }
-      }
+      if (path.elementwise) add(path.values([record.td]));
+      else collection.push(record.td);
     }
+    if (!path.elementwise) add(path.values(collection));
     return results;
   }
 

@@ -11,3 +11,4 @@ export {
 } from "./config.js";
 export { ADMIN_TOKEN_FILE, type AdminToken } from "./admin-token.js";
 export type { Follower, FollowOptions } from "./change-stream.js";
+export { HUB_VERSION } from "./version.js";

@@ -49,6 +49,8 @@ export interface RemoveCommand {
 export interface ListOptions {
   offset: number;
   limit: number;
+  /** Leave out Things whose `expires` is at or before this time (RFC 3339). */
+  liveAt?: string;
 }
 
 export interface Store {
@@ -59,7 +61,8 @@ export interface Store {
   getThing(id: string): Promise<ThingRecord | undefined>;
   /** Things ordered by id. */
   listThings(options: ListOptions): Promise<ThingRecord[]>;
-  countThings(): Promise<number>;
+  /** How many Things there are; with `liveAt`, only those unexpired at that time. */
+  countThings(liveAt?: string): Promise<number>;
   /** Every Thing, in id order, in pages — for scans such as JSONPath search. */
   scanThings(batchSize?: number): AsyncIterable<ThingRecord>;
   /** Ids of Things whose `expires` is at or before `time`. */

@@ -62,9 +62,19 @@ export function eventRoutes(hub: Hub) {
             },
           },
         },
-        (request, reply) => {
+        async (request, reply) => {
           const diff = (request.query as { diff: boolean }).diff;
           const after = lastEventId(request);
+          if (after !== undefined) {
+            const last = await hub.store.lastSeq();
+            if (after > last) {
+              throw new ValidationError(
+                `Last-Event-ID ${after} is past the end of this hub's log (its last event is ${last}); ` +
+                  "reconnect without it, or with an id this hub sent",
+                [{ pointer: "/headers/last-event-id", message: `must be at most ${last}` }],
+              );
+            }
+          }
           const wanted = new Set(types);
           reply.hijack();
           const res = reply.raw;

@@ -2,9 +2,8 @@
 // every error, bearer-token authorization, and an OpenAPI document built from the route schemas.
 import swagger from "@fastify/swagger";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { createRequire } from "node:module";
 import { NotFoundError } from "../../core/index.js";
-import type { Hub } from "../../hub/index.js";
+import { HUB_VERSION, type Hub } from "../../hub/index.js";
 import { registerAuthorization } from "./authorization.js";
 import { registerContentTypes } from "./content-types.js";
 import { wellKnownRoutes } from "./directory-description.js";
@@ -12,10 +11,6 @@ import { directoryRoutes } from "./directory-routes.js";
 import { eventRoutes } from "./event-routes.js";
 import { sendProblem } from "./problem.js";
 import { searchRoutes } from "./search-routes.js";
-
-// The same relative path from src/api/http and dist/api/http.
-const packageJson = createRequire(import.meta.url)("../../../package.json") as { version: string };
-export const HUB_VERSION = packageJson.version;
 
 export async function buildServer(hub: Hub): Promise<FastifyInstance> {
   const app = Fastify({
@@ -28,7 +23,9 @@ export async function buildServer(hub: Hub): Promise<FastifyInstance> {
     // Thing ids are IRIs; some are long.
     routerOptions: { maxParamLength: 2048 },
     // A URL the router cannot decode (a bad %-escape) gets a problem document like every error.
-    frameworkErrors: (error, request, reply) => sendProblem(request, reply, error),
+    frameworkErrors: (error, request, reply) => {
+      void sendProblem(request, reply, error);
+    },
     ajv: {
       customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true, allErrors: true },
     },

@@ -149,11 +149,16 @@ export class SqliteStore implements Store {
            expires = excluded.expires, ttl = excluded.ttl, version = excluded.version`,
       ),
       deleteThing: db.prepare<[string]>("DELETE FROM things WHERE id = ?"),
-      listThings: db.prepare<[number, number], ThingRow>("SELECT * FROM things ORDER BY id LIMIT ? OFFSET ?"),
+      listThings: db.prepare<[{ live: string | null; limit: number; offset: number }], ThingRow>(
+        `SELECT * FROM things WHERE @live IS NULL OR expires IS NULL OR expires > @live
+         ORDER BY id LIMIT @limit OFFSET @offset`,
+      ),
       scanThings: db.prepare<[string, number], ThingRow>(
         "SELECT * FROM things WHERE id > ? ORDER BY id LIMIT ?",
       ),
-      countThings: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM things"),
+      countThings: db.prepare<[{ live: string | null }], { n: number }>(
+        "SELECT count(*) AS n FROM things WHERE @live IS NULL OR expires IS NULL OR expires > @live",
+      ),
       expired: db.prepare<[string, number], { id: string }>(
         "SELECT id FROM things WHERE expires IS NOT NULL AND expires <= ? ORDER BY expires LIMIT ?",
       ),
@@ -349,11 +354,15 @@ export class SqliteStore implements Store {
   }
 
   listThings(options: ListOptions): Promise<ThingRecord[]> {
-    return this.read(() => this.stmt.listThings.all(options.limit, options.offset).map(toRecord));
+    return this.read(() =>
+      this.stmt.listThings
+        .all({ live: options.liveAt ?? null, limit: options.limit, offset: options.offset })
+        .map(toRecord),
+    );
   }
 
-  countThings(): Promise<number> {
-    return this.read(() => this.stmt.countThings.get()?.n ?? 0);
+  countThings(liveAt?: string): Promise<number> {
+    return this.read(() => this.stmt.countThings.get({ live: liveAt ?? null })?.n ?? 0);
   }
 
   async *scanThings(batchSize = 500): AsyncIterable<ThingRecord> {
