@@ -1,0 +1,70 @@
+import type { LookupAddress } from "node:dns";
+import { describe, expect, it } from "vitest";
+import { ValidationError } from "../core/index.js";
+import { AddressDeniedError, AddressPolicy, LOCAL_RANGES } from "./address-policy.js";
+
+function lookup(policy: AddressPolicy, host: string, all: boolean): Promise<string | LookupAddress[]> {
+  return new Promise((resolve, reject) => {
+    policy.lookup(host, { all }, (error, address) => (error ? reject(error) : resolve(address)));
+  });
+}
+
+describe("AddressPolicy", () => {
+  it("allows every address by default", () => {
+    const policy = new AddressPolicy();
+    expect(
+      ["127.0.0.1", "10.1.2.3", "93.184.216.34", "::1", "2001:db8::1"].every((a) => policy.allows(a)),
+    ).toBe(true);
+  });
+  it("denies what the deny list holds, in either family and in IPv4-mapped IPv6 form", () => {
+    const policy = new AddressPolicy({ deny: ["10.0.0.0/8", "fd00::/8"] });
+    expect(policy.allows("10.255.0.1")).toBe(false);
+    expect(policy.allows("::ffff:10.0.0.1")).toBe(false);
+    expect(policy.allows("fd12::1")).toBe(false);
+    expect(policy.allows("11.0.0.1")).toBe(true);
+    expect(policy.allows("not an address")).toBe(false);
+  });
+  it("allows only what the allow list holds when one is given", () => {
+    const policy = new AddressPolicy({ allow: ["192.0.2.0/24", "127.0.0.1"], deny: ["192.0.2.128/25"] });
+    expect(policy.allows("192.0.2.1")).toBe(true);
+    expect(policy.allows("192.0.2.200")).toBe(false);
+    expect(policy.allows("127.0.0.1")).toBe(true);
+    expect(policy.allows("127.0.0.2")).toBe(false);
+  });
+  it("covers loopback, private and link-local ranges in LOCAL_RANGES", () => {
+    const policy = new AddressPolicy({ deny: LOCAL_RANGES });
+    for (const address of [
+      "127.0.0.1",
+      "10.0.0.1",
+      "172.16.5.4",
+      "192.168.1.1",
+      "169.254.169.254",
+      "::1",
+      "fe80::1",
+      "0.0.0.0",
+    ]) {
+      expect(policy.allows(address), address).toBe(false);
+    }
+    expect(policy.allows("198.51.100.7")).toBe(true);
+  });
+  it.each(["10.0.0.0/33", "10.0.0/8", "::/129", "10.0.0.0/8/1", "10.0.0.0/x", "host/8"])(
+    "refuses the range %s",
+    (cidr) => {
+      expect(() => new AddressPolicy({ deny: [cidr] })).toThrow(ValidationError);
+    },
+  );
+  it("checks IP literals, with or without brackets, and lets names through to lookup", () => {
+    const policy = new AddressPolicy({ deny: ["::1/128", "10.0.0.0/8"] });
+    expect(policy.checkHost("[::1]")).toBeInstanceOf(AddressDeniedError);
+    expect(policy.checkHost("10.0.0.1")).toBeInstanceOf(AddressDeniedError);
+    expect(policy.checkHost("127.0.0.1")).toBeUndefined();
+    expect(policy.checkHost("thing.example")).toBeUndefined();
+  });
+  it("resolves a name to its allowed addresses only, and fails when none is allowed", async () => {
+    const allowV4 = new AddressPolicy({ deny: ["::1/128"] });
+    expect(await lookup(allowV4, "localhost", true)).toEqual([{ address: "127.0.0.1", family: 4 }]);
+    expect(await lookup(allowV4, "localhost", false)).toBe("127.0.0.1");
+    const denyLoopback = new AddressPolicy({ deny: ["127.0.0.0/8", "::1/128"] });
+    await expect(lookup(denyLoopback, "localhost", true)).rejects.toBeInstanceOf(AddressDeniedError);
+  });
+});

@@ -1,0 +1,121 @@
+// Which network addresses the bindings may connect to. Every URL in a TD is attacker-controlled
+// (PITFALLS.md), so the check runs on the resolved address at connect time, for every connection.
+import { lookup as dnsLookup } from "node:dns";
+import type { LookupAddress } from "node:dns";
+import { BlockList, isIP } from "node:net";
+import type { LookupFunction } from "node:net";
+import { ValidationError } from "../core/index.js";
+
+/** CIDR lists; an address may be reached when it is in `allow` and not in `deny`. */
+export interface AddressPolicyOptions {
+  /** Default: every address (`0.0.0.0/0`, `::/0`). */
+  readonly allow?: readonly string[];
+  /** Default: none. */
+  readonly deny?: readonly string[];
+}
+
+/**
+ * Loopback, link-local, private, shared and unspecified ranges (RFC 6890), for a hub that must
+ * not reach its own network through a Thing's URLs: `new AddressPolicy({ deny: LOCAL_RANGES })`.
+ */
+export const LOCAL_RANGES: readonly string[] = [
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "100.64.0.0/10",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "::/128",
+  "::1/128",
+  "fc00::/7",
+  "fe80::/10",
+];
+
+/** Raised (as the `error` of a connect) when an address is not allowed. */
+export class AddressDeniedError extends Error {
+  readonly code = "ERR_ADDRESS_DENIED";
+  constructor(
+    readonly host: string,
+    readonly addresses: readonly string[],
+  ) {
+    super(
+      `${host} resolves to ${addresses.join(", ") || "no address"}, which the address policy does not allow`,
+    );
+    this.name = "AddressDeniedError";
+  }
+}
+
+export class AddressPolicy {
+  readonly #allow: BlockList;
+  readonly #deny = new BlockList();
+
+  constructor(options: AddressPolicyOptions = {}) {
+    this.#allow = toBlockList(options.allow ?? ["0.0.0.0/0", "::/0"], "allow");
+    for (const [i, cidr] of (options.deny ?? []).entries()) addCidr(this.#deny, cidr, `/deny/${i}`);
+  }
+
+  /** True when the bindings may connect to this IP address (v4, v6, or v4-mapped v6). */
+  allows(address: string): boolean {
+    const family = isIP(address);
+    if (family === 0) return false;
+    const type = family === 4 ? "ipv4" : "ipv6";
+    return this.#allow.check(address, type) && !this.#deny.check(address, type);
+  }
+
+  /**
+   * A `lookup` for `net.connect`, `tls.connect` and undici's connector: resolves the name, keeps
+   * the allowed addresses, and fails with AddressDeniedError when none is left. Node does not
+   * call `lookup` for an IP literal: check those with `checkHost` first.
+   */
+  readonly lookup: LookupFunction = (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+      if (error) {
+        callback(error, "", 0);
+        return;
+      }
+      const allowed = addresses.filter((a) => this.allows(a.address));
+      const first = allowed[0];
+      if (first === undefined) {
+        callback(
+          new AddressDeniedError(
+            hostname,
+            addresses.map((a) => a.address),
+          ),
+          "",
+          0,
+        );
+      } else if (options.all === true) {
+        callback(null, allowed);
+      } else {
+        callback(null, first.address, first.family);
+      }
+    });
+  };
+
+  /** For a host that is an IP literal (brackets allowed), the denial if there is one; else undefined. */
+  checkHost(host: string): AddressDeniedError | undefined {
+    const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+    if (isIP(bare) === 0 || this.allows(bare)) return undefined;
+    return new AddressDeniedError(bare, [bare]);
+  }
+}
+
+function toBlockList(cidrs: readonly string[], list: string): BlockList {
+  const blocks = new BlockList();
+  for (const [i, cidr] of cidrs.entries()) addCidr(blocks, cidr, `/${list}/${i}`);
+  return blocks;
+}
+
+function addCidr(blocks: BlockList, cidr: string, pointer: string): void {
+  const [address = "", prefixText, extra] = cidr.split("/");
+  const family = isIP(address);
+  const max = family === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? max : Number(prefixText);
+  if (family === 0 || extra !== undefined || !/^\d{1,3}$/.test(prefixText ?? String(max)) || prefix > max) {
+    throw new ValidationError(`"${cidr}" is not an address or CIDR range`, [
+      { pointer, message: "expected e.g. 10.0.0.0/8 or fd00::/8" },
+    ]);
+  }
+  blocks.addSubnet(address, prefix, family === 4 ? "ipv4" : "ipv6");
+}

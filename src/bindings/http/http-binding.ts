@@ -1,0 +1,348 @@
+// The HTTP binding (W3C WoT Binding Templates, HTTP): read, write, invoke — synchronous and TD 1.1
+// asynchronous actions — and observation by SSE, long-poll or polling, over keep-alive connections.
+import { setTimeout as delay } from "node:timers/promises";
+import { AddressPolicy } from "../address-policy.js";
+import { bindingError } from "../binding.js";
+import type {
+  ActionHandle,
+  ActionOutcome,
+  ActionStatus,
+  Binding,
+  Credentials,
+  ErrorListener,
+  Operation,
+  Subscription,
+  Target,
+  ValueListener,
+} from "../binding.js";
+import { encodeValue, isJson } from "../content.js";
+import { decodeAnswer, observeByLongPoll, observeByPolling, observeBySse } from "./http-observation.js";
+import type { ObservationOptions } from "./http-observation.js";
+import { HttpTransport } from "./http-transport.js";
+import type { HttpExchange, HttpTransportOptions } from "./http-transport.js";
+
+export interface HttpBindingOptions {
+  /** Which addresses may be reached; default: all. */
+  readonly addressPolicy?: AddressPolicy;
+  /** Default 10 s. */
+  readonly connectTimeoutMs?: number;
+  /** Until the response headers arrive; default 30 s. */
+  readonly headersTimeoutMs?: number;
+  /** Between two chunks of a response body; default 30 s. */
+  readonly bodyTimeoutMs?: number;
+  /** Default 4 s (below the 5 s of Node's and many devices' servers, so they never close first). */
+  readonly keepAliveTimeoutMs?: number;
+  /** Default: no bound. */
+  readonly connectionsPerOrigin?: number;
+  /** Default 1 MiB. */
+  readonly maxResponseBytes?: number;
+  /** Default 5. */
+  readonly maxRedirects?: number;
+  /** For GET, PUT, DELETE: attempts in all (default 3) and the backoff between them (200 ms doubling, to 5 s). */
+  readonly retry?: {
+    readonly attempts?: number;
+    readonly baseDelayMs?: number;
+    readonly maxDelayMs?: number;
+  };
+  /** Polling: ms between reads; default 5 s. */
+  readonly pollIntervalMs?: number;
+  /** Long-poll: how long a request may be held; default 60 s. */
+  readonly longPollTimeoutMs?: number;
+  /** SSE and long-poll: first reconnection delay (default 1 s) and the cap of its backoff (default 30 s). */
+  readonly reconnectMs?: number;
+  readonly maxReconnectMs?: number;
+  /** Asynchronous actions: ms between status queries (default 1 s) and how long to wait in all (default 5 min). */
+  readonly actionPollIntervalMs?: number;
+  readonly actionTimeoutMs?: number;
+  /** Jitter source, for tests; default Math.random. */
+  readonly random?: () => number;
+  /** Clock, for tests; default Date.now. */
+  readonly now?: () => number;
+}
+
+/** The defaults of HttpBindingOptions, in one place. */
+export const HTTP_BINDING_DEFAULTS = {
+  connectTimeoutMs: 10_000,
+  headersTimeoutMs: 30_000,
+  bodyTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 4_000,
+  maxResponseBytes: 1024 * 1024,
+  maxRedirects: 5,
+  retry: { attempts: 3, baseDelayMs: 200, maxDelayMs: 5_000 },
+  pollIntervalMs: 5_000,
+  longPollTimeoutMs: 60_000,
+  reconnectMs: 1_000,
+  maxReconnectMs: 30_000,
+  actionPollIntervalMs: 1_000,
+  actionTimeoutMs: 5 * 60_000,
+} as const;
+
+// HTTP Binding Templates §3 (default mappings), for forms without htv:methodName.
+const DEFAULT_METHODS: Partial<Record<Operation, string>> = {
+  readproperty: "GET",
+  writeproperty: "PUT",
+  readallproperties: "GET",
+  writeallproperties: "PUT",
+  readmultipleproperties: "GET",
+  writemultipleproperties: "PUT",
+  invokeaction: "POST",
+  queryaction: "GET",
+  cancelaction: "DELETE",
+  observeproperty: "GET",
+  subscribeevent: "GET",
+};
+
+export class HttpBinding implements Binding {
+  readonly schemes = ["http", "https"] as const;
+  readonly #transport: HttpTransport;
+  readonly #observation: ObservationOptions;
+  readonly #action: {
+    readonly pollIntervalMs: number;
+    readonly timeoutMs: number;
+    readonly now: () => number;
+  };
+  readonly #subscriptions = new Set<Subscription>();
+
+  constructor(options: HttpBindingOptions = {}) {
+    const d = HTTP_BINDING_DEFAULTS;
+    const random = options.random ?? Math.random;
+    const transport: HttpTransportOptions = {
+      addressPolicy: options.addressPolicy ?? new AddressPolicy(),
+      connectTimeoutMs: options.connectTimeoutMs ?? d.connectTimeoutMs,
+      headersTimeoutMs: options.headersTimeoutMs ?? d.headersTimeoutMs,
+      bodyTimeoutMs: options.bodyTimeoutMs ?? d.bodyTimeoutMs,
+      keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? d.keepAliveTimeoutMs,
+      ...(options.connectionsPerOrigin === undefined
+        ? {}
+        : { connectionsPerOrigin: options.connectionsPerOrigin }),
+      maxResponseBytes: options.maxResponseBytes ?? d.maxResponseBytes,
+      maxRedirects: options.maxRedirects ?? d.maxRedirects,
+      retry: { ...d.retry, ...options.retry },
+      random,
+    };
+    this.#transport = new HttpTransport(transport);
+    this.#observation = {
+      pollIntervalMs: options.pollIntervalMs ?? d.pollIntervalMs,
+      longPollTimeoutMs: options.longPollTimeoutMs ?? d.longPollTimeoutMs,
+      reconnectMs: options.reconnectMs ?? d.reconnectMs,
+      maxReconnectMs: options.maxReconnectMs ?? d.maxReconnectMs,
+      maxEventBytes: transport.maxResponseBytes,
+      random,
+    };
+    this.#action = {
+      pollIntervalMs: options.actionPollIntervalMs ?? d.actionPollIntervalMs,
+      timeoutMs: options.actionTimeoutMs ?? d.actionTimeoutMs,
+      now: options.now ?? Date.now,
+    };
+  }
+
+  async readProperty(target: Target): Promise<unknown> {
+    const answer = await this.#transport.fetch(this.#exchange(target));
+    return decodeAnswer(target, answer.body, answer.headers["content-type"], answer.url);
+  }
+
+  async writeProperty(target: Target, value: unknown): Promise<void> {
+    await this.#transport.fetch(this.#exchange(target, value));
+  }
+
+  async invokeAction(target: Target, input?: unknown): Promise<ActionOutcome> {
+    const answer = await this.#transport.fetch(this.#exchange(target, input));
+    // TD 1.1 asynchronous action: 201 Created or 202 Accepted, pointing at a status resource.
+    if (answer.status === 201 || answer.status === 202) {
+      const location = answer.headers.location;
+      const href =
+        typeof location === "string" ? location : statusHref(answer.body, answer.headers["content-type"]);
+      if (href !== undefined) {
+        const statusUrl = new URL(href, answer.url).href;
+        // The status resource gets the credentials only where the action itself was invoked.
+        const sameOrigin = new URL(statusUrl).origin === new URL(target.href).origin;
+        const handle = new HttpActionHandle(this.#transport, {
+          thing: target.thing,
+          href: statusUrl,
+          credentials: sameOrigin ? target.credentials : [],
+          ...this.#action,
+        });
+        return { kind: "running", handle };
+      }
+    }
+    return {
+      kind: "completed",
+      output: decodeAnswer(target, answer.body, answer.headers["content-type"], answer.url),
+    };
+  }
+
+  async observeProperty(
+    target: Target,
+    onValue: ValueListener,
+    onError: ErrorListener,
+  ): Promise<Subscription> {
+    const subprotocol = target.terms.subprotocol;
+    if (subprotocol === "sse")
+      return this.#track(observeBySse(this.#transport, target, onValue, onError, this.#observation));
+    if (subprotocol === "longpoll") {
+      return this.#track(observeByLongPoll(this.#transport, target, onValue, onError, this.#observation));
+    }
+    if (subprotocol === undefined) {
+      return this.#track(observeByPolling(this.#transport, target, onValue, onError, this.#observation));
+    }
+    throw bindingError(target, "unsupported", `subprotocol "${subprotocol}" is not supported over HTTP`);
+  }
+
+  /** SSE when the form says `sse`, long-poll otherwise (node-wot's default for HTTP events). */
+  async subscribeEvent(target: Target, onData: ValueListener, onError: ErrorListener): Promise<Subscription> {
+    const subprotocol = target.terms.subprotocol;
+    if (subprotocol === "sse")
+      return this.#track(observeBySse(this.#transport, target, onData, onError, this.#observation));
+    if (subprotocol === undefined || subprotocol === "longpoll") {
+      return this.#track(observeByLongPoll(this.#transport, target, onData, onError, this.#observation));
+    }
+    throw bindingError(target, "unsupported", `subprotocol "${subprotocol}" is not supported over HTTP`);
+  }
+
+  async discover(url: string, credentials: readonly Credentials[] = []): Promise<unknown> {
+    const answer = await this.#transport.fetch({
+      thing: url,
+      method: "GET",
+      url,
+      credentials,
+      accept: "application/td+json, application/json;q=0.9",
+    });
+    const type = answer.headers["content-type"];
+    const target = { thing: url, href: answer.url, terms: { contentType: "application/td+json" } } as Target;
+    return decodeAnswer(
+      target,
+      answer.body,
+      typeof type === "string" && isJson(type) ? type : "application/json",
+      answer.url,
+    );
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#subscriptions].map((s) => s.close()));
+    this.#subscriptions.clear();
+    await this.#transport.close();
+  }
+
+  #exchange(target: Target, value?: unknown): HttpExchange {
+    const method = target.terms.methodName ?? DEFAULT_METHODS[target.op];
+    if (method === undefined)
+      throw bindingError(target, "unsupported", `the HTTP binding does not do ${target.op}`);
+    let body: Buffer | undefined;
+    try {
+      body = encodeValue(value, target.terms.contentType);
+    } catch (cause) {
+      throw bindingError(target, "unsupported", cause instanceof Error ? cause.message : String(cause), {
+        cause,
+      });
+    }
+    return {
+      thing: target.thing,
+      op: target.op,
+      method,
+      url: target.href,
+      credentials: target.credentials,
+      accept: target.terms.contentType,
+      contentType: target.terms.contentType,
+      ...(body === undefined ? {} : { body }),
+    };
+  }
+
+  async #track(opening: Promise<Subscription>): Promise<Subscription> {
+    const subscription = await opening;
+    const subscriptions = this.#subscriptions;
+    const tracked: Subscription = {
+      async close() {
+        subscriptions.delete(tracked);
+        await subscription.close();
+      },
+    };
+    subscriptions.add(tracked);
+    return tracked;
+  }
+}
+
+/** TD 1.1: an ActionStatus body may carry the status resource as `href`. */
+function statusHref(body: Buffer, contentType: string | string[] | undefined): string | undefined {
+  if (typeof contentType !== "string" || !isJson(contentType) || body.length === 0) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(body.toString("utf8"));
+    const href = (parsed as { href?: unknown } | null)?.href;
+    return typeof href === "string" ? href : undefined;
+  } catch {
+    // No JSON, so no href: the answer is then an output, decoded (and reported) by the caller.
+    return undefined;
+  }
+}
+
+const STATUSES = new Set(["pending", "running", "completed", "failed"]);
+
+interface ActionContext {
+  readonly thing: string;
+  readonly href: string;
+  readonly credentials: readonly Credentials[];
+  readonly pollIntervalMs: number;
+  readonly timeoutMs: number;
+  readonly now: () => number;
+}
+
+class HttpActionHandle implements ActionHandle {
+  readonly href: string;
+  readonly #transport: HttpTransport;
+  readonly #context: ActionContext;
+
+  constructor(transport: HttpTransport, context: ActionContext) {
+    this.href = context.href;
+    this.#transport = transport;
+    this.#context = context;
+  }
+
+  async query(): Promise<ActionStatus> {
+    const { thing, href, credentials } = this.#context;
+    const answer = await this.#transport.fetch({
+      thing,
+      op: "queryaction",
+      method: "GET",
+      url: href,
+      credentials,
+      accept: "application/json",
+    });
+    const target = { thing, href, op: "queryaction", terms: { contentType: "application/json" } } as Target;
+    const status = decodeAnswer(target, answer.body, answer.headers["content-type"], answer.url);
+    const state = (status as { status?: unknown } | null)?.status;
+    if (typeof state !== "string" || !STATUSES.has(state)) {
+      throw bindingError(target, "content", "the action status resource answered no TD 1.1 ActionStatus", {
+        status: answer.status,
+        body: answer.body.toString("utf8"),
+      });
+    }
+    return status as ActionStatus;
+  }
+
+  async result(): Promise<unknown> {
+    const { thing, href, pollIntervalMs, timeoutMs, now } = this.#context;
+    const deadline = now() + timeoutMs;
+    for (;;) {
+      const status = await this.query();
+      if (status.status === "completed") return status.output;
+      if (status.status === "failed") {
+        const body = JSON.stringify(status.error ?? null);
+        throw bindingError({ thing, href, op: "queryaction" }, "action-failed", "the action failed", {
+          body,
+        });
+      }
+      if (now() + pollIntervalMs > deadline) {
+        throw bindingError(
+          { thing, href, op: "queryaction" },
+          "timeout",
+          `the action did not end in ${timeoutMs} ms`,
+        );
+      }
+      await delay(pollIntervalMs);
+    }
+  }
+
+  async cancel(): Promise<void> {
+    const { thing, href, credentials } = this.#context;
+    await this.#transport.fetch({ thing, op: "cancelaction", method: "DELETE", url: href, credentials });
+  }
+}

@@ -1,0 +1,291 @@
+// Observation over HTTP: Server-Sent Events (reconnecting with Last-Event-ID), long-poll, and
+// polling with readproperty for forms without a push subprotocol.
+import { setTimeout as delay } from "node:timers/promises";
+import { BindingError } from "../../core/index.js";
+import { backoffDelay } from "../backoff.js";
+import { bindingError, bindingFailure } from "../binding.js";
+import type { ErrorListener, Subscription, Target, ValueListener } from "../binding.js";
+import { decodeJsonOrText, decodeValue, mediaType } from "../content.js";
+import { EventStreamParser, EventStreamTooLargeError } from "./event-stream.js";
+import type { HttpExchange, HttpTransport } from "./http-transport.js";
+
+export interface ObservationOptions {
+  /** Polling: ms between reads when the target names none. */
+  readonly pollIntervalMs: number;
+  /** Long-poll: how long the Thing may hold a request before it is asked again. */
+  readonly longPollTimeoutMs: number;
+  /** SSE: the reconnection time unless the stream sets one with `retry:`, and the backoff cap. */
+  readonly reconnectMs: number;
+  readonly maxReconnectMs: number;
+  /** SSE: the largest event accepted. */
+  readonly maxEventBytes: number;
+  readonly random: () => number;
+}
+
+/** One running observation: its loop, its abort signal, and listeners that stop at close. */
+class Observation implements Subscription {
+  readonly #controller = new AbortController();
+  readonly #onValue: ValueListener;
+  readonly #onError: ErrorListener;
+  #loop: Promise<void> = Promise.resolve();
+
+  constructor(onValue: ValueListener, onError: ErrorListener) {
+    this.#onValue = onValue;
+    this.#onError = onError;
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get closed(): boolean {
+    return this.#controller.signal.aborted;
+  }
+
+  run(loop: () => Promise<void>): void {
+    this.#loop = loop().catch((error: unknown) => {
+      if (!this.closed) this.error(asBindingError(error), true);
+    });
+  }
+
+  value(value: unknown): void {
+    if (!this.closed) call(this.#onValue, value);
+  }
+
+  error(error: BindingError, ended = false): void {
+    if (this.closed) return;
+    call(this.#onError, ended ? endedError(error) : error);
+    if (ended) this.#controller.abort();
+  }
+
+  /** Waits `ms`, or less if closed; says whether the observation is still open. */
+  async pause(ms: number): Promise<boolean> {
+    await delay(ms, undefined, { signal: this.signal }).catch(() => undefined);
+    return !this.closed;
+  }
+
+  async close(): Promise<void> {
+    this.#controller.abort();
+    await this.#loop;
+  }
+}
+
+// A listener that throws is a bug in the caller: it surfaces as an uncaught exception, as a
+// throwing EventEmitter listener does, rather than stopping the observation or being swallowed.
+function call<T>(listener: (value: T) => void, value: T): void {
+  try {
+    listener(value);
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
+}
+
+function endedError(error: BindingError): BindingError {
+  const failure = bindingFailure(error);
+  if (failure === undefined) return error;
+  const ended = new BindingError(error.message, error.thing, { ...failure, ended: true });
+  ended.cause = error.cause;
+  return ended;
+}
+
+function asBindingError(error: unknown): BindingError {
+  if (error instanceof BindingError) return error;
+  return new BindingError(error instanceof Error ? error.message : String(error));
+}
+
+/** A 4xx answer (but 408 and 429) will not get better by asking again: it ends the observation. */
+function isFinal(error: unknown): boolean {
+  const status = bindingFailure(error)?.status;
+  return status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
+}
+
+function exchangeFor(target: Target, overrides: Partial<HttpExchange> = {}): HttpExchange {
+  return {
+    thing: target.thing,
+    op: target.op,
+    method: target.terms.methodName ?? "GET",
+    url: target.href,
+    credentials: target.credentials,
+    accept: target.terms.contentType,
+    ...overrides,
+  };
+}
+
+/** Decodes by the answer's Content-Type, else the form's; undecodable bytes are a BindingError. */
+export function decodeAnswer(
+  target: Target,
+  body: Buffer,
+  contentType: string | undefined,
+  url = target.href,
+): unknown {
+  const type = contentType ?? target.terms.contentType;
+  try {
+    return decodeValue(body, type);
+  } catch (cause) {
+    throw bindingError({ ...target, href: url }, "content", `the answer is not valid ${mediaType(type)}`, {
+      body: body.toString("utf8"),
+      cause,
+    });
+  }
+}
+
+/** `subprotocol: "sse"`: one event per value; reconnects with `Last-Event-ID` after a break. */
+export async function observeBySse(
+  transport: HttpTransport,
+  target: Target,
+  onValue: ValueListener,
+  onError: ErrorListener,
+  options: ObservationOptions,
+): Promise<Subscription> {
+  const observation = new Observation(onValue, onError);
+  const dataType = mediaType(target.terms.contentType);
+  const parser = new EventStreamParser((event) => {
+    const bytes = Buffer.from(event.data, "utf8");
+    if (dataType === "text/event-stream") {
+      observation.value(decodeJsonOrText(bytes));
+      return;
+    }
+    try {
+      observation.value(decodeAnswer(target, bytes, undefined));
+    } catch (error) {
+      observation.error(asBindingError(error));
+    }
+  }, options.maxEventBytes);
+
+  const connect = async () => {
+    const headers: Record<string, string> = {};
+    if (parser.lastEventId !== "") headers["last-event-id"] = parser.lastEventId;
+    // An event stream may stay quiet for hours: no body timeout (TCP keep-alive finds dead peers).
+    const exchange = exchangeFor(target, {
+      accept: "text/event-stream",
+      headers,
+      bodyTimeoutMs: 0,
+      signal: observation.signal,
+    });
+    const answer = await transport.open(exchange);
+    const type = answer.headers["content-type"];
+    if (answer.status === 204 || typeof type !== "string" || mediaType(type) !== "text/event-stream") {
+      // HTML §9.2.3: a 204, or a type other than text/event-stream, means "do not reconnect".
+      await answer.body.dump();
+      const why =
+        answer.status === 204 ? "the Thing ended the stream (204)" : `not an event stream (${String(type)})`;
+      throw bindingError({ ...target, href: answer.url }, "content", why, { status: answer.status });
+    }
+    return answer;
+  };
+
+  let stream = await connect();
+  observation.run(async () => {
+    let failures = 0;
+    for (;;) {
+      try {
+        for await (const chunk of stream.body as AsyncIterable<Buffer>) parser.push(chunk);
+      } catch (error) {
+        if (observation.closed) return;
+        if (error instanceof EventStreamTooLargeError) {
+          observation.error(bindingError(target, "too-large", error.message, { cause: error }));
+        }
+        // A broken stream is what reconnecting is for; only failing to reconnect is reported.
+      }
+      parser.end();
+      for (;;) {
+        const base = parser.retryMs ?? options.reconnectMs;
+        const wait =
+          failures === 0
+            ? base
+            : backoffDelay(failures, { baseDelayMs: base, maxDelayMs: options.maxReconnectMs });
+        if (!(await observation.pause(wait))) return;
+        try {
+          stream = await connect();
+          failures = 0;
+          break;
+        } catch (error) {
+          if (observation.closed) return;
+          const final = isFinal(error) || bindingFailure(error)?.reason === "content";
+          observation.error(asBindingError(error), final);
+          if (final) return;
+          failures++;
+        }
+      }
+    }
+  });
+  return observation;
+}
+
+/** `subprotocol: "longpoll"`: each answer is one value; the request is sent again at once. */
+export async function observeByLongPoll(
+  transport: HttpTransport,
+  target: Target,
+  onValue: ValueListener,
+  onError: ErrorListener,
+  options: ObservationOptions,
+): Promise<Subscription> {
+  const observation = new Observation(onValue, onError);
+  observation.run(async () => {
+    let failures = 0;
+    while (!observation.closed) {
+      try {
+        const answer = await transport.fetch(
+          exchangeFor(target, {
+            headersTimeoutMs: options.longPollTimeoutMs,
+            retry: false,
+            signal: observation.signal,
+          }),
+        );
+        failures = 0;
+        if (answer.status !== 204) {
+          observation.value(decodeAnswer(target, answer.body, answer.headers["content-type"], answer.url));
+        }
+      } catch (error) {
+        if (observation.closed) return;
+        const failure = bindingFailure(error);
+        // The Thing held the request for the whole window with nothing to say: ask again.
+        if (failure?.reason === "timeout" || failure?.status === 408) continue;
+        const final = isFinal(error);
+        observation.error(asBindingError(error), final);
+        if (final) return;
+        const wait = backoffDelay(failures++, {
+          baseDelayMs: options.reconnectMs,
+          maxDelayMs: options.maxReconnectMs,
+        });
+        await observation.pause(wait);
+      }
+    }
+  });
+  return observation;
+}
+
+/** No push subprotocol: reads every interval, and reports the value when its bytes change. */
+export async function observeByPolling(
+  transport: HttpTransport,
+  target: Target,
+  onValue: ValueListener,
+  onError: ErrorListener,
+  options: ObservationOptions,
+): Promise<Subscription> {
+  const observation = new Observation(onValue, onError);
+  const interval = target.pollIntervalMs ?? options.pollIntervalMs;
+  const read = () => transport.fetch(exchangeFor(target, { signal: observation.signal }));
+  // The first read establishes the observation: a Thing that cannot be read cannot be observed.
+  const first = await read();
+  let last = first.body;
+  observation.value(decodeAnswer(target, first.body, first.headers["content-type"], first.url));
+  observation.run(async () => {
+    while (await observation.pause(interval)) {
+      try {
+        const answer = await read();
+        if (answer.body.equals(last)) continue;
+        last = answer.body;
+        observation.value(decodeAnswer(target, answer.body, answer.headers["content-type"], answer.url));
+      } catch (error) {
+        if (observation.closed) return;
+        const final = isFinal(error);
+        observation.error(asBindingError(error), final);
+        if (final) return;
+      }
+    }
+  });
+  return observation;
+}
