@@ -75,6 +75,8 @@ function parseOptions(argv) {
 }
 
 const log = (message) => process.stderr.write(`[bench directory] ${message}\n`);
+/** Set on SIGINT/SIGTERM: every load loop stops at its next request. */
+let stopping = false;
 
 // ---------------------------------------------------------------------------------------------
 // Realistic Thing Descriptions, deterministic (seeded) so that runs are comparable
@@ -452,6 +454,7 @@ async function load(name, total, workers, deadline, pid, request) {
   let lastReport = Date.now();
   const worker = async () => {
     while (next < total) {
+      if (stopping) return;
       if (Date.now() > deadline) {
         timedOut = true;
         return;
@@ -472,6 +475,7 @@ async function load(name, total, workers, deadline, pid, request) {
     }
   };
   await Promise.all(Array.from({ length: Math.min(workers, total) }, worker));
+  if (stopping) throw new Error(`${name}: stopped by a signal`);
   const ended = process.hrtime.bigint();
   const wallMs = Number(ended - started) / 1e6;
   if (timedOut) {
@@ -579,13 +583,16 @@ async function main() {
   const token = `bench_${randomBytes(24).toString("base64url")}`;
   let hub;
   let pool;
-  const cleanup = async () => {
-    if (pool) await pool.destroy().catch(() => {});
-    let exit;
-    if (hub) exit = await stopHub(hub);
-    rmSync(dataDir, { recursive: true, force: true });
-    return exit;
-  };
+  let cleaning;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      stopping = true;
+      if (pool) await pool.destroy().catch(() => {});
+      let exit;
+      if (hub) exit = await stopHub(hub);
+      rmSync(dataDir, { recursive: true, force: true });
+      return exit;
+    })());
   // Ctrl-C or the runner's SIGTERM: still stop the hub and remove the data.
   for (const signal of ["SIGINT", "SIGTERM"]) {
     process.once(signal, () => {
