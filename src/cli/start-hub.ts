@@ -35,7 +35,13 @@ export async function startHub(
   const logger = options.logger ?? createLogger(config.logLevel);
   const store = new SqliteStore({ path: join(config.dataDir, "hyperthings.db") });
   const bus = new InProcessBus((err) => logger.error({ err }, "a change subscriber failed"));
-  const hub = Hub.open(config, { logger, store, bus, ...(options.clock && { clock: options.clock }) });
+  let hub: Hub;
+  try {
+    hub = await Hub.open(config, { logger, store, bus, ...(options.clock && { clock: options.clock }) });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   let app: FastifyInstance;
   try {
     app = await buildServer(hub);

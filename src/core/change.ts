@@ -39,10 +39,23 @@ export interface ChangeInput {
   cause: Cause;
 }
 
-/** A Change as recorded: its position in this hub's Log and the hub's time of commit. */
+/** A Change as recorded in this hub's Log. See docs/changes.md. */
 export interface Change extends ChangeInput {
   /** Position in this hub's Log, from 1, without gaps. */
   seq: number;
-  /** The hub's time when the Change was recorded (RFC 3339, UTC, milliseconds). */
-  time: string;
+  /**
+   * The hub's hybrid logical clock when the Change was recorded (`formatHlc`): its wall time in
+   * milliseconds, a counter and the hub's id. Increases with `seq`, even when the clock steps back.
+   */
+  hlc: string;
+  /**
+   * The Change's RFC 9162 leaf hash (hex) as the Log recorded it. Not covered by the hash itself:
+   * `changeLeafHash` leaves it out.
+   */
+  leaf?: string;
+}
+
+/** The wall time of a Change's clock, as RFC 3339 (UTC, milliseconds). */
+export function changeTime(change: Pick<Change, "hlc">): string {
+  return new Date(Number.parseInt(change.hlc.slice(0, 12), 16)).toISOString();
 }

@@ -22,7 +22,7 @@ const T0 = Date.UTC(2024, 4, 1, 12);
 function changeAt(seq: number): Change {
   return {
     seq,
-    time: new Date(T0 + seq).toISOString(),
+    hlc: `${(T0 + seq).toString(16).padStart(12, "0")}-00000000-urn:hub:lab`,
     thing: `urn:example:sensor-${seq % 3}`,
     affordance: "temperature",
     kind: "reported",

@@ -11,3 +11,4 @@ export * from "./registration.js";
 export * from "./hybrid-logical-clock.js";
 export * from "./merkle.js";
 export * from "./checkpoint.js";
+export * from "./data-schema-validation.js";

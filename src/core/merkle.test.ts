@@ -124,7 +124,7 @@ describe("Merkle Tree Hash (RFC 9162 §2.1.1)", () => {
   it("hashes a Change as the leaf of its UTF-8 canonical JSON", () => {
     const change: Change = {
       seq: 7,
-      time: "2024-05-01T12:00:00.000Z",
+      hlc: "018f3418dc00-00000000-urn:hub:a",
       thing: "urn:example:lamp",
       affordance: "on",
       kind: "reported",
@@ -135,8 +135,8 @@ describe("Merkle Tree Hash (RFC 9162 §2.1.1)", () => {
     const bytes = new TextEncoder().encode(canonicalJson(change));
     expect(hex(changeLeafHash(change))).toBe(hex(sha256(new Uint8Array([0]), bytes)));
     expect(canonicalJson(change)).toBe(
-      '{"affordance":"on","cause":{"actor":"admin","via":"http"},"kind":"reported","seq":7,' +
-        '"thing":"urn:example:lamp","time":"2024-05-01T12:00:00.000Z","value":{"brightness":0.5,"colour":"wärm"}}',
+      '{"affordance":"on","cause":{"actor":"admin","via":"http"},"hlc":"018f3418dc00-00000000-urn:hub:a",' +
+        '"kind":"reported","seq":7,"thing":"urn:example:lamp","value":{"brightness":0.5,"colour":"wärm"}}',
     );
     // Member order and undefined members do not matter; every field's value does.
     const reordered: Change = {
@@ -145,7 +145,7 @@ describe("Merkle Tree Hash (RFC 9162 §2.1.1)", () => {
       kind: "reported",
       affordance: "on",
       thing: "urn:example:lamp",
-      time: "2024-05-01T12:00:00.000Z",
+      hlc: "018f3418dc00-00000000-urn:hub:a",
       seq: 7,
     };
     expect(hex(changeLeafHash(reordered))).toBe(hex(changeLeafHash(change)));

@@ -38,16 +38,17 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
 /**
  * The leaf hash of a Change in the Log: `SHA-256(0x00 || UTF-8(canonicalJson(change)))`.
  *
- * The leaf covers every own enumerable field of the object as given — for a Change today `seq`,
- * `time`, `thing`, `affordance`, `kind`, `value`, `previous`, `at`, `cause` (with all its
- * members), and any field a later version adds (such as `hlc`) — serialised by RFC 8785 (JCS):
+ * The leaf covers every own enumerable field of the object as given except `leaf` — for a Change
+ * today `seq`, `hlc`, `thing`, `affordance`, `kind`, `value`, `previous`, `at`, `cause` (with all
+ * its members), and any field a later version adds — serialised by RFC 8785 (JCS):
  * members sorted, no whitespace; members whose value is `undefined` are left out, as JSON has no
  * `undefined`. Pass exactly the recorded Change: an extra property (say, a database column) would
  * change the hash. Throws TypeError if the Change holds a value JSON cannot represent.
  */
 export function changeLeafHash(change: Change): Uint8Array {
+  const { leaf: _recorded, ...content } = change;
   // One-shot hashing of a string is UTF-8 and faster than a Hash object; U+0000 is the byte 0x00.
-  return hash("sha256", `\u0000${canonicalJson(change)}`, "buffer");
+  return hash("sha256", `\u0000${canonicalJson(content)}`, "buffer");
 }
 
 /** RFC 9162 §2.1.1: the Merkle Tree Hash of a list of leaf hashes (SHA-256 of "" when empty). */

@@ -24,6 +24,10 @@ export interface HubConfig {
   maxPageLimit: number;
   /** Largest number of values a JSONPath search may return. */
   maxSearchResults: number;
+  /** Sign a Log checkpoint once this many Changes are not covered by one… */
+  checkpointEveryChanges: number;
+  /** …or this many milliseconds after the first Change not covered by one. */
+  checkpointEveryMs: number;
 }
 
 /** The environment variable for each setting. */
@@ -36,6 +40,8 @@ export const configEnvironment = {
   adminToken: "HYPERTHINGS_ADMIN_TOKEN",
   readToken: "HYPERTHINGS_READ_TOKEN",
   logLevel: "HYPERTHINGS_LOG_LEVEL",
+  checkpointEveryChanges: "HYPERTHINGS_CHECKPOINT_CHANGES",
+  checkpointEveryMs: "HYPERTHINGS_CHECKPOINT_MS",
 } as const;
 
 export function defaultDataDir(): string {
@@ -51,6 +57,8 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   logLevel: "info",
   maxPageLimit: 1000,
   maxSearchResults: 100_000,
+  checkpointEveryChanges: 1000,
+  checkpointEveryMs: 10_000,
 };
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -72,6 +80,8 @@ export interface ConfigOverrides {
   auth?: string;
   logLevel?: string;
   expirySweepMs?: number;
+  checkpointEveryChanges?: string | number;
+  checkpointEveryMs?: string | number;
 }
 
 /** Resolves the configuration: command line, then environment, then defaults; validated. */
@@ -107,6 +117,22 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     bodyLimit: integer("body limit", bodyLimit, 1024, 1024 * 1024 * 1024),
     authRead: auth === "read",
     expirySweepMs: overrides.expirySweepMs ?? configDefaults.expirySweepMs,
+    checkpointEveryChanges: integer(
+      "checkpoint interval (changes)",
+      String(
+        overrides.checkpointEveryChanges ??
+          env[e.checkpointEveryChanges] ??
+          configDefaults.checkpointEveryChanges,
+      ),
+      1,
+      10_000_000,
+    ),
+    checkpointEveryMs: integer(
+      "checkpoint interval (ms)",
+      String(overrides.checkpointEveryMs ?? env[e.checkpointEveryMs] ?? configDefaults.checkpointEveryMs),
+      10,
+      86_400_000,
+    ),
     adminToken,
     readToken,
     logLevel,

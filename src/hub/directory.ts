@@ -18,9 +18,9 @@ import {
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
 import type { Store, ThingRecord } from "../store/index.js";
+import type { HubClock } from "./hub-clock.js";
 
 export interface DirectoryOptions {
-  clock?: () => Date;
   maxSearchResults?: number;
 }
 
@@ -43,15 +43,14 @@ export function assertThingId(id: string): void {
 }
 
 export class Directory {
-  private readonly clock: () => Date;
   private readonly maxSearchResults: number;
 
   constructor(
     private readonly store: Store,
     private readonly bus: Bus,
+    private readonly hubClock: HubClock,
     options: DirectoryOptions = {},
   ) {
-    this.clock = options.clock ?? (() => new Date());
     this.maxSearchResults = options.maxSearchResults ?? 100_000;
   }
 
@@ -66,10 +65,10 @@ export class Directory {
     }
     const thingId = id ?? td.id ?? newThingId();
     assertThingId(thingId);
-    const now = this.clock();
+    const { hlc, time } = this.hubClock.stamp();
     const registered = { ...td, id: thingId } as RegisteredThingDescription;
-    const expires = expiryOf(request, now);
-    return { td: registered, ttl: request.ttl, expires, time: now.toISOString() };
+    const expires = expiryOf(request, time);
+    return { td: registered, ttl: request.ttl, expires, hlc };
   }
 
   private async commit(
@@ -80,7 +79,7 @@ export class Directory {
     const result = await this.store.describe({
       td: prepared.td,
       cause,
-      time: prepared.time,
+      hlc: prepared.hlc,
       ...(prepared.expires !== undefined && { expires: prepared.expires }),
       ...(prepared.ttl !== undefined && { ttl: prepared.ttl }),
       ...(expect !== undefined && { expect }),
@@ -132,7 +131,7 @@ export class Directory {
 
   async remove(id: string, cause: Cause): Promise<Change> {
     assertThingId(id);
-    const change = await this.store.remove({ id, cause, time: this.clock().toISOString() });
+    const change = await this.store.remove({ id, cause, hlc: this.hubClock.stamp().hlc });
     this.bus.publish([change]);
     return change;
   }
@@ -145,12 +144,13 @@ export class Directory {
   async getLive(id: string): Promise<ThingRecord> {
     assertThingId(id);
     const record = await this.store.getThing(id);
-    if (!record || this.isExpired(record, this.clock())) throw new NotFoundError(`No Thing with id ${id}`);
+    if (!record || this.isExpired(record, this.hubClock.now()))
+      throw new NotFoundError(`No Thing with id ${id}`);
     return record;
   }
 
   /** The TD with its registration information, as the directory serves it. */
-  enriched(record: ThingRecord, now = this.clock()): RegisteredThingDescription {
+  enriched(record: ThingRecord, now = this.hubClock.now()): RegisteredThingDescription {
     return enrichThingDescription(record.td, {
       created: record.created,
       modified: record.modified,
@@ -165,7 +165,7 @@ export class Directory {
   }
 
   async list(offset: number, limit: number): Promise<{ items: RegisteredThingDescription[]; total: number }> {
-    const now = this.clock();
+    const now = this.hubClock.now();
     const liveAt = now.toISOString();
     const [records, total] = await Promise.all([
       this.store.listThings({ offset, limit, liveAt }),
@@ -181,7 +181,7 @@ export class Directory {
    */
   async searchJsonPath(query: string): Promise<unknown[]> {
     const path = compileJsonPath(query);
-    const now = this.clock();
+    const now = this.hubClock.now();
     const results: unknown[] = [];
     const collection: RegisteredThingDescription[] = [];
     const add = (values: unknown[]) => {
@@ -204,7 +204,7 @@ export class Directory {
 
   /** Drops TDs whose registration expired; each removal is a Change caused by the hub. */
   async sweepExpired(): Promise<number> {
-    const now = this.clock();
+    const now = this.hubClock.now();
     const ids = await this.store.expiredThings(now.toISOString(), 500);
     let removed = 0;
     for (const id of ids) {
@@ -214,7 +214,7 @@ export class Directory {
         const change = await this.store.remove({
           id,
           cause: { actor: "hub:expiry", via: "hub" },
-          time: now.toISOString(),
+          hlc: this.hubClock.stamp().hlc,
           expect: record.version,
         });
         this.bus.publish([change]);

@@ -7,7 +7,11 @@ import { loadOrCreateHubId } from "./hub-identity.js";
 import { followChanges, type FollowOptions, type Follower } from "./change-stream.js";
 import type { HubConfig } from "./config.js";
 import { Directory } from "./directory.js";
-import type { Change } from "../core/index.js";
+import type { Change, Cause } from "../core/index.js";
+import { createHubClock, type HubClock } from "./hub-clock.js";
+import { Ingest, type Report } from "./ingest.js";
+import { History } from "./history.js";
+import { Notary } from "./notary.js";
 
 /** Who is making a request, once their token has been checked. */
 export interface Principal {
@@ -25,6 +29,9 @@ export interface HubOptions {
 
 export class Hub {
   readonly directory: Directory;
+  readonly history: History;
+  readonly notary: Notary;
+  private readonly ingestion: Ingest;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
@@ -36,28 +43,32 @@ export class Hub {
     readonly bus: Bus,
     readonly adminToken: AdminToken,
     readonly logger: Logger,
-    clock: (() => Date) | undefined,
+    readonly clock: HubClock,
   ) {
-    this.directory = new Directory(store, bus, {
-      ...(clock && { clock }),
-      maxSearchResults: config.maxSearchResults,
+    this.directory = new Directory(store, bus, clock, { maxSearchResults: config.maxSearchResults });
+    this.ingestion = new Ingest(store, bus, clock);
+    this.history = new History(store);
+    this.notary = new Notary(id, config.dataDir, store, bus, clock, logger, {
+      everyChanges: config.checkpointEveryChanges,
+      everyMs: config.checkpointEveryMs,
     });
   }
 
-  static open(config: HubConfig, options: HubOptions): Hub {
+  static async open(config: HubConfig, options: HubOptions): Promise<Hub> {
     const { logger, store, bus } = options;
     const adminToken = loadOrCreateAdminToken(config.dataDir, config.adminToken);
-    const hub = new Hub(
-      loadOrCreateHubId(config.dataDir),
-      config,
-      store,
-      bus,
-      adminToken,
-      logger,
-      options.clock,
-    );
+    const id = loadOrCreateHubId(config.dataDir);
+    // The clock resumes after the last Change, so seq and hlc keep growing together.
+    const last = await store.getChange(await store.lastSeq());
+    const clock = createHubClock(id, last?.hlc, options.clock ?? (() => new Date()));
+    const hub = new Hub(id, config, store, bus, adminToken, logger, clock);
     hub.startExpirySweep();
     return hub;
+  }
+
+  /** Validates reported state against the Thing's TD and records it (see ingest.ts). */
+  ingest(thing: string, reports: readonly Report[], cause: Cause): Promise<Change[]> {
+    return this.ingestion.ingest(thing, reports, cause);
   }
 
   private startExpirySweep(): void {
@@ -92,6 +103,7 @@ export class Hub {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearTimeout(this.sweepTimer);
+      await this.notary.close();
       await this.bus.close();
       await this.store.close();
     })();

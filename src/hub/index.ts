@@ -12,3 +12,13 @@ export {
 export { ADMIN_TOKEN_FILE, type AdminToken } from "./admin-token.js";
 export type { Follower, FollowOptions } from "./change-stream.js";
 export { HUB_VERSION } from "./version.js";
+export {
+  History,
+  type HistoryOptions,
+  type HistoryPage,
+  type ThingState,
+  type ThingDiff,
+} from "./history.js";
+export { Notary, LOG_KEY_FILE, type InclusionProof, type ConsistencyProof } from "./notary.js";
+export type { Report } from "./ingest.js";
+export { hlcFloor, type HubClock } from "./hub-clock.js";

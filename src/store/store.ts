@@ -1,6 +1,6 @@
 // The Store: durable home of the directory and of the Log. One interface, one folder per backend
 // (sqlite/ embedded, postgres/ at scale); a shared conformance suite runs against each.
-import type { Change, Cause, RegisteredThingDescription } from "../core/index.js";
+import type { Change, ChangeInput, Cause, Checkpoint, RegisteredThingDescription } from "../core/index.js";
 
 /** A Thing as the directory holds it: the TD as registered plus registration information. */
 export interface ThingRecord {
@@ -21,8 +21,8 @@ export interface ThingRecord {
 export interface DescribeCommand {
   td: RegisteredThingDescription;
   cause: Cause;
-  /** The hub's time of the mutation (RFC 3339), used for `created`/`modified` and the Change. */
-  time: string;
+  /** The hub's clock for the Change (`formatHlc`); its wall time is `created`/`modified`. */
+  hlc: string;
   expires?: string;
   ttl?: number;
   /**
@@ -41,9 +41,48 @@ export interface DescribeResult {
 export interface RemoveCommand {
   id: string;
   cause: Cause;
-  time: string;
+  hlc: string;
   /** As in DescribeCommand: fail with ConflictError unless the version matches. */
   expect?: number;
+}
+
+/** A Change ready for the Log: everything but its position, which the store assigns. */
+export interface ChangeDraft extends ChangeInput {
+  hlc: string;
+}
+
+/** The global feed's filters; each given one must match. */
+export interface ChangeFilter {
+  thing?: string;
+  kinds?: readonly string[];
+  actor?: string;
+  release?: string;
+}
+
+export interface HistoryQuery {
+  thing: string;
+  affordance?: string;
+  kinds?: readonly string[];
+  /** Only Changes with `seq` greater than this (a cursor, or the position of `since`). */
+  after?: number;
+  /** Only Changes with `seq` less than this. */
+  before?: number;
+  order: "asc" | "desc";
+  limit: number;
+}
+
+/** One stream of a Thing's history: an affordance (or "" for the Thing itself) and a kind. */
+export interface HistoryStream {
+  affordance: string;
+  kind: string;
+  /** The latest Change of the stream at the time asked for. */
+  latest: Change;
+}
+
+/** The Log's head: how many Changes it holds and the RFC 9162 root hash over them. */
+export interface LogHead {
+  size: number;
+  root: Uint8Array;
 }
 
 export interface ListOptions {
@@ -67,10 +106,34 @@ export interface Store {
   scanThings(batchSize?: number): AsyncIterable<ThingRecord>;
   /** Ids of Things whose `expires` is at or before `time`. */
   expiredThings(time: string, limit: number): Promise<string[]>;
-  /** Changes with `seq > after`, oldest first, at most `limit`. */
-  changesAfter(after: number, limit: number): Promise<Change[]>;
+  /**
+   * Appends Changes to the Log and updates the state projection, all or nothing, in one durable
+   * transaction. A Change with an affordance and no `previous` gets the stream's latest value.
+   */
+  append(drafts: readonly ChangeDraft[]): Promise<Change[]>;
+  /** Changes with `seq > after`, oldest first, at most `limit`, matching the filter. */
+  changesAfter(after: number, limit: number, filter?: ChangeFilter): Promise<Change[]>;
+  getChange(seq: number): Promise<Change | undefined>;
+  /** One Thing's Changes, filtered, in either order, a page at a time. */
+  history(query: HistoryQuery): Promise<Change[]>;
+  /**
+   * The latest Change of each of a Thing's streams with `seq <= atSeq` (all when undefined),
+   * optionally only of some kinds: the Thing's state as it was at that position.
+   */
+  streamsAt(thing: string, atSeq?: number, kinds?: readonly string[]): Promise<HistoryStream[]>;
+  /** How many Changes one stream has with `after < seq <= upTo`. */
+  countStream(thing: string, affordance: string, kind: string, after: number, upTo: number): Promise<number>;
+  /** The highest `seq` whose `hlc` sorts before `hlc` (0 if none): a time turned into a position. */
+  seqBefore(hlc: string): Promise<number>;
   /** The highest `seq` in the Log (0 when empty). */
   lastSeq(): Promise<number>;
+  logHead(): Promise<LogHead>;
+  /** RFC 9162 subtree hashes of the Log over the half-open ranges `[start, end)` of leaf indexes. */
+  subtreeHashes(ranges: ReadonlyArray<readonly [number, number]>): Promise<Uint8Array[]>;
+  addCheckpoint(checkpoint: Checkpoint): Promise<void>;
+  /** Signed checkpoints, oldest first; with `atLeast`, the first one covering that size. */
+  checkpoints(options?: { after?: number; limit?: number }): Promise<Checkpoint[]>;
+  latestCheckpoint(): Promise<Checkpoint | undefined>;
   /** Waits for queued writes to commit, then releases the database. */
   close(): Promise<void>;
 }

@@ -3,8 +3,10 @@
 // migration: add the next one.
 
 export const migrations: readonly string[] = [
-  // 1: the directory and the Log. The Log is append-only: no secondary index (an index on
-  // (thing, time) makes every insert dirty a random page — PITFALLS.md), no UPDATE, no DELETE.
+  // 1: the directory, the Log with its Merkle tree and checkpoints, the state projection and the
+  // history index. The Log is append-only: keyed by seq, no secondary index (an index on
+  // (thing, time) makes every insert dirty a random page — PITFALLS.md), no UPDATE, no DELETE,
+  // no insert over an existing seq. See docs/changes.md for the design.
   `
   CREATE TABLE things (
     id       TEXT PRIMARY KEY,
@@ -19,18 +21,68 @@ export const migrations: readonly string[] = [
 
   CREATE TABLE changes (
     seq        INTEGER PRIMARY KEY,
-    time       TEXT NOT NULL,
+    hlc        TEXT NOT NULL,
     at         TEXT,
     thing      TEXT NOT NULL,
     affordance TEXT,
     kind       TEXT NOT NULL,
     value      TEXT,
     previous   TEXT,
-    cause      TEXT NOT NULL
+    cause      TEXT NOT NULL,
+    leaf       BLOB NOT NULL
   );
   CREATE TRIGGER changes_no_update BEFORE UPDATE ON changes
     BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
   CREATE TRIGGER changes_no_delete BEFORE DELETE ON changes
     BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
+  CREATE TRIGGER changes_no_replace BEFORE INSERT ON changes
+    WHEN EXISTS (SELECT 1 FROM changes WHERE seq = NEW.seq)
+    BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
+
+  -- RFC 9162 subtree hashes of 2^level leaves, stored from level 8 (256 leaves) up; smaller
+  -- subtrees are hashed from the leaves when a proof needs them.
+  CREATE TABLE merkle_nodes (
+    level INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    hash  BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+  ) WITHOUT ROWID;
+
+  -- The Log's head, written with every batch: its size, the Merkle frontier, and how far the
+  -- history index has been merged.
+  CREATE TABLE log_head (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    size           INTEGER NOT NULL,
+    frontier       TEXT NOT NULL,
+    history_merged INTEGER NOT NULL
+  );
+  INSERT INTO log_head VALUES (1, 0, '{"size":0,"hashes":[]}', 0);
+
+  -- The state projection: the latest Change of each (thing, affordance, kind) stream.
+  CREATE TABLE streams (
+    thing      TEXT NOT NULL,
+    affordance TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    value      TEXT,
+    PRIMARY KEY (thing, affordance, kind)
+  ) WITHOUT ROWID;
+
+  -- The history index, merged from memory in sorted batches (see docs/changes.md).
+  CREATE TABLE history (
+    thing      TEXT NOT NULL,
+    affordance TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    PRIMARY KEY (thing, affordance, kind, seq)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE checkpoints (
+    size      INTEGER PRIMARY KEY,
+    origin    TEXT NOT NULL,
+    root      TEXT NOT NULL,
+    time      TEXT NOT NULL,
+    signature TEXT NOT NULL
+  );
   `,
 ];

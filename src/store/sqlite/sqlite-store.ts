@@ -8,19 +8,27 @@ import {
   ConflictError,
   NotFoundError,
   UnavailableError,
+  changeTime,
   type Change,
-  type ChangeInput,
+  type Checkpoint,
   type RegisteredThingDescription,
 } from "../../core/index.js";
 import type {
+  ChangeDraft,
+  ChangeFilter,
   DescribeCommand,
   DescribeResult,
+  HistoryQuery,
+  HistoryStream,
   ListOptions,
+  LogHead,
   RemoveCommand,
   Store,
   ThingRecord,
 } from "../store.js";
 import { migrations } from "./sqlite-migrations.js";
+import { SqliteLog } from "./sqlite-log.js";
+import type { MergeCycle } from "./history-tail.js";
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or ":memory:". */
@@ -29,6 +37,10 @@ export interface SqliteStoreOptions {
   maxQueue?: number;
   /** At most this many commands share one transaction. */
   maxBatch?: number;
+  /** History entries kept in memory before they are merged into the index (docs/changes.md). */
+  historyMergeThreshold?: number;
+  /** Index entries written per merge transaction. */
+  historyMergeChunk?: number;
 }
 
 interface ThingRow {
@@ -41,22 +53,12 @@ interface ThingRow {
   version: number;
 }
 
-interface ChangeRow {
-  seq: number;
-  time: string;
-  at: string | null;
-  thing: string;
-  affordance: string | null;
-  kind: string;
-  value: string | null;
-  previous: string | null;
-  cause: string;
-}
-
 interface Pending {
   run: () => unknown;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+  /** Runs synchronously right after COMMIT, before any promise settles. */
+  afterCommit?: (value: unknown) => void;
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -87,25 +89,6 @@ function toRecord(row: ThingRow): ThingRecord {
   return record;
 }
 
-function toChange(row: ChangeRow): Change {
-  const change: Change = {
-    seq: row.seq,
-    time: row.time,
-    thing: row.thing,
-    kind: row.kind,
-    cause: JSON.parse(row.cause) as Change["cause"],
-  };
-  if (row.at !== null) change.at = row.at;
-  if (row.affordance !== null) change.affordance = row.affordance;
-  if (row.value !== null) change.value = JSON.parse(row.value) as unknown;
-  if (row.previous !== null) change.previous = JSON.parse(row.previous) as unknown;
-  return change;
-}
-
-function jsonOrNull(value: unknown): string | null {
-  return value === undefined ? null : JSON.stringify(value);
-}
-
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly maxQueue: number;
@@ -118,6 +101,10 @@ export class SqliteStore implements Store {
 
   private readonly stmt;
   private readonly runBatch: (batch: Pending[]) => Outcome[];
+  private readonly log: SqliteLog;
+  private readonly historyMergeThreshold: number;
+  private readonly historyMergeChunk: number;
+  private merging = false;
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -135,6 +122,9 @@ export class SqliteStore implements Store {
     }
     this.maxQueue = options.maxQueue ?? 10_000;
     this.maxBatch = options.maxBatch ?? 1_000;
+    this.historyMergeThreshold = options.historyMergeThreshold ?? 100_000;
+    this.historyMergeChunk = options.historyMergeChunk ?? 10_000;
+    this.log = new SqliteLog(this.db);
 
     const db = this.db;
     this.stmt = {
@@ -162,31 +152,27 @@ export class SqliteStore implements Store {
       expired: db.prepare<[string, number], { id: string }>(
         "SELECT id FROM things WHERE expires IS NOT NULL AND expires <= ? ORDER BY expires LIMIT ?",
       ),
-      insertChange: db.prepare(
-        `INSERT INTO changes (time, at, thing, affordance, kind, value, previous, cause)
-         VALUES (@time, @at, @thing, @affordance, @kind, @value, @previous, @cause)`,
-      ),
-      changesAfter: db.prepare<[number, number], ChangeRow>(
-        "SELECT * FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-      ),
-      lastSeq: db.prepare<[], { seq: number | null }>("SELECT max(seq) AS seq FROM changes"),
     };
 
     // Each command runs in a savepoint (a nested better-sqlite3 transaction), so one failing
     // command (a precondition, a constraint) rolls back alone and the rest of the batch commits.
     const runOne = db.transaction((pending: Pending) => pending.run());
-    const batchTransaction = db.transaction((batch: Pending[]) =>
-      batch.map((pending, index): Outcome => {
+    const batchTransaction = db.transaction((batch: Pending[]) => {
+      const outcomes = batch.map((pending, index): Outcome => {
+        const mark = this.log.mark();
         try {
           return { ok: true, value: runOne(pending) };
         } catch (error) {
+          this.log.rollback(mark);
           // Without the transaction, the next commands would each autocommit on their own and
           // the final COMMIT fail: writes made durable yet reported as failed. Stop the batch.
           if (!db.inTransaction) throw new BatchAborted(index, error);
           return { ok: false, error };
         }
-      }),
-    );
+      });
+      this.log.saveHead();
+      return outcomes;
+    });
     // IMMEDIATE: take the write lock (waiting up to busy_timeout) before the first read, so a
     // batch never fails to upgrade a read snapshot that another connection has since changed.
     this.runBatch = (batch) => batchTransaction.immediate(batch);
@@ -211,13 +197,15 @@ export class SqliteStore implements Store {
       .immediate();
   }
 
-  private enqueue<T>(run: () => T): Promise<T> {
+  private enqueue<T>(run: () => T, afterCommit?: (value: T) => void, internal = false): Promise<T> {
     if (this.closed) return Promise.reject(new UnavailableError("The store is closing"));
-    if (this.queue.length >= this.maxQueue) {
+    if (!internal && this.queue.length >= this.maxQueue) {
       return Promise.reject(new UnavailableError("Too many writes are waiting; retry shortly", 1));
     }
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
+      const pending: Pending = { run, resolve: resolve as (value: unknown) => void, reject };
+      if (afterCommit) pending.afterCommit = afterCommit as (value: unknown) => void;
+      this.queue.push(pending);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -231,9 +219,11 @@ export class SqliteStore implements Store {
       const batch = this.queue.splice(0, this.maxBatch);
       // Promises settle only after COMMIT returned: until then no success is durable.
       let outcomes: Outcome[];
+      const mark = this.log.mark();
       try {
         outcomes = this.runBatch(batch);
       } catch (err) {
+        this.log.rollback(mark);
         if (err instanceof BatchAborted) {
           // The failing command answers alone; the others committed nothing and run again.
           batch[err.index]?.reject(err.error);
@@ -243,6 +233,11 @@ export class SqliteStore implements Store {
         for (const p of batch) p.reject(err);
         continue;
       }
+      this.log.committed();
+      batch.forEach((p, i) => {
+        const outcome = outcomes[i];
+        if (outcome?.ok) p.afterCommit?.(outcome.value);
+      });
       batch.forEach((p, i) => {
         const outcome = outcomes[i];
         if (outcome?.ok) p.resolve(outcome.value);
@@ -250,38 +245,38 @@ export class SqliteStore implements Store {
       });
     }
     this.drained?.();
+    if (!this.merging && !this.closed && this.log.tailSize >= this.historyMergeThreshold) this.mergeHistory();
   }
 
-  private appendChange(input: ChangeInput & { time: string }): Change {
-    const info = this.stmt.insertChange.run({
-      time: input.time,
-      at: input.at ?? null,
-      thing: input.thing,
-      affordance: input.affordance ?? null,
-      kind: input.kind,
-      value: jsonOrNull(input.value),
-      previous: jsonOrNull(input.previous),
-      cause: JSON.stringify(input.cause),
-    });
-    // The acknowledged Change has the very shape a reader of the Log gets (toChange): no member
-    // that is present but undefined.
-    const change: Change = {
-      seq: Number(info.lastInsertRowid),
-      time: input.time,
-      thing: input.thing,
-      kind: input.kind,
-      cause: input.cause,
+  /**
+   * Moves the in-memory history tail into the index, one chunk per queued transaction, so ingest
+   * goes on between chunks. Each chunk covers one contiguous key range: one write per page.
+   */
+  private mergeHistory(): void {
+    this.merging = true;
+    const cycle: MergeCycle = this.log.beginMerge();
+    const step = (): void => {
+      this.enqueue(
+        () => this.log.mergeChunk(cycle, this.historyMergeChunk),
+        (result) => this.log.merged(result.entries),
+        true,
+      ).then(
+        (result) => {
+          if (result.done || this.closed) this.merging = false;
+          else step();
+        },
+        () => {
+          // A failed chunk committed nothing; the entries stay in the tail for the next cycle.
+          this.merging = false;
+        },
+      );
     };
-    if (input.at !== undefined) change.at = input.at;
-    if (input.affordance !== undefined) change.affordance = input.affordance;
-    if (input.value !== undefined) change.value = input.value;
-    if (input.previous !== undefined) change.previous = input.previous;
-    return change;
+    step();
   }
 
   describe(command: DescribeCommand): Promise<DescribeResult> {
     return this.enqueue(() => {
-      const { td, time } = command;
+      const { td } = command;
       const existing = this.stmt.getVersion.get(td.id);
       if (command.expect === "absent" && existing) {
         throw new ConflictError(`A Thing with id ${td.id} is already registered`);
@@ -290,14 +285,15 @@ export class SqliteStore implements Store {
         throw new ConflictError(`The Thing ${td.id} was changed concurrently; retry`);
       }
       const previous = existing ? (JSON.parse(existing.td) as unknown) : undefined;
-      const change = this.appendChange({
+      const change = this.log.append({
         thing: td.id,
         kind: "described",
         value: td,
-        previous,
+        ...(previous !== undefined && { previous }),
         cause: command.cause,
-        time,
+        hlc: command.hlc,
       });
+      const time = changeTime(change);
       const record: ThingRecord = {
         id: td.id,
         td,
@@ -328,12 +324,12 @@ export class SqliteStore implements Store {
         throw new ConflictError(`The Thing ${command.id} was changed concurrently; retry`);
       }
       this.stmt.deleteThing.run(command.id);
-      return this.appendChange({
+      return this.log.append({
         thing: command.id,
         kind: "removed",
         previous: JSON.parse(existing.td) as unknown,
         cause: command.cause,
-        time: command.time,
+        hlc: command.hlc,
       });
     });
   }
@@ -382,12 +378,56 @@ export class SqliteStore implements Store {
     return this.read(() => this.stmt.expired.all(time, limit).map((r) => r.id));
   }
 
-  changesAfter(after: number, limit: number): Promise<Change[]> {
-    return this.read(() => this.stmt.changesAfter.all(after, limit).map(toChange));
+  append(drafts: readonly ChangeDraft[]): Promise<Change[]> {
+    return this.enqueue(() => drafts.map((draft) => this.log.append(draft)));
+  }
+
+  changesAfter(after: number, limit: number, filter?: ChangeFilter): Promise<Change[]> {
+    return this.read(() => this.log.after(after, limit, filter));
+  }
+
+  getChange(seq: number): Promise<Change | undefined> {
+    return this.read(() => this.log.get(seq));
+  }
+
+  history(query: HistoryQuery): Promise<Change[]> {
+    return this.read(() => this.log.history(query));
+  }
+
+  streamsAt(thing: string, atSeq?: number, kinds?: readonly string[]): Promise<HistoryStream[]> {
+    return this.read(() => this.log.streamsAt(thing, atSeq, kinds));
+  }
+
+  countStream(thing: string, affordance: string, kind: string, after: number, upTo: number): Promise<number> {
+    return this.read(() => this.log.countStream(thing, affordance, kind, after, upTo));
+  }
+
+  seqBefore(hlc: string): Promise<number> {
+    return this.read(() => this.log.seqBefore(hlc));
   }
 
   lastSeq(): Promise<number> {
-    return this.read(() => this.stmt.lastSeq.get()?.seq ?? 0);
+    return this.read(() => this.log.lastSeq);
+  }
+
+  logHead(): Promise<LogHead> {
+    return this.read(() => this.log.head());
+  }
+
+  subtreeHashes(ranges: ReadonlyArray<readonly [number, number]>): Promise<Uint8Array[]> {
+    return this.read(() => ranges.map(([start, end]) => this.log.subtreeHash(start, end)));
+  }
+
+  addCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    return this.enqueue(() => this.log.addCheckpoint(checkpoint), undefined, true);
+  }
+
+  checkpoints(options: { after?: number; limit?: number } = {}): Promise<Checkpoint[]> {
+    return this.read(() => this.log.checkpoints(options.after ?? 0, options.limit ?? 1000));
+  }
+
+  latestCheckpoint(): Promise<Checkpoint | undefined> {
+    return this.read(() => this.log.latestCheckpoint());
   }
 
   close(): Promise<void> {

@@ -1,0 +1,211 @@
+// History and time travel over the Log: a Thing's Changes, its state at a time, what changed
+// between two times, and the global feed. Times become Log positions by binary search on the
+// hybrid logical clock, which grows with seq.
+import {
+  NotFoundError,
+  ValidationError,
+  changeTime,
+  createMergePatch,
+  type Change,
+  type Cause,
+} from "../core/index.js";
+import type { ChangeFilter, HistoryStream, Store } from "../store/index.js";
+import { hlcFloor } from "./hub-clock.js";
+
+export interface HistoryOptions {
+  affordance?: string;
+  kinds?: readonly string[];
+  since?: Date;
+  until?: Date;
+  /** The `seq` of the last Change of the previous page. */
+  cursor?: number;
+  order: "asc" | "desc";
+  limit: number;
+}
+
+export interface HistoryPage {
+  changes: Change[];
+  /** Give it back as `cursor` for the next page; absent on the last page. */
+  next?: number;
+}
+
+export interface AffordanceState {
+  value: unknown;
+  seq: number;
+  time: string;
+  at?: string;
+  cause: Cause;
+}
+
+export interface ThingState {
+  thing: string;
+  /** The time asked for, and the last Log position at or before it. */
+  at: string;
+  seq: number;
+  /** The TD the Thing had then. */
+  td: unknown;
+  /** Each property's latest reported value then. */
+  properties: Record<string, AffordanceState>;
+  /** Each property's latest desired value then, where one was set. */
+  desired: Record<string, AffordanceState>;
+}
+
+export interface AffordanceDiff {
+  affordance: string;
+  before?: unknown;
+  after?: unknown;
+  /** How many Changes of the property happened in between. */
+  changes: number;
+  /** The cause of the last of them. */
+  cause?: Cause;
+  time?: string;
+}
+
+export interface ThingDiff {
+  thing: string;
+  from: string;
+  to: string;
+  fromSeq: number;
+  toSeq: number;
+  /** The TD's change as a JSON merge patch, when it was described anew in between. */
+  description?: unknown;
+  properties: AffordanceDiff[];
+}
+
+function stateOf(change: Change): AffordanceState {
+  return {
+    value: change.value,
+    seq: change.seq,
+    time: changeTime(change),
+    ...(change.at !== undefined && { at: change.at }),
+    cause: change.cause,
+  };
+}
+
+export class History {
+  constructor(private readonly store: Store) {}
+
+  /** The last Log position whose time is at or before `time`. */
+  async seqAt(time: Date): Promise<number> {
+    return this.store.seqBefore(hlcFloor(new Date(time.getTime() + 1)));
+  }
+
+  private async bounds(
+    since: Date | undefined,
+    until: Date | undefined,
+  ): Promise<{ after: number; before: number }> {
+    if (since && until && since.getTime() > until.getTime()) {
+      throw new ValidationError(`since (${since.toISOString()}) is after until (${until.toISOString()})`, [
+        { pointer: "/query/since", message: "must not be after until" },
+      ]);
+    }
+    const after = since ? await this.store.seqBefore(hlcFloor(since)) : 0;
+    const before = until ? (await this.seqAt(until)) + 1 : Number.MAX_SAFE_INTEGER;
+    return { after, before };
+  }
+
+  async thingHistory(thing: string, options: HistoryOptions): Promise<HistoryPage> {
+    let { after, before } = await this.bounds(options.since, options.until);
+    if (options.cursor !== undefined) {
+      if (options.order === "asc") after = Math.max(after, options.cursor);
+      else before = Math.min(before, options.cursor);
+    }
+    const changes = await this.store.history({
+      thing,
+      ...(options.affordance !== undefined && { affordance: options.affordance }),
+      ...(options.kinds !== undefined && { kinds: options.kinds }),
+      after,
+      before,
+      order: options.order,
+      limit: options.limit + 1,
+    });
+    const page = changes.slice(0, options.limit);
+    const last = page.at(-1);
+    return { changes: page, ...(changes.length > options.limit && last && { next: last.seq }) };
+  }
+
+  private async streamsAt(thing: string, seq: number): Promise<HistoryStream[]> {
+    return this.store.streamsAt(thing, seq, ["described", "removed", "reported", "desired"]);
+  }
+
+  async stateAt(thing: string, time: Date): Promise<ThingState> {
+    const seq = await this.seqAt(time);
+    const streams = await this.streamsAt(thing, seq);
+    const description = latestDescription(streams);
+    if (!description || description.kind === "removed") {
+      throw new NotFoundError(`${thing} was not in the directory at ${time.toISOString()}`);
+    }
+    const properties: Record<string, AffordanceState> = {};
+    const desired: Record<string, AffordanceState> = {};
+    for (const s of streams) {
+      if (s.kind === "reported") properties[s.affordance] = stateOf(s.latest);
+      if (s.kind === "desired") desired[s.affordance] = stateOf(s.latest);
+    }
+    return { thing, at: time.toISOString(), seq, td: description.value, properties, desired };
+  }
+
+  async diff(thing: string, from: Date, to: Date): Promise<ThingDiff> {
+    if (from.getTime() > to.getTime()) {
+      throw new ValidationError(`from (${from.toISOString()}) is after to (${to.toISOString()})`, [
+        { pointer: "/query/from", message: "must not be after to" },
+      ]);
+    }
+    const [fromSeq, toSeq] = await Promise.all([this.seqAt(from), this.seqAt(to)]);
+    const [before, after] = await Promise.all([this.streamsAt(thing, fromSeq), this.streamsAt(thing, toSeq)]);
+    if (!latestDescription(before) && !latestDescription(after)) {
+      throw new NotFoundError(`${thing} was not in the directory between those times`);
+    }
+    const properties: AffordanceDiff[] = [];
+    const beforeReported = new Map(
+      before.filter((s) => s.kind === "reported").map((s) => [s.affordance, s.latest]),
+    );
+    for (const s of after.filter((x) => x.kind === "reported")) {
+      const old = beforeReported.get(s.affordance);
+      if (old?.seq === s.latest.seq) continue;
+      const count = await this.store.countStream(thing, s.affordance, "reported", fromSeq, toSeq);
+      properties.push({
+        affordance: s.affordance,
+        ...(old && { before: old.value }),
+        after: s.latest.value,
+        changes: count,
+        cause: s.latest.cause,
+        time: changeTime(s.latest),
+      });
+    }
+    const oldTd = latestDescription(before);
+    const newTd = latestDescription(after);
+    const description =
+      oldTd?.seq !== newTd?.seq ? createMergePatch(oldTd?.value ?? null, newTd?.value ?? null) : undefined;
+    return {
+      thing,
+      from: from.toISOString(),
+      to: to.toISOString(),
+      fromSeq,
+      toSeq,
+      ...(description !== undefined && { description }),
+      properties,
+    };
+  }
+
+  async changes(
+    filter: ChangeFilter & { since?: Date; cursor?: number; limit: number },
+  ): Promise<HistoryPage> {
+    let after = filter.since ? await this.store.seqBefore(hlcFloor(filter.since)) : 0;
+    if (filter.cursor !== undefined) after = Math.max(after, filter.cursor);
+    const { since: _since, cursor: _cursor, limit, ...rest } = filter;
+    const changes = await this.store.changesAfter(after, limit + 1, rest);
+    const page = changes.slice(0, limit);
+    const last = page.at(-1);
+    return { changes: page, ...(changes.length > limit && last && { next: last.seq }) };
+  }
+}
+
+/** The latest of the Thing-level streams (described / removed). */
+function latestDescription(streams: HistoryStream[]): Change | undefined {
+  let latest: Change | undefined;
+  for (const s of streams) {
+    if (s.affordance !== "" || (s.kind !== "described" && s.kind !== "removed")) continue;
+    if (!latest || s.latest.seq > latest.seq) latest = s.latest;
+  }
+  return latest;
+}

@@ -1,0 +1,30 @@
+// The hub's clocks: wall time (injectable, for tests) and the hybrid logical clock that orders
+// its Changes (monotonic even when the wall clock steps back, resumed from the Log at start).
+import { HybridLogicalClock, formatHlc, parseHlc } from "../core/index.js";
+
+export interface HubClock {
+  /** Wall time, for expiry and registration times. */
+  now(): Date;
+  /** The next HLC stamp for a Change, and its wall time. */
+  stamp(): { hlc: string; time: Date };
+}
+
+export function createHubClock(node: string, lastHlc: string | undefined, clock: () => Date): HubClock {
+  const hlc = new HybridLogicalClock({
+    node,
+    clock: () => clock().getTime(),
+    ...(lastHlc !== undefined && { last: parseHlc(lastHlc) }),
+  });
+  return {
+    now: clock,
+    stamp: () => {
+      const stamp = hlc.now();
+      return { hlc: formatHlc(stamp), time: new Date(stamp.wall) };
+    },
+  };
+}
+
+/** The smallest HLC string of a wall time: every Change at or after it sorts at or after this. */
+export function hlcFloor(time: Date): string {
+  return `${time.getTime().toString(16).padStart(12, "0")}-`;
+}

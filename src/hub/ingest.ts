@@ -1,0 +1,153 @@
+// The one way into the Log for observed state: validate each Change against the Thing's TD,
+// append it with the state projection in one transaction (group commit in the store), publish
+// it after commit. Backpressure comes from the store's bounded queue (UnavailableError → 503).
+import {
+  NotFoundError,
+  ValidationError,
+  compileDataSchema,
+  type Cause,
+  type Change,
+  type DataSchema,
+  type DataSchemaCheck,
+  type RegisteredThingDescription,
+} from "../core/index.js";
+import type { Bus } from "../bus/index.js";
+import type { ChangeDraft, Store } from "../store/index.js";
+import type { HubClock } from "./hub-clock.js";
+
+/** A Change as a producer reports it. */
+export interface Report {
+  kind: string;
+  affordance?: string;
+  value?: unknown;
+  /** The device's own time (RFC 3339). */
+  at?: string;
+}
+
+/** Which affordances a kind of Change is about, and which of their schemas its value must fit. */
+const KIND_RULES: Record<
+  string,
+  { section: "properties" | "actions" | "events"; schema?: "input" | "output" | "data" | "self" }
+> = {
+  reported: { section: "properties", schema: "self" },
+  desired: { section: "properties", schema: "self" },
+  emitted: { section: "events", schema: "data" },
+  invoked: { section: "actions", schema: "input" },
+  completed: { section: "actions", schema: "output" },
+  failed: { section: "actions" },
+};
+
+/** How many compiled schemas are kept (per Thing version and affordance). */
+const MAX_CACHED_CHECKS = 10_000;
+
+interface CachedThing {
+  version: number;
+  td: RegisteredThingDescription;
+  checks: Map<string, DataSchemaCheck | undefined>;
+}
+
+export class Ingest {
+  private readonly things = new Map<string, CachedThing>();
+  private cachedChecks = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly bus: Bus,
+    private readonly clock: HubClock,
+  ) {
+    // A new or removed TD changes what its Changes must fit.
+    bus.subscribe((change) => {
+      if (change.kind === "described" || change.kind === "removed") this.forget(change.thing);
+    });
+  }
+
+  private forget(thing: string): void {
+    const cached = this.things.get(thing);
+    if (cached) {
+      this.cachedChecks -= cached.checks.size;
+      this.things.delete(thing);
+    }
+  }
+
+  private async thing(id: string): Promise<CachedThing> {
+    const cached = this.things.get(id);
+    if (cached) return cached;
+    const record = await this.store.getThing(id);
+    if (!record) throw new NotFoundError(`No Thing with id ${id}`);
+    const entry = {
+      version: record.version,
+      td: record.td,
+      checks: new Map<string, DataSchemaCheck | undefined>(),
+    };
+    this.things.set(id, entry);
+    return entry;
+  }
+
+  private check(thing: CachedThing, report: Report, index: number): DataSchemaCheck | undefined {
+    const rule = KIND_RULES[report.kind];
+    if (!rule) return undefined;
+    const at = (pointer: string) => `/${index}${pointer}`;
+    if (report.affordance === undefined) {
+      throw new ValidationError(
+        `A ${report.kind} Change names the ${rule.section.slice(0, -1)} it is about`,
+        [{ pointer: at("/affordance"), message: "is required" }],
+      );
+    }
+    const affordance = thing.td[rule.section]?.[report.affordance] as DataSchema | undefined;
+    if (affordance === undefined) {
+      const known = Object.keys(thing.td[rule.section] ?? {});
+      throw new ValidationError(
+        `${thing.td.id} has no ${rule.section.slice(0, -1)} "${report.affordance}"` +
+          (known.length > 0 ? ` (it has ${known.join(", ")})` : ""),
+        [{ pointer: at("/affordance"), message: `is not one of the Thing's ${rule.section}` }],
+      );
+    }
+    if (!rule.schema) return undefined;
+    const key = `${report.kind}\u0000${report.affordance}`;
+    if (!thing.checks.has(key)) {
+      const schema =
+        rule.schema === "self" ? affordance : (affordance[rule.schema] as DataSchema | undefined);
+      if (this.cachedChecks >= MAX_CACHED_CHECKS) {
+        this.things.clear();
+        this.cachedChecks = 0;
+      }
+      thing.checks.set(key, schema === undefined ? undefined : compileDataSchema(schema));
+      this.cachedChecks++;
+    }
+    return thing.checks.get(key);
+  }
+
+  /**
+   * Validates every report first (nothing is appended if one is wrong), then appends them all in
+   * one transaction; resolves with the recorded Changes once they are durable.
+   */
+  async ingest(thingId: string, reports: readonly Report[], cause: Cause): Promise<Change[]> {
+    const thing = await this.thing(thingId);
+    const drafts: ChangeDraft[] = reports.map((report, index) => {
+      const check = this.check(thing, report, index);
+      if (check && report.value !== undefined) {
+        const problems = check(report.value);
+        if (problems.length > 0) {
+          const first = problems[0];
+          throw new ValidationError(
+            `The value for ${report.affordance ?? "?"} does not fit its schema: ${first?.pointer || "the value"} ${first?.message ?? ""}`.trim(),
+            problems.map((p) => ({ pointer: `/${index}/value${p.pointer}`, message: p.message })),
+          );
+        }
+      }
+      const { hlc } = this.clock.stamp();
+      return {
+        thing: thingId,
+        kind: report.kind,
+        hlc,
+        cause,
+        ...(report.affordance !== undefined && { affordance: report.affordance }),
+        ...(report.value !== undefined && { value: report.value }),
+        ...(report.at !== undefined && { at: report.at }),
+      };
+    });
+    const changes = await this.store.append(drafts);
+    this.bus.publish(changes);
+    return changes;
+  }
+}

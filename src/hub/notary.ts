@@ -1,0 +1,199 @@
+// The Log's notary: the hub's Ed25519 key (created at first start, kept in the data directory),
+// signed checkpoints at least every N Changes or T seconds, and RFC 9162 proofs against them.
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import {
+  NotFoundError,
+  ValidationError,
+  consistencyProofRanges,
+  hashToHex,
+  inclusionProofRanges,
+  signCheckpoint,
+  type Checkpoint,
+} from "../core/index.js";
+import type { Bus } from "../bus/index.js";
+import type { Store } from "../store/index.js";
+import type { HubClock } from "./hub-clock.js";
+
+export const LOG_KEY_FILE = "log-key.pem";
+
+export interface NotaryOptions {
+  /** Sign a checkpoint once this many Changes are not yet covered by one. */
+  everyChanges: number;
+  /** …or once the oldest uncovered Change is this old (milliseconds). */
+  everyMs: number;
+}
+
+export interface InclusionProof {
+  seq: number;
+  size: number;
+  leaf: string;
+  root: string;
+  proof: string[];
+  /** The signed checkpoint of that size, when there is one. */
+  checkpoint?: Checkpoint;
+}
+
+export interface ConsistencyProof {
+  from: number;
+  to: number;
+  fromRoot: string;
+  toRoot: string;
+  proof: string[];
+}
+
+function loadOrCreateKey(dataDir: string): KeyObject {
+  const path = join(dataDir, LOG_KEY_FILE);
+  try {
+    return createPrivateKeyFromPem(readFileSync(path, "utf8"));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const { privateKey } = generateKeyPairSync("ed25519");
+  try {
+    writeFileSync(path, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    // Another process created it first: use theirs.
+    if ((err as NodeJS.ErrnoException).code === "EEXIST")
+      return createPrivateKeyFromPem(readFileSync(path, "utf8"));
+    throw err;
+  }
+  return privateKey;
+}
+
+function createPrivateKeyFromPem(pem: string): KeyObject {
+  const key = createPrivateKey(pem);
+  if (key.asymmetricKeyType !== "ed25519") throw new Error(`${LOG_KEY_FILE} is not an Ed25519 key`);
+  return key;
+}
+
+export class Notary {
+  private readonly privateKey: KeyObject;
+  /** The public key as SPKI PEM, served at GET /log/key. */
+  readonly publicKeyPem: string;
+  private timer: NodeJS.Timeout | undefined;
+  private uncovered = 0;
+  private signing: Promise<Checkpoint | undefined> | undefined;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly origin: string,
+    dataDir: string,
+    private readonly store: Store,
+    bus: Bus,
+    private readonly clock: HubClock,
+    private readonly logger: Logger,
+    private readonly options: NotaryOptions,
+  ) {
+    this.privateKey = loadOrCreateKey(dataDir);
+    this.publicKeyPem = createPublicKey(this.privateKey).export({ type: "spki", format: "pem" }).toString();
+    this.unsubscribe = bus.subscribe(() => {
+      this.uncovered++;
+      if (this.uncovered >= this.options.everyChanges) this.checkpointSoon();
+      else this.timer ??= setTimeout(() => this.checkpointSoon(), this.options.everyMs).unref();
+    });
+  }
+
+  private checkpointSoon(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.checkpoint().catch((err: unknown) => this.logger.error({ err }, "signing a log checkpoint failed"));
+  }
+
+  /** Signs a checkpoint of the Log as it is now (none when nothing new since the last one). */
+  checkpoint(): Promise<Checkpoint | undefined> {
+    this.signing ??= (async () => {
+      try {
+        const head = await this.store.logHead();
+        const latest = await this.store.latestCheckpoint();
+        if (head.size === 0 || (latest && latest.size >= head.size)) return latest;
+        this.uncovered = 0;
+        const checkpoint = signCheckpoint(
+          {
+            origin: this.origin,
+            size: head.size,
+            root: hashToHex(head.root),
+            time: this.clock.now().toISOString(),
+          },
+          this.privateKey,
+        );
+        await this.store.addCheckpoint(checkpoint);
+        return checkpoint;
+      } finally {
+        this.signing = undefined;
+      }
+    })();
+    return this.signing;
+  }
+
+  /** RFC 9162 §2.1.3: the inclusion proof of Change `seq` in the tree of `size` leaves. */
+  async inclusion(seq: number, size?: number): Promise<InclusionProof> {
+    const head = await this.store.logHead();
+    const treeSize = size ?? (await this.store.latestCheckpoint())?.size ?? head.size;
+    if (!Number.isSafeInteger(seq) || seq < 1) {
+      throw new ValidationError("seq must be a whole number from 1", [
+        { pointer: "/query/seq", message: "must be >= 1" },
+      ]);
+    }
+    if (treeSize > head.size) {
+      throw new ValidationError(`size ${treeSize} is past the end of the Log (${head.size} Changes)`, [
+        { pointer: "/query/size", message: `must be at most ${head.size}` },
+      ]);
+    }
+    if (seq > treeSize) {
+      throw new ValidationError(`seq ${seq} is not in a tree of ${treeSize} Changes`, [
+        { pointer: "/query/seq", message: `must be at most ${treeSize}` },
+      ]);
+    }
+    const ranges = inclusionProofRanges(seq - 1, treeSize);
+    const [leaf, root, ...proof] = await this.store.subtreeHashes([[seq - 1, seq], [0, treeSize], ...ranges]);
+    if (!leaf || !root) throw new NotFoundError(`Change ${seq} is not in the Log`);
+    const checkpoint = (await this.store.checkpoints({ after: treeSize - 1, limit: 1 }))[0];
+    return {
+      seq,
+      size: treeSize,
+      leaf: hashToHex(leaf),
+      root: hashToHex(root),
+      proof: proof.map(hashToHex),
+      ...(checkpoint?.size === treeSize && { checkpoint }),
+    };
+  }
+
+  /** RFC 9162 §2.1.4: the consistency proof between the trees of `from` and `to` leaves. */
+  async consistency(from: number, to: number): Promise<ConsistencyProof> {
+    const head = await this.store.logHead();
+    if (!Number.isSafeInteger(from) || from < 1 || !Number.isSafeInteger(to) || from > to) {
+      throw new ValidationError(`from (${from}) must be a whole number from 1 and at most to (${to})`, [
+        { pointer: "/query/from", message: "must be >= 1 and <= to" },
+      ]);
+    }
+    if (to > head.size) {
+      throw new ValidationError(`to (${to}) is past the end of the Log (${head.size} Changes)`, [
+        { pointer: "/query/to", message: `must be at most ${head.size}` },
+      ]);
+    }
+    const [fromRoot, toRoot, ...proof] = await this.store.subtreeHashes([
+      [0, from],
+      [0, to],
+      ...consistencyProofRanges(from, to),
+    ]);
+    if (!fromRoot || !toRoot) throw new NotFoundError("The Log has no such trees");
+    return {
+      from,
+      to,
+      fromRoot: hashToHex(fromRoot),
+      toRoot: hashToHex(toRoot),
+      proof: proof.map(hashToHex),
+    };
+  }
+
+  /** Signs a last checkpoint, so that everything committed before a stop is covered. */
+  async close(): Promise<void> {
+    this.unsubscribe();
+    clearTimeout(this.timer);
+    await this.checkpoint();
+  }
+}

@@ -1,0 +1,137 @@
+// The newest part of the history index, kept in memory until it is merged into the `history`
+// table in sorted batches: appending stays sequential, and a merge writes each index page once.
+
+export interface TailEntry {
+  key: string;
+  seq: number;
+}
+
+export function streamKey(thing: string, affordance: string, kind: string): string {
+  return `${thing}\u0000${affordance}\u0000${kind}`;
+}
+
+export function splitStreamKey(key: string): [thing: string, affordance: string, kind: string] {
+  const [thing = "", affordance = "", kind = ""] = key.split("\u0000");
+  return [thing, affordance, kind];
+}
+
+export interface MergeCycle {
+  readonly upTo: number;
+  /** The next entries to write, in index order, or [] when the cycle is done. */
+  nextChunk(limit: number): TailEntry[];
+}
+
+/** Seqs per stream, ascending (appends arrive in seq order). */
+export class HistoryTail {
+  private readonly streams = new Map<string, number[]>();
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  add(key: string, seq: number): void {
+    let seqs = this.streams.get(key);
+    if (!seqs) {
+      seqs = [];
+      this.streams.set(key, seqs);
+    }
+    seqs.push(seq);
+    this.count++;
+  }
+
+  /** Seqs of one stream with `after < seq < before`, ascending. */
+  range(key: string, after: number, before: number): number[] {
+    const seqs = this.streams.get(key);
+    if (!seqs) return [];
+    return seqs.slice(upperBound(seqs, after), lowerBound(seqs, before));
+  }
+
+  /** The greatest seq of one stream that is `<= atMost`, or undefined. */
+  latest(key: string, atMost: number): number | undefined {
+    const seqs = this.streams.get(key);
+    if (!seqs) return undefined;
+    const i = upperBound(seqs, atMost);
+    return i > 0 ? seqs[i - 1] : undefined;
+  }
+
+  /**
+   * A merge of every entry with `seq <= upTo`, handed out in index order (stream key, then seq)
+   * so that each chunk covers one contiguous range of the index and writes each page once.
+   */
+  beginMerge(upTo: number): MergeCycle {
+    const keys = [...this.streams.keys()].sort();
+    let position = 0;
+    // Where the chunk before stopped inside a stream (its entries are gone from the tail by then).
+    let after = 0;
+    return {
+      upTo,
+      nextChunk: (limit) => {
+        const out: TailEntry[] = [];
+        while (position < keys.length && out.length < limit) {
+          const key = keys[position] ?? "";
+          const seqs = this.streams.get(key) ?? [];
+          const end = upperBound(seqs, upTo);
+          let i = upperBound(seqs, after);
+          for (; i < end && out.length < limit; i++) out.push({ key, seq: seqs[i] ?? 0 });
+          if (i < end) {
+            after = out.at(-1)?.seq ?? after;
+          } else {
+            position++;
+            after = 0;
+          }
+        }
+        return out;
+      },
+    };
+  }
+
+  has(key: string, seq: number): boolean {
+    const seqs = this.streams.get(key);
+    if (!seqs) return false;
+    const i = lowerBound(seqs, seq);
+    return seqs[i] === seq;
+  }
+
+  /** Forgets entries that are now in the table. */
+  remove(entries: readonly TailEntry[]): void {
+    const byKey = new Map<string, Set<number>>();
+    for (const e of entries) {
+      let set = byKey.get(e.key);
+      if (!set) byKey.set(e.key, (set = new Set()));
+      set.add(e.seq);
+    }
+    for (const [key, set] of byKey) {
+      const seqs = this.streams.get(key);
+      if (!seqs) continue;
+      const kept = seqs.filter((s) => !set.has(s));
+      this.count -= seqs.length - kept.length;
+      if (kept.length === 0) this.streams.delete(key);
+      else this.streams.set(key, kept);
+    }
+  }
+}
+
+/** First index whose value is > x. */
+function upperBound(values: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = values.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((values[mid] ?? 0) <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** First index whose value is >= x. */
+function lowerBound(values: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = values.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((values[mid] ?? 0) < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,420 @@
+// The Log inside the embedded store: appending Changes with their leaf hashes, the incremental
+// Merkle tree (frontier in memory, subtrees of ≥ 256 leaves on disk), the state projection, the
+// history index (an in-memory tail merged into the table in sorted batches) and the queries over
+// them. Every method that writes runs inside the store's batch transaction; in-memory state moves
+// with it through mark/rollback/committed, so it never gets ahead of the database (PITFALLS.md).
+import type Database from "better-sqlite3";
+import {
+  MerkleFrontier,
+  changeLeafHash,
+  hashToHex,
+  nodeHash,
+  rootHash,
+  type Change,
+  type Checkpoint,
+} from "../../core/index.js";
+import type { ChangeDraft, ChangeFilter, HistoryQuery, HistoryStream, LogHead } from "../store.js";
+import { HistoryTail, splitStreamKey, streamKey, type MergeCycle, type TailEntry } from "./history-tail.js";
+
+/** Subtrees of 2^STORED_LEVEL leaves and larger are kept in `merkle_nodes`. */
+const STORED_LEVEL = 8;
+const BLOCK = 2 ** STORED_LEVEL;
+
+interface ChangeRow {
+  seq: number;
+  hlc: string;
+  at: string | null;
+  thing: string;
+  affordance: string | null;
+  kind: string;
+  value: string | null;
+  previous: string | null;
+  cause: string;
+  leaf: Buffer;
+}
+
+export interface LogMark {
+  size: number;
+  frontier: MerkleFrontier;
+  pending: number;
+}
+
+function toChange(row: ChangeRow): Change {
+  const change: Change = {
+    seq: row.seq,
+    hlc: row.hlc,
+    thing: row.thing,
+    kind: row.kind,
+    cause: JSON.parse(row.cause) as Change["cause"],
+  };
+  if (row.at !== null) change.at = row.at;
+  if (row.affordance !== null) change.affordance = row.affordance;
+  if (row.value !== null) change.value = JSON.parse(row.value) as unknown;
+  if (row.previous !== null) change.previous = JSON.parse(row.previous) as unknown;
+  change.leaf = row.leaf.toString("hex");
+  return change;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && 2 ** Math.round(Math.log2(n)) === n;
+}
+
+function largestPowerOfTwoBelow(n: number): number {
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+export class SqliteLog {
+  private size: number;
+  private frontier: MerkleFrontier;
+  private readonly tail = new HistoryTail();
+  /** Stream entries of the running batch, added to the tail after COMMIT. */
+  private pending: TailEntry[] = [];
+  private readonly stmt;
+  private readonly filterStatements = new Map<string, Database.Statement<unknown[], ChangeRow>>();
+
+  constructor(private readonly db: Database.Database) {
+    this.stmt = {
+      head: db.prepare<[], { size: number; frontier: string; history_merged: number }>(
+        "SELECT size, frontier, history_merged FROM log_head WHERE id = 1",
+      ),
+      saveHead: db.prepare<[number, string]>("UPDATE log_head SET size = ?, frontier = ? WHERE id = 1"),
+      saveMerged: db.prepare<[number]>("UPDATE log_head SET history_merged = ? WHERE id = 1"),
+      insert: db.prepare(
+        `INSERT INTO changes (seq, hlc, at, thing, affordance, kind, value, previous, cause, leaf)
+         VALUES (@seq, @hlc, @at, @thing, @affordance, @kind, @value, @previous, @cause, @leaf)`,
+      ),
+      get: db.prepare<[number], ChangeRow>("SELECT * FROM changes WHERE seq = ?"),
+      after: db.prepare<[number, number], ChangeRow>(
+        "SELECT * FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+      ),
+      hlcOf: db.prepare<[number], { hlc: string }>("SELECT hlc FROM changes WHERE seq = ?"),
+      leaves: db.prepare<[number, number], { leaf: Buffer }>(
+        "SELECT leaf FROM changes WHERE seq BETWEEN ? AND ? ORDER BY seq",
+      ),
+      node: db.prepare<[number, number], { hash: Buffer }>(
+        "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?",
+      ),
+      insertNode: db.prepare<[number, number, Buffer]>(
+        "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
+      ),
+      stream: db.prepare<[string, string, string], { seq: number; value: string | null }>(
+        "SELECT seq, value FROM streams WHERE thing = ? AND affordance = ? AND kind = ?",
+      ),
+      upsertStream: db.prepare(
+        `INSERT INTO streams (thing, affordance, kind, seq, value) VALUES (@thing, @affordance, @kind, @seq, @value)
+         ON CONFLICT (thing, affordance, kind) DO UPDATE SET seq = excluded.seq, value = excluded.value`,
+      ),
+      streamsOf: db.prepare<[string], { affordance: string; kind: string; seq: number }>(
+        "SELECT affordance, kind, seq FROM streams WHERE thing = ?",
+      ),
+      historyAsc: db.prepare<[string, string, string, number, number, number], { seq: number }>(
+        `SELECT seq FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq > ? AND seq < ?
+         ORDER BY seq ASC LIMIT ?`,
+      ),
+      historyDesc: db.prepare<[string, string, string, number, number, number], { seq: number }>(
+        `SELECT seq FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq > ? AND seq < ?
+         ORDER BY seq DESC LIMIT ?`,
+      ),
+      historyLatest: db.prepare<[string, string, string, number], { seq: number | null }>(
+        "SELECT max(seq) AS seq FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq <= ?",
+      ),
+      historyCount: db.prepare<[string, string, string, number, number], { n: number }>(
+        "SELECT count(*) AS n FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq > ? AND seq <= ?",
+      ),
+      insertHistory: db.prepare<[string, string, string, number]>(
+        "INSERT OR IGNORE INTO history (thing, affordance, kind, seq) VALUES (?, ?, ?, ?)",
+      ),
+      tailRows: db.prepare<[number], { seq: number; thing: string; affordance: string | null; kind: string }>(
+        "SELECT seq, thing, affordance, kind FROM changes WHERE seq > ? ORDER BY seq",
+      ),
+      insertCheckpoint: db.prepare(
+        "INSERT OR IGNORE INTO checkpoints (size, origin, root, time, signature) VALUES (@size, @origin, @root, @time, @signature)",
+      ),
+      checkpoints: db.prepare<[number, number], Checkpoint>(
+        "SELECT origin, size, root, time, signature FROM checkpoints WHERE size > ? ORDER BY size LIMIT ?",
+      ),
+      latestCheckpoint: db.prepare<[], Checkpoint>(
+        "SELECT origin, size, root, time, signature FROM checkpoints ORDER BY size DESC LIMIT 1",
+      ),
+    };
+    const head = this.stmt.head.get();
+    if (!head) throw new Error("the log_head row is missing: the database is damaged");
+    this.size = head.size;
+    this.frontier = MerkleFrontier.fromJSON(JSON.parse(head.frontier));
+    // The tail is memory only: rebuild it from the Log after the last completed merge, leaving
+    // out what a merge cycle cut short by a stop had already written.
+    for (const row of this.stmt.tailRows.iterate(head.history_merged)) {
+      const affordance = row.affordance ?? "";
+      if (this.stmt.historyCount.get(row.thing, affordance, row.kind, row.seq - 1, row.seq)?.n === 1)
+        continue;
+      this.tail.add(streamKey(row.thing, affordance, row.kind), row.seq);
+    }
+  }
+
+  // --- the write path (inside the store's transaction) ---
+
+  mark(): LogMark {
+    return { size: this.size, frontier: this.frontier.clone(), pending: this.pending.length };
+  }
+
+  rollback(mark: LogMark): void {
+    this.size = mark.size;
+    this.frontier = mark.frontier;
+    this.pending.length = mark.pending;
+  }
+
+  /** Appends one Change; the caller's transaction makes it durable. */
+  append(draft: ChangeDraft): Change {
+    const affordance = draft.affordance ?? "";
+    const key = [draft.thing, affordance, draft.kind] as const;
+    let previous = draft.previous;
+    let previousText: string | null = previous === undefined ? null : JSON.stringify(previous);
+    if (previous === undefined && draft.affordance !== undefined) {
+      const latest = this.stmt.stream.get(...key);
+      if (latest?.value != null) {
+        previousText = latest.value;
+        previous = JSON.parse(latest.value) as unknown;
+      }
+    }
+    const seq = this.size + 1;
+    const change: Change = { seq, hlc: draft.hlc, thing: draft.thing, kind: draft.kind, cause: draft.cause };
+    if (draft.at !== undefined) change.at = draft.at;
+    if (draft.affordance !== undefined) change.affordance = draft.affordance;
+    if (draft.value !== undefined) change.value = draft.value;
+    if (previous !== undefined) change.previous = previous;
+    const leaf = changeLeafHash(change);
+    const valueText = draft.value === undefined ? null : JSON.stringify(draft.value);
+    this.stmt.insert.run({
+      seq,
+      hlc: draft.hlc,
+      at: draft.at ?? null,
+      thing: draft.thing,
+      affordance: draft.affordance ?? null,
+      kind: draft.kind,
+      value: valueText,
+      previous: previousText,
+      cause: JSON.stringify(draft.cause),
+      leaf,
+    });
+    this.stmt.upsertStream.run({ thing: draft.thing, affordance, kind: draft.kind, seq, value: valueText });
+    this.frontier.append(leaf);
+    this.size = seq;
+    if (seq % BLOCK === 0) this.storeCompletedSubtrees(seq);
+    this.pending.push({ key: streamKey(...key), seq });
+    change.leaf = hashToHex(leaf);
+    return change;
+  }
+
+  /** Leaf `seq` completed a block of 256 leaves: store its subtree and every parent it completes. */
+  private storeCompletedSubtrees(seq: number): void {
+    let idx = seq / BLOCK - 1;
+    let level = STORED_LEVEL;
+    let hash = rootHash(this.stmt.leaves.all(seq - BLOCK + 1, seq).map((r) => r.leaf));
+    this.stmt.insertNode.run(level, idx, Buffer.from(hash));
+    while (idx % 2 === 1) {
+      const left = this.stmt.node.get(level, idx - 1);
+      if (!left) throw new Error(`Merkle node (${level}, ${idx - 1}) is missing: the database is damaged`);
+      hash = nodeHash(left.hash, hash);
+      idx = (idx - 1) / 2;
+      level++;
+      this.stmt.insertNode.run(level, idx, Buffer.from(hash));
+    }
+  }
+
+  /** Writes the head; the last step of every batch transaction. */
+  saveHead(): void {
+    this.stmt.saveHead.run(this.size, JSON.stringify(this.frontier.toJSON()));
+  }
+
+  /** After COMMIT: the batch's stream entries join the tail. */
+  committed(): void {
+    for (const entry of this.pending) this.tail.add(entry.key, entry.seq);
+    this.pending = [];
+  }
+
+  get tailSize(): number {
+    return this.tail.size;
+  }
+
+  /** Starts merging the tail up to the current size into the history table. */
+  beginMerge(): MergeCycle {
+    return this.tail.beginMerge(this.size);
+  }
+
+  /** Writes one chunk of a merge (inside a transaction); `done` when the cycle has no more. */
+  mergeChunk(cycle: MergeCycle, limit: number): { entries: TailEntry[]; done: boolean } {
+    const entries = cycle.nextChunk(limit);
+    for (const entry of entries) this.stmt.insertHistory.run(...splitStreamKey(entry.key), entry.seq);
+    if (entries.length === 0) this.stmt.saveMerged.run(cycle.upTo);
+    return { entries, done: entries.length === 0 };
+  }
+
+  /** After a merge chunk committed: its entries are in the table, no longer in the tail. */
+  merged(entries: readonly TailEntry[]): void {
+    this.tail.remove(entries);
+  }
+
+  addCheckpoint(checkpoint: Checkpoint): void {
+    this.stmt.insertCheckpoint.run(checkpoint);
+  }
+
+  // --- reads ---
+
+  get lastSeq(): number {
+    return this.size;
+  }
+
+  head(): LogHead {
+    return { size: this.size, root: this.frontier.root() };
+  }
+
+  get(seq: number): Change | undefined {
+    const row = this.stmt.get.get(seq);
+    return row ? toChange(row) : undefined;
+  }
+
+  after(after: number, limit: number, filter: ChangeFilter = {}): Change[] {
+    if (filter.thing !== undefined) {
+      // The history index serves one Thing; the other filters apply to its Changes.
+      const out: Change[] = [];
+      let cursor = after;
+      while (out.length < limit) {
+        const page = this.history({ thing: filter.thing, after: cursor, order: "asc", limit: 500 });
+        for (const change of page) if (matches(change, filter) && out.length < limit) out.push(change);
+        const last = page.at(-1);
+        if (!last || page.length < 500) break;
+        cursor = last.seq;
+      }
+      return out;
+    }
+    if (!filter.kinds && filter.actor === undefined && filter.release === undefined) {
+      return this.stmt.after.all(after, limit).map(toChange);
+    }
+    return this.filtered(filter)
+      .all(after, ...(filter.kinds ?? []), ...extra(filter), limit)
+      .map(toChange);
+  }
+
+  private filtered(filter: ChangeFilter): Database.Statement<unknown[], ChangeRow> {
+    const shape = `${filter.kinds?.length ?? 0}:${filter.actor !== undefined}:${filter.release !== undefined}`;
+    let statement = this.filterStatements.get(shape);
+    if (!statement) {
+      const where = ["seq > ?"];
+      if (filter.kinds) where.push(`kind IN (${filter.kinds.map(() => "?").join(", ")})`);
+      if (filter.actor !== undefined) where.push("json_extract(cause, '$.actor') = ?");
+      if (filter.release !== undefined) where.push("json_extract(cause, '$.release') = ?");
+      statement = this.db.prepare<unknown[], ChangeRow>(
+        `SELECT * FROM changes WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`,
+      );
+      this.filterStatements.set(shape, statement);
+    }
+    return statement;
+  }
+
+  private streamsOf(thing: string, affordance?: string, kinds?: readonly string[]) {
+    return this.stmt.streamsOf
+      .all(thing)
+      .filter(
+        (s) =>
+          (affordance === undefined || s.affordance === affordance) && (!kinds || kinds.includes(s.kind)),
+      );
+  }
+
+  history(query: HistoryQuery): Change[] {
+    const after = query.after ?? 0;
+    const before = query.before ?? Number.MAX_SAFE_INTEGER;
+    const seqs = new Set<number>();
+    for (const s of this.streamsOf(query.thing, query.affordance, query.kinds)) {
+      const key = [query.thing, s.affordance, s.kind] as const;
+      const statement = query.order === "asc" ? this.stmt.historyAsc : this.stmt.historyDesc;
+      for (const row of statement.all(...key, after, before, query.limit)) seqs.add(row.seq);
+      const tail = this.tail.range(streamKey(...key), after, before);
+      for (const seq of query.order === "asc" ? tail.slice(0, query.limit) : tail.slice(-query.limit))
+        seqs.add(seq);
+    }
+    const sorted = [...seqs].sort((a, b) => (query.order === "asc" ? a - b : b - a)).slice(0, query.limit);
+    return sorted.map((seq) => this.mustGet(seq));
+  }
+
+  streamsAt(thing: string, atSeq: number | undefined, kinds?: readonly string[]): HistoryStream[] {
+    const out: HistoryStream[] = [];
+    for (const s of this.streamsOf(thing, undefined, kinds)) {
+      let seq: number | undefined = s.seq;
+      if (atSeq !== undefined && s.seq > atSeq) {
+        const key = [thing, s.affordance, s.kind] as const;
+        seq =
+          this.tail.latest(streamKey(...key), atSeq) ??
+          this.stmt.historyLatest.get(...key, atSeq)?.seq ??
+          undefined;
+      }
+      if (seq !== undefined) out.push({ affordance: s.affordance, kind: s.kind, latest: this.mustGet(seq) });
+    }
+    return out;
+  }
+
+  /** Every entry is either in the table or in the tail, never both (see the constructor). */
+  countStream(thing: string, affordance: string, kind: string, after: number, upTo: number): number {
+    const fromTable = this.stmt.historyCount.get(thing, affordance, kind, after, upTo)?.n ?? 0;
+    return fromTable + this.tail.range(streamKey(thing, affordance, kind), after, upTo + 1).length;
+  }
+
+  /** Binary search over seq: the Log's hlc increases with seq. */
+  seqBefore(hlc: string): number {
+    let lo = 0; // invariant: seq lo sorts before hlc (0 stands for "none")
+    let hi = this.size + 1; // invariant: seq hi does not
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      const row = this.stmt.hlcOf.get(mid);
+      if (row && row.hlc < hlc) lo = mid;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** RFC 9162 §2.1.1 MTH over leaves [start, end), from stored subtrees where they exist. */
+  subtreeHash(start: number, end: number): Uint8Array {
+    const n = end - start;
+    if (n <= 0 || end > this.size)
+      throw new RangeError(`no subtree [${start}, ${end}) in a log of ${this.size}`);
+    if (isPowerOfTwo(n) && start % n === 0) {
+      if (n >= BLOCK) {
+        const node = this.stmt.node.get(Math.log2(n), start / n);
+        if (node) return node.hash;
+      }
+      return rootHash(this.stmt.leaves.all(start + 1, end).map((r) => r.leaf));
+    }
+    if (n < BLOCK) return rootHash(this.stmt.leaves.all(start + 1, end).map((r) => r.leaf));
+    const k = largestPowerOfTwoBelow(n);
+    return nodeHash(this.subtreeHash(start, start + k), this.subtreeHash(start + k, end));
+  }
+
+  checkpoints(after: number, limit: number): Checkpoint[] {
+    return this.stmt.checkpoints.all(after, limit);
+  }
+
+  latestCheckpoint(): Checkpoint | undefined {
+    return this.stmt.latestCheckpoint.get();
+  }
+
+  private mustGet(seq: number): Change {
+    const change = this.get(seq);
+    if (!change) throw new Error(`Change ${seq} is indexed but missing from the Log`);
+    return change;
+  }
+}
+
+function extra(filter: ChangeFilter): string[] {
+  const out: string[] = [];
+  if (filter.actor !== undefined) out.push(filter.actor);
+  if (filter.release !== undefined) out.push(filter.release);
+  return out;
+}
+
+function matches(change: Change, filter: ChangeFilter): boolean {
+  if (filter.kinds && !filter.kinds.includes(change.kind)) return false;
+  if (filter.actor !== undefined && change.cause.actor !== filter.actor) return false;
+  if (filter.release !== undefined && change.cause.release !== filter.release) return false;
+  return true;
+}
