@@ -128,7 +128,12 @@ export type ActionOutcome =
   | { readonly kind: "completed"; readonly output: unknown }
   | { readonly kind: "running"; readonly handle: ActionHandle };
 
-export type ValueListener = (value: unknown) => void;
+/**
+ * Takes one value. It may return a promise: a binding that acknowledges deliveries (MQTT QoS 1
+ * and 2) acknowledges only once it settles, so a value is acked after the hub has committed it.
+ * A listener that throws or rejects is a bug in the caller and surfaces as an uncaught error.
+ */
+export type ValueListener = (value: unknown) => void | Promise<void>;
 export type ErrorListener = (error: BindingError) => void;
 
 /**

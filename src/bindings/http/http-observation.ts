@@ -72,13 +72,15 @@ class Observation implements Subscription {
 
 // A listener that throws is a bug in the caller: it surfaces as an uncaught exception, as a
 // throwing EventEmitter listener does, rather than stopping the observation or being swallowed.
-function call<T>(listener: (value: T) => void, value: T): void {
-  try {
-    listener(value);
-  } catch (error) {
+function call<T>(listener: (value: T) => void | Promise<void>, value: T): void {
+  const rethrow = (error: unknown) =>
     queueMicrotask(() => {
       throw error;
     });
+  try {
+    listener(value)?.catch(rethrow);
+  } catch (error) {
+    rethrow(error);
   }
 }
 

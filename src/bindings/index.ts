@@ -1,0 +1,83 @@
+// The public face of bindings: the Binding interface, form selection, the address policy, and
+// the HTTP and MQTT bindings, with `createBindings` to make the set the hub uses.
+import { AddressPolicy } from "./address-policy.js";
+import type { Binding, Target } from "./binding.js";
+import { bindingFor } from "./form-selection.js";
+import { HttpBinding } from "./http/http-binding.js";
+import type { HttpBindingOptions } from "./http/http-binding.js";
+import { MqttBinding } from "./mqtt/mqtt-binding.js";
+import type { MqttBindingOptions } from "./mqtt/mqtt-binding.js";
+
+export type {
+  ActionHandle,
+  ActionOutcome,
+  ActionStatus,
+  Binding,
+  BindingFailure,
+  BindingFailureReason,
+  Credentials,
+  ErrorListener,
+  FormTerms,
+  Operation,
+  Subscription,
+  Target,
+  ValueListener,
+} from "./binding.js";
+export { bindingError, bindingFailure } from "./binding.js";
+export type { Secret, Secrets } from "./credentials.js";
+export { credentialsFor } from "./credentials.js";
+export type { AffordanceKind, TargetRequest } from "./form-selection.js";
+export {
+  DEFAULT_OPS,
+  bindingFor,
+  expandUriTemplate,
+  formOps,
+  parseFormTerms,
+  resolveHref,
+  selectForm,
+  targetFor,
+  uriScheme,
+} from "./form-selection.js";
+export type { AddressPolicyOptions } from "./address-policy.js";
+export { AddressDeniedError, AddressPolicy, LOCAL_RANGES } from "./address-policy.js";
+export type { HttpBindingOptions } from "./http/http-binding.js";
+export { HTTP_BINDING_DEFAULTS, HttpBinding } from "./http/http-binding.js";
+export type { MqttBindingOptions, MqttConnectionEvent } from "./mqtt/mqtt-binding.js";
+export { MQTT_BINDING_DEFAULTS, MqttBinding } from "./mqtt/mqtt-binding.js";
+
+export interface BindingsOptions {
+  /** One policy for every binding; default: every address allowed. */
+  readonly addressPolicy?: AddressPolicy;
+  /** Options of the HTTP binding, or false to leave it out. */
+  readonly http?: Omit<HttpBindingOptions, "addressPolicy"> | false;
+  /** Options of the MQTT binding, or false to leave it out. */
+  readonly mqtt?: Omit<MqttBindingOptions, "addressPolicy"> | false;
+}
+
+/** The bindings the hub runs, by URI scheme. */
+export interface BindingSet {
+  readonly byScheme: ReadonlyMap<string, Binding>;
+  /** The schemes served, to pass to `targetFor` so that only usable forms are chosen. */
+  readonly schemes: readonly string[];
+  /** The binding for a target's href; a BindingError (`unsupported`) if none serves its scheme. */
+  bindingFor(target: Target): Binding;
+  /** Closes every binding once. */
+  close(): Promise<void>;
+}
+
+export function createBindings(options: BindingsOptions = {}): BindingSet {
+  const addressPolicy = options.addressPolicy ?? new AddressPolicy();
+  const bindings: Binding[] = [];
+  if (options.http !== false) bindings.push(new HttpBinding({ ...options.http, addressPolicy }));
+  if (options.mqtt !== false) bindings.push(new MqttBinding({ ...options.mqtt, addressPolicy }));
+  const byScheme = new Map<string, Binding>();
+  for (const binding of bindings) for (const scheme of binding.schemes) byScheme.set(scheme, binding);
+  return {
+    byScheme,
+    schemes: [...byScheme.keys()],
+    bindingFor: (target) => bindingFor(byScheme, target),
+    close: async () => {
+      await Promise.all(bindings.map((binding) => binding.close()));
+    },
+  };
+}

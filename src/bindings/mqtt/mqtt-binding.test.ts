@@ -1,0 +1,336 @@
+// The MQTT binding against the machine's broker (HYPERTHINGS_MQTT_URL, default Mosquitto on
+// 127.0.0.1:1883), with a plain mqtt.js client playing the device. Topics are unique per run.
+import { randomBytes } from "node:crypto";
+import { connectAsync } from "mqtt";
+import type { MqttClient } from "mqtt";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { BindingError } from "../../core/index.js";
+import type { ThingDescription } from "../../core/index.js";
+import { AddressPolicy } from "../address-policy.js";
+import { bindingFailure } from "../binding.js";
+import type { BindingFailure, Subscription, Target } from "../binding.js";
+import { targetFor } from "../form-selection.js";
+import type { TargetRequest } from "../form-selection.js";
+import { MqttBinding } from "./mqtt-binding.js";
+import type { MqttBindingOptions } from "./mqtt-binding.js";
+
+const brokerUrl = process.env.HYPERTHINGS_MQTT_URL ?? "mqtt://127.0.0.1:1883";
+const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
+
+/** Why the broker cannot be used, or undefined when it answers an MQTT CONNECT. */
+async function brokerProblem(): Promise<string | undefined> {
+  try {
+    const client = await connectAsync(brokerUrl, { reconnectPeriod: 0, connectTimeout: 3_000 });
+    await client.endAsync();
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+const problem = await brokerProblem();
+
+/** Values pushed by a listener, and a promise for the first n of them (bounded in time). */
+function collector() {
+  const values: unknown[] = [];
+  const waiters: { n: number; resolve: (values: unknown[]) => void }[] = [];
+  return {
+    values,
+    push: (value: unknown): void => {
+      values.push(value);
+      for (const waiter of waiters.filter((w) => values.length >= w.n))
+        waiter.resolve(values.slice(0, waiter.n));
+    },
+    async first(n: number, ms = 5_000): Promise<unknown[]> {
+      if (values.length >= n) return values.slice(0, n);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`only ${values.length} of ${n} values came`)), ms);
+        waiters.push({
+          n,
+          resolve: (v) => {
+            clearTimeout(timer);
+            resolve(v);
+          },
+        });
+      });
+    },
+  };
+}
+
+async function failureOf(promise: Promise<unknown>): Promise<BindingFailure> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(BindingError);
+  const failure = bindingFailure(error);
+  if (failure === undefined) throw new Error("no failure detail");
+  return failure;
+}
+
+function thermostat(prefix: string): ThingDescription {
+  return {
+    "@context": "https://www.w3.org/2022/wot/td/v1.1",
+    id: "urn:test:thermostat",
+    title: "Thermostat",
+    base: `${brokerUrl}/`,
+    securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+    security: "nosec_sc",
+    properties: {
+      temperature: {
+        type: "number",
+        observable: true,
+        forms: [{ href: "", op: ["readproperty", "observeproperty"], "mqv:topic": `${prefix}/temperature` }],
+      },
+      label: {
+        type: "string",
+        forms: [{ href: `${prefix}/label`, op: ["readproperty"], contentType: "text/plain" }],
+      },
+      setpoint: {
+        type: "number",
+        forms: [{ href: `${prefix}/setpoint`, op: "writeproperty", "mqv:qos": "1", "mqv:retain": true }],
+      },
+    },
+    actions: {
+      reboot: { forms: [{ href: `${prefix}/reboot`, "mqv:qos": "1" }] },
+      add: {
+        input: { type: "array" },
+        output: { type: "number" },
+        forms: [
+          {
+            href: `${prefix}/add`,
+            "mqv:qos": "1",
+            response: { contentType: "application/json", "mqv:topic": `${prefix}/add/reply` },
+          },
+        ],
+      },
+    },
+    events: {
+      alarm: {
+        data: { type: "string" },
+        forms: [{ href: "", "mqv:filter": `${prefix}/alarms/+`, "mqv:qos": "1" }],
+      },
+    },
+  };
+}
+
+if (problem !== undefined && !required) {
+  describe("MqttBinding", () => {
+    it.skip(`skipped: no MQTT broker at ${brokerUrl} (${problem})`, () => undefined);
+  });
+} else if (problem !== undefined) {
+  describe("MqttBinding", () => {
+    it(`needs an MQTT broker at ${brokerUrl} (HYPERTHINGS_REQUIRE_SERVICES=1)`, () => {
+      throw new Error(`no MQTT broker at ${brokerUrl}: ${problem}`);
+    });
+  });
+} else {
+  describe.each([4, 5] as const)("MqttBinding over MQTT protocol version %i", (protocolVersion) => {
+    const prefix = `hyperthings-test/${randomBytes(6).toString("hex")}/v${protocolVersion}`;
+    const td = thermostat(prefix);
+    const target = (request: TargetRequest): Target => targetFor(td, request);
+    const property = (name: string, op: TargetRequest["op"] = "readproperty") =>
+      target({ op, affordance: { kind: "property", name } });
+    let device: MqttClient;
+    let binding: MqttBinding;
+    const subscriptions: Subscription[] = [];
+    const retained = new Set<string>();
+
+    const use = (options: MqttBindingOptions = {}) => {
+      binding = new MqttBinding({
+        protocolVersion,
+        reconnect: { baseDelayMs: 20, maxDelayMs: 200 },
+        ...options,
+      });
+      return binding;
+    };
+    const publish = async (topic: string, payload: string, retain = false) => {
+      if (retain) retained.add(topic);
+      await device.publishAsync(topic, payload, { qos: 1, retain });
+    };
+
+    beforeAll(async () => {
+      device = await connectAsync(brokerUrl, { protocolVersion, reconnectPeriod: 0 });
+    });
+    afterEach(async () => {
+      await Promise.all(subscriptions.splice(0).map((s) => s.close()));
+      await binding.close();
+    });
+    afterAll(async () => {
+      // Retained messages outlive the run in the broker's persistence: clear them.
+      for (const topic of retained) await device.publishAsync(topic, "", { qos: 1, retain: true });
+      await device.endAsync();
+    });
+
+    it("observes a property on its mqv:topic, JSON falling back to text", async () => {
+      use();
+      const values = collector();
+      subscriptions.push(
+        await binding.observeProperty(
+          property("temperature", "observeproperty"),
+          values.push,
+          () => undefined,
+        ),
+      );
+      await publish(`${prefix}/temperature`, "21.5");
+      await publish(`${prefix}/temperature`, '{"celsius":22}');
+      await publish(`${prefix}/temperature`, "warm");
+      expect(await values.first(3)).toEqual([21.5, { celsius: 22 }, "warm"]);
+    });
+
+    it("reads a property as the retained message on its topic, by the form's content type", async () => {
+      use();
+      await publish(`${prefix}/temperature`, "19", true);
+      await publish(`${prefix}/label`, "42", true);
+      expect(await binding.readProperty(property("temperature"))).toBe(19);
+      expect(await binding.readProperty(property("label"))).toBe("42");
+    });
+
+    it("gives up a read when no message comes in time", async () => {
+      use({ operationTimeoutMs: 200 });
+      const empty = targetFor(td, {
+        op: "readproperty",
+        affordance: { kind: "property", name: "temperature" },
+      });
+      const silent = { ...empty, terms: { ...empty.terms, topic: `${prefix}/silent` } };
+      expect(await failureOf(binding.readProperty(silent))).toMatchObject({ reason: "timeout" });
+    });
+
+    it("writes a property by publishing to the href's path, with the form's QoS and retain", async () => {
+      use();
+      const seen = collector();
+      const topic = `${prefix}/setpoint`;
+      retained.add(topic);
+      device.on("message", (t, payload, packet) => {
+        if (t === topic) seen.push({ payload: payload.toString(), qos: packet.qos, retain: packet.retain });
+      });
+      await device.subscribeAsync(topic, { qos: 1 });
+      await binding.writeProperty(property("setpoint", "writeproperty"), 21);
+      expect(await seen.first(1)).toEqual([{ payload: "21", qos: 1, retain: false }]);
+      await device.unsubscribeAsync(topic);
+      // Retained: a device that subscribes later still gets the setpoint.
+      const late = await connectAsync(brokerUrl, { protocolVersion, reconnectPeriod: 0 });
+      try {
+        const later = collector();
+        late.on("message", (_t, payload, packet) =>
+          later.push({ payload: payload.toString(), retain: packet.retain }),
+        );
+        await late.subscribeAsync(topic, { qos: 1 });
+        expect(await later.first(1)).toEqual([{ payload: "21", retain: true }]);
+      } finally {
+        await late.endAsync();
+      }
+    });
+
+    it("invokes an action without a response topic by publishing its input", async () => {
+      use();
+      const seen = collector();
+      device.on("message", (t, payload) => {
+        if (t === `${prefix}/reboot`) seen.push(payload.toString());
+      });
+      await device.subscribeAsync(`${prefix}/reboot`, { qos: 1 });
+      const reboot = target({ op: "invokeaction", affordance: { kind: "action", name: "reboot" } });
+      expect(await binding.invokeAction(reboot, { delay: 5 })).toEqual({
+        kind: "completed",
+        output: undefined,
+      });
+      expect(await seen.first(1)).toEqual(['{"delay":5}']);
+    });
+
+    it("subscribes to an event through an mqv:filter with a wildcard", async () => {
+      use();
+      const data = collector();
+      const alarm = target({ op: "subscribeevent", affordance: { kind: "event", name: "alarm" } });
+      subscriptions.push(await binding.subscribeEvent(alarm, data.push, () => undefined));
+      await publish(`${prefix}/alarms/fire`, '"smoke"');
+      await publish(`${prefix}/other`, '"not this"');
+      await publish(`${prefix}/alarms/water`, '"leak"');
+      expect(await data.first(2)).toEqual(["smoke", "leak"]);
+    });
+
+    it("shares one connection per broker among all targets", async () => {
+      const connects = collector();
+      use({ onConnection: (event) => event.state === "connected" && connects.push(event.clientId) });
+      const ignore = () => undefined;
+      subscriptions.push(
+        await binding.observeProperty(property("temperature", "observeproperty"), ignore, ignore),
+      );
+      const alarm = target({ op: "subscribeevent", affordance: { kind: "event", name: "alarm" } });
+      subscriptions.push(await binding.subscribeEvent(alarm, ignore, ignore));
+      await binding.writeProperty(property("setpoint", "writeproperty"), 20);
+      retained.add(`${prefix}/setpoint`);
+      expect(connects.values).toHaveLength(1);
+    });
+
+    it("reconnects after the broker drops it, and resubscribes", async () => {
+      const connects = collector();
+      use({ onConnection: (event) => event.state === "connected" && connects.push(event.clientId) });
+      const values = collector();
+      const observe = property("temperature", "observeproperty");
+      const topic = `${prefix}/reconnect`;
+      const fresh = { ...observe, terms: { ...observe.terms, topic } };
+      subscriptions.push(await binding.observeProperty(fresh, values.push, () => undefined));
+      await publish(topic, "1");
+      expect(await values.first(1)).toEqual([1]);
+      // Another client with the same client id takes the session over: the broker drops ours.
+      const [clientId] = await connects.first(1);
+      const intruder = await connectAsync(brokerUrl, {
+        clientId: String(clientId),
+        protocolVersion,
+        reconnectPeriod: 0,
+      });
+      await connects.first(2);
+      intruder.end(true);
+      // Retained, so it arrives whether the resubscription is made before or after the publish.
+      await publish(topic, "2", true);
+      expect(await values.first(2)).toEqual([1, 2]);
+    });
+
+    it("refuses a broker whose address the policy denies, before connecting", async () => {
+      use({
+        addressPolicy: new AddressPolicy({ deny: ["127.0.0.0/8", "::1/128"] }),
+        operationTimeoutMs: 2_000,
+      });
+      const observing = binding.observeProperty(
+        property("temperature", "observeproperty"),
+        () => undefined,
+        () => undefined,
+      );
+      expect(await failureOf(observing)).toMatchObject({ reason: "address-denied" });
+    });
+
+    if (protocolVersion === 5) {
+      it("invokes an action by MQTT 5 request/response: response topic and correlation data", async () => {
+        use();
+        device.on("message", (t, payload, packet) => {
+          const responseTopic = packet.properties?.responseTopic;
+          if (t !== `${prefix}/add` || responseTopic === undefined) return;
+          const sum = (JSON.parse(payload.toString()) as number[]).reduce((a, b) => a + b, 0);
+          // A stray reply with other correlation data first: the binding must not take it.
+          void device.publishAsync(responseTopic, "-1", {
+            qos: 1,
+            properties: { correlationData: Buffer.from("x") },
+          });
+          void device.publishAsync(responseTopic, String(sum), {
+            qos: 1,
+            properties: { correlationData: packet.properties?.correlationData ?? Buffer.alloc(0) },
+          });
+        });
+        await device.subscribeAsync(`${prefix}/add`, { qos: 1 });
+        const add = target({ op: "invokeaction", affordance: { kind: "action", name: "add" } });
+        const [a, b] = await Promise.all([
+          binding.invokeAction(add, [1, 2]),
+          binding.invokeAction(add, [10, 20]),
+        ]);
+        expect(a).toEqual({ kind: "completed", output: 3 });
+        expect(b).toEqual({ kind: "completed", output: 30 });
+      });
+    } else {
+      it("refuses request/response over MQTT 3.1.1", async () => {
+        use();
+        const add = target({ op: "invokeaction", affordance: { kind: "action", name: "add" } });
+        expect(await failureOf(binding.invokeAction(add, [1]))).toMatchObject({ reason: "unsupported" });
+      });
+    }
+  });
+}

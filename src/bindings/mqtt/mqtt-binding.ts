@@ -1,0 +1,306 @@
+// The MQTT binding (W3C WoT Binding Templates, MQTT; mqtt.js): MQTT 3.1.1 and 5, observe and
+// subscribe on topics from forms, write and invoke by publish, MQTT 5 request/response for invoke.
+import { randomBytes } from "node:crypto";
+import type { IClientPublishOptions, IPublishPacket } from "mqtt";
+import { AddressPolicy } from "../address-policy.js";
+import type { BackoffOptions } from "../backoff.js";
+import { bindingError } from "../binding.js";
+import type {
+  ActionOutcome,
+  Binding,
+  ErrorListener,
+  Subscription,
+  Target,
+  ValueListener,
+} from "../binding.js";
+import { decodeJsonOrText, encodeValue, isJson, isText, mediaType } from "../content.js";
+import { BrokerConnection, BrokerError, withTimeout } from "./broker-connection.js";
+import type { QoS } from "./broker-connection.js";
+import { hrefTopic, isTopicFilter, isTopicName } from "./mqtt-topic.js";
+
+export interface MqttConnectionEvent {
+  /** `mqtt://host:port`. */
+  readonly broker: string;
+  readonly clientId: string;
+  readonly state: "connected" | "offline";
+  readonly error?: Error;
+}
+
+export interface MqttBindingOptions {
+  /** Which addresses may be reached; default: all. */
+  readonly addressPolicy?: AddressPolicy;
+  /** 5 (default) or 4 (MQTT 3.1.1). */
+  readonly protocolVersion?: 4 | 5;
+  /** Client ids are this prefix, a dash and random hex; default "hyperthings". */
+  readonly clientIdPrefix?: string;
+  /** Default 30 s. */
+  readonly keepaliveSeconds?: number;
+  /** Default 10 s. */
+  readonly connectTimeoutMs?: number;
+  /** Waiting for the connection, a SUBACK or PUBACK, the first message of a read, a reply; default 10 s. */
+  readonly operationTimeoutMs?: number;
+  /** Reconnection backoff; default 1 s doubling to 30 s. */
+  readonly reconnect?: Partial<BackoffOptions>;
+  /** Told when a broker connection comes up or goes down. */
+  readonly onConnection?: (event: MqttConnectionEvent) => void;
+  /** Jitter source, for tests; default Math.random. */
+  readonly random?: () => number;
+}
+
+/** The defaults of MqttBindingOptions, in one place. */
+export const MQTT_BINDING_DEFAULTS = {
+  protocolVersion: 5,
+  clientIdPrefix: "hyperthings",
+  keepaliveSeconds: 30,
+  connectTimeoutMs: 10_000,
+  operationTimeoutMs: 10_000,
+  reconnect: { baseDelayMs: 1_000, maxDelayMs: 30_000 },
+} as const;
+
+type Packet = "publish" | "subscribe";
+
+export class MqttBinding implements Binding {
+  readonly schemes = ["mqtt", "mqtts"] as const;
+  readonly #options: MqttBindingOptions;
+  readonly #policy: AddressPolicy;
+  readonly #timeoutMs: number;
+  readonly #connections = new Map<string, BrokerConnection>();
+  readonly #subscriptions = new Set<Subscription>();
+  #closed = false;
+
+  constructor(options: MqttBindingOptions = {}) {
+    this.#options = options;
+    this.#policy = options.addressPolicy ?? new AddressPolicy();
+    this.#timeoutMs = options.operationTimeoutMs ?? MQTT_BINDING_DEFAULTS.operationTimeoutMs;
+  }
+
+  /** Subscribes to the form's topic and takes the first message: the retained value, or the next one. */
+  async readProperty(target: Target): Promise<unknown> {
+    const filter = this.#topic(target, "subscribe");
+    const connection = this.#connection(target);
+    let settle: (packet: IPublishPacket) => void = () => undefined;
+    const first = new Promise<IPublishPacket>((resolve) => (settle = resolve));
+    const unsubscribe = await this.#call(target, () =>
+      connection.subscribe(filter, qosOf(target), (packet) => settle(packet), this.#timeoutMs),
+    );
+    try {
+      const packet = await this.#call(target, () => withTimeout(first, this.#timeoutMs));
+      return decodePayload(target, packet);
+    } finally {
+      await unsubscribe();
+    }
+  }
+
+  async writeProperty(target: Target, value: unknown): Promise<void> {
+    const topic = this.#topic(target, "publish");
+    const connection = this.#connection(target);
+    const payload = encode(target, value);
+    await this.#call(target, () =>
+      connection.publish(topic, payload, publishOptions(target, connection), this.#timeoutMs),
+    );
+  }
+
+  /**
+   * Publishes the input. When the form's `response` names an `mqv:topic` (MQTT 5), waits for the
+   * reply there that carries this request's correlation data, and returns it as the output.
+   */
+  async invokeAction(target: Target, input?: unknown): Promise<ActionOutcome> {
+    const topic = this.#topic(target, "publish");
+    const connection = this.#connection(target);
+    const payload = encode(target, input);
+    const responseTopic = target.terms.responseTopic;
+    if (responseTopic === undefined) {
+      await this.#call(target, () =>
+        connection.publish(topic, payload, publishOptions(target, connection), this.#timeoutMs),
+      );
+      return { kind: "completed", output: undefined };
+    }
+    if (connection.protocolVersion !== 5) {
+      throw bindingError(target, "unsupported", "request/response (a response mqv:topic) needs MQTT 5");
+    }
+    const correlation = randomBytes(16);
+    let settle: (packet: IPublishPacket) => void = () => undefined;
+    const reply = new Promise<IPublishPacket>((resolve) => (settle = resolve));
+    const unsubscribe = await this.#call(target, () =>
+      connection.subscribe(
+        responseTopic,
+        qosOf(target),
+        (packet) => {
+          const data = packet.properties?.correlationData;
+          if (data !== undefined && correlation.equals(data)) settle(packet);
+        },
+        this.#timeoutMs,
+      ),
+    );
+    try {
+      const options = publishOptions(target, connection);
+      options.properties = { ...options.properties, responseTopic, correlationData: correlation };
+      await this.#call(target, () => connection.publish(topic, payload, options, this.#timeoutMs));
+      const packet = await this.#call(target, () => withTimeout(reply, this.#timeoutMs));
+      return { kind: "completed", output: decodePayload(target, packet) };
+    } finally {
+      await unsubscribe();
+    }
+  }
+
+  async observeProperty(
+    target: Target,
+    onValue: ValueListener,
+    onError: ErrorListener,
+  ): Promise<Subscription> {
+    return this.#subscribe(target, onValue, onError);
+  }
+
+  async subscribeEvent(target: Target, onData: ValueListener, onError: ErrorListener): Promise<Subscription> {
+    return this.#subscribe(target, onData, onError);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#subscriptions].map((s) => s.close()));
+    await Promise.all([...this.#connections.values()].map((c) => c.close()));
+    this.#connections.clear();
+  }
+
+  async #subscribe(target: Target, onValue: ValueListener, onError: ErrorListener): Promise<Subscription> {
+    const filter = this.#topic(target, "subscribe");
+    const connection = this.#connection(target);
+    let open = true;
+    const unsubscribe = await this.#call(target, () =>
+      connection.subscribe(
+        filter,
+        qosOf(target),
+        async (packet) => {
+          if (open) await onValue(decodePayload(target, packet));
+        },
+        this.#timeoutMs,
+      ),
+    );
+    const stopErrors = connection.onError((error) => {
+      if (open)
+        onError(bindingError(target, error.reason, error.message, { status: error.status, cause: error }));
+    });
+    const subscriptions = this.#subscriptions;
+    const subscription: Subscription = {
+      async close() {
+        if (!open) return;
+        open = false;
+        subscriptions.delete(subscription);
+        stopErrors();
+        await unsubscribe();
+      },
+    };
+    subscriptions.add(subscription);
+    return subscription;
+  }
+
+  /** The shared connection for the target's broker and user, made on first use. */
+  #connection(target: Target): BrokerConnection {
+    if (this.#closed) throw bindingError(target, "closed", "the MQTT binding is closed");
+    const url = new URL(target.href);
+    const broker = `${url.protocol}//${url.host}`;
+    let username: string | undefined;
+    let password: string | undefined;
+    for (const credentials of target.credentials) {
+      if (credentials.scheme === "basic") ({ username, password } = credentials);
+      else if (credentials.scheme !== "nosec") {
+        throw bindingError(
+          target,
+          "unsupported",
+          `MQTT carries basic credentials only, not ${credentials.scheme}`,
+        );
+      }
+    }
+    const key = `${broker}\n${username ?? ""}`;
+    const existing = this.#connections.get(key);
+    if (existing !== undefined && existing.failed === undefined) return existing;
+    if (existing !== undefined) void existing.close();
+    const options = this.#options;
+    const clientId = `${options.clientIdPrefix ?? MQTT_BINDING_DEFAULTS.clientIdPrefix}-${randomBytes(6).toString("hex")}`;
+    const connection = new BrokerConnection({
+      broker: url,
+      ...(username === undefined ? {} : { username }),
+      ...(password === undefined ? {} : { password }),
+      protocolVersion: options.protocolVersion ?? MQTT_BINDING_DEFAULTS.protocolVersion,
+      clientId,
+      keepaliveSeconds: options.keepaliveSeconds ?? MQTT_BINDING_DEFAULTS.keepaliveSeconds,
+      connectTimeoutMs: options.connectTimeoutMs ?? MQTT_BINDING_DEFAULTS.connectTimeoutMs,
+      reconnect: { ...MQTT_BINDING_DEFAULTS.reconnect, ...options.reconnect },
+      addressPolicy: this.#policy,
+      random: options.random ?? Math.random,
+      onState: (state, error) =>
+        options.onConnection?.({ broker, clientId, state, ...(error === undefined ? {} : { error }) }),
+    });
+    this.#connections.set(key, connection);
+    return connection;
+  }
+
+  /** The topic to publish to, or the filter to subscribe to, checked against `mqv:controlPacket`. */
+  #topic(target: Target, packet: Packet): string {
+    const { terms } = target;
+    const wanted = terms.controlPacket;
+    if (wanted !== undefined && wanted !== packet) {
+      throw bindingError(
+        target,
+        "unsupported",
+        `${target.op} needs mqv:controlPacket ${packet}, the form says ${wanted}`,
+      );
+    }
+    const topic =
+      packet === "subscribe"
+        ? (terms.filter ?? terms.topic ?? hrefTopic(target.href))
+        : (terms.topic ?? hrefTopic(target.href));
+    const valid = topic !== undefined && (packet === "subscribe" ? isTopicFilter(topic) : isTopicName(topic));
+    if (!valid) {
+      throw bindingError(
+        target,
+        "unsupported",
+        `the form names no MQTT topic to ${packet}${topic === undefined ? "" : ` (${topic})`}`,
+      );
+    }
+    return topic;
+  }
+
+  /** Runs a connection step, turning its BrokerErrors into BindingErrors for the target. */
+  async #call<T>(target: Target, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      if (!(error instanceof BrokerError)) throw error;
+      throw bindingError(target, error.reason, error.message, {
+        status: error.status,
+        cause: error.cause ?? error,
+      });
+    }
+  }
+}
+
+function qosOf(target: Target): QoS {
+  return target.terms.qos ?? 0;
+}
+
+function publishOptions(target: Target, connection: BrokerConnection): IClientPublishOptions {
+  const options: IClientPublishOptions = { qos: qosOf(target), retain: target.terms.retain ?? false };
+  if (connection.protocolVersion === 5) options.properties = { contentType: target.terms.contentType };
+  return options;
+}
+
+function encode(target: Target, value: unknown): Buffer {
+  try {
+    return encodeValue(value, target.terms.contentType) ?? Buffer.alloc(0);
+  } catch (cause) {
+    throw bindingError(target, "unsupported", cause instanceof Error ? cause.message : String(cause), {
+      cause,
+    });
+  }
+}
+
+/** By the message's MQTT 5 content type, else the form's: JSON falling back to text, text, or bytes. */
+function decodePayload(target: Target, packet: IPublishPacket): unknown {
+  const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+  const type = packet.properties?.contentType ?? target.terms.contentType;
+  if (isJson(type)) return decodeJsonOrText(payload);
+  if (isText(type)) return payload.toString("utf8");
+  if (mediaType(type) === "") return decodeJsonOrText(payload);
+  return payload;
+}
