@@ -12,3 +12,4 @@ export * from "./hybrid-logical-clock.js";
 export * from "./merkle.js";
 export * from "./checkpoint.js";
 export * from "./data-schema-validation.js";
+export * from "./time-expression.js";

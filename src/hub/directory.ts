@@ -202,6 +202,17 @@ export class Directory {
     return results;
   }
 
+  /** The ids of the registered Things whose `@type` includes `type` (exactly, or after a prefix). */
+  async idsOfType(type: string): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for await (const record of this.store.scanThings()) {
+      const types = record.td["@type"];
+      const list = types === undefined ? [] : Array.isArray(types) ? types : [types];
+      if (list.some((t) => t === type || t.slice(t.indexOf(":") + 1) === type)) ids.add(record.id);
+    }
+    return ids;
+  }
+
   /** Drops TDs whose registration expired; each removal is a Change caused by the hub. */
   async sweepExpired(): Promise<number> {
     const now = this.hubClock.now();

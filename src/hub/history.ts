@@ -85,6 +85,13 @@ function stateOf(change: Change): AffordanceState {
 export class History {
   constructor(private readonly store: Store) {}
 
+  /** NotFoundError unless the Thing was ever in the directory (its history outlives it). */
+  async assertKnown(thing: string): Promise<void> {
+    const described = await this.store.streamsAt(thing, undefined, ["described"]);
+    if (described.length === 0)
+      throw new NotFoundError(`No Thing with id ${thing} has ever been registered here`);
+  }
+
   /** The last Log position whose time is at or before `time`. */
   async seqAt(time: Date): Promise<number> {
     return this.store.seqBefore(hlcFloor(new Date(time.getTime() + 1)));

@@ -25,6 +25,8 @@ export interface Report {
 }
 
 /** Which affordances a kind of Change is about, and which of their schemas its value must fit. */
+const SINGULAR = { properties: "property", actions: "action", events: "event" } as const;
+
 const KIND_RULES: Record<
   string,
   { section: "properties" | "actions" | "events"; schema?: "input" | "output" | "data" | "self" }
@@ -89,7 +91,7 @@ export class Ingest {
     const at = (pointer: string) => `/${index}${pointer}`;
     if (report.affordance === undefined) {
       throw new ValidationError(
-        `A ${report.kind} Change names the ${rule.section.slice(0, -1)} it is about`,
+        `A ${report.kind} Change names the ${SINGULAR[rule.section]} it is about`,
         [{ pointer: at("/affordance"), message: "is required" }],
       );
     }
@@ -97,7 +99,7 @@ export class Ingest {
     if (affordance === undefined) {
       const known = Object.keys(thing.td[rule.section] ?? {});
       throw new ValidationError(
-        `${thing.td.id} has no ${rule.section.slice(0, -1)} "${report.affordance}"` +
+        `${thing.td.id} has no ${SINGULAR[rule.section]} "${report.affordance}"` +
           (known.length > 0 ? ` (it has ${known.join(", ")})` : ""),
         [{ pointer: at("/affordance"), message: `is not one of the Thing's ${rule.section}` }],
       );

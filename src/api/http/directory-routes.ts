@@ -7,9 +7,9 @@ import { MERGE_PATCH_CONTENT_TYPE, TD_CONTENT_TYPE } from "./content-types.js";
 import { thingPath } from "./thing-path.js";
 import { ValidationError } from "../../core/index.js";
 
-const idParam = {
+export const idParam = {
   type: "object",
-  properties: { "*": { type: "string", description: "The Thing's id (an IRI), percent-encoded" } },
+  properties: { id: { type: "string", description: "The Thing's id (an IRI), percent-encoded" } },
 } as const;
 
 const tdBody = {
@@ -27,8 +27,8 @@ export function sendTd(request: FastifyRequest, reply: FastifyReply, body: unkno
   return reply.type(type).send(JSON.stringify(body));
 }
 
-function idOf(request: FastifyRequest): string {
-  const id = (request.params as Record<string, string>)["*"] ?? "";
+export function idOf(request: FastifyRequest): string {
+  const id = (request.params as Record<string, string>).id ?? "";
   if (id.length === 0) throw new ValidationError("The URL names no Thing: use /things/{id}");
   return id;
 }
@@ -91,7 +91,7 @@ export function directoryRoutes(hub: Hub) {
     );
 
     app.get(
-      "/things/*",
+      "/things/:id",
       {
         schema: {
           summary: "Retrieve one TD with its registration information",
@@ -103,7 +103,7 @@ export function directoryRoutes(hub: Hub) {
     );
 
     app.put(
-      "/things/*",
+      "/things/:id",
       {
         schema: {
           summary: "Create (201) or replace (204) the TD with this id",
@@ -124,7 +124,7 @@ export function directoryRoutes(hub: Hub) {
     );
 
     app.patch(
-      "/things/*",
+      "/things/:id",
       {
         schema: {
           summary: `Update part of a TD with a JSON merge patch (RFC 7396, ${MERGE_PATCH_CONTENT_TYPE})`,
@@ -140,7 +140,7 @@ export function directoryRoutes(hub: Hub) {
     );
 
     app.delete(
-      "/things/*",
+      "/things/:id",
       { schema: { summary: "Remove a TD from the directory", tags: ["directory"], params: idParam } },
       async (request, reply) => {
         await directory.remove(idOf(request), { actor: actorOf(request), via: "http" });

@@ -11,6 +11,8 @@ import { directoryRoutes } from "./directory-routes.js";
 import { eventRoutes } from "./event-routes.js";
 import { sendProblem } from "./problem.js";
 import { searchRoutes } from "./search-routes.js";
+import { historyRoutes } from "./history-routes.js";
+import { logRoutes } from "./log-routes.js";
 
 export async function buildServer(hub: Hub): Promise<FastifyInstance> {
   const app = Fastify({
@@ -65,6 +67,8 @@ export async function buildServer(hub: Hub): Promise<FastifyInstance> {
   await app.register(directoryRoutes(hub));
   await app.register(searchRoutes(hub));
   await app.register(eventRoutes(hub));
+  await app.register(historyRoutes(hub));
+  await app.register(logRoutes(hub));
   await app.register(wellKnownRoutes(hub, HUB_VERSION));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -1,0 +1,86 @@
+// Server-Sent Event streams of the Log (directory events, the change feed): replay from
+// Last-Event-ID out of the durable Log, then live, with heartbeats and a bound on how far a
+// slow client may fall behind (it is closed, and resumes where it stopped).
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { ServerResponse } from "node:http";
+import { ValidationError, type Change } from "../../core/index.js";
+import type { Hub } from "../../hub/index.js";
+
+/** A stream whose unsent output grows past this is closed; the client resumes from its last id. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+const HEARTBEAT_MS = 15_000;
+
+export type RenderEvent = (change: Change) => { event: string; data: string } | undefined;
+
+/** Streams open on this process, ended when the server closes. */
+export const openStreams = new Set<ServerResponse>();
+
+/** The `Last-Event-ID` header as a Log position, refused when malformed or past the Log's end. */
+export async function lastEventId(request: FastifyRequest, hub: Hub): Promise<number | undefined> {
+  const header = request.headers["last-event-id"];
+  if (header === undefined || header === "") return undefined;
+  const text = Array.isArray(header) ? (header[0] ?? "") : header;
+  if (!/^\d{1,15}$/.test(text)) {
+    throw new ValidationError(`Last-Event-ID must be an event id this hub sent (a number), not "${text}"`, [
+      { pointer: "/headers/last-event-id", message: "must be a non-negative integer" },
+    ]);
+  }
+  const after = Number(text);
+  const last = await hub.store.lastSeq();
+  if (after > last) {
+    throw new ValidationError(
+      `Last-Event-ID ${after} is past the end of this hub's log (its last event is ${last}); ` +
+        "reconnect without it, or with an id this hub sent",
+      [{ pointer: "/headers/last-event-id", message: `must be at most ${last}` }],
+    );
+  }
+  return after;
+}
+
+export function openEventStream(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  hub: Hub,
+  after: number | undefined,
+  render: RenderEvent,
+): void {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+  });
+  res.write("retry: 2000\n\n");
+  openStreams.add(res);
+
+  const follower = hub.follow(
+    (change) => {
+      const event = render(change);
+      if (!event) return;
+      res.write(`id: ${change.seq}\nevent: ${event.event}\ndata: ${event.data}\n\n`);
+      if (res.writableLength > MAX_BUFFERED_BYTES) {
+        request.log.warn("closing an event stream whose client does not keep up");
+        res.end();
+      }
+    },
+    {
+      ...(after !== undefined && { after }),
+      pace: () =>
+        res.writableNeedDrain
+          ? new Promise<void>((resolve) => res.once("drain", resolve))
+          : Promise.resolve(),
+    },
+  );
+  const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS).unref();
+  res.on("close", () => {
+    clearInterval(heartbeat);
+    follower.stop();
+    openStreams.delete(res);
+  });
+  follower.ready.catch((err: unknown) => {
+    request.log.error({ err }, "event stream replay failed");
+    res.end();
+  });
+}

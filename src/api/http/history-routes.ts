@@ -1,0 +1,248 @@
+// The Log over HTTP, Thing by Thing and as a whole: reporting state (POST …/changes), history,
+// state at a time, diffs, the global feed and its live stream (SSE, resumable by seq).
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { ValidationError, parseTimeExpression, type Change } from "../../core/index.js";
+import type { HistoryPage, Hub } from "../../hub/index.js";
+import { actorOf } from "./authorization.js";
+import { idOf, idParam } from "./directory-routes.js";
+import { openEventStream, lastEventId } from "./event-stream.js";
+
+/** Kinds a program or device may report over HTTP; the others are the hub's own. */
+export const REPORTABLE_KINDS = ["reported", "emitted"] as const;
+const MAX_REPORTS = 10_000;
+
+const report = {
+  type: "object",
+  required: ["kind", "affordance"],
+  additionalProperties: false,
+  properties: {
+    kind: { type: "string", enum: REPORTABLE_KINDS },
+    affordance: { type: "string", minLength: 1, maxLength: 256 },
+    value: {},
+    at: { type: "string", format: "date-time" },
+  },
+} as const;
+
+const kindList = { type: "string", pattern: "^[A-Za-z][A-Za-z0-9_-]*(,[A-Za-z][A-Za-z0-9_-]*)*$" } as const;
+const timeText = { type: "string", minLength: 1, maxLength: 64 } as const;
+const cursor = { type: "integer", minimum: 0 } as const;
+const limit = { type: "integer", minimum: 1, maximum: 10_000, default: 100 } as const;
+
+function time(request: FastifyRequest, text: string | undefined, name: string, hub: Hub): Date | undefined {
+  return text === undefined ? undefined : parseTimeExpression(text, hub.clock.now(), `/query/${name}`);
+}
+
+function kinds(text: string | undefined): string[] | undefined {
+  return text === undefined ? undefined : text.split(",");
+}
+
+function pageLink(request: FastifyRequest, page: HistoryPage): string | undefined {
+  if (page.next === undefined) return undefined;
+  const url = new URL(request.url, "http://hub");
+  url.searchParams.set("cursor", String(page.next));
+  return `<${url.pathname}${url.search}>; rel="next"`;
+}
+
+export function historyRoutes(hub: Hub) {
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.post(
+      "/things/:id/changes",
+      {
+        schema: {
+          summary: "Report a Thing's state: one Change or an array of them, answered once committed",
+          tags: ["history"],
+          params: idParam,
+          body: { oneOf: [report, { type: "array", minItems: 1, maxItems: MAX_REPORTS, items: report }] },
+        },
+      },
+      async (request, reply) => {
+        const body = request.body as Parameters<Hub["ingest"]>[1][number] | Parameters<Hub["ingest"]>[1];
+        const reports = Array.isArray(body) ? body : [body];
+        const changes = await hub.ingest(idOf(request), reports, { actor: actorOf(request), via: "http" });
+        return reply.code(201).send({ seqs: changes.map((c) => c.seq) });
+      },
+    );
+
+    app.get(
+      "/things/:id/history",
+      {
+        schema: {
+          summary: "A Thing's Changes, newest first by default, a page at a time (cursor = last seq)",
+          tags: ["history"],
+          params: idParam,
+          querystring: {
+            type: "object",
+            additionalProperties: false,
+            properties: {
+              affordance: { type: "string" },
+              kind: kindList,
+              since: timeText,
+              until: timeText,
+              cursor,
+              order: { type: "string", enum: ["asc", "desc"], default: "desc" },
+              limit,
+            },
+          },
+        },
+      },
+      async (request, reply) => {
+        const q = request.query as Record<string, string | undefined> & {
+          order: "asc" | "desc";
+          limit: number;
+        };
+        const id = idOf(request);
+        await hub.history.assertKnown(id);
+        const since = time(request, q.since, "since", hub);
+        const until = time(request, q.until, "until", hub);
+        const page = await hub.history.thingHistory(id, {
+          order: q.order,
+          limit: q.limit,
+          ...(q.affordance !== undefined && { affordance: q.affordance }),
+          ...(q.kind !== undefined && { kinds: kinds(q.kind) }),
+          ...(since && { since }),
+          ...(until && { until }),
+          ...(q.cursor !== undefined && { cursor: Number(q.cursor) }),
+        });
+        const link = pageLink(request, page);
+        if (link) void reply.header("link", link);
+        return page;
+      },
+    );
+
+    app.get(
+      "/things/:id/state",
+      {
+        schema: {
+          summary: "The Thing as it was at a time: its TD then and every property's value then",
+          tags: ["history"],
+          params: idParam,
+          querystring: { type: "object", additionalProperties: false, properties: { at: timeText } },
+        },
+      },
+      async (request) => {
+        const { at } = request.query as { at?: string };
+        return hub.history.stateAt(idOf(request), time(request, at, "at", hub) ?? hub.clock.now());
+      },
+    );
+
+    app.get(
+      "/things/:id/diff",
+      {
+        schema: {
+          summary: "What changed on the Thing between two times: per property before/after, and the causes",
+          tags: ["history"],
+          params: idParam,
+          querystring: {
+            type: "object",
+            required: ["from"],
+            additionalProperties: false,
+            properties: { from: timeText, to: timeText },
+          },
+        },
+      },
+      async (request) => {
+        const q = request.query as { from: string; to?: string };
+        const from = time(request, q.from, "from", hub) ?? hub.clock.now();
+        const to = time(request, q.to, "to", hub) ?? hub.clock.now();
+        return hub.history.diff(idOf(request), from, to);
+      },
+    );
+
+    const feedQuery = {
+      thing: { type: "string" },
+      type: { type: "string" },
+      kind: kindList,
+      actor: { type: "string" },
+      release: { type: "string" },
+    } as const;
+
+    /** The feed's filters, with `type` (a Thing's @type) turned into the set of those Things. */
+    const feedFilter = async (q: Record<string, string | undefined>) => {
+      const filter = {
+        ...(q.thing !== undefined && { thing: q.thing }),
+        ...(q.kind !== undefined && { kinds: kinds(q.kind) }),
+        ...(q.actor !== undefined && { actor: q.actor }),
+        ...(q.release !== undefined && { release: q.release }),
+      };
+      const things = q.type === undefined ? undefined : await hub.directory.idsOfType(q.type);
+      return { filter, accept: (c: Change) => !things || things.has(c.thing) };
+    };
+
+    app.get(
+      "/changes",
+      {
+        schema: {
+          summary: "The global feed of Changes, oldest first, filtered, a page at a time (cursor = last seq)",
+          tags: ["history"],
+          querystring: {
+            type: "object",
+            additionalProperties: false,
+            properties: { ...feedQuery, since: timeText, cursor, limit },
+          },
+        },
+      },
+      async (request, reply) => {
+        const q = request.query as Record<string, string | undefined> & { limit: number };
+        const { filter, accept } = await feedFilter(q);
+        const since = time(request, q.since, "since", hub);
+        const page = await hub.history.changes({
+          ...filter,
+          limit: q.limit,
+          ...(since && { since }),
+          ...(q.cursor !== undefined && { cursor: Number(q.cursor) }),
+        });
+        page.changes = page.changes.filter(accept);
+        const link = pageLink(request, page);
+        if (link) void reply.header("link", link);
+        return page;
+      },
+    );
+
+    app.get(
+      "/changes/stream",
+      {
+        schema: {
+          summary:
+            "The feed, live, as Server-Sent Events (event `change`, id = seq; resumable with Last-Event-ID)",
+          tags: ["history"],
+          querystring: { type: "object", additionalProperties: false, properties: feedQuery },
+        },
+      },
+      async (request, reply) => {
+        const q = request.query as Record<string, string | undefined>;
+        const { filter, accept } = await feedFilter(q);
+        const after = await lastEventId(request, hub);
+        openEventStream(request, reply, hub, after, (change) => {
+          if (filter.thing !== undefined && change.thing !== filter.thing) return undefined;
+          if (filter.kinds && !filter.kinds.includes(change.kind)) return undefined;
+          if (filter.actor !== undefined && change.cause.actor !== filter.actor) return undefined;
+          if (filter.release !== undefined && change.cause.release !== filter.release) return undefined;
+          if (!accept(change)) return undefined;
+          return { event: "change", data: JSON.stringify(change) };
+        });
+      },
+    );
+
+    app.get(
+      "/changes/:seq",
+      {
+        schema: {
+          summary: "One Change, by its position in the Log",
+          tags: ["history"],
+          params: { type: "object", properties: { seq: { type: "integer", minimum: 1 } } },
+        },
+      },
+      async (request) => {
+        const { seq } = request.params as { seq: number };
+        const change = await hub.store.getChange(seq);
+        if (!change) {
+          throw new ValidationError(
+            `seq ${seq} is past the end of the Log (${await hub.store.lastSeq()} Changes)`,
+            [{ pointer: "/params/seq", message: "is past the end of the Log" }],
+          );
+        }
+        return change;
+      },
+    );
+  };
+}

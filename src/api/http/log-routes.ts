@@ -1,0 +1,123 @@
+// The Log's tamper evidence over HTTP (RFC 9162 style): the hub's public key, signed
+// checkpoints, inclusion and consistency proofs, and the entries themselves for verification.
+import type { FastifyInstance } from "fastify";
+import type { Hub } from "../../hub/index.js";
+
+export function logRoutes(hub: Hub) {
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.get(
+      "/log/key",
+      { schema: { summary: "The Ed25519 public key that signs this hub's checkpoints", tags: ["log"] } },
+      async () => ({ origin: hub.id, algorithm: "Ed25519", publicKey: hub.notary.publicKeyPem }),
+    );
+
+    app.get(
+      "/log/checkpoint",
+      {
+        schema: {
+          summary: "The latest signed checkpoint (signed now if Changes are not yet covered)",
+          tags: ["log"],
+        },
+      },
+      async (_request, reply) => {
+        const checkpoint = await hub.notary.checkpoint();
+        if (!checkpoint) return reply.code(204).send();
+        return checkpoint;
+      },
+    );
+
+    app.get(
+      "/log/checkpoints",
+      {
+        schema: {
+          summary: "Signed checkpoints, oldest first, after a tree size",
+          tags: ["log"],
+          querystring: {
+            type: "object",
+            additionalProperties: false,
+            properties: {
+              after: { type: "integer", minimum: 0, default: 0 },
+              limit: { type: "integer", minimum: 1, maximum: 100_000, default: 1000 },
+            },
+          },
+        },
+      },
+      async (request) => {
+        const { after, limit } = request.query as { after: number; limit: number };
+        return hub.store.checkpoints({ after, limit });
+      },
+    );
+
+    app.get(
+      "/log/proof/inclusion",
+      {
+        schema: {
+          summary:
+            "RFC 9162 inclusion proof of Change `seq` in the tree of `size` (default: the latest checkpoint)",
+          tags: ["log"],
+          querystring: {
+            type: "object",
+            required: ["seq"],
+            additionalProperties: false,
+            properties: { seq: { type: "integer", minimum: 1 }, size: { type: "integer", minimum: 1 } },
+          },
+        },
+      },
+      async (request) => {
+        const { seq, size } = request.query as { seq: number; size?: number };
+        if (size === undefined) await hub.notary.checkpoint();
+        return hub.notary.inclusion(seq, size);
+      },
+    );
+
+    app.get(
+      "/log/proof/consistency",
+      {
+        schema: {
+          summary: "RFC 9162 consistency proof between the trees of `from` and `to` Changes",
+          tags: ["log"],
+          querystring: {
+            type: "object",
+            required: ["from", "to"],
+            additionalProperties: false,
+            properties: { from: { type: "integer", minimum: 1 }, to: { type: "integer", minimum: 1 } },
+          },
+        },
+      },
+      async (request) => {
+        const { from, to } = request.query as { from: number; to: number };
+        return hub.notary.consistency(from, to);
+      },
+    );
+
+    app.get(
+      "/log/entries",
+      {
+        schema: {
+          summary:
+            "The Log's Changes with their leaf hashes, as NDJSON, oldest first, for verification and export",
+          tags: ["log"],
+          querystring: {
+            type: "object",
+            additionalProperties: false,
+            properties: {
+              after: { type: "integer", minimum: 0, default: 0 },
+              limit: { type: "integer", minimum: 1, maximum: 100_000, default: 10_000 },
+            },
+          },
+        },
+      },
+      async (request, reply) => {
+        const { after, limit } = request.query as { after: number; limit: number };
+        const changes = await hub.store.changesAfter(after, limit);
+        const last = changes.at(-1);
+        if (last && changes.length === limit) {
+          void reply.header("link", `</log/entries?after=${last.seq}&limit=${limit}>; rel="next"`);
+        }
+        return reply
+          .type("application/x-ndjson")
+          .send(changes.map((c) => JSON.stringify(c)).join("\n") + (changes.length > 0 ? "\n" : ""));
+      },
+    );
+  };
+}
