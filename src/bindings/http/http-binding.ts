@@ -138,7 +138,7 @@ export class HttpBinding implements Binding {
 
   async readProperty(target: Target): Promise<unknown> {
     const answer = await this.#transport.fetch(this.#exchange(target));
-    return decodeAnswer(target, answer.body, answer.headers["content-type"], answer.url);
+    return decodeAnswer(target, answer, target.terms.contentType);
   }
 
   async writeProperty(target: Target, value: unknown): Promise<void> {
@@ -167,7 +167,7 @@ export class HttpBinding implements Binding {
     }
     return {
       kind: "completed",
-      output: decodeAnswer(target, answer.body, answer.headers["content-type"], answer.url),
+      output: decodeAnswer(target, answer, target.terms.contentType),
     };
   }
 
@@ -207,14 +207,10 @@ export class HttpBinding implements Binding {
       credentials,
       accept: "application/td+json, application/json;q=0.9",
     });
+    // Whatever type it is served as, a TD is JSON.
     const type = answer.headers["content-type"];
-    const target = { thing: url, href: answer.url, terms: { contentType: "application/td+json" } } as Target;
-    return decodeAnswer(
-      target,
-      answer.body,
-      typeof type === "string" && isJson(type) ? type : "application/json",
-      answer.url,
-    );
+    const json = typeof type === "string" && isJson(type) ? type : "application/json";
+    return decodeAnswer({ thing: url }, { ...answer, headers: { "content-type": json } }, json);
   }
 
   async close(): Promise<void> {
@@ -306,11 +302,11 @@ class HttpActionHandle implements ActionHandle {
       credentials,
       accept: "application/json",
     });
-    const target = { thing, href, op: "queryaction", terms: { contentType: "application/json" } } as Target;
-    const status = decodeAnswer(target, answer.body, answer.headers["content-type"], answer.url);
+    const context = { thing, href: answer.url, op: "queryaction" } as const;
+    const status = decodeAnswer(context, answer, "application/json");
     const state = (status as { status?: unknown } | null)?.status;
     if (typeof state !== "string" || !STATUSES.has(state)) {
-      throw bindingError(target, "content", "the action status resource answered no TD 1.1 ActionStatus", {
+      throw bindingError(context, "content", "the action status resource answered no TD 1.1 ActionStatus", {
         status: answer.status,
         body: answer.body.toString("utf8"),
       });

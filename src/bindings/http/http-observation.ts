@@ -1,10 +1,11 @@
 // Observation over HTTP: Server-Sent Events (reconnecting with Last-Event-ID), long-poll, and
 // polling with readproperty for forms without a push subprotocol.
+import type { IncomingHttpHeaders } from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
 import { BindingError } from "../../core/index.js";
 import { backoffDelay } from "../backoff.js";
 import { bindingError, bindingFailure } from "../binding.js";
-import type { ErrorListener, Subscription, Target, ValueListener } from "../binding.js";
+import type { ErrorListener, Operation, Subscription, Target, ValueListener } from "../binding.js";
 import { decodeJsonOrText, decodeValue, mediaType } from "../content.js";
 import { EventStreamParser, EventStreamTooLargeError } from "./event-stream.js";
 import type { HttpExchange, HttpTransport } from "./http-transport.js";
@@ -115,19 +116,23 @@ function exchangeFor(target: Target, overrides: Partial<HttpExchange> = {}): Htt
   };
 }
 
-/** Decodes by the answer's Content-Type, else the form's; undecodable bytes are a BindingError. */
+/** Decodes by the answer's Content-Type, else `fallbackType`; undecodable bytes are a BindingError. */
 export function decodeAnswer(
-  target: Target,
-  body: Buffer,
-  contentType: string | undefined,
-  url = target.href,
+  context: { readonly thing: string; readonly op?: Operation },
+  answer: { readonly body: Buffer; readonly headers: IncomingHttpHeaders; readonly url: string },
+  fallbackType: string,
 ): unknown {
-  const type = contentType ?? target.terms.contentType;
+  const type = answer.headers["content-type"] ?? fallbackType;
   try {
-    return decodeValue(body, type);
+    return decodeValue(answer.body, type);
   } catch (cause) {
-    throw bindingError({ ...target, href: url }, "content", `the answer is not valid ${mediaType(type)}`, {
-      body: body.toString("utf8"),
+    const where = {
+      thing: context.thing,
+      href: answer.url,
+      ...(context.op === undefined ? {} : { op: context.op }),
+    };
+    throw bindingError(where, "content", `the answer is not valid ${mediaType(type)}`, {
+      body: answer.body.toString("utf8"),
       cause,
     });
   }
@@ -150,7 +155,7 @@ export async function observeBySse(
       return;
     }
     try {
-      observation.value(decodeAnswer(target, bytes, undefined));
+      observation.value(decodeAnswer(target, { body: bytes, headers: {}, url: target.href }, dataType));
     } catch (error) {
       observation.error(asBindingError(error));
     }
@@ -238,7 +243,7 @@ export async function observeByLongPoll(
         );
         failures = 0;
         if (answer.status !== 204) {
-          observation.value(decodeAnswer(target, answer.body, answer.headers["content-type"], answer.url));
+          observation.value(decodeAnswer(target, answer, target.terms.contentType));
         }
       } catch (error) {
         if (observation.closed) return;
@@ -273,14 +278,14 @@ export async function observeByPolling(
   // The first read establishes the observation: a Thing that cannot be read cannot be observed.
   const first = await read();
   let last = first.body;
-  observation.value(decodeAnswer(target, first.body, first.headers["content-type"], first.url));
+  observation.value(decodeAnswer(target, first, target.terms.contentType));
   observation.run(async () => {
     while (await observation.pause(interval)) {
       try {
         const answer = await read();
         if (answer.body.equals(last)) continue;
         last = answer.body;
-        observation.value(decodeAnswer(target, answer.body, answer.headers["content-type"], answer.url));
+        observation.value(decodeAnswer(target, answer, target.terms.contentType));
       } catch (error) {
         if (observation.closed) return;
         const final = isFinal(error);
