@@ -30,9 +30,12 @@ export function loadOrCreateAdminToken(dataDir: string, given: string | undefine
   return { token, created: true, path };
 }
 
-/** Constant-time comparison of a presented token with the expected one. */
-export function tokenMatches(presented: string, expected: string): boolean {
-  const a = createHash("sha256").update(presented).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b);
+/** A token's digest, computed once, for constant-time comparisons with `tokenMatches`. */
+export function tokenDigest(token: string): Buffer {
+  return createHash("sha256").update(token).digest();
+}
+
+/** Constant-time comparison of a presented token with an expected token's digest. */
+export function tokenMatches(presented: string, expected: Buffer): boolean {
+  return timingSafeEqual(tokenDigest(presented), expected);
 }

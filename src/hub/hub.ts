@@ -2,7 +2,7 @@
 import type { Logger } from "pino";
 import type { Bus } from "../bus/index.js";
 import type { Store } from "../store/index.js";
-import { loadOrCreateAdminToken, tokenMatches, type AdminToken } from "./admin-token.js";
+import { loadOrCreateAdminToken, tokenDigest, tokenMatches, type AdminToken } from "./admin-token.js";
 import { loadOrCreateHubId } from "./hub-identity.js";
 import { followChanges, type FollowOptions, type Follower } from "./change-stream.js";
 import type { HubConfig } from "./config.js";
@@ -33,6 +33,7 @@ export class Hub {
   readonly notary: Notary;
   private readonly ingestion: Ingest;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private tokenDigests: { admin: Buffer; reader?: Buffer } | undefined;
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -88,8 +89,12 @@ export class Hub {
 
   /** The principal a bearer token stands for, or undefined when it stands for nobody. */
   authenticate(token: string): Principal | undefined {
-    if (tokenMatches(token, this.adminToken.token)) return { name: "admin", admin: true };
-    const reader = this.config.readToken;
+    this.tokenDigests ??= {
+      admin: tokenDigest(this.adminToken.token),
+      ...(this.config.readToken !== undefined && { reader: tokenDigest(this.config.readToken) }),
+    };
+    if (tokenMatches(token, this.tokenDigests.admin)) return { name: "admin", admin: true };
+    const reader = this.tokenDigests.reader;
     if (reader !== undefined && tokenMatches(token, reader)) return { name: "reader", admin: false };
     return undefined;
   }
