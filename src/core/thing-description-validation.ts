@@ -320,19 +320,21 @@ function checkDataSchema(schema: JsonObject, pointer: string, out: ErrorLocation
  */
 function checkNoThingModelTerms(
   value: unknown,
-  pointer: string,
+  path: Array<string | number>,
   depth: number,
   out: ErrorLocation[],
 ): boolean {
+  // The pointer is built only when there is something to report: this walk visits every node.
+  const here = () => path.map((p) => `/${token(p)}`).join("");
   if (depth > MAX_DEPTH) {
-    out.push({ pointer, message: `is nested more than ${MAX_DEPTH} levels deep` });
+    out.push({ pointer: here(), message: `is nested more than ${MAX_DEPTH} levels deep` });
     return false;
   }
   if (typeof value === "string") {
     const placeholder = PLACEHOLDER.exec(value);
     if (placeholder !== null) {
       out.push({
-        pointer,
+        pointer: here(),
         message: `contains the Thing Model placeholder ${placeholder[0]}, which a Thing Description must replace by a value`,
       });
     }
@@ -340,24 +342,29 @@ function checkNoThingModelTerms(
   }
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      if (!checkNoThingModelTerms(value[i], `${pointer}/${i}`, depth + 1, out)) return false;
+      path.push(i);
+      const ok = checkNoThingModelTerms(value[i], path, depth + 1, out);
+      path.pop();
+      if (!ok) return false;
     }
     return true;
   }
   if (!isObject(value)) return true;
   for (const key of Object.keys(value)) {
-    const child = `${pointer}/${token(key)}`;
     const member = value[key];
+    path.push(key);
+    const child = here;
     if (key.startsWith("tm:")) {
       out.push({
-        pointer: child,
+        pointer: child(),
         message: `is the Thing Model term ${quoted(key)}, which a Thing Description must not contain`,
       });
+      path.pop();
       continue;
     }
     if (PLACEHOLDER.test(key)) {
       out.push({
-        pointer: child,
+        pointer: child(),
         message: "has a Thing Model placeholder in its name, which a Thing Description must replace",
       });
     }
@@ -366,14 +373,16 @@ function checkNoThingModelTerms(
       types.forEach((type, i) => {
         if (type === "tm:ThingModel") {
           out.push({
-            pointer: Array.isArray(member) ? `${child}/${i}` : child,
+            pointer: Array.isArray(member) ? `${child()}/${i}` : child(),
             message:
               "declares a Thing Model (tm:ThingModel); register a Thing Description instantiated from it instead",
           });
         }
       });
     }
-    if (!checkNoThingModelTerms(member, child, depth + 1, out)) return false;
+    const ok = checkNoThingModelTerms(member, path, depth + 1, out);
+    path.pop();
+    if (!ok) return false;
   }
   return true;
 }
@@ -444,7 +453,7 @@ function dedupe(errors: ErrorLocation[]): ErrorLocation[] {
  */
 export function validateThingDescription(td: unknown): asserts td is ThingDescription {
   const ruleErrors: ErrorLocation[] = [];
-  if (isObject(td) && !checkNoThingModelTerms(td, "", 0, ruleErrors)) {
+  if (isObject(td) && !checkNoThingModelTerms(td, [], 0, ruleErrors)) {
     throw new ValidationError(summarize(ruleErrors), ruleErrors);
   }
   const errors: ErrorLocation[] = [];
