@@ -13,3 +13,6 @@ export * from "./merkle.js";
 export * from "./checkpoint.js";
 export * from "./data-schema-validation.js";
 export * from "./time-expression.js";
+export * from "./mqtt-device.js";
+export * from "./homie.js";
+export * from "./home-assistant.js";
