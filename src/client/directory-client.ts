@@ -1,5 +1,6 @@
-// A typed client of a hub's W3C WoT Discovery directory API (/things, /search/jsonpath, /health).
-// It uses the global fetch and nothing else from Node.js, so that it runs in browsers too.
+// A typed client of a hub's W3C WoT Discovery directory API (/things, /search/jsonpath, /health),
+// and the transport every client of the hub shares. It uses the global fetch and nothing else
+// from Node.js, so that it runs in browsers too.
 import type { RegisteredThingDescription, ThingDescription } from "../core/index.js";
 
 const TD_CONTENT_TYPE = "application/td+json";
@@ -182,7 +183,8 @@ async function hubErrorOf(response: Response): Promise<HubError> {
   });
 }
 
-export class HubClient {
+/** The directory half of `HubClient` (see hub-client.ts), and the requests both halves make. */
+export class DirectoryClient {
   /** The base URL, ending in `/`, that relative paths resolve against. */
   readonly url: string;
   private readonly token: string | undefined;
@@ -207,21 +209,30 @@ export class HubClient {
     this.fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   }
 
-  private async request(
+  /** A request to the hub (a path relative to its base, or a URL); a HubError unless it answers 2xx. */
+  protected async request(
     method: string,
     target: string | URL,
-    options: { accept?: string; body?: string; contentType?: string } = {},
+    options: {
+      accept?: string;
+      body?: string;
+      contentType?: string;
+      headers?: Record<string, string>;
+      signal?: AbortSignal | undefined;
+    } = {},
   ): Promise<Response> {
     const url = typeof target === "string" ? new URL(target, this.url) : target;
     const headers = new Headers({ accept: options.accept ?? "application/json" });
     if (this.token !== undefined) headers.set("authorization", `Bearer ${this.token}`);
     if (options.contentType !== undefined) headers.set("content-type", options.contentType);
+    for (const [name, value] of Object.entries(options.headers ?? {})) headers.set(name, value);
     let response: Response;
     try {
       response = await this.fetch(url, {
         method,
         headers,
         ...(options.body !== undefined && { body: options.body }),
+        ...(options.signal !== undefined && { signal: options.signal }),
       });
     } catch (err) {
       // fetch rejects with a TypeError when there is no answer; anything else (an abort) is not ours.

@@ -1,6 +1,6 @@
 // The public face of the client: talk to a hub over HTTP, from Node.js or a browser.
 export {
-  HubClient,
+  DirectoryClient,
   HubError,
   HubUnreachableError,
   nextLinkOf,
@@ -13,3 +13,22 @@ export {
   type PutResult,
   type ThingPage,
 } from "./directory-client.js";
+export {
+  HubClient,
+  type AffordanceDiff,
+  type AffordanceState,
+  type ChangeFilter,
+  type ChangePage,
+  type ChangesQuery,
+  type ConsistencyProof,
+  type HistoryQuery,
+  type InclusionProof,
+  type LogKey,
+  type Report,
+  type ThingDiff,
+  type ThingState,
+  type TimeArgument,
+  type WatchOptions,
+  type WatchStatus,
+} from "./hub-client.js";
+export { EventStreamParser, readEventStream, type ServerSentEvent } from "./server-sent-events.js";

@@ -1,0 +1,505 @@
+// The typed client of a whole hub: the directory (directory-client.ts) plus the Log — reporting
+// state, history, state at a time, diffs, the change feed and its live stream, and the log's
+// key, checkpoints, proofs and entries for verification. Global fetch only, like its base.
+import type { Cause, Change, Checkpoint } from "../core/index.js";
+import {
+  DirectoryClient,
+  HubError,
+  HubUnreachableError,
+  thingPathOf,
+  nextLinkOf,
+} from "./directory-client.js";
+import { EventStreamParser, readEventStream } from "./server-sent-events.js";
+
+/** A time for the hub: a Date, or text the hub parses (RFC 3339, `-15m`, `yesterday 14:02` in the hub's zone). */
+export type TimeArgument = Date | string;
+
+/** One observation as a program or device reports it (POST /things/{id}/changes). */
+export interface Report {
+  kind: "reported" | "emitted";
+  affordance: string;
+  value?: unknown;
+  /** The device's own time (RFC 3339). */
+  at?: string;
+}
+
+export interface HistoryQuery {
+  affordance?: string;
+  /** One kind, or several (`reported`, `desired`, …). */
+  kind?: string | readonly string[];
+  since?: TimeArgument;
+  until?: TimeArgument;
+  /** The `seq` of the last Change of the previous page. */
+  cursor?: number;
+  /** Newest first (`desc`, the default) or oldest first. */
+  order?: "asc" | "desc";
+  /** The page size, 1..10000 (the hub's default is 100). */
+  limit?: number;
+}
+
+/** The global feed's filters (GET /changes, /changes/stream). */
+export interface ChangeFilter {
+  thing?: string;
+  /** Only Changes of Things whose @type includes this. */
+  type?: string;
+  kind?: string | readonly string[];
+  actor?: string;
+  release?: string;
+}
+
+export interface ChangesQuery extends ChangeFilter {
+  since?: TimeArgument;
+  cursor?: number;
+  limit?: number;
+}
+
+export interface ChangePage {
+  changes: Change[];
+  /** The cursor of the next page; absent on the last page. */
+  next?: number;
+  /** The absolute URL of the next page (`Link: rel="next"`), when the hub sent one. */
+  nextUrl?: string;
+}
+
+export interface AffordanceState {
+  value: unknown;
+  seq: number;
+  /** The hub's time of the Change (RFC 3339). */
+  time: string;
+  /** The device's time, when it sent one. */
+  at?: string;
+  cause: Cause;
+}
+
+/** A Thing as it was at a time (GET /things/{id}/state?at=). */
+export interface ThingState {
+  thing: string;
+  at: string;
+  /** The last Log position at or before `at`. */
+  seq: number;
+  /** The TD the Thing had then. */
+  td: unknown;
+  /** Each property's latest reported value then. */
+  properties: Record<string, AffordanceState>;
+  /** Each property's latest desired value then, where one was set. */
+  desired: Record<string, AffordanceState>;
+}
+
+export interface AffordanceDiff {
+  affordance: string;
+  /** Absent when the property had no value at `from`. */
+  before?: unknown;
+  after?: unknown;
+  /** How many Changes of the property happened in between. */
+  changes: number;
+  /** The cause and time of the last of them. */
+  cause?: Cause;
+  time?: string;
+}
+
+/** What changed on a Thing between two times (GET /things/{id}/diff). */
+export interface ThingDiff {
+  thing: string;
+  from: string;
+  to: string;
+  fromSeq: number;
+  toSeq: number;
+  /** The TD's change as a JSON merge patch (RFC 7396), when it was described anew in between. */
+  description?: unknown;
+  properties: AffordanceDiff[];
+}
+
+/** The key that signs the hub's checkpoints (GET /log/key). */
+export interface LogKey {
+  origin: string;
+  algorithm: string;
+  /** SPKI PEM. */
+  publicKey: string;
+}
+
+/** RFC 9162 §2.1.3: that Change `seq` is leaf `seq - 1` of the tree of `size` Changes. */
+export interface InclusionProof {
+  seq: number;
+  size: number;
+  /** The leaf hash the hub recorded for the Change (hex). */
+  leaf: string;
+  root: string;
+  proof: string[];
+  /** The signed checkpoint of that size, when there is one. */
+  checkpoint?: Checkpoint;
+}
+
+/** RFC 9162 §2.1.4: that the tree of `from` Changes is a prefix of the tree of `to`. */
+export interface ConsistencyProof {
+  from: number;
+  to: number;
+  fromRoot: string;
+  toRoot: string;
+  proof: string[];
+}
+
+export interface WatchStatus {
+  /** `open`: the stream is connected; `retrying`: it dropped, and will reconnect in `delayMs`. */
+  state: "open" | "retrying";
+  /** The Last-Event-ID the stream resumes after ("" for none). */
+  after: string;
+  delayMs?: number;
+  /** Why it dropped. */
+  reason?: string;
+}
+
+export interface WatchOptions {
+  /**
+   * Start after this Log position (a seq, as an SSE event id). By default the stream starts at the
+   * Log's end as it is when `watch` starts (from /health), so that not even a Change committed
+   * before the first connection is up, or while reconnecting, is missed.
+   */
+  lastEventId?: number | string;
+  /** Stops the stream; the iteration then simply ends. */
+  signal?: AbortSignal;
+  /** Told when the stream opens and when it drops and will reconnect. */
+  onStatus?: (status: WatchStatus) => void;
+  /** The first reconnection delay when the hub sent no `retry:` (default 1000 ms); it doubles up to `maxRetryMs`. */
+  retryMs?: number;
+  maxRetryMs?: number;
+}
+
+const DEFAULT_RETRY_MS = 1000;
+const MAX_RETRY_MS = 30_000;
+const ENTRIES_PAGE_SIZE = 10_000;
+const CHECKPOINTS_PAGE_SIZE = 1000;
+
+function timeParameter(value: TimeArgument): string {
+  return value instanceof Date ? value.toISOString() : value;
+}
+
+function kindParameter(value: string | readonly string[]): string {
+  return typeof value === "string" ? value : value.join(",");
+}
+
+/** Sets the query parameters that are defined. */
+function withQuery(url: URL, query: Record<string, string | number | undefined>): URL {
+  for (const [name, value] of Object.entries(query)) {
+    if (value !== undefined) url.searchParams.set(name, String(value));
+  }
+  return url;
+}
+
+function filterQuery(filter: ChangeFilter): Record<string, string | undefined> {
+  return {
+    thing: filter.thing,
+    type: filter.type,
+    kind: filter.kind === undefined ? undefined : kindParameter(filter.kind),
+    actor: filter.actor,
+    release: filter.release,
+  };
+}
+
+function unexpected(status: number, detail: string): HubError {
+  return new HubError({ status, title: "Unexpected answer", detail });
+}
+
+/** Waits `ms`, or less if `signal` aborts (then resolves false). */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve(true);
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Whether a failed watch connection is worth retrying: no answer, a dropped body, or a 5xx/429. */
+function isTransient(err: unknown): boolean {
+  if (err instanceof HubUnreachableError) return true;
+  if (err instanceof HubError) return err.status >= 500 || err.status === 429 || err.status === 408;
+  // fetch's body stream fails with a TypeError ("terminated") when the connection breaks mid-way.
+  return err instanceof TypeError;
+}
+
+function reasonOf(err: unknown): string {
+  if (err instanceof HubUnreachableError) return err.reason;
+  if (err instanceof TypeError) {
+    const cause = err.cause as { message?: unknown } | undefined;
+    return typeof cause?.message === "string" ? `${err.message}: ${cause.message}` : err.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class HubClient extends DirectoryClient {
+  private async json<T>(
+    target: string | URL,
+    signal?: AbortSignal,
+  ): Promise<{ body: T; response: Response }> {
+    const response = await this.request("GET", target, { signal });
+    return { body: (await response.json()) as T, response };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // State and history
+
+  /** Reports observations of a Thing; answered once committed, with their Log positions. */
+  async report(id: string, reports: Report | readonly Report[]): Promise<{ seqs: number[] }> {
+    const response = await this.request("POST", `${thingPathOf(id)}/changes`, {
+      body: JSON.stringify(reports),
+      contentType: "application/json",
+    });
+    return (await response.json()) as { seqs: number[] };
+  }
+
+  /** One page of a Thing's Changes, newest first unless `order: "asc"`. */
+  async history(id: string, query: HistoryQuery = {}): Promise<ChangePage> {
+    const url = withQuery(new URL(`${thingPathOf(id)}/history`, this.url), {
+      affordance: query.affordance,
+      kind: query.kind === undefined ? undefined : kindParameter(query.kind),
+      since: query.since === undefined ? undefined : timeParameter(query.since),
+      until: query.until === undefined ? undefined : timeParameter(query.until),
+      cursor: query.cursor,
+      order: query.order,
+      limit: query.limit,
+    });
+    return this.changePage(url);
+  }
+
+  /** Every Change of a Thing that matches, page after page (`limit` is the page size). */
+  historyAll(id: string, query: HistoryQuery = {}): AsyncGenerator<Change, void, undefined> {
+    return this.follow((cursor) => this.history(id, { ...query, ...(cursor !== undefined && { cursor }) }));
+  }
+
+  /** The Thing as it was at `at` (now by default): its TD then and each property's value then. */
+  async stateAt(id: string, at?: TimeArgument): Promise<ThingState> {
+    const url = withQuery(new URL(`${thingPathOf(id)}/state`, this.url), {
+      at: at === undefined ? undefined : timeParameter(at),
+    });
+    return (await this.json<ThingState>(url)).body;
+  }
+
+  /** What changed on the Thing between `from` and `to` (now by default). */
+  async diff(id: string, from: TimeArgument, to?: TimeArgument): Promise<ThingDiff> {
+    const url = withQuery(new URL(`${thingPathOf(id)}/diff`, this.url), {
+      from: timeParameter(from),
+      to: to === undefined ? undefined : timeParameter(to),
+    });
+    return (await this.json<ThingDiff>(url)).body;
+  }
+
+  /** One page of the global feed, oldest first. */
+  async changes(query: ChangesQuery = {}): Promise<ChangePage> {
+    const url = withQuery(new URL("changes", this.url), {
+      ...filterQuery(query),
+      since: query.since === undefined ? undefined : timeParameter(query.since),
+      cursor: query.cursor,
+      limit: query.limit,
+    });
+    return this.changePage(url);
+  }
+
+  /** Every Change of the feed that matches, oldest first, page after page. */
+  changesAll(query: ChangesQuery = {}): AsyncGenerator<Change, void, undefined> {
+    return this.follow((cursor) => this.changes({ ...query, ...(cursor !== undefined && { cursor }) }));
+  }
+
+  /** One Change, by its position in the Log. */
+  async change(seq: number): Promise<Change> {
+    return (await this.json<Change>(`changes/${seq}`)).body;
+  }
+
+  private async changePage(url: URL): Promise<ChangePage> {
+    const { body, response } = await this.json<Partial<ChangePage>>(url);
+    if (typeof body !== "object" || body === null || !Array.isArray(body.changes)) {
+      throw unexpected(response.status, "a page of Changes is an object with a `changes` array");
+    }
+    const nextUrl = nextLinkOf(response.headers.get("link"), url);
+    return {
+      changes: body.changes,
+      ...(typeof body.next === "number" && { next: body.next }),
+      ...(nextUrl !== undefined && { nextUrl }),
+    };
+  }
+
+  // Page after page: the `Link: rel="next"` URL when there is one, else the `next` cursor.
+  private async *follow(
+    first: (cursor: number | undefined) => Promise<ChangePage>,
+  ): AsyncGenerator<Change, void, undefined> {
+    let page = await first(undefined);
+    const seen = new Set<string>();
+    for (;;) {
+      yield* page.changes;
+      if (page.nextUrl !== undefined) {
+        if (seen.has(page.nextUrl))
+          throw new Error(`the hub's next link leads back to a page already read: ${page.nextUrl}`);
+        seen.add(page.nextUrl);
+        page = await this.changePage(new URL(page.nextUrl));
+      } else if (page.next !== undefined) {
+        page = await first(page.next);
+      } else {
+        return;
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The live feed
+
+  /**
+   * The feed live (GET /changes/stream, Server-Sent Events), one Change at a time, until `signal`
+   * aborts. When the connection drops (the hub restarts, a proxy times out) it reconnects with
+   * exponential backoff from the hub's `retry:` time and resumes with `Last-Event-ID` after the
+   * last Change it yielded, so nothing is missed or repeated. A refusal (4xx) ends it with a HubError.
+   */
+  async *watch(
+    filter: ChangeFilter = {},
+    options: WatchOptions = {},
+  ): AsyncGenerator<Change, void, undefined> {
+    const { signal } = options;
+    const url = withQuery(new URL("changes/stream", this.url), filterQuery(filter));
+    const parser = new EventStreamParser();
+    parser.lastEventId =
+      options.lastEventId === undefined ? String((await this.health()).lastSeq) : String(options.lastEventId);
+    let failures = 0;
+    for (;;) {
+      let reason = "the hub ended the stream";
+      try {
+        const response = await this.request("GET", url, {
+          accept: "text/event-stream",
+          headers: parser.lastEventId === "" ? {} : { "last-event-id": parser.lastEventId },
+          signal,
+        });
+        if (response.body === null) throw unexpected(response.status, "the event stream has no body");
+        failures = 0;
+        options.onStatus?.({ state: "open", after: parser.lastEventId });
+        for await (const event of readEventStream(response.body, parser)) {
+          if (event.event !== "change") continue;
+          let change: Change;
+          try {
+            change = JSON.parse(event.data) as Change;
+          } catch {
+            throw unexpected(response.status, `event ${event.id} is not a JSON Change`);
+          }
+          yield change;
+        }
+      } catch (err) {
+        if (signal?.aborted) return;
+        if (!isTransient(err)) throw err;
+        reason = reasonOf(err);
+      }
+      if (signal?.aborted) return;
+      const base = parser.retry ?? options.retryMs ?? DEFAULT_RETRY_MS;
+      const delayMs = Math.min(options.maxRetryMs ?? MAX_RETRY_MS, base * 2 ** Math.min(failures, 16));
+      failures++;
+      options.onStatus?.({ state: "retrying", after: parser.lastEventId, delayMs, reason });
+      if (!(await pause(delayMs, signal))) return;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The Log's tamper evidence
+
+  async logKey(): Promise<LogKey> {
+    return (await this.json<LogKey>("log/key")).body;
+  }
+
+  /** The latest signed checkpoint, which the hub signs now if Changes are not yet covered; none for an empty Log. */
+  async checkpoint(): Promise<Checkpoint | undefined> {
+    const response = await this.request("GET", "log/checkpoint");
+    if (response.status === 204) return undefined;
+    return (await response.json()) as Checkpoint;
+  }
+
+  /** Signed checkpoints of sizes greater than `after`, oldest first. */
+  async checkpoints(options: { after?: number; limit?: number } = {}): Promise<Checkpoint[]> {
+    const url = withQuery(new URL("log/checkpoints", this.url), {
+      after: options.after,
+      limit: options.limit,
+    });
+    const { body, response } = await this.json<unknown>(url);
+    if (!Array.isArray(body)) throw unexpected(response.status, "the checkpoints are not a JSON array");
+    return body as Checkpoint[];
+  }
+
+  /** Every signed checkpoint of size greater than `after`, oldest first, page after page. */
+  async *checkpointsAll(
+    options: { after?: number; pageSize?: number } = {},
+  ): AsyncGenerator<Checkpoint, void, undefined> {
+    const limit = options.pageSize ?? CHECKPOINTS_PAGE_SIZE;
+    let after = options.after ?? 0;
+    for (;;) {
+      const page = await this.checkpoints({ after, limit });
+      yield* page;
+      const last = page.at(-1);
+      if (last === undefined || page.length < limit) return;
+      if (!(last.size > after)) throw unexpected(200, `the checkpoints after size ${after} go backwards`);
+      after = last.size;
+    }
+  }
+
+  /** RFC 9162 inclusion proof of Change `seq` in the tree of `size` Changes (default: the latest checkpoint). */
+  async inclusionProof(seq: number, size?: number): Promise<InclusionProof> {
+    const url = withQuery(new URL("log/proof/inclusion", this.url), { seq, size });
+    return (await this.json<InclusionProof>(url)).body;
+  }
+
+  /** RFC 9162 consistency proof between the trees of `from` and `to` Changes. */
+  async consistencyProof(from: number, to: number): Promise<ConsistencyProof> {
+    const url = withQuery(new URL("log/proof/consistency", this.url), { from, to });
+    return (await this.json<ConsistencyProof>(url)).body;
+  }
+
+  /** Up to `limit` Changes after seq `after`, each with the leaf hash the hub recorded (NDJSON). */
+  async logEntries(options: { after?: number; limit?: number } = {}): Promise<Change[]> {
+    const url = withQuery(new URL("log/entries", this.url), { after: options.after, limit: options.limit });
+    const response = await this.request("GET", url, { accept: "application/x-ndjson" });
+    const text = await response.text();
+    const entries: Change[] = [];
+    let start = 0;
+    while (start < text.length) {
+      let end = text.indexOf("\n", start);
+      if (end === -1) end = text.length;
+      if (end > start) {
+        try {
+          entries.push(JSON.parse(text.slice(start, end)) as Change);
+        } catch {
+          throw unexpected(response.status, `line ${entries.length + 1} of the log entries is not JSON`);
+        }
+      }
+      start = end + 1;
+    }
+    return entries;
+  }
+
+  /**
+   * Every Change after `after` (up to seq `upTo`), in seq order, a page at a time; the next page is
+   * fetched while the current one is consumed, and a short page ends it.
+   */
+  async *logEntriesAll(
+    options: { after?: number; upTo?: number; pageSize?: number } = {},
+  ): AsyncGenerator<Change, void, undefined> {
+    const limit = options.pageSize ?? ENTRIES_PAGE_SIZE;
+    const upTo = options.upTo ?? Number.POSITIVE_INFINITY;
+    let after = options.after ?? 0;
+    let pending = this.logEntries({ after, limit });
+    for (;;) {
+      const page = await pending;
+      const last = page.at(-1);
+      const more = last !== undefined && page.length === limit && last.seq < upTo;
+      if (more) {
+        if (!(last.seq > after)) throw unexpected(200, `the log entries after seq ${after} go backwards`);
+        after = last.seq;
+        pending = this.logEntries({ after, limit });
+        // Handled when awaited; this only keeps an early `break` from leaving it unhandled.
+        pending.catch(() => undefined);
+      }
+      for (const change of page) {
+        if (change.seq > upTo) return;
+        yield change;
+      }
+      if (!more) return;
+    }
+  }
+}
