@@ -6,6 +6,7 @@ import { HubClient, HubError } from "../client/index.js";
 import {
   ValidationError,
   parseJsonStrict,
+  parseTimeExpression,
   type RegisteredThingDescription,
   type ThingDescription,
 } from "../core/index.js";
@@ -56,7 +57,7 @@ function localAdminToken(): string | undefined {
   }
 }
 
-function clientOf(command: Command): HubClient {
+export function clientOf(command: Command): HubClient {
   const { url, token } = command.optsWithGlobals<ConnectionOptions>();
   // An empty HYPERTHINGS_TOKEN= means none, as with the hub's own settings.
   const bearer = token || (isDefaultLocalHub(url) ? localAdminToken() : undefined);
@@ -85,7 +86,7 @@ function refusal(err: HubError, submission?: Submission): CliError {
 }
 
 /** Runs a command's action, turning the hub's refusals into one line each. */
-function talking<Args extends unknown[]>(action: (...args: Args) => Promise<void>) {
+export function talking<Args extends unknown[]>(action: (...args: Args) => Promise<void>) {
   return async (...args: Args): Promise<void> => {
     try {
       await action(...args);
@@ -96,6 +97,13 @@ function talking<Args extends unknown[]>(action: (...args: Args) => Promise<void
 }
 
 function connectionHelp(): string {
+  return connectionHelpWith(
+    "0 done, 1 failed (the hub refused, a file is invalid, the hub is unreachable), 2 usage",
+  );
+}
+
+/** The connection help, ending with the command's exit codes. */
+export function connectionHelpWith(exitCodes: string): string {
   return `
 Connection:
   --url (env HYPERTHINGS_URL) names the hub, ${`http://${configDefaults.host}:${configDefaults.port}`} by default.
@@ -103,7 +111,7 @@ Connection:
   Without a token, for the default local hub the admin token is read from
   ${join(localDataDir(), ADMIN_TOKEN_FILE)}, where \`things serve\` keeps it.
 
-Exit codes: 0 done, 1 failed (the hub refused, a file is invalid, the hub is unreachable), 2 usage.`;
+Exit codes: ${exitCodes}.`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -274,12 +282,25 @@ function modifiedOf(td: RegisteredThingDescription): string {
   return `${new Date(modified).toISOString().slice(0, 19)}Z`;
 }
 
-function positiveInteger(text: string): number {
+export function positiveInteger(text: string): number {
   const value = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1) {
     throw new InvalidArgumentError("must be a whole number from 1");
   }
   return value;
+}
+
+/**
+ * A time argument (RFC 3339, `-15m`, `yesterday 14:02` in this machine's zone), read here rather
+ * than by the hub so that local times are this user's; a bad one is a usage error (exit 2).
+ */
+export function parseTimeArgument(text: string, now: Date = new Date()): Date {
+  try {
+    return parseTimeExpression(text, now);
+  } catch (err) {
+    if (err instanceof ValidationError) throw new CliError(err.message, 2);
+    throw err;
+  }
 }
 
 interface ListCommandOptions {

@@ -4,6 +4,8 @@ import { HyperthingsError } from "../core/index.js";
 import { HUB_VERSION } from "../hub/version.js";
 import { registerServeCommands } from "./serve-commands.js";
 import { registerClientCommands } from "./client-commands.js";
+import { registerHistoryCommands } from "./history-commands.js";
+import { registerLogCommands } from "./log-commands.js";
 import { CliError } from "./cli-error.js";
 
 /** Commander's usage errors, like every other failure, as one line. */
@@ -28,6 +30,8 @@ export function buildProgram(): Command {
   program.addOption(new Option("--token <token>", "bearer token for the hub").env("HYPERTHINGS_TOKEN"));
   registerServeCommands(program);
   registerClientCommands(program);
+  registerHistoryCommands(program);
+  registerLogCommands(program);
   return program;
 }
 

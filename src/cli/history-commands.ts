@@ -1,0 +1,349 @@
+// `things history|state|diff|watch`: a Thing's Changes, its state at a time, what changed between
+// two times, and the live feed — read from a hub's Log over HTTP.
+import type { Command } from "commander";
+import type { ChangeFilter, HubClient, ThingDiff, ThingState, WatchStatus } from "../client/index.js";
+import { changeTime, type Change } from "../core/index.js";
+import {
+  clientOf,
+  connectionHelpWith,
+  parseTimeArgument,
+  positiveInteger,
+  talking,
+} from "./client-commands.js";
+import { CliError } from "./cli-error.js";
+import { formatTable } from "./table.js";
+
+/** How many Changes `history` shows unless told. */
+const DEFAULT_HISTORY_LIMIT = 50;
+/** The most Changes asked of the hub in one page. */
+const MAX_PAGE = 1000;
+/** How much of a value a table cell or a line shows. */
+const VALUE_WIDTH = 60;
+
+const EXIT_CODES = "0 done, 1 failed (the hub refused or is unreachable), 2 usage (a bad option or time)";
+
+// ---------------------------------------------------------------------------------------------
+// Showing Changes
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, "0");
+}
+
+/** An RFC 3339 time in this machine's zone, to the millisecond: `2026-05-01 14:02:03.120`. */
+export function localTime(iso: string): string {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return (
+    `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${pad(date.getMilliseconds(), 3)}`
+  );
+}
+
+/** A value as compact JSON, cut to `width` characters with "…"; "" when there is none. */
+export function compactValue(value: unknown, width = VALUE_WIDTH): string {
+  if (value === undefined) return "";
+  const text = JSON.stringify(value);
+  const chars = Array.from(text);
+  return chars.length <= width ? text : `${chars.slice(0, width - 1).join("")}…`;
+}
+
+/** `urn:x brightness reported 42 (2026-05-01 14:02:03.120, by admin)`: a Change in one line. */
+export function describeChange(change: Change): string {
+  const what = [change.thing, change.affordance, change.kind, compactValue(change.value)]
+    .filter((part) => part !== undefined && part !== "")
+    .join(" ");
+  return `${what} (${localTime(changeTime(change))}, by ${change.cause.actor})`;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** `--kind reported,desired` as the hub takes it; each kind a word. */
+function kindsOf(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  const kinds = text.split(",").map((k) => k.trim());
+  const bad = kinds.find((k) => !/^[A-Za-z][A-Za-z0-9_-]*$/.test(k));
+  if (bad !== undefined) throw new CliError(`"${bad}" is not a kind of Change (e.g. reported, desired)`, 2);
+  return kinds;
+}
+
+// ---------------------------------------------------------------------------------------------
+// history
+
+interface HistoryCommandOptions {
+  affordance?: string;
+  kind?: string;
+  since?: string;
+  until?: string;
+  limit?: number;
+  oldestFirst?: boolean;
+  json?: boolean;
+}
+
+async function history(id: string, options: HistoryCommandOptions, command: Command): Promise<void> {
+  const now = new Date();
+  const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
+  const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
+  const kinds = kindsOf(options.kind);
+  const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
+  const client = clientOf(command);
+  const changes: Change[] = [];
+  const all = client.historyAll(id, {
+    order: options.oldestFirst ? "asc" : "desc",
+    limit: Math.min(limit, MAX_PAGE),
+    ...(options.affordance !== undefined && { affordance: options.affordance }),
+    ...(kinds !== undefined && { kind: kinds }),
+    ...(since !== undefined && { since }),
+    ...(until !== undefined && { until }),
+  });
+  for await (const change of all) {
+    changes.push(change);
+    if (changes.length >= limit) break;
+  }
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(changes)}\n`);
+    return;
+  }
+  const rows = changes.map((c) => [
+    String(c.seq),
+    localTime(changeTime(c)),
+    c.affordance ?? "",
+    c.kind,
+    compactValue(c.value),
+    c.cause.actor,
+  ]);
+  const maxWidth = process.stdout.isTTY ? process.stdout.columns : undefined;
+  process.stdout.write(
+    formatTable(["SEQ", "TIME", "AFFORDANCE", "KIND", "VALUE", "ACTOR"], rows, {
+      maxWidth,
+      uncut: [0, 1, 3],
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// state
+
+/** The lines of a Thing's state: a heading, then one aligned line per property. */
+export function formatState(state: ThingState): string {
+  const td = isObject(state.td) ? state.td : {};
+  const title = typeof td.title === "string" ? td.title : state.thing;
+  const version =
+    isObject(td.version) && typeof td.version.instance === "string" ? td.version.instance : undefined;
+  const lines = [
+    `${title}  ${state.thing}${version === undefined ? "" : `  version ${version}`}`,
+    `as of ${localTime(state.at)} (seq ${state.seq})`,
+  ];
+  const declared = isObject(td.properties) ? Object.keys(td.properties) : [];
+  const names = [...new Set([...declared, ...Object.keys(state.properties), ...Object.keys(state.desired)])];
+  const rows: string[][] = [];
+  for (const name of names.sort()) {
+    const reported = state.properties[name];
+    const desired = state.desired[name];
+    if (reported !== undefined || desired === undefined) {
+      rows.push(
+        reported === undefined
+          ? [name, "-", "(no value reported)"]
+          : [name, compactValue(reported.value), `(${localTime(reported.time)}, by ${reported.cause.actor})`],
+      );
+    }
+    if (desired !== undefined) {
+      rows.push([
+        name,
+        compactValue(desired.value),
+        `(${localTime(desired.time)}, by ${desired.cause.actor})  [desired]`,
+      ]);
+    }
+  }
+  if (rows.length === 0) return `${lines.join("\n")}\n  no properties\n`;
+  const widths = [0, 1].map((i) => Math.max(...rows.map((row) => Array.from(row[i] ?? "").length)));
+  for (const row of rows) {
+    const [name = "", value = "", when = ""] = row;
+    lines.push(`  ${name.padEnd(widths[0] ?? 0)}  ${value.padEnd(widths[1] ?? 0)}  ${when}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// diff
+
+/** Per property `before → after (N changes, last by actor at time)`, and whether the TD changed. */
+export function formatDiff(diff: ThingDiff): string {
+  const lines = [
+    `${diff.thing}  from ${localTime(diff.from)} (seq ${diff.fromSeq}) to ${localTime(diff.to)} (seq ${diff.toSeq})`,
+  ];
+  const widths = [
+    Math.max(0, ...diff.properties.map((p) => Array.from(p.affordance).length)),
+    Math.max(0, ...diff.properties.map((p) => Array.from(beforeOf(p.before)).length)),
+  ];
+  for (const p of diff.properties) {
+    const changes = `${p.changes} change${p.changes === 1 ? "" : "s"}`;
+    const last =
+      p.cause === undefined
+        ? ""
+        : `, last by ${p.cause.actor}${p.time === undefined ? "" : ` at ${localTime(p.time)}`}`;
+    lines.push(
+      `  ${p.affordance.padEnd(widths[0] ?? 0)}  ${beforeOf(p.before).padEnd(widths[1] ?? 0)} → ${compactValue(p.after)}  (${changes}${last})`,
+    );
+  }
+  if (diff.properties.length === 0) lines.push("  no property changed");
+  lines.push(`description: ${descriptionChange(diff.description)}`);
+  return `${lines.join("\n")}\n`;
+}
+
+function beforeOf(value: unknown): string {
+  return value === undefined ? "(none)" : compactValue(value);
+}
+
+function descriptionChange(patch: unknown): string {
+  if (patch === undefined) return "unchanged";
+  if (patch === null) return "removed";
+  // A Thing's id never changes, so a patch that sets it is a patch from nothing: a registration.
+  if (isObject(patch) && "id" in patch) return "registered in between";
+  if (isObject(patch)) return `changed (${Object.keys(patch).sort().join(", ")})`;
+  return "changed";
+}
+
+// ---------------------------------------------------------------------------------------------
+// watch
+
+interface WatchCommandOptions {
+  thing?: string;
+  type?: string;
+  kind?: string;
+  actor?: string;
+  release?: string;
+  json?: boolean;
+}
+
+/** One Change as a line of the live tail: `time  seq  thing  affordance  kind  value  by actor`. */
+export function watchLine(change: Change): string {
+  return [
+    localTime(changeTime(change)),
+    `#${change.seq}`,
+    change.thing,
+    change.affordance ?? "-",
+    change.kind,
+    compactValue(change.value) || "-",
+    `by ${change.cause.actor}`,
+  ].join("  ");
+}
+
+function describeStatus(status: WatchStatus, url: string, opened: boolean): string {
+  const after = status.after === "" ? "" : ` after seq ${status.after}`;
+  if (status.state === "open") {
+    return opened
+      ? `reconnected; resuming${after}\n`
+      : `watching ${url.replace(/\/$/, "")}${after} (Ctrl-C to stop)\n`;
+  }
+  const seconds = ((status.delayMs ?? 0) / 1000).toFixed(1).replace(/\.0$/, "");
+  return `connection lost (${status.reason ?? "no reason given"}); reconnecting in ${seconds}s\n`;
+}
+
+async function watch(options: WatchCommandOptions, command: Command): Promise<void> {
+  const kinds = kindsOf(options.kind);
+  const filter: ChangeFilter = {
+    ...(options.thing !== undefined && { thing: options.thing }),
+    ...(options.type !== undefined && { type: options.type }),
+    ...(kinds !== undefined && { kind: kinds }),
+    ...(options.actor !== undefined && { actor: options.actor }),
+    ...(options.release !== undefined && { release: options.release }),
+  };
+  const client: HubClient = clientOf(command);
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  let opened = false;
+  try {
+    const changes = client.watch(filter, {
+      signal: stop.signal,
+      onStatus: (status) => {
+        // Status goes to stderr, so that stdout holds only Changes.
+        process.stderr.write(describeStatus(status, client.url, opened));
+        if (status.state === "open") opened = true;
+      },
+    });
+    for await (const change of changes) {
+      process.stdout.write(`${options.json ? JSON.stringify(change) : watchLine(change)}\n`);
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The commands
+
+export function registerHistoryCommands(program: Command): void {
+  const help = () => connectionHelpWith(EXIT_CODES);
+  const timeHelp =
+    "Times: RFC 3339 (2026-11-25T14:02:00Z), relative (-15m, -2h, -1d) or local (yesterday 14:02, 09:30).";
+
+  program
+    .command("history")
+    .description("a Thing's Changes, newest first: seq, time, affordance, kind, value, actor")
+    .argument("<id>", "the Thing's id")
+    .option("--affordance <name>", "only Changes of this property, action or event")
+    .option("--kind <kinds>", "only these kinds, comma-separated (reported, desired, described, …)")
+    .option("--since <time>", "only Changes at or after this time")
+    .option("--until <time>", "only Changes at or before this time")
+    .option("--limit <n>", `at most this many Changes (default ${DEFAULT_HISTORY_LIMIT})`, positiveInteger)
+    .option("--oldest-first", "oldest first instead of newest first")
+    .option("--json", "the Changes as one JSON array, for scripts")
+    .addHelpText("after", () => `\n${timeHelp}\n${help()}`)
+    .action(
+      talking(async (id: string, options: HistoryCommandOptions, command: Command) =>
+        history(id, options, command),
+      ),
+    );
+
+  program
+    .command("state")
+    .description("a Thing's state: its TD's title and version, and each property's value, now or at a time")
+    .argument("<id>", "the Thing's id")
+    .option("--at <time>", "the state as it was at this time (default now)")
+    .option("--json", "the state as the hub gives it, on one line")
+    .addHelpText("after", () => `\n${timeHelp}\n${help()}`)
+    .action(
+      talking(async (id: string, options: { at?: string; json?: boolean }, command: Command) => {
+        const at = options.at === undefined ? undefined : parseTimeArgument(options.at);
+        const state = await clientOf(command).stateAt(id, at);
+        process.stdout.write(options.json ? `${JSON.stringify(state)}\n` : formatState(state));
+      }),
+    );
+
+  program
+    .command("diff")
+    .description("what changed on a Thing between two times: each property before → after, and its TD")
+    .argument("<id>", "the Thing's id")
+    .requiredOption("--from <time>", "the earlier time")
+    .option("--to <time>", "the later time (default now)")
+    .option("--json", "the diff as the hub gives it, on one line")
+    .addHelpText("after", () => `\n${timeHelp}\n${help()}`)
+    .action(
+      talking(
+        async (id: string, options: { from: string; to?: string; json?: boolean }, command: Command) => {
+          const now = new Date();
+          const from = parseTimeArgument(options.from, now);
+          const to = options.to === undefined ? undefined : parseTimeArgument(options.to, now);
+          const diff = await clientOf(command).diff(id, from, to);
+          process.stdout.write(options.json ? `${JSON.stringify(diff)}\n` : formatDiff(diff));
+        },
+      ),
+    );
+
+  program
+    .command("watch")
+    .description("print Changes as they happen, one per line, until Ctrl-C; resumes if the hub restarts")
+    .option("--thing <id>", "only this Thing's Changes")
+    .option("--type <type>", "only Changes of Things of this @type")
+    .option("--kind <kinds>", "only these kinds, comma-separated")
+    .option("--actor <actor>", "only Changes caused by this actor")
+    .option("--release <release>", "only Changes caused by this release")
+    .option("--json", "each Change as JSON on its own line (NDJSON)")
+    .addHelpText("after", help)
+    .action(talking(async (options: WatchCommandOptions, command: Command) => watch(options, command)));
+}

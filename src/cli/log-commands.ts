@@ -1,0 +1,849 @@
+// `things verify|prove|export`: check a hub's Log against its signed checkpoints, prove one Change
+// is in it, and export a run of it that anyone can verify offline (`things verify --file`).
+import type { Command } from "commander";
+import { createHash, createPublicKey, type KeyObject } from "node:crypto";
+import { createReadStream, createWriteStream, readFileSync, renameSync, rmSync } from "node:fs";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { finished } from "node:stream/promises";
+import type { HubClient, InclusionProof, LogKey } from "../client/index.js";
+import {
+  LogVerifier,
+  MerkleFrontier,
+  ValidationError,
+  changeLeafHash,
+  hashFromHex,
+  hashToHex,
+  hashesEqual,
+  inclusionProofRanges,
+  verifyCheckpoint,
+  verifyConsistency,
+  verifyInclusion,
+  type Change,
+  type Checkpoint,
+  type LogFailure,
+  type MerkleFrontierJson,
+} from "../core/index.js";
+import {
+  clientOf,
+  connectionHelpWith,
+  parseTimeArgument,
+  positiveInteger,
+  talking,
+} from "./client-commands.js";
+import { CliError } from "./cli-error.js";
+import { describeChange } from "./history-commands.js";
+
+/** The exit code of a verification that ran and found the Log, a proof or an export wrong. */
+export const VERIFICATION_FAILED = 3;
+/** The `format` of the first line of an export. */
+export const EXPORT_FORMAT = "hyperthings-log-export/1";
+
+const EXIT_CODES =
+  "0 verified, 1 failed to run (the hub refused or is unreachable, a file is unreadable), 2 usage, " +
+  "3 verification failed (an altered Change, a bad signature, a proof that does not hold)";
+
+// ---------------------------------------------------------------------------------------------
+// Verdicts and progress
+
+interface Failed {
+  ok: false;
+  /** The first seq that cannot be vouched for, when the failure is about a Change. */
+  seq?: number;
+  problem: string;
+  reason: string;
+}
+
+function failed(seq: number | undefined, problem: string, reason: string): Failed {
+  return { ok: false, ...(seq !== undefined && { seq }), problem, reason };
+}
+
+/** Thrown inside a verification to end it with a verdict; caught and printed by `report`. */
+class VerificationFailure extends Error {
+  constructor(readonly verdict: Failed) {
+    super(verdict.reason);
+    this.name = "VerificationFailure";
+  }
+}
+
+function fail(seq: number | undefined, problem: string, reason: string): never {
+  throw new VerificationFailure(failed(seq, problem, reason));
+}
+
+/** Prints a verdict: its line (or JSON) on stdout, and exit code 3 when it failed. */
+function report(
+  verdict: Failed | { ok: true; line: string; json: Record<string, unknown> },
+  json: boolean,
+  what = "log verification",
+): void {
+  if (verdict.ok) {
+    process.stdout.write(json ? `${JSON.stringify({ ok: true, ...verdict.json })}\n` : `${verdict.line}\n`);
+    return;
+  }
+  const where = verdict.seq === undefined ? "" : ` at seq ${verdict.seq}`;
+  process.stdout.write(json ? `${JSON.stringify(verdict)}\n` : `${what} FAILED${where}: ${verdict.reason}\n`);
+  process.exitCode = VERIFICATION_FAILED;
+}
+
+/** `verifying [=====>     ] 45,000/100,000 changes  31,000/s` on stderr, when it is a terminal. */
+class ProgressBar {
+  private readonly enabled: boolean;
+  private readonly started = Date.now();
+  private shownAt = 0;
+  private shown = false;
+
+  constructor(
+    private readonly label: string,
+    private total: number,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+  ) {
+    this.enabled = stream.isTTY;
+  }
+
+  setTotal(total: number): void {
+    this.total = total;
+  }
+
+  update(done: number): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    // A few redraws a second is enough; more would cost more than the work it shows.
+    if (now - this.shownAt < 100 && done < this.total) return;
+    this.shownAt = now;
+    const width = 30;
+    const fraction = this.total > 0 ? Math.min(1, done / this.total) : 0;
+    const filled = Math.round(fraction * width);
+    const bar = "=".repeat(Math.max(0, filled - 1)) + (filled > 0 ? ">" : "") + " ".repeat(width - filled);
+    const seconds = (now - this.started) / 1000;
+    const rate = seconds > 0 ? ` ${Math.round(done / seconds).toLocaleString("en")}/s` : "";
+    const text = `${this.label} [${bar}] ${done.toLocaleString("en")}/${this.total.toLocaleString("en")} changes${rate}`;
+    this.stream.write(`\r\x1b[K${text.slice(0, Math.max(10, (this.stream.columns || 80) - 1))}`);
+    this.shown = true;
+  }
+
+  clear(): void {
+    if (!this.shown) return;
+    this.stream.write("\r\x1b[K");
+    this.shown = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+function publicKeyOf(pem: string, source: string): KeyObject {
+  try {
+    const key = createPublicKey(pem);
+    if (key.asymmetricKeyType !== "ed25519") throw new Error(`it is a ${key.asymmetricKeyType ?? "?"} key`);
+    return key;
+  } catch (err) {
+    return fail(undefined, "bad-key", `${source} is not an Ed25519 public key: ${(err as Error).message}`);
+  }
+}
+
+/** `SHA256:…`: the SHA-256 of the key's SPKI DER in base64, as ssh shows key fingerprints. */
+function fingerprintOf(key: KeyObject): string {
+  const der = key.export({ type: "spki", format: "der" });
+  return `SHA256:${createHash("sha256").update(der).digest("base64").replace(/=+$/, "")}`;
+}
+
+/** With `--key FILE`, the key the Log must be signed with; the hub's (or the export's) key must be it. */
+function checkPinnedKey(key: KeyObject, file: string | undefined, whose: string): void {
+  if (file === undefined) return;
+  let pem: string;
+  try {
+    pem = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  const pinned = publicKeyOf(pem, file);
+  const same = pinned
+    .export({ type: "spki", format: "der" })
+    .equals(key.export({ type: "spki", format: "der" }));
+  if (!same) {
+    fail(
+      undefined,
+      "untrusted-key",
+      `${whose} key ${fingerprintOf(key)} is not the key in ${file} (${fingerprintOf(pinned)})`,
+    );
+  }
+}
+
+function leafHex(change: Change): string | undefined {
+  try {
+    return hashToHex(changeLeafHash(change));
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// verify: the whole Log of a hub
+
+interface VerifyOptions {
+  file?: string;
+  key?: string;
+  json?: boolean;
+}
+
+/** A Change whose content no longer hashes to the leaf the hub recorded when it logged it. */
+interface LeafMismatch {
+  seq: number;
+  recorded: string;
+  actual: string;
+}
+
+function leafMismatchReason(m: LeafMismatch): string {
+  return (
+    `the Change no longer matches the leaf hash recorded when it was logged ` +
+    `(it hashes to ${m.actual}, the log recorded ${m.recorded}): it was altered`
+  );
+}
+
+/**
+ * Streams every entry of the hub's Log through core's LogVerifier (each Change's leaf hash and the
+ * Merkle root at every signed checkpoint, signatures checked with the hub's key), a page at a time.
+ * Each Change is also compared with the leaf hash the hub recorded for it, which names an altered
+ * Change exactly where a checkpoint's root only says that something in its range differs.
+ */
+async function verifyHub(client: HubClient, options: VerifyOptions): Promise<void> {
+  const logKey: LogKey = await client.logKey();
+  const key = publicKeyOf(logKey.publicKey, "the hub's /log/key");
+  checkPinnedKey(key, options.key, "the hub's");
+  // Asking for the latest checkpoint has the hub sign one covering every Change committed so far.
+  const latest = await client.checkpoint();
+  if (latest === undefined) {
+    report(
+      {
+        ok: true,
+        line: "the log is empty: nothing to verify",
+        json: { size: 0, checkpoints: 0, origin: logKey.origin },
+      },
+      options.json === true,
+    );
+    return;
+  }
+  // Checkpoints signed after `latest` cover Changes this run will not read.
+  const checkpoints: Checkpoint[] = [];
+  for await (const checkpoint of client.checkpointsAll()) {
+    if (checkpoint.size <= latest.size) checkpoints.push(checkpoint);
+  }
+  if (!checkpoints.some((c) => c.size === latest.size)) checkpoints.push(latest);
+  const size = latest.size;
+  const verifier = new LogVerifier(checkpoints, key, { origin: logKey.origin });
+  const progress = new ProgressBar("verifying", size);
+  let mismatch: LeafMismatch | undefined;
+  let failure: LogFailure | undefined;
+  let done = 0;
+  try {
+    for await (const change of client.logEntriesAll({ upTo: size })) {
+      if (mismatch === undefined) {
+        const actual = leafHex(change);
+        // An unhashable Change is the verifier's to report.
+        if (actual !== undefined && change.leaf !== actual) {
+          mismatch = { seq: change.seq, recorded: String(change.leaf), actual };
+        }
+      }
+      failure = verifier.push(change);
+      if (failure !== undefined) break;
+      progress.update(++done);
+    }
+  } finally {
+    progress.clear();
+  }
+  const result = failure ?? verifier.end();
+  if (!result.ok) {
+    // A root mismatch spans a checkpoint's range; the altered Change inside it is named exactly.
+    if (mismatch !== undefined && result.problem === "root-mismatch" && mismatch.seq >= result.firstBadSeq) {
+      return report(
+        failed(mismatch.seq, "altered-change", leafMismatchReason(mismatch)),
+        options.json === true,
+      );
+    }
+    return report(failed(result.firstBadSeq, result.problem, result.reason), options.json === true);
+  }
+  if (mismatch !== undefined) {
+    // The Changes match the signed roots, so it is the hub's record of a leaf hash that is wrong.
+    return report(
+      failed(
+        mismatch.seq,
+        "leaf-record",
+        `the hub's recorded leaf hash ${mismatch.recorded} is not the Change's (${mismatch.actual}), ` +
+          `though the Change matches the signed checkpoints: the hub's leaf index is damaged`,
+      ),
+      options.json === true,
+    );
+  }
+  const root = checkpoints.find((c) => c.size === size) ?? latest;
+  report(
+    {
+      ok: true,
+      line:
+        `verified ${result.size} changes, ${checkpoints.length} checkpoints, log root ${root.root} ` +
+        `signed at ${root.time} by ${root.origin} (key ${fingerprintOf(key)})`,
+      json: {
+        size: result.size,
+        checkpoints: checkpoints.length,
+        root: root.root,
+        signedAt: root.time,
+        origin: root.origin,
+        key: fingerprintOf(key),
+      },
+    },
+    options.json === true,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// prove: one Change
+
+interface ProveOptions {
+  size?: number;
+  key?: string;
+  json?: boolean;
+}
+
+async function prove(seq: number, options: ProveOptions, client: HubClient): Promise<void> {
+  const logKey = await client.logKey();
+  const key = publicKeyOf(logKey.publicKey, "the hub's /log/key");
+  checkPinnedKey(key, options.key, "the hub's");
+  const proof: InclusionProof = await client.inclusionProof(seq, options.size);
+  const checkpoint = proof.checkpoint;
+  if (checkpoint === undefined || checkpoint.size !== proof.size) {
+    throw new CliError(
+      `no checkpoint was signed at size ${proof.size}; give the size of a signed checkpoint with --size, or leave it out to use the latest`,
+    );
+  }
+  let root: Uint8Array;
+  try {
+    root = verifyCheckpoint(checkpoint, key, { origin: logKey.origin }).root;
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    return fail(seq, "bad-checkpoint", `the checkpoint of size ${checkpoint.size}: ${err.message}`);
+  }
+  const change = await client.change(seq);
+  if (change.seq !== seq) fail(seq, "wrong-change", `the hub answered with change ${String(change.seq)}`);
+  const actual = leafHex(change);
+  if (actual === undefined) return fail(seq, "unhashable-change", "the Change cannot be hashed");
+  let path: Uint8Array[];
+  try {
+    path = proof.proof.map((h, i) => hashFromHex(h, `/proof/${i}`));
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    return fail(seq, "bad-proof", `the inclusion proof is malformed: ${err.message}`);
+  }
+  const leaf = hashFromHex(actual);
+  if (!verifyInclusion(leaf, seq - 1, checkpoint.size, path, root)) {
+    const recordedHolds =
+      /^[0-9a-f]{64}$/.test(proof.leaf) &&
+      verifyInclusion(hashFromHex(proof.leaf), seq - 1, checkpoint.size, path, root);
+    fail(
+      seq,
+      recordedHolds ? "altered-change" : "bad-proof",
+      recordedHolds
+        ? `the Change as the hub serves it hashes to ${actual}, but the signed log holds ${proof.leaf} at that position: it was altered after it was logged`
+        : `the inclusion proof does not lead from the Change's leaf hash ${actual} to the root ${checkpoint.root} signed at ${checkpoint.time}`,
+    );
+  }
+  const fingerprint = fingerprintOf(key);
+  if (options.json) {
+    process.stdout.write(
+      `${JSON.stringify({ ok: true, seq, leaf: actual, size: checkpoint.size, root: checkpoint.root, signedAt: checkpoint.time, origin: checkpoint.origin, key: fingerprint, proof: proof.proof.length, change })}\n`,
+    );
+    return;
+  }
+  process.stdout.write(
+    [
+      `proved: change ${seq} is in the log of ${checkpoint.size} changes that ${checkpoint.origin} signed at ${checkpoint.time}`,
+      `  change  ${describeChange(change)}`,
+      `  leaf    ${actual}  (recomputed here from the Change)`,
+      `  root    ${checkpoint.root}  (Ed25519 signature verified with key ${fingerprint})`,
+      `  proof   ${proof.proof.length} hash${proof.proof.length === 1 ? "" : "es"}  (RFC 9162 inclusion proof verified)`,
+    ].join("\n") + "\n",
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// export, and verify --file
+//
+// An export is NDJSON, one object per line:
+//
+//   {"type":"header","format":"hyperthings-log-export/1","origin":…,"publicKey":<SPKI PEM>,
+//    "exportedAt":…,"from":F,"to":N,"prefix":{"size":F-1,"hashes":[…]}}
+//   {"type":"change","change":{…the Change of seq F, with its recorded "leaf"…}}
+//   … one line per Change, seq F to N in order …
+//   {"type":"checkpoint","checkpoint":{origin,size:N,root,time,signature},
+//    "proofs":{"inclusion":[{"seq":F,"proof":[…]},{"seq":N,"proof":[…]}],
+//              "consistency":{"checkpoint":{…size P < F…},"proof":[…]}}}   (consistency only if P exists)
+//
+// N is the size of the hub's latest signed checkpoint (signed on request), so the run ends where
+// the signed tree ends. `prefix` is the RFC 9162 compact range of the Changes before F: the roots
+// of the perfect subtrees covering seq 1..F-1, largest first (one per set bit of F-1; empty when
+// F = 1). They are the left siblings on the path of the inclusion proof of Change F, which the
+// export takes them from and carries too.
+//
+// `things verify --file` reads it once, in constant memory, with no hub, and checks:
+//  1. the checkpoint's Ed25519 signature, with the export's key (or the one given by --key, which
+//     the export's key must be: otherwise the key proves only that the file is self-consistent),
+//     and that it is of the export's origin and covers exactly seq 1..N;
+//  2. each Change, recomputed with changeLeafHash, against the leaf hash recorded with it — a
+//     Change edited alone is named by its seq — and that the seqs run F..N without gap;
+//  3. that `prefix` followed by those leaf hashes has the Merkle root the checkpoint signs. This
+//     proves, up to SHA-256 collisions, that the exported Changes are exactly, unaltered and in
+//     order, leaves F..N of the signed tree; when F = 1 the whole tree is recomputed from the
+//     Changes. A Change edited together with its recorded leaf is caught here, though only as
+//     "one of seq F..N";
+//  4. the inclusion proofs of Changes F and N against the signed root (standard RFC 9162 §2.1.3.2
+//     artifacts for other tools; implied by 3);
+//  5. with a consistency proof: the earlier checkpoint's signature, and RFC 9162 §2.1.4.2 that its
+//     tree of P Changes is a prefix of the tree of N — so an export that ended at P (a previous
+//     export) and this one describe one append-only Log.
+// It does not prove anything about the content of Changes 1..F-1 (only their hashes are in the
+// export), nor that the hub has not signed a different tree of the same size elsewhere (compare
+// the root with one seen by others for that), nor what happened after N.
+
+interface ExportHeader {
+  type: "header";
+  format: string;
+  origin: string;
+  publicKey: string;
+  exportedAt: string;
+  from: number;
+  to: number;
+  prefix: MerkleFrontierJson;
+}
+
+interface ExportTrailer {
+  type: "checkpoint";
+  checkpoint: Checkpoint;
+  proofs: {
+    inclusion: Array<{ seq: number; proof: string[] }>;
+    consistency?: { checkpoint: Checkpoint; proof: string[] };
+  };
+}
+
+/** The compact range left of leaf `index`: its left siblings in an inclusion proof, largest first. */
+function prefixOf(index: number, size: number, proof: readonly string[]): MerkleFrontierJson {
+  const ranges = inclusionProofRanges(index, size);
+  if (ranges.length !== proof.length) {
+    throw new CliError(
+      `the hub's inclusion proof of change ${index + 1} has ${proof.length} hashes, not ${ranges.length}`,
+    );
+  }
+  const left = ranges
+    .map(([start, end], i) => ({ start, end, hash: proof[i] ?? "" }))
+    .filter((node) => node.end <= index)
+    .sort((a, b) => a.start - b.start);
+  return { size: index, hashes: left.map((node) => node.hash) };
+}
+
+/** Writes lines to a file, waiting when the disk is slower than the hub. */
+class LineWriter {
+  private readonly stream;
+  private failure: Error | undefined;
+
+  constructor(path: string) {
+    this.stream = createWriteStream(path, { flags: "w" });
+    this.stream.on("error", (err) => (this.failure ??= err));
+  }
+
+  async write(value: unknown): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (!this.stream.write(`${JSON.stringify(value)}\n`)) {
+      await Promise.race([once(this.stream, "drain"), once(this.stream, "error")]);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.stream.end();
+    await finished(this.stream);
+    if (this.failure) throw this.failure;
+  }
+
+  destroy(): void {
+    this.stream.destroy();
+  }
+}
+
+async function exportLog(options: { since?: string; out: string }, client: HubClient): Promise<void> {
+  const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
+  const logKey = await client.logKey();
+  const checkpoint = await client.checkpoint();
+  if (checkpoint === undefined) throw new CliError("the log is empty: nothing to export");
+  const to = checkpoint.size;
+  let from = 1;
+  if (since !== undefined) {
+    const first = (await client.changes({ since, limit: 1 })).changes[0];
+    if (first === undefined || first.seq > to) {
+      throw new CliError(`no change since ${since.toISOString()} is covered by a signed checkpoint yet`);
+    }
+    from = first.seq;
+  }
+  const [firstProof, lastProof] = await Promise.all([
+    client.inclusionProof(from, to),
+    client.inclusionProof(to, to),
+  ]);
+  // The latest checkpoint before the exported run, to chain this export to an earlier one.
+  let previous: Checkpoint | undefined;
+  for await (const c of client.checkpointsAll()) {
+    if (c.size >= from) break;
+    previous = c;
+  }
+  const consistency = previous && (await client.consistencyProof(previous.size, to));
+  const header: ExportHeader = {
+    type: "header",
+    format: EXPORT_FORMAT,
+    origin: logKey.origin,
+    publicKey: logKey.publicKey,
+    exportedAt: new Date().toISOString(),
+    from,
+    to,
+    prefix: prefixOf(from - 1, to, firstProof.proof),
+  };
+  const trailer: ExportTrailer = {
+    type: "checkpoint",
+    checkpoint,
+    proofs: {
+      inclusion: [
+        { seq: from, proof: firstProof.proof },
+        { seq: to, proof: lastProof.proof },
+      ],
+      ...(previous && consistency && { consistency: { checkpoint: previous, proof: consistency.proof } }),
+    },
+  };
+  // Written beside the target and renamed at the end, so a failed export leaves no partial file.
+  const partial = `${options.out}.partial-${process.pid}`;
+  const writer = new LineWriter(partial);
+  const progress = new ProgressBar("exporting", to - from + 1);
+  let count = 0;
+  try {
+    await writer.write(header);
+    for await (const change of client.logEntriesAll({ after: from - 1, upTo: to })) {
+      await writer.write({ type: "change", change });
+      progress.update(++count);
+    }
+    if (count !== to - from + 1) {
+      throw new CliError(`the hub sent ${count} of the ${to - from + 1} changes ${from}..${to}`);
+    }
+    await writer.write(trailer);
+    await writer.close();
+    renameSync(partial, options.out);
+  } catch (err) {
+    writer.destroy();
+    rmSync(partial, { force: true });
+    if ((err as NodeJS.ErrnoException).code !== undefined) {
+      throw new CliError(`cannot write ${options.out}: ${(err as Error).message}`);
+    }
+    throw err;
+  } finally {
+    progress.clear();
+  }
+  process.stdout.write(
+    `exported ${count} changes (seq ${from}..${to}) to ${options.out}, ` +
+      `with the checkpoint of size ${to} signed at ${checkpoint.time}` +
+      (previous ? ` and a consistency proof from size ${previous.size}` : "") +
+      "\n",
+  );
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function hashesOf(value: unknown, what: string, seq?: number): Uint8Array[] {
+  if (!Array.isArray(value)) return fail(seq, "bad-proof", `${what} is not an array of hashes`);
+  try {
+    return value.map((h, i) => hashFromHex(h, `/${i}`));
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    return fail(seq, "bad-proof", `${what}: ${err.message}`);
+  }
+}
+
+function checkpointRoot(checkpoint: unknown, key: KeyObject, origin: string, what: string): Uint8Array {
+  try {
+    return verifyCheckpoint(checkpoint as Checkpoint, key, { origin }).root;
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    return fail(undefined, "bad-checkpoint", `${what}: ${err.message}`);
+  }
+}
+
+/** The export's header line, checked. */
+function readHeader(line: string | undefined, file: string): ExportHeader {
+  let header: unknown;
+  try {
+    header = line === undefined ? undefined : JSON.parse(line);
+  } catch {
+    header = undefined;
+  }
+  if (!isObject(header) || header.type !== "header" || header.format !== EXPORT_FORMAT) {
+    return fail(undefined, "not-an-export", `${file} does not start with a ${EXPORT_FORMAT} header line`);
+  }
+  const { origin, publicKey, from, to } = header;
+  const isSeq = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 1;
+  if (
+    typeof origin !== "string" ||
+    typeof publicKey !== "string" ||
+    !isSeq(from) ||
+    !isSeq(to) ||
+    from > to
+  ) {
+    return fail(undefined, "not-an-export", "the header needs origin, publicKey, and 1 <= from <= to");
+  }
+  return header as unknown as ExportHeader;
+}
+
+/** `things verify --file`: see the comment above `ExportHeader` for what it proves. */
+async function verifyExport(options: VerifyOptions & { file: string }): Promise<void> {
+  const file = options.file;
+  const input = createReadStream(file);
+  const opened = once(input, "open").catch((err: Error) => {
+    throw new CliError(`cannot read ${file}: ${err.message}`);
+  });
+  await opened;
+  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  const progress = new ProgressBar("verifying", 0);
+  try {
+    let header: ExportHeader | undefined;
+    let key: KeyObject | undefined;
+    let frontier: MerkleFrontier | undefined;
+    let trailer: ExportTrailer | undefined;
+    let firstLeaf: Uint8Array | undefined;
+    let lastLeaf: Uint8Array | undefined;
+    let lineNo = 0;
+    for await (const line of lines) {
+      lineNo++;
+      if (header === undefined) {
+        header = readHeader(line, file);
+        key = publicKeyOf(header.publicKey, "the export's publicKey");
+        checkPinnedKey(key, options.key, "the export's");
+        try {
+          frontier = MerkleFrontier.fromJSON(header.prefix);
+        } catch (err) {
+          if (!(err instanceof ValidationError)) throw err;
+          fail(undefined, "not-an-export", `the header's prefix: ${err.message}`);
+        }
+        if (frontier.size !== header.from - 1) {
+          fail(
+            header.from,
+            "bad-prefix",
+            `the prefix covers ${frontier.size} changes, not ${header.from - 1}`,
+          );
+        }
+        progress.setTotal(header.to - header.from + 1);
+        continue;
+      }
+      if (line.trim() === "") continue;
+      if (trailer !== undefined) fail(undefined, "trailing-content", `line ${lineNo} follows the checkpoint`);
+      const expected = (frontier?.size ?? 0) + 1;
+      let entry: unknown;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        fail(expected, "not-json", `line ${lineNo} is not JSON`);
+      }
+      if (isObject(entry) && entry.type === "checkpoint") {
+        trailer = entry as unknown as ExportTrailer;
+        continue;
+      }
+      const change =
+        isObject(entry) && entry.type === "change" && isObject(entry.change) ? entry.change : undefined;
+      if (change === undefined)
+        fail(expected, "not-a-change", `line ${lineNo} is neither a change nor the checkpoint`);
+      if (change.seq !== expected) {
+        fail(
+          expected,
+          "sequence",
+          `line ${lineNo}: expected change ${expected}, found ${JSON.stringify(change.seq)}`,
+        );
+      }
+      if (expected > header.to)
+        fail(expected, "sequence", `the header says the export ends at seq ${header.to}`);
+      const actual = leafHex(change as unknown as Change);
+      if (actual === undefined) fail(expected, "unhashable-change", "the Change cannot be hashed");
+      if (change.leaf !== actual) {
+        fail(
+          expected,
+          "altered-change",
+          `the Change hashes to ${actual}, but the export records its leaf as ${JSON.stringify(change.leaf)}: it was edited`,
+        );
+      }
+      const leaf = hashFromHex(actual);
+      frontier?.append(leaf);
+      if (expected === header.from) firstLeaf = leaf;
+      lastLeaf = leaf;
+      progress.update(expected - header.from + 1);
+    }
+    if (header === undefined || key === undefined || frontier === undefined) {
+      return fail(undefined, "not-an-export", `${file} is empty`);
+    }
+    if (trailer === undefined) {
+      return fail(frontier.size + 1, "truncated", "the export ends without its checkpoint: it is incomplete");
+    }
+    if (frontier.size !== header.to || firstLeaf === undefined || lastLeaf === undefined) {
+      return fail(
+        frontier.size + 1,
+        "missing-changes",
+        `the export ends at seq ${frontier.size}, not ${header.to}`,
+      );
+    }
+    const checkpoint = trailer.checkpoint;
+    const root = checkpointRoot(checkpoint, key, header.origin, "the checkpoint");
+    if (checkpoint.size !== header.to) {
+      fail(
+        undefined,
+        "bad-checkpoint",
+        `the checkpoint covers ${checkpoint.size} changes, the export ends at ${header.to}`,
+      );
+    }
+    const recomputed = frontier.root();
+    if (!hashesEqual(recomputed, root)) {
+      const range =
+        header.from === header.to ? `seq ${header.from}` : `one of seq ${header.from}..${header.to}`;
+      fail(
+        header.from,
+        "root-mismatch",
+        `the exported changes${header.from > 1 ? " after the prefix" : ""} hash to the root ${hashToHex(recomputed)}, ` +
+          `but the checkpoint of ${checkpoint.time} signs ${checkpoint.root}: ${range}${header.from > 1 ? " (or the prefix hashes)" : ""} differs from what was signed`,
+      );
+    }
+    const inclusion =
+      isObject(trailer.proofs) && Array.isArray(trailer.proofs.inclusion) ? trailer.proofs.inclusion : [];
+    for (const [seq, leaf] of [
+      [header.from, firstLeaf],
+      [header.to, lastLeaf],
+    ] as const) {
+      const item = inclusion.find((p) => isObject(p) && p.seq === seq);
+      if (item === undefined) fail(seq, "bad-proof", `the export has no inclusion proof of change ${seq}`);
+      const path = hashesOf(item.proof, `the inclusion proof of change ${seq}`, seq);
+      if (!verifyInclusion(leaf, seq - 1, header.to, path, root)) {
+        fail(seq, "bad-proof", `the inclusion proof of change ${seq} does not lead to the signed root`);
+      }
+    }
+    const consistency = isObject(trailer.proofs) ? trailer.proofs.consistency : undefined;
+    let chained = "";
+    if (consistency !== undefined) {
+      const earlier = consistency.checkpoint;
+      const earlierRoot = checkpointRoot(earlier, key, header.origin, "the earlier checkpoint");
+      const path = hashesOf(consistency.proof, "the consistency proof");
+      if (!verifyConsistency(earlier.size, header.to, path, earlierRoot, root)) {
+        fail(
+          undefined,
+          "inconsistent",
+          `the tree signed at ${earlier.time} (${earlier.size} changes) is not a prefix of the tree signed at ${checkpoint.time}`,
+        );
+      }
+      chained = `; consistent with the checkpoint of size ${earlier.size} signed at ${earlier.time}`;
+    }
+    progress.clear();
+    const count = header.to - header.from + 1;
+    report(
+      {
+        ok: true,
+        line:
+          `verified ${count} changes (seq ${header.from}..${header.to}), checkpoint of size ${header.to}, ` +
+          `log root ${checkpoint.root} signed at ${checkpoint.time} by ${header.origin} (key ${fingerprintOf(key)})` +
+          (header.from > 1 ? `; changes 1..${header.from - 1} are covered by hashes only` : "") +
+          chained,
+        json: {
+          from: header.from,
+          to: header.to,
+          size: count,
+          root: checkpoint.root,
+          signedAt: checkpoint.time,
+          origin: header.origin,
+          key: fingerprintOf(key),
+          ...(consistency !== undefined && { consistentWith: consistency.checkpoint.size }),
+        },
+      },
+      options.json === true,
+    );
+  } finally {
+    progress.clear();
+    lines.close();
+    input.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The commands
+
+/** Runs a verification, printing its verdict when it ends with one. */
+function verifying<Args extends unknown[]>(
+  what: string,
+  json: (...args: Args) => boolean,
+  action: (...args: Args) => Promise<void>,
+) {
+  return talking(async (...args: Args): Promise<void> => {
+    try {
+      await action(...args);
+    } catch (err) {
+      if (err instanceof VerificationFailure) return report(err.verdict, json(...args), what);
+      throw err;
+    }
+  });
+}
+
+export function registerLogCommands(program: Command): void {
+  const help = () => connectionHelpWith(EXIT_CODES);
+
+  program
+    .command("verify")
+    .description(
+      "verify the hub's whole Log against its signed checkpoints, or an export file offline (--file)",
+    )
+    .option("--file <file>", "verify this export (from `things export`) instead, without a hub")
+    .option(
+      "--key <file>",
+      "the hub's public key (PEM) to trust; by default the one the hub or the file gives",
+    )
+    .option("--json", "the verdict as one JSON object")
+    .addHelpText("after", help)
+    .action(
+      verifying(
+        "log verification",
+        (options: VerifyOptions, _command: Command) => options.json === true,
+        async (options: VerifyOptions, command: Command) => {
+          if (options.file !== undefined) return verifyExport({ ...options, file: options.file });
+          return verifyHub(clientOf(command), options);
+        },
+      ),
+    );
+
+  program
+    .command("prove")
+    .description("prove that one Change is in the signed Log: its hash, an inclusion proof and a checkpoint")
+    .argument("<seq>", "the Change's position in the Log", positiveInteger)
+    .option(
+      "--size <n>",
+      "prove it in the tree of this many Changes (a signed checkpoint's size)",
+      positiveInteger,
+    )
+    .option("--key <file>", "the hub's public key (PEM) to trust; by default the one the hub gives")
+    .option("--json", "what was proven as one JSON object")
+    .addHelpText("after", help)
+    .action(
+      verifying(
+        "proof",
+        (_seq: number, options: ProveOptions, _command: Command) => options.json === true,
+        async (seq: number, options: ProveOptions, command: Command) =>
+          prove(seq, options, clientOf(command)),
+      ),
+    );
+
+  program
+    .command("export")
+    .description("write the Log's Changes (all, or since a time) with a checkpoint and proofs, as NDJSON")
+    .option("--since <time>", "only Changes from this time on (default: all)")
+    .requiredOption("--out <file>", "the file to write")
+    .addHelpText(
+      "after",
+      () => `\nCheck the file anywhere, without the hub, with \`things verify --file FILE\`.\n${help()}`,
+    )
+    .action(
+      talking(async (options: { since?: string; out: string }, command: Command) =>
+        exportLog(options, clientOf(command)),
+      ),
+    );
+}
