@@ -1,0 +1,618 @@
+// End-to-end tests of the `things` Log commands (history, state, diff, watch, verify, prove,
+// export) and of the client methods under them: the built CLI as a child process, against a real
+// hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
+import Database from "better-sqlite3";
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { HubClient } from "../src/client/index.js";
+import { changeLeafHash, hashToHex, type Change, type ThingDescription } from "../src/core/index.js";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+/** The longest a test waits for a line it expects from a running command. */
+const LINE_BOUND_MS = 15_000;
+const LAMP = "urn:test:lamp";
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The parent's environment without HYPERTHINGS_ settings, in UTC so that local times are fixed. */
+function environment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
+  }
+  return { ...env, TZ: "UTC" };
+}
+
+/** Runs `things ARGS` to its end. */
+function things(args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: environment(), timeout: 30_000, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err === null) resolve({ code: 0, stdout, stderr });
+        else if (typeof err.code === "number") resolve({ code: err.code, stdout, stderr });
+        else
+          reject(
+            new Error(`things ${args.join(" ")} did not finish (${err.signal ?? err.message}): ${stderr}`),
+          );
+      },
+    );
+    child.stdin?.end();
+  });
+}
+
+function thingsAt(hub: TestHub, args: string[]): Promise<Run> {
+  return things([...args, "--url", hub.url, "--token", hub.token]);
+}
+
+/** The lines a stream has written, and a bounded wait for the next one that matches. */
+class Lines {
+  readonly seen: string[] = [];
+  private waiters: Array<{ match: (line: string) => boolean; resolve: (line: string) => void }> = [];
+
+  constructor(stream: NodeJS.ReadableStream) {
+    createInterface({ input: stream }).on("line", (line) => {
+      this.seen.push(line);
+      this.waiters = this.waiters.filter((w) => {
+        if (!w.match(line)) return true;
+        w.resolve(line);
+        return false;
+      });
+    });
+  }
+
+  /** The first line (already seen or still to come) that matches; fails after LINE_BOUND_MS. */
+  waitFor(match: (line: string) => boolean, what: string): Promise<string> {
+    const known = this.seen.find(match);
+    if (known !== undefined) return Promise.resolve(known);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(new Error(`no line ${what} within ${LINE_BOUND_MS} ms; saw ${JSON.stringify(this.seen)}`)),
+        LINE_BOUND_MS,
+      );
+      this.waiters.push({
+        match,
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      });
+    });
+  }
+}
+
+/** A long-running `things` command (watch), its stdout and stderr as lines. */
+class Running {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly stdout: Lines;
+  readonly stderr: Lines;
+  readonly exited: Promise<number | null>;
+
+  constructor(args: string[]) {
+    this.child = spawn(process.execPath, [BIN, ...args], { env: environment() });
+    this.stdout = new Lines(this.child.stdout);
+    this.stderr = new Lines(this.child.stderr);
+    this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode === null) this.child.kill("SIGTERM");
+    return this.exited;
+  }
+}
+
+function clientOf(hub: TestHub): HubClient {
+  return new HubClient({ url: hub.url, token: hub.token });
+}
+
+function lampTd(): ThingDescription {
+  return minimalTd({
+    id: LAMP,
+    title: "Desk lamp",
+    version: { instance: "1.2.0" },
+    properties: {
+      brightness: { type: "number", forms: [{ href: "https://lamp.example/brightness" }] },
+      power: { type: "string", forms: [{ href: "https://lamp.example/power" }] },
+    },
+  }) as ThingDescription;
+}
+
+/** A hub's clock that tests move by hand, so that every Change has a known time. */
+function manualClock(start: string): { now: () => Date; set: (iso: string) => void } {
+  let now = new Date(start);
+  return { now: () => now, set: (iso) => (now = new Date(iso)) };
+}
+
+/** The rows of a table printed by the CLI, cells split on runs of two or more spaces. */
+function rowsOf(stdout: string): string[][] {
+  return stdout
+    .trimEnd()
+    .split("\n")
+    .map((line) => line.split(/\s{2,}/));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("things history, state and diff", () => {
+  let hub: TestHub;
+  const clock = manualClock("2026-01-01T10:00:00.000Z");
+
+  beforeAll(async () => {
+    hub = await startTestHub({ checkpointEveryChanges: 10 }, {}, { clock: clock.now });
+    const client = clientOf(hub);
+    await client.put(lampTd());
+    for (const [time, value] of [
+      ["2026-01-01T10:01:00.000Z", 10],
+      ["2026-01-01T10:02:00.000Z", 20],
+      ["2026-01-01T10:03:00.000Z", 30],
+    ] as const) {
+      clock.set(time);
+      await client.report(LAMP, { kind: "reported", affordance: "brightness", value });
+    }
+    clock.set("2026-01-01T10:03:30.000Z");
+    expect(await client.report(LAMP, [{ kind: "reported", affordance: "power", value: "on" }])).toEqual({
+      seqs: [5],
+    });
+  });
+
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("history prints seq, local time, affordance, kind, compact value and actor, newest first", async () => {
+    const run = await thingsAt(hub, ["history", LAMP]);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    const rows = rowsOf(run.stdout);
+    expect(rows.slice(0, 5)).toEqual([
+      ["SEQ", "TIME", "AFFORDANCE", "KIND", "VALUE", "ACTOR"],
+      ["5", "2026-01-01 10:03:30.000", "power", "reported", '"on"', "admin"],
+      ["4", "2026-01-01 10:03:00.000", "brightness", "reported", "30", "admin"],
+      ["3", "2026-01-01 10:02:00.000", "brightness", "reported", "20", "admin"],
+      ["2", "2026-01-01 10:01:00.000", "brightness", "reported", "10", "admin"],
+    ]);
+    // The description's value is the whole TD, cut short.
+    expect(run.stdout.split("\n")[5]).toMatch(
+      /^1 +2026-01-01 10:00:00\.000 +described +\{"@context":.*… +admin$/,
+    );
+  });
+
+  it("history --json --oldest-first --affordance gives the Changes as a JSON array", async () => {
+    const run = await thingsAt(hub, [
+      "history",
+      LAMP,
+      "--affordance",
+      "brightness",
+      "--oldest-first",
+      "--json",
+    ]);
+    expect(run.code).toBe(0);
+    const changes = JSON.parse(run.stdout) as Change[];
+    expect(changes.map((c) => [c.seq, c.value])).toEqual([
+      [2, 10],
+      [3, 20],
+      [4, 30],
+    ]);
+  });
+
+  it("history selects by --since/--until, --kind and --limit", async () => {
+    const window = await thingsAt(hub, [
+      "history",
+      LAMP,
+      "--since",
+      "2026-01-01T10:01:30Z",
+      "--until",
+      "2026-01-01T10:03:00Z",
+      "--json",
+    ]);
+    expect((JSON.parse(window.stdout) as Change[]).map((c) => c.seq)).toEqual([4, 3]);
+    const described = await thingsAt(hub, ["history", LAMP, "--kind", "described,removed", "--json"]);
+    expect((JSON.parse(described.stdout) as Change[]).map((c) => c.kind)).toEqual(["described"]);
+    const limited = await thingsAt(hub, ["history", LAMP, "--limit", "2"]);
+    expect(rowsOf(limited.stdout).map((row) => row[0])).toEqual(["SEQ", "5", "4"]);
+  });
+
+  it("refuses a time it cannot read with one line and exit code 2, before asking the hub", async () => {
+    for (const args of [
+      ["history", LAMP, "--since", "tomorrowish"],
+      ["state", LAMP, "--at", "25:99"],
+      ["diff", LAMP, "--from", "2026-13-45"],
+      ["export", "--since", "soon", "--out", "/nonexistent/x"],
+    ]) {
+      const run = await things([...args, "--url", "http://127.0.0.1:9"]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/^things: "[^"]+" is not a time: [^\n]+\n$/);
+    }
+  });
+
+  it("state prints the TD's title and version, then each property's value, time and actor", async () => {
+    const now = await thingsAt(hub, ["state", LAMP]);
+    expect(now).toMatchObject({ code: 0, stderr: "" });
+    expect(now.stdout).toBe(
+      [
+        "Desk lamp  urn:test:lamp  version 1.2.0",
+        "as of 2026-01-01 10:03:30.000 (seq 5)",
+        "  brightness  30    (2026-01-01 10:03:00.000, by admin)",
+        '  power       "on"  (2026-01-01 10:03:30.000, by admin)',
+        "",
+      ].join("\n"),
+    );
+    const then = await thingsAt(hub, ["state", LAMP, "--at", "2026-01-01T10:02:30Z"]);
+    expect(then.stdout).toContain("as of 2026-01-01 10:02:30.000 (seq 3)\n");
+    expect(then.stdout).toContain("  brightness  20  (2026-01-01 10:02:00.000, by admin)\n");
+    expect(then.stdout).toContain("  power       -   (no value reported)\n");
+    const json = await thingsAt(hub, ["state", LAMP, "--at", "2026-01-01T10:02:30Z", "--json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      thing: LAMP,
+      seq: 3,
+      properties: { brightness: { value: 20, seq: 3 } },
+    });
+  });
+
+  it("diff prints each property before → after, how many changes and the last cause, and the TD's change", async () => {
+    const run = await thingsAt(hub, [
+      "diff",
+      LAMP,
+      "--from",
+      "2026-01-01T10:01:30Z",
+      "--to",
+      "2026-01-01T10:03:45Z",
+    ]);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    expect(run.stdout).toBe(
+      [
+        "urn:test:lamp  from 2026-01-01 10:01:30.000 (seq 2) to 2026-01-01 10:03:45.000 (seq 5)",
+        "  brightness  10     → 30  (2 changes, last by admin at 2026-01-01 10:03:00.000)",
+        '  power       (none) → "on"  (1 change, last by admin at 2026-01-01 10:03:30.000)',
+        "description: unchanged",
+        "",
+      ].join("\n"),
+    );
+    const fromBefore = await thingsAt(hub, ["diff", LAMP, "--from", "2026-01-01T09:00:00Z"]);
+    expect(fromBefore.stdout).toContain("description: registered in between\n");
+    const json = await thingsAt(hub, ["diff", LAMP, "--from", "2026-01-01T10:01:30Z", "--json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      fromSeq: 2,
+      toSeq: 5,
+      properties: [
+        { affordance: "brightness", before: 10, after: 30, changes: 2 },
+        { affordance: "power", after: "on", changes: 1 },
+      ],
+    });
+  });
+
+  it("a Thing the hub never had is one line and exit code 1", async () => {
+    const run = await thingsAt(hub, ["history", "urn:test:nothing"]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^things: .*urn:test:nothing[^\n]*\n$/);
+  });
+
+  it("the client follows every page of history, the feed, checkpoints and log entries", async () => {
+    const client = clientOf(hub);
+    const seqs = async (changes: AsyncIterable<Change>) => {
+      const all: number[] = [];
+      for await (const c of changes) all.push(c.seq);
+      return all;
+    };
+    expect(await seqs(client.historyAll(LAMP, { order: "asc", limit: 2 }))).toEqual([1, 2, 3, 4, 5]);
+    expect(await seqs(client.historyAll(LAMP, { limit: 2 }))).toEqual([5, 4, 3, 2, 1]);
+    expect(await seqs(client.changesAll({ thing: LAMP, limit: 2 }))).toEqual([1, 2, 3, 4, 5]);
+    expect(await seqs(client.logEntriesAll({ pageSize: 2 }))).toEqual([1, 2, 3, 4, 5]);
+    expect(await seqs(client.logEntriesAll({ after: 1, upTo: 3, pageSize: 2 }))).toEqual([2, 3]);
+    const checkpoint = await client.checkpoint();
+    expect(checkpoint?.size).toBe(5);
+    const sizes: number[] = [];
+    for await (const c of client.checkpointsAll({ pageSize: 1 })) sizes.push(c.size);
+    expect(sizes.at(-1)).toBe(5);
+    expect((await client.change(3)).value).toBe(20);
+    expect(await client.inclusionProof(3, 5)).toMatchObject({ seq: 3, size: 5, checkpoint: { size: 5 } });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("things watch", () => {
+  let hub: TestHub;
+  let dataDir: string;
+  let watcher: Running | undefined;
+
+  beforeEach(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "hyperthings-watch-"));
+    hub = await startTestHub({ dataDir });
+    await clientOf(hub).put(lampTd());
+  });
+
+  afterEach(async () => {
+    await watcher?.stop();
+    watcher = undefined;
+    await hub.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("prints each Change reported after it started, one line each, until stopped", async () => {
+    watcher = new Running(["watch", "--thing", LAMP, "--url", hub.url, "--token", hub.token]);
+    await watcher.stderr.waitFor((l) => l.startsWith("watching "), "saying it watches");
+    await clientOf(hub).report(LAMP, { kind: "reported", affordance: "brightness", value: 42 });
+    const line = await watcher.stdout.waitFor((l) => l.includes("brightness"), "with the Change");
+    expect(line).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} {2}#2 {2}/);
+    expect(line.slice(25)).toBe("#2  urn:test:lamp  brightness  reported  42  by admin");
+    expect(await watcher.stop()).toBe(0);
+  });
+
+  it("--json prints each Change as one JSON line, and filters by kind", async () => {
+    watcher = new Running([
+      "watch",
+      "--kind",
+      "emitted,reported",
+      "--json",
+      "--url",
+      hub.url,
+      "--token",
+      hub.token,
+    ]);
+    await watcher.stderr.waitFor((l) => l.startsWith("watching "), "saying it watches");
+    await clientOf(hub).put({ ...lampTd(), title: "Renamed lamp" });
+    await clientOf(hub).report(LAMP, { kind: "reported", affordance: "power", value: "off" });
+    const line = await watcher.stdout.waitFor((l) => l.includes('"power"'), "with the Change");
+    expect(JSON.parse(line)).toMatchObject({ seq: 3, thing: LAMP, kind: "reported", value: "off" });
+    // The described Change of the renaming was filtered out.
+    expect(watcher.stdout.seen).toHaveLength(1);
+  });
+
+  it("resumes after the hub restarts, with the Changes committed while it was away", async () => {
+    const client = clientOf(hub);
+    watcher = new Running(["watch", "--thing", LAMP, "--url", hub.url, "--token", hub.token]);
+    await watcher.stderr.waitFor((l) => l.startsWith("watching "), "saying it watches");
+    await client.report(LAMP, { kind: "reported", affordance: "brightness", value: 1 });
+    await watcher.stdout.waitFor((l) => l.includes("reported  1  "), "with the first Change");
+    const port = Number(new URL(hub.url).port);
+    await hub.stop();
+    await watcher.stderr.waitFor((l) => l.startsWith("connection lost"), "saying the connection dropped");
+    hub = await startTestHub({ dataDir, port });
+    // Reported before the watcher is back (it waits two seconds at least): it must be replayed.
+    await clientOf(hub).report(LAMP, { kind: "reported", affordance: "brightness", value: 2 });
+    await watcher.stderr.waitFor(
+      (l) => l.startsWith("reconnected; resuming after seq 2"),
+      "saying it resumed",
+    );
+    const line = await watcher.stdout.waitFor((l) => l.includes("reported  2  "), "with the second Change");
+    expect(line).toContain("#3  urn:test:lamp  brightness");
+    expect(watcher.stdout.seen).toHaveLength(2);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("things verify, prove and export", () => {
+  let hub: TestHub;
+  let dataDir: string;
+  let work: string;
+  const clock = manualClock("2026-01-01T10:00:00.000Z");
+  /** The seq this suite alters in the database. */
+  const ALTERED = 12;
+
+  async function start(): Promise<TestHub> {
+    return startTestHub({ dataDir, checkpointEveryChanges: 10 }, {}, { clock: clock.now });
+  }
+
+  beforeEach(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "hyperthings-log-"));
+    work = mkdtempSync(join(tmpdir(), "hyperthings-export-"));
+    clock.set("2026-01-01T10:00:00.000Z");
+    hub = await start();
+    const client = clientOf(hub);
+    await client.put(lampTd());
+    // Three batches of eight, a minute apart: seq 2..9, 10..17, 18..25, with checkpoints signed
+    // at sizes 17 (asked for here, so that its size does not depend on timing) and 25.
+    for (let batch = 0; batch < 3; batch++) {
+      clock.set(`2026-01-01T10:0${batch + 1}:00.000Z`);
+      const reports = Array.from({ length: 8 }, (_, i) => ({
+        kind: "reported" as const,
+        affordance: "brightness",
+        value: batch * 8 + i,
+      }));
+      await client.report(LAMP, reports);
+      if (batch === 1) expect((await client.checkpoint())?.size).toBe(17);
+    }
+  });
+
+  afterEach(async () => {
+    await hub.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** Stops the hub, rewrites one Change's value behind the Log's back, and starts it again. */
+  async function tamper(seq: number, value: string): Promise<void> {
+    await hub.stop();
+    const db = new Database(join(dataDir, "hyperthings.db"));
+    try {
+      db.exec("DROP TRIGGER changes_no_update");
+      expect(db.prepare("UPDATE changes SET value = ? WHERE seq = ?").run(value, seq).changes).toBe(1);
+    } finally {
+      db.close();
+    }
+    hub = await start();
+  }
+
+  it("verify passes on an intact Log: every Change, every checkpoint, the latest root", async () => {
+    const run = await thingsAt(hub, ["verify"]);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    expect(run.stdout).toMatch(
+      /^verified 25 changes, \d+ checkpoints, log root [0-9a-f]{64} signed at 2026-01-01T10:03:00\.000Z by \S+ \(key SHA256:\S+\)\n$/,
+    );
+    const json = await thingsAt(hub, ["verify", "--json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, size: 25 });
+  });
+
+  it("verify fails with exit code 3 naming the Change altered in the database", async () => {
+    await tamper(ALTERED, "999");
+    const run = await thingsAt(hub, ["verify"]);
+    expect(run.code).toBe(3);
+    expect(run.stdout).toMatch(new RegExp(`^log verification FAILED at seq ${ALTERED}: [^\\n]*altered\\n$`));
+    const json = await thingsAt(hub, ["verify", "--json"]);
+    expect(json.code).toBe(3);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, seq: ALTERED, problem: "altered-change" });
+  });
+
+  it("prove passes on an intact Change and fails on the altered one", async () => {
+    await tamper(ALTERED, "999");
+    const intact = await thingsAt(hub, ["prove", String(ALTERED - 1)]);
+    expect(intact).toMatchObject({ code: 0, stderr: "" });
+    expect(intact.stdout).toMatch(
+      new RegExp(`^proved: change ${ALTERED - 1} is in the log of 25 changes that \\S+ signed at `),
+    );
+    expect(intact.stdout).toContain("RFC 9162 inclusion proof verified");
+    const altered = await thingsAt(hub, ["prove", String(ALTERED)]);
+    expect(altered.code).toBe(3);
+    expect(altered.stdout).toMatch(
+      new RegExp(`^proof FAILED at seq ${ALTERED}: .*altered after it was logged\\n$`),
+    );
+  });
+
+  it("prove checks the Change against a checkpoint of an earlier size, and refuses a size never signed", async () => {
+    const sizes: number[] = [];
+    for await (const c of clientOf(hub).checkpointsAll()) sizes.push(c.size);
+    expect(sizes).toContain(17);
+    const earlier = 17;
+    const run = await thingsAt(hub, ["prove", "5", "--size", String(earlier), "--json"]);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ ok: true, seq: 5, size: earlier });
+    const refused = await thingsAt(hub, ["prove", "5", "--size", "20"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^things: no checkpoint was signed at size \d+[^\n]*\n$/);
+  });
+
+  it("export writes a header, the Changes and the signed checkpoint, and verify --file checks it offline", async () => {
+    const file = join(work, "log.ndjson");
+    const run = await thingsAt(hub, ["export", "--out", file]);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    expect(run.stdout).toMatch(/^exported 25 changes \(seq 1\.\.25\) to /);
+    const lines = readFileSync(file, "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(27);
+    expect(lines[0]).toMatchObject({ type: "header", from: 1, to: 25, prefix: { size: 0, hashes: [] } });
+    expect(lines[1]).toMatchObject({ type: "change", change: { seq: 1, kind: "described" } });
+    expect(lines[26]).toMatchObject({ type: "checkpoint", checkpoint: { size: 25 } });
+    // No hub: the URL names nothing that listens.
+    const verified = await things(["verify", "--file", file, "--url", "http://127.0.0.1:9"]);
+    expect(verified).toMatchObject({ code: 0, stderr: "" });
+    expect(verified.stdout).toMatch(
+      /^verified 25 changes \(seq 1\.\.25\), checkpoint of size 25, log root [0-9a-f]{64} /,
+    );
+  });
+
+  it("a partial export carries the hashes left of its range and a consistency proof, and verifies", async () => {
+    const file = join(work, "since.ndjson");
+    const run = await thingsAt(hub, ["export", "--since", "2026-01-01T10:03:00Z", "--out", file]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(
+      /^exported 8 changes \(seq 18\.\.25\) to .*, with the checkpoint of size 25 .* and a consistency proof from size 17\n$/,
+    );
+    const header = JSON.parse(readFileSync(file, "utf8").split("\n")[0] ?? "") as {
+      prefix: { size: number; hashes: string[] };
+    };
+    // 17 = 16 + 1: the roots of the subtrees of seq 1..16 and of seq 17.
+    expect(header.prefix.size).toBe(17);
+    expect(header.prefix.hashes).toHaveLength(2);
+    const verified = await things(["verify", "--file", file]);
+    expect(verified.code).toBe(0);
+    expect(verified.stdout).toMatch(
+      /^verified 8 changes \(seq 18\.\.25\), .*; changes 1\.\.17 are covered by hashes only; consistent with the checkpoint of size 17 /,
+    );
+    const json = await things(["verify", "--file", file, "--json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      ok: true,
+      from: 18,
+      to: 25,
+      size: 8,
+      consistentWith: 17,
+    });
+    const middle = join(work, "middle.ndjson");
+    expect((await thingsAt(hub, ["export", "--since", "2026-01-01T10:02:00Z", "--out", middle])).code).toBe(
+      0,
+    );
+    expect(JSON.parse((await things(["verify", "--file", middle, "--json"])).stdout)).toMatchObject({
+      ok: true,
+      from: 10,
+      to: 25,
+    });
+  });
+
+  it("verify --file names the seq of a hand-edited Change, and fails an edit that recomputes the leaf too", async () => {
+    const file = join(work, "log.ndjson");
+    expect((await thingsAt(hub, ["export", "--out", file])).code).toBe(0);
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+    const edit = (seq: number, change: (c: Change) => void): string => {
+      const copy = [...lines];
+      const entry = JSON.parse(copy[seq] ?? "") as { change: Change };
+      change(entry.change);
+      copy[seq] = JSON.stringify(entry);
+      const path = join(work, `edited-${seq}.ndjson`);
+      writeFileSync(path, `${copy.join("\n")}\n`);
+      return path;
+    };
+    const valueOnly = await things(["verify", "--file", edit(9, (c) => (c.value = 999))]);
+    expect(valueOnly.code).toBe(3);
+    expect(valueOnly.stdout).toMatch(/^log verification FAILED at seq 9: .*edited\n$/);
+    const withLeaf = await things([
+      "verify",
+      "--file",
+      edit(9, (c) => {
+        c.value = 999;
+        c.leaf = hashToHex(changeLeafHash(c));
+      }),
+    ]);
+    expect(withLeaf.code).toBe(3);
+    expect(withLeaf.stdout).toMatch(
+      /^log verification FAILED at seq 1: .*one of seq 1\.\.25 .*differs from what was signed\n$/,
+    );
+    const truncated = join(work, "truncated.ndjson");
+    writeFileSync(truncated, `${lines.slice(0, -1).join("\n")}\n`);
+    const cut = await things(["verify", "--file", truncated]);
+    expect(cut.code).toBe(3);
+    expect(cut.stdout).toMatch(/FAILED at seq 26: the export ends without its checkpoint/);
+  });
+
+  it("verify --file fails a checkpoint not signed by the export's key, and a key other than the pinned one", async () => {
+    const file = join(work, "log.ndjson");
+    expect((await thingsAt(hub, ["export", "--out", file])).code).toBe(0);
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+    const trailer = JSON.parse(lines.at(-1) ?? "") as { checkpoint: { time: string } };
+    trailer.checkpoint.time = "2026-01-01T11:00:00.000Z";
+    const forged = join(work, "forged.ndjson");
+    writeFileSync(forged, `${[...lines.slice(0, -1), JSON.stringify(trailer)].join("\n")}\n`);
+    const run = await things(["verify", "--file", forged]);
+    expect(run.code).toBe(3);
+    expect(run.stdout).toMatch(
+      /^log verification FAILED: the checkpoint: checkpoint signature does not verify/,
+    );
+    // A key from another hub: the file is consistent, but not signed by the key trusted.
+    const other = await startTestHub();
+    try {
+      const keyFile = join(work, "other.pem");
+      writeFileSync(keyFile, (await clientOf(other).logKey()).publicKey);
+      const pinned = await things(["verify", "--file", file, "--key", keyFile]);
+      expect(pinned.code).toBe(3);
+      expect(pinned.stdout).toMatch(
+        /^log verification FAILED: the export's key SHA256:\S+ is not the key in /,
+      );
+    } finally {
+      await other.stop();
+    }
+  });
+});
