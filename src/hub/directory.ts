@@ -33,6 +33,13 @@ export interface RegisterResult {
 /** How many times a merge patch is retried when another writer changed the TD meanwhile. */
 const PATCH_ATTEMPTS = 5;
 
+/** Whether a TD's `@type` includes `type`, exactly or after a prefix (`saref:Sensor` has `Sensor`). */
+export function hasType(td: unknown, type: string): boolean {
+  const types = typeof td === "object" && td !== null ? (td as { "@type"?: unknown })["@type"] : undefined;
+  const list: unknown[] = Array.isArray(types) ? types : [types];
+  return list.some((t) => typeof t === "string" && (t === type || t.slice(t.indexOf(":") + 1) === type));
+}
+
 export function assertThingId(id: string): void {
   const problem = iriProblem(id);
   if (problem) {
@@ -206,9 +213,7 @@ export class Directory {
   async idsOfType(type: string): Promise<Set<string>> {
     const ids = new Set<string>();
     for await (const record of this.store.scanThings()) {
-      const types = record.td["@type"];
-      const list = types === undefined ? [] : Array.isArray(types) ? types : [types];
-      if (list.some((t) => t === type || t.slice(t.indexOf(":") + 1) === type)) ids.add(record.id);
+      if (hasType(record.td, type)) ids.add(record.id);
     }
     return ids;
   }

@@ -127,6 +127,15 @@ export class Ingest {
     const thing = await this.thing(thingId);
     const drafts: ChangeDraft[] = reports.map((report, index) => {
       const check = this.check(thing, report, index);
+      // A property's state, or an event's data, that is absent does not fit the schema either (an
+      // action's input or output may be absent: the commands that record them decide).
+      const schema = KIND_RULES[report.kind]?.schema;
+      if (check && report.value === undefined && (schema === "self" || schema === "data")) {
+        throw new ValidationError(
+          `A ${report.kind} Change of ${report.affordance ?? "?"} needs a value: its schema says what it must be`,
+          [{ pointer: `/${index}/value`, message: "is required" }],
+        );
+      }
       if (check && report.value !== undefined) {
         const problems = check(report.value);
         if (problems.length > 0) {

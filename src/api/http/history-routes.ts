@@ -2,7 +2,7 @@
 // state at a time, diffs, the global feed and its live stream (SSE, resumable by seq).
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ValidationError, parseTimeExpression, type Change } from "../../core/index.js";
-import type { HistoryPage, Hub } from "../../hub/index.js";
+import { hasType, type HistoryPage, type Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
 import { openEventStream, lastEventId } from "./event-stream.js";
@@ -164,8 +164,21 @@ export function historyRoutes(hub: Hub) {
         ...(q.actor !== undefined && { actor: q.actor }),
         ...(q.release !== undefined && { release: q.release }),
       };
-      const things = q.type === undefined ? undefined : await hub.directory.idsOfType(q.type);
-      return { filter, accept: (c: Change) => !things || things.has(c.thing) };
+      const type = q.type;
+      const things = type === undefined ? undefined : await hub.directory.idsOfType(type);
+      return {
+        filter,
+        accept: (c: Change) => !things || things.has(c.thing),
+        /**
+         * Follows the Things of the type as a stream passes their Changes (which it must see all
+         * of, in order): a Thing described with the type after the set was read joins it.
+         */
+        observe: (c: Change) => {
+          if (!things || type === undefined || c.kind !== "described") return;
+          if (hasType(c.value, type)) things.add(c.thing);
+          else things.delete(c.thing);
+        },
+      };
     };
 
     app.get(
@@ -210,9 +223,10 @@ export function historyRoutes(hub: Hub) {
       },
       async (request, reply) => {
         const q = request.query as Record<string, string | undefined>;
-        const { filter, accept } = await feedFilter(q);
+        const { filter, accept, observe } = await feedFilter(q);
         const after = await lastEventId(request, hub);
         openEventStream(request, reply, hub, after, (change) => {
+          observe(change);
           if (filter.thing !== undefined && change.thing !== filter.thing) return undefined;
           if (filter.kinds && !filter.kinds.includes(change.kind)) return undefined;
           if (filter.actor !== undefined && change.cause.actor !== filter.actor) return undefined;
