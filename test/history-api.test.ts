@@ -1,0 +1,1172 @@
+// The Log over HTTP, end to end: reporting state (validated against the TD, all or nothing),
+// a Thing's history a page at a time, its state at past times, diffs, the global change feed and
+// its SSE stream — with an injected manual clock, so every time in these tests is exact.
+import fc from "fast-check";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import { changeLeafHash, changeTime, createMergePatch, hashToHex, type Change } from "../src/core/index.js";
+import { EventStream, type SseEvent } from "./support/sse.js";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors?: Array<{ pointer: string; detail: string }>;
+}
+
+interface Page {
+  changes: Change[];
+  next?: number;
+}
+
+interface AffordanceState {
+  value: unknown;
+  seq: number;
+  time: string;
+  at?: string;
+  cause: { actor: string; via?: string };
+}
+
+interface ThingState {
+  thing: string;
+  at: string;
+  seq: number;
+  td: Record<string, unknown>;
+  properties: Record<string, AffordanceState>;
+  desired: Record<string, AffordanceState>;
+}
+
+interface ThingDiff {
+  thing: string;
+  from: string;
+  to: string;
+  fromSeq: number;
+  toSeq: number;
+  description?: unknown;
+  properties: Array<{
+    affordance: string;
+    before?: unknown;
+    after?: unknown;
+    changes: number;
+    cause?: { actor: string };
+    time?: string;
+  }>;
+}
+
+const READ_TOKEN = "reader-token-0123456789";
+const MINUTE = 60_000;
+
+/** Wall time that moves only when a test moves it; the hub reads it through `startTestHub`. */
+class ManualClock {
+  constructor(public now: number) {}
+  readonly read = (): Date => new Date(this.now);
+  /** Moves the clock forward and returns the new time. */
+  advance(ms: number): number {
+    this.now += ms;
+    return this.now;
+  }
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const FORMS = [{ href: "http://sensor.example/p" }];
+
+/** A TD with three properties of different shapes and one event with a data schema. */
+function sensorTd(id: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return minimalTd({
+    id,
+    "@type": "Sensor",
+    title: "Sensor",
+    properties: {
+      temperature: { type: "number", minimum: -50, maximum: 150, forms: FORMS },
+      mode: { type: "string", enum: ["eco", "boost"], forms: FORMS },
+      config: {
+        type: "object",
+        properties: { level: { type: "integer", minimum: 0 } },
+        required: ["level"],
+        forms: FORMS,
+      },
+    },
+    events: {
+      alarm: {
+        data: { type: "object", properties: { code: { type: "integer" } }, required: ["code"] },
+        forms: FORMS,
+      },
+      ping: { forms: FORMS },
+    },
+    ...overrides,
+  });
+}
+
+async function put(hub: TestHub, id: string, td: unknown): Promise<void> {
+  const res = await hub.request(thingPath(id), {
+    method: "PUT",
+    headers: { "content-type": "application/td+json" },
+    body: JSON.stringify(td),
+  });
+  expect([201, 204]).toContain(res.status);
+}
+
+async function remove(hub: TestHub, id: string): Promise<void> {
+  expect((await hub.request(thingPath(id), { method: "DELETE" })).status).toBe(204);
+}
+
+function postRaw(
+  hub: TestHub,
+  id: string,
+  body: string,
+  auth?: boolean | string,
+  contentType = "application/json",
+): Promise<Response> {
+  return hub.request(`${thingPath(id)}/changes`, {
+    method: "POST",
+    headers: { "content-type": contentType },
+    body,
+    ...(auth !== undefined && { auth }),
+  });
+}
+
+/** Reports and expects 201; returns the recorded seqs. */
+async function report(hub: TestHub, id: string, body: unknown): Promise<number[]> {
+  const res = await postRaw(hub, id, JSON.stringify(body));
+  const answer = (await res.json()) as { seqs: number[] };
+  expect(res.status, JSON.stringify(answer)).toBe(201);
+  return answer.seqs;
+}
+
+async function getJson<T>(hub: TestHub, path: string, status = 200): Promise<T> {
+  const res = await hub.request(path);
+  const body = (await res.json()) as T;
+  expect(res.status, `${path}: ${JSON.stringify(body)}`).toBe(status);
+  return body;
+}
+
+async function getChange(hub: TestHub, seq: number): Promise<Change> {
+  return getJson<Change>(hub, `/changes/${seq}`);
+}
+
+async function expectProblem(res: Response, status: number): Promise<Problem> {
+  const problem = (await res.json()) as Problem;
+  expect(res.status, JSON.stringify(problem)).toBe(status);
+  expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json\b/);
+  expect(problem.status).toBe(status);
+  expect(problem.type).toMatch(/^urn:hyperthings:problem:/);
+  expect(problem.title.length).toBeGreaterThan(0);
+  expect(problem.detail.length).toBeGreaterThan(0);
+  return problem;
+}
+
+function pointersOf(problem: Problem): string[] {
+  return (problem.errors ?? []).map((e) => e.pointer);
+}
+
+async function lastSeq(hub: TestHub): Promise<number> {
+  return (await getJson<{ lastSeq: number }>(hub, "/health")).lastSeq;
+}
+
+/** Every page of a paged listing, following the Link rel="next" headers; checks body `next` agrees. */
+async function allPages(hub: TestHub, path: string): Promise<Change[][]> {
+  const pages: Change[][] = [];
+  let next: string | undefined = path;
+  while (next !== undefined) {
+    const res = await hub.request(next);
+    const page = (await res.json()) as Page;
+    expect(res.status, JSON.stringify(page)).toBe(200);
+    pages.push(page.changes);
+    const link = res.headers.get("link");
+    if (page.next === undefined) {
+      expect(link).toBeNull();
+      next = undefined;
+    } else {
+      const match = /^<([^>]+)>; rel="next"$/.exec(link ?? "");
+      expect(match, `Link header ${link}`).not.toBeNull();
+      next = match?.[1];
+      expect(new URL(next ?? "", "http://hub").searchParams.get("cursor")).toBe(String(page.next));
+    }
+    expect(pages.length).toBeLessThan(1000);
+  }
+  return pages;
+}
+
+function seqsOf(changes: readonly Change[]): number[] {
+  return changes.map((c) => c.seq);
+}
+
+/** Event type, Log position and Change, in a form that compares well. */
+function changeEvent(event: SseEvent): [string, number, Change] {
+  return [event.event, Number(event.id), JSON.parse(event.data) as Change];
+}
+
+describe("reporting state: POST /things/{id}/changes", () => {
+  const clock = new ManualClock(Date.parse("2030-03-01T08:00:00.000Z"));
+  let hub: TestHub;
+  const id = "urn:example:history:reporting";
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, { HYPERTHINGS_READ_TOKEN: READ_TOKEN }, { clock: clock.read });
+    await put(hub, id, sensorTd(id));
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("records one report and answers 201 with its seq, once it can be read back", async () => {
+    const start = await lastSeq(hub);
+    const time = clock.advance(MINUTE);
+    const seqs = await report(hub, id, { kind: "reported", affordance: "temperature", value: 21.5 });
+    expect(seqs).toEqual([start + 1]);
+    expect(await lastSeq(hub)).toBe(start + 1);
+    const change = await getChange(hub, start + 1);
+    expect(change).toEqual({
+      seq: start + 1,
+      hlc: expect.stringMatching(/^[0-9a-f]{12}-[0-9a-f]{8}-urn:/) as unknown,
+      thing: id,
+      affordance: "temperature",
+      kind: "reported",
+      value: 21.5,
+      cause: { actor: "admin", via: "http" },
+      leaf: expect.stringMatching(/^[0-9a-f]{64}$/) as unknown,
+    });
+    expect(changeTime(change)).toBe(iso(time));
+    expect(change.leaf).toBe(hashToHex(changeLeafHash(change)));
+  });
+
+  it("keeps the device's own time `at` as sent, beside the hub's clock", async () => {
+    const time = clock.advance(MINUTE);
+    const at = "2030-02-28T23:59:59.123+01:00";
+    const [seq] = await report(hub, id, { kind: "reported", affordance: "mode", value: "eco", at });
+    const change = await getChange(hub, seq ?? 0);
+    expect(change).toMatchObject({ affordance: "mode", value: "eco", at });
+    expect(changeTime(change)).toBe(iso(time));
+  });
+
+  it("records an array of reports in one go: consecutive seqs, growing hlc, each `previous` the value before it", async () => {
+    const start = await lastSeq(hub);
+    clock.advance(MINUTE);
+    const seqs = await report(hub, id, [
+      { kind: "reported", affordance: "temperature", value: 22 },
+      { kind: "reported", affordance: "config", value: { level: 1 } },
+      { kind: "reported", affordance: "temperature", value: 23 },
+      { kind: "reported", affordance: "config", value: { level: 2 } },
+    ]);
+    expect(seqs).toEqual([start + 1, start + 2, start + 3, start + 4]);
+    const changes = await Promise.all(seqs.map((s) => getChange(hub, s)));
+    expect(changes.map((c) => [c.affordance, c.value, c.previous])).toEqual([
+      ["temperature", 22, 21.5],
+      ["config", { level: 1 }, undefined],
+      ["temperature", 23, 22],
+      ["config", { level: 2 }, { level: 1 }],
+    ]);
+    const hlcs = changes.map((c) => c.hlc);
+    expect([...hlcs].sort()).toEqual(hlcs);
+    expect(new Set(hlcs).size).toBe(hlcs.length);
+
+    // The chain goes on across requests.
+    clock.advance(MINUTE);
+    const [next] = await report(hub, id, { kind: "reported", affordance: "temperature", value: 24 });
+    expect(await getChange(hub, next ?? 0)).toMatchObject({ value: 24, previous: 23 });
+  });
+
+  it("records emitted events whose value fits the event's data schema, chained like properties", async () => {
+    clock.advance(MINUTE);
+    const [first, second] = await report(hub, id, [
+      { kind: "emitted", affordance: "alarm", value: { code: 7 } },
+      { kind: "emitted", affordance: "alarm", value: { code: 8 } },
+    ]);
+    expect(await getChange(hub, first ?? 0)).toMatchObject({
+      kind: "emitted",
+      affordance: "alarm",
+      value: { code: 7 },
+      cause: { actor: "admin", via: "http" },
+    });
+    expect(await getChange(hub, second ?? 0)).toMatchObject({ value: { code: 8 }, previous: { code: 7 } });
+  });
+
+  it("records an event without a data schema with no value", async () => {
+    const [seq] = await report(hub, id, { kind: "emitted", affordance: "ping" });
+    const change = await getChange(hub, seq ?? 0);
+    expect(change).toMatchObject({ kind: "emitted", affordance: "ping" });
+    expect("value" in change).toBe(false);
+  });
+
+  it("validates against the TD as it is now: after a PUT replaced it, a dropped property is unknown and a new one fits", async () => {
+    const other = "urn:example:history:replaced";
+    await put(hub, other, sensorTd(other));
+    await report(hub, other, { kind: "reported", affordance: "mode", value: "eco" });
+    const v2 = sensorTd(other, { properties: { humidity: { type: "integer", forms: FORMS } } });
+    await put(hub, other, v2);
+    const start = await lastSeq(hub);
+    const refused = await postRaw(
+      hub,
+      other,
+      JSON.stringify({ kind: "reported", affordance: "mode", value: "eco" }),
+    );
+    expect(pointersOf(await expectProblem(refused, 400))).toEqual(["/0/affordance"]);
+    expect(await lastSeq(hub)).toBe(start);
+    expect(await report(hub, other, { kind: "reported", affordance: "humidity", value: 40 })).toEqual([
+      start + 1,
+    ]);
+  });
+
+  it("records the actor whose token made the request, and refuses those who may not write", async () => {
+    const start = await lastSeq(hub);
+    const body = JSON.stringify({ kind: "reported", affordance: "temperature", value: 1 });
+    await expectProblem(await postRaw(hub, id, body, false), 401);
+    await expectProblem(await postRaw(hub, id, body, READ_TOKEN), 403);
+    expect(await lastSeq(hub)).toBe(start);
+    const [seq] = await report(hub, id, JSON.parse(body));
+    expect((await getChange(hub, seq ?? 0)).cause).toEqual({ actor: "admin", via: "http" });
+  });
+
+  it("answers GET /changes/{seq} past the end of the Log with 400 (pointer /params/seq)", async () => {
+    const end = await lastSeq(hub);
+    expect((await getChange(hub, end)).seq).toBe(end);
+    const problem = await expectProblem(await hub.request(`/changes/${end + 1}`), 400);
+    expect(pointersOf(problem)).toEqual(["/params/seq"]);
+    expect(problem.detail).toContain(String(end + 1));
+    for (const bad of ["0", "-1", "abc"]) await expectProblem(await hub.request(`/changes/${bad}`), 400);
+  });
+});
+
+describe("bad reports are refused with a precise problem and append nothing", () => {
+  const clock = new ManualClock(Date.parse("2030-03-02T08:00:00.000Z"));
+  let hub: TestHub;
+  const id = "urn:example:history:bad";
+  const gone = "urn:example:history:gone";
+  const good = { kind: "reported", affordance: "temperature", value: 20 };
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.read });
+    await put(hub, id, sensorTd(id));
+    await put(hub, gone, sensorTd(gone));
+    await remove(hub, gone);
+    await report(hub, id, good);
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  /** Posts `body` and checks status, pointers and that neither the Log nor the Thing's history moved. */
+  async function expectRefused(
+    thing: string,
+    body: unknown,
+    status: number,
+    pointers: string[] | ((actual: string[]) => void),
+  ): Promise<Problem> {
+    const before = await lastSeq(hub);
+    const historyBefore = await getJson<Page>(hub, `${thingPath(id)}/history?limit=10000`);
+    clock.advance(1000);
+    const text = typeof body === "string" ? body : JSON.stringify(body);
+    const problem = await expectProblem(await postRaw(hub, thing, text), status);
+    if (typeof pointers === "function") pointers(pointersOf(problem));
+    else expect(pointersOf(problem)).toEqual(pointers);
+    expect(await lastSeq(hub)).toBe(before);
+    expect(await getJson<Page>(hub, `${thingPath(id)}/history?limit=10000`)).toEqual(historyBefore);
+    return problem;
+  }
+
+  it("answers a report for an unknown Thing with 404, single or array", async () => {
+    const unknown = "urn:example:history:unknown";
+    const problem = await expectRefused(unknown, good, 404, []);
+    expect(problem.detail).toContain(unknown);
+    await expectRefused(unknown, [good, good], 404, []);
+  });
+
+  it("answers a report for a Thing that was removed with 404", async () => {
+    await expectRefused(gone, good, 404, []);
+  });
+
+  it.each<[string, unknown, string[]]>([
+    ["an unknown property", { kind: "reported", affordance: "humidity", value: 1 }, ["/0/affordance"]],
+    ["an unknown event", { kind: "emitted", affordance: "fire", value: { code: 1 } }, ["/0/affordance"]],
+    [
+      "an event reported as a property",
+      { kind: "reported", affordance: "alarm", value: 1 },
+      ["/0/affordance"],
+    ],
+    [
+      "a property emitted as an event",
+      { kind: "emitted", affordance: "mode", value: "eco" },
+      ["/0/affordance"],
+    ],
+    [
+      "a value of the wrong type",
+      { kind: "reported", affordance: "temperature", value: "hot" },
+      ["/0/value"],
+    ],
+    ["a value above the maximum", { kind: "reported", affordance: "temperature", value: 151 }, ["/0/value"]],
+    ["a value outside the enum", { kind: "reported", affordance: "mode", value: "turbo" }, ["/0/value"]],
+    [
+      "an object missing a required member",
+      { kind: "reported", affordance: "config", value: {} },
+      ["/0/value"],
+    ],
+    [
+      "an object member of the wrong type",
+      { kind: "reported", affordance: "config", value: { level: "high" } },
+      ["/0/value/level"],
+    ],
+    ["a reported property without a value", { kind: "reported", affordance: "temperature" }, ["/0/value"]],
+    [
+      "an event with a data schema emitted without a value",
+      { kind: "emitted", affordance: "alarm" },
+      ["/0/value"],
+    ],
+    ["event data missing a member", { kind: "emitted", affordance: "alarm", value: {} }, ["/0/value"]],
+    [
+      "event data of the wrong type",
+      { kind: "emitted", affordance: "alarm", value: { code: "x" } },
+      ["/0/value/code"],
+    ],
+  ])("refuses %s with 400 and its pointer", async (_what, body, pointers) => {
+    await expectRefused(id, body, 400, pointers);
+  });
+
+  it("refuses a whole array when one item names an unknown affordance (pointer /i/affordance)", async () => {
+    const problem = await expectRefused(
+      id,
+      [good, { kind: "emitted", affordance: "alarm", value: { code: 1 } }, { ...good, affordance: "nope" }],
+      400,
+      ["/2/affordance"],
+    );
+    expect(problem.detail).toContain("nope");
+  });
+
+  it("refuses a whole array when one item's value does not fit (pointer /i/value…)", async () => {
+    await expectRefused(
+      id,
+      [good, { kind: "reported", affordance: "config", value: { level: -1 } }, good],
+      400,
+      ["/1/value/level"],
+    );
+  });
+
+  it("refuses an array of 10,000 reports whose last one is wrong, and records none of the others", async () => {
+    const body = Array.from({ length: 10_000 }, (_, i) => ({ ...good, value: i % 100 }));
+    body[9_999] = { ...good, value: 1000 };
+    await expectRefused(id, body, 400, ["/9999/value"]);
+  });
+
+  it("accepts an array of exactly 10,000 reports and refuses 10,001", async () => {
+    await expectRefused(
+      id,
+      Array.from({ length: 10_001 }, () => good),
+      400,
+      (pointers) => expect(pointers).toContain("/body"),
+    );
+    const start = await lastSeq(hub);
+    const seqs = await report(
+      hub,
+      id,
+      Array.from({ length: 10_000 }, (_, i) => ({ ...good, value: i % 100 })),
+    );
+    expect(seqs).toEqual(Array.from({ length: 10_000 }, (_, i) => start + 1 + i));
+  });
+
+  it.each<[string, unknown, string]>([
+    ["a kind the hub keeps for itself (desired)", { ...good, kind: "desired" }, "/body/kind"],
+    ["an unknown kind", { ...good, kind: "guessed" }, "/body/kind"],
+    ["no affordance", { kind: "reported", value: 1 }, "/body"],
+    ["an `at` that is not an RFC 3339 date-time", { ...good, at: "yesterday" }, "/body/at"],
+    ["an unknown member", { ...good, unit: "°C" }, "/body"],
+    ["an empty array", [], "/body"],
+    ["an array holding a bad item", [good, { ...good, kind: "desired" }], "/body/1/kind"],
+  ])("refuses %s with 400", async (_what, body, pointer) => {
+    await expectRefused(id, body, 400, (pointers) => expect(pointers).toContain(pointer));
+  });
+
+  it.each([
+    ["malformed JSON", '{"kind": "reported",'],
+    ["a JSON string", '"reported"'],
+    ["an empty body", ""],
+  ])("refuses %s with 400", async (_what, body) => {
+    await expectRefused(id, body, 400, () => undefined);
+  });
+});
+
+describe("a Thing's history: GET /things/{id}/history", () => {
+  const start = Date.parse("2030-03-03T08:00:00.000Z");
+  const clock = new ManualClock(start);
+  let hub: TestHub;
+  const id = "urn:example:history:paged";
+  const other = "urn:example:history:other";
+  /** The time at which each of the Thing's Changes was recorded, by seq. */
+  const times = new Map<number, number>();
+  let all: Change[] = [];
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.read });
+    await put(hub, id, sensorTd(id));
+    await put(hub, other, sensorTd(other));
+    for (let i = 0; i < 30; i++) {
+      const time = clock.advance(MINUTE);
+      const body =
+        i % 5 === 4
+          ? { kind: "emitted", affordance: "alarm", value: { code: i } }
+          : i % 3 === 0
+            ? { kind: "reported", affordance: "mode", value: i % 2 === 0 ? "eco" : "boost" }
+            : { kind: "reported", affordance: "temperature", value: i };
+      for (const seq of await report(hub, id, body)) times.set(seq, time);
+      // Another Thing's Changes in between, which no history of this one shows.
+      await report(hub, other, { kind: "reported", affordance: "temperature", value: i });
+    }
+    all = (await getJson<Page>(hub, `/changes?thing=${encodeURIComponent(id)}&limit=10000`)).changes;
+    expect(all).toHaveLength(31);
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  const path = (query: string) => `${thingPath(id)}/history?${query}`;
+
+  it("pages oldest first with order=asc, visiting every Change of the Thing once", async () => {
+    const pages = await allPages(hub, path("order=asc&limit=7"));
+    expect(pages.map((p) => p.length)).toEqual([7, 7, 7, 7, 3]);
+    expect(pages.flat()).toEqual(all);
+  });
+
+  it("pages newest first by default, visiting every Change of the Thing once", async () => {
+    const pages = await allPages(hub, path("limit=4"));
+    expect(pages.flat()).toEqual([...all].reverse());
+    expect(await allPages(hub, path("order=desc&limit=31"))).toEqual([[...all].reverse()]);
+  });
+
+  it("filters by affordance, and by a list of kinds, while paging", async () => {
+    const temperature = all.filter((c) => c.affordance === "temperature");
+    expect(temperature.length).toBeGreaterThan(5);
+    expect((await allPages(hub, path("affordance=temperature&order=asc&limit=3"))).flat()).toEqual(
+      temperature,
+    );
+
+    const emitted = all.filter((c) => c.kind === "emitted");
+    expect(emitted).toHaveLength(6);
+    expect((await allPages(hub, path("kind=emitted&limit=4"))).flat()).toEqual([...emitted].reverse());
+
+    const both = all.filter((c) => c.kind === "emitted" || c.kind === "described");
+    expect((await allPages(hub, path("kind=described,emitted&order=asc&limit=2"))).flat()).toEqual(both);
+    expect((await getJson<Page>(hub, path("kind=desired"))).changes).toEqual([]);
+  });
+
+  it("keeps Changes from `since` to `until` inclusive, both as RFC 3339", async () => {
+    const reports = all.filter((c) => c.kind !== "described");
+    const from = times.get(reports[5]?.seq ?? 0) ?? 0;
+    const to = times.get(reports[9]?.seq ?? 0) ?? 0;
+    const query = `since=${iso(from)}&until=${iso(to)}&order=asc&limit=2`;
+    expect(seqsOf((await allPages(hub, path(query))).flat())).toEqual(seqsOf(reports.slice(5, 10)));
+    const newestFirst = `since=${iso(from)}&until=${iso(to)}&limit=2`;
+    expect(seqsOf((await allPages(hub, path(newestFirst))).flat())).toEqual(
+      seqsOf(reports.slice(5, 10)).reverse(),
+    );
+    // One millisecond inside either end drops that end.
+    const narrower = `since=${iso(from + 1)}&until=${iso(to - 1)}&order=asc`;
+    expect(seqsOf((await getJson<Page>(hub, path(narrower))).changes)).toEqual(seqsOf(reports.slice(6, 9)));
+    expect(seqsOf((await getJson<Page>(hub, path(`until=${iso(from)}&order=asc`))).changes)).toEqual(
+      seqsOf(all.slice(0, 7)),
+    );
+    expect(seqsOf((await getJson<Page>(hub, path(`since=${iso(to)}&order=asc`))).changes)).toEqual(
+      seqsOf(reports.slice(9)),
+    );
+  });
+
+  it("understands relative times: since=-15m is the last 15 minutes of the hub's clock", async () => {
+    const now = clock.now;
+    const expected = all.filter((c) => (times.get(c.seq) ?? start) >= now - 15 * MINUTE);
+    expect(expected).toHaveLength(16);
+    expect((await getJson<Page>(hub, path("since=-15m&order=asc"))).changes).toEqual(expected);
+  });
+
+  it.each(["since", "until"])(
+    "refuses a %s that is not a time with 400 (pointer /query/<name>)",
+    async (name) => {
+      const problem = await expectProblem(await hub.request(path(`${name}=half%20past%20nine`)), 400);
+      expect(pointersOf(problem)).toEqual([`/query/${name}`]);
+      expect(problem.detail).toContain("half past nine");
+    },
+  );
+
+  it("refuses since after until with 400", async () => {
+    const problem = await expectProblem(
+      await hub.request(path(`since=${iso(start + 2 * MINUTE)}&until=${iso(start + MINUTE)}`)),
+      400,
+    );
+    expect(pointersOf(problem)).toEqual(["/query/since"]);
+  });
+
+  // Route schema errors point into fastify's `querystring`, as in the directory API.
+  it.each([
+    ["an unknown order", "order=sideways", "/querystring/order"],
+    ["a limit of 0", "limit=0", "/querystring/limit"],
+    ["a limit above 10,000", "limit=10001", "/querystring/limit"],
+    ["a negative cursor", "cursor=-1", "/querystring/cursor"],
+    ["a malformed kind list", "kind=reported,,emitted", "/querystring/kind"],
+    ["an unknown parameter", "colour=red", "/querystring"],
+  ])("refuses %s with 400 (pointer %s)", async (_what, query, pointer) => {
+    const problem = await expectProblem(await hub.request(path(query)), 400);
+    expect(pointersOf(problem)).toContain(pointer);
+  });
+
+  it("answers the history of a Thing never registered with 404", async () => {
+    await expectProblem(await hub.request(`${thingPath("urn:example:history:never")}/history`), 404);
+  });
+});
+
+describe("local times in queries", () => {
+  // Built from local calendar fields, so "yesterday 14:02" means the same in every time zone.
+  const day1 = (h: number, m: number, s = 0) => new Date(2030, 2, 10, h, m, s).getTime();
+  const clock = new ManualClock(day1(13, 0));
+  let hub: TestHub;
+  const id = "urn:example:history:local";
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.read });
+    await put(hub, id, sensorTd(id));
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("reads until=yesterday 14:02 as 14:02:00 of the day before the hub's today, inclusive", async () => {
+    const seqs: number[] = [];
+    for (const [h, m, s] of [
+      [14, 1, 59],
+      [14, 2, 0],
+      [14, 2, 1],
+      [15, 0, 0],
+    ] as const) {
+      clock.now = day1(h, m, s);
+      seqs.push(...(await report(hub, id, { kind: "reported", affordance: "temperature", value: m })));
+    }
+    clock.now = new Date(2030, 2, 11, 9, 0).getTime();
+    const page = await getJson<Page>(
+      hub,
+      `${thingPath(id)}/history?kind=reported&order=asc&until=${encodeURIComponent("yesterday 14:02")}`,
+    );
+    expect(seqsOf(page.changes)).toEqual(seqs.slice(0, 2));
+    const since = await getJson<Page>(
+      hub,
+      `${thingPath(id)}/history?order=asc&since=${encodeURIComponent("yesterday 14:02")}`,
+    );
+    expect(seqsOf(since.changes)).toEqual(seqs.slice(1));
+  });
+});
+
+describe("time travel: GET /things/{id}/state?at= and /diff", () => {
+  const clock = new ManualClock(Date.parse("2030-03-04T08:00:00.000Z"));
+  let hub: TestHub;
+  const id = "urn:example:history:travel";
+  const v1 = sensorTd(id);
+  const humidity = { type: "integer", minimum: 0, maximum: 100, forms: FORMS };
+  const v2 = sensorTd(id, {
+    title: "Sensor v2",
+    properties: { ...(v1.properties as Record<string, unknown>), humidity },
+  });
+  /** t[0] registered, t[1..2] reports, t[3] TD replaced, t[4] reports, t[5] removed. */
+  const t: number[] = [];
+  const seq: Record<string, number> = {};
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.read });
+    t.push(clock.advance(MINUTE));
+    await put(hub, id, v1);
+    t.push(clock.advance(MINUTE));
+    [seq.t20 = 0] = await report(hub, id, { kind: "reported", affordance: "temperature", value: 20 });
+    t.push(clock.advance(MINUTE));
+    [seq.t21 = 0, seq.eco = 0] = await report(hub, id, [
+      { kind: "reported", affordance: "temperature", value: 21 },
+      { kind: "reported", affordance: "mode", value: "eco", at: "2030-03-04T08:02:59.500Z" },
+    ]);
+    t.push(clock.advance(MINUTE));
+    await put(hub, id, v2);
+    seq.v2 = await lastSeq(hub);
+    t.push(clock.advance(MINUTE));
+    [seq.t22 = 0, seq.h40 = 0] = await report(hub, id, [
+      { kind: "reported", affordance: "temperature", value: 22 },
+      { kind: "reported", affordance: "humidity", value: 40 },
+    ]);
+    t.push(clock.advance(MINUTE));
+    await remove(hub, id);
+    clock.advance(MINUTE);
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  const tAt = (i: number): number => t[i] ?? 0;
+  const state = (at: string) =>
+    getJson<ThingState>(hub, `${thingPath(id)}/state?at=${encodeURIComponent(at)}`);
+  const admin = { actor: "admin", via: "http" };
+
+  it("answers 404 before the Thing was registered", async () => {
+    const problem = await expectProblem(
+      await hub.request(`${thingPath(id)}/state?at=${iso(tAt(0) - 1)}`),
+      404,
+    );
+    expect(problem.detail).toContain(id);
+  });
+
+  it("gives the TD and no values at the moment of registration", async () => {
+    const s = await state(iso(tAt(0)));
+    expect(s).toEqual({ thing: id, at: iso(tAt(0)), seq: 1, td: v1, properties: {}, desired: {} });
+  });
+
+  it("gives each property's value, seq, time and cause as they were at past times", async () => {
+    const s1 = await state(iso(tAt(1) + 30_000));
+    expect(s1).toMatchObject({ thing: id, at: iso(tAt(1) + 30_000), seq: seq.t20, td: v1 });
+    expect(s1.properties).toEqual({
+      temperature: { value: 20, seq: seq.t20, time: iso(tAt(1)), cause: admin },
+    });
+
+    const s2 = await state(iso(tAt(2)));
+    expect(s2.seq).toBe(seq.eco);
+    expect(s2.properties).toEqual({
+      temperature: { value: 21, seq: seq.t21, time: iso(tAt(2)), cause: admin },
+      mode: { value: "eco", seq: seq.eco, time: iso(tAt(2)), at: "2030-03-04T08:02:59.500Z", cause: admin },
+    });
+    // A millisecond before the second report, the first still stands.
+    expect((await state(iso(tAt(2) - 1))).properties.temperature?.value).toBe(20);
+  });
+
+  it("gives the TD as it was: the first one before a PUT replaced it, the new one after", async () => {
+    expect((await state(iso(tAt(3) - 1))).td).toEqual(v1);
+    const s3 = await state(iso(tAt(3)));
+    expect(s3.td).toEqual(v2);
+    expect(s3.seq).toBe(seq.v2);
+    expect(Object.keys(s3.properties).sort()).toEqual(["mode", "temperature"]);
+
+    const s4 = await state(iso(tAt(4)));
+    expect(s4.td).toEqual(v2);
+    expect(s4.properties).toMatchObject({
+      temperature: { value: 22, seq: seq.t22 },
+      mode: { value: "eco", seq: seq.eco },
+      humidity: { value: 40, seq: seq.h40, time: iso(tAt(4)) },
+    });
+  });
+
+  it("answers 404 from the removal on, and now", async () => {
+    expect((await state(iso(tAt(5) - 1))).properties.humidity?.value).toBe(40);
+    await expectProblem(await hub.request(`${thingPath(id)}/state?at=${iso(tAt(5))}`), 404);
+    await expectProblem(await hub.request(`${thingPath(id)}/state?at=${iso(tAt(5) + 3_600_000)}`), 404);
+    await expectProblem(await hub.request(`${thingPath(id)}/state`), 404);
+  });
+
+  it("understands a relative `at`, against the hub's clock", async () => {
+    // The clock stands one minute after the removal: -150s is half a minute after t[3].
+    expect((await state("-150s")).td).toEqual(v2);
+    expect((await state("-150s")).properties.humidity).toBeUndefined();
+  });
+
+  it("refuses an `at` that is not a time (400, pointer /query/at), and answers an unknown Thing with 404", async () => {
+    const problem = await expectProblem(await hub.request(`${thingPath(id)}/state?at=soon`), 400);
+    expect(pointersOf(problem)).toEqual(["/query/at"]);
+    await expectProblem(
+      await hub.request(`${thingPath("urn:example:history:nobody")}/state?at=${iso(tAt(2))}`),
+      404,
+    );
+  });
+
+  it("refuses a relative time beyond the range of a Date with 400 (pointer /query/<name>), not a 500", async () => {
+    const cases = [
+      [`${thingPath(id)}/state?at=-999999999d`, "at"],
+      [`${thingPath(id)}/state?at=%2B99999999999w`, "at"],
+      [`${thingPath(id)}/history?since=-999999999d`, "since"],
+      [`${thingPath(id)}/diff?from=-999999999d`, "from"],
+      ["/changes?since=-999999999d", "since"],
+    ] as const;
+    const answers = [];
+    for (const [path] of cases) {
+      const res = await hub.request(path);
+      const problem = (await res.json()) as Problem;
+      answers.push([path, res.status, pointersOf(problem)]);
+    }
+    expect(answers).toEqual(cases.map(([path, name]) => [path, 400, [`/query/${name}`]]));
+  });
+
+  it("diffs two times: per property before, after, how many Changes, and the last cause", async () => {
+    const diff = await getJson<ThingDiff>(hub, `${thingPath(id)}/diff?from=${iso(tAt(1))}&to=${iso(tAt(4))}`);
+    expect(diff).toMatchObject({
+      thing: id,
+      from: iso(tAt(1)),
+      to: iso(tAt(4)),
+      fromSeq: seq.t20,
+      toSeq: seq.h40,
+    });
+    const byName = Object.fromEntries(diff.properties.map((p) => [p.affordance, p]));
+    expect(byName).toEqual({
+      temperature: {
+        affordance: "temperature",
+        before: 20,
+        after: 22,
+        changes: 2,
+        cause: admin,
+        time: iso(tAt(4)),
+      },
+      mode: { affordance: "mode", after: "eco", changes: 1, cause: admin, time: iso(tAt(2)) },
+      humidity: { affordance: "humidity", after: 40, changes: 1, cause: admin, time: iso(tAt(4)) },
+    });
+  });
+
+  it("describes a TD replaced in between as a merge patch from the old TD to the new", async () => {
+    const diff = await getJson<ThingDiff>(hub, `${thingPath(id)}/diff?from=${iso(tAt(2))}&to=${iso(tAt(3))}`);
+    expect(diff.description).toEqual({ title: "Sensor v2", properties: { humidity } });
+    expect(diff.description).toEqual(createMergePatch(v1, v2));
+    expect(diff.properties).toEqual([]);
+  });
+
+  it("has no description and no properties when nothing changed in between", async () => {
+    const diff = await getJson<ThingDiff>(
+      hub,
+      `${thingPath(id)}/diff?from=${iso(tAt(2))}&to=${iso(tAt(3) - 1)}`,
+    );
+    expect(diff).toEqual({
+      thing: id,
+      from: iso(tAt(2)),
+      to: iso(tAt(3) - 1),
+      fromSeq: seq.eco,
+      toSeq: seq.eco,
+      properties: [],
+    });
+  });
+
+  it("refuses from after to (400), a bad time (400, pointer), and no from (400)", async () => {
+    const after = await expectProblem(
+      await hub.request(`${thingPath(id)}/diff?from=${iso(tAt(3))}&to=${iso(tAt(2))}`),
+      400,
+    );
+    expect(pointersOf(after)).toEqual(["/query/from"]);
+    const bad = await expectProblem(
+      await hub.request(`${thingPath(id)}/diff?from=${iso(tAt(2))}&to=later`),
+      400,
+    );
+    expect(pointersOf(bad)).toEqual(["/query/to"]);
+    await expectProblem(await hub.request(`${thingPath(id)}/diff?to=${iso(tAt(2))}`), 400);
+  });
+
+  it("answers a diff of a Thing that was never registered with 404", async () => {
+    await expectProblem(
+      await hub.request(`${thingPath("urn:example:history:nobody")}/diff?from=${iso(tAt(0))}`),
+      404,
+    );
+  });
+});
+
+describe("the change feed: GET /changes and /changes/stream", () => {
+  const clock = new ManualClock(Date.parse("2030-03-05T08:00:00.000Z"));
+  let hub: TestHub;
+  const lamp = "urn:example:feed:lamp";
+  const sensor = "urn:example:feed:sensor";
+  const expiring = "urn:example:feed:expiring";
+  const streams: EventStream[] = [];
+  let everything: Change[] = [];
+  let midpoint = 0;
+
+  async function open(path: string, headers: Record<string, string> = {}): Promise<EventStream> {
+    const stream = await EventStream.open(hub, path, headers);
+    streams.push(stream);
+    return stream;
+  }
+
+  async function feed(query: string): Promise<Change[]> {
+    return (await allPages(hub, `/changes?${query}`)).flat();
+  }
+
+  beforeAll(async () => {
+    // No sweep of its own during the test: the test runs it once, at a known time.
+    hub = await startTestHub({ expirySweepMs: 3_600_000 }, {}, { clock: clock.read });
+    clock.advance(MINUTE);
+    await put(hub, lamp, sensorTd(lamp, { "@type": ["Lamp", "saref:Actuator"], title: "Lamp" }));
+    await put(hub, sensor, sensorTd(sensor));
+    await put(hub, expiring, sensorTd(expiring, { registration: { ttl: 60 } }));
+    for (let i = 0; i < 6; i++) {
+      if (i === 3) midpoint = clock.advance(MINUTE);
+      else clock.advance(MINUTE);
+      await report(hub, lamp, { kind: "reported", affordance: "temperature", value: i });
+      await report(hub, sensor, [
+        { kind: "reported", affordance: "temperature", value: i },
+        { kind: "emitted", affordance: "alarm", value: { code: i } },
+      ]);
+    }
+    // The hub's expiry sweep removes the Thing whose ttl ran out, as actor hub:expiry.
+    expect(await hub.hub.directory.sweepExpired()).toBe(1);
+    everything = (await getJson<Page>(hub, "/changes?limit=10000")).changes;
+  });
+  afterEach(() => {
+    for (const stream of streams.splice(0)) stream.close();
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("lists every Change, oldest first, a page at a time, each once", async () => {
+    expect(seqsOf(everything)).toEqual(Array.from({ length: 3 + 6 * 3 + 1 }, (_, i) => i + 1));
+    expect(await feed("limit=5")).toEqual(everything);
+    const single = await Promise.all(everything.map((c) => getChange(hub, c.seq)));
+    expect(single).toEqual(everything);
+  });
+
+  it("filters by thing", async () => {
+    expect(await feed(`thing=${encodeURIComponent(sensor)}&limit=4`)).toEqual(
+      everything.filter((c) => c.thing === sensor),
+    );
+  });
+
+  it("filters by kind, one or several", async () => {
+    expect(await feed("kind=emitted&limit=4")).toEqual(everything.filter((c) => c.kind === "emitted"));
+    expect(await feed("kind=described,removed")).toEqual(
+      everything.filter((c) => c.kind === "described" || c.kind === "removed"),
+    );
+  });
+
+  it("filters by type: the Things whose @type holds it, with or without a prefix", async () => {
+    const lamps = everything.filter((c) => c.thing === lamp);
+    expect(await feed("type=Lamp&limit=3")).toEqual(lamps);
+    expect(await feed("type=saref:Actuator")).toEqual(lamps);
+    expect(await feed("type=Actuator")).toEqual(lamps);
+    expect(await feed("type=Sensor")).toEqual(everything.filter((c) => c.thing === sensor));
+    expect(await feed("type=Toaster")).toEqual([]);
+  });
+
+  it("filters by actor: people's Changes apart from the hub's own", async () => {
+    const removal = everything.filter((c) => c.cause.actor === "hub:expiry");
+    expect(removal).toMatchObject([{ kind: "removed", thing: expiring }]);
+    expect(await feed("actor=hub:expiry")).toEqual(removal);
+    expect(await feed("actor=admin&limit=6")).toEqual(everything.filter((c) => c.cause.actor === "admin"));
+    expect(await feed("actor=nobody")).toEqual([]);
+    expect(await feed("release=sha256:0000")).toEqual([]);
+  });
+
+  it("combines filters, and starts at `since`", async () => {
+    expect(await feed(`thing=${encodeURIComponent(sensor)}&kind=reported&since=${iso(midpoint)}`)).toEqual(
+      everything.filter((c) => c.thing === sensor && c.kind === "reported" && changeTime(c) >= iso(midpoint)),
+    );
+    const problem = await expectProblem(await hub.request("/changes?since=whenever"), 400);
+    expect(pointersOf(problem)).toEqual(["/query/since"]);
+  });
+
+  it("streams new Changes live as `change` events whose id is the seq and data the Change", async () => {
+    const stream = await open("/changes/stream");
+    expect(stream.response.status).toBe(200);
+    expect(stream.response.headers.get("content-type")).toMatch(/^text\/event-stream\b/);
+    clock.advance(MINUTE);
+    const seqs = [
+      ...(await report(hub, lamp, { kind: "reported", affordance: "mode", value: "eco" })),
+      ...(await report(hub, sensor, [
+        { kind: "reported", affordance: "mode", value: "boost" },
+        { kind: "emitted", affordance: "alarm", value: { code: 99 } },
+      ])),
+    ];
+    const events = (await stream.take(3)).map(changeEvent);
+    const recorded = await Promise.all(seqs.map((s) => getChange(hub, s)));
+    expect(events).toEqual(recorded.map((c) => ["change", c.seq, c]));
+  });
+
+  it("resumes with Last-Event-ID: exactly the missed Changes, in order, no duplicates, then live ones", async () => {
+    const first = await open("/changes/stream");
+    clock.advance(MINUTE);
+    await report(hub, lamp, { kind: "reported", affordance: "temperature", value: 50 });
+    const [seen] = (await first.take(1)).map(changeEvent);
+    first.close();
+    const resumeFrom = seen?.[1] ?? 0;
+
+    // Missed while disconnected.
+    const missed = [
+      ...(await report(hub, sensor, { kind: "reported", affordance: "temperature", value: 51 })),
+      ...(await report(hub, lamp, [
+        { kind: "reported", affordance: "temperature", value: 52 },
+        { kind: "reported", affordance: "mode", value: "boost" },
+      ])),
+    ];
+    expect(missed).toEqual([resumeFrom + 1, resumeFrom + 2, resumeFrom + 3]);
+
+    const resumed = await open("/changes/stream", { "last-event-id": String(resumeFrom) });
+    expect(resumed.response.status).toBe(200);
+    const replayed = (await resumed.take(3)).map(changeEvent);
+    expect(replayed.map(([, seq]) => seq)).toEqual(missed);
+    expect(replayed.map(([, , c]) => c.value)).toEqual([51, 52, "boost"]);
+    // The next event is the next live one: nothing replayed twice, nothing skipped.
+    const [live] = await report(hub, sensor, { kind: "reported", affordance: "temperature", value: 53 });
+    expect((await resumed.take(1)).map(changeEvent)).toEqual([
+      ["change", live, await getChange(hub, live ?? 0)],
+    ]);
+  });
+
+  it("replays the whole Log with Last-Event-ID: 0, filtered", async () => {
+    const expected = (await feed(`thing=${encodeURIComponent(lamp)}&kind=reported`)).map((c) => c.seq);
+    const stream = await open(`/changes/stream?thing=${encodeURIComponent(lamp)}&kind=reported`, {
+      "last-event-id": "0",
+    });
+    expect((await stream.take(expected.length)).map((e) => Number(e.id))).toEqual(expected);
+  });
+
+  it.each([
+    ["thing", () => `thing=${encodeURIComponent(sensor)}`, (c: Change) => c.thing === sensor],
+    ["kind", () => "kind=emitted", (c: Change) => c.kind === "emitted"],
+    ["type", () => "type=Lamp", (c: Change) => c.thing === lamp],
+    ["actor", () => "actor=admin", (c: Change) => c.cause.actor === "admin"],
+  ])("streams only the Changes that match a %s filter, live and replayed", async (_name, query, match) => {
+    const from = await lastSeq(hub);
+    const stream = await open(`/changes/stream?${query()}`, { "last-event-id": String(from) });
+    clock.advance(MINUTE);
+    const made: number[] = [];
+    made.push(...(await report(hub, lamp, { kind: "reported", affordance: "temperature", value: 60 })));
+    made.push(...(await report(hub, sensor, { kind: "reported", affordance: "temperature", value: 61 })));
+    made.push(...(await report(hub, sensor, { kind: "emitted", affordance: "alarm", value: { code: 62 } })));
+    made.push(...(await report(hub, lamp, { kind: "emitted", affordance: "alarm", value: { code: 63 } })));
+    const changes = await Promise.all(made.map((s) => getChange(hub, s)));
+    const expected = changes.filter(match);
+    expect(expected.length).toBeGreaterThan(0);
+    expect((await stream.take(expected.length)).map(changeEvent)).toEqual(
+      expected.map((c) => ["change", c.seq, c]),
+    );
+    // Nothing else is pending: the next event is the next matching Change.
+    const [marker] = await report(hub, lamp, { kind: "emitted", affordance: "alarm", value: { code: 64 } });
+    const markerChange = await getChange(hub, marker ?? 0);
+    if (match(markerChange))
+      expect((await stream.take(1)).map(changeEvent)).toEqual([["change", marker, markerChange]]);
+  });
+
+  it("streams with a type filter the Changes of a Thing of that type registered after the stream opened", async () => {
+    const stream = await open("/changes/stream?type=Lamp");
+    const newLamp = "urn:example:feed:new-lamp";
+    clock.advance(MINUTE);
+    await put(hub, newLamp, sensorTd(newLamp, { "@type": "Lamp" }));
+    const [seq] = await report(hub, newLamp, { kind: "reported", affordance: "temperature", value: 1 });
+    const [, described] = (await stream.take(1)).map(changeEvent)[0] ?? [];
+    expect(described).toBe((seq ?? 0) - 1);
+    expect((await stream.take(1)).map(changeEvent)).toEqual([
+      ["change", seq, await getChange(hub, seq ?? 0)],
+    ]);
+  });
+
+  it("refuses a Last-Event-ID past the end of the Log, or not a number, with 400", async () => {
+    const end = await lastSeq(hub);
+    const past = await expectProblem(
+      await hub.request("/changes/stream", { headers: { "last-event-id": String(end + 1) } }),
+      400,
+    );
+    expect(pointersOf(past)).toEqual(["/headers/last-event-id"]);
+    expect(past.detail).toContain(String(end + 1));
+    const bad = await expectProblem(
+      await hub.request("/changes/stream", { headers: { "last-event-id": "x1" } }),
+      400,
+    );
+    expect(pointersOf(bad)).toEqual(["/headers/last-event-id"]);
+  });
+
+  it("refuses unknown stream parameters and malformed kind lists with 400", async () => {
+    await expectProblem(await hub.request("/changes/stream?colour=red"), 400);
+    await expectProblem(await hub.request("/changes/stream?kind=,"), 400);
+    await expectProblem(await hub.request("/changes?limit=0"), 400);
+  });
+});
+
+describe("state at a time, against a model of the reports (property-based)", () => {
+  const clock = new ManualClock(Date.parse("2030-04-01T00:00:00.000Z"));
+  let hub: TestHub;
+  let run = 0;
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.read });
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  type Property = "level" | "label" | "on";
+  const modelTd = (id: string) =>
+    minimalTd({
+      id,
+      properties: {
+        level: { type: "integer", forms: FORMS },
+        label: { type: "string", forms: FORMS },
+        on: { type: "boolean", forms: FORMS },
+      },
+    });
+
+  const reportArb = fc.oneof(
+    fc.record({ property: fc.constant<Property>("level"), value: fc.integer({ min: -1000, max: 1000 }) }),
+    fc.record({ property: fc.constant<Property>("label"), value: fc.string({ maxLength: 8 }) }),
+    fc.record({ property: fc.constant<Property>("on"), value: fc.boolean() }),
+  );
+  const stepArb = fc.record({
+    thing: fc.integer({ min: 0, max: 2 }),
+    // Several steps in the same millisecond, and long gaps.
+    advance: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 600_000 })),
+    reports: fc.array(reportArb, { minLength: 1, maxLength: 3 }),
+  });
+
+  interface Recorded {
+    time: number;
+    thing: number;
+    property: Property;
+    value: unknown;
+    seq: number;
+  }
+
+  it("state?at=T equals the latest report of each property at or before T, for random reports and times", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(stepArb, { minLength: 1, maxLength: 12 }),
+        fc.array(fc.integer({ min: 0, max: 1000 }), { minLength: 1, maxLength: 6 }),
+        async (steps, fractions) => {
+          run++;
+          const ids = [0, 1, 2].map((k) => `urn:example:model:${run}:${k}`);
+          const registered = clock.advance(MINUTE);
+          for (const id of ids) await put(hub, id, modelTd(id));
+          const model: Recorded[] = [];
+          for (const step of steps) {
+            const time = clock.advance(step.advance);
+            const thing = ids[step.thing] ?? "";
+            const seqs = await report(
+              hub,
+              thing,
+              step.reports.map((r) => ({ kind: "reported", affordance: r.property, value: r.value })),
+            );
+            step.reports.forEach((r, i) =>
+              model.push({
+                time,
+                thing: step.thing,
+                property: r.property,
+                value: r.value,
+                seq: seqs[i] ?? 0,
+              }),
+            );
+          }
+          const end = clock.now;
+          // Every step's exact time and the millisecond before it, and random times around them all.
+          const span = end - registered + 2000;
+          const times = new Set([
+            ...model.flatMap((m) => [m.time, m.time - 1]),
+            ...fractions.map((f) => registered - 1000 + Math.round((f / 1000) * span)),
+          ]);
+          for (const time of times) {
+            for (const [k, id] of ids.entries()) {
+              const res = await hub.request(`${thingPath(id)}/state?at=${iso(time)}`);
+              if (time < registered) {
+                expect(res.status).toBe(404);
+                await res.body?.cancel();
+                continue;
+              }
+              const state = (await res.json()) as ThingState;
+              expect(res.status).toBe(200);
+              const expected: Record<string, AffordanceState> = {};
+              for (const m of model) {
+                if (m.thing !== k || m.time > time) continue;
+                expected[m.property] = {
+                  value: m.value,
+                  seq: m.seq,
+                  time: iso(m.time),
+                  cause: { actor: "admin", via: "http" },
+                };
+              }
+              expect(state.properties, `${id} at ${iso(time)}`).toEqual(expected);
+              expect(state.td).toEqual(modelTd(id));
+              expect(state.at).toBe(iso(time));
+            }
+          }
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+});

@@ -1,0 +1,593 @@
+// The Log's tamper evidence over HTTP, checked as an outside verifier would: signed checkpoints
+// against the hub's key, roots and leaves recomputed from /log/entries, RFC 9162 inclusion and
+// consistency proofs, checkpoints every N Changes, a restart, and an altered database row.
+import Database from "better-sqlite3";
+import fc from "fast-check";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import {
+  LogVerifier,
+  changeLeafHash,
+  hashFromHex,
+  hashToHex,
+  rootHash,
+  verifyCheckpoint,
+  verifyConsistency,
+  verifyInclusion,
+  type Change,
+  type Checkpoint,
+  type LogVerification,
+} from "../src/core/index.js";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors?: Array<{ pointer: string; detail: string }>;
+}
+
+interface LogKey {
+  origin: string;
+  algorithm: string;
+  publicKey: string;
+}
+
+interface InclusionProof {
+  seq: number;
+  size: number;
+  leaf: string;
+  root: string;
+  proof: string[];
+  checkpoint?: Checkpoint;
+}
+
+interface ConsistencyProof {
+  from: number;
+  to: number;
+  fromRoot: string;
+  toRoot: string;
+  proof: string[];
+}
+
+/** Wall time that moves only when a test moves it. */
+class ManualClock {
+  constructor(public now: number) {}
+  readonly read = (): Date => new Date(this.now);
+  advance(ms: number): number {
+    this.now += ms;
+    return this.now;
+  }
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const FORMS = [{ href: "http://meter.example/p" }];
+const NEVER_MS = 86_400_000;
+
+function meterTd(id: string): Record<string, unknown> {
+  return minimalTd({
+    id,
+    title: "Meter",
+    properties: {
+      power: { type: "number", forms: FORMS },
+      label: { type: "string", forms: FORMS },
+    },
+  });
+}
+
+async function put(hub: TestHub, id: string, td: unknown): Promise<void> {
+  const res = await hub.request(thingPath(id), {
+    method: "PUT",
+    headers: { "content-type": "application/td+json" },
+    body: JSON.stringify(td),
+  });
+  expect([201, 204]).toContain(res.status);
+}
+
+async function report(hub: TestHub, id: string, body: unknown): Promise<number[]> {
+  const res = await hub.request(`${thingPath(id)}/changes`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = (await res.json()) as { seqs: number[] };
+  expect(res.status, JSON.stringify(answer)).toBe(201);
+  return answer.seqs;
+}
+
+async function getJson<T>(hub: TestHub, path: string): Promise<T> {
+  const res = await hub.request(path);
+  const body = (await res.json()) as T;
+  expect(res.status, `${path}: ${JSON.stringify(body)}`).toBe(200);
+  return body;
+}
+
+async function expectProblem(res: Response, status: number): Promise<Problem> {
+  const problem = (await res.json()) as Problem;
+  expect(res.status, JSON.stringify(problem)).toBe(status);
+  expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json\b/);
+  expect(problem.status).toBe(status);
+  expect(problem.detail.length).toBeGreaterThan(0);
+  return problem;
+}
+
+function pointersOf(problem: Problem): string[] {
+  return (problem.errors ?? []).map((e) => e.pointer);
+}
+
+async function lastSeq(hub: TestHub): Promise<number> {
+  return (await getJson<{ lastSeq: number }>(hub, "/health")).lastSeq;
+}
+
+/** The whole Log from /log/entries (NDJSON), a page at a time, following Link rel="next". */
+async function entries(hub: TestHub, pageSize = 7): Promise<Change[]> {
+  const all: Change[] = [];
+  let next: string | undefined = `/log/entries?limit=${pageSize}`;
+  while (next !== undefined) {
+    const res = await hub.request(next);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^application\/x-ndjson\b/);
+    const text = await res.text();
+    const page = text
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => JSON.parse(line) as Change);
+    expect(page.length).toBeLessThanOrEqual(pageSize);
+    all.push(...page);
+    const link = res.headers.get("link");
+    next = link === null ? undefined : /^<([^>]+)>; rel="next"$/.exec(link)?.[1];
+    if (link !== null) expect(next).toBe(`/log/entries?after=${page.at(-1)?.seq}&limit=${pageSize}`);
+  }
+  return all;
+}
+
+async function allCheckpoints(hub: TestHub): Promise<Checkpoint[]> {
+  return getJson<Checkpoint[]>(hub, "/log/checkpoints?limit=100000");
+}
+
+/** Verifies the Log as fetched over HTTP against its checkpoints, as a third party would. */
+async function verifyOverHttp(hub: TestHub): Promise<LogVerification> {
+  const key = await getJson<LogKey>(hub, "/log/key");
+  const verifier = new LogVerifier(await allCheckpoints(hub), key.publicKey, { origin: key.origin });
+  for (const change of await entries(hub, 50)) {
+    const failure = verifier.push(change);
+    if (failure) return failure;
+  }
+  return verifier.end();
+}
+
+/** The same hash with one bit changed. */
+function flipped(hex: string): string {
+  const bytes = Buffer.from(hex, "hex");
+  bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 0x01;
+  return bytes.toString("hex");
+}
+
+function inclusionHolds(
+  p: { leaf: string; root: string; proof: string[] },
+  seq: number,
+  size: number,
+): boolean {
+  return verifyInclusion(
+    hashFromHex(p.leaf),
+    seq - 1,
+    size,
+    p.proof.map((h) => hashFromHex(h)),
+    hashFromHex(p.root),
+  );
+}
+
+function consistencyHolds(
+  from: number,
+  to: number,
+  proof: string[],
+  fromRoot: string,
+  toRoot: string,
+): boolean {
+  return verifyConsistency(
+    from,
+    to,
+    proof.map((h) => hashFromHex(h)),
+    hashFromHex(fromRoot),
+    hashFromHex(toRoot),
+  );
+}
+
+describe("the Log's key, checkpoints, entries and proofs", () => {
+  const EVERY = 5;
+  const clock = new ManualClock(Date.parse("2030-05-01T00:00:00.000Z"));
+  let hub: TestHub;
+  let key: LogKey;
+  const meter = "urn:example:log:meter";
+  /** The time of the clock when each seq was recorded. */
+  const times: number[] = [];
+  let log: Change[] = [];
+  let leaves: Uint8Array[] = [];
+
+  beforeAll(async () => {
+    hub = await startTestHub(
+      { checkpointEveryChanges: EVERY, checkpointEveryMs: NEVER_MS },
+      {},
+      { clock: clock.read },
+    );
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("serves its Ed25519 public key as PEM, named by the hub's id", async () => {
+    key = await getJson<LogKey>(hub, "/log/key");
+    const health = await getJson<{ hub: string }>(hub, "/health");
+    expect(key).toEqual({
+      origin: health.hub,
+      algorithm: "Ed25519",
+      publicKey: expect.stringMatching(
+        /^-----BEGIN PUBLIC KEY-----\n[\s\S]+\n-----END PUBLIC KEY-----\n$/,
+      ) as unknown,
+    });
+  });
+
+  it("has no checkpoint (204), no entries and no proofs while the Log is empty", async () => {
+    const res = await hub.request("/log/checkpoint");
+    expect(res.status).toBe(204);
+    expect(await allCheckpoints(hub)).toEqual([]);
+    expect(await entries(hub)).toEqual([]);
+    await expectProblem(await hub.request("/log/proof/inclusion?seq=1"), 400);
+  });
+
+  it(`signs a checkpoint every ${EVERY} Changes, each at the hub's clock when it was due`, async () => {
+    clock.advance(1000);
+    times[1] = clock.now;
+    await put(hub, meter, meterTd(meter));
+    for (let seq = 2; seq <= 4 * EVERY; seq++) {
+      times[seq] = clock.advance(1000);
+      expect(await report(hub, meter, { kind: "reported", affordance: "power", value: seq })).toEqual([seq]);
+    }
+    // Asking for the latest waits for a checkpoint being signed; it signs none here, all are covered.
+    const latest = await getJson<Checkpoint>(hub, "/log/checkpoint");
+    expect(latest.size).toBe(4 * EVERY);
+    const checkpoints = await allCheckpoints(hub);
+    expect(checkpoints.map((c) => [c.size, c.time])).toEqual(
+      [1, 2, 3, 4].map((k) => [k * EVERY, iso(times[k * EVERY] ?? 0)]),
+    );
+    expect(checkpoints.at(-1)).toEqual(latest);
+    for (const checkpoint of checkpoints) {
+      expect(verifyCheckpoint(checkpoint, key.publicKey, { origin: key.origin }).size).toBe(checkpoint.size);
+    }
+  });
+
+  it("lists checkpoints after a size, a page at a time", async () => {
+    const sizes = (path: string) => getJson<Checkpoint[]>(hub, path).then((cs) => cs.map((c) => c.size));
+    expect(await sizes("/log/checkpoints?after=10")).toEqual([15, 20]);
+    expect(await sizes("/log/checkpoints?after=9&limit=1")).toEqual([10]);
+    expect(await sizes("/log/checkpoints?after=20")).toEqual([]);
+    await expectProblem(await hub.request("/log/checkpoints?after=-1"), 400);
+    await expectProblem(await hub.request("/log/checkpoints?limit=0"), 400);
+  });
+
+  it("signs the latest checkpoint on demand, and its root is that of the leaves recomputed from /log/entries", async () => {
+    // Batches of several sizes: a checkpoint then covers everything appended with the batch.
+    for (const n of [3, 1, 9, 2, 17, 4]) {
+      clock.advance(1000);
+      await report(
+        hub,
+        meter,
+        Array.from({ length: n }, (_, i) => ({
+          kind: "reported",
+          affordance: i % 2 ? "label" : "power",
+          value: i % 2 ? `l${i}` : i,
+        })),
+      );
+    }
+    const size = await lastSeq(hub);
+    const checkpoint = await getJson<Checkpoint>(hub, "/log/checkpoint");
+    expect(checkpoint.size).toBe(size);
+    expect(checkpoint.origin).toBe(key.origin);
+    const verified = verifyCheckpoint(checkpoint, key.publicKey, { origin: key.origin });
+    expect(hashToHex(verified.root)).toBe(checkpoint.root);
+
+    log = await entries(hub);
+    expect(log.map((c) => c.seq)).toEqual(Array.from({ length: size }, (_, i) => i + 1));
+    leaves = log.map((c) => changeLeafHash(c));
+    for (const [i, change] of log.entries())
+      expect(change.leaf, `seq ${change.seq}`).toBe(hashToHex(leaves[i] ?? new Uint8Array()));
+    expect(hashToHex(rootHash(leaves))).toBe(checkpoint.root);
+    // The entries are the Changes the feed serves.
+    expect(log.slice(0, 3)).toEqual((await getJson<{ changes: Change[] }>(hub, "/changes?limit=3")).changes);
+    // The other checkpoints' roots are those of the prefixes of the same leaves.
+    for (const c of await allCheckpoints(hub))
+      expect(c.root).toBe(hashToHex(rootHash(leaves.slice(0, c.size))));
+  });
+
+  it("verifies with LogVerifier over /log/entries and /log/checkpoints", async () => {
+    expect(await verifyOverHttp(hub)).toEqual({ ok: true, size: log.length, provenSize: log.length });
+  });
+
+  it("gives inclusion proofs that verify for random seqs at several tree sizes, and fail when tampered", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc
+          .integer({ min: 1, max: log.length })
+          .chain((size) => fc.tuple(fc.constant(size), fc.integer({ min: 1, max: size }))),
+        async ([size, seq]) => {
+          const p = await getJson<InclusionProof>(hub, `/log/proof/inclusion?seq=${seq}&size=${size}`);
+          expect(p).toMatchObject({ seq, size });
+          expect(p.leaf).toBe(log[seq - 1]?.leaf);
+          expect(p.root).toBe(hashToHex(rootHash(leaves.slice(0, size))));
+          expect(inclusionHolds(p, seq, size)).toBe(true);
+
+          // Another leaf, a changed leaf, a changed root, or a changed proof hash: each fails.
+          const other = seq === 1 ? 2 : 1;
+          if (other <= size)
+            expect(inclusionHolds({ ...p, leaf: log[other - 1]?.leaf ?? "" }, seq, size)).toBe(false);
+          expect(inclusionHolds({ ...p, leaf: flipped(p.leaf) }, seq, size)).toBe(false);
+          expect(inclusionHolds({ ...p, root: flipped(p.root) }, seq, size)).toBe(false);
+          for (let i = 0; i < p.proof.length; i++) {
+            const proof = p.proof.map((h, j) => (j === i ? flipped(h) : h));
+            expect(inclusionHolds({ ...p, proof }, seq, size)).toBe(false);
+          }
+          if (p.proof.length > 0)
+            expect(inclusionHolds({ ...p, proof: p.proof.slice(1) }, seq, size)).toBe(false);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it("proves inclusion against the latest checkpoint by default, and names the checkpoint of the size asked for", async () => {
+    const latest = await getJson<Checkpoint>(hub, "/log/checkpoint");
+    const p = await getJson<InclusionProof>(hub, "/log/proof/inclusion?seq=7");
+    expect(p).toMatchObject({ seq: 7, size: latest.size, root: latest.root, checkpoint: latest });
+    expect(inclusionHolds(p, 7, latest.size)).toBe(true);
+
+    const [second] = await getJson<Checkpoint[]>(hub, `/log/checkpoints?after=${EVERY}&limit=1`);
+    const atCheckpoint = await getJson<InclusionProof>(hub, `/log/proof/inclusion?seq=3&size=${2 * EVERY}`);
+    expect(atCheckpoint.checkpoint).toEqual(second);
+    expect(atCheckpoint.root).toBe(second?.root);
+    expect(inclusionHolds(atCheckpoint, 3, 2 * EVERY)).toBe(true);
+    const between = await getJson<InclusionProof>(hub, `/log/proof/inclusion?seq=3&size=${2 * EVERY + 1}`);
+    expect(between.checkpoint).toBeUndefined();
+  });
+
+  it("gives consistency proofs between every two checkpoints that verify with their signed roots", async () => {
+    const checkpoints = await allCheckpoints(hub);
+    expect(checkpoints.length).toBeGreaterThan(5);
+    for (const [i, older] of checkpoints.entries()) {
+      for (const newer of checkpoints.slice(i)) {
+        const p = await getJson<ConsistencyProof>(
+          hub,
+          `/log/proof/consistency?from=${older.size}&to=${newer.size}`,
+        );
+        expect(p).toMatchObject({
+          from: older.size,
+          to: newer.size,
+          fromRoot: older.root,
+          toRoot: newer.root,
+        });
+        expect(consistencyHolds(older.size, newer.size, p.proof, older.root, newer.root)).toBe(true);
+        if (older.size === newer.size) {
+          expect(p.proof).toEqual([]);
+          continue;
+        }
+        expect(consistencyHolds(older.size, newer.size, p.proof, flipped(older.root), newer.root)).toBe(
+          false,
+        );
+        expect(consistencyHolds(older.size, newer.size, p.proof, older.root, flipped(newer.root))).toBe(
+          false,
+        );
+        for (let k = 0; k < p.proof.length; k++) {
+          const proof = p.proof.map((h, j) => (j === k ? flipped(h) : h));
+          expect(consistencyHolds(older.size, newer.size, proof, older.root, newer.root)).toBe(false);
+        }
+      }
+    }
+  });
+
+  it("gives consistency proofs between random tree sizes that verify with recomputed roots", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc
+          .integer({ min: 1, max: log.length })
+          .chain((to) => fc.tuple(fc.integer({ min: 1, max: to }), fc.constant(to))),
+        async ([from, to]) => {
+          const p = await getJson<ConsistencyProof>(hub, `/log/proof/consistency?from=${from}&to=${to}`);
+          expect(p.fromRoot).toBe(hashToHex(rootHash(leaves.slice(0, from))));
+          expect(p.toRoot).toBe(hashToHex(rootHash(leaves.slice(0, to))));
+          expect(consistencyHolds(from, to, p.proof, p.fromRoot, p.toRoot)).toBe(true);
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it.each<[string, (end: number) => string, number, string[]]>([
+    [
+      "an inclusion proof of a seq past the end",
+      (end) => `/log/proof/inclusion?seq=${end + 1}`,
+      400,
+      ["/query/seq"],
+    ],
+    [
+      "an inclusion proof of a seq past the size",
+      () => "/log/proof/inclusion?seq=6&size=5",
+      400,
+      ["/query/seq"],
+    ],
+    [
+      "an inclusion proof in a tree past the end",
+      (end) => `/log/proof/inclusion?seq=1&size=${end + 1}`,
+      400,
+      ["/query/size"],
+    ],
+    ["an inclusion proof of seq 0", () => "/log/proof/inclusion?seq=0", 400, ["/querystring/seq"]],
+    ["an inclusion proof without a seq", () => "/log/proof/inclusion", 400, ["/querystring"]],
+    ["an inclusion proof of seq abc", () => "/log/proof/inclusion?seq=abc", 400, ["/querystring/seq"]],
+    [
+      "a consistency proof from a larger tree to a smaller",
+      () => "/log/proof/consistency?from=6&to=5",
+      400,
+      ["/query/from"],
+    ],
+    [
+      "a consistency proof to a tree past the end",
+      (end) => `/log/proof/consistency?from=1&to=${end + 1}`,
+      400,
+      ["/query/to"],
+    ],
+    ["a consistency proof from 0", () => "/log/proof/consistency?from=0&to=5", 400, ["/querystring/from"]],
+    ["a consistency proof without to", () => "/log/proof/consistency?from=1", 400, ["/querystring"]],
+    ["entries with a limit of 0", () => "/log/entries?limit=0", 400, ["/querystring/limit"]],
+  ])("refuses %s with 400 and a pointer", async (_what, path, status, pointers) => {
+    const end = await lastSeq(hub);
+    const problem = await expectProblem(await hub.request(path(end)), status);
+    expect(pointersOf(problem)).toEqual(pointers);
+  });
+});
+
+describe("the Log across a restart", () => {
+  const EVERY = 4;
+  const clock = new ManualClock(Date.parse("2030-05-02T12:00:00.000Z"));
+  const meter = "urn:example:log:restarted";
+  let dataDir: string;
+
+  beforeAll(() => {
+    dataDir = mkdtempSync(join(tmpdir(), "hyperthings-log-"));
+  });
+  afterAll(() => {
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("keeps its key, root and checkpoints, and continues: greater seq and hlc, proofs across the restart", async () => {
+    const options = { dataDir, checkpointEveryChanges: EVERY, checkpointEveryMs: NEVER_MS };
+    const before = await startTestHub(options, {}, { clock: clock.read });
+    let key: LogKey;
+    let last: Checkpoint;
+    let oldLog: Change[];
+    try {
+      key = await getJson<LogKey>(before, "/log/key");
+      clock.advance(1000);
+      await put(before, meter, meterTd(meter));
+      for (let i = 0; i < 10; i++) {
+        clock.advance(1000);
+        await report(before, meter, { kind: "reported", affordance: "power", value: i });
+      }
+      oldLog = await entries(before);
+      expect(oldLog).toHaveLength(11);
+    } finally {
+      // Stopping signs a last checkpoint over everything committed.
+      await before.stop();
+    }
+
+    // The wall clock stepped back an hour while the hub was down: the hlc must still grow.
+    clock.now -= 3_600_000;
+    const after = await startTestHub(options, {}, { clock: clock.read });
+    try {
+      expect(await getJson<LogKey>(after, "/log/key")).toEqual(key);
+      const checkpoints = await allCheckpoints(after);
+      last = checkpoints.at(-1) as Checkpoint;
+      expect(checkpoints.map((c) => c.size)).toEqual([4, 8, 11]);
+      expect(last.root).toBe(hashToHex(rootHash(oldLog.map((c) => changeLeafHash(c)))));
+      expect(await getJson<Checkpoint>(after, "/log/checkpoint")).toEqual(last);
+      expect(await entries(after)).toEqual(oldLog);
+
+      const seqs = await report(after, meter, [
+        { kind: "reported", affordance: "power", value: 100 },
+        { kind: "reported", affordance: "label", value: "after" },
+      ]);
+      expect(seqs).toEqual([12, 13]);
+      const log = await entries(after);
+      const [lastBefore, first, second] = log.slice(10).map((c) => c.hlc);
+      expect(lastBefore).toBe(oldLog.at(-1)?.hlc);
+      expect((first ?? "") > (lastBefore ?? "")).toBe(true);
+      expect((second ?? "") > (first ?? "")).toBe(true);
+      // The stream's latest value outlives the restart.
+      expect(log[11]).toMatchObject({ value: 100, previous: 9 });
+
+      const now = await getJson<Checkpoint>(after, "/log/checkpoint");
+      expect(now.size).toBe(13);
+      verifyCheckpoint(now, key.publicKey, { origin: key.origin });
+      const consistency = await getJson<ConsistencyProof>(after, `/log/proof/consistency?from=11&to=13`);
+      expect(consistencyHolds(11, 13, consistency.proof, last.root, now.root)).toBe(true);
+      for (const seq of [1, 6, 11, 13]) {
+        const p = await getJson<InclusionProof>(after, `/log/proof/inclusion?seq=${seq}`);
+        expect(p.root).toBe(now.root);
+        expect(p.leaf).toBe(hashToHex(changeLeafHash(log[seq - 1] as Change)));
+        expect(inclusionHolds(p, seq, 13)).toBe(true);
+      }
+      // An old proof, against the checkpoint signed before the restart, still verifies.
+      const old = await getJson<InclusionProof>(after, "/log/proof/inclusion?seq=5&size=11");
+      expect(old).toMatchObject({ root: last.root, checkpoint: last });
+      expect(inclusionHolds(old, 5, 11)).toBe(true);
+      expect(await verifyOverHttp(after)).toEqual({ ok: true, size: 13, provenSize: 13 });
+    } finally {
+      await after.stop();
+    }
+  });
+});
+
+describe("a Log altered behind the hub's back", () => {
+  const EVERY = 4;
+  const ALTERED = 10;
+  const clock = new ManualClock(Date.parse("2030-05-03T12:00:00.000Z"));
+  const meter = "urn:example:log:tampered";
+  let dataDir: string;
+
+  beforeAll(() => {
+    dataDir = mkdtempSync(join(tmpdir(), "hyperthings-tamper-"));
+  });
+  afterAll(() => {
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("fails LogVerifier over /log/entries and the checkpoints, at the checkpoint covering the altered Change", async () => {
+    const options = { dataDir, checkpointEveryChanges: EVERY, checkpointEveryMs: NEVER_MS };
+    const before = await startTestHub(options, {}, { clock: clock.read });
+    try {
+      clock.advance(1000);
+      await put(before, meter, meterTd(meter));
+      for (let i = 2; i <= 16; i++) {
+        clock.advance(1000);
+        await report(before, meter, { kind: "reported", affordance: "power", value: i });
+      }
+      expect(await verifyOverHttp(before)).toEqual({ ok: true, size: 16, provenSize: 16 });
+    } finally {
+      await before.stop();
+    }
+
+    const db = new Database(join(dataDir, "hyperthings.db"));
+    try {
+      db.exec("DROP TRIGGER changes_no_update");
+      const result = db.prepare("UPDATE changes SET value = '999' WHERE seq = ?").run(ALTERED);
+      expect(result.changes).toBe(1);
+    } finally {
+      db.close();
+    }
+
+    const after = await startTestHub(options, {}, { clock: clock.read });
+    try {
+      const log = await entries(after);
+      const altered = log[ALTERED - 1] as Change;
+      expect(altered).toMatchObject({ seq: ALTERED, value: 999 });
+      // The hub still serves the leaf it recorded; the Change no longer hashes to it.
+      expect(hashToHex(changeLeafHash(altered))).not.toBe(altered.leaf);
+      for (const change of log) {
+        if (change.seq !== ALTERED) expect(hashToHex(changeLeafHash(change))).toBe(change.leaf);
+      }
+
+      const verdict = await verifyOverHttp(after);
+      expect(verdict).toMatchObject({ ok: false, problem: "root-mismatch", firstBadSeq: 9 });
+      expect(verdict.ok === false && verdict.reason).toContain("one of seq 9..12");
+
+      // A proof from the hub checks the recorded leaf, so a verifier must hash the Change itself.
+      const p = await getJson<InclusionProof>(after, `/log/proof/inclusion?seq=${ALTERED}`);
+      expect(inclusionHolds(p, ALTERED, p.size)).toBe(true);
+      expect(inclusionHolds({ ...p, leaf: hashToHex(changeLeafHash(altered)) }, ALTERED, p.size)).toBe(false);
+    } finally {
+      await after.stop();
+    }
+  });
+});
