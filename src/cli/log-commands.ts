@@ -449,9 +449,8 @@ class LineWriter {
 
   async write(value: unknown): Promise<void> {
     if (this.failure) throw this.failure;
-    if (!this.stream.write(`${JSON.stringify(value)}\n`)) {
-      await Promise.race([once(this.stream, "drain"), once(this.stream, "error")]);
-    }
+    // `once` rejects if the stream fails while we wait.
+    if (!this.stream.write(`${JSON.stringify(value)}\n`)) await once(this.stream, "drain");
   }
 
   async close(): Promise<void> {
