@@ -24,6 +24,8 @@ export type {
   ValueListener,
 } from "./binding.js";
 export { bindingError, bindingFailure } from "./binding.js";
+export type { BackoffOptions } from "./backoff.js";
+export { backoffDelay } from "./backoff.js";
 export type { Secret, Secrets } from "./credentials.js";
 export { credentialsFor } from "./credentials.js";
 export type { AffordanceKind, TargetRequest } from "./form-selection.js";

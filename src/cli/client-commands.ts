@@ -10,7 +10,9 @@ import {
   type RegisteredThingDescription,
   type ThingDescription,
 } from "../core/index.js";
-import { ADMIN_TOKEN_FILE, configDefaults, configEnvironment, defaultDataDir } from "../hub/index.js";
+// Straight to the two modules it needs: the hub part as a whole is for the server.
+import { ADMIN_TOKEN_FILE } from "../hub/admin-token.js";
+import { configDefaults, configEnvironment, defaultDataDir } from "../hub/config.js";
 import { CliError } from "./cli-error.js";
 import { formatTable } from "./table.js";
 

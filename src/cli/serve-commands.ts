@@ -13,6 +13,8 @@ interface ServeOptions {
   auth?: string;
   bodyLimit?: string;
   logLevel?: string;
+  /** False with --no-observe. */
+  observe?: boolean;
 }
 
 function addServeOptions(command: Command): Command {
@@ -22,7 +24,11 @@ function addServeOptions(command: Command): Command {
     .option("-d, --data <dir>", "data directory (env HYPERTHINGS_DATA, default a per-user data folder)")
     .option("--auth <what>", '"write": mutations need a token (default); "read": every request does')
     .option("--body-limit <bytes>", "largest request body (env HYPERTHINGS_BODY_LIMIT, default 1048576)")
-    .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default info)");
+    .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default info)")
+    .option(
+      "--no-observe",
+      "do not observe the Things' properties and events (env HYPERTHINGS_OBSERVE=false)",
+    );
 }
 
 function overridesOf(options: ServeOptions): ConfigOverrides {
@@ -33,6 +39,7 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
     ...(options.auth !== undefined && { auth: options.auth }),
     ...(options.bodyLimit !== undefined && { bodyLimit: options.bodyLimit }),
     ...(options.logLevel !== undefined && { logLevel: options.logLevel }),
+    ...(options.observe === false && { observe: false }),
   };
 }
 

@@ -4,9 +4,10 @@ import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import pretty from "pino-pretty";
 import { buildServer } from "../api/index.js";
+import { createBindings } from "../bindings/index.js";
 import { InProcessBus } from "../bus/index.js";
 import { Hub, type HubConfig } from "../hub/index.js";
-import { SqliteStore } from "../store/index.js";
+import { SqliteSecretStore, SqliteStore } from "../store/index.js";
 
 export interface RunningHub {
   hub: Hub;
@@ -33,12 +34,26 @@ export async function startHub(
   options: { logger?: Logger; clock?: () => Date } = {},
 ): Promise<RunningHub> {
   const logger = options.logger ?? createLogger(config.logLevel);
-  const store = new SqliteStore({ path: join(config.dataDir, "hyperthings.db") });
+  const path = join(config.dataDir, "hyperthings.db");
+  const store = new SqliteStore({ path });
   const bus = new InProcessBus((err) => logger.error({ err }, "a change subscriber failed"));
+  // The bindings the hub talks to Things with; it knows them only by the Binding interface.
+  const bindings = createBindings({ http: { pollIntervalMs: config.pollIntervalMs } });
   let hub: Hub;
+  let secrets: SqliteSecretStore | undefined;
   try {
-    hub = await Hub.open(config, { logger, store, bus, ...(options.clock && { clock: options.clock }) });
+    secrets = new SqliteSecretStore({ path });
+    hub = await Hub.open(config, {
+      logger,
+      store,
+      bus,
+      bindings,
+      secrets,
+      ...(options.clock && { clock: options.clock }),
+    });
   } catch (err) {
+    await bindings.close();
+    await secrets?.close();
     await store.close();
     throw err;
   }

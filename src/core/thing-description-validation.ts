@@ -1,8 +1,8 @@
 // Validation of Thing Descriptions against the TD 1.1 information model (Ajv, our own schemas in
 // thing-description-schema.ts, then the rules a schema cannot express), and the strict JSON parser
 // that feeds it. Values in, values out: no I/O.
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import addFormats from "ajv-formats";
+import type { ErrorObject, ValidateFunction } from "ajv";
+import { addAjvFormats, createAjv } from "./lazy-ajv.js";
 import { type ErrorLocation, ValidationError } from "./errors.js";
 import type { ThingDescription } from "./thing-description.js";
 import { FORMAT_IRI, FORMAT_IRI_REFERENCE, thingDescriptionSchema } from "./thing-description-schema.js";
@@ -36,24 +36,26 @@ function isIriReference(value: string): boolean {
   return !NOT_IN_IRI.test(literal) && !BAD_PERCENT.test(literal);
 }
 
-const ajv = new Ajv({
-  allErrors: true,
-  verbose: true,
-  strict: true,
-  strictTypes: false,
-  strictTuples: false,
-});
-// `verbose` gives each error its parentSchema, where our `hints` annotation lives. strictTypes is
-// off because `if: {type: "array"}` discriminators leave `items` without a sibling `type`;
-// strictTuples because `@context` is an open tuple (the TD context, then any extensions).
-ajv.addKeyword({ keyword: "hints", schemaType: "object" });
-ajv.addFormat(FORMAT_IRI, { type: "string", validate: isIri });
-ajv.addFormat(FORMAT_IRI_REFERENCE, { type: "string", validate: isIriReference });
-addFormats.default(ajv, ["date-time"]);
-// Compiled on first use: programs that load core without validating (the CLI) skip the cost.
+// Created and compiled on first use: programs that load core without validating (the CLI) skip
+// the cost.
 let compiledSchema: ValidateFunction<ThingDescription> | undefined;
 function schemaValidator(): ValidateFunction<ThingDescription> {
-  compiledSchema ??= ajv.compile<ThingDescription>(thingDescriptionSchema);
+  if (compiledSchema) return compiledSchema;
+  const ajv = createAjv({
+    allErrors: true,
+    verbose: true,
+    strict: true,
+    strictTypes: false,
+    strictTuples: false,
+  });
+  // `verbose` gives each error its parentSchema, where our `hints` annotation lives. strictTypes is
+  // off because `if: {type: "array"}` discriminators leave `items` without a sibling `type`;
+  // strictTuples because `@context` is an open tuple (the TD context, then any extensions).
+  ajv.addKeyword({ keyword: "hints", schemaType: "object" });
+  ajv.addFormat(FORMAT_IRI, { type: "string", validate: isIri });
+  ajv.addFormat(FORMAT_IRI_REFERENCE, { type: "string", validate: isIriReference });
+  addAjvFormats(ajv, ["date-time"]);
+  compiledSchema = ajv.compile<ThingDescription>(thingDescriptionSchema);
   return compiledSchema;
 }
 

@@ -31,7 +31,9 @@ export function parseTimeExpression(text: string, now: Date, pointer = ""): Date
   if (relative) {
     const [, sign, amount, unit] = relative;
     const ms = Number(amount) * (UNIT_MS[unit ?? ""] ?? Number.NaN);
-    return new Date(now.getTime() + (sign === "-" ? -ms : ms));
+    const date = new Date(now.getTime() + (sign === "-" ? -ms : ms));
+    // Beyond ±100,000,000 days a Date is invalid: out of range is as wrong as unreadable.
+    return Number.isNaN(date.getTime()) ? fail() : date;
   }
   const calendar = CALENDAR.exec(input);
   if (calendar && (calendar[1] !== undefined || calendar[2] !== undefined)) {
@@ -47,7 +49,7 @@ export function parseTimeExpression(text: string, now: Date, pointer = ""): Date
   }
   if (ISO.test(input)) {
     const ms = Date.parse(input.replace(" ", "T"));
-    if (!Number.isNaN(ms)) return new Date(ms);
+    if (!Number.isNaN(ms) && !Number.isNaN(new Date(ms).getTime())) return new Date(ms);
   }
   return fail();
 }

@@ -28,6 +28,13 @@ export interface HubConfig {
   checkpointEveryChanges: number;
   /** …or this many milliseconds after the first Change not covered by one. */
   checkpointEveryMs: number;
+  /** Keep every registered Thing's observable properties and events observed (`--no-observe`). */
+  observe: boolean;
+  /** Polling interval of an observed property whose TD names none (`hyperthings:pollInterval`), ms. */
+  pollIntervalMs: number;
+  /** Reconnecting to a Thing that went away: the first delay and the cap, ms (doubling, jittered). */
+  reconnectMs: number;
+  maxReconnectMs: number;
 }
 
 /** The environment variable for each setting. */
@@ -42,6 +49,10 @@ export const configEnvironment = {
   logLevel: "HYPERTHINGS_LOG_LEVEL",
   checkpointEveryChanges: "HYPERTHINGS_CHECKPOINT_CHANGES",
   checkpointEveryMs: "HYPERTHINGS_CHECKPOINT_MS",
+  observe: "HYPERTHINGS_OBSERVE",
+  pollIntervalMs: "HYPERTHINGS_POLL_MS",
+  reconnectMs: "HYPERTHINGS_RECONNECT_MS",
+  maxReconnectMs: "HYPERTHINGS_MAX_RECONNECT_MS",
 } as const;
 
 export function defaultDataDir(): string {
@@ -59,6 +70,10 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   maxSearchResults: 100_000,
   checkpointEveryChanges: 1000,
   checkpointEveryMs: 10_000,
+  observe: true,
+  pollIntervalMs: 5_000,
+  reconnectMs: 1_000,
+  maxReconnectMs: 60_000,
 };
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -82,6 +97,10 @@ export interface ConfigOverrides {
   expirySweepMs?: number;
   checkpointEveryChanges?: string | number;
   checkpointEveryMs?: string | number;
+  observe?: boolean;
+  pollIntervalMs?: string | number;
+  reconnectMs?: string | number;
+  maxReconnectMs?: string | number;
 }
 
 /** Resolves the configuration: command line, then environment, then defaults; validated. */
@@ -133,8 +152,36 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
       10,
       86_400_000,
     ),
+    observe: overrides.observe ?? flag(e.observe, env[e.observe], configDefaults.observe),
+    pollIntervalMs: integer(
+      "poll interval (ms)",
+      String(overrides.pollIntervalMs ?? env[e.pollIntervalMs] ?? configDefaults.pollIntervalMs),
+      100,
+      86_400_000,
+    ),
+    reconnectMs: integer(
+      "reconnect delay (ms)",
+      String(overrides.reconnectMs ?? env[e.reconnectMs] ?? configDefaults.reconnectMs),
+      1,
+      3_600_000,
+    ),
+    maxReconnectMs: integer(
+      "reconnect delay cap (ms)",
+      String(overrides.maxReconnectMs ?? env[e.maxReconnectMs] ?? configDefaults.maxReconnectMs),
+      1,
+      86_400_000,
+    ),
     adminToken,
     readToken,
     logLevel,
   };
+}
+
+/** An on/off environment setting: true/false, 1/0, on/off, yes/no. */
+function flag(name: string, text: string | undefined, fallback: boolean): boolean {
+  if (text === undefined || text === "") return fallback;
+  const value = text.trim().toLowerCase();
+  if (["1", "true", "on", "yes"].includes(value)) return true;
+  if (["0", "false", "off", "no"].includes(value)) return false;
+  throw new ValidationError(`${name} must be true or false, not "${text}"`);
 }

@@ -12,6 +12,11 @@ import { createHubClock, type HubClock } from "./hub-clock.js";
 import { Ingest, type Report } from "./ingest.js";
 import { History } from "./history.js";
 import { Notary } from "./notary.js";
+import type { BindingSet } from "../bindings/index.js";
+import { Commands } from "./commands.js";
+import { Observation } from "./observation.js";
+import type { SecretStore } from "./secret-store.js";
+import { ThingSecrets, loadOrCreateSecretKey } from "./thing-secrets.js";
 
 /** Who is making a request, once their token has been checked. */
 export interface Principal {
@@ -25,12 +30,26 @@ export interface HubOptions {
   store: Store;
   bus: Bus;
   clock?: () => Date;
+  /** The bindings to talk to Things with (the hub closes them); without, it neither observes nor commands. */
+  bindings?: BindingSet;
+  /** Where the credentials for Things are kept, sealed; without, none can be set. */
+  secrets?: SecretStore;
 }
+
+/** Following an asynchronous action: ask its status this often, for at most this long. */
+const ACTION_POLL_MS = 1000;
+const ACTION_TIMEOUT_MS = 5 * 60_000;
 
 export class Hub {
   readonly directory: Directory;
   readonly history: History;
   readonly notary: Notary;
+  /** The credentials the hub holds for Things; undefined without a SecretStore. */
+  readonly secrets: ThingSecrets | undefined;
+  /** Reads, writes and invocations through the bindings; undefined without bindings. */
+  readonly commands: Commands | undefined;
+  /** The observation of every Thing; undefined without bindings or with `observe` off. */
+  readonly observation: Observation | undefined;
   private readonly ingestion: Ingest;
   private sweepTimer: NodeJS.Timeout | undefined;
   private tokenDigests: { admin: Buffer; reader?: Buffer } | undefined;
@@ -45,6 +64,8 @@ export class Hub {
     readonly adminToken: AdminToken,
     readonly logger: Logger,
     readonly clock: HubClock,
+    private readonly bindings?: BindingSet,
+    secretStore?: SecretStore,
   ) {
     this.directory = new Directory(store, bus, clock, { maxSearchResults: config.maxSearchResults });
     this.ingestion = new Ingest(store, bus, clock);
@@ -53,6 +74,51 @@ export class Hub {
       everyChanges: config.checkpointEveryChanges,
       everyMs: config.checkpointEveryMs,
     });
+    this.secrets = secretStore && new ThingSecrets(secretStore, loadOrCreateSecretKey(config.dataDir));
+    const secrets = this.secrets;
+    const secretsOf = (thing: string) => secrets?.secretsOf(thing) ?? Promise.resolve({});
+    const ingest = this.ingest.bind(this);
+    if (secrets) {
+      // A removed Thing's secrets go with it; new ones, or none, restart its observation.
+      secrets.onChange = (thing) => this.observation?.sync(thing, true);
+      bus.subscribe((change) => {
+        if (change.kind !== "removed") return;
+        secrets
+          .remove(change.thing)
+          .catch((err: unknown) => logger.error({ err }, "secrets were not removed"));
+      });
+    }
+    this.commands =
+      bindings &&
+      new Commands(
+        {
+          store,
+          bindings,
+          thing: (id) => this.directory.getLive(id),
+          secrets: secretsOf,
+          ingest,
+          logger,
+        },
+        { actionPollMs: ACTION_POLL_MS, actionTimeoutMs: ACTION_TIMEOUT_MS },
+      );
+    this.observation =
+      bindings && config.observe
+        ? new Observation(
+            {
+              store,
+              bus,
+              bindings,
+              secrets: secretsOf,
+              ingest,
+              logger: logger.child({ part: "observation" }),
+            },
+            {
+              pollIntervalMs: config.pollIntervalMs,
+              reconnectMs: config.reconnectMs,
+              maxReconnectMs: config.maxReconnectMs,
+            },
+          )
+        : undefined;
   }
 
   static async open(config: HubConfig, options: HubOptions): Promise<Hub> {
@@ -62,8 +128,9 @@ export class Hub {
     // The clock resumes after the last Change, so seq and hlc keep growing together.
     const last = await store.getChange(await store.lastSeq());
     const clock = createHubClock(id, last?.hlc, options.clock ?? (() => new Date()));
-    const hub = new Hub(id, config, store, bus, adminToken, logger, clock);
+    const hub = new Hub(id, config, store, bus, adminToken, logger, clock, options.bindings, options.secrets);
     hub.startExpirySweep();
+    hub.observation?.start();
     return hub;
   }
 
@@ -108,6 +175,11 @@ export class Hub {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearTimeout(this.sweepTimer);
+      // Observation and commands first: what they have received is recorded before the store closes.
+      await this.observation?.close();
+      await this.commands?.close();
+      await this.bindings?.close();
+      await this.secrets?.close();
       await this.notary.close();
       await this.bus.close();
       await this.store.close();

@@ -27,16 +27,29 @@ export interface Report {
 /** Which affordances a kind of Change is about, and which of their schemas its value must fit. */
 const SINGULAR = { properties: "property", actions: "action", events: "event" } as const;
 
+type Section = "properties" | "actions" | "events";
+
 const KIND_RULES: Record<
   string,
-  { section: "properties" | "actions" | "events"; schema?: "input" | "output" | "data" | "self" }
+  {
+    /** Where the affordance is looked up; none for Thing-level kinds (no affordance allowed). */
+    section?: Section;
+    /** Further sections the affordance may be in, without a schema check. */
+    orSections?: readonly Section[];
+    schema?: "input" | "output" | "data" | "self";
+  }
 > = {
   reported: { section: "properties", schema: "self" },
   desired: { section: "properties", schema: "self" },
   emitted: { section: "events", schema: "data" },
   invoked: { section: "actions", schema: "input" },
-  completed: { section: "actions", schema: "output" },
-  failed: { section: "actions" },
+  // An action's end, or a property write's (desired → completed/failed, by correlation).
+  completed: { section: "actions", orSections: ["properties"], schema: "output" },
+  // A command that failed, or a value from the Thing that did not fit its schema.
+  failed: { section: "actions", orSections: ["properties", "events"] },
+  // The Thing went away / came back (observation); the value is the reason.
+  unreachable: {},
+  reachable: {},
 };
 
 /** How many compiled schemas are kept (per Thing version and affordance). */
@@ -89,13 +102,24 @@ export class Ingest {
     const rule = KIND_RULES[report.kind];
     if (!rule) return undefined;
     const at = (pointer: string) => `/${index}${pointer}`;
-    if (report.affordance === undefined) {
-      throw new ValidationError(
-        `A ${report.kind} Change names the ${SINGULAR[rule.section]} it is about`,
-        [{ pointer: at("/affordance"), message: "is required" }],
-      );
+    if (rule.section === undefined) {
+      if (report.affordance === undefined) return undefined;
+      throw new ValidationError(`A ${report.kind} Change is about the Thing, not one of its affordances`, [
+        { pointer: at("/affordance"), message: "must be absent" },
+      ]);
     }
-    const affordance = thing.td[rule.section]?.[report.affordance] as DataSchema | undefined;
+    if (report.affordance === undefined) {
+      throw new ValidationError(`A ${report.kind} Change names the ${SINGULAR[rule.section]} it is about`, [
+        { pointer: at("/affordance"), message: "is required" },
+      ]);
+    }
+    const name = report.affordance;
+    // Own members only: "constructor" or "toString" is no affordance.
+    const group = thing.td[rule.section] ?? {};
+    const affordance = (Object.hasOwn(group, name) ? group[name] : undefined) as DataSchema | undefined;
+    if (affordance === undefined && rule.orSections?.some((s) => Object.hasOwn(thing.td[s] ?? {}, name))) {
+      return undefined;
+    }
     if (affordance === undefined) {
       const known = Object.keys(thing.td[rule.section] ?? {});
       throw new ValidationError(

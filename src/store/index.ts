@@ -1,3 +1,4 @@
 // The public face of the store: the interface, and the backends chosen by configuration.
 export type * from "./store.js";
 export { SqliteStore, type SqliteStoreOptions } from "./sqlite/sqlite-store.js";
+export { SqliteSecretStore, type SqliteSecretStoreOptions } from "./sqlite/sqlite-secret-store.js";

@@ -19,7 +19,8 @@ export async function startTestHub(
   options: { clock?: () => Date } = {},
 ): Promise<TestHub> {
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), "hyperthings-test-"));
-  const config = loadConfig({ port: 0, logLevel: "silent", ...overrides, dataDir }, env);
+  // Observation reaches out to every Thing's forms: only the tests that want it turn it on.
+  const config = loadConfig({ port: 0, logLevel: "silent", observe: false, ...overrides, dataDir }, env);
   const running = await startHub(config, {
     logger: createLogger(config.logLevel),
     ...(options.clock && { clock: options.clock }),

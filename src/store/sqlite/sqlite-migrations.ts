@@ -85,4 +85,15 @@ export const migrations: readonly string[] = [
     signature TEXT NOT NULL
   );
   `,
+  // 2: the credentials the hub uses towards Things, by Thing and security definition name, each
+  // sealed with AES-256-GCM by the hub (the key is not in the database). Mutable, unlike the Log:
+  // a secret is replaced or forgotten, never kept for history.
+  `
+  CREATE TABLE thing_secrets (
+    thing  TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    sealed BLOB NOT NULL,
+    PRIMARY KEY (thing, name)
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -1,0 +1,442 @@
+// Command and control through the hub: property reads and writes and action invocations on a
+// Thing through its bindings, each validated first and recorded as Changes — desired / invoked,
+// then completed or failed — linked by a correlation id in their cause.
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import {
+  BindingError,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+  compileDataSchema,
+  type ActionAffordance,
+  type Cause,
+  type Change,
+  type DataSchema,
+  type DataSchemaCheck,
+  type PropertyAffordance,
+  type RegisteredThingDescription,
+} from "../core/index.js";
+import {
+  bindingFailure,
+  targetFor,
+  type ActionHandle,
+  type BindingSet,
+  type Operation,
+  type Secrets,
+  type Target,
+} from "../bindings/index.js";
+import type { Store } from "../store/index.js";
+import type { Report } from "./ingest.js";
+
+export interface CommandOptions {
+  /** Asking an asynchronous action's status resource: every this many ms… */
+  readonly actionPollMs: number;
+  /** …for at most this long, then the action is recorded as failed (timeout). */
+  readonly actionTimeoutMs: number;
+}
+
+export interface CommandContext {
+  readonly store: Store;
+  readonly bindings: Pick<BindingSet, "schemes" | "bindingFor">;
+  /** The registered, unexpired Thing, or NotFoundError. */
+  readonly thing: (id: string) => Promise<{ td: RegisteredThingDescription; version: number }>;
+  readonly secrets: (thing: string) => Promise<Secrets>;
+  readonly ingest: (thing: string, reports: readonly Report[], cause: Cause) => Promise<Change[]>;
+  readonly logger: Logger;
+}
+
+/** Who asks, and through what: the cause of the Changes a command makes (a correlation is added). */
+export type Requester = Pick<Cause, "actor" | "via">;
+
+/** An action's status as the hub keeps it (TD 1.1 ActionStatus). */
+export interface InvocationStatus {
+  readonly status: "running" | "completed" | "failed";
+  readonly output?: unknown;
+  readonly error?: unknown;
+}
+
+export type InvokeOutcome =
+  | { readonly kind: "completed"; readonly output: unknown; readonly correlation: string }
+  | { readonly kind: "running"; readonly correlation: string };
+
+interface Invocation {
+  readonly thing: string;
+  readonly action: string;
+  status: InvocationStatus;
+}
+
+/** Compiled schemas kept, at most (per Thing version and affordance). */
+const MAX_CHECKS = 10_000;
+/** Invocations of asynchronous actions whose status is kept in memory, at most. */
+const MAX_INVOCATIONS = 10_000;
+/** Changes searched for an invocation's outcome when it is no longer in memory. */
+const INVOCATION_LOOKBACK = 1000;
+/** Failed status queries in a row after which an asynchronous action is given up. */
+const MAX_QUERY_FAILURES = 5;
+
+/** The value of a `failed` Change: what went wrong, with the device's answer. */
+export function failureValue(error: unknown): Record<string, unknown> {
+  const failure = bindingFailure(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (failure === undefined) return { reason: "error", message };
+  return {
+    reason: failure.reason,
+    message,
+    ...(failure.status !== undefined && { status: failure.status }),
+    ...(failure.body !== undefined && { body: failure.body }),
+  };
+}
+
+/** Payloads of non-JSON types come as bytes; the Log and the API speak JSON, so bytes become base64. */
+function asJson(value: unknown): unknown {
+  return value instanceof Uint8Array ? Buffer.from(value).toString("base64") : value;
+}
+
+function own<T>(group: Record<string, T> | undefined, name: string): T | undefined {
+  return group !== undefined && Object.hasOwn(group, name) ? group[name] : undefined;
+}
+
+export class Commands {
+  private readonly checks = new Map<string, DataSchemaCheck>();
+  private readonly invocations = new Map<string, Invocation>();
+  private readonly running = new Set<Promise<void>>();
+  private readonly stopping = new AbortController();
+
+  constructor(
+    private readonly context: CommandContext,
+    private readonly options: CommandOptions,
+  ) {}
+
+  /** Reads a property from the Thing and records the value (`reported`). */
+  async readProperty(thing: string, name: string, requester: Requester): Promise<unknown> {
+    const { td, version } = await this.context.thing(thing);
+    const property = this.property(td, name);
+    if (property.writeOnly === true) {
+      throw new ValidationError(`Property "${name}" of ${thing} is write-only`, [
+        { pointer: "", message: "a write-only property cannot be read" },
+      ]);
+    }
+    const target = await this.target(td, "readproperty", "property", name);
+    const value = asJson(await this.context.bindings.bindingFor(target).readProperty(target));
+    if (value === undefined) return undefined;
+    const cause = { ...requester, correlation: randomUUID() };
+    await this.checkAnswer(td, version, "property", name, property, value, cause, target.href);
+    await this.context.ingest(thing, [{ kind: "reported", affordance: name, value }], cause);
+    return value;
+  }
+
+  /**
+   * Checks the value against the property's schema (nothing is sent or recorded when it does not
+   * fit), records it as `desired`, writes it, and records `completed` or `failed`.
+   */
+  async writeProperty(thing: string, name: string, value: unknown, requester: Requester): Promise<string> {
+    const { td, version } = await this.context.thing(thing);
+    const property = this.property(td, name);
+    if (property.readOnly === true) {
+      throw new ValidationError(`Property "${name}" of ${thing} is read-only`, [
+        { pointer: "", message: "a read-only property cannot be written" },
+      ]);
+    }
+    this.validate(td, version, "property", name, property, value, "value");
+    const target = await this.target(td, "writeproperty", "property", name);
+    const binding = this.context.bindings.bindingFor(target);
+    const cause = { ...requester, correlation: randomUUID() };
+    await this.context.ingest(thing, [{ kind: "desired", affordance: name, value }], cause);
+    try {
+      await binding.writeProperty(target, value);
+    } catch (error) {
+      await this.recordFailure(thing, name, error, cause);
+      throw error;
+    }
+    await this.context.ingest(thing, [{ kind: "completed", affordance: name }], cause);
+    return cause.correlation;
+  }
+
+  /**
+   * Checks the input against the action's schema, records `invoked`, invokes, and records
+   * `completed` with the output or `failed`. An asynchronous action (TD 1.1) is followed by the
+   * hub until it ends; its status is `invocationStatus(…, correlation)`.
+   */
+  async invokeAction(
+    thing: string,
+    name: string,
+    input: unknown,
+    requester: Requester,
+  ): Promise<InvokeOutcome> {
+    const { td, version } = await this.context.thing(thing);
+    const action = own(td.actions, name);
+    if (action === undefined) throw new NotFoundError(`Thing ${thing} has no action "${name}"`);
+    if (input !== undefined && action.input !== undefined) {
+      this.validate(td, version, "input", name, action.input, input, "input");
+    }
+    const target = await this.target(td, "invokeaction", "action", name);
+    const binding = this.context.bindings.bindingFor(target);
+    if (this.invocations.size >= MAX_INVOCATIONS && !this.evictOne()) {
+      throw new UnavailableError("Too many asynchronous actions are running; retry later", 5);
+    }
+    const cause = { ...requester, correlation: randomUUID() };
+    await this.context.ingest(
+      thing,
+      [{ kind: "invoked", affordance: name, ...(input !== undefined && { value: input }) }],
+      cause,
+    );
+    let outcome;
+    try {
+      outcome = await binding.invokeAction(target, input);
+    } catch (error) {
+      await this.recordFailure(thing, name, error, cause);
+      throw error;
+    }
+    if (outcome.kind === "completed") {
+      const output = asJson(outcome.output);
+      await this.completed(td, version, name, action, output, cause, target.href);
+      return { kind: "completed", output, correlation: cause.correlation };
+    }
+    const invocation: Invocation = { thing, action: name, status: { status: "running" } };
+    this.invocations.set(cause.correlation, invocation);
+    const follow = this.follow(td, version, name, action, outcome.handle, invocation, cause).catch(
+      (err: unknown) => this.context.logger.error({ err, thing, action: name }, "following an action failed"),
+    );
+    this.running.add(follow);
+    void follow.finally(() => this.running.delete(follow));
+    return { kind: "running", correlation: cause.correlation };
+  }
+
+  /** The status of an asynchronous action invoked through this hub, from memory or from the Log. */
+  async invocationStatus(thing: string, action: string, correlation: string): Promise<InvocationStatus> {
+    const invocation = this.invocations.get(correlation);
+    if (invocation !== undefined && invocation.thing === thing && invocation.action === action) {
+      return invocation.status;
+    }
+    const changes = await this.context.store.history({
+      thing,
+      affordance: action,
+      kinds: ["invoked", "completed", "failed"],
+      order: "desc",
+      limit: INVOCATION_LOOKBACK,
+    });
+    const mine = changes.filter((c) => c.cause.correlation === correlation);
+    const end = mine.find((c) => c.kind === "completed" || c.kind === "failed");
+    if (end?.kind === "completed")
+      return { status: "completed", ...(end.value !== undefined && { output: end.value }) };
+    if (end?.kind === "failed") return { status: "failed", error: end.value };
+    if (mine.length > 0) {
+      // Invoked, never ended: the hub stopped while it ran, so nobody followed it to its end.
+      return {
+        status: "failed",
+        error: {
+          reason: "unknown",
+          message: "the hub restarted before the action ended; its outcome is unknown",
+        },
+      };
+    }
+    throw new NotFoundError(`No invocation ${correlation} of action "${action}" on ${thing}`);
+  }
+
+  /** Stops following asynchronous actions. */
+  async close(): Promise<void> {
+    this.stopping.abort();
+    await Promise.allSettled([...this.running]);
+  }
+
+  private property(td: RegisteredThingDescription, name: string): PropertyAffordance {
+    const property = own(td.properties, name);
+    if (property === undefined) throw new NotFoundError(`Thing ${td.id} has no property "${name}"`);
+    return property;
+  }
+
+  private async target(
+    td: RegisteredThingDescription,
+    op: Operation,
+    kind: "property" | "action",
+    name: string,
+  ): Promise<Target> {
+    return targetFor(td, {
+      op,
+      affordance: { kind, name },
+      secrets: await this.context.secrets(td.id),
+      schemes: this.context.bindings.schemes,
+    });
+  }
+
+  private check(
+    td: RegisteredThingDescription,
+    version: number,
+    role: string,
+    name: string,
+    schema: DataSchema,
+  ): DataSchemaCheck {
+    const key = `${td.id}\u0000${version}\u0000${role}\u0000${name}`;
+    let check = this.checks.get(key);
+    if (check === undefined) {
+      if (this.checks.size >= MAX_CHECKS) this.checks.clear();
+      check = compileDataSchema(schema);
+      this.checks.set(key, check);
+    }
+    return check;
+  }
+
+  /** A value from a client: a ValidationError pointing into the request body when it does not fit. */
+  private validate(
+    td: RegisteredThingDescription,
+    version: number,
+    role: string,
+    name: string,
+    schema: DataSchema,
+    value: unknown,
+    what: string,
+  ): void {
+    const problems = this.check(td, version, role, name, schema)(value);
+    if (problems.length === 0) return;
+    const first = problems[0];
+    throw new ValidationError(
+      `The ${what} for ${name} does not fit its schema: ${first?.pointer || `the ${what}`} ${first?.message ?? ""}`.trim(),
+      problems.map((p) => ({ pointer: p.pointer, message: p.message })),
+    );
+  }
+
+  /** A value from the Thing: when it does not fit, a `failed` Change and a BindingError (never state). */
+  private async checkAnswer(
+    td: RegisteredThingDescription,
+    version: number,
+    role: string,
+    name: string,
+    schema: DataSchema,
+    value: unknown,
+    cause: Cause,
+    href: string,
+  ): Promise<void> {
+    const problems = this.check(td, version, role, name, schema)(value);
+    if (problems.length === 0) return;
+    const first = problems[0];
+    const message =
+      `the Thing answered a value that does not fit the schema of ${name}: ${first?.pointer || "the value"} ${first?.message ?? ""}`.trim();
+    const error = new BindingError(`${td.id}: ${message}`, td.id, {
+      reason: "content",
+      href,
+      body: JSON.stringify(value).slice(0, 512),
+    });
+    await this.context.ingest(
+      td.id,
+      [
+        {
+          kind: "failed",
+          affordance: name,
+          value: { reason: "invalid", message, errors: problems.slice(0, 10) },
+        },
+      ],
+      cause,
+    );
+    throw error;
+  }
+
+  private async completed(
+    td: RegisteredThingDescription,
+    version: number,
+    name: string,
+    action: ActionAffordance,
+    output: unknown,
+    cause: Cause,
+    href: string,
+  ): Promise<void> {
+    if (output !== undefined && action.output !== undefined) {
+      await this.checkAnswer(td, version, "output", name, action.output, output, cause, href);
+    }
+    await this.context.ingest(
+      td.id,
+      [{ kind: "completed", affordance: name, ...(output !== undefined && { value: output }) }],
+      cause,
+    );
+  }
+
+  private async recordFailure(thing: string, name: string, error: unknown, cause: Cause): Promise<void> {
+    try {
+      await this.context.ingest(
+        thing,
+        [{ kind: "failed", affordance: name, value: failureValue(error) }],
+        cause,
+      );
+    } catch (err) {
+      // The command's own error is what the client must see; this one goes to the log.
+      this.context.logger.error({ err, thing, affordance: name }, "a failed command could not be recorded");
+    }
+  }
+
+  /** Asks the action's status resource until it ends, the hub closes, or the time is up. */
+  private async follow(
+    td: RegisteredThingDescription,
+    version: number,
+    name: string,
+    action: ActionAffordance,
+    handle: ActionHandle,
+    invocation: Invocation,
+    cause: Cause,
+  ): Promise<void> {
+    const signal = this.stopping.signal;
+    const deadline = Date.now() + this.options.actionTimeoutMs;
+    let failures = 0;
+    for (;;) {
+      let status;
+      try {
+        status = await handle.query();
+        failures = 0;
+      } catch (error) {
+        if (++failures >= MAX_QUERY_FAILURES) {
+          invocation.status = { status: "failed", error: failureValue(error) };
+          await this.recordFailure(td.id, name, error, cause);
+          return;
+        }
+      }
+      if (status?.status === "completed") {
+        const output = asJson(status.output);
+        try {
+          await this.completed(td, version, name, action, output, cause, handle.href);
+          invocation.status = { status: "completed", ...(output !== undefined && { output }) };
+        } catch (error) {
+          invocation.status = { status: "failed", error: failureValue(error) };
+        }
+        return;
+      }
+      if (status?.status === "failed") {
+        const error = { reason: "action-failed", message: "the action failed", error: status.error ?? null };
+        invocation.status = { status: "failed", error };
+        await this.context.ingest(td.id, [{ kind: "failed", affordance: name, value: error }], cause);
+        return;
+      }
+      if (Date.now() + this.options.actionPollMs > deadline) {
+        const error = {
+          reason: "timeout",
+          message: `the action did not end within ${this.options.actionTimeoutMs} ms`,
+        };
+        invocation.status = { status: "failed", error };
+        await this.context.ingest(td.id, [{ kind: "failed", affordance: name, value: error }], cause);
+        return;
+      }
+      const waited = await new Promise<boolean>((resolve) => {
+        if (signal.aborted) return resolve(false);
+        const timer = setTimeout(() => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(true);
+        }, this.options.actionPollMs);
+        const onAbort = () => {
+          clearTimeout(timer);
+          resolve(false);
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      if (!waited) return;
+    }
+  }
+
+  /** Makes room by forgetting the oldest ended invocation (its outcome stays in the Log). */
+  private evictOne(): boolean {
+    for (const [id, invocation] of this.invocations) {
+      if (invocation.status.status !== "running") {
+        this.invocations.delete(id);
+        return true;
+      }
+    }
+    return false;
+  }
+}

@@ -1,0 +1,595 @@
+// Observation: the hub keeps the observable properties and the events of every registered Thing
+// observed through the bindings (pushed where a form offers it, polled otherwise) and records
+// what it sees as `reported` / `emitted` Changes; a Thing that goes away and comes back is
+// reconnected with exponential backoff and gets one `unreachable` / `reachable` Change per turn.
+import type { Logger } from "pino";
+import {
+  NotFoundError,
+  UnauthorizedError,
+  UnavailableError,
+  ValidationError,
+  canonicalJson,
+  compileDataSchema,
+  contentHash,
+  sha256Hex,
+  type BindingError,
+  type Cause,
+  type Change,
+  type DataSchema,
+  type DataSchemaCheck,
+  type RegisteredThingDescription,
+} from "../core/index.js";
+import {
+  backoffDelay,
+  bindingFailure,
+  targetFor,
+  uriScheme,
+  type Binding,
+  type BindingSet,
+  type Secrets,
+  type Subscription,
+  type Target,
+} from "../bindings/index.js";
+import type { Bus } from "../bus/index.js";
+import type { Store } from "../store/index.js";
+import type { Report } from "./ingest.js";
+
+/** The actor of every Change the observer records. */
+export const OBSERVER_ACTOR = "hub:observer";
+
+/** TD extension terms (on an affordance, or on the Thing for all of its affordances). */
+export const POLL_INTERVAL_TERM = "hyperthings:pollInterval";
+export const RECORD_TERM = "hyperthings:record";
+
+export interface ObservationOptions {
+  /** Polling interval of an affordance whose TD names none, in ms. */
+  readonly pollIntervalMs: number;
+  /** Reconnecting to a Thing that went away: first delay and cap, in ms (doubling, with jitter). */
+  readonly reconnectMs: number;
+  readonly maxReconnectMs: number;
+  /** Jitter source, for tests. */
+  readonly random?: () => number;
+}
+
+export interface ObservationContext {
+  readonly store: Store;
+  readonly bus: Bus;
+  readonly bindings: Pick<BindingSet, "schemes" | "bindingFor">;
+  /** The Thing's secrets, opened, by security definition name. */
+  readonly secrets: (thing: string) => Promise<Secrets>;
+  readonly ingest: (thing: string, reports: readonly Report[], cause: Cause) => Promise<Change[]>;
+  readonly logger: Logger;
+}
+
+/** Values waiting for their commit, per Thing; beyond this the oldest are dropped (memory bound). */
+const MAX_PENDING = 1000;
+/** Changes of one Thing committed in one ingest call, at most. */
+const MAX_BATCH = 500;
+/** Things connecting at once, at most: a fleet coming up does not open every socket together. */
+const MAX_CONNECTING = 64;
+/** A full write queue (UnavailableError) is retried this many times before values are dropped. */
+const BUSY_ATTEMPTS = 5;
+const MIN_POLL_MS = 100;
+const MAX_POLL_MS = 86_400_000;
+
+type RecordPolicy = "every" | "change";
+
+/** What to observe of one affordance, read from the TD once per version. */
+interface Plan {
+  readonly kind: "property" | "event";
+  readonly name: string;
+  readonly record: RecordPolicy;
+  readonly pollIntervalMs: number;
+  readonly check: DataSchemaCheck | undefined;
+}
+
+interface Pending {
+  readonly report: Report;
+  readonly via: string;
+  readonly resolve: () => void;
+}
+
+/** A counting semaphore. */
+class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly max: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await task();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+/** A failure that says the Thing (or the way to it) is away, rather than that a form is wrong. */
+function isOutage(error: unknown): boolean {
+  const failure = bindingFailure(error);
+  if (failure === undefined) return false;
+  if (failure.reason === "unreachable" || failure.reason === "timeout") return true;
+  return failure.reason === "status" && failure.status !== undefined && failure.status >= 500;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The observer's plans for a TD: its observable properties and its events. */
+export function observationPlans(
+  td: RegisteredThingDescription,
+  options: Pick<ObservationOptions, "pollIntervalMs">,
+  warn: (message: string) => void = () => undefined,
+): Plan[] {
+  const pollOf = (where: Record<string, unknown>, path: string, fallback: number): number => {
+    const value = where[POLL_INTERVAL_TERM];
+    if (value === undefined) return fallback;
+    if (typeof value === "number" && Number.isInteger(value) && value >= MIN_POLL_MS && value <= MAX_POLL_MS)
+      return value;
+    warn(`${path}/${POLL_INTERVAL_TERM} must be whole milliseconds from ${MIN_POLL_MS} to ${MAX_POLL_MS}`);
+    return fallback;
+  };
+  const recordOf = (where: Record<string, unknown>, path: string, fallback: RecordPolicy): RecordPolicy => {
+    const value = where[RECORD_TERM];
+    if (value === undefined) return fallback;
+    if (value === "every" || value === "change") return value;
+    warn(`${path}/${RECORD_TERM} must be "every" or "change"`);
+    return fallback;
+  };
+  const thingPoll = pollOf(td, "", options.pollIntervalMs);
+  const thingRecord = recordOf(td, "", "change");
+  const plans: Plan[] = [];
+  for (const [name, property] of Object.entries(td.properties ?? {})) {
+    if (property.observable !== true || property.writeOnly === true) continue;
+    const path = `/properties/${name}`;
+    plans.push({
+      kind: "property",
+      name,
+      record: recordOf(property, path, thingRecord),
+      pollIntervalMs: pollOf(property, path, thingPoll),
+      check: compiled(property, warn, path),
+    });
+  }
+  for (const [name, event] of Object.entries(td.events ?? {})) {
+    // An event is an occurrence, not a state: every one is recorded.
+    plans.push({
+      kind: "event",
+      name,
+      record: "every",
+      pollIntervalMs: thingPoll,
+      check: event.data === undefined ? undefined : compiled(event.data, warn, `/events/${name}/data`),
+    });
+  }
+  return plans;
+}
+
+function compiled(
+  schema: DataSchema,
+  warn: (message: string) => void,
+  path: string,
+): DataSchemaCheck | undefined {
+  try {
+    return compileDataSchema(schema);
+  } catch (error) {
+    warn(`${path}: the schema cannot be compiled (${messageOf(error)}); values are not checked`);
+    return undefined;
+  }
+}
+
+/** Every registered Thing's observation, started and stopped as the directory changes. */
+export class Observation {
+  private readonly observers = new Map<string, ThingObserver>();
+  /** Per Thing, the tail of its serialised lifecycle steps (start, restart, stop). */
+  private readonly steps = new Map<string, Promise<void>>();
+  private readonly limiter = new Limiter(MAX_CONNECTING);
+  private unsubscribe: (() => void) | undefined;
+  private scan: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly context: ObservationContext,
+    private readonly options: ObservationOptions,
+  ) {}
+
+  /** Follows the directory from now on, and starts observing every Thing it already holds. */
+  start(): void {
+    this.unsubscribe = this.context.bus.subscribe((change) => {
+      if (change.kind === "described" || change.kind === "removed") this.sync(change.thing);
+    });
+    this.scan = (async () => {
+      for await (const record of this.context.store.scanThings()) {
+        if (this.closed) return;
+        this.sync(record.id);
+      }
+    })().catch((err: unknown) => this.context.logger.error({ err }, "observation could not list the Things"));
+  }
+
+  /** Brings one Thing's observation in line with the directory; `restart` even if its TD is unchanged. */
+  sync(thing: string, restart = false): void {
+    const previous = this.steps.get(thing) ?? Promise.resolve();
+    const step = previous
+      .then(() => this.apply(thing, restart))
+      .catch((err: unknown) => this.context.logger.error({ err, thing }, "observation failed"));
+    this.steps.set(thing, step);
+    void step.then(() => {
+      if (this.steps.get(thing) === step) this.steps.delete(thing);
+    });
+  }
+
+  /** Resolves once every start, restart and stop asked for so far is done. */
+  async settled(): Promise<void> {
+    await this.scan;
+    while (this.steps.size > 0) await Promise.all([...this.steps.values()]);
+  }
+
+  /** The Things observed now, with the affordances observed and whether each Thing is reachable. */
+  status(): { thing: string; reachable: boolean; observing: string[] }[] {
+    return [...this.observers.values()].map((o) => o.status());
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.unsubscribe?.();
+    await this.settled();
+    await Promise.all([...this.observers.values()].map((o) => o.stop()));
+    this.observers.clear();
+  }
+
+  private async apply(thing: string, restart: boolean): Promise<void> {
+    if (this.closed) return;
+    const record = await this.context.store.getThing(thing);
+    const current = this.observers.get(thing);
+    const hash = record === undefined ? undefined : contentHash(record.td);
+    if (current !== undefined && !restart && current.hash === hash) return;
+    if (current !== undefined) {
+      this.observers.delete(thing);
+      await current.stop();
+    }
+    if (record === undefined || hash === undefined || this.closed) return;
+    const log = this.context.logger.child({ thing });
+    const plans = observationPlans(record.td, this.options, (message) => log.warn(message));
+    if (plans.length === 0) return;
+    const observer = new ThingObserver(record.td, hash, plans, this.context, this.options, this.limiter, log);
+    this.observers.set(thing, observer);
+    await observer.start();
+  }
+}
+
+interface Opened {
+  readonly plan: Plan;
+  readonly target: Target;
+  readonly binding: Binding;
+}
+
+/** One Thing's observation: its subscriptions, its reachability, and its queue of values to record. */
+class ThingObserver {
+  private readonly id: string;
+  private stopped = false;
+  /** Bumped on every (re)connection and stop: callbacks of an older one are ignored. */
+  private generation = 0;
+  private subscriptions: { plan: Plan; subscription: Subscription }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private attempt = 0;
+  /** As last recorded in the Log. */
+  private reachable = true;
+  /** Affordances given up on (no usable form, no secret, a refusal) until the TD or secrets change. */
+  private readonly broken = new Set<string>();
+  /** The hash of the last value recorded per property, for "only on change". */
+  private readonly last = new Map<string, string>();
+  /** Per affordance, problems already logged (one line per problem, not per value). */
+  private readonly logged = new Set<string>();
+  private queue: Pending[] = [];
+  private flushing = false;
+  private drained: (() => void)[] = [];
+  private dropped = 0;
+
+  constructor(
+    private readonly td: RegisteredThingDescription,
+    readonly hash: string,
+    private readonly plans: readonly Plan[],
+    private readonly context: ObservationContext,
+    private readonly options: ObservationOptions,
+    private readonly limiter: Limiter,
+    private readonly log: Logger,
+  ) {
+    this.id = td.id;
+  }
+
+  status(): { thing: string; reachable: boolean; observing: string[] } {
+    return {
+      thing: this.id,
+      reachable: this.reachable,
+      observing: this.subscriptions.map(({ plan }) => `${plan.kind}:${plan.name}`),
+    };
+  }
+
+  async start(): Promise<void> {
+    // Resume from the Log: the last recorded values and reachability, so a restarted hub does
+    // not record again what it already has.
+    const streams = await this.context.store.streamsAt(this.id, undefined, [
+      "reported",
+      "unreachable",
+      "reachable",
+    ]);
+    let latestReachability = 0;
+    for (const stream of streams) {
+      if (stream.kind === "reported") {
+        this.last.set(stream.affordance, valueHash("reported", stream.latest.value));
+      } else if (stream.latest.seq > latestReachability) {
+        latestReachability = stream.latest.seq;
+        this.reachable = stream.kind === "reachable";
+      }
+    }
+    this.connectLater(0);
+  }
+
+  /** Ends every subscription and timer, and waits for the values already received to be recorded. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.generation++;
+    clearTimeout(this.timer);
+    const subscriptions = this.subscriptions;
+    this.subscriptions = [];
+    await closeAll(subscriptions.map((s) => s.subscription));
+    if (this.flushing) await new Promise<void>((resolve) => this.drained.push(resolve));
+  }
+
+  private connectLater(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.limiter
+        .run(() => this.connect())
+        .catch((err: unknown) => this.log.error({ err }, "observation could not connect"));
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const generation = ++this.generation;
+    const secrets = await this.context.secrets(this.id);
+    const { bindings } = this.context;
+    const wanted: Opened[] = [];
+    for (const plan of this.plans) {
+      if (this.broken.has(keyOf(plan))) continue;
+      try {
+        const target = targetFor(this.td, {
+          op: plan.kind === "property" ? "observeproperty" : "subscribeevent",
+          affordance: { kind: plan.kind, name: plan.name },
+          secrets,
+          schemes: bindings.schemes,
+          pollIntervalMs: plan.pollIntervalMs,
+        });
+        wanted.push({ plan, target, binding: bindings.bindingFor(target) });
+      } catch (error) {
+        this.giveUp(plan, error);
+      }
+    }
+    if (wanted.length === 0) return;
+    const results = await Promise.allSettled(wanted.map((w) => this.open(w, generation)));
+    const opened: { plan: Plan; subscription: Subscription }[] = [];
+    let outage: unknown;
+    results.forEach((result, i) => {
+      const plan = wanted[i]?.plan;
+      if (plan === undefined) return;
+      if (result.status === "fulfilled") opened.push({ plan, subscription: result.value });
+      else if (isOutage(result.reason)) outage ??= result.reason;
+      else this.giveUp(plan, result.reason);
+    });
+    if (this.stopped || generation !== this.generation) {
+      await closeAll(opened.map((o) => o.subscription));
+      return;
+    }
+    if (outage !== undefined) {
+      await closeAll(opened.map((o) => o.subscription));
+      this.wentAway(outage, generation);
+      return;
+    }
+    this.subscriptions = opened;
+    this.attempt = 0;
+    if (!this.reachable) {
+      this.reachable = true;
+      const via = viaOf(wanted[0]?.target.href);
+      void this.enqueue({ kind: "reachable", value: "the Thing answers again" }, via);
+    }
+    if (opened.length > 0) {
+      this.log.debug({ observing: opened.map((o) => keyOf(o.plan)) }, "observing");
+    }
+  }
+
+  private open({ plan, target, binding }: Opened, generation: number): Promise<Subscription> {
+    const via = viaOf(target.href);
+    const onValue = (value: unknown) =>
+      generation === this.generation ? this.received(plan, via, value) : undefined;
+    const onError = (error: BindingError) => {
+      if (generation === this.generation) this.failed(plan, error, generation);
+    };
+    return plan.kind === "property"
+      ? binding.observeProperty(target, onValue, onError)
+      : binding.subscribeEvent(target, onValue, onError);
+  }
+
+  /** A value from the Thing: checked, filtered by the record policy, queued for the Log. */
+  private received(plan: Plan, via: string, raw: unknown): Promise<void> | undefined {
+    if (this.stopped) return undefined;
+    // Payloads of non-JSON types arrive as bytes; the Log keeps JSON, so they are kept as base64.
+    const value = raw instanceof Uint8Array ? Buffer.from(raw).toString("base64") : raw;
+    if (plan.kind === "property" && value === undefined) return undefined;
+    const problems = value === undefined ? [] : (plan.check?.(value) ?? []);
+    let report: Report;
+    if (problems.length > 0) {
+      const first = problems[0];
+      report = {
+        kind: "failed",
+        affordance: plan.name,
+        value: {
+          reason: "invalid",
+          message:
+            `the Thing sent a value that does not fit the schema: ${first?.pointer || "the value"} ${first?.message ?? ""}`.trim(),
+          errors: problems.slice(0, 10),
+        },
+      };
+    } else {
+      report = {
+        kind: plan.kind === "property" ? "reported" : "emitted",
+        affordance: plan.name,
+        ...(value !== undefined && { value }),
+      };
+    }
+    if (plan.record === "change") {
+      let hash: string;
+      try {
+        hash = valueHash(report.kind, value);
+      } catch {
+        hash = "";
+      }
+      if (hash !== "" && this.last.get(plan.name) === hash) return undefined;
+      this.last.set(plan.name, hash);
+    }
+    return this.enqueue(report, via);
+  }
+
+  private failed(plan: Plan, error: BindingError, generation: number): void {
+    if (this.stopped) return;
+    if (isOutage(error)) {
+      this.lost(error, generation);
+      return;
+    }
+    if (bindingFailure(error)?.ended === true) {
+      this.giveUp(plan, error);
+      return;
+    }
+    this.logOnce(plan, error, "warn");
+  }
+
+  /** The Thing went away while observed: stop everything and try again later. */
+  private lost(error: unknown, generation: number): void {
+    if (this.stopped || generation !== this.generation) return;
+    this.generation++;
+    const subscriptions = this.subscriptions;
+    this.subscriptions = [];
+    void closeAll(subscriptions.map((s) => s.subscription)).then(() => this.wentAway(error, this.generation));
+  }
+
+  private wentAway(error: unknown, generation: number): void {
+    if (this.stopped || generation !== this.generation) return;
+    if (this.reachable) {
+      this.reachable = false;
+      this.log.info({ reason: messageOf(error) }, "the Thing is unreachable");
+      void this.enqueue({ kind: "unreachable", value: messageOf(error) }, viaOf(bindingFailure(error)?.href));
+    }
+    const delay = backoffDelay(
+      this.attempt++,
+      { baseDelayMs: this.options.reconnectMs, maxDelayMs: this.options.maxReconnectMs },
+      this.options.random,
+    );
+    this.connectLater(delay);
+  }
+
+  private giveUp(plan: Plan, error: unknown): void {
+    this.broken.add(keyOf(plan));
+    const level =
+      error instanceof NotFoundError ? "debug" : error instanceof UnauthorizedError ? "info" : "warn";
+    this.logOnce(plan, error, level);
+  }
+
+  private logOnce(plan: Plan, error: unknown, level: "debug" | "info" | "warn"): void {
+    const message = messageOf(error);
+    const key = `${keyOf(plan)}\u0000${message}`;
+    if (this.logged.has(key)) return;
+    if (this.logged.size >= 100) this.logged.clear();
+    this.logged.add(key);
+    this.log[level]({ affordance: plan.name, reason: message }, `not observing ${plan.kind} ${plan.name}`);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Recording: one queue per Thing, in order, batched; resolves once committed (or dropped), so a
+  // binding that acknowledges deliveries (MQTT QoS 1) acknowledges only what the Log holds.
+
+  private enqueue(report: Report, via: string): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.queue.length >= MAX_PENDING) {
+        this.queue.shift()?.resolve();
+        if (this.dropped++ % MAX_PENDING === 0) {
+          this.log.warn(
+            { dropped: this.dropped },
+            "values arrive faster than they are recorded; dropping the oldest",
+          );
+        }
+      }
+      this.queue.push({ report, via, resolve });
+      if (!this.flushing) {
+        this.flushing = true;
+        void this.flush();
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.queue.length > 0) {
+      const via = this.queue[0]?.via;
+      let n = 0;
+      while (n < this.queue.length && n < MAX_BATCH && this.queue[n]?.via === via) n++;
+      const batch = this.queue.splice(0, n);
+      await this.commit(batch, via ?? "hub");
+      for (const pending of batch) pending.resolve();
+    }
+    this.flushing = false;
+    for (const resolve of this.drained.splice(0)) resolve();
+  }
+
+  private async commit(batch: Pending[], via: string): Promise<void> {
+    const cause: Cause = { actor: OBSERVER_ACTOR, via };
+    const reports = batch.map((p) => p.report);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.context.ingest(this.id, reports, cause);
+        return;
+      } catch (error) {
+        if (error instanceof UnavailableError && attempt + 1 < BUSY_ATTEMPTS) {
+          await new Promise((resolve) =>
+            setTimeout(resolve, (error.retryAfter ?? 0.1) * 1000 * (attempt + 1)),
+          );
+          continue;
+        }
+        // Not recorded: the next equal value must be recorded, not filtered out.
+        for (const report of reports)
+          if (report.affordance !== undefined) this.last.delete(report.affordance);
+        if (error instanceof NotFoundError) return; // removed meanwhile: its stop is on the way
+        if (error instanceof ValidationError && reports.length > 1) {
+          // One report no longer fits (the TD changed meanwhile): record the others.
+          for (const report of reports) {
+            await this.context.ingest(this.id, [report], cause).catch((err: unknown) => {
+              this.log.warn({ err, affordance: report.affordance }, "a value was not recorded");
+            });
+          }
+          return;
+        }
+        this.log.warn({ err: error, count: reports.length }, "values were not recorded");
+        return;
+      }
+    }
+  }
+}
+
+function keyOf(plan: Plan): string {
+  return `${plan.kind}:${plan.name}`;
+}
+
+function viaOf(href: string | undefined): string {
+  return (href === undefined ? undefined : uriScheme(href)) ?? "hub";
+}
+
+function valueHash(kind: string, value: unknown): string {
+  return sha256Hex(`${kind}\u0000${value === undefined ? "" : canonicalJson(value)}`);
+}
+
+async function closeAll(subscriptions: readonly Subscription[]): Promise<void> {
+  await Promise.all(subscriptions.map((s) => s.close().catch(() => undefined)));
+}

@@ -1,0 +1,154 @@
+// ThingSecrets over the SQLite secret store: the key file, sealing (AES-256-GCM bound to the Thing
+// and the definition name), and which security definition a secret is for.
+import Database from "better-sqlite3";
+import { readFileSync, statSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ValidationError, type RegisteredThingDescription } from "../core/index.js";
+import { SqliteSecretStore, SqliteStore } from "../store/index.js";
+import { SECRET_KEY_FILE, ThingSecrets, loadOrCreateSecretKey } from "./thing-secrets.js";
+
+function td(
+  securityDefinitions: RegisteredThingDescription["securityDefinitions"],
+): RegisteredThingDescription {
+  return {
+    "@context": "https://www.w3.org/2022/wot/td/v1.1",
+    id: "urn:test:secrets:lamp",
+    title: "Lamp",
+    securityDefinitions,
+    security: Object.keys(securityDefinitions),
+  };
+}
+
+describe("ThingSecrets", () => {
+  let dir: string;
+  let path: string;
+  let store: SqliteStore;
+  let secretStore: SqliteSecretStore;
+  let secrets: ThingSecrets;
+  const changed: string[] = [];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "hyperthings-secrets-"));
+    path = join(dir, "hyperthings.db");
+    store = new SqliteStore({ path });
+    secretStore = new SqliteSecretStore({ path });
+    secrets = new ThingSecrets(secretStore, loadOrCreateSecretKey(dir));
+    secrets.onChange = (thing) => changed.push(thing);
+    changed.length = 0;
+  });
+
+  afterEach(async () => {
+    await secrets.close();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("creates the key once, mode 0600, and reads the same key back", () => {
+    const file = join(dir, SECRET_KEY_FILE);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const text = readFileSync(file, "utf8");
+    expect(Buffer.from(text.trim(), "base64")).toHaveLength(32);
+    expect(loadOrCreateSecretKey(dir).equals(Buffer.from(text.trim(), "base64"))).toBe(true);
+  });
+
+  it("keeps secrets sealed in the database and opens them for the bindings", async () => {
+    const thing = td({ basic_sc: { scheme: "basic" }, bearer_sc: { scheme: "bearer" } });
+    expect(await secrets.set(thing, { username: "ops", password: "s3cret-basic" })).toBe("basic_sc");
+    expect(await secrets.set(thing, { token: "s3cret-token" })).toBe("bearer_sc");
+    expect(changed).toEqual([thing.id, thing.id]);
+    expect(await secrets.secretsOf(thing.id)).toEqual({
+      basic_sc: { username: "ops", password: "s3cret-basic" },
+      bearer_sc: { token: "s3cret-token" },
+    });
+    expect(await secrets.names(thing.id)).toEqual(["basic_sc", "bearer_sc"]);
+    const db = new Database(path, { readonly: true });
+    const rows = db.prepare("SELECT sealed FROM thing_secrets").all() as { sealed: Buffer }[];
+    db.close();
+    expect(rows).toHaveLength(2);
+    for (const { sealed } of rows) {
+      expect(sealed.includes("s3cret")).toBe(false);
+      expect(sealed.includes("ops")).toBe(false);
+    }
+
+    expect(await secrets.remove(thing.id, "bearer_sc")).toBe(1);
+    expect(await secrets.secretsOf(thing.id)).toEqual({
+      basic_sc: { username: "ops", password: "s3cret-basic" },
+    });
+    expect(await secrets.remove(thing.id)).toBe(1);
+    expect(await secrets.remove(thing.id)).toBe(0);
+    expect(await secrets.secretsOf(thing.id)).toEqual({});
+  });
+
+  it("cannot open a secret moved to another Thing, or opened with another key", async () => {
+    const thing = td({ basic_sc: { scheme: "basic" } });
+    await secrets.set(thing, { username: "ops", password: "pw" });
+    const [sealed] = (await secretStore.get(thing.id)).values();
+    if (sealed === undefined) throw new Error("nothing stored");
+    await secretStore.put("urn:test:secrets:other", "basic_sc", sealed);
+    await expect(secrets.secretsOf("urn:test:secrets:other")).rejects.toThrow(/cannot be opened/);
+
+    const otherKeyDir = await mkdtemp(join(tmpdir(), "hyperthings-secrets-key-"));
+    try {
+      const stranger = new ThingSecrets(secretStore, loadOrCreateSecretKey(otherKeyDir));
+      await expect(stranger.secretsOf(thing.id)).rejects.toThrow(/cannot be opened/);
+    } finally {
+      await rm(otherKeyDir, { recursive: true, force: true });
+    }
+  });
+
+  it("finds the definition a secret is for, and refuses what fits none or several", async () => {
+    const one = td({
+      nosec_sc: { scheme: "nosec" },
+      key_sc: { scheme: "apikey", in: "header", name: "X-Key" },
+    });
+    expect(await secrets.set(one, { key: "k" })).toBe("key_sc");
+    await expect(secrets.set(one, { token: "t" })).rejects.toThrow(
+      /has no security definition that takes a token/,
+    );
+
+    const two = td({ a: { scheme: "bearer" }, b: { scheme: "bearer" } });
+    await expect(secrets.set(two, { token: "t" })).rejects.toThrow(/several security definitions .*\(a, b\)/);
+    expect(await secrets.set(two, { schemeName: "b", token: "t" })).toBe("b");
+    await expect(secrets.set(two, { schemeName: "c", token: "t" })).rejects.toThrow(
+      /no security definition "c"/,
+    );
+    await expect(secrets.set(two, { schemeName: "a", key: "k" })).rejects.toThrow(/does not take a key/);
+  });
+
+  it("refuses malformed secrets before storing anything", async () => {
+    const thing = td({ basic_sc: { scheme: "basic" } });
+    const cases = [
+      {},
+      { username: "ops" },
+      { password: "pw" },
+      { username: "ops", password: "pw", token: "t" },
+      { username: "a:b", password: "pw" },
+      { username: "ops", password: "line\nbreak" },
+      { username: "", password: "pw" },
+    ];
+    for (const input of cases) {
+      await expect(secrets.set(thing, input), JSON.stringify(input)).rejects.toBeInstanceOf(ValidationError);
+    }
+    expect(await secrets.names(thing.id)).toEqual([]);
+    expect(changed).toEqual([]);
+  });
+});
+
+describe("SqliteSecretStore", () => {
+  it("refuses a database the SqliteStore has not brought to its schema", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hyperthings-secrets-"));
+    try {
+      const path = join(dir, "old.db");
+      const db = new Database(path);
+      db.pragma("user_version = 1");
+      db.close();
+      expect(() => new SqliteSecretStore({ path })).toThrow(/needs 2/);
+      expect(() => new SqliteSecretStore({ path: join(dir, "missing.db") })).toThrow();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,227 @@
+// The credentials the hub holds for Things, by security definition name: checked against the TD,
+// sealed with AES-256-GCM (key in `<data>/secrets.key`, mode 0600, made at first start) before
+// they reach the SecretStore, and opened only to build the Targets of the bindings.
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ValidationError, type ThingDescription } from "../core/index.js";
+import type { Secret, Secrets } from "../bindings/index.js";
+import type { SecretStore } from "./secret-store.js";
+
+export const SECRET_KEY_FILE = "secrets.key";
+
+/** A secret as an operator gives it: one kind, for a named security definition or the only fitting one. */
+export interface SecretInput {
+  schemeName?: string;
+  username?: string;
+  password?: string;
+  token?: string;
+  key?: string;
+}
+
+const KEY_BYTES = 32;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+/** The first byte of a sealed secret: the format, so that a later one can be told apart. */
+const FORMAT = 1;
+const MAX_SECRET_LENGTH = 4096;
+/** Decrypted secrets kept in memory, by Thing, at most. */
+const MAX_CACHED_THINGS = 10_000;
+
+/** Which secret each supported scheme takes. */
+const TAKES: Readonly<Record<string, "basic" | "token" | "key">> = {
+  basic: "basic",
+  bearer: "token",
+  apikey: "key",
+};
+
+/** Reads the key, or makes one (32 random bytes, base64, mode 0600) if there is none yet. */
+export function loadOrCreateSecretKey(dataDir: string): Buffer {
+  const path = join(dataDir, SECRET_KEY_FILE);
+  const read = (): Buffer => {
+    const key = Buffer.from(readFileSync(path, "utf8").trim(), "base64");
+    if (key.length !== KEY_BYTES) {
+      throw new Error(`${path} does not hold a ${KEY_BYTES}-byte key in base64; restore it from a backup`);
+    }
+    return key;
+  };
+  try {
+    return read();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const key = randomBytes(KEY_BYTES);
+  try {
+    // "wx": never overwrite a key another process created meanwhile (its secrets need it).
+    writeFileSync(path, `${key.toString("base64")}\n`, { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return read();
+    throw err;
+  }
+  return key;
+}
+
+export class ThingSecrets {
+  /** Told after a Thing's secrets were set or removed (the hub restarts its observation). */
+  onChange: (thing: string) => void = () => undefined;
+  private readonly cache = new Map<string, Secrets>();
+
+  constructor(
+    private readonly store: SecretStore,
+    private readonly key: Buffer,
+  ) {
+    if (key.length !== KEY_BYTES) throw new Error(`a secret key has ${KEY_BYTES} bytes`);
+  }
+
+  /**
+   * Checks the secret against the Thing's security definitions and stores it, sealed. Returns the
+   * name of the definition it is for.
+   */
+  async set(td: ThingDescription & { id: string }, input: SecretInput): Promise<string> {
+    const { kind, secret } = secretOf(input);
+    const name = definitionFor(td, kind, input.schemeName);
+    await this.store.put(td.id, name, this.seal(td.id, name, secret));
+    this.cache.delete(td.id);
+    this.onChange(td.id);
+    return name;
+  }
+
+  /** Forgets one secret (by definition name) or all of a Thing's; how many went. */
+  async remove(thing: string, name?: string): Promise<number> {
+    const removed = await this.store.remove(thing, name);
+    this.cache.delete(thing);
+    if (removed > 0) this.onChange(thing);
+    return removed;
+  }
+
+  names(thing: string): Promise<string[]> {
+    return this.store.names(thing);
+  }
+
+  /** The Thing's secrets, opened, as `targetFor` takes them. */
+  async secretsOf(thing: string): Promise<Secrets> {
+    const cached = this.cache.get(thing);
+    if (cached !== undefined) return cached;
+    const secrets: Record<string, Secret> = {};
+    for (const [name, sealed] of await this.store.get(thing)) secrets[name] = this.open(thing, name, sealed);
+    if (this.cache.size >= MAX_CACHED_THINGS) this.cache.clear();
+    this.cache.set(thing, secrets);
+    return secrets;
+  }
+
+  close(): Promise<void> {
+    this.cache.clear();
+    return this.store.close();
+  }
+
+  // The Thing and the name are authenticated data: a sealed secret moved to another row fails.
+  private seal(thing: string, name: string, secret: Secret): Uint8Array {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv("aes-256-gcm", this.key, iv);
+    cipher.setAAD(Buffer.from(`${thing}\u0000${name}`, "utf8"));
+    const body = Buffer.concat([cipher.update(JSON.stringify(secret), "utf8"), cipher.final()]);
+    return Buffer.concat([Buffer.of(FORMAT), iv, cipher.getAuthTag(), body]);
+  }
+
+  private open(thing: string, name: string, sealed: Uint8Array): Secret {
+    const bytes = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
+    if (bytes[0] !== FORMAT || bytes.length < 1 + IV_BYTES + TAG_BYTES) {
+      throw new Error(`the secret "${name}" of ${thing} is not in a format this hub reads`);
+    }
+    const iv = bytes.subarray(1, 1 + IV_BYTES);
+    const tag = bytes.subarray(1 + IV_BYTES, 1 + IV_BYTES + TAG_BYTES);
+    const decipher = createDecipheriv("aes-256-gcm", this.key, iv);
+    decipher.setAAD(Buffer.from(`${thing}\u0000${name}`, "utf8"));
+    decipher.setAuthTag(tag);
+    try {
+      const text = Buffer.concat([
+        decipher.update(bytes.subarray(1 + IV_BYTES + TAG_BYTES)),
+        decipher.final(),
+      ]).toString("utf8");
+      return JSON.parse(text) as Secret;
+    } catch (cause) {
+      throw new Error(`the secret "${name}" of ${thing} cannot be opened with ${SECRET_KEY_FILE}`, { cause });
+    }
+  }
+}
+
+function secretOf(input: SecretInput): { kind: "basic" | "token" | "key"; secret: Secret } {
+  const check = (field: keyof SecretInput, value: string | undefined): string | undefined => {
+    if (value === undefined) return undefined;
+    // CR, LF and NUL would let a secret leave its header.
+    if (value.length === 0 || value.length > MAX_SECRET_LENGTH || /[\r\n\0]/.test(value)) {
+      throw new ValidationError(
+        `${field} must be 1 to ${MAX_SECRET_LENGTH} characters, without line breaks`,
+        [{ pointer: `/${field}`, message: "is not a usable secret" }],
+      );
+    }
+    return value;
+  };
+  const username = check("username", input.username);
+  const password = check("password", input.password);
+  const token = check("token", input.token);
+  const key = check("key", input.key);
+  const given = [username !== undefined || password !== undefined, token !== undefined, key !== undefined];
+  if (given.filter(Boolean).length !== 1) {
+    throw new ValidationError("Give one secret: a username and a password, a token, or a key", [
+      { pointer: "", message: "needs exactly one of username+password, token, key" },
+    ]);
+  }
+  if (token !== undefined) return { kind: "token", secret: { token } };
+  if (key !== undefined) return { kind: "key", secret: { key } };
+  if (username === undefined || password === undefined) {
+    const missing = username === undefined ? "username" : "password";
+    throw new ValidationError(`Basic credentials need a username and a password`, [
+      { pointer: `/${missing}`, message: "is required with basic credentials" },
+    ]);
+  }
+  if (username.includes(":")) {
+    // RFC 7617 §2: the user-id cannot contain a colon.
+    throw new ValidationError("A basic username cannot contain a colon (RFC 7617)", [
+      { pointer: "/username", message: "contains ':'" },
+    ]);
+  }
+  return { kind: "basic", secret: { username, password } };
+}
+
+/** The security definition a secret is for: the named one, or the only one taking its kind. */
+function definitionFor(
+  td: ThingDescription & { id: string },
+  kind: "basic" | "token" | "key",
+  named: string | undefined,
+): string {
+  const definitions = td.securityDefinitions;
+  const what = { basic: "a username and password", token: "a token", key: "a key" }[kind];
+  if (named !== undefined) {
+    const scheme = Object.hasOwn(definitions, named) ? definitions[named]?.scheme : undefined;
+    if (scheme === undefined) {
+      throw new ValidationError(
+        `${td.id} has no security definition "${named}" (it has ${Object.keys(definitions).join(", ")})`,
+        [{ pointer: "/schemeName", message: "is not in the TD's securityDefinitions" }],
+      );
+    }
+    const takes = TAKES[scheme];
+    if (takes !== kind) {
+      const needs =
+        takes === undefined
+          ? `the hub holds no secrets for "${scheme}" schemes (only basic, bearer, apikey)`
+          : `a ${scheme} scheme takes ${{ basic: "a username and password", token: "a token", key: "a key" }[takes]}`;
+      throw new ValidationError(
+        `Security definition "${named}" of ${td.id} does not take ${what}: ${needs}`,
+        [{ pointer: "/schemeName", message: `is a ${scheme} scheme` }],
+      );
+    }
+    return named;
+  }
+  const fitting = Object.entries(definitions)
+    .filter(([, scheme]) => TAKES[scheme.scheme] === kind)
+    .map(([name]) => name);
+  if (fitting.length === 1 && fitting[0] !== undefined) return fitting[0];
+  throw new ValidationError(
+    fitting.length === 0
+      ? `${td.id} has no security definition that takes ${what}`
+      : `${td.id} has several security definitions that take ${what} (${fitting.join(", ")}): name one`,
+    [{ pointer: "/schemeName", message: fitting.length === 0 ? "no definition fits" : "is required" }],
+  );
+}
