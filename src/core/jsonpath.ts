@@ -1,12 +1,13 @@
 // JSONPath (RFC 9535) queries over the directory. As in W3C WoT Discovery §7.3.2.4 the query's
 // root is the collection of all TDs (a JSON array), so `$[?@.title=='Lamp'].id` selects ids.
 import { createRequire } from "node:module";
+import type * as JsonP3 from "json-p3";
 import type { JSONPathEnvironment, JSONPathQuery } from "json-p3";
 import { ValidationError } from "./errors.js";
 
 // Loaded on first use, like Ajv (lazy-ajv.ts): most programs that import core never search.
 const require = createRequire(import.meta.url);
-let jsonp3: typeof import("json-p3") | undefined;
+let jsonp3: typeof JsonP3 | undefined;
 let environment: JSONPathEnvironment | undefined;
 
 /** Selectors whose result depends only on each element, not on its position in the array. */
@@ -29,7 +30,7 @@ export interface CompiledJsonPath {
 export function compileJsonPath(query: string): CompiledJsonPath {
   if (query.length === 0) throw new ValidationError("The JSONPath query is empty; try $[*].title");
   if (query.length > 4096) throw new ValidationError("The JSONPath query is longer than 4096 characters");
-  jsonp3 ??= require("json-p3") as typeof import("json-p3");
+  jsonp3 ??= require("json-p3") as typeof JsonP3;
   environment ??= new jsonp3.JSONPathEnvironment({ strict: true, maxRecursionDepth: 64 });
   let compiled: JSONPathQuery;
   try {
