@@ -22,7 +22,13 @@ export {
 export { Notary, LOG_KEY_FILE, type InclusionProof, type ConsistencyProof } from "./notary.js";
 export type { Report } from "./ingest.js";
 export { hlcFloor, type HubClock } from "./hub-clock.js";
-export { Commands, failureValue, type InvocationStatus, type InvokeOutcome, type Requester } from "./commands.js";
+export {
+  Commands,
+  failureValue,
+  type InvocationStatus,
+  type InvokeOutcome,
+  type Requester,
+} from "./commands.js";
 export {
   Observation,
   OBSERVER_ACTOR,
@@ -32,5 +38,9 @@ export {
   type ObservationOptions,
 } from "./observation.js";
 export type { SecretStore } from "./secret-store.js";
-export { SECRET_KEY_FILE, ThingSecrets, loadOrCreateSecretKey, type SecretInput } from "./thing-secrets.js";
-export { Discovery, type DescriptionFetcher, type DiscoveryOptions, type DiscoveryResult } from "./discovery.js";
+export {
+  SECRET_KEY_FILE,
+  ThingSecrets,
+  loadOrCreateSecretKey,
+  type SecretInput,
+} from "./thing-secrets.js";
