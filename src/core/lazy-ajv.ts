@@ -3,7 +3,7 @@
 import { createRequire } from "node:module";
 import type * as AjvModule from "ajv";
 import type { Ajv, Options } from "ajv";
-import type * as AjvFormatsModule from "ajv-formats";
+import type addFormats from "ajv-formats";
 
 const require = createRequire(import.meta.url);
 
@@ -12,7 +12,7 @@ export function createAjv(options: Options): Ajv {
   return new ajvModule.Ajv(options);
 }
 
-export function addAjvFormats(ajv: Ajv, formats?: string[]): void {
-  const formatsModule = require("ajv-formats") as typeof AjvFormatsModule;
-  formatsModule.default(ajv, formats as Parameters<typeof formatsModule.default>[1]);
+export function addAjvFormats(ajv: Ajv, formats?: Parameters<typeof addFormats.default>[1]): void {
+  const plugin = require("ajv-formats") as typeof addFormats;
+  plugin.default(ajv, formats);
 }
