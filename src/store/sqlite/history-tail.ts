@@ -17,7 +17,11 @@ export function splitStreamKey(key: string): [thing: string, affordance: string,
 
 export interface MergeCycle {
   readonly upTo: number;
-  /** The next entries to write, in index order, or [] when the cycle is done. */
+  /**
+   * The first entries of the cycle still in the tail, in index order, or [] when the cycle is
+   * done. A chunk is handed out again until `remove` takes its entries out of the tail, so a chunk
+   * whose transaction did not commit (and is run again) writes the same entries.
+   */
   nextChunk(limit: number): TailEntry[];
 }
 
@@ -61,25 +65,20 @@ export class HistoryTail {
    */
   beginMerge(upTo: number): MergeCycle {
     const keys = [...this.streams.keys()].sort();
+    // Streams before `position` have nothing left at or below `upTo`, for good: the tail only
+    // gains newer seqs. No other cursor: what a chunk took stays in the tail until it is removed.
     let position = 0;
-    // Where the chunk before stopped inside a stream (its entries are gone from the tail by then).
-    let after = 0;
+    const pendingIn = (key: string): number => upperBound(this.streams.get(key) ?? [], upTo);
     return {
       upTo,
       nextChunk: (limit) => {
+        while (position < keys.length && pendingIn(keys[position] ?? "") === 0) position++;
         const out: TailEntry[] = [];
-        while (position < keys.length && out.length < limit) {
-          const key = keys[position] ?? "";
+        for (let p = position; p < keys.length && out.length < limit; p++) {
+          const key = keys[p] ?? "";
           const seqs = this.streams.get(key) ?? [];
           const end = upperBound(seqs, upTo);
-          let i = upperBound(seqs, after);
-          for (; i < end && out.length < limit; i++) out.push({ key, seq: seqs[i] ?? 0 });
-          if (i < end) {
-            after = out.at(-1)?.seq ?? after;
-          } else {
-            position++;
-            after = 0;
-          }
+          for (let i = 0; i < end && out.length < limit; i++) out.push({ key, seq: seqs[i] ?? 0 });
         }
         return out;
       },

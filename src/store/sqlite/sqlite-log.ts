@@ -55,6 +55,53 @@ function toChange(row: ChangeRow): Change {
   return change;
 }
 
+/**
+ * A value as the Log records it: its JSON text, and the value that text reads back as. The leaf
+ * hash must cover the Change as the Log gives it back, so a value that JSON writes otherwise than
+ * it is held (a Date or a Buffer through toJSON, an array hole, an undefined member, -0, a Map or
+ * a class instance) is taken as its JSON text says; one that JSON cannot represent (a BigInt, a
+ * cycle, a function, a symbol, NaN, ±Infinity) is refused with a TypeError.
+ */
+function asRecorded(value: unknown): { text: string; value: unknown } {
+  const text = JSON.stringify(value) as string | undefined; // throws on a BigInt or a cycle
+  const reshaped = reshapedByJson(value);
+  if (text === undefined) throw new TypeError(`a ${typeof value} has no JSON representation`);
+  return { text, value: reshaped ? (JSON.parse(text) as unknown) : value };
+}
+
+// Walks the whole value (no early return), so that anything JSON cannot represent is refused
+// wherever it is.
+function reshapedByJson(value: unknown): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return false;
+    case "number":
+      if (Number.isFinite(value)) return Object.is(value, -0);
+      break;
+    case "object": {
+      if (value === null) return false;
+      if (typeof (value as { toJSON?: unknown }).toJSON === "function") return true;
+      let reshaped = false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const item: unknown = value[i];
+          if (!(i in value) || item === undefined) reshaped = true;
+          else if (reshapedByJson(item)) reshaped = true;
+        }
+        return reshaped;
+      }
+      if (Object.getPrototypeOf(value) !== Object.prototype) reshaped = true;
+      for (const member of Object.values(value)) {
+        if (member === undefined) reshaped = true;
+        else if (reshapedByJson(member)) reshaped = true;
+      }
+      return reshaped;
+    }
+  }
+  throw new TypeError(`a ${typeof value} value has no JSON representation`);
+}
+
 function isPowerOfTwo(n: number): boolean {
   return n > 0 && 2 ** Math.round(Math.log2(n)) === n;
 }
@@ -169,23 +216,28 @@ export class SqliteLog {
   append(draft: ChangeDraft): Change {
     const affordance = draft.affordance ?? "";
     const key = [draft.thing, affordance, draft.kind] as const;
-    let previous = draft.previous;
-    let previousText: string | null = previous === undefined ? null : JSON.stringify(previous);
+    const value = draft.value === undefined ? undefined : asRecorded(draft.value);
+    let previous = draft.previous === undefined ? undefined : asRecorded(draft.previous);
     if (previous === undefined && draft.affordance !== undefined) {
       const latest = this.stmt.stream.get(...key);
-      if (latest?.value != null) {
-        previousText = latest.value;
-        previous = JSON.parse(latest.value) as unknown;
-      }
+      if (latest?.value != null)
+        previous = { text: latest.value, value: JSON.parse(latest.value) as unknown };
     }
+    const cause = asRecorded(draft.cause);
     const seq = this.size + 1;
-    const change: Change = { seq, hlc: draft.hlc, thing: draft.thing, kind: draft.kind, cause: draft.cause };
+    const change: Change = {
+      seq,
+      hlc: draft.hlc,
+      thing: draft.thing,
+      kind: draft.kind,
+      cause: cause.value as Change["cause"],
+    };
     if (draft.at !== undefined) change.at = draft.at;
     if (draft.affordance !== undefined) change.affordance = draft.affordance;
-    if (draft.value !== undefined) change.value = draft.value;
-    if (previous !== undefined) change.previous = previous;
+    if (value !== undefined) change.value = value.value;
+    if (previous !== undefined) change.previous = previous.value;
     const leaf = changeLeafHash(change);
-    const valueText = draft.value === undefined ? null : JSON.stringify(draft.value);
+    const valueText = value?.text ?? null;
     this.stmt.insert.run({
       seq,
       hlc: draft.hlc,
@@ -194,8 +246,8 @@ export class SqliteLog {
       affordance: draft.affordance ?? null,
       kind: draft.kind,
       value: valueText,
-      previous: previousText,
-      cause: JSON.stringify(draft.cause),
+      previous: previous?.text ?? null,
+      cause: cause.text,
       leaf,
     });
     this.stmt.upsertStream.run({ thing: draft.thing, affordance, kind: draft.kind, seq, value: valueText });
@@ -298,7 +350,8 @@ export class SqliteLog {
   }
 
   private filtered(filter: ChangeFilter): Database.Statement<unknown[], ChangeRow> {
-    const shape = `${filter.kinds?.length ?? 0}:${filter.actor !== undefined}:${filter.release !== undefined}`;
+    // `kinds: []` (no kind matches) and no kinds at all (any kind) need different statements.
+    const shape = `${filter.kinds?.length ?? "any"}:${filter.actor !== undefined}:${filter.release !== undefined}`;
     let statement = this.filterStatements.get(shape);
     if (!statement) {
       const where = ["seq > ?"];
@@ -376,7 +429,8 @@ export class SqliteLog {
   /** RFC 9162 §2.1.1 MTH over leaves [start, end), from stored subtrees where they exist. */
   subtreeHash(start: number, end: number): Uint8Array {
     const n = end - start;
-    if (n <= 0 || end > this.size)
+    // A start below 0 would read fewer leaves than asked for, and hash them without a word.
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || n <= 0 || end > this.size)
       throw new RangeError(`no subtree [${start}, ${end}) in a log of ${this.size}`);
     if (isPowerOfTwo(n) && start % n === 0) {
       if (n >= BLOCK) {

@@ -1,5 +1,6 @@
 // SqliteStore: the Store conformance suite, then what only the embedded backend promises —
-// migrations, the append-only Log's triggers, WAL + FULL, backpressure, group commit, crash safety.
+// migrations, the append-only Log's triggers, WAL + FULL, backpressure, group commit, crash safety,
+// and the history index's merges (every entry in the table or the in-memory tail, exactly once).
 import Database from "better-sqlite3";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -9,31 +10,44 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { UnavailableError, type Cause, type RegisteredThingDescription } from "../../core/index.js";
-import type { DescribeCommand } from "../store.js";
-import { describeStoreConformance } from "../store-conformance.js";
+import {
+  UnavailableError,
+  hashToHex,
+  rootHash,
+  type Cause,
+  type Change,
+  type RegisteredThingDescription,
+} from "../../core/index.js";
+import type { ChangeDraft, DescribeCommand } from "../store.js";
+import { TestHlc, describeStoreConformance, expectHistoryAsInLog } from "../store-conformance.js";
+import { streamKey, type HistoryTail } from "./history-tail.js";
 import { migrations } from "./sqlite-migrations.js";
-import { SqliteStore } from "./sqlite-store.js";
+import type { SqliteLog } from "./sqlite-log.js";
+import { SqliteStore, type SqliteStoreOptions } from "./sqlite-store.js";
 
 async function temporaryDatabase(): Promise<{ dir: string; path: string }> {
   const dir = await mkdtemp(join(tmpdir(), "hyperthings-store-"));
   return { dir, path: join(dir, "hyperthings.db") };
 }
 
-describeStoreConformance("SqliteStore (file)", async () => {
+describeStoreConformance("SqliteStore (file)", async (options) => {
   const { dir, path } = await temporaryDatabase();
   return {
-    store: new SqliteStore({ path }),
-    reopen: () => Promise.resolve(new SqliteStore({ path })),
+    store: new SqliteStore({ path, ...options }),
+    reopen: () => Promise.resolve(new SqliteStore({ path, ...options })),
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 });
 
-describeStoreConformance("SqliteStore (:memory:)", () =>
-  Promise.resolve({ store: new SqliteStore({ path: ":memory:" }), cleanup: () => Promise.resolve() }),
+describeStoreConformance("SqliteStore (:memory:)", (options) =>
+  Promise.resolve({
+    store: new SqliteStore({ path: ":memory:", ...options }),
+    cleanup: () => Promise.resolve(),
+  }),
 );
 
 const cause: Cause = { actor: "sqlite-test" };
+const clock = new TestHlc();
 
 function thing(id: string): RegisteredThingDescription {
   return {
@@ -46,11 +60,66 @@ function thing(id: string): RegisteredThingDescription {
 }
 
 function describeCommand(n: number): DescribeCommand {
-  return {
-    td: thing(`urn:test:sqlite-${String(n).padStart(4, "0")}`),
+  return { td: thing(thingName(n)), cause, hlc: clock.next() };
+}
+
+function thingName(n: number): string {
+  return `urn:test:sqlite-${String(n).padStart(4, "0")}`;
+}
+
+/** `count` reported values spread over Things 1..`things` and three affordances. */
+function readings(count: number, things: number, offset = 0): ChangeDraft[] {
+  return numbers(count).map((i) => ({
+    thing: thingName(1 + ((i + offset) % things)),
+    affordance: ["temperature", "humidity", "power"][(i + offset) % 3] ?? "temperature",
+    kind: (i + offset) % 7 === 0 ? "desired" : "reported",
+    value: i + offset,
     cause,
-    time: "2025-01-01T00:00:00.000Z",
-  };
+    hlc: clock.advance(1),
+  }));
+}
+
+/** The store's insides, for tests that look at or drive the history index directly. */
+interface Internals {
+  db: Database.Database;
+  log: SqliteLog;
+  enqueue<T>(run: () => T, afterCommit?: (value: T) => void, internal?: boolean): Promise<T>;
+}
+
+function internals(store: SqliteStore): Internals {
+  return store as unknown as Internals;
+}
+
+/** Every Change's history entry is in the table or in the tail, exactly once. */
+function expectEveryEntryOnce(store: SqliteStore, log: readonly Change[]): void {
+  const { db, log: sqliteLog } = internals(store);
+  const tail = (sqliteLog as unknown as { tail: HistoryTail }).tail;
+  const rows = db
+    .prepare<[], { thing: string; affordance: string; kind: string; seq: number }>("SELECT * FROM history")
+    .all();
+  const inTable = new Set(rows.map((r) => r.seq));
+  expect(inTable.size).toBe(rows.length);
+  for (const row of rows) {
+    const change = log[row.seq - 1];
+    expect([row.thing, row.affordance, row.kind]).toEqual([
+      change?.thing,
+      change?.affordance ?? "",
+      change?.kind,
+    ]);
+    expect(tail.has(streamKey(row.thing, row.affordance, row.kind), row.seq), `seq ${row.seq} twice`).toBe(
+      false,
+    );
+  }
+  for (const change of log) {
+    if (inTable.has(change.seq)) continue;
+    const key = streamKey(change.thing, change.affordance ?? "", change.kind);
+    expect(tail.has(key, change.seq), `seq ${change.seq} in neither`).toBe(true);
+  }
+  expect(rows.length + sqliteLog.tailSize).toBe(log.length);
+}
+
+async function readLog(store: SqliteStore): Promise<Change[]> {
+  return store.changesAfter(0, 1_000_000);
 }
 
 function numbers(count: number): number[] {
@@ -91,7 +160,7 @@ describe("SqliteStore", () => {
   const stores: SqliteStore[] = [];
   const connections: Database.Database[] = [];
 
-  function openStore(options: { maxQueue?: number; maxBatch?: number } = {}): SqliteStore {
+  function openStore(options: Omit<SqliteStoreOptions, "path"> = {}): SqliteStore {
     const store = new SqliteStore({ path, ...options });
     stores.push(store);
     return store;
@@ -121,7 +190,18 @@ describe("SqliteStore", () => {
       const tables = db
         .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
         .all();
-      expect(tables.map((t) => t.name).sort()).toEqual(["changes", "things"]);
+      // The directory and the Log's tables (other parts add their own).
+      expect(tables.map((t) => t.name)).toEqual(
+        expect.arrayContaining([
+          "changes",
+          "checkpoints",
+          "history",
+          "log_head",
+          "merkle_nodes",
+          "streams",
+          "things",
+        ]),
+      );
     });
 
     it("refuses a database from a newer hub with a clear error, leaving it as it was and closed", () => {
@@ -145,7 +225,7 @@ describe("SqliteStore", () => {
     it("refuses UPDATE and DELETE on the changes table, from any connection", async () => {
       const store = openStore();
       await store.describe(describeCommand(1));
-      await store.remove({ id: describeCommand(1).td.id, cause, time: "2025-01-02T00:00:00.000Z" });
+      await store.remove({ id: describeCommand(1).td.id, cause, hlc: clock.next() });
       await store.close();
 
       const db = connect();
@@ -161,9 +241,46 @@ describe("SqliteStore", () => {
     });
 
     // `REPLACE INTO changes (seq, …)` deletes the old row by conflict resolution, which fires no
-    // DELETE trigger unless recursive_triggers is on: it still needs a migration (a BEFORE INSERT
-    // trigger refusing an existing seq).
-    it.todo("refuses REPLACE INTO changes over an existing seq");
+    // DELETE trigger unless recursive_triggers is on: the changes_no_replace trigger (BEFORE
+    // INSERT, refusing an existing seq) covers it, whatever the conflict clause.
+    it.each([
+      "INSERT INTO",
+      "REPLACE INTO",
+      "INSERT OR REPLACE INTO",
+      "INSERT OR IGNORE INTO",
+      "INSERT OR FAIL INTO",
+    ])("refuses %s changes over an existing seq, from another connection", async (verb) => {
+      const store = openStore();
+      await store.describe(describeCommand(1));
+      await store.append(readings(3, 1));
+      const head = await store.logHead();
+      await store.close();
+
+      const db = connect();
+      const before = db.prepare("SELECT * FROM changes ORDER BY seq").all();
+      const tamper = db.prepare(
+        `${verb} changes (seq, hlc, thing, kind, value, cause, leaf)
+         VALUES (2, '000000000000-00000000-x', 'urn:test:other', 'reported', '666', '{"actor":"mallory"}', x'00')`,
+      );
+      expect(() => tamper.run()).toThrow("the log is append-only");
+      expect(() =>
+        db
+          .prepare(
+            `INSERT INTO changes (seq, hlc, thing, kind, cause, leaf) VALUES (1, 'x', 'y', 'z', '{}', x'00')
+             ON CONFLICT (seq) DO UPDATE SET kind = 'tampered'`,
+          )
+          .run(),
+      ).toThrow("the log is append-only");
+      expect(db.prepare("SELECT * FROM changes ORDER BY seq").all()).toEqual(before);
+
+      const again = openStore();
+      const log = await readLog(again);
+      expect(log.map((c) => c.seq)).toEqual([1, 2, 3, 4]);
+      expect(hashToHex((await again.logHead()).root)).toBe(hashToHex(head.root));
+      expect(hashToHex(rootHash(log.map((c) => Buffer.from(c.leaf ?? "", "hex"))))).toBe(
+        hashToHex(head.root),
+      );
+    });
   });
 
   it("runs in WAL mode with synchronous=FULL", async () => {
@@ -257,14 +374,16 @@ describe("SqliteStore", () => {
     // The child writes waves of 10 describes and prints each id once its write is acknowledged.
     const script = `
       const { SqliteStore } = await import(process.env.STORE_MODULE);
+      const { HybridLogicalClock, formatHlc } = await import(process.env.CORE_MODULE);
       const store = new SqliteStore({ path: process.env.DB_PATH });
+      const hlc = new HybridLogicalClock({ node: "urn:hub:crash-test" });
       const cause = { actor: "crash-test" };
       for (let i = 0; i < 100000; i += 10) {
         await Promise.all(Array.from({ length: 10 }, (_, k) => {
           const id = "urn:test:crash-" + String(i + k).padStart(6, "0");
           const td = { "@context": "https://www.w3.org/2022/wot/td/v1.1", id, title: id, security: "nosec_sc",
             securityDefinitions: { nosec_sc: { scheme: "nosec" } } };
-          return store.describe({ td, cause, time: new Date().toISOString() })
+          return store.describe({ td, cause, hlc: formatHlc(hlc.now()) })
             .then(() => process.stdout.write(id + "\\n"));
         }));
       }
@@ -275,6 +394,7 @@ describe("SqliteStore", () => {
       env: {
         ...process.env,
         STORE_MODULE: new URL("../../../dist/store/index.js", import.meta.url).href,
+        CORE_MODULE: new URL("../../../dist/core/index.js", import.meta.url).href,
         DB_PATH: path,
       },
       stdio: ["ignore", "pipe", "pipe"],
@@ -300,6 +420,168 @@ describe("SqliteStore", () => {
     const count = await store.countThings();
     expect(count).toBeGreaterThanOrEqual(printed.length);
     expect(await store.lastSeq()).toBe(count);
-    expect((await store.changesAfter(0, count + 1)).map((c) => c.seq)).toEqual(numbers(count));
+    const log = await store.changesAfter(0, count + 1);
+    expect(log.map((c) => c.seq)).toEqual(numbers(count));
+    // The Merkle head written with each batch matches what committed.
+    expect(hashToHex((await store.logHead()).root)).toBe(
+      hashToHex(rootHash(log.map((c) => Buffer.from(c.leaf ?? "", "hex")))),
+    );
+  });
+
+  describe("the history index", () => {
+    const things = numbers(6).map(thingName);
+
+    it("merges the tail into the table in chunks while appends go on; every entry is in one place, once", async () => {
+      const store = openStore({ historyMergeThreshold: 40, historyMergeChunk: 9 });
+      const { db, log } = internals(store);
+      const tableSize = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM history");
+      let sawBoth = false;
+      // Six entries per append, a chunk of nine per transaction: merging keeps up.
+      for (let i = 0; i < 60; i++) {
+        await store.append(readings(6, 6, i * 6));
+        const all = await readLog(store);
+        expectEveryEntryOnce(store, all);
+        const inTable = tableSize.get()?.n ?? 0;
+        if (inTable > 0 && log.tailSize > 0) sawBoth = true;
+        if (i % 10 === 9) await expectHistoryAsInLog(store, things, `after ${(i + 1) * 6}`);
+      }
+      expect(sawBoth).toBe(true);
+      // Merges keep the tail near the threshold, not the whole Log.
+      expect(log.tailSize).toBeLessThan(100);
+      expect(tableSize.get()?.n).toBeGreaterThan(250);
+    });
+
+    it("after a stop in the middle of a merge cycle, reopening answers exactly and counts nothing twice", async () => {
+      // No automatic merges: the test drives half a cycle through the store's own queue.
+      const store = openStore({ historyMergeThreshold: 1_000_000 });
+      await store.append(readings(400, 6));
+      const { log } = internals(store);
+      const cycle = log.beginMerge();
+      for (let chunk = 0; chunk < 3; chunk++) {
+        const result = await internals(store).enqueue(
+          () => log.mergeChunk(cycle, 50),
+          (r) => log.merged(r.entries),
+          true,
+        );
+        expect(result).toMatchObject({ done: false });
+      }
+      expect(log.tailSize).toBe(250);
+      await expectHistoryAsInLog(store, things, "half merged");
+      await store.close();
+
+      const again = openStore({ historyMergeThreshold: 1_000_000 });
+      // The tail is rebuilt from the Log past the last finished cycle, without what is in the table.
+      expect(internals(again).log.tailSize).toBe(250);
+      expectEveryEntryOnce(again, await readLog(again));
+      await expectHistoryAsInLog(again, things, "reopened");
+      await again.close();
+
+      // Merging goes on from there (a chunk per transaction, beside appends), and the answers stay exact.
+      const third = openStore({ historyMergeThreshold: 50, historyMergeChunk: 40 });
+      for (let i = 0; i < 100 && (i < 10 || internals(third).log.tailSize >= 50); i++) {
+        await third.append(readings(10, 6, 400 + i * 10));
+        expectEveryEntryOnce(third, await readLog(third));
+      }
+      expect(internals(third).log.tailSize).toBeLessThan(50);
+      await expectHistoryAsInLog(third, things, "merged on");
+    });
+
+    it("a merge chunk whose batch is rolled back (a command's RAISE(ROLLBACK)) is written again, so no entry is lost after reopening", async () => {
+      const store = openStore({ historyMergeThreshold: 5, historyMergeChunk: 100 });
+      const poison = describeCommand(99).td.id;
+      connect().exec(
+        `CREATE TRIGGER poison BEFORE INSERT ON things WHEN NEW.id = '${poison}' BEGIN SELECT RAISE(ROLLBACK, 'poisoned'); END`,
+      );
+      await store.append(readings(5, 2));
+      // The tail reached the threshold: a merge chunk is queued. These join its batch, and the
+      // poisoned one rolls the whole batch back; the chunk and the append run again.
+      const settled = await Promise.allSettled([
+        store.describe(describeCommand(99)),
+        store.append(readings(1, 2, 5)),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(["rejected", "fulfilled"]);
+      const all = await readLog(store);
+      expect(all).toHaveLength(6);
+      expectEveryEntryOnce(store, all);
+      // The chunk ran again with the append, and wrote the five entries it had taken.
+      const { db } = internals(store);
+      expect(db.prepare<[], { n: number }>("SELECT count(*) AS n FROM history").get()?.n).toBe(5);
+      await store.close();
+
+      const again = openStore({ historyMergeThreshold: 1_000_000 });
+      expectEveryEntryOnce(again, await readLog(again));
+      await expectHistoryAsInLog(again, numbers(2).map(thingName), "reopened");
+      expect(await again.countStream(thingName(1), "humidity", "reported", 0, 6)).toBe(
+        all.filter((c) => c.thing === thingName(1) && c.affordance === "humidity" && c.kind === "reported")
+          .length,
+      );
+    });
+
+    it("a process SIGKILLed in the middle of a merge cycle leaves history exact after reopening", async () => {
+      const built = fileURLToPath(new URL("../../../dist/store/index.js", import.meta.url));
+      expect(existsSync(built), `${built} is missing: run npm run build (npm test does) first`).toBe(true);
+      // The child appends in waves and prints each acknowledged seq; when the second chunk of its
+      // third merge cycle has committed, it kills itself before the cycle can go on.
+      const script = `
+        const { SqliteStore } = await import(process.env.STORE_MODULE);
+        const store = new SqliteStore({ path: process.env.DB_PATH, historyMergeThreshold: 60, historyMergeChunk: 7 });
+        const log = store.log;
+        let cycles = 0;
+        let chunks = 0;
+        const beginMerge = log.beginMerge.bind(log);
+        log.beginMerge = () => { cycles++; chunks = 0; return beginMerge(); };
+        const merged = log.merged.bind(log);
+        log.merged = (entries) => {
+          merged(entries);
+          if (entries.length > 0 && ++chunks === 2 && cycles === 3) process.kill(process.pid, "SIGKILL");
+        };
+        const cause = { actor: "crash-test" };
+        let n = 0;
+        for (;;) {
+          await Promise.all(Array.from({ length: 3 }, () => {
+            const drafts = Array.from({ length: 4 }, () => {
+              n++;
+              const wall = (1735689600000 + n).toString(16).padStart(12, "0");
+              return { thing: "urn:test:sqlite-000" + (1 + (n % 6)), affordance: ["temperature", "humidity", "power"][n % 3],
+                kind: n % 5 === 0 ? "desired" : "reported", value: n, cause, hlc: wall + "-00000000-urn:hub:crash" };
+            });
+            return store.append(drafts).then((changes) => {
+              for (const c of changes) process.stdout.write(c.seq + "\\n");
+            });
+          }));
+        }
+      `;
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+        env: {
+          ...process.env,
+          STORE_MODULE: new URL("../../../dist/store/index.js", import.meta.url).href,
+          DB_PATH: path,
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+      const [, signal] = (await once(child, "close")) as [number | null, NodeJS.Signals | null];
+      expect(signal, `the child ended on its own: ${stderr}`).toBe("SIGKILL");
+      const acknowledged = stdout.split("\n").slice(0, -1).map(Number);
+      expect(acknowledged.length).toBeGreaterThan(150);
+
+      const store = openStore({ historyMergeThreshold: 1_000_000 });
+      const all = await readLog(store);
+      expect(all.map((c) => c.seq)).toEqual(numbers(all.length));
+      expect(all.length).toBeGreaterThanOrEqual(Math.max(...acknowledged));
+      // The kill came in the middle of a cycle: the table holds entries past the last finished one.
+      const { db } = internals(store);
+      const pastMerged = db
+        .prepare<[], { n: number }>(
+          "SELECT count(*) AS n FROM history WHERE seq > (SELECT history_merged FROM log_head WHERE id = 1)",
+        )
+        .get();
+      expect(pastMerged?.n).toBeGreaterThan(0);
+      expectEveryEntryOnce(store, all);
+      await expectHistoryAsInLog(store, things, "after SIGKILL");
+    });
   });
 });

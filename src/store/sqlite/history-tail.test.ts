@@ -1,0 +1,243 @@
+// HistoryTail: the in-memory end of the history index — per-stream ranges and latest entries, and
+// merge cycles that hand entries out in index order, chunk by chunk, until they are removed.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { HistoryTail, splitStreamKey, streamKey, type TailEntry } from "./history-tail.js";
+
+const A = streamKey("urn:t:a", "temperature", "reported");
+const B = streamKey("urn:t:a", "", "described");
+const C = streamKey("urn:t:b", "temperature", "reported");
+
+/** Runs a whole cycle as the store does: write a chunk, then remove it from the tail. */
+function runCycle(tail: HistoryTail, upTo: number, limit: number): TailEntry[][] {
+  const cycle = tail.beginMerge(upTo);
+  const chunks: TailEntry[][] = [];
+  for (let chunk = cycle.nextChunk(limit); chunk.length > 0; chunk = cycle.nextChunk(limit)) {
+    chunks.push(chunk);
+    tail.remove(chunk);
+  }
+  return chunks;
+}
+
+/** Index order: stream key, then seq. */
+function byIndexOrder(a: TailEntry, b: TailEntry): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : a.seq - b.seq;
+}
+
+describe("streamKey", () => {
+  it("splits back into thing, affordance and kind, the empty affordance included", () => {
+    expect(splitStreamKey(streamKey("urn:t:a", "temperature", "reported"))).toEqual([
+      "urn:t:a",
+      "temperature",
+      "reported",
+    ]);
+    expect(splitStreamKey(streamKey("urn:t:a", "", "described"))).toEqual(["urn:t:a", "", "described"]);
+  });
+
+  it("round-trips any parts without U+0000, and sorts like the (thing, affordance, kind) tuple", () => {
+    const part = fc.string({ unit: "grapheme", maxLength: 6 }).filter((s) => !s.includes("\u0000"));
+    const parts = fc.tuple(part, part, part);
+    fc.assert(
+      fc.property(parts, parts, (x, y) => {
+        expect(splitStreamKey(streamKey(...x))).toEqual(x);
+        const tupleOrder = x[0] !== y[0] ? x[0] < y[0] : x[1] !== y[1] ? x[1] < y[1] : x[2] < y[2];
+        const keyOrder = streamKey(...x) < streamKey(...y);
+        if (x.some((p, i) => p !== y[i])) expect(keyOrder).toBe(tupleOrder);
+      }),
+    );
+  });
+});
+
+describe("HistoryTail", () => {
+  it("range returns one stream's seqs with after < seq < before, ascending", () => {
+    const tail = new HistoryTail();
+    for (const seq of [2, 5, 9, 14]) tail.add(A, seq);
+    tail.add(B, 3);
+    expect(tail.size).toBe(5);
+    expect(tail.range(A, 0, Number.MAX_SAFE_INTEGER)).toEqual([2, 5, 9, 14]);
+    expect(tail.range(A, 2, 14)).toEqual([5, 9]);
+    expect(tail.range(A, 1, 15)).toEqual([2, 5, 9, 14]);
+    expect(tail.range(A, 14, 100)).toEqual([]);
+    expect(tail.range(A, 9, 9)).toEqual([]);
+    expect(tail.range(B, 0, 10)).toEqual([3]);
+    expect(tail.range(C, 0, 10)).toEqual([]);
+  });
+
+  it("latest returns a stream's greatest seq at or below a position, or undefined", () => {
+    const tail = new HistoryTail();
+    for (const seq of [2, 5, 9]) tail.add(A, seq);
+    expect(tail.latest(A, 1)).toBeUndefined();
+    expect(tail.latest(A, 2)).toBe(2);
+    expect(tail.latest(A, 8)).toBe(5);
+    expect(tail.latest(A, 9)).toBe(9);
+    expect(tail.latest(A, 1000)).toBe(9);
+    expect(tail.latest(C, 1000)).toBeUndefined();
+  });
+
+  it("has tells whether one entry is in the tail", () => {
+    const tail = new HistoryTail();
+    tail.add(A, 4);
+    expect(tail.has(A, 4)).toBe(true);
+    expect(tail.has(A, 5)).toBe(false);
+    expect(tail.has(B, 4)).toBe(false);
+  });
+
+  it("remove forgets the given entries, ignores unknown ones, and drops emptied streams", () => {
+    const tail = new HistoryTail();
+    for (const seq of [1, 2, 3]) tail.add(A, seq);
+    tail.add(B, 4);
+    tail.remove([
+      { key: A, seq: 2 },
+      { key: A, seq: 99 },
+      { key: C, seq: 1 },
+      { key: B, seq: 4 },
+    ]);
+    expect(tail.size).toBe(2);
+    expect(tail.range(A, 0, 100)).toEqual([1, 3]);
+    expect(tail.range(B, 0, 100)).toEqual([]);
+    expect(tail.latest(B, 100)).toBeUndefined();
+    // A removed stream that comes back starts afresh.
+    tail.add(B, 7);
+    expect(tail.range(B, 0, 100)).toEqual([7]);
+    expect(tail.size).toBe(3);
+  });
+
+  describe("merge cycles", () => {
+    it("hand out every entry up to upTo in key order, then seq order, in chunks of at most limit", () => {
+      const tail = new HistoryTail();
+      // Added in seq order across streams, as appends arrive.
+      const added: TailEntry[] = [];
+      for (let seq = 1; seq <= 30; seq++) {
+        const key = [C, A, B][seq % 3] ?? A;
+        tail.add(key, seq);
+        added.push({ key, seq });
+      }
+      const chunks = runCycle(tail, 24, 4);
+
+      for (const chunk of chunks) expect(chunk.length).toBeLessThanOrEqual(4);
+      expect(chunks.slice(0, -1).every((c) => c.length === 4)).toBe(true);
+      const expected = added.filter((e) => e.seq <= 24).sort(byIndexOrder);
+      expect(chunks.flat()).toEqual(expected);
+      // What is newer than the cycle stays, for the next one.
+      expect(tail.size).toBe(6);
+      for (const key of [A, B, C]) {
+        expect(tail.range(key, 0, 100)).toEqual(
+          added.filter((e) => e.key === key && e.seq > 24).map((e) => e.seq),
+        );
+      }
+    });
+
+    it("chunk inside one long stream, each chunk taking up where the one before stopped", () => {
+      const tail = new HistoryTail();
+      tail.add(A, 1);
+      for (let seq = 2; seq <= 101; seq++) tail.add(B, seq);
+      tail.add(C, 102);
+      const chunks = runCycle(tail, 102, 7);
+
+      expect(chunks.map((c) => c.length)).toEqual([...Array<number>(14).fill(7), 4]);
+      expect(chunks.flat()).toEqual([
+        ...Array.from({ length: 100 }, (_, i) => ({ key: B, seq: i + 2 })),
+        { key: A, seq: 1 },
+        { key: C, seq: 102 },
+      ]);
+      expect(tail.size).toBe(0);
+    });
+
+    it("leave out entries added after the cycle began (they are newer than upTo)", () => {
+      const tail = new HistoryTail();
+      for (let seq = 1; seq <= 5; seq++) tail.add(A, seq);
+      const cycle = tail.beginMerge(5);
+      const first = cycle.nextChunk(3);
+      tail.remove(first);
+      tail.add(A, 6);
+      tail.add(B, 7); // a stream the cycle has not seen
+      const second = cycle.nextChunk(10);
+      tail.remove(second);
+
+      expect([...first, ...second].map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+      expect(cycle.nextChunk(10)).toEqual([]);
+      expect(tail.range(A, 0, 100)).toEqual([6]);
+      expect(tail.range(B, 0, 100)).toEqual([7]);
+    });
+
+    it("hand a chunk out again until it is removed: a chunk whose transaction rolled back is written again", () => {
+      const tail = new HistoryTail();
+      for (let seq = 1; seq <= 10; seq++) tail.add(seq % 2 === 0 ? A : B, seq);
+      const cycle = tail.beginMerge(10);
+      const first = cycle.nextChunk(4);
+      // Not removed: the batch holding the chunk did not commit, and the store runs it again.
+      expect(cycle.nextChunk(4)).toEqual(first);
+      tail.remove(first);
+      const second = cycle.nextChunk(4);
+      expect(second).not.toEqual(first);
+      tail.remove(second);
+      const third = cycle.nextChunk(4);
+      tail.remove(third);
+      expect(cycle.nextChunk(4)).toEqual([]);
+      expect([...first, ...second, ...third].sort(byIndexOrder)).toEqual([...first, ...second, ...third]);
+      expect(new Set([...first, ...second, ...third].map((e) => e.seq)).size).toBe(10);
+    });
+
+    it("of an empty tail, or with nothing up to upTo, is done at once", () => {
+      const tail = new HistoryTail();
+      expect(tail.beginMerge(100).nextChunk(10)).toEqual([]);
+      tail.add(A, 50);
+      expect(tail.beginMerge(49).nextChunk(10)).toEqual([]);
+      expect(tail.size).toBe(1);
+    });
+
+    it("property: a cycle writes exactly the entries up to upTo, once each, in index order; the tail keeps the rest", () => {
+      const keys = [A, B, C, streamKey("urn:t:b", "", "removed"), streamKey("urn:t:c", "x", "desired")];
+      fc.assert(
+        fc.property(
+          fc.array(fc.nat({ max: keys.length - 1 }), { maxLength: 200 }),
+          fc.nat({ max: 220 }),
+          fc.integer({ min: 1, max: 40 }),
+          (streamOf, upTo, limit) => {
+            const tail = new HistoryTail();
+            const added = streamOf.map((k, i) => ({ key: keys[k] ?? A, seq: i + 1 }));
+            for (const e of added) tail.add(e.key, e.seq);
+
+            const chunks = runCycle(tail, upTo, limit);
+            expect(chunks.every((c) => c.length >= 1 && c.length <= limit)).toBe(true);
+            expect(chunks.flat()).toEqual(added.filter((e) => e.seq <= upTo).sort(byIndexOrder));
+            const kept = added.filter((e) => e.seq > upTo);
+            expect(tail.size).toBe(kept.length);
+            for (const key of keys) {
+              expect(tail.range(key, 0, Number.MAX_SAFE_INTEGER)).toEqual(
+                kept.filter((e) => e.key === key).map((e) => e.seq),
+              );
+            }
+          },
+        ),
+      );
+    });
+  });
+
+  it("property: range and latest agree with a plain list of entries, whatever was removed", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat({ max: 2 }), fc.boolean()), { maxLength: 120 }),
+        fc.nat({ max: 130 }),
+        fc.nat({ max: 130 }),
+        (entries, a, b) => {
+          const keys = [A, B, C];
+          const tail = new HistoryTail();
+          const all = entries.map(([k], i) => ({ key: keys[k] ?? A, seq: i + 1 }));
+          for (const e of all) tail.add(e.key, e.seq);
+          const removed = all.filter((_, i) => entries[i]?.[1] === true);
+          tail.remove(removed);
+          const left = all.filter((_, i) => entries[i]?.[1] !== true);
+
+          expect(tail.size).toBe(left.length);
+          for (const key of keys) {
+            const seqs = left.filter((e) => e.key === key).map((e) => e.seq);
+            expect(tail.range(key, a, b)).toEqual(seqs.filter((s) => s > a && s < b));
+            expect(tail.latest(key, a)).toBe(seqs.filter((s) => s <= a).at(-1));
+            for (const s of seqs) expect(tail.has(key, s)).toBe(true);
+          }
+        },
+      ),
+    );
+  });
+});
