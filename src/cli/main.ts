@@ -4,6 +4,7 @@ import { HyperthingsError } from "../core/index.js";
 import { HUB_VERSION } from "../hub/version.js";
 import { registerServeCommands } from "./serve-commands.js";
 import { registerClientCommands } from "./client-commands.js";
+import { registerDiscoverCommand } from "./discover-command.js";
 import { registerHistoryCommands } from "./history-commands.js";
 import { registerLogCommands } from "./log-commands.js";
 import { CliError } from "./cli-error.js";
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   program.addOption(new Option("--token <token>", "bearer token for the hub").env("HYPERTHINGS_TOKEN"));
   registerServeCommands(program);
   registerClientCommands(program);
+  registerDiscoverCommand(program);
   registerHistoryCommands(program);
   registerLogCommands(program);
   return program;

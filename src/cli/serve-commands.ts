@@ -15,6 +15,12 @@ interface ServeOptions {
   logLevel?: string;
   /** False with --no-observe. */
   observe?: boolean;
+  /** False with --no-mqtt. */
+  mqtt?: boolean;
+  mqttPort?: string;
+  mqttUrl?: string;
+  mqttPrefix?: string;
+  mqttAnonymous?: boolean;
 }
 
 function addServeOptions(command: Command): Command {
@@ -28,7 +34,18 @@ function addServeOptions(command: Command): Command {
     .option(
       "--no-observe",
       "do not observe the Things' properties and events (env HYPERTHINGS_OBSERVE=false)",
-    );
+    )
+    .option("--mqtt-port <port>", "the embedded MQTT broker's port (env HYPERTHINGS_MQTT_PORT, default 1883)")
+    .option("--mqtt-url <url>", "use this MQTT broker instead of the embedded one (env HYPERTHINGS_MQTT_URL)")
+    .option(
+      "--mqtt-prefix <topic>",
+      "root of the gateway's MQTT topics (env HYPERTHINGS_MQTT_PREFIX, default hyperthings)",
+    )
+    .option(
+      "--mqtt-anonymous",
+      "let MQTT clients connect without a password (env HYPERTHINGS_MQTT_ANONYMOUS)",
+    )
+    .option("--no-mqtt", "no MQTT broker and no gateway (env HYPERTHINGS_MQTT=off)");
 }
 
 function overridesOf(options: ServeOptions): ConfigOverrides {
@@ -40,6 +57,11 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
     ...(options.bodyLimit !== undefined && { bodyLimit: options.bodyLimit }),
     ...(options.logLevel !== undefined && { logLevel: options.logLevel }),
     ...(options.observe === false && { observe: false }),
+    ...(options.mqtt === false && { mqtt: false }),
+    ...(options.mqttPort !== undefined && { mqttPort: options.mqttPort }),
+    ...(options.mqttUrl !== undefined && { mqttUrl: options.mqttUrl }),
+    ...(options.mqttPrefix !== undefined && { mqttPrefix: options.mqttPrefix }),
+    ...(options.mqttAnonymous === true && { mqttAnonymous: true }),
   };
 }
 
@@ -61,6 +83,7 @@ async function serve(options: ServeOptions): Promise<RunningHub> {
   const out = process.stdout;
   out.write(`Hyperthings ${running.hub.id} listening on ${running.url}\n`);
   out.write(`  data: ${config.dataDir}\n`);
+  out.write(`${mqttLine(running)}\n`);
   const { adminToken } = running.hub;
   if (adminToken.created) {
     out.write(
@@ -90,6 +113,20 @@ async function serve(options: ServeOptions): Promise<RunningHub> {
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
   return running;
+}
+
+/** What the operator needs to know about MQTT: where devices connect, and with what. */
+function mqttLine(running: RunningHub): string {
+  const { mqtt } = running;
+  if (mqtt === undefined) return "  MQTT: off";
+  const how =
+    mqtt.kind === "external"
+      ? "external broker"
+      : mqtt.anonymous
+        ? "embedded broker, anonymous clients allowed"
+        : "embedded broker; password: the admin token, or a device's (POST /things/{id}/mqtt-credentials)";
+  const notice = mqtt.notice === undefined ? "" : `\n  ${mqtt.notice}`;
+  return `  MQTT: ${mqtt.url} (${how}), topics under ${running.hub.config.mqttPrefix}/${notice}`;
 }
 
 /** The example Things shipped in examples/things, registered unless already there unchanged. */

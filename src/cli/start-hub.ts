@@ -3,17 +3,20 @@ import type { FastifyInstance } from "fastify";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import pretty from "pino-pretty";
-import { buildServer } from "../api/index.js";
+import { buildServer, startMqtt, type RunningMqtt } from "../api/index.js";
 import { createBindings } from "../bindings/index.js";
 import { InProcessBus } from "../bus/index.js";
-import { Hub, type HubConfig } from "../hub/index.js";
+import { Discovery, Hub, type HubConfig } from "../hub/index.js";
 import { SqliteSecretStore, SqliteStore } from "../store/index.js";
+import { createDiscoveryFetcher } from "./discovery-fetcher.js";
 
 export interface RunningHub {
   hub: Hub;
   app: FastifyInstance;
   /** The base URL the hub listens on, e.g. http://127.0.0.1:8080 */
   url: string;
+  /** The MQTT gateway and its broker; undefined with `--no-mqtt`. */
+  mqtt: RunningMqtt | undefined;
   /** Stops accepting requests, finishes in-flight ones, commits queued writes, closes the store. */
   close(): Promise<void>;
 }
@@ -57,11 +60,20 @@ export async function startHub(
     await store.close();
     throw err;
   }
+  const fetcher = createDiscoveryFetcher();
   let app: FastifyInstance;
+  let mqtt: RunningMqtt | undefined;
   try {
-    app = await buildServer(hub);
+    app = await buildServer(hub, { discovery: new Discovery(hub.directory, fetcher) });
     await app.listen({ host: config.host, port: config.port });
+    try {
+      mqtt = await startMqtt(hub);
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
   } catch (err) {
+    await fetcher.close();
     await hub.close();
     throw err;
   }
@@ -73,10 +85,14 @@ export async function startHub(
     hub,
     app,
     url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`,
+    mqtt,
     close: () => {
       closing ??= (async () => {
         await app.close();
+        await fetcher.close();
+        // The hub's own bindings may be connected to the embedded broker: they go first.
         await hub.close();
+        await mqtt?.close();
       })();
       return closing;
     },

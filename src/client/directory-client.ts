@@ -342,4 +342,23 @@ export class DirectoryClient {
   async health(): Promise<HubHealth> {
     return (await (await this.request("GET", "health")).json()) as HubHealth;
   }
+
+  /**
+   * Discovery by introduction (POST /discover): the hub fetches the TD at `url`, or the TD
+   * directory a host announces at `/.well-known/wot`, and registers what it describes.
+   */
+  async discover(url: string): Promise<DiscoverResult> {
+    const response = await this.request("POST", "discover", {
+      body: JSON.stringify({ url }),
+      contentType: "application/json",
+    });
+    return (await response.json()) as DiscoverResult;
+  }
+}
+
+/** What `discover` registered, and what it refused from a directory's listing. */
+export interface DiscoverResult {
+  registered: string[];
+  refused: { index: number; id?: string; detail: string }[];
+  directory?: string;
 }

@@ -35,6 +35,27 @@ export interface HubConfig {
   /** Reconnecting to a Thing that went away: the first delay and the cap, ms (doubling, jittered). */
   reconnectMs: number;
   maxReconnectMs: number;
+  /**
+   * The MQTT gateway: the hub's own broker (`embedded`), a broker of the operator's (`external`,
+   * `--mqtt-url`), or none (`off`, `--no-mqtt`).
+   */
+  mqtt: "embedded" | "external" | "off";
+  /** The embedded broker's port. */
+  mqttPort: number;
+  /** True when the port was not chosen: if it is taken, the broker listens on a free one instead. */
+  mqttPortFallback: boolean;
+  /** The external broker, `mqtt://[user:password@]host[:port]` or `mqtts://…`. */
+  mqttUrl: string | undefined;
+  /** The root of the gateway's topics (`{prefix}/things/…`, `{prefix}/changes/…`). */
+  mqttPrefix: string;
+  /** Let clients connect to the embedded broker without a password. */
+  mqttAnonymous: boolean;
+  /** Largest MQTT packet the embedded broker takes, and largest payload the gateway reads, in bytes. */
+  mqttMaxPayload: number;
+  /** Where Homie 5 devices announce themselves (`{root}/5/{device}/…`). */
+  mqttHomieRoot: string;
+  /** Where Home Assistant MQTT discovery messages arrive (`{prefix}/{component}/…/config`). */
+  mqttHomeAssistantPrefix: string;
 }
 
 /** The environment variable for each setting. */
@@ -53,6 +74,14 @@ export const configEnvironment = {
   pollIntervalMs: "HYPERTHINGS_POLL_MS",
   reconnectMs: "HYPERTHINGS_RECONNECT_MS",
   maxReconnectMs: "HYPERTHINGS_MAX_RECONNECT_MS",
+  mqtt: "HYPERTHINGS_MQTT",
+  mqttPort: "HYPERTHINGS_MQTT_PORT",
+  mqttUrl: "HYPERTHINGS_MQTT_URL",
+  mqttPrefix: "HYPERTHINGS_MQTT_PREFIX",
+  mqttAnonymous: "HYPERTHINGS_MQTT_ANONYMOUS",
+  mqttMaxPayload: "HYPERTHINGS_MQTT_MAX_PAYLOAD",
+  mqttHomieRoot: "HYPERTHINGS_MQTT_HOMIE_ROOT",
+  mqttHomeAssistantPrefix: "HYPERTHINGS_MQTT_HA_PREFIX",
 } as const;
 
 export function defaultDataDir(): string {
@@ -74,6 +103,15 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   pollIntervalMs: 5_000,
   reconnectMs: 1_000,
   maxReconnectMs: 60_000,
+  mqtt: "embedded",
+  mqttPort: 1883,
+  mqttPortFallback: true,
+  mqttUrl: undefined,
+  mqttPrefix: "hyperthings",
+  mqttAnonymous: false,
+  mqttMaxPayload: 256 * 1024,
+  mqttHomieRoot: "homie",
+  mqttHomeAssistantPrefix: "homeassistant",
 };
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -101,6 +139,12 @@ export interface ConfigOverrides {
   pollIntervalMs?: string | number;
   reconnectMs?: string | number;
   maxReconnectMs?: string | number;
+  /** false for `--no-mqtt`. */
+  mqtt?: boolean;
+  mqttPort?: string | number;
+  mqttUrl?: string;
+  mqttPrefix?: string;
+  mqttAnonymous?: boolean;
 }
 
 /** Resolves the configuration: command line, then environment, then defaults; validated. */
@@ -171,9 +215,68 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
       1,
       86_400_000,
     ),
+    ...mqttSettings(overrides, env),
     adminToken,
     readToken,
     logLevel,
+  };
+}
+
+type MqttSettings = Pick<
+  HubConfig,
+  | "mqtt"
+  | "mqttPort"
+  | "mqttPortFallback"
+  | "mqttUrl"
+  | "mqttPrefix"
+  | "mqttAnonymous"
+  | "mqttMaxPayload"
+  | "mqttHomieRoot"
+  | "mqttHomeAssistantPrefix"
+>;
+
+/** The MQTT gateway's settings; a port given on the command line or in the environment is not replaced. */
+function mqttSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): MqttSettings {
+  const e = configEnvironment;
+  const d = configDefaults;
+  const onOff = (name: string, text: string | undefined): boolean | undefined => {
+    const value = text?.trim().toLowerCase();
+    if (value === undefined || value === "") return undefined;
+    if (["1", "true", "on", "yes"].includes(value)) return true;
+    if (["0", "false", "off", "no"].includes(value)) return false;
+    throw new ValidationError(`${name} must be on or off, not "${text}"`);
+  };
+  const topicRoot = (name: string, text: string): string => {
+    const levels = text.split("/");
+    // eslint-disable-next-line no-control-regex
+    if (text.startsWith("$") || text.length > 256 || levels.some((l) => l === "" || /[+#\u0000]/.test(l))) {
+      throw new ValidationError(
+        `${name} must be MQTT topic levels without wildcards or empty levels, not "${text}"`,
+      );
+    }
+    return text;
+  };
+  const enabled = overrides.mqtt ?? onOff(e.mqtt, env[e.mqtt]) ?? true;
+  const url = overrides.mqttUrl ?? (env[e.mqttUrl] || undefined);
+  const chosenPort = overrides.mqttPort ?? (env[e.mqttPort] || undefined);
+  return {
+    mqtt: !enabled ? "off" : url !== undefined ? "external" : "embedded",
+    mqttPort: integer("MQTT port", String(chosenPort ?? d.mqttPort), 0, 65535),
+    mqttPortFallback: chosenPort === undefined,
+    mqttUrl: url,
+    mqttPrefix: topicRoot("MQTT topic prefix", overrides.mqttPrefix ?? (env[e.mqttPrefix] || d.mqttPrefix)),
+    mqttAnonymous: overrides.mqttAnonymous ?? onOff(e.mqttAnonymous, env[e.mqttAnonymous]) ?? d.mqttAnonymous,
+    mqttMaxPayload: integer(
+      "MQTT payload limit",
+      String(env[e.mqttMaxPayload] || d.mqttMaxPayload),
+      1024,
+      256 * 1024 * 1024,
+    ),
+    mqttHomieRoot: topicRoot("Homie root topic", env[e.mqttHomieRoot] || d.mqttHomieRoot),
+    mqttHomeAssistantPrefix: topicRoot(
+      "Home Assistant discovery prefix",
+      env[e.mqttHomeAssistantPrefix] || d.mqttHomeAssistantPrefix,
+    ),
   };
 }
 

@@ -44,3 +44,9 @@ export {
   loadOrCreateSecretKey,
   type SecretInput,
 } from "./thing-secrets.js";
+export {
+  Discovery,
+  type DescriptionFetcher,
+  type DiscoveryOptions,
+  type DiscoveryResult,
+} from "./discovery.js";

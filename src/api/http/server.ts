@@ -3,7 +3,7 @@
 import swagger from "@fastify/swagger";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { NotFoundError } from "../../core/index.js";
-import { HUB_VERSION, type Hub } from "../../hub/index.js";
+import { HUB_VERSION, type Discovery, type Hub } from "../../hub/index.js";
 import { registerAuthorization } from "./authorization.js";
 import { registerContentTypes } from "./content-types.js";
 import { wellKnownRoutes } from "./directory-description.js";
@@ -13,8 +13,14 @@ import { sendProblem } from "./problem.js";
 import { searchRoutes } from "./search-routes.js";
 import { historyRoutes } from "./history-routes.js";
 import { logRoutes } from "./log-routes.js";
+import { discoveryRoutes } from "./discovery-routes.js";
 
-export async function buildServer(hub: Hub): Promise<FastifyInstance> {
+export interface ServerOptions {
+  /** `POST /discover`; without it, that route answers 503. */
+  discovery?: Discovery;
+}
+
+export async function buildServer(hub: Hub, options: ServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     // The cast keeps fastify's instance type generic over its base logger, not pino's Logger.
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
@@ -69,6 +75,7 @@ export async function buildServer(hub: Hub): Promise<FastifyInstance> {
   await app.register(eventRoutes(hub));
   await app.register(historyRoutes(hub));
   await app.register(logRoutes(hub));
+  await app.register(discoveryRoutes(hub, options.discovery));
   await app.register(wellKnownRoutes(hub, HUB_VERSION));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   return app;

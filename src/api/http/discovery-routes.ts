@@ -1,0 +1,57 @@
+// Discovery by introduction over HTTP: `POST /discover {url}` registers the Thing whose TD is at
+// the URL, or every Thing listed by the TD directory a host announces at `/.well-known/wot`; and
+// `POST /things/{id}/mqtt-credentials` gives a device its password for the embedded MQTT broker.
+import type { FastifyInstance } from "fastify";
+import { UnavailableError } from "../../core/index.js";
+import type { Discovery, Hub } from "../../hub/index.js";
+import { deviceCredentials } from "../mqtt/device-credentials.js";
+import { actorOf } from "./authorization.js";
+import { idOf, idParam } from "./directory-routes.js";
+
+export function discoveryRoutes(hub: Hub, discovery: Discovery | undefined) {
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.post(
+      "/discover",
+      {
+        schema: {
+          summary: "Register the Thing whose TD is at a URL, or every Thing a TD directory lists",
+          description:
+            "A URL with no path means the host's /.well-known/wot. When that is a TD directory's own TD, " +
+            "its listing is followed page by page. Answers with the ids registered.",
+          tags: ["discovery"],
+          body: {
+            type: "object",
+            required: ["url"],
+            additionalProperties: false,
+            properties: { url: { type: "string", minLength: 1, maxLength: 4096 } },
+          },
+        },
+      },
+      async (request) => {
+        if (discovery === undefined)
+          throw new UnavailableError("This hub has no discovery (it runs without bindings)");
+        const { url } = request.body as { url: string };
+        return discovery.discover(url, { actor: actorOf(request), via: "http" });
+      },
+    );
+
+    app.post(
+      "/things/:id/mqtt-credentials",
+      {
+        schema: {
+          summary: "The user name and password a device uses on the hub's embedded MQTT broker",
+          description:
+            "The device may publish and subscribe under {prefix}/things/{id}/ only. Derived from the admin " +
+            "token: rotating the token revokes every device password.",
+          tags: ["mqtt"],
+          params: idParam,
+        },
+      },
+      async (request) => {
+        const id = idOf(request);
+        await hub.directory.getLive(id);
+        return deviceCredentials(hub.adminToken.token, id);
+      },
+    );
+  };
+}

@@ -1,0 +1,53 @@
+// How the gateway sits on a broker: the embedded one (in-process hooks) or an external one (an
+// MQTT client). Either way, a message a handler takes is acknowledged only once the handler's
+// promise settles, so a report is acked after its Change is committed.
+
+/** Who published a message, when the hub's own broker authenticated them. */
+export type MqttPrincipal =
+  | { readonly kind: "admin"; readonly name: string }
+  | { readonly kind: "reader"; readonly name: string }
+  | { readonly kind: "device"; readonly name: string; readonly thing: string }
+  | { readonly kind: "anonymous"; readonly name: string };
+
+export interface InboundMessage {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly retain: boolean;
+  /** The publisher, on the embedded broker; undefined through an external broker. */
+  readonly publisher?: MqttPrincipal;
+}
+
+/**
+ * Takes one message. QoS 1 and 2 messages are acknowledged after the promise resolves; when it
+ * rejects, the embedded broker closes the publisher's connection unacknowledged (the device sends
+ * again), and the external link logs and acknowledges (a broker gives no other way to refuse).
+ */
+export type InboundHandler = (message: InboundMessage) => Promise<void>;
+
+export interface BrokerLink {
+  /** `mqtt://host:port`: where devices connect. */
+  readonly url: string;
+  readonly kind: "embedded" | "external";
+  /** Sends matching messages to `handler` (in arrival order per publisher); resolves once subscribed. */
+  handle(filters: readonly string[], handler: InboundHandler): Promise<void>;
+  /**
+   * Publishes without waiting; false when the message was dropped because the link's outgoing
+   * queue is full or it is offline (QoS 0 messages are not kept for later).
+   */
+  publish(topic: string, payload: Buffer, options: { qos: 0 | 1; retain?: boolean }): boolean;
+  close(): Promise<void>;
+}
+
+/** MQTT 3.1.1 §4.7 topic filter matching (`+` one level, `#` the rest; `$` topics only literally). */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (topic.startsWith("$") && (filter.startsWith("+") || filter.startsWith("#"))) return false;
+  const f = filter.split("/");
+  const t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    const level = f[i];
+    if (level === "#") return true;
+    if (i >= t.length) return false;
+    if (level !== "+" && level !== t[i]) return false;
+  }
+  return f.length === t.length;
+}

@@ -1,0 +1,312 @@
+// The hub's own MQTT broker (aedes, MQTT 3.1.1): clients authenticate with the admin token, the
+// read token or a device password (unless anonymous clients are allowed); sessions are not kept
+// (the hub, not the broker, is the durable record); queues and packets are bounded; sockets have
+// TCP_NODELAY. The gateway's handlers run inside `authorizePublish`, before the PUBACK.
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
+import { createServer, type Server, type Socket } from "node:net";
+import type { Logger } from "pino";
+import { UnavailableError } from "../../core/index.js";
+import type { Principal } from "../../hub/index.js";
+import {
+  topicMatches,
+  type BrokerLink,
+  type InboundHandler,
+  type InboundMessage,
+  type MqttPrincipal,
+} from "./broker-link.js";
+import { isDevicePassword } from "./device-credentials.js";
+import { FrameLimit } from "./frame-limit.js";
+import { encodeTopicLevel, type TopicLayout } from "./topic-layout.js";
+
+export interface EmbeddedBrokerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** When the port is taken: true to listen on a free port instead, false to fail. */
+  readonly portFallback: boolean;
+  /** Accept clients that give no password. */
+  readonly anonymous: boolean;
+  /** The hub's token check (admin and read tokens). */
+  readonly authenticate: (token: string) => Principal | undefined;
+  readonly adminToken: string;
+  readonly layout: TopicLayout;
+  readonly maxPacketBytes: number;
+  readonly logger: Logger;
+}
+
+/** Bounds on the broker's queues (PITFALLS: aedes keeps everything in memory by default). */
+export const EMBEDDED_BROKER_LIMITS = {
+  /** Messages the hub may have in the broker's delivery queue before it drops its own publishes. */
+  outgoing: 10_000,
+  /** aedes: packets queued per client before its CONNECT is handled. */
+  queueLimit: 42,
+  /** aedes: messages delivered at once by the broker's emitter. */
+  concurrency: 1_000,
+  /** aedes: a client whose socket does not drain in this time is dropped. */
+  drainTimeoutMs: 10_000,
+  /** aedes: inbound QoS 2 messages a client may hold awaiting PUBREL. */
+  maxInflightInbound: 100,
+  connectTimeoutMs: 10_000,
+  maxClientIdLength: 128,
+} as const;
+
+export class EmbeddedBroker implements BrokerLink {
+  readonly kind = "embedded" as const;
+  readonly #aedes: Aedes;
+  readonly #server: Server;
+  readonly #options: EmbeddedBrokerOptions;
+  readonly #principals = new WeakMap<Client, MqttPrincipal>();
+  readonly #handlers: { filters: readonly string[]; handler: InboundHandler }[] = [];
+  readonly #sockets = new Set<Socket>();
+  #outgoing = 0;
+  #dropped = 0;
+  #closing: Promise<void> | undefined;
+  url = "";
+  /** Said to the operator when the broker did something else than asked (another port). */
+  notice: string | undefined;
+
+  private constructor(options: EmbeddedBrokerOptions, aedes: Aedes) {
+    this.#options = options;
+    this.#aedes = aedes;
+    this.#server = createServer((socket) => this.#accept(socket));
+  }
+
+  static async start(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
+    const limits = EMBEDDED_BROKER_LIMITS;
+    const holder: { broker?: EmbeddedBroker } = {};
+    const aedes = await Aedes.createBroker({
+      queueLimit: limits.queueLimit,
+      concurrency: limits.concurrency,
+      drainTimeout: limits.drainTimeoutMs,
+      maxInflightInbound: limits.maxInflightInbound,
+      connectTimeout: limits.connectTimeoutMs,
+      maxClientsIdLength: limits.maxClientIdLength,
+      heartbeatInterval: 60_000,
+      preConnect: (_client, packet, done) => {
+        // Sessions are not kept: a device that asks for one gets a clean session, so nothing
+        // queues in memory for clients that are away.
+        packet.clean = true;
+        done(null, true);
+      },
+      authenticate: (client, username, password, done) =>
+        holder.broker?.authenticateClient(client, username, password, done),
+      authorizePublish: (client, packet, done) => holder.broker?.authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, sub, done) => holder.broker?.authorizeSubscribe(client, sub, done),
+    });
+    const broker = new EmbeddedBroker(options, aedes);
+    holder.broker = broker;
+    aedes.on("clientError", (client, error) =>
+      options.logger.debug({ client: client.id, err: error }, "MQTT client error"),
+    );
+    aedes.on("connectionError", (_client, error) =>
+      options.logger.debug({ err: error }, "MQTT connection refused"),
+    );
+    try {
+      await broker.#listen();
+    } catch (error) {
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      throw error;
+    }
+    return broker;
+  }
+
+  async #listen(): Promise<void> {
+    const { host, port, portFallback } = this.#options;
+    try {
+      await listen(this.#server, host, port);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if ((code !== "EADDRINUSE" && code !== "EACCES") || !portFallback) {
+        if (code === "EADDRINUSE" || code === "EACCES") {
+          throw new UnavailableError(
+            `MQTT port ${port} on ${host} is ${code === "EACCES" ? "not allowed" : "already in use"}; choose another with --mqtt-port, use a broker of your own with --mqtt-url, or turn MQTT off with --no-mqtt`,
+          );
+        }
+        throw error;
+      }
+      await listen(this.#server, host, 0);
+      const address = this.#server.address();
+      const actual = typeof address === "object" && address ? address.port : 0;
+      this.notice = `MQTT: port ${port} is ${code === "EACCES" ? "not allowed" : "taken"}; the embedded broker listens on ${hostOf(host)}:${actual} instead`;
+    }
+    const address = this.#server.address();
+    const actual = typeof address === "object" && address ? address.port : port;
+    this.url = `mqtt://${hostOf(host)}:${actual}`;
+  }
+
+  #accept(socket: Socket): void {
+    // PITFALLS: mqtt.js leaves Nagle on; on the sockets we own, we turn it off.
+    socket.setNoDelay(true);
+    this.#sockets.add(socket);
+    socket.once("close", () => this.#sockets.delete(socket));
+    // aedes reads with `read()`, which also emits `data`: this sees every byte it parses.
+    const limit = new FrameLimit(this.#options.maxPacketBytes);
+    socket.on("data", (chunk: Buffer) => {
+      if (!limit.push(chunk)) {
+        this.#options.logger.warn(
+          { remote: socket.remoteAddress, problem: limit.problem },
+          "MQTT connection closed: packet too large",
+        );
+        socket.destroy();
+      }
+    });
+    this.#aedes.handle(socket);
+  }
+
+  private authenticateClient(
+    client: Client,
+    username: string | undefined,
+    password: Buffer | undefined,
+    done: (error: AuthenticateError | null, success: boolean | null) => void,
+  ): void {
+    const refuse = (code: number, message: string) => {
+      const error = Object.assign(new Error(message), { returnCode: code });
+      done(error, false);
+    };
+    const secret = password?.toString("utf8") ?? "";
+    let principal: MqttPrincipal | undefined;
+    if (secret === "") {
+      if (!this.#options.anonymous) {
+        refuse(5, "this broker needs a password: the hub's admin token or a device password");
+        return;
+      }
+      principal = { kind: "anonymous", name: "anonymous" };
+    } else {
+      const hubPrincipal = this.#options.authenticate(secret);
+      if (hubPrincipal !== undefined) {
+        principal = hubPrincipal.admin
+          ? { kind: "admin", name: hubPrincipal.name }
+          : { kind: "reader", name: hubPrincipal.name };
+      } else if (
+        username !== undefined &&
+        username !== "" &&
+        isDevicePassword(this.#options.adminToken, username, secret)
+      ) {
+        principal = { kind: "device", name: `device:${username}`, thing: username };
+      } else {
+        refuse(4, "bad user name or password");
+        return;
+      }
+    }
+    this.#principals.set(client, principal);
+    done(null, true);
+  }
+
+  #mayPublish(principal: MqttPrincipal | undefined, topic: string): boolean {
+    switch (principal?.kind) {
+      case "admin":
+      case "anonymous":
+        return true;
+      case "device":
+        return this.#options.layout.isThingTopic(topic, principal.thing);
+      default:
+        return false;
+    }
+  }
+
+  private authorizePublish(
+    client: Client | null,
+    packet: PublishPacket,
+    done: (error?: Error | null) => void,
+  ): void {
+    const { topic } = packet;
+    if (topic.startsWith("$")) {
+      done(new Error(`${topic}: $ topics are reserved`));
+      return;
+    }
+    const principal = client === null ? undefined : this.#principals.get(client);
+    if (client !== null && !this.#mayPublish(principal, topic)) {
+      done(new Error(`${principal?.name ?? "this client"} may not publish to ${topic}`));
+      return;
+    }
+    const handlers = this.#handlers.filter((h) => h.filters.some((f) => topicMatches(f, topic)));
+    if (handlers.length === 0) {
+      done(null);
+      return;
+    }
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    const message: InboundMessage = {
+      topic,
+      payload,
+      retain: packet.retain,
+      ...(principal === undefined ? {} : { publisher: principal }),
+    };
+    Promise.all(handlers.map((h) => h.handler(message))).then(
+      () => done(null),
+      (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+    );
+  }
+
+  private authorizeSubscribe(
+    client: Client,
+    subscription: Subscription,
+    done: (error: Error | null, subscription?: Subscription | null) => void,
+  ): void {
+    const principal = this.#principals.get(client);
+    if (principal?.kind !== "device") {
+      done(null, subscription);
+      return;
+    }
+    // A device sees its own topics and the Changes about itself, nothing else.
+    const { layout } = this.#options;
+    const own = `${layout.things}${encodeTopicLevel(principal.thing)}/`;
+    const allowed =
+      subscription.topic.startsWith(own) ||
+      subscription.topic === `${layout.changes}+/${encodeTopicLevel(principal.thing)}`;
+    done(null, allowed ? subscription : null);
+  }
+
+  async handle(filters: readonly string[], handler: InboundHandler): Promise<void> {
+    this.#handlers.push({ filters, handler });
+    return Promise.resolve();
+  }
+
+  publish(topic: string, payload: Buffer, options: { qos: 0 | 1; retain?: boolean }): boolean {
+    if (this.#closing !== undefined) return false;
+    if (this.#outgoing >= EMBEDDED_BROKER_LIMITS.outgoing) {
+      if (this.#dropped++ % 10_000 === 0) {
+        this.#options.logger.warn({ dropped: this.#dropped }, "MQTT: outgoing queue full, messages dropped");
+      }
+      return false;
+    }
+    this.#outgoing++;
+    this.#aedes.publish(
+      { cmd: "publish", topic, payload, qos: options.qos, retain: options.retain ?? false, dup: false },
+      (error) => {
+        this.#outgoing--;
+        if (error) this.#options.logger.warn({ err: error, topic }, "MQTT: publish failed");
+      },
+    );
+    return true;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      await new Promise<void>((resolve) => this.#aedes.close(() => resolve()));
+      for (const socket of this.#sockets) socket.destroy();
+      await serverClosed;
+    })();
+    return this.#closing;
+  }
+}
+
+function hostOf(host: string): string {
+  if (host === "0.0.0.0" || host === "::") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => {
+      server.off("listening", onListening);
+      reject(error);
+    };
+    const onListening = () => {
+      server.off("error", onError);
+      resolve();
+    };
+    server.once("error", onError);
+    server.once("listening", onListening);
+    server.listen({ host, port });
+  });
+}

@@ -1,0 +1,108 @@
+// Starts the hub's MQTT face from its configuration: the embedded broker (or a link to an
+// external one), the gateway on the documented topics, and auto-inventory of Homie and Home
+// Assistant devices.
+import { createHash } from "node:crypto";
+import type { Hub } from "../../hub/index.js";
+import { AutoInventory } from "./auto-inventory.js";
+import type { BrokerLink } from "./broker-link.js";
+import { EmbeddedBroker } from "./embedded-broker.js";
+import { ExternalBroker } from "./external-broker.js";
+import { MqttGateway } from "./gateway.js";
+import { TopicLayout } from "./topic-layout.js";
+
+export interface RunningMqtt {
+  readonly kind: "embedded" | "external";
+  /** Where devices connect, without credentials: `mqtt://127.0.0.1:1883`. */
+  readonly url: string;
+  /** What the hub did instead of what it was asked, in one line for the operator; else undefined. */
+  readonly notice: string | undefined;
+  /** Whether the embedded broker lets clients in without a password. */
+  readonly anonymous: boolean;
+  readonly gateway: MqttGateway;
+  close(): Promise<void>;
+}
+
+/** Starts MQTT as the hub's configuration says; undefined when it is off. */
+export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
+  const { config, logger } = hub;
+  if (config.mqtt === "off") return undefined;
+  const layout = new TopicLayout(config.mqttPrefix);
+  const log = logger.child({ part: "mqtt" });
+  let link: BrokerLink & { notice: string | undefined };
+  if (config.mqtt === "external" && config.mqttUrl !== undefined) {
+    // One stable client id per hub and prefix, so that two hubs on one broker do not evict each other.
+    const digest = createHash("sha256").update(`${hub.id}\n${config.mqttPrefix}`).digest("hex").slice(0, 12);
+    link = await ExternalBroker.start({
+      url: config.mqttUrl,
+      clientId: `hyperthings-${digest}`,
+      logger: log,
+      maxPacketBytes: config.mqttMaxPayload,
+    });
+  } else {
+    link = await EmbeddedBroker.start({
+      host: config.host,
+      port: config.mqttPort,
+      portFallback: config.mqttPortFallback,
+      anonymous: config.mqttAnonymous,
+      authenticate: (token) => hub.authenticate(token),
+      adminToken: hub.adminToken.token,
+      layout,
+      maxPacketBytes: config.mqttMaxPayload,
+      logger: log,
+    });
+  }
+  const gateway = new MqttGateway(hub, link, { layout, maxPayloadBytes: config.mqttMaxPayload, logger: log });
+  // On the embedded broker, discovered devices' TDs say `basic`: the hub's own bindings get the
+  // admin token as their password, so that they can observe and write those devices.
+  const secrets = hub.secrets;
+  const needsPassword = link.kind === "embedded" && !config.mqttAnonymous;
+  const inventory = new AutoInventory(hub, link, {
+    ...(needsPassword && secrets !== undefined
+      ? {
+          onRegistered: async (td) => {
+            await secrets.set(td, { username: "hyperthings", password: hub.adminToken.token });
+          },
+        }
+      : {}),
+    homieRoot: config.mqttHomieRoot,
+    homeAssistantPrefix: config.mqttHomeAssistantPrefix,
+    layout,
+    logger: log,
+    device: {
+      broker: link.url,
+      ...(needsPassword
+        ? {
+            security: {
+              scheme: "basic",
+              description: "the hub's embedded broker: any user name, the hub's admin token as password",
+            },
+          }
+        : {}),
+    },
+  });
+  try {
+    await gateway.start();
+    await inventory.start();
+  } catch (error) {
+    gateway.stop();
+    await link.close();
+    throw error;
+  }
+  if (link.notice !== undefined) log.warn(link.notice);
+  log.info({ url: link.url, kind: link.kind, prefix: config.mqttPrefix }, "MQTT gateway started");
+  let closing: Promise<void> | undefined;
+  return {
+    kind: link.kind,
+    url: link.url,
+    notice: link.notice,
+    anonymous: link.kind === "embedded" && config.mqttAnonymous,
+    gateway,
+    close: () => {
+      closing ??= (async () => {
+        gateway.stop();
+        await link.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,32 @@
+// `things discover URL`: the hub fetches the TD at URL (or the TD directory a host announces at
+// /.well-known/wot) and registers what it describes; prints the ids registered.
+import type { Command } from "commander";
+import { clientOf, connectionHelpWith, talking } from "./client-commands.js";
+
+export function registerDiscoverCommand(program: Command): void {
+  program
+    .command("discover")
+    .description("register the Thing whose TD is at URL, or every Thing a host's /.well-known/wot lists")
+    .argument(
+      "<url>",
+      "a TD's URL, a TD directory's URL, or a host (http://host:port) to ask its /.well-known/wot",
+    )
+    .addHelpText(
+      "after",
+      connectionHelpWith("0 done, 1 failed (the hub refused or could not fetch), 2 usage"),
+    )
+    .action(
+      talking(async (url: string, _options: unknown, command: Command) => {
+        const result = await clientOf(command).discover(url);
+        const out = process.stdout;
+        for (const id of result.registered) out.write(`${id}\n`);
+        for (const refusal of result.refused) {
+          process.stderr.write(
+            `things: not registered: ${refusal.id ?? `item ${refusal.index}`}: ${refusal.detail}\n`,
+          );
+        }
+        const from = result.directory === undefined ? "" : ` from the directory at ${result.directory}`;
+        process.stderr.write(`${result.registered.length} Thing(s) registered${from}\n`);
+      }),
+    );
+}

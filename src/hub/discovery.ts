@@ -1,0 +1,188 @@
+// Discovery by introduction (W3C WoT Discovery §6): register the Thing whose TD is at a URL, or
+// every Thing a host lists at `/.well-known/wot` when that is a TD directory's own TD (its
+// `things` property, paged). Fetching goes through a binding, which applies the address policy,
+// size and time bounds, and re-checks redirects; every URL here is attacker-controlled.
+import {
+  BindingError,
+  HyperthingsError,
+  ValidationError,
+  type Cause,
+  type RegisteredThingDescription,
+  type ThingDescription,
+} from "../core/index.js";
+import type { Directory } from "./directory.js";
+
+/** What fetches a TD (or a listing) from a URL: the HTTP binding's `discover`. */
+export interface DescriptionFetcher {
+  discover(url: string): Promise<unknown>;
+}
+
+export interface DiscoveryOptions {
+  /** Most Things registered from one directory. */
+  maxThings?: number;
+  /** Page size asked of a directory. */
+  pageSize?: number;
+}
+
+export interface DiscoveryResult {
+  /** The ids registered (created or replaced), in the order found. */
+  registered: string[];
+  /** TDs of a listing that were not registered, and why. */
+  refused: { index: number; id?: string; detail: string }[];
+  /** The directory whose listing was followed, when there was one. */
+  directory?: string;
+}
+
+const WELL_KNOWN = "/.well-known/wot";
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function typesOf(td: Record<string, unknown>): string[] {
+  const types = td["@type"];
+  return typeof types === "string"
+    ? [types]
+    : Array.isArray(types)
+      ? types.filter((t) => typeof t === "string")
+      : [];
+}
+
+export class Discovery {
+  private readonly maxThings: number;
+  private readonly pageSize: number;
+
+  constructor(
+    private readonly directory: Directory,
+    private readonly fetcher: DescriptionFetcher,
+    options: DiscoveryOptions = {},
+  ) {
+    this.maxThings = options.maxThings ?? 10_000;
+    this.pageSize = options.pageSize ?? 100;
+  }
+
+  /** Fetches what is at `url` (a bare host means its `/.well-known/wot`) and registers what it describes. */
+  async discover(url: string, cause: Cause): Promise<DiscoveryResult> {
+    const start = this.checkUrl(url);
+    const document = await this.fetch(start.href);
+    if (Array.isArray(document)) return this.registerAll(document, cause);
+    if (isObject(document) && typesOf(document).some((t) => /(^|:)ThingDirectory$/.test(t))) {
+      const listing = this.listingUrl(document, start);
+      return { ...(await this.registerAll(await this.list(listing), cause)), directory: listing.href };
+    }
+    if (!isObject(document)) {
+      throw new ValidationError(`${start.href} did not answer with a Thing Description (a JSON object)`, [
+        { pointer: "/url", message: "is not the URL of a TD" },
+      ]);
+    }
+    // TD 1.1 §5.3.1: relative references resolve against `base`, else the TD's own location.
+    const td = (
+      document.base === undefined ? { ...document, base: start.href } : document
+    ) as ThingDescription;
+    const result = await this.register(td, cause);
+    return { registered: [result], refused: [] };
+  }
+
+  private checkUrl(text: string): URL {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw new ValidationError(`"${text}" is not a URL`, [
+        { pointer: "/url", message: "must be an absolute http(s) URL" },
+      ]);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new ValidationError(`Discovery fetches http and https URLs, not ${url.protocol}`, [
+        { pointer: "/url", message: "must be an absolute http(s) URL" },
+      ]);
+    }
+    if (url.username !== "" || url.password !== "") {
+      throw new ValidationError("A discovery URL carries no credentials", [
+        { pointer: "/url", message: "has credentials" },
+      ]);
+    }
+    if (url.pathname === "/" && url.search === "") url.pathname = WELL_KNOWN;
+    return url;
+  }
+
+  private async fetch(url: string): Promise<unknown> {
+    try {
+      return await this.fetcher.discover(url);
+    } catch (error) {
+      const reason =
+        error instanceof BindingError ? (error.detail as { reason?: string } | undefined)?.reason : undefined;
+      if (reason === "address-denied") {
+        throw new ValidationError(
+          `Discovery may not reach ${url}: ${error instanceof Error ? error.message : ""}`,
+          [{ pointer: "/url", message: "the address is not allowed" }],
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** The directory's listing: its `things` property's form, else `/things` on the same origin. */
+  private listingUrl(td: Record<string, unknown>, from: URL): URL {
+    const base = typeof td.base === "string" ? td.base : from.href;
+    const things = isObject(td.properties) ? td.properties.things : undefined;
+    const forms = isObject(things) && Array.isArray(things.forms) ? things.forms : [];
+    const form = forms.find((f): f is { href: string } => isObject(f) && typeof f.href === "string");
+    try {
+      return new URL(form?.href ?? "/things", base);
+    } catch {
+      return new URL("/things", from);
+    }
+  }
+
+  /** Every TD of a directory, page by page (`offset`/`limit`), bounded in count. */
+  private async list(listing: URL): Promise<unknown[]> {
+    const all: unknown[] = [];
+    const seen = new Set<string>();
+    for (let offset = 0; all.length < this.maxThings; offset += this.pageSize) {
+      const page = new URL(listing);
+      page.searchParams.set("offset", String(offset));
+      page.searchParams.set("limit", String(this.pageSize));
+      const items = await this.fetch(page.href);
+      if (!Array.isArray(items)) {
+        throw new ValidationError(`The directory listing at ${page.href} is not a JSON array of TDs`, [
+          { pointer: "/url", message: "the directory's listing is not an array" },
+        ]);
+      }
+      let fresh = 0;
+      for (const item of items) {
+        const id = isObject(item) && typeof item.id === "string" ? item.id : undefined;
+        if (id !== undefined && seen.has(id)) continue;
+        if (id !== undefined) seen.add(id);
+        all.push(item);
+        fresh++;
+      }
+      // A short page ends the listing; so does a page with nothing new (a directory that ignores offset).
+      if (items.length < this.pageSize || fresh === 0) break;
+    }
+    return all.slice(0, this.maxThings);
+  }
+
+  private async registerAll(items: unknown[], cause: Cause): Promise<DiscoveryResult> {
+    const result: DiscoveryResult = { registered: [], refused: [] };
+    for (const [index, item] of items.slice(0, this.maxThings).entries()) {
+      const id = isObject(item) && typeof item.id === "string" ? item.id : undefined;
+      try {
+        result.registered.push(await this.register(item as ThingDescription, cause));
+      } catch (error) {
+        if (!(error instanceof HyperthingsError) || error.status >= 500) throw error;
+        result.refused.push({ index, ...(id === undefined ? {} : { id }), detail: error.message });
+      }
+    }
+    return result;
+  }
+
+  private async register(td: ThingDescription, cause: Cause): Promise<string> {
+    // Registration information a directory added (WoT Discovery §7.3.1.2) is not ours to keep.
+    const { registration: _ignored, ...clean } = td as RegisteredThingDescription & {
+      registration?: unknown;
+    };
+    if (typeof clean.id === "string") return (await this.directory.put(clean.id, clean, cause)).id;
+    return (await this.directory.create(clean, cause)).id;
+  }
+}

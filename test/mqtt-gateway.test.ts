@@ -1,0 +1,387 @@
+// The MQTT gateway on the hub's embedded broker (port 0), with mqtt.js clients playing devices:
+// reports become Changes acknowledged after commit, bad payloads change nothing and are answered
+// on the errors topic, every Change is republished, passwords are required, a taken default port
+// is replaced and a taken chosen port is a one-line error; Homie and Home Assistant devices are
+// registered and removed.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { connectAsync, type IClientOptions, type MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import { startHub, createLogger } from "../src/cli/index.js";
+import { UnavailableError } from "../src/core/index.js";
+import { loadConfig } from "../src/hub/index.js";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+const LAMP = "urn:test:mqtt:lamp-1";
+/** The longest a test waits for a message it expects. */
+const MESSAGE_BOUND_MS = 10_000;
+
+function lampTd(id = LAMP): Record<string, unknown> {
+  return minimalTd({
+    id,
+    title: "Lamp",
+    properties: {
+      on: { type: "boolean", forms: [{ href: "http://127.0.0.1:1/on" }] },
+      brightness: { type: "integer", minimum: 0, maximum: 100, forms: [{ href: "http://127.0.0.1:1/b" }] },
+    },
+    events: { overheated: { data: { type: "number" }, forms: [{ href: "http://127.0.0.1:1/e" }] } },
+  });
+}
+
+/** Messages arriving on a client, and a promise for the next one matching a topic (bounded in time). */
+function inbox(client: MqttClient) {
+  const seen: { topic: string; payload: string }[] = [];
+  const waiters: {
+    match: (t: string) => boolean;
+    resolve: (m: { topic: string; payload: string }) => void;
+  }[] = [];
+  client.on("message", (topic, payload) => {
+    const message = { topic, payload: payload.toString("utf8") };
+    const waiter = waiters.find((w) => w.match(topic));
+    if (waiter) {
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve(message);
+    } else seen.push(message);
+  });
+  return {
+    next(match: (topic: string) => boolean): Promise<{ topic: string; payload: string }> {
+      const index = seen.findIndex((m) => match(m.topic));
+      if (index >= 0) return Promise.resolve(seen.splice(index, 1)[0] as { topic: string; payload: string });
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no message came")), MESSAGE_BOUND_MS);
+        waiters.push({
+          match,
+          resolve: (m) => {
+            clearTimeout(timer);
+            resolve(m);
+          },
+        });
+      });
+    },
+  };
+}
+
+async function history(hub: TestHub, id: string): Promise<Array<Record<string, unknown>>> {
+  const response = await hub.request(`${thingPath(id)}/history?limit=100`);
+  expect(response.status).toBe(200);
+  const body = (await response.json()) as { changes?: unknown[] } | unknown[];
+  return (Array.isArray(body) ? body : (body.changes ?? [])) as Array<Record<string, unknown>>;
+}
+
+function brokerUrl(hub: TestHub): string {
+  if (hub.mqtt === undefined) throw new Error("the hub runs without MQTT");
+  return hub.mqtt.url;
+}
+
+describe("the MQTT gateway on the embedded broker", () => {
+  let hub: TestHub;
+  let device: MqttClient;
+  const clients: MqttClient[] = [];
+  const connect = async (options: IClientOptions = {}) => {
+    const client = await connectAsync(brokerUrl(hub), {
+      reconnectPeriod: 0,
+      connectTimeout: 5_000,
+      username: "device",
+      password: hub.token,
+      ...options,
+    });
+    clients.push(client);
+    return client;
+  };
+
+  beforeAll(async () => {
+    hub = await startTestHub({ mqttPort: 0 });
+    const put = await hub.request(thingPath(LAMP), {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(lampTd()),
+    });
+    expect(put.status).toBe(201);
+    device = await connect();
+  });
+
+  afterAll(async () => {
+    // Forced: the broker already closed the connection of the device that overstepped.
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await hub.stop();
+  });
+
+  it("records a state report as a reported Change before it acknowledges the QoS 1 publish", async () => {
+    await device.publishAsync(`hyperthings/things/${LAMP}/properties/on`, "true", { qos: 1 });
+    // The PUBACK came: the Change is committed, so the history API has it without waiting.
+    const [latest] = await history(hub, LAMP);
+    expect(latest).toMatchObject({
+      kind: "reported",
+      affordance: "on",
+      value: true,
+      cause: { actor: "admin", via: "mqtt" },
+    });
+    await device.publishAsync(
+      `hyperthings/things/${LAMP}/properties/brightness`,
+      JSON.stringify({ value: 40, at: "2024-05-01T12:00:00.000Z" }),
+      { qos: 1 },
+    );
+    await device.publishAsync(`hyperthings/things/${LAMP}/events/overheated`, "81.5", { qos: 1 });
+    const [event, brightness] = await history(hub, LAMP);
+    expect(brightness).toMatchObject({ kind: "reported", value: 40, at: "2024-05-01T12:00:00.000Z" });
+    expect(event).toMatchObject({ kind: "emitted", affordance: "overheated", value: 81.5 });
+  });
+
+  it("changes nothing for a bad payload, and tells the device why on its errors topic", async () => {
+    const messages = inbox(device);
+    await device.subscribeAsync(`hyperthings/things/${LAMP}/errors`, { qos: 1 });
+    const before = await history(hub, LAMP);
+    const errors = `hyperthings/things/${LAMP}/errors`;
+    const cases: Array<[string, string, RegExp]> = [
+      ["brightness", "{not json", /JSON/i],
+      ["brightness", "150", /brightness does not fit its schema/],
+      ["colour", '"red"', /has no property "colour"/],
+      ["on", '{"value": true, "at": "yesterday"}', /RFC 3339/],
+    ];
+    for (const [property, payload, detail] of cases) {
+      await device.publishAsync(`hyperthings/things/${LAMP}/properties/${property}`, payload, { qos: 1 });
+      const answer = JSON.parse((await messages.next((t) => t === errors)).payload) as Record<
+        string,
+        unknown
+      >;
+      expect(answer).toMatchObject({
+        status: 400,
+        instance: `hyperthings/things/${LAMP}/properties/${property}`,
+      });
+      expect(String(answer.detail)).toMatch(detail);
+    }
+    await device.publishAsync("hyperthings/things/urn:test:nobody/properties/on", "true", { qos: 1 });
+    const unknown = inbox(device);
+    await device.subscribeAsync("hyperthings/things/urn:test:nobody/errors");
+    await device.publishAsync("hyperthings/things/urn:test:nobody/properties/on", "true", { qos: 1 });
+    expect(JSON.parse((await unknown.next((t) => t.includes("nobody"))).payload)).toMatchObject({
+      status: 404,
+    });
+    expect(await history(hub, LAMP)).toEqual(before);
+    expect(device.connected).toBe(true);
+  });
+
+  it("republishes every committed Change on hyperthings/changes/{kind}/{thing}", async () => {
+    const watcher = await connect();
+    const messages = inbox(watcher);
+    await watcher.subscribeAsync("hyperthings/changes/#", { qos: 1 });
+    const id = "https://example.com/things/lamp/2";
+    const encoded = "https:%2F%2Fexample.com%2Fthings%2Flamp%2F2";
+    await hub.request(thingPath(id), {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(lampTd(id)),
+    });
+    const described = await messages.next((t) => t === `hyperthings/changes/described/${encoded}`);
+    expect(JSON.parse(described.payload)).toMatchObject({ kind: "described", thing: id });
+    const report = await hub.request(`${thingPath(id)}/changes`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ kind: "reported", affordance: "brightness", value: 7 }),
+    });
+    expect(report.status).toBe(201);
+    const { seqs } = (await report.json()) as { seqs: number[] };
+    const reported = await messages.next((t) => t === `hyperthings/changes/reported/${encoded}`);
+    expect(JSON.parse(reported.payload)).toMatchObject({ seq: seqs[0], value: 7, affordance: "brightness" });
+  });
+
+  it("refuses clients without a password, and with a wrong one", async () => {
+    const anonymous = connectAsync(brokerUrl(hub), { reconnectPeriod: 0, connectTimeout: 5_000 });
+    await expect(anonymous).rejects.toMatchObject({ code: 5 });
+    const wrong = connectAsync(brokerUrl(hub), {
+      reconnectPeriod: 0,
+      username: "x",
+      password: "not-the-token",
+    });
+    await expect(wrong).rejects.toMatchObject({ code: 4 });
+  });
+
+  it("lets a device in with its own password, to its own topics only", async () => {
+    const response = await hub.request(`${thingPath(LAMP)}/mqtt-credentials`, { method: "POST" });
+    expect(response.status).toBe(200);
+    const credentials = (await response.json()) as { username: string; password: string };
+    expect(credentials.username).toBe(LAMP);
+    const own = await connect(credentials);
+    await own.publishAsync(`hyperthings/things/${LAMP}/properties/brightness`, "12", { qos: 1 });
+    const [latest] = await history(hub, LAMP);
+    expect(latest).toMatchObject({ value: 12, cause: { actor: `device:${LAMP}`, via: "mqtt" } });
+    await expect(own.subscribeAsync("hyperthings/changes/#")).rejects.toThrow(/Subscribe error/);
+    const closed = new Promise<void>((resolve) => own.once("close", () => resolve()));
+    own.publish("hyperthings/things/urn:test:other/properties/on", "true", { qos: 1 });
+    await closed;
+    expect((await history(hub, LAMP))[0]).toMatchObject({ value: 12 });
+  });
+
+  it("registers a Homie 5 device from its description, and removes it when it is lost or cleared", async () => {
+    const homie = await connect();
+    const description = {
+      homie: "5.0",
+      name: "Boiler",
+      nodes: {
+        heater: {
+          properties: {
+            temperature: { datatype: "float", format: "0:100", unit: "°C" },
+            target: { datatype: "integer", settable: true },
+          },
+        },
+      },
+    };
+    await homie.publishAsync("homie/5/boiler-1/$state", "init", { qos: 1, retain: true });
+    // Auto-inventory runs before the broker acknowledges the announcement.
+    await homie.publishAsync("homie/5/boiler-1/$description", JSON.stringify(description), {
+      qos: 1,
+      retain: true,
+    });
+    const td = (await (await hub.request(thingPath("urn:homie:boiler-1"))).json()) as Record<string, unknown>;
+    expect(td).toMatchObject({ title: "Boiler", "@type": ["homie:Device"] });
+    const properties = td.properties as Record<string, { forms: Array<Record<string, unknown>> }>;
+    expect(properties.heater_temperature?.forms[0]?.["mqv:topic"]).toBe(
+      "homie/5/boiler-1/heater/temperature",
+    );
+    expect(properties.heater_target?.forms[1]).toMatchObject({
+      op: "writeproperty",
+      "mqv:topic": "homie/5/boiler-1/heater/target/set",
+    });
+
+    await homie.publishAsync("homie/5/boiler-1/$state", "lost", { qos: 1, retain: true });
+    expect((await hub.request(thingPath("urn:homie:boiler-1"))).status).toBe(404);
+    await homie.publishAsync("homie/5/boiler-1/$state", "ready", { qos: 1, retain: true });
+    expect((await hub.request(thingPath("urn:homie:boiler-1"))).status).toBe(200);
+    await homie.publishAsync("homie/5/boiler-1/$description", "", { qos: 1, retain: true });
+    expect((await hub.request(thingPath("urn:homie:boiler-1"))).status).toBe(404);
+  });
+
+  it("answers a Homie device announcing nonsense on its errors topic, and registers nothing", async () => {
+    const homie = await connect();
+    const messages = inbox(homie);
+    await homie.subscribeAsync("hyperthings/things/urn:homie:junk/errors");
+    await homie.publishAsync(
+      "homie/5/junk/$description",
+      '{"homie":"5.0","nodes":{"n":{"properties":{"p":{}}}}}',
+      {
+        qos: 1,
+      },
+    );
+    const answer = JSON.parse((await messages.next(() => true)).payload) as {
+      detail: string;
+      errors: unknown[];
+    };
+    expect(answer.detail).toMatch(/\/nodes\/n\/properties\/p\/datatype/);
+    expect((await hub.request(thingPath("urn:homie:junk"))).status).toBe(404);
+  });
+
+  it("registers a Home Assistant discovery entity, and removes it on an empty config", async () => {
+    const ha = await connect();
+    const config = {
+      name: "Kitchen plug",
+      stat_t: "kitchen/plug/state",
+      cmd_t: "kitchen/plug/set",
+      uniq_id: "kp1",
+    };
+    await ha.publishAsync("homeassistant/switch/kitchen/plug/config", JSON.stringify(config), {
+      qos: 1,
+      retain: true,
+    });
+    const response = await hub.request(thingPath("urn:homeassistant:switch:kitchen:plug"));
+    expect(response.status).toBe(200);
+    const td = (await response.json()) as Record<string, unknown>;
+    expect(td).toMatchObject({ title: "Kitchen plug", "@type": ["ha:Entity", "ha:switch"] });
+    await ha.publishAsync("homeassistant/switch/kitchen/plug/config", "", { qos: 1, retain: true });
+    expect((await hub.request(thingPath("urn:homeassistant:switch:kitchen:plug"))).status).toBe(404);
+  });
+});
+
+describe("the embedded broker's access and port", () => {
+  let blocker: Server;
+  let taken: number;
+
+  beforeAll(async () => {
+    blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const address = blocker.address();
+    taken = typeof address === "object" && address ? address.port : 0;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((resolve) => blocker.close(() => resolve()));
+  });
+
+  it("lets anonymous clients in when allowed", async () => {
+    const hub = await startTestHub({ mqttPort: 0, mqttAnonymous: true });
+    try {
+      const client = await connectAsync(brokerUrl(hub), { reconnectPeriod: 0 });
+      await client.endAsync();
+      expect(hub.mqtt?.anonymous).toBe(true);
+    } finally {
+      await hub.stop();
+    }
+  });
+
+  it("listens on a free port when the default port is taken, and says so", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-mqtt-"));
+    const config = { ...loadConfig({ port: 0, logLevel: "silent", dataDir }, {}), mqttPort: taken };
+    expect(config.mqttPortFallback).toBe(true);
+    const running = await startHub(config, { logger: createLogger("silent") });
+    try {
+      const url = new URL(running.mqtt?.url ?? "");
+      expect(Number(url.port)).not.toBe(taken);
+      expect(running.mqtt?.notice).toBe(
+        `MQTT: port ${taken} is taken; the embedded broker listens on 127.0.0.1:${url.port} instead`,
+      );
+      const client = await connectAsync(url.href, {
+        reconnectPeriod: 0,
+        username: "operator",
+        password: running.hub.adminToken.token,
+      });
+      await client.endAsync();
+    } finally {
+      await running.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses to start on a port that was chosen and is taken", async () => {
+    await expect(startTestHub({ mqttPort: taken })).rejects.toThrow(UnavailableError);
+    await expect(startTestHub({ mqttPort: taken })).rejects.toThrow(
+      `MQTT port ${taken} on 127.0.0.1 is already in use`,
+    );
+  });
+
+  it("says so in one line from `things serve --mqtt-port` and exits 1", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-mqtt-"));
+    try {
+      const child = spawn(
+        process.execPath,
+        [BIN, "serve", "--port", "0", "--data", dataDir, "--mqtt-port", String(taken)],
+        {
+          env: { ...process.env, HYPERTHINGS_LOG_LEVEL: "silent", HYPERTHINGS_MQTT_URL: "" },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      let stderr = "";
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+      const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+      expect(code).toBe(1);
+      expect(stderr.trim().split("\n")).toEqual([
+        `things: MQTT port ${taken} on 127.0.0.1 is already in use; choose another with --mqtt-port, use a broker of your own with --mqtt-url, or turn MQTT off with --no-mqtt`,
+      ]);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("runs without MQTT with --no-mqtt", async () => {
+    const hub = await startTestHub({ mqtt: false });
+    try {
+      expect(hub.mqtt).toBeUndefined();
+    } finally {
+      await hub.stop();
+    }
+  });
+});
