@@ -250,7 +250,10 @@ export class SqliteLog {
       cause: cause.text,
       leaf,
     });
-    this.stmt.upsertStream.run({ thing: draft.thing, affordance, kind: draft.kind, seq, value: valueText });
+    // A stream's value is kept only where it serves as the next Change's `previous`: not for the
+    // Thing-level streams (a TD is in the Log already, and its previous comes from the directory).
+    const streamValue = draft.affordance === undefined ? null : valueText;
+    this.stmt.upsertStream.run({ thing: draft.thing, affordance, kind: draft.kind, seq, value: streamValue });
     this.frontier.append(leaf);
     this.size = seq;
     if (seq % BLOCK === 0) this.storeCompletedSubtrees(seq);

@@ -8,9 +8,10 @@ export const migrations: readonly string[] = [
   // (thing, time) makes every insert dirty a random page — PITFALLS.md), no UPDATE, no DELETE,
   // no insert over an existing seq. See docs/changes.md for the design.
   `
+  -- The directory: one row per registered Thing. Its TD is the value of the Change that
+  -- described it last (seq = version), so a TD is stored once, in the Log.
   CREATE TABLE things (
     id       TEXT PRIMARY KEY,
-    td       TEXT NOT NULL,
     created  TEXT NOT NULL,
     modified TEXT NOT NULL,
     expires  TEXT,

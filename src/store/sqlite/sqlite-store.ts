@@ -128,26 +128,35 @@ export class SqliteStore implements Store {
 
     const db = this.db;
     this.stmt = {
-      getThing: db.prepare<[string], ThingRow>("SELECT * FROM things WHERE id = ?"),
+      // A Thing's TD is the value of the Change that last described it (things.version).
+      getThing: db.prepare<[string], ThingRow>(
+        "SELECT t.*, c.value AS td FROM things t JOIN changes c ON c.seq = t.version WHERE t.id = ?",
+      ),
       getVersion: db.prepare<[string], { td: string; version: number; created: string }>(
-        "SELECT td, version, created FROM things WHERE id = ?",
+        "SELECT c.value AS td, t.version, t.created FROM things t JOIN changes c ON c.seq = t.version WHERE t.id = ?",
       ),
       upsertThing: db.prepare(
-        `INSERT INTO things (id, td, created, modified, expires, ttl, version)
-         VALUES (@id, @td, @created, @modified, @expires, @ttl, @version)
-         ON CONFLICT (id) DO UPDATE SET td = excluded.td, modified = excluded.modified,
+        `INSERT INTO things (id, created, modified, expires, ttl, version)
+         VALUES (@id, @created, @modified, @expires, @ttl, @version)
+         ON CONFLICT (id) DO UPDATE SET modified = excluded.modified,
            expires = excluded.expires, ttl = excluded.ttl, version = excluded.version`,
       ),
       deleteThing: db.prepare<[string]>("DELETE FROM things WHERE id = ?"),
+      // The page is chosen on the narrow directory rows; only its TDs are read from the Log.
       listThings: db.prepare<[{ live: string | null; limit: number; offset: number }], ThingRow>(
-        `SELECT * FROM things WHERE @live IS NULL OR expires IS NULL OR expires > @live
-         ORDER BY id LIMIT @limit OFFSET @offset`,
+        `SELECT t.*, c.value AS td FROM (
+           SELECT * FROM things WHERE @live IS NULL OR expires IS NULL OR expires > @live
+           ORDER BY id LIMIT @limit OFFSET @offset
+         ) t JOIN changes c ON c.seq = t.version ORDER BY t.id`,
       ),
       scanThings: db.prepare<[string, number], ThingRow>(
-        "SELECT * FROM things WHERE id > ? ORDER BY id LIMIT ?",
+        `SELECT t.*, c.value AS td FROM (SELECT * FROM things WHERE id > ? ORDER BY id LIMIT ?) t
+         JOIN changes c ON c.seq = t.version ORDER BY t.id`,
       ),
+      // Expired rows are counted through the partial index on expires, not by a table scan.
       countThings: db.prepare<[{ live: string | null }], { n: number }>(
-        "SELECT count(*) AS n FROM things WHERE @live IS NULL OR expires IS NULL OR expires > @live",
+        `SELECT (SELECT count(*) FROM things) - CASE WHEN @live IS NULL THEN 0 ELSE
+           (SELECT count(*) FROM things WHERE expires IS NOT NULL AND expires <= @live) END AS n`,
       ),
       expired: db.prepare<[string, number], { id: string }>(
         "SELECT id FROM things WHERE expires IS NOT NULL AND expires <= ? ORDER BY expires LIMIT ?",
@@ -305,7 +314,6 @@ export class SqliteStore implements Store {
       if (command.ttl !== undefined) record.ttl = command.ttl;
       this.stmt.upsertThing.run({
         id: td.id,
-        td: JSON.stringify(td),
         created: record.created,
         modified: time,
         expires: command.expires ?? null,
