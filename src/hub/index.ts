@@ -38,12 +38,7 @@ export {
   type ObservationOptions,
 } from "./observation.js";
 export type { SecretStore } from "./secret-store.js";
-export {
-  SECRET_KEY_FILE,
-  ThingSecrets,
-  loadOrCreateSecretKey,
-  type SecretInput,
-} from "./thing-secrets.js";
+export { SECRET_KEY_FILE, ThingSecrets, loadOrCreateSecretKey, type SecretInput } from "./thing-secrets.js";
 export {
   Discovery,
   type DescriptionFetcher,

@@ -1,6 +1,6 @@
 // RFC 9457 problem documents: the one place where errors become HTTP answers.
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { HyperthingsError, ValidationError, type ErrorLocation } from "../../core/index.js";
+import { BindingError, HyperthingsError, ValidationError, type ErrorLocation } from "../../core/index.js";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
@@ -91,9 +91,36 @@ export function toProblem(error: unknown): Problem {
       status: error.status,
       detail: error.message,
     };
+    if (error instanceof BindingError) return withDeviceAnswer(problem, error);
     return error instanceof ValidationError ? withLocations(problem, error.errors) : problem;
   }
   return fromFastifyError(error as FastifyError);
+}
+
+/**
+ * A Thing's failure, as the bindings describe it (`BindingFailure`): which Thing, why, and what the
+ * device answered; a Thing that did not answer in time is a 504.
+ */
+function withDeviceAnswer(problem: Problem, error: BindingError): Problem {
+  const detail = (typeof error.detail === "object" && error.detail !== null ? error.detail : {}) as Record<
+    string,
+    unknown
+  >;
+  const pick = (name: string, type: "string" | "number") =>
+    typeof detail[name] === type ? { [name]: detail[name] } : {};
+  if (error.thing !== undefined) problem.thing = error.thing;
+  problem.device = {
+    ...pick("reason", "string"),
+    ...pick("op", "string"),
+    ...pick("href", "string"),
+    ...pick("status", "number"),
+    ...pick("body", "string"),
+  };
+  if (detail.reason === "timeout") {
+    problem.status = 504;
+    problem.title = "Thing did not answer in time";
+  }
+  return problem;
 }
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {

@@ -14,6 +14,8 @@ import { searchRoutes } from "./search-routes.js";
 import { historyRoutes } from "./history-routes.js";
 import { logRoutes } from "./log-routes.js";
 import { discoveryRoutes } from "./discovery-routes.js";
+import { interactionRoutes } from "./interaction-routes.js";
+import { credentialRoutes } from "./credential-routes.js";
 
 export interface ServerOptions {
   /** `POST /discover`; without it, that route answers 503. */
@@ -75,6 +77,8 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   await app.register(eventRoutes(hub));
   await app.register(historyRoutes(hub));
   await app.register(logRoutes(hub));
+  await app.register(interactionRoutes(hub));
+  await app.register(credentialRoutes(hub));
   await app.register(discoveryRoutes(hub, options.discovery));
   await app.register(wellKnownRoutes(hub, HUB_VERSION));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());

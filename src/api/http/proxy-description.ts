@@ -1,0 +1,92 @@
+// A managed Thing's proxy TD: its TD with every form pointing at the hub's interaction endpoints
+// and bearer security, so that any WoT client uses the Thing through the hub (and its Log).
+import type {
+  ActionAffordance,
+  EventAffordance,
+  Form,
+  PropertyAffordance,
+  RegisteredThingDescription,
+  ThingDescription,
+} from "../../core/index.js";
+import { thingPath } from "./thing-path.js";
+
+/** The name of the proxy TD's one security definition. */
+export const PROXY_SECURITY = "hub_bearer";
+
+const JSON_TYPE = "application/json";
+
+/** The proxy TD of `td` on the hub at `origin` (`http://host:port`, as the client reached it). */
+export function proxyDescription(td: RegisteredThingDescription, origin: string): ThingDescription {
+  const thingUrl = `${origin}${thingPath(td.id)}`;
+  // The device's own addressing (base, Thing-level forms, URI variables) and security stay behind.
+  const {
+    base: _base,
+    forms: _forms,
+    uriVariables: _uriVariables,
+    security: _security,
+    securityDefinitions: _securityDefinitions,
+    properties,
+    actions,
+    events,
+    ...rest
+  } = td;
+  const proxy: ThingDescription = {
+    ...rest,
+    securityDefinitions: {
+      [PROXY_SECURITY]: {
+        scheme: "bearer",
+        in: "header",
+        name: "Authorization",
+        description: "A token of the hub (admin to write and invoke, read-only to read)",
+      },
+    },
+    security: PROXY_SECURITY,
+  };
+  if (properties !== undefined) {
+    proxy.properties = mapEntries(properties, (name, property) =>
+      proxyProperty(property, `${thingUrl}/properties/${encodeURIComponent(name)}`),
+    );
+  }
+  if (actions !== undefined) {
+    proxy.actions = mapEntries(actions, (name, action) =>
+      proxyAction(action, `${thingUrl}/actions/${encodeURIComponent(name)}`),
+    );
+  }
+  if (events !== undefined) {
+    proxy.events = mapEntries(events, (name, event) =>
+      proxyEvent(event, `${thingUrl}/events/${encodeURIComponent(name)}`),
+    );
+  }
+  return proxy;
+}
+
+function mapEntries<T, U>(group: Record<string, T>, map: (name: string, value: T) => U): Record<string, U> {
+  return Object.fromEntries(Object.entries(group).map(([name, value]) => [name, map(name, value)]));
+}
+
+function proxyProperty(property: PropertyAffordance, href: string): PropertyAffordance {
+  const { forms: _forms, uriVariables: _uriVariables, ...schema } = property;
+  const ops: string[] = [];
+  if (property.writeOnly !== true) ops.push("readproperty");
+  if (property.readOnly !== true) ops.push("writeproperty");
+  const forms: Form[] = [{ href, op: ops.length > 0 ? ops : ["readproperty"], contentType: JSON_TYPE }];
+  if (property.observable === true) {
+    forms.push({
+      href: `${href}/observe`,
+      op: ["observeproperty"],
+      subprotocol: "sse",
+      contentType: JSON_TYPE,
+    });
+  }
+  return { ...schema, forms };
+}
+
+function proxyAction(action: ActionAffordance, href: string): ActionAffordance {
+  const { forms: _forms, uriVariables: _uriVariables, ...rest } = action;
+  return { ...rest, forms: [{ href, op: "invokeaction", contentType: JSON_TYPE }] };
+}
+
+function proxyEvent(event: EventAffordance, href: string): EventAffordance {
+  const { forms: _forms, uriVariables: _uriVariables, ...rest } = event;
+  return { ...rest, forms: [{ href, op: "subscribeevent", subprotocol: "sse", contentType: JSON_TYPE }] };
+}
