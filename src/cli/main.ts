@@ -7,6 +7,7 @@ import { registerClientCommands } from "./client-commands.js";
 import { registerDiscoverCommand } from "./discover-command.js";
 import { registerHistoryCommands } from "./history-commands.js";
 import { registerLogCommands } from "./log-commands.js";
+import { registerInteractionCommands } from "./interaction-commands.js";
 import { CliError } from "./cli-error.js";
 
 /** Commander's usage errors, like every other failure, as one line. */
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerServeCommands(program);
   registerClientCommands(program);
   registerDiscoverCommand(program);
+  registerInteractionCommands(program);
   registerHistoryCommands(program);
   registerLogCommands(program);
   return program;

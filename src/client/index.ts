@@ -32,3 +32,9 @@ export {
   type WatchStatus,
 } from "./hub-client.js";
 export { EventStreamParser, readEventStream, type ServerSentEvent } from "./server-sent-events.js";
+export {
+  InteractionClient,
+  type ActionResult,
+  type ActionStatus,
+  type CredentialsInput,
+} from "./interaction-client.js";

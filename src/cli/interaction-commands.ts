@@ -1,0 +1,360 @@
+// `things read|write|invoke|observe`: a Thing's properties, actions and live values through the
+// hub; `things credentials set|rm|ls`: the credentials the hub uses towards a Thing.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Command } from "commander";
+import {
+  HubError,
+  InteractionClient,
+  type ActionResult,
+  type CredentialsInput,
+  type WatchStatus,
+} from "../client/index.js";
+import { changeTime, parseJsonStrict, type Change } from "../core/index.js";
+import { ADMIN_TOKEN_FILE, configDefaults, configEnvironment, defaultDataDir } from "../hub/index.js";
+import { CliError } from "./cli-error.js";
+import { connectionHelpWith, talking } from "./client-commands.js";
+import { compactValue, localTime } from "./history-commands.js";
+
+const EXIT_CODES =
+  "0 done, 1 failed (the hub refused, the Thing failed or is unreachable, the hub is unreachable), 2 usage";
+/** Asking an asynchronous action's status while `invoke` waits: this often, for at most this long. */
+const ACTION_POLL_MS = 500;
+const ACTION_WAIT_MS = 10 * 60_000;
+/** The kinds `observe` shows: values, events, failures, and the Thing going away and back. */
+const OBSERVED_KINDS = ["reported", "emitted", "failed", "unreachable", "reachable"];
+
+// ---------------------------------------------------------------------------------------------
+// Connecting (as client-commands.ts does: the token, else the local hub's admin token file)
+
+function isDefaultLocalHub(url: string): boolean {
+  try {
+    const { protocol, hostname, port } = new URL(url);
+    return (
+      protocol === "http:" &&
+      ["127.0.0.1", "localhost", "[::1]"].includes(hostname) &&
+      port === String(configDefaults.port)
+    );
+  } catch {
+    return false;
+  }
+}
+
+function localAdminToken(): string | undefined {
+  const path = join(process.env[configEnvironment.dataDir] ?? defaultDataDir(), ADMIN_TOKEN_FILE);
+  try {
+    const token = readFileSync(path, "utf8").trim();
+    return token.length > 0 ? token : undefined;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new CliError(`cannot read the admin token in ${path}: ${(err as Error).message}`);
+  }
+}
+
+function clientOf(command: Command): InteractionClient {
+  const { url, token } = command.optsWithGlobals<{ url: string; token?: string }>();
+  const bearer = token || (isDefaultLocalHub(url) ? localAdminToken() : undefined);
+  try {
+    return new InteractionClient({ url, token: bearer });
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+}
+
+/**
+ * A Thing's failure as the hub reports it (a 502/504 problem document with the device's answer)
+ * reads better with that answer; everything else as `talking` says it.
+ */
+function interacting<Args extends unknown[]>(action: (...args: Args) => Promise<void>) {
+  return talking(async (...args: Args): Promise<void> => {
+    try {
+      await action(...args);
+    } catch (err) {
+      if (err instanceof HubError && (err.status === 502 || err.status === 504)) {
+        throw new CliError(`the Thing failed: ${err.message}`);
+      }
+      throw err;
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values on the command line
+
+/** VALUE as JSON, or as a plain string when it is not JSON (`on`, `21 °C`). */
+export function parseValueArgument(text: string): unknown {
+  try {
+    return parseJsonStrict(text);
+  } catch {
+    // Something that looks like JSON but is not is a mistake, not a string.
+    if (/^\s*[[{"]/.test(text)) {
+      throw new CliError(`"${text}" is not valid JSON; quote a plain string for the shell only`, 2);
+    }
+    return text;
+  }
+}
+
+async function readStdinLine(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return (Buffer.concat(chunks).toString("utf8").split(/\r?\n/)[0] ?? "").trim();
+}
+
+// ---------------------------------------------------------------------------------------------
+// invoke
+
+async function waitForAction(client: InteractionClient, href: string): Promise<unknown> {
+  const deadline = Date.now() + ACTION_WAIT_MS;
+  for (;;) {
+    const status = await client.actionStatus(href);
+    if (status.status === "completed") return status.output;
+    if (status.status === "failed") {
+      throw new CliError(`the action failed: ${JSON.stringify(status.error ?? null)}`);
+    }
+    if (Date.now() > deadline)
+      throw new CliError(`the action still runs after ${ACTION_WAIT_MS / 60_000} min: ${href}`);
+    await new Promise((resolve) => setTimeout(resolve, ACTION_POLL_MS));
+  }
+}
+
+async function invoke(
+  id: string,
+  action: string,
+  input: string | undefined,
+  options: { wait: boolean },
+  command: Command,
+): Promise<void> {
+  const client = clientOf(command);
+  const result: ActionResult = await client.invokeAction(
+    id,
+    action,
+    input === undefined ? undefined : parseValueArgument(input),
+  );
+  let output: unknown;
+  if (result.status === "running") {
+    if (!options.wait) {
+      process.stdout.write(`${result.href}\n`);
+      return;
+    }
+    process.stderr.write(`the action runs on; waiting for it (${result.href})\n`);
+    output = await waitForAction(client, result.href);
+  } else {
+    output = result.output;
+  }
+  if (output !== undefined) process.stdout.write(`${JSON.stringify(output)}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// observe
+
+function observedLine(time: string, affordance: string | undefined, kind: string, value: unknown): string {
+  return [localTime(time), affordance ?? "-", kind, compactValue(value, 120) || "-"].join("  ");
+}
+
+async function observe(
+  id: string,
+  property: string | undefined,
+  options: { json?: boolean },
+  command: Command,
+): Promise<void> {
+  const client = clientOf(command);
+  const print = (change: Change) =>
+    process.stdout.write(
+      `${options.json ? JSON.stringify(change) : observedLine(changeTime(change), change.affordance, change.kind, change.value)}\n`,
+    );
+  // The values now, then every Change after them: the state's seq is where the stream resumes.
+  const state = await client.stateAt(id);
+  if (property !== undefined) {
+    const td = state.td as { properties?: object; events?: object };
+    if (!Object.hasOwn(td.properties ?? {}, property) && !Object.hasOwn(td.events ?? {}, property)) {
+      throw new CliError(`${id} has no property or event "${property}"`);
+    }
+  }
+
+  for (const [name, current] of Object.entries(state.properties)) {
+    if (property !== undefined && name !== property) continue;
+    process.stdout.write(
+      `${options.json ? JSON.stringify({ thing: id, affordance: name, kind: "reported", ...current }) : observedLine(current.time, name, "reported", current.value)}\n`,
+    );
+  }
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    const changes = client.watch(
+      { thing: id, kind: OBSERVED_KINDS },
+      {
+        lastEventId: state.seq,
+        signal: stop.signal,
+        onStatus: (status: WatchStatus) => {
+          if (status.state === "retrying") {
+            process.stderr.write(`connection lost (${status.reason ?? "?"}); reconnecting\n`);
+          }
+        },
+      },
+    );
+    for await (const change of changes) {
+      if (property !== undefined && change.affordance !== undefined && change.affordance !== property)
+        continue;
+      print(change);
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// credentials
+
+interface CredentialsOptions {
+  schemeName?: string;
+  username?: string;
+  password?: string;
+  token?: string;
+  key?: string;
+}
+
+async function setCredentials(id: string, options: CredentialsOptions, command: Command): Promise<void> {
+  const fromStdin = [options.password, options.token, options.key].filter((v) => v === "-").length;
+  if (fromStdin > 1) throw new CliError("only one secret can come from stdin (-)", 2);
+  const secret = async (value: string | undefined) => (value === "-" ? readStdinLine() : value);
+  const schemeName = options.schemeName === undefined ? {} : { schemeName: options.schemeName };
+  let input: CredentialsInput;
+  if (options.token !== undefined && options.key === undefined && options.username === undefined) {
+    input = { ...schemeName, token: (await secret(options.token)) ?? "" };
+  } else if (options.key !== undefined && options.token === undefined && options.username === undefined) {
+    input = { ...schemeName, key: (await secret(options.key)) ?? "" };
+  } else if (
+    options.username !== undefined &&
+    options.password !== undefined &&
+    options.token === undefined &&
+    options.key === undefined
+  ) {
+    input = { ...schemeName, username: options.username, password: (await secret(options.password)) ?? "" };
+  } else {
+    throw new CliError("give one secret: --username and --password, --token, or --key", 2);
+  }
+  const name = await clientOf(command).setCredentials(id, input);
+  process.stdout.write(`credentials set for security "${name}" of ${id}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The commands
+
+export function registerInteractionCommands(program: Command): void {
+  const help = () => connectionHelpWith(EXIT_CODES);
+
+  program
+    .command("read")
+    .description("read a property from a Thing through the hub (recorded as a Change); prints it as JSON")
+    .argument("<id>", "the Thing's id")
+    .argument("<property>", "the property's name")
+    .addHelpText("after", help)
+    .action(
+      interacting(async (id: string, property: string, _options: unknown, command: Command) => {
+        const value = await clientOf(command).readProperty(id, property);
+        if (value !== undefined) process.stdout.write(`${JSON.stringify(value)}\n`);
+      }),
+    );
+
+  program
+    .command("write")
+    .description("write a property of a Thing through the hub, checked against its schema first")
+    .argument("<id>", "the Thing's id")
+    .argument("<property>", "the property's name")
+    .argument("<value>", "the value as JSON (42, true, '{\"on\":1}'), or a plain string")
+    .addHelpText("after", help)
+    .action(
+      interacting(
+        async (id: string, property: string, value: string, _options: unknown, command: Command) => {
+          await clientOf(command).writeProperty(id, property, parseValueArgument(value));
+        },
+      ),
+    );
+
+  program
+    .command("invoke")
+    .description("invoke an action of a Thing through the hub; prints its output as JSON")
+    .argument("<id>", "the Thing's id")
+    .argument("<action>", "the action's name")
+    .argument("[input]", "the input as JSON, or a plain string")
+    .option("--no-wait", "for an asynchronous action, print its status URL instead of waiting for its end")
+    .addHelpText("after", help)
+    .action(
+      interacting(
+        async (
+          id: string,
+          action: string,
+          input: string | undefined,
+          options: { wait: boolean },
+          command: Command,
+        ) => invoke(id, action, input, options, command),
+      ),
+    );
+
+  program
+    .command("observe")
+    .description(
+      "a Thing's values as they change, until Ctrl-C: its properties now, then every value, event and outage",
+    )
+    .argument("<id>", "the Thing's id")
+    .argument("[property]", "only this property (or event)")
+    .option("--json", "one Change per line as JSON")
+    .addHelpText("after", help)
+    .action(
+      interacting(
+        async (id: string, property: string | undefined, options: { json?: boolean }, command: Command) =>
+          observe(id, property, options, command),
+      ),
+    );
+
+  const credentials = program
+    .command("credentials")
+    .description("the credentials the hub uses towards a Thing (kept encrypted by the hub, never shown)");
+
+  credentials
+    .command("set")
+    .description("set the credentials for one of the Thing's security definitions")
+    .argument("<id>", "the Thing's id")
+    .option(
+      "--scheme-name <name>",
+      "the security definition (default: the only one taking this kind of secret)",
+    )
+    .option("--username <user>", "basic: the user name")
+    .option("--password <password>", "basic: the password (- reads it from stdin)")
+    .option("--token <token>", "bearer: the token (- reads it from stdin)")
+    .option("--key <key>", "apikey: the key (- reads it from stdin)")
+    .addHelpText("after", help)
+    .action(
+      talking(async (id: string, options: CredentialsOptions, command: Command) =>
+        setCredentials(id, options, command),
+      ),
+    );
+
+  credentials
+    .command("rm")
+    .description("forget the credentials of one security definition, or all of the Thing's")
+    .argument("<id>", "the Thing's id")
+    .option("--scheme-name <name>", "only this security definition")
+    .addHelpText("after", help)
+    .action(
+      talking(async (id: string, options: { schemeName?: string }, command: Command) => {
+        await clientOf(command).removeCredentials(id, options.schemeName);
+        process.stdout.write(`credentials removed from ${id}\n`);
+      }),
+    );
+
+  credentials
+    .command("ls")
+    .description("the security definitions of a Thing the hub holds credentials for")
+    .argument("<id>", "the Thing's id")
+    .addHelpText("after", help)
+    .action(
+      talking(async (id: string, _options: unknown, command: Command) => {
+        const names = await clientOf(command).credentialNames(id);
+        if (names.length > 0) process.stdout.write(`${names.join("\n")}\n`);
+      }),
+    );
+}

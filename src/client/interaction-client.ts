@@ -1,0 +1,114 @@
+// The interaction half of the typed client: a Thing's properties and actions through the hub
+// (read, write, invoke, an asynchronous action's status), its proxy TD, and the credentials the
+// hub holds for it. Global fetch only, like its bases.
+import type { ThingDescription } from "../core/index.js";
+import { HubError, thingPathOf } from "./directory-client.js";
+import { HubClient } from "./hub-client.js";
+
+const JSON_TYPE = "application/json";
+
+/** What an invocation gives: the output of an action that ended, or the status resource of one that runs on. */
+export type ActionResult = { status: "completed"; output?: unknown } | { status: "running"; href: string };
+
+/** An asynchronous action's status (TD 1.1 ActionStatus), as the hub keeps it. */
+export interface ActionStatus {
+  status: "running" | "completed" | "failed";
+  output?: unknown;
+  error?: unknown;
+  href?: string;
+}
+
+/** A secret for one of the Thing's security definitions: basic, bearer or apikey. */
+export type CredentialsInput = { schemeName?: string } & (
+  { username: string; password: string } | { token: string } | { key: string }
+);
+
+function affordancePath(id: string, kind: "properties" | "actions", name: string): string {
+  return `${thingPathOf(id)}/${kind}/${encodeURIComponent(name)}`;
+}
+
+async function jsonOrNothing(response: Response): Promise<unknown> {
+  if (response.status === 204) return undefined;
+  const text = await response.text();
+  if (text.length === 0) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HubError({
+      status: response.status,
+      title: "Unexpected answer",
+      detail: "the answer is not JSON",
+    });
+  }
+}
+
+export class InteractionClient extends HubClient {
+  /** Reads a property from the Thing through the hub (undefined when the Thing sent no value). */
+  async readProperty(id: string, name: string): Promise<unknown> {
+    return jsonOrNothing(await this.request("GET", affordancePath(id, "properties", name)));
+  }
+
+  /** Writes a property; the hub checks the value against the property's schema before sending it. */
+  async writeProperty(id: string, name: string, value: unknown): Promise<void> {
+    await this.request("PUT", affordancePath(id, "properties", name), {
+      body: JSON.stringify(value),
+      contentType: JSON_TYPE,
+    });
+  }
+
+  /** Invokes an action, with an input if it takes one. */
+  async invokeAction(id: string, name: string, input?: unknown): Promise<ActionResult> {
+    const response = await this.request("POST", affordancePath(id, "actions", name), {
+      ...(input !== undefined && { body: JSON.stringify(input), contentType: JSON_TYPE }),
+    });
+    if (response.status === 201) {
+      const location = response.headers.get("location");
+      await response.body?.cancel();
+      if (location === null) {
+        throw new HubError({
+          status: 201,
+          title: "Unexpected answer",
+          detail: "an asynchronous action without a Location",
+        });
+      }
+      return { status: "running", href: new URL(location, this.url).href };
+    }
+    const output = await jsonOrNothing(response);
+    return output === undefined ? { status: "completed" } : { status: "completed", output };
+  }
+
+  /** An asynchronous action's status, by the href `invokeAction` gave. */
+  async actionStatus(href: string): Promise<ActionStatus> {
+    return (await (await this.request("GET", new URL(href, this.url))).json()) as ActionStatus;
+  }
+
+  /** The Thing's proxy TD: its forms point at the hub. */
+  async proxyDescription(id: string): Promise<ThingDescription> {
+    const response = await this.request("GET", `${thingPathOf(id)}/proxy`, {
+      accept: "application/td+json, application/json",
+    });
+    return (await response.json()) as ThingDescription;
+  }
+
+  /** Sets the credentials the hub uses towards the Thing; returns the security definition they are for. */
+  async setCredentials(id: string, credentials: CredentialsInput): Promise<string> {
+    const response = await this.request("PUT", `${thingPathOf(id)}/credentials`, {
+      body: JSON.stringify(credentials),
+      contentType: JSON_TYPE,
+    });
+    return ((await response.json()) as { schemeName: string }).schemeName;
+  }
+
+  /** Forgets the credentials of one security definition, or all of the Thing's. */
+  async removeCredentials(id: string, schemeName?: string): Promise<void> {
+    const url = new URL(`${thingPathOf(id)}/credentials`, this.url);
+    if (schemeName !== undefined) url.searchParams.set("schemeName", schemeName);
+    await this.request("DELETE", url);
+  }
+
+  /** The security definitions the hub holds credentials for (never the credentials). */
+  async credentialNames(id: string): Promise<string[]> {
+    const response = await this.request("GET", `${thingPathOf(id)}/credentials`);
+    return ((await response.json()) as { names: string[] }).names;
+  }
+}

@@ -1,0 +1,565 @@
+// End-to-end tests of observation and command and control: a real hub (port 0) managing a
+// simulated HTTP Thing (node:http, basic auth) and an MQTT Thing on the machine's broker; the
+// built CLI as child processes (`npm run build` first). No protocol is mocked; every wait is for
+// an event (a Change, a request), bounded, never for time to pass.
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { randomBytes } from "node:crypto";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { connectAsync, type MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import { validateThingDescription, type Change } from "../src/core/index.js";
+import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
+import { startTestHub, type TestHub } from "./support/test-hub.js";
+
+const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+const WAIT_MS = 15_000;
+const USERNAME = "operator";
+const PASSWORD = `pw-${randomBytes(12).toString("hex")}`;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment of the parent, without any HYPERTHINGS_ setting that would leak in. */
+function cleanEnvironment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
+  }
+  return env;
+}
+
+/** `things ARGS` against the hub, as a child process. */
+function things(hub: TestHub, args: string[], input = ""): Promise<Run> {
+  const env = cleanEnvironment();
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      process.execPath,
+      [BIN, ...args, "--url", hub.url, "--token", hub.token],
+      { env, timeout: 20_000, encoding: "utf8" },
+      (err, stdout, stderr) => {
+        if (err === null) resolve({ code: 0, stdout, stderr });
+        else if (typeof err.code === "number") resolve({ code: err.code, stdout, stderr });
+        else reject(new Error(`things ${args.join(" ")} did not finish: ${stderr}`));
+      },
+    );
+    child.stdin?.end(input);
+  });
+}
+
+/** The first Change after `after` (a seq) that matches, from the Log then live; fails after a bound. */
+function changeAfter(hub: TestHub, after: number, matches: (change: Change) => boolean): Promise<Change> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      follower.stop();
+      reject(new Error(`no such Change after seq ${after} within ${WAIT_MS} ms`));
+    }, WAIT_MS);
+    const follower = hub.hub.follow(
+      (change) => {
+        if (!matches(change)) return;
+        clearTimeout(timer);
+        follower.stop();
+        resolve(change);
+      },
+      { after },
+    );
+  });
+}
+
+async function lastSeq(hub: TestHub): Promise<number> {
+  return hub.hub.store.lastSeq();
+}
+
+async function history(hub: TestHub, id: string, query = ""): Promise<Change[]> {
+  const res = await hub.request(`${thingPath(id)}/history?order=asc&limit=1000${query}`);
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { changes: Change[] }).changes;
+}
+
+function put(
+  hub: TestHub,
+  path: string,
+  body: unknown,
+  init: { auth?: boolean | string } = {},
+): Promise<Response> {
+  return hub.request(path, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    ...init,
+  });
+}
+
+async function register(hub: TestHub, td: Record<string, unknown>): Promise<void> {
+  const res = await hub.request(thingPath(td.id as string), {
+    method: "PUT",
+    headers: { "content-type": "application/td+json" },
+    body: JSON.stringify(td),
+  });
+  expect([201, 204]).toContain(res.status);
+}
+
+describe("a simulated HTTP Thing managed through the hub", () => {
+  const id = "urn:test:interaction:sensor";
+  const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD, pollIntervalMs: 100 });
+  let hub: TestHub;
+
+  beforeAll(async () => {
+    await device.start();
+    hub = await startTestHub({ observe: true, reconnectMs: 20, maxReconnectMs: 200 });
+    await register(hub, device.td(id));
+  });
+
+  afterAll(async () => {
+    await hub?.stop();
+    await device.stop();
+  });
+
+  it("without credentials, observes nothing; credentials set with the CLI reach the Thing as basic auth", async () => {
+    // Registered, but the hub holds no secret for basic_sc: nothing may be sent half-authenticated.
+    await hub.hub.observation?.settled();
+    expect(device.requests).toEqual([]);
+
+    const after = await lastSeq(hub);
+    const run = await things(
+      hub,
+      ["credentials", "set", id, "--username", USERNAME, "--password", "-"],
+      `${PASSWORD}\n`,
+    );
+    expect(run.stderr).toBe("");
+    expect(run).toMatchObject({ code: 0, stdout: `credentials set for security "basic_sc" of ${id}\n` });
+
+    const reported = await changeAfter(hub, after, (c) => c.thing === id && c.kind === "reported");
+    expect(reported.cause).toEqual({ actor: "hub:observer", via: "http" });
+    const expected = `Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString("base64")}`;
+    expect(device.requests.length).toBeGreaterThan(0);
+    expect(device.requests.every((r) => r.authorization === expected)).toBe(true);
+
+    const ls = await things(hub, ["credentials", "ls", id]);
+    expect(ls).toMatchObject({ code: 0, stdout: "basic_sc\n" });
+  });
+
+  it("records observed values as reported Changes: pushed over SSE, and polled only when they change", async () => {
+    const after = await lastSeq(hub);
+    await device.streamOpen("/properties/temperature/observe");
+    device.setTemperature(23.25);
+    const pushed = await changeAfter(
+      hub,
+      after,
+      (c) => c.thing === id && c.affordance === "temperature" && c.value === 23.25,
+    );
+    expect(pushed).toMatchObject({ kind: "reported", cause: { actor: "hub:observer", via: "http" } });
+
+    device.level = 6;
+    const polled = await changeAfter(
+      hub,
+      after,
+      (c) => c.thing === id && c.affordance === "level" && c.value === 6,
+    );
+    expect(polled.kind).toBe("reported");
+    // Only on change: a few more polls of the same value add nothing.
+    await device.moreRequests(3);
+    const levels = (await history(hub, id, "&affordance=level&kind=reported")).filter((c) => c.seq > after);
+    expect(levels.map((c) => c.value)).toEqual([6]);
+
+    const visible = await history(hub, id, "&kind=reported");
+    expect(visible.some((c) => c.seq === pushed.seq && c.value === 23.25)).toBe(true);
+  });
+
+  it("records the Thing's events as emitted Changes and streams them at /things/{id}/events/{name}", async () => {
+    await device.streamOpen("/events/alarm");
+    const controller = new AbortController();
+    const res = await hub.request(`${thingPath(id)}/events/alarm`, {
+      headers: { accept: "text/event-stream" },
+      signal: AbortSignal.any([controller.signal, AbortSignal.timeout(WAIT_MS)]),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const after = await lastSeq(hub);
+    device.alarm(42);
+    const emitted = await changeAfter(hub, after, (c) => c.thing === id && c.kind === "emitted");
+    expect(emitted).toMatchObject({ affordance: "alarm", value: { code: 42 } });
+    const reader = (res.body as ReadableStream<Uint8Array> | null)?.getReader();
+    let text = "";
+    while (reader !== undefined && !/data: [^\n]*\n\n/.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    controller.abort();
+    expect(text).toContain(`id: ${emitted.seq}\n`);
+    expect(text).toContain(`data: {"code":42}\n`);
+  });
+
+  it("reads through the binding and records the value, caused by the reader", async () => {
+    const after = await lastSeq(hub);
+    device.level = 4;
+    const res = await hub.request(`${thingPath(id)}/properties/level`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toBe(4);
+    // The observer may record the new value too; the read's own Change is the admin's.
+    const reads = (await history(hub, id, "&affordance=level&kind=reported")).filter(
+      (c) => c.seq > after && c.cause.actor !== "hub:observer",
+    );
+    expect(reads).toHaveLength(1);
+    expect(reads[0]).toMatchObject({ kind: "reported", value: 4, cause: { actor: "admin", via: "http" } });
+    expect(typeof reads[0]?.cause.correlation).toBe("string");
+
+    const anonymous = await hub.request(`${thingPath(id)}/properties/level`, { auth: false });
+    expect(anonymous.status).toBe(401);
+  });
+
+  it("writes: desired, then completed with the same correlation; the value reaches the Thing", async () => {
+    const after = await lastSeq(hub);
+    const res = await put(hub, `${thingPath(id)}/properties/level`, 3);
+    expect(res.status).toBe(204);
+    expect(device.level).toBe(3);
+    const last = device.requests.filter((r) => r.method === "PUT").at(-1);
+    expect(last?.body).toBe("3");
+    const changes = (await history(hub, id, "&affordance=level")).filter(
+      (c) => c.seq > after && c.cause.actor === "admin",
+    );
+    expect(changes.map((c) => c.kind)).toEqual(["desired", "completed"]);
+    expect(changes[0]).toMatchObject({ value: 3, cause: { actor: "admin", via: "http" } });
+    expect(changes[1]?.cause.correlation).toBe(changes[0]?.cause.correlation);
+  });
+
+  it("a write the Thing refuses: 502 with the device's answer, recorded as failed", async () => {
+    const after = await lastSeq(hub);
+    const res = await put(hub, `${thingPath(id)}/properties/level`, CURSED_LEVEL);
+    expect(res.status).toBe(502);
+    expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    const problem = (await res.json()) as { thing: string; device: { status: number; body: string } };
+    expect(problem.thing).toBe(id);
+    expect(problem.device.status).toBe(409);
+    expect(problem.device.body).toContain("door is open");
+    const changes = (await history(hub, id, "&affordance=level")).filter(
+      (c) => c.seq > after && c.cause.actor === "admin",
+    );
+    expect(changes.map((c) => c.kind)).toEqual(["desired", "failed"]);
+    expect(changes[1]?.cause.correlation).toBe(changes[0]?.cause.correlation);
+    expect(changes[1]?.value).toMatchObject({ reason: "status", status: 409 });
+  });
+
+  it("refuses a bad value, a read-only property and unknown affordances without reaching the Thing", async () => {
+    const after = await lastSeq(hub);
+    const writes = () => device.requests.filter((r) => r.method !== "GET").length;
+    const before = writes();
+
+    const bad = await put(hub, `${thingPath(id)}/properties/level`, 11);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { detail: string }).detail).toMatch(/does not fit/);
+    const wrongType = await put(hub, `${thingPath(id)}/properties/level`, "high");
+    expect(wrongType.status).toBe(400);
+    const readOnly = await put(hub, `${thingPath(id)}/properties/name`, "other");
+    expect(readOnly.status).toBe(400);
+    expect(((await readOnly.json()) as { detail: string }).detail).toMatch(/read-only/);
+    const badInput = await hub.request(`${thingPath(id)}/actions/reset`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ to: "zero" }),
+    });
+    expect(badInput.status).toBe(400);
+
+    expect((await hub.request(`${thingPath(id)}/properties/nope`)).status).toBe(404);
+    expect((await put(hub, `${thingPath(id)}/properties/nope`, 1)).status).toBe(404);
+    expect((await hub.request(`${thingPath(id)}/actions/nope`, { method: "POST" })).status).toBe(404);
+    expect((await hub.request(`${thingPath("urn:test:none")}/properties/level`)).status).toBe(404);
+
+    expect(writes()).toBe(before);
+    const commands = (await history(hub, id)).filter((c) => c.seq > after && c.cause.actor === "admin");
+    expect(commands).toEqual([]);
+  });
+
+  it("invokes a synchronous action: invoked, then completed with the output, one correlation", async () => {
+    const after = await lastSeq(hub);
+    const res = await hub.request(`${thingPath(id)}/actions/reset`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ to: 2 }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ level: 2 });
+    const changes = (await history(hub, id, "&affordance=reset")).filter((c) => c.seq > after);
+    expect(changes.map((c) => [c.kind, c.value])).toEqual([
+      ["invoked", { to: 2 }],
+      ["completed", { level: 2 }],
+    ]);
+    expect(changes[0]?.cause).toMatchObject({ actor: "admin", via: "http" });
+    expect(changes[1]?.cause.correlation).toBe(changes[0]?.cause.correlation);
+  });
+
+  it("invokes an asynchronous action: 201 and a hub-side status resource that ends completed", async () => {
+    const after = await lastSeq(hub);
+    const res = await hub.request(`${thingPath(id)}/actions/calibrate`, { method: "POST" });
+    expect(res.status).toBe(201);
+    const location = res.headers.get("location") ?? "";
+    expect(location).toMatch(new RegExp(`^${thingPath(id)}/actions/calibrate/[0-9a-f-]{36}$`));
+    expect(await res.json()).toEqual({ status: "running", href: location });
+    const completed = await changeAfter(hub, after, (c) => c.thing === id && c.kind === "completed");
+    expect(completed).toMatchObject({ affordance: "calibrate", value: { offset: 0.5 } });
+    expect(location.endsWith(completed.cause.correlation ?? "?")).toBe(true);
+    const status = await hub.request(location);
+    expect(await status.json()).toEqual({ status: "completed", output: { offset: 0.5 }, href: location });
+  });
+
+  it("serves a proxy TD that validates, whose write form works through the hub", async () => {
+    const res = await hub.request(`${thingPath(id)}/proxy`);
+    expect(res.status).toBe(200);
+    const proxy = (await res.json()) as Record<string, unknown> & {
+      properties: Record<string, { forms: { href: string; op: string[] }[] }>;
+      securityDefinitions: Record<string, { scheme: string }>;
+    };
+    expect(() => validateThingDescription(proxy)).not.toThrow();
+    expect(proxy.id).toBe(id);
+    expect(Object.values(proxy.securityDefinitions).map((s) => s.scheme)).toEqual(["bearer"]);
+    const hrefs = JSON.stringify(proxy).match(/"href":"[^"]*"/g) ?? [];
+    expect(hrefs.length).toBeGreaterThan(0);
+    expect(hrefs.every((h) => h.startsWith(`"href":"${hub.url}/things/`))).toBe(true);
+    expect(JSON.stringify(proxy)).not.toContain(device.url);
+
+    const form = proxy.properties.level?.forms.find((f) => f.op.includes("writeproperty"));
+    expect(form).toBeDefined();
+    const write = await fetch(form?.href ?? "", {
+      method: "PUT",
+      headers: { authorization: `Bearer ${hub.token}`, "content-type": "application/json" },
+      body: "5",
+    });
+    expect(write.status).toBe(204);
+    expect(device.level).toBe(5);
+  });
+
+  it("reads, writes and invokes with the CLI", async () => {
+    device.level = 7;
+    expect(await things(hub, ["read", id, "level"])).toMatchObject({ code: 0, stdout: "7\n" });
+    expect(await things(hub, ["read", id, "name"])).toMatchObject({ code: 0, stdout: '"sim-1"\n' });
+    expect(await things(hub, ["write", id, "level", "8"])).toMatchObject({ code: 0, stdout: "" });
+    expect(device.level).toBe(8);
+    expect(await things(hub, ["invoke", id, "reset", '{"to":1}'])).toMatchObject({
+      code: 0,
+      stdout: '{"level":1}\n',
+    });
+    expect(device.level).toBe(1);
+    expect(await things(hub, ["invoke", id, "calibrate"])).toMatchObject({
+      code: 0,
+      stdout: '{"offset":0.5}\n',
+    });
+  });
+
+  it("the CLI says in one line why a write was refused or failed", async () => {
+    const refused = await things(hub, ["write", id, "level", "loud"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^things: The value for level does not fit its schema[^\n]*\n$/);
+    const failed = await things(hub, ["write", id, "level", String(CURSED_LEVEL)]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^things: the Thing failed: [^\n]*409[^\n]*\n$/);
+  });
+
+  it("observes a Thing's values live with the CLI until Ctrl-C", async () => {
+    const child = spawn(
+      process.execPath,
+      [BIN, "observe", id, "level", "--json", "--url", hub.url, "--token", hub.token],
+      {
+        env: cleanEnvironment(),
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    const bound = setTimeout(() => child.kill("SIGKILL"), WAIT_MS);
+    try {
+      const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+      const next = async (): Promise<{ affordance: string; kind: string; value: unknown }> => {
+        const line = await lines.next();
+        if (line.done === true) throw new Error("things observe ended early");
+        return JSON.parse(line.value) as { affordance: string; kind: string; value: unknown };
+      };
+      const now = await next();
+      expect(now).toMatchObject({ affordance: "level", kind: "reported", value: device.level });
+      device.level = now.value === 0 ? 1 : 0;
+      let live = await next();
+      while (live.value !== device.level) live = await next();
+      expect(live).toMatchObject({ affordance: "level", kind: "reported" });
+      const exited = once(child, "exit");
+      child.kill("SIGINT");
+      const [code] = (await exited) as [number | null];
+      expect(code).toBe(0);
+    } finally {
+      clearTimeout(bound);
+    }
+  });
+
+  it("never returns the credentials: no API answer holds the password, nor the database file", async () => {
+    const paths = [
+      "/things",
+      thingPath(id),
+      `${thingPath(id)}/proxy`,
+      `${thingPath(id)}/credentials`,
+      `${thingPath(id)}/history?limit=10000`,
+      `${thingPath(id)}/state`,
+      "/changes?limit=10000",
+      "/search/jsonpath?query=%24..*",
+      "/.well-known/wot",
+      "/openapi.json",
+      "/health",
+    ];
+    for (const path of paths) {
+      const res = await hub.request(path);
+      expect(res.status, path).toBe(200);
+      const text = await res.text();
+      expect(text, path).not.toContain(PASSWORD);
+      expect(text, path).not.toContain(Buffer.from(`${USERNAME}:${PASSWORD}`).toString("base64"));
+    }
+    const names = await hub.request(`${thingPath(id)}/credentials`);
+    expect(await names.json()).toEqual({ names: ["basic_sc"] });
+    const readerless = await hub.request(`${thingPath(id)}/credentials`, { auth: false });
+    expect(readerless.status).toBe(401);
+    for (const file of readdirSync(hub.dataDir)) {
+      const bytes = readFileSync(join(hub.dataDir, file));
+      expect(bytes.includes(PASSWORD), file).toBe(false);
+    }
+  });
+
+  it("records one unreachable Change when the Thing goes away and one reachable when it is back", async () => {
+    const after = await lastSeq(hub);
+    await device.stop();
+    const away = await changeAfter(hub, after, (c) => c.thing === id && c.kind === "unreachable");
+    expect(away.affordance).toBeUndefined();
+    expect(typeof away.value).toBe("string");
+    expect(away.cause).toEqual({ actor: "hub:observer", via: "http" });
+
+    await device.start();
+    const back = await changeAfter(hub, away.seq, (c) => c.thing === id && c.kind === "reachable");
+    expect(back.affordance).toBeUndefined();
+    // The observation goes on: a new value is recorded after the return.
+    device.level = 10;
+    await changeAfter(hub, back.seq, (c) => c.thing === id && c.affordance === "level" && c.value === 10);
+    const turns = (await history(hub, id, "&kind=unreachable,reachable")).filter((c) => c.seq > after);
+    expect(turns.map((c) => c.kind)).toEqual(["unreachable", "reachable"]);
+  });
+
+  it("stops observing a removed Thing: it gets no more requests", async () => {
+    const control = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD, pollIntervalMs: 100 });
+    await control.start();
+    try {
+      const controlId = "urn:test:interaction:control";
+      await register(hub, control.td(controlId));
+      await things(hub, ["credentials", "set", controlId, "--username", USERNAME, "--password", PASSWORD]);
+      await control.moreRequests(1);
+
+      const removed = await hub.request(thingPath(id), { method: "DELETE" });
+      expect(removed.status).toBe(204);
+      // The barrier: every stop the removal asked for is done, and the control Thing has been
+      // polled several times since, as the removed one would have been.
+      await hub.hub.observation?.settled();
+      const count = device.requests.length;
+      await control.moreRequests(5);
+      expect(device.requests.length).toBe(count);
+      // Its credentials went with it.
+      expect(await hub.hub.secrets?.names(id)).toEqual([]);
+    } finally {
+      await control.stop();
+    }
+  });
+});
+
+const brokerUrl = process.env.HYPERTHINGS_MQTT_URL ?? "mqtt://127.0.0.1:1883";
+const requireServices = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
+
+async function brokerProblem(): Promise<string | undefined> {
+  try {
+    const client = await connectAsync(brokerUrl, { reconnectPeriod: 0, connectTimeout: 3_000 });
+    await client.endAsync();
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+const problem = await brokerProblem();
+
+if (problem !== undefined && !requireServices) {
+  describe("an MQTT Thing observed through the machine's broker", () => {
+    it.skip(`skipped: no MQTT broker at ${brokerUrl} (${problem})`, () => undefined);
+  });
+} else {
+  describe("an MQTT Thing observed through the machine's broker", () => {
+    const id = "urn:test:interaction:mqtt-thermostat";
+    const prefix = `hyperthings-test/${randomBytes(6).toString("hex")}`;
+    let hub: TestHub;
+    let device: MqttClient;
+
+    beforeAll(async () => {
+      if (problem !== undefined) throw new Error(`no MQTT broker at ${brokerUrl}: ${problem}`);
+      device = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
+      hub = await startTestHub({ observe: true, reconnectMs: 20, maxReconnectMs: 200 });
+    });
+
+    afterAll(async () => {
+      // Clear the retained value for the next run.
+      await device?.publishAsync(`${prefix}/temperature`, "", { retain: true, qos: 1 });
+      await device?.endAsync();
+      await hub?.stop();
+    });
+
+    it("records what the Thing publishes on its mqv:topic as reported Changes", async () => {
+      // Retained, so the hub gets it whenever its subscription starts: no race with the publish.
+      await device.publishAsync(`${prefix}/temperature`, "19.5", { retain: true, qos: 1 });
+      const after = await lastSeq(hub);
+      await register(hub, {
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        id,
+        title: "MQTT thermostat",
+        securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+        security: "nosec_sc",
+        properties: {
+          temperature: {
+            type: "number",
+            observable: true,
+            "hyperthings:record": "every",
+            forms: [
+              {
+                href: brokerUrl,
+                "mqv:topic": `${prefix}/temperature`,
+                op: "observeproperty",
+                "mqv:qos": "1",
+              },
+            ],
+          },
+        },
+      });
+      const first = await changeAfter(hub, after, (c) => c.thing === id && c.kind === "reported");
+      expect(first).toMatchObject({
+        affordance: "temperature",
+        value: 19.5,
+        cause: { actor: "hub:observer", via: "mqtt" },
+      });
+
+      await device.publishAsync(`${prefix}/temperature`, "20.25", { qos: 1 });
+      const second = await changeAfter(hub, first.seq, (c) => c.thing === id && c.kind === "reported");
+      expect(second.value).toBe(20.25);
+      // "every": the same value again is a new sample.
+      await device.publishAsync(`${prefix}/temperature`, "20.25", { qos: 1 });
+      const third = await changeAfter(hub, second.seq, (c) => c.thing === id && c.kind === "reported");
+      expect(third.value).toBe(20.25);
+
+      // Garbage that does not fit the schema is recorded as failed, never as state.
+      await device.publishAsync(`${prefix}/temperature`, "warm", { qos: 1 });
+      const failed = await changeAfter(hub, third.seq, (c) => c.thing === id && c.kind !== "reported");
+      expect(failed).toMatchObject({
+        kind: "failed",
+        affordance: "temperature",
+        value: { reason: "invalid" },
+      });
+      const state = (await (await hub.request(`${thingPath(id)}/state`)).json()) as {
+        properties: Record<string, { value: unknown }>;
+      };
+      expect(state.properties.temperature?.value).toBe(20.25);
+    });
+  });
+}
