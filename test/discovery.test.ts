@@ -1,0 +1,140 @@
+// Discovery by introduction against a real HTTP host on port 0: a host whose /.well-known/wot is a
+// TD directory's TD (its listing paged with offset/limit), a single TD's URL (relative forms
+// resolved against where it came from), a denied address, and `things discover` from the CLI.
+import { spawn } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+const LISTED = Array.from({ length: 150 }, (_, i) => `urn:test:discovered:${String(i).padStart(3, "0")}`);
+
+function listedTd(id: string): Record<string, unknown> {
+  return minimalTd({
+    id,
+    title: id.slice(-3),
+    properties: { on: { type: "boolean", forms: [{ href: "http://127.0.0.1:1/on" }] } },
+  });
+}
+
+describe("discovery", () => {
+  let hub: TestHub;
+  let host: Server;
+  let origin: string;
+  const pagesAsked: string[] = [];
+
+  beforeAll(async () => {
+    hub = await startTestHub({ mqtt: false });
+    host = createServer((request, response) => {
+      const url = new URL(request.url ?? "/", origin);
+      const json = (status: number, body: unknown, type = "application/td+json") => {
+        response.writeHead(status, { "content-type": type });
+        response.end(JSON.stringify(body));
+      };
+      if (url.pathname === "/.well-known/wot") {
+        json(200, {
+          "@context": ["https://www.w3.org/2022/wot/td/v1.1", "https://www.w3.org/2022/wot/discovery"],
+          "@type": "ThingDirectory",
+          title: "A directory",
+          securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+          security: "nosec_sc",
+          properties: { things: { type: "array", readOnly: true, forms: [{ href: "/listing" }] } },
+        });
+      } else if (url.pathname === "/listing") {
+        pagesAsked.push(url.search);
+        const offset = Number(url.searchParams.get("offset") ?? 0);
+        const limit = Number(url.searchParams.get("limit") ?? 100);
+        json(200, LISTED.slice(offset, offset + limit).map(listedTd), "application/ld+json");
+      } else if (url.pathname === "/lamp/td") {
+        json(
+          200,
+          minimalTd({
+            id: "urn:test:single-lamp",
+            properties: { on: { type: "boolean", forms: [{ href: "on" }] } },
+          }),
+        );
+      } else if (url.pathname === "/broken/td") {
+        json(200, { title: "no security" });
+      } else {
+        json(404, { error: "no such thing" }, "application/json");
+      }
+    });
+    await new Promise<void>((resolve) => host.listen(0, "127.0.0.1", resolve));
+    const address = host.address();
+    origin = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((resolve) => host.close(() => resolve()));
+    await hub.stop();
+  });
+
+  const discover = (url: string, auth: boolean | string = true) =>
+    hub.request("/discover", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ url }),
+      auth,
+    });
+
+  it("registers every Thing a host's TD directory lists, page by page", async () => {
+    const response = await discover(origin);
+    expect(response.status).toBe(200);
+    const result = (await response.json()) as { registered: string[]; refused: unknown[]; directory: string };
+    expect(result.registered).toEqual(LISTED);
+    expect(result.refused).toEqual([]);
+    expect(result.directory).toBe(`${origin}/listing`);
+    expect(pagesAsked).toEqual(["?offset=0&limit=100", "?offset=100&limit=100"]);
+    const td = (await (await hub.request(thingPath(LISTED[42] ?? ""))).json()) as { title: string };
+    expect(td.title).toBe("042");
+  });
+
+  it("registers the Thing at a TD's URL, resolving its relative forms against that URL", async () => {
+    const response = await discover(`${origin}/lamp/td`);
+    expect(await response.json()).toEqual({ registered: ["urn:test:single-lamp"], refused: [] });
+    const td = (await (await hub.request(thingPath("urn:test:single-lamp"))).json()) as { base: string };
+    expect(td.base).toBe(`${origin}/lamp/td`);
+  });
+
+  it("answers a URL that does not give a valid TD with the reason", async () => {
+    const response = await discover(`${origin}/broken/td`);
+    expect(response.status).toBe(400);
+    const missing = await discover(`${origin}/nothing/here`);
+    expect(missing.status).toBe(502);
+    expect(((await missing.json()) as { detail: string }).detail).toMatch(/404/);
+  });
+
+  it("refuses a URL whose address the policy denies (the cloud metadata endpoint)", async () => {
+    const response = await discover("http://169.254.169.254/latest/meta-data/");
+    expect(response.status).toBe(400);
+    const problem = (await response.json()) as { detail: string; errors: Array<{ pointer: string }> };
+    expect(problem.detail).toMatch(/Discovery may not reach http:\/\/169\.254\.169\.254\/.*not allow/);
+    expect(problem.errors[0]?.pointer).toBe("/url");
+    const scheme = await discover("file:///etc/passwd");
+    expect(scheme.status).toBe(400);
+  });
+
+  it("needs an admin token", async () => {
+    expect((await discover(`${origin}/lamp/td`, false)).status).toBe(401);
+  });
+
+  it("works from the CLI: `things discover URL` prints the ids registered", async () => {
+    const child = spawn(
+      process.execPath,
+      [BIN, "discover", `${origin}/lamp/td`, "--url", hub.url, "--token", hub.token],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code).toBe(0);
+    expect(stdout).toBe("urn:test:single-lamp\n");
+    expect(stderr).toBe("1 Thing(s) registered\n");
+  });
+});

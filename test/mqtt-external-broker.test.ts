@@ -1,0 +1,137 @@
+// The MQTT gateway on an external broker: the machine's Mosquitto (HYPERTHINGS_MQTT_URL, default
+// mqtt://127.0.0.1:1883), with a random topic prefix per run so that parallel runs never meet.
+// Device reports become Changes, bad ones are answered on the errors topic, Changes are
+// republished, and a Homie device announced through the broker is registered.
+import { randomBytes } from "node:crypto";
+import { connectAsync, type MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const brokerUrl = process.env.HYPERTHINGS_MQTT_URL || "mqtt://127.0.0.1:1883";
+const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
+const MESSAGE_BOUND_MS = 10_000;
+
+async function brokerProblem(): Promise<string | undefined> {
+  try {
+    const client = await connectAsync(brokerUrl, { reconnectPeriod: 0, connectTimeout: 3_000 });
+    await client.endAsync();
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+const problem = await brokerProblem();
+
+/** The next message on a topic, bounded in time. */
+function nextMessage(client: MqttClient, topic: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`nothing came on ${topic}`)), MESSAGE_BOUND_MS);
+    const onMessage = (t: string, payload: Buffer) => {
+      if (t !== topic) return;
+      clearTimeout(timer);
+      client.off("message", onMessage);
+      resolve(payload.toString("utf8"));
+    };
+    client.on("message", onMessage);
+  });
+}
+
+if (problem !== undefined && !required) {
+  describe("the MQTT gateway on an external broker", () => {
+    it.skip(`skipped: no MQTT broker at ${brokerUrl} (${problem})`, () => undefined);
+  });
+} else if (problem !== undefined) {
+  describe("the MQTT gateway on an external broker", () => {
+    it(`needs an MQTT broker at ${brokerUrl} (HYPERTHINGS_REQUIRE_SERVICES=1)`, () => {
+      throw new Error(`no MQTT broker at ${brokerUrl}: ${problem}`);
+    });
+  });
+} else {
+  describe("the MQTT gateway on an external broker", () => {
+    const run = randomBytes(6).toString("hex");
+    const prefix = `hyperthings-test/${run}`;
+    const id = `urn:test:mqtt-external:${run}`;
+    let hub: TestHub;
+    let device: MqttClient;
+    const retained: string[] = [];
+
+    beforeAll(async () => {
+      hub = await startTestHub(
+        { mqttUrl: brokerUrl, mqttPrefix: prefix },
+        {
+          HYPERTHINGS_MQTT_HOMIE_ROOT: `${prefix}/homie`,
+          HYPERTHINGS_MQTT_HA_PREFIX: `${prefix}/homeassistant`,
+        },
+      );
+      const td = minimalTd({
+        id,
+        properties: {
+          level: { type: "integer", minimum: 0, maximum: 10, forms: [{ href: "http://127.0.0.1:1/l" }] },
+        },
+      });
+      const put = await hub.request(thingPath(id), {
+        method: "PUT",
+        headers: { "content-type": "application/td+json" },
+        body: JSON.stringify(td),
+      });
+      expect(put.status).toBe(201);
+      device = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
+    });
+
+    afterAll(async () => {
+      // Retained messages outlive the run in the broker: clear them.
+      for (const topic of retained) await device.publishAsync(topic, "", { qos: 1, retain: true });
+      await device.endAsync();
+      await hub.stop();
+    });
+
+    it("runs on the external broker and names it", () => {
+      expect(hub.mqtt).toMatchObject({ kind: "external", url: brokerUrl.replace(/\/$/, "") });
+    });
+
+    it("records a device's report and republishes the Change", async () => {
+      const changeTopic = `${prefix}/changes/reported/${id}`;
+      await device.subscribeAsync(changeTopic, { qos: 1 });
+      const republished = nextMessage(device, changeTopic);
+      await device.publishAsync(`${prefix}/things/${id}/properties/level`, "7", { qos: 1 });
+      const change = JSON.parse(await republished) as Record<string, unknown>;
+      expect(change).toMatchObject({ kind: "reported", thing: id, affordance: "level", value: 7 });
+      expect(change.cause).toEqual({ actor: "mqtt", via: "mqtt" });
+      const history = await hub.request(`${thingPath(id)}/history?limit=10`);
+      const body = (await history.json()) as { changes?: Array<{ seq: number }> } | Array<{ seq: number }>;
+      const changes = Array.isArray(body) ? body : (body.changes ?? []);
+      expect(changes.map((c) => c.seq)).toContain(change.seq);
+    });
+
+    it("answers a bad report on the errors topic and records nothing", async () => {
+      const errors = `${prefix}/things/${id}/errors`;
+      await device.subscribeAsync(errors, { qos: 1 });
+      const answer = nextMessage(device, errors);
+      await device.publishAsync(`${prefix}/things/${id}/properties/level`, "11", { qos: 1 });
+      expect(JSON.parse(await answer)).toMatchObject({ status: 400, detail: expect.stringMatching(/level/) });
+    });
+
+    it("registers a Homie device announced through the broker", async () => {
+      const described = `${prefix}/changes/described/urn:homie:sensor-${run}`;
+      await device.subscribeAsync(described, { qos: 1 });
+      const registered = nextMessage(device, described);
+      const topic = `${prefix}/homie/5/sensor-${run}/$description`;
+      retained.push(topic);
+      const description = {
+        homie: "5.0",
+        name: "Sensor",
+        nodes: { air: { properties: { co2: { datatype: "integer" } } } },
+      };
+      await device.publishAsync(topic, JSON.stringify(description), { qos: 1, retain: true });
+      const change = JSON.parse(await registered) as { thing: string };
+      expect(change.thing).toBe(`urn:homie:sensor-${run}`);
+      const td = (await (await hub.request(thingPath(change.thing))).json()) as Record<string, unknown>;
+      const properties = td.properties as Record<string, { forms: Array<Record<string, unknown>> }>;
+      expect(properties.air_co2?.forms[0]).toMatchObject({
+        "mqv:topic": `${prefix}/homie/5/sensor-${run}/air/co2`,
+        href: expect.stringMatching(/^mqtt:\/\/127\.0\.0\.1:1883\//),
+      });
+    });
+  });
+}
