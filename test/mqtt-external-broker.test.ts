@@ -109,7 +109,9 @@ if (problem !== undefined && !required) {
       await device.subscribeAsync(errors, { qos: 1 });
       const answer = nextMessage(device, errors);
       await device.publishAsync(`${prefix}/things/${id}/properties/level`, "11", { qos: 1 });
-      expect(JSON.parse(await answer)).toMatchObject({ status: 400, detail: expect.stringMatching(/level/) });
+      const problem = JSON.parse(await answer) as { status: number; detail: string };
+      expect(problem.status).toBe(400);
+      expect(problem.detail).toMatch(/level/);
     });
 
     it("registers a Homie device announced through the broker", async () => {
@@ -128,10 +130,9 @@ if (problem !== undefined && !required) {
       expect(change.thing).toBe(`urn:homie:sensor-${run}`);
       const td = (await (await hub.request(thingPath(change.thing))).json()) as Record<string, unknown>;
       const properties = td.properties as Record<string, { forms: Array<Record<string, unknown>> }>;
-      expect(properties.air_co2?.forms[0]).toMatchObject({
-        "mqv:topic": `${prefix}/homie/5/sensor-${run}/air/co2`,
-        href: expect.stringMatching(/^mqtt:\/\/127\.0\.0\.1:1883\//),
-      });
+      const form = properties.air_co2?.forms[0];
+      expect(form?.["mqv:topic"]).toBe(`${prefix}/homie/5/sensor-${run}/air/co2`);
+      expect(String(form?.href)).toMatch(new RegExp(`^${hub.mqtt?.url ?? "?"}/`));
     });
   });
 }
