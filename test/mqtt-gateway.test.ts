@@ -191,6 +191,26 @@ describe("the MQTT gateway on the embedded broker", () => {
     expect(JSON.parse(reported.payload)).toMatchObject({ seq: seqs[0], value: 7, affordance: "brightness" });
   });
 
+  it("writes to a device on …/set, confirmed by its result or by the value it reports", async () => {
+    const gateway = hub.mqtt?.gateway;
+    if (gateway === undefined) throw new Error("no gateway");
+    const lamp = await connect();
+    const set = `hyperthings/things/${LAMP}/properties/brightness/set`;
+    lamp.on("message", (topic, payload) => {
+      if (topic !== set) return;
+      const value = JSON.parse(payload.toString("utf8")) as number;
+      if (value === 99)
+        void lamp.publishAsync(`${set}/result`, '{"ok": false, "error": "too bright"}', { qos: 1 });
+      else if (value % 2 === 0) void lamp.publishAsync(`${set}/result`, '{"ok": true}', { qos: 1 });
+      else
+        void lamp.publishAsync(`hyperthings/things/${LAMP}/properties/brightness`, String(value), { qos: 1 });
+    });
+    await lamp.subscribeAsync(set, { qos: 1 });
+    expect(await gateway.writeProperty(LAMP, "brightness", 30)).toEqual({ confirmedBy: "result" });
+    expect(await gateway.writeProperty(LAMP, "brightness", 31)).toEqual({ confirmedBy: "reported" });
+    await expect(gateway.writeProperty(LAMP, "brightness", 99)).rejects.toThrow(/too bright/);
+  });
+
   it("refuses clients without a password, and with a wrong one", async () => {
     const anonymous = connectAsync(brokerUrl(hub), { reconnectPeriod: 0, connectTimeout: 5_000 });
     await expect(anonymous).rejects.toMatchObject({ code: 5 });
