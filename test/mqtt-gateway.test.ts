@@ -405,3 +405,53 @@ describe("the embedded broker's access and port", () => {
     }
   });
 });
+
+describe("a Homie device on the embedded broker, end to end", () => {
+  it("is discovered, its readings arrive as Changes, and a write from the hub reaches it", async () => {
+    const hub = await startTestHub({ mqttPort: 0, observe: true });
+    const device = await connectAsync(brokerUrl(hub), {
+      reconnectPeriod: 0,
+      username: "boiler",
+      password: hub.token,
+    });
+    try {
+      const messages = inbox(device);
+      await device.subscribeAsync("hyperthings/changes/reported/urn:homie:boiler-3", { qos: 1 });
+      await device.subscribeAsync("homie/5/boiler-3/heater/target/set", { qos: 1 });
+      await device.publishAsync("homie/5/boiler-3/heater/temperature", "21.5", { qos: 1, retain: true });
+      const description = {
+        homie: "5.0",
+        nodes: {
+          heater: {
+            properties: {
+              temperature: { datatype: "float" },
+              target: { datatype: "integer", settable: true },
+            },
+          },
+        },
+      };
+      await device.publishAsync("homie/5/boiler-3/$description", JSON.stringify(description), {
+        qos: 1,
+        retain: true,
+      });
+      // The hub observes the device through its MQTT binding, with the broker password it was given.
+      const reported = await messages.next((t) => t.startsWith("hyperthings/changes/reported/"));
+      expect(JSON.parse(reported.payload)).toMatchObject({
+        kind: "reported",
+        affordance: "heater_temperature",
+        value: 21.5,
+        cause: { actor: "hub:observer", via: "mqtt" },
+      });
+      const write = await hub.request(`${thingPath("urn:homie:boiler-3")}/properties/heater_target`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: "5",
+      });
+      expect(write.status).toBe(204);
+      expect((await messages.next((t) => t === "homie/5/boiler-3/heater/target/set")).payload).toBe("5");
+    } finally {
+      await device.endAsync(true);
+      await hub.stop();
+    }
+  });
+});

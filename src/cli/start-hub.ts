@@ -41,7 +41,12 @@ export async function startHub(
   const store = new SqliteStore({ path });
   const bus = new InProcessBus((err) => logger.error({ err }, "a change subscriber failed"));
   // The bindings the hub talks to Things with; it knows them only by the Binding interface.
-  const bindings = createBindings({ http: { pollIntervalMs: config.pollIntervalMs } });
+  // The embedded broker (aedes) speaks MQTT 3.1.1 only; its URL is known once it listens.
+  let embeddedBroker: string | undefined;
+  const bindings = createBindings({
+    http: { pollIntervalMs: config.pollIntervalMs },
+    mqtt: { protocolVersionFor: (broker) => (broker === embeddedBroker ? 4 : undefined) },
+  });
   let hub: Hub;
   let secrets: SqliteSecretStore | undefined;
   try {
@@ -68,6 +73,7 @@ export async function startHub(
     await app.listen({ host: config.host, port: config.port });
     try {
       mqtt = await startMqtt(hub);
+      if (mqtt?.kind === "embedded") embeddedBroker = mqtt.url;
     } catch (err) {
       await app.close();
       throw err;

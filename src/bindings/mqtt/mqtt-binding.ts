@@ -31,6 +31,8 @@ export interface MqttBindingOptions {
   readonly addressPolicy?: AddressPolicy;
   /** 5 (default) or 4 (MQTT 3.1.1). */
   readonly protocolVersion?: 4 | 5;
+  /** The protocol version for one broker (`mqtt://host:port`), e.g. 4 for an MQTT 3.1.1-only broker. */
+  readonly protocolVersionFor?: (broker: string) => 4 | 5 | undefined;
   /** Client ids are this prefix, a dash and random hex; default "hyperthings". */
   readonly clientIdPrefix?: string;
   /** Default 30 s. */
@@ -221,7 +223,10 @@ export class MqttBinding implements Binding {
       broker: url,
       ...(username === undefined ? {} : { username }),
       ...(password === undefined ? {} : { password }),
-      protocolVersion: options.protocolVersion ?? MQTT_BINDING_DEFAULTS.protocolVersion,
+      protocolVersion:
+        options.protocolVersionFor?.(broker) ??
+        options.protocolVersion ??
+        MQTT_BINDING_DEFAULTS.protocolVersion,
       clientId,
       keepaliveSeconds: options.keepaliveSeconds ?? MQTT_BINDING_DEFAULTS.keepaliveSeconds,
       connectTimeoutMs: options.connectTimeoutMs ?? MQTT_BINDING_DEFAULTS.connectTimeoutMs,
