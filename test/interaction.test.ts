@@ -468,7 +468,7 @@ describe("a simulated HTTP Thing managed through the hub", () => {
   });
 });
 
-const brokerUrl = process.env.HYPERTHINGS_MQTT_URL ?? "mqtt://127.0.0.1:1883";
+const brokerUrl = process.env.HYPERTHINGS_TEST_MQTT_URL ?? "mqtt://127.0.0.1:1883";
 const requireServices = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
 
 async function brokerProblem(): Promise<string | undefined> {

@@ -1,4 +1,4 @@
-// The MQTT gateway on an external broker: the machine's Mosquitto (HYPERTHINGS_MQTT_URL, default
+// The MQTT gateway on an external broker: the machine's Mosquitto (HYPERTHINGS_TEST_MQTT_URL, default
 // mqtt://127.0.0.1:1883), with a random topic prefix per run so that parallel runs never meet.
 // Device reports become Changes, bad ones are answered on the errors topic, Changes are
 // republished, and a Homie device announced through the broker is registered.
@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 
-const brokerUrl = process.env.HYPERTHINGS_MQTT_URL || "mqtt://127.0.0.1:1883";
+const brokerUrl = process.env.HYPERTHINGS_TEST_MQTT_URL || "mqtt://127.0.0.1:1883";
 const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
 const MESSAGE_BOUND_MS = 10_000;
 

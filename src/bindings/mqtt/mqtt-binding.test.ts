@@ -1,4 +1,4 @@
-// The MQTT binding against the machine's broker (HYPERTHINGS_MQTT_URL, default Mosquitto on
+// The MQTT binding against the machine's broker (HYPERTHINGS_TEST_MQTT_URL, default Mosquitto on
 // 127.0.0.1:1883), with a plain mqtt.js client playing the device. Topics are unique per run.
 import { randomBytes } from "node:crypto";
 import { connectAsync } from "mqtt";
@@ -14,7 +14,7 @@ import type { TargetRequest } from "../form-selection.js";
 import { MqttBinding } from "./mqtt-binding.js";
 import type { MqttBindingOptions } from "./mqtt-binding.js";
 
-const brokerUrl = process.env.HYPERTHINGS_MQTT_URL ?? "mqtt://127.0.0.1:1883";
+const brokerUrl = process.env.HYPERTHINGS_TEST_MQTT_URL ?? "mqtt://127.0.0.1:1883";
 const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
 
 /** Why the broker cannot be used, or undefined when it answers an MQTT CONNECT. */
