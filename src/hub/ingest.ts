@@ -52,8 +52,8 @@ const KIND_RULES: Record<
   reachable: {},
 };
 
-/** How many compiled schemas are kept (per Thing version and affordance). */
-const MAX_CACHED_CHECKS = 10_000;
+/** How many (Thing, affordance) checks are remembered; the compiled schemas themselves are shared. */
+const MAX_CACHED_CHECKS = 200_000;
 
 interface CachedThing {
   version: number;

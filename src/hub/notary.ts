@@ -8,6 +8,7 @@ import {
   NotFoundError,
   ValidationError,
   consistencyProofRanges,
+  hashFromHex,
   hashToHex,
   inclusionProofRanges,
   signCheckpoint,
@@ -149,9 +150,22 @@ export class Notary {
       ]);
     }
     const ranges = inclusionProofRanges(seq - 1, treeSize);
-    const [leaf, root, ...proof] = await this.store.subtreeHashes([[seq - 1, seq], [0, treeSize], ...ranges]);
-    if (!leaf || !root) throw new NotFoundError(`Change ${seq} is not in the Log`);
     const checkpoint = (await this.store.checkpoints({ after: treeSize - 1, limit: 1 }))[0];
+    // The root is known without hashing when a checkpoint or the head has exactly that size.
+    const knownRoot =
+      checkpoint?.size === treeSize
+        ? hashFromHex(checkpoint.root)
+        : treeSize === head.size
+          ? head.root
+          : undefined;
+    const [leaf, ...rest] = await this.store.subtreeHashes([
+      [seq - 1, seq],
+      ...(knownRoot ? [] : [[0, treeSize] as const]),
+      ...ranges,
+    ]);
+    const root = knownRoot ?? rest.shift();
+    const proof = rest;
+    if (!leaf || !root) throw new NotFoundError(`Change ${seq} is not in the Log`);
     return {
       seq,
       size: treeSize,
