@@ -47,6 +47,16 @@ describe("AddressPolicy", () => {
     }
     expect(policy.allows("198.51.100.7")).toBe(true);
   });
+  it("names the rule that refuses an address", () => {
+    const policy = new AddressPolicy({ allow: ["10.0.0.0/8"], deny: ["10.1.0.0/16", "10.0.0.0/9"] });
+    expect(policy.ruleFor("10.1.2.3")).toBe("deny 10.1.0.0/16");
+    expect(policy.ruleFor("10.2.0.1")).toBe("deny 10.0.0.0/9");
+    expect(policy.ruleFor("192.0.2.1")).toBe("not in allow 10.0.0.0/8");
+    expect(policy.ruleFor("10.200.0.1")).toBeUndefined();
+    expect(policy.checkHost("10.1.2.3")?.message).toBe(
+      "10.1.2.3 is not allowed by the address policy (deny 10.1.0.0/16)",
+    );
+  });
   it.each(["10.0.0.0/33", "10.0.0/8", "::/129", "10.0.0.0/8/1", "10.0.0.0/x", "host/8"])(
     "refuses the range %s",
     (cidr) => {

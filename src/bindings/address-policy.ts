@@ -32,27 +32,62 @@ export const LOCAL_RANGES: readonly string[] = [
   "fe80::/10",
 ];
 
+/**
+ * Denied to every hub whatever else is configured: the cloud metadata endpoints (AWS, GCP, Azure
+ * and others answer at 169.254.169.254; AWS also at fd00:ec2::254) and link-local ranges.
+ */
+export const METADATA_AND_LINK_LOCAL_RANGES: readonly string[] = [
+  "169.254.169.254/32",
+  "fd00:ec2::254/128",
+  "169.254.0.0/16",
+  "fe80::/10",
+];
+
 /** Raised (as the `error` of a connect) when an address is not allowed. */
 export class AddressDeniedError extends Error {
   readonly code = "ERR_ADDRESS_DENIED";
   constructor(
     readonly host: string,
     readonly addresses: readonly string[],
+    /** The rule that refused the (first) address: `deny 127.0.0.0/8` or `not in allow …`. */
+    readonly rule = "",
   ) {
-    super(
-      `${host} resolves to ${addresses.join(", ") || "no address"}, which the address policy does not allow`,
-    );
+    const where =
+      addresses.length === 1 && addresses[0] === host
+        ? host
+        : `${host} resolves to ${addresses.join(", ") || "no address"}, which`;
+    super(`${where} is not allowed by the address policy${rule === "" ? "" : ` (${rule})`}`);
     this.name = "AddressDeniedError";
   }
 }
 
 export class AddressPolicy {
   readonly #allow: BlockList;
+  readonly #allowText: string;
   readonly #deny = new BlockList();
+  // One list per deny rule, to name the rule that refused an address.
+  readonly #denyRules: { cidr: string; blocks: BlockList }[] = [];
 
   constructor(options: AddressPolicyOptions = {}) {
-    this.#allow = toBlockList(options.allow ?? ["0.0.0.0/0", "::/0"], "allow");
-    for (const [i, cidr] of (options.deny ?? []).entries()) addCidr(this.#deny, cidr, `/deny/${i}`);
+    const allow = options.allow ?? ["0.0.0.0/0", "::/0"];
+    this.#allow = toBlockList(allow, "allow");
+    this.#allowText = allow.join(", ");
+    for (const [i, cidr] of (options.deny ?? []).entries()) {
+      addCidr(this.#deny, cidr, `/deny/${i}`);
+      const blocks = new BlockList();
+      addCidr(blocks, cidr, `/deny/${i}`);
+      this.#denyRules.push({ cidr, blocks });
+    }
+  }
+
+  /** Why an address is refused (`deny 127.0.0.0/8`, `not in allow 10.0.0.0/8`), or undefined. */
+  ruleFor(address: string): string | undefined {
+    const family = isIP(address);
+    if (family === 0) return "not an IP address";
+    const type = family === 4 ? "ipv4" : "ipv6";
+    if (!this.#allow.check(address, type)) return `not in allow ${this.#allowText}`;
+    const rule = this.#denyRules.find((r) => r.blocks.check(address, type));
+    return rule === undefined ? undefined : `deny ${rule.cidr}`;
   }
 
   /** True when the bindings may connect to this IP address (v4, v6, or v4-mapped v6). */
@@ -81,6 +116,7 @@ export class AddressPolicy {
           new AddressDeniedError(
             hostname,
             addresses.map((a) => a.address),
+            addresses[0] === undefined ? "" : (this.ruleFor(addresses[0].address) ?? ""),
           ),
           "",
           0,
@@ -97,7 +133,7 @@ export class AddressPolicy {
   checkHost(host: string): AddressDeniedError | undefined {
     const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
     if (isIP(bare) === 0 || this.allows(bare)) return undefined;
-    return new AddressDeniedError(bare, [bare]);
+    return new AddressDeniedError(bare, [bare], this.ruleFor(bare) ?? "");
   }
 }
 

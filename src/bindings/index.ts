@@ -41,7 +41,12 @@ export {
   uriScheme,
 } from "./form-selection.js";
 export type { AddressPolicyOptions } from "./address-policy.js";
-export { AddressDeniedError, AddressPolicy, LOCAL_RANGES } from "./address-policy.js";
+export {
+  AddressDeniedError,
+  AddressPolicy,
+  LOCAL_RANGES,
+  METADATA_AND_LINK_LOCAL_RANGES,
+} from "./address-policy.js";
 export type { HttpBindingOptions } from "./http/http-binding.js";
 export { HTTP_BINDING_DEFAULTS, HttpBinding } from "./http/http-binding.js";
 export type { MqttBindingOptions, MqttConnectionEvent } from "./mqtt/mqtt-binding.js";

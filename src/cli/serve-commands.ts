@@ -21,6 +21,8 @@ interface ServeOptions {
   mqttUrl?: string;
   mqttPrefix?: string;
   mqttAnonymous?: boolean;
+  allow?: string;
+  deny?: string;
 }
 
 function addServeOptions(command: Command): Command {
@@ -45,7 +47,15 @@ function addServeOptions(command: Command): Command {
       "--mqtt-anonymous",
       "let MQTT clients connect without a password (env HYPERTHINGS_MQTT_ANONYMOUS)",
     )
-    .option("--no-mqtt", "no MQTT broker and no gateway (env HYPERTHINGS_MQTT=off)");
+    .option("--no-mqtt", "no MQTT broker and no gateway (env HYPERTHINGS_MQTT=off)")
+    .option(
+      "--allow <cidrs>",
+      "the only addresses Things and discovery may be reached at, e.g. 10.0.0.0/8,fd00::/8 (env HYPERTHINGS_ALLOW, default all)",
+    )
+    .option(
+      "--deny <cidrs>",
+      "addresses never reached, besides the cloud metadata and link-local ones (env HYPERTHINGS_DENY)",
+    );
 }
 
 function overridesOf(options: ServeOptions): ConfigOverrides {
@@ -62,6 +72,8 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
     ...(options.mqttUrl !== undefined && { mqttUrl: options.mqttUrl }),
     ...(options.mqttPrefix !== undefined && { mqttPrefix: options.mqttPrefix }),
     ...(options.mqttAnonymous === true && { mqttAnonymous: true }),
+    ...(options.allow !== undefined && { allow: options.allow }),
+    ...(options.deny !== undefined && { deny: options.deny }),
   };
 }
 

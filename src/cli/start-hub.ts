@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import pretty from "pino-pretty";
 import { buildServer, startMqtt, type RunningMqtt } from "../api/index.js";
-import { createBindings } from "../bindings/index.js";
+import { AddressPolicy, createBindings } from "../bindings/index.js";
 import { InProcessBus } from "../bus/index.js";
 import { Discovery, Hub, type HubConfig } from "../hub/index.js";
 import { SqliteSecretStore, SqliteStore } from "../store/index.js";
@@ -43,7 +43,10 @@ export async function startHub(
   // The bindings the hub talks to Things with; it knows them only by the Binding interface.
   // The embedded broker (aedes) speaks MQTT 3.1.1 only; its URL is known once it listens.
   let embeddedBroker: string | undefined;
+  // One address policy for everything the hub connects to on a TD's or a user's say-so.
+  const addressPolicy = new AddressPolicy({ allow: config.allow, deny: config.deny });
   const bindings = createBindings({
+    addressPolicy,
     http: { pollIntervalMs: config.pollIntervalMs },
     mqtt: { protocolVersionFor: (broker) => (broker === embeddedBroker ? 4 : undefined) },
   });
@@ -65,7 +68,7 @@ export async function startHub(
     await store.close();
     throw err;
   }
-  const fetcher = createDiscoveryFetcher();
+  const fetcher = createDiscoveryFetcher(addressPolicy);
   let app: FastifyInstance;
   let mqtt: RunningMqtt | undefined;
   try {

@@ -1,6 +1,7 @@
 // Every setting of the hub in one place: its default, and the environment variable that sets it.
 import envPaths from "env-paths";
 import { join } from "node:path";
+import { AddressPolicy, METADATA_AND_LINK_LOCAL_RANGES } from "../bindings/index.js";
 import { ValidationError } from "../core/index.js";
 
 export interface HubConfig {
@@ -56,6 +57,16 @@ export interface HubConfig {
   mqttHomieRoot: string;
   /** Where Home Assistant MQTT discovery messages arrive (`{prefix}/{component}/…/config`). */
   mqttHomeAssistantPrefix: string;
+  /**
+   * The addresses the bindings and discovery may connect to (`--allow`, CIDR ranges); by default
+   * every address.
+   */
+  allow: readonly string[];
+  /**
+   * The addresses they may not connect to: the cloud metadata endpoints and link-local ranges
+   * always, then the ranges of `--deny`.
+   */
+  deny: readonly string[];
 }
 
 /** The environment variable for each setting. */
@@ -82,6 +93,8 @@ export const configEnvironment = {
   mqttMaxPayload: "HYPERTHINGS_MQTT_MAX_PAYLOAD",
   mqttHomieRoot: "HYPERTHINGS_MQTT_HOMIE_ROOT",
   mqttHomeAssistantPrefix: "HYPERTHINGS_MQTT_HA_PREFIX",
+  allow: "HYPERTHINGS_ALLOW",
+  deny: "HYPERTHINGS_DENY",
 } as const;
 
 export function defaultDataDir(): string {
@@ -112,6 +125,8 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   mqttMaxPayload: 256 * 1024,
   mqttHomieRoot: "homie",
   mqttHomeAssistantPrefix: "homeassistant",
+  allow: ["0.0.0.0/0", "::/0"],
+  deny: METADATA_AND_LINK_LOCAL_RANGES,
 };
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -145,6 +160,10 @@ export interface ConfigOverrides {
   mqttUrl?: string;
   mqttPrefix?: string;
   mqttAnonymous?: boolean;
+  /** `--allow`: comma-separated CIDR ranges. */
+  allow?: string;
+  /** `--deny`: comma-separated CIDR ranges, denied on top of the defaults. */
+  deny?: string;
 }
 
 /** Resolves the configuration: command line, then environment, then defaults; validated. */
@@ -216,6 +235,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
       86_400_000,
     ),
     ...mqttSettings(overrides, env),
+    ...addressSettings(overrides, env),
     adminToken,
     readToken,
     logLevel,
@@ -277,6 +297,37 @@ function mqttSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): MqttS
       "Home Assistant discovery prefix",
       env[e.mqttHomeAssistantPrefix] || d.mqttHomeAssistantPrefix,
     ),
+  };
+}
+
+/** `--allow` / `--deny`: comma-separated CIDR ranges, each checked here so a typo stops the start. */
+function addressSettings(
+  overrides: ConfigOverrides,
+  env: NodeJS.ProcessEnv,
+): Pick<HubConfig, "allow" | "deny"> {
+  const e = configEnvironment;
+  const ranges = (option: string, name: string, text: string | undefined): string[] | undefined => {
+    if (text === undefined || text.trim() === "") return undefined;
+    const list = text
+      .split(",")
+      .map((range) => range.trim())
+      .filter((range) => range !== "");
+    for (const range of list) {
+      try {
+        new AddressPolicy({ deny: [range] });
+      } catch {
+        throw new ValidationError(
+          `${option} (${name}) takes CIDR ranges such as 10.0.0.0/8 or fd00::/8, separated by commas; "${range}" is not one`,
+        );
+      }
+    }
+    return list;
+  };
+  const allow = ranges("--allow", e.allow, overrides.allow ?? env[e.allow]);
+  const deny = ranges("--deny", e.deny, overrides.deny ?? env[e.deny]);
+  return {
+    allow: allow ?? configDefaults.allow,
+    deny: [...configDefaults.deny, ...(deny ?? [])],
   };
 }
 

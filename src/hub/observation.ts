@@ -375,12 +375,16 @@ class ThingObserver {
     const results = await Promise.allSettled(wanted.map((w) => this.open(w, generation)));
     const opened: { plan: Plan; subscription: Subscription }[] = [];
     let outage: unknown;
+    let denied: unknown;
     results.forEach((result, i) => {
       const plan = wanted[i]?.plan;
       if (plan === undefined) return;
       if (result.status === "fulfilled") opened.push({ plan, subscription: result.value });
       else if (isOutage(result.reason)) outage ??= result.reason;
-      else this.giveUp(plan, result.reason);
+      else {
+        if (bindingFailure(result.reason)?.reason === "address-denied") denied ??= result.reason;
+        this.giveUp(plan, result.reason);
+      }
     });
     if (this.stopped || generation !== this.generation) {
       await closeAll(opened.map((o) => o.subscription));
@@ -389,6 +393,17 @@ class ThingObserver {
     if (outage !== undefined) {
       await closeAll(opened.map((o) => o.subscription));
       this.wentAway(outage, generation);
+      return;
+    }
+    // The address policy does not change while the hub runs: say once why, and do not retry.
+    if (opened.length === 0 && denied !== undefined) {
+      if (this.reachable) {
+        this.reachable = false;
+        void this.enqueue(
+          { kind: "unreachable", value: messageOf(denied) },
+          viaOf(bindingFailure(denied)?.href),
+        );
+      }
       return;
     }
     this.subscriptions = opened;

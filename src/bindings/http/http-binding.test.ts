@@ -481,12 +481,20 @@ describe("HttpBinding", () => {
       res.writeHead(307, { location: "/properties/label" }).end(),
     );
     thing.routes.set("GET /properties/label", (_req, res) => json(res, 200, "here"));
-    thing.routes.set("GET /properties/moved", (_req, res) =>
-      res.writeHead(302, { location: "http://10.255.255.1:9/steal" }).end(),
-    );
     expect(await binding.readProperty(property("brightness"))).toBe("here");
-    const failure = await failureOf(binding.readProperty(property("moved")));
-    expect(failure).toMatchObject({ reason: "address-denied", href: "http://10.255.255.1:9/steal" });
+    const denied = lampAt("http://10.255.255.1:9/");
+    const read = targetFor(denied, {
+      op: "readproperty",
+      affordance: { kind: "property", name: "brightness" },
+    });
+    const attempt = binding.readProperty(read);
+    expect(await failureOf(attempt)).toMatchObject({
+      reason: "address-denied",
+      href: "http://10.255.255.1:9/properties/brightness",
+    });
+    await expect(attempt).rejects.toThrow(
+      "10.255.255.1 is not allowed by the address policy (deny 10.0.0.0/8)",
+    );
   });
 
   it("refuses a name that resolves only to denied addresses", async () => {
@@ -510,7 +518,7 @@ describe("HttpBinding", () => {
     expect(thing.requests).toHaveLength(6);
   });
 
-  it("keeps credentials from the origin a redirect leads to", async () => {
+  it("refuses a redirect to another origin, sending it nothing", async () => {
     use();
     const other = new ThingServer();
     await other.listen();
@@ -519,9 +527,13 @@ describe("HttpBinding", () => {
       thing.routes.set("GET /properties/moved", (_req, res) =>
         res.writeHead(302, { location: `${other.url}elsewhere` }).end(),
       );
-      expect(await binding.readProperty(property("moved"))).toBe("there");
-      expect(thing.requests[0]?.headers.authorization).toBe("Bearer tok-123");
-      expect(other.requests[0]?.headers.authorization).toBeUndefined();
+      const attempt = binding.readProperty(property("moved"));
+      expect(await failureOf(attempt)).toMatchObject({ reason: "unsupported", status: 302 });
+      await expect(attempt).rejects.toThrow(
+        `redirects to another origin than ${new URL(thing.url).origin} are not followed`,
+      );
+      expect(thing.requests).toHaveLength(1);
+      expect(other.requests).toHaveLength(0);
     } finally {
       await other.close();
     }

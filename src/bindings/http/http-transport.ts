@@ -1,6 +1,6 @@
 // HTTP exchanges for the binding: one undici Agent (keep-alive pools per origin) whose connector
-// checks every address against the policy; redirects followed by hand and re-checked; timeouts,
-// bounded retries with backoff for idempotent methods, and a bound on response bodies.
+// checks every address against the policy; redirects followed by hand, on the same origin only;
+// timeouts, bounded retries with backoff for idempotent methods, and a bound on response bodies.
 import type { IncomingHttpHeaders } from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
 import { Agent, buildConnector } from "undici";
@@ -147,7 +147,7 @@ export class HttpTransport {
     let url = first;
     let method = exchange.method;
     let body = exchange.body;
-    let credentials = exchange.credentials;
+    const credentials = exchange.credentials;
     for (let hop = 0; ; hop++) {
       const context = { thing: exchange.thing, href: url.href, op: exchange.op };
       const { target, headers } = prepare(
@@ -182,13 +182,20 @@ export class HttpTransport {
           });
         }
         const next = parseUrl({ ...exchange, url: url.href }, location, url);
+        // A TD names the hosts it may send the hub to; a redirect does not get to add one.
+        if (next.origin !== first.origin) {
+          throw bindingError(
+            context,
+            "unsupported",
+            `${method} answered ${status} to ${next.href}: redirects to another origin than ${first.origin} are not followed`,
+            { status },
+          );
+        }
         // RFC 9110 §15.4: 303, and 301/302 after POST, continue as GET without the body.
         if (status === 303 || ((status === 301 || status === 302) && method === "POST")) {
           method = "GET";
           body = undefined;
         }
-        // Credentials are for the origin the TD named, never for where a redirect points.
-        if (next.origin !== first.origin) credentials = [];
         url = next;
         continue;
       }
