@@ -76,10 +76,10 @@ class BatchAborted extends Error {
   }
 }
 
-function toRecord(row: ThingRow): ThingRecord {
+function toRecord(row: ThingRow, td: RegisteredThingDescription): ThingRecord {
   const record: ThingRecord = {
     id: row.id,
-    td: JSON.parse(row.td) as RegisteredThingDescription,
+    td,
     created: row.created,
     modified: row.modified,
     version: row.version,
@@ -98,6 +98,28 @@ export class SqliteStore implements Store {
   private closed = false;
   private closing: Promise<void> | undefined;
   private drained: (() => void) | undefined;
+
+  /**
+   * Parsed TDs by the seq of the Change that described them. That Change never changes, so an
+   * entry is never stale; the bound keeps memory in check. Parsing was the largest cost of GET,
+   * listing and JSONPath search (the directory benchmark's profile). Readers must not modify a
+   * record's TD.
+   */
+  private readonly parsedTds = new Map<number, RegisteredThingDescription>();
+  private static readonly MAX_PARSED_TDS = 20_000;
+
+  private toRecord(row: ThingRow): ThingRecord {
+    let td = this.parsedTds.get(row.version);
+    if (td === undefined) {
+      td = JSON.parse(row.td) as RegisteredThingDescription;
+      this.parsedTds.set(row.version, td);
+      if (this.parsedTds.size > SqliteStore.MAX_PARSED_TDS) {
+        const oldest = this.parsedTds.keys().next().value;
+        if (oldest !== undefined) this.parsedTds.delete(oldest);
+      }
+    }
+    return toRecord(row, td);
+  }
 
   private readonly stmt;
   private readonly runBatch: (batch: Pending[]) => Outcome[];
@@ -357,7 +379,7 @@ export class SqliteStore implements Store {
   getThing(id: string): Promise<ThingRecord | undefined> {
     return this.read(() => {
       const row = this.stmt.getThing.get(id);
-      return row ? toRecord(row) : undefined;
+      return row ? this.toRecord(row) : undefined;
     });
   }
 
@@ -365,7 +387,7 @@ export class SqliteStore implements Store {
     return this.read(() =>
       this.stmt.listThings
         .all({ live: options.liveAt ?? null, limit: options.limit, offset: options.offset })
-        .map(toRecord),
+        .map((row) => this.toRecord(row)),
     );
   }
 
@@ -377,7 +399,7 @@ export class SqliteStore implements Store {
     let after = "";
     for (;;) {
       const rows = this.stmt.scanThings.all(after, batchSize);
-      for (const row of rows) yield toRecord(row);
+      for (const row of rows) yield this.toRecord(row);
       const last = rows.at(-1);
       if (!last || rows.length < batchSize) return;
       after = last.id;
