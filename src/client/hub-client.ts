@@ -1,7 +1,7 @@
 // The typed client of a whole hub: the directory (directory-client.ts) plus the Log — reporting
 // state, history, state at a time, diffs, the change feed and its live stream, and the log's
 // key, checkpoints, proofs and entries for verification. Global fetch only, like its base.
-import type { Cause, Change, Checkpoint } from "../core/index.js";
+import type { Change, Checkpoint } from "../core/index.js";
 import {
   DirectoryClient,
   HubError,
@@ -61,53 +61,10 @@ export interface ChangePage {
   nextUrl?: string;
 }
 
-export interface AffordanceState {
-  value: unknown;
-  seq: number;
-  /** The hub's time of the Change (RFC 3339). */
-  time: string;
-  /** The device's time, when it sent one. */
-  at?: string;
-  cause: Cause;
-}
-
-/** A Thing as it was at a time (GET /things/{id}/state?at=). */
-export interface ThingState {
-  thing: string;
-  at: string;
-  /** The last Log position at or before `at`. */
-  seq: number;
-  /** The TD the Thing had then. */
-  td: unknown;
-  /** Each property's latest reported value then. */
-  properties: Record<string, AffordanceState>;
-  /** Each property's latest desired value then, where one was set. */
-  desired: Record<string, AffordanceState>;
-}
-
-export interface AffordanceDiff {
-  affordance: string;
-  /** Absent when the property had no value at `from`. */
-  before?: unknown;
-  after?: unknown;
-  /** How many Changes of the property happened in between. */
-  changes: number;
-  /** The cause and time of the last of them. */
-  cause?: Cause;
-  time?: string;
-}
-
-/** What changed on a Thing between two times (GET /things/{id}/diff). */
-export interface ThingDiff {
-  thing: string;
-  from: string;
-  to: string;
-  fromSeq: number;
-  toSeq: number;
-  /** The TD's change as a JSON merge patch (RFC 7396), when it was described anew in between. */
-  description?: unknown;
-  properties: AffordanceDiff[];
-}
+// The answers' shapes are the hub's own types (type-only: nothing of the hub is loaded).
+export type { AffordanceDiff, AffordanceState, ThingDiff, ThingState } from "../hub/index.js";
+import type { ThingDiff, ThingState, InclusionProof, ConsistencyProof } from "../hub/index.js";
+export type { ConsistencyProof, InclusionProof } from "../hub/index.js";
 
 /** The key that signs the hub's checkpoints (GET /log/key). */
 export interface LogKey {
@@ -115,27 +72,6 @@ export interface LogKey {
   algorithm: string;
   /** SPKI PEM. */
   publicKey: string;
-}
-
-/** RFC 9162 §2.1.3: that Change `seq` is leaf `seq - 1` of the tree of `size` Changes. */
-export interface InclusionProof {
-  seq: number;
-  size: number;
-  /** The leaf hash the hub recorded for the Change (hex). */
-  leaf: string;
-  root: string;
-  proof: string[];
-  /** The signed checkpoint of that size, when there is one. */
-  checkpoint?: Checkpoint;
-}
-
-/** RFC 9162 §2.1.4: that the tree of `from` Changes is a prefix of the tree of `to`. */
-export interface ConsistencyProof {
-  from: number;
-  to: number;
-  fromRoot: string;
-  toRoot: string;
-  proof: string[];
 }
 
 export interface WatchStatus {

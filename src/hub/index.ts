@@ -14,6 +14,8 @@ export type { Follower, FollowOptions } from "./change-stream.js";
 export { HUB_VERSION } from "./version.js";
 export {
   History,
+  type AffordanceDiff,
+  type AffordanceState,
   type HistoryOptions,
   type HistoryPage,
   type ThingState,
