@@ -460,7 +460,7 @@ describe("SqliteStore", () => {
       for (let chunk = 0; chunk < 3; chunk++) {
         const result = await internals(store).enqueue(
           () => log.mergeChunk(cycle, 50),
-          (r) => log.merged(r.entries),
+          (r) => log.merged(cycle, r),
           true,
         );
         expect(result).toMatchObject({ done: false });
@@ -531,9 +531,9 @@ describe("SqliteStore", () => {
         const beginMerge = log.beginMerge.bind(log);
         log.beginMerge = () => { cycles++; chunks = 0; return beginMerge(); };
         const merged = log.merged.bind(log);
-        log.merged = (entries) => {
-          merged(entries);
-          if (entries.length > 0 && ++chunks === 2 && cycles === 3) process.kill(process.pid, "SIGKILL");
+        log.merged = (cycle, chunk) => {
+          merged(cycle, chunk);
+          if (chunk.entries.length > 0 && ++chunks === 2 && cycles === 3) process.kill(process.pid, "SIGKILL");
         };
         const cause = { actor: "crash-test" };
         let n = 0;

@@ -27,8 +27,7 @@ import type {
   ThingRecord,
 } from "../store.js";
 import { migrations } from "./sqlite-migrations.js";
-import { SqliteLog } from "./sqlite-log.js";
-import type { MergeCycle } from "./history-tail.js";
+import { SqliteLog, type LogMergeCycle } from "./sqlite-log.js";
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or ":memory:". */
@@ -289,11 +288,11 @@ export class SqliteStore implements Store {
    */
   private mergeHistory(): void {
     this.merging = true;
-    const cycle: MergeCycle = this.log.beginMerge();
+    const cycle: LogMergeCycle = this.log.beginMerge();
     const step = (): void => {
       this.enqueue(
         () => this.log.mergeChunk(cycle, this.historyMergeChunk),
-        (result) => this.log.merged(result.entries),
+        (result) => this.log.merged(cycle, result),
         true,
       ).then(
         (result) => {
