@@ -275,7 +275,7 @@ export class SqliteLog {
 
   private setStream(thing: string, sub: string, state: StreamState): void {
     let streams = this.projection.get(thing);
-    if (!streams) this.projection.set(thing, (streams = new Map()));
+    if (!streams) this.projection.set(thing, (streams = new Map<string, StreamState>()));
     streams.set(sub, state);
   }
 
