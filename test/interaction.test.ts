@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { validateThingDescription, type Change } from "../src/core/index.js";
 import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
-import { startTestHub, type TestHub } from "./support/test-hub.js";
+import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 const WAIT_MS = 15_000;
@@ -51,25 +51,6 @@ function things(hub: TestHub, args: string[], input = ""): Promise<Run> {
       },
     );
     child.stdin?.end(input);
-  });
-}
-
-/** The first Change after `after` (a seq) that matches, from the Log then live; fails after a bound. */
-function changeAfter(hub: TestHub, after: number, matches: (change: Change) => boolean): Promise<Change> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      follower.stop();
-      reject(new Error(`no such Change after seq ${after} within ${WAIT_MS} ms`));
-    }, WAIT_MS);
-    const follower = hub.hub.follow(
-      (change) => {
-        if (!matches(change)) return;
-        clearTimeout(timer);
-        follower.stop();
-        resolve(change);
-      },
-      { after },
-    );
   });
 }
 

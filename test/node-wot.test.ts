@@ -8,7 +8,7 @@ import wotHttp from "@node-wot/binding-http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change } from "../src/core/index.js";
-import { startTestHub, type TestHub } from "./support/test-hub.js";
+import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const { HttpClientFactory, HttpServer } = wotHttp;
 
@@ -35,25 +35,6 @@ function signal<T = void>(): { promise: Promise<T>; resolve: (value: T) => void 
     resolve = r;
   });
   return { promise, resolve };
-}
-
-/** The first Change after `after` that matches, from the Log then live; fails after a bound. */
-function changeAfter(hub: TestHub, after: number, matches: (change: Change) => boolean): Promise<Change> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      follower.stop();
-      reject(new Error(`no such Change after seq ${after} within ${WAIT_MS} ms`));
-    }, WAIT_MS);
-    const follower = hub.hub.follow(
-      (change) => {
-        if (!matches(change)) return;
-        clearTimeout(timer);
-        follower.stop();
-        resolve(change);
-      },
-      { after },
-    );
-  });
 }
 
 /** The node-wot side: a boiler with an observable reading, a writable setpoint, an action, an event. */

@@ -5,11 +5,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
-import type { Change } from "../src/core/index.js";
 import { loadConfig } from "../src/hub/index.js";
-import { startTestHub, type TestHub } from "./support/test-hub.js";
-
-const WAIT_MS = 15_000;
+import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
 
 interface Problem {
   status: number;
@@ -44,25 +41,6 @@ async function register(hub: TestHub, td: Record<string, unknown>): Promise<void
     body: JSON.stringify(td),
   });
   expect([201, 204]).toContain(res.status);
-}
-
-/** The first Change after `after` that matches, from the Log then live; fails after a bound. */
-function changeAfter(hub: TestHub, after: number, matches: (change: Change) => boolean): Promise<Change> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      follower.stop();
-      reject(new Error(`no such Change after seq ${after} within ${WAIT_MS} ms`));
-    }, WAIT_MS);
-    const follower = hub.hub.follow(
-      (change) => {
-        if (!matches(change)) return;
-        clearTimeout(timer);
-        follower.stop();
-        resolve(change);
-      },
-      { after },
-    );
-  });
 }
 
 /** A plain HTTP server on loopback that counts what reaches it. */

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startHub, createLogger, type RunningHub } from "../../src/cli/index.js";
+import type { Change } from "../../src/core/index.js";
 import { loadConfig, type ConfigOverrides } from "../../src/hub/index.js";
 
 export interface TestHub extends RunningHub {
@@ -52,4 +53,28 @@ export function minimalTd(overrides: Record<string, unknown> = {}): Record<strin
     security: "nosec_sc",
     ...overrides,
   };
+}
+
+/** The first Change after `after` (a seq) that matches, from the Log then live; fails after a bound. */
+export function changeAfter(
+  hub: TestHub,
+  after: number,
+  matches: (change: Change) => boolean,
+  waitMs = 15_000,
+): Promise<Change> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      follower.stop();
+      reject(new Error(`no such Change after seq ${after} within ${waitMs} ms`));
+    }, waitMs);
+    const follower = hub.hub.follow(
+      (change) => {
+        if (!matches(change)) return;
+        clearTimeout(timer);
+        follower.stop();
+        resolve(change);
+      },
+      { after },
+    );
+  });
 }
