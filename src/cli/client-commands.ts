@@ -59,12 +59,17 @@ function localAdminToken(): string | undefined {
   }
 }
 
-export function clientOf(command: Command): HubClient {
+/** The hub to talk to and the token to use: --token, else the local hub's admin token file. */
+export function connectionOf(command: Command): { url: string; token: string | undefined } {
   const { url, token } = command.optsWithGlobals<ConnectionOptions>();
   // An empty HYPERTHINGS_TOKEN= means none, as with the hub's own settings.
-  const bearer = token || (isDefaultLocalHub(url) ? localAdminToken() : undefined);
+  return { url, token: token || (isDefaultLocalHub(url) ? localAdminToken() : undefined) };
+}
+
+export function clientOf(command: Command): HubClient {
+  const { url, token } = connectionOf(command);
   try {
-    return new HubClient({ url, token: bearer });
+    return new HubClient({ url, token });
   } catch (err) {
     throw new CliError((err as Error).message, 2);
   }

@@ -1,7 +1,5 @@
 // `things read|write|invoke|observe`: a Thing's properties, actions and live values through the
 // hub; `things credentials set|rm|ls`: the credentials the hub uses towards a Thing.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Command } from "commander";
 import {
   HubError,
@@ -11,9 +9,8 @@ import {
   type WatchStatus,
 } from "../client/index.js";
 import { changeTime, parseJsonStrict, type Change } from "../core/index.js";
-import { ADMIN_TOKEN_FILE, configDefaults, configEnvironment, defaultDataDir } from "../hub/index.js";
 import { CliError } from "./cli-error.js";
-import { connectionHelpWith, talking } from "./client-commands.js";
+import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
 import { compactValue, localTime } from "./history-commands.js";
 
 const EXIT_CODES =
@@ -25,37 +22,12 @@ const ACTION_WAIT_MS = 10 * 60_000;
 const OBSERVED_KINDS = ["reported", "emitted", "failed", "unreachable", "reachable"];
 
 // ---------------------------------------------------------------------------------------------
-// Connecting (as client-commands.ts does: the token, else the local hub's admin token file)
-
-function isDefaultLocalHub(url: string): boolean {
-  try {
-    const { protocol, hostname, port } = new URL(url);
-    return (
-      protocol === "http:" &&
-      ["127.0.0.1", "localhost", "[::1]"].includes(hostname) &&
-      port === String(configDefaults.port)
-    );
-  } catch {
-    return false;
-  }
-}
-
-function localAdminToken(): string | undefined {
-  const path = join(process.env[configEnvironment.dataDir] ?? defaultDataDir(), ADMIN_TOKEN_FILE);
-  try {
-    const token = readFileSync(path, "utf8").trim();
-    return token.length > 0 ? token : undefined;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new CliError(`cannot read the admin token in ${path}: ${(err as Error).message}`);
-  }
-}
+// Connecting (the token and hub as client-commands.ts resolves them)
 
 function clientOf(command: Command): InteractionClient {
-  const { url, token } = command.optsWithGlobals<{ url: string; token?: string }>();
-  const bearer = token || (isDefaultLocalHub(url) ? localAdminToken() : undefined);
+  const { url, token } = connectionOf(command);
   try {
-    return new InteractionClient({ url, token: bearer });
+    return new InteractionClient({ url, token });
   } catch (err) {
     throw new CliError((err as Error).message, 2);
   }
