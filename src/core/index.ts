@@ -16,3 +16,5 @@ export * from "./time-expression.js";
 export * from "./mqtt-device.js";
 export * from "./homie.js";
 export * from "./home-assistant.js";
+export * from "./release.js";
+export * from "./rollout.js";

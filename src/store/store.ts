@@ -1,6 +1,18 @@
 // The Store: durable home of the directory and of the Log. One interface, one folder per backend
 // (sqlite/ embedded, postgres/ at scale); a shared conformance suite runs against each.
-import type { Change, ChangeInput, Cause, Checkpoint, RegisteredThingDescription } from "../core/index.js";
+import type {
+  Change,
+  ChangeInput,
+  Cause,
+  Checkpoint,
+  RegisteredThingDescription,
+  Release,
+  Rollout,
+  RolloutItem,
+  RolloutProgress,
+  RolloutStep,
+  RolloutStepStatus,
+} from "../core/index.js";
 
 /** A Thing as the directory holds it: the TD as registered plus registration information. */
 export interface ThingRecord {
@@ -85,6 +97,61 @@ export interface LogHead {
   root: Uint8Array;
 }
 
+/** A stored release: the document, and the `released` Change that holds it in the Log. */
+export interface ReleaseRecord {
+  release: Release;
+  /** The `seq` of its `released` Change. */
+  seq: number;
+  /** When the hub stored it (RFC 3339). */
+  storedAt: string;
+}
+
+export interface PutReleaseCommand {
+  release: Release;
+  /** The Thing its `released` Change is recorded on (the hub's own id). */
+  thing: string;
+  cause: Cause;
+  hlc: string;
+}
+
+export interface PutReleaseResult {
+  /** False when a release with this id was already stored: nothing was written. */
+  created: boolean;
+  record: ReleaseRecord;
+  /** The `released` Change, when one was appended. */
+  change?: Change;
+}
+
+export interface ListReleasesOptions {
+  /** Only releases stored before this `seq` (newest first; a cursor). */
+  before?: number;
+  limit: number;
+  name?: string;
+}
+
+/** A step's new status (hub/rollouts.ts); with `expect`, only if it is in that status now. */
+export interface RolloutStepUpdate {
+  status: RolloutStepStatus;
+  items?: RolloutItem[];
+  reason?: string;
+  updated: string;
+  expect?: RolloutStepStatus;
+}
+
+export interface RolloutStepQuery {
+  status?: RolloutStepStatus;
+  /** Only steps with `position` greater than this (a cursor). */
+  after?: number;
+  limit: number;
+}
+
+export interface ListRolloutsOptions {
+  status?: Rollout["status"];
+  release?: string;
+  limit: number;
+  offset: number;
+}
+
 export interface ListOptions {
   offset: number;
   limit: number;
@@ -134,6 +201,31 @@ export interface Store {
   /** Signed checkpoints, oldest first; with `atLeast`, the first one covering that size. */
   checkpoints(options?: { after?: number; limit?: number }): Promise<Checkpoint[]>;
   latestCheckpoint(): Promise<Checkpoint | undefined>;
+  /**
+   * Stores a release and appends its `released` Change (the document is its value), in one
+   * durable transaction; a release with the same id already stored is left as it is.
+   */
+  putRelease(command: PutReleaseCommand): Promise<PutReleaseResult>;
+  getRelease(id: string): Promise<ReleaseRecord | undefined>;
+  /** Releases, newest first. */
+  listReleases(options: ListReleasesOptions): Promise<ReleaseRecord[]>;
+  /**
+   * Records a rollout and all its steps in one durable transaction; ConflictError when another
+   * rollout of the same release is running.
+   */
+  createRollout(rollout: Rollout, steps: readonly RolloutStep[]): Promise<void>;
+  /** Moves a step to a new status, durably; false when `expect` did not hold (nothing written). */
+  updateRolloutStep(rollout: string, thing: string, update: RolloutStepUpdate): Promise<boolean>;
+  /** Ends a running rollout; `failed` also skips its pending steps. False when it was not running. */
+  endRollout(id: string, status: "completed" | "failed", ended: string, reason?: string): Promise<boolean>;
+  getRollout(id: string): Promise<Rollout | undefined>;
+  /** Rollouts, newest first. */
+  listRollouts(options: ListRolloutsOptions): Promise<Rollout[]>;
+  /** A rollout's steps in their order of application. */
+  rolloutSteps(rollout: string, query: RolloutStepQuery): Promise<RolloutStep[]>;
+  /** Every rollout step ever planned for one Thing, newest first. */
+  rolloutStepsOfThing(thing: string): Promise<RolloutStep[]>;
+  rolloutProgress(rollout: string): Promise<RolloutProgress>;
   /** Waits for queued writes to commit, then releases the database. */
   close(): Promise<void>;
 }

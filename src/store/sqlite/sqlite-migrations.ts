@@ -1,6 +1,8 @@
 // Versioned schema of the embedded store. Each migration runs once, in order, in a transaction,
 // at start; `PRAGMA user_version` records how far a database has come. Never edit a released
 // migration: add the next one.
+import { releasesMigration } from "./sqlite-release-migration.js";
+import { rolloutsMigration } from "./sqlite-rollout-migration.js";
 
 export const migrations: readonly string[] = [
   // 1: the directory, the Log with its Merkle tree and checkpoints, the state projection and the
@@ -97,4 +99,8 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (thing, name)
   ) WITHOUT ROWID;
   `,
+  // 3: the release index (sqlite-release-migration.ts).
+  releasesMigration,
+  // 4: the rollout ledger (sqlite-rollout-migration.ts).
+  rolloutsMigration,
 ];

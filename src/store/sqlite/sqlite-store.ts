@@ -12,6 +12,10 @@ import {
   type Change,
   type Checkpoint,
   type RegisteredThingDescription,
+  type Release,
+  type Rollout,
+  type RolloutProgress,
+  type RolloutStep,
 } from "../../core/index.js";
 import type {
   ChangeDraft,
@@ -21,13 +25,21 @@ import type {
   HistoryQuery,
   HistoryStream,
   ListOptions,
+  ListReleasesOptions,
+  ListRolloutsOptions,
   LogHead,
+  PutReleaseCommand,
+  PutReleaseResult,
+  ReleaseRecord,
   RemoveCommand,
+  RolloutStepQuery,
+  RolloutStepUpdate,
   Store,
   ThingRecord,
 } from "../store.js";
 import { migrations } from "./sqlite-migrations.js";
 import { SqliteLog, type LogMergeCycle } from "./sqlite-log.js";
+import { SqliteRollouts } from "./sqlite-rollouts.js";
 
 /** How long one batch transaction may run before it commits and lets the event loop go on. */
 const BATCH_BUDGET_MS = 25;
@@ -43,6 +55,11 @@ export interface SqliteStoreOptions {
   historyMergeThreshold?: number;
   /** Index entries written per merge transaction. */
   historyMergeChunk?: number;
+}
+
+interface ReleaseRow {
+  seq: number;
+  stored_at: string;
 }
 
 interface ThingRow {
@@ -126,6 +143,7 @@ export class SqliteStore implements Store {
   private readonly stmt;
   private readonly runBatch: (batch: Pending[]) => Outcome[];
   private readonly log: SqliteLog;
+  private readonly rollouts: SqliteRollouts;
   private readonly historyMergeThreshold: number;
   private readonly historyMergeChunk: number;
   private merging = false;
@@ -153,6 +171,7 @@ export class SqliteStore implements Store {
     // Small chunks: a merge transaction sits in the queue between ingest batches (~5 ms each).
     this.historyMergeChunk = options.historyMergeChunk ?? 2_000;
     this.log = new SqliteLog(this.db);
+    this.rollouts = new SqliteRollouts(this.db);
 
     const db = this.db;
     this.stmt = {
@@ -185,6 +204,14 @@ export class SqliteStore implements Store {
       countThings: db.prepare<[{ live: string | null }], { n: number }>(
         `SELECT (SELECT count(*) FROM things) - CASE WHEN @live IS NULL THEN 0 ELSE
            (SELECT count(*) FROM things WHERE expires IS NOT NULL AND expires <= @live) END AS n`,
+      ),
+      getRelease: db.prepare<[string], ReleaseRow>("SELECT seq, stored_at FROM releases WHERE id = ?"),
+      insertRelease: db.prepare<[string, string, number, string]>(
+        "INSERT INTO releases (id, name, seq, stored_at) VALUES (?, ?, ?, ?)",
+      ),
+      listReleases: db.prepare<[{ before: number; limit: number; name: string | null }], ReleaseRow>(
+        `SELECT seq, stored_at FROM releases WHERE seq < @before AND (@name IS NULL OR name = @name)
+         ORDER BY seq DESC LIMIT @limit`,
       ),
       expired: db.prepare<[string, number], { id: string }>(
         "SELECT id FROM things WHERE expires IS NOT NULL AND expires <= ? ORDER BY expires LIMIT ?",
@@ -386,6 +413,49 @@ export class SqliteStore implements Store {
     });
   }
 
+  putRelease(command: PutReleaseCommand): Promise<PutReleaseResult> {
+    return this.enqueue(() => {
+      const { release } = command;
+      const existing = this.stmt.getRelease.get(release.id);
+      if (existing) return { created: false, record: this.releaseRecord(existing) };
+      const change = this.log.append({
+        thing: command.thing,
+        kind: "released",
+        value: release,
+        cause: command.cause,
+        hlc: command.hlc,
+      });
+      const storedAt = changeTime(change);
+      this.stmt.insertRelease.run(release.id, release.name, change.seq, storedAt);
+      return { created: true, record: { release, seq: change.seq, storedAt }, change };
+    });
+  }
+
+  private releaseRecord(row: ReleaseRow): ReleaseRecord {
+    const change = this.log.get(row.seq);
+    if (!change) throw new Error(`the released Change ${row.seq} is missing from the Log`);
+    return { release: change.value as Release, seq: row.seq, storedAt: row.stored_at };
+  }
+
+  getRelease(id: string): Promise<ReleaseRecord | undefined> {
+    return this.read(() => {
+      const row = this.stmt.getRelease.get(id);
+      return row ? this.releaseRecord(row) : undefined;
+    });
+  }
+
+  listReleases(options: ListReleasesOptions): Promise<ReleaseRecord[]> {
+    return this.read(() =>
+      this.stmt.listReleases
+        .all({
+          before: options.before ?? Number.MAX_SAFE_INTEGER,
+          limit: options.limit,
+          name: options.name ?? null,
+        })
+        .map((row) => this.releaseRecord(row)),
+    );
+  }
+
   /** Runs a query; its failure (a closed database, …) rejects the promise instead of throwing. */
   private read<T>(query: () => T): Promise<T> {
     return new Promise<T>((resolve) => {
@@ -467,7 +537,11 @@ export class SqliteStore implements Store {
   }
 
   subtreeHashes(ranges: ReadonlyArray<readonly [number, number]>): Promise<Uint8Array[]> {
-    return this.read(() => ranges.map(([start, end]) => this.log.subtreeHash(start, end)));
+    // One map of block leaves for all the ranges: a proof's ranges in one block read it once.
+    return this.read(() => {
+      const blocks = new Map<number, Uint8Array[]>();
+      return ranges.map(([start, end]) => this.log.subtreeHash(start, end, blocks));
+    });
   }
 
   addCheckpoint(checkpoint: Checkpoint): Promise<void> {
@@ -480,6 +554,38 @@ export class SqliteStore implements Store {
 
   latestCheckpoint(): Promise<Checkpoint | undefined> {
     return this.read(() => this.log.latestCheckpoint());
+  }
+
+  createRollout(rollout: Rollout, steps: readonly RolloutStep[]): Promise<void> {
+    return this.enqueue(() => this.rollouts.create(rollout, steps));
+  }
+
+  updateRolloutStep(rollout: string, thing: string, update: RolloutStepUpdate): Promise<boolean> {
+    return this.enqueue(() => this.rollouts.updateStep(rollout, thing, update));
+  }
+
+  endRollout(id: string, status: "completed" | "failed", ended: string, reason?: string): Promise<boolean> {
+    return this.enqueue(() => this.rollouts.end(id, status, ended, reason));
+  }
+
+  getRollout(id: string): Promise<Rollout | undefined> {
+    return this.read(() => this.rollouts.get(id));
+  }
+
+  listRollouts(options: ListRolloutsOptions): Promise<Rollout[]> {
+    return this.read(() => this.rollouts.list(options));
+  }
+
+  rolloutSteps(rollout: string, query: RolloutStepQuery): Promise<RolloutStep[]> {
+    return this.read(() => this.rollouts.steps(rollout, query));
+  }
+
+  rolloutStepsOfThing(thing: string): Promise<RolloutStep[]> {
+    return this.read(() => this.rollouts.stepsOfThing(thing));
+  }
+
+  rolloutProgress(rollout: string): Promise<RolloutProgress> {
+    return this.read(() => this.rollouts.progress(rollout));
   }
 
   close(): Promise<void> {
