@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { canonicalJson, contentHash, sha256Hex } from "./canonical-json.js";
+import { canonicalChangeJson, canonicalJson, contentHash, sha256Hex } from "./canonical-json.js";
 
 describe("canonical JSON (RFC 8785)", () => {
   it("sorts members by UTF-16 code units and writes no whitespace (RFC 8785 §3.2.3 example)", () => {
@@ -51,5 +51,89 @@ describe("canonical JSON (RFC 8785)", () => {
   it("hashes the canonical text with SHA-256", () => {
     expect(sha256Hex("")).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     expect(contentHash({ b: 2, a: 1 })).toBe(`sha256:${sha256Hex('{"a":1,"b":2}')}`);
+  });
+
+  // Any member may be missing, undefined, or of any JSON shape, and extra members may appear: the
+  // fast path must agree with the generic one on all of them, byte for byte.
+  const member = fc.oneof(fc.constant(undefined), fc.jsonValue(), fc.string(), fc.double({ noNaN: true }));
+  const cause = fc.oneof(
+    fc.record(
+      {
+        actor: member,
+        via: member,
+        release: member,
+        rule: member,
+        correlation: member,
+      },
+      { requiredKeys: [] },
+    ),
+    fc.dictionary(fc.string(), fc.jsonValue()),
+    fc.jsonValue(),
+  );
+  const change = fc.record(
+    {
+      seq: fc.oneof(fc.nat(), member),
+      hlc: fc.oneof(fc.string(), member),
+      at: member,
+      thing: fc.oneof(fc.string(), member),
+      affordance: member,
+      kind: fc.oneof(fc.constantFrom("reported", "described", "emitted"), member),
+      value: member,
+      previous: member,
+      cause,
+      leaf: member,
+    },
+    { requiredKeys: [] },
+  );
+  const withExtra = fc.tuple(change, fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 2 }));
+
+  function generic(value: object): string | Error {
+    try {
+      const { leaf: _leaf, ...content } = value as Record<string, unknown>;
+      return canonicalJson(content);
+    } catch (error) {
+      return error as Error;
+    }
+  }
+  function fast(value: object): string | Error {
+    try {
+      return canonicalChangeJson(value);
+    } catch (error) {
+      return error as Error;
+    }
+  }
+
+  it("writes a Change exactly as canonicalJson writes it without its leaf (property)", () => {
+    fc.assert(
+      fc.property(withExtra, fc.boolean(), ([c, extra], addExtra) => {
+        const value: object = addExtra ? { ...extra, ...c } : c;
+        const expected = generic(value);
+        const actual = fast(value);
+        if (expected instanceof Error) {
+          expect(actual).toBeInstanceOf(TypeError);
+          expect(expected).toBeInstanceOf(TypeError);
+        } else expect(actual).toBe(expected);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("writes a typical Change's members sorted, without leaf, and refuses what JSON cannot hold", () => {
+    const typical = {
+      seq: 7,
+      hlc: "019ab2c3d4e5-00000002-urn:x",
+      thing: "urn:t",
+      kind: "reported",
+      affordance: "temperature",
+      value: { b: 1, a: [2, -0] },
+      cause: { via: "http", actor: "admin" },
+      leaf: "ab",
+    };
+    expect(canonicalChangeJson(typical)).toBe(
+      '{"affordance":"temperature","cause":{"actor":"admin","via":"http"},"hlc":"019ab2c3d4e5-00000002-urn:x",' +
+        '"kind":"reported","seq":7,"thing":"urn:t","value":{"a":[2,0],"b":1}}',
+    );
+    expect(() => canonicalChangeJson({ ...typical, value: Number.POSITIVE_INFINITY })).toThrow(TypeError);
+    expect(() => canonicalChangeJson({ ...typical, cause: { actor: Number.NaN } })).toThrow(TypeError);
   });
 });

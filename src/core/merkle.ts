@@ -4,7 +4,7 @@
 // Hashes are 32-byte Uint8Arrays in memory and lowercase hex strings in JSON (as `sha256Hex`).
 // Tree sizes and indices are JavaScript numbers: safe integers, so up to 2^53 - 1 leaves.
 import { createHash, hash } from "node:crypto";
-import { canonicalJson } from "./canonical-json.js";
+import { canonicalChangeJson } from "./canonical-json.js";
 import type { Change } from "./change.js";
 import { ValidationError } from "./errors.js";
 
@@ -46,9 +46,9 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
  * change the hash. Throws TypeError if the Change holds a value JSON cannot represent.
  */
 export function changeLeafHash(change: Change): Uint8Array {
-  const { leaf: _recorded, ...content } = change;
   // One-shot hashing of a string is UTF-8 and faster than a Hash object; U+0000 is the byte 0x00.
-  return hash("sha256", `\u0000${canonicalJson(content)}`, "buffer");
+  // canonicalChangeJson is canonicalJson of the Change without `leaf`, without sorting per Change.
+  return hash("sha256", `\u0000${canonicalChangeJson(change)}`, "buffer");
 }
 
 /** RFC 9162 §2.1.1: the Merkle Tree Hash of a list of leaf hashes (SHA-256 of "" when empty). */

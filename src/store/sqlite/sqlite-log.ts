@@ -49,6 +49,9 @@ interface ChangeRow {
 
 export interface LogMark {
   size: number;
+  /** The block being filled at the mark, and how many leaves it had (it only grows until full). */
+  block: Uint8Array[];
+  blockLeaves: number;
   frontier: MerkleFrontier;
   pending: number;
   undo: number;
@@ -146,6 +149,11 @@ export class SqliteLog {
   private size: number;
   private frontier: MerkleFrontier;
   private readonly tail = new HistoryTail();
+  /**
+   * The leaf hashes of the block of 256 being filled (seq - 1 < size, from the last multiple of
+   * 256): when it completes, its subtree is hashed from memory instead of reading them back.
+   */
+  private blockLeaves: Uint8Array[] = [];
   /** Stream entries of the running batch, added to the tail after COMMIT. */
   private pending: TailEntry[] = [];
   /**
@@ -232,6 +240,10 @@ export class SqliteLog {
     if (!head) throw new Error("the log_head row is missing: the database is damaged");
     this.size = head.size;
     this.frontier = MerkleFrontier.fromJSON(JSON.parse(head.frontier));
+    const blockStart = this.size - (this.size % BLOCK);
+    if (blockStart < this.size) {
+      this.blockLeaves = this.stmt.leaves.all(blockStart + 1, this.size).map((r) => r.leaf);
+    }
     // The tail is memory only: rebuild it from the Log after the last completed merge, leaving
     // out what a merge cycle cut short by a stop had already written.
     this.mergedUpTo = head.history_merged;
@@ -255,6 +267,8 @@ export class SqliteLog {
   mark(): LogMark {
     return {
       size: this.size,
+      block: this.blockLeaves,
+      blockLeaves: this.blockLeaves.length,
       frontier: this.frontier.clone(),
       pending: this.pending.length,
       undo: this.undo.length,
@@ -263,6 +277,9 @@ export class SqliteLog {
 
   rollback(mark: LogMark): void {
     this.size = mark.size;
+    // A completed block's array is replaced, never emptied: the mark's array is still intact.
+    this.blockLeaves = mark.block;
+    this.blockLeaves.length = mark.blockLeaves;
     this.frontier = mark.frontier;
     this.pending.length = mark.pending;
     while (this.undo.length > mark.undo) {
@@ -324,17 +341,23 @@ export class SqliteLog {
     this.setStream(draft.thing, sub, { seq, value: streamValue });
     this.frontier.append(leaf);
     this.size = seq;
-    if (seq % BLOCK === 0) this.storeCompletedSubtrees(seq);
+    this.blockLeaves.push(leaf);
+    if (seq % BLOCK === 0) {
+      this.storeCompletedSubtrees(seq, this.blockLeaves);
+      this.blockLeaves = [];
+    }
     this.pending.push({ key: streamKey(...key), seq });
     change.leaf = hashToHex(leaf);
     return change;
   }
 
   /** Leaf `seq` completed a block of 256 leaves: store its subtree and every parent it completes. */
-  private storeCompletedSubtrees(seq: number): void {
+  private storeCompletedSubtrees(seq: number, leaves: readonly Uint8Array[]): void {
     let idx = seq / BLOCK - 1;
     let level = STORED_LEVEL;
-    let hash = rootHash(this.stmt.leaves.all(seq - BLOCK + 1, seq).map((r) => r.leaf));
+    if (leaves.length !== BLOCK)
+      throw new Error(`block ${idx} has ${leaves.length} leaves in memory, not ${BLOCK}`);
+    let hash = rootHash(leaves);
     this.stmt.insertNode.run(level, idx, Buffer.from(hash));
     while (idx % 2 === 1) {
       const left = this.stmt.node.get(level, idx - 1);
@@ -527,22 +550,39 @@ export class SqliteLog {
     return lo;
   }
 
-  /** RFC 9162 §2.1.1 MTH over leaves [start, end), from stored subtrees where they exist. */
-  subtreeHash(start: number, end: number): Uint8Array {
+  /**
+   * RFC 9162 §2.1.1 MTH over leaves [start, end), from stored subtrees where they exist. `blocks`
+   * keeps the leaves of each 256-leaf block read, so the ranges of one proof read a block once.
+   */
+  subtreeHash(start: number, end: number, blocks = new Map<number, Uint8Array[]>()): Uint8Array {
     const n = end - start;
     // A start below 0 would read fewer leaves than asked for, and hash them without a word.
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || n <= 0 || end > this.size)
       throw new RangeError(`no subtree [${start}, ${end}) in a log of ${this.size}`);
-    if (isPowerOfTwo(n) && start % n === 0) {
-      if (n >= BLOCK) {
-        const node = this.stmt.node.get(Math.log2(n), start / n);
-        if (node) return node.hash;
-      }
-      return rootHash(this.stmt.leaves.all(start + 1, end).map((r) => r.leaf));
+    if (n >= BLOCK && isPowerOfTwo(n) && start % n === 0) {
+      const node = this.stmt.node.get(Math.log2(n), start / n);
+      if (node) return node.hash;
     }
-    if (n < BLOCK) return rootHash(this.stmt.leaves.all(start + 1, end).map((r) => r.leaf));
+    const block = Math.floor(start / BLOCK);
+    if (Math.floor((end - 1) / BLOCK) === block) {
+      const leaves = this.blockLeavesOf(block, blocks);
+      const offset = block * BLOCK;
+      return rootHash(leaves.slice(start - offset, end - offset));
+    }
     const k = largestPowerOfTwoBelow(n);
-    return nodeHash(this.subtreeHash(start, start + k), this.subtreeHash(start + k, end));
+    return nodeHash(this.subtreeHash(start, start + k, blocks), this.subtreeHash(start + k, end, blocks));
+  }
+
+  /** The leaf hashes of one 256-leaf block (as far as the Log goes), from memory or read once. */
+  private blockLeavesOf(block: number, blocks: Map<number, Uint8Array[]>): Uint8Array[] {
+    const start = block * BLOCK;
+    if (start === this.size - this.blockLeaves.length) return this.blockLeaves;
+    let leaves = blocks.get(block);
+    if (leaves === undefined) {
+      leaves = this.stmt.leaves.all(start + 1, Math.min(start + BLOCK, this.size)).map((r) => r.leaf);
+      blocks.set(block, leaves);
+    }
+    return leaves;
   }
 
   checkpoints(after: number, limit: number): Checkpoint[] {

@@ -12,7 +12,9 @@ import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   UnavailableError,
+  hashFromHex,
   hashToHex,
+  inMemorySubtreeHasher,
   rootHash,
   type Cause,
   type Change,
@@ -366,6 +368,45 @@ describe("SqliteStore", () => {
       expect(await store.changesAfter(1, 10)).toStrictEqual(acknowledged);
       expect(acknowledged.map((c) => c.seq)).toEqual([2, 3]);
     });
+  });
+
+  it("a batch rolled back after it completed a 256-leaf block leaves the Merkle tree exact, in memory and after reopening", async () => {
+    const store = openStore();
+    await store.append(readings(250, 3));
+    const poison = describeCommand(98).td.id;
+    connect().exec(
+      `CREATE TRIGGER poison BEFORE INSERT ON things WHEN NEW.id = '${poison}' BEGIN SELECT RAISE(ROLLBACK, 'poisoned'); END`,
+    );
+    // One batch: the first append completes the block (seq 256) and stores its subtree, then the
+    // poisoned describe rolls the whole transaction back; the appends run again after it.
+    const settled = await Promise.allSettled([
+      store.append(readings(10, 3, 250)),
+      store.describe(describeCommand(98)),
+      store.append(readings(5, 3, 260)),
+    ]);
+    expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    await store.append(readings(300, 3, 265));
+    const expectExact = async (s: SqliteStore): Promise<void> => {
+      const leaves = (await readLog(s)).map((c) => hashFromHex(c.leaf ?? ""));
+      expect(leaves).toHaveLength(565);
+      const hasher = inMemorySubtreeHasher(leaves);
+      expect(hashToHex((await s.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
+      const ranges: Array<[number, number]> = [
+        [0, 256],
+        [0, 512],
+        [256, 512],
+        [250, 260],
+        [512, 565],
+        [0, 565],
+        [300, 301],
+      ];
+      expect((await s.subtreeHashes(ranges)).map(hashToHex)).toEqual(
+        ranges.map(([a, b]) => hashToHex(hasher(a, b))),
+      );
+    };
+    await expectExact(store);
+    await store.close();
+    await expectExact(openStore());
   });
 
   it("keeps every acknowledged write when the process is killed (SIGKILL) mid-stream", async () => {
