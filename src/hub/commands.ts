@@ -46,8 +46,11 @@ export interface CommandContext {
   readonly logger: Logger;
 }
 
-/** Who asks, and through what: the cause of the Changes a command makes (a correlation is added). */
-export type Requester = Pick<Cause, "actor" | "via">;
+/**
+ * Who asks, and through what: the cause of the Changes a command makes. A rollout or a rule also
+ * names its release or rule, and may bring its own correlation (otherwise a fresh one is added).
+ */
+export type Requester = Pick<Cause, "actor" | "via" | "release" | "rule" | "correlation">;
 
 /** An action's status as the hub keeps it (TD 1.1 ActionStatus). */
 export interface InvocationStatus {
@@ -120,7 +123,7 @@ export class Commands {
     const target = await this.target(td, "readproperty", "property", name);
     const value = asJson(await this.context.bindings.bindingFor(target).readProperty(target));
     if (value === undefined) return undefined;
-    const cause = { ...requester, correlation: randomUUID() };
+    const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
     await this.checkAnswer(td, version, "property", name, property, value, cause, target.href);
     await this.context.ingest(thing, [{ kind: "reported", affordance: name, value }], cause);
     return value;
@@ -141,7 +144,7 @@ export class Commands {
     this.validate(td, version, "property", name, property, value, "value");
     const target = await this.target(td, "writeproperty", "property", name);
     const binding = this.context.bindings.bindingFor(target);
-    const cause = { ...requester, correlation: randomUUID() };
+    const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
     await this.context.ingest(thing, [{ kind: "desired", affordance: name, value }], cause);
     try {
       await binding.writeProperty(target, value);
@@ -175,7 +178,7 @@ export class Commands {
     if (this.invocations.size >= MAX_INVOCATIONS && !this.evictOne()) {
       throw new UnavailableError("Too many asynchronous actions are running; retry later", 5);
     }
-    const cause = { ...requester, correlation: randomUUID() };
+    const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
     await this.context.ingest(
       thing,
       [{ kind: "invoked", affordance: name, ...(input !== undefined && { value: input }) }],
