@@ -1,6 +1,6 @@
-// The gateway on a broker of the operator's (`--mqtt-url`): one mqtt.js client (MQTT 3.1.1,
-// TCP_NODELAY), deliveries acknowledged after their handler (mqtt.js sends the PUBACK when
-// `handleMessage` calls back), reconnecting by itself. Outgoing QoS 0 messages are not queued
+// The gateway on a broker of the operator's (`--mqtt-url`): one mqtt.js client (MQTT 5,
+// TCP_NODELAY), QoS 1 deliveries acknowledged after their handler settled, many at a time
+// (Receive Maximum), reconnecting by itself. Outgoing QoS 0 messages are not queued
 // while offline, and dropped when the socket's buffer is full.
 import { MqttClient } from "mqtt";
 import { connect as netConnect, isIP, type Socket } from "node:net";
@@ -18,10 +18,38 @@ export interface ExternalBrokerOptions {
   readonly connectWaitMs?: number;
   /** Messages larger than this are not handed to handlers. */
   readonly maxPacketBytes: number;
+  /** Unacknowledged QoS 1 deliveries the broker may send (default DEFAULT_RECEIVE_MAXIMUM). */
+  readonly receiveMaximum?: number;
 }
 
 /** Bytes that may wait in the socket's buffer before outgoing messages are dropped. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+/**
+ * Below this, a write reports no backpressure. mqtt.js adds a `drain` listener for every write
+ * with a callback past the high-water mark, and removing thousands of them after a burst (one
+ * republished Change per report) costs O(n²); past MAX_BUFFERED_BYTES, publishes are dropped.
+ */
+const SOCKET_HIGH_WATER_MARK = 2 * MAX_BUFFERED_BYTES;
+/** A stream option that Node's sockets take (stream.Duplex) and @types/node does not list. */
+const BUFFERING = { writableHighWaterMark: SOCKET_HIGH_WATER_MARK };
+
+/**
+ * QoS 1 messages the broker may have delivered and not yet had acknowledged (MQTT 5 Receive
+ * Maximum, §3.1.2.11.3): how many reports can share one group commit. MQTT 3.1.1 has no such
+ * setting, and Mosquitto then allows 20.
+ */
+export const DEFAULT_RECEIVE_MAXIMUM = 4_096;
+
+/** Topics whose matching handlers are remembered. */
+const MAX_REMEMBERED_TOPICS = 10_000;
+
+/** Handed to mqtt.js's `handleMessage` callback: it then sends no PUBACK and reads on. */
+const DEFERRED_ACK = new Error("acknowledged after its Change is committed");
+
+/** mqtt.js's own way to send a packet on its connection (not in its typings). */
+interface PacketSender {
+  _sendPacket(packet: { cmd: "puback"; messageId: number; reasonCode: number }): void;
+}
 
 export function parseBrokerUrl(text: string): URL {
   let url: URL;
@@ -47,6 +75,7 @@ export class ExternalBroker implements BrokerLink {
   readonly #client: MqttClient;
   readonly #options: ExternalBrokerOptions;
   readonly #handlers: { filters: readonly string[]; handler: InboundHandler }[] = [];
+  readonly #matches = new Map<string, readonly InboundHandler[]>();
   #dropped = 0;
   /** Said to the operator when the broker could not be reached at start. */
   notice: string | undefined;
@@ -63,15 +92,21 @@ export class ExternalBroker implements BrokerLink {
     const openSocket = (): Socket => {
       const socket =
         broker.protocol === "mqtts:"
-          ? tlsConnect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}) })
-          : netConnect({ host, port });
+          ? tlsConnect({
+              host,
+              port,
+              ...BUFFERING,
+              ...(isIP(host) === 0 ? { servername: host } : {}),
+            })
+          : netConnect({ host, port, ...BUFFERING });
       // PITFALLS: mqtt.js leaves Nagle on; with it, p99 latency at 5k msg/s was 6–44 ms.
       socket.setNoDelay(true);
       return socket;
     };
     this.#client = new MqttClient(openSocket, {
       protocolId: "MQTT",
-      protocolVersion: 4,
+      protocolVersion: 5,
+      properties: { receiveMaximum: options.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM },
       clientId: options.clientId,
       clean: true,
       resubscribe: true,
@@ -88,27 +123,64 @@ export class ExternalBroker implements BrokerLink {
     this.#client.on("offline", () =>
       options.logger.warn({ broker: this.url }, "MQTT broker offline; reconnecting"),
     );
-    // mqtt.js sends the PUBACK only when this calls back (PITFALLS): after the handlers.
+    // mqtt.js sends the PUBACK when this calls back, and reads the next packet only then
+    // (PITFALLS). To let many messages share one group commit, a QoS 1 message is handed on and
+    // mqtt.js is told not to acknowledge it (a callback with an error skips its PUBACK and goes
+    // on); its PUBACK is sent once its handlers settled, i.e. after its Change committed. The
+    // broker keeps at most `receiveMaximum` of them unacknowledged.
     this.#client.handleMessage = (packet, callback) => {
       if (packet.cmd !== "publish") {
         callback();
         return;
       }
-      const handlers = this.#handlers.filter((h) => h.filters.some((f) => topicMatches(f, packet.topic)));
+      const handlers = this.#handlersOf(packet.topic);
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
       if (handlers.length === 0 || payload.length > options.maxPacketBytes) {
         callback();
         return;
       }
       const message = { topic: packet.topic, payload, retain: packet.retain };
-      Promise.all(handlers.map((h) => h.handler(message))).then(
-        () => callback(),
+      const handled =
+        handlers.length === 1 ? handlers[0]?.(message) : Promise.all(handlers.map((h) => h(message)));
+      const settled = Promise.resolve(handled).then(
+        () => undefined,
         (error: unknown) => {
+          // A broker gives no way to refuse a message: it is logged and acknowledged.
           options.logger.error({ err: error, topic: packet.topic }, "MQTT: a message could not be taken");
-          callback();
         },
       );
+      if (packet.qos !== 1 || packet.messageId === undefined) {
+        // QoS 0 needs no PUBACK; QoS 2 (never granted: subscriptions are QoS 1) keeps mqtt.js's order.
+        if (packet.qos === 0) callback();
+        else void settled.then(() => callback());
+        return;
+      }
+      const messageId = packet.messageId;
+      const stream = this.#client.stream;
+      callback(DEFERRED_ACK);
+      void settled.then(() => this.#acknowledge(stream, messageId));
     };
+  }
+
+  /** The handlers whose filters match a topic; remembered per topic, since devices repeat theirs. */
+  #handlersOf(topic: string): readonly InboundHandler[] {
+    let handlers = this.#matches.get(topic);
+    if (handlers === undefined) {
+      handlers = this.#handlers
+        .filter((h) => h.filters.some((f) => topicMatches(f, topic)))
+        .map((h) => h.handler);
+      if (this.#matches.size >= MAX_REMEMBERED_TOPICS) this.#matches.clear();
+      this.#matches.set(topic, handlers);
+    }
+    return handlers;
+  }
+
+  /** PUBACK on the connection the message came on; after a reconnect the broker has forgotten it. */
+  #acknowledge(stream: unknown, messageId: number): void {
+    if (!this.#client.connected || this.#client.stream !== stream) return;
+    const client = this.#client as unknown as PacketSender;
+    // mqtt-packet corks the socket until the next tick: the PUBACKs of one commit leave together.
+    client._sendPacket({ cmd: "puback", messageId, reasonCode: 0 });
   }
 
   static async start(options: ExternalBrokerOptions): Promise<ExternalBroker> {
@@ -129,6 +201,7 @@ export class ExternalBroker implements BrokerLink {
 
   async handle(filters: readonly string[], handler: InboundHandler): Promise<void> {
     this.#handlers.push({ filters, handler });
+    this.#matches.clear();
     const subscriptions = Object.fromEntries(filters.map((f) => [f, { qos: 1 as const }]));
     if (!this.#client.connected) {
       // Sent once connected; mqtt.js resubscribes after every reconnect.
@@ -155,7 +228,13 @@ export class ExternalBroker implements BrokerLink {
       }
       return false;
     }
-    this.#client.publish(topic, payload, { qos: options.qos, retain: options.retain ?? false }, (error) => {
+    const publishOptions = { qos: options.qos, retain: options.retain ?? false };
+    if (options.qos === 0) {
+      // Fire and forget: no callback, so no `drain` listener either.
+      this.#client.publish(topic, payload, publishOptions);
+      return true;
+    }
+    this.#client.publish(topic, payload, publishOptions, (error) => {
       if (error) this.#options.logger.warn({ err: error, topic }, "MQTT: publish failed");
     });
     return true;

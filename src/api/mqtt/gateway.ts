@@ -6,16 +6,15 @@
 import type { Logger } from "pino";
 import {
   BindingError,
-  HyperthingsError,
   ValidationError,
   canonicalJson,
   parseJsonStrict,
-  type Cause,
   type Change,
 } from "../../core/index.js";
 import type { Follower, Hub, Report } from "../../hub/index.js";
 import { toProblem } from "../http/problem.js";
 import type { BrokerLink, InboundMessage } from "./broker-link.js";
+import { ReportBatches } from "./report-batches.js";
 import type { GatewayTopic, TopicLayout } from "./topic-layout.js";
 
 export interface GatewayOptions {
@@ -48,11 +47,13 @@ export class MqttGateway {
   readonly #writes = new Map<string, Set<PendingWrite>>();
   #pendingWrites = 0;
   #follower: Follower | undefined;
+  readonly #batches: ReportBatches;
 
   constructor(hub: Hub, link: BrokerLink, options: GatewayOptions) {
     this.#hub = hub;
     this.#link = link;
     this.#options = options;
+    this.#batches = new ReportBatches((thing, reports, cause) => hub.ingest(thing, reports, cause));
   }
 
   get layout(): TopicLayout {
@@ -173,15 +174,9 @@ export class MqttGateway {
       this.#refuse(errors, message, error);
       return;
     }
-    const cause: Cause = { actor: message.publisher?.name ?? "mqtt", via: "mqtt" };
-    try {
-      await this.#hub.ingest(parsed.thing, [report], cause);
-    } catch (error) {
-      this.#refuse(errors, message, error);
-      // Client errors are answered; anything else (a full queue, a failing disk) leaves the
-      // message unacknowledged, so the device sends it again.
-      if (!(error instanceof HyperthingsError) || error.status >= 500) throw error;
-    }
+    return this.#batches.take(parsed.thing, message.publisher?.name ?? "mqtt", report, (error) =>
+      this.#refuse(errors, message, error),
+    );
   }
 
   #settleWrite(topic: GatewayTopic, message: InboundMessage, errors: string): void {
