@@ -1,0 +1,168 @@
+// The graph's in-memory indexes — adjacency (out and in, dangling targets included), @type, a
+// small projection of each TD and each property's current value — the GraphView that queries in
+// core evaluate over. Rebuilt from the Store at start and kept in step from the Bus (graph.ts);
+// every entry carries the Log position it came from, so replays and races apply idempotently.
+import {
+  edgesOf,
+  scopeOf,
+  type GraphEdge,
+  type GraphView,
+  type RegisteredThingDescription,
+  type Vocabulary,
+} from "../core/index.js";
+
+/** TD members left out of the projection `td.…` filters see: affordances, forms, security, context. */
+const NOT_PROJECTED = new Set([
+  "@context",
+  "@type",
+  "properties",
+  "actions",
+  "events",
+  "forms",
+  "links",
+  "security",
+  "securityDefinitions",
+  "schemaDefinitions",
+  "uriVariables",
+]);
+
+interface ThingEntry {
+  /** The seq of the `described` Change this entry reflects. */
+  version: number;
+  types: string[];
+  fields: Record<string, unknown>;
+  edges: GraphEdge[];
+}
+
+export interface IncomingEdge {
+  from: string;
+  relIri: string;
+  edge: GraphEdge;
+}
+
+const NO_EDGES: readonly never[] = [];
+
+export class GraphIndex implements GraphView {
+  private readonly things = new Map<string, ThingEntry>();
+  private readonly incomingEdges = new Map<string, IncomingEdge[]>();
+  private readonly byType = new Map<string, Set<string>>();
+  private readonly values = new Map<string, Map<string, { seq: number; value: unknown }>>();
+  /** Seq of the removal of Things no longer here, so an older description replayed later is ignored. */
+  private readonly removedAt = new Map<string, number>();
+
+  constructor(private readonly vocabulary: Vocabulary) {}
+
+  get size(): number {
+    return this.things.size;
+  }
+
+  describe(td: RegisteredThingDescription, seq: number): void {
+    const id = td.id;
+    const existing = this.things.get(id);
+    if ((existing && existing.version >= seq) || (this.removedAt.get(id) ?? 0) >= seq) return;
+    if (existing) this.unindex(id, existing);
+    this.removedAt.delete(id);
+    const scope = scopeOf(td["@context"], this.vocabulary.scope);
+    const declared = td["@type"];
+    const list = Array.isArray(declared) ? declared : declared === undefined ? [] : [declared];
+    const types = [
+      ...new Set(list.filter((t) => typeof t === "string").map((t) => this.vocabulary.resolve(t, scope))),
+    ];
+    const fields: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(td)) if (!NOT_PROJECTED.has(key)) fields[key] = value;
+    const entry: ThingEntry = { version: seq, types, fields, edges: edgesOf(td, this.vocabulary.scope) };
+    this.things.set(id, entry);
+    for (const t of types) {
+      let set = this.byType.get(t);
+      if (!set) this.byType.set(t, (set = new Set()));
+      set.add(id);
+    }
+    for (const edge of entry.edges) {
+      let list = this.incomingEdges.get(edge.to);
+      if (!list) this.incomingEdges.set(edge.to, (list = []));
+      list.push({ from: id, relIri: edge.relIri, edge });
+    }
+  }
+
+  remove(id: string, seq: number): void {
+    const existing = this.things.get(id);
+    if (existing && existing.version >= seq) return;
+    this.removedAt.set(id, seq);
+    if (!existing) return;
+    this.unindex(id, existing);
+    this.things.delete(id);
+    for (const perThing of this.values.values()) perThing.delete(id);
+  }
+
+  private unindex(id: string, entry: ThingEntry): void {
+    for (const t of entry.types) {
+      const set = this.byType.get(t);
+      set?.delete(id);
+      if (set?.size === 0) this.byType.delete(t);
+    }
+    for (const edge of entry.edges) {
+      const list = this.incomingEdges.get(edge.to);
+      if (!list) continue;
+      const kept = list.filter((e) => e.from !== id);
+      if (kept.length > 0) this.incomingEdges.set(edge.to, kept);
+      else this.incomingEdges.delete(edge.to);
+    }
+  }
+
+  report(id: string, property: string, value: unknown, seq: number): void {
+    let perThing = this.values.get(property);
+    if (!perThing) this.values.set(property, (perThing = new Map<string, { seq: number; value: unknown }>()));
+    const current = perThing.get(id);
+    if (!current || current.seq < seq) perThing.set(id, { seq, value });
+  }
+
+  /** The edges out of a registered Thing, or undefined when it is not registered. */
+  edges(id: string): readonly GraphEdge[] | undefined {
+    return this.things.get(id)?.edges;
+  }
+
+  incomingOf(id: string): readonly IncomingEdge[] {
+    return this.incomingEdges.get(id) ?? NO_EDGES;
+  }
+
+  title(id: string): string | undefined {
+    const title = this.things.get(id)?.fields.title;
+    return typeof title === "string" ? title : undefined;
+  }
+
+  // GraphView
+  ids(): Iterable<string> {
+    return this.things.keys();
+  }
+  has(id: string): boolean {
+    return this.things.has(id);
+  }
+  ofType(iri: string): Iterable<string> {
+    return this.byType.get(iri) ?? NO_EDGES;
+  }
+  typesOf(id: string): readonly string[] {
+    return this.things.get(id)?.types ?? NO_EDGES;
+  }
+  outgoing(id: string): ReadonlyArray<{ relIri: string; to: string }> {
+    return this.things.get(id)?.edges ?? NO_EDGES;
+  }
+  incoming(id: string): ReadonlyArray<{ relIri: string; from: string }> {
+    return this.incomingEdges.get(id) ?? NO_EDGES;
+  }
+  tdField(id: string, path: readonly string[]): unknown {
+    let v: unknown = this.things.get(id)?.fields;
+    for (const key of path) {
+      if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+      v = (v as Record<string, unknown>)[key];
+    }
+    return v;
+  }
+  stateValue(id: string, property: string): unknown {
+    return this.values.get(property)?.get(id)?.value;
+  }
+  *withState(property: string): Iterable<readonly [string, unknown]> {
+    for (const [id, { value }] of this.values.get(property) ?? []) {
+      if (this.things.has(id)) yield [id, value];
+    }
+  }
+}

@@ -1,0 +1,378 @@
+// The graph of Things: edges from TD `links`, typed queries (docs/queries.md), link editing
+// through the directory, and the `linked`/`unlinked` Changes that record each edge change.
+// The indexes (graph-index.ts) are built from the Store on first use and kept in step from the Bus.
+import {
+  DEFAULT_MAX_EDGE_VISITS,
+  NotFoundError,
+  ValidationError,
+  assertGraphQuery,
+  evaluateGraphQuery,
+  expandIri,
+  linkChanges,
+  parseGraphFilter,
+  scopeOf,
+  termProblem,
+  type Cause,
+  type Change,
+  type GraphQuery,
+  type Link,
+  type RegisteredThingDescription,
+  type Vocabulary,
+} from "../core/index.js";
+import type { Logger } from "pino";
+import type { Bus } from "../bus/index.js";
+import type { Store } from "../store/index.js";
+import type { Directory } from "./directory.js";
+import { GraphIndex } from "./graph-index.js";
+import type { HubClock } from "./hub-clock.js";
+import { assertThingId } from "./directory.js";
+
+export interface GraphItem {
+  id: string;
+  td: RegisteredThingDescription;
+  /** The Thing's current reported property values, from the Store's state projection. */
+  state: Record<string, unknown>;
+}
+
+export interface GraphPage {
+  items: GraphItem[];
+  /** Give it back as `cursor` for the next page; absent on the last page. */
+  next?: string;
+}
+
+export interface GraphLink {
+  from: string;
+  /** The relation as the TD writes it. */
+  rel: string;
+  to: string;
+  /** Whether `to` names a registered Thing (an edge to an unknown id waits for it). */
+  resolved: boolean;
+  type?: string;
+  anchor?: string;
+}
+
+/** One Thing in a neighbourhood tree; a Thing met again is a leaf with `repeated`. */
+export interface NeighbourhoodNode {
+  id: string;
+  title?: string;
+  types: string[];
+  resolved: boolean;
+  repeated?: true;
+  links: Array<{ rel: string; direction: "out" | "in"; node: NeighbourhoodNode }>;
+}
+
+export interface GraphOptions {
+  /** The fan-out bound of one query, in edges examined. */
+  maxEdgeVisits?: number;
+  /** The most Things a neighbourhood may hold. */
+  maxNeighbourhood?: number;
+}
+
+export interface GraphDependencies {
+  store: Store;
+  bus: Bus;
+  directory: Directory;
+  clock: HubClock;
+  logger: Logger;
+  vocabulary: Vocabulary;
+}
+
+export const MAX_GRAPH_PAGE = 1000;
+export const MAX_NEIGHBOURHOOD_DEPTH = 10;
+
+function encodeCursor(id: string): string {
+  return Buffer.from(JSON.stringify({ after: id })).toString("base64url");
+}
+
+function decodeCursor(cursor: string): string {
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
+    const after = (parsed as { after?: unknown }).after;
+    if (typeof after === "string") return after;
+  } catch {
+    // fall through to the error below
+  }
+  throw new ValidationError("The cursor is not one this hub gave out", [
+    { pointer: "/query/cursor", message: "is not a cursor from a previous page" },
+  ]);
+}
+
+export class Graph {
+  private readonly index: GraphIndex;
+  private ready: Promise<void> | undefined;
+  /** Changes published while the index is being built, applied once it is. */
+  private backlog: Change[] | undefined;
+  private readonly unsubscribe: () => void;
+  private readonly maxEdgeVisits: number;
+  private readonly maxNeighbourhood: number;
+  private closed = false;
+
+  constructor(
+    private readonly deps: GraphDependencies,
+    options: GraphOptions = {},
+  ) {
+    this.index = new GraphIndex(deps.vocabulary);
+    this.maxEdgeVisits = options.maxEdgeVisits ?? DEFAULT_MAX_EDGE_VISITS;
+    this.maxNeighbourhood = options.maxNeighbourhood ?? 1000;
+    this.unsubscribe = deps.bus.subscribe((change) => this.onChange(change));
+  }
+
+  private onChange(change: Change): void {
+    if (change.kind === "described" || change.kind === "removed") this.recordEdgeChanges(change);
+    if (this.backlog) this.backlog.push(change);
+    else if (this.ready) this.apply(change);
+  }
+
+  private apply(change: Change): void {
+    if (change.kind === "described")
+      this.index.describe(change.value as RegisteredThingDescription, change.seq);
+    else if (change.kind === "removed") this.index.remove(change.thing, change.seq);
+    else if (change.kind === "reported" && change.affordance !== undefined)
+      this.index.report(change.thing, change.affordance, change.value, change.seq);
+  }
+
+  /**
+   * A description that adds or removes edges is followed by one `linked`/`unlinked` Change per
+   * edge, with the same cause. They are appended right after the `described` Change has committed
+   * (not in its transaction: the Store's describe appends one Change), by the hub that published it.
+   */
+  private recordEdgeChanges(change: Change): void {
+    if (this.closed) return;
+    const before = change.previous as RegisteredThingDescription | undefined;
+    const after = change.kind === "described" ? (change.value as RegisteredThingDescription) : undefined;
+    const cause: Cause = { ...change.cause, correlation: change.cause.correlation ?? `seq:${change.seq}` };
+    const inputs = linkChanges(change.thing, before, after, cause, this.deps.vocabulary.scope);
+    if (inputs.length === 0) return;
+    const drafts = inputs.map((input) => ({ ...input, hlc: this.deps.clock.stamp().hlc }));
+    this.deps.store.append(drafts).then(
+      (changes) => this.deps.bus.publish(changes),
+      (err: unknown) => {
+        if (!this.closed)
+          this.deps.logger.error({ err, thing: change.thing }, "linked/unlinked Changes were not recorded");
+      },
+    );
+  }
+
+  /** Builds the indexes from the Store once; Changes published meanwhile are applied after. */
+  private whenReady(): Promise<void> {
+    this.ready ??= (async () => {
+      this.backlog = [];
+      try {
+        for await (const record of this.deps.store.scanThings(1000)) {
+          this.index.describe(record.td, record.version);
+          const streams = await this.deps.store.streamsAt(record.id, undefined, ["reported"]);
+          for (const s of streams) this.index.report(record.id, s.affordance, s.latest.value, s.latest.seq);
+        }
+      } finally {
+        const backlog = this.backlog;
+        this.backlog = undefined;
+        for (const change of backlog) this.apply(change);
+      }
+    })();
+    return this.ready;
+  }
+
+  private relIri(rel: string): string {
+    return expandIri(rel, this.deps.vocabulary.scope);
+  }
+
+  /** Things matching a filter (text, docs/queries.md, or a parsed GraphQuery), by id, a page at a time. */
+  async query(filter: string | GraphQuery, page: { cursor?: string; limit: number }): Promise<GraphPage> {
+    const query =
+      typeof filter === "string" ? parseGraphFilter(filter, "/query/filter") : assertGraphQuery(filter);
+    if (!Number.isInteger(page.limit) || page.limit < 1 || page.limit > MAX_GRAPH_PAGE) {
+      throw new ValidationError(`limit must be a whole number from 1 to ${MAX_GRAPH_PAGE}`, [
+        { pointer: "/query/limit", message: `must be an integer in [1, ${MAX_GRAPH_PAGE}]` },
+      ]);
+    }
+    const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
+    await this.whenReady();
+    const vocabulary = this.deps.vocabulary;
+    const matches = evaluateGraphQuery(query, this.index, {
+      typesOf: (term) => vocabulary.subtypesOf(vocabulary.resolve(term)),
+      relOf: (term) => this.relIri(term),
+      maxEdgeVisits: this.maxEdgeVisits,
+      pointer: "/query/filter",
+    });
+    const ids: string[] = [];
+    for (const id of matches) if (after === undefined || id > after) ids.push(id);
+    ids.sort();
+    const items: GraphItem[] = [];
+    const now = this.deps.clock.now();
+    let last: string | undefined;
+    let more = false;
+    for (const id of ids) {
+      if (items.length === page.limit) {
+        more = true;
+        break;
+      }
+      last = id;
+      const record = await this.deps.store.getThing(id);
+      // Removed meanwhile, or expired and not yet swept: not in the directory any more.
+      if (!record || (record.expires !== undefined && Date.parse(record.expires) <= now.getTime())) continue;
+      items.push({ id, td: this.deps.directory.enriched(record, now), state: await this.stateOf(id) });
+    }
+    return { items, ...(more && last !== undefined && { next: encodeCursor(last) }) };
+  }
+
+  private async stateOf(id: string): Promise<Record<string, unknown>> {
+    const state: Record<string, unknown> = {};
+    for (const s of await this.deps.store.streamsAt(id, undefined, ["reported"]))
+      state[s.affordance] = s.latest.value;
+    return state;
+  }
+
+  private relFilter(rel: string | undefined): string | undefined {
+    if (rel === undefined) return undefined;
+    const problem = termProblem(rel);
+    if (problem)
+      throw new ValidationError(`The relation "${rel}" ${problem}`, [
+        { pointer: "/query/rel", message: problem },
+      ]);
+    return this.relIri(rel);
+  }
+
+  /** The edges out of a registered Thing, optionally of one relation. */
+  async links(id: string, rel?: string): Promise<GraphLink[]> {
+    assertThingId(id);
+    const relIri = this.relFilter(rel);
+    await this.whenReady();
+    const edges = this.index.edges(id);
+    if (!edges) throw new NotFoundError(`No Thing with id ${id}`);
+    return edges
+      .filter((e) => relIri === undefined || e.relIri === relIri)
+      .map((e) => ({
+        from: id,
+        rel: e.rel,
+        to: e.to,
+        resolved: this.index.has(e.to),
+        ...(e.type !== undefined && { type: e.type }),
+        ...(e.anchor !== undefined && { anchor: e.anchor }),
+      }));
+  }
+
+  /** The edges into a Thing (also into an id no Thing has yet), optionally of one relation. */
+  async linkedFrom(id: string, rel?: string): Promise<GraphLink[]> {
+    assertThingId(id);
+    const relIri = this.relFilter(rel);
+    await this.whenReady();
+    const incoming = this.index.incomingOf(id);
+    if (incoming.length === 0 && !this.index.has(id))
+      throw new NotFoundError(`No Thing with id ${id}, and no link to it`);
+    return incoming
+      .filter((e) => relIri === undefined || e.relIri === relIri)
+      .map(({ from, edge }) => ({
+        from,
+        rel: edge.rel,
+        to: id,
+        resolved: this.index.has(id),
+        ...(edge.type !== undefined && { type: edge.type }),
+        ...(edge.anchor !== undefined && { anchor: edge.anchor }),
+      }));
+  }
+
+  private sameRel(td: RegisteredThingDescription, written: string, rel: string): boolean {
+    const scope = scopeOf(td["@context"], this.deps.vocabulary.scope);
+    return expandIri(written, scope) === expandIri(rel, scope);
+  }
+
+  private assertEdge(rel: string, to: string): void {
+    const problem = termProblem(rel);
+    if (problem)
+      throw new ValidationError(`The relation "${rel}" ${problem}`, [{ pointer: "/rel", message: problem }]);
+    assertThingId(to);
+  }
+
+  /**
+   * Adds `{rel, href: to}` to the TD's `links` through the directory (a `described` Change, then
+   * a `linked` one). Linking what is already linked changes nothing and returns undefined.
+   */
+  async link(from: string, rel: string, to: string, cause: Cause): Promise<Change | undefined> {
+    this.assertEdge(rel, to);
+    const record = await this.deps.directory.getLive(from);
+    const links: Link[] = Array.isArray(record.td.links) ? record.td.links : [];
+    if (links.some((l) => l.href === to && typeof l.rel === "string" && this.sameRel(record.td, l.rel, rel)))
+      return undefined;
+    const result = await this.deps.directory.patch(from, { links: [...links, { rel, href: to }] }, cause);
+    return result.change;
+  }
+
+  /** Removes every link of that relation to `to` from the TD; NotFoundError when there is none. */
+  async unlink(from: string, rel: string, to: string, cause: Cause): Promise<Change> {
+    this.assertEdge(rel, to);
+    const record = await this.deps.directory.getLive(from);
+    const links: Link[] = Array.isArray(record.td.links) ? record.td.links : [];
+    const kept = links.filter(
+      (l) => !(l.href === to && typeof l.rel === "string" && this.sameRel(record.td, l.rel, rel)),
+    );
+    if (kept.length === links.length) throw new NotFoundError(`${from} has no ${rel} link to ${to}`);
+    // A merge patch replaces an array whole; null removes the member when no link is left.
+    const result = await this.deps.directory.patch(from, { links: kept.length > 0 ? kept : null }, cause);
+    return result.change;
+  }
+
+  /** The Things within `depth` edges of a Thing (both directions), as a tree without repeats. */
+  async neighbourhood(id: string, depth: number, rel?: string): Promise<NeighbourhoodNode> {
+    assertThingId(id);
+    if (!Number.isInteger(depth) || depth < 1 || depth > MAX_NEIGHBOURHOOD_DEPTH) {
+      throw new ValidationError(`depth must be a whole number from 1 to ${MAX_NEIGHBOURHOOD_DEPTH}`, [
+        { pointer: "/query/depth", message: `must be an integer in [1, ${MAX_NEIGHBOURHOOD_DEPTH}]` },
+      ]);
+    }
+    const relIri = this.relFilter(rel);
+    await this.whenReady();
+    if (!this.index.has(id)) throw new NotFoundError(`No Thing with id ${id}`);
+    const node = (thing: string): NeighbourhoodNode => {
+      const title = this.index.title(thing);
+      return {
+        id: thing,
+        ...(title !== undefined && { title }),
+        types: [...this.index.typesOf(thing)],
+        resolved: this.index.has(thing),
+        links: [],
+      };
+    };
+    const root = node(id);
+    const seen = new Set([id]);
+    let wave = [root];
+    for (let level = 0; level < depth && wave.length > 0; level++) {
+      const next: NeighbourhoodNode[] = [];
+      for (const parent of wave) {
+        const neighbours = [
+          ...(this.index.edges(parent.id) ?? []).map((e) => ({
+            rel: e.rel,
+            relIri: e.relIri,
+            other: e.to,
+            direction: "out" as const,
+          })),
+          ...this.index
+            .incomingOf(parent.id)
+            .map((e) => ({ rel: e.edge.rel, relIri: e.relIri, other: e.from, direction: "in" as const })),
+        ];
+        for (const n of neighbours) {
+          if (relIri !== undefined && n.relIri !== relIri) continue;
+          const child = node(n.other);
+          if (seen.has(n.other)) child.repeated = true;
+          else {
+            seen.add(n.other);
+            next.push(child);
+            if (seen.size > this.maxNeighbourhood) {
+              throw new ValidationError(
+                `The neighbourhood of ${id} at depth ${depth} holds more than ${this.maxNeighbourhood} Things; lower the depth or give a relation`,
+                [{ pointer: "/query/depth", message: `more than ${this.maxNeighbourhood} Things` }],
+              );
+            }
+          }
+          parent.links.push({ rel: n.rel, direction: n.direction, node: child });
+        }
+      }
+      wave = next;
+    }
+    return root;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.unsubscribe();
+  }
+}
