@@ -67,6 +67,28 @@ export interface HubConfig {
    * always, then the ranges of `--deny`.
    */
   deny: readonly string[];
+  /** The bounds on GraphQL operations at /graphql (docs/graphql.md). */
+  graphql: GraphqlLimits;
+}
+
+/** What one GraphQL operation, and one WebSocket, may ask of the hub. */
+export interface GraphqlLimits {
+  /** Deepest nesting of selections. */
+  maxDepth: number;
+  /** Highest cost: each field 1, a list field times its page size (`first`, or 10 assumed). */
+  maxCost: number;
+  /** Largest `first` a list may ask for. */
+  maxFirst: number;
+  /** Subscriptions one socket may hold at once. */
+  maxSubscriptions: number;
+  /** Operations per second one socket may start, on average… */
+  operationsPerSecond: number;
+  /** …and in a burst. */
+  operationsBurst: number;
+  /** Changes a subscription may have waiting for its socket; past it the socket is closed (1013). */
+  maxQueued: number;
+  /** Largest WebSocket message, in bytes. */
+  maxPayload: number;
 }
 
 /** The environment variable for each setting. */
@@ -127,6 +149,16 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   mqttHomeAssistantPrefix: "homeassistant",
   allow: ["0.0.0.0/0", "::/0"],
   deny: METADATA_AND_LINK_LOCAL_RANGES,
+  graphql: {
+    maxDepth: 12,
+    maxCost: 20_000,
+    maxFirst: 1000,
+    maxSubscriptions: 100,
+    operationsPerSecond: 50,
+    operationsBurst: 200,
+    maxQueued: 10_000,
+    maxPayload: 1024 * 1024,
+  },
 };
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -164,6 +196,8 @@ export interface ConfigOverrides {
   allow?: string;
   /** `--deny`: comma-separated CIDR ranges, denied on top of the defaults. */
   deny?: string;
+  /** Bounds on GraphQL operations, each replacing its default. */
+  graphql?: Partial<GraphqlLimits>;
 }
 
 /** Resolves the configuration: command line, then environment, then defaults; validated. */
@@ -236,6 +270,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     ),
     ...mqttSettings(overrides, env),
     ...addressSettings(overrides, env),
+    graphql: { ...configDefaults.graphql, ...overrides.graphql },
     adminToken,
     readToken,
     logLevel,

@@ -11,7 +11,11 @@ declare module "fastify" {
 }
 
 const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+/** The web UI's page and assets: a browser loads them before it has a token to send. */
+const isUiPath = (path: string): boolean => path === "/" || path === "/ui/" || path.startsWith("/ui/");
 const ALWAYS_OPEN = new Set(["/health"]);
+/** Routes that authorise each operation themselves, by what it does (GraphQL: queries vs mutations). */
+const OWN_AUTHORIZATION = new Set(["/graphql"]);
 
 function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
@@ -30,8 +34,9 @@ export function registerAuthorization(app: FastifyInstance, hub: Hub): void {
       if (!request.principal) throw new UnauthorizedError("The bearer token is not valid for this hub");
     }
     const path = request.url.split("?", 1)[0] ?? "";
-    if (ALWAYS_OPEN.has(path)) return;
+    if (ALWAYS_OPEN.has(path) || OWN_AUTHORIZATION.has(path)) return;
     const isRead = READ_METHODS.has(request.method);
+    if (isRead && isUiPath(path)) return;
     if (isRead && !hub.config.authRead) return;
     if (!request.principal) {
       throw new UnauthorizedError(

@@ -1,0 +1,162 @@
+// GraphQL over HTTP (the GraphQL-over-HTTP draft): POST /graphql with a JSON body for any query or
+// mutation, GET /graphql?query=… for queries only. Answers `application/graphql-response+json`
+// when the client accepts it (request errors then get a 4xx status), `application/json` otherwise.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { OperationTypeNode, execute, type GraphQLError, type GraphQLSchema } from "graphql";
+import { ValidationError } from "../../core/index.js";
+import type { Hub } from "../../hub/index.js";
+import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
+import { prepareOperation, validationRules, type OperationRequest } from "./operation.js";
+import type { GraphqlContext } from "./resolvers.js";
+
+export const GRAPHQL_RESPONSE_TYPE = "application/graphql-response+json";
+
+const requestBody = {
+  type: "object",
+  required: ["query"],
+  properties: {
+    query: { type: "string", minLength: 1 },
+    variables: { type: ["object", "null"] },
+    operationName: { type: ["string", "null"] },
+    extensions: { type: ["object", "null"] },
+  },
+} as const;
+
+const requestQuery = {
+  type: "object",
+  required: ["query"],
+  additionalProperties: false,
+  properties: {
+    query: { type: "string", minLength: 1 },
+    variables: { type: "string", description: "The variables, as JSON" },
+    operationName: { type: "string" },
+    extensions: { type: "string" },
+  },
+} as const;
+
+/** A request error's HTTP status under graphql-response+json: who is refused, or a bad request. */
+function requestErrorStatus(errors: readonly GraphQLError[]): number {
+  const code = errors[0]?.extensions.code;
+  if (code === ERROR_CODES.unauthenticated) return 401;
+  if (code === ERROR_CODES.forbidden) return 403;
+  return 400;
+}
+
+export function graphqlRoutes(hub: Hub, schema: GraphQLSchema) {
+  const limits = hub.config.graphql;
+  const rules = validationRules(limits);
+
+  const run = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    operationRequest: OperationRequest,
+    method: "GET" | "POST",
+  ): Promise<FastifyReply> => {
+    const accept = request.headers.accept ?? "";
+    const modern = accept.includes(GRAPHQL_RESPONSE_TYPE);
+    const send = (status: number, body: unknown) =>
+      reply
+        .code(modern ? status : 200)
+        .type(modern ? GRAPHQL_RESPONSE_TYPE : "application/json")
+        .send(JSON.stringify(body));
+    const onInternal = (err: unknown) => request.log.error({ err }, "a GraphQL resolver failed");
+    const prepared = prepareOperation(hub, schema, rules, operationRequest, request.principal);
+    if (!prepared.ok) {
+      return send(requestErrorStatus(prepared.errors), {
+        errors: prepared.errors.map((e) => formatError(e, onInternal)),
+      });
+    }
+    const kind = prepared.operation.operation;
+    if (kind === OperationTypeNode.SUBSCRIPTION) {
+      const error = graphqlError(
+        "Subscriptions are streams: open a WebSocket to /graphql (graphql-ws protocol)",
+        ERROR_CODES.badRequest,
+      );
+      return send(400, { errors: [formatError(error)] });
+    }
+    if (kind === OperationTypeNode.MUTATION && method === "GET") {
+      // GraphQL over HTTP §GET: a mutation over GET is refused with 405.
+      const error = graphqlError("Mutations are sent with POST", ERROR_CODES.badRequest);
+      return reply
+        .code(405)
+        .header("allow", "POST")
+        .type(modern ? GRAPHQL_RESPONSE_TYPE : "application/json")
+        .send(JSON.stringify({ errors: [formatError(error)] }));
+    }
+    const context: GraphqlContext = {
+      hub,
+      principal: request.principal,
+      limits,
+      via: "graphql",
+      overflow: () => {},
+    };
+    const result = await execute({
+      schema,
+      document: prepared.document,
+      operationName: operationRequest.operationName ?? null,
+      variableValues: operationRequest.variables ?? null,
+      contextValue: context,
+    });
+    const body = {
+      ...(result.errors && { errors: result.errors.map((e) => formatError(e, onInternal)) }),
+      ...("data" in result && { data: result.data }),
+    };
+    // Variables that do not fit their types: a request error (no data at all).
+    return send(result.data === undefined ? 400 : 200, body);
+  };
+
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.post(
+      "/graphql",
+      {
+        schema: {
+          summary: "Run a GraphQL query or mutation (docs/graphql.md); subscriptions use the WebSocket",
+          tags: ["graphql"],
+          body: requestBody,
+        },
+      },
+      async (request, reply) => run(request, reply, request.body as OperationRequest, "POST"),
+    );
+
+    app.get(
+      "/graphql",
+      {
+        schema: {
+          summary: "Run a GraphQL query given in the URL (queries only)",
+          tags: ["graphql"],
+          querystring: requestQuery,
+        },
+      },
+      async (request, reply) => {
+        const q = request.query as { query: string; variables?: string; operationName?: string };
+        let variables: Record<string, unknown> | undefined;
+        if (q.variables !== undefined && q.variables !== "") {
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(q.variables);
+          } catch (err) {
+            throw new ValidationError(`variables is not JSON: ${(err as Error).message}`, [
+              { pointer: "/query/variables", message: "must be JSON" },
+            ]);
+          }
+          if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+            throw new ValidationError("variables must be a JSON object", [
+              { pointer: "/query/variables", message: "must be a JSON object" },
+            ]);
+          }
+          variables = parsed as Record<string, unknown>;
+        }
+        return run(
+          request,
+          reply,
+          {
+            query: q.query,
+            variables,
+            ...(q.operationName !== undefined && { operationName: q.operationName }),
+          },
+          "GET",
+        );
+      },
+    );
+  };
+}

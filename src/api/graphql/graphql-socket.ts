@@ -1,0 +1,161 @@
+// GraphQL over WebSocket at /graphql, with the graphql-ws protocol (graphql-transport-ws): the
+// token comes in `connection_init` (`{ token }`; a bad one closes the socket with 4403), then
+// queries, mutations and subscriptions share the socket, each checked like an HTTP request, and
+// each socket is bounded: operations per second, subscriptions at once, Changes queued.
+import type { FastifyInstance } from "fastify";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { OperationTypeNode, type ExecutionArgs, type GraphQLSchema } from "graphql";
+import { useServer } from "graphql-ws/use/ws";
+import { WebSocketServer, type WebSocket } from "ws";
+import type { Hub, Principal } from "../../hub/index.js";
+import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
+import { TokenBucket } from "./limits.js";
+import { prepareOperation, validationRules } from "./operation.js";
+import type { GraphqlContext } from "./resolvers.js";
+
+export const GRAPHQL_PATH = "/graphql";
+/** RFC 6455 §7.4.1: "try again later" — the client reconnects, and resumes. */
+export const CLOSE_TOO_SLOW = 1013;
+
+interface SocketState {
+  principal: Principal | undefined;
+  bucket: TokenBucket;
+  subscriptions: Set<string>;
+  context: GraphqlContext;
+}
+
+/** A WebSocket close reason is at most 123 bytes. */
+function closeReason(text: string): string {
+  const bytes = Buffer.from(text);
+  return bytes.length <= 123
+    ? text
+    : `${bytes
+        .subarray(0, 120)
+        .toString("utf8")
+        .replace(/\uFFFD+$/, "")}…`;
+}
+
+export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: GraphQLSchema): void {
+  const limits = hub.config.graphql;
+  const rules = validationRules(limits);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxPayload });
+  const states = new WeakMap<WebSocket, SocketState>();
+
+  useServer<Record<string, unknown> | undefined>(
+    {
+      // The hub's own checks (parse, limits, authorisation) run in onSubscribe; errors go out formatted.
+      onConnect: (ctx) => {
+        const socket = ctx.extra.socket;
+        const token = ctx.connectionParams?.token;
+        let principal: Principal | undefined;
+        if (token !== undefined) {
+          if (typeof token !== "string") return false;
+          principal = hub.authenticate(token);
+          if (!principal) return false;
+        } else if (hub.config.authRead) {
+          return false;
+        }
+        const context: GraphqlContext = {
+          hub,
+          principal,
+          limits,
+          via: "graphql-ws",
+          overflow: (reason) => {
+            hub.logger.warn({ reason }, "closing a GraphQL socket that does not keep up");
+            socket.close(CLOSE_TOO_SLOW, closeReason(`too slow: ${reason}`));
+          },
+        };
+        states.set(socket, {
+          principal,
+          bucket: new TokenBucket(limits.operationsPerSecond, limits.operationsBurst),
+          subscriptions: new Set(),
+          context,
+        });
+        return true;
+      },
+      onSubscribe: (ctx, id, payload) => {
+        const state = states.get(ctx.extra.socket);
+        if (!state) return [graphqlError("The connection is not initialised", ERROR_CODES.unauthenticated)];
+        if (!state.bucket.take()) {
+          return [
+            graphqlError(
+              `Too many operations on this socket: at most ${limits.operationsPerSecond} a second (bursts of ${limits.operationsBurst})`,
+              ERROR_CODES.rate,
+            ),
+          ];
+        }
+        if (typeof payload.query !== "string") {
+          return [graphqlError("The operation has no query text", ERROR_CODES.badRequest)];
+        }
+        const prepared = prepareOperation(
+          hub,
+          schema,
+          rules,
+          {
+            query: payload.query,
+            variables: payload.variables ?? null,
+            operationName: payload.operationName ?? null,
+          },
+          state.principal,
+        );
+        if (!prepared.ok) return prepared.errors;
+        if (prepared.operation.operation === OperationTypeNode.SUBSCRIPTION) {
+          if (state.subscriptions.size >= limits.maxSubscriptions) {
+            return [
+              graphqlError(
+                `This socket holds ${state.subscriptions.size} subscriptions, the most it may; complete one first`,
+                ERROR_CODES.subscriptions,
+                { maxSubscriptions: limits.maxSubscriptions },
+              ),
+            ];
+          }
+          state.subscriptions.add(id);
+        }
+        const args: ExecutionArgs = {
+          schema,
+          document: prepared.document,
+          operationName: payload.operationName ?? null,
+          variableValues: payload.variables ?? null,
+          contextValue: state.context,
+        };
+        return args;
+      },
+      onComplete: (ctx, id) => {
+        states.get(ctx.extra.socket)?.subscriptions.delete(id);
+      },
+      onError: (_ctx, _id, _payload, errors) =>
+        errors.map((e) => formatError(e, (err) => hub.logger.error({ err }, "a GraphQL operation failed"))),
+      onNext: (ctx, id, _payload, _args, result) => {
+        // A subscription whose stream could not start (e.g. an unknown Thing) ends here.
+        if (result.errors && "data" in result && result.data == null) {
+          states.get(ctx.extra.socket)?.subscriptions.delete(id);
+        }
+        if (!result.errors) return undefined;
+        return {
+          ...result,
+          errors: result.errors.map((e) =>
+            formatError(e, (err) => hub.logger.error({ err }, "a GraphQL resolver failed")),
+          ),
+        };
+      },
+    },
+    wss,
+  );
+
+  app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (request.url ?? "").split("?", 1)[0];
+    if (path !== GRAPHQL_PATH) {
+      // Nobody else serves WebSockets here: refuse rather than leave the socket hanging.
+      if (app.server.listenerCount("upgrade") === 1) socket.destroy();
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => wss.emit("connection", ws, request));
+  });
+
+  // Open sockets would hold subscriptions (and the store) open: close them first.
+  app.addHook("preClose", async () => {
+    for (const client of wss.clients) client.close(1001, "the hub is stopping");
+    await new Promise<void>((resolve) => wss.close(() => resolve()));
+  });
+}

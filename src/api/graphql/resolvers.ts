@@ -1,0 +1,489 @@
+// The resolvers of the schema (schema-sdl.ts): each one a thin call into the hub's services —
+// the directory, history, commands, the graph and the change stream — exactly those the HTTP
+// routes use, with the authenticated actor as the cause of every Change.
+import type { GraphQLFieldResolver } from "graphql";
+import {
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+  changeTime,
+  parseTimeExpression,
+  type Cause,
+  type Change,
+  type RegisteredThingDescription,
+} from "../../core/index.js";
+import { hasType, type HubConfig, type Hub, type Principal } from "../../hub/index.js";
+
+type GraphqlLimits = HubConfig["graphql"];
+import type { ThingRecord } from "../../store/index.js";
+import { BoundedQueue } from "./change-queue.js";
+import { ERROR_CODES, graphqlError } from "./errors.js";
+
+/** What every resolver gets: the hub, who asks, and how to drop a socket that does not keep up. */
+export interface GraphqlContext {
+  hub: Hub;
+  principal: Principal | undefined;
+  limits: GraphqlLimits;
+  /** `graphql` over HTTP, `graphql-ws` over WebSocket: the `via` of the Changes caused. */
+  via: string;
+  /** A subscription's queue overflowed: the socket is closed with this reason. */
+  overflow(reason: string): void;
+}
+
+/** An edge of the graph, as hub.graph gives it. */
+export interface GraphLink {
+  from: string;
+  rel: string;
+  to: string;
+  resolved: boolean;
+  type?: string;
+  anchor?: string;
+}
+
+/** The part of hub.graph (src/hub/graph.ts) this API uses. */
+interface GraphService {
+  query(
+    filter: string,
+    options: { cursor?: string; limit: number },
+  ): Promise<{ items: Array<{ id: string; td: RegisteredThingDescription }>; next?: string }>;
+  links(id: string, rel?: string): Promise<GraphLink[]> | GraphLink[];
+  linkedFrom(id: string, rel?: string): Promise<GraphLink[]> | GraphLink[];
+  link(from: string, rel: string, to: string, cause: Cause): Promise<unknown>;
+  unlink(from: string, rel: string, to: string, cause: Cause): Promise<unknown>;
+}
+
+function graphOf(hub: Hub): GraphService {
+  const graph = (hub as unknown as { graph?: GraphService }).graph;
+  if (!graph) throw new UnavailableError("This hub has no graph of links: graph queries are unavailable");
+  return graph;
+}
+
+/** A Thing as resolvers pass it on: its id and TD, and the directory's record once loaded. */
+interface ThingSource {
+  id: string;
+  td: RegisteredThingDescription;
+  record?: ThingRecord;
+}
+
+interface PropertyValue {
+  name: string;
+  value: unknown;
+  seq: number;
+  time: string;
+  at?: string;
+  cause: Cause;
+}
+
+type Args = Record<string, unknown>;
+type Resolver = GraphQLFieldResolver<unknown, GraphqlContext, Args>;
+
+function causeOf(context: GraphqlContext): Cause {
+  return { actor: context.principal?.name ?? "anonymous", via: context.via };
+}
+
+function pageSize(first: unknown, limits: GraphqlLimits, name = "first"): number {
+  const n = typeof first === "number" ? first : 100;
+  if (n < 1) {
+    throw new ValidationError(`${name} must be at least 1, not ${n}`, [
+      { pointer: `/${name}`, message: "must be >= 1" },
+    ]);
+  }
+  if (n > limits.maxFirst) {
+    throw graphqlError(
+      `${name} is ${n}; this hub gives at most ${limits.maxFirst} items a page`,
+      ERROR_CODES.first,
+      {
+        maxFirst: limits.maxFirst,
+      },
+    );
+  }
+  return n;
+}
+
+function seqArgument(value: unknown, name: string): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const n = value as number;
+  if (n < 0) {
+    throw new ValidationError(`${name} is a position in the Log (a seq, 0 or more), not ${n}`, [
+      { pointer: `/${name}`, message: "must be >= 0" },
+    ]);
+  }
+  return n;
+}
+
+function time(hub: Hub, text: unknown, name: string): Date | undefined {
+  return typeof text === "string" ? parseTimeExpression(text, hub.clock.now(), `/${name}`) : undefined;
+}
+
+function optional(value: unknown): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
+
+function stringList(value: unknown): string[] | undefined {
+  return Array.isArray(value) ? (value as string[]) : undefined;
+}
+
+function propertyValue(name: string, change: Change): PropertyValue {
+  return {
+    name,
+    value: change.value,
+    seq: change.seq,
+    time: changeTime(change),
+    ...(change.at !== undefined && { at: change.at }),
+    cause: change.cause,
+  };
+}
+
+function thingSource(record: ThingRecord): ThingSource {
+  return { id: record.id, td: record.td, record };
+}
+
+/** A live Thing, or undefined when there is none with this id (a malformed IRI still fails). */
+async function findThing(hub: Hub, id: string): Promise<ThingSource | undefined> {
+  try {
+    return thingSource(await hub.directory.getLive(id));
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
+}
+
+async function recordOf(hub: Hub, thing: ThingSource): Promise<ThingRecord> {
+  thing.record ??= await hub.directory.getLive(thing.id);
+  return thing.record;
+}
+
+/** The Log position a subscription resumes after: refused when past the Log's end. */
+async function resumePoint(hub: Hub, after: unknown): Promise<number | undefined> {
+  const seq = seqArgument(after, "after");
+  if (seq === undefined) return undefined;
+  const last = await hub.store.lastSeq();
+  if (seq > last) {
+    throw new ValidationError(
+      `after is ${seq}, past the end of this hub's log (its last seq is ${last}); subscribe without it, or with a seq this hub sent`,
+      [{ pointer: "/after", message: `must be at most ${last}` }],
+    );
+  }
+  return seq;
+}
+
+/**
+ * A stream of values from the Log after a position (or live), through a bounded queue: the bus
+ * never waits for the socket, and a socket that falls `maxQueued` behind is closed.
+ */
+function stream<T>(
+  context: GraphqlContext,
+  select: (change: Change) => T | undefined,
+  after: number | undefined,
+  initial: readonly T[] = [],
+): AsyncIterableIterator<T> {
+  const { hub, limits } = context;
+  const capacity = Math.max(limits.maxQueued, initial.length + 1);
+  let stop = () => {};
+  const queue = new BoundedQueue<T>(
+    capacity,
+    () =>
+      context.overflow(
+        `subscription fell more than ${limits.maxQueued} Changes behind; resume with changes(after: <last seq>)`,
+      ),
+    () => stop(),
+  );
+  for (const value of initial) queue.push(value);
+  const follower = hub.follow(
+    (change) => {
+      const value = select(change);
+      if (value !== undefined) queue.push(value);
+    },
+    {
+      ...(after !== undefined && { after }),
+      pageSize: Math.max(1, Math.min(500, Math.floor(capacity / 2))),
+      pace: () => queue.below(Math.floor(capacity / 2)),
+    },
+  );
+  stop = () => follower.stop();
+  follower.ready.catch((err: unknown) => {
+    hub.logger.error({ err }, "a GraphQL subscription's replay failed");
+    queue.end();
+  });
+  return queue;
+}
+
+interface ChangeFilterInput {
+  thing?: string | null;
+  type?: string | null;
+  kinds?: string[] | null;
+  actor?: string | null;
+  release?: string | null;
+}
+
+/** The feed's filter as a predicate; `type` follows Things described with or without it as they pass. */
+async function changeMatcher(hub: Hub, input: ChangeFilterInput | undefined) {
+  const f = input ?? {};
+  const type = f.type ?? undefined;
+  const things = type === undefined ? undefined : await hub.directory.idsOfType(type);
+  return (change: Change): boolean => {
+    if (things && type !== undefined && change.kind === "described") {
+      if (hasType(change.value, type)) things.add(change.thing);
+      else things.delete(change.thing);
+    }
+    if (f.thing != null && change.thing !== f.thing) return false;
+    if (f.kinds != null && !f.kinds.includes(change.kind)) return false;
+    if (f.actor != null && change.cause.actor !== f.actor) return false;
+    if (f.release != null && change.cause.release !== f.release) return false;
+    return !things || things.has(change.thing);
+  };
+}
+
+function commandsOf(hub: Hub) {
+  if (hub.commands === undefined) {
+    throw new UnavailableError("This hub runs without bindings: it cannot reach Things");
+  }
+  return hub.commands;
+}
+
+const query: Record<string, Resolver> = {
+  thing: (_, args, { hub }) => findThing(hub, args.id as string),
+
+  things: async (_, args, { hub, limits }) => {
+    const limit = pageSize(args.first, limits);
+    const filter = optional(args.filter);
+    const after = optional(args.after);
+    if (filter !== undefined) {
+      const page = await graphOf(hub).query(filter, { limit, ...(after !== undefined && { cursor: after }) });
+      return { items: page.items.map((i) => ({ id: i.id, td: i.td })), next: page.next ?? null };
+    }
+    const offset = after === undefined ? 0 : Number(after);
+    if (!Number.isSafeInteger(offset) || offset < 0 || !/^\d+$/.test(after ?? "0")) {
+      throw new ValidationError(`after must be the 'next' of a previous page, not "${after}"`, [
+        { pointer: "/after", message: "is not a cursor this hub gave" },
+      ]);
+    }
+    const liveAt = hub.clock.now().toISOString();
+    const [records, total] = await Promise.all([
+      hub.store.listThings({ offset, limit, liveAt }),
+      hub.store.countThings(liveAt),
+    ]);
+    return { items: records.map(thingSource), next: offset + limit < total ? String(offset + limit) : null };
+  },
+
+  search: (_, args, { hub }) => hub.directory.searchJsonPath(args.jsonpath as string),
+
+  changes: async (_, args, { hub, limits }) => {
+    const limit = pageSize(args.first, limits);
+    const after = seqArgument(args.after, "after") ?? 0;
+    const f = (args.filter ?? {}) as ChangeFilterInput;
+    const matches = await changeMatcher(hub, f);
+    const page = await hub.history.changes({
+      limit,
+      cursor: after,
+      ...(f.thing != null && { thing: f.thing }),
+      ...(f.kinds != null && { kinds: f.kinds }),
+      ...(f.actor != null && { actor: f.actor }),
+      ...(f.release != null && { release: f.release }),
+    });
+    return { changes: page.changes.filter(matches), next: page.next ?? null };
+  },
+
+  change: (_, args, { hub }) => {
+    const seq = args.seq as number;
+    return seq < 1 ? null : hub.store.getChange(seq);
+  },
+
+  history: async (_, args, { hub, limits }) => {
+    const thing = args.thing as string;
+    await hub.history.assertKnown(thing);
+    const since = time(hub, args.since, "since");
+    const until = time(hub, args.until, "until");
+    const cursor = seqArgument(args.after, "after");
+    const affordance = optional(args.affordance);
+    const kinds = stringList(args.kinds);
+    const page = await hub.history.thingHistory(thing, {
+      order: args.order === "ASC" ? "asc" : "desc",
+      limit: pageSize(args.first, limits),
+      ...(affordance !== undefined && { affordance }),
+      ...(kinds !== undefined && { kinds }),
+      ...(since && { since }),
+      ...(until && { until }),
+      ...(cursor !== undefined && { cursor }),
+    });
+    return { changes: page.changes, next: page.next ?? null };
+  },
+
+  stateAt: async (_, args, { hub }) => {
+    const state = await hub.history.stateAt(
+      args.thing as string,
+      time(hub, args.at, "at") ?? hub.clock.now(),
+    );
+    const values = (
+      map: Record<string, { value: unknown; seq: number; time: string; at?: string; cause: Cause }>,
+    ) => Object.entries(map).map(([name, s]) => ({ name, ...s }));
+    return { ...state, properties: values(state.properties), desired: values(state.desired) };
+  },
+
+  diff: (_, args, { hub }) => {
+    const now = hub.clock.now();
+    return hub.history.diff(
+      args.thing as string,
+      time(hub, args.from, "from") ?? now,
+      time(hub, args.to, "to") ?? now,
+    );
+  },
+
+  log: async (_, __, { hub }) => {
+    const [head, checkpoint] = await Promise.all([hub.store.logHead(), hub.store.latestCheckpoint()]);
+    return { size: head.size, root: Buffer.from(head.root).toString("hex"), checkpoint: checkpoint ?? null };
+  },
+};
+
+const mutation: Record<string, Resolver> = {
+  register: async (_, args, context) => {
+    const td = args.td;
+    const id =
+      typeof td === "object" && td !== null && !Array.isArray(td) ? (td as { id?: unknown }).id : undefined;
+    const cause = causeOf(context);
+    return typeof id === "string"
+      ? context.hub.directory.put(id, td, cause)
+      : context.hub.directory.create(td, cause);
+  },
+  update: (_, args, context) => context.hub.directory.patch(args.id as string, args.patch, causeOf(context)),
+  remove: (_, args, context) => context.hub.directory.remove(args.id as string, causeOf(context)),
+  writeProperty: async (_, args, context) => {
+    const correlation = await commandsOf(context.hub).writeProperty(
+      args.thing as string,
+      args.name as string,
+      args.value,
+      causeOf(context),
+    );
+    return { correlation };
+  },
+  invokeAction: async (_, args, context) => {
+    const outcome = await commandsOf(context.hub).invokeAction(
+      args.thing as string,
+      args.name as string,
+      args.input ?? undefined,
+      causeOf(context),
+    );
+    return outcome.kind === "completed"
+      ? { status: "completed", output: outcome.output, correlation: outcome.correlation }
+      : { status: "running", output: null, correlation: outcome.correlation };
+  },
+  link: (_, args, context) =>
+    graphOf(context.hub).link(args.from as string, args.rel as string, args.to as string, causeOf(context)),
+  unlink: (_, args, context) =>
+    graphOf(context.hub).unlink(args.from as string, args.rel as string, args.to as string, causeOf(context)),
+};
+
+interface Subscriber {
+  subscribe: Resolver;
+  resolve: Resolver;
+}
+
+const identity: Resolver = (payload) => payload;
+
+const subscription: Record<string, Subscriber> = {
+  changes: {
+    subscribe: async (_, args, context) => {
+      const after = await resumePoint(context.hub, args.after);
+      const matches = await changeMatcher(context.hub, args.filter as ChangeFilterInput | undefined);
+      return stream(context, (change) => (matches(change) ? change : undefined), after);
+    },
+    resolve: identity,
+  },
+  events: {
+    subscribe: async (_, args, context) => {
+      const thing = args.thing as string;
+      const name = optional(args.name);
+      const { td } = await context.hub.directory.getLive(thing);
+      if (name !== undefined && (td.events === undefined || !Object.hasOwn(td.events, name))) {
+        throw new NotFoundError(`Thing ${thing} has no event "${name}"`);
+      }
+      return stream(
+        context,
+        (c) =>
+          c.thing === thing && c.kind === "emitted" && (name === undefined || c.affordance === name)
+            ? c
+            : undefined,
+        undefined,
+      );
+    },
+    resolve: identity,
+  },
+  state: {
+    subscribe: async (_, args, context) => {
+      const thing = args.thing as string;
+      const { hub } = context;
+      await hub.directory.getLive(thing);
+      // The current values as of a position, then every reported value after it: no gap.
+      const last = await hub.store.lastSeq();
+      const streams = await hub.store.streamsAt(thing, last, ["reported"]);
+      const initial = streams.map((s) => propertyValue(s.affordance, s.latest));
+      return stream(
+        context,
+        (c) =>
+          c.thing === thing && c.kind === "reported" && c.affordance
+            ? propertyValue(c.affordance, c)
+            : undefined,
+        last,
+        initial,
+      );
+    },
+    resolve: identity,
+  },
+};
+
+const thing: Record<string, GraphQLFieldResolver<ThingSource, GraphqlContext, Args>> = {
+  title: (t) => (typeof t.td.title === "string" ? t.td.title : null),
+  types: (t) => {
+    const types = (t.td as { "@type"?: unknown })["@type"];
+    const list: unknown[] = Array.isArray(types) ? types : types === undefined ? [] : [types];
+    return list.filter((v) => typeof v === "string");
+  },
+  td: (t) => t.td,
+  version: async (t, _, { hub }) => (await recordOf(hub, t)).version,
+  created: async (t, _, { hub }) => (await recordOf(hub, t)).created,
+  modified: async (t, _, { hub }) => (await recordOf(hub, t)).modified,
+  expires: async (t, _, { hub }) => (await recordOf(hub, t)).expires ?? null,
+  properties: async (t, _, { hub }) =>
+    (await hub.store.streamsAt(t.id, undefined, ["reported"])).map((s) =>
+      propertyValue(s.affordance, s.latest),
+    ),
+  property: async (t, args, { hub }) => {
+    const streams = await hub.store.streamsAt(t.id, undefined, ["reported"]);
+    const s = streams.find((x) => x.affordance === args.name);
+    return s ? propertyValue(s.affordance, s.latest) : null;
+  },
+  history: async (t, args, { hub, limits }) => {
+    const cursor = seqArgument(args.after, "after");
+    const affordance = optional(args.affordance);
+    const kinds = stringList(args.kinds);
+    const page = await hub.history.thingHistory(t.id, {
+      order: "desc",
+      limit: pageSize(args.first, limits),
+      ...(affordance !== undefined && { affordance }),
+      ...(kinds !== undefined && { kinds }),
+      ...(cursor !== undefined && { cursor }),
+    });
+    return { changes: page.changes, next: page.next ?? null };
+  },
+  links: (t, args, { hub }) => graphOf(hub).links(t.id, optional(args.rel)),
+  linkedFrom: (t, args, { hub }) => graphOf(hub).linkedFrom(t.id, optional(args.rel)),
+};
+
+const link: Record<string, GraphQLFieldResolver<GraphLink, GraphqlContext, Args>> = {
+  target: (l, _, { hub }) => (l.resolved ? findThing(hub, l.to) : null),
+  source: (l, _, { hub }) => findThing(hub, l.from),
+};
+
+const change: Record<string, GraphQLFieldResolver<Change, GraphqlContext, Args>> = {
+  time: (c) => changeTime(c),
+};
+
+/** Resolvers by type and field, for attaching to the schema built from the SDL. */
+export const resolvers = {
+  Query: query,
+  Mutation: mutation,
+  Subscription: subscription,
+  Thing: thing,
+  Link: link,
+  Change: change,
+} as const;

@@ -1,0 +1,328 @@
+// The GraphQL schema of the hub, in SDL: the one contract of /graphql over HTTP and over WebSocket
+// (graphql-ws). Kept as a TypeScript string so that the compiler ships it; documented in
+// docs/graphql.md, and introspection answers with it.
+export const SCHEMA_SDL = /* GraphQL */ `
+  """
+  Any JSON value: a TD, a property's value, an action's input or output.
+  """
+  scalar JSON
+
+  """
+  Queries over the directory, the graph of Things and the Log.
+  """
+  type Query {
+    """
+    One Thing, or null when no live Thing has this id (a malformed IRI is an error).
+    """
+    thing(id: ID!): Thing
+    """
+    Things, a page at a time. Without a filter: every Thing in id order. With one: the graph query
+    language of docs/queries.md (needs the hub's graph). 'first' is at most the hub's limit.
+    """
+    things(filter: String, first: Int = 100, after: String): ThingPage!
+    """
+    An RFC 9535 JSONPath query over every TD (W3C WoT Discovery syntactic search); the selected values.
+    """
+    search(jsonpath: String!): [JSON]!
+    """
+    The global feed of Changes, oldest first, after a seq.
+    """
+    changes(filter: ChangeFilter, after: Int, first: Int = 100): ChangePage!
+    """
+    One Change, by its position in the Log; null past the Log's end.
+    """
+    change(seq: Int!): Change
+    """
+    A Thing's Changes, newest first by default. Times are RFC 3339, relative (-15m) or local
+    (yesterday 14:02). 'after' is the cursor of the previous page (its 'next').
+    """
+    history(
+      thing: ID!
+      affordance: String
+      kinds: [String!]
+      since: String
+      until: String
+      order: Order = DESC
+      first: Int = 100
+      after: Int
+    ): ChangePage!
+    """
+    The Thing as it was at a time (default now): its TD then, every property's value then.
+    """
+    stateAt(thing: ID!, at: String): ThingState!
+    """
+    What changed on the Thing between two times: each property before and after, and the TD.
+    """
+    diff(thing: ID!, from: String!, to: String): ThingDiff!
+    """
+    The Log's head (size and RFC 9162 root) and its latest signed checkpoint.
+    """
+    log: LogHead!
+  }
+
+  """
+  Commands: every one becomes Changes in the Log, caused by the authenticated actor.
+  """
+  type Mutation {
+    """
+    Registers or replaces a TD (with an id), or registers an anonymous one (a urn:uuid id is given).
+    """
+    register(td: JSON!): Registration!
+    """
+    Updates a TD with an RFC 7396 JSON merge patch.
+    """
+    update(id: ID!, patch: JSON!): Registration!
+    """
+    Removes a TD from the directory; the 'removed' Change.
+    """
+    remove(id: ID!): Change!
+    """
+    Writes a property through the Thing's binding: 'desired', then 'completed' or 'failed'.
+    """
+    writeProperty(thing: ID!, name: String!, value: JSON!): Command!
+    """
+    Invokes an action through the Thing's binding: 'invoked', then 'completed' or 'failed'.
+    """
+    invokeAction(thing: ID!, name: String!, input: JSON): Invocation!
+    """
+    Adds a typed link from one Thing to another (the TD's links change): a 'linked' Change.
+    """
+    link(from: ID!, rel: String!, to: ID!): Change!
+    """
+    Removes a link: an 'unlinked' Change.
+    """
+    unlink(from: ID!, rel: String!, to: ID!): Change!
+  }
+
+  """
+  Streams, over WebSocket only (graphql-ws).
+  """
+  type Subscription {
+    """
+    Every Change that matches, live; with 'after' (a seq), first the committed ones after it, with
+    no gap and no duplicate: a client resumes from the last seq it saw.
+    """
+    changes(filter: ChangeFilter, after: Int): Change!
+    """
+    A Thing's events ('emitted' Changes), of one event or of all.
+    """
+    events(thing: ID!, name: String): Change!
+    """
+    A Thing's property values: first the current ones, then each new reported value.
+    """
+    state(thing: ID!): PropertyValue!
+  }
+
+  enum Order {
+    ASC
+    DESC
+  }
+
+  """
+  The feed's filters; each given one must match.
+  """
+  input ChangeFilter {
+    thing: ID
+    """
+    Only Changes of Things whose @type includes this.
+    """
+    type: String
+    kinds: [String!]
+    actor: String
+    release: String
+  }
+
+  """
+  A Thing as the directory holds it, with its state and its links.
+  """
+  type Thing {
+    id: ID!
+    title: String
+    """
+    The TD's @type values, as written.
+    """
+    types: [String!]!
+    """
+    The TD as registered.
+    """
+    td: JSON!
+    """
+    The seq of the Change that last described it.
+    """
+    version: Int!
+    created: String!
+    modified: String!
+    expires: String
+    """
+    Each property's latest reported value.
+    """
+    properties: [PropertyValue!]!
+    """
+    One property's latest reported value, or null.
+    """
+    property(name: String!): PropertyValue
+    """
+    The Thing's Changes, newest first.
+    """
+    history(affordance: String, kinds: [String!], first: Int = 20, after: Int): ChangePage!
+    """
+    Links from this Thing, of one rel or all.
+    """
+    links(rel: String): [Link!]!
+    """
+    Links to this Thing from others, of one rel or all.
+    """
+    linkedFrom(rel: String): [Link!]!
+  }
+
+  type ThingPage {
+    items: [Thing!]!
+    """
+    Give it back as 'after' for the next page; null on the last page.
+    """
+    next: String
+  }
+
+  """
+  A typed edge between two Things; 'resolved' is false while the target is not (yet) known.
+  """
+  type Link {
+    from: ID!
+    rel: String!
+    to: ID!
+    resolved: Boolean!
+    type: String
+    anchor: String
+    """
+    The Thing the link points to, when known.
+    """
+    target: Thing
+    """
+    The Thing the link starts from.
+    """
+    source: Thing
+  }
+
+  """
+  Why a Change happened.
+  """
+  type Cause {
+    actor: String!
+    via: String
+    release: String
+    rule: String
+    correlation: String
+  }
+
+  """
+  One immutable record of the Log (docs/changes.md).
+  """
+  type Change {
+    seq: Int!
+    thing: ID!
+    affordance: String
+    kind: String!
+    value: JSON
+    previous: JSON
+    """
+    The device's own time, when it sent one.
+    """
+    at: String
+    """
+    The hub's time of the Change (from its hybrid logical clock).
+    """
+    time: String!
+    hlc: String!
+    cause: Cause!
+  }
+
+  type ChangePage {
+    changes: [Change!]!
+    """
+    The seq to give back as 'after' for the next page; null on the last page.
+    """
+    next: Int
+  }
+
+  """
+  A property's value and the Change that set it.
+  """
+  type PropertyValue {
+    name: String!
+    value: JSON
+    seq: Int!
+    time: String!
+    at: String
+    cause: Cause!
+  }
+
+  type ThingState {
+    thing: ID!
+    at: String!
+    seq: Int!
+    td: JSON
+    properties: [PropertyValue!]!
+    desired: [PropertyValue!]!
+  }
+
+  type AffordanceDiff {
+    affordance: String!
+    before: JSON
+    after: JSON
+    changes: Int!
+    cause: Cause
+    time: String
+  }
+
+  type ThingDiff {
+    thing: ID!
+    from: String!
+    to: String!
+    fromSeq: Int!
+    toSeq: Int!
+    """
+    The TD's change as a JSON merge patch, when it was described anew in between.
+    """
+    description: JSON
+    properties: [AffordanceDiff!]!
+  }
+
+  type Registration {
+    id: ID!
+    created: Boolean!
+    change: Change!
+  }
+
+  """
+  A property write: its correlation id links its Changes.
+  """
+  type Command {
+    correlation: String!
+  }
+
+  type Invocation {
+    """
+    'completed', or 'running' for an asynchronous action the hub follows.
+    """
+    status: String!
+    output: JSON
+    correlation: String!
+  }
+
+  type Checkpoint {
+    origin: String!
+    size: Int!
+    root: String!
+    time: String!
+    signature: String!
+  }
+
+  type LogHead {
+    size: Int!
+    """
+    The RFC 9162 Merkle root over the whole Log, hex.
+    """
+    root: String!
+    checkpoint: Checkpoint
+  }
+`;

@@ -1,0 +1,67 @@
+// The executable schema: the SDL of schema-sdl.ts with the resolvers of resolvers.ts attached,
+// and the JSON scalar that carries TDs and values as they are.
+import {
+  GraphQLScalarType,
+  Kind,
+  buildSchema,
+  isObjectType,
+  type GraphQLSchema,
+  type ValueNode,
+  type GraphQLFieldResolver,
+} from "graphql";
+import { resolvers } from "./resolvers.js";
+import { SCHEMA_SDL } from "./schema-sdl.js";
+
+/** A JSON literal written in the query itself (variables arrive as JSON already). */
+function literal(node: ValueNode, variables: Record<string, unknown> | null | undefined): unknown {
+  switch (node.kind) {
+    case Kind.STRING:
+    case Kind.BOOLEAN:
+    case Kind.ENUM:
+      return node.value;
+    case Kind.INT:
+    case Kind.FLOAT:
+      return Number(node.value);
+    case Kind.NULL:
+      return null;
+    case Kind.LIST:
+      return node.values.map((v) => literal(v, variables));
+    case Kind.OBJECT:
+      return Object.fromEntries(node.fields.map((f) => [f.name.value, literal(f.value, variables)]));
+    case Kind.VARIABLE:
+      return variables?.[node.name.value];
+  }
+}
+
+function attachJsonScalar(schema: GraphQLSchema): void {
+  const json = schema.getType("JSON");
+  if (!(json instanceof GraphQLScalarType)) throw new Error("the schema has no JSON scalar");
+  json.serialize = (value) => value;
+  json.parseValue = (value) => value;
+  json.parseLiteral = literal;
+}
+
+export function buildHubSchema(): GraphQLSchema {
+  const schema = buildSchema(SCHEMA_SDL);
+  attachJsonScalar(schema);
+  for (const [typeName, fields] of Object.entries(resolvers)) {
+    const type = schema.getType(typeName);
+    if (!isObjectType(type)) throw new Error(`the schema has no object type ${typeName}`);
+    const defined = type.getFields();
+    for (const [fieldName, resolver] of Object.entries(fields)) {
+      const field = defined[fieldName];
+      if (!field) throw new Error(`the schema has no field ${typeName}.${fieldName}`);
+      if (typeof resolver === "function") {
+        field.resolve = resolver as GraphQLFieldResolver<unknown, unknown>;
+      } else {
+        const { subscribe, resolve } = resolver as {
+          subscribe: GraphQLFieldResolver<unknown, unknown>;
+          resolve: GraphQLFieldResolver<unknown, unknown>;
+        };
+        field.subscribe = subscribe;
+        field.resolve = resolve;
+      }
+    }
+  }
+  return schema;
+}

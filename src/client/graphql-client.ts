@@ -1,0 +1,445 @@
+// The typed GraphQL client of a hub (docs/graphql.md): queries and mutations over HTTP (fetch),
+// subscriptions over one WebSocket with the graphql-ws protocol, reconnecting by itself; a
+// `changes` stream resumes after the last seq it delivered, so a reconnect loses and repeats
+// nothing. Runs in Node.js and in browsers: Node 20 has no global WebSocket, so give it `ws`.
+import { createClient, type Client, type SubscribePayload } from "graphql-ws";
+import type { Change, RegisteredThingDescription } from "../core/index.js";
+import { HubError, HubUnreachableError } from "./directory-client.js";
+
+/** One error of a GraphQL answer, with the hub's `extensions.code`. */
+export interface GraphqlErrorEntry {
+  message: string;
+  path?: ReadonlyArray<string | number>;
+  locations?: ReadonlyArray<{ line: number; column: number }>;
+  extensions?: { code?: string; [name: string]: unknown };
+}
+
+/** The hub answered the operation with errors (and maybe partial data). */
+export class GraphqlRequestError extends Error {
+  readonly code: string | undefined;
+  constructor(
+    readonly errors: readonly GraphqlErrorEntry[],
+    readonly data?: unknown,
+  ) {
+    super(errors.map((e) => e.message).join("; ") || "the operation failed");
+    this.name = "GraphqlRequestError";
+    this.code = errors[0]?.extensions?.code;
+  }
+}
+
+/** The WebSocket closed for good (a refused token, a protocol error), or could not be opened. */
+export class GraphqlSocketError extends Error {
+  constructor(
+    readonly code: number | undefined,
+    readonly reason: string,
+  ) {
+    super(
+      code === undefined
+        ? reason
+        : `the hub closed the GraphQL socket (${code}): ${reason || "no reason given"}`,
+    );
+    this.name = "GraphqlSocketError";
+  }
+}
+
+export interface SocketStatus {
+  state: "connecting" | "open" | "closed";
+  code?: number;
+  reason?: string;
+}
+
+export interface GraphqlClientOptions {
+  /** The hub's base URL: http(s)://host:port; /graphql is added, and ws(s):// for the socket. */
+  url: string;
+  token?: string | undefined;
+  fetch?: typeof globalThis.fetch;
+  /** A WebSocket implementation where there is no global one (Node 20: `import WebSocket from "ws"`). */
+  webSocketImpl?: unknown;
+  /** Reconnection attempts after the socket drops (default: for ever, with graphql-ws's backoff). */
+  retryAttempts?: number;
+  /** Told when the socket connects, opens and closes. */
+  onStatus?: (status: SocketStatus) => void;
+}
+
+export interface ChangeFilter {
+  thing?: string;
+  type?: string;
+  kinds?: readonly string[];
+  actor?: string;
+  release?: string;
+}
+
+export interface SubscribeOptions {
+  signal?: AbortSignal;
+}
+
+export interface ChangesOptions extends SubscribeOptions {
+  /** Start after this seq: committed Changes after it first, then live ones. */
+  after?: number;
+}
+
+export interface GraphqlCause {
+  actor: string;
+  via?: string | null;
+  release?: string | null;
+  rule?: string | null;
+  correlation?: string | null;
+}
+
+export interface GraphqlChange extends Omit<Change, "cause" | "leaf"> {
+  time: string;
+  cause: GraphqlCause;
+}
+
+export interface PropertyValue {
+  name: string;
+  value: unknown;
+  seq: number;
+  time: string;
+  at?: string | null;
+  cause: GraphqlCause;
+}
+
+export interface GraphqlThing {
+  id: string;
+  title: string | null;
+  types: string[];
+  td: RegisteredThingDescription;
+  version: number;
+  modified: string;
+}
+
+export interface GraphqlLink {
+  from: string;
+  rel: string;
+  to: string;
+  resolved: boolean;
+  type?: string | null;
+  anchor?: string | null;
+}
+
+/** The Change fields the typed helpers ask for. */
+export const CHANGE_FIELDS =
+  "seq thing affordance kind value previous at time hlc cause { actor via release rule correlation }";
+const THING_FIELDS = "id title types td version modified";
+const PROPERTY_FIELDS = "name value seq time at cause { actor via release rule correlation }";
+
+function hubBase(url: string): URL {
+  let base: URL;
+  try {
+    base = new URL(url);
+  } catch {
+    throw new TypeError(`"${url}" is not a hub URL; give one like http://127.0.0.1:8080`);
+  }
+  if (base.protocol !== "http:" && base.protocol !== "https:") {
+    throw new TypeError(`"${url}" is not an http or https URL`);
+  }
+  base.search = "";
+  base.hash = "";
+  if (!base.pathname.endsWith("/")) base.pathname += "/";
+  return base;
+}
+
+function isCloseEvent(value: unknown): value is { code: number; reason: string } {
+  return typeof value === "object" && value !== null && "code" in value && "reason" in value;
+}
+
+export class GraphqlClient {
+  /** The HTTP endpoint, http(s)://…/graphql. */
+  readonly endpoint: string;
+  /** The WebSocket endpoint, ws(s)://…/graphql. */
+  readonly socketUrl: string;
+  private readonly fetch: typeof globalThis.fetch;
+  private socket: Client | undefined;
+
+  constructor(private readonly options: GraphqlClientOptions) {
+    const base = hubBase(options.url);
+    this.endpoint = new URL("graphql", base).href;
+    const ws = new URL("graphql", base);
+    ws.protocol = base.protocol === "https:" ? "wss:" : "ws:";
+    this.socketUrl = ws.href;
+    this.fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  }
+
+  /** Runs a query or mutation over HTTP; its data, or a GraphqlRequestError with the hub's errors. */
+  async request<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    options: { operationName?: string; signal?: AbortSignal } = {},
+  ): Promise<T> {
+    const headers = new Headers({
+      accept: "application/graphql-response+json, application/json;q=0.9",
+      "content-type": "application/json",
+    });
+    if (this.options.token !== undefined) headers.set("authorization", `Bearer ${this.options.token}`);
+    let response: Response;
+    try {
+      response = await this.fetch(this.endpoint, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({
+          query,
+          ...(variables !== undefined && { variables }),
+          ...(options.operationName !== undefined && { operationName: options.operationName }),
+        }),
+        ...(options.signal !== undefined && { signal: options.signal }),
+      });
+    } catch (err) {
+      if (err instanceof TypeError) {
+        throw new HubUnreachableError(this.endpoint, err.message, { cause: err });
+      }
+      throw err;
+    }
+    const type = response.headers.get("content-type") ?? "";
+    const body = (await response.json().catch(() => undefined)) as
+      { data?: T | null; errors?: GraphqlErrorEntry[] } | Record<string, unknown> | undefined;
+    if (type.startsWith("application/problem+json") || body === undefined) {
+      const problem = (body ?? {}) as { title?: string; detail?: string; type?: string };
+      throw new HubError({
+        status: response.status,
+        title: problem.title ?? response.statusText,
+        ...(problem.detail !== undefined && { detail: problem.detail }),
+        ...(problem.type !== undefined && { type: problem.type }),
+      });
+    }
+    const answer = body as { data?: T | null; errors?: GraphqlErrorEntry[] };
+    if (answer.errors && answer.errors.length > 0) throw new GraphqlRequestError(answer.errors, answer.data);
+    return answer.data as T;
+  }
+
+  /** The shared socket, opened on the first subscription and reconnecting while any is active. */
+  private client(): Client {
+    this.socket ??= createClient({
+      url: this.socketUrl,
+      lazy: true,
+      retryAttempts: this.options.retryAttempts ?? Number.POSITIVE_INFINITY,
+      // Every close but a refusal is worth a retry: the hub restarting, a slow-consumer close (1013).
+      shouldRetry: (event) => !(isCloseEvent(event) && (event.code === 4403 || event.code === 4401)),
+      connectionParams: () => (this.options.token !== undefined ? { token: this.options.token } : {}),
+      ...(this.options.webSocketImpl !== undefined && { webSocketImpl: this.options.webSocketImpl }),
+      on: {
+        connecting: () => this.options.onStatus?.({ state: "connecting" }),
+        connected: () => this.options.onStatus?.({ state: "open" }),
+        closed: (event) =>
+          this.options.onStatus?.({
+            state: "closed",
+            ...(isCloseEvent(event) && { code: event.code, reason: event.reason }),
+          }),
+      },
+    });
+    return this.socket;
+  }
+
+  /**
+   * Runs a subscription on the socket; each result's data, until `signal` aborts or the hub
+   * completes it. The variables are sent again as they are on every reconnection.
+   */
+  async *subscribe<T = Record<string, unknown>>(
+    query: string,
+    variables: Record<string, unknown> = {},
+    options: SubscribeOptions = {},
+  ): AsyncGenerator<T> {
+    const pending: T[] = [];
+    let failure: Error | undefined;
+    let finished = false;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      wake?.();
+      wake = undefined;
+    };
+    // graphql-ws sends this very payload again on every reconnection: `variables` is kept
+    // up to date so that a resumed stream starts where the last one stopped.
+    const payload: SubscribePayload = { query, variables };
+    const dispose = this.client().subscribe<T>(payload, {
+      next: (result) => {
+        if (result.errors && result.errors.length > 0) {
+          failure = new GraphqlRequestError(result.errors, result.data);
+        } else if (result.data) pending.push(result.data);
+        notify();
+      },
+      error: (err) => {
+        failure = Array.isArray(err)
+          ? new GraphqlRequestError(err as GraphqlErrorEntry[])
+          : isCloseEvent(err)
+            ? new GraphqlSocketError(err.code, err.reason)
+            : err instanceof Error
+              ? err
+              : new GraphqlSocketError(undefined, String(err));
+        finished = true;
+        notify();
+      },
+      complete: () => {
+        finished = true;
+        notify();
+      },
+    });
+    const onAbort = () => {
+      finished = true;
+      notify();
+    };
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (;;) {
+        if (failure !== undefined) throw failure;
+        if (pending.length > 0) {
+          const data = pending.shift() as T;
+          yield data;
+          continue;
+        }
+        if (finished || options.signal?.aborted) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+      dispose();
+    }
+  }
+
+  /**
+   * The Changes that match, live; with `after`, the committed ones after that seq first. Resumes
+   * after the last seq it delivered whenever the socket reconnects: no gap, no duplicate.
+   */
+  async *changes(filter: ChangeFilter = {}, options: ChangesOptions = {}): AsyncGenerator<GraphqlChange> {
+    // Without a start, the Log's end now: a Change committed before the socket is up is not missed.
+    let last =
+      options.after ??
+      (await this.request<{ log: { size: number } }>("query LogEnd { log { size } }")).log.size;
+    const variables: Record<string, unknown> = {
+      filter,
+      after: last,
+    };
+    const query = `subscription Changes($filter: ChangeFilter, $after: Int) { changes(filter: $filter, after: $after) { ${CHANGE_FIELDS} } }`;
+    const stream = this.subscribe<{ changes: GraphqlChange }>(query, variables, {
+      ...(options.signal !== undefined && { signal: options.signal }),
+    });
+    for await (const { changes: change } of stream) {
+      if (change.seq <= last) continue;
+      last = change.seq;
+      variables.after = last;
+      yield change;
+    }
+  }
+
+  /** A Thing's events, live (of one event, or all). */
+  async *events(thing: string, name?: string, options: SubscribeOptions = {}): AsyncGenerator<GraphqlChange> {
+    const query = `subscription Events($thing: ID!, $name: String) { events(thing: $thing, name: $name) { ${CHANGE_FIELDS} } }`;
+    for await (const data of this.subscribe<{ events: GraphqlChange }>(query, { thing, name }, options)) {
+      yield data.events;
+    }
+  }
+
+  /** A Thing's property values: the current ones, then each new one. */
+  async *state(thing: string, options: SubscribeOptions = {}): AsyncGenerator<PropertyValue> {
+    const query = `subscription State($thing: ID!) { state(thing: $thing) { ${PROPERTY_FIELDS} } }`;
+    for await (const data of this.subscribe<{ state: PropertyValue }>(query, { thing }, options)) {
+      yield data.state;
+    }
+  }
+
+  async thing(id: string): Promise<GraphqlThing | null> {
+    const data = await this.request<{ thing: GraphqlThing | null }>(
+      `query Thing($id: ID!) { thing(id: $id) { ${THING_FIELDS} } }`,
+      { id },
+    );
+    return data.thing;
+  }
+
+  async things(
+    options: { filter?: string; first?: number; after?: string } = {},
+  ): Promise<{ items: GraphqlThing[]; next: string | null }> {
+    const data = await this.request<{ things: { items: GraphqlThing[]; next: string | null } }>(
+      `query Things($filter: String, $first: Int, $after: String) { things(filter: $filter, first: $first, after: $after) { items { ${THING_FIELDS} } next } }`,
+      { ...options },
+    );
+    return data.things;
+  }
+
+  async links(id: string, rel?: string): Promise<{ links: GraphqlLink[]; linkedFrom: GraphqlLink[] } | null> {
+    const data = await this.request<{ thing: { links: GraphqlLink[]; linkedFrom: GraphqlLink[] } | null }>(
+      `query Links($id: ID!, $rel: String) { thing(id: $id) { links(rel: $rel) { from rel to resolved type anchor } linkedFrom(rel: $rel) { from rel to resolved type anchor } } }`,
+      { id, rel },
+    );
+    return data.thing;
+  }
+
+  async history(
+    thing: string,
+    options: {
+      affordance?: string;
+      kinds?: readonly string[];
+      first?: number;
+      after?: number;
+      order?: "ASC" | "DESC";
+    } = {},
+  ): Promise<{ changes: GraphqlChange[]; next: number | null }> {
+    const data = await this.request<{ history: { changes: GraphqlChange[]; next: number | null } }>(
+      `query History($thing: ID!, $affordance: String, $kinds: [String!], $first: Int, $after: Int, $order: Order) {
+        history(thing: $thing, affordance: $affordance, kinds: $kinds, first: $first, after: $after, order: $order) { changes { ${CHANGE_FIELDS} } next } }`,
+      { thing, ...options },
+    );
+    return data.history;
+  }
+
+  async register(
+    td: Record<string, unknown>,
+  ): Promise<{ id: string; created: boolean; change: GraphqlChange }> {
+    const data = await this.request<{ register: { id: string; created: boolean; change: GraphqlChange } }>(
+      `mutation Register($td: JSON!) { register(td: $td) { id created change { ${CHANGE_FIELDS} } } }`,
+      { td },
+    );
+    return data.register;
+  }
+
+  async remove(id: string): Promise<GraphqlChange> {
+    const data = await this.request<{ remove: GraphqlChange }>(
+      `mutation Remove($id: ID!) { remove(id: $id) { ${CHANGE_FIELDS} } }`,
+      { id },
+    );
+    return data.remove;
+  }
+
+  async writeProperty(thing: string, name: string, value: unknown): Promise<{ correlation: string }> {
+    const data = await this.request<{ writeProperty: { correlation: string } }>(
+      `mutation Write($thing: ID!, $name: String!, $value: JSON!) { writeProperty(thing: $thing, name: $name, value: $value) { correlation } }`,
+      { thing, name, value },
+    );
+    return data.writeProperty;
+  }
+
+  async invokeAction(
+    thing: string,
+    name: string,
+    input?: unknown,
+  ): Promise<{ status: string; output: unknown; correlation: string }> {
+    const data = await this.request<{
+      invokeAction: { status: string; output: unknown; correlation: string };
+    }>(
+      `mutation Invoke($thing: ID!, $name: String!, $input: JSON) { invokeAction(thing: $thing, name: $name, input: $input) { status output correlation } }`,
+      { thing, name, input },
+    );
+    return data.invokeAction;
+  }
+
+  async link(from: string, rel: string, to: string): Promise<GraphqlChange> {
+    const data = await this.request<{ link: GraphqlChange }>(
+      `mutation Link($from: ID!, $rel: String!, $to: ID!) { link(from: $from, rel: $rel, to: $to) { ${CHANGE_FIELDS} } }`,
+      { from, rel, to },
+    );
+    return data.link;
+  }
+
+  async unlink(from: string, rel: string, to: string): Promise<GraphqlChange> {
+    const data = await this.request<{ unlink: GraphqlChange }>(
+      `mutation Unlink($from: ID!, $rel: String!, $to: ID!) { unlink(from: $from, rel: $rel, to: $to) { ${CHANGE_FIELDS} } }`,
+      { from, rel, to },
+    );
+    return data.unlink;
+  }
+
+  /** Closes the socket, ending every subscription. */
+  async close(): Promise<void> {
+    const socket = this.socket;
+    this.socket = undefined;
+    await socket?.dispose();
+  }
+}

@@ -1,0 +1,262 @@
+// GraphQL over HTTP at /graphql against a real hub: queries, mutations that become Changes,
+// authorisation like the HTTP API's, and the limits on what one operation may ask.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getIntrospectionQuery } from "graphql";
+import { changeAfter, minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const READ_TOKEN = "reader-token-0123456789";
+
+interface Answer {
+  data?: Record<string, unknown> | null;
+  errors?: Array<{ message: string; extensions?: Record<string, unknown> }>;
+}
+
+async function post(
+  hub: TestHub,
+  query: string,
+  variables?: Record<string, unknown>,
+  options: { auth?: boolean | string; accept?: string } = {},
+): Promise<{ status: number; type: string | null; body: Answer }> {
+  const response = await hub.request("/graphql", {
+    method: "POST",
+    auth: options.auth ?? true,
+    headers: { "content-type": "application/json", ...(options.accept && { accept: options.accept }) },
+    body: JSON.stringify({ query, ...(variables && { variables }) }),
+  });
+  return {
+    status: response.status,
+    type: response.headers.get("content-type"),
+    body: (await response.json()) as Answer,
+  };
+}
+
+function codes(answer: Answer): unknown[] {
+  return (answer.errors ?? []).map((e) => e.extensions?.code);
+}
+
+describe("GraphQL over HTTP", () => {
+  let hub: TestHub;
+  const lamp = "urn:example:gql-lamp";
+
+  beforeAll(async () => {
+    hub = await startTestHub(
+      { graphql: { maxDepth: 6, maxCost: 2000, maxFirst: 50 } },
+      { HYPERTHINGS_READ_TOKEN: READ_TOKEN },
+    );
+    const put = await hub.request(`/things/${encodeURIComponent(lamp)}`, {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(
+        minimalTd({
+          id: lamp,
+          "@type": "saref:LightSwitch",
+          properties: {
+            brightness: {
+              type: "integer",
+              minimum: 0,
+              maximum: 100,
+              forms: [{ href: "http://127.0.0.1:9/b" }],
+            },
+          },
+        }),
+      ),
+    });
+    expect(put.status).toBe(201);
+    const report = await hub.request(`/things/${encodeURIComponent(lamp)}/changes`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ kind: "reported", affordance: "brightness", value: 42 }),
+    });
+    expect(report.status).toBe(201);
+  });
+
+  afterAll(async () => hub.stop());
+
+  it("answers a query for a Thing with its TD, types and current property values", async () => {
+    const { status, body } = await post(
+      hub,
+      `query ($id: ID!) { thing(id: $id) { id title types version properties { name value cause { actor via } } } }`,
+      { id: lamp },
+      { auth: false },
+    );
+    expect(status).toBe(200);
+    expect(body.errors).toBeUndefined();
+    const thing = body.data?.thing as Record<string, unknown>;
+    expect(thing).toMatchObject({ id: lamp, title: "Lamp", types: ["saref:LightSwitch"] });
+    expect(thing.version).toBeGreaterThan(0);
+    expect(thing.properties).toEqual([
+      { name: "brightness", value: 42, cause: { actor: "admin", via: "http" } },
+    ]);
+  });
+
+  it("answers GET /graphql?query= for a query, and null for an unknown Thing", async () => {
+    const query = encodeURIComponent(`{ thing(id: "urn:example:nobody") { id } }`);
+    const response = await hub.request(`/graphql?query=${query}`, { auth: false });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ data: { thing: null } });
+  });
+
+  it("pages the Things, searches them with JSONPath, and reads history, state and diff", async () => {
+    const { body } = await post(
+      hub,
+      `{ things(first: 10) { items { id } next }
+         search(jsonpath: "$[?@.title=='Lamp'].id")
+         history(thing: "${lamp}", first: 5) { changes { kind affordance value } next }
+         stateAt(thing: "${lamp}") { thing properties { name value } }
+         diff(thing: "${lamp}", from: "-1h") { thing properties { affordance after changes } }
+         changes(filter: { thing: "${lamp}", kinds: ["reported"] }, first: 10) { changes { seq value } }
+         log { size root } }`,
+    );
+    expect(body.errors).toBeUndefined();
+    const data = body.data as {
+      things: { items: Array<{ id: string }> };
+      search: unknown[];
+      history: { changes: unknown[] };
+      stateAt: { properties: unknown[] };
+      diff: { properties: unknown[] };
+      changes: { changes: Array<{ value: number }> };
+      log: { size: number; root: string };
+    };
+    expect(data.things.items.map((t) => t.id)).toContain(lamp);
+    expect(data.search).toEqual([lamp]);
+    expect(data.history.changes[0]).toEqual({ kind: "reported", affordance: "brightness", value: 42 });
+    expect(data.stateAt.properties).toEqual([{ name: "brightness", value: 42 }]);
+    expect(data.diff.properties).toEqual([{ affordance: "brightness", after: 42, changes: 1 }]);
+    expect(data.changes.changes.map((c) => c.value)).toEqual([42]);
+    expect(data.log.size).toBeGreaterThanOrEqual(2);
+    expect(data.log.root).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("answers the introspection query with the whole schema", async () => {
+    const { body } = await post(hub, getIntrospectionQuery(), undefined, { auth: false });
+    expect(body.errors).toBeUndefined();
+    const types = ((body.data?.__schema as { types: Array<{ name: string }> }).types ?? []).map(
+      (t) => t.name,
+    );
+    expect(types).toEqual(
+      expect.arrayContaining(["Thing", "Change", "Link", "Subscription", "ChangeFilter"]),
+    );
+  });
+
+  it("registers, updates and removes a Thing with mutations, each a Change caused by the token's actor", async () => {
+    const id = "urn:example:gql-registered";
+    const before = Number(
+      (await post(hub, "{ log { size } }")).body.data?.log &&
+        ((await post(hub, "{ log { size } }")).body.data?.log as { size: number }).size,
+    );
+    const registered = await post(
+      hub,
+      `mutation ($td: JSON!) { register(td: $td) { id created change { seq kind cause { actor via } } } }`,
+      { td: minimalTd({ id, title: "Registered" }) },
+    );
+    expect(registered.body.errors).toBeUndefined();
+    expect(registered.body.data?.register).toMatchObject({
+      id,
+      created: true,
+      change: { kind: "described", cause: { actor: "admin", via: "graphql" } },
+    });
+    const described = await changeAfter(hub, before, (c) => c.thing === id && c.kind === "described");
+    expect(described.cause).toEqual({ actor: "admin", via: "graphql" });
+
+    const updated = await post(
+      hub,
+      `mutation { update(id: "${id}", patch: { title: "Renamed" }) { created } }`,
+    );
+    expect(updated.body.data?.update).toEqual({ created: false });
+    const thing = await post(hub, `{ thing(id: "${id}") { title } }`);
+    expect(thing.body.data?.thing).toEqual({ title: "Renamed" });
+
+    const removed = await post(hub, `mutation { remove(id: "${id}") { kind thing } }`);
+    expect(removed.body.data?.remove).toEqual({ kind: "removed", thing: id });
+    expect((await post(hub, `{ thing(id: "${id}") { id } }`)).body.data?.thing).toBeNull();
+  });
+
+  it("refuses a mutation without a token (UNAUTHENTICATED) and with a read token (FORBIDDEN), changing nothing", async () => {
+    const mutation = `mutation { register(td: { title: "x", securityDefinitions: { n: { scheme: "nosec" } }, security: "n" }) { id } }`;
+    const size = async () => ((await post(hub, "{ log { size } }")).body.data?.log as { size: number }).size;
+    const before = await size();
+    const anonymous = await post(hub, mutation, undefined, { auth: false });
+    expect(codes(anonymous.body)).toEqual(["UNAUTHENTICATED"]);
+    expect(anonymous.body.data).toBeUndefined();
+    const reader = await post(hub, mutation, undefined, { auth: READ_TOKEN });
+    expect(codes(reader.body)).toEqual(["FORBIDDEN"]);
+    const modern = await post(hub, mutation, undefined, {
+      auth: READ_TOKEN,
+      accept: "application/graphql-response+json",
+    });
+    expect(modern.status).toBe(403);
+    expect(modern.type).toMatch(/^application\/graphql-response\+json/);
+    expect(await size()).toBe(before);
+  });
+
+  it("refuses a bad bearer token with a 401 problem document", async () => {
+    const response = await hub.request("/graphql", {
+      method: "POST",
+      auth: "not-a-token-of-this-hub",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: "{ log { size } }" }),
+    });
+    expect(response.status).toBe(401);
+    expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+  });
+
+  it("refuses a mutation over GET with 405", async () => {
+    const query = encodeURIComponent(`mutation { remove(id: "${lamp}") { seq } }`);
+    const response = await hub.request(`/graphql?query=${query}`);
+    expect(response.status).toBe(405);
+    expect(response.headers.get("allow")).toBe("POST");
+    expect((await post(hub, `{ thing(id: "${lamp}") { id } }`)).body.data?.thing).toEqual({ id: lamp });
+  });
+
+  it("names an unknown field, and a syntax error, with their codes (400 under graphql-response+json)", async () => {
+    const unknown = await post(hub, `{ thing(id: "${lamp}") { colour } }`);
+    expect(unknown.status).toBe(200);
+    expect(codes(unknown.body)).toEqual(["GRAPHQL_VALIDATION_FAILED"]);
+    expect(unknown.body.errors?.[0]?.message).toMatch(/colour/);
+    const broken = await post(hub, `{ thing(id: `, undefined, {
+      accept: "application/graphql-response+json",
+    });
+    expect(broken.status).toBe(400);
+    expect(codes(broken.body)).toEqual(["GRAPHQL_PARSE_FAILED"]);
+  });
+
+  it("refuses a malformed IRI with BAD_USER_INPUT and its JSON pointer", async () => {
+    const { body } = await post(hub, `{ thing(id: "not an iri") { id } }`);
+    expect(codes(body)).toEqual(["BAD_USER_INPUT"]);
+    expect(body.errors?.[0]?.extensions?.errors).toEqual([expect.objectContaining({ pointer: "/id" })]);
+  });
+
+  it("refuses an operation deeper than the limit before running it", async () => {
+    const { body } = await post(
+      hub,
+      `{ thing(id: "${lamp}") { links { target { links { target { links { target { id } } } } } } } }`,
+    );
+    const error = body.errors?.find((e) => e.extensions?.code === "DEPTH_LIMIT_EXCEEDED");
+    expect(error?.extensions).toMatchObject({ maxDepth: 6 });
+    expect(error?.extensions?.depth).toBeGreaterThan(6);
+    expect(body.data).toBeUndefined();
+  });
+
+  it("refuses an operation over the cost limit, counting lists by the page size asked", async () => {
+    const { body } = await post(
+      hub,
+      `{ things(first: 50) { items { history(first: 50) { changes { seq } } } } }`,
+    );
+    expect(codes(body)).toEqual(["COST_LIMIT_EXCEEDED"]);
+    expect(body.errors?.[0]?.extensions?.cost).toBeGreaterThan(2000);
+    const cheap = await post(hub, `{ things(first: 5) { items { history(first: 5) { changes { seq } } } } }`);
+    expect(cheap.body.errors).toBeUndefined();
+  });
+
+  it("refuses a page larger than the hub's maximum, also through a variable", async () => {
+    const { body } = await post(hub, `query ($n: Int) { changes(first: $n) { next } }`, { n: 51 });
+    expect(codes(body)).toEqual(["PAGE_LIMIT_EXCEEDED"]);
+    expect(body.errors?.[0]?.extensions?.maxFirst).toBe(50);
+  });
+
+  it("refuses a subscription over HTTP, pointing at the WebSocket", async () => {
+    const { body } = await post(hub, `subscription { changes { seq } }`);
+    expect(codes(body)).toEqual(["BAD_REQUEST"]);
+    expect(body.errors?.[0]?.message).toMatch(/WebSocket/);
+  });
+});
