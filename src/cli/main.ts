@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from "commander";
 import { HyperthingsError } from "../core/index.js";
 import { HUB_VERSION } from "../hub/version.js";
 import { registerServeCommands } from "./serve-commands.js";
+import { registerSimCommands } from "./sim-commands.js";
 import { registerClientCommands } from "./client-commands.js";
 import { registerDiscoverCommand } from "./discover-command.js";
 import { registerHistoryCommands } from "./history-commands.js";
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   );
   program.addOption(new Option("--token <token>", "bearer token for the hub").env("HYPERTHINGS_TOKEN"));
   registerServeCommands(program);
+  registerSimCommands(program);
   registerClientCommands(program);
   registerDiscoverCommand(program);
   registerInteractionCommands(program);

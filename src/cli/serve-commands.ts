@@ -1,8 +1,6 @@
 // `things serve` and `things demo`: run a hub in this process until Ctrl-C.
 import type { Command } from "commander";
-import { readFileSync, readdirSync } from "node:fs";
 import { loadConfig, type ConfigOverrides } from "../hub/index.js";
-import { canonicalJson, type RegisteredThingDescription } from "../core/index.js";
 import { CliError } from "./cli-error.js";
 import type { RunningHub } from "./start-hub.js";
 
@@ -77,7 +75,16 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
   };
 }
 
-async function serve(options: ServeOptions): Promise<RunningHub> {
+/** What else to stop on Ctrl-C, before and after the hub (the demo's fleet); filled in later. */
+interface Companions {
+  readonly before: (() => Promise<void>)[];
+  readonly after: (() => Promise<void>)[];
+}
+
+async function serve(
+  options: ServeOptions,
+  companions: Companions = { before: [], after: [] },
+): Promise<RunningHub> {
   const config = loadConfig(overridesOf(options));
   // Loaded only here: the client commands start faster without the server's modules.
   const { startHub } = await import("./start-hub.js");
@@ -114,7 +121,11 @@ async function serve(options: ServeOptions): Promise<RunningHub> {
       process.exit(130);
     }
     running.hub.logger.info({ signal }, "shutting down: finishing requests and committing queued writes");
-    running.close().then(
+    (async () => {
+      for (const close of companions.before) await close();
+      await running.close();
+      for (const close of companions.after) await close();
+    })().then(
       () => process.exit(0),
       (err: unknown) => {
         running.hub.logger.error({ err }, "shutdown failed");
@@ -141,22 +152,6 @@ function mqttLine(running: RunningHub): string {
   return `  MQTT: ${mqtt.url} (${how}), topics under ${running.hub.config.mqttPrefix}/${notice}`;
 }
 
-/** The example Things shipped in examples/things, registered unless already there unchanged. */
-async function registerExamples(running: RunningHub): Promise<number> {
-  const folder = new URL("../../examples/things/", import.meta.url);
-  let count = 0;
-  for (const name of readdirSync(folder)
-    .filter((n) => n.endsWith(".json"))
-    .sort()) {
-    const td = JSON.parse(readFileSync(new URL(name, folder), "utf8")) as RegisteredThingDescription;
-    const existing = await running.hub.store.getThing(td.id);
-    if (existing && canonicalJson(existing.td) === canonicalJson(td)) continue;
-    await running.hub.directory.put(td.id, td, { actor: "demo", via: "cli" });
-    count++;
-  }
-  return count;
-}
-
 export function registerServeCommands(program: Command): void {
   addServeOptions(
     program.command("serve").description("run a hub: the directory API over HTTP, until Ctrl-C"),
@@ -165,14 +160,45 @@ export function registerServeCommands(program: Command): void {
   });
 
   addServeOptions(
-    program.command("demo").description("run a hub with the demo fleet registered, until Ctrl-C"),
-  ).action(async (options: ServeOptions) => {
-    const running = await serve(options);
-    const added = await registerExamples(running);
-    const total = await running.hub.store.countThings();
-    process.stdout.write(
-      `  demo: ${added} example Things registered (${total} in the directory)\n` +
-        `  try:  curl ${running.url}/things   or   npx things ls --url ${running.url}\n`,
-    );
-  });
+    program
+      .command("demo")
+      .description("run a hub with the simulated fleet registered and observed, until Ctrl-C"),
+  )
+    .option(
+      "--chaos <ms>",
+      "the chaos monkey changes something behind the hub's back every <ms>; 0 = never",
+      "20000",
+    )
+    .action(async (options: ServeOptions & { chaos: string }) => {
+      const chaosMs = Number(options.chaos);
+      if (!Number.isInteger(chaosMs) || chaosMs < 0) {
+        throw new CliError(`--chaos must be a whole number of ms ≥ 0, not "${options.chaos}"`, 2);
+      }
+      const companions: Companions = { before: [], after: [] };
+      const running = await serve(options, companions);
+      const { startDemoFleet } = await import("./sim-commands.js");
+      let started;
+      try {
+        started = await startDemoFleet(running, { chaosMs });
+      } catch (err) {
+        await running.close();
+        throw err;
+      }
+      const { fleet, registered } = started;
+      // The sensors leave the hub's broker before it closes (it waits for its clients); the HTTP
+      // Things stay until the hub has stopped observing them, so that no outage is recorded.
+      companions.before.push(() => fleet.disconnectSensors());
+      companions.after.push(() => fleet.close());
+      const total = await running.hub.store.countThings();
+      const sensors = fleet.homieDevices.length;
+      process.stdout.write(
+        `  demo: ${fleet.descriptions().length} simulated Things over HTTP (${registered} newly registered)` +
+          (sensors > 0 ? `, ${sensors} Homie sensors on MQTT` : "") +
+          `; ${total} in the directory` +
+          (chaosMs > 0 ? `; a chaos monkey changes something every ${chaosMs / 1000} s` : "") +
+          "\n" +
+          `  open ${running.url}/ and sign in with ${running.hub.adminToken.token}\n` +
+          `  try:  npx things ls --url ${running.url}   ·   Ctrl-C stops it all\n`,
+      );
+    });
 }

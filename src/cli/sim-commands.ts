@@ -1,0 +1,202 @@
+// `things sim` runs the simulated fleet alone; `things demo` (serve-commands.ts) runs it beside a
+// hub, with everything registered. The fleet itself lives in src/sim.
+import { Option, type Command } from "commander";
+import { canonicalJson } from "../core/index.js";
+import { HubClient, HubError } from "../client/index.js";
+// Types only: the fleet's modules (and mqtt.js) load when a fleet starts, not for every command.
+import type { Fleet, FleetKind, FleetOptions } from "../sim/index.js";
+import { CliError } from "./cli-error.js";
+import type { RunningHub } from "./start-hub.js";
+
+/** The kinds of Things in the fleet (src/sim/fleet.ts: KINDS), for --only. */
+const KINDS: readonly FleetKind[] = ["espresso", "switch", "containers", "service", "sensors"];
+
+/** The fleet beside a running hub: on loopback, its sensors on the hub's broker, every TD registered. */
+export async function startDemoFleet(
+  running: RunningHub,
+  options: { chaosMs: number },
+): Promise<{ fleet: Fleet; registered: number }> {
+  const { Fleet } = await import("../sim/index.js");
+  const fleet = await Fleet.start({
+    host: "127.0.0.1",
+    ...(options.chaosMs > 0 && { chaos: { intervalMs: options.chaosMs } }),
+    ...mqttOfHub(running),
+  });
+  try {
+    let registered = 0;
+    for (const td of fleet.descriptions()) {
+      const existing = await running.hub.store.getThing(td.id);
+      if (existing && canonicalJson(existing.td) === canonicalJson(td)) continue;
+      await running.hub.directory.put(td.id, td, { actor: "demo", via: "cli" });
+      registered++;
+    }
+    return { fleet, registered };
+  } catch (err) {
+    await fleet.close();
+    throw err;
+  }
+}
+
+/** Where the fleet's MQTT devices publish: the broker the hub listens on or uses, as the hub's admin. */
+function mqttOfHub(running: RunningHub): Pick<FleetOptions, "mqtt"> {
+  const { mqtt, hub } = running;
+  if (mqtt === undefined) return {};
+  if (mqtt.kind === "external") {
+    const url = hub.config.mqttUrl;
+    return url === undefined ? {} : { mqtt: { url } };
+  }
+  // MQTT 3.1.1 sends a password only with a user name: any user name, the admin token as password.
+  return {
+    mqtt: {
+      url: mqtt.url,
+      protocolVersion: 4,
+      ...(mqtt.anonymous ? {} : { username: "demo-fleet", password: hub.adminToken.token }),
+    },
+  };
+}
+
+interface SimOptions {
+  scale: string;
+  host: string;
+  only?: string;
+  mqttUrl?: string;
+  register?: string;
+  chaos?: string;
+  tickMs: string;
+  speed: string;
+  list?: boolean;
+}
+
+function positiveInteger(text: string, flag: string, min = 1): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min)
+    throw new CliError(`${flag} must be a whole number ≥ ${min}, not "${text}"`, 2);
+  return n;
+}
+
+function fleetOptionsOf(options: SimOptions): FleetOptions {
+  const kinds =
+    options.only === undefined
+      ? undefined
+      : options.only.split(",").map((k) => {
+          const kind = k.trim() as FleetKind;
+          if (!KINDS.includes(kind)) {
+            throw new CliError(`--only: "${k}" is not a kind of the fleet (${KINDS.join(", ")})`, 2);
+          }
+          return kind;
+        });
+  let mqtt: FleetOptions["mqtt"];
+  if (options.mqttUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(options.mqttUrl);
+    } catch {
+      throw new CliError(
+        `--mqtt-url: "${options.mqttUrl}" is not a URL; give one like mqtt://127.0.0.1:1883`,
+        2,
+      );
+    }
+    if (url.protocol !== "mqtt:" && url.protocol !== "mqtts:") {
+      throw new CliError(`--mqtt-url: "${options.mqttUrl}" is not an mqtt: or mqtts: URL`, 2);
+    }
+    mqtt = { url: options.mqttUrl };
+  }
+  const speed = Number(options.speed);
+  if (!Number.isFinite(speed) || speed <= 0)
+    throw new CliError(`--speed must be a number above 0, not "${options.speed}"`, 2);
+  const chaosMs = options.chaos === undefined ? 0 : positiveInteger(options.chaos, "--chaos", 0);
+  return {
+    host: options.host,
+    scale: positiveInteger(options.scale, "--scale"),
+    tickMs: positiveInteger(options.tickMs, "--tick-ms", 0),
+    speed,
+    ...(kinds && { kinds }),
+    ...(mqtt && { mqtt }),
+    ...(chaosMs > 0 && { chaos: { intervalMs: chaosMs } }),
+  };
+}
+
+/** Registers every TD with a hub, a few at a time; the first refusal stops it, in one line. */
+async function registerWith(hubUrl: string, token: string | undefined, fleet: Fleet): Promise<number> {
+  let client: HubClient;
+  try {
+    client = new HubClient({ url: hubUrl, token });
+  } catch (err) {
+    throw new CliError(`--register: ${(err as Error).message}`, 2);
+  }
+  const queue = fleet.descriptions();
+  let done = 0;
+  const worker = async () => {
+    for (let td = queue.pop(); td !== undefined; td = queue.pop()) {
+      try {
+        await client.put(td);
+      } catch (err) {
+        const hint = err instanceof HubError && err.status === 401 ? "; give a token with --token" : "";
+        throw new CliError(`registering ${td.id} with ${hubUrl}: ${(err as Error).message}${hint}`);
+      }
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  return done;
+}
+
+export function registerSimCommands(program: Command): void {
+  program
+    .command("sim")
+    .description(
+      "run the simulated fleet alone (real HTTP servers on loopback, Homie sensors on MQTT), until Ctrl-C",
+    )
+    .option("--scale <n>", "copies of the fleet, each with unique ids", "1")
+    .option("--host <host>", "address the simulated Things listen on", "127.0.0.1")
+    .addOption(new Option("--only <kinds>", `run only these kinds (comma-separated: ${KINDS.join(", ")})`))
+    .option(
+      "--mqtt-url <url>",
+      "the broker the Homie sensors publish to (mqtt://[user:pass@]host:port); none without it",
+    )
+    .option("--register <hub-url>", "register every TD with this hub (with --token, or HYPERTHINGS_TOKEN)")
+    .option("--chaos <ms>", "let the chaos monkey change something every <ms> (default: off)")
+    .option("--tick-ms <ms>", "real ms between two steps of simulated time", "250")
+    .option("--speed <factor>", "simulated seconds per real second", "1")
+    .option("--list", "print every Thing and where its TD is, however many")
+    .action(async (options: SimOptions, command: Command) => {
+      const fleetOptions = fleetOptionsOf(options);
+      const { Fleet } = await import("../sim/index.js");
+      const fleet = await Fleet.start(fleetOptions);
+      const out = process.stdout;
+      const descriptions = fleet.descriptions();
+      out.write(
+        `Simulated fleet: ${descriptions.length} Things over HTTP` +
+          (fleet.homieDevices.length > 0
+            ? `, ${fleet.homieDevices.length} Homie devices on ${fleetOptions.mqtt?.url ?? "?"}`
+            : "") +
+          (fleetOptions.chaos ? `; chaos monkey every ${fleetOptions.chaos.intervalMs} ms` : "") +
+          "\n",
+      );
+      for (const server of fleet.servers) out.write(`  ${server.kind.padEnd(10)} ${server.url}{slug}/\n`);
+      if (options.list === true || descriptions.length <= 100) {
+        for (const td of descriptions) out.write(`  ${td.id}  ${fleet.descriptionUrl(td.id)}\n`);
+        for (const id of fleet.homieDevices) out.write(`  ${id}  (Homie 5, announced on the broker)\n`);
+      } else {
+        out.write(`  (${descriptions.length} TDs; --list prints each)\n`);
+      }
+      const stop = () => {
+        fleet.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+      if (options.register !== undefined) {
+        const { token } = command.optsWithGlobals<{ token?: string }>();
+        try {
+          const count = await registerWith(options.register, token || undefined, fleet);
+          out.write(`  registered ${count} Things with ${options.register}\n`);
+        } catch (err) {
+          await fleet.close();
+          throw err;
+        }
+      }
+    });
+}
