@@ -37,7 +37,7 @@ export default tseslint.config(
   },
   {
     // Configuration files and the vitest reporter are loaded through their default export.
-    files: ["eslint.config.js", "vitest.config.ts", "test/summary-reporter.ts"],
+    files: ["eslint.config.js", "vitest.config.ts", "ui/vite.config.ts", "test/summary-reporter.ts"],
     rules: { "no-restricted-syntax": "off" },
   },
 );

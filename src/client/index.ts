@@ -1,4 +1,16 @@
 // The public face of the client: talk to a hub over HTTP, from Node.js or a browser.
+// The shapes of what the hub answers (type-only: nothing of core is loaded).
+export type {
+  ActionAffordance,
+  Cause,
+  Change,
+  Checkpoint,
+  DataSchema,
+  Link,
+  PropertyAffordance,
+  RegisteredThingDescription,
+  ThingDescription,
+} from "../core/index.js";
 export {
   DirectoryClient,
   HubError,

@@ -16,10 +16,13 @@ import { logRoutes } from "./log-routes.js";
 import { discoveryRoutes } from "./discovery-routes.js";
 import { interactionRoutes } from "./interaction-routes.js";
 import { credentialRoutes } from "./credential-routes.js";
+import { uiRoutes } from "./ui-routes.js";
 
 export interface ServerOptions {
   /** `POST /discover`; without it, that route answers 503. */
   discovery?: Discovery;
+  /** The built web UI to serve at `/` (default: dist/ui, where `npm run build` puts it). */
+  uiDirectory?: string;
 }
 
 export async function buildServer(hub: Hub, options: ServerOptions = {}): Promise<FastifyInstance> {
@@ -81,6 +84,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   await app.register(credentialRoutes(hub));
   await app.register(discoveryRoutes(hub, options.discovery));
   await app.register(wellKnownRoutes(hub, HUB_VERSION));
+  await app.register(uiRoutes({ ...(options.uiDirectory !== undefined && { directory: options.uiDirectory }) }));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

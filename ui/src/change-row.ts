@@ -1,0 +1,65 @@
+// One Change as a row: when, which Thing and affordance, what kind, the value (and the one
+// before), and its cause — actor, protocol, release, rule.
+import type { Change } from "../../src/client/index.js";
+import { h, show, showTime, thingHref } from "./dom.js";
+
+/** The hub clock's wall time of a Change (its hlc begins with 12 hex digits of milliseconds). */
+export function timeOfChange(change: Pick<Change, "hlc">): number {
+  return Number.parseInt(change.hlc.slice(0, 12), 16);
+}
+
+export function changeRow(
+  change: Change,
+  options: { showThing?: boolean; titleOf?: (id: string) => string } = {},
+): HTMLElement {
+  const cause = change.cause;
+  return h(
+    "tr",
+    { class: `change kind-${change.kind}`, "data-seq": change.seq },
+    h("td", {}, String(change.seq)),
+    h("td", {}, showTime(timeOfChange(change))),
+    options.showThing === true &&
+      h("td", {}, h("a", { href: thingHref(change.thing) }, options.titleOf?.(change.thing) ?? change.thing)),
+    h("td", {}, h("span", { class: "kind" }, change.kind)),
+    h("td", {}, change.affordance ?? ""),
+    h(
+      "td",
+      { class: "value" },
+      change.value === undefined ? "" : show(change.value),
+      change.previous !== undefined && h("span", { class: "muted" }, ` (was ${show(change.previous)})`),
+    ),
+    h(
+      "td",
+      { class: "cause" },
+      cause.actor,
+      cause.via !== undefined && h("span", { class: "muted" }, ` via ${cause.via}`),
+      cause.release !== undefined && h("span", { class: "tag" }, `release ${cause.release.slice(0, 12)}`),
+      cause.rule !== undefined && h("span", { class: "tag" }, `rule ${cause.rule}`),
+    ),
+  );
+}
+
+export function changeTable(showThing: boolean): { table: HTMLTableElement; body: HTMLTableSectionElement } {
+  const body = h("tbody");
+  const table = h(
+    "table",
+    { class: "changes" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", {}, "seq"),
+        h("th", {}, "time"),
+        showThing && h("th", {}, "Thing"),
+        h("th", {}, "kind"),
+        h("th", {}, "affordance"),
+        h("th", {}, "value"),
+        h("th", {}, "cause"),
+      ),
+    ),
+    body,
+  );
+  return { table, body };
+}

@@ -1,0 +1,154 @@
+// The graph of every Thing and its links (sigma's WebGL renderer over a graphology graph):
+// colours by type with a legend, live reachability, click a node to open the Thing.
+import Graph from "graphology";
+import Sigma from "sigma";
+import type { Change, RegisteredThingDescription } from "../../src/client/index.js";
+import type { View } from "./app-context.js";
+import { h, replace, thingHref } from "./dom.js";
+import { problemBox } from "./errors.js";
+import { graphOf, layoutOf, legendOf } from "./thing-graph.js";
+
+const PAGE_SIZE = 1000;
+const UNREACHABLE_COLOR = "#b0b0b0";
+const MAX_MATCHES = 20;
+
+export const graphView: View = ({ client, live }, root) => {
+  performance.mark("graph-start");
+  const abort = new AbortController();
+  let renderer: Sigma | undefined;
+  const status = h("p", { class: "muted" }, "Loading the Things…");
+  const canvas = h("div", { class: "graph", "data-testid": "graph" });
+  const legend = h("ul", { class: "legend", "aria-label": "Legend" });
+  const unreachableList = h("ul", { class: "unreachable", "aria-label": "Unreachable Things" });
+  const search = h("input", {
+    type: "search",
+    placeholder: "Find a Thing by title or id",
+    "aria-label": "Find a Thing",
+  });
+  const matches = h("ul", { class: "matches" });
+  replace(
+    root,
+    h("h1", {}, "Things"),
+    status,
+    h(
+      "div",
+      { class: "graph-layout" },
+      canvas,
+      h(
+        "aside",
+        {},
+        search,
+        matches,
+        h("h2", {}, "Types"),
+        legend,
+        h("h2", {}, "Unreachable"),
+        unreachableList,
+      ),
+    ),
+  );
+
+  const unreachable = new Map<string, string>();
+  const colors = new Map<string, string>();
+  const titles = new Map<string, string>();
+  let graph: Graph | undefined;
+
+  function showUnreachable(): void {
+    replace(
+      unreachableList,
+      unreachable.size === 0
+        ? h("li", { class: "muted" }, "none")
+        : [...unreachable].map(([id, reason]) =>
+            h("li", {}, h("a", { href: thingHref(id) }, titles.get(id) ?? id), " — ", reason),
+          ),
+    );
+  }
+
+  function applyReachability(change: Change): void {
+    if (change.kind !== "unreachable" && change.kind !== "reachable") return;
+    if (change.kind === "unreachable")
+      unreachable.set(change.thing, typeof change.value === "string" ? change.value : "unreachable");
+    else unreachable.delete(change.thing);
+    if (graph?.hasNode(change.thing)) {
+      graph.setNodeAttribute(
+        change.thing,
+        "color",
+        change.kind === "unreachable" ? UNREACHABLE_COLOR : (colors.get(change.thing) ?? "#666"),
+      );
+    }
+    showUnreachable();
+  }
+  const unsubscribe = live.subscribe(applyReachability);
+
+  search.addEventListener("input", () => {
+    const text = search.value.trim().toLowerCase();
+    if (text === "") return replace(matches);
+    const found: string[] = [];
+    for (const [id, title] of titles) {
+      if (title.toLowerCase().includes(text) || id.toLowerCase().includes(text)) found.push(id);
+      if (found.length === MAX_MATCHES) break;
+    }
+    replace(
+      matches,
+      found.length === 0
+        ? h("li", { class: "muted" }, "no Thing matches")
+        : found.map((id) => h("li", {}, h("a", { href: thingHref(id) }, titles.get(id) ?? id))),
+    );
+  });
+
+  void (async () => {
+    try {
+      const tds: RegisteredThingDescription[] = [];
+      for await (const td of client.listAll({ pageSize: PAGE_SIZE })) tds.push(td);
+      if (abort.signal.aborted) return;
+      const { nodes, edges } = graphOf(tds);
+      const types = legendOf(nodes);
+      const positions = layoutOf(nodes);
+      const size = nodes.length > 1000 ? 3 : nodes.length > 100 ? 6 : 12;
+      graph = new Graph({ multi: true, type: "directed" });
+      for (const node of nodes) {
+        const color = types.get(node.type)?.color ?? "#666";
+        colors.set(node.id, color);
+        titles.set(node.id, node.title);
+        graph.addNode(node.id, { label: node.title, size, color, ...positions.get(node.id) });
+      }
+      for (const edge of edges)
+        graph.addEdge(edge.source, edge.target, { label: edge.rel, color: "#ccc", size: 1 });
+      replace(
+        legend,
+        [...types].map(([type, { color, count }]) =>
+          h("li", {}, h("span", { class: "swatch", style: `background:${color}` }), `${type} (${count})`),
+        ),
+        h("li", {}, h("span", { class: "swatch", style: `background:${UNREACHABLE_COLOR}` }), "unreachable"),
+      );
+      replace(status, `${nodes.length} Things, ${edges.length} links. Click a node to open it.`);
+      renderer = new Sigma(graph, canvas, {
+        settings: {
+          renderEdgeLabels: nodes.length <= 200,
+          hideEdgesOnMove: true,
+          labelRenderedSizeThreshold: 8,
+        },
+      });
+      renderer.on("clickNode", ({ node }) => {
+        location.hash = thingHref(node);
+      });
+      renderer.once("afterRender", () => {
+        performance.mark("graph-rendered");
+        performance.measure("graph", "graph-start", "graph-rendered");
+        canvas.dataset.rendered = String(nodes.length);
+      });
+      renderer.refresh();
+      // Reachability so far: the last day's reachability Changes, then the live feed keeps it.
+      const page = await client.changes({ kind: ["unreachable", "reachable"], since: "-24h", limit: 1000 });
+      for (const change of page.changes) applyReachability(change);
+      showUnreachable();
+    } catch (err) {
+      if (!abort.signal.aborted) replace(status, problemBox(err));
+    }
+  })();
+
+  return () => {
+    abort.abort();
+    unsubscribe();
+    renderer?.kill();
+  };
+};

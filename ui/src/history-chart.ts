@@ -1,0 +1,97 @@
+// A uPlot chart of one numeric property's reported history over a time range, that takes new
+// points from the live feed.
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import type { Change, InteractionClient } from "../../src/client/index.js";
+import { h, replace } from "./dom.js";
+import { problemBox } from "./errors.js";
+import { timeOfChange } from "./change-row.js";
+
+const MAX_POINTS = 10_000;
+
+export interface HistoryChart {
+  element: HTMLElement;
+  /** Adds a live Change of this property. */
+  add(change: Change): void;
+  dispose(): void;
+}
+
+export function historyChart(
+  client: InteractionClient,
+  thing: string,
+  property: string,
+  since: string,
+  unit: string | undefined,
+): HistoryChart {
+  const element = h("div", { class: "chart", "data-property": property, "data-points": 0 });
+  const xs: number[] = [];
+  const ys: number[] = [];
+  let plot: uPlot | undefined;
+  let disposed = false;
+  // Live Changes that arrive while the history loads wait, then join after its last seq.
+  let buffer: Change[] | undefined = [];
+  let lastSeq = 0;
+
+  const push = (change: Change) => {
+    if (change.kind !== "reported" || typeof change.value !== "number" || change.seq <= lastSeq) return;
+    lastSeq = change.seq;
+    xs.push(timeOfChange(change) / 1000);
+    ys.push(change.value);
+  };
+
+  const draw = () => {
+    element.dataset.points = String(xs.length);
+    if (plot === undefined) {
+      if (xs.length === 0)
+        return replace(element, h("p", { class: "muted" }, `No reported ${property} in this range.`));
+      replace(element);
+      plot = new uPlot(
+        {
+          width: Math.max(320, Math.min(760, element.clientWidth || 640)),
+          height: 180,
+          series: [
+            {},
+            { label: unit === undefined ? property : `${property} (${unit})`, stroke: "#1f77b4", width: 2 },
+          ],
+          axes: [{}, { size: 60 }],
+        },
+        [xs, ys],
+        element,
+      );
+    } else {
+      plot.setData([xs, ys]);
+    }
+  };
+
+  void (async () => {
+    try {
+      const page = await client.history(thing, {
+        affordance: property,
+        kind: "reported",
+        since,
+        order: "asc",
+        limit: MAX_POINTS,
+      });
+      if (disposed) return;
+      for (const change of page.changes) push(change);
+      for (const change of buffer ?? []) push(change);
+      buffer = undefined;
+      draw();
+    } catch (err) {
+      replace(element, problemBox(err));
+    }
+  })();
+
+  return {
+    element,
+    add(change) {
+      if (buffer !== undefined) return void buffer.push(change);
+      push(change);
+      draw();
+    },
+    dispose() {
+      disposed = true;
+      plot?.destroy();
+    },
+  };
+}

@@ -1,0 +1,47 @@
+// The Log's verification status: its signing key and the last signed checkpoint (RFC 9162 tree
+// size and root), which `things verify` checks offline.
+import type { View } from "./app-context.js";
+import { h, replace, showTime } from "./dom.js";
+import { problemBox } from "./errors.js";
+
+export const logView: View = ({ client }, root) => {
+  const out = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  replace(root, h("h1", {}, "Log"), out);
+  let disposed = false;
+  void Promise.all([client.checkpoint(), client.logKey(), client.health()]).then(
+    ([checkpoint, key, health]) => {
+      if (disposed) return;
+      replace(
+        out,
+        checkpoint === undefined
+          ? h("p", { "data-testid": "checkpoint" }, "The Log is empty: no checkpoint yet.")
+          : h(
+              "dl",
+              { "data-testid": "checkpoint" },
+              h("dt", {}, "Last signed checkpoint"),
+              h("dd", {}, `${checkpoint.size} Changes, signed ${showTime(checkpoint.time)}`),
+              h("dt", {}, "Root hash"),
+              h("dd", {}, h("code", {}, checkpoint.root)),
+              h("dt", {}, "Unsigned Changes after it"),
+              h("dd", {}, String(Math.max(0, health.lastSeq - checkpoint.size))),
+              h("dt", {}, "Origin"),
+              h("dd", {}, h("code", {}, checkpoint.origin)),
+              h("dt", {}, "Signature"),
+              h("dd", {}, `${key.algorithm}, `, h("code", { class: "wrap" }, checkpoint.signature)),
+            ),
+        h(
+          "p",
+          {},
+          "Verify the whole Log offline against this key with ",
+          h("code", {}, "things verify"),
+          ".",
+        ),
+        h("details", {}, h("summary", {}, "Public key"), h("pre", {}, key.publicKey)),
+      );
+    },
+    (err: unknown) => !disposed && replace(out, problemBox(err)),
+  );
+  return () => {
+    disposed = true;
+  };
+};

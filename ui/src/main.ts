@@ -1,0 +1,161 @@
+// The web UI's entry: sign in with a token, then hash routes to the views. Every failure ends up
+// as words in the page (an error boundary below catches what a view did not).
+import type { AppContext, View } from "./app-context.js";
+import { changesView } from "./changes-view.js";
+import { h, replace } from "./dom.js";
+import { messageOf, problemBox } from "./errors.js";
+import { graphView } from "./graph-view.js";
+import { LiveFeed } from "./live.js";
+import { logView } from "./log-view.js";
+import { clientFor, signIn, signOut, storedToken } from "./session.js";
+import { thingView } from "./thing-view.js";
+import { timeView } from "./time-view.js";
+
+const app = document.getElementById("app") ?? document.body;
+const banner = h("div", { class: "banner", role: "alert", hidden: true });
+let context: AppContext | undefined;
+let leave: (() => void) | undefined;
+
+window.addEventListener("error", (event) => showBanner(messageOf(event.error ?? event.message)));
+window.addEventListener("unhandledrejection", (event) => showBanner(messageOf(event.reason)));
+
+function showBanner(text: string): void {
+  banner.textContent = text;
+  banner.hidden = false;
+}
+
+const ROUTES: [RegExp, View][] = [
+  [/^#\/thing\/(.+)$/, (ctx, root, id) => thingView(ctx, root, decodeURIComponent(id))],
+  [/^#\/time\/(.+)$/, timeView],
+  [/^#\/changes\??(.*)$/, changesView],
+  [/^#\/log$/, logView],
+  [/^(?:#\/?)?$/, graphView],
+];
+
+function signInPage(problem?: unknown): void {
+  leave?.();
+  leave = undefined;
+  const token = h("input", {
+    type: "password",
+    name: "token",
+    autocomplete: "current-password",
+    "aria-label": "Token",
+    required: true,
+  });
+  const outcome = h("div", {}, problem !== undefined && problemBox(problem));
+  replace(
+    app,
+    h(
+      "main",
+      { class: "sign-in" },
+      h("h1", {}, "Hyperthings"),
+      h(
+        "p",
+        {},
+        "Sign in with a token of this hub: the admin token that ",
+        h("code", {}, "things serve"),
+        " or ",
+        h("code", {}, "npm start"),
+        " printed, or a read-only token.",
+      ),
+      h(
+        "form",
+        {
+          onsubmit: (event: Event) => {
+            event.preventDefault();
+            replace(outcome, h("p", { class: "muted" }, "Checking…"));
+            signIn(token.value.trim()).then(
+              (client) => start(client),
+              (err: unknown) => replace(outcome, problemBox(err)),
+            );
+          },
+        },
+        h("label", {}, "Token ", token),
+        h("button", { type: "submit" }, "Sign in"),
+      ),
+      outcome,
+    ),
+  );
+  token.focus();
+}
+
+function start(client: AppContext["client"]): void {
+  const live = new LiveFeed(client);
+  context = { client, live };
+  const liveStatus = h("span", { class: "live", "data-testid": "live" });
+  live.onStatus((status) => {
+    liveStatus.dataset.state = status.state;
+    liveStatus.textContent =
+      status.state === "open"
+        ? "● live"
+        : status.state === "failed"
+          ? `live feed stopped: ${status.reason}`
+          : `○ reconnecting${status.reason === undefined ? "" : ` (${status.reason})`}`;
+    if (status.state === "failed" && /token/.test(status.reason)) {
+      live.stop();
+      signOut();
+      signInPage(new Error(status.reason));
+    }
+  });
+  live.start();
+  const main = h("main");
+  replace(
+    app,
+    h(
+      "header",
+      {},
+      h("a", { href: "#/", class: "brand" }, "Hyperthings"),
+      h(
+        "nav",
+        {},
+        h("a", { href: "#/" }, "Graph"),
+        h("a", { href: "#/changes" }, "Changes"),
+        h("a", { href: "#/log" }, "Log"),
+      ),
+      liveStatus,
+      h(
+        "button",
+        {
+          type: "button",
+          onclick: () => {
+            live.stop();
+            signOut();
+            signInPage();
+          },
+        },
+        "Sign out",
+      ),
+    ),
+    banner,
+    main,
+  );
+  route(main);
+  window.onhashchange = () => route(main);
+}
+
+function route(main: HTMLElement): void {
+  if (context === undefined) return;
+  leave?.();
+  leave = undefined;
+  banner.hidden = true;
+  const hash = location.hash;
+  for (const [pattern, view] of ROUTES) {
+    const match = pattern.exec(hash);
+    if (match === null) continue;
+    try {
+      leave = view(context, main, match[1] ?? "");
+    } catch (err) {
+      replace(main, problemBox(err));
+    }
+    return;
+  }
+  replace(
+    main,
+    h("h1", {}, "Not found"),
+    h("p", {}, `Nothing here: ${hash}. `, h("a", { href: "#/" }, "Back to the graph")),
+  );
+}
+
+const token = storedToken();
+if (token === undefined) signInPage();
+else start(clientFor(token));

@@ -1,0 +1,301 @@
+// A Thing's page: its description, live property values with forms to write them, its actions
+// with forms to invoke them, a chart of each numeric property's history, and its change timeline.
+import type {
+  Change,
+  DataSchema,
+  PropertyAffordance,
+  RegisteredThingDescription,
+} from "../../src/client/index.js";
+import type { View } from "./app-context.js";
+import { changeRow, changeTable } from "./change-row.js";
+import { h, replace, show, showTime, thingHref } from "./dom.js";
+import { problemBox } from "./errors.js";
+import { historyChart, type HistoryChart } from "./history-chart.js";
+import { schemaForm } from "./schema-form.js";
+import { typeOf } from "./thing-graph.js";
+
+const TIMELINE_SIZE = 50;
+export const RANGES: Record<string, string> = {
+  "-15m": "last 15 minutes",
+  "-1h": "last hour",
+  "-6h": "last 6 hours",
+  "-24h": "last day",
+  "-7d": "last week",
+};
+
+function isNumeric(schema: DataSchema): boolean {
+  return schema.type === "number" || schema.type === "integer";
+}
+
+function message(text: string, kind: "ok" | "problem" = "ok"): HTMLElement {
+  return h(
+    "div",
+    { class: kind === "ok" ? "notice" : "problem", role: kind === "ok" ? "status" : "alert" },
+    text,
+  );
+}
+
+export const thingView: View = ({ client, live }, root, id) => {
+  performance.mark("thing-start");
+  let disposed = false;
+  const charts: HistoryChart[] = [];
+  const pending: Change[] = [];
+  let onChange: ((change: Change) => void) | undefined;
+  const unsubscribe = live.subscribe((change) => {
+    if (change.thing !== id) return;
+    if (onChange === undefined) pending.push(change);
+    else onChange(change);
+  });
+  replace(root, h("p", { class: "muted" }, `Loading ${id}…`));
+
+  void (async () => {
+    let td: RegisteredThingDescription;
+    try {
+      td = await client.get(id);
+    } catch (err) {
+      if (!disposed)
+        replace(
+          root,
+          h("h1", {}, id),
+          problemBox(err),
+          h("p", {}, h("a", { href: "#/" }, "Back to the graph")),
+        );
+      return;
+    }
+    if (disposed) return;
+    const properties = Object.entries(td.properties ?? {});
+    const actions = Object.entries(td.actions ?? {});
+    const reachability = h("div", { class: "reachability" });
+    const valueCells = new Map<string, HTMLElement>();
+    const timeCells = new Map<string, HTMLElement>();
+
+    const propertyRows = properties.map(([name, property]) => {
+      const value = h("td", { class: "value", "data-property": name }, "…");
+      const time = h("td", { class: "muted" });
+      valueCells.set(name, value);
+      timeCells.set(name, time);
+      return h(
+        "tr",
+        {},
+        h(
+          "th",
+          {},
+          property.title ?? name,
+          property.unit !== undefined && h("span", { class: "muted" }, ` ${property.unit}`),
+        ),
+        value,
+        time,
+        h(
+          "td",
+          {},
+          property.readOnly === true ? h("span", { class: "muted" }, "read-only") : writeForm(name, property),
+        ),
+      );
+    });
+
+    function writeForm(name: string, property: PropertyAffordance): HTMLElement {
+      const form = schemaForm(property, name);
+      const outcome = h("div", { class: "outcome" });
+      return h(
+        "form",
+        {
+          class: "write",
+          "data-property": name,
+          onsubmit: (event: Event) => {
+            event.preventDefault();
+            const reading = form.read();
+            if (!reading.ok)
+              return replace(
+                outcome,
+                h(
+                  "div",
+                  { class: "problem", role: "alert" },
+                  h("p", {}, `Not sent: ${reading.errors.join("; ")}`),
+                ),
+              );
+            replace(outcome, message("Writing…"));
+            client.writeProperty(id, name, reading.value).then(
+              () => replace(outcome, message(`${name} ← ${show(reading.value)} accepted by the Thing.`)),
+              (err: unknown) => replace(outcome, problemBox(err)),
+            );
+          },
+        },
+        form.element,
+        h("button", { type: "submit" }, "Write"),
+        outcome,
+      );
+    }
+
+    const actionForms = actions.map(([name, action]) => {
+      const form = action.input === undefined ? undefined : schemaForm(action.input, `${name} input`);
+      const outcome = h("div", { class: "outcome" });
+      return h(
+        "form",
+        {
+          class: "invoke",
+          "data-action": name,
+          onsubmit: (event: Event) => {
+            event.preventDefault();
+            const reading = form?.read() ?? { ok: true, value: undefined };
+            if (!reading.ok)
+              return replace(
+                outcome,
+                h(
+                  "div",
+                  { class: "problem", role: "alert" },
+                  h("p", {}, `Not sent: ${reading.errors.join("; ")}`),
+                ),
+              );
+            replace(outcome, message("Invoking…"));
+            client.invokeAction(id, name, reading.value).then(
+              (result) =>
+                replace(
+                  outcome,
+                  message(
+                    result.status === "completed"
+                      ? `Completed${result.output === undefined ? "" : `: ${show(result.output)}`}`
+                      : `Running: ${result.href}`,
+                  ),
+                ),
+              (err: unknown) => replace(outcome, problemBox(err)),
+            );
+          },
+        },
+        h("h3", {}, action.title ?? name),
+        action.description !== undefined && h("p", { class: "muted" }, action.description),
+        form?.element,
+        h("button", { type: "submit" }, "Invoke"),
+        outcome,
+      );
+    });
+
+    const range = h(
+      "select",
+      { "aria-label": "Time range" },
+      Object.entries(RANGES).map(([value, label]) =>
+        h("option", { value, selected: value === "-1h" }, label),
+      ),
+    );
+    const chartBox = h("div", { class: "charts" });
+    const numeric = properties.filter(([, property]) => isNumeric(property));
+    const drawCharts = () => {
+      for (const chart of charts.splice(0)) chart.dispose();
+      for (const [name, property] of numeric)
+        charts.push(historyChart(client, id, name, range.value, property.unit));
+      replace(
+        chartBox,
+        charts.map((chart) => h("div", {}, h("h3", {}, chart.element.dataset.property), chart.element)),
+      );
+    };
+    range.addEventListener("change", drawCharts);
+
+    const { table: timeline, body: timelineBody } = changeTable(false);
+    const links = (td.links ?? []).map((link) =>
+      h(
+        "li",
+        {},
+        link.rel ?? "link",
+        " → ",
+        h(
+          "a",
+          {
+            href: link.href.includes(":") && !link.href.startsWith("http") ? thingHref(link.href) : link.href,
+          },
+          link.href,
+        ),
+      ),
+    );
+
+    replace(
+      root,
+      h("h1", {}, td.title),
+      h("p", {}, h("code", {}, id), " ", h("span", { class: "tag" }, typeOf(td))),
+      reachability,
+      td.description !== undefined && h("p", {}, td.description),
+      links.length > 0 && h("ul", { class: "links" }, links),
+      h(
+        "p",
+        {},
+        h("a", { href: `#/time/${encodeURIComponent(id)}` }, "State at a time, and diff between two times"),
+      ),
+      h("h2", {}, "Properties"),
+      properties.length === 0
+        ? h("p", { class: "muted" }, "none")
+        : h("table", { class: "properties" }, h("tbody", {}, propertyRows)),
+      actions.length > 0 && [h("h2", {}, "Actions"), h("div", { class: "actions" }, actionForms)],
+      numeric.length > 0 && [h("h2", {}, "History ", range), chartBox],
+      h("h2", {}, "Changes"),
+      timeline,
+    );
+    drawCharts();
+
+    const setReachability = (change: Change | undefined) => {
+      if (change?.kind === "unreachable") {
+        replace(
+          reachability,
+          h(
+            "div",
+            { class: "problem", role: "alert" },
+            h(
+              "p",
+              {},
+              `${td.title} is unreachable since ${showTime(change.hlc ? Number.parseInt(change.hlc.slice(0, 12), 16) : Date.now())}: ${show(change.value)}`,
+            ),
+          ),
+        );
+      } else if (change?.kind === "reachable") {
+        replace(reachability);
+      }
+    };
+    const setValue = (name: string, value: unknown, time: string | number) => {
+      const cell = valueCells.get(name);
+      if (cell === undefined) return;
+      cell.textContent = show(value);
+      cell.classList.remove("flash");
+      void cell.offsetWidth;
+      cell.classList.add("flash");
+      timeCells.get(name)?.replaceChildren(showTime(time));
+    };
+
+    try {
+      const [state, history, reach] = await Promise.all([
+        client.stateAt(id),
+        client.history(id, { limit: TIMELINE_SIZE }),
+        client.history(id, { kind: ["unreachable", "reachable"], limit: 1 }),
+      ]);
+      if (disposed) return;
+      for (const [name] of properties) {
+        const value = state.properties[name];
+        if (value === undefined)
+          valueCells.get(name)?.replaceChildren(h("span", { class: "muted" }, "no value yet"));
+        else setValue(name, value.value, value.time);
+      }
+      setReachability(reach.changes[0]);
+      timelineBody.append(...history.changes.map((change) => changeRow(change)));
+      let lastSeq = Math.max(state.seq, history.changes[0]?.seq ?? 0);
+      onChange = (change) => {
+        if (change.seq <= lastSeq) return;
+        lastSeq = change.seq;
+        if (change.kind === "reported" && change.affordance !== undefined)
+          setValue(change.affordance, change.value, Number.parseInt(change.hlc.slice(0, 12), 16));
+        setReachability(change);
+        for (const chart of charts)
+          if (chart.element.dataset.property === change.affordance) chart.add(change);
+        timelineBody.prepend(changeRow(change));
+        while (timelineBody.rows.length > TIMELINE_SIZE * 4) timelineBody.lastElementChild?.remove();
+      };
+      for (const change of pending.splice(0)) onChange(change);
+      performance.mark("thing-rendered");
+      performance.measure("thing", "thing-start", "thing-rendered");
+      root.dataset.rendered = id;
+    } catch (err) {
+      if (!disposed) root.prepend(problemBox(err));
+    }
+  })();
+
+  return () => {
+    disposed = true;
+    unsubscribe();
+    for (const chart of charts) chart.dispose();
+  };
+};

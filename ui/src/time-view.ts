@@ -1,0 +1,155 @@
+// Time travel for one Thing: its state at a time T, and what changed between two times
+// (GET /things/{id}/state?at=, GET /things/{id}/diff?from=&to=).
+import type { ThingDiff, ThingState } from "../../src/client/index.js";
+import type { View } from "./app-context.js";
+import { h, replace, show, showTime, thingHref } from "./dom.js";
+import { problemBox } from "./errors.js";
+
+/** A datetime-local input's value (local time, to the second) for a date. */
+function localInput(date: Date): string {
+  const shifted = new Date(date.getTime() - date.getTimezoneOffset() * 60_000);
+  return shifted.toISOString().slice(0, 19);
+}
+
+/** A datetime-local value as RFC 3339 for the hub; empty is now. */
+function hubTime(value: string): string | undefined {
+  if (value.trim() === "") return undefined;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? value : date.toISOString();
+}
+
+function stateTable(state: ThingState): HTMLElement {
+  const rows = Object.entries(state.properties).map(([name, value]) =>
+    h(
+      "tr",
+      {},
+      h("th", {}, name),
+      h("td", { class: "value" }, show(value.value)),
+      h("td", { class: "muted" }, showTime(value.time)),
+      h("td", { class: "muted" }, value.cause.actor),
+    ),
+  );
+  return h(
+    "div",
+    { "data-testid": "state" },
+    h("p", {}, `At ${showTime(state.at)} (Log position ${state.seq}):`),
+    rows.length === 0
+      ? h("p", { class: "muted" }, "no property had a value then")
+      : h("table", { class: "properties" }, h("tbody", {}, rows)),
+  );
+}
+
+function diffTable(diff: ThingDiff): HTMLElement {
+  const rows = diff.properties.map((property) =>
+    h(
+      "tr",
+      {},
+      h("th", {}, property.affordance),
+      h("td", { class: "before" }, show(property.before)),
+      h("td", {}, "→"),
+      h("td", { class: "after" }, show(property.after)),
+      h("td", { class: "muted" }, `${property.changes} Change${property.changes === 1 ? "" : "s"}`),
+      h(
+        "td",
+        { class: "muted" },
+        property.cause === undefined
+          ? ""
+          : `last by ${property.cause.actor}${property.cause.release === undefined ? "" : `, release ${property.cause.release.slice(0, 12)}`}${property.cause.rule === undefined ? "" : `, rule ${property.cause.rule}`}`,
+      ),
+    ),
+  );
+  return h(
+    "div",
+    { "data-testid": "diff" },
+    h(
+      "p",
+      {},
+      `From ${showTime(diff.from)} (seq ${diff.fromSeq}) to ${showTime(diff.to)} (seq ${diff.toSeq}):`,
+    ),
+    rows.length === 0
+      ? h("p", { class: "muted" }, "nothing changed")
+      : h(
+          "table",
+          { class: "diff" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", {}, "property"),
+              h("th", {}, "before"),
+              h("th", {}),
+              h("th", {}, "after"),
+              h("th", {}),
+              h("th", {}, "cause"),
+            ),
+          ),
+          h("tbody", {}, rows),
+        ),
+    diff.description !== undefined && [
+      h("h3", {}, "Description changed (JSON merge patch)"),
+      h("pre", {}, JSON.stringify(diff.description, null, 2)),
+    ],
+  );
+}
+
+export const timeView: View = ({ client }, root, encodedId) => {
+  const id = decodeURIComponent(encodedId);
+  const now = new Date();
+  // Empty means now: a default filled in when the page opened would soon lie in the past.
+  const at = h("input", { type: "datetime-local", step: 1, "aria-label": "At" });
+  const from = h("input", {
+    type: "datetime-local",
+    step: 1,
+    value: localInput(new Date(now.getTime() - 15 * 60_000)),
+    "aria-label": "From",
+  });
+  const to = h("input", { type: "datetime-local", step: 1, "aria-label": "To" });
+  const stateOut = h("div");
+  const diffOut = h("div");
+  let disposed = false;
+  const show = <T>(out: HTMLElement, load: Promise<T>, render: (value: T) => HTMLElement) => {
+    replace(out, h("p", { class: "muted" }, "Loading…"));
+    load.then(
+      (value) => !disposed && replace(out, render(value)),
+      (err: unknown) => !disposed && replace(out, problemBox(err)),
+    );
+  };
+  replace(
+    root,
+    h("h1", {}, "Time travel: ", h("a", { href: thingHref(id) }, id)),
+    h("h2", {}, "State at a time"),
+    h(
+      "form",
+      {
+        class: "filters",
+        onsubmit: (event: Event) => (
+          event.preventDefault(),
+          show(stateOut, client.stateAt(id, hubTime(at.value)), stateTable)
+        ),
+      },
+      h("label", {}, "at ", at, h("span", { class: "muted" }, " (empty: now)")),
+      h("button", { type: "submit" }, "Show state"),
+    ),
+    stateOut,
+    h("h2", {}, "Diff between two times"),
+    h(
+      "form",
+      {
+        class: "filters",
+        onsubmit: (event: Event) => (
+          event.preventDefault(),
+          show(diffOut, client.diff(id, hubTime(from.value) ?? new Date(), hubTime(to.value)), diffTable)
+        ),
+      },
+      h("label", {}, "from ", from),
+      h("label", {}, "to ", to, h("span", { class: "muted" }, " (empty: now)")),
+      h("button", { type: "submit" }, "Show diff"),
+    ),
+    diffOut,
+  );
+  return () => {
+    disposed = true;
+  };
+};
