@@ -51,6 +51,13 @@ export class HistoryTail {
     return seqs.slice(upperBound(seqs, after), lowerBound(seqs, before));
   }
 
+  /** How many seqs of one stream have `after < seq <= upTo`. */
+  countRange(key: string, after: number, upTo: number): number {
+    const seqs = this.streams.get(key);
+    if (!seqs) return 0;
+    return Math.max(0, upperBound(seqs, upTo) - upperBound(seqs, after));
+  }
+
   /** The greatest seq of one stream that is `<= atMost`, or undefined. */
   latest(key: string, atMost: number): number | undefined {
     const seqs = this.streams.get(key);

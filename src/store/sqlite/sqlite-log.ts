@@ -30,6 +30,19 @@ export interface LogMergeCycle {
   position: number;
 }
 
+/** A stream's rank marks (countStream) keep the seq of every RANK_STEP-th entry of its index. */
+const RANK_STEP = 1024;
+
+/**
+ * Where a stream's entries in the `history` table are, by rank: `marks[i]` is the seq of its
+ * entry number (i + 1) × RANK_STEP, and `count` how many it has. The table only grows at each
+ * stream's high end (a merge writes seqs newer than any there), so the marks only get appended.
+ */
+interface StreamRanks {
+  marks: number[];
+  count: number;
+}
+
 /** Subtrees of 2^STORED_LEVEL leaves and larger are kept in `merkle_nodes`. */
 const STORED_LEVEL = 8;
 const BLOCK = 2 ** STORED_LEVEL;
@@ -169,9 +182,14 @@ export class SqliteLog {
   /** The Log position up to which `history` and `streams` are complete on disk. */
   private mergedUpTo: number;
   private readonly stmt;
+  /** Rank marks of the streams whose Changes have been counted, built on the first count. */
+  private readonly ranks = new Map<string, StreamRanks>();
   private readonly filterStatements = new Map<string, Database.Statement<unknown[], ChangeRow>>();
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly rankStep: number = RANK_STEP,
+  ) {
     this.stmt = {
       head: db.prepare<[], { size: number; frontier: string; history_merged: number }>(
         "SELECT size, frontier, history_merged FROM log_head WHERE id = 1",
@@ -218,6 +236,11 @@ export class SqliteLog {
       ),
       historyCount: db.prepare<[string, string, string, number, number], { n: number }>(
         "SELECT count(*) AS n FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq > ? AND seq <= ?",
+      ),
+      // The seq `offset + 1` entries after `after` in one stream: SQLite steps the index in C.
+      historyNth: db.prepare<[string, string, string, number, number], { seq: number }>(
+        `SELECT seq FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq > ?
+         ORDER BY seq LIMIT 1 OFFSET ?`,
       ),
       insertHistory: db.prepare<[string, string, string, number]>(
         "INSERT OR IGNORE INTO history (thing, affordance, kind, seq) VALUES (?, ?, ?, ?)",
@@ -427,6 +450,13 @@ export class SqliteLog {
   /** After a merge chunk committed: its entries are in the table, no longer in the tail. */
   merged(cycle: LogMergeCycle, chunk: MergeChunk): void {
     this.tail.remove(chunk.entries);
+    // Entries come in index order, so a stream's new entries come in seq order after its others.
+    for (const entry of chunk.entries) {
+      const ranks = this.ranks.get(entry.key);
+      if (ranks === undefined) continue;
+      ranks.count++;
+      if (ranks.count % this.rankStep === 0) ranks.marks.push(entry.seq);
+    }
     if (chunk.streamsTo !== undefined) cycle.position = chunk.streamsTo;
   }
 
@@ -531,10 +561,63 @@ export class SqliteLog {
     return out;
   }
 
-  /** Every entry is either in the table or in the tail, never both (see the constructor). */
+  /**
+   * Every entry is either in the table or in the tail, never both (see the constructor). The
+   * table's part is a difference of two ranks, each a binary search in the stream's marks and a
+   * count of fewer than RANK_STEP index entries: the cost does not grow with the range.
+   */
   countStream(thing: string, affordance: string, kind: string, after: number, upTo: number): number {
-    const fromTable = this.stmt.historyCount.get(thing, affordance, kind, after, upTo)?.n ?? 0;
-    return fromTable + this.tail.range(streamKey(thing, affordance, kind), after, upTo + 1).length;
+    if (upTo <= after) return 0;
+    const key = streamKey(thing, affordance, kind);
+    const ranks = this.ranksOf(key, thing, affordance, kind);
+    const fromTable =
+      this.tableRank(ranks, thing, affordance, kind, upTo) -
+      this.tableRank(ranks, thing, affordance, kind, after);
+    return fromTable + this.tail.countRange(key, after, upTo);
+  }
+
+  /** How many of a stream's entries in the table have seq <= `seq`. */
+  private tableRank(
+    ranks: StreamRanks,
+    thing: string,
+    affordance: string,
+    kind: string,
+    seq: number,
+  ): number {
+    if (seq <= 0) return 0;
+    const { marks } = ranks;
+    let lo = 0;
+    let hi = marks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((marks[mid] ?? 0) <= seq) lo = mid + 1;
+      else hi = mid;
+    }
+    const base = lo * this.rankStep;
+    if (base === ranks.count) return base;
+    const from = lo > 0 ? (marks[lo - 1] ?? 0) : 0;
+    return base + (this.stmt.historyCount.get(thing, affordance, kind, from, seq)?.n ?? 0);
+  }
+
+  /**
+   * A stream's rank marks, found on its first count by stepping its index RANK_STEP entries at a
+   * time (in SQLite, one pass over the stream's entries), then kept up by each merge.
+   */
+  private ranksOf(key: string, thing: string, affordance: string, kind: string): StreamRanks {
+    let ranks = this.ranks.get(key);
+    if (ranks !== undefined) return ranks;
+    const marks: number[] = [];
+    let after = 0;
+    for (;;) {
+      const row = this.stmt.historyNth.get(thing, affordance, kind, after, this.rankStep - 1);
+      if (row === undefined) break;
+      marks.push(row.seq);
+      after = row.seq;
+    }
+    const rest = this.stmt.historyCount.get(thing, affordance, kind, after, Number.MAX_SAFE_INTEGER)?.n ?? 0;
+    ranks = { marks, count: marks.length * this.rankStep + rest };
+    this.ranks.set(key, ranks);
+    return ranks;
   }
 
   /** Binary search over seq: the Log's hlc increases with seq. */

@@ -55,6 +55,8 @@ export interface SqliteStoreOptions {
   historyMergeThreshold?: number;
   /** Index entries written per merge transaction. */
   historyMergeChunk?: number;
+  /** countStream keeps the seq of every this-many-th index entry of a stream (tests make it small). */
+  historyRankStep?: number;
 }
 
 interface ReleaseRow {
@@ -170,7 +172,7 @@ export class SqliteStore implements Store {
     this.historyMergeThreshold = options.historyMergeThreshold ?? 100_000;
     // Small chunks: a merge transaction sits in the queue between ingest batches (~5 ms each).
     this.historyMergeChunk = options.historyMergeChunk ?? 2_000;
-    this.log = new SqliteLog(this.db);
+    this.log = new SqliteLog(this.db, options.historyRankStep);
     this.rollouts = new SqliteRollouts(this.db);
 
     const db = this.db;
