@@ -1,0 +1,228 @@
+// The simulated fleet against a real hub: the espresso machine's boiler approaches a setpoint
+// written through the hub, bad input is refused by the Things themselves (400, 405, 409, 415),
+// the container host's links resolve in the directory, the Homie sensors register themselves on
+// the hub's broker, and the chaos monkey makes Changes the hub did not cause.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import type { Change } from "../src/core/index.js";
+import {
+  ChaosMonkey,
+  EspressoMachine,
+  Fleet,
+  NetworkSwitch,
+  SETPOINT_RANGE,
+  simThingId,
+} from "../src/sim/index.js";
+import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const ESPRESSO = simThingId("espresso-machine");
+
+async function json(response: Response): Promise<unknown> {
+  return (await response.json()) as unknown;
+}
+
+async function register(hub: TestHub, fleet: Fleet): Promise<void> {
+  for (const td of fleet.descriptions()) {
+    const response = await hub.request(thingPath(td.id), {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(td),
+    });
+    expect(response.status, `${td.id}: ${await response.clone().text()}`).toBeLessThan(300);
+  }
+}
+
+/** The last seq in the hub's Log. */
+function lastSeq(hub: TestHub): Promise<number> {
+  return hub.hub.store.lastSeq();
+}
+
+describe("the simulated fleet with a hub", () => {
+  let hub: TestHub;
+  let fleet: Fleet;
+
+  beforeAll(async () => {
+    hub = await startTestHub({ observe: true, mqttPort: 0, reconnectMs: 20, maxReconnectMs: 200 });
+    // No ticker: the test lets simulated time pass. The sensors publish to the hub's broker.
+    fleet = await Fleet.start({
+      tickMs: 0,
+      random: () => 0.5,
+      mqtt: {
+        url: hub.mqtt?.url ?? "",
+        username: "sim",
+        password: hub.token,
+      },
+    });
+    await register(hub, fleet);
+  });
+
+  afterAll(async () => {
+    await fleet?.disconnectSensors();
+    await hub?.stop();
+    await fleet?.close();
+  });
+
+  it("serves proper TDs: semantic types, a context with prefixes, forms at the Things' own addresses", async () => {
+    const url = fleet.descriptionUrl(ESPRESSO);
+    const td = (await json(await fetch(url))) as Record<string, unknown>;
+    expect(td).toMatchObject({
+      id: ESPRESSO,
+      base: url,
+      "@type": expect.arrayContaining(["saref:Appliance"]),
+    });
+    expect(JSON.stringify(td["@context"])).toContain("https://saref.etsi.org/core/");
+    const stored = (await json(await hub.request(thingPath(ESPRESSO)))) as { base: string };
+    expect(stored.base).toBe(url);
+    // Every form resolves to the simulator.
+    const temperature = (await json(await fetch(new URL("properties/temperature", url)))) as number;
+    expect(typeof temperature).toBe("number");
+  });
+
+  it("moves the boiler's temperature towards a setpoint written through the hub, closer at every step", async () => {
+    const machine = fleet.thing(ESPRESSO, EspressoMachine);
+    const write = await hub.request(`${thingPath(ESPRESSO)}/properties/setpoint`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: "91.5",
+    });
+    expect(write.status).toBeLessThan(300);
+    expect(machine.boiler.setpoint).toBe(91.5);
+    const read = async () =>
+      (await json(await hub.request(`${thingPath(ESPRESSO)}/properties/temperature`))) as number;
+    const distances: number[] = [Math.abs(91.5 - (await read()))];
+    while ((distances.at(-1) as number) > 0.5) {
+      fleet.advance(4);
+      distances.push(Math.abs(91.5 - (await read())));
+      expect(distances.length).toBeLessThan(100);
+    }
+    for (let i = 1; i < distances.length; i++) expect(distances[i]).toBeLessThan(distances[i - 1] as number);
+    expect(await json(await hub.request(`${thingPath(ESPRESSO)}/properties/setpoint`))).toBe(91.5);
+  });
+
+  it("refuses bad input itself with a problem document: out of range, wrong type, read-only, not JSON", async () => {
+    const base = fleet.descriptionUrl(ESPRESSO);
+    const put = (path: string, body: string, type = "application/json") =>
+      fetch(new URL(path, base), { method: "PUT", headers: { "content-type": type }, body });
+    const tooHot = await put("properties/setpoint", String(SETPOINT_RANGE.maximum + 20));
+    expect(tooHot.status).toBe(400);
+    expect(tooHot.headers.get("content-type")).toBe("application/problem+json");
+    expect(await json(tooHot)).toMatchObject({ status: 400, detail: expect.stringContaining("<= 98") });
+    expect((await put("properties/setpoint", '"hot"')).status).toBe(400);
+    expect((await put("properties/setpoint", "{")).status).toBe(400);
+    expect((await put("properties/setpoint", "92", "text/plain")).status).toBe(415);
+    expect((await put("properties/temperature", "92")).status).toBe(405);
+    expect((await fetch(new URL("properties/nothing", base))).status).toBe(404);
+    const brew = (body: unknown) =>
+      fetch(new URL("actions/brew", base), {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    expect((await brew({ size: "triple" })).status).toBe(400);
+    expect((await brew({})).status).toBe(400);
+    // Nothing was changed by any of it.
+    expect(fleet.thing(ESPRESSO, EspressoMachine).boiler.setpoint).toBe(91.5);
+  });
+
+  it("brews only at temperature: 409 while cold, a shot and a `ready` event once there", async () => {
+    const machine = fleet.thing(ESPRESSO, EspressoMachine);
+    const invoke = () =>
+      hub.request(`${thingPath(ESPRESSO)}/actions/brew`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ size: "double" }),
+      });
+    machine.boiler.draw(20);
+    const cold = await invoke();
+    expect(cold.status).toBeGreaterThanOrEqual(400);
+    expect(await json(cold)).toMatchObject({ device: { status: 409 } });
+    const after = await lastSeq(hub);
+    const ready = changeAfter(hub, after, (c) => c.thing === ESPRESSO && c.kind === "emitted");
+    while (!machine.boiler.ready) fleet.advance(2);
+    expect(((await ready) as Change).value).toMatchObject({ temperature: expect.any(Number) as number });
+    const shot = await invoke();
+    expect(shot.status).toBe(200);
+    expect(await json(shot)).toMatchObject({ size: "double", shot: 1 });
+    expect(machine.shots).toBe(1);
+  });
+
+  it("links the container host and its containers both ways, and every link resolves in the directory", async () => {
+    const host = (await json(await hub.request(thingPath(simThingId("host-1"))))) as {
+      links: { rel: string; href: string }[];
+    };
+    const hosted = host.links.filter((l) => l.rel === "hosts").map((l) => l.href);
+    expect(hosted).toHaveLength(3);
+    for (const id of hosted) {
+      const container = (await json(await hub.request(thingPath(id)))) as {
+        links: { rel: string; href: string }[];
+      };
+      expect(container.links).toContainEqual({ rel: "runsOn", href: simThingId("host-1") });
+    }
+    for (const td of fleet.descriptions()) {
+      for (const l of (td.links ?? []) as { href: string }[]) {
+        expect((await hub.request(thingPath(l.href))).status, `${td.id} → ${l.href}`).toBe(200);
+      }
+    }
+  });
+
+  it("has its Homie sensors registered by the hub's auto-inventory, and observed", async () => {
+    expect(fleet.homieDevices).toHaveLength(4);
+    for (const id of fleet.homieDevices) {
+      const described = await changeAfter(hub, 0, (c) => c.thing === id && c.kind === "described");
+      expect(described.cause).toMatchObject({ actor: "mqtt:homie" });
+    }
+    const kitchen = fleet.homieDevices[0] as string;
+    const td = (await json(await hub.request(thingPath(kitchen)))) as { properties: Record<string, unknown> };
+    expect(Object.keys(td.properties)).toEqual(
+      expect.arrayContaining(["climate_temperature", "climate_humidity", "climate_co2", "indicator_led"]),
+    );
+    const reported = await changeAfter(
+      hub,
+      0,
+      (c) => c.thing === kitchen && c.kind === "reported" && c.affordance === "climate_temperature",
+    );
+    expect(typeof reported.value).toBe("number");
+  });
+
+  it("lets the chaos monkey change a setpoint behind the hub's back, and the hub records it as observed", async () => {
+    const machine = fleet.thing(ESPRESSO, EspressoMachine);
+    // The hub observes the setpoint already (its first value is in the Log).
+    await changeAfter(
+      hub,
+      0,
+      (c) => c.thing === ESPRESSO && c.kind === "reported" && c.affordance === "setpoint",
+    );
+    const before = machine.boiler.setpoint;
+    const after = await lastSeq(hub);
+    const mischief = new ChaosMonkey(
+      () => [machine],
+      () => 0.9,
+    ).strike();
+    expect(mischief).toMatchObject({ thing: ESPRESSO, affordance: "setpoint" });
+    expect(machine.boiler.setpoint).not.toBe(before);
+    const change = await changeAfter(
+      hub,
+      after,
+      (c) => c.thing === ESPRESSO && c.affordance === "setpoint" && c.value === machine.boiler.setpoint,
+    );
+    expect(change.kind).toBe("reported");
+    expect(change.cause).toMatchObject({ actor: "hub:observer" });
+  });
+
+  it("enables or disables a switch port behind the hub's back, and the hub records it as observed", async () => {
+    const sw = fleet.thing(simThingId("switch-1"), NetworkSwitch);
+    await changeAfter(hub, 0, (c) => c.thing === sw.id && c.kind === "reported" && c.affordance === "ports");
+    const after = await lastSeq(hub);
+    const mischief = new ChaosMonkey(
+      () => [sw],
+      () => 0.1,
+    ).strike();
+    expect(mischief).toMatchObject({ thing: sw.id, affordance: "ports", what: "disabled port 1" });
+    const change = await changeAfter(hub, after, (c) => c.thing === sw.id && c.affordance === "ports");
+    expect(change).toMatchObject({
+      kind: "reported",
+      cause: { actor: "hub:observer" },
+      value: { "1": { enabled: false, link: "down", speed: 0 } },
+    });
+  });
+});
