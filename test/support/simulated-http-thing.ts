@@ -17,6 +17,8 @@ export interface SimulatedThingOptions {
   password: string;
   /** Polling interval the TD asks for (`hyperthings:pollInterval`) for `level`, ms. */
   pollIntervalMs?: number;
+  /** A slow device: it takes a write of `level` at once but answers only after this many ms. */
+  writeDelayMs?: number;
 }
 
 /** A level the device refuses to take (answered 409 with a JSON error). */
@@ -207,7 +209,9 @@ export class SimulatedHttpThing {
         if (value === CURSED_LEVEL)
           return json(409, { error: `level ${CURSED_LEVEL} is not allowed while the door is open` });
         this.level = value;
-        response.writeHead(204).end();
+        const delay = this.options.writeDelayMs ?? 0;
+        if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+        if (!response.destroyed) response.writeHead(204).end();
         return;
       }
       case "POST /actions/reset": {

@@ -1,0 +1,274 @@
+// Drift: a Thing's reported state that differs from its active release (its latest `applied`
+// Change). Each start and end of a drift is a `drift` Change (desired, observed, since when); the
+// release's policy decides what follows: `record` (nothing more), `alert` (an `alert` Change, which
+// the change stream and the MQTT gateway carry), or `revert` (one corrective write through the
+// commands, cause rule `revert`, at most `maxReverts` per Thing and affordance within a window).
+import type { Logger } from "pino";
+import {
+  APPLIED_KIND,
+  DEFAULT_REVERT_LIMITS,
+  canonicalJson,
+  changeTime,
+  type AppliedValue,
+  type Cause,
+  type Change,
+  type DriftSettings,
+  type DriftValue,
+} from "../core/index.js";
+import type { Store } from "../store/index.js";
+import type { FollowOptions, Follower } from "./change-stream.js";
+import type { Commands } from "./commands.js";
+import type { HubClock } from "./hub-clock.js";
+import type { Report } from "./ingest.js";
+
+export const DRIFT_KIND = "drift";
+export const ALERT_KIND = "alert";
+export const DRIFT_ACTOR = "hub:drift";
+
+export interface DriftContext {
+  readonly store: Store;
+  readonly follow: (handler: (change: Change) => void, options?: FollowOptions) => Follower;
+  readonly ingest: (thing: string, reports: readonly Report[], cause: Cause) => Promise<Change[]>;
+  /** Without commands (no bindings) `revert` only records. */
+  readonly commands: Pick<Commands, "writeProperty"> | undefined;
+  /** True while a rollout applies a step to the Thing: its reports then are the rollout's doing. */
+  readonly isApplying: (thing: string) => boolean;
+  readonly clock: HubClock;
+  readonly logger: Logger;
+}
+
+/** One affordance drifting now (`GET /drift`). */
+export interface DriftEntry {
+  thing: string;
+  affordance: string;
+  release: string;
+  desired: unknown;
+  observed: unknown;
+  /** Since when it drifts (RFC 3339). */
+  since: string;
+  policy: DriftSettings["policy"];
+  /** The `seq` of the latest `drift` Change about it. */
+  seq?: number;
+}
+
+interface Active {
+  release: string;
+  desired: Record<string, unknown>;
+  drift: DriftSettings;
+}
+
+const key = (thing: string, affordance: string) => `${thing}\u0000${affordance}`;
+
+export class Drift {
+  private readonly active = new Map<string, Active>();
+  private readonly drifting = new Map<string, DriftEntry>();
+  /** Times (ms) of the reverts sent, by Thing and affordance, within the current window. */
+  private readonly reverts = new Map<string, number[]>();
+  private readonly pending = new Set<Promise<void>>();
+  private chain: Promise<void> = Promise.resolve();
+  private follower: Follower | undefined;
+  private stopped = false;
+
+  constructor(private readonly context: DriftContext) {}
+
+  /** Loads each Thing's active release and open drifts, then follows the Log from there (no gap). */
+  async start(): Promise<void> {
+    const { store } = this.context;
+    const at = await store.lastSeq();
+    for await (const record of store.scanThings()) {
+      for (const stream of await store.streamsAt(record.id, at, [APPLIED_KIND, DRIFT_KIND])) {
+        const change = stream.latest;
+        if (change.kind === APPLIED_KIND && stream.affordance === "") this.activate(change);
+        else if (change.kind === DRIFT_KIND && stream.affordance !== "") {
+          const value = change.value as DriftValue;
+          if (value.status !== "drifting") continue;
+          this.drifting.set(key(record.id, stream.affordance), {
+            thing: record.id,
+            affordance: stream.affordance,
+            release: value.release,
+            desired: value.desired,
+            observed: value.observed,
+            since: value.since,
+            policy: value.policy,
+            seq: change.seq,
+          });
+        }
+      }
+    }
+    this.follower = this.context.follow((change) => this.observe(change), { after: at });
+    await this.follower.ready;
+  }
+
+  /** What drifts now, by Thing and affordance. */
+  list(thing?: string): DriftEntry[] {
+    const entries = [...this.drifting.values()].filter((e) => thing === undefined || e.thing === thing);
+    return entries.sort((a, b) =>
+      a.thing === b.thing ? (a.affordance < b.affordance ? -1 : 1) : a.thing < b.thing ? -1 : 1,
+    );
+  }
+
+  /** Stops following; lets the Changes already decided be recorded. */
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.follower?.stop();
+    await this.chain;
+    await Promise.allSettled([...this.pending]);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private activate(change: Change): void {
+    const value = change.value as AppliedValue;
+    this.active.set(change.thing, { release: value.release, desired: value.desired, drift: value.drift });
+  }
+
+  private observe(change: Change): void {
+    if (this.stopped) return;
+    if (change.kind === APPLIED_KIND && change.affordance === undefined) {
+      this.activate(change);
+      // What drifted from the previous release may fit this one, or no longer be wanted.
+      const active = this.active.get(change.thing);
+      for (const entry of this.list(change.thing)) {
+        const wanted = active && Object.hasOwn(active.desired, entry.affordance);
+        if (!wanted || canonicalJson(active.desired[entry.affordance]) === canonicalJson(entry.observed)) {
+          this.resolve(entry, changeTime(change));
+        }
+      }
+      return;
+    }
+    if (change.kind === "removed") {
+      this.active.delete(change.thing);
+      for (const entry of this.list(change.thing)) this.drifting.delete(key(entry.thing, entry.affordance));
+      return;
+    }
+    if (change.kind !== "reported" || change.affordance === undefined) return;
+    const active = this.active.get(change.thing);
+    if (!active || !Object.hasOwn(active.desired, change.affordance)) return;
+    if (this.context.isApplying(change.thing)) return;
+    const affordance = change.affordance;
+    const desired = active.desired[affordance];
+    const observed = canonicalJson(change.value);
+    const entry = this.drifting.get(key(change.thing, affordance));
+    if (observed === canonicalJson(desired)) {
+      if (entry) this.resolve(entry, changeTime(change));
+      return;
+    }
+    // Still drifting, to the same value: nothing new to record.
+    if (entry && entry.release === active.release && canonicalJson(entry.observed) === observed) return;
+    const next: DriftEntry = {
+      thing: change.thing,
+      affordance,
+      release: active.release,
+      desired,
+      observed: change.value,
+      since: entry?.since ?? changeTime(change),
+      policy: active.drift.policy,
+    };
+    this.drifting.set(key(change.thing, affordance), next);
+    const revert = active.drift.policy === "revert" ? this.mayRevert(next, active.drift) : undefined;
+    const value: DriftValue = {
+      status: "drifting",
+      release: next.release,
+      desired,
+      observed: change.value,
+      since: next.since,
+      policy: next.policy,
+      ...(revert !== undefined && { revert: revert ? "sent" : "rate-limited" }),
+    };
+    this.record(next, value, async () => {
+      if (active.drift.policy === "alert") {
+        await this.context.ingest(
+          next.thing,
+          [{ kind: ALERT_KIND, affordance, value: { about: DRIFT_KIND, ...value } }],
+          this.cause(next.release, "alert"),
+        );
+      }
+      if (revert) this.revert(next);
+    });
+  }
+
+  private resolve(entry: DriftEntry, until: string): void {
+    this.drifting.delete(key(entry.thing, entry.affordance));
+    const value: DriftValue = {
+      status: "resolved",
+      release: entry.release,
+      desired: entry.desired,
+      observed: entry.observed,
+      since: entry.since,
+      until,
+      policy: entry.policy,
+    };
+    this.record(undefined, value, undefined, entry);
+  }
+
+  private cause(release: string, rule?: string): Cause {
+    return { actor: DRIFT_ACTOR, via: DRIFT_KIND, release, ...(rule !== undefined && { rule }) };
+  }
+
+  /** Appends the drift Change in order with the others, then what the policy says. */
+  private record(
+    entry: DriftEntry | undefined,
+    value: DriftValue,
+    then: (() => Promise<void>) | undefined,
+    about: DriftEntry | undefined = entry,
+  ): void {
+    const target = entry ?? about;
+    if (!target) return;
+    this.chain = this.chain.then(async () => {
+      try {
+        const [change] = await this.context.ingest(
+          target.thing,
+          [{ kind: DRIFT_KIND, affordance: target.affordance, value }],
+          this.cause(value.release),
+        );
+        if (entry && change && this.drifting.get(key(entry.thing, entry.affordance)) === entry) {
+          entry.seq = change.seq;
+        }
+        await then?.();
+      } catch (err) {
+        this.context.logger.error(
+          { err, thing: target.thing, affordance: target.affordance },
+          "drift not recorded",
+        );
+      }
+    });
+  }
+
+  /** Whether the revert limit allows one more corrective write now (and counts it if so). */
+  private mayRevert(entry: DriftEntry, settings: DriftSettings): boolean {
+    const limits = settings.revert ?? DEFAULT_REVERT_LIMITS;
+    const now = this.context.clock.now().getTime();
+    const k = key(entry.thing, entry.affordance);
+    const recent = (this.reverts.get(k) ?? []).filter((t) => t > now - limits.withinSeconds * 1000);
+    if (recent.length >= limits.maxReverts) {
+      this.reverts.set(k, recent);
+      return false;
+    }
+    recent.push(now);
+    this.reverts.set(k, recent);
+    return true;
+  }
+
+  /** One corrective write; its own Changes (desired, completed or failed) say how it went. */
+  private revert(entry: DriftEntry): void {
+    const commands = this.context.commands;
+    if (!commands) return;
+    const write = commands
+      .writeProperty(entry.thing, entry.affordance, entry.desired, {
+        actor: DRIFT_ACTOR,
+        via: DRIFT_KIND,
+        release: entry.release,
+        rule: "revert",
+      })
+      .then(
+        () => undefined,
+        (err: unknown) =>
+          this.context.logger.warn(
+            { err, thing: entry.thing, affordance: entry.affordance },
+            "a drift revert failed",
+          ),
+      );
+    this.pending.add(write);
+    void write.finally(() => this.pending.delete(write));
+  }
+}

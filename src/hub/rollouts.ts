@@ -1,0 +1,547 @@
+// Rollouts: a release applied once, Thing by Thing, through the Things' own APIs (commands), with
+// bounded concurrency, a durable step ledger (the store), resumption after a restart, and a
+// failure threshold. Every step is a Change caused by the release; the Thing's `applied` Change
+// makes the release its active one (the lineage). See docs/releases.md.
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import {
+  APPLIED_KIND,
+  NotFoundError,
+  ValidationError,
+  blockingItems,
+  canonicalJson,
+  changeTime,
+  emptyProgress,
+  stepsFromPlan,
+  type AppliedValue,
+  type Cause,
+  type Change,
+  type Plan,
+  type Release,
+  type Rollout,
+  type RolloutItem,
+  type RolloutOptions,
+  type RolloutProgress,
+  type RolloutStatus,
+  type RolloutStep,
+  type RolloutStepStatus,
+} from "../core/index.js";
+import type { Store } from "../store/index.js";
+import { failureValue, type Commands, type Requester } from "./commands.js";
+import type { Directory } from "./directory.js";
+import type { HubClock } from "./hub-clock.js";
+import type { Report } from "./ingest.js";
+
+/** What rollouts need of the releases: a stored release, and its plan now. */
+export interface ReleaseSource {
+  get(id: string): Promise<Release>;
+  plan(id: string, options: { select?: string }): Promise<Plan>;
+}
+
+export interface RolloutContext {
+  readonly store: Store;
+  readonly commands: Pick<Commands, "writeProperty" | "invokeAction" | "readProperty">;
+  readonly directory: Pick<Directory, "getLive" | "patch">;
+  readonly releases: ReleaseSource;
+  readonly ingest: (thing: string, reports: readonly Report[], cause: Cause) => Promise<Change[]>;
+  readonly clock: HubClock;
+  readonly logger: Logger;
+}
+
+/** Progress as it happens (`GET /rollouts/{id}/events`, GraphQL subscriptions). */
+export type RolloutEvent =
+  | {
+      type: "step";
+      rollout: string;
+      thing: string;
+      status: RolloutStepStatus;
+      reason?: string;
+      progress: RolloutProgress;
+    }
+  | { type: "status"; rollout: string; status: RolloutStatus; reason?: string; progress: RolloutProgress };
+
+export interface RolloutView extends Rollout {
+  progress: RolloutProgress;
+}
+
+/** A Thing's active release, or an earlier one: one entry of its lineage. */
+export interface LineageEntry extends AppliedValue {
+  /** The `seq` of the `applied` Change. */
+  seq: number;
+  /** When it became active (RFC 3339). */
+  at: string;
+  actor: string;
+}
+
+export const ROLLOUT_ACTOR_VIA = "rollout";
+export const DEFAULT_CONCURRENCY = 16;
+export const MAX_CONCURRENCY = 1000;
+/** Changes of one affordance searched for a step's own when a rollout resumes. */
+const RESUME_LOOKBACK = 200;
+
+interface Run {
+  rollout: Rollout;
+  release: Release;
+  progress: RolloutProgress;
+  failures: number;
+  stopped: boolean;
+  done: Promise<void>;
+}
+
+/** Every step of a rollout in one status, read a page at a time. */
+async function allSteps(store: Store, rollout: string, status: RolloutStepStatus): Promise<RolloutStep[]> {
+  const out: RolloutStep[] = [];
+  let after = -1;
+  for (;;) {
+    const page = await store.rolloutSteps(rollout, { status, after, limit: 1000 });
+    out.push(...page);
+    const last = page.at(-1);
+    if (!last || page.length < 1000) return out;
+    after = last.position;
+  }
+}
+
+export class Rollouts {
+  private readonly runs = new Map<string, Run>();
+  private readonly listeners = new Set<(event: RolloutEvent) => void>();
+  /** Things a step is being applied to now: drift leaves their reports alone meanwhile. */
+  private readonly applying = new Set<string>();
+  private closing = false;
+
+  constructor(private readonly context: RolloutContext) {}
+
+  /**
+   * Plans the release (with `select`), refuses one that cannot be applied (nothing is sent), records
+   * the rollout and its steps durably, and starts applying them; resolves once it is recorded.
+   */
+  async start(
+    releaseId: string,
+    options: Partial<RolloutOptions>,
+    requester: Pick<Cause, "actor">,
+  ): Promise<RolloutView> {
+    const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+    const maxFailures = options.maxFailures ?? 0;
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) {
+      throw new ValidationError(`concurrency must be an integer from 1 to ${MAX_CONCURRENCY}`, [
+        { pointer: "/concurrency", message: `must be 1..${MAX_CONCURRENCY}` },
+      ]);
+    }
+    if (!Number.isInteger(maxFailures) || maxFailures < 0) {
+      throw new ValidationError("maxFailures must be a non-negative integer", [
+        { pointer: "/maxFailures", message: "must be ≥ 0" },
+      ]);
+    }
+    const release = await this.context.releases.get(releaseId);
+    const plan = await this.context.releases.plan(
+      release.id,
+      options.select === undefined ? {} : { select: options.select },
+    );
+    if (plan.problems.length > 0) {
+      throw new ValidationError(
+        `Release ${release.id} cannot be rolled out: ${plan.problems.map((p) => p.message).join("; ")}`,
+        plan.problems.map((p) => ({ pointer: `/steps/${p.step}/select`, message: p.message })),
+      );
+    }
+    const blocking = blockingItems(plan);
+    if (blocking.length > 0) {
+      throw new ValidationError(
+        `Release ${release.id} cannot be rolled out: ${blocking.length} item(s) cannot be applied, ` +
+          `first ${blocking[0]?.thing} ${blocking[0]?.item.kind} ${blocking[0]?.item.name}: ` +
+          `${blocking[0]?.item.reason ?? ""} ${blocking[0]?.item.detail ?? ""}`.trim(),
+        blocking.slice(0, 100).map(({ thing, item }) => ({
+          pointer: `/steps/${item.step}`,
+          message: `${thing}: ${item.kind} ${item.name} ${item.reason ?? ""} ${item.detail ?? ""}`.trim(),
+        })),
+      );
+    }
+    if (plan.things.length === 0) {
+      throw new ValidationError(`The selection matches no Thing of release ${release.id}`, [
+        { pointer: "/select", message: "matches none of the release's Things" },
+      ]);
+    }
+    const active = new Map<string, string>();
+    for (const thing of plan.things) {
+      const current = await this.activeRelease(thing.thing);
+      if (current) active.set(thing.thing, current.release);
+    }
+    const now = this.context.clock.now().toISOString();
+    const id = `urn:uuid:${randomUUID()}`;
+    const rollout: Rollout = {
+      id,
+      release: release.id,
+      name: release.name,
+      status: "running",
+      options: { concurrency, maxFailures, ...(options.select !== undefined && { select: options.select }) },
+      actor: requester.actor,
+      created: now,
+    };
+    const steps = stepsFromPlan(id, plan, (thing) => active.get(thing), now);
+    await this.context.store.createRollout(rollout, steps);
+    this.launch(rollout, release);
+    return this.get(id);
+  }
+
+  /** Resumes every rollout that was running when the hub stopped. */
+  async resume(): Promise<void> {
+    const running = await this.context.store.listRollouts({ status: "running", limit: 1000, offset: 0 });
+    for (const rollout of running) {
+      if (this.runs.has(rollout.id)) continue;
+      let release: Release;
+      try {
+        release = await this.context.releases.get(rollout.release);
+      } catch (err) {
+        this.context.logger.error({ err, rollout: rollout.id }, "a rollout's release is gone; it stops");
+        await this.context.store.endRollout(rollout.id, "failed", this.now(), "its release is not stored");
+        continue;
+      }
+      this.context.logger.info({ rollout: rollout.id, release: rollout.release }, "resuming a rollout");
+      this.launch(rollout, release);
+    }
+  }
+
+  async get(id: string): Promise<RolloutView> {
+    const rollout = await this.context.store.getRollout(id);
+    if (!rollout) throw new NotFoundError(`No rollout ${id}`);
+    return { ...rollout, progress: await this.context.store.rolloutProgress(id) };
+  }
+
+  async list(options: { status?: RolloutStatus; release?: string; limit: number; offset: number }) {
+    const rollouts = await this.context.store.listRollouts(options);
+    return Promise.all(
+      rollouts.map(async (r) => ({ ...r, progress: await this.context.store.rolloutProgress(r.id) })),
+    );
+  }
+
+  async steps(id: string, query: { status?: RolloutStepStatus; after?: number; limit: number }) {
+    await this.get(id);
+    return this.context.store.rolloutSteps(id, query);
+  }
+
+  /** Resolves when the rollout has ended (or the hub closes); for tests and the CLI's local use. */
+  async settled(id: string): Promise<RolloutView> {
+    await this.runs.get(id)?.done;
+    return this.get(id);
+  }
+
+  /** Progress events of every rollout; returns the function that ends the subscription. */
+  subscribe(listener: (event: RolloutEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** True while a rollout step is being applied to the Thing. */
+  isApplying(thing: string): boolean {
+    return this.applying.has(thing);
+  }
+
+  /** The Thing's active release: the value of its latest `applied` Change. */
+  async activeRelease(thing: string): Promise<LineageEntry | undefined> {
+    const streams = await this.context.store.streamsAt(thing, undefined, [APPLIED_KIND]);
+    const latest = streams.find((s) => s.affordance === "")?.latest;
+    return latest && lineageEntry(latest);
+  }
+
+  /** Which release replaced which on the Thing, newest first. */
+  async lineage(thing: string, limit = 100): Promise<LineageEntry[]> {
+    const changes = await this.context.store.history({ thing, kinds: [APPLIED_KIND], order: "desc", limit });
+    return changes.filter((c) => c.affordance === undefined).map(lineageEntry);
+  }
+
+  /** Stops taking new steps; the steps in flight finish their current command. Running rollouts resume at the next start. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.allSettled([...this.runs.values()].map((r) => r.done));
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private now(): string {
+    return this.context.clock.now().toISOString();
+  }
+
+  private emit(event: RolloutEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.context.logger.error({ err }, "a rollout listener failed");
+      }
+    }
+  }
+
+  private launch(rollout: Rollout, release: Release): void {
+    const run: Run = {
+      rollout,
+      release,
+      progress: emptyProgress(),
+      failures: 0,
+      stopped: false,
+      done: Promise.resolve(),
+    };
+    this.runs.set(rollout.id, run);
+    run.done = this.execute(run)
+      .catch((err: unknown) => {
+        this.context.logger.error({ err, rollout: rollout.id }, "a rollout stopped on an error");
+      })
+      .finally(() => this.runs.delete(rollout.id));
+  }
+
+  private async execute(run: Run): Promise<void> {
+    const { store } = this.context;
+    const id = run.rollout.id;
+    run.progress = await store.rolloutProgress(id);
+    run.failures = run.progress.failed;
+    // Steps in flight when the hub stopped first: they resume with a look at the Log.
+    const queue = [...(await allSteps(store, id, "applying")), ...(await allSteps(store, id, "pending"))];
+    this.emit({ type: "status", rollout: id, status: "running", progress: { ...run.progress } });
+    if (run.failures > run.rollout.options.maxFailures) await this.stop(run);
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        if (this.closing || run.stopped) return;
+        const step = queue.shift();
+        if (!step) return;
+        await this.applyStep(run, step);
+      }
+    };
+    const workers = Math.min(run.rollout.options.concurrency, Math.max(queue.length, 1));
+    await Promise.all(Array.from({ length: workers }, worker));
+    if (this.closing) return;
+    if (!run.stopped) {
+      if (await store.endRollout(id, "completed", this.now())) {
+        this.emit({ type: "status", rollout: id, status: "completed", progress: { ...run.progress } });
+      }
+    }
+  }
+
+  private async stop(run: Run): Promise<void> {
+    if (run.stopped) return;
+    run.stopped = true;
+    const reason = `${run.failures} Thing(s) failed, more than --max-failures ${run.rollout.options.maxFailures}`;
+    await this.context.store.endRollout(run.rollout.id, "failed", this.now(), reason);
+    run.progress = await this.context.store.rolloutProgress(run.rollout.id);
+    this.emit({
+      type: "status",
+      rollout: run.rollout.id,
+      status: "failed",
+      reason,
+      progress: { ...run.progress },
+    });
+  }
+
+  private move(run: Run, from: RolloutStepStatus, to: RolloutStepStatus): void {
+    run.progress[from]--;
+    run.progress[to]++;
+  }
+
+  private async applyStep(run: Run, step: RolloutStep): Promise<void> {
+    const { store } = this.context;
+    const resumed = step.status === "applying";
+    if (!resumed) {
+      const claimed = await store.updateRolloutStep(step.rollout, step.thing, {
+        status: "applying",
+        updated: this.now(),
+        expect: "pending",
+      });
+      if (!claimed) return;
+      this.move(run, "pending", "applying");
+    }
+    this.applying.add(step.thing);
+    try {
+      const items: RolloutItem[] = step.items.map((item) => ({ ...item }));
+      let failure: string | undefined;
+      for (const [index, item] of items.entries()) {
+        if (item.status !== "pending") continue;
+        if (failure !== undefined) {
+          item.status = "skipped";
+          continue;
+        }
+        const correlation = `${step.rollout}#${step.position}.${index}`;
+        try {
+          const outcome = await this.applyItem(run, step, item, correlation, resumed);
+          item.status = outcome.status;
+          if (outcome.error !== undefined) {
+            item.error = outcome.error;
+            failure = `${item.kind} ${item.name}: ${errorText(outcome.error)}`;
+          }
+        } catch (err) {
+          // The hub is stopping: the step stays `applying` and resumes from the Log next time.
+          if (this.closing) return;
+          item.status = "failed";
+          item.error = failureValue(err);
+          failure = `${item.kind} ${item.name}: ${err instanceof Error ? err.message : String(err)}`;
+        }
+      }
+      if (failure === undefined) {
+        try {
+          await this.recordApplied(run, step, resumed);
+        } catch (err) {
+          if (this.closing) return;
+          failure = `recording the release as applied: ${err instanceof Error ? err.message : String(err)}`;
+        }
+      }
+      const status = failure === undefined ? "completed" : "failed";
+      await store.updateRolloutStep(step.rollout, step.thing, {
+        status,
+        items,
+        ...(failure !== undefined && { reason: failure }),
+        updated: this.now(),
+      });
+      this.move(run, "applying", status);
+      this.emit({
+        type: "step",
+        rollout: step.rollout,
+        thing: step.thing,
+        status,
+        ...(failure !== undefined && { reason: failure }),
+        progress: { ...run.progress },
+      });
+      if (status === "failed" && ++run.failures > run.rollout.options.maxFailures) await this.stop(run);
+    } finally {
+      this.applying.delete(step.thing);
+    }
+  }
+
+  private async applyItem(
+    run: Run,
+    step: RolloutStep,
+    item: RolloutItem,
+    correlation: string,
+    resumed: boolean,
+  ): Promise<{ status: RolloutItem["status"]; error?: unknown }> {
+    const { commands } = this.context;
+    const requester: Requester = {
+      actor: run.rollout.actor,
+      via: ROLLOUT_ACTOR_VIA,
+      release: step.release,
+      correlation,
+    };
+    if (item.kind === "link") return this.applyLink(step, item, requester);
+    if (resumed) {
+      const known = await this.fromLog(step.thing, item.name, correlation);
+      if (known.state === "completed") return { status: "completed" };
+      if (known.state === "failed") return { status: "failed", error: known.error };
+      if (known.state === "sent") {
+        if (item.kind === "action") {
+          // An action is never invoked twice: whether the device got it is unknown.
+          return {
+            status: "failed",
+            error: {
+              reason: "interrupted",
+              message: "the hub stopped while the action was being invoked; its outcome is unknown",
+            },
+          };
+        }
+        // A write may or may not have arrived: the Thing's value now says which.
+        const value = await commands.readProperty(step.thing, item.name, requester);
+        if (canonicalJson(value) === canonicalJson(item.desired)) return { status: "completed" };
+      }
+    }
+    if (item.kind === "property") {
+      await commands.writeProperty(step.thing, item.name, item.desired, requester);
+      return { status: "completed" };
+    }
+    if (await this.actionApplied(step, item.name)) return { status: "in-place" };
+    await commands.invokeAction(step.thing, item.name, item.desired, requester);
+    return { status: "completed" };
+  }
+
+  /** Affordance keys (`actions/<name>`) a release has applied on a Thing, for the plan. */
+  async appliedOf(release: string, thing: string): Promise<string[]> {
+    const steps = await this.context.store.rolloutStepsOfThing(thing);
+    const keys = new Set<string>();
+    for (const step of steps) {
+      if (step.release !== release) continue;
+      for (const item of step.items) {
+        if (item.kind === "action" && item.status === "completed") keys.add(`actions/${item.name}`);
+      }
+    }
+    return [...keys];
+  }
+
+  /** Whether an earlier rollout of the same release invoked this action on the Thing (once per release). */
+  private async actionApplied(step: RolloutStep, action: string): Promise<boolean> {
+    const steps = await this.context.store.rolloutStepsOfThing(step.thing);
+    return steps.some(
+      (s) =>
+        s.release === step.release &&
+        s.rollout !== step.rollout &&
+        s.items.some((i) => i.kind === "action" && i.name === action && i.status === "completed"),
+    );
+  }
+
+  /** What the Log says of an item this rollout may have sent before the hub stopped. */
+  private async fromLog(
+    thing: string,
+    affordance: string,
+    correlation: string,
+  ): Promise<{ state: "none" | "sent" | "completed" | "failed"; error?: unknown }> {
+    const changes = await this.context.store.history({
+      thing,
+      affordance,
+      kinds: ["desired", "invoked", "completed", "failed"],
+      order: "desc",
+      limit: RESUME_LOOKBACK,
+    });
+    const mine = changes.filter((c) => c.cause.correlation === correlation);
+    const end = mine.find((c) => c.kind === "completed" || c.kind === "failed");
+    if (end?.kind === "completed") return { state: "completed" };
+    if (end?.kind === "failed") return { state: "failed", error: end.value };
+    return { state: mine.length > 0 ? "sent" : "none" };
+  }
+
+  private async applyLink(
+    step: RolloutStep,
+    item: RolloutItem,
+    requester: Requester,
+  ): Promise<{ status: RolloutItem["status"] }> {
+    const link = item.desired as { rel: string; href: string };
+    const { td } = await this.context.directory.getLive(step.thing);
+    const links = td.links ?? [];
+    if (links.some((l) => l.href === link.href && (l.rel ?? "") === link.rel)) return { status: "in-place" };
+    await this.context.directory.patch(
+      step.thing,
+      { links: [...links, { rel: link.rel, href: link.href }] },
+      {
+        actor: requester.actor,
+        via: ROLLOUT_ACTOR_VIA,
+        ...(requester.release !== undefined && { release: requester.release }),
+        ...(requester.correlation !== undefined && { correlation: requester.correlation }),
+      },
+    );
+    return { status: "completed" };
+  }
+
+  /** The `applied` Change: the release becomes the Thing's active one (once, even when resumed). */
+  private async recordApplied(run: Run, step: RolloutStep, resumed: boolean): Promise<void> {
+    const current = await this.activeRelease(step.thing);
+    if (resumed && current?.rollout === step.rollout) return;
+    const value: AppliedValue = {
+      release: step.release,
+      name: run.release.name,
+      rollout: step.rollout,
+      ...(current && { replaced: current.release }),
+      desired: step.desired,
+      drift: run.release.drift,
+    };
+    await this.context.ingest(step.thing, [{ kind: APPLIED_KIND, value }], {
+      actor: run.rollout.actor,
+      via: ROLLOUT_ACTOR_VIA,
+      release: step.release,
+      correlation: `${step.rollout}#${step.position}`,
+    });
+  }
+}
+
+function lineageEntry(change: Change): LineageEntry {
+  return {
+    ...(change.value as AppliedValue),
+    seq: change.seq,
+    at: changeTime(change),
+    actor: change.cause.actor,
+  };
+}
+
+function errorText(error: unknown): string {
+  if (typeof error === "object" && error !== null && "message" in error) return String(error.message);
+  return JSON.stringify(error);
+}
