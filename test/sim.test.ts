@@ -4,7 +4,6 @@
 // the hub's broker, and the chaos monkey makes Changes the hub did not cause.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
-import type { Change } from "../src/core/index.js";
 import {
   ChaosMonkey,
   EspressoMachine,
@@ -18,7 +17,7 @@ import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
 const ESPRESSO = simThingId("espresso-machine");
 
 async function json(response: Response): Promise<unknown> {
-  return (await response.json()) as unknown;
+  return await response.json();
 }
 
 async function register(hub: TestHub, fleet: Fleet): Promise<void> {
@@ -68,8 +67,8 @@ describe("the simulated fleet with a hub", () => {
     expect(td).toMatchObject({
       id: ESPRESSO,
       base: url,
-      "@type": expect.arrayContaining(["saref:Appliance"]),
     });
+    expect(td["@type"]).toContain("saref:Appliance");
     expect(JSON.stringify(td["@context"])).toContain("https://saref.etsi.org/core/");
     const stored = (await json(await hub.request(thingPath(ESPRESSO)))) as { base: string };
     expect(stored.base).toBe(url);
@@ -106,7 +105,9 @@ describe("the simulated fleet with a hub", () => {
     const tooHot = await put("properties/setpoint", String(SETPOINT_RANGE.maximum + 20));
     expect(tooHot.status).toBe(400);
     expect(tooHot.headers.get("content-type")).toBe("application/problem+json");
-    expect(await json(tooHot)).toMatchObject({ status: 400, detail: expect.stringContaining("<= 98") });
+    const refusal = (await json(tooHot)) as { status: number; detail: string };
+    expect(refusal.status).toBe(400);
+    expect(refusal.detail).toContain("<= 98");
     expect((await put("properties/setpoint", '"hot"')).status).toBe(400);
     expect((await put("properties/setpoint", "{")).status).toBe(400);
     expect((await put("properties/setpoint", "92", "text/plain")).status).toBe(415);
@@ -139,7 +140,7 @@ describe("the simulated fleet with a hub", () => {
     const after = await lastSeq(hub);
     const ready = changeAfter(hub, after, (c) => c.thing === ESPRESSO && c.kind === "emitted");
     while (!machine.boiler.ready) fleet.advance(2);
-    expect(((await ready) as Change).value).toMatchObject({ temperature: expect.any(Number) as number });
+    expect((await ready).value).toMatchObject({ temperature: expect.any(Number) as number });
     const shot = await invoke();
     expect(shot.status).toBe(200);
     expect(await json(shot)).toMatchObject({ size: "double", shot: 1 });
