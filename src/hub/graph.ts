@@ -349,6 +349,13 @@ export class Graph {
             .incomingOf(parent.id)
             .map((e) => ({ rel: e.edge.rel, relIri: e.relIri, other: e.from, direction: "in" as const })),
         ];
+        // Out before in, then by relation and id: the same tree whatever order Things arrived in.
+        neighbours.sort(
+          (a, b) =>
+            (a.direction === b.direction ? 0 : a.direction === "out" ? -1 : 1) ||
+            (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0) ||
+            (a.other < b.other ? -1 : a.other > b.other ? 1 : 0),
+        );
         for (const n of neighbours) {
           if (relIri !== undefined && n.relIri !== relIri) continue;
           const child = node(n.other);

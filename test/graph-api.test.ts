@@ -1,0 +1,277 @@
+// The graph through a real hub over HTTP: links as edges (dangling until their Thing arrives),
+// linked/unlinked Changes, typed queries with subtypes and full IRIs, relations k-hop and
+// transitive, paging, problem documents for bad filters, and the index rebuilt after a restart.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Change } from "../src/core/index.js";
+import { changeAfter, minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const SAREF = ["https://www.w3.org/2022/wot/td/v1.1", { saref: "https://saref.etsi.org/core/" }];
+
+function sensor(id: string, room: string) {
+  return minimalTd({
+    "@context": SAREF,
+    "@type": "saref:TemperatureSensor",
+    id,
+    title: `Sensor ${id}`,
+    properties: { temperature: { type: "number", forms: [{ href: "http://127.0.0.1:9/t" }] } },
+    links: [{ rel: "partOf", href: room }],
+  });
+}
+
+function thing(id: string, type: string, links: Array<{ rel: string; href: string }> = []) {
+  return minimalTd({ "@type": type, id, title: id.split(":").pop(), links });
+}
+
+describe("graph API", () => {
+  let hub: TestHub;
+  beforeEach(async () => {
+    hub = await startTestHub();
+  });
+  afterEach(async () => {
+    await hub.stop();
+  });
+
+  async function put(td: Record<string, unknown>): Promise<void> {
+    const response = await hub.request(`/things/${encodeURIComponent(String(td.id))}`, {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(td),
+    });
+    expect(response.status, await response.clone().text()).toBeLessThan(300);
+  }
+
+  async function report(id: string, affordance: string, value: unknown): Promise<void> {
+    const response = await hub.request(`/things/${encodeURIComponent(id)}/changes`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify([{ kind: "reported", affordance, value }]),
+    });
+    expect(response.status, await response.clone().text()).toBeLessThan(300);
+  }
+
+  async function find(
+    filter: string,
+    extra = "",
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
+    const response = await hub.request(`/graph?filter=${encodeURIComponent(filter)}${extra}`);
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  }
+
+  async function ids(filter: string): Promise<string[]> {
+    const { status, body } = await find(filter);
+    expect(status, JSON.stringify(body)).toBe(200);
+    return (body.items as Array<{ id: string }>).map((i) => i.id);
+  }
+
+  async function fleet(): Promise<void> {
+    await put(thing("urn:t:building-3", "brick:Building"));
+    await put(thing("urn:t:floor-1", "brick:Floor", [{ rel: "partOf", href: "urn:t:building-3" }]));
+    await put(thing("urn:t:room-a", "brick:Room", [{ rel: "partOf", href: "urn:t:floor-1" }]));
+    await put(thing("urn:t:room-b", "brick:Room", [{ rel: "partOf", href: "urn:t:building-9" }]));
+    await put(sensor("urn:t:sensor-hot", "urn:t:room-a"));
+    await put(sensor("urn:t:sensor-cool", "urn:t:room-a"));
+    await put(sensor("urn:t:sensor-elsewhere", "urn:t:room-b"));
+    await report("urn:t:sensor-hot", "temperature", 34.5);
+    await report("urn:t:sensor-cool", "temperature", 21);
+    await report("urn:t:sensor-elsewhere", "temperature", 40);
+  }
+
+  it("answers 'every temperature sensor in building 3 above 30' with the Things' current state", async () => {
+    await fleet();
+    const { status, body } = await find(
+      'type = saref:TemperatureSensor AND state.temperature > 30 AND out(partOf, *) { id = "urn:t:building-3" }',
+    );
+    expect(status).toBe(200);
+    const items = body.items as Array<{ id: string; td: { title: string }; state: Record<string, unknown> }>;
+    expect(items.map((i) => i.id)).toEqual(["urn:t:sensor-hot"]);
+    expect(items[0]?.state).toEqual({ temperature: 34.5 });
+    expect(items[0]?.td.title).toBe("Sensor urn:t:sensor-hot");
+    expect(body.next).toBeUndefined();
+  });
+
+  it("compares types as full IRIs and finds subtypes through the vocabulary", async () => {
+    await fleet();
+    const sensors = ["urn:t:sensor-cool", "urn:t:sensor-elsewhere", "urn:t:sensor-hot"];
+    expect(await ids("type = https://saref.etsi.org/core/TemperatureSensor")).toEqual(sensors);
+    expect(await ids("type = TemperatureSensor")).toEqual(sensors);
+    // saref:Sensor is a supertype of saref:TemperatureSensor in vocab/types.json.
+    expect(await ids("type = saref:Sensor")).toEqual(sensors);
+    expect(await ids("type = saref:Actuator")).toEqual([]);
+    expect(await ids("type = brick:Location AND NOT type = brick:Room")).toEqual([
+      "urn:t:building-3",
+      "urn:t:floor-1",
+    ]);
+  });
+
+  it("follows relations one hop, k hops and transitively, both ways", async () => {
+    await fleet();
+    expect(await ids('out(partOf) { id = "urn:t:room-a" }')).toEqual([
+      "urn:t:sensor-cool",
+      "urn:t:sensor-hot",
+    ]);
+    expect(await ids('out(partOf, 2) { id = "urn:t:floor-1" }')).toEqual([
+      "urn:t:sensor-cool",
+      "urn:t:sensor-hot",
+    ]);
+    expect(await ids('out(partOf, 1..*) { id = "urn:t:building-3" }')).toEqual([
+      "urn:t:floor-1",
+      "urn:t:room-a",
+      "urn:t:sensor-cool",
+      "urn:t:sensor-hot",
+    ]);
+    expect(await ids('in(partOf, *) { id = "urn:t:sensor-hot" }')).toEqual([
+      "urn:t:building-3",
+      "urn:t:floor-1",
+      "urn:t:room-a",
+    ]);
+    expect(await ids("td.title = room-b OR state.temperature <= 21")).toEqual([
+      "urn:t:room-b",
+      "urn:t:sensor-cool",
+    ]);
+  });
+
+  it("keeps an edge to an unknown Thing and resolves it when that Thing arrives", async () => {
+    await fleet();
+    let links = await (await hub.request(`/things/${encodeURIComponent("urn:t:room-b")}/links`)).json();
+    expect(links).toEqual([{ from: "urn:t:room-b", rel: "partOf", to: "urn:t:building-9", resolved: false }]);
+    expect(await ids('out(partOf, *) { id = "urn:t:building-9" }')).toEqual([]);
+    await put(thing("urn:t:building-9", "brick:Building"));
+    links = await (await hub.request(`/things/${encodeURIComponent("urn:t:room-b")}/links`)).json();
+    expect(links).toEqual([{ from: "urn:t:room-b", rel: "partOf", to: "urn:t:building-9", resolved: true }]);
+    expect(await ids('out(partOf, *) { id = "urn:t:building-9" }')).toEqual([
+      "urn:t:room-b",
+      "urn:t:sensor-elsewhere",
+    ]);
+    const incoming = await (
+      await hub.request(`/things/${encodeURIComponent("urn:t:building-9")}/links?direction=in`)
+    ).json();
+    expect(incoming).toEqual([
+      { from: "urn:t:room-b", rel: "partOf", to: "urn:t:building-9", resolved: true },
+    ]);
+  });
+
+  it("records each edge a registration, a link and an unlink add or remove as a linked/unlinked Change", async () => {
+    await put(thing("urn:t:host", "Host"));
+    await put(thing("urn:t:web", "Container", [{ rel: "runsOn", href: "urn:t:host" }]));
+    const linked = await changeAfter(hub, 0, (c) => c.kind === "linked");
+    expect(linked).toMatchObject({ thing: "urn:t:web", value: { rel: "runsOn", href: "urn:t:host" } });
+
+    const post = await hub.request(`/things/${encodeURIComponent("urn:t:host")}/links`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ rel: "hosts", href: "urn:t:web" }),
+    });
+    expect(post.status).toBe(201);
+    const described = ((await post.json()) as { seq: number }).seq;
+    const hosts = await changeAfter(hub, described, (c) => c.kind === "linked");
+    expect(hosts).toMatchObject({
+      thing: "urn:t:host",
+      value: { rel: "hosts", href: "urn:t:web" },
+      cause: { actor: "admin", via: "http" },
+    });
+    // Linking again changes nothing.
+    const again = await hub.request(`/things/${encodeURIComponent("urn:t:host")}/links`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ rel: "hosts", href: "urn:t:web" }),
+    });
+    expect(again.status).toBe(200);
+    expect(await ids('in(hosts) { id = "urn:t:host" }')).toEqual(["urn:t:web"]);
+
+    const del = await hub.request(
+      `/things/${encodeURIComponent("urn:t:host")}/links?rel=hosts&href=${encodeURIComponent("urn:t:web")}`,
+      { method: "DELETE" },
+    );
+    expect(del.status).toBe(204);
+    const unlinked: Change = await changeAfter(hub, hosts.seq, (c) => c.kind === "unlinked");
+    expect(unlinked).toMatchObject({ thing: "urn:t:host", value: { rel: "hosts", href: "urn:t:web" } });
+    expect(await ids('in(hosts) { id = "urn:t:host" }')).toEqual([]);
+    const td = (await (await hub.request(`/things/${encodeURIComponent("urn:t:host")}`)).json()) as {
+      links?: unknown;
+    };
+    expect(td.links).toBeUndefined();
+
+    const missing = await hub.request(
+      `/things/${encodeURIComponent("urn:t:host")}/links?rel=hosts&href=${encodeURIComponent("urn:t:web")}`,
+      { method: "DELETE" },
+    );
+    expect(missing.status).toBe(404);
+    const anonymous = await hub.request(`/things/${encodeURIComponent("urn:t:host")}/links`, {
+      method: "POST",
+      auth: false,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ rel: "hosts", href: "urn:t:web" }),
+    });
+    expect(anonymous.status).toBe(401);
+  });
+
+  it("pages by an opaque cursor, every match once, in id order", async () => {
+    for (let i = 0; i < 7; i++) await put(thing(`urn:t:c-${i}`, "Container"));
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const { body } = await find("type = Container", `&limit=3${cursor ? `&cursor=${cursor}` : ""}`);
+      const page = (body.items as Array<{ id: string }>).map((i) => i.id);
+      expect(page.length).toBeLessThanOrEqual(3);
+      seen.push(...page);
+      cursor = body.next as string | undefined;
+    } while (cursor !== undefined);
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => `urn:t:c-${i}`));
+    const bad = await find("type = Container", "&cursor=bm9wZQ");
+    expect(bad.status).toBe(400);
+  });
+
+  it("answers a bad filter with a problem document naming the position", async () => {
+    const response = await hub.request(
+      `/graph?filter=${encodeURIComponent("type = Host AND state.load >> 3")}`,
+    );
+    expect(response.status).toBe(400);
+    expect(response.headers.get("content-type")).toContain("application/problem+json");
+    const problem = (await response.json()) as { detail: string; errors?: Array<{ pointer: string }> };
+    expect(problem.detail).toContain("position 29");
+    expect(problem.errors?.[0]?.pointer).toBe("/query/filter");
+    const missing = await hub.request("/graph");
+    expect(missing.status).toBe(400);
+    const hops = await find("out(runsOn, 40)");
+    expect(hops.status).toBe(400);
+  });
+
+  it("prints a neighbourhood both ways without repeating a Thing", async () => {
+    await fleet();
+    const response = await hub.request(`/things/${encodeURIComponent("urn:t:room-a")}/neighbourhood?depth=2`);
+    expect(response.status).toBe(200);
+    const tree = (await response.json()) as {
+      id: string;
+      links: Array<{
+        rel: string;
+        direction: string;
+        node: { id: string; links: Array<{ node: { id: string } }> };
+      }>;
+    };
+    expect(tree.id).toBe("urn:t:room-a");
+    expect(tree.links.map((l) => [l.direction, l.node.id])).toEqual([
+      ["out", "urn:t:floor-1"],
+      ["in", "urn:t:sensor-cool"],
+      ["in", "urn:t:sensor-hot"],
+    ]);
+    expect(tree.links[0]?.node.links.map((l) => l.node.id)).toEqual(["urn:t:building-3", "urn:t:room-a"]);
+  });
+
+  it("rebuilds its indexes from the store after a restart", async () => {
+    await fleet();
+    const dataDir = hub.dataDir;
+    await hub.close();
+    const again = await startTestHub({ dataDir });
+    try {
+      const response = await again.request(
+        `/graph?filter=${encodeURIComponent('state.temperature > 30 AND out(partOf, *) { id = "urn:t:building-3" }')}`,
+      );
+      const body = (await response.json()) as { items: Array<{ id: string; state: unknown }> };
+      expect(body.items).toEqual([
+        expect.objectContaining({ id: "urn:t:sensor-hot", state: { temperature: 34.5 } }),
+      ]);
+    } finally {
+      await again.stop();
+    }
+  });
+});
