@@ -8,6 +8,7 @@ import { registerClientCommands } from "./client-commands.js";
 import { registerDiscoverCommand } from "./discover-command.js";
 import { registerHistoryCommands } from "./history-commands.js";
 import { registerLogCommands } from "./log-commands.js";
+import { registerReleaseCommands } from "./release-commands.js";
 import { registerInteractionCommands } from "./interaction-commands.js";
 import { CliError } from "./cli-error.js";
 
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerInteractionCommands(program);
   registerHistoryCommands(program);
   registerLogCommands(program);
+  registerReleaseCommands(program);
   return program;
 }
 

@@ -50,3 +50,4 @@ export {
   type ActionStatus,
   type CredentialsInput,
 } from "./interaction-client.js";
+export { ReleaseClient, type ReleasePage, type StoredRelease } from "./release-client.js";

@@ -18,3 +18,6 @@ export * from "./homie.js";
 export * from "./home-assistant.js";
 export * from "./release.js";
 export * from "./rollout.js";
+export * from "./release-schema.js";
+export * from "./manifest.js";
+export * from "./manifest-schema.js";

@@ -17,6 +17,7 @@ import { Commands } from "./commands.js";
 import { Observation } from "./observation.js";
 import type { SecretStore } from "./secret-store.js";
 import { ThingSecrets, loadOrCreateSecretKey } from "./thing-secrets.js";
+import { Releases } from "./releases.js";
 
 /** Who is making a request, once their token has been checked. */
 export interface Principal {
@@ -44,6 +45,8 @@ export class Hub {
   readonly directory: Directory;
   readonly history: History;
   readonly notary: Notary;
+  /** Releases: immutable desired state, stored and planned (see releases.ts). */
+  readonly releases: Releases;
   /** The credentials the hub holds for Things; undefined without a SecretStore. */
   readonly secrets: ThingSecrets | undefined;
   /** Reads, writes and invocations through the bindings; undefined without bindings. */
@@ -70,6 +73,7 @@ export class Hub {
     this.directory = new Directory(store, bus, clock, { maxSearchResults: config.maxSearchResults });
     this.ingestion = new Ingest(store, bus, clock);
     this.history = new History(store);
+    this.releases = new Releases({ hubId: id, store, bus, clock, canCommand: bindings !== undefined });
     this.notary = new Notary(id, config.dataDir, store, bus, clock, logger, {
       everyChanges: config.checkpointEveryChanges,
       everyMs: config.checkpointEveryMs,

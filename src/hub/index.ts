@@ -47,3 +47,11 @@ export {
   type DiscoveryOptions,
   type DiscoveryResult,
 } from "./discovery.js";
+export {
+  Releases,
+  RELEASED_KIND,
+  type ReleaseListOptions,
+  type ReleasesContext,
+  type StoreResult,
+  type ThingFinder,
+} from "./releases.js";

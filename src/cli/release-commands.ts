@@ -1,0 +1,346 @@
+// `things build`, `things releases`, `things plan`: manifests built into an immutable release
+// and stored in the hub, releases listed, and a release planned against the Things now.
+import type { Command } from "commander";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { hostname, userInfo } from "node:os";
+import { dirname, extname, join, relative, resolve } from "node:path";
+import { ReleaseClient } from "../client/index.js";
+import { parse as parseYaml } from "yaml";
+import {
+  buildRelease,
+  ValidationError,
+  type ManifestSource,
+  type Plan,
+  type PlanItem,
+  type Release,
+  type ReleaseSummary,
+} from "../core/index.js";
+import { HUB_VERSION } from "../hub/version.js";
+import { CliError } from "./cli-error.js";
+import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
+import { compactValue, localTime } from "./history-commands.js";
+import { formatTable } from "./table.js";
+
+const MANIFEST_EXTENSIONS = new Set([".yaml", ".yml", ".json"]);
+const BUILD_EXIT_CODES =
+  "0 built (and stored), 1 failed (a manifest is invalid, the hub refused or is unreachable), 2 usage";
+const PLAN_EXIT_CODES =
+  "0 the plan can be applied, 1 failed (no such release, the hub refused or is unreachable), 2 usage, " +
+  "3 the plan has things that cannot be done or selectors that match no Thing";
+
+function releaseClientOf(command: Command): ReleaseClient {
+  const { url, token } = connectionOf(command);
+  try {
+    return new ReleaseClient({ url, token });
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+}
+
+/** Every manifest file under a folder, in name order (hidden folders and node_modules skipped). */
+function manifestFiles(folder: string): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync(folder, { withFileTypes: true }).sort((a, b) =>
+    a.name < b.name ? -1 : 1,
+  )) {
+    if (entry.name.startsWith(".") || entry.name === "node_modules") continue;
+    const path = join(folder, entry.name);
+    if (entry.isDirectory()) found.push(...manifestFiles(path));
+    else if (entry.isFile() && MANIFEST_EXTENSIONS.has(extname(entry.name))) found.push(path);
+  }
+  return found;
+}
+
+/** The path a person sees: relative to where they run the command. */
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel === "" || rel.startsWith("..") ? path : rel;
+}
+
+/**
+ * Reads the manifests of a build: every manifest in a folder, or one file, and then every file
+ * they include (relative to the including file), each once.
+ */
+export function readManifests(target: string): {
+  sources: ManifestSource[];
+  resolveInclude: (from: string, include: string) => string;
+} {
+  let start: string[];
+  try {
+    start = statSync(target).isDirectory() ? manifestFiles(target) : [target];
+  } catch (err) {
+    throw new CliError(
+      `cannot read ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+  if (start.length === 0) throw new CliError(`${target} holds no manifest (*.yaml, *.yml, *.json)`);
+  const byShown = new Map<string, string>();
+  const sources: ManifestSource[] = [];
+  const resolveInclude = (from: string, include: string) =>
+    shown(resolve(dirname(byShown.get(from) ?? from), include));
+  const pending = start.map((p) => resolve(p));
+  const seen = new Set<string>();
+  while (pending.length > 0) {
+    const path = pending.shift() as string;
+    if (seen.has(path)) continue;
+    seen.add(path);
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (err) {
+      // An include that cannot be read is reported by the build, where it is written.
+      if (sources.length > 0) continue;
+      throw new CliError(
+        `cannot read ${shown(path)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+    const name = shown(path);
+    byShown.set(name, path);
+    sources.push({ path: name, text });
+    for (const include of includesOf(text)) pending.push(resolve(dirname(path), include));
+  }
+  return { sources, resolveInclude };
+}
+
+/** The `include` list of a manifest, best effort: the build validates it properly. */
+function includesOf(text: string): string[] {
+  try {
+    // YAML is a superset of JSON: one parser (the build's) reads both.
+    const include = (parseYaml(text) as { include?: unknown } | null)?.include;
+    return Array.isArray(include) ? include.filter((i): i is string => typeof i === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+function builderName(): string {
+  let user = "unknown";
+  try {
+    user = userInfo().username;
+  } catch {
+    // No user entry (a container): the host alone.
+  }
+  return `things ${HUB_VERSION} (${user}@${hostname()})`;
+}
+
+/** `file:line:column: message` per error, the first on the error line and the rest before it. */
+function buildFailure(error: ValidationError): CliError {
+  const lines = error.errors.map((e) => e.message);
+  if (lines.length > 1)
+    process.stderr.write(
+      lines
+        .slice(1)
+        .map((l) => `  ${l}\n`)
+        .join(""),
+    );
+  return new CliError(
+    `build failed: ${lines[0] ?? error.message}${lines.length > 1 ? ` (and ${lines.length - 1} more above)` : ""}`,
+  );
+}
+
+async function build(
+  target: string,
+  options: { json?: boolean; dryRun?: boolean },
+  command: Command,
+): Promise<void> {
+  const { sources, resolveInclude } = readManifests(target);
+  let release: Release;
+  try {
+    release = buildRelease(sources, {
+      builder: builderName(),
+      builtAt: new Date().toISOString(),
+      resolveInclude,
+    });
+  } catch (err) {
+    if (err instanceof ValidationError) throw buildFailure(err);
+    throw err;
+  }
+  if (options.dryRun) {
+    process.stdout.write(
+      options.json ? `${JSON.stringify(release)}\n` : `${release.id}  ${release.name}  (built, not stored)\n`,
+    );
+    return;
+  }
+  const stored = await releaseClientOf(command).storeRelease(release);
+  if (options.json) {
+    process.stdout.write(
+      `${JSON.stringify({ ...stored, name: release.name, steps: release.steps.length })}\n`,
+    );
+    return;
+  }
+  const files = release.provenance.sources.length;
+  process.stdout.write(
+    `${stored.id}  ${release.name}  ${release.steps.length} step${release.steps.length === 1 ? "" : "s"} from ` +
+      `${files} file${files === 1 ? "" : "s"}  ${stored.created ? "stored" : "already stored"}\n`,
+  );
+}
+
+function releaseRows(releases: ReleaseSummary[]): string[][] {
+  return releases.map((r) => [
+    r.id.slice(0, 19),
+    r.name,
+    String(r.steps),
+    r.drift,
+    localTime(r.storedAt),
+    r.supersedes === undefined ? "" : r.supersedes.slice(0, 19),
+  ]);
+}
+
+/** A release argument: a full id, an id prefix (as `things releases` shows it), or a name (its newest). */
+export async function resolveRelease(client: ReleaseClient, argument: string): Promise<string> {
+  if (/^sha256:[0-9a-f]{64}$/.test(argument)) return argument;
+  const matches = new Set<string>();
+  let cursor: number | undefined;
+  do {
+    const page = await client.releases({ limit: 1000, ...(cursor !== undefined && { cursor }) });
+    for (const r of page.releases) {
+      if (r.name === argument && matches.size === 0) return r.id;
+      if (argument.startsWith("sha256:") && r.id.startsWith(argument)) matches.add(r.id);
+    }
+    cursor = page.next;
+  } while (cursor !== undefined);
+  if (matches.size === 1) return [...matches][0] as string;
+  if (matches.size > 1) throw new CliError(`${argument} names ${matches.size} releases; give more of the id`);
+  throw new CliError(`no release is named ${argument} or has an id starting with it (see things releases)`);
+}
+
+function statusText(item: PlanItem): string {
+  if (item.status !== "cannot") return item.status;
+  return `cannot: ${item.reason ?? ""}${item.detail ? ` (${item.detail})` : ""}`;
+}
+
+function observedText(item: PlanItem): string {
+  if (item.kind === "link") return item.observed === true ? "present" : "absent";
+  if (item.kind === "action") return "";
+  return "observed" in item ? compactValue(item.observed) : "(unknown)";
+}
+
+function desiredText(item: PlanItem): string {
+  if (item.kind === "link") return "present";
+  if (item.kind === "action")
+    return item.desired === undefined ? "invoke" : `invoke ${compactValue(item.desired)}`;
+  return compactValue(item.desired);
+}
+
+export function formatPlan(plan: Plan): string {
+  const rows: string[][] = [];
+  for (const thing of plan.things) {
+    for (const item of thing.items) {
+      rows.push([
+        thing.thing,
+        `${item.kind === "property" ? "" : `${item.kind} `}${item.name}`,
+        observedText(item),
+        desiredText(item),
+        statusText(item),
+      ]);
+    }
+  }
+  const maxWidth = process.stdout.isTTY ? process.stdout.columns : undefined;
+  let out = `${plan.name}  ${plan.release}\n`;
+  if (rows.length > 0) {
+    out += formatTable(["THING", "AFFORDANCE", "OBSERVED", "DESIRED", "PLAN"], rows, {
+      maxWidth,
+      uncut: [4],
+    });
+  }
+  for (const problem of plan.problems) {
+    const where = problem.source
+      ? `${problem.source.file}:${problem.source.line}:${problem.source.column}: `
+      : "";
+    out += `problem: ${where}${problem.message}\n`;
+  }
+  const s = plan.summary;
+  out += `${s.things} Thing${s.things === 1 ? "" : "s"}: ${s.change} to change, ${s.inPlace} in place, ${s.cannot} cannot be done\n`;
+  return out;
+}
+
+export function registerReleaseCommands(program: Command): void {
+  program
+    .command("build")
+    .description("build manifests (a folder or a file) into one release, hash it and store it in the hub")
+    .argument(
+      "<path>",
+      "a manifest file, or a folder whose *.yaml, *.yml and *.json files are built together",
+    )
+    .option("--json", "print {id, created, storedAt, name, steps} (with --dry-run: the release document)")
+    .option("--dry-run", "build and print the id, but do not store")
+    .addHelpText(
+      "after",
+      () => `\nSee docs/releases.md for the manifest format.\n${connectionHelpWith(BUILD_EXIT_CODES)}`,
+    )
+    .action(
+      talking(async (path: string, options: { json?: boolean; dryRun?: boolean }, command: Command) =>
+        build(path, options, command),
+      ),
+    );
+
+  program
+    .command("releases")
+    .description(
+      "stored releases, newest first: id, name, steps, drift policy, when stored, what it supersedes",
+    )
+    .option("--name <name>", "only releases with this name")
+    .option("--json", "the releases as one JSON array")
+    .addHelpText("after", () =>
+      connectionHelpWith("0 done, 1 failed (the hub refused or is unreachable), 2 usage"),
+    )
+    .action(
+      talking(async (options: { name?: string; json?: boolean }, command: Command) => {
+        const client = releaseClientOf(command);
+        const all: ReleaseSummary[] = [];
+        let cursor: number | undefined;
+        do {
+          const page = await client.releases({
+            limit: 1000,
+            ...(options.name !== undefined && { name: options.name }),
+            ...(cursor !== undefined && { cursor }),
+          });
+          all.push(...page.releases);
+          cursor = page.next;
+        } while (cursor !== undefined);
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(all)}\n`);
+          return;
+        }
+        if (all.length === 0) {
+          process.stdout.write("no releases yet (things build PATH stores one)\n");
+          return;
+        }
+        const maxWidth = process.stdout.isTTY ? process.stdout.columns : undefined;
+        process.stdout.write(
+          formatTable(["ID", "NAME", "STEPS", "DRIFT", "STORED", "SUPERSEDES"], releaseRows(all), {
+            maxWidth,
+            uncut: [0, 4],
+          }),
+        );
+      }),
+    );
+
+  program
+    .command("plan")
+    .description(
+      "what rolling a release out would do now, per Thing: observed → desired, in place, or cannot (and why)",
+    )
+    .argument(
+      "<release>",
+      "a release id, an id prefix as `things releases` shows it, or a name (its newest release)",
+    )
+    .option("--select <filter>", "only the Things this graph filter matches")
+    .option("--json", "the plan as the hub gives it, on one line")
+    .addHelpText("after", () => connectionHelpWith(PLAN_EXIT_CODES))
+    .action(
+      talking(async (argument: string, options: { select?: string; json?: boolean }, command: Command) => {
+        const client = releaseClientOf(command);
+        const id = await resolveRelease(client, argument);
+        const plan = await client.plan(id, options.select);
+        process.stdout.write(options.json ? `${JSON.stringify(plan)}\n` : formatPlan(plan));
+        if (plan.problems.length > 0 || plan.summary.cannot > 0) {
+          const first = plan.problems[0];
+          const reason = first
+            ? `${first.source ? `${first.source.file}:${first.source.line}:${first.source.column}: ` : ""}${first.message}`
+            : `${plan.summary.cannot} step${plan.summary.cannot === 1 ? "" : "s"} cannot be done`;
+          throw new CliError(`the plan cannot be applied as it is: ${reason}`, 3);
+        }
+      }),
+    );
+}
