@@ -1,0 +1,220 @@
+// Rollouts, drift and lineage over HTTP: start a rollout of a release, follow its progress (JSON
+// and Server-Sent Events), list what drifts now, and a Thing's releases (docs/api.md).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { UnavailableError, type RolloutStepStatus } from "../../core/index.js";
+import type { Hub, RolloutEvent, Rollouts } from "../../hub/index.js";
+import { actorOf } from "./authorization.js";
+import { idOf, idParam } from "./directory-routes.js";
+import { openStreams } from "./event-stream.js";
+
+const HEARTBEAT_MS = 15_000;
+const stepStatus = {
+  type: "string",
+  enum: ["pending", "applying", "completed", "failed", "skipped"],
+} as const;
+const limit = { type: "integer", minimum: 1, maximum: 1000, default: 100 } as const;
+
+function rolloutsOf(hub: Hub): Rollouts {
+  if (!hub.rollouts)
+    throw new UnavailableError("This hub runs without bindings: it cannot roll out releases");
+  return hub.rollouts;
+}
+
+function writeEvent(reply: FastifyReply, event: string, data: unknown): void {
+  reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
+/** `GET /rollouts/{id}/events`: the rollout now (`status`), then each step and status as it happens; ends with the rollout. */
+async function streamRollout(hub: Hub, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const rollouts = rolloutsOf(hub);
+  const id = (request.params as { id: string }).id;
+  const initial = await rollouts.get(id);
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+  });
+  openStreams.add(res);
+  // Subscribe before reading again, so nothing falls between the two.
+  const buffered: RolloutEvent[] = [];
+  let live = false;
+  const end = () => {
+    unsubscribe();
+    clearInterval(heartbeat);
+    openStreams.delete(res);
+    res.end();
+  };
+  const send = (event: RolloutEvent) => {
+    if (event.rollout !== id) return;
+    writeEvent(reply, event.type, event);
+    if (event.type === "status" && event.status !== "running") end();
+  };
+  const unsubscribe = rollouts.subscribe((event) => {
+    if (live) send(event);
+    else buffered.push(event);
+  });
+  const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS).unref();
+  res.on("close", () => {
+    unsubscribe();
+    clearInterval(heartbeat);
+    openStreams.delete(res);
+  });
+  const now = await rollouts.get(id).catch(() => initial);
+  writeEvent(reply, "status", {
+    type: "status",
+    rollout: id,
+    status: now.status,
+    ...(now.reason !== undefined && { reason: now.reason }),
+    progress: now.progress,
+  });
+  if (now.status !== "running") return end();
+  live = true;
+  for (const event of buffered.splice(0)) send(event);
+}
+
+export function rolloutRoutes(hub: Hub) {
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.post(
+      "/releases/:id/rollouts",
+      {
+        schema: {
+          summary: "Roll out a release: apply each planned step once, Thing by Thing (202, then follow it)",
+          tags: ["releases"],
+          params: { type: "object", properties: { id: { type: "string", minLength: 1, maxLength: 256 } } },
+          body: {
+            type: "object",
+            additionalProperties: false,
+            properties: {
+              select: { type: "string", minLength: 1, maxLength: 8192 },
+              concurrency: { type: "integer", minimum: 1, maximum: 1000 },
+              maxFailures: { type: "integer", minimum: 0 },
+            },
+          },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params as { id: string };
+        const body = (request.body ?? {}) as { select?: string; concurrency?: number; maxFailures?: number };
+        const rollout = await rolloutsOf(hub).start(id, body, { actor: actorOf(request) });
+        return reply
+          .code(202)
+          .header("location", `/rollouts/${encodeURIComponent(rollout.id)}`)
+          .send(rollout);
+      },
+    );
+
+    app.get(
+      "/rollouts",
+      {
+        schema: {
+          summary: "Rollouts, newest first, with their progress",
+          tags: ["releases"],
+          querystring: {
+            type: "object",
+            additionalProperties: false,
+            properties: {
+              status: { type: "string", enum: ["running", "completed", "failed"] },
+              release: { type: "string" },
+              limit,
+              offset: { type: "integer", minimum: 0, default: 0 },
+            },
+          },
+        },
+      },
+      async (request) => {
+        const q = request.query as { status?: "running"; release?: string; limit: number; offset: number };
+        return { rollouts: await rolloutsOf(hub).list(q) };
+      },
+    );
+
+    app.get(
+      "/rollouts/:id",
+      {
+        schema: {
+          summary: "One rollout: its release, options, status and progress (steps by status)",
+          tags: ["releases"],
+          params: { type: "object", properties: { id: { type: "string", minLength: 1 } } },
+        },
+      },
+      async (request) => rolloutsOf(hub).get((request.params as { id: string }).id),
+    );
+
+    app.get(
+      "/rollouts/:id/steps",
+      {
+        schema: {
+          summary:
+            "A rollout's steps (one per Thing) in order, with each item's outcome; cursor = last position",
+          tags: ["releases"],
+          params: { type: "object", properties: { id: { type: "string", minLength: 1 } } },
+          querystring: {
+            type: "object",
+            additionalProperties: false,
+            properties: { status: stepStatus, cursor: { type: "integer", minimum: -1 }, limit },
+          },
+        },
+      },
+      async (request) => {
+        const q = request.query as { status?: RolloutStepStatus; cursor?: number; limit: number };
+        const steps = await rolloutsOf(hub).steps((request.params as { id: string }).id, {
+          limit: q.limit,
+          ...(q.status !== undefined && { status: q.status }),
+          ...(q.cursor !== undefined && { after: q.cursor }),
+        });
+        const last = steps.at(-1);
+        return { steps, ...(steps.length === q.limit && last && { next: last.position }) };
+      },
+    );
+
+    app.get(
+      "/rollouts/:id/events",
+      {
+        schema: {
+          summary:
+            "A rollout's progress as Server-Sent Events: `status` now, then `step` and `status` events until it ends",
+          tags: ["releases"],
+          params: { type: "object", properties: { id: { type: "string", minLength: 1 } } },
+        },
+      },
+      (request, reply) => streamRollout(hub, request, reply),
+    );
+
+    app.get(
+      "/drift",
+      {
+        schema: {
+          summary: "What drifts now: per Thing and property, the active release's value and the observed one",
+          tags: ["releases"],
+          querystring: {
+            type: "object",
+            additionalProperties: false,
+            properties: { thing: { type: "string" } },
+          },
+        },
+      },
+      async (request) => ({ drift: hub.drift.list((request.query as { thing?: string }).thing) }),
+    );
+
+    app.get(
+      "/things/:id/releases",
+      {
+        schema: {
+          summary: "A Thing's lineage: its active release, and which release replaced which, newest first",
+          tags: ["releases"],
+          params: idParam,
+          querystring: { type: "object", additionalProperties: false, properties: { limit } },
+        },
+      },
+      async (request) => {
+        const id = idOf(request);
+        await hub.history.assertKnown(id);
+        const { limit: n } = request.query as { limit: number };
+        const lineage = await rolloutsOf(hub).lineage(id, n);
+        return { thing: id, active: lineage[0]?.release ?? null, lineage };
+      },
+    );
+  };
+}

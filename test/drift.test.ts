@@ -1,0 +1,300 @@
+// End-to-end tests of drift: a real hub (port 0) observing simulated Things — over HTTP (node:http,
+// polled) and over MQTT (the machine's broker) — that change behind the hub's back after a rollout.
+// Each policy does what it says: record, alert (on the change stream and the hub's MQTT), revert
+// (one corrective write, then the limit). Every wait is for a Change or a message, bounded.
+import { randomBytes } from "node:crypto";
+import { connectAsync, type MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import type { Change, DriftValue, Rollout } from "../src/core/index.js";
+import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
+import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const USERNAME = "operator";
+const PASSWORD = `pw-${randomBytes(12).toString("hex")}`;
+const MESSAGE_BOUND_MS = 10_000;
+
+let hub: TestHub;
+const devices: SimulatedHttpThing[] = [];
+
+async function register(id: string, td: Record<string, unknown>, credentials = true): Promise<void> {
+  const put = await hub.request(thingPath(id), {
+    method: "PUT",
+    headers: { "content-type": "application/td+json" },
+    body: JSON.stringify(td),
+  });
+  expect(put.status).toBe(201);
+  if (!credentials) return;
+  const set = await hub.request(`${thingPath(id)}/credentials`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: USERNAME, password: PASSWORD }),
+  });
+  expect(set.status).toBe(200);
+}
+
+/** A polled HTTP Thing at `level` 1, registered and observed. */
+async function httpThing(id: string): Promise<SimulatedHttpThing> {
+  const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD, pollIntervalMs: 100 });
+  await device.start();
+  devices.push(device);
+  const after = await hub.hub.store.lastSeq();
+  await register(id, device.td(id));
+  await changeAfter(hub, after, (c) => c.thing === id && c.kind === "reported" && c.affordance === "level");
+  return device;
+}
+
+/** Builds the release and rolls it out; resolves when the rollout has ended. */
+async function rollOut(text: string): Promise<{ release: string; rollout: Rollout }> {
+  const { release } = await hub.hub.releases.build([{ path: "release.yaml", text }], { actor: "test" });
+  const response = await hub.request(`/releases/${encodeURIComponent(release.id)}/rollouts`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{}",
+  });
+  expect(response.status).toBe(202);
+  const started = (await response.json()) as Rollout;
+  const rollout = await hub.hub.rollouts?.settled(started.id);
+  expect(rollout?.status).toBe("completed");
+  return { release: release.id, rollout: rollout as Rollout };
+}
+
+const isDrift = (id: string, status: DriftValue["status"]) => (c: Change) =>
+  c.thing === id && c.kind === "drift" && (c.value as DriftValue).status === status;
+
+const writes = (device: SimulatedHttpThing) =>
+  device.requests.filter((r) => r.method === "PUT" && r.path === "/properties/level").map((r) => r.body);
+
+beforeAll(async () => {
+  hub = await startTestHub({ observe: true, mqttPort: 0 });
+});
+
+afterAll(async () => {
+  await hub?.stop();
+  for (const device of devices) await device.stop();
+});
+
+describe("drift", () => {
+  it("record: a Thing changed behind the hub's back drifts, is listed, and resolves when it comes back", async () => {
+    const id = "urn:test:drift:record";
+    const device = await httpThing(id);
+    const { release } = await rollOut(
+      `release: drift-record\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 3 }\n`,
+    );
+    let after = await hub.hub.store.lastSeq();
+    device.level = 7;
+    const drift = await changeAfter(hub, after, isDrift(id, "drifting"));
+    expect(drift).toMatchObject({
+      affordance: "level",
+      value: { status: "drifting", release, desired: 3, observed: 7, policy: "record" },
+      cause: { actor: "hub:drift", release },
+    });
+    const since = (drift.value as DriftValue).since;
+    const listed = (await (await hub.request(`/drift?thing=${encodeURIComponent(id)}`)).json()) as {
+      drift: unknown[];
+    };
+    expect(listed.drift).toEqual([
+      expect.objectContaining({ thing: id, affordance: "level", desired: 3, observed: 7, since, release }),
+    ]);
+
+    // Another value, still drifting: the same drift goes on (same since).
+    after = drift.seq;
+    device.level = 8;
+    const more = await changeAfter(hub, after, isDrift(id, "drifting"));
+    expect(more.value).toMatchObject({ observed: 8, since });
+
+    after = more.seq;
+    device.level = 3;
+    const resolved = await changeAfter(hub, after, isDrift(id, "resolved"));
+    expect(resolved.value).toMatchObject({ status: "resolved", desired: 3, since });
+    expect((resolved.value as DriftValue).until).toBeDefined();
+    const now = (await (await hub.request(`/drift?thing=${encodeURIComponent(id)}`)).json()) as {
+      drift: unknown[];
+    };
+    expect(now.drift).toEqual([]);
+    // record never fights: the hub wrote nothing but the rollout's one write.
+    expect(writes(device)).toEqual(["3"]);
+  });
+
+  it("alert: a notification on the change stream and on the hub's MQTT", async () => {
+    const id = "urn:test:drift:alert";
+    const device = await httpThing(id);
+    await rollOut(
+      `release: drift-alert\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 4 }\ndrift: alert\n`,
+    );
+    if (hub.mqtt === undefined) throw new Error("the hub runs without MQTT");
+    const watcher = await connectAsync(hub.mqtt.url, {
+      reconnectPeriod: 0,
+      connectTimeout: 5_000,
+      username: "device",
+      password: hub.token,
+    });
+    try {
+      const alerted = new Promise<{ topic: string; payload: string }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no alert came over MQTT")), MESSAGE_BOUND_MS);
+        watcher.on("message", (topic, payload) => {
+          const text = payload.toString("utf8");
+          if (!text.includes(id)) return;
+          clearTimeout(timer);
+          resolve({ topic, payload: text });
+        });
+      });
+      await watcher.subscribeAsync("hyperthings/changes/alert/#", { qos: 1 });
+      const after = await hub.hub.store.lastSeq();
+      device.level = 0;
+      const alert = await changeAfter(hub, after, (c) => c.thing === id && c.kind === "alert");
+      expect(alert).toMatchObject({
+        affordance: "level",
+        value: { about: "drift", desired: 4, observed: 0, policy: "alert" },
+        cause: { actor: "hub:drift", rule: "alert" },
+      });
+      const message = await alerted;
+      expect(JSON.parse(message.payload)).toMatchObject({ kind: "alert", thing: id, seq: alert.seq });
+      expect(writes(device)).toEqual(["4"]);
+    } finally {
+      await watcher.endAsync();
+    }
+  });
+
+  it("revert: one corrective write recorded as such, then the limit holds", async () => {
+    const id = "urn:test:drift:revert";
+    const device = await httpThing(id);
+    const { release } = await rollOut(
+      `release: drift-revert\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 5 }\n` +
+        "drift: { policy: revert, maxReverts: 1, withinSeconds: 3600 }\n",
+    );
+    let after = await hub.hub.store.lastSeq();
+    device.level = 9;
+    const drift = await changeAfter(hub, after, isDrift(id, "drifting"));
+    expect(drift.value).toMatchObject({ observed: 9, policy: "revert", revert: "sent" });
+    const corrected = await changeAfter(
+      hub,
+      drift.seq,
+      (c) => c.thing === id && c.kind === "completed" && c.cause.rule === "revert",
+    );
+    expect(corrected.cause).toMatchObject({ actor: "hub:drift", release, rule: "revert" });
+    expect(device.level).toBe(5);
+    const resolved = await changeAfter(hub, drift.seq, isDrift(id, "resolved"));
+    expect(resolved.value).toMatchObject({ desired: 5 });
+    expect(writes(device)).toEqual(["5", "5"]);
+
+    // Within the window, a second drift is recorded but not fought.
+    after = resolved.seq;
+    device.level = 8;
+    const again = await changeAfter(hub, after, isDrift(id, "drifting"));
+    expect(again.value).toMatchObject({ observed: 8, revert: "rate-limited" });
+    // Let the drift's own Changes commit, then check no write was sent.
+    await hub.hub.drift.close();
+    expect(writes(device)).toEqual(["5", "5"]);
+    expect(device.level).toBe(8);
+  });
+});
+
+const brokerUrl = process.env.HYPERTHINGS_TEST_MQTT_URL ?? "mqtt://127.0.0.1:1883";
+
+async function brokerProblem(): Promise<string | undefined> {
+  try {
+    const client = await connectAsync(brokerUrl, { reconnectPeriod: 0, connectTimeout: 3_000 });
+    await client.endAsync();
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+const problem = await brokerProblem();
+
+describe.skipIf(problem !== undefined && process.env.HYPERTHINGS_REQUIRE_SERVICES !== "1")(
+  "an MQTT Thing on the machine's broker",
+  () => {
+    let mqttHub: TestHub;
+    let device: MqttClient;
+    const prefix = `hyperthings-test/${randomBytes(6).toString("hex")}`;
+    const id = "urn:test:drift:mqtt-dimmer";
+    const received: string[] = [];
+
+    beforeAll(async () => {
+      if (problem !== undefined) throw new Error(`no MQTT broker at ${brokerUrl}: ${problem}`);
+      mqttHub = await startTestHub({ observe: true, mqtt: false, reconnectMs: 20, maxReconnectMs: 200 });
+      device = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
+      // The dimmer: takes what comes on …/set, and reports its brightness (retained) on …/brightness.
+      await device.subscribeAsync(`${prefix}/brightness/set`, { qos: 1 });
+      device.on("message", (topic, payload) => {
+        if (topic !== `${prefix}/brightness/set`) return;
+        received.push(payload.toString("utf8"));
+        void device.publishAsync(`${prefix}/brightness`, payload.toString("utf8"), { retain: true, qos: 1 });
+      });
+      await device.publishAsync(`${prefix}/brightness`, "10", { retain: true, qos: 1 });
+    });
+
+    afterAll(async () => {
+      await device?.publishAsync(`${prefix}/brightness`, "", { retain: true, qos: 1 });
+      await device?.endAsync();
+      await mqttHub?.stop();
+    });
+
+    it("is rolled out to once over MQTT, and drifts when it changes itself", async () => {
+      const after = await mqttHub.hub.store.lastSeq();
+      const put = await mqttHub.request(thingPath(id), {
+        method: "PUT",
+        headers: { "content-type": "application/td+json" },
+        body: JSON.stringify({
+          "@context": "https://www.w3.org/2022/wot/td/v1.1",
+          id,
+          title: "MQTT dimmer",
+          securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+          security: "nosec_sc",
+          properties: {
+            brightness: {
+              type: "integer",
+              minimum: 0,
+              maximum: 100,
+              observable: true,
+              forms: [
+                {
+                  href: brokerUrl,
+                  "mqv:topic": `${prefix}/brightness`,
+                  op: "observeproperty",
+                  "mqv:qos": "1",
+                },
+                {
+                  href: brokerUrl,
+                  "mqv:topic": `${prefix}/brightness/set`,
+                  op: "writeproperty",
+                  "mqv:qos": "1",
+                },
+              ],
+            },
+          },
+        }),
+      });
+      expect(put.status).toBe(201);
+      await changeAfter(mqttHub, after, (c) => c.thing === id && c.kind === "reported" && c.value === 10);
+      const { release } = await mqttHub.hub.releases.build(
+        [
+          {
+            path: "dimmer.yaml",
+            text: `release: dimmer\nthings:\n  - select: { id: "${id}" }\n    properties: { brightness: 40 }\n`,
+          },
+        ],
+        { actor: "test" },
+      );
+      const rollouts = mqttHub.hub.rollouts;
+      if (!rollouts) throw new Error("the hub has no rollouts");
+      const started = await rollouts.start(release.id, {}, { actor: "test" });
+      expect((await rollouts.settled(started.id)).status).toBe("completed");
+      const reported = await changeAfter(
+        mqttHub,
+        after,
+        (c) => c.thing === id && c.kind === "reported" && c.value === 40,
+      );
+      expect(received).toEqual(["40"]);
+
+      // The dimmer changes itself: the hub sees it, and records the drift.
+      await device.publishAsync(`${prefix}/brightness`, "75", { retain: true, qos: 1 });
+      const drift = await changeAfter(mqttHub, reported.seq, isDrift(id, "drifting"));
+      expect(drift.value).toMatchObject({ release: release.id, desired: 40, observed: 75, policy: "record" });
+      expect(received).toEqual(["40"]);
+    });
+  },
+);

@@ -1,0 +1,269 @@
+// End-to-end tests of rollouts: a real hub (port 0) applying releases to simulated Things that
+// speak real HTTP (node:http, basic auth). Each test counts what reached the devices: a step is
+// applied once, failures past the threshold stop the rollout, rolling back is rolling out an
+// earlier release, and progress streams as Server-Sent Events. Every wait is for an event.
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import type { Change, Rollout, RolloutProgress, RolloutStep } from "../src/core/index.js";
+import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
+import { EventStream } from "./support/sse.js";
+import { startTestHub, type TestHub } from "./support/test-hub.js";
+
+const USERNAME = "operator";
+const PASSWORD = `pw-${randomBytes(12).toString("hex")}`;
+const FLEET = 6;
+
+type RolloutView = Rollout & { progress: RolloutProgress };
+
+let hub: TestHub;
+const devices: SimulatedHttpThing[] = [];
+const ids: string[] = [];
+
+async function json<T>(response: Response, status: number): Promise<T> {
+  const text = await response.text();
+  expect(response.status, text).toBe(status);
+  return JSON.parse(text) as T;
+}
+
+/** Builds a release from one YAML manifest through the hub's releases service. */
+async function build(text: string): Promise<string> {
+  const result = await hub.hub.releases.build([{ path: "release.yaml", text }], { actor: "test" });
+  return result.release.id;
+}
+
+function manifest(name: string, level: number, things = ids, extra = ""): string {
+  return [
+    `release: ${name}`,
+    "things:",
+    ...things.map((id) => `  - select: { id: "${id}" }\n    properties: { level: ${level} }${extra}`),
+  ].join("\n");
+}
+
+async function rollout(release: string, body: Record<string, unknown> = {}): Promise<RolloutView> {
+  const started = await json<RolloutView>(
+    await hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    }),
+    202,
+  );
+  await hub.hub.rollouts?.settled(started.id);
+  return json<RolloutView>(await hub.request(`/rollouts/${encodeURIComponent(started.id)}`), 200);
+}
+
+async function steps(id: string): Promise<RolloutStep[]> {
+  return (
+    await json<{ steps: RolloutStep[] }>(
+      await hub.request(`/rollouts/${encodeURIComponent(id)}/steps?limit=1000`),
+      200,
+    )
+  ).steps;
+}
+
+async function history(id: string, kind: string): Promise<Change[]> {
+  const res = await hub.request(`${thingPath(id)}/history?order=asc&limit=1000&kind=${kind}`);
+  return (await json<{ changes: Change[] }>(res, 200)).changes;
+}
+
+const writes = (device: SimulatedHttpThing) =>
+  device.requests.filter((r) => r.method === "PUT" && r.path === "/properties/level");
+
+beforeAll(async () => {
+  hub = await startTestHub({ mqtt: false });
+  for (let i = 0; i < FLEET; i++) {
+    const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+    await device.start();
+    devices.push(device);
+    const id = `urn:test:rollout:${i}`;
+    ids.push(id);
+    const put = await hub.request(thingPath(id), {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(device.td(id)),
+    });
+    expect(put.status).toBe(201);
+    const credentials = await hub.request(`${thingPath(id)}/credentials`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: USERNAME, password: PASSWORD }),
+    });
+    expect(credentials.status).toBe(200);
+  }
+});
+
+afterAll(async () => {
+  await hub?.stop();
+  for (const device of devices) await device.stop();
+});
+
+describe("rollouts", () => {
+  it("applies each step once through the Thing's API, every step a Change caused by the release", async () => {
+    const release = await build(
+      manifest(
+        "levels-3",
+        3,
+        ids.slice(0, 4),
+        '\n    actions: [{ name: reset, input: { to: 3 } }]\n    links: [{ rel: partOf, href: "urn:test:rack" }]',
+      ),
+    );
+    const done = await rollout(release, { concurrency: 2 });
+    expect(done).toMatchObject({
+      status: "completed",
+      release,
+      progress: { completed: 4, total: 4, failed: 0 },
+    });
+    for (const [i, device] of devices.slice(0, 4).entries()) {
+      expect(writes(device).map((r) => r.body)).toEqual(["3"]);
+      expect(device.count("/actions/reset")).toBe(1);
+      expect(device.level).toBe(3);
+      const id = ids[i] ?? "";
+      const desired = await history(id, "desired");
+      expect(desired).toHaveLength(1);
+      expect(desired[0]?.cause).toMatchObject({ release, via: "rollout", actor: "admin" });
+      const completed = (await history(id, "completed")).filter((c) => c.cause.release === release);
+      expect(completed.map((c) => c.affordance).sort()).toEqual(["level", "reset"]);
+      const td = await json<{ links?: { rel: string; href: string }[] }>(
+        await hub.request(thingPath(id)),
+        200,
+      );
+      expect(td.links).toContainEqual({ rel: "partOf", href: "urn:test:rack" });
+    }
+    const lineage = await json<{ active: string; lineage: { release: string; rollout: string }[] }>(
+      await hub.request(`${thingPath(ids[0] ?? "")}/releases`),
+      200,
+    );
+    expect(lineage.active).toBe(release);
+    expect(lineage.lineage[0]).toMatchObject({ release, rollout: done.id });
+    // Devices the release does not name were left alone.
+    expect(writes(devices[4] as SimulatedHttpThing)).toEqual([]);
+
+    // The same release again: every Thing already has it, nothing is sent.
+    const again = await rollout(release);
+    expect(again).toMatchObject({ status: "completed", progress: { skipped: 4, completed: 0 } });
+    for (const device of devices.slice(0, 4)) {
+      expect(writes(device)).toHaveLength(1);
+      expect(device.count("/actions/reset")).toBe(1);
+    }
+    const listed = await json<{ rollouts: RolloutView[] }>(await hub.request("/rollouts"), 200);
+    expect(listed.rollouts.map((r) => r.id)).toEqual([again.id, done.id]);
+  });
+
+  it("stops past --max-failures: failed steps keep the device's error, the rest are skipped", async () => {
+    const target = ids.slice(0, 4);
+    const before = target.map((_, i) => writes(devices[i] as SimulatedHttpThing).length);
+    const release = await build(manifest("cursed", CURSED_LEVEL, target));
+    const done = await rollout(release, { concurrency: 1, maxFailures: 1 });
+    expect(done.status).toBe("failed");
+    expect(done.reason).toMatch(/2 Thing\(s\) failed, more than --max-failures 1/);
+    expect(done.progress).toMatchObject({ failed: 2, skipped: 2, completed: 0, pending: 0, applying: 0 });
+    const all = await steps(done.id);
+    const failed = all.filter((s) => s.status === "failed");
+    expect(failed.map((s) => s.thing)).toEqual(target.slice(0, 2));
+    expect(failed[0]?.items[0]).toMatchObject({
+      kind: "property",
+      name: "level",
+      status: "failed",
+      error: { reason: "status", status: 409 },
+    });
+    expect(JSON.stringify(failed[0]?.items[0]?.error)).toContain("door is open");
+    // The skipped Things got no write; the failed ones got exactly one.
+    target.forEach((_, i) => {
+      expect(writes(devices[i] as SimulatedHttpThing).length - (before[i] ?? 0)).toBe(i < 2 ? 1 : 0);
+    });
+    const failures = (await history(target[0] ?? "", "failed")).filter((c) => c.cause.release === release);
+    expect(failures).toHaveLength(1);
+    // A failed Thing keeps its active release.
+    const lineage = await json<{ active: string }>(
+      await hub.request(`${thingPath(target[0] ?? "")}/releases`),
+      200,
+    );
+    expect(lineage.active).not.toBe(release);
+  });
+
+  it("rolls back by rolling out an earlier release; the lineage says which replaced which", async () => {
+    const id = ids[5] ?? "";
+    const device = devices[5] as SimulatedHttpThing;
+    const a = await build(manifest("back-a", 2, [id]));
+    const b = await build(manifest("back-b", 6, [id]));
+    expect((await rollout(a)).status).toBe("completed");
+    expect(device.level).toBe(2);
+    expect((await rollout(b)).status).toBe("completed");
+    expect(device.level).toBe(6);
+    const back = await rollout(a);
+    expect(back).toMatchObject({ status: "completed", progress: { completed: 1 } });
+    expect(device.level).toBe(2);
+    expect(writes(device).map((r) => r.body)).toEqual(["2", "6", "2"]);
+    const { lineage, active } = await json<{
+      active: string;
+      lineage: { release: string; replaced?: string }[];
+    }>(await hub.request(`${thingPath(id)}/releases`), 200);
+    expect(active).toBe(a);
+    expect(lineage.map((l) => [l.release, l.replaced])).toEqual([
+      [a, b],
+      [b, a],
+      [a, undefined],
+    ]);
+  });
+
+  it("refuses a release that cannot be applied, and an unknown one, before anything is sent", async () => {
+    const sent = devices.map((d) => d.requests.length);
+    // A filter is resolved at plan time: the build cannot know the value does not fit.
+    const bad = await build(
+      `release: too-high\nthings:\n  - select: { filter: 'id = "${ids[0] ?? ""}"' }\n    properties: { level: 42 }\n`,
+    );
+    const refused = await hub.request(`/releases/${encodeURIComponent(bad)}/rollouts`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get("content-type")).toMatch(/application\/problem\+json/);
+    expect(((await refused.json()) as { detail: string }).detail).toMatch(/schema-mismatch/);
+    const unknown = await hub.request(
+      `/releases/${encodeURIComponent(`sha256:${"0".repeat(64)}`)}/rollouts`,
+      {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      },
+    );
+    expect(unknown.status).toBe(404);
+    const badOptions = await hub.request(`/releases/${encodeURIComponent(bad)}/rollouts`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ concurrency: 0 }),
+    });
+    expect(badOptions.status).toBe(400);
+    expect(devices.map((d) => d.requests.length)).toEqual(sent);
+  });
+
+  it("streams a rollout's progress as Server-Sent Events until it ends", async () => {
+    const release = await build(manifest("streamed", 7, ids.slice(0, 4)));
+    const started = await json<RolloutView>(
+      await hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ concurrency: 1 }),
+      }),
+      202,
+    );
+    const stream = await EventStream.open(hub, `/rollouts/${encodeURIComponent(started.id)}/events`);
+    const events: { event: string; data: { status: string; progress: RolloutProgress } }[] = [];
+    for (;;) {
+      const event = await stream.next();
+      if (!event) break;
+      events.push({ event: event.event, data: JSON.parse(event.data) as (typeof events)[number]["data"] });
+    }
+    const last = events.at(-1);
+    expect(last).toMatchObject({
+      event: "status",
+      data: { status: "completed", progress: { completed: 4 } },
+    });
+    expect(events[0]?.event).toBe("status");
+    // Each step event that came counts up, never down.
+    const counts = events.filter((e) => e.event === "step").map((e) => e.data.progress.completed);
+    expect(counts).toEqual([...counts].sort((x, y) => x - y));
+  });
+});
