@@ -420,8 +420,9 @@ export class GraphqlClient {
     return data.invokeAction;
   }
 
-  async link(from: string, rel: string, to: string): Promise<GraphqlChange> {
-    const data = await this.request<{ link: GraphqlChange }>(
+  /** The Change that added the link, or null when it was already there. */
+  async link(from: string, rel: string, to: string): Promise<GraphqlChange | null> {
+    const data = await this.request<{ link: GraphqlChange | null }>(
       `mutation Link($from: ID!, $rel: String!, $to: ID!) { link(from: $from, rel: $rel, to: $to) { ${CHANGE_FIELDS} } }`,
       { from, rel, to },
     );

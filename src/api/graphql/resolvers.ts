@@ -367,8 +367,13 @@ const mutation: Record<string, Resolver> = {
       ? { status: "completed", output: outcome.output, correlation: outcome.correlation }
       : { status: "running", output: null, correlation: outcome.correlation };
   },
-  link: (_, args, context) =>
-    graphOf(context.hub).link(args.from as string, args.rel as string, args.to as string, causeOf(context)),
+  link: async (_, args, context) =>
+    (await graphOf(context.hub).link(
+      args.from as string,
+      args.rel as string,
+      args.to as string,
+      causeOf(context),
+    )) ?? null,
   unlink: (_, args, context) =>
     graphOf(context.hub).unlink(args.from as string, args.rel as string, args.to as string, causeOf(context)),
 };
@@ -393,6 +398,7 @@ const subscription: Record<string, Subscriber> = {
     subscribe: async (_, args, context) => {
       const thing = args.thing as string;
       const name = optional(args.name);
+      const after = await resumePoint(context.hub, args.after);
       const { td } = await context.hub.directory.getLive(thing);
       if (name !== undefined && (td.events === undefined || !Object.hasOwn(td.events, name))) {
         throw new NotFoundError(`Thing ${thing} has no event "${name}"`);
@@ -403,7 +409,7 @@ const subscription: Record<string, Subscriber> = {
           c.thing === thing && c.kind === "emitted" && (name === undefined || c.affordance === name)
             ? c
             : undefined,
-        undefined,
+        after,
       );
     },
     resolve: identity,

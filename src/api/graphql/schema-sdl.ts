@@ -85,11 +85,12 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     invokeAction(thing: ID!, name: String!, input: JSON): Invocation!
     """
-    Adds a typed link from one Thing to another (the TD's links change): a 'linked' Change.
+    Adds a typed link from one Thing to another: the 'described' Change that edited the TD's
+    links (a 'linked' Change follows it); null when the link was already there.
     """
-    link(from: ID!, rel: String!, to: ID!): Change!
+    link(from: ID!, rel: String!, to: ID!): Change
     """
-    Removes a link: an 'unlinked' Change.
+    Removes the links of that rel to that Thing: the 'described' Change (an 'unlinked' one follows).
     """
     unlink(from: ID!, rel: String!, to: ID!): Change!
   }
@@ -104,9 +105,9 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     changes(filter: ChangeFilter, after: Int): Change!
     """
-    A Thing's events ('emitted' Changes), of one event or of all.
+    A Thing's events ('emitted' Changes), of one event or of all; with 'after', from that seq on.
     """
-    events(thing: ID!, name: String): Change!
+    events(thing: ID!, name: String, after: Int): Change!
     """
     A Thing's property values: first the current ones, then each new reported value.
     """

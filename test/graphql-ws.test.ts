@@ -1,0 +1,292 @@
+// GraphQL over WebSocket (graphql-ws) against a real hub, with graphql-ws's own client on `ws`:
+// authentication in connection_init, subscriptions fed by live Changes, resumption after the hub
+// drops a socket, and the per-socket limits.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient, type Client, type ExecutionResult } from "graphql-ws";
+import WebSocket from "ws";
+import { GraphqlClient, type GraphqlChange, type SocketStatus } from "../src/client/index.js";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const READ_TOKEN = "reader-token-0123456789";
+const BOUND_MS = 10_000;
+
+function socketUrl(hub: TestHub): string {
+  return `${hub.url.replace(/^http/, "ws")}/graphql`;
+}
+
+function connect(hub: TestHub, token: string | undefined = hub.token): Client {
+  return createClient({
+    url: socketUrl(hub),
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    connectionParams: token === undefined ? {} : { token },
+  });
+}
+
+type Outcome = { results: ExecutionResult[]; error?: unknown };
+
+/** The first `count` results of an operation, or how it failed; bounded, never hangs. */
+function take(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown> = {},
+  count = 1,
+): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const results: ExecutionResult[] = [];
+    const timer = setTimeout(() => {
+      dispose();
+      resolve({ results, error: new Error(`only ${results.length} of ${count} results in ${BOUND_MS} ms`) });
+    }, BOUND_MS);
+    const finish = (outcome: Outcome) => {
+      clearTimeout(timer);
+      dispose();
+      resolve(outcome);
+    };
+    const dispose = client.subscribe(
+      { query, variables },
+      {
+        next: (result) => {
+          results.push(result);
+          if (results.length >= count || result.errors) finish({ results });
+        },
+        error: (error) => finish({ results, error }),
+        complete: () => finish({ results }),
+      },
+    );
+  });
+}
+
+function errorCodes(outcome: Outcome): unknown[] {
+  const errors = Array.isArray(outcome.error)
+    ? (outcome.error as Array<{ extensions?: { code?: string } }>)
+    : (outcome.results[0]?.errors ?? []);
+  return errors.map((e) => e.extensions?.code);
+}
+
+async function logSize(hub: TestHub): Promise<number> {
+  return hub.hub.store.lastSeq();
+}
+
+async function register(hub: TestHub, id: string, extra: Record<string, unknown> = {}): Promise<void> {
+  const response = await hub.request(`/things/${encodeURIComponent(id)}`, {
+    method: "PUT",
+    headers: { "content-type": "application/td+json" },
+    body: JSON.stringify(minimalTd({ id, ...extra })),
+  });
+  expect(response.status).toBe(201);
+}
+
+async function report(hub: TestHub, id: string, body: unknown): Promise<number[]> {
+  const response = await hub.request(`/things/${encodeURIComponent(id)}/changes`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  expect(response.status).toBe(201);
+  return ((await response.json()) as { seqs: number[] }).seqs;
+}
+
+const FORMS = [{ href: "http://127.0.0.1:9/x" }];
+const SENSOR = {
+  properties: { temperature: { type: "number", forms: FORMS } },
+  events: { alarm: { data: { type: "string" }, forms: FORMS } },
+};
+
+describe("GraphQL over WebSocket", () => {
+  let hub: TestHub;
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, { HYPERTHINGS_READ_TOKEN: READ_TOKEN });
+  });
+  afterAll(async () => hub.stop());
+
+  it("closes the socket with 4403 when connection_init carries a token the hub does not know", async () => {
+    const client = connect(hub, "not-a-token-of-this-hub");
+    const outcome = await take(client, "{ log { size } }");
+    expect(outcome.error).toMatchObject({ code: 4403 });
+    await client.dispose();
+  });
+
+  it("answers queries on the socket without a token, and refuses a reader's mutation with FORBIDDEN", async () => {
+    const anonymous = connect(hub, undefined);
+    const query = await take(anonymous, "{ log { size } }");
+    expect(query.results[0]?.data).toEqual({ log: { size: await logSize(hub) } });
+    await anonymous.dispose();
+
+    const reader = connect(hub, READ_TOKEN);
+    const before = await logSize(hub);
+    const mutation = await take(reader, `mutation { remove(id: "urn:example:any") { seq } }`);
+    expect(errorCodes(mutation)).toEqual(["FORBIDDEN"]);
+    expect(await logSize(hub)).toBe(before);
+    await reader.dispose();
+  });
+
+  it("delivers the Change a mutation on the same socket causes to a changes subscription", async () => {
+    const client = connect(hub);
+    const id = "urn:example:ws-registered";
+    const after = await logSize(hub);
+    const changes = take(
+      client,
+      `subscription ($after: Int, $thing: ID) { changes(after: $after, filter: { thing: $thing }) { seq thing kind cause { actor via } } }`,
+      { after, thing: id },
+    );
+    const registered = await take(client, `mutation ($td: JSON!) { register(td: $td) { id created } }`, {
+      td: minimalTd({ id }),
+    });
+    expect(registered.results[0]?.data).toEqual({ register: { id, created: true } });
+    const outcome = await changes;
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.results[0]?.data).toEqual({
+      changes: { seq: after + 1, thing: id, kind: "described", cause: { actor: "admin", via: "graphql-ws" } },
+    });
+    await client.dispose();
+  });
+
+  it("streams a Thing's events, and its state: current values first, then each new one", async () => {
+    const id = "urn:example:ws-sensor";
+    await register(hub, id, SENSOR);
+    await report(hub, id, { kind: "reported", affordance: "temperature", value: 20.5 });
+    const client = connect(hub);
+
+    const after = await logSize(hub);
+    const events = take(
+      client,
+      `subscription ($id: ID!, $after: Int) { events(thing: $id, name: "alarm", after: $after) { kind affordance value } }`,
+      { id, after },
+    );
+    await report(hub, id, { kind: "emitted", affordance: "alarm", value: "smoke" });
+    expect((await events).results.map((r) => r.data)).toEqual([
+      { events: { kind: "emitted", affordance: "alarm", value: "smoke" } },
+    ]);
+
+    const values: unknown[] = [];
+    const state = new Promise<void>((resolve, reject) => {
+      const dispose = client.subscribe(
+        { query: `subscription ($id: ID!) { state(thing: $id) { name value } }`, variables: { id } },
+        {
+          next: (result) => {
+            values.push(result.data);
+            // The current value arrived: the stream is live; the next value is reported now.
+            if (values.length === 1)
+              report(hub, id, { kind: "reported", affordance: "temperature", value: 21 }).catch(reject);
+            if (values.length === 2) {
+              dispose();
+              resolve();
+            }
+          },
+          error: reject,
+          complete: () => {},
+        },
+      );
+    });
+    await state;
+    expect(values).toEqual([
+      { state: { name: "temperature", value: 20.5 } },
+      { state: { name: "temperature", value: 21 } },
+    ]);
+    await client.dispose();
+  });
+
+  it("refuses a subscription to an unknown event with NOT_FOUND, and a resume point past the Log's end", async () => {
+    const id = "urn:example:ws-sensor";
+    const client = connect(hub);
+    const unknown = await take(client, `subscription { events(thing: "${id}", name: "nope") { seq } }`);
+    expect(errorCodes(unknown)).toEqual(["NOT_FOUND"]);
+    const future = await take(client, `subscription { changes(after: 99999999) { seq } }`);
+    expect(errorCodes(future)).toEqual(["BAD_USER_INPUT"]);
+    await client.dispose();
+  });
+
+  it("refuses an operation over the depth limit with its code", async () => {
+    const client = connect(hub);
+    let nested = "id";
+    for (let i = 0; i < 8; i++) nested = `links { target { ${nested} } }`;
+    const outcome = await take(client, `{ thing(id: "urn:example:ws-sensor") { ${nested} } }`);
+    expect(errorCodes(outcome)).toContain("DEPTH_LIMIT_EXCEEDED");
+    await client.dispose();
+  });
+});
+
+describe("GraphQL over WebSocket: limits per socket", () => {
+  let hub: TestHub;
+  const id = "urn:example:ws-limits";
+
+  beforeAll(async () => {
+    hub = await startTestHub({
+      graphql: {
+        maxSubscriptions: 2,
+        operationsBurst: 5,
+        operationsPerSecond: 0.001,
+        maxQueued: 3,
+        maxPayload: 4096,
+      },
+    });
+    await register(hub, id, SENSOR);
+  });
+  afterAll(async () => hub.stop());
+
+  it("refuses operations past the socket's rate with RATE_LIMITED, and serves another socket", async () => {
+    const client = connect(hub);
+    const outcomes: Outcome[] = [];
+    for (let i = 0; i < 6; i++) outcomes.push(await take(client, "{ log { size } }"));
+    expect(outcomes.slice(0, 5).every((o) => o.results[0]?.data !== undefined)).toBe(true);
+    expect(errorCodes(outcomes[5] as Outcome)).toEqual(["RATE_LIMITED"]);
+    const other = connect(hub);
+    expect((await take(other, "{ log { size } }")).results[0]?.data).toBeDefined();
+    await client.dispose();
+    await other.dispose();
+  });
+
+  it("refuses a subscription past the socket's maximum with TOO_MANY_SUBSCRIPTIONS", async () => {
+    const client = connect(hub);
+    const open = [0, 1].map(() =>
+      take(client, `subscription { changes(filter: { thing: "urn:example:none" }) { seq } }`),
+    );
+    const third = await take(client, `subscription { changes { seq } }`);
+    expect(errorCodes(third)).toEqual(["TOO_MANY_SUBSCRIPTIONS"]);
+    await client.dispose();
+    await Promise.all(open);
+  });
+
+  it("closes the socket (1009) when a message exceeds the payload limit", async () => {
+    const client = connect(hub);
+    const outcome = await take(client, `{ search(jsonpath: "${"$".padEnd(8000, " ")}") }`);
+    expect(outcome.error).toMatchObject({ code: 1009 });
+    await client.dispose();
+  });
+
+  it("closes a socket that falls behind (1013); the client resumes after its last seq, with no gap and no duplicate", async () => {
+    const statuses: SocketStatus[] = [];
+    const client = new GraphqlClient({
+      url: hub.url,
+      token: hub.token,
+      webSocketImpl: WebSocket,
+      onStatus: (status) => statuses.push(status),
+    });
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), BOUND_MS);
+    const received: GraphqlChange[] = [];
+    const start = await logSize(hub);
+    const burst = Array.from({ length: 20 }, (_, i) => ({
+      kind: "reported",
+      affordance: "temperature",
+      value: i,
+    }));
+    let seqs: number[] = [];
+    await report(hub, id, { kind: "reported", affordance: "temperature", value: -1 });
+    const changes = client.changes({ thing: id, kinds: ["reported"] }, { after: start, signal: stop.signal });
+    for await (const change of changes) {
+      received.push(change);
+      // One commit of 20 Changes, published at once: more than the socket's queue of 3 holds.
+      if (received.length === 1) seqs = await report(hub, id, burst);
+      if (received.length === 21) break;
+    }
+    clearTimeout(timer);
+    await client.close();
+    expect(statuses.some((s) => s.state === "closed" && s.code === 1013)).toBe(true);
+    const values = received.map((c) => c.value);
+    expect(received.map((c) => c.seq)).toEqual([start + 1, ...seqs]);
+    expect(values).toEqual([-1, ...burst.map((b) => b.value)]);
+  });
+});
