@@ -16,6 +16,7 @@ import { logRoutes } from "./log-routes.js";
 import { discoveryRoutes } from "./discovery-routes.js";
 import { interactionRoutes } from "./interaction-routes.js";
 import { credentialRoutes } from "./credential-routes.js";
+import { graphqlApi } from "../graphql/index.js";
 import { releaseRoutes } from "./release-routes.js";
 import { uiRoutes } from "./ui-routes.js";
 
@@ -86,6 +87,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   await app.register(releaseRoutes(hub));
   await app.register(discoveryRoutes(hub, options.discovery));
   await app.register(wellKnownRoutes(hub, HUB_VERSION));
+  await app.register(graphqlApi(hub));
   await app.register(uiRoutes({ ...(options.uiDirectory !== undefined && { directory: options.uiDirectory }) }));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   return app;
