@@ -114,6 +114,61 @@ if (problem !== undefined && !required) {
       expect(problem.detail).toMatch(/level/);
     });
 
+    it("records a burst of readings in the order sent, refusing the one bad reading among them alone", async () => {
+      const burstId = `${id}:burst`;
+      const td = minimalTd({
+        id: burstId,
+        properties: {
+          level: { type: "integer", minimum: 0, maximum: 10, forms: [{ href: "http://127.0.0.1:1/l" }] },
+        },
+      });
+      const put = await hub.request(thingPath(burstId), {
+        method: "PUT",
+        headers: { "content-type": "application/td+json" },
+        body: JSON.stringify(td),
+      });
+      expect(put.status).toBe(201);
+      // 600 readings in flight at once: more than one batch, and more than MQTT 3.1.1's 20 in flight.
+      const sent = Array.from({ length: 600 }, (_, i) => (i === 250 ? 11 : (i * 7) % 11));
+      const good = sent.filter((v) => v !== 11);
+      const changeTopic = `${prefix}/changes/reported/${burstId}`;
+      const errors = `${prefix}/things/${burstId}/errors`;
+      await device.subscribeAsync([changeTopic, errors], { qos: 1 });
+      const problems: string[] = [];
+      let recorded = 0;
+      const allRecorded = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`only ${recorded} readings recorded`)),
+          MESSAGE_BOUND_MS,
+        );
+        device.on("message", (topic, payload) => {
+          if (topic === errors) problems.push(payload.toString("utf8"));
+          if (topic === changeTopic && ++recorded === good.length) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      await Promise.all(
+        sent.map((v) =>
+          device.publishAsync(`${prefix}/things/${burstId}/properties/level`, String(v), { qos: 1 }),
+        ),
+      );
+      await allRecorded;
+      const history = await hub.request(`${thingPath(burstId)}/history?limit=1000`);
+      type Recorded = { seq: number; kind: string; value: unknown };
+      const body = (await history.json()) as { changes?: Recorded[] } | Recorded[];
+      const changes = (Array.isArray(body) ? body : (body.changes ?? []))
+        .filter((c) => c.kind === "reported")
+        .sort((a, b) => a.seq - b.seq);
+      expect(changes.map((c) => c.value)).toEqual(good);
+      expect(problems).toHaveLength(1);
+      expect(JSON.parse(problems[0] ?? "{}")).toMatchObject({
+        status: 400,
+        errors: [{ pointer: "/0/value" }],
+      });
+    });
+
     it("registers a Homie device announced through the broker", async () => {
       const described = `${prefix}/changes/described/urn:homie:sensor-${run}`;
       await device.subscribeAsync(described, { qos: 1 });

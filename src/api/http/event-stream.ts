@@ -55,10 +55,21 @@ export function openEventStream(
   res.write("retry: 2000\n\n");
   openStreams.add(res);
 
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    res.uncork();
+  };
   const follower = hub.follow(
     (change) => {
       const event = render(change);
       if (!event) return;
+      // The Changes of one commit arrive together: one write (one syscall) for all of them.
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(uncork);
+      }
       res.write(`id: ${change.seq}\nevent: ${event.event}\ndata: ${event.data}\n\n`);
       if (res.writableLength > MAX_BUFFERED_BYTES) {
         request.log.warn("closing an event stream whose client does not keep up");

@@ -1,0 +1,89 @@
+// The external-broker link on the machine's Mosquitto (HYPERTHINGS_TEST_MQTT_URL): QoS 1 messages
+// are handed on while earlier ones are still being handled, and each is acknowledged once its
+// handler settled — so the broker, which holds back deliveries past the Receive Maximum until
+// PUBACKs come, delivers every message.
+import { randomBytes } from "node:crypto";
+import { connectAsync } from "mqtt";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { ExternalBroker } from "../src/api/mqtt/external-broker.js";
+
+const brokerUrl = process.env.HYPERTHINGS_TEST_MQTT_URL || "mqtt://127.0.0.1:1883";
+const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
+const BOUND_MS = 10_000;
+
+async function brokerProblem(): Promise<string | undefined> {
+  try {
+    const client = await connectAsync(brokerUrl, { reconnectPeriod: 0, connectTimeout: 3_000 });
+    await client.endAsync();
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+const problem = await brokerProblem();
+
+describe("the external-broker link", () => {
+  if (problem !== undefined) {
+    (required ? it : it.skip)(`needs an MQTT broker at ${brokerUrl} (${problem})`, () => {
+      throw new Error(`no MQTT broker at ${brokerUrl}: ${problem}`);
+    });
+    return;
+  }
+
+  it("takes QoS 1 messages while earlier ones are handled, and acknowledges each after its handler: 200 arrive with a Receive Maximum of 4", async () => {
+    const topic = `hyperthings-test/${randomBytes(6).toString("hex")}/link`;
+    const link = await ExternalBroker.start({
+      url: brokerUrl,
+      clientId: `hyperthings-test-${randomBytes(6).toString("hex")}`,
+      logger: pino({ level: "silent" }),
+      maxPacketBytes: 1024,
+      receiveMaximum: 4,
+    });
+    const publisher = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
+    try {
+      const count = 200;
+      const received: string[] = [];
+      let pending = 0;
+      let mostPending = 0;
+      let settle: (() => void)[] = [];
+      let done: () => void = () => undefined;
+      const all = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`only ${received.length} delivered`)), BOUND_MS);
+        done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      await link.handle([topic], (message) => {
+        received.push(message.payload.toString("utf8"));
+        pending++;
+        mostPending = Math.max(mostPending, pending);
+        if (received.length === count) done();
+        // Handlers settle together, a turn later: like reports that share one commit.
+        return new Promise<void>((resolve) => {
+          settle.push(() => {
+            pending--;
+            resolve();
+          });
+          if (settle.length === 1) {
+            setImmediate(() => {
+              const now = settle;
+              settle = [];
+              for (const s of now) s();
+            });
+          }
+        });
+      });
+      const sent = Array.from({ length: count }, (_, i) => String(i));
+      await Promise.all(sent.map((payload) => publisher.publishAsync(topic, payload, { qos: 1 })));
+      await all;
+      expect(received).toEqual(sent);
+      // Several were handled at once: the link did not wait for one handler before the next message.
+      expect(mostPending).toBeGreaterThan(1);
+    } finally {
+      await publisher.endAsync();
+      await link.close();
+    }
+  });
+});
