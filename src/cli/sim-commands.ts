@@ -188,11 +188,12 @@ export function registerSimCommands(program: Command): void {
       };
       process.on("SIGINT", stop);
       process.on("SIGTERM", stop);
+      if (options.register === undefined) out.write("  Ctrl-C stops it\n");
       if (options.register !== undefined) {
         const { token } = command.optsWithGlobals<{ token?: string }>();
         try {
           const count = await registerWith(options.register, token || undefined, fleet);
-          out.write(`  registered ${count} Things with ${options.register}\n`);
+          out.write(`  registered ${count} Things with ${options.register}; Ctrl-C stops it\n`);
         } catch (err) {
           await fleet.close();
           throw err;
