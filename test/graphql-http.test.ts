@@ -260,3 +260,71 @@ describe("GraphQL over HTTP", () => {
     expect(body.errors?.[0]?.message).toMatch(/WebSocket/);
   });
 });
+
+describe("GraphQL over HTTP: the graph", () => {
+  let hub: TestHub;
+  const host = "urn:example:gql-host";
+  const vm = "urn:example:gql-vm";
+
+  beforeAll(async () => {
+    hub = await startTestHub();
+    for (const [id, type] of [
+      [host, "Host"],
+      [vm, "VirtualMachine"],
+    ] as const) {
+      const { body } = await post(hub, `mutation ($td: JSON!) { register(td: $td) { id } }`, {
+        td: minimalTd({ id, title: id, "@type": type }),
+      });
+      expect(body.errors).toBeUndefined();
+    }
+  });
+  afterAll(async () => hub.stop());
+
+  it("links two Things with a mutation, and traverses links and linkedFrom both ways", async () => {
+    const linked = await post(
+      hub,
+      `mutation { link(from: "${vm}", rel: "runsOn", to: "${host}") { kind thing } }`,
+    );
+    expect(linked.body.errors).toBeUndefined();
+    expect(linked.body.data?.link).toEqual({ kind: "described", thing: vm });
+    const again = await post(hub, `mutation { link(from: "${vm}", rel: "runsOn", to: "${host}") { kind } }`);
+    expect(again.body.data?.link).toBeNull();
+
+    const { body } = await post(
+      hub,
+      `{ vm: thing(id: "${vm}") { links(rel: "runsOn") { rel to resolved target { id title } } }
+         host: thing(id: "${host}") { linkedFrom { from source { id } } } }`,
+    );
+    expect(body.errors).toBeUndefined();
+    expect(body.data).toEqual({
+      vm: { links: [{ rel: "runsOn", to: host, resolved: true, target: { id: host, title: host } }] },
+      host: { linkedFrom: [{ from: vm, source: { id: vm } }] },
+    });
+  });
+
+  it("filters Things with the graph query language, and names a bad filter precisely", async () => {
+    const { body } = await post(
+      hub,
+      `{ things(filter: "out(runsOn) { type = Host }") { items { id } next } }`,
+    );
+    expect(body.errors).toBeUndefined();
+    expect(body.data?.things).toEqual({ items: [{ id: vm }], next: null });
+    const bad = await post(hub, `{ things(filter: "type = ") { items { id } } }`);
+    expect(codes(bad.body)).toEqual(["BAD_USER_INPUT"]);
+  });
+
+  it("unlinks, and refuses to unlink what is not linked", async () => {
+    const unlinked = await post(
+      hub,
+      `mutation { unlink(from: "${vm}", rel: "runsOn", to: "${host}") { kind } }`,
+    );
+    expect(unlinked.body.data?.unlink).toEqual({ kind: "described" });
+    const links = await post(hub, `{ thing(id: "${vm}") { links { to } } }`);
+    expect(links.body.data?.thing).toEqual({ links: [] });
+    const again = await post(
+      hub,
+      `mutation { unlink(from: "${vm}", rel: "runsOn", to: "${host}") { kind } }`,
+    );
+    expect(codes(again.body)).toEqual(["NOT_FOUND"]);
+  });
+});

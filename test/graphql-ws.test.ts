@@ -2,7 +2,8 @@
 // authentication in connection_init, subscriptions fed by live Changes, resumption after the hub
 // drops a socket, and the per-socket limits.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient, type Client, type ExecutionResult } from "graphql-ws";
+import type { FormattedExecutionResult as ExecutionResult } from "graphql";
+import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import { GraphqlClient, type GraphqlChange, type SocketStatus } from "../src/client/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";

@@ -12,7 +12,7 @@ import {
   type Change,
   type RegisteredThingDescription,
 } from "../../core/index.js";
-import { hasType, type HubConfig, type Hub, type Principal } from "../../hub/index.js";
+import { hasType, type GraphLink, type HubConfig, type Hub, type Principal } from "../../hub/index.js";
 
 type GraphqlLimits = HubConfig["graphql"];
 import type { ThingRecord } from "../../store/index.js";
@@ -28,34 +28,6 @@ export interface GraphqlContext {
   via: string;
   /** A subscription's queue overflowed: the socket is closed with this reason. */
   overflow(reason: string): void;
-}
-
-/** An edge of the graph, as hub.graph gives it. */
-export interface GraphLink {
-  from: string;
-  rel: string;
-  to: string;
-  resolved: boolean;
-  type?: string;
-  anchor?: string;
-}
-
-/** The part of hub.graph (src/hub/graph.ts) this API uses. */
-interface GraphService {
-  query(
-    filter: string,
-    options: { cursor?: string; limit: number },
-  ): Promise<{ items: Array<{ id: string; td: RegisteredThingDescription }>; next?: string }>;
-  links(id: string, rel?: string): Promise<GraphLink[]> | GraphLink[];
-  linkedFrom(id: string, rel?: string): Promise<GraphLink[]> | GraphLink[];
-  link(from: string, rel: string, to: string, cause: Cause): Promise<unknown>;
-  unlink(from: string, rel: string, to: string, cause: Cause): Promise<unknown>;
-}
-
-function graphOf(hub: Hub): GraphService {
-  const graph = (hub as unknown as { graph?: GraphService }).graph;
-  if (!graph) throw new UnavailableError("This hub has no graph of links: graph queries are unavailable");
-  return graph;
 }
 
 /** A Thing as resolvers pass it on: its id and TD, and the directory's record once loaded. */
@@ -249,7 +221,7 @@ const query: Record<string, Resolver> = {
     const filter = optional(args.filter);
     const after = optional(args.after);
     if (filter !== undefined) {
-      const page = await graphOf(hub).query(filter, { limit, ...(after !== undefined && { cursor: after }) });
+      const page = await hub.graph.query(filter, { limit, ...(after !== undefined && { cursor: after }) });
       return { items: page.items.map((i) => ({ id: i.id, td: i.td })), next: page.next ?? null };
     }
     const offset = after === undefined ? 0 : Number(after);
@@ -368,14 +340,14 @@ const mutation: Record<string, Resolver> = {
       : { status: "running", output: null, correlation: outcome.correlation };
   },
   link: async (_, args, context) =>
-    (await graphOf(context.hub).link(
+    (await context.hub.graph.link(
       args.from as string,
       args.rel as string,
       args.to as string,
       causeOf(context),
     )) ?? null,
   unlink: (_, args, context) =>
-    graphOf(context.hub).unlink(args.from as string, args.rel as string, args.to as string, causeOf(context)),
+    context.hub.graph.unlink(args.from as string, args.rel as string, args.to as string, causeOf(context)),
 };
 
 interface Subscriber {
@@ -471,8 +443,8 @@ const thing: Record<string, GraphQLFieldResolver<ThingSource, GraphqlContext, Ar
     });
     return { changes: page.changes, next: page.next ?? null };
   },
-  links: (t, args, { hub }) => graphOf(hub).links(t.id, optional(args.rel)),
-  linkedFrom: (t, args, { hub }) => graphOf(hub).linkedFrom(t.id, optional(args.rel)),
+  links: (t, args, { hub }) => hub.graph.links(t.id, optional(args.rel)),
+  linkedFrom: (t, args, { hub }) => hub.graph.linkedFrom(t.id, optional(args.rel)),
 };
 
 const link: Record<string, GraphQLFieldResolver<GraphLink, GraphqlContext, Args>> = {
