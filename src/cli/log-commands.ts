@@ -237,14 +237,14 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
   let done = 0;
   try {
     for await (const change of client.logEntriesAll({ upTo: size })) {
-      if (mismatch === undefined) {
-        const actual = leafHex(change);
-        // An unhashable Change is the verifier's to report.
-        if (actual !== undefined && change.leaf !== actual) {
-          mismatch = { seq: change.seq, recorded: String(change.leaf), actual };
-        }
-      }
       failure = verifier.push(change);
+      // The verifier's own leaf hash of the Change (none for an unhashable one: the verifier
+      // reports it), so each Change is hashed once.
+      const leaf = verifier.lastLeaf;
+      if (mismatch === undefined && leaf !== undefined) {
+        const actual = hashToHex(leaf);
+        if (change.leaf !== actual) mismatch = { seq: change.seq, recorded: String(change.leaf), actual };
+      }
       if (failure !== undefined) break;
       progress.update(++done);
     }

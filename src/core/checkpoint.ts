@@ -137,6 +137,7 @@ export class LogVerifier {
   #frontier = new MerkleFrontier();
   #provenSize = 0;
   #failure: LogFailure | undefined;
+  #lastLeaf: Uint8Array | undefined;
 
   /** Throws ValidationError only if `publicKey` is not an Ed25519 key; bad checkpoints are reported by `push`/`end`. */
   constructor(
@@ -159,6 +160,7 @@ export class LogVerifier {
 
   /** Adds the next Change; returns the failure if verification has failed (now or before). */
   push(change: Change): LogFailure | undefined {
+    this.#lastLeaf = undefined;
     const earlier = this.#failure ?? this.#settle();
     if (earlier !== undefined) return earlier;
     const expected = this.#frontier.size + 1;
@@ -178,7 +180,17 @@ export class LogVerifier {
       ));
     }
     this.#frontier.append(leaf);
+    this.#lastLeaf = leaf;
     return this.#settle();
+  }
+
+  /**
+   * The leaf hash the last `push` computed for its Change, or undefined if it hashed none (the
+   * Change was out of sequence or unhashable, or verification had already failed): a caller that
+   * also compares the hub's recorded leaves needs no second hash.
+   */
+  get lastLeaf(): Uint8Array | undefined {
+    return this.#lastLeaf;
   }
 
   /** Finishes: checks the checkpoints beyond the last Change and returns the verdict. */
