@@ -1,24 +1,22 @@
 // The web UI in a real browser: Debian's Chromium driven by playwright-core against a real hub
-// that observes a simulated HTTP Thing. Sign in (and a wrong token), the graph, a Thing's page
-// with live values, forms, a chart and the timeline, the change feed, the diff, the Log.
-// With HYPERTHINGS_UI_SCREENSHOTS=<folder> it also saves screenshots of the main views there.
+// that observes the simulated fleet (src/sim). Sign in (and a wrong token), the graph, the espresso
+// machine's page with live values, forms, a chart and the timeline, the change feed, the diff, the
+// Log, and an unreachable Thing. With HYPERTHINGS_UI_SCREENSHOTS=<folder> it also saves screenshots
+// of the main views there (`npm run screenshots` puts them in docs/img).
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InteractionClient } from "../src/client/index.js";
-import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
-import { changeAfter, minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { EspressoMachine, Fleet, simThingId } from "../src/sim/index.js";
+import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const CHROMIUM = process.env.HYPERTHINGS_CHROMIUM ?? "/usr/bin/chromium";
 const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
 const screenshots = process.env.HYPERTHINGS_UI_SCREENSHOTS;
 const BUILT = existsSync(new URL("../dist/ui/index.html", import.meta.url));
-const USERNAME = "barista";
-const PASSWORD = "crema";
-const SENSOR = "urn:test:ui:sensor";
-const CONTROLLER = "urn:test:ui:controller";
+const ESPRESSO = simThingId("espresso-machine");
 // Playwright's waits are bounded: a UI that never shows what it should fails the test.
 const SHOWN_MS = 60_000;
 
@@ -51,27 +49,21 @@ if (missing !== undefined && !required) {
   // Each step waits for what the page shows (bounded by SHOWN_MS): a loaded machine is slow, not wrong.
   describe("the web UI in a browser", { timeout: 2 * SHOWN_MS }, () => {
     let hub: TestHub;
-    let sim: SimulatedHttpThing;
+    let fleet: Fleet;
+    let things: number;
     let context: BrowserContext;
     let page: Page;
     let userData: string;
     const problems: string[] = [];
 
     beforeAll(async () => {
-      sim = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD, pollIntervalMs: 200 });
-      await sim.start();
+      // The HTTP fleet without the MQTT sensors; simulated time runs 20× so the boiler moves.
+      fleet = await Fleet.start({ kinds: ["espresso", "switch", "containers", "service"], speed: 20 });
       hub = await startTestHub({ observe: true });
       const client = new InteractionClient({ url: hub.url, token: hub.token });
-      await client.put({ ...sim.td(SENSOR), "@type": "saref:Sensor" } as never);
-      await client.setCredentials(SENSOR, { username: USERNAME, password: PASSWORD });
-      await client.put(
-        minimalTd({
-          id: CONTROLLER,
-          title: "Controller",
-          "@type": "saref:Actuator",
-          links: [{ href: SENSOR, rel: "controls" }],
-        }) as never,
-      );
+      const descriptions = fleet.descriptions();
+      for (const td of descriptions) await client.put(td);
+      things = descriptions.length;
       userData = mkdtempSync(join(tmpdir(), "hyperthings-chromium-"));
       context = await chromium.launchPersistentContext(userData, {
         executablePath: CHROMIUM,
@@ -94,7 +86,7 @@ if (missing !== undefined && !required) {
     afterAll(async () => {
       await context?.close();
       await hub?.stop();
-      await sim?.stop();
+      await fleet?.close();
       if (userData !== undefined) rmSync(userData, { recursive: true, force: true });
     });
 
@@ -111,72 +103,76 @@ if (missing !== undefined && !required) {
     it("signs in and draws the graph of the Things and their links, with a legend", async () => {
       await page.getByLabel("Token").fill(hub.token);
       await page.getByRole("button", { name: "Sign in" }).click();
-      await page.locator('[data-testid="graph"][data-rendered="2"]').waitFor();
-      await expect(page.locator("main").textContent()).resolves.toContain("2 Things, 1 links");
+      await page.locator(`[data-testid="graph"][data-rendered="${things}"]`).waitFor();
+      const status = await page.locator("main > p").first().textContent();
+      expect(status).toMatch(new RegExp(`^${things} Things, [1-9][0-9]* links`));
       const legend = await page.getByLabel("Legend").textContent();
-      expect(legend).toContain("saref:Sensor (1)");
-      expect(legend).toContain("saref:Actuator (1)");
+      expect(legend).toContain("saref:Appliance (1)");
       await page.locator('[data-testid="live"][data-state="open"]').waitFor();
       await capture(page, "graph");
     });
 
-    it("opens a Thing found in the graph and shows its live values", async () => {
-      await page.getByLabel("Find a Thing").fill("simulated");
-      await page.getByRole("link", { name: "Simulated sensor" }).click();
-      await page.locator(`main[data-rendered="${SENSOR}"]`).waitFor();
-      await page.locator('td.value[data-property="level"]', { hasText: "1" }).waitFor();
+    it("opens the espresso machine found in the graph and shows its live values", async () => {
+      await page.getByLabel("Find a Thing").fill("espresso");
+      await page.getByRole("link", { name: "Espresso machine" }).click();
+      await page.locator(`main[data-rendered="${ESPRESSO}"]`).waitFor();
+      await page.locator('td.value[data-property="setpoint"]', { hasText: "93" }).waitFor();
       const measures = await page.evaluate('performance.getEntriesByName("thing").length');
       expect(measures).toBe(1);
     });
 
     it("refuses a value that does not fit the schema before sending it", async () => {
       const before = await lastSeq(hub);
-      const form = page.locator('form.write[data-property="level"]');
-      await form.getByLabel("level").fill("11");
+      const form = page.locator('form.write[data-property="setpoint"]');
+      await form.getByLabel("setpoint").fill("120");
       await form.getByRole("button", { name: "Write" }).click();
-      await expect(form.getByRole("alert").textContent()).resolves.toMatch(/Not sent: .*must be <= 10/);
-      expect(sim.requests.filter((r) => r.method === "PUT")).toHaveLength(0);
-      expect(await lastSeq(hub)).toBe(before);
+      await expect(form.getByRole("alert").textContent()).resolves.toMatch(/Not sent: .*must be <= 98/);
+      expect(fleet.thing(ESPRESSO, EspressoMachine).readProperty("setpoint")).toBe(93);
+      const changes = await hub.request(`/changes?thing=${encodeURIComponent(ESPRESSO)}&kind=desired`);
+      expect(((await changes.json()) as { changes: unknown[] }).changes).toEqual([]);
+      expect(await lastSeq(hub)).toBeGreaterThanOrEqual(before);
     });
 
-    it("shows the hub's problem inline when the Thing refuses a write", async () => {
-      const form = page.locator('form.write[data-property="level"]');
-      await form.getByLabel("level").fill(String(CURSED_LEVEL));
-      await form.getByRole("button", { name: "Write" }).click();
-      await expect(form.getByRole("alert").textContent()).resolves.toMatch(/\(502\).*PUT answered 409/);
-      expect(sim.level).toBe(1);
+    it("shows the hub's problem inline when the Thing refuses an action", async () => {
+      // The boiler is cold: the machine refuses to brew (409), the hub says so as a problem.
+      fleet.thing(ESPRESSO, EspressoMachine).boiler.temperature = 20;
+      const form = page.locator('form.invoke[data-action="brew"]');
+      await form.getByLabel("size").selectOption("double");
+      await form.getByRole("button", { name: "Invoke" }).click();
+      await expect(form.getByRole("alert").textContent()).resolves.toMatch(/\(50[0-9]\).*409/);
     });
 
-    it("writes a property: the Change appears live in the timeline and the chart takes the new value", async () => {
-      const points = Number(await page.locator('.chart[data-property="level"]').getAttribute("data-points"));
+    it("writes the setpoint: the Change appears live in the timeline and the chart takes the new value", async () => {
+      const chart = '.chart[data-property="setpoint"]';
+      await page.locator(`${chart}[data-points]`).waitFor();
+      const points = Number(await page.locator(chart).getAttribute("data-points"));
       const after = await lastSeq(hub);
-      const form = page.locator('form.write[data-property="level"]');
-      await form.getByLabel("level").fill("4");
+      const form = page.locator('form.write[data-property="setpoint"]');
+      await form.getByLabel("setpoint").fill("90");
       await form.getByRole("button", { name: "Write" }).click();
       await form.getByRole("status").filter({ hasText: "accepted" }).waitFor();
       const reported = await changeAfter(
         hub,
         after,
-        (c) => c.kind === "reported" && c.affordance === "level" && c.value === 4,
+        (c) => c.kind === "reported" && c.affordance === "setpoint" && c.value === 90,
       );
       await page.locator(`tr.change[data-seq="${reported.seq}"]`).waitFor();
-      await page.locator("tr.change.kind-desired", { hasText: "4" }).first().waitFor();
-      await page.locator('td.value[data-property="level"]', { hasText: "4" }).waitFor();
-      await page.waitForFunction(
-        `Number(document.querySelector('.chart[data-property="level"]')?.dataset.points) > ${points}`,
-      );
-      expect(sim.level).toBe(4);
+      await page.locator("tr.change.kind-desired", { hasText: "90" }).first().waitFor();
+      await page.locator('td.value[data-property="setpoint"]', { hasText: "90" }).waitFor();
+      await page.waitForFunction(`Number(document.querySelector('${chart}')?.dataset.points) > ${points}`);
+      expect(fleet.thing(ESPRESSO, EspressoMachine).readProperty("setpoint")).toBe(90);
       await capture(page, "thing");
     });
 
     it("invokes an action with a form generated from its input schema", async () => {
-      const form = page.locator('form.invoke[data-action="reset"]');
-      await form.getByLabel("to").fill("2");
+      const machine = fleet.thing(ESPRESSO, EspressoMachine);
+      machine.boiler.temperature = machine.boiler.setpoint;
+      const form = page.locator('form.invoke[data-action="brew"]');
+      await form.getByLabel("size").selectOption("single");
       await form.getByRole("button", { name: "Invoke" }).click();
       await expect(
         form.getByRole("status").filter({ hasText: "Completed" }).textContent(),
-      ).resolves.toContain('"level":2');
-      expect(sim.level).toBe(2);
+      ).resolves.toContain('"size":"single"');
     });
 
     it("filters the global change feed by kind and actor", async () => {
@@ -189,37 +185,47 @@ if (missing !== undefined && !required) {
     });
 
     it("shows the state at a time and the diff between two times", async () => {
-      await changeAfter(hub, 0, (c) => c.kind === "reported" && c.affordance === "level" && c.value === 2);
-      await page.goto(`${hub.url}/#/time/${encodeURIComponent(SENSOR)}`);
+      await page.goto(`${hub.url}/#/time/${encodeURIComponent(ESPRESSO)}`);
       await page.getByLabel("From").fill("2000-01-01T00:00:00");
       await page.getByRole("button", { name: "Show diff" }).click();
       const diff = page.getByTestId("diff");
-      await diff.locator("tr", { hasText: "level" }).waitFor();
-      await expect(diff.locator("tr", { hasText: "level" }).locator("td.after").textContent()).resolves.toBe(
-        "2",
-      );
+      const setpoint = diff.locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
+      await setpoint.waitFor();
+      await expect(setpoint.locator("td.after").textContent()).resolves.toBe("90");
+      await page.getByRole("button", { name: "Show state" }).click();
+      const state = page
+        .getByTestId("state")
+        .locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
+      await expect(state.locator("td.value").textContent()).resolves.toBe("90");
+      // Before the machine was registered, there was no such Thing: the hub's problem, in the page.
       await page.getByLabel("At").fill("2000-01-01T00:00:00");
       await page.getByRole("button", { name: "Show state" }).click();
-      await page.getByTestId("state").getByText("no property had a value then").waitFor();
+      await page.getByRole("alert").filter({ hasText: "Not found (404)" }).waitFor();
       await capture(page, "diff");
     });
 
     it("shows the Log's last signed checkpoint", async () => {
       await page.goto(`${hub.url}/#/log`);
-      const checkpoint = await page.getByTestId("checkpoint").textContent();
-      const signed = await hub.request("/log/checkpoint").then((r) => r.json() as Promise<{ root: string }>);
-      expect(checkpoint).toContain(signed.root);
+      // The fleet keeps the Log growing: the page's checkpoint is one the hub signed, of its size.
+      const shown = page.getByTestId("checkpoint");
+      const size = Number(await shown.getAttribute("data-size"));
+      const root = await shown.getAttribute("data-root");
+      expect(size).toBeGreaterThan(0);
+      expect(await shown.textContent()).toContain(`${size} Changes, signed`);
+      const answer = await hub.request(`/log/checkpoints?after=${size - 1}&limit=1`);
+      const [signed] = (await answer.json()) as { size: number; root: string }[];
+      expect(signed).toMatchObject({ size, root });
     });
 
     it("says in the page when the Thing is unreachable", async () => {
-      await page.goto(`${hub.url}/#/thing/${encodeURIComponent(SENSOR)}`);
-      await page.locator(`main[data-rendered="${SENSOR}"]`).waitFor();
+      await page.goto(`${hub.url}/#/thing/${encodeURIComponent(ESPRESSO)}`);
+      await page.locator(`main[data-rendered="${ESPRESSO}"]`).waitFor();
       const after = await lastSeq(hub);
-      await sim.stop();
-      await changeAfter(hub, after, (c) => c.kind === "unreachable" && c.thing === SENSOR);
-      await page.locator(".reachability").getByText("Simulated sensor is unreachable").waitFor();
+      await fleet.close();
+      await changeAfter(hub, after, (c) => c.kind === "unreachable" && c.thing === ESPRESSO);
+      await page.locator(".reachability").getByText("Espresso machine is unreachable").waitFor();
       await page.goto(`${hub.url}/#/`);
-      await page.getByLabel("Unreachable Things").getByText("Simulated sensor").waitFor();
+      await page.getByLabel("Unreachable Things").getByText("Espresso machine").waitFor();
       expect(problems).toEqual([]);
     });
   });

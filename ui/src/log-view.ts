@@ -17,7 +17,7 @@ export const logView: View = ({ client }, root) => {
           ? h("p", { "data-testid": "checkpoint" }, "The Log is empty: no checkpoint yet.")
           : h(
               "dl",
-              { "data-testid": "checkpoint" },
+              { "data-testid": "checkpoint", "data-size": checkpoint.size, "data-root": checkpoint.root },
               h("dt", {}, "Last signed checkpoint"),
               h("dd", {}, `${checkpoint.size} Changes, signed ${showTime(checkpoint.time)}`),
               h("dt", {}, "Root hash"),

@@ -51,7 +51,7 @@ function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
         h(
           "option",
           { value: String(index), selected: JSON.stringify(option) === JSON.stringify(initial) },
-          JSON.stringify(option),
+          typeof option === "string" ? option : JSON.stringify(option),
         ),
       ),
     );
