@@ -1,0 +1,260 @@
+// `things rollout RELEASE`: apply a release once, Thing by Thing, with a progress bar (or plain
+// lines when stderr is not a terminal) and a live summary; `things rollouts`, `things drift`,
+// `things lineage ID`: rollouts, what drifts now, and which release replaced which on a Thing.
+import cliProgress from "cli-progress";
+import type { Command } from "commander";
+import { RolloutClient, type RolloutEvent, type RolloutView } from "../client/index.js";
+import type { RolloutProgress } from "../core/index.js";
+import { CliError } from "./cli-error.js";
+import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
+import { compactValue, localTime } from "./history-commands.js";
+import { formatTable } from "./table.js";
+
+const ROLLOUT_EXIT_CODES =
+  "0 the rollout completed, 1 failed (the rollout stopped past --max-failures, no such release, the hub refused or is unreachable), 2 usage";
+/** How often the event stream is opened again when it drops while the rollout still runs. */
+const MAX_RECONNECTS = 10;
+
+function rolloutClientOf(command: Command): RolloutClient {
+  const { url, token } = connectionOf(command);
+  try {
+    return new RolloutClient({ url, token });
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+}
+
+function count(text: string | undefined, name: string, min: number): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min) {
+    throw new CliError(`${name} must be a whole number ≥ ${min}, not "${text}"`, 2);
+  }
+  return value;
+}
+
+function summary(progress: RolloutProgress): string {
+  return (
+    `${progress.completed} completed, ${progress.failed} failed, ${progress.skipped} skipped` +
+    (progress.pending + progress.applying > 0 ? `, ${progress.pending + progress.applying} to go` : "") +
+    ` of ${progress.total}`
+  );
+}
+
+const done = (p: RolloutProgress) => p.completed + p.failed + p.skipped;
+
+/** Shows progress: a bar on a terminal, one line per Thing that ends otherwise. */
+function progressView(total: number): { event(e: RolloutEvent): void; stop(): void } {
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      {
+        stream: process.stderr,
+        format: "{bar} {value}/{total} Things | {completed} completed, {failed} failed, {skipped} skipped",
+        hideCursor: true,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(total, 0, { completed: 0, failed: 0, skipped: 0 });
+    return {
+      event(e) {
+        bar.update(done(e.progress), {
+          completed: e.progress.completed,
+          failed: e.progress.failed,
+          skipped: e.progress.skipped,
+        });
+      },
+      stop: () => bar.stop(),
+    };
+  }
+  return {
+    event(e) {
+      if (e.type !== "step") return;
+      const line = `${done(e.progress)}/${e.progress.total} ${e.status} ${e.thing}${e.reason ? `: ${e.reason}` : ""}`;
+      process.stderr.write(`${line}\n`);
+    },
+    stop: () => undefined,
+  };
+}
+
+async function follow(client: RolloutClient, started: RolloutView): Promise<RolloutView> {
+  const view = progressView(started.progress.total);
+  try {
+    for (let attempt = 0; attempt <= MAX_RECONNECTS; attempt++) {
+      try {
+        for await (const event of client.rolloutEvents(started.id)) view.event(event);
+      } catch (err) {
+        if (attempt === MAX_RECONNECTS) throw err;
+      }
+      const now = await client.rollout(started.id);
+      if (now.status !== "running") return now;
+    }
+    return await client.rollout(started.id);
+  } finally {
+    view.stop();
+  }
+}
+
+function rolloutRows(rollouts: RolloutView[]): string[][] {
+  return rollouts.map((r) => [
+    r.id,
+    r.name,
+    r.status,
+    `${done(r.progress)}/${r.progress.total}`,
+    String(r.progress.failed),
+    localTime(r.created),
+    r.release,
+  ]);
+}
+
+export function registerRolloutCommands(program: Command): void {
+  program
+    .command("rollout")
+    .description("apply a release once, Thing by Thing, through the Things' own APIs")
+    .argument("<release>", "the release id (sha256:…), as `things build` or `things releases` show it")
+    .option("--select <filter>", "only the release's Things this graph filter matches")
+    .option("--concurrency <n>", "how many Things at once (default 16)")
+    .option("--max-failures <n>", "failed Things tolerated; one more stops the rollout (default 0)")
+    .option("--json", "print the rollout as the hub reports it at the end, on one line")
+    .addHelpText("after", () => connectionHelpWith(ROLLOUT_EXIT_CODES))
+    .action(
+      talking(
+        async (
+          release: string,
+          options: { select?: string; concurrency?: string; maxFailures?: string; json?: boolean },
+          command: Command,
+        ) => {
+          const concurrency = count(options.concurrency, "--concurrency", 1);
+          const maxFailures = count(options.maxFailures, "--max-failures", 0);
+          const client = rolloutClientOf(command);
+          const started = await client.startRollout(release, {
+            ...(options.select !== undefined && { select: options.select }),
+            ...(concurrency !== undefined && { concurrency }),
+            ...(maxFailures !== undefined && { maxFailures }),
+          });
+          process.stderr.write(`rollout ${started.id} of ${started.name} (${started.release})\n`);
+          const ended = await follow(client, started);
+          if (options.json) process.stdout.write(`${JSON.stringify(ended)}\n`);
+          else process.stdout.write(`rollout ${ended.id} ${ended.status}: ${summary(ended.progress)}\n`);
+          if (ended.status === "failed") {
+            const failed = await client.steps(ended.id, "failed");
+            for (const step of failed.slice(0, 20)) {
+              process.stderr.write(`  failed ${step.thing}: ${step.reason ?? ""}\n`);
+            }
+            throw new CliError(`the rollout failed: ${ended.reason ?? summary(ended.progress)}`);
+          }
+        },
+      ),
+    );
+
+  program
+    .command("rollouts")
+    .description("rollouts, newest first, with their progress; with an id, that rollout's steps")
+    .argument("[id]", "a rollout id")
+    .option("--status <status>", "only running, completed or failed rollouts")
+    .option("--json", "as JSON, on one line")
+    .addHelpText("after", () => connectionHelpWith("0 done, 1 failed, 2 usage"))
+    .action(
+      talking(
+        async (id: string | undefined, options: { status?: string; json?: boolean }, command: Command) => {
+          const client = rolloutClientOf(command);
+          if (id !== undefined) {
+            const rollout = await client.rollout(id);
+            const steps = await client.steps(id);
+            if (options.json) {
+              process.stdout.write(`${JSON.stringify({ ...rollout, steps })}\n`);
+              return;
+            }
+            process.stdout.write(
+              `rollout ${rollout.id} of ${rollout.name} (${rollout.release}) ${rollout.status}: ${summary(rollout.progress)}\n` +
+                (rollout.reason ? `  ${rollout.reason}\n` : ""),
+            );
+            const rows = steps.map((s) => [s.thing, s.status, localTime(s.updated), s.reason ?? ""]);
+            process.stdout.write(
+              formatTable(["THING", "STATUS", "UPDATED", "REASON"], rows, {
+                maxWidth: process.stdout.columns,
+                uncut: [1, 2],
+              }),
+            );
+            return;
+          }
+          const rollouts = await client.rollouts(
+            options.status === undefined ? {} : { status: options.status },
+          );
+          if (options.json) {
+            process.stdout.write(`${JSON.stringify(rollouts)}\n`);
+            return;
+          }
+          process.stdout.write(
+            formatTable(
+              ["ID", "RELEASE", "STATUS", "DONE", "FAILED", "CREATED", "RELEASE ID"],
+              rolloutRows(rollouts),
+              {
+                maxWidth: process.stdout.columns,
+                uncut: [0, 2, 3, 5],
+              },
+            ),
+          );
+        },
+      ),
+    );
+
+  program
+    .command("drift")
+    .description("what drifts now: properties whose observed value differs from the Thing's active release")
+    .option("--thing <id>", "only this Thing")
+    .option("--json", "as JSON, on one line")
+    .addHelpText("after", () => connectionHelpWith("0 done, 1 failed, 2 usage"))
+    .action(
+      talking(async (options: { thing?: string; json?: boolean }, command: Command) => {
+        const drift = await rolloutClientOf(command).drift(options.thing);
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(drift)}\n`);
+          return;
+        }
+        const rows = drift.map((d) => [
+          d.thing,
+          d.affordance,
+          compactValue(d.desired),
+          compactValue(d.observed),
+          localTime(d.since),
+          d.policy,
+        ]);
+        process.stdout.write(
+          formatTable(["THING", "PROPERTY", "DESIRED", "OBSERVED", "SINCE", "POLICY"], rows, {
+            maxWidth: process.stdout.columns,
+            uncut: [4, 5],
+          }),
+        );
+      }),
+    );
+
+  program
+    .command("lineage")
+    .description("a Thing's releases: the active one first, and which release replaced which")
+    .argument("<id>", "the Thing's id")
+    .option("--json", "as JSON, on one line")
+    .addHelpText("after", () => connectionHelpWith("0 done, 1 failed, 2 usage"))
+    .action(
+      talking(async (id: string, options: { json?: boolean }, command: Command) => {
+        const lineage = await rolloutClientOf(command).lineage(id);
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(lineage)}\n`);
+          return;
+        }
+        const rows = lineage.lineage.map((l) => [
+          localTime(l.at),
+          l.name,
+          l.release,
+          l.replaced ?? "",
+          l.actor,
+          l.rollout,
+        ]);
+        process.stdout.write(
+          formatTable(["AT", "RELEASE", "ID", "REPLACED", "BY", "ROLLOUT"], rows, {
+            maxWidth: process.stdout.columns,
+            uncut: [0],
+          }),
+        );
+      }),
+    );
+}

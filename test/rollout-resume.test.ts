@@ -1,0 +1,155 @@
+// Kill and resume: the hub runs as a child process (`things serve` with a data directory, the
+// built CLI — `npm run build` first), rolls a release out to slow simulated HTTP Things, is killed
+// with SIGKILL while writes are in flight, and started again on the same data. The rollout must
+// complete by itself, and no Thing may have received its write twice: the devices count them.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RolloutClient } from "../src/client/index.js";
+import { buildRelease, type Change } from "../src/core/index.js";
+import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
+
+const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+const USERNAME = "operator";
+const PASSWORD = `pw-${randomBytes(12).toString("hex")}`;
+const TOKEN = `ht_${randomBytes(24).toString("hex")}`;
+const FLEET = 16;
+const DESIRED = 6;
+
+interface Hub {
+  child: ChildProcess;
+  url: string;
+  client: RolloutClient;
+}
+
+/** `things serve` on a free port; resolves once it says where it listens. */
+async function serve(dataDir: string): Promise<Hub> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env))
+    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
+  env.HYPERTHINGS_ADMIN_TOKEN = TOKEN;
+  const child = spawn(
+    process.execPath,
+    [BIN, "serve", "--data", dataDir, "--port", "0", "--no-mqtt", "--no-observe", "--log-level", "warn"],
+    { env, stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const exited = once(child, "exit").then(([code]) => {
+    throw new Error(`things serve exited (${String(code)}) before it listened`);
+  });
+  const listening = (async () => {
+    for await (const line of lines) {
+      const match = / listening on (http:\/\/\S+)/.exec(line);
+      if (match?.[1]) return match[1];
+    }
+    throw new Error("things serve closed its output before it listened");
+  })();
+  const url = await Promise.race([listening, exited]);
+  return { child, url, client: new RolloutClient({ url, token: TOKEN }) };
+}
+
+async function request(hub: Hub, path: string, method: string, body: unknown): Promise<Response> {
+  return fetch(`${hub.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+const writes = (device: SimulatedHttpThing) =>
+  device.requests.filter((r) => r.method === "PUT" && r.path === "/properties/level");
+
+describe("a rollout interrupted by a killed hub", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-resume-"));
+  const devices: SimulatedHttpThing[] = [];
+  const ids: string[] = [];
+  let hub: Hub | undefined;
+
+  beforeAll(async () => {
+    for (let i = 0; i < FLEET; i++) {
+      const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD, writeDelayMs: 300 });
+      await device.start();
+      devices.push(device);
+      ids.push(`urn:test:resume:${String(i).padStart(2, "0")}`);
+    }
+  });
+
+  afterAll(async () => {
+    if (hub && hub.child.exitCode === null) {
+      hub.child.kill("SIGTERM");
+      await once(hub.child, "exit");
+    }
+    for (const device of devices) await device.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("resumes after SIGKILL and completes, no Thing written twice", async () => {
+    hub = await serve(dataDir);
+    for (const [i, id] of ids.entries()) {
+      const device = devices[i] as SimulatedHttpThing;
+      const path = `/things/${encodeURIComponent(id)}`;
+      expect((await request(hub, path, "PUT", device.td(id))).status).toBe(201);
+      const credentials = await request(hub, `${path}/credentials`, "PUT", {
+        username: USERNAME,
+        password: PASSWORD,
+      });
+      expect(credentials.status).toBe(200);
+    }
+    const release = buildRelease(
+      [
+        {
+          path: "fleet.yaml",
+          text: [
+            "release: fleet-level",
+            "things:",
+            ...ids.map((id) => `  - select: { id: "${id}" }\n    properties: { level: ${DESIRED} }`),
+          ].join("\n"),
+        },
+      ],
+      { builder: "test", builtAt: "2026-01-01T00:00:00.000Z" },
+    );
+    expect((await request(hub, "/releases", "POST", release)).status).toBe(201);
+    const started = await hub.client.startRollout(release.id, { concurrency: 3 });
+
+    // Kill the hub while writes are in flight: the 8th Thing (in id order) has its write, the
+    // hub has not had the answer yet (the device answers after 300 ms).
+    await (devices[7] as SimulatedHttpThing).moreRequests(1);
+    hub.child.kill("SIGKILL");
+    await once(hub.child, "exit");
+    const before = devices.map((d) => writes(d).length);
+    expect(before.filter((n) => n > 0).length).toBeGreaterThanOrEqual(8);
+    expect(before.filter((n) => n === 0).length).toBeGreaterThan(0);
+
+    hub = await serve(dataDir);
+    for await (const event of hub.client.rolloutEvents(started.id)) {
+      if (event.type === "status" && event.status !== "running") break;
+    }
+    const ended = await hub.client.rollout(started.id);
+    expect(ended).toMatchObject({
+      status: "completed",
+      progress: { completed: FLEET, failed: 0, total: FLEET },
+    });
+
+    for (const device of devices) {
+      expect(writes(device).map((r) => r.body)).toEqual([String(DESIRED)]);
+      expect(device.level).toBe(DESIRED);
+    }
+    // Each Thing has the release active, recorded once.
+    for (const id of ids) {
+      const lineage = await hub.client.lineage(id);
+      expect(lineage.active).toBe(release.id);
+      expect(lineage.lineage).toHaveLength(1);
+    }
+    // A write in flight at the kill was checked against the Thing's value, not sent again.
+    const checked = await fetch(`${hub.url}/changes?kind=reported&release=${encodeURIComponent(release.id)}`);
+    const rechecks = ((await checked.json()) as { changes: Change[] }).changes;
+    expect(rechecks.map((c) => c.thing)).toContain(ids[7]);
+    expect(rechecks.every((c) => c.value === DESIRED)).toBe(true);
+  });
+});
