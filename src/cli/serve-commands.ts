@@ -21,6 +21,7 @@ interface ServeOptions {
   mqttAnonymous?: boolean;
   allow?: string;
   deny?: string;
+  vocabulary?: string;
 }
 
 function addServeOptions(command: Command): Command {
@@ -53,6 +54,10 @@ function addServeOptions(command: Command): Command {
     .option(
       "--deny <cidrs>",
       "addresses never reached, besides the cloud metadata and link-local ones (env HYPERTHINGS_DENY)",
+    )
+    .option(
+      "--vocabulary <file>",
+      "the type vocabulary for graph queries, JSON (env HYPERTHINGS_VOCABULARY, default vocab/types.json)",
     );
 }
 
@@ -72,6 +77,7 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
     ...(options.mqttAnonymous === true && { mqttAnonymous: true }),
     ...(options.allow !== undefined && { allow: options.allow }),
     ...(options.deny !== undefined && { deny: options.deny }),
+    ...(options.vocabulary !== undefined && { vocabulary: options.vocabulary }),
   };
 }
 

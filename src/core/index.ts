@@ -21,3 +21,8 @@ export * from "./rollout.js";
 export * from "./release-schema.js";
 export * from "./manifest.js";
 export * from "./manifest-schema.js";
+export * from "./iri.js";
+export * from "./vocabulary.js";
+export * from "./graph-filter.js";
+export * from "./graph-query.js";
+export * from "./graph-links.js";

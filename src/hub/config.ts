@@ -69,6 +69,8 @@ export interface HubConfig {
   deny: readonly string[];
   /** The bounds on GraphQL operations at /graphql (docs/graphql.md). */
   graphql: GraphqlLimits;
+  /** The type vocabulary file for graph queries (docs/queries.md); undefined: vocab/types.json. */
+  vocabulary: string | undefined;
 }
 
 /** What one GraphQL operation, and one WebSocket, may ask of the hub. */
@@ -117,6 +119,7 @@ export const configEnvironment = {
   mqttHomeAssistantPrefix: "HYPERTHINGS_MQTT_HA_PREFIX",
   allow: "HYPERTHINGS_ALLOW",
   deny: "HYPERTHINGS_DENY",
+  vocabulary: "HYPERTHINGS_VOCABULARY",
 } as const;
 
 export function defaultDataDir(): string {
@@ -149,6 +152,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   mqttHomeAssistantPrefix: "homeassistant",
   allow: ["0.0.0.0/0", "::/0"],
   deny: METADATA_AND_LINK_LOCAL_RANGES,
+  vocabulary: undefined,
   graphql: {
     maxDepth: 12,
     maxCost: 20_000,
@@ -198,6 +202,8 @@ export interface ConfigOverrides {
   deny?: string;
   /** Bounds on GraphQL operations, each replacing its default. */
   graphql?: Partial<GraphqlLimits>;
+  /** `--vocabulary`: the type vocabulary file. */
+  vocabulary?: string;
 }
 
 /** Resolves the configuration: command line, then environment, then defaults; validated. */
@@ -271,6 +277,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     ...mqttSettings(overrides, env),
     ...addressSettings(overrides, env),
     graphql: { ...configDefaults.graphql, ...overrides.graphql },
+    vocabulary: overrides.vocabulary ?? (env[e.vocabulary] || undefined),
     adminToken,
     readToken,
     logLevel,

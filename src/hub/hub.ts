@@ -17,7 +17,11 @@ import { Commands } from "./commands.js";
 import { Observation } from "./observation.js";
 import type { SecretStore } from "./secret-store.js";
 import { ThingSecrets, loadOrCreateSecretKey } from "./thing-secrets.js";
+import { Rollouts } from "./rollouts.js";
+import { Drift } from "./drift.js";
 import { Releases } from "./releases.js";
+import { Graph } from "./graph.js";
+import { loadVocabulary } from "./graph-vocabulary.js";
 
 /** Who is making a request, once their token has been checked. */
 export interface Principal {
@@ -47,10 +51,16 @@ export class Hub {
   readonly notary: Notary;
   /** Releases: immutable desired state, stored and planned (see releases.ts). */
   readonly releases: Releases;
+  /** The graph of Things: links as edges, typed queries, link editing (see graph.ts). */
+  readonly graph: Graph;
   /** The credentials the hub holds for Things; undefined without a SecretStore. */
   readonly secrets: ThingSecrets | undefined;
   /** Reads, writes and invocations through the bindings; undefined without bindings. */
   readonly commands: Commands | undefined;
+  /** Releases applied Thing by Thing through the commands; undefined without bindings. */
+  readonly rollouts: Rollouts | undefined;
+  /** What differs from each Thing's active release, and the releases' drift policies. */
+  readonly drift: Drift;
   /** The observation of every Thing; undefined without bindings or with `observe` off. */
   readonly observation: Observation | undefined;
   private readonly ingestion: Ingest;
@@ -73,7 +83,23 @@ export class Hub {
     this.directory = new Directory(store, bus, clock, { maxSearchResults: config.maxSearchResults });
     this.ingestion = new Ingest(store, bus, clock);
     this.history = new History(store);
-    this.releases = new Releases({ hubId: id, store, bus, clock, canCommand: bindings !== undefined });
+    this.releases = new Releases({
+      hubId: id,
+      store,
+      bus,
+      clock,
+      canCommand: bindings !== undefined,
+      finder: () => this.graph,
+      appliedOf: (release, thing) => this.rollouts?.appliedOf(release, thing) ?? Promise.resolve([]),
+    });
+    this.graph = new Graph({
+      store,
+      bus,
+      directory: this.directory,
+      clock,
+      logger: logger.child({ part: "graph" }),
+      vocabulary: loadVocabulary(config.vocabulary),
+    });
     this.notary = new Notary(id, config.dataDir, store, bus, clock, logger, {
       everyChanges: config.checkpointEveryChanges,
       everyMs: config.checkpointEveryMs,
@@ -105,6 +131,26 @@ export class Hub {
         },
         { actionPollMs: ACTION_POLL_MS, actionTimeoutMs: ACTION_TIMEOUT_MS },
       );
+    this.rollouts =
+      this.commands &&
+      new Rollouts({
+        store,
+        commands: this.commands,
+        directory: this.directory,
+        releases: this.releases,
+        ingest,
+        clock,
+        logger: logger.child({ part: "rollouts" }),
+      });
+    this.drift = new Drift({
+      store,
+      follow: (handler, options) => this.follow(handler, options),
+      ingest,
+      commands: this.commands,
+      isApplying: (thing) => this.rollouts?.isApplying(thing) ?? false,
+      clock,
+      logger: logger.child({ part: "drift" }),
+    });
     this.observation =
       bindings && config.observe
         ? new Observation(
@@ -135,6 +181,9 @@ export class Hub {
     const hub = new Hub(id, config, store, bus, adminToken, logger, clock, options.bindings, options.secrets);
     hub.startExpirySweep();
     hub.observation?.start();
+    await hub.drift.start();
+    // Rollouts that were running when the hub stopped go on where they stopped.
+    await hub.rollouts?.resume();
     return hub;
   }
 
@@ -179,12 +228,16 @@ export class Hub {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearTimeout(this.sweepTimer);
+      // Rollouts stop taking steps (the running ones resume at the next start); drift stops following.
+      await this.rollouts?.close();
+      await this.drift.close();
       // Observation and commands first: what they have received is recorded before the store closes.
       await this.observation?.close();
       await this.commands?.close();
       await this.bindings?.close();
       await this.secrets?.close();
       await this.notary.close();
+      this.graph.close();
       await this.bus.close();
       await this.store.close();
     })();

@@ -55,3 +55,22 @@ export {
   type StoreResult,
   type ThingFinder,
 } from "./releases.js";
+export {
+  Graph,
+  MAX_GRAPH_PAGE,
+  MAX_NEIGHBOURHOOD_DEPTH,
+  type GraphItem,
+  type GraphLink,
+  type GraphOptions,
+  type GraphPage,
+  type NeighbourhoodNode,
+} from "./graph.js";
+export { DEFAULT_VOCABULARY_PATH, loadVocabulary } from "./graph-vocabulary.js";
+export {
+  Rollouts,
+  type LineageEntry,
+  type ReleaseSource,
+  type RolloutEvent,
+  type RolloutView,
+} from "./rollouts.js";
+export { Drift, DRIFT_KIND, ALERT_KIND, DRIFT_ACTOR, type DriftEntry } from "./drift.js";

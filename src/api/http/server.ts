@@ -16,9 +16,11 @@ import { logRoutes } from "./log-routes.js";
 import { discoveryRoutes } from "./discovery-routes.js";
 import { interactionRoutes } from "./interaction-routes.js";
 import { credentialRoutes } from "./credential-routes.js";
-import { graphqlApi } from "../graphql/index.js";
+import { graphRoutes } from "./graph-routes.js";
+import { rolloutRoutes } from "./rollout-routes.js";
 import { releaseRoutes } from "./release-routes.js";
 import { uiRoutes } from "./ui-routes.js";
+import { graphqlApi } from "../graphql/index.js";
 
 export interface ServerOptions {
   /** `POST /discover`; without it, that route answers 503. */
@@ -84,6 +86,8 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   await app.register(logRoutes(hub));
   await app.register(interactionRoutes(hub));
   await app.register(credentialRoutes(hub));
+  await app.register(graphRoutes(hub));
+  await app.register(rolloutRoutes(hub));
   await app.register(releaseRoutes(hub));
   await app.register(discoveryRoutes(hub, options.discovery));
   await app.register(wellKnownRoutes(hub, HUB_VERSION));
