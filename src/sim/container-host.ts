@@ -136,6 +136,8 @@ export class Container extends SimulatedThing {
 
 export class ContainerHost extends SimulatedThing {
   #load = 0.4;
+  /** Drained for maintenance: an operator's flag, nothing more. */
+  maintenance = false;
 
   constructor(
     id: string,
@@ -181,11 +183,19 @@ export class ContainerHost extends SimulatedThing {
     switch (name) {
       case "containers":
         return Object.fromEntries(this.containers.map((c) => [c.name, c.state]));
+      case "maintenance":
+        return this.maintenance;
       case "load":
         return Math.round(this.#load * 100) / 100;
       default:
         throw new SimProblem(404, `there is no property ${name}`);
     }
+  }
+
+  override writeProperty(name: string, value: unknown): void {
+    if (name !== "maintenance") super.writeProperty(name, value);
+    this.maintenance = value as boolean;
+    this.changed("maintenance");
   }
 
   override advance(seconds: number, random: () => number): void {
