@@ -123,18 +123,11 @@ function builderName(): string {
   return `things ${HUB_VERSION} (${user}@${hostname()})`;
 }
 
-/** `file:line:column: message` per error, the first on the error line and the rest before it. */
+/** One line: the first error as `file:line:column: message`, and how many more there are. */
 function buildFailure(error: ValidationError): CliError {
-  const lines = error.errors.map((e) => e.message);
-  if (lines.length > 1)
-    process.stderr.write(
-      lines
-        .slice(1)
-        .map((l) => `  ${l}\n`)
-        .join(""),
-    );
+  const [first, ...rest] = error.errors;
   return new CliError(
-    `build failed: ${lines[0] ?? error.message}${lines.length > 1 ? ` (and ${lines.length - 1} more above)` : ""}`,
+    `build failed: ${first?.message ?? error.message}${rest.length > 0 ? ` (and ${rest.length} more)` : ""}`,
   );
 }
 
