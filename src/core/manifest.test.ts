@@ -180,3 +180,22 @@ describe("schemas/manifest.schema.json", () => {
     expect(manifestSchema.$id).toMatch(/^https:/);
   });
 });
+
+describe("examples/releases", () => {
+  it("the house example builds: two rooms from one template, a filter step, revert with its limits", () => {
+    const read = (name: string) => ({
+      path: name,
+      text: readFileSync(new URL(`../../examples/releases/house/${name}`, import.meta.url), "utf8"),
+    });
+    const release = buildRelease([read("house.yaml"), read("templates.yaml")], opts);
+    expect(release.steps.map((s) => s.select)).toEqual([
+      { id: "urn:example:kitchen:dimmer" },
+      { id: "urn:example:kitchen:lamp" },
+      { id: "urn:example:living:dimmer" },
+      { id: "urn:example:living:lamp" },
+      { filter: "type = saref:TemperatureSensor" },
+    ]);
+    expect(release.steps[2]?.properties).toEqual({ brightness: 25 });
+    expect(release.drift.revert).toEqual({ maxReverts: 3, withinSeconds: 3600 });
+  });
+});
