@@ -4,6 +4,7 @@
 // on a big Log, through the built hub in-process. Prints ONE JSON line on stdout; everything else
 // goes to stderr. See bench/README.md.
 import Database from "better-sqlite3";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
@@ -173,6 +174,11 @@ function fileMiB(path) {
 }
 
 /** CPU (user + system, all threads of this process) and event-loop stalls over one phase. */
+/** CPU µs per operation, to two decimals; null when there were none. */
+function perOperation(cpuUs, count) {
+  return count > 0 ? Math.round((cpuUs / count) * 100) / 100 : null;
+}
+
 function phaseMeter(name) {
   const cpu = process.cpuUsage();
   const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -189,6 +195,9 @@ function phaseMeter(name) {
       return {
         wallMs,
         cpuPct: wallMs > 0 ? Math.round((used.user + used.system) / 10 / wallMs) : null,
+        // CPU time (user + system, this process) in µs: per operation, it is steadier than rates
+        // on a busy machine (bench/README.md).
+        cpuUs: used.user + used.system,
         loopDelayMaxMs: round(loop.max / 1e6),
       };
     },
@@ -447,6 +456,7 @@ async function ingestLoad(name, hub, stats, calls, workers, deadline, seconds, c
     errors,
     ...(seconds !== undefined && { stoppedAtSeconds: capped }),
     cpuPct: phase.cpuPct,
+    cpuUsPerChange: perOperation(phase.cpuUs, changes),
     loopDelayMaxMs: phase.loopDelayMaxMs,
     store: storeFigures(stats),
   };
@@ -536,6 +546,7 @@ async function pacedLoad(name, hub, stats, rate, seconds, drainSeconds, things, 
     rejected,
     errors: errors + unanswered,
     cpuPct: phase.cpuPct,
+    cpuUsPerChange: perOperation(phase.cpuUs, done - rejected - errors),
     loopDelayMaxMs: phase.loopDelayMaxMs,
     store: storeFigures(stats),
   };
@@ -612,6 +623,51 @@ async function httpLoad(url, token, things, changes, batch, clients, r, deadline
   return result;
 }
 
+/**
+ * The real `things verify --json` (bin/things.js, a process of its own) against this hub over
+ * HTTP: the hub reads and serves the Log while the CLI hashes it. Stopped after `seconds`.
+ */
+async function cliVerify(url, token, deadline, seconds) {
+  const meter = phaseMeter("cliVerify");
+  const budgetMs = Math.max(1, Math.min(seconds * 1000, deadline - Date.now()));
+  const cli = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+  const child = spawn(process.execPath, [cli, "--url", url, "verify", "--json"], {
+    env: { ...process.env, HYPERTHINGS_TOKEN: token },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk) => (stderr += chunk));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill("SIGKILL");
+  }, budgetMs);
+  const code = await new Promise((resolve) => child.on("close", (c) => resolve(c)));
+  clearTimeout(timer);
+  const phase = meter.end();
+  let verdict;
+  try {
+    verdict = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
+  } catch {
+    verdict = undefined;
+  }
+  const size = typeof verdict?.size === "number" ? verdict.size : null;
+  const result = {
+    changes: size,
+    complete: !timedOut,
+    perSecond: size !== null ? perSecond(size, phase.wallMs) : null,
+    // This process serves the Log (reads, NDJSON); the CLI's own CPU is another process's.
+    hubCpuUsPerChange: size !== null ? perOperation(phase.cpuUs, size) : null,
+    errors: timedOut || code !== 0 || size === null ? 1 : 0,
+  };
+  if (result.errors > 0)
+    log(`cliVerify: exit ${code}${timedOut ? " (stopped)" : ""}: ${stderr.slice(0, 500)}`);
+  log(`cliVerify: ${JSON.stringify(result)}`);
+  return result;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Queries on the hot Thing, proofs, verification
 
@@ -641,9 +697,15 @@ async function queryLoad(name, count, deadline, seconds, query) {
       if (shown++ < 5) log(`${name} #${i}: ${why}`);
     }
   }
-  meter.end();
+  const phase = meter.end();
   if (!capped) errors += count - done;
-  const result = { queries: done, ...percentiles(latencies, done), errors, stoppedAtSeconds: capped };
+  const result = {
+    queries: done,
+    ...percentiles(latencies, done),
+    cpuUsPerQuery: perOperation(phase.cpuUs, done),
+    errors,
+    stoppedAtSeconds: capped,
+  };
   log(`${name}: ${JSON.stringify(result)}`);
   return result;
 }
@@ -700,6 +762,7 @@ async function verifyLog(core, store, publicKeyPem, deadline, seconds) {
     // The two halves: reading pages from the store, and hashing + checking signatures.
     readPerSecond: perSecond(after, readMs),
     verifyPerSecond: perSecond(after, verifyMs),
+    cpuUsPerChange: perOperation(phase.cpuUs, after),
     provenSize,
     errors: timedOut || (verdict && !verdict.ok) || (complete && provenSize !== after) ? 1 : 0,
   };
@@ -915,6 +978,7 @@ async function main() {
     );
     // (The proof check above is outside the store but inside the timing: see the README.)
     const verify = await verifyLog(core, store, hub.notary.publicKeyPem, deadline, options.verifySeconds);
+    const cli = await cliVerify(running.url, hub.adminToken.token, deadline, options.verifySeconds);
 
     // 5. The process at the end.
     const dbPath = join(dataDir, "hyperthings.db");
@@ -943,6 +1007,7 @@ async function main() {
       diffP99Ms: { value: diff.p99, aim: "< 2" },
       inclusionP99Ms: { value: inclusion.p99, aim: "< 1" },
       verifyPerSecond: { value: verify.perSecond, aim: ">= 200000" },
+      cliVerifyPerSecond: { value: cli.perSecond, aim: ">= 200000" },
     };
     for (const entry of Object.values(aims)) {
       const [op, bound] = entry.aim.split(" ");
@@ -967,6 +1032,7 @@ async function main() {
       http,
       queries: { thingChanges: hotSpan.changes, logSize: head.size, stateAt, diff, inclusion },
       verify,
+      cliVerify: cli,
       log: hubLog,
       aims,
       aimsMet: Object.values(aims).every((a) => a.met),
@@ -991,7 +1057,8 @@ async function main() {
     result.queries.stateAt.errors +
     result.queries.diff.errors +
     result.queries.inclusion.errors +
-    result.verify.errors;
+    result.verify.errors +
+    result.cliVerify.errors;
   if (errors > 0) {
     log(`${errors} errors: the figures are not valid`);
     process.exitCode = 1;
