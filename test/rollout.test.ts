@@ -2,7 +2,9 @@
 // speak real HTTP (node:http, basic auth). Each test counts what reached the devices: a step is
 // applied once, failures past the threshold stop the rollout, rolling back is rolling out an
 // earlier release, and progress streams as Server-Sent Events. Every wait is for an event.
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change, Rollout, RolloutProgress, RolloutStep } from "../src/core/index.js";
@@ -13,6 +15,26 @@ import { startTestHub, type TestHub } from "./support/test-hub.js";
 const USERNAME = "operator";
 const PASSWORD = `pw-${randomBytes(12).toString("hex")}`;
 const FLEET = 6;
+const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+
+/** `things ARGS` against the hub, as a child process (the built CLI: `npm run build` first). */
+function things(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env))
+    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args, "--url", hub.url, "--token", hub.token],
+      { env, timeout: 20_000, encoding: "utf8" },
+      (err, stdout, stderr) => {
+        if (err === null) resolve({ code: 0, stdout, stderr });
+        else if (typeof err.code === "number") resolve({ code: err.code, stdout, stderr });
+        else reject(new Error(`things ${args.join(" ")} did not finish: ${stderr}`));
+      },
+    );
+  });
+}
 
 type RolloutView = Rollout & { progress: RolloutProgress };
 
@@ -266,4 +288,26 @@ describe("rollouts", () => {
     const counts = events.filter((e) => e.event === "step").map((e) => e.data.progress.completed);
     expect(counts).toEqual([...counts].sort((x, y) => x - y));
   });
+
+  // Three runs of the CLI, each a Node.js start: a longer bound than the others.
+  it("things rollout shows progress and a summary, and exits 1 when the rollout failed", async () => {
+    const good = await build(manifest("cli-good", 1, ids.slice(0, 3)));
+    const ok = await things(["rollout", good, "--concurrency", "2"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^rollout urn:uuid:\S+ completed: 3 completed, 0 failed, 0 skipped of 3\n$/);
+    // Not a terminal: one plain line per Thing that ended.
+    for (const id of ids.slice(0, 3)) expect(ok.stderr).toContain(`completed ${id}`);
+    for (const device of devices.slice(0, 3)) expect(device.level).toBe(1);
+
+    const bad = await build(manifest("cli-bad", CURSED_LEVEL, ids.slice(0, 3)));
+    const failed = await things(["rollout", bad, "--concurrency", "1", "--max-failures", "0"]);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toMatch(/failed: 0 completed, 1 failed, 2 skipped of 3/);
+    expect(failed.stderr).toMatch(
+      /things: the rollout failed: 1 Thing\(s\) failed, more than --max-failures 0/,
+    );
+
+    const drift = await things(["drift", "--json"]);
+    expect(drift).toMatchObject({ code: 0, stdout: "[]\n" });
+  }, 60_000);
 });
