@@ -51,3 +51,29 @@ export {
   type CredentialsInput,
 } from "./interaction-client.js";
 export { ReleaseClient, type ReleasePage, type StoredRelease } from "./release-client.js";
+export {
+  GraphqlClient,
+  GraphqlRequestError,
+  GraphqlSocketError,
+  CHANGE_FIELDS,
+  type ChangesOptions,
+  type GraphqlCause,
+  type GraphqlChange,
+  type GraphqlClientOptions,
+  type GraphqlErrorEntry,
+  type GraphqlLink,
+  type GraphqlThing,
+  type PropertyValue,
+  type SocketStatus,
+  type SubscribeOptions,
+  type ChangeFilter as GraphqlChangeFilter,
+} from "./graphql-client.js";
+export {
+  RolloutClient,
+  type DriftEntry,
+  type Lineage,
+  type LineageEntry,
+  type RolloutEvent,
+  type RolloutRequest,
+  type RolloutView,
+} from "./rollout-client.js";
