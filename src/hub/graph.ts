@@ -334,6 +334,8 @@ export class Graph {
     };
     const root = node(id);
     const seen = new Set([id]);
+    // Each edge is shown once: not again, reversed, under the Thing it led to.
+    const shown = new Set<string>();
     let wave = [root];
     for (let level = 0; level < depth && wave.length > 0; level++) {
       const next: NeighbourhoodNode[] = [];
@@ -358,6 +360,10 @@ export class Graph {
         );
         for (const n of neighbours) {
           if (relIri !== undefined && n.relIri !== relIri) continue;
+          const [from, to] = n.direction === "out" ? [parent.id, n.other] : [n.other, parent.id];
+          const edge = `${from} ${n.relIri} ${to}`;
+          if (shown.has(edge)) continue;
+          shown.add(edge);
           const child = node(n.other);
           if (seen.has(n.other)) child.repeated = true;
           else {
