@@ -1,16 +1,18 @@
 // `things history|state|diff|watch`: a Thing's Changes, its state at a time, what changed between
-// two times, and the live feed — read from a hub's Log over HTTP.
+// two times, and the live feed — read from a hub's Log over HTTP, the feed over GraphQL (WebSocket).
 import type { Command } from "commander";
-import type { ChangeFilter, HubClient, ThingDiff, ThingState, WatchStatus } from "../client/index.js";
+import type { GraphqlChange, GraphqlChangeFilter, ThingDiff, ThingState } from "../client/index.js";
 import { changeTime, type Change } from "../core/index.js";
 import {
   clientOf,
+  connectionOf,
   connectionHelpWith,
   parseTimeArgument,
   positiveInteger,
   talking,
 } from "./client-commands.js";
 import { CliError } from "./cli-error.js";
+import { graphqlClientOf, graphqlFailure } from "./query-commands.js";
 import { formatTable } from "./table.js";
 
 /** How many Changes `history` shows unless told. */
@@ -230,47 +232,61 @@ export function watchLine(change: Change): string {
   ].join("  ");
 }
 
-function describeStatus(status: WatchStatus, url: string, opened: boolean): string {
-  const after = status.after === "" ? "" : ` after seq ${status.after}`;
-  if (status.state === "open") {
-    return opened
-      ? `reconnected; resuming${after}\n`
-      : `watching ${url.replace(/\/$/, "")}${after} (Ctrl-C to stop)\n`;
-  }
-  const seconds = ((status.delayMs ?? 0) / 1000).toFixed(1).replace(/\.0$/, "");
-  return `connection lost (${status.reason ?? "no reason given"}); reconnecting in ${seconds}s\n`;
+/** A Change as the GraphQL stream gives it, in the Log's own shape (no nulls, no derived time). */
+function asChange(change: GraphqlChange): Change {
+  const { time: _time, cause, ...rest } = change;
+  const drop = <T extends object>(value: T): T =>
+    Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null)) as T;
+  return { ...drop(rest), cause: drop(cause) } as Change;
 }
 
 async function watch(options: WatchCommandOptions, command: Command): Promise<void> {
   const kinds = kindsOf(options.kind);
-  const filter: ChangeFilter = {
+  const filter: GraphqlChangeFilter = {
     ...(options.thing !== undefined && { thing: options.thing }),
     ...(options.type !== undefined && { type: options.type }),
-    ...(kinds !== undefined && { kind: kinds }),
+    ...(kinds !== undefined && { kinds }),
     ...(options.actor !== undefined && { actor: options.actor }),
     ...(options.release !== undefined && { release: options.release }),
   };
-  const client: HubClient = clientOf(command);
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   let opened = false;
-  try {
-    const changes = client.watch(filter, {
-      signal: stop.signal,
-      onStatus: (status) => {
-        // Status goes to stderr, so that stdout holds only Changes.
-        process.stderr.write(describeStatus(status, client.url, opened));
-        if (status.state === "open") opened = true;
-      },
-    });
-    for await (const change of changes) {
-      process.stdout.write(`${options.json ? JSON.stringify(change) : watchLine(change)}\n`);
+  let last = 0;
+  const url = connectionOf(command).url.replace(/\/$/, "");
+  // Status goes to stderr, so that stdout holds only Changes.
+  const client = graphqlClientOf(command, (status) => {
+    if (status.state === "open") {
+      process.stderr.write(
+        opened
+          ? `reconnected; resuming after seq ${last}\n`
+          : `watching ${url} after seq ${last} (Ctrl-C to stop)\n`,
+      );
+      opened = true;
+    } else if (status.state === "closed" && opened && !stop.signal.aborted) {
+      const why =
+        status.code === undefined
+          ? "no reason given"
+          : `${status.code}${status.reason ? ` ${status.reason}` : ""}`;
+      process.stderr.write(`connection lost (${why}); reconnecting\n`);
     }
+  });
+  try {
+    // The Log's end now: the stream starts there, and resumes from the last Change it printed.
+    last = (await client.request<{ log: { size: number } }>("query LogEnd { log { size } }")).log.size;
+    for await (const change of client.changes(filter, { after: last, signal: stop.signal })) {
+      last = change.seq;
+      const logged = asChange(change);
+      process.stdout.write(`${options.json ? JSON.stringify(logged) : watchLine(logged)}\n`);
+    }
+  } catch (err) {
+    throw graphqlFailure(err);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    await client.close();
   }
 }
 

@@ -1,0 +1,95 @@
+// `things query` end to end: the built CLI against a real hub's /graphql.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+const LAMP = "urn:test:gql-cli-lamp";
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function environment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
+  }
+  return env;
+}
+
+function things(args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: environment(), timeout: 30_000, encoding: "utf8" },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe("things query", () => {
+  let hub: TestHub;
+  let connection: string[];
+
+  beforeAll(async () => {
+    hub = await startTestHub();
+    connection = ["--url", hub.url, "--token", hub.token];
+    const put = await hub.request(`/things/${encodeURIComponent(LAMP)}`, {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(minimalTd({ id: LAMP, title: "CLI lamp" })),
+    });
+    expect(put.status).toBe(201);
+  });
+  afterAll(async () => hub.stop());
+
+  it("prints the data of a query as JSON, with variables from --var", async () => {
+    const run = await things([
+      "query",
+      "query ($id: ID!) { thing(id: $id) { id title } }",
+      "--var",
+      `id=${LAMP}`,
+      ...connection,
+    ]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({ thing: { id: LAMP, title: "CLI lamp" } });
+  });
+
+  it("runs a mutation, recorded with the token's actor", async () => {
+    const run = await things([
+      "query",
+      "mutation ($id: ID!, $patch: JSON!) { update(id: $id, patch: $patch) { change { cause { actor via } } } }",
+      "--var",
+      `id=${LAMP}`,
+      "--var",
+      'patch={"title":"Renamed"}',
+      "--compact",
+      ...connection,
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('{"update":{"change":{"cause":{"actor":"admin","via":"graphql"}}}}\n');
+  });
+
+  it("reports the hub's errors as one line with their codes, and exits 1", async () => {
+    const run = await things(["query", `{ thing(id: "${LAMP}") { colour } }`, ...connection]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe("");
+    expect(run.stderr.trim().split("\n")).toHaveLength(1);
+    expect(run.stderr).toMatch(/^things: .*colour.*\(GRAPHQL_VALIDATION_FAILED\)\n$/);
+  });
+
+  it("refuses a --var that is not name=value as usage (exit 2)", async () => {
+    const run = await things(["query", "{ log { size } }", "--var", "=x", ...connection]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^things: .*name=value/);
+  });
+});
