@@ -10,6 +10,7 @@ import { registerHistoryCommands } from "./history-commands.js";
 import { registerLogCommands } from "./log-commands.js";
 import { registerReleaseCommands } from "./release-commands.js";
 import { registerInteractionCommands } from "./interaction-commands.js";
+import { registerQueryCommands } from "./query-commands.js";
 import { CliError } from "./cli-error.js";
 
 /** Commander's usage errors, like every other failure, as one line. */
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerInteractionCommands(program);
   registerHistoryCommands(program);
   registerLogCommands(program);
+  registerQueryCommands(program);
   registerReleaseCommands(program);
   return program;
 }
