@@ -9,8 +9,10 @@ import { registerDiscoverCommand } from "./discover-command.js";
 import { registerHistoryCommands } from "./history-commands.js";
 import { registerLogCommands } from "./log-commands.js";
 import { registerReleaseCommands } from "./release-commands.js";
+import { registerGraphCommands } from "./graph-commands.js";
 import { registerInteractionCommands } from "./interaction-commands.js";
 import { registerQueryCommands } from "./query-commands.js";
+import { registerRolloutCommands } from "./rollout-commands.js";
 import { CliError } from "./cli-error.js";
 
 /** Commander's usage errors, like every other failure, as one line. */
@@ -41,7 +43,9 @@ export function buildProgram(): Command {
   registerHistoryCommands(program);
   registerLogCommands(program);
   registerQueryCommands(program);
+  registerRolloutCommands(program);
   registerReleaseCommands(program);
+  registerGraphCommands(program);
   return program;
 }
 
