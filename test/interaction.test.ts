@@ -179,22 +179,47 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     expect(text).toContain(`data: {"code":42}\n`);
   });
 
-  it("reads through the binding and records the value, caused by the reader", async () => {
+  it("reads through the binding and records the value, caused by the reader — once while it stays the same", async () => {
+    // `name` is not observed: only the reads record it.
     const after = await lastSeq(hub);
-    device.level = 4;
-    const res = await hub.request(`${thingPath(id)}/properties/level`);
-    expect(res.status).toBe(200);
-    expect(await res.json()).toBe(4);
-    // The observer may record the new value too; the read's own Change is the admin's.
-    const reads = (await history(hub, id, "&affordance=level&kind=reported")).filter(
-      (c) => c.seq > after && c.cause.actor !== "hub:observer",
-    );
+    for (let i = 0; i < 2; i++) {
+      const res = await hub.request(`${thingPath(id)}/properties/name`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toBe(device.name);
+    }
+    const reads = (await history(hub, id, "&affordance=name&kind=reported")).filter((c) => c.seq > after);
     expect(reads).toHaveLength(1);
-    expect(reads[0]).toMatchObject({ kind: "reported", value: 4, cause: { actor: "admin", via: "http" } });
+    expect(reads[0]).toMatchObject({
+      kind: "reported",
+      value: device.name,
+      cause: { actor: "admin", via: "http" },
+    });
     expect(typeof reads[0]?.cause.correlation).toBe("string");
 
     const anonymous = await hub.request(`${thingPath(id)}/properties/level`, { auth: false });
     expect(anonymous.status).toBe(401);
+  });
+
+  it('records every read of a property whose hyperthings:record is "every"', async () => {
+    const everyId = `${id}:every`;
+    const td = device.td(everyId);
+    const properties = td.properties as Record<string, Record<string, unknown>>;
+    properties.name = { ...properties.name, "hyperthings:record": "every" };
+    await register(hub, td);
+    const credentials = await put(hub, `${thingPath(everyId)}/credentials`, {
+      username: USERNAME,
+      password: PASSWORD,
+    });
+    expect(credentials.status).toBe(200);
+    const after = await lastSeq(hub);
+    for (let i = 0; i < 2; i++) {
+      const res = await hub.request(`${thingPath(everyId)}/properties/name`);
+      expect(await res.json()).toBe(device.name);
+    }
+    const reads = (await history(hub, everyId, "&affordance=name&kind=reported")).filter(
+      (c) => c.seq > after,
+    );
+    expect(reads.map((c) => c.value)).toEqual([device.name, device.name]);
   });
 
   it("writes: desired, then completed with the same correlation; the value reaches the Thing", async () => {

@@ -8,6 +8,7 @@ import {
   NotFoundError,
   UnavailableError,
   ValidationError,
+  canonicalJson,
   compileDataSchema,
   type ActionAffordance,
   type Cause,
@@ -28,6 +29,7 @@ import {
 } from "../bindings/index.js";
 import type { Store } from "../store/index.js";
 import type { Report } from "./ingest.js";
+import { recordPolicyOf } from "./observation.js";
 
 export interface CommandOptions {
   /** Asking an asynchronous action's status resource: every this many ms… */
@@ -125,6 +127,9 @@ export class Commands {
     if (value === undefined) return undefined;
     const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
     await this.checkAnswer(td, version, "property", name, property, value, cause, target.href);
+    // `hyperthings:record` "change" (the default), as for observation: a value the Log already
+    // holds as the property's latest is not recorded again, and the answer waits for no commit.
+    if (recordPolicyOf(td, property) === "change" && (await this.isLatest(thing, name, value))) return value;
     await this.context.ingest(thing, [{ kind: "reported", affordance: name, value }], cause);
     return value;
   }
@@ -247,6 +252,13 @@ export class Commands {
     const property = own(td.properties, name);
     if (property === undefined) throw new NotFoundError(`Thing ${td.id} has no property "${name}"`);
     return property;
+  }
+
+  /** Whether the property's latest committed `reported` Change has this value. */
+  private async isLatest(thing: string, name: string, value: unknown): Promise<boolean> {
+    const streams = await this.context.store.streamsAt(thing, undefined, ["reported"]);
+    const latest = streams.find((s) => s.affordance === name)?.latest;
+    return latest !== undefined && canonicalJson(latest.value) === canonicalJson(value);
   }
 
   private async target(

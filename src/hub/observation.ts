@@ -72,7 +72,7 @@ const BUSY_ATTEMPTS = 5;
 const MIN_POLL_MS = 100;
 const MAX_POLL_MS = 86_400_000;
 
-type RecordPolicy = "every" | "change";
+export type RecordPolicy = "every" | "change";
 
 /** What to observe of one affordance, read from the TD once per version. */
 interface Plan {
@@ -599,6 +599,21 @@ function keyOf(plan: Plan): string {
 
 function viaOf(href: string | undefined): string {
   return (href === undefined ? undefined : uriScheme(href)) ?? "hub";
+}
+
+/**
+ * Whether a property's values are recorded every time or only when they differ from the last one
+ * recorded: its `hyperthings:record`, else the Thing's, else "change" (a wrong value counts as absent).
+ */
+export function recordPolicyOf(
+  td: RegisteredThingDescription,
+  property: Record<string, unknown>,
+): RecordPolicy {
+  for (const where of [property, td as Record<string, unknown>]) {
+    const value = where[RECORD_TERM];
+    if (value === "every" || value === "change") return value;
+  }
+  return "change";
 }
 
 function valueHash(kind: string, value: unknown): string {
