@@ -56,6 +56,15 @@ export class GraphIndex implements GraphView {
     return this.things.size;
   }
 
+  /** Forgets everything (before a rebuild). */
+  clear(): void {
+    this.things.clear();
+    this.incomingEdges.clear();
+    this.byType.clear();
+    this.values.clear();
+    this.removedAt.clear();
+  }
+
   describe(td: RegisteredThingDescription, seq: number): void {
     const id = td.id;
     const existing = this.things.get(id);

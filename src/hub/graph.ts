@@ -169,6 +169,11 @@ export class Graph {
         for (const change of backlog) this.apply(change);
       }
     })();
+    // A failed build (the store closing, a read error) is tried again by the next request.
+    this.ready.catch(() => {
+      this.ready = undefined;
+      this.index.clear();
+    });
     return this.ready;
   }
 

@@ -1,0 +1,59 @@
+import { describe, expect, it } from "vitest";
+import { Vocabulary, type RegisteredThingDescription } from "../core/index.js";
+import { GraphIndex } from "./graph-index.js";
+
+const vocabulary = new Vocabulary({
+  prefixes: { s: "https://s.example/" },
+  classes: { "s:Lamp": ["s:Device"] },
+});
+
+function td(
+  id: string,
+  links: Array<{ rel: string; href: string }>,
+  type = "s:Lamp",
+): RegisteredThingDescription {
+  return {
+    "@context": "https://www.w3.org/2022/wot/td/v1.1",
+    "@type": type,
+    id,
+    title: id,
+    security: "nosec_sc",
+    securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+    links,
+  };
+}
+
+describe("the graph index", () => {
+  it("applies each description, removal and value once, in Log order, whatever order they arrive in", () => {
+    const index = new GraphIndex(vocabulary);
+    index.describe(td("u:a", [{ rel: "partOf", href: "u:b" }]), 5);
+    // An older description seen late (the rebuild racing the bus) changes nothing.
+    index.describe(td("u:a", [{ rel: "partOf", href: "u:c" }]), 3);
+    expect(index.outgoing("u:a").map((e) => e.to)).toEqual(["u:b"]);
+    expect(index.incoming("u:b").map((e) => e.from)).toEqual(["u:a"]);
+    index.report("u:a", "on", true, 9);
+    index.report("u:a", "on", false, 7);
+    expect(index.stateValue("u:a", "on")).toBe(true);
+
+    index.remove("u:a", 10);
+    index.describe(td("u:a", [{ rel: "partOf", href: "u:b" }]), 6);
+    expect(index.has("u:a")).toBe(false);
+    expect(index.incoming("u:b")).toEqual([]);
+    expect([...index.ofType("https://s.example/Lamp")]).toEqual([]);
+    expect([...index.withState("on")]).toEqual([]);
+
+    index.describe(td("u:a", [], "Lamp"), 11);
+    expect(index.typesOf("u:a")).toEqual(["https://s.example/Lamp"]);
+    expect(index.tdField("u:a", ["title"])).toBe("u:a");
+    expect(index.tdField("u:a", ["securityDefinitions"])).toBeUndefined();
+  });
+
+  it("moves an edge when a new description changes it, keeping other Things' edges to the same target", () => {
+    const index = new GraphIndex(vocabulary);
+    index.describe(td("u:a", [{ rel: "partOf", href: "u:x" }]), 1);
+    index.describe(td("u:b", [{ rel: "partOf", href: "u:x" }]), 2);
+    index.describe(td("u:a", [{ rel: "partOf", href: "u:y" }]), 3);
+    expect(index.incoming("u:x").map((e) => e.from)).toEqual(["u:b"]);
+    expect(index.incoming("u:y").map((e) => e.from)).toEqual(["u:a"]);
+  });
+});
