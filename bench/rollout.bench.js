@@ -28,7 +28,8 @@ const USAGE = `usage: node bench/rollout.bench.js [--things N] [--concurrency N]
   --concurrency N   the rollout's concurrency (default 200)
   --mqtt-share P    percent of the Things on MQTT (default 50; 0 without a broker)
 Other flags (given by bench/run.js to every bench) are ignored. The MQTT broker is
-HYPERTHINGS_TEST_MQTT_URL or mqtt://127.0.0.1:1883.`;
+HYPERTHINGS_TEST_MQTT_URL or mqtt://127.0.0.1:1883. ROLLOUT_BENCH_HUB_PROF=DIR writes a CPU
+profile of the hub there.`;
 
 function parseOptions(argv) {
   const options = { things: 10_000, concurrency: 200, mqttShare: 50 };
@@ -67,7 +68,21 @@ async function startHub(dataDir) {
     if (name.startsWith("HYPERTHINGS_") && name !== "HYPERTHINGS_ADMIN_TOKEN") delete env[name];
   const child = spawn(
     process.execPath,
-    [HUB_BIN, "serve", "--data", dataDir, "--port", "0", "--no-mqtt", "--no-observe", "--log-level", "warn"],
+    [
+      ...(process.env.ROLLOUT_BENCH_HUB_PROF
+        ? ["--cpu-prof", `--cpu-prof-dir=${process.env.ROLLOUT_BENCH_HUB_PROF}`]
+        : []),
+      HUB_BIN,
+      "serve",
+      "--data",
+      dataDir,
+      "--port",
+      "0",
+      "--no-mqtt",
+      "--no-observe",
+      "--log-level",
+      "warn",
+    ],
     { env, stdio: ["ignore", "pipe", "inherit"] },
   );
   const lines = createInterface({ input: child.stdout });
