@@ -141,8 +141,11 @@ describe("planRelease", () => {
       matches: new Map([[1, ["a", "b"]]]),
       only: new Set(["b"]),
     });
-    expect(some.problems.map((p) => p.step)).toEqual([0]);
+    // Narrowed to b, a step naming a Thing outside the selection is no problem of this plan.
+    expect(some.problems).toEqual([]);
     expect(some.things.map((t) => t.thing)).toEqual(["b"]);
+    const whole = planRelease(withSources, [lamp("a"), lamp("b")], { matches: new Map([[1, ["a", "b"]]]) });
+    expect(whole.problems.map((p) => p.step)).toEqual([0]);
   });
 
   it("marks two steps wanting different values of one property on one Thing as a conflict", () => {

@@ -197,7 +197,10 @@ export interface PlanOptions {
    * against the graph). A filter step without an entry matches nothing.
    */
   matches?: ReadonlyMap<number, readonly string[]>;
-  /** Plan only these Things (e.g. `--select`); a selector's match is judged before this. */
+  /**
+   * Plan only these Things (e.g. `--select`); the caller may leave the others out of `things`.
+   * A selector is then judged only within this set: one naming Things outside it is no problem.
+   */
   only?: ReadonlySet<string>;
 }
 
@@ -336,14 +339,11 @@ export function planRelease(release: Release, things: readonly PlanThing[], opti
   const plans = new Map<string, { plan: ThingPlan; desiredBy: Map<string, string> }>();
   release.steps.forEach((step, index) => {
     const source = release.provenance.steps?.[index];
-    const ids =
-      "id" in step.select
-        ? byId.has(step.select.id)
-          ? [step.select.id]
-          : []
-        : (options.matches?.get(index) ?? []);
+    const ids = "id" in step.select ? [step.select.id] : (options.matches?.get(index) ?? []);
     const matched = ids.filter((id) => byId.has(id));
-    if (matched.length === 0) {
+    // A narrowed plan (`only`) says nothing of the Things outside it.
+    const outside = options.only ? ids.some((id) => !options.only?.has(id)) : false;
+    if (matched.length === 0 && !outside) {
       problems.push({
         step: index,
         select: step.select,

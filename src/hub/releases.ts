@@ -16,6 +16,7 @@ import {
   type Release,
   type ReleaseSummary,
   type StepSource,
+  type ThingDescription,
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
 import type { ReleaseRecord, Store } from "../store/index.js";
@@ -23,6 +24,13 @@ import type { HubClock } from "./hub-clock.js";
 
 /** The Change kind that records a stored release. */
 export const RELEASED_KIND = "released";
+
+/** A Thing a filter matched; with its TD and reported state when the finder has them at hand. */
+export interface FoundThing {
+  id: string;
+  td?: ThingDescription;
+  state?: Record<string, unknown>;
+}
 
 /** How the hub finds the Things a graph filter matches (hub.graph). */
 export interface ThingFinder {
@@ -179,18 +187,25 @@ export class Releases {
   }
 
   /** A Thing as the planner needs it, or undefined when it is not registered (or has expired). */
-  private async planThing(id: string, release: string, forCheck = false): Promise<PlanThing | undefined> {
-    const record = await this.context.store.getThing(id);
-    if (!record) return undefined;
-    if (record.expires !== undefined && Date.parse(record.expires) <= this.context.clock.now().getTime()) {
-      return undefined;
+  private async planThing(
+    id: string,
+    release: string,
+    forCheck = false,
+    found?: FoundThing,
+  ): Promise<PlanThing | undefined> {
+    let td = found?.td;
+    if (!td) {
+      const record = await this.context.store.getThing(id);
+      if (!record) return undefined;
+      if (record.expires !== undefined && Date.parse(record.expires) <= this.context.clock.now().getTime()) {
+        return undefined;
+      }
+      td = record.td;
     }
-    const streams = await this.context.store.streamsAt(id, undefined, [
-      "reported",
-      "reachable",
-      "unreachable",
-    ]);
-    const state: Record<string, unknown> = {};
+    // A finder that gave the state saves reading the reported streams again.
+    const kinds = found?.state ? ["reachable", "unreachable"] : ["reported", "reachable", "unreachable"];
+    const streams = await this.context.store.streamsAt(id, undefined, kinds);
+    const state: Record<string, unknown> = { ...found?.state };
     let reachability = 0;
     let reachable = this.context.canCommand;
     for (const stream of streams) {
@@ -202,23 +217,23 @@ export class Releases {
     }
     const applied =
       forCheck || !this.context.appliedOf ? undefined : await this.context.appliedOf(release, id);
-    return { id, td: record.td, state, reachable: forCheck || reachable, ...(applied && { applied }) };
+    return { id, td, state, reachable: forCheck || reachable, ...(applied && { applied }) };
   }
 
-  private async resolve(filter: string): Promise<string[]> {
+  private async resolve(filter: string): Promise<FoundThing[]> {
     const finder = this.context.finder?.();
     if (!finder) return [];
-    const ids: string[] = [];
+    const found: FoundThing[] = [];
     let cursor: string | undefined;
     do {
       const page = await finder.query(filter, {
         limit: FILTER_PAGE,
         ...(cursor !== undefined && { cursor }),
       });
-      for (const item of page.items) ids.push(item.id);
+      found.push(...page.items);
       cursor = page.next;
     } while (cursor !== undefined);
-    return ids;
+    return found;
   }
 
   async get(id: string): Promise<Release> {
@@ -256,18 +271,29 @@ export class Releases {
     const release = await this.get(id);
     const matches = new Map<number, string[]>();
     const ids = new Set<string>();
+    const known = new Map<string, FoundThing>();
     for (const [index, step] of release.steps.entries()) {
       if ("id" in step.select) ids.add(step.select.id);
       else {
         const found = await this.resolve(step.select.filter);
-        matches.set(index, found);
-        for (const thing of found) ids.add(thing);
+        matches.set(
+          index,
+          found.map((f) => f.id),
+        );
+        for (const thing of found) {
+          ids.add(thing.id);
+          known.set(thing.id, thing);
+        }
       }
     }
-    const only = options.select === undefined ? undefined : new Set(await this.resolve(options.select));
+    const only =
+      options.select === undefined
+        ? undefined
+        : new Set((await this.resolve(options.select)).map((f) => f.id));
     const things: PlanThing[] = [];
     for (const thing of ids) {
-      const planned = await this.planThing(thing, release.id);
+      if (only && !only.has(thing)) continue;
+      const planned = await this.planThing(thing, release.id, false, known.get(thing));
       if (planned) things.push(planned);
     }
     return planRelease(release, things, { matches, ...(only && { only }) });
