@@ -20,6 +20,9 @@ export async function startDemoFleet(
   const fleet = await Fleet.start({
     host: "127.0.0.1",
     ...(options.chaosMs > 0 && { chaos: { intervalMs: options.chaosMs } }),
+    // The operator sees what the monkey did, to tell its drift from the Things' own changes.
+    onMischief: (m) =>
+      running.hub.logger.info({ thing: m.thing, affordance: m.affordance }, `chaos monkey: ${m.what}`),
     ...mqttOfHub(running),
   });
   try {
@@ -162,7 +165,10 @@ export function registerSimCommands(program: Command): void {
     .action(async (options: SimOptions, command: Command) => {
       const fleetOptions = fleetOptionsOf(options);
       const { Fleet } = await import("../sim/index.js");
-      const fleet = await Fleet.start(fleetOptions);
+      const fleet = await Fleet.start({
+        ...fleetOptions,
+        onMischief: (m) => process.stderr.write(`chaos monkey: ${m.what} (${m.thing})\n`),
+      });
       const out = process.stdout;
       const descriptions = fleet.descriptions();
       out.write(

@@ -1,0 +1,64 @@
+// `things sim` as a person runs it: a child process that prints where each TD is; `--scale 3`
+// runs three copies with unique ids, `--register` puts them in a hub, bad options are one line.
+import { describe, expect, it } from "vitest";
+import { simThingId } from "../src/sim/index.js";
+import { startTestHub } from "./support/test-hub.js";
+import { runThings as run } from "./support/things-process.js";
+
+describe("things sim", () => {
+  it("runs three copies of the fleet with unique ids, serves each TD where it says, and stops on SIGINT", async () => {
+    const sim = run(["sim", "--scale", "3"]);
+    try {
+      const [, count] = await sim.waitFor(/Simulated fleet: (\d+) Things over HTTP/);
+      // The listing ends with a line that says how to stop it.
+      await sim.waitFor(/Ctrl-C stops it/);
+      const things = [...sim.stdout().matchAll(/^ {2}(urn:\S+) {2}(http:\S+)$/gm)];
+      expect(things).toHaveLength(Number(count));
+      const ids = things.map((m) => m[1]);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids.length).toBe(3 * 7);
+      expect(ids).toEqual(
+        expect.arrayContaining([simThingId("espresso-machine"), simThingId("espresso-machine", 2)]),
+      );
+      for (const [, id, url] of things.slice(0, 7)) {
+        const td = (await (await fetch(url as string)).json()) as { id: string; base: string };
+        expect(td).toMatchObject({ id, base: url });
+      }
+    } finally {
+      sim.process.kill("SIGINT");
+    }
+    expect(await sim.exited).toBe(0);
+  });
+
+  it("registers every Thing with a hub given by --register and --token", async () => {
+    const hub = await startTestHub();
+    const sim = run(["sim", "--only", "espresso,containers", "--scale", "2", "--register", hub.url], {
+      HYPERTHINGS_TOKEN: hub.token,
+    });
+    try {
+      const [, count] = await sim.waitFor(/registered (\d+) Things with/);
+      expect(Number(count)).toBe(2 * 5);
+      const listed = (await (await hub.request("/things?limit=100")).json()) as {
+        id: string;
+        base: string;
+      }[];
+      expect(listed.map((td) => td.id).sort()).toEqual(
+        ["espresso-machine", "host-1", "container-web", "container-orders", "container-cache"]
+          .flatMap((name) => [simThingId(name), simThingId(name, 1)])
+          .sort(),
+      );
+      // Each registered TD points at the simulator that serves it.
+      for (const td of listed.slice(0, 3)) expect((await fetch(td.base)).status).toBe(200);
+    } finally {
+      sim.process.kill("SIGINT");
+      await hub.stop();
+    }
+    expect(await sim.exited).toBe(0);
+  });
+
+  it("says in one line what is wrong with its options, and exits non-zero", async () => {
+    const sim = run(["sim", "--scale", "0"]);
+    expect(await sim.exited).toBe(2);
+    expect(sim.stderr().trim()).toBe('things: --scale must be a whole number ≥ 1, not "0"');
+  });
+});

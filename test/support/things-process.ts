@@ -1,0 +1,61 @@
+// `things` as a child process, as a person runs it: its output read as it comes, a wait for a
+// line bounded in time, and its exit code.
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const BIN = fileURLToPath(new URL("../../bin/things.js", import.meta.url));
+/** The longest a child may take to say something a test waits for. */
+export const OUTPUT_BOUND_MS = 20_000;
+
+export interface ThingsProcess {
+  process: ChildProcessWithoutNullStreams;
+  /** Resolves with the first match of `pattern` in stdout (now or later); fails after a bound. */
+  waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  stdout(): string;
+  stderr(): string;
+}
+
+export function runThings(args: string[], env: NodeJS.ProcessEnv = {}): ThingsProcess {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, HYPERTHINGS_LOG_LEVEL: "warn", ...env },
+  });
+  let out = "";
+  let err = "";
+  const waiters: (() => void)[] = [];
+  child.stdout.on("data", (chunk: Buffer) => {
+    out += chunk.toString("utf8");
+    for (const w of waiters.splice(0)) w();
+  });
+  child.stderr.on("data", (chunk: Buffer) => (err += chunk.toString("utf8")));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return {
+    process: child,
+    exited,
+    stdout: () => out,
+    stderr: () => err,
+    waitFor(pattern) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no ${String(pattern)} in: ${out}\nstderr: ${err}`)),
+          OUTPUT_BOUND_MS,
+        );
+        const check = () => {
+          const match = pattern.exec(out);
+          if (match) {
+            clearTimeout(timer);
+            resolve(match);
+          } else waiters.push(check);
+        };
+        void exited.then(() => {
+          if (!pattern.test(out)) {
+            clearTimeout(timer);
+            reject(new Error(`exited before ${String(pattern)}: ${out}\nstderr: ${err}`));
+          }
+        });
+        check();
+      });
+    },
+  };
+}
