@@ -12,5 +12,7 @@ export default defineConfig({
     emptyOutDir: true,
     target: "es2022",
     chunkSizeWarningLimit: 1024,
+    // Rolldown's note on plugin timings is noise in every `npm run build`.
+    rolldownOptions: { checks: { pluginTimings: false } },
   },
 });

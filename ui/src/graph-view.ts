@@ -100,6 +100,7 @@ export const graphView: View = ({ client, live }, root) => {
       const tds: RegisteredThingDescription[] = [];
       for await (const td of client.listAll({ pageSize: PAGE_SIZE })) tds.push(td);
       if (abort.signal.aborted) return;
+      performance.measure("graph-load", "graph-start");
       const { nodes, edges } = graphOf(tds);
       const types = legendOf(nodes);
       const positions = layoutOf(nodes);
@@ -121,6 +122,7 @@ export const graphView: View = ({ client, live }, root) => {
         h("li", {}, h("span", { class: "swatch", style: `background:${UNREACHABLE_COLOR}` }), "unreachable"),
       );
       replace(status, `${nodes.length} Things, ${edges.length} links. Click a node to open it.`);
+      performance.mark("graph-built");
       renderer = new Sigma(graph, canvas, {
         settings: {
           renderEdgeLabels: nodes.length <= 200,
@@ -128,6 +130,7 @@ export const graphView: View = ({ client, live }, root) => {
           labelRenderedSizeThreshold: 8,
         },
       });
+      performance.measure("graph-sigma", "graph-built");
       renderer.on("clickNode", ({ node }) => {
         location.hash = thingHref(node);
       });
