@@ -228,9 +228,20 @@ describe("HistoryTail", () => {
           const removed = all.filter((_, i) => entries[i]?.[1] === true);
           tail.remove(removed);
           const left = all.filter((_, i) => entries[i]?.[1] !== true);
+          // The same entries in index order (as a merge chunk gives them): runs per stream, some
+          // of them a stream's oldest entries (cut off as a prefix), some not.
+          const byIndex = new HistoryTail();
+          for (const e of all) byIndex.add(e.key, e.seq);
+          byIndex.remove(
+            [...removed].sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : x.seq - y.seq)),
+          );
 
           expect(tail.size).toBe(left.length);
+          expect(byIndex.size).toBe(left.length);
           for (const key of keys) {
+            expect(byIndex.range(key, 0, Number.MAX_SAFE_INTEGER)).toEqual(
+              left.filter((e) => e.key === key).map((e) => e.seq),
+            );
             const seqs = left.filter((e) => e.key === key).map((e) => e.seq);
             expect(tail.range(key, a, b)).toEqual(seqs.filter((s) => s > a && s < b));
             expect(tail.latest(key, a)).toBe(seqs.filter((s) => s <= a).at(-1));

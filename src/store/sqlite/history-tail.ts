@@ -99,8 +99,33 @@ export class HistoryTail {
     return seqs[i] === seq;
   }
 
-  /** Forgets entries that are now in the table. */
+  /**
+   * Forgets entries that are now in the table. A merge chunk takes the oldest entries of each of
+   * its streams, so each run of one stream's entries is checked against the start of that
+   * stream and cut off as a prefix; anything else is removed entry by entry.
+   */
   remove(entries: readonly TailEntry[]): void {
+    let general: TailEntry[] | undefined;
+    for (let i = 0; i < entries.length;) {
+      const key = (entries[i] as TailEntry).key;
+      let j = i + 1;
+      while (j < entries.length && (entries[j] as TailEntry).key === key) j++;
+      const seqs = this.streams.get(key);
+      const n = j - i;
+      let prefix = seqs !== undefined && n <= seqs.length;
+      for (let k = 0; prefix && k < n; k++)
+        if (seqs?.[k] !== (entries[i + k] as TailEntry).seq) prefix = false;
+      if (prefix && seqs) {
+        seqs.splice(0, n);
+        this.count -= n;
+        if (seqs.length === 0) this.streams.delete(key);
+      } else (general ??= []).push(...entries.slice(i, j));
+      i = j;
+    }
+    if (general) this.removeEach(general);
+  }
+
+  private removeEach(entries: readonly TailEntry[]): void {
     const byKey = new Map<string, Set<number>>();
     for (const e of entries) {
       let set = byKey.get(e.key);

@@ -430,7 +430,18 @@ export class SqliteLog {
    */
   mergeChunk(cycle: LogMergeCycle, limit: number): MergeChunk {
     const entries = cycle.history.nextChunk(limit);
-    for (const entry of entries) this.stmt.insertHistory.run(...splitStreamKey(entry.key), entry.seq);
+    // A chunk holds long runs of one stream: its key is split once per run.
+    let key: string | undefined;
+    let thing = "";
+    let affordance = "";
+    let kind = "";
+    for (const entry of entries) {
+      if (entry.key !== key) {
+        key = entry.key;
+        [thing, affordance, kind] = splitStreamKey(key);
+      }
+      this.stmt.insertHistory.run(thing, affordance, kind, entry.seq);
+    }
     if (entries.length > 0) return { entries, done: false };
     if (cycle.position < cycle.streams.length) {
       const end = Math.min(cycle.position + limit, cycle.streams.length);
