@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import {
   ChaosMonkey,
+  Container,
   EspressoMachine,
+  MicroService,
   Fleet,
   NetworkSwitch,
   SETPOINT_RANGE,
@@ -166,6 +168,28 @@ describe("the simulated fleet with a hub", () => {
     }
   });
 
+  it("starts, stops and restarts containers through the hub; the service on one goes critical while it is down", async () => {
+    const orders = fleet.thing(simThingId("container-orders"), Container);
+    const service = fleet.thing(simThingId("order-service"), MicroService);
+    const invoke = (name: string) =>
+      hub.request(`${thingPath(orders.id)}/actions/${name}`, { method: "POST" });
+    expect(service.health).toBe("passing");
+    expect((await invoke("stop")).status).toBe(200);
+    expect(orders.state).toBe("exited");
+    expect(service.health).toBe("critical");
+    expect(await json(await invoke("stop"))).toMatchObject({ device: { status: 409 } });
+    expect((await invoke("start")).status).toBe(200);
+    expect(orders.state).toBe("running");
+    expect((await invoke("restart")).status).toBe(200);
+    expect(orders.state).toBe("restarting");
+    fleet.advance(5);
+    expect(orders).toMatchObject({ state: "running", restarts: 1 });
+    const host = (await json(
+      await hub.request(`${thingPath(simThingId("host-1"))}/properties/containers`),
+    )) as Record<string, string>;
+    expect(host).toEqual({ web: "running", orders: "running", cache: "running" });
+  });
+
   it("has its Homie sensors registered by the hub's auto-inventory, and observed", async () => {
     expect(fleet.homieDevices).toHaveLength(4);
     for (const id of fleet.homieDevices) {
@@ -183,6 +207,27 @@ describe("the simulated fleet with a hub", () => {
       (c) => c.thing === kitchen && c.kind === "reported" && c.affordance === "climate_temperature",
     );
     expect(typeof reported.value).toBe("number");
+  });
+
+  it("writes a Homie sensor's settable property through the hub, over MQTT", async () => {
+    const kitchen = fleet.sensors[0];
+    expect(kitchen?.led).toBe(false);
+    const after = await lastSeq(hub);
+    const id = `urn:homie:${kitchen?.device ?? ""}`;
+    const write = await hub.request(`${thingPath(id)}/properties/indicator_led`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: "true",
+    });
+    expect(write.status).toBeLessThan(300);
+    // The sensor takes the value and publishes it; the hub records what it reports.
+    const reported = await changeAfter(
+      hub,
+      after,
+      (c) => c.thing === id && c.kind === "reported" && c.affordance === "indicator_led" && c.value === true,
+    );
+    expect(reported.value).toBe(true);
+    expect(kitchen?.led).toBe(true);
   });
 
   it("lets the chaos monkey change a setpoint behind the hub's back, and the hub records it as observed", async () => {
