@@ -295,12 +295,11 @@ export class Rollouts {
     const queue = [...(await allSteps(store, id, "applying")), ...(await allSteps(store, id, "pending"))];
     this.emit({ type: "status", rollout: id, status: "running", progress: { ...run.progress } });
     if (run.failures > run.rollout.options.maxFailures) await this.stop(run);
+    let next = 0;
     const worker = async (): Promise<void> => {
-      for (;;) {
-        if (this.closing || run.stopped) return;
-        const step = queue.shift();
-        if (!step) return;
-        await this.applyStep(run, step);
+      while (!this.closing && !run.stopped && next < queue.length) {
+        const step = queue[next++];
+        if (step) await this.applyStep(run, step);
       }
     };
     const workers = Math.min(run.rollout.options.concurrency, Math.max(queue.length, 1));
