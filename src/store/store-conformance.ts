@@ -1599,6 +1599,97 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
       });
     });
 
+    describe("the rollout ledger", () => {
+      const rollout = (id: string, release = "sha256:r1") => ({
+        id,
+        release,
+        name: "r1",
+        status: "running" as const,
+        options: { concurrency: 2, maxFailures: 0 },
+        actor: "test",
+        created: T1,
+      });
+      const step = (id: string, thing: string, position: number, release = "sha256:r1") => ({
+        rollout: id,
+        release,
+        thing,
+        position,
+        status: "pending" as const,
+        items: [{ kind: "property" as const, name: "level", desired: position, status: "pending" as const }],
+        desired: { level: position },
+        updated: T1,
+      });
+
+      it("records a rollout with its steps; claims a step once; ends it, skipping what was pending", async () => {
+        await store.createRollout(rollout("u1"), [
+          step("u1", "urn:a", 0),
+          step("u1", "urn:b", 1),
+          step("u1", "urn:c", 2),
+        ]);
+        expect(await store.getRollout("u1")).toStrictEqual(rollout("u1"));
+        const claim = { status: "applying" as const, updated: T2, expect: "pending" as const };
+        expect(await store.updateRolloutStep("u1", "urn:a", claim)).toBe(true);
+        expect(await store.updateRolloutStep("u1", "urn:a", claim)).toBe(false);
+        const failed = [
+          {
+            kind: "property" as const,
+            name: "level",
+            desired: 0,
+            status: "failed" as const,
+            error: { reason: "status" },
+          },
+        ];
+        await store.updateRolloutStep("u1", "urn:a", {
+          status: "failed",
+          items: failed,
+          reason: "refused",
+          updated: T2,
+        });
+        expect(await store.endRollout("u1", "failed", T3, "too many failures")).toBe(true);
+        expect(await store.endRollout("u1", "completed", T3)).toBe(false);
+        expect(await store.getRollout("u1")).toMatchObject({
+          status: "failed",
+          ended: T3,
+          reason: "too many failures",
+        });
+        const steps = await store.rolloutSteps("u1", { limit: 10 });
+        expect(steps.map((x) => [x.thing, x.status])).toStrictEqual([
+          ["urn:a", "failed"],
+          ["urn:b", "skipped"],
+          ["urn:c", "skipped"],
+        ]);
+        expect(steps[0]?.items).toStrictEqual(failed);
+        expect(await store.rolloutSteps("u1", { status: "skipped", after: 1, limit: 10 })).toHaveLength(1);
+        expect(await store.rolloutProgress("u1")).toStrictEqual({
+          pending: 0,
+          applying: 0,
+          completed: 0,
+          failed: 1,
+          skipped: 2,
+          total: 3,
+        });
+        expect((await store.rolloutStepsOfThing("urn:b")).map((x) => x.rollout)).toStrictEqual(["u1"]);
+      });
+
+      it("refuses a second running rollout of the same release, and lists rollouts newest first", async () => {
+        await store.createRollout(rollout("u1"), [step("u1", "urn:a", 0)]);
+        await expect(store.createRollout(rollout("u2"), [step("u2", "urn:a", 0)])).rejects.toBeInstanceOf(
+          ConflictError,
+        );
+        expect(await store.getRollout("u2")).toBeUndefined();
+        await store.createRollout({ ...rollout("u3", "sha256:r2"), created: T2 }, [
+          step("u3", "urn:a", 0, "sha256:r2"),
+        ]);
+        await store.endRollout("u1", "completed", T3);
+        await store.createRollout({ ...rollout("u4"), created: T3 }, [step("u4", "urn:a", 0)]);
+        const listed = await store.listRollouts({ limit: 10, offset: 0 });
+        expect(listed.map((r) => r.id)).toStrictEqual(["u4", "u3", "u1"]);
+        expect(
+          (await store.listRollouts({ status: "running", limit: 10, offset: 0 })).map((r) => r.id),
+        ).toStrictEqual(["u4", "u3"]);
+      });
+    });
+
     describe("close", () => {
       it("commits every queued write before close() resolves; writes after close() reject", async ({
         skip,
