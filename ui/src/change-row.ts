@@ -8,6 +8,16 @@ export function timeOfChange(change: Pick<Change, "hlc">): number {
   return Number.parseInt(change.hlc.slice(0, 12), 16);
 }
 
+const MAX_VALUE_TEXT = 160;
+
+/** A value cut to a line or two (a `described` Change holds a whole TD); all of it as the tooltip. */
+function valueText(value: unknown): HTMLElement {
+  const text = show(value);
+  return text.length <= MAX_VALUE_TEXT
+    ? h("span", {}, text)
+    : h("span", { title: text.slice(0, 4000) }, `${text.slice(0, MAX_VALUE_TEXT)}…`);
+}
+
 export function changeRow(
   change: Change,
   options: { showThing?: boolean; titleOf?: (id: string) => string } = {},
@@ -25,8 +35,9 @@ export function changeRow(
     h(
       "td",
       { class: "value" },
-      change.value === undefined ? "" : show(change.value),
-      change.previous !== undefined && h("span", { class: "muted" }, ` (was ${show(change.previous)})`),
+      change.value === undefined ? "" : valueText(change.value),
+      change.previous !== undefined &&
+        h("span", { class: "muted" }, " (was ", valueText(change.previous), ")"),
     ),
     h(
       "td",
