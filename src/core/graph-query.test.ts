@@ -22,7 +22,11 @@ function viewOf(nodes: Record<string, Node>): GraphView {
       incoming.set(to, [...(incoming.get(to) ?? []), { relIri: rel, from: id }]);
     }
   }
+  const typed = (iri: string) => Object.keys(nodes).filter((id) => nodes[id]?.types?.includes(iri));
   return {
+    size: Object.keys(nodes).length,
+    countOfType: (iri) => typed(iri).length,
+    countWithState: (p) => Object.values(nodes).filter((n) => n.state?.[p] !== undefined).length,
     ids: () => Object.keys(nodes),
     has: (id) => id in nodes,
     ofType: (iri) => Object.keys(nodes).filter((id) => nodes[id]?.types?.includes(iri)),

@@ -9,8 +9,14 @@ export interface GraphView {
   /** Every registered Thing's id. */
   ids(): Iterable<string>;
   has(id: string): boolean;
+  /** How many Things are registered. */
+  readonly size: number;
   /** The Things whose `@type` includes this full IRI. */
   ofType(iri: string): Iterable<string>;
+  /** How many Things `ofType(iri)` lists. */
+  countOfType(iri: string): number;
+  /** How many Things `withState(property)` lists, at most. */
+  countWithState(property: string): number;
   /** A Thing's `@type` values as full IRIs. */
   typesOf(id: string): readonly string[];
   /** Edges out of a Thing (rel as a full IRI). */
@@ -106,6 +112,33 @@ class Evaluation {
     return set;
   }
 
+  /** An upper bound on how many Things an enumerable node lists, cheap to work out. */
+  private estimate(q: GraphQuery): number {
+    if (this.memo.has(q)) return this.memo.get(q)?.size ?? 0;
+    switch (q.op) {
+      case "compare":
+        if (q.field.kind === "id") return 1;
+        if (q.field.kind === "type") {
+          let n = 0;
+          for (const iri of this.typeSet(q)) n += this.view.countOfType(iri);
+          return n;
+        }
+        // A comparison keeps part of the values it scans, and scanning a value index is cheaper
+        // than building a set of every Thing of a type: a tie goes to the values.
+        if (q.field.kind === "state") return this.view.countWithState(q.field.path[0] ?? "") / 2;
+        return this.view.size;
+      case "related":
+        // A traversal from a few Things reaches few; from everything, anything.
+        return q.where && this.enumerable(q.where) ? this.estimate(q.where) + 1 : this.view.size;
+      case "and":
+        return Math.min(...q.of.filter((c) => this.enumerable(c)).map((c) => this.estimate(c)));
+      case "or":
+        return q.of.reduce((n, c) => n + this.estimate(c), 0);
+      case "not":
+        return this.view.size;
+    }
+  }
+
   /** Every registered Thing matching `q`. */
   set(q: GraphQuery): Set<string> {
     let result = this.memo.get(q);
@@ -126,14 +159,20 @@ class Evaluation {
       case "compare":
         return this.compareSet(q);
       case "and": {
-        const enumerable = q.of.filter((c) => this.enumerable(c));
-        const others = q.of.filter((c) => !this.enumerable(c));
-        const sets = enumerable.map((c) => this.set(c)).sort((a, b) => a.size - b.size);
-        const [base, ...rest] = sets;
-        const keep = (id: string) => rest.every((s) => s.has(id)) && others.every((c) => this.test(c, id));
+        // Only the most selective indexed term lists its matches; the others are tested on them
+        // (a typed 3-hop traversal lists the few Things the traversal reaches, not every sensor).
+        let base: GraphQuery | undefined;
+        let best = Infinity;
+        for (const c of q.of) {
+          if (!this.enumerable(c)) continue;
+          const estimate = this.estimate(c);
+          if (estimate < best) [base, best] = [c, estimate];
+        }
+        const others = q.of.filter((c) => c !== base);
+        const keep = (id: string) => others.every((c) => this.test(c, id));
         if (!base) return this.filterAll(keep);
         const out = new Set<string>();
-        for (const id of base) if (keep(id)) out.add(id);
+        for (const id of this.set(base)) if (keep(id)) out.add(id);
         return out;
       }
       case "or": {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
+import fc from "fast-check";
 import { Vocabulary, type RegisteredThingDescription } from "../core/index.js";
 import { GraphIndex } from "./graph-index.js";
+import { smallestAfter } from "./graph.js";
 
 const vocabulary = new Vocabulary({
   prefixes: { s: "https://s.example/" },
@@ -55,5 +57,25 @@ describe("the graph index", () => {
     index.describe(td("u:a", [{ rel: "partOf", href: "u:y" }]), 3);
     expect(index.incoming("u:x").map((e) => e.from)).toEqual(["u:b"]);
     expect(index.incoming("u:y").map((e) => e.from)).toEqual(["u:a"]);
+  });
+});
+
+describe("a page's ids", () => {
+  it("are the k smallest after the cursor, sorted, like sorting them all (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.string({ maxLength: 4 }), { maxLength: 60 }),
+        fc.option(fc.string({ maxLength: 4 }), { nil: undefined }),
+        fc.integer({ min: 1, max: 10 }),
+        (ids, after, k) => {
+          const want = ids
+            .filter((id) => after === undefined || id > after)
+            .sort()
+            .slice(0, k);
+          expect(smallestAfter(ids, after, k)).toEqual(want);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -149,6 +149,12 @@ export class GraphIndex implements GraphView {
   ofType(iri: string): Iterable<string> {
     return this.byType.get(iri) ?? NO_EDGES;
   }
+  countOfType(iri: string): number {
+    return this.byType.get(iri)?.size ?? 0;
+  }
+  countWithState(property: string): number {
+    return this.values.get(property)?.size ?? 0;
+  }
   typesOf(id: string): readonly string[] {
     return this.things.get(id)?.types ?? NO_EDGES;
   }

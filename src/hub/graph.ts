@@ -97,6 +97,25 @@ function decodeCursor(cursor: string): string {
   ]);
 }
 
+/** The `k` smallest ids greater than `after`, sorted (binary insertion: ~k·log(n/k) inserts). */
+export function smallestAfter(ids: Iterable<string>, after: string | undefined, k: number): string[] {
+  const best: string[] = [];
+  for (const id of ids) {
+    if (after !== undefined && id <= after) continue;
+    if (best.length === k && id >= (best[k - 1] ?? "")) continue;
+    let lo = 0;
+    let hi = best.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((best[mid] ?? "") < id) lo = mid + 1;
+      else hi = mid;
+    }
+    best.splice(lo, 0, id);
+    if (best.length > k) best.pop();
+  }
+  return best;
+}
+
 export class Graph {
   private readonly index: GraphIndex;
   private ready: Promise<void> | undefined;
@@ -199,25 +218,19 @@ export class Graph {
       maxEdgeVisits: this.maxEdgeVisits,
       pointer: "/query/filter",
     });
-    const ids: string[] = [];
-    for (const id of matches) if (after === undefined || id > after) ids.push(id);
-    ids.sort();
+    // The page's ids: the smallest `limit + 1` after the cursor, without sorting every match.
+    const ids = smallestAfter(matches, after, page.limit + 1);
     const items: GraphItem[] = [];
     const now = this.deps.clock.now();
-    let last: string | undefined;
-    let more = false;
-    for (const id of ids) {
-      if (items.length === page.limit) {
-        more = true;
-        break;
-      }
-      last = id;
+    const more = ids.length > page.limit;
+    const last = more ? ids[page.limit - 1] : undefined;
+    for (const id of ids.slice(0, page.limit)) {
       const record = await this.deps.store.getThing(id);
       // Removed meanwhile, or expired and not yet swept: not in the directory any more.
       if (!record || (record.expires !== undefined && Date.parse(record.expires) <= now.getTime())) continue;
       items.push({ id, td: this.deps.directory.enriched(record, now), state: await this.stateOf(id) });
     }
-    return { items, ...(more && last !== undefined && { next: encodeCursor(last) }) };
+    return { items, ...(last !== undefined && { next: encodeCursor(last) }) };
   }
 
   private async stateOf(id: string): Promise<Record<string, unknown>> {
