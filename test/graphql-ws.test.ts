@@ -2,11 +2,13 @@
 // authentication in connection_init, subscriptions fed by live Changes, resumption after the hub
 // drops a socket, and the per-socket limits.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FormattedExecutionResult as ExecutionResult } from "graphql";
+import type { FormattedExecutionResult } from "graphql";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import { GraphqlClient, type GraphqlChange, type SocketStatus } from "../src/client/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+type ExecutionResult = FormattedExecutionResult<Record<string, unknown>, unknown>;
 
 const READ_TOKEN = "reader-token-0123456789";
 const BOUND_MS = 10_000;

@@ -5,7 +5,15 @@
 import type { FastifyInstance } from "fastify";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { OperationTypeNode, type ExecutionArgs, type GraphQLSchema } from "graphql";
+import {
+  OperationTypeNode,
+  createSourceEventStream,
+  execute,
+  type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type GraphQLSchema,
+} from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Hub, Principal } from "../../hub/index.js";
@@ -36,14 +44,64 @@ function closeReason(text: string): string {
         .replace(/\uFFFD+$/, "")}…`;
 }
 
+type Result = ExecutionResult | Promise<ExecutionResult>;
+
+/**
+ * graphql-js's `subscribe`, except that the selection is executed once per event and operation
+ * text: the same Change reaches every subscription as one object, so subscribers that asked the
+ * same thing (a dashboard open a thousand times) share one result. Resolvers of the streamed
+ * types read only the event, never who asks (authorisation is per operation, before it runs).
+ */
+function sharedSubscribe(keys: WeakMap<DocumentNode, string>) {
+  const results = new WeakMap<object, Map<string, Result>>();
+  return async (args: ExecutionArgs) => {
+    const source = await createSourceEventStream(args);
+    if (!(Symbol.asyncIterator in source)) return source;
+    const iterator = source[Symbol.asyncIterator]();
+    const key = keys.get(args.document);
+    const resultOf = (event: unknown): Result => {
+      const run = () => execute({ ...args, rootValue: event });
+      if (key === undefined || typeof event !== "object" || event === null) return run();
+      let byKey = results.get(event);
+      if (!byKey) results.set(event, (byKey = new Map<string, Result>()));
+      let result = byKey.get(key);
+      if (!result) byKey.set(key, (result = run()));
+      return result;
+    };
+    // Written out rather than as an async generator, so that `return` ends the stream at once
+    // even while it waits for an event.
+    const stream: AsyncIterableIterator<ExecutionResult> = {
+      [Symbol.asyncIterator]: () => stream,
+      next: async () => {
+        const item = await iterator.next();
+        return item.done
+          ? { value: undefined, done: true }
+          : { value: await resultOf(item.value), done: false };
+      },
+      return: async () => {
+        await iterator.return?.();
+        return { value: undefined, done: true };
+      },
+      throw: async (error: unknown) => {
+        await iterator.return?.();
+        throw error;
+      },
+    };
+    return stream;
+  };
+}
+
 export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: GraphQLSchema): void {
   const limits = hub.config.graphql;
   const rules = validationRules(limits);
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxPayload });
   const states = new WeakMap<WebSocket, SocketState>();
+  /** Each subscription's document → its operation text and variables, for sharing results. */
+  const documentKeys = new WeakMap<DocumentNode, string>();
 
   useServer<Record<string, unknown> | undefined>(
     {
+      subscribe: sharedSubscribe(documentKeys),
       // The hub's own checks (parse, limits, authorisation) run in onSubscribe; errors go out formatted.
       onConnect: (ctx) => {
         const socket = ctx.extra.socket;
@@ -111,6 +169,10 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
             ];
           }
           state.subscriptions.add(id);
+          documentKeys.set(
+            prepared.document,
+            `${payload.operationName ?? ""}\u0000${JSON.stringify(payload.variables ?? null)}\u0000${payload.query}`,
+          );
         }
         const args: ExecutionArgs = {
           schema,
