@@ -78,16 +78,22 @@ export class ReportBatches {
 
   async #run(lane: Lane): Promise<void> {
     lane.busy = true;
-    while (lane.waiting.length > 0) {
-      const batch =
-        lane.waiting.length <= MAX_REPORTS_PER_CALL
-          ? lane.waiting
-          : lane.waiting.slice(0, MAX_REPORTS_PER_CALL);
-      lane.waiting = batch === lane.waiting ? [] : lane.waiting.slice(MAX_REPORTS_PER_CALL);
-      await this.#commit(lane, batch);
+    let batch: Waiting[] = [];
+    try {
+      while (lane.waiting.length > 0) {
+        batch = lane.waiting.slice(0, MAX_REPORTS_PER_CALL);
+        lane.waiting = lane.waiting.slice(batch.length);
+        await this.#commit(lane, batch);
+        batch = [];
+      }
+    } catch (error) {
+      // Only a bug gets here (#commit settles what ingest refuses): nothing may wait forever.
+      for (const waiting of [...batch, ...lane.waiting]) waiting.reject(error);
+      lane.waiting = [];
+    } finally {
+      lane.busy = false;
+      this.#lanes.delete(lane.key);
     }
-    lane.busy = false;
-    this.#lanes.delete(lane.key);
   }
 
   async #commit(lane: Lane, batch: Waiting[]): Promise<void> {
