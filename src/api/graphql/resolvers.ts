@@ -216,6 +216,24 @@ function commandsOf(hub: Hub) {
 const query: Record<string, Resolver> = {
   thing: (_, args, { hub }) => findThing(hub, args.id as string),
 
+  releases: async (_, args, { hub, limits }) => {
+    const name = optional(args.name);
+    const page = await hub.releases.list({
+      limit: pageSize(args.first, limits),
+      ...(typeof args.after === "number" && { before: args.after }),
+      ...(name !== undefined && { name }),
+    });
+    return { releases: page.releases, next: page.next ?? null };
+  },
+  release: async (_, args, { hub }) => {
+    const record = await hub.store.getRelease(args.id as string);
+    return record ? { ...record.release, storedAt: record.storedAt } : null;
+  },
+  plan: (_, args, { hub }) => {
+    const select = optional(args.select);
+    return hub.releases.plan(args.release as string, select === undefined ? {} : { select });
+  },
+
   things: async (_, args, { hub, limits }) => {
     const limit = pageSize(args.first, limits);
     const filter = optional(args.filter);
@@ -308,6 +326,10 @@ const query: Record<string, Resolver> = {
 };
 
 const mutation: Record<string, Resolver> = {
+  storeRelease: async (_, args, context) => {
+    const result = await context.hub.releases.store(args.document, causeOf(context));
+    return { id: result.release.id, created: result.created, storedAt: result.storedAt };
+  },
   register: async (_, args, context) => {
     const td = args.td;
     const id =

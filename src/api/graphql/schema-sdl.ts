@@ -58,12 +58,30 @@ export const SCHEMA_SDL = /* GraphQL */ `
     The Log's head (size and RFC 9162 root) and its latest signed checkpoint.
     """
     log: LogHead!
+    """
+    Stored releases, newest first (docs/releases.md). 'after' is the 'next' of the previous page.
+    """
+    releases(name: String, first: Int = 100, after: Int): ReleasePage!
+    """
+    One release document with its provenance (docs/releases.md), or null when none has this id.
+    """
+    release(id: ID!): JSON
+    """
+    What rolling a release out would do now, per Thing: the plan of GET /releases/{id}/plan. 'select',
+    a graph filter, narrows it to the Things it matches.
+    """
+    plan(release: ID!, select: String): JSON!
   }
 
   """
   Commands: every one becomes Changes in the Log, caused by the authenticated actor.
   """
   type Mutation {
+    """
+    Stores a release document built by 'things build' (POST /releases): validated, its id recomputed;
+    storing an id already stored changes nothing ('created' false).
+    """
+    storeRelease(document: JSON!): StoredRelease!
     """
     Registers or replaces a TD (with an id), or registers an anonymous one (a urn:uuid id is given).
     """
@@ -174,6 +192,35 @@ export const SCHEMA_SDL = /* GraphQL */ `
     Links to this Thing from others, of one rel or all.
     """
     linkedFrom(rel: String): [Link!]!
+  }
+
+  """
+  A stored release, as listed (docs/releases.md).
+  """
+  type ReleaseSummary {
+    id: ID!
+    name: String!
+    supersedes: ID
+    "record, alert or revert"
+    drift: String!
+    steps: Int!
+    builtAt: String!
+    builder: String!
+    storedAt: String!
+  }
+
+  type ReleasePage {
+    releases: [ReleaseSummary!]!
+    """
+    Give it back as 'after' for the next page; null on the last page.
+    """
+    next: Int
+  }
+
+  type StoredRelease {
+    id: ID!
+    created: Boolean!
+    storedAt: String!
   }
 
   type ThingPage {
