@@ -3,11 +3,12 @@
 // `things lineage ID`: rollouts, what drifts now, and which release replaced which on a Thing.
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { RolloutClient, type RolloutEvent, type RolloutView } from "../client/index.js";
+import { ReleaseClient, RolloutClient, type RolloutEvent, type RolloutView } from "../client/index.js";
 import type { RolloutProgress } from "../core/index.js";
 import { CliError } from "./cli-error.js";
 import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
 import { compactValue, localTime } from "./history-commands.js";
+import { resolveRelease } from "./release-commands.js";
 import { formatTable } from "./table.js";
 
 const ROLLOUT_EXIT_CODES =
@@ -110,7 +111,10 @@ export function registerRolloutCommands(program: Command): void {
   program
     .command("rollout")
     .description("apply a release once, Thing by Thing, through the Things' own APIs")
-    .argument("<release>", "the release id (sha256:…), as `things build` or `things releases` show it")
+    .argument(
+      "<release>",
+      "a release id, an id prefix as `things releases` shows it, or a name (its newest release)",
+    )
     .option("--select <filter>", "only the release's Things this graph filter matches")
     .option("--concurrency <n>", "how many Things at once (default 16)")
     .option("--max-failures <n>", "failed Things tolerated; one more stops the rollout (default 0)")
@@ -126,7 +130,9 @@ export function registerRolloutCommands(program: Command): void {
           const concurrency = count(options.concurrency, "--concurrency", 1);
           const maxFailures = count(options.maxFailures, "--max-failures", 0);
           const client = rolloutClientOf(command);
-          const started = await client.startRollout(release, {
+          const { url, token } = connectionOf(command);
+          const id = await resolveRelease(new ReleaseClient({ url, token }), release);
+          const started = await client.startRollout(id, {
             ...(options.select !== undefined && { select: options.select }),
             ...(concurrency !== undefined && { concurrency }),
             ...(maxFailures !== undefined && { maxFailures }),
