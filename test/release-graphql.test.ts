@@ -90,4 +90,27 @@ describe("releases over GraphQL", () => {
     const missing = await gql(hub, `{ release(id: "sha256:${"0".repeat(64)}") }`);
     expect(missing.data?.release).toBeNull();
   });
+
+  it("stores a release that supersedes a stored one, and refuses one superseding an unknown id", async () => {
+    const store = `mutation($d: JSON!) { storeRelease(document: $d) { id created } }`;
+    await gql(hub, store, { d: release });
+    const options = { builder: "test", builtAt: "2026-11-25T00:00:00.000Z" };
+    const next = buildRelease(
+      [{ path: "next.yaml", text: `supersedes: ${release.id}\n${MANIFEST.replace("40", "30")}` }],
+      options,
+    );
+    expect(next.supersedes).toBe(release.id);
+    expect((await gql(hub, store, { d: next })).data?.storeRelease).toEqual({ id: next.id, created: true });
+    const listed = await gql(hub, `{ releases(name: "gql-evening") { releases { id supersedes } } }`);
+    expect((listed.data?.releases as { releases: unknown[] }).releases[0]).toEqual({
+      id: next.id,
+      supersedes: release.id,
+    });
+    const orphan = buildRelease(
+      [{ path: "orphan.yaml", text: `supersedes: sha256:${"1".repeat(64)}\n${MANIFEST}` }],
+      options,
+    );
+    const refused = await gql(hub, store, { d: orphan });
+    expect(refused.errors?.[0]?.message).toMatch(/no release sha256:1{64} is stored/);
+  });
 });
