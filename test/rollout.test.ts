@@ -259,6 +259,15 @@ describe("rollouts", () => {
     });
     expect(badOptions.status).toBe(400);
     expect(devices.map((d) => d.requests.length)).toEqual(sent);
+    for (const path of [
+      "/rollouts/urn:uuid:nope",
+      "/rollouts/urn:uuid:nope/events",
+      "/things/urn:test:nobody/releases",
+    ]) {
+      const missing = await hub.request(path);
+      expect(missing.status, path).toBe(404);
+      expect(missing.headers.get("content-type")).toMatch(/application\/problem\+json/);
+    }
   });
 
   it("streams a rollout's progress as Server-Sent Events until it ends", async () => {
