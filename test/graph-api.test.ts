@@ -1,6 +1,9 @@
 // The graph through a real hub over HTTP: links as edges (dangling until their Thing arrives),
 // linked/unlinked Changes, typed queries with subtypes and full IRIs, relations k-hop and
 // transitive, paging, problem documents for bad filters, and the index rebuilt after a restart.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Change } from "../src/core/index.js";
 import { changeAfter, minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
@@ -272,6 +275,46 @@ describe("graph API", () => {
       ]);
     } finally {
       await again.stop();
+    }
+  });
+});
+
+describe("a vocabulary of one's own", () => {
+  it("finds subtypes it declares, and a malformed one stops the hub at start with the place of the problem", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hyperthings-vocab-"));
+    try {
+      const file = join(dir, "types.json");
+      writeFileSync(
+        file,
+        JSON.stringify({
+          prefixes: { k: "https://kitchen.example/" },
+          classes: { "k:Espresso": ["k:Coffee"] },
+        }),
+      );
+      const hub = await startTestHub({ vocabulary: file });
+      try {
+        const td = minimalTd({
+          "@context": ["https://www.w3.org/2022/wot/td/v1.1", { k: "https://kitchen.example/" }],
+          "@type": "k:Espresso",
+          id: "urn:v:1",
+        });
+        const put = await hub.request("/things/urn:v:1", {
+          method: "PUT",
+          headers: { "content-type": "application/td+json" },
+          body: JSON.stringify(td),
+        });
+        expect(put.status).toBe(201);
+        const body = (await (
+          await hub.request(`/graph?filter=${encodeURIComponent("type = k:Coffee")}`)
+        ).json()) as { items: Array<{ id: string }> };
+        expect(body.items.map((i) => i.id)).toEqual(["urn:v:1"]);
+      } finally {
+        await hub.stop();
+      }
+      writeFileSync(file, JSON.stringify({ classes: { "k:Espresso": "k:Coffee" } }));
+      await expect(startTestHub({ vocabulary: file })).rejects.toThrow(/is invalid at \/classes\/k:Espresso/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
