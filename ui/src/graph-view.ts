@@ -3,7 +3,7 @@
 import Graph from "graphology";
 import Sigma from "sigma";
 import type { Change, RegisteredThingDescription } from "../../src/client/index.js";
-import type { View } from "./app-context.js";
+import type { AppContext, View } from "./app-context.js";
 import { h, replace, thingHref } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { graphOf, layoutOf, legendOf } from "./thing-graph.js";
@@ -11,6 +11,33 @@ import { graphOf, layoutOf, legendOf } from "./thing-graph.js";
 const PAGE_SIZE = 1000;
 const UNREACHABLE_COLOR = "#b0b0b0";
 const MAX_MATCHES = 20;
+/** Above this many Things, labels show on hover only: drawing 10,000 of them costs seconds. */
+const LABELLED_GRAPH = 2000;
+/** Directory pages fetched at once after the first one has said how many there are. */
+const PARALLEL_PAGES = 4;
+
+/** Every TD: the first page says the total (`X-Total-Count`), the others are fetched a few at a time. */
+async function everyThing(client: AppContext["client"]): Promise<RegisteredThingDescription[]> {
+  const first = await client.list({ offset: 0, limit: PAGE_SIZE });
+  if (first.total === undefined) {
+    const tds: RegisteredThingDescription[] = [];
+    for await (const td of client.listAll({ pageSize: PAGE_SIZE })) tds.push(td);
+    return tds;
+  }
+  const pages: RegisteredThingDescription[][] = [first.things];
+  const offsets: number[] = [];
+  for (let offset = PAGE_SIZE; offset < first.total; offset += PAGE_SIZE) offsets.push(offset);
+  let next = 0;
+  const worker = async () => {
+    while (next < offsets.length) {
+      const index = next++;
+      pages[index + 1] = (await client.list({ offset: offsets[index], limit: PAGE_SIZE })).things;
+    }
+  };
+  await Promise.all(Array.from({ length: PARALLEL_PAGES }, worker));
+  // A Thing registered or removed meanwhile shifts the offsets: one node per id all the same.
+  return [...new Map(pages.flat().map((td) => [td.id, td])).values()];
+}
 
 export const graphView: View = ({ client, live }, root) => {
   performance.mark("graph-start");
@@ -97,8 +124,7 @@ export const graphView: View = ({ client, live }, root) => {
 
   void (async () => {
     try {
-      const tds: RegisteredThingDescription[] = [];
-      for await (const td of client.listAll({ pageSize: PAGE_SIZE })) tds.push(td);
+      const tds = await everyThing(client);
       if (abort.signal.aborted) return;
       performance.measure("graph-load", "graph-start");
       const { nodes, edges } = graphOf(tds);
@@ -125,6 +151,9 @@ export const graphView: View = ({ client, live }, root) => {
       performance.mark("graph-built");
       renderer = new Sigma(graph, canvas, {
         settings: {
+          // Sizes in pixels whatever the graph's extent; labels (glyph atlases) only where they can be read.
+          itemSizesReference: "screen",
+          renderLabels: nodes.length <= LABELLED_GRAPH,
           renderEdgeLabels: nodes.length <= 200,
           hideEdgesOnMove: true,
           labelRenderedSizeThreshold: 8,
