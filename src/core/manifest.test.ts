@@ -199,3 +199,20 @@ describe("examples/releases", () => {
     expect(release.drift.revert).toEqual({ maxReverts: 3, withinSeconds: 3600 });
   });
 });
+
+describe("template expansion", () => {
+  it("stops a template that would multiply into more steps than a release may hold", () => {
+    const fan = (name: string, inner: string) =>
+      `  ${name}: { things: [${Array(11).fill(`{ use: ${inner} }`).join(", ")}] }\n`;
+    const text =
+      "release: boom\ntemplates:\n" +
+      fan("a", "b") +
+      fan("b", "c") +
+      fan("c", "d") +
+      fan("d", "e") +
+      fan("e", "f") +
+      "  f: { things: [{ select: { id: x }, properties: { p: 1 } }] }\nthings:\n  - use: a\n";
+    const errors = errorsOf([{ path: "boom.yaml", text }]);
+    expect(errors.some((e) => /more than 100000 steps/.test(e.message))).toBe(true);
+  });
+});

@@ -69,6 +69,8 @@ interface Template {
 
 const MAX_ERRORS = 50;
 const MAX_DEPTH = 32;
+/** As many steps as a release document may hold (release-schema.ts): templates cannot explode. */
+const MAX_STEPS = 100_000;
 const REFERENCE = /\$\{([A-Za-z0-9][A-Za-z0-9._-]*)\}/g;
 const WHOLE_REFERENCE = /^\$\{([A-Za-z0-9][A-Za-z0-9._-]*)\}$/;
 
@@ -332,6 +334,7 @@ export function buildRelease(sources: readonly ManifestSource[], options: BuildO
 
   const steps: ReleaseStep[] = [];
   const stepSources: StepSource[] = [];
+  let tooMany = false;
 
   /** Expands entries; `site` is where the outermost entry was written (what a step points at). */
   const expand = (
@@ -344,6 +347,11 @@ export function buildRelease(sources: readonly ManifestSource[], options: BuildO
   ): void => {
     entries.forEach((raw, i) => {
       const path = [...basePath, i];
+      if (steps.length >= MAX_STEPS) {
+        if (!tooMany) problems.at(file, path, `the release would have more than ${MAX_STEPS} steps`);
+        tooMany = true;
+        return;
+      }
       const onUnknown = (name: string, at: Path) =>
         problems.at(
           file,
@@ -351,9 +359,14 @@ export function buildRelease(sources: readonly ManifestSource[], options: BuildO
           `\${${name}} is not a parameter of template ${stack.at(-1) ?? "?"}`,
         );
       const entry = (stack.length > 0 ? substitute(raw, args, onUnknown, []) : raw) as Record<string, Json>;
-      const node = file.doc.getIn(path, true);
-      const here = file.lines.linePos(isNode(node) && node.range ? node.range[0] : 0);
-      const entrySite: StepSource = site ?? { file: file.path, line: here.line, column: here.col };
+      // Where the outermost entry was written (looked up once: nested entries inherit it).
+      const entrySite: StepSource =
+        site ??
+        (() => {
+          const node = file.doc.getIn(path, true);
+          const here = file.lines.linePos(isNode(node) && node.range ? node.range[0] : 0);
+          return { file: file.path, line: here.line, column: here.col };
+        })();
       if (typeof entry.use !== "string") {
         steps.push(stepOf(entry));
         stepSources.push(stack.length > 0 ? { ...entrySite, template: stack.join(" > ") } : entrySite);
