@@ -1,9 +1,14 @@
 // `things sim` as a person runs it: a child process that prints where each TD is; `--scale 3`
 // runs three copies with unique ids, `--register` puts them in a hub, bad options are one line.
+import { randomBytes } from "node:crypto";
+import { connectAsync } from "mqtt";
 import { describe, expect, it } from "vitest";
 import { simThingId } from "../src/sim/index.js";
 import { startTestHub } from "./support/test-hub.js";
-import { runThings as run } from "./support/things-process.js";
+import { OUTPUT_BOUND_MS, runThings as run } from "./support/things-process.js";
+
+/** The machine's broker (Mosquitto), as the other tests of external brokers use it. */
+const brokerUrl = process.env.HYPERTHINGS_TEST_MQTT_URL || "mqtt://127.0.0.1:1883";
 
 describe("things sim", () => {
   it("runs three copies of the fleet with unique ids, serves each TD where it says, and stops on SIGINT", async () => {
@@ -54,6 +59,45 @@ describe("things sim", () => {
       await hub.stop();
     }
     expect(await sim.exited).toBe(0);
+  });
+
+  it("announces its Homie sensors on the broker of --mqtt-url, under --homie-root", async () => {
+    const root = `sim-test-${randomBytes(4).toString("hex")}`;
+    const watcher = await connectAsync(brokerUrl, { protocolVersion: 4 });
+    const described = new Map<string, Record<string, unknown>>();
+    const all = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`only ${[...described.keys()].join(", ")}`)),
+        OUTPUT_BOUND_MS,
+      );
+      watcher.on("message", (topic, payload) => {
+        if (payload.length === 0) return;
+        described.set(topic, JSON.parse(payload.toString("utf8")) as Record<string, unknown>);
+        if (described.size === 4) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    await watcher.subscribeAsync(`${root}/5/+/$description`, { qos: 1 });
+    const sim = run(["sim", "--only", "sensors", "--mqtt-url", brokerUrl, "--homie-root", root]);
+    try {
+      await all;
+      await sim.waitFor(/Ctrl-C stops it/);
+      expect([...described.keys()].sort()).toEqual(
+        ["room-kitchen", "room-lab", "room-lobby", "room-office"].map((d) => `${root}/5/${d}/$description`),
+      );
+      expect([...described.values()][0]).toMatchObject({
+        homie: "5.0",
+        nodes: { climate: {}, indicator: {} },
+      });
+    } finally {
+      sim.process.kill("SIGINT");
+    }
+    expect(await sim.exited).toBe(0);
+    // Retained announcements stay on a shared broker: clear them (Homie 5: an empty description).
+    for (const topic of described.keys()) await watcher.publishAsync(topic, "", { qos: 1, retain: true });
+    await watcher.endAsync();
   });
 
   it("says in one line what is wrong with its options, and exits non-zero", async () => {

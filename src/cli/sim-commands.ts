@@ -41,15 +41,17 @@ export async function startDemoFleet(
 }
 
 /** Where the fleet's MQTT devices publish: the broker the hub listens on or uses, as the hub's admin. */
-function mqttOfHub(running: RunningHub): Pick<FleetOptions, "mqtt"> {
+function mqttOfHub(running: RunningHub): Pick<FleetOptions, "mqtt" | "homieRoot"> {
   const { mqtt, hub } = running;
   if (mqtt === undefined) return {};
+  const homieRoot = hub.config.mqttHomieRoot;
   if (mqtt.kind === "external") {
     const url = hub.config.mqttUrl;
-    return url === undefined ? {} : { mqtt: { url } };
+    return url === undefined ? {} : { mqtt: { url }, homieRoot };
   }
   // MQTT 3.1.1 sends a password only with a user name: any user name, the admin token as password.
   return {
+    homieRoot,
     mqtt: {
       url: mqtt.url,
       protocolVersion: 4,
@@ -63,6 +65,7 @@ interface SimOptions {
   host: string;
   only?: string;
   mqttUrl?: string;
+  homieRoot: string;
   register?: string;
   chaos?: string;
   tickMs: string;
@@ -114,7 +117,7 @@ function fleetOptionsOf(options: SimOptions): FleetOptions {
     tickMs: positiveInteger(options.tickMs, "--tick-ms", 0),
     speed,
     ...(kinds && { kinds }),
-    ...(mqtt && { mqtt }),
+    ...(mqtt && { mqtt, homieRoot: options.homieRoot }),
     ...(chaosMs > 0 && { chaos: { intervalMs: chaosMs } }),
   };
 }
@@ -157,6 +160,7 @@ export function registerSimCommands(program: Command): void {
       "--mqtt-url <url>",
       "the broker the Homie sensors publish to (mqtt://[user:pass@]host:port); none without it",
     )
+    .option("--homie-root <topic>", "the Homie root topic the sensors publish under", "homie")
     .option("--register <hub-url>", "register every TD with this hub (with --token, or HYPERTHINGS_TOKEN)")
     .option("--chaos <ms>", "let the chaos monkey change something every <ms> (default: off)")
     .option("--tick-ms <ms>", "real ms between two steps of simulated time", "250")
