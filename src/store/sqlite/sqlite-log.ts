@@ -1,5 +1,5 @@
 // The Log inside the embedded store: appending Changes with their leaf hashes, the incremental
-// Merkle tree (frontier in memory, subtrees of ≥ 256 leaves on disk), the state projection, the
+// Merkle tree (frontier in memory, subtrees of ≥ 16 leaves on disk), the state projection, the
 // history index (an in-memory tail merged into the table in sorted batches) and the queries over
 // them. Every method that writes runs inside the store's batch transaction; in-memory state moves
 // with it through mark/rollback/committed, so it never gets ahead of the database (PITFALLS.md).
@@ -43,8 +43,12 @@ interface StreamRanks {
   count: number;
 }
 
-/** Subtrees of 2^STORED_LEVEL leaves and larger are kept in `merkle_nodes`. */
-const STORED_LEVEL = 8;
+/**
+ * Subtrees of 2^STORED_LEVEL leaves and larger are kept in `merkle_nodes`: a proof then hashes at
+ * most one block of 16 leaves (a Log written before this kept only 256 and larger; the missing
+ * smaller subtrees of its old part are computed from its leaves when asked for).
+ */
+const STORED_LEVEL = 4;
 const BLOCK = 2 ** STORED_LEVEL;
 
 interface ChangeRow {
@@ -163,8 +167,8 @@ export class SqliteLog {
   private frontier: MerkleFrontier;
   private readonly tail = new HistoryTail();
   /**
-   * The leaf hashes of the block of 256 being filled (seq - 1 < size, from the last multiple of
-   * 256): when it completes, its subtree is hashed from memory instead of reading them back.
+   * The leaf hashes of the block being filled (from the last multiple of BLOCK up to size): when
+   * it completes, its subtree is hashed from memory instead of reading them back.
    */
   private blockLeaves: Uint8Array[] = [];
   /** Stream entries of the running batch, added to the tail after COMMIT. */
@@ -208,6 +212,9 @@ export class SqliteLog {
       leaves: db.prepare<[number, number], { leaf: Buffer }>(
         "SELECT leaf FROM changes WHERE seq BETWEEN ? AND ? ORDER BY seq",
       ),
+      leafHashes: db
+        .prepare<[number, number], Buffer>("SELECT leaf FROM changes WHERE seq BETWEEN ? AND ? ORDER BY seq")
+        .pluck(),
       node: db.prepare<[number, number], { hash: Buffer }>(
         "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?",
       ),
@@ -374,7 +381,7 @@ export class SqliteLog {
     return change;
   }
 
-  /** Leaf `seq` completed a block of 256 leaves: store its subtree and every parent it completes. */
+  /** Leaf `seq` completed a block of leaves: store its subtree and every parent it completes. */
   private storeCompletedSubtrees(seq: number, leaves: readonly Uint8Array[]): void {
     let idx = seq / BLOCK - 1;
     let level = STORED_LEVEL;
@@ -383,9 +390,11 @@ export class SqliteLog {
     let hash = rootHash(leaves);
     this.stmt.insertNode.run(level, idx, Buffer.from(hash));
     while (idx % 2 === 1) {
-      const left = this.stmt.node.get(level, idx - 1);
-      if (!left) throw new Error(`Merkle node (${level}, ${idx - 1}) is missing: the database is damaged`);
-      hash = nodeHash(left.hash, hash);
+      // A left sibling below level 8 is missing where the Log was written before they were kept.
+      const width = 2 ** level;
+      const left =
+        this.stmt.node.get(level, idx - 1)?.hash ?? this.subtreeHash((idx - 1) * width, idx * width);
+      hash = nodeHash(left, hash);
       idx = (idx - 1) / 2;
       level++;
       this.stmt.insertNode.run(level, idx, Buffer.from(hash));
@@ -646,7 +655,7 @@ export class SqliteLog {
 
   /**
    * RFC 9162 §2.1.1 MTH over leaves [start, end), from stored subtrees where they exist. `blocks`
-   * keeps the leaves of each 256-leaf block read, so the ranges of one proof read a block once.
+   * keeps the leaves of each block read, so the ranges of one proof read a block once.
    */
   subtreeHash(start: number, end: number, blocks = new Map<number, Uint8Array[]>()): Uint8Array {
     const n = end - start;
@@ -667,13 +676,13 @@ export class SqliteLog {
     return nodeHash(this.subtreeHash(start, start + k, blocks), this.subtreeHash(start + k, end, blocks));
   }
 
-  /** The leaf hashes of one 256-leaf block (as far as the Log goes), from memory or read once. */
+  /** The leaf hashes of one block (as far as the Log goes), from memory or read once. */
   private blockLeavesOf(block: number, blocks: Map<number, Uint8Array[]>): Uint8Array[] {
     const start = block * BLOCK;
     if (start === this.size - this.blockLeaves.length) return this.blockLeaves;
     let leaves = blocks.get(block);
     if (leaves === undefined) {
-      leaves = this.stmt.leaves.all(start + 1, Math.min(start + BLOCK, this.size)).map((r) => r.leaf);
+      leaves = this.stmt.leafHashes.all(start + 1, Math.min(start + BLOCK, this.size));
       blocks.set(block, leaves);
     }
     return leaves;

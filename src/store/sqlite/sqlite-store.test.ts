@@ -420,7 +420,7 @@ describe("SqliteStore", () => {
     await expectCounts(openStore({ historyRankStep: 16 }), log);
   });
 
-  it("a batch rolled back after it completed a 256-leaf block leaves the Merkle tree exact, in memory and after reopening", async () => {
+  it("a batch rolled back after it completed blocks of leaves leaves the Merkle tree exact, in memory and after reopening", async () => {
     const store = openStore();
     await store.append(readings(250, 3));
     const poison = describeCommand(98).td.id;
@@ -457,6 +457,33 @@ describe("SqliteStore", () => {
     await expectExact(store);
     await store.close();
     await expectExact(openStore());
+  });
+
+  it("a Log that kept only subtrees of 256 leaves and more goes on exactly: the smaller ones are computed from its leaves", async () => {
+    const store = openStore();
+    await store.append(readings(700, 3));
+    await store.close();
+    // As a Log written before subtrees of 16 leaves were kept.
+    const db = connect();
+    db.exec("DELETE FROM merkle_nodes WHERE level < 8");
+    db.close();
+    const reopened = openStore();
+    await reopened.append(readings(400, 3, 700));
+    const leaves = (await readLog(reopened)).map((c) => hashFromHex(c.leaf ?? ""));
+    const hasher = inMemorySubtreeHasher(leaves);
+    expect(hashToHex((await reopened.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
+    const ranges: Array<[number, number]> = [
+      [0, 16],
+      [640, 656],
+      [512, 768],
+      [0, 1024],
+      [690, 710],
+      [0, 1100],
+      [1024, 1100],
+    ];
+    expect((await reopened.subtreeHashes(ranges)).map(hashToHex)).toEqual(
+      ranges.map(([a, b]) => hashToHex(hasher(a, b))),
+    );
   });
 
   it("keeps every acknowledged write when the process is killed (SIGKILL) mid-stream", async () => {
