@@ -254,6 +254,15 @@ describe("GraphQL over HTTP", () => {
     expect(body.errors?.[0]?.extensions?.maxFirst).toBe(50);
   });
 
+  it("answers drift: nothing drifts on a hub without releases", async () => {
+    const { body } = await post(
+      hub,
+      `{ all: drift { thing affordance } one: drift(thing: "${lamp}") { thing } }`,
+    );
+    expect(body.errors).toBeUndefined();
+    expect(body.data).toEqual({ all: [], one: [] });
+  });
+
   it("refuses a subscription over HTTP, pointing at the WebSocket", async () => {
     const { body } = await post(hub, `subscription { changes { seq } }`);
     expect(codes(body)).toEqual(["BAD_REQUEST"]);

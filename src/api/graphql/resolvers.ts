@@ -229,6 +229,8 @@ const query: Record<string, Resolver> = {
     const record = await hub.store.getRelease(args.id as string);
     return record ? { ...record.release, storedAt: record.storedAt } : null;
   },
+  drift: (_, args, { hub }) => hub.drift.list(optional(args.thing)),
+
   plan: (_, args, { hub }) => {
     const select = optional(args.select);
     return hub.releases.plan(args.release as string, select === undefined ? {} : { select });

@@ -71,6 +71,10 @@ export const SCHEMA_SDL = /* GraphQL */ `
     a graph filter, narrows it to the Things it matches.
     """
     plan(release: ID!, select: String): JSON!
+    """
+    What drifts now from each Thing's active release, of one Thing or of all.
+    """
+    drift(thing: ID): [Drift!]!
   }
 
   """
@@ -372,5 +376,24 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     root: String!
     checkpoint: Checkpoint
+  }
+
+  """
+  A property whose observed value differs from what its active release desires.
+  """
+  type Drift {
+    thing: ID!
+    affordance: String!
+    release: String!
+    desired: JSON
+    observed: JSON
+    """
+    Since when it drifts (RFC 3339).
+    """
+    since: String!
+    """
+    The release's policy for it: 'record', 'alert' or 'revert'.
+    """
+    policy: String!
   }
 `;
