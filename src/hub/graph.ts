@@ -172,12 +172,24 @@ export class Graph {
     );
   }
 
+  /** Starts building the indexes now rather than at the first request. */
+  start(): void {
+    this.whenReady().catch((err: unknown) => {
+      if (!this.closed)
+        this.deps.logger.error(
+          { err },
+          "the graph's indexes could not be built; the next request tries again",
+        );
+    });
+  }
+
   /** Builds the indexes from the Store once; Changes published meanwhile are applied after. */
   private whenReady(): Promise<void> {
     this.ready ??= (async () => {
       this.backlog = [];
       try {
         for await (const record of this.deps.store.scanThings(1000)) {
+          if (this.closed) throw new Error("the graph was closed while its indexes were built");
           this.index.describe(record.td, record.version);
           const streams = await this.deps.store.streamsAt(record.id, undefined, ["reported"]);
           for (const s of streams) this.index.report(record.id, s.affordance, s.latest.value, s.latest.seq);

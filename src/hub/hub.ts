@@ -181,6 +181,8 @@ export class Hub {
     const hub = new Hub(id, config, store, bus, adminToken, logger, clock, options.bindings, options.secrets);
     hub.startExpirySweep();
     hub.observation?.start();
+    // The graph's indexes are built in the background; a query before they are ready waits.
+    hub.graph.start();
     await hub.drift.start();
     // Rollouts that were running when the hub stopped go on where they stopped.
     await hub.rollouts?.resume();
