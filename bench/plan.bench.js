@@ -100,7 +100,13 @@ async function main() {
       for (let i = from; i < Math.min(options.things, from + CHUNK); i++) ids.push(i);
       await Promise.all(ids.map((i) => hub.directory.put(td(i).id, td(i), cause)));
       await Promise.all(
-        ids.map((i) => hub.ingest(td(i).id, [{ kind: "reported", affordance: "brightness", value: i % 3 === 0 ? 40 : 10 }], cause)),
+        ids.map((i) =>
+          hub.ingest(
+            td(i).id,
+            [{ kind: "reported", affordance: "brightness", value: i % 3 === 0 ? 40 : 10 }],
+            cause,
+          ),
+        ),
       );
     }
     const provenance = { sources: [], builder: "bench", builtAt: new Date().toISOString() };
@@ -146,7 +152,9 @@ async function main() {
     });
     const summary = hubById.result.summary;
     if (summary.things !== options.things || hubByFilter.result.summary.things !== options.things) {
-      throw new Error(`the plans cover ${summary.things} and ${hubByFilter.result.summary.things} Things, not ${options.things}`);
+      throw new Error(
+        `the plans cover ${summary.things} and ${hubByFilter.result.summary.things} Things, not ${options.things}`,
+      );
     }
     const figures = {
       bench: "plan",
