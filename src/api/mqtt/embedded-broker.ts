@@ -49,6 +49,9 @@ export const EMBEDDED_BROKER_LIMITS = {
   maxClientIdLength: 128,
 } as const;
 
+/** Topics whose matching handlers are remembered. */
+const MAX_REMEMBERED_TOPICS = 10_000;
+
 export class EmbeddedBroker implements BrokerLink {
   readonly kind = "embedded" as const;
   readonly #aedes: Aedes;
@@ -56,6 +59,7 @@ export class EmbeddedBroker implements BrokerLink {
   readonly #options: EmbeddedBrokerOptions;
   readonly #principals = new WeakMap<Client, MqttPrincipal>();
   readonly #handlers: { filters: readonly string[]; handler: InboundHandler }[] = [];
+  readonly #matches = new Map<string, readonly InboundHandler[]>();
   readonly #sockets = new Set<Socket>();
   #outgoing = 0;
   #dropped = 0;
@@ -218,7 +222,7 @@ export class EmbeddedBroker implements BrokerLink {
       done(new Error(`${principal?.name ?? "this client"} may not publish to ${topic}`));
       return;
     }
-    const handlers = this.#handlers.filter((h) => h.filters.some((f) => topicMatches(f, topic)));
+    const handlers = this.#handlersOf(topic);
     if (handlers.length === 0) {
       done(null);
       return;
@@ -230,10 +234,23 @@ export class EmbeddedBroker implements BrokerLink {
       retain: packet.retain,
       ...(principal === undefined ? {} : { publisher: principal }),
     };
-    Promise.all(handlers.map((h) => h.handler(message))).then(
+    Promise.all(handlers.map((handler) => handler(message))).then(
       () => done(null),
       (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
     );
+  }
+
+  /** The handlers whose filters match a topic; remembered per topic, since devices repeat theirs. */
+  #handlersOf(topic: string): readonly InboundHandler[] {
+    let handlers = this.#matches.get(topic);
+    if (handlers === undefined) {
+      handlers = this.#handlers
+        .filter((h) => h.filters.some((f) => topicMatches(f, topic)))
+        .map((h) => h.handler);
+      if (this.#matches.size >= MAX_REMEMBERED_TOPICS) this.#matches.clear();
+      this.#matches.set(topic, handlers);
+    }
+    return handlers;
   }
 
   private authorizeSubscribe(
@@ -257,6 +274,7 @@ export class EmbeddedBroker implements BrokerLink {
 
   async handle(filters: readonly string[], handler: InboundHandler): Promise<void> {
     this.#handlers.push({ filters, handler });
+    this.#matches.clear();
     return Promise.resolve();
   }
 
