@@ -22,10 +22,11 @@ const USAGE = `usage: node bench/graph.bench.js [--things N] [--links L] [--quer
   --links L          links between them (default 3 × things)
   --queries Q        measured queries of each kind (default 300)
   --timeout SECONDS  the whole run (default 1800)
+  --hub-node-args    node flags for the hub only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 Other flags (given by npm run bench to every benchmark) are ignored.`;
 
 function parseOptions(argv) {
-  const options = { things: 100_000, links: undefined, queries: 300, timeout: 1800 };
+  const options = { things: 100_000, links: undefined, queries: 300, timeout: 1800, hubNodeArgs: [] };
   const integers = {
     "--things": "things",
     "--links": "links",
@@ -37,6 +38,11 @@ function parseOptions(argv) {
     if (flag === "--help" || flag === "-h") {
       process.stderr.write(`${USAGE}\n`);
       process.exit(0);
+    }
+    if (flag === "--hub-node-args" && argv[i + 1] !== undefined) {
+      options.hubNodeArgs = argv[i + 1].split(/\s+/).filter(Boolean);
+      i++;
+      continue;
     }
     const key = integers[flag];
     if (key === undefined) continue;
@@ -193,7 +199,7 @@ function summary(latencies) {
   return { queries: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
 }
 
-function startHub(dataDir, token) {
+function startHub(dataDir, token, hubNodeArgs) {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HYPERTHINGS_")));
   env.HYPERTHINGS_ADMIN_TOKEN = token;
   const child = spawn(
@@ -252,7 +258,7 @@ async function main() {
     const loadMs = Math.round(performance.now() - loadStarted);
     log(`loaded into the store in ${loadMs} ms`);
 
-    hub = startHub(dataDir, token);
+    hub = startHub(dataDir, token, options.hubNodeArgs);
     const url = await hub.url;
     pool = new Pool(url, { connections: 1 });
     const query = async (filter, limit) => {
