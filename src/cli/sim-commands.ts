@@ -73,6 +73,18 @@ interface SimOptions {
   list?: boolean;
 }
 
+/** A broker URL fit to print: its user name and password left out. */
+function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = "";
+    parsed.password = "";
+    return parsed.href;
+  } catch {
+    return url;
+  }
+}
+
 function positiveInteger(text: string, flag: string, min = 1): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < min)
@@ -178,7 +190,7 @@ export function registerSimCommands(program: Command): void {
       out.write(
         `Simulated fleet: ${descriptions.length} Things over HTTP` +
           (fleet.homieDevices.length > 0
-            ? `, ${fleet.homieDevices.length} Homie devices on ${fleetOptions.mqtt?.url ?? "?"}`
+            ? `, ${fleet.homieDevices.length} Homie devices on ${withoutCredentials(fleetOptions.mqtt?.url ?? "?")}`
             : "") +
           (fleetOptions.chaos ? `; chaos monkey every ${fleetOptions.chaos.intervalMs} ms` : "") +
           "\n",

@@ -74,7 +74,15 @@ export class RoomSensor {
       ...(target.username !== undefined && { username: target.username }),
       ...(target.password !== undefined && { password: target.password }),
     };
-    const client = await connectAsync(target.url, options);
+    // No retries at start: a broker that is not there, or refuses us, is said at once.
+    const client = await connectAsync(target.url, options, false).catch((err: unknown) => {
+      const where = new URL(target.url);
+      where.username = "";
+      where.password = "";
+      throw new Error(`${this.device}: cannot connect to ${where.href}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    });
     this.#client = client;
     client.on("message", (topic, payload) => this.#onSet(topic, payload.toString("utf8")));
     await client.subscribeAsync(`${this.topic}/indicator/led/set`, { qos: 1 });
