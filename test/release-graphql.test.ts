@@ -113,4 +113,18 @@ describe("releases over GraphQL", () => {
     const refused = await gql(hub, store, { d: orphan });
     expect(refused.errors?.[0]?.message).toMatch(/no release sha256:1{64} is stored/);
   });
+
+  it("refuses a filter selector that does not parse, at the manifest's line, when the release is stored", async () => {
+    const bad = buildRelease(
+      [
+        {
+          path: "bad-filter.yaml",
+          text: "release: bad-filter\nthings:\n  - select: { filter: 'td.title = ' }\n    properties: { a: 1 }\n",
+        },
+      ],
+      { builder: "test", builtAt: "2026-11-25T00:00:00.000Z" },
+    );
+    const refused = await gql(hub, `mutation($d: JSON!) { storeRelease(document: $d) { id } }`, { d: bad });
+    expect(refused.errors?.[0]?.message).toMatch(/bad-filter\.yaml:3:5: Bad graph filter/);
+  });
 });
