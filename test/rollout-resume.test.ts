@@ -87,7 +87,7 @@ describe("a rollout interrupted by a killed hub", () => {
     }
     for (const device of devices) await device.stop();
     rmSync(dataDir, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it("resumes after SIGKILL and completes, no Thing written twice", async () => {
     hub = await serve(dataDir);
@@ -149,7 +149,9 @@ describe("a rollout interrupted by a killed hub", () => {
     // A write in flight at the kill was checked against the Thing's value, not sent again.
     const checked = await fetch(`${hub.url}/changes?kind=reported&release=${encodeURIComponent(release.id)}`);
     const rechecks = ((await checked.json()) as { changes: Change[] }).changes;
-    expect(rechecks.map((c) => c.thing)).toContain(ids[7]);
-    expect(rechecks.every((c) => c.value === DESIRED)).toBe(true);
-  });
+    // (A write recorded as desired but killed before it left the hub reads the old value, and is
+    // sent then: still once.)
+    expect(rechecks.find((c) => c.thing === ids[7])?.value).toBe(DESIRED);
+    // Two starts of a hub process (each a Node.js start, slow on a loaded machine): a longer bound.
+  }, 120_000);
 });
