@@ -54,6 +54,13 @@ export function historyChart(
             { label: unit === undefined ? property : `${property} (${unit})`, stroke: "#1f77b4", width: 2 },
           ],
           axes: [{}, { size: 60 }],
+          // One point alone would stretch the time axis over years: show the minutes around it.
+          scales: {
+            x: {
+              time: true,
+              range: (_plot, min, max) => (min === max ? [min - 300, max + 300] : [min, max]),
+            },
+          },
         },
         [xs, ys],
         element,
