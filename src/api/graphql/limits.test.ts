@@ -1,0 +1,47 @@
+import { describe, expect, it } from "vitest";
+import { parse, validate } from "graphql";
+import { configDefaults } from "../../hub/index.js";
+import { TokenBucket, limitsRule } from "./limits.js";
+import { buildHubSchema } from "./schema.js";
+
+const schema = buildHubSchema();
+const limits = { ...configDefaults.graphql, maxDepth: 5, maxCost: 1000, maxFirst: 100 };
+
+function codesOf(query: string): unknown[] {
+  return validate(schema, parse(query), [limitsRule(limits)]).map((e) => e.extensions.code);
+}
+
+describe("the operation limits", () => {
+  it("counts depth through fragments, and refuses past the limit", () => {
+    expect(codesOf(`{ thing(id: "urn:a") { links { target { id } } } }`)).toEqual([]);
+    const deep = `{ thing(id: "urn:a") { ...F } } fragment F on Thing { links { target { links { target { id } } } } }`;
+    expect(codesOf(deep)).toContain("DEPTH_LIMIT_EXCEEDED");
+  });
+
+  it("multiplies lists by the page size asked, and a variable page by the maximum", () => {
+    expect(codesOf(`{ things(first: 10) { items { history(first: 10) { changes { seq } } } } }`)).toEqual([]);
+    expect(codesOf(`{ things(first: 100) { items { history(first: 100) { changes { seq } } } } }`)).toEqual([
+      "COST_LIMIT_EXCEEDED",
+    ]);
+    expect(
+      codesOf(`query ($n: Int) { things(first: $n) { items { history(first: $n) { changes { seq } } } } }`),
+    ).toEqual(["COST_LIMIT_EXCEEDED"]);
+  });
+
+  it("lets introspection through whatever its depth", () => {
+    const query = `{ __schema { types { fields { type { ofType { ofType { ofType { ofType { name } } } } } } } } }`;
+    expect(codesOf(query)).toEqual([]);
+  });
+});
+
+describe("TokenBucket", () => {
+  it("allows a burst, then the rate, as time passes", () => {
+    let now = 0;
+    const bucket = new TokenBucket(2, 3, () => now);
+    expect([bucket.take(), bucket.take(), bucket.take(), bucket.take()]).toEqual([true, true, true, false]);
+    now += 500;
+    expect([bucket.take(), bucket.take()]).toEqual([true, false]);
+    now += 10_000;
+    expect([bucket.take(), bucket.take(), bucket.take(), bucket.take()]).toEqual([true, true, true, false]);
+  });
+});
