@@ -193,7 +193,7 @@ describe("examples/releases", () => {
       { id: "urn:example:kitchen:lamp" },
       { id: "urn:example:living:dimmer" },
       { id: "urn:example:living:lamp" },
-      { filter: "type = saref:TemperatureSensor" },
+      { filter: "type = saref:Actuator" },
     ]);
     expect(release.steps[2]?.properties).toEqual({ brightness: 25 });
     expect(release.drift.revert).toEqual({ maxReverts: 3, withinSeconds: 3600 });
