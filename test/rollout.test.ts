@@ -229,6 +229,15 @@ describe("rollouts", () => {
     ]);
   });
 
+  it("--select narrows a rollout to the release's Things a graph filter matches", async () => {
+    const before = devices.map((d) => writes(d).length);
+    const release = await build(manifest("selected", 8, ids.slice(0, 4)));
+    const done = await rollout(release, { select: `id = "${ids[2] ?? ""}"` });
+    expect(done).toMatchObject({ status: "completed", options: { select: `id = "${ids[2] ?? ""}"` } });
+    expect((await steps(done.id)).map((s) => s.thing)).toEqual([ids[2]]);
+    expect(devices.map((d, i) => writes(d).length - (before[i] ?? 0))).toEqual([0, 0, 1, 0, 0, 0]);
+  });
+
   it("refuses a release that cannot be applied, and an unknown one, before anything is sent", async () => {
     const sent = devices.map((d) => d.requests.length);
     // A filter is resolved at plan time: the build cannot know the value does not fit.
