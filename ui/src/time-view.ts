@@ -87,10 +87,13 @@ function diffTable(diff: ThingDiff): HTMLElement {
           ),
           h("tbody", {}, rows),
         ),
-    diff.description !== undefined && [
-      h("h3", {}, "Description changed (JSON merge patch)"),
-      h("pre", {}, JSON.stringify(diff.description, null, 2)),
-    ],
+    diff.description !== undefined &&
+      h(
+        "details",
+        {},
+        h("summary", {}, "The description changed (JSON merge patch)"),
+        h("pre", {}, JSON.stringify(diff.description, null, 2)),
+      ),
   );
 }
 
