@@ -134,8 +134,12 @@ export class Container extends SimulatedThing {
   }
 }
 
+/** Simulated seconds between two samples of a host's load. */
+const SAMPLE_SECONDS = 5;
+
 export class ContainerHost extends SimulatedThing {
   #load = 0.4;
+  #sinceSample = 0;
   /** Drained for maintenance: an operator's flag, nothing more. */
   maintenance = false;
 
@@ -199,10 +203,14 @@ export class ContainerHost extends SimulatedThing {
   }
 
   override advance(seconds: number, random: () => number): void {
+    // Sampled every few seconds, as a monitoring agent would: not a Change on every tick.
+    this.#sinceSample += seconds;
+    if (this.#sinceSample < SAMPLE_SECONDS) return;
     const running = this.containers.filter((c) => c.state === "running").length;
     // The load relaxes towards what the running containers ask for, with some noise.
     const target = 0.2 + running * 0.35 + (random() - 0.5) * 0.4;
-    this.#load += (target - this.#load) * Math.min(1, seconds / 10);
+    this.#load += (target - this.#load) * Math.min(1, this.#sinceSample / 10);
+    this.#sinceSample = 0;
     this.changed("load");
   }
 }

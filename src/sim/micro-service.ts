@@ -7,11 +7,15 @@ import { SIM_CONTEXT, SimProblem, SimulatedThing, action, property } from "./sim
 export type Health = "passing" | "warning" | "critical";
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 
+/** Simulated seconds between two samples of the request rate. */
+const SAMPLE_SECONDS = 5;
+
 export class MicroService extends SimulatedThing {
   version = "2.3.1";
   logLevel: (typeof LOG_LEVELS)[number] = "info";
   #rate = 120;
   #degraded = false;
+  #sinceSample = 0;
   /** The container it runs in, when that runs in the same fleet: its health follows it. */
   container: Container | undefined;
 
@@ -113,9 +117,14 @@ export class MicroService extends SimulatedThing {
   }
 
   override advance(seconds: number, random: () => number): void {
-    this.#rate = Math.max(0, this.#rate + (random() - 0.5) * 20 * Math.min(1, seconds));
+    this.changed("health");
+    // The request rate is sampled every few seconds, as a metrics scraper would.
+    this.#sinceSample += seconds;
+    if (this.#sinceSample < SAMPLE_SECONDS) return;
+    this.#rate = Math.max(0, this.#rate + (random() - 0.5) * 40);
     // Now and then the service is slow for a while (a warning), then recovers.
-    if (random() < 0.002 * seconds) this.#degraded = !this.#degraded;
+    if (random() < 0.002 * this.#sinceSample) this.#degraded = !this.#degraded;
+    this.#sinceSample = 0;
     this.changed("health");
     this.changed("requestRate");
   }
