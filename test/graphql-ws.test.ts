@@ -248,6 +248,21 @@ describe("GraphQL over WebSocket: limits per socket", () => {
     );
     const third = await take(client, `subscription { changes { seq } }`);
     expect(errorCodes(third)).toEqual(["TOO_MANY_SUBSCRIPTIONS"]);
+    // On another socket, completing one frees its place: a new subscription is accepted.
+    const after = await logSize(hub);
+    const single = connect(hub);
+    const first = take(single, `subscription { changes(filter: { thing: "urn:example:none" }) { seq } }`);
+    const dispose = single.subscribe(
+      { query: `subscription { changes(filter: { thing: "urn:example:none" }) { seq } }` },
+      { next: () => {}, error: () => {}, complete: () => {} },
+    );
+    dispose();
+    const replaced = await take(single, `subscription ($after: Int) { changes(after: $after) { seq } }`, {
+      after: after - 1,
+    });
+    expect(replaced.results[0]?.data).toEqual({ changes: { seq: after } });
+    await single.dispose();
+    await first;
     await client.dispose();
     await Promise.all(open);
   });

@@ -159,6 +159,9 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
         );
         if (!prepared.ok) return prepared.errors;
         if (prepared.operation.operation === OperationTypeNode.SUBSCRIPTION) {
+          // A subscription the client completed has left graphql-ws's record at once; onComplete follows later.
+          for (const open of state.subscriptions)
+            if (!(open in ctx.subscriptions)) state.subscriptions.delete(open);
           if (state.subscriptions.size >= limits.maxSubscriptions) {
             return [
               graphqlError(
