@@ -115,6 +115,8 @@ describe("the simulated fleet with a hub", () => {
     expect((await put("properties/setpoint", "92", "text/plain")).status).toBe(415);
     expect((await put("properties/temperature", "92")).status).toBe(405);
     expect((await fetch(new URL("properties/nothing", base))).status).toBe(404);
+    expect((await fetch(new URL("/no-such-thing/", base))).status).toBe(404);
+    expect((await put("properties/setpoint", JSON.stringify("x".repeat(100_000)))).status).toBe(413);
     const brew = (body: unknown) =>
       fetch(new URL("actions/brew", base), {
         method: "POST",
