@@ -17,10 +17,15 @@ export interface GraphEdge {
 }
 
 /** Links without a `rel` are not edges; `rel` defaults to nothing (RFC 8288 needs one). */
-export function edgesOf(td: Pick<ThingDescription, "links" | "@context">, fallback?: IriScope): GraphEdge[] {
+export function edgesOf(
+  td: Pick<ThingDescription, "links" | "@context">,
+  fallback?: IriScope,
+  /** The TD's scope when the caller has it already (scopeOf its @context with the fallback). */
+  known?: IriScope,
+): GraphEdge[] {
   const links = Array.isArray(td.links) ? td.links : [];
   if (links.length === 0) return [];
-  const scope = scopeOf(td["@context"], fallback);
+  const scope = known ?? scopeOf(td["@context"], fallback);
   const edges: GraphEdge[] = [];
   const seen = new Set<string>();
   for (const link of links) {

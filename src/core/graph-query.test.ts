@@ -36,10 +36,9 @@ function viewOf(nodes: Record<string, Node>): GraphView {
     tdField: (id, path) =>
       path.reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], nodes[id]?.fields),
     stateValue: (id, p) => nodes[id]?.state?.[p],
-    withState: (p) =>
-      Object.entries(nodes)
-        .filter(([, n]) => n.state?.[p] !== undefined)
-        .map(([id, n]) => [id, n.state?.[p]] as const),
+    forEachState: (p, visit) => {
+      for (const [id, n] of Object.entries(nodes)) if (n.state?.[p] !== undefined) visit(id, n.state[p]);
+    },
   };
 }
 

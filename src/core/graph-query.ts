@@ -15,7 +15,7 @@ export interface GraphView {
   ofType(iri: string): Iterable<string>;
   /** How many Things `ofType(iri)` lists. */
   countOfType(iri: string): number;
-  /** How many Things `withState(property)` lists, at most. */
+  /** How many Things `forEachState(property)` visits, at most. */
   countWithState(property: string): number;
   /** A Thing's `@type` values as full IRIs. */
   typesOf(id: string): readonly string[];
@@ -28,7 +28,7 @@ export interface GraphView {
   /** The Thing's current reported value of a property (undefined when none). */
   stateValue(id: string, property: string): unknown;
   /** Every Thing with a current value of the property, with that value. */
-  withState(property: string): Iterable<readonly [string, unknown]>;
+  forEachState(property: string, visit: (id: string, value: unknown) => void): void;
 }
 
 export interface EvaluateOptions {
@@ -202,9 +202,10 @@ class Evaluation {
     if (field.kind === "state") {
       const [property = "", ...inner] = field.path;
       const out = new Set<string>();
-      for (const [id, value] of this.view.withState(property)) {
-        if (compareValue(dig(value, inner), q.cmp, q.value)) out.add(id);
-      }
+      const { cmp, value: literal } = q;
+      this.view.forEachState(property, (id, value) => {
+        if (compareValue(inner.length === 0 ? value : dig(value, inner), cmp, literal)) out.add(id);
+      });
       return out;
     }
     return this.filterAll((id) => this.test(q, id));

@@ -5,7 +5,9 @@
 import {
   edgesOf,
   scopeOf,
+  type Context,
   type GraphEdge,
+  type IriScope,
   type GraphView,
   type RegisteredThingDescription,
   type Vocabulary,
@@ -50,7 +52,21 @@ export class GraphIndex implements GraphView {
   /** Seq of the removal of Things no longer here, so an older description replayed later is ignored. */
   private readonly removedAt = new Map<string, number>();
 
+  /** Scopes by their context's JSON: a fleet's TDs share a handful of contexts. */
+  private readonly scopes = new Map<string, IriScope>();
+
   constructor(private readonly vocabulary: Vocabulary) {}
+
+  private scopeOf(context: Context | undefined): IriScope {
+    const key = typeof context === "string" ? context : JSON.stringify(context ?? null);
+    let scope = this.scopes.get(key);
+    if (!scope) {
+      scope = scopeOf(context, this.vocabulary.scope);
+      if (this.scopes.size >= 1000) this.scopes.clear();
+      this.scopes.set(key, scope);
+    }
+    return scope;
+  }
 
   get size(): number {
     return this.things.size;
@@ -71,7 +87,7 @@ export class GraphIndex implements GraphView {
     if ((existing && existing.version >= seq) || (this.removedAt.get(id) ?? 0) >= seq) return;
     if (existing) this.unindex(id, existing);
     this.removedAt.delete(id);
-    const scope = scopeOf(td["@context"], this.vocabulary.scope);
+    const scope = this.scopeOf(td["@context"]);
     const declared = td["@type"];
     const list = Array.isArray(declared) ? declared : declared === undefined ? [] : [declared];
     const types = [
@@ -79,7 +95,12 @@ export class GraphIndex implements GraphView {
     ];
     const fields: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(td)) if (!NOT_PROJECTED.has(key)) fields[key] = value;
-    const entry: ThingEntry = { version: seq, types, fields, edges: edgesOf(td, this.vocabulary.scope) };
+    const entry: ThingEntry = {
+      version: seq,
+      types,
+      fields,
+      edges: edgesOf(td, this.vocabulary.scope, scope),
+    };
     this.things.set(id, entry);
     for (const t of types) {
       let set = this.byType.get(t);
@@ -119,6 +140,8 @@ export class GraphIndex implements GraphView {
   }
 
   report(id: string, property: string, value: unknown, seq: number): void {
+    // A Thing reports only once described (ingest checks the TD), so this only drops stragglers.
+    if (!this.things.has(id)) return;
     let perThing = this.values.get(property);
     if (!perThing) this.values.set(property, (perThing = new Map<string, { seq: number; value: unknown }>()));
     const current = perThing.get(id);
@@ -175,9 +198,8 @@ export class GraphIndex implements GraphView {
   stateValue(id: string, property: string): unknown {
     return this.values.get(property)?.get(id)?.value;
   }
-  *withState(property: string): Iterable<readonly [string, unknown]> {
-    for (const [id, { value }] of this.values.get(property) ?? []) {
-      if (this.things.has(id)) yield [id, value];
-    }
+  forEachState(property: string, visit: (id: string, value: unknown) => void): void {
+    // Values are only kept for registered Things (see report and remove): no check per entry.
+    this.values.get(property)?.forEach((entry, id) => visit(id, entry.value));
   }
 }
