@@ -7,6 +7,8 @@ import { connectAsync } from "mqtt";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { ExternalBroker } from "../src/api/mqtt/external-broker.js";
+import { AddressPolicy } from "../src/bindings/address-policy.js";
+import { BrokerConnection } from "../src/bindings/mqtt/broker-connection.js";
 
 const brokerUrl = process.env.HYPERTHINGS_TEST_MQTT_URL || "mqtt://127.0.0.1:1883";
 const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
@@ -84,6 +86,56 @@ describe("the external-broker link", () => {
     } finally {
       await publisher.endAsync();
       await link.close();
+    }
+  });
+
+  it("the MQTT binding's connection also hands on QoS 1 deliveries before earlier ones settle, and acknowledges each after", async () => {
+    const topic = `hyperthings-test/${randomBytes(6).toString("hex")}/binding`;
+    const connection = new BrokerConnection({
+      broker: new URL(brokerUrl),
+      protocolVersion: 5,
+      clientId: `hyperthings-test-${randomBytes(6).toString("hex")}`,
+      keepaliveSeconds: 30,
+      connectTimeoutMs: 5_000,
+      reconnect: { baseDelayMs: 100, maxDelayMs: 1_000 },
+      addressPolicy: new AddressPolicy(),
+      random: Math.random,
+    });
+    const publisher = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
+    try {
+      const held = 10;
+      const received: string[] = [];
+      const waiting: (() => void)[] = [];
+      let done: () => void = () => undefined;
+      const all = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`only ${received.length} delivered`)), BOUND_MS);
+        done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      await connection.subscribe(
+        topic,
+        1,
+        (packet) => {
+          received.push(packet.payload.toString());
+          if (received.length === held * 2) done();
+          // The first deliveries settle only once `held` of them wait at the same time: a
+          // connection that waited for each before reading the next would never get there.
+          return new Promise<void>((resolve) => {
+            waiting.push(resolve);
+            if (waiting.length >= held || received.length > held) for (const w of waiting.splice(0)) w();
+          });
+        },
+        5_000,
+      );
+      const sent = Array.from({ length: held * 2 }, (_, i) => String(i));
+      await Promise.all(sent.map((payload) => publisher.publishAsync(topic, payload, { qos: 1 })));
+      await all;
+      expect(received).toEqual(sent);
+    } finally {
+      await publisher.endAsync();
+      await connection.close();
     }
   });
 });

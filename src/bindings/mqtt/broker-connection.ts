@@ -11,6 +11,17 @@ import type { BackoffOptions } from "../backoff.js";
 import type { BindingFailureReason } from "../binding.js";
 import { topicMatches } from "./mqtt-topic.js";
 
+/** QoS 1 deliveries in flight, unacknowledged, on an MQTT 5 connection (§3.1.2.11.3). */
+const RECEIVE_MAXIMUM = 1_024;
+
+/** Handed to mqtt.js's `handleMessage` callback: it then sends no PUBACK and reads on. */
+const DEFERRED_ACK = new Error("acknowledged once its listeners settled");
+
+/** mqtt.js's own way to send a packet on its connection (not in its typings). */
+interface PacketSender {
+  _sendPacket(packet: { cmd: "puback"; messageId: number; reasonCode: number }): void;
+}
+
 export interface BrokerConnectionOptions {
   /** `mqtt:` or `mqtts:`; only the host and port are used. */
   readonly broker: URL;
@@ -65,6 +76,8 @@ export class BrokerConnection {
     this.#client = new MqttClient(() => this.#openSocket(), {
       protocolId: "MQTT",
       protocolVersion: options.protocolVersion,
+      // MQTT 5: the broker sends at most this many QoS 1 messages before their PUBACKs.
+      ...(options.protocolVersion === 5 ? { properties: { receiveMaximum: RECEIVE_MAXIMUM } } : {}),
       clientId: options.clientId,
       clean: true,
       resubscribe: true,
@@ -90,13 +103,28 @@ export class BrokerConnection {
     client.on("offline", () => options.onState?.("offline", this.#lastError));
     client.on("error", (error) => this.#onError(error));
     // Deliveries go through handleMessage, which mqtt.js acknowledges (QoS 1 and 2) only when it
-    // calls back: after the listeners, and so after whatever they await (PITFALLS.md).
+    // calls back, and it reads the next packet only then (PITFALLS.md). A QoS 1 delivery is
+    // handed to the listeners at once and mqtt.js told not to acknowledge it (a callback with an
+    // error skips its PUBACK and reads on): its PUBACK goes once the listeners settled, so that
+    // the deliveries that arrive while earlier ones commit are recorded together.
     client.handleMessage = (packet, callback) => {
       if (packet.cmd !== "publish") {
         callback();
         return;
       }
-      void this.#deliver(packet).then(() => callback());
+      const delivered = this.#deliver(packet);
+      if (packet.qos !== 1 || packet.messageId === undefined) {
+        void delivered.then(() => callback());
+        return;
+      }
+      const stream = client.stream;
+      const messageId = packet.messageId;
+      callback(DEFERRED_ACK);
+      void delivered.then(() => {
+        // After a reconnect, the broker has forgotten the message (clean session).
+        if (!client.connected || client.stream !== stream) return;
+        (client as unknown as PacketSender)._sendPacket({ cmd: "puback", messageId, reasonCode: 0 });
+      });
     };
   }
 
