@@ -205,6 +205,7 @@ function startHub(dataDir, token, hubNodeArgs) {
   const child = spawn(
     process.execPath,
     [
+      ...hubNodeArgs,
       HUB_BIN,
       "serve",
       "--port",
