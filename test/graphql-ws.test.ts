@@ -241,6 +241,21 @@ describe("GraphQL over WebSocket: limits per socket", () => {
     await other.dispose();
   });
 
+  it("refuses HTTP operations past the client's rate with 429 and RATE_LIMITED", async () => {
+    const answers: Array<{ status: number; codes: unknown[] }> = [];
+    for (let i = 0; i < 6; i++) {
+      const response = await hub.request("/graphql", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ query: "{ log { size } }" }),
+      });
+      const body = (await response.json()) as { errors?: Array<{ extensions?: { code?: string } }> };
+      answers.push({ status: response.status, codes: (body.errors ?? []).map((e) => e.extensions?.code) });
+    }
+    expect(answers.slice(0, 5).every((a) => a.status === 200 && a.codes.length === 0)).toBe(true);
+    expect(answers[5]).toEqual({ status: 429, codes: ["RATE_LIMITED"] });
+  });
+
   it("refuses a subscription past the socket's maximum with TOO_MANY_SUBSCRIPTIONS", async () => {
     const client = connect(hub);
     const open = [0, 1].map(() =>

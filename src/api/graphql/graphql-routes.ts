@@ -6,6 +6,7 @@ import { OperationTypeNode, execute, type GraphQLError, type GraphQLSchema } fro
 import { ValidationError } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
 import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
+import { TokenBucket } from "./limits.js";
 import { prepareOperation, validationRules, type OperationRequest } from "./operation.js";
 import type { GraphqlContext } from "./resolvers.js";
 
@@ -42,9 +43,23 @@ function requestErrorStatus(errors: readonly GraphQLError[]): number {
   return 400;
 }
 
+/** Clients whose operation rate is tracked at once; past it the oldest are forgotten. */
+const MAX_TRACKED_CLIENTS = 10_000;
+
 export function graphqlRoutes(hub: Hub, schema: GraphQLSchema) {
   const limits = hub.config.graphql;
   const rules = validationRules(limits);
+  // The socket's rate, per client address over HTTP (a Map keeps insertion order: oldest first).
+  const buckets = new Map<string, TokenBucket>();
+  const admit = (address: string): boolean => {
+    let bucket = buckets.get(address);
+    if (!bucket) {
+      if (buckets.size >= MAX_TRACKED_CLIENTS) buckets.delete(buckets.keys().next().value as string);
+      bucket = new TokenBucket(limits.operationsPerSecond, limits.operationsBurst);
+      buckets.set(address, bucket);
+    }
+    return bucket.take();
+  };
 
   const run = async (
     request: FastifyRequest,
@@ -60,6 +75,17 @@ export function graphqlRoutes(hub: Hub, schema: GraphQLSchema) {
         .type(modern ? GRAPHQL_RESPONSE_TYPE : "application/json")
         .send(JSON.stringify(body));
     const onInternal = (err: unknown) => request.log.error({ err }, "a GraphQL resolver failed");
+    if (!admit(request.ip)) {
+      const error = graphqlError(
+        `Too many operations from ${request.ip}: at most ${limits.operationsPerSecond} a second (bursts of ${limits.operationsBurst})`,
+        ERROR_CODES.rate,
+      );
+      return reply
+        .code(429)
+        .header("retry-after", String(Math.max(1, Math.ceil(1 / limits.operationsPerSecond))))
+        .type(modern ? GRAPHQL_RESPONSE_TYPE : "application/json")
+        .send(JSON.stringify({ errors: [formatError(error)] }));
+    }
     const prepared = prepareOperation(hub, schema, rules, operationRequest, request.principal);
     if (!prepared.ok) {
       return send(requestErrorStatus(prepared.errors), {
