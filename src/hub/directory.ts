@@ -1,5 +1,6 @@
 // The directory of Things: registration, update, removal and lookup of TDs, every mutation
-// recorded as a Change in the same transaction and published on the Bus after commit.
+// recorded as a Change — with the `linked`/`unlinked` Changes of the edges it adds or drops — in
+// one transaction, and published on the Bus after commit.
 import {
   ConflictError,
   NotFoundError,
@@ -9,28 +10,34 @@ import {
   enrichThingDescription,
   expiryOf,
   iriProblem,
+  linkChanges,
   newThingId,
   splitRegistration,
   validateThingDescription,
   type Cause,
   type Change,
+  type IriScope,
   type RegisteredThingDescription,
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
-import type { Store, ThingRecord } from "../store/index.js";
+import type { ChangeDraft, Store, ThingRecord } from "../store/index.js";
 import type { HubClock } from "./hub-clock.js";
 
 export interface DirectoryOptions {
   maxSearchResults?: number;
+  /** The vocabulary's prefixes, for link `rel`s a TD's own @context does not define. */
+  linkScope?: IriScope;
 }
 
 export interface RegisterResult {
   id: string;
   created: boolean;
   change: Change;
+  /** The `linked`/`unlinked` Changes recorded with it. */
+  related: Change[];
 }
 
-/** How many times a merge patch is retried when another writer changed the TD meanwhile. */
+/** How many times a write is retried when another writer changed the TD meanwhile. */
 const PATCH_ATTEMPTS = 5;
 
 /** Whether a TD's `@type` includes `type`, exactly or after a prefix (`saref:Sensor` has `Sensor`). */
@@ -51,6 +58,7 @@ export function assertThingId(id: string): void {
 
 export class Directory {
   private readonly maxSearchResults: number;
+  private readonly linkScope: IriScope | undefined;
 
   constructor(
     private readonly store: Store,
@@ -59,6 +67,23 @@ export class Directory {
     options: DirectoryOptions = {},
   ) {
     this.maxSearchResults = options.maxSearchResults ?? 100_000;
+    this.linkScope = options.linkScope;
+  }
+
+  /**
+   * The `linked`/`unlinked` drafts taking the stored TD's edges to the new one's, with the
+   * command's cause and the hub clock (each after the one before, so they sort after it).
+   */
+  private edgeDrafts(
+    id: string,
+    before: RegisteredThingDescription | undefined,
+    after: RegisteredThingDescription | undefined,
+    cause: Cause,
+  ): ChangeDraft[] {
+    return linkChanges(id, before, after, cause, this.linkScope).map((input) => ({
+      ...input,
+      hlc: this.hubClock.stamp().hlc,
+    }));
   }
 
   /** Validates a submitted TD and prepares the store command: the edge of the directory. */
@@ -78,21 +103,27 @@ export class Directory {
     return { td: registered, ttl: request.ttl, expires, hlc };
   }
 
+  /**
+   * Describes the Thing over `current` (the stored record, undefined when absent): the edge
+   * Changes are drafted against it, so the store checks it is still the stored version.
+   */
   private async commit(
     prepared: ReturnType<Directory["prepare"]>,
     cause: Cause,
-    expect?: "absent" | number,
+    current: ThingRecord | undefined,
   ): Promise<RegisterResult> {
+    const related = this.edgeDrafts(prepared.td.id, current?.td, prepared.td, cause);
     const result = await this.store.describe({
       td: prepared.td,
       cause,
       hlc: prepared.hlc,
       ...(prepared.expires !== undefined && { expires: prepared.expires }),
       ...(prepared.ttl !== undefined && { ttl: prepared.ttl }),
-      ...(expect !== undefined && { expect }),
+      expect: current ? current.version : "absent",
+      ...(related.length > 0 && { related }),
     });
-    this.bus.publish([result.change]);
-    return { id: result.record.id, created: result.created, change: result.change };
+    this.bus.publish([result.change, ...result.related]);
+    return { id: result.record.id, created: result.created, change: result.change, related: result.related };
   }
 
   /** `POST /things`: an anonymous TD gets a fresh `urn:uuid:` id. */
@@ -102,13 +133,22 @@ export class Directory {
         { pointer: "/id", message: "an anonymous TD (POST) has no id" },
       ]);
     }
-    return this.commit(this.prepare(body, undefined), cause, "absent");
+    return this.commit(this.prepare(body, undefined), cause, undefined);
   }
 
   /** `PUT /things/{id}`: creates or replaces the TD. */
   async put(id: string, body: unknown, cause: Cause): Promise<RegisterResult> {
     assertThingId(id);
-    return this.commit(this.prepare(body, id), cause);
+    const prepared = this.prepare(body, id);
+    // An upsert: when another writer got in between the read and the write, read again.
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.store.getThing(id);
+      try {
+        return await this.commit(prepared, cause, current);
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= PATCH_ATTEMPTS) throw err;
+      }
+    }
   }
 
   /** `PATCH /things/{id}` with an RFC 7396 merge patch; the result must be a valid TD. */
@@ -129,7 +169,7 @@ export class Directory {
         if (current.ttl !== undefined) prepared.ttl = current.ttl;
       }
       try {
-        return await this.commit(prepared, cause, current.version);
+        return await this.commit(prepared, cause, current);
       } catch (err) {
         if (!(err instanceof ConflictError) || attempt >= PATCH_ATTEMPTS) throw err;
       }
@@ -138,9 +178,30 @@ export class Directory {
 
   async remove(id: string, cause: Cause): Promise<Change> {
     assertThingId(id);
-    const change = await this.store.remove({ id, cause, hlc: this.hubClock.stamp().hlc });
-    this.bus.publish([change]);
-    return change;
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.store.getThing(id);
+      if (!current) throw new NotFoundError(`No Thing with id ${id}`);
+      try {
+        return await this.removeRecord(current, cause);
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= PATCH_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  /** Removes the Thing if `record` is still its stored version, with its edges' `unlinked` Changes. */
+  private async removeRecord(record: ThingRecord, cause: Cause): Promise<Change> {
+    const hlc = this.hubClock.stamp().hlc;
+    const related = this.edgeDrafts(record.id, record.td, undefined, cause);
+    const result = await this.store.remove({
+      id: record.id,
+      cause,
+      hlc,
+      expect: record.version,
+      ...(related.length > 0 && { related }),
+    });
+    this.bus.publish([result.change, ...result.related]);
+    return result.change;
   }
 
   private isExpired(record: ThingRecord, now: Date): boolean {
@@ -227,13 +288,7 @@ export class Directory {
       const record = await this.store.getThing(id);
       if (!record || !this.isExpired(record, now)) continue;
       try {
-        const change = await this.store.remove({
-          id,
-          cause: { actor: "hub:expiry", via: "hub" },
-          hlc: this.hubClock.stamp().hlc,
-          expect: record.version,
-        });
-        this.bus.publish([change]);
+        await this.removeRecord(record, { actor: "hub:expiry", via: "hub" });
         removed++;
       } catch (err) {
         // Removed or renewed by someone else in the meantime: nothing to do.

@@ -80,7 +80,11 @@ export class Hub {
     private readonly bindings?: BindingSet,
     secretStore?: SecretStore,
   ) {
-    this.directory = new Directory(store, bus, clock, { maxSearchResults: config.maxSearchResults });
+    const vocabulary = loadVocabulary(config.vocabulary);
+    this.directory = new Directory(store, bus, clock, {
+      maxSearchResults: config.maxSearchResults,
+      linkScope: vocabulary.scope,
+    });
     this.ingestion = new Ingest(store, bus, clock);
     this.history = new History(store);
     this.releases = new Releases({
@@ -98,7 +102,7 @@ export class Hub {
       directory: this.directory,
       clock,
       logger: logger.child({ part: "graph" }),
-      vocabulary: loadVocabulary(config.vocabulary),
+      vocabulary,
     });
     this.notary = new Notary(id, config.dataDir, store, bus, clock, logger, {
       everyChanges: config.checkpointEveryChanges,

@@ -558,7 +558,8 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         await store.describe(describeCommand(thingId(2), T1));
         const removeCause: Cause = { actor: "hub:expiry", via: "sweep" };
         const hlc = clock.next(T2);
-        const change = await store.remove({ id, cause: removeCause, hlc });
+        const { change, related } = await store.remove({ id, cause: removeCause, hlc });
+        expect(related).toStrictEqual([]);
 
         expect(change).toStrictEqual(
           recorded({
@@ -599,7 +600,12 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         ).rejects.toBeInstanceOf(ConflictError);
         expect(await contents(store)).toStrictEqual(before);
 
-        const change = await store.remove({ id, cause, hlc: clock.next(T3), expect: second.record.version });
+        const { change } = await store.remove({
+          id,
+          cause,
+          hlc: clock.next(T3),
+          expect: second.record.version,
+        });
         expect(change.kind).toBe("removed");
         expect(await store.getThing(id)).toBeUndefined();
       });
@@ -614,6 +620,118 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         expect("previous" in again.change).toBe(false);
         expect(again.record.created).toBe(T3);
         expect(again.record.modified).toBe(T3);
+      });
+    });
+
+    describe("related Changes (a description's linked/unlinked edges)", () => {
+      function edge(id: string, kind: "linked" | "unlinked", href: string): ChangeDraft {
+        return { thing: id, kind, value: { rel: "dependsOn", href }, cause, hlc: clock.next() };
+      }
+
+      it("describe appends them right after the described Change, in one transaction, and returns them", async () => {
+        await store.describe(describeCommand(thingId(9)));
+        const id = thingId(1);
+        const drafts = [edge(id, "linked", thingId(2)), edge(id, "linked", thingId(3))];
+        const result = await store.describe(describeCommand(id, T1, { expect: "absent", related: drafts }));
+
+        expect(result.related.map((c) => [c.seq, c.kind, c.value])).toStrictEqual([
+          [result.change.seq + 1, "linked", { rel: "dependsOn", href: thingId(2) }],
+          [result.change.seq + 2, "linked", { rel: "dependsOn", href: thingId(3) }],
+        ]);
+        for (const [i, change] of result.related.entries())
+          expect(change).toStrictEqual(recorded({ seq: result.change.seq + 1 + i, ...drafts[i] } as Change));
+        expect(result.record.version).toBe(result.change.seq);
+        expect(await store.changesAfter(result.change.seq - 1, 10)).toStrictEqual([
+          result.change,
+          ...result.related,
+        ]);
+        const log = await readLog(store);
+        expect(hashToHex((await store.logHead()).root)).toBe(hashToHex(rootHash(leavesOf(log))));
+        expect(
+          (await store.history({ thing: id, kinds: ["linked"], order: "asc", limit: 10 })).map((c) => c.seq),
+        ).toStrictEqual(result.related.map((c) => c.seq));
+      });
+
+      it("describe without related returns none", async () => {
+        expect((await store.describe(describeCommand(thingId(1)))).related).toStrictEqual([]);
+      });
+
+      it("a related Change that cannot be stored refuses the description too: neither is written", async () => {
+        const first = await store.describe(describeCommand(thingId(1), T1));
+        const before = await contents(store);
+        const id = thingId(1);
+        const bad = { ...edge(id, "linked", thingId(3)), value: { rel: "dependsOn", href: 3n } };
+        // In one batch with a good command: the bad one's savepoint rolls back alone.
+        const [refused, other] = await Promise.allSettled([
+          store.describe({
+            td: thing(id, { title: "Changed" }),
+            cause,
+            hlc: clock.next(T2),
+            expect: first.record.version,
+            related: [edge(id, "unlinked", thingId(2)), bad],
+          }),
+          store.append([reported(clock, thingId(2), "temperature", 21)]),
+        ]);
+
+        expect(refused.status).toBe("rejected");
+        expect(other.status).toBe("fulfilled");
+        const after = await readLog(store);
+        expect(after.slice(0, before.log.length)).toStrictEqual(before.log);
+        expect(after.slice(before.log.length).map((c) => [c.seq, c.kind])).toStrictEqual([
+          [before.lastSeq + 1, "reported"],
+        ]);
+        expect(await store.getThing(id)).toStrictEqual(first.record);
+        expect(await store.history({ thing: id, order: "asc", limit: 10 })).toStrictEqual([first.change]);
+        const head = await store.logHead();
+        expect(head.size).toBe(after.length);
+        expect(hashToHex(head.root)).toBe(hashToHex(rootHash(leavesOf(after))));
+
+        // The heads moved only with what committed: the next description goes on from there.
+        const next = await store.describe(
+          describeCommand(id, T3, {
+            expect: first.record.version,
+            related: [edge(id, "unlinked", thingId(2))],
+          }),
+        );
+        expect(next.change.seq).toBe(before.lastSeq + 2);
+        expect(next.related.map((c) => c.seq)).toStrictEqual([before.lastSeq + 3]);
+      });
+
+      it("a describe refused by its precondition writes no related Change", async () => {
+        await store.describe(describeCommand(thingId(1), T1));
+        const before = await contents(store);
+        await expect(
+          store.describe(
+            describeCommand(thingId(1), T2, {
+              expect: "absent",
+              related: [edge(thingId(1), "linked", thingId(2))],
+            }),
+          ),
+        ).rejects.toBeInstanceOf(ConflictError);
+        expect(await contents(store)).toStrictEqual(before);
+      });
+
+      it("remove appends them right after the removed Change, and a failing one keeps the Thing", async () => {
+        const id = thingId(1);
+        const described = await store.describe(describeCommand(id, T1));
+        const before = await contents(store);
+        const bad = { ...edge(id, "unlinked", thingId(2)), value: Number.NaN };
+        await expect(
+          store.remove({ id, cause, hlc: clock.next(T2), expect: described.record.version, related: [bad] }),
+        ).rejects.toBeInstanceOf(Error);
+        expect(await contents(store)).toStrictEqual(before);
+
+        const drafts = [edge(id, "unlinked", thingId(2))];
+        const removed = await store.remove({ id, cause, hlc: clock.next(T2), related: drafts });
+        expect(removed.change.kind).toBe("removed");
+        expect(removed.related).toStrictEqual([
+          recorded({ seq: removed.change.seq + 1, ...drafts[0] } as Change),
+        ]);
+        expect(await store.getThing(id)).toBeUndefined();
+        expect(await store.changesAfter(removed.change.seq - 1, 10)).toStrictEqual([
+          removed.change,
+          ...removed.related,
+        ]);
       });
     });
 
@@ -724,7 +842,7 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         await refused(
           store.describe(describeCommand(thingId(1), T2, { expect: replaced.record.version - 1 })),
         );
-        ack(await store.remove({ id: thingId(2), cause, hlc: clock.next(T2) }));
+        ack((await store.remove({ id: thingId(2), cause, hlc: clock.next(T2) })).change);
         await refused(store.remove({ id: thingId(2), cause, hlc: clock.next(T3) }));
         await refused(store.remove({ id: thingId(1), cause, hlc: clock.next(T3), expect: 1 }));
         for (const change of await store.append([reported(clock, thingId(2), "temperature", 20)]))
@@ -732,7 +850,14 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         await refused(store.append([reported(clock, thingId(2), "temperature", 10n)]));
         ack((await store.describe(describeCommand(thingId(2), T3))).change);
         ack(
-          await store.remove({ id: thingId(1), cause, hlc: clock.next(T3), expect: replaced.record.version }),
+          (
+            await store.remove({
+              id: thingId(1),
+              cause,
+              hlc: clock.next(T3),
+              expect: replaced.record.version,
+            })
+          ).change,
         );
 
         expect(acknowledged).toEqual(range(1, 7));
@@ -746,7 +871,7 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         const seqs: number[] = [];
         seqs.push((await store.describe(describeCommand(thingId(1)))).change.seq);
         for (const c of await store.append(mixedDrafts(3, 2, clock))) seqs.push(c.seq);
-        seqs.push((await store.remove({ id: thingId(1), cause, hlc: clock.next() })).seq);
+        seqs.push((await store.remove({ id: thingId(1), cause, hlc: clock.next() })).change.seq);
         const concurrent = await Promise.all([
           store.append(mixedDrafts(4, 3, clock, 11)),
           store.describe(describeCommand(thingId(2))).then((r) => [r.change]),
@@ -1585,7 +1710,7 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         expect(change?.cause).toStrictEqual(fullCause);
         expect(change?.leaf).toBe(result.change.leaf);
 
-        const removed = await store.remove({ id: td.id, cause: fullCause, hlc: clock.next(T2) });
+        const { change: removed } = await store.remove({ id: td.id, cause: fullCause, hlc: clock.next(T2) });
         expect(removed.previous).toStrictEqual(td);
         expect((await store.changesAfter(1, 10))[0]?.previous).toStrictEqual(td);
       });

@@ -42,12 +42,20 @@ export interface DescribeCommand {
    * with ConflictError unless the Thing's current `version` equals it; undefined — upsert.
    */
   expect?: "absent" | number;
+  /**
+   * Changes that follow from this one (the `linked`/`unlinked` edge Changes of the new TD),
+   * appended in the same transaction right after the `described` Change, in this order: both
+   * commit or neither does. Drafted against the stored TD, so give `expect` with them.
+   */
+  related?: readonly ChangeDraft[];
 }
 
 export interface DescribeResult {
   created: boolean;
   record: ThingRecord;
   change: Change;
+  /** The appended `related` Changes, in Log order (empty when none were given). */
+  related: Change[];
 }
 
 export interface RemoveCommand {
@@ -56,6 +64,15 @@ export interface RemoveCommand {
   hlc: string;
   /** As in DescribeCommand: fail with ConflictError unless the version matches. */
   expect?: number;
+  /** As in DescribeCommand: appended right after the `removed` Change, in the same transaction. */
+  related?: readonly ChangeDraft[];
+}
+
+export interface RemoveResult {
+  /** The `removed` Change. */
+  change: Change;
+  /** The appended `related` Changes, in Log order (empty when none were given). */
+  related: Change[];
 }
 
 /** A Change ready for the Log: everything but its position, which the store assigns. */
@@ -160,10 +177,16 @@ export interface ListOptions {
 }
 
 export interface Store {
-  /** Registers or replaces a TD and appends a `described` Change, in one durable transaction. */
+  /**
+   * Registers or replaces a TD and appends a `described` Change, then the command's `related`
+   * Changes, in one durable transaction.
+   */
   describe(command: DescribeCommand): Promise<DescribeResult>;
-  /** Removes a TD and appends a `removed` Change; NotFoundError when absent. */
-  remove(command: RemoveCommand): Promise<Change>;
+  /**
+   * Removes a TD and appends a `removed` Change, then the `related` ones, in one durable
+   * transaction; NotFoundError when absent.
+   */
+  remove(command: RemoveCommand): Promise<RemoveResult>;
   getThing(id: string): Promise<ThingRecord | undefined>;
   /** Things ordered by id. */
   listThings(options: ListOptions): Promise<ThingRecord[]>;

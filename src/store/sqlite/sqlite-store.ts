@@ -32,6 +32,7 @@ import type {
   PutReleaseResult,
   ReleaseRecord,
   RemoveCommand,
+  RemoveResult,
   RolloutStepQuery,
   RolloutStepUpdate,
   Store,
@@ -393,11 +394,13 @@ export class SqliteStore implements Store {
         ttl: command.ttl ?? null,
         version: change.seq,
       });
-      return { created: existing === undefined, record, change };
+      // Inside this command's savepoint: a failure rolls back the described Change with them.
+      const related = (command.related ?? []).map((draft) => this.log.append(draft));
+      return { created: existing === undefined, record, change, related };
     });
   }
 
-  remove(command: RemoveCommand): Promise<Change> {
+  remove(command: RemoveCommand): Promise<RemoveResult> {
     return this.enqueue(() => {
       const existing = this.stmt.getVersion.get(command.id);
       if (!existing) throw new NotFoundError(`No Thing with id ${command.id}`);
@@ -405,13 +408,15 @@ export class SqliteStore implements Store {
         throw new ConflictError(`The Thing ${command.id} was changed concurrently; retry`);
       }
       this.stmt.deleteThing.run(command.id);
-      return this.log.append({
+      const change = this.log.append({
         thing: command.id,
         kind: "removed",
         previous: JSON.parse(existing.td) as unknown,
         cause: command.cause,
         hlc: command.hlc,
       });
+      const related = (command.related ?? []).map((draft) => this.log.append(draft));
+      return { change, related };
     });
   }
 
