@@ -10,7 +10,7 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ["*.js", "bin/*.js", "bench/*.js"] },
+        projectService: true,
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -31,9 +31,13 @@ export default tseslint.config(
     },
   },
   {
+    // Plain JavaScript (bin, bench, configs) is linted without types, so it needs no project.
     files: ["**/*.js"],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { globals: globals.node },
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: globals.node,
+    },
   },
   {
     // Configuration files and the vitest reporter are loaded through their default export.
