@@ -59,7 +59,8 @@ if (missing !== undefined && !required) {
     beforeAll(async () => {
       // The HTTP fleet without the MQTT sensors; simulated time runs 20× so the boiler moves.
       fleet = await Fleet.start({ kinds: ["espresso", "switch", "containers", "service"], speed: 20 });
-      hub = await startTestHub({ observe: true });
+      // Reconnection after 20 ms, at most 200 ms apart: the unreachable Thing is noticed at once.
+      hub = await startTestHub({ observe: true, reconnectMs: 20, maxReconnectMs: 200 });
       const client = new InteractionClient({ url: hub.url, token: hub.token });
       const descriptions = fleet.descriptions();
       for (const td of descriptions) await client.put(td);
