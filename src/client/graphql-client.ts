@@ -118,11 +118,101 @@ export interface GraphqlLink {
   anchor?: string | null;
 }
 
+export interface GraphqlRolloutProgress {
+  pending: number;
+  applying: number;
+  completed: number;
+  failed: number;
+  skipped: number;
+  total: number;
+}
+
+/** A rollout as the typed helpers ask for it (docs/graphql.md). */
+export interface GraphqlRollout {
+  id: string;
+  release: string;
+  name: string;
+  status: "running" | "completed" | "failed";
+  concurrency: number;
+  maxFailures: number;
+  select: string | null;
+  actor: string;
+  created: string;
+  ended: string | null;
+  reason: string | null;
+  progress: GraphqlRolloutProgress;
+}
+
+export interface GraphqlRolloutItem {
+  kind: "property" | "action" | "link";
+  name: string;
+  desired: unknown;
+  status: string;
+  error: unknown;
+}
+
+export interface GraphqlRolloutStep {
+  thing: string;
+  position: number;
+  status: "pending" | "applying" | "completed" | "failed" | "skipped";
+  items: GraphqlRolloutItem[];
+  desired: Record<string, unknown>;
+  reason: string | null;
+  updated: string;
+}
+
+/** One event of the rolloutProgress subscription. */
+export interface GraphqlRolloutEvent {
+  type: "status" | "step";
+  rollout: string;
+  thing: string | null;
+  status: string;
+  reason: string | null;
+  progress: GraphqlRolloutProgress;
+}
+
+export interface GraphqlLineageEntry {
+  release: string;
+  name: string;
+  rollout: string;
+  replaced: string | null;
+  seq: number;
+  at: string;
+  actor: string;
+  desired: Record<string, unknown>;
+  drift: unknown;
+}
+
+export interface GraphqlLineage {
+  thing: string;
+  active: string | null;
+  entries: GraphqlLineageEntry[];
+}
+
+export interface RolloutStartOptions {
+  select?: string;
+  concurrency?: number;
+  maxFailures?: number;
+}
+
 /** The Change fields the typed helpers ask for. */
 export const CHANGE_FIELDS =
   "seq thing affordance kind value previous at time hlc cause { actor via release rule correlation }";
 const THING_FIELDS = "id title types td version modified";
+const PROGRESS_FIELDS = "progress { pending applying completed failed skipped total }";
+const ROLLOUT_FIELDS = `id release name status concurrency maxFailures select actor created ended reason ${PROGRESS_FIELDS}`;
+const STEP_FIELDS = "thing position status items { kind name desired status error } desired reason updated";
 const PROPERTY_FIELDS = "name value seq time at cause { actor via release rule correlation }";
+
+/**
+ * A page size written into the query text: the hub prices a variable `first` at its largest page,
+ * a literal at its value (docs/graphql.md, limits).
+ */
+function pageArgument(first: number | undefined): number {
+  const n = first ?? 100;
+  if (!Number.isSafeInteger(n)) throw new TypeError(`first must be an integer, not ${n}`);
+  return n;
+}
 
 function hubBase(url: string): URL {
   let base: URL;
@@ -435,6 +525,61 @@ export class GraphqlClient {
       { from, rel, to },
     );
     return data.unlink;
+  }
+
+  /** Rollouts, newest first, of one release or all; `next` is the `after` of the next page. */
+  async rollouts(
+    options: { release?: string; status?: GraphqlRollout["status"]; first?: number; after?: number } = {},
+  ): Promise<{ rollouts: GraphqlRollout[]; next: number | null }> {
+    const data = await this.request<{ rollouts: { rollouts: GraphqlRollout[]; next: number | null } }>(
+      `query Rollouts($release: ID, $status: String, $after: Int) { rollouts(release: $release, status: $status, first: ${pageArgument(options.first)}, after: $after) { rollouts { ${ROLLOUT_FIELDS} } next } }`,
+      { release: options.release, status: options.status, after: options.after },
+    );
+    return data.rollouts;
+  }
+
+  /** One rollout with a page of its steps, or null when there is none with this id. */
+  async rollout(
+    id: string,
+    steps: { status?: GraphqlRolloutStep["status"]; first?: number; after?: number } = {},
+  ): Promise<(GraphqlRollout & { steps: { steps: GraphqlRolloutStep[]; next: number | null } }) | null> {
+    const data = await this.request<{
+      rollout: (GraphqlRollout & { steps: { steps: GraphqlRolloutStep[]; next: number | null } }) | null;
+    }>(
+      `query Rollout($id: ID!, $status: String, $after: Int) { rollout(id: $id) { ${ROLLOUT_FIELDS} steps(status: $status, first: ${pageArgument(steps.first)}, after: $after) { steps { ${STEP_FIELDS} } next } } }`,
+      { id, status: steps.status, after: steps.after },
+    );
+    return data.rollout;
+  }
+
+  /** A Thing's active release, and which release replaced which, newest first. */
+  async lineage(thing: string, first?: number): Promise<GraphqlLineage> {
+    const data = await this.request<{ lineage: GraphqlLineage }>(
+      `query Lineage($thing: ID!) { lineage(thing: $thing, first: ${pageArgument(first)}) { thing active entries { release name rollout replaced seq at actor desired drift } } }`,
+      { thing },
+    );
+    return data.lineage;
+  }
+
+  /** Starts a rollout of a stored release (needs an admin token); follow it with `rolloutProgress`. */
+  async startRollout(release: string, options: RolloutStartOptions = {}): Promise<GraphqlRollout> {
+    const data = await this.request<{ rollout: GraphqlRollout }>(
+      `mutation Rollout($release: ID!, $select: String, $concurrency: Int, $maxFailures: Int) { rollout(release: $release, select: $select, concurrency: $concurrency, maxFailures: $maxFailures) { ${ROLLOUT_FIELDS} } }`,
+      { release, ...options },
+    );
+    return data.rollout;
+  }
+
+  /** A rollout's progress: its status now, then each finished step and status, until it ends. */
+  async *rolloutProgress(id: string, options: SubscribeOptions = {}): AsyncGenerator<GraphqlRolloutEvent> {
+    const query = `subscription RolloutProgress($id: ID!) { rolloutProgress(id: $id) { type rollout thing status reason ${PROGRESS_FIELDS} } }`;
+    for await (const data of this.subscribe<{ rolloutProgress: GraphqlRolloutEvent }>(
+      query,
+      { id },
+      options,
+    )) {
+      yield data.rolloutProgress;
+    }
   }
 
   /** Closes the socket, ending every subscription. */

@@ -8,11 +8,24 @@ import {
   ValidationError,
   changeTime,
   parseTimeExpression,
+  ROLLOUT_STEP_STATUSES,
   type Cause,
   type Change,
   type RegisteredThingDescription,
+  type RolloutProgress,
+  type RolloutStatus,
+  type RolloutStepStatus,
 } from "../../core/index.js";
-import { hasType, type GraphLink, type HubConfig, type Hub, type Principal } from "../../hub/index.js";
+import {
+  hasType,
+  type GraphLink,
+  type HubConfig,
+  type Hub,
+  type Principal,
+  type RolloutEvent,
+  type RolloutView,
+  type Rollouts,
+} from "../../hub/index.js";
 
 type GraphqlLimits = HubConfig["graphql"];
 import type { ThingRecord } from "../../store/index.js";
@@ -213,7 +226,84 @@ function commandsOf(hub: Hub) {
   return hub.commands;
 }
 
+function rolloutsOf(hub: Hub): Rollouts {
+  if (hub.rollouts === undefined) {
+    throw new UnavailableError("This hub runs without bindings: it cannot roll out releases");
+  }
+  return hub.rollouts;
+}
+
+const ROLLOUT_STATUSES: readonly RolloutStatus[] = ["running", "completed", "failed"];
+
+/** A status argument, checked against the ones there are (as the HTTP API's enums). */
+function statusArgument<T extends string>(
+  value: unknown,
+  allowed: readonly T[],
+  name: string,
+): T | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!allowed.includes(value as T)) {
+    throw new ValidationError(`${name} is one of ${allowed.join(", ")}, not ${JSON.stringify(value)}`, [
+      { pointer: `/${name}`, message: `must be one of ${allowed.join(", ")}` },
+    ]);
+  }
+  return value as T;
+}
+
+/** The limits of POST /releases/{id}/rollouts's body that its schema checks before the hub does. */
+function rolloutSelect(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const select = value as string;
+  if (select.length < 1 || select.length > 8192) {
+    throw new ValidationError(`select must be 1 to 8192 characters, not ${select.length}`, [
+      { pointer: "/select", message: "must be 1..8192 characters" },
+    ]);
+  }
+  return select;
+}
+
+/** A rollout's next page cursor: an offset, like GET /rollouts's. */
+function offsetArgument(value: unknown): number {
+  if (value === undefined || value === null) return 0;
+  const n = value as number;
+  if (n < 0) {
+    throw new ValidationError(`after must be the 'next' of a previous page, not ${n}`, [
+      { pointer: "/after", message: "must be >= 0" },
+    ]);
+  }
+  return n;
+}
+
 const query: Record<string, Resolver> = {
+  rollouts: async (_, args, { hub, limits }) => {
+    const limit = pageSize(args.first, limits);
+    const offset = offsetArgument(args.after);
+    const release = optional(args.release);
+    const status = statusArgument(args.status, ROLLOUT_STATUSES, "status");
+    const rollouts = await rolloutsOf(hub).list({
+      limit,
+      offset,
+      ...(release !== undefined && { release }),
+      ...(status !== undefined && { status }),
+    });
+    return { rollouts, next: rollouts.length === limit ? offset + limit : null };
+  },
+  rollout: async (_, args, { hub }) => {
+    try {
+      return await rolloutsOf(hub).get(args.id as string);
+    } catch (err) {
+      if (err instanceof NotFoundError) return null;
+      throw err;
+    }
+  },
+  lineage: async (_, args, { hub, limits }) => {
+    const thing = args.thing as string;
+    const limit = pageSize(args.first, limits);
+    await hub.history.assertKnown(thing);
+    const entries = await rolloutsOf(hub).lineage(thing, limit);
+    return { thing, active: entries[0]?.release ?? null, entries };
+  },
+
   thing: (_, args, { hub }) => findThing(hub, args.id as string),
 
   releases: async (_, args, { hub, limits }) => {
@@ -372,7 +462,90 @@ const mutation: Record<string, Resolver> = {
     )) ?? null,
   unlink: (_, args, context) =>
     context.hub.graph.unlink(args.from as string, args.rel as string, args.to as string, causeOf(context)),
+  rollout: (_, args, context) => {
+    const select = rolloutSelect(args.select);
+    return rolloutsOf(context.hub).start(
+      args.release as string,
+      {
+        ...(select !== undefined && { select }),
+        ...(typeof args.concurrency === "number" && { concurrency: args.concurrency }),
+        ...(typeof args.maxFailures === "number" && { maxFailures: args.maxFailures }),
+      },
+      causeOf(context),
+    );
+  },
 };
+
+const finishedSteps = (p: RolloutProgress) => p.completed + p.failed + p.skipped;
+
+const ended = (event: RolloutEvent) => event.type === "status" && event.status !== "running";
+
+/**
+ * One rollout's events: its status now, then each event as the hub emits it, through a bounded
+ * queue (the hub never waits for the socket); the stream completes after the rollout's last status.
+ */
+async function rolloutStream(
+  context: GraphqlContext,
+  id: string,
+): Promise<AsyncIterableIterator<RolloutEvent>> {
+  const rollouts = rolloutsOf(context.hub);
+  const { limits } = context;
+  // Subscribe before reading the rollout, so that no event falls between the two.
+  const buffered: RolloutEvent[] = [];
+  let live = false;
+  let unsubscribe = () => {};
+  const queue = new BoundedQueue<RolloutEvent>(
+    Math.max(1, limits.maxQueued),
+    () =>
+      context.overflow(
+        `subscription fell more than ${limits.maxQueued} rollout events behind; subscribe to rolloutProgress again`,
+      ),
+    () => unsubscribe(),
+  );
+  unsubscribe = rollouts.subscribe((event) => {
+    if (event.rollout !== id) return;
+    if (live) queue.push(event);
+    else buffered.push(event);
+  });
+  let now: RolloutView;
+  try {
+    now = await rollouts.get(id);
+  } catch (err) {
+    unsubscribe();
+    throw err;
+  }
+  queue.push({
+    type: "status",
+    rollout: id,
+    status: now.status,
+    ...(now.reason !== undefined && { reason: now.reason }),
+    progress: now.progress,
+  });
+  if (now.status === "running") {
+    live = true;
+    // Steps that finished before the read are in its progress already: only later ones follow.
+    const before = finishedSteps(now.progress);
+    for (const event of buffered.splice(0)) {
+      if (event.type === "status" || finishedSteps(event.progress) > before) queue.push(event);
+    }
+  }
+  let finished = false;
+  const iterator: AsyncIterableIterator<RolloutEvent> = {
+    [Symbol.asyncIterator]: () => iterator,
+    next: async () => {
+      if (finished) return { value: undefined, done: true };
+      const item = await queue.next();
+      if (!item.done && ended(item.value)) {
+        finished = true;
+        queue.end();
+      }
+      return item;
+    },
+    return: () => queue.return(),
+    throw: (error: unknown) => queue.throw(error),
+  };
+  return iterator;
+}
 
 interface Subscriber {
   subscribe: Resolver;
@@ -431,6 +604,28 @@ const subscription: Record<string, Subscriber> = {
     },
     resolve: identity,
   },
+  rolloutProgress: {
+    subscribe: (_, args, context) => rolloutStream(context, args.id as string),
+    resolve: identity,
+  },
+};
+
+const rollout: Record<string, GraphQLFieldResolver<RolloutView, GraphqlContext, Args>> = {
+  concurrency: (r) => r.options.concurrency,
+  maxFailures: (r) => r.options.maxFailures,
+  select: (r) => r.options.select ?? null,
+  steps: async (r, args, { hub, limits }) => {
+    const limit = pageSize(args.first, limits);
+    const status = statusArgument<RolloutStepStatus>(args.status, ROLLOUT_STEP_STATUSES, "status");
+    const after = typeof args.after === "number" ? args.after : undefined;
+    const steps = await rolloutsOf(hub).steps(r.id, {
+      limit,
+      ...(status !== undefined && { status }),
+      ...(after !== undefined && { after }),
+    });
+    const last = steps.at(-1);
+    return { steps, next: steps.length === limit && last ? last.position : null };
+  },
 };
 
 const thing: Record<string, GraphQLFieldResolver<ThingSource, GraphqlContext, Args>> = {
@@ -488,4 +683,5 @@ export const resolvers = {
   Thing: thing,
   Link: link,
   Change: change,
+  Rollout: rollout,
 } as const;

@@ -75,6 +75,19 @@ export const SCHEMA_SDL = /* GraphQL */ `
     What drifts now from each Thing's active release, of one Thing or of all.
     """
     drift(thing: ID): [Drift!]!
+    """
+    Rollouts, newest first, of one release or all, with their progress. 'after' is the 'next' of the
+    previous page.
+    """
+    rollouts(release: ID, status: String, first: Int = 100, after: Int): RolloutPage!
+    """
+    One rollout with its progress and its steps, or null when none has this id.
+    """
+    rollout(id: ID!): Rollout
+    """
+    A Thing's lineage: its active release, and which release replaced which, newest first.
+    """
+    lineage(thing: ID!, first: Int = 100): Lineage!
   }
 
   """
@@ -115,6 +128,13 @@ export const SCHEMA_SDL = /* GraphQL */ `
     Removes the links of that rel to that Thing: the 'described' Change (an 'unlinked' one follows).
     """
     unlink(from: ID!, rel: String!, to: ID!): Change!
+    """
+    Starts a rollout of a stored release (POST /releases/{id}/rollouts): planned now ('select' narrows
+    it as in plan), refused when the plan cannot be applied or matches no Thing; then applied
+    Thing by Thing, 'concurrency' at once (1..1000, default 16), stopping after more than
+    'maxFailures' (default 0) failed Things. Follow it with the rolloutProgress subscription.
+    """
+    rollout(release: ID!, select: String, concurrency: Int, maxFailures: Int): Rollout!
   }
 
   """
@@ -134,6 +154,11 @@ export const SCHEMA_SDL = /* GraphQL */ `
     A Thing's property values: first the current ones, then each new reported value.
     """
     state(thing: ID!): PropertyValue!
+    """
+    A rollout's progress: first its status now, then an event per finished step and per status, and
+    the stream completes when the rollout has ended (completed or failed).
+    """
+    rolloutProgress(id: ID!): RolloutEvent!
   }
 
   enum Order {
@@ -395,5 +420,129 @@ export const SCHEMA_SDL = /* GraphQL */ `
     The release's policy for it: 'record', 'alert' or 'revert'.
     """
     policy: String!
+  }
+
+  """
+  The one-time application of a release, Thing by Thing (docs/releases.md).
+  """
+  type Rollout {
+    "urn:uuid:…"
+    id: ID!
+    release: ID!
+    "The release's name."
+    name: String!
+    "running, completed or failed"
+    status: String!
+    concurrency: Int!
+    maxFailures: Int!
+    select: String
+    "Who started it."
+    actor: String!
+    created: String!
+    ended: String
+    "Why it failed."
+    reason: String
+    progress: RolloutProgress!
+    """
+    Its steps (one per Thing) in order of application, of one status or all; 'after' is the 'next'
+    of the previous page.
+    """
+    steps(status: String, first: Int = 100, after: Int): RolloutStepPage!
+  }
+
+  """
+  How many steps of a rollout are in each status.
+  """
+  type RolloutProgress {
+    pending: Int!
+    applying: Int!
+    completed: Int!
+    failed: Int!
+    skipped: Int!
+    total: Int!
+  }
+
+  type RolloutPage {
+    rollouts: [Rollout!]!
+    """
+    Give it back as 'after' for the next page; null on the last page.
+    """
+    next: Int
+  }
+
+  """
+  A rollout's work on one Thing.
+  """
+  type RolloutStep {
+    thing: ID!
+    position: Int!
+    "pending, applying, completed, failed or skipped"
+    status: String!
+    items: [RolloutItem!]!
+    """
+    Every property value the release wants on the Thing.
+    """
+    desired: JSON!
+    reason: String
+    updated: String!
+  }
+
+  """
+  One property write, action or link of a step, and its outcome.
+  """
+  type RolloutItem {
+    "property, action or link"
+    kind: String!
+    name: String!
+    desired: JSON
+    "pending, completed, failed, skipped or in-place"
+    status: String!
+    error: JSON
+  }
+
+  type RolloutStepPage {
+    steps: [RolloutStep!]!
+    """
+    Give it back as 'after' for the next page; null on the last page.
+    """
+    next: Int
+  }
+
+  """
+  A rollout's progress as it happens: 'status' (of the rollout) or 'step' (one Thing finished).
+  """
+  type RolloutEvent {
+    type: String!
+    rollout: ID!
+    "The Thing of a 'step' event."
+    thing: ID
+    "The rollout's status, or the step's."
+    status: String!
+    reason: String
+    progress: RolloutProgress!
+  }
+
+  """
+  A Thing's releases: the active one, and the 'applied' Changes that made each one active.
+  """
+  type Lineage {
+    thing: ID!
+    active: ID
+    entries: [LineageEntry!]!
+  }
+
+  type LineageEntry {
+    release: ID!
+    name: String!
+    rollout: ID!
+    "The release that was active before."
+    replaced: ID
+    "The seq of the 'applied' Change."
+    seq: Int!
+    "When it became active (RFC 3339)."
+    at: String!
+    actor: String!
+    desired: JSON!
+    drift: JSON!
   }
 `;
