@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Change } from "../src/core/index.js";
-import { changeAfter, minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const SAREF = ["https://www.w3.org/2022/wot/td/v1.1", { saref: "https://saref.etsi.org/core/" }];
 
@@ -153,11 +153,30 @@ describe("graph API", () => {
     ]);
   });
 
-  it("records each edge a registration, a link and an unlink add or remove as a linked/unlinked Change", async () => {
+  /** The Log from `seq` on, as committed when the request was answered (no waiting). */
+  async function logFrom(
+    seq: number,
+  ): Promise<Array<Pick<Change, "seq" | "thing" | "kind" | "value" | "cause">>> {
+    const changes = await hub.hub.store.changesAfter(seq - 1, 100);
+    return changes.map(({ seq, thing, kind, value, cause }) => ({ seq, thing, kind, value, cause }));
+  }
+
+  it("records each edge a registration, a link, an unlink and a removal add or remove as a linked/unlinked Change right after it, with its cause", async () => {
     await put(thing("urn:t:host", "Host"));
+    const registered = (await hub.hub.store.lastSeq()) + 1;
     await put(thing("urn:t:web", "Container", [{ rel: "runsOn", href: "urn:t:host" }]));
-    const linked = await changeAfter(hub, 0, (c) => c.kind === "linked");
-    expect(linked).toMatchObject({ thing: "urn:t:web", value: { rel: "runsOn", href: "urn:t:host" } });
+    const http = { actor: "admin", via: "http" };
+    const [web, linked, ...rest] = await logFrom(registered);
+    expect(rest).toEqual([]);
+    expect(web).toMatchObject({ seq: registered, thing: "urn:t:web", kind: "described" });
+    expect(linked).toStrictEqual({
+      seq: registered + 1,
+      thing: "urn:t:web",
+      kind: "linked",
+      value: { rel: "runsOn", href: "urn:t:host" },
+      cause: web?.cause,
+    });
+    expect(web?.cause).toMatchObject(http);
 
     const post = await hub.request(`/things/${encodeURIComponent("urn:t:host")}/links`, {
       method: "POST",
@@ -166,12 +185,17 @@ describe("graph API", () => {
     });
     expect(post.status).toBe(201);
     const described = ((await post.json()) as { seq: number }).seq;
-    const hosts = await changeAfter(hub, described, (c) => c.kind === "linked");
-    expect(hosts).toMatchObject({
+    const [linkDescribed, hosts, ...more] = await logFrom(described);
+    expect(more).toEqual([]);
+    expect(linkDescribed).toMatchObject({ thing: "urn:t:host", kind: "described", cause: http });
+    expect(hosts).toStrictEqual({
+      seq: described + 1,
       thing: "urn:t:host",
+      kind: "linked",
       value: { rel: "hosts", href: "urn:t:web" },
-      cause: { actor: "admin", via: "http" },
+      cause: linkDescribed?.cause,
     });
+    if (!hosts) throw new Error("no linked Change");
     // Linking again changes nothing.
     const again = await hub.request(`/things/${encodeURIComponent("urn:t:host")}/links`, {
       method: "POST",
@@ -186,8 +210,16 @@ describe("graph API", () => {
       { method: "DELETE" },
     );
     expect(del.status).toBe(204);
-    const unlinked: Change = await changeAfter(hub, hosts.seq, (c) => c.kind === "unlinked");
-    expect(unlinked).toMatchObject({ thing: "urn:t:host", value: { rel: "hosts", href: "urn:t:web" } });
+    const [unlinkDescribed, unlinked, ...after] = await logFrom(hosts.seq + 1);
+    expect(after).toEqual([]);
+    expect(unlinkDescribed).toMatchObject({ thing: "urn:t:host", kind: "described" });
+    expect(unlinked).toStrictEqual({
+      seq: hosts.seq + 2,
+      thing: "urn:t:host",
+      kind: "unlinked",
+      value: { rel: "hosts", href: "urn:t:web" },
+      cause: unlinkDescribed?.cause,
+    });
     expect(await ids('in(hosts) { id = "urn:t:host" }')).toEqual([]);
     const td = (await (await hub.request(`/things/${encodeURIComponent("urn:t:host")}`)).json()) as {
       links?: unknown;
@@ -206,6 +238,21 @@ describe("graph API", () => {
       body: JSON.stringify({ rel: "hosts", href: "urn:t:web" }),
     });
     expect(anonymous.status).toBe(401);
+
+    // A removal unlinks the removed Thing's edges in the same transaction.
+    const beforeRemoval = (await hub.hub.store.lastSeq()) + 1;
+    const removal = await hub.request(`/things/${encodeURIComponent("urn:t:web")}`, { method: "DELETE" });
+    expect(removal.status).toBe(204);
+    const [removed, unlinkedWeb, ...last] = await logFrom(beforeRemoval);
+    expect(last).toEqual([]);
+    expect(removed).toMatchObject({ thing: "urn:t:web", kind: "removed" });
+    expect(unlinkedWeb).toStrictEqual({
+      seq: beforeRemoval + 1,
+      thing: "urn:t:web",
+      kind: "unlinked",
+      value: { rel: "runsOn", href: "urn:t:host" },
+      cause: removed?.cause,
+    });
   });
 
   it("pages by an opaque cursor, every match once, in id order", async () => {

@@ -1,5 +1,5 @@
-// The graph of Things: edges from TD `links`, typed queries (docs/queries.md), link editing
-// through the directory, and the `linked`/`unlinked` Changes that record each edge change.
+// The graph of Things: edges from TD `links`, typed queries (docs/queries.md) and link editing
+// through the directory (which records each edge change as a `linked`/`unlinked` Change).
 // The indexes (graph-index.ts) are built from the Store on first use and kept in step from the Bus.
 import {
   DEFAULT_MAX_EDGE_VISITS,
@@ -8,7 +8,6 @@ import {
   assertGraphQuery,
   evaluateGraphQuery,
   expandIri,
-  linkChanges,
   parseGraphFilter,
   scopeOf,
   termProblem,
@@ -137,7 +136,6 @@ export class Graph {
   }
 
   private onChange(change: Change): void {
-    if (change.kind === "described" || change.kind === "removed") this.recordEdgeChanges(change);
     if (this.backlog) this.backlog.push(change);
     else if (this.ready) this.apply(change);
   }
@@ -148,28 +146,6 @@ export class Graph {
     else if (change.kind === "removed") this.index.remove(change.thing, change.seq);
     else if (change.kind === "reported" && change.affordance !== undefined)
       this.index.report(change.thing, change.affordance, change.value, change.seq);
-  }
-
-  /**
-   * A description that adds or removes edges is followed by one `linked`/`unlinked` Change per
-   * edge, with the same cause. They are appended right after the `described` Change has committed
-   * (not in its transaction: the Store's describe appends one Change), by the hub that published it.
-   */
-  private recordEdgeChanges(change: Change): void {
-    if (this.closed) return;
-    const before = change.previous as RegisteredThingDescription | undefined;
-    const after = change.kind === "described" ? (change.value as RegisteredThingDescription) : undefined;
-    const cause: Cause = { ...change.cause, correlation: change.cause.correlation ?? `seq:${change.seq}` };
-    const inputs = linkChanges(change.thing, before, after, cause, this.deps.vocabulary.scope);
-    if (inputs.length === 0) return;
-    const drafts = inputs.map((input) => ({ ...input, hlc: this.deps.clock.stamp().hlc }));
-    this.deps.store.append(drafts).then(
-      (changes) => this.deps.bus.publish(changes),
-      (err: unknown) => {
-        if (!this.closed)
-          this.deps.logger.error({ err, thing: change.thing }, "linked/unlinked Changes were not recorded");
-      },
-    );
   }
 
   /** Starts building the indexes now rather than at the first request. */
@@ -314,8 +290,9 @@ export class Graph {
   }
 
   /**
-   * Adds `{rel, href: to}` to the TD's `links` through the directory (a `described` Change, then
-   * a `linked` one). Linking what is already linked changes nothing and returns undefined.
+   * Adds `{rel, href: to}` to the TD's `links` through the directory (a `described` Change and
+   * a `linked` one, in one transaction). Linking what is already linked changes nothing and
+   * returns undefined.
    */
   async link(from: string, rel: string, to: string, cause: Cause): Promise<Change | undefined> {
     this.assertEdge(rel, to);
