@@ -19,21 +19,43 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const HUB_BIN = join(ROOT, "bin", "things.js");
 const CHROMIUM = process.env.HYPERTHINGS_CHROMIUM ?? "/usr/bin/chromium";
 
-const USAGE = `usage: node bench/ui.bench.js [--things N] [--samples N] [--timeout SECONDS]
+const USAGE = `usage: node bench/ui.bench.js [--things N] [--samples N] [--timeout SECONDS] [--gl MODE]
   --things N         Things to register (default 10000)
+  --profile N        also print (stderr) the N functions with the most CPU in one graph load
+  --gl MODE          Chromium's WebGL: angle (ANGLE on SwiftShader, the default) or off (--disable-gpu)
   --samples N        graph loads and Thing pages measured (default 5 and 10×N)
   --timeout SECONDS  the whole run (default 900)`;
 
+/**
+ * How Chromium draws WebGL without a GPU. `off` (--disable-gpu) falls back to SwiftShader through
+ * the GPU process' legacy path; `angle` asks for ANGLE on SwiftShader explicitly (Vulkan backend).
+ */
+const GL_FLAGS = {
+  angle: ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"],
+  off: ["--disable-gpu"],
+};
+
 function parseOptions(argv) {
-  const options = { things: 10_000, samples: 5, timeout: 900 };
+  const options = { things: 10_000, samples: 5, timeout: 900, gl: "angle", profile: 0 };
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i];
     if (flag === "--help" || flag === "-h") {
       process.stderr.write(`${USAGE}\n`);
       process.exit(0);
     }
-    const key = { "--things": "things", "--samples": "samples", "--timeout": "timeout" }[flag];
     const value = argv[i + 1];
+    if (flag === "--gl") {
+      if (!(value in GL_FLAGS))
+        throw new Error(`--gl must be one of ${Object.keys(GL_FLAGS).join(", ")}\n${USAGE}`);
+      options.gl = value;
+      continue;
+    }
+    const key = {
+      "--things": "things",
+      "--samples": "samples",
+      "--timeout": "timeout",
+      "--profile": "profile",
+    }[flag];
     if (key === undefined || value === undefined || !/^\d+$/.test(value)) {
       throw new Error(`unknown flag or missing value: ${flag} ${value ?? ""}\n${USAGE}`);
     }
@@ -221,6 +243,32 @@ async function measure(page, name, timeoutMs) {
   return page.evaluate(`performance.getEntriesByName(${JSON.stringify(name)}, "measure").at(-1).duration`);
 }
 
+/** One graph load under Chromium's sampling profiler: the `top` functions by self time, to stderr. */
+async function profileGraph(context, page, url, top, waitMs) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("Profiler.enable");
+  await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
+  await cdp.send("Profiler.start");
+  await page.goto(`${url}/#/`);
+  await page.reload();
+  await measure(page, "graph", waitMs);
+  const { profile } = await cdp.send("Profiler.stop");
+  const interval = (profile.endTime - profile.startTime) / 1000 / Math.max(1, profile.samples.length);
+  const self = new Map();
+  for (const node of profile.nodes) {
+    const { functionName, url: script, lineNumber } = node.callFrame;
+    const key = `${functionName || "(anonymous)"} ${script.split("/").pop()}:${lineNumber + 1}`;
+    self.set(key, (self.get(key) ?? 0) + (node.hitCount ?? 0) * interval);
+  }
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  // "(program)" is native time outside JavaScript: with WebGL, mostly the main thread waiting on the
+  // GPU process (SwiftShader compiling and linking shaders behind getShaderParameter & co).
+  log(`profile of one graph load: ${total.toFixed(0)} ms sampled; most self time:`);
+  for (const [key, ms] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top))
+    log(`  ${ms.toFixed(1).padStart(8)} ms  ${key}`);
+  await cdp.detach();
+}
+
 async function main() {
   const options = parseOptions(process.argv.slice(2));
   const deadline = Date.now() + options.timeout * 1000;
@@ -248,7 +296,7 @@ async function main() {
       viewport: { width: 1280, height: 860 },
       args: [
         "--no-sandbox",
-        "--disable-gpu",
+        ...GL_FLAGS[options.gl],
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
@@ -267,7 +315,9 @@ async function main() {
     const graphSigma = [];
     const graphFromNavigation = [];
     for (let run = 0; run <= options.samples; run++) {
-      await page.goto(`${url}/#/`);
+      // A full load each time: going to the same URL again would only be a same-document navigation.
+      if (run === 0) await page.goto(`${url}/#/`);
+      else await page.reload();
       const duration = await measure(page, "graph", waitMs);
       const sinceNavigation = await page.evaluate(
         `performance.getEntriesByName("graph-rendered")[0].startTime`,
@@ -286,6 +336,8 @@ async function main() {
       graphFromNavigation.push(sinceNavigation);
     }
 
+    if (options.profile > 0) await profileGraph(context, page, url, options.profile, waitMs);
+
     // Thing pages: navigations inside the app (hash changes), as a person clicks a node.
     const thing = [];
     const pages = options.samples * 10;
@@ -301,6 +353,7 @@ async function main() {
     const result = {
       bench: "ui",
       things: options.things,
+      gl: options.gl,
       graph: {
         ...summary(graph),
         load: summary(graphLoad),
