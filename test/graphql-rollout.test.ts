@@ -8,7 +8,7 @@ import WebSocket from "ws";
 import { thingPath } from "../src/api/index.js";
 import type { GraphqlRolloutEvent } from "../src/client/graphql-client.js";
 import { GraphqlClient, GraphqlRequestError } from "../src/client/index.js";
-import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
+import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { startTestHub, type TestHub } from "./support/test-hub.js";
 
 const USERNAME = "operator";
@@ -176,6 +176,42 @@ describe("rollouts over GraphQL", () => {
     const ofFirst = await reader.rollouts({ release: first });
     expect(ofFirst.rollouts.map((r) => r.id)).toEqual([started.id]);
     expect(ofFirst.next).toBeNull();
+  });
+
+  it("narrows a rollout with select, and a failing one ends its subscription with the reason", async () => {
+    const puts = (d: SimulatedHttpThing) => d.requests.filter((r) => r.method === "PUT").length;
+    const target = ids[1] ?? "";
+    const seven = await build("gql-levels-7", 7);
+    const narrowed = await admin.startRollout(seven, { select: `id = "${target}"` });
+    expect(narrowed).toMatchObject({ select: `id = "${target}"`, progress: { total: 1 } });
+    const narrowedEvents = await collect(admin.rolloutProgress(narrowed.id));
+    expect(narrowedEvents.at(-1)).toMatchObject({
+      status: "completed",
+      progress: { completed: 1, total: 1 },
+    });
+    expect(devices.map((d) => d.level)).toEqual([5, 7, 5, 5]);
+    expect((await admin.lineage(target)).active).toBe(seven);
+
+    const before = devices.map(puts);
+    const cursed = await build("gql-cursed", CURSED_LEVEL);
+    const failing = await admin.startRollout(cursed, { concurrency: 1, maxFailures: 0 });
+    const events = await collect(admin.rolloutProgress(failing.id));
+    const last = events.at(-1);
+    expect(last).toMatchObject({ type: "status", status: "failed" });
+    expect(last?.reason).toMatch(/1 Thing\(s\) failed, more than --max-failures 0/);
+    expect(last?.progress).toMatchObject({ failed: 1, completed: 0, pending: 0, applying: 0, total: FLEET });
+    for (const step of events.filter((e) => e.type === "step")) {
+      expect(step).toMatchObject({ status: "failed" });
+      expect(step.reason).toContain("door is open");
+    }
+    // One device got the refused write; the others none. Each keeps its active release.
+    expect(devices.map((d, i) => puts(d) - (before[i] ?? 0))).toEqual([1, 0, 0, 0]);
+    const failed = await admin.rollout(failing.id, { status: "failed" });
+    expect(failed).toMatchObject({ status: "failed", reason: last?.reason });
+    expect(failed?.steps.steps.map((s) => s.thing)).toEqual([ids[0]]);
+    expect(failed?.steps.steps[0]?.items[0]).toMatchObject({ status: "failed", error: { status: 409 } });
+    expect((await admin.lineage(ids[0] ?? "")).active).not.toBe(cursed);
+    expect((await admin.rollouts({ status: "failed" })).rollouts.map((r) => r.id)).toEqual([failing.id]);
   });
 
   it("refuses a reader's mutation, an unknown release, a bad concurrency, a bad status, and sends nothing", async () => {
