@@ -255,6 +255,59 @@ describe("graph API", () => {
     });
   });
 
+  it("concurrent replacements of one Thing each record the edge Changes between the TD they replaced and theirs", async () => {
+    await put(thing("urn:t:web", "Container", [{ rel: "runsOn", href: "urn:t:host-0" }]));
+    const from = await hub.hub.store.lastSeq();
+    // Each replacement drafts its edge Changes against the TD it read; racing writers (all read
+    // before any writes, here: one tick, one store batch) must not record them against a TD that
+    // another one replaced meanwhile.
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        hub.hub.directory.put(
+          "urn:t:web",
+          thing("urn:t:web", "Container", [
+            { rel: "runsOn", href: `urn:t:host-${i % 3}` },
+            { rel: "dependsOn", href: `urn:t:db-${i}` },
+          ]),
+          { actor: `writer-${i}`, via: "test" },
+        ),
+      ),
+    );
+    const log = (await hub.hub.store.changesAfter(0, 1000)).filter((c) => c.thing === "urn:t:web");
+    const edgesOf = (td: unknown): string[] => {
+      const links = (td as { links?: Array<{ rel: string; href: string }> } | undefined)?.links ?? [];
+      return links.map((l) => `${l.rel} ${l.href}`).sort();
+    };
+    const edges = new Set<string>();
+    for (const [i, change] of log.entries()) {
+      if (change.kind !== "described") continue;
+      // The edge Changes right after a description take its previous TD's edges to its own.
+      const following: Change[] = [];
+      for (const next of log.slice(i + 1)) {
+        if (next.kind !== "linked" && next.kind !== "unlinked") break;
+        following.push(next);
+      }
+      const before = new Set(edgesOf(change.previous));
+      for (const edge of following) {
+        const { rel, href } = edge.value as { rel: string; href: string };
+        expect(edge.seq).toBe(change.seq + 1 + following.indexOf(edge));
+        expect(edge.cause).toStrictEqual(change.cause);
+        if (edge.kind === "linked") before.add(`${rel} ${href}`);
+        else before.delete(`${rel} ${href}`);
+      }
+      expect([...before].sort()).toStrictEqual(edgesOf(change.value));
+      for (const edge of following) {
+        const { rel, href } = edge.value as { rel: string; href: string };
+        if (edge.kind === "linked") edges.add(`${rel} ${href}`);
+        else edges.delete(`${rel} ${href}`);
+      }
+    }
+    expect(log.filter((c) => c.kind === "described" && c.seq > from)).toHaveLength(8);
+    // Replaying every linked/unlinked Change gives the stored TD's edges.
+    const stored = await hub.hub.store.getThing("urn:t:web");
+    expect([...edges].sort()).toStrictEqual(edgesOf(stored?.td));
+  });
+
   it("pages by an opaque cursor, every match once, in id order", async () => {
     for (let i = 0; i < 7; i++) await put(thing(`urn:t:c-${i}`, "Container"));
     const seen: string[] = [];

@@ -37,8 +37,14 @@ export interface RegisterResult {
   related: Change[];
 }
 
-/** How many times a write is retried when another writer changed the TD meanwhile. */
+/** How many times a merge patch is retried when another writer changed the TD meanwhile. */
 const PATCH_ATTEMPTS = 5;
+/**
+ * How many times a replacement or removal is retried when another writer changed the TD between
+ * its read and its write (its edge Changes are drafted against what it read). Each round one of
+ * the concurrent writers wins, so this bounds the writers racing on one Thing, not the load.
+ */
+const WRITE_ATTEMPTS = 20;
 
 /** Whether a TD's `@type` includes `type`, exactly or after a prefix (`saref:Sensor` has `Sensor`). */
 export function hasType(td: unknown, type: string): boolean {
@@ -146,7 +152,7 @@ export class Directory {
       try {
         return await this.commit(prepared, cause, current);
       } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= PATCH_ATTEMPTS) throw err;
+        if (!(err instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw err;
       }
     }
   }
@@ -184,7 +190,7 @@ export class Directory {
       try {
         return await this.removeRecord(current, cause);
       } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= PATCH_ATTEMPTS) throw err;
+        if (!(err instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw err;
       }
     }
   }
