@@ -168,6 +168,13 @@ function reasonOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** GET /graph/summary (docs/queries.md): types are expanded IRIs; `prefixes` shows them compactly. */
+export interface GraphSummary {
+  prefixes: Record<string, string>;
+  things: Array<{ id: string; title?: string; types: string[]; reachable: boolean }>;
+  links: Array<{ from: string; rel: string; to: string }>;
+}
+
 export class HubClient extends DirectoryClient {
   private async json<T>(
     target: string | URL,
@@ -242,6 +249,11 @@ export class HubClient extends DirectoryClient {
   }
 
   /** One Change, by its position in the Log. */
+  /** The whole graph, light (GET /graph/summary): each Thing's id, title, types, reachability, and the links. */
+  async graphSummary(signal?: AbortSignal): Promise<GraphSummary> {
+    return (await this.json<GraphSummary>(new URL("graph/summary", this.url), signal)).body;
+  }
+
   async change(seq: number): Promise<Change> {
     return (await this.json<Change>(`changes/${seq}`)).body;
   }

@@ -60,6 +60,15 @@ export interface NeighbourhoodNode {
   links: Array<{ rel: string; direction: "out" | "in"; node: NeighbourhoodNode }>;
 }
 
+/** The whole graph in one light projection for drawing it (GET /graph/summary): no TD is read. */
+export interface GraphSummary {
+  /** The vocabulary's prefixes, to show the expanded types compactly. */
+  prefixes: Record<string, string>;
+  things: Array<{ id: string; title?: string; types: string[]; reachable: boolean }>;
+  /** Every TD link between registered Things, `to` a Thing id. */
+  links: Array<{ from: string; rel: string; to: string }>;
+}
+
 export interface GraphOptions {
   /** The fan-out bound of one query, in edges examined. */
   maxEdgeVisits?: number;
@@ -124,6 +133,8 @@ export class Graph {
   private readonly maxEdgeVisits: number;
   private readonly maxNeighbourhood: number;
   private closed = false;
+  /** The latest reachability Change's seq per Thing, negative when it said unreachable. */
+  private readonly reachability = new Map<string, number>();
 
   constructor(
     private readonly deps: GraphDependencies,
@@ -146,6 +157,13 @@ export class Graph {
     else if (change.kind === "removed") this.index.remove(change.thing, change.seq);
     else if (change.kind === "reported" && change.affordance !== undefined)
       this.index.report(change.thing, change.affordance, change.value, change.seq);
+    else if (change.kind === "unreachable" || change.kind === "reachable") this.noteReachability(change);
+  }
+
+  private noteReachability(change: { thing: string; kind: string; seq: number }): void {
+    const known = Math.abs(this.reachability.get(change.thing) ?? 0);
+    if (change.seq > known)
+      this.reachability.set(change.thing, change.kind === "unreachable" ? -change.seq : change.seq);
   }
 
   /** Starts building the indexes now rather than at the first request. */
@@ -167,8 +185,15 @@ export class Graph {
         for await (const record of this.deps.store.scanThings(1000)) {
           if (this.closed) throw new Error("the graph was closed while its indexes were built");
           this.index.describe(record.td, record.version);
-          const streams = await this.deps.store.streamsAt(record.id, undefined, ["reported"]);
-          for (const s of streams) this.index.report(record.id, s.affordance, s.latest.value, s.latest.seq);
+          const streams = await this.deps.store.streamsAt(record.id, undefined, [
+            "reported",
+            "unreachable",
+            "reachable",
+          ]);
+          for (const s of streams)
+            if (s.kind === "reported")
+              this.index.report(record.id, s.affordance, s.latest.value, s.latest.seq);
+            else this.noteReachability({ thing: record.id, kind: s.kind, seq: s.latest.seq });
         }
       } finally {
         const backlog = this.backlog;
@@ -219,6 +244,28 @@ export class Graph {
       items.push({ id, td: this.deps.directory.enriched(record, now), state: await this.stateOf(id) });
     }
     return { items, ...(last !== undefined && { next: encodeCursor(last) }) };
+  }
+
+  /**
+   * Every Thing (id, title, expanded types, reachability) and every link between registered
+   * Things, from the in-memory indexes alone: what the UI needs to draw the graph in one request.
+   */
+  async summary(): Promise<GraphSummary> {
+    await this.whenReady();
+    const things: GraphSummary["things"] = [];
+    const links: GraphSummary["links"] = [];
+    for (const id of this.index.ids()) {
+      const title = this.index.title(id);
+      things.push({
+        id,
+        ...(title !== undefined && { title }),
+        types: [...this.index.typesOf(id)],
+        reachable: (this.reachability.get(id) ?? 0) >= 0,
+      });
+      for (const edge of this.index.edges(id) ?? [])
+        if (edge.to !== id && this.index.has(edge.to)) links.push({ from: id, rel: edge.rel, to: edge.to });
+    }
+    return { prefixes: Object.fromEntries(this.deps.vocabulary.scope.prefixes), things, links };
   }
 
   private async stateOf(id: string): Promise<Record<string, unknown>> {

@@ -2,43 +2,18 @@
 // colours by type with a legend, live reachability, click a node to open the Thing.
 import Graph from "graphology";
 import Sigma from "sigma";
-import type { Change, RegisteredThingDescription } from "../../src/client/index.js";
-import type { AppContext, View } from "./app-context.js";
+import type { Change } from "../../src/client/index.js";
+import type { View } from "./app-context.js";
 import { h, replace, thingHref } from "./dom.js";
 import { problemBox } from "./errors.js";
-import { graphOf, layoutOf, legendOf } from "./thing-graph.js";
+import { graphOfSummary, layoutOf, legendOf } from "./thing-graph.js";
 
-const PAGE_SIZE = 1000;
 const UNREACHABLE_COLOR = "#b0b0b0";
 const MAX_MATCHES = 20;
 /** Above this many Things, labels show on hover only: drawing 10,000 of them costs seconds. */
 const LABELLED_GRAPH = 2000;
-/** Directory pages fetched at once after the first one has said how many there are. */
-const PARALLEL_PAGES = 4;
-
-/** Every TD: the first page says the total (`X-Total-Count`), the others are fetched a few at a time. */
-async function everyThing(client: AppContext["client"]): Promise<RegisteredThingDescription[]> {
-  const first = await client.list({ offset: 0, limit: PAGE_SIZE });
-  if (first.total === undefined) {
-    const tds: RegisteredThingDescription[] = [];
-    for await (const td of client.listAll({ pageSize: PAGE_SIZE })) tds.push(td);
-    return tds;
-  }
-  const pages: RegisteredThingDescription[][] = [first.things];
-  const offsets: number[] = [];
-  for (let offset = PAGE_SIZE; offset < first.total; offset += PAGE_SIZE) offsets.push(offset);
-  let next = 0;
-  const worker = async () => {
-    while (next < offsets.length) {
-      const index = next++;
-      pages[index + 1] = (await client.list({ offset: offsets[index], limit: PAGE_SIZE })).things;
-    }
-  };
-  await Promise.all(Array.from({ length: PARALLEL_PAGES }, worker));
-  // A Thing registered or removed meanwhile shifts the offsets: one node per id all the same.
-  return [...new Map(pages.flat().map((td) => [td.id, td])).values()];
-}
-
+/** Edge labels only on small graphs. */
+const LABELLED_EDGES = 200;
 export const graphView: View = ({ client, live }, root) => {
   performance.mark("graph-start");
   const abort = new AbortController();
@@ -124,22 +99,40 @@ export const graphView: View = ({ client, live }, root) => {
 
   void (async () => {
     try {
-      const tds = await everyThing(client);
+      // One request: the hub's light projection of the graph, built from its in-memory indexes.
+      const summary = await client.graphSummary(abort.signal);
       if (abort.signal.aborted) return;
       performance.measure("graph-load", "graph-start");
-      const { nodes, edges } = graphOf(tds);
+      const { nodes, edges } = graphOfSummary(summary);
       const types = legendOf(nodes);
       const positions = layoutOf(nodes);
       const size = nodes.length > 1000 ? 3 : nodes.length > 100 ? 6 : 12;
+      const labelEdges = nodes.length <= LABELLED_EDGES;
       graph = new Graph({ multi: true, type: "directed" });
-      for (const node of nodes) {
-        const color = types.get(node.type)?.color ?? "#666";
-        colors.set(node.id, color);
-        titles.set(node.id, node.title);
-        graph.addNode(node.id, { label: node.title, size, color, ...positions.get(node.id) });
-      }
-      for (const edge of edges)
-        graph.addEdge(edge.source, edge.target, { label: edge.rel, color: "#ccc", size: 1 });
+      // In bulk (graphology's import): no per-node events or checks beyond the one pass.
+      graph.import({
+        nodes: nodes.map((node) => {
+          const color = types.get(node.type)?.color ?? "#666";
+          colors.set(node.id, color);
+          titles.set(node.id, node.title);
+          if (!node.reachable) unreachable.set(node.id, "unreachable");
+          return {
+            key: node.id,
+            attributes: {
+              label: node.title,
+              size,
+              color: node.reachable ? color : UNREACHABLE_COLOR,
+              ...positions.get(node.id),
+            },
+          };
+        }),
+        edges: edges.map((edge) => ({
+          source: edge.source,
+          target: edge.target,
+          attributes: labelEdges ? { label: edge.rel, color: "#ccc", size: 1 } : { color: "#ccc", size: 1 },
+        })),
+      });
+      showUnreachable();
       replace(
         legend,
         [...types].map(([type, { color, count }]) =>
@@ -154,7 +147,7 @@ export const graphView: View = ({ client, live }, root) => {
           // Sizes in pixels whatever the graph's extent; labels (glyph atlases) only where they can be read.
           itemSizesReference: "screen",
           renderLabels: nodes.length <= LABELLED_GRAPH,
-          renderEdgeLabels: nodes.length <= 200,
+          renderEdgeLabels: labelEdges,
           hideEdgesOnMove: true,
           labelRenderedSizeThreshold: 8,
         },
@@ -169,9 +162,15 @@ export const graphView: View = ({ client, live }, root) => {
         canvas.dataset.rendered = String(nodes.length);
       });
       renderer.refresh();
-      // Reachability so far: the last day's reachability Changes, then the live feed keeps it.
-      const page = await client.changes({ kind: ["unreachable", "reachable"], since: "-24h", limit: 1000 });
-      for (const change of page.changes) applyReachability(change);
+      // The summary said which Things are unreachable; the last day's Changes say why (newest first).
+      if (unreachable.size === 0) return;
+      const page = await client.changes({ kind: ["unreachable"], since: "-24h", limit: 1000 });
+      const reasons = new Map<string, string>();
+      for (const change of page.changes)
+        if (!reasons.has(change.thing) && typeof change.value === "string")
+          reasons.set(change.thing, change.value);
+      for (const [id, reason] of reasons)
+        if (unreachable.get(id) === "unreachable") unreachable.set(id, reason);
       showUnreachable();
     } catch (err) {
       if (!abort.signal.aborted) replace(status, problemBox(err));

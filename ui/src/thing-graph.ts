@@ -1,6 +1,7 @@
 // The graph model: Things as nodes coloured by their semantic type, TD `links` that point at
 // another registered Thing as edges, laid out cluster by type so 10,000 Things need no
 // force simulation before the first frame.
+import type { GraphSummary } from "../../src/client/hub-client.js";
 import type { Link, RegisteredThingDescription } from "../../src/client/index.js";
 
 export interface GraphNode {
@@ -62,6 +63,38 @@ export function graphOf(tds: readonly RegisteredThingDescription[]): {
         edges.push({ source: td.id, target, rel: link.rel ?? "link" });
     }
   }
+  return { nodes, edges };
+}
+
+const TD_THING = "https://www.w3.org/2019/wot/td#Thing";
+
+/** An expanded IRI written with the longest namespace among the prefixes (`saref:Appliance`). */
+export function compactIri(iri: string, prefixes: ReadonlyArray<readonly [string, string]>): string {
+  let best: readonly [string, string] | undefined;
+  for (const entry of prefixes)
+    if (iri.startsWith(entry[1]) && iri.length > entry[1].length && entry[1].length > (best?.[1].length ?? 0))
+      best = entry;
+  return best === undefined ? iri : `${best[0]}:${iri.slice(best[1].length)}`;
+}
+
+/** Nodes and edges from the hub's light projection (GET /graph/summary): no TD is fetched. */
+export function graphOfSummary(summary: GraphSummary): {
+  nodes: Array<GraphNode & { reachable: boolean }>;
+  edges: GraphEdge[];
+} {
+  const prefixes = Object.entries(summary.prefixes);
+  // A fleet has a handful of distinct types: compact each once.
+  const compacted = new Map<string, string>();
+  const nodes = summary.things.map((thing) => {
+    const first = thing.types.find((type) => type !== TD_THING);
+    let type = "Thing";
+    if (first !== undefined) {
+      type = compacted.get(first) ?? compactIri(first, prefixes);
+      compacted.set(first, type);
+    }
+    return { id: thing.id, title: thing.title ?? thing.id, type, reachable: thing.reachable };
+  });
+  const edges = summary.links.map((link) => ({ source: link.from, target: link.to, rel: link.rel }));
   return { nodes, edges };
 }
 

@@ -41,6 +41,19 @@ export function graphRoutes(hub: Hub) {
     );
 
     app.get(
+      "/graph/summary",
+      {
+        schema: {
+          summary:
+            "Every Thing (id, title, expanded @types, reachable) and every link between Things, in one light response for drawing the graph",
+          tags: ["graph"],
+          querystring: { type: "object", additionalProperties: false, properties: {} },
+        },
+      },
+      async () => graph.summary(),
+    );
+
+    app.get(
       "/things/:id/links",
       {
         schema: {
