@@ -145,6 +145,8 @@ if (missing !== undefined && !required) {
 
     it("writes the setpoint: the Change appears live in the timeline and the chart takes the new value", async () => {
       const chart = '.chart[data-property="setpoint"]';
+      // Charts are drawn once they scroll into view, as a person reading the page would bring them.
+      await page.locator(".charts").scrollIntoViewIfNeeded();
       await page.locator(`${chart}[data-points]`).waitFor();
       const points = Number(await page.locator(chart).getAttribute("data-points"));
       const after = await lastSeq(hub);

@@ -15,6 +15,8 @@ import { schemaForm } from "./schema-form.js";
 import { typeOf } from "./thing-graph.js";
 
 const TIMELINE_SIZE = 50;
+/** Timeline rows drawn with the page; the rest follow in the next frame. */
+const TIMELINE_FIRST = 15;
 export const RANGES: Record<string, string> = {
   "-15m": "last 15 minutes",
   "-1h": "last hour",
@@ -38,6 +40,7 @@ function message(text: string, kind: "ok" | "problem" = "ok"): HTMLElement {
 export const thingView: View = ({ client, live }, root, id) => {
   performance.mark("thing-start");
   let disposed = false;
+  let chartsSeen: IntersectionObserver | undefined;
   const charts: HistoryChart[] = [];
   const pending: Change[] = [];
   let onChange: ((change: Change) => void) | undefined;
@@ -227,7 +230,13 @@ export const thingView: View = ({ client, live }, root, id) => {
       h("h2", {}, "Changes"),
       timeline,
     );
-    drawCharts();
+    // Charts (a history request and a uPlot each) are drawn once their box scrolls into view.
+    chartsSeen = new IntersectionObserver((entries) => {
+      if (!entries.some((entry) => entry.isIntersecting)) return;
+      chartsSeen?.disconnect();
+      if (!disposed) drawCharts();
+    });
+    if (numeric.length > 0) chartsSeen.observe(chartBox);
 
     const setReachability = (change: Change | undefined) => {
       if (change?.kind === "unreachable") {
@@ -271,7 +280,16 @@ export const thingView: View = ({ client, live }, root, id) => {
         else setValue(name, value.value, value.time);
       }
       setReachability(reach.changes[0]);
-      timelineBody.append(...history.changes.map((change) => changeRow(change)));
+      // The first rows with the page, the others in the next frame (after older rows, before live ones).
+      const later = history.changes.slice(TIMELINE_FIRST);
+      const marker = h("tr", { hidden: true });
+      timelineBody.append(
+        ...history.changes.slice(0, TIMELINE_FIRST).map((change) => changeRow(change)),
+        marker,
+      );
+      requestAnimationFrame(() => {
+        if (!disposed) marker.replaceWith(...later.map((change) => changeRow(change)));
+      });
       let lastSeq = Math.max(state.seq, history.changes[0]?.seq ?? 0);
       onChange = (change) => {
         if (change.seq <= lastSeq) return;
@@ -295,6 +313,7 @@ export const thingView: View = ({ client, live }, root, id) => {
 
   return () => {
     disposed = true;
+    chartsSeen?.disconnect();
     unsubscribe();
     for (const chart of charts) chart.dispose();
   };
