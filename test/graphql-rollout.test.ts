@@ -6,8 +6,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { thingPath } from "../src/api/index.js";
-import type { GraphqlRolloutEvent } from "../src/client/graphql-client.js";
-import { GraphqlClient, GraphqlRequestError } from "../src/client/index.js";
+import { GraphqlClient, GraphqlRequestError, type GraphqlRolloutEvent } from "../src/client/index.js";
 import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { startTestHub, type TestHub } from "./support/test-hub.js";
 
