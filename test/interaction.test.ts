@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectAsync, type MqttClient } from "mqtt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { validateThingDescription, type Change } from "../src/core/index.js";
 import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
@@ -460,8 +460,13 @@ describe("a simulated HTTP Thing managed through the hub", () => {
 
       const removed = await hub.request(thingPath(id), { method: "DELETE" });
       expect(removed.status).toBe(204);
-      // The barrier: every stop the removal asked for is done, and the control Thing has been
-      // polled several times since, as the removed one would have been.
+      // The barrier: the removal has reached the observation (the bus may deliver it after the
+      // answer), every stop it asked for is done, and the control Thing has been polled several
+      // times since, as the removed one would have been.
+      await vi.waitFor(() => expect(hub.hub.observation?.status().map((s) => s.thing)).not.toContain(id), {
+        timeout: 10_000,
+        interval: 20,
+      });
       await hub.hub.observation?.settled();
       const count = device.requests.length;
       await control.moreRequests(5);

@@ -4,7 +4,7 @@
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
 import { ReleaseClient, RolloutClient, type RolloutEvent, type RolloutView } from "../client/index.js";
-import type { RolloutProgress } from "../core/index.js";
+import type { RolloutProgress, RolloutStep } from "../core/index.js";
 import { CliError } from "./cli-error.js";
 import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
 import { compactValue, localTime } from "./history-commands.js";
@@ -45,7 +45,14 @@ function summary(progress: RolloutProgress): string {
 const done = (p: RolloutProgress) => p.completed + p.failed + p.skipped;
 
 /** Shows progress: a bar on a terminal, one line per Thing that ends otherwise. */
-function progressView(total: number): { event(e: RolloutEvent): void; stop(): void } {
+interface ProgressView {
+  event(e: RolloutEvent): void;
+  /** The rollout's steps as they stand, for what the event stream did not show. */
+  catchUp(steps: readonly RolloutStep[]): void;
+  stop(): void;
+}
+
+function progressView(total: number): ProgressView {
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
@@ -64,31 +71,53 @@ function progressView(total: number): { event(e: RolloutEvent): void; stop(): vo
           skipped: e.progress.skipped,
         });
       },
+      catchUp: () => undefined,
       stop: () => bar.stop(),
     };
   }
+  // One line per Thing that ended, each once: those that ended before the stream was followed
+  // (or while it reconnected) are caught up from the rollout's steps.
+  const printed = new Set<string>();
+  const print = (thing: string, status: string, reason: string | undefined) => {
+    if (printed.has(thing)) return;
+    printed.add(thing);
+    process.stderr.write(`${printed.size}/${total} ${status} ${thing}${reason ? `: ${reason}` : ""}\n`);
+  };
   return {
     event(e) {
-      if (e.type !== "step") return;
-      const line = `${done(e.progress)}/${e.progress.total} ${e.status} ${e.thing}${e.reason ? `: ${e.reason}` : ""}`;
-      process.stderr.write(`${line}\n`);
+      if (e.type === "step" && ENDED.has(e.status)) print(e.thing, e.status, e.reason);
+    },
+    catchUp(steps) {
+      for (const step of steps) if (ENDED.has(step.status)) print(step.thing, step.status, step.reason);
     },
     stop: () => undefined,
   };
 }
+
+const ENDED: ReadonlySet<string> = new Set(["completed", "failed", "skipped"]);
 
 async function follow(client: RolloutClient, started: RolloutView): Promise<RolloutView> {
   const view = progressView(started.progress.total);
   try {
     for (let attempt = 0; attempt <= MAX_RECONNECTS; attempt++) {
       try {
-        for await (const event of client.rolloutEvents(started.id)) view.event(event);
+        let first = true;
+        for await (const event of client.rolloutEvents(started.id)) {
+          view.event(event);
+          // The stream starts with the status now: steps that ended before it are caught up.
+          if (first) view.catchUp(await client.steps(started.id));
+          first = false;
+        }
       } catch (err) {
         if (attempt === MAX_RECONNECTS) throw err;
       }
       const now = await client.rollout(started.id);
-      if (now.status !== "running") return now;
+      if (now.status !== "running") {
+        view.catchUp(await client.steps(started.id));
+        return now;
+      }
     }
+    view.catchUp(await client.steps(started.id));
     return await client.rollout(started.id);
   } finally {
     view.stop();
