@@ -2,17 +2,13 @@
 // The directory benchmark: a real hub as a child process, loaded over HTTP with undici.
 // Registers N realistic TDs, then measures GET by id, listing pages and JSONPath searches.
 // Prints ONE JSON line on stdout; everything else goes to stderr. See bench/README.md.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
+import { cpuTimesMs, rssMiB, startHub, stopHub } from "./support.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const HUB_BIN = join(ROOT, "bin", "things.js");
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -409,25 +405,6 @@ function summary(latenciesMs, count, wallMs, errors) {
 
 const round = (x) => Math.round(x * 100) / 100;
 
-/** CPU time the process used so far, all its threads, in ms (/proc/<pid>/stat). */
-function cpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // Fields after the command name (which may hold spaces) start at field 3; utime is 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return {
-    user: (Number(fields[11]) * 1000) / CLOCK_TICKS,
-    system: (Number(fields[12]) * 1000) / CLOCK_TICKS,
-  };
-}
-// USER_HZ: 100 on every Linux this runs on (`getconf CLK_TCK`).
-const CLOCK_TICKS = 100;
-
-function rssMiB(pid, field = "VmRSS") {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
-  return match ? round(Number(match[1]) / 1024) : null;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Load
 
@@ -446,7 +423,7 @@ async function load(name, total, workers, deadline, pid, request) {
     errors++;
     if (shown++ < 5) log(`${name} #${i}: ${why}`);
   };
-  const cpuBefore = cpuMs(pid);
+  const cpuBefore = cpuTimesMs(pid);
   const clientBefore = process.cpuUsage();
   const started = process.hrtime.bigint();
   // The monotonic clock in µs, as in a .cpuprofile's timestamps: a profile can be cut by phase.
@@ -482,7 +459,7 @@ async function load(name, total, workers, deadline, pid, request) {
     errors += total - done;
     log(`${name}: stopped at the time limit after ${done}/${total}`);
   }
-  const cpuAfter = cpuMs(pid);
+  const cpuAfter = cpuTimesMs(pid);
   const client = process.cpuUsage(clientBefore);
   const hubUser = cpuAfter.user - cpuBefore.user;
   const hubSystem = cpuAfter.system - cpuBefore.system;
@@ -511,70 +488,6 @@ async function drain(body) {
 const thingPath = (id) => `/things/${encodeURIComponent(id).replace(/%3A/gi, ":")}`;
 
 // ---------------------------------------------------------------------------------------------
-// The hub as a child process
-
-function startHub(dataDir, token, hubNodeArgs, deadline) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HYPERTHINGS_")));
-  env.HYPERTHINGS_ADMIN_TOKEN = token;
-  // Flags for the hub go on its command line (Node refuses --cpu-prof in NODE_OPTIONS).
-  const child = spawn(
-    process.execPath,
-    [
-      ...hubNodeArgs,
-      HUB_BIN,
-      "serve",
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      "--data",
-      dataDir,
-      "--log-level",
-      "warn",
-      // The generated TDs point at addresses where nothing listens (and at the machine's
-      // Mosquitto): observing 10,000 of them would measure the observer, not the directory.
-      "--no-observe",
-      "--mqtt-port",
-      "0",
-    ],
-    { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  createInterface({ input: child.stderr }).on("line", (line) => process.stderr.write(`[hub] ${line}\n`));
-  const url = new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error("the hub did not say where it listens within 30 s")),
-      Math.min(30_000, deadline - Date.now()),
-    );
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      process.stderr.write(`[hub] ${line}\n`);
-      const match = /listening on (http:\/\/\S+)/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`the hub exited before listening (code ${code}, signal ${signal})`));
-    });
-  });
-  return { child, exited, url };
-}
-
-async function stopHub(hub) {
-  if (hub.child.exitCode !== null || hub.child.signalCode !== null) return hub.exited;
-  hub.child.kill("SIGTERM");
-  const timer = setTimeout(() => {
-    log("the hub did not exit within 20 s of SIGTERM: killing it");
-    hub.child.kill("SIGKILL");
-  }, 20_000);
-  const result = await hub.exited;
-  clearTimeout(timer);
-  return result;
-}
-
-// ---------------------------------------------------------------------------------------------
 
 async function main() {
   const options = parseOptions(process.argv.slice(2));
@@ -594,7 +507,8 @@ async function main() {
       stopping = true;
       if (pool) await pool.destroy().catch(() => {});
       let exit;
-      if (hub) exit = await stopHub(hub);
+      if (hub)
+        exit = await stopHub(hub, () => log("the hub did not exit within 20 s of SIGTERM: killing it"));
       rmSync(dataDir, { recursive: true, force: true });
       return exit;
     })());
@@ -618,7 +532,16 @@ async function main() {
 
   let result;
   try {
-    hub = startHub(dataDir, token, options.hubNodeArgs, deadline);
+    hub = startHub({
+      dataDir,
+      token,
+      hubNodeArgs: options.hubNodeArgs,
+      // The generated TDs point at addresses where nothing listens (and at the machine's
+      // Mosquitto): observing 10,000 of them would measure the observer, not the directory.
+      serveArgs: ["--no-observe", "--mqtt-port", "0"],
+      timeoutMs: Math.min(30_000, deadline - Date.now()),
+      echoStdout: true,
+    });
     const url = await hub.url;
     if (new URL(url).hostname !== "127.0.0.1") throw new Error(`the hub listens on ${url}, not 127.0.0.1`);
     const pid = hub.child.pid;

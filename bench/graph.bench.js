@@ -5,17 +5,15 @@
 // a type+value filter over all Things (temperature sensors above 30). Also the hub's RSS with the
 // graph loaded, and how long its first query took (the indexes are built from the store then).
 // Prints ONE JSON line on stdout; everything else goes to stderr. See bench/README.md.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
+import { cpuMs, rssMiB, startHub, stopHub } from "./support.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const HUB_BIN = join(ROOT, "bin", "things.js");
 
 const USAGE = `usage: node bench/graph.bench.js [--things N] [--links L] [--queries Q] [--timeout SECONDS]
   --things N         Things in the graph (default 100000)
@@ -180,67 +178,10 @@ async function loadStore(dataDir, graph) {
   await store.close();
 }
 
-function rssMiB(pid, field = "VmRSS") {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
-  return match ? round(Number(match[1]) / 1024) : null;
-}
-
-/** CPU time the process used so far, in ms (/proc/<pid>/stat, USER_HZ 100). */
-function cpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
 function summary(latencies) {
   const sorted = Float64Array.from(latencies).sort();
   const at = (q) => round(sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]);
   return { queries: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
-}
-
-function startHub(dataDir, token, hubNodeArgs) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HYPERTHINGS_")));
-  env.HYPERTHINGS_ADMIN_TOKEN = token;
-  const child = spawn(
-    process.execPath,
-    [
-      ...hubNodeArgs,
-      HUB_BIN,
-      "serve",
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      "--data",
-      dataDir,
-      "--log-level",
-      "warn",
-      "--no-observe",
-      "--no-mqtt",
-    ],
-    { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  createInterface({ input: child.stderr }).on("line", (line) => process.stderr.write(`[hub] ${line}\n`));
-  const url = new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error("the hub did not say where it listens within 60 s")),
-      60_000,
-    );
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const match = /listening on (http:\/\/\S+)/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`the hub exited before listening (code ${code}, signal ${signal})`));
-    });
-  });
-  return { child, exited, url };
 }
 
 async function main() {
@@ -259,7 +200,13 @@ async function main() {
     const loadMs = Math.round(performance.now() - loadStarted);
     log(`loaded into the store in ${loadMs} ms`);
 
-    hub = startHub(dataDir, token, options.hubNodeArgs);
+    hub = startHub({
+      dataDir,
+      token,
+      hubNodeArgs: options.hubNodeArgs,
+      serveArgs: ["--no-observe", "--no-mqtt"],
+      timeoutMs: 60_000,
+    });
     const url = await hub.url;
     pool = new Pool(url, { connections: 1 });
     const query = async (filter, limit) => {
@@ -331,12 +278,7 @@ async function main() {
     );
   } finally {
     if (pool) await pool.destroy().catch(() => {});
-    if (hub && hub.child.exitCode === null) {
-      hub.child.kill("SIGTERM");
-      const timer = setTimeout(() => hub.child.kill("SIGKILL"), 20_000);
-      await hub.exited;
-      clearTimeout(timer);
-    }
+    if (hub) await stopHub(hub);
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

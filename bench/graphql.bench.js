@@ -3,18 +3,14 @@
 // over ws) each subscribed to `changes(filter: {thing})`, then one Change at a time reported over
 // HTTP and timed until every subscriber has it. Prints ONE JSON line on stdout; progress goes to
 // stderr. See bench/README.md.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
+import { cpuMs, startHub, stopHub } from "./support.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const HUB_BIN = join(ROOT, "bin", "things.js");
 const THING = "urn:bench:graphql:sensor";
 
 const USAGE = `usage: node bench/graphql.bench.js [--subscribers N] [--fanouts N] [--timeout SECONDS]
@@ -53,68 +49,6 @@ function percentile(sorted, p) {
   return Math.round(sorted[Math.max(0, index)] * 100) / 100;
 }
 
-/** The hub's CPU time so far (user + system), in ms, from /proc. */
-function cpuMsOf(pid) {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-function startHub(dataDir, token) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HYPERTHINGS_")));
-  env.HYPERTHINGS_ADMIN_TOKEN = token;
-  const child = spawn(
-    process.execPath,
-    [
-      HUB_BIN,
-      "serve",
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      "--data",
-      dataDir,
-      "--log-level",
-      "warn",
-      "--no-observe",
-      "--no-mqtt",
-    ],
-    { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  createInterface({ input: child.stderr }).on("line", (line) => process.stderr.write(`[hub] ${line}\n`));
-  const url = new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error("the hub did not say where it listens within 30 s")),
-      30_000,
-    );
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const match = /listening on (http:\/\/\S+)/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`the hub exited before listening (code ${code}, signal ${signal})`));
-    });
-  });
-  return { child, exited, url };
-}
-
-async function stopHub(hub) {
-  if (hub.child.exitCode !== null || hub.child.signalCode !== null) return hub.exited;
-  hub.child.kill("SIGTERM");
-  const timer = setTimeout(() => hub.child.kill("SIGKILL"), 20_000);
-  const result = await hub.exited;
-  clearTimeout(timer);
-  return result;
-}
-
 async function request(url, token, method, path, body, contentType = "application/json") {
   const response = await fetch(`${url}${path}`, {
     method,
@@ -130,7 +64,7 @@ async function main() {
   const deadline = Date.now() + options.timeout * 1000;
   const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-bench-graphql-"));
   const token = randomBytes(24).toString("hex");
-  const hub = startHub(dataDir, token);
+  const hub = startHub({ dataDir, token, serveArgs: ["--no-observe", "--no-mqtt"] });
   const clients = [];
   let failure;
   try {
@@ -220,7 +154,7 @@ async function main() {
 
     const latencies = [];
     const lastLatencies = [];
-    const cpuBefore = cpuMsOf(hub.child.pid);
+    const cpuBefore = cpuMs(hub.child.pid);
     const started = performance.now();
     for (let i = 0; i < options.fanouts && Date.now() < deadline; i++) {
       const times = await fanout(i);
@@ -228,7 +162,7 @@ async function main() {
       lastLatencies.push(Math.max(...times));
     }
     const elapsed = performance.now() - started;
-    const cpu = cpuMsOf(hub.child.pid) - cpuBefore;
+    const cpu = cpuMs(hub.child.pid) - cpuBefore;
     latencies.sort((a, b) => a - b);
     lastLatencies.sort((a, b) => a - b);
     const fanouts = lastLatencies.length;

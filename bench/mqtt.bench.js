@@ -5,20 +5,16 @@
 // subscriber, (2) publish-to-/changes/stream latency at a paced rate, (3) property reads proxied
 // through the hub over HTTP against reading the Thing directly.
 // Prints ONE JSON line on stdout; everything else goes to stderr. See bench/README.md.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { connect as netConnect } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { MqttClient } from "mqtt";
 import { Pool, request as undiciRequest } from "undici";
+import { cpuMs, rssMiB, startHub, stopHub } from "./support.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const HUB_BIN = join(ROOT, "bin", "things.js");
 const BROKER_URL = process.env.HYPERTHINGS_TEST_MQTT_URL || "mqtt://127.0.0.1:1883";
 
 // ---------------------------------------------------------------------------------------------
@@ -112,19 +108,6 @@ function percentiles(values) {
   return { count: n, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
 }
 
-/** CPU time the process used so far, all its threads, in ms (/proc/<pid>/stat; USER_HZ 100). */
-function cpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-}
-
-function rssMiB(pid, field = "VmRSS") {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
-  return match ? round(Number(match[1]) / 1024) : null;
-}
-
 const thingPath = (id) => `/things/${encodeURIComponent(id).replace(/%3A/gi, ":")}`;
 
 // ---------------------------------------------------------------------------------------------
@@ -204,71 +187,6 @@ function floodPublish(client, count, window, topicOf, payloadOf, stats) {
     };
     pump();
   });
-}
-
-// ---------------------------------------------------------------------------------------------
-// The hub as a child process, on the external broker
-
-function startHub(dataDir, token, prefix, hubNodeArgs, deadline) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HYPERTHINGS_")));
-  env.HYPERTHINGS_ADMIN_TOKEN = token;
-  // Auto-inventory listens under the run's prefix too: nothing else on the broker is touched.
-  env.HYPERTHINGS_MQTT_HOMIE_ROOT = `${prefix}/homie`;
-  env.HYPERTHINGS_MQTT_HA_PREFIX = `${prefix}/homeassistant`;
-  const child = spawn(
-    process.execPath,
-    [
-      ...hubNodeArgs,
-      HUB_BIN,
-      "serve",
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      "--data",
-      dataDir,
-      "--log-level",
-      "warn",
-      "--mqtt-url",
-      BROKER_URL,
-      "--mqtt-prefix",
-      prefix,
-    ],
-    { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  createInterface({ input: child.stderr }).on("line", (line) => process.stderr.write(`[hub] ${line}\n`));
-  const url = new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error("the hub did not say where it listens within 30 s")),
-      Math.min(30_000, deadline - Date.now()),
-    );
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      process.stderr.write(`[hub] ${line}\n`);
-      const match = /listening on (http:\/\/\S+)/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`the hub exited before listening (code ${code}, signal ${signal})`));
-    });
-  });
-  return { child, exited, url };
-}
-
-async function stopHub(hub) {
-  if (hub.child.exitCode !== null || hub.child.signalCode !== null) return hub.exited;
-  hub.child.kill("SIGTERM");
-  const timer = setTimeout(() => {
-    log("the hub did not exit within 20 s of SIGTERM: killing it");
-    hub.child.kill("SIGKILL");
-  }, 20_000);
-  const result = await hub.exited;
-  clearTimeout(timer);
-  return result;
 }
 
 /** A TD with one numeric property; its form is never used (the device reports through the gateway). */
@@ -617,7 +535,8 @@ async function main() {
       for (const client of clients) await client.endAsync(true).catch(() => {});
       if (pool) await pool.destroy().catch(() => {});
       let exit;
-      if (hub) exit = await stopHub(hub);
+      if (hub)
+        exit = await stopHub(hub, () => log("the hub did not exit within 20 s of SIGTERM: killing it"));
       rmSync(dataDir, { recursive: true, force: true });
       return exit;
     })());
@@ -639,7 +558,19 @@ async function main() {
 
   let result;
   try {
-    hub = startHub(dataDir, token, prefix, options.hubNodeArgs, deadline);
+    hub = startHub({
+      dataDir,
+      token,
+      hubNodeArgs: options.hubNodeArgs,
+      serveArgs: ["--mqtt-url", BROKER_URL, "--mqtt-prefix", prefix],
+      // Auto-inventory listens under the run's prefix too: nothing else on the broker is touched.
+      env: {
+        HYPERTHINGS_MQTT_HOMIE_ROOT: `${prefix}/homie`,
+        HYPERTHINGS_MQTT_HA_PREFIX: `${prefix}/homeassistant`,
+      },
+      timeoutMs: Math.min(30_000, deadline - Date.now()),
+      echoStdout: true,
+    });
     const url = await hub.url;
     const pid = hub.child.pid;
     pool = new Pool(url, { connections: 4, pipelining: 1, headersTimeout: 30_000, bodyTimeout: 30_000 });

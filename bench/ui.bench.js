@@ -5,18 +5,16 @@
 // to sigma's first frame, every Thing loaded; `graph-load` the TDs fetched, `graph-sigma` sigma's
 // set-up, WebGL programs included) and `thing` (a Thing's page from its start to its description,
 // values and timeline drawn). Prints ONE JSON line on stdout. See bench/README.md.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { Pool } from "undici";
+import { startHub, stopHub } from "./support.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const HUB_BIN = join(ROOT, "bin", "things.js");
 const CHROMIUM = process.env.HYPERTHINGS_CHROMIUM ?? "/usr/bin/chromium";
 
 const USAGE = `usage: node bench/ui.bench.js [--things N] [--samples N] [--timeout SECONDS] [--gl MODE]
@@ -153,61 +151,6 @@ function description(i, things) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The hub as a child process (as in directory.bench.js)
-
-function startHub(dataDir, token, deadline) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HYPERTHINGS_")));
-  env.HYPERTHINGS_ADMIN_TOKEN = token;
-  const child = spawn(
-    process.execPath,
-    [
-      HUB_BIN,
-      "serve",
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-      "--data",
-      dataDir,
-      "--log-level",
-      "warn",
-      "--no-observe",
-      "--mqtt-port",
-      "0",
-    ],
-    { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  createInterface({ input: child.stderr }).on("line", (line) => process.stderr.write(`[hub] ${line}\n`));
-  const url = new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error("the hub did not say where it listens within 30 s")),
-      Math.min(30_000, deadline - Date.now()),
-    );
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const match = /listening on (http:\/\/\S+)/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`the hub exited before listening (code ${code}, signal ${signal})`));
-    });
-  });
-  return { child, exited, url };
-}
-
-async function stopHub(hub) {
-  if (hub.child.exitCode !== null || hub.child.signalCode !== null) return hub.exited;
-  hub.child.kill("SIGTERM");
-  const timer = setTimeout(() => hub.child.kill("SIGKILL"), 20_000);
-  const result = await hub.exited;
-  clearTimeout(timer);
-  return result;
-}
-
 async function register(url, token, things) {
   const pool = new Pool(url, { connections: 8 });
   let next = 0;
@@ -283,7 +226,12 @@ async function main() {
   let hub;
   let context;
   try {
-    hub = startHub(dataDir, token, deadline);
+    hub = startHub({
+      dataDir,
+      token,
+      serveArgs: ["--no-observe", "--mqtt-port", "0"],
+      timeoutMs: Math.min(30_000, deadline - Date.now()),
+    });
     const url = await hub.url;
     log(`registering ${options.things} Things at ${url}`);
     const started = Date.now();
