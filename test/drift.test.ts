@@ -9,6 +9,7 @@ import { thingPath } from "../src/api/index.js";
 import type { Change, DriftValue, Rollout } from "../src/core/index.js";
 import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
+import { brokerProblem, brokerUrl, servicesRequired } from "./support/mqtt-broker.js";
 
 const USERNAME = "operator";
 const PASSWORD = `pw-${randomBytes(12).toString("hex")}`;
@@ -190,111 +191,96 @@ describe("drift", () => {
   });
 });
 
-const brokerUrl = process.env.HYPERTHINGS_TEST_MQTT_URL ?? "mqtt://127.0.0.1:1883";
-
-async function brokerProblem(): Promise<string | undefined> {
-  try {
-    const client = await connectAsync(brokerUrl, { reconnectPeriod: 0, connectTimeout: 3_000 });
-    await client.endAsync();
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-}
-
 const problem = await brokerProblem();
 
-describe.skipIf(problem !== undefined && process.env.HYPERTHINGS_REQUIRE_SERVICES !== "1")(
-  "an MQTT Thing on the machine's broker",
-  () => {
-    let mqttHub: TestHub;
-    let device: MqttClient;
-    const prefix = `hyperthings-test/${randomBytes(6).toString("hex")}`;
-    const id = "urn:test:drift:mqtt-dimmer";
-    const received: string[] = [];
+describe.skipIf(problem !== undefined && !servicesRequired)("an MQTT Thing on the machine's broker", () => {
+  let mqttHub: TestHub;
+  let device: MqttClient;
+  const prefix = `hyperthings-test/${randomBytes(6).toString("hex")}`;
+  const id = "urn:test:drift:mqtt-dimmer";
+  const received: string[] = [];
 
-    beforeAll(async () => {
-      if (problem !== undefined) throw new Error(`no MQTT broker at ${brokerUrl}: ${problem}`);
-      mqttHub = await startTestHub({ observe: true, mqtt: false, reconnectMs: 20, maxReconnectMs: 200 });
-      device = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
-      // The dimmer: takes what comes on …/set, and reports its brightness (retained) on …/brightness.
-      await device.subscribeAsync(`${prefix}/brightness/set`, { qos: 1 });
-      device.on("message", (topic, payload) => {
-        if (topic !== `${prefix}/brightness/set`) return;
-        received.push(payload.toString("utf8"));
-        void device.publishAsync(`${prefix}/brightness`, payload.toString("utf8"), { retain: true, qos: 1 });
-      });
-      await device.publishAsync(`${prefix}/brightness`, "10", { retain: true, qos: 1 });
+  beforeAll(async () => {
+    if (problem !== undefined) throw new Error(`no MQTT broker at ${brokerUrl}: ${problem}`);
+    mqttHub = await startTestHub({ observe: true, mqtt: false, reconnectMs: 20, maxReconnectMs: 200 });
+    device = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
+    // The dimmer: takes what comes on …/set, and reports its brightness (retained) on …/brightness.
+    await device.subscribeAsync(`${prefix}/brightness/set`, { qos: 1 });
+    device.on("message", (topic, payload) => {
+      if (topic !== `${prefix}/brightness/set`) return;
+      received.push(payload.toString("utf8"));
+      void device.publishAsync(`${prefix}/brightness`, payload.toString("utf8"), { retain: true, qos: 1 });
     });
+    await device.publishAsync(`${prefix}/brightness`, "10", { retain: true, qos: 1 });
+  });
 
-    afterAll(async () => {
-      await device?.publishAsync(`${prefix}/brightness`, "", { retain: true, qos: 1 });
-      await device?.endAsync();
-      await mqttHub?.stop();
-    });
+  afterAll(async () => {
+    await device?.publishAsync(`${prefix}/brightness`, "", { retain: true, qos: 1 });
+    await device?.endAsync();
+    await mqttHub?.stop();
+  });
 
-    it("is rolled out to once over MQTT, and drifts when it changes itself", async () => {
-      const after = await mqttHub.hub.store.lastSeq();
-      const put = await mqttHub.request(thingPath(id), {
-        method: "PUT",
-        headers: { "content-type": "application/td+json" },
-        body: JSON.stringify({
-          "@context": "https://www.w3.org/2022/wot/td/v1.1",
-          id,
-          title: "MQTT dimmer",
-          securityDefinitions: { nosec_sc: { scheme: "nosec" } },
-          security: "nosec_sc",
-          properties: {
-            brightness: {
-              type: "integer",
-              minimum: 0,
-              maximum: 100,
-              observable: true,
-              forms: [
-                {
-                  href: brokerUrl,
-                  "mqv:topic": `${prefix}/brightness`,
-                  op: "observeproperty",
-                  "mqv:qos": "1",
-                },
-                {
-                  href: brokerUrl,
-                  "mqv:topic": `${prefix}/brightness/set`,
-                  op: "writeproperty",
-                  "mqv:qos": "1",
-                },
-              ],
-            },
+  it("is rolled out to once over MQTT, and drifts when it changes itself", async () => {
+    const after = await mqttHub.hub.store.lastSeq();
+    const put = await mqttHub.request(thingPath(id), {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify({
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        id,
+        title: "MQTT dimmer",
+        securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+        security: "nosec_sc",
+        properties: {
+          brightness: {
+            type: "integer",
+            minimum: 0,
+            maximum: 100,
+            observable: true,
+            forms: [
+              {
+                href: brokerUrl,
+                "mqv:topic": `${prefix}/brightness`,
+                op: "observeproperty",
+                "mqv:qos": "1",
+              },
+              {
+                href: brokerUrl,
+                "mqv:topic": `${prefix}/brightness/set`,
+                op: "writeproperty",
+                "mqv:qos": "1",
+              },
+            ],
           },
-        }),
-      });
-      expect(put.status).toBe(201);
-      await changeAfter(mqttHub, after, (c) => c.thing === id && c.kind === "reported" && c.value === 10);
-      const { release } = await mqttHub.hub.releases.build(
-        [
-          {
-            path: "dimmer.yaml",
-            text: `release: dimmer\nthings:\n  - select: { id: "${id}" }\n    properties: { brightness: 40 }\n`,
-          },
-        ],
-        { actor: "test" },
-      );
-      const rollouts = mqttHub.hub.rollouts;
-      if (!rollouts) throw new Error("the hub has no rollouts");
-      const started = await rollouts.start(release.id, {}, { actor: "test" });
-      expect((await rollouts.settled(started.id)).status).toBe("completed");
-      const reported = await changeAfter(
-        mqttHub,
-        after,
-        (c) => c.thing === id && c.kind === "reported" && c.value === 40,
-      );
-      expect(received).toEqual(["40"]);
-
-      // The dimmer changes itself: the hub sees it, and records the drift.
-      await device.publishAsync(`${prefix}/brightness`, "75", { retain: true, qos: 1 });
-      const drift = await changeAfter(mqttHub, reported.seq, isDrift(id, "drifting"));
-      expect(drift.value).toMatchObject({ release: release.id, desired: 40, observed: 75, policy: "record" });
-      expect(received).toEqual(["40"]);
+        },
+      }),
     });
-  },
-);
+    expect(put.status).toBe(201);
+    await changeAfter(mqttHub, after, (c) => c.thing === id && c.kind === "reported" && c.value === 10);
+    const { release } = await mqttHub.hub.releases.build(
+      [
+        {
+          path: "dimmer.yaml",
+          text: `release: dimmer\nthings:\n  - select: { id: "${id}" }\n    properties: { brightness: 40 }\n`,
+        },
+      ],
+      { actor: "test" },
+    );
+    const rollouts = mqttHub.hub.rollouts;
+    if (!rollouts) throw new Error("the hub has no rollouts");
+    const started = await rollouts.start(release.id, {}, { actor: "test" });
+    expect((await rollouts.settled(started.id)).status).toBe("completed");
+    const reported = await changeAfter(
+      mqttHub,
+      after,
+      (c) => c.thing === id && c.kind === "reported" && c.value === 40,
+    );
+    expect(received).toEqual(["40"]);
+
+    // The dimmer changes itself: the hub sees it, and records the drift.
+    await device.publishAsync(`${prefix}/brightness`, "75", { retain: true, qos: 1 });
+    const drift = await changeAfter(mqttHub, reported.seq, isDrift(id, "drifting"));
+    expect(drift.value).toMatchObject({ release: release.id, desired: 40, observed: 75, policy: "record" });
+    expect(received).toEqual(["40"]);
+  });
+});

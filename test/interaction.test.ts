@@ -15,6 +15,7 @@ import { thingPath } from "../src/api/index.js";
 import { validateThingDescription, type Change } from "../src/core/index.js";
 import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
+import { brokerProblem, brokerUrl, servicesRequired as requireServices } from "./support/mqtt-broker.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 const WAIT_MS = 15_000;
@@ -478,19 +479,6 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     }
   });
 });
-
-const brokerUrl = process.env.HYPERTHINGS_TEST_MQTT_URL ?? "mqtt://127.0.0.1:1883";
-const requireServices = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
-
-async function brokerProblem(): Promise<string | undefined> {
-  try {
-    const client = await connectAsync(brokerUrl, { reconnectPeriod: 0, connectTimeout: 3_000 });
-    await client.endAsync();
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-}
 
 const problem = await brokerProblem();
 

@@ -9,20 +9,10 @@ import { describe, expect, it } from "vitest";
 import { ExternalBroker } from "../src/api/mqtt/external-broker.js";
 import { AddressPolicy } from "../src/bindings/address-policy.js";
 import { BrokerConnection } from "../src/bindings/mqtt/broker-connection.js";
+import { brokerProblem, brokerUrl, servicesRequired as required } from "./support/mqtt-broker.js";
 
-const brokerUrl = process.env.HYPERTHINGS_TEST_MQTT_URL || "mqtt://127.0.0.1:1883";
-const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
 const BOUND_MS = 10_000;
 
-async function brokerProblem(): Promise<string | undefined> {
-  try {
-    const client = await connectAsync(brokerUrl, { reconnectPeriod: 0, connectTimeout: 3_000 });
-    await client.endAsync();
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-}
 const problem = await brokerProblem();
 
 describe("the external-broker link", () => {

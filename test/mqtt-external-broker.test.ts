@@ -7,20 +7,10 @@ import { connectAsync, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { brokerProblem, brokerUrl, servicesRequired as required } from "./support/mqtt-broker.js";
 
-const brokerUrl = process.env.HYPERTHINGS_TEST_MQTT_URL || "mqtt://127.0.0.1:1883";
-const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
 const MESSAGE_BOUND_MS = 10_000;
 
-async function brokerProblem(): Promise<string | undefined> {
-  try {
-    const client = await connectAsync(brokerUrl, { reconnectPeriod: 0, connectTimeout: 3_000 });
-    await client.endAsync();
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-}
 const problem = await brokerProblem();
 
 /** The next message on a topic, bounded in time. */

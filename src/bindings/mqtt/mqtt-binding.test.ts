@@ -13,20 +13,7 @@ import { targetFor } from "../form-selection.js";
 import type { TargetRequest } from "../form-selection.js";
 import { MqttBinding } from "./mqtt-binding.js";
 import type { MqttBindingOptions } from "./mqtt-binding.js";
-
-const brokerUrl = process.env.HYPERTHINGS_TEST_MQTT_URL ?? "mqtt://127.0.0.1:1883";
-const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
-
-/** Why the broker cannot be used, or undefined when it answers an MQTT CONNECT. */
-async function brokerProblem(): Promise<string | undefined> {
-  try {
-    const client = await connectAsync(brokerUrl, { reconnectPeriod: 0, connectTimeout: 3_000 });
-    await client.endAsync();
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-}
+import { brokerProblem, brokerUrl, servicesRequired as required } from "../../../test/support/mqtt-broker.js";
 
 const problem = await brokerProblem();
 
