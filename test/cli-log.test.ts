@@ -2,7 +2,7 @@
 // export) and of the client methods under them: the built CLI as a child process, against a real
 // hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import Database from "better-sqlite3";
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,48 +12,24 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { HubClient } from "../src/client/index.js";
 import { changeLeafHash, hashToHex, type Change, type ThingDescription } from "../src/core/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { cleanEnvironment, runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 /** The longest a test waits for a line it expects from a running command. */
 const LINE_BOUND_MS = 15_000;
 const LAMP = "urn:test:lamp";
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** The parent's environment without HYPERTHINGS_ settings, in UTC so that local times are fixed. */
 function environment(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
-  }
-  return { ...env, TZ: "UTC" };
+  return cleanEnvironment({ TZ: "UTC" });
 }
 
 /** Runs `things ARGS` to its end. */
-function things(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: environment(), timeout: 30_000, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        if (err === null) resolve({ code: 0, stdout, stderr });
-        else if (typeof err.code === "number") resolve({ code: err.code, stdout, stderr });
-        else
-          reject(
-            new Error(`things ${args.join(" ")} did not finish (${err.signal ?? err.message}): ${stderr}`),
-          );
-      },
-    );
-    child.stdin?.end();
-  });
+function things(args: string[]): Promise<ThingsRun> {
+  return runThingsToEnd(args, { env: { TZ: "UTC" } });
 }
 
-function thingsAt(hub: TestHub, args: string[]): Promise<Run> {
+function thingsAt(hub: TestHub, args: string[]): Promise<ThingsRun> {
   return things([...args, "--url", hub.url, "--token", hub.token]);
 }
 

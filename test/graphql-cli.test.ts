@@ -1,38 +1,12 @@
 // `things query` end to end: the built CLI against a real hub's /graphql.
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
-const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 const LAMP = "urn:test:gql-cli-lamp";
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function environment(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
-  }
-  return env;
-}
-
-function things(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: environment(), timeout: 30_000, encoding: "utf8" },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+function things(args: string[]): Promise<ThingsRun> {
+  return runThingsToEnd(args);
 }
 
 describe("things query", () => {

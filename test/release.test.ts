@@ -2,7 +2,6 @@
 // server, listed, planned against simulated Things that speak HTTP; bad input refused with
 // file, line and field, and nothing stored from it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,31 +15,14 @@ import {
 } from "../src/core/index.js";
 import { changeAfter, minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
+import { runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
-const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 const EXAMPLES = fileURLToPath(new URL("../examples/releases/", import.meta.url));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function things(args: string[], hub: TestHub, cwd?: string): Promise<Run> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env))
-    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args, "--url", hub.url, "--token", hub.token],
-      { env, timeout: 20_000, encoding: "utf8", ...(cwd !== undefined && { cwd }) },
-      (err, stdout, stderr) => {
-        if (err === null) resolve({ code: 0, stdout, stderr });
-        else if (typeof err.code === "number") resolve({ code: err.code, stdout, stderr });
-        else reject(new Error(`things ${args.join(" ")} did not finish: ${stderr}`));
-      },
-    ).stdin?.end();
+function things(args: string[], hub: TestHub, cwd?: string): Promise<ThingsRun> {
+  return runThingsToEnd([...args, "--url", hub.url, "--token", hub.token], {
+    timeoutMs: 20_000,
+    ...(cwd !== undefined && { cwd }),
   });
 }
 

@@ -2,38 +2,22 @@
 // speak real HTTP (node:http, basic auth). Each test counts what reached the devices: a step is
 // applied once, failures past the threshold stop the rollout, rolling back is rolling out an
 // earlier release, and progress streams as Server-Sent Events. Every wait is for an event.
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change, Rollout, RolloutProgress, RolloutStep } from "../src/core/index.js";
 import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { EventStream } from "./support/sse.js";
 import { startTestHub, type TestHub } from "./support/test-hub.js";
+import { runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
 const USERNAME = "operator";
 const PASSWORD = `pw-${randomBytes(12).toString("hex")}`;
 const FLEET = 6;
-const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 
 /** `things ARGS` against the hub, as a child process (the built CLI: `npm run build` first). */
-function things(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env))
-    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args, "--url", hub.url, "--token", hub.token],
-      { env, timeout: 20_000, encoding: "utf8" },
-      (err, stdout, stderr) => {
-        if (err === null) resolve({ code: 0, stdout, stderr });
-        else if (typeof err.code === "number") resolve({ code: err.code, stdout, stderr });
-        else reject(new Error(`things ${args.join(" ")} did not finish: ${stderr}`));
-      },
-    );
-  });
+function things(args: string[]): Promise<ThingsRun> {
+  return runThingsToEnd([...args, "--url", hub.url, "--token", hub.token], { timeoutMs: 20_000 });
 }
 
 type RolloutView = Rollout & { progress: RolloutProgress };

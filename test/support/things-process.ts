@@ -1,6 +1,6 @@
 // `things` as a child process, as a person runs it: its output read as it comes, a wait for a
-// line bounded in time, and its exit code.
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+// line bounded in time, and its exit code; or run to its end.
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const BIN = fileURLToPath(new URL("../../bin/things.js", import.meta.url));
@@ -58,4 +58,55 @@ export function runThings(args: string[], env: NodeJS.ProcessEnv = {}): ThingsPr
       });
     },
   };
+}
+
+/** What a `things` run that ended said, and its exit code. */
+export interface ThingsRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The parent's environment without its HYPERTHINGS_ settings (so only the test's flags count), plus `extra`. */
+export function cleanEnvironment(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+export interface ThingsRunOptions {
+  /** Added to the clean environment. */
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** The run is killed, and the promise fails, after this long. */
+  timeoutMs?: number;
+}
+
+/** Runs `things ARGS` to its end with stdin closed; fails when it does not finish in time. */
+export function runThingsToEnd(args: string[], options: ThingsRunOptions = {}): Promise<ThingsRun> {
+  const { env = {}, cwd, timeoutMs = 30_000 } = options;
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      process.execPath,
+      [BIN, ...args],
+      {
+        env: cleanEnvironment(env),
+        timeout: timeoutMs,
+        encoding: "utf8",
+        maxBuffer: 64 * 1024 * 1024,
+        ...(cwd !== undefined && { cwd }),
+      },
+      (err, stdout, stderr) => {
+        if (err === null) resolve({ code: 0, stdout, stderr });
+        else if (typeof err.code === "number") resolve({ code: err.code, stdout, stderr });
+        else
+          reject(
+            new Error(`things ${args.join(" ")} did not finish (${err.signal ?? err.message}): ${stderr}`),
+          );
+      },
+    );
+    child.stdin?.end();
+  });
 }
