@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change, DriftValue, Rollout } from "../src/core/index.js";
 import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
-import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
+import { changeAfter, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 import { brokerProblem, brokerUrl, servicesRequired } from "./support/mqtt-broker.js";
 
 const USERNAME = "operator";
@@ -19,19 +19,7 @@ let hub: TestHub;
 const devices: SimulatedHttpThing[] = [];
 
 async function register(id: string, td: Record<string, unknown>, credentials = true): Promise<void> {
-  const put = await hub.request(thingPath(id), {
-    method: "PUT",
-    headers: { "content-type": "application/td+json" },
-    body: JSON.stringify(td),
-  });
-  expect(put.status).toBe(201);
-  if (!credentials) return;
-  const set = await hub.request(`${thingPath(id)}/credentials`, {
-    method: "PUT",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ username: USERNAME, password: PASSWORD }),
-  });
-  expect(set.status).toBe(200);
+  await registerThing(hub, id, td, credentials ? { username: USERNAME, password: PASSWORD } : undefined);
 }
 
 /** A polled HTTP Thing at `level` 1, registered and observed. */

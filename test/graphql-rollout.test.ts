@@ -5,10 +5,9 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { thingPath } from "../src/api/index.js";
 import { GraphqlClient, GraphqlRequestError, type GraphqlRolloutEvent } from "../src/client/index.js";
 import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
-import { startTestHub, type TestHub } from "./support/test-hub.js";
+import { registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const USERNAME = "operator";
 const PASSWORD = `pw-${randomBytes(12).toString("hex")}`;
@@ -60,18 +59,7 @@ beforeAll(async () => {
     devices.push(device);
     const id = `urn:test:gql-rollout:${i}`;
     ids.push(id);
-    const put = await hub.request(thingPath(id), {
-      method: "PUT",
-      headers: { "content-type": "application/td+json" },
-      body: JSON.stringify(device.td(id)),
-    });
-    expect(put.status).toBe(201);
-    const credentials = await hub.request(`${thingPath(id)}/credentials`, {
-      method: "PUT",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ username: USERNAME, password: PASSWORD }),
-    });
-    expect(credentials.status).toBe(200);
+    await registerThing(hub, id, device.td(id), { username: USERNAME, password: PASSWORD });
   }
 });
 

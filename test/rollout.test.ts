@@ -8,7 +8,7 @@ import { thingPath } from "../src/api/index.js";
 import type { Change, Rollout, RolloutProgress, RolloutStep } from "../src/core/index.js";
 import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { EventStream } from "./support/sse.js";
-import { startTestHub, type TestHub } from "./support/test-hub.js";
+import { registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 import { runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
 const USERNAME = "operator";
@@ -84,18 +84,7 @@ beforeAll(async () => {
     devices.push(device);
     const id = `urn:test:rollout:${i}`;
     ids.push(id);
-    const put = await hub.request(thingPath(id), {
-      method: "PUT",
-      headers: { "content-type": "application/td+json" },
-      body: JSON.stringify(device.td(id)),
-    });
-    expect(put.status).toBe(201);
-    const credentials = await hub.request(`${thingPath(id)}/credentials`, {
-      method: "PUT",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ username: USERNAME, password: PASSWORD }),
-    });
-    expect(credentials.status).toBe(200);
+    await registerThing(hub, id, device.td(id), { username: USERNAME, password: PASSWORD });
   }
 });
 

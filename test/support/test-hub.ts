@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { thingPath } from "../../src/api/index.js";
 import { startHub, createLogger, type RunningHub } from "../../src/cli/index.js";
 import type { Change } from "../../src/core/index.js";
 import { loadConfig, type ConfigOverrides } from "../../src/hub/index.js";
@@ -42,6 +43,32 @@ export async function startTestHub(
       if (overrides.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Registers a new Thing (PUT /things/{id}, 201 expected) and, when given, the credentials the hub
+ * uses with it (PUT …/credentials, 200 expected); throws with the hub's answer otherwise.
+ */
+export async function registerThing(
+  hub: TestHub,
+  id: string,
+  td: Record<string, unknown>,
+  credentials?: { username: string; password: string },
+): Promise<void> {
+  const put = await hub.request(thingPath(id), {
+    method: "PUT",
+    headers: { "content-type": "application/td+json" },
+    body: JSON.stringify(td),
+  });
+  if (put.status !== 201) throw new Error(`PUT ${id} answered ${put.status}: ${await put.text()}`);
+  if (credentials === undefined) return;
+  const set = await hub.request(`${thingPath(id)}/credentials`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(credentials),
+  });
+  if (set.status !== 200)
+    throw new Error(`PUT ${id}/credentials answered ${set.status}: ${await set.text()}`);
 }
 
 /** A minimal valid TD 1.1, with overrides. */
