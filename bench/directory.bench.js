@@ -7,8 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Pool } from "undici";
-import { cpuTimesMs, rssMiB, startHub, stopHub } from "./support.js";
-
+import { cpuTimesMs, nearestRank, rssMiB, startHub, stopHub } from "./support.js";
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -390,8 +389,7 @@ function makeFleet(things) {
 
 function summary(latenciesMs, count, wallMs, errors) {
   const sorted = Float64Array.from(latenciesMs.subarray(0, count)).sort();
-  const at = (q) =>
-    count === 0 ? null : round(sorted[Math.min(count - 1, Math.max(0, Math.ceil(q * count) - 1))]);
+  const at = (q) => nearestRank(sorted, q);
   return {
     requests: count,
     perSecond: wallMs > 0 ? Math.round((count * 1000) / wallMs) : null,

@@ -11,7 +11,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
-import { cpuMs, rssMiB, startHub, stopHub } from "./support.js";
+import { cpuMs, nearestRank, rssMiB, startHub, stopHub } from "./support.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -180,7 +180,7 @@ async function loadStore(dataDir, graph) {
 
 function summary(latencies) {
   const sorted = Float64Array.from(latencies).sort();
-  const at = (q) => round(sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]);
+  const at = (q) => nearestRank(sorted, q);
   return { queries: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
 }
 

@@ -9,7 +9,7 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
-import { cpuMs, startHub, stopHub } from "./support.js";
+import { cpuMs, nearestRank, startHub, stopHub } from "./support.js";
 
 const THING = "urn:bench:graphql:sensor";
 
@@ -43,11 +43,7 @@ function parseOptions(argv) {
 
 const log = (message) => process.stderr.write(`[graphql] ${message}\n`);
 
-function percentile(sorted, p) {
-  if (sorted.length === 0) return null;
-  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return Math.round(sorted[Math.max(0, index)] * 100) / 100;
-}
+const percentile = (sorted, p) => nearestRank(sorted, p / 100);
 
 async function request(url, token, method, path, body, contentType = "application/json") {
   const response = await fetch(`${url}${path}`, {

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
+import { nearestRank } from "./support.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const dist = (part) => join(ROOT, "dist", part, "index.js");
@@ -155,8 +156,7 @@ const perSecond = (count, ms) => (ms > 0 ? Math.round((count * 1000) / ms) : nul
 /** Nearest-rank percentiles of the first `count` latencies, ms. */
 function percentiles(latenciesMs, count = latenciesMs.length) {
   const sorted = Float64Array.from(latenciesMs.subarray(0, count)).sort();
-  const at = (q) =>
-    count === 0 ? null : round(sorted[Math.min(count - 1, Math.max(0, Math.ceil(q * count) - 1))]);
+  const at = (q) => nearestRank(sorted, q);
   return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
 }
 

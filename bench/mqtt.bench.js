@@ -13,7 +13,7 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { MqttClient } from "mqtt";
 import { Pool, request as undiciRequest } from "undici";
-import { cpuMs, rssMiB, startHub, stopHub } from "./support.js";
+import { cpuMs, nearestRank, rssMiB, startHub, stopHub } from "./support.js";
 
 const BROKER_URL = process.env.HYPERTHINGS_TEST_MQTT_URL || "mqtt://127.0.0.1:1883";
 
@@ -103,9 +103,8 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 /** Nearest-rank percentiles of latencies in ms. */
 function percentiles(values) {
   const sorted = Float64Array.from(values).sort();
-  const n = sorted.length;
-  const at = (q) => (n === 0 ? null : round(sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))]));
-  return { count: n, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
+  const at = (q) => nearestRank(sorted, q);
+  return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
 }
 
 const thingPath = (id) => `/things/${encodeURIComponent(id).replace(/%3A/gi, ":")}`;

@@ -112,3 +112,9 @@ export function rssMiB(pid, field = "VmRSS") {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
   return match ? round2(Number(match[1]) / 1024) : null;
 }
+
+/** The nearest-rank percentile `q` (0 to 1) of ascending `sorted`, to 0.01; null when empty. */
+export function nearestRank(sorted, q) {
+  const n = sorted.length;
+  return n === 0 ? null : round2(sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))]);
+}
