@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { validateThingDescription, type Change } from "../src/core/index.js";
 import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
-import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
+import { changeAfter, startTestHub, type TestHub, putTd as register } from "./support/test-hub.js";
 import { brokerProblem, brokerUrl, servicesRequired as requireServices } from "./support/mqtt-broker.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
@@ -77,15 +77,6 @@ function put(
     body: JSON.stringify(body),
     ...init,
   });
-}
-
-async function register(hub: TestHub, td: Record<string, unknown>): Promise<void> {
-  const res = await hub.request(thingPath(td.id as string), {
-    method: "PUT",
-    headers: { "content-type": "application/td+json" },
-    body: JSON.stringify(td),
-  });
-  expect([201, 204]).toContain(res.status);
 }
 
 describe("a simulated HTTP Thing managed through the hub", () => {

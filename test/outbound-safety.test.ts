@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { loadConfig } from "../src/hub/index.js";
-import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
+import { changeAfter, startTestHub, type TestHub, putTd as register } from "./support/test-hub.js";
 
 interface Problem {
   status: number;
@@ -32,15 +32,6 @@ function thingAt(id: string, base: string): Record<string, unknown> {
       },
     },
   };
-}
-
-async function register(hub: TestHub, td: Record<string, unknown>): Promise<void> {
-  const res = await hub.request(thingPath(td.id as string), {
-    method: "PUT",
-    headers: { "content-type": "application/td+json" },
-    body: JSON.stringify(td),
-  });
-  expect([201, 204]).toContain(res.status);
 }
 
 /** A plain HTTP server on loopback that counts what reaches it. */

@@ -13,7 +13,7 @@ import {
   type Release,
   type ReleaseSummary,
 } from "../src/core/index.js";
-import { changeAfter, minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { changeAfter, minimalTd, startTestHub, type TestHub, putTd as register } from "./support/test-hub.js";
 import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
@@ -28,15 +28,6 @@ function things(args: string[], hub: TestHub, cwd?: string): Promise<ThingsRun> 
 
 function thingPath(id: string): string {
   return `/things/${encodeURIComponent(id)}`;
-}
-
-async function register(hub: TestHub, td: Record<string, unknown>): Promise<void> {
-  const res = await hub.request(thingPath(td.id as string), {
-    method: "PUT",
-    headers: { "content-type": "application/td+json" },
-    body: JSON.stringify(td),
-  });
-  expect([201, 204]).toContain(res.status);
 }
 
 async function report(hub: TestHub, id: string, affordance: string, value: unknown): Promise<void> {

@@ -45,6 +45,18 @@ export async function startTestHub(
   };
 }
 
+/** Puts a TD at /things/{its id}, new (201) or replacing one (204); throws with the hub's answer otherwise. */
+export async function putTd(hub: TestHub, td: Record<string, unknown>): Promise<void> {
+  const res = await hub.request(thingPath(td.id as string), {
+    method: "PUT",
+    headers: { "content-type": "application/td+json" },
+    body: JSON.stringify(td),
+  });
+  if (res.status !== 201 && res.status !== 204) {
+    throw new Error(`PUT ${String(td.id)} answered ${res.status}: ${await res.text()}`);
+  }
+}
+
 /**
  * Registers a new Thing (PUT /things/{id}, 201 expected) and, when given, the credentials the hub
  * uses with it (PUT …/credentials, 200 expected); throws with the hub's answer otherwise.
