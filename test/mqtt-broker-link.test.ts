@@ -15,6 +15,19 @@ const BOUND_MS = 10_000;
 
 const problem = await brokerProblem();
 
+/** `all` resolves once `done` is called, and fails with how many were received after BOUND_MS. */
+function allDelivered(received: string[]): { all: Promise<void>; done: () => void } {
+  let done: () => void = () => undefined;
+  const all = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${received.length} delivered`)), BOUND_MS);
+    done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+  return { all, done };
+}
+
 describe("the external-broker link", () => {
   if (problem !== undefined) {
     (required ? it : it.skip)(`needs an MQTT broker at ${brokerUrl} (${problem})`, () => {
@@ -39,14 +52,7 @@ describe("the external-broker link", () => {
       let pending = 0;
       let mostPending = 0;
       let settle: (() => void)[] = [];
-      let done: () => void = () => undefined;
-      const all = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`only ${received.length} delivered`)), BOUND_MS);
-        done = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      const { all, done } = allDelivered(received);
       await link.handle([topic], (message) => {
         received.push(message.payload.toString("utf8"));
         pending++;
@@ -96,14 +102,7 @@ describe("the external-broker link", () => {
       const held = 10;
       const received: string[] = [];
       const waiting: (() => void)[] = [];
-      let done: () => void = () => undefined;
-      const all = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`only ${received.length} delivered`)), BOUND_MS);
-        done = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      const { all, done } = allDelivered(received);
       await connection.subscribe(
         topic,
         1,
