@@ -7,19 +7,15 @@
 // purpose (one server, one MQTT client): the figures are the hub's, not the fleet's.
 // Aim (issue 6): 10,000 Things converged in < 20 s with bounded concurrency, hub memory bounded.
 // Prints ONE JSON line on stdout; everything else goes to stderr. See bench/README.md.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import mqtt from "mqtt";
+import { startHub, stopHub } from "./support.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const HUB_BIN = join(ROOT, "bin", "things.js");
 const TOKEN = `ht_${randomBytes(24).toString("hex")}`;
 const DESIRED = 42;
 
@@ -60,37 +56,6 @@ function usageOf(pid) {
   const ticks = Number(fields[11]) + Number(fields[12]);
   const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return { cpuMs: ticks * 10, rss: rss ? Number(rss[1]) * 1024 : 0 };
-}
-
-async function startHub(dataDir) {
-  const env = { ...process.env, HYPERTHINGS_ADMIN_TOKEN: TOKEN };
-  for (const name of Object.keys(env))
-    if (name.startsWith("HYPERTHINGS_") && name !== "HYPERTHINGS_ADMIN_TOKEN") delete env[name];
-  const child = spawn(
-    process.execPath,
-    [
-      ...(process.env.ROLLOUT_BENCH_HUB_PROF
-        ? ["--cpu-prof", `--cpu-prof-dir=${process.env.ROLLOUT_BENCH_HUB_PROF}`]
-        : []),
-      HUB_BIN,
-      "serve",
-      "--data",
-      dataDir,
-      "--port",
-      "0",
-      "--no-mqtt",
-      "--no-observe",
-      "--log-level",
-      "warn",
-    ],
-    { env, stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const lines = createInterface({ input: child.stdout });
-  for await (const line of lines) {
-    const match = / listening on (http:\/\/\S+)/.exec(line);
-    if (match) return { child, url: match[1] };
-  }
-  throw new Error("the hub exited before it listened");
 }
 
 /** One HTTP server for every HTTP Thing: PUT /t/{i}/level counts the write. */
@@ -164,7 +129,16 @@ async function main() {
   const server = await startHttpThings(httpWrites);
   const base = `http://127.0.0.1:${server.address().port}`;
   const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-rollout-bench-"));
-  const { child, url } = await startHub(dataDir);
+  const hub = startHub({
+    dataDir,
+    token: TOKEN,
+    hubNodeArgs: process.env.ROLLOUT_BENCH_HUB_PROF
+      ? ["--cpu-prof", `--cpu-prof-dir=${process.env.ROLLOUT_BENCH_HUB_PROF}`]
+      : [],
+    serveArgs: ["--no-mqtt", "--no-observe"],
+  });
+  const { child } = hub;
+  const url = await hub.url;
   const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
   try {
     log(`registering ${httpThings} HTTP and ${mqttThings} MQTT Things`);
@@ -237,8 +211,7 @@ async function main() {
     };
     process.stdout.write(`${JSON.stringify(figures)}\n`);
   } finally {
-    child.kill("SIGTERM");
-    await once(child, "exit");
+    await stopHub(hub);
     server.close();
     await device?.endAsync();
     rmSync(dataDir, { recursive: true, force: true });
