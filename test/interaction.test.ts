@@ -212,6 +212,8 @@ describe("a simulated HTTP Thing managed through the hub", () => {
       (c) => c.seq > after,
     );
     expect(reads.map((c) => c.value)).toEqual([device.name, device.name]);
+    // The same device under a second id would be observed twice; later tests count its requests.
+    expect((await hub.request(thingPath(everyId), { method: "DELETE" })).status).toBe(204);
   });
 
   it("writes: desired, then completed with the same correlation; the value reaches the Thing", async () => {
