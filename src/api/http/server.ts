@@ -92,7 +92,9 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   await app.register(discoveryRoutes(hub, options.discovery));
   await app.register(wellKnownRoutes(hub, HUB_VERSION));
   await app.register(graphqlApi(hub));
-  await app.register(uiRoutes({ ...(options.uiDirectory !== undefined && { directory: options.uiDirectory }) }));
+  await app.register(
+    uiRoutes({ ...(options.uiDirectory !== undefined && { directory: options.uiDirectory }) }),
+  );
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   return app;
 }
