@@ -6,6 +6,13 @@ import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
 
 const term = { type: "string", minLength: 1, maxLength: 2048 } as const;
+/** One link to add or remove: the body of POST and the query of DELETE /things/{id}/links. */
+const linkTerms = {
+  type: "object",
+  required: ["rel", "href"],
+  additionalProperties: false,
+  properties: { rel: term, href: term },
+} as const;
 
 export function graphRoutes(hub: Hub) {
   const { graph } = hub;
@@ -85,12 +92,7 @@ export function graphRoutes(hub: Hub) {
             "Link a Thing to another: adds {rel, href} to its TD's links (a described, then a linked Change)",
           tags: ["graph"],
           params: idParam,
-          body: {
-            type: "object",
-            required: ["rel", "href"],
-            additionalProperties: false,
-            properties: { rel: term, href: term },
-          },
+          body: linkTerms,
         },
       },
       async (request, reply) => {
@@ -111,12 +113,7 @@ export function graphRoutes(hub: Hub) {
             "Unlink: removes the {rel, href} links from the Thing's TD (a described, then an unlinked Change)",
           tags: ["graph"],
           params: idParam,
-          querystring: {
-            type: "object",
-            required: ["rel", "href"],
-            additionalProperties: false,
-            properties: { rel: term, href: term },
-          },
+          querystring: linkTerms,
         },
       },
       async (request, reply) => {
