@@ -15,6 +15,31 @@ import {
 } from "../../core/index.js";
 import type { ChangeDraft, ChangeFilter, HistoryQuery, HistoryStream, LogHead } from "../store.js";
 import { HistoryTail, splitStreamKey, streamKey, type MergeCycle, type TailEntry } from "./history-tail.js";
+import type { WriteSet } from "./sqlite-writer.js";
+
+/**
+ * The rows of a batch being built for the writer thread (sqlite-writer.ts), instead of being
+ * written through this connection; `nodeCache` holds its Merkle nodes for the left-sibling
+ * lookups of later blocks in the same batch.
+ */
+interface Capture {
+  changes: Array<string | number | null>;
+  leaves: Uint8Array[];
+  nodes: number[];
+  nodeHashes: Uint8Array[];
+  history: Array<string | number>;
+  streams: Array<string | number | null>;
+  head?: [number, string];
+  merged?: number;
+  nodeCache: Map<number, Uint8Array>;
+}
+
+/** What readers see: the Log as committed (a batch in flight to the writer is not). */
+interface CommittedView {
+  size: number;
+  frontier: MerkleFrontier;
+  block: Uint8Array[];
+}
 
 export interface MergeChunk {
   entries: TailEntry[];
@@ -72,6 +97,16 @@ export interface LogMark {
   frontier: MerkleFrontier;
   pending: number;
   undo: number;
+  mergedUpTo: number;
+  capture?: {
+    changes: number;
+    leaves: number;
+    nodes: number;
+    history: number;
+    streams: number;
+    head: Capture["head"];
+    merged: number | undefined;
+  };
 }
 
 interface StreamState {
@@ -152,6 +187,11 @@ function reshapedByJson(value: unknown): boolean {
   throw new TypeError(`a ${typeof value} value has no JSON representation`);
 }
 
+/** A Merkle node's key in a batch's node cache: level in the low 6 bits. */
+function nodeKey(level: number, idx: number): number {
+  return idx * 64 + level;
+}
+
 function isPowerOfTwo(n: number): boolean {
   return n > 0 && 2 ** Math.round(Math.log2(n)) === n;
 }
@@ -189,6 +229,15 @@ export class SqliteLog {
   /** Rank marks of the streams whose Changes have been counted, built on the first count. */
   private readonly ranks = new Map<string, StreamRanks>();
   private readonly filterStatements = new Map<string, Database.Statement<unknown[], ChangeRow>>();
+  /** Set while a batch for the writer thread is built: its rows go here, not to the database. */
+  private capture: Capture | undefined;
+  /** The Log as committed, for readers. */
+  private view: CommittedView;
+  /**
+   * While a batch is built or in flight: the committed state of each stream it changed (undefined:
+   * the stream is new), so that readers of the projection never see an uncommitted Change.
+   */
+  private readonly shadow = new Map<string, StreamState | undefined>();
 
   constructor(
     private readonly db: Database.Database,
@@ -280,6 +329,7 @@ export class SqliteLog {
     for (const row of this.stmt.allStreams.iterate()) {
       this.setStream(row.thing, subKey(row.affordance, row.kind), { seq: row.seq, value: row.value });
     }
+    this.view = { size: this.size, frontier: this.frontier.clone(), block: this.blockLeaves.slice() };
     for (const row of this.stmt.tailRows.iterate(head.history_merged)) {
       const affordance = row.affordance ?? "";
       const sub = subKey(affordance, row.kind);
@@ -302,6 +352,18 @@ export class SqliteLog {
       frontier: this.frontier.clone(),
       pending: this.pending.length,
       undo: this.undo.length,
+      mergedUpTo: this.mergedUpTo,
+      ...(this.capture && {
+        capture: {
+          changes: this.capture.changes.length,
+          leaves: this.capture.leaves.length,
+          nodes: this.capture.nodes.length,
+          history: this.capture.history.length,
+          streams: this.capture.streams.length,
+          head: this.capture.head,
+          merged: this.capture.merged,
+        },
+      }),
     };
   }
 
@@ -312,6 +374,25 @@ export class SqliteLog {
     this.blockLeaves.length = mark.blockLeaves;
     this.frontier = mark.frontier;
     this.pending.length = mark.pending;
+    this.mergedUpTo = mark.mergedUpTo;
+    const capture = this.capture;
+    if (capture && mark.capture) {
+      const at = mark.capture;
+      capture.changes.length = at.changes;
+      capture.leaves.length = at.leaves;
+      for (let i = at.nodes; i < capture.nodes.length; i += 2) {
+        capture.nodeCache.delete(nodeKey(capture.nodes[i] ?? 0, capture.nodes[i + 1] ?? 0));
+      }
+      capture.nodes.length = at.nodes;
+      capture.nodeHashes.length = at.nodes / 2;
+      capture.history.length = at.history;
+      capture.streams.length = at.streams;
+      capture.head = at.head;
+      capture.merged = at.merged;
+    } else if (!mark.capture) {
+      // The whole batch rolled back: what it built is dropped.
+      this.capture = undefined;
+    }
     while (this.undo.length > mark.undo) {
       const step = this.undo.pop();
       if (!step) break;
@@ -321,6 +402,13 @@ export class SqliteLog {
   }
 
   private setStream(thing: string, sub: string, state: StreamState): void {
+    if (this.capture || this.shadow.size > 0) {
+      const key = `${thing}\u0000${sub}`;
+      if (!this.shadow.has(key)) {
+        const committed = this.projection.get(thing)?.get(sub);
+        this.shadow.set(key, committed && committed.seq <= this.view.size ? committed : undefined);
+      }
+    }
     let streams = this.projection.get(thing);
     if (!streams) this.projection.set(thing, (streams = new Map<string, StreamState>()));
     streams.set(sub, state);
@@ -352,18 +440,34 @@ export class SqliteLog {
     if (previous !== undefined) change.previous = previous.value;
     const leaf = changeLeafHash(change);
     const valueText = value?.text ?? null;
-    this.stmt.insert.run({
-      seq,
-      hlc: draft.hlc,
-      at: draft.at ?? null,
-      thing: draft.thing,
-      affordance: draft.affordance ?? null,
-      kind: draft.kind,
-      value: valueText,
-      previous: previous?.text ?? null,
-      cause: cause.text,
-      leaf,
-    });
+    const capture = this.capture;
+    if (capture) {
+      capture.changes.push(
+        seq,
+        draft.hlc,
+        draft.at ?? null,
+        draft.thing,
+        draft.affordance ?? null,
+        draft.kind,
+        valueText,
+        previous?.text ?? null,
+        cause.text,
+      );
+      capture.leaves.push(leaf);
+    } else {
+      this.stmt.insert.run({
+        seq,
+        hlc: draft.hlc,
+        at: draft.at ?? null,
+        thing: draft.thing,
+        affordance: draft.affordance ?? null,
+        kind: draft.kind,
+        value: valueText,
+        previous: previous?.text ?? null,
+        cause: cause.text,
+        leaf,
+      });
+    }
     // A stream's value is kept only where it serves as the next Change's `previous`: not for the
     // Thing-level streams (a TD is in the Log already, and its previous comes from the directory).
     const streamValue = draft.affordance === undefined ? null : valueText;
@@ -388,29 +492,95 @@ export class SqliteLog {
     if (leaves.length !== BLOCK)
       throw new Error(`block ${idx} has ${leaves.length} leaves in memory, not ${BLOCK}`);
     let hash = rootHash(leaves);
-    this.stmt.insertNode.run(level, idx, Buffer.from(hash));
+    this.storeNode(level, idx, hash);
     while (idx % 2 === 1) {
       // A left sibling below level 8 is missing where the Log was written before they were kept.
       const width = 2 ** level;
       const left =
-        this.stmt.node.get(level, idx - 1)?.hash ?? this.subtreeHash((idx - 1) * width, idx * width);
+        this.capture?.nodeCache.get(nodeKey(level, idx - 1)) ??
+        this.stmt.node.get(level, idx - 1)?.hash ??
+        this.subtreeHash((idx - 1) * width, idx * width);
       hash = nodeHash(left, hash);
       idx = (idx - 1) / 2;
       level++;
+      this.storeNode(level, idx, hash);
+    }
+  }
+
+  private storeNode(level: number, idx: number, hash: Uint8Array): void {
+    const capture = this.capture;
+    if (capture) {
+      capture.nodes.push(level, idx);
+      capture.nodeHashes.push(hash);
+      capture.nodeCache.set(nodeKey(level, idx), hash);
+    } else {
       this.stmt.insertNode.run(level, idx, Buffer.from(hash));
     }
   }
 
   /** Writes the head; the last step of every batch transaction. */
   saveHead(): void {
+    if (this.capture) {
+      // Only a batch that appended moves the head (a merge chunk alone does not).
+      if (this.size !== this.view.size)
+        this.capture.head = [this.size, JSON.stringify(this.frontier.toJSON())];
+      return;
+    }
     this.stmt.saveHead.run(this.size, JSON.stringify(this.frontier.toJSON()));
   }
 
-  /** After COMMIT: the batch's stream entries join the tail. */
+  /** From now until `endCapture`, the write path collects rows for the writer thread. */
+  beginCapture(): void {
+    this.capture = {
+      changes: [],
+      leaves: [],
+      nodes: [],
+      nodeHashes: [],
+      history: [],
+      streams: [],
+      nodeCache: new Map(),
+    };
+  }
+
+  /** The rows collected since `beginCapture`; undefined when there are none to write. */
+  endCapture(): WriteSet | undefined {
+    const capture = this.capture;
+    this.capture = undefined;
+    if (!capture) return undefined;
+    const set: WriteSet = {
+      changes: capture.changes,
+      leaves: Buffer.concat(capture.leaves),
+      nodes: capture.nodes,
+      nodeHashes: Buffer.concat(capture.nodeHashes),
+      history: capture.history,
+      streams: capture.streams,
+    };
+    if (capture.head) set.head = capture.head;
+    if (capture.merged !== undefined) set.merged = capture.merged;
+    const empty =
+      set.changes.length === 0 &&
+      set.nodes.length === 0 &&
+      set.history.length === 0 &&
+      set.streams.length === 0 &&
+      set.head === undefined &&
+      set.merged === undefined;
+    return empty ? undefined : set;
+  }
+
+  /** After COMMIT: the batch's stream entries join the tail, and readers see the batch. */
   committed(): void {
     for (const entry of this.pending) this.tail.add(entry.key, entry.seq);
     this.pending = [];
     this.undo = [];
+    this.shadow.clear();
+    this.view = { size: this.size, frontier: this.frontier.clone(), block: this.blockLeaves.slice() };
+  }
+
+  /** After a batch failed as a whole (rolled back to `mark`): readers keep the committed Log. */
+  abandoned(mark: LogMark): void {
+    this.rollback(mark);
+    this.capture = undefined;
+    this.shadow.clear();
   }
 
   get tailSize(): number {
@@ -449,7 +619,8 @@ export class SqliteLog {
         key = entry.key;
         [thing, affordance, kind] = splitStreamKey(key);
       }
-      this.stmt.insertHistory.run(thing, affordance, kind, entry.seq);
+      if (this.capture) this.capture.history.push(thing, affordance, kind, entry.seq);
+      else this.stmt.insertHistory.run(thing, affordance, kind, entry.seq);
     }
     if (entries.length > 0) return { entries, done: false };
     if (cycle.position < cycle.streams.length) {
@@ -457,12 +628,14 @@ export class SqliteLog {
       for (let i = cycle.position; i < end; i++) {
         const [thing, sub, state] = cycle.streams[i] ?? ["", "", { seq: 0, value: null }];
         const [affordance, kind] = splitSubKey(sub);
-        this.stmt.upsertStream.run({ thing, affordance, kind, seq: state.seq, value: state.value });
+        if (this.capture) this.capture.streams.push(thing, affordance, kind, state.seq, state.value);
+        else this.stmt.upsertStream.run({ thing, affordance, kind, seq: state.seq, value: state.value });
       }
       // The cycle moves on only after COMMIT (merged): a chunk run again is the same chunk.
       return { entries, streamsTo: end, done: false };
     }
-    this.stmt.saveMerged.run(cycle.history.upTo);
+    if (this.capture) this.capture.merged = cycle.history.upTo;
+    else this.stmt.saveMerged.run(cycle.history.upTo);
     this.mergedUpTo = cycle.history.upTo;
     return { entries, done: true };
   }
@@ -487,11 +660,11 @@ export class SqliteLog {
   // --- reads ---
 
   get lastSeq(): number {
-    return this.size;
+    return this.view.size;
   }
 
   head(): LogHead {
-    return { size: this.size, root: this.frontier.root() };
+    return { size: this.view.size, root: this.view.frontier.root() };
   }
 
   get(seq: number): Change | undefined {
@@ -540,7 +713,10 @@ export class SqliteLog {
 
   private streamsOf(thing: string, affordance?: string, kinds?: readonly string[]) {
     const out: Array<{ affordance: string; kind: string; seq: number }> = [];
-    for (const [sub, state] of this.projection.get(thing) ?? []) {
+    for (const [sub, latest] of this.projection.get(thing) ?? []) {
+      // A stream changed by a batch not committed yet is read as it was before it.
+      const state = latest.seq > this.view.size ? this.shadow.get(`${thing}\u0000${sub}`) : latest;
+      if (state === undefined) continue;
       const [a, kind] = splitSubKey(sub);
       if ((affordance === undefined || a === affordance) && (!kinds || kinds.includes(kind))) {
         out.push({ affordance: a, kind, seq: state.seq });
@@ -643,7 +819,7 @@ export class SqliteLog {
   /** Binary search over seq: the Log's hlc increases with seq. */
   seqBefore(hlc: string): number {
     let lo = 0; // invariant: seq lo sorts before hlc (0 stands for "none")
-    let hi = this.size + 1; // invariant: seq hi does not
+    let hi = this.view.size + 1; // invariant: seq hi does not
     while (hi - lo > 1) {
       const mid = Math.floor((lo + hi) / 2);
       const row = this.stmt.hlcOf.get(mid);
@@ -660,8 +836,9 @@ export class SqliteLog {
   subtreeHash(start: number, end: number, blocks = new Map<number, Uint8Array[]>()): Uint8Array {
     const n = end - start;
     // A start below 0 would read fewer leaves than asked for, and hash them without a word.
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || n <= 0 || end > this.size)
-      throw new RangeError(`no subtree [${start}, ${end}) in a log of ${this.size}`);
+    const size = this.view.size;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || n <= 0 || end > size)
+      throw new RangeError(`no subtree [${start}, ${end}) in a log of ${size}`);
     if (n >= BLOCK && isPowerOfTwo(n) && start % n === 0) {
       const node = this.stmt.node.get(Math.log2(n), start / n);
       if (node) return node.hash;
@@ -679,10 +856,11 @@ export class SqliteLog {
   /** The leaf hashes of one block (as far as the Log goes), from memory or read once. */
   private blockLeavesOf(block: number, blocks: Map<number, Uint8Array[]>): Uint8Array[] {
     const start = block * BLOCK;
-    if (start === this.size - this.blockLeaves.length) return this.blockLeaves;
+    const view = this.view;
+    if (start === view.size - view.block.length) return view.block;
     let leaves = blocks.get(block);
     if (leaves === undefined) {
-      leaves = this.stmt.leafHashes.all(start + 1, Math.min(start + BLOCK, this.size));
+      leaves = this.stmt.leafHashes.all(start + 1, Math.min(start + BLOCK, view.size));
       blocks.set(block, leaves);
     }
     return leaves;

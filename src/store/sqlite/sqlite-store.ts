@@ -41,6 +41,7 @@ import type {
 import { migrations } from "./sqlite-migrations.js";
 import { SqliteLog, type LogMergeCycle } from "./sqlite-log.js";
 import { SqliteRollouts } from "./sqlite-rollouts.js";
+import { SqliteWriter } from "./sqlite-writer.js";
 
 /** How long one batch transaction may run before it commits and lets the event loop go on. */
 const BATCH_BUDGET_MS = 25;
@@ -58,6 +59,11 @@ export interface SqliteStoreOptions {
   historyMergeChunk?: number;
   /** countStream keeps the seq of every this-many-th index entry of a stream (tests make it small). */
   historyRankStep?: number;
+  /**
+   * Commit the Log's appends and history merges on a writer thread (default, for a file; never
+   * for ":memory:"); false commits everything on the calling thread.
+   */
+  writerThread?: boolean;
 }
 
 interface ReleaseRow {
@@ -81,6 +87,8 @@ interface Pending {
   reject: (error: unknown) => void;
   /** Runs synchronously right after COMMIT, before any promise settles. */
   afterCommit?: (value: unknown) => void;
+  /** Writes only through the Log (appends, merge chunks): may be committed by the writer thread. */
+  logOnly?: boolean;
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -150,6 +158,10 @@ export class SqliteStore implements Store {
   private readonly historyMergeThreshold: number;
   private readonly historyMergeChunk: number;
   private merging = false;
+  /** The Log's writer thread (undefined: every batch commits on this thread). */
+  private readonly writer: SqliteWriter | undefined;
+  /** A batch is with the writer thread: the next one is built when it has answered. */
+  private inFlight = false;
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -174,6 +186,8 @@ export class SqliteStore implements Store {
     // Small chunks: a merge transaction sits in the queue between ingest batches (~5 ms each).
     this.historyMergeChunk = options.historyMergeChunk ?? 2_000;
     this.log = new SqliteLog(this.db, options.historyRankStep);
+    if (options.path !== ":memory:" && options.writerThread !== false)
+      this.writer = new SqliteWriter(options.path);
     this.rollouts = new SqliteRollouts(this.db);
 
     const db = this.db;
@@ -269,7 +283,12 @@ export class SqliteStore implements Store {
       .immediate();
   }
 
-  private enqueue<T>(run: () => T, afterCommit?: (value: T) => void, internal = false): Promise<T> {
+  private enqueue<T>(
+    run: () => T,
+    afterCommit?: (value: T) => void,
+    internal = false,
+    logOnly = false,
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new UnavailableError("The store is closing"));
     if (!internal && this.queue.length >= this.maxQueue) {
       return Promise.reject(new UnavailableError("Too many writes are waiting; retry shortly", 1));
@@ -277,6 +296,7 @@ export class SqliteStore implements Store {
     return new Promise<T>((resolve, reject) => {
       const pending: Pending = { run, resolve: resolve as (value: unknown) => void, reject };
       if (afterCommit) pending.afterCommit = afterCommit as (value: unknown) => void;
+      if (logOnly) pending.logOnly = true;
       this.queue.push(pending);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -287,7 +307,10 @@ export class SqliteStore implements Store {
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.queue.length > 0) this.commitBatch(this.queue.splice(0, this.maxBatch));
+    // The writer's answer flushes again.
+    if (this.inFlight) return;
+    if (this.queue.length > 0) this.commitNext();
+    if (this.inFlight) return;
     if (this.queue.length > 0) {
       // One batch per turn of the event loop: acknowledgements go out and new requests come in
       // between batches, instead of the loop stalling until the whole queue is drained (the log
@@ -296,8 +319,104 @@ export class SqliteStore implements Store {
       setImmediate(() => this.flush());
       return;
     }
+    this.idle();
+  }
+
+  /** Nothing is queued or in flight. */
+  private idle(): void {
     this.drained?.();
+    this.mergeIfDue();
+  }
+
+  private mergeIfDue(): void {
     if (!this.merging && !this.closed && this.log.tailSize >= this.historyMergeThreshold) this.mergeHistory();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /**
+   * The next batch: the leading Log-only commands go to the writer thread; any other command
+   * (with the Log-only ones behind it, up to the next run of them) commits on this thread.
+   */
+  private commitNext(): void {
+    const first = this.queue[0];
+    if (this.writer && first?.logOnly) {
+      let end = 1;
+      while (end < this.queue.length && end < this.maxBatch && this.queue[end]?.logOnly) end++;
+      this.commitToWriter(this.writer, this.queue.splice(0, end));
+      return;
+    }
+    let end = 1;
+    while (end < this.queue.length && end < this.maxBatch && !(this.writer && this.queue[end]?.logOnly))
+      end++;
+    this.commitBatch(this.queue.splice(0, end));
+  }
+
+  /**
+   * Runs the commands here, collecting their rows, and has the writer thread commit them: the
+   * promises settle when it answers. Until then readers see the Log without this batch, and no
+   * other batch is built; if it fails, the Log's memory goes back to before it.
+   */
+  private commitToWriter(writer: SqliteWriter, batch: Pending[]): void {
+    const log = this.log;
+    const mark = log.mark();
+    log.beginCapture();
+    const outcomes: Outcome[] = [];
+    const started = performance.now();
+    for (const [index, pending] of batch.entries()) {
+      if (index > 0 && performance.now() - started > BATCH_BUDGET_MS) break;
+      const commandMark = log.mark();
+      try {
+        outcomes.push({ ok: true, value: pending.run() });
+      } catch (error) {
+        log.rollback(commandMark);
+        outcomes.push({ ok: false, error });
+      }
+    }
+    log.saveHead();
+    const set = log.endCapture();
+    if (outcomes.length < batch.length) this.queue.unshift(...batch.splice(outcomes.length));
+    const settle = () => {
+      log.committed();
+      batch.forEach((p, i) => {
+        const outcome = outcomes[i];
+        if (outcome?.ok) p.afterCommit?.(outcome.value);
+      });
+      batch.forEach((p, i) => {
+        const outcome = outcomes[i];
+        if (outcome?.ok) p.resolve(outcome.value);
+        else p.reject(outcome ? outcome.error : new Error("lost outcome"));
+      });
+    };
+    if (set === undefined) {
+      settle();
+      return;
+    }
+    this.inFlight = true;
+    const next = () => {
+      this.inFlight = false;
+      // The queue may have filled while the set was written (new batch), or stayed empty (the
+      // store is idle: a merge may start, a close go on); a long run of batches also merges.
+      if (this.queue.length > 0) {
+        this.scheduleFlush();
+        this.mergeIfDue();
+      } else if (!this.flushScheduled) this.idle();
+    };
+    writer.write(set).then(
+      () => {
+        settle();
+        next();
+      },
+      (error: unknown) => {
+        log.abandoned(mark);
+        for (const p of batch) p.reject(error);
+        next();
+      },
+    );
   }
 
   private commitBatch(batch: Pending[]): void {
@@ -342,6 +461,7 @@ export class SqliteStore implements Store {
       this.enqueue(
         () => this.log.mergeChunk(cycle, this.historyMergeChunk),
         (result) => this.log.merged(cycle, result),
+        true,
         true,
       ).then(
         (result) => {
@@ -508,7 +628,7 @@ export class SqliteStore implements Store {
   }
 
   append(drafts: readonly ChangeDraft[]): Promise<Change[]> {
-    return this.enqueue(() => drafts.map((draft) => this.log.append(draft)));
+    return this.enqueue(() => drafts.map((draft) => this.log.append(draft)), undefined, false, true);
   }
 
   changesAfter(after: number, limit: number, filter?: ChangeFilter): Promise<Change[]> {
@@ -599,9 +719,10 @@ export class SqliteStore implements Store {
     // Every caller, not only the first, waits until the queue has committed and the file is shut.
     this.closing ??= (async () => {
       this.closed = true;
-      if (this.queue.length > 0 || this.flushScheduled) {
+      if (this.queue.length > 0 || this.flushScheduled || this.inFlight) {
         await new Promise<void>((resolve) => (this.drained = resolve));
       }
+      await this.writer?.close();
       this.db.close();
     })();
     return this.closing;

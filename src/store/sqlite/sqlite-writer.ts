@@ -1,0 +1,157 @@
+// The Log's writer thread. Appends and history merge chunks are worked out on the main thread
+// (seq, leaf hash, Merkle tree, projection: all in memory) and produce plain rows; a worker thread
+// with its own connection to the same file writes them in one transaction and COMMITs (the fsync
+// included). The event loop thus never waits for SQLite's inserts or for the disk, and the two
+// cores share the work. Only one write set is in flight at a time (the store waits for its answer
+// before it builds the next), so the main thread's in-memory state is at most one batch ahead of
+// the file, and is rolled back if the batch fails (docs/changes.md, "Ingest").
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+
+/** Columns of a Change row as the writer inserts them (`changes` in sqlite-migrations.ts). */
+export const CHANGE_COLUMNS = 9;
+
+/** What one batch writes, in flat arrays (cheap to copy to the worker). */
+export interface WriteSet {
+  /** CHANGE_COLUMNS values per Change: seq, hlc, at, thing, affordance, kind, value, previous, cause. */
+  changes: Array<string | number | null>;
+  /** The Changes' leaf hashes, 32 bytes each, in the same order. */
+  leaves: Uint8Array;
+  /** Merkle subtrees: level and idx per node. */
+  nodes: number[];
+  /** Their hashes, 32 bytes each. */
+  nodeHashes: Uint8Array;
+  /** History index entries: thing, affordance, kind, seq. */
+  history: Array<string | number>;
+  /** Projection rows: thing, affordance, kind, seq, value. */
+  streams: Array<string | number | null>;
+  /** The Log's new size and frontier (JSON), when Changes were appended. */
+  head?: [size: number, frontier: string];
+  /** How far the history index is complete, when a merge cycle ended. */
+  merged?: number;
+}
+
+type Answer = { id: number; ok: true } | { id: number; ok: false; message: string; code?: string };
+
+/** The writer thread's code: CommonJS, run with `eval`, so that it needs no file of its own. */
+const WORKER_SOURCE = String.raw`
+"use strict";
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.sqlite);
+const db = new Database(workerData.path);
+db.pragma("synchronous = FULL");
+db.pragma("busy_timeout = 5000");
+db.pragma("cache_size = -65536");
+const insertChange = db.prepare(
+  "INSERT INTO changes (seq, hlc, at, thing, affordance, kind, value, previous, cause, leaf) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+const insertNode = db.prepare("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)");
+const insertHistory = db.prepare("INSERT OR IGNORE INTO history (thing, affordance, kind, seq) VALUES (?, ?, ?, ?)");
+const upsertStream = db.prepare(
+  "INSERT INTO streams (thing, affordance, kind, seq, value) VALUES (?, ?, ?, ?, ?) " +
+  "ON CONFLICT (thing, affordance, kind) DO UPDATE SET seq = excluded.seq, value = excluded.value");
+const saveHead = db.prepare("UPDATE log_head SET size = ?, frontier = ? WHERE id = 1");
+const saveMerged = db.prepare("UPDATE log_head SET history_merged = ? WHERE id = 1");
+const view = (bytes, i) => Buffer.from(bytes.buffer, bytes.byteOffset + 32 * i, 32);
+const write = db.transaction((set) => {
+  const c = set.changes;
+  for (let i = 0, r = 0; i < c.length; i += 9, r++) {
+    insertChange.run(c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4], c[i + 5], c[i + 6], c[i + 7], c[i + 8], view(set.leaves, r));
+  }
+  for (let i = 0, r = 0; i < set.nodes.length; i += 2, r++) insertNode.run(set.nodes[i], set.nodes[i + 1], view(set.nodeHashes, r));
+  const h = set.history;
+  for (let i = 0; i < h.length; i += 4) insertHistory.run(h[i], h[i + 1], h[i + 2], h[i + 3]);
+  const s = set.streams;
+  for (let i = 0; i < s.length; i += 5) upsertStream.run(s[i], s[i + 1], s[i + 2], s[i + 3], s[i + 4]);
+  if (set.head) saveHead.run(set.head[0], set.head[1]);
+  if (set.merged !== undefined) saveMerged.run(set.merged);
+});
+parentPort.on("message", (message) => {
+  if (message.close) {
+    db.close();
+    parentPort.close();
+    return;
+  }
+  try {
+    // IMMEDIATE: the write lock first, as the main connection's batches take it.
+    write.immediate(message.set);
+    parentPort.postMessage({ id: message.id, ok: true });
+  } catch (error) {
+    parentPort.postMessage({ id: message.id, ok: false, message: String(error && error.message || error), code: error && error.code });
+  }
+});
+`;
+
+/** An error the writer thread reported (SQLITE_FULL, SQLITE_IOERR, …); nothing of its set was written. */
+export class WriterError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = "WriterError";
+  }
+}
+
+export class SqliteWriter {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  private readonly sqlite = createRequire(import.meta.url).resolve("better-sqlite3");
+
+  /** `path` is a database file the main connection has already opened and migrated. */
+  constructor(private readonly path: string) {}
+
+  private start(): Worker {
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      // The code is a CommonJS script, whatever the parent was started as (`node
+      // --input-type=module -e …` would make an eval'd worker a module, without require).
+      execArgv: process.execArgv.filter((arg) => !arg.startsWith("--input-type")),
+      workerData: { path: this.path, sqlite: this.sqlite },
+    });
+    worker.on("message", (answer: Answer) => {
+      const waiter = this.waiting.get(answer.id);
+      if (!waiter) return;
+      this.waiting.delete(answer.id);
+      if (this.waiting.size === 0) worker.unref();
+      if (answer.ok) waiter.resolve();
+      else waiter.reject(new WriterError(`The store could not write: ${answer.message}`, answer.code));
+    });
+    const fail = (error: Error) => {
+      // The thread is gone: what it had not answered was not written (its transaction rolled
+      // back with it). The next write starts a new one.
+      if (this.worker === worker) this.worker = undefined;
+      for (const waiter of this.waiting.values()) waiter.reject(error);
+      this.waiting.clear();
+    };
+    worker.on("error", (error) =>
+      fail(new WriterError(`The store's writer thread failed: ${error.message}`)),
+    );
+    worker.on("exit", (code) => fail(new WriterError(`The store's writer thread exited (code ${code})`)));
+    // Idle, it must not keep the process alive; writing, it must (refed in write()).
+    worker.unref();
+    return worker;
+  }
+
+  /** Resolves once the set is committed (durable); rejects with WriterError when nothing was. */
+  write(set: WriteSet): Promise<void> {
+    const worker = (this.worker ??= this.start());
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      worker.ref();
+      worker.postMessage({ id, set });
+    });
+  }
+
+  /** Closes the writer's connection and ends the thread (after the sets already sent). */
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    if (!worker) return;
+    worker.ref();
+    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    worker.postMessage({ close: true });
+    await exited;
+  }
+}
