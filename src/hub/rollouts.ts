@@ -367,7 +367,7 @@ export class Rollouts {
           if (this.closing) return;
           item.status = "failed";
           item.error = failureValue(err);
-          failure = `${item.kind} ${item.name}: ${err instanceof Error ? err.message : String(err)}`;
+          failure = `${item.kind} ${item.name}: ${errorText(item.error)}`;
         }
       }
       if (failure === undefined) {
@@ -540,7 +540,9 @@ function lineageEntry(change: Change): LineageEntry {
   };
 }
 
+/** A failure in one line: its message, and what the device answered when it answered (the why). */
 function errorText(error: unknown): string {
-  if (typeof error === "object" && error !== null && "message" in error) return String(error.message);
-  return JSON.stringify(error);
+  if (typeof error !== "object" || error === null || !("message" in error)) return JSON.stringify(error);
+  const body = "body" in error && typeof error.body === "string" ? error.body.trim() : "";
+  return body === "" ? String(error.message) : `${String(error.message)} (the device said: ${body})`;
 }
