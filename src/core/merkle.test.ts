@@ -169,6 +169,35 @@ describe("MerkleFrontier", () => {
     }
   });
 
+  it("reports every perfect subtree a leaf completes, once, with the hash of its leaves", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 150 }), fc.integer({ min: 1, max: 150 }), (before, count) => {
+        const leaves = leavesOf(before + count);
+        const hasher = inMemorySubtreeHasher(leaves);
+        const frontier = new MerkleFrontier();
+        for (const leaf of leaves.slice(0, before)) frontier.append(leaf);
+        const seen: string[] = [];
+        for (const leaf of leaves.slice(before)) {
+          frontier.append(leaf, (level, index, hash) => {
+            const width = 2 ** level;
+            seen.push(`${level}/${index}`);
+            // It ends at the new size, and its hash is the Merkle Tree Hash of its leaves.
+            expect((index + 1) * width).toBe(frontier.size + 1);
+            expect(hex(hash)).toBe(hex(hasher(index * width, (index + 1) * width)));
+          });
+        }
+        // Exactly the subtrees of two or more leaves that end in (before, before + count].
+        const expected: string[] = [];
+        for (let end = before + 1; end <= before + count; end++) {
+          for (let level = 1; end % 2 ** level === 0; level++)
+            expected.push(`${level}/${end / 2 ** level - 1}`);
+        }
+        expect(seen).toEqual(expected);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   it("keeps one hash per set bit of its size", () => {
     const frontier = new MerkleFrontier();
     for (const leaf of leavesOf(11)) frontier.append(leaf);

@@ -122,17 +122,26 @@ export class MerkleFrontier {
     return this.#size;
   }
 
-  /** Appends one leaf hash (from `leafHash` or `changeLeafHash`); the frontier may keep the array, so don't reuse it. */
-  append(leaf: Uint8Array): void {
+  /**
+   * Appends one leaf hash (from `leafHash` or `changeLeafHash`); the frontier may keep the array,
+   * so don't reuse it. `completed` hears of every perfect subtree the leaf completes, smallest
+   * first: its level (2^level leaves), its index among the subtrees of that level, and its hash —
+   * the nodes a store keeps for proofs, without hashing them a second time.
+   */
+  append(leaf: Uint8Array, completed?: (level: number, index: number, hash: Uint8Array) => void): void {
     if (leaf.length !== HASH_LENGTH)
       throw new RangeError(`a leaf hash is ${HASH_LENGTH} bytes, not ${leaf.length}`);
     if (this.#size === Number.MAX_SAFE_INTEGER) throw new RangeError("the tree is full");
     // Each trailing 1 bit of the old size is a perfect subtree as large as what we carry: merge.
     let carry = leaf;
+    let level = 0;
     for (let size = this.#size; size % 2 === 1; size = (size - 1) / 2) {
       const left = this.#hashes.pop();
       if (left === undefined) throw new Error("MerkleFrontier invariant broken");
       carry = nodeHash(left, carry);
+      level++;
+      // The new size is a multiple of 2^level: the subtree ends there.
+      completed?.(level, (this.#size + 1) / 2 ** level - 1, carry);
     }
     this.#hashes.push(carry);
     this.#size += 1;

@@ -19,8 +19,7 @@ import type { WriteSet } from "./sqlite-writer.js";
 
 /**
  * The rows of a batch being built for the writer thread (sqlite-writer.ts), instead of being
- * written through this connection; `nodeCache` holds its Merkle nodes for the left-sibling
- * lookups of later blocks in the same batch.
+ * written through this connection, and the streams it changed.
  */
 interface Capture {
   changes: Array<string | number | null>;
@@ -31,7 +30,24 @@ interface Capture {
   streams: Array<string | number | null>;
   head?: [number, string];
   merged?: number;
-  nodeCache: Map<number, Uint8Array>;
+  /** The streams the batch changed: key → [the Thing's projection, sub key]. */
+  touched: Map<string, [Map<string, StreamState>, string]>;
+}
+
+/**
+ * A batch handed to the writer thread, kept until it has committed. Several may be in flight,
+ * each built on the one before; they commit in order (sqlite-store.ts).
+ */
+export interface LogBatch {
+  readonly set: WriteSet;
+  /** The Log as readers see it once the batch has committed. */
+  readonly view: CommittedView;
+  /** Its stream entries, for the tail once committed. */
+  readonly pending: TailEntry[];
+  /** The undo entries up to its end, counted from the first ever (see `undoBase`). */
+  readonly undoEnd: number;
+  /** The state at its end of each stream it changed. */
+  readonly streams: Map<string, StreamState | undefined>;
 }
 
 /** What readers see: the Log as committed (a batch in flight to the writer is not). */
@@ -187,11 +203,6 @@ function reshapedByJson(value: unknown): boolean {
   throw new TypeError(`a ${typeof value} value has no JSON representation`);
 }
 
-/** A Merkle node's key in a batch's node cache: level in the low 6 bits. */
-function nodeKey(level: number, idx: number): number {
-  return idx * 64 + level;
-}
-
 function isPowerOfTwo(n: number): boolean {
   return n > 0 && 2 ** Math.round(Math.log2(n)) === n;
 }
@@ -221,8 +232,13 @@ export class SqliteLog {
    * and the Log after `history_merged`.
    */
   private readonly projection = new Map<string, Map<string, StreamState>>();
-  /** How to undo the running batch's projection updates, newest last (mark/rollback). */
+  /**
+   * How to undo the projection updates of the batches not committed yet, newest last
+   * (mark/rollback); entry i is the (undoBase + i)-th ever, so that marks stay valid while the
+   * front of the array is dropped as batches commit.
+   */
   private undo: Array<{ thing: string; sub: string; prev: StreamState | undefined }> = [];
+  private undoBase = 0;
   /** The Log position up to which `history` and `streams` are complete on disk. */
   private mergedUpTo: number;
   private readonly stmt;
@@ -234,8 +250,9 @@ export class SqliteLog {
   /** The Log as committed, for readers. */
   private view: CommittedView;
   /**
-   * While a batch is built or in flight: the committed state of each stream it changed (undefined:
-   * the stream is new), so that readers of the projection never see an uncommitted Change.
+   * While batches are built or in flight: the committed state of each stream they changed
+   * (undefined: the stream is new), so that readers of the projection never see an uncommitted
+   * Change.
    */
   private readonly shadow = new Map<string, StreamState | undefined>();
 
@@ -351,7 +368,7 @@ export class SqliteLog {
       blockLeaves: this.blockLeaves.length,
       frontier: this.frontier.clone(),
       pending: this.pending.length,
-      undo: this.undo.length,
+      undo: this.undoBase + this.undo.length,
       mergedUpTo: this.mergedUpTo,
       ...(this.capture && {
         capture: {
@@ -380,9 +397,6 @@ export class SqliteLog {
       const at = mark.capture;
       capture.changes.length = at.changes;
       capture.leaves.length = at.leaves;
-      for (let i = at.nodes; i < capture.nodes.length; i += 2) {
-        capture.nodeCache.delete(nodeKey(capture.nodes[i] ?? 0, capture.nodes[i + 1] ?? 0));
-      }
       capture.nodes.length = at.nodes;
       capture.nodeHashes.length = at.nodes / 2;
       capture.history.length = at.history;
@@ -393,7 +407,7 @@ export class SqliteLog {
       // The whole batch rolled back: what it built is dropped.
       this.capture = undefined;
     }
-    while (this.undo.length > mark.undo) {
+    while (this.undoBase + this.undo.length > mark.undo) {
       const step = this.undo.pop();
       if (!step) break;
       if (step.prev) this.setStream(step.thing, step.sub, step.prev);
@@ -402,15 +416,17 @@ export class SqliteLog {
   }
 
   private setStream(thing: string, sub: string, state: StreamState): void {
-    if (this.capture || this.shadow.size > 0) {
-      const key = `${thing}\u0000${sub}`;
-      if (!this.shadow.has(key)) {
-        const committed = this.projection.get(thing)?.get(sub);
-        this.shadow.set(key, committed && committed.seq <= this.view.size ? committed : undefined);
-      }
-    }
     let streams = this.projection.get(thing);
     if (!streams) this.projection.set(thing, (streams = new Map<string, StreamState>()));
+    const capture = this.capture;
+    if (capture || this.shadow.size > 0) {
+      const key = `${thing}\u0000${sub}`;
+      if (!this.shadow.has(key)) {
+        const committed = streams.get(sub);
+        this.shadow.set(key, committed && committed.seq <= this.view.size ? committed : undefined);
+      }
+      capture?.touched.set(key, [streams, sub]);
+    }
     streams.set(sub, state);
   }
 
@@ -473,46 +489,26 @@ export class SqliteLog {
     const streamValue = draft.affordance === undefined ? null : valueText;
     this.undo.push({ thing: draft.thing, sub, prev: latest });
     this.setStream(draft.thing, sub, { seq, value: streamValue });
-    this.frontier.append(leaf);
+    // The frontier hashes each subtree the leaf completes; those of BLOCK leaves and up are kept.
+    this.frontier.append(leaf, this.completedSubtree);
     this.size = seq;
     this.blockLeaves.push(leaf);
-    if (seq % BLOCK === 0) {
-      this.storeCompletedSubtrees(seq, this.blockLeaves);
-      this.blockLeaves = [];
-    }
+    if (seq % BLOCK === 0) this.blockLeaves = [];
     this.pending.push({ key: streamKey(...key), seq });
     change.leaf = hashToHex(leaf);
     return change;
   }
 
-  /** Leaf `seq` completed a block of leaves: store its subtree and every parent it completes. */
-  private storeCompletedSubtrees(seq: number, leaves: readonly Uint8Array[]): void {
-    let idx = seq / BLOCK - 1;
-    let level = STORED_LEVEL;
-    if (leaves.length !== BLOCK)
-      throw new Error(`block ${idx} has ${leaves.length} leaves in memory, not ${BLOCK}`);
-    let hash = rootHash(leaves);
-    this.storeNode(level, idx, hash);
-    while (idx % 2 === 1) {
-      // A left sibling below level 8 is missing where the Log was written before they were kept.
-      const width = 2 ** level;
-      const left =
-        this.capture?.nodeCache.get(nodeKey(level, idx - 1)) ??
-        this.stmt.node.get(level, idx - 1)?.hash ??
-        this.subtreeHash((idx - 1) * width, idx * width);
-      hash = nodeHash(left, hash);
-      idx = (idx - 1) / 2;
-      level++;
-      this.storeNode(level, idx, hash);
-    }
-  }
+  /** A perfect subtree the frontier completed; those of BLOCK leaves and more are stored. */
+  private readonly completedSubtree = (level: number, idx: number, hash: Uint8Array): void => {
+    if (level >= STORED_LEVEL) this.storeNode(level, idx, hash);
+  };
 
   private storeNode(level: number, idx: number, hash: Uint8Array): void {
     const capture = this.capture;
     if (capture) {
       capture.nodes.push(level, idx);
       capture.nodeHashes.push(hash);
-      capture.nodeCache.set(nodeKey(level, idx), hash);
     } else {
       this.stmt.insertNode.run(level, idx, Buffer.from(hash));
     }
@@ -538,12 +534,15 @@ export class SqliteLog {
       nodeHashes: [],
       history: [],
       streams: [],
-      nodeCache: new Map(),
+      touched: new Map(),
     };
   }
 
-  /** The rows collected since `beginCapture`; undefined when there are none to write. */
-  endCapture(): WriteSet | undefined {
+  /**
+   * Ends the batch begun by `beginCapture` (after `saveHead`): its rows, and what readers see once
+   * it has committed. Undefined when it wrote nothing.
+   */
+  endCapture(): LogBatch | undefined {
     const capture = this.capture;
     this.capture = undefined;
     if (!capture) return undefined;
@@ -564,22 +563,55 @@ export class SqliteLog {
       set.streams.length === 0 &&
       set.head === undefined &&
       set.merged === undefined;
-    return empty ? undefined : set;
-  }
-
-  /** After COMMIT: the batch's stream entries join the tail, and readers see the batch. */
-  committed(): void {
-    for (const entry of this.pending) this.tail.add(entry.key, entry.seq);
+    if (empty) return undefined;
+    const streams = new Map<string, StreamState | undefined>();
+    for (const [key, [subs, sub]] of capture.touched) streams.set(key, subs.get(sub));
+    const pending = this.pending;
     this.pending = [];
-    this.undo = [];
-    this.shadow.clear();
-    this.view = { size: this.size, frontier: this.frontier.clone(), block: this.blockLeaves.slice() };
+    return {
+      set,
+      view: { size: this.size, frontier: this.frontier.clone(), block: this.blockLeaves.slice() },
+      pending,
+      undoEnd: this.undoBase + this.undo.length,
+      streams,
+    };
   }
 
-  /** After a batch failed as a whole (rolled back to `mark`): readers keep the committed Log. */
+  /**
+   * After COMMIT: the batch's stream entries join the tail, and readers see it. Without a batch
+   * (a transaction on this thread, when no batch is in flight): everything appended so far.
+   */
+  committed(batch?: LogBatch): void {
+    if (batch === undefined) {
+      for (const entry of this.pending) this.tail.add(entry.key, entry.seq);
+      this.pending = [];
+      this.undoBase += this.undo.length;
+      this.undo = [];
+      this.shadow.clear();
+      this.view = { size: this.size, frontier: this.frontier.clone(), block: this.blockLeaves.slice() };
+      return;
+    }
+    for (const entry of batch.pending) this.tail.add(entry.key, entry.seq);
+    this.view = batch.view;
+    // A stream that a later batch changed again is read, until that one commits, as this one left it.
+    for (const [key, state] of batch.streams) {
+      const split = key.indexOf("\u0000");
+      const latest = this.projection.get(key.slice(0, split))?.get(key.slice(split + 1));
+      if (latest !== undefined && latest.seq > batch.view.size) this.shadow.set(key, state);
+      else this.shadow.delete(key);
+    }
+    this.undo.splice(0, batch.undoEnd - this.undoBase);
+    this.undoBase = batch.undoEnd;
+  }
+
+  /**
+   * After a batch failed as a whole: the Log's memory goes back to `mark`, taken before it (the
+   * batches built on it are undone too: they fail with it).
+   */
   abandoned(mark: LogMark): void {
     this.rollback(mark);
     this.capture = undefined;
+    this.pending = [];
     this.shadow.clear();
   }
 
@@ -589,14 +621,17 @@ export class SqliteLog {
 
   /** Starts merging the tail up to the current size into the history table. */
   beginMerge(): LogMergeCycle {
-    const history = this.tail.beginMerge(this.size);
+    // Only what has committed: batches in flight may still fail.
+    const history = this.tail.beginMerge(this.view.size);
     // The streams that changed since the last completed cycle, up to this one's end, in key
     // order. A stream changed again after `upTo` is written by a later cycle; until then the
     // start-up replay of the Log after `history_merged` restores it.
     const streams: Array<[string, string, StreamState]> = [];
     for (const [thing, subs] of this.projection) {
-      for (const [sub, state] of subs) {
-        if (state.seq > this.mergedUpTo && state.seq <= history.upTo) streams.push([thing, sub, state]);
+      for (const [sub, latest] of subs) {
+        const state = latest.seq > history.upTo ? this.shadow.get(`${thing}\u0000${sub}`) : latest;
+        if (state !== undefined && state.seq > this.mergedUpTo && state.seq <= history.upTo)
+          streams.push([thing, sub, state]);
       }
     }
     streams.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));

@@ -459,6 +459,54 @@ describe("SqliteStore", () => {
     await expectExact(openStore());
   });
 
+  it("when the writer thread cannot commit a batch, it and the batches built on it fail; the Log goes on exactly after them", async () => {
+    // Small batches, so that several are with the writer thread at once.
+    const store = openStore({ maxBatch: 4 });
+    await store.append(readings(30, 3));
+    // The writer's connection refuses one value, as a full disk or an I/O error would refuse a
+    // commit — slowly, so that the next batch is built on that one and sent meanwhile.
+    connect().exec(
+      `CREATE TRIGGER poison BEFORE INSERT ON changes WHEN NEW.value = '1000' BEGIN
+         SELECT count(*) FROM (WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 2000000) SELECT x FROM n);
+         SELECT RAISE(ABORT, 'poisoned');
+       END`,
+    );
+    const calls = numbers(40).map((i) => readings(1, 3, 980 + i));
+    const settled = await Promise.allSettled(calls.map((drafts) => store.append(drafts)));
+    const poisoned = calls.findIndex((drafts) => drafts[0]?.value === 1000);
+    expect(settled[poisoned]?.status).toBe("rejected");
+    const rejected = settled.flatMap((s, i) => (s.status === "rejected" ? [i] : []));
+    // The poisoned batch (up to 4 calls) and the one built on it while it was written failed;
+    // nothing before them did, and the calls queued after the failure committed.
+    expect(rejected.every((i) => i >= poisoned - 3)).toBe(true);
+    expect(Math.max(...rejected)).toBeGreaterThan(poisoned + 1);
+    expect(rejected.length).toBeLessThan(calls.length - poisoned);
+    expect(settled.at(-1)?.status).toBe("fulfilled");
+    const acknowledged = settled.flatMap((s) => (s.status === "fulfilled" ? s.value : []));
+    // No gap and no Change that failed: the acknowledged ones, in order, follow the first 30.
+    expect(acknowledged.map((c) => c.seq)).toEqual(numbers(acknowledged.length).map((i) => 30 + i));
+    expect(await store.changesAfter(30, 100)).toStrictEqual(acknowledged);
+    expect((await store.logHead()).size).toBe(30 + acknowledged.length);
+    // Each acknowledged reading's `previous` is the value acknowledged before it in its stream.
+    const log = await readLog(store);
+    const lastValue = new Map<string, unknown>();
+    for (const change of log) {
+      const key = `${change.thing} ${change.affordance ?? ""} ${change.kind}`;
+      expect(change.previous, `seq ${change.seq}`).toEqual(lastValue.get(key));
+      lastValue.set(key, change.value);
+    }
+    const expectExact = async (s: SqliteStore): Promise<void> => {
+      const leaves = (await readLog(s)).map((c) => hashFromHex(c.leaf ?? ""));
+      expect(hashToHex((await s.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
+    };
+    await expectExact(store);
+    connect().exec("DROP TRIGGER poison");
+    await store.append(readings(100, 3, 2000));
+    await expectExact(store);
+    await store.close();
+    await expectExact(openStore());
+  });
+
   it("a Log that kept only subtrees of 256 leaves and more goes on exactly: the smaller ones are computed from its leaves", async () => {
     const store = openStore();
     await store.append(readings(700, 3));

@@ -39,7 +39,7 @@ import type {
   ThingRecord,
 } from "../store.js";
 import { migrations } from "./sqlite-migrations.js";
-import { SqliteLog, type LogMergeCycle } from "./sqlite-log.js";
+import { SqliteLog, type LogBatch, type LogMark, type LogMergeCycle } from "./sqlite-log.js";
 import { SqliteRollouts } from "./sqlite-rollouts.js";
 import { SqliteWriter } from "./sqlite-writer.js";
 
@@ -92,6 +92,35 @@ interface Pending {
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * How many batches may be with the writer thread at once: while one commits (its fsync), the next
+ * is built on this thread, so neither core waits for the other.
+ */
+const MAX_IN_FLIGHT = 2;
+
+/** After COMMIT: each command's afterCommit runs, then its promise settles, in order. */
+function settleBatch(batch: readonly Pending[], outcomes: readonly Outcome[]): void {
+  batch.forEach((p, i) => {
+    const outcome = outcomes[i];
+    if (outcome?.ok) p.afterCommit?.(outcome.value);
+  });
+  batch.forEach((p, i) => {
+    const outcome = outcomes[i];
+    if (outcome?.ok) p.resolve(outcome.value);
+    else p.reject(outcome ? outcome.error : new Error("lost outcome"));
+  });
+}
+
+interface InFlight {
+  readonly batch: Pending[];
+  readonly outcomes: Outcome[];
+  readonly log: LogBatch;
+  /** The Log's state before it, to go back to if it fails. */
+  readonly mark: LogMark;
+  /** Failed already, with an earlier batch it was built on. */
+  failed?: unknown;
+}
 
 /**
  * A command failed in a way that ended the whole transaction, not just its savepoint (SQLite rolls
@@ -160,8 +189,10 @@ export class SqliteStore implements Store {
   private merging = false;
   /** The Log's writer thread (undefined: every batch commits on this thread). */
   private readonly writer: SqliteWriter | undefined;
-  /** A batch is with the writer thread: the next one is built when it has answered. */
-  private inFlight = false;
+  /** Batches with the writer thread, oldest first: they commit (and settle) in this order. */
+  private readonly inFlight: InFlight[] = [];
+  /** Bumped when a batch fails: the writer refuses the batches built on it (they fail with it). */
+  private epoch = 0;
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -307,19 +338,27 @@ export class SqliteStore implements Store {
 
   private flush(): void {
     this.flushScheduled = false;
-    // The writer's answer flushes again.
-    if (this.inFlight) return;
     if (this.queue.length > 0) this.commitNext();
-    if (this.inFlight) return;
     if (this.queue.length > 0) {
+      // The writer's answer flushes again when it is what the next batch waits for.
+      if (this.inFlight.length > 0 && !this.canBuild()) return;
       // One batch per turn of the event loop: acknowledgements go out and new requests come in
       // between batches, instead of the loop stalling until the whole queue is drained (the log
       // benchmark saw 500 ms stalls under a paced load).
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      this.scheduleFlush();
       return;
     }
-    this.idle();
+    if (this.inFlight.length === 0) this.idle();
+  }
+
+  /** Whether the command at the head of the queue can be run now. */
+  private canBuild(): boolean {
+    const first = this.queue[0];
+    if (first === undefined) return false;
+    // A batch for the writer builds on those in flight; one on this thread needs the write lock
+    // and the Log committed up to where it appends, so it waits until none is in flight.
+    if (this.writer && first.logOnly) return this.inFlight.length < MAX_IN_FLIGHT;
+    return this.inFlight.length === 0;
   }
 
   /** Nothing is queued or in flight. */
@@ -339,10 +378,12 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * The next batch: the leading Log-only commands go to the writer thread; any other command
-   * (with the Log-only ones behind it, up to the next run of them) commits on this thread.
+   * The next batch, if it can be built now: the leading Log-only commands go to the writer
+   * thread; any other command (with the Log-only ones behind it, up to the next run of them)
+   * commits on this thread.
    */
   private commitNext(): void {
+    if (!this.canBuild()) return;
     const first = this.queue[0];
     if (this.writer && first?.logOnly) {
       let end = 1;
@@ -358,8 +399,9 @@ export class SqliteStore implements Store {
 
   /**
    * Runs the commands here, collecting their rows, and has the writer thread commit them: the
-   * promises settle when it answers. Until then readers see the Log without this batch, and no
-   * other batch is built; if it fails, the Log's memory goes back to before it.
+   * promises settle when it answers, in the order the batches were built. Until then readers see
+   * the Log without this batch; the next batch may be built on it meanwhile (MAX_IN_FLIGHT). If
+   * it fails, the Log's memory goes back to before it, and the batches built on it fail too.
    */
   private commitToWriter(writer: SqliteWriter, batch: Pending[]): void {
     const log = this.log;
@@ -378,45 +420,58 @@ export class SqliteStore implements Store {
       }
     }
     log.saveHead();
-    const set = log.endCapture();
+    const built = log.endCapture();
     if (outcomes.length < batch.length) this.queue.unshift(...batch.splice(outcomes.length));
-    const settle = () => {
-      log.committed();
-      batch.forEach((p, i) => {
-        const outcome = outcomes[i];
-        if (outcome?.ok) p.afterCommit?.(outcome.value);
-      });
-      batch.forEach((p, i) => {
-        const outcome = outcomes[i];
-        if (outcome?.ok) p.resolve(outcome.value);
-        else p.reject(outcome ? outcome.error : new Error("lost outcome"));
-      });
-    };
-    if (set === undefined) {
-      settle();
+    if (built === undefined) {
+      // Nothing to write (every command failed, or wrote nothing): it settles now, and the Log
+      // is as it was; with nothing in flight, that is the committed Log.
+      if (this.inFlight.length === 0) log.committed();
+      settleBatch(batch, outcomes);
       return;
     }
-    this.inFlight = true;
-    const next = () => {
-      this.inFlight = false;
-      // The queue may have filled while the set was written (new batch), or stayed empty (the
-      // store is idle: a merge may start, a close go on); a long run of batches also merges.
-      if (this.queue.length > 0) {
-        this.scheduleFlush();
-        this.mergeIfDue();
-      } else if (!this.flushScheduled) this.idle();
-    };
-    writer.write(set).then(
-      () => {
-        settle();
-        next();
-      },
-      (error: unknown) => {
-        log.abandoned(mark);
-        for (const p of batch) p.reject(error);
-        next();
-      },
+    const entry: InFlight = { batch, outcomes, log: built, mark };
+    this.inFlight.push(entry);
+    writer.write(built.set, this.epoch).then(
+      () => this.written(entry),
+      (error: unknown) => this.writeFailed(entry, error),
     );
+  }
+
+  /** The writer committed the oldest batch in flight. */
+  private written(entry: InFlight): void {
+    this.landed(entry);
+    this.log.committed(entry.log);
+    settleBatch(entry.batch, entry.outcomes);
+    this.afterWrite();
+  }
+
+  /** The writer did not commit the oldest batch in flight: it and those built on it fail. */
+  private writeFailed(entry: InFlight, error: unknown): void {
+    this.landed(entry);
+    if (entry.failed === undefined) {
+      // The first to fail: the Log goes back to before it; the writer refuses the batches
+      // already sent that were built on it (they carry the old epoch).
+      this.log.abandoned(entry.mark);
+      this.epoch++;
+      for (const later of this.inFlight) later.failed = error;
+    }
+    for (const p of entry.batch) p.reject(entry.failed ?? error);
+    this.afterWrite();
+  }
+
+  /** The writer answers in the order the sets were sent: `entry` is the oldest in flight. */
+  private landed(entry: InFlight): void {
+    if (this.inFlight[0] !== entry) throw new Error("the store's writer answered out of order");
+    this.inFlight.shift();
+  }
+
+  private afterWrite(): void {
+    // The queue may have filled while the set was written (a new batch), or stayed empty (the
+    // store is idle: a merge may start, a close go on); a long run of batches also merges.
+    if (this.queue.length > 0) {
+      this.scheduleFlush();
+      this.mergeIfDue();
+    } else if (this.inFlight.length === 0 && !this.flushScheduled) this.idle();
   }
 
   private commitBatch(batch: Pending[]): void {
@@ -439,15 +494,7 @@ export class SqliteStore implements Store {
     this.log.committed();
     // Commands the time budget left out run in the next batch, still ahead of newer ones.
     if (outcomes.length < batch.length) this.queue.unshift(...batch.splice(outcomes.length));
-    batch.forEach((p, i) => {
-      const outcome = outcomes[i];
-      if (outcome?.ok) p.afterCommit?.(outcome.value);
-    });
-    batch.forEach((p, i) => {
-      const outcome = outcomes[i];
-      if (outcome?.ok) p.resolve(outcome.value);
-      else p.reject(outcome ? outcome.error : new Error("lost outcome"));
-    });
+    settleBatch(batch, outcomes);
   }
 
   /**
@@ -719,7 +766,7 @@ export class SqliteStore implements Store {
     // Every caller, not only the first, waits until the queue has committed and the file is shut.
     this.closing ??= (async () => {
       this.closed = true;
-      if (this.queue.length > 0 || this.flushScheduled || this.inFlight) {
+      if (this.queue.length > 0 || this.flushScheduled || this.inFlight.length > 0) {
         await new Promise<void>((resolve) => (this.drained = resolve));
       }
       await this.writer?.close();

@@ -2,9 +2,10 @@
 // (seq, leaf hash, Merkle tree, projection: all in memory) and produce plain rows; a worker thread
 // with its own connection to the same file writes them in one transaction and COMMITs (the fsync
 // included). The event loop thus never waits for SQLite's inserts or for the disk, and the two
-// cores share the work. Only one write set is in flight at a time (the store waits for its answer
-// before it builds the next), so the main thread's in-memory state is at most one batch ahead of
-// the file, and is rolled back if the batch fails (docs/changes.md, "Ingest").
+// cores share the work: while the thread commits one set, the store builds the next on it. Sets
+// are written in the order sent; when one fails, the sets of the same epoch sent after it were
+// built on it and are refused, until the store, having rolled its memory back, sends a new epoch
+// (docs/changes.md, "Ingest").
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 
@@ -51,9 +52,15 @@ const upsertStream = db.prepare(
   "ON CONFLICT (thing, affordance, kind) DO UPDATE SET seq = excluded.seq, value = excluded.value");
 const saveHead = db.prepare("UPDATE log_head SET size = ?, frontier = ? WHERE id = 1");
 const saveMerged = db.prepare("UPDATE log_head SET history_merged = ? WHERE id = 1");
+const logSize = db.prepare("SELECT size FROM log_head WHERE id = 1").pluck();
+// The epoch of the last set that failed: later sets of that epoch were built on it.
+let refusedEpoch = -1;
 const view = (bytes, i) => Buffer.from(bytes.buffer, bytes.byteOffset + 32 * i, 32);
 const write = db.transaction((set) => {
   const c = set.changes;
+  // Belt and braces: the set continues the Log exactly where the file ends.
+  if (c.length > 0 && c[0] !== logSize.get() + 1)
+    throw new Error("the set starts at seq " + c[0] + " but the Log on disk ends at " + logSize.get());
   for (let i = 0, r = 0; i < c.length; i += 9, r++) {
     insertChange.run(c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4], c[i + 5], c[i + 6], c[i + 7], c[i + 8], view(set.leaves, r));
   }
@@ -71,11 +78,16 @@ parentPort.on("message", (message) => {
     parentPort.close();
     return;
   }
+  if (message.epoch === refusedEpoch) {
+    parentPort.postMessage({ id: message.id, ok: false, message: "an earlier batch it was built on was not written" });
+    return;
+  }
   try {
     // IMMEDIATE: the write lock first, as the main connection's batches take it.
     write.immediate(message.set);
     parentPort.postMessage({ id: message.id, ok: true });
   } catch (error) {
+    refusedEpoch = message.epoch;
     parentPort.postMessage({ id: message.id, ok: false, message: String(error && error.message || error), code: error && error.code });
   }
 });
@@ -133,14 +145,17 @@ export class SqliteWriter {
     return worker;
   }
 
-  /** Resolves once the set is committed (durable); rejects with WriterError when nothing was. */
-  write(set: WriteSet): Promise<void> {
+  /**
+   * Resolves once the set is committed (durable); rejects with WriterError when nothing was. Sets
+   * are written in the order given; after one fails, the later ones of its `epoch` are refused.
+   */
+  write(set: WriteSet, epoch: number): Promise<void> {
     const worker = (this.worker ??= this.start());
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       worker.ref();
-      worker.postMessage({ id, set });
+      worker.postMessage({ id, set, epoch });
     });
   }
 
