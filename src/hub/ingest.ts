@@ -170,16 +170,11 @@ export class Ingest {
           );
         }
       }
-      const { hlc } = this.clock.stamp();
-      return {
-        thing: thingId,
-        kind: report.kind,
-        hlc,
-        cause,
-        ...(report.affordance !== undefined && { affordance: report.affordance }),
-        ...(report.value !== undefined && { value: report.value }),
-        ...(report.at !== undefined && { at: report.at }),
-      };
+      const draft: ChangeDraft = { thing: thingId, kind: report.kind, hlc: this.clock.stamp().hlc, cause };
+      if (report.affordance !== undefined) draft.affordance = report.affordance;
+      if (report.value !== undefined) draft.value = report.value;
+      if (report.at !== undefined) draft.at = report.at;
+      return draft;
     });
     const changes = await this.store.append(drafts);
     this.bus.publish(changes);

@@ -30,8 +30,8 @@ interface Capture {
   streams: Array<string | number | null>;
   head?: [number, string];
   merged?: number;
-  /** The streams the batch changed: key → [the Thing's projection, sub key]. */
-  touched: Map<string, [Map<string, StreamState>, string]>;
+  /** The streams the batch changed: stream key → the Thing's projection. */
+  touched: Map<string, Map<string, StreamState>>;
 }
 
 /**
@@ -163,7 +163,12 @@ function toChange(row: ChangeRow): Change {
  * a class instance) is taken as its JSON text says; one that JSON cannot represent (a BigInt, a
  * cycle, a function, a symbol, NaN, ±Infinity) is refused with a TypeError.
  */
-function asRecorded(value: unknown): { text: string; value: unknown } {
+interface Recorded {
+  text: string;
+  value: unknown;
+}
+
+function asRecorded(value: unknown): Recorded {
   const text = JSON.stringify(value) as string | undefined; // throws on a BigInt or a cycle
   const reshaped = reshapedByJson(value);
   if (text === undefined) throw new TypeError(`a ${typeof value} has no JSON representation`);
@@ -415,33 +420,53 @@ export class SqliteLog {
     }
   }
 
-  private setStream(thing: string, sub: string, state: StreamState): void {
+  /** `key` is the stream's key (`streamKey`: the Thing, then `sub`), when the caller has it. */
+  private setStream(thing: string, sub: string, state: StreamState, key?: string): void {
     let streams = this.projection.get(thing);
     if (!streams) this.projection.set(thing, (streams = new Map<string, StreamState>()));
     const capture = this.capture;
     if (capture || this.shadow.size > 0) {
-      const key = `${thing}\u0000${sub}`;
-      if (!this.shadow.has(key)) {
+      const stream = key ?? `${thing}\u0000${sub}`;
+      if (!this.shadow.has(stream)) {
         const committed = streams.get(sub);
-        this.shadow.set(key, committed && committed.seq <= this.view.size ? committed : undefined);
+        this.shadow.set(stream, committed && committed.seq <= this.view.size ? committed : undefined);
       }
-      capture?.touched.set(key, [streams, sub]);
+      capture?.touched.set(stream, streams);
     }
     streams.set(sub, state);
   }
 
+  /**
+   * Appends Changes; the caller's transaction makes them durable. Drafts that share one cause
+   * object (a producer's batch) have it serialised once: nothing can change it within this call.
+   */
+  appendAll(drafts: readonly ChangeDraft[]): Change[] {
+    const changes = new Array<Change>(drafts.length);
+    let source: unknown;
+    let cause: Recorded | undefined;
+    for (let i = 0; i < drafts.length; i++) {
+      const draft = drafts[i] as ChangeDraft;
+      if (cause === undefined || draft.cause !== source) {
+        source = draft.cause;
+        cause = asRecorded(draft.cause);
+      }
+      changes[i] = this.append(draft, cause);
+    }
+    return changes;
+  }
+
   /** Appends one Change; the caller's transaction makes it durable. */
-  append(draft: ChangeDraft): Change {
+  append(draft: ChangeDraft, recordedCause?: Recorded): Change {
     const affordance = draft.affordance ?? "";
-    const key = [draft.thing, affordance, draft.kind] as const;
     const value = draft.value === undefined ? undefined : asRecorded(draft.value);
     let previous = draft.previous === undefined ? undefined : asRecorded(draft.previous);
     const sub = subKey(affordance, draft.kind);
+    const key = `${draft.thing}\u0000${sub}`; // streamKey(thing, affordance, kind)
     const latest = this.projection.get(draft.thing)?.get(sub);
     if (previous === undefined && draft.affordance !== undefined && latest?.value != null) {
       previous = { text: latest.value, value: JSON.parse(latest.value) as unknown };
     }
-    const cause = asRecorded(draft.cause);
+    const cause = recordedCause ?? asRecorded(draft.cause);
     const seq = this.size + 1;
     const change: Change = {
       seq,
@@ -488,13 +513,13 @@ export class SqliteLog {
     // Thing-level streams (a TD is in the Log already, and its previous comes from the directory).
     const streamValue = draft.affordance === undefined ? null : valueText;
     this.undo.push({ thing: draft.thing, sub, prev: latest });
-    this.setStream(draft.thing, sub, { seq, value: streamValue });
+    this.setStream(draft.thing, sub, { seq, value: streamValue }, key);
     // The frontier hashes each subtree the leaf completes; those of BLOCK leaves and up are kept.
     this.frontier.append(leaf, this.completedSubtree);
     this.size = seq;
     this.blockLeaves.push(leaf);
     if (seq % BLOCK === 0) this.blockLeaves = [];
-    this.pending.push({ key: streamKey(...key), seq });
+    this.pending.push({ key, seq });
     change.leaf = hashToHex(leaf);
     return change;
   }
@@ -565,7 +590,8 @@ export class SqliteLog {
       set.merged === undefined;
     if (empty) return undefined;
     const streams = new Map<string, StreamState | undefined>();
-    for (const [key, [subs, sub]] of capture.touched) streams.set(key, subs.get(sub));
+    for (const [key, subs] of capture.touched)
+      streams.set(key, subs.get(key.slice(key.indexOf("\u0000") + 1)));
     const pending = this.pending;
     this.pending = [];
     return {

@@ -371,7 +371,12 @@ describe("SqliteStore", () => {
   });
 
   it("countStream counts exactly over any range of a stream with thousands of entries, while merges go on and after reopening", async () => {
-    const store = openStore({ historyMergeThreshold: 600, historyMergeChunk: 400, historyRankStep: 16 });
+    const store = openStore({
+      historyMergeThreshold: 600,
+      historyMergeChunk: 400,
+      historyMergePace: 0,
+      historyRankStep: 16,
+    });
     const thingId = thingName(1);
     const streams = [
       ["temperature", "reported"],
@@ -597,8 +602,38 @@ describe("SqliteStore", () => {
   describe("the history index", () => {
     const things = numbers(6).map(thingName);
 
+    it("merging keeps pace with appends that outrun its chunks: the tail stays bounded, every entry once", async () => {
+      const largestTail = async (pace: number): Promise<number> => {
+        const store = openStore({
+          historyMergeThreshold: 100,
+          historyMergeChunk: 10,
+          historyMergePace: pace,
+        });
+        let largest = 0;
+        // Four producers at once, 50 Changes each, 25 times: 5,000 entries, far more per batch
+        // than a chunk of 10 merges.
+        for (let round = 0; round < 25; round++) {
+          await Promise.all(numbers(4).map((p) => store.append(readings(50, 6, (round * 4 + p) * 50))));
+          largest = Math.max(largest, internals(store).log.tailSize);
+        }
+        expectEveryEntryOnce(store, await readLog(store));
+        await expectHistoryAsInLog(store, things, `pace ${pace}`);
+        await store.close();
+        await rm(path, { force: true });
+        await rm(`${path}-wal`, { force: true });
+        await rm(`${path}-shm`, { force: true });
+        return largest;
+      };
+      const fixed = await largestTail(0);
+      const paced = await largestTail(2);
+      // Fixed chunks fall behind: the tail holds most of what was appended. Paced, it stays within
+      // the threshold plus what a few batches append.
+      expect(fixed).toBeGreaterThan(3_500);
+      expect(paced).toBeLessThan(1_500);
+    });
+
     it("merges the tail into the table in chunks while appends go on; every entry is in one place, once", async () => {
-      const store = openStore({ historyMergeThreshold: 40, historyMergeChunk: 9 });
+      const store = openStore({ historyMergeThreshold: 40, historyMergeChunk: 9, historyMergePace: 0 });
       const { db, log } = internals(store);
       const tableSize = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM history");
       let sawBoth = false;
@@ -643,7 +678,7 @@ describe("SqliteStore", () => {
       await again.close();
 
       // Merging goes on from there (a chunk per transaction, beside appends), and the answers stay exact.
-      const third = openStore({ historyMergeThreshold: 50, historyMergeChunk: 40 });
+      const third = openStore({ historyMergeThreshold: 50, historyMergeChunk: 40, historyMergePace: 0 });
       for (let i = 0; i < 100 && (i < 10 || internals(third).log.tailSize >= 50); i++) {
         await third.append(readings(10, 6, 400 + i * 10));
         expectEveryEntryOnce(third, await readLog(third));
@@ -690,7 +725,7 @@ describe("SqliteStore", () => {
       // third merge cycle has committed, it kills itself before the cycle can go on.
       const script = `
         const { SqliteStore } = await import(process.env.STORE_MODULE);
-        const store = new SqliteStore({ path: process.env.DB_PATH, historyMergeThreshold: 60, historyMergeChunk: 7 });
+        const store = new SqliteStore({ path: process.env.DB_PATH, historyMergeThreshold: 60, historyMergeChunk: 7, historyMergePace: 0 });
         const log = store.log;
         let cycles = 0;
         let chunks = 0;

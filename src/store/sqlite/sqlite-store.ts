@@ -55,8 +55,14 @@ export interface SqliteStoreOptions {
   maxBatch?: number;
   /** History entries kept in memory before they are merged into the index (docs/changes.md). */
   historyMergeThreshold?: number;
-  /** Index entries written per merge transaction. */
+  /** Index entries written per merge chunk, at least. */
   historyMergeChunk?: number;
+  /**
+   * A merge chunk also takes this many times as many entries as Changes were appended since the
+   * one before (default 2), so that merging keeps up with ingest; 0 makes every chunk
+   * `historyMergeChunk` (tests).
+   */
+  historyMergePace?: number;
   /** countStream keeps the seq of every this-many-th index entry of a stream (tests make it small). */
   historyRankStep?: number;
   /**
@@ -186,7 +192,10 @@ export class SqliteStore implements Store {
   private readonly rollouts: SqliteRollouts;
   private readonly historyMergeThreshold: number;
   private readonly historyMergeChunk: number;
+  private readonly historyMergePace: number;
   private merging = false;
+  /** Changes appended since the last history merge chunk was built (it sizes the next). */
+  private appendedSinceChunk = 0;
   /** The Log's writer thread (undefined: every batch commits on this thread). */
   private readonly writer: SqliteWriter | undefined;
   /** Batches with the writer thread, oldest first: they commit (and settle) in this order. */
@@ -216,6 +225,7 @@ export class SqliteStore implements Store {
     this.historyMergeThreshold = options.historyMergeThreshold ?? 100_000;
     // Small chunks: a merge transaction sits in the queue between ingest batches (~5 ms each).
     this.historyMergeChunk = options.historyMergeChunk ?? 2_000;
+    this.historyMergePace = options.historyMergePace ?? 2;
     this.log = new SqliteLog(this.db, options.historyRankStep);
     if (options.path !== ":memory:" && options.writerThread !== false)
       this.writer = new SqliteWriter(options.path);
@@ -319,6 +329,7 @@ export class SqliteStore implements Store {
     afterCommit?: (value: T) => void,
     internal = false,
     logOnly = false,
+    first = false,
   ): Promise<T> {
     if (this.closed) return Promise.reject(new UnavailableError("The store is closing"));
     if (!internal && this.queue.length >= this.maxQueue) {
@@ -328,7 +339,8 @@ export class SqliteStore implements Store {
       const pending: Pending = { run, resolve: resolve as (value: unknown) => void, reject };
       if (afterCommit) pending.afterCommit = afterCommit as (value: unknown) => void;
       if (logOnly) pending.logOnly = true;
-      this.queue.push(pending);
+      if (first) this.queue.unshift(pending);
+      else this.queue.push(pending);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -505,9 +517,17 @@ export class SqliteStore implements Store {
     this.merging = true;
     const cycle: LogMergeCycle = this.log.beginMerge();
     const step = (): void => {
+      // Each chunk goes into the next batch, ahead of the appends, and merges (by default) twice
+      // what was appended since the one before: the tail (memory) stays bounded however fast Changes
+      // come, and the merge's cost is spread over the batches instead of piling up.
       this.enqueue(
-        () => this.log.mergeChunk(cycle, this.historyMergeChunk),
+        () => {
+          const limit = Math.max(this.historyMergeChunk, this.historyMergePace * this.appendedSinceChunk);
+          this.appendedSinceChunk = 0;
+          return this.log.mergeChunk(cycle, limit);
+        },
         (result) => this.log.merged(cycle, result),
+        true,
         true,
         true,
       ).then(
@@ -675,7 +695,15 @@ export class SqliteStore implements Store {
   }
 
   append(drafts: readonly ChangeDraft[]): Promise<Change[]> {
-    return this.enqueue(() => drafts.map((draft) => this.log.append(draft)), undefined, false, true);
+    return this.enqueue(
+      () => {
+        this.appendedSinceChunk += drafts.length;
+        return this.log.appendAll(drafts);
+      },
+      undefined,
+      false,
+      true,
+    );
   }
 
   changesAfter(after: number, limit: number, filter?: ChangeFilter): Promise<Change[]> {
