@@ -105,6 +105,9 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
  */
 const MAX_IN_FLIGHT = 2;
 
+/** The most history entries a merge chunk takes to keep pace with ingest (a few ms of writing). */
+const MAX_PACED_CHUNK = 16_000;
+
 /** After COMMIT: each command's afterCommit runs, then its promise settles, in order. */
 function settleBatch(batch: readonly Pending[], outcomes: readonly Outcome[]): void {
   batch.forEach((p, i) => {
@@ -522,7 +525,10 @@ export class SqliteStore implements Store {
       // come, and the merge's cost is spread over the batches instead of piling up.
       this.enqueue(
         () => {
-          const limit = Math.max(this.historyMergeChunk, this.historyMergePace * this.appendedSinceChunk);
+          // Capped, so that no chunk holds the event loop or the writer long (the first of a cycle
+          // would otherwise take everything appended while no cycle ran).
+          const paced = Math.min(this.historyMergePace * this.appendedSinceChunk, MAX_PACED_CHUNK);
+          const limit = Math.max(this.historyMergeChunk, paced);
           this.appendedSinceChunk = 0;
           return this.log.mergeChunk(cycle, limit);
         },
