@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   UnavailableError,
@@ -537,6 +537,32 @@ describe("SqliteStore", () => {
     expect((await reopened.subtreeHashes(ranges)).map(hashToHex)).toEqual(
       ranges.map(([a, b]) => hashToHex(hasher(a, b))),
     );
+  });
+
+  it("commits through its writer thread in a process started with flags a thread cannot take (--trace-gc)", async () => {
+    const built = fileURLToPath(new URL("../../../dist/store/index.js", import.meta.url));
+    expect(existsSync(built), `${built} is missing: run npm run build (npm test does) first`).toBe(true);
+    const script = `
+      const { SqliteStore } = await import(process.env.STORE_MODULE);
+      const store = new SqliteStore({ path: process.env.DB_PATH });
+      const [change] = await store.append([{ thing: "urn:test:flags", affordance: "p", kind: "reported",
+        value: 1, cause: { actor: "flags" }, hlc: "019ab2c3d4e5-00000001-urn:hub:flags" }]);
+      await store.close();
+      process.stdout.write("seq " + change.seq + "\\n");
+    `;
+    const child = spawn(process.execPath, ["--trace-gc", "--input-type=module", "-e", script], {
+      env: { ...process.env, STORE_MODULE: pathToFileURL(built).href, DB_PATH: path },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const [code] = (await once(child, "close")) as [number | null];
+    expect(code, stderr).toBe(0);
+    expect(stdout).toContain("seq 1\n");
+    const store = openStore();
+    expect((await readLog(store)).map((c) => c.thing)).toEqual(["urn:test:flags"]);
   });
 
   it("keeps every acknowledged write when the process is killed (SIGKILL) mid-stream", async () => {

@@ -114,13 +114,25 @@ export class SqliteWriter {
   constructor(private readonly path: string) {}
 
   private start(): Worker {
-    const worker = new Worker(WORKER_SOURCE, {
+    const options = (execArgv: string[]) => ({
       eval: true,
-      // The code is a CommonJS script, whatever the parent was started as (`node
-      // --input-type=module -e …` would make an eval'd worker a module, without require).
-      execArgv: process.execArgv.filter((arg) => !arg.startsWith("--input-type")),
+      execArgv,
       workerData: { path: this.path, sqlite: this.sqlite },
     });
+    let worker: Worker;
+    try {
+      // The code is a CommonJS script, whatever the parent was started as (`node
+      // --input-type=module -e …` would make an eval'd worker a module, without require). The
+      // other flags (--cpu-prof, --inspect…) apply to the thread too.
+      worker = new Worker(
+        WORKER_SOURCE,
+        options(process.execArgv.filter((a) => !a.startsWith("--input-type"))),
+      );
+    } catch (error) {
+      // A flag that a thread cannot take (--trace-gc, --max-old-space-size…): it needs none.
+      if ((error as { code?: string }).code !== "ERR_WORKER_INVALID_EXEC_ARGV") throw error;
+      worker = new Worker(WORKER_SOURCE, options([]));
+    }
     worker.on("message", (answer: Answer) => {
       const waiter = this.waiting.get(answer.id);
       if (!waiter) return;
