@@ -167,6 +167,31 @@ describe("the MQTT gateway on the embedded broker", () => {
     expect(device.connected).toBe(true);
   });
 
+  it("republishes to a client that subscribed after Changes nobody wanted, and follows its unsubscribe", async () => {
+    // Before any client subscribed to Changes: the broker remembers this topic as unwanted.
+    const topic = `hyperthings/changes/reported/${LAMP}`;
+    const report = async (value: number) => {
+      const response = await hub.request(`${thingPath(LAMP)}/changes`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ kind: "reported", affordance: "brightness", value }),
+      });
+      expect(response.status).toBe(201);
+    };
+    await report(1);
+    const watcher = await connect();
+    const messages = inbox(watcher);
+    await watcher.subscribeAsync(topic, { qos: 0 });
+    await report(2);
+    expect(JSON.parse((await messages.next((t) => t === topic)).payload)).toMatchObject({ value: 2 });
+    // Unsubscribed, then subscribed again by a wildcard filter: still delivered.
+    await watcher.unsubscribeAsync(topic);
+    await watcher.subscribeAsync(`hyperthings/changes/+/${LAMP}`, { qos: 0 });
+    await report(3);
+    expect(JSON.parse((await messages.next((t) => t === topic)).payload)).toMatchObject({ value: 3 });
+    await watcher.endAsync();
+  });
+
   it("republishes every committed Change on hyperthings/changes/{kind}/{thing}", async () => {
     const watcher = await connect();
     const messages = inbox(watcher);

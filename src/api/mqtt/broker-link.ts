@@ -35,6 +35,11 @@ export interface BrokerLink {
    * queue is full or it is offline (QoS 0 messages are not kept for later).
    */
   publish(topic: string, payload: Buffer, options: { qos: 0 | 1; retain?: boolean }): boolean;
+  /**
+   * Whether a message on `topic` would reach a subscriber, where the link can know (the embedded
+   * broker); absent on an external broker, whose subscribers the hub cannot see.
+   */
+  wants?(topic: string): boolean;
   close(): Promise<void>;
 }
 

@@ -60,6 +60,10 @@ export class EmbeddedBroker implements BrokerLink {
   readonly #principals = new WeakMap<Client, MqttPrincipal>();
   readonly #handlers: { filters: readonly string[]; handler: InboundHandler }[] = [];
   readonly #matches = new Map<string, readonly InboundHandler[]>();
+  /** The topic filters each connected client subscribed to (sessions are never kept). */
+  readonly #subscriptions = new Map<Client, Set<string>>();
+  /** Whether any client's filter matches a topic; remembered per topic until subscriptions change. */
+  readonly #wanted = new Map<string, boolean>();
   readonly #sockets = new Set<Socket>();
   #outgoing = 0;
   #dropped = 0;
@@ -104,6 +108,9 @@ export class EmbeddedBroker implements BrokerLink {
     aedes.on("connectionError", (_client, error) =>
       options.logger.debug({ err: error }, "MQTT connection refused"),
     );
+    aedes.on("subscribe", (subscriptions, client) => broker.#subscribed(client, subscriptions));
+    aedes.on("unsubscribe", (filters, client) => broker.#unsubscribed(client, filters));
+    aedes.on("clientDisconnect", (client) => broker.#unsubscribed(client));
     try {
       await broker.#listen();
     } catch (error) {
@@ -272,6 +279,41 @@ export class EmbeddedBroker implements BrokerLink {
     done(null, allowed ? subscription : null);
   }
 
+  #subscribed(client: Client, subscriptions: readonly Subscription[]): void {
+    let filters = this.#subscriptions.get(client);
+    if (filters === undefined) this.#subscriptions.set(client, (filters = new Set()));
+    // QoS 128: refused (authorizeSubscribe). A shared subscription matches as its filter does.
+    for (const { topic, qos } of subscriptions) {
+      if ((qos as number) !== 128) filters.add(topic.replace(/^\$share\/[^/]*\//, ""));
+    }
+    this.#wanted.clear();
+  }
+
+  #unsubscribed(client: Client, filters?: readonly string[]): void {
+    const subscribed = this.#subscriptions.get(client);
+    if (subscribed === undefined) return;
+    if (filters === undefined) this.#subscriptions.delete(client);
+    else for (const filter of filters) subscribed.delete(filter.replace(/^\$share\/[^/]*\//, ""));
+    this.#wanted.clear();
+  }
+
+  /**
+   * Whether a message on `topic` would reach any client: the hub skips building the Changes it
+   * republishes that nobody subscribed to (most of its messages, often).
+   */
+  wants(topic: string): boolean {
+    let wanted = this.#wanted.get(topic);
+    if (wanted === undefined) {
+      wanted = false;
+      for (const filters of this.#subscriptions.values()) {
+        for (const filter of filters) if (topicMatches(filter, topic)) wanted = true;
+      }
+      if (this.#wanted.size >= MAX_REMEMBERED_TOPICS) this.#wanted.clear();
+      this.#wanted.set(topic, wanted);
+    }
+    return wanted;
+  }
+
   async handle(filters: readonly string[], handler: InboundHandler): Promise<void> {
     this.#handlers.push({ filters, handler });
     this.#matches.clear();
@@ -286,6 +328,8 @@ export class EmbeddedBroker implements BrokerLink {
       }
       return false;
     }
+    // Nobody would get it: nothing to do (a retained message is kept for later subscribers).
+    if (options.retain !== true && !this.wants(topic)) return true;
     this.#outgoing++;
     this.#aedes.publish(
       { cmd: "publish", topic, payload, qos: options.qos, retain: options.retain ?? false, dup: false },
