@@ -21,7 +21,7 @@ const dist = (part) => join(ROOT, "dist", part, "index.js");
 // Options
 
 const USAGE = `usage: node bench/log.bench.js [--changes N] [--things N] [--hot N] [--measure N]
-       [--producers N] [--batch N] [--rate N] [--paced-seconds N] [--http-changes N]
+       [--producers N] [--fleet-producers N] [--batch N] [--rate N] [--paced-seconds N] [--http-changes N]
        [--http-clients N] [--queries N] [--phase-seconds N] [--query-seconds N]
        [--verify-seconds N] [--timeout SECONDS]
   --changes N          Changes for random Things in the Log before measuring, and rows of the
@@ -32,6 +32,7 @@ const USAGE = `usage: node bench/log.bench.js [--changes N] [--things N] [--hot 
   --measure N          Changes in each sustained ingest run, and the raw window (default
                        --changes / 5, i.e. 200000)
   --producers N        concurrent ingest calls (default 64)
+  --fleet-producers N  concurrent one-Change calls of the fleet run (default 1000)
   --batch N            Changes per call in the batch variant and the fill (default 100)
   --rate N             Changes/s of the paced run (default 10000)
   --paced-seconds N    length of the paced run (default 10)
@@ -53,6 +54,7 @@ function parseOptions(argv) {
     hot: undefined,
     measure: undefined,
     producers: 64,
+    fleetProducers: 1000,
     batch: 100,
     rate: 10_000,
     pacedSeconds: 10,
@@ -70,6 +72,7 @@ function parseOptions(argv) {
     "--hot": "hot",
     "--measure": "measure",
     "--producers": "producers",
+    "--fleet-producers": "fleetProducers",
     "--batch": "batch",
     "--rate": "rate",
     "--paced-seconds": "pacedSeconds",
@@ -904,6 +907,17 @@ async function main() {
       options.phaseSeconds,
       () => [things[Math.floor(r() * things.length)], makeReports(r, 1)],
     );
+    // A fleet: many devices, each reporting one reading and waiting for its acknowledgement.
+    const fleet = await ingestLoad(
+      "fleet",
+      hub,
+      stats,
+      options.measure,
+      options.fleetProducers,
+      deadline,
+      options.phaseSeconds,
+      () => [things[Math.floor(r() * things.length)], makeReports(r, 1)],
+    );
     const batched = await ingestLoad(
       "batch",
       hub,
@@ -1000,6 +1014,9 @@ async function main() {
       singleVsAppend: { value: ratio(single.perSecond, append.perSecond), aim: ">= 0.25" },
       batchVsAppend: { value: ratio(batched.perSecond, append.perSecond), aim: ">= 0.25" },
       singlePerSecond: { value: single.perSecond, aim: ">= 50000" },
+      fleetVsNaiveIndex: { value: ratio(fleet.perSecond, naive.perSecond), aim: ">= 2.5" },
+      fleetVsAppend: { value: ratio(fleet.perSecond, append.perSecond), aim: ">= 0.25" },
+      fleetPerSecond: { value: fleet.perSecond, aim: ">= 50000" },
       batchPerSecond: { value: batched.perSecond, aim: ">= 50000" },
       // Met only when no call was shed: the latencies of a hub that drops load flatter it.
       pacedP99Ms: { value: paced.rejected === 0 ? paced.ackMs.p99 : null, aim: "< 20" },
@@ -1026,6 +1043,7 @@ async function main() {
       ingest: {
         producers: options.producers,
         single,
+        fleet: { producers: options.fleetProducers, ...fleet },
         batch: { size: options.batch, ...batched },
         paced,
       },
@@ -1051,6 +1069,7 @@ async function main() {
     result.register.errors +
     result.fill.errors +
     result.ingest.single.errors +
+    result.ingest.fleet.errors +
     result.ingest.batch.errors +
     result.ingest.paced.errors +
     (result.http?.errors ?? 0) +
