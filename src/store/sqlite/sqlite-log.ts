@@ -30,6 +30,8 @@ interface Capture {
   streams: Array<string | number | null>;
   head?: [number, string];
   merged?: number;
+  /** Signed checkpoints: size, origin, root, time, signature each. */
+  checkpoints: Array<string | number>;
   /** The streams the batch changed: stream key → the Thing's projection. */
   touched: Map<string, Map<string, StreamState>>;
 }
@@ -120,6 +122,7 @@ export interface LogMark {
     nodes: number;
     history: number;
     streams: number;
+    checkpoints: number;
     head: Capture["head"];
     merged: number | undefined;
   };
@@ -382,6 +385,7 @@ export class SqliteLog {
           nodes: this.capture.nodes.length,
           history: this.capture.history.length,
           streams: this.capture.streams.length,
+          checkpoints: this.capture.checkpoints.length,
           head: this.capture.head,
           merged: this.capture.merged,
         },
@@ -406,6 +410,7 @@ export class SqliteLog {
       capture.nodeHashes.length = at.nodes / 2;
       capture.history.length = at.history;
       capture.streams.length = at.streams;
+      capture.checkpoints.length = at.checkpoints;
       capture.head = at.head;
       capture.merged = at.merged;
     } else if (!mark.capture) {
@@ -559,6 +564,7 @@ export class SqliteLog {
       nodeHashes: [],
       history: [],
       streams: [],
+      checkpoints: [],
       touched: new Map(),
     };
   }
@@ -578,6 +584,7 @@ export class SqliteLog {
       nodeHashes: Buffer.concat(capture.nodeHashes),
       history: capture.history,
       streams: capture.streams,
+      checkpoints: capture.checkpoints,
     };
     if (capture.head) set.head = capture.head;
     if (capture.merged !== undefined) set.merged = capture.merged;
@@ -586,6 +593,7 @@ export class SqliteLog {
       set.nodes.length === 0 &&
       set.history.length === 0 &&
       set.streams.length === 0 &&
+      set.checkpoints.length === 0 &&
       set.head === undefined &&
       set.merged === undefined;
     if (empty) return undefined;
@@ -715,6 +723,11 @@ export class SqliteLog {
   }
 
   addCheckpoint(checkpoint: Checkpoint): void {
+    if (this.capture) {
+      const { size, origin, root, time, signature } = checkpoint;
+      this.capture.checkpoints.push(size, origin, root, time, signature);
+      return;
+    }
     this.stmt.insertCheckpoint.run(checkpoint);
   }
 

@@ -342,7 +342,10 @@ export class SqliteStore implements Store {
       const pending: Pending = { run, resolve: resolve as (value: unknown) => void, reject };
       if (afterCommit) pending.afterCommit = afterCommit as (value: unknown) => void;
       if (logOnly) pending.logOnly = true;
-      if (first) this.queue.unshift(pending);
+      // First, but never ahead of a command for this thread: that one waits until no batch is in
+      // flight, and Log-only commands put before it again and again would keep it waiting.
+      if (first && (this.queue[0]?.logOnly ?? true)) this.queue.unshift(pending);
+      else if (first) this.queue.splice(1, 0, pending);
       else this.queue.push(pending);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -755,7 +758,7 @@ export class SqliteStore implements Store {
   }
 
   addCheckpoint(checkpoint: Checkpoint): Promise<void> {
-    return this.enqueue(() => this.log.addCheckpoint(checkpoint), undefined, true);
+    return this.enqueue(() => this.log.addCheckpoint(checkpoint), undefined, true, true);
   }
 
   checkpoints(options: { after?: number; limit?: number } = {}): Promise<Checkpoint[]> {

@@ -26,6 +26,8 @@ export interface WriteSet {
   history: Array<string | number>;
   /** Projection rows: thing, affordance, kind, seq, value. */
   streams: Array<string | number | null>;
+  /** Signed checkpoints: size, origin, root, time, signature. */
+  checkpoints: Array<string | number>;
   /** The Log's new size and frontier (JSON), when Changes were appended. */
   head?: [size: number, frontier: string];
   /** How far the history index is complete, when a merge cycle ended. */
@@ -50,6 +52,8 @@ const insertHistory = db.prepare("INSERT OR IGNORE INTO history (thing, affordan
 const upsertStream = db.prepare(
   "INSERT INTO streams (thing, affordance, kind, seq, value) VALUES (?, ?, ?, ?, ?) " +
   "ON CONFLICT (thing, affordance, kind) DO UPDATE SET seq = excluded.seq, value = excluded.value");
+const insertCheckpoint = db.prepare(
+  "INSERT OR IGNORE INTO checkpoints (size, origin, root, time, signature) VALUES (?, ?, ?, ?, ?)");
 const saveHead = db.prepare("UPDATE log_head SET size = ?, frontier = ? WHERE id = 1");
 const saveMerged = db.prepare("UPDATE log_head SET history_merged = ? WHERE id = 1");
 const logSize = db.prepare("SELECT size FROM log_head WHERE id = 1").pluck();
@@ -69,6 +73,8 @@ const write = db.transaction((set) => {
   for (let i = 0; i < h.length; i += 4) insertHistory.run(h[i], h[i + 1], h[i + 2], h[i + 3]);
   const s = set.streams;
   for (let i = 0; i < s.length; i += 5) upsertStream.run(s[i], s[i + 1], s[i + 2], s[i + 3], s[i + 4]);
+  const k = set.checkpoints;
+  for (let i = 0; i < k.length; i += 5) insertCheckpoint.run(k[i], k[i + 1], k[i + 2], k[i + 3], k[i + 4]);
   if (set.head) saveHead.run(set.head[0], set.head[1]);
   if (set.merged !== undefined) saveMerged.run(set.merged);
 });
