@@ -339,11 +339,15 @@ function instrumentStore(store) {
     withChunk: [],
     chunks: [],
     chunkEntries: 0,
+    writerSets: [],
+    writerChanges: 0,
     reset() {
       this.transactions = [];
       this.withChunk = [];
       this.chunks = [];
       this.chunkEntries = 0;
+      this.writerSets = [];
+      this.writerChanges = 0;
     },
     tailSize: () => storeLog.tailSize,
   };
@@ -357,6 +361,17 @@ function instrumentStore(store) {
     sawChunk = true;
     return result;
   };
+  // The writer thread's sets: from sending to its answer (waiting behind the set before it, its
+  // inserts and COMMIT with the fsync).
+  const writer = store.writer;
+  if (writer && typeof writer.write === "function") {
+    const write = writer.write.bind(writer);
+    writer.write = (set, ...rest) => {
+      const t0 = now();
+      stats.writerChanges += set.changes.length / 9;
+      return write(set, ...rest).finally(() => stats.writerSets.push(msSince(t0)));
+    };
+  }
   const runBatch = store.runBatch;
   store.runBatch = (batch) => {
     sawChunk = false;
@@ -382,6 +397,10 @@ function storeFigures(stats) {
     // The chunk's own writes (inside the transaction), and its whole transaction with COMMIT.
     mergeChunkMs: stats.chunks.length > 0 ? percentiles(Float64Array.from(stats.chunks)) : null,
     mergeTransactionMs: stats.withChunk.length > 0 ? percentiles(Float64Array.from(stats.withChunk)) : null,
+    writerSets: stats.writerSets.length,
+    writerChangesPerSet:
+      stats.writerSets.length > 0 ? round(stats.writerChanges / stats.writerSets.length) : null,
+    writerSetMs: stats.writerSets.length > 0 ? percentiles(Float64Array.from(stats.writerSets)) : null,
     tailSize: stats.tailSize(),
   };
   stats.reset();
