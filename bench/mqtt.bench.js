@@ -6,11 +6,12 @@
 // through the hub over HTTP against reading the Thing directly.
 // Prints ONE JSON line on stdout; everything else goes to stderr. See bench/README.md.
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { connect as netConnect } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import { MqttClient } from "mqtt";
 import { Pool, request as undiciRequest } from "undici";
 import { cpuMs, nearestRank, rssMiB, startHub, stopHub } from "./support.js";
@@ -21,12 +22,17 @@ const BROKER_URL = process.env.HYPERTHINGS_TEST_MQTT_URL || "mqtt://127.0.0.1:18
 // Options
 
 const USAGE = `usage: node bench/mqtt.bench.js [--things N] [--readings N] [--publishers N] [--window N]
-       [--rate N] [--paced-seconds N] [--reads N] [--idle-ms N] [--timeout SECONDS]
+       [--outstanding N] [--rate N] [--paced-seconds N] [--reads N] [--idle-ms N] [--timeout SECONDS]
        [--hub-node-args "<node flags for the hub>"]
   --things N          Things registered, each with one numeric property (default 100)
   --readings N        readings published in the throughput phase, hub and pass-through each (default 200000)
-  --publishers N      publishing MQTT connections (default 4)
-  --window N          QoS 1 publishes in flight per publisher (default 256)
+  --publishers N      publishing MQTT connections (default 1: Mosquitto reads one packet per
+                      connection per turn of its loop, so with more publishers than receivers the
+                      receiver's PUBACKs fall behind and the broker drops QoS 1 messages for it)
+  --window N          QoS 1 publishes in flight per publisher (default 512)
+  --outstanding N     readings published and not yet received, at most, all publishers together
+                      (default 4000: below the receiver's Receive Maximum 4096 + Mosquitto's
+                      max_queued_messages 1000, so that the broker never drops one)
   --rate N            readings/s in the paced latency phase (default 5000)
   --paced-seconds N   length of the paced phase (default 10)
   --reads N           property reads, through the hub and directly, each (default 5000)
@@ -39,8 +45,9 @@ function parseOptions(argv) {
   const options = {
     things: 100,
     readings: 200_000,
-    publishers: 4,
-    window: 256,
+    publishers: 1,
+    window: 512,
+    outstanding: 4_000,
     rate: 5_000,
     pacedSeconds: 10,
     reads: 5_000,
@@ -53,6 +60,7 @@ function parseOptions(argv) {
     "--readings": "readings",
     "--publishers": "publishers",
     "--window": "window",
+    "--outstanding": "outstanding",
     "--rate": "rate",
     "--paced-seconds": "pacedSeconds",
     "--reads": "reads",
@@ -85,6 +93,7 @@ function parseOptions(argv) {
   within("readings", 1, 10_000_000);
   within("publishers", 1, 64);
   within("window", 1, 10_000);
+  within("outstanding", 1, 1_000_000);
   within("rate", 1, 100_000);
   within("pacedSeconds", 1, 600);
   within("reads", 1, 1_000_000);
@@ -112,7 +121,14 @@ const thingPath = (id) => `/things/${encodeURIComponent(id).replace(/%3A/gi, ":"
 // ---------------------------------------------------------------------------------------------
 // MQTT clients of our own: mqtt.js, MQTT 3.1.1, TCP_NODELAY on the socket (PITFALLS)
 
-function mqttClient(name, clientId) {
+/**
+ * The hub's client asks for this MQTT 5 Receive Maximum (src/api/mqtt/external-broker.ts); the
+ * pass-through subscriber asks for the same, so that the broker treats both receivers alike.
+ */
+const RECEIVE_MAXIMUM = 4_096;
+
+/** `protocolVersion` 4 (MQTT 3.1.1) or 5 (then with RECEIVE_MAXIMUM). */
+function mqttClient(name, clientId, protocolVersion = 4) {
   const broker = new URL(BROKER_URL);
   const host = broker.hostname.replace(/^\[(.*)\]$/, "$1");
   const port = broker.port === "" ? 1883 : Number(broker.port);
@@ -126,7 +142,8 @@ function mqttClient(name, clientId) {
     },
     {
       protocolId: "MQTT",
-      protocolVersion: 4,
+      protocolVersion,
+      ...(protocolVersion === 5 ? { properties: { receiveMaximum: RECEIVE_MAXIMUM } } : {}),
       clientId,
       clean: true,
       keepalive: 30,
@@ -160,32 +177,157 @@ async function brokerProblem() {
 }
 
 /**
- * Publishes `count` readings at QoS 1 as fast as the broker acknowledges them, with `window`
- * publishes in flight; `topicOf(i)` and `payloadOf(i)` make the i-th. Resolves when all are
- * acknowledged (or on a failure, which counts as an error).
+ * Publishes `total` QoS 1 readings over `publishers` (round robin, each with at most `window`
+ * unacknowledged) as fast as the broker acknowledges them, but with at most `outstanding`
+ * readings published and not yet received end to end (`received()`): the broker's queue for the
+ * receiver never overflows (Mosquitto drops QoS 1 messages past `max_queued_messages`), so what
+ * is measured is the rate the receiver sustains. `wake()` is called when `received()` grew.
+ * `topicOf(i)` and `payloadOf(i)` make the i-th reading.
  */
-function floodPublish(client, count, window, topicOf, payloadOf, stats) {
-  return new Promise((resolve) => {
-    let next = 0;
-    let inFlight = 0;
-    const pump = () => {
-      while (inFlight < window && next < count && !stopping) {
-        const i = next++;
-        inFlight++;
-        client.publish(topicOf(i), payloadOf(i), { qos: 1 }, (err) => {
-          inFlight--;
-          if (err) {
-            if (stats.errors++ < 5) log(`publish #${i}: ${err.message}`);
-          } else stats.acked++;
-          if (next >= count || stopping) {
-            if (inFlight === 0) resolve();
-          } else pump();
-        });
+function flowPublish({ publishers, total, window, outstanding, topicOf, payloadOf, received, stats }) {
+  let next = 0;
+  let settled = 0;
+  let turn = 0;
+  const inFlight = new Array(publishers.length).fill(0);
+  let finish;
+  const done = new Promise((resolve) => (finish = resolve));
+  const pump = () => {
+    let blocked = 0;
+    while (next < total && !stopping && blocked < publishers.length) {
+      if (next - received() >= outstanding) return;
+      const p = turn;
+      turn = (turn + 1) % publishers.length;
+      if (inFlight[p] >= window) {
+        blocked++;
+        continue;
       }
-      if ((next >= count || stopping) && inFlight === 0) resolve();
-    };
-    pump();
+      blocked = 0;
+      const i = next++;
+      inFlight[p]++;
+      publishers[p].publish(topicOf(i), payloadOf(i), { qos: 1 }, (err) => {
+        inFlight[p]--;
+        settled++;
+        if (err) {
+          if (stats.errors++ < 5) log(`publish #${i}: ${err.message}`);
+        } else stats.acked++;
+        pump();
+      });
+    }
+    if ((next >= total || stopping) && settled === next) finish();
+  };
+  pump();
+  return { done, wake: pump };
+}
+
+/**
+ * Mosquitto's pass-through receiver, in a thread of its own (as the hub is a process of its own):
+ * a plain mqtt.js subscriber (MQTT 5, the hub's Receive Maximum, PUBACK as each message arrives)
+ * that counts the messages on `filter` into a shared counter and says so every 256 messages and
+ * every 5 ms.
+ */
+async function startSubscriberThread(filter, clientId) {
+  const counter = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(new URL(import.meta.url), {
+    workerData: { role: "subscriber", filter, clientId, counter, brokerUrl: BROKER_URL },
+    stderr: false,
   });
+  const listeners = new Set();
+  const ready = new Promise((resolve, reject) => {
+    worker.on("message", (message) => {
+      if (message === "ready") resolve();
+      else for (const listener of listeners) listener();
+    });
+    worker.once("error", reject);
+    worker.once("exit", (code) => reject(new Error(`the subscriber thread exited (${code})`)));
+  });
+  await ready;
+  return {
+    count: () => Atomics.load(counter, 0),
+    onGrowth: (listener) => listeners.add(listener),
+    offGrowth: (listener) => listeners.delete(listener),
+    close: async () => {
+      worker.postMessage("stop");
+      await new Promise((resolve) => {
+        const timer = setTimeout(() => worker.terminate().then(resolve, resolve), 5_000);
+        worker.once("exit", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+/** The subscriber thread's body (see startSubscriberThread). */
+async function subscriberThread({ filter, clientId, counter }) {
+  const client = await mqttClient("subscriber", clientId, 5);
+  let told = 0;
+  let count = 0;
+  client.on("message", () => {
+    count++;
+    Atomics.store(counter, 0, count);
+    if (count - told >= 256) {
+      told = count;
+      parentPort.postMessage(count);
+    }
+  });
+  const timer = setInterval(() => {
+    if (count !== told) {
+      told = count;
+      parentPort.postMessage(count);
+    }
+  }, 5);
+  await client.subscribeAsync(filter, { qos: 1 });
+  parentPort.postMessage("ready");
+  parentPort.once("message", async () => {
+    clearInterval(timer);
+    await client.endAsync(true).catch(() => {});
+    process.exit(0);
+  });
+}
+
+/** The broker's process, to read its CPU time: HYPERTHINGS_BENCH_BROKER_PID, else the one `mosquitto` running here. */
+function brokerPid() {
+  const given = process.env.HYPERTHINGS_BENCH_BROKER_PID;
+  if (given !== undefined && /^\d+$/.test(given)) return Number(given);
+  const host = new URL(BROKER_URL).hostname;
+  if (host !== "127.0.0.1" && host !== "localhost" && host !== "[::1]") return undefined;
+  const found = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === "mosquitto") found.push(Number(entry));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return found.length === 1 ? found[0] : undefined;
+}
+
+/** CPU time of the hub, the broker and this process (all threads), to take differences of, in ms. */
+function cpuNow(hubPid, brokerPidValue) {
+  const own = process.cpuUsage();
+  let broker = null;
+  if (brokerPidValue !== undefined) {
+    try {
+      broker = cpuMs(brokerPidValue);
+    } catch {
+      broker = null;
+    }
+  }
+  return { hub: hubPid ? cpuMs(hubPid) : null, broker, bench: (own.user + own.system) / 1000 };
+}
+
+/** Per reading (µs) and share of one core (%) of each process between two cpuNow() readings. */
+function cpuFigures(before, after, wallMs, readings) {
+  const figures = {};
+  for (const who of ["hub", "broker", "bench"]) {
+    if (before[who] === null || after[who] === null) continue;
+    const ms = after[who] - before[who];
+    figures[`${who}CpuUs`] = readings > 0 ? Math.round((ms * 1000) / readings) : null;
+    figures[`${who}CpuPct`] = wallMs > 0 ? Math.round((ms * 100) / wallMs) : null;
+  }
+  return figures;
 }
 
 /** A TD with one numeric property; its form is never used (the device reports through the gateway). */
@@ -291,43 +433,95 @@ function sustained(timeline, total) {
   return Math.round(((hi[1] - lo[1]) * 1000) / (hi[0] - lo[0]));
 }
 
-async function throughput(kind, publishers, options, deadline, topicOf, count, hubPid) {
-  const per = Math.ceil(options.readings / publishers.length);
+/**
+ * The Log's growth since `base`, from `GET /health` (lastSeq) asked one at a time every
+ * `intervalMs`: the hub's receiver, as startSubscriberThread is the pass-through's.
+ */
+function startLogGrowth(pool, base, intervalMs = 5) {
+  let count = 0;
+  let running = true;
+  let failure;
+  const listeners = new Set();
+  const loop = (async () => {
+    while (running && !stopping) {
+      try {
+        const n = (await lastSeq(pool)) - base;
+        if (n > count) {
+          count = n;
+          for (const listener of listeners) listener();
+        }
+      } catch (err) {
+        failure = err;
+        return;
+      }
+      await sleep(intervalMs);
+    }
+  })();
+  return {
+    count: () => {
+      if (failure !== undefined) throw failure;
+      return count;
+    },
+    onGrowth: (listener) => listeners.add(listener),
+    offGrowth: (listener) => listeners.delete(listener),
+    close: async () => {
+      running = false;
+      await loop;
+    },
+  };
+}
+
+/**
+ * One throughput phase: `options.readings` readings through `publishers` to `receiver`, flow
+ * controlled end to end (flowPublish), until all arrived or nothing arrived for `idleMs`.
+ */
+async function throughput(kind, { publishers, options, deadline, topicOf, receiver, pids }) {
   const stats = { acked: 0, errors: 0 };
   const timeline = [];
   const payloadOf = (i) => String(i);
-  const cpuBefore = hubPid ? cpuMs(hubPid) : 0;
+  const cpuBefore = cpuNow(pids.hub, pids.broker);
   const started = nowMs();
   log(`${kind}: start at ${Math.round(started * 1000)} µs, ${options.readings} readings`);
   let publishedAt = null;
-  const publishing = Promise.all(
-    publishers.map((client, p) => {
-      const quota = Math.max(0, Math.min(per, options.readings - p * per));
-      return floodPublish(
-        client,
-        quota,
-        options.window,
-        (i) => topicOf(p * per + i),
-        (i) => payloadOf(p * per + i),
-        stats,
-      );
-    }),
-  ).then(() => (publishedAt = nowMs()));
+  let blockedSamples = 0;
+  let samples = 0;
+  const flow = flowPublish({
+    publishers,
+    total: options.readings,
+    window: options.window,
+    outstanding: options.outstanding,
+    topicOf,
+    payloadOf,
+    received: receiver.count,
+    stats,
+  });
+  receiver.onGrowth(flow.wake);
+  const publishing = flow.done.then(() => (publishedAt = nowMs()));
   // Sample the count while the readings flow, then until it settles.
   let sampling = true;
   const sampler = (async () => {
     while (sampling && !stopping) {
-      timeline.push([nowMs() - started, await count()]);
+      const n = receiver.count();
+      timeline.push([nowMs() - started, n]);
+      samples++;
+      if (publishedAt === null && stats.acked + stats.errors - n >= options.outstanding * 0.9)
+        blockedSamples++;
       await sleep(50);
     }
   })();
   await publishing;
-  const { count: received, lastGrowth } = await settle(count, options.readings, options.idleMs, deadline);
+  const { count: received, lastGrowth } = await settle(
+    async () => receiver.count(),
+    options.readings,
+    options.idleMs,
+    deadline,
+    5,
+  );
   sampling = false;
   await sampler;
+  receiver.offGrowth(flow.wake);
   timeline.push([lastGrowth - started, received]);
   const wallMs = lastGrowth - started;
-  const hubCpu = hubPid ? cpuMs(hubPid) - cpuBefore : 0;
   const result = {
     published: stats.acked,
     publishErrors: stats.errors,
@@ -337,10 +531,9 @@ async function throughput(kind, publishers, options, deadline, topicOf, count, h
     perSecond: wallMs > 0 ? Math.round((received * 1000) / wallMs) : null,
     sustainedPerSecond: sustained(timeline, received),
     seconds: round(wallMs / 1000),
-    ...(hubPid && {
-      hubCpuUs: received > 0 ? Math.round((hubCpu * 1000) / received) : null,
-      hubCpuPct: Math.round((hubCpu * 100) / wallMs),
-    }),
+    // Share of the samples in which the publishers waited for the receiver (the window was full).
+    receiverBoundPct: samples > 0 ? Math.round((blockedSamples * 100) / samples) : null,
+    ...cpuFigures(cpuBefore, cpuNow(pids.hub, pids.broker), wallMs, received),
   };
   log(`${kind}: end at ${Math.round(nowMs() * 1000)} µs: ${JSON.stringify(result)}`);
   return result;
@@ -598,33 +791,40 @@ async function main() {
     }
     const publishers = clients.slice();
 
+    const pids = { hub: pid, broker: brokerPid() };
+    if (pids.broker === undefined) log("the broker's process is not known: no broker CPU figures");
+
     // 1a. Mosquitto's own pass-through: the same publishers to a plain QoS 1 subscriber.
-    const subscriber = await mqttClient("subscriber", `bench-sub-${run}`);
-    clients.push(subscriber);
-    let passReceived = 0;
-    subscriber.on("message", () => passReceived++);
-    await subscriber.subscribeAsync(`${prefix}/passthrough/#`, { qos: 1 });
-    const passthrough = await throughput(
-      "passthrough",
-      publishers,
-      options,
-      deadline,
-      (i) => passTopics[i % passTopics.length],
-      async () => passReceived,
-    );
-    await subscriber.unsubscribeAsync(`${prefix}/passthrough/#`);
+    const subscriber = await startSubscriberThread(`${prefix}/passthrough/#`, `bench-sub-${run}`);
+    let passthrough;
+    try {
+      passthrough = await throughput("passthrough", {
+        publishers,
+        options,
+        deadline,
+        topicOf: (i) => passTopics[i % passTopics.length],
+        receiver: subscriber,
+        pids: { hub: undefined, broker: pids.broker },
+      });
+    } finally {
+      await subscriber.close();
+    }
 
     // 1b. The hub: each reading a durable Change, counted by the Log's end (/health lastSeq).
-    const base = await lastSeq(pool);
-    const ingest = await throughput(
-      "ingest",
-      publishers,
-      options,
-      deadline,
-      (i) => gatewayTopics[i % gatewayTopics.length],
-      async () => (await lastSeq(pool)) - base,
-      pid,
-    );
+    const growth = startLogGrowth(pool, await lastSeq(pool));
+    let ingest;
+    try {
+      ingest = await throughput("ingest", {
+        publishers,
+        options,
+        deadline,
+        topicOf: (i) => gatewayTopics[i % gatewayTopics.length],
+        receiver: growth,
+        pids,
+      });
+    } finally {
+      await growth.close();
+    }
     // Let the hub drain what the broker still queues for it: until the Log stops growing.
     await settle(() => lastSeq(pool), Infinity, options.idleMs, deadline);
 
@@ -670,6 +870,7 @@ async function main() {
       things: options.things,
       publishers: options.publishers,
       window: options.window,
+      outstanding: options.outstanding,
       passthrough,
       ingest: { ...ingest, ratioToPassthrough: ratio },
       paced: pacedResult,
@@ -698,7 +899,14 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  log(`failed: ${err?.stack ?? err}`);
-  process.exitCode = 1;
-});
+if (isMainThread) {
+  main().catch((err) => {
+    log(`failed: ${err?.stack ?? err}`);
+    process.exitCode = 1;
+  });
+} else if (workerData?.role === "subscriber") {
+  subscriberThread(workerData).catch((err) => {
+    log(`subscriber thread failed: ${err?.stack ?? err}`);
+    process.exit(1);
+  });
+}
