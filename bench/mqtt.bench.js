@@ -437,7 +437,7 @@ function sustained(timeline, total) {
  * The Log's growth since `base`, from `GET /health` (lastSeq) asked one at a time every
  * `intervalMs`: the hub's receiver, as startSubscriberThread is the pass-through's.
  */
-function startLogGrowth(pool, base, intervalMs = 5) {
+function startLogGrowth(pool, base, intervalMs = 10) {
   let count = 0;
   let running = true;
   let failure;
