@@ -7,14 +7,19 @@
 // Prints ONE JSON line on stdout; everything else goes to stderr. See bench/README.md.
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
 import { connect as netConnect } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { format } from "node:util";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import { MqttClient } from "mqtt";
+import { Servient } from "@node-wot/core";
+// A CommonJS package whose named exports Node's loader cannot see: taken from its module.exports.
+import wotHttp from "@node-wot/binding-http";
 import { Pool, request as undiciRequest } from "undici";
 import { cpuMs, nearestRank, rssMiB, startHub, stopHub } from "./support.js";
+
+const { HttpClientFactory, HttpServer } = wotHttp;
 
 const BROKER_URL = process.env.HYPERTHINGS_TEST_MQTT_URL || "mqtt://127.0.0.1:1883";
 
@@ -599,109 +604,127 @@ async function paced(publisher, hubUrl, options, deadline, topicOf, base) {
   return result;
 }
 
-async function proxyReads(hubUrl, hubPool, token, options) {
-  // A tiny Thing: one property, a JSON number.
-  const server = createServer((req, res) => {
-    if (req.method === "GET" && req.url === "/properties/temperature") {
-      const body = "21.5";
-      res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
-      res.end(body);
-    } else {
-      res.writeHead(404).end();
-    }
+/**
+ * A node-wot servient exposing a thermometer over HTTP (port 0, `baseUri` on loopback: PITFALLS),
+ * whose `temperature` and `recorded` properties both read `value()`.
+ */
+async function startWotThing(value) {
+  const server = new HttpServer({ port: 0, address: "127.0.0.1" });
+  const servient = new Servient();
+  servient.addServer(server);
+  const wot = await servient.start();
+  Object.assign(server, { baseUri: `http://127.0.0.1:${server.getPort()}` });
+  const id = `urn:hyperthings:bench:wot-thermometer-${randomBytes(4).toString("hex")}`;
+  const thing = await wot.produce({
+    id,
+    title: "benchthermometer",
+    properties: {
+      temperature: { type: "number", readOnly: true },
+      recorded: { type: "number", readOnly: true },
+    },
   });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  const thingUrl = `http://127.0.0.1:${port}`;
-  const id = `urn:hyperthings:bench:proxy-${port}`;
-  const direct = new Pool(thingUrl, { connections: 1, pipelining: 1 });
+  thing.setPropertyReadHandler("temperature", async () => value());
+  thing.setPropertyReadHandler("recorded", async () => value());
+  await thing.expose();
+  return { id, td: thing.getThingDescription(), stop: () => servient.shutdown() };
+}
+
+/** A node-wot client (HTTP) that consumes `td`, with a bearer token for the Things in `credentials`. */
+async function startWotClient(credentials = {}) {
+  const servient = new Servient();
+  servient.addClientFactory(new HttpClientFactory());
+  servient.addCredentials(credentials);
+  const wot = await servient.start();
+  return { consume: (td) => wot.consume(td), stop: () => servient.shutdown() };
+}
+
+async function proxyReads(hubUrl, hubPool, token, options) {
+  const VALUE = 21.5;
+  const thing = await startWotThing(() => VALUE);
+  const client = await startWotClient({ [thing.id]: { token } });
   try {
-    const td = {
-      "@context": "https://www.w3.org/2022/wot/td/v1.1",
-      id,
-      title: "bench proxy thermometer",
-      securityDefinitions: { nosec_sc: { scheme: "nosec" } },
-      security: "nosec_sc",
-      base: `${thingUrl}/`,
-      properties: {
-        temperature: {
-          type: "number",
-          readOnly: true,
-          forms: [{ href: "properties/temperature", op: "readproperty", contentType: "application/json" }],
-        },
-        // The same reading, recorded at every read: a durable commit on each read's path.
-        recorded: {
-          type: "number",
-          readOnly: true,
-          "hyperthings:record": "every",
-          forms: [{ href: "properties/temperature", op: "readproperty", contentType: "application/json" }],
-        },
-      },
-    };
+    // The hub manages the node-wot Thing by its own TD; `recorded` is recorded at every read.
+    const td = structuredClone(thing.td);
+    td.properties.recorded["hyperthings:record"] = "every";
     const put = await hubPool.request({
       method: "PUT",
-      path: thingPath(id),
+      path: thingPath(thing.id),
       headers: { "content-type": "application/td+json", authorization: `Bearer ${token}` },
       body: JSON.stringify(td),
     });
     const putText = await put.body.text();
-    if (put.statusCode !== 201) throw new Error(`registering the proxy Thing: ${put.statusCode} ${putText}`);
-    const viaPath = `${thingPath(id)}/properties/temperature`;
-    const recordedPath = `${thingPath(id)}/properties/recorded`;
-    const headers = { authorization: `Bearer ${token}`, accept: "application/json" };
+    if (put.statusCode !== 201)
+      throw new Error(`registering the node-wot Thing: ${put.statusCode} ${putText}`);
+    const proxied = await hubPool.request({
+      method: "GET",
+      path: `${thingPath(thing.id)}/proxy`,
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const proxyTd = await proxied.body.json();
+    if (proxied.statusCode !== 200) throw new Error(`the proxy TD: ${proxied.statusCode}`);
+    // The same node-wot client reads the Thing directly (its own TD) and through the hub (the proxy TD).
+    const direct = await client.consume(thing.td);
+    const viaHub = await client.consume(proxyTd);
     let errors = 0;
-    const readOnce = async (pool, path) => {
+    const readOnce = async (consumed, name) => {
       const t0 = process.hrtime.bigint();
-      const { statusCode, body } = await pool.request({ method: "GET", path, headers });
-      const text = await body.text();
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (statusCode !== 200 || JSON.parse(text) !== 21.5) {
-        if (errors++ < 5) log(`read ${path}: ${statusCode} ${text.slice(0, 200)}`);
+      let value;
+      try {
+        value = await (await consumed.readProperty(name)).value();
+      } catch (err) {
+        value = err;
       }
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (value !== VALUE && errors++ < 5) log(`read ${name}: ${value?.message ?? JSON.stringify(value)}`);
       return ms;
     };
-    // Warm-up, then interleaved one at a time: both see the same machine at the same moments.
+    // Warm-up, then interleaved one at a time: all three see the same machine at the same moments.
     for (let i = 0; i < Math.min(500, options.reads) && !stopping; i++) {
-      await readOnce(direct, "/properties/temperature");
-      await readOnce(hubPool, viaPath);
-      await readOnce(hubPool, recordedPath);
+      await readOnce(direct, "temperature");
+      await readOnce(viaHub, "temperature");
+      await readOnce(viaHub, "recorded");
     }
     errors = 0;
-    const viaHub = [];
-    const viaHubRecorded = [];
-    const directly = [];
+    const viaHubMs = [];
+    const viaHubRecordedMs = [];
+    const directMs = [];
     const started = nowMs();
     log(`proxy: start at ${Math.round(started * 1000)} µs, ${options.reads} reads each`);
     for (let i = 0; i < options.reads && !stopping; i++) {
-      directly.push(await readOnce(direct, "/properties/temperature"));
-      viaHub.push(await readOnce(hubPool, viaPath));
-      viaHubRecorded.push(await readOnce(hubPool, recordedPath));
+      directMs.push(await readOnce(direct, "temperature"));
+      viaHubMs.push(await readOnce(viaHub, "temperature"));
+      viaHubRecordedMs.push(await readOnce(viaHub, "recorded"));
     }
-    const hub = percentiles(viaHub);
-    const thing = percentiles(directly);
-    const recorded = percentiles(viaHubRecorded);
+    const hub = percentiles(viaHubMs);
+    const own = percentiles(directMs);
+    const recorded = percentiles(viaHubRecordedMs);
     const result = {
-      reads: viaHub.length,
+      client: "node-wot",
+      reads: viaHubMs.length,
       viaHubMs: hub,
-      directMs: thing,
-      addedMs: { p50: round(hub.p50 - thing.p50), p99: round(hub.p99 - thing.p99) },
+      directMs: own,
+      addedMs: { p50: round(hub.p50 - own.p50), p99: round(hub.p99 - own.p99) },
       recorded: {
         viaHubMs: recorded,
-        addedMs: { p50: round(recorded.p50 - thing.p50), p99: round(recorded.p99 - thing.p99) },
+        addedMs: { p50: round(recorded.p50 - own.p50), p99: round(recorded.p99 - own.p99) },
       },
       errors,
     };
     log(`proxy: end at ${Math.round(nowMs() * 1000)} µs: ${JSON.stringify(result)}`);
     return result;
   } finally {
-    await direct.close().catch(() => {});
-    await new Promise((resolve) => server.close(resolve));
+    await client.stop().catch(() => {});
+    await thing.stop().catch(() => {});
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
+  // stdout carries the one JSON line: libraries (node-wot) that print go to stderr.
+  for (const level of ["log", "info", "debug"]) {
+    console[level] = (...args) => process.stderr.write(`${format(...args)}\n`);
+  }
   const options = parseOptions(process.argv.slice(2));
   const deadline = Date.now() + options.timeout * 1000;
   const problem = await brokerProblem();
