@@ -113,6 +113,8 @@ let stopping = false;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const round = (x) => Math.round(x * 100) / 100;
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+/** The wall clock in ms, to the µs: comparable across threads and processes. */
+const wallMs = () => performance.timeOrigin + performance.now();
 
 /** Nearest-rank percentiles of latencies in ms. */
 function percentiles(values) {
@@ -230,16 +232,18 @@ function flowPublish({ publishers, total, window, outstanding, topicOf, payloadO
  * that counts the messages on `filter` into a shared counter and says so every 256 messages and
  * every 5 ms.
  */
-async function startSubscriberThread(filter, clientId) {
+async function startSubscriberThread(filter, clientId, { latencies = false } = {}) {
   const counter = new Int32Array(new SharedArrayBuffer(4));
   const worker = new Worker(new URL(import.meta.url), {
-    workerData: { role: "subscriber", filter, clientId, counter, brokerUrl: BROKER_URL },
+    workerData: { role: "subscriber", filter, clientId, counter, latencies, brokerUrl: BROKER_URL },
     stderr: false,
   });
   const listeners = new Set();
+  let measured = [];
   const ready = new Promise((resolve, reject) => {
     worker.on("message", (message) => {
       if (message === "ready") resolve();
+      else if (Array.isArray(message)) measured = message;
       else for (const listener of listeners) listener();
     });
     worker.once("error", reject);
@@ -250,6 +254,8 @@ async function startSubscriberThread(filter, clientId) {
     count: () => Atomics.load(counter, 0),
     onGrowth: (listener) => listeners.add(listener),
     offGrowth: (listener) => listeners.delete(listener),
+    /** With `latencies`: ms from each message's publish (its payload: the wall clock then) to its arrival. */
+    latencies: () => measured,
     close: async () => {
       worker.postMessage("stop");
       await new Promise((resolve) => {
@@ -264,11 +270,13 @@ async function startSubscriberThread(filter, clientId) {
 }
 
 /** The subscriber thread's body (see startSubscriberThread). */
-async function subscriberThread({ filter, clientId, counter }) {
+async function subscriberThread({ filter, clientId, counter, latencies }) {
   const client = await mqttClient("subscriber", clientId, 5);
   let told = 0;
   let count = 0;
-  client.on("message", () => {
+  const measured = [];
+  client.on("message", (_topic, payload) => {
+    if (latencies) measured.push(wallMs() - Number(payload.toString()));
     count++;
     Atomics.store(counter, 0, count);
     if (count - told >= 256) {
@@ -286,6 +294,7 @@ async function subscriberThread({ filter, clientId, counter }) {
   parentPort.postMessage("ready");
   parentPort.once("message", async () => {
     clearInterval(timer);
+    if (latencies) parentPort.postMessage(measured);
     await client.endAsync(true).catch(() => {});
     process.exit(0);
   });
@@ -544,12 +553,75 @@ async function throughput(kind, { publishers, options, deadline, topicOf, receiv
   return result;
 }
 
+/**
+ * An open loop: `options.rate` QoS 1 publishes a second for `options.pacedSeconds` from `started`,
+ * whatever the answers do; `make(i)` gives the i-th's [topic, payload]. Returns how many were
+ * published (those still due when the time was up are not: the loop was blocked).
+ */
+async function publishPaced(publisher, options, started, stats, make) {
+  const total = options.rate * options.pacedSeconds;
+  let next = 0;
+  const end = started + options.pacedSeconds * 1000;
+  while (next < total && !stopping) {
+    const now = nowMs();
+    if (now > end + 1000) break;
+    const due = Math.min(total, Math.floor(((now - started) * options.rate) / 1000) + 1);
+    while (next < due) {
+      const i = next++;
+      const [topic, payload] = make(i);
+      publisher.publish(topic, payload, { qos: 1 }, (err) => {
+        if (err) {
+          if (stats.errors++ < 5) log(`paced publish #${i}: ${err.message}`);
+        } else stats.acked++;
+      });
+    }
+    await sleep(1);
+  }
+  return next;
+}
+
+/**
+ * The broker's own latency at the paced rate: the same publisher and loop to a plain subscriber
+ * thread, each payload the wall clock at its publish. The hub's figures at the same rate are read
+ * against it: on a busy machine every process waits for a CPU, the broker and the bench too.
+ */
+async function pacedPassthrough(publisher, options, deadline, topicOf, filter, clientId) {
+  const subscriber = await startSubscriberThread(filter, clientId, { latencies: true });
+  const stats = { acked: 0, errors: 0 };
+  let published;
+  try {
+    const started = nowMs();
+    log(`paced passthrough: start at ${Math.round(started * 1000)} µs`);
+    published = await publishPaced(publisher, options, started, stats, (i) => [
+      topicOf(i),
+      wallMs().toFixed(3),
+    ]);
+    await settle(async () => subscriber.count(), published, options.idleMs, deadline);
+  } finally {
+    await subscriber.close();
+  }
+  const latencies = subscriber.latencies();
+  const result = {
+    published,
+    publishErrors: stats.errors,
+    received: latencies.length,
+    lost: published - latencies.length,
+    latencyMs: percentiles(latencies),
+  };
+  log(`paced passthrough: end at ${Math.round(nowMs() * 1000)} µs: ${JSON.stringify(result)}`);
+  return result;
+}
+
 async function paced(publisher, hubUrl, options, deadline, topicOf, base) {
   const total = options.rate * options.pacedSeconds;
   const sentAt = new Float64Array(total);
   const dueAt = new Float64Array(total);
   const fromPublish = [];
   const fromDue = [];
+  // Publish to the hub clock's stamp at ingest (the HLC's wall part, ms): MQTT and the gateway's
+  // batching; the rest of `latencyMs` is the commit, the Bus and the stream.
+  const toStamp = [];
+  const wallOffset = performance.timeOrigin + performance.now() - nowMs();
   let matched = 0;
   let foreign = 0;
   const stream = await openChangeStream(hubUrl, (change, at) => {
@@ -560,6 +632,8 @@ async function paced(publisher, hubUrl, options, deadline, topicOf, base) {
     }
     fromPublish.push(at - sentAt[i]);
     fromDue.push(at - dueAt[i]);
+    const stamped = Number.parseInt(String(change.hlc).slice(0, 12), 16);
+    if (Number.isFinite(stamped)) toStamp.push(stamped - (sentAt[i] + wallOffset));
     sentAt[i] = 0;
     matched++;
   });
@@ -567,24 +641,11 @@ async function paced(publisher, hubUrl, options, deadline, topicOf, base) {
   let missed = 0;
   const started = nowMs();
   log(`paced: start at ${Math.round(started * 1000)} µs, ${options.rate}/s for ${options.pacedSeconds} s`);
-  let next = 0;
-  const end = started + options.pacedSeconds * 1000;
-  while (next < total && !stopping) {
-    const now = nowMs();
-    if (now > end + 1000) break;
-    const due = Math.min(total, Math.floor(((now - started) * options.rate) / 1000) + 1);
-    while (next < due) {
-      const i = next++;
-      dueAt[i] = started + (i * 1000) / options.rate;
-      sentAt[i] = nowMs();
-      publisher.publish(topicOf(i), String(base + i), { qos: 1 }, (err) => {
-        if (err) {
-          if (stats.errors++ < 5) log(`paced publish #${i}: ${err.message}`);
-        } else stats.acked++;
-      });
-    }
-    await sleep(1);
-  }
+  const next = await publishPaced(publisher, options, started, stats, (i) => {
+    dueAt[i] = started + (i * 1000) / options.rate;
+    sentAt[i] = nowMs();
+    return [topicOf(i), String(base + i)];
+  });
   missed = total - next;
   await settle(async () => matched, next, options.idleMs, deadline);
   await stream.close();
@@ -598,6 +659,7 @@ async function paced(publisher, hubUrl, options, deadline, topicOf, base) {
     lost: next - matched,
     latencyMs: percentiles(fromPublish),
     fromDueMs: percentiles(fromDue),
+    toIngestMs: percentiles(toStamp),
   };
   if (foreign > 0) result.otherChanges = foreign;
   log(`paced: end at ${Math.round(nowMs() * 1000)} µs: ${JSON.stringify(result)}`);
@@ -870,6 +932,14 @@ async function main() {
       (i) => gatewayTopics[i % gatewayTopics.length],
       1_000_000_000,
     );
+    pacedResult.passthrough = await pacedPassthrough(
+      publishers[0],
+      options,
+      deadline,
+      (i) => passTopics[i % passTopics.length],
+      `${prefix}/passthrough/#`,
+      `bench-sub-paced-${run}`,
+    );
 
     // 3. Property reads through the hub's HTTP proxy against reading the Thing directly.
     const proxy = await proxyReads(url, pool, token, options, pid);
@@ -888,8 +958,17 @@ async function main() {
     }
     const ratio = passthrough.perSecond > 0 ? round(ingest.perSecond / passthrough.perSecond) : null;
     const aims = {
-      ingestPerSecond: { aim: ">= 20000", value: ingest.perSecond, met: ingest.perSecond >= 20_000 },
-      ratioToPassthrough: { aim: ">= 0.5", value: ratio, met: ratio !== null && ratio >= 0.5 },
+      // A rate with readings lost in the broker is not a sustained rate.
+      ingestPerSecond: {
+        aim: ">= 20000",
+        value: ingest.perSecond,
+        met: ingest.lost === 0 && ingest.perSecond >= 20_000,
+      },
+      ratioToPassthrough: {
+        aim: ">= 0.5",
+        value: ratio,
+        met: ingest.lost === 0 && passthrough.lost === 0 && ratio !== null && ratio >= 0.5,
+      },
       pacedP99Ms: {
         aim: "< 25",
         value: pacedResult.latencyMs.p99,
