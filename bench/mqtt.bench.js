@@ -1004,6 +1004,7 @@ async function main() {
     result.passthrough.publishErrors +
     result.ingest.publishErrors +
     result.paced.publishErrors +
+    result.paced.passthrough.publishErrors +
     result.proxy.errors;
   if (errors > 0) {
     log(`${errors} errors: the figures are not valid`);
