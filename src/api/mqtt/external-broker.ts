@@ -157,6 +157,8 @@ export class ExternalBroker implements BrokerLink {
   readonly #publisher: MqttClient;
   readonly #acks = new Outbox();
   readonly #outgoing = new Outbox();
+  /** The broker's Maximum Packet Size (MQTT 5 §3.2.2.3.6, CONNACK), for the packets written by hand. */
+  #maxOutgoingPacket = Number.POSITIVE_INFINITY;
   readonly #options: ExternalBrokerOptions;
   readonly #handlers: { filters: readonly string[]; handler: InboundHandler }[] = [];
   readonly #matches = new Map<string, readonly InboundHandler[]>();
@@ -216,6 +218,9 @@ export class ExternalBroker implements BrokerLink {
       log: () => undefined,
       ...(username === "" ? {} : { username }),
       ...(password === "" ? {} : { password }),
+    });
+    this.#publisher.on("connect", (connack) => {
+      this.#maxOutgoingPacket = connack.properties?.maximumPacketSize ?? Number.POSITIVE_INFINITY;
     });
     for (const [client, role] of [
       [this.#client, "subscriptions"],
@@ -342,7 +347,16 @@ export class ExternalBroker implements BrokerLink {
     const publishOptions = { qos: options.qos, retain: options.retain ?? false };
     if (options.qos === 0) {
       // Fire and forget, batched with the others of this turn (no packet id, no `drain` listener).
-      this.#outgoing.add(stream, publishPacket(topic, payload, publishOptions.retain));
+      const packet = publishPacket(topic, payload, publishOptions.retain);
+      if (packet.length > this.#maxOutgoingPacket) {
+        // The broker would close the connection over it (MQTT 5 §3.2.2.3.6): not sent.
+        this.#options.logger.warn(
+          { topic, bytes: packet.length, maximum: this.#maxOutgoingPacket, broker: this.url },
+          "MQTT: a message larger than the broker's Maximum Packet Size was not published",
+        );
+        return false;
+      }
+      this.#outgoing.add(stream, packet);
       return true;
     }
     this.#publisher.publish(topic, payload, publishOptions, (error) => {
