@@ -85,6 +85,65 @@ describe("the external-broker link", () => {
     }
   });
 
+  it("publishes QoS 0 messages of any size and topic intact, in order, several in one turn, with their retain flag", async () => {
+    const root = `hyperthings-test/${randomBytes(6).toString("hex")}/out`;
+    const link = await ExternalBroker.start({
+      url: brokerUrl,
+      clientId: `hyperthings-test-${randomBytes(6).toString("hex")}`,
+      logger: pino({ level: "silent" }),
+      maxPacketBytes: 1024,
+    });
+    const subscriber = await connectAsync(brokerUrl, { reconnectPeriod: 0, protocolVersion: 5 });
+    try {
+      // Payload sizes around the 1-, 2- and 3-byte remaining lengths; a topic with non-ASCII text.
+      const sizes = [0, 1, 120, 127, 128, 16_000, 16_383, 16_384, 70_000];
+      const sent = sizes.map((size, i) => ({
+        topic: `${root}/ünïcode-${i}`,
+        payload: Buffer.alloc(size, i + 1),
+      }));
+      const received: { topic: string; payload: Buffer }[] = [];
+      const { all, done } = allDelivered(received as unknown as string[]);
+      subscriber.on("message", (topic, payload) => {
+        received.push({ topic, payload });
+        if (received.length === sent.length) done();
+      });
+      await subscriber.subscribeAsync(`${root}/#`, { qos: 0 });
+      for (const { topic, payload } of sent) expect(link.publish(topic, payload, { qos: 0 })).toBe(true);
+      await all;
+      expect(received.map((m) => m.topic)).toEqual(sent.map((m) => m.topic));
+      expect(received.map((m, i) => m.payload.equals(sent[i]?.payload ?? Buffer.alloc(0)))).toEqual(
+        sent.map(() => true),
+      );
+
+      // Retained: once the broker has it (the first subscriber saw it), a later subscriber gets it
+      // with the retain flag.
+      const retainedTopic = `${root}/retained`;
+      const seen = new Promise<void>((resolve) =>
+        subscriber.on("message", (topic) => {
+          if (topic === retainedTopic) resolve();
+        }),
+      );
+      expect(link.publish(retainedTopic, Buffer.from("kept"), { qos: 0, retain: true })).toBe(true);
+      await seen;
+      const late = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
+      try {
+        const retained = new Promise<{ payload: string; retain: boolean }>((resolve) =>
+          late.on("message", (_topic, payload, packet) =>
+            resolve({ payload: payload.toString(), retain: packet.retain }),
+          ),
+        );
+        await late.subscribeAsync(retainedTopic, { qos: 0 });
+        expect(await retained).toEqual({ payload: "kept", retain: true });
+        await late.publishAsync(retainedTopic, Buffer.alloc(0), { qos: 1, retain: true });
+      } finally {
+        await late.endAsync();
+      }
+    } finally {
+      await subscriber.endAsync();
+      await link.close();
+    }
+  });
+
   it("the MQTT binding's connection also hands on QoS 1 deliveries before earlier ones settle, and acknowledges each after", async () => {
     const topic = `hyperthings-test/${randomBytes(6).toString("hex")}/binding`;
     const connection = new BrokerConnection({

@@ -29,7 +29,7 @@ import {
 } from "../bindings/index.js";
 import type { Store } from "../store/index.js";
 import type { Report } from "./ingest.js";
-import { recordPolicyOf } from "./observation.js";
+import { recordPolicyOf, type RecordPolicy } from "./observation.js";
 
 export interface CommandOptions {
   /** Asking an asynchronous action's status resource: every this many ms… */
@@ -79,6 +79,11 @@ const MAX_INVOCATIONS = 10_000;
 const INVOCATION_LOOKBACK = 1000;
 /** Failed status queries in a row after which an asynchronous action is given up. */
 const MAX_QUERY_FAILURES = 5;
+/**
+ * Values read through the hub whose recording has not committed yet, at most; past this, a read
+ * answers only once its own value is recorded (backpressure instead of an unbounded queue).
+ */
+const MAX_PENDING_RECORDINGS = 1_000;
 
 /** The value of a `failed` Change: what went wrong, with the device's answer. */
 export function failureValue(error: unknown): Record<string, unknown> {
@@ -107,6 +112,9 @@ export class Commands {
   private readonly invocations = new Map<string, Invocation>();
   private readonly running = new Set<Promise<void>>();
   private readonly stopping = new AbortController();
+  /** Per Thing, the last recording of a value read through the hub (they run one after another). */
+  private readonly recordings = new Map<string, Promise<void>>();
+  private pendingRecordings = 0;
 
   constructor(
     private readonly context: CommandContext,
@@ -127,11 +135,59 @@ export class Commands {
     if (value === undefined) return undefined;
     const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
     await this.checkAnswer(td, version, "property", name, property, value, cause, target.href);
-    // `hyperthings:record` "change" (the default), as for observation: a value the Log already
-    // holds as the property's latest is not recorded again, and the answer waits for no commit.
-    if (recordPolicyOf(td, property) === "change" && (await this.isLatest(thing, name, value))) return value;
-    await this.context.ingest(thing, [{ kind: "reported", affordance: name, value }], cause);
+    // The answer is the device's value and goes out now; its `reported` Change is recorded after
+    // (docs/bindings.md, "Reads through the hub"): a read acknowledges no change, so it does not
+    // wait for a disk sync, and later commands on the Thing are recorded after it.
+    const recording = this.recordRead(thing, name, value, recordPolicyOf(td, property), cause);
+    if (this.pendingRecordings > MAX_PENDING_RECORDINGS) await recording;
     return value;
+  }
+
+  /**
+   * Resolves once every value read through the hub so far (of `thing`, or of all Things) is
+   * recorded, or its recording failed (and was logged).
+   */
+  async recorded(thing?: string): Promise<void> {
+    if (thing !== undefined) {
+      await this.recordings.get(thing);
+      return;
+    }
+    await Promise.all([...this.recordings.values()]);
+  }
+
+  /**
+   * Records a value read from a Thing as `reported`, after the recordings of earlier reads of the
+   * same Thing. With `hyperthings:record` "change" (the default), as for observation, a value the
+   * Log already holds as the property's latest is not recorded again. Never rejects: a recording
+   * that fails is logged (the reader already has the value; no one was told it was recorded).
+   */
+  private recordRead(
+    thing: string,
+    name: string,
+    value: unknown,
+    policy: RecordPolicy,
+    cause: Cause,
+  ): Promise<void> {
+    const previous = this.recordings.get(thing);
+    this.pendingRecordings++;
+    const record = async (): Promise<void> => {
+      await previous;
+      if (policy === "change" && (await this.isLatest(thing, name, value))) return;
+      await this.context.ingest(thing, [{ kind: "reported", affordance: name, value }], cause);
+    };
+    const done: Promise<void> = record()
+      .catch((err: unknown) =>
+        this.context.logger.error(
+          { err, thing, affordance: name },
+          "a value read through the hub was not recorded",
+        ),
+      )
+      .finally(() => {
+        this.pendingRecordings--;
+        if (this.recordings.get(thing) === done) this.recordings.delete(thing);
+      });
+    this.recordings.set(thing, done);
+    return done;
   }
 
   /**
@@ -150,6 +206,8 @@ export class Commands {
     const target = await this.target(td, "writeproperty", "property", name);
     const binding = this.context.bindings.bindingFor(target);
     const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
+    // Values read before this write are recorded before it.
+    await this.recordings.get(thing);
     await this.context.ingest(thing, [{ kind: "desired", affordance: name, value }], cause);
     try {
       await binding.writeProperty(target, value);
@@ -184,6 +242,8 @@ export class Commands {
       throw new UnavailableError("Too many asynchronous actions are running; retry later", 5);
     }
     const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
+    // Values read before this invocation are recorded before it.
+    await this.recordings.get(thing);
     await this.context.ingest(
       thing,
       [{ kind: "invoked", affordance: name, ...(input !== undefined && { value: input }) }],
@@ -242,10 +302,10 @@ export class Commands {
     throw new NotFoundError(`No invocation ${correlation} of action "${action}" on ${thing}`);
   }
 
-  /** Stops following asynchronous actions. */
+  /** Stops following asynchronous actions; waits for the values read to be recorded. */
   async close(): Promise<void> {
     this.stopping.abort();
-    await Promise.allSettled([...this.running]);
+    await Promise.allSettled([...this.running, this.recorded()]);
   }
 
   private property(td: RegisteredThingDescription, name: string): PropertyAffordance {

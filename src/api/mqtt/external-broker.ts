@@ -1,7 +1,8 @@
-// The gateway on a broker of the operator's (`--mqtt-url`): one mqtt.js client (MQTT 5,
-// TCP_NODELAY), QoS 1 deliveries acknowledged after their handler settled, many at a time
-// (Receive Maximum), reconnecting by itself. Outgoing QoS 0 messages are not queued
-// while offline, and dropped when the socket's buffer is full.
+// The gateway on a broker of the operator's (`--mqtt-url`): two mqtt.js clients (MQTT 5,
+// TCP_NODELAY), one for subscriptions, whose QoS 1 deliveries are acknowledged after their handler
+// settled, many at a time (Receive Maximum), and one for what the hub publishes; both reconnect by
+// themselves. Outgoing QoS 0 messages are not queued while offline, and dropped when the socket's
+// buffer is full.
 import { MqttClient } from "mqtt";
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
@@ -46,9 +47,82 @@ const MAX_REMEMBERED_TOPICS = 10_000;
 /** Handed to mqtt.js's `handleMessage` callback: it then sends no PUBACK and reads on. */
 const DEFERRED_ACK = new Error("acknowledged after its Change is committed");
 
-/** mqtt.js's own way to send a packet on its connection (not in its typings). */
-interface PacketSender {
-  _sendPacket(packet: { cmd: "puback"; messageId: number; reasonCode: number }): void;
+/** A connection's socket as mqtt.js holds it. */
+interface Writable {
+  write(chunk: Buffer): boolean;
+  readonly writableLength?: number;
+}
+
+/**
+ * Bytes written to a connection in the same turn, sent together in one write: the PUBACKs of one
+ * commit and the Changes it republishes. Written straight to the socket (MQTT 5 §3.4 PUBACK,
+ * §3.3 PUBLISH at QoS 0), not packet by packet through mqtt.js's writable stream, which cost a
+ * stream write, a cork and a `nextTick` per packet — a fifth of the gateway's CPU per reading.
+ */
+class Outbox {
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  #stream: Writable | undefined;
+
+  /** Queues `chunk` for `stream`; what was queued for a previous stream (a dropped connection) is dropped. */
+  add(stream: Writable, chunk: Buffer): void {
+    if (this.#stream !== stream) {
+      this.#chunks = [];
+      this.#bytes = 0;
+      this.#stream = stream;
+    }
+    if (this.#chunks.length === 0) process.nextTick(() => this.#flush());
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.length;
+  }
+
+  /** Bytes queued and not yet handed to the socket. */
+  get pending(): number {
+    return this.#bytes;
+  }
+
+  #flush(): void {
+    const stream = this.#stream;
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    this.#bytes = 0;
+    if (stream === undefined || chunks.length === 0) return;
+    stream.write(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+  }
+}
+
+/** MQTT 5 §3.4: a PUBACK with reason Success and no properties is its fixed header and packet id. */
+function pubackPacket(messageId: number): Buffer {
+  const packet = Buffer.allocUnsafe(4);
+  packet[0] = 0x40;
+  packet[1] = 2;
+  packet.writeUInt16BE(messageId, 2);
+  return packet;
+}
+
+/** MQTT 5 §3.3: a QoS 0 PUBLISH (no packet id), no properties. */
+function publishPacket(topic: string, payload: Buffer, retain: boolean): Buffer {
+  const topicBytes = Buffer.byteLength(topic, "utf8");
+  // Topic length (2), topic, property length (1: none), payload.
+  const remaining = 2 + topicBytes + 1 + payload.length;
+  let lengthBytes = 1;
+  for (let n = remaining; n > 127; n = Math.floor(n / 128)) lengthBytes++;
+  const packet = Buffer.allocUnsafe(1 + lengthBytes + remaining);
+  packet[0] = 0x30 | (retain ? 1 : 0);
+  let at = 1;
+  let n = remaining;
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    packet[at++] = byte;
+  } while (n > 0);
+  packet.writeUInt16BE(topicBytes, at);
+  at += 2;
+  at += packet.write(topic, at, "utf8");
+  packet[at++] = 0;
+  payload.copy(packet, at);
+  return packet;
 }
 
 export function parseBrokerUrl(text: string): URL {
@@ -72,7 +146,19 @@ export function parseBrokerUrl(text: string): URL {
 export class ExternalBroker implements BrokerLink {
   readonly kind = "external" as const;
   readonly url: string;
+  /** Subscriptions and their PUBACKs. */
   readonly #client: MqttClient;
+  /**
+   * Everything the hub publishes (republished Changes, writes, errors), on a connection of its
+   * own: Mosquitto reads one packet per connection per turn of its loop, so on one connection
+   * each republished Change would halve the rate at which the broker takes the hub's PUBACKs,
+   * the hub's queue in the broker would grow past `max_queued_messages`, and readings be dropped.
+   */
+  readonly #publisher: MqttClient;
+  readonly #acks = new Outbox();
+  readonly #outgoing = new Outbox();
+  /** The broker's Maximum Packet Size (MQTT 5 §3.2.2.3.6, CONNACK), for the packets written by hand. */
+  #maxOutgoingPacket = Number.POSITIVE_INFINITY;
   readonly #options: ExternalBrokerOptions;
   readonly #handlers: { filters: readonly string[]; handler: InboundHandler }[] = [];
   readonly #matches = new Map<string, readonly InboundHandler[]>();
@@ -120,12 +206,33 @@ export class ExternalBroker implements BrokerLink {
       ...(username === "" ? {} : { username }),
       ...(password === "" ? {} : { password }),
     });
-    this.#client.on("error", (error) =>
-      options.logger.warn({ err: error, broker: this.url }, "MQTT broker error"),
-    );
-    this.#client.on("offline", () =>
-      options.logger.warn({ broker: this.url }, "MQTT broker offline; reconnecting"),
-    );
+    this.#publisher = new MqttClient(openSocket, {
+      protocolId: "MQTT",
+      protocolVersion: 5,
+      clientId: `${options.clientId}-out`,
+      clean: true,
+      keepalive: 30,
+      reconnectPeriod: 1_000,
+      connectTimeout: 10_000,
+      queueQoSZero: false,
+      log: () => undefined,
+      ...(username === "" ? {} : { username }),
+      ...(password === "" ? {} : { password }),
+    });
+    this.#publisher.on("connect", (connack) => {
+      this.#maxOutgoingPacket = connack.properties?.maximumPacketSize ?? Number.POSITIVE_INFINITY;
+    });
+    for (const [client, role] of [
+      [this.#client, "subscriptions"],
+      [this.#publisher, "publishes"],
+    ] as const) {
+      client.on("error", (error) =>
+        options.logger.warn({ err: error, broker: this.url, connection: role }, "MQTT broker error"),
+      );
+      client.on("offline", () =>
+        options.logger.warn({ broker: this.url, connection: role }, "MQTT broker offline; reconnecting"),
+      );
+    }
     // mqtt.js sends the PUBACK when this calls back, and reads the next packet only then
     // (PITFALLS). To let many messages share one group commit, a QoS 1 message is handed on and
     // mqtt.js is told not to acknowledge it (a callback with an error skips its PUBACK and goes
@@ -181,21 +288,23 @@ export class ExternalBroker implements BrokerLink {
   /** PUBACK on the connection the message came on; after a reconnect the broker has forgotten it. */
   #acknowledge(stream: unknown, messageId: number): void {
     if (!this.#client.connected || this.#client.stream !== stream) return;
-    const client = this.#client as unknown as PacketSender;
-    // mqtt-packet corks the socket until the next tick: the PUBACKs of one commit leave together.
-    client._sendPacket({ cmd: "puback", messageId, reasonCode: 0 });
+    // The PUBACKs of one commit leave together, in one write.
+    this.#acks.add(stream as Writable, pubackPacket(messageId));
   }
 
   static async start(options: ExternalBrokerOptions): Promise<ExternalBroker> {
     const link = new ExternalBroker(options);
     const waitMs = options.connectWaitMs ?? 5_000;
-    const connected = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), waitMs);
-      link.#client.once("connect", () => {
-        clearTimeout(timer);
-        resolve(true);
+    const connectedWithin = (client: MqttClient) =>
+      new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), waitMs);
+        client.once("connect", () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
       });
-    });
+    const both = await Promise.all([connectedWithin(link.#client), connectedWithin(link.#publisher)]);
+    const connected = both.every(Boolean);
     if (!connected) {
       link.notice = `MQTT: no connection to ${link.url} yet; the hub keeps trying in the background`;
     }
@@ -221,8 +330,12 @@ export class ExternalBroker implements BrokerLink {
   }
 
   publish(topic: string, payload: Buffer, options: { qos: 0 | 1; retain?: boolean }): boolean {
-    const stream = this.#client.stream as { writableLength?: number } | undefined;
-    if (!this.#client.connected || (stream?.writableLength ?? 0) > MAX_BUFFERED_BYTES) {
+    const stream = this.#publisher.stream as Writable | undefined;
+    if (
+      stream === undefined ||
+      !this.#publisher.connected ||
+      (stream.writableLength ?? 0) + this.#outgoing.pending > MAX_BUFFERED_BYTES
+    ) {
       if (this.#dropped++ % 10_000 === 0) {
         this.#options.logger.warn(
           { dropped: this.#dropped, broker: this.url },
@@ -233,17 +346,30 @@ export class ExternalBroker implements BrokerLink {
     }
     const publishOptions = { qos: options.qos, retain: options.retain ?? false };
     if (options.qos === 0) {
-      // Fire and forget: no callback, so no `drain` listener either.
-      this.#client.publish(topic, payload, publishOptions);
+      // Fire and forget, batched with the others of this turn (no packet id, no `drain` listener).
+      const packet = publishPacket(topic, payload, publishOptions.retain);
+      if (packet.length > this.#maxOutgoingPacket) {
+        // The broker would close the connection over it (MQTT 5 §3.2.2.3.6): not sent.
+        this.#options.logger.warn(
+          { topic, bytes: packet.length, maximum: this.#maxOutgoingPacket, broker: this.url },
+          "MQTT: a message larger than the broker's Maximum Packet Size was not published",
+        );
+        return false;
+      }
+      this.#outgoing.add(stream, packet);
       return true;
     }
-    this.#client.publish(topic, payload, publishOptions, (error) => {
+    this.#publisher.publish(topic, payload, publishOptions, (error) => {
       if (error) this.#options.logger.warn({ err: error, topic }, "MQTT: publish failed");
     });
     return true;
   }
 
   async close(): Promise<void> {
-    await this.#client.endAsync(!this.#client.connected).catch(() => this.#client.end(true));
+    await Promise.all(
+      [this.#client, this.#publisher].map((client) =>
+        client.endAsync(!client.connected).catch(() => client.end(true)),
+      ),
+    );
   }
 }

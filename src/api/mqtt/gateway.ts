@@ -37,6 +37,8 @@ interface PendingWrite {
 }
 
 const MAX_PENDING_WRITES = 10_000;
+/** Topics remembered, parsed (inbound) or built (republished Changes): devices repeat theirs. */
+const MAX_REMEMBERED_TOPICS = 10_000;
 // RFC 3339 §5.6 date-time.
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/i;
 
@@ -48,6 +50,8 @@ export class MqttGateway {
   #pendingWrites = 0;
   #follower: Follower | undefined;
   readonly #batches: ReportBatches;
+  readonly #parsed = new Map<string, ReturnType<TopicLayout["parse"]>>();
+  readonly #changeTopics = new Map<string, string>();
 
   constructor(hub: Hub, link: BrokerLink, options: GatewayOptions) {
     this.#hub = hub;
@@ -128,7 +132,13 @@ export class MqttGateway {
   }
 
   #republish(change: Change): void {
-    const topic = this.#options.layout.change(change.kind, change.thing);
+    const key = `${change.kind}\u0000${change.thing}`;
+    let topic = this.#changeTopics.get(key);
+    if (topic === undefined) {
+      topic = this.#options.layout.change(change.kind, change.thing);
+      if (this.#changeTopics.size >= MAX_REMEMBERED_TOPICS) this.#changeTopics.clear();
+      this.#changeTopics.set(key, topic);
+    }
     this.#link.publish(topic, Buffer.from(JSON.stringify(change), "utf8"), { qos: 0 });
     if (change.kind === "reported" && change.affordance !== undefined && this.#writes.size > 0) {
       const waiters = this.#writes.get(writeKey(change.thing, change.affordance));
@@ -141,7 +151,12 @@ export class MqttGateway {
 
   async #inbound(message: InboundMessage): Promise<void> {
     const { layout, maxPayloadBytes } = this.#options;
-    const parsed = layout.parse(message.topic);
+    let parsed = this.#parsed.get(message.topic);
+    if (parsed === undefined && !this.#parsed.has(message.topic)) {
+      parsed = layout.parse(message.topic);
+      if (this.#parsed.size >= MAX_REMEMBERED_TOPICS) this.#parsed.clear();
+      this.#parsed.set(message.topic, parsed);
+    }
     if (parsed === undefined) return;
     if (parsed.kind === "malformed") {
       this.#refuse(
@@ -151,10 +166,10 @@ export class MqttGateway {
       );
       return;
     }
-    const errors = layout.errors(parsed.thing);
+    const thing = parsed.thing;
     if (message.payload.length > maxPayloadBytes) {
       this.#refuse(
-        errors,
+        layout.errors(thing),
         message,
         new ValidationError(
           `A payload of ${message.payload.length} bytes is larger than the limit of ${maxPayloadBytes}`,
@@ -164,18 +179,18 @@ export class MqttGateway {
       return;
     }
     if (parsed.kind === "set-result") {
-      this.#settleWrite(parsed, message, errors);
+      this.#settleWrite(parsed, message, layout.errors(thing));
       return;
     }
     let report: Report;
     try {
       report = reportOf(parsed, message.payload);
     } catch (error) {
-      this.#refuse(errors, message, error);
+      this.#refuse(layout.errors(thing), message, error);
       return;
     }
-    return this.#batches.take(parsed.thing, message.publisher?.name ?? "mqtt", report, (error) =>
-      this.#refuse(errors, message, error),
+    return this.#batches.take(thing, message.publisher?.name ?? "mqtt", report, (error) =>
+      this.#refuse(layout.errors(thing), message, error),
     );
   }
 
