@@ -3,7 +3,10 @@
 import { KeyObject, createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
 import type { Change } from "./change.js";
 import { ValidationError, type ErrorLocation } from "./errors.js";
+import { EntryReader } from "./log-entry.js";
 import { MerkleFrontier, changeLeafHash, hashFromHex, hashToHex, hashesEqual } from "./merkle.js";
+
+const UTF8 = new TextDecoder();
 
 /**
  * A signed statement by a hub: "my Log had `size` Changes, with Merkle root `root`, at `time`".
@@ -97,7 +100,18 @@ export type LogProblem =
   /** The Changes up to a checkpoint's size do not hash to its root: one of them was altered. */
   | "root-mismatch"
   /** A validly signed checkpoint covers more Changes than the Log has. */
-  | "missing-changes";
+  | "missing-changes"
+  /** An entry line (`pushEntry`) is not the JSON of a Change. */
+  | "malformed-entry";
+
+/** A Change whose entry records a leaf hash other than its own (`LogVerifier.firstLeafMismatch`). */
+export interface LeafMismatch {
+  seq: number;
+  /** The `leaf` the entry gave, or undefined if it gave none (or not a string). */
+  recorded: string | undefined;
+  /** The Change's leaf hash, recomputed, as hex. */
+  actual: string;
+}
 
 export type LogVerification =
   | {
@@ -138,6 +152,8 @@ export class LogVerifier {
   #provenSize = 0;
   #failure: LogFailure | undefined;
   #lastLeaf: Uint8Array | undefined;
+  #mismatch: LeafMismatch | undefined;
+  readonly #entries = new EntryReader();
 
   /** Throws ValidationError only if `publicKey` is not an Ed25519 key; bad checkpoints are reported by `push`/`end`. */
   constructor(
@@ -163,7 +179,70 @@ export class LogVerifier {
     this.#lastLeaf = undefined;
     const earlier = this.#failure ?? this.#settle();
     if (earlier !== undefined) return earlier;
+    return this.#pushChange(change, this.#frontier.size + 1);
+  }
+
+  /**
+   * Adds the next Change as one entry line of the Log (the UTF-8 bytes `line[start, end)`, without
+   * its line feed): the JSON of a Change, as `GET /log/entries` serves it — with the leaf hash the
+   * Log recorded for it as a `leaf` member, which is not covered by the hash and is compared with
+   * the recomputed one (see `firstLeafMismatch`). The same verdict as `push(JSON.parse(line))`,
+   * and cheaper when the line is the Change's canonical JSON (RFC 8785) followed by
+   * `,"leaf":"<hex>"}`, as the hub writes it: its bytes are then hashed as they are, unparsed.
+   * A line that is not the JSON of an object fails with `malformed-entry`.
+   */
+  pushEntry(line: Uint8Array, start = 0, end: number = line.length): LogFailure | undefined {
+    this.#lastLeaf = undefined;
+    const earlier = this.#failure ?? this.#settle();
+    if (earlier !== undefined) return earlier;
     const expected = this.#frontier.size + 1;
+    const fast = this.#entries.readFast(line, start, end);
+    if (fast !== undefined) {
+      if (fast.seq !== expected) {
+        return (this.#failure = fail(expected, "sequence", `expected seq ${expected}, found ${fast.seq}`));
+      }
+      this.#frontier.append(fast.leaf);
+      this.#lastLeaf = fast.leaf;
+      if (!fast.recordedMatches) this.#noteMismatch(expected, fast.recorded, fast.leaf);
+      return this.#settle();
+    }
+    let change: unknown;
+    try {
+      change = JSON.parse(UTF8.decode(line.subarray(start, end)));
+    } catch {
+      change = undefined;
+    }
+    if (typeof change !== "object" || change === null || Array.isArray(change)) {
+      return (this.#failure = fail(
+        expected,
+        "malformed-entry",
+        `the entry after seq ${expected - 1} is not the JSON of a Change`,
+      ));
+    }
+    const failure = this.#pushChange(change as Change, expected);
+    const leaf = this.#lastLeaf as Uint8Array | undefined;
+    if (leaf !== undefined) {
+      const recorded: unknown = (change as { leaf?: unknown }).leaf;
+      const text = typeof recorded === "string" ? recorded : undefined;
+      if (text !== hashToHex(leaf)) this.#noteMismatch(expected, text, leaf);
+    }
+    return failure;
+  }
+
+  /**
+   * The first Change fed by `pushEntry` whose entry's recorded `leaf` (missing: undefined) is not
+   * its recomputed leaf hash. A checkpoint's root only says that some Change in its range
+   * differs; this names it, when the Log recorded the leaf before the Change was altered.
+   */
+  get firstLeafMismatch(): LeafMismatch | undefined {
+    return this.#mismatch;
+  }
+
+  #noteMismatch(seq: number, recorded: string | undefined, leaf: Uint8Array): void {
+    this.#mismatch ??= { seq, recorded, actual: hashToHex(leaf) };
+  }
+
+  #pushChange(change: Change, expected: number): LogFailure | undefined {
     const seq: unknown = typeof change === "object" && change !== null ? change.seq : undefined;
     if (seq !== expected) {
       return (this.#failure = fail(expected, "sequence", `expected seq ${expected}, found ${describe(seq)}`));
@@ -185,7 +264,7 @@ export class LogVerifier {
   }
 
   /**
-   * The leaf hash the last `push` computed for its Change, or undefined if it hashed none (the
+   * The leaf hash the last `push` or `pushEntry` computed for its Change, or undefined if it hashed none (the
    * Change was out of sequence or unhashable, or verification had already failed): a caller that
    * also compares the hub's recorded leaves needs no second hash.
    */
