@@ -287,6 +287,19 @@ describe("things history, state and diff", () => {
     expect(await seqs(client.changesAll({ thing: LAMP, limit: 2 }))).toEqual([1, 2, 3, 4, 5]);
     expect(await seqs(client.logEntriesAll({ pageSize: 2 }))).toEqual([1, 2, 3, 4, 5]);
     expect(await seqs(client.logEntriesAll({ after: 1, upTo: 3, pageSize: 2 }))).toEqual([2, 3]);
+    // The same entries as bytes, in chunks of whole lines, following the hub's Link from page to page.
+    const entrySeqs = async (options: Parameters<typeof client.logEntryChunks>[0]) => {
+      const all: number[] = [];
+      for await (const chunk of client.logEntryChunks(options)) {
+        expect(chunk.at(-1)).toBe(0x0a);
+        const lines = new TextDecoder().decode(chunk).slice(0, -1).split("\n");
+        all.push(...lines.map((line) => (JSON.parse(line) as Change).seq));
+      }
+      return all;
+    };
+    expect(await entrySeqs({ pageSize: 2 })).toEqual([1, 2, 3, 4, 5]);
+    expect(await entrySeqs({ after: 1, upTo: 3, pageSize: 2 })).toEqual([2, 3]);
+    expect(await entrySeqs({ after: 5 })).toEqual([]);
     const checkpoint = await client.checkpoint();
     expect(checkpoint?.size).toBe(5);
     const sizes: number[] = [];

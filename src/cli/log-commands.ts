@@ -21,6 +21,7 @@ import {
   verifyInclusion,
   type Change,
   type Checkpoint,
+  type LeafMismatch,
   type LogFailure,
   type MerkleFrontierJson,
 } from "../core/index.js";
@@ -38,6 +39,9 @@ import { describeChange } from "./history-commands.js";
 export const VERIFICATION_FAILED = 3;
 /** The `format` of the first line of an export. */
 export const EXPORT_FORMAT = "hyperthings-log-export/1";
+
+/** Entries per request of `things verify`: the hub writes the next page while this one is hashed. */
+const VERIFY_PAGE_SIZE = 20_000;
 
 const EXIT_CODES =
   "0 verified, 1 failed to run (the hub refused or is unreachable, a file is unreadable), 2 usage, " +
@@ -186,13 +190,6 @@ interface VerifyOptions {
   json?: boolean;
 }
 
-/** A Change whose content no longer hashes to the leaf the hub recorded when it logged it. */
-interface LeafMismatch {
-  seq: number;
-  recorded: string;
-  actual: string;
-}
-
 function leafMismatchReason(m: LeafMismatch): string {
   return (
     `the Change no longer matches the leaf hash recorded when it was logged ` +
@@ -232,25 +229,30 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
   const size = latest.size;
   const verifier = new LogVerifier(checkpoints, key, { origin: logKey.origin });
   const progress = new ProgressBar("verifying", size);
-  let mismatch: LeafMismatch | undefined;
   let failure: LogFailure | undefined;
   let done = 0;
   try {
-    for await (const change of client.logEntriesAll({ upTo: size })) {
-      failure = verifier.push(change);
-      // The verifier's own leaf hash of the Change (none for an unhashable one: the verifier
-      // reports it), so each Change is hashed once.
-      const leaf = verifier.lastLeaf;
-      if (mismatch === undefined && leaf !== undefined) {
-        const actual = hashToHex(leaf);
-        if (change.leaf !== actual) mismatch = { seq: change.seq, recorded: String(change.leaf), actual };
+    // The entries' bytes go to the verifier unparsed: a line that is its Change's canonical JSON
+    // is hashed as it came (pushEntry), and the verifier also compares each Change with the leaf
+    // hash the hub recorded for it (firstLeafMismatch).
+    chunks: for await (const chunk of client.logEntryChunks({ upTo: size, pageSize: VERIFY_PAGE_SIZE })) {
+      for (let start = 0; start < chunk.length && done < size;) {
+        let end = chunk.indexOf(0x0a, start);
+        if (end < 0) end = chunk.length;
+        if (end > start) {
+          failure = verifier.pushEntry(chunk, start, end);
+          if (failure !== undefined) break chunks;
+          done++;
+        }
+        start = end + 1;
       }
-      if (failure !== undefined) break;
-      progress.update(++done);
+      progress.update(done);
+      if (done >= size) break;
     }
   } finally {
     progress.clear();
   }
+  const mismatch = verifier.firstLeafMismatch;
   const result = failure ?? verifier.end();
   if (!result.ok) {
     // A root mismatch spans a checkpoint's range; the altered Change inside it is named exactly.

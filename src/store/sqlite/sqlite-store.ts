@@ -27,6 +27,7 @@ import type {
   ListOptions,
   ListReleasesOptions,
   ListRolloutsOptions,
+  LogEntries,
   LogHead,
   PutReleaseCommand,
   PutReleaseResult,
@@ -726,5 +727,8 @@ export class SqliteStore implements Store {
       this.db.close();
     })();
     return this.closing;
+  }
+  logEntries(after: number, limit: number): Promise<LogEntries> {
+    return this.read(() => this.log.entries(after, limit));
   }
 }
