@@ -444,6 +444,10 @@ describe("things verify, prove and export", () => {
     );
     const json = await thingsAt(hub, ["verify", "--json"]);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, size: 25 });
+    for (const threads of ["0", "2"]) {
+      const run = await thingsAt(hub, ["verify", "--json", "--threads", threads]);
+      expect(JSON.parse(run.stdout)).toMatchObject({ ok: true, size: 25 });
+    }
   });
 
   it("verify fails with exit code 3 naming the Change altered in the database", async () => {
@@ -454,6 +458,12 @@ describe("things verify, prove and export", () => {
     const json = await thingsAt(hub, ["verify", "--json"]);
     expect(json.code).toBe(3);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, seq: ALTERED, problem: "altered-change" });
+    // Hashing on the main thread (no hashing thread) or on two: the same verdict.
+    for (const threads of ["0", "2"]) {
+      const run = await thingsAt(hub, ["verify", "--json", "--threads", threads]);
+      expect(run.code).toBe(3);
+      expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, seq: ALTERED, problem: "altered-change" });
+    }
   });
 
   it("prove passes on an intact Change and fails on the altered one", async () => {

@@ -3,10 +3,15 @@
 import { KeyObject, createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
 import type { Change } from "./change.js";
 import { ValidationError, type ErrorLocation } from "./errors.js";
-import { EntryReader } from "./log-entry.js";
-import { MerkleFrontier, changeLeafHash, hashFromHex, hashToHex, hashesEqual } from "./merkle.js";
-
-const UTF8 = new TextDecoder();
+import { EntryReader, EntryStatus, hashEntry, type HashedEntries, type HashedEntry } from "./log-entry.js";
+import {
+  HASH_LENGTH,
+  MerkleFrontier,
+  changeLeafHash,
+  hashFromHex,
+  hashToHex,
+  hashesEqual,
+} from "./merkle.js";
 
 /**
  * A signed statement by a hub: "my Log had `size` Changes, with Merkle root `root`, at `time`".
@@ -154,6 +159,7 @@ export class LogVerifier {
   #lastLeaf: Uint8Array | undefined;
   #mismatch: LeafMismatch | undefined;
   readonly #entries = new EntryReader();
+  readonly #entry: HashedEntry = { status: 0, seq: 0, leaf: undefined, note: undefined };
 
   /** Throws ValidationError only if `publicKey` is not an Ed25519 key; bad checkpoints are reported by `push`/`end`. */
   constructor(
@@ -195,38 +201,64 @@ export class LogVerifier {
     this.#lastLeaf = undefined;
     const earlier = this.#failure ?? this.#settle();
     if (earlier !== undefined) return earlier;
+    hashEntry(this.#entries, line, start, end, this.#entry);
+    const entry = this.#entry;
+    return this.#pushHashed(entry.status, entry.seq, entry.leaf, entry.note);
+  }
+
+  /**
+   * Adds the next `limit` (default: all) of entry lines hashed apart, in order (`hashEntries` —
+   * on another thread, say): the same verdict as `pushEntry` of each line. Returns the failure if
+   * verification has failed (now or before).
+   */
+  pushHashed(hashed: HashedEntries, limit: number = hashed.count): LogFailure | undefined {
+    const notes = new Map(hashed.notes);
+    const count = Math.min(limit, hashed.count);
+    for (let i = 0; i < count; i++) {
+      this.#lastLeaf = undefined;
+      const earlier = this.#failure ?? this.#settle();
+      if (earlier !== undefined) return earlier;
+      const status = hashed.status[i] as number;
+      const leaf =
+        status === EntryStatus.hashed || status === EntryStatus.leafDiffers
+          ? hashed.leaves.slice(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)
+          : undefined;
+      const failure = this.#pushHashed(status, hashed.seqs[i] as number, leaf, notes.get(i));
+      if (failure !== undefined) return failure;
+    }
+    return this.#failure;
+  }
+
+  // One hashed entry: the checks `push` makes, in its order (malformed, seq, hashable).
+  #pushHashed(
+    status: number,
+    seq: number,
+    leaf: Uint8Array | undefined,
+    note: string | undefined,
+  ): LogFailure | undefined {
     const expected = this.#frontier.size + 1;
-    const fast = this.#entries.readFast(line, start, end);
-    if (fast !== undefined) {
-      if (fast.seq !== expected) {
-        return (this.#failure = fail(expected, "sequence", `expected seq ${expected}, found ${fast.seq}`));
-      }
-      this.#frontier.append(fast.leaf);
-      this.#lastLeaf = fast.leaf;
-      if (!fast.recordedMatches) this.#noteMismatch(expected, fast.recorded, fast.leaf);
-      return this.#settle();
-    }
-    let change: unknown;
-    try {
-      change = JSON.parse(UTF8.decode(line.subarray(start, end)));
-    } catch {
-      change = undefined;
-    }
-    if (typeof change !== "object" || change === null || Array.isArray(change)) {
+    if (status === EntryStatus.malformed) {
       return (this.#failure = fail(
         expected,
         "malformed-entry",
         `the entry after seq ${expected - 1} is not the JSON of a Change`,
       ));
     }
-    const failure = this.#pushChange(change as Change, expected);
-    const leaf = this.#lastLeaf as Uint8Array | undefined;
-    if (leaf !== undefined) {
-      const recorded: unknown = (change as { leaf?: unknown }).leaf;
-      const text = typeof recorded === "string" ? recorded : undefined;
-      if (text !== hashToHex(leaf)) this.#noteMismatch(expected, text, leaf);
+    if (seq !== expected) {
+      const found = Number.isNaN(seq) ? (note ?? "none") : String(seq);
+      return (this.#failure = fail(expected, "sequence", `expected seq ${expected}, found ${found}`));
     }
-    return failure;
+    if (status === EntryStatus.unhashable || leaf === undefined) {
+      return (this.#failure = fail(
+        expected,
+        "unhashable-change",
+        `change ${expected} cannot be hashed: ${note ?? "no JSON form"}`,
+      ));
+    }
+    this.#frontier.append(leaf);
+    this.#lastLeaf = leaf;
+    if (status === EntryStatus.leafDiffers) this.#noteMismatch(expected, note, leaf);
+    return this.#settle();
   }
 
   /**

@@ -2,7 +2,10 @@
 // parsing it: when the text of the Change is already its RFC 8785 form, its bytes are what the
 // leaf hash covers, so they are hashed as they came, and anything else is parsed as JSON.
 import { isUtf8 } from "node:buffer";
-import { HASH_LENGTH, sha256Digest } from "./merkle.js";
+import type { Change } from "./change.js";
+import { HASH_LENGTH, changeLeafHash, sha256Digest } from "./merkle.js";
+
+const UTF8 = new TextDecoder();
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -91,6 +94,139 @@ export class EntryReader {
         : Buffer.from(line.buffer, line.byteOffset + recordedAt, 2 * HASH_LENGTH).toString("latin1");
     return result;
   }
+}
+
+/** What became of one entry line (`hashEntry`). */
+export const EntryStatus = {
+  /** Hashed; its recorded `leaf` is the leaf hash. */
+  hashed: 0,
+  /** Hashed; its recorded `leaf` is another (`note`), or missing (no `note`). */
+  leafDiffers: 1,
+  /** Not the JSON of an object. */
+  malformed: 2,
+  /** JSON, but holding a value JSON cannot represent (`note`: why): no leaf hash. */
+  unhashable: 3,
+} as const;
+
+/** One entry line, hashed (`hashEntry`). */
+export interface HashedEntry {
+  status: number;
+  /** Its `seq`; NaN when it is not a number (`note` then describes it). */
+  seq: number;
+  leaf: Uint8Array | undefined;
+  note: string | undefined;
+}
+
+/**
+ * Hashes the entry line `line[start, end)` the way `LogVerifier.pushEntry` does — the bytes of a
+ * canonical line as they are, any other line parsed — into `out`, without judging its place in the
+ * Log: a run of lines can be hashed apart (on another thread) and handed to the verifier in order
+ * (`hashEntries`, `LogVerifier.pushHashed`).
+ */
+export function hashEntry(
+  reader: EntryReader,
+  line: Uint8Array,
+  start: number,
+  end: number,
+  out: HashedEntry,
+): void {
+  const fast = reader.readFast(line, start, end);
+  if (fast !== undefined) {
+    out.status = fast.recordedMatches ? EntryStatus.hashed : EntryStatus.leafDiffers;
+    out.seq = fast.seq;
+    out.leaf = fast.leaf;
+    out.note = fast.recorded;
+    return;
+  }
+  let change: unknown;
+  try {
+    change = JSON.parse(UTF8.decode(line.subarray(start, end)));
+  } catch {
+    change = undefined;
+  }
+  out.leaf = undefined;
+  out.note = undefined;
+  if (typeof change !== "object" || change === null || Array.isArray(change)) {
+    out.status = EntryStatus.malformed;
+    out.seq = Number.NaN;
+    return;
+  }
+  const seq: unknown = (change as { seq?: unknown }).seq;
+  out.seq = typeof seq === "number" ? seq : Number.NaN;
+  if (typeof seq !== "number") out.note = describeValue(seq);
+  try {
+    out.leaf = changeLeafHash(change as Change);
+  } catch (error) {
+    out.status = EntryStatus.unhashable;
+    if (typeof seq === "number") out.note = error instanceof Error ? error.message : String(error);
+    return;
+  }
+  const recorded: unknown = (change as { leaf?: unknown }).leaf;
+  const hex = Buffer.from(out.leaf.buffer, out.leaf.byteOffset, HASH_LENGTH).toString("hex");
+  if (recorded === hex) {
+    out.status = EntryStatus.hashed;
+  } else {
+    out.status = EntryStatus.leafDiffers;
+    if (typeof seq === "number") out.note = typeof recorded === "string" ? recorded : undefined;
+  }
+}
+
+/** The entry lines of a chunk, hashed (`hashEntries`): flat arrays, cheap to send between threads. */
+export interface HashedEntries {
+  count: number;
+  /** Per line, its `seq` (NaN: not a number). */
+  seqs: Float64Array;
+  /** Per line, 32 bytes: its leaf hash (zeros when it has none). */
+  leaves: Uint8Array;
+  /** Per line, an `EntryStatus`. */
+  status: Uint8Array;
+  /** `[line, note]` for the lines that have a `HashedEntry.note`. */
+  notes: Array<[number, string]>;
+}
+
+/**
+ * `hashEntry` for every line of `chunk[start, end)` (lines end with a line feed; empty lines are
+ * skipped; a last line without one counts).
+ */
+export function hashEntries(chunk: Uint8Array, start = 0, end: number = chunk.length): HashedEntries {
+  let lines = 0;
+  for (let i = start; i < end;) {
+    let e = chunk.indexOf(0x0a, i);
+    if (e < 0 || e > end) e = end;
+    if (e > i) lines++;
+    i = e + 1;
+  }
+  const out: HashedEntries = {
+    count: lines,
+    seqs: new Float64Array(lines),
+    leaves: new Uint8Array(lines * HASH_LENGTH),
+    status: new Uint8Array(lines),
+    notes: [],
+  };
+  const reader = new EntryReader();
+  const entry: HashedEntry = { status: 0, seq: 0, leaf: undefined, note: undefined };
+  let n = 0;
+  for (let i = start; i < end;) {
+    let e = chunk.indexOf(0x0a, i);
+    if (e < 0 || e > end) e = end;
+    if (e > i) {
+      hashEntry(reader, chunk, i, e, entry);
+      out.status[n] = entry.status;
+      out.seqs[n] = entry.seq;
+      if (entry.leaf !== undefined) out.leaves.set(entry.leaf, n * HASH_LENGTH);
+      if (entry.note !== undefined) out.notes.push([n, entry.note]);
+      n++;
+    }
+    i = e + 1;
+  }
+  return out;
+}
+
+/** A value that should have been a seq, in words. */
+function describeValue(value: unknown): string {
+  if (typeof value === "number") return String(value);
+  if (typeof value === "string") return JSON.stringify(value);
+  return value === undefined ? "none" : `a value of type ${typeof value}`;
 }
 
 // Whether the line ends with `,"leaf":"` + 64 characters + `"}` (whether they are hex is checked
