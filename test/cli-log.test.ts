@@ -287,6 +287,19 @@ describe("things history, state and diff", () => {
     expect(await seqs(client.changesAll({ thing: LAMP, limit: 2 }))).toEqual([1, 2, 3, 4, 5]);
     expect(await seqs(client.logEntriesAll({ pageSize: 2 }))).toEqual([1, 2, 3, 4, 5]);
     expect(await seqs(client.logEntriesAll({ after: 1, upTo: 3, pageSize: 2 }))).toEqual([2, 3]);
+    // The same entries as bytes, in chunks of whole lines, following the hub's Link from page to page.
+    const entrySeqs = async (options: Parameters<typeof client.logEntryChunks>[0]) => {
+      const all: number[] = [];
+      for await (const chunk of client.logEntryChunks(options)) {
+        expect(chunk.at(-1)).toBe(0x0a);
+        const lines = new TextDecoder().decode(chunk).slice(0, -1).split("\n");
+        all.push(...lines.map((line) => (JSON.parse(line) as Change).seq));
+      }
+      return all;
+    };
+    expect(await entrySeqs({ pageSize: 2 })).toEqual([1, 2, 3, 4, 5]);
+    expect(await entrySeqs({ after: 1, upTo: 3, pageSize: 2 })).toEqual([2, 3]);
+    expect(await entrySeqs({ after: 5 })).toEqual([]);
     const checkpoint = await client.checkpoint();
     expect(checkpoint?.size).toBe(5);
     const sizes: number[] = [];
@@ -431,6 +444,10 @@ describe("things verify, prove and export", () => {
     );
     const json = await thingsAt(hub, ["verify", "--json"]);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, size: 25 });
+    for (const threads of ["0", "2"]) {
+      const run = await thingsAt(hub, ["verify", "--json", "--threads", threads]);
+      expect(JSON.parse(run.stdout)).toMatchObject({ ok: true, size: 25 });
+    }
   });
 
   it("verify fails with exit code 3 naming the Change altered in the database", async () => {
@@ -441,6 +458,12 @@ describe("things verify, prove and export", () => {
     const json = await thingsAt(hub, ["verify", "--json"]);
     expect(json.code).toBe(3);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, seq: ALTERED, problem: "altered-change" });
+    // Hashing on the main thread (no hashing thread) or on two: the same verdict.
+    for (const threads of ["0", "2"]) {
+      const run = await thingsAt(hub, ["verify", "--json", "--threads", threads]);
+      expect(run.code).toBe(3);
+      expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, seq: ALTERED, problem: "altered-change" });
+    }
   });
 
   it("prove passes on an intact Change and fails on the altered one", async () => {

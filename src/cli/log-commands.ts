@@ -1,9 +1,10 @@
 // `things verify|prove|export`: check a hub's Log against its signed checkpoints, prove one Change
 // is in it, and export a run of it that anyone can verify offline (`things verify --file`).
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import { createReadStream, createWriteStream, readFileSync, renameSync, rmSync } from "node:fs";
 import { once } from "node:events";
+import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { finished } from "node:stream/promises";
 import type { HubClient, InclusionProof, LogKey } from "../client/index.js";
@@ -21,6 +22,8 @@ import {
   verifyInclusion,
   type Change,
   type Checkpoint,
+  type HashedEntries,
+  type LeafMismatch,
   type LogFailure,
   type MerkleFrontierJson,
 } from "../core/index.js";
@@ -32,12 +35,19 @@ import {
   talking,
 } from "./client-commands.js";
 import { CliError } from "./cli-error.js";
+import { EntryHashers } from "./log-entry-hashers.js";
 import { describeChange } from "./history-commands.js";
 
 /** The exit code of a verification that ran and found the Log, a proof or an export wrong. */
 export const VERIFICATION_FAILED = 3;
 /** The `format` of the first line of an export. */
 export const EXPORT_FORMAT = "hyperthings-log-export/1";
+
+/** Entries per request of `things verify`: the hub writes the next page while this one is hashed. */
+const VERIFY_PAGE_SIZE = 20_000;
+/** How many bytes of entry lines go to a hashing thread at once, and how many such runs may wait. */
+const HASH_RUN_BYTES = 256 * 1024;
+const HASH_RUNS_IN_FLIGHT = 4;
 
 const EXIT_CODES =
   "0 verified, 1 failed to run (the hub refused or is unreachable, a file is unreadable), 2 usage, " +
@@ -184,13 +194,7 @@ interface VerifyOptions {
   file?: string;
   key?: string;
   json?: boolean;
-}
-
-/** A Change whose content no longer hashes to the leaf the hub recorded when it logged it. */
-interface LeafMismatch {
-  seq: number;
-  recorded: string;
-  actual: string;
+  threads?: number;
 }
 
 function leafMismatchReason(m: LeafMismatch): string {
@@ -232,25 +236,66 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
   const size = latest.size;
   const verifier = new LogVerifier(checkpoints, key, { origin: logKey.origin });
   const progress = new ProgressBar("verifying", size);
-  let mismatch: LeafMismatch | undefined;
   let failure: LogFailure | undefined;
   let done = 0;
+  const threads = options.threads ?? (availableParallelism() > 1 ? 1 : 0);
+  const hashers = threads > 0 && EntryHashers.available() ? new EntryHashers(threads) : undefined;
   try {
-    for await (const change of client.logEntriesAll({ upTo: size })) {
-      failure = verifier.push(change);
-      // The verifier's own leaf hash of the Change (none for an unhashable one: the verifier
-      // reports it), so each Change is hashed once.
-      const leaf = verifier.lastLeaf;
-      if (mismatch === undefined && leaf !== undefined) {
-        const actual = hashToHex(leaf);
-        if (change.leaf !== actual) mismatch = { seq: change.seq, recorded: String(change.leaf), actual };
+    // The entries' bytes go to the verifier unparsed: a line that is its Change's canonical JSON
+    // is hashed as it came, and the verifier also compares each Change with the leaf hash the hub
+    // recorded for it (firstLeafMismatch). With hashing threads, runs of lines are hashed there
+    // (hashEntries) while this thread fetches the next ones, and their hashes are given to the
+    // verifier here, in order (pushHashed): the Merkle tree and the signatures stay on this thread.
+    const chunks = client.logEntryChunks({ upTo: size, pageSize: VERIFY_PAGE_SIZE });
+    if (hashers === undefined) {
+      lines: for await (const chunk of chunks) {
+        for (let start = 0; start < chunk.length && done < size;) {
+          let end = chunk.indexOf(0x0a, start);
+          if (end < 0) end = chunk.length;
+          if (end > start) {
+            failure = verifier.pushEntry(chunk, start, end);
+            if (failure !== undefined) break lines;
+            done++;
+          }
+          start = end + 1;
+        }
+        progress.update(done);
+        if (done >= size) break;
       }
-      if (failure !== undefined) break;
-      progress.update(++done);
+    } else {
+      const inFlight: Array<Promise<HashedEntries>> = [];
+      const settle = async (): Promise<boolean> => {
+        const hashed = await (inFlight.shift() as Promise<HashedEntries>);
+        failure = verifier.pushHashed(hashed, size - done);
+        done += Math.min(hashed.count, size - done);
+        progress.update(done);
+        return failure === undefined && done < size;
+      };
+      let run: Uint8Array[] = [];
+      let runBytes = 0;
+      const send = (): void => {
+        inFlight.push(hashers.hash(run.length === 1 ? (run[0] as Uint8Array) : Buffer.concat(run, runBytes)));
+        run = [];
+        runBytes = 0;
+      };
+      let going = true;
+      for await (const chunk of chunks) {
+        // Runs of ~256 KiB: one message each way per ~1,000 lines.
+        run.push(chunk);
+        runBytes += chunk.length;
+        if (runBytes >= HASH_RUN_BYTES) send();
+        if (inFlight.length >= HASH_RUNS_IN_FLIGHT && !(going = await settle())) break;
+      }
+      if (going && runBytes > 0) send();
+      while (going && inFlight.length > 0) going = await settle();
+      // Runs asked for beyond a failure are not waited for.
+      for (const pending of inFlight) pending.catch(() => undefined);
     }
   } finally {
     progress.clear();
+    await hashers?.close();
   }
+  const mismatch = verifier.firstLeafMismatch;
   const result = failure ?? verifier.end();
   if (!result.ok) {
     // A root mismatch spans a checkpoint's range; the altered Change inside it is named exactly.
@@ -768,6 +813,12 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
 // ---------------------------------------------------------------------------------------------
 // The commands
 
+function nonNegativeInteger(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new InvalidArgumentError("not a whole number");
+  return n;
+}
+
 /** Runs a verification, printing its verdict when it ends with one. */
 function verifying<Args extends unknown[]>(
   what: string,
@@ -798,6 +849,11 @@ export function registerLogCommands(program: Command): void {
       "the hub's public key (PEM) to trust; by default the one the hub or the file gives",
     )
     .option("--json", "the verdict as one JSON object")
+    .option(
+      "--threads <n>",
+      "threads that hash the entries besides the one that fetches them and checks the tree (default 1 when there are 2 cores or more, else 0)",
+      nonNegativeInteger,
+    )
     .addHelpText("after", help)
     .action(
       verifying(

@@ -113,6 +113,42 @@ function kindParameter(value: string | readonly string[]): string {
   return typeof value === "string" ? value : value.join(",");
 }
 
+/**
+ * A response's body in chunks that end at a line feed; the bytes after a chunk's last line feed
+ * wait for the next chunk (and a last line without one is given at the end).
+ */
+async function* wholeLines(
+  body: ReadableStream<Uint8Array> | null,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  if (body === null) return;
+  const reader = body.getReader();
+  let carry: Uint8Array | undefined;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      let chunk = value;
+      if (carry !== undefined) {
+        const joined = new Uint8Array(carry.length + chunk.length);
+        joined.set(carry);
+        joined.set(chunk, carry.length);
+        chunk = joined;
+        carry = undefined;
+      }
+      const lastLineFeed = chunk.lastIndexOf(0x0a);
+      if (lastLineFeed < 0) {
+        carry = chunk;
+        continue;
+      }
+      if (lastLineFeed + 1 < chunk.length) carry = chunk.slice(lastLineFeed + 1);
+      yield chunk.subarray(0, lastLineFeed + 1);
+    }
+    if (carry !== undefined && carry.length > 0) yield carry;
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}
+
 /** Sets the query parameters that are defined. */
 function withQuery(url: URL, query: Record<string, string | number | undefined>): URL {
   for (const [name, value] of Object.entries(query)) {
@@ -419,6 +455,59 @@ export class HubClient extends DirectoryClient {
       start = end + 1;
     }
     return entries;
+  }
+
+  /**
+   * Up to `limit` entries after seq `after` as the hub sent them: NDJSON bytes, one Change a line
+   * with its recorded leaf, unparsed — for `LogVerifier.pushEntry`, which hashes a canonical
+   * line's bytes as they are.
+   */
+  async logEntriesText(options: { after?: number; limit?: number } = {}): Promise<Uint8Array> {
+    const url = withQuery(new URL("log/entries", this.url), { after: options.after, limit: options.limit });
+    const response = await this.request("GET", url, { accept: "application/x-ndjson" });
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  /**
+   * The entries after `after` up to seq `upTo` (or the Log's end) as the hub sends them, NDJSON
+   * bytes unparsed: chunks of whole lines, as they arrive (a line split between two network reads
+   * is joined), so that a verifier hashes one chunk while the next is on its way. The hub's pages
+   * (`pageSize` entries) follow its `Link: rel="next"`; the next is asked for as soon as the
+   * current one's headers are in. The last page may run past `upTo`.
+   */
+  async *logEntryChunks(
+    options: { after?: number; upTo?: number; pageSize?: number } = {},
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    const limit = options.pageSize ?? ENTRIES_PAGE_SIZE;
+    const upTo = options.upTo ?? Number.POSITIVE_INFINITY;
+    const page = (after: number): Promise<Response> => {
+      const url = withQuery(new URL("log/entries", this.url), { after, limit });
+      const pending = this.request("GET", url, { accept: "application/x-ndjson" });
+      // Handled when awaited; this only keeps an early `break` from leaving it unhandled.
+      pending.catch(() => undefined);
+      return pending;
+    };
+    let after = options.after ?? 0;
+    let pending: Promise<Response> | undefined = page(after);
+    try {
+      while (pending !== undefined) {
+        const response: Response = await pending;
+        pending = undefined;
+        const link = nextLinkOf(response.headers.get("link"), new URL(this.url));
+        if (link !== undefined) {
+          const next = Number(new URL(link).searchParams.get("after"));
+          if (!(Number.isSafeInteger(next) && next > after)) {
+            throw unexpected(response.status, `the log entries after seq ${after} go backwards`);
+          }
+          after = next;
+          if (after < upTo) pending = page(after);
+        }
+        yield* wholeLines(response.body);
+      }
+    } finally {
+      // Stopped early: the page asked for in advance is not read.
+      if (pending !== undefined) void pending.then((r) => r.body?.cancel()).catch(() => undefined);
+    }
   }
 
   /**

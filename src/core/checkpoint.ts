@@ -3,7 +3,15 @@
 import { KeyObject, createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
 import type { Change } from "./change.js";
 import { ValidationError, type ErrorLocation } from "./errors.js";
-import { MerkleFrontier, changeLeafHash, hashFromHex, hashToHex, hashesEqual } from "./merkle.js";
+import { EntryReader, EntryStatus, hashEntry, type HashedEntries, type HashedEntry } from "./log-entry.js";
+import {
+  HASH_LENGTH,
+  MerkleFrontier,
+  changeLeafHash,
+  hashFromHex,
+  hashToHex,
+  hashesEqual,
+} from "./merkle.js";
 
 /**
  * A signed statement by a hub: "my Log had `size` Changes, with Merkle root `root`, at `time`".
@@ -97,7 +105,18 @@ export type LogProblem =
   /** The Changes up to a checkpoint's size do not hash to its root: one of them was altered. */
   | "root-mismatch"
   /** A validly signed checkpoint covers more Changes than the Log has. */
-  | "missing-changes";
+  | "missing-changes"
+  /** An entry line (`pushEntry`) is not the JSON of a Change. */
+  | "malformed-entry";
+
+/** A Change whose entry records a leaf hash other than its own (`LogVerifier.firstLeafMismatch`). */
+export interface LeafMismatch {
+  seq: number;
+  /** The `leaf` the entry gave, or undefined if it gave none (or not a string). */
+  recorded: string | undefined;
+  /** The Change's leaf hash, recomputed, as hex. */
+  actual: string;
+}
 
 export type LogVerification =
   | {
@@ -138,6 +157,9 @@ export class LogVerifier {
   #provenSize = 0;
   #failure: LogFailure | undefined;
   #lastLeaf: Uint8Array | undefined;
+  #mismatch: LeafMismatch | undefined;
+  readonly #entries = new EntryReader();
+  readonly #entry: HashedEntry = { status: 0, seq: 0, leaf: undefined, note: undefined };
 
   /** Throws ValidationError only if `publicKey` is not an Ed25519 key; bad checkpoints are reported by `push`/`end`. */
   constructor(
@@ -163,7 +185,96 @@ export class LogVerifier {
     this.#lastLeaf = undefined;
     const earlier = this.#failure ?? this.#settle();
     if (earlier !== undefined) return earlier;
+    return this.#pushChange(change, this.#frontier.size + 1);
+  }
+
+  /**
+   * Adds the next Change as one entry line of the Log (the UTF-8 bytes `line[start, end)`, without
+   * its line feed): the JSON of a Change, as `GET /log/entries` serves it — with the leaf hash the
+   * Log recorded for it as a `leaf` member, which is not covered by the hash and is compared with
+   * the recomputed one (see `firstLeafMismatch`). The same verdict as `push(JSON.parse(line))`,
+   * and cheaper when the line is the Change's canonical JSON (RFC 8785) followed by
+   * `,"leaf":"<hex>"}`, as the hub writes it: its bytes are then hashed as they are, unparsed.
+   * A line that is not the JSON of an object fails with `malformed-entry`.
+   */
+  pushEntry(line: Uint8Array, start = 0, end: number = line.length): LogFailure | undefined {
+    this.#lastLeaf = undefined;
+    const earlier = this.#failure ?? this.#settle();
+    if (earlier !== undefined) return earlier;
+    hashEntry(this.#entries, line, start, end, this.#entry);
+    const entry = this.#entry;
+    return this.#pushHashed(entry.status, entry.seq, entry.leaf, entry.note);
+  }
+
+  /**
+   * Adds the next `limit` (default: all) of entry lines hashed apart, in order (`hashEntries` —
+   * on another thread, say): the same verdict as `pushEntry` of each line. Returns the failure if
+   * verification has failed (now or before).
+   */
+  pushHashed(hashed: HashedEntries, limit: number = hashed.count): LogFailure | undefined {
+    const notes = new Map(hashed.notes);
+    const count = Math.min(limit, hashed.count);
+    for (let i = 0; i < count; i++) {
+      this.#lastLeaf = undefined;
+      const earlier = this.#failure ?? this.#settle();
+      if (earlier !== undefined) return earlier;
+      const status = hashed.status[i] as number;
+      const leaf =
+        status === EntryStatus.hashed || status === EntryStatus.leafDiffers
+          ? hashed.leaves.slice(i * HASH_LENGTH, (i + 1) * HASH_LENGTH)
+          : undefined;
+      const failure = this.#pushHashed(status, hashed.seqs[i] as number, leaf, notes.get(i));
+      if (failure !== undefined) return failure;
+    }
+    return this.#failure;
+  }
+
+  // One hashed entry: the checks `push` makes, in its order (malformed, seq, hashable).
+  #pushHashed(
+    status: number,
+    seq: number,
+    leaf: Uint8Array | undefined,
+    note: string | undefined,
+  ): LogFailure | undefined {
     const expected = this.#frontier.size + 1;
+    if (status === EntryStatus.malformed) {
+      return (this.#failure = fail(
+        expected,
+        "malformed-entry",
+        `the entry after seq ${expected - 1} is not the JSON of a Change`,
+      ));
+    }
+    if (seq !== expected) {
+      const found = Number.isNaN(seq) ? (note ?? "none") : String(seq);
+      return (this.#failure = fail(expected, "sequence", `expected seq ${expected}, found ${found}`));
+    }
+    if (status === EntryStatus.unhashable || leaf === undefined) {
+      return (this.#failure = fail(
+        expected,
+        "unhashable-change",
+        `change ${expected} cannot be hashed: ${note ?? "no JSON form"}`,
+      ));
+    }
+    this.#frontier.append(leaf);
+    this.#lastLeaf = leaf;
+    if (status === EntryStatus.leafDiffers) this.#noteMismatch(expected, note, leaf);
+    return this.#settle();
+  }
+
+  /**
+   * The first Change fed by `pushEntry` whose entry's recorded `leaf` (missing: undefined) is not
+   * its recomputed leaf hash. A checkpoint's root only says that some Change in its range
+   * differs; this names it, when the Log recorded the leaf before the Change was altered.
+   */
+  get firstLeafMismatch(): LeafMismatch | undefined {
+    return this.#mismatch;
+  }
+
+  #noteMismatch(seq: number, recorded: string | undefined, leaf: Uint8Array): void {
+    this.#mismatch ??= { seq, recorded, actual: hashToHex(leaf) };
+  }
+
+  #pushChange(change: Change, expected: number): LogFailure | undefined {
     const seq: unknown = typeof change === "object" && change !== null ? change.seq : undefined;
     if (seq !== expected) {
       return (this.#failure = fail(expected, "sequence", `expected seq ${expected}, found ${describe(seq)}`));
@@ -185,7 +296,7 @@ export class LogVerifier {
   }
 
   /**
-   * The leaf hash the last `push` computed for its Change, or undefined if it hashed none (the
+   * The leaf hash the last `push` or `pushEntry` computed for its Change, or undefined if it hashed none (the
    * Change was out of sequence or unhashable, or verification had already failed): a caller that
    * also compares the hub's recorded leaves needs no second hash.
    */

@@ -11,6 +11,7 @@ export * from "./registration.js";
 export * from "./hybrid-logical-clock.js";
 export * from "./merkle.js";
 export * from "./checkpoint.js";
+export { EntryStatus, hashEntries, type HashedEntries } from "./log-entry.js";
 export * from "./data-schema-validation.js";
 export * from "./time-expression.js";
 export * from "./mqtt-device.js";

@@ -18,6 +18,24 @@ const EMPTY_ROOT: Uint8Array = createHash("sha256").digest();
 const nodeInput = new Uint8Array(1 + 2 * HASH_LENGTH);
 nodeInput[0] = 0x01;
 
+/**
+ * SHA-256 of bytes or of a string's UTF-8, as 32 bytes. On Node 20 a one-shot `hash` is ~4× as
+ * fast with a string output as with `"buffer"` (0.3 µs against 1.3 µs for a node hash, the cost
+ * being the Buffer it makes), so the digest comes out as latin1 — one char per byte — and is
+ * copied into an array of its own (never a view of a shared pool: a Log's writer thread is sent
+ * its leaves).
+ */
+export function sha256Digest(data: string | Uint8Array): Uint8Array {
+  return bytesOfBinary(hash("sha256", data, "binary"));
+}
+
+/** The 32 bytes of a digest given as a latin1 ("binary") string of 32 chars. */
+function bytesOfBinary(binary: string): Uint8Array {
+  const out = new Uint8Array(HASH_LENGTH);
+  for (let i = 0; i < HASH_LENGTH; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}
+
 /** RFC 9162 §2.1.1: the hash of one leaf, `SHA-256(0x00 || bytes)`. */
 export function leafHash(bytes: Uint8Array): Uint8Array {
   return createHash("sha256").update(LEAF_PREFIX).update(bytes).digest();
@@ -32,7 +50,7 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
   }
   nodeInput.set(left, 1);
   nodeInput.set(right, 1 + HASH_LENGTH);
-  return hash("sha256", nodeInput, "buffer");
+  return sha256Digest(nodeInput);
 }
 
 /**
@@ -48,7 +66,7 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
 export function changeLeafHash(change: Change): Uint8Array {
   // One-shot hashing of a string is UTF-8 and faster than a Hash object; U+0000 is the byte 0x00.
   // canonicalChangeJson is canonicalJson of the Change without `leaf`, without sorting per Change.
-  return hash("sha256", `\u0000${canonicalChangeJson(change)}`, "buffer");
+  return sha256Digest(`\u0000${canonicalChangeJson(change)}`);
 }
 
 /** RFC 9162 §2.1.1: the Merkle Tree Hash of a list of leaf hashes (SHA-256 of "" when empty). */

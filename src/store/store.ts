@@ -251,4 +251,23 @@ export interface Store {
   rolloutProgress(rollout: string): Promise<RolloutProgress>;
   /** Waits for queued writes to commit, then releases the database. */
   close(): Promise<void>;
+  /**
+   * The Changes with `seq > after`, oldest first, at most `limit`, as the Log's entries for
+   * verifiers (`GET /log/entries`): NDJSON, one line per Change, each a JSON object of the Change
+   * as it is stored now, with the leaf hash recorded when it was appended as a last member
+   * `"leaf"` (64 lowercase hex digits). When its other members are written in RFC 8785 form — the
+   * canonical JSON its leaf hash covers — a verifier hashes the bytes without re-serialising
+   * (`LogVerifier.pushEntry`); any other JSON of the Change verifies the same, more slowly.
+   */
+  logEntries(after: number, limit: number): Promise<LogEntries>;
+}
+
+/** A page of the Log's entries (`Store.logEntries`). */
+export interface LogEntries {
+  /** The NDJSON: one line per Change, each ending with a line feed (empty when there are none). */
+  body: Uint8Array;
+  /** How many Changes the page holds. */
+  count: number;
+  /** The seq of its last Change (`after` when it holds none). */
+  last: number;
 }

@@ -95,7 +95,7 @@ export function logRoutes(hub: Hub) {
       {
         schema: {
           summary:
-            "The Log's Changes with their leaf hashes, as NDJSON, oldest first, for verification and export",
+            "The Log's Changes as NDJSON, oldest first, for verification and export: each line a Change's canonical JSON (RFC 8785) with its recorded leaf hash as a last member",
           tags: ["log"],
           querystring: {
             type: "object",
@@ -109,14 +109,15 @@ export function logRoutes(hub: Hub) {
       },
       async (request, reply) => {
         const { after, limit } = request.query as { after: number; limit: number };
-        const changes = await hub.store.changesAfter(after, limit);
-        const last = changes.at(-1);
-        if (last && changes.length === limit) {
-          void reply.header("link", `</log/entries?after=${last.seq}&limit=${limit}>; rel="next"`);
+        // The store writes the lines from what it holds (each Change's canonical JSON and its
+        // recorded leaf), so a verifier hashes their bytes as sent: nothing is parsed here.
+        const page = await hub.store.logEntries(after, limit);
+        if (page.count === limit) {
+          void reply.header("link", `</log/entries?after=${page.last}&limit=${limit}>; rel="next"`);
         }
         return reply
           .type("application/x-ndjson")
-          .send(changes.map((c) => JSON.stringify(c)).join("\n") + (changes.length > 0 ? "\n" : ""));
+          .send(Buffer.from(page.body.buffer, page.body.byteOffset, page.body.byteLength));
       },
     );
   };

@@ -27,6 +27,7 @@ import type {
   ListOptions,
   ListReleasesOptions,
   ListRolloutsOptions,
+  LogEntries,
   LogHead,
   PutReleaseCommand,
   PutReleaseResult,
@@ -812,5 +813,8 @@ export class SqliteStore implements Store {
       this.db.close();
     })();
     return this.closing;
+  }
+  logEntries(after: number, limit: number): Promise<LogEntries> {
+    return this.read(() => this.log.entries(after, limit));
   }
 }
