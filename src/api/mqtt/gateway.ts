@@ -139,7 +139,10 @@ export class MqttGateway {
       if (this.#changeTopics.size >= MAX_REMEMBERED_TOPICS) this.#changeTopics.clear();
       this.#changeTopics.set(key, topic);
     }
-    this.#link.publish(topic, Buffer.from(JSON.stringify(change), "utf8"), { qos: 0 });
+    // On the embedded broker, a Change no client subscribed to is not even serialised.
+    if (this.#link.wants?.(topic) !== false) {
+      this.#link.publish(topic, Buffer.from(JSON.stringify(change), "utf8"), { qos: 0 });
+    }
     if (change.kind === "reported" && change.affordance !== undefined && this.#writes.size > 0) {
       const waiters = this.#writes.get(writeKey(change.thing, change.affordance));
       if (waiters !== undefined) {
