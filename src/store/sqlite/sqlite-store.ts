@@ -228,7 +228,7 @@ export class SqliteStore implements Store {
     this.maxBatch = options.maxBatch ?? 1_000;
     this.historyMergeThreshold = options.historyMergeThreshold ?? 100_000;
     // Small chunks: a merge transaction sits in the queue between ingest batches (~5 ms each).
-    this.historyMergeChunk = options.historyMergeChunk ?? 2_000;
+    this.historyMergeChunk = options.historyMergeChunk ?? 1_000;
     this.historyMergePace = options.historyMergePace ?? 2;
     this.log = new SqliteLog(this.db, options.historyRankStep);
     if (options.path !== ":memory:" && options.writerThread !== false)
