@@ -189,13 +189,11 @@ export class ExternalBroker implements BrokerLink {
       socket.setNoDelay(true);
       return socket;
     };
-    this.#client = new MqttClient(openSocket, {
+    // Both connections: MQTT 5, clean sessions, the same keep-alive and reconnection.
+    const common = {
       protocolId: "MQTT",
       protocolVersion: 5,
-      properties: { receiveMaximum: options.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM },
-      clientId: options.clientId,
       clean: true,
-      resubscribe: true,
       keepalive: 30,
       reconnectPeriod: 1_000,
       connectTimeout: 10_000,
@@ -205,20 +203,14 @@ export class ExternalBroker implements BrokerLink {
       log: () => undefined,
       ...(username === "" ? {} : { username }),
       ...(password === "" ? {} : { password }),
+    } as const;
+    this.#client = new MqttClient(openSocket, {
+      ...common,
+      properties: { receiveMaximum: options.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM },
+      clientId: options.clientId,
+      resubscribe: true,
     });
-    this.#publisher = new MqttClient(openSocket, {
-      protocolId: "MQTT",
-      protocolVersion: 5,
-      clientId: `${options.clientId}-out`,
-      clean: true,
-      keepalive: 30,
-      reconnectPeriod: 1_000,
-      connectTimeout: 10_000,
-      queueQoSZero: false,
-      log: () => undefined,
-      ...(username === "" ? {} : { username }),
-      ...(password === "" ? {} : { password }),
-    });
+    this.#publisher = new MqttClient(openSocket, { ...common, clientId: `${options.clientId}-out` });
     this.#publisher.on("connect", (connack) => {
       this.#maxOutgoingPacket = connack.properties?.maximumPacketSize ?? Number.POSITIVE_INFINITY;
     });
