@@ -553,6 +553,9 @@ describe("a Log altered behind the hub's back", () => {
         clock.advance(1000);
         await report(before, meter, { kind: "reported", affordance: "power", value: i });
       }
+      // The checkpoint of 16 is signed as the 16th Change is published and committed by the
+      // store's writer a moment later: asking for the latest waits for it.
+      expect(await getJson<Checkpoint>(before, "/log/checkpoint")).toMatchObject({ size: 16 });
       expect(await verifyOverHttp(before)).toEqual({ ok: true, size: 16, provenSize: 16 });
     } finally {
       await before.stop();
