@@ -361,7 +361,7 @@ export class SqliteLog {
     for (const row of this.stmt.allStreams.iterate()) {
       this.setStream(row.thing, subKey(row.affordance, row.kind), { seq: row.seq, value: row.value });
     }
-    this.view = { size: this.size, frontier: this.frontier.clone(), block: this.blockLeaves.slice() };
+    this.view = this.currentView();
     for (const row of this.stmt.tailRows.iterate(head.history_merged)) {
       const affordance = row.affordance ?? "";
       const sub = subKey(affordance, row.kind);
@@ -611,11 +611,24 @@ export class SqliteLog {
     this.pending = [];
     return {
       set,
-      view: { size: this.size, frontier: this.frontier.clone(), block: this.blockLeaves.slice() },
+      view: this.currentView(),
       pending,
       undoEnd: this.undoBase + this.undo.length,
       streams,
     };
+  }
+
+  /**
+   * A stream as committed: changed by a batch not committed yet, it reads as it was before it
+   * (undefined: it did not exist).
+   */
+  private committedState(thing: string, sub: string, latest: StreamState): StreamState | undefined {
+    return latest.seq > this.view.size ? this.shadow.get(`${thing}\u0000${sub}`) : latest;
+  }
+
+  /** The Log as it is in memory now, as readers will see it once it has committed. */
+  private currentView(): CommittedView {
+    return { size: this.size, frontier: this.frontier.clone(), block: this.blockLeaves.slice() };
   }
 
   /**
@@ -629,7 +642,7 @@ export class SqliteLog {
       this.undoBase += this.undo.length;
       this.undo = [];
       this.shadow.clear();
-      this.view = { size: this.size, frontier: this.frontier.clone(), block: this.blockLeaves.slice() };
+      this.view = this.currentView();
       return;
     }
     for (const entry of batch.pending) this.tail.add(entry.key, entry.seq);
@@ -670,7 +683,7 @@ export class SqliteLog {
     const streams: Array<[string, string, StreamState]> = [];
     for (const [thing, subs] of this.projection) {
       for (const [sub, latest] of subs) {
-        const state = latest.seq > history.upTo ? this.shadow.get(`${thing}\u0000${sub}`) : latest;
+        const state = this.committedState(thing, sub, latest);
         if (state !== undefined && state.seq > this.mergedUpTo && state.seq <= history.upTo)
           streams.push([thing, sub, state]);
       }
@@ -795,8 +808,7 @@ export class SqliteLog {
   private streamsOf(thing: string, affordance?: string, kinds?: readonly string[]) {
     const out: Array<{ affordance: string; kind: string; seq: number }> = [];
     for (const [sub, latest] of this.projection.get(thing) ?? []) {
-      // A stream changed by a batch not committed yet is read as it was before it.
-      const state = latest.seq > this.view.size ? this.shadow.get(`${thing}\u0000${sub}`) : latest;
+      const state = this.committedState(thing, sub, latest);
       if (state === undefined) continue;
       const [a, kind] = splitSubKey(sub);
       if ((affordance === undefined || a === affordance) && (!kinds || kinds.includes(kind))) {

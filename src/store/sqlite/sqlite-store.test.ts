@@ -85,7 +85,11 @@ function readings(count: number, things: number, offset = 0): ChangeDraft[] {
 interface Internals {
   db: Database.Database;
   log: SqliteLog;
-  enqueue<T>(run: () => T, afterCommit?: (value: T) => void, internal?: boolean): Promise<T>;
+  enqueue<T>(
+    run: () => T,
+    afterCommit?: (value: T) => void,
+    flags?: { internal?: boolean; logOnly?: boolean; first?: boolean },
+  ): Promise<T>;
 }
 
 function internals(store: SqliteStore): Internals {
@@ -688,7 +692,7 @@ describe("SqliteStore", () => {
         const result = await internals(store).enqueue(
           () => log.mergeChunk(cycle, 50),
           (r) => log.merged(cycle, r),
-          true,
+          { internal: true },
         );
         expect(result).toMatchObject({ done: false });
       }

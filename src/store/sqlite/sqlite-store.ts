@@ -59,9 +59,9 @@ export interface SqliteStoreOptions {
   /** Index entries written per merge chunk, at least. */
   historyMergeChunk?: number;
   /**
-   * A merge chunk also takes this many times as many entries as Changes were appended since the
-   * one before (default 2), so that merging keeps up with ingest; 0 makes every chunk
-   * `historyMergeChunk` (tests).
+   * Once the tail has fallen behind (twice the threshold), a merge chunk takes this many times as
+   * many entries as Changes were appended since the one before (default 2), so that merging
+   * catches up with ingest; 0 makes every chunk `historyMergeChunk` (tests).
    */
   historyMergePace?: number;
   /** countStream keeps the seq of every this-many-th index entry of a stream (tests make it small). */
@@ -227,7 +227,7 @@ export class SqliteStore implements Store {
     this.maxQueue = options.maxQueue ?? 10_000;
     this.maxBatch = options.maxBatch ?? 1_000;
     this.historyMergeThreshold = options.historyMergeThreshold ?? 100_000;
-    // Small chunks: a merge transaction sits in the queue between ingest batches (~5 ms each).
+    // Small chunks: the appends that ride with one wait for it on the writer (5–10 ms at 2M Changes).
     this.historyMergeChunk = options.historyMergeChunk ?? 1_000;
     this.historyMergePace = options.historyMergePace ?? 2;
     this.log = new SqliteLog(this.db, options.historyRankStep);
@@ -328,12 +328,15 @@ export class SqliteStore implements Store {
       .immediate();
   }
 
+  /**
+   * Queues a command. `internal`: the store's own (merges, checkpoints), never refused for a full
+   * queue; `logOnly`: it writes only through the Log, so the writer thread may commit it; `first`:
+   * it goes ahead of the queued commands.
+   */
   private enqueue<T>(
     run: () => T,
     afterCommit?: (value: T) => void,
-    internal = false,
-    logOnly = false,
-    first = false,
+    { internal = false, logOnly = false, first = false } = {},
   ): Promise<T> {
     if (this.closed) return Promise.reject(new UnavailableError("The store is closing"));
     if (!internal && this.queue.length >= this.maxQueue) {
@@ -524,24 +527,21 @@ export class SqliteStore implements Store {
     this.merging = true;
     const cycle: LogMergeCycle = this.log.beginMerge();
     const step = (): void => {
-      // Each chunk goes into the next batch, ahead of the appends, and merges (by default) twice
-      // what was appended since the one before: the tail (memory) stays bounded however fast Changes
-      // come, and the merge's cost is spread over the batches instead of piling up.
+      // Each chunk goes into the next batch, ahead of the appends, so the merge's cost is spread
+      // over the batches. The appends riding with a chunk wait for it on the writer (~5 µs an
+      // entry), so chunks stay small; only when the tail has fallen behind (twice the threshold)
+      // do they catch up, at `historyMergePace` times what was appended since the last one,
+      // capped so that none holds the event loop or the writer long: memory stays bounded.
       this.enqueue(
         () => {
-          // The appends behind a chunk wait for it on the writer (~5 µs an entry): while the tail
-          // is under twice the threshold, chunks stay small, for latency; past that, they catch
-          // up, capped so that none holds the event loop or the writer long.
-          const cap = this.log.tailSize < 2 * this.historyMergeThreshold ? 0 : MAX_PACED_CHUNK;
-          const paced = Math.min(this.historyMergePace * this.appendedSinceChunk, cap);
-          const limit = Math.max(this.historyMergeChunk, paced);
+          const behind = this.log.tailSize >= 2 * this.historyMergeThreshold;
+          const paced = Math.min(this.historyMergePace * this.appendedSinceChunk, MAX_PACED_CHUNK);
+          const limit = behind ? Math.max(this.historyMergeChunk, paced) : this.historyMergeChunk;
           this.appendedSinceChunk = 0;
           return this.log.mergeChunk(cycle, limit);
         },
         (result) => this.log.merged(cycle, result),
-        true,
-        true,
-        true,
+        { internal: true, logOnly: true, first: true },
       ).then(
         (result) => {
           if (result.done || this.closed) this.merging = false;
@@ -713,8 +713,7 @@ export class SqliteStore implements Store {
         return this.log.appendAll(drafts);
       },
       undefined,
-      false,
-      true,
+      { logOnly: true },
     );
   }
 
@@ -759,7 +758,10 @@ export class SqliteStore implements Store {
   }
 
   addCheckpoint(checkpoint: Checkpoint): Promise<void> {
-    return this.enqueue(() => this.log.addCheckpoint(checkpoint), undefined, true, true);
+    return this.enqueue(() => this.log.addCheckpoint(checkpoint), undefined, {
+      internal: true,
+      logOnly: true,
+    });
   }
 
   checkpoints(options: { after?: number; limit?: number } = {}): Promise<Checkpoint[]> {
@@ -814,6 +816,7 @@ export class SqliteStore implements Store {
     })();
     return this.closing;
   }
+
   logEntries(after: number, limit: number): Promise<LogEntries> {
     return this.read(() => this.log.entries(after, limit));
   }
