@@ -4,6 +4,7 @@
 // themselves. Outgoing QoS 0 messages are not queued while offline, and dropped when the socket's
 // buffer is full.
 import { MqttClient } from "mqtt";
+import { generate } from "mqtt-packet";
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { Logger } from "pino";
@@ -56,8 +57,9 @@ interface Writable {
 /**
  * Bytes written to a connection in the same turn, sent together in one write: the PUBACKs of one
  * commit and the Changes it republishes. Written straight to the socket (MQTT 5 §3.4 PUBACK,
- * §3.3 PUBLISH at QoS 0), not packet by packet through mqtt.js's writable stream, which cost a
- * stream write, a cork and a `nextTick` per packet — a fifth of the gateway's CPU per reading.
+ * §3.3 PUBLISH at QoS 0, encoded by mqtt-packet), not packet by packet through mqtt.js's
+ * writable stream, which cost a stream write, a cork and a `nextTick` per packet — a fifth of the
+ * gateway's CPU per reading.
  */
 class Outbox {
   #chunks: Buffer[] = [];
@@ -91,38 +93,17 @@ class Outbox {
   }
 }
 
-/** MQTT 5 §3.4: a PUBACK with reason Success and no properties is its fixed header and packet id. */
+// The packets written straight to the socket are encoded by mqtt.js's own encoder (MQTT 5).
+const MQTT_5 = { protocolVersion: 5 };
+
+/** MQTT 5 §3.4: a PUBACK, reason Success. */
 function pubackPacket(messageId: number): Buffer {
-  const packet = Buffer.allocUnsafe(4);
-  packet[0] = 0x40;
-  packet[1] = 2;
-  packet.writeUInt16BE(messageId, 2);
-  return packet;
+  return generate({ cmd: "puback", messageId }, MQTT_5);
 }
 
 /** MQTT 5 §3.3: a QoS 0 PUBLISH (no packet id), no properties. */
 function publishPacket(topic: string, payload: Buffer, retain: boolean): Buffer {
-  const topicBytes = Buffer.byteLength(topic, "utf8");
-  // Topic length (2), topic, property length (1: none), payload.
-  const remaining = 2 + topicBytes + 1 + payload.length;
-  let lengthBytes = 1;
-  for (let n = remaining; n > 127; n = Math.floor(n / 128)) lengthBytes++;
-  const packet = Buffer.allocUnsafe(1 + lengthBytes + remaining);
-  packet[0] = 0x30 | (retain ? 1 : 0);
-  let at = 1;
-  let n = remaining;
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    packet[at++] = byte;
-  } while (n > 0);
-  packet.writeUInt16BE(topicBytes, at);
-  at += 2;
-  at += packet.write(topic, at, "utf8");
-  packet[at++] = 0;
-  payload.copy(packet, at);
-  return packet;
+  return generate({ cmd: "publish", topic, payload, qos: 0, retain, dup: false }, MQTT_5);
 }
 
 export function parseBrokerUrl(text: string): URL {
