@@ -2,7 +2,7 @@
 // merge cycles that hand entries out in index order, chunk by chunk, until they are removed.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { HistoryTail, splitStreamKey, streamKey, type TailEntry } from "./history-tail.js";
+import { HistoryTail, StreamOrder, splitStreamKey, streamKey, type TailEntry } from "./history-tail.js";
 
 const A = streamKey("urn:t:a", "temperature", "reported");
 const B = streamKey("urn:t:a", "", "described");
@@ -45,6 +45,46 @@ describe("streamKey", () => {
         if (x.some((p, i) => p !== y[i])) expect(keyOrder).toBe(tupleOrder);
       }),
     );
+  });
+});
+
+describe("StreamOrder", () => {
+  it("property: keys added in any waves, repeated or not, come out once each in ascending order", () => {
+    const key = fc.string({ maxLength: 5 });
+    fc.assert(
+      fc.property(fc.array(fc.array(key, { maxLength: 20 }), { maxLength: 6 }), (waves) => {
+        const order = new StreamOrder();
+        const seen = new Set<string>();
+        for (const wave of waves) {
+          for (const k of wave) {
+            order.add(k);
+            seen.add(k);
+          }
+          const expected = [...seen].sort();
+          expect(order.sorted()).toEqual(expected);
+          expect(order.size).toBe(expected.length);
+        }
+      }),
+    );
+  });
+
+  it("keeps an array it handed out unchanged when keys arrive later (a merge cycle walks it)", () => {
+    const order = new StreamOrder();
+    order.add("b");
+    order.add("d");
+    const walked = order.sorted();
+    order.add("a");
+    order.add("c");
+    expect(walked).toEqual(["b", "d"]);
+    expect(order.sorted()).toEqual(["a", "b", "c", "d"]);
+  });
+
+  it("reset forgets every key but the given ones", () => {
+    const order = new StreamOrder();
+    for (const k of ["x", "y", "z"]) order.add(k);
+    order.reset(["z", "w"]);
+    expect(order.sorted()).toEqual(["w", "z"]);
+    expect(order.size).toBe(2);
   });
 });
 

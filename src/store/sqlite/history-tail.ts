@@ -15,8 +15,69 @@ export function splitStreamKey(key: string): [thing: string, affordance: string,
   return [thing, affordance, kind];
 }
 
+/**
+ * Every stream key seen so far, kept in sorted order: a merge cycle walks it instead of sorting
+ * the tail's keys again (tens of milliseconds for 30,000 streams, on the event loop). Keys new
+ * since the last walk are sorted on their own and merged in, so a cycle costs one pass.
+ */
+export class StreamOrder {
+  private readonly known = new Set<string>();
+  private order: string[] = [];
+  private fresh: string[] = [];
+
+  get size(): number {
+    return this.known.size;
+  }
+
+  add(key: string): void {
+    if (this.known.has(key)) return;
+    this.known.add(key);
+    this.fresh.push(key);
+  }
+
+  /** All keys, ascending (the array is replaced, never changed, when keys arrive). */
+  sorted(): readonly string[] {
+    if (this.fresh.length === 0) return this.order;
+    const fresh = this.fresh.sort();
+    this.fresh = [];
+    const old = this.order;
+    const merged = new Array<string>(old.length + fresh.length);
+    let i = 0;
+    let j = 0;
+    let k = 0;
+    while (i < old.length && j < fresh.length) {
+      const a = old[i] as string;
+      const b = fresh[j] as string;
+      if (a < b) {
+        merged[k++] = a;
+        i++;
+      } else {
+        merged[k++] = b;
+        j++;
+      }
+    }
+    while (i < old.length) merged[k++] = old[i++] as string;
+    while (j < fresh.length) merged[k++] = fresh[j++] as string;
+    this.order = merged;
+    return merged;
+  }
+
+  /** Starts again from `keys` (streams gone for good are forgotten). */
+  reset(keys: Iterable<string>): void {
+    this.known.clear();
+    this.order = [];
+    this.fresh = [];
+    for (const key of keys) this.add(key);
+  }
+}
+
 export interface MergeCycle {
   readonly upTo: number;
+  /**
+   * Every stream key known when the cycle began, in index order: the cycle walks it, chunk by
+   * chunk, skipping streams with nothing to merge.
+   */
+  readonly keys: readonly string[];
   /**
    * The first entries of the cycle still in the tail, in index order, or [] when the cycle is
    * done. A chunk is handed out again until `remove` takes its entries out of the tail, so a chunk
@@ -30,6 +91,9 @@ export class HistoryTail {
   private readonly streams = new Map<string, number[]>();
   private count = 0;
 
+  /** `order` learns every key the tail is given. */
+  constructor(readonly order: StreamOrder = new StreamOrder()) {}
+
   get size(): number {
     return this.count;
   }
@@ -39,6 +103,7 @@ export class HistoryTail {
     if (!seqs) {
       seqs = [];
       this.streams.set(key, seqs);
+      this.order.add(key);
     }
     seqs.push(seq);
     this.count++;
@@ -71,13 +136,14 @@ export class HistoryTail {
    * so that each chunk covers one contiguous range of the index and writes each page once.
    */
   beginMerge(upTo: number): MergeCycle {
-    const keys = [...this.streams.keys()].sort();
+    const keys = this.order.sorted();
     // Streams before `position` have nothing left at or below `upTo`, for good: the tail only
     // gains newer seqs. No other cursor: what a chunk took stays in the tail until it is removed.
     let position = 0;
     const pendingIn = (key: string): number => upperBound(this.streams.get(key) ?? [], upTo);
     return {
       upTo,
+      keys,
       nextChunk: (limit) => {
         while (position < keys.length && pendingIn(keys[position] ?? "") === 0) position++;
         const out: TailEntry[] = [];
@@ -90,6 +156,11 @@ export class HistoryTail {
         return out;
       },
     };
+  }
+
+  /** The streams that have entries. */
+  keys(): IterableIterator<string> {
+    return this.streams.keys();
   }
 
   has(key: string, seq: number): boolean {

@@ -68,17 +68,22 @@ interface CommittedView {
 
 export interface MergeChunk {
   entries: TailEntry[];
-  /** How far into the cycle's streams this chunk wrote. */
+  /** How far into the cycle's stream order this chunk looked for streams to write. */
   streamsTo?: number;
+  /** The streams it wrote (or found gone), whose rows are no longer behind once it commits. */
+  streams?: string[];
   done: boolean;
 }
 
 /** One merge cycle: the history tail up to a position, then the streams changed up to it. */
 export interface LogMergeCycle {
   history: MergeCycle;
-  streams: Array<[thing: string, sub: string, state: { seq: number; value: string | null }]>;
+  /** How far the streams part of the cycle has walked `history.keys`. */
   position: number;
 }
+
+/** A merge chunk writing streams looks at up to this many stream keys per stream it may write. */
+const STREAM_KEYS_PER_CHUNK = 8;
 
 /** A stream's rank marks (countStream) keep the seq of every RANK_STEP-th entry of its index. */
 const RANK_STEP = 1024;
@@ -248,6 +253,11 @@ export class SqliteLog {
    */
   private readonly projection = new Map<string, Map<string, StreamState>>();
   /**
+   * The streams whose row in `streams` may be older than their state here (appended to since the
+   * merge cycle that last wrote them): the next cycle writes them, in the tail's stream order.
+   */
+  private readonly dirty = new Set<string>();
+  /**
    * How to undo the projection updates of the batches not committed yet, newest last
    * (mark/rollback); entry i is the (undoBase + i)-th ever, so that marks stay valid while the
    * front of the array is dropped as batches commit.
@@ -368,9 +378,13 @@ export class SqliteLog {
       if ((this.projection.get(row.thing)?.get(sub)?.seq ?? 0) < row.seq) {
         this.setStream(row.thing, sub, { seq: row.seq, value: row.affordance === null ? null : row.value });
       }
+      const key = streamKey(row.thing, affordance, row.kind);
+      // A cycle cut short may have written its history entries, never its streams.
+      this.dirty.add(key);
+      this.tail.order.add(key);
       if (this.stmt.historyCount.get(row.thing, affordance, row.kind, row.seq - 1, row.seq)?.n === 1)
         continue;
-      this.tail.add(streamKey(row.thing, affordance, row.kind), row.seq);
+      this.tail.add(key, row.seq);
     }
   }
 
@@ -532,6 +546,7 @@ export class SqliteLog {
     this.blockLeaves.push(leaf);
     if (seq % BLOCK === 0) this.blockLeaves = [];
     this.pending.push({ key, seq });
+    this.dirty.add(key);
     change.leaf = hashToHex(leaf);
     return change;
   }
@@ -675,21 +690,20 @@ export class SqliteLog {
 
   /** Starts merging the tail up to the current size into the history table. */
   beginMerge(): LogMergeCycle {
-    // Only what has committed: batches in flight may still fail.
-    const history = this.tail.beginMerge(this.view.size);
-    // The streams that changed since the last completed cycle, up to this one's end, in key
-    // order. A stream changed again after `upTo` is written by a later cycle; until then the
-    // start-up replay of the Log after `history_merged` restores it.
-    const streams: Array<[string, string, StreamState]> = [];
-    for (const [thing, subs] of this.projection) {
-      for (const [sub, latest] of subs) {
-        const state = this.committedState(thing, sub, latest);
-        if (state !== undefined && state.seq > this.mergedUpTo && state.seq <= history.upTo)
-          streams.push([thing, sub, state]);
-      }
+    const order = this.tail.order;
+    // Streams of removed Things leave the order when it has grown to twice what is live.
+    let live = 0;
+    for (const subs of this.projection.values()) live += subs.size;
+    if (order.size > 2 * live + 1024) {
+      const keys = new Set(this.tail.keys());
+      for (const [thing, subs] of this.projection)
+        for (const sub of subs.keys()) keys.add(`${thing}\u0000${sub}`);
+      for (const key of this.dirty) keys.add(key);
+      order.reset(keys);
     }
-    streams.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
-    return { history, streams, position: 0 };
+    // Only what has committed: batches in flight may still fail. The streams whose row may be
+    // behind are written after the history entries, walking the same stream order.
+    return { history: this.tail.beginMerge(this.view.size), position: 0 };
   }
 
   /**
@@ -712,16 +726,29 @@ export class SqliteLog {
       else this.stmt.insertHistory.run(thing, affordance, kind, entry.seq);
     }
     if (entries.length > 0) return { entries, done: false };
-    if (cycle.position < cycle.streams.length) {
-      const end = Math.min(cycle.position + limit, cycle.streams.length);
-      for (let i = cycle.position; i < end; i++) {
-        const [thing, sub, state] = cycle.streams[i] ?? ["", "", { seq: 0, value: null }];
-        const [affordance, kind] = splitSubKey(sub);
+    const keys = cycle.history.keys;
+    if (cycle.position < keys.length) {
+      // The streams whose row may be behind, in key order: those whose committed state is at or
+      // before `upTo` are written. A stream changed again after `upTo` is written by a later
+      // cycle; until then the start-up replay of the Log after `history_merged` restores it. A
+      // chunk looks at a bounded number of keys, so that none holds the event loop long.
+      const streams: string[] = [];
+      let position = cycle.position;
+      const end = Math.min(keys.length, position + STREAM_KEYS_PER_CHUNK * Math.max(1, limit));
+      for (; position < end && streams.length < limit; position++) {
+        const key = keys[position] ?? "";
+        if (!this.dirty.has(key)) continue;
+        streams.push(key);
+        const [thing, affordance, kind] = splitStreamKey(key);
+        const sub = subKey(affordance, kind);
+        const latest = this.projection.get(thing)?.get(sub);
+        const state = latest && this.committedState(thing, sub, latest);
+        if (state === undefined || state.seq > cycle.history.upTo) continue;
         if (this.capture) this.capture.streams.push(thing, affordance, kind, state.seq, state.value);
         else this.stmt.upsertStream.run({ thing, affordance, kind, seq: state.seq, value: state.value });
       }
       // The cycle moves on only after COMMIT (merged): a chunk run again is the same chunk.
-      return { entries, streamsTo: end, done: false };
+      return { entries, streams, streamsTo: position, done: false };
     }
     if (this.capture) this.capture.merged = cycle.history.upTo;
     else this.stmt.saveMerged.run(cycle.history.upTo);
@@ -739,7 +766,15 @@ export class SqliteLog {
       ranks.count++;
       if (ranks.count % this.rankStep === 0) ranks.marks.push(entry.seq);
     }
-    if (chunk.streamsTo !== undefined) cycle.position = chunk.streamsTo;
+    if (chunk.streamsTo !== undefined) {
+      // A stream appended to since the cycle began stays behind (its newer state is unwritten).
+      for (const key of chunk.streams ?? []) {
+        const split = key.indexOf("\u0000");
+        const latest = this.projection.get(key.slice(0, split))?.get(key.slice(split + 1));
+        if (latest === undefined || latest.seq <= cycle.history.upTo) this.dirty.delete(key);
+      }
+      cycle.position = chunk.streamsTo;
+    }
   }
 
   addCheckpoint(checkpoint: Checkpoint): void {

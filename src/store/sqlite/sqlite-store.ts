@@ -56,12 +56,17 @@ export interface SqliteStoreOptions {
   maxBatch?: number;
   /** History entries kept in memory before they are merged into the index (docs/changes.md). */
   historyMergeThreshold?: number;
-  /** Index entries written per merge chunk, at least. */
+  /**
+   * Index entries written per merge chunk when nothing else is waiting, and at most while Changes
+   * arrive (default 1,000).
+   */
   historyMergeChunk?: number;
   /**
-   * Once the tail has fallen behind (twice the threshold), a merge chunk takes this many times as
-   * many entries as Changes were appended since the one before (default 2), so that merging
-   * catches up with ingest; 0 makes every chunk `historyMergeChunk` (tests).
+   * While Changes arrive, a merge chunk takes this many times as many entries as Changes were
+   * appended since the one before (default 2; at least MIN_PACED_CHUNK, at most
+   * `historyMergeChunk`), so that merging keeps ahead of ingest and each transaction carries
+   * only a little of it; once the tail has fallen behind (twice the threshold) the same share,
+   * no longer capped by `historyMergeChunk`. 0 makes every chunk `historyMergeChunk` (tests).
    */
   historyMergePace?: number;
   /** countStream keeps the seq of every this-many-th index entry of a stream (tests make it small). */
@@ -108,6 +113,9 @@ const MAX_IN_FLIGHT = 2;
 
 /** The most history entries a merge chunk takes to keep pace with ingest (a few ms of writing). */
 const MAX_PACED_CHUNK = 16_000;
+
+/** The fewest a paced chunk takes: smaller ones would cost more per entry than they save. */
+const MIN_PACED_CHUNK = 100;
 
 /** After COMMIT: each command's afterCommit runs, then its promise settles, in order. */
 function settleBatch(batch: readonly Pending[], outcomes: readonly Outcome[]): void {
@@ -529,16 +537,16 @@ export class SqliteStore implements Store {
     const step = (): void => {
       // Each chunk goes into the next batch, ahead of the appends, so the merge's cost is spread
       // over the batches. The appends riding with a chunk wait for it on the writer (~5 µs an
-      // entry), so chunks stay small; only when the tail has fallen behind (twice the threshold)
-      // do they catch up, at `historyMergePace` times what was appended since the last one,
-      // capped so that none holds the event loop or the writer long: memory stays bounded.
+      // entry), so while Changes arrive a chunk takes `historyMergePace` times what was appended
+      // since the one before: a little in each transaction, yet ahead of ingest. Only when the
+      // tail has fallen behind (twice the threshold) may it grow past `historyMergeChunk`,
+      // capped so that none holds the event loop or the writer long: memory stays bounded. With
+      // nothing appended since the last chunk nobody waits: a whole chunk goes.
       this.enqueue(
         () => {
-          const behind = this.log.tailSize >= 2 * this.historyMergeThreshold;
-          const paced = Math.min(this.historyMergePace * this.appendedSinceChunk, MAX_PACED_CHUNK);
-          const limit = behind ? Math.max(this.historyMergeChunk, paced) : this.historyMergeChunk;
+          const appended = this.appendedSinceChunk;
           this.appendedSinceChunk = 0;
-          return this.log.mergeChunk(cycle, limit);
+          return this.log.mergeChunk(cycle, this.chunkLimit(appended));
         },
         (result) => this.log.merged(cycle, result),
         { internal: true, logOnly: true, first: true },
@@ -554,6 +562,16 @@ export class SqliteStore implements Store {
       );
     };
     step();
+  }
+
+  /** How many history entries the next merge chunk takes, `appended` Changes after the last. */
+  private chunkLimit(appended: number): number {
+    const chunk = this.historyMergeChunk;
+    if (appended === 0 || this.historyMergePace === 0) return chunk;
+    const paced = Math.max(Math.min(chunk, MIN_PACED_CHUNK), this.historyMergePace * appended);
+    if (this.log.tailSize >= 2 * this.historyMergeThreshold)
+      return Math.max(chunk, Math.min(paced, MAX_PACED_CHUNK));
+    return Math.min(paced, chunk);
   }
 
   describe(command: DescribeCommand): Promise<DescribeResult> {
