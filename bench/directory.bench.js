@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Pool } from "undici";
-import { cpuTimesMs, nearestRank, rssMiB, startHub, stopHub } from "./support.js";
+import { cpuTimesMs, nearestRank, rssMiB, HUB_NODE_ARGS, hubNodeArgs, startHub, stopHub } from "./support.js";
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -20,7 +20,7 @@ const USAGE = `usage: node bench/directory.bench.js [--things N] [--clients N] [
   --pages N            measured listing pages of 100 (default 500)
   --searches N         measured JSONPath searches by @type (default 30), then one nested filter
   --timeout SECONDS    the whole run, hub start to hub exit (default 900)
-  --hub-node-args      node flags for the hub only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"`;
+  --hub-node-args      node flags for the hub only, added to bench/support.js HUB_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"`;
 
 function parseOptions(argv) {
   const options = {
@@ -30,7 +30,7 @@ function parseOptions(argv) {
     pages: 500,
     searches: 30,
     timeout: 900,
-    hubNodeArgs: [],
+    hubNodeArgs: [...HUB_NODE_ARGS],
   };
   const integers = {
     "--things": "things",
@@ -48,7 +48,7 @@ function parseOptions(argv) {
       process.exit(0);
     }
     if (flag === "--hub-node-args" && value !== undefined) {
-      options.hubNodeArgs = value.split(/\s+/).filter(Boolean);
+      options.hubNodeArgs = hubNodeArgs(value);
       i++;
       continue;
     }

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
-import { nearestRank } from "./support.js";
+import { HUB_NODE_ARGS, hubNodeArgs, nearestRank } from "./support.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const dist = (part) => join(ROOT, "dist", part, "index.js");
@@ -44,8 +44,10 @@ const USAGE = `usage: node bench/log.bench.js [--changes N] [--things N] [--hot 
   --query-seconds N    time budget of each kind of query (default 30)
   --verify-seconds N   time budget of the verification (default 120)
   --timeout SECONDS    the whole run (default 1500)
-The directory bench's flags (--clients --gets --pages --searches --hub-node-args), which
-bench/run.js passes to every bench, are accepted and ignored.`;
+  --hub-node-args "<flags>"  node flags for this process, which runs the hub in-process, added to
+                       bench/support.js HUB_NODE_ARGS (the bench runs itself again with them)
+The directory bench's flags (--clients --gets --pages --searches), which bench/run.js passes to
+every bench, are accepted and ignored.`;
 
 function parseOptions(argv) {
   const options = {
@@ -65,6 +67,7 @@ function parseOptions(argv) {
     querySeconds: 30,
     verifySeconds: 120,
     timeout: 1500,
+    hubNodeArgs: [...HUB_NODE_ARGS],
   };
   const integers = {
     "--changes": "changes",
@@ -84,13 +87,18 @@ function parseOptions(argv) {
     "--verify-seconds": "verifySeconds",
     "--timeout": "timeout",
   };
-  const foreign = new Set(["--clients", "--gets", "--pages", "--searches", "--hub-node-args"]);
+  const foreign = new Set(["--clients", "--gets", "--pages", "--searches"]);
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[i + 1];
     if (flag === "--help" || flag === "-h") {
       process.stderr.write(`${USAGE}\n`);
       process.exit(0);
+    }
+    if (flag === "--hub-node-args" && value !== undefined) {
+      options.hubNodeArgs = hubNodeArgs(value);
+      i++;
+      continue;
     }
     if (foreign.has(flag) && value !== undefined) {
       log(`ignoring ${flag} ${value} (another bench's flag)`);
@@ -1144,6 +1152,7 @@ async function main() {
       aims,
       aimsMet: Object.values(aims).every((a) => a.met),
       node: process.version,
+      nodeArgs: process.execArgv,
       cpus: availableParallelism(),
       load1: [loadBefore, round(loadavg()[0])],
     };
@@ -1173,7 +1182,25 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  log(`failed: ${err?.stack ?? err}`);
-  process.exitCode = 1;
-});
+/**
+ * The hub runs in this process: it runs as `things serve` is recommended to run
+ * (docs/operations.md), with the hub's node flags, by running itself again with them.
+ */
+function runWithHubFlags(options) {
+  const missing = options.hubNodeArgs.filter((flag) => !process.execArgv.includes(flag));
+  if (missing.length === 0) return false;
+  const child = spawn(process.execPath, [...process.execArgv, ...missing, ...process.argv.slice(1)], {
+    stdio: "inherit",
+  });
+  for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
+  child.on("exit", (code, signal) => {
+    process.exitCode = code ?? (signal ? 1 : 0);
+  });
+  return true;
+}
+
+if (!runWithHubFlags(parseOptions(process.argv.slice(2))))
+  main().catch((err) => {
+    log(`failed: ${err?.stack ?? err}`);
+    process.exitCode = 1;
+  });

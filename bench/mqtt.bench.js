@@ -17,7 +17,7 @@ import { Servient } from "@node-wot/core";
 // A CommonJS package whose named exports Node's loader cannot see: taken from its module.exports.
 import wotHttp from "@node-wot/binding-http";
 import { Pool, request as undiciRequest } from "undici";
-import { cpuMs, nearestRank, rssMiB, startHub, stopHub } from "./support.js";
+import { cpuMs, nearestRank, rssMiB, HUB_NODE_ARGS, hubNodeArgs, startHub, stopHub } from "./support.js";
 
 const { HttpClientFactory, HttpServer } = wotHttp;
 
@@ -43,7 +43,7 @@ const USAGE = `usage: node bench/mqtt.bench.js [--things N] [--readings N] [--pu
   --reads N           property reads, through the hub and directly, each (default 5000)
   --idle-ms N         a phase ends when nothing more arrived for this long (default 3000)
   --timeout SECONDS   the whole run (default 600)
-  --hub-node-args     node flags for the hub only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  --hub-node-args     node flags for the hub only, added to bench/support.js HUB_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 The broker: HYPERTHINGS_TEST_MQTT_URL (default mqtt://127.0.0.1:1883); unreachable → "skipped".`;
 
 function parseOptions(argv) {
@@ -58,7 +58,7 @@ function parseOptions(argv) {
     reads: 5_000,
     idleMs: 3_000,
     timeout: 600,
-    hubNodeArgs: [],
+    hubNodeArgs: [...HUB_NODE_ARGS],
   };
   const integers = {
     "--things": "things",
@@ -80,7 +80,7 @@ function parseOptions(argv) {
       process.exit(0);
     }
     if (flag === "--hub-node-args" && value !== undefined) {
-      options.hubNodeArgs = value.split(/\s+/).filter(Boolean);
+      options.hubNodeArgs = hubNodeArgs(value);
       i++;
       continue;
     }
