@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { canonicalChangeJson, canonicalJson, contentHash, sha256Hex } from "./canonical-json.js";
+import {
+  canonicalChangeJson,
+  canonicalChangeText,
+  canonicalJson,
+  contentHash,
+  sha256Hex,
+} from "./canonical-json.js";
 
 describe("canonical JSON (RFC 8785)", () => {
   it("sorts members by UTF-16 code units and writes no whitespace (RFC 8785 §3.2.3 example)", () => {
@@ -135,5 +141,44 @@ describe("canonical JSON (RFC 8785)", () => {
     );
     expect(() => canonicalChangeJson({ ...typical, value: Number.POSITIVE_INFINITY })).toThrow(TypeError);
     expect(() => canonicalChangeJson({ ...typical, cause: { actor: Number.NaN } })).toThrow(TypeError);
+  });
+
+  // The store's path: the same Change from its members, with the JSON values as canonical texts.
+  const recorded = fc.record(
+    {
+      seq: fc.nat(),
+      hlc: fc.oneof(fc.string(), fc.jsonValue()),
+      at: member,
+      thing: fc.oneof(fc.string(), fc.jsonValue()),
+      affordance: member,
+      kind: fc.oneof(fc.constantFrom("reported", "described"), fc.string()),
+      value: member,
+      previous: member,
+      cause: fc.oneof(cause, fc.constant({ actor: "admin", via: "http" })),
+    },
+    { requiredKeys: ["seq", "hlc", "thing", "kind", "cause"] },
+  );
+
+  it("canonicalChangeText, from the members' texts, writes what canonicalChangeJson writes (property)", () => {
+    const textOf = (v: unknown) => (v === undefined ? undefined : canonicalJson(v));
+    fc.assert(
+      fc.property(recorded, (c) => {
+        const expected = generic(c);
+        if (expected instanceof Error) return;
+        const actual = canonicalChangeText({
+          seq: c.seq,
+          hlc: c.hlc as string,
+          at: c.at as string | undefined,
+          thing: c.thing as string,
+          affordance: c.affordance as string | undefined,
+          kind: c.kind,
+          value: textOf(c.value),
+          previous: textOf(c.previous),
+          cause: canonicalJson(c.cause),
+        });
+        expect(actual).toBe(expected);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

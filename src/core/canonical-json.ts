@@ -114,3 +114,39 @@ export function canonicalChangeJson(change: object): string {
   }
   return membersInOrder(change as Record<string, unknown>, CHANGE_MEMBERS, bits);
 }
+
+/** A Change's members as the store has them: the JSON values already as canonical JSON text. */
+export interface ChangeTexts {
+  seq: number;
+  hlc: string;
+  at?: string | undefined;
+  thing: string;
+  affordance?: string | undefined;
+  kind: string;
+  /** canonicalJson of the value, previous value and cause. */
+  value?: string | undefined;
+  previous?: string | undefined;
+  cause: string;
+}
+
+/**
+ * `canonicalChangeJson` of the Change these members make, from texts the store has already
+ * serialised (a batch's cause once for all its Changes; a number's or a string's text as
+ * recorded), with one template per member instead of walking objects. A property test holds it
+ * byte-identical to canonicalChangeJson.
+ */
+export function canonicalChangeText(c: ChangeTexts): string {
+  let out = "{";
+  if (c.affordance !== undefined) out += `"affordance":${text(c.affordance)},`;
+  if (c.at !== undefined) out += `"at":${text(c.at)},`;
+  out += `"cause":${c.cause},"hlc":${text(c.hlc)},"kind":${text(c.kind)},`;
+  if (c.previous !== undefined) out += `"previous":${c.previous},`;
+  out += `"seq":${canonicalJson(c.seq)},"thing":${text(c.thing)}`;
+  if (c.value !== undefined) out += `,"value":${c.value}`;
+  return `${out}}`;
+}
+
+// A member typed as a string, written as canonicalJson writes whatever it really is.
+function text(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value) : canonicalJson(value);
+}

@@ -4,7 +4,7 @@
 // Hashes are 32-byte Uint8Arrays in memory and lowercase hex strings in JSON (as `sha256Hex`).
 // Tree sizes and indices are JavaScript numbers: safe integers, so up to 2^53 - 1 leaves.
 import { createHash, hash } from "node:crypto";
-import { canonicalChangeJson } from "./canonical-json.js";
+import { canonicalChangeJson, canonicalChangeText, type ChangeTexts } from "./canonical-json.js";
 import type { Change } from "./change.js";
 import { ValidationError } from "./errors.js";
 
@@ -67,6 +67,11 @@ export function changeLeafHash(change: Change): Uint8Array {
   // One-shot hashing of a string is UTF-8 and faster than a Hash object; U+0000 is the byte 0x00.
   // canonicalChangeJson is canonicalJson of the Change without `leaf`, without sorting per Change.
   return sha256Digest(`\u0000${canonicalChangeJson(change)}`);
+}
+
+/** changeLeafHash of a Change given as canonicalChangeText's members. */
+export function changeTextsLeafHash(texts: ChangeTexts): Uint8Array {
+  return sha256Digest(`\u0000${canonicalChangeText(texts)}`);
 }
 
 /** RFC 9162 §2.1.1: the Merkle Tree Hash of a list of leaf hashes (SHA-256 of "" when empty). */

@@ -9,17 +9,31 @@ export interface HubClock {
   stamp(): { hlc: string; time: Date };
 }
 
+/** `<12 hex digits of wall>-`: where the counter starts in formatHlc's text. */
+const WALL_PREFIX = 13;
+
 export function createHubClock(node: string, lastHlc: string | undefined, clock: () => Date): HubClock {
   const hlc = new HybridLogicalClock({
     node,
     clock: () => clock().getTime(),
     ...(lastHlc !== undefined && { last: parseHlc(lastHlc) }),
   });
+  let wall = -1;
+  let wallText = "";
+  const nodeText = `-${node}`;
   return {
     now: clock,
     stamp: () => {
       const stamp = hlc.now();
-      return { hlc: formatHlc(stamp), time: new Date(stamp.wall) };
+      // formatHlc, for a node the clock has checked: the wall's digits change once per ms.
+      if (stamp.wall !== wall) {
+        wall = stamp.wall;
+        wallText = formatHlc(stamp).slice(0, WALL_PREFIX);
+      }
+      return {
+        hlc: `${wallText}${stamp.counter.toString(16).padStart(8, "0")}${nodeText}`,
+        time: new Date(stamp.wall),
+      };
     },
   };
 }

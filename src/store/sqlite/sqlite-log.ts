@@ -6,7 +6,8 @@
 import type Database from "better-sqlite3";
 import {
   MerkleFrontier,
-  changeLeafHash,
+  canonicalJson,
+  changeTextsLeafHash,
   hashToHex,
   nodeHash,
   rootHash,
@@ -181,6 +182,15 @@ function toChange(row: ChangeRow): Change {
 interface Recorded {
   text: string;
   value: unknown;
+  /** canonicalJson of the value, once asked for (a batch's cause is asked for per Change). */
+  canonical?: string;
+}
+
+/** The canonical JSON of a recorded value: its JSON text already, unless it is an object or array. */
+function canonicalOf(recorded: Recorded): string {
+  const { value } = recorded;
+  return (recorded.canonical ??=
+    value === null || typeof value !== "object" ? recorded.text : canonicalJson(value));
 }
 
 function asRecorded(value: unknown): Recorded {
@@ -505,7 +515,18 @@ export class SqliteLog {
     if (draft.affordance !== undefined) change.affordance = draft.affordance;
     if (value !== undefined) change.value = value.value;
     if (previous !== undefined) change.previous = previous.value;
-    const leaf = changeLeafHash(change);
+    // canonicalChangeJson(change), from the texts at hand: the leaf hash covers what is recorded.
+    const leaf = changeTextsLeafHash({
+      seq,
+      hlc: draft.hlc,
+      at: draft.at,
+      thing: draft.thing,
+      affordance: draft.affordance,
+      kind: draft.kind,
+      value: value && canonicalOf(value),
+      previous: previous && canonicalOf(previous),
+      cause: canonicalOf(cause),
+    });
     const valueText = value?.text ?? null;
     const capture = this.capture;
     if (capture) {
