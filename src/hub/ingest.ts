@@ -58,7 +58,9 @@ const MAX_CACHED_CHECKS = 200_000;
 interface CachedThing {
   version: number;
   td: RegisteredThingDescription;
-  checks: Map<string, DataSchemaCheck | undefined>;
+  /** By kind, then affordance: no key is built per report. */
+  checks: Map<string, Map<string, DataSchemaCheck | undefined>>;
+  checkCount: number;
 }
 
 export class Ingest {
@@ -79,7 +81,7 @@ export class Ingest {
   private forget(thing: string): void {
     const cached = this.things.get(thing);
     if (cached) {
-      this.cachedChecks -= cached.checks.size;
+      this.cachedChecks -= cached.checkCount;
       this.things.delete(thing);
     }
   }
@@ -92,7 +94,8 @@ export class Ingest {
     const entry = {
       version: record.version,
       td: record.td,
-      checks: new Map<string, DataSchemaCheck | undefined>(),
+      checks: new Map(),
+      checkCount: 0,
     };
     this.things.set(id, entry);
     return entry;
@@ -129,18 +132,20 @@ export class Ingest {
       );
     }
     if (!rule.schema) return undefined;
-    const key = `${report.kind}\u0000${report.affordance}`;
-    if (!thing.checks.has(key)) {
+    let byName = thing.checks.get(report.kind);
+    if (byName === undefined) thing.checks.set(report.kind, (byName = new Map()));
+    if (!byName.has(name)) {
       const schema =
         rule.schema === "self" ? affordance : (affordance[rule.schema] as DataSchema | undefined);
       if (this.cachedChecks >= MAX_CACHED_CHECKS) {
         this.things.clear();
         this.cachedChecks = 0;
       }
-      thing.checks.set(key, schema === undefined ? undefined : compileDataSchema(schema));
+      byName.set(name, schema === undefined ? undefined : compileDataSchema(schema));
+      thing.checkCount++;
       this.cachedChecks++;
     }
-    return thing.checks.get(key);
+    return byName.get(name);
   }
 
   /**

@@ -40,8 +40,17 @@ interface Capture {
   merged?: number;
   /** Signed checkpoints: size, origin, root, time, signature each. */
   checkpoints: Array<string | number>;
-  /** The streams the batch changed: stream key → the Thing's projection. */
-  touched: Map<string, Map<string, StreamState>>;
+  /** The streams the batch changed: stream key → where the stream is in the projection. */
+  touched: Map<string, StreamPlace>;
+}
+
+/**
+ * A stream's place in the projection: its Thing's map (never replaced) and its key there, the
+ * very string it was stored under (its hash is cached: no slicing and hashing again).
+ */
+interface StreamPlace {
+  subs: Map<string, StreamState>;
+  sub: string;
 }
 
 /**
@@ -56,8 +65,8 @@ export interface LogBatch {
   readonly pending: TailEntry[];
   /** The undo entries up to its end, counted from the first ever (see `undoBase`). */
   readonly undoEnd: number;
-  /** The state at its end of each stream it changed. */
-  readonly streams: Map<string, StreamState | undefined>;
+  /** The state at its end of each stream it changed, and where the stream is. */
+  readonly streams: Map<string, StreamPlace & { state: StreamState | undefined }>;
 }
 
 /** What readers see: the Log as committed (a batch in flight to the writer is not). */
@@ -145,7 +154,15 @@ interface StreamState {
   seq: number;
   /** The value's JSON text; null for Thing-level streams, whose values live in the Log. */
   value: string | null;
+  /**
+   * The stream's key (streamKey), handed from state to state so that the next append neither
+   * builds it again nor hashes it again in the maps and sets it is used in.
+   */
+  key?: string;
 }
+
+/** Distinct affordance names whose sub keys are kept (beyond that, the table starts again). */
+const MAX_SUB_KEYS = 10_000;
 
 function subKey(affordance: string, kind: string): string {
   return `${affordance}\u0000${kind}`;
@@ -267,6 +284,7 @@ export class SqliteLog {
    * merge cycle that last wrote them): the next cycle writes them, in the tail's stream order.
    */
   private readonly dirty = new Set<string>();
+  private readonly subKeys = new Map<string, Map<string, string>>();
   /**
    * How to undo the projection updates of the batches not committed yet, newest last
    * (mark/rollback); entry i is the (undoBase + i)-th ever, so that marks stay valid while the
@@ -467,7 +485,7 @@ export class SqliteLog {
         const committed = streams.get(sub);
         this.shadow.set(stream, committed && committed.seq <= this.view.size ? committed : undefined);
       }
-      capture?.touched.set(stream, streams);
+      if (capture && !capture.touched.has(stream)) capture.touched.set(stream, { subs: streams, sub });
     }
     streams.set(sub, state);
   }
@@ -491,14 +509,26 @@ export class SqliteLog {
     return changes;
   }
 
+  /** subKey(affordance, kind), one string per pair: its hash is computed once. */
+  private subOf(affordance: string, kind: string): string {
+    let byKind = this.subKeys.get(affordance);
+    if (byKind === undefined) {
+      if (this.subKeys.size >= MAX_SUB_KEYS) this.subKeys.clear();
+      this.subKeys.set(affordance, (byKind = new Map()));
+    }
+    let sub = byKind.get(kind);
+    if (sub === undefined) byKind.set(kind, (sub = subKey(affordance, kind)));
+    return sub;
+  }
+
   /** Appends one Change; the caller's transaction makes it durable. */
   append(draft: ChangeDraft, recordedCause?: Recorded): Change {
     const affordance = draft.affordance ?? "";
     const value = draft.value === undefined ? undefined : asRecorded(draft.value);
     let previous = draft.previous === undefined ? undefined : asRecorded(draft.previous);
-    const sub = subKey(affordance, draft.kind);
-    const key = `${draft.thing}\u0000${sub}`; // streamKey(thing, affordance, kind)
+    const sub = this.subOf(affordance, draft.kind);
     const latest = this.projection.get(draft.thing)?.get(sub);
+    const key = latest?.key ?? `${draft.thing}\u0000${sub}`; // streamKey(thing, affordance, kind)
     if (previous === undefined && draft.affordance !== undefined && latest?.value != null) {
       previous = { text: latest.value, value: JSON.parse(latest.value) as unknown };
     }
@@ -560,7 +590,7 @@ export class SqliteLog {
     // Thing-level streams (a TD is in the Log already, and its previous comes from the directory).
     const streamValue = draft.affordance === undefined ? null : valueText;
     this.undo.push({ thing: draft.thing, sub, prev: latest });
-    this.setStream(draft.thing, sub, { seq, value: streamValue }, key);
+    this.setStream(draft.thing, sub, { seq, value: streamValue, key }, key);
     // The frontier hashes each subtree the leaf completes; those of BLOCK leaves and up are kept.
     this.frontier.append(leaf, this.completedSubtree);
     this.size = seq;
@@ -640,9 +670,8 @@ export class SqliteLog {
       set.head === undefined &&
       set.merged === undefined;
     if (empty) return undefined;
-    const streams = new Map<string, StreamState | undefined>();
-    for (const [key, subs] of capture.touched)
-      streams.set(key, subs.get(key.slice(key.indexOf("\u0000") + 1)));
+    const streams: LogBatch["streams"] = new Map();
+    for (const [key, { subs, sub }] of capture.touched) streams.set(key, { subs, sub, state: subs.get(sub) });
     const pending = this.pending;
     this.pending = [];
     return {
@@ -684,9 +713,8 @@ export class SqliteLog {
     for (const entry of batch.pending) this.tail.add(entry.key, entry.seq);
     this.view = batch.view;
     // A stream that a later batch changed again is read, until that one commits, as this one left it.
-    for (const [key, state] of batch.streams) {
-      const split = key.indexOf("\u0000");
-      const latest = this.projection.get(key.slice(0, split))?.get(key.slice(split + 1));
+    for (const [key, { subs, sub, state }] of batch.streams) {
+      const latest = subs.get(sub);
       if (latest !== undefined && latest.seq > batch.view.size) this.shadow.set(key, state);
       else this.shadow.delete(key);
     }
