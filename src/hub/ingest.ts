@@ -133,7 +133,8 @@ export class Ingest {
     }
     if (!rule.schema) return undefined;
     let byName = thing.checks.get(report.kind);
-    if (byName === undefined) thing.checks.set(report.kind, (byName = new Map()));
+    if (byName === undefined)
+      thing.checks.set(report.kind, (byName = new Map<string, DataSchemaCheck | undefined>()));
     if (!byName.has(name)) {
       const schema =
         rule.schema === "self" ? affordance : (affordance[rule.schema] as DataSchema | undefined);

@@ -514,7 +514,7 @@ export class SqliteLog {
     let byKind = this.subKeys.get(affordance);
     if (byKind === undefined) {
       if (this.subKeys.size >= MAX_SUB_KEYS) this.subKeys.clear();
-      this.subKeys.set(affordance, (byKind = new Map()));
+      this.subKeys.set(affordance, (byKind = new Map<string, string>()));
     }
     let sub = byKind.get(kind);
     if (sub === undefined) byKind.set(kind, (sub = subKey(affordance, kind)));
