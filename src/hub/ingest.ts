@@ -154,7 +154,8 @@ export class Ingest {
    * one transaction; resolves with the recorded Changes once they are durable.
    */
   async ingest(thingId: string, reports: readonly Report[], cause: Cause): Promise<Change[]> {
-    const thing = await this.thing(thingId);
+    // A cached Thing needs no turn of the microtask queue.
+    const thing = this.things.get(thingId) ?? (await this.thing(thingId));
     const drafts: ChangeDraft[] = reports.map((report, index) => {
       const check = this.check(thing, report, index);
       // A property's state, or an event's data, that is absent does not fit the schema either (an

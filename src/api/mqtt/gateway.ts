@@ -39,6 +39,11 @@ interface PendingWrite {
 const MAX_PENDING_WRITES = 10_000;
 /** Topics remembered, parsed (inbound) or built (republished Changes): devices repeat theirs. */
 const MAX_REMEMBERED_TOPICS = 10_000;
+/**
+ * Things whose republish topics are remembered: a fleet's every Thing reports, so fewer than the
+ * fleet means building them again and again (10,000 did, for a fleet of 10,000).
+ */
+const MAX_CHANGE_TOPIC_THINGS = 100_000;
 // RFC 3339 §5.6 date-time.
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/i;
 
@@ -51,7 +56,8 @@ export class MqttGateway {
   #follower: Follower | undefined;
   readonly #batches: ReportBatches;
   readonly #parsed = new Map<string, ReturnType<TopicLayout["parse"]>>();
-  readonly #changeTopics = new Map<string, string>();
+  /** By Thing, then kind: no key is built per Change (the Thing's id string is hashed once). */
+  readonly #changeTopics = new Map<string, Map<string, string>>();
 
   constructor(hub: Hub, link: BrokerLink, options: GatewayOptions) {
     this.#hub = hub;
@@ -132,12 +138,15 @@ export class MqttGateway {
   }
 
   #republish(change: Change): void {
-    const key = `${change.kind}\u0000${change.thing}`;
-    let topic = this.#changeTopics.get(key);
+    let byKind = this.#changeTopics.get(change.thing);
+    if (byKind === undefined) {
+      if (this.#changeTopics.size >= MAX_CHANGE_TOPIC_THINGS) this.#changeTopics.clear();
+      this.#changeTopics.set(change.thing, (byKind = new Map<string, string>()));
+    }
+    let topic = byKind.get(change.kind);
     if (topic === undefined) {
       topic = this.#options.layout.change(change.kind, change.thing);
-      if (this.#changeTopics.size >= MAX_REMEMBERED_TOPICS) this.#changeTopics.clear();
-      this.#changeTopics.set(key, topic);
+      byKind.set(change.kind, topic);
     }
     // On the embedded broker, a Change no client subscribed to is not even serialised.
     if (this.#link.wants?.(topic) !== false) {
