@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
+  canonicalCauseJson,
   canonicalChangeJson,
   canonicalChangeText,
   canonicalJson,
@@ -177,6 +178,22 @@ describe("canonical JSON (RFC 8785)", () => {
           cause: canonicalJson(c.cause),
         });
         expect(actual).toBe(expected);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("canonicalCauseJson writes any cause as canonicalJson does (property)", () => {
+    fc.assert(
+      fc.property(cause, (c) => {
+        let expected: string | Error;
+        try {
+          expected = canonicalJson(c);
+        } catch (error) {
+          expected = error as Error;
+        }
+        if (expected instanceof Error) expect(() => canonicalCauseJson(c)).toThrow(TypeError);
+        else expect(canonicalCauseJson(c)).toBe(expected);
       }),
       { numRuns: 2000 },
     );

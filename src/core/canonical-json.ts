@@ -115,6 +115,18 @@ export function canonicalChangeJson(change: object): string {
   return membersInOrder(change as Record<string, unknown>, CHANGE_MEMBERS, bits);
 }
 
+/**
+ * `canonicalJson` of a Change's cause, byte for byte: its known members in their fixed order
+ * without sorting, anything else through canonicalJson.
+ */
+export function canonicalCauseJson(cause: unknown): string {
+  if (cause === null || typeof cause !== "object") return canonicalJson(cause);
+  const bits = memberBits(cause, CAUSE_MEMBERS);
+  return bits < 0
+    ? canonicalJson(cause)
+    : membersInOrder(cause as Record<string, unknown>, CAUSE_MEMBERS, bits);
+}
+
 /** A Change's members as the store has them: the JSON values already as canonical JSON text. */
 export interface ChangeTexts {
   seq: number;
@@ -141,7 +153,7 @@ export function canonicalChangeText(c: ChangeTexts): string {
   if (c.at !== undefined) out += `"at":${text(c.at)},`;
   out += `"cause":${c.cause},"hlc":${text(c.hlc)},"kind":${text(c.kind)},`;
   if (c.previous !== undefined) out += `"previous":${c.previous},`;
-  out += `"seq":${canonicalJson(c.seq)},"thing":${text(c.thing)}`;
+  out += `"seq":${Number.isSafeInteger(c.seq) ? String(c.seq) : canonicalJson(c.seq)},"thing":${text(c.thing)}`;
   if (c.value !== undefined) out += `,"value":${c.value}`;
   return `${out}}`;
 }

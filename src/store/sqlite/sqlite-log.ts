@@ -6,6 +6,7 @@
 import type Database from "better-sqlite3";
 import {
   MerkleFrontier,
+  canonicalCauseJson,
   canonicalJson,
   changeTextsLeafHash,
   hashToHex,
@@ -555,7 +556,7 @@ export class SqliteLog {
       kind: draft.kind,
       value: value && canonicalOf(value),
       previous: previous && canonicalOf(previous),
-      cause: canonicalOf(cause),
+      cause: (cause.canonical ??= canonicalCauseJson(cause.value)),
     });
     const valueText = value?.text ?? null;
     const capture = this.capture;
