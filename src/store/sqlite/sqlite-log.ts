@@ -82,7 +82,7 @@ export interface MergeChunk {
   /** How far into the cycle's stream order this chunk looked for streams to write. */
   streamsTo?: number;
   /** The streams it wrote (or found gone), whose rows are no longer behind once it commits. */
-  streams?: string[];
+  streams?: ChunkStream[];
   done: boolean;
 }
 
@@ -91,6 +91,14 @@ export interface LogMergeCycle {
   history: MergeCycle;
   /** How far the streams part of the cycle has walked `history.keys`. */
   position: number;
+}
+
+/** A stream a merge chunk looked at: its key, and where it is in the projection (if anywhere). */
+interface ChunkStream {
+  key: string;
+  thing: string;
+  sub: string;
+  subs: Map<string, StreamState> | undefined;
 }
 
 /** A merge chunk writing streams looks at up to this many stream keys per stream it may write. */
@@ -138,7 +146,6 @@ export interface LogMark {
   frontier: MerkleFrontier;
   pending: number;
   undo: number;
-  mergedUpTo: number;
   capture?: {
     changes: number;
     leaves: number;
@@ -293,8 +300,6 @@ export class SqliteLog {
    */
   private undo: Array<{ thing: string; sub: string; prev: StreamState | undefined }> = [];
   private undoBase = 0;
-  /** The Log position up to which `history` and `streams` are complete on disk. */
-  private mergedUpTo: number;
   private readonly stmt;
   /** Rank marks of the streams whose Changes have been counted, built on the first count. */
   private readonly ranks = new Map<string, StreamRanks>();
@@ -396,7 +401,6 @@ export class SqliteLog {
     }
     // The tail is memory only: rebuild it from the Log after the last completed merge, leaving
     // out what a merge cycle cut short by a stop had already written.
-    this.mergedUpTo = head.history_merged;
     for (const row of this.stmt.allStreams.iterate()) {
       this.setStream(row.thing, subKey(row.affordance, row.kind), { seq: row.seq, value: row.value });
     }
@@ -427,7 +431,6 @@ export class SqliteLog {
       frontier: this.frontier.clone(),
       pending: this.pending.length,
       undo: this.undoBase + this.undo.length,
-      mergedUpTo: this.mergedUpTo,
       ...(this.capture && {
         capture: {
           changes: this.capture.changes.length,
@@ -450,7 +453,6 @@ export class SqliteLog {
     this.blockLeaves.length = mark.blockLeaves;
     this.frontier = mark.frontier;
     this.pending.length = mark.pending;
-    this.mergedUpTo = mark.mergedUpTo;
     const capture = this.capture;
     if (capture && mark.capture) {
       const at = mark.capture;
@@ -782,16 +784,17 @@ export class SqliteLog {
       // before `upTo` are written. A stream changed again after `upTo` is written by a later
       // cycle; until then the start-up replay of the Log after `history_merged` restores it. A
       // chunk looks at a bounded number of keys, so that none holds the event loop long.
-      const streams: string[] = [];
+      const streams: ChunkStream[] = [];
       let position = cycle.position;
       const end = Math.min(keys.length, position + STREAM_KEYS_PER_CHUNK * Math.max(1, limit));
       for (; position < end && streams.length < limit; position++) {
         const key = keys[position] ?? "";
         if (!this.dirty.has(key)) continue;
-        streams.push(key);
         const [thing, affordance, kind] = splitStreamKey(key);
-        const sub = subKey(affordance, kind);
-        const latest = this.projection.get(thing)?.get(sub);
+        const sub = this.subOf(affordance, kind);
+        const subs = this.projection.get(thing);
+        streams.push({ key, thing, sub, subs });
+        const latest = subs?.get(sub);
         const state = latest && this.committedState(thing, sub, latest);
         if (state === undefined || state.seq > cycle.history.upTo) continue;
         if (this.capture) this.capture.streams.push(thing, affordance, kind, state.seq, state.value);
@@ -802,7 +805,6 @@ export class SqliteLog {
     }
     if (this.capture) this.capture.merged = cycle.history.upTo;
     else this.stmt.saveMerged.run(cycle.history.upTo);
-    this.mergedUpTo = cycle.history.upTo;
     return { entries, done: true };
   }
 
@@ -818,9 +820,9 @@ export class SqliteLog {
     }
     if (chunk.streamsTo !== undefined) {
       // A stream appended to since the cycle began stays behind (its newer state is unwritten).
-      for (const key of chunk.streams ?? []) {
-        const split = key.indexOf("\u0000");
-        const latest = this.projection.get(key.slice(0, split))?.get(key.slice(split + 1));
+      for (const { key, thing, sub, subs } of chunk.streams ?? []) {
+        // A Thing new since the chunk has its map only now.
+        const latest = (subs ?? this.projection.get(thing))?.get(sub);
         if (latest === undefined || latest.seq <= cycle.history.upTo) this.dirty.delete(key);
       }
       cycle.position = chunk.streamsTo;
