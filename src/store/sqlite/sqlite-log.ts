@@ -84,6 +84,8 @@ export interface MergeChunk {
   /** The streams it wrote (or found gone), whose rows are no longer behind once it commits. */
   streams?: ChunkStream[];
   done: boolean;
+  /** Its entries have left the tail (and counted in the ranks): a reader saw them committed. */
+  applied?: boolean;
 }
 
 /** One merge cycle: the history tail up to a position, then the streams changed up to it. */
@@ -314,6 +316,14 @@ export class SqliteLog {
    * Change.
    */
   private readonly shadow = new Map<string, StreamState | undefined>();
+  /**
+   * Merge chunks with entries handed to the writer thread and not yet `merged`, oldest first. The
+   * writer's COMMIT is visible to this connection before its answer arrives: a reader that
+   * counts the table and the tail must first take out of the tail what the table already holds.
+   */
+  private unmerged: MergeChunk[] = [];
+  /** Runs a function in one transaction (a savepoint inside one): one snapshot of the database. */
+  private readonly transaction: (read: () => unknown) => unknown;
 
   constructor(
     private readonly db: Database.Database,
@@ -366,6 +376,9 @@ export class SqliteLog {
       historyLatest: db.prepare<[string, string, string, number], { seq: number | null }>(
         "SELECT max(seq) AS seq FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq <= ?",
       ),
+      historyHas: db.prepare<[string, string, string, number], { one: number }>(
+        "SELECT 1 AS one FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq = ?",
+      ),
       historyCount: db.prepare<[string, string, string, number, number], { n: number }>(
         "SELECT count(*) AS n FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq > ? AND seq <= ?",
       ),
@@ -391,6 +404,7 @@ export class SqliteLog {
         "SELECT origin, size, root, time, signature FROM checkpoints ORDER BY size DESC LIMIT 1",
       ),
     };
+    this.transaction = db.transaction((read: () => unknown) => read());
     const head = this.stmt.head.get();
     if (!head) throw new Error("the log_head row is missing: the database is damaged");
     this.size = head.size;
@@ -734,6 +748,9 @@ export class SqliteLog {
     this.capture = undefined;
     this.pending = [];
     this.shadow.clear();
+    // Those in flight failed with it; their entries are still in the tail (none was committed,
+    // so no reader applied one).
+    this.unmerged = [];
   }
 
   get tailSize(): number {
@@ -777,7 +794,11 @@ export class SqliteLog {
       if (this.capture) this.capture.history.push(thing, affordance, kind, entry.seq);
       else this.stmt.insertHistory.run(thing, affordance, kind, entry.seq);
     }
-    if (entries.length > 0) return { entries, done: false };
+    if (entries.length > 0) {
+      const chunk: MergeChunk = { entries, done: false };
+      if (this.capture) this.unmerged.push(chunk);
+      return chunk;
+    }
     const keys = cycle.history.keys;
     if (cycle.position < keys.length) {
       // The streams whose row may be behind, in key order: those whose committed state is at or
@@ -810,14 +831,8 @@ export class SqliteLog {
 
   /** After a merge chunk committed: its entries are in the table, no longer in the tail. */
   merged(cycle: LogMergeCycle, chunk: MergeChunk): void {
-    this.tail.remove(chunk.entries);
-    // Entries come in index order, so a stream's new entries come in seq order after its others.
-    for (const entry of chunk.entries) {
-      const ranks = this.ranks.get(entry.key);
-      if (ranks === undefined) continue;
-      ranks.count++;
-      if (ranks.count % this.rankStep === 0) ranks.marks.push(entry.seq);
-    }
+    if (this.unmerged[0] === chunk) this.unmerged.shift();
+    this.applyMerged(chunk);
     if (chunk.streamsTo !== undefined) {
       // A stream appended to since the cycle began stays behind (its newer state is unwritten).
       for (const { key, thing, sub, subs } of chunk.streams ?? []) {
@@ -826,6 +841,34 @@ export class SqliteLog {
         if (latest === undefined || latest.seq <= cycle.history.upTo) this.dirty.delete(key);
       }
       cycle.position = chunk.streamsTo;
+    }
+  }
+
+  /** A committed chunk's entries leave the tail and join the ranks, once. */
+  private applyMerged(chunk: MergeChunk): void {
+    if (chunk.applied) return;
+    chunk.applied = true;
+    this.tail.remove(chunk.entries);
+    // Entries come in index order, so a stream's new entries come in seq order after its others.
+    for (const entry of chunk.entries) {
+      const ranks = this.ranks.get(entry.key);
+      if (ranks === undefined) continue;
+      ranks.count++;
+      if (ranks.count % this.rankStep === 0) ranks.marks.push(entry.seq);
+    }
+  }
+
+  /**
+   * Inside a read snapshot: the chunks in flight that it already holds are applied now (a chunk
+   * commits whole, and no entry of the tail was in the table before, so one entry tells).
+   */
+  private applyVisibleChunks(): void {
+    for (const chunk of this.unmerged) {
+      if (chunk.applied) continue;
+      const first = chunk.entries[0];
+      if (first === undefined) continue;
+      if (this.stmt.historyHas.get(...splitStreamKey(first.key), first.seq) === undefined) return;
+      this.applyMerged(chunk);
     }
   }
 
@@ -938,18 +981,34 @@ export class SqliteLog {
   }
 
   /**
-   * Every entry is either in the table or in the tail, never both (see the constructor). The
+   * Every entry is either in the table or in the tail, never both (see the constructor; a chunk
+   * the writer thread committed before its answer came is applied first, in one snapshot). The
    * table's part is a difference of two ranks, each a binary search in the stream's marks and a
    * count of fewer than RANK_STEP index entries: the cost does not grow with the range.
    */
   countStream(thing: string, affordance: string, kind: string, after: number, upTo: number): number {
     if (upTo <= after) return 0;
-    const key = streamKey(thing, affordance, kind);
-    const ranks = this.ranksOf(key, thing, affordance, kind);
-    const fromTable =
-      this.tableRank(ranks, thing, affordance, kind, upTo) -
-      this.tableRank(ranks, thing, affordance, kind, after);
-    return fromTable + this.tail.countRange(key, after, upTo);
+    return this.consistent(() => {
+      const key = streamKey(thing, affordance, kind);
+      const ranks = this.ranksOf(key, thing, affordance, kind);
+      const fromTable =
+        this.tableRank(ranks, thing, affordance, kind, upTo) -
+        this.tableRank(ranks, thing, affordance, kind, after);
+      return fromTable + this.tail.countRange(key, after, upTo);
+    });
+  }
+
+  /**
+   * Runs `read` over the history table and the tail as one: in one snapshot of the database, with
+   * the chunks that snapshot holds out of the tail. With no chunk in flight the table changes
+   * only on this thread, and no transaction is needed.
+   */
+  consistent<T>(read: () => T): T {
+    if (this.unmerged.length === 0) return read();
+    return this.transaction(() => {
+      this.applyVisibleChunks();
+      return read();
+    }) as T;
   }
 
   /** How many of a stream's entries in the table have seq <= `seq`. */

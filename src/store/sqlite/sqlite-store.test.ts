@@ -100,9 +100,10 @@ function internals(store: SqliteStore): Internals {
 function expectEveryEntryOnce(store: SqliteStore, log: readonly Change[]): void {
   const { db, log: sqliteLog } = internals(store);
   const tail = (sqliteLog as unknown as { tail: HistoryTail }).tail;
-  const rows = db
-    .prepare<[], { thing: string; affordance: string; kind: string; seq: number }>("SELECT * FROM history")
-    .all();
+  // As readers see them: a chunk the writer thread committed before its answer came is applied.
+  const rows = sqliteLog.consistent(() =>
+    db.prepare<[], { thing: string; affordance: string; kind: string; seq: number }>("SELECT * FROM history").all(),
+  );
   const inTable = new Set(rows.map((r) => r.seq));
   expect(inTable.size).toBe(rows.length);
   for (const row of rows) {
@@ -680,6 +681,45 @@ describe("SqliteStore", () => {
       // Merges keep the tail near the threshold, not the whole Log.
       expect(log.tailSize).toBeLessThan(100);
       expect(tableSize.get()?.n).toBeGreaterThan(250);
+    });
+
+    it("counts exactly while the writer thread has committed a merge chunk whose answer has not come yet", async () => {
+      const store = openStore({ historyMergeThreshold: 1_000_000 });
+      const { log, enqueue } = internals(store);
+      await store.append(readings(120, 4));
+      const expected = new Map<string, number>();
+      for (const c of await readLog(store)) {
+        const key = `${c.thing}|${c.affordance ?? ""}|${c.kind}`;
+        expected.set(key, (expected.get(key) ?? 0) + 1);
+      }
+      const expectCounts = (when: string) => {
+        for (const [key, n] of expected) {
+          const [thing = "", affordance = "", kind = ""] = key.split("|");
+          expect(log.countStream(thing, affordance, kind, 0, 120), `${when}: ${key}`).toBe(n);
+        }
+      };
+      // No count before: the first one finds each stream's ranks in the table as it then is.
+      const cycle = log.beginMerge();
+      const written = enqueue.call(
+        store,
+        () => log.mergeChunk(cycle, 1_000),
+        (chunk) => log.merged(cycle, chunk),
+        { internal: true, logOnly: true },
+      );
+      // One turn: the chunk is built and handed to the writer thread. Then, without a turn (its
+      // answer cannot arrive), wait until its COMMIT shows in another connection.
+      await new Promise((resolve) => setImmediate(resolve));
+      const other = connect({ readonly: true });
+      const inTable = other.prepare<[], { n: number }>("SELECT count(*) AS n FROM history");
+      const until = Date.now() + 30_000;
+      while ((inTable.get()?.n ?? 0) < 120 && Date.now() < until);
+      expect(inTable.get()?.n).toBe(120);
+      expect(log.tailSize, "the answer has not been handled").toBe(120);
+      expectCounts("committed, unanswered");
+      expect(log.tailSize, "the chunk was applied by the count").toBe(0);
+      await written;
+      expectCounts("answered");
+      expectEveryEntryOnce(store, await readLog(store));
     });
 
     it("the streams table holds each stream's latest Change up to history_merged, through cycles that appends overtake", async () => {
