@@ -103,4 +103,17 @@ export const migrations: readonly string[] = [
   releasesMigration,
   // 4: the rollout ledger (sqlite-rollout-migration.ts).
   rolloutsMigration,
+  // 5: an insert over an existing seq is refused by comparing with the Log's size in log_head (one
+  // row) instead of looking the seq up in changes: the same refusal, as every committed row has
+  // seq <= size, at half the cost (the lookup took ~0.5 µs of the writer's ~2 µs per row). The
+  // size itself can no longer go down, so that a row cannot be let through by lowering it.
+  `
+  DROP TRIGGER changes_no_replace;
+  CREATE TRIGGER changes_no_replace BEFORE INSERT ON changes
+    WHEN NEW.seq <= (SELECT size FROM log_head WHERE id = 1)
+    BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
+  CREATE TRIGGER log_head_no_shrink BEFORE UPDATE OF size ON log_head
+    WHEN NEW.size < OLD.size
+    BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
+  `,
 ];

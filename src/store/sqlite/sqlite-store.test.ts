@@ -279,6 +279,10 @@ describe("SqliteStore", () => {
           .run(),
       ).toThrow("the log is append-only");
       expect(db.prepare("SELECT * FROM changes ORDER BY seq").all()).toEqual(before);
+      // Nor can the size the refusal compares with be lowered to let the row through.
+      expect(() => db.prepare("UPDATE log_head SET size = 1 WHERE id = 1").run()).toThrow("the log is append-only");
+      expect(() => tamper.run()).toThrow("the log is append-only");
+      expect(db.prepare("SELECT * FROM changes ORDER BY seq").all()).toEqual(before);
 
       const again = openStore();
       const log = await readLog(again);
