@@ -54,7 +54,10 @@ export interface SqliteStoreOptions {
   maxQueue?: number;
   /** At most this many commands share one transaction. */
   maxBatch?: number;
-  /** History entries kept in memory before they are merged into the index (docs/changes.md). */
+  /**
+   * History entries kept in memory before they are merged into the index (default 250,000;
+   * docs/changes.md).
+   */
   historyMergeThreshold?: number;
   /**
    * Index entries written per merge chunk when nothing else is waiting, and at most while Changes
@@ -234,7 +237,7 @@ export class SqliteStore implements Store {
     }
     this.maxQueue = options.maxQueue ?? 10_000;
     this.maxBatch = options.maxBatch ?? 1_000;
-    this.historyMergeThreshold = options.historyMergeThreshold ?? 100_000;
+    this.historyMergeThreshold = options.historyMergeThreshold ?? 250_000;
     // Small chunks: the appends that ride with one wait for it on the writer (5–10 ms at 2M Changes).
     this.historyMergeChunk = options.historyMergeChunk ?? 1_000;
     this.historyMergePace = options.historyMergePace ?? 2;
