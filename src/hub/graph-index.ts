@@ -145,7 +145,12 @@ export class GraphIndex implements GraphView {
     let perThing = this.values.get(property);
     if (!perThing) this.values.set(property, (perThing = new Map<string, { seq: number; value: unknown }>()));
     const current = perThing.get(id);
-    if (!current || current.seq < seq) perThing.set(id, { seq, value });
+    // Updated in place (only `value` is ever handed out): no object per reading.
+    if (!current) perThing.set(id, { seq, value });
+    else if (current.seq < seq) {
+      current.seq = seq;
+      current.value = value;
+    }
   }
 
   /** The edges out of a registered Thing, or undefined when it is not registered. */

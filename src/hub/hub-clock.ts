@@ -1,12 +1,14 @@
 // The hub's clocks: wall time (injectable, for tests) and the hybrid logical clock that orders
 // its Changes (monotonic even when the wall clock steps back, resumed from the Log at start).
-import { HybridLogicalClock, formatHlc, parseHlc } from "../core/index.js";
+import { HybridLogicalClock, formatHlc, parseHlc, type HlcTimestamp } from "../core/index.js";
 
 export interface HubClock {
   /** Wall time, for expiry and registration times. */
   now(): Date;
   /** The next HLC stamp for a Change, and its wall time. */
   stamp(): { hlc: string; time: Date };
+  /** The next HLC stamp alone (no Date made: ingest stamps every Change). */
+  hlc(): string;
 }
 
 /** `<12 hex digits of wall>-`: where the counter starts in formatHlc's text. */
@@ -21,20 +23,21 @@ export function createHubClock(node: string, lastHlc: string | undefined, clock:
   let wall = -1;
   let wallText = "";
   const nodeText = `-${node}`;
+  // formatHlc, for a node the clock has checked: the wall's digits change once per ms.
+  const text = (stamp: HlcTimestamp): string => {
+    if (stamp.wall !== wall) {
+      wall = stamp.wall;
+      wallText = formatHlc(stamp).slice(0, WALL_PREFIX);
+    }
+    return `${wallText}${stamp.counter.toString(16).padStart(8, "0")}${nodeText}`;
+  };
   return {
     now: clock,
     stamp: () => {
       const stamp = hlc.now();
-      // formatHlc, for a node the clock has checked: the wall's digits change once per ms.
-      if (stamp.wall !== wall) {
-        wall = stamp.wall;
-        wallText = formatHlc(stamp).slice(0, WALL_PREFIX);
-      }
-      return {
-        hlc: `${wallText}${stamp.counter.toString(16).padStart(8, "0")}${nodeText}`,
-        time: new Date(stamp.wall),
-      };
+      return { hlc: text(stamp), time: new Date(stamp.wall) };
     },
+    hlc: () => text(hlc.now()),
   };
 }
 

@@ -102,6 +102,13 @@ export class Ingest {
   }
 
   private check(thing: CachedThing, report: Report, index: number): DataSchemaCheck | undefined {
+    // Checked before: the affordance was found where the kind looks for it (the TD is the same,
+    // or `forget` would have dropped the entry), so only the value is left to check.
+    const known = report.affordance === undefined ? undefined : thing.checks.get(report.kind);
+    if (known !== undefined) {
+      const check = known.get(report.affordance as string);
+      if (check !== undefined || known.has(report.affordance as string)) return check;
+    }
     const rule = KIND_RULES[report.kind];
     if (!rule) return undefined;
     const at = (pointer: string) => `/${index}${pointer}`;
@@ -177,7 +184,7 @@ export class Ingest {
           );
         }
       }
-      const draft: ChangeDraft = { thing: thingId, kind: report.kind, hlc: this.clock.stamp().hlc, cause };
+      const draft: ChangeDraft = { thing: thingId, kind: report.kind, hlc: this.clock.hlc(), cause };
       if (report.affordance !== undefined) draft.affordance = report.affordance;
       if (report.value !== undefined) draft.value = report.value;
       if (report.at !== undefined) draft.at = report.at;

@@ -491,9 +491,17 @@ export class SqliteLog {
     }
   }
 
-  /** `key` is the stream's key (`streamKey`: the Thing, then `sub`), when the caller has it. */
-  private setStream(thing: string, sub: string, state: StreamState, key?: string): void {
-    let streams = this.projection.get(thing);
+  /**
+   * `key` is the stream's key (`streamKey`: the Thing, then `sub`), and `streams` the Thing's map
+   * in the projection, when the caller has them.
+   */
+  private setStream(
+    thing: string,
+    sub: string,
+    state: StreamState,
+    key?: string,
+    streams = this.projection.get(thing),
+  ): void {
     if (!streams) this.projection.set(thing, (streams = new Map<string, StreamState>()));
     const capture = this.capture;
     if (capture || this.shadow.size > 0) {
@@ -544,7 +552,8 @@ export class SqliteLog {
     const value = draft.value === undefined ? undefined : asRecorded(draft.value);
     let previous = draft.previous === undefined ? undefined : asRecorded(draft.previous);
     const sub = this.subOf(affordance, draft.kind);
-    const latest = this.projection.get(draft.thing)?.get(sub);
+    const streams = this.projection.get(draft.thing);
+    const latest = streams?.get(sub);
     const key = latest?.key ?? `${draft.thing}\u0000${sub}`; // streamKey(thing, affordance, kind)
     if (previous === undefined && draft.affordance !== undefined && latest?.value != null) {
       previous = { text: latest.value, value: JSON.parse(latest.value) as unknown };
@@ -607,7 +616,7 @@ export class SqliteLog {
     // Thing-level streams (a TD is in the Log already, and its previous comes from the directory).
     const streamValue = draft.affordance === undefined ? null : valueText;
     this.undo.push({ thing: draft.thing, sub, prev: latest });
-    this.setStream(draft.thing, sub, { seq, value: streamValue, key }, key);
+    this.setStream(draft.thing, sub, { seq, value: streamValue, key }, key, streams);
     // The frontier hashes each subtree the leaf completes; those of BLOCK leaves and up are kept.
     this.frontier.append(leaf, this.completedSubtree);
     this.size = seq;

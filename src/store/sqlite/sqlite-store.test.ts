@@ -102,7 +102,9 @@ function expectEveryEntryOnce(store: SqliteStore, log: readonly Change[]): void 
   const tail = (sqliteLog as unknown as { tail: HistoryTail }).tail;
   // As readers see them: a chunk the writer thread committed before its answer came is applied.
   const rows = sqliteLog.consistent(() =>
-    db.prepare<[], { thing: string; affordance: string; kind: string; seq: number }>("SELECT * FROM history").all(),
+    db
+      .prepare<[], { thing: string; affordance: string; kind: string; seq: number }>("SELECT * FROM history")
+      .all(),
   );
   const inTable = new Set(rows.map((r) => r.seq));
   expect(inTable.size).toBe(rows.length);
@@ -280,7 +282,9 @@ describe("SqliteStore", () => {
       ).toThrow("the log is append-only");
       expect(db.prepare("SELECT * FROM changes ORDER BY seq").all()).toEqual(before);
       // Nor can the size the refusal compares with be lowered to let the row through.
-      expect(() => db.prepare("UPDATE log_head SET size = 1 WHERE id = 1").run()).toThrow("the log is append-only");
+      expect(() => db.prepare("UPDATE log_head SET size = 1 WHERE id = 1").run()).toThrow(
+        "the log is append-only",
+      );
       expect(() => tamper.run()).toThrow("the log is append-only");
       expect(db.prepare("SELECT * FROM changes ORDER BY seq").all()).toEqual(before);
 
@@ -689,7 +693,7 @@ describe("SqliteStore", () => {
 
     it("counts exactly while the writer thread has committed a merge chunk whose answer has not come yet", async () => {
       const store = openStore({ historyMergeThreshold: 1_000_000 });
-      const { log, enqueue } = internals(store);
+      const { log } = internals(store);
       await store.append(readings(120, 4));
       const expected = new Map<string, number>();
       for (const c of await readLog(store)) {
@@ -704,8 +708,7 @@ describe("SqliteStore", () => {
       };
       // No count before: the first one finds each stream's ranks in the table as it then is.
       const cycle = log.beginMerge();
-      const written = enqueue.call(
-        store,
+      const written = internals(store).enqueue(
         () => log.mergeChunk(cycle, 1_000),
         (chunk) => log.merged(cycle, chunk),
         { internal: true, logOnly: true },
