@@ -269,6 +269,35 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
     await expectProblem(await hub.request("/log/checkpoints?limit=0"), 400);
   });
 
+  it("covers on demand what committed while another checkpoint was being signed", async () => {
+    const { notary, store } = hub.hub;
+    // A slow disk: the first checkpoint's write waits until released.
+    const addCheckpoint = store.addCheckpoint.bind(store);
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    store.addCheckpoint = async (checkpoint) => {
+      await released;
+      return addCheckpoint(checkpoint);
+    };
+    try {
+      clock.advance(1000);
+      await report(hub, meter, [{ kind: "reported", affordance: "power", value: 1 }]);
+      const first = notary.checkpoint();
+      // A Change commits after the first read the Log's head…
+      await new Promise((resolve) => setImmediate(resolve));
+      await report(hub, meter, [{ kind: "reported", affordance: "power", value: 2 }]);
+      const size = await lastSeq(hub);
+      // …so the one asked for now must not be that first one.
+      const covering = notary.checkpoint();
+      release();
+      expect((await first)?.size).toBe(size - 1);
+      expect((await covering)?.size).toBe(size);
+    } finally {
+      store.addCheckpoint = addCheckpoint;
+      release();
+    }
+  });
+
   it("signs the latest checkpoint on demand, and its root is that of the leaves recomputed from /log/entries", async () => {
     // Batches of several sizes: a checkpoint then covers everything appended with the batch.
     for (const n of [3, 1, 9, 2, 17, 4]) {

@@ -77,7 +77,10 @@ export class Notary {
   readonly publicKeyPem: string;
   private timer: NodeJS.Timeout | undefined;
   private uncovered = 0;
+  /** The checkpoint being signed. */
   private signing: Promise<Checkpoint | undefined> | undefined;
+  /** The one to sign after it, shared by everyone who asks meanwhile. */
+  private next: Promise<Checkpoint | undefined> | undefined;
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -104,30 +107,41 @@ export class Notary {
     this.checkpoint().catch((err: unknown) => this.logger.error({ err }, "signing a log checkpoint failed"));
   }
 
-  /** Signs a checkpoint of the Log as it is now (none when nothing new since the last one). */
+  /**
+   * Signs a checkpoint of the Log as it is now (none when nothing new since the last one). One
+   * asked for while another is being signed follows it: that one read the Log's head before the
+   * call, and may not cover what committed since (a hub's last checkpoint before it stops must).
+   */
   checkpoint(): Promise<Checkpoint | undefined> {
-    this.signing ??= (async () => {
-      try {
-        const head = await this.store.logHead();
-        const latest = await this.store.latestCheckpoint();
-        if (head.size === 0 || (latest && latest.size >= head.size)) return latest;
-        this.uncovered = 0;
-        const checkpoint = signCheckpoint(
-          {
-            origin: this.origin,
-            size: head.size,
-            root: hashToHex(head.root),
-            time: this.clock.now().toISOString(),
-          },
-          this.privateKey,
-        );
-        await this.store.addCheckpoint(checkpoint);
-        return checkpoint;
-      } finally {
-        this.signing = undefined;
-      }
-    })();
-    return this.signing;
+    if (this.signing === undefined) {
+      this.signing = this.sign().finally(() => (this.signing = undefined));
+      return this.signing;
+    }
+    this.next ??= this.signing
+      .catch(() => undefined)
+      .then(() => {
+        this.next = undefined;
+        return this.checkpoint();
+      });
+    return this.next;
+  }
+
+  private async sign(): Promise<Checkpoint | undefined> {
+    const head = await this.store.logHead();
+    const latest = await this.store.latestCheckpoint();
+    if (head.size === 0 || (latest && latest.size >= head.size)) return latest;
+    this.uncovered = 0;
+    const checkpoint = signCheckpoint(
+      {
+        origin: this.origin,
+        size: head.size,
+        root: hashToHex(head.root),
+        time: this.clock.now().toISOString(),
+      },
+      this.privateKey,
+    );
+    await this.store.addCheckpoint(checkpoint);
+    return checkpoint;
   }
 
   /** RFC 9162 §2.1.3: the inclusion proof of Change `seq` in the tree of `size` leaves. */
