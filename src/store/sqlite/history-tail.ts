@@ -16,14 +16,21 @@ export function splitStreamKey(key: string): [thing: string, affordance: string,
 }
 
 /**
- * Every stream key seen so far, kept in sorted order: a merge cycle walks it instead of sorting
+ * Every stream key seen so far, kept in index order: a merge cycle walks it instead of sorting
  * the tail's keys again (tens of milliseconds for 30,000 streams, on the event loop). Keys new
- * since the last walk are sorted on their own and merged in, so a cycle costs one pass.
+ * since the last walk are sorted on their own and merged in, so a cycle costs one pass. The
+ * order is the keys' own, or that of a number `rank` gives each key (the index's: a stream id).
  */
 export class StreamOrder {
   private readonly known = new Set<string>();
   private order: string[] = [];
   private fresh: string[] = [];
+
+  constructor(private readonly rank?: (key: string) => number) {}
+
+  private before(a: string, b: string): boolean {
+    return this.rank ? this.rank(a) < this.rank(b) : a < b;
+  }
 
   get size(): number {
     return this.known.size;
@@ -38,7 +45,8 @@ export class StreamOrder {
   /** All keys, ascending (the array is replaced, never changed, when keys arrive). */
   sorted(): readonly string[] {
     if (this.fresh.length === 0) return this.order;
-    const fresh = this.fresh.sort();
+    const rank = this.rank;
+    const fresh = rank ? this.fresh.sort((a, b) => rank(a) - rank(b)) : this.fresh.sort();
     this.fresh = [];
     const old = this.order;
     const merged = new Array<string>(old.length + fresh.length);
@@ -48,7 +56,7 @@ export class StreamOrder {
     while (i < old.length && j < fresh.length) {
       const a = old[i] as string;
       const b = fresh[j] as string;
-      if (a < b) {
+      if (this.before(a, b)) {
         merged[k++] = a;
         i++;
       } else {

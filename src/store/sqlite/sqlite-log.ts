@@ -23,7 +23,14 @@ import type {
   LogEntries,
   LogHead,
 } from "../store.js";
-import { HistoryTail, splitStreamKey, streamKey, type MergeCycle, type TailEntry } from "./history-tail.js";
+import {
+  HistoryTail,
+  StreamOrder,
+  splitStreamKey,
+  streamKey,
+  type MergeCycle,
+  type TailEntry,
+} from "./history-tail.js";
 import type { WriteSet } from "./sqlite-writer.js";
 
 /**
@@ -35,7 +42,8 @@ interface Capture {
   leaves: Uint8Array[];
   nodes: number[];
   nodeHashes: Uint8Array[];
-  history: Array<string | number>;
+  streamIds: Array<string | number>;
+  history: number[];
   streams: Array<string | number | null>;
   head?: [number, string];
   merged?: number;
@@ -86,6 +94,18 @@ export interface MergeChunk {
   done: boolean;
   /** Its entries have left the tail (and counted in the ranks): a reader saw them committed. */
   applied?: boolean;
+  /** Streams whose number it writes to `stream_ids` for the first time. */
+  numbered?: StreamId[];
+}
+
+/**
+ * A stream's number, the key of its rows in `history_entries` and `stream_state`: given when the
+ * stream first appears, so numbers follow the order streams appear in; `persisted` once the
+ * `stream_ids` row that names it has committed.
+ */
+interface StreamId {
+  id: number;
+  persisted: boolean;
 }
 
 /** One merge cycle: the history tail up to a position, then the streams changed up to it. */
@@ -152,6 +172,7 @@ export interface LogMark {
     changes: number;
     leaves: number;
     nodes: number;
+    streamIds: number;
     history: number;
     streams: number;
     checkpoints: number;
@@ -273,7 +294,11 @@ function largestPowerOfTwoBelow(n: number): number {
 export class SqliteLog {
   private size: number;
   private frontier: MerkleFrontier;
-  private readonly tail = new HistoryTail();
+  /** Every stream's number, by stream key (see StreamId). */
+  private readonly streamIds = new Map<string, StreamId>();
+  private nextStreamId = 1;
+  /** The tail walks its streams in the index's order: by number. */
+  private readonly tail = new HistoryTail(new StreamOrder((key) => this.idOf(key).id));
   /**
    * The leaf hashes of the block being filled (from the last multiple of BLOCK up to size): when
    * it completes, its subtree is hashed from memory instead of reading them back.
@@ -360,35 +385,38 @@ export class SqliteLog {
         [],
         { thing: string; affordance: string; kind: string; seq: number; value: string | null }
       >("SELECT thing, affordance, kind, seq, value FROM streams"),
-      upsertStream: db.prepare(
-        `INSERT INTO streams (thing, affordance, kind, seq, value) VALUES (@thing, @affordance, @kind, @seq, @value)
-         ON CONFLICT (thing, affordance, kind) DO UPDATE SET seq = excluded.seq, value = excluded.value`,
+      upsertStream: db.prepare<[number, number, string | null]>(
+        `INSERT INTO stream_state (stream, seq, value) VALUES (?, ?, ?)
+         ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, value = excluded.value`,
+      ),
+      allStreamIds: db.prepare<[], { id: number; thing: string; affordance: string; kind: string }>(
+        "SELECT id, thing, affordance, kind FROM stream_ids",
+      ),
+      insertStreamId: db.prepare<[number, string, string, string]>(
+        "INSERT OR IGNORE INTO stream_ids (id, thing, affordance, kind) VALUES (?, ?, ?, ?)",
       ),
 
-      historyAsc: db.prepare<[string, string, string, number, number, number], { seq: number }>(
-        `SELECT seq FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq > ? AND seq < ?
-         ORDER BY seq ASC LIMIT ?`,
+      historyAsc: db.prepare<[number, number, number, number], { seq: number }>(
+        "SELECT seq FROM history_entries WHERE stream = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?",
       ),
-      historyDesc: db.prepare<[string, string, string, number, number, number], { seq: number }>(
-        `SELECT seq FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq > ? AND seq < ?
-         ORDER BY seq DESC LIMIT ?`,
+      historyDesc: db.prepare<[number, number, number, number], { seq: number }>(
+        "SELECT seq FROM history_entries WHERE stream = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?",
       ),
-      historyLatest: db.prepare<[string, string, string, number], { seq: number | null }>(
-        "SELECT max(seq) AS seq FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq <= ?",
+      historyLatest: db.prepare<[number, number], { seq: number | null }>(
+        "SELECT max(seq) AS seq FROM history_entries WHERE stream = ? AND seq <= ?",
       ),
-      historyHas: db.prepare<[string, string, string, number], { one: number }>(
-        "SELECT 1 AS one FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq = ?",
+      historyHas: db.prepare<[number, number], { one: number }>(
+        "SELECT 1 AS one FROM history_entries WHERE stream = ? AND seq = ?",
       ),
-      historyCount: db.prepare<[string, string, string, number, number], { n: number }>(
-        "SELECT count(*) AS n FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq > ? AND seq <= ?",
+      historyCount: db.prepare<[number, number, number], { n: number }>(
+        "SELECT count(*) AS n FROM history_entries WHERE stream = ? AND seq > ? AND seq <= ?",
       ),
       // The seq `offset + 1` entries after `after` in one stream: SQLite steps the index in C.
-      historyNth: db.prepare<[string, string, string, number, number], { seq: number }>(
-        `SELECT seq FROM history WHERE thing = ? AND affordance = ? AND kind = ? AND seq > ?
-         ORDER BY seq LIMIT 1 OFFSET ?`,
+      historyNth: db.prepare<[number, number, number], { seq: number }>(
+        "SELECT seq FROM history_entries WHERE stream = ? AND seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
       ),
-      insertHistory: db.prepare<[string, string, string, number]>(
-        "INSERT OR IGNORE INTO history (thing, affordance, kind, seq) VALUES (?, ?, ?, ?)",
+      insertHistory: db.prepare<[number, number]>(
+        "INSERT OR IGNORE INTO history_entries (stream, seq) VALUES (?, ?)",
       ),
       tailRows: db.prepare<
         [number],
@@ -413,6 +441,10 @@ export class SqliteLog {
     if (blockStart < this.size) {
       this.blockLeaves = this.stmt.leaves.all(blockStart + 1, this.size).map((r) => r.leaf);
     }
+    for (const row of this.stmt.allStreamIds.iterate()) {
+      this.streamIds.set(streamKey(row.thing, row.affordance, row.kind), { id: row.id, persisted: true });
+      if (row.id >= this.nextStreamId) this.nextStreamId = row.id + 1;
+    }
     // The tail is memory only: rebuild it from the Log after the last completed merge, leaving
     // out what a merge cycle cut short by a stop had already written.
     for (const row of this.stmt.allStreams.iterate()) {
@@ -426,11 +458,12 @@ export class SqliteLog {
         this.setStream(row.thing, sub, { seq: row.seq, value: row.affordance === null ? null : row.value });
       }
       const key = streamKey(row.thing, affordance, row.kind);
+      // Streams new since the last merge are numbered again, in the order they appear.
+      const sid = this.idOf(key);
       // A cycle cut short may have written its history entries, never its streams.
       this.dirty.add(key);
       this.tail.order.add(key);
-      if (this.stmt.historyCount.get(row.thing, affordance, row.kind, row.seq - 1, row.seq)?.n === 1)
-        continue;
+      if (sid.persisted && this.stmt.historyHas.get(sid.id, row.seq) !== undefined) continue;
       this.tail.add(key, row.seq);
     }
   }
@@ -450,6 +483,7 @@ export class SqliteLog {
           changes: this.capture.changes.length,
           leaves: this.capture.leaves.length,
           nodes: this.capture.nodes.length,
+          streamIds: this.capture.streamIds.length,
           history: this.capture.history.length,
           streams: this.capture.streams.length,
           checkpoints: this.capture.checkpoints.length,
@@ -474,6 +508,7 @@ export class SqliteLog {
       capture.leaves.length = at.leaves;
       capture.nodes.length = at.nodes;
       capture.nodeHashes.length = at.nodes / 2;
+      capture.streamIds.length = at.streamIds;
       capture.history.length = at.history;
       capture.streams.length = at.streams;
       capture.checkpoints.length = at.checkpoints;
@@ -554,7 +589,12 @@ export class SqliteLog {
     const sub = this.subOf(affordance, draft.kind);
     const streams = this.projection.get(draft.thing);
     const latest = streams?.get(sub);
-    const key = latest?.key ?? `${draft.thing}\u0000${sub}`; // streamKey(thing, affordance, kind)
+    let key = latest?.key;
+    if (key === undefined) {
+      key = `${draft.thing}\u0000${sub}`; // streamKey(thing, affordance, kind)
+      // A stream new to the projection is numbered now: numbers follow the order streams appear.
+      this.idOf(key);
+    }
     if (previous === undefined && draft.affordance !== undefined && latest?.value != null) {
       previous = { text: latest.value, value: JSON.parse(latest.value) as unknown };
     }
@@ -661,6 +701,7 @@ export class SqliteLog {
       leaves: [],
       nodes: [],
       nodeHashes: [],
+      streamIds: [],
       history: [],
       streams: [],
       checkpoints: [],
@@ -681,6 +722,7 @@ export class SqliteLog {
       leaves: Buffer.concat(capture.leaves),
       nodes: capture.nodes,
       nodeHashes: Buffer.concat(capture.nodeHashes),
+      streamIds: capture.streamIds,
       history: capture.history,
       streams: capture.streams,
       checkpoints: capture.checkpoints,
@@ -689,6 +731,7 @@ export class SqliteLog {
     if (capture.merged !== undefined) set.merged = capture.merged;
     const empty =
       set.changes.length === 0 &&
+      set.streamIds.length === 0 &&
       set.nodes.length === 0 &&
       set.history.length === 0 &&
       set.streams.length === 0 &&
@@ -790,21 +833,20 @@ export class SqliteLog {
    */
   mergeChunk(cycle: LogMergeCycle, limit: number): MergeChunk {
     const entries = cycle.history.nextChunk(limit);
-    // A chunk holds long runs of one stream: its key is split once per run.
+    const numbered: StreamId[] = [];
+    // A chunk holds long runs of one stream: its number is looked up once per run.
     let key: string | undefined;
-    let thing = "";
-    let affordance = "";
-    let kind = "";
+    let id = 0;
     for (const entry of entries) {
       if (entry.key !== key) {
         key = entry.key;
-        [thing, affordance, kind] = splitStreamKey(key);
+        id = this.numbered(key, numbered).id;
       }
-      if (this.capture) this.capture.history.push(thing, affordance, kind, entry.seq);
-      else this.stmt.insertHistory.run(thing, affordance, kind, entry.seq);
+      if (this.capture) this.capture.history.push(id, entry.seq);
+      else this.stmt.insertHistory.run(id, entry.seq);
     }
     if (entries.length > 0) {
-      const chunk: MergeChunk = { entries, done: false };
+      const chunk: MergeChunk = { entries, done: false, numbered };
       if (this.capture) this.unmerged.push(chunk);
       return chunk;
     }
@@ -827,11 +869,12 @@ export class SqliteLog {
         const latest = subs?.get(sub);
         const state = latest && this.committedState(thing, sub, latest);
         if (state === undefined || state.seq > cycle.history.upTo) continue;
-        if (this.capture) this.capture.streams.push(thing, affordance, kind, state.seq, state.value);
-        else this.stmt.upsertStream.run({ thing, affordance, kind, seq: state.seq, value: state.value });
+        const { id } = this.numbered(key, numbered);
+        if (this.capture) this.capture.streams.push(id, state.seq, state.value);
+        else this.stmt.upsertStream.run(id, state.seq, state.value);
       }
       // The cycle moves on only after COMMIT (merged): a chunk run again is the same chunk.
-      return { entries, streams, streamsTo: position, done: false };
+      return { entries, streams, streamsTo: position, done: false, numbered };
     }
     if (this.capture) this.capture.merged = cycle.history.upTo;
     else this.stmt.saveMerged.run(cycle.history.upTo);
@@ -853,10 +896,33 @@ export class SqliteLog {
     }
   }
 
+  /**
+   * A stream's number (given now if it has none), with its `stream_ids` row written in the running
+   * transaction if no committed one has it yet (`numbered` collects those, for `applyMerged`).
+   */
+  private numbered(key: string, numbered: StreamId[]): StreamId {
+    const sid = this.idOf(key);
+    if (!sid.persisted && !numbered.includes(sid)) {
+      numbered.push(sid);
+      const [thing, affordance, kind] = splitStreamKey(key);
+      if (this.capture) this.capture.streamIds.push(sid.id, thing, affordance, kind);
+      else this.stmt.insertStreamId.run(sid.id, thing, affordance, kind);
+    }
+    return sid;
+  }
+
+  /** A stream's number, given in the order streams first appear. */
+  private idOf(key: string): StreamId {
+    let sid = this.streamIds.get(key);
+    if (sid === undefined) this.streamIds.set(key, (sid = { id: this.nextStreamId++, persisted: false }));
+    return sid;
+  }
+
   /** A committed chunk's entries leave the tail and join the ranks, once. */
   private applyMerged(chunk: MergeChunk): void {
     if (chunk.applied) return;
     chunk.applied = true;
+    for (const sid of chunk.numbered ?? []) sid.persisted = true;
     this.tail.remove(chunk.entries);
     // Entries come in index order, so a stream's new entries come in seq order after its others.
     for (const entry of chunk.entries) {
@@ -876,7 +942,7 @@ export class SqliteLog {
       if (chunk.applied) continue;
       const first = chunk.entries[0];
       if (first === undefined) continue;
-      if (this.stmt.historyHas.get(...splitStreamKey(first.key), first.seq) === undefined) return;
+      if (this.stmt.historyHas.get(this.idOf(first.key).id, first.seq) === undefined) return;
       this.applyMerged(chunk);
     }
   }
@@ -962,10 +1028,10 @@ export class SqliteLog {
     const before = query.before ?? Number.MAX_SAFE_INTEGER;
     const seqs = new Set<number>();
     for (const s of this.streamsOf(query.thing, query.affordance, query.kinds)) {
-      const key = [query.thing, s.affordance, s.kind] as const;
+      const key = streamKey(query.thing, s.affordance, s.kind);
       const statement = query.order === "asc" ? this.stmt.historyAsc : this.stmt.historyDesc;
-      for (const row of statement.all(...key, after, before, query.limit)) seqs.add(row.seq);
-      const tail = this.tail.range(streamKey(...key), after, before);
+      for (const row of statement.all(this.storedId(key), after, before, query.limit)) seqs.add(row.seq);
+      const tail = this.tail.range(key, after, before);
       for (const seq of query.order === "asc" ? tail.slice(0, query.limit) : tail.slice(-query.limit))
         seqs.add(seq);
     }
@@ -978,11 +1044,9 @@ export class SqliteLog {
     for (const s of this.streamsOf(thing, undefined, kinds)) {
       let seq: number | undefined = s.seq;
       if (atSeq !== undefined && s.seq > atSeq) {
-        const key = [thing, s.affordance, s.kind] as const;
+        const key = streamKey(thing, s.affordance, s.kind);
         seq =
-          this.tail.latest(streamKey(...key), atSeq) ??
-          this.stmt.historyLatest.get(...key, atSeq)?.seq ??
-          undefined;
+          this.tail.latest(key, atSeq) ?? this.stmt.historyLatest.get(this.storedId(key), atSeq)?.seq ?? undefined;
       }
       if (seq !== undefined) out.push({ affordance: s.affordance, kind: s.kind, latest: this.mustGet(seq) });
     }
@@ -999,10 +1063,9 @@ export class SqliteLog {
     if (upTo <= after) return 0;
     return this.consistent(() => {
       const key = streamKey(thing, affordance, kind);
-      const ranks = this.ranksOf(key, thing, affordance, kind);
-      const fromTable =
-        this.tableRank(ranks, thing, affordance, kind, upTo) -
-        this.tableRank(ranks, thing, affordance, kind, after);
+      const id = this.storedId(key);
+      const ranks = this.ranksOf(key, id);
+      const fromTable = this.tableRank(ranks, id, upTo) - this.tableRank(ranks, id, after);
       return fromTable + this.tail.countRange(key, after, upTo);
     });
   }
@@ -1020,14 +1083,13 @@ export class SqliteLog {
     }) as T;
   }
 
+  /** A stream's number, for reading its rows: 0 (no rows) when it has none. */
+  private storedId(key: string): number {
+    return this.streamIds.get(key)?.id ?? 0;
+  }
+
   /** How many of a stream's entries in the table have seq <= `seq`. */
-  private tableRank(
-    ranks: StreamRanks,
-    thing: string,
-    affordance: string,
-    kind: string,
-    seq: number,
-  ): number {
+  private tableRank(ranks: StreamRanks, id: number, seq: number): number {
     if (seq <= 0) return 0;
     const { marks } = ranks;
     let lo = 0;
@@ -1040,25 +1102,25 @@ export class SqliteLog {
     const base = lo * this.rankStep;
     if (base === ranks.count) return base;
     const from = lo > 0 ? (marks[lo - 1] ?? 0) : 0;
-    return base + (this.stmt.historyCount.get(thing, affordance, kind, from, seq)?.n ?? 0);
+    return base + (this.stmt.historyCount.get(id, from, seq)?.n ?? 0);
   }
 
   /**
    * A stream's rank marks, found on its first count by stepping its index RANK_STEP entries at a
    * time (in SQLite, one pass over the stream's entries), then kept up by each merge.
    */
-  private ranksOf(key: string, thing: string, affordance: string, kind: string): StreamRanks {
+  private ranksOf(key: string, id: number): StreamRanks {
     let ranks = this.ranks.get(key);
     if (ranks !== undefined) return ranks;
     const marks: number[] = [];
     let after = 0;
     for (;;) {
-      const row = this.stmt.historyNth.get(thing, affordance, kind, after, this.rankStep - 1);
+      const row = this.stmt.historyNth.get(id, after, this.rankStep - 1);
       if (row === undefined) break;
       marks.push(row.seq);
       after = row.seq;
     }
-    const rest = this.stmt.historyCount.get(thing, affordance, kind, after, Number.MAX_SAFE_INTEGER)?.n ?? 0;
+    const rest = this.stmt.historyCount.get(id, after, Number.MAX_SAFE_INTEGER)?.n ?? 0;
     ranks = { marks, count: marks.length * this.rankStep + rest };
     this.ranks.set(key, ranks);
     return ranks;

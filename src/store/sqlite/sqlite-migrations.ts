@@ -116,4 +116,47 @@ export const migrations: readonly string[] = [
     WHEN NEW.size < OLD.size
     BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
   `,
+  // 6: the history index and the projection keyed by a stream's number instead of its three
+  // texts (a Thing id of ~40 bytes in every index entry): an entry takes ~10 bytes instead of
+  // ~65, and a merge writes a sixth of the pages (measured: 0.9 µs and 232 bytes written per entry
+  // against 2.5 µs and 1,301 bytes). Numbers are given in the order streams first appear, and a
+  // merge cycle walks them in that order, so each chunk still writes one contiguous range. The
+  // old names stay, as views, for anyone who reads the file.
+  `
+  CREATE TABLE stream_ids (
+    id         INTEGER PRIMARY KEY,
+    thing      TEXT NOT NULL,
+    affordance TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    UNIQUE (thing, affordance, kind)
+  );
+  INSERT INTO stream_ids (thing, affordance, kind)
+    SELECT thing, affordance, kind FROM streams
+    UNION SELECT thing, affordance, kind FROM history
+    ORDER BY 1, 2, 3;
+  CREATE TABLE history_entries (
+    stream INTEGER NOT NULL,
+    seq    INTEGER NOT NULL,
+    PRIMARY KEY (stream, seq)
+  ) WITHOUT ROWID;
+  INSERT INTO history_entries (stream, seq)
+    SELECT s.id, h.seq FROM history h
+    JOIN stream_ids s ON s.thing = h.thing AND s.affordance = h.affordance AND s.kind = h.kind
+    ORDER BY 1, 2;
+  CREATE TABLE stream_state (
+    stream INTEGER PRIMARY KEY,
+    seq    INTEGER NOT NULL,
+    value  TEXT
+  );
+  INSERT INTO stream_state (stream, seq, value)
+    SELECT s.id, t.seq, t.value FROM streams t
+    JOIN stream_ids s ON s.thing = t.thing AND s.affordance = t.affordance AND s.kind = t.kind
+    ORDER BY 1;
+  DROP TABLE history;
+  DROP TABLE streams;
+  CREATE VIEW history AS
+    SELECT s.thing, s.affordance, s.kind, h.seq FROM history_entries h JOIN stream_ids s ON s.id = h.stream;
+  CREATE VIEW streams AS
+    SELECT s.thing, s.affordance, s.kind, t.seq, t.value FROM stream_state t JOIN stream_ids s ON s.id = t.stream;
+  `,
 ];

@@ -204,13 +204,72 @@ describe("SqliteStore", () => {
         expect.arrayContaining([
           "changes",
           "checkpoints",
-          "history",
+          "history_entries",
           "log_head",
           "merkle_nodes",
-          "streams",
+          "stream_ids",
+          "stream_state",
           "things",
         ]),
       );
+    });
+
+    it("number the streams of a version 5 database in key order, keeping every history entry and stream row", async () => {
+      // A Log with merged history, streams and a tail, written by this hub…
+      const things = numbers(5).map(thingName);
+      const source = openStore({ historyMergeThreshold: 40, historyMergeChunk: 25 });
+      for (let i = 0; i < 8; i++) await source.append(readings(30, 5, i * 30));
+      await source.close();
+      // …copied into a file at version 5, where `history` and `streams` were keyed by their texts.
+      const oldPath = join(dir, "v5.db");
+      const old = new Database(oldPath);
+      connections.push(old);
+      old.pragma("journal_mode = WAL");
+      for (const migration of migrations.slice(0, 5)) old.exec(migration);
+      old.pragma("user_version = 5");
+      old.exec(`ATTACH DATABASE '${path}' AS current`);
+      const tables = old
+        .prepare<[], { name: string }>(
+          "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name <> 'log_head'",
+        )
+        .all();
+      old.transaction(() => {
+        for (const { name } of tables) old.exec(`INSERT INTO main.${name} SELECT * FROM current.${name}`);
+        old.exec(
+          "UPDATE main.log_head SET (size, frontier, history_merged) = (SELECT size, frontier, history_merged FROM current.log_head)",
+        );
+      })();
+      old.exec("DETACH DATABASE current");
+      const counts = (db: Database.Database) =>
+        db
+          .prepare(
+            "SELECT (SELECT count(*) FROM history) AS history, (SELECT count(*) FROM streams) AS streams",
+          )
+          .get();
+      const before = counts(old) as { history: number; streams: number };
+      expect(before.history).toBeGreaterThan(100);
+      expect(before.streams).toBeGreaterThan(0);
+      old.close();
+
+      const upgraded = new SqliteStore({ path: oldPath });
+      stores.push(upgraded);
+      await expectHistoryAsInLog(upgraded, things, "upgraded");
+      const db = new Database(oldPath, { readonly: true });
+      connections.push(db);
+      expect(db.pragma("user_version", { simple: true })).toBe(migrations.length);
+      expect(counts(db)).toEqual(before);
+      // Numbered in key order, so that a merge cycle's order is the index's.
+      const named = db
+        .prepare<[], { thing: string; affordance: string; kind: string }>(
+          "SELECT thing, affordance, kind FROM stream_ids ORDER BY id",
+        )
+        .all()
+        .map((r) => streamKey(r.thing, r.affordance, r.kind));
+      expect(named.length).toBeGreaterThan(0);
+      expect(named).toEqual([...named].sort());
+      // Appends and merges go on from there.
+      for (let i = 8; i < 12; i++) await upgraded.append(readings(30, 5, i * 30));
+      await expectHistoryAsInLog(upgraded, things, "appended after the upgrade");
     });
 
     it("refuses a database from a newer hub with a clear error, leaving it as it was and closed", () => {

@@ -22,9 +22,11 @@ export interface WriteSet {
   nodes: number[];
   /** Their hashes, 32 bytes each. */
   nodeHashes: Uint8Array;
-  /** History index entries: thing, affordance, kind, seq. */
-  history: Array<string | number>;
-  /** Projection rows: thing, affordance, kind, seq, value. */
+  /** Streams numbered for the first time: id, thing, affordance, kind. */
+  streamIds: Array<string | number>;
+  /** History index entries: stream id, seq. */
+  history: number[];
+  /** Projection rows: stream id, seq, value. */
   streams: Array<string | number | null>;
   /** Signed checkpoints: size, origin, root, time, signature. */
   checkpoints: Array<string | number>;
@@ -48,10 +50,11 @@ db.pragma("cache_size = -65536");
 const insertChange = db.prepare(
   "INSERT INTO changes (seq, hlc, at, thing, affordance, kind, value, previous, cause, leaf) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 const insertNode = db.prepare("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)");
-const insertHistory = db.prepare("INSERT OR IGNORE INTO history (thing, affordance, kind, seq) VALUES (?, ?, ?, ?)");
+const insertStreamId = db.prepare("INSERT OR IGNORE INTO stream_ids (id, thing, affordance, kind) VALUES (?, ?, ?, ?)");
+const insertHistory = db.prepare("INSERT OR IGNORE INTO history_entries (stream, seq) VALUES (?, ?)");
 const upsertStream = db.prepare(
-  "INSERT INTO streams (thing, affordance, kind, seq, value) VALUES (?, ?, ?, ?, ?) " +
-  "ON CONFLICT (thing, affordance, kind) DO UPDATE SET seq = excluded.seq, value = excluded.value");
+  "INSERT INTO stream_state (stream, seq, value) VALUES (?, ?, ?) " +
+  "ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, value = excluded.value");
 const insertCheckpoint = db.prepare(
   "INSERT OR IGNORE INTO checkpoints (size, origin, root, time, signature) VALUES (?, ?, ?, ?, ?)");
 const saveHead = db.prepare("UPDATE log_head SET size = ?, frontier = ? WHERE id = 1");
@@ -69,10 +72,12 @@ const write = db.transaction((set) => {
     insertChange.run(c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4], c[i + 5], c[i + 6], c[i + 7], c[i + 8], view(set.leaves, r));
   }
   for (let i = 0, r = 0; i < set.nodes.length; i += 2, r++) insertNode.run(set.nodes[i], set.nodes[i + 1], view(set.nodeHashes, r));
+  const d = set.streamIds;
+  for (let i = 0; i < d.length; i += 4) insertStreamId.run(d[i], d[i + 1], d[i + 2], d[i + 3]);
   const h = set.history;
-  for (let i = 0; i < h.length; i += 4) insertHistory.run(h[i], h[i + 1], h[i + 2], h[i + 3]);
+  for (let i = 0; i < h.length; i += 2) insertHistory.run(h[i], h[i + 1]);
   const s = set.streams;
-  for (let i = 0; i < s.length; i += 5) upsertStream.run(s[i], s[i + 1], s[i + 2], s[i + 3], s[i + 4]);
+  for (let i = 0; i < s.length; i += 3) upsertStream.run(s[i], s[i + 1], s[i + 2]);
   const k = set.checkpoints;
   for (let i = 0; i < k.length; i += 5) insertCheckpoint.run(k[i], k[i + 1], k[i + 2], k[i + 3], k[i + 4]);
   if (set.head) saveHead.run(set.head[0], set.head[1]);
