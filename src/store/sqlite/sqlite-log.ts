@@ -95,7 +95,7 @@ export interface MergeChunk {
   /** Its entries have left the tail (and counted in the ranks): a reader saw them committed. */
   applied?: boolean;
   /** Streams whose number it writes to `stream_ids` for the first time. */
-  numbered?: StreamId[];
+  numbered?: Set<StreamId>;
 }
 
 /**
@@ -833,7 +833,7 @@ export class SqliteLog {
    */
   mergeChunk(cycle: LogMergeCycle, limit: number): MergeChunk {
     const entries = cycle.history.nextChunk(limit);
-    const numbered: StreamId[] = [];
+    const numbered = new Set<StreamId>();
     // A chunk holds long runs of one stream: its number is looked up once per run.
     let key: string | undefined;
     let id = 0;
@@ -900,10 +900,10 @@ export class SqliteLog {
    * A stream's number (given now if it has none), with its `stream_ids` row written in the running
    * transaction if no committed one has it yet (`numbered` collects those, for `applyMerged`).
    */
-  private numbered(key: string, numbered: StreamId[]): StreamId {
+  private numbered(key: string, numbered: Set<StreamId>): StreamId {
     const sid = this.idOf(key);
-    if (!sid.persisted && !numbered.includes(sid)) {
-      numbered.push(sid);
+    if (!sid.persisted && !numbered.has(sid)) {
+      numbered.add(sid);
       const [thing, affordance, kind] = splitStreamKey(key);
       if (this.capture) this.capture.streamIds.push(sid.id, thing, affordance, kind);
       else this.stmt.insertStreamId.run(sid.id, thing, affordance, kind);
