@@ -1046,7 +1046,9 @@ export class SqliteLog {
       if (atSeq !== undefined && s.seq > atSeq) {
         const key = streamKey(thing, s.affordance, s.kind);
         seq =
-          this.tail.latest(key, atSeq) ?? this.stmt.historyLatest.get(this.storedId(key), atSeq)?.seq ?? undefined;
+          this.tail.latest(key, atSeq) ??
+          this.stmt.historyLatest.get(this.storedId(key), atSeq)?.seq ??
+          undefined;
       }
       if (seq !== undefined) out.push({ affordance: s.affordance, kind: s.kind, latest: this.mustGet(seq) });
     }
