@@ -140,7 +140,7 @@ export class HistoryTail {
   }
 
   /**
-   * A merge of every entry with `seq <= upTo`, handed out in index order (stream key, then seq)
+   * A merge of every entry with `seq <= upTo`, handed out in index order (stream, then seq)
    * so that each chunk covers one contiguous range of the index and writes each page once.
    */
   beginMerge(upTo: number): MergeCycle {

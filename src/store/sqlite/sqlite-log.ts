@@ -310,12 +310,12 @@ export class SqliteLog {
    * The state projection: the latest Change (seq, value text) of every stream, by Thing. Kept in
    * memory so that an append writes no random page (the log benchmark measured 75k rows/s for
    * the append alone, 28k with a per-Change upsert of this projection, 12k with its lookup);
-   * written to `streams` in key order by the merge cycle, and rebuilt at start from that table
+   * written to `stream_state` in stream order by the merge cycle, and rebuilt at start from it
    * and the Log after `history_merged`.
    */
   private readonly projection = new Map<string, Map<string, StreamState>>();
   /**
-   * The streams whose row in `streams` may be older than their state here (appended to since the
+   * The streams whose row in `stream_state` may be older than their state here (appended to since the
    * merge cycle that last wrote them): the next cycle writes them, in the tail's stream order.
    */
   private readonly dirty = new Set<string>();
@@ -852,7 +852,7 @@ export class SqliteLog {
     }
     const keys = cycle.history.keys;
     if (cycle.position < keys.length) {
-      // The streams whose row may be behind, in key order: those whose committed state is at or
+      // The streams whose row may be behind, in stream order: those whose committed state is at or
       // before `upTo` are written. A stream changed again after `upTo` is written by a later
       // cycle; until then the start-up replay of the Log after `history_merged` restores it. A
       // chunk looks at a bounded number of keys, so that none holds the event loop long.
