@@ -68,6 +68,38 @@ describe("StreamOrder", () => {
     );
   });
 
+  it("property: with a rank, keys come out once each in the order of their ranks, each ranked once", () => {
+    const key = fc.string({ maxLength: 5 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(key, { maxLength: 20 }), { maxLength: 6 }),
+        fc.integer(),
+        (waves, seed) => {
+          // Distinct ranks in no relation to the keys' own order (as stream numbers are).
+          const ranks = new Map<string, number>();
+          const calls = new Map<string, number>();
+          const rank = (k: string): number => {
+            calls.set(k, (calls.get(k) ?? 0) + 1);
+            let r = ranks.get(k);
+            if (r === undefined) ranks.set(k, (r = (Math.imul(ranks.size + 1, 2654435761) ^ seed) >>> 0));
+            return r;
+          };
+          const order = new StreamOrder(rank);
+          const seen = new Set<string>();
+          for (const wave of waves) {
+            for (const k of wave) {
+              order.add(k);
+              seen.add(k);
+            }
+            const sorted = order.sorted();
+            expect(sorted).toEqual([...seen].sort((a, b) => (ranks.get(a) ?? 0) - (ranks.get(b) ?? 0)));
+          }
+          for (const k of seen) expect(calls.get(k), k).toBe(1);
+        },
+      ),
+    );
+  });
+
   it("keeps an array it handed out unchanged when keys arrive later (a merge cycle walks it)", () => {
     const order = new StreamOrder();
     order.add("b");

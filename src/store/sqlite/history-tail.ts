@@ -24,13 +24,11 @@ export function splitStreamKey(key: string): [thing: string, affordance: string,
 export class StreamOrder {
   private readonly known = new Set<string>();
   private order: string[] = [];
+  /** With `rank`: the rank of each key of `order` (a key's rank never changes). */
+  private ranks: number[] = [];
   private fresh: string[] = [];
 
   constructor(private readonly rank?: (key: string) => number) {}
-
-  private before(a: string, b: string): boolean {
-    return this.rank ? this.rank(a) < this.rank(b) : a < b;
-  }
 
   get size(): number {
     return this.known.size;
@@ -46,27 +44,33 @@ export class StreamOrder {
   sorted(): readonly string[] {
     if (this.fresh.length === 0) return this.order;
     const rank = this.rank;
-    const fresh = rank ? this.fresh.sort((a, b) => rank(a) - rank(b)) : this.fresh.sort();
+    // Each key is ranked once: the fresh ones here, the others when they were fresh.
+    const fresh = rank
+      ? this.fresh.map((key) => ({ key, rank: rank(key) })).sort((a, b) => a.rank - b.rank)
+      : this.fresh.sort().map((key) => ({ key, rank: 0 }));
     this.fresh = [];
     const old = this.order;
+    const oldRanks = this.ranks;
+    const before = rank
+      ? (i: number, j: number) => (oldRanks[i] as number) < (fresh[j]?.rank as number)
+      : (i: number, j: number) => (old[i] as string) < (fresh[j]?.key as string);
     const merged = new Array<string>(old.length + fresh.length);
+    const mergedRanks = rank ? new Array<number>(merged.length) : [];
     let i = 0;
     let j = 0;
     let k = 0;
-    while (i < old.length && j < fresh.length) {
-      const a = old[i] as string;
-      const b = fresh[j] as string;
-      if (this.before(a, b)) {
-        merged[k++] = a;
-        i++;
+    while (i < old.length || j < fresh.length) {
+      if (j >= fresh.length || (i < old.length && before(i, j))) {
+        if (rank) mergedRanks[k] = oldRanks[i] as number;
+        merged[k++] = old[i++] as string;
       } else {
-        merged[k++] = b;
-        j++;
+        const next = fresh[j++] as { key: string; rank: number };
+        if (rank) mergedRanks[k] = next.rank;
+        merged[k++] = next.key;
       }
     }
-    while (i < old.length) merged[k++] = old[i++] as string;
-    while (j < fresh.length) merged[k++] = fresh[j++] as string;
     this.order = merged;
+    this.ranks = mergedRanks;
     return merged;
   }
 
@@ -74,6 +78,7 @@ export class StreamOrder {
   reset(keys: Iterable<string>): void {
     this.known.clear();
     this.order = [];
+    this.ranks = [];
     this.fresh = [];
     for (const key of keys) this.add(key);
   }
