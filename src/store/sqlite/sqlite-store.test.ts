@@ -584,34 +584,6 @@ describe("SqliteStore", () => {
     await expectExact(openStore());
   });
 
-  it("sets that reach the writer thread while it writes share its transaction: one COMMIT (one fsync) for several", async () => {
-    const store = openStore({ maxBatch: 4 });
-    await store.append(readings(30, 3));
-    // One slow row, so that the next set reaches the writer thread while it still writes this one.
-    connect().exec(
-      `CREATE TRIGGER slow BEFORE INSERT ON changes WHEN NEW.value = '1000' BEGIN
-         SELECT count(*) FROM (WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 2000000) SELECT x FROM n);
-       END`,
-    );
-    const writer = (store as unknown as { writer: { commits: number; setsCommitted: number } }).writer;
-    const before = { commits: writer.commits, sets: writer.setsCommitted };
-    const calls = numbers(40).map((i) => readings(1, 3, 980 + i));
-    const recorded = (await Promise.all(calls.map((drafts) => store.append(drafts)))).flat();
-    const commits = writer.commits - before.commits;
-    const sets = writer.setsCommitted - before.sets;
-    // 40 calls in sets of at most 4: ten sets or more, in fewer transactions.
-    expect(sets).toBeGreaterThanOrEqual(10);
-    expect(commits).toBeLessThan(sets);
-    expect(recorded.map((c) => c.seq)).toEqual(numbers(40).map((i) => 30 + i));
-    expect(await store.changesAfter(30, 100)).toStrictEqual(recorded);
-    const leaves = (await readLog(store)).map((c) => hashFromHex(c.leaf ?? ""));
-    expect(hashToHex((await store.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
-    await store.close();
-    const reopened = openStore();
-    expect((await reopened.logHead()).size).toBe(70);
-    expect(await reopened.changesAfter(30, 100)).toStrictEqual(recorded);
-  });
-
   it("a Log that kept only subtrees of 256 leaves and more goes on exactly: the smaller ones are computed from its leaves", async () => {
     const store = openStore();
     await store.append(readings(700, 3));

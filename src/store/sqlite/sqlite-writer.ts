@@ -41,9 +41,7 @@ type Answer = { id: number; ok: true } | { id: number; ok: false; message: strin
 /** The writer thread's code: CommonJS, run with `eval`, so that it needs no file of its own. */
 const WORKER_SOURCE = String.raw`
 "use strict";
-const { parentPort, workerData, receiveMessageOnPort } = require("node:worker_threads");
-// The most sets one COMMIT takes (each is at most one batch of the store).
-const MAX_GROUP = 64;
+const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.sqlite);
 const db = new Database(workerData.path);
 db.pragma("synchronous = FULL");
@@ -85,69 +83,24 @@ const write = db.transaction((set) => {
   if (set.head) saveHead.run(set.head[0], set.head[1]);
   if (set.merged !== undefined) saveMerged.run(set.merged);
 });
-const failure = (id, error) => ({ id, ok: false, message: String(error && error.message || error), code: error && error.code });
-// Group commit: the sets that reached this thread while it wrote go into the same transaction,
-// each in a savepoint of its own, and share one COMMIT (one fsync). A set that fails is rolled
-// back alone; those committed before it in the group stand, those of its epoch after it are
-// refused. Were the whole transaction lost (SQLite rolls back on a full disk or an I/O error),
-// or its COMMIT refused, every set in the group fails.
-const close = () => {
-  db.close();
-  parentPort.close();
-};
-parentPort.on("message", (first) => {
-  if (first.close) return close();
-  const answers = [];
-  let closing = false;
-  let lastEpoch = first.epoch;
-  try {
-    // IMMEDIATE: the write lock first, as the main connection's batches take it.
-    db.exec("BEGIN IMMEDIATE");
-  } catch (error) {
-    refusedEpoch = first.epoch;
-    parentPort.postMessage([failure(first.id, error)]);
+parentPort.on("message", (message) => {
+  if (message.close) {
+    db.close();
+    parentPort.close();
     return;
   }
-  let lost;
-  for (let message = first; message !== undefined; ) {
-    if (message.close) {
-      closing = true;
-      break;
-    }
-    lastEpoch = message.epoch;
-    if (message.epoch === refusedEpoch) {
-      answers.push({ id: message.id, ok: false, message: "an earlier batch it was built on was not written" });
-    } else {
-      try {
-        write(message.set);
-        answers.push({ id: message.id, ok: true });
-      } catch (error) {
-        refusedEpoch = message.epoch;
-        answers.push(failure(message.id, error));
-        if (!db.inTransaction) {
-          lost = error;
-          break;
-        }
-      }
-    }
-    if (answers.length >= MAX_GROUP) break;
-    message = receiveMessageOnPort(parentPort)?.message;
+  if (message.epoch === refusedEpoch) {
+    parentPort.postMessage({ id: message.id, ok: false, message: "an earlier batch it was built on was not written" });
+    return;
   }
-  if (lost === undefined) {
-    try {
-      db.exec("COMMIT");
-    } catch (error) {
-      lost = error;
-      if (db.inTransaction) db.exec("ROLLBACK");
-    }
+  try {
+    // IMMEDIATE: the write lock first, as the main connection's batches take it.
+    write.immediate(message.set);
+    parentPort.postMessage({ id: message.id, ok: true });
+  } catch (error) {
+    refusedEpoch = message.epoch;
+    parentPort.postMessage({ id: message.id, ok: false, message: String(error && error.message || error), code: error && error.code });
   }
-  if (lost !== undefined) {
-    // Nothing of the group was written: the sets it committed fail too, and what was built on them.
-    refusedEpoch = lastEpoch;
-    for (let i = 0; i < answers.length; i++) if (answers[i].ok) answers[i] = failure(answers[i].id, lost);
-  }
-  parentPort.postMessage(answers);
-  if (closing) close();
 });
 `;
 
@@ -165,9 +118,6 @@ export class WriterError extends Error {
 export class SqliteWriter {
   private worker: Worker | undefined;
   private nextId = 1;
-  /** Transactions the thread ended, and the sets they answered (several share one when it lags). */
-  commits = 0;
-  setsCommitted = 0;
   private readonly waiting = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   private readonly sqlite = createRequire(import.meta.url).resolve("better-sqlite3");
 
@@ -194,18 +144,13 @@ export class SqliteWriter {
       if ((error as { code?: string }).code !== "ERR_WORKER_INVALID_EXEC_ARGV") throw error;
       worker = new Worker(WORKER_SOURCE, options([]));
     }
-    // One message per COMMIT: the answers of the sets it wrote, in the order they were sent.
-    worker.on("message", (answers: Answer[]) => {
-      this.commits++;
-      this.setsCommitted += answers.length;
-      for (const answer of answers) {
-        const waiter = this.waiting.get(answer.id);
-        if (!waiter) continue;
-        this.waiting.delete(answer.id);
-        if (answer.ok) waiter.resolve();
-        else waiter.reject(new WriterError(`The store could not write: ${answer.message}`, answer.code));
-      }
+    worker.on("message", (answer: Answer) => {
+      const waiter = this.waiting.get(answer.id);
+      if (!waiter) return;
+      this.waiting.delete(answer.id);
       if (this.waiting.size === 0) worker.unref();
+      if (answer.ok) waiter.resolve();
+      else waiter.reject(new WriterError(`The store could not write: ${answer.message}`, answer.code));
     });
     const fail = (error: Error) => {
       // The thread is gone: what it had not answered was not written (its transaction rolled
