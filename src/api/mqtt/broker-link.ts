@@ -40,6 +40,8 @@ export interface BrokerLink {
    * broker); absent on an external broker, whose subscribers the hub cannot see.
    */
   wants?(topic: string): boolean;
+  /** Whether any client subscribed to anything (where the link can know): cheaper than `wants`. */
+  wantsAny?(): boolean;
   close(): Promise<void>;
 }
 

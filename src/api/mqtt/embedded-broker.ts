@@ -301,6 +301,11 @@ export class EmbeddedBroker implements BrokerLink {
    * Whether a message on `topic` would reach any client: the hub skips building the Changes it
    * republishes that nobody subscribed to (most of its messages, often).
    */
+  wantsAny(): boolean {
+    for (const filters of this.#subscriptions.values()) if (filters.size > 0) return true;
+    return false;
+  }
+
   wants(topic: string): boolean {
     let wanted = this.#wanted.get(topic);
     if (wanted === undefined) {

@@ -138,6 +138,18 @@ export class MqttGateway {
   }
 
   #republish(change: Change): void {
+    // On the embedded broker with no subscriber at all, not even the topic is looked up.
+    if (this.#link.wantsAny?.() !== false) this.#publishChange(change);
+    if (change.kind === "reported" && change.affordance !== undefined && this.#writes.size > 0) {
+      const waiters = this.#writes.get(writeKey(change.thing, change.affordance));
+      if (waiters !== undefined) {
+        const value = canonicalJson(change.value);
+        for (const waiter of waiters) if (waiter.value === value) waiter.resolve({ confirmedBy: "reported" });
+      }
+    }
+  }
+
+  #publishChange(change: Change): void {
     let byKind = this.#changeTopics.get(change.thing);
     if (byKind === undefined) {
       if (this.#changeTopics.size >= MAX_CHANGE_TOPIC_THINGS) this.#changeTopics.clear();
@@ -151,13 +163,6 @@ export class MqttGateway {
     // On the embedded broker, a Change no client subscribed to is not even serialised.
     if (this.#link.wants?.(topic) !== false) {
       this.#link.publish(topic, Buffer.from(JSON.stringify(change), "utf8"), { qos: 0 });
-    }
-    if (change.kind === "reported" && change.affordance !== undefined && this.#writes.size > 0) {
-      const waiters = this.#writes.get(writeKey(change.thing, change.affordance));
-      if (waiters !== undefined) {
-        const value = canonicalJson(change.value);
-        for (const waiter of waiters) if (waiter.value === value) waiter.resolve({ confirmedBy: "reported" });
-      }
     }
   }
 
