@@ -5,7 +5,7 @@
 // goes to stderr. See bench/README.md.
 import Database from "better-sqlite3";
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -182,6 +182,21 @@ function fileMiB(path) {
   } catch {
     return 0;
   }
+}
+
+/**
+ * A fixed piece of CPU work (SHA-256 chained 200,000 times, 1M Map writes), timed in ms: run at the
+ * start and at the end, it shows whether the machine itself got slower or faster meanwhile (a
+ * shared VM's did, by up to 2× within minutes), which the ratios to raw limits measured at the
+ * start do not see.
+ */
+function cpuCalibrationMs() {
+  const started = now();
+  let digest = Buffer.alloc(200);
+  for (let i = 0; i < 200_000; i++) digest = createHash("sha256").update(digest).digest();
+  const map = new Map();
+  for (let i = 0; i < 1_000_000; i++) map.set(`k${i % 50_000}`, i);
+  return Math.round(msSince(started));
 }
 
 /** CPU (user + system, all threads of this process) and event-loop stalls over one phase. */
@@ -870,6 +885,8 @@ async function main() {
   const options = parseOptions(process.argv.slice(2));
   const deadline = Date.now() + options.timeout * 1000;
   const loadBefore = round(loadavg()[0]);
+  const calibrationBefore = cpuCalibrationMs();
+  log(`CPU calibration: ${calibrationBefore} ms`);
   const things = Array.from({ length: options.things }, (_, i) => thingId(i));
   const hot = things[0];
   log(
@@ -1159,6 +1176,7 @@ async function main() {
       nodeArgs: process.execArgv,
       cpus: availableParallelism(),
       load1: [loadBefore, round(loadavg()[0])],
+      cpuCalibrationMs: [calibrationBefore, cpuCalibrationMs()],
     };
   } finally {
     clearTimeout(watchdog);
