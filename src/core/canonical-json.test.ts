@@ -148,11 +148,11 @@ describe("canonical JSON (RFC 8785)", () => {
   const recorded = fc.record(
     {
       seq: fc.nat(),
-      hlc: fc.oneof(fc.string(), fc.jsonValue()),
-      at: member,
-      thing: fc.oneof(fc.string(), fc.jsonValue()),
-      affordance: member,
-      kind: fc.oneof(fc.constantFrom("reported", "described"), fc.string()),
+      hlc: fc.oneof(fc.string(), fc.string({ unit: "binary" }), fc.jsonValue()),
+      at: fc.oneof(member, fc.string({ unit: "binary" })),
+      thing: fc.oneof(fc.string(), fc.string({ unit: "binary" }), fc.jsonValue()),
+      affordance: fc.oneof(member, fc.string({ unit: "binary" })),
+      kind: fc.oneof(fc.constantFrom("reported", "described"), fc.string(), fc.string({ unit: "binary" })),
       value: member,
       previous: member,
       cause: fc.oneof(cause, fc.constant({ actor: "admin", via: "http" })),
@@ -181,6 +181,26 @@ describe("canonical JSON (RFC 8785)", () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it("canonicalChangeText writes strings that need escapes as JSON.stringify does, plain ones between quotes", () => {
+    const strings = [
+      'a"b',
+      "a\\b",
+      "tab\there",
+      "nul\u0000",
+      "\u001f",
+      "\u007f",
+      "lone \ud800",
+      "pair 😀",
+      "ü€ \u2028",
+      "",
+    ];
+    for (const s of strings) {
+      const c = { seq: 1, hlc: s, thing: s, kind: s, affordance: s, at: s, cause: "{}" };
+      expect(canonicalChangeText(c)).toBe(canonicalChangeJson({ ...c, cause: {} }));
+      expect(canonicalChangeText(c)).toContain(`"thing":${JSON.stringify(s)}`);
+    }
   });
 
   it("canonicalCauseJson writes any cause as canonicalJson does (property)", () => {

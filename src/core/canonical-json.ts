@@ -158,7 +158,14 @@ export function canonicalChangeText(c: ChangeTexts): string {
   return `${out}}`;
 }
 
-// A member typed as a string, written as canonicalJson writes whatever it really is.
+// A string JSON.stringify writes as it is, between quotes: no quote, backslash, control
+// character or surrogate (JSON.stringify escapes lone surrogates; pairs take the slow path too).
+// eslint-disable-next-line no-control-regex -- control characters are what JSON must escape
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
+// A member typed as a string, written as canonicalJson writes whatever it really is. A plain
+// string skips JSON.stringify (~100 ns against ~170 ns for an id or an HLC; four per Change).
 function text(value: unknown): string {
-  return typeof value === "string" ? JSON.stringify(value) : canonicalJson(value);
+  if (typeof value !== "string") return canonicalJson(value);
+  return PLAIN.test(value) ? `"${value}"` : JSON.stringify(value);
 }
