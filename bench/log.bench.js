@@ -364,6 +364,7 @@ function instrumentStore(store) {
     chunkEntries: 0,
     writerSets: [],
     writerChanges: 0,
+    tailAtStart: storeLog.tailSize,
     reset() {
       this.transactions = [];
       this.withChunk = [];
@@ -371,6 +372,7 @@ function instrumentStore(store) {
       this.chunkEntries = 0;
       this.writerSets = [];
       this.writerChanges = 0;
+      this.tailAtStart = storeLog.tailSize;
     },
     tailSize: () => storeLog.tailSize,
   };
@@ -424,6 +426,7 @@ function storeFigures(stats) {
     writerChangesPerSet:
       stats.writerSets.length > 0 ? round(stats.writerChanges / stats.writerSets.length) : null,
     writerSetMs: stats.writerSets.length > 0 ? percentiles(Float64Array.from(stats.writerSets)) : null,
+    tailSizeAtStart: stats.tailAtStart,
     tailSize: stats.tailSize(),
   };
   stats.reset();
