@@ -297,15 +297,16 @@ export class EmbeddedBroker implements BrokerLink {
     this.#wanted.clear();
   }
 
-  /**
-   * Whether a message on `topic` would reach any client: the hub skips building the Changes it
-   * republishes that nobody subscribed to (most of its messages, often).
-   */
+  /** Whether any client subscribed to anything: while none did, the hub republishes nothing. */
   wantsAny(): boolean {
     for (const filters of this.#subscriptions.values()) if (filters.size > 0) return true;
     return false;
   }
 
+  /**
+   * Whether a message on `topic` would reach any client: the hub skips building the Changes it
+   * republishes that nobody subscribed to (most of its messages, often).
+   */
   wants(topic: string): boolean {
     let wanted = this.#wanted.get(topic);
     if (wanted === undefined) {
