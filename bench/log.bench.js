@@ -199,12 +199,12 @@ function cpuCalibrationMs() {
   return Math.round(msSince(started));
 }
 
-/** CPU (user + system, all threads of this process) and event-loop stalls over one phase. */
 /** CPU µs per operation, to two decimals; null when there were none. */
 function perOperation(cpuUs, count) {
   return count > 0 ? Math.round((cpuUs / count) * 100) / 100 : null;
 }
 
+/** CPU (user + system, all threads of this process) and event-loop stalls over one phase. */
 function phaseMeter(name) {
   const cpu = process.cpuUsage();
   const loop = monitorEventLoopDelay({ resolution: 10 });
