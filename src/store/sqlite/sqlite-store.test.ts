@@ -750,6 +750,29 @@ describe("SqliteStore", () => {
       expect(tableSize.get()?.n).toBeGreaterThan(250);
     });
 
+    it("mergeTail merges the whole tail below the threshold, while appends go on, each entry once", async () => {
+      const store = openStore({ historyMergeThreshold: 1_000_000, historyMergeChunk: 25 });
+      const { db, log } = internals(store);
+      const tableSize = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM history");
+      await store.append(readings(300, 6));
+      expect(log.tailSize).toBe(300);
+      expect(tableSize.get()?.n).toBe(0);
+      // Appends racing the merge: whatever they leave in the tail, nothing is lost or doubled.
+      const racing = numbers(5).map((i) => store.append(readings(20, 6, 300 + i * 20)));
+      await store.mergeTail();
+      await Promise.all(racing);
+      // Everything committed before the call is in the table (300 entries, in chunks of 25).
+      expect(tableSize.get()?.n).toBeGreaterThanOrEqual(300);
+      expectEveryEntryOnce(store, await readLog(store));
+      await store.mergeTail();
+      expect(log.tailSize).toBe(0);
+      expect(tableSize.get()?.n).toBe(400);
+      await expectHistoryAsInLog(store, things, "after mergeTail");
+      // Nothing to merge: it answers at once.
+      await store.mergeTail();
+      expect(tableSize.get()?.n).toBe(400);
+    });
+
     it("counts exactly while the writer thread has committed a merge chunk whose answer has not come yet", async () => {
       const store = openStore({ historyMergeThreshold: 1_000_000 });
       const { log } = internals(store);
