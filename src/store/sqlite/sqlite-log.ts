@@ -194,6 +194,11 @@ interface StreamState {
    * builds it again nor hashes it again in the maps and sets it is used in.
    */
   key?: string;
+  /**
+   * The value itself when it is a JSON primitive (number, string, boolean, null), so that the next
+   * Change's `previous` needs no JSON.parse; undefined for objects (each Change gets its own copy).
+   */
+  parsed?: unknown;
 }
 
 /** Distinct affordance names whose sub keys are kept (beyond that, the table starts again). */
@@ -243,6 +248,11 @@ function canonicalOf(recorded: Recorded): string {
   const { value } = recorded;
   return (recorded.canonical ??=
     value === null || typeof value !== "object" ? recorded.text : canonicalJson(value));
+}
+
+/** An object or an array: a value a Change gets a copy of, never shared with another. */
+function isObject(value: unknown): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function asRecorded(value: unknown): Recorded {
@@ -323,6 +333,13 @@ export class SqliteLog {
    * merge cycle that last wrote them): the next cycle writes them, in the tail's stream order.
    */
   private readonly dirty = new Set<string>();
+  /**
+   * Every stream whose latest Change has a greater seq is in `dirty`: a key leaves it only when a
+   * merge cycle wrote the stream at a state at or before its `upTo`, and this is the greatest
+   * `upTo` of any cycle begun (or `history_merged` at start, after which the replay marked every
+   * stream). So an append to such a stream needs no lookup in the set.
+   */
+  private dirtyAbove = 0;
   private readonly subKeys = new Map<string, Map<string, string>>();
   /**
    * How to undo the projection updates of the batches not committed yet, newest last
@@ -455,6 +472,7 @@ export class SqliteLog {
       this.setStream(row.thing, subKey(row.affordance, row.kind), { seq: row.seq, value: row.value });
     }
     this.view = this.currentView();
+    this.dirtyAbove = head.history_merged;
     for (const row of this.stmt.tailRows.iterate(head.history_merged)) {
       const affordance = row.affordance ?? "";
       const sub = subKey(affordance, row.kind);
@@ -602,7 +620,10 @@ export class SqliteLog {
       this.idOf(key);
     }
     if (previous === undefined && draft.affordance !== undefined && latest?.value != null) {
-      previous = { text: latest.value, value: JSON.parse(latest.value) as unknown };
+      previous = {
+        text: latest.value,
+        value: latest.parsed !== undefined ? latest.parsed : (JSON.parse(latest.value) as unknown),
+      };
     }
     const cause = recordedCause ?? asRecorded(draft.cause);
     const seq = this.size + 1;
@@ -663,14 +684,16 @@ export class SqliteLog {
     // Thing-level streams (a TD is in the Log already, and its previous comes from the directory).
     const streamValue = draft.affordance === undefined ? null : valueText;
     this.undo.push({ thing: draft.thing, sub, prev: latest });
-    this.setStream(draft.thing, sub, { seq, value: streamValue, key }, key, streams);
+    const parsed =
+      streamValue !== null && value !== undefined && !isObject(value.value) ? value.value : undefined;
+    this.setStream(draft.thing, sub, { seq, value: streamValue, key, parsed }, key, streams);
     // The frontier hashes each subtree the leaf completes; those of BLOCK leaves and up are kept.
     this.frontier.append(leaf, this.completedSubtree);
     this.size = seq;
     this.blockLeaves.push(leaf);
     if (seq % BLOCK === 0) this.blockLeaves = [];
     this.pending.push({ key, seq });
-    this.dirty.add(key);
+    if (latest === undefined || latest.seq <= this.dirtyAbove) this.dirty.add(key);
     if (!capture) change.leaf = hashToHex(leaf);
     return change;
   }
@@ -840,6 +863,7 @@ export class SqliteLog {
     }
     // Only what has committed: batches in flight may still fail. The streams whose row may be
     // behind are written after the history entries, walking the same stream order.
+    this.dirtyAbove = Math.max(this.dirtyAbove, this.view.size);
     return { history: this.tail.beginMerge(this.view.size), position: 0 };
   }
 
