@@ -52,17 +52,6 @@ interface Capture {
   merged?: number;
   /** Signed checkpoints: size, origin, root, time, signature each. */
   checkpoints: Array<string | number>;
-  /** The streams the batch changed: stream key → where the stream is in the projection. */
-  touched: Map<string, StreamPlace>;
-}
-
-/**
- * A stream's place in the projection: its Thing's map (never replaced) and its key there, the
- * very string it was stored under (its hash is cached: no slicing and hashing again).
- */
-interface StreamPlace {
-  subs: Map<string, StreamState>;
-  sub: string;
 }
 
 /**
@@ -73,12 +62,10 @@ export interface LogBatch {
   readonly set: WriteSet;
   /** The Log as readers see it once the batch has committed. */
   readonly view: CommittedView;
-  /** Its stream entries, for the tail once committed. */
-  readonly pending: TailEntry[];
+  /** The stream states it made, one per Change: their entries go to the tail once committed. */
+  readonly pending: PendingState[];
   /** The undo entries up to its end, counted from the first ever (see `undoBase`). */
   readonly undoEnd: number;
-  /** The state at its end of each stream it changed, and where the stream is. */
-  readonly streams: Map<string, StreamPlace & { state: StreamState | undefined }>;
 }
 
 /** What readers see: the Log as committed (a batch in flight to the writer is not). */
@@ -199,7 +186,16 @@ interface StreamState {
    * Change's `previous` needs no JSON.parse; undefined for objects (each Change gets its own copy).
    */
   parsed?: unknown;
+  /**
+   * The stream's state before this one, while this one is not committed: a reader goes back
+   * along it to the committed state (undefined at its end: the stream is new). Dropped at COMMIT,
+   * so that no chain outlives the batches in flight.
+   */
+  prev?: StreamState;
 }
+
+/** A state an append made, not committed yet (its key and seq are its tail entry). */
+type PendingState = StreamState & { key: string };
 
 /** Distinct affordance names whose sub keys are kept (beyond that, the table starts again). */
 const MAX_SUB_KEYS = 10_000;
@@ -319,7 +315,7 @@ export class SqliteLog {
    */
   private blockLeaves: Uint8Array[] = [];
   /** Stream entries of the running batch, added to the tail after COMMIT. */
-  private pending: TailEntry[] = [];
+  private pending: PendingState[] = [];
   /**
    * The state projection: the latest Change (seq, value text) of every stream, by Thing. Kept in
    * memory so that an append writes no random page (the log benchmark measured 75k rows/s for
@@ -356,12 +352,6 @@ export class SqliteLog {
   private capture: Capture | undefined;
   /** The Log as committed, for readers. */
   private view: CommittedView;
-  /**
-   * While batches are built or in flight: the committed state of each stream they changed
-   * (undefined: the stream is new), so that readers of the projection never see an uncommitted
-   * Change.
-   */
-  private readonly shadow = new Map<string, StreamState | undefined>();
   /**
    * Merge chunks with entries handed to the writer thread and not yet `merged`, oldest first. The
    * writer's COMMIT is visible to this connection before its answer arrives: a reader that
@@ -550,27 +540,14 @@ export class SqliteLog {
     }
   }
 
-  /**
-   * `key` is the stream's key (`streamKey`: the Thing, then `sub`), and `streams` the Thing's map
-   * in the projection, when the caller has them.
-   */
+  /** `streams` is the Thing's map in the projection, when the caller has it. */
   private setStream(
     thing: string,
     sub: string,
     state: StreamState,
-    key?: string,
     streams = this.projection.get(thing),
   ): void {
     if (!streams) this.projection.set(thing, (streams = new Map<string, StreamState>()));
-    const capture = this.capture;
-    if (capture || this.shadow.size > 0) {
-      const stream = key ?? `${thing}\u0000${sub}`;
-      if (!this.shadow.has(stream)) {
-        const committed = streams.get(sub);
-        this.shadow.set(stream, committed && committed.seq <= this.view.size ? committed : undefined);
-      }
-      if (capture && !capture.touched.has(stream)) capture.touched.set(stream, { subs: streams, sub });
-    }
     streams.set(sub, state);
   }
 
@@ -686,13 +663,14 @@ export class SqliteLog {
     this.undo.push({ thing: draft.thing, sub, prev: latest });
     const parsed =
       streamValue !== null && value !== undefined && !isObject(value.value) ? value.value : undefined;
-    this.setStream(draft.thing, sub, { seq, value: streamValue, key, parsed }, key, streams);
+    const state: PendingState = { seq, value: streamValue, key, parsed, prev: latest };
+    this.setStream(draft.thing, sub, state, streams);
     // The frontier hashes each subtree the leaf completes; those of BLOCK leaves and up are kept.
     this.frontier.append(leaf, this.completedSubtree);
     this.size = seq;
     this.blockLeaves.push(leaf);
     if (seq % BLOCK === 0) this.blockLeaves = [];
-    this.pending.push({ key, seq });
+    this.pending.push(state);
     if (latest === undefined || latest.seq <= this.dirtyAbove) this.dirty.add(key);
     if (!capture) change.leaf = hashToHex(leaf);
     return change;
@@ -736,7 +714,6 @@ export class SqliteLog {
       history: [],
       streams: [],
       checkpoints: [],
-      touched: new Map(),
     };
   }
 
@@ -778,8 +755,6 @@ export class SqliteLog {
       set.head === undefined &&
       set.merged === undefined;
     if (empty) return undefined;
-    const streams: LogBatch["streams"] = new Map();
-    for (const [key, { subs, sub }] of capture.touched) streams.set(key, { subs, sub, state: subs.get(sub) });
     const pending = this.pending;
     this.pending = [];
     return {
@@ -787,7 +762,6 @@ export class SqliteLog {
       view: this.currentView(),
       pending,
       undoEnd: this.undoBase + this.undo.length,
-      streams,
     };
   }
 
@@ -795,8 +769,10 @@ export class SqliteLog {
    * A stream as committed: changed by a batch not committed yet, it reads as it was before it
    * (undefined: it did not exist).
    */
-  private committedState(thing: string, sub: string, latest: StreamState): StreamState | undefined {
-    return latest.seq > this.view.size ? this.shadow.get(`${thing}\u0000${sub}`) : latest;
+  private committedState(latest: StreamState): StreamState | undefined {
+    let state: StreamState | undefined = latest;
+    while (state !== undefined && state.seq > this.view.size) state = state.prev;
+    return state;
   }
 
   /** The Log as it is in memory now, as readers will see it once it has committed. */
@@ -810,24 +786,25 @@ export class SqliteLog {
    */
   committed(batch?: LogBatch): void {
     if (batch === undefined) {
-      for (const entry of this.pending) this.tail.add(entry.key, entry.seq);
+      this.settle(this.pending);
       this.pending = [];
       this.undoBase += this.undo.length;
       this.undo = [];
-      this.shadow.clear();
       this.view = this.currentView();
       return;
     }
-    for (const entry of batch.pending) this.tail.add(entry.key, entry.seq);
+    this.settle(batch.pending);
     this.view = batch.view;
-    // A stream that a later batch changed again is read, until that one commits, as this one left it.
-    for (const [key, { subs, sub, state }] of batch.streams) {
-      const latest = subs.get(sub);
-      if (latest !== undefined && latest.seq > batch.view.size) this.shadow.set(key, state);
-      else this.shadow.delete(key);
-    }
     this.undo.splice(0, batch.undoEnd - this.undoBase);
     this.undoBase = batch.undoEnd;
+  }
+
+  /** Committed states: their entries join the tail, and nobody reads past them any more. */
+  private settle(states: readonly PendingState[]): void {
+    for (const state of states) {
+      this.tail.add(state.key, state.seq);
+      state.prev = undefined;
+    }
   }
 
   /**
@@ -838,7 +815,6 @@ export class SqliteLog {
     this.rollback(mark);
     this.capture = undefined;
     this.pending = [];
-    this.shadow.clear();
     // Those in flight failed with it; their entries are still in the tail (none was committed,
     // so no reader applied one).
     this.unmerged = [];
@@ -907,7 +883,7 @@ export class SqliteLog {
         const subs = this.projection.get(thing);
         streams.push({ key, thing, sub, subs });
         const latest = subs?.get(sub);
-        const state = latest && this.committedState(thing, sub, latest);
+        const state = latest && this.committedState(latest);
         if (state === undefined || state.seq > cycle.history.upTo) continue;
         const { id } = this.numbered(key, numbered);
         if (this.capture) this.capture.streams.push(id, state.seq, state.value);
@@ -1053,7 +1029,7 @@ export class SqliteLog {
   private streamsOf(thing: string, affordance?: string, kinds?: readonly string[]) {
     const out: Array<{ affordance: string; kind: string; seq: number }> = [];
     for (const [sub, latest] of this.projection.get(thing) ?? []) {
-      const state = this.committedState(thing, sub, latest);
+      const state = this.committedState(latest);
       if (state === undefined) continue;
       const [a, kind] = splitSubKey(sub);
       if ((affordance === undefined || a === affordance) && (!kinds || kinds.includes(kind))) {

@@ -584,6 +584,45 @@ describe("SqliteStore", () => {
     await expectExact(openStore());
   });
 
+  it("while batches are with the writer thread, readers see each stream as committed; then as the batches left it", async () => {
+    const store = openStore();
+    const thing = thingName(1);
+    const reading = (value: number): ChangeDraft[] => [
+      { thing, affordance: "temperature", kind: "reported", value, cause, hlc: clock.advance(1) },
+    ];
+    const [first] = await store.append(reading(1));
+    // The writer's connection takes its time over one value, so that batches wait with it.
+    connect().exec(
+      `CREATE TRIGGER slow BEFORE INSERT ON changes WHEN NEW.value = '777'
+       BEGIN SELECT count(*) FROM (WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000000) SELECT x FROM n); END`,
+    );
+    const slow = store.append(reading(777));
+    await new Promise((resolve) => setImmediate(resolve));
+    // Built on the slow one while it is written: its previous is 777, not yet committed.
+    const next = store.append(reading(2));
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    const inFlight = (store as unknown as { inFlight: unknown[] }).inFlight;
+    expect(inFlight.length).toBe(2);
+    const latestSeq = async (): Promise<number | undefined> =>
+      (await store.streamsAt(thing)).find((s) => s.affordance === "temperature")?.latest.seq;
+    expect(await latestSeq()).toBe(first?.seq);
+    expect((await store.history({ thing, order: "asc", limit: 10 })).map((c) => c.value)).toEqual([1]);
+    const [b] = await slow;
+    // The first batch committed: readers see it, not yet the one behind it (if still in flight).
+    if (inFlight.length > 0) expect(await latestSeq()).toBe(b?.seq);
+    const [c] = await next;
+    expect(c?.previous).toBe(777);
+    expect(await latestSeq()).toBe(c?.seq);
+    expect((await store.history({ thing, order: "asc", limit: 10 })).map((x) => x.value)).toEqual([
+      1, 777, 2,
+    ]);
+    connect().exec("DROP TRIGGER slow");
+    // A Change after them reads its previous from the committed chain.
+    const [d] = await store.append(reading(3));
+    expect(d?.previous).toBe(2);
+  });
+
   it("a Log that kept only subtrees of 256 leaves and more goes on exactly: the smaller ones are computed from its leaves", async () => {
     const store = openStore();
     await store.append(readings(700, 3));
