@@ -52,6 +52,12 @@ const insertChange = db.prepare(
 const insertNode = db.prepare("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)");
 const insertStreamId = db.prepare("INSERT OR IGNORE INTO stream_ids (id, thing, affordance, kind) VALUES (?, ?, ?, ?)");
 const insertHistory = db.prepare("INSERT OR IGNORE INTO history_entries (stream, seq) VALUES (?, ?)");
+// A merge chunk's entries go HISTORY_ROWS to a statement: the binding's cost per call is most of
+// an entry's, as the entries of a chunk are in index order.
+const HISTORY_ROWS = 64;
+const insertHistoryRows = db.prepare(
+  "INSERT OR IGNORE INTO history_entries (stream, seq) VALUES " + new Array(HISTORY_ROWS).fill("(?, ?)").join(", "));
+const historyArgs = new Array(2 * HISTORY_ROWS);
 const upsertStream = db.prepare(
   "INSERT INTO stream_state (stream, seq, value) VALUES (?, ?, ?) " +
   "ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, value = excluded.value");
@@ -75,7 +81,12 @@ const write = db.transaction((set) => {
   const d = set.streamIds;
   for (let i = 0; i < d.length; i += 4) insertStreamId.run(d[i], d[i + 1], d[i + 2], d[i + 3]);
   const h = set.history;
-  for (let i = 0; i < h.length; i += 2) insertHistory.run(h[i], h[i + 1]);
+  let i = 0;
+  for (; i + historyArgs.length <= h.length; i += historyArgs.length) {
+    for (let j = 0; j < historyArgs.length; j++) historyArgs[j] = h[i + j];
+    insertHistoryRows.run(historyArgs);
+  }
+  for (; i < h.length; i += 2) insertHistory.run(h[i], h[i + 1]);
   const s = set.streams;
   for (let i = 0; i < s.length; i += 3) upsertStream.run(s[i], s[i + 1], s[i + 2]);
   const k = set.checkpoints;
