@@ -60,8 +60,8 @@ export interface SqliteStoreOptions {
    */
   historyMergeThreshold?: number;
   /**
-   * Index entries written per merge chunk when nothing else is waiting, and at most while Changes
-   * arrive (default 1,000).
+   * Index entries written per merge chunk at most while Changes arrive (default 1,000); four times
+   * as many when none was appended since the chunk before.
    */
   historyMergeChunk?: number;
   /**
@@ -116,6 +116,13 @@ const MAX_IN_FLIGHT = 2;
 
 /** The most history entries a merge chunk takes to keep pace with ingest (a few ms of writing). */
 const MAX_PACED_CHUNK = 16_000;
+
+/**
+ * With nothing appended since the last chunk, a chunk takes this many times `historyMergeChunk`:
+ * nobody waits for it, and a Change that arrives meanwhile waits a few ms at most (4,000 entries:
+ * ~4 ms), while a merge with nothing else to do goes ~1.4× as fast as in chunks of 1,000.
+ */
+const IDLE_CHUNKS = 4;
 
 /** The fewest a paced chunk takes: smaller ones would cost more per entry than they save. */
 const MIN_PACED_CHUNK = 100;
@@ -598,7 +605,8 @@ export class SqliteStore implements Store {
   /** How many history entries the next merge chunk takes, `appended` Changes after the last. */
   private chunkLimit(appended: number): number {
     const chunk = this.historyMergeChunk;
-    if (appended === 0 || this.historyMergePace === 0) return chunk;
+    if (this.historyMergePace === 0) return chunk;
+    if (appended === 0) return IDLE_CHUNKS * chunk;
     const paced = Math.max(Math.min(chunk, MIN_PACED_CHUNK), this.historyMergePace * appended);
     if (this.log.tailSize >= 2 * this.historyMergeThreshold)
       return Math.max(chunk, Math.min(paced, MAX_PACED_CHUNK));
