@@ -71,7 +71,15 @@ export function changeLeafHash(change: Change): Uint8Array {
 
 /** changeLeafHash of a Change given as canonicalChangeText's members. */
 export function changeTextsLeafHash(texts: ChangeTexts): Uint8Array {
-  return sha256Digest(`\u0000${canonicalChangeText(texts)}`);
+  return sha256Digest(changeLeafInput(texts));
+}
+
+/**
+ * What a Change's leaf hash is the SHA-256 of (0x00, then its canonical JSON), from
+ * canonicalChangeText's members: for whoever hashes it elsewhere (a store's writer thread).
+ */
+export function changeLeafInput(texts: ChangeTexts): string {
+  return `\u0000${canonicalChangeText(texts)}`;
 }
 
 /** RFC 9162 §2.1.1: the Merkle Tree Hash of a list of leaf hashes (SHA-256 of "" when empty). */

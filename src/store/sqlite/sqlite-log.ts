@@ -9,10 +9,11 @@ import {
   MerkleFrontier,
   canonicalCauseJson,
   canonicalJson,
-  changeTextsLeafHash,
+  changeLeafInput,
   hashToHex,
   nodeHash,
   rootHash,
+  sha256Digest,
   type Change,
   type Checkpoint,
 } from "../../core/index.js";
@@ -32,7 +33,7 @@ import {
   type MergeCycle,
   type TailEntry,
 } from "./history-tail.js";
-import type { WriteSet } from "./sqlite-writer.js";
+import { STORED_LEVEL, type WriteSet, type WrittenSet } from "./sqlite-writer.js";
 
 /**
  * The rows of a batch being built for the writer thread (sqlite-writer.ts), instead of being
@@ -41,6 +42,11 @@ import type { WriteSet } from "./sqlite-writer.js";
 interface Capture {
   changes: Array<string | number | null>;
   leaves: Uint8Array[];
+  /**
+   * Set when the writer thread hashes this batch: each Change's leaf input instead of its leaf
+   * (`leaves`, `nodes` and `head` stay empty; the Merkle tree here moves on at COMMIT).
+   */
+  texts: string[] | undefined;
   /** The Changes, in order: their `leaf` is written once for the batch (endCapture). */
   records: Change[];
   nodes: number[];
@@ -60,8 +66,13 @@ interface Capture {
  */
 export interface LogBatch {
   readonly set: WriteSet;
-  /** The Log as readers see it once the batch has committed. */
-  readonly view: CommittedView;
+  /**
+   * The Log as readers see it once the batch has committed; undefined when the writer thread
+   * hashes it (the view then comes from its answer).
+   */
+  readonly view: CommittedView | undefined;
+  /** Its Changes, whose `leaf` the writer thread's answer gives when it hashes them. */
+  readonly records: readonly Change[];
   /** The stream states it made, one per Change: their entries go to the tail once committed. */
   readonly pending: PendingState[];
   /** The undo entries up to its end, counted from the first ever (see `undoBase`). */
@@ -129,12 +140,10 @@ interface StreamRanks {
   count: number;
 }
 
-/**
- * Subtrees of 2^STORED_LEVEL leaves and larger are kept in `merkle_nodes`: a proof then hashes at
- * most one block of 16 leaves (a Log written before this kept only 256 and larger; the missing
- * smaller subtrees of its old part are computed from its leaves when asked for).
- */
-const STORED_LEVEL = 4;
+// Subtrees of 2^STORED_LEVEL leaves and larger are kept in `merkle_nodes` (sqlite-writer.ts, which
+// writes them too): a proof then hashes at most one block of 16 leaves (a Log written before this
+// kept only 256 and larger; the missing smaller subtrees of its old part are computed from its
+// leaves when asked for).
 const BLOCK = 2 ** STORED_LEVEL;
 
 interface ChangeRow {
@@ -161,6 +170,7 @@ export interface LogMark {
   capture?: {
     changes: number;
     leaves: number;
+    texts: number;
     records: number;
     nodes: number;
     streamIds: number;
@@ -244,6 +254,18 @@ function canonicalOf(recorded: Recorded): string {
   const { value } = recorded;
   return (recorded.canonical ??=
     value === null || typeof value !== "object" ? recorded.text : canonicalJson(value));
+}
+
+/**
+ * Each Change's leaf in hex from the batch's one buffer: half the cost of a conversion per leaf
+ * array. Not slices of one hex string for the batch (cheaper still): a slice keeps its whole
+ * batch's string alive for as long as anyone holds the Change.
+ */
+function setLeaves(records: readonly Change[], leaves: Uint8Array): void {
+  const buffer = Buffer.from(leaves.buffer, leaves.byteOffset, leaves.byteLength);
+  for (let i = 0; i < records.length; i++) {
+    (records[i] as Change).leaf = buffer.toString("hex", HASH_LENGTH * i, HASH_LENGTH * (i + 1));
+  }
 }
 
 /** An object or an array: a value a Change gets a copy of, never shared with another. */
@@ -494,6 +516,7 @@ export class SqliteLog {
         capture: {
           changes: this.capture.changes.length,
           leaves: this.capture.leaves.length,
+          texts: this.capture.texts?.length ?? 0,
           records: this.capture.records.length,
           nodes: this.capture.nodes.length,
           streamIds: this.capture.streamIds.length,
@@ -519,6 +542,7 @@ export class SqliteLog {
       const at = mark.capture;
       capture.changes.length = at.changes;
       capture.leaves.length = at.leaves;
+      if (capture.texts) capture.texts.length = at.texts;
       capture.records.length = at.records;
       capture.nodes.length = at.nodes;
       capture.nodeHashes.length = at.nodes / 2;
@@ -616,7 +640,8 @@ export class SqliteLog {
     if (value !== undefined) change.value = value.value;
     if (previous !== undefined) change.previous = previous.value;
     // canonicalChangeJson(change), from the texts at hand: the leaf hash covers what is recorded.
-    const leaf = changeTextsLeafHash({
+    const capture = this.capture;
+    const leafInput = changeLeafInput({
       seq,
       hlc: draft.hlc,
       at: draft.at,
@@ -627,8 +652,9 @@ export class SqliteLog {
       previous: previous && canonicalOf(previous),
       cause: (cause.canonical ??= canonicalCauseJson(cause.value)),
     });
+    // Hashed here, or by the writer thread (which also moves the Merkle tree on, at COMMIT).
+    const leaf = capture?.texts ? undefined : sha256Digest(leafInput);
     const valueText = value?.text ?? null;
-    const capture = this.capture;
     if (capture) {
       capture.changes.push(
         seq,
@@ -641,7 +667,8 @@ export class SqliteLog {
         previous?.text ?? null,
         cause.text,
       );
-      capture.leaves.push(leaf);
+      if (leaf) capture.leaves.push(leaf);
+      else capture.texts?.push(leafInput);
       capture.records.push(change);
     } else {
       this.stmt.insert.run({
@@ -654,7 +681,7 @@ export class SqliteLog {
         value: valueText,
         previous: previous?.text ?? null,
         cause: cause.text,
-        leaf,
+        leaf: leaf ?? sha256Digest(leafInput),
       });
     }
     // A stream's value is kept only where it serves as the next Change's `previous`: not for the
@@ -665,15 +692,19 @@ export class SqliteLog {
       streamValue !== null && value !== undefined && !isObject(value.value) ? value.value : undefined;
     const state: PendingState = { seq, value: streamValue, key, parsed, prev: latest };
     this.setStream(draft.thing, sub, state, streams);
-    // The frontier hashes each subtree the leaf completes; those of BLOCK leaves and up are kept.
-    this.frontier.append(leaf, this.completedSubtree);
     this.size = seq;
-    this.blockLeaves.push(leaf);
-    if (seq % BLOCK === 0) this.blockLeaves = [];
+    if (leaf) this.appendLeaf(leaf);
     this.pending.push(state);
     if (latest === undefined || latest.seq <= this.dirtyAbove) this.dirty.add(key);
-    if (!capture) change.leaf = hashToHex(leaf);
+    if (!capture && leaf) change.leaf = hashToHex(leaf);
     return change;
+  }
+
+  /** The frontier hashes each subtree the leaf completes; those of BLOCK leaves and up are kept. */
+  private appendLeaf(leaf: Uint8Array): void {
+    this.frontier.append(leaf, this.completedSubtree);
+    this.blockLeaves.push(leaf);
+    if (this.frontier.size % BLOCK === 0) this.blockLeaves = [];
   }
 
   /** A perfect subtree the frontier completed; those of BLOCK leaves and more are stored. */
@@ -693,6 +724,8 @@ export class SqliteLog {
 
   /** Writes the head; the last step of every batch transaction. */
   saveHead(): void {
+    // The writer thread writes the head of a batch it hashes.
+    if (this.capture?.texts) return;
     if (this.capture) {
       // Only a batch that appended moves the head (a merge chunk alone does not).
       if (this.size !== this.view.size)
@@ -702,11 +735,16 @@ export class SqliteLog {
     this.stmt.saveHead.run(this.size, JSON.stringify(this.frontier.toJSON()));
   }
 
-  /** From now until `endCapture`, the write path collects rows for the writer thread. */
-  beginCapture(): void {
+  /**
+   * From now until `endCapture`, the write path collects rows for the writer thread, which also
+   * hashes them with `writerHashes` (the batch then leaves the Merkle tree here as it is until
+   * it has committed: no batch hashed here may be built before).
+   */
+  beginCapture(writerHashes = false): void {
     this.capture = {
       changes: [],
       leaves: [],
+      texts: writerHashes ? [] : undefined,
       records: [],
       nodes: [],
       nodeHashes: [],
@@ -725,17 +763,12 @@ export class SqliteLog {
     const capture = this.capture;
     this.capture = undefined;
     if (!capture) return undefined;
-    const leaves = Buffer.concat(capture.leaves);
-    // Each Change's leaf in hex from the batch's one buffer: half the cost of a conversion per
-    // leaf array. Not slices of one hex string for the batch (cheaper still): a slice keeps its
-    // whole batch's string alive for as long as anyone holds the Change.
     const records = capture.records;
-    for (let i = 0; i < records.length; i++) {
-      (records[i] as Change).leaf = leaves.toString("hex", HASH_LENGTH * i, HASH_LENGTH * (i + 1));
-    }
+    const texts = capture.texts !== undefined && capture.texts.length > 0 ? capture.texts : undefined;
+    const leaves = texts ? undefined : Buffer.concat(capture.leaves);
+    if (leaves) setLeaves(records, leaves);
     const set: WriteSet = {
       changes: capture.changes,
-      leaves,
       nodes: capture.nodes,
       nodeHashes: Buffer.concat(capture.nodeHashes),
       streamIds: capture.streamIds,
@@ -743,6 +776,8 @@ export class SqliteLog {
       streams: capture.streams,
       checkpoints: capture.checkpoints,
     };
+    if (leaves) set.leaves = leaves;
+    if (texts) set.texts = texts;
     if (capture.head) set.head = capture.head;
     if (capture.merged !== undefined) set.merged = capture.merged;
     const empty =
@@ -759,7 +794,10 @@ export class SqliteLog {
     this.pending = [];
     return {
       set,
-      view: this.currentView(),
+      // A batch the writer hashes shows readers what its answer says (committed); one that
+      // appended nothing, with the writer hashing what came before it, leaves the view as it is.
+      view: capture.texts === undefined ? this.currentView() : undefined,
+      records,
       pending,
       undoEnd: this.undoBase + this.undo.length,
     };
@@ -784,7 +822,7 @@ export class SqliteLog {
    * After COMMIT: the batch's stream entries join the tail, and readers see it. Without a batch
    * (a transaction on this thread, when no batch is in flight): everything appended so far.
    */
-  committed(batch?: LogBatch): void {
+  committed(batch?: LogBatch, hashed?: WrittenSet): void {
     if (batch === undefined) {
       this.settle(this.pending);
       this.pending = [];
@@ -794,7 +832,18 @@ export class SqliteLog {
       return;
     }
     this.settle(batch.pending);
-    this.view = batch.view;
+    if (hashed) {
+      // The leaves the writer thread hashed, and its frontier: no batch hashed here was built
+      // while it was in flight, so the tree here moves on to exactly what it committed.
+      setLeaves(batch.records, hashed.leaves);
+      this.frontier = MerkleFrontier.fromJSON(JSON.parse(hashed.frontier));
+      for (let i = 0; i < batch.records.length; i++) {
+        this.blockLeaves.push(hashed.leaves.subarray(HASH_LENGTH * i, HASH_LENGTH * (i + 1)));
+        if ((this.frontier.size - batch.records.length + i + 1) % BLOCK === 0) this.blockLeaves = [];
+      }
+      this.view = this.currentView();
+      this.view.size = this.frontier.size;
+    } else if (batch.view) this.view = batch.view;
     this.undo.splice(0, batch.undoEnd - this.undoBase);
     this.undoBase = batch.undoEnd;
   }
@@ -813,6 +862,9 @@ export class SqliteLog {
    */
   abandoned(mark: LogMark): void {
     this.rollback(mark);
+    // Batches hashed by the writer thread moved the tree on as they committed, after the mark.
+    this.frontier = this.view.frontier.clone();
+    this.blockLeaves = this.view.block.slice();
     this.capture = undefined;
     this.pending = [];
     // Those in flight failed with it; their entries are still in the tail (none was committed,

@@ -12,6 +12,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   UnavailableError,
+  changeLeafHash,
   hashFromHex,
   hashToHex,
   inMemorySubtreeHasher,
@@ -26,6 +27,7 @@ import { streamKey, type HistoryTail } from "./history-tail.js";
 import { migrations } from "./sqlite-migrations.js";
 import type { SqliteLog } from "./sqlite-log.js";
 import { SqliteStore, type SqliteStoreOptions } from "./sqlite-store.js";
+import type { WriteSet } from "./sqlite-writer.js";
 
 async function temporaryDatabase(): Promise<{ dir: string; path: string }> {
   const dir = await mkdtemp(join(tmpdir(), "hyperthings-store-"));
@@ -536,52 +538,127 @@ describe("SqliteStore", () => {
     await expectExact(openStore());
   });
 
-  it("when the writer thread cannot commit a batch, it and the batches built on it fail; the Log goes on exactly after them", async () => {
-    // Small batches, so that several are with the writer thread at once.
-    const store = openStore({ maxBatch: 4 });
-    await store.append(readings(30, 3));
-    // The writer's connection refuses one value, as a full disk or an I/O error would refuse a
-    // commit — slowly, so that the next batch is built on that one and sent meanwhile.
-    connect().exec(
-      `CREATE TRIGGER poison BEFORE INSERT ON changes WHEN NEW.value = '1000' BEGIN
+  it.each([
+    ["hashed on the event loop", {}],
+    ["hashed by the writer thread", { writerHashesFrom: 0 }],
+  ])(
+    "when the writer thread cannot commit a batch (%s), it and the batches built on it fail; the Log goes on exactly after them",
+    async (_, hashing) => {
+      // Small batches, so that several are with the writer thread at once.
+      const store = openStore({ maxBatch: 4, ...hashing });
+      await store.append(readings(30, 3));
+      // The writer's connection refuses one value, as a full disk or an I/O error would refuse a
+      // commit — slowly, so that the next batch is built on that one and sent meanwhile.
+      connect().exec(
+        `CREATE TRIGGER poison BEFORE INSERT ON changes WHEN NEW.value = '1000' BEGIN
          SELECT count(*) FROM (WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 2000000) SELECT x FROM n);
          SELECT RAISE(ABORT, 'poisoned');
        END`,
-    );
-    const calls = numbers(40).map((i) => readings(1, 3, 980 + i));
-    const settled = await Promise.allSettled(calls.map((drafts) => store.append(drafts)));
-    const poisoned = calls.findIndex((drafts) => drafts[0]?.value === 1000);
-    expect(settled[poisoned]?.status).toBe("rejected");
-    const rejected = settled.flatMap((s, i) => (s.status === "rejected" ? [i] : []));
-    // The poisoned batch (up to 4 calls) and the one built on it while it was written failed;
-    // nothing before them did, and the calls queued after the failure committed.
-    expect(rejected.every((i) => i >= poisoned - 3)).toBe(true);
-    expect(Math.max(...rejected)).toBeGreaterThan(poisoned + 1);
-    expect(rejected.length).toBeLessThan(calls.length - poisoned);
-    expect(settled.at(-1)?.status).toBe("fulfilled");
-    const acknowledged = settled.flatMap((s) => (s.status === "fulfilled" ? s.value : []));
-    // No gap and no Change that failed: the acknowledged ones, in order, follow the first 30.
-    expect(acknowledged.map((c) => c.seq)).toEqual(numbers(acknowledged.length).map((i) => 30 + i));
-    expect(await store.changesAfter(30, 100)).toStrictEqual(acknowledged);
-    expect((await store.logHead()).size).toBe(30 + acknowledged.length);
-    // Each acknowledged reading's `previous` is the value acknowledged before it in its stream.
-    const log = await readLog(store);
-    const lastValue = new Map<string, unknown>();
-    for (const change of log) {
-      const key = `${change.thing} ${change.affordance ?? ""} ${change.kind}`;
-      expect(change.previous, `seq ${change.seq}`).toEqual(lastValue.get(key));
-      lastValue.set(key, change.value);
+      );
+      const calls = numbers(40).map((i) => readings(1, 3, 980 + i));
+      const settled = await Promise.allSettled(calls.map((drafts) => store.append(drafts)));
+      const poisoned = calls.findIndex((drafts) => drafts[0]?.value === 1000);
+      expect(settled[poisoned]?.status).toBe("rejected");
+      const rejected = settled.flatMap((s, i) => (s.status === "rejected" ? [i] : []));
+      // The poisoned batch (up to 4 calls) and the one built on it while it was written failed;
+      // nothing before them did, and the calls queued after the failure committed.
+      expect(rejected.every((i) => i >= poisoned - 3)).toBe(true);
+      expect(Math.max(...rejected)).toBeGreaterThan(poisoned + 1);
+      expect(rejected.length).toBeLessThan(calls.length - poisoned);
+      expect(settled.at(-1)?.status).toBe("fulfilled");
+      const acknowledged = settled.flatMap((s) => (s.status === "fulfilled" ? s.value : []));
+      // No gap and no Change that failed: the acknowledged ones, in order, follow the first 30.
+      expect(acknowledged.map((c) => c.seq)).toEqual(numbers(acknowledged.length).map((i) => 30 + i));
+      expect(await store.changesAfter(30, 100)).toStrictEqual(acknowledged);
+      expect((await store.logHead()).size).toBe(30 + acknowledged.length);
+      // Each acknowledged reading's `previous` is the value acknowledged before it in its stream.
+      const log = await readLog(store);
+      const lastValue = new Map<string, unknown>();
+      for (const change of log) {
+        const key = `${change.thing} ${change.affordance ?? ""} ${change.kind}`;
+        expect(change.previous, `seq ${change.seq}`).toEqual(lastValue.get(key));
+        lastValue.set(key, change.value);
+      }
+      const expectExact = async (s: SqliteStore): Promise<void> => {
+        const leaves = (await readLog(s)).map((c) => hashFromHex(c.leaf ?? ""));
+        expect(hashToHex((await s.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
+      };
+      await expectExact(store);
+      connect().exec("DROP TRIGGER poison");
+      await store.append(readings(100, 3, 2000));
+      await expectExact(store);
+      await store.close();
+      await expectExact(openStore());
+    },
+  );
+
+  it("batches hashed by the writer thread and on the event loop, in any order, keep the Merkle tree exact", async () => {
+    // Batches of 60 Changes and more are hashed by the thread, smaller ones here, and a small one
+    // built while a big one is in flight goes to the thread too.
+    const store = openStore({ writerHashesFrom: 60, maxBatch: 8 });
+    const writer = (store as unknown as { writer: { write: (set: WriteSet, epoch: number) => unknown } })
+      .writer;
+    const write = writer.write.bind(writer);
+    const sets = { thread: 0, here: 0 };
+    writer.write = (set, epoch) => {
+      if (set.texts) sets.thread++;
+      else if (set.changes.length > 0) sets.here++;
+      return write(set, epoch);
+    };
+    let offset = 0;
+    const call = (n: number): Promise<Change[]> => {
+      const drafts = readings(n, 7, offset);
+      offset += n;
+      return store.append(drafts);
+    };
+    const written: Change[] = [];
+    for (let round = 0; round < 4; round++) {
+      // Calls of 30 to 90 Changes at once: batches for the thread (and small ones with them).
+      written.push(...(await Promise.all(numbers(12).map((i) => call(30 + ((i * 37 + round) % 61))))).flat());
+      // One small call at a time, nothing in flight: hashed here.
+      for (let i = 0; i < 6; i++) written.push(...(await call(1 + ((i * 7 + round) % 20))));
+      // A small call built while a big one is in flight: to the thread as well.
+      const big = call(100);
+      await new Promise((resolve) => setImmediate(resolve));
+      written.push(...(await Promise.all([big, call(3)])).flat());
     }
+    // Each acknowledged Change carries its leaf, as the Log has it.
+    for (const change of written) expect(change.leaf).toBe(hashToHex(changeLeafHash(change)));
+    expect(sets.thread).toBeGreaterThan(0);
+    expect(sets.here).toBeGreaterThan(0);
     const expectExact = async (s: SqliteStore): Promise<void> => {
-      const leaves = (await readLog(s)).map((c) => hashFromHex(c.leaf ?? ""));
+      const log = await readLog(s);
+      expect(log.length).toBe(offset);
+      for (const change of log)
+        expect(change.leaf, `seq ${change.seq}`).toBe(hashToHex(changeLeafHash(change)));
+      const leaves = log.map((c) => hashFromHex(c.leaf ?? ""));
       expect(hashToHex((await s.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
+      // Stored subtrees (16 leaves and more) and the block being filled, as proofs read them.
+      const hasher = inMemorySubtreeHasher(leaves);
+      const ranges: Array<[number, number]> = [
+        [0, 16],
+        [16, 32],
+        [1024, 2048],
+        [0, 2048],
+        [2048, 3072],
+        [offset - (offset % 16), offset],
+        [offset - 40, offset],
+        [3, offset],
+      ];
+      expect((await s.subtreeHashes(ranges)).map(hashToHex)).toEqual(
+        ranges.map(([a, b]) => hashToHex(hasher(a, b))),
+      );
     };
     await expectExact(store);
-    connect().exec("DROP TRIGGER poison");
-    await store.append(readings(100, 3, 2000));
-    await expectExact(store);
+    // Reopened, it goes on from the head the thread wrote, with calls hashed here and there.
     await store.close();
-    await expectExact(openStore());
+    const reopened = openStore({ writerHashesFrom: 60 });
+    await expectExact(reopened);
+    await reopened.append(readings(5, 7, offset));
+    offset += 5;
+    await reopened.append(readings(200, 7, offset));
+    offset += 200;
+    await expectExact(reopened);
   });
 
   it("while batches are with the writer thread, readers see each stream as committed; then as the batches left it", async () => {

@@ -42,7 +42,7 @@ import type {
 import { migrations } from "./sqlite-migrations.js";
 import { SqliteLog, type LogBatch, type LogMark, type LogMergeCycle } from "./sqlite-log.js";
 import { SqliteRollouts } from "./sqlite-rollouts.js";
-import { SqliteWriter } from "./sqlite-writer.js";
+import { SqliteWriter, type WrittenSet } from "./sqlite-writer.js";
 
 /** How long one batch transaction may run before it commits and lets the event loop go on. */
 const BATCH_BUDGET_MS = 25;
@@ -79,6 +79,12 @@ export interface SqliteStoreOptions {
    * for ":memory:"); false commits everything on the calling thread.
    */
   writerThread?: boolean;
+  /**
+   * A batch of at least this many Changes is hashed by the writer thread (its leaves and the
+   * Merkle tree), which frees the event loop; smaller ones are hashed on the event loop, so that
+   * their producers do not wait for the thread to hash too (default 128; 0: every batch).
+   */
+  writerHashesFrom?: number;
 }
 
 interface ReleaseRow {
@@ -104,6 +110,8 @@ interface Pending {
   afterCommit?: (value: unknown) => void;
   /** Writes only through the Log (appends, merge chunks): may be committed by the writer thread. */
   logOnly?: boolean;
+  /** How many Changes it appends (an ingest call's). */
+  changes?: number;
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -215,6 +223,7 @@ export class SqliteStore implements Store {
   private readonly historyMergeThreshold: number;
   private readonly historyMergeChunk: number;
   private readonly historyMergePace: number;
+  private readonly writerHashesFrom: number;
   /** The merge cycle running, if any: it settles when the cycle ends (rejects when a chunk failed). */
   private mergeCycle: Promise<void> | undefined;
   /** Changes appended since the last history merge chunk was built (it sizes the next). */
@@ -249,6 +258,7 @@ export class SqliteStore implements Store {
     // Small chunks: the appends that ride with one wait for it on the writer (5–10 ms at 2M Changes).
     this.historyMergeChunk = options.historyMergeChunk ?? 1_000;
     this.historyMergePace = options.historyMergePace ?? 2;
+    this.writerHashesFrom = options.writerHashesFrom ?? 128;
     this.log = new SqliteLog(this.db, options.historyRankStep);
     if (options.path !== ":memory:" && options.writerThread !== false)
       this.writer = new SqliteWriter(options.path);
@@ -355,7 +365,7 @@ export class SqliteStore implements Store {
   private enqueue<T>(
     run: () => T,
     afterCommit?: (value: T) => void,
-    { internal = false, logOnly = false, first = false } = {},
+    { internal = false, logOnly = false, first = false, changes = 0 } = {},
   ): Promise<T> {
     if (this.closed) return Promise.reject(new UnavailableError("The store is closing"));
     if (!internal && this.queue.length >= this.maxQueue) {
@@ -365,6 +375,7 @@ export class SqliteStore implements Store {
       const pending: Pending = { run, resolve: resolve as (value: unknown) => void, reject };
       if (afterCommit) pending.afterCommit = afterCommit as (value: unknown) => void;
       if (logOnly) pending.logOnly = true;
+      if (changes > 0) pending.changes = changes;
       // First, but never ahead of a command for this thread: that one waits until no batch is in
       // flight, and Log-only commands put before it again and again would keep it waiting.
       if (first && (this.queue[0]?.logOnly ?? true)) this.queue.unshift(pending);
@@ -453,7 +464,11 @@ export class SqliteStore implements Store {
   private commitToWriter(writer: SqliteWriter, batch: Pending[]): void {
     const log = this.log;
     const mark = log.mark();
-    log.beginCapture();
+    // The writer hashes a big batch, and any batch while one it hashes is in flight: the Merkle
+    // tree here moves on only when that one has committed.
+    let changes = 0;
+    for (const p of batch) changes += p.changes ?? 0;
+    log.beginCapture(changes >= this.writerHashesFrom || this.inFlight.some((e) => e.log.view === undefined));
     const outcomes: Outcome[] = [];
     const started = performance.now();
     for (const [index, pending] of batch.entries()) {
@@ -479,15 +494,15 @@ export class SqliteStore implements Store {
     const entry: InFlight = { batch, outcomes, log: built, mark };
     this.inFlight.push(entry);
     writer.write(built.set, this.epoch).then(
-      () => this.written(entry),
+      (hashed) => this.written(entry, hashed),
       (error: unknown) => this.writeFailed(entry, error),
     );
   }
 
   /** The writer committed the oldest batch in flight. */
-  private written(entry: InFlight): void {
+  private written(entry: InFlight, hashed: WrittenSet | undefined): void {
     this.landed(entry);
-    this.log.committed(entry.log);
+    this.log.committed(entry.log, hashed);
     settleBatch(entry.batch, entry.outcomes);
     this.afterWrite();
   }
@@ -770,7 +785,7 @@ export class SqliteStore implements Store {
         return this.log.appendAll(drafts);
       },
       undefined,
-      { logOnly: true },
+      { logOnly: true, changes: drafts.length },
     );
   }
 

@@ -2,8 +2,9 @@
 // (seq, leaf hash, Merkle tree, projection: all in memory) and produce plain rows; a worker thread
 // with its own connection to the same file writes them in one transaction and COMMITs (the fsync
 // included). The event loop thus never waits for SQLite's inserts or for the disk, and the two
-// cores share the work: while the thread commits one set, the store builds the next on it. Sets
-// are written in the order sent; when one fails, the sets of the same epoch sent after it were
+// cores share the work: while the thread commits one set, the store builds the next on it. A big
+// set comes with leaf inputs instead of leaves: the thread hashes it and moves the Merkle tree on
+// (`texts`, WrittenSet). Sets are written in the order sent; when one fails, the sets of the same epoch sent after it were
 // built on it and are refused, until the store, having rolled its memory back, sends a new epoch
 // (docs/changes.md, "Ingest").
 import { createRequire } from "node:module";
@@ -16,8 +17,15 @@ export const CHANGE_COLUMNS = 9;
 export interface WriteSet {
   /** CHANGE_COLUMNS values per Change: seq, hlc, at, thing, affordance, kind, value, previous, cause. */
   changes: Array<string | number | null>;
-  /** The Changes' leaf hashes, 32 bytes each, in the same order. */
-  leaves: Uint8Array;
+  /** The Changes' leaf hashes, 32 bytes each, in the same order (none when `texts` are given). */
+  leaves?: Uint8Array;
+  /**
+   * Instead of `leaves`, `nodes` and `head`: each Change's leaf input (0x00 then its canonical
+   * JSON), for the thread to hash. It then also appends the leaves to the Merkle frontier, keeps
+   * the subtrees of 2^STORED_LEVEL leaves and more, writes the head, and answers with the leaves
+   * and the frontier (WrittenSet).
+   */
+  texts?: string[];
   /** Merkle subtrees: level and idx per node. */
   nodes: number[];
   /** Their hashes, 32 bytes each. */
@@ -36,7 +44,20 @@ export interface WriteSet {
   merged?: number;
 }
 
-type Answer = { id: number; ok: true } | { id: number; ok: false; message: string; code?: string };
+/** What the thread hashed for a set with `texts`: the leaves, and the frontier after them (JSON). */
+export interface WrittenSet {
+  leaves: Uint8Array;
+  frontier: string;
+}
+
+type Answer =
+  { id: number; ok: true; hashed?: WrittenSet } | { id: number; ok: false; message: string; code?: string };
+
+/**
+ * Subtrees of 2^STORED_LEVEL leaves and larger are kept in `merkle_nodes`, by the Log (sqlite-log.ts)
+ * and by the writer thread for the batches it hashes.
+ */
+export const STORED_LEVEL = 4;
 
 /** The writer thread's code: CommonJS, run with `eval`, so that it needs no file of its own. */
 const WORKER_SOURCE = String.raw`
@@ -66,16 +87,59 @@ const insertCheckpoint = db.prepare(
 const saveHead = db.prepare("UPDATE log_head SET size = ?, frontier = ? WHERE id = 1");
 const saveMerged = db.prepare("UPDATE log_head SET history_merged = ? WHERE id = 1");
 const logSize = db.prepare("SELECT size FROM log_head WHERE id = 1").pluck();
+const logFrontier = db.prepare("SELECT frontier FROM log_head WHERE id = 1").pluck();
+// RFC 9162 hashing for sets that come with texts: the compact range (frontier) of the Log's
+// Merkle tree, as core's MerkleFrontier keeps it ({ size, hashes }: the perfect subtree roots,
+// largest first). This thread cannot import core (an eval'd script, run from TypeScript sources
+// under test); the store's tests check every root, stored node and head it writes against core.
+const { hash } = require("node:crypto");
+const STORED_LEVEL = workerData.storedLevel;
+const nodeInput = Buffer.alloc(65);
+nodeInput[0] = 1;
+const sha256 = (data) => Buffer.from(hash("sha256", data, "binary"), "latin1");
+// The frontier as committed, or undefined until a set with texts needs it (read from the head
+// then, and again whenever the Log on disk has moved on without this thread hashing it).
+let frontier;
+const hashSet = (set, size) => {
+  if (frontier === undefined || frontier.size !== size) {
+    const json = JSON.parse(logFrontier.get());
+    frontier = { size: json.size, hashes: json.hashes.map((h) => Buffer.from(h, "hex")) };
+    if (frontier.size !== size) throw new Error("the head's frontier is for " + frontier.size + " Changes, not " + size);
+  }
+  const next = { size: frontier.size, hashes: frontier.hashes.slice() };
+  const texts = set.texts;
+  const leaves = Buffer.allocUnsafe(32 * texts.length);
+  for (let i = 0; i < texts.length; i++) {
+    const leaf = sha256(texts[i]);
+    leaf.copy(leaves, 32 * i);
+    let carry = leaf;
+    let level = 0;
+    for (let n = next.size; n % 2 === 1; n = (n - 1) / 2) {
+      nodeInput.set(next.hashes.pop(), 1);
+      nodeInput.set(carry, 33);
+      carry = sha256(nodeInput);
+      level++;
+      if (level >= STORED_LEVEL) insertNode.run(level, (next.size + 1) / 2 ** level - 1, carry);
+    }
+    next.hashes.push(carry);
+    next.size++;
+  }
+  const json = JSON.stringify({ size: next.size, hashes: next.hashes.map((h) => h.toString("hex")) });
+  return { leaves, frontier: json, next };
+};
 // The epoch of the last set that failed: later sets of that epoch were built on it.
 let refusedEpoch = -1;
 const view = (bytes, i) => Buffer.from(bytes.buffer, bytes.byteOffset + 32 * i, 32);
 const write = db.transaction((set) => {
   const c = set.changes;
+  const size = c.length > 0 || set.texts ? logSize.get() : 0;
   // Belt and braces: the set continues the Log exactly where the file ends.
-  if (c.length > 0 && c[0] !== logSize.get() + 1)
-    throw new Error("the set starts at seq " + c[0] + " but the Log on disk ends at " + logSize.get());
+  if (c.length > 0 && c[0] !== size + 1)
+    throw new Error("the set starts at seq " + c[0] + " but the Log on disk ends at " + size);
+  const hashed = set.texts ? hashSet(set, size) : undefined;
+  const leaves = hashed ? hashed.leaves : set.leaves;
   for (let i = 0, r = 0; i < c.length; i += 9, r++) {
-    insertChange.run(c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4], c[i + 5], c[i + 6], c[i + 7], c[i + 8], view(set.leaves, r));
+    insertChange.run(c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4], c[i + 5], c[i + 6], c[i + 7], c[i + 8], view(leaves, r));
   }
   for (let i = 0, r = 0; i < set.nodes.length; i += 2, r++) insertNode.run(set.nodes[i], set.nodes[i + 1], view(set.nodeHashes, r));
   const d = set.streamIds;
@@ -91,8 +155,11 @@ const write = db.transaction((set) => {
   for (let i = 0; i < s.length; i += 3) upsertStream.run(s[i], s[i + 1], s[i + 2]);
   const k = set.checkpoints;
   for (let i = 0; i < k.length; i += 5) insertCheckpoint.run(k[i], k[i + 1], k[i + 2], k[i + 3], k[i + 4]);
-  if (set.head) saveHead.run(set.head[0], set.head[1]);
+  // Last: a Change may only be inserted beyond the head's size (changes_no_replace).
+  if (hashed) saveHead.run(hashed.next.size, hashed.frontier);
+  else if (set.head) saveHead.run(set.head[0], set.head[1]);
   if (set.merged !== undefined) saveMerged.run(set.merged);
+  return hashed;
 });
 parentPort.on("message", (message) => {
   if (message.close) {
@@ -106,8 +173,13 @@ parentPort.on("message", (message) => {
   }
   try {
     // IMMEDIATE: the write lock first, as the main connection's batches take it.
-    write.immediate(message.set);
-    parentPort.postMessage({ id: message.id, ok: true });
+    const hashed = write.immediate(message.set);
+    if (hashed === undefined) parentPort.postMessage({ id: message.id, ok: true });
+    else {
+      // Committed: the frontier moves on (a set that failed leaves it as it was).
+      frontier = hashed.next;
+      parentPort.postMessage({ id: message.id, ok: true, hashed: { leaves: hashed.leaves, frontier: hashed.frontier } });
+    }
   } catch (error) {
     refusedEpoch = message.epoch;
     parentPort.postMessage({ id: message.id, ok: false, message: String(error && error.message || error), code: error && error.code });
@@ -129,7 +201,10 @@ export class WriterError extends Error {
 export class SqliteWriter {
   private worker: Worker | undefined;
   private nextId = 1;
-  private readonly waiting = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  private readonly waiting = new Map<
+    number,
+    { resolve: (hashed: WrittenSet | undefined) => void; reject: (error: Error) => void }
+  >();
   private readonly sqlite = createRequire(import.meta.url).resolve("better-sqlite3");
 
   /** `path` is a database file the main connection has already opened and migrated. */
@@ -139,7 +214,7 @@ export class SqliteWriter {
     const options = (execArgv: string[]) => ({
       eval: true,
       execArgv,
-      workerData: { path: this.path, sqlite: this.sqlite },
+      workerData: { path: this.path, sqlite: this.sqlite, storedLevel: STORED_LEVEL },
     });
     let worker: Worker;
     try {
@@ -160,7 +235,7 @@ export class SqliteWriter {
       if (!waiter) return;
       this.waiting.delete(answer.id);
       if (this.waiting.size === 0) worker.unref();
-      if (answer.ok) waiter.resolve();
+      if (answer.ok) waiter.resolve(answer.hashed);
       else waiter.reject(new WriterError(`The store could not write: ${answer.message}`, answer.code));
     });
     const fail = (error: Error) => {
@@ -180,13 +255,14 @@ export class SqliteWriter {
   }
 
   /**
-   * Resolves once the set is committed (durable); rejects with WriterError when nothing was. Sets
-   * are written in the order given; after one fails, the later ones of its `epoch` are refused.
+   * Resolves once the set is committed (durable), with what the thread hashed for a set with
+   * `texts`; rejects with WriterError when nothing was. Sets are written in the order given;
+   * after one fails, the later ones of its `epoch` are refused.
    */
-  write(set: WriteSet, epoch: number): Promise<void> {
+  write(set: WriteSet, epoch: number): Promise<WrittenSet | undefined> {
     const worker = (this.worker ??= this.start());
     const id = this.nextId++;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<WrittenSet | undefined>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       worker.ref();
       worker.postMessage({ id, set, epoch });
