@@ -45,6 +45,11 @@ describe("the graph index", () => {
     const visited: string[] = [];
     index.forEachState("on", (id) => visited.push(id));
     expect(visited).toEqual([]);
+    // Reports of a Thing not (or no longer) registered are stragglers: dropped.
+    index.report("u:a", "on", false, 10);
+    index.report("u:z", "on", false, 12);
+    expect(index.stateValue("u:a", "on")).toBeUndefined();
+    expect(index.stateValue("u:z", "on")).toBeUndefined();
 
     index.describe(td("u:a", [], "Lamp"), 11);
     expect(index.typesOf("u:a")).toEqual(["https://s.example/Lamp"]);

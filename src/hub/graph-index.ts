@@ -140,17 +140,21 @@ export class GraphIndex implements GraphView {
   }
 
   report(id: string, property: string, value: unknown, seq: number): void {
+    let perThing = this.values.get(property);
+    const current = perThing?.get(id);
+    // Updated in place (only `value` is ever handed out): no object per reading. A Thing's values
+    // go when it does (`remove`), so one that has a value here is registered.
+    if (current) {
+      if (current.seq < seq) {
+        current.seq = seq;
+        current.value = value;
+      }
+      return;
+    }
     // A Thing reports only once described (ingest checks the TD), so this only drops stragglers.
     if (!this.things.has(id)) return;
-    let perThing = this.values.get(property);
     if (!perThing) this.values.set(property, (perThing = new Map<string, { seq: number; value: unknown }>()));
-    const current = perThing.get(id);
-    // Updated in place (only `value` is ever handed out): no object per reading.
-    if (!current) perThing.set(id, { seq, value });
-    else if (current.seq < seq) {
-      current.seq = seq;
-      current.value = value;
-    }
+    perThing.set(id, { seq, value });
   }
 
   /** The edges out of a registered Thing, or undefined when it is not registered. */
