@@ -777,7 +777,7 @@ export class SqliteLog {
       checkpoints: capture.checkpoints,
     };
     if (leaves) set.leaves = leaves;
-    if (texts) set.texts = texts;
+    if (texts) set.texts = texts.join("\n");
     if (capture.head) set.head = capture.head;
     if (capture.merged !== undefined) set.merged = capture.merged;
     const empty =

@@ -21,11 +21,13 @@ export interface WriteSet {
   leaves?: Uint8Array;
   /**
    * Instead of `leaves`, `nodes` and `head`: each Change's leaf input (0x00 then its canonical
-   * JSON), for the thread to hash. It then also appends the leaves to the Merkle frontier, keeps
-   * the subtrees of 2^STORED_LEVEL leaves and more, writes the head, and answers with the leaves
-   * and the frontier (WrittenSet).
+   * JSON), for the thread to hash, one per line (canonical JSON has no raw line feed): one
+   * string copies to the thread in one go, where one per Change cost the event loop ~0.8 µs each.
+   * The thread then also appends the leaves to the Merkle frontier, keeps the subtrees of
+   * 2^STORED_LEVEL leaves and more, writes the head, and answers with the leaves and the
+   * frontier (WrittenSet).
    */
-  texts?: string[];
+  texts?: string;
   /** Merkle subtrees: level and idx per node. */
   nodes: number[];
   /** Their hashes, 32 bytes each. */
@@ -113,7 +115,9 @@ const hashSet = (set, size) => {
     if (frontier.size !== size) throw new Error("the head's frontier is for " + frontier.size + " Changes, not " + size);
   }
   const next = { size: frontier.size, hashes: frontier.hashes.slice() };
-  const texts = set.texts;
+  const texts = set.texts.split("\n");
+  if (texts.length * 9 !== set.changes.length)
+    throw new Error("the set has " + texts.length + " leaf inputs for " + set.changes.length / 9 + " Changes");
   const leaves = Buffer.allocUnsafe(32 * texts.length);
   for (let i = 0; i < texts.length; i++) {
     const leaf = sha256(texts[i]);
