@@ -4,9 +4,9 @@
 // included). The event loop thus never waits for SQLite's inserts or for the disk, and the two
 // cores share the work: while the thread commits one set, the store builds the next on it. A big
 // set comes with leaf inputs instead of leaves: the thread hashes it and moves the Merkle tree on
-// (`texts`, WrittenSet). Sets are written in the order sent; when one fails, the sets of the same epoch sent after it were
-// built on it and are refused, until the store, having rolled its memory back, sends a new epoch
-// (docs/changes.md, "Ingest").
+// (`texts`, WrittenSet). Sets are written in the order sent; when one fails, the sets of the same
+// epoch sent after it were built on it and are refused, until the store, having rolled its memory
+// back, sends a new epoch (docs/changes.md, "Ingest").
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 
