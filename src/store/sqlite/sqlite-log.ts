@@ -66,6 +66,8 @@ interface Capture {
  */
 export interface LogBatch {
   readonly set: WriteSet;
+  /** The writer thread hashes it: until it has committed, no batch is hashed here. */
+  readonly writerHashes: boolean;
   /**
    * The Log as readers see it once the batch has committed; undefined when the writer thread
    * hashes it (the view then comes from its answer).
@@ -681,8 +683,10 @@ export class SqliteLog {
         value: valueText,
         previous: previous?.text ?? null,
         cause: cause.text,
-        leaf: leaf ?? sha256Digest(leafInput),
+        // Without a batch for the writer thread, the leaf is always hashed here.
+        leaf: leaf as Uint8Array,
       });
+      change.leaf = hashToHex(leaf as Uint8Array);
     }
     // A stream's value is kept only where it serves as the next Change's `previous`: not for the
     // Thing-level streams (a TD is in the Log already, and its previous comes from the directory).
@@ -696,15 +700,19 @@ export class SqliteLog {
     if (leaf) this.appendLeaf(leaf);
     this.pending.push(state);
     if (latest === undefined || latest.seq <= this.dirtyAbove) this.dirty.add(key);
-    if (!capture && leaf) change.leaf = hashToHex(leaf);
     return change;
   }
 
   /** The frontier hashes each subtree the leaf completes; those of BLOCK leaves and up are kept. */
   private appendLeaf(leaf: Uint8Array): void {
     this.frontier.append(leaf, this.completedSubtree);
+    this.pushBlockLeaf(leaf, this.frontier.size);
+  }
+
+  /** The leaf of `seq` joins the block being filled, which starts again when it is full. */
+  private pushBlockLeaf(leaf: Uint8Array, seq: number): void {
     this.blockLeaves.push(leaf);
-    if (this.frontier.size % BLOCK === 0) this.blockLeaves = [];
+    if (seq % BLOCK === 0) this.blockLeaves = [];
   }
 
   /** A perfect subtree the frontier completed; those of BLOCK leaves and more are stored. */
@@ -796,6 +804,7 @@ export class SqliteLog {
       set,
       // A batch the writer hashes shows readers what its answer says (committed); one that
       // appended nothing, with the writer hashing what came before it, leaves the view as it is.
+      writerHashes: capture.texts !== undefined,
       view: capture.texts === undefined ? this.currentView() : undefined,
       records,
       pending,
@@ -837,12 +846,16 @@ export class SqliteLog {
       // while it was in flight, so the tree here moves on to exactly what it committed.
       setLeaves(batch.records, hashed.leaves);
       this.frontier = MerkleFrontier.fromJSON(JSON.parse(hashed.frontier));
+      const first = this.frontier.size - batch.records.length + 1;
       for (let i = 0; i < batch.records.length; i++) {
-        this.blockLeaves.push(hashed.leaves.subarray(HASH_LENGTH * i, HASH_LENGTH * (i + 1)));
-        if ((this.frontier.size - batch.records.length + i + 1) % BLOCK === 0) this.blockLeaves = [];
+        this.pushBlockLeaf(hashed.leaves.subarray(HASH_LENGTH * i, HASH_LENGTH * (i + 1)), first + i);
       }
-      this.view = this.currentView();
-      this.view.size = this.frontier.size;
+      // Its size is the frontier's: this.size runs ahead with the batches in flight.
+      this.view = {
+        size: this.frontier.size,
+        frontier: this.frontier.clone(),
+        block: this.blockLeaves.slice(),
+      };
     } else if (batch.view) this.view = batch.view;
     this.undo.splice(0, batch.undoEnd - this.undoBase);
     this.undoBase = batch.undoEnd;

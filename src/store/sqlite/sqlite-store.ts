@@ -468,7 +468,7 @@ export class SqliteStore implements Store {
     // tree here moves on only when that one has committed.
     let changes = 0;
     for (const p of batch) changes += p.changes ?? 0;
-    log.beginCapture(changes >= this.writerHashesFrom || this.inFlight.some((e) => e.log.view === undefined));
+    log.beginCapture(changes >= this.writerHashesFrom || this.inFlight.some((e) => e.log.writerHashes));
     const outcomes: Outcome[] = [];
     const started = performance.now();
     for (const [index, pending] of batch.entries()) {
