@@ -727,6 +727,37 @@ describe("SqliteStore", () => {
     );
   });
 
+  it("the upper subtrees a proof reads are kept in memory: asked again, each is still its own range's", async () => {
+    const store = openStore();
+    await store.append(readings(4200, 5));
+    const leaves = (await readLog(store)).map((c) => hashFromHex(c.leaf ?? ""));
+    const hasher = inMemorySubtreeHasher(leaves);
+    // Subtrees of 1024 leaves and more come from the cache once read: four at level 10, two at
+    // level 11 and one at 12, each asked for twice, then within ragged ranges built on them.
+    const perfect: Array<[number, number]> = [
+      [0, 1024],
+      [1024, 2048],
+      [2048, 3072],
+      [3072, 4096],
+      [0, 2048],
+      [2048, 4096],
+      [0, 4096],
+    ];
+    const ragged: Array<[number, number]> = [
+      [0, 4200],
+      [1024, 4200],
+      [2048, 4100],
+      [3000, 4150],
+    ];
+    const ranges = [...perfect, ...perfect, ...ragged];
+    expect((await store.subtreeHashes(ranges)).map(hashToHex)).toEqual(
+      ranges.map(([a, b]) => hashToHex(hasher(a, b))),
+    );
+    expect((await store.subtreeHashes(ragged)).map(hashToHex)).toEqual(
+      ragged.map(([a, b]) => hashToHex(hasher(a, b))),
+    );
+  });
+
   it("commits through its writer thread in a process started with flags a thread cannot take (--trace-gc)", async () => {
     const built = fileURLToPath(new URL("../../../dist/store/index.js", import.meta.url));
     expect(existsSync(built), `${built} is missing: run npm run build (npm test does) first`).toBe(true);

@@ -822,11 +822,7 @@ export class SqliteStore implements Store {
   }
 
   subtreeHashes(ranges: ReadonlyArray<readonly [number, number]>): Promise<Uint8Array[]> {
-    // One map of block leaves for all the ranges: a proof's ranges in one block read it once.
-    return this.read(() => {
-      const blocks = new Map<number, Uint8Array[]>();
-      return ranges.map(([start, end]) => this.log.subtreeHash(start, end, blocks));
-    });
+    return this.read(() => this.log.subtreeHashes(ranges));
   }
 
   addCheckpoint(checkpoint: Checkpoint): Promise<void> {
