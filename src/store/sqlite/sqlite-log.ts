@@ -43,10 +43,12 @@ interface Capture {
   changes: Array<string | number | null>;
   leaves: Uint8Array[];
   /**
-   * Set when the writer thread hashes this batch: each Change's leaf input instead of its leaf
-   * (`leaves`, `nodes` and `head` stay empty; the Merkle tree here moves on at COMMIT).
+   * Set when the writer thread hashes this batch: it builds each Change's leaf input from the
+   * row (`leaves`, `nodes` and `head` stay empty; the Merkle tree here moves on at COMMIT).
    */
-  texts: string[] | undefined;
+  writerHashes: boolean;
+  /** For the writer thread: the canonical texts that are not the recorded ones (WriteSet.canonical). */
+  canonical: Array<number | string>;
   /** The Changes, in order: their `leaf` is written once for the batch (endCapture). */
   records: Change[];
   nodes: number[];
@@ -178,7 +180,7 @@ export interface LogMark {
   capture?: {
     changes: number;
     leaves: number;
-    texts: number;
+    canonical: number;
     records: number;
     nodes: number;
     streamIds: number;
@@ -526,7 +528,7 @@ export class SqliteLog {
         capture: {
           changes: this.capture.changes.length,
           leaves: this.capture.leaves.length,
-          texts: this.capture.texts?.length ?? 0,
+          canonical: this.capture.canonical.length,
           records: this.capture.records.length,
           nodes: this.capture.nodes.length,
           streamIds: this.capture.streamIds.length,
@@ -552,7 +554,7 @@ export class SqliteLog {
       const at = mark.capture;
       capture.changes.length = at.changes;
       capture.leaves.length = at.leaves;
-      if (capture.texts) capture.texts.length = at.texts;
+      capture.canonical.length = at.canonical;
       capture.records.length = at.records;
       capture.nodes.length = at.nodes;
       capture.nodeHashes.length = at.nodes / 2;
@@ -649,22 +651,35 @@ export class SqliteLog {
     if (draft.affordance !== undefined) change.affordance = draft.affordance;
     if (value !== undefined) change.value = value.value;
     if (previous !== undefined) change.previous = previous.value;
-    // canonicalChangeJson(change), from the texts at hand: the leaf hash covers what is recorded.
+    // The leaf hashes canonicalChangeJson(change), built from the texts at hand: here, or by the
+    // writer thread from the row (which also moves the Merkle tree on, at COMMIT). The thread
+    // is told the canonical texts that are not the recorded ones (an object's members in another
+    // order, a cause's), and otherwise takes the recorded texts as they are.
     const capture = this.capture;
-    const leafInput = changeLeafInput({
-      seq,
-      hlc: draft.hlc,
-      at: draft.at,
-      thing: draft.thing,
-      affordance: draft.affordance,
-      kind: draft.kind,
-      value: value && canonicalOf(value),
-      previous: previous && canonicalOf(previous),
-      cause: (cause.canonical ??= canonicalCauseJson(cause.value)),
-    });
-    // Hashed here, or by the writer thread (which also moves the Merkle tree on, at COMMIT).
-    const leaf = capture?.texts ? undefined : sha256Digest(leafInput);
     const valueText = value?.text ?? null;
+    const causeCanonical = (cause.canonical ??= canonicalCauseJson(cause.value));
+    let leaf: Uint8Array | undefined;
+    if (capture?.writerHashes) {
+      const index = capture.records.length;
+      if (value && canonicalOf(value) !== value.text) capture.canonical.push(index, 6, canonicalOf(value));
+      if (previous && canonicalOf(previous) !== previous.text)
+        capture.canonical.push(index, 7, canonicalOf(previous));
+      if (causeCanonical !== cause.text) capture.canonical.push(index, 8, causeCanonical);
+    } else {
+      leaf = sha256Digest(
+        changeLeafInput({
+          seq,
+          hlc: draft.hlc,
+          at: draft.at,
+          thing: draft.thing,
+          affordance: draft.affordance,
+          kind: draft.kind,
+          value: value && canonicalOf(value),
+          previous: previous && canonicalOf(previous),
+          cause: causeCanonical,
+        }),
+      );
+    }
     if (capture) {
       capture.changes.push(
         seq,
@@ -678,7 +693,6 @@ export class SqliteLog {
         cause.text,
       );
       if (leaf) capture.leaves.push(leaf);
-      else capture.texts?.push(leafInput);
       capture.records.push(change);
     } else {
       this.stmt.insert.run({
@@ -741,7 +755,7 @@ export class SqliteLog {
   /** Writes the head; the last step of every batch transaction. */
   saveHead(): void {
     // The writer thread writes the head of a batch it hashes.
-    if (this.capture?.texts) return;
+    if (this.capture?.writerHashes) return;
     if (this.capture) {
       // Only a batch that appended moves the head (a merge chunk alone does not).
       if (this.size !== this.view.size)
@@ -760,7 +774,8 @@ export class SqliteLog {
     this.capture = {
       changes: [],
       leaves: [],
-      texts: writerHashes ? [] : undefined,
+      writerHashes,
+      canonical: [],
       records: [],
       nodes: [],
       nodeHashes: [],
@@ -780,8 +795,8 @@ export class SqliteLog {
     this.capture = undefined;
     if (!capture) return undefined;
     const records = capture.records;
-    const texts = capture.texts !== undefined && capture.texts.length > 0 ? capture.texts : undefined;
-    const leaves = texts ? undefined : Buffer.concat(capture.leaves);
+    const hashes = capture.writerHashes && capture.records.length > 0;
+    const leaves = hashes ? undefined : Buffer.concat(capture.leaves);
     if (leaves) setLeaves(records, leaves);
     const set: WriteSet = {
       changes: capture.changes,
@@ -793,7 +808,7 @@ export class SqliteLog {
       checkpoints: capture.checkpoints,
     };
     if (leaves) set.leaves = leaves;
-    if (texts) set.texts = texts.join("\n");
+    if (hashes) set.canonical = capture.canonical;
     if (capture.head) set.head = capture.head;
     if (capture.merged !== undefined) set.merged = capture.merged;
     const empty =
@@ -812,8 +827,8 @@ export class SqliteLog {
       set,
       // A batch the writer hashes shows readers what its answer says (committed); one that
       // appended nothing, with the writer hashing what came before it, leaves the view as it is.
-      writerHashes: capture.texts !== undefined,
-      view: capture.texts === undefined ? this.currentView() : undefined,
+      writerHashes: capture.writerHashes,
+      view: capture.writerHashes ? undefined : this.currentView(),
       records,
       pending,
       undoEnd: this.undoBase + this.undo.length,

@@ -2,6 +2,7 @@
 // migrations, the append-only Log's triggers, WAL + FULL, backpressure, group commit, crash safety,
 // and the history index's merges (every entry in the table or the in-memory tail, exactly once).
 import Database from "better-sqlite3";
+import fc from "fast-check";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
@@ -601,7 +602,7 @@ describe("SqliteStore", () => {
     const write = writer.write.bind(writer);
     const sets = { thread: 0, here: 0 };
     writer.write = (set, epoch) => {
-      if (set.texts) sets.thread++;
+      if (set.canonical) sets.thread++;
       else if (set.changes.length > 0) sets.here++;
       return write(set, epoch);
     };
@@ -659,6 +660,48 @@ describe("SqliteStore", () => {
     await reopened.append(readings(200, 7, offset));
     offset += 200;
     await expectExact(reopened);
+  });
+
+  it("the writer thread builds each leaf input as core does, for any strings, values and causes (property)", async () => {
+    // Every batch to the thread: it builds the leaf inputs from the rows, told only the canonical
+    // texts that are not the recorded ones (objects, previous values and causes out of order).
+    const store = openStore({ writerHashesFrom: 1 });
+    // No lone surrogates: the database holds UTF-8.
+    const text = fc.string({ unit: "grapheme", maxLength: 10 });
+    const json = fc.jsonValue({ maxDepth: 2 }).filter((v) => !JSON.stringify(v).includes("\\ud"));
+    // Causes with their members in any order, and members of their own.
+    const cause = fc
+      .shuffledSubarray(["actor", "via", "release", "rule", "correlation", "note"], { minLength: 1 })
+      .chain((keys) =>
+        fc.tuple(fc.constant(keys), fc.array(text, { minLength: keys.length, maxLength: keys.length })),
+      )
+      .map(([keys, values]) => Object.fromEntries(keys.map((k, i) => [k, values[i]])) as Cause);
+    const draft = fc.record(
+      {
+        // Few Things and affordances: streams repeat, so Changes carry previous values.
+        thing: fc.constantFrom("urn:test:a", 'urn:test:"b"', "urn:test:\u00e9\n"),
+        affordance: fc.constantFrom("temperature", "mode\\x", "\u2603"),
+        kind: fc.constantFrom("reported", "desired", "emitted"),
+        value: json,
+        at: text,
+        cause,
+      },
+      { requiredKeys: ["thing", "kind", "cause"] },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(draft, { minLength: 1, maxLength: 8 }), async (batch) => {
+        const written = await store.append(batch.map((d) => ({ ...d, hlc: clock.next() })));
+        for (const change of written)
+          expect(change.leaf, `seq ${change.seq}`).toBe(hashToHex(changeLeafHash(change)));
+      }),
+      { numRuns: 80 },
+    );
+    const log = await readLog(store);
+    expect(log.some((c) => c.previous !== undefined)).toBe(true);
+    for (const change of log)
+      expect(change.leaf, `seq ${change.seq}`).toBe(hashToHex(changeLeafHash(change)));
+    const leaves = log.map((c) => hashFromHex(c.leaf ?? ""));
+    expect(hashToHex((await store.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
   });
 
   it("while batches are with the writer thread, readers see each stream as committed; then as the batches left it", async () => {

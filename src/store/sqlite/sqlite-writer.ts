@@ -3,8 +3,8 @@
 // with its own connection to the same file writes them in one transaction and COMMITs (the fsync
 // included). The event loop thus never waits for SQLite's inserts or for the disk, and the two
 // cores share the work: while the thread commits one set, the store builds the next on it. A big
-// set comes with leaf inputs instead of leaves: the thread hashes it and moves the Merkle tree on
-// (`texts`, WrittenSet). Sets are written in the order sent; when one fails, the sets of the same
+// set comes without leaves: the thread builds each Change's leaf input from its row, hashes it and
+// moves the Merkle tree on (`canonical`, WrittenSet). Sets are written in the order sent; when one fails, the sets of the same
 // epoch sent after it were built on it and are refused, until the store, having rolled its memory
 // back, sends a new epoch (docs/changes.md, "Ingest").
 import { createRequire } from "node:module";
@@ -17,17 +17,19 @@ export const CHANGE_COLUMNS = 9;
 export interface WriteSet {
   /** CHANGE_COLUMNS values per Change: seq, hlc, at, thing, affordance, kind, value, previous, cause. */
   changes: Array<string | number | null>;
-  /** The Changes' leaf hashes, 32 bytes each, in the same order (none when `texts` are given). */
+  /** The Changes' leaf hashes, 32 bytes each, in the same order (none when `canonical` is given). */
   leaves?: Uint8Array;
   /**
-   * Instead of `leaves`, `nodes` and `head`: each Change's leaf input (0x00 then its canonical
-   * JSON), for the thread to hash, one per line (canonical JSON has no raw line feed): one
-   * string copies to the thread in one go, where one per Change cost the event loop ~0.8 µs each.
-   * The thread then also appends the leaves to the Merkle frontier, keeps the subtrees of
-   * 2^STORED_LEVEL leaves and more, writes the head, and answers with the leaves and the
-   * frontier (WrittenSet).
+   * Instead of `leaves`, `nodes` and `head`: the thread hashes the set. It builds each Change's
+   * leaf input (0x00 then its canonical JSON, as core's changeLeafInput) from the row's columns,
+   * taking the recorded texts of value, previous value and cause as canonical, except those
+   * given here as (index of the Change in the set, column 6, 7 or 8, canonical text) triples
+   * (an object's members in another order; mostly none). Building the inputs on the event loop,
+   * and one string of them to copy here, cost it ~10 % of a one-Change call. The thread then
+   * also appends the leaves to the Merkle frontier, keeps the subtrees of 2^STORED_LEVEL leaves
+   * and more, writes the head, and answers with the leaves and the frontier (WrittenSet).
    */
-  texts?: string;
+  canonical?: Array<number | string>;
   /** Merkle subtrees: level and idx per node. */
   nodes: number[];
   /** Their hashes, 32 bytes each. */
@@ -46,7 +48,7 @@ export interface WriteSet {
   merged?: number;
 }
 
-/** What the thread hashed for a set with `texts`: the leaves, and the frontier after them (JSON). */
+/** What the thread hashed for a set with `canonical`: the leaves, and the frontier after them (JSON). */
 export interface WrittenSet {
   leaves: Uint8Array;
   frontier: string;
@@ -96,7 +98,7 @@ const saveHead = db.prepare("UPDATE log_head SET size = ?, frontier = ? WHERE id
 const saveMerged = db.prepare("UPDATE log_head SET history_merged = ? WHERE id = 1");
 const logSize = db.prepare("SELECT size FROM log_head WHERE id = 1").pluck();
 const logFrontier = db.prepare("SELECT frontier FROM log_head WHERE id = 1").pluck();
-// RFC 9162 hashing for sets that come with texts: the compact range (frontier) of the Log's
+// RFC 9162 hashing for sets the thread hashes: the compact range (frontier) of the Log's
 // Merkle tree, as core's MerkleFrontier keeps it ({ size, hashes }: the perfect subtree roots,
 // largest first). This thread cannot import core (an eval'd script, run from TypeScript sources
 // under test); the store's tests check every root, stored node and head it writes against core.
@@ -105,7 +107,24 @@ const STORED_LEVEL = workerData.storedLevel;
 const nodeInput = Buffer.alloc(65);
 nodeInput[0] = 1;
 const sha256 = (data) => Buffer.from(hash("sha256", data, "binary"), "latin1");
-// The frontier as committed, or undefined until a set with texts needs it (read from the head
+// A Change's leaf input from its row (c[i] to c[i + 8]: seq, hlc, at, thing, affordance, kind,
+// then value, previous and cause, given as canonical texts): core's changeLeafInput and
+// canonicalChangeText, member for member. A plain string is quoted as it is, anything else (a
+// column holds no object) as JSON.stringify writes it, as canonicalJson does; the store's tests
+// hold every leaf to core's.
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+const text = (s) => (typeof s === "string" && PLAIN.test(s) ? '"' + s + '"' : JSON.stringify(s));
+const leafInput = (c, i, value, previous, cause) => {
+  let out = "\u0000{";
+  if (c[i + 4] !== null) out += '"affordance":' + text(c[i + 4]) + ",";
+  if (c[i + 2] !== null) out += '"at":' + text(c[i + 2]) + ",";
+  out += '"cause":' + cause + ',"hlc":' + text(c[i + 1]) + ',"kind":' + text(c[i + 5]) + ",";
+  if (previous !== null) out += '"previous":' + previous + ",";
+  out += '"seq":' + c[i] + ',"thing":' + text(c[i + 3]);
+  if (value !== null) out += ',"value":' + value;
+  return out + "}";
+};
+// The frontier as committed, or undefined until a set to hash needs it (read from the head
 // then, and again whenever the Log on disk has moved on without this thread hashing it).
 let frontier;
 const hashSet = (set, size) => {
@@ -115,12 +134,20 @@ const hashSet = (set, size) => {
     if (frontier.size !== size) throw new Error("the head's frontier is for " + frontier.size + " Changes, not " + size);
   }
   const next = { size: frontier.size, hashes: frontier.hashes.slice() };
-  const texts = set.texts.split("\n");
-  if (texts.length * 9 !== set.changes.length)
-    throw new Error("the set has " + texts.length + " leaf inputs for " + set.changes.length / 9 + " Changes");
-  const leaves = Buffer.allocUnsafe(32 * texts.length);
-  for (let i = 0; i < texts.length; i++) {
-    const leaf = sha256(texts[i]);
+  const c = set.changes;
+  const canonical = set.canonical;
+  const count = c.length / 9;
+  const leaves = Buffer.allocUnsafe(32 * count);
+  for (let i = 0, o = 0; i < count; i++) {
+    let value = c[9 * i + 6];
+    let previous = c[9 * i + 7];
+    let cause = c[9 * i + 8];
+    for (; o < canonical.length && canonical[o] === i; o += 3) {
+      if (canonical[o + 1] === 6) value = canonical[o + 2];
+      else if (canonical[o + 1] === 7) previous = canonical[o + 2];
+      else cause = canonical[o + 2];
+    }
+    const leaf = sha256(leafInput(c, 9 * i, value, previous, cause));
     leaf.copy(leaves, 32 * i);
     let carry = leaf;
     let level = 0;
@@ -142,11 +169,11 @@ let refusedEpoch = -1;
 const view = (bytes, i) => Buffer.from(bytes.buffer, bytes.byteOffset + 32 * i, 32);
 const write = db.transaction((set) => {
   const c = set.changes;
-  const size = c.length > 0 || set.texts ? logSize.get() : 0;
+  const size = c.length > 0 || set.canonical ? logSize.get() : 0;
   // Belt and braces: the set continues the Log exactly where the file ends.
   if (c.length > 0 && c[0] !== size + 1)
     throw new Error("the set starts at seq " + c[0] + " but the Log on disk ends at " + size);
-  const hashed = set.texts ? hashSet(set, size) : undefined;
+  const hashed = set.canonical ? hashSet(set, size) : undefined;
   const leaves = hashed ? hashed.leaves : set.leaves;
   let i = 0;
   let r = 0;
@@ -275,7 +302,7 @@ export class SqliteWriter {
 
   /**
    * Resolves once the set is committed (durable), with what the thread hashed for a set with
-   * `texts`; rejects with WriterError when nothing was. Sets are written in the order given;
+   * `canonical`; rejects with WriterError when nothing was. Sets are written in the order given;
    * after one fails, the later ones of its `epoch` are refused.
    */
   write(set: WriteSet, epoch: number): Promise<WrittenSet | undefined> {
