@@ -669,13 +669,23 @@ describe("SqliteStore", () => {
     // No lone surrogates: the database holds UTF-8.
     const text = fc.string({ unit: "grapheme", maxLength: 10 });
     const json = fc.jsonValue({ maxDepth: 2 }).filter((v) => !JSON.stringify(v).includes("\\ud"));
-    // Causes with their members in any order, and members of their own.
+    // Causes with their members in any order (the actor anywhere among them), and members of
+    // their own.
     const cause = fc
-      .shuffledSubarray(["actor", "via", "release", "rule", "correlation", "note"], { minLength: 1 })
+      .shuffledSubarray(["via", "release", "rule", "correlation", "note"])
       .chain((keys) =>
-        fc.tuple(fc.constant(keys), fc.array(text, { minLength: keys.length, maxLength: keys.length })),
+        fc.tuple(
+          fc.constant(keys),
+          fc.nat({ max: keys.length }),
+          fc.array(text, { minLength: keys.length + 1, maxLength: keys.length + 1 }),
+        ),
       )
-      .map(([keys, values]) => Object.fromEntries(keys.map((k, i) => [k, values[i]])) as Cause);
+      .map(([keys, at, values]): Cause => {
+        const members = keys.map((k, i): [string, string] => [k, values[i] ?? ""]);
+        members.splice(at, 0, ["actor", values[keys.length] ?? ""]);
+        // The actor is among the members, in its place: a literal would put it first.
+        return Object.fromEntries(members) as unknown as Cause;
+      });
     const draft = fc.record(
       {
         // Few Things and affordances: streams repeat, so Changes carry previous values.

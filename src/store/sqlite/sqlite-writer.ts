@@ -3,10 +3,10 @@
 // with its own connection to the same file writes them in one transaction and COMMITs (the fsync
 // included). The event loop thus never waits for SQLite's inserts or for the disk, and the two
 // cores share the work: while the thread commits one set, the store builds the next on it. A big
-// set comes without leaves: the thread builds each Change's leaf input from its row, hashes it and
-// moves the Merkle tree on (`canonical`, WrittenSet). Sets are written in the order sent; when one fails, the sets of the same
-// epoch sent after it were built on it and are refused, until the store, having rolled its memory
-// back, sends a new epoch (docs/changes.md, "Ingest").
+// set comes without leaves: the thread builds each Change's leaf input from its row, hashes it
+// and moves the Merkle tree on (`canonical`, WrittenSet). Sets are written in the order sent;
+// when one fails, the sets of the same epoch sent after it were built on it and are refused,
+// until the store, having rolled its memory back, sends a new epoch (docs/changes.md, "Ingest").
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 
@@ -138,7 +138,8 @@ const hashSet = (set, size) => {
   const canonical = set.canonical;
   const count = c.length / 9;
   const leaves = Buffer.allocUnsafe(32 * count);
-  for (let i = 0, o = 0; i < count; i++) {
+  let o = 0;
+  for (let i = 0; i < count; i++) {
     let value = c[9 * i + 6];
     let previous = c[9 * i + 7];
     let cause = c[9 * i + 8];
@@ -161,6 +162,7 @@ const hashSet = (set, size) => {
     next.hashes.push(carry);
     next.size++;
   }
+  if (o !== canonical.length) throw new Error("the set has canonical texts for Changes it does not hold");
   const json = JSON.stringify({ size: next.size, hashes: next.hashes.map((h) => h.toString("hex")) });
   return { leaves, frontier: json, next };
 };
