@@ -92,6 +92,13 @@ const historyArgs = new Array(2 * HISTORY_ROWS);
 const upsertStream = db.prepare(
   "INSERT INTO stream_state (stream, seq, value) VALUES (?, ?, ?) " +
   "ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, value = excluded.value");
+// A merge chunk's stream rows go STREAM_ROWS to a statement, as its history entries do (each
+// stream once in a chunk: a row is never upserted twice by one statement).
+const STREAM_ROWS = 32;
+const upsertStreamRows = db.prepare(
+  "INSERT INTO stream_state (stream, seq, value) VALUES " + new Array(STREAM_ROWS).fill("(?, ?, ?)").join(", ") +
+  " ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, value = excluded.value");
+const streamArgs = new Array(3 * STREAM_ROWS);
 const insertCheckpoint = db.prepare(
   "INSERT OR IGNORE INTO checkpoints (size, origin, root, time, signature) VALUES (?, ?, ?, ?, ?)");
 const saveHead = db.prepare("UPDATE log_head SET size = ?, frontier = ? WHERE id = 1");
@@ -200,7 +207,12 @@ const write = db.transaction((set) => {
   }
   for (; i < h.length; i += 2) insertHistory.run(h[i], h[i + 1]);
   const s = set.streams;
-  for (let i = 0; i < s.length; i += 3) upsertStream.run(s[i], s[i + 1], s[i + 2]);
+  i = 0;
+  for (; i + streamArgs.length <= s.length; i += streamArgs.length) {
+    for (let j = 0; j < streamArgs.length; j++) streamArgs[j] = s[i + j];
+    upsertStreamRows.run(streamArgs);
+  }
+  for (; i < s.length; i += 3) upsertStream.run(s[i], s[i + 1], s[i + 2]);
   const k = set.checkpoints;
   for (let i = 0; i < k.length; i += 5) insertCheckpoint.run(k[i], k[i + 1], k[i + 2], k[i + 3], k[i + 4]);
   // Last: a Change may only be inserted beyond the head's size (changes_no_replace).
