@@ -60,8 +60,9 @@ interface CachedThing {
   td: RegisteredThingDescription;
   /**
    * The checks of a property's own schema (reported and desired values), by property: a report
-   * for a random Thing of many finds its Thing's maps out of the CPU's caches, and one map
-   * less to go through is ~0.5 µs less per report.
+   * for a random Thing of many finds its Thing's maps out of the CPU's caches, so one map less
+   * to go through is a cache miss less (with 64 one-Change producers over 10,000 Things,
+   * `check` went from 6.4–10.6 % of the event loop's samples to 5.0 %).
    */
   properties: Map<string, DataSchemaCheck | undefined>;
   /** Any other kind's, by kind, then affordance: no key is built per report. */
