@@ -173,6 +173,16 @@ const hashSet = (set, size) => {
   const json = JSON.stringify({ size: next.size, hashes: next.hashes.map((h) => h.toString("hex")) });
   return { leaves, frontier: json, next };
 };
+// Flat rows of width values each: as many at a time as args holds (one statement for the lot,
+// many), then the rest one by one (one).
+const insertRows = (values, width, many, args, one) => {
+  let i = 0;
+  for (; i + args.length <= values.length; i += args.length) {
+    for (let j = 0; j < args.length; j++) args[j] = values[i + j];
+    many.run(args);
+  }
+  for (; i < values.length; i += width) one.run(values.slice(i, i + width));
+};
 // The epoch of the last set that failed: later sets of that epoch were built on it.
 let refusedEpoch = -1;
 const view = (bytes, i) => Buffer.from(bytes.buffer, bytes.byteOffset + 32 * i, 32);
@@ -199,20 +209,8 @@ const write = db.transaction((set) => {
   for (let i = 0, r = 0; i < set.nodes.length; i += 2, r++) insertNode.run(set.nodes[i], set.nodes[i + 1], view(set.nodeHashes, r));
   const d = set.streamIds;
   for (let i = 0; i < d.length; i += 4) insertStreamId.run(d[i], d[i + 1], d[i + 2], d[i + 3]);
-  const h = set.history;
-  i = 0;
-  for (; i + historyArgs.length <= h.length; i += historyArgs.length) {
-    for (let j = 0; j < historyArgs.length; j++) historyArgs[j] = h[i + j];
-    insertHistoryRows.run(historyArgs);
-  }
-  for (; i < h.length; i += 2) insertHistory.run(h[i], h[i + 1]);
-  const s = set.streams;
-  i = 0;
-  for (; i + streamArgs.length <= s.length; i += streamArgs.length) {
-    for (let j = 0; j < streamArgs.length; j++) streamArgs[j] = s[i + j];
-    upsertStreamRows.run(streamArgs);
-  }
-  for (; i < s.length; i += 3) upsertStream.run(s[i], s[i + 1], s[i + 2]);
+  insertRows(set.history, 2, insertHistoryRows, historyArgs, insertHistory);
+  insertRows(set.streams, 3, upsertStreamRows, streamArgs, upsertStream);
   const k = set.checkpoints;
   for (let i = 0; i < k.length; i += 5) insertCheckpoint.run(k[i], k[i + 1], k[i + 2], k[i + 3], k[i + 4]);
   // Last: a Change may only be inserted beyond the head's size (changes_no_replace).
