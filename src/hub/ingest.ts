@@ -12,7 +12,7 @@ import {
   type RegisteredThingDescription,
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
-import type { ChangeDraft, Store, StreamHandle } from "../store/index.js";
+import type { ChangeDraft, Store } from "../store/index.js";
 import type { HubClock } from "./hub-clock.js";
 
 /** A Change as a producer reports it. */
@@ -52,36 +52,32 @@ const KIND_RULES: Record<
   reachable: {},
 };
 
-/** How many (Thing, kind, affordance) slots are remembered; the compiled schemas themselves are shared. */
-const MAX_CACHED_SLOTS = 200_000;
-
-/**
- * What ingest keeps of one affordance of a cached Thing, for one kind of Change. It is the handle
- * of that stream too: the store keeps its state of the stream on it (one object less to reach).
- */
-interface Slot extends StreamHandle {
-  /** What the values must fit; undefined when nothing is checked. */
-  readonly check: DataSchemaCheck | undefined;
-}
+/** How many (Thing, affordance) checks are remembered; the compiled schemas themselves are shared. */
+const MAX_CACHED_CHECKS = 200_000;
 
 interface CachedThing {
   version: number;
   td: RegisteredThingDescription;
   /**
-   * The slots of reported values, by property: a report for a random Thing of many finds its
-   * Thing's maps out of the CPU's caches, so one map less to go through is a cache miss less
-   * (with 64 one-Change producers over 10,000 Things, `check` went from 6.4–10.6 % of the event
-   * loop's samples to 5.0 %).
+   * The checks of a property's own schema (reported and desired values), by property: a report
+   * for a random Thing of many finds its Thing's maps out of the CPU's caches, so one map less
+   * to go through is a cache miss less (with 64 one-Change producers over 10,000 Things,
+   * `check` went from 6.4–10.6 % of the event loop's samples to 5.0 %).
    */
-  reported: Map<string, Slot>;
+  properties: Map<string, DataSchemaCheck | undefined>;
   /** Any other kind's, by kind, then affordance: no key is built per report. */
-  slots: Map<string, Map<string, Slot>>;
-  slotCount: number;
+  checks: Map<string, Map<string, DataSchemaCheck | undefined>>;
+  checkCount: number;
+}
+
+/** A rule whose checks are a property's own schema (CachedThing.properties). */
+function ofProperties(rule: { section?: Section; schema?: string }): boolean {
+  return rule.section === "properties" && rule.schema === "self";
 }
 
 export class Ingest {
   private readonly things = new Map<string, CachedThing>();
-  private cachedSlots = 0;
+  private cachedChecks = 0;
 
   constructor(
     private readonly store: Store,
@@ -97,7 +93,7 @@ export class Ingest {
   private forget(thing: string): void {
     const cached = this.things.get(thing);
     if (cached) {
-      this.cachedSlots -= cached.slotCount;
+      this.cachedChecks -= cached.checkCount;
       this.things.delete(thing);
     }
   }
@@ -110,28 +106,30 @@ export class Ingest {
     const entry: CachedThing = {
       version: record.version,
       td: record.td,
-      reported: new Map(),
-      slots: new Map(),
-      slotCount: 0,
+      properties: new Map(),
+      checks: new Map(),
+      checkCount: 0,
     };
     this.things.set(id, entry);
     return entry;
   }
 
-  /**
-   * The report's slot: found when an earlier report of the kind found the affordance where the
-   * kind looks for it (the TD is the same, or `forget` would have dropped the entry), so only the
-   * value is left to check; otherwise the affordance is looked for now (ValidationError when it
-   * is not there). None for kinds about the Thing itself, or that ingest has no rule for.
-   */
-  private slot(thing: CachedThing, report: Report, index: number): Slot | undefined {
+  private check(thing: CachedThing, report: Report, index: number): DataSchemaCheck | undefined {
+    // Checked before: the affordance was found where the kind looks for it (the TD is the same,
+    // or `forget` would have dropped the entry), so only the value is left to check.
     const rule = KIND_RULES[report.kind];
     if (!rule) return undefined;
-    const reported = report.kind === "reported";
+    const properties = ofProperties(rule);
     const known =
-      report.affordance === undefined ? undefined : reported ? thing.reported : thing.slots.get(report.kind);
-    const found = known?.get(report.affordance as string);
-    if (found !== undefined) return found;
+      report.affordance === undefined
+        ? undefined
+        : properties
+          ? thing.properties
+          : thing.checks.get(report.kind);
+    if (known !== undefined) {
+      const check = known.get(report.affordance as string);
+      if (check !== undefined || known.has(report.affordance as string)) return check;
+    }
     const at = (pointer: string) => `/${index}${pointer}`;
     if (rule.section === undefined) {
       if (report.affordance === undefined) return undefined;
@@ -148,9 +146,10 @@ export class Ingest {
     // Own members only: "constructor" or "toString" is no affordance.
     const group = thing.td[rule.section] ?? {};
     const affordance = (Object.hasOwn(group, name) ? group[name] : undefined) as DataSchema | undefined;
-    const elsewhere =
-      affordance === undefined && rule.orSections?.some((s) => Object.hasOwn(thing.td[s] ?? {}, name));
-    if (affordance === undefined && !elsewhere) {
+    if (affordance === undefined && rule.orSections?.some((s) => Object.hasOwn(thing.td[s] ?? {}, name))) {
+      return undefined;
+    }
+    if (affordance === undefined) {
       const known = Object.keys(thing.td[rule.section] ?? {});
       throw new ValidationError(
         `${thing.td.id} has no ${SINGULAR[rule.section]} "${report.affordance}"` +
@@ -158,26 +157,22 @@ export class Ingest {
         [{ pointer: at("/affordance"), message: `is not one of the Thing's ${rule.section}` }],
       );
     }
-    const schema =
-      affordance === undefined || !rule.schema
-        ? undefined
-        : rule.schema === "self"
-          ? affordance
-          : (affordance[rule.schema] as DataSchema | undefined);
-    let byName = reported ? thing.reported : thing.slots.get(report.kind);
-    if (byName === undefined) thing.slots.set(report.kind, (byName = new Map<string, Slot>()));
-    if (this.cachedSlots >= MAX_CACHED_SLOTS) {
-      this.things.clear();
-      this.cachedSlots = 0;
+    if (!rule.schema) return undefined;
+    let byName = properties ? thing.properties : thing.checks.get(report.kind);
+    if (byName === undefined)
+      thing.checks.set(report.kind, (byName = new Map<string, DataSchemaCheck | undefined>()));
+    if (!byName.has(name)) {
+      const schema =
+        rule.schema === "self" ? affordance : (affordance[rule.schema] as DataSchema | undefined);
+      if (this.cachedChecks >= MAX_CACHED_CHECKS) {
+        this.things.clear();
+        this.cachedChecks = 0;
+      }
+      byName.set(name, schema === undefined ? undefined : compileDataSchema(schema));
+      thing.checkCount++;
+      this.cachedChecks++;
     }
-    const slot: Slot = {
-      check: schema === undefined ? undefined : compileDataSchema(schema),
-      kept: undefined,
-    };
-    byName.set(name, slot);
-    thing.slotCount++;
-    this.cachedSlots++;
-    return slot;
+    return byName.get(name);
   }
 
   /**
@@ -188,8 +183,7 @@ export class Ingest {
     // A cached Thing needs no turn of the microtask queue.
     const thing = this.things.get(thingId) ?? (await this.thing(thingId));
     const drafts: ChangeDraft[] = reports.map((report, index) => {
-      const slot = this.slot(thing, report, index);
-      const check = slot?.check;
+      const check = this.check(thing, report, index);
       // A property's state, or an event's data, that is absent does not fit the schema either (an
       // action's input or output may be absent: the commands that record them decide).
       const schema = KIND_RULES[report.kind]?.schema;
@@ -210,7 +204,6 @@ export class Ingest {
         }
       }
       const draft: ChangeDraft = { thing: thingId, kind: report.kind, hlc: this.clock.hlc(), cause };
-      if (slot) draft.stream = slot;
       if (report.affordance !== undefined) draft.affordance = report.affordance;
       if (report.value !== undefined) draft.value = report.value;
       if (report.at !== undefined) draft.at = report.at;

@@ -75,22 +75,9 @@ export interface RemoveResult {
   related: Change[];
 }
 
-/**
- * A producer's handle on one stream of Changes (one Thing's affordance and kind), kept from one
- * call to the next: the store keeps what it knows of the stream on it, so that the stream's next
- * Change finds that without looking it up among every Thing's streams (with Changes for random
- * Things of many, each lookup is a cache miss). Opaque outside the store; a store checks that
- * what it finds on a handle is its own and of the draft's stream, and looks it up otherwise.
- */
-export interface StreamHandle {
-  kept?: unknown;
-}
-
 /** A Change ready for the Log: everything but its position, which the store assigns. */
 export interface ChangeDraft extends ChangeInput {
   hlc: string;
-  /** The handle of the draft's stream, when the producer keeps one (Ingest does). */
-  stream?: StreamHandle;
 }
 
 /** The global feed's filters; each given one must match. */

@@ -125,7 +125,7 @@ interface ChunkStream {
   key: string;
   thing: string;
   sub: string;
-  subs: Map<string, StreamCell> | undefined;
+  subs: Map<string, StreamState> | undefined;
 }
 
 /** A merge chunk writing streams looks at up to this many stream keys per stream it may write. */
@@ -197,6 +197,11 @@ interface StreamState {
   /** The value's JSON text; null for Thing-level streams, whose values live in the Log. */
   value: string | null;
   /**
+   * The stream's key (streamKey), handed from state to state so that the next append neither
+   * builds it again nor hashes it again in the maps and sets it is used in.
+   */
+  key?: string;
+  /**
    * The value itself when it is a JSON primitive (number, string, boolean, null), so that the next
    * Change's `previous` needs no JSON.parse; undefined for objects (each Change gets its own copy).
    */
@@ -211,27 +216,6 @@ interface StreamState {
 
 /** A state an append made, not committed yet (its key and seq are its tail entry). */
 type PendingState = StreamState & { key: string };
-
-/**
- * One stream in the projection. An append keeps it on the draft's StreamHandle, and the stream's
- * next append starts from it instead of looking the Thing up, then the stream (with Changes for
- * random Things of 10,000, those two lookups were ~10 % of a one-Change call on the event loop).
- * It stays the stream's while the stream is in the projection; `gone` once a rollback took the
- * stream out (it was new in a batch that failed).
- */
-interface StreamCell {
-  readonly log: SqliteLog;
-  readonly thing: string;
-  /** The draft's affordance ("" for none) and kind: a handle's cell must be of its draft's stream. */
-  readonly affordance: string;
-  readonly kind: string;
-  readonly sub: string;
-  /** streamKey(thing, affordance, kind), built once: its hash is computed once too. */
-  readonly key: string;
-  /** The latest state; undefined only while an append is making the first. */
-  latest: StreamState | undefined;
-  gone: boolean;
-}
 
 /** Distinct affordance names whose sub keys are kept (beyond that, the table starts again). */
 const MAX_SUB_KEYS = 10_000;
@@ -371,7 +355,7 @@ export class SqliteLog {
    * written to `stream_state` in stream order by the merge cycle, and rebuilt at start from it
    * and the Log after `history_merged`.
    */
-  private readonly projection = new Map<string, Map<string, StreamCell>>();
+  private readonly projection = new Map<string, Map<string, StreamState>>();
   /**
    * The streams whose row in `stream_state` may be older than their state here (appended to since the
    * merge cycle that last wrote them): the next cycle writes them, in the tail's stream order.
@@ -390,7 +374,7 @@ export class SqliteLog {
    * (mark/rollback); entry i is the (undoBase + i)-th ever, so that marks stay valid while the
    * front of the array is dropped as batches commit.
    */
-  private undo: Array<{ cell: StreamCell; prev: StreamState | undefined }> = [];
+  private undo: Array<{ thing: string; sub: string; prev: StreamState | undefined }> = [];
   private undoBase = 0;
   private readonly stmt;
   /** Rank marks of the streams whose Changes have been counted, built on the first count. */
@@ -509,17 +493,18 @@ export class SqliteLog {
     // The tail is memory only: rebuild it from the Log after the last completed merge, leaving
     // out what a merge cycle cut short by a stop had already written.
     for (const row of this.stmt.allStreams.iterate()) {
-      this.cellOf(row.thing, row.affordance ?? "", row.kind).latest = { seq: row.seq, value: row.value };
+      this.setStream(row.thing, subKey(row.affordance, row.kind), { seq: row.seq, value: row.value });
     }
     this.view = this.currentView();
     this.dirtyAbove = head.history_merged;
     for (const row of this.stmt.tailRows.iterate(head.history_merged)) {
-      // Streams new since the last merge are numbered again, in the order they appear.
-      const cell = this.cellOf(row.thing, row.affordance ?? "", row.kind);
-      if ((cell.latest?.seq ?? 0) < row.seq) {
-        cell.latest = { seq: row.seq, value: row.affordance === null ? null : row.value };
+      const affordance = row.affordance ?? "";
+      const sub = subKey(affordance, row.kind);
+      if ((this.projection.get(row.thing)?.get(sub)?.seq ?? 0) < row.seq) {
+        this.setStream(row.thing, sub, { seq: row.seq, value: row.affordance === null ? null : row.value });
       }
-      const key = cell.key;
+      const key = streamKey(row.thing, affordance, row.kind);
+      // Streams new since the last merge are numbered again, in the order they appear.
       const sid = this.idOf(key);
       // A cycle cut short may have written its history entries, never its streams.
       this.dirty.add(key);
@@ -586,49 +571,20 @@ export class SqliteLog {
     while (this.undoBase + this.undo.length > mark.undo) {
       const step = this.undo.pop();
       if (!step) break;
-      if (step.prev) step.cell.latest = step.prev;
-      else {
-        // New in the batch rolled back: out of the projection, and off any handle that holds it.
-        this.projection.get(step.cell.thing)?.delete(step.cell.sub);
-        step.cell.gone = true;
-      }
+      if (step.prev) this.setStream(step.thing, step.sub, step.prev);
+      else this.projection.get(step.thing)?.delete(step.sub);
     }
   }
 
-  /**
-   * A stream's cell in the projection, added (with no state yet) when the stream is new to it. A
-   * stream new to the projection is numbered now: numbers follow the order streams appear.
-   */
-  private cellOf(thing: string, affordance: string, kind: string): StreamCell {
-    const sub = this.subOf(affordance, kind);
-    let streams = this.projection.get(thing);
-    let cell = streams?.get(sub);
-    if (cell === undefined) {
-      const key = `${thing}\u0000${sub}`; // streamKey(thing, affordance, kind)
-      this.idOf(key);
-      cell = { log: this, thing, affordance, kind, sub, key, latest: undefined, gone: false };
-      if (!streams) this.projection.set(thing, (streams = new Map<string, StreamCell>()));
-      streams.set(sub, cell);
-    }
-    return cell;
-  }
-
-  /** The draft's stream: the cell its handle holds when that is this Log's and the stream's. */
-  private cellFor(draft: ChangeDraft): StreamCell {
-    const handle = draft.stream;
-    const held = handle?.kept as StreamCell | undefined;
-    if (
-      held !== undefined &&
-      held.log === this &&
-      !held.gone &&
-      held.kind === draft.kind &&
-      held.affordance === (draft.affordance ?? "") &&
-      held.thing === draft.thing
-    )
-      return held;
-    const cell = this.cellOf(draft.thing, draft.affordance ?? "", draft.kind);
-    if (handle) handle.kept = cell;
-    return cell;
+  /** `streams` is the Thing's map in the projection, when the caller has it. */
+  private setStream(
+    thing: string,
+    sub: string,
+    state: StreamState,
+    streams = this.projection.get(thing),
+  ): void {
+    if (!streams) this.projection.set(thing, (streams = new Map<string, StreamState>()));
+    streams.set(sub, state);
   }
 
   /**
@@ -664,11 +620,18 @@ export class SqliteLog {
 
   /** Appends one Change; the caller's transaction makes it durable. */
   append(draft: ChangeDraft, recordedCause?: Recorded): Change {
+    const affordance = draft.affordance ?? "";
     const value = draft.value === undefined ? undefined : asRecorded(draft.value);
     let previous = draft.previous === undefined ? undefined : asRecorded(draft.previous);
-    const cell = this.cellFor(draft);
-    const latest = cell.latest;
-    const key = cell.key;
+    const sub = this.subOf(affordance, draft.kind);
+    const streams = this.projection.get(draft.thing);
+    const latest = streams?.get(sub);
+    let key = latest?.key;
+    if (key === undefined) {
+      key = `${draft.thing}\u0000${sub}`; // streamKey(thing, affordance, kind)
+      // A stream new to the projection is numbered now: numbers follow the order streams appear.
+      this.idOf(key);
+    }
     if (previous === undefined && draft.affordance !== undefined && latest?.value != null) {
       previous = {
         text: latest.value,
@@ -750,11 +713,11 @@ export class SqliteLog {
     // A stream's value is kept only where it serves as the next Change's `previous`: not for the
     // Thing-level streams (a TD is in the Log already, and its previous comes from the directory).
     const streamValue = draft.affordance === undefined ? null : valueText;
-    this.undo.push({ cell, prev: latest });
+    this.undo.push({ thing: draft.thing, sub, prev: latest });
     const parsed =
       streamValue !== null && value !== undefined && !isObject(value.value) ? value.value : undefined;
     const state: PendingState = { seq, value: streamValue, key, parsed, prev: latest };
-    cell.latest = state;
+    this.setStream(draft.thing, sub, state, streams);
     this.size = seq;
     if (leaf) this.appendLeaf(leaf);
     this.pending.push(state);
@@ -1007,7 +970,7 @@ export class SqliteLog {
         const sub = this.subOf(affordance, kind);
         const subs = this.projection.get(thing);
         streams.push({ key, thing, sub, subs });
-        const latest = subs?.get(sub)?.latest;
+        const latest = subs?.get(sub);
         const state = latest && this.committedState(latest);
         if (state === undefined || state.seq > cycle.history.upTo) continue;
         const { id } = this.numbered(key, numbered);
@@ -1030,7 +993,7 @@ export class SqliteLog {
       // A stream appended to since the cycle began stays behind (its newer state is unwritten).
       for (const { key, thing, sub, subs } of chunk.streams ?? []) {
         // A Thing new since the chunk has its map only now.
-        const latest = (subs ?? this.projection.get(thing))?.get(sub)?.latest;
+        const latest = (subs ?? this.projection.get(thing))?.get(sub);
         if (latest === undefined || latest.seq <= cycle.history.upTo) this.dirty.delete(key);
       }
       cycle.position = chunk.streamsTo;
@@ -1153,8 +1116,8 @@ export class SqliteLog {
 
   private streamsOf(thing: string, affordance?: string, kinds?: readonly string[]) {
     const out: Array<{ affordance: string; kind: string; seq: number }> = [];
-    for (const [sub, { latest }] of this.projection.get(thing) ?? []) {
-      const state = latest && this.committedState(latest);
+    for (const [sub, latest] of this.projection.get(thing) ?? []) {
+      const state = this.committedState(latest);
       if (state === undefined) continue;
       const [a, kind] = splitSubKey(sub);
       if ((affordance === undefined || a === affordance) && (!kinds || kinds.includes(kind))) {

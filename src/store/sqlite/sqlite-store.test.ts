@@ -22,7 +22,7 @@ import {
   type Change,
   type RegisteredThingDescription,
 } from "../../core/index.js";
-import type { ChangeDraft, DescribeCommand, StreamHandle } from "../store.js";
+import type { ChangeDraft, DescribeCommand } from "../store.js";
 import { TestHlc, describeStoreConformance, expectHistoryAsInLog } from "../store-conformance.js";
 import { streamKey, type HistoryTail } from "./history-tail.js";
 import { migrations } from "./sqlite-migrations.js";
@@ -592,61 +592,6 @@ describe("SqliteStore", () => {
       await expectExact(openStore());
     },
   );
-
-  it("appends through stream handles find each stream as a lookup would: across failed batches, wrong handles and stores", async () => {
-    const store = openStore({ maxBatch: 4 });
-    for (const n of [1, 2, 3]) await store.describe(describeCommand(n));
-    const streams = [1, 2, 3].flatMap((n) =>
-      ["temperature", "humidity"].map((affordance) => ({ thing: thingName(n), affordance })),
-    );
-    const handles = streams.map((): StreamHandle => ({}));
-    let value = 0;
-    const draft = (i: number, handle = handles[i], kind = "reported"): ChangeDraft => {
-      const stream = streams[i] as { thing: string; affordance: string };
-      return { ...stream, kind, value: ++value, cause, hlc: clock.advance(1), stream: handle };
-    };
-    // Each call one Change, all at once: several batches with the writer thread, handles taken up.
-    await Promise.all(numbers(24).map((i) => store.append([draft(i % 6)])));
-    expect(handles.every((h) => h.kept !== undefined)).toBe(true);
-    // A stream new in a batch the writer cannot commit: the batch fails, the stream goes out of
-    // the projection, and its handle must not bring it back as it was.
-    await store.describe(describeCommand(4));
-    streams.push({ thing: thingName(4), affordance: "power" });
-    handles.push({});
-    const poisonValue = value + 1;
-    connect().exec(
-      `CREATE TRIGGER poison BEFORE INSERT ON changes WHEN NEW.value = '${poisonValue}' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`,
-    );
-    await expect(store.append([draft(6)])).rejects.toThrow(/poisoned/);
-    connect().exec("DROP TRIGGER poison");
-    await store.append([draft(6)]);
-    await store.append([draft(6)]);
-    // A handle that holds another stream's state (a producer's mistake) is not taken for it: not
-    // for another affordance of the Thing, the same affordance of another Thing, or another kind.
-    await store.append([draft(0, handles[1])]);
-    await store.append([draft(2, handles[0])]);
-    await store.append([draft(0, handles[0], "desired")]);
-    await store.append([draft(0), draft(1), draft(2), draft(0, undefined, "desired")]);
-    const expectStreams = async (s: SqliteStore, label: string): Promise<void> => {
-      const log = await readLog(s);
-      // Each Change's `previous` is the value before it in its own stream, none for the first.
-      const last = new Map<string, unknown>();
-      for (const change of log.filter((c) => c.affordance !== undefined)) {
-        const key = `${change.thing} ${change.affordance ?? ""} ${change.kind}`;
-        expect(change.previous, `${label}: seq ${change.seq}`).toEqual(last.get(key));
-        last.set(key, change.value);
-      }
-      expect(log.some((c) => c.value === poisonValue)).toBe(false);
-      await expectHistoryAsInLog(s, [1, 2, 3, 4].map(thingName), label);
-    };
-    await expectStreams(store, "with the handles");
-    // The handles hold the closed store's streams: another store of the file looks its own up.
-    await store.close();
-    const reopened = openStore();
-    await reopened.append(numbers(7).map((i) => draft(i - 1)));
-    await expectStreams(reopened, "reopened");
-    expectEveryEntryOnce(reopened, await readLog(reopened));
-  });
 
   it("batches hashed by the writer thread and on the event loop, in any order, keep the Merkle tree exact", async () => {
     // Batches of 60 Changes and more are hashed by the thread, smaller ones here, and a small one
