@@ -200,6 +200,51 @@ describe("things history, state and diff", () => {
     expect(rowsOf(limited.stdout).map((row) => row[0])).toEqual(["SEQ", "5", "4"]);
   });
 
+  it("history says when there are more Changes than shown, and --cursor goes on from the last one", async () => {
+    const pages: string[][] = [];
+    let args = ["history", LAMP, "--limit", "2"];
+    for (;;) {
+      const run = await thingsAt(hub, args);
+      expect(run.code).toBe(0);
+      pages.push(
+        rowsOf(run.stdout)
+          .slice(1)
+          .map((row) => row[0] ?? ""),
+      );
+      const more = /^more Changes before seq (\d+): the same command with --cursor (\d+)\n$/.exec(run.stderr);
+      if (!more) {
+        expect(run.stderr).toBe("");
+        break;
+      }
+      expect(more[1]).toBe(pages.at(-1)?.at(-1));
+      args = ["history", LAMP, "--limit", "2", "--cursor", more[2] ?? ""];
+    }
+    expect(pages).toEqual([["5", "4"], ["3", "2"], ["1"]]);
+    // Oldest first, and with --json: stdout stays the JSON array; the hint is on stderr.
+    const first = await thingsAt(hub, ["history", LAMP, "--oldest-first", "--limit", "3", "--json"]);
+    expect((JSON.parse(first.stdout) as Change[]).map((c) => c.seq)).toEqual([1, 2, 3]);
+    expect(first.stderr).toBe("more Changes after seq 3: the same command with --cursor 3\n");
+    const rest = await thingsAt(hub, [
+      "history",
+      LAMP,
+      "--oldest-first",
+      "--limit",
+      "3",
+      "--cursor",
+      "3",
+      "--json",
+    ]);
+    expect((JSON.parse(rest.stdout) as Change[]).map((c) => c.seq)).toEqual([4, 5]);
+    expect(rest.stderr).toBe("");
+    // Exactly as many as the limit: no hint.
+    const exact = await thingsAt(hub, ["history", LAMP, "--limit", "5"]);
+    expect(rowsOf(exact.stdout)).toHaveLength(6);
+    expect(exact.stderr).toBe("");
+    const bad = await thingsAt(hub, ["history", LAMP, "--cursor", "0"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--cursor.*must be a whole number from 1\n$/);
+  });
+
   it("refuses a time it cannot read with one line and exit code 2, before asking the hub", async () => {
     for (const args of [
       ["history", LAMP, "--since", "tomorrowish"],

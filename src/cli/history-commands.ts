@@ -79,6 +79,7 @@ interface HistoryCommandOptions {
   since?: string;
   until?: string;
   limit?: number;
+  cursor?: number;
   oldestFirst?: boolean;
   json?: boolean;
 }
@@ -91,20 +92,32 @@ async function history(id: string, options: HistoryCommandOptions, command: Comm
   const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
   const client = clientOf(command);
   const changes: Change[] = [];
+  // One more than shown, to tell whether there are more.
   const all = client.historyAll(id, {
     order: options.oldestFirst ? "asc" : "desc",
-    limit: Math.min(limit, MAX_PAGE),
+    limit: Math.min(limit + 1, MAX_PAGE),
     ...(options.affordance !== undefined && { affordance: options.affordance }),
     ...(kinds !== undefined && { kind: kinds }),
     ...(since !== undefined && { since }),
     ...(until !== undefined && { until }),
+    ...(options.cursor !== undefined && { cursor: options.cursor }),
   });
   for await (const change of all) {
     changes.push(change);
-    if (changes.length >= limit) break;
+    if (changes.length > limit) break;
   }
+  const more = changes.length > limit;
+  if (more) changes.length = limit;
+  // The hint goes to stderr, after the Changes: stdout stays the table (or the JSON) alone.
+  const hint = (): void => {
+    if (!more) return;
+    const last = (changes[limit - 1] as Change).seq;
+    const where = options.oldestFirst ? "after" : "before";
+    process.stderr.write(`more Changes ${where} seq ${last}: the same command with --cursor ${last}\n`);
+  };
   if (options.json) {
     process.stdout.write(`${JSON.stringify(changes)}\n`);
+    hint();
     return;
   }
   const rows = changes.map((c) => [
@@ -122,6 +135,7 @@ async function history(id: string, options: HistoryCommandOptions, command: Comm
       uncut: [0, 1, 3],
     }),
   );
+  hint();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,6 +321,11 @@ export function registerHistoryCommands(program: Command): void {
     .option("--since <time>", "only Changes at or after this time")
     .option("--until <time>", "only Changes at or before this time")
     .option("--limit <n>", `at most this many Changes (default ${DEFAULT_HISTORY_LIMIT})`, positiveInteger)
+    .option(
+      "--cursor <seq>",
+      "go on after this Change: the seq of the last one shown (older ones, or newer with --oldest-first)",
+      positiveInteger,
+    )
     .option("--oldest-first", "oldest first instead of newest first")
     .option("--json", "the Changes as one JSON array, for scripts")
     .addHelpText("after", () => `\n${timeHelp}\n${help()}`)
