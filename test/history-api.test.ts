@@ -609,6 +609,35 @@ describe("a Thing's history: GET /things/{id}/history", () => {
   it("answers the history of a Thing never registered with 404", async () => {
     await expectProblem(await hub.request(`${thingPath("urn:example:history:never")}/history`), 404);
   });
+
+  it("refuses an affordance the Thing neither has nor ever had a Change of (400, pointer /query/affordance)", async () => {
+    const problem = await expectProblem(await hub.request(path("affordance=temprature")), 400);
+    expect(pointersOf(problem)).toEqual(["/query/affordance"]);
+    expect(problem.detail).toContain('"temprature"');
+    expect(problem.detail).toContain("(it has temperature, mode, config, alarm, ping)");
+    // Declared but never reported, or nothing of the kinds asked: an empty page, not an error.
+    expect((await getJson<Page>(hub, path("affordance=config"))).changes).toEqual([]);
+    expect((await getJson<Page>(hub, path("affordance=temperature&kind=desired"))).changes).toEqual([]);
+    // A property the TD no longer has keeps its history, and a filter on it is no mistake.
+    const replaced = "urn:example:history:dropped";
+    await put(hub, replaced, sensorTd(replaced));
+    const [seq] = await report(hub, replaced, { kind: "reported", affordance: "mode", value: "eco" });
+    await put(
+      hub,
+      replaced,
+      sensorTd(replaced, { properties: { humidity: { type: "integer", forms: FORMS } } }),
+    );
+    const dropped = `${thingPath(replaced)}/history?affordance=mode`;
+    expect(seqsOf((await getJson<Page>(hub, dropped)).changes)).toEqual([seq]);
+    expect((await getJson<Page>(hub, `${thingPath(replaced)}/history?affordance=humidity`)).changes).toEqual(
+      [],
+    );
+    const gone = await expectProblem(
+      await hub.request(`${thingPath(replaced)}/history?affordance=temperature`),
+      400,
+    );
+    expect(gone.detail).toContain("(it has humidity, alarm, ping)");
+  });
 });
 
 describe("local times in queries", () => {

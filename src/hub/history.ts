@@ -126,9 +126,33 @@ export class History {
       order: options.order,
       limit: options.limit + 1,
     });
+    if (changes.length === 0 && options.affordance !== undefined)
+      await this.assertAffordance(thing, options.affordance);
     const page = changes.slice(0, options.limit);
     const last = page.at(-1);
     return { changes: page, ...(changes.length > options.limit && last && { next: last.seq }) };
+  }
+
+  /**
+   * ValidationError unless the Thing's TD declares the affordance or the Log holds a Change of it
+   * (a property its TD no longer has keeps its history): a name mistyped in a filter would
+   * otherwise read as "nothing happened".
+   */
+  private async assertAffordance(thing: string, name: string): Promise<void> {
+    const streams = await this.store.streamsAt(thing);
+    if (streams.some((s) => s.affordance === name)) return;
+    const td = streams.find((s) => s.kind === "described" && s.affordance === "")?.latest.value;
+    const declared = ["properties", "actions", "events"].flatMap((section) => {
+      const group =
+        typeof td === "object" && td !== null ? (td as Record<string, unknown>)[section] : undefined;
+      return typeof group === "object" && group !== null ? Object.keys(group) : [];
+    });
+    if (declared.includes(name)) return;
+    throw new ValidationError(
+      `${thing} has no property, action or event "${name}", and none by that name has a Change` +
+        (declared.length > 0 ? ` (it has ${declared.join(", ")})` : ""),
+      [{ pointer: "/query/affordance", message: "is not one of the Thing's affordances" }],
+    );
   }
 
   private async streamsAt(thing: string, seq: number): Promise<HistoryStream[]> {
