@@ -250,6 +250,29 @@ describe("HistoryTail", () => {
       expect(new Set([...first, ...second, ...third].map((e) => e.seq)).size).toBe(10);
     });
 
+    it("hand out the entries after a chunk still being written (chunkAfter), whether or not it was removed meanwhile", () => {
+      const tail = new HistoryTail();
+      for (let seq = 1; seq <= 12; seq++) tail.add(seq % 3 === 0 ? A : B, seq);
+      const cycle = tail.beginMerge(11);
+      const first = cycle.chunkAfter(5, undefined);
+      // Built while the first is written: no entry of it again, and it ends inside a stream.
+      const second = cycle.chunkAfter(5, first.end);
+      expect(second.entries.some((e) => first.entries.some((f) => f.seq === e.seq))).toBe(false);
+      tail.remove(first.entries);
+      // The first committed before the third was built: the same entries as from its end.
+      const third = cycle.chunkAfter(5, second.end);
+      tail.remove(second.entries);
+      expect(cycle.chunkAfter(5, third.end)).toEqual({ entries: [], end: undefined });
+      tail.remove(third.entries);
+      const all = [...first.entries, ...second.entries, ...third.entries];
+      expect(all.map((e) => e.seq).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: 11 }, (_, i) => i + 1),
+      );
+      expect([...all].sort(byIndexOrder)).toEqual(all);
+      expect(cycle.nextChunk(5)).toEqual([]);
+      expect(tail.range(A, 0, 100)).toEqual([12]);
+    });
+
     it("of an empty tail, or with nothing up to upTo, is done at once", () => {
       const tail = new HistoryTail();
       expect(tail.beginMerge(100).nextChunk(10)).toEqual([]);

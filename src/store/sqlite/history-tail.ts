@@ -84,6 +84,12 @@ export class StreamOrder {
   }
 }
 
+/** Where a chunk ends: the stream (its place in the cycle's keys) and the seq of its last entry. */
+export interface ChunkEnd {
+  position: number;
+  seq: number;
+}
+
 export interface MergeCycle {
   readonly upTo: number;
   /**
@@ -97,6 +103,12 @@ export interface MergeCycle {
    * whose transaction did not commit (and is run again) writes the same entries.
    */
   nextChunk(limit: number): TailEntry[];
+  /**
+   * The entries of the cycle after `after` (the end of a chunk handed out and not yet removed,
+   * which is being written meanwhile), up to `limit`, and where they end; from the first entry
+   * still in the tail when `after` is undefined (as `nextChunk`).
+   */
+  chunkAfter(limit: number, after: ChunkEnd | undefined): { entries: TailEntry[]; end: ChunkEnd | undefined };
 }
 
 /** Seqs per stream, ascending (appends arrive in seq order). */
@@ -151,23 +163,33 @@ export class HistoryTail {
   beginMerge(upTo: number): MergeCycle {
     const keys = this.order.sorted();
     // Streams before `position` have nothing left at or below `upTo`, for good: the tail only
-    // gains newer seqs. No other cursor: what a chunk took stays in the tail until it is removed.
+    // gains newer seqs. What a chunk took stays in the tail until it is removed: the next chunk
+    // starts after it only when told where it ended (chunkAfter, while it is being written).
     let position = 0;
     const pendingIn = (key: string): number => upperBound(this.streams.get(key) ?? [], upTo);
+    const chunkAfter = (limit: number, after: ChunkEnd | undefined) => {
+      while (position < keys.length && pendingIn(keys[position] ?? "") === 0) position++;
+      const out: TailEntry[] = [];
+      let end: ChunkEnd | undefined;
+      for (let p = Math.max(position, after?.position ?? 0); p < keys.length && out.length < limit; p++) {
+        const key = keys[p] ?? "";
+        const seqs = this.streams.get(key) ?? [];
+        const last = upperBound(seqs, upTo);
+        // Within the stream the chunk before ended in, after its last entry.
+        let i = after !== undefined && p === after.position ? upperBound(seqs, after.seq) : 0;
+        for (; i < last && out.length < limit; i++) {
+          const seq = seqs[i] ?? 0;
+          out.push({ key, seq });
+          end = { position: p, seq };
+        }
+      }
+      return { entries: out, end };
+    };
     return {
       upTo,
       keys,
-      nextChunk: (limit) => {
-        while (position < keys.length && pendingIn(keys[position] ?? "") === 0) position++;
-        const out: TailEntry[] = [];
-        for (let p = position; p < keys.length && out.length < limit; p++) {
-          const key = keys[p] ?? "";
-          const seqs = this.streams.get(key) ?? [];
-          const end = upperBound(seqs, upTo);
-          for (let i = 0; i < end && out.length < limit; i++) out.push({ key, seq: seqs[i] ?? 0 });
-        }
-        return out;
-      },
+      nextChunk: (limit) => chunkAfter(limit, undefined).entries,
+      chunkAfter,
     };
   }
 

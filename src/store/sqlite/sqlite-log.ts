@@ -30,6 +30,7 @@ import {
   StreamOrder,
   splitStreamKey,
   streamKey,
+  type ChunkEnd,
   type MergeCycle,
   type TailEntry,
 } from "./history-tail.js";
@@ -92,6 +93,8 @@ interface CommittedView {
 
 export interface MergeChunk {
   entries: TailEntry[];
+  /** Where its entries end in the cycle (the next chunk, built while this one is written, starts after). */
+  end?: ChunkEnd;
   /** How far into the cycle's stream order this chunk looked for streams to write. */
   streamsTo?: number;
   /** The streams it wrote (or found gone), whose rows are no longer behind once it commits. */
@@ -936,7 +939,10 @@ export class SqliteLog {
    * streams; `done` when the cycle has no more, which records how far both are complete.
    */
   mergeChunk(cycle: LogMergeCycle, limit: number): MergeChunk {
-    const entries = cycle.history.nextChunk(limit);
+    // After the chunks with the writer thread (none has failed: a failure empties `unmerged`);
+    // the Log's own transactions commit each chunk before the next is built.
+    const inFlight = this.capture ? this.unmerged.at(-1) : undefined;
+    const { entries, end } = cycle.history.chunkAfter(limit, inFlight?.end);
     const numbered = new Set<StreamId>();
     // A chunk holds long runs of one stream: its number is looked up once per run.
     let key: string | undefined;
@@ -951,6 +957,7 @@ export class SqliteLog {
     }
     if (entries.length > 0) {
       const chunk: MergeChunk = { entries, done: false, numbered };
+      if (end) chunk.end = end;
       if (this.capture) this.unmerged.push(chunk);
       return chunk;
     }

@@ -973,6 +973,72 @@ describe("SqliteStore", () => {
       expect(tableSize.get()?.n).toBe(400);
     });
 
+    it("with nothing appended, builds the next merge chunk while the writer thread writes one: every entry once, after a chunk fails, and one at a time while appends come", async () => {
+      const store = openStore({ historyMergeThreshold: 1_000_000, historyMergeChunk: 20 });
+      const { db, log } = internals(store);
+      const tableSize = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM history");
+      const writer = (
+        store as unknown as { writer: { write: (set: WriteSet, epoch: number) => Promise<unknown> } }
+      ).writer;
+      const write = writer.write.bind(writer);
+      // Sets with history entries in flight at once, the most seen; and one such set to spoil.
+      let merging = 0;
+      let mostMerging = 0;
+      let spoil = -1;
+      let sent = 0;
+      writer.write = (set, epoch) => {
+        if (set.history.length === 0) return write(set, epoch);
+        sent += set.history.length / 2;
+        // A set that does not continue the Log: the thread refuses it whole, and those after it.
+        if (spoil-- === 0) set.changes = [0, "", null, "", null, "", null, null, "{}"];
+        merging++;
+        mostMerging = Math.max(mostMerging, merging);
+        return write(set, epoch).finally(() => merging--);
+      };
+      await store.append(readings(1200, 9));
+      await store.mergeTail();
+      expect(mostMerging).toBe(2);
+      // Each entry sent once: a chunk built while another is written starts after it.
+      expect(sent).toBe(1200);
+      expect(tableSize.get()?.n).toBe(1200);
+      expect(log.tailSize).toBe(0);
+      expectEveryEntryOnce(store, await readLog(store));
+
+      // The third chunk of the next cycle fails, with the one built on it: the cycle ends, and
+      // what they held is still in the tail for the next.
+      await store.append(readings(900, 9, 1200));
+      spoil = 2;
+      await expect(store.mergeTail()).rejects.toThrow(/starts at seq 0/);
+      const merged = tableSize.get()?.n ?? 0;
+      expect(merged).toBeGreaterThan(1200);
+      expect(merged).toBeLessThan(2100);
+      expectEveryEntryOnce(store, await readLog(store));
+      await store.mergeTail();
+      expect(log.tailSize).toBe(0);
+      expect(tableSize.get()?.n).toBe(2100);
+      expectEveryEntryOnce(store, await readLog(store));
+      await expectHistoryAsInLog(store, things, "after a failed chunk");
+
+      // With Changes coming in, chunks go one at a time: an acknowledgement waits behind one
+      // chunk at most.
+      await store.append(readings(900, 9, 2100));
+      merging = 0;
+      mostMerging = 0;
+      let appending = true;
+      let offset = 3000;
+      const producers = numbers(8).map(async () => {
+        while (appending) await store.append(readings(1, 9, offset++));
+      });
+      await store.mergeTail();
+      appending = false;
+      await Promise.all(producers);
+      expect(mostMerging).toBe(1);
+      expectEveryEntryOnce(store, await readLog(store));
+      await store.close();
+      const reopened = openStore();
+      await expectHistoryAsInLog(reopened, things, "reopened");
+    });
+
     it("counts exactly while the writer thread has committed a merge chunk whose answer has not come yet", async () => {
       const store = openStore({ historyMergeThreshold: 1_000_000 });
       const { log } = internals(store);

@@ -40,7 +40,7 @@ import type {
   ThingRecord,
 } from "../store.js";
 import { migrations } from "./sqlite-migrations.js";
-import { SqliteLog, type LogBatch, type LogMark, type LogMergeCycle } from "./sqlite-log.js";
+import { SqliteLog, type LogBatch, type LogMark, type LogMergeCycle, type MergeChunk } from "./sqlite-log.js";
 import { SqliteRollouts } from "./sqlite-rollouts.js";
 import { SqliteWriter, type WrittenSet } from "./sqlite-writer.js";
 
@@ -131,6 +131,9 @@ const MAX_PACED_CHUNK = 16_000;
  * ~4 ms), while a merge with nothing else to do goes ~1.4× as fast as in chunks of 1,000.
  */
 const IDLE_CHUNKS = 4;
+
+/** What a merge step queued before its cycle ended builds: nothing, and the cycle is over. */
+const NO_CHUNK: MergeChunk = Object.freeze({ entries: [], done: true });
 
 /** The fewest a paced chunk takes: smaller ones would cost more per entry than they save. */
 const MIN_PACED_CHUNK = 100;
@@ -570,6 +573,9 @@ export class SqliteStore implements Store {
     ended.catch(() => {});
     this.mergeCycle = ended;
     const cycle: LogMergeCycle = this.log.beginMerge();
+    // A chunk built after the cycle ended (a chunk before it failed, or the store closed) writes
+    // nothing; the cycle's promise settles once.
+    const over = (): boolean => this.mergeCycle !== ended;
     const step = (): void => {
       // Each chunk goes into the next batch, ahead of the appends, so the merge's cost is spread
       // over the batches. The appends riding with a chunk wait for it on the writer (~5 µs an
@@ -578,22 +584,43 @@ export class SqliteStore implements Store {
       // tail has fallen behind (twice the threshold) may it grow past `historyMergeChunk`,
       // capped so that none holds the event loop or the writer long: memory stays bounded. With
       // nothing appended since the last chunk nobody waits: a whole chunk goes.
+      //
+      // With the writer thread and nothing appended since the last chunk (a merge with nothing
+      // else to do), the next chunk of history entries is queued as soon as this one is built,
+      // and built while this one is written (after its entries): the two threads no longer take
+      // turns over the merge. While Changes arrive, chunks go one at a time, so that an
+      // acknowledgement waits behind one chunk at most. A chunk of streams waits for the one
+      // before to commit.
+      let next = false;
       this.enqueue(
         () => {
+          if (over() || this.closed) return NO_CHUNK;
           const appended = this.appendedSinceChunk;
           this.appendedSinceChunk = 0;
-          return this.log.mergeChunk(cycle, this.chunkLimit(appended));
+          const chunk = this.log.mergeChunk(cycle, this.chunkLimit(appended));
+          if (this.writer && appended === 0 && chunk.entries.length > 0) {
+            next = true;
+            step();
+          }
+          return chunk;
         },
-        (result) => this.log.merged(cycle, result),
+        (result) => {
+          if (result !== NO_CHUNK) this.log.merged(cycle, result);
+        },
         { internal: true, logOnly: true, first: true },
       ).then(
         (result) => {
-          if (!result.done && !this.closed) return step();
+          if (over()) return;
+          if (!result.done && !this.closed) {
+            if (!next) step();
+            return;
+          }
           this.mergeCycle = undefined;
           end.resolve();
         },
         (error: unknown) => {
           // A failed chunk committed nothing; the entries stay in the tail for the next cycle.
+          if (over()) return;
           this.mergeCycle = undefined;
           end.reject(error);
         },
