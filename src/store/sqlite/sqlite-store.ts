@@ -588,9 +588,10 @@ export class SqliteStore implements Store {
       // With the writer thread and nothing appended since the last chunk (a merge with nothing
       // else to do), the next chunk of history entries is queued as soon as this one is built,
       // and built while this one is written (after its entries): the two threads no longer take
-      // turns over the merge. While Changes arrive, chunks go one at a time, so that an
-      // acknowledgement waits behind one chunk at most. A chunk of streams waits for the one
-      // before to commit.
+      // turns over the merge. Changes that arrive meanwhile ride with the next chunk built (the
+      // batch takes the commands queued behind it), so they wait behind at most the two chunks
+      // then with the writer, and from there on chunks go one at a time again, each a pace of
+      // what was appended. A chunk of streams waits for the one before to commit.
       let next = false;
       this.enqueue(
         () => {
