@@ -220,7 +220,8 @@ function checkComboSchemes(definitions: JsonObject, out: ErrorLocation[]): void 
   }
 }
 
-const AFFORDANCE_KINDS = ["properties", "actions", "events"] as const;
+/** The members of a TD that hold its affordances, by kind (TD 1.1 §5.3.1). */
+export const AFFORDANCE_KINDS = ["properties", "actions", "events"] as const;
 const AFFORDANCE_SCHEMAS: Record<(typeof AFFORDANCE_KINDS)[number], readonly string[]> = {
   properties: [],
   actions: ["input", "output"],

@@ -2,6 +2,7 @@
 // between two times, and the global feed. Times become Log positions by binary search on the
 // hybrid logical clock, which grows with seq.
 import {
+  AFFORDANCE_KINDS,
   NotFoundError,
   ValidationError,
   changeTime,
@@ -142,7 +143,7 @@ export class History {
     const streams = await this.store.streamsAt(thing);
     if (streams.some((s) => s.affordance === name)) return;
     const td = streams.find((s) => s.kind === "described" && s.affordance === "")?.latest.value;
-    const declared = ["properties", "actions", "events"].flatMap((section) => {
+    const declared = AFFORDANCE_KINDS.flatMap((section) => {
       const group =
         typeof td === "object" && td !== null ? (td as Record<string, unknown>)[section] : undefined;
       return typeof group === "object" && group !== null ? Object.keys(group) : [];

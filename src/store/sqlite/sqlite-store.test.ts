@@ -1019,8 +1019,8 @@ describe("SqliteStore", () => {
       expectEveryEntryOnce(store, await readLog(store));
       await expectHistoryAsInLog(store, things, "after a failed chunk");
 
-      // With Changes coming in, chunks go one at a time: an acknowledgement waits behind one
-      // chunk at most.
+      // With Changes coming in from the start, chunks go one at a time: an acknowledgement
+      // waits behind one chunk at most.
       await store.append(readings(900, 9, 2100));
       merging = 0;
       mostMerging = 0;
