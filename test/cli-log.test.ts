@@ -385,6 +385,20 @@ describe("things watch", () => {
     expect(await watcher.stop()).toBe(0);
   });
 
+  it("stops quietly, with exit code 0, when its reader closes the pipe (things watch | head -1)", async () => {
+    watcher = new Running(["watch", "--thing", LAMP, "--url", hub.url, "--token", hub.token]);
+    await watcher.stderr.waitFor((l) => l.startsWith("watching "), "saying it watches");
+    const client = clientOf(hub);
+    await client.report(LAMP, { kind: "reported", affordance: "brightness", value: 1 });
+    await watcher.stdout.waitFor((l) => l.includes("reported  1  "), "with the first Change");
+    // The reader goes away, as `head -1` does after its line; the next line finds the pipe closed.
+    watcher.child.stdout.destroy();
+    await client.report(LAMP, { kind: "reported", affordance: "brightness", value: 2 });
+    expect(await watcher.exited).toBe(0);
+    // Nothing on stderr but the line it started with: no stack trace.
+    expect(watcher.stderr.seen.filter((l) => !l.startsWith("watching "))).toEqual([]);
+  });
+
   it("--json prints each Change as one JSON line, and filters by kind", async () => {
     watcher = new Running([
       "watch",

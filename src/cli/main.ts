@@ -64,6 +64,13 @@ function reportAndExit(err: unknown): never {
   process.exit(err instanceof CliError ? err.exitCode : 1);
 }
 
+// A reader that stops early (`things watch | head -3`) closes the pipe: stop quietly, as other
+// command-line tools do, instead of dying on an unhandled EPIPE with a stack trace.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  reportAndExit(err);
+});
+
 try {
   await buildProgram().parseAsync(process.argv);
 } catch (err) {
