@@ -28,6 +28,43 @@ function withLocations(problem: Problem, locations: ErrorLocation[]): Problem {
   return problem;
 }
 
+/** What a route schema's validator (Ajv) says about one place in the input. */
+interface SchemaError {
+  keyword: string;
+  instancePath: string;
+  schemaPath: string;
+  message?: string;
+}
+
+/**
+ * A body that may be one thing or a list of them (`oneOf`, `anyOf`) fails in every branch, and
+ * Ajv reports them all: an object with a bad member also "must be array". Only the branches of
+ * the input's own type are kept (a branch whose `type` failed right at the input is another
+ * type's), without the choice's own "must match exactly one schema"; when no branch is of its
+ * type, everything stays.
+ */
+function errorsOfItsType<E extends SchemaError>(errors: readonly E[]): E[] {
+  let kept = [...errors];
+  for (const choice of errors) {
+    if (choice.keyword !== "oneOf" && choice.keyword !== "anyOf") continue;
+    const prefix = `${choice.schemaPath}/`;
+    const branchOf = (e: E): string | undefined =>
+      e.schemaPath.startsWith(prefix) ? e.schemaPath.slice(prefix.length).split("/")[0] : undefined;
+    const branches = new Set<string>();
+    const otherTypes = new Set<string>();
+    for (const e of errors) {
+      const branch = branchOf(e);
+      if (branch === undefined) continue;
+      branches.add(branch);
+      if (e.schemaPath === `${prefix}${branch}/type` && e.instancePath === choice.instancePath)
+        otherTypes.add(branch);
+    }
+    if (otherTypes.size === 0 || otherTypes.size === branches.size) continue;
+    kept = kept.filter((e) => e !== choice && !otherTypes.has(branchOf(e) ?? ""));
+  }
+  return kept;
+}
+
 /** Fastify's own errors (parsing, limits, route schemas), named by their codes. */
 function fromFastifyError(err: FastifyError): Problem {
   const status = err.statusCode ?? 500;
@@ -58,16 +95,19 @@ function fromFastifyError(err: FastifyError): Problem {
   }
   if (err.validation) {
     const context = err.validationContext ?? "request";
-    const locations = err.validation.map((v) => ({
+    const errors = errorsOfItsType(err.validation);
+    const locations = errors.map((v) => ({
       pointer: `/${context}${v.instancePath}`,
       message: v.message ?? "is invalid",
     }));
+    // Fastify's message names every error; this one, those kept.
+    const detail = locations.map((l) => `${l.pointer.slice(1)} ${l.message}`).join(", ");
     return withLocations(
       {
         type: problemType("validation"),
         title: "Invalid input",
         status: 400,
-        detail: `Invalid ${context}: ${err.message}`,
+        detail: `Invalid ${context}: ${detail}`,
       },
       locations,
     );
