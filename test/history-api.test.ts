@@ -881,6 +881,33 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
   });
 });
 
+describe("the change feed filtered by type, over a long Log", () => {
+  it("reads at most 100,000 Changes for one page, and says with next where it stopped", async () => {
+    const hub = await startTestHub();
+    const lamp = "urn:example:feed-long:lamp";
+    const other = "urn:example:feed-long:other";
+    try {
+      await put(hub, lamp, sensorTd(lamp, { "@type": "Lamp" }));
+      await put(hub, other, sensorTd(other));
+      const readings = Array.from({ length: 10_000 }, (_, k) => ({
+        kind: "reported" as const,
+        affordance: "temperature",
+        value: k % 100,
+      }));
+      for (let i = 0; i < 11; i++) await hub.hub.ingest(other, readings, { actor: "test", via: "test" });
+      await report(hub, lamp, { kind: "reported", affordance: "temperature", value: 1 });
+      // After the lamp's description (seq 1): seqs 2 to 100,001 are read, none of them the lamp's.
+      const first = await getJson<Page>(hub, "/changes?type=Lamp&limit=10&cursor=1");
+      expect(first).toEqual({ changes: [], next: 100_001 });
+      const second = await getJson<Page>(hub, `/changes?type=Lamp&limit=10&cursor=${first.next}`);
+      expect(second.changes).toMatchObject([{ seq: 110_003, thing: lamp, kind: "reported", value: 1 }]);
+      expect(second.next).toBeUndefined();
+    } finally {
+      await hub.stop();
+    }
+  });
+});
+
 describe("the change feed: GET /changes and /changes/stream", () => {
   const clock = new ManualClock(Date.parse("2030-03-05T08:00:00.000Z"));
   let hub: TestHub;
@@ -955,6 +982,21 @@ describe("the change feed: GET /changes and /changes/stream", () => {
     expect(await feed("type=Actuator")).toEqual(lamps);
     expect(await feed("type=Sensor")).toEqual(everything.filter((c) => c.thing === sensor));
     expect(await feed("type=Toaster")).toEqual([]);
+  });
+
+  it("fills a page filtered by type with that type's Changes, not a page of the whole Log thinned out", async () => {
+    const lamps = everything.filter((c) => c.thing === lamp);
+    expect(lamps.length).toBeGreaterThan(6);
+    // The Log starts with the three descriptions: the lamp's, then two others.
+    const first = await getJson<Page>(hub, "/changes?type=Lamp&limit=3");
+    expect(first).toEqual({ changes: lamps.slice(0, 3), next: lamps[2]?.seq });
+    const second = await getJson<Page>(hub, `/changes?type=Lamp&limit=3&cursor=${first.next}`);
+    expect(second).toEqual({ changes: lamps.slice(3, 6), next: lamps[5]?.seq });
+    // The last page, exactly full, has no next.
+    const rest = lamps.length - 6;
+    expect(await getJson<Page>(hub, `/changes?type=Lamp&limit=${rest}&cursor=${second.next}`)).toEqual({
+      changes: lamps.slice(6),
+    });
   });
 
   it("filters by actor: people's Changes apart from the hub's own", async () => {

@@ -13,6 +13,10 @@ import {
 import type { ChangeFilter, HistoryStream, Store } from "../store/index.js";
 import { hlcFloor } from "./hub-clock.js";
 
+/** Changes of the Log read at a time for a feed filtered by Things, and at most per page. */
+const FEED_SCAN_STEP = 1_000;
+const FEED_SCAN_LIMIT = 100_000;
+
 export interface HistoryOptions {
   affordance?: string;
   kinds?: readonly string[];
@@ -219,16 +223,40 @@ export class History {
     };
   }
 
+  /**
+   * The global feed, oldest first. `things` (the Things of a type) is applied here, over pages of
+   * the Log read in seq order, so that a page holds `limit` of their Changes where there are that
+   * many, not a page of the whole Log with the others taken out; it reads at most
+   * FEED_SCAN_LIMIT Changes, and a page cut short there says with `next` where to go on.
+   */
   async changes(
-    filter: ChangeFilter & { since?: Date; cursor?: number; limit: number },
+    filter: ChangeFilter & { since?: Date; cursor?: number; limit: number; things?: ReadonlySet<string> },
   ): Promise<HistoryPage> {
     let after = filter.since ? await this.store.seqBefore(hlcFloor(filter.since)) : 0;
     if (filter.cursor !== undefined) after = Math.max(after, filter.cursor);
-    const { since: _since, cursor: _cursor, limit, ...rest } = filter;
-    const changes = await this.store.changesAfter(after, limit + 1, rest);
-    const page = changes.slice(0, limit);
-    const last = page.at(-1);
-    return { changes: page, ...(changes.length > limit && last && { next: last.seq }) };
+    const { since: _since, cursor: _cursor, limit, things, ...rest } = filter;
+    if (things === undefined) {
+      const changes = await this.store.changesAfter(after, limit + 1, rest);
+      const page = changes.slice(0, limit);
+      const last = page.at(-1);
+      return { changes: page, ...(changes.length > limit && last && { next: last.seq }) };
+    }
+    const page: Change[] = [];
+    const step = Math.max(limit + 1, FEED_SCAN_STEP);
+    let read = 0;
+    for (;;) {
+      const changes = await this.store.changesAfter(after, step, rest);
+      for (const change of changes) {
+        if (!things.has(change.thing)) continue;
+        if (page.length === limit) return { changes: page, next: (page.at(-1) as Change).seq };
+        page.push(change);
+      }
+      read += changes.length;
+      const last = changes.at(-1);
+      if (changes.length < step || last === undefined) return { changes: page };
+      after = last.seq;
+      if (read >= FEED_SCAN_LIMIT) return { changes: page, next: after };
+    }
   }
 }
 

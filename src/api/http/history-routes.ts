@@ -168,6 +168,7 @@ export function historyRoutes(hub: Hub) {
       const things = type === undefined ? undefined : await hub.directory.idsOfType(type);
       return {
         filter,
+        things,
         accept: (c: Change) => !things || things.has(c.thing),
         /**
          * Follows the Things of the type as a stream passes their Changes (which it must see all
@@ -196,15 +197,15 @@ export function historyRoutes(hub: Hub) {
       },
       async (request, reply) => {
         const q = request.query as Record<string, string | undefined> & { limit: number };
-        const { filter, accept } = await feedFilter(q);
+        const { filter, things } = await feedFilter(q);
         const since = time(request, q.since, "since", hub);
         const page = await hub.history.changes({
           ...filter,
           limit: q.limit,
           ...(since && { since }),
           ...(q.cursor !== undefined && { cursor: Number(q.cursor) }),
+          ...(things && { things }),
         });
-        page.changes = page.changes.filter(accept);
         const link = pageLink(request, page);
         if (link) void reply.header("link", link);
         return page;
