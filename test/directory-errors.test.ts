@@ -240,15 +240,15 @@ describe("bad input to the directory", () => {
   });
 
   it.each([
-    ["limit=0", "/querystring/limit"],
-    ["limit=-1", "/querystring/limit"],
-    ["limit=abc", "/querystring/limit"],
-    ["limit=1.5", "/querystring/limit"],
-    ["limit=1001", "/querystring/limit"],
-    ["offset=-1", "/querystring/offset"],
-    ["offset=ten", "/querystring/offset"],
-    ["format=xml", "/querystring/format"],
-    ["sort=id", "/querystring"],
+    ["limit=0", "/query/limit"],
+    ["limit=-1", "/query/limit"],
+    ["limit=abc", "/query/limit"],
+    ["limit=1.5", "/query/limit"],
+    ["limit=1001", "/query/limit"],
+    ["offset=-1", "/query/offset"],
+    ["offset=ten", "/query/offset"],
+    ["format=xml", "/query/format"],
+    ["sort=id", "/query"],
   ])("refuses the listing parameter %s with 400 and pointer %s", async (query, pointer) => {
     const problem = await expectProblem(await hub.request(`/things?${query}`), 400);
     expect(pointersOf(problem)).toContain(pointer);

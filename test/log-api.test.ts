@@ -452,9 +452,9 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
       400,
       ["/query/size"],
     ],
-    ["an inclusion proof of seq 0", () => "/log/proof/inclusion?seq=0", 400, ["/querystring/seq"]],
-    ["an inclusion proof without a seq", () => "/log/proof/inclusion", 400, ["/querystring"]],
-    ["an inclusion proof of seq abc", () => "/log/proof/inclusion?seq=abc", 400, ["/querystring/seq"]],
+    ["an inclusion proof of seq 0", () => "/log/proof/inclusion?seq=0", 400, ["/query/seq"]],
+    ["an inclusion proof without a seq", () => "/log/proof/inclusion", 400, ["/query"]],
+    ["an inclusion proof of seq abc", () => "/log/proof/inclusion?seq=abc", 400, ["/query/seq"]],
     [
       "a consistency proof from a larger tree to a smaller",
       () => "/log/proof/consistency?from=6&to=5",
@@ -467,9 +467,9 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
       400,
       ["/query/to"],
     ],
-    ["a consistency proof from 0", () => "/log/proof/consistency?from=0&to=5", 400, ["/querystring/from"]],
-    ["a consistency proof without to", () => "/log/proof/consistency?from=1", 400, ["/querystring"]],
-    ["entries with a limit of 0", () => "/log/entries?limit=0", 400, ["/querystring/limit"]],
+    ["a consistency proof from 0", () => "/log/proof/consistency?from=0&to=5", 400, ["/query/from"]],
+    ["a consistency proof without to", () => "/log/proof/consistency?from=1", 400, ["/query"]],
+    ["entries with a limit of 0", () => "/log/entries?limit=0", 400, ["/query/limit"]],
   ])("refuses %s with 400 and a pointer", async (_what, path, status, pointers) => {
     const end = await lastSeq(hub);
     const problem = await expectProblem(await hub.request(path(end)), status);

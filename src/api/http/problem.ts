@@ -94,7 +94,8 @@ function fromFastifyError(err: FastifyError): Problem {
       break;
   }
   if (err.validation) {
-    const context = err.validationContext ?? "request";
+    // One name for the query in every pointer: the hub's own checks say /query/… too.
+    const context = err.validationContext === "querystring" ? "query" : (err.validationContext ?? "request");
     const errors = errorsOfItsType(err.validation);
     const locations = errors.map((v) => ({
       pointer: `/${context}${v.instancePath}`,
