@@ -220,6 +220,28 @@ if (missing !== undefined && !required) {
       expect(signed).toMatchObject({ size, root });
     });
 
+    it("charts the latest readings of a range that holds more than a chart draws, and says so", async () => {
+      // 10,005 readings at once, the newest last: more than the chart's 10,000 points.
+      const readings = Array.from({ length: 10_005 }, (_, i) => ({
+        kind: "reported" as const,
+        affordance: "temperature",
+        value: 20 + (i % 70),
+      }));
+      const recorded = await hub.hub.ingest(ESPRESSO, readings, { actor: "test", via: "test" });
+      const newest = recorded.at(-1)?.seq ?? 0;
+      await page.goto(`${hub.url}/#/thing/${encodeURIComponent(ESPRESSO)}`);
+      await page.locator(`main[data-rendered="${ESPRESSO}"]`).waitFor();
+      await page.locator(".charts").scrollIntoViewIfNeeded();
+      const chart = page.locator('.chart[data-property="temperature"][data-loaded-to]');
+      await chart.waitFor();
+      expect(Number(await chart.getAttribute("data-points"))).toBe(10_000);
+      // The newest of them is drawn (not the oldest 10,000 of the hour), and the page says more exist.
+      expect(Number(await chart.getAttribute("data-loaded-to"))).toBeGreaterThanOrEqual(newest);
+      await expect(chart.locator(".chart-note").textContent()).resolves.toMatch(
+        /^The latest 10,000 readings, since .+; the range holds more\.$/,
+      );
+    });
+
     it("says in the page when the Thing is unreachable", async () => {
       await page.goto(`${hub.url}/#/thing/${encodeURIComponent(ESPRESSO)}`);
       await page.locator(`main[data-rendered="${ESPRESSO}"]`).waitFor();

@@ -32,19 +32,28 @@ export function historyChart(
   let buffer: Change[] | undefined = [];
   let lastSeq = 0;
 
+  // Set when the range holds more readings than the chart draws: it says so under the chart.
+  let note: HTMLElement | undefined;
+
   const push = (change: Change) => {
     if (change.kind !== "reported" || typeof change.value !== "number" || change.seq <= lastSeq) return;
     lastSeq = change.seq;
     xs.push(timeOfChange(change) / 1000);
     ys.push(change.value);
+    // A page left open keeps the latest MAX_POINTS: memory stays bounded.
+    if (xs.length > MAX_POINTS) {
+      xs.shift();
+      ys.shift();
+    }
   };
 
   const draw = () => {
     element.dataset.points = String(xs.length);
+    element.dataset.lastSeq = String(lastSeq);
     if (plot === undefined) {
       if (xs.length === 0)
         return replace(element, h("p", { class: "muted" }, `No reported ${property} in this range.`));
-      replace(element);
+      replace(element, ...(note ? [note] : []));
       plot = new uPlot(
         {
           width: Math.max(320, Math.min(760, element.clientWidth || 640)),
@@ -72,15 +81,28 @@ export function historyChart(
 
   void (async () => {
     try {
+      // The newest readings of the range: a busy sensor over a long range holds more than a
+      // chart draws, and its latest values are the ones a person looks for.
       const page = await client.history(thing, {
         affordance: property,
         kind: "reported",
         since,
-        order: "asc",
+        order: "desc",
         limit: MAX_POINTS,
       });
       if (disposed) return;
-      for (const change of page.changes) push(change);
+      const changes = page.changes.reverse();
+      const first = changes[0];
+      if (page.next !== undefined && first) {
+        note = h(
+          "p",
+          { class: "muted chart-note" },
+          `The latest ${MAX_POINTS.toLocaleString("en")} readings, since ${new Date(timeOfChange(first)).toLocaleString()}; the range holds more.`,
+        );
+      }
+      for (const change of changes) push(change);
+      // The last reading the range held when loaded (live ones join after it).
+      element.dataset.loadedTo = String(lastSeq);
       for (const change of buffer ?? []) push(change);
       buffer = undefined;
       draw();
