@@ -310,7 +310,7 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
 export function registerHistoryCommands(program: Command): void {
   const help = () => connectionHelpWith(EXIT_CODES);
   const timeHelp =
-    "Times: RFC 3339 (2026-11-25T14:02:00Z), relative (-15m, -2h, -1d) or local (yesterday 14:02, 09:30).";
+    "Times: RFC 3339 (2026-11-25T14:02:00Z), relative (-15m, -1h30m, '2 hours ago') or local (yesterday 14:02, 'last tuesday 14:02', 09:30).";
 
   program
     .command("history")

@@ -31,8 +31,65 @@ describe("time expressions", () => {
     expect(parseTimeExpression("today", now).getTime()).toBe(today.getTime());
   });
 
+  it("reads compound relative times and `… ago`", () => {
+    expect(parseTimeExpression("-1h30m", now).toISOString()).toBe("2026-11-25T11:00:00.000Z");
+    expect(parseTimeExpression("-1d 12h", now).toISOString()).toBe("2026-11-24T00:30:00.000Z");
+    expect(parseTimeExpression("+1m30s", now).toISOString()).toBe("2026-11-25T12:31:30.000Z");
+    expect(parseTimeExpression("-250ms", now).toISOString()).toBe("2026-11-25T12:29:59.750Z");
+    expect(parseTimeExpression("2 hours ago", now).toISOString()).toBe("2026-11-25T10:30:00.000Z");
+    expect(parseTimeExpression("1 day ago", now).toISOString()).toBe("2026-11-24T12:30:00.000Z");
+    expect(parseTimeExpression("90s ago", now).toISOString()).toBe("2026-11-25T12:28:30.000Z");
+    expect(parseTimeExpression("3 Weeks ago", now).toISOString()).toBe("2026-11-04T12:30:00.000Z");
+  });
+
+  it("reads a weekday as the last one before today, with or without `last` and a time", () => {
+    // Found by stepping back a day at a time, in the process's zone, as a person counts.
+    const before = (weekday: number, hours: number, minutes: number): number => {
+      const date = new Date(now.getTime());
+      do date.setDate(date.getDate() - 1);
+      while (date.getDay() !== weekday);
+      date.setHours(hours, minutes, 0, 0);
+      return date.getTime();
+    };
+    const today = now.getDay();
+    for (const [text, weekday, h, m] of [
+      ["tuesday 14:02", 2, 14, 2],
+      ["last Tuesday 14:02", 2, 14, 2],
+      ["tue 14:02", 2, 14, 2],
+      ["tues", 2, 0, 0],
+      ["Thurs 09:30", 4, 9, 30],
+      ["last sunday", 0, 0, 0],
+      ["saturday 23:59", 6, 23, 59],
+    ] as const) {
+      expect(parseTimeExpression(text, now).getTime(), text).toBe(before(weekday, h, m));
+    }
+    // Today's weekday names the same day a week ago; `today` names today.
+    const name = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"][today];
+    const weekAgo = new Date(now.getTime());
+    weekAgo.setDate(weekAgo.getDate() - 7);
+    weekAgo.setHours(8, 0, 0, 0);
+    expect(parseTimeExpression(`${name} 08:00`, now).getTime()).toBe(weekAgo.getTime());
+    expect(parseTimeExpression("Yesterday 14:02", now).getTime()).toBe(
+      parseTimeExpression("yesterday 14:02", now).getTime(),
+    );
+  });
+
   it("refuses what it does not understand with a ValidationError", () => {
-    for (const bad of ["", "tomorrow-ish", "25:00", "-15 parsecs", "2026-13-45T99:00Z", "yesterday 14:61"]) {
+    for (const bad of [
+      "",
+      "tomorrow-ish",
+      "25:00",
+      "-15 parsecs",
+      "2026-13-45T99:00Z",
+      "yesterday 14:61",
+      "tuesnesday 14:02",
+      "last 14:02",
+      "last",
+      "-1h30",
+      "3 parsecs ago",
+      "ago",
+      "- h",
+    ]) {
       expect(() => parseTimeExpression(bad, now, "/query/at"), bad).toThrow(ValidationError);
     }
   });

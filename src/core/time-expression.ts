@@ -1,6 +1,7 @@
-// Times as people write them: RFC 3339 / ISO 8601, `now`, relative (`-15m`, `-2h`, `-1d`,
-// `+30s`), and local calendar forms (`today`, `yesterday 14:02`, `14:02:30`), relative to a
-// given `now` (injected, never read from the system here) and the process's time zone.
+// Times as people write them: RFC 3339 / ISO 8601, `now`, relative (`-15m`, `-1h30m`, `+30s`,
+// `2 hours ago`), and local calendar forms (`today`, `yesterday 14:02`, `last tuesday 14:02`,
+// `14:02:30`), relative to a given `now` (injected, never read from the system here) and the
+// process's time zone. Words are read in any case.
 import { ValidationError } from "./errors.js";
 
 const UNIT_MS: Record<string, number> = {
@@ -12,34 +13,82 @@ const UNIT_MS: Record<string, number> = {
   w: 604_800_000,
 };
 
-const RELATIVE = /^([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/;
-const CALENDAR = /^(?:(today|yesterday)\s*)?(?:(\d{1,2}):(\d{2})(?::(\d{2}))?)?$/;
+/** `1h`, `30m`: one step of a relative time. */
+const STEP = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)/y;
+const RELATIVE = /^([+-])\s*((?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*)+)$/;
+/** `2 hours ago`, `1 day ago`, `90s ago`. */
+const AGO = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|seconds?|secs?|minutes?|mins?|hours?|days?|weeks?)\s+ago$/;
+const UNIT_WORDS: Record<string, string> = {
+  sec: "s",
+  second: "s",
+  min: "m",
+  minute: "m",
+  hour: "h",
+  day: "d",
+  week: "w",
+};
+/** A day (`today`, `yesterday`, or a weekday's name, checked by weekdayOf), then a time of day. */
+const CALENDAR = /^(?:(today|yesterday|(?:last\s+)?[a-z]{3,9})\s*)?(?:(\d{1,2}):(\d{2})(?::(\d{2}))?)?$/;
+const WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+/** The weekday a word names (0 = Sunday), or undefined when it names none (`tuesnesday`). */
+function weekdayOf(word: string): number | undefined {
+  const day = WEEKDAYS.indexOf(word.slice(0, 3));
+  const full = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"][day];
+  if (full === undefined) return undefined;
+  const abbreviations = [
+    full.slice(0, 3),
+    full,
+    ...(day === 2 ? ["tues"] : day === 4 ? ["thur", "thurs"] : []),
+  ];
+  return abbreviations.includes(word) ? day : undefined;
+}
 
 /** Parses a time expression; a precise ValidationError names what was not understood. */
 export function parseTimeExpression(text: string, now: Date, pointer = ""): Date {
-  const input = text.trim();
+  const input = text.trim().toLowerCase();
   const fail = (): never => {
     throw new ValidationError(
-      `"${text}" is not a time: use RFC 3339 (2026-11-25T14:02:00Z), a relative time (-15m, -2h, -1d) or a local time (yesterday 14:02)`,
+      `"${text}" is not a time: use RFC 3339 (2026-11-25T14:02:00Z), a relative time (-15m, -1h30m, 2 hours ago) or a local time (yesterday 14:02, last tuesday 14:02)`,
       [{ pointer, message: "is not a time" }],
     );
+  };
+  const shifted = (ms: number): Date => {
+    const date = new Date(now.getTime() + ms);
+    // Beyond ±100,000,000 days a Date is invalid: out of range is as wrong as unreadable.
+    return Number.isNaN(date.getTime()) ? fail() : date;
   };
   if (input.length === 0 || input.length > 64) return fail();
   if (input === "now") return new Date(now.getTime());
   const relative = RELATIVE.exec(input);
   if (relative) {
-    const [, sign, amount, unit] = relative;
-    const ms = Number(amount) * (UNIT_MS[unit ?? ""] ?? Number.NaN);
-    const date = new Date(now.getTime() + (sign === "-" ? -ms : ms));
-    // Beyond ±100,000,000 days a Date is invalid: out of range is as wrong as unreadable.
-    return Number.isNaN(date.getTime()) ? fail() : date;
+    const [, sign, steps = ""] = relative;
+    let ms = 0;
+    STEP.lastIndex = 0;
+    for (let step = STEP.exec(steps); step; step = STEP.exec(steps)) {
+      ms += Number(step[1]) * (UNIT_MS[step[2] ?? ""] ?? Number.NaN);
+      while (steps[STEP.lastIndex] === " ") STEP.lastIndex++;
+    }
+    return shifted(sign === "-" ? -ms : ms);
+  }
+  const ago = AGO.exec(input);
+  if (ago) {
+    const [, amount, word = ""] = ago;
+    const unit = UNIT_MS[word] !== undefined ? word : UNIT_WORDS[word.replace(/s$/, "")];
+    return shifted(-Number(amount) * (UNIT_MS[unit ?? ""] ?? Number.NaN));
   }
   const calendar = CALENDAR.exec(input);
   if (calendar && (calendar[1] !== undefined || calendar[2] !== undefined)) {
     const [, day, hours, minutes, seconds] = calendar;
     const date = new Date(now.getTime());
     if (day === "yesterday") date.setDate(date.getDate() - 1);
+    else if (day !== undefined && day !== "today") {
+      // A weekday is the last one before today, 1 to 7 days back (`today` names today's).
+      const weekday = weekdayOf(day.replace(/^last\s+/, ""));
+      if (weekday === undefined) return fail();
+      date.setDate(date.getDate() - (((date.getDay() - weekday + 6) % 7) + 1));
+    }
     const h = hours === undefined ? 0 : Number(hours);
     const m = minutes === undefined ? 0 : Number(minutes);
     const sec = seconds === undefined ? 0 : Number(seconds);
@@ -48,7 +97,7 @@ export function parseTimeExpression(text: string, now: Date, pointer = ""): Date
     return date;
   }
   if (ISO.test(input)) {
-    const ms = Date.parse(input.replace(" ", "T"));
+    const ms = Date.parse(input.replace(" ", "T").toUpperCase());
     if (!Number.isNaN(ms) && !Number.isNaN(new Date(ms).getTime())) return new Date(ms);
   }
   return fail();
