@@ -399,6 +399,42 @@ describe("things watch", () => {
     expect(watcher.stderr.seen.filter((l) => !l.startsWith("watching "))).toEqual([]);
   });
 
+  it("--since first replays the matching Changes since that time, then the live ones", async () => {
+    const client = clientOf(hub);
+    await client.report(LAMP, { kind: "reported", affordance: "brightness", value: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const since = new Date().toISOString();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await client.report(LAMP, [
+      { kind: "reported", affordance: "brightness", value: 2 },
+      { kind: "reported", affordance: "power", value: "on" },
+    ]);
+    watcher = new Running([
+      "watch",
+      "--since",
+      since,
+      "--kind",
+      "reported",
+      "--json",
+      "--url",
+      hub.url,
+      "--token",
+      hub.token,
+    ]);
+    await watcher.stderr.waitFor((l) => l.startsWith("watching "), "saying it watches");
+    await watcher.stdout.waitFor((l) => l.includes('"power"'), "with the Changes since");
+    await client.report(LAMP, { kind: "reported", affordance: "brightness", value: 4 });
+    await watcher.stdout.waitFor((l) => l.includes('"value":4'), "with the live Change");
+    // The reading before --since is not replayed; each one after it is, once, in order.
+    expect(watcher.stdout.seen.map((l) => (JSON.parse(l) as { value: unknown }).value)).toEqual([2, "on", 4]);
+  });
+
+  it("--since refuses a time it cannot read, as a usage error", async () => {
+    const run = await thingsAt(hub, ["watch", "--since", "the other day"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^things: "the other day" is not a time: [^\n]+\n$/);
+  });
+
   it("--json prints each Change as one JSON line, and filters by kind", async () => {
     watcher = new Running([
       "watch",

@@ -230,6 +230,7 @@ interface WatchCommandOptions {
   kind?: string;
   actor?: string;
   release?: string;
+  since?: string;
   json?: boolean;
 }
 
@@ -255,6 +256,7 @@ function asChange(change: GraphqlChange): Change {
 }
 
 async function watch(options: WatchCommandOptions, command: Command): Promise<void> {
+  const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
   const kinds = kindsOf(options.kind);
   const filter: GraphqlChangeFilter = {
     ...(options.thing !== undefined && { thing: options.thing }),
@@ -276,7 +278,7 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
       process.stderr.write(
         opened
           ? `reconnected; resuming after seq ${last}\n`
-          : `watching ${url} after seq ${last} (Ctrl-C to stop)\n`,
+          : `watching ${url} after seq ${last}${since ? ` (the last before ${localTime(since.toISOString())})` : ""} (Ctrl-C to stop)\n`,
       );
       opened = true;
     } else if (status.state === "closed" && opened && !stop.signal.aborted) {
@@ -288,8 +290,13 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
     }
   });
   try {
-    // The Log's end now: the stream starts there, and resumes from the last Change it printed.
+    // The Log's end now, or with --since its last Change before that time: the stream starts
+    // there (replaying what matches since), and resumes from the last Change it printed.
     last = (await client.request<{ log: { size: number } }>("query LogEnd { log { size } }")).log.size;
+    if (since !== undefined) {
+      const [first] = (await clientOf(command).changes({ since, limit: 1 })).changes;
+      if (first !== undefined) last = Math.min(last, first.seq - 1);
+    }
     for await (const change of client.changes(filter, { after: last, signal: stop.signal })) {
       last = change.seq;
       const logged = asChange(change);
@@ -378,7 +385,8 @@ export function registerHistoryCommands(program: Command): void {
     .option("--kind <kinds>", "only these kinds, comma-separated")
     .option("--actor <actor>", "only Changes caused by this actor")
     .option("--release <release>", "only Changes caused by this release")
+    .option("--since <time>", "first the Changes since this time, then the live ones")
     .option("--json", "each Change as JSON on its own line (NDJSON)")
-    .addHelpText("after", help)
+    .addHelpText("after", () => `\n${timeHelp}\n${help()}`)
     .action(talking(async (options: WatchCommandOptions, command: Command) => watch(options, command)));
 }
