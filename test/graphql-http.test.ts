@@ -337,3 +337,52 @@ describe("GraphQL over HTTP: the graph", () => {
     expect(codes(again.body)).toEqual(["NOT_FOUND"]);
   });
 });
+
+describe("GraphQL's change feed filtered by type", () => {
+  let hub: TestHub;
+  const lamp = "urn:example:gql-feed:lamp";
+  const other = "urn:example:gql-feed:other";
+
+  beforeAll(async () => {
+    hub = await startTestHub();
+    const property = { type: "integer", forms: [{ href: "http://127.0.0.1:9/b" }] };
+    for (const [id, type] of [
+      [lamp, "saref:LightSwitch"],
+      [other, "saref:Sensor"],
+    ] as const) {
+      const put = await hub.request(`/things/${encodeURIComponent(id)}`, {
+        method: "PUT",
+        headers: { "content-type": "application/td+json" },
+        body: JSON.stringify(minimalTd({ id, "@type": type, properties: { level: property } })),
+      });
+      expect(put.status).toBe(201);
+    }
+    // Many Changes of the other Thing, then the lamp's: a page of the whole Log holds none of it.
+    for (const [id, values] of [
+      [other, [1, 2, 3, 4, 5]],
+      [lamp, [6, 7]],
+    ] as const) {
+      const report = await hub.request(`/things/${encodeURIComponent(id)}/changes`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(values.map((value) => ({ kind: "reported", affordance: "level", value }))),
+      });
+      expect(report.status).toBe(201);
+    }
+  });
+
+  afterAll(async () => hub.stop());
+
+  it("fills each page with Changes of Things of the type", async () => {
+    const query = `query ($after: Int) {
+      changes(filter: { type: "LightSwitch", kinds: ["reported"] }, after: $after, first: 1) { changes { thing value } next }
+    }`;
+    const first = await post(hub, query);
+    expect(first.body.errors).toBeUndefined();
+    const page = first.body.data?.changes as { changes: unknown[]; next: number | null };
+    expect(page.changes).toEqual([{ thing: lamp, value: 6 }]);
+    expect(page.next).not.toBeNull();
+    const second = await post(hub, query, { after: page.next });
+    expect(second.body.data?.changes).toEqual({ changes: [{ thing: lamp, value: 7 }], next: null });
+  });
+});
