@@ -357,6 +357,67 @@ describe("things history, state and diff", () => {
 
 // ---------------------------------------------------------------------------------------------
 
+describe("things diff with actions and events", () => {
+  let hub: TestHub;
+  const clock = manualClock("2026-02-01T10:00:00.000Z");
+  const PUMP = "urn:test:pump";
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.now });
+    const forms = [{ href: "https://pump.example/x" }];
+    await clientOf(hub).put(
+      minimalTd({
+        id: PUMP,
+        properties: { speed: { type: "number", forms } },
+        actions: { flush: { input: { type: "integer" }, forms } },
+        events: { clogged: { data: { type: "string" }, forms } },
+      }) as ThingDescription,
+    );
+    const operator = { actor: "operator", via: "test" };
+    for (const [time, reports] of [
+      ["2026-02-01T10:01:00.000Z", [{ kind: "emitted", affordance: "clogged", value: "inlet" }]],
+      [
+        "2026-02-01T10:02:00.000Z",
+        [
+          { kind: "invoked", affordance: "flush", value: 30 },
+          { kind: "completed", affordance: "flush" },
+        ],
+      ],
+    ] as const) {
+      clock.set(time);
+      await hub.hub.ingest(PUMP, reports, operator);
+    }
+  });
+
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("lists the actions and events in between: how many of each kind, and the last", async () => {
+    const run = await thingsAt(hub, [
+      "diff",
+      PUMP,
+      "--from",
+      "2026-02-01T10:00:30Z",
+      "--to",
+      "2026-02-01T10:05:00Z",
+    ]);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    expect(run.stdout).toBe(
+      [
+        "urn:test:pump  from 2026-02-01 10:00:30.000 (seq 1) to 2026-02-01 10:05:00.000 (seq 4)",
+        "  no property changed",
+        "actions:",
+        "  flush  1 invoked, 1 completed; last completed by operator at 2026-02-01 10:02:00.000",
+        "events:",
+        '  clogged  1 emitted; last emitted "inlet" by operator at 2026-02-01 10:01:00.000',
+        "description: unchanged",
+        "",
+      ].join("\n"),
+    );
+  });
+});
+
 describe("things watch", () => {
   let hub: TestHub;
   let dataDir: string;

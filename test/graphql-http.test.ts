@@ -103,7 +103,7 @@ describe("GraphQL over HTTP", () => {
          search(jsonpath: "$[?@.title=='Lamp'].id")
          history(thing: "${lamp}", first: 5) { changes { kind affordance value } next }
          stateAt(thing: "${lamp}") { thing properties { name value } }
-         diff(thing: "${lamp}", from: "-1h") { thing properties { affordance after changes } }
+         diff(thing: "${lamp}", from: "-1h") { thing properties { affordance after changes } actions { affordance } events { affordance counts last { kind } } }
          changes(filter: { thing: "${lamp}", kinds: ["reported"] }, first: 10) { changes { seq value } }
          log { size root } }`,
     );
@@ -113,7 +113,7 @@ describe("GraphQL over HTTP", () => {
       search: unknown[];
       history: { changes: unknown[] };
       stateAt: { properties: unknown[] };
-      diff: { properties: unknown[] };
+      diff: { properties: unknown[]; actions: unknown[]; events: unknown[] };
       changes: { changes: Array<{ value: number }> };
       log: { size: number; root: string };
     };
@@ -122,6 +122,7 @@ describe("GraphQL over HTTP", () => {
     expect(data.history.changes[0]).toEqual({ kind: "reported", affordance: "brightness", value: 42 });
     expect(data.stateAt.properties).toEqual([{ name: "brightness", value: 42 }]);
     expect(data.diff.properties).toEqual([{ affordance: "brightness", after: 42, changes: 1 }]);
+    expect([data.diff.actions, data.diff.events]).toEqual([[], []]);
     expect(data.changes.changes.map((c) => c.value)).toEqual([42]);
     expect(data.log.size).toBeGreaterThanOrEqual(2);
     expect(data.log.root).toMatch(/^[0-9a-f]{64}$/);

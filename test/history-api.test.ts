@@ -53,6 +53,14 @@ interface ThingDiff {
     cause?: { actor: string };
     time?: string;
   }>;
+  actions: InteractionDiff[];
+  events: InteractionDiff[];
+}
+
+interface InteractionDiff {
+  affordance: string;
+  counts: Record<string, number>;
+  last: { seq: number; kind: string; value?: unknown; cause: { actor: string }; time: string };
 }
 
 const READ_TOKEN = "reader-token-0123456789";
@@ -856,6 +864,8 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
       fromSeq: seq.eco,
       toSeq: seq.eco,
       properties: [],
+      actions: [],
+      events: [],
     });
   });
 
@@ -878,6 +888,87 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
       await hub.request(`${thingPath("urn:example:history:nobody")}/diff?from=${iso(tAt(0))}`),
       404,
     );
+  });
+});
+
+describe("diff: the actions and events in between", () => {
+  const clock = new ManualClock(Date.parse("2030-03-06T08:00:00.000Z"));
+  let hub: TestHub;
+  const id = "urn:example:history:actions";
+  const operator = { actor: "operator", via: "test" };
+  /** t[0] registered; t[1] alarm 1; t[2] reboot invoked, completed; t[3] alarm 2, ping; t[4] reboot invoked, failed. */
+  const t: number[] = [];
+  const seqs: number[][] = [];
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.read });
+    const reboot = {
+      input: { type: "object", properties: { delay: { type: "integer" } } },
+      forms: FORMS,
+    };
+    t.push(clock.advance(MINUTE));
+    await put(hub, id, sensorTd(id, { actions: { reboot } }));
+    const steps = [
+      [{ kind: "emitted", affordance: "alarm", value: { code: 1 } }],
+      [
+        { kind: "invoked", affordance: "reboot", value: { delay: 5 } },
+        { kind: "completed", affordance: "reboot" },
+        // A property's write ends with `completed` too: that is no action.
+        { kind: "desired", affordance: "temperature", value: 21 },
+        { kind: "completed", affordance: "temperature" },
+      ],
+      [
+        { kind: "emitted", affordance: "alarm", value: { code: 2 } },
+        { kind: "emitted", affordance: "ping" },
+      ],
+      [
+        { kind: "invoked", affordance: "reboot", value: { delay: 0 } },
+        { kind: "failed", affordance: "reboot", value: { message: "busy" } },
+      ],
+    ];
+    for (const reports of steps) {
+      t.push(clock.advance(MINUTE));
+      seqs.push((await hub.hub.ingest(id, reports, operator)).map((c) => c.seq));
+    }
+    clock.advance(MINUTE);
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+  const at = (i: number): string => iso(t[i] ?? 0);
+  const diff = (from: string, to: string) =>
+    getJson<ThingDiff>(hub, `${thingPath(id)}/diff?from=${from}&to=${to}`);
+
+  it("counts each action's Changes by kind and each event's emissions, with the last of each", async () => {
+    const d = await diff(at(0), at(4));
+    expect(d.properties).toEqual([]);
+    expect(d.actions).toEqual([
+      {
+        affordance: "reboot",
+        counts: { invoked: 2, completed: 1, failed: 1 },
+        last: { seq: seqs[3]?.[1], kind: "failed", value: { message: "busy" }, cause: operator, time: at(4) },
+      },
+    ]);
+    expect(d.events).toEqual([
+      {
+        affordance: "alarm",
+        counts: { emitted: 2 },
+        last: { seq: seqs[2]?.[0], kind: "emitted", value: { code: 2 }, cause: operator, time: at(3) },
+      },
+      {
+        affordance: "ping",
+        counts: { emitted: 1 },
+        last: { seq: seqs[2]?.[1], kind: "emitted", cause: operator, time: at(3) },
+      },
+    ]);
+  });
+
+  it("leaves out what happened at or before `from` and after `to`", async () => {
+    const d = await diff(at(1), at(2));
+    expect(d.actions).toMatchObject([{ affordance: "reboot", counts: { invoked: 1, completed: 1 } }]);
+    expect(d.events).toEqual([]);
+    const none = await diff(at(4), iso((t[4] ?? 0) + 30_000));
+    expect([none.actions, none.events]).toEqual([[], []]);
   });
 });
 

@@ -195,6 +195,11 @@ if (missing !== undefined && !required) {
       const setpoint = diff.locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
       await setpoint.waitFor();
       await expect(setpoint.locator("td.after").textContent()).resolves.toBe("90");
+      // The brews asked for earlier: one refused by the cold machine, one completed.
+      const brew = page.getByTestId("diff-actions").locator('tr[data-affordance="brew"]');
+      await expect(brew.locator("td.counts").textContent()).resolves.toMatch(
+        /^[2-9]\d* invoked, [1-9]\d* completed, [1-9]\d* failed$/,
+      );
       await page.getByRole("button", { name: "Show state" }).click();
       const state = page
         .getByTestId("state")

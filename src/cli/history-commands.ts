@@ -204,6 +204,23 @@ export function formatDiff(diff: ThingDiff): string {
     );
   }
   if (diff.properties.length === 0) lines.push("  no property changed");
+  for (const [title, list] of [
+    ["actions", diff.actions],
+    ["events", diff.events],
+  ] as const) {
+    if (list.length === 0) continue;
+    lines.push(`${title}:`);
+    const width = Math.max(...list.map((a) => Array.from(a.affordance).length));
+    for (const a of list) {
+      const counts = Object.entries(a.counts)
+        .map(([kind, n]) => `${n} ${kind}`)
+        .join(", ");
+      const value = a.last.value === undefined ? "" : ` ${compactValue(a.last.value)}`;
+      lines.push(
+        `  ${a.affordance.padEnd(width)}  ${counts}; last ${a.last.kind}${value} by ${a.last.cause.actor} at ${localTime(a.last.time)}`,
+      );
+    }
+  }
   lines.push(`description: ${descriptionChange(diff.description)}`);
   return `${lines.join("\n")}\n`;
 }

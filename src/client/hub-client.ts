@@ -62,7 +62,13 @@ export interface ChangePage {
 }
 
 // The answers' shapes are the hub's own types (type-only: nothing of the hub is loaded).
-export type { AffordanceDiff, AffordanceState, ThingDiff, ThingState } from "../hub/index.js";
+export type {
+  AffordanceDiff,
+  AffordanceState,
+  InteractionDiff,
+  ThingDiff,
+  ThingState,
+} from "../hub/index.js";
 import type { ThingDiff, ThingState, InclusionProof, ConsistencyProof } from "../hub/index.js";
 export type { ConsistencyProof, InclusionProof } from "../hub/index.js";
 

@@ -28,6 +28,7 @@ export {
 export {
   HubClient,
   type AffordanceDiff,
+  type InteractionDiff,
   type AffordanceState,
   type ChangeFilter,
   type ChangePage,

@@ -66,6 +66,15 @@ export interface AffordanceDiff {
   time?: string;
 }
 
+/** An action invoked, or an event emitted, in between: how often, and the last time. */
+export interface InteractionDiff {
+  affordance: string;
+  /** Changes of each kind in between: `invoked`, `completed`, `failed` (an action), `emitted` (an event). */
+  counts: Record<string, number>;
+  /** The last of them. */
+  last: { seq: number; kind: string; value?: unknown; cause: Cause; time: string };
+}
+
 export interface ThingDiff {
   thing: string;
   from: string;
@@ -75,7 +84,14 @@ export interface ThingDiff {
   /** The TD's change as a JSON merge patch, when it was described anew in between. */
   description?: unknown;
   properties: AffordanceDiff[];
+  /** The actions invoked, completed or failed in between, by name. */
+  actions: InteractionDiff[];
+  /** The events emitted in between, by name. */
+  events: InteractionDiff[];
 }
+
+const ACTION_KINDS = ["invoked", "completed", "failed"];
+const EVENT_KINDS = ["emitted"];
 
 function stateOf(change: Change): AffordanceState {
   return {
@@ -147,11 +163,7 @@ export class History {
     const streams = await this.store.streamsAt(thing);
     if (streams.some((s) => s.affordance === name)) return;
     const td = streams.find((s) => s.kind === "described" && s.affordance === "")?.latest.value;
-    const declared = AFFORDANCE_KINDS.flatMap((section) => {
-      const group =
-        typeof td === "object" && td !== null ? (td as Record<string, unknown>)[section] : undefined;
-      return typeof group === "object" && group !== null ? Object.keys(group) : [];
-    });
+    const declared = AFFORDANCE_KINDS.flatMap((section) => namesOf(td, section));
     if (declared.includes(name)) return;
     throw new ValidationError(
       `${thing} has no property, action or event "${name}", and none by that name has a Change` +
@@ -212,6 +224,18 @@ export class History {
     const newTd = latestDescription(after);
     const description =
       oldTd?.seq !== newTd?.seq ? createMergePatch(oldTd?.value ?? null, newTd?.value ?? null) : undefined;
+    // `completed` and `failed` also end a property's write: those are not actions.
+    const actionNames = new Set([...namesOf(oldTd?.value, "actions"), ...namesOf(newTd?.value, "actions")]);
+    const [actions, events] = await Promise.all([
+      this.interactionsBetween(
+        thing,
+        ACTION_KINDS,
+        fromSeq,
+        toSeq,
+        (s) => s.kind === "invoked" || actionNames.has(s.affordance),
+      ),
+      this.interactionsBetween(thing, EVENT_KINDS, fromSeq, toSeq, () => true),
+    ]);
     return {
       thing,
       from: from.toISOString(),
@@ -220,7 +244,53 @@ export class History {
       toSeq,
       ...(description !== undefined && { description }),
       properties,
+      actions,
+      events,
     };
+  }
+
+  /**
+   * The Thing's actions or events with Changes of `kinds` in (fromSeq, toSeq], by name: each
+   * stream's count comes from its ranks, so the cost does not grow with the range.
+   */
+  private async interactionsBetween(
+    thing: string,
+    kinds: readonly string[],
+    fromSeq: number,
+    toSeq: number,
+    keep: (stream: HistoryStream) => boolean,
+  ): Promise<InteractionDiff[]> {
+    const streams = (await this.store.streamsAt(thing, toSeq, kinds)).filter(
+      (s) => s.latest.seq > fromSeq && keep(s),
+    );
+    const byName = new Map<string, InteractionDiff>();
+    for (const s of streams) {
+      const count = await this.store.countStream(thing, s.affordance, s.kind, fromSeq, toSeq);
+      const { latest } = s;
+      const last = {
+        seq: latest.seq,
+        kind: latest.kind,
+        ...(latest.value !== undefined && { value: latest.value }),
+        cause: latest.cause,
+        time: changeTime(latest),
+      };
+      const known = byName.get(s.affordance);
+      if (!known) byName.set(s.affordance, { affordance: s.affordance, counts: { [s.kind]: count }, last });
+      else {
+        known.counts[s.kind] = count;
+        if (last.seq > known.last.seq) known.last = last;
+      }
+    }
+    // The counts in the kinds' own order (invoked, completed, failed), whatever the streams' order.
+    for (const diff of byName.values()) {
+      const counts: Record<string, number> = {};
+      for (const kind of kinds) {
+        const n = diff.counts[kind];
+        if (n !== undefined) counts[kind] = n;
+      }
+      diff.counts = counts;
+    }
+    return [...byName.values()].sort((a, b) => a.affordance.localeCompare(b.affordance));
   }
 
   /**
@@ -258,6 +328,12 @@ export class History {
       if (read >= FEED_SCAN_LIMIT) return { changes: page, next: after };
     }
   }
+}
+
+/** The names a TD declares in one of its affordance sections (`properties`, `actions`, `events`). */
+function namesOf(td: unknown, section: string): string[] {
+  const group = typeof td === "object" && td !== null ? (td as Record<string, unknown>)[section] : undefined;
+  return typeof group === "object" && group !== null ? Object.keys(group) : [];
 }
 
 /** The latest of the Thing-level streams (described / removed). */

@@ -15,6 +15,7 @@ export { HUB_VERSION } from "./version.js";
 export {
   History,
   type AffordanceDiff,
+  type InteractionDiff,
   type AffordanceState,
   type HistoryOptions,
   type HistoryPage,

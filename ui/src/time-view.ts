@@ -1,6 +1,6 @@
 // Time travel for one Thing: its state at a time T, and what changed between two times
 // (GET /things/{id}/state?at=, GET /things/{id}/diff?from=&to=).
-import type { ThingDiff, ThingState } from "../../src/client/index.js";
+import type { InteractionDiff, ThingDiff, ThingState } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
 import { h, replace, show, showTime, thingHref } from "./dom.js";
 import { problemBox } from "./errors.js";
@@ -39,6 +39,44 @@ function stateTable(state: ThingState): HTMLElement {
   );
 }
 
+/** The actions invoked or the events emitted in between: how often, and the last one. */
+function interactionTable(what: "action" | "event", list: readonly InteractionDiff[]): HTMLElement | false {
+  if (list.length === 0) return false;
+  return h(
+    "table",
+    { class: "diff", "data-testid": `diff-${what}s` },
+    h(
+      "thead",
+      {},
+      h("tr", {}, h("th", {}, what), h("th", {}, "in between"), h("th", {}, "last"), h("th", {}, "cause")),
+    ),
+    h(
+      "tbody",
+      {},
+      list.map((item) =>
+        h(
+          "tr",
+          { "data-affordance": item.affordance },
+          h("th", {}, item.affordance),
+          h(
+            "td",
+            { class: "counts" },
+            Object.entries(item.counts)
+              .map(([kind, n]) => `${n} ${kind}`)
+              .join(", "),
+          ),
+          h(
+            "td",
+            { class: "last" },
+            `${item.last.kind}${item.last.value === undefined ? "" : ` ${show(item.last.value)}`}`,
+          ),
+          h("td", { class: "muted" }, `by ${item.last.cause.actor} at ${showTime(item.last.time)}`),
+        ),
+      ),
+    ),
+  );
+}
+
 function diffTable(diff: ThingDiff): HTMLElement {
   const rows = diff.properties.map((property) =>
     h(
@@ -67,7 +105,7 @@ function diffTable(diff: ThingDiff): HTMLElement {
       `From ${showTime(diff.from)} (seq ${diff.fromSeq}) to ${showTime(diff.to)} (seq ${diff.toSeq}):`,
     ),
     rows.length === 0
-      ? h("p", { class: "muted" }, "nothing changed")
+      ? h("p", { class: "muted" }, "no property changed")
       : h(
           "table",
           { class: "diff" },
@@ -87,6 +125,8 @@ function diffTable(diff: ThingDiff): HTMLElement {
           ),
           h("tbody", {}, rows),
         ),
+    interactionTable("action", diff.actions),
+    interactionTable("event", diff.events),
     diff.description !== undefined &&
       h(
         "details",

@@ -362,6 +362,34 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     description: JSON
     properties: [AffordanceDiff!]!
+    """
+    The actions invoked, completed or failed in between, by name.
+    """
+    actions: [InteractionDiff!]!
+    """
+    The events emitted in between, by name.
+    """
+    events: [InteractionDiff!]!
+  }
+
+  """
+  An action or event with Changes in between: how many of each kind, and the last of them.
+  """
+  type InteractionDiff {
+    affordance: String!
+    """
+    Changes of each kind in between (invoked, completed, failed, emitted): {kind: count}.
+    """
+    counts: JSON!
+    last: InteractionChange!
+  }
+
+  type InteractionChange {
+    seq: Int!
+    kind: String!
+    value: JSON
+    cause: Cause!
+    time: String!
   }
 
   type Registration {
