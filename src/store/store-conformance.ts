@@ -153,6 +153,8 @@ async function contents(
 function matchesFilter(change: Change, filter: ChangeFilter): boolean {
   return (
     (filter.thing === undefined || change.thing === filter.thing) &&
+    (filter.things === undefined || filter.things.includes(change.thing)) &&
+    (filter.upTo === undefined || change.seq <= filter.upTo) &&
     (filter.kinds === undefined || filter.kinds.includes(change.kind)) &&
     (filter.actor === undefined || change.cause.actor === filter.actor) &&
     (filter.release === undefined || change.cause.release === filter.release)
@@ -1481,15 +1483,17 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         );
       });
 
-      it("changesAfter filters by thing, kinds, actor and release, together or alone (property)", async () => {
+      it("changesAfter filters by thing, a set of Things, kinds, actor, release and upTo, together or alone (property)", async () => {
         await fc.assert(
           fc.asyncProperty(
             fc.record(
               {
                 thing: fc.oneof(things, fc.constant("urn:test:never")),
+                things: fc.subarray([...range(1, THINGS + 1).map(thingId), "urn:test:never"]),
                 kinds: kindSets,
                 actor: fc.constantFrom(...ACTORS, cause.actor, "nobody"),
                 release: fc.constantFrom("sha256:r0", "sha256:r1", "sha256:none"),
+                upTo: fc.integer({ min: 0, max: log.length + 2 }),
               },
               { requiredKeys: [] },
             ),
@@ -1502,6 +1506,15 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
           ),
           { numRuns: 150 },
         );
+        // upTo is inclusive, alone and with a set of Things; an empty set matches nothing.
+        const two = [thingId(1), thingId(2)];
+        for (const upTo of [1, 7, Math.floor(log.length / 2), log.length]) {
+          expect(await store.changesAfter(0, 10_000, { upTo })).toStrictEqual(log.slice(0, upTo));
+          expect(await store.changesAfter(3, 10_000, { things: two, upTo })).toStrictEqual(
+            log.filter((c) => c.seq > 3 && c.seq <= upTo && two.includes(c.thing)),
+          );
+        }
+        expect(await store.changesAfter(0, 10_000, { things: [] })).toEqual([]);
         // No kinds at all matches any kind; an empty list of kinds matches none — in either order.
         const byAlice = log.filter((c) => c.cause.actor === "alice");
         expect(byAlice.length).toBeGreaterThan(0);

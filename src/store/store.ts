@@ -83,9 +83,13 @@ export interface ChangeDraft extends ChangeInput {
 /** The global feed's filters; each given one must match. */
 export interface ChangeFilter {
   thing?: string;
+  /** Any of these Things (the Things of a type). */
+  things?: readonly string[];
   kinds?: readonly string[];
   actor?: string;
   release?: string;
+  /** Only Changes with `seq <= upTo`: a scan for rare Changes reads a bounded stretch of the Log. */
+  upTo?: number;
 }
 
 export interface HistoryQuery {

@@ -1088,7 +1088,13 @@ export class SqliteLog {
       const out: Change[] = [];
       let cursor = after;
       while (out.length < limit) {
-        const page = this.history({ thing: filter.thing, after: cursor, order: "asc", limit: 500 });
+        const page = this.history({
+          thing: filter.thing,
+          after: cursor,
+          ...(filter.upTo !== undefined && { before: filter.upTo + 1 }),
+          order: "asc",
+          limit: 500,
+        });
         for (const change of page) if (matches(change, filter) && out.length < limit) out.push(change);
         const last = page.at(-1);
         if (!last || page.length < 500) break;
@@ -1096,7 +1102,13 @@ export class SqliteLog {
       }
       return out;
     }
-    if (!filter.kinds && filter.actor === undefined && filter.release === undefined) {
+    if (
+      !filter.kinds &&
+      filter.actor === undefined &&
+      filter.release === undefined &&
+      filter.things === undefined &&
+      filter.upTo === undefined
+    ) {
       return this.stmt.after.all(after, limit).map(toChange);
     }
     return this.filtered(filter)
@@ -1106,13 +1118,22 @@ export class SqliteLog {
 
   private filtered(filter: ChangeFilter): Database.Statement<unknown[], ChangeRow> {
     // `kinds: []` (no kind matches) and no kinds at all (any kind) need different statements.
-    const shape = `${filter.kinds?.length ?? "any"}:${filter.actor !== undefined}:${filter.release !== undefined}`;
+    const shape = [
+      filter.kinds?.length ?? "any",
+      filter.actor !== undefined,
+      filter.release !== undefined,
+      filter.things !== undefined,
+      filter.upTo !== undefined,
+    ].join(":");
     let statement = this.filterStatements.get(shape);
     if (!statement) {
       const where = ["seq > ?"];
       if (filter.kinds) where.push(`kind IN (${filter.kinds.map(() => "?").join(", ")})`);
       if (filter.actor !== undefined) where.push("json_extract(cause, '$.actor') = ?");
       if (filter.release !== undefined) where.push("json_extract(cause, '$.release') = ?");
+      // The Things as one JSON array: any number of them, one statement.
+      if (filter.things !== undefined) where.push("thing IN (SELECT value FROM json_each(?))");
+      if (filter.upTo !== undefined) where.push("seq <= ?");
       statement = this.db.prepare<unknown[], ChangeRow>(
         `SELECT * FROM changes WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`,
       );
@@ -1374,14 +1395,18 @@ interface EntriesRow {
   body: Buffer | null;
 }
 
-function extra(filter: ChangeFilter): string[] {
-  const out: string[] = [];
+function extra(filter: ChangeFilter): Array<string | number> {
+  const out: Array<string | number> = [];
   if (filter.actor !== undefined) out.push(filter.actor);
   if (filter.release !== undefined) out.push(filter.release);
+  if (filter.things !== undefined) out.push(JSON.stringify(filter.things));
+  if (filter.upTo !== undefined) out.push(filter.upTo);
   return out;
 }
 
 function matches(change: Change, filter: ChangeFilter): boolean {
+  if (filter.things && !filter.things.includes(change.thing)) return false;
+  if (filter.upTo !== undefined && change.seq > filter.upTo) return false;
   if (filter.kinds && !filter.kinds.includes(change.kind)) return false;
   if (filter.actor !== undefined && change.cause.actor !== filter.actor) return false;
   if (filter.release !== undefined && change.cause.release !== filter.release) return false;
