@@ -993,6 +993,13 @@ describe("the change feed filtered by type, over a long Log", () => {
       const second = await getJson<Page>(hub, `/changes?type=Lamp&limit=10&cursor=${first.next}`);
       expect(second.changes).toMatchObject([{ seq: 110_003, thing: lamp, kind: "reported", value: 1 }]);
       expect(second.next).toBeUndefined();
+      // Newest first: the lamp's report, then 100,000 seqs scanned; the rest, down to its description.
+      const newest = await getJson<Page>(hub, "/changes?type=Lamp&limit=10&order=desc");
+      expect(newest.changes.map((c) => c.seq)).toEqual([110_003]);
+      expect(newest.next).toBe(10_004);
+      const oldest = await getJson<Page>(hub, `/changes?type=Lamp&limit=10&order=desc&cursor=${newest.next}`);
+      expect(oldest.changes).toMatchObject([{ seq: 1, thing: lamp, kind: "described" }]);
+      expect(oldest.next).toBeUndefined();
     } finally {
       await hub.stop();
     }
@@ -1105,6 +1112,25 @@ describe("the change feed: GET /changes and /changes/stream", () => {
     );
     const problem = await expectProblem(await hub.request("/changes?since=whenever"), 400);
     expect(pointersOf(problem)).toEqual(["/query/since"]);
+  });
+
+  it("lists newest first with order=desc, each page before the last seq of the one before, filters and since alike", async () => {
+    const newestFirst = [...everything].reverse();
+    const first = await getJson<Page>(hub, "/changes?order=desc&limit=4");
+    expect(first).toEqual({ changes: newestFirst.slice(0, 4), next: newestFirst[3]?.seq });
+    expect(await feed("order=desc&limit=4")).toEqual(newestFirst);
+    expect(await feed("order=desc&kind=emitted&limit=2")).toEqual(
+      newestFirst.filter((c) => c.kind === "emitted"),
+    );
+    expect(await feed(`order=desc&thing=${encodeURIComponent(sensor)}&limit=3`)).toEqual(
+      newestFirst.filter((c) => c.thing === sensor),
+    );
+    expect(await feed("order=desc&type=Lamp&limit=2")).toEqual(newestFirst.filter((c) => c.thing === lamp));
+    expect(await feed(`order=desc&since=${iso(midpoint)}&limit=5`)).toEqual(
+      newestFirst.filter((c) => changeTime(c) >= iso(midpoint)),
+    );
+    const problem = await expectProblem(await hub.request("/changes?order=sideways"), 400);
+    expect(pointersOf(problem)).toEqual(["/query/order"]);
   });
 
   it("streams new Changes live as `change` events whose id is the seq and data the Change", async () => {

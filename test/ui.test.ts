@@ -184,6 +184,10 @@ if (missing !== undefined && !required) {
       const kinds = await page.locator("tr.change .kind").allTextContents();
       expect(kinds.length).toBeGreaterThan(0);
       expect(new Set(kinds)).toEqual(new Set(["desired"]));
+      // Newest first, from one request for the range's newest Changes.
+      const rows = await page.locator("tr.change").all();
+      const seqs = await Promise.all(rows.map(async (row) => Number(await row.getAttribute("data-seq"))));
+      expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
       await capture(page, "changes");
     });
 

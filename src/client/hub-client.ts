@@ -51,6 +51,8 @@ export interface ChangesQuery extends ChangeFilter {
   since?: TimeArgument;
   cursor?: number;
   limit?: number;
+  /** Oldest first (default), or newest first: the cursor is then the last seq of the page before. */
+  order?: "asc" | "desc";
 }
 
 export interface ChangePage {
@@ -281,6 +283,7 @@ export class HubClient extends DirectoryClient {
       since: query.since === undefined ? undefined : timeParameter(query.since),
       cursor: query.cursor,
       limit: query.limit,
+      order: query.order,
     });
     return this.changePage(url);
   }

@@ -88,8 +88,15 @@ export interface ChangeFilter {
   kinds?: readonly string[];
   actor?: string;
   release?: string;
-  /** Only Changes with `seq <= upTo`: a scan for rare Changes reads a bounded stretch of the Log. */
-  upTo?: number;
+}
+
+/** A stretch of the global feed: `after < seq < before`, in either order, filtered, at most `limit`. */
+export interface FeedQuery extends ChangeFilter {
+  after: number;
+  /** Bounds a scan for rare Changes to a stretch of the Log, or a newest-first page to a cursor. */
+  before?: number;
+  order: "asc" | "desc";
+  limit: number;
 }
 
 export interface HistoryQuery {
@@ -207,6 +214,8 @@ export interface Store {
   append(drafts: readonly ChangeDraft[]): Promise<Change[]>;
   /** Changes with `seq > after`, oldest first, at most `limit`, matching the filter. */
   changesAfter(after: number, limit: number, filter?: ChangeFilter): Promise<Change[]>;
+  /** The feed's Changes between two seqs, in either order, matching the filter. */
+  feed(query: FeedQuery): Promise<Change[]>;
   getChange(seq: number): Promise<Change | undefined>;
   /** One Thing's Changes, filtered, in either order, a page at a time. */
   history(query: HistoryQuery): Promise<Change[]>;

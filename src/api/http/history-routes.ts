@@ -186,17 +186,27 @@ export function historyRoutes(hub: Hub) {
       "/changes",
       {
         schema: {
-          summary: "The global feed of Changes, oldest first, filtered, a page at a time (cursor = last seq)",
+          summary:
+            "The global feed of Changes, oldest first (or newest first), filtered, a page at a time (cursor = last seq)",
           tags: ["history"],
           querystring: {
             type: "object",
             additionalProperties: false,
-            properties: { ...feedQuery, since: timeText, cursor, limit },
+            properties: {
+              ...feedQuery,
+              since: timeText,
+              cursor,
+              limit,
+              order: { type: "string", enum: ["asc", "desc"], default: "asc" },
+            },
           },
         },
       },
       async (request, reply) => {
-        const q = request.query as Record<string, string | undefined> & { limit: number };
+        const q = request.query as Record<string, string | undefined> & {
+          limit: number;
+          order: "asc" | "desc";
+        };
         const { filter, things } = await feedFilter(q);
         const since = time(request, q.since, "since", hub);
         const page = await hub.history.changes({
@@ -205,6 +215,7 @@ export function historyRoutes(hub: Hub) {
           ...(since && { since }),
           ...(q.cursor !== undefined && { cursor: Number(q.cursor) }),
           ...(things && { things }),
+          order: q.order,
         });
         const link = pageLink(request, page);
         if (link) void reply.header("link", link);

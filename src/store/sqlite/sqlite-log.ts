@@ -20,6 +20,7 @@ import {
 import type {
   ChangeDraft,
   ChangeFilter,
+  FeedQuery,
   HistoryQuery,
   HistoryStream,
   LogEntries,
@@ -1083,59 +1084,53 @@ export class SqliteLog {
   }
 
   after(after: number, limit: number, filter: ChangeFilter = {}): Change[] {
+    return this.feed({ ...filter, after, order: "asc", limit });
+  }
+
+  /** The feed's Changes with `after < seq < before`, in either order, filtered. */
+  feed(query: FeedQuery): Change[] {
+    const { after, before, order, limit, ...filter } = query;
     if (filter.thing !== undefined) {
       // The history index serves one Thing; the other filters apply to its Changes.
       const out: Change[] = [];
-      let cursor = after;
+      let bounds = { after, before: before ?? Number.MAX_SAFE_INTEGER };
       while (out.length < limit) {
-        const page = this.history({
-          thing: filter.thing,
-          after: cursor,
-          ...(filter.upTo !== undefined && { before: filter.upTo + 1 }),
-          order: "asc",
-          limit: 500,
-        });
+        const page = this.history({ thing: filter.thing, ...bounds, order, limit: 500 });
         for (const change of page) if (matches(change, filter) && out.length < limit) out.push(change);
         const last = page.at(-1);
         if (!last || page.length < 500) break;
-        cursor = last.seq;
+        bounds = order === "asc" ? { ...bounds, after: last.seq } : { ...bounds, before: last.seq };
       }
       return out;
     }
-    if (
-      !filter.kinds &&
-      filter.actor === undefined &&
-      filter.release === undefined &&
-      filter.things === undefined &&
-      filter.upTo === undefined
-    ) {
+    const plain = !filter.kinds && filter.actor === undefined && filter.release === undefined;
+    if (plain && filter.things === undefined && before === undefined && order === "asc") {
       return this.stmt.after.all(after, limit).map(toChange);
     }
-    return this.filtered(filter)
-      .all(after, ...(filter.kinds ?? []), ...extra(filter), limit)
+    return this.filtered(filter, order)
+      .all(after, before ?? Number.MAX_SAFE_INTEGER, ...(filter.kinds ?? []), ...extra(filter), limit)
       .map(toChange);
   }
 
-  private filtered(filter: ChangeFilter): Database.Statement<unknown[], ChangeRow> {
+  private filtered(filter: ChangeFilter, order: "asc" | "desc"): Database.Statement<unknown[], ChangeRow> {
     // `kinds: []` (no kind matches) and no kinds at all (any kind) need different statements.
     const shape = [
       filter.kinds?.length ?? "any",
       filter.actor !== undefined,
       filter.release !== undefined,
       filter.things !== undefined,
-      filter.upTo !== undefined,
+      order,
     ].join(":");
     let statement = this.filterStatements.get(shape);
     if (!statement) {
-      const where = ["seq > ?"];
+      const where = ["seq > ?", "seq < ?"];
       if (filter.kinds) where.push(`kind IN (${filter.kinds.map(() => "?").join(", ")})`);
       if (filter.actor !== undefined) where.push("json_extract(cause, '$.actor') = ?");
       if (filter.release !== undefined) where.push("json_extract(cause, '$.release') = ?");
       // The Things as one JSON array: any number of them, one statement.
       if (filter.things !== undefined) where.push("thing IN (SELECT value FROM json_each(?))");
-      if (filter.upTo !== undefined) where.push("seq <= ?");
       statement = this.db.prepare<unknown[], ChangeRow>(
-        `SELECT * FROM changes WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`,
+        `SELECT * FROM changes WHERE ${where.join(" AND ")} ORDER BY seq ${order === "asc" ? "ASC" : "DESC"} LIMIT ?`,
       );
       this.filterStatements.set(shape, statement);
     }
@@ -1400,13 +1395,11 @@ function extra(filter: ChangeFilter): Array<string | number> {
   if (filter.actor !== undefined) out.push(filter.actor);
   if (filter.release !== undefined) out.push(filter.release);
   if (filter.things !== undefined) out.push(JSON.stringify(filter.things));
-  if (filter.upTo !== undefined) out.push(filter.upTo);
   return out;
 }
 
 function matches(change: Change, filter: ChangeFilter): boolean {
   if (filter.things && !filter.things.includes(change.thing)) return false;
-  if (filter.upTo !== undefined && change.seq > filter.upTo) return false;
   if (filter.kinds && !filter.kinds.includes(change.kind)) return false;
   if (filter.actor !== undefined && change.cause.actor !== filter.actor) return false;
   if (filter.release !== undefined && change.cause.release !== filter.release) return false;

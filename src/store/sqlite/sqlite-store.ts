@@ -20,6 +20,7 @@ import {
 import type {
   ChangeDraft,
   ChangeFilter,
+  FeedQuery,
   DescribeCommand,
   DescribeResult,
   HistoryQuery,
@@ -819,6 +820,10 @@ export class SqliteStore implements Store {
 
   changesAfter(after: number, limit: number, filter?: ChangeFilter): Promise<Change[]> {
     return this.read(() => this.log.after(after, limit, filter));
+  }
+
+  feed(query: FeedQuery): Promise<Change[]> {
+    return this.read(() => this.log.feed(query));
   }
 
   getChange(seq: number): Promise<Change | undefined> {
