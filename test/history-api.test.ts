@@ -993,6 +993,13 @@ describe("the change feed filtered by type, over a long Log", () => {
       const second = await getJson<Page>(hub, `/changes?type=Lamp&limit=10&cursor=${first.next}`);
       expect(second.changes).toMatchObject([{ seq: 110_003, thing: lamp, kind: "reported", value: 1 }]);
       expect(second.next).toBeUndefined();
+      // Any filter no index serves is scanned so: a rare actor, a kind none of them has.
+      for (const filter of ["actor=nobody", "kind=emitted", "release=sha256:none"]) {
+        expect(await getJson<Page>(hub, `/changes?${filter}&limit=10&cursor=1`), filter).toEqual({
+          changes: [],
+          next: 100_001,
+        });
+      }
       // Newest first: the lamp's report, then 100,000 seqs scanned; the rest, down to its description.
       const newest = await getJson<Page>(hub, "/changes?type=Lamp&limit=10&order=desc");
       expect(newest.changes.map((c) => c.seq)).toEqual([110_003]);
