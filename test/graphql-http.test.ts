@@ -386,4 +386,16 @@ describe("GraphQL's change feed filtered by type", () => {
     const second = await post(hub, query, { after: page.next });
     expect(second.body.data?.changes).toEqual({ changes: [{ thing: lamp, value: 7 }], next: null });
   });
+
+  it("pages newest first with order: DESC, 'after' then being the cursor of the page before", async () => {
+    const query = `query ($after: Int) {
+      changes(filter: { type: "LightSwitch", kinds: ["reported"] }, after: $after, first: 1, order: DESC) { changes { thing value } next }
+    }`;
+    const first = await post(hub, query);
+    expect(first.body.errors).toBeUndefined();
+    const page = first.body.data?.changes as { changes: unknown[]; next: number | null };
+    expect(page.changes).toEqual([{ thing: lamp, value: 7 }]);
+    const second = await post(hub, query, { after: page.next });
+    expect(second.body.data?.changes).toEqual({ changes: [{ thing: lamp, value: 6 }], next: null });
+  });
 });

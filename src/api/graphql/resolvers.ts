@@ -352,14 +352,15 @@ const query: Record<string, Resolver> = {
 
   changes: async (_, args, { hub, limits }) => {
     const limit = pageSize(args.first, limits);
-    const after = seqArgument(args.after, "after") ?? 0;
+    const after = seqArgument(args.after, "after");
     const f = (args.filter ?? {}) as ChangeFilterInput;
     // The type's Things go to the feed, which fills the page with their Changes (not a page of
     // the whole Log thinned out).
     const things = f.type == null ? undefined : await hub.directory.idsOfType(f.type);
     const page = await hub.history.changes({
       limit,
-      cursor: after,
+      ...(after !== undefined && { cursor: after }),
+      order: args.order === "DESC" ? "desc" : "asc",
       ...(f.thing != null && { thing: f.thing }),
       ...(f.kinds != null && { kinds: f.kinds }),
       ...(f.actor != null && { actor: f.actor }),

@@ -25,9 +25,10 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     search(jsonpath: String!): [JSON]!
     """
-    The global feed of Changes, oldest first, after a seq.
+    The global feed of Changes, oldest first (or newest first with order: DESC). 'after' is the
+    cursor of the previous page (its 'next'): the Changes after it, or before it when newest first.
     """
-    changes(filter: ChangeFilter, after: Int, first: Int = 100): ChangePage!
+    changes(filter: ChangeFilter, after: Int, first: Int = 100, order: Order = ASC): ChangePage!
     """
     One Change, by its position in the Log; null past the Log's end.
     """
