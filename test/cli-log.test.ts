@@ -165,6 +165,33 @@ describe("things history, state and diff", () => {
     );
   });
 
+  it("changes lists every Thing's Changes newest first, with the Thing, and says when there are more", async () => {
+    const run = await thingsAt(hub, ["changes", "--limit", "3"]);
+    expect(run.code).toBe(0);
+    expect(rowsOf(run.stdout)).toEqual([
+      ["SEQ", "TIME", "THING", "AFFORDANCE", "KIND", "VALUE", "ACTOR"],
+      ["5", "2026-01-01 10:03:30.000", LAMP, "power", "reported", '"on"', "admin"],
+      ["4", "2026-01-01 10:03:00.000", LAMP, "brightness", "reported", "30", "admin"],
+      ["3", "2026-01-01 10:02:00.000", LAMP, "brightness", "reported", "20", "admin"],
+    ]);
+    expect(run.stderr).toBe("more Changes before seq 3: the same command with --cursor 3\n");
+    const rest = await thingsAt(hub, ["changes", "--limit", "3", "--cursor", "3", "--json"]);
+    expect((JSON.parse(rest.stdout) as Change[]).map((c) => c.seq)).toEqual([2, 1]);
+    expect(rest.stderr).toBe("");
+    const reported = await thingsAt(hub, [
+      "changes",
+      "--oldest-first",
+      "--kind",
+      "reported",
+      "--since",
+      "2026-01-01T10:01:30Z",
+      "--json",
+    ]);
+    expect((JSON.parse(reported.stdout) as Change[]).map((c) => c.seq)).toEqual([3, 4, 5]);
+    const none = await thingsAt(hub, ["changes", "--type", "Toaster", "--json"]);
+    expect(JSON.parse(none.stdout)).toEqual([]);
+  });
+
   it("history --json --oldest-first --affordance gives the Changes as a JSON array", async () => {
     const run = await thingsAt(hub, [
       "history",

@@ -1,5 +1,6 @@
-// `things history|state|diff|watch`: a Thing's Changes, its state at a time, what changed between
-// two times, and the live feed — read from a hub's Log over HTTP, the feed over GraphQL (WebSocket).
+// `things history|changes|state|diff|watch`: a Thing's Changes, every Thing's, its state at a time,
+// what changed between two times, and the live feed — read from a hub's Log over HTTP, the live
+// feed over GraphQL (WebSocket).
 import type { Command } from "commander";
 import type { GraphqlChange, GraphqlChangeFilter, ThingDiff, ThingState } from "../client/index.js";
 import { changeTime, type Change } from "../core/index.js";
@@ -90,10 +91,8 @@ async function history(id: string, options: HistoryCommandOptions, command: Comm
   const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
   const kinds = kindsOf(options.kind);
   const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
-  const client = clientOf(command);
-  const changes: Change[] = [];
   // One more than shown, to tell whether there are more.
-  const all = client.historyAll(id, {
+  const all = clientOf(command).historyAll(id, {
     order: options.oldestFirst ? "asc" : "desc",
     limit: Math.min(limit + 1, MAX_PAGE),
     ...(options.affordance !== undefined && { affordance: options.affordance }),
@@ -102,13 +101,26 @@ async function history(id: string, options: HistoryCommandOptions, command: Comm
     ...(until !== undefined && { until }),
     ...(options.cursor !== undefined && { cursor: options.cursor }),
   });
+  await printChanges(all, limit, options, false);
+}
+
+/**
+ * Up to `limit` Changes as a table (with a THING column for the feed) or a JSON array; when there
+ * are more, a hint on stderr after them says how to go on (stdout stays the table alone).
+ */
+async function printChanges(
+  all: AsyncIterable<Change>,
+  limit: number,
+  options: { oldestFirst?: boolean; json?: boolean },
+  withThing: boolean,
+): Promise<void> {
+  const changes: Change[] = [];
   for await (const change of all) {
     changes.push(change);
     if (changes.length > limit) break;
   }
   const more = changes.length > limit;
   if (more) changes.length = limit;
-  // The hint goes to stderr, after the Changes: stdout stays the table (or the JSON) alone.
   const hint = (): void => {
     if (!more) return;
     const last = (changes[limit - 1] as Change).seq;
@@ -123,19 +135,50 @@ async function history(id: string, options: HistoryCommandOptions, command: Comm
   const rows = changes.map((c) => [
     String(c.seq),
     localTime(changeTime(c)),
+    ...(withThing ? [c.thing] : []),
     c.affordance ?? "",
     c.kind,
     compactValue(c.value),
     c.cause.actor,
   ]);
+  const head = ["SEQ", "TIME", ...(withThing ? ["THING"] : []), "AFFORDANCE", "KIND", "VALUE", "ACTOR"];
   const maxWidth = process.stdout.isTTY ? process.stdout.columns : undefined;
-  process.stdout.write(
-    formatTable(["SEQ", "TIME", "AFFORDANCE", "KIND", "VALUE", "ACTOR"], rows, {
-      maxWidth,
-      uncut: [0, 1, 3],
-    }),
-  );
+  process.stdout.write(formatTable(head, rows, { maxWidth, uncut: withThing ? [0, 1, 2, 4] : [0, 1, 3] }));
   hint();
+}
+
+// ---------------------------------------------------------------------------------------------
+// changes: the global feed
+
+interface ChangesCommandOptions {
+  thing?: string;
+  type?: string;
+  kind?: string;
+  actor?: string;
+  release?: string;
+  since?: string;
+  limit?: number;
+  cursor?: number;
+  oldestFirst?: boolean;
+  json?: boolean;
+}
+
+async function feed(options: ChangesCommandOptions, command: Command): Promise<void> {
+  const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
+  const kinds = kindsOf(options.kind);
+  const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
+  const all = clientOf(command).changesAll({
+    order: options.oldestFirst ? "asc" : "desc",
+    limit: Math.min(limit + 1, MAX_PAGE),
+    ...(options.thing !== undefined && { thing: options.thing }),
+    ...(options.type !== undefined && { type: options.type }),
+    ...(kinds !== undefined && { kind: kinds }),
+    ...(options.actor !== undefined && { actor: options.actor }),
+    ...(options.release !== undefined && { release: options.release }),
+    ...(since !== undefined && { since }),
+    ...(options.cursor !== undefined && { cursor: options.cursor }),
+  });
+  await printChanges(all, limit, options, true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,6 +401,26 @@ export function registerHistoryCommands(program: Command): void {
         history(id, options, command),
       ),
     );
+
+  program
+    .command("changes")
+    .description("the Changes of every Thing, newest first: seq, time, thing, affordance, kind, value, actor")
+    .option("--thing <id>", "only this Thing's Changes")
+    .option("--type <type>", "only Changes of Things of this @type")
+    .option("--kind <kinds>", "only these kinds, comma-separated (reported, desired, described, …)")
+    .option("--actor <actor>", "only Changes caused by this actor")
+    .option("--release <release>", "only Changes caused by this release")
+    .option("--since <time>", "only Changes at or after this time")
+    .option("--limit <n>", `at most this many Changes (default ${DEFAULT_HISTORY_LIMIT})`, positiveInteger)
+    .option(
+      "--cursor <seq>",
+      "go on after this Change: the seq of the last one shown (older ones, or newer with --oldest-first)",
+      positiveInteger,
+    )
+    .option("--oldest-first", "oldest first instead of newest first")
+    .option("--json", "the Changes as one JSON array, for scripts")
+    .addHelpText("after", () => `\n${timeHelp}\n${help()}`)
+    .action(talking(async (options: ChangesCommandOptions, command: Command) => feed(options, command)));
 
   program
     .command("state")
