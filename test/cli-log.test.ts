@@ -90,6 +90,14 @@ class Running {
   }
 }
 
+/** `things diff ID --from FROM --to TO`'s lines, once it has ended well and said nothing on stderr. */
+async function diffLines(hub: TestHub, id: string, from: string, to: string): Promise<string[]> {
+  const run = await thingsAt(hub, ["diff", id, "--from", from, "--to", to]);
+  expect(run).toMatchObject({ code: 0, stderr: "" });
+  expect(run.stdout.endsWith("\n")).toBe(true);
+  return run.stdout.slice(0, -1).split("\n");
+}
+
 function clientOf(hub: TestHub): HubClient {
   return new HubClient({ url: hub.url, token: hub.token });
 }
@@ -310,24 +318,12 @@ describe("things history, state and diff", () => {
   });
 
   it("diff prints each property before → after, how many changes and the last cause, and the TD's change", async () => {
-    const run = await thingsAt(hub, [
-      "diff",
-      LAMP,
-      "--from",
-      "2026-01-01T10:01:30Z",
-      "--to",
-      "2026-01-01T10:03:45Z",
+    expect(await diffLines(hub, LAMP, "2026-01-01T10:01:30Z", "2026-01-01T10:03:45Z")).toEqual([
+      "urn:test:lamp  from 2026-01-01 10:01:30.000 (seq 2) to 2026-01-01 10:03:45.000 (seq 5)",
+      "  brightness  10     → 30  (2 changes, last by admin at 2026-01-01 10:03:00.000)",
+      '  power       (none) → "on"  (1 change, last by admin at 2026-01-01 10:03:30.000)',
+      "description: unchanged",
     ]);
-    expect(run).toMatchObject({ code: 0, stderr: "" });
-    expect(run.stdout).toBe(
-      [
-        "urn:test:lamp  from 2026-01-01 10:01:30.000 (seq 2) to 2026-01-01 10:03:45.000 (seq 5)",
-        "  brightness  10     → 30  (2 changes, last by admin at 2026-01-01 10:03:00.000)",
-        '  power       (none) → "on"  (1 change, last by admin at 2026-01-01 10:03:30.000)',
-        "description: unchanged",
-        "",
-      ].join("\n"),
-    );
     const fromBefore = await thingsAt(hub, ["diff", LAMP, "--from", "2026-01-01T09:00:00Z"]);
     expect(fromBefore.stdout).toContain("description: registered in between\n");
     const json = await thingsAt(hub, ["diff", LAMP, "--from", "2026-01-01T10:01:30Z", "--json"]);
@@ -421,27 +417,15 @@ describe("things diff with actions and events", () => {
   });
 
   it("lists the actions and events in between: how many of each kind, and the last", async () => {
-    const run = await thingsAt(hub, [
-      "diff",
-      PUMP,
-      "--from",
-      "2026-02-01T10:00:30Z",
-      "--to",
-      "2026-02-01T10:05:00Z",
+    expect(await diffLines(hub, PUMP, "2026-02-01T10:00:30Z", "2026-02-01T10:05:00Z")).toEqual([
+      "urn:test:pump  from 2026-02-01 10:00:30.000 (seq 1) to 2026-02-01 10:05:00.000 (seq 4)",
+      "  no property changed",
+      "actions:",
+      "  flush  1 invoked, 1 completed; last completed by operator at 2026-02-01 10:02:00.000",
+      "events:",
+      '  clogged  1 emitted; last emitted "inlet" by operator at 2026-02-01 10:01:00.000',
+      "description: unchanged",
     ]);
-    expect(run).toMatchObject({ code: 0, stderr: "" });
-    expect(run.stdout).toBe(
-      [
-        "urn:test:pump  from 2026-02-01 10:00:30.000 (seq 1) to 2026-02-01 10:05:00.000 (seq 4)",
-        "  no property changed",
-        "actions:",
-        "  flush  1 invoked, 1 completed; last completed by operator at 2026-02-01 10:02:00.000",
-        "events:",
-        '  clogged  1 emitted; last emitted "inlet" by operator at 2026-02-01 10:01:00.000',
-        "description: unchanged",
-        "",
-      ].join("\n"),
-    );
   });
 });
 
@@ -449,6 +433,13 @@ describe("things watch", () => {
   let hub: TestHub;
   let dataDir: string;
   let watcher: Running | undefined;
+
+  /** `things watch ARGS` against the hub, once it has said that it watches. */
+  async function startWatching(args: string[]): Promise<Running> {
+    watcher = new Running(["watch", ...args, "--url", hub.url, "--token", hub.token]);
+    await watcher.stderr.waitFor((l) => l.startsWith("watching "), "saying it watches");
+    return watcher;
+  }
 
   beforeEach(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "hyperthings-watch-"));
@@ -464,27 +455,25 @@ describe("things watch", () => {
   });
 
   it("prints each Change reported after it started, one line each, until stopped", async () => {
-    watcher = new Running(["watch", "--thing", LAMP, "--url", hub.url, "--token", hub.token]);
-    await watcher.stderr.waitFor((l) => l.startsWith("watching "), "saying it watches");
+    const w = await startWatching(["--thing", LAMP]);
     await clientOf(hub).report(LAMP, { kind: "reported", affordance: "brightness", value: 42 });
-    const line = await watcher.stdout.waitFor((l) => l.includes("brightness"), "with the Change");
+    const line = await w.stdout.waitFor((l) => l.includes("brightness"), "with the Change");
     expect(line).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} {2}#2 {2}/);
     expect(line.slice(25)).toBe("#2  urn:test:lamp  brightness  reported  42  by admin");
-    expect(await watcher.stop()).toBe(0);
+    expect(await w.stop()).toBe(0);
   });
 
   it("stops quietly, with exit code 0, when its reader closes the pipe (things watch | head -1)", async () => {
-    watcher = new Running(["watch", "--thing", LAMP, "--url", hub.url, "--token", hub.token]);
-    await watcher.stderr.waitFor((l) => l.startsWith("watching "), "saying it watches");
+    const w = await startWatching(["--thing", LAMP]);
     const client = clientOf(hub);
     await client.report(LAMP, { kind: "reported", affordance: "brightness", value: 1 });
-    await watcher.stdout.waitFor((l) => l.includes("reported  1  "), "with the first Change");
+    await w.stdout.waitFor((l) => l.includes("reported  1  "), "with the first Change");
     // The reader goes away, as `head -1` does after its line; the next line finds the pipe closed.
-    watcher.child.stdout.destroy();
+    w.child.stdout.destroy();
     await client.report(LAMP, { kind: "reported", affordance: "brightness", value: 2 });
-    expect(await watcher.exited).toBe(0);
+    expect(await w.exited).toBe(0);
     // Nothing on stderr but the line it started with: no stack trace.
-    expect(watcher.stderr.seen.filter((l) => !l.startsWith("watching "))).toEqual([]);
+    expect(w.stderr.seen.filter((l) => !l.startsWith("watching "))).toEqual([]);
   });
 
   it("--since first replays the matching Changes since that time, then the live ones", async () => {
@@ -497,24 +486,12 @@ describe("things watch", () => {
       { kind: "reported", affordance: "brightness", value: 2 },
       { kind: "reported", affordance: "power", value: "on" },
     ]);
-    watcher = new Running([
-      "watch",
-      "--since",
-      since,
-      "--kind",
-      "reported",
-      "--json",
-      "--url",
-      hub.url,
-      "--token",
-      hub.token,
-    ]);
-    await watcher.stderr.waitFor((l) => l.startsWith("watching "), "saying it watches");
-    await watcher.stdout.waitFor((l) => l.includes('"power"'), "with the Changes since");
+    const w = await startWatching(["--since", since, "--kind", "reported", "--json"]);
+    await w.stdout.waitFor((l) => l.includes('"power"'), "with the Changes since");
     await client.report(LAMP, { kind: "reported", affordance: "brightness", value: 4 });
-    await watcher.stdout.waitFor((l) => l.includes('"value":4'), "with the live Change");
+    await w.stdout.waitFor((l) => l.includes('"value":4'), "with the live Change");
     // The reading before --since is not replayed; each one after it is, once, in order.
-    expect(watcher.stdout.seen.map((l) => (JSON.parse(l) as { value: unknown }).value)).toEqual([2, "on", 4]);
+    expect(w.stdout.seen.map((l) => (JSON.parse(l) as { value: unknown }).value)).toEqual([2, "on", 4]);
   });
 
   it("--since refuses a time it cannot read, as a usage error", async () => {
@@ -524,44 +501,30 @@ describe("things watch", () => {
   });
 
   it("--json prints each Change as one JSON line, and filters by kind", async () => {
-    watcher = new Running([
-      "watch",
-      "--kind",
-      "emitted,reported",
-      "--json",
-      "--url",
-      hub.url,
-      "--token",
-      hub.token,
-    ]);
-    await watcher.stderr.waitFor((l) => l.startsWith("watching "), "saying it watches");
+    const w = await startWatching(["--kind", "emitted,reported", "--json"]);
     await clientOf(hub).put({ ...lampTd(), title: "Renamed lamp" });
     await clientOf(hub).report(LAMP, { kind: "reported", affordance: "power", value: "off" });
-    const line = await watcher.stdout.waitFor((l) => l.includes('"power"'), "with the Change");
+    const line = await w.stdout.waitFor((l) => l.includes('"power"'), "with the Change");
     expect(JSON.parse(line)).toMatchObject({ seq: 3, thing: LAMP, kind: "reported", value: "off" });
     // The described Change of the renaming was filtered out.
-    expect(watcher.stdout.seen).toHaveLength(1);
+    expect(w.stdout.seen).toHaveLength(1);
   });
 
   it("resumes after the hub restarts, with the Changes committed while it was away", async () => {
     const client = clientOf(hub);
-    watcher = new Running(["watch", "--thing", LAMP, "--url", hub.url, "--token", hub.token]);
-    await watcher.stderr.waitFor((l) => l.startsWith("watching "), "saying it watches");
+    const w = await startWatching(["--thing", LAMP]);
     await client.report(LAMP, { kind: "reported", affordance: "brightness", value: 1 });
-    await watcher.stdout.waitFor((l) => l.includes("reported  1  "), "with the first Change");
+    await w.stdout.waitFor((l) => l.includes("reported  1  "), "with the first Change");
     const port = Number(new URL(hub.url).port);
     await hub.stop();
-    await watcher.stderr.waitFor((l) => l.startsWith("connection lost"), "saying the connection dropped");
+    await w.stderr.waitFor((l) => l.startsWith("connection lost"), "saying the connection dropped");
     hub = await startTestHub({ dataDir, port });
     // Reported before the watcher is back (it waits two seconds at least): it must be replayed.
     await clientOf(hub).report(LAMP, { kind: "reported", affordance: "brightness", value: 2 });
-    await watcher.stderr.waitFor(
-      (l) => l.startsWith("reconnected; resuming after seq 2"),
-      "saying it resumed",
-    );
-    const line = await watcher.stdout.waitFor((l) => l.includes("reported  2  "), "with the second Change");
+    await w.stderr.waitFor((l) => l.startsWith("reconnected; resuming after seq 2"), "saying it resumed");
+    const line = await w.stdout.waitFor((l) => l.includes("reported  2  "), "with the second Change");
     expect(line).toContain("#3  urn:test:lamp  brightness");
-    expect(watcher.stdout.seen).toHaveLength(2);
+    expect(w.stdout.seen).toHaveLength(2);
   });
 });
 

@@ -150,13 +150,17 @@ async function printChanges(
 // ---------------------------------------------------------------------------------------------
 // changes: the global feed
 
-interface ChangesCommandOptions {
+/** The global feed's filters as the CLI takes them (changes, watch). */
+interface FeedOptions {
   thing?: string;
   type?: string;
   kind?: string;
   actor?: string;
   release?: string;
   since?: string;
+}
+
+interface ChangesCommandOptions extends FeedOptions {
   limit?: number;
   cursor?: number;
   oldestFirst?: boolean;
@@ -284,13 +288,7 @@ function descriptionChange(patch: unknown): string {
 // ---------------------------------------------------------------------------------------------
 // watch
 
-interface WatchCommandOptions {
-  thing?: string;
-  type?: string;
-  kind?: string;
-  actor?: string;
-  release?: string;
-  since?: string;
+interface WatchCommandOptions extends FeedOptions {
   json?: boolean;
 }
 
@@ -379,48 +377,47 @@ export function registerHistoryCommands(program: Command): void {
   const timeHelp =
     "Times: RFC 3339 (2026-11-25T14:02:00Z), relative (-15m, -1h30m, '2 hours ago') or local (yesterday 14:02, 'last tuesday 14:02', 09:30).";
 
-  program
-    .command("history")
-    .description("a Thing's Changes, newest first: seq, time, affordance, kind, value, actor")
-    .argument("<id>", "the Thing's id")
-    .option("--affordance <name>", "only Changes of this property, action or event")
-    .option("--kind <kinds>", "only these kinds, comma-separated (reported, desired, described, …)")
-    .option("--since <time>", "only Changes at or after this time")
-    .option("--until <time>", "only Changes at or before this time")
-    .option("--limit <n>", `at most this many Changes (default ${DEFAULT_HISTORY_LIMIT})`, positiveInteger)
-    .option(
-      "--cursor <seq>",
-      "go on after this Change: the seq of the last one shown (older ones, or newer with --oldest-first)",
-      positiveInteger,
-    )
-    .option("--oldest-first", "oldest first instead of newest first")
-    .option("--json", "the Changes as one JSON array, for scripts")
-    .addHelpText("after", () => `\n${timeHelp}\n${help()}`)
-    .action(
-      talking(async (id: string, options: HistoryCommandOptions, command: Command) =>
-        history(id, options, command),
-      ),
-    );
+  /** The options of a paged listing of Changes (history, changes), and its help. */
+  const paged = (listing: Command): Command =>
+    listing
+      .option("--limit <n>", `at most this many Changes (default ${DEFAULT_HISTORY_LIMIT})`, positiveInteger)
+      .option(
+        "--cursor <seq>",
+        "go on after this Change: the seq of the last one shown (older ones, or newer with --oldest-first)",
+        positiveInteger,
+      )
+      .option("--oldest-first", "oldest first instead of newest first")
+      .option("--json", "the Changes as one JSON array, for scripts")
+      .addHelpText("after", () => `\n${timeHelp}\n${help()}`);
 
-  program
-    .command("changes")
-    .description("the Changes of every Thing, newest first: seq, time, thing, affordance, kind, value, actor")
-    .option("--thing <id>", "only this Thing's Changes")
-    .option("--type <type>", "only Changes of Things of this @type")
-    .option("--kind <kinds>", "only these kinds, comma-separated (reported, desired, described, …)")
-    .option("--actor <actor>", "only Changes caused by this actor")
-    .option("--release <release>", "only Changes caused by this release")
-    .option("--since <time>", "only Changes at or after this time")
-    .option("--limit <n>", `at most this many Changes (default ${DEFAULT_HISTORY_LIMIT})`, positiveInteger)
-    .option(
-      "--cursor <seq>",
-      "go on after this Change: the seq of the last one shown (older ones, or newer with --oldest-first)",
-      positiveInteger,
-    )
-    .option("--oldest-first", "oldest first instead of newest first")
-    .option("--json", "the Changes as one JSON array, for scripts")
-    .addHelpText("after", () => `\n${timeHelp}\n${help()}`)
-    .action(talking(async (options: ChangesCommandOptions, command: Command) => feed(options, command)));
+  paged(
+    program
+      .command("history")
+      .description("a Thing's Changes, newest first: seq, time, affordance, kind, value, actor")
+      .argument("<id>", "the Thing's id")
+      .option("--affordance <name>", "only Changes of this property, action or event")
+      .option("--kind <kinds>", "only these kinds, comma-separated (reported, desired, described, …)")
+      .option("--since <time>", "only Changes at or after this time")
+      .option("--until <time>", "only Changes at or before this time"),
+  ).action(
+    talking(async (id: string, options: HistoryCommandOptions, command: Command) =>
+      history(id, options, command),
+    ),
+  );
+
+  paged(
+    program
+      .command("changes")
+      .description(
+        "the Changes of every Thing, newest first: seq, time, thing, affordance, kind, value, actor",
+      )
+      .option("--thing <id>", "only this Thing's Changes")
+      .option("--type <type>", "only Changes of Things of this @type")
+      .option("--kind <kinds>", "only these kinds, comma-separated (reported, desired, described, …)")
+      .option("--actor <actor>", "only Changes caused by this actor")
+      .option("--release <release>", "only Changes caused by this release")
+      .option("--since <time>", "only Changes at or after this time"),
+  ).action(talking(async (options: ChangesCommandOptions, command: Command) => feed(options, command)));
 
   program
     .command("state")
