@@ -29,20 +29,16 @@ const UNIT_WORDS: Record<string, string> = {
 };
 /** A day (`today`, `yesterday`, or a weekday's name, checked by weekdayOf), then a time of day. */
 const CALENDAR = /^(?:(today|yesterday|(?:last\s+)?[a-z]{3,9})\s*)?(?:(\d{1,2}):(\d{2})(?::(\d{2}))?)?$/;
-const WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+const WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
 const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
 
 /** The weekday a word names (0 = Sunday), or undefined when it names none (`tuesnesday`). */
 function weekdayOf(word: string): number | undefined {
-  const day = WEEKDAYS.indexOf(word.slice(0, 3));
-  const full = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"][day];
+  const day = WEEKDAYS.findIndex((name) => name.startsWith(word.slice(0, 3)));
+  const full = WEEKDAYS[day];
   if (full === undefined) return undefined;
-  const abbreviations = [
-    full.slice(0, 3),
-    full,
-    ...(day === 2 ? ["tues"] : day === 4 ? ["thur", "thurs"] : []),
-  ];
-  return abbreviations.includes(word) ? day : undefined;
+  const extra = day === 2 ? ["tues"] : day === 4 ? ["thur", "thurs"] : [];
+  return [full.slice(0, 3), full, ...extra].includes(word) ? day : undefined;
 }
 
 /** Parses a time expression; a precise ValidationError names what was not understood. */
