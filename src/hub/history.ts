@@ -13,7 +13,7 @@ import {
 import type { ChangeFilter, HistoryStream, Store } from "../store/index.js";
 import { hlcFloor } from "./hub-clock.js";
 
-/** Seqs of the Log scanned at a time for a feed filtered by Things, and at most per page. */
+/** Seqs of the Log scanned at a time for a feed filter no index serves, and at most per page. */
 const FEED_SCAN_STEP = 10_000;
 const FEED_SCAN_LIMIT = 100_000;
 
@@ -260,9 +260,10 @@ export class History {
     toSeq: number,
     keep: (stream: HistoryStream) => boolean,
   ): Promise<InteractionDiff[]> {
-    const streams = (await this.store.streamsAt(thing, toSeq, kinds)).filter(
-      (s) => s.latest.seq > fromSeq && keep(s),
-    );
+    // In the kinds' own order (invoked, completed, failed), so that each one's counts are too.
+    const streams = (await this.store.streamsAt(thing, toSeq, kinds))
+      .filter((s) => s.latest.seq > fromSeq && keep(s))
+      .sort((a, b) => kinds.indexOf(a.kind) - kinds.indexOf(b.kind));
     const byName = new Map<string, InteractionDiff>();
     for (const s of streams) {
       const count = await this.store.countStream(thing, s.affordance, s.kind, fromSeq, toSeq);
@@ -280,15 +281,6 @@ export class History {
         known.counts[s.kind] = count;
         if (last.seq > known.last.seq) known.last = last;
       }
-    }
-    // The counts in the kinds' own order (invoked, completed, failed), whatever the streams' order.
-    for (const diff of byName.values()) {
-      const counts: Record<string, number> = {};
-      for (const kind of kinds) {
-        const n = diff.counts[kind];
-        if (n !== undefined) counts[kind] = n;
-      }
-      diff.counts = counts;
     }
     return [...byName.values()].sort((a, b) => a.affordance.localeCompare(b.affordance));
   }
