@@ -170,6 +170,22 @@ describe("the simulated fleet with a hub", () => {
     }
   });
 
+  it("types its Things in the hub's own vocabulary: a query for a supertype finds them", async () => {
+    // ht:Host and ht:Container are ht:ComputeResources (vocab/types.json), ht:NetworkSwitch an
+    // ht:NetworkDevice: the demo answers the queries docs/queries.md shows.
+    const found = async (filter: string) => {
+      const response = await hub.request(`/graph?filter=${encodeURIComponent(filter)}&limit=100`);
+      const body = (await response.json()) as { items?: Array<{ id: string }> };
+      expect(response.status, JSON.stringify(body)).toBe(200);
+      return (body.items ?? []).map((item) => item.id).sort();
+    };
+    await expect(found("type = ht:ComputeResource")).resolves.toEqual(
+      ["container-cache", "container-orders", "container-web", "host-1"].map((name) => simThingId(name)),
+    );
+    await expect(found("type = ht:NetworkDevice")).resolves.toEqual([simThingId("switch-1")]);
+    await expect(found("type = ht:Software")).resolves.toEqual([simThingId("order-service")]);
+  });
+
   it("starts, stops and restarts containers through the hub; the service on one goes critical while it is down", async () => {
     const orders = fleet.thing(simThingId("container-orders"), Container);
     const service = fleet.thing(simThingId("order-service"), MicroService);

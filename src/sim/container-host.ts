@@ -32,7 +32,7 @@ export class Container extends SimulatedThing {
   description(base: string): RegisteredThingDescription {
     return {
       "@context": SIM_CONTEXT,
-      "@type": ["hyperthings:Container", "schema:SoftwareApplication"],
+      "@type": ["ht:Container", "schema:SoftwareApplication"],
       id: this.id,
       title: `Container ${this.name}`,
       description: `The ${this.name} container (${this.image}).`,
@@ -156,7 +156,7 @@ export class ContainerHost extends SimulatedThing {
   description(base: string): RegisteredThingDescription {
     return {
       "@context": SIM_CONTEXT,
-      "@type": ["hyperthings:Host", "saref:Device"],
+      "@type": ["ht:Host", "saref:Device"],
       id: this.id,
       title: this.options.title ?? "Container host",
       description: `A Linux host running ${this.containers.length} containers.`,

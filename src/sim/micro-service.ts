@@ -37,7 +37,7 @@ export class MicroService extends SimulatedThing {
     const containerId = this.options.containerId;
     return {
       "@context": SIM_CONTEXT,
-      "@type": ["hyperthings:Service", "schema:WebAPI"],
+      "@type": ["ht:Service", "schema:WebAPI"],
       id: this.id,
       title: this.options.title ?? "Order service",
       description: "Takes and tracks orders over a REST API.",

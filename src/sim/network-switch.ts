@@ -56,7 +56,7 @@ export class NetworkSwitch extends SimulatedThing {
     };
     return {
       "@context": SIM_CONTEXT,
-      "@type": ["saref:Device", "hyperthings:NetworkSwitch"],
+      "@type": ["saref:Device", "ht:NetworkSwitch"],
       id: this.id,
       title: this.options.title ?? "Core switch",
       description: `A managed ${this.portCount}-port gigabit switch.`,

@@ -30,7 +30,8 @@ export const SIM_CONTEXT = [
   {
     saref: "https://saref.etsi.org/core/",
     schema: "https://schema.org/",
-    hyperthings: "urn:hyperthings:vocab:",
+    // The hub's own vocabulary (vocab/types.json): ht:Container is an ht:ComputeResource there.
+    ht: "https://hyperthings.dev/vocab#",
   },
 ];
 
