@@ -1,7 +1,8 @@
 // The graph of every Thing and its links (sigma's WebGL renderer over a graphology graph):
 // colours by type with a legend, live reachability, click a node to open the Thing.
 import Graph from "graphology";
-import Sigma from "sigma";
+import Sigma, { DEFAULT_STYLES } from "sigma";
+import { extremityArrow, layerPlain, pathCurved, pathLine } from "sigma/rendering";
 import type { Change } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
 import { h, replace, thingHref } from "./dom.js";
@@ -143,7 +144,23 @@ export const graphView: View = ({ client, live }, root) => {
       replace(status, `${nodes.length} Things, ${edges.length} links. Click a node to open it.`);
       performance.mark("graph-built");
       renderer = new Sigma(graph, canvas, {
+        // Arrows (a link has a direction: a container runsOn its host), and links both ways
+        // between two Things (runsOn and hosts) curve apart, each with its own label, instead
+        // of being drawn, labels and all, on top of each other.
+        primitives: {
+          edges: {
+            paths: [pathLine(), pathCurved()],
+            extremities: [extremityArrow()],
+            layers: [layerPlain()],
+          },
+        },
+        styles: {
+          edges: { ...DEFAULT_STYLES.edges, path: "straight", parallelPath: "curved", head: "arrow" },
+        },
         settings: {
+          // On a graph small enough to label, every node's label: sigma's default leaves out
+          // those that share a grid cell with another.
+          labelDensity: nodes.length <= LABELLED_EDGES ? Number.POSITIVE_INFINITY : 1,
           // Sizes in pixels whatever the graph's extent; labels (glyph atlases) only where they can be read.
           itemSizesReference: "screen",
           renderLabels: nodes.length <= LABELLED_GRAPH,
