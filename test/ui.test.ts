@@ -24,6 +24,13 @@ async function lastSeq(hub: TestHub): Promise<number> {
   return ((await (await hub.request("/health")).json()) as { lastSeq: number }).lastSeq;
 }
 
+/** The change rows of the page are newest first. */
+async function expectNewestFirst(page: Page): Promise<void> {
+  const rows = await page.locator("tr.change").all();
+  const seqs = await Promise.all(rows.map(async (row) => Number(await row.getAttribute("data-seq"))));
+  expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
+}
+
 async function capture(page: Page, name: string): Promise<void> {
   if (screenshots !== undefined)
     await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
@@ -51,12 +58,15 @@ if (missing !== undefined && !required) {
     let hub: TestHub;
     let fleet: Fleet;
     let things: number;
+    /** When the hub started, in seconds: the charts' readings are all after it. */
+    let started: number;
     let context: BrowserContext;
     let page: Page;
     let userData: string;
     const problems: string[] = [];
 
     beforeAll(async () => {
+      started = Date.now() / 1000;
       // The HTTP fleet without the MQTT sensors; simulated time runs 20× so the boiler moves.
       fleet = await Fleet.start({ kinds: ["espresso", "switch", "containers", "service"], speed: 20 });
       // Reconnection after 20 ms, at most 200 ms apart: the unreachable Thing is noticed at once.
@@ -141,6 +151,17 @@ if (missing !== undefined && !required) {
       await form.getByLabel("size").selectOption("double");
       await form.getByRole("button", { name: "Invoke" }).click();
       await expect(form.getByRole("alert").textContent()).resolves.toMatch(/\(50[0-9]\).*409/);
+      // The problem is in the action's card, under its button, not beside or over it.
+      const card = await form.boundingBox();
+      const alert = await form.getByRole("alert").boundingBox();
+      const button = await form.getByRole("button", { name: "Invoke" }).boundingBox();
+      expect(card && alert && button).toBeTruthy();
+      if (card && alert && button) {
+        expect(alert.x).toBeGreaterThanOrEqual(card.x);
+        expect(alert.x + alert.width).toBeLessThanOrEqual(card.x + card.width);
+        expect(alert.y).toBeGreaterThanOrEqual(button.y + button.height);
+        expect(alert.y + alert.height).toBeLessThanOrEqual(card.y + card.height);
+      }
     });
 
     it("writes the setpoint: the Change appears live in the timeline and the chart takes the new value", async () => {
@@ -164,7 +185,32 @@ if (missing !== undefined && !required) {
       await page.locator('td.value[data-property="setpoint"]', { hasText: "90" }).waitFor();
       await page.waitForFunction(`Number(document.querySelector('${chart}')?.dataset.points) > ${points}`);
       expect(fleet.thing(ESPRESSO, EspressoMachine).readProperty("setpoint")).toBe(90);
+      // Long values (the TD of the `described` Change) wrap in their cell: the page is no wider
+      // than the window.
+      const widths = await page.evaluate<[number, number]>(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+      );
+      expect(widths[0]).toBeLessThanOrEqual(widths[1]);
       await capture(page, "thing");
+    });
+
+    it("draws each chart from its first reading up to now, also with a single reading", async () => {
+      // The machine reports how many shots it brewed once at start (and again after a brew): a
+      // time axis of one reading would otherwise span uPlot's default of 1,000 days.
+      const opened = Date.now() / 1000;
+      await page.locator(".charts").scrollIntoViewIfNeeded();
+      for (const property of ["shots", "setpoint", "temperature"]) {
+        const chart = page.locator(`.chart[data-property="${property}"][data-from]`);
+        await chart.waitFor();
+        const from = Number(await chart.getAttribute("data-from"));
+        const to = Number(await chart.getAttribute("data-to"));
+        expect(to - from, property).toBeGreaterThanOrEqual(9);
+        // Up to now (when the chart was last drawn), and from a reading of this test's hub.
+        expect(to, property).toBeLessThanOrEqual(Date.now() / 1000 + 1);
+        expect(to, property).toBeGreaterThanOrEqual(started - 1);
+        expect(from, property).toBeGreaterThanOrEqual(started - 11);
+        expect(from, property).toBeLessThanOrEqual(opened);
+      }
     });
 
     it("invokes an action with a form generated from its input schema", async () => {
@@ -185,10 +231,34 @@ if (missing !== undefined && !required) {
       expect(kinds.length).toBeGreaterThan(0);
       expect(new Set(kinds)).toEqual(new Set(["desired"]));
       // Newest first, from one request for the range's newest Changes.
-      const rows = await page.locator("tr.change").all();
-      const seqs = await Promise.all(rows.map(async (row) => Number(await row.getAttribute("data-seq"))));
-      expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
+      await expectNewestFirst(page);
       await capture(page, "changes");
+    });
+
+    it("filters the change feed by type and adds matching Changes live, filtered by the hub", async () => {
+      await page.goto(`${hub.url}/#/changes?type=saref:Appliance&kind=reported`);
+      await page.locator("tr.change").first().waitFor();
+      await expect(page.getByLabel("Type").inputValue()).resolves.toBe("saref:Appliance");
+      const things = await page.locator("tr.change td a").allTextContents();
+      expect(things.length).toBeGreaterThan(0);
+      expect(new Set(things)).toEqual(new Set([ESPRESSO]));
+      // A switch's reading, then the machine's: when the machine's row is there, the switch's
+      // (earlier in the one ordered stream) would be too if the filter let it through.
+      const cause = { actor: "test", via: "test" };
+      const [other] = await hub.hub.ingest(
+        simThingId("switch-1"),
+        [{ kind: "reported", affordance: "portsUp", value: 3 }],
+        cause,
+      );
+      const [mine] = await hub.hub.ingest(
+        ESPRESSO,
+        [{ kind: "reported", affordance: "shots", value: 7 }],
+        cause,
+      );
+      await page.locator(`tr.change[data-seq="${mine?.seq}"]`).waitFor();
+      expect(await page.locator(`tr.change[data-seq="${other?.seq}"]`).count()).toBe(0);
+      // Newest first, live ones too (the machine goes on reporting meanwhile).
+      await expectNewestFirst(page);
     });
 
     it("shows the state at a time and the diff between two times", async () => {

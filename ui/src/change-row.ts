@@ -27,7 +27,7 @@ export function changeRow(
     "tr",
     { class: `change kind-${change.kind}`, "data-seq": change.seq },
     h("td", {}, String(change.seq)),
-    h("td", {}, showTime(timeOfChange(change))),
+    h("td", { class: "time" }, showTime(timeOfChange(change))),
     options.showThing === true &&
       h("td", {}, h("a", { href: thingHref(change.thing) }, options.titleOf?.(change.thing) ?? change.thing)),
     h("td", {}, h("span", { class: "kind" }, change.kind)),

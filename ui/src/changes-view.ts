@@ -1,5 +1,5 @@
-// The global change feed: the Log's Changes in a time range, filtered by Thing, kind and actor,
-// newest first, and live after that.
+// The global change feed: the Log's Changes in a time range, filtered by Thing, type, kind, actor
+// and release, newest first, and live after that.
 import type { Change, ChangeFilter } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
 import { changeRow, changeTable } from "./change-row.js";
@@ -9,26 +9,27 @@ import { RANGES } from "./thing-view.js";
 
 const MAX_ROWS = 2000;
 
-export const changesView: View = ({ client, live }, root, query) => {
+/** The filters of the view, as query parameters of its hash and of GET /changes. */
+const FIELDS = [
+  { name: "thing", label: "Thing", placeholder: "Thing id" },
+  { name: "type", label: "Type", placeholder: "e.g. saref:Appliance" },
+  { name: "kind", label: "Kinds", placeholder: "e.g. reported,desired" },
+  { name: "actor", label: "Actor", placeholder: "e.g. admin" },
+  { name: "release", label: "Release", placeholder: "release id" },
+] as const;
+
+/** "1 Change", "2 Changes". */
+function changes(n: number): string {
+  return `${n} ${n === 1 ? "Change" : "Changes"}`;
+}
+
+export const changesView: View = ({ client }, root, query) => {
   const params = new URLSearchParams(query);
-  const thing = h("input", {
-    name: "thing",
-    placeholder: "Thing id",
-    value: params.get("thing") ?? "",
-    "aria-label": "Thing",
-  });
-  const kind = h("input", {
-    name: "kind",
-    placeholder: "kinds, e.g. reported,desired",
-    value: params.get("kind") ?? "",
-    "aria-label": "Kind",
-  });
-  const actor = h("input", {
-    name: "actor",
-    placeholder: "actor",
-    value: params.get("actor") ?? "",
-    "aria-label": "Actor",
-  });
+  const inputs = FIELDS.map(({ name, label, placeholder }) => ({
+    name,
+    label,
+    input: h("input", { name, placeholder, value: params.get(name) ?? "", "aria-label": label }),
+  }));
   const since = h(
     "select",
     { name: "since", "aria-label": "Since" },
@@ -36,7 +37,7 @@ export const changesView: View = ({ client, live }, root, query) => {
       h("option", { value, selected: value === (params.get("since") ?? "-1h") }, label),
     ),
   );
-  const status = h("div", { class: "muted" });
+  const status = h("div", { class: "muted", "data-testid": "changes-status" });
   const { table, body } = changeTable(true);
   const form = h(
     "form",
@@ -45,83 +46,78 @@ export const changesView: View = ({ client, live }, root, query) => {
       onsubmit: (event: Event) => {
         event.preventDefault();
         const next = new URLSearchParams();
-        for (const [name, input] of [
-          ["thing", thing],
-          ["kind", kind],
-          ["actor", actor],
-          ["since", since],
-        ] as const) {
+        for (const { name, input } of inputs)
           if (input.value.trim() !== "") next.set(name, input.value.trim());
-        }
+        next.set("since", since.value);
         location.hash = `#/changes?${next.toString()}`;
       },
     },
-    thing,
-    kind,
-    actor,
-    since,
+    // Visible labels: a filled-in box no longer shows its placeholder.
+    inputs.map(({ label, input }) => h("label", {}, label, input)),
+    h("label", {}, "Range", since),
     h("button", { type: "submit" }, "Filter"),
   );
   replace(root, h("h1", {}, "Changes"), form, status, table);
 
+  const value = (name: string) => inputs.find((field) => field.name === name)?.input.value.trim() ?? "";
+  const kinds = value("kind")
+    .split(",")
+    .map((k) => k.trim())
+    .filter(Boolean);
   const filter: ChangeFilter = {
-    ...(thing.value !== "" && { thing: thing.value }),
-    ...(kind.value !== "" && {
-      kind: kind.value
-        .split(",")
-        .map((k) => k.trim())
-        .filter(Boolean),
-    }),
-    ...(actor.value !== "" && { actor: actor.value }),
+    ...(value("thing") !== "" && { thing: value("thing") }),
+    ...(value("type") !== "" && { type: value("type") }),
+    ...(kinds.length > 0 && { kind: kinds }),
+    ...(value("actor") !== "" && { actor: value("actor") }),
+    ...(value("release") !== "" && { release: value("release") }),
   };
-  const kinds = filter.kind === undefined ? undefined : new Set(filter.kind);
-  const matches = (change: Change) =>
-    (filter.thing === undefined || change.thing === filter.thing) &&
-    (kinds === undefined || kinds.has(change.kind)) &&
-    (filter.actor === undefined || change.cause.actor === filter.actor);
 
-  let lastSeq = Number.POSITIVE_INFINITY;
-  const early: Change[] = [];
-  const unsubscribe = live.subscribe((change) => {
-    if (!matches(change)) return;
-    if (lastSeq === Number.POSITIVE_INFINITY) return void early.push(change);
+  const abort = new AbortController();
+  let lastSeq = 0;
+  const show = (change: Change) => {
     if (change.seq <= lastSeq) return;
     lastSeq = change.seq;
     body.prepend(changeRow(change, { showThing: true }));
     while (body.rows.length > MAX_ROWS) body.lastElementChild?.remove();
-  });
-  const abort = new AbortController();
+  };
 
   void (async () => {
     try {
+      // The Log's end first: the page holds everything up to it (and maybe more), and the live
+      // stream goes on after it, filtered by the hub as the page is (a Thing's type is the hub's
+      // to know), so that no Change falls between the two and none is shown twice.
+      const head = (await client.health()).lastSeq;
+      const early: Change[] = [];
+      let loaded = false;
+      const stream = (async () => {
+        for await (const change of client.watch(filter, { lastEventId: head, signal: abort.signal })) {
+          if (loaded) show(change);
+          else early.push(change);
+        }
+      })();
       // The range's newest MAX_ROWS in one request: a busy hub's week holds millions, and reading
       // them all oldest first to keep the last rows took one request per 500 of them.
       const page = await client.changes({ ...filter, since: since.value, limit: MAX_ROWS, order: "desc" });
       if (abort.signal.aborted) return;
-      const rows: Change[] = page.changes.reverse();
-      const more = page.next !== undefined;
-      lastSeq = rows.at(-1)?.seq ?? 0;
-      for (const change of early) {
-        if (change.seq <= lastSeq) continue;
-        rows.push(change);
-        lastSeq = change.seq;
-      }
-      body.append(...rows.reverse().map((change) => changeRow(change, { showThing: true })));
+      const rows = page.changes;
+      body.append(...rows.map((change) => changeRow(change, { showThing: true })));
+      lastSeq = rows[0]?.seq ?? 0;
+      loaded = true;
+      for (const change of early) show(change);
+      const shown = body.rows.length;
       replace(
         status,
-        rows.length === 0
+        shown === 0
           ? "No Change matches in this range; new ones appear here live."
-          : more
-            ? `The newest ${rows.length} Changes of the range, newest first (it holds more); new ones appear live.`
-            : `${rows.length} Changes, newest first; new ones appear live.`,
+          : page.next !== undefined
+            ? `The newest ${changes(shown)} of the range, newest first (it holds more); new ones appear live.`
+            : `${changes(shown)}, newest first; new ones appear live.`,
       );
+      await stream;
     } catch (err) {
-      replace(status, problemBox(err));
+      if (!abort.signal.aborted) replace(status, problemBox(err));
     }
   })();
 
-  return () => {
-    abort.abort();
-    unsubscribe();
-  };
+  return () => abort.abort();
 };

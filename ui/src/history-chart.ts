@@ -8,6 +8,8 @@ import { problemBox } from "./errors.js";
 import { timeOfChange } from "./change-row.js";
 
 const MAX_POINTS = 10_000;
+/** The narrowest time axis, in seconds. */
+const MIN_SPAN_S = 10;
 
 export interface HistoryChart {
   element: HTMLElement;
@@ -47,6 +49,19 @@ export function historyChart(
     }
   };
 
+  /**
+   * The time axis: from the first reading to now (a sensor that went quiet shows as a gap up to the
+   * right edge), at least MIN_SPAN_S wide. uPlot's own range for one reading spans 1,000 days.
+   */
+  const timeRange = (): [number, number] => {
+    const last = xs.at(-1) ?? Date.now() / 1000;
+    const end = Math.max(last, Date.now() / 1000);
+    const start = Math.min(xs[0] ?? end, end - MIN_SPAN_S);
+    element.dataset.from = String(Math.round(start));
+    element.dataset.to = String(Math.round(end));
+    return [start, end];
+  };
+
   const draw = () => {
     element.dataset.points = String(xs.length);
     element.dataset.lastSeq = String(lastSeq);
@@ -56,20 +71,15 @@ export function historyChart(
       replace(element, ...(note ? [note] : []));
       plot = new uPlot(
         {
-          width: Math.max(320, Math.min(760, element.clientWidth || 640)),
+          width: Math.max(320, Math.min(1200, element.clientWidth || 640)),
           height: 180,
           series: [
             {},
             { label: unit === undefined ? property : `${property} (${unit})`, stroke: "#1f77b4", width: 2 },
           ],
-          axes: [{}, { size: 60 }],
-          // One point alone would stretch the time axis over years: show the minutes around it.
-          scales: {
-            x: {
-              time: true,
-              range: (_plot, min, max) => (min === max ? [min - 300, max + 300] : [min, max]),
-            },
-          },
+          // Time ticks at least 90 px apart: a span of seconds has no label per half second.
+          axes: [{ space: 90 }, { size: 60 }],
+          scales: { x: { time: true, range: () => timeRange() } },
         },
         [xs, ys],
         element,

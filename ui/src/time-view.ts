@@ -45,6 +45,7 @@ function interactionTable(what: "action" | "event", list: readonly InteractionDi
   return h(
     "table",
     { class: "diff", "data-testid": `diff-${what}s` },
+    h("caption", {}, what === "action" ? "Actions" : "Events"),
     h(
       "thead",
       {},
@@ -83,7 +84,8 @@ function diffTable(diff: ThingDiff): HTMLElement {
       "tr",
       {},
       h("th", {}, property.affordance),
-      h("td", { class: "before" }, show(property.before)),
+      // Struck out when there was a value before (an added one has nothing to strike).
+      h("td", { class: property.before === undefined ? "before none" : "before" }, show(property.before)),
       h("td", {}, "→"),
       h("td", { class: "after" }, show(property.after)),
       h("td", { class: "muted" }, `${property.changes} Change${property.changes === 1 ? "" : "s"}`),
@@ -109,6 +111,7 @@ function diffTable(diff: ThingDiff): HTMLElement {
       : h(
           "table",
           { class: "diff" },
+          h("caption", {}, "Properties"),
           h(
             "thead",
             {},
@@ -172,7 +175,7 @@ export const timeView: View = ({ client }, root, encodedId) => {
           show(stateOut, client.stateAt(id, hubTime(at.value)), stateTable)
         ),
       },
-      h("label", {}, "at ", at, h("span", { class: "muted" }, " (empty: now)")),
+      h("label", {}, "At (empty: now)", at),
       h("button", { type: "submit" }, "Show state"),
     ),
     stateOut,
@@ -186,8 +189,8 @@ export const timeView: View = ({ client }, root, encodedId) => {
           show(diffOut, client.diff(id, hubTime(from.value) ?? new Date(), hubTime(to.value)), diffTable)
         ),
       },
-      h("label", {}, "from ", from),
-      h("label", {}, "to ", to, h("span", { class: "muted" }, " (empty: now)")),
+      h("label", {}, "From", from),
+      h("label", {}, "To (empty: now)", to),
       h("button", { type: "submit" }, "Show diff"),
     ),
     diffOut,
