@@ -1089,6 +1089,16 @@ describe("the change feed: GET /changes and /changes/stream", () => {
     expect(await feed("type=Toaster")).toEqual([]);
   });
 
+  it("filters by type as the graph does: a full IRI, and a supertype with its subtypes", async () => {
+    const lamps = everything.filter((c) => c.thing === lamp);
+    expect(await feed(`type=${encodeURIComponent("https://saref.etsi.org/core/Actuator")}`)).toEqual(lamps);
+    // saref:Actuator and saref:Sensor (the sensor's bare "Sensor") are saref:Devices in the
+    // vocabulary; the expired Thing is no longer registered.
+    expect(await feed("type=saref:Device")).toEqual(
+      everything.filter((c) => c.thing === lamp || c.thing === sensor),
+    );
+  });
+
   it("fills a page filtered by type with that type's Changes, not a page of the whole Log thinned out", async () => {
     const lamps = everything.filter((c) => c.thing === lamp);
     expect(lamps.length).toBeGreaterThan(6);
@@ -1228,6 +1238,19 @@ describe("the change feed: GET /changes and /changes/stream", () => {
     clock.advance(MINUTE);
     await put(hub, newLamp, sensorTd(newLamp, { "@type": "Lamp" }));
     const [seq] = await report(hub, newLamp, { kind: "reported", affordance: "temperature", value: 1 });
+    const [, described] = (await stream.take(1)).map(changeEvent)[0] ?? [];
+    expect(described).toBe((seq ?? 0) - 1);
+    expect((await stream.take(1)).map(changeEvent)).toEqual([
+      ["change", seq, await getChange(hub, seq ?? 0)],
+    ]);
+  });
+
+  it("streams with a supertype filter the Changes of a Thing of a subtype registered after the stream opened", async () => {
+    const stream = await open("/changes/stream?type=saref:Actuator");
+    const light = "urn:example:feed:light-switch";
+    clock.advance(MINUTE);
+    await put(hub, light, sensorTd(light, { "@type": "saref:LightSwitch" }));
+    const [seq] = await report(hub, light, { kind: "reported", affordance: "temperature", value: 2 });
     const [, described] = (await stream.take(1)).map(changeEvent)[0] ?? [];
     expect(described).toBe((seq ?? 0) - 1);
     expect((await stream.take(1)).map(changeEvent)).toEqual([

@@ -40,7 +40,7 @@ export interface HistoryQuery {
 /** The global feed's filters (GET /changes, /changes/stream). */
 export interface ChangeFilter {
   thing?: string;
-  /** Only Changes of Things whose @type includes this. */
+  /** Only Changes of the registered Things of this type or a subtype (as the graph filter `type = …`). */
   type?: string;
   kind?: string | readonly string[];
   actor?: string;

@@ -46,13 +46,6 @@ const PATCH_ATTEMPTS = 5;
  */
 const WRITE_ATTEMPTS = 20;
 
-/** Whether a TD's `@type` includes `type`, exactly or after a prefix (`saref:Sensor` has `Sensor`). */
-export function hasType(td: unknown, type: string): boolean {
-  const types = typeof td === "object" && td !== null ? (td as { "@type"?: unknown })["@type"] : undefined;
-  const list: unknown[] = Array.isArray(types) ? types : [types];
-  return list.some((t) => typeof t === "string" && (t === type || t.slice(t.indexOf(":") + 1) === type));
-}
-
 export function assertThingId(id: string): void {
   const problem = iriProblem(id);
   if (problem) {
@@ -274,15 +267,6 @@ export class Directory {
     }
     if (!path.elementwise) add(path.values(collection));
     return results;
-  }
-
-  /** The ids of the registered Things whose `@type` includes `type` (exactly, or after a prefix). */
-  async idsOfType(type: string): Promise<Set<string>> {
-    const ids = new Set<string>();
-    for await (const record of this.store.scanThings()) {
-      if (hasType(record.td, type)) ids.add(record.id);
-    }
-    return ids;
   }
 
   /** Drops TDs whose registration expired; each removal is a Change caused by the hub. */

@@ -81,6 +81,20 @@ export class GraphIndex implements GraphView {
     this.removedAt.clear();
   }
 
+  /** A TD's `@type`s as full IRIs (its own context's prefixes first, then the vocabulary's). */
+  typesIn(
+    td: Pick<RegisteredThingDescription, "@context" | "@type">,
+    scope: IriScope = this.scopeOf(td["@context"]),
+  ): string[] {
+    const declared = td["@type"];
+    const list: unknown[] = Array.isArray(declared) ? declared : declared === undefined ? [] : [declared];
+    return [
+      ...new Set(
+        list.filter((t): t is string => typeof t === "string").map((t) => this.vocabulary.resolve(t, scope)),
+      ),
+    ];
+  }
+
   describe(td: RegisteredThingDescription, seq: number): void {
     const id = td.id;
     const existing = this.things.get(id);
@@ -88,11 +102,7 @@ export class GraphIndex implements GraphView {
     if (existing) this.unindex(id, existing);
     this.removedAt.delete(id);
     const scope = this.scopeOf(td["@context"]);
-    const declared = td["@type"];
-    const list = Array.isArray(declared) ? declared : declared === undefined ? [] : [declared];
-    const types = [
-      ...new Set(list.filter((t) => typeof t === "string").map((t) => this.vocabulary.resolve(t, scope))),
-    ];
+    const types = this.typesIn(td, scope);
     const fields: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(td)) if (!NOT_PROJECTED.has(key)) fields[key] = value;
     const entry: ThingEntry = {

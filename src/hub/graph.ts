@@ -69,6 +69,14 @@ export interface GraphSummary {
   links: Array<{ from: string; rel: string; to: string }>;
 }
 
+/** A semantic type as the change feed filters by it (Graph.typeFilter). */
+export interface TypeFilter {
+  /** The registered Things of the type or of one of its subtypes, now. */
+  things: Set<string>;
+  /** Whether a TD is of the type or one of its subtypes: a stream follows Things described later. */
+  describes(td: unknown): boolean;
+}
+
 export interface GraphOptions {
   /** The fan-out bound of one query, in edges examined. */
   maxEdgeVisits?: number;
@@ -244,6 +252,26 @@ export class Graph {
       items.push({ id, td: this.deps.directory.enriched(record, now), state: await this.stateOf(id) });
     }
     return { items, ...(last !== undefined && { next: encodeCursor(last) }) };
+  }
+
+  /**
+   * A type term (`saref:Appliance`, a full IRI, or a bare class name of the vocabulary) as the
+   * change feed's filter: the same Things as `GET /graph?filter=type = …`, subtypes included,
+   * from the in-memory type index.
+   */
+  async typeFilter(term: string): Promise<TypeFilter> {
+    await this.whenReady();
+    const vocabulary = this.deps.vocabulary;
+    const wanted = vocabulary.subtypesOf(vocabulary.resolve(term));
+    const things = new Set<string>();
+    for (const iri of wanted) for (const id of this.index.ofType(iri)) things.add(id);
+    return {
+      things,
+      describes: (td) =>
+        typeof td === "object" &&
+        td !== null &&
+        this.index.typesIn(td as RegisteredThingDescription).some((iri) => wanted.has(iri)),
+    };
   }
 
   /**

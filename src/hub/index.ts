@@ -1,6 +1,6 @@
 // The public face of the hub.
 export { Hub, type HubOptions, type Principal } from "./hub.js";
-export { Directory, assertThingId, hasType, type RegisterResult } from "./directory.js";
+export { Directory, assertThingId, type RegisterResult } from "./directory.js";
 export {
   loadConfig,
   configDefaults,
@@ -65,6 +65,7 @@ export {
   type GraphOptions,
   type GraphPage,
   type NeighbourhoodNode,
+  type TypeFilter,
 } from "./graph.js";
 export { DEFAULT_VOCABULARY_PATH, loadVocabulary } from "./graph-vocabulary.js";
 export {

@@ -17,7 +17,6 @@ import {
   type RolloutStepStatus,
 } from "../../core/index.js";
 import {
-  hasType,
   type GraphLink,
   type HubConfig,
   type Hub,
@@ -204,12 +203,12 @@ interface ChangeFilterInput {
 /** The feed's filter as a predicate; `type` follows Things described with or without it as they pass. */
 async function changeMatcher(hub: Hub, input: ChangeFilterInput | undefined) {
   const f = input ?? {};
-  const type = f.type ?? undefined;
-  const things = type === undefined ? undefined : await hub.directory.idsOfType(type);
+  const type = f.type == null ? undefined : await hub.graph.typeFilter(f.type);
+  const things = type?.things;
   return (change: Change): boolean => {
-    if (things && type !== undefined && change.kind === "described") {
-      if (hasType(change.value, type)) things.add(change.thing);
-      else things.delete(change.thing);
+    if (type && change.kind === "described") {
+      if (type.describes(change.value)) type.things.add(change.thing);
+      else type.things.delete(change.thing);
     }
     if (f.thing != null && change.thing !== f.thing) return false;
     if (f.kinds != null && !f.kinds.includes(change.kind)) return false;
@@ -356,7 +355,7 @@ const query: Record<string, Resolver> = {
     const f = (args.filter ?? {}) as ChangeFilterInput;
     // The type's Things go to the feed, which fills the page with their Changes (not a page of
     // the whole Log thinned out).
-    const things = f.type == null ? undefined : await hub.directory.idsOfType(f.type);
+    const things = f.type == null ? undefined : (await hub.graph.typeFilter(f.type)).things;
     const page = await hub.history.changes({
       limit,
       ...(after !== undefined && { cursor: after }),

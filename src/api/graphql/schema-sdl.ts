@@ -173,7 +173,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
   input ChangeFilter {
     thing: ID
     """
-    Only Changes of Things whose @type includes this.
+    Only Changes of the registered Things of this type or a subtype (as the graph filter "type = …").
     """
     type: String
     kinds: [String!]

@@ -2,7 +2,7 @@
 // state at a time, diffs, the global feed and its live stream (SSE, resumable by seq).
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ValidationError, parseTimeExpression, type Change } from "../../core/index.js";
-import { hasType, type HistoryPage, type Hub } from "../../hub/index.js";
+import type { HistoryPage, Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
 import { openEventStream, lastEventId } from "./event-stream.js";
@@ -164,8 +164,9 @@ export function historyRoutes(hub: Hub) {
         ...(q.actor !== undefined && { actor: q.actor }),
         ...(q.release !== undefined && { release: q.release }),
       };
-      const type = q.type;
-      const things = type === undefined ? undefined : await hub.directory.idsOfType(type);
+      // The type's Things as the graph finds them (prefixes, subtypes: docs/queries.md).
+      const type = q.type === undefined ? undefined : await hub.graph.typeFilter(q.type);
+      const things = type?.things;
       return {
         filter,
         things,
@@ -175,9 +176,9 @@ export function historyRoutes(hub: Hub) {
          * of, in order): a Thing described with the type after the set was read joins it.
          */
         observe: (c: Change) => {
-          if (!things || type === undefined || c.kind !== "described") return;
-          if (hasType(c.value, type)) things.add(c.thing);
-          else things.delete(c.thing);
+          if (!type || c.kind !== "described") return;
+          if (type.describes(c.value)) type.things.add(c.thing);
+          else type.things.delete(c.thing);
         },
       };
     };
