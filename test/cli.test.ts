@@ -227,19 +227,37 @@ describe("things get, ls, rm, search", () => {
     ]);
   });
 
-  it("ls --type matches an @type exactly or by the name after its prefix", async () => {
+  it("ls --type lists the Things of a type or its subtypes, as the graph filter does", async () => {
     await register(sensor, lamp1, lamp2);
     const ids = async (type: string) =>
       (JSON.parse((await thingsAt(["ls", "--type", type, "--json"])).stdout) as Array<{ id: string }>).map(
         (td) => td.id,
       );
-    const types = ["Lamp", "TemperatureSensor", "saref:TemperatureSensor", "Actuator", "Temperature"];
+    const types = [
+      "Lamp",
+      "TemperatureSensor",
+      "saref:TemperatureSensor",
+      "https://saref.etsi.org/core/TemperatureSensor",
+      "Actuator",
+      // Supertypes in the vocabulary: a temperature sensor is a saref:Sensor, and a saref:Device
+      // as the lamp (a saref:Actuator) is.
+      "saref:Sensor",
+      "saref:Device",
+      "Temperature",
+    ];
     expect(await Promise.all(types.map(ids))).toEqual([
       ["urn:test:lamp-1", "urn:test:lamp-2"],
       ["urn:test:sensor-1"],
       ["urn:test:sensor-1"],
+      ["urn:test:sensor-1"],
       ["urn:test:lamp-1"],
+      ["urn:test:sensor-1"],
+      ["urn:test:lamp-1", "urn:test:sensor-1"],
       [],
+    ]);
+    const limited = await thingsAt(["ls", "--type", "saref:Device", "--limit", "1", "--json"]);
+    expect((JSON.parse(limited.stdout) as Array<{ id: string }>).map((td) => td.id)).toEqual([
+      "urn:test:lamp-1",
     ]);
     const table = await thingsAt(["ls", "--type", "Lamp"]);
     expect(table.stdout).toContain("urn:test:lamp-2");

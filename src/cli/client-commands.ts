@@ -277,11 +277,6 @@ function typesOf(td: ThingDescription): string[] {
   return type === undefined ? [] : Array.isArray(type) ? type : [type];
 }
 
-/** `--type Sensor` matches `Sensor` and `saref:Sensor`; `--type saref:Sensor` only the latter. */
-function hasType(td: ThingDescription, wanted: string): boolean {
-  return typesOf(td).some((type) => type === wanted || type.slice(type.indexOf(":") + 1) === wanted);
-}
-
 function modifiedOf(td: RegisteredThingDescription): string {
   const registration = td.registration;
   const modified = isObject(registration) ? registration.modified : undefined;
@@ -319,10 +314,21 @@ interface ListCommandOptions {
 async function list(options: ListCommandOptions, command: Command): Promise<void> {
   const client = clientOf(command);
   const things: RegisteredThingDescription[] = [];
-  for await (const td of client.listAll({ pageSize: PAGE_SIZE })) {
-    if (options.type !== undefined && !hasType(td, options.type)) continue;
-    things.push(td);
-    if (things.length === options.limit) break;
+  if (options.type !== undefined) {
+    // The hub's graph knows the types: prefixes, full IRIs, subtypes (docs/queries.md).
+    const filter = `type = ${JSON.stringify(options.type)}`;
+    let cursor: string | undefined;
+    do {
+      const limit = Math.min(PAGE_SIZE, (options.limit ?? Infinity) - things.length);
+      const page = await client.graph(filter, { limit, ...(cursor !== undefined && { cursor }) });
+      things.push(...page.items.map((item) => item.td));
+      cursor = page.next;
+    } while (cursor !== undefined && things.length !== options.limit);
+  } else {
+    for await (const td of client.listAll({ pageSize: PAGE_SIZE })) {
+      things.push(td);
+      if (things.length === options.limit) break;
+    }
   }
   if (options.json) {
     process.stdout.write(`${JSON.stringify(things)}\n`);
@@ -370,7 +376,7 @@ export function registerClientCommands(program: Command): void {
     .description("list the Things in the directory: id, title, type, last modified")
     .option(
       "--type <type>",
-      "only Things whose @type includes this (with or without its prefix, e.g. saref:)",
+      "only Things of this type or one of its subtypes (saref:Sensor, a full IRI, or a class name: Sensor)",
     )
     .option("--limit <n>", "at most this many Things", positiveInteger)
     .option("--json", "the TDs as one JSON array, for scripts")

@@ -19,14 +19,6 @@ function thingPath(id: string): string {
 
 /** The graph endpoints (docs/queries.md), on top of the hub client's requests and errors. */
 class GraphClient extends HubClient {
-  async find(filter: string, limit: number, cursor?: string): Promise<GraphPage> {
-    const url = new URL("graph", this.url);
-    url.searchParams.set("filter", filter);
-    url.searchParams.set("limit", String(limit));
-    if (cursor !== undefined) url.searchParams.set("cursor", cursor);
-    return (await (await this.request("GET", url)).json()) as GraphPage;
-  }
-
   async link(from: string, rel: string, to: string): Promise<{ linked: boolean }> {
     const response = await this.request("POST", `${thingPath(from)}/links`, {
       body: JSON.stringify({ rel, href: to }),
@@ -114,7 +106,10 @@ async function find(filter: string, options: FindOptions, command: Command): Pro
   let cursor: string | undefined;
   let more = false;
   do {
-    const page = await client.find(filter, Math.min(MAX_PAGE, wanted - items.length), cursor);
+    const page = await client.graph(filter, {
+      limit: Math.min(MAX_PAGE, wanted - items.length),
+      ...(cursor !== undefined && { cursor }),
+    });
     items.push(...page.items);
     cursor = page.next;
     more = cursor !== undefined;

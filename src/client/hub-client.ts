@@ -71,8 +71,8 @@ export type {
   ThingDiff,
   ThingState,
 } from "../hub/index.js";
-import type { ThingDiff, ThingState, InclusionProof, ConsistencyProof } from "../hub/index.js";
-export type { ConsistencyProof, InclusionProof } from "../hub/index.js";
+import type { GraphPage, ThingDiff, ThingState, InclusionProof, ConsistencyProof } from "../hub/index.js";
+export type { ConsistencyProof, GraphPage, InclusionProof } from "../hub/index.js";
 
 /** The key that signs the hub's checkpoints (GET /log/key). */
 export interface LogKey {
@@ -293,12 +293,25 @@ export class HubClient extends DirectoryClient {
     return this.follow((cursor) => this.changes({ ...query, ...(cursor !== undefined && { cursor }) }));
   }
 
-  /** One Change, by its position in the Log. */
   /** The whole graph, light (GET /graph/summary): each Thing's id, title, types, reachability, and the links. */
   async graphSummary(signal?: AbortSignal): Promise<GraphSummary> {
     return (await this.json<GraphSummary>(new URL("graph/summary", this.url), signal)).body;
   }
 
+  /**
+   * The Things a graph filter matches (GET /graph, docs/queries.md: `type = saref:Sensor AND …`),
+   * by id, a page at a time (`next` is the cursor of the next page), each with its TD and state.
+   */
+  async graph(filter: string, options: { limit?: number; cursor?: string } = {}): Promise<GraphPage> {
+    const url = withQuery(new URL("graph", this.url), {
+      filter,
+      limit: options.limit,
+      cursor: options.cursor,
+    });
+    return (await this.json<GraphPage>(url)).body;
+  }
+
+  /** One Change, by its position in the Log. */
   async change(seq: number): Promise<Change> {
     return (await this.json<Change>(`changes/${seq}`)).body;
   }
