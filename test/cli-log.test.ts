@@ -198,6 +198,9 @@ describe("things history, state and diff", () => {
     expect((JSON.parse(reported.stdout) as Change[]).map((c) => c.seq)).toEqual([3, 4, 5]);
     const none = await thingsAt(hub, ["changes", "--type", "Toaster", "--json"]);
     expect(JSON.parse(none.stdout)).toEqual([]);
+    // As a table, nothing found is said in words, not as a header with no rows.
+    const nothing = await thingsAt(hub, ["changes", "--thing", "urn:example:no-such-lamp"]);
+    expect(nothing).toMatchObject({ code: 0, stdout: "", stderr: "no Change matches\n" });
   });
 
   it("history --json --oldest-first --affordance gives the Changes as a JSON array", async () => {

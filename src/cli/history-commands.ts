@@ -132,6 +132,10 @@ async function printChanges(
     hint();
     return;
   }
+  if (changes.length === 0) {
+    process.stderr.write("no Change matches\n");
+    return;
+  }
   const rows = changes.map((c) => [
     String(c.seq),
     localTime(changeTime(c)),
