@@ -789,6 +789,32 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
     await expectProblem(await hub.request(`${thingPath(id)}/state`), 404);
   });
 
+  it("reads a time after now as now: the answer says so, and stays the same when asked later", async () => {
+    const other = "urn:example:history:future";
+    await put(hub, other, sensorTd(other));
+    const [reading = 0] = await report(hub, other, {
+      kind: "reported",
+      affordance: "temperature",
+      value: 30,
+    });
+    const now = clock.now;
+    const later = iso(now + 3_600_000);
+    const s = await getJson<ThingState>(hub, `${thingPath(other)}/state?at=${encodeURIComponent(later)}`);
+    expect(s).toMatchObject({ at: iso(now), seq: reading, properties: { temperature: { value: 30 } } });
+    const d = await getJson<ThingDiff>(
+      hub,
+      `${thingPath(other)}/diff?from=${encodeURIComponent(iso(now - MINUTE))}&to=${encodeURIComponent(later)}`,
+    );
+    expect(d).toMatchObject({ from: iso(now - MINUTE), to: iso(now), toSeq: reading });
+    // Both ends after now: an empty diff at now, not a refusal.
+    const ahead = await getJson<ThingDiff>(
+      hub,
+      `${thingPath(other)}/diff?from=${encodeURIComponent(later)}&to=${encodeURIComponent(iso(now + 7_200_000))}`,
+    );
+    expect(ahead).toMatchObject({ from: iso(now), to: iso(now), properties: [], actions: [], events: [] });
+    await remove(hub, other);
+  });
+
   it("understands a relative `at`, against the hub's clock", async () => {
     // The clock stands one minute after the removal: -150s is half a minute after t[3].
     expect((await state("-150s")).td).toEqual(v2);
@@ -1381,7 +1407,8 @@ describe("state at a time, against a model of the reports (property-based)", () 
               }
               expect(state.properties, `${id} at ${iso(time)}`).toEqual(expected);
               expect(state.td).toEqual(modelTd(id));
-              expect(state.at).toBe(iso(time));
+              // Times up to 1 s after the last step are after the hub's now: read as now.
+              expect(state.at).toBe(iso(Math.min(time, end)));
             }
           }
         },

@@ -104,7 +104,20 @@ function stateOf(change: Change): AffordanceState {
 }
 
 export class History {
-  constructor(private readonly store: Store) {}
+  /** `now`: the hub's clock; a time after it is read as it (the future's state is not known yet). */
+  constructor(
+    private readonly store: Store,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /**
+   * A time to travel to, no later than now: the state "at 14:02" asked at 13:31 would otherwise
+   * be today's, labelled with a time that has not come, and a different one when asked again.
+   */
+  private notAfterNow(time: Date): Date {
+    const now = this.now();
+    return time.getTime() > now.getTime() ? now : time;
+  }
 
   /** NotFoundError unless the Thing was ever in the directory (its history outlives it). */
   async assertKnown(thing: string): Promise<void> {
@@ -176,7 +189,8 @@ export class History {
     return this.store.streamsAt(thing, seq, ["described", "removed", "reported", "desired"]);
   }
 
-  async stateAt(thing: string, time: Date): Promise<ThingState> {
+  async stateAt(thing: string, asked: Date): Promise<ThingState> {
+    const time = this.notAfterNow(asked);
     const seq = await this.seqAt(time);
     const streams = await this.streamsAt(thing, seq);
     const description = latestDescription(streams);
@@ -192,12 +206,14 @@ export class History {
     return { thing, at: time.toISOString(), seq, td: description.value, properties, desired };
   }
 
-  async diff(thing: string, from: Date, to: Date): Promise<ThingDiff> {
-    if (from.getTime() > to.getTime()) {
-      throw new ValidationError(`from (${from.toISOString()}) is after to (${to.toISOString()})`, [
+  async diff(thing: string, askedFrom: Date, askedTo: Date): Promise<ThingDiff> {
+    if (askedFrom.getTime() > askedTo.getTime()) {
+      throw new ValidationError(`from (${askedFrom.toISOString()}) is after to (${askedTo.toISOString()})`, [
         { pointer: "/query/from", message: "must not be after to" },
       ]);
     }
+    const from = this.notAfterNow(askedFrom);
+    const to = this.notAfterNow(askedTo);
     const [fromSeq, toSeq] = await Promise.all([this.seqAt(from), this.seqAt(to)]);
     const [before, after] = await Promise.all([this.streamsAt(thing, fromSeq), this.streamsAt(thing, toSeq)]);
     if (!latestDescription(before) && !latestDescription(after)) {

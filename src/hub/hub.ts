@@ -86,7 +86,7 @@ export class Hub {
       linkScope: vocabulary.scope,
     });
     this.ingestion = new Ingest(store, bus, clock);
-    this.history = new History(store);
+    this.history = new History(store, () => clock.now());
     this.releases = new Releases({
       hubId: id,
       store,
