@@ -616,6 +616,18 @@ describe("a Thing's history: GET /things/{id}/history", () => {
     expect(pointersOf(problem)).toContain(pointer);
   });
 
+  it("says in words what a malformed kind list must be, not with its regular expression", async () => {
+    const problem = await expectProblem(await hub.request(path("kind=Bad-kind!")), 400);
+    expect(problem.errors).toEqual([
+      {
+        pointer: "/query/kind",
+        detail:
+          "must be kinds separated by commas, each a letter then letters, digits, _ or - (reported,desired)",
+      },
+    ]);
+    expect(problem.detail).not.toContain("^[A-Za-z]");
+  });
+
   it("answers the history of a Thing never registered with 404", async () => {
     await expectProblem(await hub.request(`${thingPath("urn:example:history:never")}/history`), 404);
   });

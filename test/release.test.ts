@@ -284,6 +284,12 @@ things:
     const res = await hub.request(`/releases/sha256:${"0".repeat(64)}/plan`);
     expect(res.status).toBe(404);
     expect(res.headers.get("content-type")).toMatch(/application\/problem\+json/);
+    // Not an id at all: 400, saying what an id is rather than showing its regular expression.
+    const bad = await hub.request("/releases/sha256:XYZ/plan");
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { errors: unknown }).errors).toEqual([
+      { pointer: "/params/id", detail: "must be a release id: sha256: and 64 lowercase hex digits" },
+    ]);
     const run = await things(["plan", "no-such-release"], hub);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^things: no release is named no-such-release[^\n]*\n$/);

@@ -23,7 +23,11 @@ const report = {
   },
 } as const;
 
-const kindList = { type: "string", pattern: "^[A-Za-z][A-Za-z0-9_-]*(,[A-Za-z][A-Za-z0-9_-]*)*$" } as const;
+const kindList = {
+  type: "string",
+  pattern: "^[A-Za-z][A-Za-z0-9_-]*(,[A-Za-z][A-Za-z0-9_-]*)*$",
+  description: "kinds separated by commas, each a letter then letters, digits, _ or - (reported,desired)",
+} as const;
 const timeText = { type: "string", minLength: 1, maxLength: 64 } as const;
 const cursor = { type: "integer", minimum: 0 } as const;
 const limit = { type: "integer", minimum: 1, maximum: 10_000, default: 100 } as const;

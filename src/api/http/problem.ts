@@ -34,6 +34,18 @@ interface SchemaError {
   instancePath: string;
   schemaPath: string;
   message?: string;
+  /** With Ajv's `verbose` (server.ts): the schema of the failing place. */
+  parentSchema?: unknown;
+}
+
+/**
+ * The words for a schema error. A pattern says what it stands for in its schema's `description`
+ * ("kinds separated by commas, …"): a regular expression is no explanation.
+ */
+function messageOf(error: SchemaError): string {
+  const description = (error.parentSchema as { description?: unknown } | undefined)?.description;
+  if (error.keyword === "pattern" && typeof description === "string") return `must be ${description}`;
+  return error.message ?? "is invalid";
 }
 
 /**
@@ -99,7 +111,7 @@ function fromFastifyError(err: FastifyError): Problem {
     const errors = errorsOfItsType(err.validation);
     const locations = errors.map((v) => ({
       pointer: `/${context}${v.instancePath}`,
-      message: v.message ?? "is invalid",
+      message: messageOf(v),
     }));
     // Fastify's message names every error; this one, those kept.
     const detail = locations.map((l) => `${l.pointer.slice(1)} ${l.message}`).join(", ");

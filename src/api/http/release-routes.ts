@@ -11,7 +11,13 @@ const idParams = {
   type: "object",
   required: ["id"],
   additionalProperties: false,
-  properties: { id: { type: "string", pattern: "^sha256:[0-9a-f]{64}$" } },
+  properties: {
+    id: {
+      type: "string",
+      pattern: "^sha256:[0-9a-f]{64}$",
+      description: "a release id: sha256: and 64 lowercase hex digits",
+    },
+  },
 } as const;
 
 export function releaseRoutes(hub: Hub) {

@@ -44,7 +44,14 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
       void sendProblem(request, reply, error);
     },
     ajv: {
-      customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true, allErrors: true },
+      // verbose: each error carries its schema, whose description explains a pattern (problem.ts).
+      customOptions: {
+        coerceTypes: true,
+        removeAdditional: false,
+        useDefaults: true,
+        allErrors: true,
+        verbose: true,
+      },
     },
   });
   app.addHook("onResponse", async (request, reply) => {
