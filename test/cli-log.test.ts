@@ -3,7 +3,7 @@
 // hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import Database from "better-sqlite3";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -599,6 +599,73 @@ describe("things verify, prove and export", () => {
       const run = await thingsAt(hub, ["verify", "--json", "--threads", threads]);
       expect(JSON.parse(run.stdout)).toMatchObject({ ok: true, size: 25 });
     }
+  });
+
+  it("checkpoint keeps a signed checkpoint; verify --checkpoint then catches a Log cut short, or rewritten and signed again", async () => {
+    // A copy of the hub's data as it is at 25 Changes: the "backup" restored below.
+    const backup = mkdtempSync(join(tmpdir(), "hyperthings-backup-"));
+    await hub.stop();
+    cpSync(dataDir, backup, { recursive: true });
+    hub = await start();
+    clock.set("2026-01-01T10:05:00.000Z");
+    await clientOf(hub).report(
+      LAMP,
+      Array.from({ length: 8 }, (_, i) => ({
+        kind: "reported" as const,
+        affordance: "brightness",
+        value: 100 + i,
+      })),
+    );
+    const kept = join(work, "checkpoint-33.json");
+    const saved = await thingsAt(hub, ["checkpoint", "--out", kept]);
+    expect(saved).toMatchObject({ code: 0, stderr: "" });
+    expect(saved.stdout).toMatch(/^saved the checkpoint of size 33 \(root [0-9a-f]{64}\) signed at /);
+    const file = JSON.parse(readFileSync(kept, "utf8")) as { size: number; root: string };
+    expect(file.size).toBe(33);
+    expect(saved.stdout).toContain(`(root ${file.root})`);
+    // Never over a file that is there.
+    expect((await thingsAt(hub, ["checkpoint", "--out", kept])).code).toBe(1);
+    const intact = await thingsAt(hub, ["verify", "--checkpoint", kept]);
+    expect(intact).toMatchObject({ code: 0, stderr: "" });
+    expect(intact.stdout).toMatch(
+      /^verified 33 changes, \d+ checkpoints and 1 saved \(sizes 33\), log root /,
+    );
+
+    // The hub goes back to the backup: its Log of 25 is whole by its own checkpoints, but it no
+    // longer holds what it signed at 33.
+    await hub.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    cpSync(backup, dataDir, { recursive: true });
+    rmSync(backup, { recursive: true, force: true });
+    hub = await start();
+    expect((await thingsAt(hub, ["verify"])).code).toBe(0);
+    const cut = await thingsAt(hub, ["verify", "--checkpoint", kept, "--json"]);
+    expect(cut.code).toBe(3);
+    expect(JSON.parse(cut.stdout)).toMatchObject({ ok: false, seq: 26, problem: "missing-changes" });
+
+    // Other Changes in their place, signed again by the same hub: only the kept checkpoint tells.
+    await clientOf(hub).report(
+      LAMP,
+      Array.from({ length: 8 }, (_, i) => ({
+        kind: "reported" as const,
+        affordance: "brightness",
+        value: 200 + i,
+      })),
+    );
+    expect((await thingsAt(hub, ["verify"])).code).toBe(0);
+    const rewritten = await thingsAt(hub, ["verify", "--checkpoint", kept]);
+    expect(rewritten.code).toBe(3);
+    expect(rewritten.stdout).toMatch(
+      /^log verification FAILED at seq 26: the Merkle root of seq 1\.\.33 is [0-9a-f]{64}, but the checkpoint of .* signs [0-9a-f]{64}: one of seq 26\.\.33 differs from what was signed\n$/,
+    );
+
+    // A file that is not a checkpoint is a failure to run (1); with an export, a usage error (2).
+    const junk = join(work, "junk.json");
+    writeFileSync(junk, "not json");
+    const unreadable = await thingsAt(hub, ["verify", "--checkpoint", junk]);
+    expect(unreadable.code).toBe(1);
+    expect(unreadable.stderr).toMatch(/junk\.json is not JSON/);
+    expect((await things(["verify", "--file", junk, "--checkpoint", kept])).code).toBe(2);
   });
 
   it("verify fails with exit code 3 naming the Change altered in the database", async () => {

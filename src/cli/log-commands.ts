@@ -2,7 +2,14 @@
 // is in it, and export a run of it that anyone can verify offline (`things verify --file`).
 import { InvalidArgumentError, type Command } from "commander";
 import { createHash, createPublicKey, type KeyObject } from "node:crypto";
-import { createReadStream, createWriteStream, readFileSync, renameSync, rmSync } from "node:fs";
+import {
+  createReadStream,
+  createWriteStream,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { once } from "node:events";
 import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
@@ -195,6 +202,31 @@ interface VerifyOptions {
   key?: string;
   json?: boolean;
   threads?: number;
+  /** Checkpoints saved earlier (`things checkpoint --out`), that the Log must still hold. */
+  checkpoint?: string[];
+}
+
+/**
+ * Checkpoints kept apart from the hub (`things checkpoint --out FILE`): one JSON object each.
+ * Whether they are well-formed and signed is the verifier's to say (bad-checkpoint).
+ */
+function savedCheckpoints(files: readonly string[]): Checkpoint[] {
+  return files.map((file) => {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new CliError(`${file} is not JSON: ${(err as Error).message}`);
+    }
+    if (!isObject(value)) throw new CliError(`${file} is not a checkpoint: a JSON object is expected`);
+    return value as unknown as Checkpoint;
+  });
 }
 
 function leafMismatchReason(m: LeafMismatch): string {
@@ -211,11 +243,18 @@ function leafMismatchReason(m: LeafMismatch): string {
  * Change exactly where a checkpoint's root only says that something in its range differs.
  */
 async function verifyHub(client: HubClient, options: VerifyOptions): Promise<void> {
+  const saved = savedCheckpoints(options.checkpoint ?? []);
   const logKey: LogKey = await client.logKey();
   const key = publicKeyOf(logKey.publicKey, "the hub's /log/key");
   checkPinnedKey(key, options.key, "the hub's");
   // Asking for the latest checkpoint has the hub sign one covering every Change committed so far.
   const latest = await client.checkpoint();
+  if (latest === undefined && saved.length > 0) {
+    // An empty Log that once signed a checkpoint lost every Change: the verifier says which.
+    const verdict = new LogVerifier(saved, key, { origin: logKey.origin }).end();
+    if (!verdict.ok)
+      return report(failed(verdict.firstBadSeq, verdict.problem, verdict.reason), options.json === true);
+  }
   if (latest === undefined) {
     report(
       {
@@ -234,7 +273,9 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
   }
   if (!checkpoints.some((c) => c.size === latest.size)) checkpoints.push(latest);
   const size = latest.size;
-  const verifier = new LogVerifier(checkpoints, key, { origin: logKey.origin });
+  // The saved ones too, whatever their size: one beyond the Log's end says it was cut short, and
+  // one whose root the Log no longer has says it was rewritten (and re-signed) since.
+  const verifier = new LogVerifier([...checkpoints, ...saved], key, { origin: logKey.origin });
   const progress = new ProgressBar("verifying", size);
   let failure: LogFailure | undefined;
   let done = 0;
@@ -324,11 +365,15 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
     {
       ok: true,
       line:
-        `verified ${result.size} changes, ${checkpoints.length} checkpoints, log root ${root.root} ` +
-        `signed at ${root.time} by ${root.origin} (key ${fingerprintOf(key)})`,
+        `verified ${result.size} changes, ${checkpoints.length} checkpoints` +
+        (saved.length > 0
+          ? ` and ${saved.length} saved (sizes ${saved.map((c) => c.size).join(", ")})`
+          : "") +
+        `, log root ${root.root} signed at ${root.time} by ${root.origin} (key ${fingerprintOf(key)})`,
       json: {
         size: result.size,
         checkpoints: checkpoints.length,
+        saved: saved.length,
         root: root.root,
         signedAt: root.time,
         origin: root.origin,
@@ -336,6 +381,48 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
       },
     },
     options.json === true,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// checkpoint: one signed checkpoint, to keep apart from the hub
+
+interface CheckpointOptions {
+  out?: string;
+  key?: string;
+}
+
+/**
+ * The hub's latest signed checkpoint (it signs one covering every Change so far), checked with its
+ * key: an auditor keeps it, and `things verify --checkpoint FILE` later proves that the Log still
+ * holds exactly what it signed — not cut short, not rewritten and signed again.
+ */
+async function saveCheckpoint(client: HubClient, options: CheckpointOptions): Promise<void> {
+  const logKey: LogKey = await client.logKey();
+  const key = publicKeyOf(logKey.publicKey, "the hub's /log/key");
+  checkPinnedKey(key, options.key, "the hub's");
+  const checkpoint = await client.checkpoint();
+  if (checkpoint === undefined) throw new CliError("the log is empty: there is no checkpoint to keep yet");
+  try {
+    verifyCheckpoint(checkpoint, key, { origin: logKey.origin });
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    return fail(undefined, "bad-checkpoint", `the hub's latest checkpoint: ${err.message}`);
+  }
+  const text = `${JSON.stringify(checkpoint)}\n`;
+  if (options.out === undefined) {
+    process.stdout.write(text);
+    return;
+  }
+  try {
+    writeFileSync(options.out, text, { flag: "wx" });
+  } catch (err) {
+    throw new CliError(`cannot write ${options.out}: ${(err as Error).message}`);
+  }
+  process.stdout.write(
+    `saved the checkpoint of size ${checkpoint.size} (root ${checkpoint.root}) signed at ${checkpoint.time} ` +
+      `by ${checkpoint.origin} (key ${fingerprintOf(key)}) to ${options.out}; ` +
+      `later: things verify --checkpoint ${options.out}\n`,
   );
 }
 
@@ -850,6 +937,10 @@ export function registerLogCommands(program: Command): void {
     )
     .option("--json", "the verdict as one JSON object")
     .option(
+      "--checkpoint <file...>",
+      "checkpoints saved earlier (`things checkpoint --out FILE`): the Log must still hold each one",
+    )
+    .option(
       "--threads <n>",
       "threads that hash the entries besides the one that fetches them and checks the tree (default 1 when there are 2 cores or more, else 0)",
       nonNegativeInteger,
@@ -860,9 +951,29 @@ export function registerLogCommands(program: Command): void {
         "log verification",
         (options: VerifyOptions, _command: Command) => options.json === true,
         async (options: VerifyOptions, command: Command) => {
-          if (options.file !== undefined) return verifyExport({ ...options, file: options.file });
+          if (options.file !== undefined) {
+            if (options.checkpoint !== undefined)
+              throw new CliError("--checkpoint checks the hub's Log, not an export (--file)", 2);
+            return verifyExport({ ...options, file: options.file });
+          }
           return verifyHub(clientOf(command), options);
         },
+      ),
+    );
+
+  program
+    .command("checkpoint")
+    .description(
+      "the hub's latest signed checkpoint as JSON, checked with its key: keep it, and `things verify --checkpoint FILE` later proves the Log still holds it",
+    )
+    .option("--out <file>", "write it to this new file (never over an existing one) instead of stdout")
+    .option("--key <file>", "the hub's public key (PEM) to trust; by default the one the hub gives")
+    .addHelpText("after", help)
+    .action(
+      verifying(
+        "checkpoint",
+        (_options: CheckpointOptions, _command: Command) => false,
+        async (options: CheckpointOptions, command: Command) => saveCheckpoint(clientOf(command), options),
       ),
     );
 

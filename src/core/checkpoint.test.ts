@@ -367,6 +367,21 @@ describe("verifyLog", () => {
     });
   });
 
+  it("blames the range after the last proven size when a second checkpoint of one size disagrees", () => {
+    // The Log's own checkpoints at 2 and 6 hold; one kept apart at 6 signs another root (the
+    // history it covered was rewritten since): seq 3..6, whichever of the two comes first.
+    const { changes, checkpoints } = logWith(6, [2, 6]);
+    const kept = signCheckpoint({ ...(checkpoints[1] as Checkpoint), root: "ab".repeat(32) }, hub.privateKey);
+    for (const order of [
+      [...checkpoints, kept],
+      [kept, ...checkpoints],
+    ]) {
+      const verdict = verifyLog(changes, order, hub.publicKey);
+      expect(verdict).toMatchObject({ ok: false, firstBadSeq: 3, problem: "root-mismatch" });
+      expect(verdict.ok ? "" : verdict.reason).toContain("one of seq 3..6 differs");
+    }
+  });
+
   it("reports a Change that has no JSON form", () => {
     const { changes, checkpoints } = logWith(5, [5]);
     const broken = changes.map((c) => (c.seq === 3 ? { ...c, value: Number.NaN } : c));

@@ -327,20 +327,22 @@ export class LogVerifier {
   // Verifies every checkpoint whose size is the number of Changes hashed so far.
   #settle(): LogFailure | undefined {
     const size = this.#frontier.size;
+    // Several checkpoints may sign one size (the hub's, and one kept apart): the range a bad one
+    // blames starts after the size proven before this one, whichever of them came first.
+    const proven = this.#provenSize;
     let root: Uint8Array | undefined;
     for (
       let checkpoint = this.#pending[this.#next];
       checkpoint?.size === size;
       checkpoint = this.#pending[++this.#next]
     ) {
-      const claimed = this.#verify(checkpoint);
+      const claimed = this.#verify(checkpoint, proven);
       if (!(claimed instanceof Uint8Array)) return (this.#failure = claimed);
       root ??= this.#frontier.root();
       if (!hashesEqual(root, claimed)) {
-        const range =
-          size === this.#provenSize + 1 ? `seq ${size}` : `one of seq ${this.#provenSize + 1}..${size}`;
+        const range = size === proven + 1 ? `seq ${size}` : `one of seq ${proven + 1}..${size}`;
         return (this.#failure = fail(
-          this.#provenSize + 1,
+          proven + 1,
           "root-mismatch",
           `the Merkle root of seq 1..${size} is ${hashToHex(root)}, but the checkpoint of ${checkpoint.time} signs ${checkpoint.root}: ${range} differs from what was signed`,
         ));
@@ -351,13 +353,13 @@ export class LogVerifier {
   }
 
   // The checkpoint's root if it is well-formed and signed, else the failure to report.
-  #verify(checkpoint: Checkpoint): Uint8Array | LogFailure {
+  #verify(checkpoint: Checkpoint, proven = this.#provenSize): Uint8Array | LogFailure {
     try {
       return verifyWithKey(checkpoint, this.#key, this.#options).root;
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
       return fail(
-        this.#provenSize + 1,
+        proven + 1,
         "bad-checkpoint",
         `the checkpoint at size ${checkpoint.size}: ${error.message}`,
       );
