@@ -3,7 +3,7 @@
 // machine's page with live values, forms, a chart and the timeline, the change feed, the diff, the
 // Log, and an unreachable Thing. With HYPERTHINGS_UI_SCREENSHOTS=<folder> it also saves screenshots
 // of the main views there (`npm run screenshots` puts them in docs/img).
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InteractionClient } from "../src/client/index.js";
 import { EspressoMachine, Fleet, simThingId } from "../src/sim/index.js";
 import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
+import { runThingsToEnd } from "./support/things-process.js";
 
 const CHROMIUM = process.env.HYPERTHINGS_CHROMIUM ?? "/usr/bin/chromium";
 const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
@@ -297,6 +298,26 @@ if (missing !== undefined && !required) {
       const answer = await hub.request(`/log/checkpoints?after=${size - 1}&limit=1`);
       const [signed] = (await answer.json()) as { size: number; root: string }[];
       expect(signed).toMatchObject({ size, root });
+      // Kept from the page, the checkpoint is one `things verify --checkpoint` takes.
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        page.getByTestId("keep-checkpoint").click(),
+      ]);
+      expect(download.suggestedFilename()).toBe(`checkpoint-${size}.json`);
+      const kept = join(userData, download.suggestedFilename());
+      await download.saveAs(kept);
+      expect(JSON.parse(readFileSync(kept, "utf8"))).toEqual(signed);
+      const run = await runThingsToEnd([
+        "verify",
+        "--checkpoint",
+        kept,
+        "--url",
+        hub.url,
+        "--token",
+        hub.token,
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain(`and 1 saved (sizes ${size})`);
     });
 
     it("charts the latest readings of a range that holds more than a chart draws, and says so", async () => {

@@ -36,6 +36,26 @@ export const logView: View = ({ client }, root) => {
           h("code", {}, "things verify"),
           ".",
         ),
+        checkpoint !== undefined &&
+          h(
+            "p",
+            {},
+            h(
+              "a",
+              {
+                // The checkpoint as the hub signed it, one JSON object: what `things checkpoint` keeps.
+                href: URL.createObjectURL(
+                  new Blob([`${JSON.stringify(checkpoint)}\n`], { type: "application/json" }),
+                ),
+                download: `checkpoint-${checkpoint.size}.json`,
+                "data-testid": "keep-checkpoint",
+              },
+              "Keep this checkpoint",
+            ),
+            " where the hub cannot change it; later, ",
+            h("code", {}, `things verify --checkpoint checkpoint-${checkpoint.size}.json`),
+            " proves the Log still holds what it signed (not cut short, not rewritten).",
+          ),
         h("details", {}, h("summary", {}, "Public key"), h("pre", {}, key.publicKey)),
       );
     },
