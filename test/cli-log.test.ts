@@ -558,15 +558,20 @@ describe("things verify, prove and export", () => {
     // at sizes 17 (asked for here, so that its size does not depend on timing) and 25.
     for (let batch = 0; batch < 3; batch++) {
       clock.set(`2026-01-01T10:0${batch + 1}:00.000Z`);
-      const reports = Array.from({ length: 8 }, (_, i) => ({
-        kind: "reported" as const,
-        affordance: "brightness",
-        value: batch * 8 + i,
-      }));
-      await client.report(LAMP, reports);
+      await eightReadings(batch * 8);
       if (batch === 1) expect((await client.checkpoint())?.size).toBe(17);
     }
   });
+
+  /** Eight brightness readings of the lamp, the values from `first` on. */
+  async function eightReadings(first: number): Promise<void> {
+    const reports = Array.from({ length: 8 }, (_, i) => ({
+      kind: "reported" as const,
+      affordance: "brightness",
+      value: first + i,
+    }));
+    await clientOf(hub).report(LAMP, reports);
+  }
 
   afterEach(async () => {
     await hub.stop();
@@ -608,14 +613,7 @@ describe("things verify, prove and export", () => {
     cpSync(dataDir, backup, { recursive: true });
     hub = await start();
     clock.set("2026-01-01T10:05:00.000Z");
-    await clientOf(hub).report(
-      LAMP,
-      Array.from({ length: 8 }, (_, i) => ({
-        kind: "reported" as const,
-        affordance: "brightness",
-        value: 100 + i,
-      })),
-    );
+    await eightReadings(100);
     const kept = join(work, "checkpoint-33.json");
     const saved = await thingsAt(hub, ["checkpoint", "--out", kept]);
     expect(saved).toMatchObject({ code: 0, stderr: "" });
@@ -644,14 +642,7 @@ describe("things verify, prove and export", () => {
     expect(JSON.parse(cut.stdout)).toMatchObject({ ok: false, seq: 26, problem: "missing-changes" });
 
     // Other Changes in their place, signed again by the same hub: only the kept checkpoint tells.
-    await clientOf(hub).report(
-      LAMP,
-      Array.from({ length: 8 }, (_, i) => ({
-        kind: "reported" as const,
-        affordance: "brightness",
-        value: 200 + i,
-      })),
-    );
+    await eightReadings(200);
     expect((await thingsAt(hub, ["verify"])).code).toBe(0);
     const rewritten = await thingsAt(hub, ["verify", "--checkpoint", kept]);
     expect(rewritten.code).toBe(3);

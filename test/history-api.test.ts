@@ -1270,30 +1270,28 @@ describe("the change feed: GET /changes and /changes/stream", () => {
       expect((await stream.take(1)).map(changeEvent)).toEqual([["change", marker, markerChange]]);
   });
 
-  it("streams with a type filter the Changes of a Thing of that type registered after the stream opened", async () => {
-    const stream = await open("/changes/stream?type=Lamp");
-    const newLamp = "urn:example:feed:new-lamp";
+  /**
+   * Opens a stream filtered by `type`, then registers a Thing of `declared` type and has it report:
+   * the stream passes its description and its reading.
+   */
+  async function expectFollowed(type: string, id: string, declared: string): Promise<void> {
+    const stream = await open(`/changes/stream?type=${encodeURIComponent(type)}`);
     clock.advance(MINUTE);
-    await put(hub, newLamp, sensorTd(newLamp, { "@type": "Lamp" }));
-    const [seq] = await report(hub, newLamp, { kind: "reported", affordance: "temperature", value: 1 });
+    await put(hub, id, sensorTd(id, { "@type": declared }));
+    const [seq] = await report(hub, id, { kind: "reported", affordance: "temperature", value: 1 });
     const [, described] = (await stream.take(1)).map(changeEvent)[0] ?? [];
     expect(described).toBe((seq ?? 0) - 1);
     expect((await stream.take(1)).map(changeEvent)).toEqual([
       ["change", seq, await getChange(hub, seq ?? 0)],
     ]);
+  }
+
+  it("streams with a type filter the Changes of a Thing of that type registered after the stream opened", async () => {
+    await expectFollowed("Lamp", "urn:example:feed:new-lamp", "Lamp");
   });
 
   it("streams with a supertype filter the Changes of a Thing of a subtype registered after the stream opened", async () => {
-    const stream = await open("/changes/stream?type=saref:Actuator");
-    const light = "urn:example:feed:light-switch";
-    clock.advance(MINUTE);
-    await put(hub, light, sensorTd(light, { "@type": "saref:LightSwitch" }));
-    const [seq] = await report(hub, light, { kind: "reported", affordance: "temperature", value: 2 });
-    const [, described] = (await stream.take(1)).map(changeEvent)[0] ?? [];
-    expect(described).toBe((seq ?? 0) - 1);
-    expect((await stream.take(1)).map(changeEvent)).toEqual([
-      ["change", seq, await getChange(hub, seq ?? 0)],
-    ]);
+    await expectFollowed("saref:Actuator", "urn:example:feed:light-switch", "saref:LightSwitch");
   });
 
   it("refuses a Last-Event-ID past the end of the Log, or not a number, with 400", async () => {
