@@ -84,9 +84,25 @@ export class Ingest {
     private readonly bus: Bus,
     private readonly clock: HubClock,
   ) {
-    // A new or removed TD changes what its Changes must fit.
+    // A new TD changes what its Changes must fit, and it is at hand: a Thing registered a moment
+    // ago reports without a read of the store. A removed one's reports are refused again.
     bus.subscribe((change) => {
-      if (change.kind === "described" || change.kind === "removed") this.forget(change.thing);
+      if (change.kind === "described") this.described(change.thing, change.seq, change.value);
+      else if (change.kind === "removed") this.forget(change.thing);
+    });
+  }
+
+  private described(thing: string, seq: number, td: unknown): void {
+    const cached = this.things.get(thing);
+    if (cached !== undefined && cached.version >= seq) return;
+    this.forget(thing);
+    if (typeof td !== "object" || td === null) return;
+    this.things.set(thing, {
+      version: seq,
+      td: td as RegisteredThingDescription,
+      properties: new Map(),
+      checks: new Map(),
+      checkCount: 0,
     });
   }
 

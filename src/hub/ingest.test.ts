@@ -1,0 +1,91 @@
+// Ingest keeps each Thing's TD to check reports against: taken from the `described` Change the bus
+// carries (no read of the store for a Thing registered a moment ago), replaced by a newer TD,
+// dropped when the Thing is removed.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  NotFoundError,
+  ValidationError,
+  type Change,
+  type RegisteredThingDescription,
+} from "../core/index.js";
+import { InProcessBus } from "../bus/index.js";
+import { SqliteStore } from "../store/index.js";
+import { createHubClock, type HubClock } from "./hub-clock.js";
+import { Ingest } from "./ingest.js";
+
+const ID = "urn:test:ingest:lamp";
+const FORMS = [{ href: "http://127.0.0.1:1/level" }];
+const cause = { actor: "test", via: "test" };
+
+function lamp(maximum: number): RegisteredThingDescription {
+  return {
+    "@context": "https://www.w3.org/2022/wot/td/v1.1",
+    id: ID,
+    title: "Lamp",
+    securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+    security: "nosec_sc",
+    properties: { level: { type: "integer", minimum: 0, maximum, forms: FORMS } },
+  };
+}
+
+describe("Ingest: the TDs it checks reports against", () => {
+  let store: SqliteStore;
+  let bus: InProcessBus;
+  let clock: HubClock;
+  let ingest: Ingest;
+  let reads: number;
+
+  beforeEach(() => {
+    store = new SqliteStore({ path: ":memory:" });
+    bus = new InProcessBus();
+    clock = createHubClock("urn:test:hub", undefined, () => new Date());
+    ingest = new Ingest(store, bus, clock);
+    reads = 0;
+    const getThing = store.getThing.bind(store);
+    store.getThing = (id: string) => {
+      reads++;
+      return getThing(id);
+    };
+  });
+
+  afterEach(async () => {
+    await store.close();
+  });
+
+  /** Registers a TD as the Directory does: commit, then publish its `described` Change. */
+  async function register(td: RegisteredThingDescription): Promise<Change> {
+    const { change } = await store.describe({ td, cause, hlc: clock.hlc() });
+    bus.publish([change]);
+    return change;
+  }
+
+  const report = (value: number) =>
+    ingest.ingest(ID, [{ kind: "reported", affordance: "level", value }], cause);
+
+  it("checks the first report of a Thing registered a moment ago against its TD, without reading the store", async () => {
+    await register(lamp(10));
+    await expect(report(7)).resolves.toMatchObject([{ thing: ID, value: 7 }]);
+    await expect(report(11)).rejects.toBeInstanceOf(ValidationError);
+    expect(reads).toBe(0);
+  });
+
+  it("checks against the newer TD once it is described, and refuses reports once the Thing is removed", async () => {
+    await register(lamp(10));
+    await report(7);
+    await register(lamp(5));
+    await expect(report(7)).rejects.toThrow(/does not fit its schema/);
+    await expect(report(4)).resolves.toHaveLength(1);
+    expect(reads).toBe(0);
+    const { change } = await store.remove({ id: ID, cause, hlc: clock.hlc() });
+    bus.publish([change]);
+    await expect(report(4)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it("reads the store for a Thing it has not seen described (a hub started on an existing Log)", async () => {
+    // Described before this Ingest was listening: nothing was published to it.
+    await store.describe({ td: lamp(10), cause, hlc: clock.hlc() });
+    await expect(report(3)).resolves.toHaveLength(1);
+    await expect(report(4)).resolves.toHaveLength(1);
+    expect(reads).toBe(1);
+  });
+});
