@@ -9,8 +9,9 @@ import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InteractionClient } from "../src/client/index.js";
+import type { ThingDescription } from "../src/core/index.js";
 import { EspressoMachine, Fleet, simThingId } from "../src/sim/index.js";
-import { changeAfter, startTestHub, type TestHub } from "./support/test-hub.js";
+import { changeAfter, minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 import { runThingsToEnd } from "./support/things-process.js";
 
 const CHROMIUM = process.env.HYPERTHINGS_CHROMIUM ?? "/usr/bin/chromium";
@@ -284,7 +285,60 @@ if (missing !== undefined && !required) {
       await page.getByLabel("At").fill("2000-01-01T00:00:00");
       await page.getByRole("button", { name: "Show state" }).click();
       await page.getByRole("alert").filter({ hasText: "Not found (404)" }).waitFor();
+      // Registered in between: its whole TD is added lines, folded under one that says so.
+      const description = page.getByTestId("diff-description");
+      await expect(description.locator("summary").first().textContent()).resolves.toMatch(
+        /^Registered in between: its TD, \d+ lines$/,
+      );
+      const registered = description.locator(".json-diff");
+      expect(Number(await registered.getAttribute("data-removed"))).toBe(0);
+      await registered
+        .locator(".line.added", { hasText: '"title": "Espresso machine"' })
+        .waitFor({ state: "attached" });
       await capture(page, "diff");
+    });
+
+    it("draws a TD's change between two times as a line diff: removed lines red, added green", async () => {
+      const id = "urn:test:ui:lamp";
+      const client = new InteractionClient({ url: hub.url, token: hub.token });
+      const forms = [{ href: "http://127.0.0.1:9/level" }];
+      await client.put(
+        minimalTd({
+          id,
+          title: "Lamp v1",
+          properties: { level: { type: "integer", forms } },
+        }) as ThingDescription,
+      );
+      // A second later (the form takes whole seconds), the TD changes: a new title and property.
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const between = new Date();
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await client.put(
+        minimalTd({
+          id,
+          title: "Lamp v2",
+          properties: { level: { type: "integer", forms }, colour: { type: "string", forms } },
+        }) as ThingDescription,
+      );
+      await page.goto(`${hub.url}/#/time/${encodeURIComponent(id)}`);
+      // datetime-local is local time, to the second.
+      const local = new Date(between.getTime() - between.getTimezoneOffset() * 60_000);
+      await page.getByLabel("From").fill(local.toISOString().slice(0, 19));
+      await page.getByRole("button", { name: "Show diff" }).click();
+      const lines = page.getByTestId("diff-description").locator(".json-diff");
+      await lines.waitFor();
+      await expect(lines.locator(".line.removed").allTextContents()).resolves.toContain(
+        '-   "title": "Lamp v1",\n',
+      );
+      await expect(lines.locator(".line.added").allTextContents()).resolves.toContain(
+        '+   "title": "Lamp v2",\n',
+      );
+      await lines.locator(".line.added", { hasText: '"colour"' }).waitFor();
+      // The id did not change: no red or green line has it.
+      const marked = await lines.locator(".line.added, .line.removed").allTextContents();
+      expect(marked.some((line) => line.includes('"id"'))).toBe(false);
+      await capture(page, "td-diff");
+      await client.remove(id);
     });
 
     it("shows the Log's last signed checkpoint", async () => {

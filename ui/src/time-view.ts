@@ -1,9 +1,43 @@
 // Time travel for one Thing: its state at a time T, and what changed between two times
 // (GET /things/{id}/state?at=, GET /things/{id}/diff?from=&to=).
-import type { InteractionDiff, ThingDiff, ThingState } from "../../src/client/index.js";
+import {
+  HubError,
+  type InteractionClient,
+  type InteractionDiff,
+  type ThingDiff,
+  type ThingState,
+} from "../../src/client/index.js";
 import type { View } from "./app-context.js";
 import { h, replace, show, showTime, thingHref } from "./dom.js";
 import { problemBox } from "./errors.js";
+import { jsonDiff } from "./json-diff.js";
+
+/** A diff, and when the TD changed, the TDs at its two ends (undefined: not registered then). */
+interface LoadedDiff {
+  diff: ThingDiff;
+  tds?: [before: unknown, after: unknown];
+}
+
+async function loadDiff(
+  client: InteractionClient,
+  id: string,
+  from: string | Date,
+  to: string | undefined,
+): Promise<LoadedDiff> {
+  const diff = await client.diff(id, from, to);
+  if (diff.description === undefined) return { diff };
+  // The TDs at the diff's own two times (as the hub read them): the page draws their lines.
+  const tdAt = (time: string) =>
+    client.stateAt(id, time).then(
+      (state): unknown => state.td,
+      (err: unknown) => {
+        if (err instanceof HubError && err.status === 404) return undefined;
+        throw err;
+      },
+    );
+  const [before, after] = await Promise.all([tdAt(diff.from), tdAt(diff.to)]);
+  return { diff, tds: [before, after] };
+}
 
 /** A datetime-local input's value (local time, to the second) for a date. */
 function localInput(date: Date): string {
@@ -78,7 +112,23 @@ function interactionTable(what: "action" | "event", list: readonly InteractionDi
   );
 }
 
-function diffTable(diff: ThingDiff): HTMLElement {
+/**
+ * The TD's lines then and now. A Thing registered or removed in between is all one colour: folded
+ * under a line that says so, rather than a page of green.
+ */
+function descriptionDiff(before: unknown, after: unknown): HTMLElement {
+  const lines = jsonDiff(before, after);
+  if (before !== undefined && after !== undefined) return lines;
+  const count = before === undefined ? lines.dataset.added : lines.dataset.removed;
+  return h(
+    "details",
+    {},
+    h("summary", {}, `${before === undefined ? "Registered" : "Removed"} in between: its TD, ${count} lines`),
+    lines,
+  );
+}
+
+function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
   const rows = diff.properties.map((property) =>
     h(
       "tr",
@@ -132,10 +182,16 @@ function diffTable(diff: ThingDiff): HTMLElement {
     interactionTable("event", diff.events),
     diff.description !== undefined &&
       h(
-        "details",
-        {},
-        h("summary", {}, "The description changed (JSON merge patch)"),
-        h("pre", {}, JSON.stringify(diff.description, null, 2)),
+        "div",
+        { "data-testid": "diff-description" },
+        h("p", { class: "caption" }, "Description"),
+        tds !== undefined && descriptionDiff(tds[0], tds[1]),
+        h(
+          "details",
+          {},
+          h("summary", {}, "As a JSON merge patch (RFC 7396)"),
+          h("pre", {}, JSON.stringify(diff.description, null, 2)),
+        ),
       ),
   );
 }
@@ -186,7 +242,7 @@ export const timeView: View = ({ client }, root, encodedId) => {
         class: "filters",
         onsubmit: (event: Event) => (
           event.preventDefault(),
-          show(diffOut, client.diff(id, hubTime(from.value) ?? new Date(), hubTime(to.value)), diffTable)
+          show(diffOut, loadDiff(client, id, hubTime(from.value) ?? new Date(), hubTime(to.value)), diffTable)
         ),
       },
       h("label", {}, "From", from),
