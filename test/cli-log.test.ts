@@ -432,6 +432,31 @@ describe("things diff with actions and events", () => {
       "description: unchanged",
     ]);
   });
+
+  it("prints a TD changed in between as a patch of its lines", async () => {
+    const forms = [{ href: "https://pump.example/x" }];
+    clock.set("2026-02-01T10:06:00.000Z");
+    await clientOf(hub).put(
+      minimalTd({
+        id: PUMP,
+        title: "Pump 2",
+        properties: { speed: { type: "number", maximum: 3000, forms } },
+        actions: { flush: { input: { type: "integer" }, forms } },
+        events: { clogged: { data: { type: "string" }, forms } },
+      }) as ThingDescription,
+    );
+    clock.set("2026-02-01T10:07:00.000Z");
+    const lines = await diffLines(hub, PUMP, "2026-02-01T10:05:00Z", "2026-02-01T10:07:00Z");
+    expect(lines).toContain("description: changed (properties, title)");
+    const patch = lines.slice(lines.indexOf("description: changed (properties, title)") + 1);
+    expect(patch[0]).toMatch(/^ {2}@@ -\d+,\d+ \+\d+,\d+ @@$/);
+    expect(patch).toContain('  -  "title": "Lamp",');
+    expect(patch).toContain('  +  "title": "Pump 2",');
+    expect(patch.some((line) => /^ {2}\+ +"maximum": 3000/.test(line))).toBe(true);
+    // Only the changed stretches and their context, not the whole TD; no colour into a pipe.
+    expect(patch.some((line) => line.includes('"clogged"'))).toBe(false);
+    expect(patch.join("\n")).not.toContain("\u001b[");
+  });
 });
 
 describe("things watch", () => {

@@ -2,6 +2,8 @@
 // what changed between two times, and the live feed — read from a hub's Log over HTTP, the live
 // feed over GraphQL (WebSocket).
 import type { Command } from "commander";
+import { structuredPatch } from "diff";
+import { styleText } from "node:util";
 import type { GraphqlChange, GraphqlChangeFilter, ThingDiff, ThingState } from "../client/index.js";
 import { changeTime, type Change } from "../core/index.js";
 import {
@@ -276,6 +278,34 @@ export function formatDiff(diff: ThingDiff): string {
   return `${lines.join("\n")}\n`;
 }
 
+/**
+ * The TD's lines then and now as unified-diff hunks (`@@ -a,b +c,d @@`, 3 lines of context), red
+ * and green on a terminal; empty when they are the same.
+ */
+export function formatTdPatch(before: unknown, after: unknown, color = false): string {
+  const text = (td: unknown) => `${JSON.stringify(td, null, 2)}\n`;
+  const { hunks } = structuredPatch("then", "now", text(before), text(after), "", "", { context: 3 });
+  const paint = (line: string) =>
+    !color
+      ? line
+      : line.startsWith("+")
+        ? styleText("green", line)
+        : line.startsWith("-")
+          ? styleText("red", line)
+          : line;
+  const lines: string[] = [];
+  for (const hunk of hunks) {
+    lines.push(`  @@ -${hunk.oldStart},${hunk.oldLines} +${hunk.newStart},${hunk.newLines} @@`);
+    for (const line of hunk.lines) lines.push(`  ${paint(line)}`);
+  }
+  return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
+}
+
+/** Whether a diff's description patch is a change of a TD that was there at both ends. */
+function changedInPlace(patch: unknown): boolean {
+  return isObject(patch) && !("id" in patch);
+}
+
 function beforeOf(value: unknown): string {
   return value === undefined ? "(none)" : compactValue(value);
 }
@@ -452,8 +482,19 @@ export function registerHistoryCommands(program: Command): void {
           const now = new Date();
           const from = parseTimeArgument(options.from, now);
           const to = options.to === undefined ? undefined : parseTimeArgument(options.to, now);
-          const diff = await clientOf(command).diff(id, from, to);
-          process.stdout.write(options.json ? `${JSON.stringify(diff)}\n` : formatDiff(diff));
+          const client = clientOf(command);
+          const diff = await client.diff(id, from, to);
+          if (options.json) return void process.stdout.write(`${JSON.stringify(diff)}\n`);
+          let text = formatDiff(diff);
+          if (changedInPlace(diff.description)) {
+            // The TD at the diff's own two times, as the hub read them: its lines, as a patch.
+            const [then, now] = await Promise.all([
+              client.stateAt(id, diff.from),
+              client.stateAt(id, diff.to),
+            ]);
+            text += formatTdPatch(then.td, now.td, process.stdout.isTTY === true);
+          }
+          process.stdout.write(text);
         },
       ),
     );
