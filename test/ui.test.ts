@@ -237,6 +237,12 @@ if (missing !== undefined && !required) {
       await capture(page, "changes");
     });
 
+    it("says in the change feed what is wrong with a filter, as the hub words it", async () => {
+      await page.goto(`${hub.url}/#/changes?kind=${encodeURIComponent("Bad-kind!")}`);
+      await page.getByRole("alert").filter({ hasText: "must be kinds separated by commas" }).waitFor();
+      expect(await page.locator("tr.change").count()).toBe(0);
+    });
+
     it("filters the change feed by type and adds matching Changes live, filtered by the hub", async () => {
       await page.goto(`${hub.url}/#/changes?type=saref:Appliance&kind=reported`);
       await page.locator("tr.change").first().waitFor();
