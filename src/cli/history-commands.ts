@@ -322,6 +322,10 @@ function descriptionChange(patch: unknown): string {
 // ---------------------------------------------------------------------------------------------
 // watch
 
+/** What `--type` of changes and watch means (the graph's types: docs/queries.md). */
+const TYPE_HELP =
+  "only Changes of Things of this type or a subtype (saref:Sensor, a full IRI, or a class name)";
+
 interface WatchCommandOptions extends FeedOptions {
   json?: boolean;
 }
@@ -446,7 +450,7 @@ export function registerHistoryCommands(program: Command): void {
         "the Changes of every Thing, newest first: seq, time, thing, affordance, kind, value, actor",
       )
       .option("--thing <id>", "only this Thing's Changes")
-      .option("--type <type>", "only Changes of Things of this @type")
+      .option("--type <type>", TYPE_HELP)
       .option("--kind <kinds>", "only these kinds, comma-separated (reported, desired, described, …)")
       .option("--actor <actor>", "only Changes caused by this actor")
       .option("--release <release>", "only Changes caused by this release")
@@ -488,11 +492,11 @@ export function registerHistoryCommands(program: Command): void {
           let text = formatDiff(diff);
           if (changedInPlace(diff.description)) {
             // The TD at the diff's own two times, as the hub read them: its lines, as a patch.
-            const [then, now] = await Promise.all([
+            const [before, after] = await Promise.all([
               client.stateAt(id, diff.from),
               client.stateAt(id, diff.to),
             ]);
-            text += formatTdPatch(then.td, now.td, process.stdout.isTTY === true);
+            text += formatTdPatch(before.td, after.td, process.stdout.isTTY === true);
           }
           process.stdout.write(text);
         },
@@ -503,7 +507,7 @@ export function registerHistoryCommands(program: Command): void {
     .command("watch")
     .description("print Changes as they happen, one per line, until Ctrl-C; resumes if the hub restarts")
     .option("--thing <id>", "only this Thing's Changes")
-    .option("--type <type>", "only Changes of Things of this @type")
+    .option("--type <type>", TYPE_HELP)
     .option("--kind <kinds>", "only these kinds, comma-separated")
     .option("--actor <actor>", "only Changes caused by this actor")
     .option("--release <release>", "only Changes caused by this release")
