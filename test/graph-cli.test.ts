@@ -74,6 +74,18 @@ describe("things link, unlink, find, links and graph", () => {
     expect(lines[0]).toMatch(/^ID\s+TITLE\s+TYPE\s+STATE$/);
     expect(lines.slice(1).map((l) => l.split(/\s+/)[0])).toEqual(["urn:c:orders", "urn:c:web"]);
     expect(lines[1]).toContain("up=true");
+    // --limit shows that many, and says when more match; not when exactly that many do.
+    const first = await things(hub, ["find", 'out(runsOn, *) { id = "urn:c:host" }', "--limit", "1"]);
+    expect(
+      first.stdout
+        .trimEnd()
+        .split("\n")
+        .slice(1)
+        .map((l) => l.split(/\s+/)[0]),
+    ).toEqual(["urn:c:orders"]);
+    expect(first.stderr).toBe("showing the first 1; give --limit for more\n");
+    const both = await things(hub, ["find", 'out(runsOn, *) { id = "urn:c:host" }', "--limit", "2"]);
+    expect(both.stderr).toBe("");
 
     const json = await things(hub, ["find", "type = Service", "--json"]);
     expect(JSON.parse(json.stdout)).toEqual([

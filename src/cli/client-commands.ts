@@ -313,22 +313,20 @@ interface ListCommandOptions {
 
 async function list(options: ListCommandOptions, command: Command): Promise<void> {
   const client = clientOf(command);
+  const pageSize = Math.min(PAGE_SIZE, options.limit ?? PAGE_SIZE);
+  // With a type, the hub's graph knows the types: prefixes, full IRIs, subtypes (docs/queries.md).
+  const type = options.type;
+  const all =
+    type === undefined
+      ? client.listAll({ pageSize })
+      : (async function* () {
+          for await (const item of client.graphAll(`type = ${JSON.stringify(type)}`, { pageSize }))
+            yield item.td;
+        })();
   const things: RegisteredThingDescription[] = [];
-  if (options.type !== undefined) {
-    // The hub's graph knows the types: prefixes, full IRIs, subtypes (docs/queries.md).
-    const filter = `type = ${JSON.stringify(options.type)}`;
-    let cursor: string | undefined;
-    do {
-      const limit = Math.min(PAGE_SIZE, (options.limit ?? Infinity) - things.length);
-      const page = await client.graph(filter, { limit, ...(cursor !== undefined && { cursor }) });
-      things.push(...page.items.map((item) => item.td));
-      cursor = page.next;
-    } while (cursor !== undefined && things.length !== options.limit);
-  } else {
-    for await (const td of client.listAll({ pageSize: PAGE_SIZE })) {
-      things.push(td);
-      if (things.length === options.limit) break;
-    }
+  for await (const td of all) {
+    things.push(td);
+    if (things.length === options.limit) break;
   }
   if (options.json) {
     process.stdout.write(`${JSON.stringify(things)}\n`);

@@ -103,17 +103,15 @@ async function find(filter: string, options: FindOptions, command: Command): Pro
   const client = graphClientOf(command);
   const wanted = options.limit ?? DEFAULT_FIND_LIMIT;
   const items: GraphPage["items"] = [];
-  let cursor: string | undefined;
   let more = false;
-  do {
-    const page = await client.graph(filter, {
-      limit: Math.min(MAX_PAGE, wanted - items.length),
-      ...(cursor !== undefined && { cursor }),
-    });
-    items.push(...page.items);
-    cursor = page.next;
-    more = cursor !== undefined;
-  } while (more && items.length < wanted);
+  // One more than shown says whether there are more.
+  for await (const item of client.graphAll(filter, { pageSize: Math.min(MAX_PAGE, wanted + 1) })) {
+    if (items.length === wanted) {
+      more = true;
+      break;
+    }
+    items.push(item);
+  }
   if (options.json) {
     process.stdout.write(`${JSON.stringify(items)}\n`);
     return;

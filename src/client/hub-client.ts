@@ -311,6 +311,22 @@ export class HubClient extends DirectoryClient {
     return (await this.json<GraphPage>(url)).body;
   }
 
+  /** Every Thing a graph filter matches, by id, page after page (`pageSize` each). */
+  async *graphAll(
+    filter: string,
+    options: { pageSize?: number } = {},
+  ): AsyncGenerator<GraphPage["items"][number], void, undefined> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.graph(filter, {
+        limit: options.pageSize,
+        ...(cursor !== undefined && { cursor }),
+      });
+      yield* page.items;
+      cursor = page.next;
+    } while (cursor !== undefined);
+  }
+
   /** One Change, by its position in the Log. */
   async change(seq: number): Promise<Change> {
     return (await this.json<Change>(`changes/${seq}`)).body;
