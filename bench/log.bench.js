@@ -209,6 +209,7 @@ function phaseMeter(name) {
   const cpu = process.cpuUsage();
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
+  const utilization = performance.eventLoopUtilization();
   const started = now();
   // The monotonic clock in µs, as in a .cpuprofile's timestamps: a profile can be cut by phase.
   log(`${name}: start at ${started / 1000n} µs`);
@@ -226,6 +227,8 @@ function phaseMeter(name) {
         // on a busy machine (bench/README.md).
         cpuUs: used.user + used.system,
         loopDelayMaxMs: round(loop.max / 1e6),
+        // How much of the phase the event loop (the hub's and the producers' thread) was busy.
+        loopBusyPct: Math.round(100 * performance.eventLoopUtilization(utilization).utilization),
       };
     },
   };
@@ -527,6 +530,7 @@ async function ingestLoad(name, hub, stats, calls, workers, deadline, seconds, c
     cpuPct: phase.cpuPct,
     cpuUsPerChange: perOperation(phase.cpuUs, changes),
     loopDelayMaxMs: phase.loopDelayMaxMs,
+    loopBusyPct: phase.loopBusyPct,
     store: storeFigures(stats),
   };
   log(`${name}: ${JSON.stringify(result)}`);
@@ -617,6 +621,7 @@ async function pacedLoad(name, hub, stats, rate, seconds, drainSeconds, things, 
     cpuPct: phase.cpuPct,
     cpuUsPerChange: perOperation(phase.cpuUs, done - rejected - errors),
     loopDelayMaxMs: phase.loopDelayMaxMs,
+    loopBusyPct: phase.loopBusyPct,
     store: storeFigures(stats),
   };
   log(`${name}: ${JSON.stringify(result)}`);

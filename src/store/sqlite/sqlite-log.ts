@@ -35,7 +35,7 @@ import {
   type MergeCycle,
   type TailEntry,
 } from "./history-tail.js";
-import { STORED_LEVEL, type WriteSet, type WrittenSet } from "./sqlite-writer.js";
+import { STORED_LEVEL, merkleNodeId, type WriteSet, type WrittenSet } from "./sqlite-writer.js";
 
 /**
  * The rows of a batch being built for the writer thread (sqlite-writer.ts), instead of being
@@ -424,11 +424,9 @@ export class SqliteLog {
       leafHashes: db
         .prepare<[number, number], Buffer>("SELECT leaf FROM changes WHERE seq BETWEEN ? AND ? ORDER BY seq")
         .pluck(),
-      node: db.prepare<[number, number], { hash: Buffer }>(
-        "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?",
-      ),
-      insertNode: db.prepare<[number, number, Buffer]>(
-        "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
+      node: db.prepare<[number], { hash: Buffer }>("SELECT hash FROM merkle_nodes WHERE id = ?"),
+      insertNode: db.prepare<[number, number, number, Buffer]>(
+        "INSERT INTO merkle_nodes (id, level, idx, hash) VALUES (?, ?, ?, ?)",
       ),
       allStreams: db.prepare<
         [],
@@ -752,7 +750,7 @@ export class SqliteLog {
       capture.nodes.push(level, idx);
       capture.nodeHashes.push(hash);
     } else {
-      this.stmt.insertNode.run(level, idx, Buffer.from(hash));
+      this.stmt.insertNode.run(merkleNodeId(level, idx), level, idx, Buffer.from(hash));
     }
   }
 
@@ -1306,11 +1304,11 @@ export class SqliteLog {
 
   /** A stored subtree (complete, so committed for good), from the cache for the upper levels. */
   private storedNode(level: number, idx: number): Uint8Array | undefined {
-    if (level < CACHED_LEVEL) return this.stmt.node.get(level, idx)?.hash;
+    if (level < CACHED_LEVEL) return this.stmt.node.get(merkleNodeId(level, idx))?.hash;
     const key = level * 2 ** 32 + idx;
     let hash = this.cachedNodes.get(key);
     if (hash === undefined) {
-      hash = this.stmt.node.get(level, idx)?.hash;
+      hash = this.stmt.node.get(merkleNodeId(level, idx))?.hash;
       if (hash === undefined) return undefined;
       if (this.cachedNodes.size >= MAX_CACHED_NODES) this.cachedNodes.clear();
       this.cachedNodes.set(key, hash);

@@ -28,7 +28,7 @@ import { streamKey, type HistoryTail } from "./history-tail.js";
 import { migrations } from "./sqlite-migrations.js";
 import type { SqliteLog } from "./sqlite-log.js";
 import { SqliteStore, type SqliteStoreOptions } from "./sqlite-store.js";
-import type { WriteSet } from "./sqlite-writer.js";
+import { merkleNodeId, type WriteSet } from "./sqlite-writer.js";
 
 async function temporaryDatabase(): Promise<{ dir: string; path: string }> {
   const dir = await mkdtemp(join(tmpdir(), "hyperthings-store-"));
@@ -195,6 +195,35 @@ describe("SqliteStore", () => {
   });
 
   describe("migrations", () => {
+    /**
+     * A file at schema `version`, holding what the store at `path` holds: the earlier migrations,
+     * then every table copied (the subtrees by level and idx, as every version before 7 kept them).
+     */
+    function copyAsVersion(to: string, version: number): Database.Database {
+      const old = new Database(to);
+      connections.push(old);
+      old.pragma("journal_mode = WAL");
+      for (const migration of migrations.slice(0, version)) old.exec(migration);
+      old.pragma(`user_version = ${version}`);
+      old.exec(`ATTACH DATABASE '${path}' AS current`);
+      const tables = old
+        .prepare<[], { name: string }>(
+          "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name <> 'log_head'",
+        )
+        .all();
+      old.transaction(() => {
+        for (const { name } of tables) {
+          const columns = name === "merkle_nodes" ? "level, idx, hash" : "*";
+          old.exec(`INSERT INTO main.${name} SELECT ${columns} FROM current.${name}`);
+        }
+        old.exec(
+          "UPDATE main.log_head SET (size, frontier, history_merged) = (SELECT size, frontier, history_merged FROM current.log_head)",
+        );
+      })();
+      old.exec("DETACH DATABASE current");
+      return old;
+    }
+
     it("bring a new database to user_version = the number of migrations", async () => {
       await openStore().close();
       const db = connect({ readonly: true });
@@ -225,24 +254,7 @@ describe("SqliteStore", () => {
       await source.close();
       // …copied into a file at version 5, where `history` and `streams` were keyed by their texts.
       const oldPath = join(dir, "v5.db");
-      const old = new Database(oldPath);
-      connections.push(old);
-      old.pragma("journal_mode = WAL");
-      for (const migration of migrations.slice(0, 5)) old.exec(migration);
-      old.pragma("user_version = 5");
-      old.exec(`ATTACH DATABASE '${path}' AS current`);
-      const tables = old
-        .prepare<[], { name: string }>(
-          "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name <> 'log_head'",
-        )
-        .all();
-      old.transaction(() => {
-        for (const { name } of tables) old.exec(`INSERT INTO main.${name} SELECT * FROM current.${name}`);
-        old.exec(
-          "UPDATE main.log_head SET (size, frontier, history_merged) = (SELECT size, frontier, history_merged FROM current.log_head)",
-        );
-      })();
-      old.exec("DETACH DATABASE current");
+      const old = copyAsVersion(oldPath, 5);
       const counts = (db: Database.Database) =>
         db
           .prepare(
@@ -273,6 +285,64 @@ describe("SqliteStore", () => {
       // Appends and merges go on from there.
       for (let i = 8; i < 12; i++) await upgraded.append(readings(30, 5, i * 30));
       await expectHistoryAsInLog(upgraded, things, "appended after the upgrade");
+    });
+
+    it("key the subtrees of a version 6 database by where they end, keeping every hash: proofs and appends go on exactly", async () => {
+      const source = openStore();
+      await source.append(readings(700, 3));
+      await source.close();
+      const oldPath = join(dir, "v6.db");
+      const old = copyAsVersion(oldPath, 6);
+      const nodes = (db: Database.Database) =>
+        db
+          .prepare<[], { level: number; idx: number; hash: Buffer }>(
+            "SELECT level, idx, hash FROM merkle_nodes ORDER BY level, idx",
+          )
+          .all()
+          .map((n) => `${n.level}/${n.idx}/${n.hash.toString("hex")}`);
+      const before = nodes(old);
+      // 43 subtrees of 16 leaves and their parents.
+      expect(before.length).toBeGreaterThan(43);
+      old.close();
+
+      const upgraded = new SqliteStore({ path: oldPath });
+      stores.push(upgraded);
+      const db = new Database(oldPath, { readonly: true });
+      connections.push(db);
+      expect(db.pragma("user_version", { simple: true })).toBe(migrations.length);
+      expect(nodes(db)).toEqual(before);
+      // In the order of where each subtree ends, then its level: a leaf's new subtrees go last.
+      const keyed = db
+        .prepare<[], { id: number; level: number; idx: number }>(
+          "SELECT id, level, idx FROM merkle_nodes ORDER BY id",
+        )
+        .all();
+      expect(keyed.map((n) => n.id)).toEqual(keyed.map((n) => merkleNodeId(n.level, n.idx)));
+      const ends = keyed.map((n) => (n.idx + 1) * 2 ** n.level);
+      expect(ends).toEqual([...ends].sort((a, b) => a - b));
+
+      await upgraded.append(readings(400, 3, 700));
+      const leaves = (await readLog(upgraded)).map((c) => hashFromHex(c.leaf ?? ""));
+      const hasher = inMemorySubtreeHasher(leaves);
+      expect(hashToHex((await upgraded.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
+      const ranges: Array<[number, number]> = [
+        [0, 16],
+        [512, 768],
+        [0, 1024],
+        [640, 720],
+        [1024, 1100],
+      ];
+      expect((await upgraded.subtreeHashes(ranges)).map(hashToHex)).toEqual(
+        ranges.map(([a, b]) => hashToHex(hasher(a, b))),
+      );
+      // Those written since the upgrade are keyed as the old ones were.
+      const after = db
+        .prepare<[], { id: number; level: number; idx: number }>(
+          "SELECT id, level, idx FROM merkle_nodes ORDER BY id",
+        )
+        .all();
+      expect(after.length).toBeGreaterThan(keyed.length);
+      expect(after.map((n) => n.id)).toEqual(after.map((n) => merkleNodeId(n.level, n.idx)));
     });
 
     it("refuses a database from a newer hub with a clear error, leaving it as it was and closed", () => {

@@ -63,6 +63,15 @@ type Answer =
  */
 export const STORED_LEVEL = 4;
 
+/**
+ * A stored subtree's key in `merkle_nodes` (migration 7): where it ends, in leaves, then its
+ * level. The subtrees one leaf completes all end at it, so the nodes of a batch are appended
+ * together at the table's end. Exact up to 2^47 leaves. The writer thread computes the same.
+ */
+export function merkleNodeId(level: number, idx: number): number {
+  return (idx + 1) * 2 ** level * 64 + level;
+}
+
 /** The writer thread's code: CommonJS, run with `eval`, so that it needs no file of its own. */
 const WORKER_SOURCE = String.raw`
 "use strict";
@@ -80,7 +89,9 @@ const insertChangeRows = db.prepare(
   "INSERT INTO changes (seq, hlc, at, thing, affordance, kind, value, previous, cause, leaf) VALUES " +
   new Array(CHANGE_ROWS).fill("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", "));
 const changeArgs = new Array(10 * CHANGE_ROWS);
-const insertNode = db.prepare("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)");
+const insertNode = db.prepare("INSERT INTO merkle_nodes (id, level, idx, hash) VALUES (?, ?, ?, ?)");
+// merkleNodeId: where the subtree ends, then its level.
+const nodeId = (level, idx) => (idx + 1) * 2 ** level * 64 + level;
 const insertStreamId = db.prepare("INSERT OR IGNORE INTO stream_ids (id, thing, affordance, kind) VALUES (?, ?, ?, ?)");
 const insertHistory = db.prepare("INSERT OR IGNORE INTO history_entries (stream, seq) VALUES (?, ?)");
 // A merge chunk's entries go HISTORY_ROWS to a statement: the binding's cost per call is most of
@@ -164,7 +175,7 @@ const hashSet = (set, size) => {
       nodeInput.set(carry, 33);
       carry = sha256(nodeInput);
       level++;
-      if (level >= STORED_LEVEL) insertNode.run(level, (next.size + 1) / 2 ** level - 1, carry);
+      if (level >= STORED_LEVEL) insertNode.run((next.size + 1) * 64 + level, level, (next.size + 1) / 2 ** level - 1, carry);
     }
     next.hashes.push(carry);
     next.size++;
@@ -206,7 +217,8 @@ const write = db.transaction((set) => {
   for (; i < c.length; i += 9, r++) {
     insertChange.run(c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4], c[i + 5], c[i + 6], c[i + 7], c[i + 8], view(leaves, r));
   }
-  for (let i = 0, r = 0; i < set.nodes.length; i += 2, r++) insertNode.run(set.nodes[i], set.nodes[i + 1], view(set.nodeHashes, r));
+  for (let i = 0, r = 0; i < set.nodes.length; i += 2, r++)
+    insertNode.run(nodeId(set.nodes[i], set.nodes[i + 1]), set.nodes[i], set.nodes[i + 1], view(set.nodeHashes, r));
   const d = set.streamIds;
   for (let i = 0; i < d.length; i += 4) insertStreamId.run(d[i], d[i + 1], d[i + 2], d[i + 3]);
   insertRows(set.history, 2, insertHistoryRows, historyArgs, insertHistory);
