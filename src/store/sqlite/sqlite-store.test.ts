@@ -68,6 +68,16 @@ function describeCommand(n: number): DescribeCommand {
   return { td: thing(thingName(n)), cause, hlc: clock.next() };
 }
 
+/** The store's root and the subtree hashes of `ranges` are those of the leaves of its Changes. */
+async function expectTreeOfLeaves(store: SqliteStore, ranges: Array<[number, number]>): Promise<void> {
+  const leaves = (await readLog(store)).map((c) => hashFromHex(c.leaf ?? ""));
+  const hasher = inMemorySubtreeHasher(leaves);
+  expect(hashToHex((await store.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
+  expect((await store.subtreeHashes(ranges)).map(hashToHex)).toEqual(
+    ranges.map(([a, b]) => hashToHex(hasher(a, b))),
+  );
+}
+
 function thingName(n: number): string {
   return `urn:test:sqlite-${String(n).padStart(4, "0")}`;
 }
@@ -224,6 +234,16 @@ describe("SqliteStore", () => {
       return old;
     }
 
+    /** The store on an older file, which it migrates, and a read-only look at the file after. */
+    function upgrade(oldPath: string): { upgraded: SqliteStore; db: Database.Database } {
+      const upgraded = new SqliteStore({ path: oldPath });
+      stores.push(upgraded);
+      const db = new Database(oldPath, { readonly: true });
+      connections.push(db);
+      expect(db.pragma("user_version", { simple: true })).toBe(migrations.length);
+      return { upgraded, db };
+    }
+
     it("bring a new database to user_version = the number of migrations", async () => {
       await openStore().close();
       const db = connect({ readonly: true });
@@ -266,12 +286,8 @@ describe("SqliteStore", () => {
       expect(before.streams).toBeGreaterThan(0);
       old.close();
 
-      const upgraded = new SqliteStore({ path: oldPath });
-      stores.push(upgraded);
+      const { upgraded, db } = upgrade(oldPath);
       await expectHistoryAsInLog(upgraded, things, "upgraded");
-      const db = new Database(oldPath, { readonly: true });
-      connections.push(db);
-      expect(db.pragma("user_version", { simple: true })).toBe(migrations.length);
       expect(counts(db)).toEqual(before);
       // Numbered in key order, so that a merge cycle's order is the index's.
       const named = db
@@ -305,42 +321,30 @@ describe("SqliteStore", () => {
       expect(before.length).toBeGreaterThan(43);
       old.close();
 
-      const upgraded = new SqliteStore({ path: oldPath });
-      stores.push(upgraded);
-      const db = new Database(oldPath, { readonly: true });
-      connections.push(db);
-      expect(db.pragma("user_version", { simple: true })).toBe(migrations.length);
+      const { upgraded, db } = upgrade(oldPath);
       expect(nodes(db)).toEqual(before);
       // In the order of where each subtree ends, then its level: a leaf's new subtrees go last.
-      const keyed = db
-        .prepare<[], { id: number; level: number; idx: number }>(
-          "SELECT id, level, idx FROM merkle_nodes ORDER BY id",
-        )
-        .all();
+      const keyedNodes = () =>
+        db
+          .prepare<[], { id: number; level: number; idx: number }>(
+            "SELECT id, level, idx FROM merkle_nodes ORDER BY id",
+          )
+          .all();
+      const keyed = keyedNodes();
       expect(keyed.map((n) => n.id)).toEqual(keyed.map((n) => merkleNodeId(n.level, n.idx)));
       const ends = keyed.map((n) => (n.idx + 1) * 2 ** n.level);
       expect(ends).toEqual([...ends].sort((a, b) => a - b));
 
       await upgraded.append(readings(400, 3, 700));
-      const leaves = (await readLog(upgraded)).map((c) => hashFromHex(c.leaf ?? ""));
-      const hasher = inMemorySubtreeHasher(leaves);
-      expect(hashToHex((await upgraded.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
-      const ranges: Array<[number, number]> = [
+      await expectTreeOfLeaves(upgraded, [
         [0, 16],
         [512, 768],
         [0, 1024],
         [640, 720],
         [1024, 1100],
-      ];
-      expect((await upgraded.subtreeHashes(ranges)).map(hashToHex)).toEqual(
-        ranges.map(([a, b]) => hashToHex(hasher(a, b))),
-      );
+      ]);
       // Those written since the upgrade are keyed as the old ones were.
-      const after = db
-        .prepare<[], { id: number; level: number; idx: number }>(
-          "SELECT id, level, idx FROM merkle_nodes ORDER BY id",
-        )
-        .all();
+      const after = keyedNodes();
       expect(after.length).toBeGreaterThan(keyed.length);
       expect(after.map((n) => n.id)).toEqual(after.map((n) => merkleNodeId(n.level, n.idx)));
     });
@@ -833,10 +837,7 @@ describe("SqliteStore", () => {
     db.close();
     const reopened = openStore();
     await reopened.append(readings(400, 3, 700));
-    const leaves = (await readLog(reopened)).map((c) => hashFromHex(c.leaf ?? ""));
-    const hasher = inMemorySubtreeHasher(leaves);
-    expect(hashToHex((await reopened.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
-    const ranges: Array<[number, number]> = [
+    await expectTreeOfLeaves(reopened, [
       [0, 16],
       [640, 656],
       [512, 768],
@@ -844,10 +845,7 @@ describe("SqliteStore", () => {
       [690, 710],
       [0, 1100],
       [1024, 1100],
-    ];
-    expect((await reopened.subtreeHashes(ranges)).map(hashToHex)).toEqual(
-      ranges.map(([a, b]) => hashToHex(hasher(a, b))),
-    );
+    ]);
   });
 
   it("the upper subtrees a proof reads are kept in memory: asked again, each is still its own range's", async () => {
