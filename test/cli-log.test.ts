@@ -821,6 +821,149 @@ describe("things verify, prove and export", () => {
     expect(cut.stdout).toMatch(/FAILED at seq 26: the export ends without its checkpoint/);
   });
 
+  /**
+   * A second lamp, registered (seq 26) and reporting between the first one's readings (seq 27..30:
+   * theirs are 27 and 29), with a checkpoint of size 30: the export of LAMP holds seq 1..25, 27, 29.
+   */
+  async function secondLamp(): Promise<string> {
+    const client = clientOf(hub);
+    const other = "urn:test:lamp-2";
+    clock.set("2026-01-01T10:04:00.000Z");
+    await client.put({ ...lampTd(), id: other, title: "Hall lamp" });
+    for (let i = 0; i < 2; i++) {
+      await client.report(LAMP, [{ kind: "reported", affordance: "brightness", value: 100 + i }]);
+      await client.report(other, [{ kind: "reported", affordance: "brightness", value: 200 + i }]);
+    }
+    expect((await client.checkpoint())?.size).toBe(30);
+    return other;
+  }
+
+  it("export --thing writes one Thing's Changes, each with its inclusion proof, and verify --file checks each offline", async () => {
+    const other = await secondLamp();
+    const file = join(work, "lamp.ndjson");
+    const run = await thingsAt(hub, ["export", "--thing", LAMP, "--out", file]);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    expect(run.stdout).toMatch(
+      /^exported 27 changes of urn:test:lamp \(seq 1\.\.29\) to .*, each with its inclusion proof in the checkpoint of size 30 /,
+    );
+    const lines = readFileSync(file, "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({
+      type: "header",
+      format: "hyperthings-thing-export/1",
+      thing: LAMP,
+      checkpoint: { size: 30 },
+    });
+    const seqs = lines.slice(1, -1).map((l) => (l.change as Change).seq);
+    expect(seqs).toEqual([...Array.from({ length: 25 }, (_, i) => i + 1), 27, 29]);
+    expect(lines.at(-1)).toEqual({ type: "end", changes: 27 });
+    // No hub: the URL names nothing that listens.
+    const verified = await things(["verify", "--file", file, "--url", "http://127.0.0.1:9"]);
+    expect(verified).toMatchObject({ code: 0, stderr: "" });
+    expect(verified.stdout).toMatch(
+      /^verified 27 changes of urn:test:lamp \(seq 1\.\.29\), each proven in the log of 30 changes with root [0-9a-f]{64} .*not that none is left out\n$/,
+    );
+    // --since, and the other lamp: only what is theirs.
+    const since = join(work, "since.ndjson");
+    expect(
+      (await thingsAt(hub, ["export", "--thing", LAMP, "--since", "2026-01-01T10:04:00Z", "--out", since]))
+        .code,
+    ).toBe(0);
+    expect(JSON.parse((await things(["verify", "--file", since, "--json"])).stdout)).toMatchObject({
+      ok: true,
+      thing: LAMP,
+      changes: 2,
+      first: 27,
+      last: 29,
+      size: 30,
+    });
+    const hall = join(work, "hall.ndjson");
+    expect((await thingsAt(hub, ["export", "--thing", other, "--out", hall])).code).toBe(0);
+    expect(JSON.parse((await things(["verify", "--file", hall, "--json"])).stdout)).toMatchObject({
+      thing: other,
+      changes: 3,
+      first: 26,
+      last: 30,
+    });
+    // A Thing with nothing covered since then, and one the hub never had.
+    const none = await thingsAt(hub, [
+      "export",
+      "--thing",
+      LAMP,
+      "--since",
+      "2026-01-01T11:00:00Z",
+      "--out",
+      join(work, "none"),
+    ]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(
+      /urn:test:lamp has no change since 2026-01-01T11:00:00\.000Z covered by a signed checkpoint yet/,
+    );
+    const unknown = await thingsAt(hub, [
+      "export",
+      "--thing",
+      "urn:test:nothing",
+      "--out",
+      join(work, "nothing"),
+    ]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/urn:test:nothing/);
+  });
+
+  it("verify --file on one Thing's export names an edited Change, a Change of another Thing, a wrong proof and a file cut short", async () => {
+    await secondLamp();
+    const file = join(work, "lamp.ndjson");
+    expect((await thingsAt(hub, ["export", "--thing", LAMP, "--out", file])).code).toBe(0);
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+    const edited = (line: number, edit: (entry: { change: Change; proof: string[] }) => void): string => {
+      const copy = [...lines];
+      const entry = JSON.parse(copy[line] ?? "") as { change: Change; proof: string[] };
+      edit(entry);
+      copy[line] = JSON.stringify(entry);
+      const path = join(work, `edited-${line}-${copy.length}.ndjson`);
+      writeFileSync(path, `${copy.join("\n")}\n`);
+      return path;
+    };
+    const verify = (path: string) => things(["verify", "--file", path]);
+    // Line 9 holds seq 9.
+    const valueOnly = await verify(edited(9, (e) => (e.change.value = 999)));
+    expect(valueOnly.code).toBe(3);
+    expect(valueOnly.stdout).toMatch(/^log verification FAILED at seq 9: .*it was edited\n$/);
+    const withLeaf = await verify(
+      edited(9, (e) => {
+        e.change.value = 999;
+        e.change.leaf = hashToHex(changeLeafHash(e.change));
+      }),
+    );
+    expect(withLeaf.code).toBe(3);
+    expect(withLeaf.stdout).toMatch(
+      /^log verification FAILED at seq 9: .*its inclusion proof does not lead to the signed root\n$/,
+    );
+    const swappedProof = await verify(
+      edited(9, (e) => (e.proof = (JSON.parse(lines[10] ?? "") as { proof: string[] }).proof)),
+    );
+    expect(swappedProof.stdout).toMatch(/^log verification FAILED at seq 9: .*inclusion proof does not lead/);
+    const otherThing = await verify(
+      edited(27, (e) => {
+        e.change.thing = "urn:test:lamp-2";
+        e.change.leaf = hashToHex(changeLeafHash(e.change));
+      }),
+    );
+    expect(otherThing.stdout).toMatch(
+      /^log verification FAILED at seq 29: the change is of "urn:test:lamp-2", not of urn:test:lamp\n$/,
+    );
+    const cut = join(work, "cut.ndjson");
+    writeFileSync(cut, `${lines.slice(0, -1).join("\n")}\n`);
+    const truncated = await verify(cut);
+    expect(truncated.code).toBe(3);
+    expect(truncated.stdout).toMatch(/FAILED at seq 30: the export ends without its end line/);
+    const dropped = join(work, "dropped.ndjson");
+    writeFileSync(dropped, `${[...lines.slice(0, 5), ...lines.slice(6)].join("\n")}\n`);
+    expect((await verify(dropped)).stdout).toMatch(/FAILED: the end line counts 27 changes, the file has 26/);
+  });
+
   it("verify --file fails a checkpoint not signed by the export's key, and a key other than the pinned one", async () => {
     const file = join(work, "log.ndjson");
     expect((await thingsAt(hub, ["export", "--out", file])).code).toBe(0);

@@ -49,6 +49,10 @@ import { describeChange } from "./history-commands.js";
 export const VERIFICATION_FAILED = 3;
 /** The `format` of the first line of an export. */
 export const EXPORT_FORMAT = "hyperthings-log-export/1";
+/** The `format` of the first line of one Thing's export (`things export --thing`). */
+export const THING_EXPORT_FORMAT = "hyperthings-thing-export/1";
+/** Inclusion proofs asked for at once while exporting one Thing. */
+const PROOFS_IN_FLIGHT = 16;
 
 /** Entries per request of `things verify`: the hub writes the next page while this one is hashed. */
 const VERIFY_PAGE_SIZE = 20_000;
@@ -102,7 +106,10 @@ function report(
   process.exitCode = VERIFICATION_FAILED;
 }
 
-/** `verifying [=====>     ] 45,000/100,000 changes  31,000/s` on stderr, when it is a terminal. */
+/**
+ * `verifying [=====>     ] 45,000/100,000 changes  31,000/s` on stderr, when it is a terminal
+ * (`exporting 45,000 changes  31,000/s` while the total is not known).
+ */
 class ProgressBar {
   private readonly enabled: boolean;
   private readonly started = Date.now();
@@ -133,7 +140,11 @@ class ProgressBar {
     const bar = "=".repeat(Math.max(0, filled - 1)) + (filled > 0 ? ">" : "") + " ".repeat(width - filled);
     const seconds = (now - this.started) / 1000;
     const rate = seconds > 0 ? ` ${Math.round(done / seconds).toLocaleString("en")}/s` : "";
-    const text = `${this.label} [${bar}] ${done.toLocaleString("en")}/${this.total.toLocaleString("en")} changes${rate}`;
+    // With no total known (one Thing's export), the count alone.
+    const text =
+      this.total > 0
+        ? `${this.label} [${bar}] ${done.toLocaleString("en")}/${this.total.toLocaleString("en")} changes${rate}`
+        : `${this.label} ${done.toLocaleString("en")} changes${rate}`;
     this.stream.write(`\r\x1b[K${text.slice(0, Math.max(10, (this.stream.columns || 80) - 1))}`);
     this.shown = true;
   }
@@ -596,6 +607,33 @@ class LineWriter {
   }
 }
 
+/**
+ * Writes an export with `write`: beside the target, renamed at the end, so that a failed export
+ * leaves no partial file.
+ */
+async function writeExport(
+  out: string,
+  progress: ProgressBar,
+  write: (writer: LineWriter) => Promise<void>,
+): Promise<void> {
+  const partial = `${out}.partial-${process.pid}`;
+  const writer = new LineWriter(partial);
+  try {
+    await write(writer);
+    await writer.close();
+    renameSync(partial, out);
+  } catch (err) {
+    writer.destroy();
+    rmSync(partial, { force: true });
+    if ((err as NodeJS.ErrnoException).code !== undefined) {
+      throw new CliError(`cannot write ${out}: ${(err as Error).message}`);
+    }
+    throw err;
+  } finally {
+    progress.clear();
+  }
+}
+
 async function exportLog(options: { since?: string; out: string }, client: HubClient): Promise<void> {
   const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
   const logKey = await client.logKey();
@@ -642,12 +680,9 @@ async function exportLog(options: { since?: string; out: string }, client: HubCl
       ...(previous && consistency && { consistency: { checkpoint: previous, proof: consistency.proof } }),
     },
   };
-  // Written beside the target and renamed at the end, so a failed export leaves no partial file.
-  const partial = `${options.out}.partial-${process.pid}`;
-  const writer = new LineWriter(partial);
   const progress = new ProgressBar("exporting", to - from + 1);
   let count = 0;
-  try {
+  await writeExport(options.out, progress, async (writer) => {
     await writer.write(header);
     for await (const change of client.logEntriesAll({ after: from - 1, upTo: to })) {
       await writer.write({ type: "change", change });
@@ -657,24 +692,235 @@ async function exportLog(options: { since?: string; out: string }, client: HubCl
       throw new CliError(`the hub sent ${count} of the ${to - from + 1} changes ${from}..${to}`);
     }
     await writer.write(trailer);
-    await writer.close();
-    renameSync(partial, options.out);
-  } catch (err) {
-    writer.destroy();
-    rmSync(partial, { force: true });
-    if ((err as NodeJS.ErrnoException).code !== undefined) {
-      throw new CliError(`cannot write ${options.out}: ${(err as Error).message}`);
-    }
-    throw err;
-  } finally {
-    progress.clear();
-  }
+  });
   process.stdout.write(
     `exported ${count} changes (seq ${from}..${to}) to ${options.out}, ` +
       `with the checkpoint of size ${to} signed at ${checkpoint.time}` +
       (previous ? ` and a consistency proof from size ${previous.size}` : "") +
       "\n",
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// export --thing: one Thing's Changes, each with its own inclusion proof
+//
+//   {"type":"header","format":"hyperthings-thing-export/1","origin":…,"publicKey":<SPKI PEM>,
+//    "exportedAt":…,"thing":ID,"since":T (when given),"checkpoint":{origin,size:N,root,time,signature}}
+//   {"type":"change","change":{…with its recorded "leaf"…},"proof":[…]}
+//   … one line per Change of the Thing with seq <= N (since T), in seq order …
+//   {"type":"end","changes":K}
+//
+// The checkpoint comes first, so that `things verify --file` checks each line as it reads it, in
+// constant memory: the Change recomputed against its leaf (an edit is named by its seq), that it
+// is the Thing's and after the one before, and its RFC 9162 inclusion proof against the signed
+// root. The end line makes a file cut short fail. What it proves: each exported Change is, unaltered,
+// the Change of its seq in the tree the hub signed. What it does not prove: that none of the
+// Thing's Changes is left out (the whole run, `things export --since`, proves that), nor anything
+// about the other Things, whose Changes are not in the file at all.
+
+interface ThingExportHeader {
+  type: "header";
+  format: string;
+  origin: string;
+  publicKey: string;
+  exportedAt: string;
+  thing: string;
+  since?: string;
+  checkpoint: Checkpoint;
+}
+
+async function exportThing(
+  options: { since?: string; out: string; thing: string },
+  client: HubClient,
+): Promise<void> {
+  const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
+  const logKey = await client.logKey();
+  const checkpoint = await client.checkpoint();
+  if (checkpoint === undefined) throw new CliError("the log is empty: nothing to export");
+  const size = checkpoint.size;
+  const header: ThingExportHeader = {
+    type: "header",
+    format: THING_EXPORT_FORMAT,
+    origin: logKey.origin,
+    publicKey: logKey.publicKey,
+    exportedAt: new Date().toISOString(),
+    thing: options.thing,
+    ...(since !== undefined && { since: since.toISOString() }),
+    checkpoint,
+  };
+  const progress = new ProgressBar("exporting", 0);
+  let count = 0;
+  let first: number | undefined;
+  let last: number | undefined;
+  await writeExport(options.out, progress, async (writer) => {
+    const flush = async (changes: Change[]): Promise<void> => {
+      const proofs = await Promise.all(changes.map((c) => client.inclusionProof(c.seq, size)));
+      for (const [i, change] of changes.entries()) {
+        await writer.write({ type: "change", change, proof: proofs[i]?.proof });
+        first ??= change.seq;
+        last = change.seq;
+        progress.update(++count);
+      }
+    };
+    await writer.write(header);
+    let run: Change[] = [];
+    for await (const change of client.historyAll(options.thing, {
+      order: "asc",
+      limit: 1000,
+      ...(since !== undefined && { since }),
+    })) {
+      // Only what the checkpoint covers: a later Change has no proof against it.
+      if (change.seq > size) break;
+      run.push(change);
+      if (run.length === PROOFS_IN_FLIGHT) {
+        await flush(run);
+        run = [];
+      }
+    }
+    await flush(run);
+    if (count === 0) {
+      throw new CliError(
+        `${options.thing} has no change${since ? ` since ${since.toISOString()}` : ""} covered by a signed checkpoint yet`,
+      );
+    }
+    await writer.write({ type: "end", changes: count });
+  });
+  process.stdout.write(
+    `exported ${count} changes of ${options.thing} (seq ${first}..${last}) to ${options.out}, ` +
+      `each with its inclusion proof in the checkpoint of size ${size} signed at ${checkpoint.time}\n`,
+  );
+}
+
+/** `things verify --file` on one Thing's export, a line at a time (see the comment above). */
+class ThingExportCheck {
+  private readonly key: KeyObject;
+  private readonly root: Uint8Array;
+  private count = 0;
+  private first: number | undefined;
+  private last = 0;
+  private ended = false;
+
+  constructor(
+    private readonly header: ThingExportHeader,
+    pinnedKey: string | undefined,
+  ) {
+    if (
+      typeof header.thing !== "string" ||
+      typeof header.origin !== "string" ||
+      typeof header.publicKey !== "string"
+    ) {
+      fail(undefined, "not-an-export", "the header needs thing, origin, publicKey and checkpoint");
+    }
+    if (!isObject(header.checkpoint)) fail(undefined, "not-an-export", "the header has no checkpoint");
+    this.key = publicKeyOf(header.publicKey, "the export's publicKey");
+    checkPinnedKey(this.key, pinnedKey, "the export's");
+    this.root = checkpointRoot(header.checkpoint, this.key, header.origin, "the checkpoint");
+  }
+
+  /** How many Changes have been checked so far. */
+  get checked(): number {
+    return this.count;
+  }
+
+  line(text: string, lineNo: number): void {
+    if (text.trim() === "") return;
+    if (this.ended) fail(undefined, "trailing-content", `line ${lineNo} follows the end line`);
+    const entry = jsonLine(text, lineNo);
+    if (isObject(entry) && entry.type === "end") {
+      if (entry.changes !== this.count) {
+        fail(
+          undefined,
+          "missing-changes",
+          `the end line counts ${JSON.stringify(entry.changes)} changes, the file has ${this.count}`,
+        );
+      }
+      this.ended = true;
+      return;
+    }
+    const change =
+      isObject(entry) && entry.type === "change" && isObject(entry.change) ? entry.change : undefined;
+    if (change === undefined || !isObject(entry)) {
+      return fail(undefined, "not-a-change", `line ${lineNo} is neither a change nor the end line`);
+    }
+    const seq = change.seq;
+    const size = this.header.checkpoint.size;
+    if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq <= this.last || seq > size) {
+      fail(
+        undefined,
+        "sequence",
+        `line ${lineNo}: seq ${JSON.stringify(seq)} does not follow seq ${this.last} within the checkpoint's ${size} changes`,
+      );
+    }
+    if (change.thing !== this.header.thing) {
+      fail(
+        seq,
+        "other-thing",
+        `the change is of ${JSON.stringify(change.thing)}, not of ${this.header.thing}`,
+      );
+    }
+    const actual = recordedLeaf(change, seq);
+    const path = hashesOf(entry.proof, `the inclusion proof of change ${seq}`, seq);
+    if (!verifyInclusion(hashFromHex(actual), seq - 1, size, path, this.root)) {
+      fail(
+        seq,
+        "bad-proof",
+        `the change is not the one of seq ${seq} in the tree signed at ${this.header.checkpoint.time}: its inclusion proof does not lead to the signed root`,
+      );
+    }
+    this.first ??= seq;
+    this.last = seq;
+    this.count++;
+  }
+
+  finish(json: boolean): void {
+    if (!this.ended)
+      fail(this.last + 1, "truncated", "the export ends without its end line: it is incomplete");
+    const { checkpoint, thing, origin } = this.header;
+    report(
+      {
+        ok: true,
+        line:
+          `verified ${this.count} changes of ${thing} (seq ${this.first}..${this.last}), each proven in the log ` +
+          `of ${checkpoint.size} changes with root ${checkpoint.root} signed at ${checkpoint.time} by ${origin} ` +
+          `(key ${fingerprintOf(this.key)}); an export of one Thing proves each change it holds, not that none is left out`,
+        json: {
+          thing,
+          changes: this.count,
+          first: this.first,
+          last: this.last,
+          size: checkpoint.size,
+          root: checkpoint.root,
+          signedAt: checkpoint.time,
+          origin,
+          key: fingerprintOf(this.key),
+        },
+      },
+      json,
+    );
+  }
+}
+
+/** An exported Change's leaf hash, recomputed: it must be the one recorded with it. */
+function recordedLeaf(change: Record<string, unknown>, seq: number): string {
+  const actual = leafHex(change as unknown as Change);
+  if (actual === undefined) return fail(seq, "unhashable-change", "the Change cannot be hashed");
+  if (change.leaf !== actual) {
+    fail(
+      seq,
+      "altered-change",
+      `the Change hashes to ${actual}, but the export records its leaf as ${JSON.stringify(change.leaf)}: it was edited`,
+    );
+  }
+  return actual;
+}
+
+/** A line of an export, parsed; `seq` is the Change a failure is about, when it is known. */
+function jsonLine(text: string, lineNo: number, seq?: number): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return fail(seq, "not-json", `line ${lineNo} is not JSON`);
+  }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -698,6 +944,19 @@ function checkpointRoot(checkpoint: unknown, key: KeyObject, origin: string, wha
     if (!(err instanceof ValidationError)) throw err;
     return fail(undefined, "bad-checkpoint", `${what}: ${err.message}`);
   }
+}
+
+/** The header of one Thing's export, or undefined when the line is something else. */
+function thingExportHeader(line: string): ThingExportHeader | undefined {
+  let header: unknown;
+  try {
+    header = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(header) || header.type !== "header" || header.format !== THING_EXPORT_FORMAT)
+    return undefined;
+  return header as unknown as ThingExportHeader;
 }
 
 /** The export's header line, checked. */
@@ -742,10 +1001,21 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
     let trailer: ExportTrailer | undefined;
     let firstLeaf: Uint8Array | undefined;
     let lastLeaf: Uint8Array | undefined;
+    let thingCheck: ThingExportCheck | undefined;
     let lineNo = 0;
     for await (const line of lines) {
       lineNo++;
+      if (thingCheck !== undefined) {
+        thingCheck.line(line, lineNo);
+        progress.update(thingCheck.checked);
+        continue;
+      }
       if (header === undefined) {
+        const thingHeader = thingExportHeader(line);
+        if (thingHeader !== undefined) {
+          thingCheck = new ThingExportCheck(thingHeader, options.key);
+          continue;
+        }
         header = readHeader(line, file);
         key = publicKeyOf(header.publicKey, "the export's publicKey");
         checkPinnedKey(key, options.key, "the export's");
@@ -768,12 +1038,7 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
       if (line.trim() === "") continue;
       if (trailer !== undefined) fail(undefined, "trailing-content", `line ${lineNo} follows the checkpoint`);
       const expected = (frontier?.size ?? 0) + 1;
-      let entry: unknown;
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        fail(expected, "not-json", `line ${lineNo} is not JSON`);
-      }
+      const entry = jsonLine(line, lineNo, expected);
       if (isObject(entry) && entry.type === "checkpoint") {
         trailer = entry as unknown as ExportTrailer;
         continue;
@@ -791,20 +1056,16 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
       }
       if (expected > header.to)
         fail(expected, "sequence", `the header says the export ends at seq ${header.to}`);
-      const actual = leafHex(change as unknown as Change);
-      if (actual === undefined) fail(expected, "unhashable-change", "the Change cannot be hashed");
-      if (change.leaf !== actual) {
-        fail(
-          expected,
-          "altered-change",
-          `the Change hashes to ${actual}, but the export records its leaf as ${JSON.stringify(change.leaf)}: it was edited`,
-        );
-      }
+      const actual = recordedLeaf(change, expected);
       const leaf = hashFromHex(actual);
       frontier?.append(leaf);
       if (expected === header.from) firstLeaf = leaf;
       lastLeaf = leaf;
       progress.update(expected - header.from + 1);
+    }
+    if (thingCheck !== undefined) {
+      progress.clear();
+      return thingCheck.finish(options.json === true);
     }
     if (header === undefined || key === undefined || frontier === undefined) {
       return fail(undefined, "not-an-export", `${file} is empty`);
@@ -1002,14 +1263,20 @@ export function registerLogCommands(program: Command): void {
     .command("export")
     .description("write the Log's Changes (all, or since a time) with a checkpoint and proofs, as NDJSON")
     .option("--since <time>", "only Changes from this time on (default: all)")
+    .option(
+      "--thing <id>",
+      "only this Thing's Changes, each with its own inclusion proof (proves each one, not that none is left out)",
+    )
     .requiredOption("--out <file>", "the file to write")
     .addHelpText(
       "after",
       () => `\nCheck the file anywhere, without the hub, with \`things verify --file FILE\`.\n${help()}`,
     )
     .action(
-      talking(async (options: { since?: string; out: string }, command: Command) =>
-        exportLog(options, clientOf(command)),
+      talking(async (options: { since?: string; out: string; thing?: string }, command: Command) =>
+        options.thing === undefined
+          ? exportLog(options, clientOf(command))
+          : exportThing({ ...options, thing: options.thing }, clientOf(command)),
       ),
     );
 }
