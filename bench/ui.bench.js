@@ -88,7 +88,8 @@ function description(i, things) {
   const id = `urn:bench:ui:thing-${i}`;
   const hostOf = (n) => n - (n % 20);
   const common = {
-    "@context": "https://www.w3.org/2022/wot/td/v1.1",
+    // The hub's own vocabulary (vocab/types.json), declared as the simulated fleet declares it.
+    "@context": ["https://www.w3.org/2022/wot/td/v1.1", { ht: "https://hyperthings.dev/vocab#" }],
     id,
     securityDefinitions: { nosec_sc: { scheme: "nosec" } },
     security: "nosec_sc",
@@ -108,7 +109,7 @@ function description(i, things) {
       if (h !== i) links.push({ href: `urn:bench:ui:thing-${h}`, rel: "connects" });
     return {
       ...common,
-      "@type": "hyperthings:Switch",
+      "@type": "ht:NetworkSwitch",
       title: `Switch ${i}`,
       links,
       properties: { load: number("Load", "percent") },
@@ -117,7 +118,7 @@ function description(i, things) {
   if (i % 20 === 0) {
     return {
       ...common,
-      "@type": "hyperthings:Host",
+      "@type": "ht:Host",
       title: `Host ${i}`,
       properties: { cpu: number("Cpu", "percent") },
     };
@@ -125,7 +126,7 @@ function description(i, things) {
   if (i % 20 < 6) {
     return {
       ...common,
-      "@type": "hyperthings:Container",
+      "@type": "ht:Container",
       title: `Container ${i}`,
       links: [{ href: `urn:bench:ui:thing-${hostOf(i)}`, rel: "runsOn" }],
       properties: { memory: number("Memory", "MiB") },
