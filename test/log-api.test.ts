@@ -46,6 +46,13 @@ interface InclusionProof {
   checkpoint?: Checkpoint;
 }
 
+interface InclusionProofs {
+  size: number;
+  root: string;
+  proofs: Array<{ seq: number; leaf: string; proof: string[] }>;
+  checkpoint?: Checkpoint;
+}
+
 interface ConsistencyProof {
   from: number;
   to: number;
@@ -382,6 +389,31 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
     expect(between.checkpoint).toBeUndefined();
   });
 
+  it("gives several inclusion proofs in one request, each the one GET /log/proof/inclusion gives", async () => {
+    const size = log.length - 1;
+    const seqs = [size, 1, 7, 2, 7];
+    const batch = await getJson<InclusionProofs>(
+      hub,
+      `/log/proof/inclusions?seqs=${seqs.join(",")}&size=${size}`,
+    );
+    expect(batch.size).toBe(size);
+    expect(batch.root).toBe(hashToHex(rootHash(leaves.slice(0, size))));
+    expect(batch.proofs.map((p) => p.seq)).toEqual(seqs);
+    for (const [i, seq] of seqs.entries()) {
+      const one = await getJson<InclusionProof>(hub, `/log/proof/inclusion?seq=${seq}&size=${size}`);
+      const proof = batch.proofs[i];
+      expect(proof).toEqual({ seq, leaf: one.leaf, proof: one.proof });
+      if (proof) expect(inclusionHolds({ ...proof, root: batch.root }, seq, size)).toBe(true);
+    }
+    // By default, in the latest checkpoint, which it names.
+    const latest = await getJson<Checkpoint>(hub, "/log/checkpoint");
+    const byDefault = await getJson<InclusionProofs>(hub, "/log/proof/inclusions?seqs=3,5");
+    expect(byDefault).toMatchObject({ size: latest.size, root: latest.root, checkpoint: latest });
+    // A list it cannot read is answered in words, not with the pattern.
+    const bad = await expectProblem(await hub.request("/log/proof/inclusions?seqs=1,,2"), 400);
+    expect(bad.detail).toMatch(/seqs must be up to 500 seqs \(whole numbers from 1\) separated by commas$/);
+  });
+
   it("gives consistency proofs between every two checkpoints that verify with their signed roots", async () => {
     const checkpoints = await allCheckpoints(hub);
     expect(checkpoints.length).toBeGreaterThan(5);
@@ -455,6 +487,27 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
     ["an inclusion proof of seq 0", () => "/log/proof/inclusion?seq=0", 400, ["/query/seq"]],
     ["an inclusion proof without a seq", () => "/log/proof/inclusion", 400, ["/query"]],
     ["an inclusion proof of seq abc", () => "/log/proof/inclusion?seq=abc", 400, ["/query/seq"]],
+    [
+      "inclusion proofs of a seq past the size",
+      () => "/log/proof/inclusions?seqs=1,6&size=5",
+      400,
+      ["/query/seqs"],
+    ],
+    [
+      "inclusion proofs in a tree past the end",
+      (end) => `/log/proof/inclusions?seqs=1&size=${end + 1}`,
+      400,
+      ["/query/size"],
+    ],
+    ["inclusion proofs of seq 0", () => "/log/proof/inclusions?seqs=1,0", 400, ["/query/seqs"]],
+    ["inclusion proofs of no seq", () => "/log/proof/inclusions?seqs=", 400, ["/query/seqs"]],
+    ["inclusion proofs of 1,,2", () => "/log/proof/inclusions?seqs=1,,2", 400, ["/query/seqs"]],
+    [
+      "inclusion proofs of 501 seqs",
+      () => `/log/proof/inclusions?seqs=${Array.from({ length: 501 }, () => 1).join(",")}`,
+      400,
+      ["/query/seqs"],
+    ],
     [
       "a consistency proof from a larger tree to a smaller",
       () => "/log/proof/consistency?from=6&to=5",

@@ -51,8 +51,8 @@ export const VERIFICATION_FAILED = 3;
 export const EXPORT_FORMAT = "hyperthings-log-export/1";
 /** The `format` of the first line of one Thing's export (`things export --thing`). */
 export const THING_EXPORT_FORMAT = "hyperthings-thing-export/1";
-/** Inclusion proofs asked for at once while exporting one Thing. */
-const PROOFS_IN_FLIGHT = 16;
+/** Inclusion proofs asked for in one request while exporting one Thing (the hub's MAX_PROOFS). */
+const PROOFS_PER_REQUEST = 500;
 
 /** Entries per request of `things verify`: the hub writes the next page while this one is hashed. */
 const VERIFY_PAGE_SIZE = 20_000;
@@ -754,8 +754,15 @@ async function exportThing(
   let last: number | undefined;
   await writeExport(options.out, progress, async (writer) => {
     const flush = async (changes: Change[]): Promise<void> => {
-      const proofs = await Promise.all(changes.map((c) => client.inclusionProof(c.seq, size)));
+      if (changes.length === 0) return;
+      const { proofs } = await client.inclusionProofs(
+        changes.map((c) => c.seq),
+        size,
+      );
       for (const [i, change] of changes.entries()) {
+        if (proofs[i]?.seq !== change.seq) {
+          throw new CliError(`the hub answered with no inclusion proof of change ${change.seq}`);
+        }
         await writer.write({ type: "change", change, proof: proofs[i]?.proof });
         first ??= change.seq;
         last = change.seq;
@@ -772,7 +779,7 @@ async function exportThing(
       // Only what the checkpoint covers: a later Change has no proof against it.
       if (change.seq > size) break;
       run.push(change);
-      if (run.length === PROOFS_IN_FLIGHT) {
+      if (run.length === PROOFS_PER_REQUEST) {
         await flush(run);
         run = [];
       }

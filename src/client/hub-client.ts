@@ -71,8 +71,15 @@ export type {
   ThingDiff,
   ThingState,
 } from "../hub/index.js";
-import type { GraphPage, ThingDiff, ThingState, InclusionProof, ConsistencyProof } from "../hub/index.js";
-export type { ConsistencyProof, GraphPage, InclusionProof } from "../hub/index.js";
+import type {
+  GraphPage,
+  ThingDiff,
+  ThingState,
+  InclusionProof,
+  InclusionProofs,
+  ConsistencyProof,
+} from "../hub/index.js";
+export type { ConsistencyProof, GraphPage, InclusionProof, InclusionProofs } from "../hub/index.js";
 
 /** The key that signs the hub's checkpoints (GET /log/key). */
 export interface LogKey {
@@ -465,6 +472,15 @@ export class HubClient extends DirectoryClient {
   async inclusionProof(seq: number, size?: number): Promise<InclusionProof> {
     const url = withQuery(new URL("log/proof/inclusion", this.url), { seq, size });
     return (await this.json<InclusionProof>(url)).body;
+  }
+
+  /**
+   * RFC 9162 inclusion proofs of several Changes (up to the hub's MAX_PROOFS, 500) in the tree of
+   * `size` Changes (default: the latest checkpoint), in one request.
+   */
+  async inclusionProofs(seqs: readonly number[], size?: number): Promise<InclusionProofs> {
+    const url = withQuery(new URL("log/proof/inclusions", this.url), { seqs: seqs.join(","), size });
+    return (await this.json<InclusionProofs>(url)).body;
   }
 
   /** RFC 9162 consistency proof between the trees of `from` and `to` Changes. */

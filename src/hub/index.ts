@@ -22,7 +22,13 @@ export {
   type ThingState,
   type ThingDiff,
 } from "./history.js";
-export { Notary, LOG_KEY_FILE, type InclusionProof, type ConsistencyProof } from "./notary.js";
+export {
+  Notary,
+  LOG_KEY_FILE,
+  type InclusionProof,
+  type InclusionProofs,
+  type ConsistencyProof,
+} from "./notary.js";
 export type { Report } from "./ingest.js";
 export { hlcFloor, type HubClock } from "./hub-clock.js";
 export {

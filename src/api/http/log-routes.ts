@@ -3,6 +3,9 @@
 import type { FastifyInstance } from "fastify";
 import type { Hub } from "../../hub/index.js";
 
+/** Changes whose inclusion proofs one GET /log/proof/inclusions may ask for. */
+export const MAX_PROOFS = 500;
+
 export function logRoutes(hub: Hub) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get(
@@ -67,6 +70,34 @@ export function logRoutes(hub: Hub) {
         const { seq, size } = request.query as { seq: number; size?: number };
         if (size === undefined) await hub.notary.checkpoint();
         return hub.notary.inclusion(seq, size);
+      },
+    );
+
+    app.get(
+      "/log/proof/inclusions",
+      {
+        schema: {
+          summary: `RFC 9162 inclusion proofs of up to ${MAX_PROOFS} Changes in the tree of \`size\` (default: the latest checkpoint), read together`,
+          tags: ["log"],
+          querystring: {
+            type: "object",
+            required: ["seqs"],
+            additionalProperties: false,
+            properties: {
+              seqs: {
+                type: "string",
+                pattern: `^[1-9][0-9]{0,15}(,[1-9][0-9]{0,15}){0,${MAX_PROOFS - 1}}$`,
+                description: `up to ${MAX_PROOFS} seqs (whole numbers from 1) separated by commas`,
+              },
+              size: { type: "integer", minimum: 1 },
+            },
+          },
+        },
+      },
+      async (request) => {
+        const { seqs, size } = request.query as { seqs: string; size?: number };
+        if (size === undefined) await hub.notary.checkpoint();
+        return hub.notary.inclusions(seqs.split(",").map(Number), size);
       },
     );
 
