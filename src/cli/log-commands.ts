@@ -14,7 +14,7 @@ import { once } from "node:events";
 import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { finished } from "node:stream/promises";
-import type { HubClient, InclusionProof, LogKey } from "../client/index.js";
+import type { HubClient, InclusionProof, InclusionProofs, LogKey } from "../client/index.js";
 import {
   LogVerifier,
   MerkleFrontier,
@@ -53,6 +53,8 @@ export const EXPORT_FORMAT = "hyperthings-log-export/1";
 export const THING_EXPORT_FORMAT = "hyperthings-thing-export/1";
 /** Inclusion proofs asked for in one request while exporting one Thing (the hub's MAX_PROOFS). */
 const PROOFS_PER_REQUEST = 500;
+/** Such requests on their way at once. */
+const PROOF_REQUESTS_IN_FLIGHT = 2;
 
 /** Entries per request of `things verify`: the hub writes the next page while this one is hashed. */
 const VERIFY_PAGE_SIZE = 20_000;
@@ -753,13 +755,14 @@ async function exportThing(
   let first: number | undefined;
   let last: number | undefined;
   await writeExport(options.out, progress, async (writer) => {
-    const flush = async (changes: Change[]): Promise<void> => {
-      if (changes.length === 0) return;
-      const { proofs } = await client.inclusionProofs(
-        changes.map((c) => c.seq),
-        size,
-      );
-      for (const [i, change] of changes.entries()) {
+    // The proofs of a run are asked for as soon as it is full, and written in order: the next
+    // page of history and up to PROOF_REQUESTS_IN_FLIGHT runs' proofs are on their way together.
+    const inFlight: Array<{ changes: Change[]; answer: Promise<InclusionProofs> }> = [];
+    const writeOldest = async (): Promise<void> => {
+      const oldest = inFlight.shift();
+      if (oldest === undefined) return;
+      const { proofs } = await oldest.answer;
+      for (const [i, change] of oldest.changes.entries()) {
         if (proofs[i]?.seq !== change.seq) {
           throw new CliError(`the hub answered with no inclusion proof of change ${change.seq}`);
         }
@@ -768,6 +771,17 @@ async function exportThing(
         last = change.seq;
         progress.update(++count);
       }
+    };
+    const send = async (changes: Change[]): Promise<void> => {
+      if (changes.length === 0) return;
+      const answer = client.inclusionProofs(
+        changes.map((c) => c.seq),
+        size,
+      );
+      // Awaited in turn by writeOldest; a failure meanwhile must not go unhandled.
+      answer.catch(() => undefined);
+      inFlight.push({ changes, answer });
+      if (inFlight.length > PROOF_REQUESTS_IN_FLIGHT) await writeOldest();
     };
     await writer.write(header);
     let run: Change[] = [];
@@ -780,11 +794,12 @@ async function exportThing(
       if (change.seq > size) break;
       run.push(change);
       if (run.length === PROOFS_PER_REQUEST) {
-        await flush(run);
+        await send(run);
         run = [];
       }
     }
-    await flush(run);
+    await send(run);
+    while (inFlight.length > 0) await writeOldest();
     if (count === 0) {
       throw new CliError(
         `${options.thing} has no change${since ? ` since ${since.toISOString()}` : ""} covered by a signed checkpoint yet`,

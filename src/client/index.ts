@@ -36,6 +36,7 @@ export {
   type ConsistencyProof,
   type HistoryQuery,
   type InclusionProof,
+  type InclusionProofs,
   type LogKey,
   type Report,
   type ThingDiff,
