@@ -3,7 +3,10 @@
 // hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import Database from "better-sqlite3";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { once } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -910,6 +913,78 @@ describe("things verify, prove and export", () => {
     ]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/urn:test:nothing/);
+  });
+
+  it("export --thing leaves no file behind when a proof request fails half-way", async () => {
+    // A stand-in for a hub that fails its second request for proofs (the first was answered).
+    const thing = "urn:test:failing";
+    const zeros = "00".repeat(32);
+    const changes = Array.from({ length: 1200 }, (_, i) => ({
+      seq: i + 1,
+      hlc: "0000000000000000-0000-urn:x",
+      thing,
+      kind: "reported",
+      affordance: "brightness",
+      value: i,
+      cause: { actor: "test" },
+      leaf: zeros,
+    }));
+    let proofRequests = 0;
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? "/", "http://stand-in");
+      const send = (status: number, body: unknown, type = "application/json") => {
+        res.writeHead(status, { "content-type": type });
+        res.end(JSON.stringify(body));
+      };
+      if (url.pathname === "/log/key")
+        return send(200, { origin: "urn:x", algorithm: "Ed25519", publicKey: "k" });
+      if (url.pathname === "/log/checkpoint")
+        return send(200, {
+          origin: "urn:x",
+          size: 1200,
+          root: zeros,
+          time: "2026-01-01T00:00:00.000Z",
+          signature: "s",
+        });
+      if (url.pathname === `/things/${thing}/history`) return send(200, { changes });
+      if (url.pathname === "/log/proof/inclusions" && ++proofRequests !== 2) {
+        const seqs = (url.searchParams.get("seqs") ?? "").split(",").map(Number);
+        return send(200, {
+          size: 1200,
+          root: zeros,
+          proofs: seqs.map((seq) => ({ seq, leaf: zeros, proof: [] })),
+        });
+      }
+      const problem = {
+        type: "about:blank",
+        title: "Internal error",
+        status: 500,
+        detail: "the disk went away",
+      };
+      return send(500, problem, "application/problem+json");
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    try {
+      const { port } = server.address() as AddressInfo;
+      const out = join(work, "failing.ndjson");
+      const run = await things([
+        "export",
+        "--thing",
+        thing,
+        "--out",
+        out,
+        "--url",
+        `http://127.0.0.1:${port}`,
+      ]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/the disk went away/);
+      expect(proofRequests).toBe(3);
+      // Neither the file nor its partial copy.
+      expect(readdirSync(work)).toEqual([]);
+    } finally {
+      server.close();
+    }
   });
 
   it("verify --file on one Thing's export names an edited Change, a Change of another Thing, a wrong proof and a file cut short", async () => {
