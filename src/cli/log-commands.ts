@@ -547,12 +547,16 @@ async function prove(seq: number, options: ProveOptions, client: HubClient): Pro
 // export), nor that the hub has not signed a different tree of the same size elsewhere (compare
 // the root with one seen by others for that), nor what happened after N.
 
-interface ExportHeader {
+/** The members every export's header line starts with. */
+interface ExportHeaderCommon {
   type: "header";
-  format: string;
   origin: string;
   publicKey: string;
   exportedAt: string;
+}
+
+interface ExportHeader extends ExportHeaderCommon {
+  format: string;
   from: number;
   to: number;
   prefix: MerkleFrontierJson;
@@ -636,11 +640,29 @@ async function writeExport(
   }
 }
 
-async function exportLog(options: { since?: string; out: string }, client: HubClient): Promise<void> {
-  const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
+/**
+ * What every export starts from: `--since` read (before asking the hub anything), the hub's key,
+ * and its latest checkpoint (signed now if Changes are not yet covered), which the export ends at.
+ */
+async function exportStart(
+  sinceArgument: string | undefined,
+  client: HubClient,
+): Promise<{ since: Date | undefined; checkpoint: Checkpoint; common: ExportHeaderCommon }> {
+  const since = sinceArgument === undefined ? undefined : parseTimeArgument(sinceArgument);
   const logKey = await client.logKey();
   const checkpoint = await client.checkpoint();
   if (checkpoint === undefined) throw new CliError("the log is empty: nothing to export");
+  const common = {
+    type: "header" as const,
+    origin: logKey.origin,
+    publicKey: logKey.publicKey,
+    exportedAt: new Date().toISOString(),
+  };
+  return { since, checkpoint, common };
+}
+
+async function exportLog(options: { since?: string; out: string }, client: HubClient): Promise<void> {
+  const { since, checkpoint, common } = await exportStart(options.since, client);
   const to = checkpoint.size;
   let from = 1;
   if (since !== undefined) {
@@ -662,11 +684,8 @@ async function exportLog(options: { since?: string; out: string }, client: HubCl
   }
   const consistency = previous && (await client.consistencyProof(previous.size, to));
   const header: ExportHeader = {
-    type: "header",
+    ...common,
     format: EXPORT_FORMAT,
-    origin: logKey.origin,
-    publicKey: logKey.publicKey,
-    exportedAt: new Date().toISOString(),
     from,
     to,
     prefix: prefixOf(from - 1, to, firstProof.proof),
@@ -720,12 +739,8 @@ async function exportLog(options: { since?: string; out: string }, client: HubCl
 // Thing's Changes is left out (the whole run, `things export --since`, proves that), nor anything
 // about the other Things, whose Changes are not in the file at all.
 
-interface ThingExportHeader {
-  type: "header";
+interface ThingExportHeader extends ExportHeaderCommon {
   format: string;
-  origin: string;
-  publicKey: string;
-  exportedAt: string;
   thing: string;
   since?: string;
   checkpoint: Checkpoint;
@@ -735,17 +750,11 @@ async function exportThing(
   options: { since?: string; out: string; thing: string },
   client: HubClient,
 ): Promise<void> {
-  const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
-  const logKey = await client.logKey();
-  const checkpoint = await client.checkpoint();
-  if (checkpoint === undefined) throw new CliError("the log is empty: nothing to export");
+  const { since, checkpoint, common } = await exportStart(options.since, client);
   const size = checkpoint.size;
   const header: ThingExportHeader = {
-    type: "header",
+    ...common,
     format: THING_EXPORT_FORMAT,
-    origin: logKey.origin,
-    publicKey: logKey.publicKey,
-    exportedAt: new Date().toISOString(),
     thing: options.thing,
     ...(since !== undefined && { since: since.toISOString() }),
     checkpoint,
