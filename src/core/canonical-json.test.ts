@@ -6,6 +6,7 @@ import {
   canonicalChangeText,
   canonicalJson,
   contentHash,
+  plainCauseText,
   sha256Hex,
 } from "./canonical-json.js";
 
@@ -201,6 +202,37 @@ describe("canonical JSON (RFC 8785)", () => {
       expect(canonicalChangeText(c)).toBe(canonicalChangeJson({ ...c, cause: {} }));
       expect(canonicalChangeText(c)).toContain(`"thing":${JSON.stringify(s)}`);
     }
+  });
+
+  it("plainCauseText, where it answers, is JSON.stringify's text and the canonical one (property)", () => {
+    let answered = 0;
+    fc.assert(
+      fc.property(cause, (c) => {
+        const text = plainCauseText(c);
+        if (text === undefined) return;
+        answered++;
+        expect(text).toBe(JSON.stringify(c));
+        expect(text).toBe(canonicalJson(c));
+        expect(text).toBe(canonicalCauseJson(c));
+      }),
+      { numRuns: 2000 },
+    );
+    // The generator reaches the plain path, not only the others.
+    expect(answered).toBeGreaterThan(20);
+  });
+
+  it("plainCauseText answers only plain causes: known members, in order, strings without escapes", () => {
+    expect(plainCauseText({ actor: "ops", via: "http" })).toBe('{"actor":"ops","via":"http"}');
+    expect(plainCauseText({})).toBe("{}");
+    expect(plainCauseText({ via: "http", actor: "ops" })).toBeUndefined(); // out of order
+    expect(plainCauseText({ actor: "ops", extra: "x" })).toBeUndefined(); // unknown member
+    expect(plainCauseText({ actor: 'a"b' })).toBeUndefined(); // needs an escape
+    expect(plainCauseText({ actor: "ops", rule: undefined })).toBeUndefined();
+    expect(plainCauseText({ actor: 7 })).toBeUndefined();
+    expect(plainCauseText(Object.assign(Object.create(null), { actor: "ops" }))).toBeUndefined();
+    expect(plainCauseText([])).toBeUndefined();
+    expect(plainCauseText(null)).toBeUndefined();
+    expect(plainCauseText("ops")).toBeUndefined();
   });
 
   it("canonicalCauseJson writes any cause as canonicalJson does (property)", () => {

@@ -127,6 +127,32 @@ export function canonicalCauseJson(cause: unknown): string {
     : membersInOrder(cause as Record<string, unknown>, CAUSE_MEMBERS, bits);
 }
 
+/**
+ * The JSON text of a cause that JSON.stringify, canonicalJson and canonicalCauseJson all write the
+ * same way: a plain object whose members are known cause members, already in canonical order,
+ * each a string that needs no escape. Written once, it serves as the recorded text and as the
+ * canonical one (a one-Change call records one cause: JSON.stringify, the JSON check and the
+ * canonical form each cost about as much as this). Undefined for any other cause.
+ */
+export function plainCauseText(cause: unknown): string | undefined {
+  if (cause === null || typeof cause !== "object" || Object.getPrototypeOf(cause) !== Object.prototype) {
+    return undefined;
+  }
+  const keys = Object.keys(cause);
+  let out = "{";
+  let place = -1;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    const next = CAUSE_MEMBERS.indexOf(key);
+    const member = (cause as Record<string, unknown>)[key];
+    if (next <= place || typeof member !== "string" || !PLAIN.test(member)) return undefined;
+    place = next;
+    if (i > 0) out += ",";
+    out += `"${key}":"${member}"`;
+  }
+  return `${out}}`;
+}
+
 /** A Change's members as the store has them: the JSON values already as canonical JSON text. */
 export interface ChangeTexts {
   seq: number;

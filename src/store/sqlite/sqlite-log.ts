@@ -12,6 +12,7 @@ import {
   changeLeafInput,
   hashToHex,
   nodeHash,
+  plainCauseText,
   rootHash,
   sha256Digest,
   type Change,
@@ -285,6 +286,12 @@ function setLeaves(records: readonly Change[], leaves: Uint8Array): void {
 /** An object or an array: a value a Change gets a copy of, never shared with another. */
 function isObject(value: unknown): boolean {
   return typeof value === "object" && value !== null;
+}
+
+/** A Change's cause as recorded: a plain one's text is its canonical text too (plainCauseText). */
+function recordedCause(cause: unknown): Recorded {
+  const text = plainCauseText(cause);
+  return text === undefined ? asRecorded(cause) : { text, value: cause, canonical: text };
 }
 
 function asRecorded(value: unknown): Recorded {
@@ -601,7 +608,7 @@ export class SqliteLog {
       const draft = drafts[i] as ChangeDraft;
       if (cause === undefined || draft.cause !== source) {
         source = draft.cause;
-        cause = asRecorded(draft.cause);
+        cause = recordedCause(draft.cause);
       }
       changes[i] = this.append(draft, cause);
     }
@@ -621,7 +628,7 @@ export class SqliteLog {
   }
 
   /** Appends one Change; the caller's transaction makes it durable. */
-  append(draft: ChangeDraft, recordedCause?: Recorded): Change {
+  append(draft: ChangeDraft, recorded?: Recorded): Change {
     const affordance = draft.affordance ?? "";
     const value = draft.value === undefined ? undefined : asRecorded(draft.value);
     let previous = draft.previous === undefined ? undefined : asRecorded(draft.previous);
@@ -640,7 +647,7 @@ export class SqliteLog {
         value: latest.parsed !== undefined ? latest.parsed : (JSON.parse(latest.value) as unknown),
       };
     }
-    const cause = recordedCause ?? asRecorded(draft.cause);
+    const cause = recorded ?? recordedCause(draft.cause);
     const seq = this.size + 1;
     const change: Change = {
       seq,
