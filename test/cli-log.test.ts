@@ -10,6 +10,7 @@ import { once } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { HubClient } from "../src/client/index.js";
@@ -915,7 +916,7 @@ describe("things verify, prove and export", () => {
     expect(unknown.stderr).toMatch(/urn:test:nothing/);
   });
 
-  it("export --thing leaves no file behind when a proof request fails half-way", async () => {
+  it("export --thing leaves no file behind when a proof request fails half-way, plain or gzip", async () => {
     // A stand-in for a hub that fails its second request for proofs (the first was answered).
     const thing = "urn:test:failing";
     const zeros = "00".repeat(32);
@@ -967,21 +968,24 @@ describe("things verify, prove and export", () => {
     await once(server, "listening");
     try {
       const { port } = server.address() as AddressInfo;
-      const out = join(work, "failing.ndjson");
-      const run = await things([
-        "export",
-        "--thing",
-        thing,
-        "--out",
-        out,
-        "--url",
-        `http://127.0.0.1:${port}`,
-      ]);
-      expect(run.code).toBe(1);
-      expect(run.stderr).toMatch(/the disk went away/);
-      expect(proofRequests).toBe(3);
-      // Neither the file nor its partial copy.
-      expect(readdirSync(work)).toEqual([]);
+      // Plain and through gzip alike.
+      for (const name of ["failing.ndjson", "failing.ndjson.gz"]) {
+        proofRequests = 0;
+        const run = await things([
+          "export",
+          "--thing",
+          thing,
+          "--out",
+          join(work, name),
+          "--url",
+          `http://127.0.0.1:${port}`,
+        ]);
+        expect(run.code).toBe(1);
+        expect(run.stderr).toMatch(/the disk went away/);
+        expect(proofRequests).toBe(3);
+        // Neither the file nor its partial copy.
+        expect(readdirSync(work)).toEqual([]);
+      }
     } finally {
       server.close();
     }
@@ -1037,6 +1041,57 @@ describe("things verify, prove and export", () => {
     const dropped = join(work, "dropped.ndjson");
     writeFileSync(dropped, `${[...lines.slice(0, 5), ...lines.slice(6)].join("\n")}\n`);
     expect((await verify(dropped)).stdout).toMatch(/FAILED: the end line counts 27 changes, the file has 26/);
+  });
+
+  it("export to a name ending in .gz writes gzip, and verify --file reads gzip whatever its name", async () => {
+    const plain = join(work, "log.ndjson");
+    const zipped = join(work, "log.ndjson.gz");
+    expect((await thingsAt(hub, ["export", "--out", plain])).code).toBe(0);
+    expect((await thingsAt(hub, ["export", "--out", zipped])).code).toBe(0);
+    const bytes = readFileSync(zipped);
+    expect([bytes[0], bytes[1]]).toEqual([0x1f, 0x8b]);
+    // The same lines, but for the time of the export in the header.
+    const linesOf = (text: string) =>
+      text
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .map(({ exportedAt: _at, ...rest }) => rest);
+    expect(linesOf(gunzipSync(bytes).toString("utf8"))).toEqual(linesOf(readFileSync(plain, "utf8")));
+    const fromPlain = await things(["verify", "--file", plain]);
+    const fromZipped = await things(["verify", "--file", zipped]);
+    expect(fromZipped).toMatchObject({ code: 0, stderr: "" });
+    expect(fromZipped.stdout).toBe(fromPlain.stdout);
+    // One Thing's export too, and a gzip file under any name.
+    const lamp = join(work, "lamp.ndjson.gz");
+    expect((await thingsAt(hub, ["export", "--thing", LAMP, "--out", lamp])).code).toBe(0);
+    const renamed = join(work, "lamp.export");
+    writeFileSync(renamed, readFileSync(lamp));
+    const thing = await things(["verify", "--file", renamed]);
+    expect(thing).toMatchObject({ code: 0, stderr: "" });
+    expect(thing.stdout).toMatch(/^verified 25 changes of urn:test:lamp /);
+  });
+
+  it("verify --file fails a gzip export cut short, and finds an edit inside a gzip export as in a plain one", async () => {
+    const zipped = join(work, "log.ndjson.gz");
+    expect((await thingsAt(hub, ["export", "--out", zipped])).code).toBe(0);
+    const bytes = readFileSync(zipped);
+    const cut = join(work, "cut.ndjson.gz");
+    writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const truncated = await things(["verify", "--file", cut]);
+    expect(truncated.code).toBe(3);
+    expect(truncated.stdout).toMatch(
+      /^log verification FAILED: .*cut\.ndjson\.gz is not a whole gzip stream \(/,
+    );
+    const lines = gunzipSync(bytes).toString("utf8").trimEnd().split("\n");
+    const entry = JSON.parse(lines[9] ?? "") as { change: Change };
+    entry.change.value = 999;
+    lines[9] = JSON.stringify(entry);
+    const edited = join(work, "edited.ndjson.gz");
+    writeFileSync(edited, gzipSync(`${lines.join("\n")}\n`));
+    const run = await things(["verify", "--file", edited]);
+    expect(run.code).toBe(3);
+    expect(run.stdout).toMatch(/^log verification FAILED at seq 9: /);
   });
 
   it("verify --file fails a checkpoint not signed by the export's key, and a key other than the pinned one", async () => {

@@ -3,9 +3,12 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import {
+  closeSync,
   createReadStream,
   createWriteStream,
+  openSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
   writeFileSync,
@@ -13,7 +16,9 @@ import {
 import { once } from "node:events";
 import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
-import { finished } from "node:stream/promises";
+import type { Readable, Writable } from "node:stream";
+import { finished, pipeline } from "node:stream/promises";
+import { createGunzip, createGzip } from "node:zlib";
 import type { HubClient, InclusionProof, InclusionProofs, LogKey } from "../client/index.js";
 import {
   LogVerifier,
@@ -588,12 +593,23 @@ function prefixOf(index: number, size: number, proof: readonly string[]): Merkle
 
 /** Writes lines to a file, waiting when the disk is slower than the hub. */
 class LineWriter {
-  private readonly stream;
+  private readonly stream: Writable;
+  /** Settles once every line is in the file (through gzip, if so). */
+  private readonly done: Promise<void>;
   private failure: Error | undefined;
 
-  constructor(path: string) {
-    this.stream = createWriteStream(path, { flags: "w" });
-    this.stream.on("error", (err) => (this.failure ??= err));
+  /** `gzip`: the lines are compressed on their way to the file. */
+  constructor(path: string, gzip: boolean) {
+    const file = createWriteStream(path, { flags: "w" });
+    if (gzip) {
+      const zip = createGzip();
+      this.stream = zip;
+      this.done = pipeline(zip, file);
+    } else {
+      this.stream = file;
+      this.done = finished(file);
+    }
+    this.done.catch((err: Error) => (this.failure ??= err));
   }
 
   async write(value: unknown): Promise<void> {
@@ -604,7 +620,7 @@ class LineWriter {
 
   async close(): Promise<void> {
     this.stream.end();
-    await finished(this.stream);
+    await this.done;
     if (this.failure) throw this.failure;
   }
 
@@ -623,7 +639,9 @@ async function writeExport(
   write: (writer: LineWriter) => Promise<void>,
 ): Promise<void> {
   const partial = `${out}.partial-${process.pid}`;
-  const writer = new LineWriter(partial);
+  // A name ending in .gz asks for gzip: proofs repeat their upper hashes from line to line, and
+  // a Thing's export of 100,001 Changes went from 148 MB to 10.6 MB.
+  const writer = new LineWriter(partial, out.endsWith(".gz"));
   try {
     await write(writer);
     await writer.close();
@@ -1015,15 +1033,67 @@ function readHeader(line: string | undefined, file: string): ExportHeader {
   return header as unknown as ExportHeader;
 }
 
+/** Whether the file starts as gzip does (0x1f 0x8b), whatever its name. */
+function isGzipFile(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, "r");
+    const magic = Buffer.alloc(2);
+    return readSync(fd, magic, 0, 2, 0) === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
+  } catch (err) {
+    throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * The lines of an export, gunzipped if it is gzip; a gzip stream cut short or altered fails the
+ * verification (its own checksum and length tell), as a plain file cut short does.
+ */
+async function exportLines(file: string): Promise<{ lines: AsyncIterable<string>; close: () => void }> {
+  const gzip = isGzipFile(file);
+  const raw = createReadStream(file);
+  await once(raw, "open").catch((err: Error) => {
+    throw new CliError(`cannot read ${file}: ${err.message}`);
+  });
+  let input: Readable = raw;
+  if (gzip) {
+    const gunzip = createGunzip();
+    // A failure of either ends the lines below with it.
+    pipeline(raw, gunzip).catch(() => undefined);
+    input = gunzip;
+  }
+  const reader = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  const lines = (async function* () {
+    try {
+      yield* reader;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (gzip && typeof code === "string" && code.startsWith("Z_")) {
+        fail(
+          undefined,
+          "damaged",
+          `${file} is not a whole gzip stream (${(err as Error).message}): it was cut short or altered`,
+        );
+      }
+      throw err;
+    }
+  })();
+  return {
+    lines,
+    close: () => {
+      reader.close();
+      input.destroy();
+      raw.destroy();
+    },
+  };
+}
+
 /** `things verify --file`: see the comment above `ExportHeader` for what it proves. */
 async function verifyExport(options: VerifyOptions & { file: string }): Promise<void> {
   const file = options.file;
-  const input = createReadStream(file);
-  const opened = once(input, "open").catch((err: Error) => {
-    throw new CliError(`cannot read ${file}: ${err.message}`);
-  });
-  await opened;
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  const { lines, close } = await exportLines(file);
   const progress = new ProgressBar("verifying", 0);
   try {
     let header: ExportHeader | undefined;
@@ -1184,8 +1254,7 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
     );
   } finally {
     progress.clear();
-    lines.close();
-    input.destroy();
+    close();
   }
 }
 
@@ -1298,7 +1367,7 @@ export function registerLogCommands(program: Command): void {
       "--thing <id>",
       "only this Thing's Changes, each with its own inclusion proof (proves each one, not that none is left out)",
     )
-    .requiredOption("--out <file>", "the file to write")
+    .requiredOption("--out <file>", "the file to write (gzip-compressed when its name ends in .gz)")
     .addHelpText(
       "after",
       () => `\nCheck the file anywhere, without the hub, with \`things verify --file FILE\`.\n${help()}`,
