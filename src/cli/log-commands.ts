@@ -1291,7 +1291,10 @@ export function registerLogCommands(program: Command): void {
     .description(
       "verify the hub's whole Log against its signed checkpoints, or an export file offline (--file)",
     )
-    .option("--file <file>", "verify this export (from `things export`) instead, without a hub")
+    .option(
+      "--file <file>",
+      "verify this export (from `things export`; plain or gzip) instead, without a hub",
+    )
     .option(
       "--key <file>",
       "the hub's public key (PEM) to trust; by default the one the hub or the file gives",
