@@ -20,6 +20,8 @@ import {
   rootHash,
   verifyConsistency,
   verifyInclusion,
+  isPowerOfTwo,
+  largestPowerOfTwoBelow,
 } from "./merkle.js";
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex");
@@ -84,6 +86,19 @@ function referenceSubproof(m: number, leaves: Uint8Array[], b: boolean): Uint8Ar
     ? [...referenceSubproof(m, leaves.slice(0, k), b), mth(leaves.slice(k))]
     : [...referenceSubproof(m - k, leaves.slice(k), false), mth(leaves.slice(0, k))];
 }
+
+describe("powers of two", () => {
+  it("isPowerOfTwo answers alike on both sides of 2^31, where it leaves 32-bit operations", () => {
+    for (let k = 0; k <= 52; k++) {
+      const p = 2 ** k;
+      expect(isPowerOfTwo(p)).toBe(true);
+      if (p > 2) expect(isPowerOfTwo(p - 1)).toBe(false);
+      if (p > 1) expect(isPowerOfTwo(p + 1)).toBe(false);
+      if (k >= 2) expect(largestPowerOfTwoBelow(p + 1)).toBe(p);
+    }
+    for (const n of [0, -1, -2, 0x7fffffff, 0x80000001, 3 * 2 ** 31, 6]) expect(isPowerOfTwo(n)).toBe(false);
+  });
+});
 
 describe("Merkle Tree Hash (RFC 9162 §2.1.1)", () => {
   it("gives the empty tree the SHA-256 of the empty string", () => {

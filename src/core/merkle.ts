@@ -418,13 +418,18 @@ const HEX_HASH = /^[0-9a-f]{64}$/;
 
 // RFC 9162 §2.1.1's k: the largest power of two smaller than n, for n > 1. Arithmetic rather
 // than bit operations, which would truncate sizes past 2^31.
-function largestPowerOfTwoBelow(n: number): number {
+/** The largest power of two below n (n >= 2): where RFC 9162 splits a range of n leaves. */
+export function largestPowerOfTwoBelow(n: number): number {
   let k = 1;
   while (k * 2 < n) k *= 2;
   return k;
 }
 
-function isPowerOfTwo(n: number): boolean {
+/** Whether n (a safe integer) is a power of two. */
+export function isPowerOfTwo(n: number): boolean {
+  // With 32-bit integer operations below 2^31: a store's proofs ask this of every subtree they
+  // split (Math.log2 and ** were 2 % of a Thing's export on the hub).
+  if (n > 0 && n <= 0x7fffffff) return (n & (n - 1)) === 0;
   let k = 1;
   while (k < n) k *= 2;
   return k === n;

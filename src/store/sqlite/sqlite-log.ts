@@ -11,6 +11,8 @@ import {
   canonicalJson,
   changeLeafInput,
   hashToHex,
+  isPowerOfTwo,
+  largestPowerOfTwoBelow,
   nodeHash,
   plainCauseText,
   rootHash,
@@ -332,19 +334,6 @@ function reshapedByJson(value: unknown): boolean {
     }
   }
   throw new TypeError(`a ${typeof value} value has no JSON representation`);
-}
-
-function isPowerOfTwo(n: number): boolean {
-  // With 32-bit integer operations below 2^31 (a proof's ranges ask this of every subtree it
-  // splits: Math.log2 and ** were 2 % of a Thing's export on the hub).
-  if (n > 0 && n <= 0x7fffffff) return (n & (n - 1)) === 0;
-  return n > 0 && 2 ** Math.round(Math.log2(n)) === n;
-}
-
-function largestPowerOfTwoBelow(n: number): number {
-  let k = 1;
-  while (k * 2 < n) k *= 2;
-  return k;
 }
 
 export class SqliteLog {
