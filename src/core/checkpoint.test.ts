@@ -7,6 +7,7 @@ import {
   LogVerifier,
   checkpointBody,
   signCheckpoint,
+  signCheckpointAsync,
   verifyCheckpoint,
   verifyLog,
   type Checkpoint,
@@ -102,6 +103,19 @@ describe("checkpoint signatures", () => {
       root: Buffer.from(unsigned.root, "hex"),
       time: unsigned.time,
     });
+  });
+
+  it("signs on the thread pool exactly as it signs here, and refuses a malformed checkpoint", async () => {
+    // Ed25519 signatures are deterministic: the same key and body give the same signature.
+    for (const checkpoint of fc.sample(unsignedCheckpoint, { numRuns: 20, seed: 7 })) {
+      const signed = await signCheckpointAsync(checkpoint, hub.privateKey);
+      expect(signed).toEqual(signCheckpoint(checkpoint, hub.privateKey));
+      expect(verifyCheckpoint(signed, hub.publicKey).size).toBe(checkpoint.size);
+    }
+    await expect(signCheckpointAsync({ ...unsigned, root: "not hex" }, hub.privateKey)).rejects.toThrow(
+      ValidationError,
+    );
+    await expect(signCheckpointAsync(unsigned, "not a key")).rejects.toThrow();
   });
 
   it("round-trips any well-formed checkpoint", () => {

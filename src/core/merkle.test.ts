@@ -236,6 +236,57 @@ describe("MerkleFrontier", () => {
     );
   });
 
+  it("writes each root's hex as it is now, however the frontier grew, was cloned or restored", () => {
+    // toJSON keeps the hex of roots it wrote before: after every append, and for a clone that
+    // grows apart from its original, it must still be the hex of the roots the frontier has.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 130 }),
+        fc.integer({ min: 1, max: 70 }),
+        fc.integer({ min: 1, max: 70 }),
+        (start, forOriginal, forClone) => {
+          const leaves = leavesOf(start + forOriginal + forClone);
+          const expected = (n: number) => {
+            const fresh = new MerkleFrontier();
+            leaves.slice(0, n).forEach((leaf) => fresh.append(leaf));
+            // The roots of the perfect subtrees, largest first, from the definition.
+            const roots: string[] = [];
+            for (let end = 0, bit = 2 ** 30; bit >= 1; bit /= 2) {
+              if ((n & bit) === 0) continue;
+              roots.push(hex(rootHash(leaves.slice(end, end + bit))));
+              end += bit;
+            }
+            return { size: n, hashes: roots };
+          };
+          const frontier = new MerkleFrontier();
+          for (const [i, leaf] of leaves.slice(0, start).entries()) {
+            frontier.append(leaf);
+            if (i % 7 === 0) expect(frontier.toJSON()).toEqual(expected(i + 1));
+          }
+          const restored = MerkleFrontier.fromJSON(frontier.toJSON());
+          const clone = frontier.clone();
+          leaves.slice(start, start + forOriginal).forEach((leaf) => {
+            frontier.append(leaf);
+            restored.append(leaf);
+          });
+          expect(frontier.toJSON()).toEqual(expected(start + forOriginal));
+          expect(restored.toJSON()).toEqual(expected(start + forOriginal));
+          // The clone takes other leaves than the original after the split, checked at each one
+          // against a frontier that never wrote its JSON before.
+          const cloneLeaves = [...leaves.slice(0, start)];
+          for (const leaf of leaves.slice(start + forOriginal)) {
+            clone.append(leaf);
+            cloneLeaves.push(leaf);
+            const other = new MerkleFrontier();
+            cloneLeaves.forEach((l) => other.append(l));
+            expect(clone.toJSON()).toEqual(other.toJSON());
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it("rejects JSON that is not a frontier", () => {
     const good = new MerkleFrontier();
     leavesOf(5).forEach((leaf) => good.append(leaf));

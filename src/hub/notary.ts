@@ -11,7 +11,7 @@ import {
   hashFromHex,
   hashToHex,
   inclusionProofRanges,
-  signCheckpoint,
+  signCheckpointAsync,
   type Checkpoint,
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
@@ -140,7 +140,7 @@ export class Notary {
     const latest = await this.store.latestCheckpoint();
     if (head.size === 0 || (latest && latest.size >= head.size)) return latest;
     this.uncovered = 0;
-    const checkpoint = signCheckpoint(
+    const checkpoint = await signCheckpointAsync(
       {
         origin: this.origin,
         size: head.size,
