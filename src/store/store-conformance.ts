@@ -1642,6 +1642,37 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         expect(await store.checkpoints({ limit: 0 })).toEqual([]);
       });
 
+      it("answer every range the same, however the checkpoints were added and queried between", async () => {
+        // Sizes out of order, a repeat, and queries between the additions: a store that keeps
+        // the latest checkpoints in memory must still answer as its table does.
+        await store.append(mixedDrafts(20, 2, clock));
+        const root = hashToHex((await store.logHead()).root);
+        const made = new Map<number, Checkpoint>();
+        const expectAll = async () => {
+          const sorted = [...made.values()].sort((a, b) => a.size - b.size);
+          expect(await store.latestCheckpoint()).toStrictEqual(sorted.at(-1));
+          for (let after = 0; after <= 21; after++) {
+            for (const limit of [1, 2, 5]) {
+              const expected = sorted.filter((c) => c.size > after).slice(0, limit);
+              expect(
+                await store.checkpoints({ after, limit }),
+                `after ${after}, limit ${limit}`,
+              ).toStrictEqual(expected);
+            }
+          }
+        };
+        await expectAll();
+        for (const [i, size] of [12, 5, 20, 16, 3, 20, 13, 19].entries()) {
+          const checkpoint = signCheckpoint(
+            { origin: "urn:hub:test", size, root, time: new Date(Date.parse(T2) + i * 1000).toISOString() },
+            privateKey,
+          );
+          await store.addCheckpoint(checkpoint);
+          if (!made.has(size)) made.set(size, checkpoint);
+          await expectAll();
+        }
+      });
+
       it("a second checkpoint of the same size is ignored; the first stays", async () => {
         await store.append(mixedDrafts(4, 2, clock));
         const first = await checkpointNow(T2);
