@@ -1594,6 +1594,24 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         expect(await store.seqBefore("ffffffffffff-ffffffff-~")).toBe(stamps.length);
       });
 
+      it("finds every Change of a Log that grows between searches", async () => {
+        // Past a few hundred Changes a store may keep what its searches look at often: what it
+        // kept must stay right as the Log grows (and a search must not look past the end).
+        for (const more of [700, 800, 1100]) {
+          await appendInBatches(store, mixedDrafts(more, 5, clock), 97);
+          const log = await readLog(store);
+          const sample = [0, 1, 255, 256, 257, 511, 512, 1023, 1024, log.length - 2, log.length - 1];
+          for (let i = 3; i < log.length; i += 37) sample.push(i);
+          for (const i of sample.filter((i) => i >= 0 && i < log.length)) {
+            const hlc = log[i]?.hlc ?? "";
+            expect(await store.seqBefore(hlc), `before seq ${i + 1}`).toBe(i);
+            expect(await store.seqBefore(`${hlc}\u0000`), `after seq ${i + 1}`).toBe(i + 1);
+          }
+          expect(await store.seqBefore("0")).toBe(0);
+          expect(await store.seqBefore("ffffffffffff-ffffffff-~")).toBe(log.length);
+        }
+      });
+
       it("agrees with a scan of the Log for any stamp (property)", async () => {
         await appendInBatches(store, mixedDrafts(300, 3, clock), 41);
         const log = await readLog(store);

@@ -224,6 +224,14 @@ interface StreamState {
 /** A state an append made, not committed yet (its key and seq are its tail entry). */
 type PendingState = StreamState & { key: string };
 
+/**
+ * `seqBefore` keeps the hlc of the seqs it looks at with a step of this many or more: at most one
+ * per 256 Changes of the Log, and the steps below end within 256 neighbouring rows (a page or two).
+ */
+const KEPT_HLC_STEP = 256;
+/** Beyond this many kept hlcs (a Log of 16M Changes), they are read again from the start. */
+const MAX_KEPT_HLCS = 65_536;
+
 /** Distinct affordance names whose sub keys are kept (beyond that, the table starts again). */
 const MAX_SUB_KEYS = 10_000;
 
@@ -372,6 +380,8 @@ export class SqliteLog {
    */
   private dirtyAbove = 0;
   private readonly subKeys = new Map<string, Map<string, string>>();
+  /** The hlc of the seqs `seqBefore` looks at in its upper steps (see KEPT_HLC_STEP). */
+  private readonly keptHlcs = new Map<number, string>();
   /**
    * How to undo the projection updates of the batches not committed yet, newest last
    * (mark/rollback); entry i is the (undoBase + i)-th ever, so that marks stay valid while the
@@ -1256,17 +1266,36 @@ export class SqliteLog {
     return ranks;
   }
 
-  /** Binary search over seq: the Log's hlc increases with seq. */
+  /**
+   * Binary search over seq (the Log's hlc increases with seq), in one read transaction, by
+   * powers of two: the seqs it looks at in its upper steps are the same for every search, however
+   * far the Log has grown, and their hlc (which never changes) is kept. On a Log of 2M Changes,
+   * this search was half of a `stateAt` or `diff` query's time, at ~21 lookups a statement each.
+   */
   seqBefore(hlc: string): number {
-    let lo = 0; // invariant: seq lo sorts before hlc (0 stands for "none")
-    let hi = this.view.size + 1; // invariant: seq hi does not
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      const row = this.stmt.hlcOf.get(mid);
-      if (row && row.hlc < hlc) lo = mid;
-      else hi = mid;
+    const size = this.view.size;
+    if (size === 0) return 0;
+    return this.transaction(() => {
+      let pos = 0; // seq pos sorts before hlc (0 stands for "none")
+      for (let step = largestPowerOfTwoBelow(size + 1); step >= 1; step /= 2) {
+        const probe = pos + step;
+        if (probe <= size && (this.hlcAt(probe, step) ?? hlc) < hlc) pos = probe;
+      }
+      return pos;
+    }) as number;
+  }
+
+  /** The hlc of seq `seq` (committed); kept when `step` says the search looks at it often. */
+  private hlcAt(seq: number, step: number): string | undefined {
+    if (step < KEPT_HLC_STEP) return this.stmt.hlcOf.get(seq)?.hlc;
+    let hlc = this.keptHlcs.get(seq);
+    if (hlc === undefined) {
+      hlc = this.stmt.hlcOf.get(seq)?.hlc;
+      if (hlc === undefined) return undefined;
+      if (this.keptHlcs.size >= MAX_KEPT_HLCS) this.keptHlcs.clear();
+      this.keptHlcs.set(seq, hlc);
     }
-    return lo;
+    return hlc;
   }
 
   /**
