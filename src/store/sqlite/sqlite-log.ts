@@ -1161,7 +1161,17 @@ export class SqliteLog {
     return out;
   }
 
+  /**
+   * A page of one Thing's history, in one read transaction (as `streamsAt` and `countStream`):
+   * in WAL mode a statement run alone begins and ends a read transaction of its own, taking and
+   * releasing the WAL's read lock, ~12 µs a lookup against ~2 µs inside one, and a page makes a
+   * lookup per Change (500 Changes: p50 6–7 → 2.4–4.5 ms).
+   */
   history(query: HistoryQuery): Change[] {
+    return this.transaction(() => this.historyPage(query)) as Change[];
+  }
+
+  private historyPage(query: HistoryQuery): Change[] {
     const after = query.after ?? 0;
     const before = query.before ?? Number.MAX_SAFE_INTEGER;
     const seqs = new Set<number>();
@@ -1178,6 +1188,10 @@ export class SqliteLog {
   }
 
   streamsAt(thing: string, atSeq: number | undefined, kinds?: readonly string[]): HistoryStream[] {
+    return this.transaction(() => this.streamsAtNow(thing, atSeq, kinds)) as HistoryStream[];
+  }
+
+  private streamsAtNow(thing: string, atSeq: number | undefined, kinds?: readonly string[]): HistoryStream[] {
     const out: HistoryStream[] = [];
     for (const s of this.streamsOf(thing, undefined, kinds)) {
       let seq: number | undefined = s.seq;
@@ -1213,10 +1227,11 @@ export class SqliteLog {
   /**
    * Runs `read` over the history table and the tail as one: in one snapshot of the database, with
    * the chunks that snapshot holds out of the tail. With no chunk in flight the table changes
-   * only on this thread, and no transaction is needed.
+   * only on this thread, and there is nothing to apply; the statements still share one
+   * transaction (see `history`).
    */
   consistent<T>(read: () => T): T {
-    if (this.unmerged.length === 0) return read();
+    if (this.unmerged.length === 0) return this.transaction(read) as T;
     return this.transaction(() => {
       this.applyVisibleChunks();
       return read();
