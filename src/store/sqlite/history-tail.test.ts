@@ -346,4 +346,46 @@ describe("HistoryTail", () => {
       ),
     );
   });
+
+  it("property: addAll in batches leaves the tail, its order of streams and its merges as add one by one", () => {
+    fc.assert(
+      fc.property(
+        // Entries of up to 5 streams, in seq order, cut into batches (a stream may be new in a
+        // batch and appear again in it).
+        fc.array(fc.tuple(fc.nat({ max: 4 }), fc.nat({ max: 3 })), { maxLength: 100 }),
+        (entries) => {
+          const keys = [
+            A,
+            B,
+            C,
+            streamKey("urn:t:c", "humidity", "reported"),
+            streamKey("urn:t:d", "", "removed"),
+          ];
+          const single = new HistoryTail();
+          const batched = new HistoryTail();
+          let batch: TailEntry[] = [];
+          entries.forEach(([k, cut], i) => {
+            const entry = { key: keys[k] ?? A, seq: i + 1 };
+            single.add(entry.key, entry.seq);
+            batch.push(entry);
+            if (cut === 0) {
+              batched.addAll(batch);
+              batch = [];
+            }
+          });
+          batched.addAll(batch);
+
+          expect(batched.size).toBe(single.size);
+          expect([...batched.keys()]).toEqual([...single.keys()]);
+          expect(batched.order.sorted()).toEqual(single.order.sorted());
+          for (const key of keys) {
+            expect(batched.range(key, 0, Number.MAX_SAFE_INTEGER)).toEqual(
+              single.range(key, 0, Number.MAX_SAFE_INTEGER),
+            );
+          }
+          expect(runCycle(batched, entries.length, 7)).toEqual(runCycle(single, entries.length, 7));
+        },
+      ),
+    );
+  });
 });

@@ -113,6 +113,8 @@ interface Pending {
   logOnly?: boolean;
   /** How many Changes it appends (an ingest call's). */
   changes?: number;
+  /** What it appends (an ingest call's). */
+  drafts?: readonly ChangeDraft[];
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -122,6 +124,8 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
  * is built on this thread, so neither core waits for the other.
  */
 const MAX_IN_FLIGHT = 2;
+/** The most Changes of a batch whose streams are looked up before it is built (`SqliteLog.warm`). */
+const MAX_WARMED = 512;
 
 /** The most history entries a merge chunk takes to keep pace with ingest (a few ms of writing). */
 const MAX_PACED_CHUNK = 16_000;
@@ -369,7 +373,13 @@ export class SqliteStore implements Store {
   private enqueue<T>(
     run: () => T,
     afterCommit?: (value: T) => void,
-    { internal = false, logOnly = false, first = false, changes = 0 } = {},
+    {
+      internal = false,
+      logOnly = false,
+      first = false,
+      changes = 0,
+      drafts = undefined as readonly ChangeDraft[] | undefined,
+    } = {},
   ): Promise<T> {
     if (this.closed) return Promise.reject(new UnavailableError("The store is closing"));
     if (!internal && this.queue.length >= this.maxQueue) {
@@ -380,6 +390,7 @@ export class SqliteStore implements Store {
       if (afterCommit) pending.afterCommit = afterCommit as (value: unknown) => void;
       if (logOnly) pending.logOnly = true;
       if (changes > 0) pending.changes = changes;
+      if (drafts) pending.drafts = drafts;
       // First, but never ahead of a command for this thread: that one waits until no batch is in
       // flight, and Log-only commands put before it again and again would keep it waiting.
       if (first && (this.queue[0]?.logOnly ?? true)) this.queue.unshift(pending);
@@ -473,6 +484,14 @@ export class SqliteStore implements Store {
     let changes = 0;
     for (const p of batch) changes += p.changes ?? 0;
     log.beginCapture(changes >= this.writerHashesFrom || this.inFlight.some((e) => e.log.writerHashes));
+    // Every stream the batch appends to, looked up first, in one loop: the lookups of one Change
+    // wait on one another, those of different Changes do not (sqlite-log.ts, `warm`). Not for a
+    // batch so big that what was read first would leave the caches before it is appended.
+    if (changes <= MAX_WARMED) {
+      const drafts: ChangeDraft[] = [];
+      for (const pending of batch) if (pending.drafts) for (const draft of pending.drafts) drafts.push(draft);
+      log.warm(drafts);
+    }
     const outcomes: Outcome[] = [];
     const started = performance.now();
     for (const [index, pending] of batch.entries()) {
@@ -814,7 +833,7 @@ export class SqliteStore implements Store {
         return this.log.appendAll(drafts);
       },
       undefined,
-      { logOnly: true, changes: drafts.length },
+      { logOnly: true, changes: drafts.length, drafts },
     );
   }
 
