@@ -240,7 +240,10 @@ function phaseMeter(name) {
 const ROW_BYTES = 200;
 const RAW_TX_ROWS = 1000;
 
-function rawInsert(path, withIndex, rows, window, things, deadline) {
+/** Rows appended in each of the small-commit runs that follow the append-only run. */
+const SMALL_COMMIT_ROWS = 100_000;
+
+function rawInsert(path, withIndex, rows, window, things, deadline, commitSizes = []) {
   const name = withIndex ? "raw naive index" : "raw append";
   const db = new Database(path);
   try {
@@ -284,6 +287,19 @@ function rawInsert(path, withIndex, rows, window, things, deadline) {
     const totalMs = msSince(started);
     const windowMs = windowStart === undefined ? 0 : msSince(windowStart);
     const phase = meter.end();
+    // Then the same rows, on the same table, in the commits that one-Change producers can form:
+    // with P producers each waiting for its acknowledgement, two sets in flight hold P/2 Changes
+    // each, one set P. Each commit pays an fsync, whatever it holds: these rates bound a
+    // one-Change phase from above, before the hub does any work of its own.
+    const commits = [];
+    for (const size of done === rows ? commitSizes : []) {
+      if (stopping || over()) break;
+      const count = Math.ceil(SMALL_COMMIT_ROWS / size) * size;
+      const first = rows + commits.length * count + 1;
+      const from = now();
+      for (let at = first; at < first + count; at += size) commit.immediate(at, at + size);
+      commits.push({ rows: size, perSecond: perSecond(count, msSince(from)) });
+    }
     const result = {
       rows: done,
       perSecond: done === rows ? perSecond(window, windowMs) : null,
@@ -292,6 +308,7 @@ function rawInsert(path, withIndex, rows, window, things, deadline) {
       dbMiB: round(fileMiB(path) + fileMiB(`${path}-wal`)),
       cpuPct: phase.cpuPct,
       errors: done === rows ? 0 : 1,
+      ...(commitSizes.length > 0 && { commits }),
     };
     log(`${name}: ${JSON.stringify(result)}`);
     return result;
@@ -1006,7 +1023,10 @@ async function main() {
   try {
     // 1. Raw limits, before the hub runs, in files of their own.
     const window = Math.min(options.measure, options.changes);
-    const append = rawInsert(join(rawDir, "append.db"), false, options.changes, window, things, deadline);
+    const append = rawInsert(join(rawDir, "append.db"), false, options.changes, window, things, deadline, [
+      Math.ceil(options.producers / 2),
+      options.producers,
+    ]);
     rmSync(join(rawDir, "append.db"), { force: true });
     rmSync(join(rawDir, "append.db-wal"), { force: true });
     const naive = rawInsert(join(rawDir, "naive.db"), true, options.changes, window, things, deadline);
@@ -1258,7 +1278,8 @@ async function main() {
       fill: { hotThing: hot, registerMergeMs, ...fill },
       ingest: {
         producers: options.producers,
-        single,
+        // Against the same rows appended in commits of half the producers (raw.append.commits).
+        single: { ...single, vsSmallCommitAppend: ratio(single.perSecond, append.commits?.[0]?.perSecond) },
         fleet: { producers: options.fleetProducers, ...fleet },
         batch: { size: options.batch, ...batched },
         pacedPreload: preload,
