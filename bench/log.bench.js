@@ -287,6 +287,7 @@ function rawInsert(path, withIndex, rows, window, things, deadline, commitSizes 
     const totalMs = msSince(started);
     const windowMs = windowStart === undefined ? 0 : msSince(windowStart);
     const phase = meter.end();
+    const dbMiB = round(fileMiB(path) + fileMiB(`${path}-wal`));
     // Then the same rows, on the same table, in the commits that one-Change producers can form:
     // with P producers each waiting for its acknowledgement, two sets in flight hold P/2 Changes
     // each, one set P. Each commit pays an fsync, whatever it holds: these rates bound a
@@ -305,7 +306,7 @@ function rawInsert(path, withIndex, rows, window, things, deadline, commitSizes 
       perSecond: done === rows ? perSecond(window, windowMs) : null,
       overallPerSecond: perSecond(done, totalMs),
       seconds: round(totalMs / 1000),
-      dbMiB: round(fileMiB(path) + fileMiB(`${path}-wal`)),
+      dbMiB,
       cpuPct: phase.cpuPct,
       errors: done === rows ? 0 : 1,
       ...(commitSizes.length > 0 && { commits }),
