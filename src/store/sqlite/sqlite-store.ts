@@ -111,8 +111,6 @@ interface Pending {
   afterCommit?: (value: unknown) => void;
   /** Writes only through the Log (appends, merge chunks): may be committed by the writer thread. */
   logOnly?: boolean;
-  /** How many Changes it appends (an ingest call's). */
-  changes?: number;
   /** What it appends (an ingest call's). */
   drafts?: readonly ChangeDraft[];
 }
@@ -377,7 +375,6 @@ export class SqliteStore implements Store {
       internal = false,
       logOnly = false,
       first = false,
-      changes = 0,
       drafts = undefined as readonly ChangeDraft[] | undefined,
     } = {},
   ): Promise<T> {
@@ -389,7 +386,6 @@ export class SqliteStore implements Store {
       const pending: Pending = { run, resolve: resolve as (value: unknown) => void, reject };
       if (afterCommit) pending.afterCommit = afterCommit as (value: unknown) => void;
       if (logOnly) pending.logOnly = true;
-      if (changes > 0) pending.changes = changes;
       if (drafts) pending.drafts = drafts;
       // First, but never ahead of a command for this thread: that one waits until no batch is in
       // flight, and Log-only commands put before it again and again would keep it waiting.
@@ -482,7 +478,7 @@ export class SqliteStore implements Store {
     // The writer hashes a big batch, and any batch while one it hashes is in flight: the Merkle
     // tree here moves on only when that one has committed.
     let changes = 0;
-    for (const p of batch) changes += p.changes ?? 0;
+    for (const p of batch) changes += p.drafts?.length ?? 0;
     log.beginCapture(changes >= this.writerHashesFrom || this.inFlight.some((e) => e.log.writerHashes));
     // Every stream the batch appends to, looked up first, in one loop: the lookups of one Change
     // wait on one another, those of different Changes do not (sqlite-log.ts, `warm`). Not for a
@@ -833,7 +829,7 @@ export class SqliteStore implements Store {
         return this.log.appendAll(drafts);
       },
       undefined,
-      { logOnly: true, changes: drafts.length, drafts },
+      { logOnly: true, drafts },
     );
   }
 
