@@ -92,6 +92,35 @@ describe("graph API", () => {
     expect(body.next).toBeUndefined();
   });
 
+  it("matches state filters on a reading once it is acknowledged, never on a removed Thing's, and on a Thing registered again as its state says", async () => {
+    await fleet();
+    await report("urn:t:sensor-cool", "temperature", 31);
+    expect(await ids("state.temperature > 30")).toEqual([
+      "urn:t:sensor-cool",
+      "urn:t:sensor-elsewhere",
+      "urn:t:sensor-hot",
+    ]);
+    const removed = await hub.request(`/things/${encodeURIComponent("urn:t:sensor-hot")}`, {
+      method: "DELETE",
+    });
+    expect(removed.status).toBeLessThan(300);
+    expect(await ids("state.temperature > 30")).toEqual(["urn:t:sensor-cool", "urn:t:sensor-elsewhere"]);
+    expect(await ids("state.temperature >= 34.5")).toEqual(["urn:t:sensor-elsewhere"]);
+    // Registered again, its history is still there: its latest reading matches, as its state says.
+    await put(sensor("urn:t:sensor-hot", "urn:t:room-a"));
+    const state = (await (
+      await hub.request(`/things/${encodeURIComponent("urn:t:sensor-hot")}/state`)
+    ).json()) as {
+      properties: Record<string, { value: unknown }>;
+    };
+    expect(state.properties.temperature?.value).toBe(34.5);
+    const { body } = await find("state.temperature >= 34.5");
+    expect(body.items).toEqual([
+      expect.objectContaining({ id: "urn:t:sensor-elsewhere", state: { temperature: 40 } }),
+      expect.objectContaining({ id: "urn:t:sensor-hot", state: { temperature: 34.5 } }),
+    ]);
+  });
+
   it("compares types as full IRIs and finds subtypes through the vocabulary", async () => {
     await fleet();
     const sensors = ["urn:t:sensor-cool", "urn:t:sensor-elsewhere", "urn:t:sensor-hot"];

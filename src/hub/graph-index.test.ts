@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { Vocabulary, type RegisteredThingDescription } from "../core/index.js";
+import type { StateView } from "../store/index.js";
 import { GraphIndex } from "./graph-index.js";
 import { smallestAfter } from "./graph.js";
 
@@ -55,6 +56,47 @@ describe("the graph index", () => {
     expect(index.typesOf("u:a")).toEqual(["https://s.example/Lamp"]);
     expect(index.tdField("u:a", ["title"])).toBe("u:a");
     expect(index.tdField("u:a", ["securityDefinitions"])).toBeUndefined();
+  });
+
+  it("with the Store's state view, reads values from it for registered Things only, and keeps none itself", () => {
+    // The Store keeps the streams of Things removed since (u:gone) and of kinds other than reported.
+    const streams = new Map<string, unknown>([
+      ["u:a on reported", true],
+      ["u:gone on reported", false],
+      ["u:a on desired", false],
+    ]);
+    const view: StateView = {
+      latest: (thing, affordance, kind) => {
+        const value = streams.get(`${thing} ${affordance} ${kind}`);
+        return value === undefined ? undefined : { seq: 1, value };
+      },
+      forEach: (affordance, kind, visit) => {
+        for (const [key, value] of streams) {
+          const [thing, a, k] = key.split(" ");
+          if (a === affordance && k === kind) visit(thing ?? "", value, 1);
+        }
+      },
+      count: (affordance, kind) =>
+        [...streams.keys()].filter((k) => k.endsWith(` ${affordance} ${kind}`)).length,
+    };
+    const index = new GraphIndex(vocabulary, view);
+    expect(index.readsStoreState).toBe(true);
+    index.describe(td("u:a", []), 5);
+    index.report("u:a", "on", false, 9);
+    expect(index.stateValue("u:a", "on")).toBe(true);
+    expect(index.stateValue("u:gone", "on")).toBeUndefined();
+    const visited: Array<[string, unknown]> = [];
+    index.forEachState("on", (id, value) => visited.push([id, value]));
+    expect(visited).toEqual([["u:a", true]]);
+    // An estimate for planning: what the Store holds.
+    expect(index.countWithState("on")).toBe(2);
+
+    index.remove("u:a", 10);
+    expect(index.stateValue("u:a", "on")).toBeUndefined();
+    visited.length = 0;
+    index.forEachState("on", (id, value) => visited.push([id, value]));
+    expect(visited).toEqual([]);
+    expect(new GraphIndex(vocabulary).readsStoreState).toBe(false);
   });
 
   it("moves an edge when a new description changes it, keeping other Things' edges to the same target", () => {

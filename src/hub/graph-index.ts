@@ -2,6 +2,9 @@
 // small projection of each TD and each property's current value — the GraphView that queries in
 // core evaluate over. Rebuilt from the Store at start and kept in step from the Bus (graph.ts);
 // every entry carries the Log position it came from, so replays and races apply idempotently.
+// Property values come from the Store's own state projection when it offers one in memory
+// (Store.stateView): then no reading is copied here, and ingest does no work for the graph.
+import type { StateView } from "../store/index.js";
 import {
   edgesOf,
   scopeOf,
@@ -44,6 +47,9 @@ export interface IncomingEdge {
 
 const NO_EDGES: readonly never[] = [];
 
+/** The kind of Change whose values `state.…` filters see: a property's reported readings. */
+const REPORTED = "reported";
+
 export class GraphIndex implements GraphView {
   private readonly things = new Map<string, ThingEntry>();
   private readonly incomingEdges = new Map<string, IncomingEdge[]>();
@@ -55,7 +61,19 @@ export class GraphIndex implements GraphView {
   /** Scopes by their context's JSON: a fleet's TDs share a handful of contexts. */
   private readonly scopes = new Map<string, IriScope>();
 
-  constructor(private readonly vocabulary: Vocabulary) {}
+  /**
+   * `state`: the Store's state projection, read for `state.…` filters instead of the values
+   * `report` keeps (which it then ignores). Only registered Things' values are seen through it.
+   */
+  constructor(
+    private readonly vocabulary: Vocabulary,
+    private readonly state?: StateView,
+  ) {}
+
+  /** Whether property values come from the Store (`report` is not needed). */
+  get readsStoreState(): boolean {
+    return this.state !== undefined;
+  }
 
   private scopeOf(context: Context | undefined): IriScope {
     const key = typeof context === "string" ? context : JSON.stringify(context ?? null);
@@ -150,6 +168,7 @@ export class GraphIndex implements GraphView {
   }
 
   report(id: string, property: string, value: unknown, seq: number): void {
+    if (this.state) return;
     let perThing = this.values.get(property);
     const current = perThing?.get(id);
     // Updated in place (only `value` is ever handed out): no object per reading. A Thing's values
@@ -195,6 +214,7 @@ export class GraphIndex implements GraphView {
     return this.byType.get(iri)?.size ?? 0;
   }
   countWithState(property: string): number {
+    if (this.state) return this.state.count(property, REPORTED);
     return this.values.get(property)?.size ?? 0;
   }
   typesOf(id: string): readonly string[] {
@@ -215,9 +235,17 @@ export class GraphIndex implements GraphView {
     return v;
   }
   stateValue(id: string, property: string): unknown {
+    if (this.state) return this.things.has(id) ? this.state.latest(id, property, REPORTED)?.value : undefined;
     return this.values.get(property)?.get(id)?.value;
   }
   forEachState(property: string, visit: (id: string, value: unknown) => void): void {
+    if (this.state) {
+      // The Store keeps the streams of removed Things (their history stays): registered ones only.
+      this.state.forEach(property, REPORTED, (id, value) => {
+        if (this.things.has(id)) visit(id, value);
+      });
+      return;
+    }
     // Values are only kept for registered Things (see report and remove): no check per entry.
     this.values.get(property)?.forEach((entry, id) => visit(id, entry.value));
   }

@@ -143,18 +143,23 @@ export class Graph {
   private closed = false;
   /** The latest reachability Change's seq per Thing, negative when it said unreachable. */
   private readonly reachability = new Map<string, number>();
+  /** Whether the index keeps property values itself, from `reported` Changes (no Store.stateView). */
+  private readonly reportsFromBus: boolean;
 
   constructor(
     private readonly deps: GraphDependencies,
     options: GraphOptions = {},
   ) {
-    this.index = new GraphIndex(deps.vocabulary);
+    this.index = new GraphIndex(deps.vocabulary, deps.store.stateView);
+    this.reportsFromBus = !this.index.readsStoreState;
     this.maxEdgeVisits = options.maxEdgeVisits ?? DEFAULT_MAX_EDGE_VISITS;
     this.maxNeighbourhood = options.maxNeighbourhood ?? 1000;
     this.unsubscribe = deps.bus.subscribe((change) => this.onChange(change));
   }
 
   private onChange(change: Change): void {
+    // Readings, most of the Log, need nothing here when the index reads the Store's projection.
+    if (change.kind === "reported" && !this.reportsFromBus) return;
     if (this.backlog) this.backlog.push(change);
     else if (this.ready) this.apply(change);
   }
@@ -193,11 +198,11 @@ export class Graph {
         for await (const record of this.deps.store.scanThings(1000)) {
           if (this.closed) throw new Error("the graph was closed while its indexes were built");
           this.index.describe(record.td, record.version);
-          const streams = await this.deps.store.streamsAt(record.id, undefined, [
-            "reported",
-            "unreachable",
-            "reachable",
-          ]);
+          const streams = await this.deps.store.streamsAt(
+            record.id,
+            undefined,
+            this.reportsFromBus ? ["reported", "unreachable", "reachable"] : ["unreachable", "reachable"],
+          );
           for (const s of streams)
             if (s.kind === "reported")
               this.index.report(record.id, s.affordance, s.latest.value, s.latest.seq);

@@ -119,6 +119,27 @@ export interface HistoryStream {
   latest: Change;
 }
 
+/**
+ * The latest committed value of every stream, read synchronously: offered by a store that keeps
+ * its state projection in memory (the embedded SQLite store), so that the hub's indexes need not
+ * keep a second copy of every reading up to date Change by Change (graph-index.ts).
+ */
+export interface StateView {
+  /** The latest committed value of the Thing's stream `(affordance, kind)`, with its seq. */
+  latest(thing: string, affordance: string, kind: string): { seq: number; value: unknown } | undefined;
+  /** Visits every Thing with a committed value in the stream `(affordance, kind)`. */
+  forEach(
+    affordance: string,
+    kind: string,
+    visit: (thing: string, value: unknown, seq: number) => void,
+  ): void;
+  /**
+   * How many Things have a stream `(affordance, kind)`: at least as many as `forEach` visits
+   * (streams still in flight count too), for planning.
+   */
+  count(affordance: string, kind: string): number;
+}
+
 /** The Log's head: how many Changes it holds and the RFC 9162 root hash over them. */
 export interface LogHead {
   size: number;
@@ -188,6 +209,8 @@ export interface ListOptions {
 }
 
 export interface Store {
+  /** The state projection, where the store keeps it in memory (see StateView); undefined otherwise. */
+  readonly stateView?: StateView;
   /**
    * Registers or replaces a TD and appends a `described` Change, then the command's `related`
    * Changes, in one durable transaction.

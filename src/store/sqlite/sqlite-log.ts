@@ -28,6 +28,7 @@ import type {
   HistoryStream,
   LogEntries,
   LogHead,
+  StateView,
 } from "../store.js";
 import {
   HistoryTail,
@@ -368,6 +369,14 @@ export class SqliteLog {
    */
   private readonly projection = new Map<string, Map<string, StreamState>>();
   /**
+   * The Things with a stream of each sub key (subKey(affordance, kind)), in the projection: the
+   * state view visits a property's Things without walking all of them. A set changes only when a
+   * stream is new (or its first append rolls back), not at every append.
+   */
+  private readonly thingsBySub = new Map<string, Set<string>>();
+  /** Object values read through the state view, parsed once per state (states are never changed). */
+  private readonly parsedObjects = new WeakMap<StreamState, unknown>();
+  /**
    * The streams whose row in `stream_state` may be older than their state here (appended to since the
    * merge cycle that last wrote them): the next cycle writes them, in the tail's stream order.
    */
@@ -583,7 +592,10 @@ export class SqliteLog {
       const step = this.undo.pop();
       if (!step) break;
       if (step.prev) this.setStream(step.thing, step.sub, step.prev);
-      else this.projection.get(step.thing)?.delete(step.sub);
+      else {
+        this.projection.get(step.thing)?.delete(step.sub);
+        this.thingsBySub.get(step.sub)?.delete(step.thing);
+      }
     }
   }
 
@@ -595,7 +607,48 @@ export class SqliteLog {
     streams = this.projection.get(thing),
   ): void {
     if (!streams) this.projection.set(thing, (streams = new Map<string, StreamState>()));
+    const size = streams.size;
     streams.set(sub, state);
+    if (streams.size !== size) {
+      let things = this.thingsBySub.get(sub);
+      if (things === undefined) this.thingsBySub.set(sub, (things = new Set<string>()));
+      things.add(thing);
+    }
+  }
+
+  /**
+   * The committed state projection, read synchronously (Store.stateView): the latest committed
+   * value of each stream, as readers of the Log see it. Thing-level streams hold no value here.
+   */
+  readonly stateView: StateView = {
+    latest: (thing, affordance, kind) => {
+      const latest = this.projection.get(thing)?.get(subKey(affordance, kind));
+      const state = latest && this.committedState(latest);
+      if (state === undefined || state.value === null) return undefined;
+      return { seq: state.seq, value: this.parsedValue(state, state.value) };
+    },
+    forEach: (affordance, kind, visit) => {
+      const sub = subKey(affordance, kind);
+      for (const thing of this.thingsBySub.get(sub) ?? []) {
+        const latest = this.projection.get(thing)?.get(sub);
+        const state = latest && this.committedState(latest);
+        if (state !== undefined && state.value !== null)
+          visit(thing, this.parsedValue(state, state.value), state.seq);
+      }
+    },
+    count: (affordance, kind) => this.thingsBySub.get(subKey(affordance, kind))?.size ?? 0,
+  };
+
+  private parsedValue(state: StreamState, text: string): unknown {
+    if (state.parsed !== undefined) return state.parsed;
+    let value = this.parsedObjects.get(state);
+    if (value === undefined) {
+      value = JSON.parse(text) as unknown;
+      // A primitive read from the database becomes the state's own, as an append's is.
+      if (value === null || typeof value !== "object") state.parsed = value;
+      else this.parsedObjects.set(state, value);
+    }
+    return value;
   }
 
   /**

@@ -444,6 +444,80 @@ describe("SqliteStore", () => {
     expect(own.pragma("synchronous", { simple: true })).toBe(2); // 2 = FULL
   });
 
+  describe("the state view", () => {
+    const report = (thing: string, affordance: string, value: unknown, kind = "reported"): ChangeDraft => ({
+      thing,
+      affordance,
+      kind,
+      value,
+      cause,
+      hlc: clock.advance(1),
+    });
+    const visited = (store: SqliteStore, affordance: string, kind = "reported") => {
+      const out: Array<[string, unknown, number]> = [];
+      store.stateView.forEach(affordance, kind, (thing, value, seq) => out.push([thing, value, seq]));
+      return out.sort((x, y) => x[0].localeCompare(y[0]));
+    };
+
+    it("reads each stream's latest committed value synchronously: not a batch in flight, not one that failed, and the same after reopening", async () => {
+      const store = openStore();
+      const view = store.stateView;
+      const [a, b] = [thingName(1), thingName(2)];
+      await store.describe(describeCommand(1));
+      await store.describe(describeCommand(2));
+      const first = await store.append([
+        report(a, "temperature", 20.5),
+        report(a, "colour", { r: 1, g: 2 }),
+        report(b, "temperature", 19),
+        report(b, "mode", "eco", "desired"),
+        report(b, "temperature", 19.5),
+      ]);
+      const seqOf = (i: number) => first[i]?.seq ?? -1;
+      expect(view.latest(a, "temperature", "reported")).toEqual({ seq: seqOf(0), value: 20.5 });
+      expect(view.latest(a, "colour", "reported")).toEqual({ seq: seqOf(1), value: { r: 1, g: 2 } });
+      expect(view.latest(b, "mode", "reported")).toBeUndefined();
+      expect(view.latest(b, "mode", "desired")?.value).toBe("eco");
+      // A Thing-level stream's value is its TD, in the Log: none here.
+      expect(view.latest(a, "", "described")).toBeUndefined();
+      expect(visited(store, "temperature")).toEqual([
+        [a, 20.5, seqOf(0)],
+        [b, 19.5, seqOf(4)],
+      ]);
+      expect([view.count("temperature", "reported"), view.count("colour", "reported")]).toEqual([2, 1]);
+      expect(view.count("nothing", "reported")).toBe(0);
+
+      // In flight with the writer thread: the projection has moved on (the new stream counts),
+      // readers of the Log have not.
+      const next = store.append([report(a, "temperature", 21), report(b, "humidity", 40)]);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(view.count("humidity", "reported")).toBe(1);
+      expect(visited(store, "humidity")).toEqual([]);
+      expect(view.latest(a, "temperature", "reported")?.value).toBe(20.5);
+      const [, humidity] = await next;
+      expect(view.latest(a, "temperature", "reported")?.value).toBe(21);
+      expect(visited(store, "humidity")).toEqual([[b, 40, humidity?.seq]]);
+
+      // A batch the writer could not commit leaves nothing behind, not even its new stream.
+      connect().exec(
+        "CREATE TRIGGER poison BEFORE INSERT ON changes WHEN NEW.value = '666' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+      );
+      await expect(store.append([report(b, "pressure", 666), report(a, "temperature", 666)])).rejects.toThrow(
+        "poisoned",
+      );
+      expect(view.count("pressure", "reported")).toBe(0);
+      expect(visited(store, "pressure")).toEqual([]);
+      expect(view.latest(a, "temperature", "reported")?.value).toBe(21);
+
+      // Reopened, the projection comes from stream_state and the Log's tail: the same values.
+      const before = ["temperature", "colour", "humidity"].map((p) => visited(store, p));
+      await store.close();
+      const reopened = openStore();
+      expect(["temperature", "colour", "humidity"].map((p) => visited(reopened, p))).toEqual(before);
+      expect(reopened.stateView.latest(b, "mode", "desired")?.value).toBe("eco");
+      expect(reopened.stateView.count("temperature", "reported")).toBe(2);
+    });
+  });
+
   describe("backpressure", () => {
     it("with maxQueue 10, refuses the excess of 50 writes issued at once with UnavailableError and retryAfter, and commits the rest", async () => {
       const store = openStore({ maxQueue: 10 });

@@ -37,6 +37,7 @@ import type {
   RemoveResult,
   RolloutStepQuery,
   RolloutStepUpdate,
+  StateView,
   Store,
   ThingRecord,
 } from "../store.js";
@@ -847,6 +848,11 @@ export class SqliteStore implements Store {
 
   history(query: HistoryQuery): Promise<Change[]> {
     return this.read(() => this.log.history(query));
+  }
+
+  /** The committed state projection, kept in memory by the Log (Store.stateView). */
+  get stateView(): StateView {
+    return this.log.stateView;
   }
 
   streamsAt(thing: string, atSeq?: number, kinds?: readonly string[]): Promise<HistoryStream[]> {
