@@ -58,45 +58,55 @@ describe("the graph index", () => {
     expect(index.tdField("u:a", ["securityDefinitions"])).toBeUndefined();
   });
 
-  it("with the Store's state view, reads values from it for registered Things only, and keeps none itself", () => {
+  it("with the Store's state view, keeps a property's values only once a query asks, built from the view, for registered Things", () => {
     // The Store keeps the streams of Things removed since (u:gone) and of kinds other than reported.
-    const streams = new Map<string, unknown>([
-      ["u:a on reported", true],
-      ["u:gone on reported", false],
-      ["u:a on desired", false],
+    const streams = new Map<string, { seq: number; value: unknown }>([
+      ["u:a on reported", { seq: 3, value: true }],
+      ["u:gone on reported", { seq: 4, value: false }],
+      ["u:a on desired", { seq: 5, value: false }],
     ]);
     const view: StateView = {
-      latest: (thing, affordance, kind) => {
-        const value = streams.get(`${thing} ${affordance} ${kind}`);
-        return value === undefined ? undefined : { seq: 1, value };
-      },
+      latest: (thing, affordance, kind) => streams.get(`${thing} ${affordance} ${kind}`),
       forEach: (affordance, kind, visit) => {
-        for (const [key, value] of streams) {
+        for (const [key, { seq, value }] of streams) {
           const [thing, a, k] = key.split(" ");
-          if (a === affordance && k === kind) visit(thing ?? "", value, 1);
+          if (a === affordance && k === kind) visit(thing ?? "", value, seq);
         }
       },
       count: (affordance, kind) =>
         [...streams.keys()].filter((k) => k.endsWith(` ${affordance} ${kind}`)).length,
     };
     const index = new GraphIndex(vocabulary, view);
-    expect(index.readsStoreState).toBe(true);
-    index.describe(td("u:a", []), 5);
+    index.describe(td("u:a", []), 1);
+    // No query has asked for `on` yet: readings are not kept, and the count comes from the view.
     index.report("u:a", "on", false, 9);
-    expect(index.stateValue("u:a", "on")).toBe(true);
-    expect(index.stateValue("u:gone", "on")).toBeUndefined();
-    const visited: Array<[string, unknown]> = [];
-    index.forEachState("on", (id, value) => visited.push([id, value]));
-    expect(visited).toEqual([["u:a", true]]);
-    // An estimate for planning: what the Store holds.
+    expect(index.tracks("on")).toBe(false);
     expect(index.countWithState("on")).toBe(2);
+    expect(index.stateValue("u:a", "on")).toBe(true);
+    expect(index.tracks("on")).toBe(true);
+    expect(index.stateValue("u:gone", "on")).toBeUndefined();
+    const visited = (property: string): Array<[string, unknown]> => {
+      const out: Array<[string, unknown]> = [];
+      index.forEachState(property, (id, value) => out.push([id, value]));
+      return out;
+    };
+    expect(visited("on")).toEqual([["u:a", true]]);
+    expect(index.countWithState("on")).toBe(1);
+    // Tracked, it follows the readings; older ones change nothing.
+    index.report("u:a", "on", false, 12);
+    index.report("u:a", "on", true, 11);
+    expect(index.stateValue("u:a", "on")).toBe(false);
+    // A property no Thing has is not kept, whatever a query asks.
+    expect(visited("nothing")).toEqual([]);
+    expect(index.tracks("nothing")).toBe(false);
 
-    index.remove("u:a", 10);
+    index.remove("u:a", 20);
     expect(index.stateValue("u:a", "on")).toBeUndefined();
-    visited.length = 0;
-    index.forEachState("on", (id, value) => visited.push([id, value]));
-    expect(visited).toEqual([]);
-    expect(new GraphIndex(vocabulary).readsStoreState).toBe(false);
+    expect(visited("on")).toEqual([]);
+    // Registered again: its latest reading as the Store has it.
+    index.describe(td("u:a", []), 21);
+    expect(index.stateValue("u:a", "on")).toBe(true);
+    expect(new GraphIndex(vocabulary).tracks("anything")).toBe(true);
   });
 
   it("moves an edge when a new description changes it, keeping other Things' edges to the same target", () => {

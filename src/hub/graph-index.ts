@@ -2,8 +2,9 @@
 // small projection of each TD and each property's current value — the GraphView that queries in
 // core evaluate over. Rebuilt from the Store at start and kept in step from the Bus (graph.ts);
 // every entry carries the Log position it came from, so replays and races apply idempotently.
-// Property values come from the Store's own state projection when it offers one in memory
-// (Store.stateView): then no reading is copied here, and ingest does no work for the graph.
+// With a Store that keeps its state projection in memory (Store.stateView), a property's values
+// are copied here only once a query asks for them ("tracked"), from the projection, and kept in
+// step from then on: readings of properties no query has used cost the graph nothing.
 import type { StateView } from "../store/index.js";
 import {
   edgesOf,
@@ -62,17 +63,35 @@ export class GraphIndex implements GraphView {
   private readonly scopes = new Map<string, IriScope>();
 
   /**
-   * `state`: the Store's state projection, read for `state.…` filters instead of the values
-   * `report` keeps (which it then ignores). Only registered Things' values are seen through it.
+   * `state`: the Store's state projection. With it, `values` holds only the properties a query
+   * has asked for, each built from the projection at the first such query; without it, every
+   * property `report` is given.
    */
   constructor(
     private readonly vocabulary: Vocabulary,
     private readonly state?: StateView,
   ) {}
 
-  /** Whether property values come from the Store (`report` is not needed). */
-  get readsStoreState(): boolean {
-    return this.state !== undefined;
+  /** Whether `report` would keep a value of this property (cheap: for every reading). */
+  tracks(property: string): boolean {
+    return this.state === undefined || this.values.has(property);
+  }
+
+  /**
+   * The values of a property, by Thing; with a state view, built from it at the first call (for
+   * a property some Thing has, so that no query can make the index hold names of its choosing).
+   */
+  private valuesOf(property: string): Map<string, { seq: number; value: unknown }> | undefined {
+    const known = this.values.get(property);
+    if (known !== undefined || this.state === undefined || this.state.count(property, REPORTED) === 0)
+      return known;
+    const perThing = new Map<string, { seq: number; value: unknown }>();
+    // Only registered Things: the Store keeps the streams of removed ones (their history stays).
+    this.state.forEach(property, REPORTED, (id, value, seq) => {
+      if (this.things.has(id)) perThing.set(id, { seq, value });
+    });
+    this.values.set(property, perThing);
+    return perThing;
   }
 
   private scopeOf(context: Context | undefined): IriScope {
@@ -130,6 +149,14 @@ export class GraphIndex implements GraphView {
       edges: edgesOf(td, this.vocabulary.scope, scope),
     };
     this.things.set(id, entry);
+    // Registered again, a Thing has its readings from before (its history stays): the tracked
+    // properties take its latest ones, as a property tracked from now on would.
+    if (!existing && this.state) {
+      for (const [property, perThing] of this.values) {
+        const latest = this.state.latest(id, property, REPORTED);
+        if (latest && (perThing.get(id)?.seq ?? 0) < latest.seq) perThing.set(id, latest);
+      }
+    }
     for (const t of types) {
       let set = this.byType.get(t);
       if (!set) this.byType.set(t, (set = new Set()));
@@ -168,7 +195,6 @@ export class GraphIndex implements GraphView {
   }
 
   report(id: string, property: string, value: unknown, seq: number): void {
-    if (this.state) return;
     let perThing = this.values.get(property);
     const current = perThing?.get(id);
     // Updated in place (only `value` is ever handed out): no object per reading. A Thing's values
@@ -182,6 +208,8 @@ export class GraphIndex implements GraphView {
     }
     // A Thing reports only once described (ingest checks the TD), so this only drops stragglers.
     if (!this.things.has(id)) return;
+    // With a state view, a property no query has asked for is not kept (valuesOf builds it).
+    if (!perThing && this.state) return;
     if (!perThing) this.values.set(property, (perThing = new Map<string, { seq: number; value: unknown }>()));
     perThing.set(id, { seq, value });
   }
@@ -214,8 +242,8 @@ export class GraphIndex implements GraphView {
     return this.byType.get(iri)?.size ?? 0;
   }
   countWithState(property: string): number {
-    if (this.state) return this.state.count(property, REPORTED);
-    return this.values.get(property)?.size ?? 0;
+    // For planning: without building the property's values.
+    return this.values.get(property)?.size ?? this.state?.count(property, REPORTED) ?? 0;
   }
   typesOf(id: string): readonly string[] {
     return this.things.get(id)?.types ?? NO_EDGES;
@@ -235,18 +263,10 @@ export class GraphIndex implements GraphView {
     return v;
   }
   stateValue(id: string, property: string): unknown {
-    if (this.state) return this.things.has(id) ? this.state.latest(id, property, REPORTED)?.value : undefined;
-    return this.values.get(property)?.get(id)?.value;
+    return this.valuesOf(property)?.get(id)?.value;
   }
   forEachState(property: string, visit: (id: string, value: unknown) => void): void {
-    if (this.state) {
-      // The Store keeps the streams of removed Things (their history stays): registered ones only.
-      this.state.forEach(property, REPORTED, (id, value) => {
-        if (this.things.has(id)) visit(id, value);
-      });
-      return;
-    }
     // Values are only kept for registered Things (see report and remove): no check per entry.
-    this.values.get(property)?.forEach((entry, id) => visit(id, entry.value));
+    this.valuesOf(property)?.forEach((entry, id) => visit(id, entry.value));
   }
 }

@@ -143,7 +143,7 @@ export class Graph {
   private closed = false;
   /** The latest reachability Change's seq per Thing, negative when it said unreachable. */
   private readonly reachability = new Map<string, number>();
-  /** Whether the index keeps property values itself, from `reported` Changes (no Store.stateView). */
+  /** Whether the index is built with every property's values (no Store.stateView to build them from). */
   private readonly reportsFromBus: boolean;
 
   constructor(
@@ -151,15 +151,15 @@ export class Graph {
     options: GraphOptions = {},
   ) {
     this.index = new GraphIndex(deps.vocabulary, deps.store.stateView);
-    this.reportsFromBus = !this.index.readsStoreState;
+    this.reportsFromBus = deps.store.stateView === undefined;
     this.maxEdgeVisits = options.maxEdgeVisits ?? DEFAULT_MAX_EDGE_VISITS;
     this.maxNeighbourhood = options.maxNeighbourhood ?? 1000;
     this.unsubscribe = deps.bus.subscribe((change) => this.onChange(change));
   }
 
   private onChange(change: Change): void {
-    // Readings, most of the Log, need nothing here when the index reads the Store's projection.
-    if (change.kind === "reported" && !this.reportsFromBus) return;
+    // Readings, most of the Log, need nothing here unless a query has used their property.
+    if (change.kind === "reported" && !this.index.tracks(change.affordance ?? "")) return;
     if (this.backlog) this.backlog.push(change);
     else if (this.ready) this.apply(change);
   }

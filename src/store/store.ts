@@ -121,8 +121,8 @@ export interface HistoryStream {
 
 /**
  * The latest committed value of every stream, read synchronously: offered by a store that keeps
- * its state projection in memory (the embedded SQLite store), so that the hub's indexes need not
- * keep a second copy of every reading up to date Change by Change (graph-index.ts).
+ * its state projection in memory (the embedded SQLite store), so that the hub's indexes copy only
+ * the values they are asked for instead of every reading, Change by Change (graph-index.ts).
  */
 export interface StateView {
   /** The latest committed value of the Thing's stream `(affordance, kind)`, with its seq. */

@@ -369,11 +369,15 @@ export class SqliteLog {
    */
   private readonly projection = new Map<string, Map<string, StreamState>>();
   /**
-   * The Things with a stream of each sub key (subKey(affordance, kind)), in the projection: the
-   * state view visits a property's Things without walking all of them. A set changes only when a
-   * stream is new (or its first append rolls back), not at every append.
+   * The Things with a stream of each sub key (subKey(affordance, kind)), each with its map in the
+   * projection: the state view visits a property's Things without walking all of them or looking
+   * each up. It changes only when a stream is new (or its first append rolls back), not at every
+   * append. `sub` is the key as the Things' maps hold it (subOf's): found by identity there.
    */
-  private readonly thingsBySub = new Map<string, Set<string>>();
+  private readonly thingsBySub = new Map<
+    string,
+    { sub: string; things: Map<string, Map<string, StreamState>> }
+  >();
   /** Object values read through the state view, parsed once per state (states are never changed). */
   private readonly parsedObjects = new WeakMap<StreamState, unknown>();
   /**
@@ -513,13 +517,13 @@ export class SqliteLog {
     // The tail is memory only: rebuild it from the Log after the last completed merge, leaving
     // out what a merge cycle cut short by a stop had already written.
     for (const row of this.stmt.allStreams.iterate()) {
-      this.setStream(row.thing, subKey(row.affordance, row.kind), { seq: row.seq, value: row.value });
+      this.setStream(row.thing, this.subOf(row.affordance, row.kind), { seq: row.seq, value: row.value });
     }
     this.view = this.currentView();
     this.dirtyAbove = head.history_merged;
     for (const row of this.stmt.tailRows.iterate(head.history_merged)) {
       const affordance = row.affordance ?? "";
-      const sub = subKey(affordance, row.kind);
+      const sub = this.subOf(affordance, row.kind);
       if ((this.projection.get(row.thing)?.get(sub)?.seq ?? 0) < row.seq) {
         this.setStream(row.thing, sub, { seq: row.seq, value: row.affordance === null ? null : row.value });
       }
@@ -594,7 +598,7 @@ export class SqliteLog {
       if (step.prev) this.setStream(step.thing, step.sub, step.prev);
       else {
         this.projection.get(step.thing)?.delete(step.sub);
-        this.thingsBySub.get(step.sub)?.delete(step.thing);
+        this.thingsBySub.get(step.sub)?.things.delete(step.thing);
       }
     }
   }
@@ -610,9 +614,9 @@ export class SqliteLog {
     const size = streams.size;
     streams.set(sub, state);
     if (streams.size !== size) {
-      let things = this.thingsBySub.get(sub);
-      if (things === undefined) this.thingsBySub.set(sub, (things = new Set<string>()));
-      things.add(thing);
+      let bySub = this.thingsBySub.get(sub);
+      if (bySub === undefined) this.thingsBySub.set(sub, (bySub = { sub, things: new Map() }));
+      bySub.things.set(thing, streams);
     }
   }
 
@@ -628,15 +632,17 @@ export class SqliteLog {
       return { seq: state.seq, value: this.parsedValue(state, state.value) };
     },
     forEach: (affordance, kind, visit) => {
-      const sub = subKey(affordance, kind);
-      for (const thing of this.thingsBySub.get(sub) ?? []) {
-        const latest = this.projection.get(thing)?.get(sub);
+      const bySub = this.thingsBySub.get(subKey(affordance, kind));
+      if (bySub === undefined) return;
+      const sub = bySub.sub;
+      for (const [thing, streams] of bySub.things) {
+        const latest = streams.get(sub);
         const state = latest && this.committedState(latest);
         if (state !== undefined && state.value !== null)
           visit(thing, this.parsedValue(state, state.value), state.seq);
       }
     },
-    count: (affordance, kind) => this.thingsBySub.get(subKey(affordance, kind))?.size ?? 0,
+    count: (affordance, kind) => this.thingsBySub.get(subKey(affordance, kind))?.things.size ?? 0,
   };
 
   private parsedValue(state: StreamState, text: string): unknown {
