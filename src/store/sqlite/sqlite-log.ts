@@ -348,6 +348,11 @@ function reshapedByJson(value: unknown): boolean {
 export class SqliteLog {
   private size: number;
   private frontier: MerkleFrontier;
+  /**
+   * A mark holds `frontier` itself: the next leaf appended here goes to a copy (copy on write).
+   * A batch the writer thread hashes appends none here, so its commands' marks copy nothing.
+   */
+  private frontierMarked = false;
   /** Every stream's number, by stream key (see StreamId). */
   private readonly streamIds = new Map<string, StreamId>();
   private nextStreamId = 1;
@@ -540,12 +545,17 @@ export class SqliteLog {
 
   // --- the write path (inside the store's transaction) ---
 
+  private markFrontier(): MerkleFrontier {
+    this.frontierMarked = true;
+    return this.frontier;
+  }
+
   mark(): LogMark {
     return {
       size: this.size,
       block: this.blockLeaves,
       blockLeaves: this.blockLeaves.length,
-      frontier: this.frontier.clone(),
+      frontier: this.markFrontier(),
       pending: this.pending.length,
       undo: this.undoBase + this.undo.length,
       ...(this.capture && {
@@ -572,6 +582,8 @@ export class SqliteLog {
     this.blockLeaves = mark.block;
     this.blockLeaves.length = mark.blockLeaves;
     this.frontier = mark.frontier;
+    // Still the mark's (it may be rolled back to again): the next leaf goes to a copy.
+    this.frontierMarked = true;
     this.pending.length = mark.pending;
     const capture = this.capture;
     if (capture && mark.capture) {
@@ -595,7 +607,7 @@ export class SqliteLog {
     while (this.undoBase + this.undo.length > mark.undo) {
       const step = this.undo.pop();
       if (!step) break;
-      if (step.prev) this.setStream(step.thing, step.sub, step.prev);
+      if (step.prev) this.setStream(step.thing, step.sub, step.prev, undefined, false);
       else {
         this.projection.get(step.thing)?.delete(step.sub);
         this.thingsBySub.get(step.sub)?.things.delete(step.thing);
@@ -603,17 +615,21 @@ export class SqliteLog {
     }
   }
 
-  /** `streams` is the Thing's map in the projection, when the caller has it. */
+  /**
+   * `streams` is the Thing's map in the projection, when the caller has it; `isNew`, when the
+   * caller knows whether the stream is new (an append does), spares a look at its size.
+   */
   private setStream(
     thing: string,
     sub: string,
     state: StreamState,
     streams = this.projection.get(thing),
+    isNew?: boolean,
   ): void {
     if (!streams) this.projection.set(thing, (streams = new Map<string, StreamState>()));
-    const size = streams.size;
+    const size = isNew === undefined ? streams.size : 0;
     streams.set(sub, state);
-    if (streams.size !== size) {
+    if (isNew ?? streams.size !== size) {
       let bySub = this.thingsBySub.get(sub);
       if (bySub === undefined) this.thingsBySub.set(sub, (bySub = { sub, things: new Map() }));
       bySub.things.set(thing, streams);
@@ -810,7 +826,7 @@ export class SqliteLog {
     const parsed =
       streamValue !== null && value !== undefined && !isObject(value.value) ? value.value : undefined;
     const state: PendingState = { seq, value: streamValue, key, parsed, prev: latest };
-    this.setStream(draft.thing, sub, state, streams);
+    this.setStream(draft.thing, sub, state, streams, latest === undefined);
     this.size = seq;
     if (leaf) this.appendLeaf(leaf);
     this.pending.push(state);
@@ -820,6 +836,10 @@ export class SqliteLog {
 
   /** The frontier hashes each subtree the leaf completes; those of BLOCK leaves and up are kept. */
   private appendLeaf(leaf: Uint8Array): void {
+    if (this.frontierMarked) {
+      this.frontier = this.frontier.clone();
+      this.frontierMarked = false;
+    }
     this.frontier.append(leaf, this.completedSubtree);
     this.pushBlockLeaf(leaf, this.frontier.size);
   }
@@ -964,6 +984,7 @@ export class SqliteLog {
       // while it was in flight, so the tree here moves on to exactly what it committed.
       setLeaves(batch.records, hashed.leaves);
       this.frontier = MerkleFrontier.fromJSON(JSON.parse(hashed.frontier));
+      this.frontierMarked = false;
       const first = this.frontier.size - batch.records.length + 1;
       for (let i = 0; i < batch.records.length; i++) {
         this.pushBlockLeaf(hashed.leaves.subarray(HASH_LENGTH * i, HASH_LENGTH * (i + 1)), first + i);
@@ -994,6 +1015,7 @@ export class SqliteLog {
     this.checkpointsChanged();
     // Batches hashed by the writer thread moved the tree on as they committed, after the mark.
     this.frontier = this.view.frontier.clone();
+    this.frontierMarked = false;
     this.blockLeaves = this.view.block.slice();
     this.capture = undefined;
     this.pending = [];

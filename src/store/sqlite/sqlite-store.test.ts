@@ -688,6 +688,35 @@ describe("SqliteStore", () => {
     await expectExact(openStore());
   });
 
+  it("a mark rolled back to twice keeps its Merkle frontier: leaves appended after the first rollback do not reach it", async () => {
+    const store = openStore({ writerThread: false });
+    await store.append(readings(21, 3));
+    const { db, log } = internals(store);
+    const rootHere = () =>
+      hashToHex((log as unknown as { frontier: { root(): Uint8Array } }).frontier.root());
+    const before = rootHere();
+    // The rows go back with their transaction; the Log's memory with the mark.
+    const appendThenUndo = db.transaction((drafts: ChangeDraft[]) => {
+      for (const draft of drafts) log.append(draft);
+      expect(rootHere()).not.toBe(before);
+      throw new Error("undo the rows");
+    });
+    const mark = log.mark();
+    expect(() => appendThenUndo(readings(1, 3, 21))).toThrow("undo the rows");
+    log.rollback(mark);
+    expect(rootHere()).toBe(before);
+    expect(() => appendThenUndo(readings(2, 3, 22))).toThrow("undo the rows");
+    log.rollback(mark);
+    expect(rootHere()).toBe(before);
+    // And the Log goes on exactly from there.
+    await store.append(readings(40, 3, 24));
+    await expectTreeOfLeaves(store, [
+      [0, 61],
+      [16, 32],
+      [20, 40],
+    ]);
+  });
+
   it.each([
     ["hashed on the event loop", {}],
     ["hashed by the writer thread", { writerHashesFrom: 0 }],

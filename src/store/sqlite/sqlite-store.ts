@@ -48,6 +48,8 @@ import { SqliteWriter, type WrittenSet } from "./sqlite-writer.js";
 
 /** How long one batch transaction may run before it commits and lets the event loop go on. */
 const BATCH_BUDGET_MS = 25;
+/** A batch for the writer reads the clock after this many Changes (~0.3 ms of one-Change calls). */
+const CLOCK_EVERY = 32;
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or ":memory:". */
@@ -491,8 +493,14 @@ export class SqliteStore implements Store {
     }
     const outcomes: Outcome[] = [];
     const started = performance.now();
+    // The budget is checked once CLOCK_EVERY Changes have been built since the last look at the
+    // clock (any command without Changes counts as that many), not after each one-Change call.
+    let unclocked = 0;
     for (const [index, pending] of batch.entries()) {
-      if (index > 0 && performance.now() - started > BATCH_BUDGET_MS) break;
+      if (index > 0 && unclocked >= CLOCK_EVERY) {
+        unclocked = 0;
+        if (performance.now() - started > BATCH_BUDGET_MS) break;
+      }
       const commandMark = log.mark();
       try {
         outcomes.push({ ok: true, value: pending.run() });
@@ -500,6 +508,7 @@ export class SqliteStore implements Store {
         log.rollback(commandMark);
         outcomes.push({ ok: false, error });
       }
+      unclocked += pending.drafts?.length ?? CLOCK_EVERY;
     }
     log.saveHead();
     const built = log.endCapture();
