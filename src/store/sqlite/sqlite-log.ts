@@ -448,8 +448,13 @@ export class SqliteLog {
       leaves: db.prepare<[number, number], { leaf: Buffer }>(
         "SELECT leaf FROM changes WHERE seq BETWEEN ? AND ? ORDER BY seq",
       ),
-      leafHashes: db
-        .prepare<[number, number], Buffer>("SELECT leaf FROM changes WHERE seq BETWEEN ? AND ? ORDER BY seq")
+      // A block's leaves as one value, in seq order: SQLite hands over one row instead of 16,
+      // and JavaScript gets one string instead of a Buffer per leaf (~2 µs each; an inclusion
+      // proof reads one block).
+      leafBlock: db
+        .prepare<[number, number], string | null>(
+          "SELECT group_concat(hex(leaf), '' ORDER BY seq) FROM changes WHERE seq BETWEEN ? AND ?",
+        )
         .pluck(),
       node: db.prepare<[number], { hash: Buffer }>("SELECT hash FROM merkle_nodes WHERE id = ?"),
       insertNode: db.prepare<[number, number, number, Buffer]>(
@@ -1498,7 +1503,16 @@ export class SqliteLog {
     if (start === view.size - view.block.length) return view.block;
     let leaves = blocks.get(block);
     if (leaves === undefined) {
-      leaves = this.stmt.leafHashes.all(start + 1, Math.min(start + BLOCK, view.size));
+      const last = Math.min(start + BLOCK, view.size);
+      const bytes = Buffer.from(this.stmt.leafBlock.get(start + 1, last) ?? "", "hex");
+      if (bytes.length !== HASH_LENGTH * (last - start)) {
+        throw new Error(
+          `the leaf hashes of Changes ${start + 1} to ${last} are ${bytes.length} bytes, not ${HASH_LENGTH} each: the database is damaged`,
+        );
+      }
+      leaves = [];
+      for (let at = 0; at < bytes.length; at += HASH_LENGTH)
+        leaves.push(bytes.subarray(at, at + HASH_LENGTH));
       blocks.set(block, leaves);
     }
     return leaves;
