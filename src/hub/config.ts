@@ -135,7 +135,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   logLevel: "info",
   maxPageLimit: 1000,
   maxSearchResults: 100_000,
-  checkpointEveryChanges: 1000,
+  checkpointEveryChanges: 10_000,
   checkpointEveryMs: 10_000,
   observe: true,
   pollIntervalMs: 5_000,
