@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import {
   LogVerifier,
@@ -527,6 +527,77 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
     const end = await lastSeq(hub);
     const problem = await expectProblem(await hub.request(path(end)), status);
     expect(pointersOf(problem)).toEqual(pointers);
+  });
+});
+
+describe("checkpoints by count", () => {
+  const EVERY = 5;
+  const meter = "urn:example:log:counted";
+  let hub: TestHub;
+
+  beforeAll(async () => {
+    hub = await startTestHub({ checkpointEveryChanges: EVERY, checkpointEveryMs: NEVER_MS });
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("signs one checkpoint for a batch past the count, and counts on from the head it covered", async () => {
+    const { store } = hub.hub;
+    const addCheckpoint = store.addCheckpoint.bind(store);
+    const logHead = store.logHead.bind(store);
+    // A checkpoint reads the Log's head first; its write waits until released (a slow disk).
+    let headReads = 0;
+    store.logHead = () => {
+      headReads++;
+      return logHead();
+    };
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const sizes: number[] = [];
+    const written: Array<Promise<void>> = [];
+    store.addCheckpoint = (checkpoint) => {
+      sizes.push(checkpoint.size);
+      const done = released.then(() => addCheckpoint(checkpoint));
+      written.push(done);
+      return done;
+    };
+    const turns = async (n: number) => {
+      for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    try {
+      await put(hub, meter, meterTd(meter));
+      // Seqs 2–9 in one batch: the count is reached at seq 5, and the checkpoint covers all 9.
+      const batch = Array.from({ length: 8 }, (_, i) => ({
+        kind: "reported",
+        affordance: "power",
+        value: i,
+      }));
+      expect(await report(hub, meter, batch)).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
+      // One more while that checkpoint is being written: it is not covered, and it counts.
+      expect(await report(hub, meter, { kind: "reported", affordance: "power", value: 10 })).toEqual([10]);
+      await vi.waitFor(() => expect(sizes).toEqual([9]), { timeout: 5000 });
+      release();
+      await Promise.all(written);
+      await turns(3);
+      // Counting the batch's Changes past the count again signed a second one of size 10 here.
+      expect(headReads).toBe(1);
+      for (let value = 11; value <= 13; value++) {
+        await report(hub, meter, { kind: "reported", affordance: "power", value });
+      }
+      await turns(3);
+      expect(headReads).toBe(1);
+      // 14 is the fifth Change after 9.
+      await report(hub, meter, { kind: "reported", affordance: "power", value: 14 });
+      await vi.waitFor(() => expect(sizes).toEqual([9, 14]), { timeout: 5000 });
+      await Promise.all(written);
+      expect(headReads).toBe(2);
+      expect((await getJson<Checkpoint>(hub, "/log/checkpoint")).size).toBe(14);
+    } finally {
+      store.addCheckpoint = addCheckpoint;
+      store.logHead = logHead;
+      release();
+    }
   });
 });
 

@@ -15,7 +15,7 @@ import {
   type Checkpoint,
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
-import type { Store } from "../store/index.js";
+import type { LogHead, Store } from "../store/index.js";
 import type { HubClock } from "./hub-clock.js";
 
 export const LOG_KEY_FILE = "log-key.pem";
@@ -85,7 +85,12 @@ export class Notary {
   /** The public key as SPKI PEM, served at GET /log/key. */
   readonly publicKeyPem: string;
   private timer: NodeJS.Timeout | undefined;
-  private uncovered = 0;
+  /** The size of the Log that the newest checkpoint signed, or being signed, covers. */
+  private covered: number | undefined;
+  /** The highest seq published so far. */
+  private seen = 0;
+  /** The count asked for a checkpoint that has not read the Log's head yet. */
+  private due = false;
   /** The checkpoint being signed. */
   private signing: Promise<Checkpoint | undefined> | undefined;
   /** The one to sign after it, shared by everyone who asks meanwhile. */
@@ -103,11 +108,27 @@ export class Notary {
   ) {
     this.privateKey = loadOrCreateKey(dataDir);
     this.publicKeyPem = createPublicKey(this.privateKey).export({ type: "spki", format: "pem" }).toString();
-    this.unsubscribe = bus.subscribe(() => {
-      this.uncovered++;
-      if (this.uncovered >= this.options.everyChanges) this.checkpointSoon();
-      else this.timer ??= setTimeout(() => this.checkpointSoon(), this.options.everyMs).unref();
+    this.unsubscribe = bus.subscribe((change) => {
+      if (change.seq > this.seen) this.seen = change.seq;
+      // Counted from the first Change this hub publishes (the last run ended with a checkpoint).
+      this.covered ??= change.seq - 1;
+      this.count();
     });
+  }
+
+  /**
+   * Asks for a checkpoint once `everyChanges` Changes are not covered by one, or arms the time
+   * bound. By seq, not by event: the Changes of one published batch past the count, and those
+   * committed before a checkpoint read the Log's head, are covered by it; counting them again
+   * made a second checkpoint right after the first (~1.8 signatures per `everyChanges` at
+   * 100,000 Changes/s instead of one).
+   */
+  private count(): void {
+    if (this.due || this.covered === undefined || this.seen <= this.covered) return;
+    if (this.seen - this.covered >= this.options.everyChanges) {
+      this.due = true;
+      this.checkpointSoon();
+    } else this.timer ??= setTimeout(() => this.checkpointSoon(), this.options.everyMs).unref();
   }
 
   private checkpointSoon(): void {
@@ -136,10 +157,17 @@ export class Notary {
   }
 
   private async sign(): Promise<Checkpoint | undefined> {
-    const head = await this.store.logHead();
+    let head: LogHead;
+    try {
+      head = await this.store.logHead();
+    } finally {
+      this.due = false;
+    }
+    // What committed after this read counts towards the next checkpoint.
+    this.covered = Math.max(this.covered ?? 0, head.size);
+    this.count();
     const latest = await this.store.latestCheckpoint();
     if (head.size === 0 || (latest && latest.size >= head.size)) return latest;
-    this.uncovered = 0;
     const checkpoint = await signCheckpointAsync(
       {
         origin: this.origin,
