@@ -680,6 +680,52 @@ describe("the Log across a restart", () => {
       await after.stop();
     }
   });
+
+  it("signs for the Changes a hub left uncovered when it stopped without its last checkpoint", async () => {
+    const crashedDir = mkdtempSync(join(tmpdir(), "hyperthings-log-crashed-"));
+    const thing = "urn:example:log:crashed";
+    const running = new Set<TestHub>();
+    const start = async (checkpointEveryChanges: number, checkpointEveryMs: number) => {
+      const hub = await startTestHub(
+        { dataDir: crashedDir, checkpointEveryChanges, checkpointEveryMs },
+        {},
+        { clock: clock.read },
+      );
+      running.add(hub);
+      return hub;
+    };
+    // A hub that stops without signing its last checkpoint: a crash, as far as the Log knows.
+    const crash = async (hub: TestHub) => {
+      hub.hub.notary.close = () => Promise.resolve();
+      running.delete(hub);
+      await hub.stop();
+    };
+    const sizes = (hub: TestHub) => allCheckpoints(hub).then((cs) => cs.map((c) => c.size));
+    try {
+      const first = await start(1000, NEVER_MS);
+      await put(first, thing, meterTd(thing));
+      await report(
+        first,
+        thing,
+        [1, 2, 3].map((value) => ({ kind: "reported", affordance: "power", value })),
+      );
+      expect(await sizes(first)).toEqual([]);
+      await crash(first);
+
+      // Four Changes uncovered, the count at three: a checkpoint at once, with nothing published.
+      const second = await start(3, NEVER_MS);
+      await vi.waitFor(async () => expect(await sizes(second)).toEqual([4]), { timeout: 5000 });
+      await report(second, thing, { kind: "reported", affordance: "power", value: 4 });
+      await crash(second);
+
+      // One uncovered, the count far off: the time bound, again with nothing published.
+      const third = await start(1000, 100);
+      await vi.waitFor(async () => expect(await sizes(third)).toEqual([4, 5]), { timeout: 5000 });
+    } finally {
+      for (const hub of running) await hub.stop();
+      rmSync(crashedDir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("a Log altered behind the hub's back", () => {

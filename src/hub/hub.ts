@@ -183,6 +183,7 @@ export class Hub {
     const last = await store.getChange(await store.lastSeq());
     const clock = createHubClock(id, last?.hlc, options.clock ?? (() => new Date()));
     const hub = new Hub(id, config, store, bus, adminToken, logger, clock, options.bindings, options.secrets);
+    await hub.notary.start();
     hub.startExpirySweep();
     hub.observation?.start();
     // The graph's indexes are built in the background; a query before they are ready waits.

@@ -110,10 +110,23 @@ export class Notary {
     this.publicKeyPem = createPublicKey(this.privateKey).export({ type: "spki", format: "pem" }).toString();
     this.unsubscribe = bus.subscribe((change) => {
       if (change.seq > this.seen) this.seen = change.seq;
-      // Counted from the first Change this hub publishes (the last run ended with a checkpoint).
+      // Without `start`, counted from the first Change published.
       this.covered ??= change.seq - 1;
       this.count();
     });
+  }
+
+  /**
+   * Counts from the Log as it is: Changes that no checkpoint covers (a hub that stopped without
+   * signing its last one: a crash, a power cut) are signed for within the count or the time
+   * bound, as if they had just been published. Before anything else publishes.
+   */
+  async start(): Promise<void> {
+    const head = await this.store.logHead();
+    const latest = await this.store.latestCheckpoint();
+    this.covered ??= latest?.size ?? 0;
+    if (head.size > this.seen) this.seen = head.size;
+    this.count();
   }
 
   /**
