@@ -38,7 +38,7 @@ export async function startHub(
 ): Promise<RunningHub> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const path = join(config.dataDir, "hyperthings.db");
-  const store = new SqliteStore({ path });
+  const store = new SqliteStore({ path, mmapBytes: config.sqliteMmapMiB * 2 ** 20 });
   const bus = new InProcessBus((err) => logger.error({ err }, "a change subscriber failed"));
   // The bindings the hub talks to Things with; it knows them only by the Binding interface.
   // The embedded broker (aedes) speaks MQTT 3.1.1 only; its URL is known once it listens.

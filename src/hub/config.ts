@@ -29,6 +29,8 @@ export interface HubConfig {
   checkpointEveryChanges: number;
   /** …or this many milliseconds after the first Change not covered by one. */
   checkpointEveryMs: number;
+  /** MiB of the SQLite file that queries read through a memory map (0: none). */
+  sqliteMmapMiB: number;
   /** Keep every registered Thing's observable properties and events observed (`--no-observe`). */
   observe: boolean;
   /** Polling interval of an observed property whose TD names none (`hyperthings:pollInterval`), ms. */
@@ -105,6 +107,7 @@ export const configEnvironment = {
   logLevel: "HYPERTHINGS_LOG_LEVEL",
   checkpointEveryChanges: "HYPERTHINGS_CHECKPOINT_CHANGES",
   checkpointEveryMs: "HYPERTHINGS_CHECKPOINT_MS",
+  sqliteMmapMiB: "HYPERTHINGS_SQLITE_MMAP_MIB",
   observe: "HYPERTHINGS_OBSERVE",
   pollIntervalMs: "HYPERTHINGS_POLL_MS",
   reconnectMs: "HYPERTHINGS_RECONNECT_MS",
@@ -137,6 +140,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   maxSearchResults: 100_000,
   checkpointEveryChanges: 10_000,
   checkpointEveryMs: 10_000,
+  sqliteMmapMiB: 1024,
   observe: true,
   pollIntervalMs: 5_000,
   reconnectMs: 1_000,
@@ -186,6 +190,7 @@ export interface ConfigOverrides {
   expirySweepMs?: number;
   checkpointEveryChanges?: string | number;
   checkpointEveryMs?: string | number;
+  sqliteMmapMiB?: string | number;
   observe?: boolean;
   pollIntervalMs?: string | number;
   reconnectMs?: string | number;
@@ -254,6 +259,12 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
       String(overrides.checkpointEveryMs ?? env[e.checkpointEveryMs] ?? configDefaults.checkpointEveryMs),
       10,
       86_400_000,
+    ),
+    sqliteMmapMiB: integer(
+      "SQLite memory map (MiB)",
+      String(overrides.sqliteMmapMiB ?? env[e.sqliteMmapMiB] ?? configDefaults.sqliteMmapMiB),
+      0,
+      2047,
     ),
     observe: overrides.observe ?? flag(e.observe, env[e.observe], configDefaults.observe),
     pollIntervalMs: integer(

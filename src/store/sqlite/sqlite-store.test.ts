@@ -28,7 +28,7 @@ import { TestHlc, describeStoreConformance, expectHistoryAsInLog } from "../stor
 import { streamKey, type HistoryTail } from "./history-tail.js";
 import { migrations } from "./sqlite-migrations.js";
 import type { SqliteLog } from "./sqlite-log.js";
-import { SqliteStore, type SqliteStoreOptions } from "./sqlite-store.js";
+import { DEFAULT_MMAP_BYTES, SqliteStore, type SqliteStoreOptions } from "./sqlite-store.js";
 import { merkleNodeId, type WriteSet } from "./sqlite-writer.js";
 
 async function temporaryDatabase(): Promise<{ dir: string; path: string }> {
@@ -442,6 +442,20 @@ describe("SqliteStore", () => {
     // synchronous is a setting of each connection, invisible from another: read the store's own.
     const own = (store as unknown as { db: Database.Database }).db;
     expect(own.pragma("synchronous", { simple: true })).toBe(2); // 2 = FULL
+  });
+
+  it("reads through a memory map of the size asked for: 1 GiB by default, none with 0", async () => {
+    const mapped = (store: SqliteStore) =>
+      (store as unknown as { db: Database.Database }).db.pragma("mmap_size", { simple: true });
+    const byDefault = openStore();
+    expect(mapped(byDefault)).toBe(DEFAULT_MMAP_BYTES);
+    expect(DEFAULT_MMAP_BYTES).toBe(2 ** 30);
+    await byDefault.close();
+    const unmapped = openStore({ mmapBytes: 0 });
+    expect(mapped(unmapped)).toBe(0);
+    // Reads still answer, page by page.
+    await unmapped.describe(describeCommand(1));
+    expect((await unmapped.getThing(describeCommand(1).td.id))?.version).toBe(1);
   });
 
   describe("the state view", () => {

@@ -50,6 +50,8 @@ import { SqliteWriter, type WrittenSet } from "./sqlite-writer.js";
 const BATCH_BUDGET_MS = 25;
 /** A batch for the writer reads the clock after this many Changes (~0.3 ms of one-Change calls). */
 const CLOCK_EVERY = 32;
+/** SqliteStoreOptions.mmapBytes when not given. */
+export const DEFAULT_MMAP_BYTES = 2 ** 30;
 
 export interface SqliteStoreOptions {
   /** Path of the database file, or ":memory:". */
@@ -89,6 +91,13 @@ export interface SqliteStoreOptions {
    * their producers do not wait for the thread to hash too (default 128; 0: every batch).
    */
   writerHashesFrom?: number;
+  /**
+   * How many bytes of the file this connection (the one queries read through) maps into memory
+   * (`PRAGMA mmap_size`): a page is then read from the OS's page cache in place instead of copied
+   * by a read call each time. 0 reads every page with a call. Default 1 GiB; ignored for
+   * ":memory:". See docs/operations.md for the catch.
+   */
+  mmapBytes?: number;
 }
 
 interface ReleaseRow {
@@ -255,6 +264,10 @@ export class SqliteStore implements Store {
       // 64 MiB of page cache instead of SQLite's 2 MiB: the index and Merkle pages that history,
       // time travel and proofs touch stay in memory on a Log of millions of Changes.
       this.db.pragma("cache_size = -65536");
+      // Inclusion proofs on a Log of 2M Changes, rounds alternating in one process: p99
+      // 0.18–0.34 ms mapped against 0.43–0.77 ms read page by page (bench/README, session 17).
+      if (options.path !== ":memory:")
+        this.db.pragma(`mmap_size = ${options.mmapBytes ?? DEFAULT_MMAP_BYTES}`);
       this.migrate();
     } catch (error) {
       // A refused database (newer schema, failed migration) must not stay open behind the error.

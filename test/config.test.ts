@@ -1,0 +1,31 @@
+// Settings that reach the store: read from the environment, checked, and applied.
+import type Database from "better-sqlite3";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../src/hub/index.js";
+import { startTestHub } from "./support/test-hub.js";
+
+describe("the SQLite memory map setting", () => {
+  it("reads HYPERTHINGS_SQLITE_MMAP_MIB, 1024 when unset, and refuses anything but 0 to 2047", () => {
+    const at = { dataDir: "/nonexistent" };
+    expect(loadConfig(at, {}).sqliteMmapMiB).toBe(1024);
+    expect(loadConfig(at, { HYPERTHINGS_SQLITE_MMAP_MIB: "0" }).sqliteMmapMiB).toBe(0);
+    expect(loadConfig({ ...at, sqliteMmapMiB: 8 }, { HYPERTHINGS_SQLITE_MMAP_MIB: "0" }).sqliteMmapMiB).toBe(
+      8,
+    );
+    for (const bad of ["2048", "-1", "1G", "0.5", ""]) {
+      expect(() => loadConfig(at, { HYPERTHINGS_SQLITE_MMAP_MIB: bad })).toThrow(
+        `SQLite memory map (MiB) must be a whole number from 0 to 2047, not "${bad}"`,
+      );
+    }
+  });
+
+  it("gives the hub's store the map asked for", async () => {
+    const hub = await startTestHub({}, { HYPERTHINGS_SQLITE_MMAP_MIB: "16" });
+    try {
+      const db = (hub.hub.store as unknown as { db: Database.Database }).db;
+      expect(db.pragma("mmap_size", { simple: true })).toBe(16 * 2 ** 20);
+    } finally {
+      await hub.stop();
+    }
+  });
+});
