@@ -4,6 +4,7 @@
 // an event (a Change, a request), bounded, never for time to pass.
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
 import { randomBytes } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
@@ -444,6 +445,53 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     await changeAfter(hub, back.seq, (c) => c.thing === id && c.affordance === "level" && c.value === 10);
     const turns = (await history(hub, id, "&kind=unreachable,reachable")).filter((c) => c.seq > after);
     expect(turns.map((c) => c.kind)).toEqual(["unreachable", "reachable"]);
+  });
+
+  it("records one unreachable Change, and no reachable, for a Thing whose event connections are dropped at once", async () => {
+    // A Thing whose port takes each connection and closes it: nothing is ever answered.
+    const connections: number[] = [];
+    const waiters: Array<() => void> = [];
+    const dropper = createNetServer((socket) => {
+      connections.push(Date.now());
+      socket.destroy();
+      for (const wake of waiters.splice(0)) wake();
+    });
+    await new Promise<void>((resolve) => dropper.listen(0, "127.0.0.1", resolve));
+    const { port } = dropper.address() as AddressInfo;
+    const dropId = "urn:test:interaction:dropper";
+    try {
+      const after = await lastSeq(hub);
+      await register(hub, {
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        id: dropId,
+        title: "Dropper",
+        securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+        security: "nosec_sc",
+        events: {
+          alarm: { data: { type: "string" }, forms: [{ href: `http://127.0.0.1:${port}/events/alarm` }] },
+        },
+      });
+      await changeAfter(hub, after, (c) => c.thing === dropId && c.kind === "unreachable");
+      // Six more tries (the hub retries with backoff from 20 ms): each is a connection here.
+      const seen = connections.length;
+      while (connections.length < seen + 6) {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`${connections.length - seen} tries came`)),
+            WAIT_MS,
+          );
+          waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      const turns = (await history(hub, dropId, "&kind=unreachable,reachable")).map((c) => c.kind);
+      expect(turns).toEqual(["unreachable"]);
+    } finally {
+      await hub.request(thingPath(dropId), { method: "DELETE" });
+      await new Promise<void>((resolve) => dropper.close(() => resolve()));
+    }
   });
 
   it("stops observing a removed Thing: it gets no more requests", async () => {

@@ -274,7 +274,14 @@ class ThingObserver {
   private generation = 0;
   private subscriptions: { plan: Plan; subscription: Subscription }[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /**
+   * Reconnections since the Thing last proved itself: a value received, or subscriptions that
+   * stayed up for the longest backoff. A subscription that opens and fails again at once does
+   * not start the backoff over (it would swing between unreachable and reachable every second).
+   */
   private attempt = 0;
+  /** When the subscriptions now running opened (performance.now()). */
+  private openedAt: number | undefined;
   /** As last recorded in the Log. */
   private reachable = true;
   /** Affordances given up on (no usable form, no secret, a refusal) until the TD or secrets change. */
@@ -407,7 +414,7 @@ class ThingObserver {
       return;
     }
     this.subscriptions = opened;
-    this.attempt = 0;
+    this.openedAt = performance.now();
     if (!this.reachable) {
       this.reachable = true;
       const via = viaOf(wanted[0]?.target.href);
@@ -433,6 +440,7 @@ class ThingObserver {
   /** A value from the Thing: checked, filtered by the record policy, queued for the Log. */
   private received(plan: Plan, via: string, raw: unknown): Promise<void> | undefined {
     if (this.stopped) return undefined;
+    this.attempt = 0;
     // Payloads of non-JSON types arrive as bytes; the Log keeps JSON, so they are kept as base64.
     const value = raw instanceof Uint8Array ? Buffer.from(raw).toString("base64") : raw;
     if (plan.kind === "property" && value === undefined) return undefined;
@@ -494,6 +502,9 @@ class ThingObserver {
 
   private wentAway(error: unknown, generation: number): void {
     if (this.stopped || generation !== this.generation) return;
+    const upMs = this.openedAt === undefined ? 0 : performance.now() - this.openedAt;
+    this.openedAt = undefined;
+    if (upMs >= this.options.maxReconnectMs) this.attempt = 0;
     if (this.reachable) {
       this.reachable = false;
       this.log.info({ reason: messageOf(error) }, "the Thing is unreachable");

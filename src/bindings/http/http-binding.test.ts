@@ -406,6 +406,43 @@ describe("HttpBinding", () => {
     expect(await data.first(2)).toEqual(["alarm 1", "alarm 2"]);
   });
 
+  it("subscribes by long-poll only to a Thing that takes the request: refused or 4xx fails the subscription", async () => {
+    use();
+    // A port nothing listens on: the connection is refused.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const alarm = (base: string) =>
+      targetFor(lampAt(base), {
+        secrets,
+        op: "subscribeevent",
+        affordance: { kind: "event", name: "alarm" },
+      });
+    const errors = collector();
+    const ignore = () => undefined;
+    expect(
+      await failureOf(binding.subscribeEvent(alarm(`http://127.0.0.1:${port}`), ignore, errors.push)),
+    ).toMatchObject({ reason: "unreachable" });
+    thing.routes.set("GET /events/alarm", (_req, res) => json(res, 404, { title: "no such event" }));
+    expect(await failureOf(binding.subscribeEvent(alarm(thing.url), ignore, errors.push))).toMatchObject({
+      reason: "status",
+      status: 404,
+    });
+    expect(errors.values).toEqual([]);
+    // A Thing that holds the request is subscribed to; its answer, later, is the first value.
+    const held: ServerResponse[] = [];
+    thing.routes.set("GET /events/alarm", (_req, res) => {
+      held.push(res);
+      if (held.length === 2) json(res, 200, "again");
+    });
+    const data = collector();
+    subscriptions.push(await binding.subscribeEvent(alarm(thing.url), data.push, errors.push));
+    expect(held).toHaveLength(1);
+    json(held[0] as ServerResponse, 200, "alarm");
+    expect(await data.first(2)).toEqual(["alarm", "again"]);
+  });
+
   it("observes a property without a push subprotocol by polling, reporting changes only", async () => {
     use();
     let level = 1;

@@ -221,6 +221,14 @@ export async function observeBySse(
   return observation;
 }
 
+/**
+ * How long the first long-poll request must stay unanswered, without failing, for the Thing to
+ * count as reached: a Thing that holds the request has accepted it. A refused connection or an
+ * unknown host fails well within this (a Thing that cannot be reached cannot be subscribed to).
+ */
+const LONG_POLL_CONTACT_MS = 250;
+const HELD: unique symbol = Symbol("held");
+
 /** `subprotocol: "longpoll"`: each answer is one value; the request is sent again at once. */
 export async function observeByLongPoll(
   transport: HttpTransport,
@@ -230,17 +238,37 @@ export async function observeByLongPoll(
   options: ObservationOptions,
 ): Promise<Subscription> {
   const observation = new Observation(onValue, onError);
+  const request = () =>
+    transport.fetch(
+      exchangeFor(target, {
+        headersTimeoutMs: options.longPollTimeoutMs,
+        retry: false,
+        signal: observation.signal,
+      }),
+    );
+  // The first request establishes the subscription: it answers, or it is still held after a
+  // moment. If it fails first, the subscription fails (unreachable, 4xx…), as an SSE stream's
+  // first connection or a polled property's first read does.
+  let first: ReturnType<typeof request> | undefined = request();
+  const early = await Promise.race([
+    first,
+    delay<typeof HELD>(Math.min(LONG_POLL_CONTACT_MS, options.longPollTimeoutMs), HELD, { ref: false }),
+  ]).catch(async (error: unknown): Promise<typeof HELD> => {
+    // Held for the whole window with nothing to say is contact too: the loop asks again.
+    const failure = bindingFailure(error);
+    if (failure?.reason === "timeout" || failure?.status === 408) return HELD;
+    await observation.close();
+    throw error;
+  });
+  // An answer already in is taken by the loop, as any other.
+  if (early !== HELD) first = Promise.resolve(early);
   observation.run(async () => {
     let failures = 0;
     while (!observation.closed) {
       try {
-        const answer = await transport.fetch(
-          exchangeFor(target, {
-            headersTimeoutMs: options.longPollTimeoutMs,
-            retry: false,
-            signal: observation.signal,
-          }),
-        );
+        const pending = first ?? request();
+        first = undefined;
+        const answer = await pending;
         failures = 0;
         if (answer.status !== 204) {
           observation.value(decodeAnswer(target, answer, target.terms.contentType));
