@@ -298,6 +298,22 @@ describe("things history, state and diff", () => {
       expect(run.code).toBe(2);
       expect(run.stderr).toMatch(/^things: "[^"]+" is not a time: [^\n]+\n$/);
     }
+    // Times out of order are a usage error too; a --from after now is read as now, as the hub does.
+    for (const [args, message] of [
+      [["diff", LAMP, "--from", "-1m", "--to", "-2m"], /^things: --from \(\S+\) is after --to \(\S+\)\n$/],
+      [
+        ["history", LAMP, "--since", "-1m", "--until", "-2m"],
+        /^things: --since \(\S+\) is after --until \(\S+\)\n$/,
+      ],
+    ] as const) {
+      const run = await things([...args, "--url", "http://127.0.0.1:9"]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(message);
+    }
+    const ahead = await thingsAt(hub, ["diff", LAMP, "--from", "+1m", "--json"]);
+    expect(ahead).toMatchObject({ code: 0, stderr: "" });
+    const diff = JSON.parse(ahead.stdout) as { from: string; to: string };
+    expect(diff.from).toBe(diff.to);
   });
 
   it("state prints the TD's title and version, then each property's value, time and actor", async () => {

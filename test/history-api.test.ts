@@ -919,6 +919,10 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
     );
     expect(pointersOf(bad)).toEqual(["/query/to"]);
     await expectProblem(await hub.request(`${thingPath(id)}/diff?to=${iso(tAt(2))}`), 400);
+    // A from after the hub's now is read as now first: with `to` left at now, nothing in between.
+    const ahead = await getJson<ThingDiff>(hub, `${thingPath(id)}/diff?from=%2B1m`);
+    expect(ahead.from).toBe(ahead.to);
+    expect(ahead.properties).toEqual([]);
   });
 
   it("answers a diff of a Thing that was never registered with 404", async () => {

@@ -305,6 +305,26 @@ export function parseTimeArgument(text: string, now: Date = new Date()): Date {
   }
 }
 
+/**
+ * Two times of one command in order (a usage error, exit 2, before anything is asked): `notAfter`
+ * reads a time after it as it (the hub reads `from` and `to` after its now as now).
+ */
+export function checkTimeOrder(
+  earlier: { option: string; time: Date | undefined },
+  later: { option: string; time: Date | undefined },
+  notAfter?: Date,
+): void {
+  if (earlier.time === undefined || later.time === undefined) return;
+  const cap = (t: Date) => (notAfter !== undefined && t > notAfter ? notAfter : t);
+  const [a, b] = [cap(earlier.time), cap(later.time)];
+  if (a > b) {
+    throw new CliError(
+      `${earlier.option} (${a.toISOString()}) is after ${later.option} (${b.toISOString()})`,
+      2,
+    );
+  }
+}
+
 interface ListCommandOptions {
   type?: string;
   json?: boolean;

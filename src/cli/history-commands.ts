@@ -10,6 +10,7 @@ import {
   clientOf,
   connectionOf,
   connectionHelpWith,
+  checkTimeOrder,
   parseTimeArgument,
   positiveInteger,
   talking,
@@ -91,6 +92,7 @@ async function history(id: string, options: HistoryCommandOptions, command: Comm
   const now = new Date();
   const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
   const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
+  checkTimeOrder({ option: "--since", time: since }, { option: "--until", time: until });
   const kinds = kindsOf(options.kind);
   const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
   // One more than shown, to tell whether there are more.
@@ -486,6 +488,7 @@ export function registerHistoryCommands(program: Command): void {
           const now = new Date();
           const from = parseTimeArgument(options.from, now);
           const to = options.to === undefined ? undefined : parseTimeArgument(options.to, now);
+          checkTimeOrder({ option: "--from", time: from }, { option: "--to", time: to ?? now }, now);
           const client = clientOf(command);
           const diff = await client.diff(id, from, to);
           if (options.json) return void process.stdout.write(`${JSON.stringify(diff)}\n`);

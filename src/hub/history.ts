@@ -207,13 +207,14 @@ export class History {
   }
 
   async diff(thing: string, askedFrom: Date, askedTo: Date): Promise<ThingDiff> {
-    if (askedFrom.getTime() > askedTo.getTime()) {
-      throw new ValidationError(`from (${askedFrom.toISOString()}) is after to (${askedTo.toISOString()})`, [
+    // Times after now are read as now first: `from=+1m` with `to` left at now is the empty diff.
+    const from = this.notAfterNow(askedFrom);
+    const to = this.notAfterNow(askedTo);
+    if (from.getTime() > to.getTime()) {
+      throw new ValidationError(`from (${from.toISOString()}) is after to (${to.toISOString()})`, [
         { pointer: "/query/from", message: "must not be after to" },
       ]);
     }
-    const from = this.notAfterNow(askedFrom);
-    const to = this.notAfterNow(askedTo);
     const [fromSeq, toSeq] = await Promise.all([this.seqAt(from), this.seqAt(to)]);
     const [before, after] = await Promise.all([this.streamsAt(thing, fromSeq), this.streamsAt(thing, toSeq)]);
     if (!latestDescription(before) && !latestDescription(after)) {
