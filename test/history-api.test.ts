@@ -1313,6 +1313,23 @@ describe("the change feed: GET /changes and /changes/stream", () => {
     expect(pointersOf(bad)).toEqual(["/headers/last-event-id"]);
   });
 
+  it("replays the Changes since a time first with `since`, then live ones; a Last-Event-ID wins over it", async () => {
+    const expected = (await feed(`since=${iso(midpoint)}&kind=reported`)).map((c) => c.seq);
+    expect(expected.length).toBeGreaterThan(2);
+    const stream = await open(`/changes/stream?since=${iso(midpoint)}&kind=reported`);
+    expect((await stream.take(expected.length)).map((e) => Number(e.id))).toEqual(expected);
+    clock.advance(MINUTE);
+    const [live] = await report(hub, lamp, { kind: "reported", affordance: "temperature", value: 70 });
+    expect((await stream.take(1)).map((e) => Number(e.id))).toEqual([live]);
+    // As a reconnection: the same URL with the last id seen resumes after the id, not at `since`.
+    const resumed = await open(`/changes/stream?since=${iso(midpoint)}&kind=reported`, {
+      "last-event-id": String((live ?? 0) - 1),
+    });
+    expect((await resumed.take(1)).map((e) => Number(e.id))).toEqual([live]);
+    const bad = await expectProblem(await hub.request("/changes/stream?since=later"), 400);
+    expect(pointersOf(bad)).toEqual(["/query/since"]);
+  });
+
   it("refuses unknown stream parameters and malformed kind lists with 400", async () => {
     await expectProblem(await hub.request("/changes/stream?colour=red"), 400);
     await expectProblem(await hub.request("/changes/stream?kind=,"), 400);

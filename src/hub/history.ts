@@ -131,6 +131,11 @@ export class History {
     return this.store.seqBefore(hlcFloor(new Date(time.getTime() + 1)));
   }
 
+  /** The last Log position whose time is before `time`: the Changes since it follow it. */
+  async seqBefore(time: Date): Promise<number> {
+    return this.store.seqBefore(hlcFloor(time));
+  }
+
   private async bounds(
     since: Date | undefined,
     until: Date | undefined,
@@ -140,7 +145,7 @@ export class History {
         { pointer: "/query/since", message: "must not be after until" },
       ]);
     }
-    const after = since ? await this.store.seqBefore(hlcFloor(since)) : 0;
+    const after = since ? await this.seqBefore(since) : 0;
     const before = until ? (await this.seqAt(until)) + 1 : Number.MAX_SAFE_INTEGER;
     return { after, before };
   }

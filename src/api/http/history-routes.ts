@@ -233,15 +233,22 @@ export function historyRoutes(hub: Hub) {
       {
         schema: {
           summary:
-            "The feed, live, as Server-Sent Events (event `change`, id = seq; resumable with Last-Event-ID)",
+            "The feed, live, as Server-Sent Events (event `change`, id = seq; resumable with Last-Event-ID; `since` replays from a time first)",
           tags: ["history"],
-          querystring: { type: "object", additionalProperties: false, properties: feedQuery },
+          querystring: {
+            type: "object",
+            additionalProperties: false,
+            properties: { ...feedQuery, since: timeText },
+          },
         },
       },
       async (request, reply) => {
         const q = request.query as Record<string, string | undefined>;
         const { filter, accept, observe } = await feedFilter(q);
-        const after = await lastEventId(request, hub);
+        const since = time(request, q.since, "since", hub);
+        // A reconnection carries the last id it saw, and the same URL: the id wins over `since`.
+        const after =
+          (await lastEventId(request, hub)) ?? (since ? await hub.history.seqBefore(since) : undefined);
         openEventStream(request, reply, hub, after, (change) => {
           observe(change);
           if (filter.thing !== undefined && change.thing !== filter.thing) return undefined;
