@@ -769,6 +769,27 @@ describe("things verify, prove and export", () => {
     );
   });
 
+  it("export never writes over an existing file unless --force is given", async () => {
+    const file = join(work, "kept.ndjson");
+    writeFileSync(file, "evidence\n");
+    for (const args of [
+      ["export", "--out", file],
+      ["export", "--thing", LAMP, "--out", file],
+    ]) {
+      const refused = await thingsAt(hub, args);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toBe(`things: ${file} exists: name a new file, or add --force to replace it\n`);
+      expect(readFileSync(file, "utf8")).toBe("evidence\n");
+    }
+    const forced = await thingsAt(hub, ["export", "--out", file, "--force"]);
+    expect(forced).toMatchObject({ code: 0, stderr: "" });
+    expect(readFileSync(file, "utf8")).toMatch(/^\{"type":"header"/);
+    expect(readdirSync(work).filter((name) => name.includes(".partial-"))).toEqual([]);
+    const help = await things(["export", "--help"]);
+    expect(help.stdout).toContain("0 written");
+    expect(help.stdout).not.toContain("0 verified");
+  });
+
   it("a partial export carries the hashes left of its range and a consistency proof, and verifies", async () => {
     const file = join(work, "since.ndjson");
     const run = await thingsAt(hub, ["export", "--since", "2026-01-01T10:03:00Z", "--out", file]);

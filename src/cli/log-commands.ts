@@ -4,6 +4,8 @@ import { InvalidArgumentError, type Command } from "commander";
 import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import {
   closeSync,
+  existsSync,
+  linkSync,
   createReadStream,
   createWriteStream,
   openSync,
@@ -66,6 +68,10 @@ const VERIFY_PAGE_SIZE = 20_000;
 /** How many bytes of entry lines go to a hashing thread at once, and how many such runs may wait. */
 const HASH_RUN_BYTES = 256 * 1024;
 const HASH_RUNS_IN_FLIGHT = 4;
+
+const EXPORT_EXIT_CODES =
+  "0 written, 1 failed (the hub refused or is unreachable, the file cannot be written), " +
+  "2 usage (a bad option or time, or --out names a file that exists)";
 
 const EXIT_CODES =
   "0 verified, 1 failed to run (the hub refused or is unreachable, a file is unreadable), 2 usage, " +
@@ -634,7 +640,7 @@ class LineWriter {
  * leaves no partial file.
  */
 async function writeExport(
-  out: string,
+  { out, force }: ExportTarget,
   progress: ProgressBar,
   write: (writer: LineWriter) => Promise<void>,
 ): Promise<void> {
@@ -645,7 +651,12 @@ async function writeExport(
   try {
     await write(writer);
     await writer.close();
-    renameSync(partial, out);
+    if (force) renameSync(partial, out);
+    else {
+      // A link is never made over an existing file: one that appeared meanwhile stays as it was.
+      linkSync(partial, out);
+      rmSync(partial);
+    }
   } catch (err) {
     writer.destroy();
     rmSync(partial, { force: true });
@@ -655,6 +666,19 @@ async function writeExport(
     throw err;
   } finally {
     progress.clear();
+  }
+}
+
+/** Where an export goes: `force` replaces a file already there. */
+interface ExportTarget {
+  out: string;
+  force?: boolean;
+}
+
+/** An export never replaces a file unless asked to: it may be the evidence of an earlier one. */
+function checkExportTarget({ out, force }: ExportTarget): void {
+  if (!force && existsSync(out)) {
+    throw new CliError(`${out} exists: name a new file, or add --force to replace it`, 2);
   }
 }
 
@@ -679,7 +703,8 @@ async function exportStart(
   return { since, checkpoint, common };
 }
 
-async function exportLog(options: { since?: string; out: string }, client: HubClient): Promise<void> {
+async function exportLog(options: { since?: string } & ExportTarget, client: HubClient): Promise<void> {
+  checkExportTarget(options);
   const { since, checkpoint, common } = await exportStart(options.since, client);
   const to = checkpoint.size;
   let from = 1;
@@ -721,7 +746,7 @@ async function exportLog(options: { since?: string; out: string }, client: HubCl
   };
   const progress = new ProgressBar("exporting", to - from + 1);
   let count = 0;
-  await writeExport(options.out, progress, async (writer) => {
+  await writeExport(options, progress, async (writer) => {
     await writer.write(header);
     for await (const change of client.logEntriesAll({ after: from - 1, upTo: to })) {
       await writer.write({ type: "change", change });
@@ -765,9 +790,10 @@ interface ThingExportHeader extends ExportHeaderCommon {
 }
 
 async function exportThing(
-  options: { since?: string; out: string; thing: string },
+  options: { since?: string; thing: string } & ExportTarget,
   client: HubClient,
 ): Promise<void> {
+  checkExportTarget(options);
   const { since, checkpoint, common } = await exportStart(options.since, client);
   const size = checkpoint.size;
   const header: ThingExportHeader = {
@@ -781,7 +807,7 @@ async function exportThing(
   let count = 0;
   let first: number | undefined;
   let last: number | undefined;
-  await writeExport(options.out, progress, async (writer) => {
+  await writeExport(options, progress, async (writer) => {
     // The proofs of a run are asked for as soon as it is full, and written in order: the next
     // page of history and up to PROOF_REQUESTS_IN_FLIGHT runs' proofs are on their way together.
     const inFlight: Array<{ changes: Change[]; answer: Promise<InclusionProofs> }> = [];
@@ -1370,13 +1396,19 @@ export function registerLogCommands(program: Command): void {
       "--thing <id>",
       "only this Thing's Changes, each with its own inclusion proof (proves each one, not that none is left out)",
     )
-    .requiredOption("--out <file>", "the file to write (gzip-compressed when its name ends in .gz)")
+    .requiredOption(
+      "--out <file>",
+      "the new file to write (gzip-compressed when its name ends in .gz); never over an existing one",
+    )
+    .option("--force", "replace the --out file if it exists")
     .addHelpText(
       "after",
-      () => `\nCheck the file anywhere, without the hub, with \`things verify --file FILE\`.\n${help()}`,
+      () =>
+        `\nCheck the file anywhere, without the hub, with \`things verify --file FILE\`.\n` +
+        connectionHelpWith(EXPORT_EXIT_CODES),
     )
     .action(
-      talking(async (options: { since?: string; out: string; thing?: string }, command: Command) =>
+      talking(async (options: { since?: string; thing?: string } & ExportTarget, command: Command) =>
         options.thing === undefined
           ? exportLog(options, clientOf(command))
           : exportThing({ ...options, thing: options.thing }, clientOf(command)),
