@@ -345,6 +345,9 @@ function reshapedByJson(value: unknown): boolean {
   throw new TypeError(`a ${typeof value} value has no JSON representation`);
 }
 
+/** Changes of one Thing read at a time for a feed page filtered by more than the Thing. */
+const FEED_PAGE = 500;
+
 export class SqliteLog {
   private size: number;
   private frontier: MerkleFrontier;
@@ -1212,11 +1215,15 @@ export class SqliteLog {
       // The history index serves one Thing; the other filters apply to its Changes.
       const out: Change[] = [];
       let bounds = { after, before: before ?? Number.MAX_SAFE_INTEGER };
+      // With no other filter every Change of the page is taken: no more are read than asked for.
+      const only =
+        !filter.kinds && filter.actor === undefined && filter.release === undefined && !filter.things;
+      const pageSize = only ? Math.min(limit, FEED_PAGE) : FEED_PAGE;
       while (out.length < limit) {
-        const page = this.history({ thing: filter.thing, ...bounds, order, limit: 500 });
+        const page = this.history({ thing: filter.thing, ...bounds, order, limit: pageSize });
         for (const change of page) if (matches(change, filter) && out.length < limit) out.push(change);
         const last = page.at(-1);
-        if (!last || page.length < 500) break;
+        if (!last || page.length < pageSize) break;
         bounds = order === "asc" ? { ...bounds, after: last.seq } : { ...bounds, before: last.seq };
       }
       return out;
