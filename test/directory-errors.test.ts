@@ -227,7 +227,9 @@ describe("bad input to the directory", () => {
         body: JSON.stringify(minimalTd()),
       });
       const problem = await expectProblem(res, 415);
-      expect(problem.detail).toMatch(/application\/td\+json/);
+      expect(problem.detail).toMatch(
+        method === "PATCH" ? /application\/merge-patch\+json$/ : /application\/td\+json$/,
+      );
     }, [id]);
   });
 

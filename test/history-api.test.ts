@@ -310,7 +310,7 @@ describe("reporting state: POST /things/{id}/changes", () => {
       other,
       JSON.stringify({ kind: "reported", affordance: "mode", value: "eco" }),
     );
-    expect(pointersOf(await expectProblem(refused, 400))).toEqual(["/0/affordance"]);
+    expect(pointersOf(await expectProblem(refused, 400))).toEqual(["/body/affordance"]);
     expect(await lastSeq(hub)).toBe(start);
     expect(await report(hub, other, { kind: "reported", affordance: "humidity", value: 40 })).toEqual([
       start + 1,
@@ -386,74 +386,78 @@ describe("bad reports are refused with a precise problem and append nothing", ()
   });
 
   it.each<[string, unknown, string[]]>([
-    ["an unknown property", { kind: "reported", affordance: "humidity", value: 1 }, ["/0/affordance"]],
-    ["an unknown event", { kind: "emitted", affordance: "fire", value: { code: 1 } }, ["/0/affordance"]],
+    ["an unknown property", { kind: "reported", affordance: "humidity", value: 1 }, ["/body/affordance"]],
+    ["an unknown event", { kind: "emitted", affordance: "fire", value: { code: 1 } }, ["/body/affordance"]],
     [
       "an event reported as a property",
       { kind: "reported", affordance: "alarm", value: 1 },
-      ["/0/affordance"],
+      ["/body/affordance"],
     ],
     [
       "a property emitted as an event",
       { kind: "emitted", affordance: "mode", value: "eco" },
-      ["/0/affordance"],
+      ["/body/affordance"],
     ],
     [
       "a value of the wrong type",
       { kind: "reported", affordance: "temperature", value: "hot" },
-      ["/0/value"],
+      ["/body/value"],
     ],
-    ["a value above the maximum", { kind: "reported", affordance: "temperature", value: 151 }, ["/0/value"]],
-    ["a value outside the enum", { kind: "reported", affordance: "mode", value: "turbo" }, ["/0/value"]],
+    [
+      "a value above the maximum",
+      { kind: "reported", affordance: "temperature", value: 151 },
+      ["/body/value"],
+    ],
+    ["a value outside the enum", { kind: "reported", affordance: "mode", value: "turbo" }, ["/body/value"]],
     [
       "an object missing a required member",
       { kind: "reported", affordance: "config", value: {} },
-      ["/0/value"],
+      ["/body/value"],
     ],
     [
       "an object member of the wrong type",
       { kind: "reported", affordance: "config", value: { level: "high" } },
-      ["/0/value/level"],
+      ["/body/value/level"],
     ],
-    ["a reported property without a value", { kind: "reported", affordance: "temperature" }, ["/0/value"]],
+    ["a reported property without a value", { kind: "reported", affordance: "temperature" }, ["/body/value"]],
     [
       "an event with a data schema emitted without a value",
       { kind: "emitted", affordance: "alarm" },
-      ["/0/value"],
+      ["/body/value"],
     ],
-    ["event data missing a member", { kind: "emitted", affordance: "alarm", value: {} }, ["/0/value"]],
+    ["event data missing a member", { kind: "emitted", affordance: "alarm", value: {} }, ["/body/value"]],
     [
       "event data of the wrong type",
       { kind: "emitted", affordance: "alarm", value: { code: "x" } },
-      ["/0/value/code"],
+      ["/body/value/code"],
     ],
   ])("refuses %s with 400 and its pointer", async (_what, body, pointers) => {
     await expectRefused(id, body, 400, pointers);
   });
 
-  it("refuses a whole array when one item names an unknown affordance (pointer /i/affordance)", async () => {
+  it("refuses a whole array when one item names an unknown affordance (pointer /body/i/affordance)", async () => {
     const problem = await expectRefused(
       id,
       [good, { kind: "emitted", affordance: "alarm", value: { code: 1 } }, { ...good, affordance: "nope" }],
       400,
-      ["/2/affordance"],
+      ["/body/2/affordance"],
     );
     expect(problem.detail).toContain("nope");
   });
 
-  it("refuses a whole array when one item's value does not fit (pointer /i/value…)", async () => {
+  it("refuses a whole array when one item's value does not fit (pointer /body/i/value…)", async () => {
     await expectRefused(
       id,
       [good, { kind: "reported", affordance: "config", value: { level: -1 } }, good],
       400,
-      ["/1/value/level"],
+      ["/body/1/value/level"],
     );
   });
 
   it("refuses an array of 10,000 reports whose last one is wrong, and records none of the others", async () => {
     const body = Array.from({ length: 10_000 }, (_, i) => ({ ...good, value: i % 100 }));
     body[9_999] = { ...good, value: 1000 };
-    await expectRefused(id, body, 400, ["/9999/value"]);
+    await expectRefused(id, body, 400, ["/body/9999/value"]);
   });
 
   it("accepts an array of exactly 10,000 reports and refuses 10,001", async () => {
@@ -484,6 +488,34 @@ describe("bad reports are refused with a precise problem and append nothing", ()
     // Only the errors of the body's own shape: an object is not also told it "must be array".
     const problem = await expectRefused(id, body, 400, [pointer]);
     expect(problem.detail).not.toMatch(/must be (array|object)|oneOf/);
+  });
+
+  it("says what it takes: the kinds, the members, the media type, the size", async () => {
+    const kind = await expectRefused(id, { ...good, kind: "guessed" }, 400, ["/body/kind"]);
+    expect(kind.errors?.[0]?.detail).toMatch(/^must be one of "reported", /);
+    const member = await expectRefused(id, { ...good, unit: "°C" }, 400, ["/body"]);
+    expect(member.errors?.[0]?.detail).toMatch(/^has no member "unit" \(it takes "kind", /);
+    const parameter = await expectProblem(await hub.request(`${thingPath(id)}/history?colour=red`), 400);
+    expect(parameter.detail).toMatch(/has no parameter "colour" \(it takes "affordance", /);
+    const media = await expectProblem(
+      await hub.request(`${thingPath(id)}/changes`, {
+        method: "POST",
+        headers: { "content-type": "text/plain" },
+        body: JSON.stringify(good),
+      }),
+      415,
+    );
+    expect(media.detail).toMatch(/send application\/json$/);
+    const huge = await expectProblem(
+      await hub.request(`${thingPath(id)}/changes`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...good, value: 1, note: "x".repeat(2 * 1024 * 1024) }),
+      }),
+      413,
+    );
+    expect(huge.detail).toMatch(/^The request body is larger than this endpoint takes \(\d+ MiB\)$/);
+    expect(typeof (huge as { limit?: unknown }).limit).toBe("number");
   });
 
   it.each([

@@ -62,7 +62,18 @@ export function historyRoutes(hub: Hub) {
       async (request, reply) => {
         const body = request.body as Parameters<Hub["ingest"]>[1][number] | Parameters<Hub["ingest"]>[1];
         const reports = Array.isArray(body) ? body : [body];
-        const changes = await hub.ingest(idOf(request), reports, { actor: actorOf(request), via: "http" });
+        const changes = await hub
+          .ingest(idOf(request), reports, { actor: actorOf(request), via: "http" })
+          .catch((error: unknown) => {
+            // The hub points into the list of reports (/0/value); here, into the body as sent.
+            if (!(error instanceof ValidationError)) throw error;
+            const inBody = (pointer: string) =>
+              `/body${Array.isArray(body) ? pointer : pointer.replace(/^\/0(?=\/|$)/, "")}`;
+            throw new ValidationError(
+              error.message,
+              error.errors.map((e) => ({ ...e, pointer: inBody(e.pointer) })),
+            );
+          });
         return reply.code(201).send({ seqs: changes.map((c) => c.seq) });
       },
     );

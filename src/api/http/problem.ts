@@ -34,6 +34,8 @@ interface SchemaError {
   instancePath: string;
   schemaPath: string;
   message?: string;
+  /** The keyword's particulars: `allowedValues` (enum), `additionalProperty`, `missingProperty`. */
+  params?: Record<string, unknown>;
   /** With Ajv's `verbose` (server.ts): the schema of the failing place. */
   parentSchema?: unknown;
 }
@@ -42,9 +44,27 @@ interface SchemaError {
  * The words for a schema error. A pattern says what it stands for in its schema's `description`
  * ("kinds separated by commas, …"): a regular expression is no explanation.
  */
-function messageOf(error: SchemaError): string {
-  const description = (error.parentSchema as { description?: unknown } | undefined)?.description;
+function messageOf(error: SchemaError, context: string): string {
+  const schema = error.parentSchema as { description?: unknown; properties?: unknown } | undefined;
+  const description = schema?.description;
   if (error.keyword === "pattern" && typeof description === "string") return `must be ${description}`;
+  const allowed = error.params?.allowedValues;
+  if (error.keyword === "enum" && Array.isArray(allowed)) {
+    return `must be one of ${allowed.map((v) => JSON.stringify(v)).join(", ")}`;
+  }
+  const extra = error.params?.additionalProperty;
+  if (error.keyword === "additionalProperties" && typeof extra === "string") {
+    // The members it does take, from the schema: a typo is then plain to see.
+    const known =
+      typeof schema?.properties === "object" && schema.properties !== null
+        ? Object.keys(schema.properties)
+        : [];
+    const what = context === "query" ? "parameter" : "member";
+    return (
+      `has no ${what} ${JSON.stringify(extra)}` +
+      (known.length > 0 ? ` (it takes ${known.map((k) => JSON.stringify(k)).join(", ")})` : "")
+    );
+  }
   return error.message ?? "is invalid";
 }
 
@@ -93,7 +113,7 @@ function fromFastifyError(err: FastifyError): Problem {
         type: problemType("unsupported-media-type"),
         title: "Unsupported media type",
         status: 415,
-        detail: `${err.message}; send application/td+json or application/json (application/merge-patch+json for PATCH)`,
+        detail: `${err.message}; send application/json`,
       };
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return {
@@ -111,7 +131,7 @@ function fromFastifyError(err: FastifyError): Problem {
     const errors = errorsOfItsType(err.validation);
     const locations = errors.map((v) => ({
       pointer: `/${context}${v.instancePath}`,
-      message: messageOf(v),
+      message: messageOf(v, context),
     }));
     // Fastify's message names every error; this one, those kept.
     const detail = locations.map((l) => `${l.pointer.slice(1)} ${l.message}`).join(", ");
@@ -176,9 +196,30 @@ function withDeviceAnswer(problem: Problem, error: BindingError): Problem {
   return problem;
 }
 
+/** What a request to this route may send besides application/json: a TD, or a merge patch. */
+function mediaTypesOf(request: FastifyRequest): string {
+  const route = request.routeOptions.url ?? "";
+  if (request.method === "PATCH") return " or application/merge-patch+json";
+  if (route === "/things" || route === "/things/:id") return " or application/td+json";
+  return "";
+}
+
+/** 1048576 → "1 MiB", 1500 → "1,500 bytes". */
+function formatBytes(bytes: number): string {
+  if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`;
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB`;
+  return `${bytes.toLocaleString("en-US")} bytes`;
+}
+
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const problem = toProblem(error);
   problem.instance = request.url;
+  if (problem.status === 415) problem.detail = `${problem.detail}${mediaTypesOf(request)}`;
+  const limit = request.routeOptions.bodyLimit;
+  if (problem.status === 413 && typeof limit === "number") {
+    problem.detail = `The request body is larger than this endpoint takes (${formatBytes(limit)})`;
+    problem.limit = limit;
+  }
   if (problem.status >= 500 && !(error instanceof HyperthingsError)) {
     request.log.error({ err: error }, "request failed");
   }
