@@ -692,8 +692,15 @@ describe("things verify, prove and export", () => {
     const rewritten = await thingsAt(hub, ["verify", "--checkpoint", kept]);
     expect(rewritten.code).toBe(3);
     expect(rewritten.stdout).toMatch(
-      /^log verification FAILED at seq 26: the Merkle root of seq 1\.\.33 is [0-9a-f]{64}, but the checkpoint of .* signs [0-9a-f]{64}: one of seq 26\.\.33 differs from what was signed\n$/,
+      /^log verification FAILED in seq 26\.\.33: the Merkle root of seq 1\.\.33 is [0-9a-f]{64}, but the checkpoint of .* signs [0-9a-f]{64}: one of seq 26\.\.33 differs from what was signed\n$/,
     );
+    const range = await thingsAt(hub, ["verify", "--checkpoint", kept, "--json"]);
+    expect(JSON.parse(range.stdout)).toMatchObject({
+      ok: false,
+      seq: 26,
+      through: 33,
+      problem: "root-mismatch",
+    });
 
     // A file that is not a checkpoint is a failure to run (1); with an export, a usage error (2).
     const junk = join(work, "junk.json");
@@ -853,13 +860,15 @@ describe("things verify, prove and export", () => {
     ]);
     expect(withLeaf.code).toBe(3);
     expect(withLeaf.stdout).toMatch(
-      /^log verification FAILED at seq 1: .*one of seq 1\.\.25 .*differs from what was signed\n$/,
+      /^log verification FAILED in seq 1\.\.25: .*one of seq 1\.\.25 .*differs from what was signed\n$/,
     );
     const truncated = join(work, "truncated.ndjson");
     writeFileSync(truncated, `${lines.slice(0, -1).join("\n")}\n`);
     const cut = await things(["verify", "--file", truncated]);
     expect(cut.code).toBe(3);
-    expect(cut.stdout).toMatch(/FAILED at seq 26: the export ends without its checkpoint/);
+    expect(cut.stdout).toMatch(
+      /FAILED: the export ends after seq 25 without its checkpoint: it is incomplete\n$/,
+    );
   });
 
   /**
@@ -1074,7 +1083,9 @@ describe("things verify, prove and export", () => {
     writeFileSync(cut, `${lines.slice(0, -1).join("\n")}\n`);
     const truncated = await verify(cut);
     expect(truncated.code).toBe(3);
-    expect(truncated.stdout).toMatch(/FAILED at seq 30: the export ends without its end line/);
+    expect(truncated.stdout).toMatch(
+      /FAILED: the export ends after the change of seq 29 without its end line: it is incomplete\n$/,
+    );
     const dropped = join(work, "dropped.ndjson");
     writeFileSync(dropped, `${[...lines.slice(0, 5), ...lines.slice(6)].join("\n")}\n`);
     expect((await verify(dropped)).stdout).toMatch(/FAILED: the end line counts 27 changes, the file has 26/);

@@ -84,12 +84,25 @@ interface Failed {
   ok: false;
   /** The first seq that cannot be vouched for, when the failure is about a Change. */
   seq?: number;
+  /** When only a range is known (a signed root that does not match): its last seq. */
+  through?: number;
   problem: string;
   reason: string;
 }
 
-function failed(seq: number | undefined, problem: string, reason: string): Failed {
-  return { ok: false, ...(seq !== undefined && { seq }), problem, reason };
+function failed(seq: number | undefined, problem: string, reason: string, through?: number): Failed {
+  return {
+    ok: false,
+    ...(seq !== undefined && { seq }),
+    ...(seq !== undefined && through !== undefined && through > seq && { through }),
+    problem,
+    reason,
+  };
+}
+
+/** Core's verdict on a Log, as the CLI reports it. */
+function failedLog(verdict: LogFailure): Failed {
+  return failed(verdict.firstBadSeq, verdict.problem, verdict.reason, verdict.lastBadSeq);
 }
 
 /** Thrown inside a verification to end it with a verdict; caught and printed by `report`. */
@@ -100,8 +113,8 @@ class VerificationFailure extends Error {
   }
 }
 
-function fail(seq: number | undefined, problem: string, reason: string): never {
-  throw new VerificationFailure(failed(seq, problem, reason));
+function fail(seq: number | undefined, problem: string, reason: string, through?: number): never {
+  throw new VerificationFailure(failed(seq, problem, reason, through));
 }
 
 /** Prints a verdict: its line (or JSON) on stdout, and exit code 3 when it failed. */
@@ -114,7 +127,12 @@ function report(
     process.stdout.write(json ? `${JSON.stringify({ ok: true, ...verdict.json })}\n` : `${verdict.line}\n`);
     return;
   }
-  const where = verdict.seq === undefined ? "" : ` at seq ${verdict.seq}`;
+  const where =
+    verdict.seq === undefined
+      ? ""
+      : verdict.through === undefined
+        ? ` at seq ${verdict.seq}`
+        : ` in seq ${verdict.seq}..${verdict.through}`;
   process.stdout.write(json ? `${JSON.stringify(verdict)}\n` : `${what} FAILED${where}: ${verdict.reason}\n`);
   process.exitCode = VERIFICATION_FAILED;
 }
@@ -276,8 +294,7 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
   if (latest === undefined && saved.length > 0) {
     // An empty Log that once signed a checkpoint lost every Change: the verifier says which.
     const verdict = new LogVerifier(saved, key, { origin: logKey.origin }).end();
-    if (!verdict.ok)
-      return report(failed(verdict.firstBadSeq, verdict.problem, verdict.reason), options.json === true);
+    if (!verdict.ok) return report(failedLog(verdict), options.json === true);
   }
   if (latest === undefined) {
     report(
@@ -370,7 +387,7 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
         options.json === true,
       );
     }
-    return report(failed(result.firstBadSeq, result.problem, result.reason), options.json === true);
+    return report(failedLog(result), options.json === true);
   }
   if (mismatch !== undefined) {
     // The Changes match the signed roots, so it is the hub's record of a leaf hash that is wrong.
@@ -949,7 +966,11 @@ class ThingExportCheck {
 
   finish(json: boolean): void {
     if (!this.ended)
-      fail(this.last + 1, "truncated", "the export ends without its end line: it is incomplete");
+      fail(
+        undefined,
+        "truncated",
+        `the export ends ${this.count > 0 ? `after the change of seq ${this.last} ` : ""}without its end line: it is incomplete`,
+      );
     const { checkpoint, thing, origin } = this.header;
     report(
       {
@@ -1198,7 +1219,11 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
       return fail(undefined, "not-an-export", `${file} is empty`);
     }
     if (trailer === undefined) {
-      return fail(frontier.size + 1, "truncated", "the export ends without its checkpoint: it is incomplete");
+      return fail(
+        undefined,
+        "truncated",
+        `the export ends after seq ${frontier.size} without its checkpoint: it is incomplete`,
+      );
     }
     if (frontier.size !== header.to || firstLeaf === undefined || lastLeaf === undefined) {
       return fail(
@@ -1225,6 +1250,7 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
         "root-mismatch",
         `the exported changes${header.from > 1 ? " after the prefix" : ""} hash to the root ${hashToHex(recomputed)}, ` +
           `but the checkpoint of ${checkpoint.time} signs ${checkpoint.root}: ${range}${header.from > 1 ? " (or the prefix hashes)" : ""} differs from what was signed`,
+        header.to,
       );
     }
     const inclusion =

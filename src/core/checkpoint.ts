@@ -159,6 +159,11 @@ export interface LogFailure {
    * it is the offending position itself.
    */
   firstBadSeq: number;
+  /**
+   * For a root mismatch, the last seq of the range the checkpoint vouched for: one of
+   * firstBadSeq..lastBadSeq differs (the same seq when the range is one Change).
+   */
+  lastBadSeq?: number;
   problem: LogProblem;
   /** One line for a person. */
   reason: string;
@@ -363,11 +368,14 @@ export class LogVerifier {
       root ??= this.#frontier.root();
       if (!hashesEqual(root, claimed)) {
         const range = size === proven + 1 ? `seq ${size}` : `one of seq ${proven + 1}..${size}`;
-        return (this.#failure = fail(
-          proven + 1,
-          "root-mismatch",
-          `the Merkle root of seq 1..${size} is ${hashToHex(root)}, but the checkpoint of ${checkpoint.time} signs ${checkpoint.root}: ${range} differs from what was signed`,
-        ));
+        return (this.#failure = {
+          ...fail(
+            proven + 1,
+            "root-mismatch",
+            `the Merkle root of seq 1..${size} is ${hashToHex(root)}, but the checkpoint of ${checkpoint.time} signs ${checkpoint.root}: ${range} differs from what was signed`,
+          ),
+          lastBadSeq: size,
+        });
       }
       this.#provenSize = size;
     }
