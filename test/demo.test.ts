@@ -34,6 +34,8 @@ describe("things demo", () => {
   it("comes up with the fleet registered and observed, prints the UI's URL and the admin token, and stops on SIGINT", async () => {
     const demo = run(["demo", "--port", "0", "--data", dataDir, "--chaos", "0"]);
     try {
+      const [, count] = await demo.waitFor(/demo: (\d+) simulated Things over HTTP \(\1 registered\)/);
+      expect(Number(count)).toBeGreaterThan(0);
       const [, url, token] = await demo.waitFor(
         /open (http:\/\/127\.0\.0\.1:\d+)\/ and sign in with (ht_\S+)/,
       );
@@ -63,5 +65,17 @@ describe("things demo", () => {
     }
     expect(await demo.exited).toBe(0);
     expect(demo.stderr()).not.toMatch(/"level":(50|60)/);
+  });
+
+  it("run again on the same data, says the fleet's TDs were replaced (new ports), not registered anew", async () => {
+    const demo = run(["demo", "--port", "0", "--data", dataDir, "--chaos", "0"]);
+    try {
+      await demo.waitFor(
+        /demo: (\d+) simulated Things over HTTP \(\1 re-registered at their new addresses\)/,
+      );
+    } finally {
+      demo.process.kill("SIGINT");
+    }
+    expect(await demo.exited).toBe(0);
   });
 });

@@ -190,7 +190,7 @@ export function registerServeCommands(program: Command): void {
         await running.close();
         throw err;
       }
-      const { fleet, registered } = started;
+      const { fleet, added, updated } = started;
       // The sensors leave the hub's broker before it closes (it waits for its clients); the HTTP
       // Things stay until the hub has stopped observing them, so that no outage is recorded.
       companions.before.push(() => fleet.disconnectSensors());
@@ -198,7 +198,7 @@ export function registerServeCommands(program: Command): void {
       const total = await running.hub.store.countThings();
       const sensors = fleet.homieDevices.length;
       process.stdout.write(
-        `  demo: ${fleet.descriptions().length} simulated Things over HTTP (${registered} newly registered)` +
+        `  demo: ${fleet.descriptions().length} simulated Things over HTTP (${registrations(added, updated)})` +
           (sensors > 0 ? `, ${sensors} Homie sensors on MQTT` : "") +
           `; ${total} in the directory` +
           (chaosMs > 0 ? `; a chaos monkey changes something every ${chaosMs / 1000} s` : "") +
@@ -207,4 +207,13 @@ export function registerServeCommands(program: Command): void {
           `  try:  npx things ls --url ${running.url}   ·   Ctrl-C stops it all\n`,
       );
     });
+}
+
+/** "7 registered", "2 registered, 5 re-registered at their new addresses", "all registered already". */
+function registrations(added: number, updated: number): string {
+  const parts = [
+    ...(added > 0 ? [`${added} registered`] : []),
+    ...(updated > 0 ? [`${updated} re-registered at their new addresses`] : []),
+  ];
+  return parts.length > 0 ? parts.join(", ") : "all registered already";
 }

@@ -15,7 +15,7 @@ const KINDS: readonly FleetKind[] = ["espresso", "switch", "containers", "servic
 export async function startDemoFleet(
   running: RunningHub,
   options: { chaosMs: number },
-): Promise<{ fleet: Fleet; registered: number }> {
+): Promise<{ fleet: Fleet; added: number; updated: number }> {
   const { Fleet } = await import("../sim/index.js");
   const fleet = await Fleet.start({
     host: "127.0.0.1",
@@ -26,14 +26,17 @@ export async function startDemoFleet(
     ...mqttOfHub(running),
   });
   try {
-    let registered = 0;
+    let added = 0;
+    let updated = 0;
     for (const td of fleet.descriptions()) {
       const existing = await running.hub.store.getThing(td.id);
       if (existing && canonicalJson(existing.td) === canonicalJson(td)) continue;
       await running.hub.directory.put(td.id, td, { actor: "demo", via: "cli" });
-      registered++;
+      // A Thing of an earlier run listens on another port now: its TD is replaced, not new.
+      if (existing) updated++;
+      else added++;
     }
-    return { fleet, registered };
+    return { fleet, added, updated };
   } catch (err) {
     await fleet.close();
     throw err;
