@@ -42,7 +42,7 @@ export function registerAuthorization(app: FastifyInstance, hub: Hub): void {
       throw new UnauthorizedError(
         isRead
           ? "This hub requires a bearer token for reads"
-          : "Changing the directory requires a bearer token",
+          : "Changing anything on this hub requires an admin bearer token",
       );
     }
     if (!isRead && !request.principal.admin) {
