@@ -913,7 +913,7 @@ describe("things verify, prove and export", () => {
     const verified = await things(["verify", "--file", file, "--url", "http://127.0.0.1:9"]);
     expect(verified).toMatchObject({ code: 0, stderr: "" });
     expect(verified.stdout).toMatch(
-      /^verified 27 changes of urn:test:lamp \(seq 1\.\.29\), each proven in the log of 30 changes with root [0-9a-f]{64} .*not that none is left out\n$/,
+      /^verified 27 changes of urn:test:lamp \(seq 1\.\.29\), each proven in the log of 30 changes with root [0-9a-f]{64} .*not that none is left out \(a gap between two of an affordance's changes of different values would have shown\)\n$/,
     );
     // --since, and the other lamp: only what is theirs.
     const since = join(work, "since.ndjson");
@@ -1087,8 +1087,42 @@ describe("things verify, prove and export", () => {
       /FAILED: the export ends after the change of seq 29 without its end line: it is incomplete\n$/,
     );
     const dropped = join(work, "dropped.ndjson");
-    writeFileSync(dropped, `${[...lines.slice(0, 5), ...lines.slice(6)].join("\n")}\n`);
+    // The last Change left out: nothing after it in the file tells, but the end line's count does.
+    writeFileSync(dropped, `${[...lines.slice(0, -2), ...lines.slice(-1)].join("\n")}\n`);
     expect((await verify(dropped)).stdout).toMatch(/FAILED: the end line counts 27 changes, the file has 26/);
+    // A Change left out with the end line's count made to fit: the next Change of the same
+    // affordance records a previous value that is not the file's last one of it.
+    const entries = lines.map((l) => JSON.parse(l) as { type: string; change?: Change; changes?: number });
+    const sameStream = (a: Change | undefined, b: Change | undefined) =>
+      a?.affordance !== undefined && a.affordance === b?.affordance && a.kind === b.kind;
+    // A Change with one of its stream before it of another value, and one after it.
+    const gap = entries.findIndex((e, i) => {
+      const before = entries.slice(0, i).findLast((x) => sameStream(x.change, e.change));
+      const after = entries.slice(i + 1).find((x) => sameStream(x.change, e.change));
+      return (
+        before?.change?.value !== undefined &&
+        JSON.stringify(before.change.value) !== JSON.stringify(e.change?.value) &&
+        after?.change?.previous !== undefined
+      );
+    });
+    const left = entries[gap]?.change;
+    expect(left).toBeDefined();
+    const recounted = entries
+      .filter((_, i) => i !== gap)
+      .map((e) => (e.type === "end" ? { ...e, changes: 26 } : e));
+    const hidden = join(work, "hidden.ndjson");
+    writeFileSync(hidden, `${recounted.map((e) => JSON.stringify(e)).join("\n")}\n`);
+    const caught = await verify(hidden);
+    expect(caught.code).toBe(3);
+    expect(caught.stdout).toMatch(
+      new RegExp(
+        `^log verification FAILED (at|in) seq [0-9.]+: the ${left?.kind} change of ${left?.affordance} at seq \\d+ follows the value .*: a change between them is not in the file\\n$`,
+      ),
+    );
+    // The headline's seq (or range) holds the one left out.
+    const range = /FAILED (?:at seq (\d+)|in seq (\d+)\.\.(\d+))/.exec(caught.stdout) ?? [];
+    expect(left?.seq).toBeGreaterThanOrEqual(Number(range[1] ?? range[2]));
+    expect(left?.seq).toBeLessThanOrEqual(Number(range[1] ?? range[3]));
   });
 
   it("export to a name ending in .gz writes gzip, and verify --file reads gzip whatever its name", async () => {

@@ -26,6 +26,7 @@ import {
   LogVerifier,
   MerkleFrontier,
   ValidationError,
+  canonicalJson,
   changeLeafHash,
   hashFromHex,
   hashToHex,
@@ -891,6 +892,13 @@ class ThingExportCheck {
   private first: number | undefined;
   private last = 0;
   private ended = false;
+  /**
+   * Per affordance and kind, the last Change of it in the file and its value (canonical JSON). The
+   * hub records with each Change of an affordance the value of the one before it (`previous`):
+   * a Change whose `previous` is not the value of the file's last one of its stream had another
+   * Change between them, which the file left out.
+   */
+  private readonly streams = new Map<string, { seq: number; value: string | undefined }>();
 
   constructor(
     private readonly header: ThingExportHeader,
@@ -959,9 +967,31 @@ class ThingExportCheck {
         `the change is not the one of seq ${seq} in the tree signed at ${this.header.checkpoint.time}: its inclusion proof does not lead to the signed root`,
       );
     }
+    this.chain(change, seq);
     this.first ??= seq;
     this.last = seq;
     this.count++;
+  }
+
+  /** A proven Change against the last one of its stream in the file (see `streams`). */
+  private chain(change: Record<string, unknown>, seq: number): void {
+    const { affordance, kind } = change;
+    if (typeof affordance !== "string" || typeof kind !== "string") return;
+    const key = `${affordance}\u0000${kind}`;
+    const before = this.streams.get(key);
+    const text = (value: unknown) => (value === undefined ? undefined : canonicalJson(value));
+    const previous = text(change.previous);
+    // Only a recorded previous value that differs tells: a Change without one says nothing.
+    if (before?.value !== undefined && previous !== undefined && previous !== before.value) {
+      fail(
+        before.seq + 1,
+        "missing-changes",
+        `the ${kind} change of ${affordance} at seq ${seq} follows the value ${previous}, but the file's ` +
+          `last one before it (seq ${before.seq}) has ${before.value}: a change between them is not in the file`,
+        seq - 1,
+      );
+    }
+    this.streams.set(key, { seq, value: text(change.value) });
   }
 
   finish(json: boolean): void {
@@ -978,7 +1008,8 @@ class ThingExportCheck {
         line:
           `verified ${this.count} changes of ${thing} (seq ${this.first}..${this.last}), each proven in the log ` +
           `of ${checkpoint.size} changes with root ${checkpoint.root} signed at ${checkpoint.time} by ${origin} ` +
-          `(key ${fingerprintOf(this.key)}); an export of one Thing proves each change it holds, not that none is left out`,
+          `(key ${fingerprintOf(this.key)}); an export of one Thing proves each change it holds, not that none is ` +
+          `left out (a gap between two of an affordance's changes of different values would have shown)`,
         json: {
           thing,
           changes: this.count,
