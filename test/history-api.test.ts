@@ -2,8 +2,11 @@
 // a Thing's history a page at a time, its state at past times, diffs, the global change feed and
 // its SSE stream — with an injected manual clock, so every time in these tests is exact.
 import fc from "fast-check";
+import { once } from "node:events";
+import { connect } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
+import { openStreams } from "../src/api/http/event-stream.js";
 import { changeLeafHash, changeTime, createMergePatch, hashToHex, type Change } from "../src/core/index.js";
 import { EventStream, type SseEvent } from "./support/sse.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
@@ -1478,5 +1481,46 @@ describe("state at a time, against a model of the reports (property-based)", () 
       ),
       { numRuns: 12 },
     );
+  });
+});
+
+describe("a change stream whose client does not read", () => {
+  let hub: TestHub;
+  const id = "urn:example:stream:stalled";
+  const cause = { actor: "test", via: "test" };
+
+  beforeAll(async () => {
+    hub = await startTestHub();
+    await put(hub, id, sensorTd(id));
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("is cut once 4 MiB wait for it, and the hub goes on", async () => {
+    const { hostname, port } = new URL(hub.url);
+    const socket = connect(Number(port), hostname);
+    socket.on("error", () => undefined);
+    await once(socket, "connect");
+    socket.write(`GET /changes/stream HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
+    // It never reads: what the hub sends piles up in the kernel's buffers, then in the hub's.
+    socket.pause();
+    while (openStreams.size === 0) await new Promise((resolve) => setImmediate(resolve));
+    const note = "x".repeat(2_000);
+    // ~2 KB an event: the kernel's buffers and the hub's 4 MiB fill within a few thousand.
+    for (let i = 0; i < 200 && openStreams.size > 0; i++) {
+      const reports = Array.from({ length: 100 }, (_, k) => ({
+        kind: "reported",
+        affordance: "config",
+        value: { level: i * 100 + k, note },
+      }));
+      await hub.hub.ingest(id, reports, cause);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(openStreams.size).toBe(0);
+    // Ingest goes on, and so do other readers.
+    const [seq] = await report(hub, id, { kind: "reported", affordance: "temperature", value: 21 });
+    expect((await getChange(hub, seq ?? 0)).value).toBe(21);
+    socket.destroy();
   });
 });

@@ -10,12 +10,22 @@ export interface FollowOptions {
   /** Called between replayed pages, so a slow consumer paces the replay (e.g. socket drain). */
   pace?: () => Promise<void>;
   pageSize?: number;
+  /**
+   * The most live Changes held while the replay catches up (default 10,000). Past it they are
+   * dropped and the replay reads them from the Log instead: a consumer that stalls mid-replay
+   * holds no more than this, however long it stalls.
+   */
+  maxBuffered?: number;
 }
+
+const MAX_BUFFERED = 10_000;
 
 export interface Follower {
   stop(): void;
   /** Resolves when the replay is done and the follower is live. */
   ready: Promise<void>;
+  /** Live Changes held until the replay has caught up (at most `maxBuffered`). */
+  readonly buffered: number;
 }
 
 export function followChanges(
@@ -27,10 +37,18 @@ export function followChanges(
   let stopped = false;
   let last = options.after ?? Number.POSITIVE_INFINITY;
   let buffer: Change[] | undefined = options.after === undefined ? undefined : [];
+  const maxBuffered = options.maxBuffered ?? MAX_BUFFERED;
+  /** How many times the buffer was dropped: every Change dropped is committed, in the Log. */
+  let drops = 0;
   const unsubscribe = bus.subscribe((change) => {
     if (stopped) return;
-    if (buffer) buffer.push(change);
-    else if (options.after === undefined || change.seq > last) {
+    if (buffer) {
+      if (buffer.length >= maxBuffered) {
+        buffer = [];
+        drops++;
+      }
+      buffer.push(change);
+    } else if (options.after === undefined || change.seq > last) {
       last = change.seq;
       handler(change);
     }
@@ -40,13 +58,16 @@ export function followChanges(
     if (options.after === undefined) return;
     const pageSize = options.pageSize ?? 500;
     for (;;) {
+      // A Change dropped from the buffer while this page was read may have been committed after
+      // the read: the replay then reads on until a short page began after the last drop.
+      const dropsBefore = drops;
       const page = await store.changesAfter(last, pageSize);
       for (const change of page) {
         if (stopped) return;
         last = change.seq;
         handler(change);
       }
-      if (page.length < pageSize) break;
+      if (page.length < pageSize && drops === dropsBefore) break;
       await options.pace?.();
     }
     const pending = buffer ?? [];
@@ -68,5 +89,11 @@ export function followChanges(
     stop();
     throw err;
   });
-  return { stop, ready };
+  return {
+    stop,
+    ready,
+    get buffered() {
+      return buffer?.length ?? 0;
+    },
+  };
 }

@@ -58,10 +58,29 @@ export function openEventStream(
   let corked = false;
   const uncork = () => {
     corked = false;
-    res.uncork();
+    if (!res.destroyed) res.uncork();
+  };
+  // A write after the stream was cut would fail; one failing on its own (a reset) ends it too.
+  const open = () => !res.destroyed && !res.writableEnded;
+  res.on("error", (err) => request.log.debug({ err }, "an event stream failed"));
+  let cutting = false;
+  /**
+   * A client that does not read: its socket is destroyed (ending it would wait for that client to
+   * read what is queued first) and it stops following, once. It resumes with its last id.
+   */
+  const cut = () => {
+    if (cutting) return;
+    cutting = true;
+    follower.stop();
+    request.log.warn(
+      { unsentBytes: res.writableLength },
+      "closing an event stream whose client does not keep up; it may resume with Last-Event-ID",
+    );
+    res.destroy();
   };
   const follower = hub.follow(
     (change) => {
+      if (!open()) return;
       const event = render(change);
       if (!event) return;
       // The Changes of one commit arrive together: one write (one syscall) for all of them.
@@ -71,20 +90,22 @@ export function openEventStream(
         process.nextTick(uncork);
       }
       res.write(`id: ${change.seq}\nevent: ${event.event}\ndata: ${event.data}\n\n`);
-      if (res.writableLength > MAX_BUFFERED_BYTES) {
-        request.log.warn("closing an event stream whose client does not keep up");
-        res.end();
-      }
+      if (res.writableLength > MAX_BUFFERED_BYTES) cut();
     },
     {
       ...(after !== undefined && { after }),
       pace: () =>
-        res.writableNeedDrain
-          ? new Promise<void>((resolve) => res.once("drain", resolve))
+        res.writableNeedDrain && open()
+          ? new Promise<void>((resolve) => {
+              res.once("drain", resolve);
+              res.once("close", resolve);
+            })
           : Promise.resolve(),
     },
   );
-  const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS).unref();
+  const heartbeat = setInterval(() => {
+    if (open()) res.write(": keep-alive\n\n");
+  }, HEARTBEAT_MS).unref();
   res.on("close", () => {
     clearInterval(heartbeat);
     follower.stop();
@@ -92,6 +113,6 @@ export function openEventStream(
   });
   follower.ready.catch((err: unknown) => {
     request.log.error({ err }, "event stream replay failed");
-    res.end();
+    if (open()) res.end();
   });
 }
