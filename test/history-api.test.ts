@@ -493,6 +493,23 @@ describe("bad reports are refused with a precise problem and append nothing", ()
     expect(problem.detail).not.toMatch(/must be (array|object)|oneOf/);
   });
 
+  it("answers 503 with Retry-After before reading the body while the store's queue is full", async () => {
+    const store = hub.hub.store as { saturated?: () => boolean };
+    const saturated = store.saturated;
+    store.saturated = () => true;
+    try {
+      const before = await lastSeq(hub);
+      const res = await postRaw(hub, id, JSON.stringify(good));
+      const problem = await expectProblem(res, 503);
+      expect(res.headers.get("retry-after")).toBe("1");
+      expect(problem.detail).toBe("Too many Changes are waiting to be written; retry shortly");
+      expect(await lastSeq(hub)).toBe(before);
+    } finally {
+      store.saturated = saturated;
+    }
+    expect(await report(hub, id, good)).toHaveLength(1);
+  });
+
   it("says what it takes: the kinds, the members, the media type, the size", async () => {
     const kind = await expectRefused(id, { ...good, kind: "guessed" }, 400, ["/body/kind"]);
     expect(kind.errors?.[0]?.detail).toMatch(/^must be one of "reported", /);

@@ -212,6 +212,11 @@ export interface Store {
   /** The state projection, where the store keeps it in memory (see StateView); undefined otherwise. */
   readonly stateView?: StateView;
   /**
+   * Whether writes are waiting up to the store's bounds, so that a new one would be refused
+   * (UnavailableError): an API can then refuse a request before reading its body.
+   */
+  saturated?(): boolean;
+  /**
    * Registers or replaces a TD and appends a `described` Change, then the command's `related`
    * Changes, in one durable transaction.
    */

@@ -1,7 +1,7 @@
 // The Log over HTTP, Thing by Thing and as a whole: reporting state (POST …/changes), history,
 // state at a time, diffs, the global feed and its live stream (SSE, resumable by seq).
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { ValidationError, parseTimeExpression, type Change } from "../../core/index.js";
+import { UnavailableError, ValidationError, parseTimeExpression, type Change } from "../../core/index.js";
 import type { HistoryPage, Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
@@ -57,6 +57,12 @@ export function historyRoutes(hub: Hub) {
           tags: ["history"],
           params: idParam,
           body: { oneOf: [report, { type: "array", minItems: 1, maxItems: MAX_REPORTS, items: report }] },
+        },
+        // Refused before the body is read and checked: a flood of big arrays costs little.
+        onRequest: async () => {
+          if (hub.store.saturated?.()) {
+            throw new UnavailableError("Too many Changes are waiting to be written; retry shortly", 1);
+          }
         },
       },
       async (request, reply) => {

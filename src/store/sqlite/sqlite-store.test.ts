@@ -552,6 +552,30 @@ describe("SqliteStore", () => {
       // Once the queue has drained, writes are accepted again.
       await expect(store.describe(describeCommand(51))).resolves.toMatchObject({ created: true });
     });
+
+    it("with maxQueuedChanges 250, refuses appends past 250 waiting Changes, however few the calls; one alone is always taken", async () => {
+      const store = openStore({ maxQueuedChanges: 250 });
+      await store.append(readings(3, 3));
+      const start = await store.lastSeq();
+      const calls = numbers(10).map((i) => readings(100, 3, i * 100));
+      const settled = await Promise.allSettled(calls.map((drafts) => store.append(drafts)));
+      expect(settled.map((s) => s.status)).toEqual([
+        "fulfilled",
+        "fulfilled",
+        ...Array.from({ length: 8 }, () => "rejected"),
+      ]);
+      for (const s of settled.slice(2)) {
+        const error = (s as PromiseRejectedResult).reason as UnavailableError;
+        expect(error).toBeInstanceOf(UnavailableError);
+        expect(error.message).toBe("200 Changes are waiting to be written (at most 250); retry shortly");
+        expect(error.retryAfter).toBeGreaterThan(0);
+      }
+      // Only what was taken is in the Log.
+      expect(await store.lastSeq()).toBe(start + 200);
+      // A call bigger than the bound, alone, is taken.
+      await expect(store.append(readings(1_000, 3, 5_000))).resolves.toHaveLength(1_000);
+      expect(await store.lastSeq()).toBe(start + 1_200);
+    });
   });
 
   describe("group commit", () => {

@@ -58,6 +58,11 @@ export interface SqliteStoreOptions {
   path: string;
   /** Commands waiting beyond this many are refused with UnavailableError (backpressure). */
   maxQueue?: number;
+  /**
+   * Changes waiting in appends beyond this many are refused too (default 100,000): 10,000 calls of
+   * 10,000 Changes each would otherwise all be held. A call alone in the queue is always taken.
+   */
+  maxQueuedChanges?: number;
   /** At most this many commands share one transaction. */
   maxBatch?: number;
   /**
@@ -205,6 +210,9 @@ function toRecord(row: ThingRow, td: RegisteredThingDescription): ThingRecord {
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly maxQueue: number;
+  private readonly maxQueuedChanges: number;
+  /** The Changes of the appends in `queue` (their drafts). */
+  private queuedChanges = 0;
   private readonly maxBatch: number;
   private queue: Pending[] = [];
   private flushScheduled = false;
@@ -275,6 +283,7 @@ export class SqliteStore implements Store {
       throw error;
     }
     this.maxQueue = options.maxQueue ?? 10_000;
+    this.maxQueuedChanges = options.maxQueuedChanges ?? 100_000;
     this.maxBatch = options.maxBatch ?? 1_000;
     this.historyMergeThreshold = options.historyMergeThreshold ?? 250_000;
     // Small chunks: the appends that ride with one wait for it on the writer (5–10 ms at 2M Changes).
@@ -398,6 +407,21 @@ export class SqliteStore implements Store {
     if (!internal && this.queue.length >= this.maxQueue) {
       return Promise.reject(new UnavailableError("Too many writes are waiting; retry shortly", 1));
     }
+    const changes = drafts?.length ?? 0;
+    if (
+      !internal &&
+      changes > 0 &&
+      this.queuedChanges > 0 &&
+      this.queuedChanges + changes > this.maxQueuedChanges
+    ) {
+      return Promise.reject(
+        new UnavailableError(
+          `${this.queuedChanges} Changes are waiting to be written (at most ${this.maxQueuedChanges}); retry shortly`,
+          1,
+        ),
+      );
+    }
+    this.queuedChanges += changes;
     return new Promise<T>((resolve, reject) => {
       const pending: Pending = { run, resolve: resolve as (value: unknown) => void, reject };
       if (afterCommit) pending.afterCommit = afterCommit as (value: unknown) => void;
@@ -428,6 +452,23 @@ export class SqliteStore implements Store {
       return;
     }
     if (this.inFlight.length === 0) this.idle();
+  }
+
+  saturated(): boolean {
+    return this.queue.length >= this.maxQueue || this.queuedChanges >= this.maxQueuedChanges;
+  }
+
+  /** The first `end` commands, out of the queue. */
+  private dequeue(end: number): Pending[] {
+    const batch = this.queue.splice(0, end);
+    for (const p of batch) this.queuedChanges -= p.drafts?.length ?? 0;
+    return batch;
+  }
+
+  /** Commands that did not run (yet), back at the head of the queue, in their order. */
+  private requeue(batch: Pending[]): void {
+    for (const p of batch) this.queuedChanges += p.drafts?.length ?? 0;
+    this.queue.unshift(...batch);
   }
 
   /** Whether the command at the head of the queue can be run now. */
@@ -473,13 +514,13 @@ export class SqliteStore implements Store {
       // builds the other half while it writes. Otherwise producers that all wait for one batch
       // would keep the two threads taking turns (the log benchmark: each ~50 % busy).
       if (this.inFlight.length === 0 && end > 1) end = Math.ceil(end / 2);
-      this.commitToWriter(this.writer, this.queue.splice(0, end));
+      this.commitToWriter(this.writer, this.dequeue(end));
       return;
     }
     let end = 1;
     while (end < this.queue.length && end < this.maxBatch && !(this.writer && this.queue[end]?.logOnly))
       end++;
-    this.commitBatch(this.queue.splice(0, end));
+    this.commitBatch(this.dequeue(end));
   }
 
   /**
@@ -525,7 +566,7 @@ export class SqliteStore implements Store {
     }
     log.saveHead();
     const built = log.endCapture();
-    if (outcomes.length < batch.length) this.queue.unshift(...batch.splice(outcomes.length));
+    if (outcomes.length < batch.length) this.requeue(batch.splice(outcomes.length));
     if (built === undefined) {
       // Nothing to write (every command failed, or wrote nothing): it settles now, and the Log
       // is as it was; with nothing in flight, that is the committed Log.
@@ -589,7 +630,7 @@ export class SqliteStore implements Store {
       if (err instanceof BatchAborted) {
         // The failing command answers alone; the others committed nothing and run again.
         batch[err.index]?.reject(err.error);
-        this.queue.unshift(...batch.filter((_, i) => i !== err.index));
+        this.requeue(batch.filter((_, i) => i !== err.index));
         return;
       }
       for (const p of batch) p.reject(err);
@@ -597,7 +638,7 @@ export class SqliteStore implements Store {
     }
     this.log.committed();
     // Commands the time budget left out run in the next batch, still ahead of newer ones.
-    if (outcomes.length < batch.length) this.queue.unshift(...batch.splice(outcomes.length));
+    if (outcomes.length < batch.length) this.requeue(batch.splice(outcomes.length));
     settleBatch(batch, outcomes);
   }
 
