@@ -3,7 +3,7 @@
 // its SSE stream — with an injected manual clock, so every time in these tests is exact.
 import fc from "fast-check";
 import { once } from "node:events";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { openStreams } from "../src/api/http/event-stream.js";
@@ -1507,22 +1507,51 @@ describe("a change stream whose client does not read", () => {
   const cause = { actor: "test", via: "test" };
 
   beforeAll(async () => {
-    hub = await startTestHub();
+    // A replay that waits this long for its client to read is cut.
+    hub = await startTestHub({ streamStallMs: 300 });
     await put(hub, id, sensorTd(id));
   });
   afterAll(async () => {
     await hub.stop();
   });
 
-  it("is cut once 4 MiB wait for it, and the hub goes on", async () => {
+  /** A request for the stream on a socket that then reads nothing. */
+  async function stalled(headers = ""): Promise<Socket> {
     const { hostname, port } = new URL(hub.url);
     const socket = connect(Number(port), hostname);
     socket.on("error", () => undefined);
     await once(socket, "connect");
-    socket.write(`GET /changes/stream HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
-    // It never reads: what the hub sends piles up in the kernel's buffers, then in the hub's.
+    socket.write(`GET /changes/stream HTTP/1.1\r\nHost: ${hostname}:${port}\r\n${headers}\r\n`);
     socket.pause();
     while (openStreams.size === 0) await new Promise((resolve) => setImmediate(resolve));
+    return socket;
+  }
+
+  it("is cut, replaying from an old id, once it has read nothing for streamStallMs, and the hub goes on", async () => {
+    // ~10 MB of Changes in the Log: pages of 500 (~1 MB each, under the 4 MiB bound) until the
+    // kernel's buffers are full, then the replay waits for a drain that never comes.
+    const note = "x".repeat(2_000);
+    for (let i = 0; i < 50; i++) {
+      const reports = Array.from({ length: 100 }, (_, k) => ({
+        kind: "reported",
+        affordance: "config",
+        value: { level: i * 100 + k, note },
+      }));
+      await hub.hub.ingest(id, reports, cause);
+    }
+    const socket = await stalled("Last-Event-ID: 0\r\n");
+    const bound = Date.now() + 20_000;
+    while (openStreams.size > 0 && Date.now() < bound)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(openStreams.size).toBe(0);
+    const [seq] = await report(hub, id, { kind: "reported", affordance: "temperature", value: 22 });
+    expect((await getChange(hub, seq ?? 0)).value).toBe(22);
+    socket.destroy();
+  });
+
+  it("is cut once 4 MiB wait for it, and the hub goes on", async () => {
+    // It never reads: what the hub sends piles up in the kernel's buffers, then in the hub's.
+    const socket = await stalled();
     const note = "x".repeat(2_000);
     // ~2 KB an event: the kernel's buffers and the hub's 4 MiB fill within a few thousand.
     for (let i = 0; i < 200 && openStreams.size > 0; i++) {

@@ -69,6 +69,7 @@ export function followChanges(
       }
       if (page.length < pageSize && drops === dropsBefore) break;
       await options.pace?.();
+      if (stopped) return;
     }
     const pending = buffer ?? [];
     buffer = undefined;

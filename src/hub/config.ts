@@ -20,6 +20,11 @@ export interface HubConfig {
   readToken: string | undefined;
   /** How often expired TDs are dropped, in milliseconds. */
   expirySweepMs: number;
+  /**
+   * How long a change stream (SSE, GraphQL) that is replaying may wait for its client to read
+   * before it is cut, in milliseconds (the client resumes from its last id).
+   */
+  streamStallMs: number;
   logLevel: string;
   /** Largest number of TDs one listing page may hold. */
   maxPageLimit: number;
@@ -135,6 +140,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   bodyLimit: 1024 * 1024,
   authRead: false,
   expirySweepMs: 1000,
+  streamStallMs: 30_000,
   logLevel: "info",
   maxPageLimit: 1000,
   maxSearchResults: 100_000,
@@ -188,6 +194,7 @@ export interface ConfigOverrides {
   auth?: string;
   logLevel?: string;
   expirySweepMs?: number;
+  streamStallMs?: number;
   checkpointEveryChanges?: string | number;
   checkpointEveryMs?: string | number;
   sqliteMmapMiB?: string | number;
@@ -244,6 +251,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     bodyLimit: integer("body limit", bodyLimit, 1024, 1024 * 1024 * 1024),
     authRead: auth === "read",
     expirySweepMs: overrides.expirySweepMs ?? configDefaults.expirySweepMs,
+    streamStallMs: overrides.streamStallMs ?? configDefaults.streamStallMs,
     checkpointEveryChanges: integer(
       "checkpoint interval (changes)",
       String(

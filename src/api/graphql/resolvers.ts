@@ -181,7 +181,15 @@ function stream<T>(
     {
       ...(after !== undefined && { after }),
       pageSize: Math.max(1, Math.min(500, Math.floor(capacity / 2))),
-      pace: () => queue.below(Math.floor(capacity / 2)),
+      // A replay waits for the socket to take what is queued; one that takes nothing for
+      // streamStallMs is closed (1013), as one that falls too far behind live.
+      pace: () =>
+        withinMs(queue.below(Math.floor(capacity / 2)), hub.config.streamStallMs, () => {
+          context.overflow(
+            `took nothing for ${hub.config.streamStallMs} ms while catching up; resume with changes(after: <last seq>)`,
+          );
+          queue.end();
+        }),
     },
   );
   stop = () => follower.stop();
@@ -190,6 +198,18 @@ function stream<T>(
     queue.end();
   });
   return queue;
+}
+
+/** `wait`, or `onStall` after `ms` if it has not settled by then (and then resolves). */
+function withinMs(wait: Promise<void>, ms: number, onStall: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const stall = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      onStall();
+      resolve();
+    }, ms);
+  });
+  return Promise.race([wait, stall]).finally(() => clearTimeout(timer));
 }
 
 interface ChangeFilterInput {

@@ -68,12 +68,12 @@ export function openEventStream(
    * A client that does not read: its socket is destroyed (ending it would wait for that client to
    * read what is queued first) and it stops following, once. It resumes with its last id.
    */
-  const cut = () => {
+  const cut = (why: string) => {
     if (cutting) return;
     cutting = true;
     follower.stop();
     request.log.warn(
-      { unsentBytes: res.writableLength },
+      { unsentBytes: res.writableLength, why },
       "closing an event stream whose client does not keep up; it may resume with Last-Event-ID",
     );
     res.destroy();
@@ -90,17 +90,26 @@ export function openEventStream(
         process.nextTick(uncork);
       }
       res.write(`id: ${change.seq}\nevent: ${event.event}\ndata: ${event.data}\n\n`);
-      if (res.writableLength > MAX_BUFFERED_BYTES) cut();
+      if (res.writableLength > MAX_BUFFERED_BYTES) cut(`more than ${MAX_BUFFERED_BYTES} bytes unsent`);
     },
     {
       ...(after !== undefined && { after }),
-      pace: () =>
-        res.writableNeedDrain && open()
-          ? new Promise<void>((resolve) => {
-              res.once("drain", resolve);
-              res.once("close", resolve);
-            })
-          : Promise.resolve(),
+      // A replay waits for the client to read; one that reads nothing for streamStallMs is cut.
+      pace: () => {
+        if (!res.writableNeedDrain || !open()) return Promise.resolve();
+        return new Promise<void>((resolve) => {
+          const stalled = setTimeout(() => {
+            cut(`nothing read for ${hub.config.streamStallMs} ms while replaying`);
+            resolve();
+          }, hub.config.streamStallMs);
+          const done = () => {
+            clearTimeout(stalled);
+            resolve();
+          };
+          res.once("drain", done);
+          res.once("close", done);
+        });
+      },
     },
   );
   const heartbeat = setInterval(() => {
