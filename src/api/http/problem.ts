@@ -97,23 +97,30 @@ function errorsOfItsType<E extends SchemaError>(errors: readonly E[]): E[] {
   return kept;
 }
 
-/** Fastify's own errors (parsing, limits, route schemas), named by their codes. */
-function fromFastifyError(err: FastifyError): Problem {
+/**
+ * Fastify's own errors (parsing, limits, route schemas), named by their codes; with the request,
+ * the route's own limit and media types.
+ */
+function fromFastifyError(err: FastifyError, request?: FastifyRequest): Problem {
   const status = err.statusCode ?? 500;
   switch (err.code) {
-    case "FST_ERR_CTP_BODY_TOO_LARGE":
+    case "FST_ERR_CTP_BODY_TOO_LARGE": {
+      const limit = request?.routeOptions.bodyLimit;
       return {
         type: problemType("body-too-large"),
         title: "Request body too large",
         status: 413,
-        detail: err.message,
+        ...(typeof limit === "number"
+          ? { detail: `The request body is larger than this endpoint takes (${formatBytes(limit)})`, limit }
+          : { detail: err.message }),
       };
+    }
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return {
         type: problemType("unsupported-media-type"),
         title: "Unsupported media type",
         status: 415,
-        detail: `${err.message}; send application/json`,
+        detail: `${err.message}; send application/json${request ? mediaTypesOf(request) : ""}`,
       };
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return {
@@ -156,7 +163,7 @@ function fromFastifyError(err: FastifyError): Problem {
   };
 }
 
-export function toProblem(error: unknown): Problem {
+export function toProblem(error: unknown, request?: FastifyRequest): Problem {
   if (error instanceof HyperthingsError) {
     const problem: Problem = {
       type: problemType(error.code),
@@ -167,7 +174,7 @@ export function toProblem(error: unknown): Problem {
     if (error instanceof BindingError) return withDeviceAnswer(problem, error);
     return error instanceof ValidationError ? withLocations(problem, error.errors) : problem;
   }
-  return fromFastifyError(error as FastifyError);
+  return fromFastifyError(error as FastifyError, request);
 }
 
 /**
@@ -212,14 +219,8 @@ function formatBytes(bytes: number): string {
 }
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
-  const problem = toProblem(error);
+  const problem = toProblem(error, request);
   problem.instance = request.url;
-  if (problem.status === 415) problem.detail = `${problem.detail}${mediaTypesOf(request)}`;
-  const limit = request.routeOptions.bodyLimit;
-  if (problem.status === 413 && typeof limit === "number") {
-    problem.detail = `The request body is larger than this endpoint takes (${formatBytes(limit)})`;
-    problem.limit = limit;
-  }
   if (problem.status >= 500 && !(error instanceof HyperthingsError)) {
     request.log.error({ err: error }, "request failed");
   }
