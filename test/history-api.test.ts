@@ -526,6 +526,20 @@ describe("bad reports are refused with a precise problem and append nothing", ()
       415,
     );
     expect(media.detail).toMatch(/send application\/json$/);
+    // The JSON media types of other routes are no report either: a TD, a merge patch.
+    const before = await lastSeq(hub);
+    for (const type of ["application/td+json", "application/merge-patch+json; charset=utf-8"]) {
+      const other = await expectProblem(
+        await hub.request(`${thingPath(id)}/changes`, {
+          method: "POST",
+          headers: { "content-type": type },
+          body: JSON.stringify(good),
+        }),
+        415,
+      );
+      expect(other.detail).toMatch(/send application\/json$/);
+    }
+    expect(await lastSeq(hub)).toBe(before);
     const huge = await expectProblem(
       await hub.request(`${thingPath(id)}/changes`, {
         method: "POST",

@@ -1,6 +1,7 @@
 // RFC 9457 problem documents: the one place where errors become HTTP answers.
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { BindingError, HyperthingsError, ValidationError, type ErrorLocation } from "../../core/index.js";
+import { acceptedMediaTypes } from "./content-types.js";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
@@ -120,7 +121,7 @@ function fromFastifyError(err: FastifyError, request?: FastifyRequest): Problem 
         type: problemType("unsupported-media-type"),
         title: "Unsupported media type",
         status: 415,
-        detail: `${err.message}; send application/json${request ? mediaTypesOf(request) : ""}`,
+        detail: `${err.message}; send ${request ? acceptedMediaTypes(request).join(" or ") : "application/json"}`,
       };
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return {
@@ -201,14 +202,6 @@ function withDeviceAnswer(problem: Problem, error: BindingError): Problem {
     problem.title = "Thing did not answer in time";
   }
   return problem;
-}
-
-/** What a request to this route may send besides application/json: a TD, or a merge patch. */
-function mediaTypesOf(request: FastifyRequest): string {
-  const route = request.routeOptions.url ?? "";
-  if (request.method === "PATCH") return " or application/merge-patch+json";
-  if (route === "/things" || route === "/things/:id") return " or application/td+json";
-  return "";
 }
 
 /** 1048576 → "1 MiB", 1500 → "1,500 bytes". */
