@@ -4,6 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FormattedExecutionResult } from "graphql";
 import { createClient, type Client } from "graphql-ws";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { connect as connectTcp, type Socket } from "node:net";
 import WebSocket from "ws";
 import { GraphqlClient, type GraphqlChange, type SocketStatus } from "../src/client/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
@@ -321,5 +324,110 @@ describe("GraphQL over WebSocket: limits per socket", () => {
     const values = received.map((c) => c.value);
     expect(received.map((c) => c.seq)).toEqual([start + 1, ...seqs]);
     expect(values).toEqual([-1, ...burst.map((b) => b.value)]);
+  });
+});
+
+/** One masked text frame, as a client sends it (RFC 6455 §5.2). */
+function clientFrame(message: unknown): Buffer {
+  const payload = Buffer.from(JSON.stringify(message));
+  const mask = randomBytes(4);
+  const length =
+    payload.length < 126
+      ? Buffer.from([0x81, 0x80 | payload.length])
+      : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+  return Buffer.concat([length, mask, payload.map((byte, i) => byte ^ (mask[i % 4] as number))]);
+}
+
+/**
+ * A graphql-ws connection on a raw socket, acknowledged: `ws` resumes its own socket whenever its
+ * parser drains, so it cannot be made to stop reading. `until` waits for a text from the hub.
+ */
+async function rawConnection(hub: TestHub): Promise<{ socket: Socket; until(text: string): Promise<void> }> {
+  const { hostname, port } = new URL(hub.url);
+  const socket = connectTcp(Number(port), hostname);
+  socket.on("error", () => undefined);
+  await once(socket, "connect");
+  let seen = "";
+  socket.on("data", (chunk: Buffer) => (seen += chunk.toString("latin1")));
+  socket.write(
+    `GET /graphql HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n` +
+      "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n",
+  );
+  const bound = Date.now() + BOUND_MS;
+  const until = async (text: string) => {
+    while (!seen.includes(text) && Date.now() < bound)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(seen).toContain(text);
+  };
+  await until("101 Switching Protocols");
+  socket.write(clientFrame({ type: "connection_init", payload: { token: hub.token } }));
+  await until("connection_ack");
+  return { socket, until };
+}
+
+describe("GraphQL over WebSocket: a socket that reads nothing", () => {
+  let hub: TestHub;
+  const id = "urn:example:ws-stalled";
+
+  beforeAll(async () => {
+    // A replay that waits this long for its socket to take anything is closed (1013), and a
+    // socket that does not complete the close within as long is cut. The replay waits once the
+    // subscription's queue holds half of maxQueued.
+    hub = await startTestHub({ streamStallMs: 300, graphql: { maxQueued: 100 } });
+    await register(hub, id, { properties: { config: { type: "object", forms: FORMS } } });
+  });
+  afterAll(async () => hub.stop());
+
+  function connections(): Promise<number> {
+    return new Promise((resolve, reject) =>
+      hub.app.server.getConnections((err, count) => (err ? reject(err) : resolve(count))),
+    );
+  }
+
+  it("is cut while replaying once it has taken nothing for streamStallMs, and the hub goes on", async () => {
+    // ~30 MB of Changes: more than the kernel's buffers on loopback and the socket's queue hold,
+    // so the replay waits for the socket to take some.
+    const note = "x".repeat(10_000);
+    for (let i = 0; i < 60; i++) {
+      const reports = Array.from({ length: 50 }, (_, k) => ({
+        kind: "reported",
+        affordance: "config",
+        value: { level: i * 50 + k, note },
+      }));
+      await hub.hub.ingest(id, reports, { actor: "test", via: "test" });
+    }
+    const before = await connections();
+    const { socket, until } = await rawConnection(hub);
+    socket.write(
+      clientFrame({
+        id: "1",
+        type: "subscribe",
+        payload: { query: "subscription { changes(after: 0) { seq value } }" },
+      }),
+    );
+    await until('"type":"next"');
+    // From here on the client reads nothing: it neither takes the replay nor answers a close.
+    socket.pause();
+    expect(await connections()).toBe(before + 1);
+    // Well within ws's own 30 s close timeout, which held such a socket before.
+    const bound = Date.now() + BOUND_MS;
+    while ((await connections()) > before && Date.now() < bound)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await connections()).toBe(before);
+    const [seq] = await report(hub, id, { kind: "reported", affordance: "config", value: { level: -1 } });
+    expect(seq).toBe(await logSize(hub));
+    socket.destroy();
+  });
+
+  it("does not hold the hub's stop", async () => {
+    const own = await startTestHub({ streamStallMs: 300 });
+    const { socket } = await rawConnection(own);
+    socket.pause();
+    const started = Date.now();
+    await own.stop();
+    // ws's own close timeout held the stop for 30 s.
+    expect(Date.now() - started).toBeLessThan(BOUND_MS);
+    socket.destroy();
   });
 });

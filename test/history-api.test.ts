@@ -1563,6 +1563,36 @@ describe("a change stream whose client does not read", () => {
     socket.destroy();
   });
 
+  it("does not hold the hub's stop, with Changes waiting for it", async () => {
+    const own = await startTestHub({ streamStallMs: 300 });
+    try {
+      await put(own, id, sensorTd(id));
+      const { hostname, port } = new URL(own.url);
+      const socket = connect(Number(port), hostname);
+      socket.on("error", () => undefined);
+      await once(socket, "connect");
+      socket.write(`GET /changes/stream HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
+      socket.pause();
+      while (openStreams.size === 0) await new Promise((resolve) => setImmediate(resolve));
+      // ~2 MB for it, under the 4 MiB that cut a stream: the kernel's buffers fill, the rest waits.
+      const note = "x".repeat(2_000);
+      for (let i = 0; i < 10; i++) {
+        const reports = Array.from({ length: 100 }, (_, k) => ({
+          kind: "reported",
+          affordance: "config",
+          value: { level: i * 100 + k, note },
+        }));
+        await own.hub.ingest(id, reports, cause);
+      }
+      const started = Date.now();
+      await own.stop();
+      expect(Date.now() - started).toBeLessThan(10_000);
+      socket.destroy();
+    } finally {
+      if (openStreams.size > 0) await own.stop().catch(() => undefined);
+    }
+  });
+
   it("is cut once 4 MiB wait for it, and the hub goes on", async () => {
     // It never reads: what the hub sends piles up in the kernel's buffers, then in the hub's.
     const socket = await stalled();

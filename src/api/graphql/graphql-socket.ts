@@ -25,6 +25,12 @@ import type { GraphqlContext } from "./resolvers.js";
 export const GRAPHQL_PATH = "/graphql";
 /** RFC 6455 §7.4.1: "try again later" — the client reconnects, and resumes. */
 export const CLOSE_TOO_SLOW = 1013;
+/**
+ * How long a socket the hub closes (too slow, or the hub stopping) has to complete the close (at
+ * most; never longer than streamStallMs) before it is cut: a client that reads nothing never
+ * answers the close frame, and `ws` would hold its socket for 30 s.
+ */
+const CLOSE_GRACE_MS = 5_000;
 
 interface SocketState {
   principal: Principal | undefined;
@@ -98,6 +104,14 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
   const states = new WeakMap<WebSocket, SocketState>();
   /** Each subscription's document → its operation text and variables, for sharing results. */
   const documentKeys = new WeakMap<DocumentNode, string>();
+  const graceMs = Math.min(CLOSE_GRACE_MS, hub.config.streamStallMs);
+  /** Closes the socket, and cuts it if its client has not completed the close within graceMs. */
+  const closeOrCut = (socket: WebSocket, code: number, reason: string) => {
+    socket.close(code, closeReason(reason));
+    setTimeout(() => {
+      if (socket.readyState !== socket.CLOSED) socket.terminate();
+    }, graceMs).unref();
+  };
 
   useServer<Record<string, unknown> | undefined>(
     {
@@ -120,8 +134,9 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
           limits,
           via: "graphql-ws",
           overflow: (reason) => {
+            if (socket.readyState !== socket.OPEN) return;
             hub.logger.warn({ reason }, "closing a GraphQL socket that does not keep up");
-            socket.close(CLOSE_TOO_SLOW, closeReason(`too slow: ${reason}`));
+            closeOrCut(socket, CLOSE_TOO_SLOW, `too slow: ${reason}`);
           },
         };
         states.set(socket, {
@@ -220,7 +235,8 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
 
   // Open sockets would hold subscriptions (and the store) open: close them first.
   app.addHook("preClose", async () => {
-    for (const client of wss.clients) client.close(1001, "the hub is stopping");
+    // A client that reads nothing never completes the close: it would hold the stop for 30 s.
+    for (const client of wss.clients) closeOrCut(client, 1001, "the hub is stopping");
     await new Promise<void>((resolve) => wss.close(() => resolve()));
   });
 }
