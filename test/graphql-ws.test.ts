@@ -342,7 +342,9 @@ function clientFrame(message: unknown): Buffer {
  * A graphql-ws connection on a raw socket, acknowledged: `ws` resumes its own socket whenever its
  * parser drains, so it cannot be made to stop reading. `until` waits for a text from the hub.
  */
-async function rawConnection(hub: TestHub): Promise<{ socket: Socket; until(text: string): Promise<void> }> {
+async function rawConnection(
+  hub: TestHub,
+): Promise<{ socket: Socket; until: (text: string) => Promise<void> }> {
   const { hostname, port } = new URL(hub.url);
   const socket = connectTcp(Number(port), hostname);
   socket.on("error", () => undefined);
