@@ -377,6 +377,44 @@ describe("bad reports are refused with a precise problem and append nothing", ()
     return problem;
   }
 
+  it("refuses a number JSON cannot hold and a value nested too deep, precisely, with 400", async () => {
+    // JSON.parse reads 1e400 as Infinity, which no JSON text holds again.
+    const huge = await expectRefused(
+      id,
+      '{"kind":"reported","affordance":"temperature","value":1e400}',
+      400,
+      ["/body/value"],
+    );
+    expect(huge.detail).toMatch(/^The JSON is a number out of range at \/value$/);
+    await expectRefused(
+      id,
+      `[${JSON.stringify(good)},{"kind":"reported","affordance":"config","value":{"level":-1e999}}]`,
+      400,
+      ["/body/1/value/level"],
+    );
+    // Nesting past what every walk of it (canonical JSON, hashing, verifying) can take.
+    const deep = (depth: number) => "[".repeat(depth) + "1" + "]".repeat(depth);
+    const nested = await expectRefused(
+      id,
+      `{"kind":"reported","affordance":"config","value":{"level":1,"more":${deep(100_000)}}}`,
+      400,
+      (pointers) => expect(pointers[0]).toMatch(/^\/body\/value\/more(\/0){62}$/),
+    );
+    expect(nested.detail).toMatch(
+      /^The JSON nests deeper than 64 levels of arrays and objects at \/value\/more\//,
+    );
+    // As deep as the hub takes it: recorded, as it was sent.
+    const [seq] = await report(hub, id, {
+      kind: "reported",
+      affordance: "config",
+      value: { level: 1, more: JSON.parse(deep(61)) as unknown },
+    });
+    expect((await getChange(hub, seq ?? 0)).value).toEqual({
+      level: 1,
+      more: JSON.parse(deep(61)) as unknown,
+    });
+  });
+
   it("answers a report for an unknown Thing with 404, single or array", async () => {
     const unknown = "urn:example:history:unknown";
     const problem = await expectRefused(unknown, good, 404, []);

@@ -1,6 +1,7 @@
 // The public face of core: the domain, with no I/O.
 export * from "./errors.js";
 export * from "./canonical-json.js";
+export * from "./json-limits.js";
 export * from "./thing-description.js";
 export * from "./thing-description-validation.js";
 export * from "./thing-id.js";

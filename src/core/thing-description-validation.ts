@@ -4,6 +4,7 @@
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { addAjvFormats, createAjv } from "./lazy-ajv.js";
 import { type ErrorLocation, ValidationError } from "./errors.js";
+import { jsonLimitProblem } from "./json-limits.js";
 import type { ThingDescription } from "./thing-description.js";
 import { FORMAT_IRI, FORMAT_IRI_REFERENCE, thingDescriptionSchema } from "./thing-description-schema.js";
 import { iriProblem, isIri } from "./thing-id.js";
@@ -505,6 +506,13 @@ export function parseJsonStrict(text: string): unknown {
         duplicates,
       );
     }
+  }
+  const problem = jsonLimitProblem(value);
+  if (problem) {
+    throw new ValidationError(
+      `The JSON ${problem.message.replace(/ \(.*\)$/, "")} ${problem.pointer === "" ? "at the top level" : `at ${problem.pointer}`}`,
+      [problem],
+    );
   }
   return value;
 }

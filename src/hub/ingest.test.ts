@@ -81,6 +81,37 @@ describe("Ingest: the TDs it checks reports against", () => {
     await expect(report(4)).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it("refuses a value JSON cannot hold, or nested too deep, wherever it comes from (a binding, MQTT)", async () => {
+    const td = lamp(10);
+    td.properties = { ...td.properties, settings: { type: "object", forms: FORMS } };
+    await register(td);
+    const refusal = (value: unknown) =>
+      ingest
+        .ingest(
+          ID,
+          [
+            { kind: "reported", affordance: "level", value: 1 },
+            { kind: "reported", affordance: "settings", value },
+          ],
+          cause,
+        )
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+    const infinite = await refusal({ gain: Number.POSITIVE_INFINITY });
+    expect(infinite).toBeInstanceOf(ValidationError);
+    expect((infinite as ValidationError).errors).toEqual([
+      { pointer: "/1/value/gain", message: expect.stringMatching(/^is a number out of range/) as unknown },
+    ]);
+    let deep: unknown = 1;
+    for (let i = 0; i < 10_000; i++) deep = [deep];
+    const nested = await refusal({ a: deep });
+    expect((nested as ValidationError).errors[0]?.pointer).toBe(`/1/value/a${"/0".repeat(63)}`);
+    expect((nested as ValidationError).message).toMatch(/nests deeper than 64 levels/);
+    expect(await store.lastSeq()).toBe(1);
+  });
+
   it("reads the store for a Thing it has not seen described (a hub started on an existing Log)", async () => {
     // Described before this Ingest was listening: nothing was published to it.
     await store.describe({ td: lamp(10), cause, hlc: clock.hlc() });

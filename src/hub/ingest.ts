@@ -5,6 +5,7 @@ import {
   NotFoundError,
   ValidationError,
   compileDataSchema,
+  jsonLimitProblem,
   type Cause,
   type Change,
   type DataSchema,
@@ -208,6 +209,15 @@ export class Ingest {
           `A ${report.kind} Change of ${report.affordance ?? "?"} needs a value: its schema says what it must be`,
           [{ pointer: `/${index}/value`, message: "is required" }],
         );
+      }
+      if (report.value !== undefined) {
+        const problem = jsonLimitProblem(report.value);
+        if (problem) {
+          throw new ValidationError(
+            `The value for ${report.affordance ?? "the Thing"} cannot be recorded: ${problem.pointer || "it"} ${problem.message}`,
+            [{ pointer: `/${index}/value${problem.pointer}`, message: problem.message }],
+          );
+        }
       }
       if (check && report.value !== undefined) {
         const problems = check(report.value);

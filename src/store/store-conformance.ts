@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   ConflictError,
   HybridLogicalClock,
+  MAX_JSON_DEPTH,
   NotFoundError,
   UnavailableError,
   changeLeafHash,
@@ -319,6 +320,13 @@ async function appendInBatches(
 /** A value as its JSON text reads back. */
 function asJson(value: unknown): unknown {
   return value === undefined ? undefined : (JSON.parse(JSON.stringify(value)) as unknown);
+}
+
+/** Arrays nested `depth` levels deep, built without recursion. */
+function nested(depth: number): unknown {
+  let value: unknown = 1;
+  for (let i = 0; i < depth; i++) value = [value];
+  return value;
 }
 
 function cyclic(): unknown {
@@ -1065,6 +1073,13 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         expect(await contents(store)).toStrictEqual(before);
       });
 
+      it("records a value nested MAX_JSON_DEPTH levels as it is", async () => {
+        await store.describe(describeCommand(thingId(1)));
+        const value = nested(MAX_JSON_DEPTH);
+        const [change] = await store.append([{ ...reported(clock, thingId(1), "temperature", 0), value }]);
+        expect((await store.getChange(change?.seq ?? 0))?.value).toStrictEqual(value);
+      });
+
       describe("is all or nothing: a draft whose value JSON cannot represent rejects the whole call", () => {
         const unrepresentable: Array<[string, () => Partial<ChangeDraft>]> = [
           ["a BigInt value", () => ({ value: 10n })],
@@ -1076,6 +1091,10 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
           ["an Infinity", () => ({ value: [1, Number.POSITIVE_INFINITY] })],
           ["a function member", () => ({ value: { f: () => 1 } })],
           ["a symbol", () => ({ value: Symbol("s") })],
+          // Every walk of such a value (JSON.stringify, canonical JSON, a verifier's) would
+          // overflow its stack: the store takes MAX_JSON_DEPTH levels and no more.
+          ["arrays nested one level too deep", () => ({ value: { a: nested(MAX_JSON_DEPTH) } })],
+          ["arrays nested 100,000 deep", () => ({ value: nested(100_000) })],
         ];
 
         it.each(unrepresentable)("%s: nothing is written, and the Log goes on as before", async (_, bad) => {

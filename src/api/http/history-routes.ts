@@ -6,6 +6,7 @@ import type { HistoryPage, Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
 import { openEventStream, lastEventId } from "./event-stream.js";
+import { sendProblem } from "./problem.js";
 
 /** Kinds a program or device may report over HTTP; the others are the hub's own. */
 export const REPORTABLE_KINDS = ["reported", "emitted"] as const;
@@ -64,22 +65,27 @@ export function historyRoutes(hub: Hub) {
             throw new UnavailableError("Too many Changes are waiting to be written; retry shortly", 1);
           }
         },
+        // Every pointer into the body as sent, as the route's schema errors are (/body/…): the
+        // hub points into the list of reports (/0/value), the JSON parser into the body itself
+        // (/value, /1/value; the body is then not parsed).
+        errorHandler: (error, request, reply) => {
+          const single = request.body !== undefined && !Array.isArray(request.body);
+          const inBody = (pointer: string) =>
+            `/body${single ? pointer.replace(/^\/0(?=\/|$)/, "") : pointer}`;
+          const problem =
+            error instanceof ValidationError
+              ? new ValidationError(
+                  error.message,
+                  error.errors.map((e) => ({ ...e, pointer: inBody(e.pointer) })),
+                )
+              : error;
+          void sendProblem(request, reply, problem);
+        },
       },
       async (request, reply) => {
         const body = request.body as Parameters<Hub["ingest"]>[1][number] | Parameters<Hub["ingest"]>[1];
         const reports = Array.isArray(body) ? body : [body];
-        const changes = await hub
-          .ingest(idOf(request), reports, { actor: actorOf(request), via: "http" })
-          .catch((error: unknown) => {
-            // The hub points into the list of reports (/0/value); here, into the body as sent.
-            if (!(error instanceof ValidationError)) throw error;
-            const inBody = (pointer: string) =>
-              `/body${Array.isArray(body) ? pointer : pointer.replace(/^\/0(?=\/|$)/, "")}`;
-            throw new ValidationError(
-              error.message,
-              error.errors.map((e) => ({ ...e, pointer: inBody(e.pointer) })),
-            );
-          });
+        const changes = await hub.ingest(idOf(request), reports, { actor: actorOf(request), via: "http" });
         return reply.code(201).send({ seqs: changes.map((c) => c.seq) });
       },
     );

@@ -8,6 +8,8 @@ import {
   HASH_LENGTH,
   MerkleFrontier,
   canonicalCauseJson,
+  MAX_JSON_DEPTH,
+  ValidationError,
   canonicalJson,
   changeLeafInput,
   hashToHex,
@@ -306,38 +308,45 @@ function recordedCause(cause: unknown): Recorded {
 }
 
 function asRecorded(value: unknown): Recorded {
+  // First: a value nested too deep would overflow JSON.stringify's stack.
+  const reshaped = reshapedByJson(value, 0);
   const text = JSON.stringify(value) as string | undefined; // throws on a BigInt or a cycle
-  const reshaped = reshapedByJson(value);
   if (text === undefined) throw new TypeError(`a ${typeof value} has no JSON representation`);
   return { text, value: reshaped ? (JSON.parse(text) as unknown) : value };
 }
 
 // Walks the whole value (no early return), so that anything JSON cannot represent is refused
-// wherever it is.
-function reshapedByJson(value: unknown): boolean {
+// wherever it is, as is a value nested deeper than the hub takes (core's json-limits; the
+// edges say where, this is the last line for any other way in).
+function reshapedByJson(value: unknown, depth: number): boolean {
   switch (typeof value) {
     case "string":
     case "boolean":
       return false;
     case "number":
       if (Number.isFinite(value)) return Object.is(value, -0);
-      break;
+      throw new ValidationError(`The number ${value} cannot be recorded: JSON has no such number`);
     case "object": {
       if (value === null) return false;
+      if (depth >= MAX_JSON_DEPTH) {
+        throw new ValidationError(
+          `A value nested deeper than ${MAX_JSON_DEPTH} levels of arrays and objects cannot be recorded`,
+        );
+      }
       if (typeof (value as { toJSON?: unknown }).toJSON === "function") return true;
       let reshaped = false;
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
           const item: unknown = value[i];
           if (!(i in value) || item === undefined) reshaped = true;
-          else if (reshapedByJson(item)) reshaped = true;
+          else if (reshapedByJson(item, depth + 1)) reshaped = true;
         }
         return reshaped;
       }
       if (Object.getPrototypeOf(value) !== Object.prototype) reshaped = true;
       for (const member of Object.values(value)) {
         if (member === undefined) reshaped = true;
-        else if (reshapedByJson(member)) reshaped = true;
+        else if (reshapedByJson(member, depth + 1)) reshaped = true;
       }
       return reshaped;
     }

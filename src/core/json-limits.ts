@@ -1,0 +1,49 @@
+// What JSON the hub takes: nested at most MAX_JSON_DEPTH levels, with finite numbers only.
+// JSON.parse reads 1e400 as Infinity, which no JSON text can hold again, and it reads arrays
+// nested 100,000 deep, which every recursive walk after it (canonical JSON, hashing, schema
+// checks, a verifier's) would overflow its stack on. Both are refused where input comes in.
+import type { ErrorLocation } from "./errors.js";
+
+/** Levels of arrays and objects one JSON document, or one recorded value, may nest. */
+export const MAX_JSON_DEPTH = 64;
+
+/** RFC 6901: `~` and `/` in a reference token. */
+function token(key: string | number): string {
+  return String(key).replaceAll("~", "~0").replaceAll("/", "~1");
+}
+
+/**
+ * The first place where `value` goes beyond what the hub takes (a number JSON cannot write, or
+ * nesting deeper than `maxDepth`), as a pointer relative to `value`; undefined when it is fine.
+ */
+export function jsonLimitProblem(
+  value: unknown,
+  maxDepth: number = MAX_JSON_DEPTH,
+): ErrorLocation | undefined {
+  const path: Array<string | number> = [];
+  const at = () => path.map((key) => `/${token(key)}`).join("");
+  const walk = (item: unknown, depth: number): ErrorLocation | undefined => {
+    if (typeof item === "number") {
+      return Number.isFinite(item)
+        ? undefined
+        : {
+            pointer: at(),
+            message: "is a number out of range (JSON numbers here are 64-bit floats, at most ±1.8e308)",
+          };
+    }
+    if (typeof item !== "object" || item === null) return undefined;
+    if (depth >= maxDepth)
+      return { pointer: at(), message: `nests deeper than ${maxDepth} levels of arrays and objects` };
+    const entries: Array<[string | number, unknown]> = Array.isArray(item)
+      ? item.map((member, i) => [i, member])
+      : Object.entries(item);
+    for (const [key, member] of entries) {
+      path.push(key);
+      const problem = walk(member, depth + 1);
+      if (problem) return problem;
+      path.pop();
+    }
+    return undefined;
+  };
+  return walk(value, 0);
+}
