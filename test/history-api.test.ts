@@ -764,6 +764,30 @@ describe("a Thing's history: GET /things/{id}/history", () => {
     );
     expect(gone.detail).toContain("(it has humidity, alarm, ping)");
   });
+
+  it("reads a relative since and until once: the next page's link carries them as read", async () => {
+    const now = clock.now;
+    const expected = all.filter((c) => {
+      const at = times.get(c.seq) ?? 0;
+      return at >= now - 10 * MINUTE && at <= now - MINUTE;
+    });
+    expect(expected.length).toBeGreaterThan(3);
+    const first = await hub.request(path("since=-10m&until=-1m&order=asc&limit=3"));
+    const next = /^<([^>]+)>; rel="next"$/.exec(first.headers.get("link") ?? "")?.[1] ?? "";
+    const query = new URL(next, "http://hub").searchParams;
+    expect(query.get("since")).toBe(new Date(now - 10 * MINUTE).toISOString());
+    expect(query.get("until")).toBe(new Date(now - MINUTE).toISOString());
+    // Followed an hour later, it goes on where the first page stopped, not from a later "now".
+    clock.advance(60 * MINUTE);
+    const rest = (await allPages(hub, next)).flat();
+    expect([...((await first.json()) as Page).changes, ...rest]).toEqual(expected);
+    // The feed's link too.
+    const feed = await hub.request(`/changes?thing=${encodeURIComponent(id)}&since=-70m&limit=2`);
+    const feedNext = /^<([^>]+)>; rel="next"$/.exec(feed.headers.get("link") ?? "")?.[1] ?? "";
+    expect(new URL(feedNext, "http://hub").searchParams.get("since")).toBe(
+      new Date(clock.now - 70 * MINUTE).toISOString(),
+    );
+  });
 });
 
 describe("local times in queries", () => {

@@ -41,10 +41,20 @@ function kinds(text: string | undefined): string[] | undefined {
   return text === undefined ? undefined : text.split(",");
 }
 
-function pageLink(request: FastifyRequest, page: HistoryPage): string | undefined {
+/**
+ * The next page's URL: this one's, with the cursor, and the times as read for this page. A
+ * relative time (since=-1h) read again later would move, and leave out the Changes the pages
+ * before had not reached yet.
+ */
+function pageLink(
+  request: FastifyRequest,
+  page: HistoryPage,
+  times: Record<string, Date | undefined>,
+): string | undefined {
   if (page.next === undefined) return undefined;
   const url = new URL(request.url, "http://hub");
   url.searchParams.set("cursor", String(page.next));
+  for (const [name, time] of Object.entries(times)) if (time) url.searchParams.set(name, time.toISOString());
   return `<${url.pathname}${url.search}>; rel="next"`;
 }
 
@@ -130,7 +140,7 @@ export function historyRoutes(hub: Hub) {
           ...(until && { until }),
           ...(q.cursor !== undefined && { cursor: Number(q.cursor) }),
         });
-        const link = pageLink(request, page);
+        const link = pageLink(request, page, { since, until });
         if (link) void reply.header("link", link);
         return page;
       },
@@ -245,7 +255,7 @@ export function historyRoutes(hub: Hub) {
           ...(things && { things }),
           order: q.order,
         });
-        const link = pageLink(request, page);
+        const link = pageLink(request, page, { since });
         if (link) void reply.header("link", link);
         return page;
       },
