@@ -94,6 +94,34 @@ describe("time expressions", () => {
     }
   });
 
+  it("refuses a date the calendar does not have, which Date.parse would move to the next month", () => {
+    for (const bad of [
+      "2026-02-30T00:00:00Z",
+      "2026-02-29",
+      "2026-04-31T12:00",
+      "2026-00-10",
+      "2026-01-00",
+      "2026-12-06T12:00+24:00",
+      "2026-12-06T12:00+01:60",
+    ]) {
+      expect(() => parseTimeExpression(bad, now, "/query/at"), bad).toThrow(ValidationError);
+    }
+    expect(parseTimeExpression("2024-02-29T12:00:00Z", now).toISOString()).toBe("2024-02-29T12:00:00.000Z");
+    expect(parseTimeExpression("2026-04-30T23:59:59.999999999-02:30", now).toISOString()).toBe(
+      "2026-05-01T02:29:59.999Z",
+    );
+    expect(parseTimeExpression("0050-06-01T00:00:00Z", now).toISOString()).toBe("0050-06-01T00:00:00.000Z");
+  });
+
+  it("reads a date or date-time without a zone as local time, a date alone as its local midnight", () => {
+    const midnight = new Date(2026, 11, 6, 0, 0, 0, 0);
+    expect(parseTimeExpression("2026-12-06", now).getTime()).toBe(midnight.getTime());
+    expect(parseTimeExpression("2026-12-06T00:00", now).getTime()).toBe(midnight.getTime());
+    expect(parseTimeExpression("2026-12-06 14:02:30.5", now).getTime()).toBe(
+      new Date(2026, 11, 6, 14, 2, 30, 500).getTime(),
+    );
+  });
+
   it("round-trips every ISO string of a valid date", () => {
     fc.assert(
       fc.property(

@@ -30,7 +30,9 @@ const UNIT_WORDS: Record<string, string> = {
 /** A day (`today`, `yesterday`, or a weekday's name, checked by weekdayOf), then a time of day. */
 const CALENDAR = /^(?:(today|yesterday|(?:last\s+)?[a-z]{3,9})\s*)?(?:(\d{1,2}):(\d{2})(?::(\d{2}))?)?$/;
 const WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
-const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+/** A date, a time of day, a fraction and a zone (Z or an offset), each checked after the match. */
+const ISO =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[t ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:(z)|([+-])(\d{2}):?(\d{2}))?)?$/;
 
 /** The weekday a word names (0 = Sunday), or undefined when it names none (`tuesnesday`). */
 function weekdayOf(word: string): number | undefined {
@@ -92,9 +94,41 @@ export function parseTimeExpression(text: string, now: Date, pointer = ""): Date
     date.setHours(h, m, sec, 0);
     return date;
   }
-  if (ISO.test(input)) {
-    const ms = Date.parse(input.replace(" ", "T").toUpperCase());
-    if (!Number.isNaN(ms) && !Number.isNaN(new Date(ms).getTime())) return new Date(ms);
-  }
+  const iso = ISO.exec(input);
+  if (iso) return isoTime(iso) ?? fail();
   return fail();
+}
+
+/**
+ * The time an ISO 8601 match names, or undefined when a field is out of its range: Date.parse
+ * would read 2026-02-30 as March 2nd. Without a zone it is local time, a date alone included
+ * (its midnight), as the calendar forms are: Date.parse reads a date alone as UTC and a date
+ * with a time as local.
+ */
+function isoTime(match: RegExpExecArray): Date | undefined {
+  const [, year, month, day, hours, minutes, seconds, fraction, z, sign, offsetHours, offsetMinutes] = match;
+  const y = Number(year);
+  const mo = Number(month);
+  const d = Number(day);
+  const h = Number(hours ?? 0);
+  const mi = Number(minutes ?? 0);
+  const sec = Number(seconds ?? 0);
+  const ms = Math.floor(Number(`0.${fraction ?? "0"}`) * 1000);
+  // Day 0 of the next month is the last day of this one.
+  const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
+  if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth || h > 23 || mi > 59 || sec > 59) return undefined;
+  const date = new Date(0);
+  if (z !== undefined || sign !== undefined) {
+    const oh = Number(offsetHours ?? 0);
+    const om = Number(offsetMinutes ?? 0);
+    if (oh > 23 || om > 59) return undefined;
+    // setUTCFullYear, not Date.UTC, which reads the years 0–99 as 1900–1999.
+    date.setUTCFullYear(y, mo - 1, d);
+    date.setUTCHours(h, mi, sec, ms);
+    date.setTime(date.getTime() - (sign === "-" ? -1 : 1) * (oh * 60 + om) * 60_000);
+  } else {
+    date.setFullYear(y, mo - 1, d);
+    date.setHours(h, mi, sec, ms);
+  }
+  return Number.isNaN(date.getTime()) ? undefined : date;
 }
