@@ -523,6 +523,17 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
     ["a consistency proof from 0", () => "/log/proof/consistency?from=0&to=5", 400, ["/query/from"]],
     ["a consistency proof without to", () => "/log/proof/consistency?from=1", 400, ["/query"]],
     ["entries with a limit of 0", () => "/log/entries?limit=0", 400, ["/query/limit"]],
+    // Numbers in decimal digits only: coercion by Number() took these as 16, 100, 1 and 1e20.
+    ["an inclusion proof of seq 0x10", () => "/log/proof/inclusion?seq=0x10", 400, ["/query/seq"]],
+    ["an inclusion proof of seq 1e2", () => "/log/proof/inclusion?seq=1e2", 400, ["/query/seq"]],
+    ["an inclusion proof of seq ' 1'", () => "/log/proof/inclusion?seq=%201", 400, ["/query/seq"]],
+    [
+      "a consistency proof to a size of 21 digits",
+      () => "/log/proof/consistency?from=1&to=99999999999999999999",
+      400,
+      ["/query/to"],
+    ],
+    ["entries with a limit of 1e3", () => "/log/entries?limit=1e3", 400, ["/query/limit"]],
   ])("refuses %s with 400 and a pointer", async (_what, path, status, pointers) => {
     const end = await lastSeq(hub);
     const problem = await expectProblem(await hub.request(path(end)), status);

@@ -6,6 +6,7 @@ import { NotFoundError } from "../../core/index.js";
 import { HUB_VERSION, type Discovery, type Hub } from "../../hub/index.js";
 import { registerAuthorization } from "./authorization.js";
 import { registerContentTypes } from "./content-types.js";
+import { registerQueryNumbers } from "./query-numbers.js";
 import { wellKnownRoutes } from "./directory-description.js";
 import { directoryRoutes } from "./directory-routes.js";
 import { eventRoutes } from "./event-routes.js";
@@ -84,6 +85,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
     ),
   );
   registerContentTypes(app);
+  registerQueryNumbers(app);
   registerAuthorization(app, hub);
 
   await app.register(directoryRoutes(hub));

@@ -1,0 +1,36 @@
+// Numbers in a query string as people write them: decimal digits. The route schemas' coercion
+// (ajv's coerceTypes) would take anything Number() reads: ?seq=0x10 proved seq 16, ?seq=1e2 seq
+// 100, ?seq=%201 seq 1, and 99999999999999999999 came out as a rounded 1e20.
+import type { FastifyInstance } from "fastify";
+import { ValidationError } from "../../core/index.js";
+
+const INTEGER = /^-?\d+$/;
+const NUMBER = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
+
+interface QuerySchema {
+  properties?: Record<string, { type?: unknown }>;
+}
+
+export function registerQueryNumbers(app: FastifyInstance): void {
+  app.addHook("preValidation", async (request) => {
+    const schema = request.routeOptions.schema?.querystring as QuerySchema | undefined;
+    if (schema?.properties === undefined) return;
+    const query = request.query as Record<string, unknown>;
+    for (const [name, property] of Object.entries(schema.properties)) {
+      const raw = query[name];
+      if (typeof raw !== "string") continue;
+      let message: string | undefined;
+      if (property.type === "integer") {
+        if (!INTEGER.test(raw)) message = "must be integer, in decimal digits";
+        else if (!Number.isSafeInteger(Number(raw)))
+          message = `must be integer, at most ${Number.MAX_SAFE_INTEGER}`;
+      } else if (property.type === "number" && !NUMBER.test(raw))
+        message = "must be number, in decimal digits";
+      if (message !== undefined) {
+        throw new ValidationError(`Invalid query: query/${name} ${message}, not "${raw}"`, [
+          { pointer: `/query/${name}`, message },
+        ]);
+      }
+    }
+  });
+}
