@@ -2,6 +2,7 @@
 // a Thing's history a page at a time, its state at past times, diffs, the global change feed and
 // its SSE stream — with an injected manual clock, so every time in these tests is exact.
 import fc from "fast-check";
+import { gzipSync } from "node:zlib";
 import { once } from "node:events";
 import { connect, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -376,6 +377,40 @@ describe("bad reports are refused with a precise problem and append nothing", ()
     expect(await getJson<Page>(hub, `${thingPath(id)}/history?limit=10000`)).toEqual(historyBefore);
     return problem;
   }
+
+  it("reads a body only as UTF-8 JSON: another charset, a content coding or invalid bytes are refused", async () => {
+    const before = await lastSeq(hub);
+    const post = (body: string | Uint8Array, headers: Record<string, string>) =>
+      hub.request(`${thingPath(id)}/changes`, { method: "POST", headers, body });
+    const text = JSON.stringify(good);
+    const utf16 = await expectProblem(
+      await post(text, { "content-type": "application/json; charset=utf-16" }),
+      415,
+    );
+    expect(utf16.detail).toBe("A JSON body is UTF-8: charset=utf-16 is not taken");
+    for (const [coding, body] of [
+      ["br", text],
+      ["gzip", gzipSync(text)],
+    ] as const) {
+      const problem = await expectProblem(
+        await post(body, { "content-type": "application/json", "content-encoding": coding }),
+        415,
+      );
+      expect(problem.detail).toBe(
+        `The hub takes request bodies as they are: Content-Encoding ${coding} is not taken`,
+      );
+    }
+    // A string with bytes that are no UTF-8 (decoded leniently, they became U+FFFD in the Log).
+    const invalid = Buffer.concat([
+      Buffer.from('{"kind":"reported","affordance":"mode","value":"eco'),
+      Buffer.from([0xff, 0xfe, 0xc0, 0xaf]),
+      Buffer.from('"}'),
+    ]);
+    const bytes = await expectProblem(await post(invalid, { "content-type": "application/json" }), 400);
+    expect(bytes.detail).toBe("The request body is not valid UTF-8");
+    expect(await lastSeq(hub)).toBe(before);
+    expect((await post(text, { "content-type": "application/json; charset=UTF-8" })).status).toBe(201);
+  });
 
   it("refuses a number JSON cannot hold and a value nested too deep, precisely, with 400", async () => {
     // JSON.parse reads 1e400 as Infinity, which no JSON text holds again.

@@ -96,3 +96,14 @@ export class BindingError extends HyperthingsError {
     this.name = "BindingError";
   }
 }
+
+/** A request body in a form the hub does not read (a content coding, a charset other than UTF-8). */
+export class UnsupportedMediaError extends HyperthingsError {
+  readonly title = "Unsupported media type";
+  readonly status = 415;
+  readonly code = "unsupported-media-type";
+  constructor(message: string) {
+    super(message);
+    this.name = "UnsupportedMediaError";
+  }
+}

@@ -2,7 +2,7 @@
 // names are an error), within the configured size limit. Each route takes plain JSON and only
 // the JSON media types that mean something to it (acceptedMediaTypes).
 import { errorCodes, type FastifyInstance, type FastifyRequest } from "fastify";
-import { ValidationError, parseJsonStrict } from "../../core/index.js";
+import { UnsupportedMediaError, ValidationError, parseJsonStrict } from "../../core/index.js";
 
 export const TD_CONTENT_TYPE = "application/td+json";
 export const MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json";
@@ -18,20 +18,55 @@ export function acceptedMediaTypes(request: FastifyRequest): string[] {
   return ["application/json"];
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
 export function registerContentTypes(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(
     ["application/json", TD_CONTENT_TYPE, MERGE_PATCH_CONTENT_TYPE],
-    { parseAs: "string" },
+    { parseAs: "buffer" },
     (request, body, done) => {
       // The parser serves every route; a TD or a merge patch sent where neither means anything
       // is refused as any other unknown type is (415), not read as plain JSON.
-      const type = request.headers["content-type"]?.split(";")[0]?.trim().toLowerCase() ?? "";
+      const [essence = "", ...parameters] = (request.headers["content-type"] ?? "").split(";");
+      const type = essence.trim().toLowerCase();
       if (!acceptedMediaTypes(request).includes(type)) {
         done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(type), undefined);
         return;
       }
-      const text = body as string;
+      // JSON is UTF-8 (RFC 8259 §8.1); a body in another charset, or compressed, would be read
+      // as something it is not.
+      const charset = parameters
+        .map((p) => p.trim().toLowerCase())
+        .find((p) => p.startsWith("charset="))
+        ?.slice("charset=".length)
+        .replace(/^"(.*)"$/, "$1");
+      if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") {
+        done(new UnsupportedMediaError(`A JSON body is UTF-8: charset=${charset} is not taken`), undefined);
+        return;
+      }
+      const coding = request.headers["content-encoding"]?.trim().toLowerCase();
+      if (coding !== undefined && coding !== "" && coding !== "identity") {
+        done(
+          new UnsupportedMediaError(
+            `The hub takes request bodies as they are: Content-Encoding ${coding} is not taken`,
+          ),
+          undefined,
+        );
+        return;
+      }
+      let text: string;
+      try {
+        text = utf8.decode(body as Buffer);
+      } catch {
+        done(
+          new ValidationError("The request body is not valid UTF-8", [
+            { pointer: "", message: "is not valid UTF-8" },
+          ]),
+          undefined,
+        );
+        return;
+      }
       if (text.trim().length === 0) {
         done(new ValidationError("The request has no body"), undefined);
         return;
