@@ -528,6 +528,18 @@ export class SqliteLog {
     if (!head) throw new Error("the log_head row is missing: the database is damaged");
     this.size = head.size;
     this.frontier = MerkleFrontier.fromJSON(JSON.parse(head.frontier));
+    // The head, the last row and the Merkle tree are written in one transaction each time: if
+    // they disagree, the file was altered or damaged, and appending would sign a tree that is
+    // not the Log's (a head raised by 5 had the hub sign a checkpoint of 5 Changes that do not
+    // exist) or fail every write (a row past the head).
+    const last = (db.prepare("SELECT max(seq) FROM changes").pluck().get() as number | null) ?? 0;
+    if (last !== head.size || this.frontier.size !== head.size) {
+      throw new Error(
+        `${db.name} is damaged: its Log's head says ${head.size} Changes, the changes table ends at seq ${last} ` +
+          `and the Merkle tree covers ${this.frontier.size}. The hub does not write to it: restore it from a ` +
+          "backup (docs/operations.md), and run `things verify` on a copy to see what was altered.",
+      );
+    }
     const blockStart = this.size - (this.size % BLOCK);
     if (blockStart < this.size) {
       this.blockLeaves = this.stmt.leaves.all(blockStart + 1, this.size).map((r) => r.leaf);

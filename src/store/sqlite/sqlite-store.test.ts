@@ -5,7 +5,7 @@ import Database from "better-sqlite3";
 import fc from "fast-check";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -432,6 +432,43 @@ describe("SqliteStore", () => {
       expect(hashToHex(rootHash(log.map((c) => Buffer.from(c.leaf ?? "", "hex"))))).toBe(
         hashToHex(head.root),
       );
+    });
+  });
+
+  it("names the file and what to do when it is not a database, or a damaged one", async () => {
+    const store = openStore();
+    await store.describe(describeCommand(1));
+    await store.close();
+    const bytes = readFileSync(path);
+    // The header's magic string: SQLite no longer takes the file for a database.
+    writeFileSync(path, Buffer.concat([Buffer.from("not a database!!"), bytes.subarray(16)]));
+    expect(() => openStore()).toThrow(
+      `${path}: file is not a database. The file is damaged: restore it from a backup (docs/operations.md, "Backups")`,
+    );
+  });
+
+  describe("a Log whose head and rows disagree", () => {
+    it.each([
+      [
+        "a row past the head",
+        "INSERT INTO changes SELECT seq + 1, hlc, at, thing, affordance, kind, value, previous, cause, leaf FROM changes WHERE seq = 4",
+        /head says 4 Changes, the changes table ends at seq 5 and the Merkle tree covers 4/,
+      ],
+      [
+        "the head raised",
+        "UPDATE log_head SET size = size + 5",
+        /head says 9 Changes, the changes table ends at seq 4 and the Merkle tree covers 4/,
+      ],
+    ])("is refused at opening, with %s, and is left as it was", async (_what, alteration, message) => {
+      const store = openStore();
+      await store.describe(describeCommand(1));
+      await store.append(readings(3, 1));
+      await store.close();
+      const db = connect();
+      db.exec(alteration);
+      const before = db.prepare("SELECT * FROM changes ORDER BY seq").all();
+      expect(() => openStore()).toThrow(message);
+      expect(db.prepare("SELECT * FROM changes ORDER BY seq").all()).toEqual(before);
     });
   });
 

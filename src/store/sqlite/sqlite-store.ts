@@ -207,6 +207,16 @@ function toRecord(row: ThingRow, td: RegisteredThingDescription): ThingRecord {
   return record;
 }
 
+/** SQLite's own word for a damaged file names neither the file nor what to do: this does. */
+function damaged(path: string, error: unknown): unknown {
+  const code = (error as { code?: unknown }).code;
+  if (code !== "SQLITE_CORRUPT" && code !== "SQLITE_NOTADB") return error;
+  return new Error(
+    `${path}: ${(error as Error).message}. The file is damaged: restore it from a backup (docs/operations.md, "Backups")`,
+    { cause: error },
+  );
+}
+
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly maxQueue: number;
@@ -277,10 +287,12 @@ export class SqliteStore implements Store {
       if (options.path !== ":memory:")
         this.db.pragma(`mmap_size = ${options.mmapBytes ?? DEFAULT_MMAP_BYTES}`);
       this.migrate();
+      this.log = new SqliteLog(this.db, options.historyRankStep);
     } catch (error) {
-      // A refused database (newer schema, failed migration) must not stay open behind the error.
+      // A refused database (newer schema, failed migration, a damaged Log) must not stay open
+      // behind the error.
       this.db.close();
-      throw error;
+      throw damaged(options.path, error);
     }
     this.maxQueue = options.maxQueue ?? 10_000;
     this.maxQueuedChanges = options.maxQueuedChanges ?? 100_000;
@@ -290,7 +302,6 @@ export class SqliteStore implements Store {
     this.historyMergeChunk = options.historyMergeChunk ?? 1_000;
     this.historyMergePace = options.historyMergePace ?? 2;
     this.writerHashesFrom = options.writerHashesFrom ?? 128;
-    this.log = new SqliteLog(this.db, options.historyRankStep);
     if (options.path !== ":memory:" && options.writerThread !== false)
       this.writer = new SqliteWriter(options.path);
     this.rollouts = new SqliteRollouts(this.db);
