@@ -3,7 +3,7 @@
 // consistency proofs, checkpoints every N Changes, a restart, and an altered database row.
 import Database from "better-sqlite3";
 import fc from "fast-check";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -735,6 +735,84 @@ describe("the Log across a restart", () => {
     } finally {
       for (const hub of running) await hub.stop();
       rmSync(crashedDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a data directory restored without its hub id or key", () => {
+  const thing = "urn:example:log:restored";
+  let dataDir: string;
+  const files: Record<string, string> = {};
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "hyperthings-log-restored-"));
+    const hub = await startTestHub({ dataDir, checkpointEveryChanges: 2 });
+    try {
+      await put(hub, thing, meterTd(thing));
+      for (let i = 0; i < 3; i++)
+        await report(hub, thing, { kind: "reported", affordance: "power", value: i });
+    } finally {
+      await hub.stop();
+    }
+    for (const name of ["hub-id", "log-key.pem"]) files[name] = readFileSync(join(dataDir, name), "utf8");
+  });
+  afterAll(() => {
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** Starting on the directory as it is fails with `message`; nothing is appended or signed. */
+  async function refused(message: RegExp): Promise<void> {
+    const db = new Database(join(dataDir, "hyperthings.db"), { readonly: true });
+    const count = () =>
+      db.prepare("SELECT (SELECT count(*) FROM changes) + (SELECT count(*) FROM checkpoints)").pluck().get();
+    const before = count();
+    await expect(startTestHub({ dataDir })).rejects.toThrow(message);
+    expect(count()).toBe(before);
+    db.close();
+  }
+
+  function restore(): void {
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(dataDir, name), text);
+  }
+
+  it("refuses to start under a new hub id, naming both ids and the files to restore", async () => {
+    const id = files["hub-id"]?.trim() ?? "";
+    rmSync(join(dataDir, "hub-id"));
+    await refused(
+      new RegExp(
+        `^The Log's checkpoints name the hub ${id}, but this data directory's hub id is urn:uuid:.+: restore .+hub-id and .+log-key.pem from the backup`,
+      ),
+    );
+    restore();
+  });
+
+  it("refuses to start with another key", async () => {
+    rmSync(join(dataDir, "log-key.pem"));
+    await refused(
+      /^The Log's checkpoints are not signed with the key in .+log-key\.pem \(the checkpoint of \d+ Changes does not verify with it\): restore/,
+    );
+    restore();
+  });
+
+  it("names an empty or unreadable file instead of a decoder's error", async () => {
+    writeFileSync(join(dataDir, "hub-id"), "");
+    await refused(/hub-id is empty: restore it from the backup of this data directory/);
+    restore();
+    writeFileSync(
+      join(dataDir, "log-key.pem"),
+      "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n",
+    );
+    await refused(/log-key\.pem does not hold an Ed25519 private key \(PEM\): restore it/);
+    restore();
+  });
+
+  it("starts again once they are restored, and verifies", async () => {
+    const hub = await startTestHub({ dataDir });
+    try {
+      await report(hub, thing, { kind: "reported", affordance: "power", value: 9 });
+      expect((await verifyOverHttp(hub)).ok).toBe(true);
+    } finally {
+      await hub.stop();
     }
   });
 });

@@ -1,8 +1,8 @@
 // The admin token: created at first start in the data directory (mode 0600) and shown once,
 // or given at start in HYPERTHINGS_ADMIN_TOKEN for automation.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createDataFile, readDataFile } from "./data-files.js";
 
 export const ADMIN_TOKEN_FILE = "admin-token";
 
@@ -17,17 +17,18 @@ export interface AdminToken {
 export function loadOrCreateAdminToken(dataDir: string, given: string | undefined): AdminToken {
   if (given !== undefined) return { token: given, created: false };
   const path = join(dataDir, ADMIN_TOKEN_FILE);
-  try {
-    const token = readFileSync(path, "utf8").trim();
-    if (token.length > 0) return { token, created: false, path };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  const existing = readDataFile(path);
+  if (existing !== undefined) {
+    const token = existing.trim();
+    if (token.length === 0) {
+      throw new Error(`${path} is empty: put the admin token in it, or delete it and a new one is made`);
+    }
+    return { token, created: false, path };
   }
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const token = `ht_${randomBytes(32).toString("base64url")}`;
-  // "wx": never overwrite a token another process created meanwhile.
-  writeFileSync(path, `${token}\n`, { mode: 0o600, flag: "wx" });
-  return { token, created: true, path };
+  const made = `ht_${randomBytes(32).toString("base64url")}`;
+  // Never overwrite a token another process created meanwhile: take that one.
+  const token = createDataFile(path, `${made}\n`, 0o600).trim();
+  return { token, created: token === made, path };
 }
 
 /** A token's digest, computed once, for constant-time comparisons with `tokenMatches`. */

@@ -1,7 +1,6 @@
 // The Log's notary: the hub's Ed25519 key (created at first start, kept in the data directory),
 // signed checkpoints at least every N Changes or T seconds, and RFC 9162 proofs against them.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import {
@@ -12,10 +11,13 @@ import {
   hashToHex,
   inclusionProofRanges,
   signCheckpointAsync,
+  verifyCheckpoint,
   type Checkpoint,
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
 import type { LogHead, Store } from "../store/index.js";
+import { createDataFile, readDataFile } from "./data-files.js";
+import { HUB_ID_FILE } from "./hub-identity.js";
 import type { HubClock } from "./hub-clock.js";
 
 export const LOG_KEY_FILE = "log-key.pem";
@@ -56,27 +58,26 @@ export interface ConsistencyProof {
 
 function loadOrCreateKey(dataDir: string): KeyObject {
   const path = join(dataDir, LOG_KEY_FILE);
+  const pem =
+    readDataFile(path) ??
+    createDataFile(
+      path,
+      generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+      0o600,
+    );
+  let key: KeyObject | undefined;
   try {
-    return createPrivateKeyFromPem(readFileSync(path, "utf8"));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    key = createPrivateKey(pem);
+  } catch {
+    key = undefined;
   }
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const { privateKey } = generateKeyPairSync("ed25519");
-  try {
-    writeFileSync(path, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600, flag: "wx" });
-  } catch (err) {
-    // Another process created it first: use theirs.
-    if ((err as NodeJS.ErrnoException).code === "EEXIST")
-      return createPrivateKeyFromPem(readFileSync(path, "utf8"));
-    throw err;
+  if (key?.asymmetricKeyType !== "ed25519") {
+    throw new Error(
+      `${path} ${pem.trim().length === 0 ? "is empty" : "does not hold an Ed25519 private key (PEM)"}: restore it ` +
+        "from the backup of this data directory, as the Log's checkpoints are signed with it (on a new hub " +
+        "whose Log is empty, delete it and a new key is made)",
+    );
   }
-  return privateKey;
-}
-
-function createPrivateKeyFromPem(pem: string): KeyObject {
-  const key = createPrivateKey(pem);
-  if (key.asymmetricKeyType !== "ed25519") throw new Error(`${LOG_KEY_FILE} is not an Ed25519 key`);
   return key;
 }
 
@@ -99,7 +100,7 @@ export class Notary {
 
   constructor(
     private readonly origin: string,
-    dataDir: string,
+    private readonly dataDir: string,
     private readonly store: Store,
     bus: Bus,
     private readonly clock: HubClock,
@@ -124,9 +125,31 @@ export class Notary {
   async start(): Promise<void> {
     const head = await this.store.logHead();
     const latest = await this.store.latestCheckpoint();
+    if (latest) this.checkOwn(latest);
     this.covered ??= latest?.size ?? 0;
     if (head.size > this.seen) this.seen = head.size;
     this.count();
+  }
+
+  /**
+   * The Log's latest checkpoint names this hub and is signed with its key: a data directory
+   * restored without hub-id or log-key.pem would otherwise go on under a new id or key, and no
+   * verifier could ever check the old checkpoints and the new ones together.
+   */
+  private checkOwn(checkpoint: Checkpoint): void {
+    const restore = `restore ${join(this.dataDir, HUB_ID_FILE)} and ${join(this.dataDir, LOG_KEY_FILE)} from the backup taken with the database (docs/operations.md, "Backups")`;
+    if (checkpoint.origin !== this.origin) {
+      throw new Error(
+        `The Log's checkpoints name the hub ${checkpoint.origin}, but this data directory's hub id is ${this.origin}: ${restore}`,
+      );
+    }
+    try {
+      verifyCheckpoint(checkpoint, this.publicKeyPem, { origin: this.origin });
+    } catch {
+      throw new Error(
+        `The Log's checkpoints are not signed with the key in ${join(this.dataDir, LOG_KEY_FILE)} (the checkpoint of ${checkpoint.size} Changes does not verify with it): ${restore}`,
+      );
+    }
   }
 
   /**

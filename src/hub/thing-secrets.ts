@@ -2,11 +2,11 @@
 // sealed with AES-256-GCM (key in `<data>/secrets.key`, mode 0600, made at first start) before
 // they reach the SecretStore, and opened only to build the Targets of the bindings.
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ValidationError, type ThingDescription } from "../core/index.js";
 import type { Secret, Secrets } from "../bindings/index.js";
 import type { SecretStore } from "./secret-store.js";
+import { createDataFile, readDataFile } from "./data-files.js";
 
 export const SECRET_KEY_FILE = "secrets.key";
 
@@ -38,26 +38,12 @@ const TAKES: Readonly<Record<string, "basic" | "token" | "key">> = {
 /** Reads the key, or makes one (32 random bytes, base64, mode 0600) if there is none yet. */
 export function loadOrCreateSecretKey(dataDir: string): Buffer {
   const path = join(dataDir, SECRET_KEY_FILE);
-  const read = (): Buffer => {
-    const key = Buffer.from(readFileSync(path, "utf8").trim(), "base64");
-    if (key.length !== KEY_BYTES) {
-      throw new Error(`${path} does not hold a ${KEY_BYTES}-byte key in base64; restore it from a backup`);
-    }
-    return key;
-  };
-  try {
-    return read();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const key = randomBytes(KEY_BYTES);
-  try {
-    // "wx": never overwrite a key another process created meanwhile (its secrets need it).
-    writeFileSync(path, `${key.toString("base64")}\n`, { mode: 0o600, flag: "wx" });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return read();
-    throw err;
+  // Never overwrite a key another process created meanwhile (its secrets need it): take that one.
+  const text =
+    readDataFile(path) ?? createDataFile(path, `${randomBytes(KEY_BYTES).toString("base64")}\n`, 0o600);
+  const key = Buffer.from(text.trim(), "base64");
+  if (key.length !== KEY_BYTES) {
+    throw new Error(`${path} does not hold a ${KEY_BYTES}-byte key in base64; restore it from a backup`);
   }
   return key;
 }

@@ -1,0 +1,58 @@
+// The small files of a hub's data directory (hub-id, log-key.pem, admin-token): created once,
+// exclusively (two hubs starting on one directory share one), and durably (a power cut right
+// after first start must not leave an empty file that the Log's checkpoints then disagree with).
+import {
+  closeSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
+
+/** The file's text, or undefined when it does not exist. */
+export function readDataFile(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Creates `path` with `text`, flushed to disk with its directory entry, unless it exists: then
+ * returns the text already there (another process's, created first) instead.
+ */
+export function createDataFile(path: string, text: string, mode: number): string {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Written and flushed under a name of its own, then linked into place: the link fails if the
+  // file exists, and a file that exists under `path` is always whole.
+  const temporary = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+  const fd = openSync(temporary, "wx", mode);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(temporary, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    return readFileSync(path, "utf8");
+  } finally {
+    unlinkSync(temporary);
+  }
+  const dirFd = openSync(dir, "r");
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+  return text;
+}
