@@ -666,8 +666,12 @@ describe("things verify, prove and export", () => {
     const file = JSON.parse(readFileSync(kept, "utf8")) as { size: number; root: string };
     expect(file.size).toBe(33);
     expect(saved.stdout).toContain(`(root ${file.root})`);
-    // Never over a file that is there.
-    expect((await thingsAt(hub, ["checkpoint", "--out", kept])).code).toBe(1);
+    // Never over a file that is there: a usage error, said in one line.
+    const again = await thingsAt(hub, ["checkpoint", "--out", kept]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toBe(
+      `things: ${kept} exists: name a new file (a kept checkpoint is never replaced)\n`,
+    );
     const intact = await thingsAt(hub, ["verify", "--checkpoint", kept]);
     expect(intact).toMatchObject({ code: 0, stderr: "" });
     expect(intact.stdout).toMatch(
@@ -701,6 +705,18 @@ describe("things verify, prove and export", () => {
       through: 33,
       problem: "root-mismatch",
     });
+
+    // A kept checkpoint edited since is said of its file, not of the seq it covers.
+    const edited = join(work, "edited.json");
+    writeFileSync(
+      edited,
+      JSON.stringify({ ...JSON.parse(readFileSync(kept, "utf8")), root: "0".repeat(64) }),
+    );
+    const forged = await thingsAt(hub, ["verify", "--checkpoint", edited]);
+    expect(forged.code).toBe(3);
+    expect(forged.stdout).toMatch(
+      /^log verification FAILED: the checkpoint saved in \S+edited\.json does not verify with the hub's key SHA256:\S+ and id \S+: .*signature does not verify.* \(the file was altered, or the hub's key or id changed since\)\n$/,
+    );
 
     // A file that is not a checkpoint is a failure to run (1); with an export, a usage error (2).
     const junk = join(work, "junk.json");
@@ -753,6 +769,10 @@ describe("things verify, prove and export", () => {
     const refused = await thingsAt(hub, ["prove", "5", "--size", "20"]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^things: no checkpoint was signed at size \d+[^\n]*\n$/);
+    // The hub's refusal without the place in a query the user never wrote.
+    const past = await thingsAt(hub, ["prove", "999"]);
+    expect(past.code).toBe(1);
+    expect(past.stderr).toMatch(/^things: seq 999 is not in a tree of \d+ Changes\n$/);
   });
 
   it("export writes a header, the Changes and the signed checkpoint, and verify --file checks it offline", async () => {
@@ -1199,6 +1219,12 @@ describe("things verify, prove and export", () => {
       expect(pinned.stdout).toMatch(
         /^log verification FAILED: the export's key SHA256:\S+ is not the key in /,
       );
+      // A --key that is no key at all is a usage error (2), not a failed verification (3).
+      const notKey = join(work, "not-a-key.pem");
+      writeFileSync(notKey, "root:x:0:0:root:/root:/bin/bash\n");
+      const bad = await things(["verify", "--file", file, "--key", notKey]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/^things: \S+not-a-key\.pem is not a public key \(PEM\): /);
     } finally {
       await other.stop();
     }

@@ -88,7 +88,13 @@ function refusal(err: HubError, submission?: Submission): CliError {
     const pointer = submission.pointer + (first?.pointer ?? "");
     return new CliError(`${submission.source}${pointer === "" ? "" : `#${pointer}`}: ${err.message}${hint}`);
   }
-  const where = first === undefined || err.message.includes(first.pointer) ? "" : ` at ${first.pointer}`;
+  // The CLI wrote the query and the headers, not its user: a place in them says nothing to them.
+  const where =
+    first === undefined ||
+    err.message.includes(first.pointer) ||
+    /^\/(query|headers|params)(\/|$)/.test(first.pointer)
+      ? ""
+      : ` at ${first.pointer}`;
   return new CliError(`${err.message}${where}${hint}`);
 }
 

@@ -214,9 +214,20 @@ function checkPinnedKey(key: KeyObject, file: string | undefined, whose: string)
   try {
     pem = readFileSync(file, "utf8");
   } catch (err) {
-    throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+    throw new CliError(`cannot read ${file}: ${(err as Error).message}`, 2);
   }
-  const pinned = publicKeyOf(pem, file);
+  let pinned: KeyObject;
+  try {
+    pinned = createPublicKey(pem);
+  } catch (err) {
+    throw new CliError(`${file} is not a public key (PEM): ${(err as Error).message}`, 2);
+  }
+  if (pinned.asymmetricKeyType !== "ed25519") {
+    throw new CliError(
+      `${file} is not an Ed25519 public key: it is a ${pinned.asymmetricKeyType ?? "?"} key`,
+      2,
+    );
+  }
   const same = pinned
     .export({ type: "spki", format: "der" })
     .equals(key.export({ type: "spki", format: "der" }));
@@ -290,6 +301,21 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
   const logKey: LogKey = await client.logKey();
   const key = publicKeyOf(logKey.publicKey, "the hub's /log/key");
   checkPinnedKey(key, options.key, "the hub's");
+  // A saved checkpoint that does not verify says nothing about the Log yet: about the file, or
+  // the hub's key or id since. Said of the file, not of the seq it covers.
+  saved.forEach((checkpoint, i) => {
+    try {
+      verifyCheckpoint(checkpoint, key, { origin: logKey.origin });
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      fail(
+        undefined,
+        "bad-checkpoint",
+        `the checkpoint saved in ${options.checkpoint?.[i] ?? "?"} does not verify with the hub's key ` +
+          `${fingerprintOf(key)} and id ${logKey.origin}: ${err.message} (the file was altered, or the hub's key or id changed since)`,
+      );
+    }
+  });
   // Asking for the latest checkpoint has the hub sign one covering every Change committed so far.
   const latest = await client.checkpoint();
   if (latest === undefined && saved.length > 0) {
@@ -459,6 +485,8 @@ async function saveCheckpoint(client: HubClient, options: CheckpointOptions): Pr
   try {
     writeFileSync(options.out, text, { flag: "wx" });
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST")
+      throw new CliError(`${options.out} exists: name a new file (a kept checkpoint is never replaced)`, 2);
     throw new CliError(`cannot write ${options.out}: ${(err as Error).message}`);
   }
   process.stdout.write(
