@@ -137,6 +137,35 @@ describe("graph API", () => {
     ]);
   });
 
+  it("reads a prefix the vocabulary lacks as the registered TDs declare it, in the graph and in the feed", async () => {
+    const homie = "https://homieiot.github.io/specification/#";
+    const device = (id: string, namespace: string) =>
+      minimalTd({
+        "@context": ["https://www.w3.org/2022/wot/td/v1.1", { homie: namespace }],
+        "@type": "homie:Device",
+        id,
+        title: id,
+        properties: { temperature: { type: "number", forms: [{ href: "http://127.0.0.1:9/t" }] } },
+      });
+    await put(device("urn:t:homie-1", homie));
+    await report("urn:t:homie-1", "temperature", 20);
+    expect(await ids("type = homie:Device")).toEqual(["urn:t:homie-1"]);
+    expect(await ids(`type = ${homie}Device`)).toEqual(["urn:t:homie-1"]);
+    const feed = await hub.request(`/changes?type=${encodeURIComponent("homie:Device")}&kind=reported`);
+    expect(((await feed.json()) as { changes: Change[] }).changes.map((c) => [c.thing, c.value])).toEqual([
+      ["urn:t:homie-1", 20],
+    ]);
+    // A TD that gives the prefix another namespace: the short form no longer says which.
+    await put(device("urn:t:other-homie", "https://example.com/not-homie#"));
+    const ambiguous = await hub.request(`/changes?type=${encodeURIComponent("homie:Device")}`);
+    expect(ambiguous.status).toBe(400);
+    expect(((await ambiguous.json()) as { detail: string }).detail).toBe(
+      `The prefix homie: means ${homie} or https://example.com/not-homie# in different TDs: write the type as a full IRI`,
+    );
+    expect((await find("type = homie:Device")).status).toBe(400);
+    expect(await ids(`type = ${homie}Device`)).toEqual(["urn:t:homie-1"]);
+  });
+
   it("follows relations one hop, k hops and transitively, both ways", async () => {
     await fleet();
     expect(await ids('out(partOf) { id = "urn:t:room-a" }')).toEqual([

@@ -51,6 +51,9 @@ const NO_EDGES: readonly never[] = [];
 /** The kind of Change whose values `state.…` filters see: a property's reported readings. */
 const REPORTED = "reported";
 
+/** Prefixes declared by TDs that the index remembers (GraphIndex.declaredPrefix). */
+const MAX_DECLARED_PREFIXES = 10_000;
+
 export class GraphIndex implements GraphView {
   private readonly things = new Map<string, ThingEntry>();
   private readonly incomingEdges = new Map<string, IncomingEdge[]>();
@@ -61,6 +64,12 @@ export class GraphIndex implements GraphView {
 
   /** Scopes by their context's JSON: a fleet's TDs share a handful of contexts. */
   private readonly scopes = new Map<string, IriScope>();
+  /**
+   * The prefixes registered TDs declare that the vocabulary does not (or maps elsewhere), with
+   * each namespace they were given: `homie:Device` in a filter means what the Homie TDs mean by
+   * it. Kept once seen (at most MAX_DECLARED_PREFIXES), so a prefix may outlive its last TD.
+   */
+  private readonly declared = new Map<string, Set<string>>();
 
   /**
    * `state`: the Store's state projection. With it, `values` holds only the properties a query
@@ -101,12 +110,26 @@ export class GraphIndex implements GraphView {
       scope = scopeOf(context, this.vocabulary.scope);
       if (this.scopes.size >= 1000) this.scopes.clear();
       this.scopes.set(key, scope);
+      for (const [prefix, namespace] of scope.prefixes) {
+        if (this.vocabulary.scope.prefixes.get(prefix) === namespace) continue;
+        let namespaces = this.declared.get(prefix);
+        if (!namespaces) {
+          if (this.declared.size >= MAX_DECLARED_PREFIXES) continue;
+          this.declared.set(prefix, (namespaces = new Set()));
+        }
+        namespaces.add(namespace);
+      }
     }
     return scope;
   }
 
   get size(): number {
     return this.things.size;
+  }
+
+  /** The namespaces registered TDs have given `prefix` (none when the vocabulary's is the only one). */
+  declaredPrefix(prefix: string): ReadonlySet<string> | undefined {
+    return this.declared.get(prefix);
   }
 
   /** Forgets everything (before a rebuild). */

@@ -239,7 +239,7 @@ export class Graph {
     await this.whenReady();
     const vocabulary = this.deps.vocabulary;
     const matches = evaluateGraphQuery(query, this.index, {
-      typesOf: (term) => vocabulary.subtypesOf(vocabulary.resolve(term)),
+      typesOf: (term) => vocabulary.subtypesOf(this.typeIri(term, "/query/filter")),
       relOf: (term) => this.relIri(term),
       maxEdgeVisits: this.maxEdgeVisits,
       pointer: "/query/filter",
@@ -264,10 +264,30 @@ export class Graph {
    * change feed's filter: the same Things as `GET /graph?filter=type = …`, subtypes included,
    * from the in-memory type index.
    */
-  async typeFilter(term: string): Promise<TypeFilter> {
+  /**
+   * A type as a filter names it, as a full IRI: by the vocabulary's prefixes and class names, or
+   * else by a prefix the registered TDs declare in their contexts (`homie:Device` as the Homie
+   * TDs mean it). A prefix they give different namespaces is ambiguous: refused, naming them.
+   */
+  private typeIri(term: string, pointer: string): string {
+    const iri = this.deps.vocabulary.resolve(term);
+    const colon = term.indexOf(":");
+    if (iri !== term || colon <= 0 || term.startsWith("//", colon + 1)) return iri;
+    const namespaces = this.index.declaredPrefix(term.slice(0, colon));
+    if (namespaces === undefined) return iri;
+    if (namespaces.size > 1) {
+      throw new ValidationError(
+        `The prefix ${term.slice(0, colon)}: means ${[...namespaces].join(" or ")} in different TDs: write the type as a full IRI`,
+        [{ pointer, message: "has an ambiguous prefix" }],
+      );
+    }
+    return `${[...namespaces][0] ?? ""}${term.slice(colon + 1)}`;
+  }
+
+  async typeFilter(term: string, pointer = "/query/type"): Promise<TypeFilter> {
     await this.whenReady();
     const vocabulary = this.deps.vocabulary;
-    const wanted = vocabulary.subtypesOf(vocabulary.resolve(term));
+    const wanted = vocabulary.subtypesOf(this.typeIri(term, pointer));
     const things = new Set<string>();
     for (const iri of wanted) for (const id of this.index.ofType(iri)) things.add(id);
     return {
