@@ -233,6 +233,21 @@ describe("bad input to the directory", () => {
     }, [id]);
   });
 
+  it("answers a method a resource does not take with 405 and Allow, and an unknown path with 404", async () => {
+    for (const [method, path, allow] of [
+      ["DELETE", "/changes/1", "GET, HEAD"],
+      ["PUT", "/log/checkpoint", "GET, HEAD"],
+      ["POST", thingPath(existing), "DELETE, GET, HEAD, PATCH, PUT"],
+    ] as const) {
+      const res = await hub.request(path, { method });
+      expect(res.headers.get("allow"), `${method} ${path}`).toBe(allow);
+      const problem = await expectProblem(res, 405);
+      expect(problem.detail).toBe(`${path} takes ${allow}, not ${method}`);
+    }
+    const unknown = await expectProblem(await hub.request("/no/such/path", { method: "DELETE" }), 404);
+    expect(unknown.detail).toBe("No such resource: DELETE /no/such/path");
+  });
+
   it("refuses a body over the default 1 MiB limit with 413", async () => {
     const id = "urn:example:errors:huge";
     await expectNothingStored(hub, async () => {

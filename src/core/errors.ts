@@ -107,3 +107,17 @@ export class UnsupportedMediaError extends HyperthingsError {
     this.name = "UnsupportedMediaError";
   }
 }
+
+/** A request with a method its resource does not take; `allow` lists those it does. */
+export class MethodNotAllowedError extends HyperthingsError {
+  readonly title = "Method not allowed";
+  readonly status = 405;
+  readonly code = "method-not-allowed";
+  constructor(
+    message: string,
+    readonly allow: readonly string[],
+  ) {
+    super(message);
+    this.name = "MethodNotAllowedError";
+  }
+}

@@ -1,6 +1,12 @@
 // RFC 9457 problem documents: the one place where errors become HTTP answers.
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { BindingError, HyperthingsError, ValidationError, type ErrorLocation } from "../../core/index.js";
+import {
+  BindingError,
+  HyperthingsError,
+  MethodNotAllowedError,
+  ValidationError,
+  type ErrorLocation,
+} from "../../core/index.js";
 import { acceptedMediaTypes } from "./content-types.js";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
@@ -221,5 +227,6 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
     void reply.header("retry-after", String(error.retryAfter));
   }
   if (problem.status === 401) void reply.header("www-authenticate", 'Bearer realm="hyperthings"');
+  if (error instanceof MethodNotAllowedError) void reply.header("allow", error.allow.join(", "));
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
 }

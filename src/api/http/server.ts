@@ -6,6 +6,7 @@ import { NotFoundError } from "../../core/index.js";
 import { HUB_VERSION, type Discovery, type Hub } from "../../hub/index.js";
 import { registerAuthorization } from "./authorization.js";
 import { registerContentTypes } from "./content-types.js";
+import { methodNotAllowed, trackRoutes } from "./method-not-allowed.js";
 import { registerQueryNumbers } from "./query-numbers.js";
 import { wellKnownRoutes } from "./directory-description.js";
 import { directoryRoutes } from "./directory-routes.js";
@@ -77,11 +78,13 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   });
 
   app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
+  const routes = trackRoutes(app);
   app.setNotFoundHandler((request, reply) =>
     sendProblem(
       request,
       reply,
-      new NotFoundError(`No such resource: ${request.method} ${request.url.split("?")[0]}`),
+      methodNotAllowed(routes, request) ??
+        new NotFoundError(`No such resource: ${request.method} ${request.url.split("?")[0]}`),
     ),
   );
   registerContentTypes(app);
