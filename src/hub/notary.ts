@@ -12,6 +12,7 @@ import {
   inclusionProofRanges,
   signCheckpointAsync,
   verifyCheckpoint,
+  verifyInclusion,
   type Checkpoint,
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
@@ -276,17 +277,39 @@ export class Notary {
     ]);
     const root = knownRoot ?? hashes.shift();
     if (!root) throw new NotFoundError(`the Log has no tree of ${treeSize} Changes`);
-    let at = 0;
-    const proofs = seqs.map((seq, i) => {
-      const length = (paths[i]?.length ?? 0) + 1;
-      const [leaf, ...proof] = hashes.slice(at, (at += length));
-      if (!leaf) throw new NotFoundError(`Change ${seq} is not in the Log`);
-      return { seq, leaf: hashToHex(leaf), proof: proof.map(hashToHex) };
-    });
+    const proofsOf = (from: readonly Uint8Array[]) => {
+      let at = 0;
+      return seqs.map((seq, i) => {
+        const length = (paths[i]?.length ?? 0) + 1;
+        const [leaf, ...proof] = from.slice(at, (at += length));
+        if (!leaf) throw new NotFoundError(`Change ${seq} is not in the Log`);
+        return { seq, leaf, proof };
+      });
+    };
+    let proofs = proofsOf(hashes);
+    // Against a signed (or the current) root, each proof is checked before it goes out: the
+    // subtrees stored for speed are derived data, and a damaged one would make a proof fail
+    // that the Log itself (its leaves, its checkpoints) still proves. Those are worked out from
+    // the leaves again, and the damage is logged.
+    const unproven = knownRoot
+      ? proofs.filter((p) => !verifyInclusion(p.leaf, p.seq - 1, treeSize, p.proof, knownRoot))
+      : [];
+    if (unproven.length > 0) {
+      proofs = proofsOf(
+        await this.store.subtreeHashes(
+          seqs.flatMap((seq, i) => [[seq - 1, seq] as const, ...(paths[i] ?? [])]),
+          { fromLeaves: true },
+        ),
+      );
+      this.logger.error(
+        { seqs: unproven.map((p) => p.seq), size: treeSize },
+        "stored Merkle subtrees of the Log are damaged: these inclusion proofs were worked out from the leaves instead (restore the database from a backup)",
+      );
+    }
     return {
       size: treeSize,
       root: hashToHex(root),
-      proofs,
+      proofs: proofs.map((p) => ({ seq: p.seq, leaf: hashToHex(p.leaf), proof: p.proof.map(hashToHex) })),
       ...(checkpoint?.size === treeSize && { checkpoint }),
     };
   }

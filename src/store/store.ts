@@ -259,8 +259,15 @@ export interface Store {
   /** The highest `seq` in the Log (0 when empty). */
   lastSeq(): Promise<number>;
   logHead(): Promise<LogHead>;
-  /** RFC 9162 subtree hashes of the Log over the half-open ranges `[start, end)` of leaf indexes. */
-  subtreeHashes(ranges: ReadonlyArray<readonly [number, number]>): Promise<Uint8Array[]>;
+  /**
+   * RFC 9162 subtree hashes of the Log over the half-open ranges `[start, end)` of leaf indexes;
+   * with `fromLeaves`, worked out from the leaf hashes alone, not from any subtree stored for
+   * speed (slower: for proofs that did not verify against a signed root, notary.ts).
+   */
+  subtreeHashes(
+    ranges: ReadonlyArray<readonly [number, number]>,
+    options?: { fromLeaves?: boolean },
+  ): Promise<Uint8Array[]>;
   addCheckpoint(checkpoint: Checkpoint): Promise<void>;
   /** Signed checkpoints, oldest first; with `atLeast`, the first one covering that size. */
   checkpoints(options?: { after?: number; limit?: number }): Promise<Checkpoint[]>;

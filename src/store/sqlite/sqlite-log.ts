@@ -1453,14 +1453,15 @@ export class SqliteLog {
    * ends one of its own (~4 µs each here, about half of a lookup), and a proof takes ~10 of them.
    * `blocks` is shared by the ranges: a proof's ranges in one block read it once.
    */
-  subtreeHashes(ranges: ReadonlyArray<readonly [number, number]>): Uint8Array[] {
+  /** `fromLeaves`: from the leaf hashes alone, ignoring the stored subtrees (Store.subtreeHashes). */
+  subtreeHashes(ranges: ReadonlyArray<readonly [number, number]>, fromLeaves = false): Uint8Array[] {
     return this.transaction(() => {
       const blocks = new Map<number, Uint8Array[]>();
       // The proofs of neighbouring Changes in one tree share most of their ranges (all those
       // above the smallest subtree holding both, and the tree's right edge): each is read or
       // hashed once per call. A Thing's export asks for 500 proofs a call.
       const memo = ranges.length > 1 ? new Map<string, Uint8Array>() : undefined;
-      return ranges.map(([start, end]) => this.subtreeHash(start, end, blocks, memo));
+      return ranges.map(([start, end]) => this.subtreeHash(start, end, blocks, memo, !fromLeaves));
     });
   }
 
@@ -1474,11 +1475,12 @@ export class SqliteLog {
     end: number,
     blocks = new Map<number, Uint8Array[]>(),
     memo?: Map<string, Uint8Array>,
+    stored = true,
   ): Uint8Array {
-    if (memo === undefined) return this.rangeHash(start, end, blocks, memo);
+    if (memo === undefined) return this.rangeHash(start, end, blocks, memo, stored);
     const key = `${start}:${end}`;
     let hash = memo.get(key);
-    if (hash === undefined) memo.set(key, (hash = this.rangeHash(start, end, blocks, memo)));
+    if (hash === undefined) memo.set(key, (hash = this.rangeHash(start, end, blocks, memo, stored)));
     return hash;
   }
 
@@ -1487,13 +1489,14 @@ export class SqliteLog {
     end: number,
     blocks: Map<number, Uint8Array[]>,
     memo: Map<string, Uint8Array> | undefined,
+    stored: boolean,
   ): Uint8Array {
     const n = end - start;
     // A start below 0 would read fewer leaves than asked for, and hash them without a word.
     const size = this.view.size;
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || n <= 0 || end > size)
       throw new RangeError(`no subtree [${start}, ${end}) in a log of ${size}`);
-    if (n >= BLOCK && isPowerOfTwo(n) && start % n === 0) {
+    if (stored && n >= BLOCK && isPowerOfTwo(n) && start % n === 0) {
       const node = this.storedNode(Math.log2(n), start / n);
       if (node) return node;
     }
@@ -1505,8 +1508,8 @@ export class SqliteLog {
     }
     const k = largestPowerOfTwoBelow(n);
     return nodeHash(
-      this.subtreeHash(start, start + k, blocks, memo),
-      this.subtreeHash(start + k, end, blocks, memo),
+      this.subtreeHash(start, start + k, blocks, memo, stored),
+      this.subtreeHash(start + k, end, blocks, memo, stored),
     );
   }
 

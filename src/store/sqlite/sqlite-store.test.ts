@@ -77,6 +77,10 @@ async function expectTreeOfLeaves(store: SqliteStore, ranges: Array<[number, num
   expect((await store.subtreeHashes(ranges)).map(hashToHex)).toEqual(
     ranges.map(([a, b]) => hashToHex(hasher(a, b))),
   );
+  // The same from the leaves alone, without the stored subtrees.
+  expect((await store.subtreeHashes(ranges, { fromLeaves: true })).map(hashToHex)).toEqual(
+    ranges.map(([a, b]) => hashToHex(hasher(a, b))),
+  );
 }
 
 function thingName(n: number): string {

@@ -949,8 +949,11 @@ export class SqliteStore implements Store {
     return this.read(() => this.log.head());
   }
 
-  subtreeHashes(ranges: ReadonlyArray<readonly [number, number]>): Promise<Uint8Array[]> {
-    return this.read(() => this.log.subtreeHashes(ranges));
+  subtreeHashes(
+    ranges: ReadonlyArray<readonly [number, number]>,
+    options: { fromLeaves?: boolean } = {},
+  ): Promise<Uint8Array[]> {
+    return this.read(() => this.log.subtreeHashes(ranges, options.fromLeaves === true));
   }
 
   addCheckpoint(checkpoint: Checkpoint): Promise<void> {
