@@ -556,6 +556,10 @@ describe("things watch", () => {
     await clientOf(hub).report(LAMP, { kind: "reported", affordance: "power", value: "off" });
     const line = await w.stdout.waitFor((l) => l.includes('"power"'), "with the Change");
     expect(JSON.parse(line)).toMatchObject({ seq: 3, thing: LAMP, kind: "reported", value: "off" });
+    // Whole, as GET /changes/{seq} gives it: its leaf hash too.
+    const { leaf, ...recorded } = await clientOf(hub).change(3);
+    expect(leaf).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.parse(line)).toEqual({ ...recorded, leaf });
     // The described Change of the renaming was filtered out.
     expect(w.stdout.seen).toHaveLength(1);
   });

@@ -89,6 +89,7 @@ export interface GraphqlCause {
 export interface GraphqlChange extends Omit<Change, "cause" | "leaf"> {
   time: string;
   cause: GraphqlCause;
+  leaf?: string | null;
 }
 
 export interface PropertyValue {
@@ -197,7 +198,7 @@ export interface RolloutStartOptions {
 
 /** The Change fields the typed helpers ask for. */
 export const CHANGE_FIELDS =
-  "seq thing affordance kind value previous at time hlc cause { actor via release rule correlation }";
+  "seq thing affordance kind value previous at time hlc cause { actor via release rule correlation } leaf";
 const THING_FIELDS = "id title types td version modified";
 const PROGRESS_FIELDS = "progress { pending applying completed failed skipped total }";
 const ROLLOUT_FIELDS = `id release name status concurrency maxFailures select actor created ended reason ${PROGRESS_FIELDS}`;

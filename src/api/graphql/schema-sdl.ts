@@ -312,6 +312,10 @@ export const SCHEMA_SDL = /* GraphQL */ `
     time: String!
     hlc: String!
     cause: Cause!
+    """
+    The Change's RFC 9162 leaf hash (hex) as the Log recorded it: what its inclusion proofs prove.
+    """
+    leaf: String
   }
 
   type ChangePage {
