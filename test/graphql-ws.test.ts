@@ -9,7 +9,7 @@ import { once } from "node:events";
 import { connect as connectTcp, type Socket } from "node:net";
 import WebSocket from "ws";
 import { GraphqlClient, type GraphqlChange, type SocketStatus } from "../src/client/index.js";
-import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { minimalTd, reportBulk, startTestHub, type TestHub } from "./support/test-hub.js";
 
 type ExecutionResult = FormattedExecutionResult<Record<string, unknown>, unknown>;
 
@@ -390,15 +390,7 @@ describe("GraphQL over WebSocket: a socket that reads nothing", () => {
   it("is cut while replaying once it has taken nothing for streamStallMs, and the hub goes on", async () => {
     // ~30 MB of Changes: more than the kernel's buffers on loopback and the socket's queue hold,
     // so the replay waits for the socket to take some.
-    const note = "x".repeat(10_000);
-    for (let i = 0; i < 60; i++) {
-      const reports = Array.from({ length: 50 }, (_, k) => ({
-        kind: "reported",
-        affordance: "config",
-        value: { level: i * 50 + k, note },
-      }));
-      await hub.hub.ingest(id, reports, { actor: "test", via: "test" });
-    }
+    await reportBulk(hub, id, 60, 50, 10_000);
     const before = await connections();
     const { socket, until } = await rawConnection(hub);
     socket.write(

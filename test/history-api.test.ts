@@ -10,7 +10,7 @@ import { thingPath } from "../src/api/index.js";
 import { openStreams } from "../src/api/http/event-stream.js";
 import { changeLeafHash, changeTime, createMergePatch, hashToHex, type Change } from "../src/core/index.js";
 import { EventStream, type SseEvent } from "./support/sse.js";
-import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { minimalTd, reportBulk, startTestHub, type TestHub } from "./support/test-hub.js";
 
 interface Problem {
   type: string;
@@ -1641,15 +1641,7 @@ describe("a change stream whose client does not read", () => {
   it("is cut, replaying from an old id, once it has read nothing for streamStallMs, and the hub goes on", async () => {
     // ~10 MB of Changes in the Log: pages of 500 (~1 MB each, under the 4 MiB bound) until the
     // kernel's buffers are full, then the replay waits for a drain that never comes.
-    const note = "x".repeat(2_000);
-    for (let i = 0; i < 50; i++) {
-      const reports = Array.from({ length: 100 }, (_, k) => ({
-        kind: "reported",
-        affordance: "config",
-        value: { level: i * 100 + k, note },
-      }));
-      await hub.hub.ingest(id, reports, cause);
-    }
+    await reportBulk(hub, id, 50, 100, 2_000);
     const socket = await stalled("Last-Event-ID: 0\r\n");
     const bound = Date.now() + 20_000;
     while (openStreams.size > 0 && Date.now() < bound)
@@ -1672,15 +1664,7 @@ describe("a change stream whose client does not read", () => {
       socket.pause();
       while (openStreams.size === 0) await new Promise((resolve) => setImmediate(resolve));
       // ~2 MB for it, under the 4 MiB that cut a stream: the kernel's buffers fill, the rest waits.
-      const note = "x".repeat(2_000);
-      for (let i = 0; i < 10; i++) {
-        const reports = Array.from({ length: 100 }, (_, k) => ({
-          kind: "reported",
-          affordance: "config",
-          value: { level: i * 100 + k, note },
-        }));
-        await own.hub.ingest(id, reports, cause);
-      }
+      await reportBulk(own, id, 10, 100, 2_000);
       const started = Date.now();
       await own.stop();
       expect(Date.now() - started).toBeLessThan(10_000);

@@ -117,3 +117,25 @@ export function changeAfter(
     );
   });
 }
+
+/**
+ * Bulk for a stream to carry: `calls` ingest calls of `perCall` reports each of the Thing's
+ * object property `config`, `{ level, note }` with a note of `noteBytes` characters.
+ */
+export async function reportBulk(
+  hub: TestHub,
+  id: string,
+  calls: number,
+  perCall: number,
+  noteBytes: number,
+): Promise<void> {
+  const note = "x".repeat(noteBytes);
+  for (let i = 0; i < calls; i++) {
+    const reports = Array.from({ length: perCall }, (_, k) => ({
+      kind: "reported",
+      affordance: "config",
+      value: { level: i * perCall + k, note },
+    }));
+    await hub.hub.ingest(id, reports, { actor: "test", via: "test" });
+  }
+}
