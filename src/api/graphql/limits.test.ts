@@ -28,6 +28,21 @@ describe("the operation limits", () => {
     ).toEqual(["COST_LIMIT_EXCEEDED"]);
   });
 
+  it("measures each fragment once where it is spread: a doubling chain of 40 is counted, not walked 2^40 times", () => {
+    const chain = (leaf: string) =>
+      `{ thing(id: "urn:a") { ...F0 } } ` +
+      Array.from({ length: 40 }, (_, i) => `fragment F${i} on Thing { ...F${i + 1} ...F${i + 1} }`).join(
+        " ",
+      ) +
+      ` fragment F40 on Thing { ${leaf} }`;
+    // Free leaves: nothing to refuse, and nothing to walk 2^40 times either.
+    expect(codesOf(chain("__typename"))).toEqual([]);
+    // Each F40 costs 1, so the operation 2^40 (counted until it is past 1,000 times the limit).
+    expect(codesOf(chain("id"))).toEqual(["COST_LIMIT_EXCEEDED"]);
+    const [error] = validate(schema, parse(chain("id")), [limitsRule(limits)]);
+    expect(error?.extensions.cost).toBeGreaterThan(1000 * limits.maxCost);
+  });
+
   it("lets introspection through whatever its depth", () => {
     const query = `{ __schema { types { fields { type { ofType { ofType { ofType { ofType { name } } } } } } } } }`;
     expect(codesOf(query)).toEqual([]);
