@@ -138,11 +138,16 @@ describe("the MQTT gateway on the embedded broker", () => {
     await device.subscribeAsync(`hyperthings/things/${LAMP}/errors`, { qos: 1 });
     const before = await history(hub, LAMP);
     const errors = `hyperthings/things/${LAMP}/errors`;
-    const cases: Array<[string, string, RegExp]> = [
+    const cases: Array<[string, string | Buffer, RegExp]> = [
       ["brightness", "{not json", /JSON/i],
       ["brightness", "150", /brightness does not fit its schema/],
       ["colour", '"red"', /has no property "colour"/],
       ["on", '{"value": true, "at": "yesterday"}', /RFC 3339/],
+      // A day February does not have (Date.parse would read it as March 1st).
+      ["on", '{"value": true, "at": "2024-02-30T00:00:00Z"}', /RFC 3339/],
+      ["brightness", "1e400", /^The JSON is a number out of range at the top level$/],
+      // Bytes that are no UTF-8: decoded leniently, they became U+FFFD in the Log.
+      ["brightness", Buffer.from([0x22, 0xff, 0xfe, 0x41, 0x22]), /^The payload is not valid UTF-8$/],
     ];
     for (const [property, payload, detail] of cases) {
       await device.publishAsync(`hyperthings/things/${LAMP}/properties/${property}`, payload, { qos: 1 });

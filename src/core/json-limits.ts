@@ -2,7 +2,7 @@
 // JSON.parse reads 1e400 as Infinity, which no JSON text can hold again, and it reads arrays
 // nested 100,000 deep, which every recursive walk after it (canonical JSON, hashing, schema
 // checks, a verifier's) would overflow its stack on. Both are refused where input comes in.
-import type { ErrorLocation } from "./errors.js";
+import { ValidationError, type ErrorLocation } from "./errors.js";
 
 /** Levels of arrays and objects one JSON document, or one recorded value, may nest. */
 export const MAX_JSON_DEPTH = 64;
@@ -46,4 +46,18 @@ export function jsonLimitProblem(
     return undefined;
   };
   return walk(value, 0);
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Bytes as UTF-8 text (a leading BOM dropped), or a ValidationError naming `what`: decoded
+ * leniently, invalid bytes would become U+FFFD, and the Log would hold what nobody sent.
+ */
+export function utf8Text(bytes: Uint8Array, what = "The payload"): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new ValidationError(`${what} is not valid UTF-8`, [{ pointer: "", message: "is not valid UTF-8" }]);
+  }
 }

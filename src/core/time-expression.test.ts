@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { parseTimeExpression } from "./time-expression.js";
+import { isRfc3339Time, parseTimeExpression } from "./time-expression.js";
 import { ValidationError } from "./errors.js";
 
 const now = new Date("2026-11-25T12:30:00.000Z");
@@ -120,6 +120,26 @@ describe("time expressions", () => {
     expect(parseTimeExpression("2026-12-06 14:02:30.5", now).getTime()).toBe(
       new Date(2026, 11, 6, 14, 2, 30, 500).getTime(),
     );
+  });
+
+  it("tells an RFC 3339 date-time with a zone and fields in range from anything else", () => {
+    for (const good of [
+      "2024-02-29T00:00:00Z",
+      "2026-12-06T14:02:30.123456789+05:30",
+      "2026-12-06t14:02:30z",
+    ]) {
+      expect(isRfc3339Time(good), good).toBe(true);
+    }
+    for (const bad of [
+      "2024-02-30T00:00:00Z",
+      "2026-12-06T14:02:30",
+      "2026-12-06",
+      "2026-12-06T24:00:00Z",
+      "-15m",
+      "2026-12-06T14:02:30+0530",
+    ]) {
+      expect(isRfc3339Time(bad), bad).toBe(false);
+    }
   });
 
   it("round-trips every ISO string of a valid date", () => {

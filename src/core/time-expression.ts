@@ -99,6 +99,15 @@ export function parseTimeExpression(text: string, now: Date, pointer = ""): Date
   return fail();
 }
 
+/** An RFC 3339 date-time (a zone required), each field in its range: 2024-02-30T00:00:00Z is not one. */
+export function isRfc3339Time(text: string): boolean {
+  const match = RFC3339.exec(text.toLowerCase());
+  return match !== null && isoTime(match) !== undefined;
+}
+
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})t(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:(z)|([+-])(\d{2}):(\d{2}))$/;
+
 /**
  * The time an ISO 8601 match names, or undefined when a field is out of its range: Date.parse
  * would read 2026-02-30 as March 2nd. Without a zone it is local time, a date alone included

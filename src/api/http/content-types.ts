@@ -2,7 +2,7 @@
 // names are an error), within the configured size limit. Each route takes plain JSON and only
 // the JSON media types that mean something to it (acceptedMediaTypes).
 import { errorCodes, type FastifyInstance, type FastifyRequest } from "fastify";
-import { UnsupportedMediaError, ValidationError, parseJsonStrict } from "../../core/index.js";
+import { UnsupportedMediaError, ValidationError, parseJsonStrict, utf8Text } from "../../core/index.js";
 
 export const TD_CONTENT_TYPE = "application/td+json";
 export const MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json";
@@ -17,8 +17,6 @@ export function acceptedMediaTypes(request: FastifyRequest): string[] {
   if (route === "/things" || route === "/things/:id") return ["application/json", TD_CONTENT_TYPE];
   return ["application/json"];
 }
-
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 export function registerContentTypes(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
@@ -57,14 +55,9 @@ export function registerContentTypes(app: FastifyInstance): void {
       }
       let text: string;
       try {
-        text = utf8.decode(body as Buffer);
-      } catch {
-        done(
-          new ValidationError("The request body is not valid UTF-8", [
-            { pointer: "", message: "is not valid UTF-8" },
-          ]),
-          undefined,
-        );
+        text = utf8Text(body as Buffer, "The request body");
+      } catch (err) {
+        done(err as Error, undefined);
         return;
       }
       if (text.trim().length === 0) {

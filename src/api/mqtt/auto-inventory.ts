@@ -13,6 +13,7 @@ import {
   parseHomeAssistantTopic,
   parseHomieTopic,
   parseJsonStrict,
+  utf8Text,
   type Cause,
   type MqttDeviceContext,
   type RegisteredThingDescription,
@@ -141,7 +142,7 @@ export class AutoInventory {
     make: (payload: unknown) => RegisteredThingDescription,
   ): RegisteredThingDescription | undefined {
     try {
-      return make(parseJsonStrict(message.payload.toString("utf8")));
+      return make(parseJsonStrict(utf8Text(message.payload)));
     } catch (error) {
       const problem = { ...toProblem(error), instance: message.topic };
       delete problem.validationErrors;

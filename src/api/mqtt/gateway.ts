@@ -8,7 +8,9 @@ import {
   BindingError,
   ValidationError,
   canonicalJson,
+  isRfc3339Time,
   parseJsonStrict,
+  utf8Text,
   type Change,
 } from "../../core/index.js";
 import type { Follower, Hub, Report } from "../../hub/index.js";
@@ -45,7 +47,6 @@ const MAX_REMEMBERED_TOPICS = 10_000;
  */
 const MAX_CHANGE_TOPIC_THINGS = 100_000;
 // RFC 3339 §5.6 date-time.
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/i;
 
 export class MqttGateway {
   readonly #hub: Hub;
@@ -214,7 +215,7 @@ export class MqttGateway {
   #settleWrite(topic: GatewayTopic, message: InboundMessage, errors: string): void {
     let answer: unknown;
     try {
-      answer = parseJsonStrict(message.payload.toString("utf8"));
+      answer = parseJsonStrict(utf8Text(message.payload));
     } catch (error) {
       this.#refuse(errors, message, error);
       return;
@@ -281,7 +282,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * whose members are `value` and optionally `at`, nothing else).
  */
 export function reportOf(topic: GatewayTopic, payload: Buffer): Report {
-  const text = payload.toString("utf8");
+  const text = utf8Text(payload);
   if (text.trim() === "") {
     throw new ValidationError('The payload is empty: send a JSON value, or {"value": …, "at": …}', [
       { pointer: "", message: "must be JSON" },
@@ -297,7 +298,7 @@ export function reportOf(topic: GatewayTopic, payload: Buffer): Report {
   ) {
     value = parsed.value;
     if (parsed.at !== undefined) {
-      if (typeof parsed.at !== "string" || !RFC3339.test(parsed.at) || Number.isNaN(Date.parse(parsed.at))) {
+      if (typeof parsed.at !== "string" || !isRfc3339Time(parsed.at)) {
         throw new ValidationError('"at" must be an RFC 3339 date-time such as 2024-05-01T12:00:00.000Z', [
           { pointer: "/at", message: "must be an RFC 3339 date-time" },
         ]);
