@@ -88,6 +88,20 @@ describe("homeAssistantThingDescription", () => {
     expect(td.properties?.state?.forms[0]?.["mqv:topic"]).toBe("garden/sensor/state");
   });
 
+  it("takes a __proto__ member (own, after JSON.parse) for nothing, not as the config's prototype", () => {
+    const config = JSON.parse(
+      '{"__proto__": {"command_topic": "c/t6", "state_topic": "s/t6"}, "name": "q", "dev": {"__proto__": {"mf": "Evil"}, "constructor": "x"}}',
+    ) as Record<string, unknown>;
+    const bare = homeAssistantThingDescription({ component: "switch", object: "t6" }, config, context);
+    expect(JSON.stringify(bare)).not.toMatch(/s\/t6|c\/t6|Evil/);
+    const td = homeAssistantThingDescription(
+      { component: "switch", object: "t7" },
+      { ...config, state_topic: "s/t7", command_topic: "c/t7" },
+      context,
+    );
+    expect(JSON.stringify(td)).not.toMatch(/s\/t6|c\/t6|Evil/);
+  });
+
   it("makes one TD of a device-based config with its components", () => {
     const td = homeAssistantThingDescription(
       { component: "device", object: "plug1" },

@@ -101,7 +101,9 @@ const ABBREVIATIONS: Record<string, string> = {
 function expand(config: Record<string, unknown>, base: string | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(config)) {
-    if (key === "~") continue;
+    // "__proto__" (an own member after JSON.parse) would set the result's prototype, and every
+    // member read from it after would be the announcement's: it is no configuration member.
+    if (key === "~" || key === "__proto__") continue;
     const name = Object.hasOwn(ABBREVIATIONS, key) ? (ABBREVIATIONS[key] ?? key) : key;
     let expanded = value;
     if (typeof value === "string" && base !== undefined && (name.endsWith("topic") || name === "topic")) {
@@ -110,7 +112,9 @@ function expand(config: Record<string, unknown>, base: string | undefined): Reco
     }
     if (name === "device" && isObject(value)) {
       const device: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) device[ABBREVIATIONS[k] ?? k] = v;
+      for (const [k, v] of Object.entries(value)) {
+        if (k !== "__proto__") device[Object.hasOwn(ABBREVIATIONS, k) ? (ABBREVIATIONS[k] ?? k) : k] = v;
+      }
       expanded = device;
     }
     out[name] = expanded;
