@@ -238,6 +238,24 @@ describe("GraphQL over HTTP", () => {
     expect(body.data).toBeUndefined();
   });
 
+  it("refuses a document nested past what it parses, before parsing it, with the depth code", async () => {
+    // 1,500 selections, or a literal 5,000 deep: graphql-js's recursive parser overflowed its stack.
+    const selections = `{ ${'thing(id: "x") { links { target { '.repeat(500)}id${" } } }".repeat(500)} }`;
+    const literal = `{ thing(id: "x") { id } search(jsonpath: "$", first: ${"[".repeat(5000)}1${"]".repeat(5000)}) }`;
+    for (const query of [selections, literal]) {
+      const { body } = await post(hub, query);
+      expect(body.errors?.map((e) => [e.extensions?.code, e.message])).toEqual([
+        [
+          "DEPTH_LIMIT_EXCEEDED",
+          "The document nests more than 160 levels of braces, brackets and parentheses; this hub parses no deeper",
+        ],
+      ]);
+    }
+    // Brackets in strings and comments are text, not nesting.
+    const { body } = await post(hub, `# ${"{".repeat(500)}\n{ thing(id: "${"[".repeat(500)}") { id } }`);
+    expect(body.errors?.[0]?.extensions?.code).not.toBe("DEPTH_LIMIT_EXCEEDED");
+  });
+
   it("refuses an operation over the cost limit, counting lists by the page size asked", async () => {
     const { body } = await post(
       hub,

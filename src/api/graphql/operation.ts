@@ -38,6 +38,40 @@ export function validationRules(limits: GraphqlLimits) {
   return [...specifiedRules, limitsRule(limits)];
 }
 
+/**
+ * How deep `{`, `[` and `(` may nest in a document: graphql-js parses recursively, and a query of
+ * 1,500 nested selections (or a literal 5,000 deep) overflowed its stack. Selections stop at the
+ * depth limit anyway; values (a JSON literal) may nest MAX_JSON_DEPTH levels.
+ */
+const MAX_NESTING = 160;
+
+/** The deepest nesting of brackets in a document, strings and comments aside; stops past `limit`. */
+function nestingOf(text: string, limit: number): number {
+  let depth = 0;
+  let deepest = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "#") {
+      const end = text.indexOf("\n", i);
+      i = end === -1 ? text.length : end;
+    } else if (c === '"') {
+      if (text.startsWith('"""', i)) {
+        let end = text.indexOf('"""', i + 3);
+        while (end !== -1 && text[end - 1] === "\\") end = text.indexOf('"""', end + 1);
+        i = end === -1 ? text.length : end + 2;
+      } else {
+        for (i++; i < text.length && text[i] !== '"' && text[i] !== "\n"; i++) if (text[i] === "\\") i++;
+      }
+    } else if (c === "{" || c === "[" || c === "(") {
+      deepest = Math.max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if (c === "}" || c === "]" || c === ")") {
+      depth--;
+    }
+  }
+  return deepest;
+}
+
 function refuse(error: GraphQLError): PreparedOperation {
   return { ok: false, errors: [error] };
 }
@@ -54,6 +88,14 @@ export function prepareOperation(
       graphqlError(
         `The query is ${request.query.length} characters long; at most ${MAX_QUERY_LENGTH}`,
         ERROR_CODES.cost,
+      ),
+    );
+  }
+  if (nestingOf(request.query, MAX_NESTING) > MAX_NESTING) {
+    return refuse(
+      graphqlError(
+        `The document nests more than ${MAX_NESTING} levels of braces, brackets and parentheses; this hub parses no deeper`,
+        ERROR_CODES.depth,
       ),
     );
   }
