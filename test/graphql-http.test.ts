@@ -238,6 +238,16 @@ describe("GraphQL over HTTP", () => {
     expect(body.data).toBeUndefined();
   });
 
+  it("refuses a JSON literal with a number no JSON holds, saying where, and registers nothing", async () => {
+    const { body } = await post(
+      hub,
+      'mutation { register(td: {id: "urn:example:gql:huge", reading: 1e400}) { id } }',
+    );
+    expect(body.errors?.[0]?.message).toMatch(/; The JSON value is a number out of range at \/reading$/);
+    expect(body.data).toBeUndefined();
+    expect((await hub.request(`/things/${encodeURIComponent("urn:example:gql:huge")}`)).status).toBe(404);
+  });
+
   it("refuses a document nested past what it parses, before parsing it, with the depth code", async () => {
     // 1,500 selections, or a literal 5,000 deep: graphql-js's recursive parser overflowed its stack.
     const selections = `{ ${'thing(id: "x") { links { target { '.repeat(500)}id${" } } }".repeat(500)} }`;

@@ -9,6 +9,7 @@ import {
   type ValueNode,
   type GraphQLFieldResolver,
 } from "graphql";
+import { jsonLimitProblem } from "../../core/index.js";
 import { resolvers } from "./resolvers.js";
 import { SCHEMA_SDL } from "./schema-sdl.js";
 
@@ -33,12 +34,23 @@ function literal(node: ValueNode, variables: Record<string, unknown> | null | un
   }
 }
 
+/** A JSON value as the hub takes it (core json-limits: nesting, finite numbers), or refused, saying where. */
+function withinLimits(value: unknown): unknown {
+  const problem = jsonLimitProblem(value);
+  if (problem) {
+    throw new TypeError(
+      `The JSON value ${problem.message.replace(/ \(.*\)$/, "")}${problem.pointer === "" ? "" : ` at ${problem.pointer}`}`,
+    );
+  }
+  return value;
+}
+
 function attachJsonScalar(schema: GraphQLSchema): void {
   const json = schema.getType("JSON");
   if (!(json instanceof GraphQLScalarType)) throw new Error("the schema has no JSON scalar");
   json.serialize = (value) => value;
-  json.parseValue = (value) => value;
-  json.parseLiteral = literal;
+  json.parseValue = withinLimits;
+  json.parseLiteral = (node, variables) => withinLimits(literal(node, variables));
 }
 
 export function buildHubSchema(): GraphQLSchema {
