@@ -7,6 +7,8 @@ import { ValidationError, type ErrorLocation } from "./errors.js";
 /** Levels of arrays and objects one JSON document, or one recorded value, may nest. */
 export const MAX_JSON_DEPTH = 64;
 
+const OUT_OF_RANGE = "is a number out of range (JSON numbers here are 64-bit floats, at most ±1.8e308)";
+
 /** RFC 6901: `~` and `/` in a reference token. */
 function token(key: string | number): string {
   return String(key).replaceAll("~", "~0").replaceAll("/", "~1");
@@ -20,16 +22,17 @@ export function jsonLimitProblem(
   value: unknown,
   maxDepth: number = MAX_JSON_DEPTH,
 ): ErrorLocation | undefined {
+  // A reading is mostly a number: answered without the walk's allocations (ingest checks each).
+  if (typeof value !== "object" || value === null) {
+    return typeof value === "number" && !Number.isFinite(value)
+      ? { pointer: "", message: OUT_OF_RANGE }
+      : undefined;
+  }
   const path: Array<string | number> = [];
   const at = () => path.map((key) => `/${token(key)}`).join("");
   const walk = (item: unknown, depth: number): ErrorLocation | undefined => {
     if (typeof item === "number") {
-      return Number.isFinite(item)
-        ? undefined
-        : {
-            pointer: at(),
-            message: "is a number out of range (JSON numbers here are 64-bit floats, at most ±1.8e308)",
-          };
+      return Number.isFinite(item) ? undefined : { pointer: at(), message: OUT_OF_RANGE };
     }
     if (typeof item !== "object" || item === null) return undefined;
     if (depth >= maxDepth)
