@@ -96,6 +96,17 @@ describe("GraphQL over HTTP", () => {
     expect(await response.json()).toEqual({ data: { thing: null } });
   });
 
+  it("refuses a Change's seq below 1 as changes(after:) refuses one, and answers null past the end", async () => {
+    for (const seq of [-5, 0]) {
+      const { body } = await post(hub, `{ change(seq: ${seq}) { seq } }`);
+      expect(body.errors?.map((e) => [e.extensions?.code, e.message])).toEqual([
+        ["BAD_USER_INPUT", `seq ${seq} is not a whole number from 1`],
+      ]);
+    }
+    const { body } = await post(hub, "{ change(seq: 999999) { seq } }");
+    expect(body).toEqual({ data: { change: null } });
+  });
+
   it("pages the Things, searches them with JSONPath, and reads history, state and diff", async () => {
     const { body } = await post(
       hub,

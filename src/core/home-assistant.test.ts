@@ -124,6 +124,25 @@ describe("homeAssistantThingDescription", () => {
     ]);
   });
 
+  it("says a topic is too long when it is, and not that it has wildcards", () => {
+    const long = (t: string) => () =>
+      homeAssistantThingDescription(
+        { component: "sensor", object: "long" },
+        { "~": "x".repeat(500), stat_t: t },
+        context,
+      );
+    try {
+      long("~/state/of/the/garden")();
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ValidationError).errors).toContainEqual({
+        pointer: "/state_topic",
+        message: "must be at most 512 characters long",
+      });
+    }
+    expect(long("a/+/state")).toThrow(ValidationError);
+  });
+
   it("refuses nonsense with a ValidationError, never another exception", () => {
     fc.assert(
       fc.property(

@@ -171,12 +171,11 @@ function topicOf(
 ): string | undefined {
   const value = config[key];
   if (value === undefined) return undefined;
-  if (
-    typeof value !== "string" ||
-    value === "" ||
-    value.length > HOME_ASSISTANT_LIMITS.topicLength ||
-    /[+#\0]/.test(value)
-  ) {
+  if (typeof value === "string" && value.length > HOME_ASSISTANT_LIMITS.topicLength) {
+    problems.add(`${pointer}/${key}`, `must be at most ${HOME_ASSISTANT_LIMITS.topicLength} characters long`);
+    return undefined;
+  }
+  if (typeof value !== "string" || value === "" || /[+#\0]/.test(value)) {
     problems.add(`${pointer}/${key}`, "must be an MQTT topic name (no wildcards)");
     return undefined;
   }

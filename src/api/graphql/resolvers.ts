@@ -391,7 +391,12 @@ const query: Record<string, Resolver> = {
 
   change: (_, args, { hub }) => {
     const seq = args.seq as number;
-    return seq < 1 ? null : hub.store.getChange(seq);
+    // As changes(after:) and GET /changes/{seq} refuse it: no Change has a seq below 1.
+    if (seq < 1)
+      throw new ValidationError(`seq ${seq} is not a whole number from 1`, [
+        { pointer: "/seq", message: "must be >= 1" },
+      ]);
+    return hub.store.getChange(seq);
   },
 
   history: async (_, args, { hub, limits }) => {
