@@ -64,3 +64,10 @@ export function utf8Text(bytes: Uint8Array, what = "The payload"): string {
     throw new ValidationError(`${what} is not valid UTF-8`, [{ pointer: "", message: "is not valid UTF-8" }]);
   }
 }
+
+/** A problem of jsonLimitProblem as one sentence about `subject` ("The JSON"), saying where. */
+export function jsonLimitSentence(subject: string, problem: ErrorLocation): string {
+  // The range in parentheses is for the error's location; the sentence names the place instead.
+  const what = problem.message.replace(/ \(.*\)$/, "");
+  return `${subject} ${what} ${problem.pointer === "" ? "at the top level" : `at ${problem.pointer}`}`;
+}

@@ -4,7 +4,7 @@
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { addAjvFormats, createAjv } from "./lazy-ajv.js";
 import { type ErrorLocation, ValidationError } from "./errors.js";
-import { jsonLimitProblem } from "./json-limits.js";
+import { jsonLimitProblem, jsonLimitSentence } from "./json-limits.js";
 import type { ThingDescription } from "./thing-description.js";
 import { FORMAT_IRI, FORMAT_IRI_REFERENCE, thingDescriptionSchema } from "./thing-description-schema.js";
 import { iriProblem, isIri } from "./thing-id.js";
@@ -494,10 +494,7 @@ export function parseJsonStrict(text: string): unknown {
   // nesting is deep (a 600 KB body of 100,000 repeats 3,000 levels deep ran the hub out of memory).
   const problem = jsonLimitProblem(value);
   if (problem) {
-    throw new ValidationError(
-      `The JSON ${problem.message.replace(/ \(.*\)$/, "")} ${problem.pointer === "" ? "at the top level" : `at ${problem.pointer}`}`,
-      [problem],
-    );
+    throw new ValidationError(jsonLimitSentence("The JSON", problem), [problem]);
   }
   // Fast path: JSON.parse keeps one member per name, so the text has duplicates exactly when it
   // has more member names than the parsed objects have keys. Only then locate them.

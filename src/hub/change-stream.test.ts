@@ -5,18 +5,16 @@ import type { Change, RegisteredThingDescription } from "../core/index.js";
 import { InProcessBus } from "../bus/index.js";
 import { SqliteStore } from "../store/index.js";
 import { followChanges } from "./change-stream.js";
+import { minimalTd } from "../../test/support/test-hub.js";
 import { createHubClock, type HubClock } from "./hub-clock.js";
 
 const ID = "urn:test:follow:meter";
 const cause = { actor: "test", via: "test" };
-const td: RegisteredThingDescription = {
-  "@context": "https://www.w3.org/2022/wot/td/v1.1",
+const td = minimalTd({
   id: ID,
   title: "Meter",
-  securityDefinitions: { nosec_sc: { scheme: "nosec" } },
-  security: "nosec_sc",
   properties: { power: { type: "number", forms: [{ href: "http://127.0.0.1:1/power" }] } },
-};
+}) as RegisteredThingDescription;
 
 describe("followChanges", () => {
   let store: SqliteStore;

@@ -9,7 +9,7 @@ import {
   type ValueNode,
   type GraphQLFieldResolver,
 } from "graphql";
-import { jsonLimitProblem } from "../../core/index.js";
+import { jsonLimitProblem, jsonLimitSentence } from "../../core/index.js";
 import { resolvers } from "./resolvers.js";
 import { SCHEMA_SDL } from "./schema-sdl.js";
 
@@ -38,9 +38,7 @@ function literal(node: ValueNode, variables: Record<string, unknown> | null | un
 function withinLimits(value: unknown): unknown {
   const problem = jsonLimitProblem(value);
   if (problem) {
-    throw new TypeError(
-      `The JSON value ${problem.message.replace(/ \(.*\)$/, "")}${problem.pointer === "" ? "" : ` at ${problem.pointer}`}`,
-    );
+    throw new TypeError(jsonLimitSentence("The JSON value", problem));
   }
   return value;
 }
