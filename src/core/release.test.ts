@@ -87,6 +87,26 @@ describe("planRelease", () => {
     expect(planApplicable(plan)).toBe(false);
   });
 
+  it("says unknown-affordance for names every object inherits (constructor, toString, __proto__)", () => {
+    const properties = JSON.parse('{"constructor": 1, "__proto__": {"x": 1}, "hasOwnProperty": 2}') as Record<
+      string,
+      unknown
+    >;
+    const plan = planRelease(
+      release([{ select: { id: "a" }, properties, actions: [{ name: "toString" }, { name: "valueOf" }] }]),
+      [lamp("a")],
+    );
+    const items = plan.things[0]?.items ?? [];
+    expect(items.map((i) => [i.name, i.status, i.reason])).toEqual([
+      ["constructor", "cannot", "unknown-affordance"],
+      ["__proto__", "cannot", "unknown-affordance"],
+      ["hasOwnProperty", "cannot", "unknown-affordance"],
+      ["toString", "cannot", "unknown-affordance"],
+      ["valueOf", "cannot", "unknown-affordance"],
+    ]);
+    expect(planApplicable(plan)).toBe(false);
+  });
+
   it("a read-only property already at the desired value is in place, and an unreachable Thing's link can still be added", () => {
     const plan = planRelease(
       release([

@@ -208,6 +208,11 @@ function formatProblems(errors: { pointer: string; message: string }[]): string 
   return errors.map((e) => `${e.pointer || "/"} ${e.message}`).join("; ");
 }
 
+/** A Thing's own affordance by name: a name like `constructor` or `__proto__` is no affordance. */
+function ownAffordance<T>(affordances: Record<string, T> | undefined, name: string): T | undefined {
+  return affordances !== undefined && Object.hasOwn(affordances, name) ? affordances[name] : undefined;
+}
+
 function linkPresent(td: ThingDescription, link: ReleaseLink): boolean {
   return (td.links ?? []).some((l) => l.href === link.href && (l.rel ?? "") === link.rel);
 }
@@ -224,7 +229,7 @@ function planStep(
   for (const [name, desired] of Object.entries(step.properties ?? {})) {
     const base = { kind: "property" as const, name, desired, step: index };
     const observed = Object.hasOwn(thing.state, name) ? { observed: thing.state[name] } : {};
-    const affordance = thing.td.properties?.[name];
+    const affordance = ownAffordance(thing.td.properties, name);
     const text = canonicalJson(desired);
     const earlier = desiredBy.get(name);
     if (earlier !== undefined && earlier !== text) {
@@ -280,7 +285,7 @@ function planStep(
       ...(action.input !== undefined && { desired: action.input }),
       step: index,
     };
-    const affordance = thing.td.actions?.[action.name];
+    const affordance = ownAffordance(thing.td.actions, action.name);
     if (!affordance) {
       items.push({
         ...base,
