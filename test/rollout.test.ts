@@ -211,6 +211,51 @@ describe("rollouts", () => {
     expect(devices.map((d, i) => writes(d).length - (before[i] ?? 0))).toEqual([0, 0, 1, 0, 0, 0]);
   });
 
+  it("refuses (409) a rollout to a Thing another running rollout has still to apply, and sends it nothing", async () => {
+    const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+    await device.start();
+    try {
+      const id = "urn:test:rollout:contended";
+      await registerThing(hub, id, device.td(id), { username: USERNAME, password: PASSWORD });
+      const first = await build(manifest("contended-a", 4, [id]));
+      const second = await build(manifest("contended-b", 5, [id]));
+      const answer = device.holdWrites();
+      const arrived = device.moreRequests(1);
+      const started = await json<RolloutView>(
+        await hub.request(`/releases/${encodeURIComponent(first)}/rollouts`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: "{}",
+        }),
+        202,
+      );
+      await arrived;
+      const refused = await hub.request(`/releases/${encodeURIComponent(second)}/rollouts`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      expect(refused.status).toBe(409);
+      expect(refused.headers.get("content-type")).toMatch(/application\/problem\+json/);
+      expect(((await refused.json()) as { detail: string }).detail).toContain(started.id);
+      answer();
+      await hub.hub.rollouts?.settled(started.id);
+      expect(writes(device).map((r) => r.body)).toEqual(["4"]);
+      const listed = await json<{ rollouts: Rollout[] }>(
+        await hub.request(`/rollouts?release=${encodeURIComponent(second)}`),
+        200,
+      );
+      expect(listed.rollouts).toEqual([]);
+      const { active } = await json<{ active: string }>(await hub.request(`${thingPath(id)}/releases`), 200);
+      expect(active).toBe(first);
+      // Once the first has ended, the second may go.
+      expect((await rollout(second)).status).toBe("completed");
+      expect(device.level).toBe(5);
+    } finally {
+      await device.stop();
+    }
+  });
+
   it("refuses a release that cannot be applied, and an unknown one, before anything is sent", async () => {
     const sent = devices.map((d) => d.requests.length);
     // A filter is resolved at plan time: the build cannot know the value does not fit.

@@ -1916,7 +1916,7 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         );
         expect(await store.getRollout("u2")).toBeUndefined();
         await store.createRollout({ ...rollout("u3", "sha256:r2"), created: T2 }, [
-          step("u3", "urn:a", 0, "sha256:r2"),
+          step("u3", "urn:b", 0, "sha256:r2"),
         ]);
         await store.endRollout("u1", "completed", T3);
         await store.createRollout({ ...rollout("u4"), created: T3 }, [step("u4", "urn:a", 0)]);
@@ -1925,6 +1925,30 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         expect(
           (await store.listRollouts({ status: "running", limit: 10, offset: 0 })).map((r) => r.id),
         ).toStrictEqual(["u4", "u3"]);
+      });
+
+      it("refuses a rollout of another release that would apply to a Thing a running rollout has still to apply", async () => {
+        await store.createRollout(rollout("u1"), [step("u1", "urn:a", 0), step("u1", "urn:b", 1)]);
+        await store.updateRolloutStep("u1", "urn:a", { status: "applying", updated: T2, expect: "pending" });
+        for (const thing of ["urn:a", "urn:b"]) {
+          await expect(
+            store.createRollout(rollout(`u2-${thing}`, "sha256:r2"), [
+              step(`u2-${thing}`, "urn:c", 0, "sha256:r2"),
+              step(`u2-${thing}`, thing, 1, "sha256:r2"),
+            ]),
+          ).rejects.toThrow(/u1.*still to apply its step to urn:/);
+          expect(await store.getRollout(`u2-${thing}`)).toBeUndefined();
+        }
+        expect(await store.rolloutStepsOfThing("urn:c")).toStrictEqual([]);
+        // A step that will not be applied (skipped: the release is active already) is no conflict.
+        await store.createRollout(rollout("u3", "sha256:r3"), [
+          { ...step("u3", "urn:a", 0, "sha256:r3"), status: "skipped" },
+        ]);
+        // Once the Thing's step is done, or the rollout has ended, the Thing is free.
+        await store.updateRolloutStep("u1", "urn:a", { status: "completed", updated: T3 });
+        await store.createRollout(rollout("u4", "sha256:r4"), [step("u4", "urn:a", 0, "sha256:r4")]);
+        await store.endRollout("u1", "failed", T3, "stopped");
+        await store.createRollout(rollout("u5", "sha256:r5"), [step("u5", "urn:b", 0, "sha256:r5")]);
       });
     });
 

@@ -32,6 +32,7 @@ export class SimulatedHttpThing {
   private server: Server | undefined;
   private readonly streams = new Set<ServerResponse>();
   private port = 0;
+  private held: Promise<void> = Promise.resolve();
   private readonly waiters: { count: number; resolve: () => void }[] = [];
   private readonly streamWaiters: { path: string; resolve: () => void }[] = [];
 
@@ -64,6 +65,16 @@ export class SimulatedHttpThing {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     await closed;
+  }
+
+  /**
+   * Writes of `level` are taken at once but answered only when the returned function is called:
+   * a command the hub has sent and not yet seen the end of, for as long as a test needs.
+   */
+  holdWrites(): () => void {
+    let release = () => {};
+    this.held = new Promise<void>((resolve) => (release = resolve));
+    return release;
   }
 
   /** Requests to one path (all methods). */
@@ -211,6 +222,7 @@ export class SimulatedHttpThing {
         this.level = value;
         const delay = this.options.writeDelayMs ?? 0;
         if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+        await this.held;
         if (!response.destroyed) response.writeHead(204).end();
         return;
       }

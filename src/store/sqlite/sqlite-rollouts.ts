@@ -100,6 +100,10 @@ export class SqliteRollouts {
       running: db.prepare<[string], RolloutRow>(
         "SELECT * FROM rollouts WHERE status = 'running' AND release = ?",
       ),
+      busyThing: db.prepare<[string], { rollout: string; release: string }>(
+        `SELECT s.rollout, s.release FROM rollout_steps s JOIN rollouts r ON r.id = s.rollout
+         WHERE s.thing = ? AND s.status IN ('pending', 'applying') AND r.status = 'running' LIMIT 1`,
+      ),
       get: db.prepare<[string], RolloutRow>("SELECT * FROM rollouts WHERE id = ?"),
       list: db.prepare<
         { status: string | null; release: string | null; limit: number; offset: number },
@@ -123,13 +127,27 @@ export class SqliteRollouts {
     };
   }
 
-  /** ConflictError when another rollout of the same release is running. */
+  /**
+   * ConflictError when another rollout of the same release is running, or when a Thing this one
+   * would apply to is still to be applied by another running rollout: two releases written to one
+   * Thing at once would leave it holding one's values and the other as its active release.
+   */
   create(rollout: Rollout, steps: readonly RolloutStep[]): void {
     const running = this.stmt.running.get(rollout.release);
     if (running) {
       throw new ConflictError(
         `Rollout ${running.id} of release ${rollout.release} is running; wait for it to end`,
       );
+    }
+    for (const step of steps) {
+      if (step.status !== "pending") continue;
+      const busy = this.stmt.busyThing.get(step.thing);
+      if (busy) {
+        throw new ConflictError(
+          `Rollout ${busy.rollout} of release ${busy.release} is still to apply its step to ${step.thing}; ` +
+            "wait for it to end",
+        );
+      }
     }
     this.stmt.insertRollout.run({
       id: rollout.id,
