@@ -65,6 +65,11 @@ export class Drift {
   /** Times (ms) of the reverts sent, by Thing and affordance, within the current window. */
   private readonly reverts = new Map<string, number[]>();
   private readonly pending = new Set<Promise<void>>();
+  /**
+   * Per Thing and affordance, the latest report that came while a rollout applied a step to the
+   * Thing: judged once the step ends with an active release, against that release.
+   */
+  private readonly deferred = new Map<string, Map<string, Change>>();
   private chain: Promise<void> = Promise.resolve();
   private follower: Follower | undefined;
   private stopped = false;
@@ -134,17 +139,41 @@ export class Drift {
           this.resolve(entry, changeTime(change));
         }
       }
+      // What the Thing reported while the step was applied, after its writes went through.
+      const deferred = this.deferred.get(change.thing);
+      this.deferred.delete(change.thing);
+      for (const report of deferred?.values() ?? []) this.judge(report);
       return;
     }
     if (change.kind === "removed") {
       this.active.delete(change.thing);
+      this.deferred.delete(change.thing);
       for (const entry of this.list(change.thing)) this.drifting.delete(key(entry.thing, entry.affordance));
       return;
     }
-    if (change.kind !== "reported" || change.affordance === undefined) return;
+    if (change.affordance === undefined) return;
+    if (change.kind === "completed") {
+      // A report from before a write went through says nothing of the value written.
+      this.deferred.get(change.thing)?.delete(change.affordance);
+      return;
+    }
+    if (change.kind !== "reported") return;
+    if (this.context.isApplying(change.thing)) {
+      // The rollout's doing, or not: the release the step ends with decides.
+      let reports = this.deferred.get(change.thing);
+      if (!reports) this.deferred.set(change.thing, (reports = new Map<string, Change>()));
+      reports.set(change.affordance, change);
+      return;
+    }
+    this.deferred.get(change.thing)?.delete(change.affordance);
+    this.judge(change);
+  }
+
+  /** Compares a reported value with the Thing's active release: a drift starts, goes on or ends. */
+  private judge(change: Change): void {
+    if (change.affordance === undefined) return;
     const active = this.active.get(change.thing);
     if (!active || !Object.hasOwn(active.desired, change.affordance)) return;
-    if (this.context.isApplying(change.thing)) return;
     const affordance = change.affordance;
     const desired = active.desired[affordance];
     const observed = canonicalJson(change.value);
