@@ -155,3 +155,63 @@ describe("a rollout interrupted by a killed hub", () => {
     // Two starts of a hub process (each a Node.js start, slow on a loaded machine): a longer bound.
   }, 120_000);
 });
+
+describe("an action in flight when the hub is killed", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-resume-action-"));
+  const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+  const id = "urn:test:resume:action";
+  let hub: Hub | undefined;
+
+  afterAll(async () => {
+    if (hub && hub.child.exitCode === null) {
+      hub.child.kill("SIGTERM");
+      await once(hub.child, "exit");
+    }
+    await device.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }, 60_000);
+
+  it("is not invoked again, and its outcome is recorded in the Log as failed (interrupted)", async () => {
+    await device.start();
+    hub = await serve(dataDir);
+    const path = `/things/${encodeURIComponent(id)}`;
+    expect((await request(hub, path, "PUT", device.td(id))).status).toBe(201);
+    expect(
+      (await request(hub, `${path}/credentials`, "PUT", { username: USERNAME, password: PASSWORD })).status,
+    ).toBe(200);
+    const release = buildRelease(
+      [
+        {
+          path: "reset.yaml",
+          text: `release: reset\nthings:\n  - select: { id: "${id}" }\n    actions: [{ name: reset, input: { to: 2 } }]\n`,
+        },
+      ],
+      { builder: "test", builtAt: "2026-01-01T00:00:00.000Z" },
+    );
+    expect((await request(hub, "/releases", "POST", release)).status).toBe(201);
+    const answer = device.holdAnswers();
+    const arrived = device.moreRequests(1);
+    const started = await hub.client.startRollout(release.id, {});
+    await arrived;
+    hub.child.kill("SIGKILL");
+    await once(hub.child, "exit");
+    answer();
+
+    hub = await serve(dataDir);
+    for await (const event of hub.client.rolloutEvents(started.id)) {
+      if (event.type === "status" && event.status !== "running") break;
+    }
+    expect(await hub.client.rollout(started.id)).toMatchObject({ status: "failed", progress: { failed: 1 } });
+    expect(device.count("/actions/reset")).toBe(1);
+    const answered = await fetch(`${hub.url}/changes?release=${encodeURIComponent(release.id)}&limit=100`);
+    const changes = ((await answered.json()) as { changes: Change[] }).changes.filter((c) => c.thing === id);
+    const invoked = changes.find((c) => c.kind === "invoked");
+    const failed = changes.filter((c) => c.kind === "failed");
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({
+      affordance: "reset",
+      value: { reason: "interrupted" },
+      cause: { via: "rollout", release: release.id, correlation: invoked?.cause.correlation },
+    });
+  }, 120_000);
+});

@@ -219,7 +219,7 @@ describe("rollouts", () => {
       await registerThing(hub, id, device.td(id), { username: USERNAME, password: PASSWORD });
       const first = await build(manifest("contended-a", 4, [id]));
       const second = await build(manifest("contended-b", 5, [id]));
-      const answer = device.holdWrites();
+      const answer = device.holdAnswers();
       const arrived = device.moreRequests(1);
       const started = await json<RolloutView>(
         await hub.request(`/releases/${encodeURIComponent(first)}/rollouts`, {

@@ -421,14 +421,19 @@ export class Rollouts {
       if (known.state === "failed") return { status: "failed", error: known.error };
       if (known.state === "sent") {
         if (item.kind === "action") {
-          // An action is never invoked twice: whether the device got it is unknown.
-          return {
-            status: "failed",
-            error: {
-              reason: "interrupted",
-              message: "the hub stopped while the action was being invoked; its outcome is unknown",
-            },
+          // An action is never invoked twice: whether the device got it is unknown. The Log says so
+          // too, so its `invoked` Change does not stay without an outcome.
+          const error = {
+            reason: "interrupted",
+            message: "the hub stopped while the action was being invoked; its outcome is unknown",
           };
+          await this.context.ingest(step.thing, [{ kind: "failed", affordance: item.name, value: error }], {
+            actor: run.rollout.actor,
+            via: ROLLOUT_ACTOR_VIA,
+            release: step.release,
+            correlation,
+          });
+          return { status: "failed", error };
         }
         // A write may or may not have arrived: the Thing's value now says which.
         const value = await commands.readProperty(step.thing, item.name, requester);

@@ -68,10 +68,11 @@ export class SimulatedHttpThing {
   }
 
   /**
-   * Writes of `level` are taken at once but answered only when the returned function is called:
-   * a command the hub has sent and not yet seen the end of, for as long as a test needs.
+   * Writes of `level` and invocations of `reset` are taken at once but answered only when the
+   * returned function is called: a command the hub has sent and not yet seen the end of, for as
+   * long as a test needs.
    */
-  holdWrites(): () => void {
+  holdAnswers(): () => void {
     let release = () => {};
     this.held = new Promise<void>((resolve) => (release = resolve));
     return release;
@@ -229,6 +230,8 @@ export class SimulatedHttpThing {
       case "POST /actions/reset": {
         const { to } = JSON.parse(body) as { to: number };
         this.level = to;
+        await this.held;
+        if (response.destroyed) return;
         return json(200, { level: to });
       }
       case "POST /actions/calibrate":
