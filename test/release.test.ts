@@ -189,6 +189,27 @@ describe("releases through the hub and the CLI", () => {
     expect(problem.detail).toMatch(/must be <= 100/);
   });
 
+  it("refuses a link no TD may hold, and a property or action every object inherits, storing nothing", async () => {
+    const before = (await releases(hub)).length;
+    const cases: [string, string, RegExp][] = [
+      ["links: [{ rel: controls, href: 'not a lamp' }]", "/steps/0/links", /href must be an IRI reference/],
+      ["properties: { constructor: 1 }", "/steps/0/properties/constructor", /unknown-affordance/],
+      ["actions: [toString]", "/steps/0/actions", /unknown-affordance/],
+    ];
+    for (const [entry, pointer, detail] of cases) {
+      const res = await post(
+        hub,
+        built("odd.yaml", `release: odd\nthings:\n  - select: { id: 'urn:example:dimmer' }\n    ${entry}\n`),
+      );
+      expect(res.status, entry).toBe(400);
+      const problem = (await res.json()) as { detail: string; errors: { pointer: string }[] };
+      expect(problem.errors[0]?.pointer).toBe(pointer);
+      expect(problem.detail).toMatch(/odd\.yaml:3:5: /);
+      expect(problem.detail).toMatch(detail);
+    }
+    expect((await releases(hub)).length).toBe(before);
+  });
+
   it("refuses invalid YAML and unknown template parameters before contacting the hub, in one line", async () => {
     const dir = manifestDir({
       "broken.yaml": "release: broken\nthings: [\n  - {a: 1\n",

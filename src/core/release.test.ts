@@ -87,6 +87,28 @@ describe("planRelease", () => {
     expect(planApplicable(plan)).toBe(false);
   });
 
+  it("says schema-mismatch for a link whose href no TD may hold, even on an unreachable Thing", () => {
+    const plan = planRelease(
+      release([
+        {
+          select: { id: "down" },
+          links: [
+            { rel: "controls", href: "not an iri" },
+            { rel: "controls", href: "urn:lamp" },
+            { rel: "partOf", href: "http://x/%zz" },
+          ],
+        },
+      ]),
+      [lamp("down", {}, false)],
+    );
+    expect(plan.things[0]?.items.map((i) => [i.name, i.status, i.reason])).toEqual([
+      ["controls not an iri", "cannot", "schema-mismatch"],
+      ["controls urn:lamp", "change", undefined],
+      ["partOf http://x/%zz", "cannot", "schema-mismatch"],
+    ]);
+    expect(planApplicable(plan)).toBe(false);
+  });
+
   it("says unknown-affordance for names every object inherits (constructor, toString, __proto__)", () => {
     const properties = JSON.parse('{"constructor": 1, "__proto__": {"x": 1}, "hasOwnProperty": 2}') as Record<
       string,

@@ -3,6 +3,7 @@
 import { canonicalJson, contentHash } from "./canonical-json.js";
 import { compileDataSchema } from "./data-schema-validation.js";
 import type { ThingDescription } from "./thing-description.js";
+import { isIriReference } from "./thing-description-validation.js";
 
 /** The format tag of a release document; a new tag if its meaning ever changes. */
 export const RELEASE_FORMAT = "hyperthings.release/1";
@@ -321,15 +322,25 @@ function planStep(
   }
   for (const link of step.links ?? []) {
     const present = linkPresent(thing.td, link);
-    // Links live in the TD the hub keeps: adding one needs no device, so never `unreachable`.
-    items.push({
-      kind: "link",
+    const base = {
+      kind: "link" as const,
       name: `${link.rel} ${link.href}`,
       observed: present,
       desired: link,
-      status: present ? "in-place" : "change",
-      step: index,
-    });
+    };
+    if (!isIriReference(link.href)) {
+      // The TD could not hold it: adding it would fail at rollout, after the step's other items.
+      items.push({
+        ...base,
+        status: "cannot",
+        reason: "schema-mismatch",
+        detail: 'href must be an IRI reference (RFC 3987): no spaces, no <>"|\\^` and a % only in %XX',
+        step: index,
+      });
+      continue;
+    }
+    // Links live in the TD the hub keeps: adding one needs no device, so never `unreachable`.
+    items.push({ ...base, status: present ? "in-place" : "change", step: index });
   }
   return items;
 }

@@ -32,7 +32,8 @@ const TEMPLATE_EXPRESSION =
 const NOT_IN_IRI = /[\u0000-\u0020<>"{}|\\^`\u007f-\u009f]/;
 const BAD_PERCENT = /%(?![0-9A-Fa-f]{2})/;
 
-function isIriReference(value: string): boolean {
+/** Whether a TD may hold the string as an IRI reference (a link's or form's `href`). */
+export function isIriReference(value: string): boolean {
   const literal = value.includes("{") ? value.replace(TEMPLATE_EXPRESSION, "x") : value;
   return !NOT_IN_IRI.test(literal) && !BAD_PERCENT.test(literal);
 }

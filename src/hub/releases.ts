@@ -171,7 +171,7 @@ export class Releases {
         if (item.status !== "cannot" || item.reason === "unreachable" || item.reason === "read-only")
           continue;
         const index = item.step;
-        const member = item.kind === "property" ? `properties/${item.name}` : `actions`;
+        const member = item.kind === "property" ? `properties/${item.name}` : `${item.kind}s`;
         errors.push({
           pointer: `/steps/${index}/${member}`,
           message: located(
