@@ -256,6 +256,59 @@ describe("rollouts", () => {
     }
   });
 
+  it("cancels a running rollout: the step in flight finishes, the pending ones are skipped and get nothing", async () => {
+    const fleet = [0, 1, 2].map(() => new SimulatedHttpThing({ username: USERNAME, password: PASSWORD }));
+    try {
+      const targets: string[] = [];
+      for (const [i, device] of fleet.entries()) {
+        await device.start();
+        const id = `urn:test:rollout:cancel:${i}`;
+        targets.push(id);
+        await registerThing(hub, id, device.td(id), { username: USERNAME, password: PASSWORD });
+      }
+      const release = await build(manifest("cancelled", 2, targets));
+      const first = fleet[0] as SimulatedHttpThing;
+      const answer = first.holdAnswers();
+      const arrived = first.moreRequests(1);
+      const started = await json<RolloutView>(
+        await hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ concurrency: 1 }),
+        }),
+        202,
+      );
+      await arrived;
+      const cancel = () =>
+        hub.request(`/rollouts/${encodeURIComponent(started.id)}/cancel`, { method: "POST" });
+      const cancelled = await json<RolloutView>(await cancel(), 200);
+      expect(cancelled).toMatchObject({ status: "failed", reason: "cancelled by admin" });
+      answer();
+      const ended = await hub.hub.rollouts?.settled(started.id);
+      expect(ended).toMatchObject({
+        status: "failed",
+        reason: "cancelled by admin",
+        progress: { completed: 1, skipped: 2, pending: 0, applying: 0 },
+      });
+      expect(fleet.map((d) => writes(d).length)).toEqual([1, 0, 0]);
+      const again = await cancel();
+      expect(again.status).toBe(409);
+      expect(again.headers.get("content-type")).toMatch(/application\/problem\+json/);
+      expect((await hub.request("/rollouts/urn:uuid:nope/cancel", { method: "POST" })).status).toBe(404);
+      const cli = await things(["rollouts", started.id, "--cancel"]);
+      expect(cli.code).toBe(1);
+      expect(cli.stderr).toMatch(/^things: .*has already ended \(failed\)/);
+      expect((await things(["rollouts", "--cancel"])).code).toBe(2);
+      const anonymous = await hub.request(`/rollouts/${encodeURIComponent(started.id)}/cancel`, {
+        method: "POST",
+        auth: false,
+      });
+      expect(anonymous.status).toBe(401);
+    } finally {
+      for (const device of fleet) await device.stop();
+    }
+  });
+
   it("refuses a release that cannot be applied, and an unknown one, before anything is sent", async () => {
     const sent = devices.map((d) => d.requests.length);
     // A filter is resolved at plan time: the build cannot know the value does not fit.

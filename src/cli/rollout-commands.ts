@@ -186,14 +186,20 @@ export function registerRolloutCommands(program: Command): void {
     .description("rollouts, newest first, with their progress; with an id, that rollout's steps")
     .argument("[id]", "a rollout id")
     .option("--status <status>", "only running, completed or failed rollouts")
+    .option("--cancel", "cancel the rollout ID: no new step starts, pending ones are skipped")
     .option("--json", "as JSON, on one line")
     .addHelpText("after", () => connectionHelpWith("0 done, 1 failed, 2 usage"))
     .action(
       talking(
-        async (id: string | undefined, options: { status?: string; json?: boolean }, command: Command) => {
+        async (
+          id: string | undefined,
+          options: { status?: string; cancel?: boolean; json?: boolean },
+          command: Command,
+        ) => {
           const client = rolloutClientOf(command);
+          if (options.cancel && id === undefined) throw new CliError("--cancel needs a rollout id", 2);
           if (id !== undefined) {
-            const rollout = await client.rollout(id);
+            const rollout = options.cancel ? await client.cancelRollout(id) : await client.rollout(id);
             const steps = await client.steps(id);
             if (options.json) {
               process.stdout.write(`${JSON.stringify({ ...rollout, steps })}\n`);

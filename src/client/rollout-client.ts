@@ -31,6 +31,12 @@ export class RolloutClient extends HubClient {
     return (await response.json()) as RolloutView;
   }
 
+  /** `POST /rollouts/{id}/cancel`: the rollout as it is once cancelled (steps in flight finish). */
+  async cancelRollout(id: string): Promise<RolloutView> {
+    const response = await this.request("POST", `rollouts/${encodeURIComponent(id)}/cancel`);
+    return (await response.json()) as RolloutView;
+  }
+
   async rollout(id: string): Promise<RolloutView> {
     return (await (await this.request("GET", `rollouts/${encodeURIComponent(id)}`)).json()) as RolloutView;
   }

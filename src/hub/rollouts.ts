@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import {
   APPLIED_KIND,
+  ConflictError,
   NotFoundError,
   ValidationError,
   blockingItems,
@@ -215,6 +216,27 @@ export class Rollouts {
   async steps(id: string, query: { status?: RolloutStepStatus; after?: number; limit: number }) {
     await this.get(id);
     return this.context.store.rolloutSteps(id, query);
+  }
+
+  /**
+   * Stops a running rollout on request: no new step is taken, the pending ones are `skipped`, the
+   * steps in flight finish their items; it ends `failed`, the reason saying who cancelled it.
+   * ConflictError when it has already ended.
+   */
+  async cancel(id: string, requester: Pick<Cause, "actor">): Promise<RolloutView> {
+    const rollout = await this.get(id);
+    const reason = `cancelled by ${requester.actor}`;
+    const run = this.runs.get(id);
+    if (run) run.stopped = true;
+    if (!(await this.context.store.endRollout(id, "failed", this.now(), reason))) {
+      throw new ConflictError(
+        `Rollout ${id} has already ended (${rollout.status}); there is nothing to cancel`,
+      );
+    }
+    const progress = await this.context.store.rolloutProgress(id);
+    if (run) run.progress = progress;
+    this.emit({ type: "status", rollout: id, status: "failed", reason, progress: { ...progress } });
+    return this.get(id);
   }
 
   /** Resolves when the rollout has ended (or the hub closes); for tests and the CLI's local use. */

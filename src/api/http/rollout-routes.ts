@@ -142,6 +142,20 @@ export function rolloutRoutes(hub: Hub) {
       async (request) => rolloutsOf(hub).get((request.params as { id: string }).id),
     );
 
+    app.post(
+      "/rollouts/:id/cancel",
+      {
+        schema: {
+          summary:
+            "Cancel a running rollout: no new step starts, pending steps are skipped, steps in flight finish; 409 once it has ended",
+          tags: ["releases"],
+          params: { type: "object", properties: { id: { type: "string", minLength: 1 } } },
+        },
+      },
+      async (request) =>
+        rolloutsOf(hub).cancel((request.params as { id: string }).id, { actor: actorOf(request) }),
+    );
+
     app.get(
       "/rollouts/:id/steps",
       {
