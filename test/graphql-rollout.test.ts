@@ -235,4 +235,35 @@ describe("rollouts over GraphQL", () => {
     expect((await admin.rollouts()).rollouts).toHaveLength(before);
     expect(devices.map((d) => d.requests.filter((r) => r.method === "PUT").length)).toEqual(writesBefore);
   });
+  it("cancels a running rollout by mutation, once; a read token may not", async () => {
+    const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+    await device.start();
+    try {
+      const id = "urn:test:gql-rollout:cancel";
+      await registerThing(hub, id, device.td(id), { username: USERNAME, password: PASSWORD });
+      const { release } = await hub.hub.releases.build(
+        [
+          {
+            path: "cancel.yaml",
+            text: `release: gql-cancel\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 3 }\n`,
+          },
+        ],
+        { actor: "test" },
+      );
+      const answer = device.holdAnswers();
+      const arrived = device.moreRequests(1);
+      const started = await admin.startRollout(release.id);
+      await arrived;
+      expect((await refusal(reader.cancelRollout(started.id))).codes).toEqual(["FORBIDDEN"]);
+      expect(await admin.cancelRollout(started.id)).toMatchObject({
+        status: "failed",
+        reason: "cancelled by admin",
+      });
+      answer();
+      await hub.hub.rollouts?.settled(started.id);
+      expect((await refusal(admin.cancelRollout(started.id))).messages[0]).toMatch(/has already ended/);
+    } finally {
+      await device.stop();
+    }
+  });
 });

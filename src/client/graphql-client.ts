@@ -571,6 +571,15 @@ export class GraphqlClient {
     return data.rollout;
   }
 
+  /** Cancels a running rollout; the steps in flight finish. */
+  async cancelRollout(id: string): Promise<GraphqlRollout> {
+    const data = await this.request<{ cancelRollout: GraphqlRollout }>(
+      `mutation CancelRollout($id: ID!) { cancelRollout(id: $id) { ${ROLLOUT_FIELDS} } }`,
+      { id },
+    );
+    return data.cancelRollout;
+  }
+
   /** A rollout's progress: its status now, then each finished step and status, until it ends. */
   async *rolloutProgress(id: string, options: SubscribeOptions = {}): AsyncGenerator<GraphqlRolloutEvent> {
     const query = `subscription RolloutProgress($id: ID!) { rolloutProgress(id: $id) { type rollout thing status reason ${PROGRESS_FIELDS} } }`;

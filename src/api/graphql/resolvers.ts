@@ -502,6 +502,7 @@ const mutation: Record<string, Resolver> = {
       causeOf(context),
     );
   },
+  cancelRollout: (_, args, context) => rolloutsOf(context.hub).cancel(args.id as string, causeOf(context)),
 };
 
 const finishedSteps = (p: RolloutProgress) => p.completed + p.failed + p.skipped;

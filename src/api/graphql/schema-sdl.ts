@@ -136,6 +136,12 @@ export const SCHEMA_SDL = /* GraphQL */ `
     'maxFailures' (default 0) failed Things. Follow it with the rolloutProgress subscription.
     """
     rollout(release: ID!, select: String, concurrency: Int, maxFailures: Int): Rollout!
+    """
+    Cancels a running rollout (POST /rollouts/{id}/cancel): no new step starts, the pending steps
+    are skipped, the steps in flight finish; it ends failed, 'cancelled by <actor>'. Refused once
+    it has ended.
+    """
+    cancelRollout(id: ID!): Rollout!
   }
 
   """
