@@ -35,6 +35,32 @@ describe("buildRelease", () => {
     expect(release.provenance.steps?.[0]).toMatchObject({ file: "evening.yaml", line: 3 });
   });
 
+  it("refuses an alias to a node that contains it, and an alias bomb, as errors of the file", () => {
+    const cyclic = errorsOf([
+      {
+        path: "loop.yaml",
+        text: 'release: loop\nthings:\n  - select: { id: "urn:x" }\n    properties: &p { level: *p }\n',
+      },
+    ]);
+    expect(cyclic).toEqual([
+      expect.objectContaining({ file: "loop.yaml", line: 4, pointer: "/things/0/properties/level" }),
+    ]);
+    expect(cyclic[0]?.message).toMatch(/refers to a node that contains it/);
+    const laughs = ["a: &a [x, x, x, x, x, x, x, x, x]"];
+    for (const name of "bcdefghi") {
+      const previous = String.fromCharCode(name.charCodeAt(0) - 1);
+      laughs.push(`${name}: &${name} [${Array(9).fill(`*${previous}`).join(", ")}]`);
+    }
+    const bomb = errorsOf([
+      {
+        path: "bomb.yaml",
+        text: `release: bomb\nthings:\n  - select: { id: "urn:x" }\n    properties:\n${laughs.map((l) => `      ${l}`).join("\n")}\n`,
+      },
+    ]);
+    expect(bomb).toEqual([expect.objectContaining({ file: "bomb.yaml", line: 1 })]);
+    expect(bomb[0]?.message).toMatch(/alias/i);
+  });
+
   it("gives the same id to the same desired state written as JSON, in another order, built at another time", () => {
     const yaml = buildRelease([{ path: "a.yaml", text: SIMPLE }], opts);
     const json = buildRelease(

@@ -128,6 +128,22 @@ export function formatManifestError(location: ManifestErrorLocation): string {
   return `${location.file}:${location.line}:${location.column}: ${location.message}${at}`;
 }
 
+/** The path to a value that contains itself (a YAML alias to an anchor above it), if any. */
+function aliasCycle(value: unknown, path: Path = [], above = new Set<object>()): Path | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  if (above.has(value)) return path;
+  above.add(value);
+  const entries: [string | number, unknown][] = Array.isArray(value)
+    ? value.map((item, i): [number, unknown] => [i, item])
+    : Object.entries(value);
+  for (const [key, member] of entries) {
+    const found = aliasCycle(member, [...path, key], above);
+    if (found !== undefined) return found;
+  }
+  above.delete(value);
+  return undefined;
+}
+
 function parseFile(source: ManifestSource, problems: Problems): ParsedFile | undefined {
   const lines = new LineCounter();
   // JSON is YAML 1.2: one parser for both gives JSON files the same line and column errors.
@@ -145,8 +161,20 @@ function parseFile(source: ManifestSource, problems: Problems): ParsedFile | und
     }
     return undefined;
   }
-  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
   const file = { path: source.path, doc, lines, value: {} };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (error) {
+    // yaml refuses an alias that expands too often (a "billion laughs"): an error of this file.
+    problems.at(file, [], error instanceof Error ? error.message : String(error));
+    return undefined;
+  }
+  const cycle = aliasCycle(value);
+  if (cycle !== undefined) {
+    problems.at(file, cycle, "an alias here refers to a node that contains it: the value would be endless");
+    return undefined;
+  }
   if (!isObject(value)) {
     problems.at(file, [], "a manifest is a mapping (release, things, templates, include, drift)");
     return undefined;
