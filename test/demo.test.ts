@@ -78,4 +78,21 @@ describe("things demo", () => {
     }
     expect(await demo.exited).toBe(0);
   });
+
+  it("started a second time on the same data while the first runs, says so in one line and exits 1", async () => {
+    const demo = run(["demo", "--port", "0", "--data", dataDir, "--chaos", "0"]);
+    try {
+      await demo.waitFor(/open http:\/\/127\.0\.0\.1:\d+\//);
+      const second = run(["demo", "--port", "0", "--data", dataDir, "--chaos", "0"]);
+      expect(await second.exited).toBe(1);
+      expect(second.stdout()).toBe("");
+      expect(second.stderr()).toBe(
+        `things: ${join(dataDir, "hyperthings.db")} is in use by another hub (it holds ${join(dataDir, "hyperthings.db")}-lock): stop that hub first, or give this one another data directory (--data)\n`,
+      );
+    } finally {
+      demo.process.kill("SIGINT");
+    }
+    expect(await demo.exited).toBe(0);
+    expect(demo.stderr()).not.toMatch(/"level":(50|60)/);
+  });
 });

@@ -451,6 +451,19 @@ describe("SqliteStore", () => {
     );
   });
 
+  it("refuses a second store on a file another one has open, until that one is closed", async () => {
+    const first = openStore();
+    await first.describe(describeCommand(1));
+    expect(() => openStore()).toThrow(
+      `${path} is in use by another hub (it holds ${path}-lock): stop that hub first, or give this one another data directory (--data)`,
+    );
+    // The first store goes on writing, and its Log is whole when the file is opened again.
+    await first.append(readings(2, 1));
+    await first.close();
+    const again = openStore();
+    expect(await again.lastSeq()).toBe(3);
+  });
+
   describe("a Log whose head and rows disagree", () => {
     it.each([
       [

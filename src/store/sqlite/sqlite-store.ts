@@ -208,6 +208,28 @@ function toRecord(row: ThingRow, td: RegisteredThingDescription): ThingRecord {
 }
 
 /** SQLite's own word for a damaged file names neither the file nor what to do: this does. */
+/**
+ * Holds `<path>-lock` locked for as long as the store is open: the store keeps the Log's head in
+ * memory and assumes it is the file's only writer, so a second hub on the same data directory
+ * must be refused before it reads anything. SQLite's own file lock (POSIX fcntl) is the lock: the
+ * operating system releases it when the process ends, however it ends, so it is never stale.
+ */
+function lockDatabase(path: string): Database.Database {
+  const lockPath = `${path}-lock`;
+  const lock = new Database(lockPath, { timeout: 0 });
+  try {
+    lock.pragma("locking_mode = EXCLUSIVE");
+    lock.exec("BEGIN EXCLUSIVE");
+  } catch (error) {
+    lock.close();
+    if ((error as { code?: unknown }).code !== "SQLITE_BUSY") throw error;
+    throw new ConflictError(
+      `${path} is in use by another hub (it holds ${lockPath}): stop that hub first, or give this one another data directory (--data)`,
+    );
+  }
+  return lock;
+}
+
 function damaged(path: string, error: unknown): unknown {
   const code = (error as { code?: unknown }).code;
   if (code !== "SQLITE_CORRUPT" && code !== "SQLITE_NOTADB") return error;
@@ -219,6 +241,8 @@ function damaged(path: string, error: unknown): unknown {
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
+  /** Held while the store is open, so that no second store opens the same file (lockDatabase). */
+  private readonly lock: Database.Database | undefined;
   private readonly maxQueue: number;
   private readonly maxQueuedChanges: number;
   /** The Changes of the appends in `queue` (their drafts). */
@@ -272,8 +296,16 @@ export class SqliteStore implements Store {
   private epoch = 0;
 
   constructor(options: SqliteStoreOptions) {
-    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
-    this.db = new Database(options.path);
+    if (options.path !== ":memory:") {
+      mkdirSync(dirname(options.path), { recursive: true });
+      this.lock = lockDatabase(options.path);
+    }
+    try {
+      this.db = new Database(options.path);
+    } catch (error) {
+      this.lock?.close();
+      throw error;
+    }
     try {
       this.db.pragma("journal_mode = WAL");
       // Acknowledged means durable, even on power loss (PITFALLS.md); group commit keeps it cheap.
@@ -292,6 +324,7 @@ export class SqliteStore implements Store {
       // A refused database (newer schema, failed migration, a damaged Log) must not stay open
       // behind the error.
       this.db.close();
+      this.lock?.close();
       throw damaged(options.path, error);
     }
     this.maxQueue = options.maxQueue ?? 10_000;
@@ -1012,6 +1045,7 @@ export class SqliteStore implements Store {
       }
       await this.writer?.close();
       this.db.close();
+      this.lock?.close();
     })();
     return this.closing;
   }
