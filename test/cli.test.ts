@@ -1,7 +1,8 @@
 // End-to-end tests of the `things` directory commands: the built CLI as a child process, against
 // a real hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -383,5 +384,53 @@ describe("things --help", () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("HYPERTHINGS_TOKEN");
     expect(help.stdout).toContain("admin-token");
+  });
+});
+
+describe("things serve that cannot start", () => {
+  let parent: string;
+  beforeEach(() => {
+    parent = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
+  });
+  afterEach(() => rmSync(parent, { recursive: true, force: true }));
+
+  /** `things serve ARGS` on a data directory not made yet: one line, exit 1, and nothing created. */
+  async function refusedBeforeTheData(args: string[], message: string): Promise<void> {
+    const data = join(parent, "data");
+    const run = await things(["serve", "--data", data, ...args]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toBe(`things: ${message}\n`);
+    // No admin token was made that nobody was shown, and no database was created.
+    expect(existsSync(data) ? readdirSync(data) : []).toEqual([]);
+  }
+
+  it("on a port in use, says so and creates nothing in the data directory", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      await refusedBeforeTheData(
+        ["--port", String(port)],
+        `port ${port} on 127.0.0.1 is already in use; choose another with --port`,
+      );
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
+  it("on a host that is no address of this machine, names the setting and creates nothing", async () => {
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): never a local address, and binding it sends nothing.
+    await refusedBeforeTheData(
+      ["--port", "0", "--host", "192.0.2.1"],
+      "--host 192.0.2.1 (env HYPERTHINGS_HOST) is not an address of this machine; give one of its addresses, such as 127.0.0.1 or 0.0.0.0",
+    );
+  });
+
+  it("with an MQTT broker URL that is no URL, says so and creates nothing", async () => {
+    await refusedBeforeTheData(
+      ["--port", "0", "--mqtt-url", "notaurl"],
+      'The MQTT broker URL "notaurl" is not a URL',
+    );
   });
 });

@@ -3,4 +3,10 @@ export { buildServer } from "./http/server.js";
 export { toProblem, type Problem } from "./http/problem.js";
 export { thingPath } from "./http/thing-path.js";
 export type { ServerOptions } from "./http/server.js";
-export { startMqtt, deviceCredentials, type RunningMqtt, type DeviceCredentials } from "./mqtt/index.js";
+export {
+  startMqtt,
+  deviceCredentials,
+  parseBrokerUrl,
+  type RunningMqtt,
+  type DeviceCredentials,
+} from "./mqtt/index.js";

@@ -98,9 +98,20 @@ async function serve(
   try {
     running = await startHub(config);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") {
       throw new CliError(
         `port ${config.port} on ${config.host} is already in use; choose another with --port`,
+      );
+    }
+    if (code === "EACCES") {
+      throw new CliError(
+        `port ${config.port} on ${config.host} needs privileges this process does not have; choose a port above 1023 with --port`,
+      );
+    }
+    if (code === "ENOTFOUND" || code === "EADDRNOTAVAIL" || code === "EAI_AGAIN") {
+      throw new CliError(
+        `--host ${config.host} (env HYPERTHINGS_HOST) is not an address of this machine; give one of its addresses, such as 127.0.0.1 or 0.0.0.0`,
       );
     }
     throw err;

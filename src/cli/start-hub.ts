@@ -1,9 +1,10 @@
 // The composition root: picks the backends from configuration, opens the hub and serves it.
 import type { FastifyInstance } from "fastify";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import pretty from "pino-pretty";
-import { buildServer, startMqtt, type RunningMqtt } from "../api/index.js";
+import { buildServer, parseBrokerUrl, startMqtt, type RunningMqtt } from "../api/index.js";
 import { AddressPolicy, createBindings } from "../bindings/index.js";
 import { InProcessBus } from "../bus/index.js";
 import { Discovery, Hub, type HubConfig } from "../hub/index.js";
@@ -32,10 +33,27 @@ export function createLogger(level: string, destination: NodeJS.WritableStream =
     : pino({ level }, destination);
 }
 
+/**
+ * Binds the HTTP address once and lets it go again, so that a port in use, a host that is no
+ * address of this machine or a port that needs privileges stops the start before the data
+ * directory is touched: a first start that fails there must not leave an admin token behind that
+ * was never shown. (The real listen, later, still reports what changed in between.)
+ */
+async function checkAddress(host: string, port: number): Promise<void> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once("error", reject);
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 export async function startHub(
   config: HubConfig,
   options: { logger?: Logger; clock?: () => Date } = {},
 ): Promise<RunningHub> {
+  // What can be checked without the data directory is checked first (nothing is created when it fails).
+  if (config.mqtt === "external" && config.mqttUrl !== undefined) parseBrokerUrl(config.mqttUrl);
+  await checkAddress(config.host, config.port);
   const logger = options.logger ?? createLogger(config.logLevel);
   const path = join(config.dataDir, "hyperthings.db");
   const store = new SqliteStore({ path, mmapBytes: config.sqliteMmapMiB * 2 ** 20 });

@@ -5,3 +5,4 @@ export { MqttGateway, reportOf, type WriteOutcome } from "./gateway.js";
 export { TopicLayout, encodeTopicLevel, decodeTopicLevel } from "./topic-layout.js";
 export { deviceCredentials, type DeviceCredentials } from "./device-credentials.js";
 export { EMBEDDED_BROKER_LIMITS } from "./embedded-broker.js";
+export { parseBrokerUrl } from "./external-broker.js";
