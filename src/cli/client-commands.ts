@@ -121,7 +121,7 @@ export function connectionHelpWith(exitCodes: string): string {
 Connection:
   --url (env HYPERTHINGS_URL) names the hub, ${`http://${configDefaults.host}:${configDefaults.port}`} by default.
   --token (env HYPERTHINGS_TOKEN) is its bearer token: whatever changes something (add, rm,
-  set, invoke, credentials, releases…) needs an admin token, reads one only on a hub started
+  write, invoke, credentials, releases…) needs an admin token, reads one only on a hub started
   with --auth read.
   Without a token, for the default local hub the admin token is read from
   ${join(localDataDir(), ADMIN_TOKEN_FILE)}, where \`things serve\` keeps it.
