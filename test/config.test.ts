@@ -1,7 +1,7 @@
 // Settings that reach the store: read from the environment, checked, and applied.
 import type Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../src/hub/index.js";
+import { loadConfig, unknownEnvironment } from "../src/hub/index.js";
 import { startTestHub } from "./support/test-hub.js";
 
 describe("the SQLite memory map setting", () => {
@@ -27,5 +27,27 @@ describe("the SQLite memory map setting", () => {
     } finally {
       await hub.stop();
     }
+  });
+});
+
+describe("HYPERTHINGS_ variables that are no setting", () => {
+  it("are named, with the setting a near name most likely meant; the CLI's and the tests' are not", () => {
+    expect(
+      unknownEnvironment({
+        HYPERTHINGS_DATA_DIR: "/srv/hub",
+        HYPERTHINGS_PROT: "9000",
+        HYPERTHINGS_FOO: "1",
+        HYPERTHINGS_DATA: "/srv/hub",
+        HYPERTHINGS_URL: "http://127.0.0.1:8080",
+        HYPERTHINGS_TOKEN: "ht_x",
+        HYPERTHINGS_TEST_MQTT_URL: "mqtt://127.0.0.1:1883",
+        HYPERTHINGS_REQUIRE_SERVICES: "1",
+        PATH: "/usr/bin",
+      }),
+    ).toEqual([
+      { name: "HYPERTHINGS_DATA_DIR", meant: "HYPERTHINGS_DATA" },
+      { name: "HYPERTHINGS_FOO", meant: undefined },
+      { name: "HYPERTHINGS_PROT", meant: "HYPERTHINGS_PORT" },
+    ]);
   });
 });

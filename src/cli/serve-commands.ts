@@ -1,6 +1,6 @@
 // `things serve` and `things demo`: run a hub in this process until Ctrl-C.
 import type { Command } from "commander";
-import { loadConfig, type ConfigOverrides } from "../hub/index.js";
+import { loadConfig, unknownEnvironment, type ConfigOverrides } from "../hub/index.js";
 import { CliError } from "./cli-error.js";
 import type { RunningHub } from "./start-hub.js";
 
@@ -119,6 +119,9 @@ async function serve(
   const out = process.stdout;
   out.write(`Hyperthings ${running.hub.id} listening on ${running.url}\n`);
   out.write(`  data: ${config.dataDir}\n`);
+  for (const { name, meant } of unknownEnvironment(process.env)) {
+    out.write(`  ignored: ${name} is no setting${meant === undefined ? "" : ` (did you mean ${meant}?)`}\n`);
+  }
   out.write(`${mqttLine(running)}\n`);
   const { adminToken } = running.hub;
   if (adminToken.created) {

@@ -130,6 +130,62 @@ export const configEnvironment = {
   vocabulary: "HYPERTHINGS_VOCABULARY",
 } as const;
 
+/** HYPERTHINGS_ names that are no hub setting but mean something elsewhere: the CLI's, the tests'. */
+const OTHER_ENVIRONMENT = [
+  "HYPERTHINGS_URL",
+  "HYPERTHINGS_TOKEN",
+  "HYPERTHINGS_REQUIRE_SERVICES",
+  "HYPERTHINGS_CHROMIUM",
+  "HYPERTHINGS_UI_SCREENSHOTS",
+];
+const OTHER_ENVIRONMENT_PREFIXES = ["HYPERTHINGS_TEST_", "HYPERTHINGS_BENCH_"];
+
+/**
+ * The HYPERTHINGS_ variables of `env` that nothing reads, each with the setting it most likely
+ * meant: `HYPERTHINGS_DATA_DIR` would otherwise leave the hub on its default data folder, silently.
+ */
+export function unknownEnvironment(env: NodeJS.ProcessEnv): { name: string; meant: string | undefined }[] {
+  const settings: string[] = Object.values(configEnvironment);
+  const known = new Set([...settings, ...OTHER_ENVIRONMENT]);
+  return Object.keys(env)
+    .filter(
+      (name) =>
+        name.startsWith("HYPERTHINGS_") &&
+        !known.has(name) &&
+        !OTHER_ENVIRONMENT_PREFIXES.some((prefix) => name.startsWith(prefix)),
+    )
+    .sort()
+    .map((name) => ({ name, meant: closestName(name, [...known]) }));
+}
+
+/** The name nearest to `name`: one that is a prefix of it or it of one, else within 2 edits. */
+function closestName(name: string, names: readonly string[]): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of names) {
+    const distance =
+      name.startsWith(candidate) || candidate.startsWith(name) ? 0 : editDistance(name, candidate);
+    if (distance <= 2 && (best === undefined || distance < best.distance))
+      best = { name: candidate, distance };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(
+        (row[j] ?? 0) + 1,
+        (next[j - 1] ?? 0) + 1,
+        (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    row = next;
+  }
+  return row[b.length] ?? 0;
+}
+
 export function defaultDataDir(): string {
   return join(envPaths("hyperthings", { suffix: "" }).data);
 }

@@ -6,6 +6,7 @@ export {
   configDefaults,
   configEnvironment,
   defaultDataDir,
+  unknownEnvironment,
   type HubConfig,
   type ConfigOverrides,
 } from "./config.js";
