@@ -105,4 +105,18 @@ describe("things sim", () => {
     expect(await sim.exited).toBe(2);
     expect(sim.stderr().trim()).toBe('things: --scale must be a whole number ≥ 1, not "0"');
   });
+
+  it("refuses a chaos or tick interval longer than a timer takes (it would fire every millisecond), and a scale past 100,000", async () => {
+    for (const [args, message] of [
+      [["sim", "--chaos", "3000000000"], '--chaos must be at most 2147483647, not "3000000000"'],
+      [["sim", "--tick-ms", "2147483648"], '--tick-ms must be at most 2147483647, not "2147483648"'],
+      [["sim", "--scale", "1e9"], '--scale must be at most 100000, not "1e9"'],
+      [["demo", "--chaos", "3000000000"], '--chaos must be at most 2147483647, not "3000000000"'],
+    ] as const) {
+      const sim = run([...args]);
+      expect(await sim.exited, args.join(" ")).toBe(2);
+      expect(sim.stdout()).toBe("");
+      expect(sim.stderr()).toBe(`things: ${message}\n`);
+    }
+  });
 });

@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { loadConfig, unknownEnvironment, type ConfigOverrides } from "../hub/index.js";
 import { CliError } from "./cli-error.js";
+import { MAX_TIMER_MS, wholeNumberOption } from "./sim-commands.js";
 import type { RunningHub } from "./start-hub.js";
 
 interface ServeOptions {
@@ -190,10 +191,7 @@ export function registerServeCommands(program: Command): void {
       "20000",
     )
     .action(async (options: ServeOptions & { chaos: string }) => {
-      const chaosMs = Number(options.chaos);
-      if (!Number.isInteger(chaosMs) || chaosMs < 0) {
-        throw new CliError(`--chaos must be a whole number of ms ≥ 0, not "${options.chaos}"`, 2);
-      }
+      const chaosMs = wholeNumberOption(options.chaos, "--chaos", 0, MAX_TIMER_MS);
       const companions: Companions = { before: [], after: [] };
       const running = await serve(options, companions);
       const { startDemoFleet } = await import("./sim-commands.js");

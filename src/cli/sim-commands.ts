@@ -88,10 +88,20 @@ function withoutCredentials(url: string): string {
   }
 }
 
-function positiveInteger(text: string, flag: string, min = 1): number {
+/**
+ * The longest delay Node's timers take (2^31 − 1 ms, about 24.8 days): a longer one is run after
+ * 1 ms instead, so `--chaos 3000000000` made the chaos monkey strike every millisecond.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The most copies of the fleet `--scale` makes (700,000 Things); far more only ran out of memory. */
+const MAX_SCALE = 100_000;
+
+/** A whole-number option from `min` to `max`, or a usage error in one line. */
+export function wholeNumberOption(text: string, flag: string, min: number, max: number): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < min)
     throw new CliError(`${flag} must be a whole number ≥ ${min}, not "${text}"`, 2);
+  if (n > max) throw new CliError(`${flag} must be at most ${max}, not "${text}"`, 2);
   return n;
 }
 
@@ -125,11 +135,12 @@ function fleetOptionsOf(options: SimOptions): FleetOptions {
   const speed = Number(options.speed);
   if (!Number.isFinite(speed) || speed <= 0)
     throw new CliError(`--speed must be a number above 0, not "${options.speed}"`, 2);
-  const chaosMs = options.chaos === undefined ? 0 : positiveInteger(options.chaos, "--chaos", 0);
+  const chaosMs =
+    options.chaos === undefined ? 0 : wholeNumberOption(options.chaos, "--chaos", 0, MAX_TIMER_MS);
   return {
     host: options.host,
-    scale: positiveInteger(options.scale, "--scale"),
-    tickMs: positiveInteger(options.tickMs, "--tick-ms", 0),
+    scale: wholeNumberOption(options.scale, "--scale", 1, MAX_SCALE),
+    tickMs: wholeNumberOption(options.tickMs, "--tick-ms", 0, MAX_TIMER_MS),
     speed,
     ...(kinds && { kinds }),
     ...(mqtt && { mqtt, homieRoot: options.homieRoot }),
