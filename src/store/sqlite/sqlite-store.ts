@@ -207,7 +207,6 @@ function toRecord(row: ThingRow, td: RegisteredThingDescription): ThingRecord {
   return record;
 }
 
-/** SQLite's own word for a damaged file names neither the file nor what to do: this does. */
 /**
  * Holds `<path>-lock` locked for as long as the store is open: the store keeps the Log's head in
  * memory and assumes it is the file's only writer, so a second hub on the same data directory
@@ -230,6 +229,7 @@ function lockDatabase(path: string): Database.Database {
   return lock;
 }
 
+/** SQLite's own word for a damaged file names neither the file nor what to do: this does. */
 function damaged(path: string, error: unknown): unknown {
   const code = (error as { code?: unknown }).code;
   if (code !== "SQLITE_CORRUPT" && code !== "SQLITE_NOTADB") return error;
