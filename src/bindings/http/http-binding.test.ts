@@ -406,6 +406,31 @@ describe("HttpBinding", () => {
     expect(await data.first(2)).toEqual(["alarm 1", "alarm 2"]);
   });
 
+  it("does not ask again at once a Thing that answers every long-poll request at once", async () => {
+    // A plain GET endpoint behind an event form: asked again at once, it would be a busy loop.
+    use({ reconnectMs: 60_000, maxReconnectMs: 60_000 });
+    let answered = 0;
+    thing.routes.set("GET /events/alarm", (_req, res) => {
+      answered++;
+      if (answered % 2 === 0) res.writeHead(204).end();
+      else json(res, 200, "alarm");
+    });
+    const data = collector();
+    const errors = collector();
+    subscriptions.push(
+      await binding.subscribeEvent(
+        target({ op: "subscribeevent", affordance: { kind: "event", name: "alarm" } }),
+        data.push,
+        errors.push,
+      ),
+    );
+    const [error] = await errors.first(1);
+    expect(bindingFailure(error)).toMatchObject({ reason: "content" });
+    expect((error as Error).message).toContain("long-poll requests in a row at once");
+    expect(answered).toBe(10);
+    expect(data.values).toHaveLength(5);
+  });
+
   it("subscribes by long-poll only to a Thing that takes the request: refused or 4xx fails the subscription", async () => {
     use();
     // A port nothing listens on: the connection is refused.

@@ -227,6 +227,13 @@ export async function observeBySse(
  * unknown host fails well within this (a Thing that cannot be reached cannot be subscribed to).
  */
 const LONG_POLL_CONTACT_MS = 250;
+/**
+ * Answers in a row, each within LONG_POLL_CONTACT_MS of its request, after which a Thing is taken
+ * not to hold long-poll requests (a plain GET endpoint, a 204 at once): asking it again at once
+ * would loop as fast as it answers, so the next requests wait, backing off. A few in a row are a
+ * burst of queued values.
+ */
+const LONG_POLL_PROMPT_ANSWERS = 10;
 const HELD: unique symbol = Symbol("held");
 
 /** `subprotocol: "longpoll"`: each answer is one value; the request is sent again at once. */
@@ -249,6 +256,7 @@ export async function observeByLongPoll(
   // The first request establishes the subscription: it answers, or it is still held after a
   // moment. If it fails first, the subscription fails (unreachable, 4xx…), as an SSE stream's
   // first connection or a polled property's first read does.
+  let sent = performance.now();
   let first: ReturnType<typeof request> | undefined = request();
   const early = await Promise.race([
     first,
@@ -264,20 +272,44 @@ export async function observeByLongPoll(
   if (early !== HELD) first = Promise.resolve(early);
   observation.run(async () => {
     let failures = 0;
+    let prompt = 0;
     while (!observation.closed) {
       try {
+        if (first === undefined) sent = performance.now();
         const pending = first ?? request();
         first = undefined;
         const answer = await pending;
         failures = 0;
+        prompt = performance.now() - sent < LONG_POLL_CONTACT_MS ? prompt + 1 : 0;
         if (answer.status !== 204) {
           observation.value(decodeAnswer(target, answer, target.terms.contentType));
+        }
+        if (prompt >= LONG_POLL_PROMPT_ANSWERS) {
+          if (prompt === LONG_POLL_PROMPT_ANSWERS) {
+            observation.error(
+              bindingError(
+                { ...target, href: answer.url },
+                "content",
+                `the Thing answered ${prompt} long-poll requests in a row at once instead of holding them: it is asked again after a delay`,
+                { status: answer.status },
+              ),
+            );
+          }
+          const wait = backoffDelay(
+            prompt - LONG_POLL_PROMPT_ANSWERS,
+            { baseDelayMs: options.reconnectMs, maxDelayMs: options.maxReconnectMs },
+            options.random,
+          );
+          await observation.pause(wait);
         }
       } catch (error) {
         if (observation.closed) return;
         const failure = bindingFailure(error);
         // The Thing held the request for the whole window with nothing to say: ask again.
-        if (failure?.reason === "timeout" || failure?.status === 408) continue;
+        if (failure?.reason === "timeout" || failure?.status === 408) {
+          prompt = 0;
+          continue;
+        }
         const final = isFinal(error);
         observation.error(asBindingError(error), final);
         if (final) return;
