@@ -14,6 +14,9 @@ import { topicMatches } from "./mqtt-topic.js";
 /** QoS 1 deliveries in flight, unacknowledged, on an MQTT 5 connection (§3.1.2.11.3). */
 const RECEIVE_MAXIMUM = 1_024;
 
+/** Room in a packet besides its payload: the fixed header, a topic (at most 65,535 bytes), properties. */
+const PACKET_OVERHEAD_BYTES = 128 * 1024;
+
 /** Handed to mqtt.js's `handleMessage` callback: it then sends no PUBACK and reads on. */
 const DEFERRED_ACK = new Error("acknowledged once its listeners settled");
 
@@ -30,6 +33,8 @@ export interface BrokerConnectionOptions {
   readonly protocolVersion: 4 | 5;
   readonly clientId: string;
   readonly keepaliveSeconds: number;
+  /** The largest payload wanted; on MQTT 5, the broker is asked not to send packets much larger. */
+  readonly maxMessageBytes?: number;
   readonly connectTimeoutMs: number;
   readonly reconnect: BackoffOptions;
   readonly addressPolicy: AddressPolicy;
@@ -76,8 +81,18 @@ export class BrokerConnection {
     this.#client = new MqttClient(() => this.#openSocket(), {
       protocolId: "MQTT",
       protocolVersion: options.protocolVersion,
-      // MQTT 5: the broker sends at most this many QoS 1 messages before their PUBACKs.
-      ...(options.protocolVersion === 5 ? { properties: { receiveMaximum: RECEIVE_MAXIMUM } } : {}),
+      // MQTT 5: the broker sends at most this many QoS 1 messages before their PUBACKs, and no
+      // packet larger than the Maximum Packet Size (§3.1.2.11.4: it discards them for this client).
+      ...(options.protocolVersion === 5
+        ? {
+            properties: {
+              receiveMaximum: RECEIVE_MAXIMUM,
+              ...(options.maxMessageBytes === undefined
+                ? {}
+                : { maximumPacketSize: options.maxMessageBytes + PACKET_OVERHEAD_BYTES }),
+            },
+          }
+        : {}),
       clientId: options.clientId,
       clean: true,
       resubscribe: true,

@@ -173,6 +173,30 @@ if (problem !== undefined && !required) {
       expect(await binding.readProperty(property("label"))).toBe("42");
     });
 
+    it("takes no message larger than maxMessageBytes as a value, observed or read", async () => {
+      use({ maxMessageBytes: 64 * 1024, operationTimeoutMs: 500 });
+      const on = (op: TargetRequest["op"], topic: string): Target => {
+        const t = property("temperature", op);
+        return { ...t, terms: { ...t.terms, topic } };
+      };
+      const values = collector();
+      const errors = collector();
+      subscriptions.push(
+        await binding.observeProperty(on("observeproperty", `${prefix}/big`), values.push, errors.push),
+      );
+      const huge = JSON.stringify("x".repeat(300 * 1024));
+      await publish(`${prefix}/big`, huge);
+      await publish(`${prefix}/big`, "21");
+      expect(await values.first(1)).toEqual([21]);
+      // MQTT 5: the broker drops it for the hub (Maximum Packet Size); MQTT 3.1.1: the binding does.
+      if (protocolVersion === 4) {
+        expect(bindingFailure(errors.values[0])).toMatchObject({ reason: "too-large" });
+      }
+      await publish(`${prefix}/big-retained`, huge, true);
+      const read = await failureOf(binding.readProperty(on("readproperty", `${prefix}/big-retained`)));
+      expect(read.reason).toBe(protocolVersion === 4 ? "too-large" : "timeout");
+    });
+
     it("gives up a read when no message comes in time", async () => {
       use({ operationTimeoutMs: 200 });
       const empty = targetFor(td, {

@@ -5,6 +5,7 @@ import type { IClientPublishOptions, IPublishPacket } from "mqtt";
 import { AddressPolicy } from "../address-policy.js";
 import type { BackoffOptions } from "../backoff.js";
 import { bindingError } from "../binding.js";
+import type { BindingError } from "../../core/index.js";
 import type {
   ActionOutcome,
   Binding,
@@ -41,6 +42,12 @@ export interface MqttBindingOptions {
   readonly connectTimeoutMs?: number;
   /** Waiting for the connection, a SUBACK or PUBACK, the first message of a read, a reply; default 10 s. */
   readonly operationTimeoutMs?: number;
+  /**
+   * The largest payload taken from the broker; default 1 MiB, as an HTTP answer. A larger message
+   * is no value: a subscription reports it (`too-large`) and a read or a reply fails with it. On
+   * MQTT 5 the broker is also told (Maximum Packet Size) not to send larger packets at all.
+   */
+  readonly maxMessageBytes?: number;
   /** Reconnection backoff; default 1 s doubling to 30 s. */
   readonly reconnect?: Partial<BackoffOptions>;
   /** Told when a broker connection comes up or goes down. */
@@ -56,6 +63,7 @@ export const MQTT_BINDING_DEFAULTS = {
   keepaliveSeconds: 30,
   connectTimeoutMs: 10_000,
   operationTimeoutMs: 10_000,
+  maxMessageBytes: 1024 * 1024,
   reconnect: { baseDelayMs: 1_000, maxDelayMs: 30_000 },
 } as const;
 
@@ -66,6 +74,7 @@ export class MqttBinding implements Binding {
   readonly #options: MqttBindingOptions;
   readonly #policy: AddressPolicy;
   readonly #timeoutMs: number;
+  readonly #maxMessageBytes: number;
   readonly #connections = new Map<string, BrokerConnection>();
   readonly #subscriptions = new Set<Subscription>();
   #closed = false;
@@ -74,6 +83,7 @@ export class MqttBinding implements Binding {
     this.#options = options;
     this.#policy = options.addressPolicy ?? new AddressPolicy();
     this.#timeoutMs = options.operationTimeoutMs ?? MQTT_BINDING_DEFAULTS.operationTimeoutMs;
+    this.#maxMessageBytes = options.maxMessageBytes ?? MQTT_BINDING_DEFAULTS.maxMessageBytes;
   }
 
   /** Subscribes to the form's topic and takes the first message: the retained value, or the next one. */
@@ -87,7 +97,7 @@ export class MqttBinding implements Binding {
     );
     try {
       const packet = await this.#call(target, () => withTimeout(first, this.#timeoutMs));
-      return decodePayload(target, packet);
+      return this.#decode(target, packet);
     } finally {
       await unsubscribe();
     }
@@ -139,7 +149,7 @@ export class MqttBinding implements Binding {
       options.properties = { ...options.properties, responseTopic, correlationData: correlation };
       await this.#call(target, () => connection.publish(topic, payload, options, this.#timeoutMs));
       const packet = await this.#call(target, () => withTimeout(reply, this.#timeoutMs));
-      return { kind: "completed", output: decodePayload(target, packet) };
+      return { kind: "completed", output: this.#decode(target, packet) };
     } finally {
       await unsubscribe();
     }
@@ -173,7 +183,10 @@ export class MqttBinding implements Binding {
         filter,
         qosOf(target),
         async (packet) => {
-          if (open) await onValue(decodePayload(target, packet));
+          if (!open) return;
+          const tooLarge = this.#tooLarge(target, packet);
+          if (tooLarge !== undefined) onError(tooLarge);
+          else await onValue(decodePayload(target, packet));
         },
         this.#timeoutMs,
       ),
@@ -194,6 +207,23 @@ export class MqttBinding implements Binding {
     };
     subscriptions.add(subscription);
     return subscription;
+  }
+
+  /** The message's payload as a value, or the `too-large` BindingError past `maxMessageBytes`. */
+  #decode(target: Target, packet: IPublishPacket): unknown {
+    const tooLarge = this.#tooLarge(target, packet);
+    if (tooLarge !== undefined) throw tooLarge;
+    return decodePayload(target, packet);
+  }
+
+  #tooLarge(target: Target, packet: IPublishPacket): BindingError | undefined {
+    const size = packet.payload.length;
+    if (size <= this.#maxMessageBytes) return undefined;
+    return bindingError(
+      target,
+      "too-large",
+      `a message of ${size} bytes on ${packet.topic} is larger than ${this.#maxMessageBytes} bytes`,
+    );
   }
 
   /** The shared connection for the target's broker and user, made on first use. */
@@ -229,6 +259,7 @@ export class MqttBinding implements Binding {
         MQTT_BINDING_DEFAULTS.protocolVersion,
       clientId,
       keepaliveSeconds: options.keepaliveSeconds ?? MQTT_BINDING_DEFAULTS.keepaliveSeconds,
+      maxMessageBytes: this.#maxMessageBytes,
       connectTimeoutMs: options.connectTimeoutMs ?? MQTT_BINDING_DEFAULTS.connectTimeoutMs,
       reconnect: { ...MQTT_BINDING_DEFAULTS.reconnect, ...options.reconnect },
       addressPolicy: this.#policy,
