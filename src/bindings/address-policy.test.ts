@@ -47,6 +47,19 @@ describe("AddressPolicy", () => {
     }
     expect(policy.allows("198.51.100.7")).toBe(true);
   });
+  it("refuses an unspecified address (0.0.0.0, ::) when loopback is refused, naming the loopback rule", () => {
+    const policy = new AddressPolicy({ deny: ["127.0.0.0/8"] });
+    expect(policy.allows("0.0.0.0")).toBe(false);
+    expect(policy.allows("::ffff:0.0.0.0")).toBe(false);
+    expect(policy.allows("::")).toBe(false);
+    expect(policy.ruleFor("0.0.0.0")).toBe("deny 127.0.0.0/8: connecting to 0.0.0.0 reaches 127.0.0.1");
+    expect(policy.checkHost("[::]")).toBeInstanceOf(AddressDeniedError);
+    expect(policy.allows("0.0.0.1")).toBe(true);
+    expect(
+      new AddressPolicy({ allow: ["127.0.0.0/8", "::1/128", "0.0.0.0/32", "::/128"] }).allows("::"),
+    ).toBe(true);
+    expect(new AddressPolicy({ allow: ["0.0.0.0/32", "::1/128"] }).allows("0.0.0.0")).toBe(false);
+  });
   it("names the rule that refuses an address", () => {
     const policy = new AddressPolicy({ allow: ["10.0.0.0/8"], deny: ["10.1.0.0/16", "10.0.0.0/9"] });
     expect(policy.ruleFor("10.1.2.3")).toBe("deny 10.1.0.0/16");

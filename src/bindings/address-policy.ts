@@ -43,6 +43,20 @@ export const METADATA_AND_LINK_LOCAL_RANGES: readonly string[] = [
   "fe80::/10",
 ];
 
+// Connecting to an unspecified address reaches this host (Linux: loopback), whatever a deny list of
+// loopback ranges says; it is checked as both loopbacks too.
+const UNSPECIFIED = new BlockList();
+UNSPECIFIED.addAddress("0.0.0.0", "ipv4");
+UNSPECIFIED.addAddress("::", "ipv6");
+const LOOPBACKS: readonly (readonly [string, "ipv4" | "ipv6"])[] = [
+  ["127.0.0.1", "ipv4"],
+  ["::1", "ipv6"],
+];
+
+function isUnspecified(address: string, family: number): boolean {
+  return UNSPECIFIED.check(address, family === 4 ? "ipv4" : "ipv6");
+}
+
 /** Raised (as the `error` of a connect) when an address is not allowed. */
 export class AddressDeniedError extends Error {
   readonly code = "ERR_ADDRESS_DENIED";
@@ -64,7 +78,6 @@ export class AddressDeniedError extends Error {
 export class AddressPolicy {
   readonly #allow: BlockList;
   readonly #allowText: string;
-  readonly #deny = new BlockList();
   // One list per deny rule, to name the rule that refused an address.
   readonly #denyRules: { cidr: string; blocks: BlockList }[] = [];
 
@@ -73,7 +86,6 @@ export class AddressPolicy {
     this.#allow = toBlockList(allow, "allow");
     this.#allowText = allow.join(", ");
     for (const [i, cidr] of (options.deny ?? []).entries()) {
-      addCidr(this.#deny, cidr, `/deny/${i}`);
       const blocks = new BlockList();
       addCidr(blocks, cidr, `/deny/${i}`);
       this.#denyRules.push({ cidr, blocks });
@@ -84,18 +96,27 @@ export class AddressPolicy {
   ruleFor(address: string): string | undefined {
     const family = isIP(address);
     if (family === 0) return "not an IP address";
-    const type = family === 4 ? "ipv4" : "ipv6";
+    const own = this.#ruleFor(address, family === 4 ? "ipv4" : "ipv6");
+    if (own !== undefined || !isUnspecified(address, family)) return own;
+    for (const [loopback, type] of LOOPBACKS) {
+      const rule = this.#ruleFor(loopback, type);
+      if (rule !== undefined) return `${rule}: connecting to ${address} reaches ${loopback}`;
+    }
+    return undefined;
+  }
+
+  /**
+   * True when the bindings may connect to this IP address (v4, v6, or v4-mapped v6). An
+   * unspecified address (0.0.0.0, ::) connects to this host: it is allowed only with loopback.
+   */
+  allows(address: string): boolean {
+    return this.ruleFor(address) === undefined;
+  }
+
+  #ruleFor(address: string, type: "ipv4" | "ipv6"): string | undefined {
     if (!this.#allow.check(address, type)) return `not in allow ${this.#allowText}`;
     const rule = this.#denyRules.find((r) => r.blocks.check(address, type));
     return rule === undefined ? undefined : `deny ${rule.cidr}`;
-  }
-
-  /** True when the bindings may connect to this IP address (v4, v6, or v4-mapped v6). */
-  allows(address: string): boolean {
-    const family = isIP(address);
-    if (family === 0) return false;
-    const type = family === 4 ? "ipv4" : "ipv6";
-    return this.#allow.check(address, type) && !this.#deny.check(address, type);
   }
 
   /**

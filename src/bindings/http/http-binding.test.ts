@@ -568,6 +568,20 @@ describe("HttpBinding", () => {
     expect(thing.connections).toBe(0);
   });
 
+  it("refuses 0.0.0.0 and [::] when loopback is denied: they connect to this host", async () => {
+    use({ addressPolicy: new AddressPolicy({ deny: ["127.0.0.0/8", "::1/128"] }) });
+    const port = new URL(thing.url).port;
+    thing.routes.set("GET /properties/brightness", (_req, res) => json(res, 200, 40));
+    for (const host of ["0.0.0.0", "[::]", "[::ffff:0.0.0.0]"]) {
+      const read = targetFor(lampAt(`http://${host}:${port}/`), {
+        op: "readproperty",
+        affordance: { kind: "property", name: "brightness" },
+      });
+      expect(await failureOf(binding.readProperty(read)), host).toMatchObject({ reason: "address-denied" });
+    }
+    expect(thing.connections).toBe(0);
+  });
+
   it("stops after five redirects", async () => {
     use();
     thing.routes.set("GET /properties/brightness", (_req, res) =>
