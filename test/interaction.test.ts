@@ -120,6 +120,27 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     expect(ls).toMatchObject({ code: 0, stdout: "basic_sc\n" });
   });
 
+  it("sets a Thing's bearer token with the CLI's --bearer; --token stays the hub's own token", async () => {
+    const bearerId = "urn:test:interaction:bearer";
+    const bearerToken = `tok-${randomBytes(12).toString("hex")}`;
+    await register(hub, {
+      ...device.td(bearerId),
+      securityDefinitions: { bearer_sc: { scheme: "bearer" } },
+      security: "bearer_sc",
+    });
+    const wrong = await things(hub, ["credentials", "set", bearerId, "--token", "-"], `${bearerToken}\n`);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain("a Thing's bearer token is --bearer");
+    const run = await things(hub, ["credentials", "set", bearerId, "--bearer", "-"], `${bearerToken}\n`);
+    expect(run).toMatchObject({
+      code: 0,
+      stdout: `credentials set for security "bearer_sc" of ${bearerId}\n`,
+    });
+    const arrived = device.requests.length;
+    await things(hub, ["read", bearerId, "temperature"]);
+    expect(device.requests.slice(arrived).map((r) => r.authorization)).toContain(`Bearer ${bearerToken}`);
+  });
+
   it("records observed values as reported Changes: pushed over SSE, and polled only when they change", async () => {
     const after = await lastSeq(hub);
     await device.streamOpen("/properties/temperature/observe");

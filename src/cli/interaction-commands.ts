@@ -184,29 +184,35 @@ interface CredentialsOptions {
   schemeName?: string;
   username?: string;
   password?: string;
-  token?: string;
+  bearer?: string;
   key?: string;
 }
 
 async function setCredentials(id: string, options: CredentialsOptions, command: Command): Promise<void> {
-  const fromStdin = [options.password, options.token, options.key].filter((v) => v === "-").length;
+  const fromStdin = [options.password, options.bearer, options.key].filter((v) => v === "-").length;
   if (fromStdin > 1) throw new CliError("only one secret can come from stdin (-)", 2);
   const secret = async (value: string | undefined) => (value === "-" ? readStdinLine() : value);
   const schemeName = options.schemeName === undefined ? {} : { schemeName: options.schemeName };
   let input: CredentialsInput;
-  if (options.token !== undefined && options.key === undefined && options.username === undefined) {
-    input = { ...schemeName, token: (await secret(options.token)) ?? "" };
-  } else if (options.key !== undefined && options.token === undefined && options.username === undefined) {
+  if (options.bearer !== undefined && options.key === undefined && options.username === undefined) {
+    input = { ...schemeName, token: (await secret(options.bearer)) ?? "" };
+  } else if (options.key !== undefined && options.bearer === undefined && options.username === undefined) {
     input = { ...schemeName, key: (await secret(options.key)) ?? "" };
   } else if (
     options.username !== undefined &&
     options.password !== undefined &&
-    options.token === undefined &&
+    options.bearer === undefined &&
     options.key === undefined
   ) {
     input = { ...schemeName, username: options.username, password: (await secret(options.password)) ?? "" };
   } else {
-    throw new CliError("give one secret: --username and --password, --token, or --key", 2);
+    // --token is the hub's token (a global option): a Thing's bearer token is --bearer.
+    const hubToken = command.optsWithGlobals<{ token?: string }>().token;
+    const hint =
+      hubToken !== undefined && command.parent?.parent?.getOptionValueSource("token") === "cli"
+        ? " (--token is the hub's own token; a Thing's bearer token is --bearer)"
+        : "";
+    throw new CliError(`give one secret: --username and --password, --bearer, or --key${hint}`, 2);
   }
   const name = await clientOf(command).setCredentials(id, input);
   process.stdout.write(`credentials set for security "${name}" of ${id}\n`);
@@ -296,7 +302,7 @@ export function registerInteractionCommands(program: Command): void {
     )
     .option("--username <user>", "basic: the user name")
     .option("--password <password>", "basic: the password (- reads it from stdin)")
-    .option("--token <token>", "bearer: the token (- reads it from stdin)")
+    .option("--bearer <token>", "bearer: the token (- reads it from stdin); --token is the hub's")
     .option("--key <key>", "apikey: the key (- reads it from stdin)")
     .addHelpText("after", help)
     .action(
