@@ -200,22 +200,68 @@ export interface BindingFailure {
 /** The first characters of a device's answer kept in an error. */
 export const BODY_EXCERPT_LENGTH = 512;
 
-/** Builds the BindingError for a target; `cause` keeps the underlying error for logs. */
+/** What stands for a secret in an error. */
+export const REDACTED = "[redacted]";
+
+/**
+ * `text` with every secret of `credentials` replaced by REDACTED, as sent and as a device may
+ * echo it (a 404 page that repeats the URL with its `?key=`, a page that prints the headers):
+ * plain, percent-encoded, form-encoded, JSON-escaped, and the base64 of a Basic header.
+ */
+export function redactSecrets(text: string, credentials: readonly Credentials[]): string {
+  const secrets: string[] = [];
+  for (const credential of credentials) {
+    if (credential.scheme === "basic") {
+      secrets.push(
+        credential.password,
+        Buffer.from(`${credential.username}:${credential.password}`, "utf8").toString("base64"),
+      );
+    } else if (credential.scheme === "bearer") secrets.push(credential.token);
+    else if (credential.scheme === "apikey") secrets.push(credential.key);
+  }
+  const forms = new Set<string>();
+  for (const secret of secrets) {
+    if (secret === "") continue;
+    forms.add(secret);
+    forms.add(encodeURIComponent(secret));
+    forms.add(new URLSearchParams({ s: secret }).toString().slice(2));
+    forms.add(JSON.stringify(secret).slice(1, -1));
+  }
+  // Longest first, so that no part of a longer form is left behind by a shorter one.
+  let redacted = text;
+  for (const form of [...forms].sort((a, b) => b.length - a.length)) {
+    redacted = redacted.replaceAll(form, REDACTED);
+  }
+  return redacted;
+}
+
+/**
+ * Builds the BindingError for a target; `cause` keeps the underlying error for logs. The target's
+ * credentials, when it has them, are redacted from the message and the device's answer: both go
+ * to API answers and to the Log, where the hub's secrets must never appear.
+ */
 export function bindingError(
-  target: { readonly thing: string; readonly href: string; readonly op?: Operation },
+  target: {
+    readonly thing: string;
+    readonly href: string;
+    readonly op?: Operation;
+    readonly credentials?: readonly Credentials[];
+  },
   reason: BindingFailureReason,
   message: string,
   answer: { status?: number; body?: string; ended?: boolean; cause?: unknown } = {},
 ): BindingError {
+  const credentials = target.credentials ?? [];
+  const redact = (text: string) => (credentials.length === 0 ? text : redactSecrets(text, credentials));
   const detail: BindingFailure = {
     reason,
     href: target.href,
     ...(target.op === undefined ? {} : { op: target.op }),
     ...(answer.status === undefined ? {} : { status: answer.status }),
-    ...(answer.body === undefined ? {} : { body: answer.body.slice(0, BODY_EXCERPT_LENGTH) }),
+    ...(answer.body === undefined ? {} : { body: redact(answer.body).slice(0, BODY_EXCERPT_LENGTH) }),
     ...(answer.ended === undefined ? {} : { ended: answer.ended }),
   };
-  const error = new BindingError(`${target.thing}: ${message}`, target.thing, detail);
+  const error = new BindingError(`${target.thing}: ${redact(message)}`, target.thing, detail);
   if (answer.cause !== undefined) error.cause = answer.cause;
   return error;
 }

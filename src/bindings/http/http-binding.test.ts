@@ -507,6 +507,27 @@ describe("HttpBinding", () => {
     expect(new URL(keyed?.url ?? "", "http://x").searchParams.get("key")).toBe("qk");
   });
 
+  it("redacts the Thing's secrets from a device's answer that echoes the request", async () => {
+    use();
+    // As an Express 404 page repeats the URL (with its ?key=), and a debug page the headers.
+    const echo = (req: IncomingMessage, res: ServerResponse) =>
+      res
+        .writeHead(404, { "content-type": "text/plain" })
+        .end(`Cannot GET ${req.url ?? ""} ${JSON.stringify(req.headers)}`);
+    thing.routes.set("GET /properties/keyed", echo);
+    thing.routes.set("GET /properties/guarded", echo);
+    const keyed = await binding.readProperty(property("keyed")).catch((e: unknown) => e);
+    const guarded = await binding.readProperty(property("guarded")).catch((e: unknown) => e);
+    for (const error of [keyed, guarded]) {
+      const text = JSON.stringify({ message: (error as Error).message, detail: bindingFailure(error) });
+      expect(text).toContain("[redacted]");
+      for (const secret of ["qk", "hk", "ck", "lovelace", Buffer.from("ada:lovelace").toString("base64")]) {
+        expect(text).not.toContain(secret);
+      }
+    }
+    expect(bindingFailure(keyed)?.body).toContain("key=[redacted]");
+  });
+
   it("retries a GET answered 503, and never a POST", async () => {
     use();
     let reads = 0;

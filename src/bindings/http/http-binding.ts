@@ -302,7 +302,7 @@ class HttpActionHandle implements ActionHandle {
       credentials,
       accept: "application/json",
     });
-    const context = { thing, href: answer.url, op: "queryaction" } as const;
+    const context = { thing, href: answer.url, op: "queryaction", credentials } as const;
     const status = decodeAnswer(context, answer, "application/json");
     const state = (status as { status?: unknown } | null)?.status;
     if (typeof state !== "string" || !STATUSES.has(state)) {
@@ -315,16 +315,21 @@ class HttpActionHandle implements ActionHandle {
   }
 
   async result(): Promise<unknown> {
-    const { thing, href, pollIntervalMs, timeoutMs, now } = this.#context;
+    const { thing, href, credentials, pollIntervalMs, timeoutMs, now } = this.#context;
     const deadline = now() + timeoutMs;
     for (;;) {
       const status = await this.query();
       if (status.status === "completed") return status.output;
       if (status.status === "failed") {
         const body = JSON.stringify(status.error ?? null);
-        throw bindingError({ thing, href, op: "queryaction" }, "action-failed", "the action failed", {
-          body,
-        });
+        throw bindingError(
+          { thing, href, op: "queryaction", credentials },
+          "action-failed",
+          "the action failed",
+          {
+            body,
+          },
+        );
       }
       if (now() + pollIntervalMs > deadline) {
         throw bindingError(

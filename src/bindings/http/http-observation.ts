@@ -5,7 +5,14 @@ import { setTimeout as delay } from "node:timers/promises";
 import { BindingError } from "../../core/index.js";
 import { backoffDelay } from "../backoff.js";
 import { bindingError, bindingFailure } from "../binding.js";
-import type { ErrorListener, Operation, Subscription, Target, ValueListener } from "../binding.js";
+import type {
+  Credentials,
+  ErrorListener,
+  Operation,
+  Subscription,
+  Target,
+  ValueListener,
+} from "../binding.js";
 import { decodeJsonOrText, decodeValue, mediaType } from "../content.js";
 import { EventStreamParser, EventStreamTooLargeError } from "./event-stream.js";
 import type { HttpExchange, HttpTransport } from "./http-transport.js";
@@ -118,7 +125,7 @@ function exchangeFor(target: Target, overrides: Partial<HttpExchange> = {}): Htt
 
 /** Decodes by the answer's Content-Type, else `fallbackType`; undecodable bytes are a BindingError. */
 export function decodeAnswer(
-  context: { readonly thing: string; readonly op?: Operation },
+  context: { readonly thing: string; readonly op?: Operation; readonly credentials?: readonly Credentials[] },
   answer: { readonly body: Buffer; readonly headers: IncomingHttpHeaders; readonly url: string },
   fallbackType: string,
 ): unknown {
@@ -130,6 +137,7 @@ export function decodeAnswer(
       thing: context.thing,
       href: answer.url,
       ...(context.op === undefined ? {} : { op: context.op }),
+      ...(context.credentials === undefined ? {} : { credentials: context.credentials }),
     };
     throw bindingError(where, "content", `the answer is not valid ${mediaType(type)}`, {
       body: answer.body.toString("utf8"),

@@ -149,7 +149,7 @@ export class HttpTransport {
     let body = exchange.body;
     const credentials = exchange.credentials;
     for (let hop = 0; ; hop++) {
-      const context = { thing: exchange.thing, href: url.href, op: exchange.op };
+      const context = { thing: exchange.thing, href: url.href, op: exchange.op, credentials };
       const { target, headers } = prepare(
         exchange,
         url,
@@ -215,7 +215,12 @@ export class HttpTransport {
 
   async #readBody(exchange: HttpExchange, answer: HttpAnswer, body: ResponseBody): Promise<Buffer> {
     const limit = this.#options.maxResponseBytes;
-    const context = { thing: exchange.thing, href: answer.url, op: exchange.op };
+    const context = {
+      thing: exchange.thing,
+      href: answer.url,
+      op: exchange.op,
+      credentials: exchange.credentials,
+    };
     const tooLarge = () =>
       bindingError(context, "too-large", `the answer is larger than ${limit} bytes`, {
         status: answer.status,
