@@ -259,6 +259,16 @@ if (problem !== undefined && !required) {
       expect(await data.first(2)).toEqual(["smoke", "leak"]);
     });
 
+    it("takes no retained message as an event: it is sent again on every subscription", async () => {
+      use();
+      await publish(`${prefix}/alarms/old`, '"rang once, long ago"', true);
+      const data = collector();
+      const alarm = target({ op: "subscribeevent", affordance: { kind: "event", name: "alarm" } });
+      subscriptions.push(await binding.subscribeEvent(alarm, data.push, () => undefined));
+      await publish(`${prefix}/alarms/fire`, '"smoke"');
+      expect(await data.first(1)).toEqual(["smoke"]);
+    });
+
     it("shares one connection per broker among all targets", async () => {
       const connects = collector();
       use({ onConnection: (event) => event.state === "connected" && connects.push(event.clientId) });

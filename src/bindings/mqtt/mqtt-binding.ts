@@ -155,16 +155,21 @@ export class MqttBinding implements Binding {
     }
   }
 
+  /** A retained message, sent on subscribing, is the property's current value. */
   async observeProperty(
     target: Target,
     onValue: ValueListener,
     onError: ErrorListener,
   ): Promise<Subscription> {
-    return this.#subscribe(target, onValue, onError);
+    return this.#subscribe(target, onValue, onError, false);
   }
 
+  /**
+   * A retained message is no event: the broker sends it again on every subscription (each
+   * reconnect, each restart of the hub), and the occurrence it stands for happened once, before.
+   */
   async subscribeEvent(target: Target, onData: ValueListener, onError: ErrorListener): Promise<Subscription> {
-    return this.#subscribe(target, onData, onError);
+    return this.#subscribe(target, onData, onError, true);
   }
 
   async close(): Promise<void> {
@@ -174,7 +179,12 @@ export class MqttBinding implements Binding {
     this.#connections.clear();
   }
 
-  async #subscribe(target: Target, onValue: ValueListener, onError: ErrorListener): Promise<Subscription> {
+  async #subscribe(
+    target: Target,
+    onValue: ValueListener,
+    onError: ErrorListener,
+    skipRetained: boolean,
+  ): Promise<Subscription> {
     const filter = this.#topic(target, "subscribe");
     const connection = this.#connection(target);
     let open = true;
@@ -183,7 +193,8 @@ export class MqttBinding implements Binding {
         filter,
         qosOf(target),
         async (packet) => {
-          if (!open) return;
+          // MQTT §3.3.1.3: the retain flag is set only on a stored message sent for a new subscription.
+          if (!open || (skipRetained && packet.retain)) return;
           const tooLarge = this.#tooLarge(target, packet);
           if (tooLarge !== undefined) onError(tooLarge);
           else await onValue(decodePayload(target, packet));
