@@ -636,6 +636,26 @@ describe("HttpBinding", () => {
     }
   });
 
+  it("does not follow an asynchronous action whose status resource is on another origin", async () => {
+    use();
+    const other = new ThingServer();
+    await other.listen();
+    try {
+      other.routes.set("GET /status", (_req, res) => json(res, 200, { status: "completed", output: "x" }));
+      thing.routes.set("POST /actions/fade", (_req, res) =>
+        json(res, 202, { status: "pending" }, { location: `${other.url}status` }),
+      );
+      const outcome = await binding.invokeAction(action("fade"), { to: 0 });
+      if (outcome.kind !== "running") throw new Error("expected a running action");
+      const failure = await failureOf(outcome.handle.query());
+      expect(failure).toMatchObject({ reason: "unsupported", op: "queryaction", href: `${other.url}status` });
+      expect((await failureOf(outcome.handle.cancel())).reason).toBe("unsupported");
+      expect(other.requests).toHaveLength(0);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("refuses an answer larger than 1 MiB, declared or streamed", async () => {
     use();
     const big = Buffer.alloc(1024 * 1024 + 1, "a");

@@ -2,6 +2,7 @@
 // asynchronous actions — and observation by SSE, long-poll or polling, over keep-alive connections.
 import { setTimeout as delay } from "node:timers/promises";
 import { AddressPolicy } from "../address-policy.js";
+import type { BindingError } from "../../core/index.js";
 import { bindingError } from "../binding.js";
 import type {
   ActionHandle,
@@ -154,13 +155,25 @@ export class HttpBinding implements Binding {
         typeof location === "string" ? location : statusHref(answer.body, answer.headers["content-type"]);
       if (href !== undefined) {
         const statusUrl = new URL(href, answer.url).href;
-        // The status resource gets the credentials only where the action itself was invoked.
-        const sameOrigin = new URL(statusUrl).origin === new URL(target.href).origin;
+        // As a redirect, a status resource does not get to add a host to those the TD names: one
+        // on another origin is not asked (the hub would fetch any URL a device names, and keep
+        // its answer in the Log), and the action is reported as not followed.
+        const origin = new URL(target.href).origin;
         const handle = new HttpActionHandle(this.#transport, {
           thing: target.thing,
           href: statusUrl,
-          credentials: sameOrigin ? target.credentials : [],
+          credentials: target.credentials,
           ...this.#action,
+          ...(new URL(statusUrl).origin === origin
+            ? {}
+            : {
+                refusal: bindingError(
+                  { ...target, op: "queryaction", href: statusUrl },
+                  "unsupported",
+                  `the action's status resource ${statusUrl} is on another origin than ${origin}: it is not followed`,
+                  { status: answer.status },
+                ),
+              }),
         });
         return { kind: "running", handle };
       }
@@ -279,6 +292,8 @@ interface ActionContext {
   readonly pollIntervalMs: number;
   readonly timeoutMs: number;
   readonly now: () => number;
+  /** Why the status resource is not asked, if it is not. */
+  readonly refusal?: BindingError;
 }
 
 class HttpActionHandle implements ActionHandle {
@@ -293,7 +308,8 @@ class HttpActionHandle implements ActionHandle {
   }
 
   async query(): Promise<ActionStatus> {
-    const { thing, href, credentials } = this.#context;
+    const { thing, href, credentials, refusal } = this.#context;
+    if (refusal !== undefined) throw refusal;
     const answer = await this.#transport.fetch({
       thing,
       op: "queryaction",
@@ -343,7 +359,8 @@ class HttpActionHandle implements ActionHandle {
   }
 
   async cancel(): Promise<void> {
-    const { thing, href, credentials } = this.#context;
+    const { thing, href, credentials, refusal } = this.#context;
+    if (refusal !== undefined) throw refusal;
     await this.#transport.fetch({ thing, op: "cancelaction", method: "DELETE", url: href, credentials });
   }
 }
