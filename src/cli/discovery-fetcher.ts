@@ -11,6 +11,7 @@ export function createDiscoveryFetcher(
     connectTimeoutMs: 5_000,
     headersTimeoutMs: 10_000,
     bodyTimeoutMs: 10_000,
+    bodyDeadlineMs: 20_000,
     maxResponseBytes: 4 * 1024 * 1024,
     maxRedirects: 3,
     retry: { attempts: 1 },

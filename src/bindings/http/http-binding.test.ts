@@ -558,6 +558,25 @@ describe("HttpBinding", () => {
     expect(await failureOf(binding.readProperty(property("slow")))).toMatchObject({ reason: "timeout" });
   });
 
+  it("gives up on a body that trickles for longer than bodyDeadlineMs, and on an error body too", async () => {
+    use({ bodyDeadlineMs: 200, retry: { attempts: 1 } });
+    const trickle = (status: number) => (_req: IncomingMessage, res: ServerResponse) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.write("[");
+      const timer = setInterval(() => res.write("1,"), 20);
+      res.on("close", () => clearInterval(timer));
+    };
+    thing.routes.set("GET /properties/brightness", trickle(200));
+    expect(await failureOf(binding.readProperty(property("brightness")))).toMatchObject({
+      reason: "timeout",
+      status: 200,
+    });
+    thing.routes.set("GET /properties/brightness", trickle(500));
+    const failure = await failureOf(binding.readProperty(property("brightness")));
+    expect(failure).toMatchObject({ reason: "status", status: 500 });
+    expect(failure.body?.startsWith("[1,")).toBe(true);
+  });
+
   it("follows a redirect on the same Thing, and refuses one to a denied address before connecting", async () => {
     use({ addressPolicy: new AddressPolicy({ deny: ["10.0.0.0/8"] }) });
     thing.routes.set("GET /properties/brightness", (_req, res) =>

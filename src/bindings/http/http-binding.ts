@@ -31,6 +31,8 @@ export interface HttpBindingOptions {
   readonly headersTimeoutMs?: number;
   /** Between two chunks of a response body; default 30 s. */
   readonly bodyTimeoutMs?: number;
+  /** A whole response body, from its headers to its end (a Thing that trickles it); default 60 s. */
+  readonly bodyDeadlineMs?: number;
   /** Default 4 s (below the 5 s of Node's and many devices' servers, so they never close first). */
   readonly keepAliveTimeoutMs?: number;
   /** Default: no bound. */
@@ -66,6 +68,7 @@ export const HTTP_BINDING_DEFAULTS = {
   connectTimeoutMs: 10_000,
   headersTimeoutMs: 30_000,
   bodyTimeoutMs: 30_000,
+  bodyDeadlineMs: 60_000,
   keepAliveTimeoutMs: 4_000,
   maxResponseBytes: 1024 * 1024,
   maxRedirects: 5,
@@ -112,6 +115,7 @@ export class HttpBinding implements Binding {
       connectTimeoutMs: options.connectTimeoutMs ?? d.connectTimeoutMs,
       headersTimeoutMs: options.headersTimeoutMs ?? d.headersTimeoutMs,
       bodyTimeoutMs: options.bodyTimeoutMs ?? d.bodyTimeoutMs,
+      bodyDeadlineMs: options.bodyDeadlineMs ?? d.bodyDeadlineMs,
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? d.keepAliveTimeoutMs,
       ...(options.connectionsPerOrigin === undefined
         ? {}

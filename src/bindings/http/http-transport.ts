@@ -16,6 +16,8 @@ export interface HttpTransportOptions {
   readonly connectTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
+  /** Reading a whole body (`fetch`), at most: between-chunk timeouts alone let a trickle last for hours. */
+  readonly bodyDeadlineMs: number;
   /** How long an idle kept-alive connection stays open. */
   readonly keepAliveTimeoutMs: number;
   /** Connections per origin; undefined for no bound (each SSE stream holds one). */
@@ -200,7 +202,7 @@ export class HttpTransport {
         continue;
       }
       if (status < 200 || status > 299) {
-        const excerpt = await readExcerpt(response.body);
+        const excerpt = await readExcerpt(response.body, this.#options.bodyDeadlineMs);
         const error = bindingError(context, "status", `${method} answered ${status}`, {
           status,
           body: excerpt,
@@ -232,6 +234,21 @@ export class HttpTransport {
     }
     const chunks: Buffer[] = [];
     let size = 0;
+    const deadline = this.#options.bodyDeadlineMs;
+    const timer = setTimeout(
+      () =>
+        body.destroy(
+          bindingError(
+            context,
+            "timeout",
+            `${exchange.method} failed: the body did not end within ${deadline} ms`,
+            {
+              status: answer.status,
+            },
+          ),
+        ),
+      deadline,
+    );
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         size += chunk.length;
@@ -244,6 +261,8 @@ export class HttpTransport {
     } catch (error) {
       if (bindingFailure(error) !== undefined) throw error;
       throw transportError(context, exchange.method, error);
+    } finally {
+      clearTimeout(timer);
     }
     return Buffer.concat(chunks, size);
   }
@@ -309,9 +328,10 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
   return Array.isArray(value) ? value[0] : value;
 }
 
-async function readExcerpt(body: ResponseBody): Promise<string> {
+async function readExcerpt(body: ResponseBody, deadlineMs: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
+  const timer = setTimeout(() => body.destroy(), deadlineMs);
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       chunks.push(chunk);
@@ -323,6 +343,8 @@ async function readExcerpt(body: ResponseBody): Promise<string> {
     }
   } catch {
     // The status is the answer; a body cut short only shortens the excerpt.
+  } finally {
+    clearTimeout(timer);
   }
   return Buffer.concat(chunks).toString("utf8");
 }
