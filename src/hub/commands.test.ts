@@ -44,7 +44,7 @@ describe("Commands: reads through the hub", () => {
   let calls: { kind: string; affordance?: string; committed: boolean }[];
   /** When set, ingest calls wait for it before they append. */
   let hold: ReturnType<typeof gate> | undefined;
-  let deviceValue: number;
+  let deviceValue: number | undefined;
   let errors: unknown[];
   let commands: Commands;
   const requester = { actor: "admin", via: "http" } as const;
@@ -137,6 +137,15 @@ describe("Commands: reads through the hub", () => {
     ]);
     const kinds = (await store.history({ thing: ID, order: "asc", limit: 100 })).map((c) => c.kind);
     expect(kinds.slice(-3)).toEqual(["reported", "desired", "completed"]);
+  });
+
+  it("answers a read the device answered with no value as a failure when the schema wants one", async () => {
+    deviceValue = undefined;
+    const read = commands.readProperty(ID, "level", requester);
+    await expect(read).rejects.toThrow("the Thing answered no value for level");
+    const [failed] = await store.history({ thing: ID, kinds: ["failed"], order: "asc", limit: 10 });
+    expect(failed?.value).toMatchObject({ reason: "invalid" });
+    expect(await store.history({ thing: ID, kinds: ["reported"], order: "asc", limit: 10 })).toEqual([]);
   });
 
   it("a recording that fails is logged; the read had its answer", async () => {

@@ -132,9 +132,10 @@ export class Commands {
     }
     const target = await this.target(td, "readproperty", "property", name);
     const value = asJson(await this.context.bindings.bindingFor(target).readProperty(target));
-    if (value === undefined) return undefined;
     const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
+    // No value (a 204, an empty body) is an answer too: one a typed property's schema refuses.
     await this.checkAnswer(td, version, "property", name, property, value, cause, target.href);
+    if (value === undefined) return undefined;
     // The answer is the device's value and goes out now; its `reported` Change is recorded after
     // (docs/bindings.md, "Reads through the hub"): a read acknowledges no change, so it does not
     // wait for a disk sync, and later commands on the Thing are recorded after it.
@@ -386,11 +387,13 @@ export class Commands {
     if (problems.length === 0) return;
     const first = problems[0];
     const message =
-      `the Thing answered a value that does not fit the schema of ${name}: ${first?.pointer || "the value"} ${first?.message ?? ""}`.trim();
+      value === undefined
+        ? `the Thing answered no value for ${name}, where its schema says the value ${first?.message ?? "is required"}`
+        : `the Thing answered a value that does not fit the schema of ${name}: ${first?.pointer || "the value"} ${first?.message ?? ""}`.trim();
     const error = new BindingError(`${td.id}: ${message}`, td.id, {
       reason: "content",
       href,
-      body: JSON.stringify(value).slice(0, 512),
+      ...(value !== undefined && { body: JSON.stringify(value).slice(0, 512) }),
     });
     await this.context.ingest(
       td.id,
