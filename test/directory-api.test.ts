@@ -309,6 +309,24 @@ describe("registration information and expiry", () => {
     expect((after.registration as Json).expires).toBe(expires);
   });
 
+  it("renews a ttl registration with an empty merge patch, and ends the expiry with registration.ttl = null", async () => {
+    const id = "urn:example:ttl:heartbeat";
+    expect((await put(hub, id, minimalTd({ id, registration: { ttl: 10 } }))).status).toBe(201);
+    clock.advance(8_000);
+    expect((await patch(hub, id, {})).status).toBe(204);
+    const renewed = await json(await hub.request(thingPath(id)));
+    expect(renewed.registration).toMatchObject({ ttl: 10, expires: clock.iso(10_000) });
+    clock.advance(8_000);
+    expect((await hub.request(thingPath(id))).status).toBe(200);
+
+    expect((await patch(hub, id, { registration: { ttl: null } })).status).toBe(204);
+    const kept = await json(await hub.request(thingPath(id)));
+    expect(kept.registration).not.toHaveProperty("ttl");
+    expect(kept.registration).not.toHaveProperty("expires");
+    clock.advance(60_000);
+    expect((await hub.request(thingPath(id))).status).toBe(200);
+  });
+
   it("moves the expiry when a registration is renewed with a new ttl", async () => {
     const id = "urn:example:ttl:renewed";
     expect((await put(hub, id, minimalTd({ id, registration: { ttl: 10 } }))).status).toBe(201);

@@ -18,6 +18,7 @@ import {
   type Change,
   type IriScope,
   type RegisteredThingDescription,
+  type RegistrationRequest,
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
 import type { ChangeDraft, Store, ThingRecord } from "../store/index.js";
@@ -45,6 +46,13 @@ const PATCH_ATTEMPTS = 5;
  * the concurrent writers wins, so this bounds the writers racing on one Thing, not the load.
  */
 const WRITE_ATTEMPTS = 20;
+
+/** The `registration` member as its registrant set it: a ttl, else an absolute expiry. */
+function registrationRequestOf(record: ThingRecord): { registration?: RegistrationRequest } {
+  if (record.ttl !== undefined) return { registration: { ttl: record.ttl } };
+  if (record.expires !== undefined) return { registration: { expires: record.expires } };
+  return {};
+}
 
 export function assertThingId(id: string): void {
   const problem = iriProblem(id);
@@ -160,13 +168,11 @@ export class Directory {
     }
     for (let attempt = 1; ; attempt++) {
       const current = await this.getLive(id);
-      const patched = applyMergePatch(current.td, patch);
+      // The patch applies to the TD with what its registrant set of its registration, so that
+      // `"registration": {"ttl": null}` ends the expiry and a ttl left as it was counts again
+      // from now: an empty patch renews a ttl registration (WoT Discovery §7.3.2.1.3).
+      const patched = applyMergePatch({ ...current.td, ...registrationRequestOf(current) }, patch);
       const prepared = this.prepare(patched, id);
-      // Keep the registration's expiry unless the patch set a new one.
-      if (prepared.expires === undefined && current.expires !== undefined) {
-        prepared.expires = current.expires;
-        if (current.ttl !== undefined) prepared.ttl = current.ttl;
-      }
       try {
         return await this.commit(prepared, cause, current);
       } catch (err) {
