@@ -434,9 +434,40 @@ describe("listing and search", () => {
     expect((collection.members as Json[]).map((td) => td.id)).toEqual(ids.slice(20));
     expect(collection.next).toBeUndefined();
 
-    const first = await json(await hub.request("/things?format=collection&limit=10", { auth: false }));
+    const firstRes = await hub.request("/things?format=collection&limit=10", { auth: false });
+    const first = await json(firstRes);
     expect((first.members as Json[]).map((td) => td.id)).toEqual(ids.slice(0, 10));
-    expect(first.next).toBe("/things?offset=10&limit=10");
+    // The next page is a collection too (WoT Discovery §7.3.2.1.5: the next link keeps every argument).
+    expect(first["@id"]).toBe("/things?offset=0&limit=10&format=collection");
+    expect(first.next).toBe("/things?offset=10&limit=10&format=collection");
+    expect(nextLink(firstRes)).toBe(first.next);
+    const second = await json(await hub.request(String(first.next), { auth: false }));
+    expect(second["@type"]).toBe("ThingCollection");
+    expect((second.members as Json[]).map((td) => td.id)).toEqual(ids.slice(10, 20));
+  });
+
+  it("names the collection on every page with a canonical link whose etag follows the collection's state", async () => {
+    const etagOf = (res: Response) => {
+      const match = /<\/things>\s*;\s*rel="canonical"\s*;\s*etag="([^"]+)"/.exec(
+        res.headers.get("link") ?? "",
+      );
+      expect(match, "a canonical link with an etag").not.toBeNull();
+      return match?.[1];
+    };
+    const first = etagOf(await hub.request("/things?limit=10", { auth: false }));
+    expect(etagOf(await hub.request("/things?offset=10&limit=10", { auth: false }))).toBe(first);
+    expect(etagOf(await hub.request("/things?offset=20&limit=10", { auth: false }))).toBe(first);
+
+    const id = "urn:example:item-99";
+    expect((await put(hub, id, minimalTd({ id }))).status).toBe(201);
+    const added = etagOf(await hub.request("/things?limit=10", { auth: false }));
+    expect(added).not.toBe(first);
+    expect((await patch(hub, id, { title: "Renamed" })).status).toBe(204);
+    const patched = etagOf(await hub.request("/things?limit=10", { auth: false }));
+    expect(patched).not.toBe(added);
+    expect((await hub.request(thingPath(id), { method: "DELETE" })).status).toBe(204);
+    // The collection is again what it was at first, and so is its etag.
+    expect(etagOf(await hub.request("/things?limit=10", { auth: false }))).toBe(first);
   });
 
   it("finds the TDs a JSONPath filter selects, the query running over the array of all TDs (W3C TDD tests: $[?(@.tag=='x')])", async () => {

@@ -237,15 +237,27 @@ export class Directory {
     return this.enriched(await this.getLive(id));
   }
 
-  async list(offset: number, limit: number): Promise<{ items: RegisteredThingDescription[]; total: number }> {
+  /**
+   * A page of the live TDs in id order, their total, and the collection's revision: it changes
+   * whenever a TD is registered, updated, removed or expires (WoT Discovery §7.3.2.1.5: the
+   * `etag` of the canonical link, so a client paging through sees whether the pages still fit).
+   */
+  async list(
+    offset: number,
+    limit: number,
+  ): Promise<{ items: RegisteredThingDescription[]; total: number; revision: string }> {
     const now = this.hubClock.now();
     const liveAt = now.toISOString();
-    const [records, total] = await Promise.all([
+    const [records, total, version] = await Promise.all([
       this.store.listThings({ offset, limit, liveAt }),
       this.store.countThings(liveAt),
+      this.store.thingsVersion(),
     ]);
     const items = records.map((r) => this.enriched(r, now));
-    return { items, total };
+    // A TD written after a moment has a version above every one of that moment, so when the
+    // highest version is the same again, the live TDs are some of those that were live then,
+    // unchanged: the same count then means the same collection.
+    return { items, total, revision: `${version}-${total}` };
   }
 
   /**

@@ -783,6 +783,15 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         expect(await store.countThings()).toBe(5);
       });
 
+      it("thingsVersion is the highest version of a stored Thing, 0 when there is none", async () => {
+        expect(await store.thingsVersion()).toBe(0);
+        await describeSix();
+        const records = await store.listThings({ offset: 0, limit: 100 });
+        expect(await store.thingsVersion()).toBe(Math.max(...records.map((r) => r.version)));
+        const updated = await store.describe(describeCommand(thingId(0), T2));
+        expect(await store.thingsVersion()).toBe(updated.record.version);
+      });
+
       it.each([1, 2, 3, 4, 5, 6, 7, 100, undefined])(
         "scanThings(%s) yields every Thing once, in id order, across page boundaries",
         async (batchSize) => {

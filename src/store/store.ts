@@ -231,6 +231,12 @@ export interface Store {
   listThings(options: ListOptions): Promise<ThingRecord[]>;
   /** How many Things there are; with `liveAt`, only those unexpired at that time. */
   countThings(liveAt?: string): Promise<number>;
+  /**
+   * The highest `version` of any stored Thing (0 when there is none). Versions are Log positions,
+   * so with the count of Things it names the directory's state: it changes with every
+   * registration, update and removal (the `etag` of a listing's canonical link).
+   */
+  thingsVersion(): Promise<number>;
   /** Every Thing, in id order, in pages — for scans such as JSONPath search. */
   scanThings(batchSize?: number): AsyncIterable<ThingRecord>;
   /** Ids of Things whose `expires` is at or before `time`. */

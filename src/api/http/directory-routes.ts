@@ -55,16 +55,24 @@ export function directoryRoutes(hub: Hub) {
       },
       async (request, reply) => {
         const { offset, limit, format } = request.query as { offset: number; limit: number; format: string };
-        const { items, total } = await directory.list(offset, limit);
-        const nextOffset = offset + limit;
-        const next = nextOffset < total ? `/things?offset=${nextOffset}&limit=${limit}` : undefined;
-        if (next) void reply.header("link", `<${next}>; rel="next"`);
+        const { items, total, revision } = await directory.list(offset, limit);
+        // WoT Discovery §7.3.2.1.5: the next link keeps every argument (the format too), and every
+        // page names its collection with a canonical link whose etag is the collection's revision.
+        const collection = format === "collection";
+        const page = (at: number) =>
+          `/things?offset=${at}&limit=${limit}${collection ? "&format=collection" : ""}`;
+        const next = offset + limit < total ? page(offset + limit) : undefined;
+        const canonical = collection ? "/things?format=collection" : "/things";
+        const links = [`<${canonical}>; rel="canonical"; etag="${revision}"`];
+        if (next) links.push(`<${next}>; rel="next"`);
+        void reply.header("link", links.join(", "));
         void reply.header("x-total-count", String(total));
-        if (format === "collection") {
+        if (collection) {
           return reply.type("application/ld+json").send(
             JSON.stringify({
               "@context": "https://www.w3.org/2022/wot/discovery",
               "@type": "ThingCollection",
+              "@id": page(offset),
               total,
               members: items,
               ...(next && { next }),

@@ -371,6 +371,7 @@ export class SqliteStore implements Store {
         `SELECT (SELECT count(*) FROM things) - CASE WHEN @live IS NULL THEN 0 ELSE
            (SELECT count(*) FROM things WHERE expires IS NOT NULL AND expires <= @live) END AS n`,
       ),
+      thingsVersion: db.prepare<[], { v: number }>("SELECT coalesce(max(version), 0) AS v FROM things"),
       getRelease: db.prepare<[string], ReleaseRow>("SELECT seq, stored_at FROM releases WHERE id = ?"),
       insertRelease: db.prepare<[string, string, number, string]>(
         "INSERT INTO releases (id, name, seq, stored_at) VALUES (?, ?, ?, ?)",
@@ -911,6 +912,10 @@ export class SqliteStore implements Store {
 
   countThings(liveAt?: string): Promise<number> {
     return this.read(() => this.stmt.countThings.get({ live: liveAt ?? null })?.n ?? 0);
+  }
+
+  thingsVersion(): Promise<number> {
+    return this.read(() => this.stmt.thingsVersion.get()?.v ?? 0);
   }
 
   async *scanThings(batchSize = 500): AsyncIterable<ThingRecord> {
