@@ -281,6 +281,18 @@ describe("things get, ls, rm, search", () => {
     expect(JSON.parse(array.stdout)).toEqual([["Lamp", "saref:Actuator"], "Lamp", "saref:TemperatureSensor"]);
   });
 
+  it("search's help gives examples that select from the TDs: its root is the array of every TD", async () => {
+    await register(lamp1, lamp("urn:test:lamp-3", { title: "Lamp" }));
+    const help = await thingsAt(["search", "--help"]);
+    const examples = [...help.stdout.replace(/\s+/g, " ").matchAll(/'(\$[^']*)'/g)].map((m) => m[1] ?? "");
+    expect(examples.length).toBeGreaterThan(0);
+    for (const example of examples) {
+      const run = await thingsAt(["search", example]);
+      expect(run.code).toBe(0);
+      expect(run.stdout, `things search '${example}' selects something`).not.toBe("");
+    }
+  });
+
   it("search that selects nothing prints nothing and succeeds", async () => {
     await register(lamp1);
     expect(await thingsAt(["search", "$[*].nothing"])).toMatchObject({ code: 0, stdout: "", stderr: "" });

@@ -427,7 +427,7 @@ export function registerClientCommands(program: Command): void {
   program
     .command("search")
     .description(
-      "select values from every TD with an RFC 9535 JSONPath query, run on each TD: e.g. '$.title'",
+      "select values from the TDs with an RFC 9535 JSONPath query whose root $ is the array of every TD: e.g. '$[*].title', '$[?@.title==\"Lamp\"].id'",
     )
     .argument("<jsonpath>", "the query")
     .option("--json", "the values as one JSON array instead of one per line")
