@@ -371,6 +371,77 @@ describe("registration information and expiry", () => {
   });
 });
 
+describe("conditional requests (ETag, If-Match, If-None-Match)", () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub();
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  const send = (method: string, id: string, headers: Record<string, string>, body?: unknown) =>
+    hub.request(thingPath(id), {
+      method,
+      headers: {
+        ...headers,
+        ...(body !== undefined && {
+          "content-type": method === "PATCH" ? "application/merge-patch+json" : "application/td+json",
+        }),
+      },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+
+  it("tags a TD with an ETag that every change moves, and answers 304 to If-None-Match with it", async () => {
+    const id = "urn:example:etag:lamp";
+    const created = await put(hub, id, minimalTd({ id }));
+    const tag = created.headers.get("etag");
+    expect(tag).toMatch(/^"\d+"$/);
+    const read = await hub.request(thingPath(id));
+    expect(read.headers.get("etag")).toBe(tag);
+    const cached = await send("GET", id, { "if-none-match": `W/${tag ?? ""}` });
+    expect(cached.status).toBe(304);
+    const patched = await patch(hub, id, { title: "Renamed" });
+    expect(patched.headers.get("etag")).not.toBe(tag);
+    expect((await send("GET", id, { "if-none-match": tag ?? "" })).status).toBe(200);
+  });
+
+  it("refuses a PUT, PATCH or DELETE whose If-Match is not the current tag with 412, and changes nothing", async () => {
+    const id = "urn:example:etag:switch";
+    const first = (await put(hub, id, minimalTd({ id, title: "One" }))).headers.get("etag") ?? "";
+    // Someone else changes it: a client still holding the first tag must not overwrite that.
+    const second = (await patch(hub, id, { title: "Two" })).headers.get("etag") ?? "";
+    const seq = await lastSeq(hub);
+    for (const [method, body] of [
+      ["PUT", minimalTd({ id, title: "Stale" })],
+      ["PATCH", { title: "Stale" }],
+      ["DELETE", undefined],
+    ] as const) {
+      const res = await send(method, id, { "if-match": first }, body);
+      expect(res.status, method).toBe(412);
+      expect((await json(res)).type).toBe("urn:hyperthings:problem:precondition-failed");
+    }
+    expect(await lastSeq(hub)).toBe(seq);
+    expect((await json(await hub.request(thingPath(id)))).title).toBe("Two");
+
+    const res = await send("PATCH", id, { "if-match": second }, { title: "Three" });
+    expect(res.status).toBe(204);
+    expect((await send("DELETE", id, { "if-match": res.headers.get("etag") ?? "" })).status).toBe(204);
+    expect((await send("DELETE", id, { "if-match": "*" })).status).toBe(412);
+  });
+
+  it("creates only what is absent with If-None-Match: *", async () => {
+    const id = "urn:example:etag:new";
+    expect((await send("PUT", id, { "if-none-match": "*" }, minimalTd({ id, title: "First" }))).status).toBe(
+      201,
+    );
+    expect((await send("PUT", id, { "if-none-match": "*" }, minimalTd({ id, title: "Second" }))).status).toBe(
+      412,
+    );
+    expect((await json(await hub.request(thingPath(id)))).title).toBe("First");
+  });
+});
+
 describe("listing and search", () => {
   let hub: TestHub;
   const ids = Array.from({ length: 25 }, (_, i) => `urn:example:item-${String(i).padStart(2, "0")}`);

@@ -121,3 +121,17 @@ export class MethodNotAllowedError extends HyperthingsError {
     this.name = "MethodNotAllowedError";
   }
 }
+
+/**
+ * A conditional request (HTTP `If-Match`, `If-None-Match`) whose condition does not hold: the
+ * resource is not in the version the client based its change on (RFC 9110 §13.1).
+ */
+export class PreconditionFailedError extends HyperthingsError {
+  readonly title = "Precondition failed";
+  readonly status = 412;
+  readonly code = "precondition-failed";
+  constructor(message: string) {
+    super(message);
+    this.name = "PreconditionFailedError";
+  }
+}

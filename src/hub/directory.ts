@@ -4,6 +4,7 @@
 import {
   ConflictError,
   NotFoundError,
+  PreconditionFailedError,
   ValidationError,
   applyMergePatch,
   compileJsonPath,
@@ -36,6 +37,37 @@ export interface RegisterResult {
   change: Change;
   /** The `linked`/`unlinked` Changes recorded with it. */
   related: Change[];
+}
+
+/**
+ * A condition on the stored TD that a change needs (HTTP `If-Match` / `If-None-Match`, RFC 9110
+ * §13.1): entity tags as the client sent them, compared with the TD's (`entityTagOf`).
+ */
+export interface WriteCondition {
+  /** `*`: the Thing must exist; tags: its current tag must be one of them. */
+  ifMatch?: "*" | readonly string[];
+  /** `*`: the Thing must not exist (create only). */
+  ifNoneMatch?: "*";
+}
+
+/** A registration's entity tag: its version, a Log position that every change of the TD moves. */
+export function entityTagOf(record: { version: number }): string {
+  return `"${record.version}"`;
+}
+
+/** Throws PreconditionFailedError unless the stored record (undefined: none) meets the condition. */
+function checkCondition(id: string, condition: WriteCondition, current: ThingRecord | undefined): void {
+  const { ifMatch, ifNoneMatch } = condition;
+  if (ifMatch !== undefined) {
+    if (current === undefined)
+      throw new PreconditionFailedError(`If-Match: no Thing with id ${id} is registered`);
+    if (ifMatch !== "*" && !ifMatch.includes(entityTagOf(current)))
+      throw new PreconditionFailedError(
+        `If-Match: the TD of ${id} is at ${entityTagOf(current)}, not ${ifMatch.join(", ")}; read it again`,
+      );
+  }
+  if (ifNoneMatch === "*" && current !== undefined)
+    throw new PreconditionFailedError(`If-None-Match: a Thing with id ${id} is already registered`);
 }
 
 /** How many times a merge patch is retried when another writer changed the TD meanwhile. */
@@ -143,23 +175,55 @@ export class Directory {
     return this.commit(this.prepare(body, undefined), cause, undefined);
   }
 
-  /** `PUT /things/{id}`: creates or replaces the TD. */
-  async put(id: string, body: unknown, cause: Cause): Promise<RegisterResult> {
-    assertThingId(id);
-    const prepared = this.prepare(body, id);
-    // An upsert: when another writer got in between the read and the write, read again.
+  /**
+   * Reads the live record for a conditional change and checks the condition on it, or — without
+   * one — just reads it (undefined when absent, or expired and not yet swept).
+   */
+  private async currentFor(
+    id: string,
+    condition: WriteCondition | undefined,
+  ): Promise<ThingRecord | undefined> {
+    const record = await this.store.getThing(id);
+    const live = record && !this.isExpired(record, this.hubClock.now()) ? record : undefined;
+    if (condition) checkCondition(id, condition, live);
+    return condition ? live : record;
+  }
+
+  /**
+   * Runs a write drafted over the current record, reading again when another writer got in
+   * between; with a condition, once: the condition names the version the write is based on.
+   */
+  private async retrying<T>(
+    id: string,
+    condition: WriteCondition | undefined,
+    attempts: number,
+    write: (current: ThingRecord | undefined) => Promise<T>,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const current = await this.store.getThing(id);
+      const current = await this.currentFor(id, condition);
       try {
-        return await this.commit(prepared, cause, current);
+        return await write(current);
       } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw err;
+        if (!(err instanceof ConflictError)) throw err;
+        if (condition)
+          throw new PreconditionFailedError(
+            `The TD of ${id} changed while this request was applied; read it again`,
+          );
+        if (attempt >= attempts) throw err;
       }
     }
   }
 
+  /** `PUT /things/{id}`: creates or replaces the TD. */
+  async put(id: string, body: unknown, cause: Cause, condition?: WriteCondition): Promise<RegisterResult> {
+    assertThingId(id);
+    const prepared = this.prepare(body, id);
+    // An upsert: when another writer got in between the read and the write, read again.
+    return this.retrying(id, condition, WRITE_ATTEMPTS, (current) => this.commit(prepared, cause, current));
+  }
+
   /** `PATCH /things/{id}` with an RFC 7396 merge patch; the result must be a valid TD. */
-  async patch(id: string, patch: unknown, cause: Cause): Promise<RegisterResult> {
+  async patch(id: string, patch: unknown, cause: Cause, condition?: WriteCondition): Promise<RegisterResult> {
     assertThingId(id);
     if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
       throw new ValidationError("A merge patch for a TD is a JSON object", [
@@ -168,6 +232,7 @@ export class Directory {
     }
     for (let attempt = 1; ; attempt++) {
       const current = await this.getLive(id);
+      if (condition) checkCondition(id, condition, current);
       // The patch applies to the TD with what its registrant set of its registration, so that
       // `"registration": {"ttl": null}` ends the expiry and a ttl left as it was counts again
       // from now: an empty patch renews a ttl registration (WoT Discovery §7.3.2.1.3).
@@ -176,22 +241,22 @@ export class Directory {
       try {
         return await this.commit(prepared, cause, current);
       } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= PATCH_ATTEMPTS) throw err;
+        if (!(err instanceof ConflictError)) throw err;
+        if (condition)
+          throw new PreconditionFailedError(
+            `The TD of ${id} changed while this request was applied; read it again`,
+          );
+        if (attempt >= PATCH_ATTEMPTS) throw err;
       }
     }
   }
 
-  async remove(id: string, cause: Cause): Promise<Change> {
+  async remove(id: string, cause: Cause, condition?: WriteCondition): Promise<Change> {
     assertThingId(id);
-    for (let attempt = 1; ; attempt++) {
-      const current = await this.store.getThing(id);
+    return this.retrying(id, condition, WRITE_ATTEMPTS, (current) => {
       if (!current) throw new NotFoundError(`No Thing with id ${id}`);
-      try {
-        return await this.removeRecord(current, cause);
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw err;
-      }
-    }
+      return this.removeRecord(current, cause);
+    });
   }
 
   /** Removes the Thing if `record` is still its stored version, with its edges' `unlinked` Changes. */

@@ -1,6 +1,12 @@
 // The public face of the hub.
 export { Hub, type HubOptions, type Principal } from "./hub.js";
-export { Directory, assertThingId, type RegisterResult } from "./directory.js";
+export {
+  Directory,
+  assertThingId,
+  entityTagOf,
+  type RegisterResult,
+  type WriteCondition,
+} from "./directory.js";
 export {
   loadConfig,
   configDefaults,

@@ -1,7 +1,7 @@
 // The W3C WoT Discovery Thing Description Directory API (§7.3.2): create, retrieve, update,
 // patch, delete and list TDs under /things.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { Hub } from "../../hub/index.js";
+import { entityTagOf, type Hub, type WriteCondition } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { MERGE_PATCH_CONTENT_TYPE, TD_CONTENT_TYPE } from "./content-types.js";
 import { thingPath } from "./thing-path.js";
@@ -25,6 +25,30 @@ export function sendTd(request: FastifyRequest, reply: FastifyReply, body: unkno
       ? TD_CONTENT_TYPE
       : "application/json";
   return reply.type(type).send(JSON.stringify(body));
+}
+
+/** The entity tags of an `If-Match` / `If-None-Match` header (RFC 9110 §8.8.3), or `*`. */
+function entityTags(header: string | string[] | undefined): "*" | string[] | undefined {
+  if (header === undefined) return undefined;
+  const text = Array.isArray(header) ? header.join(",") : header;
+  if (text.trim() === "*") return "*";
+  return text.match(/(?:W\/)?"[^"]*"/g) ?? [];
+}
+
+/**
+ * The condition of a conditional write: `If-Match` (strong comparison, so a weak tag matches
+ * nothing) and `If-None-Match: *` (create only).
+ */
+function writeConditionOf(request: FastifyRequest): WriteCondition | undefined {
+  const ifMatch = entityTags(request.headers["if-match"]);
+  const ifNoneMatch = entityTags(request.headers["if-none-match"]);
+  if (ifNoneMatch !== undefined && ifNoneMatch !== "*") {
+    throw new ValidationError("If-None-Match on a write takes only *: create the TD only if it is absent", [
+      { pointer: "/headers/if-none-match", message: "must be *" },
+    ]);
+  }
+  if (ifMatch === undefined && ifNoneMatch === undefined) return undefined;
+  return { ...(ifMatch !== undefined && { ifMatch }), ...(ifNoneMatch !== undefined && { ifNoneMatch }) };
 }
 
 export function idOf(request: FastifyRequest): string {
@@ -107,7 +131,16 @@ export function directoryRoutes(hub: Hub) {
           params: idParam,
         },
       },
-      async (request, reply) => sendTd(request, reply, await directory.get(idOf(request))),
+      async (request, reply) => {
+        const record = await directory.getLive(idOf(request));
+        const tag = entityTagOf(record);
+        void reply.header("etag", tag);
+        // RFC 9110 §13.1.2: If-None-Match compares weakly.
+        const ifNoneMatch = entityTags(request.headers["if-none-match"]);
+        const strip = (t: string) => t.replace(/^W\//, "");
+        if (ifNoneMatch === "*" || ifNoneMatch?.some((t) => strip(t) === tag)) return reply.code(304).send();
+        return sendTd(request, reply, directory.enriched(record));
+      },
     );
 
     app.put(
@@ -121,10 +154,13 @@ export function directoryRoutes(hub: Hub) {
         },
       },
       async (request, reply) => {
-        const result = await directory.put(idOf(request), request.body, {
-          actor: actorOf(request),
-          via: "http",
-        });
+        const result = await directory.put(
+          idOf(request),
+          request.body,
+          { actor: actorOf(request), via: "http" },
+          writeConditionOf(request),
+        );
+        void reply.header("etag", entityTagOf({ version: result.change.seq }));
         return result.created
           ? reply.code(201).header("location", thingPath(result.id)).send()
           : reply.code(204).send();
@@ -142,8 +178,16 @@ export function directoryRoutes(hub: Hub) {
         },
       },
       async (request, reply) => {
-        await directory.patch(idOf(request), request.body, { actor: actorOf(request), via: "http" });
-        return reply.code(204).send();
+        const result = await directory.patch(
+          idOf(request),
+          request.body,
+          { actor: actorOf(request), via: "http" },
+          writeConditionOf(request),
+        );
+        return reply
+          .code(204)
+          .header("etag", entityTagOf({ version: result.change.seq }))
+          .send();
       },
     );
 
@@ -151,7 +195,11 @@ export function directoryRoutes(hub: Hub) {
       "/things/:id",
       { schema: { summary: "Remove a TD from the directory", tags: ["directory"], params: idParam } },
       async (request, reply) => {
-        await directory.remove(idOf(request), { actor: actorOf(request), via: "http" });
+        await directory.remove(
+          idOf(request),
+          { actor: actorOf(request), via: "http" },
+          writeConditionOf(request),
+        );
         return reply.code(204).send();
       },
     );
