@@ -6,6 +6,8 @@ import type { RegisteredThingDescription, ThingDescription } from "../core/index
 const TD_CONTENT_TYPE = "application/td+json";
 /** The page size when listing every Thing: the hub's own default page. */
 const DEFAULT_PAGE_SIZE = 100;
+/** How many times one listing moves its window back before it gives up on a collection in flux. */
+const MAX_WINDOW_MOVES = 1000;
 
 export interface HubClientOptions {
   /** The hub's base URL, e.g. `http://127.0.0.1:8080` (a path prefix such as `/hub/` is kept). */
@@ -81,6 +83,11 @@ export interface ThingPage {
   total?: number;
   /** The absolute URL of the next page (`Link: <…>; rel="next"`), if there is one. */
   next?: string;
+  /**
+   * The `etag` of the page's canonical link (WoT Discovery §7.3.2.1.5): the state of the whole
+   * collection when the page was read.
+   */
+  revision?: string;
 }
 
 export interface HubHealth {
@@ -91,20 +98,39 @@ export interface HubHealth {
   lastSeq: number;
 }
 
+/** Whether a page holds a TD at or before `id` (ids sort as the directory sorts them). */
+function startsAtOrBefore(page: ThingPage, id: string): boolean {
+  const first = page.things[0];
+  return first !== undefined && first.id <= id;
+}
+
 /** `/things/{id}` relative to the hub's base: the id percent-encoded, `:` and `@` kept readable. */
 export function thingPathOf(id: string): string {
   return `things/${encodeURIComponent(id).replace(/%3A/gi, ":").replace(/%40/g, "@")}`;
 }
 
-/** The target of the `rel="next"` link in an RFC 8288 Link header, resolved against `base`. */
-export function nextLinkOf(header: string | null, base: URL): string | undefined {
+/** The link of one relation in an RFC 8288 Link header: its target and its parameters' text. */
+function linkOf(header: string | null, relation: string): { target: string; params: string } | undefined {
   if (header === null) return undefined;
   for (const match of header.matchAll(/<([^>]*)>([^<]*)/g)) {
     const rel = /;\s*rel\s*=\s*(?:"([^"]*)"|([^;,\s]+))/i.exec(match[2] ?? "");
     const relations = (rel?.[1] ?? rel?.[2] ?? "").toLowerCase().split(/\s+/);
-    if (relations.includes("next")) return new URL(match[1] ?? "", base).href;
+    if (relations.includes(relation)) return { target: match[1] ?? "", params: match[2] ?? "" };
   }
   return undefined;
+}
+
+/** The target of the `rel="next"` link in an RFC 8288 Link header, resolved against `base`. */
+export function nextLinkOf(header: string | null, base: URL): string | undefined {
+  const link = linkOf(header, "next");
+  return link && new URL(link.target, base).href;
+}
+
+/** The `etag` parameter of the `rel="canonical"` link: the revision of a paged collection. */
+export function collectionRevisionOf(header: string | null): string | undefined {
+  const params = linkOf(header, "canonical")?.params ?? "";
+  const etag = /;\s*etag\s*=\s*(?:"([^"]*)"|([^;,\s]+))/i.exec(params);
+  return etag ? (etag[1] ?? etag[2]) : undefined;
 }
 
 /** Why a fetch got no answer, in words, from the error codes Node.js (undici) gives. */
@@ -292,19 +318,48 @@ export class DirectoryClient {
     return this.page(url);
   }
 
-  /** Every TD, in id order, fetching page after page by following `Link: rel="next"`. */
+  /**
+   * Every TD, in id order, fetching page after page by following `Link: rel="next"`. Pages are
+   * windows by offset, so a TD removed before the window while the listing runs would shift a
+   * TD past it unseen: when the collection's revision changed and a page does not start at or
+   * before the last TD yielded, the window is moved back until it does. Every TD registered
+   * during the whole listing is yielded, once.
+   */
   async *listAll(
     options: { pageSize?: number } = {},
   ): AsyncGenerator<RegisteredThingDescription, void, undefined> {
+    const limit = options.pageSize ?? DEFAULT_PAGE_SIZE;
     let url: URL | undefined = new URL("things", this.url);
-    url.searchParams.set("limit", String(options.pageSize ?? DEFAULT_PAGE_SIZE));
+    url.searchParams.set("limit", String(limit));
     const seen = new Set<string>();
+    let last: string | undefined;
+    let revision: string | undefined;
+    let moves = 0;
     while (url !== undefined) {
       if (seen.has(url.href))
         throw new Error(`the hub's next link leads back to a page already read: ${url.href}`);
       seen.add(url.href);
-      const page: ThingPage = await this.page(url);
-      yield* page.things;
+      let page: ThingPage = await this.page(url);
+      const changed = revision !== undefined && page.revision !== revision;
+      for (let back = url; changed && last !== undefined && !startsAtOrBefore(page, last);) {
+        const offset = Number(back.searchParams.get("offset") ?? Number.NaN);
+        if (!Number.isSafeInteger(offset) || offset <= 0) break;
+        if (++moves > MAX_WINDOW_MOVES)
+          throw new Error(
+            `the directory kept changing while it was listed (${MAX_WINDOW_MOVES} pages read again)`,
+          );
+        back = new URL(back);
+        back.searchParams.set("offset", String(Math.max(0, offset - limit)));
+        page = await this.page(back);
+        // Pages already read are read again from here on: that is no loop of the hub's.
+        seen.clear();
+      }
+      revision = page.revision;
+      for (const td of page.things) {
+        if (last !== undefined && td.id <= last) continue;
+        last = td.id;
+        yield td;
+      }
       url = page.next === undefined ? undefined : new URL(page.next);
     }
   }
@@ -321,10 +376,12 @@ export class DirectoryClient {
     }
     const total = Number(response.headers.get("x-total-count") ?? Number.NaN);
     const next = nextLinkOf(response.headers.get("link"), url);
+    const revision = collectionRevisionOf(response.headers.get("link"));
     return {
       things: things as RegisteredThingDescription[],
       ...(Number.isSafeInteger(total) && { total }),
       ...(next !== undefined && { next }),
+      ...(revision !== undefined && { revision }),
     };
   }
 

@@ -15,6 +15,7 @@ export {
   DirectoryClient,
   HubError,
   HubUnreachableError,
+  collectionRevisionOf,
   nextLinkOf,
   thingPathOf,
   type HubClientOptions,
