@@ -114,6 +114,33 @@ describe("things link, unlink, find, links and graph", () => {
     ]);
   });
 
+  it("points a Thing met again to where it is drawn: above, or below when it is expanded further down", async () => {
+    // a → b → c → a: from a, c is one hop away (in) but is met first two hops away, under b.
+    for (const [id, to] of [
+      ["urn:c:ring-a", "urn:c:ring-b"],
+      ["urn:c:ring-b", "urn:c:ring-c"],
+      ["urn:c:ring-c", "urn:c:ring-a"],
+    ] as const) {
+      const r = await hub.request(`/things/${encodeURIComponent(id)}`, {
+        method: "PUT",
+        headers: { "content-type": "application/td+json" },
+        body: JSON.stringify(minimalTd({ id, title: id.slice(-1), links: [{ rel: "next", href: to }] })),
+      });
+      expect(r.status).toBe(201);
+    }
+    const run = await things(hub, ["graph", "urn:c:ring-a", "--depth", "2"]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(
+      [
+        "urn:c:ring-a  a",
+        "├─ next → urn:c:ring-b  b",
+        "│  └─ next → urn:c:ring-c  c  (see below)",
+        "└─ next ← urn:c:ring-c  c",
+        "",
+      ].join("\n"),
+    );
+  });
+
   it("unlinks, and says in one line why a bad filter or a missing link fails", async () => {
     expect((await things(hub, ["unlink", "urn:c:web", "runsOn", "urn:c:host"])).code).toBe(0);
 

@@ -71,13 +71,24 @@ function typesOf(td: Record<string, unknown>): string {
 
 /** One line per Thing of a neighbourhood, drawn as a tree: `├─ hosts → urn:x  Title  [Type]`. */
 export function formatNeighbourhood(root: NeighbourhoodNode): string {
+  // The hub expands a Thing where it is nearest the root, which a depth-first drawing may put
+  // below a place where it is met again: line numbers tell which way to look.
+  const expandedAt = new Map<string, number>();
+  let line = 0;
+  const number = (node: NeighbourhoodNode) => {
+    if (!node.repeated) expandedAt.set(node.id, line);
+    line++;
+    for (const link of node.links) number(link.node);
+  };
+  number(root);
+  line = 0;
   const label = (node: NeighbourhoodNode) =>
     [
       node.id,
       node.title,
       node.types.length > 0 ? `[${node.types.join(", ")}]` : undefined,
       node.resolved ? undefined : "(not registered)",
-      node.repeated ? "(see above)" : undefined,
+      node.repeated ? ((expandedAt.get(node.id) ?? 0) < line ? "(see above)" : "(see below)") : undefined,
     ]
       .filter((part) => part !== undefined && part !== "")
       .join("  ");
@@ -86,6 +97,7 @@ export function formatNeighbourhood(root: NeighbourhoodNode): string {
     node.links.forEach((link, i) => {
       const last = i === node.links.length - 1;
       const arrow = link.direction === "out" ? "→" : "←";
+      line = lines.length;
       lines.push(`${indent}${last ? "└─" : "├─"} ${link.rel} ${arrow} ${label(link.node)}`);
       walk(link.node, indent + (last ? "   " : "│  "));
     });
