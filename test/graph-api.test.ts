@@ -368,6 +368,21 @@ describe("graph API", () => {
     expect([...edges].sort()).toStrictEqual(edgesOf(stored?.td));
   });
 
+  it("keeps every link it acknowledged when many are added to one Thing at once", async () => {
+    await put(thing("urn:t:rack", "Host"));
+    // All read the TD before any writes (one tick, one store batch): each link must be drafted
+    // on the TD as it is when written, so that one writer's links array cannot replace another's.
+    const answers = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) =>
+        hub.hub.graph.link("urn:t:rack", "hosts", `urn:t:vm-${i}`, { actor: `writer-${i}`, via: "test" }),
+      ),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 8 }, () => "fulfilled"));
+    const response = await hub.request(`/things/${encodeURIComponent("urn:t:rack")}/links`);
+    const links = (await response.json()) as Array<{ to: string }>;
+    expect(links.map((l) => l.to).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `urn:t:vm-${i}`));
+  });
+
   it("pages by an opaque cursor, every match once, in id order", async () => {
     for (let i = 0; i < 7; i++) await put(thing(`urn:t:c-${i}`, "Container"));
     const seen: string[] = [];

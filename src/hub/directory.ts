@@ -251,6 +251,30 @@ export class Directory {
     }
   }
 
+  /**
+   * Changes a TD by a function of its current version: `edit` returns the merge patch to apply
+   * (or undefined: nothing to do), and is applied again to the TD as it is then when another
+   * writer changed it in between, so that neither change is lost (link, unlink, a rollout's link).
+   */
+  async edit(
+    id: string,
+    cause: Cause,
+    edit: (td: RegisteredThingDescription) => Record<string, unknown> | undefined,
+  ): Promise<RegisterResult | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.getLive(id);
+      const patch = edit(current.td);
+      if (patch === undefined) return undefined;
+      try {
+        return await this.patch(id, patch, cause, { ifMatch: [entityTagOf(current)] });
+      } catch (err) {
+        if (!(err instanceof PreconditionFailedError)) throw err;
+        if (attempt >= WRITE_ATTEMPTS)
+          throw new ConflictError(`The TD of ${id} kept changing while this change was applied; retry`);
+      }
+    }
+  }
+
   async remove(id: string, cause: Cause, condition?: WriteCondition): Promise<Change> {
     assertThingId(id);
     return this.retrying(id, condition, WRITE_ATTEMPTS, (current) => {

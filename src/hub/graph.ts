@@ -396,25 +396,29 @@ export class Graph {
    */
   async link(from: string, rel: string, to: string, cause: Cause): Promise<Change | undefined> {
     this.assertEdge(rel, to);
-    const record = await this.deps.directory.getLive(from);
-    const links: Link[] = Array.isArray(record.td.links) ? record.td.links : [];
-    if (links.some((l) => l.href === to && typeof l.rel === "string" && this.sameRel(record.td, l.rel, rel)))
-      return undefined;
-    const result = await this.deps.directory.patch(from, { links: [...links, { rel, href: to }] }, cause);
-    return result.change;
+    // A merge patch replaces `links` whole: drafted on the TD as it is when it is applied.
+    const result = await this.deps.directory.edit(from, cause, (td) => {
+      const links: Link[] = Array.isArray(td.links) ? td.links : [];
+      if (links.some((l) => l.href === to && typeof l.rel === "string" && this.sameRel(td, l.rel, rel)))
+        return undefined;
+      return { links: [...links, { rel, href: to }] };
+    });
+    return result?.change;
   }
 
   /** Removes every link of that relation to `to` from the TD; NotFoundError when there is none. */
   async unlink(from: string, rel: string, to: string, cause: Cause): Promise<Change> {
     this.assertEdge(rel, to);
-    const record = await this.deps.directory.getLive(from);
-    const links: Link[] = Array.isArray(record.td.links) ? record.td.links : [];
-    const kept = links.filter(
-      (l) => !(l.href === to && typeof l.rel === "string" && this.sameRel(record.td, l.rel, rel)),
-    );
-    if (kept.length === links.length) throw new NotFoundError(`${from} has no ${rel} link to ${to}`);
-    // A merge patch replaces an array whole; null removes the member when no link is left.
-    const result = await this.deps.directory.patch(from, { links: kept.length > 0 ? kept : null }, cause);
+    const result = await this.deps.directory.edit(from, cause, (td) => {
+      const links: Link[] = Array.isArray(td.links) ? td.links : [];
+      const kept = links.filter(
+        (l) => !(l.href === to && typeof l.rel === "string" && this.sameRel(td, l.rel, rel)),
+      );
+      if (kept.length === links.length) throw new NotFoundError(`${from} has no ${rel} link to ${to}`);
+      // A merge patch replaces an array whole; null removes the member when no link is left.
+      return { links: kept.length > 0 ? kept : null };
+    });
+    if (result === undefined) throw new NotFoundError(`${from} has no ${rel} link to ${to}`);
     return result.change;
   }
 

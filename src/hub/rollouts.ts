@@ -42,7 +42,7 @@ export interface ReleaseSource {
 export interface RolloutContext {
   readonly store: Store;
   readonly commands: Pick<Commands, "writeProperty" | "invokeAction" | "readProperty">;
-  readonly directory: Pick<Directory, "getLive" | "patch">;
+  readonly directory: Pick<Directory, "edit">;
   readonly releases: ReleaseSource;
   readonly ingest: (thing: string, reports: readonly Report[], cause: Cause) => Promise<Change[]>;
   readonly clock: HubClock;
@@ -521,20 +521,22 @@ export class Rollouts {
     requester: Requester,
   ): Promise<{ status: RolloutItem["status"] }> {
     const link = item.desired as { rel: string; href: string };
-    const { td } = await this.context.directory.getLive(step.thing);
-    const links = td.links ?? [];
-    if (links.some((l) => l.href === link.href && (l.rel ?? "") === link.rel)) return { status: "in-place" };
-    await this.context.directory.patch(
+    // Drafted on the TD as it is when applied, so a link added meanwhile by someone else stays.
+    const result = await this.context.directory.edit(
       step.thing,
-      { links: [...links, { rel: link.rel, href: link.href }] },
       {
         actor: requester.actor,
         via: ROLLOUT_ACTOR_VIA,
         ...(requester.release !== undefined && { release: requester.release }),
         ...(requester.correlation !== undefined && { correlation: requester.correlation }),
       },
+      (td) => {
+        const links = td.links ?? [];
+        if (links.some((l) => l.href === link.href && (l.rel ?? "") === link.rel)) return undefined;
+        return { links: [...links, { rel: link.rel, href: link.href }] };
+      },
     );
-    return { status: "completed" };
+    return { status: result === undefined ? "in-place" : "completed" };
   }
 
   /** The `applied` Change: the release becomes the Thing's active one (once, even when resumed). */
