@@ -553,6 +553,55 @@ describe("listing and search", () => {
     ]);
   });
 
+  it("refuses a match() whose regular expression backtracks catastrophically with 400, and keeps answering", async () => {
+    const id = "urn:example:item-redos";
+    expect((await put(hub, id, minimalTd({ id, title: `${"a".repeat(40)}!` }))).status).toBe(201);
+    try {
+      const res = await hub.request(
+        `/search/jsonpath?query=${encodeURIComponent("$[?match(@.title, '(a|a)*')].id")}`,
+        { auth: false },
+      );
+      expect(res.status).toBe(400);
+      expect((await json(res)).detail).toMatch(/match\(\) ran longer than/);
+      const found = await hub.request(
+        `/search/jsonpath?query=${encodeURIComponent("$[?match(@.title, 'a+!')].id")}`,
+        {
+          auth: false,
+        },
+      );
+      expect(await json(found)).toEqual([id]);
+    } finally {
+      expect((await hub.request(thingPath(id), { method: "DELETE" })).status).toBe(204);
+    }
+  });
+
+  it("refuses a reported value on which the TD's pattern backtracks catastrophically, as not fitting its schema", async () => {
+    const id = "urn:example:redos:pattern";
+    const td = minimalTd({
+      id,
+      properties: {
+        serial: { type: "string", pattern: "^(a|a)*$", forms: [{ href: "http://127.0.0.1:9/s" }] },
+      },
+    });
+    expect((await put(hub, id, td)).status).toBe(201);
+    try {
+      const report = (value: string) =>
+        hub.request(`${thingPath(id)}/changes`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify([{ kind: "reported", affordance: "serial", value }]),
+        });
+      const slow = await report(`${"a".repeat(40)}!`);
+      expect(slow.status).toBe(400);
+      expect((await json(slow)).errors).toEqual([
+        { pointer: "/body/0/value", detail: 'must match pattern "^(a|a)*$"' },
+      ]);
+      expect((await report("aaaa")).status).toBeLessThan(300);
+    } finally {
+      expect((await hub.request(thingPath(id), { method: "DELETE" })).status).toBe(204);
+    }
+  });
+
   it("projects search results: $[?@.title=='Item 12'].id gives that TD's id", async () => {
     const res = await hub.request(
       `/search/jsonpath?query=${encodeURIComponent("$[?@.title=='Item 12'].id")}`,

@@ -5,6 +5,7 @@ import { addAjvFormats, createAjv } from "./lazy-ajv.js";
 import { canonicalJson } from "./canonical-json.js";
 import type { DataSchema } from "./thing-description.js";
 import type { ErrorLocation } from "./errors.js";
+import { boundedRegExp } from "./time-budget.js";
 
 // TD data schemas are JSON Schema plus TD terms (forms, observable, unit, @type, titles…) that
 // must not be taken for keywords: strict off, so unknown terms are ignored as annotations.
@@ -33,7 +34,11 @@ export function compileDataSchema(schema: DataSchema): DataSchemaCheck {
     return cached;
   }
   if (!ajv) {
-    ajv = createAjv({ strict: false, allErrors: true, validateFormats: true });
+    // A TD's `pattern` comes from outside: matching it on a value runs with a time budget.
+    const regExp = Object.assign((pattern: string, u: string) => boundedRegExp(pattern, u), {
+      code: "boundedRegExp",
+    });
+    ajv = createAjv({ strict: false, allErrors: true, validateFormats: true, code: { regExp } });
     addAjvFormats(ajv);
   }
   const validate = ajv.compile(plain);

@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import type * as JsonP3 from "json-p3";
 import type { JSONPathEnvironment, JSONPathQuery } from "json-p3";
 import { ValidationError } from "./errors.js";
+import { REGEXP_BUDGET_MS, quickToMatch, withinBudget } from "./time-budget.js";
 
 // Loaded on first use, like Ajv (lazy-ajv.ts): most programs that import core never search.
 const require = createRequire(import.meta.url);
@@ -26,12 +27,40 @@ export interface CompiledJsonPath {
   values(document: unknown): unknown[];
 }
 
+/**
+ * `match()` and `search()` (RFC 9535 §2.4.6–7) run a regular expression from the query, which
+ * anyone who may read can send: each call runs with a time budget, and a pattern that backtracks
+ * past it stops the query with a ValidationError instead of blocking the hub.
+ */
+function withBoundedRegExps(env: JSONPathEnvironment): JSONPathEnvironment {
+  for (const name of ["match", "search"]) {
+    const builtin = env.functionRegister.get(name);
+    if (builtin === undefined) continue;
+    env.functionRegister.set(name, {
+      argTypes: builtin.argTypes,
+      returnType: builtin.returnType,
+      call: (...args: unknown[]): unknown => {
+        const [text, pattern] = args;
+        if (typeof text !== "string" || typeof pattern !== "string" || quickToMatch(pattern, text))
+          return builtin.call(...args);
+        const result = withinBudget(() => builtin.call(...args), REGEXP_BUDGET_MS);
+        if (result.done) return result.value;
+        throw new ValidationError(
+          `The regular expression of ${name}() ran longer than ${REGEXP_BUDGET_MS} ms on one value (it backtracks too much); simplify it`,
+          [{ pointer: "/query", message: `${name}() pattern too slow` }],
+        );
+      },
+    });
+  }
+  return env;
+}
+
 /** Compiles an RFC 9535 query; a syntax error becomes a ValidationError naming the position. */
 export function compileJsonPath(query: string): CompiledJsonPath {
   if (query.length === 0) throw new ValidationError("The JSONPath query is empty; try $[*].title");
   if (query.length > 4096) throw new ValidationError("The JSONPath query is longer than 4096 characters");
   jsonp3 ??= require("json-p3") as typeof JsonP3;
-  environment ??= new jsonp3.JSONPathEnvironment({ strict: true, maxRecursionDepth: 64 });
+  environment ??= withBoundedRegExps(new jsonp3.JSONPathEnvironment({ strict: true, maxRecursionDepth: 64 }));
   let compiled: JSONPathQuery;
   try {
     compiled = environment.compile(query);

@@ -1,0 +1,53 @@
+// Synchronous work that input from outside can make slow without bound — a TD's `pattern` or a
+// JSONPath `match()` whose regular expression backtracks catastrophically (ReDoS, PITFALLS.md) —
+// runs with a time budget, so it fails alone instead of blocking the event loop for everyone.
+import { Script, createContext } from "node:vm";
+
+/** How long one regular expression may run on one value. */
+export const REGEXP_BUDGET_MS = 100;
+
+const call = new Script("run()");
+const context = createContext({ run: (): unknown => undefined });
+
+/**
+ * Runs `run` and returns its result, or `{ done: false }` when it was stopped after `ms`
+ * milliseconds. V8 interrupts JavaScript, regular expressions included, when a vm script's
+ * timeout passes (node:vm `timeout`).
+ */
+export function withinBudget<T>(run: () => T, ms: number): { done: true; value: T } | { done: false } {
+  context.run = run;
+  try {
+    return { done: true, value: call.runInContext(context, { timeout: ms }) as T };
+  } catch (err) {
+    if ((err as { code?: unknown }).code === "ERR_SCRIPT_EXECUTION_TIMEOUT") return { done: false };
+    throw err;
+  } finally {
+    context.run = () => undefined;
+  }
+}
+
+/**
+ * Whether a pattern certainly matches a text quickly, so that it may run without a budget (a
+ * budget costs ~0.1 ms: a watchdog thread per call): no quantified group (`(a|a)*`, `(a+)+`:
+ * exponential), at most three quantifiers (backtracking grows as the text's length to their
+ * number) and a text of at most 256 characters.
+ */
+export function quickToMatch(pattern: string, text: string): boolean {
+  if (text.length > 256 || /\)[*+?{]/.test(pattern)) return false;
+  return (pattern.replace(/\\./g, "").match(/[*+?{]/g)?.length ?? 0) <= 3;
+}
+
+/**
+ * A regular expression for Ajv (`code.regExp`) whose `test` gives up after REGEXP_BUDGET_MS:
+ * a value it could not match in time does not fit the pattern.
+ */
+export function boundedRegExp(pattern: string, flags: string): { test(text: string): boolean } {
+  const regexp = new RegExp(pattern, flags);
+  return {
+    test(text: string): boolean {
+      if (quickToMatch(pattern, text)) return regexp.test(text);
+      const result = withinBudget(() => regexp.test(text), REGEXP_BUDGET_MS);
+      return result.done && result.value;
+    },
+  };
+}
