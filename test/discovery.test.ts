@@ -91,6 +91,28 @@ describe("discovery", () => {
     expect(td.title).toBe("042");
   });
 
+  it("registers every Thing of another hub, whose directory TD's listing form is a URI template", async () => {
+    const other = await startTestHub({ mqtt: false });
+    try {
+      const ids = ["urn:test:other-1", "urn:test:other-2"];
+      for (const id of ids) {
+        const res = await other.request(thingPath(id), {
+          method: "PUT",
+          headers: { "content-type": "application/td+json" },
+          body: JSON.stringify(minimalTd({ id })),
+        });
+        expect(res.status).toBe(201);
+      }
+      const response = await discover(`${other.url}/.well-known/wot`);
+      expect(response.status, await response.clone().text()).toBe(200);
+      const result = (await response.json()) as { registered: string[]; directory: string };
+      expect(result.registered).toEqual(ids);
+      expect(result.directory).toBe(`${other.url}/things`);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it("registers the Thing at a TD's URL, resolving its relative forms against that URL", async () => {
     const response = await discover(`${origin}/lamp/td`);
     expect(await response.json()).toEqual({ registered: ["urn:test:single-lamp"], refused: [] });

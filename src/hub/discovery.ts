@@ -128,8 +128,11 @@ export class Discovery {
     const things = isObject(td.properties) ? td.properties.things : undefined;
     const forms = isObject(things) && Array.isArray(things.forms) ? things.forms : [];
     const form = forms.find((f): f is { href: string } => isObject(f) && typeof f.href === "string");
+    // The href may be a URI template (RFC 6570), as WoT Discovery's own directory TD writes it:
+    // `things{?offset,limit}`. Its expressions go; offset and limit are set page by page.
+    const href = form?.href.replace(/\{[^}]*\}/g, "");
     try {
-      return new URL(form?.href ?? "/things", base);
+      return new URL(href ?? "/things", base);
     } catch {
       return new URL("/things", from);
     }
