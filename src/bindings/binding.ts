@@ -195,6 +195,11 @@ export interface BindingFailure {
   readonly body?: string;
   /** For subscriptions: true when this error ended the subscription. */
   readonly ended?: boolean;
+  /**
+   * `"unknown"` when a write or an action failed after its request had gone out, or may have
+   * (no answer in time, a connection that broke): the Thing may have done it all the same.
+   */
+  readonly outcome?: "unknown";
 }
 
 /** The first characters of a device's answer kept in an error. */
@@ -249,7 +254,7 @@ export function bindingError(
   },
   reason: BindingFailureReason,
   message: string,
-  answer: { status?: number; body?: string; ended?: boolean; cause?: unknown } = {},
+  answer: { status?: number; body?: string; ended?: boolean; outcome?: "unknown"; cause?: unknown } = {},
 ): BindingError {
   const credentials = target.credentials ?? [];
   const redact = (text: string) => (credentials.length === 0 ? text : redactSecrets(text, credentials));
@@ -260,6 +265,7 @@ export function bindingError(
     ...(answer.status === undefined ? {} : { status: answer.status }),
     ...(answer.body === undefined ? {} : { body: redact(answer.body).slice(0, BODY_EXCERPT_LENGTH) }),
     ...(answer.ended === undefined ? {} : { ended: answer.ended }),
+    ...(answer.outcome === undefined ? {} : { outcome: answer.outcome }),
   };
   const error = new BindingError(`${target.thing}: ${redact(message)}`, target.thing, detail);
   if (answer.cause !== undefined) error.cause = answer.cause;
@@ -267,6 +273,15 @@ export function bindingError(
 }
 
 /** The failure detail of a BindingError made by `bindingError`, if it is one. */
+/** `error` saying that what it failed to do may have been done (`BindingFailure.outcome`). */
+export function withUnknownOutcome(error: BindingError): BindingError {
+  const failure = bindingFailure(error);
+  if (failure === undefined || failure.outcome !== undefined) return error;
+  const marked = new BindingError(error.message, error.thing, { ...failure, outcome: "unknown" });
+  marked.cause = error.cause;
+  return marked;
+}
+
 export function bindingFailure(error: unknown): BindingFailure | undefined {
   if (!(error instanceof BindingError)) return undefined;
   const detail = error.detail as Partial<BindingFailure> | undefined;

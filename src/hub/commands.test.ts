@@ -4,6 +4,7 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Cause, Change, RegisteredThingDescription } from "../core/index.js";
 import { InProcessBus } from "../bus/index.js";
+import { bindingError } from "../bindings/index.js";
 import type { Binding, Target } from "../bindings/index.js";
 import { SqliteStore } from "../store/index.js";
 import { Commands } from "./commands.js";
@@ -45,6 +46,8 @@ describe("Commands: reads through the hub", () => {
   /** When set, ingest calls wait for it before they append. */
   let hold: ReturnType<typeof gate> | undefined;
   let deviceValue: number | undefined;
+  /** When set, the device's writes fail with it. */
+  let writeError: Error | undefined;
   let errors: unknown[];
   let commands: Commands;
   const requester = { actor: "admin", via: "http" } as const;
@@ -57,10 +60,12 @@ describe("Commands: reads through the hub", () => {
     calls = [];
     hold = undefined;
     deviceValue = 3;
+    writeError = undefined;
     errors = [];
     const binding: Pick<Binding, "readProperty" | "writeProperty"> = {
       readProperty: async (_target: Target) => deviceValue,
       writeProperty: async (_target: Target, value: unknown) => {
+        if (writeError !== undefined) throw writeError;
         deviceValue = value as number;
       },
     };
@@ -137,6 +142,21 @@ describe("Commands: reads through the hub", () => {
     ]);
     const kinds = (await store.history({ thing: ID, order: "asc", limit: 100 })).map((c) => c.kind);
     expect(kinds.slice(-3)).toEqual(["reported", "desired", "completed"]);
+  });
+
+  it("records a write whose answer never came as failed with an unknown outcome, and a refused one without", async () => {
+    const href = "http://127.0.0.1:1/level";
+    writeError = bindingError({ thing: ID, href, op: "writeproperty" }, "timeout", "PUT failed: timeout", {
+      outcome: "unknown",
+    });
+    await expect(commands.writeProperty(ID, "level", 7, requester)).rejects.toThrow("PUT failed");
+    writeError = bindingError({ thing: ID, href, op: "writeproperty" }, "unreachable", "PUT failed: refused");
+    await expect(commands.writeProperty(ID, "level", 8, requester)).rejects.toThrow("PUT failed");
+    const failed = await store.history({ thing: ID, kinds: ["failed"], order: "asc", limit: 10 });
+    expect(failed.map((c) => c.value)).toEqual([
+      { reason: "timeout", message: `${ID}: PUT failed: timeout`, outcome: "unknown" },
+      { reason: "unreachable", message: `${ID}: PUT failed: refused` },
+    ]);
   });
 
   it("answers a read the device answered with no value as a failure when the schema wants one", async () => {

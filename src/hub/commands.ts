@@ -95,6 +95,8 @@ export function failureValue(error: unknown): Record<string, unknown> {
     message,
     ...(failure.status !== undefined && { status: failure.status }),
     ...(failure.body !== undefined && { body: failure.body }),
+    // Recorded as failed, but the Thing may have done it: its next values tell.
+    ...(failure.outcome !== undefined && { outcome: failure.outcome }),
   };
 }
 

@@ -202,6 +202,7 @@ function withDeviceAnswer(problem: Problem, error: BindingError): Problem {
     ...pick("href", "string"),
     ...pick("status", "number"),
     ...pick("body", "string"),
+    ...pick("outcome", "string"),
   };
   if (detail.reason === "timeout") {
     problem.status = 504;

@@ -558,6 +558,44 @@ describe("HttpBinding", () => {
     expect(await failureOf(binding.readProperty(property("slow")))).toMatchObject({ reason: "timeout" });
   });
 
+  it("says a write's or an action's outcome is unknown when the request went out and no answer came", async () => {
+    use({ headersTimeoutMs: 100, retry: { attempts: 2 } });
+    thing.routes.set("POST /actions/toggle", () => undefined);
+    thing.routes.set("GET /properties/slow", () => undefined);
+    let puts = 0;
+    // The first PUT may have been applied; the retry's 503 says nothing about it.
+    thing.routes.set("PUT /properties/brightness", (_req, res) => {
+      if (++puts > 1) res.writeHead(503).end("busy");
+    });
+    expect(await failureOf(binding.writeProperty(property("brightness", "writeproperty"), 5))).toMatchObject({
+      reason: "status",
+      status: 503,
+      outcome: "unknown",
+    });
+    expect(puts).toBe(2);
+    expect(await failureOf(binding.invokeAction(action("toggle")))).toMatchObject({
+      reason: "timeout",
+      outcome: "unknown",
+    });
+    // A read changes nothing, and a refusal is an answer: neither leaves anything unknown.
+    expect(await failureOf(binding.readProperty(property("slow")))).not.toHaveProperty("outcome");
+    thing.routes.set("PUT /properties/brightness", (_req, res) => res.writeHead(409).end("door open"));
+    expect(
+      await failureOf(binding.writeProperty(property("brightness", "writeproperty"), 5)),
+    ).not.toHaveProperty("outcome");
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const refused = targetFor(lampAt(`http://127.0.0.1:${port}/`), {
+      secrets,
+      op: "writeproperty",
+      affordance: { kind: "property", name: "brightness" },
+    });
+    expect(await failureOf(binding.writeProperty(refused, 5))).toMatchObject({ reason: "unreachable" });
+    expect(await failureOf(binding.writeProperty(refused, 5))).not.toHaveProperty("outcome");
+  });
+
   it("gives up on a body that trickles for longer than bodyDeadlineMs, and on an error body too", async () => {
     use({ bodyDeadlineMs: 200, retry: { attempts: 1 } });
     const trickle = (status: number) => (_req: IncomingMessage, res: ServerResponse) => {

@@ -7,7 +7,8 @@ import { Agent, buildConnector } from "undici";
 import type { Dispatcher } from "undici";
 import { backoffDelay } from "../backoff.js";
 import type { BackoffOptions } from "../backoff.js";
-import { bindingError, bindingFailure } from "../binding.js";
+import { BindingError } from "../../core/index.js";
+import { bindingError, bindingFailure, withUnknownOutcome } from "../binding.js";
 import type { BindingFailureReason, Credentials, Operation } from "../binding.js";
 import type { AddressPolicy } from "../address-policy.js";
 
@@ -62,6 +63,16 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 // RFC 9110 §15.6.4 and §15.5.9, RFC 6585 §4: worth asking again later.
 const RETRY_STATUSES = new Set([408, 429, 502, 503, 504]);
 const RETRY_REASONS = new Set<BindingFailureReason>(["timeout", "unreachable"]);
+// Failures after the request went out, or may have: the Thing may have acted on it.
+const AFTER_SENDING = new Set([
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_SOCKET",
+  "ECONNRESET",
+  "EPIPE",
+]);
+// Methods that change nothing, whose failure leaves nothing unknown.
+const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
 const ERROR_BODY_BYTES = 64 * 1024;
 
 export class HttpTransport {
@@ -117,11 +128,16 @@ export class HttpTransport {
   async #withRetries<T>(exchange: HttpExchange, attempt: () => Promise<T>): Promise<T> {
     const retry = exchange.retry ?? IDEMPOTENT.has(exchange.method);
     const { attempts } = this.#options.retry;
+    // Once one attempt may have reached the Thing, the exchange's outcome stays unknown, whatever
+    // the later attempts answer (a connection refused after a timeout says nothing of the first).
+    let unknown = false;
     for (let n = 0; ; n++) {
       try {
         return await attempt();
       } catch (error) {
         const failure = bindingFailure(error);
+        unknown ||= failure?.outcome === "unknown";
+        const failed = () => (unknown && error instanceof BindingError ? withUnknownOutcome(error) : error);
         const retryable =
           retry &&
           n + 1 < attempts &&
@@ -129,7 +145,7 @@ export class HttpTransport {
           failure !== undefined &&
           (RETRY_REASONS.has(failure.reason) ||
             (failure.status !== undefined && RETRY_STATUSES.has(failure.status)));
-        if (!retryable) throw error;
+        if (!retryable) throw failed();
         const wait = Math.max(
           backoffDelay(n, this.#options.retry, this.#options.random),
           retryAfterOf(error),
@@ -137,7 +153,7 @@ export class HttpTransport {
         await delay(Math.min(wait, this.#options.retry.maxDelayMs), undefined, {
           signal: exchange.signal,
         }).catch(() => {
-          throw error;
+          throw failed();
         });
       }
     }
@@ -385,7 +401,11 @@ function transportError(
           ? "closed"
           : "unreachable";
   const why = error instanceof Error ? error.message : String(error);
-  return bindingError(context, reason, `${method} failed: ${why}`, { cause: error });
+  const sent = !SAFE.has(method) && code !== undefined && AFTER_SENDING.has(code);
+  return bindingError(context, reason, `${method} failed: ${why}`, {
+    cause: error,
+    ...(sent && { outcome: "unknown" as const }),
+  });
 }
 
 function errorCodes(error: unknown): string[] {
