@@ -115,7 +115,11 @@ describe("discovery", () => {
 
   it("registers the Thing at a TD's URL, resolving its relative forms against that URL", async () => {
     const response = await discover(`${origin}/lamp/td`);
-    expect(await response.json()).toEqual({ registered: ["urn:test:single-lamp"], refused: [] });
+    expect(await response.json()).toEqual({
+      registered: ["urn:test:single-lamp"],
+      replaced: [],
+      refused: [],
+    });
     const td = (await (await hub.request(thingPath("urn:test:single-lamp"))).json()) as { base: string };
     expect(td.base).toBe(`${origin}/lamp/td`);
   });
@@ -142,7 +146,21 @@ describe("discovery", () => {
     expect((await discover(`${origin}/lamp/td`, false)).status).toBe(401);
   });
 
-  it("works from the CLI: `things discover URL` prints the ids registered", async () => {
+  it("says which Things a discovered TD replaced, and keeps the TD before in the Log", async () => {
+    await discover(`${origin}/lamp/td`);
+    const again = await discover(`${origin}/lamp/td`);
+    expect(await again.json()).toEqual({
+      registered: ["urn:test:single-lamp"],
+      replaced: ["urn:test:single-lamp"],
+      refused: [],
+    });
+    const history = await hub.request(`${thingPath("urn:test:single-lamp")}/history?kind=described&limit=1`);
+    const [last] = ((await history.json()) as { changes: Array<{ previous?: { id: string } }> }).changes;
+    expect(last?.previous?.id).toBe("urn:test:single-lamp");
+  });
+
+  it("works from the CLI: `things discover URL` prints the ids registered, and names those it replaced", async () => {
+    await discover(`${origin}/lamp/td`);
     const child = spawn(
       process.execPath,
       [BIN, "discover", `${origin}/lamp/td`, "--url", hub.url, "--token", hub.token],
@@ -157,6 +175,9 @@ describe("discovery", () => {
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     expect(code).toBe(0);
     expect(stdout).toBe("urn:test:single-lamp\n");
-    expect(stderr).toBe("1 Thing(s) registered\n");
+    expect(stderr).toBe(
+      "things: replaced the TD the hub held for urn:test:single-lamp (its history keeps the one before)\n" +
+        "1 Thing(s) registered, 1 of them replacing a TD\n",
+    );
   });
 });

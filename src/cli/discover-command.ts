@@ -26,7 +26,15 @@ export function registerDiscoverCommand(program: Command): void {
           );
         }
         const from = result.directory === undefined ? "" : ` from the directory at ${result.directory}`;
-        process.stderr.write(`${result.registered.length} Thing(s) registered${from}\n`);
+        // A TD fetched from elsewhere may take the id of a Thing registered already: say so.
+        for (const id of result.replaced) {
+          process.stderr.write(
+            `things: replaced the TD the hub held for ${id} (its history keeps the one before)\n`,
+          );
+        }
+        const replaced =
+          result.replaced.length === 0 ? "" : `, ${result.replaced.length} of them replacing a TD`;
+        process.stderr.write(`${result.registered.length} Thing(s) registered${replaced}${from}\n`);
       }),
     );
 }

@@ -416,6 +416,8 @@ export class DirectoryClient {
 /** What `discover` registered, and what it refused from a directory's listing. */
 export interface DiscoverResult {
   registered: string[];
+  /** Those of `registered` whose TD replaced one the hub held. */
+  replaced: string[];
   refused: { index: number; id?: string; detail: string }[];
   directory?: string;
 }

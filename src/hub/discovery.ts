@@ -27,6 +27,11 @@ export interface DiscoveryOptions {
 export interface DiscoveryResult {
   /** The ids registered (created or replaced), in the order found. */
   registered: string[];
+  /**
+   * Those of `registered` whose TD replaced one the directory held (the `described` Change keeps
+   * the one before): a TD fetched from elsewhere may carry the id of a Thing registered already.
+   */
+  replaced: string[];
   /** TDs of a listing that were not registered, and why. */
   refused: { index: number; id?: string; detail: string }[];
   /** The directory whose listing was followed, when there was one. */
@@ -79,8 +84,8 @@ export class Discovery {
     const td = (
       document.base === undefined ? { ...document, base: start.href } : document
     ) as ThingDescription;
-    const result = await this.register(td, cause);
-    return { registered: [result], refused: [] };
+    const { id, created } = await this.register(td, cause);
+    return { registered: [id], replaced: created ? [] : [id], refused: [] };
   }
 
   private checkUrl(text: string): URL {
@@ -167,11 +172,13 @@ export class Discovery {
   }
 
   private async registerAll(items: unknown[], cause: Cause): Promise<DiscoveryResult> {
-    const result: DiscoveryResult = { registered: [], refused: [] };
+    const result: DiscoveryResult = { registered: [], replaced: [], refused: [] };
     for (const [index, item] of items.slice(0, this.maxThings).entries()) {
       const id = isObject(item) && typeof item.id === "string" ? item.id : undefined;
       try {
-        result.registered.push(await this.register(item as ThingDescription, cause));
+        const { id: registered, created } = await this.register(item as ThingDescription, cause);
+        result.registered.push(registered);
+        if (!created) result.replaced.push(registered);
       } catch (error) {
         if (!(error instanceof HyperthingsError) || error.status >= 500) throw error;
         result.refused.push({ index, ...(id === undefined ? {} : { id }), detail: error.message });
@@ -180,12 +187,15 @@ export class Discovery {
     return result;
   }
 
-  private async register(td: ThingDescription, cause: Cause): Promise<string> {
+  private async register(td: ThingDescription, cause: Cause): Promise<{ id: string; created: boolean }> {
     // Registration information a directory added (WoT Discovery §7.3.1.2) is not ours to keep.
     const { registration: _ignored, ...clean } = td as RegisteredThingDescription & {
       registration?: unknown;
     };
-    if (typeof clean.id === "string") return (await this.directory.put(clean.id, clean, cause)).id;
-    return (await this.directory.create(clean, cause)).id;
+    if (typeof clean.id === "string") {
+      const { id, created } = await this.directory.put(clean.id, clean, cause);
+      return { id, created };
+    }
+    return { id: (await this.directory.create(clean, cause)).id, created: true };
   }
 }

@@ -17,7 +17,8 @@ export function discoveryRoutes(hub: Hub, discovery: Discovery | undefined) {
           summary: "Register the Thing whose TD is at a URL, or every Thing a TD directory lists",
           description:
             "A URL with no path means the host's /.well-known/wot. When that is a TD directory's own TD, " +
-            "its listing is followed page by page. Answers with the ids registered.",
+            "its listing is followed page by page. Answers with the ids registered, those of them that replaced " +
+            "a TD the hub held, and the TDs refused with why.",
           tags: ["discovery"],
           body: {
             type: "object",
