@@ -380,6 +380,42 @@ if (missing !== undefined && !required) {
       expect(run.stdout).toContain(`and 1 saved (sizes ${size})`);
     });
 
+    it("shows rollouts with their progress, the releases, and a Thing as it drifts from its release", async () => {
+      const text = [
+        "release: ui-setpoint",
+        "things:",
+        `  - select: { id: "${ESPRESSO}" }`,
+        "    properties: { setpoint: 91 }",
+      ].join("\n");
+      const built = await hub.hub.releases.build([{ path: "release.yaml", text }], { actor: "test" });
+      const release = built.release.id;
+      const started = await hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      expect(started.status).toBe(202);
+      const { id } = (await started.json()) as { id: string };
+      await hub.hub.rollouts?.settled(id);
+      await page.goto(`${hub.url}/#/releases`);
+      const rollout = page.locator(`tr[data-rollout="${id}"]`);
+      await rollout.waitFor();
+      expect(await rollout.getAttribute("data-status")).toBe("completed");
+      expect(await rollout.textContent()).toContain("1/1");
+      expect(await rollout.getByRole("progressbar").getAttribute("value")).toBe("1");
+      await page.locator(`tr[data-release="${release}"]`, { hasText: "ui-setpoint" }).waitFor();
+      expect(await page.getByTestId("drift").getAttribute("data-count")).toBe("0");
+      // Set by hand to another value, the machine drifts from its release: the page shows it.
+      await new InteractionClient({ url: hub.url, token: hub.token }).writeProperty(ESPRESSO, "setpoint", 92);
+      const drifting = page.locator('[data-testid="drift"] tbody tr', { hasText: ESPRESSO });
+      await drifting.waitFor();
+      expect(await drifting.locator("td.desired").textContent()).toBe("91");
+      expect(await drifting.locator("td.observed").textContent()).toBe("92");
+      const answer = await hub.request("/drift");
+      expect(JSON.stringify(await answer.json())).toContain(ESPRESSO);
+      await capture(page, "releases");
+    });
+
     it("charts the latest readings of a range that holds more than a chart draws, and says so", async () => {
       // 10,005 readings at once, the newest last: more than the chart's 10,000 points.
       const readings = Array.from({ length: 10_005 }, (_, i) => ({

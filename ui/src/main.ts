@@ -7,6 +7,7 @@ import { messageOf, problemBox } from "./errors.js";
 import { graphView } from "./graph-view.js";
 import { LiveFeed } from "./live.js";
 import { logView } from "./log-view.js";
+import { releasesView } from "./releases-view.js";
 import { clientFor, signIn, signOut, storedToken } from "./session.js";
 import { thingView } from "./thing-view.js";
 import { timeView } from "./time-view.js";
@@ -29,6 +30,7 @@ const ROUTES: [RegExp, View][] = [
   [/^#\/time\/(.+)$/, timeView],
   [/^#\/changes\??(.*)$/, changesView],
   [/^#\/log$/, logView],
+  [/^#\/releases$/, releasesView],
   [/^(?:#\/?)?$/, graphView],
 ];
 
@@ -110,6 +112,7 @@ function start(client: AppContext["client"]): void {
         {},
         h("a", { href: "#/" }, "Graph"),
         h("a", { href: "#/changes" }, "Changes"),
+        h("a", { href: "#/releases" }, "Releases"),
         h("a", { href: "#/log" }, "Log"),
       ),
       liveStatus,

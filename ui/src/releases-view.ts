@@ -1,0 +1,194 @@
+// Provisioning at a glance: what drifts now (observed against the active release), the rollouts
+// with their progress, and the stored releases. Drawn again every few seconds and whenever the
+// live feed brings a Change of provisioning (applied, drift, a rollout's own commands).
+import { ReleaseClient, RolloutClient } from "../../src/client/index.js";
+import type { DriftEntry, ReleasePage, RolloutView } from "../../src/client/index.js";
+import type { View } from "./app-context.js";
+import { h, replace, show, showTime, thingHref } from "./dom.js";
+import { problemBox } from "./errors.js";
+import { storedToken } from "./session.js";
+
+const REFRESH_MS = 5000;
+const SHOWN = 50;
+
+type ReleaseSummary = ReleasePage["releases"][number];
+
+/** `sha256:0a1b2c3d…`: enough of a release id to tell it apart, the whole of it on hover. */
+function releaseLabel(id: string): HTMLElement {
+  return h("code", { title: id }, id.length > 19 ? `${id.slice(0, 19)}…` : id);
+}
+
+function driftTable(drift: DriftEntry[]): HTMLElement {
+  if (drift.length === 0) {
+    return h(
+      "p",
+      { "data-testid": "drift", "data-count": 0 },
+      "Nothing drifts: every Thing holds its release's values.",
+    );
+  }
+  return h(
+    "table",
+    { "data-testid": "drift", "data-count": drift.length },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Thing", "Property", "Desired", "Observed", "Since", "Policy", "Release"].map((t) => h("th", {}, t)),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      drift.map((entry) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, h("a", { href: thingHref(entry.thing) }, entry.thing)),
+          h("td", {}, entry.affordance),
+          h("td", { class: "desired" }, show(entry.desired)),
+          h("td", { class: "observed" }, show(entry.observed)),
+          h("td", {}, showTime(entry.since)),
+          h("td", {}, entry.policy),
+          h("td", {}, releaseLabel(entry.release)),
+        ),
+      ),
+    ),
+  );
+}
+
+function rolloutTable(rollouts: RolloutView[]): HTMLElement {
+  if (rollouts.length === 0)
+    return h("p", { "data-testid": "rollouts" }, "No rollout yet: see `things rollout`.");
+  return h(
+    "table",
+    { "data-testid": "rollouts" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Release", "Status", "Progress", "Started", "By", "Ended"].map((t) => h("th", {}, t)),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      rollouts.map((rollout) => {
+        const { progress } = rollout;
+        const done = progress.total - progress.pending - progress.applying;
+        return h(
+          "tr",
+          { "data-rollout": rollout.id, "data-status": rollout.status },
+          h("td", {}, rollout.name, " ", releaseLabel(rollout.release)),
+          h("td", {}, rollout.status, rollout.reason !== undefined && ` (${rollout.reason})`),
+          h(
+            "td",
+            {},
+            h("progress", {
+              max: Math.max(1, progress.total),
+              value: done,
+              "aria-label": `${rollout.name} progress`,
+            }),
+            ` ${done}/${progress.total}`,
+            progress.failed > 0 && `, ${progress.failed} failed`,
+            progress.skipped > 0 && `, ${progress.skipped} skipped`,
+          ),
+          h("td", {}, showTime(rollout.created)),
+          h("td", {}, rollout.actor),
+          h("td", {}, rollout.ended === undefined ? "—" : showTime(rollout.ended)),
+        );
+      }),
+    ),
+  );
+}
+
+function releaseTable(releases: ReleaseSummary[]): HTMLElement {
+  if (releases.length === 0)
+    return h("p", { "data-testid": "releases" }, "No release stored yet: see `things build`.");
+  return h(
+    "table",
+    { "data-testid": "releases" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Name", "Id", "Steps", "Drift", "Stored", "Supersedes"].map((t) => h("th", {}, t)),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      releases.map((release) =>
+        h(
+          "tr",
+          { "data-release": release.id },
+          h("td", {}, release.name),
+          h("td", {}, releaseLabel(release.id)),
+          h("td", {}, String(release.steps)),
+          h("td", {}, release.drift),
+          h("td", {}, showTime(release.storedAt)),
+          h("td", {}, release.supersedes === undefined ? "—" : releaseLabel(release.supersedes)),
+        ),
+      ),
+    ),
+  );
+}
+
+export const releasesView: View = ({ live }, root) => {
+  const options = { url: location.origin, token: storedToken() };
+  const releases = new ReleaseClient(options);
+  const rollouts = new RolloutClient(options);
+  const out = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  replace(root, h("h1", {}, "Releases and drift"), out);
+  let disposed = false;
+  let drawing = false;
+  let again = false;
+  const draw = async (): Promise<void> => {
+    if (drawing) {
+      again = true;
+      return;
+    }
+    drawing = true;
+    try {
+      const [drift, started, stored] = await Promise.all([
+        rollouts.drift(),
+        rollouts.rollouts({ limit: SHOWN }),
+        releases.releases({ limit: SHOWN }),
+      ]);
+      if (disposed) return;
+      replace(
+        out,
+        h("h2", {}, "Drift now"),
+        driftTable(drift),
+        h("h2", {}, "Rollouts"),
+        rolloutTable(started),
+        h("h2", {}, "Releases"),
+        releaseTable(stored.releases),
+      );
+    } catch (err) {
+      if (!disposed) replace(out, problemBox(err));
+    } finally {
+      drawing = false;
+      if (again && !disposed) {
+        again = false;
+        void draw();
+      }
+    }
+  };
+  void draw();
+  const timer = setInterval(() => void draw(), REFRESH_MS);
+  const stop = live.subscribe((change) => {
+    if (change.kind === "applied" || change.kind === "drift" || change.cause?.release !== undefined)
+      void draw();
+  });
+  return () => {
+    disposed = true;
+    clearInterval(timer);
+    stop();
+  };
+};
