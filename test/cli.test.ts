@@ -272,6 +272,23 @@ describe("things get, ls, rm, search", () => {
     expect(await storedIds()).toEqual(["urn:test:lamp-2"]);
   });
 
+  it("rm removes the Things named even when some ids name none, and says which, exiting 1", async () => {
+    await register(sensor, lamp1, lamp2);
+    const run = await thingsAt([
+      "rm",
+      "urn:test:nobody",
+      "urn:test:lamp-1",
+      "urn:test:ghost",
+      "urn:test:sensor-1",
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe("removed urn:test:lamp-1\nremoved urn:test:sensor-1\n");
+    expect(expectOneLine(run)).toBe(
+      "things: 2 ids name no Thing, nothing removed for them: urn:test:nobody, urn:test:ghost\n",
+    );
+    expect(await storedIds()).toEqual(["urn:test:lamp-2"]);
+  });
+
   it("search prints one JSON value per line, and --json prints them as one array", async () => {
     await register(sensor, lamp1, lamp2);
     const lines = await thingsAt(["search", "$[*].title"]);

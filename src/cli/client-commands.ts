@@ -417,9 +417,24 @@ export function registerClientCommands(program: Command): void {
     .action(
       talking(async (ids: string[], _options: unknown, command: Command) => {
         const client = clientOf(command);
+        // As rm(1): an id that names no Thing does not keep the others from being removed.
+        const missing: { id: string; error: HubError }[] = [];
         for (const id of ids) {
-          await client.remove(id);
+          try {
+            await client.remove(id);
+          } catch (err) {
+            if (!(err instanceof HubError) || err.status !== 404) throw err;
+            missing.push({ id, error: err });
+            continue;
+          }
           process.stdout.write(`removed ${id}\n`);
+        }
+        const [first] = missing;
+        if (missing.length === 1 && first !== undefined) throw first.error;
+        if (missing.length > 1) {
+          throw new CliError(
+            `${missing.length} ids name no Thing, nothing removed for them: ${missing.map((m) => m.id).join(", ")}`,
+          );
         }
       }),
     );
