@@ -211,6 +211,28 @@ describe("rollouts", () => {
     expect(devices.map((d, i) => writes(d).length - (before[i] ?? 0))).toEqual([0, 0, 1, 0, 0, 0]);
   });
 
+  it("refuses a --select that is no graph filter, pointing at select, and sends nothing", async () => {
+    const before = devices.map((d) => writes(d).length);
+    const release = await build(manifest("badly-selected", 9, ids.slice(0, 2)));
+    const refused = await json<{ errors: { pointer: string }[] }>(
+      await hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ select: "id = (" }),
+      }),
+      400,
+    );
+    expect(refused.errors[0]?.pointer).toBe("/select");
+    const planned = await json<{ errors: { pointer: string }[] }>(
+      await hub.request(
+        `/releases/${encodeURIComponent(release)}/plan?select=${encodeURIComponent("id = (")}`,
+      ),
+      400,
+    );
+    expect(planned.errors[0]?.pointer).toBe("/query/select");
+    expect(devices.map((d, i) => writes(d).length - (before[i] ?? 0))).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
   it("refuses (409) a rollout to a Thing another running rollout has still to apply, and sends it nothing", async () => {
     const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
     await device.start();

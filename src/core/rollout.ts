@@ -33,7 +33,7 @@ export interface RolloutItem {
 }
 
 export interface RolloutOptions {
-  /** A JSONPath filter over the TDs (as `GET /search/jsonpath`): only the Things it selects. */
+  /** A graph filter (docs/queries.md, as `GET /graph?filter=`): only the release's Things it matches. */
   select?: string;
   /** How many Things are worked on at once. */
   concurrency: number;

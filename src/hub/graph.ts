@@ -227,9 +227,13 @@ export class Graph {
   }
 
   /** Things matching a filter (text, docs/queries.md, or a parsed GraphQuery), by id, a page at a time. */
-  async query(filter: string | GraphQuery, page: { cursor?: string; limit: number }): Promise<GraphPage> {
-    const query =
-      typeof filter === "string" ? parseGraphFilter(filter, "/query/filter") : assertGraphQuery(filter);
+  async query(
+    filter: string | GraphQuery,
+    page: { cursor?: string; limit: number; pointer?: string },
+  ): Promise<GraphPage> {
+    // Where the filter came from, for errors: a query parameter by default, a body's member for some.
+    const pointer = page.pointer ?? "/query/filter";
+    const query = typeof filter === "string" ? parseGraphFilter(filter, pointer) : assertGraphQuery(filter);
     if (!Number.isInteger(page.limit) || page.limit < 1 || page.limit > MAX_GRAPH_PAGE) {
       throw new ValidationError(`limit must be a whole number from 1 to ${MAX_GRAPH_PAGE}`, [
         { pointer: "/query/limit", message: `must be an integer in [1, ${MAX_GRAPH_PAGE}]` },
@@ -239,10 +243,10 @@ export class Graph {
     await this.whenReady();
     const vocabulary = this.deps.vocabulary;
     const matches = evaluateGraphQuery(query, this.index, {
-      typesOf: (term) => vocabulary.subtypesOf(this.typeIri(term, "/query/filter")),
+      typesOf: (term) => vocabulary.subtypesOf(this.typeIri(term, pointer)),
       relOf: (term) => this.relIri(term),
       maxEdgeVisits: this.maxEdgeVisits,
-      pointer: "/query/filter",
+      pointer,
     });
     // The page's ids: the smallest `limit + 1` after the cursor, without sorting every match.
     const ids = smallestAfter(matches, after, page.limit + 1);

@@ -36,7 +36,7 @@ export interface FoundThing {
 export interface ThingFinder {
   query(
     filter: string,
-    page: { cursor?: string; limit: number },
+    page: { cursor?: string; limit: number; pointer?: string },
   ): Promise<{ items: { id: string }[]; next?: string }>;
 }
 
@@ -220,7 +220,7 @@ export class Releases {
     return { id, td, state, reachable: forCheck || reachable, ...(applied && { applied }) };
   }
 
-  private async resolve(filter: string): Promise<FoundThing[]> {
+  private async resolve(filter: string, pointer?: string): Promise<FoundThing[]> {
     const finder = this.context.finder?.();
     if (!finder) return [];
     const found: FoundThing[] = [];
@@ -228,6 +228,7 @@ export class Releases {
     do {
       const page = await finder.query(filter, {
         limit: FILTER_PAGE,
+        ...(pointer !== undefined && { pointer }),
         ...(cursor !== undefined && { cursor }),
       });
       found.push(...page.items);
@@ -267,7 +268,11 @@ export class Releases {
    * What rolling the release out would do now, per Thing. `select` (a graph filter) narrows it
    * to the Things it matches; a selector of the release matching nothing is a plan problem.
    */
-  async plan(id: string, options: { select?: string } = {}): Promise<Plan> {
+  /**
+   * `select` narrows the plan to the Things a graph filter matches; `selectPointer` is where it
+   * came from, for errors (`/query/select` by default: the plan's query parameter).
+   */
+  async plan(id: string, options: { select?: string; selectPointer?: string } = {}): Promise<Plan> {
     const release = await this.get(id);
     const matches = new Map<number, string[]>();
     const ids = new Set<string>();
@@ -289,7 +294,9 @@ export class Releases {
     const only =
       options.select === undefined
         ? undefined
-        : new Set((await this.resolve(options.select)).map((f) => f.id));
+        : new Set(
+            (await this.resolve(options.select, options.selectPointer ?? "/query/select")).map((f) => f.id),
+          );
     const things: PlanThing[] = [];
     for (const thing of ids) {
       if (only && !only.has(thing)) continue;

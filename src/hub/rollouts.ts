@@ -36,7 +36,7 @@ import type { Report } from "./ingest.js";
 /** What rollouts need of the releases: a stored release, and its plan now. */
 export interface ReleaseSource {
   get(id: string): Promise<Release>;
-  plan(id: string, options: { select?: string }): Promise<Plan>;
+  plan(id: string, options: { select?: string; selectPointer?: string }): Promise<Plan>;
 }
 
 export interface RolloutContext {
@@ -135,7 +135,7 @@ export class Rollouts {
     const release = await this.context.releases.get(releaseId);
     const plan = await this.context.releases.plan(
       release.id,
-      options.select === undefined ? {} : { select: options.select },
+      options.select === undefined ? {} : { select: options.select, selectPointer: "/select" },
     );
     if (plan.problems.length > 0) {
       throw new ValidationError(
