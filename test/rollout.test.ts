@@ -211,6 +211,25 @@ describe("rollouts", () => {
     expect(devices.map((d, i) => writes(d).length - (before[i] ?? 0))).toEqual([0, 0, 1, 0, 0, 0]);
   });
 
+  it("ends a rollout that stops on an error as failed, with the error, instead of leaving it running", async () => {
+    const release = await build(manifest("store-trouble", 2, ids.slice(0, 1)));
+    const store = hub.hub.store;
+    const update = store.updateRolloutStep.bind(store);
+    // The store refuses to record the step's end (a full disk, say).
+    store.updateRolloutStep = async (rollout, thing, change) => {
+      if (change.status === "completed") throw new Error("database or disk is full");
+      return update(rollout, thing, change);
+    };
+    try {
+      const done = await rollout(release);
+      expect(done.status).toBe("failed");
+      expect(done.reason).toBe("stopped on an error: database or disk is full");
+      expect(done.ended).toBeDefined();
+    } finally {
+      store.updateRolloutStep = update;
+    }
+  });
+
   it("refuses a --select that is no graph filter, pointing at select, and sends nothing", async () => {
     const before = devices.map((d) => writes(d).length);
     const release = await build(manifest("badly-selected", 9, ids.slice(0, 2)));

@@ -302,8 +302,29 @@ export class Rollouts {
     };
     this.runs.set(rollout.id, run);
     run.done = this.execute(run)
-      .catch((err: unknown) => {
+      .catch(async (err: unknown) => {
         this.context.logger.error({ err, rollout: rollout.id }, "a rollout stopped on an error");
+        // Left `running`, it would say so until the hub restarts (and then resume): it has ended.
+        if (this.closing || run.stopped) return;
+        run.stopped = true;
+        const reason = `stopped on an error: ${err instanceof Error ? err.message : String(err)}`;
+        try {
+          if (await this.context.store.endRollout(rollout.id, "failed", this.now(), reason)) {
+            run.progress = await this.context.store.rolloutProgress(rollout.id);
+            this.emit({
+              type: "status",
+              rollout: rollout.id,
+              status: "failed",
+              reason,
+              progress: { ...run.progress },
+            });
+          }
+        } catch (error) {
+          this.context.logger.error(
+            { err: error, rollout: rollout.id },
+            "a stopped rollout could not be ended",
+          );
+        }
       })
       .finally(() => this.runs.delete(rollout.id));
   }
