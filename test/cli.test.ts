@@ -456,6 +456,20 @@ describe("things serve that cannot start", () => {
     );
   });
 
+  it("on an MQTT port given and in use, says so and creates nothing", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      await refusedBeforeTheData(
+        ["--port", "0", "--mqtt-port", String(port)],
+        `MQTT port ${port} on 127.0.0.1 is already in use; choose another with --mqtt-port, use a broker of your own with --mqtt-url, or turn MQTT off with --no-mqtt`,
+      );
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
   it("with an MQTT broker URL that is no URL, says so and creates nothing", async () => {
     await refusedBeforeTheData(
       ["--port", "0", "--mqtt-url", "notaurl"],

@@ -7,6 +7,7 @@ export {
   startMqtt,
   deviceCredentials,
   parseBrokerUrl,
+  mqttPortError,
   type RunningMqtt,
   type DeviceCredentials,
 } from "./mqtt/index.js";

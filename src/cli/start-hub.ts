@@ -4,7 +4,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import pretty from "pino-pretty";
-import { buildServer, parseBrokerUrl, startMqtt, type RunningMqtt } from "../api/index.js";
+import { buildServer, mqttPortError, parseBrokerUrl, startMqtt, type RunningMqtt } from "../api/index.js";
 import { AddressPolicy, createBindings } from "../bindings/index.js";
 import { InProcessBus } from "../bus/index.js";
 import { Discovery, Hub, type HubConfig } from "../hub/index.js";
@@ -54,6 +54,12 @@ export async function startHub(
   // What can be checked without the data directory is checked first (nothing is created when it fails).
   if (config.mqtt === "external" && config.mqttUrl !== undefined) parseBrokerUrl(config.mqttUrl);
   await checkAddress(config.host, config.port);
+  // A broker port given explicitly is not moved when it is taken: that, too, is known before.
+  if (config.mqtt === "embedded" && !config.mqttPortFallback && config.mqttPort !== 0) {
+    await checkAddress(config.host, config.mqttPort).catch((error: unknown) => {
+      throw mqttPortError(config.host, config.mqttPort, error);
+    });
+  }
   const logger = options.logger ?? createLogger(config.logLevel);
   const path = join(config.dataDir, "hyperthings.db");
   const store = new SqliteStore({ path, mmapBytes: config.sqliteMmapMiB * 2 ** 20 });

@@ -52,6 +52,15 @@ export const EMBEDDED_BROKER_LIMITS = {
 /** Topics whose matching handlers are remembered. */
 const MAX_REMEMBERED_TOPICS = 10_000;
 
+/** A port the embedded broker was told to take and cannot: what to do instead, in one sentence. */
+export function mqttPortError(host: string, port: number, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== "EADDRINUSE" && code !== "EACCES") return error;
+  return new UnavailableError(
+    `MQTT port ${port} on ${host} is ${code === "EACCES" ? "not allowed" : "already in use"}; choose another with --mqtt-port, use a broker of your own with --mqtt-url, or turn MQTT off with --no-mqtt`,
+  );
+}
+
 export class EmbeddedBroker implements BrokerLink {
   readonly kind = "embedded" as const;
   readonly #aedes: Aedes;
@@ -126,14 +135,8 @@ export class EmbeddedBroker implements BrokerLink {
       await listen(this.#server, host, port);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if ((code !== "EADDRINUSE" && code !== "EACCES") || !portFallback) {
-        if (code === "EADDRINUSE" || code === "EACCES") {
-          throw new UnavailableError(
-            `MQTT port ${port} on ${host} is ${code === "EACCES" ? "not allowed" : "already in use"}; choose another with --mqtt-port, use a broker of your own with --mqtt-url, or turn MQTT off with --no-mqtt`,
-          );
-        }
-        throw error;
-      }
+      if ((code !== "EADDRINUSE" && code !== "EACCES") || !portFallback)
+        throw mqttPortError(host, port, error);
       await listen(this.#server, host, 0);
       const address = this.#server.address();
       const actual = typeof address === "object" && address ? address.port : 0;

@@ -4,5 +4,5 @@ export { startMqtt, type RunningMqtt } from "./mqtt-service.js";
 export { MqttGateway, reportOf, type WriteOutcome } from "./gateway.js";
 export { TopicLayout, encodeTopicLevel, decodeTopicLevel } from "./topic-layout.js";
 export { deviceCredentials, type DeviceCredentials } from "./device-credentials.js";
-export { EMBEDDED_BROKER_LIMITS } from "./embedded-broker.js";
+export { EMBEDDED_BROKER_LIMITS, mqttPortError } from "./embedded-broker.js";
 export { parseBrokerUrl } from "./external-broker.js";
