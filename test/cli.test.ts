@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { cleanEnvironment, runThings } from "./support/things-process.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 const EXAMPLES = fileURLToPath(new URL("../examples/things/", import.meta.url));
@@ -413,6 +414,27 @@ describe("things --help", () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("HYPERTHINGS_TOKEN");
     expect(help.stdout).toContain("admin-token");
+  });
+});
+
+describe("things serve on every address", () => {
+  it("says it listens on every address of the machine, and gives a URL that reaches it", async () => {
+    const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
+    const serve = runThings(
+      ["serve", "--data", data, "--host", "0.0.0.0", "--port", "0", "--no-mqtt"],
+      cleanEnvironment(),
+    );
+    try {
+      const [line, url] = await serve.waitFor(/listening on (http:\/\/\S+).*\n/);
+      expect(line).toMatch(
+        /^listening on http:\/\/127\.0\.0\.1:\d+ \(and on every address of this machine\)\n$/,
+      );
+      expect((await fetch(`${url ?? ""}/health`)).status).toBe(200);
+    } finally {
+      serve.process.kill("SIGTERM");
+      await serve.exited;
+      rmSync(data, { recursive: true, force: true });
+    }
   });
 });
 

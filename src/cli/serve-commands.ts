@@ -118,7 +118,10 @@ async function serve(
     throw err;
   }
   const out = process.stdout;
-  out.write(`Hyperthings ${running.hub.id} listening on ${running.url}\n`);
+  // The URL names one address to reach the hub at; a wildcard host takes every address.
+  const every =
+    config.host === "0.0.0.0" || config.host === "::" ? ` (and on every address of this machine)` : "";
+  out.write(`Hyperthings ${running.hub.id} listening on ${running.url}${every}\n`);
   out.write(`  data: ${config.dataDir}\n`);
   for (const { name, meant } of unknownEnvironment(process.env)) {
     out.write(`  ignored: ${name} is no setting${meant === undefined ? "" : ` (did you mean ${meant}?)`}\n`);

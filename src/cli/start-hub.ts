@@ -117,7 +117,8 @@ export async function startHub(
   return {
     hub,
     app,
-    url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`,
+    // A wildcard host is reached through loopback here.
+    url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host === "[::]" ? "[::1]" : host}:${port}`,
     mqtt,
     close: () => {
       closing ??= (async () => {
