@@ -19,15 +19,6 @@ interface Run {
   stderr: string;
 }
 
-/** The environment of the parent, without any HYPERTHINGS_ setting that would leak in. */
-function cleanEnvironment(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
-  }
-  return { ...env, ...extra };
-}
-
 /** Runs `things ARGS` to its end; stdin gets `input` (or nothing) and is closed. */
 function things(
   args: string[],
