@@ -416,6 +416,15 @@ if (missing !== undefined && !required) {
       await capture(page, "releases");
     });
 
+    it("says in words that an address with a broken %-escape names no Thing", async () => {
+      for (const route of ["thing", "time"]) {
+        await page.goto(`${hub.url}/#/${route}/%E0%A4%A`);
+        await expect(page.locator("main").getByRole("alert").textContent()).resolves.toBe(
+          'This address names no Thing: "%E0%A4%A" is not a percent-encoded Thing id.',
+        );
+      }
+    });
+
     it("charts the latest readings of a range that holds more than a chart draws, and says so", async () => {
       // 10,005 readings at once, the newest last: more than the chart's 10,000 points.
       const readings = Array.from({ length: 10_005 }, (_, i) => ({

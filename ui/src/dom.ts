@@ -48,3 +48,12 @@ export function showTime(time: string | number | Date): string {
 export function thingHref(id: string): string {
   return `#/thing/${encodeURIComponent(id)}`;
 }
+
+/** The Thing id a `#/thing/…` or `#/time/…` address carries; a broken %-escape says so in words. */
+export function idFromHash(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    throw new Error(`This address names no Thing: "${encoded}" is not a percent-encoded Thing id.`);
+  }
+}

@@ -2,7 +2,7 @@
 // as words in the page (an error boundary below catches what a view did not).
 import type { AppContext, View } from "./app-context.js";
 import { changesView } from "./changes-view.js";
-import { h, replace } from "./dom.js";
+import { h, idFromHash, replace } from "./dom.js";
 import { messageOf, problemBox } from "./errors.js";
 import { graphView } from "./graph-view.js";
 import { LiveFeed } from "./live.js";
@@ -26,7 +26,7 @@ function showBanner(text: string): void {
 }
 
 const ROUTES: [RegExp, View][] = [
-  [/^#\/thing\/(.+)$/, (ctx, root, id) => thingView(ctx, root, decodeURIComponent(id))],
+  [/^#\/thing\/(.+)$/, (ctx, root, id) => thingView(ctx, root, idFromHash(id))],
   [/^#\/time\/(.+)$/, timeView],
   [/^#\/changes\??(.*)$/, changesView],
   [/^#\/log$/, logView],

@@ -8,7 +8,7 @@ import {
   type ThingState,
 } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
-import { h, replace, show, showTime, thingHref } from "./dom.js";
+import { h, idFromHash, replace, show, showTime, thingHref } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { jsonDiff } from "./json-diff.js";
 
@@ -197,7 +197,7 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
 }
 
 export const timeView: View = ({ client }, root, encodedId) => {
-  const id = decodeURIComponent(encodedId);
+  const id = idFromHash(encodedId);
   const now = new Date();
   // Empty means now: a default filled in when the page opened would soon lie in the past.
   const at = h("input", { type: "datetime-local", step: 1, "aria-label": "At" });
