@@ -32,6 +32,15 @@ async function json<T>(response: Response, status: number): Promise<T> {
   return JSON.parse(text) as T;
 }
 
+/** `POST /releases/{id}/rollouts` with a JSON body. */
+function postRollout(release: string, body: Record<string, unknown> = {}): Promise<Response> {
+  return hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
 /** Builds a release from one YAML manifest through the hub's releases service. */
 async function build(text: string): Promise<string> {
   const result = await hub.hub.releases.build([{ path: "release.yaml", text }], { actor: "test" });
@@ -47,14 +56,7 @@ function manifest(name: string, level: number, things = ids, extra = ""): string
 }
 
 async function rollout(release: string, body: Record<string, unknown> = {}): Promise<RolloutView> {
-  const started = await json<RolloutView>(
-    await hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    }),
-    202,
-  );
+  const started = await json<RolloutView>(await postRollout(release, body), 202);
   await hub.hub.rollouts?.settled(started.id);
   return json<RolloutView>(await hub.request(`/rollouts/${encodeURIComponent(started.id)}`), 200);
 }
@@ -234,11 +236,7 @@ describe("rollouts", () => {
     const before = devices.map((d) => writes(d).length);
     const release = await build(manifest("badly-selected", 9, ids.slice(0, 2)));
     const refused = await json<{ errors: { pointer: string }[] }>(
-      await hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ select: "id = (" }),
-      }),
+      await postRollout(release, { select: "id = (" }),
       400,
     );
     expect(refused.errors[0]?.pointer).toBe("/select");
@@ -262,20 +260,9 @@ describe("rollouts", () => {
       const second = await build(manifest("contended-b", 5, [id]));
       const answer = device.holdAnswers();
       const arrived = device.moreRequests(1);
-      const started = await json<RolloutView>(
-        await hub.request(`/releases/${encodeURIComponent(first)}/rollouts`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: "{}",
-        }),
-        202,
-      );
+      const started = await json<RolloutView>(await postRollout(first), 202);
       await arrived;
-      const refused = await hub.request(`/releases/${encodeURIComponent(second)}/rollouts`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: "{}",
-      });
+      const refused = await postRollout(second);
       expect(refused.status).toBe(409);
       expect(refused.headers.get("content-type")).toMatch(/application\/problem\+json/);
       expect(((await refused.json()) as { detail: string }).detail).toContain(started.id);
@@ -311,14 +298,7 @@ describe("rollouts", () => {
       const first = fleet[0] as SimulatedHttpThing;
       const answer = first.holdAnswers();
       const arrived = first.moreRequests(1);
-      const started = await json<RolloutView>(
-        await hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ concurrency: 1 }),
-        }),
-        202,
-      );
+      const started = await json<RolloutView>(await postRollout(release, { concurrency: 1 }), 202);
       await arrived;
       const cancel = () =>
         hub.request(`/rollouts/${encodeURIComponent(started.id)}/cancel`, { method: "POST" });
@@ -356,11 +336,7 @@ describe("rollouts", () => {
     const bad = await build(
       `release: too-high\nthings:\n  - select: { filter: 'id = "${ids[0] ?? ""}"' }\n    properties: { level: 42 }\n`,
     );
-    const refused = await hub.request(`/releases/${encodeURIComponent(bad)}/rollouts`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: "{}",
-    });
+    const refused = await postRollout(bad);
     expect(refused.status).toBe(400);
     expect(refused.headers.get("content-type")).toMatch(/application\/problem\+json/);
     expect(((await refused.json()) as { detail: string }).detail).toMatch(/schema-mismatch/);
@@ -373,11 +349,7 @@ describe("rollouts", () => {
       },
     );
     expect(unknown.status).toBe(404);
-    const badOptions = await hub.request(`/releases/${encodeURIComponent(bad)}/rollouts`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ concurrency: 0 }),
-    });
+    const badOptions = await postRollout(bad, { concurrency: 0 });
     expect(badOptions.status).toBe(400);
     expect(devices.map((d) => d.requests.length)).toEqual(sent);
     for (const path of [
@@ -393,14 +365,7 @@ describe("rollouts", () => {
 
   it("streams a rollout's progress as Server-Sent Events until it ends", async () => {
     const release = await build(manifest("streamed", 7, ids.slice(0, 4)));
-    const started = await json<RolloutView>(
-      await hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ concurrency: 1 }),
-      }),
-      202,
-    );
+    const started = await json<RolloutView>(await postRollout(release, { concurrency: 1 }), 202);
     const stream = await EventStream.open(hub, `/rollouts/${encodeURIComponent(started.id)}/events`);
     const events: { event: string; data: { status: string; progress: RolloutProgress } }[] = [];
     for (;;) {
