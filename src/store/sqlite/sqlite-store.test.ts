@@ -457,6 +457,9 @@ describe("SqliteStore", () => {
     expect(() => openStore()).toThrow(
       `${path} is in use by another hub (it holds ${path}-lock): stop that hub first, or give this one another data directory (--data)`,
     );
+    // The lock is the file alone: no journal is left beside it.
+    expect(existsSync(`${path}-lock`)).toBe(true);
+    expect(existsSync(`${path}-lock-journal`)).toBe(false);
     // The first store goes on writing, and its Log is whole when the file is opened again.
     await first.append(readings(2, 1));
     await first.close();

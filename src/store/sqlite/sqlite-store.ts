@@ -217,6 +217,8 @@ function lockDatabase(path: string): Database.Database {
   const lockPath = `${path}-lock`;
   const lock = new Database(lockPath, { timeout: 0 });
   try {
+    // The journal in memory: the lock file holds nothing, and a journal file would stay beside it.
+    lock.pragma("journal_mode = MEMORY");
     lock.pragma("locking_mode = EXCLUSIVE");
     lock.exec("BEGIN EXCLUSIVE");
   } catch (error) {
