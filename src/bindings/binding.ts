@@ -272,7 +272,6 @@ export function bindingError(
   return error;
 }
 
-/** The failure detail of a BindingError made by `bindingError`, if it is one. */
 /** `error` saying that what it failed to do may have been done (`BindingFailure.outcome`). */
 export function withUnknownOutcome(error: BindingError): BindingError {
   const failure = bindingFailure(error);
@@ -282,6 +281,7 @@ export function withUnknownOutcome(error: BindingError): BindingError {
   return marked;
 }
 
+/** The failure detail of a BindingError made by `bindingError`, if it is one. */
 export function bindingFailure(error: unknown): BindingFailure | undefined {
   if (!(error instanceof BindingError)) return undefined;
   const detail = error.detail as Partial<BindingFailure> | undefined;

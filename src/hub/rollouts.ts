@@ -228,14 +228,11 @@ export class Rollouts {
     const reason = `cancelled by ${requester.actor}`;
     const run = this.runs.get(id);
     if (run) run.stopped = true;
-    if (!(await this.context.store.endRollout(id, "failed", this.now(), reason))) {
+    if (!(await this.endFailed(id, reason, run))) {
       throw new ConflictError(
         `Rollout ${id} has already ended (${rollout.status}); there is nothing to cancel`,
       );
     }
-    const progress = await this.context.store.rolloutProgress(id);
-    if (run) run.progress = progress;
-    this.emit({ type: "status", rollout: id, status: "failed", reason, progress: { ...progress } });
     return this.get(id);
   }
 
@@ -309,16 +306,7 @@ export class Rollouts {
         run.stopped = true;
         const reason = `stopped on an error: ${err instanceof Error ? err.message : String(err)}`;
         try {
-          if (await this.context.store.endRollout(rollout.id, "failed", this.now(), reason)) {
-            run.progress = await this.context.store.rolloutProgress(rollout.id);
-            this.emit({
-              type: "status",
-              rollout: rollout.id,
-              status: "failed",
-              reason,
-              progress: { ...run.progress },
-            });
-          }
+          await this.endFailed(rollout.id, reason, run);
         } catch (error) {
           this.context.logger.error(
             { err: error, rollout: rollout.id },
@@ -359,15 +347,19 @@ export class Rollouts {
     if (run.stopped) return;
     run.stopped = true;
     const reason = `${run.failures} Thing(s) failed, more than --max-failures ${run.rollout.options.maxFailures}`;
-    await this.context.store.endRollout(run.rollout.id, "failed", this.now(), reason);
-    run.progress = await this.context.store.rolloutProgress(run.rollout.id);
-    this.emit({
-      type: "status",
-      rollout: run.rollout.id,
-      status: "failed",
-      reason,
-      progress: { ...run.progress },
-    });
+    await this.endFailed(run.rollout.id, reason, run);
+  }
+
+  /**
+   * Ends a rollout `failed` with `reason` and says so to the listeners; false (and nothing said)
+   * when it had already ended — cancelled, say, while its last steps ran.
+   */
+  private async endFailed(id: string, reason: string, run: Run | undefined): Promise<boolean> {
+    if (!(await this.context.store.endRollout(id, "failed", this.now(), reason))) return false;
+    const progress = await this.context.store.rolloutProgress(id);
+    if (run) run.progress = progress;
+    this.emit({ type: "status", rollout: id, status: "failed", reason, progress: { ...progress } });
+    return true;
   }
 
   private move(run: Run, from: RolloutStepStatus, to: RolloutStepStatus): void {
