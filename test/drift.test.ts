@@ -105,6 +105,46 @@ describe("drift", () => {
     expect(writes(device)).toEqual(["3"]);
   });
 
+  it("a Thing that answers the write and keeps its value drifts at once, read back by the rollout", async () => {
+    const id = "urn:test:drift:ignores";
+    // Polled once a minute: only the rollout's read back can tell what it holds after the write.
+    const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD, pollIntervalMs: 60_000 });
+    await device.start();
+    devices.push(device);
+    const before = await hub.hub.store.lastSeq();
+    await register(id, device.td(id));
+    await changeAfter(
+      hub,
+      before,
+      (c) => c.thing === id && c.kind === "reported" && c.affordance === "level",
+    );
+    device.ignoresWrites = true;
+    const after = await hub.hub.store.lastSeq();
+    const { release, rollout } = await rollOut(
+      `release: drift-ignored\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 6 }\n`,
+    );
+    expect(writes(device)).toEqual(["6"]);
+    expect(device.level).toBe(1);
+    const readBack = await changeAfter(
+      hub,
+      after,
+      (c) => c.thing === id && c.kind === "reported" && c.cause.release === release,
+    );
+    expect(readBack).toMatchObject({
+      affordance: "level",
+      value: 1,
+      cause: { correlation: `${rollout.id}#0.0` },
+    });
+    const drift = await changeAfter(hub, after, isDrift(id, "drifting"));
+    expect(drift.value).toMatchObject({ release, desired: 6, observed: 1 });
+    const steps = (await (await hub.request(`/rollouts/${encodeURIComponent(rollout.id)}/steps`)).json()) as {
+      steps: { thing: string; items: { name: string; readBack?: unknown }[] }[];
+    };
+    expect(steps.steps.find((s) => s.thing === id)?.items).toEqual([
+      expect.objectContaining({ name: "level", status: "completed", readBack: { value: 1 } }),
+    ]);
+  });
+
   it("alert: a notification on the change stream and on the hub's MQTT", async () => {
     const id = "urn:test:drift:alert";
     const device = await httpThing(id);

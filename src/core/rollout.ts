@@ -30,6 +30,12 @@ export interface RolloutItem {
   status: RolloutItemStatus;
   /** Why it failed: the device's answer (`failureValue`) or the hub's reason. */
   error?: unknown;
+  /**
+   * A property written: what the Thing answered when read back after the write (`value`), or why
+   * it could not be read (`error`). Absent when the property cannot be read at all. A value other
+   * than `desired` is recorded as drift from the release once the step is applied.
+   */
+  readBack?: { value: unknown } | { error: string };
 }
 
 export interface RolloutOptions {

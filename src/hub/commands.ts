@@ -132,6 +132,40 @@ export class Commands {
         { pointer: "", message: "a write-only property cannot be read" },
       ]);
     }
+    return this.read(thing, td, version, property, name, requester, recordPolicyOf(td, property));
+  }
+
+  /**
+   * After a write: reads the property back and records what the Thing says as `reported` even
+   * when the Log holds that value already, so that a Thing that took the write and kept another
+   * value shows as such (and drifts from a release). Resolves once that is recorded, with the
+   * value; with undefined, sending nothing, when the property cannot be read (write-only, or no
+   * form to read it with).
+   */
+  async readBack(thing: string, name: string, requester: Requester): Promise<{ value: unknown } | undefined> {
+    const { td, version } = await this.context.thing(thing);
+    const property = this.property(td, name);
+    if (property.writeOnly === true) return undefined;
+    try {
+      await this.target(td, "readproperty", "property", name);
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+    const value = await this.read(thing, td, version, property, name, requester, "every");
+    await this.recorded(thing);
+    return { value };
+  }
+
+  private async read(
+    thing: string,
+    td: RegisteredThingDescription,
+    version: number,
+    property: PropertyAffordance,
+    name: string,
+    requester: Requester,
+    policy: RecordPolicy,
+  ): Promise<unknown> {
     const target = await this.target(td, "readproperty", "property", name);
     const value = asJson(await this.context.bindings.bindingFor(target).readProperty(target));
     const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
@@ -141,7 +175,7 @@ export class Commands {
     // The answer is the device's value and goes out now; its `reported` Change is recorded after
     // (docs/bindings.md, "Reads through the hub"): a read acknowledges no change, so it does not
     // wait for a disk sync, and later commands on the Thing are recorded after it.
-    const recording = this.recordRead(thing, name, value, recordPolicyOf(td, property), cause);
+    const recording = this.recordRead(thing, name, value, policy, cause);
     if (this.pendingRecordings > MAX_PENDING_RECORDINGS) await recording;
     return value;
   }

@@ -41,7 +41,7 @@ export interface ReleaseSource {
 
 export interface RolloutContext {
   readonly store: Store;
-  readonly commands: Pick<Commands, "writeProperty" | "invokeAction" | "readProperty">;
+  readonly commands: Pick<Commands, "writeProperty" | "invokeAction" | "readProperty" | "readBack">;
   readonly directory: Pick<Directory, "edit">;
   readonly releases: ReleaseSource;
   readonly ingest: (thing: string, reports: readonly Report[], cause: Cause) => Promise<Change[]>;
@@ -477,11 +477,31 @@ export class Rollouts {
     }
     if (item.kind === "property") {
       await commands.writeProperty(step.thing, item.name, item.desired, requester);
+      await this.readBack(step, item, requester);
       return { status: "completed" };
     }
     if (await this.actionApplied(step, item.name)) return { status: "in-place" };
     await commands.invokeAction(step.thing, item.name, item.desired, requester);
     return { status: "completed" };
+  }
+
+  /**
+   * Reads a written property back, as Terraform refreshes after an apply: a Thing that answered
+   * the write and kept another value then drifts from the release instead of passing for applied.
+   * The write went through either way, so a read that fails is said in the item, not a failure.
+   */
+  private async readBack(step: RolloutStep, item: RolloutItem, requester: Requester): Promise<void> {
+    try {
+      const read = await this.context.commands.readBack(step.thing, item.name, requester);
+      if (read !== undefined) item.readBack = { value: read.value };
+    } catch (err) {
+      if (this.closing) throw err;
+      item.readBack = { error: errorText(failureValue(err)) };
+      this.context.logger.warn(
+        { err, thing: step.thing, affordance: item.name },
+        "a property written by a rollout could not be read back",
+      );
+    }
   }
 
   /** Affordance keys (`actions/<name>`) a release has applied on a Thing, for the plan. */

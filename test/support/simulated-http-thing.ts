@@ -28,6 +28,8 @@ export class SimulatedHttpThing {
   readonly requests: SimulatedRequest[] = [];
   temperature = 21.5;
   level = 1;
+  /** Answers a write of `level` as taken (204) and keeps its level: a device that ignores it. */
+  ignoresWrites = false;
   readonly name = "sim-1";
   private server: Server | undefined;
   private readonly streams = new Set<ServerResponse>();
@@ -220,7 +222,7 @@ export class SimulatedHttpThing {
         const value = JSON.parse(body) as number;
         if (value === CURSED_LEVEL)
           return json(409, { error: `level ${CURSED_LEVEL} is not allowed while the door is open` });
-        this.level = value;
+        if (!this.ignoresWrites) this.level = value;
         const delay = this.options.writeDelayMs ?? 0;
         if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
         await this.held;

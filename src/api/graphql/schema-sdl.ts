@@ -537,6 +537,11 @@ export const SCHEMA_SDL = /* GraphQL */ `
     "pending, completed, failed, skipped or in-place"
     status: String!
     error: JSON
+    """
+    A property written: what the Thing answered when read back after the write ({"value": …}), or why
+    it could not be read ({"error": "…"}); null when the property cannot be read.
+    """
+    readBack: JSON
   }
 
   type RolloutStepPage {
