@@ -177,4 +177,9 @@ export const migrations: readonly string[] = [
   DROP TABLE merkle_nodes;
   ALTER TABLE merkle_subtrees RENAME TO merkle_nodes;
   `,
+  // 8: the directory listing's revision (max(version), on every page of GET /things) read the
+  // whole table: ~8.7 ms a page with 100,000 TDs. With the index it is one look at its last entry.
+  `
+  CREATE INDEX things_version ON things (version);
+  `,
 ];

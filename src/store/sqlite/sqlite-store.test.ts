@@ -271,6 +271,18 @@ describe("SqliteStore", () => {
       );
     });
 
+    it("read the directory's revision (the highest TD version) from an index, not the whole table", async () => {
+      await openStore().close();
+      const db = connect({ readonly: true });
+      const plan = db
+        .prepare<[], { detail: string }>(
+          "EXPLAIN QUERY PLAN SELECT coalesce(max(version), 0) AS v FROM things",
+        )
+        .all()
+        .map((row) => row.detail);
+      expect(plan).toEqual([expect.stringMatching(/^SEARCH things USING COVERING INDEX things_version/)]);
+    });
+
     it("number the streams of a version 5 database in key order, keeping every history entry and stream row", async () => {
       // A Log with merged history, streams and a tail, written by this hub…
       const things = numbers(5).map(thingName);
