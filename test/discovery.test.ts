@@ -24,6 +24,7 @@ describe("discovery", () => {
   let host: Server;
   let origin: string;
   const pagesAsked: string[] = [];
+  const registeredBefore: boolean[] = [];
 
   beforeAll(async () => {
     hub = await startTestHub({ mqtt: false });
@@ -46,6 +47,11 @@ describe("discovery", () => {
         pagesAsked.push(url.search);
         const offset = Number(url.searchParams.get("offset") ?? 0);
         const limit = Number(url.searchParams.get("limit") ?? 100);
+        // What the hub holds of the pages before, when it asks for this one.
+        void hub.hub.directory.get(LISTED[offset - 1] ?? "urn:test:none").then(
+          () => registeredBefore.push(true),
+          () => registeredBefore.push(offset === 0),
+        );
         json(200, LISTED.slice(offset, offset + limit).map(listedTd), "application/ld+json");
       } else if (url.pathname === "/lamp/td") {
         json(
@@ -87,6 +93,8 @@ describe("discovery", () => {
     expect(result.refused).toEqual([]);
     expect(result.directory).toBe(`${origin}/listing`);
     expect(pagesAsked).toEqual(["?offset=0&limit=100", "?offset=100&limit=100"]);
+    // Each page is registered before the next is fetched: one page is held at a time.
+    expect(registeredBefore).toEqual([true, true]);
     const td = (await (await hub.request(thingPath(LISTED[42] ?? ""))).json()) as { title: string };
     expect(td.title).toBe("042");
   });

@@ -73,7 +73,7 @@ export class Discovery {
     if (Array.isArray(document)) return this.registerAll(document, cause);
     if (isObject(document) && typesOf(document).some((t) => /(^|:)ThingDirectory$/.test(t))) {
       const listing = this.listingUrl(document, start);
-      return { ...(await this.registerAll(await this.list(listing), cause)), directory: listing.href };
+      return { ...(await this.registerListing(listing, cause)), directory: listing.href };
     }
     if (!isObject(document)) {
       throw new ValidationError(`${start.href} did not answer with a Thing Description (a JSON object)`, [
@@ -143,11 +143,16 @@ export class Discovery {
     }
   }
 
-  /** Every TD of a directory, page by page (`offset`/`limit`), bounded in count. */
-  private async list(listing: URL): Promise<unknown[]> {
-    const all: unknown[] = [];
+  /**
+   * Registers every TD of a directory, page by page (`offset`/`limit`), bounded in count. Each page
+   * is registered before the next is fetched, so what is held is one page (at most the fetcher's
+   * response bound), however many pages a directory serves.
+   */
+  private async registerListing(listing: URL, cause: Cause): Promise<DiscoveryResult> {
+    const result: DiscoveryResult = { registered: [], replaced: [], refused: [] };
     const seen = new Set<string>();
-    for (let offset = 0; all.length < this.maxThings; offset += this.pageSize) {
+    let index = 0;
+    for (let offset = 0; index < this.maxThings; offset += this.pageSize) {
       const page = new URL(listing);
       page.searchParams.set("offset", String(offset));
       page.searchParams.set("limit", String(this.pageSize));
@@ -157,23 +162,29 @@ export class Discovery {
           { pointer: "/url", message: "the directory's listing is not an array" },
         ]);
       }
-      let fresh = 0;
+      const fresh: unknown[] = [];
       for (const item of items) {
         const id = isObject(item) && typeof item.id === "string" ? item.id : undefined;
         if (id !== undefined && seen.has(id)) continue;
         if (id !== undefined) seen.add(id);
-        all.push(item);
-        fresh++;
+        fresh.push(item);
       }
+      await this.registerAll(fresh.slice(0, this.maxThings - index), cause, result, index);
+      index += fresh.length;
       // A short page ends the listing; so does a page with nothing new (a directory that ignores offset).
-      if (items.length < this.pageSize || fresh === 0) break;
+      if (items.length < this.pageSize || fresh.length === 0) break;
     }
-    return all.slice(0, this.maxThings);
+    return result;
   }
 
-  private async registerAll(items: unknown[], cause: Cause): Promise<DiscoveryResult> {
-    const result: DiscoveryResult = { registered: [], replaced: [], refused: [] };
-    for (const [index, item] of items.slice(0, this.maxThings).entries()) {
+  private async registerAll(
+    items: unknown[],
+    cause: Cause,
+    result: DiscoveryResult = { registered: [], replaced: [], refused: [] },
+    first = 0,
+  ): Promise<DiscoveryResult> {
+    for (const [i, item] of items.slice(0, this.maxThings).entries()) {
+      const index = first + i;
       const id = isObject(item) && typeof item.id === "string" ? item.id : undefined;
       try {
         const { id: registered, created } = await this.register(item as ThingDescription, cause);
