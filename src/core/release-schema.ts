@@ -3,6 +3,7 @@
 import type { ValidateFunction } from "ajv";
 import { ValidationError } from "./errors.js";
 import { createAjv } from "./lazy-ajv.js";
+import { isRfc3339Time } from "./time-expression.js";
 import {
   RELEASE_FORMAT,
   sealRelease,
@@ -139,6 +140,14 @@ export function parseReleaseDocument(document: unknown): Release {
     );
   }
   const doc = document as ReleaseBody & { id?: string; provenance: ReleaseProvenance };
+  // The schema's `format` is not checked (formats are off): lineage and `things releases` sort
+  // and show this time, so "yesterday" must not pass for one.
+  if (!isRfc3339Time(doc.provenance.builtAt)) {
+    throw new ValidationError(
+      "The release document is invalid: /provenance/builtAt is not an RFC 3339 date-time",
+      [{ pointer: "/provenance/builtAt", message: "must be an RFC 3339 date-time with a zone" }],
+    );
+  }
   if (doc.provenance.steps && doc.provenance.steps.length !== doc.steps.length) {
     throw new ValidationError("provenance.steps must have one entry per step", [
       {

@@ -233,4 +233,22 @@ describe("release ids", () => {
       /not allowed/,
     );
   });
+
+  it("refuse a provenance whose builtAt is no RFC 3339 date-time, naming it", () => {
+    const one = release([{ select: { id: "x" }, properties: { brightness: 1 } }]);
+    const { id: _id, ...anonymous } = one;
+    for (const builtAt of ["yesterday", "2026-02-30T10:00:00Z", "2026-12-06 10:00", ""]) {
+      const document = { ...anonymous, provenance: { ...one.provenance, builtAt } };
+      expect(() => parseReleaseDocument(document)).toThrow(
+        expect.objectContaining({
+          errors: [{ pointer: "/provenance/builtAt", message: "must be an RFC 3339 date-time with a zone" }],
+        }),
+      );
+    }
+    const document = {
+      ...anonymous,
+      provenance: { ...one.provenance, builtAt: "2026-12-06T10:00:00+01:00" },
+    };
+    expect(parseReleaseDocument(document).provenance.builtAt).toBe("2026-12-06T10:00:00+01:00");
+  });
 });
