@@ -287,6 +287,10 @@ describe("registration information and expiry", () => {
     expect(listed.map((t) => t.id)).not.toContain(id);
     const search = await hub.request(`/search/jsonpath?query=${encodeURIComponent("$..title")}`);
     expect(await json<unknown[]>(search)).not.toContain("Short-lived");
+    // Gone for DELETE as for GET: no one's removal is recorded for a TD that expired on its own.
+    const deleted = await hub.request(thingPath(id), { method: "DELETE" });
+    expect(deleted.status).toBe(404);
+    expect(deleted.headers.get("content-type")).toMatch(/^application\/problem\+json/);
 
     // The sweep runs every expirySweepMs on its own; run one now so the test need not wait.
     await hub.hub.directory.sweepExpired();

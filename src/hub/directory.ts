@@ -278,7 +278,10 @@ export class Directory {
   async remove(id: string, cause: Cause, condition?: WriteCondition): Promise<Change> {
     assertThingId(id);
     return this.retrying(id, condition, WRITE_ATTEMPTS, (current) => {
-      if (!current) throw new NotFoundError(`No Thing with id ${id}`);
+      // Expired and not yet swept is gone too (GET says 404): the sweep records its removal as the
+      // expiry's, not as this caller's.
+      if (!current || this.isExpired(current, this.hubClock.now()))
+        throw new NotFoundError(`No Thing with id ${id}`);
       return this.removeRecord(current, cause);
     });
   }
