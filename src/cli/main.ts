@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { HyperthingsError } from "../core/index.js";
 import { HUB_VERSION } from "../hub/version.js";
+import { registerBackupCommand } from "./backup-command.js";
 import { registerServeCommands } from "./serve-commands.js";
 import { registerSimCommands } from "./sim-commands.js";
 import { registerClientCommands } from "./client-commands.js";
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   );
   program.addOption(new Option("--token <token>", "bearer token for the hub").env("HYPERTHINGS_TOKEN"));
   registerServeCommands(program);
+  registerBackupCommand(program);
   registerSimCommands(program);
   registerClientCommands(program);
   registerDiscoverCommand(program);

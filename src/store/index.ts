@@ -2,3 +2,4 @@
 export type * from "./store.js";
 export { SqliteStore, type SqliteStoreOptions } from "./sqlite/sqlite-store.js";
 export { SqliteSecretStore, type SqliteSecretStoreOptions } from "./sqlite/sqlite-secret-store.js";
+export { backupSqliteDatabase, type BackupProgress, type BackupResult } from "./sqlite/sqlite-backup.js";

@@ -1,0 +1,117 @@
+// `things backup DIR`: a copy of a hub's data directory, taken while the hub runs or not — the
+// database as of one moment (src/store/sqlite/sqlite-backup.ts) and the small files beside it
+// without which its Log cannot go on (docs/operations.md). The copy is itself a data directory:
+// `things serve --data DIR` starts a hub on it.
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import cliProgress from "cli-progress";
+import type { Command } from "commander";
+import {
+  ADMIN_TOKEN_FILE,
+  HUB_ID_FILE,
+  LOG_KEY_FILE,
+  SECRET_KEY_FILE,
+  defaultDataDir,
+} from "../hub/index.js";
+import { backupSqliteDatabase, type BackupProgress } from "../store/index.js";
+import { CliError } from "./cli-error.js";
+
+const DATABASE_FILE = "hyperthings.db";
+const DATA_FILES = [HUB_ID_FILE, LOG_KEY_FILE, SECRET_KEY_FILE, ADMIN_TOKEN_FILE];
+
+interface BackupOptions {
+  data?: string;
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** A bar on a terminal (pages of the database copied), nothing otherwise. */
+function progressView(): { update(p: BackupProgress): void; stop(): void } {
+  if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: "backing up {bar} {percentage}% | {value}/{total} pages",
+      hideCursor: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update({ totalPages, copiedPages }) {
+      if (!started) bar.start(totalPages, 0);
+      started = true;
+      bar.setTotal(totalPages);
+      bar.update(copiedPages);
+    },
+    stop: () => {
+      if (started) bar.stop();
+    },
+  };
+}
+
+export async function backup(target: string, options: BackupOptions): Promise<string> {
+  const data = resolve(options.data ?? process.env.HYPERTHINGS_DATA ?? defaultDataDir());
+  const destination = resolve(target);
+  const database = join(data, DATABASE_FILE);
+  if (!existsSync(database)) throw new CliError(`no hub data in ${data} (no ${DATABASE_FILE} there)`);
+  if (destination === data) throw new CliError(`${destination} is the data directory itself; give another`);
+  let created = false;
+  if (existsSync(destination)) {
+    if (!statSync(destination).isDirectory())
+      throw new CliError(`${destination} exists and is not a directory`);
+    if (readdirSync(destination).length > 0) {
+      throw new CliError(`${destination} is not empty; give a new or empty directory`);
+    }
+  } else {
+    mkdirSync(destination, { recursive: true, mode: 0o700 });
+    created = true;
+  }
+  const progress = progressView();
+  try {
+    const result = await backupSqliteDatabase(database, join(destination, DATABASE_FILE), (p) =>
+      progress.update(p),
+    );
+    progress.stop();
+    const copied = [DATABASE_FILE];
+    for (const name of DATA_FILES) {
+      const from = join(data, name);
+      if (!existsSync(from)) continue;
+      const to = join(destination, name);
+      copyFileSync(from, to);
+      chmodSync(to, statSync(from).mode & 0o777);
+      copied.push(name);
+    }
+    return (
+      `backed up ${data} to ${destination}: ${result.changes.toLocaleString("en")} Changes, ` +
+      `${result.things.toLocaleString("en")} Things, ${mib(result.bytes)} (${copied.join(", ")})\n` +
+      `start a hub on it: things serve --data ${destination}\n`
+    );
+  } catch (err) {
+    progress.stop();
+    if (created) rmSync(destination, { recursive: true, force: true });
+    else for (const name of readdirSync(destination)) rmSync(join(destination, name), { force: true });
+    if (err instanceof CliError) throw err;
+    throw new CliError(`the backup failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+export function registerBackupCommand(program: Command): void {
+  program
+    .command("backup")
+    .description(
+      "copy a hub's data directory (the database as of one moment, its key and id files), while it runs or not",
+    )
+    .argument(
+      "<dir>",
+      "where the copy goes: a new or empty directory; `things serve --data <dir>` runs on it",
+    )
+    .option(
+      "-d, --data <dir>",
+      "the hub's data directory (env HYPERTHINGS_DATA, default a per-user data folder)",
+    )
+    .addHelpText("after", "\nExit codes: 0 copied and checked, 1 failed (nothing is left in <dir>), 2 usage")
+    .action(async (dir: string, options: BackupOptions) => {
+      process.stdout.write(await backup(dir, options));
+    });
+}

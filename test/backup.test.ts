@@ -1,0 +1,150 @@
+// `things backup DIR` against a real hub's data directory while the hub takes Changes: the copy
+// ends (SQLite's backup API alone starts over at every commit of another connection, so under
+// load it would never end), holds every Change acknowledged before it began, verifies as a whole
+// Log under the same hub id and key, and a hub starts on it. Refusals say one line and leave
+// nothing behind.
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import { minimalTd } from "./support/test-hub.js";
+import { cleanEnvironment, runThings, runThingsToEnd, type ThingsProcess } from "./support/things-process.js";
+
+const THING = "urn:test:backup:meter";
+const dirs: string[] = [];
+const hubs: ThingsProcess[] = [];
+
+function freshDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "hyperthings-backup-"));
+  dirs.push(dir);
+  return dir;
+}
+
+async function serve(data: string): Promise<{ url: string; token: string; id: string }> {
+  const hub = runThings(["serve", "--port", "0", "--no-mqtt", "--data", data], cleanEnvironment());
+  hubs.push(hub);
+  const [, id, url] = await hub.waitFor(/Hyperthings (\S+) listening on (http:\/\/\S+)/);
+  const token = readFileSync(join(data, "admin-token"), "utf8").trim();
+  return { url: url as string, token, id: id as string };
+}
+
+afterAll(async () => {
+  for (const hub of hubs) {
+    hub.process.kill("SIGTERM");
+    await hub.exited;
+  }
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("things backup", () => {
+  it("copies a hub's data directory while it ingests: every acknowledged Change, verified, and a hub runs on it", async () => {
+    const data = freshDir();
+    const { url, token, id } = await serve(data);
+    const auth = { authorization: `Bearer ${token}` };
+    const put = await fetch(`${url}${thingPath(THING)}`, {
+      method: "PUT",
+      headers: { ...auth, "content-type": "application/td+json" },
+      body: JSON.stringify(
+        minimalTd({
+          id: THING,
+          properties: { kwh: { type: "number", forms: [{ href: "http://127.0.0.1:1/kwh" }] } },
+        }),
+      ),
+    });
+    expect(put.status).toBe(201);
+
+    // A Log of some MiB, so that the copy takes many steps…
+    for (let call = 0; call < 3; call++) {
+      const reports = Array.from({ length: 10_000 }, (_, i) => ({
+        kind: "reported",
+        affordance: "kwh",
+        value: call * 10_000 + i + 0.5,
+      }));
+      const response = await fetch(`${url}${thingPath(THING)}/changes`, {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body: JSON.stringify(reports),
+      });
+      expect(response.status).toBe(201);
+    }
+    // …and Changes go on arriving, one commit after another, for as long as the backup runs.
+    let acknowledged = 0;
+    let stop = false;
+    const load = (async () => {
+      for (let n = 0; !stop; n++) {
+        const reports = Array.from({ length: 50 }, (_, i) => ({
+          kind: "reported",
+          affordance: "kwh",
+          value: n * 50 + i,
+        }));
+        const response = await fetch(`${url}${thingPath(THING)}/changes`, {
+          method: "POST",
+          headers: { ...auth, "content-type": "application/json" },
+          body: JSON.stringify(reports),
+        });
+        expect(response.status).toBe(201);
+        const { seqs } = (await response.json()) as { seqs: number[] };
+        acknowledged = Math.max(acknowledged, ...seqs);
+      }
+    })();
+    while (acknowledged < 32_000) await new Promise((resolve) => setTimeout(resolve, 20));
+    const before = acknowledged;
+
+    const copy = join(freshDir(), "copy");
+    const run = await runThingsToEnd(["backup", copy, "--data", data], { timeoutMs: 60_000 });
+    stop = true;
+    await load;
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    const [, changes] =
+      /^backed up .+ to .+: ([\d,]+) Changes, 1 Things, [\d.]+ MiB \(hyperthings\.db, hub-id, log-key\.pem, secrets\.key, admin-token\)\n/.exec(
+        run.stdout,
+      ) ?? [];
+    const copied = Number((changes ?? "0").replaceAll(",", ""));
+    expect(copied).toBeGreaterThanOrEqual(before);
+    expect(run.stdout).toContain(`things serve --data ${copy}`);
+    expect(readdirSync(copy).sort()).toEqual([
+      "admin-token",
+      "hub-id",
+      "hyperthings.db",
+      "log-key.pem",
+      "secrets.key",
+    ]);
+
+    // A hub on the copy: the same hub, its Log whole up to the moment of the copy.
+    const restored = await serve(copy);
+    expect(restored.id).toBe(id);
+    expect(restored.token).toBe(token);
+    const history = (await (
+      await fetch(`${restored.url}${thingPath(THING)}/history?affordance=kwh&limit=1`, { headers: auth })
+    ).json()) as { changes: { seq: number }[] };
+    expect(history.changes[0]?.seq).toBe(copied);
+    const verify = await runThingsToEnd(["verify", "--url", restored.url, "--token", token]);
+    expect(verify.code).toBe(0);
+    const [, verified] = /^verified (\d+) changes/.exec(verify.stdout) ?? [];
+    expect(Number(verified)).toBeGreaterThanOrEqual(copied);
+  });
+
+  it("refuses a destination that is not empty, and a data directory with no hub, in one line, leaving nothing", async () => {
+    const data = freshDir();
+    await serve(data);
+    const taken = freshDir();
+    writeFileSync(join(taken, "notes.txt"), "mine");
+    const refused = await runThingsToEnd(["backup", taken, "--data", data]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(`things: ${taken} is not empty; give a new or empty directory\n`);
+    expect(readdirSync(taken)).toEqual(["notes.txt"]);
+
+    const empty = freshDir();
+    const target = join(freshDir(), "never");
+    const none = await runThingsToEnd(["backup", target, "--data", empty]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toBe(`things: no hub data in ${empty} (no hyperthings.db there)\n`);
+    expect(existsSync(target)).toBe(false);
+
+    const same = await runThingsToEnd(["backup", data, "--data", data]);
+    expect(same.code).toBe(1);
+    expect(same.stderr).toBe(`things: ${data} is the data directory itself; give another\n`);
+  });
+});
