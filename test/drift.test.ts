@@ -269,7 +269,7 @@ describe.skipIf(problem !== undefined && !servicesRequired)("an MQTT Thing on th
               {
                 href: brokerUrl,
                 "mqv:topic": `${prefix}/brightness`,
-                op: "observeproperty",
+                op: ["readproperty", "observeproperty"],
                 "mqv:qos": "1",
               },
               {
@@ -304,6 +304,15 @@ describe.skipIf(problem !== undefined && !servicesRequired)("an MQTT Thing on th
       (c) => c.thing === id && c.kind === "reported" && c.value === 40,
     );
     expect(received).toEqual(["40"]);
+    // A write over MQTT is a message sent, taken when the dimmer gets to it: the rollout does not
+    // read it back (a read right after would say what it held before, a drift that is none).
+    const log = await mqttHub.hub.store.changesAfter(after, 100);
+    expect(
+      log.filter((c) => c.thing === id && c.kind === "reported" && c.cause.release !== undefined),
+    ).toEqual([]);
+    expect(log.filter((c) => c.thing === id && c.kind === "drift")).toEqual([]);
+    const [step] = await rollouts.steps(started.id, { limit: 10 });
+    expect(step?.items.map((item) => "readBack" in item)).toEqual([false]);
 
     // The dimmer changes itself: the hub sees it, and records the drift.
     await device.publishAsync(`${prefix}/brightness`, "75", { retain: true, qos: 1 });

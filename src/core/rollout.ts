@@ -32,7 +32,8 @@ export interface RolloutItem {
   error?: unknown;
   /**
    * A property written: what the Thing answered when read back after the write (`value`), or why
-   * it could not be read (`error`). Absent when the property cannot be read at all. A value other
+   * it could not be read (`error`). Absent when the property cannot be read at all, or was not
+   * written over HTTP (over MQTT a write is taken when the Thing gets to it). A value other
    * than `desired` is recorded as drift from the release once the step is applied.
    */
   readBack?: { value: unknown } | { error: string };

@@ -140,13 +140,16 @@ export class Commands {
    * when the Log holds that value already, so that a Thing that took the write and kept another
    * value shows as such (and drifts from a release). Resolves once that is recorded, with the
    * value; with undefined, sending nothing, when the property cannot be read (write-only, or no
-   * form to read it with).
+   * form to read it with), or was not written over HTTP: a write over MQTT is a message sent, which
+   * the Thing takes when it gets to it, and a read right after it would say what it held before.
    */
   async readBack(thing: string, name: string, requester: Requester): Promise<{ value: unknown } | undefined> {
     const { td, version } = await this.context.thing(thing);
     const property = this.property(td, name);
     if (property.writeOnly === true) return undefined;
     try {
+      const written = await this.target(td, "writeproperty", "property", name);
+      if (!/^https?:$/.test(new URL(written.href).protocol)) return undefined;
       await this.target(td, "readproperty", "property", name);
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
