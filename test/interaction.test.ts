@@ -292,6 +292,13 @@ describe("a simulated HTTP Thing managed through the hub", () => {
       body: JSON.stringify({ to: "zero" }),
     });
     expect(badInput.status).toBe(400);
+    // No input at all, for an action whose input has required members: refused, not sent.
+    const noInput = await hub.request(`${thingPath(id)}/actions/reset`, { method: "POST" });
+    expect(noInput.status).toBe(400);
+    expect(await noInput.json()).toMatchObject({
+      detail: "The action reset takes an input: an object with to",
+      errors: [{ pointer: "", detail: "an input is required" }],
+    });
 
     expect((await hub.request(`${thingPath(id)}/properties/nope`)).status).toBe(404);
     expect((await put(hub, `${thingPath(id)}/properties/nope`, 1)).status).toBe(404);
@@ -385,6 +392,10 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     const failed = await things(hub, ["write", id, "level", String(CURSED_LEVEL)]);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/^things: the Thing failed: [^\n]*409[^\n]*\n$/);
+    // …and in the device's own words, taken from its JSON answer.
+    expect(failed.stderr).toContain(
+      `(the device said: level ${CURSED_LEVEL} is not allowed while the door is open)\n`,
+    );
   });
 
   it("observes a Thing's values live with the CLI until Ctrl-C", async () => {

@@ -8,7 +8,7 @@ import {
   type CredentialsInput,
   type WatchStatus,
 } from "../client/index.js";
-import { changeTime, parseJsonStrict, type Change } from "../core/index.js";
+import { changeTime, deviceSays, parseJsonStrict, type Change } from "../core/index.js";
 import { CliError } from "./cli-error.js";
 import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
 import { compactValue, localTime } from "./history-commands.js";
@@ -43,7 +43,11 @@ function interacting<Args extends unknown[]>(action: (...args: Args) => Promise<
       await action(...args);
     } catch (err) {
       if (err instanceof HubError && (err.status === 502 || err.status === 504)) {
-        throw new CliError(`the Thing failed: ${err.message}`);
+        // The device's own words say why (a 409 "not at its setpoint yet"), when it gave any.
+        const said = typeof err.device?.body === "string" ? deviceSays(err.device.body) : "";
+        throw new CliError(
+          `the Thing failed: ${err.message}${said === "" ? "" : ` (the device said: ${said})`}`,
+        );
       }
       throw err;
     }

@@ -31,6 +31,17 @@ export interface ProblemFields {
   type?: string | undefined;
   instance?: string | undefined;
   errors?: ProblemLocation[] | undefined;
+  /** A Thing's failure (502/504): what the device answered, as the hub's problem document has it. */
+  device?: DeviceAnswer | undefined;
+}
+
+/** The `device` member of a problem about a Thing that failed (docs/bindings.md). */
+export interface DeviceAnswer {
+  reason?: string;
+  status?: number;
+  /** The device's own answer, as text (bounded). */
+  body?: string;
+  [member: string]: unknown;
 }
 
 /** The hub refused a request: its RFC 9457 problem document, as an error. */
@@ -41,6 +52,7 @@ export class HubError extends Error {
   readonly type: string | undefined;
   readonly instance: string | undefined;
   readonly errors: ProblemLocation[];
+  readonly device: DeviceAnswer | undefined;
 
   constructor(problem: ProblemFields) {
     super(problem.detail ?? problem.title);
@@ -51,6 +63,7 @@ export class HubError extends Error {
     this.type = problem.type;
     this.instance = problem.instance;
     this.errors = problem.errors ?? [];
+    this.device = problem.device;
   }
 }
 
@@ -206,6 +219,7 @@ async function hubErrorOf(response: Response): Promise<HubError> {
     type: text(body.type),
     instance: text(body.instance),
     errors: locationsOf(body),
+    device: isObject(body.device) ? body.device : undefined,
   });
 }
 

@@ -135,3 +135,26 @@ export class PreconditionFailedError extends HyperthingsError {
     this.name = "PreconditionFailedError";
   }
 }
+
+/**
+ * What a device's error answer says, in one line for a person: the `detail`, `message`, `error` or
+ * `title` of a JSON body (a problem document, an Express-style error), else the text itself, with
+ * its whitespace folded and cut at 200 characters. Empty when it says nothing.
+ */
+export function deviceSays(body: string): string {
+  let text = body;
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) {
+      const members = parsed as Record<string, unknown>;
+      const said = ["detail", "message", "error", "title"]
+        .map((name) => members[name])
+        .find((value): value is string => typeof value === "string" && value.trim() !== "");
+      if (said !== undefined) text = said;
+    } else if (typeof parsed === "string") text = parsed;
+  } catch {
+    // Not JSON: the text as it came.
+  }
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > 200 ? `${line.slice(0, 199)}…` : line;
+}

@@ -109,6 +109,24 @@ function own<T>(group: Record<string, T> | undefined, name: string): T | undefin
   return group !== undefined && Object.hasOwn(group, name) ? group[name] : undefined;
 }
 
+/**
+ * Whether an action's input schema asks for a value: anything but an object with no required
+ * members, `null`, or a schema with no type (a TD cannot say "optional input" otherwise).
+ */
+function inputRequired(schema: DataSchema): boolean {
+  const type = schema.type;
+  if (type === undefined || type === "null") return false;
+  if (type === "object") return Array.isArray(schema.required) && schema.required.length > 0;
+  return true;
+}
+
+/** "an object with to, from", "a number", for the refusal of a missing input. */
+function inputShape(schema: DataSchema): string {
+  if (schema.type === "object") return `an object with ${(schema.required ?? []).join(", ")}`;
+  const type = String(schema.type);
+  return `${/^[aeiou]/.test(type) ? "an" : "a"} ${type}`;
+}
+
 export class Commands {
   private readonly checks = new Map<string, DataSchemaCheck>();
   private readonly invocations = new Map<string, Invocation>();
@@ -273,6 +291,12 @@ export class Commands {
     const { td, version } = await this.context.thing(thing);
     const action = own(td.actions, name);
     if (action === undefined) throw new NotFoundError(`Thing ${thing} has no action "${name}"`);
+    if (input === undefined && action.input !== undefined && inputRequired(action.input)) {
+      // Sent without one, the Thing would refuse it, or worse, guess.
+      throw new ValidationError(`The action ${name} takes an input: ${inputShape(action.input)}`, [
+        { pointer: "", message: "an input is required" },
+      ]);
+    }
     if (input !== undefined && action.input !== undefined) {
       this.validate(td, version, "input", name, action.input, input, "input");
     }

@@ -10,6 +10,7 @@ import {
   NotFoundError,
   ValidationError,
   blockingItems,
+  deviceSays,
   canonicalJson,
   changeTime,
   emptyProgress,
@@ -605,6 +606,6 @@ function lineageEntry(change: Change): LineageEntry {
 /** A failure in one line: its message, and what the device answered when it answered (the why). */
 function errorText(error: unknown): string {
   if (typeof error !== "object" || error === null || !("message" in error)) return JSON.stringify(error);
-  const body = "body" in error && typeof error.body === "string" ? error.body.trim() : "";
+  const body = "body" in error && typeof error.body === "string" ? deviceSays(error.body) : "";
   return body === "" ? String(error.message) : `${String(error.message)} (the device said: ${body})`;
 }
