@@ -402,6 +402,16 @@ describe("rollouts", () => {
       /things: the rollout failed: 1 Thing\(s\) failed, more than --max-failures 0/,
     );
 
+    // Failures within --max-failures: the rollout completes (exit 0), and says which Things failed.
+    const tolerated = await build(manifest("cli-tolerated", CURSED_LEVEL, ids.slice(3, 4)));
+    const within = await things(["rollout", tolerated, "--max-failures", "1"]);
+    expect(within.code, within.stderr).toBe(0);
+    expect(within.stdout).toMatch(/completed: 0 completed, 1 failed, 0 skipped of 1\n$/);
+    expect(within.stderr).toContain(`  failed ${ids[3]}: property level: `);
+    expect(within.stderr).toMatch(
+      /things: 1 Thing\(s\) failed, within --max-failures 1; they keep their previous release\n$/,
+    );
+
     const drift = await things(["drift", "--json"]);
     expect(drift).toMatchObject({ code: 0, stdout: "[]\n" });
   }, 60_000);

@@ -170,12 +170,22 @@ export function registerRolloutCommands(program: Command): void {
           const ended = await follow(client, started);
           if (options.json) process.stdout.write(`${JSON.stringify(ended)}\n`);
           else process.stdout.write(`rollout ${ended.id} ${ended.status}: ${summary(ended.progress)}\n`);
-          if (ended.status === "failed") {
+          if (ended.status === "failed" || ended.progress.failed > 0) {
             const failed = await client.steps(ended.id, "failed");
             for (const step of failed.slice(0, 20)) {
               process.stderr.write(`  failed ${step.thing}: ${step.reason ?? ""}\n`);
             }
+            if (failed.length > 20) process.stderr.write(`  … and ${failed.length - 20} more\n`);
+          }
+          if (ended.status === "failed") {
             throw new CliError(`the rollout failed: ${ended.reason ?? summary(ended.progress)}`);
+          }
+          if (ended.progress.failed > 0) {
+            // Completed, within what was allowed to fail: said, so that it is not taken for a clean run.
+            process.stderr.write(
+              `things: ${ended.progress.failed} Thing(s) failed, within --max-failures ` +
+                `${ended.options.maxFailures}; they keep their previous release\n`,
+            );
           }
         },
       ),
