@@ -15,7 +15,7 @@ import { thingPath } from "../src/api/index.js";
 import { startHub, createLogger } from "../src/cli/index.js";
 import { UnavailableError } from "../src/core/index.js";
 import { loadConfig } from "../src/hub/index.js";
-import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { changeAfter, minimalTd, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 const LAMP = "urn:test:mqtt:lamp-1";
@@ -481,6 +481,50 @@ describe("a Homie device on the embedded broker, end to end", () => {
       expect((await messages.next((t) => t === "homie/5/boiler-3/heater/target/set")).payload).toBe("5");
     } finally {
       await device.endAsync(true);
+      await hub.stop();
+    }
+  });
+});
+
+describe("a TD observing everything on the hub's own broker", () => {
+  it("records the devices' messages, not the Changes the hub publishes there (no Change inside a Change)", async () => {
+    const hub = await startTestHub({ mqttPort: 0, observe: true });
+    const device = await connectAsync(brokerUrl(hub), {
+      reconnectPeriod: 0,
+      username: "d",
+      password: hub.token,
+    });
+    try {
+      const id = "urn:test:eavesdropper";
+      const after = await hub.hub.store.lastSeq();
+      await registerThing(
+        hub,
+        id,
+        minimalTd({
+          id,
+          securityDefinitions: { basic_sc: { scheme: "basic" } },
+          security: "basic_sc",
+          events: {
+            anything: { forms: [{ href: brokerUrl(hub), "mqv:filter": "#", op: "subscribeevent" }] },
+          },
+        }),
+        { username: "eavesdropper", password: hub.token },
+      );
+      const emitted = (n: number) => (c: { thing: string; kind: string; value?: unknown }) =>
+        c.thing === id && c.kind === "emitted" && (c.value as { n?: number } | undefined)?.n === n;
+      // Published until the subscription is up (it is made once the TD is registered).
+      const timer = setInterval(() => void device.publishAsync("dev/x", '{"n":1}', { qos: 1 }), 100);
+      const first = await changeAfter(hub, after, emitted(1)).finally(() => clearInterval(timer));
+      // Each emitted Change is published on hyperthings/changes/emitted/…, which "#" matches too.
+      await device.publishAsync("dev/x", '{"n":2}', { qos: 1 });
+      const second = await changeAfter(hub, first.seq, emitted(2));
+      const recorded = (await hub.hub.store.changesAfter(after, 1_000)).filter(
+        (c) => c.thing === id && c.kind === "emitted" && c.seq <= second.seq,
+      );
+      expect(recorded.map((c) => (c.value as { n?: unknown }).n).every((n) => n === 1 || n === 2)).toBe(true);
+      expect(recorded.some((c) => JSON.stringify(c.value).includes('"hlc"'))).toBe(false);
+    } finally {
+      await device.endAsync();
       await hub.stop();
     }
   });

@@ -39,6 +39,28 @@ export function createLogger(level: string, destination: NodeJS.WritableStream =
  * directory is touched: a first start that fails there must not leave an admin token behind that
  * was never shown. (The real listen, later, still reports what changed in between.)
  */
+/**
+ * Whether two broker URLs name one broker: the same scheme and port, and the same host or two
+ * names of this machine's loopback (a TD may say localhost where the hub says 127.0.0.1).
+ */
+export function sameBroker(a: string, b: string): boolean {
+  let x: URL;
+  let y: URL;
+  try {
+    x = new URL(a);
+    y = new URL(b);
+  } catch {
+    return false;
+  }
+  const port = (url: URL) => url.port || (url.protocol === "mqtts:" ? "8883" : "1883");
+  const loopback = (host: string) => host === "localhost" || host === "[::1]" || /^127\./.test(host);
+  return (
+    x.protocol === y.protocol &&
+    port(x) === port(y) &&
+    (x.hostname === y.hostname || (loopback(x.hostname) && loopback(y.hostname)))
+  );
+}
+
 async function checkAddress(host: string, port: number): Promise<void> {
   const probe = createServer();
   await new Promise<void>((resolve, reject) => {
@@ -67,12 +89,20 @@ export async function startHub(
   // The bindings the hub talks to Things with; it knows them only by the Binding interface.
   // The embedded broker (aedes) speaks MQTT 3.1.1 only; its URL is known once it listens.
   let embeddedBroker: string | undefined;
+  // The broker the hub publishes its Changes on (embedded or external), once it is up.
+  let hubBroker: string | undefined;
   // One address policy for everything the hub connects to on a TD's or a user's say-so.
   const addressPolicy = new AddressPolicy({ allow: config.allow, deny: config.deny });
   const bindings = createBindings({
     addressPolicy,
     http: { pollIntervalMs: config.pollIntervalMs },
-    mqtt: { protocolVersionFor: (broker) => (broker === embeddedBroker ? 4 : undefined) },
+    mqtt: {
+      protocolVersionFor: (broker) => (broker === embeddedBroker ? 4 : undefined),
+      ownTopics: (broker) =>
+        hubBroker !== undefined && sameBroker(broker, hubBroker)
+          ? [`${config.mqttPrefix}/changes/`]
+          : undefined,
+    },
   });
   let hub: Hub;
   let secrets: SqliteSecretStore | undefined;
@@ -101,6 +131,7 @@ export async function startHub(
     try {
       mqtt = await startMqtt(hub);
       if (mqtt?.kind === "embedded") embeddedBroker = mqtt.url;
+      hubBroker = mqtt?.url;
     } catch (err) {
       await app.close();
       throw err;

@@ -48,6 +48,13 @@ export interface MqttBindingOptions {
    * MQTT 5 the broker is also told (Maximum Packet Size) not to send larger packets at all.
    */
   readonly maxMessageBytes?: number;
+  /**
+   * Topic prefixes this process publishes on itself, by broker (`mqtt://host:port`): the hub's
+   * `{prefix}/changes/` on its own broker. A message there is no Thing's value, and is not taken
+   * as one: a TD observing `#` (or that topic) on the hub's broker would otherwise record every
+   * Change again, inside a new Change that is published again, and so on.
+   */
+  readonly ownTopics?: (broker: string) => readonly string[] | undefined;
   /** Reconnection backoff; default 1 s doubling to 30 s. */
   readonly reconnect?: Partial<BackoffOptions>;
   /** Told when a broker connection comes up or goes down. */
@@ -92,8 +99,16 @@ export class MqttBinding implements Binding {
     const connection = this.#connection(target);
     let settle: (packet: IPublishPacket) => void = () => undefined;
     const first = new Promise<IPublishPacket>((resolve) => (settle = resolve));
+    const own = this.#ownTopics(target);
     const unsubscribe = await this.#call(target, () =>
-      connection.subscribe(filter, qosOf(target), (packet) => settle(packet), this.#timeoutMs),
+      connection.subscribe(
+        filter,
+        qosOf(target),
+        (packet) => {
+          if (!isOwn(own, packet.topic)) settle(packet);
+        },
+        this.#timeoutMs,
+      ),
     );
     try {
       const packet = await this.#call(target, () => withTimeout(first, this.#timeoutMs));
@@ -187,6 +202,7 @@ export class MqttBinding implements Binding {
   ): Promise<Subscription> {
     const filter = this.#topic(target, "subscribe");
     const connection = this.#connection(target);
+    const own = this.#ownTopics(target);
     let open = true;
     const unsubscribe = await this.#call(target, () =>
       connection.subscribe(
@@ -194,7 +210,7 @@ export class MqttBinding implements Binding {
         qosOf(target),
         async (packet) => {
           // MQTT §3.3.1.3: the retain flag is set only on a stored message sent for a new subscription.
-          if (!open || (skipRetained && packet.retain)) return;
+          if (!open || (skipRetained && packet.retain) || isOwn(own, packet.topic)) return;
           const tooLarge = this.#tooLarge(target, packet);
           if (tooLarge !== undefined) onError(tooLarge);
           else await onValue(decodePayload(target, packet));
@@ -235,6 +251,15 @@ export class MqttBinding implements Binding {
       "too-large",
       `a message of ${size} bytes on ${packet.topic} is larger than ${this.#maxMessageBytes} bytes`,
     );
+  }
+
+  /** What this process publishes on the target's broker itself, asked at each message (see ownTopics). */
+  #ownTopics(target: Target): () => readonly string[] | undefined {
+    const ask = this.#options.ownTopics;
+    if (ask === undefined) return () => undefined;
+    const url = new URL(target.href);
+    const broker = `${url.protocol}//${url.host}`;
+    return () => ask(broker);
   }
 
   /** The shared connection for the target's broker and user, made on first use. */
@@ -350,4 +375,8 @@ function decodePayload(target: Target, packet: IPublishPacket): unknown {
   if (isText(type)) return payload.toString("utf8");
   if (mediaType(type) === "") return decodeJsonOrText(payload);
   return payload;
+}
+
+function isOwn(own: () => readonly string[] | undefined, topic: string): boolean {
+  return own()?.some((prefix) => topic.startsWith(prefix)) ?? false;
 }
