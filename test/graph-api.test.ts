@@ -166,6 +166,34 @@ describe("graph API", () => {
     expect(await ids(`type = ${homie}Device`)).toEqual(["urn:t:homie-1"]);
   });
 
+  it("reads a relation's prefix the vocabulary lacks as the registered TDs declare it", async () => {
+    const rels = "https://example.com/rels#";
+    const pump = (id: string, namespace: string) =>
+      minimalTd({
+        "@context": ["https://www.w3.org/2022/wot/td/v1.1", { ex: namespace }],
+        id,
+        title: id,
+        links: [{ rel: "ex:feeds", href: "urn:t:tank" }],
+      });
+    await put(pump("urn:t:pump", rels));
+    await put(thing("urn:t:tank", "Tank"));
+    expect(await ids('out(ex:feeds) { id = "urn:t:tank" }')).toEqual(["urn:t:pump"]);
+    expect(await ids(`out(${rels}feeds) { id = "urn:t:tank" }`)).toEqual(["urn:t:pump"]);
+    expect(await ids("in(ex:feeds)")).toEqual(["urn:t:tank"]);
+    const links = await hub.request(`/things/${encodeURIComponent("urn:t:pump")}/links?rel=ex:feeds`);
+    expect(await links.json()).toEqual([
+      { from: "urn:t:pump", rel: "ex:feeds", to: "urn:t:tank", resolved: true },
+    ]);
+    // Another TD gives ex another namespace: the short form no longer says which relation.
+    await put(pump("urn:t:other-pump", "https://example.org/other#"));
+    const ambiguous = await find("out(ex:feeds)");
+    expect(ambiguous.status).toBe(400);
+    expect(ambiguous.body.detail).toBe(
+      `The prefix ex: means ${rels} or https://example.org/other# in different TDs: write the relation as a full IRI`,
+    );
+    expect(await ids(`out(${rels}feeds)`)).toEqual(["urn:t:pump"]);
+  });
+
   it("follows relations one hop, k hops and transitively, both ways", async () => {
     await fleet();
     expect(await ids('out(partOf) { id = "urn:t:room-a" }')).toEqual([

@@ -222,8 +222,9 @@ export class Graph {
     return this.ready;
   }
 
-  private relIri(rel: string): string {
-    return expandIri(rel, this.deps.vocabulary.scope);
+  /** A relation as a filter names it, as a full IRI: as a type is (typeIri), without class names. */
+  private relIri(rel: string, pointer: string): string {
+    return this.declaredIri(rel, expandIri(rel, this.deps.vocabulary.scope), "relation", pointer);
   }
 
   /** Things matching a filter (text, docs/queries.md, or a parsed GraphQuery), by id, a page at a time. */
@@ -244,7 +245,7 @@ export class Graph {
     const vocabulary = this.deps.vocabulary;
     const matches = evaluateGraphQuery(query, this.index, {
       typesOf: (term) => vocabulary.subtypesOf(this.typeIri(term, pointer)),
-      relOf: (term) => this.relIri(term),
+      relOf: (term) => this.relIri(term, pointer),
       maxEdgeVisits: this.maxEdgeVisits,
       pointer,
     });
@@ -264,30 +265,39 @@ export class Graph {
   }
 
   /**
-   * A type term (`saref:Appliance`, a full IRI, or a bare class name of the vocabulary) as the
-   * change feed's filter: the same Things as `GET /graph?filter=type = …`, subtypes included,
-   * from the in-memory type index.
-   */
-  /**
    * A type as a filter names it, as a full IRI: by the vocabulary's prefixes and class names, or
    * else by a prefix the registered TDs declare in their contexts (`homie:Device` as the Homie
-   * TDs mean it). A prefix they give different namespaces is ambiguous: refused, naming them.
+   * TDs mean it).
    */
   private typeIri(term: string, pointer: string): string {
-    const iri = this.deps.vocabulary.resolve(term);
+    return this.declaredIri(term, this.deps.vocabulary.resolve(term), "type", pointer);
+  }
+
+  /**
+   * A compact IRI the vocabulary left as it was (`iri` is `term`), expanded with the prefix as the
+   * registered TDs declare it: TDs expand their types and link relations with their own contexts,
+   * so a filter means by `ex:feeds` what they do. A prefix they give different namespaces is
+   * ambiguous: refused, naming them.
+   */
+  private declaredIri(term: string, iri: string, what: string, pointer: string): string {
     const colon = term.indexOf(":");
     if (iri !== term || colon <= 0 || term.startsWith("//", colon + 1)) return iri;
     const namespaces = this.index.declaredPrefix(term.slice(0, colon));
     if (namespaces === undefined) return iri;
     if (namespaces.size > 1) {
       throw new ValidationError(
-        `The prefix ${term.slice(0, colon)}: means ${[...namespaces].join(" or ")} in different TDs: write the type as a full IRI`,
+        `The prefix ${term.slice(0, colon)}: means ${[...namespaces].join(" or ")} in different TDs: write the ${what} as a full IRI`,
         [{ pointer, message: "has an ambiguous prefix" }],
       );
     }
     return `${[...namespaces][0] ?? ""}${term.slice(colon + 1)}`;
   }
 
+  /**
+   * A type term (`saref:Appliance`, a full IRI, or a bare class name of the vocabulary) as the
+   * change feed's filter: the same Things as `GET /graph?filter=type = …`, subtypes included,
+   * from the in-memory type index.
+   */
   async typeFilter(term: string, pointer = "/query/type"): Promise<TypeFilter> {
     await this.whenReady();
     const vocabulary = this.deps.vocabulary;
@@ -332,6 +342,7 @@ export class Graph {
     return state;
   }
 
+  /** A `rel` parameter as a full IRI; call it once the indexes are ready (they hold the TDs' prefixes). */
   private relFilter(rel: string | undefined): string | undefined {
     if (rel === undefined) return undefined;
     const problem = termProblem(rel);
@@ -339,14 +350,14 @@ export class Graph {
       throw new ValidationError(`The relation "${rel}" ${problem}`, [
         { pointer: "/query/rel", message: problem },
       ]);
-    return this.relIri(rel);
+    return this.relIri(rel, "/query/rel");
   }
 
   /** The edges out of a registered Thing, optionally of one relation. */
   async links(id: string, rel?: string): Promise<GraphLink[]> {
     assertThingId(id);
-    const relIri = this.relFilter(rel);
     await this.whenReady();
+    const relIri = this.relFilter(rel);
     const edges = this.index.edges(id);
     if (!edges) throw new NotFoundError(`No Thing with id ${id}`);
     return edges
@@ -364,8 +375,8 @@ export class Graph {
   /** The edges into a Thing (also into an id no Thing has yet), optionally of one relation. */
   async linkedFrom(id: string, rel?: string): Promise<GraphLink[]> {
     assertThingId(id);
-    const relIri = this.relFilter(rel);
     await this.whenReady();
+    const relIri = this.relFilter(rel);
     const incoming = this.index.incomingOf(id);
     if (incoming.length === 0 && !this.index.has(id))
       throw new NotFoundError(`No Thing with id ${id}, and no link to it`);
@@ -434,8 +445,8 @@ export class Graph {
         { pointer: "/query/depth", message: `must be an integer in [1, ${MAX_NEIGHBOURHOOD_DEPTH}]` },
       ]);
     }
-    const relIri = this.relFilter(rel);
     await this.whenReady();
+    const relIri = this.relFilter(rel);
     if (!this.index.has(id)) throw new NotFoundError(`No Thing with id ${id}`);
     const node = (thing: string): NeighbourhoodNode => {
       const title = this.index.title(thing);
