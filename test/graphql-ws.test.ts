@@ -325,6 +325,38 @@ describe("GraphQL over WebSocket: limits per socket", () => {
     expect(received.map((c) => c.seq)).toEqual([start + 1, ...seqs]);
     expect(values).toEqual([-1, ...burst.map((b) => b.value)]);
   });
+
+  it("resumes a Thing's events after the last seq it delivered when the hub closes the socket (1013)", async () => {
+    const statuses: SocketStatus[] = [];
+    const client = new GraphqlClient({
+      url: hub.url,
+      token: hub.token,
+      webSocketImpl: WebSocket,
+      onStatus: (status) => statuses.push(status),
+    });
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), BOUND_MS);
+    const received: GraphqlChange[] = [];
+    const start = await logSize(hub);
+    const burst = Array.from({ length: 20 }, (_, i) => ({
+      kind: "emitted",
+      affordance: "alarm",
+      value: `a${i}`,
+    }));
+    let seqs: number[] = [];
+    await report(hub, id, { kind: "emitted", affordance: "alarm", value: "first" });
+    for await (const event of client.events(id, "alarm", { after: start, signal: stop.signal })) {
+      received.push(event);
+      // One commit of 20 events, published at once: more than the socket's queue of 3 holds.
+      if (received.length === 1) seqs = await report(hub, id, burst);
+      if (received.length === 21) break;
+    }
+    clearTimeout(timer);
+    await client.close();
+    expect(statuses.some((s) => s.state === "closed" && s.code === 1013)).toBe(true);
+    expect(received.map((c) => c.seq)).toEqual([start + 1, ...seqs]);
+    expect(received.map((c) => c.value)).toEqual(["first", ...burst.map((b) => b.value)]);
+  });
 });
 
 /** One masked text frame, as a client sends it (RFC 6455 §5.2). */

@@ -386,15 +386,18 @@ export class GraphqlClient {
     }
   }
 
+  /** The Log's last seq now: where a stream without a start begins, so nothing committed meanwhile is missed. */
+  private async logEnd(): Promise<number> {
+    return (await this.request<{ log: { size: number } }>("query LogEnd { log { size } }")).log.size;
+  }
+
   /**
    * The Changes that match, live; with `after`, the committed ones after that seq first. Resumes
    * after the last seq it delivered whenever the socket reconnects: no gap, no duplicate.
    */
   async *changes(filter: ChangeFilter = {}, options: ChangesOptions = {}): AsyncGenerator<GraphqlChange> {
     // Without a start, the Log's end now: a Change committed before the socket is up is not missed.
-    let last =
-      options.after ??
-      (await this.request<{ log: { size: number } }>("query LogEnd { log { size } }")).log.size;
+    let last = options.after ?? (await this.logEnd());
     const variables: Record<string, unknown> = {
       filter,
       after: last,
@@ -411,11 +414,22 @@ export class GraphqlClient {
     }
   }
 
-  /** A Thing's events, live (of one event, or all). */
-  async *events(thing: string, name?: string, options: SubscribeOptions = {}): AsyncGenerator<GraphqlChange> {
-    const query = `subscription Events($thing: ID!, $name: String) { events(thing: $thing, name: $name) { ${CHANGE_FIELDS} } }`;
-    for await (const data of this.subscribe<{ events: GraphqlChange }>(query, { thing, name }, options)) {
-      yield data.events;
+  /**
+   * A Thing's events (of one event, or all), live; with `after`, the committed ones after that seq
+   * first. Like `changes`, resumes after the last seq it delivered whenever the socket reconnects.
+   */
+  async *events(thing: string, name?: string, options: ChangesOptions = {}): AsyncGenerator<GraphqlChange> {
+    let last = options.after ?? (await this.logEnd());
+    const variables: Record<string, unknown> = { thing, name, after: last };
+    const query = `subscription Events($thing: ID!, $name: String, $after: Int) { events(thing: $thing, name: $name, after: $after) { ${CHANGE_FIELDS} } }`;
+    const stream = this.subscribe<{ events: GraphqlChange }>(query, variables, {
+      ...(options.signal !== undefined && { signal: options.signal }),
+    });
+    for await (const { events: event } of stream) {
+      if (event.seq <= last) continue;
+      last = event.seq;
+      variables.after = last;
+      yield event;
     }
   }
 
