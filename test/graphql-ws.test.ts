@@ -357,6 +357,52 @@ describe("GraphQL over WebSocket: limits per socket", () => {
     expect(received.map((c) => c.seq)).toEqual([start + 1, ...seqs]);
     expect(received.map((c) => c.value)).toEqual(["first", ...burst.map((b) => b.value)]);
   });
+
+  it("does not yield a property's value twice when the socket reconnects under a state subscription", async () => {
+    const sensor = "urn:example:ws-state";
+    await register(hub, sensor, SENSOR);
+    const [first] = await report(hub, sensor, { kind: "reported", affordance: "temperature", value: 20 });
+    let reopened: () => void = () => {};
+    const reconnected = new Promise<void>((resolve) => (reopened = resolve));
+    let closed = false;
+    const client = new GraphqlClient({
+      url: hub.url,
+      token: hub.token,
+      webSocketImpl: WebSocket,
+      onStatus: (status) => {
+        if (status.state === "closed" && status.code === 1013) closed = true;
+        if (status.state === "open" && closed) reopened();
+      },
+    });
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), BOUND_MS);
+    const values: Array<[unknown, number]> = [];
+    for await (const value of client.state(sensor, { signal: stop.signal })) {
+      values.push([value.value, value.seq]);
+      if (values.length === 1) {
+        // Another subscription on the same socket falls behind: the hub closes the socket (1013),
+        // and every subscription on it is sent again once the client has reconnected.
+        void (async () => {
+          for await (const change of client.changes({}, { after: await logSize(hub), signal: stop.signal }))
+            void change;
+        })().catch(() => undefined);
+        await report(
+          hub,
+          id,
+          Array.from({ length: 20 }, (_, i) => ({ kind: "reported", affordance: "temperature", value: i })),
+        );
+        await reconnected;
+        await report(hub, sensor, { kind: "reported", affordance: "temperature", value: 21 });
+      }
+      if (value.value === 21) break;
+    }
+    clearTimeout(timer);
+    stop.abort();
+    await client.close();
+    expect(closed).toBe(true);
+    expect(values.map(([value]) => value)).toEqual([20, 21]);
+    expect(values[0]?.[1]).toBe(first);
+  });
 });
 
 /** One masked text frame, as a client sends it (RFC 6455 §5.2). */

@@ -433,11 +433,21 @@ export class GraphqlClient {
     }
   }
 
-  /** A Thing's property values: the current ones, then each new one. */
+  /**
+   * A Thing's property values: the current ones, then each new one. After a reconnection the hub
+   * sends the current values again: a value already delivered (by its seq) is not yielded twice.
+   */
   async *state(thing: string, options: SubscribeOptions = {}): AsyncGenerator<PropertyValue> {
     const query = `subscription State($thing: ID!) { state(thing: $thing) { ${PROPERTY_FIELDS} } }`;
-    for await (const data of this.subscribe<{ state: PropertyValue }>(query, { thing }, options)) {
-      yield data.state;
+    const delivered = new Map<string, number>();
+    for await (const { state: value } of this.subscribe<{ state: PropertyValue }>(
+      query,
+      { thing },
+      options,
+    )) {
+      if (value.seq <= (delivered.get(value.name) ?? 0)) continue;
+      delivered.set(value.name, value.seq);
+      yield value;
     }
   }
 
