@@ -2,7 +2,7 @@
 // authorisation like the HTTP API's, and the limits on what one operation may ask.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getIntrospectionQuery } from "graphql";
-import { changeAfter, minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { changeAfter, minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const READ_TOKEN = "reader-token-0123456789";
 
@@ -375,6 +375,38 @@ describe("GraphQL over HTTP: the graph", () => {
       `mutation { unlink(from: "${vm}", rel: "runsOn", to: "${host}") { kind } }`,
     );
     expect(codes(again.body)).toEqual(["NOT_FOUND"]);
+  });
+});
+
+describe("GraphQL over HTTP: a Thing with many links", () => {
+  let hub: TestHub;
+  const building = "urn:example:gql-building";
+
+  beforeAll(async () => {
+    hub = await startTestHub({ graphql: { maxCost: 100 } });
+    await putTd(hub, minimalTd({ id: building, title: "Building" }));
+    for (let i = 0; i < 30; i++)
+      await putTd(
+        hub,
+        minimalTd({ id: `${building}-sensor-${i}`, links: [{ rel: "partOf", href: building }] }),
+      );
+  });
+  afterAll(async () => hub.stop());
+
+  it("prices links and linkedFrom at their real length as they run: past the cost limit they fail", async () => {
+    // Priced at 10 links by validation (41), but 30 cost 121: more than the hub's 100.
+    const { body } = await post(hub, `{ thing(id: "${building}") { linkedFrom { from source { id } } } }`);
+    expect(codes(body)).toEqual(["COST_LIMIT_EXCEEDED"]);
+    expect(body.errors?.[0]?.message).toContain("linkedFrom holds 30 elements where 10 were assumed");
+    expect(body.errors?.[0]?.message).toContain('things(filter: "out(rel) { id = … }"');
+    expect(body.errors?.[0]?.extensions).toMatchObject({ cost: 121, maxCost: 100 });
+    expect(body.data).toEqual({ thing: null });
+    // What the limit allows still answers in full.
+    const cheap = await post(hub, `{ thing(id: "${building}") { linkedFrom { from } } }`);
+    expect(cheap.body.errors).toBeUndefined();
+    expect((cheap.body.data?.thing as { linkedFrom: unknown[] }).linkedFrom).toHaveLength(30);
+    const few = await post(hub, `{ thing(id: "${building}-sensor-1") { links { to target { id title } } } }`);
+    expect(few.body.errors).toBeUndefined();
   });
 });
 

@@ -11,6 +11,8 @@ import {
   type FieldNode,
   type FragmentDefinitionNode,
   type GraphQLField,
+  type GraphQLResolveInfo,
+  type GraphQLSchema,
   type GraphQLType,
   type OperationDefinitionNode,
   type SelectionSetNode,
@@ -25,7 +27,7 @@ type GraphqlLimits = HubConfig["graphql"];
 import { ERROR_CODES } from "./errors.js";
 
 /** What a list field without `first` is assumed to hold, for the cost. */
-const ASSUMED_LIST_SIZE = 10;
+export const ASSUMED_LIST_SIZE = 10;
 
 function isList(type: GraphQLType): boolean {
   return isListType(isNonNullType(type) ? type.ofType : type);
@@ -72,6 +74,72 @@ interface Measure {
   cost: number;
 }
 
+/** What measuring a document's selections needs: its schema, fragments and the hub's limits. */
+interface Measuring {
+  schema: GraphQLSchema;
+  fragments: ReadonlyMap<string, FragmentDefinitionNode>;
+  limits: GraphqlLimits;
+  /**
+   * A fragment's measure depends on where it is spread only by the level (for the cut-off past
+   * maxDepth) and the page it sits in: each is measured once per such place. Walked anew at
+   * every spread, fragments that each spread the next twice cost 2^n (24 of them in a 985-byte
+   * query held the hub for 20 s).
+   */
+  measured: Map<string, Measure>;
+}
+
+/** The depth and cost of a selection set, as docs/graphql.md prices them. */
+function measure(
+  m: Measuring,
+  set: SelectionSetNode,
+  parent: GraphQLCompositeType,
+  seen: ReadonlySet<string>,
+  level: number,
+  page?: number,
+): Measure {
+  const { schema, fragments, limits, measured } = m;
+  let depth = 0;
+  let cost = 0;
+  for (const selection of set.selections) {
+    if (selection.kind === Kind.FIELD) {
+      const name = selection.name.value;
+      if (name.startsWith("__")) continue;
+      const field = isObjectType(parent) || isInterfaceType(parent) ? parent.getFields()[name] : undefined;
+      if (!field) continue; // unknown fields are another rule's error
+      const inner = getNamedType(field.type);
+      let sub: Measure = { depth: 0, cost: 0 };
+      // Past the limit, the answer is known: stop before a hostile document makes this slow.
+      if (selection.selectionSet && level <= limits.maxDepth) {
+        const inside = pageOf(selection, field, limits);
+        sub = measure(m, selection.selectionSet, inner as GraphQLCompositeType, seen, level + 1, inside);
+      }
+      depth = Math.max(depth, 1 + sub.depth);
+      cost += multiplier(selection, field, limits, page) * (1 + sub.cost);
+    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+      const typeName = selection.typeCondition?.name.value;
+      const type = (typeName ? schema.getType(typeName) : parent) as GraphQLCompositeType;
+      const sub = measure(m, selection.selectionSet, type, seen, level, page);
+      depth = Math.max(depth, sub.depth);
+      cost += sub.cost;
+    } else {
+      const name = selection.name.value;
+      const fragment = fragments.get(name);
+      if (!fragment || seen.has(name)) continue; // cycles are NoFragmentCycles' error
+      const key = `${name}\u0000${level}\u0000${page ?? ""}`;
+      let sub = measured.get(key);
+      if (sub === undefined) {
+        const type = schema.getType(fragment.typeCondition.name.value) as GraphQLCompositeType;
+        sub = measure(m, fragment.selectionSet, type, new Set([...seen, name]), level, page);
+        measured.set(key, sub);
+      }
+      depth = Math.max(depth, sub.depth);
+      cost += sub.cost;
+    }
+    if (cost > limits.maxCost * 1000) break;
+  }
+  return { depth, cost };
+}
+
 /**
  * A validation rule that refuses an operation deeper than `maxDepth` or costlier than `maxCost`.
  * Introspection (`__schema`, `__type`) is free: tools ask it whole.
@@ -83,67 +151,13 @@ export function limitsRule(limits: GraphqlLimits) {
     for (const def of context.getDocument().definitions) {
       if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def);
     }
-
-    // A fragment's measure depends on where it is spread only by the level (for the cut-off past
-    // maxDepth) and the page it sits in: each is measured once per such place. Walked anew at
-    // every spread, fragments that each spread the next twice cost 2^n (24 of them in a 985-byte
-    // query held the hub for 20 s).
-    const measured = new Map<string, Measure>();
-    const measure = (
-      set: SelectionSetNode,
-      parent: GraphQLCompositeType,
-      seen: ReadonlySet<string>,
-      level: number,
-      page?: number,
-    ): Measure => {
-      let depth = 0;
-      let cost = 0;
-      for (const selection of set.selections) {
-        if (selection.kind === Kind.FIELD) {
-          const name = selection.name.value;
-          if (name.startsWith("__")) continue;
-          const field =
-            isObjectType(parent) || isInterfaceType(parent) ? parent.getFields()[name] : undefined;
-          if (!field) continue; // unknown fields are another rule's error
-          const inner = getNamedType(field.type);
-          let sub: Measure = { depth: 0, cost: 0 };
-          // Past the limit, the answer is known: stop before a hostile document makes this slow.
-          if (selection.selectionSet && level <= limits.maxDepth) {
-            const inside = pageOf(selection, field, limits);
-            sub = measure(selection.selectionSet, inner as GraphQLCompositeType, seen, level + 1, inside);
-          }
-          depth = Math.max(depth, 1 + sub.depth);
-          cost += multiplier(selection, field, limits, page) * (1 + sub.cost);
-        } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-          const typeName = selection.typeCondition?.name.value;
-          const type = (typeName ? schema.getType(typeName) : parent) as GraphQLCompositeType;
-          const sub = measure(selection.selectionSet, type, seen, level, page);
-          depth = Math.max(depth, sub.depth);
-          cost += sub.cost;
-        } else {
-          const name = selection.name.value;
-          const fragment = fragments.get(name);
-          if (!fragment || seen.has(name)) continue; // cycles are NoFragmentCycles' error
-          const key = `${name}\u0000${level}\u0000${page ?? ""}`;
-          let sub = measured.get(key);
-          if (sub === undefined) {
-            const type = schema.getType(fragment.typeCondition.name.value) as GraphQLCompositeType;
-            sub = measure(fragment.selectionSet, type, new Set([...seen, name]), level, page);
-            measured.set(key, sub);
-          }
-          depth = Math.max(depth, sub.depth);
-          cost += sub.cost;
-        }
-        if (cost > limits.maxCost * 1000) break;
-      }
-      return { depth, cost };
-    };
+    const m: Measuring = { schema, fragments, limits, measured: new Map() };
 
     return {
       OperationDefinition(node: OperationDefinitionNode) {
         const root = schema.getRootType(node.operation);
         if (!root) return;
-        const { depth, cost } = measure(node.selectionSet, root, new Set(), 1);
+        const { depth, cost } = measure(m, node.selectionSet, root, new Set(), 1);
         const name = node.name ? `Operation "${node.name.value}"` : "The operation";
         if (depth > limits.maxDepth) {
           context.reportError(
@@ -165,6 +179,56 @@ export function limitsRule(limits: GraphqlLimits) {
       },
     };
   };
+}
+
+/** One operation's cost as it runs: its priced cost, corrected by each list's real length. */
+interface RunningCost {
+  measuring: Measuring;
+  spent: number;
+  exceeded: boolean;
+  /** The priced cost of one element of a list field, by its node. */
+  elements: WeakMap<FieldNode, number>;
+}
+
+const running = new WeakMap<OperationDefinitionNode, RunningCost>();
+
+/**
+ * Prices a list whose length validation could only assume (ASSUMED_LIST_SIZE: `links`,
+ * `linkedFrom`) at its real length, once its resolver has it: a Thing with thousands of links
+ * nested three deep would otherwise cost millions of resolver calls for a query priced at a few
+ * hundred. Throws COST_LIMIT_EXCEEDED once the operation's real cost passes `maxCost`, and for
+ * every such list after it. Keyed by the operation: used by queries and mutations, never by the
+ * subscriptions' streamed types (they hold no such list), whose operation runs once per event.
+ */
+export function chargeListLength(info: GraphQLResolveInfo, limits: GraphqlLimits, length: number): void {
+  let cost = running.get(info.operation);
+  if (!cost) {
+    const fragments = new Map(Object.entries(info.fragments));
+    const measuring: Measuring = { schema: info.schema, fragments, limits, measured: new Map() };
+    const root = info.schema.getRootType(info.operation.operation);
+    const priced = root ? measure(measuring, info.operation.selectionSet, root, new Set(), 1).cost : 0;
+    cost = { measuring, spent: priced, exceeded: false, elements: new WeakMap() };
+    running.set(info.operation, cost);
+  }
+  const node = info.fieldNodes[0];
+  let element = node ? cost.elements.get(node) : 0;
+  if (node && element === undefined) {
+    const type = getNamedType(info.returnType) as GraphQLCompositeType;
+    element =
+      1 + (node.selectionSet ? measure(cost.measuring, node.selectionSet, type, new Set(), 1).cost : 0);
+    cost.elements.set(node, element);
+  }
+  cost.spent += (length - ASSUMED_LIST_SIZE) * (element ?? 1);
+  if (cost.exceeded || cost.spent > limits.maxCost) {
+    cost.exceeded = true;
+    // The Things at the other end, a page at a time: what `links` lists is in(rel) of the Thing.
+    const direction = info.fieldName === "linkedFrom" ? "out" : "in";
+    throw new GraphQLError(
+      `The operation costs more than ${limits.maxCost} as it runs: ${info.path.key} holds ${length} elements where ${ASSUMED_LIST_SIZE} were assumed; ` +
+        `ask for fewer levels, or page through those Things with things(filter: "${direction}(rel) { id = … }", first: …)`,
+      { extensions: { code: ERROR_CODES.cost, cost: cost.spent, maxCost: limits.maxCost } },
+    );
+  }
 }
 
 /** A token bucket: `rate` operations a second, bursts up to `burst`. Time is injected. */

@@ -30,6 +30,7 @@ type GraphqlLimits = HubConfig["graphql"];
 import type { ThingRecord } from "../../store/index.js";
 import { BoundedQueue } from "./change-queue.js";
 import { ERROR_CODES, graphqlError } from "./errors.js";
+import { chargeListLength } from "./limits.js";
 
 /** What every resolver gets: the hub, who asks, and how to drop a socket that does not keep up. */
 export interface GraphqlContext {
@@ -691,8 +692,17 @@ const thing: Record<string, GraphQLFieldResolver<ThingSource, GraphqlContext, Ar
     });
     return { changes: page.changes, next: page.next ?? null };
   },
-  links: (t, args, { hub }) => hub.graph.links(t.id, optional(args.rel)),
-  linkedFrom: (t, args, { hub }) => hub.graph.linkedFrom(t.id, optional(args.rel)),
+  // Priced at ASSUMED_LIST_SIZE by validation; at their real length here (a Thing may have thousands).
+  links: async (t, args, { hub, limits }, info) => {
+    const links = await hub.graph.links(t.id, optional(args.rel));
+    chargeListLength(info, limits, links.length);
+    return links;
+  },
+  linkedFrom: async (t, args, { hub, limits }, info) => {
+    const links = await hub.graph.linkedFrom(t.id, optional(args.rel));
+    chargeListLength(info, limits, links.length);
+    return links;
+  },
 };
 
 const link: Record<string, GraphQLFieldResolver<GraphLink, GraphqlContext, Args>> = {
