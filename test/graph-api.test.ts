@@ -194,6 +194,21 @@ describe("graph API", () => {
     expect(await ids(`out(${rels}feeds)`)).toEqual(["urn:t:pump"]);
   });
 
+  it("refuses a change feed filtered by a malformed Thing id or type with a 400 naming the parameter", async () => {
+    for (const [query, pointer] of [
+      ["thing=lamp%201", "/query/thing"],
+      ["type=bad%20type", "/query/type"],
+      ["type=saref%3A", "/query/type"],
+    ] as const) {
+      for (const path of ["/changes", "/changes/stream"]) {
+        const response = await hub.request(`${path}?${query}`);
+        expect(response.status, `${path}?${query}`).toBe(400);
+        const problem = (await response.json()) as { errors: Array<{ pointer: string }> };
+        expect(problem.errors.map((e) => e.pointer)).toEqual([pointer]);
+      }
+    }
+  });
+
   it("follows relations one hop, k hops and transitively, both ways", async () => {
     await fleet();
     expect(await ids('out(partOf) { id = "urn:t:room-a" }')).toEqual([

@@ -204,6 +204,24 @@ describe("GraphQL over WebSocket", () => {
     await client.dispose();
   });
 
+  it("refuses a changes subscription whose filter names a malformed Thing id or type, saying where", async () => {
+    const client = connect(hub);
+    const thing = await take(client, `subscription { changes(filter: { thing: "lamp 1" }) { seq } }`);
+    expect(errorCodes(thing)).toEqual(["BAD_USER_INPUT"]);
+    const [problem] = (thing.results[0]?.errors?.[0]?.extensions?.errors ?? []) as Array<{
+      pointer: string;
+      detail: string;
+    }>;
+    expect(problem?.pointer).toBe("/filter/thing");
+    expect(problem?.detail).toMatch(/no scheme/);
+    const type = await take(client, `subscription { changes(filter: { type: "saref:" }) { seq } }`);
+    expect(errorCodes(type)).toEqual(["BAD_USER_INPUT"]);
+    expect(type.results[0]?.errors?.[0]?.extensions?.errors).toEqual([
+      { pointer: "/filter/type", detail: "has an empty prefix or local name" },
+    ]);
+    await client.dispose();
+  });
+
   it("refuses an operation over the depth limit with its code", async () => {
     const client = connect(hub);
     let nested = "id";

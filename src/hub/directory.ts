@@ -86,11 +86,11 @@ function registrationRequestOf(record: ThingRecord): { registration?: Registrati
   return {};
 }
 
-export function assertThingId(id: string): void {
+export function assertThingId(id: string, pointer = "/id"): void {
   const problem = iriProblem(id);
   if (problem) {
     throw new ValidationError(`The Thing id "${id}" is not a valid IRI: it ${problem}`, [
-      { pointer: "/id", message: problem },
+      { pointer, message: problem },
     ]);
   }
 }

@@ -299,6 +299,9 @@ export class Graph {
    * from the in-memory type index.
    */
   async typeFilter(term: string, pointer = "/query/type"): Promise<TypeFilter> {
+    // As `type = …` in a filter is checked: a malformed type would match nothing, for ever.
+    const problem = termProblem(term);
+    if (problem) throw new ValidationError(`The type "${term}" ${problem}`, [{ pointer, message: problem }]);
     await this.whenReady();
     const vocabulary = this.deps.vocabulary;
     const wanted = vocabulary.subtypesOf(this.typeIri(term, pointer));

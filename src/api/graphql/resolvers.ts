@@ -17,6 +17,7 @@ import {
   type RolloutStepStatus,
 } from "../../core/index.js";
 import {
+  assertThingId,
   type GraphLink,
   type HubConfig,
   type Hub,
@@ -24,6 +25,7 @@ import {
   type RolloutEvent,
   type RolloutView,
   type Rollouts,
+  type TypeFilter,
 } from "../../hub/index.js";
 
 type GraphqlLimits = HubConfig["graphql"];
@@ -221,10 +223,19 @@ interface ChangeFilterInput {
   release?: string | null;
 }
 
+/**
+ * The feed filter's Things of its type, checking the filter first: a malformed Thing id or type
+ * is refused, rather than a feed (or a subscription) that matches nothing for ever.
+ */
+async function feedType(hub: Hub, f: ChangeFilterInput): Promise<TypeFilter | undefined> {
+  if (f.thing != null) assertThingId(f.thing, "/filter/thing");
+  return f.type == null ? undefined : hub.graph.typeFilter(f.type, "/filter/type");
+}
+
 /** The feed's filter as a predicate; `type` follows Things described with or without it as they pass. */
 async function changeMatcher(hub: Hub, input: ChangeFilterInput | undefined) {
   const f = input ?? {};
-  const type = f.type == null ? undefined : await hub.graph.typeFilter(f.type);
+  const type = await feedType(hub, f);
   const things = type?.things;
   return (change: Change): boolean => {
     if (type && change.kind === "described") {
@@ -376,7 +387,7 @@ const query: Record<string, Resolver> = {
     const f = (args.filter ?? {}) as ChangeFilterInput;
     // The type's Things go to the feed, which fills the page with their Changes (not a page of
     // the whole Log thinned out).
-    const things = f.type == null ? undefined : (await hub.graph.typeFilter(f.type)).things;
+    const things = (await feedType(hub, f))?.things;
     const page = await hub.history.changes({
       limit,
       ...(after !== undefined && { cursor: after }),

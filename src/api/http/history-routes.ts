@@ -2,7 +2,7 @@
 // state at a time, diffs, the global feed and its live stream (SSE, resumable by seq).
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { UnavailableError, ValidationError, parseTimeExpression, type Change } from "../../core/index.js";
-import type { HistoryPage, Hub } from "../../hub/index.js";
+import { assertThingId, type HistoryPage, type Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
 import { openEventStream, lastEventId } from "./event-stream.js";
@@ -195,6 +195,8 @@ export function historyRoutes(hub: Hub) {
 
     /** The feed's filters, with `type` (a Thing's @type) turned into the set of those Things. */
     const feedFilter = async (q: Record<string, string | undefined>) => {
+      // A malformed id names no Thing: refused, rather than a feed that stays empty.
+      if (q.thing !== undefined) assertThingId(q.thing, "/query/thing");
       const filter = {
         ...(q.thing !== undefined && { thing: q.thing }),
         ...(q.kind !== undefined && { kinds: kinds(q.kind) }),
