@@ -194,6 +194,30 @@ describe("graph API", () => {
     expect(await ids(`out(${rels}feeds)`)).toEqual(["urn:t:pump"]);
   });
 
+  it("keeps bare link relations bare in a TD whose context sets @vocab (rel is not vocabulary-relative)", async () => {
+    await put(thing("urn:t:host", "Host"));
+    await put(
+      minimalTd({
+        "@context": ["https://www.w3.org/2022/wot/td/v1.1", { "@vocab": "https://schema.org/" }],
+        "@type": "SoftwareApplication",
+        id: "urn:t:app",
+        title: "app",
+        links: [
+          { rel: "runsOn", href: "urn:t:host" },
+          { rel: "alternate", href: "urn:t:host" },
+        ],
+      }),
+    );
+    expect(await ids('out(runsOn) { id = "urn:t:host" }')).toEqual(["urn:t:app"]);
+    expect(await ids('out(alternate) { id = "urn:t:host" }')).toEqual(["urn:t:app"]);
+    // @type is vocabulary-relative: the app is a schema.org SoftwareApplication.
+    expect(await ids("type = https://schema.org/SoftwareApplication")).toEqual(["urn:t:app"]);
+    const links = await hub.request(`/things/${encodeURIComponent("urn:t:app")}/links?rel=runsOn`);
+    expect(await links.json()).toEqual([
+      { from: "urn:t:app", rel: "runsOn", to: "urn:t:host", resolved: true },
+    ]);
+  });
+
   it("refuses a change feed filtered by a malformed Thing id or type with a 400 naming the parameter", async () => {
     for (const [query, pointer] of [
       ["thing=lamp%201", "/query/thing"],

@@ -16,6 +16,16 @@ export interface GraphEdge {
   anchor?: string;
 }
 
+/**
+ * A link relation as a full IRI: a compact IRI (`ht:hosts`) or a term the context defines is
+ * expanded, but `@vocab` is not applied. The TD context defines `rel` as a plain string
+ * (`hctl:hasRelationType`, not vocabulary-relative), so `runsOn` and the IANA relations stay
+ * bare names even in a TD whose context sets `@vocab` for its types.
+ */
+export function relationIri(rel: string, scope: IriScope): string {
+  return expandIri(rel, scope.vocab === undefined ? scope : { prefixes: scope.prefixes });
+}
+
 /** Links without a `rel` are not edges; `rel` defaults to nothing (RFC 8288 needs one). */
 export function edgesOf(
   td: Pick<ThingDescription, "links" | "@context">,
@@ -31,7 +41,7 @@ export function edgesOf(
   for (const link of links) {
     if (typeof link !== "object" || link === null) continue;
     if (typeof link.rel !== "string" || typeof link.href !== "string" || link.rel.length === 0) continue;
-    const relIri = expandIri(link.rel, scope);
+    const relIri = relationIri(link.rel, scope);
     const key = `${relIri} ${link.href}`;
     if (seen.has(key)) continue;
     seen.add(key);

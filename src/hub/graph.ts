@@ -9,6 +9,7 @@ import {
   evaluateGraphQuery,
   expandIri,
   parseGraphFilter,
+  relationIri,
   scopeOf,
   termProblem,
   type Cause,
@@ -397,7 +398,7 @@ export class Graph {
 
   private sameRel(td: RegisteredThingDescription, written: string, rel: string): boolean {
     const scope = scopeOf(td["@context"], this.deps.vocabulary.scope);
-    return expandIri(written, scope) === expandIri(rel, scope);
+    return relationIri(written, scope) === relationIri(rel, scope);
   }
 
   private assertEdge(rel: string, to: string): void {
