@@ -194,6 +194,57 @@ describe("GraphQL over WebSocket", () => {
     await client.dispose();
   });
 
+  it("holds at most maxPending results for a consumer that lags, and resumes after them with no gap and no duplicate", async () => {
+    const id = "urn:example:ws-lagging";
+    await register(hub, id, SENSOR);
+    let subscribes = 0;
+    let stopped: () => void = () => {};
+    const stoppedOnce = new Promise<void>((resolve) => (stopped = resolve));
+    // The client's socket, counting the subscriptions it starts, and telling when it stops one.
+    class CountingWebSocket extends WebSocket {
+      override send(data: unknown, ...rest: unknown[]): void {
+        const type = typeof data === "string" ? (JSON.parse(data) as { type?: string }).type : undefined;
+        if (type === "subscribe") subscribes++;
+        if (type === "complete") stopped();
+        (super.send as (...args: unknown[]) => void)(data, ...rest);
+      }
+    }
+    const client = new GraphqlClient({
+      url: hub.url,
+      token: hub.token,
+      webSocketImpl: CountingWebSocket,
+      maxPending: 5,
+    });
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), BOUND_MS);
+    const start = await logSize(hub);
+    await report(hub, id, { kind: "reported", affordance: "temperature", value: -1 });
+    const received: GraphqlChange[] = [];
+    let seqs: number[] = [];
+    for await (const change of client.changes({ thing: id }, { after: start, signal: stop.signal })) {
+      received.push(change);
+      if (received.length === 1) {
+        // 20 Changes arrive while the consumer takes none: only 5 may wait in the client.
+        seqs = await report(
+          hub,
+          id,
+          Array.from({ length: 20 }, (_, i) => ({ kind: "reported", affordance: "temperature", value: i })),
+        );
+        // The client stops the subscription once 5 wait (or the test's bound passes).
+        await Promise.race([
+          stoppedOnce,
+          new Promise((resolve) => stop.signal.addEventListener("abort", resolve)),
+        ]);
+      }
+      if (received.length === 21) break;
+    }
+    clearTimeout(timer);
+    await client.close();
+    expect(received.map((c) => c.seq)).toEqual([start + 1, ...seqs]);
+    // Stopped at 5 waiting, and started again each time the consumer had taken them.
+    expect(subscribes).toBeGreaterThan(1);
+  });
+
   it("refuses a subscription to an unknown event with NOT_FOUND, and a resume point past the Log's end", async () => {
     const id = "urn:example:ws-sensor";
     const client = connect(hub);

@@ -59,6 +59,12 @@ export interface GraphqlClientOptions {
   retryAttempts?: number;
   /** Told when the socket connects, opens and closes. */
   onStatus?: (status: SocketStatus) => void;
+  /**
+   * Results one subscription may hold for a consumer that has not taken them (default 10,000).
+   * Past it the client stops the subscription and subscribes again once the consumer has taken
+   * them all: `changes`, `events` and `state` resume after what they delivered.
+   */
+  maxPending?: number;
 }
 
 export interface ChangeFilter {
@@ -323,16 +329,21 @@ export class GraphqlClient {
 
   /**
    * Runs a subscription on the socket; each result's data, until `signal` aborts or the hub
-   * completes it. The variables are sent again as they are on every reconnection.
+   * completes it. The variables are sent again as they are on every reconnection. A consumer
+   * that falls `maxPending` results behind does not make the client hold more: the subscription
+   * is stopped, and started again (with its variables as they are then) once it has caught up.
    */
   async *subscribe<T = Record<string, unknown>>(
     query: string,
     variables: Record<string, unknown> = {},
     options: SubscribeOptions = {},
   ): AsyncGenerator<T> {
+    const maxPending = Math.max(1, this.options.maxPending ?? 10_000);
     const pending: T[] = [];
     let failure: Error | undefined;
     let finished = false;
+    /** Stopped for a consumer that fell behind: subscribed again once `pending` is empty. */
+    let paused = false;
     let wake: (() => void) | undefined;
     const notify = () => {
       wake?.();
@@ -341,29 +352,49 @@ export class GraphqlClient {
     // graphql-ws sends this very payload again on every reconnection: `variables` is kept
     // up to date so that a resumed stream starts where the last one stopped.
     const payload: SubscribePayload = { query, variables };
-    const dispose = this.client().subscribe<T>(payload, {
-      next: (result) => {
-        if (result.errors && result.errors.length > 0) {
-          failure = new GraphqlRequestError(result.errors, result.data);
-        } else if (result.data) pending.push(result.data);
-        notify();
-      },
-      error: (err) => {
-        failure = Array.isArray(err)
-          ? new GraphqlRequestError(err as GraphqlErrorEntry[])
-          : isCloseEvent(err)
-            ? new GraphqlSocketError(err.code, err.reason)
-            : err instanceof Error
-              ? err
-              : new GraphqlSocketError(undefined, String(err));
-        finished = true;
-        notify();
-      },
-      complete: () => {
-        finished = true;
-        notify();
-      },
-    });
+    let dispose = () => {};
+    const start = () => {
+      paused = false;
+      // A stopped subscription's sink may still be told things (its complete, a message in
+      // flight): only the current one counts.
+      let current = true;
+      const stop = this.client().subscribe<T>(payload, {
+        next: (result) => {
+          if (!current) return;
+          if (result.errors && result.errors.length > 0) {
+            failure = new GraphqlRequestError(result.errors, result.data);
+          } else if (result.data) pending.push(result.data);
+          if (pending.length >= maxPending && failure === undefined) {
+            current = false;
+            paused = true;
+            stop();
+          }
+          notify();
+        },
+        error: (err) => {
+          if (!current) return;
+          failure = Array.isArray(err)
+            ? new GraphqlRequestError(err as GraphqlErrorEntry[])
+            : isCloseEvent(err)
+              ? new GraphqlSocketError(err.code, err.reason)
+              : err instanceof Error
+                ? err
+                : new GraphqlSocketError(undefined, String(err));
+          finished = true;
+          notify();
+        },
+        complete: () => {
+          if (!current) return;
+          finished = true;
+          notify();
+        },
+      });
+      dispose = () => {
+        current = false;
+        stop();
+      };
+    };
+    start();
     const onAbort = () => {
       finished = true;
       notify();
@@ -378,6 +409,10 @@ export class GraphqlClient {
           continue;
         }
         if (finished || options.signal?.aborted) return;
+        if (paused) {
+          start();
+          continue;
+        }
         await new Promise<void>((resolve) => (wake = resolve));
       }
     } finally {
