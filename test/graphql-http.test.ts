@@ -351,7 +351,7 @@ describe("GraphQL over HTTP: the graph", () => {
     });
   });
 
-  it("filters Things with the graph query language, and names a bad filter precisely", async () => {
+  it("filters Things with the graph query language, and names a bad filter and cursor precisely", async () => {
     const { body } = await post(
       hub,
       `{ things(filter: "out(runsOn) { type = Host }") { items { id } next } }`,
@@ -360,6 +360,14 @@ describe("GraphQL over HTTP: the graph", () => {
     expect(body.data?.things).toEqual({ items: [{ id: vm }], next: null });
     const bad = await post(hub, `{ things(filter: "type = ") { items { id } } }`);
     expect(codes(bad.body)).toEqual(["BAD_USER_INPUT"]);
+    // The places are the arguments, as for every other GraphQL error (not the HTTP query's).
+    expect(bad.body.errors?.[0]?.extensions?.errors).toEqual([
+      { pointer: "/filter", detail: "position 8: expected a value but found the end of the filter" },
+    ]);
+    const cursor = await post(hub, `{ things(filter: "type = Host", after: "zz") { next } }`);
+    expect(cursor.body.errors?.[0]?.extensions?.errors).toEqual([
+      { pointer: "/after", detail: "is not a cursor from a previous page" },
+    ]);
   });
 
   it("unlinks, and refuses to unlink what is not linked", async () => {

@@ -101,7 +101,7 @@ function encodeCursor(id: string): string {
   return Buffer.from(JSON.stringify({ after: id })).toString("base64url");
 }
 
-function decodeCursor(cursor: string): string {
+function decodeCursor(cursor: string, pointer: string): string {
   try {
     const parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
     const after = (parsed as { after?: unknown }).after;
@@ -110,7 +110,7 @@ function decodeCursor(cursor: string): string {
     // fall through to the error below
   }
   throw new ValidationError("The cursor is not one this hub gave out", [
-    { pointer: "/query/cursor", message: "is not a cursor from a previous page" },
+    { pointer, message: "is not a cursor from a previous page" },
   ]);
 }
 
@@ -231,9 +231,10 @@ export class Graph {
   /** Things matching a filter (text, docs/queries.md, or a parsed GraphQuery), by id, a page at a time. */
   async query(
     filter: string | GraphQuery,
-    page: { cursor?: string; limit: number; pointer?: string },
+    page: { cursor?: string; limit: number; pointer?: string; cursorPointer?: string },
   ): Promise<GraphPage> {
-    // Where the filter came from, for errors: a query parameter by default, a body's member for some.
+    // Where the filter and cursor came from, for errors: query parameters by default, a body's
+    // members or GraphQL arguments for some.
     const pointer = page.pointer ?? "/query/filter";
     const query = typeof filter === "string" ? parseGraphFilter(filter, pointer) : assertGraphQuery(filter);
     if (!Number.isInteger(page.limit) || page.limit < 1 || page.limit > MAX_GRAPH_PAGE) {
@@ -241,7 +242,10 @@ export class Graph {
         { pointer: "/query/limit", message: `must be an integer in [1, ${MAX_GRAPH_PAGE}]` },
       ]);
     }
-    const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
+    const after =
+      page.cursor === undefined
+        ? undefined
+        : decodeCursor(page.cursor, page.cursorPointer ?? "/query/cursor");
     await this.whenReady();
     const vocabulary = this.deps.vocabulary;
     const matches = evaluateGraphQuery(query, this.index, {

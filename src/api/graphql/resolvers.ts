@@ -362,7 +362,13 @@ const query: Record<string, Resolver> = {
     const filter = optional(args.filter);
     const after = optional(args.after);
     if (filter !== undefined) {
-      const page = await hub.graph.query(filter, { limit, ...(after !== undefined && { cursor: after }) });
+      // Errors point at the arguments, as GraphQL's own do.
+      const page = await hub.graph.query(filter, {
+        limit,
+        pointer: "/filter",
+        cursorPointer: "/after",
+        ...(after !== undefined && { cursor: after }),
+      });
       return { items: page.items.map((i) => ({ id: i.id, td: i.td })), next: page.next ?? null };
     }
     const offset = after === undefined ? 0 : Number(after);
