@@ -218,6 +218,26 @@ describe("graph API", () => {
     ]);
   });
 
+  it("names the member or parameter that holds a malformed link target or relation", async () => {
+    await put(thing("urn:t:host", "Host"));
+    const path = `/things/${encodeURIComponent("urn:t:host")}/links`;
+    const pointers = async (response: Response) => {
+      expect(response.status).toBe(400);
+      return ((await response.json()) as { errors: Array<{ pointer: string }> }).errors.map((e) => e.pointer);
+    };
+    const post = (body: unknown) =>
+      hub.request(path, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    expect(await pointers(await post({ rel: "hosts", href: "web 1" }))).toEqual(["/body/href"]);
+    expect(await pointers(await post({ rel: "ht:", href: "urn:t:web" }))).toEqual(["/body/rel"]);
+    expect(await pointers(await hub.request(`${path}?rel=hosts&href=web`, { method: "DELETE" }))).toEqual([
+      "/query/href",
+    ]);
+  });
+
   it("refuses a change feed filtered by a malformed Thing id or type with a 400 naming the parameter", async () => {
     for (const [query, pointer] of [
       ["thing=lamp%201", "/query/thing"],

@@ -370,6 +370,17 @@ describe("GraphQL over HTTP: the graph", () => {
     ]);
   });
 
+  it("names the argument that holds a malformed link target", async () => {
+    const { body } = await post(
+      hub,
+      `mutation { link(from: "${vm}", rel: "runsOn", to: "host 1") { kind } }`,
+    );
+    expect(codes(body)).toEqual(["BAD_USER_INPUT"]);
+    expect(
+      (body.errors?.[0]?.extensions?.errors as Array<{ pointer: string }>).map((e) => e.pointer),
+    ).toEqual(["/to"]);
+  });
+
   it("unlinks, and refuses to unlink what is not linked", async () => {
     const unlinked = await post(
       hub,

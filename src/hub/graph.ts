@@ -94,6 +94,15 @@ export interface GraphDependencies {
   vocabulary: Vocabulary;
 }
 
+/** Where a link's relation and target came from, for errors (a body's members, query parameters, arguments). */
+export interface EdgePointers {
+  rel: string;
+  to: string;
+}
+
+/** The members of a `{ rel, href }` link. */
+const LINK_BODY: EdgePointers = { rel: "/rel", to: "/href" };
+
 export const MAX_GRAPH_PAGE = 1000;
 export const MAX_NEIGHBOURHOOD_DEPTH = 10;
 
@@ -405,11 +414,11 @@ export class Graph {
     return relationIri(written, scope) === relationIri(rel, scope);
   }
 
-  private assertEdge(rel: string, to: string): void {
+  private assertEdge(rel: string, to: string, at: EdgePointers): void {
     const problem = termProblem(rel);
     if (problem)
-      throw new ValidationError(`The relation "${rel}" ${problem}`, [{ pointer: "/rel", message: problem }]);
-    assertThingId(to);
+      throw new ValidationError(`The relation "${rel}" ${problem}`, [{ pointer: at.rel, message: problem }]);
+    assertThingId(to, at.to);
   }
 
   /**
@@ -417,8 +426,14 @@ export class Graph {
    * a `linked` one, in one transaction). Linking what is already linked changes nothing and
    * returns undefined.
    */
-  async link(from: string, rel: string, to: string, cause: Cause): Promise<Change | undefined> {
-    this.assertEdge(rel, to);
+  async link(
+    from: string,
+    rel: string,
+    to: string,
+    cause: Cause,
+    at: EdgePointers = LINK_BODY,
+  ): Promise<Change | undefined> {
+    this.assertEdge(rel, to, at);
     // A merge patch replaces `links` whole: drafted on the TD as it is when it is applied.
     const result = await this.deps.directory.edit(from, cause, (td) => {
       const links: Link[] = Array.isArray(td.links) ? td.links : [];
@@ -430,8 +445,14 @@ export class Graph {
   }
 
   /** Removes every link of that relation to `to` from the TD; NotFoundError when there is none. */
-  async unlink(from: string, rel: string, to: string, cause: Cause): Promise<Change> {
-    this.assertEdge(rel, to);
+  async unlink(
+    from: string,
+    rel: string,
+    to: string,
+    cause: Cause,
+    at: EdgePointers = LINK_BODY,
+  ): Promise<Change> {
+    this.assertEdge(rel, to, at);
     const result = await this.deps.directory.edit(from, cause, (td) => {
       const links: Link[] = Array.isArray(td.links) ? td.links : [];
       const kept = links.filter(

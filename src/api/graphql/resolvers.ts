@@ -463,6 +463,9 @@ const query: Record<string, Resolver> = {
   },
 };
 
+/** The link and unlink mutations' arguments, as error pointers. */
+const ARGUMENTS = { rel: "/rel", to: "/to" } as const;
+
 const mutation: Record<string, Resolver> = {
   storeRelease: async (_, args, context) => {
     const result = await context.hub.releases.store(args.document, causeOf(context));
@@ -499,15 +502,23 @@ const mutation: Record<string, Resolver> = {
       ? { status: "completed", output: outcome.output, correlation: outcome.correlation }
       : { status: "running", output: null, correlation: outcome.correlation };
   },
+  // Errors point at the arguments (from, rel, to).
   link: async (_, args, context) =>
     (await context.hub.graph.link(
       args.from as string,
       args.rel as string,
       args.to as string,
       causeOf(context),
+      ARGUMENTS,
     )) ?? null,
   unlink: (_, args, context) =>
-    context.hub.graph.unlink(args.from as string, args.rel as string, args.to as string, causeOf(context)),
+    context.hub.graph.unlink(
+      args.from as string,
+      args.rel as string,
+      args.to as string,
+      causeOf(context),
+      ARGUMENTS,
+    ),
   rollout: (_, args, context) => {
     const select = rolloutSelect(args.select);
     return rolloutsOf(context.hub).start(

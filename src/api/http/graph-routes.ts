@@ -97,7 +97,13 @@ export function graphRoutes(hub: Hub) {
       },
       async (request, reply) => {
         const { rel, href } = request.body as { rel: string; href: string };
-        const change = await graph.link(idOf(request), rel, href, { actor: actorOf(request), via: "http" });
+        const change = await graph.link(
+          idOf(request),
+          rel,
+          href,
+          { actor: actorOf(request), via: "http" },
+          { rel: "/body/rel", to: "/body/href" },
+        );
         // 200 when the link was there already: linking is idempotent.
         return reply
           .code(change ? 201 : 200)
@@ -118,7 +124,13 @@ export function graphRoutes(hub: Hub) {
       },
       async (request, reply) => {
         const { rel, href } = request.query as { rel: string; href: string };
-        await graph.unlink(idOf(request), rel, href, { actor: actorOf(request), via: "http" });
+        await graph.unlink(
+          idOf(request),
+          rel,
+          href,
+          { actor: actorOf(request), via: "http" },
+          { rel: "/query/rel", to: "/query/href" },
+        );
         return reply.code(204).send();
       },
     );
