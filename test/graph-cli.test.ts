@@ -141,12 +141,18 @@ describe("things link, unlink, find, links and graph", () => {
     );
   });
 
-  it("unlinks, and says in one line why a bad filter or a missing link fails", async () => {
+  it("unlinks, and says in one line why a bad filter, a missing link or a depth past 10 fails", async () => {
     expect((await things(hub, ["unlink", "urn:c:web", "runsOn", "urn:c:host"])).code).toBe(0);
 
     const missing = await things(hub, ["unlink", "urn:c:web", "runsOn", "urn:c:host"]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^things: urn:c:web has no runsOn link to urn:c:host\n$/);
+
+    const deep = await things(hub, ["graph", "urn:c:host", "--depth", "11"]);
+    expect(deep.code).toBe(2);
+    expect(deep.stderr).toBe(
+      "things: option '--depth <n>' argument '11' is invalid. must be a whole number from 1 to 10\n",
+    );
 
     const bad = await things(hub, ["find", "type = Host AND"]);
     expect(bad.code).toBe(1);

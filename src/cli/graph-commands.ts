@@ -1,8 +1,13 @@
 // `things link|unlink|find|graph`: edit a Thing's links, query the graph with a filter
 // (docs/queries.md), and print a Thing's neighbourhood as a tree — over the hub's HTTP API.
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { HubClient } from "../client/index.js";
-import type { GraphLink, GraphPage, NeighbourhoodNode } from "../hub/index.js";
+import {
+  MAX_NEIGHBOURHOOD_DEPTH,
+  type GraphLink,
+  type GraphPage,
+  type NeighbourhoodNode,
+} from "../hub/index.js";
 import { connectionHelpWith, connectionOf, positiveInteger, talking } from "./client-commands.js";
 import { CliError } from "./cli-error.js";
 import { formatTable } from "./table.js";
@@ -12,6 +17,14 @@ const EXIT_CODES = "0 done, 1 failed (the hub refused, e.g. a bad filter, or is 
 const DEFAULT_FIND_LIMIT = 100;
 /** The most Things asked of the hub in one page. */
 const MAX_PAGE = 1000;
+
+/** `--depth`: a usage error (exit 2) past what the hub allows, like one below 1. */
+function depthOption(text: string): number {
+  const depth = positiveInteger(text);
+  if (depth > MAX_NEIGHBOURHOOD_DEPTH)
+    throw new InvalidArgumentError(`must be a whole number from 1 to ${MAX_NEIGHBOURHOOD_DEPTH}`);
+  return depth;
+}
 
 function thingPath(id: string): string {
   return `things/${encodeURIComponent(id)}`;
@@ -217,7 +230,7 @@ export function registerGraphCommands(program: Command): void {
     .command("graph")
     .description("print a Thing's neighbourhood (links out → and in ←) as a tree")
     .argument("<id>", "the Thing at the root")
-    .option("--depth <n>", "how many links away (default 1, at most 10)", positiveInteger)
+    .option("--depth <n>", `how many links away (default 1, at most ${MAX_NEIGHBOURHOOD_DEPTH})`, depthOption)
     .option("--rel <rel>", "follow only this relation")
     .option("--json", "the tree as JSON")
     .addHelpText("after", help)
