@@ -97,6 +97,11 @@ describe("graph filter syntax", () => {
 
   it("refuses nesting beyond the bound instead of overflowing the stack", () => {
     expect(errorOf("(".repeat(100) + "id = a:1" + ")".repeat(100)).message).toContain("nest at most");
+    // A chain of NOTs is nesting too (2,000 of them fit in a filter's 8,192 characters).
+    expect(errorOf("NOT ".repeat(2000) + "id = a:1").message).toBe(
+      "Bad graph filter at position 129: filters nest at most 32 deep",
+    );
+    expect(parseGraphFilter("NOT ".repeat(32) + "id = a:1").op).toBe("not");
   });
 
   const term = fc.stringMatching(/^[a-z][a-zA-Z0-9]{0,6}(:[A-Za-z0-9_]{1,8})?$/);

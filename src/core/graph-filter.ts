@@ -146,6 +146,8 @@ export function parseGraphFilter(text: string, pointer = "/filter"): GraphQuery 
   const unary = (depth: number): GraphQuery => {
     const tok = peek();
     if (isKeyword(tok, "NOT")) {
+      // A chain of NOTs nests too: each one is a level the evaluator recurses through per Thing.
+      if (depth + 1 > MAX_NESTING) fail(pointer, tok.pos, `filters nest at most ${MAX_NESTING} deep`);
       next();
       return { op: "not", of: unary(depth + 1) };
     }
