@@ -194,6 +194,31 @@ describe("GraphQL over WebSocket", () => {
     await client.dispose();
   });
 
+  it("completes a Thing's state and events subscriptions when the Thing is removed", async () => {
+    const id = "urn:example:ws-removed";
+    await register(hub, id, SENSOR);
+    await report(hub, id, { kind: "reported", affordance: "temperature", value: 19 });
+    const client = connect(hub);
+    const after = await logSize(hub);
+    // At most 5 results each: they end sooner only when the hub completes them.
+    const state = take(client, `subscription ($id: ID!) { state(thing: $id) { name value } }`, { id }, 5);
+    const events = take(
+      client,
+      `subscription ($id: ID!, $after: Int) { events(thing: $id, after: $after) { value } }`,
+      { id, after },
+      5,
+    );
+    await report(hub, id, { kind: "emitted", affordance: "alarm", value: "smoke" });
+    const removed = await hub.request(`/things/${encodeURIComponent(id)}`, { method: "DELETE" });
+    expect(removed.status).toBe(204);
+    const [stateOutcome, eventsOutcome] = await Promise.all([state, events]);
+    expect(stateOutcome.error).toBeUndefined();
+    expect(stateOutcome.results.map((r) => r.data)).toEqual([{ state: { name: "temperature", value: 19 } }]);
+    expect(eventsOutcome.error).toBeUndefined();
+    expect(eventsOutcome.results.map((r) => r.data)).toEqual([{ events: { value: "smoke" } }]);
+    await client.dispose();
+  });
+
   it("holds at most maxPending results for a consumer that lags, and resumes after them with no gap and no duplicate", async () => {
     const id = "urn:example:ws-lagging";
     await register(hub, id, SENSOR);

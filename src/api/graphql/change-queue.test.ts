@@ -62,4 +62,31 @@ describe("BoundedQueue", () => {
     await below;
     expect(queue.size).toBe(1);
   });
+
+  it("finishes after handing over what it holds, taking nothing more", async () => {
+    let ends = 0;
+    const queue = new BoundedQueue<number>(
+      10,
+      () => {},
+      () => ends++,
+    );
+    queue.push(1);
+    queue.push(2);
+    queue.finish();
+    queue.push(3);
+    expect(ends).toBe(0);
+    expect(await queue.next()).toEqual({ value: 1, done: false });
+    expect(await queue.next()).toEqual({ value: 2, done: false });
+    expect(ends).toBe(1);
+    expect(await queue.next()).toEqual({ value: undefined, done: true });
+    const empty = new BoundedQueue<number>(
+      10,
+      () => {},
+      () => ends++,
+    );
+    const waiting = empty.next();
+    empty.finish();
+    expect(await waiting).toEqual({ value: undefined, done: true });
+    expect(ends).toBe(2);
+  });
 });

@@ -9,6 +9,8 @@ export class BoundedQueue<T> implements AsyncIterableIterator<T> {
   private waiting: ((result: IteratorResult<T>) => void) | undefined;
   private drained: (() => void) | undefined;
   private done = false;
+  /** No more pushes: ends once what is queued has been taken. */
+  private finishing = false;
 
   constructor(
     private readonly capacity: number,
@@ -23,7 +25,7 @@ export class BoundedQueue<T> implements AsyncIterableIterator<T> {
   }
 
   push(item: T): void {
-    if (this.done) return;
+    if (this.done || this.finishing) return;
     const waiting = this.waiting;
     if (waiting) {
       this.waiting = undefined;
@@ -60,6 +62,7 @@ export class BoundedQueue<T> implements AsyncIterableIterator<T> {
         this.head = 0;
       }
       this.drained?.();
+      if (this.finishing && this.size === 0) this.end();
       return Promise.resolve({ value, done: false });
     }
     if (this.done) return Promise.resolve({ value: undefined, done: true });
@@ -76,6 +79,13 @@ export class BoundedQueue<T> implements AsyncIterableIterator<T> {
   throw(error: unknown): Promise<IteratorResult<T>> {
     this.end();
     return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+
+  /** Ends the stream once the consumer has taken what is queued (nothing more is taken). */
+  finish(): void {
+    if (this.done || this.finishing) return;
+    this.finishing = true;
+    if (this.size === 0) this.end();
   }
 
   /** Ends the stream: a waiting consumer finishes, queued items are dropped. */

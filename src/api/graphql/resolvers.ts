@@ -163,6 +163,8 @@ function stream<T>(
   select: (change: Change) => T | undefined,
   after: number | undefined,
   initial: readonly T[] = [],
+  /** The Change after which there is nothing more to follow: the stream completes. */
+  last?: (change: Change) => boolean,
 ): AsyncIterableIterator<T> {
   const { hub, limits } = context;
   const capacity = Math.max(limits.maxQueued, initial.length + 1);
@@ -180,6 +182,7 @@ function stream<T>(
     (change) => {
       const value = select(change);
       if (value !== undefined) queue.push(value);
+      if (last?.(change)) queue.finish();
     },
     {
       ...(after !== undefined && { after }),
@@ -605,6 +608,9 @@ async function rolloutStream(
   return iterator;
 }
 
+/** A Thing's own streams (its events, its state) complete when it is removed: nothing more comes. */
+const removed = (thing: string) => (change: Change) => change.thing === thing && change.kind === "removed";
+
 interface Subscriber {
   subscribe: Resolver;
   resolve: Resolver;
@@ -637,6 +643,8 @@ const subscription: Record<string, Subscriber> = {
             ? c
             : undefined,
         after,
+        [],
+        removed(thing),
       );
     },
     resolve: identity,
@@ -658,6 +666,7 @@ const subscription: Record<string, Subscriber> = {
             : undefined,
         last,
         initial,
+        removed(thing),
       );
     },
     resolve: identity,

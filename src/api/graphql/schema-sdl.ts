@@ -155,10 +155,12 @@ export const SCHEMA_SDL = /* GraphQL */ `
     changes(filter: ChangeFilter, after: Int): Change!
     """
     A Thing's events ('emitted' Changes), of one event or of all; with 'after', from that seq on.
+    Completes when the Thing is removed.
     """
     events(thing: ID!, name: String, after: Int): Change!
     """
-    A Thing's property values: first the current ones, then each new reported value.
+    A Thing's property values: first the current ones, then each new reported value. Completes
+    when the Thing is removed.
     """
     state(thing: ID!): PropertyValue!
     """
