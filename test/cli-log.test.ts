@@ -349,7 +349,9 @@ describe("things history, state and diff", () => {
       "description: unchanged",
     ]);
     const fromBefore = await thingsAt(hub, ["diff", LAMP, "--from", "2026-01-01T09:00:00Z"]);
-    expect(fromBefore.stdout).toContain("description: registered in between\n");
+    expect(fromBefore.stdout).toContain(
+      "description: registered in between, by admin at 2026-01-01 10:00:00.000\n",
+    );
     const json = await thingsAt(hub, ["diff", LAMP, "--from", "2026-01-01T10:01:30Z", "--json"]);
     expect(JSON.parse(json.stdout)).toMatchObject({
       fromSeq: 2,
@@ -467,8 +469,9 @@ describe("things diff with actions and events", () => {
     );
     clock.set("2026-02-01T10:07:00.000Z");
     const lines = await diffLines(hub, PUMP, "2026-02-01T10:05:00Z", "2026-02-01T10:07:00Z");
-    expect(lines).toContain("description: changed (properties, title)");
-    const patch = lines.slice(lines.indexOf("description: changed (properties, title)") + 1);
+    const line = "description: changed (properties, title), by admin at 2026-02-01 10:06:00.000";
+    expect(lines).toContain(line);
+    const patch = lines.slice(lines.indexOf(line) + 1);
     expect(patch[0]).toMatch(/^ {2}@@ -\d+,\d+ \+\d+,\d+ @@$/);
     expect(patch).toContain('  -  "title": "Lamp",');
     expect(patch).toContain('  +  "title": "Pump 2",');
@@ -476,6 +479,18 @@ describe("things diff with actions and events", () => {
     // Only the changed stretches and their context, not the whole TD; no colour into a pipe.
     expect(patch.some((line) => line.includes('"clogged"'))).toBe(false);
     expect(patch.join("\n")).not.toContain("\u001b[");
+  });
+
+  it("says a Thing registered and removed in between was, not that its description is unchanged", async () => {
+    clock.set("2026-02-01T10:08:00.000Z");
+    await clientOf(hub).remove(PUMP);
+    clock.set("2026-02-01T10:09:00.000Z");
+    const lines = await diffLines(hub, PUMP, "2026-02-01T09:00:00Z", "2026-02-01T10:09:00Z");
+    expect(lines.at(-1)).toBe(
+      "description: registered and removed in between (2 described, 1 removed; the last removed by admin at 2026-02-01 10:08:00.000)",
+    );
+    const removed = await diffLines(hub, PUMP, "2026-02-01T10:07:00Z", "2026-02-01T10:09:00Z");
+    expect(removed.at(-1)).toBe("description: removed, by admin at 2026-02-01 10:08:00.000");
   });
 });
 

@@ -49,6 +49,10 @@ interface ThingDiff {
   fromSeq: number;
   toSeq: number;
   description?: unknown;
+  descriptionChanges?: {
+    counts: Record<string, number>;
+    last: { seq: number; kind: string; cause: { actor: string }; time: string };
+  };
   properties: Array<{
     affordance: string;
     before?: unknown;
@@ -1051,6 +1055,27 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
     expect(diff.description).toEqual({ title: "Sensor v2", properties: { humidity } });
     expect(diff.description).toEqual(createMergePatch(v1, v2));
     expect(diff.properties).toEqual([]);
+  });
+
+  it("says who described the Thing in between, and counts its description Changes", async () => {
+    const diff = await getJson<ThingDiff>(hub, `${thingPath(id)}/diff?from=${iso(tAt(2))}&to=${iso(tAt(3))}`);
+    expect(diff.descriptionChanges).toEqual({
+      counts: { described: 1 },
+      last: { seq: seq.v2, kind: "described", cause: admin, time: iso(tAt(3)) },
+    });
+  });
+
+  it("tells a Thing registered and removed in between from one that did not change", async () => {
+    // Absent at both ends: no patch (null to null), but the Changes in between say what happened.
+    const diff = await getJson<ThingDiff>(
+      hub,
+      `${thingPath(id)}/diff?from=${iso(tAt(0) - 1)}&to=${iso(tAt(5) + 1)}`,
+    );
+    expect(diff.description).toBeUndefined();
+    expect(diff.descriptionChanges).toMatchObject({
+      counts: { described: 2, removed: 1 },
+      last: { kind: "removed", cause: admin, time: iso(tAt(5)) },
+    });
   });
 
   it("has no description and no properties when nothing changed in between", async () => {

@@ -276,7 +276,7 @@ export function formatDiff(diff: ThingDiff): string {
       );
     }
   }
-  lines.push(`description: ${descriptionChange(diff.description)}`);
+  lines.push(`description: ${descriptionLine(diff)}`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -312,8 +312,28 @@ function beforeOf(value: unknown): string {
   return value === undefined ? "(none)" : compactValue(value);
 }
 
-function descriptionChange(patch: unknown): string {
-  if (patch === undefined) return "unchanged";
+/** What became of the TD between the diff's two times, and who did the last of it. */
+function descriptionLine(diff: ThingDiff): string {
+  const changes = diff.descriptionChanges;
+  const what = descriptionChange(diff.description, changes);
+  if (changes === undefined) return what;
+  const counts = Object.entries(changes.counts);
+  const by = `by ${changes.last.cause.actor} at ${localTime(changes.last.time)}`;
+  if (counts.length === 1 && counts[0]?.[1] === 1) return `${what}, ${by}`;
+  const list = counts.map(([kind, n]) => `${n} ${kind}`).join(", ");
+  return `${what} (${list}; the last ${changes.last.kind} ${by})`;
+}
+
+function descriptionChange(patch: unknown, changes: ThingDiff["descriptionChanges"]): string {
+  if (patch === undefined) {
+    if (changes === undefined) return "unchanged";
+    // The same at both ends, yet described or removed in between: absent at both (the last
+    // was a removal), or the same TD again.
+    if (changes.last.kind === "removed") return "registered and removed in between";
+    return changes.counts.removed === undefined
+      ? "described again in between, as it was"
+      : "removed and registered again in between, as it was";
+  }
   if (patch === null) return "removed";
   // A Thing's id never changes, so a patch that sets it is a patch from nothing: a registration.
   if (isObject(patch) && "id" in patch) return "registered in between";

@@ -83,6 +83,12 @@ export interface ThingDiff {
   toSeq: number;
   /** The TD's change as a JSON merge patch, when it was described anew in between. */
   description?: unknown;
+  /**
+   * The Thing's own Changes in between (`described`, `removed`), when there were any: how many of
+   * each, and who made the last one. A Thing registered and removed in between, or removed and
+   * registered again as it was, has no `description` patch (its ends are the same), but has these.
+   */
+  descriptionChanges?: DescriptionChanges;
   properties: AffordanceDiff[];
   /** The actions invoked, completed or failed in between, by name. */
   actions: InteractionDiff[];
@@ -90,7 +96,16 @@ export interface ThingDiff {
   events: InteractionDiff[];
 }
 
+/** The Thing's TD registered, replaced or removed in between: how often, and the last time. */
+export interface DescriptionChanges {
+  /** `described` and `removed` Changes in between: {kind: count}. */
+  counts: Record<string, number>;
+  /** The last of them (its TD is in `description`, or in the state at `to`). */
+  last: { seq: number; kind: string; cause: Cause; time: string };
+}
+
 const ACTION_KINDS = ["invoked", "completed", "failed"];
+const DESCRIPTION_KINDS = ["described", "removed"];
 const EVENT_KINDS = ["emitted"];
 
 function stateOf(change: Change): AffordanceState {
@@ -248,7 +263,8 @@ export class History {
       oldTd?.seq !== newTd?.seq ? createMergePatch(oldTd?.value ?? null, newTd?.value ?? null) : undefined;
     // `completed` and `failed` also end a property's write: those are not actions.
     const actionNames = new Set([...namesOf(oldTd?.value, "actions"), ...namesOf(newTd?.value, "actions")]);
-    const [actions, events] = await Promise.all([
+    const [lifecycle, actions, events] = await Promise.all([
+      this.interactionsBetween(thing, DESCRIPTION_KINDS, fromSeq, toSeq, (s) => s.affordance === ""),
       this.interactionsBetween(
         thing,
         ACTION_KINDS,
@@ -265,6 +281,7 @@ export class History {
       fromSeq,
       toSeq,
       ...(description !== undefined && { description }),
+      ...(lifecycle[0] !== undefined && { descriptionChanges: descriptionChangesOf(lifecycle[0]) }),
       properties,
       actions,
       events,
@@ -394,6 +411,11 @@ function namesOf(td: unknown, section: string): string[] {
 }
 
 /** The latest of the Thing-level streams (described / removed). */
+/** The TD's Changes in between, without the TD itself (the patch carries what changed). */
+function descriptionChangesOf({ counts, last }: InteractionDiff): DescriptionChanges {
+  return { counts, last: { seq: last.seq, kind: last.kind, cause: last.cause, time: last.time } };
+}
+
 function latestDescription(streams: HistoryStream[]): Change | undefined {
   let latest: Change | undefined;
   for (const s of streams) {

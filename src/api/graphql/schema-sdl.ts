@@ -374,6 +374,11 @@ export const SCHEMA_SDL = /* GraphQL */ `
     The TD's change as a JSON merge patch, when it was described anew in between.
     """
     description: JSON
+    """
+    The Thing's own Changes in between (described, removed), when there were any: a Thing
+    registered and removed in between has no description patch, but has these.
+    """
+    descriptionChanges: DescriptionChanges
     properties: [AffordanceDiff!]!
     """
     The actions invoked, completed or failed in between, by name.
@@ -383,6 +388,24 @@ export const SCHEMA_SDL = /* GraphQL */ `
     The events emitted in between, by name.
     """
     events: [InteractionDiff!]!
+  }
+
+  """
+  The Thing's TD registered, replaced or removed in between: how many of each, and the last.
+  """
+  type DescriptionChanges {
+    """
+    Changes of each kind in between (described, removed): {kind: count}.
+    """
+    counts: JSON!
+    last: DescriptionChange!
+  }
+
+  type DescriptionChange {
+    seq: Int!
+    kind: String!
+    cause: Cause!
+    time: String!
   }
 
   """
