@@ -762,6 +762,52 @@ describe("things verify, prove and export", () => {
     }
   });
 
+  it("verify --db checks a database file without a hub, also one the hub refuses to open", async () => {
+    await hub.stop();
+    const copy = join(work, "copy");
+    cpSync(dataDir, copy, { recursive: true });
+    const db = join(copy, "hyperthings.db");
+    const intact = await things(["verify", "--db", db]);
+    expect(intact).toMatchObject({ code: 0, stderr: "" });
+    expect(intact.stdout).toMatch(
+      /^verified 25 changes, \d+ checkpoints, log root [0-9a-f]{64} signed at .* \(key SHA256:\S+\)\n$/,
+    );
+    // The last Change deleted behind the hub's back: its head no longer matches, and a hub
+    // refuses the file, naming this command.
+    const file = new Database(db);
+    try {
+      file.exec("DROP TRIGGER changes_no_delete");
+      file.exec("DELETE FROM changes WHERE seq = 25");
+      file.exec("DROP TRIGGER changes_no_update");
+      file.exec(`UPDATE changes SET value = '999' WHERE seq = ${ALTERED}`);
+    } finally {
+      file.close();
+    }
+    await expect(startTestHub({ dataDir: copy })).rejects.toThrow(/things verify --db/);
+    const altered = await things(["verify", "--db", db, "--json"]);
+    expect(altered.code).toBe(3);
+    expect(JSON.parse(altered.stdout)).toMatchObject({ ok: false, seq: ALTERED, problem: "altered-change" });
+    const restore = new Database(db);
+    try {
+      restore.exec(`UPDATE changes SET value = '${String(ALTERED - 2)}' WHERE seq = ${ALTERED}`);
+    } finally {
+      restore.close();
+    }
+    const cut = await things(["verify", "--db", db]);
+    expect(cut.code).toBe(3);
+    expect(cut.stdout).toMatch(
+      /^log verification FAILED at seq 25: the checkpoint at size 25 .* but the Log ends at seq 24\n$/,
+    );
+    // Without the key beside it, the key must be given.
+    rmSync(join(copy, "log-key.pem"));
+    const keyless = await things(["verify", "--db", db]);
+    expect(keyless.code).toBe(2);
+    expect(keyless.stderr).toMatch(
+      /^things: there is no log-key\.pem beside .*: give the hub's public key with --key/,
+    );
+    hub = await start();
+  });
+
   it("prove passes on an intact Change and fails on the altered one", async () => {
     await tamper(ALTERED, "999");
     const intact = await thingsAt(hub, ["prove", String(ALTERED - 1)]);

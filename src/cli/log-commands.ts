@@ -1,7 +1,7 @@
 // `things verify|prove|export`: check a hub's Log against its signed checkpoints, prove one Change
 // is in it, and export a run of it that anyone can verify offline (`things verify --file`).
 import { InvalidArgumentError, type Command } from "commander";
-import { createHash, createPublicKey, type KeyObject } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import {
   closeSync,
   existsSync,
@@ -17,6 +17,7 @@ import {
 } from "node:fs";
 import { once } from "node:events";
 import { availableParallelism } from "node:os";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
@@ -52,6 +53,8 @@ import {
 import { CliError } from "./cli-error.js";
 import { EntryHashers } from "./log-entry-hashers.js";
 import { describeChange } from "./history-commands.js";
+import { HUB_ID_FILE, LOG_KEY_FILE } from "../hub/index.js";
+import { SqliteLogFile, type LogFileHead } from "../store/index.js";
 
 /** The exit code of a verification that ran and found the Log, a proof or an export wrong. */
 export const VERIFICATION_FAILED = 3;
@@ -253,6 +256,8 @@ function leafHex(change: Change): string | undefined {
 
 interface VerifyOptions {
   file?: string;
+  /** A hub's database file (or a copy), verified without a hub. */
+  db?: string;
   key?: string;
   json?: boolean;
   threads?: number;
@@ -296,11 +301,11 @@ function leafMismatchReason(m: LeafMismatch): string {
  * Each Change is also compared with the leaf hash the hub recorded for it, which names an altered
  * Change exactly where a checkpoint's root only says that something in its range differs.
  */
-async function verifyHub(client: HubClient, options: VerifyOptions): Promise<void> {
+async function verifyHub(client: LogReader, options: VerifyOptions, file?: LogFileReader): Promise<void> {
   const saved = savedCheckpoints(options.checkpoint ?? []);
   const logKey: LogKey = await client.logKey();
-  const key = publicKeyOf(logKey.publicKey, "the hub's /log/key");
-  checkPinnedKey(key, options.key, "the hub's");
+  const key = publicKeyOf(logKey.publicKey, file?.keyName ?? "the hub's /log/key");
+  checkPinnedKey(key, options.key, file === undefined ? "the hub's" : "the database's");
   // A saved checkpoint that does not verify says nothing about the Log yet: about the file, or
   // the hub's key or id since. Said of the file, not of the seq it covers.
   saved.forEach((checkpoint, i) => {
@@ -323,7 +328,9 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
     const verdict = new LogVerifier(saved, key, { origin: logKey.origin }).end();
     if (!verdict.ok) return report(failedLog(verdict), options.json === true);
   }
-  if (latest === undefined) {
+  if (latest === undefined && (file?.lastSeq ?? 0) === 0) {
+    const damage = file?.damage();
+    if (damage !== undefined) return report(damage, options.json === true);
     report(
       {
         ok: true,
@@ -337,10 +344,12 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
   // Checkpoints signed after `latest` cover Changes this run will not read.
   const checkpoints: Checkpoint[] = [];
   for await (const checkpoint of client.checkpointsAll()) {
-    if (checkpoint.size <= latest.size) checkpoints.push(checkpoint);
+    if (latest === undefined || checkpoint.size <= latest.size) checkpoints.push(checkpoint);
   }
-  if (!checkpoints.some((c) => c.size === latest.size)) checkpoints.push(latest);
-  const size = latest.size;
+  if (latest !== undefined && !checkpoints.some((c) => c.size === latest.size)) checkpoints.push(latest);
+  // A hub signs a checkpoint covering its whole Log when asked; a file is read to its last row,
+  // past its last checkpoint (each of those Changes is still checked against its recorded leaf).
+  const size = file?.lastSeq ?? latest?.size ?? 0;
   // The saved ones too, whatever their size: one beyond the Log's end says it was cut short, and
   // one whose root the Log no longer has says it was rewritten (and re-signed) since.
   const verifier = new LogVerifier([...checkpoints, ...saved], key, { origin: logKey.origin });
@@ -416,6 +425,13 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
     }
     return report(failedLog(result), options.json === true);
   }
+  if (mismatch !== undefined && mismatch.seq > result.provenSize) {
+    // No signature covers it: the Change, or its recorded leaf hash, was altered.
+    return report(
+      failed(mismatch.seq, "altered-change", leafMismatchReason(mismatch)),
+      options.json === true,
+    );
+  }
   if (mismatch !== undefined) {
     // The Changes match the signed roots, so it is the hub's record of a leaf hash that is wrong.
     return report(
@@ -428,7 +444,13 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
       options.json === true,
     );
   }
-  const root = checkpoints.find((c) => c.size === size) ?? latest;
+  const damage = file?.damage();
+  if (damage !== undefined) return report(damage, options.json === true);
+  const root = checkpoints.find((c) => c.size === result.provenSize) ?? latest;
+  const unsigned =
+    result.size > result.provenSize
+      ? `; seq ${result.provenSize + 1}..${result.size} come after the last checkpoint: each matches the leaf hash recorded for it, but no signature covers them`
+      : "";
   report(
     {
       ok: true,
@@ -437,19 +459,137 @@ async function verifyHub(client: HubClient, options: VerifyOptions): Promise<voi
         (saved.length > 0
           ? ` and ${saved.length} saved (sizes ${saved.map((c) => c.size).join(", ")})`
           : "") +
-        `, log root ${root.root} signed at ${root.time} by ${root.origin} (key ${fingerprintOf(key)})`,
+        (root === undefined
+          ? ", no signed checkpoint"
+          : `, log root ${root.root} signed at ${root.time} by ${root.origin}`) +
+        ` (key ${fingerprintOf(key)})${unsigned}`,
       json: {
         size: result.size,
+        ...(result.size > result.provenSize && { signedSize: result.provenSize }),
         checkpoints: checkpoints.length,
         saved: saved.length,
-        root: root.root,
-        signedAt: root.time,
-        origin: root.origin,
+        ...(root !== undefined && { root: root.root, signedAt: root.time, origin: root.origin }),
         key: fingerprintOf(key),
       },
     },
     options.json === true,
   );
+}
+
+/** What `things verify` reads a Log through: the hub's client, or a database file (`--db`). */
+type LogReader = Pick<HubClient, "logKey" | "checkpoint" | "checkpointsAll" | "logEntryChunks">;
+
+/** A database file read by `things verify --db`, beside the LogReader over it. */
+interface LogFileReader {
+  /** What the key was read from, for messages. */
+  keyName: string;
+  /** The last seq in its `changes` table: read to it, past the last checkpoint. */
+  lastSeq: number;
+  /** What is wrong with the file though its Changes verify: a head row that disagrees with them. */
+  damage(): Failed | undefined;
+}
+
+/**
+ * `things verify --db FILE`: a hub's database file (or a copy), read-only and without a hub — the
+ * way to see what was altered in a file a hub refuses to open. The key is the public half of the
+ * `log-key.pem` beside it (or --key's), and its origin the `hub-id` beside it.
+ */
+function logFileSource(
+  path: string,
+  keyFile: string | undefined,
+): { reader: LogReader & LogFileReader; close: () => void } {
+  const dir = dirname(path);
+  let publicKey: string;
+  let keyName: string;
+  const keyPath = join(dir, LOG_KEY_FILE);
+  if (existsSync(keyPath)) {
+    try {
+      publicKey = createPublicKey(createPrivateKey(readFileSync(keyPath, "utf8")))
+        .export({ type: "spki", format: "pem" })
+        .toString();
+    } catch (err) {
+      throw new CliError(`cannot read the key ${keyPath}: ${(err as Error).message}`);
+    }
+    keyName = `the key in ${keyPath}`;
+  } else if (keyFile !== undefined) {
+    try {
+      publicKey = readFileSync(keyFile, "utf8");
+    } catch (err) {
+      throw new CliError(`cannot read ${keyFile}: ${(err as Error).message}`, 2);
+    }
+    keyName = keyFile;
+  } else {
+    throw new CliError(
+      `there is no ${LOG_KEY_FILE} beside ${path}: give the hub's public key with --key (the PEM of GET /log/key)`,
+      2,
+    );
+  }
+  let log: SqliteLogFile;
+  try {
+    log = new SqliteLogFile(path);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  let checkpoints: Checkpoint[];
+  let head: LogFileHead;
+  try {
+    checkpoints = log.checkpoints();
+    head = log.head();
+  } catch (err) {
+    log.close();
+    throw new CliError(`cannot read ${path} as a hub's database: ${(err as Error).message}`);
+  }
+  let origin: string | undefined;
+  try {
+    origin = readFileSync(join(dir, HUB_ID_FILE), "utf8").trim() || undefined;
+  } catch {
+    // Without hub-id beside it, the checkpoints name the hub; the verifier checks they all agree.
+  }
+  origin ??= checkpoints[0]?.origin ?? "";
+  const reader = {
+    keyName,
+    lastSeq: head.lastSeq,
+    logKey: async (): Promise<LogKey> => ({ origin: origin ?? "", algorithm: "Ed25519", publicKey }),
+    checkpoint: async (): Promise<Checkpoint | undefined> => checkpoints.at(-1),
+    async *checkpointsAll(): AsyncGenerator<Checkpoint, void, undefined> {
+      yield* checkpoints;
+    },
+    async *logEntryChunks(options: { after?: number; upTo?: number; pageSize?: number } = {}) {
+      const upTo = options.upTo ?? head.lastSeq;
+      const limit = options.pageSize ?? VERIFY_PAGE_SIZE;
+      for (let after = options.after ?? 0; after < upTo;) {
+        const page = log.entries(after, Math.min(limit, upTo - after));
+        if (page.count === 0) return;
+        yield page.body;
+        after = page.last;
+      }
+    },
+    damage: (): Failed | undefined => {
+      const { headSize, lastSeq } = head;
+      if (headSize === undefined)
+        return failed(undefined, "damaged-head", `${path} has no log_head row: its Log's head was deleted`);
+      if (headSize > lastSeq) {
+        return failed(
+          lastSeq + 1,
+          "missing-changes",
+          `the Log's head in ${path} says ${headSize} changes, but its changes table ends at seq ${lastSeq}: ` +
+            `seq ${lastSeq + 1}${headSize > lastSeq + 1 ? `..${headSize}` : ""} ${headSize > lastSeq + 1 ? "are" : "is"} missing (deleted, or the head raised)`,
+          headSize,
+        );
+      }
+      if (headSize < lastSeq) {
+        return failed(
+          headSize + 1,
+          "damaged-head",
+          `the Log's head in ${path} says ${headSize} changes, but its changes table goes on to seq ${lastSeq}: ` +
+            `the head was lowered, or rows were inserted behind the hub's back`,
+          lastSeq,
+        );
+      }
+      return undefined;
+    },
+  };
+  return { reader, close: () => log.close() };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1407,6 +1547,10 @@ export function registerLogCommands(program: Command): void {
       "verify this export (from `things export`; plain or gzip) instead, without a hub",
     )
     .option(
+      "--db <file>",
+      "verify a hub's database file (hyperthings.db, or a copy) instead, without a hub: one a hub refuses to open too",
+    )
+    .option(
       "--key <file>",
       "the hub's public key (PEM) to trust; by default the one the hub or the file gives",
     )
@@ -1429,7 +1573,16 @@ export function registerLogCommands(program: Command): void {
           if (options.file !== undefined) {
             if (options.checkpoint !== undefined)
               throw new CliError("--checkpoint checks the hub's Log, not an export (--file)", 2);
+            if (options.db !== undefined) throw new CliError("--file and --db: verify one at a time", 2);
             return verifyExport({ ...options, file: options.file });
+          }
+          if (options.db !== undefined) {
+            const source = logFileSource(options.db, options.key);
+            try {
+              return await verifyHub(source.reader, options, source.reader);
+            } finally {
+              source.close();
+            }
           }
           return verifyHub(clientOf(command), options);
         },

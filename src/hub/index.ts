@@ -37,6 +37,7 @@ export {
   type ConsistencyProof,
 } from "./notary.js";
 export type { Report } from "./ingest.js";
+export { HUB_ID_FILE } from "./hub-identity.js";
 export { hlcFloor, type HubClock } from "./hub-clock.js";
 export {
   Commands,

@@ -3,3 +3,4 @@ export type * from "./store.js";
 export { SqliteStore, type SqliteStoreOptions } from "./sqlite/sqlite-store.js";
 export { SqliteSecretStore, type SqliteSecretStoreOptions } from "./sqlite/sqlite-secret-store.js";
 export { backupSqliteDatabase, type BackupProgress, type BackupResult } from "./sqlite/sqlite-backup.js";
+export { SqliteLogFile, type LogFileHead } from "./sqlite/sqlite-log-file.js";

@@ -537,7 +537,7 @@ export class SqliteLog {
       throw new Error(
         `${db.name} is damaged: its Log's head says ${head.size} Changes, the changes table ends at seq ${last} ` +
           `and the Merkle tree covers ${this.frontier.size}. The hub does not write to it: restore it from a ` +
-          "backup (docs/operations.md), and run `things verify` on a copy to see what was altered.",
+          "backup (docs/operations.md), and run `things verify --db` on a copy of it to see what was altered.",
       );
     }
     const blockStart = this.size - (this.size % BLOCK);
@@ -1610,29 +1610,34 @@ export class SqliteLog {
     // takes its rows as they come: `group_concat(… ORDER BY seq)` would sort them again, 1 µs a
     // row (half the statement's time). Were the order ever different, verifiers would fail the
     // page as out of sequence, never pass it.
-    this.entriesStatement ??= this.db.prepare<[number, number], EntriesRow>(
-      `SELECT count(*) AS count, max(seq) AS last,
-              CAST(group_concat(line, char(10)) || char(10) AS BLOB) AS body
-       FROM (SELECT seq, '{' ||
-               CASE WHEN affordance IS NULL THEN '' ELSE '"affordance":' || json_quote(affordance) || ',' END ||
-               CASE WHEN at IS NULL THEN '' ELSE '"at":' || json_quote(at) || ',' END ||
-               '"cause":' || cause ||
-               ',"hlc":' || json_quote(hlc) ||
-               ',"kind":' || json_quote(kind) ||
-               CASE WHEN previous IS NULL THEN '' ELSE ',"previous":' || previous END ||
-               ',"seq":' || seq ||
-               ',"thing":' || json_quote(thing) ||
-               CASE WHEN value IS NULL THEN '' ELSE ',"value":' || value END ||
-               ',"leaf":"' || lower(hex(leaf)) || '"}' AS line
-             FROM changes WHERE seq > ? ORDER BY seq LIMIT ?)`,
-    );
+    this.entriesStatement ??= this.db.prepare<[number, number], EntriesRow>(LOG_ENTRIES_SQL);
     const row = this.entriesStatement.get(after, limit);
     const count = row?.count ?? 0;
     return { body: row?.body ?? new Uint8Array(0), count, last: count > 0 ? (row?.last ?? after) : after };
   }
 }
 
-interface EntriesRow {
+/**
+ * The Changes after `?1` (at most `?2`) as NDJSON lines, written by SQLite from the stored columns
+ * (`SqliteLog.entries`; `SqliteLogFile` reads a file with it too, so a verifier of the file reads
+ * the very bytes the hub serves).
+ */
+export const LOG_ENTRIES_SQL = `SELECT count(*) AS count, max(seq) AS last,
+          CAST(group_concat(line, char(10)) || char(10) AS BLOB) AS body
+   FROM (SELECT seq, '{' ||
+           CASE WHEN affordance IS NULL THEN '' ELSE '"affordance":' || json_quote(affordance) || ',' END ||
+           CASE WHEN at IS NULL THEN '' ELSE '"at":' || json_quote(at) || ',' END ||
+           '"cause":' || cause ||
+           ',"hlc":' || json_quote(hlc) ||
+           ',"kind":' || json_quote(kind) ||
+           CASE WHEN previous IS NULL THEN '' ELSE ',"previous":' || previous END ||
+           ',"seq":' || seq ||
+           ',"thing":' || json_quote(thing) ||
+           CASE WHEN value IS NULL THEN '' ELSE ',"value":' || value END ||
+           ',"leaf":"' || lower(hex(leaf)) || '"}' AS line
+         FROM changes WHERE seq > ? ORDER BY seq LIMIT ?)`;
+
+export interface EntriesRow {
   count: number;
   last: number | null;
   body: Buffer | null;
