@@ -200,6 +200,21 @@ describe("things history, state and diff", () => {
       "--json",
     ]);
     expect((JSON.parse(reported.stdout) as Change[]).map((c) => c.seq)).toEqual([3, 4, 5]);
+    // A window of the past, newest first: from its end, not from now.
+    const window = await thingsAt(hub, [
+      "changes",
+      "--since",
+      "2026-01-01T10:01:30Z",
+      "--until",
+      "2026-01-01T10:03:00Z",
+      "--limit",
+      "1",
+    ]);
+    expect(rowsOf(window.stdout).map((row) => row[0])).toEqual(["SEQ", "4"]);
+    expect(window.stderr).toBe("more Changes before seq 4: the same command with --cursor 4\n");
+    const backwards = await thingsAt(hub, ["changes", "--since", "10:03", "--until", "10:01"]);
+    expect(backwards.code).toBe(2);
+    expect(backwards.stderr).toMatch(/^things: --since .* is after --until/);
     const none = await thingsAt(hub, ["changes", "--type", "Toaster", "--json"]);
     expect(JSON.parse(none.stdout)).toEqual([]);
     // As a table, nothing found is said in words, not as a header with no rows.

@@ -1361,6 +1361,27 @@ describe("the change feed: GET /changes and /changes/stream", () => {
     expect(pointersOf(problem)).toEqual(["/query/since"]);
   });
 
+  it("ends at `until`, inclusive, oldest or newest first and with a filter no index serves", async () => {
+    // The three minutes from the midpoint on: what an incident responder asks of the whole fleet.
+    const until = midpoint + 2 * MINUTE;
+    const between = (c: Change) => changeTime(c) >= iso(midpoint) && changeTime(c) <= iso(until);
+    const window = everything.filter(between);
+    expect(window.length).toBeGreaterThan(0);
+    expect(window.length).toBeLessThan(everything.length - 3);
+    const range = `since=${iso(midpoint)}&until=${iso(until)}`;
+    expect(await feed(`${range}&limit=2`)).toEqual(window);
+    expect(await feed(`${range}&order=desc&limit=2`)).toEqual([...window].reverse());
+    expect(await feed(`${range}&kind=emitted&limit=1`)).toEqual(window.filter((c) => c.kind === "emitted"));
+    expect(await feed(`until=${iso(until)}&order=desc&limit=3`)).toEqual(
+      everything.filter((c) => changeTime(c) <= iso(until)).reverse(),
+    );
+    const problem = await expectProblem(
+      await hub.request(`/changes?since=${iso(until)}&until=${iso(midpoint)}`),
+      400,
+    );
+    expect(pointersOf(problem)).toEqual(["/query/since"]);
+  });
+
   it("lists newest first with order=desc, each page before the last seq of the one before, filters and since alike", async () => {
     const newestFirst = [...everything].reverse();
     const first = await getJson<Page>(hub, "/changes?order=desc&limit=4");

@@ -169,6 +169,7 @@ interface FeedOptions {
 }
 
 interface ChangesCommandOptions extends FeedOptions {
+  until?: string;
   limit?: number;
   cursor?: number;
   oldestFirst?: boolean;
@@ -176,7 +177,10 @@ interface ChangesCommandOptions extends FeedOptions {
 }
 
 async function feed(options: ChangesCommandOptions, command: Command): Promise<void> {
-  const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
+  const now = new Date();
+  const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
+  const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
+  checkTimeOrder({ option: "--since", time: since }, { option: "--until", time: until });
   const kinds = kindsOf(options.kind);
   const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
   const all = clientOf(command).changesAll({
@@ -188,6 +192,7 @@ async function feed(options: ChangesCommandOptions, command: Command): Promise<v
     ...(options.actor !== undefined && { actor: options.actor }),
     ...(options.release !== undefined && { release: options.release }),
     ...(since !== undefined && { since }),
+    ...(until !== undefined && { until }),
     ...(options.cursor !== undefined && { cursor: options.cursor }),
   });
   await printChanges(all, limit, options, true);
@@ -476,7 +481,8 @@ export function registerHistoryCommands(program: Command): void {
       .option("--kind <kinds>", "only these kinds, comma-separated (reported, desired, described, …)")
       .option("--actor <actor>", "only Changes caused by this actor")
       .option("--release <release>", "only Changes caused by this release")
-      .option("--since <time>", "only Changes at or after this time"),
+      .option("--since <time>", "only Changes at or after this time")
+      .option("--until <time>", "only Changes at or before this time"),
   ).action(talking(async (options: ChangesCommandOptions, command: Command) => feed(options, command)));
 
   program

@@ -49,6 +49,7 @@ export interface ChangeFilter {
 
 export interface ChangesQuery extends ChangeFilter {
   since?: TimeArgument;
+  until?: TimeArgument;
   cursor?: number;
   limit?: number;
   /** Oldest first (default), or newest first: the cursor is then the last seq of the page before. */
@@ -288,6 +289,7 @@ export class HubClient extends DirectoryClient {
     const url = withQuery(new URL("changes", this.url), {
       ...filterQuery(query),
       since: query.since === undefined ? undefined : timeParameter(query.since),
+      until: query.until === undefined ? undefined : timeParameter(query.until),
       cursor: query.cursor,
       limit: query.limit,
       order: query.order,

@@ -336,18 +336,20 @@ export class History {
   async changes(
     filter: Omit<ChangeFilter, "things"> & {
       since?: Date;
+      until?: Date;
       cursor?: number;
       limit: number;
       order?: "asc" | "desc";
       things?: ReadonlySet<string>;
     },
   ): Promise<HistoryPage> {
-    const { since, cursor, limit, things, order = "asc", ...rest } = filter;
-    let after = since ? await this.store.seqBefore(hlcFloor(since)) : 0;
-    let before: number | undefined;
+    const { since, until, cursor, limit, things, order = "asc", ...rest } = filter;
+    const bounds = await this.bounds(since, until);
+    let after = bounds.after;
+    let before: number | undefined = until === undefined ? undefined : bounds.before;
     if (cursor !== undefined) {
       if (order === "asc") after = Math.max(after, cursor);
-      else before = cursor;
+      else before = Math.min(before ?? cursor, cursor);
     }
     const pageOf = (changes: Change[]): HistoryPage => {
       const page = changes.slice(0, limit);

@@ -235,6 +235,7 @@ export function historyRoutes(hub: Hub) {
             properties: {
               ...feedQuery,
               since: timeText,
+              until: timeText,
               cursor,
               limit,
               order: { type: "string", enum: ["asc", "desc"], default: "asc" },
@@ -249,15 +250,17 @@ export function historyRoutes(hub: Hub) {
         };
         const { filter, things } = await feedFilter(q);
         const since = time(request, q.since, "since", hub);
+        const until = time(request, q.until, "until", hub);
         const page = await hub.history.changes({
           ...filter,
           limit: q.limit,
           ...(since && { since }),
+          ...(until && { until }),
           ...(q.cursor !== undefined && { cursor: Number(q.cursor) }),
           ...(things && { things }),
           order: q.order,
         });
-        const link = pageLink(request, page, { since });
+        const link = pageLink(request, page, { since, until });
         if (link) void reply.header("link", link);
         return page;
       },
