@@ -829,6 +829,40 @@ describe("a Thing's history: GET /things/{id}/history", () => {
   });
 });
 
+describe("a wall clock that stepped back", () => {
+  // The HLC goes on from the Log's last stamp when the system clock steps back (NTP correcting a
+  // clock that ran ahead): the Changes made since are stamped ahead of the wall clock, and "now"
+  // must still include them.
+  const clock = new ManualClock(Date.parse("2030-03-07T08:00:00.000Z"));
+  let hub: TestHub;
+  const id = "urn:example:history:clock";
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.read });
+    await put(hub, id, sensorTd(id));
+    clock.advance(MINUTE);
+    await report(hub, id, { kind: "reported", affordance: "temperature", value: 20 });
+    clock.advance(-10 * MINUTE);
+    await report(hub, id, { kind: "reported", affordance: "temperature", value: 21 });
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("gives the state now with every Change made, also those stamped ahead of the wall clock", async () => {
+    const now = await getJson<ThingState>(hub, `${thingPath(id)}/state`);
+    expect(now.properties.temperature?.value).toBe(21);
+    // A time after the wall clock's now is read as the Log's now, not as a time before its end.
+    const later = await getJson<ThingState>(hub, `${thingPath(id)}/state?at=%2B1h`);
+    expect(later.properties.temperature?.value).toBe(21);
+  });
+
+  it("diffs up to now with every Change made", async () => {
+    const diff = await getJson<ThingDiff>(hub, `${thingPath(id)}/diff?from=-1h`);
+    expect(diff.properties).toMatchObject([{ affordance: "temperature", after: 21, changes: 2 }]);
+  });
+});
+
 describe("local times in queries", () => {
   // Built from local calendar fields, so "yesterday 14:02" means the same in every time zone.
   const day1 = (h: number, m: number, s = 0) => new Date(2030, 2, 10, h, m, s).getTime();

@@ -119,19 +119,26 @@ function stateOf(change: Change): AffordanceState {
 }
 
 export class History {
-  /** `now`: the hub's clock; a time after it is read as it (the future's state is not known yet). */
+  /**
+   * `now`: the hub's clock; a time at or after it is read as the Log's now (`logNow`, the future's
+   * state is not known yet), which is later than `now` when the system clock stepped back behind
+   * the Log's last stamp.
+   */
   constructor(
     private readonly store: Store,
     private readonly now: () => Date = () => new Date(),
+    private readonly logNow: () => Date = now,
   ) {}
 
   /**
    * A time to travel to, no later than now: the state "at 14:02" asked at 13:31 would otherwise
    * be today's, labelled with a time that has not come, and a different one when asked again.
+   * Now itself is the Log's now: after the system clock stepped back, the Changes made since are
+   * stamped ahead of it (the HLC never goes back), and the state now must include them.
    */
   private notAfterNow(time: Date): Date {
-    const now = this.now();
-    return time.getTime() > now.getTime() ? now : time;
+    if (time.getTime() < this.now().getTime()) return time;
+    return this.logNow();
   }
 
   /** NotFoundError unless the Thing was ever in the directory (its history outlives it). */

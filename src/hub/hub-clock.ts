@@ -9,6 +9,12 @@ export interface HubClock {
   stamp(): { hlc: string; time: Date };
   /** The next HLC stamp alone (no Date made: ingest stamps every Change). */
   hlc(): string;
+  /**
+   * The Log's now: the wall time, or the wall time of the last stamp issued when that is ahead
+   * (the system clock stepped back, and the HLC went on from where it was): the time that
+   * includes every Change made so far.
+   */
+  logNow(): Date;
 }
 
 /** `<12 hex digits of wall>-`: where the counter starts in formatHlc's text. */
@@ -38,6 +44,11 @@ export function createHubClock(node: string, lastHlc: string | undefined, clock:
       return { hlc: text(stamp), time: new Date(stamp.wall) };
     },
     hlc: () => text(hlc.now()),
+    logNow: () => {
+      const wallNow = clock();
+      const last = hlc.last.wall;
+      return last > wallNow.getTime() ? new Date(last) : wallNow;
+    },
   };
 }
 

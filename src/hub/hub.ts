@@ -86,7 +86,11 @@ export class Hub {
       linkScope: vocabulary.scope,
     });
     this.ingestion = new Ingest(store, bus, clock);
-    this.history = new History(store, () => clock.now());
+    this.history = new History(
+      store,
+      () => clock.now(),
+      () => clock.logNow(),
+    );
     this.releases = new Releases({
       hubId: id,
       store,
