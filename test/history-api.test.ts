@@ -1395,6 +1395,23 @@ describe("the change feed: GET /changes and /changes/stream", () => {
     expect(pointersOf(problem)).toEqual(["/query/since"]);
   });
 
+  it("refuses a cursor past the end of the Log (400, pointer /query/cursor): no page of this hub ended there", async () => {
+    const last = everything.at(-1)?.seq ?? 0;
+    for (const path of [
+      `/changes?cursor=${last + 1}`,
+      `/changes?cursor=${last + 1}&order=desc`,
+      `/changes?cursor=${last + 1}&kind=emitted`,
+      `${thingPath(sensor)}/history?cursor=${last + 1}`,
+      `${thingPath(sensor)}/history?cursor=${last + 1}&order=asc`,
+    ]) {
+      const problem = await expectProblem(await hub.request(path), 400);
+      expect(pointersOf(problem), path).toEqual(["/query/cursor"]);
+      expect(problem.detail).toContain(`past the end of the Log (${last} Changes)`);
+    }
+    // The last seq itself is a cursor a page gave: nothing after it yet.
+    expect(await getJson<Page>(hub, `/changes?cursor=${last}`)).toEqual({ changes: [] });
+  });
+
   it("ends at `until`, inclusive, oldest or newest first and with a filter no index serves", async () => {
     // The three minutes from the midpoint on: what an incident responder asks of the whole fleet.
     const until = midpoint + 2 * MINUTE;

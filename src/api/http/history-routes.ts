@@ -37,6 +37,24 @@ function time(request: FastifyRequest, text: string | undefined, name: string, h
   return text === undefined ? undefined : parseTimeExpression(text, hub.clock.now(), `/query/${name}`);
 }
 
+/**
+ * A cursor is the seq of the last Change a page showed: one past the Log's end is none this hub
+ * gave (another hub's, or one from before the database was restored from a backup), and reading
+ * on from it would answer "nothing since" while the Log has Changes there.
+ */
+async function checkCursor(cursor: string | undefined, hub: Hub): Promise<number | undefined> {
+  if (cursor === undefined) return undefined;
+  const seq = Number(cursor);
+  const last = await hub.store.lastSeq();
+  if (seq > last) {
+    throw new ValidationError(
+      `cursor ${seq} is past the end of the Log (${last} Changes): it is not the seq of a Change this hub showed; start again without it`,
+      [{ pointer: "/query/cursor", message: `must be at most ${last}` }],
+    );
+  }
+  return seq;
+}
+
 function kinds(text: string | undefined): string[] | undefined {
   return text === undefined ? undefined : text.split(",");
 }
@@ -131,6 +149,7 @@ export function historyRoutes(hub: Hub) {
         await hub.history.assertKnown(id);
         const since = time(request, q.since, "since", hub);
         const until = time(request, q.until, "until", hub);
+        const cursor = await checkCursor(q.cursor, hub);
         const page = await hub.history.thingHistory(id, {
           order: q.order,
           limit: q.limit,
@@ -138,7 +157,7 @@ export function historyRoutes(hub: Hub) {
           ...(q.kind !== undefined && { kinds: kinds(q.kind) }),
           ...(since && { since }),
           ...(until && { until }),
-          ...(q.cursor !== undefined && { cursor: Number(q.cursor) }),
+          ...(cursor !== undefined && { cursor }),
         });
         const link = pageLink(request, page, { since, until });
         if (link) void reply.header("link", link);
@@ -251,12 +270,13 @@ export function historyRoutes(hub: Hub) {
         const { filter, things } = await feedFilter(q);
         const since = time(request, q.since, "since", hub);
         const until = time(request, q.until, "until", hub);
+        const cursor = await checkCursor(q.cursor, hub);
         const page = await hub.history.changes({
           ...filter,
           limit: q.limit,
           ...(since && { since }),
           ...(until && { until }),
-          ...(q.cursor !== undefined && { cursor: Number(q.cursor) }),
+          ...(cursor !== undefined && { cursor }),
           ...(things && { things }),
           order: q.order,
         });
