@@ -969,6 +969,14 @@ describe("things verify, prove and export", () => {
     expect(cut.stdout).toMatch(
       /FAILED: the export ends after seq 25 without its checkpoint: it is incomplete\n$/,
     );
+    // A line repeated (line 10 holds seq 10): said as such, not as a Change found in its place.
+    const repeated = join(work, "repeated.ndjson");
+    writeFileSync(repeated, `${[...lines.slice(0, 11), lines[10], ...lines.slice(11)].join("\n")}\n`);
+    const again = await things(["verify", "--file", repeated]);
+    expect(again.code).toBe(3);
+    expect(again.stdout).toBe(
+      "log verification FAILED at seq 11: line 12: change 10 comes after change 10: the export's lines are out of order, or one is repeated\n",
+    );
   });
 
   /**
@@ -1223,6 +1231,20 @@ describe("things verify, prove and export", () => {
     const range = /FAILED (?:at seq (\d+)|in seq (\d+)\.\.(\d+))/.exec(caught.stdout) ?? [];
     expect(left?.seq).toBeGreaterThanOrEqual(Number(range[1] ?? range[2]));
     expect(left?.seq).toBeLessThanOrEqual(Number(range[1] ?? range[3]));
+    // The same Change moved to after the next of its stream, nothing left out: said as lines out
+    // of order, not as a Change missing from the file.
+    const next = entries.findIndex((e, i) => i > gap && sameStream(e.change, left));
+    const moved = [...entries];
+    moved.splice(next, 0, ...moved.splice(gap, 1));
+    const reordered = join(work, "reordered.ndjson");
+    writeFileSync(reordered, `${moved.map((e) => JSON.stringify(e)).join("\n")}\n`);
+    const swapped = await verify(reordered);
+    expect(swapped.code).toBe(3);
+    expect(swapped.stdout).toMatch(
+      new RegExp(
+        `^log verification FAILED at seq ${left?.seq}: line \\d+: seq ${left?.seq} comes after seq \\d+: the file's lines are out of order, or one is repeated\n$`,
+      ),
+    );
   });
 
   it("export to a name ending in .gz writes gzip, and verify --file reads gzip whatever its name", async () => {

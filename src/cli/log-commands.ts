@@ -1067,6 +1067,11 @@ class ThingExportCheck {
    * Change between them, which the file left out.
    */
   private readonly streams = new Map<string, { seq: number; value: string | undefined }>();
+  /**
+   * The first such gap, said once the file is read: a line moved later in the file shows as a gap
+   * where it was taken from, and then as a line out of order, which is what happened.
+   */
+  private gap: Failed | undefined;
 
   constructor(
     private readonly header: ThingExportHeader,
@@ -1095,6 +1100,7 @@ class ThingExportCheck {
     if (this.ended) fail(undefined, "trailing-content", `line ${lineNo} follows the end line`);
     const entry = jsonLine(text, lineNo);
     if (isObject(entry) && entry.type === "end") {
+      if (this.gap !== undefined) throw new VerificationFailure(this.gap);
       if (entry.changes !== this.count) {
         fail(
           undefined,
@@ -1112,6 +1118,13 @@ class ThingExportCheck {
     }
     const seq = change.seq;
     const size = this.header.checkpoint.size;
+    if (typeof seq === "number" && Number.isSafeInteger(seq) && seq > 0 && seq <= this.last) {
+      fail(
+        seq,
+        "sequence",
+        `line ${lineNo}: seq ${seq} comes after seq ${this.last}: the file's lines are out of order, or one is repeated`,
+      );
+    }
     if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq <= this.last || seq > size) {
       fail(
         undefined,
@@ -1151,7 +1164,7 @@ class ThingExportCheck {
     const previous = text(change.previous);
     // Only a recorded previous value that differs tells: a Change without one says nothing.
     if (before?.value !== undefined && previous !== undefined && previous !== before.value) {
-      fail(
+      this.gap ??= failed(
         before.seq + 1,
         "missing-changes",
         `the ${kind} change of ${affordance} at seq ${seq} follows the value ${previous}, but the file's ` +
@@ -1163,6 +1176,7 @@ class ThingExportCheck {
   }
 
   finish(json: boolean): void {
+    if (this.gap !== undefined) throw new VerificationFailure(this.gap);
     if (!this.ended)
       fail(
         undefined,
@@ -1394,6 +1408,13 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
         isObject(entry) && entry.type === "change" && isObject(entry.change) ? entry.change : undefined;
       if (change === undefined)
         fail(expected, "not-a-change", `line ${lineNo} is neither a change nor the checkpoint`);
+      if (typeof change.seq === "number" && change.seq >= header.from && change.seq < expected) {
+        fail(
+          expected,
+          "sequence",
+          `line ${lineNo}: change ${change.seq} comes after change ${expected - 1}: the export's lines are out of order, or one is repeated`,
+        );
+      }
       if (change.seq !== expected) {
         fail(
           expected,
