@@ -561,6 +561,12 @@ describe("bad reports are refused with a precise problem and append nothing", ()
     ["an unknown kind", { ...good, kind: "guessed" }, "/body/kind"],
     ["no affordance", { kind: "reported", value: 1 }, "/body"],
     ["an `at` that is not an RFC 3339 date-time", { ...good, at: "yesterday" }, "/body/at"],
+    // The same rule as over MQTT: a leap second no Date can hold, a space for the T, a day past
+    // the month's end.
+    ["an `at` of a leap second", { ...good, at: "2030-12-31T23:59:60Z" }, "/body/at"],
+    ["an `at` with a space for the T", { ...good, at: "2030-03-01 08:00:00Z" }, "/body/at"],
+    ["an `at` of February 30th", { ...good, at: "2030-02-30T08:00:00Z" }, "/body/at"],
+    ["a bad `at` in an array", [good, { ...good, at: "2030-03-01 08:00:00Z" }], "/body/1/at"],
     ["an unknown member", { ...good, unit: "°C" }, "/body"],
     ["an empty array", [], "/body"],
     ["an array holding a bad item", [good, { ...good, kind: "desired" }], "/body/1/kind"],

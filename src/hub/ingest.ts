@@ -5,6 +5,7 @@ import {
   NotFoundError,
   ValidationError,
   compileDataSchema,
+  isRfc3339Time,
   jsonLimitProblem,
   type Cause,
   type Change,
@@ -232,7 +233,16 @@ export class Ingest {
       const draft: ChangeDraft = { thing: thingId, kind: report.kind, hlc: this.clock.hlc(), cause };
       if (report.affordance !== undefined) draft.affordance = report.affordance;
       if (report.value !== undefined) draft.value = report.value;
-      if (report.at !== undefined) draft.at = report.at;
+      if (report.at !== undefined) {
+        // One rule for every surface (HTTP, MQTT): a time the hub itself can read, each field in
+        // its range — not 23:59:60, which no Date holds, nor a space for the T.
+        if (typeof report.at !== "string" || !isRfc3339Time(report.at)) {
+          throw new ValidationError('"at" must be an RFC 3339 date-time such as 2024-05-01T12:00:00.000Z', [
+            { pointer: `/${index}/at`, message: "must be an RFC 3339 date-time" },
+          ]);
+        }
+        draft.at = report.at;
+      }
       return draft;
     });
     const changes = await this.store.append(drafts);

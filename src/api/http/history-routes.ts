@@ -20,7 +20,8 @@ const report = {
     kind: { type: "string", enum: REPORTABLE_KINDS },
     affordance: { type: "string", minLength: 1, maxLength: 256 },
     value: {},
-    at: { type: "string", format: "date-time" },
+    // Checked by ingest, as for every surface: an RFC 3339 date-time the hub can read.
+    at: { type: "string", maxLength: 64, description: "RFC 3339 date-time, e.g. 2024-05-01T12:00:00.000Z" },
   },
 } as const;
 
