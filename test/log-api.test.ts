@@ -276,6 +276,22 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
     await expectProblem(await hub.request("/log/checkpoints?limit=0"), 400);
   });
 
+  it("refuses an `after` past the end of the Log (400, pointer /query/after), for entries and checkpoints", async () => {
+    const last = await hub.hub.store.lastSeq();
+    for (const path of [`/log/entries?after=${last + 1}`, `/log/checkpoints?after=${last + 1}`]) {
+      const problem = await expectProblem(await hub.request(path), 400);
+      expect(
+        problem.errors?.map((e) => e.pointer),
+        path,
+      ).toEqual(["/query/after"]);
+      expect(problem.detail).toContain(`past the end of the Log (${last} Changes)`);
+    }
+    // At the end itself: nothing after it yet, as a tail of the Log polls.
+    const tail = await hub.request(`/log/entries?after=${last}`);
+    expect(tail.status).toBe(200);
+    expect(await tail.text()).toBe("");
+  });
+
   it("covers on demand what committed while another checkpoint was being signed", async () => {
     const { notary, store } = hub.hub;
     // A slow disk: the first checkpoint's write waits until released.

@@ -1,7 +1,23 @@
 // The Log's tamper evidence over HTTP (RFC 9162 style): the hub's public key, signed
 // checkpoints, inclusion and consistency proofs, and the entries themselves for verification.
 import type { FastifyInstance } from "fastify";
+import { ValidationError } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
+
+/**
+ * `after` past the Log's end is no position this hub's Log has had (another hub's, or one from
+ * before the database was restored from a backup): an empty page would read as "nothing since"
+ * while the Log has Changes there. Asked only when a page comes back empty.
+ */
+async function checkAfter(after: number, hub: Hub): Promise<void> {
+  const last = await hub.store.lastSeq();
+  if (after > last) {
+    throw new ValidationError(
+      `after ${after} is past the end of the Log (${last} Changes): it is no position this hub's Log has had; start again from 0`,
+      [{ pointer: "/query/after", message: `must be at most ${last}` }],
+    );
+  }
+}
 
 /** Changes whose inclusion proofs one GET /log/proof/inclusions may ask for. */
 export const MAX_PROOFS = 500;
@@ -47,7 +63,9 @@ export function logRoutes(hub: Hub) {
       },
       async (request) => {
         const { after, limit } = request.query as { after: number; limit: number };
-        return hub.store.checkpoints({ after, limit });
+        const checkpoints = await hub.store.checkpoints({ after, limit });
+        if (checkpoints.length === 0) await checkAfter(after, hub);
+        return checkpoints;
       },
     );
 
@@ -143,6 +161,7 @@ export function logRoutes(hub: Hub) {
         // The store writes the lines from what it holds (each Change's canonical JSON and its
         // recorded leaf), so a verifier hashes their bytes as sent: nothing is parsed here.
         const page = await hub.store.logEntries(after, limit);
+        if (page.count === 0) await checkAfter(after, hub);
         if (page.count === limit) {
           void reply.header("link", `</log/entries?after=${page.last}&limit=${limit}>; rel="next"`);
         }
