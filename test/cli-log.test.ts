@@ -874,6 +874,20 @@ describe("things verify, prove and export", () => {
     expect(verified.stdout).toMatch(
       /^verified 25 changes \(seq 1\.\.25\), checkpoint of size 25, log root [0-9a-f]{64} /,
     );
+    // `--out -` is standard output, as `things add -` reads standard input: the export there,
+    // the summary on stderr, and no file named "-".
+    for (const args of [["export"], ["export", "--thing", LAMP]]) {
+      const piped = await runThingsToEnd([...args, "--out", "-", "--url", hub.url, "--token", hub.token], {
+        env: { TZ: "UTC" },
+        cwd: work,
+      });
+      expect(piped.code).toBe(0);
+      expect(piped.stderr).toMatch(/^exported \d+ changes .*to standard output, /);
+      const copy = join(work, `piped-${args.length}.ndjson`);
+      writeFileSync(copy, piped.stdout);
+      expect((await things(["verify", "--file", copy])).code).toBe(0);
+    }
+    expect(readdirSync(work)).not.toContain("-");
   });
 
   it("export never writes over an existing file unless --force is given", async () => {

@@ -618,7 +618,7 @@ async function saveCheckpoint(client: HubClient, options: CheckpointOptions): Pr
     return fail(undefined, "bad-checkpoint", `the hub's latest checkpoint: ${err.message}`);
   }
   const text = `${JSON.stringify(checkpoint)}\n`;
-  if (options.out === undefined) {
+  if (options.out === undefined || options.out === STDOUT) {
     process.stdout.write(text);
     return;
   }
@@ -789,9 +789,18 @@ class LineWriter {
   /** Settles once every line is in the file (through gzip, if so). */
   private readonly done: Promise<void>;
   private failure: Error | undefined;
+  private toStdout = false;
 
-  /** `gzip`: the lines are compressed on their way to the file. */
+  /** `gzip`: the lines are compressed on their way to the file; `-` is standard output. */
   constructor(path: string, gzip: boolean) {
+    if (path === STDOUT) {
+      // Standard output is not ours to end: done once what was written has been handed on.
+      this.stream = process.stdout;
+      this.done = Promise.resolve();
+      this.toStdout = true;
+      process.stdout.once("error", (err: Error) => (this.failure ??= err));
+      return;
+    }
     const file = createWriteStream(path, { flags: "w" });
     if (gzip) {
       const zip = createGzip();
@@ -811,13 +820,17 @@ class LineWriter {
   }
 
   async close(): Promise<void> {
-    this.stream.end();
-    await this.done;
+    if (this.toStdout) {
+      await new Promise<void>((resolve) => this.stream.write("", () => resolve()));
+    } else {
+      this.stream.end();
+      await this.done;
+    }
     if (this.failure) throw this.failure;
   }
 
   destroy(): void {
-    this.stream.destroy();
+    if (!this.toStdout) this.stream.destroy();
   }
 }
 
@@ -830,6 +843,22 @@ async function writeExport(
   progress: ProgressBar,
   write: (writer: LineWriter) => Promise<void>,
 ): Promise<void> {
+  if (out === STDOUT) {
+    // A pipe has no file to move into place: the lines go out as they are made.
+    const writer = new LineWriter(STDOUT, false);
+    try {
+      await write(writer);
+      await writer.close();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== undefined) {
+        throw new CliError(`cannot write to standard output: ${(err as Error).message}`);
+      }
+      throw err;
+    } finally {
+      progress.clear();
+    }
+    return;
+  }
   const partial = `${out}.partial-${process.pid}`;
   // A name ending in .gz asks for gzip: proofs repeat their upper hashes from line to line, and
   // a Thing's export of 100,001 Changes went from 148 MB to 10.6 MB.
@@ -855,6 +884,18 @@ async function writeExport(
   }
 }
 
+/** `--out -`: standard output, as `things add -` reads standard input. */
+const STDOUT = "-";
+
+/** Where an export's summary goes: stdout, unless the export itself does. */
+function summaryStream(out: string): NodeJS.WriteStream {
+  return out === STDOUT ? process.stderr : process.stdout;
+}
+
+function outName(out: string): string {
+  return out === STDOUT ? "standard output" : out;
+}
+
 /** Where an export goes: `force` replaces a file already there. */
 interface ExportTarget {
   out: string;
@@ -863,7 +904,7 @@ interface ExportTarget {
 
 /** An export never replaces a file unless asked to: it may be the evidence of an earlier one. */
 function checkExportTarget({ out, force }: ExportTarget): void {
-  if (!force && existsSync(out)) {
+  if (out !== STDOUT && !force && existsSync(out)) {
     throw new CliError(`${out} exists: name a new file, or add --force to replace it`, 2);
   }
 }
@@ -943,8 +984,8 @@ async function exportLog(options: { since?: string } & ExportTarget, client: Hub
     }
     await writer.write(trailer);
   });
-  process.stdout.write(
-    `exported ${count} changes (seq ${from}..${to}) to ${options.out}, ` +
+  summaryStream(options.out).write(
+    `exported ${count} changes (seq ${from}..${to}) to ${outName(options.out)}, ` +
       `with the checkpoint of size ${to} signed at ${checkpoint.time}` +
       (previous ? ` and a consistency proof from size ${previous.size}` : "") +
       "\n",
@@ -1046,8 +1087,8 @@ async function exportThing(
     }
     await writer.write({ type: "end", changes: count });
   });
-  process.stdout.write(
-    `exported ${count} changes of ${options.thing} (seq ${first}..${last}) to ${options.out}, ` +
+  summaryStream(options.out).write(
+    `exported ${count} changes of ${options.thing} (seq ${first}..${last}) to ${outName(options.out)}, ` +
       `each with its inclusion proof in the checkpoint of size ${size} signed at ${checkpoint.time}\n`,
   );
 }
@@ -1615,7 +1656,7 @@ export function registerLogCommands(program: Command): void {
     .description(
       "the hub's latest signed checkpoint as JSON, checked with its key: keep it, and `things verify --checkpoint FILE` later proves the Log still holds it",
     )
-    .option("--out <file>", "write it to this new file (never over an existing one) instead of stdout")
+    .option("--out <file>", "write it to this new file (never over an existing one) instead of stdout (-)")
     .option("--key <file>", "the hub's public key (PEM) to trust; by default the one the hub gives")
     .addHelpText("after", help)
     .action(
@@ -1657,7 +1698,7 @@ export function registerLogCommands(program: Command): void {
     )
     .requiredOption(
       "--out <file>",
-      "the new file to write (gzip-compressed when its name ends in .gz); never over an existing one",
+      "the new file to write (gzip-compressed when its name ends in .gz); never over an existing one; - for standard output",
     )
     .option("--force", "replace the --out file if it exists")
     .addHelpText(
