@@ -888,6 +888,17 @@ describe("things verify, prove and export", () => {
       expect((await things(["verify", "--file", copy])).code).toBe(0);
     }
     expect(readdirSync(work)).not.toContain("-");
+    // Nothing since a time: said as such (the checkpoint, signed on asking, covers every Change
+    // committed), and no file is written.
+    const empty = join(work, "empty.ndjson");
+    for (const args of [["export"], ["export", "--thing", LAMP]]) {
+      const nothing = await thingsAt(hub, [...args, "--since", "2026-01-01T11:00:00Z", "--out", empty]);
+      expect(nothing.code).toBe(1);
+      expect(nothing.stderr).toMatch(
+        /^things: (urn:test:lamp has )?no change since 2026-01-01T11:00:00\.000Z in the Log up to its latest checkpoint \(size 25\): nothing to export\n$/,
+      );
+    }
+    expect(readdirSync(work)).not.toContain("empty.ndjson");
   });
 
   it("export never writes over an existing file unless --force is given", async () => {

@@ -938,7 +938,10 @@ async function exportLog(options: { since?: string } & ExportTarget, client: Hub
   if (since !== undefined) {
     const first = (await client.changes({ since, limit: 1 })).changes[0];
     if (first === undefined || first.seq > to) {
-      throw new CliError(`no change since ${since.toISOString()} is covered by a signed checkpoint yet`);
+      // The checkpoint was signed just now, over every Change committed: none since is in it.
+      throw new CliError(
+        `no change since ${since.toISOString()} in the Log up to its latest checkpoint (size ${to}): nothing to export`,
+      );
     }
     from = first.seq;
   }
@@ -1082,7 +1085,7 @@ async function exportThing(
     while (inFlight.length > 0) await writeOldest();
     if (count === 0) {
       throw new CliError(
-        `${options.thing} has no change${since ? ` since ${since.toISOString()}` : ""} covered by a signed checkpoint yet`,
+        `${options.thing} has no change${since ? ` since ${since.toISOString()}` : ""} in the Log up to its latest checkpoint (size ${size}): nothing to export`,
       );
     }
     await writer.write({ type: "end", changes: count });
