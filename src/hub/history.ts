@@ -351,6 +351,8 @@ export class History {
     },
   ): Promise<HistoryPage> {
     const { since, until, cursor, limit, things, order = "asc", ...rest } = filter;
+    // A type no Thing has: no Change matches, anywhere in the Log.
+    if (things !== undefined && things.size === 0) return { changes: [] };
     const bounds = await this.bounds(since, until);
     let after = bounds.after;
     let before: number | undefined = until === undefined ? undefined : bounds.before;
