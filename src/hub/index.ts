@@ -55,7 +55,6 @@ export {
   type ObservationOptions,
 } from "./observation.js";
 export type { SecretStore } from "./secret-store.js";
-export { HUB_ID_FILE } from "./hub-identity.js";
 export { SECRET_KEY_FILE, ThingSecrets, loadOrCreateSecretKey, type SecretInput } from "./thing-secrets.js";
 export {
   Discovery,
