@@ -1082,7 +1082,7 @@ describe("things verify, prove and export", () => {
     ]);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(
-      /urn:test:lamp has no change since 2026-01-01T11:00:00\.000Z covered by a signed checkpoint yet/,
+      /^things: urn:test:lamp has no change since 2026-01-01T11:00:00\.000Z in the Log up to its latest checkpoint \(size 30\): nothing to export\n$/,
     );
     const unknown = await thingsAt(hub, [
       "export",
