@@ -79,7 +79,7 @@ interface ServeProcess {
 }
 
 /** `things serve` in a child process, on a free port; resolves once it printed its URL. */
-async function serve(dataDir: string): Promise<ServeProcess> {
+async function serve(dataDir: string, extra: readonly string[] = []): Promise<ServeProcess> {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (!name.startsWith("HYPERTHINGS_")) env[name] = value;
@@ -87,7 +87,7 @@ async function serve(dataDir: string): Promise<ServeProcess> {
   env.HYPERTHINGS_ADMIN_TOKEN = ADMIN_TOKEN;
   const child = spawn(
     process.execPath,
-    [BIN, "serve", "--port", "0", "--data", dataDir, "--log-level", "silent"],
+    [BIN, "serve", "--port", "0", "--data", dataDir, "--log-level", "silent", ...extra],
     {
       env,
       stdio: ["ignore", "pipe", "pipe"],
@@ -169,8 +169,8 @@ describe("durability of a `things serve` process", () => {
       }
     }
   });
-  async function start(dataDir: string): Promise<ServeProcess> {
-    const p = await serve(dataDir);
+  async function start(dataDir: string, extra: readonly string[] = []): Promise<ServeProcess> {
+    const p = await serve(dataDir, extra);
     running.push(p);
     return p;
   }
@@ -242,5 +242,71 @@ describe("durability of a `things serve` process", () => {
     const res = await fetch(`${second.url}${thingPath(String(td.id))}`);
     expect(res.status).toBe(200);
     expect(await healthOf(second.url)).toMatchObject({ things: 1, lastSeq: 1 });
+  });
+
+  it("answers requests that arrive while it stops on SIGTERM with a problem document and Retry-After, resets none, and keeps every Change it acknowledged", async () => {
+    const dataDir = freshDataDir();
+    const first = await start(dataDir, ["--no-observe", "--no-mqtt"]);
+    const td = minimalTd({
+      id: "urn:example:durable:meter",
+      properties: { power: { type: "number", forms: [{ href: "http://127.0.0.1:9/power" }] } },
+    });
+    expect((await putTo(first.url, td)).status).toBe(201);
+    const acknowledged: number[] = [];
+    const refused: { contentType: string | null; retryAfter: string | null; body: string }[] = [];
+    const failures: string[] = [];
+    let stop = false;
+    // Producers that keep sending, each over its own keep-alive connection, until told to wait.
+    const producer = async (): Promise<void> => {
+      while (!stop) {
+        try {
+          const res = await fetch(`${first.url}${thingPath(String(td.id))}/changes`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+            body: JSON.stringify({ kind: "reported", affordance: "power", value: acknowledged.length }),
+          });
+          const body = await res.text();
+          if (res.status === 201) acknowledged.push(...(JSON.parse(body) as { seqs: number[] }).seqs);
+          else if (res.status === 503) {
+            refused.push({
+              contentType: res.headers.get("content-type"),
+              retryAfter: res.headers.get("retry-after"),
+              body,
+            });
+            // A client that honours Retry-After comes back later (the hub is gone by then).
+            return;
+          } else failures.push(`${res.status} ${body}`);
+        } catch (error) {
+          const code = (error as { cause?: { code?: string } }).cause?.code ?? String(error);
+          // Refused: the hub no longer listens, so the request was never taken.
+          if (code === "ECONNREFUSED") stop = true;
+          else failures.push(code);
+        }
+      }
+    };
+    const producers = Array.from({ length: 32 }, () => producer());
+    while (acknowledged.length < 200) await new Promise((resolve) => setImmediate(resolve));
+    first.child.kill("SIGTERM");
+    expect(await exitOf(first)).toEqual({ code: 0, signal: null });
+    stop = true;
+    await Promise.all(producers);
+
+    // No request was reset mid-way (its client could not tell whether it was recorded), and
+    // what came while the hub stopped was refused in the API's own words.
+    expect(failures).toEqual([]);
+    for (const answer of refused) {
+      expect(answer.contentType).toMatch(/^application\/problem\+json/);
+      expect(answer.retryAfter).toMatch(/^\d+$/);
+      expect(JSON.parse(answer.body)).toMatchObject({
+        status: 503,
+        type: "urn:hyperthings:problem:unavailable",
+      });
+    }
+
+    const second = await start(dataDir, ["--no-observe", "--no-mqtt"]);
+    const res = await fetch(`${second.url}${thingPath(String(td.id))}/history?order=asc&limit=10000`);
+    const page = (await res.json()) as { changes: { seq: number }[] };
+    const recorded = new Set(page.changes.map((c) => c.seq));
+    expect(acknowledged.filter((seq) => !recorded.has(seq))).toEqual([]);
   });
 });

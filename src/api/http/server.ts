@@ -13,6 +13,7 @@ import { directoryRoutes } from "./directory-routes.js";
 import { eventRoutes } from "./event-routes.js";
 import { sendProblem } from "./problem.js";
 import { searchRoutes } from "./search-routes.js";
+import { registerShutdown } from "./shutdown.js";
 import { historyRoutes } from "./history-routes.js";
 import { logRoutes } from "./log-routes.js";
 import { discoveryRoutes } from "./discovery-routes.js";
@@ -41,6 +42,8 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
     logController: new LogController({ disableRequestLogging: true }),
     // Thing ids are IRIs; some are long.
     routerOptions: { maxParamLength: 2048 },
+    // While the server closes, registerShutdown answers with a problem document instead.
+    return503OnClosing: false,
     // A URL the router cannot decode (a bad %-escape) gets a problem document like every error.
     frameworkErrors: (error, request, reply) => {
       void sendProblem(request, reply, error);
@@ -87,6 +90,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
         new NotFoundError(`No such resource: ${request.method} ${request.url.split("?")[0]}`),
     ),
   );
+  registerShutdown(app);
   registerContentTypes(app);
   registerQueryNumbers(app);
   registerAuthorization(app, hub);

@@ -1,0 +1,57 @@
+// Stopping the HTTP server without dropping a request on the floor: while the hub stops, what
+// arrives is answered with a problem document (503, Retry-After, `Connection: close`), and what
+// clients already sent on their keep-alive connections is read and answered before those close.
+import type { FastifyInstance } from "fastify";
+import type { Socket } from "node:net";
+import { UnavailableError } from "../../core/index.js";
+
+/** Seconds a client is told to wait before it tries a stopping hub again (a restart takes a few). */
+export const STOPPING_RETRY_AFTER_S = 5;
+/** The connections are quiet once nothing was read from any of them for this long… */
+const QUIET_MS = 50;
+/** …or, at the latest, after this long: a client that keeps sending does not hold the stop. */
+const MAX_DRAIN_MS = 2_000;
+
+function bytesRead(sockets: ReadonlySet<Socket>): number {
+  let total = 0;
+  for (const socket of sockets) total += socket.bytesRead;
+  return total;
+}
+
+/**
+ * Fastify's own answer while it closes (`return503OnClosing`) is a body of its own, not a problem
+ * document, and has no Retry-After: the server is built with it off, and this answers instead.
+ * `server.close()` destroys every connection with no request in progress, and under load a
+ * request sits unread in a connection's buffer for a while (the event loop is busy): that
+ * request was reset, and its client could not tell whether it was done. So before fastify
+ * closes the server (`preClose`), the stop waits until the connections have gone quiet: what was
+ * sent meanwhile is read and answered (503, `Connection: close`, so the client stops using the
+ * connection), and only connections with nothing to read are closed.
+ */
+export function registerShutdown(app: FastifyInstance): void {
+  let stopping = false;
+  const sockets = new Set<Socket>();
+  app.server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  app.addHook("onRequest", async (_request, reply) => {
+    if (!stopping) return;
+    void reply.header("connection", "close");
+    throw new UnavailableError(
+      "The hub is stopping; retry once it has started again",
+      STOPPING_RETRY_AFTER_S,
+    );
+  });
+  app.addHook("preClose", async () => {
+    stopping = true;
+    const started = performance.now();
+    let read = bytesRead(sockets);
+    for (;;) {
+      await new Promise<void>((resolve) => setTimeout(resolve, QUIET_MS));
+      const now = bytesRead(sockets);
+      if (now === read || performance.now() - started >= MAX_DRAIN_MS) return;
+      read = now;
+    }
+  });
+}
