@@ -5,7 +5,7 @@ import Database from "better-sqlite3";
 import fc from "fast-check";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -477,6 +477,15 @@ describe("SqliteStore", () => {
     await first.close();
     const again = openStore();
     expect(await again.lastSeq()).toBe(3);
+  });
+
+  it("creates a missing data directory readable by its owner alone (mode 0700), with the database in it", async () => {
+    const data = join(dir, "data", "hub");
+    const store = new SqliteStore({ path: join(data, "hyperthings.db") });
+    stores.push(store);
+    await store.describe(describeCommand(1));
+    expect(statSync(data).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, "data")).mode & 0o777).toBe(0o700);
   });
 
   describe("a Log whose head and rows disagree", () => {

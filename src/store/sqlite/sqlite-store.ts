@@ -299,7 +299,9 @@ export class SqliteStore implements Store {
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") {
-      mkdirSync(dirname(options.path), { recursive: true });
+      // The owner's alone, as the hub's own files in it are (admin-token, keys: data-files.ts):
+      // the Log holds every value every Thing reported, and the directory is made here first.
+      mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
       this.lock = lockDatabase(options.path);
     }
     try {
