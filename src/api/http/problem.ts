@@ -223,6 +223,9 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
   problem.instance = request.url;
   if (problem.status >= 500 && !(error instanceof HyperthingsError)) {
     request.log.error({ err: error }, "request failed");
+  } else if (problem.status >= 500 && error instanceof Error && error.cause !== undefined) {
+    // The hub's own trouble behind a known answer (a full disk): the operator must hear of it.
+    request.log.error({ err: error.cause }, error.message);
   }
   if (error instanceof HyperthingsError && "retryAfter" in error && typeof error.retryAfter === "number") {
     void reply.header("retry-after", String(error.retryAfter));

@@ -479,6 +479,30 @@ describe("SqliteStore", () => {
     expect(await again.lastSeq()).toBe(3);
   });
 
+  it("refuses a write that finds the disk full as unavailable (503, Retry-After), recording nothing of it, and goes on once there is room", async () => {
+    const store = openStore({ writerThread: false });
+    await store.describe(describeCommand(1));
+    await store.append(readings(10, 1));
+    const own = (store as unknown as { db: Database.Database }).db;
+    const pages = own.pragma("page_count", { simple: true }) as number;
+    // The file may not grow: what a full disk does to SQLite (SQLITE_FULL).
+    own.pragma(`max_page_count = ${pages}`);
+    const big = readings(2000, 1, 100).map((d) => ({ ...d, value: "x".repeat(2000) }));
+    const refused = await store.append(big).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(UnavailableError);
+    expect(refused).toMatchObject({ status: 503, retryAfter: 10, cause: { code: "SQLITE_FULL" } });
+    expect((refused as Error).message).toBe(
+      `The hub's disk is full (${dir}): nothing of this write was recorded. Retry once space has been freed there`,
+    );
+    const refusedTd = await store.describe(describeCommand(2)).catch((error: unknown) => error);
+    // A small write may still fit in the pages the file has; a refused one is refused the same way.
+    if (refusedTd instanceof Error) expect(refusedTd).toBeInstanceOf(UnavailableError);
+    expect((await store.logHead()).size).toBe(refusedTd instanceof Error ? 11 : 12);
+    own.pragma("max_page_count = 4294967294");
+    const after = await store.append(big);
+    expect(after[0]?.seq).toBe((await store.logHead()).size - big.length + 1);
+  });
+
   it("creates a missing data directory readable by its owner alone (mode 0700), with the database in it", async () => {
     const data = join(dir, "data", "hub");
     const store = new SqliteStore({ path: join(data, "hyperthings.db") });

@@ -241,8 +241,39 @@ function damaged(path: string, error: unknown): unknown {
   );
 }
 
+/** Seconds a writer refused for want of disk (or a disk error) is told to wait before a retry. */
+const UNWRITABLE_RETRY_AFTER_S = 10;
+
+/**
+ * A write that failed because the file could not be written (a full disk, an I/O error, a file
+ * made read-only, another program holding the write lock) is the hub's trouble, not the
+ * request's: it is refused as unavailable (503, Retry-After), saying that nothing of it was
+ * recorded and what the operator must look at, instead of as an internal error (500). The
+ * SQLite error stays its `cause`, for the log.
+ */
+function unwritten(error: unknown, path: string): unknown {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code !== "string") return error;
+  let refused: UnavailableError;
+  if (code === "SQLITE_FULL") {
+    refused = new UnavailableError(
+      `The hub's disk is full (${dirname(path)}): nothing of this write was recorded. Retry once space has been freed there`,
+      UNWRITABLE_RETRY_AFTER_S,
+    );
+  } else if (/^SQLITE_(IOERR|READONLY|BUSY|CANTOPEN)/.test(code)) {
+    refused = new UnavailableError(
+      `The hub could not write to ${path} (${code}: ${(error as Error).message}): nothing of this write was recorded. Retry shortly`,
+      UNWRITABLE_RETRY_AFTER_S,
+    );
+  } else return error;
+  refused.cause = error;
+  return refused;
+}
+
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
+  /** The database file (named in the errors of writes that could not be made). */
+  private readonly path: string;
   /** Held while the store is open, so that no second store opens the same file (lockDatabase). */
   private readonly lock: Database.Database | undefined;
   private readonly maxQueue: number;
@@ -298,6 +329,7 @@ export class SqliteStore implements Store {
   private epoch = 0;
 
   constructor(options: SqliteStoreOptions) {
+    this.path = options.path;
     if (options.path !== ":memory:") {
       // The owner's alone, as the hub's own files in it are (admin-token, keys: data-files.ts):
       // the Log holds every value every Thing reported, and the directory is made here first.
@@ -472,7 +504,13 @@ export class SqliteStore implements Store {
     }
     this.queuedChanges += changes;
     return new Promise<T>((resolve, reject) => {
-      const pending: Pending = { run, resolve: resolve as (value: unknown) => void, reject };
+      // Whatever a command threw (its own error) goes to its writer; what the file refused, as such.
+      const refuse = reject as (error: unknown) => void;
+      const pending: Pending = {
+        run,
+        resolve: resolve as (value: unknown) => void,
+        reject: (error) => refuse(unwritten(error, this.path)),
+      };
       if (afterCommit) pending.afterCommit = afterCommit as (value: unknown) => void;
       if (logOnly) pending.logOnly = true;
       if (drafts) pending.drafts = drafts;
