@@ -5,7 +5,15 @@ import Database from "better-sqlite3";
 import fc from "fast-check";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -502,6 +510,19 @@ describe("SqliteStore", () => {
     const after = await store.append(big);
     expect(after[0]?.seq).toBe((await store.logHead()).size - big.length + 1);
   });
+
+  it.each([["hyperthings.db-lock"], ["hyperthings.db"]])(
+    "refuses to open when %s cannot be opened, naming the file and the data directory",
+    (name) => {
+      // A directory where the file should be: SQLite cannot open it, as with a read-only or
+      // unwritable data directory (which root, running these tests, would not see).
+      mkdirSync(join(dir, name));
+      expect(() => openStore()).toThrow(
+        `${join(dir, name)}: unable to open database file. The hub reads and writes its data directory ${dir} ` +
+          "(--data, HYPERTHINGS_DATA): it must be a directory this user may write, on a file system that is not read-only",
+      );
+    },
+  );
 
   it("creates a missing data directory readable by its owner alone (mode 0700), with the database in it", async () => {
     const data = join(dir, "data", "hub");

@@ -215,7 +215,12 @@ function toRecord(row: ThingRow, td: RegisteredThingDescription): ThingRecord {
  */
 function lockDatabase(path: string): Database.Database {
   const lockPath = `${path}-lock`;
-  const lock = new Database(lockPath, { timeout: 0 });
+  let lock: Database.Database;
+  try {
+    lock = new Database(lockPath, { timeout: 0 });
+  } catch (error) {
+    throw unopenable(lockPath, error);
+  }
   try {
     // The journal in memory: the lock file holds nothing, and a journal file would stay beside it.
     lock.pragma("journal_mode = MEMORY");
@@ -223,12 +228,26 @@ function lockDatabase(path: string): Database.Database {
     lock.exec("BEGIN EXCLUSIVE");
   } catch (error) {
     lock.close();
-    if ((error as { code?: unknown }).code !== "SQLITE_BUSY") throw error;
+    if ((error as { code?: unknown }).code !== "SQLITE_BUSY") throw unopenable(lockPath, error);
     throw new ConflictError(
       `${path} is in use by another hub (it holds ${lockPath}): stop that hub first, or give this one another data directory (--data)`,
     );
   }
   return lock;
+}
+
+/**
+ * SQLite's word for a file it cannot open or write ("unable to open database file", "attempt to
+ * write a readonly database") names neither the file nor what to do: this does.
+ */
+function unopenable(file: string, error: unknown): unknown {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code !== "string" || !/^SQLITE_(CANTOPEN|READONLY|PERM|AUTH)/.test(code)) return error;
+  return new Error(
+    `${file}: ${(error as Error).message}. The hub reads and writes its data directory ${dirname(file)} ` +
+      "(--data, HYPERTHINGS_DATA): it must be a directory this user may write, on a file system that is not read-only",
+    { cause: error },
+  );
 }
 
 /** SQLite's own word for a damaged file names neither the file nor what to do: this does. */
@@ -340,7 +359,7 @@ export class SqliteStore implements Store {
       this.db = new Database(options.path);
     } catch (error) {
       this.lock?.close();
-      throw error;
+      throw unopenable(options.path, error);
     }
     try {
       this.db.pragma("journal_mode = WAL");
@@ -361,7 +380,7 @@ export class SqliteStore implements Store {
       // behind the error.
       this.db.close();
       this.lock?.close();
-      throw damaged(options.path, error);
+      throw unopenable(options.path, damaged(options.path, error));
     }
     this.maxQueue = options.maxQueue ?? 10_000;
     this.maxQueuedChanges = options.maxQueuedChanges ?? 100_000;
