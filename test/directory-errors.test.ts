@@ -1,5 +1,6 @@
 // Every bad input to the directory API gets an RFC 9457 problem document with the right status,
 // a precise detail and, where it helps, JSON pointers; and nothing is stored. Also who may do what.
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
@@ -246,6 +247,28 @@ describe("bad input to the directory", () => {
     }
     const unknown = await expectProblem(await hub.request("/no/such/path", { method: "DELETE" }), 404);
     expect(unknown.detail).toBe("No such resource: DELETE /no/such/path");
+  });
+
+  it("answers a request Node's HTTP parser refuses (headers past 16 KiB, bytes that are not HTTP) with a problem document", async () => {
+    const id = `urn:example:errors:${"x".repeat(20_000)}`;
+    const tooLong = await expectProblem(await hub.request(thingPath(id)), 431);
+    expect(tooLong).toMatchObject({
+      type: "urn:hyperthings:problem:request",
+      detail: "The request's line and headers together are larger than the hub takes (16 KiB)",
+    });
+
+    const { port } = new URL(hub.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), "127.0.0.1", () => socket.write("NOT HTTP AT ALL\r\n\r\n"));
+      let text = "";
+      socket.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      socket.on("close", () => resolve(text));
+      socket.on("error", reject);
+    });
+    const [head = "", body = ""] = answer.split("\r\n\r\n");
+    expect(head).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(head).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/);
+    expect(JSON.parse(body)).toMatchObject({ type: "urn:hyperthings:problem:request", status: 400 });
   });
 
   it("refuses a body over the default 1 MiB limit with 413", async () => {

@@ -7,6 +7,7 @@ import {
   ValidationError,
   type ErrorLocation,
 } from "../../core/index.js";
+import type { Duplex } from "node:stream";
 import { acceptedMediaTypes } from "./content-types.js";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
@@ -233,4 +234,32 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
   if (problem.status === 401) void reply.header("www-authenticate", 'Bearer realm="hyperthings"');
   if (error instanceof MethodNotAllowedError) void reply.header("allow", error.allow.join(", "));
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
+}
+
+/**
+ * Node's HTTP parser refuses some requests before fastify sees them (headers past 16 KiB, bytes
+ * that are not HTTP, a request that took too long to arrive); fastify's own answer to them is
+ * a JSON body of its own. This writes a problem document instead, on the socket, and closes it.
+ */
+export function sendClientErrorProblem(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // A reset connection has nobody left to answer.
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, title, detail] =
+    error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "Request Timeout", "The request did not arrive in time"]
+      : error.code === "HPE_HEADER_OVERFLOW"
+        ? [
+            431,
+            "Request Header Fields Too Large",
+            "The request's line and headers together are larger than the hub takes (16 KiB)",
+          ]
+        : [400, "Bad Request", `The request is not well-formed HTTP/1.1 (${error.code ?? error.message})`];
+  const body = JSON.stringify({ type: problemType("request"), title, status, detail } satisfies Problem);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }

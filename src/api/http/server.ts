@@ -11,7 +11,7 @@ import { registerQueryNumbers } from "./query-numbers.js";
 import { wellKnownRoutes } from "./directory-description.js";
 import { directoryRoutes } from "./directory-routes.js";
 import { eventRoutes } from "./event-routes.js";
-import { sendProblem } from "./problem.js";
+import { sendClientErrorProblem, sendProblem } from "./problem.js";
 import { searchRoutes } from "./search-routes.js";
 import { registerShutdown } from "./shutdown.js";
 import { historyRoutes } from "./history-routes.js";
@@ -48,6 +48,8 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
     frameworkErrors: (error, request, reply) => {
       void sendProblem(request, reply, error);
     },
+    // …and so does a request Node's HTTP parser refuses (headers too large, not HTTP at all).
+    clientErrorHandler: sendClientErrorProblem,
     ajv: {
       // verbose: each error carries its schema, whose description explains a pattern (problem.ts).
       customOptions: {
