@@ -30,6 +30,21 @@ describe("the SQLite memory map setting", () => {
   });
 });
 
+describe("the data directory and the address", () => {
+  it("take an empty HYPERTHINGS_DATA or HYPERTHINGS_HOST as unset, and refuse an empty --data or --host", () => {
+    const empty = loadConfig({}, { HYPERTHINGS_DATA: "", HYPERTHINGS_HOST: "" });
+    expect(empty.dataDir).toBe(loadConfig({}, {}).dataDir);
+    expect(empty.dataDir).not.toBe("");
+    expect(empty.host).toBe("127.0.0.1");
+    expect(loadConfig({}, { HYPERTHINGS_DATA: "/srv/hub", HYPERTHINGS_HOST: "::1" })).toMatchObject({
+      dataDir: "/srv/hub",
+      host: "::1",
+    });
+    expect(() => loadConfig({ dataDir: "" }, {})).toThrow("--data must not be empty");
+    expect(() => loadConfig({ host: " " }, {})).toThrow("--host must not be empty");
+  });
+});
+
 describe("HYPERTHINGS_ variables that are no setting", () => {
   it("are named, with the setting a near name most likely meant; the CLI's and the tests' are not", () => {
     expect(

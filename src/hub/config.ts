@@ -299,10 +299,19 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
       throw new ValidationError(`${name} must be at least 16 characters long`);
     }
   }
+  // An empty variable is an unset one (as for every other setting): `HYPERTHINGS_DATA=` put the
+  // database in the working directory, and `HYPERTHINGS_HOST=` had the hub listen on every
+  // address. Empty on the command line is a mistake said as such.
+  for (const [flag, value] of [
+    ["--data", overrides.dataDir],
+    ["--host", overrides.host],
+  ] as const) {
+    if (value !== undefined && value.trim() === "") throw new ValidationError(`${flag} must not be empty`);
+  }
   return {
     ...configDefaults,
-    dataDir: overrides.dataDir ?? env[e.dataDir] ?? defaultDataDir(),
-    host: overrides.host ?? env[e.host] ?? configDefaults.host,
+    dataDir: overrides.dataDir ?? (env[e.dataDir] || defaultDataDir()),
+    host: overrides.host ?? (env[e.host] || configDefaults.host),
     port: integer("port", port, 0, 65535),
     bodyLimit: integer("body limit", bodyLimit, 1024, 1024 * 1024 * 1024),
     authRead: auth === "read",
