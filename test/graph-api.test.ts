@@ -1,7 +1,7 @@
 // The graph through a real hub over HTTP: links as edges (dangling until their Thing arrives),
 // linked/unlinked Changes, typed queries with subtypes and full IRIs, relations k-hop and
 // transitive, paging, problem documents for bad filters, and the index rebuilt after a restart.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -574,7 +574,12 @@ describe("a vocabulary of one's own", () => {
         await hub.stop();
       }
       writeFileSync(file, JSON.stringify({ classes: { "k:Espresso": "k:Coffee" } }));
-      await expect(startTestHub({ vocabulary: file })).rejects.toThrow(/is invalid at \/classes\/k:Espresso/);
+      // Refused before the data directory is touched: no admin token made and never shown.
+      const dataDir = join(dir, "data");
+      await expect(startTestHub({ vocabulary: file, dataDir })).rejects.toThrow(
+        /is invalid at \/classes\/k:Espresso/,
+      );
+      expect(existsSync(dataDir)).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -7,7 +7,7 @@ import pretty from "pino-pretty";
 import { buildServer, mqttPortError, parseBrokerUrl, startMqtt, type RunningMqtt } from "../api/index.js";
 import { AddressPolicy, createBindings } from "../bindings/index.js";
 import { InProcessBus } from "../bus/index.js";
-import { Discovery, Hub, type HubConfig } from "../hub/index.js";
+import { Discovery, Hub, loadVocabulary, type HubConfig } from "../hub/index.js";
 import { SqliteSecretStore, SqliteStore } from "../store/index.js";
 import { createDiscoveryFetcher } from "./discovery-fetcher.js";
 
@@ -82,6 +82,8 @@ export async function startHub(
       throw mqttPortError(config.host, config.mqttPort, error);
     });
   }
+  // The vocabulary file, too, before the data directory and its database are made.
+  const vocabulary = loadVocabulary(config.vocabulary);
   const logger = options.logger ?? createLogger(config.logLevel);
   const path = join(config.dataDir, "hyperthings.db");
   const store = new SqliteStore({ path, mmapBytes: config.sqliteMmapMiB * 2 ** 20 });
@@ -114,6 +116,7 @@ export async function startHub(
       bus,
       bindings,
       secrets,
+      vocabulary,
       ...(options.clock && { clock: options.clock }),
     });
   } catch (err) {

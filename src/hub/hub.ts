@@ -7,7 +7,7 @@ import { loadOrCreateHubId } from "./hub-identity.js";
 import { followChanges, type FollowOptions, type Follower } from "./change-stream.js";
 import type { HubConfig } from "./config.js";
 import { Directory } from "./directory.js";
-import type { Change, Cause } from "../core/index.js";
+import type { Change, Cause, Vocabulary } from "../core/index.js";
 import { createHubClock, type HubClock } from "./hub-clock.js";
 import { Ingest, type Report } from "./ingest.js";
 import { History } from "./history.js";
@@ -39,6 +39,8 @@ export interface HubOptions {
   bindings?: BindingSet;
   /** Where the credentials for Things are kept, sealed; without, none can be set. */
   secrets?: SecretStore;
+  /** The type vocabulary, read already; by default `open` reads `config.vocabulary` first. */
+  vocabulary?: Vocabulary;
 }
 
 /** Following an asynchronous action: ask its status this often, for at most this long. */
@@ -77,10 +79,10 @@ export class Hub {
     readonly adminToken: AdminToken,
     readonly logger: Logger,
     readonly clock: HubClock,
+    vocabulary: Vocabulary,
     private readonly bindings?: BindingSet,
     secretStore?: SecretStore,
   ) {
-    const vocabulary = loadVocabulary(config.vocabulary);
     this.directory = new Directory(store, bus, clock, {
       maxSearchResults: config.maxSearchResults,
       linkScope: vocabulary.scope,
@@ -181,12 +183,26 @@ export class Hub {
 
   static async open(config: HubConfig, options: HubOptions): Promise<Hub> {
     const { logger, store, bus } = options;
+    // Read before anything is made in the data directory: a start refused for a bad vocabulary
+    // must not leave an admin token behind that was never shown.
+    const vocabulary = options.vocabulary ?? loadVocabulary(config.vocabulary);
     const adminToken = loadOrCreateAdminToken(config.dataDir, config.adminToken);
     const id = loadOrCreateHubId(config.dataDir);
     // The clock resumes after the last Change, so seq and hlc keep growing together.
     const last = await store.getChange(await store.lastSeq());
     const clock = createHubClock(id, last?.hlc, options.clock ?? (() => new Date()));
-    const hub = new Hub(id, config, store, bus, adminToken, logger, clock, options.bindings, options.secrets);
+    const hub = new Hub(
+      id,
+      config,
+      store,
+      bus,
+      adminToken,
+      logger,
+      clock,
+      vocabulary,
+      options.bindings,
+      options.secrets,
+    );
     await hub.notary.start();
     hub.startExpirySweep();
     hub.observation?.start();
