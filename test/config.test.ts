@@ -1,7 +1,13 @@
 // Settings that reach the store: read from the environment, checked, and applied.
 import type Database from "better-sqlite3";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { loadConfig, unknownEnvironment } from "../src/hub/index.js";
+import { startHub } from "../src/cli/start-hub.js";
 import { startTestHub } from "./support/test-hub.js";
 
 describe("the SQLite memory map setting", () => {
@@ -42,6 +48,38 @@ describe("the data directory and the address", () => {
     });
     expect(() => loadConfig({ dataDir: "" }, {})).toThrow("--data must not be empty");
     expect(() => loadConfig({ host: " " }, {})).toThrow("--host must not be empty");
+  });
+});
+
+describe("the secret files of the data directory", () => {
+  it("says at start which of the admin token and the keys other users may read", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-modes-"));
+    try {
+      const first = await startTestHub({ dataDir });
+      await first.stop();
+      chmodSync(join(dataDir, "admin-token"), 0o644);
+      chmodSync(join(dataDir, "log-key.pem"), 0o640);
+      const lines: string[] = [];
+      const destination = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(chunk.toString());
+          done();
+        },
+      });
+      const config = loadConfig({ dataDir, port: 0, observe: false, mqtt: false }, {});
+      const second = await startHub(config, { logger: pino({ level: "warn" }, destination) });
+      await second.close();
+      const warnings = lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+      expect(warnings).toContain(
+        `${join(dataDir, "admin-token")} may be read by other users of this machine (mode 0644): chmod 600 it`,
+      );
+      expect(warnings).toContain(
+        `${join(dataDir, "log-key.pem")} may be read by other users of this machine (mode 0640): chmod 600 it`,
+      );
+      expect(warnings.some((w) => w.includes("secrets.key"))).toBe(false);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

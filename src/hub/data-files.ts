@@ -8,6 +8,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  statSync,
   unlinkSync,
   writeSync,
 } from "node:fs";
@@ -55,4 +56,20 @@ export function createDataFile(path: string, text: string, mode: number): string
     closeSync(dirFd);
   }
   return text;
+}
+
+/**
+ * The permission bits of a secret file that users other than its owner may use (group or other
+ * bits set: a key restored from a backup with `cp`, or copied in by hand), or undefined when
+ * it is the owner's alone or does not exist.
+ */
+export function exposedMode(path: string): number | undefined {
+  let mode: number;
+  try {
+    mode = statSync(path).mode & 0o777;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  return (mode & 0o077) === 0 ? undefined : mode;
 }

@@ -1,8 +1,16 @@
 // The hub: wires a Store, a Bus and the services built on them, and runs their lifecycle.
+import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Bus } from "../bus/index.js";
 import type { Store } from "../store/index.js";
-import { loadOrCreateAdminToken, tokenDigest, tokenMatches, type AdminToken } from "./admin-token.js";
+import {
+  ADMIN_TOKEN_FILE,
+  loadOrCreateAdminToken,
+  tokenDigest,
+  tokenMatches,
+  type AdminToken,
+} from "./admin-token.js";
+import { exposedMode } from "./data-files.js";
 import { loadOrCreateHubId } from "./hub-identity.js";
 import { followChanges, type FollowOptions, type Follower } from "./change-stream.js";
 import type { HubConfig } from "./config.js";
@@ -11,12 +19,12 @@ import type { Change, Cause, Vocabulary } from "../core/index.js";
 import { createHubClock, type HubClock } from "./hub-clock.js";
 import { Ingest, type Report } from "./ingest.js";
 import { History } from "./history.js";
-import { Notary } from "./notary.js";
+import { LOG_KEY_FILE, Notary } from "./notary.js";
 import type { BindingSet } from "../bindings/index.js";
 import { Commands } from "./commands.js";
 import { Observation } from "./observation.js";
 import type { SecretStore } from "./secret-store.js";
-import { ThingSecrets, loadOrCreateSecretKey } from "./thing-secrets.js";
+import { SECRET_KEY_FILE, ThingSecrets, loadOrCreateSecretKey } from "./thing-secrets.js";
 import { Rollouts } from "./rollouts.js";
 import { Drift } from "./drift.js";
 import { Releases } from "./releases.js";
@@ -204,6 +212,18 @@ export class Hub {
       options.secrets,
     );
     await hub.notary.start();
+    // The admin token and the keys give whoever reads them the hub (and its Log's signature):
+    // one that other users may read is said at every start, not silently used.
+    for (const file of [ADMIN_TOKEN_FILE, LOG_KEY_FILE, SECRET_KEY_FILE]) {
+      const path = join(config.dataDir, file);
+      const mode = exposedMode(path);
+      if (mode !== undefined) {
+        logger.warn(
+          { file: path, mode: mode.toString(8).padStart(4, "0") },
+          `${path} may be read by other users of this machine (mode ${mode.toString(8).padStart(4, "0")}): chmod 600 it`,
+        );
+      }
+    }
     hub.startExpirySweep();
     hub.observation?.start();
     // The graph's indexes are built in the background; a query before they are ready waits.
