@@ -1805,3 +1805,74 @@ describe("a change stream whose client does not read", () => {
     socket.destroy();
   });
 });
+
+describe("reports held in memory at once", () => {
+  it("refuses a report with 503 and Retry-After while other reports' bodies fill maxIngestBytes, and takes it once they are answered", async () => {
+    const hub = await startTestHub({ maxIngestBytes: 1024 * 1024 });
+    try {
+      const id = "urn:example:ingest-bytes";
+      const put = await hub.request(thingPath(id), {
+        method: "PUT",
+        headers: { "content-type": "application/td+json" },
+        body: JSON.stringify(
+          minimalTd({
+            id,
+            properties: { blob: { type: "string", forms: [{ href: "http://127.0.0.1:9/b" }] } },
+          }),
+        ),
+      });
+      expect(put.status).toBe(201);
+      const report = (bytes: number): string => {
+        const empty = JSON.stringify({ kind: "reported", affordance: "blob", value: "" });
+        return JSON.stringify({
+          kind: "reported",
+          affordance: "blob",
+          value: "x".repeat(bytes - empty.length),
+        });
+      };
+      const post = (body: string) =>
+        hub.request(`${thingPath(id)}/changes`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+        });
+
+      // A producer that has sent its headers (800,000 bytes to come) and a first part of its body.
+      const slow = report(800_000);
+      const { port } = new URL(hub.url);
+      const socket = connect(Number(port), "127.0.0.1");
+      await once(socket, "connect");
+      let answer = "";
+      socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
+      socket.write(
+        `POST ${thingPath(id)}/changes HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer ${hub.token}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${slow.length}\r\nExpect: 100-continue\r\n\r\n`,
+      );
+      // "100 Continue" comes once the hub has taken the request in (its hooks have run).
+      while (!answer.includes("100 Continue")) await once(socket, "data");
+      socket.write(slow.slice(0, 1000));
+
+      const refused = await post(report(300_000));
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("retry-after")).toBe("1");
+      expect(refused.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect(((await refused.json()) as Problem).detail).toBe(
+        "Too many bytes of reports are being written; retry shortly",
+      );
+
+      // The slow producer finishes and is answered: its bytes are free again.
+      socket.write(slow.slice(1000));
+      while (!/HTTP\/1\.1 201/.test(answer) || !answer.endsWith("}")) await once(socket, "data");
+      socket.destroy();
+      const taken = await post(report(300_000));
+      expect(taken.status).toBe(201);
+      // The refused report left nothing behind; the two taken are recorded.
+      const history = (await (
+        await hub.request(`${thingPath(id)}/history?kind=reported&limit=10`)
+      ).json()) as Page;
+      expect(history.changes.map((c) => (c.value as string).length)).toEqual([300_000 - 50, 800_000 - 50]);
+    } finally {
+      await hub.stop();
+    }
+  });
+});

@@ -25,6 +25,12 @@ export interface HubConfig {
    * before it is cut, in milliseconds (the client resumes from its last id).
    */
   streamStallMs: number;
+  /**
+   * Bytes of report bodies (`POST /things/{id}/changes`) taken in at once: read, checked, queued
+   * or being written. Past it a report is refused (503) before its body is read, so that memory
+   * stays bounded however many producers send big bodies at once.
+   */
+  maxIngestBytes: number;
   logLevel: string;
   /** Largest number of TDs one listing page may hold. */
   maxPageLimit: number;
@@ -197,6 +203,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   authRead: false,
   expirySweepMs: 1000,
   streamStallMs: 30_000,
+  maxIngestBytes: 64 * 1024 * 1024,
   logLevel: "info",
   maxPageLimit: 1000,
   maxSearchResults: 100_000,
@@ -251,6 +258,7 @@ export interface ConfigOverrides {
   logLevel?: string;
   expirySweepMs?: number;
   streamStallMs?: number;
+  maxIngestBytes?: number;
   checkpointEveryChanges?: string | number;
   checkpointEveryMs?: string | number;
   sqliteMmapMiB?: string | number;
@@ -317,6 +325,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     authRead: auth === "read",
     expirySweepMs: overrides.expirySweepMs ?? configDefaults.expirySweepMs,
     streamStallMs: overrides.streamStallMs ?? configDefaults.streamStallMs,
+    maxIngestBytes: overrides.maxIngestBytes ?? configDefaults.maxIngestBytes,
     checkpointEveryChanges: integer(
       "checkpoint interval (changes)",
       String(
