@@ -1,6 +1,6 @@
 // Settings that reach the store: read from the environment, checked, and applied.
 import type Database from "better-sqlite3";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -77,6 +77,32 @@ describe("the secret files of the data directory", () => {
         `${join(dataDir, "log-key.pem")} may be read by other users of this machine (mode 0640): chmod 600 it`,
       );
       expect(warnings.some((w) => w.includes("secrets.key"))).toBe(false);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a token a person chose", () => {
+  it("is refused, by the variable's name, when short or not one word (it could never be sent as `Bearer <token>`)", () => {
+    expect(() => loadConfig({}, { HYPERTHINGS_ADMIN_TOKEN: "my admin token for the hub" })).toThrow(
+      "HYPERTHINGS_ADMIN_TOKEN must be one word: no spaces or control characters",
+    );
+    expect(() => loadConfig({}, { HYPERTHINGS_READ_TOKEN: "short" })).toThrow(
+      "HYPERTHINGS_READ_TOKEN must be at least 16 characters long",
+    );
+  });
+
+  it.each([
+    ["short", "must be at least 16 characters long"],
+    ["my admin token for the hub", "must be one word: no spaces or control characters"],
+  ])("in the admin-token file (%j) stops the start, naming the file", async (token, problem) => {
+    const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-token-"));
+    try {
+      writeFileSync(join(dataDir, "admin-token"), `${token}\n`, { mode: 0o600 });
+      await expect(startTestHub({ dataDir, mqtt: false })).rejects.toThrow(
+        `The admin token in ${join(dataDir, "admin-token")} ${problem}: put another in it, or delete it and a new one is made`,
+      );
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

@@ -14,6 +14,18 @@ export interface AdminToken {
   path?: string;
 }
 
+/**
+ * What is wrong with a token a person chose (HYPERTHINGS_ADMIN_TOKEN, HYPERTHINGS_READ_TOKEN, the
+ * admin-token file), or undefined: a short one is guessable, and one with a space or a control
+ * character can never be sent (`Authorization: Bearer <token>` takes one word).
+ */
+export function tokenProblem(token: string): string | undefined {
+  if (token.length < 16) return "must be at least 16 characters long";
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\u0000-\u001f\u007f]/.test(token)) return "must be one word: no spaces or control characters";
+  return undefined;
+}
+
 export function loadOrCreateAdminToken(dataDir: string, given: string | undefined): AdminToken {
   if (given !== undefined) return { token: given, created: false };
   const path = join(dataDir, ADMIN_TOKEN_FILE);
@@ -22,6 +34,12 @@ export function loadOrCreateAdminToken(dataDir: string, given: string | undefine
     const token = existing.trim();
     if (token.length === 0) {
       throw new Error(`${path} is empty: put the admin token in it, or delete it and a new one is made`);
+    }
+    const problem = tokenProblem(token);
+    if (problem !== undefined) {
+      throw new Error(
+        `The admin token in ${path} ${problem}: put another in it, or delete it and a new one is made`,
+      );
     }
     return { token, created: false, path };
   }

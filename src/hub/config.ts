@@ -3,6 +3,7 @@ import envPaths from "env-paths";
 import { join } from "node:path";
 import { AddressPolicy, METADATA_AND_LINK_LOCAL_RANGES } from "../bindings/index.js";
 import { ValidationError } from "../core/index.js";
+import { tokenProblem } from "./admin-token.js";
 
 export interface HubConfig {
   /** Where the database, keys and the admin token live. */
@@ -303,9 +304,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     [e.adminToken, adminToken],
     [e.readToken, readToken],
   ] as const) {
-    if (token !== undefined && token.length < 16) {
-      throw new ValidationError(`${name} must be at least 16 characters long`);
-    }
+    const problem = token === undefined ? undefined : tokenProblem(token);
+    if (problem !== undefined) throw new ValidationError(`${name} ${problem}`);
   }
   // An empty variable is an unset one (as for every other setting): `HYPERTHINGS_DATA=` put the
   // database in the working directory, and `HYPERTHINGS_HOST=` had the hub listen on every
