@@ -1806,6 +1806,48 @@ describe("a change stream whose client does not read", () => {
   });
 });
 
+describe("change streams whose clients do not read, together", () => {
+  it("are each cut at their share of streamBufferBytes, not at 4 MiB each, and the hub goes on", async () => {
+    const own = await startTestHub({ streamBufferBytes: 2 * 1024 * 1024 });
+    const sockets: Socket[] = [];
+    try {
+      const id = "urn:example:stream:many-stalled";
+      await put(own, id, sensorTd(id));
+      const { hostname, port } = new URL(own.url);
+      for (let i = 0; i < 4; i++) {
+        const socket = connect(Number(port), hostname);
+        socket.on("error", () => undefined);
+        await once(socket, "connect");
+        socket.write(`GET /changes/stream HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
+        socket.pause();
+        sockets.push(socket);
+      }
+      while (openStreams.size < 4) await new Promise((resolve) => setImmediate(resolve));
+      const streams = [...openStreams];
+      // Each may hold a quarter of 2 MiB (512 KiB); ~200 KB of events go out per round.
+      let most = 0;
+      const note = "x".repeat(2_000);
+      for (let i = 0; i < 400 && openStreams.size > 0; i++) {
+        const reports = Array.from({ length: 100 }, (_, k) => ({
+          kind: "reported",
+          affordance: "config",
+          value: { level: i * 100 + k, note },
+        }));
+        await own.hub.ingest(id, reports, { actor: "test", via: "test" });
+        for (const res of streams) most = Math.max(most, res.writableLength);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(openStreams.size).toBe(0);
+      expect(most).toBeLessThan(1024 * 1024);
+      const [seq] = await report(own, id, { kind: "reported", affordance: "temperature", value: 21 });
+      expect((await getChange(own, seq ?? 0)).value).toBe(21);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await own.stop();
+    }
+  });
+});
+
 describe("reports held in memory at once", () => {
   it("refuses a report with 503 and Retry-After while other reports' bodies fill maxIngestBytes, and takes it once they are answered", async () => {
     const hub = await startTestHub({ maxIngestBytes: 1024 * 1024 });

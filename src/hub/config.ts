@@ -27,6 +27,11 @@ export interface HubConfig {
    */
   streamStallMs: number;
   /**
+   * Bytes that all change streams (SSE) together may have waiting for their clients: each may
+   * hold its share (and at most 4 MiB); one past it is cut, and resumes from its last id.
+   */
+  streamBufferBytes: number;
+  /**
    * Bytes of report bodies (`POST /things/{id}/changes`) taken in at once: read, checked, queued
    * or being written. Past it a report is refused (503) before its body is read, so that memory
    * stays bounded however many producers send big bodies at once.
@@ -204,6 +209,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   authRead: false,
   expirySweepMs: 1000,
   streamStallMs: 30_000,
+  streamBufferBytes: 128 * 1024 * 1024,
   maxIngestBytes: 64 * 1024 * 1024,
   logLevel: "info",
   maxPageLimit: 1000,
@@ -259,6 +265,7 @@ export interface ConfigOverrides {
   logLevel?: string;
   expirySweepMs?: number;
   streamStallMs?: number;
+  streamBufferBytes?: number;
   maxIngestBytes?: number;
   checkpointEveryChanges?: string | number;
   checkpointEveryMs?: string | number;
@@ -325,6 +332,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     authRead: auth === "read",
     expirySweepMs: overrides.expirySweepMs ?? configDefaults.expirySweepMs,
     streamStallMs: overrides.streamStallMs ?? configDefaults.streamStallMs,
+    streamBufferBytes: overrides.streamBufferBytes ?? configDefaults.streamBufferBytes,
     maxIngestBytes: overrides.maxIngestBytes ?? configDefaults.maxIngestBytes,
     checkpointEveryChanges: integer(
       "checkpoint interval (changes)",

@@ -6,7 +6,10 @@ import type { ServerResponse } from "node:http";
 import { ValidationError, type Change } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
 
-/** A stream whose unsent output grows past this is closed; the client resumes from its last id. */
+/**
+ * A stream whose unsent output grows past this (or past its share of `streamBufferBytes`) is
+ * closed; the client resumes from its last id.
+ */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 const HEARTBEAT_MS = 15_000;
 
@@ -90,7 +93,13 @@ export function openEventStream(
         process.nextTick(uncork);
       }
       res.write(`id: ${change.seq}\nevent: ${event.event}\ndata: ${event.data}\n\n`);
-      if (res.writableLength > MAX_BUFFERED_BYTES) cut(`more than ${MAX_BUFFERED_BYTES} bytes unsent`);
+      // Its share of what all streams may hold: 300 clients that read nothing each held 4 MiB
+      // (with the strings' overhead, 3.4 GB of the hub's memory), however small each share is.
+      const limit = Math.min(
+        MAX_BUFFERED_BYTES,
+        Math.floor(hub.config.streamBufferBytes / Math.max(1, openStreams.size)),
+      );
+      if (res.writableLength > limit) cut(`more than ${limit} bytes unsent`);
     },
     {
       ...(after !== undefined && { after }),
