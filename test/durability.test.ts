@@ -2,6 +2,8 @@
 // stop and a crash (SIGKILL of a real `things serve` process), and TDs and Log stay in step.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { once } from "node:events";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -69,6 +71,49 @@ describe("durability of the directory in-process", () => {
     } finally {
       await second.stop();
     }
+  });
+});
+
+describe("a request in flight when the hub stops", () => {
+  it("is answered, and its connection closed, so that it does not hold the stop until the client sends again", async () => {
+    const hub = await startTestHub({ mqtt: false });
+    const id = "urn:example:durable:in-flight";
+    const put = await hub.request(thingPath(id), {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(
+        minimalTd({
+          id,
+          properties: { power: { type: "number", forms: [{ href: "http://127.0.0.1:9/p" }] } },
+        }),
+      ),
+    });
+    expect(put.status).toBe(201);
+    const body = JSON.stringify({ kind: "reported", affordance: "power", value: 7 });
+    const socket = connect(Number(new URL(hub.url).port), "127.0.0.1");
+    await once(socket, "connect");
+    let answer = "";
+    socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
+    const closed = once(socket, "close");
+    socket.write(
+      `POST ${thingPath(id)}/changes HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer ${hub.token}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    // "100 Continue": the hub has taken the request in; its body comes once the stop has begun.
+    while (!answer.includes("100 Continue")) await once(socket, "data");
+    const stopped = hub.stop();
+    socket.write(body);
+    let bound: NodeJS.Timeout | undefined;
+    const late = new Promise<string>((resolve) => (bound = setTimeout(() => resolve("still open"), 10_000)));
+    try {
+      expect(await Promise.race([closed.then(() => "closed"), late])).toBe("closed");
+      expect(await Promise.race([stopped.then(() => "stopped"), late])).toBe("stopped");
+    } finally {
+      clearTimeout(bound);
+      socket.destroy();
+    }
+    expect(answer).toMatch(/HTTP\/1\.1 201 Created\r\n/);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
   });
 });
 

@@ -43,6 +43,11 @@ export function registerShutdown(app: FastifyInstance): void {
       STOPPING_RETRY_AFTER_S,
     );
   });
+  // A request taken before the stop and answered during it: its connection closes after the
+  // answer. Kept alive, it held the stop until its client sent again or timed out (72 s).
+  app.addHook("onSend", async (_request, reply) => {
+    if (stopping) void reply.header("connection", "close");
+  });
   app.addHook("preClose", async () => {
     stopping = true;
     const started = performance.now();
