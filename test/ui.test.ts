@@ -347,6 +347,24 @@ if (missing !== undefined && !required) {
       await client.remove(id);
     });
 
+    it("says that a Thing the hub never knew has no past to travel to, and that a removed one's stays", async () => {
+      await page.goto(`${hub.url}/#/time/${encodeURIComponent("urn:test:ui:nope")}`);
+      await expect(page.locator("main").getByRole("alert").textContent()).resolves.toBe(
+        "Not found (404): No Thing with id urn:test:ui:nope has ever been registered here",
+      );
+      expect(await page.getByRole("button", { name: "Show state" }).count()).toBe(0);
+      // Removed from the directory, a Thing keeps its past: the forms are there, and say so.
+      const id = "urn:test:ui:gone";
+      const client = new InteractionClient({ url: hub.url, token: hub.token });
+      await client.put(minimalTd({ id, title: "Gone" }) as ThingDescription);
+      await client.remove(id);
+      await page.goto(`${hub.url}/#/time/${encodeURIComponent(id)}`);
+      await expect(page.getByTestId("removed").textContent()).resolves.toMatch(
+        /^Removed from the directory at .+; its past stays in the Log\.$/,
+      );
+      await page.getByRole("button", { name: "Show state" }).waitFor();
+    });
+
     it("shows the Log's last signed checkpoint", async () => {
       await page.goto(`${hub.url}/#/log`);
       // The fleet keeps the Log growing: the page's checkpoint is one the hub signed, of its size.

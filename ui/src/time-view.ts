@@ -2,6 +2,7 @@
 // (GET /things/{id}/state?at=, GET /things/{id}/diff?from=&to=).
 import {
   HubError,
+  type Change,
   type InteractionClient,
   type InteractionDiff,
   type ThingDiff,
@@ -9,6 +10,7 @@ import {
 } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
 import { h, idFromHash, replace, show, showTime, thingHref } from "./dom.js";
+import { timeOfChange } from "./change-row.js";
 import { problemBox } from "./errors.js";
 import { jsonDiff } from "./json-diff.js";
 
@@ -196,61 +198,90 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
   );
 }
 
+/** Whether the Thing was ever registered (its newest Change, which says if it was removed since). */
+async function lastChangeOf(client: InteractionClient, id: string): Promise<Change | undefined> {
+  // The hub answers 404 for a Thing that was never registered here; a removed one keeps its history.
+  return (await client.history(id, { limit: 1 })).changes[0];
+}
+
 export const timeView: View = ({ client }, root, encodedId) => {
   const id = idFromHash(encodedId);
-  const now = new Date();
-  // Empty means now: a default filled in when the page opened would soon lie in the past.
-  const at = h("input", { type: "datetime-local", step: 1, "aria-label": "At" });
-  const from = h("input", {
-    type: "datetime-local",
-    step: 1,
-    value: localInput(new Date(now.getTime() - 15 * 60_000)),
-    "aria-label": "From",
-  });
-  const to = h("input", { type: "datetime-local", step: 1, "aria-label": "To" });
-  const stateOut = h("div");
-  const diffOut = h("div");
   let disposed = false;
-  const show = <T>(out: HTMLElement, load: Promise<T>, render: (value: T) => HTMLElement) => {
-    replace(out, h("p", { class: "muted" }, "Loading…"));
-    load.then(
-      (value) => !disposed && replace(out, render(value)),
-      (err: unknown) => !disposed && replace(out, problemBox(err)),
-    );
-  };
-  replace(
-    root,
-    h("h1", {}, "Time travel: ", h("a", { href: thingHref(id) }, id)),
-    h("h2", {}, "State at a time"),
-    h(
-      "form",
-      {
-        class: "filters",
-        onsubmit: (event: Event) => (
-          event.preventDefault(),
-          show(stateOut, client.stateAt(id, hubTime(at.value)), stateTable)
-        ),
-      },
-      h("label", {}, "At (empty: now)", at),
-      h("button", { type: "submit" }, "Show state"),
-    ),
-    stateOut,
-    h("h2", {}, "Diff between two times"),
-    h(
-      "form",
-      {
-        class: "filters",
-        onsubmit: (event: Event) => (
-          event.preventDefault(),
-          show(diffOut, loadDiff(client, id, hubTime(from.value) ?? new Date(), hubTime(to.value)), diffTable)
-        ),
-      },
-      h("label", {}, "From", from),
-      h("label", {}, "To (empty: now)", to),
-      h("button", { type: "submit" }, "Show diff"),
-    ),
-    diffOut,
+  const heading = h("h1", {}, "Time travel: ", h("a", { href: thingHref(id) }, id));
+  replace(root, heading, h("p", { class: "muted" }, "Loading…"));
+  // Before the forms: a Thing this hub never knew has no past to travel to, and the page says so.
+  lastChangeOf(client, id).then(
+    (last) => !disposed && forms(last),
+    (err: unknown) =>
+      !disposed &&
+      replace(root, heading, problemBox(err), h("p", {}, h("a", { href: "#/" }, "Back to the graph"))),
   );
+
+  function forms(last: Change | undefined): void {
+    const now = new Date();
+    // Empty means now: a default filled in when the page opened would soon lie in the past.
+    const at = h("input", { type: "datetime-local", step: 1, "aria-label": "At" });
+    const from = h("input", {
+      type: "datetime-local",
+      step: 1,
+      value: localInput(new Date(now.getTime() - 15 * 60_000)),
+      "aria-label": "From",
+    });
+    const to = h("input", { type: "datetime-local", step: 1, "aria-label": "To" });
+    const stateOut = h("div");
+    const diffOut = h("div");
+    const show = <T>(out: HTMLElement, load: Promise<T>, render: (value: T) => HTMLElement) => {
+      replace(out, h("p", { class: "muted" }, "Loading…"));
+      load.then(
+        (value) => !disposed && replace(out, render(value)),
+        (err: unknown) => !disposed && replace(out, problemBox(err)),
+      );
+    };
+    replace(
+      root,
+      heading,
+      last?.kind === "removed" &&
+        h(
+          "p",
+          { class: "notice", role: "status", "data-testid": "removed" },
+          `Removed from the directory at ${showTime(timeOfChange(last))}; its past stays in the Log.`,
+        ),
+      h("h2", {}, "State at a time"),
+      h(
+        "form",
+        {
+          class: "filters",
+          onsubmit: (event: Event) => (
+            event.preventDefault(),
+            show(stateOut, client.stateAt(id, hubTime(at.value)), stateTable)
+          ),
+        },
+        h("label", {}, "At (empty: now)", at),
+        h("button", { type: "submit" }, "Show state"),
+      ),
+      stateOut,
+      h("h2", {}, "Diff between two times"),
+      h(
+        "form",
+        {
+          class: "filters",
+          onsubmit: (event: Event) => (
+            event.preventDefault(),
+            show(
+              diffOut,
+              loadDiff(client, id, hubTime(from.value) ?? new Date(), hubTime(to.value)),
+              diffTable,
+            )
+          ),
+        },
+        h("label", {}, "From", from),
+        h("label", {}, "To (empty: now)", to),
+        h("button", { type: "submit" }, "Show diff"),
+      ),
+      diffOut,
+    );
+  }
+
   return () => {
     disposed = true;
   };
