@@ -347,6 +347,37 @@ if (missing !== undefined && !required) {
       await client.remove(id);
     });
 
+    it("takes the times the API takes: relative ones, and says which time it cannot read", async () => {
+      await page.goto(`${hub.url}/#/time/${encodeURIComponent(ESPRESSO)}`);
+      // The hub started for this test less than an hour ago: the machine was registered in between.
+      await page.getByLabel("From").fill("-1h");
+      await page.getByLabel("To").fill("now");
+      const asked = Date.now();
+      await page.getByRole("button", { name: "Show diff" }).click();
+      const diff = page.getByTestId("diff");
+      await expect(
+        diff.getByTestId("diff-description").locator("summary").first().textContent(),
+      ).resolves.toMatch(/^Registered in between: its TD, \d+ lines$/);
+      const sent = await page.evaluate<string>(
+        'performance.getEntriesByType("resource").map((e) => e.name).filter((n) => n.includes("/diff?")).at(-1)',
+      );
+      const from = Date.parse(new URL(sent).searchParams.get("from") ?? "");
+      expect(Math.abs(from - (asked - 3_600_000))).toBeLessThan(60_000);
+      await page.getByLabel("At").fill("2 seconds ago");
+      await page.getByRole("button", { name: "Show state" }).click();
+      await page.getByTestId("state").waitFor();
+      // A time it cannot read is said beside the form, and nothing is asked of the hub.
+      const requests: string[] = [];
+      page.on("request", (request) => requests.push(request.url()));
+      await page.getByLabel("At").fill("yesterdayy 14:02");
+      await page.getByRole("button", { name: "Show state" }).click();
+      await expect(page.locator("main").getByRole("alert").textContent()).resolves.toMatch(
+        /^Not sent: At "yesterdayy 14:02" is not a time: use RFC 3339/,
+      );
+      page.removeAllListeners("request");
+      expect(requests.filter((url) => url.includes("/state"))).toEqual([]);
+    });
+
     it("says that a Thing the hub never knew has no past to travel to, and that a removed one's stays", async () => {
       await page.goto(`${hub.url}/#/time/${encodeURIComponent("urn:test:ui:nope")}`);
       await expect(page.locator("main").getByRole("alert").textContent()).resolves.toBe(

@@ -8,6 +8,7 @@ import {
   type ThingDiff,
   type ThingState,
 } from "../../src/client/index.js";
+import { parseTimeExpression } from "../../src/core/time-expression.js";
 import type { View } from "./app-context.js";
 import { h, idFromHash, replace, show, showTime, thingHref } from "./dom.js";
 import { timeOfChange } from "./change-row.js";
@@ -41,17 +42,36 @@ async function loadDiff(
   return { diff, tds: [before, after] };
 }
 
-/** A datetime-local input's value (local time, to the second) for a date. */
-function localInput(date: Date): string {
-  const shifted = new Date(date.getTime() - date.getTimezoneOffset() * 60_000);
-  return shifted.toISOString().slice(0, 19);
+/** What the time fields take: the hub's time expressions (docs/changes.md), read in this browser. */
+const TIME_HINT = "now, -15m, -2h, 2 hours ago, yesterday 14:02, last tue 9:00, 2026-12-06T14:02";
+
+/** A field for a time expression; empty is now. */
+function timeInput(label: string, value = ""): HTMLInputElement {
+  return h("input", {
+    type: "text",
+    value,
+    "aria-label": label,
+    placeholder: "now",
+    title: TIME_HINT,
+    spellcheck: "false",
+    autocomplete: "off",
+    class: "time",
+  });
 }
 
-/** A datetime-local value as RFC 3339 for the hub; empty is now. */
-function hubTime(value: string): string | undefined {
-  if (value.trim() === "") return undefined;
-  const date = new Date(value);
-  return Number.isNaN(date.getTime()) ? value : date.toISOString();
+/**
+ * A field's time as RFC 3339 for the hub (undefined: empty, which is now), read here as the CLI
+ * reads its flags: relative to this browser's clock, a local time in its time zone (the hub would
+ * read `14:02` in its own). An unreadable one is an Error naming the field, and nothing is sent.
+ */
+function hubTime(input: HTMLInputElement, label: string): string | undefined {
+  const text = input.value.trim();
+  if (text === "") return undefined;
+  try {
+    return parseTimeExpression(text, new Date()).toISOString();
+  } catch (err) {
+    throw new Error(`Not sent: ${label} ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 function stateTable(state: ThingState): HTMLElement {
@@ -218,19 +238,19 @@ export const timeView: View = ({ client }, root, encodedId) => {
   );
 
   function forms(last: Change | undefined): void {
-    const now = new Date();
-    // Empty means now: a default filled in when the page opened would soon lie in the past.
-    const at = h("input", { type: "datetime-local", step: 1, "aria-label": "At" });
-    const from = h("input", {
-      type: "datetime-local",
-      step: 1,
-      value: localInput(new Date(now.getTime() - 15 * 60_000)),
-      "aria-label": "From",
-    });
-    const to = h("input", { type: "datetime-local", step: 1, "aria-label": "To" });
+    // Empty means now; relative times are read when a form is sent, not when the page opened.
+    const at = timeInput("At");
+    const from = timeInput("From", "-15m");
+    const to = timeInput("To");
     const stateOut = h("div");
     const diffOut = h("div");
-    const show = <T>(out: HTMLElement, load: Promise<T>, render: (value: T) => HTMLElement) => {
+    const show = <T>(out: HTMLElement, request: () => Promise<T>, render: (value: T) => HTMLElement) => {
+      let load: Promise<T>;
+      try {
+        load = request();
+      } catch (err) {
+        return replace(out, problemBox(err));
+      }
       replace(out, h("p", { class: "muted" }, "Loading…"));
       load.then(
         (value) => !disposed && replace(out, render(value)),
@@ -246,6 +266,7 @@ export const timeView: View = ({ client }, root, encodedId) => {
           { class: "notice", role: "status", "data-testid": "removed" },
           `Removed from the directory at ${showTime(timeOfChange(last))}; its past stays in the Log.`,
         ),
+      h("p", { class: "muted" }, `Times: ${TIME_HINT} (your time zone), or with Z or an offset.`),
       h("h2", {}, "State at a time"),
       h(
         "form",
@@ -253,7 +274,7 @@ export const timeView: View = ({ client }, root, encodedId) => {
           class: "filters",
           onsubmit: (event: Event) => (
             event.preventDefault(),
-            show(stateOut, client.stateAt(id, hubTime(at.value)), stateTable)
+            show(stateOut, () => client.stateAt(id, hubTime(at, "At")), stateTable)
           ),
         },
         h("label", {}, "At (empty: now)", at),
@@ -269,7 +290,7 @@ export const timeView: View = ({ client }, root, encodedId) => {
             event.preventDefault(),
             show(
               diffOut,
-              loadDiff(client, id, hubTime(from.value) ?? new Date(), hubTime(to.value)),
+              () => loadDiff(client, id, hubTime(from, "From") ?? new Date(), hubTime(to, "To")),
               diffTable,
             )
           ),
