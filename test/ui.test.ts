@@ -243,6 +243,19 @@ if (missing !== undefined && !required) {
       expect(await page.locator("tr.change").count()).toBe(0);
     });
 
+    it("keeps a range the address gives that is not one of the presets, and asks the hub for it", async () => {
+      await page.goto(`${hub.url}/#/changes?kind=desired&since=-2d`);
+      await page.locator("tr.change").first().waitFor();
+      await expect(page.getByLabel("Since").inputValue()).resolves.toBe("-2d");
+      const sent = await page.evaluate<string>(
+        'performance.getEntriesByType("resource").map((e) => e.name).filter((n) => n.includes("/changes?") && n.includes("order=desc")).at(-1)',
+      );
+      expect(new URL(sent).searchParams.get("since")).toBe("-2d");
+      // One the hub cannot read is said as the hub words it.
+      await page.goto(`${hub.url}/#/changes?since=${encodeURIComponent("tomorrowish")}`);
+      await page.getByRole("alert").filter({ hasText: '"tomorrowish" is not a time' }).waitFor();
+    });
+
     it("filters the change feed by type and adds matching Changes live, filtered by the hub", async () => {
       await page.goto(`${hub.url}/#/changes?type=saref:Appliance&kind=reported`);
       await page.locator("tr.change").first().waitFor();

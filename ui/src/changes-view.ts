@@ -30,12 +30,14 @@ export const changesView: View = ({ client }, root, query) => {
     label,
     input: h("input", { name, placeholder, value: params.get(name) ?? "", "aria-label": label }),
   }));
+  // A range the address gives that is not one of the presets (`since=-2d`, `since=yesterday`) is
+  // kept as an option of its own: the select would otherwise fall back to its first, 15 minutes.
+  const asked = params.get("since")?.trim() || "-1h";
+  const ranges = RANGES[asked] === undefined ? { [asked]: `since ${asked}`, ...RANGES } : RANGES;
   const since = h(
     "select",
     { name: "since", "aria-label": "Since" },
-    Object.entries(RANGES).map(([value, label]) =>
-      h("option", { value, selected: value === (params.get("since") ?? "-1h") }, label),
-    ),
+    Object.entries(ranges).map(([value, label]) => h("option", { value, selected: value === asked }, label)),
   );
   const status = h("div", { class: "muted" });
   const { table, body } = changeTable(true);
