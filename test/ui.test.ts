@@ -391,6 +391,42 @@ if (missing !== undefined && !required) {
       expect(requests.filter((url) => url.includes("/state"))).toEqual([]);
     });
 
+    it("draws a Thing's page again when its TD changes, and says when it is removed", async () => {
+      const id = "urn:test:ui:desk";
+      const client = new InteractionClient({ url: hub.url, token: hub.token });
+      const forms = [{ href: "http://127.0.0.1:9/p" }];
+      await client.put(
+        minimalTd({
+          id,
+          title: "Desk",
+          properties: { level: { type: "integer", forms } },
+        }) as ThingDescription,
+      );
+      await page.goto(`${hub.url}/#/thing/${encodeURIComponent(id)}`);
+      await page.locator(`main[data-rendered="${id}"]`).waitFor();
+      // A property added to its TD gets its row and its form, and its reports show there.
+      await client.put(
+        minimalTd({
+          id,
+          title: "Desk v2",
+          properties: { level: { type: "integer", forms }, colour: { type: "string", forms } },
+        }) as ThingDescription,
+      );
+      await page.locator("main h1", { hasText: "Desk v2" }).waitFor();
+      await page.locator('form.write[data-property="colour"]').waitFor();
+      await hub.hub.ingest(id, [{ kind: "reported", affordance: "colour", value: "teal" }], {
+        actor: "test",
+        via: "test",
+      });
+      await page.locator('td.value[data-property="colour"]', { hasText: "teal" }).waitFor();
+      // Removed: the page says so, and points at its past.
+      await client.remove(id);
+      await expect(page.locator("main").getByRole("alert").textContent()).resolves.toMatch(
+        /^Not found \(404\)/,
+      );
+      await page.getByRole("link", { name: "Its past: state at a time, and diff" }).waitFor();
+    });
+
     it("says that a Thing the hub never knew has no past to travel to, and that a removed one's stays", async () => {
       await page.goto(`${hub.url}/#/time/${encodeURIComponent("urn:test:ui:nope")}`);
       await expect(page.locator("main").getByRole("alert").textContent()).resolves.toBe(

@@ -61,7 +61,14 @@ export const thingView: View = ({ client, live }, root, id) => {
           root,
           h("h1", {}, id),
           problemBox(err),
-          h("p", {}, h("a", { href: "#/" }, "Back to the graph")),
+          h(
+            "p",
+            {},
+            h("a", { href: "#/" }, "Back to the graph"),
+            // A Thing removed from the directory keeps its past in the Log.
+            " · ",
+            h("a", { href: `#/time/${encodeURIComponent(id)}` }, "Its past: state at a time, and diff"),
+          ),
         );
       return;
     }
@@ -294,6 +301,12 @@ export const thingView: View = ({ client, live }, root, id) => {
       onChange = (change) => {
         if (change.seq <= lastSeq) return;
         lastSeq = change.seq;
+        // A new TD (or none): the properties, forms and charts drawn from the old one no longer
+        // hold. The page is drawn again from the hub, as opening its address would.
+        if (change.kind === "described" || change.kind === "removed") {
+          window.dispatchEvent(new HashChangeEvent("hashchange"));
+          return;
+        }
         if (change.kind === "reported" && change.affordance !== undefined)
           setValue(change.affordance, change.value, Number.parseInt(change.hlc.slice(0, 12), 16));
         setReachability(change);
