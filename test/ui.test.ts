@@ -556,5 +556,28 @@ if (missing !== undefined && !required) {
       await page.getByLabel("Unreachable Things").getByText("Espresso machine").waitFor();
       expect(problems).toEqual([]);
     });
+
+    it("breaks a chart's line where the Thing was unreachable, and resumes it when it answers again", async () => {
+      // The fleet is closed (above): the machine's last setpoint is followed by an outage.
+      await page.goto(`${hub.url}/#/thing/${encodeURIComponent(ESPRESSO)}`);
+      await page.locator(`main[data-rendered="${ESPRESSO}"]`).waitFor();
+      await page.locator(".charts").scrollIntoViewIfNeeded();
+      const chart = page.locator('.chart[data-property="setpoint"][data-gaps]');
+      await chart.waitFor();
+      const gaps = Number(await chart.getAttribute("data-gaps"));
+      const points = Number(await chart.getAttribute("data-points"));
+      expect(gaps).toBeGreaterThanOrEqual(1);
+      // Live: back (the setpoint it held is drawn again there), then away again (a gap).
+      const cause = { actor: "test", via: "test" };
+      await hub.hub.ingest(ESPRESSO, [{ kind: "reachable", value: "back" }], cause);
+      await page.waitForFunction(
+        `Number(document.querySelector('.chart[data-property="setpoint"]')?.dataset.points) === ${points + 1}`,
+      );
+      await hub.hub.ingest(ESPRESSO, [{ kind: "unreachable", value: "away" }], cause);
+      await page.waitForFunction(
+        `Number(document.querySelector('.chart[data-property="setpoint"]')?.dataset.gaps) === ${gaps + 1}`,
+      );
+      expect(problems).toEqual([]);
+    });
   });
 }

@@ -1,5 +1,6 @@
 // A uPlot chart of one numeric property's reported history over a time range, that takes new
-// points from the live feed.
+// points from the live feed. The times the Thing was unreachable break the line: a gap, not a
+// straight line drawn across the outage as if the value had moved smoothly through it.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { Change, InteractionClient } from "../../src/client/index.js";
@@ -8,12 +9,14 @@ import { problemBox } from "./errors.js";
 import { timeOfChange } from "./change-row.js";
 
 const MAX_POINTS = 10_000;
+/** Outages read with the history: a Thing that flaps more often than this in a range is rare. */
+const MAX_OUTAGES = 1000;
 /** The narrowest time axis, in seconds. */
 const MIN_SPAN_S = 10;
 
 export interface HistoryChart {
   element: HTMLElement;
-  /** Adds a live Change of this property. */
+  /** Takes a live Change of the Thing: a reading of this property, or an outage. */
   add(change: Change): void;
   dispose(): void;
 }
@@ -27,7 +30,10 @@ export function historyChart(
 ): HistoryChart {
   const element = h("div", { class: "chart", "data-property": property, "data-points": 0 });
   const xs: number[] = [];
-  const ys: number[] = [];
+  // null: no number then (the Thing was unreachable, or reported something else); uPlot breaks
+  // the line there.
+  const ys: (number | null)[] = [];
+  let gaps = 0;
   let plot: uPlot | undefined;
   let disposed = false;
   // Live Changes that arrive while the history loads wait, then join after its last seq.
@@ -37,15 +43,29 @@ export function historyChart(
   // Set when the range holds more readings than the chart draws: it says so under the chart.
   let note: HTMLElement | undefined;
 
+  /** The last number drawn: the value still held when the Thing answers again. */
+  let held: number | undefined;
   const push = (change: Change) => {
-    if (change.kind !== "reported" || typeof change.value !== "number" || change.seq <= lastSeq) return;
+    if (change.seq <= lastSeq) return;
+    let value: number | null;
+    if (change.kind === "reported" && change.affordance === property)
+      value = typeof change.value === "number" ? change.value : null;
+    else if (change.kind === "unreachable") value = null;
+    // Back after an outage: the hub records a property when it changes, so with no reading since,
+    // the Thing holds the value it had before; the line resumes there.
+    else if (change.kind === "reachable" && ys.at(-1) === null && held !== undefined) value = held;
+    else return;
+    // One gap is enough until the next number.
+    if (value === null && (ys.length === 0 || ys.at(-1) === null)) return;
     lastSeq = change.seq;
     xs.push(timeOfChange(change) / 1000);
-    ys.push(change.value);
+    ys.push(value);
+    if (value === null) gaps++;
+    else held = value;
     // A page left open keeps the latest MAX_POINTS: memory stays bounded.
     if (xs.length > MAX_POINTS) {
       xs.shift();
-      ys.shift();
+      if (ys.shift() === null) gaps--;
     }
   };
 
@@ -63,10 +83,11 @@ export function historyChart(
   };
 
   const draw = () => {
-    element.dataset.points = String(xs.length);
+    element.dataset.points = String(xs.length - gaps);
+    element.dataset.gaps = String(gaps);
     element.dataset.lastSeq = String(lastSeq);
     if (plot === undefined) {
-      if (xs.length === 0)
+      if (xs.length === gaps)
         return replace(element, h("p", { class: "muted" }, `No reported ${property} in this range.`));
       replace(element, ...(note ? [note] : []));
       plot = new uPlot(
@@ -93,16 +114,27 @@ export function historyChart(
     try {
       // The newest readings of the range: a busy sensor over a long range holds more than a
       // chart draws, and its latest values are the ones a person looks for.
-      const page = await client.history(thing, {
-        affordance: property,
-        kind: "reported",
-        since,
-        order: "desc",
-        limit: MAX_POINTS,
-      });
+      const [page, outages] = await Promise.all([
+        client.history(thing, {
+          affordance: property,
+          kind: "reported",
+          since,
+          order: "desc",
+          limit: MAX_POINTS,
+        }),
+        client.history(thing, {
+          kind: ["unreachable", "reachable"],
+          since,
+          order: "desc",
+          limit: MAX_OUTAGES,
+        }),
+      ]);
       if (disposed) return;
       const changes = page.changes.reverse();
       const first = changes[0];
+      // Each outage between the readings drawn, in the Log's order among them.
+      const merged = [...changes, ...outages.changes.filter((c) => first !== undefined && c.seq > first.seq)];
+      merged.sort((a, b) => a.seq - b.seq);
       if (page.next !== undefined && first) {
         note = h(
           "p",
@@ -110,7 +142,7 @@ export function historyChart(
           `The latest ${MAX_POINTS.toLocaleString("en")} readings, since ${new Date(timeOfChange(first)).toLocaleString()}; the range holds more.`,
         );
       }
-      for (const change of changes) push(change);
+      for (const change of merged) push(change);
       // The last reading the range held when loaded (live ones join after it).
       element.dataset.loadedTo = String(lastSeq);
       for (const change of buffer ?? []) push(change);

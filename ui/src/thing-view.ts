@@ -310,8 +310,7 @@ export const thingView: View = ({ client, live }, root, id) => {
         if (change.kind === "reported" && change.affordance !== undefined)
           setValue(change.affordance, change.value, Number.parseInt(change.hlc.slice(0, 12), 16));
         setReachability(change);
-        for (const chart of charts)
-          if (chart.element.dataset.property === change.affordance) chart.add(change);
+        for (const chart of charts) chart.add(change);
         timelineBody.prepend(changeRow(change));
         while (timelineBody.rows.length > TIMELINE_SIZE * 4) timelineBody.lastElementChild?.remove();
       };
