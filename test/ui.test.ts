@@ -125,6 +125,20 @@ if (missing !== undefined && !required) {
       await capture(page, "graph");
     });
 
+    it("hides a type's Things when its legend entry is switched off, with the mouse or the keyboard", async () => {
+      const appliance = page.getByRole("button", { name: "saref:Appliance (1)" });
+      await appliance.click();
+      expect(await appliance.getAttribute("aria-pressed")).toBe("false");
+      await page.locator(`[data-testid="graph"][data-shown="${things - 1}"]`).waitFor();
+      await expect(page.locator("main > p").first().textContent()).resolves.toContain(
+        `; ${things - 1} shown (the types switched off in the legend are hidden)`,
+      );
+      await appliance.focus();
+      await page.keyboard.press("Enter");
+      expect(await appliance.getAttribute("aria-pressed")).toBe("true");
+      await page.locator(`[data-testid="graph"][data-shown="${things}"]`).waitFor();
+    });
+
     it("opens the espresso machine found in the graph and shows its live values", async () => {
       await page.getByLabel("Find a Thing").fill("espresso");
       await page.getByRole("link", { name: "Espresso machine" }).click();

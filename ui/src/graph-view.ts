@@ -134,14 +134,63 @@ export const graphView: View = ({ client, live }, root) => {
         })),
       });
       showUnreachable();
+      // Each type of the legend is a switch: pressed, its Things are drawn; released, hidden (and
+      // their links with them), so one kind of Thing can be looked at among thousands.
+      const byType = new Map<string, string[]>();
+      const typeOfNode = new Map<string, string>();
+      for (const node of nodes) {
+        typeOfNode.set(node.id, node.type);
+        const group = byType.get(node.type);
+        if (group === undefined) byType.set(node.type, [node.id]);
+        else group.push(node.id);
+      }
+      const hiddenTypes = new Set<string>();
+      const showCount = () => {
+        let hidden = 0;
+        for (const type of hiddenTypes) hidden += byType.get(type)?.length ?? 0;
+        canvas.dataset.shown = String(nodes.length - hidden);
+        replace(
+          status,
+          `${nodes.length} Things, ${edges.length} links`,
+          hidden > 0 && `; ${nodes.length - hidden} shown (the types switched off in the legend are hidden)`,
+          ". Click a node to open it.",
+        );
+      };
+      const toggle = (type: string, button: HTMLButtonElement) => {
+        const hide = !hiddenTypes.has(type);
+        if (hide) hiddenTypes.add(type);
+        else hiddenTypes.delete(type);
+        button.setAttribute("aria-pressed", String(!hide));
+        const keys = byType.get(type) ?? [];
+        renderer?.setNodesState(keys, { isHidden: hide });
+        // A link is drawn while both its ends are.
+        const shown: string[] = [];
+        const hidden: string[] = [];
+        for (const key of keys)
+          graph?.forEachEdge(key, (edge, _attributes, source, target) => {
+            const off =
+              hiddenTypes.has(typeOfNode.get(source) ?? "") || hiddenTypes.has(typeOfNode.get(target) ?? "");
+            (off ? hidden : shown).push(edge);
+          });
+        renderer?.setEdgesState(hidden, { isHidden: true });
+        renderer?.setEdgesState(shown, { isHidden: false });
+        showCount();
+      };
       replace(
         legend,
-        [...types].map(([type, { color, count }]) =>
-          h("li", {}, h("span", { class: "swatch", style: `background:${color}` }), `${type} (${count})`),
-        ),
+        [...types].map(([type, { color, count }]) => {
+          const button = h(
+            "button",
+            { type: "button", class: "legend-type", "aria-pressed": "true", "data-type": type },
+            h("span", { class: "swatch", style: `background:${color}` }),
+            `${type} (${count})`,
+          );
+          button.addEventListener("click", () => toggle(type, button));
+          return h("li", {}, button);
+        }),
         h("li", {}, h("span", { class: "swatch", style: `background:${UNREACHABLE_COLOR}` }), "unreachable"),
       );
-      replace(status, `${nodes.length} Things, ${edges.length} links. Click a node to open it.`);
+      showCount();
       performance.mark("graph-built");
       renderer = new Sigma(graph, canvas, {
         // Arrows (a link has a direction: a container runsOn its host), and links both ways
