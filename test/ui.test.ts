@@ -65,6 +65,8 @@ if (missing !== undefined && !required) {
     let context: BrowserContext;
     let page: Page;
     let userData: string;
+    /** The hub's data, kept when it is restarted on it (the restarted hub does not remove it). */
+    let firstDataDir: string | undefined;
     const problems: string[] = [];
 
     beforeAll(async () => {
@@ -99,6 +101,7 @@ if (missing !== undefined && !required) {
     afterAll(async () => {
       await context?.close();
       await hub?.stop();
+      if (firstDataDir !== undefined) rmSync(firstDataDir, { recursive: true, force: true });
       await fleet?.close();
       if (userData !== undefined) rmSync(userData, { recursive: true, force: true });
     });
@@ -591,6 +594,26 @@ if (missing !== undefined && !required) {
       await page.waitForFunction(
         `Number(document.querySelector('.chart[data-property="setpoint"]')?.dataset.gaps) === ${gaps + 1}`,
       );
+      expect(problems).toEqual([]);
+    });
+
+    it("draws a page again by itself once the hub it could not reach answers again", async () => {
+      await page.goto(`${hub.url}/#/log`);
+      await page.getByTestId("checkpoint").waitFor();
+      // The hub goes away (its data stays), and the page is asked for a Thing meanwhile.
+      const { port } = new URL(hub.url);
+      await hub.close();
+      firstDataDir = hub.dataDir;
+      await page.locator('[data-testid="live"][data-state="retrying"]').waitFor();
+      await page.goto(`${hub.url}/#/thing/${encodeURIComponent(ESPRESSO)}`);
+      await expect(page.locator("main").getByRole("alert").textContent()).resolves.toMatch(
+        /^No answer from the hub/,
+      );
+      await page.getByText("This page is drawn again as soon as the hub answers.").waitFor();
+      // Back on the same address: the page follows the live feed back, without a reload.
+      hub = await startTestHub({ port: Number(port), dataDir: firstDataDir });
+      await page.locator('[data-testid="live"][data-state="open"]').waitFor();
+      await page.locator(`main[data-rendered="${ESPRESSO}"]`).waitFor();
       expect(problems).toEqual([]);
     });
   });

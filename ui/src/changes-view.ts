@@ -5,6 +5,7 @@ import type { View } from "./app-context.js";
 import { changeRow, changeTable } from "./change-row.js";
 import { h, replace } from "./dom.js";
 import { problemBox } from "./errors.js";
+import { redrawWhenBack } from "./live.js";
 import { RANGES } from "./thing-view.js";
 
 const MAX_ROWS = 2000;
@@ -23,7 +24,8 @@ function changes(n: number): string {
   return `${n} ${n === 1 ? "Change" : "Changes"}`;
 }
 
-export const changesView: View = ({ client }, root, query) => {
+export const changesView: View = ({ client, live }, root, query) => {
+  let cancelRedraw: (() => void) | undefined;
   const params = new URLSearchParams(query);
   const inputs = FIELDS.map(({ name, label, placeholder }) => ({
     name,
@@ -120,11 +122,16 @@ export const changesView: View = ({ client }, root, query) => {
       await stream;
     } catch (err) {
       if (abort.signal.aborted) return;
-      replace(status, problemBox(err));
+      const back = redrawWhenBack(live, err);
+      cancelRedraw = back?.cancel;
+      replace(status, problemBox(err), back?.note);
       // The page or the stream failed: the other one stops too.
       abort.abort();
     }
   })();
 
-  return () => abort.abort();
+  return () => {
+    abort.abort();
+    cancelRedraw?.();
+  };
 };

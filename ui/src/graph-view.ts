@@ -7,6 +7,7 @@ import type { Change } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
 import { h, replace, thingHref } from "./dom.js";
 import { problemBox } from "./errors.js";
+import { redrawWhenBack } from "./live.js";
 import { graphOfSummary, layoutOf, legendOf } from "./thing-graph.js";
 
 const UNREACHABLE_COLOR = "#b0b0b0";
@@ -19,6 +20,7 @@ export const graphView: View = ({ client, live }, root) => {
   performance.mark("graph-start");
   const abort = new AbortController();
   let renderer: Sigma | undefined;
+  let cancelRedraw: (() => void) | undefined;
   const status = h("p", { class: "muted" }, "Loading the Things…");
   const canvas = h("div", { class: "graph", "data-testid": "graph" });
   const legend = h("ul", { class: "legend", "aria-label": "Legend" });
@@ -239,12 +241,16 @@ export const graphView: View = ({ client, live }, root) => {
         if (unreachable.get(id) === "unreachable") unreachable.set(id, reason);
       showUnreachable();
     } catch (err) {
-      if (!abort.signal.aborted) replace(status, problemBox(err));
+      if (abort.signal.aborted) return;
+      const back = redrawWhenBack(live, err);
+      cancelRedraw = back?.cancel;
+      replace(status, problemBox(err), back?.note);
     }
   })();
 
   return () => {
     abort.abort();
+    cancelRedraw?.();
     unsubscribe();
     renderer?.kill();
   };

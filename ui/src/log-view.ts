@@ -3,8 +3,10 @@
 import type { View } from "./app-context.js";
 import { h, replace, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
+import { redrawWhenBack } from "./live.js";
 
-export const logView: View = ({ client }, root) => {
+export const logView: View = ({ client, live }, root) => {
+  let cancelRedraw: (() => void) | undefined;
   const out = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   replace(root, h("h1", {}, "Log"), out);
   let disposed = false;
@@ -59,9 +61,15 @@ export const logView: View = ({ client }, root) => {
         h("details", {}, h("summary", {}, "Public key"), h("pre", {}, key.publicKey)),
       );
     },
-    (err: unknown) => !disposed && replace(out, problemBox(err)),
+    (err: unknown) => {
+      if (disposed) return;
+      const back = redrawWhenBack(live, err);
+      cancelRedraw = back?.cancel;
+      replace(out, problemBox(err), back?.note);
+    },
   );
   return () => {
     disposed = true;
+    cancelRedraw?.();
   };
 };

@@ -11,6 +11,7 @@ import { changeRow, changeTable } from "./change-row.js";
 import { h, replace, show, showTime, thingHref } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { historyChart, type HistoryChart } from "./history-chart.js";
+import { redrawWhenBack } from "./live.js";
 import { schemaForm } from "./schema-form.js";
 import { typeOf } from "./thing-graph.js";
 
@@ -41,6 +42,7 @@ export const thingView: View = ({ client, live }, root, id) => {
   performance.mark("thing-start");
   let disposed = false;
   let chartsSeen: IntersectionObserver | undefined;
+  let cancelRedraw: (() => void) | undefined;
   const charts: HistoryChart[] = [];
   const pending: Change[] = [];
   let onChange: ((change: Change) => void) | undefined;
@@ -56,11 +58,17 @@ export const thingView: View = ({ client, live }, root, id) => {
     try {
       td = await client.get(id);
     } catch (err) {
+      // Nothing to show live values in: stop taking them (they would pile up unseen).
+      unsubscribe();
+      pending.length = 0;
+      const back = disposed ? undefined : redrawWhenBack(live, err);
+      cancelRedraw = back?.cancel;
       if (!disposed)
         replace(
           root,
           h("h1", {}, id),
           problemBox(err),
+          back?.note,
           h(
             "p",
             {},
@@ -319,13 +327,18 @@ export const thingView: View = ({ client, live }, root, id) => {
       performance.measure("thing", "thing-start", "thing-rendered");
       root.dataset.rendered = id;
     } catch (err) {
-      if (!disposed) root.prepend(problemBox(err));
+      unsubscribe();
+      pending.length = 0;
+      const back = disposed ? undefined : redrawWhenBack(live, err);
+      cancelRedraw = back?.cancel;
+      if (!disposed) root.prepend(problemBox(err), back?.note ?? "");
     }
   })();
 
   return () => {
     disposed = true;
     chartsSeen?.disconnect();
+    cancelRedraw?.();
     unsubscribe();
     for (const chart of charts) chart.dispose();
   };

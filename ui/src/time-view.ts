@@ -13,6 +13,7 @@ import type { View } from "./app-context.js";
 import { h, idFromHash, replace, show, showTime, thingHref } from "./dom.js";
 import { timeOfChange } from "./change-row.js";
 import { problemBox } from "./errors.js";
+import { redrawWhenBack } from "./live.js";
 import { jsonDiff } from "./json-diff.js";
 
 /** A diff, and when the TD changed, the TDs at its two ends (undefined: not registered then). */
@@ -224,17 +225,27 @@ async function lastChangeOf(client: InteractionClient, id: string): Promise<Chan
   return (await client.history(id, { limit: 1 })).changes[0];
 }
 
-export const timeView: View = ({ client }, root, encodedId) => {
+export const timeView: View = ({ client, live }, root, encodedId) => {
   const id = idFromHash(encodedId);
   let disposed = false;
+  let cancelRedraw: (() => void) | undefined;
   const heading = h("h1", {}, "Time travel: ", h("a", { href: thingHref(id) }, id));
   replace(root, heading, h("p", { class: "muted" }, "Loading…"));
   // Before the forms: a Thing this hub never knew has no past to travel to, and the page says so.
   lastChangeOf(client, id).then(
     (last) => !disposed && forms(last),
-    (err: unknown) =>
-      !disposed &&
-      replace(root, heading, problemBox(err), h("p", {}, h("a", { href: "#/" }, "Back to the graph"))),
+    (err: unknown) => {
+      if (disposed) return;
+      const back = redrawWhenBack(live, err);
+      cancelRedraw = back?.cancel;
+      replace(
+        root,
+        heading,
+        problemBox(err),
+        back?.note,
+        h("p", {}, h("a", { href: "#/" }, "Back to the graph")),
+      );
+    },
   );
 
   function forms(last: Change | undefined): void {
@@ -305,5 +316,6 @@ export const timeView: View = ({ client }, root, encodedId) => {
 
   return () => {
     disposed = true;
+    cancelRedraw?.();
   };
 };
