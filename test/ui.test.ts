@@ -444,6 +444,26 @@ if (missing !== undefined && !required) {
       await page.getByRole("link", { name: "Its past: state at a time, and diff" }).waitFor();
     });
 
+    it("keeps the times asked in the time view's address, which shows them again when opened", async () => {
+      const address = `${hub.url}/#/time/${encodeURIComponent(ESPRESSO)}`;
+      // Opened from a shared link: the diff it names is drawn without a click.
+      await page.goto(`${address}?from=-1h&to=now`);
+      await expect(page.getByLabel("From").inputValue()).resolves.toBe("-1h");
+      await expect(
+        page.getByTestId("diff-description").locator("summary").first().textContent(),
+      ).resolves.toMatch(/^Registered in between/);
+      // Asked in the page: the address says so, and a reload shows both again.
+      await page.getByLabel("At").fill("2 seconds ago");
+      await page.getByRole("button", { name: "Show state" }).click();
+      await page.getByTestId("state").waitFor();
+      const params = new URLSearchParams(new URL(page.url()).hash.split("?")[1]);
+      expect(Object.fromEntries(params)).toEqual({ at: "2 seconds ago", from: "-1h", to: "now" });
+      await page.reload();
+      await page.getByTestId("state").waitFor();
+      await page.getByTestId("diff").waitFor();
+      await expect(page.getByLabel("At").inputValue()).resolves.toBe("2 seconds ago");
+    });
+
     it("says that a Thing the hub never knew has no past to travel to, and that a removed one's stays", async () => {
       await page.goto(`${hub.url}/#/time/${encodeURIComponent("urn:test:ui:nope")}`);
       await expect(page.locator("main").getByRole("alert").textContent()).resolves.toBe(

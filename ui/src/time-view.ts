@@ -225,8 +225,12 @@ async function lastChangeOf(client: InteractionClient, id: string): Promise<Chan
   return (await client.history(id, { limit: 1 })).changes[0];
 }
 
-export const timeView: View = ({ client, live }, root, encodedId) => {
-  const id = idFromHash(encodedId);
+export const timeView: View = ({ client, live }, root, argument) => {
+  // `#/time/<id>?at=…&from=…&to=…`: what was asked is kept in the address, to be shared or kept
+  // (an id the UI puts in an address is percent-encoded, so its first raw `?` starts the times).
+  const mark = argument.indexOf("?");
+  const id = idFromHash(mark === -1 ? argument : argument.slice(0, mark));
+  const params = new URLSearchParams(mark === -1 ? "" : argument.slice(mark + 1));
   let disposed = false;
   let cancelRedraw: (() => void) | undefined;
   const heading = h("h1", {}, "Time travel: ", h("a", { href: thingHref(id) }, id));
@@ -250,9 +254,27 @@ export const timeView: View = ({ client, live }, root, encodedId) => {
 
   function forms(last: Change | undefined): void {
     // Empty means now; relative times are read when a form is sent, not when the page opened.
-    const at = timeInput("At");
-    const from = timeInput("From", "-15m");
-    const to = timeInput("To");
+    const at = timeInput("At", params.get("at") ?? "");
+    const from = timeInput("From", params.get("from") ?? "-15m");
+    const to = timeInput("To", params.get("to") ?? "");
+    let askedState = params.has("at");
+    let askedDiff = params.has("from");
+    /** The address says what the page shows (replaced: no new history entry, no redraw). */
+    const remember = () => {
+      const next = new URLSearchParams();
+      if (askedState) next.set("at", at.value.trim());
+      if (askedDiff) next.set("from", from.value.trim());
+      if (askedDiff && to.value.trim() !== "") next.set("to", to.value.trim());
+      const query = next.toString();
+      history.replaceState(null, "", `#/time/${encodeURIComponent(id)}${query === "" ? "" : `?${query}`}`);
+    };
+    const showState = () => show(stateOut, () => client.stateAt(id, hubTime(at, "At")), stateTable);
+    const showDiff = () =>
+      show(
+        diffOut,
+        () => loadDiff(client, id, hubTime(from, "From") ?? new Date(), hubTime(to, "To")),
+        diffTable,
+      );
     const stateOut = h("div");
     const diffOut = h("div");
     const show = <T>(out: HTMLElement, request: () => Promise<T>, render: (value: T) => HTMLElement) => {
@@ -283,10 +305,12 @@ export const timeView: View = ({ client, live }, root, encodedId) => {
         "form",
         {
           class: "filters",
-          onsubmit: (event: Event) => (
-            event.preventDefault(),
-            show(stateOut, () => client.stateAt(id, hubTime(at, "At")), stateTable)
-          ),
+          onsubmit: (event: Event) => {
+            event.preventDefault();
+            askedState = true;
+            remember();
+            showState();
+          },
         },
         h("label", {}, "At (empty: now)", at),
         h("button", { type: "submit" }, "Show state"),
@@ -297,14 +321,12 @@ export const timeView: View = ({ client, live }, root, encodedId) => {
         "form",
         {
           class: "filters",
-          onsubmit: (event: Event) => (
-            event.preventDefault(),
-            show(
-              diffOut,
-              () => loadDiff(client, id, hubTime(from, "From") ?? new Date(), hubTime(to, "To")),
-              diffTable,
-            )
-          ),
+          onsubmit: (event: Event) => {
+            event.preventDefault();
+            askedDiff = true;
+            remember();
+            showDiff();
+          },
         },
         h("label", {}, "From", from),
         h("label", {}, "To (empty: now)", to),
@@ -312,6 +334,8 @@ export const timeView: View = ({ client, live }, root, encodedId) => {
       ),
       diffOut,
     );
+    if (askedState) showState();
+    if (askedDiff) showDiff();
   }
 
   return () => {
