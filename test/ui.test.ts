@@ -6,7 +6,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { chromium, type BrowserContext, type ConsoleMessage, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InteractionClient } from "../src/client/index.js";
 import type { ThingDescription } from "../src/core/index.js";
@@ -140,6 +140,23 @@ if (missing !== undefined && !required) {
       await page.keyboard.press("Enter");
       expect(await appliance.getAttribute("aria-pressed")).toBe("true");
       await page.locator(`[data-testid="graph"][data-shown="${things}"]`).waitFor();
+    });
+
+    it("loads without an error in the browser's console", async () => {
+      const errors: string[] = [];
+      const listener = (message: ConsoleMessage) => {
+        if (message.type() === "error") errors.push(message.text());
+      };
+      page.on("console", listener);
+      await page.reload();
+      await page.locator(`[data-testid="graph"][data-rendered="${things}"]`).waitFor();
+      await page.locator('[data-testid="live"][data-state="open"]').waitFor();
+      page.off("console", listener);
+      expect(errors).toEqual([]);
+      // The icon the page names is one the hub serves (the browser fetches it when it likes).
+      const icon = await page.evaluate<string | undefined>('document.querySelector("link[rel=icon]")?.href');
+      expect(icon).toBeDefined();
+      expect((await fetch(icon ?? "")).status).toBe(200);
     });
 
     it("opens the espresso machine found in the graph and shows its live values", async () => {
