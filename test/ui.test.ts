@@ -641,7 +641,8 @@ if (missing !== undefined && !required) {
       const { port } = new URL(hub.url);
       await hub.close();
       firstDataDir = hub.dataDir;
-      await page.locator('[data-testid="live"][data-state="retrying"]').waitFor();
+      // Said in the header's status region, which a screen reader announces.
+      await page.locator("header").getByRole("status").filter({ hasText: "○ reconnecting" }).waitFor();
       await page.goto(`${hub.url}/#/thing/${encodeURIComponent(ESPRESSO)}`);
       await expect(page.locator("main").getByRole("alert").textContent()).resolves.toMatch(
         /^No answer from the hub/,
@@ -649,7 +650,7 @@ if (missing !== undefined && !required) {
       await page.getByText("This page is drawn again as soon as the hub answers.").waitFor();
       // Back on the same address: the page follows the live feed back, without a reload.
       hub = await startTestHub({ port: Number(port), dataDir: firstDataDir });
-      await page.locator('[data-testid="live"][data-state="open"]').waitFor();
+      await page.locator("header").getByRole("status").filter({ hasText: "● live" }).waitFor();
       await page.locator(`main[data-rendered="${ESPRESSO}"]`).waitFor();
       expect(problems).toEqual([]);
     });

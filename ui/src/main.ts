@@ -84,7 +84,8 @@ function signInPage(problem?: unknown): void {
 function start(client: AppContext["client"]): void {
   const live = new LiveFeed(client);
   context = { client, live };
-  const liveStatus = h("span", { class: "live", "data-testid": "live" });
+  // A status region: a screen reader says when the feed drops and comes back, as the dot shows it.
+  const liveStatus = h("span", { class: "live", "data-testid": "live", role: "status" });
   live.onStatus((status) => {
     liveStatus.dataset.state = status.state;
     liveStatus.textContent =
