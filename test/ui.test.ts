@@ -312,6 +312,10 @@ if (missing !== undefined && !required) {
       );
       await page.locator(`tr.change[data-seq="${mine?.seq}"]`).waitFor();
       expect(await page.locator(`tr.change[data-seq="${other?.seq}"]`).count()).toBe(0);
+      // The count above the rows follows the live ones (it said how many the page had).
+      await page.waitForFunction(
+        `(() => { const n = document.querySelectorAll("tr.change").length; return (document.querySelector("main > div.muted")?.textContent ?? "").split(" ").includes(String(n)); })()`,
+      );
       // Newest first, live ones too (the machine goes on reporting meanwhile).
       await expectNewestFirst(page);
     });

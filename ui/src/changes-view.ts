@@ -78,11 +78,30 @@ export const changesView: View = ({ client, live }, root, query) => {
 
   const abort = new AbortController();
   let lastSeq = 0;
+  /** The range holds more than is shown: the page had a next one, or live rows pushed old ones out. */
+  let more = false;
+  let counted = false;
+  /** How many rows there are, said again as live ones come (the first count would soon lie). */
+  const count = () => {
+    const shown = body.rows.length;
+    replace(
+      status,
+      shown === 0
+        ? "No Change matches in this range; new ones appear here live."
+        : more
+          ? `The newest ${changes(shown)} of the range, newest first (it holds more); new ones appear live.`
+          : `${changes(shown)}, newest first; new ones appear live.`,
+    );
+  };
   const show = (change: Change) => {
     if (change.seq <= lastSeq) return;
     lastSeq = change.seq;
     body.prepend(changeRow(change, { showThing: true }));
-    while (body.rows.length > MAX_ROWS) body.lastElementChild?.remove();
+    while (body.rows.length > MAX_ROWS) {
+      body.lastElementChild?.remove();
+      more = true;
+    }
+    if (counted) count();
   };
 
   void (async () => {
@@ -109,16 +128,10 @@ export const changesView: View = ({ client, live }, root, query) => {
       body.append(...rows.map((change) => changeRow(change, { showThing: true })));
       lastSeq = rows[0]?.seq ?? 0;
       loaded = true;
+      more ||= page.next !== undefined;
       for (const change of early) show(change);
-      const shown = body.rows.length;
-      replace(
-        status,
-        shown === 0
-          ? "No Change matches in this range; new ones appear here live."
-          : page.next !== undefined
-            ? `The newest ${changes(shown)} of the range, newest first (it holds more); new ones appear live.`
-            : `${changes(shown)}, newest first; new ones appear live.`,
-      );
+      counted = true;
+      count();
       await stream;
     } catch (err) {
       if (abort.signal.aborted) return;
