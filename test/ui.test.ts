@@ -485,6 +485,44 @@ if (missing !== undefined && !required) {
       await expect(page.getByLabel("At").inputValue()).resolves.toBe("2 seconds ago");
     });
 
+    it("fills the write forms with the Thing's values, live, but not over what someone typed", async () => {
+      const id = "urn:test:ui:plug";
+      const client = new InteractionClient({ url: hub.url, token: hub.token });
+      const forms = [{ href: "http://127.0.0.1:9/p" }];
+      await client.put(
+        minimalTd({
+          id,
+          title: "Plug",
+          properties: { on: { type: "boolean", forms }, level: { type: "integer", forms } },
+        }) as ThingDescription,
+      );
+      const cause = { actor: "test", via: "test" };
+      await hub.hub.ingest(
+        id,
+        [
+          { kind: "reported", affordance: "on", value: true },
+          { kind: "reported", affordance: "level", value: 4 },
+        ],
+        cause,
+      );
+      await page.goto(`${hub.url}/#/thing/${encodeURIComponent(id)}`);
+      await page.locator(`main[data-rendered="${id}"]`).waitFor();
+      // A box left unticked would read as "off" for a plug that is on: it shows what the Thing has.
+      const on = page.locator('form.write[data-property="on"]').getByLabel("on");
+      const level = page.locator('form.write[data-property="level"]').getByLabel("level");
+      expect(await on.isChecked()).toBe(true);
+      expect(await level.inputValue()).toBe("4");
+      await hub.hub.ingest(id, [{ kind: "reported", affordance: "on", value: false }], cause);
+      await page.locator('td.value[data-property="on"]', { hasText: "false" }).waitFor();
+      expect(await on.isChecked()).toBe(false);
+      // What someone is typing stays while the Thing's value changes.
+      await level.fill("7");
+      await hub.hub.ingest(id, [{ kind: "reported", affordance: "level", value: 5 }], cause);
+      await page.locator('td.value[data-property="level"]', { hasText: "5" }).waitFor();
+      expect(await level.inputValue()).toBe("7");
+      await client.remove(id);
+    });
+
     it("says that a Thing the hub never knew has no past to travel to, and that a removed one's stays", async () => {
       await page.goto(`${hub.url}/#/time/${encodeURIComponent("urn:test:ui:nope")}`);
       await expect(page.locator("main").getByRole("alert").textContent()).resolves.toBe(

@@ -11,6 +11,11 @@ export interface SchemaForm {
   element: HTMLElement;
   /** The value entered, checked against the schema. */
   read(): FormReading;
+  /**
+   * Shows `value` (the Thing's current one) in the fields, unless someone has typed into them
+   * since the form was last sent: a checkbox left unticked would otherwise read as `false`.
+   */
+  fill(value: unknown): void;
 }
 
 // TD data schemas carry terms JSON Schema does not know (unit, readOnly, @type, titles): not strict.
@@ -38,6 +43,7 @@ export function checkValue(schema: DataSchema, value: unknown): string[] {
 interface Field {
   element: HTMLElement;
   read(): { value: unknown } | { error: string } | undefined;
+  fill(value: unknown): void;
 }
 
 function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
@@ -55,7 +61,14 @@ function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
         ),
       ),
     );
-    return { element: select, read: () => ({ value: options[Number(select.value)] }) };
+    return {
+      element: select,
+      read: () => ({ value: options[Number(select.value)] }),
+      fill: (value) => {
+        const index = options.findIndex((option) => JSON.stringify(option) === JSON.stringify(value));
+        if (index !== -1) select.value = String(index);
+      },
+    };
   }
   switch (schema.type) {
     case "number":
@@ -78,11 +91,20 @@ function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
           const value = Number(input.value);
           return Number.isFinite(value) ? { value } : { error: `${label} is not a number` };
         },
+        fill: (value) => {
+          if (typeof value === "number") input.value = String(value);
+        },
       };
     }
     case "boolean": {
       const input = h("input", { type: "checkbox", name, "aria-label": label, checked: initial === true });
-      return { element: input, read: () => ({ value: input.checked }) };
+      return {
+        element: input,
+        read: () => ({ value: input.checked }),
+        fill: (value) => {
+          if (typeof value === "boolean") input.checked = value;
+        },
+      };
     }
     case "string": {
       const input = h("input", {
@@ -94,6 +116,9 @@ function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
       return {
         element: input,
         read: () => (input.value === "" && initial === undefined ? undefined : { value: input.value }),
+        fill: (value) => {
+          if (typeof value === "string") input.value = value;
+        },
       };
     }
     case "object": {
@@ -122,6 +147,10 @@ function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
             }
             return { value };
           },
+          fill: (value) => {
+            if (typeof value !== "object" || value === null) return;
+            for (const { key, field } of fields) field.fill((value as Record<string, unknown>)[key]);
+          },
         };
       }
       break;
@@ -142,20 +171,33 @@ function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
         return { error: `${label} is not JSON` };
       }
     },
+    fill: (value) => {
+      if (value !== undefined) area.value = JSON.stringify(value);
+    },
   };
 }
 
 /** A form for one value of `schema`; `initial` fills it in. */
 export function schemaForm(schema: DataSchema, label: string, initial?: unknown): SchemaForm {
   const field = fieldOf(schema, label, initial ?? schema.default);
+  // Typed into since last sent: the person's value stays until they send it.
+  let edited = false;
+  field.element.addEventListener("input", () => (edited = true));
+  field.element.addEventListener("change", () => (edited = true));
   return {
     element: field.element,
+    fill(value) {
+      if (!edited) field.fill(value);
+    },
     read() {
       const reading = field.read();
       if (reading === undefined) return { ok: false, errors: [`${label}: enter a value`] };
       if ("error" in reading) return { ok: false, errors: [reading.error] };
       const errors = checkValue(schema, reading.value);
-      return errors.length > 0 ? { ok: false, errors } : { ok: true, value: reading.value };
+      if (errors.length > 0) return { ok: false, errors };
+      // Read to be sent: the Thing's values show again from here on.
+      edited = false;
+      return { ok: true, value: reading.value };
     },
   };
 }

@@ -12,7 +12,7 @@ import { h, replace, show, showTime, thingHref } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { historyChart, type HistoryChart } from "./history-chart.js";
 import { redrawWhenBack } from "./live.js";
-import { schemaForm } from "./schema-form.js";
+import { schemaForm, type SchemaForm } from "./schema-form.js";
 import { typeOf } from "./thing-graph.js";
 
 const TIMELINE_SIZE = 50;
@@ -86,6 +86,7 @@ export const thingView: View = ({ client, live }, root, id) => {
     const reachability = h("div", { class: "reachability" });
     const valueCells = new Map<string, HTMLElement>();
     const timeCells = new Map<string, HTMLElement>();
+    const writeForms = new Map<string, SchemaForm>();
 
     const propertyRows = properties.map(([name, property]) => {
       const value = h("td", { class: "value", "data-property": name }, "…");
@@ -113,6 +114,7 @@ export const thingView: View = ({ client, live }, root, id) => {
 
     function writeForm(name: string, property: PropertyAffordance): HTMLElement {
       const form = schemaForm(property, name);
+      writeForms.set(name, form);
       const outcome = h("div", { class: "outcome" });
       return h(
         "form",
@@ -275,6 +277,7 @@ export const thingView: View = ({ client, live }, root, id) => {
       const cell = valueCells.get(name);
       if (cell === undefined) return;
       cell.textContent = show(value);
+      writeForms.get(name)?.fill(value);
       cell.classList.remove("flash");
       void cell.offsetWidth;
       cell.classList.add("flash");
