@@ -84,6 +84,12 @@ export const graphView: View = ({ client, live }, root) => {
   }
   const unsubscribe = live.subscribe(applyReachability);
 
+  // Enter opens the first Thing found, as a click on it would: the keyboard's way into a Thing.
+  search.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    const first = matches.querySelector("a");
+    if (first !== null) location.hash = first.getAttribute("href") ?? "#/";
+  });
   search.addEventListener("input", () => {
     const text = search.value.trim().toLowerCase();
     if (text === "") return replace(matches);
