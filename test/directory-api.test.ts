@@ -1,7 +1,7 @@
 // End-to-end tests of the W3C WoT Discovery directory API (§7.3.2) over real HTTP: CRUD,
 // anonymous registration, listing, JSONPath search, content negotiation, registration
 // information and expiry, the directory's own TD, OpenAPI and health.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { DISCOVERY_CONTEXT, changeTime, validateThingDescription } from "../src/core/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
@@ -691,5 +691,24 @@ describe("the directory's own description and operations endpoints", () => {
     expect((await put(hub, "urn:example:health", minimalTd({ id: "urn:example:health" }))).status).toBe(201);
     const after = await json(await hub.request("/health", { auth: false }));
     expect(after).toMatchObject({ things: 1, lastSeq: 1 });
+  });
+
+  it("answers /health with 503 and the reason while the store's writes fail for want of the disk", async () => {
+    // The store's own account (sqlite-store.test.ts makes a real SQLITE_FULL set it).
+    const failing = { since: "2030-01-01T00:00:00.000Z", reason: "The hub's disk is full (/data): …" };
+    const spy = vi.spyOn(hub.hub.store, "writeFailure").mockReturnValue(failing);
+    try {
+      const response = await hub.request("/health", { auth: false });
+      expect(response.status).toBe(503);
+      expect(await response.json()).toMatchObject({
+        status: "failing",
+        writes: { failingSince: failing.since, reason: failing.reason },
+      });
+    } finally {
+      spy.mockRestore();
+    }
+    const healthy = await hub.request("/health", { auth: false });
+    expect(healthy.status).toBe(200);
+    expect(await healthy.json()).not.toHaveProperty("writes");
   });
 });

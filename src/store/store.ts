@@ -264,6 +264,12 @@ export interface Store {
   seqBefore(hlc: string): Promise<number>;
   /** The highest `seq` in the Log (0 when empty). */
   lastSeq(): Promise<number>;
+  /**
+   * Since when, and why, writes fail for want of the file itself (a full disk, an I/O error, a
+   * read-only file), when the latest write did; undefined once one commits again. `GET /health`
+   * says it, so that a probe sees a hub that takes no write.
+   */
+  writeFailure(): { since: string; reason: string } | undefined;
   logHead(): Promise<LogHead>;
   /**
    * RFC 9162 subtree hashes of the Log over the half-open ranges `[start, end)` of leaf indexes;

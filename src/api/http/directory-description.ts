@@ -142,13 +142,20 @@ export function wellKnownRoutes(hub: Hub, version: string) {
     app.get(
       "/health",
       { schema: { summary: "Liveness and a few figures", tags: ["operations"] } },
-      async () => ({
-        status: "ok",
-        hub: hub.id,
-        version,
-        things: await hub.store.countThings(),
-        lastSeq: await hub.store.lastSeq(),
-      }),
+      async (_request, reply) => {
+        // A hub that takes no write (its disk full, the file gone read-only) is not healthy, even
+        // though it answers: a probe sees 503 and why.
+        const failing = hub.store.writeFailure();
+        if (failing !== undefined) void reply.code(503);
+        return {
+          status: failing === undefined ? "ok" : "failing",
+          hub: hub.id,
+          version,
+          things: await hub.store.countThings(),
+          lastSeq: await hub.store.lastSeq(),
+          ...(failing !== undefined && { writes: { failingSince: failing.since, reason: failing.reason } }),
+        };
+      },
     );
   };
 }

@@ -502,6 +502,11 @@ describe("SqliteStore", () => {
     expect((refused as Error).message).toBe(
       `The hub's disk is full (${dir}): nothing of this write was recorded. Retry once space has been freed there`,
     );
+    // Said until a write commits again (GET /health answers 503 with it meanwhile).
+    expect(store.writeFailure()).toEqual({
+      since: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/) as string,
+      reason: (refused as Error).message,
+    });
     const refusedTd = await store.describe(describeCommand(2)).catch((error: unknown) => error);
     // A small write may still fit in the pages the file has; a refused one is refused the same way.
     if (refusedTd instanceof Error) expect(refusedTd).toBeInstanceOf(UnavailableError);
@@ -509,6 +514,7 @@ describe("SqliteStore", () => {
     own.pragma("max_page_count = 4294967294");
     const after = await store.append(big);
     expect(after[0]?.seq).toBe((await store.logHead()).size - big.length + 1);
+    expect(store.writeFailure()).toBeUndefined();
   });
 
   it.each([["hyperthings.db-lock"], ["hyperthings.db"]])(

@@ -293,6 +293,8 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   /** The database file (named in the errors of writes that could not be made). */
   private readonly path: string;
+  /** Set when a write fails for want of the file itself; cleared when one commits (writeFailure). */
+  private failing: { since: string; reason: string } | undefined;
   /** Held while the store is open, so that no second store opens the same file (lockDatabase). */
   private readonly lock: Database.Database | undefined;
   private readonly maxQueue: number;
@@ -528,7 +530,13 @@ export class SqliteStore implements Store {
       const pending: Pending = {
         run,
         resolve: resolve as (value: unknown) => void,
-        reject: (error) => refuse(unwritten(error, this.path)),
+        reject: (error) => {
+          const refused = unwritten(error, this.path);
+          if (refused !== error && refused instanceof UnavailableError) {
+            this.failing ??= { since: new Date().toISOString(), reason: refused.message };
+          }
+          refuse(refused);
+        },
       };
       if (afterCommit) pending.afterCommit = afterCommit as (value: unknown) => void;
       if (logOnly) pending.logOnly = true;
@@ -692,6 +700,7 @@ export class SqliteStore implements Store {
   private written(entry: InFlight, hashed: WrittenSet | undefined): void {
     this.landed(entry);
     this.log.committed(entry.log, hashed);
+    this.failing = undefined;
     settleBatch(entry.batch, entry.outcomes);
     this.afterWrite();
   }
@@ -743,6 +752,7 @@ export class SqliteStore implements Store {
       return;
     }
     this.log.committed();
+    this.failing = undefined;
     // Commands the time budget left out run in the next batch, still ahead of newer ones.
     if (outcomes.length < batch.length) this.requeue(batch.splice(outcomes.length));
     settleBatch(batch, outcomes);
@@ -1038,6 +1048,10 @@ export class SqliteStore implements Store {
 
   seqBefore(hlc: string): Promise<number> {
     return this.read(() => this.log.seqBefore(hlc));
+  }
+
+  writeFailure(): { since: string; reason: string } | undefined {
+    return this.failing;
   }
 
   lastSeq(): Promise<number> {
