@@ -3,10 +3,13 @@
 // Device reports become Changes, bad ones are answered on the errors topic, Changes are
 // republished, and a Homie device announced through the broker is registered.
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connectAsync, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
-import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
 import { brokerProblem, brokerUrl, servicesRequired as required } from "./support/mqtt-broker.js";
 
 const MESSAGE_BOUND_MS = 10_000;
@@ -157,6 +160,58 @@ if (problem !== undefined && !required) {
         status: 400,
         errors: [{ pointer: "/0/value" }],
       });
+    });
+
+    it("records a retained report once, not again each time a hub (re)subscribes", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-test-"));
+      const retainedId = `${id}:retained`;
+      const options = { mqttUrl: brokerUrl, mqttPrefix: `${prefix}/retained`, dataDir };
+      const base = `${prefix}/retained/things/${retainedId}`;
+      const changes = `${prefix}/retained/changes/+/${retainedId}`;
+      const recorded = async (on: TestHub) => {
+        const response = await on.request(`${thingPath(retainedId)}/history?limit=100`);
+        const body = (await response.json()) as { changes: Array<{ kind: string; affordance?: string }> };
+        return body.changes.filter((c) => c.kind === "reported" || c.kind === "emitted");
+      };
+      await device.subscribeAsync(changes, { qos: 1 });
+      let first: TestHub | undefined = await startTestHub(options);
+      let second: TestHub | undefined;
+      try {
+        await putTd(
+          first,
+          minimalTd({
+            id: retainedId,
+            properties: {
+              level: { type: "integer", forms: [{ href: "http://127.0.0.1:1/l" }] },
+              marker: { type: "integer", forms: [{ href: "http://127.0.0.1:1/m" }] },
+            },
+            events: { alarm: { data: { type: "integer" }, forms: [{ href: "http://127.0.0.1:1/a" }] } },
+          }),
+        );
+        retained.push(`${base}/properties/level`, `${base}/events/alarm`);
+        const emitted = nextMessage(device, `${prefix}/retained/changes/emitted/${retainedId}`);
+        await device.publishAsync(`${base}/properties/level`, "3", { qos: 1, retain: true });
+        await device.publishAsync(`${base}/events/alarm`, "1", { qos: 1, retain: true });
+        await emitted;
+        expect(await recorded(first)).toHaveLength(2);
+        await first.stop();
+        first = undefined;
+
+        second = await startTestHub(options);
+        // Published after the hub subscribed: once it is recorded, so is anything sent before it.
+        const marked = nextMessage(device, `${prefix}/retained/changes/reported/${retainedId}`);
+        await device.publishAsync(`${base}/properties/marker`, "1", { qos: 1 });
+        expect(JSON.parse(await marked)).toMatchObject({ affordance: "marker" });
+        expect((await recorded(second)).map((c) => c.affordance).sort()).toEqual([
+          "alarm",
+          "level",
+          "marker",
+        ]);
+      } finally {
+        await first?.stop();
+        await second?.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
     });
 
     it("registers a Homie device announced through the broker", async () => {

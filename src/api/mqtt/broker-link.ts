@@ -24,12 +24,21 @@ export interface InboundMessage {
  */
 export type InboundHandler = (message: InboundMessage) => Promise<void>;
 
+export interface HandleOptions {
+  /** Whether the retained messages a broker holds are sent on subscribing (default true). */
+  readonly retained?: boolean;
+}
+
 export interface BrokerLink {
   /** `mqtt://host:port`: where devices connect. */
   readonly url: string;
   readonly kind: "embedded" | "external";
-  /** Sends matching messages to `handler` (in arrival order per publisher); resolves once subscribed. */
-  handle(filters: readonly string[], handler: InboundHandler): Promise<void>;
+  /**
+   * Sends matching messages to `handler` (in arrival order per publisher); resolves once subscribed.
+   * With `retained: false`, the messages a broker keeps retained are not sent when the hub
+   * (re)subscribes (MQTT 5 Retain Handling 2): only those published while it listens.
+   */
+  handle(filters: readonly string[], handler: InboundHandler, options?: HandleOptions): Promise<void>;
   /**
    * Publishes without waiting; false when the message was dropped because the link's outgoing
    * queue is full or it is offline (QoS 0 messages are not kept for later).

@@ -9,7 +9,7 @@ import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { Logger } from "pino";
 import { ValidationError } from "../../core/index.js";
-import { topicMatches, type BrokerLink, type InboundHandler } from "./broker-link.js";
+import { topicMatches, type BrokerLink, type HandleOptions, type InboundHandler } from "./broker-link.js";
 
 export interface ExternalBrokerOptions {
   /** `mqtt://[user:password@]host[:port]` or `mqtts://…`. */
@@ -284,10 +284,13 @@ export class ExternalBroker implements BrokerLink {
     return link;
   }
 
-  async handle(filters: readonly string[], handler: InboundHandler): Promise<void> {
+  async handle(filters: readonly string[], handler: InboundHandler, options?: HandleOptions): Promise<void> {
     this.#handlers.push({ filters, handler });
     this.#matches.clear();
-    const subscriptions = Object.fromEntries(filters.map((f) => [f, { qos: 1 as const }]));
+    // MQTT 5 §3.8.3.1 Retain Handling 2: the broker sends no retained message on subscribing, so
+    // that a retained report is not recorded again each time the hub connects.
+    const retainHandling = options?.retained === false ? { rh: 2 } : {};
+    const subscriptions = Object.fromEntries(filters.map((f) => [f, { qos: 1 as const, ...retainHandling }]));
     if (!this.#client.connected) {
       // Sent once connected; mqtt.js resubscribes after every reconnect.
       this.#client.subscribe(subscriptions, (error) => {

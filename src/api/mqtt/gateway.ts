@@ -74,7 +74,11 @@ export class MqttGateway {
   async start(): Promise<void> {
     this.#follower = this.#hub.follow((change) => this.#republish(change));
     await this.#follower.ready;
-    await this.#link.handle(this.#options.layout.inboundFilters(), (message) => this.#inbound(message));
+    // A retained report or event was taken when it was published: taking it again each time the
+    // hub (re)subscribes would record it twice, and put back a stale value.
+    await this.#link.handle(this.#options.layout.inboundFilters(), (message) => this.#inbound(message), {
+      retained: false,
+    });
   }
 
   stop(): void {
