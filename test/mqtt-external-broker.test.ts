@@ -214,6 +214,57 @@ if (problem !== undefined && !required) {
       }
     });
 
+    it("records the reports devices sent while the hub was away, once it is back", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-test-"));
+      const awayId = `${id}:away`;
+      const options = { mqttUrl: brokerUrl, mqttPrefix: `${prefix}/away`, dataDir };
+      const topic = `${prefix}/away/things/${awayId}/properties/level`;
+      let away: TestHub | undefined = await startTestHub(options);
+      try {
+        await putTd(
+          away,
+          minimalTd({
+            id: awayId,
+            properties: { level: { type: "integer", forms: [{ href: "http://127.0.0.1:1/l" }] } },
+          }),
+        );
+        await away.stop();
+        away = undefined;
+        // Taken by the broker (PUBACK to the device) while no hub listens.
+        for (const value of [1, 2, 3]) await device.publishAsync(topic, String(value), { qos: 1 });
+
+        away = await startTestHub(options);
+        const changeTopic = `${prefix}/away/changes/reported/${awayId}`;
+        await device.subscribeAsync(changeTopic, { qos: 1 });
+        // The last one, sent now: once it is recorded, so are those queued before it.
+        const marked = new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error("4 was not recorded")), MESSAGE_BOUND_MS);
+          const onMessage = (t: string, payload: Buffer) => {
+            if (t !== changeTopic || (JSON.parse(payload.toString("utf8")) as { value: unknown }).value !== 4)
+              return;
+            clearTimeout(timer);
+            device.off("message", onMessage);
+            resolve();
+          };
+          device.on("message", onMessage);
+        });
+        await device.publishAsync(topic, "4", { qos: 1 });
+        await marked;
+        const response = await away.request(`${thingPath(awayId)}/history?limit=100`);
+        const body = (await response.json()) as {
+          changes: Array<{ seq: number; kind: string; value: unknown }>;
+        };
+        const values = body.changes
+          .filter((c) => c.kind === "reported")
+          .sort((a, b) => a.seq - b.seq)
+          .map((c) => c.value);
+        expect(values).toEqual([1, 2, 3, 4]);
+      } finally {
+        await away?.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+
     it("registers a Homie device announced through the broker", async () => {
       const described = `${prefix}/changes/described/urn:homie:sensor-${run}`;
       await device.subscribeAsync(described, { qos: 1 });

@@ -40,6 +40,11 @@ export interface BrokerLink {
    */
   handle(filters: readonly string[], handler: InboundHandler, options?: HandleOptions): Promise<void>;
   /**
+   * Every handler is in place (called once, after the `handle` calls): messages that came before,
+   * such as those a broker kept for the hub's session while it was away, are delivered now.
+   */
+  open?(): void;
+  /**
    * Publishes without waiting; false when the message was dropped because the link's outgoing
    * queue is full or it is offline (QoS 0 messages are not kept for later).
    */

@@ -3,7 +3,7 @@
 // settled, many at a time (Receive Maximum), and one for what the hub publishes; both reconnect by
 // themselves. Outgoing QoS 0 messages are not queued while offline, and dropped when the socket's
 // buffer is full.
-import { MqttClient } from "mqtt";
+import { MqttClient, type IPublishPacket } from "mqtt";
 import { generate } from "mqtt-packet";
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
@@ -22,6 +22,8 @@ export interface ExternalBrokerOptions {
   readonly maxPacketBytes: number;
   /** Unacknowledged QoS 1 deliveries the broker may send (default DEFAULT_RECEIVE_MAXIMUM). */
   readonly receiveMaximum?: number;
+  /** How long the broker keeps the hub's session while it is away (default DEFAULT_SESSION_EXPIRY_SECONDS). */
+  readonly sessionExpirySeconds?: number;
 }
 
 /** Bytes that may wait in the socket's buffer before outgoing messages are dropped. */
@@ -41,6 +43,12 @@ const BUFFERING = { writableHighWaterMark: SOCKET_HIGH_WATER_MARK };
  * setting, and Mosquitto then allows 20.
  */
 export const DEFAULT_RECEIVE_MAXIMUM = 4_096;
+
+/**
+ * How long the broker keeps the hub's session, and queues reports for it, while the hub is away
+ * (MQTT 5 Session Expiry Interval): a day of restarts, upgrades and network trouble.
+ */
+export const DEFAULT_SESSION_EXPIRY_SECONDS = 86_400;
 
 /** Topics whose matching handlers are remembered. */
 const MAX_REMEMBERED_TOPICS = 10_000;
@@ -143,6 +151,8 @@ export class ExternalBroker implements BrokerLink {
   readonly #options: ExternalBrokerOptions;
   readonly #handlers: { filters: readonly string[]; handler: InboundHandler }[] = [];
   readonly #matches = new Map<string, readonly InboundHandler[]>();
+  /** QoS 1 messages that came before `open`, unacknowledged; undefined once open. */
+  #early: { packet: IPublishPacket; stream: unknown }[] | undefined = [];
   #dropped = 0;
   /** Said to the operator when the broker could not be reached at start. */
   notice: string | undefined;
@@ -185,9 +195,17 @@ export class ExternalBroker implements BrokerLink {
       ...(username === "" ? {} : { username }),
       ...(password === "" ? {} : { password }),
     } as const;
+    // A session the broker keeps (MQTT 5 §3.1.2.11.2): while the hub is away (a restart, a
+    // dropped connection), the broker queues the QoS 1 reports for it, and sends again those it
+    // delivered and the hub had not acknowledged. With a clean session, both were discarded,
+    // and the hub's PUBACK after commit protected nothing.
     this.#client = new MqttClient(openSocket, {
       ...common,
-      properties: { receiveMaximum: options.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM },
+      clean: false,
+      properties: {
+        receiveMaximum: options.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM,
+        sessionExpiryInterval: options.sessionExpirySeconds ?? DEFAULT_SESSION_EXPIRY_SECONDS,
+      },
       clientId: options.clientId,
       resubscribe: true,
     });
@@ -216,33 +234,70 @@ export class ExternalBroker implements BrokerLink {
         callback();
         return;
       }
-      const handlers = this.#handlersOf(packet.topic);
-      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-      if (handlers.length === 0 || payload.length > options.maxPacketBytes) {
-        callback();
+      if (
+        this.#early !== undefined &&
+        packet.qos === 1 &&
+        packet.messageId !== undefined &&
+        this.#handlersOf(packet.topic).length === 0
+      ) {
+        // A resumed session's messages arrive with the CONNACK, before the gateway said what it
+        // takes: kept unacknowledged (at most Receive Maximum of them) until a handler for them
+        // is in place, or `open` says none will come.
+        this.#early.push({ packet, stream: this.#client.stream });
+        callback(DEFERRED_ACK);
         return;
       }
-      const message = { topic: packet.topic, payload, retain: packet.retain };
-      const handled =
-        handlers.length === 1 ? handlers[0]?.(message) : Promise.all(handlers.map((h) => h(message)));
-      const settled = Promise.resolve(handled).then(
-        () => undefined,
-        (error: unknown) => {
-          // A broker gives no way to refuse a message: it is logged and acknowledged.
-          options.logger.error({ err: error, topic: packet.topic }, "MQTT: a message could not be taken");
-        },
-      );
-      if (packet.qos !== 1 || packet.messageId === undefined) {
-        // QoS 0 needs no PUBACK; QoS 2 (never granted: subscriptions are QoS 1) keeps mqtt.js's order.
-        if (packet.qos === 0) callback();
-        else void settled.then(() => callback());
-        return;
-      }
-      const messageId = packet.messageId;
-      const stream = this.#client.stream;
-      callback(DEFERRED_ACK);
-      void settled.then(() => this.#acknowledge(stream, messageId));
+      this.#deliver(packet, this.#client.stream, callback);
     };
+  }
+
+  /** Hands a message to its handlers; a QoS 1 message is acknowledged once they settled. */
+  #deliver(packet: IPublishPacket, stream: unknown, callback: (error?: Error) => void): void {
+    const options = this.#options;
+    const handlers = this.#handlersOf(packet.topic);
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    if (handlers.length === 0 || payload.length > options.maxPacketBytes) {
+      callback();
+      return;
+    }
+    const message = { topic: packet.topic, payload, retain: packet.retain };
+    const handled =
+      handlers.length === 1 ? handlers[0]?.(message) : Promise.all(handlers.map((h) => h(message)));
+    const settled = Promise.resolve(handled).then(
+      () => undefined,
+      (error: unknown) => {
+        // A broker gives no way to refuse a message: it is logged and acknowledged.
+        options.logger.error({ err: error, topic: packet.topic }, "MQTT: a message could not be taken");
+      },
+    );
+    if (packet.qos !== 1 || packet.messageId === undefined) {
+      // QoS 0 needs no PUBACK; QoS 2 (never granted: subscriptions are QoS 1) keeps mqtt.js's order.
+      if (packet.qos === 0) callback();
+      else void settled.then(() => callback());
+      return;
+    }
+    const messageId = packet.messageId;
+    callback(DEFERRED_ACK);
+    void settled.then(() => this.#acknowledge(stream, messageId));
+  }
+
+  /**
+   * Every handler is in place: the messages held for want of one (a resumed session's queue, on
+   * topics no longer handled) are acknowledged, and from now on every message is taken as it comes.
+   */
+  open(): void {
+    const early = this.#early ?? [];
+    this.#early = undefined;
+    for (const held of early) this.#deliverHeld(held);
+  }
+
+  /** A held message, delivered; its PUBACK, which mqtt.js was told not to send, is sent here. */
+  #deliverHeld({ packet, stream }: { packet: IPublishPacket; stream: unknown }): void {
+    const messageId = packet.messageId;
+    // Called without an error when nothing takes the message: acknowledged at once.
+    this.#deliver(packet, stream, (error) => {
+      if (error === undefined && messageId !== undefined) this.#acknowledge(stream, messageId);
+    });
   }
 
   /** The handlers whose filters match a topic; remembered per topic, since devices repeat theirs. */
@@ -287,6 +342,15 @@ export class ExternalBroker implements BrokerLink {
   async handle(filters: readonly string[], handler: InboundHandler, options?: HandleOptions): Promise<void> {
     this.#handlers.push({ filters, handler });
     this.#matches.clear();
+    if (this.#early !== undefined && this.#early.length > 0) {
+      // The messages held for this handler go first, in the order they came.
+      const early = this.#early;
+      this.#early = [];
+      for (const held of early) {
+        if (this.#handlersOf(held.packet.topic).length === 0) this.#early.push(held);
+        else this.#deliverHeld(held);
+      }
+    }
     // MQTT 5 §3.8.3.1 Retain Handling 2: the broker sends no retained message on subscribing, so
     // that a retained report is not recorded again each time the hub connects.
     const retainHandling = options?.retained === false ? { rh: 2 } : {};

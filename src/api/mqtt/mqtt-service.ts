@@ -83,6 +83,7 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
   try {
     await gateway.start();
     await inventory.start();
+    link.open?.();
   } catch (error) {
     gateway.stop();
     await link.close();
