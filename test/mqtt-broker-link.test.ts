@@ -42,7 +42,6 @@ describe("the external-broker link", () => {
       url: brokerUrl,
       clientId: `hyperthings-test-${randomBytes(6).toString("hex")}`,
       logger: pino({ level: "silent" }),
-      maxPacketBytes: 1024,
       receiveMaximum: 4,
     });
     const publisher = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
@@ -91,7 +90,6 @@ describe("the external-broker link", () => {
       url: brokerUrl,
       clientId: `hyperthings-test-${randomBytes(6).toString("hex")}`,
       logger: pino({ level: "silent" }),
-      maxPacketBytes: 1024,
     });
     const subscriber = await connectAsync(brokerUrl, { reconnectPeriod: 0, protocolVersion: 5 });
     try {

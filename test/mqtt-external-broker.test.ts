@@ -107,6 +107,18 @@ if (problem !== undefined && !required) {
       expect(problem.detail).toMatch(/level/);
     });
 
+    it("answers a report larger than the payload limit on the errors topic", async () => {
+      const errors = `${prefix}/things/${id}/errors`;
+      await device.subscribeAsync(errors, { qos: 1 });
+      const answer = nextMessage(device, errors);
+      // 300 kB: past the default limit of 256 KiB, well within Mosquitto's.
+      const huge = Buffer.alloc(300_000, "1");
+      await device.publishAsync(`${prefix}/things/${id}/properties/level`, huge, { qos: 1 });
+      const problem = JSON.parse(await answer) as { status: number; detail: string };
+      expect(problem.status).toBe(400);
+      expect(problem.detail).toMatch(/300000 bytes is larger than the limit/);
+    });
+
     it("records a burst of readings in the order sent, refusing the one bad reading among them alone", async () => {
       const burstId = `${id}:burst`;
       const td = minimalTd({

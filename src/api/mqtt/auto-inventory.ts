@@ -5,6 +5,7 @@
 import type { Logger } from "pino";
 import {
   NotFoundError,
+  ValidationError,
   canonicalJson,
   homeAssistantThingDescription,
   homeAssistantThingId,
@@ -30,6 +31,8 @@ export interface AutoInventoryOptions {
   readonly homeAssistantPrefix: string;
   /** The broker as the generated TDs' forms name it. */
   readonly device: MqttDeviceContext;
+  /** Announcements larger than this are refused (and never parsed). */
+  readonly maxPayloadBytes: number;
   /** Where announcement errors are published (the Thing's errors topic). */
   readonly layout: TopicLayout;
   readonly logger: Logger;
@@ -142,6 +145,13 @@ export class AutoInventory {
     make: (payload: unknown) => RegisteredThingDescription,
   ): RegisteredThingDescription | undefined {
     try {
+      const { maxPayloadBytes } = this.#options;
+      if (message.payload.length > maxPayloadBytes) {
+        throw new ValidationError(
+          `A payload of ${message.payload.length} bytes is larger than the limit of ${maxPayloadBytes}`,
+          [{ pointer: "/payload", message: "too large" }],
+        );
+      }
       return make(parseJsonStrict(utf8Text(message.payload)));
     } catch (error) {
       const problem = { ...toProblem(error), instance: message.topic };

@@ -18,8 +18,6 @@ export interface ExternalBrokerOptions {
   readonly logger: Logger;
   /** How long `start` waits for the first connection before going on without it. */
   readonly connectWaitMs?: number;
-  /** Messages larger than this are not handed to handlers. */
-  readonly maxPacketBytes: number;
   /** Unacknowledged QoS 1 deliveries the broker may send (default DEFAULT_RECEIVE_MAXIMUM). */
   readonly receiveMaximum?: number;
   /** How long the broker keeps the hub's session while it is away (default DEFAULT_SESSION_EXPIRY_SECONDS). */
@@ -256,7 +254,9 @@ export class ExternalBroker implements BrokerLink {
     const options = this.#options;
     const handlers = this.#handlersOf(packet.topic);
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    if (handlers.length === 0 || payload.length > options.maxPacketBytes) {
+    // A message larger than the hub's limit is handed on all the same: its handler refuses it
+    // and tells the device why (the broker has already sent all of it).
+    if (handlers.length === 0) {
       callback();
       return;
     }

@@ -36,7 +36,6 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
       url: config.mqttUrl,
       clientId: `hyperthings-${digest}`,
       logger: log,
-      maxPacketBytes: config.mqttMaxPayload,
     });
   } else {
     link = await EmbeddedBroker.start({
@@ -64,6 +63,7 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
           },
         }
       : {}),
+    maxPayloadBytes: config.mqttMaxPayload,
     homieRoot: config.mqttHomieRoot,
     homeAssistantPrefix: config.mqttHomeAssistantPrefix,
     layout,
