@@ -268,6 +268,23 @@ describe("the MQTT gateway on the embedded broker", () => {
     expect((await history(hub, LAMP))[0]).toMatchObject({ value: 12 });
   });
 
+  it("disconnects a device when its Thing is removed, and lets it in no more", async () => {
+    const id = "urn:test:mqtt:removed-lamp";
+    await registerThing(hub, id, lampTd(id));
+    const response = await hub.request(`${thingPath(id)}/mqtt-credentials`, { method: "POST" });
+    const credentials = (await response.json()) as { username: string; password: string };
+    const own = await connect(credentials);
+    const closed = new Promise<void>((resolve) => own.once("close", () => resolve()));
+    const removed = await hub.request(thingPath(id), { method: "DELETE" });
+    expect(removed.status).toBe(204);
+    await closed;
+    await expect(connect(credentials)).rejects.toMatchObject({ code: 5 });
+    // Registered again, the Thing's device password is good again.
+    await registerThing(hub, id, lampTd(id));
+    const back = await connect(credentials);
+    expect(back.connected).toBe(true);
+  });
+
   it("registers a Homie 5 device from its description, and removes it when it is lost or cleared", async () => {
     const homie = await connect();
     const description = {

@@ -54,6 +54,8 @@ export interface BrokerLink {
    * broker); absent on an external broker, whose subscribers the hub cannot see.
    */
   wants?(topic: string): boolean;
+  /** Closes the connections of a Thing's device (the Thing was removed), where the link has them. */
+  disconnectDevice?(thing: string): void;
   /** Whether any client subscribed to anything (where the link can know): cheaper than `wants`. */
   wantsAny?(): boolean;
   close(): Promise<void>;

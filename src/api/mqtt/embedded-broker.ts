@@ -28,6 +28,8 @@ export interface EmbeddedBrokerOptions {
   /** The hub's token check (admin and read tokens). */
   readonly authenticate: (token: string) => Principal | undefined;
   readonly adminToken: string;
+  /** Whether a Thing is registered: a device password is good only while its Thing is. */
+  readonly thingExists: (id: string) => Promise<boolean>;
   readonly layout: TopicLayout;
   readonly maxPacketBytes: number;
   readonly logger: Logger;
@@ -74,6 +76,8 @@ export class EmbeddedBroker implements BrokerLink {
   /** Whether any client's filter matches a topic; remembered per topic until subscriptions change. */
   readonly #wanted = new Map<string, boolean>();
   readonly #sockets = new Set<Socket>();
+  /** Connected clients that signed in with a device password. */
+  readonly #devices = new Set<Client>();
   #outgoing = 0;
   #dropped = 0;
   #closing: Promise<void> | undefined;
@@ -119,7 +123,13 @@ export class EmbeddedBroker implements BrokerLink {
     );
     aedes.on("subscribe", (subscriptions, client) => broker.#subscribed(client, subscriptions));
     aedes.on("unsubscribe", (filters, client) => broker.#unsubscribed(client, filters));
-    aedes.on("clientDisconnect", (client) => broker.#unsubscribed(client));
+    aedes.on("client", (client) => {
+      if (broker.#principals.get(client)?.kind === "device") broker.#devices.add(client);
+    });
+    aedes.on("clientDisconnect", (client) => {
+      broker.#unsubscribed(client);
+      broker.#devices.delete(client);
+    });
     try {
       await broker.#listen();
     } catch (error) {
@@ -195,7 +205,26 @@ export class EmbeddedBroker implements BrokerLink {
         username !== "" &&
         isDevicePassword(this.#options.adminToken, username, secret)
       ) {
-        principal = { kind: "device", name: `device:${username}`, thing: username };
+        // A removed Thing's device is let in no more (its password comes back with the Thing).
+        const device: MqttPrincipal = { kind: "device", name: `device:${username}`, thing: username };
+        this.#options.thingExists(username).then(
+          (exists) => {
+            if (!exists) {
+              refuse(5, `no Thing ${username} is registered: its device password is void`);
+              return;
+            }
+            this.#principals.set(client, device);
+            done(null, true);
+          },
+          (error: unknown) => {
+            this.#options.logger.error(
+              { err: error, thing: username },
+              "MQTT: a device could not be checked",
+            );
+            refuse(3, "the hub cannot check this device now");
+          },
+        );
+        return;
       } else {
         refuse(4, "bad user name or password");
         return;
@@ -298,6 +327,17 @@ export class EmbeddedBroker implements BrokerLink {
     if (filters === undefined) this.#subscriptions.delete(client);
     else for (const filter of filters) subscribed.delete(filter.replace(/^\$share\/[^/]*\//, ""));
     this.#wanted.clear();
+  }
+
+  /** Closes the connections of a Thing's device: the Thing was removed, and its password with it. */
+  disconnectDevice(thing: string): void {
+    for (const client of this.#devices) {
+      const principal = this.#principals.get(client);
+      if (principal?.kind === "device" && principal.thing === thing) {
+        this.#devices.delete(client);
+        client.close();
+      }
+    }
   }
 
   /** Whether any client subscribed to anything: while none did, the hub republishes nothing. */

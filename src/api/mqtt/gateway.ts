@@ -145,6 +145,7 @@ export class MqttGateway {
   #republish(change: Change): void {
     // On the embedded broker with no subscriber at all, not even the topic is looked up.
     if (this.#link.wantsAny?.() !== false) this.#publishChange(change);
+    if (change.kind === "removed") this.#link.disconnectDevice?.(change.thing);
     if (change.kind === "reported" && change.affordance !== undefined && this.#writes.size > 0) {
       const waiters = this.#writes.get(writeKey(change.thing, change.affordance));
       if (waiters !== undefined) {

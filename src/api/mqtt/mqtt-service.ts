@@ -2,6 +2,7 @@
 // external one), the gateway on the documented topics, and auto-inventory of Homie and Home
 // Assistant devices.
 import { createHash } from "node:crypto";
+import { NotFoundError } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
 import { AutoInventory } from "./auto-inventory.js";
 import type { BrokerLink } from "./broker-link.js";
@@ -45,6 +46,15 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
       anonymous: config.mqttAnonymous,
       authenticate: (token) => hub.authenticate(token),
       adminToken: hub.adminToken.token,
+      thingExists: async (id) => {
+        try {
+          await hub.directory.getLive(id);
+          return true;
+        } catch (error) {
+          if (error instanceof NotFoundError) return false;
+          throw error;
+        }
+      },
       layout,
       maxPacketBytes: config.mqttMaxPayload,
       logger: log,
