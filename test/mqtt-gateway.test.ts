@@ -241,6 +241,36 @@ describe("the MQTT gateway on the embedded broker", () => {
     await expect(gateway.writeProperty(LAMP, "brightness", 99)).rejects.toThrow(/too bright/);
   });
 
+  it("writes through the gateway from PUT /things/{id}/properties/{name}, with the form docs/mqtt.md shows", async () => {
+    const id = "urn:test:mqtt:gateway-lamp";
+    const set = `hyperthings/things/${id}/properties/on/set`;
+    // A TD with no security of its own: the hub's own broker is the hub's to use.
+    await registerThing(
+      hub,
+      id,
+      minimalTd({
+        id,
+        properties: {
+          on: { type: "boolean", forms: [{ href: `${brokerUrl(hub)}/${set}`, op: "writeproperty" }] },
+        },
+      }),
+    );
+    const lamp = await connect();
+    const written = new Promise<string>((resolve) =>
+      lamp.on("message", (topic, payload) => {
+        if (topic === set) resolve(payload.toString("utf8"));
+      }),
+    );
+    await lamp.subscribeAsync(set, { qos: 1 });
+    const response = await hub.request(`${thingPath(id)}/properties/on`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: "true",
+    });
+    expect(response.status, await response.clone().text()).toBeLessThan(300);
+    expect(JSON.parse(await written)).toBe(true);
+  });
+
   it("refuses clients without a password, and with a wrong one", async () => {
     const anonymous = connectAsync(brokerUrl(hub), { reconnectPeriod: 0, connectTimeout: 5_000 });
     await expect(anonymous).rejects.toMatchObject({ code: 5 });

@@ -100,6 +100,12 @@ export async function startHub(
     http: { pollIntervalMs: config.pollIntervalMs },
     mqtt: {
       protocolVersionFor: (broker) => (broker === embeddedBroker ? 4 : undefined),
+      // A Thing that the hub reaches through its own broker (a gateway device's `…/set`, say)
+      // needs no credentials of its own there: the broker requires a password, the hub has one.
+      credentialsFor: (broker) =>
+        embeddedBroker !== undefined && !config.mqttAnonymous && sameBroker(broker, embeddedBroker)
+          ? { username: "hyperthings", password: hub.adminToken.token }
+          : undefined,
       ownTopics: (broker) =>
         hubBroker !== undefined && sameBroker(broker, hubBroker)
           ? [`${config.mqttPrefix}/changes/`]

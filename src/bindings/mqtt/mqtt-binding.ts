@@ -55,6 +55,11 @@ export interface MqttBindingOptions {
    * Change again, inside a new Change that is published again, and so on.
    */
   readonly ownTopics?: (broker: string) => readonly string[] | undefined;
+  /**
+   * The user name and password for a broker (`mqtt://host:port`) when a Thing has no `basic`
+   * credentials of its own: the hub's admin token on its own embedded broker.
+   */
+  readonly credentialsFor?: (broker: string) => { username: string; password: string } | undefined;
   /** Reconnection backoff; default 1 s doubling to 30 s. */
   readonly reconnect?: Partial<BackoffOptions>;
   /** Told when a broker connection comes up or goes down. */
@@ -278,6 +283,10 @@ export class MqttBinding implements Binding {
           `MQTT carries basic credentials only, not ${credentials.scheme}`,
         );
       }
+    }
+    if (username === undefined && password === undefined) {
+      const fallback = this.#options.credentialsFor?.(broker);
+      if (fallback !== undefined) ({ username, password } = fallback);
     }
     const key = `${broker}\n${username ?? ""}`;
     const existing = this.#connections.get(key);
