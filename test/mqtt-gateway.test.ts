@@ -12,6 +12,8 @@ import { fileURLToPath } from "node:url";
 import { connectAsync, type IClientOptions, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
+import { EmbeddedBroker } from "../src/api/mqtt/embedded-broker.js";
+import { TopicLayout } from "../src/api/mqtt/topic-layout.js";
 import { startHub, createLogger } from "../src/cli/index.js";
 import { UnavailableError } from "../src/core/index.js";
 import { loadConfig } from "../src/hub/index.js";
@@ -573,6 +575,56 @@ describe("a TD observing everything on the hub's own broker", () => {
     } finally {
       await device.endAsync();
       await hub.stop();
+    }
+  });
+});
+
+describe("the embedded broker's retained messages", () => {
+  it("keeps at most its bound of retained messages, and delivers the others without retaining them", async () => {
+    const broker = await EmbeddedBroker.start({
+      host: "127.0.0.1",
+      port: 0,
+      portFallback: false,
+      anonymous: true,
+      authenticate: () => undefined,
+      adminToken: "not-used",
+      thingExists: () => Promise.resolve(true),
+      layout: new TopicLayout("hyperthings"),
+      maxPacketBytes: 4096,
+      maxRetained: { topics: 3, bytes: 1_000 },
+      logger: createLogger("silent"),
+    });
+    const clients: MqttClient[] = [];
+    try {
+      const device = await connectAsync(broker.url, { reconnectPeriod: 0 });
+      clients.push(device);
+      for (let i = 0; i < 5; i++) await device.publishAsync(`x/${i}`, `v${i}`, { qos: 1, retain: true });
+      // Clearing one makes room for another; a large one does not fit the byte bound.
+      await device.publishAsync("x/0", "", { qos: 1, retain: true });
+      await device.publishAsync("x/5", "v5", { qos: 1, retain: true });
+      await device.publishAsync("x/6", "y".repeat(1_500), { qos: 1, retain: true });
+      const later = await connectAsync(broker.url, { reconnectPeriod: 0 });
+      clients.push(later);
+      const got: string[] = [];
+      const expected = ["x/1", "x/2", "x/5"];
+      // Once the three kept have come, so have any kept before them (a broker's retained messages
+      // come in the order they were stored).
+      const arrived = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`only ${got.join(", ")} came`)), MESSAGE_BOUND_MS);
+        later.on("message", (topic) => {
+          got.push(topic);
+          if (expected.every((t) => got.includes(t))) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      await later.subscribeAsync("x/#", { qos: 1 });
+      await arrived;
+      expect(got.sort()).toEqual(["x/1", "x/2", "x/5"]);
+    } finally {
+      await Promise.all(clients.map((c) => c.endAsync(true)));
+      await broker.close();
     }
   });
 });

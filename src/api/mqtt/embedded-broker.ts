@@ -32,6 +32,8 @@ export interface EmbeddedBrokerOptions {
   readonly thingExists: (id: string) => Promise<boolean>;
   readonly layout: TopicLayout;
   readonly maxPacketBytes: number;
+  /** Bounds on the retained messages kept (default EMBEDDED_BROKER_LIMITS.retained). */
+  readonly maxRetained?: { readonly topics: number; readonly bytes: number };
   readonly logger: Logger;
 }
 
@@ -49,6 +51,11 @@ export const EMBEDDED_BROKER_LIMITS = {
   maxInflightInbound: 100,
   connectTimeoutMs: 10_000,
   maxClientIdLength: 128,
+  /**
+   * Retained messages kept in memory, all clients together: past either bound, a new retained
+   * message is delivered but not retained (a device could otherwise fill the hub's memory).
+   */
+  retained: { topics: 100_000, bytes: 256 * 1024 * 1024 },
 } as const;
 
 /** Topics whose matching handlers are remembered. */
@@ -76,6 +83,10 @@ export class EmbeddedBroker implements BrokerLink {
   /** Whether any client's filter matches a topic; remembered per topic until subscriptions change. */
   readonly #wanted = new Map<string, boolean>();
   readonly #sockets = new Set<Socket>();
+  /** The payload size of each retained topic, and their sum (aedes keeps them in memory, unbounded). */
+  readonly #retained = new Map<string, number>();
+  #retainedBytes = 0;
+  #retainRefused = 0;
   /** Connected clients that signed in with a device password. */
   readonly #devices = new Set<Client>();
   #outgoing = 0;
@@ -261,6 +272,7 @@ export class EmbeddedBroker implements BrokerLink {
       done(new Error(`${principal?.name ?? "this client"} may not publish to ${topic}`));
       return;
     }
+    if (packet.retain) this.#retain(packet, principal);
     const handlers = this.#handlersOf(topic);
     if (handlers.length === 0) {
       done(null);
@@ -277,6 +289,34 @@ export class EmbeddedBroker implements BrokerLink {
       () => done(null),
       (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
     );
+  }
+
+  /** Counts a retained message, or, past the bounds, has it delivered without being retained. */
+  #retain(packet: PublishPacket, principal: MqttPrincipal | undefined): void {
+    const bounds = this.#options.maxRetained ?? EMBEDDED_BROKER_LIMITS.retained;
+    const size = packet.payload.length;
+    const before = this.#retained.get(packet.topic);
+    if (size === 0) {
+      // An empty retained message clears the topic (MQTT 3.1.1 §3.3.1.3).
+      if (before !== undefined) {
+        this.#retained.delete(packet.topic);
+        this.#retainedBytes -= before;
+      }
+      return;
+    }
+    const bytes = this.#retainedBytes - (before ?? 0) + size;
+    if ((before === undefined && this.#retained.size >= bounds.topics) || bytes > bounds.bytes) {
+      packet.retain = false;
+      if (this.#retainRefused++ % 1_000 === 0) {
+        this.#options.logger.warn(
+          { topic: packet.topic, publisher: principal?.name, refused: this.#retainRefused },
+          "MQTT: the broker keeps no more retained messages; delivered without retaining",
+        );
+      }
+      return;
+    }
+    this.#retained.set(packet.topic, size);
+    this.#retainedBytes = bytes;
   }
 
   /** The handlers whose filters match a topic; remembered per topic, since devices repeat theirs. */
