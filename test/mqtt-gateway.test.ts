@@ -243,7 +243,7 @@ describe("the MQTT gateway on the embedded broker", () => {
     await expect(gateway.writeProperty(LAMP, "brightness", 99)).rejects.toThrow(/too bright/);
   });
 
-  it("writes through the gateway from PUT /things/{id}/properties/{name}, with the form docs/mqtt.md shows", async () => {
+  it("writes through the gateway from PUT /things/{id}/properties/{name}, with the form docs/mqtt.md shows, and waits for the device's answer", async () => {
     const id = "urn:test:mqtt:gateway-lamp";
     const set = `hyperthings/things/${id}/properties/on/set`;
     // A TD with no security of its own: the hub's own broker is the hub's to use.
@@ -258,19 +258,30 @@ describe("the MQTT gateway on the embedded broker", () => {
       }),
     );
     const lamp = await connect();
-    const written = new Promise<string>((resolve) =>
-      lamp.on("message", (topic, payload) => {
-        if (topic === set) resolve(payload.toString("utf8"));
-      }),
-    );
-    await lamp.subscribeAsync(set, { qos: 1 });
-    const response = await hub.request(`${thingPath(id)}/properties/on`, {
-      method: "PUT",
-      headers: { "content-type": "application/json" },
-      body: "true",
+    const written: unknown[] = [];
+    lamp.on("message", (topic, payload) => {
+      if (topic !== set) return;
+      const value = JSON.parse(payload.toString("utf8")) as boolean;
+      written.push(value);
+      const answer = value ? '{"ok": true}' : '{"ok": false, "error": "the relay is jammed"}';
+      void lamp.publishAsync(`${set}/result`, answer, { qos: 1 });
     });
-    expect(response.status, await response.clone().text()).toBeLessThan(300);
-    expect(JSON.parse(await written)).toBe(true);
+    await lamp.subscribeAsync(set, { qos: 1 });
+    const write = (body: string) =>
+      hub.request(`${thingPath(id)}/properties/on`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+    const accepted = await write("true");
+    expect(accepted.status, await accepted.clone().text()).toBeLessThan(300);
+    // The device's refusal is the write's outcome, not the broker's PUBACK.
+    const refused = await write("false");
+    expect(refused.status).toBe(502);
+    expect(((await refused.json()) as { detail: string }).detail).toMatch(/the relay is jammed/);
+    expect(written).toEqual([true, false]);
+    const kinds = (await history(hub, id)).map((c) => c.kind);
+    expect(kinds.slice(0, 2)).toEqual(["failed", "desired"]);
   });
 
   it("refuses clients without a password, and with a wrong one", async () => {

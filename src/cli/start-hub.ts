@@ -106,6 +106,14 @@ export async function startHub(
         embeddedBroker !== undefined && !config.mqttAnonymous && sameBroker(broker, embeddedBroker)
           ? { username: "hyperthings", password: hub.adminToken.token }
           : undefined,
+      // A write to a gateway device's `…/set` on the hub's own broker waits, through the gateway,
+      // for the device to confirm it (docs/mqtt.md): a publish alone says nothing of the device.
+      writeThrough: (broker, topic, value) => {
+        if (mqtt === undefined || hubBroker === undefined || !sameBroker(broker, hubBroker)) return undefined;
+        const set = mqtt.gateway.layout.parseSet(topic);
+        if (set === undefined) return undefined;
+        return mqtt.gateway.writeProperty(set.thing, set.name, value).then(() => undefined);
+      },
       ownTopics: (broker) =>
         hubBroker !== undefined && sameBroker(broker, hubBroker)
           ? [`${config.mqttPrefix}/changes/`]

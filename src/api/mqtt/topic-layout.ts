@@ -113,6 +113,13 @@ export class TopicLayout {
     return decodeTopicLevel(level) === thing;
   }
 
+  /** The Thing and property of a write topic `{prefix}/things/{id}/properties/{name}/set`, else undefined. */
+  parseSet(topic: string): { thing: string; name: string } | undefined {
+    if (!topic.startsWith(this.things) || !topic.endsWith("/set")) return undefined;
+    const parsed = this.parse(topic.slice(0, -"/set".length));
+    return parsed?.kind === "property" ? { thing: parsed.thing, name: parsed.name } : undefined;
+  }
+
   /** Parses a topic under `{prefix}/things/`; undefined for topics outside the inbound layout. */
   parse(topic: string): GatewayTopic | GatewayTopicProblem | undefined {
     if (!topic.startsWith(this.things)) return undefined;

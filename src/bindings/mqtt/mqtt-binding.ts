@@ -60,6 +60,12 @@ export interface MqttBindingOptions {
    * credentials of its own: the hub's admin token on its own embedded broker.
    */
   readonly credentialsFor?: (broker: string) => { username: string; password: string } | undefined;
+  /**
+   * A write this process carries itself, by broker (`mqtt://host:port`) and topic: the hub's MQTT
+   * gateway for `{prefix}/things/{id}/properties/{name}/set` on its own broker, which waits for the
+   * device's answer. Undefined: the binding publishes the value itself.
+   */
+  readonly writeThrough?: (broker: string, topic: string, value: unknown) => Promise<void> | undefined;
   /** Reconnection backoff; default 1 s doubling to 30 s. */
   readonly reconnect?: Partial<BackoffOptions>;
   /** Told when a broker connection comes up or goes down. */
@@ -125,6 +131,9 @@ export class MqttBinding implements Binding {
 
   async writeProperty(target: Target, value: unknown): Promise<void> {
     const topic = this.#topic(target, "publish");
+    const url = new URL(target.href);
+    const through = this.#options.writeThrough?.(`${url.protocol}//${url.host}`, topic, value);
+    if (through !== undefined) return through;
     const connection = this.#connection(target);
     const payload = encode(target, value);
     await this.#call(target, () =>
