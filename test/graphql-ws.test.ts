@@ -200,22 +200,44 @@ describe("GraphQL over WebSocket", () => {
     await report(hub, id, { kind: "reported", affordance: "temperature", value: 19 });
     const client = connect(hub);
     const after = await logSize(hub);
-    // At most 5 results each: they end sooner only when the hub completes them.
-    const state = take(client, `subscription ($id: ID!) { state(thing: $id) { name value } }`, { id }, 5);
-    const events = take(
-      client,
-      `subscription ($id: ID!, $after: Int) { events(thing: $id, after: $after) { value } }`,
-      { id, after },
-      5,
-    );
     await report(hub, id, { kind: "emitted", affordance: "alarm", value: "smoke" });
+    /** A subscription's results; `first` once one came (it is live), `ended` when the hub completes it. */
+    const follow = (query: string, variables: Record<string, unknown>) => {
+      const results: unknown[] = [];
+      let first: () => void = () => {};
+      let ended: (error?: unknown) => void = () => {};
+      const started = new Promise<void>((resolve) => (first = resolve));
+      const completed = new Promise<unknown>((resolve) => (ended = resolve));
+      const timer = setTimeout(() => ended(new Error(`not completed within ${BOUND_MS} ms`)), BOUND_MS);
+      client.subscribe(
+        { query, variables },
+        {
+          next: (result) => {
+            results.push(result.errors ?? result.data);
+            first();
+          },
+          error: (error) => ended(error),
+          complete: () => ended(),
+        },
+      );
+      return { results, started, completed: completed.finally(() => clearTimeout(timer)) };
+    };
+    const state = follow(`subscription ($id: ID!) { state(thing: $id) { name value } }`, { id });
+    const events = follow(
+      `subscription ($id: ID!, $after: Int) { events(thing: $id, after: $after) { value } }`,
+      {
+        id,
+        after,
+      },
+    );
+    // Both are live (each gave what it had), so neither can miss the removal.
+    await Promise.all([state.started, events.started]);
     const removed = await hub.request(`/things/${encodeURIComponent(id)}`, { method: "DELETE" });
     expect(removed.status).toBe(204);
-    const [stateOutcome, eventsOutcome] = await Promise.all([state, events]);
-    expect(stateOutcome.error).toBeUndefined();
-    expect(stateOutcome.results.map((r) => r.data)).toEqual([{ state: { name: "temperature", value: 19 } }]);
-    expect(eventsOutcome.error).toBeUndefined();
-    expect(eventsOutcome.results.map((r) => r.data)).toEqual([{ events: { value: "smoke" } }]);
+    expect(await state.completed).toBeUndefined();
+    expect(await events.completed).toBeUndefined();
+    expect(state.results).toEqual([{ state: { name: "temperature", value: 19 } }]);
+    expect(events.results).toEqual([{ events: { value: "smoke" } }]);
     await client.dispose();
   });
 
