@@ -7,8 +7,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectAsync, type MqttClient } from "mqtt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
+import { UnavailableError } from "../src/core/index.js";
 import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
 import { brokerProblem, brokerUrl, servicesRequired as required } from "./support/mqtt-broker.js";
 
@@ -95,6 +96,33 @@ if (problem !== undefined && !required) {
       const body = (await history.json()) as { changes?: Array<{ seq: number }> } | Array<{ seq: number }>;
       const changes = Array.isArray(body) ? body : (body.changes ?? []);
       expect(changes.map((c) => c.seq)).toContain(change.seq);
+    });
+
+    it("holds a report the hub could not take (a full queue) unacknowledged, and records it once it can", async () => {
+      const ingest = hub.hub.ingest.bind(hub.hub);
+      let refusals = 0;
+      const spy = vi.spyOn(hub.hub, "ingest").mockImplementation(async (thing, reports, cause) => {
+        if (thing === id && refusals < 2) {
+          refusals++;
+          throw new UnavailableError("Too many writes are waiting; retry shortly", 1);
+        }
+        return ingest(thing, reports, cause);
+      });
+      try {
+        const changeTopic = `${prefix}/changes/reported/${id}`;
+        await device.subscribeAsync(changeTopic, { qos: 1 });
+        const republished = nextMessage(device, changeTopic);
+        // The broker's PUBACK to the device comes at once; the hub's to the broker only once recorded.
+        await device.publishAsync(`${prefix}/things/${id}/properties/level`, "3", { qos: 1 });
+        const change = JSON.parse(await republished) as Record<string, unknown>;
+        expect(change).toMatchObject({ kind: "reported", thing: id, affordance: "level", value: 3 });
+        expect(refusals).toBe(2);
+        const history = await hub.request(`${thingPath(id)}/history?limit=5&affordance=level`);
+        const { changes } = (await history.json()) as { changes: Array<{ seq: number; value: unknown }> };
+        expect(changes.filter((c) => c.seq >= (change.seq as number)).map((c) => c.value)).toEqual([3]);
+      } finally {
+        spy.mockRestore();
+      }
     });
 
     it("answers a bad report on the errors topic and records nothing", async () => {

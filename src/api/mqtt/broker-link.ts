@@ -19,8 +19,9 @@ export interface InboundMessage {
 
 /**
  * Takes one message. QoS 1 and 2 messages are acknowledged after the promise resolves; when it
- * rejects, the embedded broker closes the publisher's connection unacknowledged (the device sends
- * again), and the external link logs and acknowledges (a broker gives no other way to refuse).
+ * rejects (the hub could not take it), the embedded broker closes the publisher's connection
+ * unacknowledged (the device sends again), and the external link keeps it unacknowledged and
+ * hands it over again later, until it is taken (or the connection drops: the broker resends).
  */
 export type InboundHandler = (message: InboundMessage) => Promise<void>;
 

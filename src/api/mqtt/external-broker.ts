@@ -51,6 +51,10 @@ export const DEFAULT_SESSION_EXPIRY_SECONDS = 86_400;
 /** Topics whose matching handlers are remembered. */
 const MAX_REMEMBERED_TOPICS = 10_000;
 
+/** A QoS 1 message the hub could not take is taken again after this, doubling up to RETRY_MAX_MS. */
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 5_000;
+
 /** Handed to mqtt.js's `handleMessage` callback: it then sends no PUBACK and reads on. */
 const DEFERRED_ACK = new Error("acknowledged after its Change is committed");
 
@@ -149,6 +153,8 @@ export class ExternalBroker implements BrokerLink {
   readonly #options: ExternalBrokerOptions;
   readonly #handlers: { filters: readonly string[]; handler: InboundHandler }[] = [];
   readonly #matches = new Map<string, readonly InboundHandler[]>();
+  /** Set by close: messages the hub could not take are no longer taken again. */
+  #closing = false;
   /** QoS 1 messages that came before `open`, unacknowledged; undefined once open. */
   #early: { packet: IPublishPacket; stream: unknown }[] | undefined = [];
   #dropped = 0;
@@ -261,15 +267,33 @@ export class ExternalBroker implements BrokerLink {
       return;
     }
     const message = { topic: packet.topic, payload, retain: packet.retain };
-    const handled =
+    const handle = () =>
       handlers.length === 1 ? handlers[0]?.(message) : Promise.all(handlers.map((h) => h(message)));
-    const settled = Promise.resolve(handled).then(
-      () => undefined,
-      (error: unknown) => {
-        // A broker gives no way to refuse a message: it is logged and acknowledged.
-        options.logger.error({ err: error, topic: packet.topic }, "MQTT: a message could not be taken");
-      },
-    );
+    // A handler rejects only when the hub could not take the message (a full queue, a failing
+    // disk): a device's own mistake is answered on its errors topic and resolves. A QoS 1 message
+    // is then taken again, later, and acknowledged only once it is recorded: the broker holds it
+    // meanwhile (and sends no more than Receive Maximum of them), and it is never lost. If the
+    // connection drops first, the broker sends it again on the resumed session: this try stops.
+    const retrying = packet.qos === 1 && packet.messageId !== undefined;
+    const settled = (async () => {
+      for (let delayMs = RETRY_FIRST_MS; ; delayMs = Math.min(delayMs * 2, RETRY_MAX_MS)) {
+        try {
+          await handle();
+          return;
+        } catch (error) {
+          const again = retrying && !this.#closing && this.#client.stream === stream;
+          options.logger.error(
+            { err: error, topic: packet.topic, ...(again && { retryInMs: delayMs }) },
+            again
+              ? "MQTT: a message could not be taken; it is held unacknowledged and taken again"
+              : "MQTT: a message could not be taken",
+          );
+          if (!again) return;
+          await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+          if (this.#closing || this.#client.stream !== stream) return;
+        }
+      }
+    })();
     if (packet.qos !== 1 || packet.messageId === undefined) {
       // QoS 0 needs no PUBACK; QoS 2 (never granted: subscriptions are QoS 1) keeps mqtt.js's order.
       if (packet.qos === 0) callback();
@@ -406,6 +430,7 @@ export class ExternalBroker implements BrokerLink {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     await Promise.all(
       [this.#client, this.#publisher].map((client) =>
         client.endAsync(!client.connected).catch(() => client.end(true)),
