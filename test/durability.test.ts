@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
-import { minimalTd, startTestHub } from "./support/test-hub.js";
+import { minimalTd, registerThing, startTestHub } from "./support/test-hub.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 const BUILT_CLI = new URL("../dist/cli/main.js", import.meta.url);
@@ -78,17 +78,11 @@ describe("a request in flight when the hub stops", () => {
   it("is answered, and its connection closed, so that it does not hold the stop until the client sends again", async () => {
     const hub = await startTestHub({ mqtt: false });
     const id = "urn:example:durable:in-flight";
-    const put = await hub.request(thingPath(id), {
-      method: "PUT",
-      headers: { "content-type": "application/td+json" },
-      body: JSON.stringify(
-        minimalTd({
-          id,
-          properties: { power: { type: "number", forms: [{ href: "http://127.0.0.1:9/p" }] } },
-        }),
-      ),
-    });
-    expect(put.status).toBe(201);
+    await registerThing(
+      hub,
+      id,
+      minimalTd({ id, properties: { power: { type: "number", forms: [{ href: "http://127.0.0.1:9/p" }] } } }),
+    );
     const body = JSON.stringify({ kind: "reported", affordance: "power", value: 7 });
     const socket = connect(Number(new URL(hub.url).port), "127.0.0.1");
     await once(socket, "connect");

@@ -29,6 +29,18 @@ function connect(hub: TestHub, token: string | undefined = hub.token): Client {
   });
 }
 
+/** The typed client on the hub's socket, with every status it went through. */
+function watchedClient(hub: TestHub): { client: GraphqlClient; statuses: SocketStatus[] } {
+  const statuses: SocketStatus[] = [];
+  const client = new GraphqlClient({
+    url: hub.url,
+    token: hub.token,
+    webSocketImpl: WebSocket,
+    onStatus: (status) => statuses.push(status),
+  });
+  return { client, statuses };
+}
+
 type Outcome = { results: ExecutionResult[]; error?: unknown };
 
 /** The first `count` results of an operation, or how it failed; bounded, never hangs. */
@@ -409,13 +421,7 @@ describe("GraphQL over WebSocket: limits per socket", () => {
   });
 
   it("closes a socket that falls behind (1013); the client resumes after its last seq, with no gap and no duplicate", async () => {
-    const statuses: SocketStatus[] = [];
-    const client = new GraphqlClient({
-      url: hub.url,
-      token: hub.token,
-      webSocketImpl: WebSocket,
-      onStatus: (status) => statuses.push(status),
-    });
+    const { client, statuses } = watchedClient(hub);
     const stop = new AbortController();
     const timer = setTimeout(() => stop.abort(), BOUND_MS);
     const received: GraphqlChange[] = [];
@@ -443,13 +449,7 @@ describe("GraphQL over WebSocket: limits per socket", () => {
   });
 
   it("resumes a Thing's events after the last seq it delivered when the hub closes the socket (1013)", async () => {
-    const statuses: SocketStatus[] = [];
-    const client = new GraphqlClient({
-      url: hub.url,
-      token: hub.token,
-      webSocketImpl: WebSocket,
-      onStatus: (status) => statuses.push(status),
-    });
+    const { client, statuses } = watchedClient(hub);
     const stop = new AbortController();
     const timer = setTimeout(() => stop.abort(), BOUND_MS);
     const received: GraphqlChange[] = [];

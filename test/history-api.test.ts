@@ -10,7 +10,7 @@ import { thingPath } from "../src/api/index.js";
 import { openStreams } from "../src/api/http/event-stream.js";
 import { changeLeafHash, changeTime, createMergePatch, hashToHex, type Change } from "../src/core/index.js";
 import { EventStream, type SseEvent } from "./support/sse.js";
-import { minimalTd, reportBulk, startTestHub, type TestHub } from "./support/test-hub.js";
+import { minimalTd, registerThing, reportBulk, startTestHub, type TestHub } from "./support/test-hub.js";
 
 interface Problem {
   type: string;
@@ -1853,17 +1853,14 @@ describe("reports held in memory at once", () => {
     const hub = await startTestHub({ maxIngestBytes: 1024 * 1024 });
     try {
       const id = "urn:example:ingest-bytes";
-      const put = await hub.request(thingPath(id), {
-        method: "PUT",
-        headers: { "content-type": "application/td+json" },
-        body: JSON.stringify(
-          minimalTd({
-            id,
-            properties: { blob: { type: "string", forms: [{ href: "http://127.0.0.1:9/b" }] } },
-          }),
-        ),
-      });
-      expect(put.status).toBe(201);
+      await registerThing(
+        hub,
+        id,
+        minimalTd({
+          id,
+          properties: { blob: { type: "string", forms: [{ href: "http://127.0.0.1:9/b" }] } },
+        }),
+      );
       const report = (bytes: number): string => {
         const empty = JSON.stringify({ kind: "reported", affordance: "blob", value: "" });
         return JSON.stringify({

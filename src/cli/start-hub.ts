@@ -93,6 +93,9 @@ export async function startHub(
   let embeddedBroker: string | undefined;
   // The broker the hub publishes its Changes on (embedded or external), once it is up.
   let hubBroker: string | undefined;
+  /** Whether each broker a TD names is the hub's (ownTopics), and the topics the hub publishes on it. */
+  const hubBrokers = new Map<string, boolean>();
+  const hubTopics = [`${config.mqttPrefix}/changes/`];
   // One address policy for everything the hub connects to on a TD's or a user's say-so.
   const addressPolicy = new AddressPolicy({ allow: config.allow, deny: config.deny });
   const bindings = createBindings({
@@ -114,10 +117,13 @@ export async function startHub(
         if (set === undefined) return undefined;
         return mqtt.gateway.writeProperty(set.thing, set.name, value).then(() => undefined);
       },
-      ownTopics: (broker) =>
-        hubBroker !== undefined && sameBroker(broker, hubBroker)
-          ? [`${config.mqttPrefix}/changes/`]
-          : undefined,
+      // Asked for every message observed: whether a broker is the hub's is worked out once.
+      ownTopics: (broker) => {
+        if (hubBroker === undefined) return undefined;
+        let own = hubBrokers.get(broker);
+        if (own === undefined) hubBrokers.set(broker, (own = sameBroker(broker, hubBroker)));
+        return own ? hubTopics : undefined;
+      },
     },
   });
   let hub: Hub;

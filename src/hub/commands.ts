@@ -165,15 +165,16 @@ export class Commands {
     const { td, version } = await this.context.thing(thing);
     const property = this.property(td, name);
     if (property.writeOnly === true) return undefined;
+    let target: Target;
     try {
       const written = await this.target(td, "writeproperty", "property", name);
       if (!/^https?:$/.test(new URL(written.href).protocol)) return undefined;
-      await this.target(td, "readproperty", "property", name);
+      target = await this.target(td, "readproperty", "property", name);
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
       throw err;
     }
-    const value = await this.read(thing, td, version, property, name, requester, "every");
+    const value = await this.read(thing, td, version, property, name, requester, "every", target);
     await this.recorded(thing);
     return { value };
   }
@@ -186,8 +187,9 @@ export class Commands {
     name: string,
     requester: Requester,
     policy: RecordPolicy,
+    target?: Target,
   ): Promise<unknown> {
-    const target = await this.target(td, "readproperty", "property", name);
+    target ??= await this.target(td, "readproperty", "property", name);
     const value = asJson(await this.context.bindings.bindingFor(target).readProperty(target));
     const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
     // No value (a 204, an empty body) is an answer too: one a typed property's schema refuses.
