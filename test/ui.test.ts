@@ -142,6 +142,47 @@ if (missing !== undefined && !required) {
       await page.locator(`[data-testid="graph"][data-shown="${things}"]`).waitFor();
     });
 
+    it("follows Things registered, changed and removed while the graph is shown", async () => {
+      const id = "urn:test:ui:graph-newcomer";
+      const client = new InteractionClient({ url: hub.url, token: hub.token });
+      const switchOff = page.getByRole("button", { name: "saref:Appliance (1)" });
+      await switchOff.click(); // a type switched off stays off as the graph changes
+      await client.put(
+        minimalTd({
+          id,
+          "@context": ["https://www.w3.org/2022/wot/td/v1.1", { saref: "https://saref.etsi.org/core/" }],
+          "@type": "saref:Meter",
+          title: "Newcomer gauge",
+          links: [{ rel: "controlledBy", href: ESPRESSO }],
+        }) as ThingDescription,
+      );
+      await page.locator(`[data-testid="graph"][data-rendered="${things + 1}"]`).waitFor();
+      await page.getByRole("button", { name: "saref:Meter (1)" }).waitFor();
+      await expect(page.locator("main > p").first().textContent()).resolves.toContain(`${things + 1} Things`);
+      expect(await switchOff.getAttribute("aria-pressed")).toBe("false");
+      await page.locator(`[data-testid="graph"][data-shown="${things}"]`).waitFor();
+      await page.getByLabel("Find a Thing").fill("newcomer");
+      await page.getByRole("link", { name: "Newcomer gauge" }).waitFor();
+      // A new title is found by search; the Thing's removal takes its node and its type away.
+      await client.put(
+        minimalTd({
+          id,
+          "@context": ["https://www.w3.org/2022/wot/td/v1.1", { saref: "https://saref.etsi.org/core/" }],
+          "@type": "saref:Meter",
+          title: "Renamed gauge",
+        }) as ThingDescription,
+      );
+      await page.getByLabel("Find a Thing").fill("renamed");
+      await page.getByRole("link", { name: "Renamed gauge" }).waitFor();
+      await client.remove(id);
+      await page.locator(`[data-testid="graph"][data-rendered="${things}"]`).waitFor();
+      await page.getByRole("button", { name: "saref:Meter (1)" }).waitFor({ state: "detached" });
+      await page.getByLabel("Find a Thing").fill("");
+      await switchOff.click();
+      await page.locator(`[data-testid="graph"][data-shown="${things}"]`).waitFor();
+      expect(problems).toEqual([]);
+    });
+
     it("loads without an error in the browser's console", async () => {
       const errors: string[] = [];
       const listener = (message: ConsoleMessage) => {

@@ -8,7 +8,8 @@ import type { View } from "./app-context.js";
 import { h, replace, thingHref } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
-import { graphOfSummary, layoutOf, legendOf } from "./thing-graph.js";
+import type { GraphSummary } from "../../src/client/hub-client.js";
+import { GOLDEN_ANGLE, PALETTE, graphOfSummary, layoutOf, legendOf, type GraphEdge } from "./thing-graph.js";
 
 const UNREACHABLE_COLOR = "#b0b0b0";
 const MAX_MATCHES = 20;
@@ -16,6 +17,8 @@ const MAX_MATCHES = 20;
 const LABELLED_GRAPH = 2000;
 /** Edge labels only on small graphs. */
 const LABELLED_EDGES = 200;
+/** How long a TD change waits before the summary is fetched again (the changes of a burst share one). */
+const REFRESH_MS = 1000;
 export const graphView: View = ({ client, live }, root) => {
   performance.mark("graph-start");
   const abort = new AbortController();
@@ -90,7 +93,7 @@ export const graphView: View = ({ client, live }, root) => {
     const first = matches.querySelector("a");
     if (first !== null) location.hash = first.getAttribute("href") ?? "#/";
   });
-  search.addEventListener("input", () => {
+  const showMatches = (): void => {
     const text = search.value.trim().toLowerCase();
     if (text === "") return replace(matches);
     const found: string[] = [];
@@ -104,6 +107,211 @@ export const graphView: View = ({ client, live }, root) => {
         ? h("li", { class: "muted" }, "no Thing matches")
         : found.map((id) => h("li", {}, h("a", { href: thingHref(id) }, titles.get(id) ?? id))),
     );
+  };
+  search.addEventListener("input", showMatches);
+
+  // What is drawn, kept so that the summary fetched again after a TD change updates it in place
+  // (positions, colours of the types already shown, and the legend's switches stay as they were).
+  let size = 12;
+  let labelEdges = false;
+  const typeColors = new Map<string, string>();
+  const typeOfNode = new Map<string, string>();
+  const byType = new Map<string, Set<string>>();
+  const typeCenters = new Map<string, { x: number; y: number }>();
+  const hiddenTypes = new Set<string>();
+  let outerRing = 0;
+
+  const colorOf = (type: string): string => {
+    let color = typeColors.get(type);
+    if (color === undefined) {
+      color = PALETTE[typeColors.size % PALETTE.length] ?? "#666";
+      typeColors.set(type, color);
+    }
+    return color;
+  };
+  const setType = (id: string, type: string | undefined): void => {
+    const old = typeOfNode.get(id);
+    if (old !== undefined) byType.get(old)?.delete(id);
+    if (type === undefined) {
+      typeOfNode.delete(id);
+      return;
+    }
+    typeOfNode.set(id, type);
+    const group = byType.get(type);
+    if (group === undefined) byType.set(type, new Set([id]));
+    else group.add(id);
+  };
+  /** A place for a Thing that arrived after the first frame: on its type's disc, or a new disc outside. */
+  const placeOf = (type: string): { x: number; y: number } => {
+    let center = typeCenters.get(type);
+    if (center === undefined) {
+      outerRing += 4;
+      const angle = typeCenters.size * GOLDEN_ANGLE;
+      center = { x: outerRing * Math.cos(angle), y: outerRing * Math.sin(angle) };
+      typeCenters.set(type, center);
+    }
+    const i = byType.get(type)?.size ?? 0;
+    const r = Math.sqrt(i + 0.5);
+    return { x: center.x + r * Math.cos(i * GOLDEN_ANGLE), y: center.y + r * Math.sin(i * GOLDEN_ANGLE) };
+  };
+  const nodeColor = (id: string): string =>
+    unreachable.has(id) ? UNREACHABLE_COLOR : (colors.get(id) ?? "#666");
+  const edgeAttributes = (rel: string) =>
+    labelEdges ? { label: rel, color: "#ccc", size: 1 } : { color: "#ccc", size: 1 };
+  /** One key per link (a TD may list the same link twice). */
+  const edgeKeys = (edges: readonly GraphEdge[]): Array<[string, GraphEdge]> => {
+    const seen = new Map<string, number>();
+    return edges.map((edge) => {
+      const base = `${edge.source}\n${edge.rel}\n${edge.target}`;
+      const n = seen.get(base) ?? 0;
+      seen.set(base, n + 1);
+      return [n === 0 ? base : `${base}\n${n}`, edge];
+    });
+  };
+
+  const showCount = (): void => {
+    if (graph === undefined) return;
+    let hidden = 0;
+    for (const type of hiddenTypes) hidden += byType.get(type)?.size ?? 0;
+    const total = graph.order;
+    canvas.dataset.shown = String(total - hidden);
+    replace(
+      status,
+      `${total} Things, ${graph.size} links`,
+      hidden > 0 && `; ${total - hidden} shown (the types switched off in the legend are hidden)`,
+      ". Click a node to open it.",
+    );
+  };
+  /** A link is drawn while both its ends are. */
+  const showEdgesOf = (keys: Iterable<string>): void => {
+    const shown: string[] = [];
+    const hidden: string[] = [];
+    for (const key of keys)
+      graph?.forEachEdge(key, (edge, _attributes, source, target) => {
+        const off =
+          hiddenTypes.has(typeOfNode.get(source) ?? "") || hiddenTypes.has(typeOfNode.get(target) ?? "");
+        (off ? hidden : shown).push(edge);
+      });
+    renderer?.setEdgesState(hidden, { isHidden: true });
+    renderer?.setEdgesState(shown, { isHidden: false });
+  };
+  // Each type of the legend is a switch: pressed, its Things are drawn; released, hidden (and
+  // their links with them), so one kind of Thing can be looked at among thousands.
+  const toggle = (type: string, button: HTMLButtonElement): void => {
+    const hide = !hiddenTypes.has(type);
+    if (hide) hiddenTypes.add(type);
+    else hiddenTypes.delete(type);
+    button.setAttribute("aria-pressed", String(!hide));
+    const keys = [...(byType.get(type) ?? [])];
+    renderer?.setNodesState(keys, { isHidden: hide });
+    showEdgesOf(keys);
+    showCount();
+  };
+  const showLegend = (): void => {
+    // Most numerous type first; a type's colour stays the one it was first drawn in.
+    const counts = [...byType]
+      .filter(([, ids]) => ids.size > 0)
+      .sort((a, b) => b[1].size - a[1].size || a[0].localeCompare(b[0]));
+    replace(
+      legend,
+      counts.map(([type, ids]) => {
+        const button = h(
+          "button",
+          {
+            type: "button",
+            class: "legend-type",
+            "aria-pressed": String(!hiddenTypes.has(type)),
+            "data-type": type,
+          },
+          h("span", { class: "swatch", style: `background:${colorOf(type)}` }),
+          `${type} (${ids.size})`,
+        );
+        button.addEventListener("click", () => toggle(type, button));
+        return h("li", {}, button);
+      }),
+      h("li", {}, h("span", { class: "swatch", style: `background:${UNREACHABLE_COLOR}` }), "unreachable"),
+    );
+  };
+
+  /** Brings the drawn graph to a summary fetched again: Things and links added, removed or changed. */
+  const sync = (summary: GraphSummary): void => {
+    if (graph === undefined) return;
+    const { nodes, edges } = graphOfSummary(summary);
+    const present = new Set<string>();
+    const moved: string[] = [];
+    for (const node of nodes) {
+      present.add(node.id);
+      titles.set(node.id, node.title);
+      if (!node.reachable && !unreachable.has(node.id)) unreachable.set(node.id, "unreachable");
+      if (!graph.hasNode(node.id)) {
+        const place = placeOf(node.type);
+        setType(node.id, node.type);
+        colors.set(node.id, colorOf(node.type));
+        graph.addNode(node.id, { label: node.title, size, color: nodeColor(node.id), ...place });
+        if (hiddenTypes.has(node.type)) renderer?.setNodesState([node.id], { isHidden: true });
+        continue;
+      }
+      if (graph.getNodeAttribute(node.id, "label") !== node.title)
+        graph.setNodeAttribute(node.id, "label", node.title);
+      if (typeOfNode.get(node.id) !== node.type) {
+        setType(node.id, node.type);
+        colors.set(node.id, colorOf(node.type));
+        graph.setNodeAttribute(node.id, "color", nodeColor(node.id));
+        renderer?.setNodesState([node.id], { isHidden: hiddenTypes.has(node.type) });
+        moved.push(node.id);
+      }
+    }
+    for (const id of graph.nodes()) {
+      if (present.has(id)) continue;
+      graph.dropNode(id);
+      setType(id, undefined);
+      titles.delete(id);
+      colors.delete(id);
+      unreachable.delete(id);
+    }
+    const wanted = new Map(edgeKeys(edges));
+    for (const key of graph.edges()) if (!wanted.has(key)) graph.dropEdge(key);
+    const added: string[] = [];
+    for (const [key, edge] of wanted) {
+      if (graph.hasEdge(key) || !graph.hasNode(edge.source) || !graph.hasNode(edge.target)) continue;
+      graph.addEdgeWithKey(key, edge.source, edge.target, edgeAttributes(edge.rel));
+      added.push(edge.source);
+    }
+    showEdgesOf([...added, ...moved]);
+    showLegend();
+    showUnreachable();
+    showCount();
+    showMatches(); // a search shown follows the Things' titles and removals
+    canvas.dataset.rendered = String(graph.order);
+  };
+
+  // A TD registered, changed or removed while the graph is shown: the summary again, at most one
+  // request at a time and one a second, so a discovery registering thousands costs a few requests.
+  let refreshing = false;
+  let refreshDue = false;
+  let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  const refresh = (): void => {
+    if (graph === undefined || abort.signal.aborted) return;
+    if (refreshing || refreshTimer !== undefined) {
+      refreshDue = true;
+      return;
+    }
+    refreshTimer = setTimeout(() => {
+      refreshTimer = undefined;
+      refreshing = true;
+      refreshDue = false;
+      client
+        .graphSummary(abort.signal)
+        .then(sync)
+        .catch(() => undefined) // the next change, or the page drawn again when the hub is back, retries
+        .finally(() => {
+          refreshing = false;
+          if (refreshDue) refresh();
+        });
+    }, REFRESH_MS);
+  };
+  const unsubscribeTds = live.subscribe((change) => {
+    if (change.kind === "described" || change.kind === "removed") refresh();
   });
 
   void (async () => {
@@ -114,90 +322,50 @@ export const graphView: View = ({ client, live }, root) => {
       performance.measure("graph-load", "graph-start");
       const { nodes, edges } = graphOfSummary(summary);
       const types = legendOf(nodes);
+      for (const [type, { color }] of types) typeColors.set(type, color);
       const positions = layoutOf(nodes);
-      const size = nodes.length > 1000 ? 3 : nodes.length > 100 ? 6 : 12;
-      const labelEdges = nodes.length <= LABELLED_EDGES;
+      size = nodes.length > 1000 ? 3 : nodes.length > 100 ? 6 : 12;
+      labelEdges = nodes.length <= LABELLED_EDGES;
       graph = new Graph({ multi: true, type: "directed" });
       // In bulk (graphology's import): no per-node events or checks beyond the one pass.
       graph.import({
         nodes: nodes.map((node) => {
-          const color = types.get(node.type)?.color ?? "#666";
+          const color = colorOf(node.type);
           colors.set(node.id, color);
           titles.set(node.id, node.title);
+          setType(node.id, node.type);
           if (!node.reachable) unreachable.set(node.id, "unreachable");
+          const place = positions.get(node.id) ?? { x: 0, y: 0 };
+          outerRing = Math.max(outerRing, Math.hypot(place.x, place.y));
           return {
             key: node.id,
             attributes: {
               label: node.title,
               size,
               color: node.reachable ? color : UNREACHABLE_COLOR,
-              ...positions.get(node.id),
+              ...place,
             },
           };
         }),
-        edges: edges.map((edge) => ({
+        edges: edgeKeys(edges).map(([key, edge]) => ({
+          key,
           source: edge.source,
           target: edge.target,
-          attributes: labelEdges ? { label: edge.rel, color: "#ccc", size: 1 } : { color: "#ccc", size: 1 },
+          attributes: edgeAttributes(edge.rel),
         })),
       });
-      showUnreachable();
-      // Each type of the legend is a switch: pressed, its Things are drawn; released, hidden (and
-      // their links with them), so one kind of Thing can be looked at among thousands.
-      const byType = new Map<string, string[]>();
-      const typeOfNode = new Map<string, string>();
-      for (const node of nodes) {
-        typeOfNode.set(node.id, node.type);
-        const group = byType.get(node.type);
-        if (group === undefined) byType.set(node.type, [node.id]);
-        else group.push(node.id);
+      // Each disc's centre, where the Things of its type that arrive later are placed.
+      for (const [type, ids] of byType) {
+        let x = 0;
+        let y = 0;
+        for (const id of ids) {
+          x += graph.getNodeAttribute(id, "x") as number;
+          y += graph.getNodeAttribute(id, "y") as number;
+        }
+        typeCenters.set(type, { x: x / ids.size, y: y / ids.size });
       }
-      const hiddenTypes = new Set<string>();
-      const showCount = () => {
-        let hidden = 0;
-        for (const type of hiddenTypes) hidden += byType.get(type)?.length ?? 0;
-        canvas.dataset.shown = String(nodes.length - hidden);
-        replace(
-          status,
-          `${nodes.length} Things, ${edges.length} links`,
-          hidden > 0 && `; ${nodes.length - hidden} shown (the types switched off in the legend are hidden)`,
-          ". Click a node to open it.",
-        );
-      };
-      const toggle = (type: string, button: HTMLButtonElement) => {
-        const hide = !hiddenTypes.has(type);
-        if (hide) hiddenTypes.add(type);
-        else hiddenTypes.delete(type);
-        button.setAttribute("aria-pressed", String(!hide));
-        const keys = byType.get(type) ?? [];
-        renderer?.setNodesState(keys, { isHidden: hide });
-        // A link is drawn while both its ends are.
-        const shown: string[] = [];
-        const hidden: string[] = [];
-        for (const key of keys)
-          graph?.forEachEdge(key, (edge, _attributes, source, target) => {
-            const off =
-              hiddenTypes.has(typeOfNode.get(source) ?? "") || hiddenTypes.has(typeOfNode.get(target) ?? "");
-            (off ? hidden : shown).push(edge);
-          });
-        renderer?.setEdgesState(hidden, { isHidden: true });
-        renderer?.setEdgesState(shown, { isHidden: false });
-        showCount();
-      };
-      replace(
-        legend,
-        [...types].map(([type, { color, count }]) => {
-          const button = h(
-            "button",
-            { type: "button", class: "legend-type", "aria-pressed": "true", "data-type": type },
-            h("span", { class: "swatch", style: `background:${color}` }),
-            `${type} (${count})`,
-          );
-          button.addEventListener("click", () => toggle(type, button));
-          return h("li", {}, button);
-        }),
-        h("li", {}, h("span", { class: "swatch", style: `background:${UNREACHABLE_COLOR}` }), "unreachable"),
-      );
+      showUnreachable();
+      showLegend();
       showCount();
       performance.mark("graph-built");
       renderer = new Sigma(graph, canvas, {
@@ -218,12 +386,14 @@ export const graphView: View = ({ client, live }, root) => {
           // On a graph small enough to label, every node's label: sigma's default leaves out
           // those that share a grid cell with another.
           labelDensity: nodes.length <= LABELLED_EDGES ? Number.POSITIVE_INFINITY : 1,
-          // Sizes in pixels whatever the graph's extent; labels (glyph atlases) only where they can be read.
+          // Sizes in pixels whatever the graph's extent; labels (glyph atlases) only where they
+          // can be read: up to 2,000 Things, at every node size drawn (sigma's default hides the
+          // labels of nodes under 6 px, so graphs of 101–2,000 Things showed none until zoomed).
           itemSizesReference: "screen",
           renderLabels: nodes.length <= LABELLED_GRAPH,
           renderEdgeLabels: labelEdges,
           hideEdgesOnMove: true,
-          labelRenderedSizeThreshold: 8,
+          labelRenderedSizeThreshold: Math.min(8, size),
         },
       });
       performance.measure("graph-sigma", "graph-built");
@@ -233,7 +403,7 @@ export const graphView: View = ({ client, live }, root) => {
       renderer.once("afterRender", () => {
         performance.mark("graph-rendered");
         performance.measure("graph", "graph-start", "graph-rendered");
-        canvas.dataset.rendered = String(nodes.length);
+        canvas.dataset.rendered = String(graph?.order ?? nodes.length);
       });
       renderer.refresh();
       // The summary said which Things are unreachable; the last day's Changes say why (newest first).
@@ -257,7 +427,9 @@ export const graphView: View = ({ client, live }, root) => {
   return () => {
     abort.abort();
     cancelRedraw?.();
+    if (refreshTimer !== undefined) clearTimeout(refreshTimer);
     unsubscribe();
+    unsubscribeTds();
     renderer?.kill();
   };
 };

@@ -108,7 +108,7 @@ export function legendOf(nodes: readonly GraphNode[]): Map<string, { color: stri
   );
 }
 
-const GOLDEN_ANGLE = Math.PI * (3 - Math.sqrt(5));
+export const GOLDEN_ANGLE = Math.PI * (3 - Math.sqrt(5));
 
 /** Positions: one disc per type (a sunflower spiral inside), the discs around a circle. */
 export function layoutOf(nodes: readonly GraphNode[]): Map<string, { x: number; y: number }> {
