@@ -1,6 +1,6 @@
 // GET /graph/summary through a real hub: the light projection the UI draws the graph from — every
 // Thing with its title, expanded types and reachability, the links between registered Things only,
-// the vocabulary's prefixes — kept live from the Bus, rebuilt after a restart, and its bad input.
+// the vocabulary's prefixes and those the TDs declare — kept live from the Bus, rebuilt after a restart, and its bad input.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -138,6 +138,35 @@ describe("GET /graph/summary", () => {
     expect(after.links).toHaveLength(2);
     expect(after.links).toEqual(expect.arrayContaining(before.links));
     expect([...byId(after).keys()].sort()).toEqual([...byId(before).keys()].sort());
+  });
+
+  it("gives the prefixes the TDs declare with one namespace, so their types can be written as they are", async () => {
+    hub = await startTestHub();
+    await put(
+      minimalTd({
+        id: "urn:t:pump",
+        title: "Pump",
+        "@context": ["https://www.w3.org/2022/wot/td/v1.1", { acme: "https://acme.example/ns#" }],
+        "@type": "acme:Pump",
+      }),
+    );
+    // Two TDs giving `dual` different namespaces: it says nothing on its own, so it is left out.
+    for (const [id, namespace] of [
+      ["urn:t:a", "https://a.example/"],
+      ["urn:t:b", "https://b.example/"],
+    ])
+      await put(
+        minimalTd({
+          id,
+          "@context": ["https://www.w3.org/2022/wot/td/v1.1", { dual: namespace }],
+          "@type": "dual:Thing",
+        }),
+      );
+    const summary = await client().graphSummary();
+    expect(byId(summary).get("urn:t:pump")?.types).toEqual(["https://acme.example/ns#Pump"]);
+    expect(summary.prefixes.acme).toBe("https://acme.example/ns#");
+    expect(summary.prefixes.saref).toBe("https://saref.etsi.org/core/");
+    expect(summary.prefixes).not.toHaveProperty("dual");
   });
 
   it("refuses unknown parameters, and anonymous callers when reads need a token", async () => {

@@ -132,6 +132,13 @@ export class GraphIndex implements GraphView {
     return this.declared.get(prefix);
   }
 
+  /** The prefixes registered TDs declare with one namespace only (so they say one thing), not the vocabulary's. */
+  *unambiguousDeclaredPrefixes(): IterableIterator<[string, string]> {
+    for (const [prefix, namespaces] of this.declared)
+      if (namespaces.size === 1 && !this.vocabulary.scope.prefixes.has(prefix))
+        for (const namespace of namespaces) yield [prefix, namespace];
+  }
+
   /** Forgets everything (before a rebuild). */
   clear(): void {
     this.things.clear();

@@ -349,7 +349,13 @@ export class Graph {
       for (const edge of this.index.edges(id) ?? [])
         if (edge.to !== id && this.index.has(edge.to)) links.push({ from: id, rel: edge.rel, to: edge.to });
     }
-    return { prefixes: Object.fromEntries(this.deps.vocabulary.scope.prefixes), things, links };
+    // The vocabulary's prefixes first (they win a tie for the same namespace), then those the TDs
+    // declare, so a type from a TD's own context is written as the TD writes it (`acme:Pump`).
+    const prefixes = Object.fromEntries([
+      ...this.deps.vocabulary.scope.prefixes,
+      ...this.index.unambiguousDeclaredPrefixes(),
+    ]);
+    return { prefixes, things, links };
   }
 
   private async stateOf(id: string): Promise<Record<string, unknown>> {
