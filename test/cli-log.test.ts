@@ -218,8 +218,16 @@ describe("things history, state and diff", () => {
     const none = await thingsAt(hub, ["changes", "--type", "Toaster", "--json"]);
     expect(JSON.parse(none.stdout)).toEqual([]);
     // As a table, nothing found is said in words, not as a header with no rows.
-    const nothing = await thingsAt(hub, ["changes", "--thing", "urn:example:no-such-lamp"]);
+    const nothing = await thingsAt(hub, ["changes", "--thing", LAMP, "--kind", "emitted"]);
     expect(nothing).toMatchObject({ code: 0, stdout: "", stderr: "no Change matches\n" });
+    // An id the hub never had (a typo) is named as the likely reason.
+    const typo = await thingsAt(hub, ["changes", "--thing", "urn:example:no-such-lamp"]);
+    expect(typo).toMatchObject({
+      code: 0,
+      stdout: "",
+      stderr:
+        "no Change matches: no Thing urn:example:no-such-lamp has ever been registered with this hub: `things ls` lists their ids\n",
+    });
   });
 
   it("history --json --oldest-first --affordance gives the Changes as a JSON array", async () => {
@@ -572,6 +580,17 @@ describe("things watch", () => {
     await w.stdout.waitFor((l) => l.includes('"value":4'), "with the live Change");
     // The reading before --since is not replayed; each one after it is, once, in order.
     expect(w.stdout.seen.map((l) => (JSON.parse(l) as { value: unknown }).value)).toEqual([2, "on", 4]);
+  });
+
+  it("--thing of an id the hub never had says so, then waits for that Thing's Changes", async () => {
+    const id = "urn:test:lamp-to-come";
+    const w = await startWatching(["--thing", id]);
+    expect(w.stderr.seen[0]).toBe(
+      `note: no Thing ${id} has ever been registered with this hub: \`things ls\` lists their ids; waiting for its Changes`,
+    );
+    await clientOf(hub).put({ ...lampTd(), id });
+    const line = await w.stdout.waitFor((l) => l.includes("described"), "with its registration");
+    expect(line).toContain(`${id}  -  described`);
   });
 
   it("--since refuses a time it cannot read, as a usage error", async () => {

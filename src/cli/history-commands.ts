@@ -4,7 +4,13 @@
 import type { Command } from "commander";
 import { structuredPatch } from "diff";
 import { styleText } from "node:util";
-import type { GraphqlChange, GraphqlChangeFilter, ThingDiff, ThingState } from "../client/index.js";
+import {
+  HubError,
+  type GraphqlChange,
+  type GraphqlChangeFilter,
+  type ThingDiff,
+  type ThingState,
+} from "../client/index.js";
 import { changeTime, type Change } from "../core/index.js";
 import {
   clientOf,
@@ -117,6 +123,7 @@ async function printChanges(
   limit: number,
   options: { oldestFirst?: boolean; json?: boolean },
   withThing: boolean,
+  whyNone?: () => Promise<string | undefined>,
 ): Promise<void> {
   const changes: Change[] = [];
   for await (const change of all) {
@@ -137,7 +144,8 @@ async function printChanges(
     return;
   }
   if (changes.length === 0) {
-    process.stderr.write("no Change matches\n");
+    const why = await whyNone?.();
+    process.stderr.write(`no Change matches${why === undefined ? "" : `: ${why}`}\n`);
     return;
   }
   const rows = changes.map((c) => [
@@ -153,6 +161,22 @@ async function printChanges(
   const maxWidth = process.stdout.isTTY ? process.stdout.columns : undefined;
   process.stdout.write(formatTable(head, rows, { maxWidth, uncut: withThing ? [0, 1, 2, 4] : [0, 1, 3] }));
   hint();
+}
+
+/**
+ * Why a `--thing` filter may match nothing: the hub has never had a Thing of that id (a typo, an
+ * id of another hub), as a line for stderr; undefined when it has, or when that cannot be told.
+ */
+async function unknownThingNote(command: Command, id: string | undefined): Promise<string | undefined> {
+  if (id === undefined) return undefined;
+  try {
+    await clientOf(command).history(id, { limit: 1 });
+    return undefined;
+  } catch (err) {
+    if (err instanceof HubError && err.status === 404)
+      return `no Thing ${id} has ever been registered with this hub: \`things ls\` lists their ids`;
+    return undefined;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -195,7 +219,7 @@ async function feed(options: ChangesCommandOptions, command: Command): Promise<v
     ...(until !== undefined && { until }),
     ...(options.cursor !== undefined && { cursor: options.cursor }),
   });
-  await printChanges(all, limit, options, true);
+  await printChanges(all, limit, options, true, () => unknownThingNote(command, options.thing));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,6 +444,9 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
       const [first] = (await clientOf(command).changes({ since, limit: 1 })).changes;
       if (first !== undefined) last = Math.min(last, first.seq - 1);
     }
+    // Watching for a Thing is fine before it exists, but a mistyped id would wait in silence.
+    const unknown = await unknownThingNote(command, options.thing);
+    if (unknown !== undefined) process.stderr.write(`note: ${unknown}; waiting for its Changes\n`);
     for await (const change of client.changes(filter, { after: last, signal: stop.signal })) {
       last = change.seq;
       const logged = asChange(change);
