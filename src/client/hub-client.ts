@@ -103,8 +103,9 @@ export interface WatchStatus {
 export interface WatchOptions {
   /**
    * Start after this Log position (a seq, as an SSE event id). By default the stream starts at the
-   * Log's end as it is when `watch` starts (from /health), so that not even a Change committed
-   * before the first connection is up, or while reconnecting, is missed.
+   * Log's end as it is when the hub first answers `watch` (from /health), so that not even a Change
+   * committed before the first connection is up, or while reconnecting, is missed. A hub that does
+   * not answer yet (starting, restarting, unreachable, /health 503) is retried as a dropped stream is.
    */
   lastEventId?: number | string;
   /** Stops the stream; the iteration then simply ends. */
@@ -391,12 +392,18 @@ export class HubClient extends DirectoryClient {
     const { signal } = options;
     const url = withQuery(new URL("changes/stream", this.url), filterQuery(filter));
     const parser = new EventStreamParser();
-    parser.lastEventId =
-      options.lastEventId === undefined ? String((await this.health()).lastSeq) : String(options.lastEventId);
+    // Where the stream starts: given, or the Log's end when the hub first answers (a hub not up
+    // yet, or restarting, is waited for as a dropped stream is, not a reason to give up).
+    let started = options.lastEventId !== undefined;
+    if (started) parser.lastEventId = String(options.lastEventId);
     let failures = 0;
     for (;;) {
       let reason = "the hub ended the stream";
       try {
+        if (!started) {
+          parser.lastEventId = String((await this.health()).lastSeq);
+          started = true;
+        }
         const response = await this.request("GET", url, {
           accept: "text/event-stream",
           headers: parser.lastEventId === "" ? {} : { "last-event-id": parser.lastEventId },
