@@ -15,7 +15,7 @@ import { thingPath } from "../src/api/index.js";
 import { EmbeddedBroker } from "../src/api/mqtt/embedded-broker.js";
 import { TopicLayout } from "../src/api/mqtt/topic-layout.js";
 import { startHub, createLogger } from "../src/cli/index.js";
-import { UnavailableError } from "../src/core/index.js";
+import { UnavailableError, type Change } from "../src/core/index.js";
 import { loadConfig } from "../src/hub/index.js";
 import { changeAfter, minimalTd, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 
@@ -328,7 +328,7 @@ describe("the MQTT gateway on the embedded broker", () => {
     expect(back.connected).toBe(true);
   });
 
-  it("registers a Homie 5 device from its description, and removes it when it is lost or cleared", async () => {
+  it("registers a Homie 5 device from its description, records it unreachable while lost, and removes it when cleared", async () => {
     const homie = await connect();
     const description = {
       homie: "5.0",
@@ -359,12 +359,49 @@ describe("the MQTT gateway on the embedded broker", () => {
       "mqv:topic": "homie/5/boiler-1/heater/target/set",
     });
 
+    // Lost (its last will) or disconnected: still registered, recorded unreachable once; back at ready.
+    const reachability = async () =>
+      (
+        (await (
+          await hub.request(`/changes?thing=urn%3Ahomie%3Aboiler-1&kind=unreachable,reachable&order=asc`)
+        ).json()) as { changes: Change[] }
+      ).changes.map((c) => [c.kind, c.value, c.cause.actor]);
     await homie.publishAsync("homie/5/boiler-1/$state", "lost", { qos: 1, retain: true });
-    expect((await hub.request(thingPath("urn:homie:boiler-1"))).status).toBe(404);
-    await homie.publishAsync("homie/5/boiler-1/$state", "ready", { qos: 1, retain: true });
+    await homie.publishAsync("homie/5/boiler-1/$state", "lost", { qos: 1, retain: true });
     expect((await hub.request(thingPath("urn:homie:boiler-1"))).status).toBe(200);
+    await homie.publishAsync("homie/5/boiler-1/$state", "ready", { qos: 1, retain: true });
+    await homie.publishAsync("homie/5/boiler-1/$state", "disconnected", { qos: 1, retain: true });
+    await homie.publishAsync("homie/5/boiler-1/$state", "sleeping", { qos: 1, retain: true });
+    expect(await reachability()).toEqual([
+      ["unreachable", "the device dropped off the broker (Homie $state lost)", "mqtt:homie"],
+      ["reachable", "the device is back (Homie $state ready)", "mqtt:homie"],
+      ["unreachable", "the device disconnected from the broker (Homie $state disconnected)", "mqtt:homie"],
+    ]);
+    const summary = (await (await hub.request("/graph/summary")).json()) as {
+      things: Array<{ id: string; reachable: boolean }>;
+    };
+    expect(summary.things.find((t) => t.id === "urn:homie:boiler-1")?.reachable).toBe(false);
     await homie.publishAsync("homie/5/boiler-1/$description", "", { qos: 1, retain: true });
     expect((await hub.request(thingPath("urn:homie:boiler-1"))).status).toBe(404);
+  });
+
+  it("records a Homie device lost before its description arrives as unreachable once registered", async () => {
+    const homie = await connect();
+    await homie.publishAsync("homie/5/boiler-2/$state", "lost", { qos: 1, retain: true });
+    await homie.publishAsync(
+      "homie/5/boiler-2/$description",
+      JSON.stringify({ homie: "5.0", name: "Boiler 2", nodes: {} }),
+      { qos: 1, retain: true },
+    );
+    expect((await hub.request(thingPath("urn:homie:boiler-2"))).status).toBe(200);
+    const changes = (
+      (await (await hub.request(`/changes?thing=urn%3Ahomie%3Aboiler-2&order=asc`)).json()) as {
+        changes: Change[];
+      }
+    ).changes;
+    expect(changes.map((c) => c.kind)).toEqual(["described", "unreachable"]);
+    await homie.publishAsync("homie/5/boiler-2/$state", "", { qos: 1, retain: true });
+    await homie.publishAsync("homie/5/boiler-2/$description", "", { qos: 1, retain: true });
   });
 
   it("answers a Homie device announcing nonsense on its errors topic, and registers nothing", async () => {

@@ -1,7 +1,9 @@
 // Auto-inventory on the broker: Homie 5 devices (`{root}/5/{device}/$description`, `$state`) and
 // Home Assistant MQTT discovery (`{prefix}/{component}/[{node}/]{object}/config`) are registered
-// in the directory with generated TDs, and removed when they say so (Homie: `$state` lost or
-// cleared, or an empty description; HA: an empty config). Through hub methods only (directory).
+// in the directory with generated TDs, and removed when they say so (Homie: `$state` or the
+// description cleared; HA: an empty config). A Homie device that is `lost` or `disconnected` stays
+// registered and is recorded `unreachable`, then `reachable` at `init`/`ready`, as an observed
+// Thing that stops answering is. Through hub methods only (directory, ingest, the store's reads).
 import type { Logger } from "pino";
 import {
   NotFoundError,
@@ -40,15 +42,22 @@ export interface AutoInventoryOptions {
   readonly onRegistered?: (td: RegisteredThingDescription) => Promise<void>;
 }
 
-/** Devices whose last description is remembered (to re-register one that comes back after `lost`). */
+/** Homie devices whose last `$state` is remembered (to record a lost one registered after it). */
 const MAX_REMEMBERED_DEVICES = 10_000;
+
+/** The Homie 5 states in which a device does not answer, and what its `unreachable` Change says. */
+const AWAY_STATES: ReadonlyMap<string, string> = new Map([
+  ["lost", "the device dropped off the broker (Homie $state lost)"],
+  ["disconnected", "the device disconnected from the broker (Homie $state disconnected)"],
+]);
+const BACK_STATES: ReadonlySet<string> = new Set(["init", "ready"]);
 
 export class AutoInventory {
   readonly #hub: Hub;
   readonly #link: BrokerLink;
   readonly #options: AutoInventoryOptions;
-  /** Homie devices: the last valid TD, and whether the device is lost. */
-  readonly #homie = new Map<string, { td?: RegisteredThingDescription; lost: boolean }>();
+  /** Homie devices: their last `$state`, once said. */
+  readonly #homieStates = new Map<string, string>();
   /** One announcement at a time per device, in arrival order. */
   readonly #queues = new Map<string, Promise<void>>();
 
@@ -97,9 +106,8 @@ export class AutoInventory {
 
   async #homieDescription(device: string, message: InboundMessage): Promise<void> {
     const id = homieThingId(device);
-    const known = this.#homie.get(device);
     if (message.payload.length === 0) {
-      this.#homie.delete(device);
+      this.#homieStates.delete(device);
       await this.#remove(id, "homie");
       return;
     }
@@ -107,35 +115,53 @@ export class AutoInventory {
       homieThingDescription(this.#options.homieRoot, device, payload, this.#options.device),
     );
     if (td === undefined) return;
-    this.#remember(device, { td, lost: known?.lost ?? false });
-    if (known?.lost !== true) await this.#register(td, "homie");
+    await this.#register(td, "homie");
+    // A retained `lost` may arrive before the description: the Thing is recorded as away now.
+    const state = this.#homieStates.get(device);
+    if (state !== undefined) await this.#reachability(id, state);
   }
 
   async #homieState(device: string, message: InboundMessage): Promise<void> {
     const id = homieThingId(device);
     const state = message.payload.toString("utf8").trim();
-    const known = this.#homie.get(device);
     if (state === "") {
       // Homie 5: a device is removed by clearing its retained topics, `$state` among them.
-      this.#homie.delete(device);
+      this.#homieStates.delete(device);
       await this.#remove(id, "homie");
       return;
     }
-    if (state === "lost") {
-      this.#remember(device, { ...(known?.td === undefined ? {} : { td: known.td }), lost: true });
-      await this.#remove(id, "homie");
-      return;
+    if (!this.#homieStates.has(device) && this.#homieStates.size >= MAX_REMEMBERED_DEVICES) {
+      const oldest = this.#homieStates.keys().next().value;
+      if (oldest !== undefined) this.#homieStates.delete(oldest);
     }
-    this.#remember(device, { ...(known?.td === undefined ? {} : { td: known.td }), lost: false });
-    if (known?.lost === true && known.td !== undefined) await this.#register(known.td, "homie");
+    this.#homieStates.set(device, state);
+    await this.#reachability(id, state);
   }
 
-  #remember(device: string, entry: { td?: RegisteredThingDescription; lost: boolean }): void {
-    if (!this.#homie.has(device) && this.#homie.size >= MAX_REMEMBERED_DEVICES) {
-      const oldest = this.#homie.keys().next().value;
-      if (oldest !== undefined) this.#homie.delete(oldest);
+  /**
+   * Records a registered Homie device going away (`lost`, `disconnected`) or coming back (`init`,
+   * `ready`), once: the Log's latest reachability of the Thing decides, so a retained state the
+   * broker delivers again (at every hub start) records nothing new. Other states change nothing.
+   */
+  async #reachability(id: string, state: string): Promise<void> {
+    const away = AWAY_STATES.get(state);
+    if (away === undefined && !BACK_STATES.has(state)) return;
+    let latest: { kind: string; seq: number } | undefined;
+    for (const stream of await this.#hub.store.streamsAt(id, undefined, ["unreachable", "reachable"]))
+      if (latest === undefined || stream.latest.seq > latest.seq)
+        latest = { kind: stream.kind, seq: stream.latest.seq };
+    const reachable = latest === undefined || latest.kind === "reachable";
+    if (away !== undefined ? !reachable : reachable) return;
+    const report =
+      away !== undefined
+        ? { kind: "unreachable" as const, value: away }
+        : { kind: "reachable" as const, value: `the device is back (Homie $state ${state})` };
+    try {
+      await this.#hub.ingest(id, [report], this.#cause("homie"));
+      this.#options.logger.info({ thing: id, state }, "MQTT: Homie device state recorded");
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error; // not registered (yet), or removed meanwhile
     }
-    this.#homie.set(device, entry);
   }
 
   /** The TD from an announcement, or undefined after telling the device what is wrong. */
