@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectAsync, type IClientOptions, type MqttClient } from "mqtt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { EmbeddedBroker } from "../src/api/mqtt/embedded-broker.js";
 import { TopicLayout } from "../src/api/mqtt/topic-layout.js";
@@ -576,6 +576,58 @@ describe("a Homie device on the embedded broker, end to end", () => {
       });
       expect(write.status).toBe(204);
       expect((await messages.next((t) => t === "homie/5/boiler-3/heater/target/set")).payload).toBe("5");
+    } finally {
+      await device.endAsync(true);
+      await hub.stop();
+    }
+  });
+});
+
+describe("a lost Homie device, observed", () => {
+  it("stays unreachable when the hub observes it anew: its broker taking a subscription is not the device back", async () => {
+    const hub = await startTestHub({ mqttPort: 0, observe: true });
+    const device = await connectAsync(brokerUrl(hub), {
+      reconnectPeriod: 0,
+      username: "boiler",
+      password: hub.token,
+    });
+    const id = "urn:homie:boiler-4";
+    const description = (properties: Record<string, unknown>) =>
+      JSON.stringify({ homie: "5.0", name: "Boiler", nodes: { heater: { properties } } });
+    const reading = async (after: number, value: number) =>
+      changeAfter(hub, after, (c) => c.thing === id && c.kind === "reported" && c.value === value);
+    try {
+      await device.publishAsync("homie/5/boiler-4/heater/temperature", "20", { qos: 1, retain: true });
+      await device.publishAsync(
+        "homie/5/boiler-4/$description",
+        description({ temperature: { datatype: "float" } }),
+        { qos: 1, retain: true },
+      );
+      await reading(0, 20);
+      await device.publishAsync("homie/5/boiler-4/$state", "lost", { qos: 1, retain: true });
+      // A new property: the observer starts over on the new TD, from the Log, as at a hub restart.
+      await device.publishAsync(
+        "homie/5/boiler-4/$description",
+        description({ temperature: { datatype: "float" }, pressure: { datatype: "float" } }),
+        { qos: 1, retain: true },
+      );
+      await vi.waitFor(
+        () => expect(hub.hub.observation?.status().find((s) => s.thing === id)?.observing).toHaveLength(2),
+        { timeout: 15_000, interval: 20 },
+      );
+      // Whatever the observer recorded on connecting is before a reading it takes after.
+      const last = await reading(
+        await hub.hub.store.lastSeq(),
+        await device
+          .publishAsync("homie/5/boiler-4/heater/temperature", "22", { qos: 1, retain: true })
+          .then(() => 22),
+      );
+      const changes = (
+        (await (await hub.request(`/changes?thing=${encodeURIComponent(id)}&order=asc`)).json()) as {
+          changes: Change[];
+        }
+      ).changes.filter((c) => c.seq <= last.seq && (c.kind === "reachable" || c.kind === "unreachable"));
+      expect(changes.map((c) => [c.kind, c.cause.actor])).toEqual([["unreachable", "mqtt:homie"]]);
     } finally {
       await device.endAsync(true);
       await hub.stop();

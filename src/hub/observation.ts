@@ -329,7 +329,9 @@ class ThingObserver {
         this.last.set(stream.affordance, valueHash("reported", stream.latest.value));
       } else if (stream.latest.seq > latestReachability) {
         latestReachability = stream.latest.seq;
-        this.reachable = stream.kind === "reachable";
+        // Only an outage the observer recorded is its own to end: a Homie device the gateway
+        // recorded lost (cause mqtt:homie) is not back because its broker accepts a subscription.
+        this.reachable = stream.kind === "reachable" || stream.latest.cause.actor !== OBSERVER_ACTOR;
       }
     }
     this.connectLater(0);
