@@ -218,6 +218,9 @@ describe("bad input to the directory", () => {
     ["application/xml", "PUT"],
     ["application/x-www-form-urlencoded", "POST"],
     ["text/plain", "PATCH"],
+    // WoT Discovery §7.3.2.1.3: a merge patch is application/merge-patch+json; plain JSON names no patch format.
+    ["application/json", "PATCH"],
+    ["application/td+json", "PATCH"],
   ])("refuses a body of type %s on %s with 415", async (contentType, method) => {
     const id = "urn:example:errors:media";
     await expectNothingStored(hub, async () => {
@@ -229,7 +232,11 @@ describe("bad input to the directory", () => {
       });
       const problem = await expectProblem(res, 415);
       expect(problem.detail).toMatch(
-        method === "PATCH" ? /application\/merge-patch\+json$/ : /application\/td\+json$/,
+        method === "PATCH" ? /send application\/merge-patch\+json$/ : /application\/td\+json$/,
+      );
+      // RFC 5789 §2.2: the refusal of a patch document names the types the resource takes.
+      expect(res.headers.get("accept-patch")).toBe(
+        method === "PATCH" ? "application/merge-patch+json" : null,
       );
     }, [id]);
   });

@@ -9,10 +9,12 @@ export const MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json";
 
 /**
  * The media types a request to this route may send: application/json everywhere; a TD where
- * Things are registered (PUT /things/{id}, POST /things); a merge patch where a PATCH goes.
+ * Things are registered (PUT /things/{id}, POST /things); only a merge patch where a PATCH goes
+ * (WoT Discovery §7.3.2.1.3, tdd-things-update-partial-contenttype: plain JSON names no patch
+ * format, RFC 5789 §2.2).
  */
 export function acceptedMediaTypes(request: FastifyRequest): string[] {
-  if (request.method === "PATCH") return ["application/json", MERGE_PATCH_CONTENT_TYPE];
+  if (request.method === "PATCH") return [MERGE_PATCH_CONTENT_TYPE];
   const route = request.routeOptions.url ?? "";
   if (route === "/things" || route === "/things/:id") return ["application/json", TD_CONTENT_TYPE];
   return ["application/json"];

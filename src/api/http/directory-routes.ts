@@ -173,6 +173,7 @@ export function directoryRoutes(hub: Hub) {
         schema: {
           summary: `Update part of a TD with a JSON merge patch (RFC 7396, ${MERGE_PATCH_CONTENT_TYPE})`,
           tags: ["directory"],
+          consumes: [MERGE_PATCH_CONTENT_TYPE],
           params: idParam,
           body: { type: "object" },
         },

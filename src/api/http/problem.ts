@@ -233,6 +233,9 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
   }
   if (problem.status === 401) void reply.header("www-authenticate", 'Bearer realm="hyperthings"');
   if (error instanceof MethodNotAllowedError) void reply.header("allow", error.allow.join(", "));
+  // RFC 5789 §2.2: a patch document of a type the resource does not take names those it does.
+  if (problem.status === 415 && request.method === "PATCH")
+    void reply.header("accept-patch", acceptedMediaTypes(request).join(", "));
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
 }
 
