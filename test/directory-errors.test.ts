@@ -373,6 +373,12 @@ describe("bad input to the directory", () => {
     ["a ttl given as text", "/registration/ttl", { ttl: "60" }],
     ["an expiry that is not a date", "/registration/expires", { expires: "tomorrow" }],
     ["an expiry in the past", "/registration/expires", { expires: "2001-01-01T00:00:00Z" }],
+    // Date.parse takes each of these, as some other time than the registrant may have meant.
+    ["an expiry in words", "/registration/expires", { expires: "Jan 1 2031" }],
+    ["an expiry that is a year alone", "/registration/expires", { expires: "5000" }],
+    ["an expiry that is a date alone", "/registration/expires", { expires: "2031-01-01" }],
+    ["an expiry without a time zone", "/registration/expires", { expires: "2031-01-01T00:00:00" }],
+    ["an expiry on a day the calendar has not", "/registration/expires", { expires: "2031-02-30T00:00:00Z" }],
   ])("refuses registration information with %s (400, pointer %s)", async (_what, pointer, registration) => {
     const id = "urn:example:errors:registration";
     await expectNothingStored(hub, async () => {

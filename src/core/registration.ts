@@ -1,6 +1,7 @@
 // Registration information of the W3C WoT Discovery directory (§7.3.2.1.4): what the directory
 // knows about a TD's registration, split from the TD on the way in and added on the way out.
 import { ValidationError } from "./errors.js";
+import { isRfc3339Time } from "./time-expression.js";
 import type { Context, RegisteredThingDescription, ThingDescription } from "./thing-description.js";
 
 export const DISCOVERY_CONTEXT = "https://www.w3.org/2022/wot/discovery";
@@ -47,10 +48,13 @@ export function splitRegistration(td: ThingDescription): {
     request.ttl = ttl;
   }
   if (expires !== undefined) {
-    if (typeof expires !== "string" || Number.isNaN(Date.parse(expires))) {
-      throw new ValidationError("registration.expires must be an RFC 3339 date-time", [
-        { pointer: "/registration/expires", message: "must be a date-time" },
-      ]);
+    // Date.parse would take "Jan 1 2031", "5000", a time without a zone (as local time) and
+    // 2030-02-30 (as March 2nd): an expiry other than the one the registrant meant.
+    if (typeof expires !== "string" || !isRfc3339Time(expires)) {
+      throw new ValidationError(
+        "registration.expires must be an RFC 3339 date-time with a time zone, such as 2030-01-01T00:00:00Z",
+        [{ pointer: "/registration/expires", message: "must be an RFC 3339 date-time" }],
+      );
     }
     request.expires = new Date(expires).toISOString();
   }
