@@ -301,6 +301,22 @@ describe("registration information and expiry", () => {
     expect(await hub.hub.store.getThing(id)).toBeUndefined();
   });
 
+  it("searches the TDs as the directory serves them, registration information included", async () => {
+    const leased = "urn:example:search:leased";
+    const kept = "urn:example:search:kept";
+    expect((await put(hub, leased, minimalTd({ id: leased, registration: { ttl: 120 } }))).status).toBe(201);
+    expect((await put(hub, kept, minimalTd({ id: kept }))).status).toBe(201);
+    const search = async (query: string) =>
+      json<unknown[]>(await hub.request(`/search/jsonpath?query=${encodeURIComponent(query)}`));
+    // An operator's question: which registrations expire, and when?
+    expect(await search("$[?@.registration.ttl].id")).toEqual([leased]);
+    expect(await search(`$[?@.id=='${leased}'].registration.expires`)).toEqual([clock.iso(120_000)]);
+    // What a query selects is what GET serves: the enriched TD (WoT Discovery §7.3.2.1.2).
+    const [found] = await search(`$[?@.id=='${kept}']`);
+    expect(found).toEqual(await json(await hub.request(thingPath(kept))));
+    for (const id of [leased, kept]) await hub.request(thingPath(id), { method: "DELETE" });
+  });
+
   it("accepts an absolute registration.expires and keeps it across a merge patch", async () => {
     const id = "urn:example:ttl:absolute";
     const expires = clock.iso(3_600_000);

@@ -354,7 +354,8 @@ export class Directory {
 
   /**
    * RFC 9535 JSONPath over the collection of registered TDs (WoT Discovery §7.3.2.4: the root is
-   * the array of all TDs). Element-wise queries stream TD by TD; the others need the whole array.
+   * the array of all TDs), each as the directory serves it, with its registration information.
+   * Element-wise queries stream TD by TD; the others need the whole array.
    */
   async searchJsonPath(query: string): Promise<unknown[]> {
     const path = compileJsonPath(query);
@@ -372,8 +373,9 @@ export class Directory {
     };
     for await (const record of this.store.scanThings()) {
       if (this.isExpired(record, now)) continue;
-      if (path.elementwise) add(path.values([record.td]));
-      else collection.push(record.td);
+      const td = this.enriched(record, now);
+      if (path.elementwise) add(path.values([td]));
+      else collection.push(td);
     }
     if (!path.elementwise) add(path.values(collection));
     return results;
