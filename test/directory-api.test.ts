@@ -209,6 +209,12 @@ describe("directory CRUD", () => {
       ["*/*", "application/td+json"],
       ["application/json", "application/json"],
       ["application/td+json, application/json;q=0.5", "application/td+json"],
+      // q=0 means "not acceptable" (RFC 9110 §12.4.2), and weights choose between the two.
+      ["application/td+json;q=0, application/json", "application/json"],
+      ["application/json, application/td+json;q=0.5", "application/json"],
+      ["application/json;q=0.5, application/*;q=0.9", "application/td+json"],
+      ["application/json, */*;q=0.1", "application/json"],
+      ["text/html", "application/td+json"],
     ];
     for (const [accept, expected] of cases) {
       const res = await hub.request(thingPath(id), { auth: false, headers: accept ? { accept } : {} });
@@ -216,8 +222,14 @@ describe("directory CRUD", () => {
       expect(res.headers.get("content-type"), `Accept: ${accept ?? "(none)"}`).toMatch(
         new RegExp(`^${expected.replace("+", "\\+")}\\b`),
       );
+      // The type follows Accept: a shared cache must key its copy on it.
+      expect(res.headers.get("vary"), `Accept: ${accept ?? "(none)"}`).toMatch(/\baccept\b/i);
       expect((await json(res)).id).toBe(id);
     }
+    const tag = (await hub.request(thingPath(id), { auth: false })).headers.get("etag") ?? "";
+    const notModified = await hub.request(thingPath(id), { auth: false, headers: { "if-none-match": tag } });
+    expect(notModified.status).toBe(304);
+    expect(notModified.headers.get("vary")).toMatch(/\baccept\b/i);
   });
 
   it("accepts a TD sent as application/td+json with a charset parameter", async () => {

@@ -17,14 +17,36 @@ const tdBody = {
   description: "A W3C WoT Thing Description 1.1 (application/td+json or application/json)",
 } as const;
 
-/** Answers with TD JSON in the media type the client accepts (TD by default). */
+/**
+ * The weight (RFC 9110 §12.5.1 `q`) an Accept header gives a media type: that of its most
+ * specific matching range (`type/subtype` over `type/*` over `*\/*`), 0 when none matches.
+ */
+function acceptWeight(accept: string, mediaType: string): number {
+  const [type] = mediaType.split("/");
+  let best = { specificity: -1, q: 0 };
+  for (const range of accept.split(",")) {
+    const [name = "", ...parameters] = range.split(";").map((part) => part.trim().toLowerCase());
+    const specificity = name === mediaType ? 2 : name === `${type}/*` ? 1 : name === "*/*" ? 0 : -1;
+    if (specificity <= best.specificity) continue;
+    const q = parameters.find((p) => p.startsWith("q="))?.slice(2);
+    const weight = q === undefined ? 1 : Number(q);
+    best = { specificity, q: Number.isFinite(weight) ? Math.min(Math.max(weight, 0), 1) : 0 };
+  }
+  return best.q;
+}
+
+/**
+ * Answers with TD JSON in the media type the client prefers: application/json only when it
+ * weighs it above application/td+json (WoT Discovery §7.3.2.1.2 prefers the TD type). The
+ * answer varies with Accept, so a cache must not serve one client's type to another.
+ */
 export function sendTd(request: FastifyRequest, reply: FastifyReply, body: unknown): FastifyReply {
-  const accept = request.headers.accept ?? "";
+  const accept = request.headers.accept;
   const type =
-    accept.includes(TD_CONTENT_TYPE) || !accept.includes("application/json")
-      ? TD_CONTENT_TYPE
-      : "application/json";
-  return reply.type(type).send(JSON.stringify(body));
+    accept !== undefined && acceptWeight(accept, "application/json") > acceptWeight(accept, TD_CONTENT_TYPE)
+      ? "application/json"
+      : TD_CONTENT_TYPE;
+  return reply.type(type).header("vary", "accept").send(JSON.stringify(body));
 }
 
 /** The entity tags of an `If-Match` / `If-None-Match` header (RFC 9110 §8.8.3), or `*`. */
@@ -138,7 +160,9 @@ export function directoryRoutes(hub: Hub) {
         // RFC 9110 §13.1.2: If-None-Match compares weakly.
         const ifNoneMatch = entityTags(request.headers["if-none-match"]);
         const strip = (t: string) => t.replace(/^W\//, "");
-        if (ifNoneMatch === "*" || ifNoneMatch?.some((t) => strip(t) === tag)) return reply.code(304).send();
+        // RFC 9110 §15.4.5: a 304 carries the Vary a 200 would have.
+        if (ifNoneMatch === "*" || ifNoneMatch?.some((t) => strip(t) === tag))
+          return reply.code(304).header("vary", "accept").send();
         return sendTd(request, reply, directory.enriched(record));
       },
     );
