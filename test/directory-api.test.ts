@@ -65,6 +65,46 @@ function withoutRegistration(td: Json): Json {
   return rest;
 }
 
+describe("writing over a TD that expired before the sweep removed it", () => {
+  const clock = manualClock(T0);
+  let hub: TestHub;
+  beforeAll(async () => {
+    // No sweep during the test: the expired TDs stay in the store until a write meets them.
+    hub = await startTestHub({ expirySweepMs: 3_600_000 }, {}, { clock: clock.now });
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it.each([
+    ["PUT", {}],
+    ["PUT with If-None-Match: *", { "if-none-match": "*" }],
+  ])("creates it anew with %s: 201, a new created time, its expiry recorded first", async (_how, headers) => {
+    const id = `urn:example:expired:${Object.keys(headers).length}`;
+    expect((await put(hub, id, minimalTd({ id, title: "Old", registration: { ttl: 60 } }))).status).toBe(201);
+    const seqBefore = await lastSeq(hub);
+    clock.advance(61_000);
+    expect((await hub.request(thingPath(id))).status).toBe(404);
+
+    const res = await hub.request(thingPath(id), {
+      method: "PUT",
+      headers: { "content-type": "application/td+json", ...headers },
+      body: JSON.stringify(minimalTd({ id, title: "New" })),
+    });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("location")).toBe(thingPath(id));
+    const td = await json<{ title: string; registration: Json }>(await hub.request(thingPath(id)));
+    expect(td.title).toBe("New");
+    expect(td.registration).toEqual({ created: clock.iso(), modified: clock.iso(), retrieved: clock.iso() });
+    // The Log says what happened, in order: the TD expired, then was registered anew (thing_created).
+    const changes = (await hub.hub.store.changesAfter(seqBefore, 100)).filter((c) => c.thing === id);
+    expect(changes.map((c) => [c.kind, c.cause.actor, c.previous === undefined])).toEqual([
+      ["removed", "hub:expiry", false],
+      ["described", "admin", true],
+    ]);
+  });
+});
+
 describe("directory CRUD", () => {
   const clock = manualClock(T0);
   let hub: TestHub;

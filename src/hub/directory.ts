@@ -79,6 +79,9 @@ const PATCH_ATTEMPTS = 5;
  */
 const WRITE_ATTEMPTS = 20;
 
+/** The cause of the removal of a TD whose registration expired. */
+const EXPIRY_CAUSE: Cause = { actor: "hub:expiry", via: "hub" };
+
 /** The `registration` member as its registrant set it: a ttl, else an absolute expiry. */
 function registrationRequestOf(record: ThingRecord): { registration?: RegistrationRequest } {
   if (record.ttl !== undefined) return { registration: { ttl: record.ttl } };
@@ -176,17 +179,34 @@ export class Directory {
   }
 
   /**
-   * Reads the live record for a conditional change and checks the condition on it, or — without
-   * one — just reads it (undefined when absent, or expired and not yet swept).
+   * Reads the live record (undefined when absent) and checks the condition on it, if any. A
+   * record that expired and is not yet swept is removed first, as the sweep would have: a write
+   * over it then creates the TD anew (201, a new `created`, thing_created) after its expiry, as
+   * for a client that was told 404 it must, instead of replacing what no one could see.
    */
   private async currentFor(
     id: string,
     condition: WriteCondition | undefined,
   ): Promise<ThingRecord | undefined> {
     const record = await this.store.getThing(id);
-    const live = record && !this.isExpired(record, this.hubClock.now()) ? record : undefined;
+    const live = record && this.isExpired(record, this.hubClock.now()) ? await this.expire(record) : record;
     if (condition) checkCondition(id, condition, live);
-    return condition ? live : record;
+    return live;
+  }
+
+  /**
+   * Records the removal of an expired record, caused by the expiry; undefined once it is gone
+   * (by this or by another writer), or the record that renewed or replaced it meanwhile.
+   */
+  private async expire(record: ThingRecord): Promise<ThingRecord | undefined> {
+    try {
+      await this.removeRecord(record, EXPIRY_CAUSE);
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof NotFoundError) && !(err instanceof ConflictError)) throw err;
+      const now = await this.store.getThing(record.id);
+      return now && !this.isExpired(now, this.hubClock.now()) ? now : undefined;
+    }
   }
 
   /**
@@ -278,8 +298,8 @@ export class Directory {
   async remove(id: string, cause: Cause, condition?: WriteCondition): Promise<Change> {
     assertThingId(id);
     return this.retrying(id, condition, WRITE_ATTEMPTS, (current) => {
-      // Expired and not yet swept is gone too (GET says 404): the sweep records its removal as the
-      // expiry's, not as this caller's.
+      // Expired is gone too (GET says 404): its removal is recorded as the expiry's (currentFor),
+      // not as this caller's.
       if (!current || this.isExpired(current, this.hubClock.now()))
         throw new NotFoundError(`No Thing with id ${id}`);
       return this.removeRecord(current, cause);
@@ -390,7 +410,7 @@ export class Directory {
       const record = await this.store.getThing(id);
       if (!record || !this.isExpired(record, now)) continue;
       try {
-        await this.removeRecord(record, { actor: "hub:expiry", via: "hub" });
+        await this.removeRecord(record, EXPIRY_CAUSE);
         removed++;
       } catch (err) {
         // Removed or renewed by someone else in the meantime: nothing to do.
