@@ -737,6 +737,15 @@ describe("the directory's own description and operations endpoints", () => {
     expect(td.id).toBe(hub.hub.id);
     expect(Object.keys(td.properties as Json)).toContain("things");
     expect(Object.keys(td.events as Json).sort()).toEqual(["thingCreated", "thingDeleted", "thingUpdated"]);
+    // The listing names every argument GET /things takes (§7.3.2.4's Thing Model), format too:
+    // a WoT client expanding the form asks for a ThingCollection the hub serves.
+    const things = (td.properties as Record<string, { uriVariables: Json; forms: Array<{ href: string }> }>)
+      .things;
+    expect(Object.keys(things?.uriVariables ?? {}).sort()).toEqual(["format", "limit", "offset"]);
+    expect(things?.forms[0]?.href).toBe("things{?offset,limit,format}");
+    const page = await hub.request("/things?offset=0&limit=2&format=collection", { auth: false });
+    expect(page.status).toBe(200);
+    expect((await json(page))["@type"]).toBe("ThingCollection");
   });
 
   it("serves an OpenAPI 3.1 document that lists /things and the other directory routes", async () => {

@@ -39,12 +39,19 @@ export function directoryDescription(hub: Hub, base: string, version: string): R
         type: "array",
         items: { type: "object" },
         readOnly: true,
+        // WoT Discovery §7.3.2.4's Thing Model: every argument the listing takes, format too.
         uriVariables: {
-          offset: { type: "integer", minimum: 0 },
-          limit: { type: "integer", minimum: 1, maximum: hub.config.maxPageLimit },
+          offset: { type: "integer", minimum: 0, default: 0 },
+          limit: { type: "integer", minimum: 1, maximum: hub.config.maxPageLimit, default: 100 },
+          format: { type: "string", enum: ["array", "collection"], default: "array" },
         },
         forms: [
-          { href: "things{?offset,limit}", op: "readproperty", contentType: "application/ld+json", ...GET },
+          {
+            href: "things{?offset,limit,format}",
+            op: "readproperty",
+            contentType: "application/ld+json",
+            ...GET,
+          },
         ],
       },
     },
