@@ -713,6 +713,23 @@ describe("HttpBinding", () => {
     }
   });
 
+  it("reports as running, not followed, an asynchronous action whose status resource is no URL", async () => {
+    use();
+    for (const answer of [
+      (res: ServerResponse) => res.writeHead(201, { location: "http://[zz/" }).end(),
+      (res: ServerResponse) => json(res, 202, { status: "pending", href: "http://[zz/" }),
+    ]) {
+      thing.routes.set("POST /actions/fade", (_req, res) => answer(res));
+      const outcome = await binding.invokeAction(action("fade"), { to: 0 });
+      if (outcome.kind !== "running") throw new Error("expected a running action");
+      const failure = await failureOf(outcome.handle.query());
+      expect(failure).toMatchObject({ reason: "content", op: "queryaction", href: "http://[zz/" });
+      expect((await failureOf(outcome.handle.result())).reason).toBe("content");
+      expect((await failureOf(outcome.handle.cancel())).reason).toBe("content");
+    }
+    expect(thing.requests.map((r) => r.method)).toEqual(["POST", "POST"]);
+  });
+
   it("refuses an answer larger than 1 MiB, declared or streamed", async () => {
     use();
     const big = Buffer.alloc(1024 * 1024 + 1, "a");

@@ -158,26 +158,36 @@ export class HttpBinding implements Binding {
       const href =
         typeof location === "string" ? location : statusHref(answer.body, answer.headers["content-type"]);
       if (href !== undefined) {
-        const statusUrl = new URL(href, answer.url).href;
+        // The Thing took the action (201/202) whatever it names as its status resource; one that
+        // cannot be followed makes a handle that says why, so the action is reported as running
+        // and then as not followed, never as an error of the hub.
+        const statusUrl = URL.canParse(href, answer.url) ? new URL(href, answer.url) : undefined;
         // As a redirect, a status resource does not get to add a host to those the TD names: one
         // on another origin is not asked (the hub would fetch any URL a device names, and keep
         // its answer in the Log), and the action is reported as not followed.
         const origin = new URL(target.href).origin;
+        const refusal =
+          statusUrl === undefined
+            ? bindingError(
+                { ...target, op: "queryaction", href },
+                "content",
+                `the action's status resource "${href}" is not a URL: it is not followed`,
+                { status: answer.status },
+              )
+            : statusUrl.origin === origin
+              ? undefined
+              : bindingError(
+                  { ...target, op: "queryaction", href: statusUrl.href },
+                  "unsupported",
+                  `the action's status resource ${statusUrl.href} is on another origin than ${origin}: it is not followed`,
+                  { status: answer.status },
+                );
         const handle = new HttpActionHandle(this.#transport, {
           thing: target.thing,
-          href: statusUrl,
+          href: statusUrl?.href ?? href,
           credentials: target.credentials,
           ...this.#action,
-          ...(new URL(statusUrl).origin === origin
-            ? {}
-            : {
-                refusal: bindingError(
-                  { ...target, op: "queryaction", href: statusUrl },
-                  "unsupported",
-                  `the action's status resource ${statusUrl} is on another origin than ${origin}: it is not followed`,
-                  { status: answer.status },
-                ),
-              }),
+          ...(refusal === undefined ? {} : { refusal }),
         });
         return { kind: "running", handle };
       }
