@@ -545,6 +545,29 @@ describe("HttpBinding", () => {
     expect(thing.requests.map((r) => r.method)).toEqual(["GET", "GET", "POST"]);
   });
 
+  it("waits the Retry-After of a 429 before asking again, and does not ask again when it is longer than the backoff's cap", async () => {
+    use({ retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2_000 } });
+    const times: number[] = [];
+    thing.routes.set("GET /properties/brightness", (_req, res) => {
+      times.push(performance.now());
+      if (times.length === 1) res.writeHead(429, { "retry-after": "1" }).end("slow down");
+      else json(res, 200, 5);
+    });
+    expect(await binding.readProperty(property("brightness"))).toBe(5);
+    expect(times).toHaveLength(2);
+    expect((times[1] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(990);
+
+    thing.routes.set("PUT /properties/brightness", (_req, res) =>
+      res.writeHead(429, { "retry-after": "60" }).end("slow down"),
+    );
+    expect(await failureOf(binding.writeProperty(property("brightness", "writeproperty"), 1))).toMatchObject({
+      reason: "status",
+      status: 429,
+      body: "slow down",
+    });
+    expect(thing.requests.filter((r) => r.method === "PUT")).toHaveLength(1);
+  });
+
   it("stops retrying after the bounded number of attempts", async () => {
     use();
     thing.routes.set("GET /properties/brightness", (_req, res) => res.writeHead(503).end());

@@ -138,19 +138,21 @@ export class HttpTransport {
         const failure = bindingFailure(error);
         unknown ||= failure?.outcome === "unknown";
         const failed = () => (unknown && error instanceof BindingError ? withUnknownOutcome(error) : error);
+        // RFC 9110 §10.2.3: the Thing says when to ask again. Sooner would be refused again (and
+        // add to what overloads it); a wait longer than the backoff's cap is not the hub's to
+        // spend on one request, so the Thing's answer is the result.
+        const retryAfter = retryAfterOf(error);
         const retryable =
           retry &&
           n + 1 < attempts &&
           exchange.signal?.aborted !== true &&
           failure !== undefined &&
+          retryAfter <= this.#options.retry.maxDelayMs &&
           (RETRY_REASONS.has(failure.reason) ||
             (failure.status !== undefined && RETRY_STATUSES.has(failure.status)));
         if (!retryable) throw failed();
-        const wait = Math.max(
-          backoffDelay(n, this.#options.retry, this.#options.random),
-          retryAfterOf(error),
-        );
-        await delay(Math.min(wait, this.#options.retry.maxDelayMs), undefined, {
+        const wait = Math.max(backoffDelay(n, this.#options.retry, this.#options.random), retryAfter);
+        await delay(wait, undefined, {
           signal: exchange.signal,
         }).catch(() => {
           throw failed();
