@@ -61,6 +61,19 @@ describe("discovery", () => {
             properties: { on: { type: "boolean", forms: [{ href: "on" }] } },
           }),
         );
+      } else if (url.pathname === "/moved/lamp") {
+        // As a static file server does for a folder: on to the path with a trailing slash.
+        response.writeHead(301, { location: "/moved/lamp/" }).end();
+      } else if (url.pathname === "/moved/lamp/") {
+        json(
+          200,
+          minimalTd({
+            id: "urn:test:moved-lamp",
+            properties: { on: { type: "boolean", forms: [{ href: "on" }] } },
+          }),
+        );
+      } else if (url.pathname === "/moved/lamp/on") {
+        json(200, true, "application/json");
       } else if (url.pathname === "/broken/td") {
         json(200, { title: "no security" });
       } else {
@@ -130,6 +143,16 @@ describe("discovery", () => {
     });
     const td = (await (await hub.request(thingPath("urn:test:single-lamp"))).json()) as { base: string };
     expect(td.base).toBe(`${origin}/lamp/td`);
+  });
+
+  it("resolves a TD's relative forms against the URL that answered it, after a redirect", async () => {
+    const response = await discover(`${origin}/moved/lamp`);
+    expect(await response.json()).toMatchObject({ registered: ["urn:test:moved-lamp"] });
+    const td = (await (await hub.request(thingPath("urn:test:moved-lamp"))).json()) as { base: string };
+    expect(td.base).toBe(`${origin}/moved/lamp/`);
+    const read = await hub.request(`${thingPath("urn:test:moved-lamp")}/properties/on`);
+    expect(read.status, await read.clone().text()).toBe(200);
+    expect(await read.json()).toBe(true);
   });
 
   it("answers a URL that does not give a valid TD with the reason", async () => {

@@ -136,6 +136,13 @@ export type ActionOutcome =
 export type ValueListener = (value: unknown) => void | Promise<void>;
 export type ErrorListener = (error: BindingError) => void;
 
+/** What `discover` found: the document, and the URL that answered it after redirects. */
+export interface Discovered {
+  readonly document: unknown;
+  /** The document's own location: its relative references resolve against it (RFC 3986 §5.1.3). */
+  readonly url: string;
+}
+
 /**
  * One protocol. A binding is chosen by the URI scheme of a form's resolved `href` and owns its
  * connections (one per origin or broker, reused by every target). Every method rejects with a
@@ -158,7 +165,7 @@ export interface Binding {
   /** `subscribeevent`: resolves once the subscription is established. */
   subscribeEvent(target: Target, onData: ValueListener, onError: ErrorListener): Promise<Subscription>;
   /** Fetches a Thing Description from a URL (WoT Discovery, direct introduction); not validated. */
-  discover?(url: string, credentials?: readonly Credentials[]): Promise<unknown>;
+  discover?(url: string, credentials?: readonly Credentials[]): Promise<Discovered>;
   /** Closes every connection and subscription of this binding. */
   close(): Promise<void>;
 }

@@ -16,6 +16,7 @@ export type {
   BindingFailure,
   BindingFailureReason,
   Credentials,
+  Discovered,
   ErrorListener,
   FormTerms,
   Operation,

@@ -12,9 +12,12 @@ import {
 } from "../core/index.js";
 import type { Directory } from "./directory.js";
 
-/** What fetches a TD (or a listing) from a URL: the HTTP binding's `discover`. */
+/**
+ * What fetches a TD (or a listing) from a URL: the HTTP binding's `discover`. It answers the
+ * document and the URL it came from after redirects, against which its relative references resolve.
+ */
 export interface DescriptionFetcher {
-  discover(url: string): Promise<unknown>;
+  discover(url: string): Promise<{ readonly document: unknown; readonly url: string }>;
 }
 
 export interface DiscoveryOptions {
@@ -69,10 +72,13 @@ export class Discovery {
   /** Fetches what is at `url` (a bare host means its `/.well-known/wot`) and registers what it describes. */
   async discover(url: string, cause: Cause): Promise<DiscoveryResult> {
     const start = this.checkUrl(url);
-    const document = await this.fetch(start.href);
+    const { document, url: found } = await this.fetch(start.href);
+    // RFC 3986 §5.1.3: the base is where the document was found, after redirects (a host that
+    // sends `/lamp` on to `/lamp/` serves forms relative to `/lamp/`).
+    const location = new URL(found);
     if (Array.isArray(document)) return this.registerAll(document, cause);
     if (isObject(document) && typesOf(document).some((t) => /(^|:)ThingDirectory$/.test(t))) {
-      const listing = this.listingUrl(document, start);
+      const listing = this.listingUrl(document, location);
       return { ...(await this.registerListing(listing, cause)), directory: listing.href };
     }
     if (!isObject(document)) {
@@ -82,7 +88,7 @@ export class Discovery {
     }
     // TD 1.1 §5.3.1: relative references resolve against `base`, else the TD's own location.
     const td = (
-      document.base === undefined ? { ...document, base: start.href } : document
+      document.base === undefined ? { ...document, base: location.href } : document
     ) as ThingDescription;
     const { id, created } = await this.register(td, cause);
     return { registered: [id], replaced: created ? [] : [id], refused: [] };
@@ -111,7 +117,7 @@ export class Discovery {
     return url;
   }
 
-  private async fetch(url: string): Promise<unknown> {
+  private async fetch(url: string): Promise<{ document: unknown; url: string }> {
     try {
       return await this.fetcher.discover(url);
     } catch (error) {
@@ -156,7 +162,7 @@ export class Discovery {
       const page = new URL(listing);
       page.searchParams.set("offset", String(offset));
       page.searchParams.set("limit", String(this.pageSize));
-      const items = await this.fetch(page.href);
+      const { document: items } = await this.fetch(page.href);
       if (!Array.isArray(items)) {
         throw new ValidationError(`The directory listing at ${page.href} is not a JSON array of TDs`, [
           { pointer: "/url", message: "the directory's listing is not an array" },

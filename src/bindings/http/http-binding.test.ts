@@ -783,6 +783,9 @@ describe("HttpBinding", () => {
     thing.routes.set("GET /td", (_req, res) =>
       json(res, 200, { title: "Lamp" }, { "content-type": "application/td+json" }),
     );
-    expect(await binding.discover(`${thing.url}td`)).toEqual({ title: "Lamp" });
+    expect(await binding.discover(`${thing.url}td`)).toEqual({
+      document: { title: "Lamp" },
+      url: `${thing.url}td`,
+    });
   });
 });

@@ -10,6 +10,7 @@ import type {
   ActionStatus,
   Binding,
   Credentials,
+  Discovered,
   ErrorListener,
   Operation,
   Subscription,
@@ -226,7 +227,7 @@ export class HttpBinding implements Binding {
     throw bindingError(target, "unsupported", `subprotocol "${subprotocol}" is not supported over HTTP`);
   }
 
-  async discover(url: string, credentials: readonly Credentials[] = []): Promise<unknown> {
+  async discover(url: string, credentials: readonly Credentials[] = []): Promise<Discovered> {
     const answer = await this.#transport.fetch({
       thing: url,
       method: "GET",
@@ -237,7 +238,8 @@ export class HttpBinding implements Binding {
     // Whatever type it is served as, a TD is JSON.
     const type = answer.headers["content-type"];
     const json = typeof type === "string" && isJson(type) ? type : "application/json";
-    return decodeAnswer({ thing: url }, { ...answer, headers: { "content-type": json } }, json);
+    const document = decodeAnswer({ thing: url }, { ...answer, headers: { "content-type": json } }, json);
+    return { document, url: answer.url };
   }
 
   async close(): Promise<void> {
