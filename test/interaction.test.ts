@@ -15,7 +15,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { validateThingDescription, type Change } from "../src/core/index.js";
 import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
-import { changeAfter, startTestHub, type TestHub, putTd as register } from "./support/test-hub.js";
+import {
+  changeAfter,
+  registerThing,
+  startTestHub,
+  type TestHub,
+  putTd as register,
+} from "./support/test-hub.js";
 import { brokerProblem, brokerUrl, servicesRequired as requireServices } from "./support/mqtt-broker.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
@@ -523,6 +529,60 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     } finally {
       await hub.request(thingPath(dropId), { method: "DELETE" });
       await new Promise<void>((resolve) => dropper.close(() => resolve()));
+    }
+  });
+
+  it("records the end of a write and an invocation in flight when the Thing is removed, and answers it", async () => {
+    const other = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+    await other.start();
+    try {
+      const otherId = "urn:test:interaction:removed-in-flight";
+      await registerThing(hub, otherId, other.td(otherId), { username: USERNAME, password: PASSWORD });
+      const release = other.holdAnswers();
+      const write = put(hub, `${thingPath(otherId)}/properties/level`, 4);
+      const invoke = hub.request(`${thingPath(otherId)}/actions/reset`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ to: 2 }),
+      });
+      // Both commands have reached the Thing, which holds its answers.
+      await vi.waitFor(
+        () => {
+          expect(
+            other.requests
+              .filter((r) => r.method !== "GET")
+              .map((r) => r.path)
+              .sort(),
+          ).toEqual(["/actions/reset", "/properties/level"]);
+        },
+        { timeout: WAIT_MS, interval: 20 },
+      );
+      expect((await hub.request(thingPath(otherId), { method: "DELETE" })).status).toBe(204);
+      release();
+      expect((await write).status).toBe(204);
+      const invoked = await invoke;
+      expect(invoked.status).toBe(200);
+      expect(await invoked.json()).toEqual({ level: 2 });
+      const changes = await history(hub, otherId);
+      const kinds = changes.map((c) => `${c.kind}${c.affordance === undefined ? "" : ` ${c.affordance}`}`);
+      expect(kinds.slice(kinds.indexOf("removed"))).toEqual(
+        expect.arrayContaining(["removed", "completed level", "completed reset"]),
+      );
+      const desired = changes.find((c) => c.kind === "desired");
+      const completed = changes.find((c) => c.kind === "completed" && c.affordance === "level");
+      expect(completed?.cause.correlation).toBe(desired?.cause.correlation);
+      expect(changes.find((c) => c.kind === "completed" && c.affordance === "reset")?.value).toEqual({
+        level: 2,
+      });
+      // The removed Thing's other reports are still refused.
+      await expect(
+        hub.hub.ingest(otherId, [{ kind: "reported", affordance: "level", value: 1 }], {
+          actor: "test",
+          via: "test",
+        }),
+      ).rejects.toThrow(/No Thing/);
+    } finally {
+      await other.stop();
     }
   });
 

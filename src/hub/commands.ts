@@ -28,7 +28,7 @@ import {
   type Target,
 } from "../bindings/index.js";
 import type { Store } from "../store/index.js";
-import type { Report } from "./ingest.js";
+import type { IngestOptions, Report } from "./ingest.js";
 import { recordPolicyOf, type RecordPolicy } from "./observation.js";
 
 export interface CommandOptions {
@@ -44,7 +44,12 @@ export interface CommandContext {
   /** The registered, unexpired Thing, or NotFoundError. */
   readonly thing: (id: string) => Promise<{ td: RegisteredThingDescription; version: number }>;
   readonly secrets: (thing: string) => Promise<Secrets>;
-  readonly ingest: (thing: string, reports: readonly Report[], cause: Cause) => Promise<Change[]>;
+  readonly ingest: (
+    thing: string,
+    reports: readonly Report[],
+    cause: Cause,
+    options?: IngestOptions,
+  ) => Promise<Change[]>;
   readonly logger: Logger;
 }
 
@@ -272,10 +277,11 @@ export class Commands {
     try {
       await binding.writeProperty(target, value);
     } catch (error) {
-      await this.recordFailure(thing, name, error, cause);
+      await this.recordFailure(td, name, error, cause);
       throw error;
     }
-    await this.context.ingest(thing, [{ kind: "completed", affordance: name }], cause);
+    // Sent with this TD: its end is recorded even if the Thing was removed meanwhile.
+    await this.context.ingest(thing, [{ kind: "completed", affordance: name }], cause, { sentWith: td });
     return cause.correlation;
   }
 
@@ -319,7 +325,7 @@ export class Commands {
     try {
       outcome = await binding.invokeAction(target, input);
     } catch (error) {
-      await this.recordFailure(thing, name, error, cause);
+      await this.recordFailure(td, name, error, cause);
       throw error;
     }
     if (outcome.kind === "completed") {
@@ -470,6 +476,7 @@ export class Commands {
         },
       ],
       cause,
+      { sentWith: td },
     );
     throw error;
   }
@@ -490,15 +497,23 @@ export class Commands {
       td.id,
       [{ kind: "completed", affordance: name, ...(output !== undefined && { value: output }) }],
       cause,
+      { sentWith: td },
     );
   }
 
-  private async recordFailure(thing: string, name: string, error: unknown, cause: Cause): Promise<void> {
+  private async recordFailure(
+    td: RegisteredThingDescription,
+    name: string,
+    error: unknown,
+    cause: Cause,
+  ): Promise<void> {
+    const thing = td.id;
     try {
       await this.context.ingest(
         thing,
         [{ kind: "failed", affordance: name, value: failureValue(error) }],
         cause,
+        { sentWith: td },
       );
     } catch (err) {
       // The command's own error is what the client must see; this one goes to the log.
@@ -527,7 +542,7 @@ export class Commands {
       } catch (error) {
         if (++failures >= MAX_QUERY_FAILURES) {
           invocation.status = { status: "failed", error: failureValue(error) };
-          await this.recordFailure(td.id, name, error, cause);
+          await this.recordFailure(td, name, error, cause);
           return;
         }
       }
@@ -544,7 +559,9 @@ export class Commands {
       if (status?.status === "failed") {
         const error = { reason: "action-failed", message: "the action failed", error: status.error ?? null };
         invocation.status = { status: "failed", error };
-        await this.context.ingest(td.id, [{ kind: "failed", affordance: name, value: error }], cause);
+        await this.context.ingest(td.id, [{ kind: "failed", affordance: name, value: error }], cause, {
+          sentWith: td,
+        });
         return;
       }
       if (Date.now() + this.options.actionPollMs > deadline) {
@@ -553,7 +570,9 @@ export class Commands {
           message: `the action did not end within ${this.options.actionTimeoutMs} ms`,
         };
         invocation.status = { status: "failed", error };
-        await this.context.ingest(td.id, [{ kind: "failed", affordance: name, value: error }], cause);
+        await this.context.ingest(td.id, [{ kind: "failed", affordance: name, value: error }], cause, {
+          sentWith: td,
+        });
         return;
       }
       const waited = await new Promise<boolean>((resolve) => {

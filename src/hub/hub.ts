@@ -17,7 +17,7 @@ import type { HubConfig } from "./config.js";
 import { Directory } from "./directory.js";
 import type { Change, Cause, Vocabulary } from "../core/index.js";
 import { createHubClock, type HubClock } from "./hub-clock.js";
-import { Ingest, type Report } from "./ingest.js";
+import { Ingest, type IngestOptions, type Report } from "./ingest.js";
 import { History } from "./history.js";
 import { LOG_KEY_FILE, Notary } from "./notary.js";
 import type { BindingSet } from "../bindings/index.js";
@@ -235,8 +235,13 @@ export class Hub {
   }
 
   /** Validates reported state against the Thing's TD and records it (see ingest.ts). */
-  ingest(thing: string, reports: readonly Report[], cause: Cause): Promise<Change[]> {
-    return this.ingestion.ingest(thing, reports, cause);
+  ingest(
+    thing: string,
+    reports: readonly Report[],
+    cause: Cause,
+    options?: IngestOptions,
+  ): Promise<Change[]> {
+    return this.ingestion.ingest(thing, reports, cause, options);
   }
 
   private startExpirySweep(): void {

@@ -26,6 +26,19 @@ export interface Report {
   at?: string;
 }
 
+export interface IngestOptions {
+  /**
+   * The TD a command was sent with. The Thing may have acted on a command even if it was removed
+   * while the command was in flight: its outcome (`completed`, `failed`) is then recorded against
+   * this TD, so the Log does not leave the command without an end. Other kinds are refused as for
+   * any removed Thing.
+   */
+  readonly sentWith?: RegisteredThingDescription;
+}
+
+/** The kinds that end a command, which `IngestOptions.sentWith` lets through after a removal. */
+const OUTCOMES = new Set(["completed", "failed"]);
+
 /** Which affordances a kind of Change is about, and which of their schemas its value must fit. */
 const SINGULAR = { properties: "property", actions: "action", events: "event" } as const;
 
@@ -116,11 +129,21 @@ export class Ingest {
     }
   }
 
-  private async thing(id: string): Promise<CachedThing> {
+  private async thing(
+    id: string,
+    reports: readonly Report[],
+    sentWith: RegisteredThingDescription | undefined,
+  ): Promise<CachedThing> {
     const cached = this.things.get(id);
     if (cached) return cached;
     const record = await this.store.getThing(id);
-    if (!record) throw new NotFoundError(`No Thing with id ${id}`);
+    if (!record) {
+      if (sentWith !== undefined && sentWith.id === id && reports.every((r) => OUTCOMES.has(r.kind))) {
+        // Not cached: the removed Thing's other reports are still refused.
+        return { version: -1, td: sentWith, properties: new Map(), checks: new Map(), checkCount: 0 };
+      }
+      throw new NotFoundError(`No Thing with id ${id}`);
+    }
     const entry: CachedThing = {
       version: record.version,
       td: record.td,
@@ -197,9 +220,14 @@ export class Ingest {
    * Validates every report first (nothing is appended if one is wrong), then appends them all in
    * one transaction; resolves with the recorded Changes once they are durable.
    */
-  async ingest(thingId: string, reports: readonly Report[], cause: Cause): Promise<Change[]> {
+  async ingest(
+    thingId: string,
+    reports: readonly Report[],
+    cause: Cause,
+    options: IngestOptions = {},
+  ): Promise<Change[]> {
     // A cached Thing needs no turn of the microtask queue.
-    const thing = this.things.get(thingId) ?? (await this.thing(thingId));
+    const thing = this.things.get(thingId) ?? (await this.thing(thingId, reports, options.sentWith));
     const drafts: ChangeDraft[] = reports.map((report, index) => {
       const check = this.check(thing, report, index);
       // A property's state, or an event's data, that is absent does not fit the schema either (an
