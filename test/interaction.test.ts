@@ -4,6 +4,7 @@
 // an event (a Change, a request), bounded, never for time to pass.
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
+import { createServer as createHttpServer } from "node:http";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
 import { randomBytes } from "node:crypto";
@@ -529,6 +530,48 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     } finally {
       await hub.request(thingPath(dropId), { method: "DELETE" });
       await new Promise<void>((resolve) => dropper.close(() => resolve()));
+    }
+  });
+
+  it("records a failed Change, with the Thing's answer, when the Thing refuses a property's observation", async () => {
+    // A Thing whose token expired after two reads: every later read is answered 401.
+    let reads = 0;
+    const expiring = createHttpServer((_req, res) => {
+      if (++reads <= 2) res.writeHead(200, { "content-type": "application/json" }).end(String(reads));
+      else res.writeHead(401, { "content-type": "text/plain" }).end("token expired");
+    });
+    await new Promise<void>((resolve) => expiring.listen(0, "127.0.0.1", resolve));
+    const { port } = expiring.address() as AddressInfo;
+    const expiringId = "urn:test:interaction:expiring";
+    try {
+      const after = await lastSeq(hub);
+      await register(hub, {
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        id: expiringId,
+        title: "Expiring",
+        securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+        security: "nosec_sc",
+        properties: {
+          count: {
+            type: "integer",
+            observable: true,
+            "hyperthings:pollInterval": 100,
+            forms: [{ href: `http://127.0.0.1:${port}/count` }],
+          },
+        },
+      });
+      const failed = await changeAfter(hub, after, (c) => c.thing === expiringId && c.kind === "failed");
+      expect(failed).toMatchObject({
+        affordance: "count",
+        cause: { actor: "hub:observer", via: "http" },
+        value: { reason: "status", status: 401, body: "token expired" },
+      });
+      expect((failed.value as { message: string }).message).toMatch(/^not observed any more: .*401/);
+      const kinds = (await history(hub, expiringId)).map((c) => `${c.kind} ${String(c.value)}`);
+      expect(kinds.slice(1, 3)).toEqual(["reported 1", "reported 2"]);
+    } finally {
+      await hub.request(thingPath(expiringId), { method: "DELETE" });
+      await new Promise<void>((resolve) => expiring.close(() => resolve()));
     }
   });
 

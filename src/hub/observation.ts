@@ -525,6 +525,24 @@ class ThingObserver {
     const level =
       error instanceof NotFoundError ? "debug" : error instanceof UnauthorizedError ? "info" : "warn";
     this.logOnce(plan, error, level);
+    // The Thing itself refused (a 401 after its password changed, a 404, an answer that is no
+    // event stream): the Log says the affordance is no longer observed, and why, rather than
+    // its history simply stopping. A denied address is recorded as `unreachable` instead.
+    const failure = bindingFailure(error);
+    if (failure === undefined || failure.reason === "address-denied" || this.stopped) return;
+    void this.enqueue(
+      {
+        kind: "failed",
+        affordance: plan.name,
+        value: {
+          reason: failure.reason,
+          message: `not observed any more: ${messageOf(error)}`,
+          ...(failure.status !== undefined && { status: failure.status }),
+          ...(failure.body !== undefined && { body: failure.body }),
+        },
+      },
+      viaOf(failure.href),
+    );
   }
 
   private logOnce(plan: Plan, error: unknown, level: "debug" | "info" | "warn"): void {
