@@ -364,6 +364,29 @@ describe("HttpBinding", () => {
     expect(bindingFailure(error)).toMatchObject({ reason: "status", status: 410, ended: true, body: "gone" });
   });
 
+  it("keeps an event stream's retry: between 250 ms and maxReconnectMs", async () => {
+    use({ reconnectMs: 5, maxReconnectMs: 300 });
+    // A day first (which would stop the observation), then 0 (which would loop as fast as the
+    // Thing answers), each on a stream that ends after one event.
+    const retries = ["86400000", "0", "0"];
+    const opened: number[] = [];
+    thing.routes.set("GET /properties/temperature/sse", (_req, res) => {
+      opened.push(performance.now());
+      res
+        .writeHead(200, { "content-type": "text/event-stream" })
+        .end(`retry: ${retries[opened.length - 1] ?? "0"}\ndata: ${opened.length}\n\n`);
+    });
+    const values = collector();
+    const ignore = () => undefined;
+    subscriptions.push(
+      await binding.observeProperty(property("temperature", "observeproperty"), values.push, ignore),
+    );
+    expect(await values.first(3)).toEqual([1, 2, 3]);
+    const [first = 0, second = 0, third = 0] = opened;
+    expect(second - first).toBeGreaterThanOrEqual(290);
+    expect(third - second).toBeGreaterThanOrEqual(240);
+  });
+
   it("observes by long-poll, one value per answer", async () => {
     use();
     const queued: number[] = [];

@@ -146,6 +146,9 @@ export function decodeAnswer(
   }
 }
 
+/** The shortest reconnection time taken from an event stream's `retry:`, in ms. */
+const MIN_SSE_RETRY_MS = 250;
+
 /** `subprotocol: "sse"`: one event per value; reconnects with `Last-Event-ID` after a break. */
 export async function observeBySse(
   transport: HttpTransport,
@@ -206,7 +209,13 @@ export async function observeBySse(
       }
       parser.end();
       for (;;) {
-        const base = parser.retryMs ?? options.reconnectMs;
+        // The Thing's `retry:` within bounds: `retry: 0` on a stream that ends after each event
+        // would reconnect as fast as the Thing answers (and past 2^31 - 1 ms a timer fires at
+        // once), and a day-long one would stop the observation without a word.
+        const base = Math.min(
+          Math.max(parser.retryMs ?? options.reconnectMs, MIN_SSE_RETRY_MS),
+          options.maxReconnectMs,
+        );
         const wait =
           failures === 0
             ? base
