@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   buildRelease,
+  contentHash,
   type Change,
   type Plan,
   type Release,
@@ -170,6 +171,69 @@ describe("releases through the hub and the CLI", () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^things: .*ghost\.yaml:3:5: no Thing urn:example:nobody is registered/);
     expect((await releases(hub)).length).toBe(before);
+  });
+
+  it("gives a document the id of its build whether it spells out defaults and empty lists or not", async () => {
+    const manifest =
+      "release: one-meaning\nthings:\n  - select: { id: 'urn:example:dimmer' }\n    properties: { brightness: 30 }\ndrift: revert\n";
+    const release = built("one-meaning.yaml", manifest);
+    expect(release.drift).toEqual({ policy: "revert", revert: { maxReverts: 3, withinSeconds: 3600 } });
+    const { id: _id, ...document } = release;
+    const variants = [
+      { ...document, drift: { policy: "revert" } },
+      {
+        ...document,
+        steps: [{ ...document.steps[0], actions: [], links: [] }],
+        drift: { policy: "revert", revert: { maxReverts: 3, withinSeconds: 3600 } },
+      },
+    ];
+    const ids: string[] = [];
+    for (const variant of variants) {
+      const res = await post(hub, variant);
+      expect([200, 201]).toContain(res.status);
+      ids.push(((await res.json()) as { id: string }).id);
+    }
+    expect(ids).toEqual([release.id, release.id]);
+    // Limits say nothing to a policy that never reverts.
+    const recorded = built("one-meaning.yaml", manifest.replace("drift: revert", "drift: record"));
+    const res = await post(hub, {
+      ...document,
+      drift: { policy: "record", revert: { maxReverts: 3, withinSeconds: 3600 } },
+    });
+    expect(((await res.json()) as { id: string }).id).toBe(recorded.id);
+  });
+
+  it("keeps the id of a release stored as it was sent before bodies had one shape, and finds it again", async () => {
+    const release = built(
+      "legacy.yaml",
+      "release: legacy\nthings:\n  - select: { id: 'urn:example:dimmer' }\n    properties: { brightness: 20 }\ndrift: revert\n",
+    );
+    // What an earlier hub stored from a document that left the revert limits out: its id is the
+    // hash of that body as it was sent.
+    const sentBody = { ...release, drift: { policy: "revert" as const } };
+    const { id: _id, provenance: _p, ...body } = sentBody;
+    const legacyId = contentHash(body);
+    expect(legacyId).not.toBe(release.id);
+    const { hlc } = hub.hub.clock.stamp();
+    await hub.hub.store.putRelease({
+      release: { ...sentBody, id: legacyId },
+      thing: hub.hub.id,
+      cause: { actor: "test", release: legacyId },
+      hlc,
+    });
+    const before = (await releases(hub)).length;
+    // The same document again, with the id it was given then or without one: already stored.
+    for (const document of [
+      { ...sentBody, id: legacyId },
+      { ...sentBody, id: undefined },
+    ]) {
+      const res = await post(hub, document);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ id: legacyId, created: false });
+    }
+    expect((await releases(hub)).length).toBe(before);
+    const stored = await hub.request(`/releases/${legacyId}`);
+    expect(((await stored.json()) as Release).drift).toEqual({ policy: "revert" });
   });
 
   it("refuses a value that does not fit the Thing's schema, pointing at file, line and field", async () => {

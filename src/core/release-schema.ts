@@ -6,6 +6,7 @@ import { createAjv } from "./lazy-ajv.js";
 import { isRfc3339Time } from "./time-expression.js";
 import {
   RELEASE_FORMAT,
+  documentReleaseId,
   sealRelease,
   type Release,
   type ReleaseBody,
@@ -157,7 +158,8 @@ export function parseReleaseDocument(document: unknown): Release {
     ]);
   }
   const release = sealRelease(doc, doc.provenance);
-  if (doc.id !== undefined && doc.id !== release.id) {
+  // A document from before bodies had one shape may claim the hash of the body as it is written.
+  if (doc.id !== undefined && doc.id !== release.id && doc.id !== documentReleaseId(doc)) {
     throw new ValidationError(`The release's id is not the hash of its content (${release.id})`, [
       { pointer: "/id", message: `is ${doc.id}, but the content hashes to ${release.id}` },
     ]);

@@ -100,20 +100,61 @@ export interface ReleaseSummary {
   storedAt: string;
 }
 
-/** Keeps only the members the id covers, in a stable shape (absent stays absent). */
+/** Drift settings as a release holds them: `revert` limits spelled out for `revert`, none otherwise. */
+function driftBody(drift: DriftSettings): DriftSettings {
+  if (drift.policy !== "revert") return { policy: drift.policy };
+  return {
+    policy: "revert",
+    revert: {
+      maxReverts: drift.revert?.maxReverts ?? DEFAULT_REVERT_LIMITS.maxReverts,
+      withinSeconds: drift.revert?.withinSeconds ?? DEFAULT_REVERT_LIMITS.withinSeconds,
+    },
+  };
+}
+
+/** A step without the members that say nothing (no properties, no actions, no links). */
+function stepBody(step: ReleaseStep): ReleaseStep {
+  const properties = step.properties !== undefined && Object.keys(step.properties).length > 0;
+  return {
+    select: step.select,
+    ...(properties && { properties: step.properties }),
+    ...(step.actions !== undefined && step.actions.length > 0 && { actions: step.actions }),
+    ...(step.links !== undefined && step.links.length > 0 && { links: step.links }),
+  };
+}
+
+/**
+ * Keeps only the members the id covers, in one shape for one meaning: what goes without saying
+ * (a default, an empty list) is written the way a build writes it, so a document that spells it
+ * out or leaves it out has the same id (absent stays absent).
+ */
 export function releaseBody(release: ReleaseBody): ReleaseBody {
   return {
     format: release.format,
     name: release.name,
     ...(release.supersedes !== undefined && { supersedes: release.supersedes }),
-    drift: release.drift,
-    steps: release.steps,
+    drift: driftBody(release.drift),
+    steps: release.steps.map(stepBody),
   };
 }
 
 /** The release id: `sha256:` over the canonical JSON of the body. */
 export function releaseId(release: ReleaseBody): string {
   return contentHash(releaseBody(release));
+}
+
+/**
+ * The id a document had before bodies were brought to one shape: the hash of the body as it was
+ * sent. A release stored then keeps that id; the same document sent again finds it there.
+ */
+export function documentReleaseId(release: ReleaseBody): string {
+  return contentHash({
+    format: release.format,
+    name: release.name,
+    ...(release.supersedes !== undefined && { supersedes: release.supersedes }),
+    drift: release.drift,
+    steps: release.steps,
+  });
 }
 
 /** Builds the stored form of a body: the id computed, the provenance attached. */

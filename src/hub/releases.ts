@@ -5,6 +5,7 @@ import {
   NotFoundError,
   ValidationError,
   buildRelease,
+  documentReleaseId,
   parseReleaseDocument,
   planRelease,
   type BuildOptions,
@@ -14,6 +15,7 @@ import {
   type Plan,
   type PlanThing,
   type Release,
+  type ReleaseBody,
   type ReleaseSummary,
   type StepSource,
   type ThingDescription,
@@ -111,7 +113,11 @@ export class Releases {
    */
   async store(document: unknown, cause: Cause): Promise<StoreResult> {
     const release = parseReleaseDocument(document);
-    const existing = await this.context.store.getRelease(release.id);
+    // A release stored before bodies had one shape keeps the id of its body as it was sent.
+    const sent = documentReleaseId(document as ReleaseBody);
+    const existing =
+      (await this.context.store.getRelease(release.id)) ??
+      (sent === release.id ? undefined : await this.context.store.getRelease(sent));
     if (existing) return { created: false, release: existing.release, storedAt: existing.storedAt };
     await this.check(release);
     const { hlc } = this.context.clock.stamp();
