@@ -215,3 +215,77 @@ describe("an action in flight when the hub is killed", () => {
     });
   }, 120_000);
 });
+
+describe("a cancelled rollout's step in flight when the hub is killed", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-resume-cancelled-"));
+  const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+  const id = "urn:test:resume:cancelled";
+  let hub: Hub | undefined;
+
+  afterAll(async () => {
+    if (hub && hub.child.exitCode === null) {
+      hub.child.kill("SIGTERM");
+      await once(hub.child, "exit");
+    }
+    await device.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }, 60_000);
+
+  const level = (name: string, value: number) =>
+    buildRelease(
+      [
+        {
+          path: `${name}.yaml`,
+          text: `release: ${name}\nthings:\n  - select: { id: "${id}" }\n    properties: { level: ${value} }\n`,
+        },
+      ],
+      { builder: "test", builtAt: "2026-01-01T00:00:00.000Z" },
+    );
+
+  it("is finished at the next start, not left applying, and then frees its Thing", async () => {
+    await device.start();
+    hub = await serve(dataDir);
+    const path = `/things/${encodeURIComponent(id)}`;
+    expect((await request(hub, path, "PUT", device.td(id))).status).toBe(201);
+    expect(
+      (await request(hub, `${path}/credentials`, "PUT", { username: USERNAME, password: PASSWORD })).status,
+    ).toBe(200);
+    const first = level("cancelled-first", 3);
+    const second = level("cancelled-second", 4);
+    for (const release of [first, second]) {
+      expect((await request(hub, "/releases", "POST", release)).status).toBe(201);
+    }
+    const answer = device.holdAnswers();
+    const arrived = device.moreRequests(1);
+    const started = await hub.client.startRollout(first.id, {});
+    await arrived;
+    const cancelled = await request(hub, `/rollouts/${encodeURIComponent(started.id)}/cancel`, "POST", {});
+    expect(cancelled.status).toBe(200);
+    hub.child.kill("SIGKILL");
+    await once(hub.child, "exit");
+    answer();
+
+    hub = await serve(dataDir);
+    // The hub reads the Thing to learn whether the write it had sent took effect; then the step
+    // ends. Waited for by asking (the rollout has ended: it streams no more progress).
+    const deadline = Date.now() + 60_000;
+    let view = await hub.client.rollout(started.id);
+    while (view.progress.applying > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      view = await hub.client.rollout(started.id);
+    }
+    expect(view).toMatchObject({
+      status: "failed",
+      reason: "cancelled by admin",
+      progress: { applying: 0, completed: 1 },
+    });
+    expect(writes(device).map((r) => r.body)).toEqual(["3"]);
+    expect((await hub.client.lineage(id)).active).toBe(first.id);
+    const next = await hub.client.startRollout(second.id, {});
+    for await (const event of hub.client.rolloutEvents(next.id)) {
+      if (event.type === "status" && event.status !== "running") break;
+    }
+    expect(await hub.client.rollout(next.id)).toMatchObject({ status: "completed" });
+    expect(writes(device).map((r) => r.body)).toEqual(["3", "4"]);
+  }, 120_000);
+});

@@ -227,6 +227,15 @@ describe("rollouts", () => {
       expect(done.status).toBe("failed");
       expect(done.reason).toBe("stopped on an error: database or disk is full");
       expect(done.ended).toBeDefined();
+      // Its step, whose end could not be recorded, is not left `applying` (holding the Thing).
+      expect(await steps(done.id)).toMatchObject([
+        {
+          thing: ids[0],
+          status: "failed",
+          reason:
+            "the rollout stopped on an error: database or disk is full before this step's end was recorded",
+        },
+      ]);
     } finally {
       store.updateRolloutStep = update;
     }
@@ -327,6 +336,43 @@ describe("rollouts", () => {
       expect(anonymous.status).toBe(401);
     } finally {
       for (const device of fleet) await device.stop();
+    }
+  });
+
+  it("refuses (409) a rollout to a Thing whose step a cancelled rollout is still applying", async () => {
+    const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+    await device.start();
+    try {
+      const id = "urn:test:rollout:cancel-contended";
+      await registerThing(hub, id, device.td(id), { username: USERNAME, password: PASSWORD });
+      const first = await build(manifest("cancel-contended-a", 6, [id]));
+      const second = await build(manifest("cancel-contended-b", 7, [id]));
+      const answer = device.holdAnswers();
+      const arrived = device.moreRequests(1);
+      const started = await json<RolloutView>(await postRollout(first), 202);
+      await arrived;
+      const cancelled = await hub.request(`/rollouts/${encodeURIComponent(started.id)}/cancel`, {
+        method: "POST",
+      });
+      expect(((await cancelled.json()) as RolloutView).status).toBe("failed");
+      // The cancelled rollout's write is still in flight: neither release may write the Thing now.
+      for (const release of [second, first]) {
+        const refused = await postRollout(release);
+        expect(refused.status).toBe(409);
+        expect(((await refused.json()) as { detail: string }).detail).toMatch(
+          new RegExp(`${started.id}.*being applied now`),
+        );
+      }
+      answer();
+      await hub.hub.rollouts?.settled(started.id);
+      expect(writes(device).map((r) => r.body)).toEqual(["6"]);
+      const { active } = await json<{ active: string }>(await hub.request(`${thingPath(id)}/releases`), 200);
+      expect(active).toBe(first);
+      // Once the step has ended, the Thing is free.
+      expect((await rollout(second)).status).toBe("completed");
+      expect(writes(device).map((r) => r.body)).toEqual(["6", "7"]);
+    } finally {
+      await device.stop();
     }
   });
 

@@ -183,10 +183,20 @@ export class Rollouts {
     return this.get(id);
   }
 
-  /** Resumes every rollout that was running when the hub stopped. */
+  /**
+   * Resumes every rollout that was running when the hub stopped, and finishes the steps that were
+   * being applied for one that had already ended (cancelled, or stopped past its failures, while
+   * they ran): until they finish, they hold their Things.
+   */
   async resume(): Promise<void> {
     const running = await this.context.store.listRollouts({ status: "running", limit: 1000, offset: 0 });
-    for (const rollout of running) {
+    const ended = await this.context.store.listRollouts({
+      status: "failed",
+      inFlight: true,
+      limit: 1000,
+      offset: 0,
+    });
+    for (const rollout of [...running, ...ended]) {
       if (this.runs.has(rollout.id)) continue;
       let release: Release;
       try {
@@ -196,7 +206,12 @@ export class Rollouts {
         await this.context.store.endRollout(rollout.id, "failed", this.now(), "its release is not stored");
         continue;
       }
-      this.context.logger.info({ rollout: rollout.id, release: rollout.release }, "resuming a rollout");
+      this.context.logger.info(
+        { rollout: rollout.id, release: rollout.release, status: rollout.status },
+        rollout.status === "running"
+          ? "resuming a rollout"
+          : "finishing the steps an ended rollout was applying",
+      );
       this.launch(rollout, release);
     }
   }
@@ -295,7 +310,8 @@ export class Rollouts {
       release,
       progress: emptyProgress(),
       failures: 0,
-      stopped: false,
+      // An ended rollout only finishes the steps it was applying.
+      stopped: rollout.status !== "running",
       done: Promise.resolve(),
     };
     this.runs.set(rollout.id, run);
@@ -308,6 +324,7 @@ export class Rollouts {
         const reason = `stopped on an error: ${err instanceof Error ? err.message : String(err)}`;
         try {
           await this.endFailed(rollout.id, reason, run);
+          await this.endStranded(run, reason);
         } catch (error) {
           this.context.logger.error(
             { err: error, rollout: rollout.id },
@@ -324,14 +341,22 @@ export class Rollouts {
     run.progress = await store.rolloutProgress(id);
     run.failures = run.progress.failed;
     // Steps in flight when the hub stopped first: they resume with a look at the Log.
-    const queue = [...(await allSteps(store, id, "applying")), ...(await allSteps(store, id, "pending"))];
-    this.emit({ type: "status", rollout: id, status: "running", progress: { ...run.progress } });
-    if (run.failures > run.rollout.options.maxFailures) await this.stop(run);
+    const queue = [
+      ...(await allSteps(store, id, "applying")),
+      ...(run.stopped ? [] : await allSteps(store, id, "pending")),
+    ];
+    if (!run.stopped) {
+      this.emit({ type: "status", rollout: id, status: "running", progress: { ...run.progress } });
+      if (run.failures > run.rollout.options.maxFailures) await this.stop(run);
+    }
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (!this.closing && !run.stopped && next < queue.length) {
-        const step = queue[next++];
-        if (step) await this.applyStep(run, step);
+      while (!this.closing && next < queue.length) {
+        const step = queue[next];
+        // Once stopped, no step starts; one that was in flight when the hub stopped finishes.
+        if (!step || (run.stopped && step.status !== "applying")) return;
+        next++;
+        await this.applyStep(run, step);
       }
     };
     const workers = Math.min(run.rollout.options.concurrency, Math.max(queue.length, 1));
@@ -363,6 +388,24 @@ export class Rollouts {
     return true;
   }
 
+  /**
+   * Ends the steps a run that stopped on an error left `applying` with no worker on them (the
+   * store failed to record their end, say): as `failed`, with the reason, as their outcome is not
+   * in the ledger (the Log has what was done). Left `applying`, each would hold its Thing, and no
+   * other rollout could apply to it, until the hub starts again.
+   */
+  private async endStranded(run: Run, reason: string): Promise<void> {
+    for (const step of await allSteps(this.context.store, run.rollout.id, "applying")) {
+      if (this.applying.has(step.thing)) continue;
+      await this.context.store.updateRolloutStep(step.rollout, step.thing, {
+        status: "failed",
+        reason: `the rollout ${reason} before this step's end was recorded`,
+        updated: this.now(),
+        expect: "applying",
+      });
+    }
+  }
+
   private move(run: Run, from: RolloutStepStatus, to: RolloutStepStatus): void {
     run.progress[from]--;
     run.progress[to]++;
@@ -371,17 +414,18 @@ export class Rollouts {
   private async applyStep(run: Run, step: RolloutStep): Promise<void> {
     const { store } = this.context;
     const resumed = step.status === "applying";
-    if (!resumed) {
-      const claimed = await store.updateRolloutStep(step.rollout, step.thing, {
-        status: "applying",
-        updated: this.now(),
-        expect: "pending",
-      });
-      if (!claimed) return;
-      this.move(run, "pending", "applying");
-    }
+    // Held from before the claim: a run that stops on an error frees only the steps nobody holds.
     this.applying.add(step.thing);
     try {
+      if (!resumed) {
+        const claimed = await store.updateRolloutStep(step.rollout, step.thing, {
+          status: "applying",
+          updated: this.now(),
+          expect: "pending",
+        });
+        if (!claimed) return;
+        this.move(run, "pending", "applying");
+      }
       const items: RolloutItem[] = step.items.map((item) => ({ ...item }));
       let failure: string | undefined;
       for (const [index, item] of items.entries()) {

@@ -1959,6 +1959,30 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         await store.endRollout("u1", "failed", T3, "stopped");
         await store.createRollout(rollout("u5", "sha256:r5"), [step("u5", "urn:b", 0, "sha256:r5")]);
       });
+
+      it("keeps a Thing whose step an ended rollout is still applying, and lists such rollouts", async () => {
+        await store.createRollout(rollout("u1"), [step("u1", "urn:a", 0), step("u1", "urn:b", 1)]);
+        await store.updateRolloutStep("u1", "urn:a", { status: "applying", updated: T2, expect: "pending" });
+        await store.endRollout("u1", "failed", T3, "cancelled by admin");
+        const inFlight = { inFlight: true, limit: 10, offset: 0 };
+        expect((await store.listRollouts({ ...inFlight, status: "failed" })).map((r) => r.id)).toStrictEqual([
+          "u1",
+        ]);
+        for (const [id, release] of [
+          ["u2", "sha256:r2"],
+          ["u2-same", "sha256:r1"],
+        ] as const) {
+          await expect(
+            store.createRollout(rollout(id, release), [step(id, "urn:a", 0, release)]),
+          ).rejects.toThrow(/u1.*still to apply its step to urn:a/);
+          expect(await store.getRollout(id)).toBeUndefined();
+        }
+        // Its skipped step holds nothing; its step that ends frees the Thing.
+        await store.createRollout(rollout("u3", "sha256:r3"), [step("u3", "urn:b", 0, "sha256:r3")]);
+        await store.updateRolloutStep("u1", "urn:a", { status: "completed", updated: T3 });
+        expect(await store.listRollouts(inFlight)).toStrictEqual([]);
+        await store.createRollout(rollout("u4", "sha256:r4"), [step("u4", "urn:a", 0, "sha256:r4")]);
+      });
     });
 
     describe("close", () => {

@@ -197,6 +197,8 @@ export interface RolloutStepQuery {
 export interface ListRolloutsOptions {
   status?: Rollout["status"];
   release?: string;
+  /** Only rollouts with a step being applied (`applying`), ended or not. */
+  inFlight?: boolean;
   limit: number;
   offset: number;
 }
@@ -294,7 +296,8 @@ export interface Store {
   listReleases(options: ListReleasesOptions): Promise<ReleaseRecord[]>;
   /**
    * Records a rollout and all its steps in one durable transaction; ConflictError when another
-   * rollout of the same release is running.
+   * rollout of the same release is running, or when one of its Things has a step pending in a
+   * running rollout or being applied (`applying`) by any rollout, ended or not.
    */
   createRollout(rollout: Rollout, steps: readonly RolloutStep[]): Promise<void>;
   /** Moves a step to a new status, durably; false when `expect` did not hold (nothing written). */

@@ -182,4 +182,9 @@ export const migrations: readonly string[] = [
   `
   CREATE INDEX things_version ON things (version);
   `,
+  // 9: the steps being applied, found without reading every step: a hub that starts finishes
+  // those of every rollout, ended or not (a cancelled rollout's step in flight when it stopped).
+  `
+  CREATE INDEX rollout_steps_applying ON rollout_steps (rollout) WHERE status = 'applying';
+  `,
 ];

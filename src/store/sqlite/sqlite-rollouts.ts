@@ -10,7 +10,7 @@ import {
   type RolloutStep,
   type RolloutStepStatus,
 } from "../../core/index.js";
-import type { RolloutStepQuery, RolloutStepUpdate } from "../store.js";
+import type { ListRolloutsOptions, RolloutStepQuery, RolloutStepUpdate } from "../store.js";
 
 interface RolloutRow {
   id: string;
@@ -100,17 +100,22 @@ export class SqliteRollouts {
       running: db.prepare<[string], RolloutRow>(
         "SELECT * FROM rollouts WHERE status = 'running' AND release = ?",
       ),
-      busyThing: db.prepare<[string], { rollout: string; release: string }>(
-        `SELECT s.rollout, s.release FROM rollout_steps s JOIN rollouts r ON r.id = s.rollout
-         WHERE s.thing = ? AND s.status IN ('pending', 'applying') AND r.status = 'running' LIMIT 1`,
+      busyThing: db.prepare<[string], { rollout: string; release: string; status: RolloutStepStatus }>(
+        // A step being applied holds its Thing even once its rollout has ended (cancelled, or
+        // stopped past its failures): the step finishes its items first.
+        `SELECT s.rollout, s.release, s.status FROM rollout_steps s JOIN rollouts r ON r.id = s.rollout
+         WHERE s.thing = ? AND (s.status = 'applying' OR (s.status = 'pending' AND r.status = 'running'))
+         LIMIT 1`,
       ),
       get: db.prepare<[string], RolloutRow>("SELECT * FROM rollouts WHERE id = ?"),
       list: db.prepare<
-        { status: string | null; release: string | null; limit: number; offset: number },
+        { status: string | null; release: string | null; inFlight: number; limit: number; offset: number },
         RolloutRow
       >(
-        `SELECT * FROM rollouts WHERE (@status IS NULL OR status = @status)
+        `SELECT * FROM rollouts r WHERE (@status IS NULL OR status = @status)
            AND (@release IS NULL OR release = @release)
+           AND (@inFlight = 0 OR EXISTS
+             (SELECT 1 FROM rollout_steps s WHERE s.rollout = r.id AND s.status = 'applying'))
          ORDER BY created DESC, id DESC LIMIT @limit OFFSET @offset`,
       ),
       steps: db.prepare<{ rollout: string; status: string | null; after: number; limit: number }, StepRow>(
@@ -129,8 +134,9 @@ export class SqliteRollouts {
 
   /**
    * ConflictError when another rollout of the same release is running, or when a Thing this one
-   * would apply to is still to be applied by another running rollout: two releases written to one
-   * Thing at once would leave it holding one's values and the other as its active release.
+   * would apply to is still to be applied by another running rollout, or is being applied by one
+   * that has ended meanwhile: two releases written to one Thing at once would leave it holding
+   * one's values and the other as its active release.
    */
   create(rollout: Rollout, steps: readonly RolloutStep[]): void {
     const running = this.stmt.running.get(rollout.release);
@@ -144,8 +150,10 @@ export class SqliteRollouts {
       const busy = this.stmt.busyThing.get(step.thing);
       if (busy) {
         throw new ConflictError(
-          `Rollout ${busy.rollout} of release ${busy.release} is still to apply its step to ${step.thing}; ` +
-            "wait for it to end",
+          `Rollout ${busy.rollout} of release ${busy.release} is still to apply its step to ${step.thing}` +
+            (busy.status === "applying"
+              ? " (it is being applied now); wait for the step to end"
+              : "; wait for it to end"),
         );
       }
     }
@@ -199,11 +207,12 @@ export class SqliteRollouts {
     return row ? rolloutOf(row) : undefined;
   }
 
-  list(options: { status?: string; release?: string; limit: number; offset: number }): Rollout[] {
+  list(options: ListRolloutsOptions): Rollout[] {
     return this.stmt.list
       .all({
         status: options.status ?? null,
         release: options.release ?? null,
+        inFlight: options.inFlight === true ? 1 : 0,
         limit: options.limit,
         offset: options.offset,
       })
