@@ -185,6 +185,44 @@ describe("drift", () => {
     }
   });
 
+  it("revert: a Thing that answers the corrective write and keeps its value is reverted again, up to the limit", async () => {
+    const id = "urn:test:drift:revert-ignored";
+    const device = await httpThing(id);
+    const { release } = await rollOut(
+      `release: drift-revert-ignored\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 5 }\n` +
+        "drift: { policy: revert, maxReverts: 2, withinSeconds: 3600 }\n",
+    );
+    const after = await hub.hub.store.lastSeq();
+    device.ignoresWrites = true;
+    device.level = 9;
+    const limited = await changeAfter(
+      hub,
+      after,
+      (c) => isDrift(id, "drifting")(c) && (c.value as DriftValue).revert === "rate-limited",
+    );
+    const res = await hub.request(
+      `${thingPath(id)}/history?order=asc&limit=100&kind=drift,completed,reported`,
+    );
+    const changes = ((await res.json()) as { changes: Change[] }).changes.filter(
+      (c) => c.seq > after && c.seq <= limited.seq,
+    );
+    // Each corrective write is read back: the Thing still says 9, so it still drifts.
+    expect(
+      changes.map((c) => [c.kind, c.kind === "drift" ? (c.value as DriftValue).revert : c.value]),
+    ).toEqual([
+      ["reported", 9],
+      ["drift", "sent"],
+      ["completed", undefined],
+      ["reported", 9],
+      ["drift", "sent"],
+      ["completed", undefined],
+      ["reported", 9],
+      ["drift", "rate-limited"],
+    ]);
+    expect(changes.filter((c) => c.kind !== "reported").every((c) => c.cause.release === release)).toBe(true);
+    expect(writes(device)).toEqual(["5", "5", "5"]);
+  });
+
   it("revert: one corrective write recorded as such, then the limit holds", async () => {
     const id = "urn:test:drift:revert";
     const device = await httpThing(id);

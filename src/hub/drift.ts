@@ -30,7 +30,7 @@ export interface DriftContext {
   readonly follow: (handler: (change: Change) => void, options?: FollowOptions) => Follower;
   readonly ingest: (thing: string, reports: readonly Report[], cause: Cause) => Promise<Change[]>;
   /** Without commands (no bindings) `revert` only records. */
-  readonly commands: Pick<Commands, "writeProperty"> | undefined;
+  readonly commands: Pick<Commands, "writeProperty" | "readBack"> | undefined;
   /** True while a rollout applies a step to the Thing: its reports then are the rollout's doing. */
   readonly isApplying: (thing: string) => boolean;
   readonly clock: HubClock;
@@ -65,6 +65,8 @@ export class Drift {
   /** Times (ms) of the reverts sent, by Thing and affordance, within the current window. */
   private readonly reverts = new Map<string, number[]>();
   private readonly pending = new Set<Promise<void>>();
+  /** Drifts a corrective write was answered for: a report of the same value says it did not hold. */
+  private readonly reverted = new WeakSet<DriftEntry>();
   /**
    * Per Thing and affordance, the latest report that came while a rollout applied a step to the
    * Thing: judged once the step ends with an active release, against that release.
@@ -182,8 +184,16 @@ export class Drift {
       if (entry) this.resolve(entry, changeTime(change));
       return;
     }
-    // Still drifting, to the same value: nothing new to record.
-    if (entry && entry.release === active.release && canonicalJson(entry.observed) === observed) return;
+    // Still drifting, to the same value: nothing new to record — unless a corrective write went
+    // out since, which the Thing answered and did not keep: the policy goes on, within its limit.
+    if (
+      entry &&
+      entry.release === active.release &&
+      canonicalJson(entry.observed) === observed &&
+      !this.reverted.has(entry)
+    ) {
+      return;
+    }
     const next: DriftEntry = {
       thing: change.thing,
       affordance,
@@ -278,25 +288,25 @@ export class Drift {
     return true;
   }
 
-  /** One corrective write; its own Changes (desired, completed or failed) say how it went. */
+  /**
+   * One corrective write; its own Changes (desired, completed or failed) say how it went. Then,
+   * as a rollout does, the property is read back and recorded as `reported`: a Thing that answers
+   * the write and keeps its value is judged again (still drifting) instead of passing for reverted.
+   */
   private revert(entry: DriftEntry): void {
     const commands = this.context.commands;
     if (!commands) return;
-    const write = commands
-      .writeProperty(entry.thing, entry.affordance, entry.desired, {
-        actor: DRIFT_ACTOR,
-        via: DRIFT_KIND,
-        release: entry.release,
-        rule: "revert",
-      })
-      .then(
-        () => undefined,
-        (err: unknown) =>
-          this.context.logger.warn(
-            { err, thing: entry.thing, affordance: entry.affordance },
-            "a drift revert failed",
-          ),
-      );
+    const requester = { actor: DRIFT_ACTOR, via: DRIFT_KIND, release: entry.release, rule: "revert" };
+    const write = (async () => {
+      await commands.writeProperty(entry.thing, entry.affordance, entry.desired, requester);
+      this.reverted.add(entry);
+      await commands.readBack(entry.thing, entry.affordance, requester);
+    })().catch((err: unknown) =>
+      this.context.logger.warn(
+        { err, thing: entry.thing, affordance: entry.affordance },
+        "a drift revert failed",
+      ),
+    );
     this.pending.add(write);
     void write.finally(() => this.pending.delete(write));
   }
