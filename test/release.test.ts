@@ -343,7 +343,7 @@ things:
     expect(table.stdout).toMatch(/THING\s+AFFORDANCE\s+OBSERVED\s+DESIRED\s+PLAN/);
     expect(table.stdout).toMatch(/level\s+3\s+3\s+in-place/);
     expect(table.stdout).toContain("cannot: unreachable");
-    expect(table.stderr).toMatch(/^things: the plan cannot be applied as it is: 3 steps cannot be done\n$/);
+    expect(table.stderr).toMatch(/^things: the plan cannot be applied as it is: 3 items cannot be done\n$/);
     const json = await things(["plan", id.slice(0, 19), "--json", "--select", `id = "${sensorId}"`], hub);
     const narrowed = JSON.parse(json.stdout) as Plan;
     expect(narrowed.things.map((t) => t.thing)).toEqual([sensorId]);

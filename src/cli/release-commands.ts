@@ -331,7 +331,7 @@ export function registerReleaseCommands(program: Command): void {
           const first = plan.problems[0];
           const reason = first
             ? `${first.source ? `${first.source.file}:${first.source.line}:${first.source.column}: ` : ""}${first.message}`
-            : `${plan.summary.cannot} step${plan.summary.cannot === 1 ? "" : "s"} cannot be done`;
+            : `${plan.summary.cannot} item${plan.summary.cannot === 1 ? "" : "s"} cannot be done`;
           throw new CliError(`the plan cannot be applied as it is: ${reason}`, 3);
         }
       }),
