@@ -190,6 +190,49 @@ describe("planRelease", () => {
     expect(whole.problems.map((p) => p.step)).toEqual([0]);
   });
 
+  it("plans what two steps both ask of one Thing once: one write, one invocation, one link", () => {
+    const plan = planRelease(
+      release([
+        { select: { filter: "all" }, properties: { brightness: 5 }, actions: [{ name: "reboot" }] },
+        {
+          select: { id: "a" },
+          properties: { brightness: 5 },
+          actions: [{ name: "reboot" }, { name: "blink", input: 2 }, { name: "blink", input: 2 }],
+          links: [
+            { rel: "controls", href: "urn:x" },
+            { rel: "controls", href: "urn:x" },
+          ],
+        },
+      ]),
+      [lamp("a")],
+      { matches: new Map([[0, ["a"]]]) },
+    );
+    expect(plan.things[0]?.items.map((i) => [i.kind, i.name, i.status, i.step])).toEqual([
+      ["property", "brightness", "change", 0],
+      ["action", "reboot", "change", 0],
+      ["action", "blink", "change", 1],
+      ["link", "controls urn:x", "change", 1],
+    ]);
+    expect(planApplicable(plan)).toBe(true);
+  });
+
+  it("marks an action asked of one Thing twice with different inputs as a conflict", () => {
+    const plan = planRelease(
+      release([
+        { select: { id: "a" }, actions: [{ name: "blink", input: 1 }] },
+        { select: { filter: "all" }, actions: [{ name: "blink", input: 2 }] },
+      ]),
+      [lamp("a")],
+      { matches: new Map([[1, ["a"]]]) },
+    );
+    expect(plan.things[0]?.items.map((i) => [i.status, i.reason])).toEqual([
+      ["change", undefined],
+      ["cannot", "conflict"],
+    ]);
+    expect(plan.things[0]?.items[1]?.detail).toMatch(/another step invokes it with 1/);
+    expect(planApplicable(plan)).toBe(false);
+  });
+
   it("marks two steps wanting different values of one property on one Thing as a conflict", () => {
     const plan = planRelease(
       release([

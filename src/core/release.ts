@@ -259,13 +259,18 @@ function linkPresent(td: ThingDescription, link: ReleaseLink): boolean {
   return (td.links ?? []).some((l) => l.href === link.href && (l.rel ?? "") === link.rel);
 }
 
+/**
+ * What the earlier steps of a release already plan on one Thing: each property's value, each
+ * action's input (`""`: none), each link (`rel href`). The same again is one item, not two.
+ */
+interface PlannedOnThing {
+  properties: Map<string, string>;
+  actions: Map<string, string>;
+  links: Set<string>;
+}
+
 /** Plans one step's properties, actions and links on one Thing. */
-function planStep(
-  step: ReleaseStep,
-  index: number,
-  thing: PlanThing,
-  desiredBy: Map<string, string>,
-): PlanItem[] {
+function planStep(step: ReleaseStep, index: number, thing: PlanThing, planned: PlannedOnThing): PlanItem[] {
   const items: PlanItem[] = [];
   const applied = new Set(thing.applied ?? []);
   for (const [name, desired] of Object.entries(step.properties ?? {})) {
@@ -273,7 +278,7 @@ function planStep(
     const observed = Object.hasOwn(thing.state, name) ? { observed: thing.state[name] } : {};
     const affordance = ownAffordance(thing.td.properties, name);
     const text = canonicalJson(desired);
-    const earlier = desiredBy.get(name);
+    const earlier = planned.properties.get(name);
     if (earlier !== undefined && earlier !== text) {
       items.push({
         ...base,
@@ -284,7 +289,9 @@ function planStep(
       });
       continue;
     }
-    desiredBy.set(name, text);
+    // Another step wants the same value: it is written once.
+    if (earlier !== undefined) continue;
+    planned.properties.set(name, text);
     if (!affordance) {
       items.push({ ...base, status: "cannot", reason: "unknown-affordance", detail: `no property ${name}` });
       continue;
@@ -327,6 +334,22 @@ function planStep(
       ...(action.input !== undefined && { desired: action.input }),
       step: index,
     };
+    // An action is invoked once per Thing and release: asked for again, with the same input it
+    // is that one invocation; with another, the release contradicts itself.
+    const input = action.input === undefined ? "" : canonicalJson(action.input);
+    const earlier = planned.actions.get(action.name);
+    if (earlier !== undefined) {
+      if (earlier !== input) {
+        items.push({
+          ...base,
+          status: "cannot",
+          reason: "conflict",
+          detail: `another step invokes it ${earlier === "" ? "without input" : `with ${earlier}`}, and an action is invoked once per Thing and release`,
+        });
+      }
+      continue;
+    }
+    planned.actions.set(action.name, input);
     const affordance = ownAffordance(thing.td.actions, action.name);
     if (!affordance) {
       items.push({
@@ -362,6 +385,8 @@ function planStep(
     items.push({ ...base, status: "change" });
   }
   for (const link of step.links ?? []) {
+    if (planned.links.has(`${link.rel} ${link.href}`)) continue;
+    planned.links.add(`${link.rel} ${link.href}`);
     const present = linkPresent(thing.td, link);
     const base = {
       kind: "link" as const,
@@ -393,7 +418,7 @@ function planStep(
 export function planRelease(release: Release, things: readonly PlanThing[], options: PlanOptions = {}): Plan {
   const byId = new Map(things.map((t) => [t.id, t]));
   const problems: PlanProblem[] = [];
-  const plans = new Map<string, { plan: ThingPlan; desiredBy: Map<string, string> }>();
+  const plans = new Map<string, { plan: ThingPlan; planned: PlannedOnThing }>();
   release.steps.forEach((step, index) => {
     const source = release.provenance.steps?.[index];
     const ids = "id" in step.select ? [step.select.id] : (options.matches?.get(index) ?? []);
@@ -422,11 +447,11 @@ export function planRelease(release: Release, things: readonly PlanThing[], opti
             reachable: thing.reachable,
             items: [],
           },
-          desiredBy: new Map(),
+          planned: { properties: new Map(), actions: new Map(), links: new Set() },
         };
         plans.set(id, entry);
       }
-      entry.plan.items.push(...planStep(step, index, thing, entry.desiredBy));
+      entry.plan.items.push(...planStep(step, index, thing, entry.planned));
     }
   });
   const ordered = [...plans.values()]
