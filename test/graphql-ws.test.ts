@@ -126,6 +126,42 @@ describe("GraphQL over WebSocket", () => {
     await client.dispose();
   });
 
+  it("refuses the handshake of a page of another origin with 403, and takes the hub's own page's", async () => {
+    const { host } = new URL(hub.url);
+    /** The handshake's answer: 101 when the socket opened, else the status and body of the refusal. */
+    const handshake = (headers: Record<string, string>) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const socket = new WebSocket(socketUrl(hub), "graphql-transport-ws", { headers });
+        socket.once("open", () => {
+          socket.close();
+          resolve({ status: 101, body: "" });
+        });
+        socket.once("unexpected-response", (_request, response) => {
+          let body = "";
+          response.on("data", (chunk: Buffer) => (body += chunk.toString()));
+          response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+        });
+        socket.once("error", reject);
+      });
+    // Any site a user of the hub visits could otherwise read it through their browser.
+    for (const origin of [
+      "https://evil.example",
+      "null",
+      `http://localhost.evil.example:${new URL(hub.url).port}`,
+    ]) {
+      const refused = await handshake({ origin });
+      expect(refused.status).toBe(403);
+      const problem = JSON.parse(refused.body) as { status: number; detail: string };
+      expect(problem.status).toBe(403);
+      expect(problem.detail).toContain(`A page of ${origin} may not open a socket`);
+    }
+    expect((await handshake({ origin: `http://${host}` })).status).toBe(101);
+    expect(
+      (await handshake({ origin: "https://hub.example", "x-forwarded-host": "hub.example" })).status,
+    ).toBe(101);
+    expect((await handshake({})).status).toBe(101);
+  });
+
   it("answers queries on the socket without a token, and refuses a reader's mutation with FORBIDDEN", async () => {
     const anonymous = connect(hub, undefined);
     const query = await take(anonymous, "{ log { size } }");

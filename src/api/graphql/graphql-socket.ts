@@ -17,6 +17,8 @@ import {
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Hub, Principal } from "../../hub/index.js";
+import { ForbiddenError } from "../../core/index.js";
+import { refuseUpgrade } from "../http/problem.js";
 import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
 import { TokenBucket } from "./limits.js";
 import { prepareOperation, validationRules } from "./operation.js";
@@ -95,6 +97,29 @@ function sharedSubscribe(keys: WeakMap<DocumentNode, string>) {
     };
     return stream;
   };
+}
+
+/**
+ * The origin of the web page that opens a socket, when it is not the hub's own. A browser lets any
+ * page open a WebSocket to any address, a hub on 127.0.0.1 included, with no same-origin check; it
+ * sends the page's Origin (RFC 6455 §10.2), which a page cannot forge. Without this check any site
+ * its user visits could read the hub through the socket (reads are open by default). Programs send
+ * no Origin. Behind a proxy that rewrites Host, X-Forwarded-Host names the hub: a page cannot set
+ * that header on a WebSocket either.
+ */
+export function foreignOrigin(request: IncomingMessage): string | undefined {
+  const origin = request.headers.origin;
+  if (origin === undefined) return undefined;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    return origin;
+  }
+  const forwarded = request.headers["x-forwarded-host"];
+  const hubHosts = [request.headers.host, ...(typeof forwarded === "string" ? forwarded.split(",") : [])];
+  const own = hubHosts.some((name) => name !== undefined && name.trim().toLowerCase() === host.toLowerCase());
+  return own && host !== "" ? undefined : origin;
 }
 
 export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: GraphQLSchema): void {
@@ -228,6 +253,17 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
     if (path !== GRAPHQL_PATH) {
       // Nobody else serves WebSockets here: refuse rather than leave the socket hanging.
       if (app.server.listenerCount("upgrade") === 1) socket.destroy();
+      return;
+    }
+    const foreign = foreignOrigin(request);
+    if (foreign !== undefined) {
+      refuseUpgrade(
+        socket,
+        new ForbiddenError(
+          `A page of ${foreign} may not open a socket to this hub: only the hub's own pages and programs (which send no Origin) may`,
+        ),
+        path,
+      );
       return;
     }
     wss.handleUpgrade(request, socket, head, (ws) => wss.emit("connection", ws, request));

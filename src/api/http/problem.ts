@@ -239,6 +239,19 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
 }
 
+/** Refuses a WebSocket handshake with a problem document (fastify never sees an upgrade). */
+export function refuseUpgrade(socket: Duplex, error: HyperthingsError, instance: string): void {
+  const problem: Problem = { ...toProblem(error), instance };
+  const body = JSON.stringify(problem);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${problem.status} ${problem.title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
 /**
  * Node's HTTP parser refuses some requests before fastify sees them (headers past 16 KiB, bytes
  * that are not HTTP, a request that took too long to arrive); fastify's own answer to them is
