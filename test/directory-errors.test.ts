@@ -417,6 +417,47 @@ describe("body size limit", () => {
   });
 });
 
+describe("a client that sends its request slowly", () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub({ requestTimeoutMs: 500 });
+  });
+  afterAll(async () => hub.stop());
+
+  it("gets 408 and its connection closed when its body does not arrive in requestTimeoutMs, however it trickles", async () => {
+    const id = "urn:example:errors:slow";
+    const { port } = new URL(hub.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), "127.0.0.1", () =>
+        socket.write(
+          `PUT ${thingPath(id)} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/td+json\r\n` +
+            `Authorization: Bearer ${hub.token}\r\nContent-Length: 100000\r\n\r\n{`,
+        ),
+      );
+      // One byte every 50 ms, so that the connection is never idle; bounded, never hangs.
+      let sent = 0;
+      const trickle = setInterval(() => {
+        if (++sent > 600) socket.destroy(new Error("the hub held the slow request for 30 s"));
+        else if (socket.writable) socket.write(" ");
+      }, 50);
+      let text = "";
+      socket.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      socket.on("close", () => {
+        clearInterval(trickle);
+        resolve(text);
+      });
+      socket.on("error", (error) => {
+        clearInterval(trickle);
+        if (text === "") reject(error);
+      });
+    });
+    const [head = "", body = ""] = answer.split("\r\n\r\n");
+    expect(head).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(JSON.parse(body)).toMatchObject({ type: "urn:hyperthings:problem:request", status: 408 });
+    expect((await hub.request(thingPath(id))).status).toBe(404);
+  });
+});
+
 describe("authorization", () => {
   let hub: TestHub;
   const id = "urn:example:auth:lamp";

@@ -13,6 +13,11 @@ export interface HubConfig {
   port: number;
   /** Largest request body accepted, in bytes. */
   bodyLimit: number;
+  /**
+   * How long a client may take to send a whole request, headers and body, in milliseconds; a
+   * slower one gets 408 and its connection closed (one that trickles bytes would hold it forever).
+   */
+  requestTimeoutMs: number;
   /** When true, reads need a token too (`--auth read`). */
   authRead: boolean;
   /** An admin token given at start, for automation; otherwise one is created in dataDir. */
@@ -206,6 +211,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   host: "127.0.0.1",
   port: 8080,
   bodyLimit: 1024 * 1024,
+  requestTimeoutMs: 300_000,
   authRead: false,
   expirySweepMs: 1000,
   streamStallMs: 30_000,
@@ -261,6 +267,7 @@ export interface ConfigOverrides {
   host?: string;
   port?: string | number;
   bodyLimit?: string | number;
+  requestTimeoutMs?: number;
   auth?: string;
   logLevel?: string;
   expirySweepMs?: number;
@@ -329,6 +336,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     host: overrides.host ?? (env[e.host] || configDefaults.host),
     port: integer("port", port, 0, 65535),
     bodyLimit: integer("body limit", bodyLimit, 1024, 1024 * 1024 * 1024),
+    requestTimeoutMs: overrides.requestTimeoutMs ?? configDefaults.requestTimeoutMs,
     authRead: auth === "read",
     expirySweepMs: overrides.expirySweepMs ?? configDefaults.expirySweepMs,
     streamStallMs: overrides.streamStallMs ?? configDefaults.streamStallMs,

@@ -38,6 +38,15 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
     loggerInstance: hub.logger as FastifyBaseLogger,
     bodyLimit: hub.config.bodyLimit,
+    // Fastify turns Node's request timeout off: a client sending its body a byte at a time held its
+    // connection (and a file descriptor) for as long as it liked. Node checks the deadlines every
+    // connectionsCheckingInterval (default 30 s): no less often than the timeout itself. Node 20
+    // ignores the request timeout while the headers timeout (default 60 s) is longer.
+    requestTimeout: hub.config.requestTimeoutMs,
+    http: {
+      connectionsCheckingInterval: Math.min(30_000, hub.config.requestTimeoutMs),
+      headersTimeout: Math.min(60_000, hub.config.requestTimeoutMs),
+    },
     // One line per request at 5,000 requests/s is noise: requests are logged at debug below.
     logController: new LogController({ disableRequestLogging: true }),
     // Thing ids are IRIs; some are long.
