@@ -49,6 +49,20 @@ describe("the data directory and the address", () => {
     expect(() => loadConfig({ dataDir: "" }, {})).toThrow("--data must not be empty");
     expect(() => loadConfig({ host: " " }, {})).toThrow("--host must not be empty");
   });
+
+  it("reads the allowed host names from --allowed-hosts or HYPERTHINGS_ALLOWED_HOSTS, and refuses what is no name", () => {
+    expect(loadConfig({}, {}).allowedHosts).toEqual([]);
+    expect(loadConfig({}, { HYPERTHINGS_ALLOWED_HOSTS: " Hub.Example.com, ,hub " }).allowedHosts).toEqual([
+      "hub.example.com",
+      "hub",
+    ]);
+    expect(
+      loadConfig({ allowedHosts: "a.example" }, { HYPERTHINGS_ALLOWED_HOSTS: "b.example" }).allowedHosts,
+    ).toEqual(["a.example"]);
+    expect(() => loadConfig({ allowedHosts: "hub.example.com:8080" }, {})).toThrow(
+      '--allowed-hosts (HYPERTHINGS_ALLOWED_HOSTS) takes host names such as hub.example.com, separated by commas; "hub.example.com:8080" is not one',
+    );
+  });
 });
 
 describe("the secret files of the data directory", () => {

@@ -1,5 +1,6 @@
 // Every bad input to the directory API gets an RFC 9457 problem document with the right status,
 // a precise detail and, where it helps, JSON pointers; and nothing is stored. Also who may do what.
+import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
@@ -414,6 +415,48 @@ describe("body size limit", () => {
       const problem = await expectProblem(await putRaw(hub, thingPath(big), bigBody), 413);
       expect(problem.detail.length).toBeGreaterThan(0);
     }, [big]);
+  });
+});
+
+describe("a request that names another host (DNS rebinding)", () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub({ allowedHosts: "hub.example.com" });
+  });
+  afterAll(async () => hub.stop());
+
+  /** A GET with this Host header (fetch does not let one set it): its status and body. */
+  const getWithHost = (path: string, host: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const request = httpRequest(`${hub.url}${path}`, { headers: { host } }, (response) => {
+        let body = "";
+        response.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+      });
+      request.on("error", reject);
+      request.end();
+    });
+
+  it("refuses, on a hub listening on 127.0.0.1, a Host that is not this machine's nor allowed", async () => {
+    const { port } = new URL(hub.url);
+    // A page of rebind.evil.example whose name now resolves to 127.0.0.1 would read all of it.
+    for (const path of ["/things", "/changes", "/", "/health"]) {
+      const refused = await getWithHost(path, `rebind.evil.example:${port}`);
+      expect(refused.status).toBe(403);
+      expect((JSON.parse(refused.body) as Problem).detail).toContain(
+        '"rebind.evil.example" (a web page may have made that name resolve to this machine)',
+      );
+    }
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      `[::1]:${port}`,
+      "hub.example.com",
+      "HUB.example.com:443",
+      "ui.localhost",
+    ]) {
+      expect((await getWithHost("/things", host)).status).toBe(200);
+    }
   });
 });
 

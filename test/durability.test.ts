@@ -90,7 +90,7 @@ describe("a request in flight when the hub stops", () => {
     socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
     const closed = once(socket, "close");
     socket.write(
-      `POST ${thingPath(id)}/changes HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer ${hub.token}\r\n` +
+      `POST ${thingPath(id)}/changes HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${hub.token}\r\n` +
         `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
     );
     // "100 Continue": the hub has taken the request in; its body comes once the stop has begun.

@@ -1884,7 +1884,7 @@ describe("reports held in memory at once", () => {
       let answer = "";
       socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
       socket.write(
-        `POST ${thingPath(id)}/changes HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer ${hub.token}\r\n` +
+        `POST ${thingPath(id)}/changes HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${hub.token}\r\n` +
           `Content-Type: application/json\r\nContent-Length: ${slow.length}\r\nExpect: 100-continue\r\n\r\n`,
       );
       // "100 Continue" comes once the hub has taken the request in (its hooks have run).

@@ -22,6 +22,7 @@ interface ServeOptions {
   mqttAnonymous?: boolean;
   allow?: string;
   deny?: string;
+  allowedHosts?: string;
   vocabulary?: string;
 }
 
@@ -30,6 +31,10 @@ function addServeOptions(command: Command): Command {
     .option("-p, --port <port>", "port to listen on, 0 for any free one (env HYPERTHINGS_PORT, default 8080)")
     .option("--host <host>", "address to listen on (env HYPERTHINGS_HOST, default 127.0.0.1)")
     .option("-d, --data <dir>", "data directory (env HYPERTHINGS_DATA, default a per-user data folder)")
+    .option(
+      "--allowed-hosts <names>",
+      "names a browser may reach a hub on 127.0.0.1 by besides localhost and IP addresses, e.g. behind a proxy (env HYPERTHINGS_ALLOWED_HOSTS)",
+    )
     .option("--auth <what>", '"write": mutations need a token (default); "read": every request does')
     .option("--body-limit <bytes>", "largest request body (env HYPERTHINGS_BODY_LIMIT, default 1048576)")
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default info)")
@@ -78,6 +83,7 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
     ...(options.mqttAnonymous === true && { mqttAnonymous: true }),
     ...(options.allow !== undefined && { allow: options.allow }),
     ...(options.deny !== undefined && { deny: options.deny }),
+    ...(options.allowedHosts !== undefined && { allowedHosts: options.allowedHosts }),
     ...(options.vocabulary !== undefined && { vocabulary: options.vocabulary }),
   };
 }

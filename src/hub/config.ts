@@ -18,6 +18,12 @@ export interface HubConfig {
    * slower one gets 408 and its connection closed (one that trickles bytes would hold it forever).
    */
   requestTimeoutMs: number;
+  /**
+   * Names besides this machine's own (`localhost`, IP addresses) that a request to a hub listening
+   * on a loopback address may give in its Host header (`--allowed-hosts`): any other is refused,
+   * since it is a web page whose name was made to resolve to 127.0.0.1 (DNS rebinding).
+   */
+  allowedHosts: readonly string[];
   /** When true, reads need a token too (`--auth read`). */
   authRead: boolean;
   /** An admin token given at start, for automation; otherwise one is created in dataDir. */
@@ -142,6 +148,7 @@ export const configEnvironment = {
   mqttMaxPayload: "HYPERTHINGS_MQTT_MAX_PAYLOAD",
   mqttHomieRoot: "HYPERTHINGS_MQTT_HOMIE_ROOT",
   mqttHomeAssistantPrefix: "HYPERTHINGS_MQTT_HA_PREFIX",
+  allowedHosts: "HYPERTHINGS_ALLOWED_HOSTS",
   allow: "HYPERTHINGS_ALLOW",
   deny: "HYPERTHINGS_DENY",
   vocabulary: "HYPERTHINGS_VOCABULARY",
@@ -212,6 +219,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   port: 8080,
   bodyLimit: 1024 * 1024,
   requestTimeoutMs: 300_000,
+  allowedHosts: [],
   authRead: false,
   expirySweepMs: 1000,
   streamStallMs: 30_000,
@@ -268,6 +276,8 @@ export interface ConfigOverrides {
   port?: string | number;
   bodyLimit?: string | number;
   requestTimeoutMs?: number;
+  /** `--allowed-hosts`: comma-separated host names. */
+  allowedHosts?: string;
   auth?: string;
   logLevel?: string;
   expirySweepMs?: number;
@@ -337,6 +347,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     port: integer("port", port, 0, 65535),
     bodyLimit: integer("body limit", bodyLimit, 1024, 1024 * 1024 * 1024),
     requestTimeoutMs: overrides.requestTimeoutMs ?? configDefaults.requestTimeoutMs,
+    allowedHosts: hostNames(overrides.allowedHosts ?? env[e.allowedHosts]),
     authRead: auth === "read",
     expirySweepMs: overrides.expirySweepMs ?? configDefaults.expirySweepMs,
     streamStallMs: overrides.streamStallMs ?? configDefaults.streamStallMs,
@@ -449,6 +460,23 @@ function mqttSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): MqttS
       env[e.mqttHomeAssistantPrefix] || d.mqttHomeAssistantPrefix,
     ),
   };
+}
+
+/** `--allowed-hosts`: comma-separated DNS names, lower-cased; a typo that is no name stops the start. */
+function hostNames(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  const names = text
+    .split(",")
+    .map((name) => name.trim().toLowerCase())
+    .filter((name) => name !== "");
+  for (const name of names) {
+    if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(name)) {
+      throw new ValidationError(
+        `--allowed-hosts (${configEnvironment.allowedHosts}) takes host names such as hub.example.com, separated by commas; "${name}" is not one`,
+      );
+    }
+  }
+  return names;
 }
 
 /** `--allow` / `--deny`: comma-separated CIDR ranges, each checked here so a typo stops the start. */

@@ -18,6 +18,7 @@ import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Hub, Principal } from "../../hub/index.js";
 import { ForbiddenError } from "../../core/index.js";
+import { misdirectedHost } from "../http/host-check.js";
 import { refuseUpgrade } from "../http/problem.js";
 import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
 import { TokenBucket } from "./limits.js";
@@ -253,6 +254,11 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
     if (path !== GRAPHQL_PATH) {
       // Nobody else serves WebSockets here: refuse rather than leave the socket hanging.
       if (app.server.listenerCount("upgrade") === 1) socket.destroy();
+      return;
+    }
+    const misdirected = misdirectedHost(hub.config, request.headers.host);
+    if (misdirected !== undefined) {
+      refuseUpgrade(socket, misdirected, path);
       return;
     }
     const foreign = foreignOrigin(request);

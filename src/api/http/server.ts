@@ -5,6 +5,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { NotFoundError } from "../../core/index.js";
 import { HUB_VERSION, type Discovery, type Hub } from "../../hub/index.js";
 import { registerAuthorization } from "./authorization.js";
+import { registerHostCheck } from "./host-check.js";
 import { registerContentTypes } from "./content-types.js";
 import { methodNotAllowed, trackRoutes } from "./method-not-allowed.js";
 import { registerQueryNumbers } from "./query-numbers.js";
@@ -104,6 +105,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   registerShutdown(app);
   registerContentTypes(app);
   registerQueryNumbers(app);
+  registerHostCheck(app, hub.config);
   registerAuthorization(app, hub);
 
   await app.register(directoryRoutes(hub));
