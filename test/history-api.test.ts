@@ -1608,6 +1608,16 @@ describe("the change feed: GET /changes and /changes/stream", () => {
     await expectProblem(await hub.request("/changes/stream?kind=,"), 400);
     await expectProblem(await hub.request("/changes?limit=0"), 400);
   });
+
+  it("answers HEAD on a stream with its headers alone, at once, instead of holding a stream for nobody", async () => {
+    for (const path of ["/changes/stream", "/events"]) {
+      // Bounded: before, Node sent not even the headers, and the stream followed the Log forever.
+      const res = await hub.request(path, { method: "HEAD", signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+      expect(await res.text()).toBe("");
+    }
+  });
 });
 
 describe("state at a time, against a model of the reports (property-based)", () => {

@@ -55,6 +55,12 @@ export function openEventStream(
     connection: "keep-alive",
     "x-accel-buffering": "no",
   });
+  // HEAD: the headers alone. Node drops a HEAD answer's writes without sending even its headers,
+  // so the stream would follow the Log for nobody, forever, never seen to fall behind.
+  if (request.method === "HEAD") {
+    res.end();
+    return;
+  }
   res.write("retry: 2000\n\n");
   openStreams.add(res);
 

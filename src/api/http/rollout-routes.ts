@@ -37,6 +37,11 @@ async function streamRollout(hub: Hub, request: FastifyRequest, reply: FastifyRe
     connection: "keep-alive",
     "x-accel-buffering": "no",
   });
+  // HEAD: the headers alone (Node would send nothing, and the stream would stay open for nobody).
+  if (request.method === "HEAD") {
+    res.end();
+    return;
+  }
   openStreams.add(res);
   // Subscribe before reading again, so nothing falls between the two.
   const buffered: RolloutEvent[] = [];
