@@ -158,6 +158,16 @@ describe("things add", () => {
     });
     expect(run).toMatchObject({ code: 0, stdout: "registered urn:test:by-env\n" });
   });
+
+  it("takes an empty HYPERTHINGS_URL as unset (the default hub), and refuses an empty --url", async () => {
+    const run = await things(["ls"], { env: { HYPERTHINGS_URL: "", HYPERTHINGS_DATA: "" } });
+    // The CLI talked to the default address, not to "" (whether a hub answers there or not).
+    expect(run.stderr).not.toContain("is not a hub URL");
+    if (run.code !== 0) expect(expectOneLine(run)).toContain("http://127.0.0.1:8080");
+    const flag = await things(["ls", "--url", ""]);
+    expect(flag.code).toBe(2);
+    expect(expectOneLine(flag)).toContain('"" is not a hub URL');
+  });
 });
 
 describe("things get, ls, rm, search", () => {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { loadConfig, unknownEnvironment } from "../src/hub/index.js";
+import { configEnvironment, loadConfig, unknownEnvironment } from "../src/hub/index.js";
 import { startHub } from "../src/cli/start-hub.js";
 import { startTestHub } from "./support/test-hub.js";
 
@@ -18,7 +18,7 @@ describe("the SQLite memory map setting", () => {
     expect(loadConfig({ ...at, sqliteMmapMiB: 8 }, { HYPERTHINGS_SQLITE_MMAP_MIB: "0" }).sqliteMmapMiB).toBe(
       8,
     );
-    for (const bad of ["2048", "-1", "1G", "0.5", ""]) {
+    for (const bad of ["2048", "-1", "1G", "0.5"]) {
       expect(() => loadConfig(at, { HYPERTHINGS_SQLITE_MMAP_MIB: bad })).toThrow(
         `SQLite memory map (MiB) must be a whole number from 0 to 2047, not "${bad}"`,
       );
@@ -61,6 +61,25 @@ describe("the data directory and the address", () => {
     ).toEqual(["a.example"]);
     expect(() => loadConfig({ allowedHosts: "hub.example.com:8080" }, {})).toThrow(
       '--allowed-hosts (HYPERTHINGS_ALLOWED_HOSTS) takes host names such as hub.example.com, separated by commas; "hub.example.com:8080" is not one',
+    );
+  });
+});
+
+describe("an environment variable set to nothing", () => {
+  it("is unset for every setting: the defaults hold", () => {
+    const empty = Object.fromEntries(
+      Object.values(configEnvironment).map((name): [string, string] => [name, ""]),
+    );
+    const blank = Object.fromEntries(
+      Object.values(configEnvironment).map((name): [string, string] => [name, " "]),
+    );
+    const defaults = loadConfig({}, {});
+    expect(loadConfig({}, empty)).toEqual(defaults);
+    expect(loadConfig({}, blank)).toEqual(defaults);
+    // What is set still counts, and a wrong value is still refused.
+    expect(loadConfig({}, { ...empty, HYPERTHINGS_PORT: "9090" }).port).toBe(9090);
+    expect(() => loadConfig({}, { ...empty, HYPERTHINGS_PORT: "x" })).toThrow(
+      'port must be a whole number from 0 to 65535, not "x"',
     );
   });
 });

@@ -51,7 +51,7 @@ function progressView(): { update(p: BackupProgress): void; stop(): void } {
 }
 
 export async function backup(target: string, options: BackupOptions): Promise<string> {
-  const data = resolve(options.data ?? process.env.HYPERTHINGS_DATA ?? defaultDataDir());
+  const data = resolve(options.data ?? (process.env.HYPERTHINGS_DATA || defaultDataDir()));
   const destination = resolve(target);
   const database = join(data, DATABASE_FILE);
   if (!existsSync(database)) throw new CliError(`no hub data in ${data} (no ${DATABASE_FILE} there)`);

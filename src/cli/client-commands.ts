@@ -21,6 +21,9 @@ const PAGE_SIZE = 100;
 /** From this many TDs on, `add` shows its progress on a terminal. */
 const PROGRESS_FROM = 10;
 
+/** The hub the CLI talks to unless told: a local `things serve` on its defaults. */
+export const DEFAULT_HUB_URL = `http://${configDefaults.host}:${configDefaults.port}`;
+
 interface ConnectionOptions {
   url: string;
   token?: string;
@@ -31,7 +34,8 @@ interface ConnectionOptions {
 
 /** The data directory `things serve` uses when started without options. */
 function localDataDir(): string {
-  return process.env[configEnvironment.dataDir] ?? defaultDataDir();
+  // An empty HYPERTHINGS_DATA= is unset, as for the hub itself (not the working directory).
+  return process.env[configEnvironment.dataDir] || defaultDataDir();
 }
 
 function isDefaultLocalHub(url: string): boolean {
@@ -61,9 +65,15 @@ function localAdminToken(): string | undefined {
 
 /** The hub to talk to and the token to use: --token, else the local hub's admin token file. */
 export function connectionOf(command: Command): { url: string; token: string | undefined } {
-  const { url, token } = command.optsWithGlobals<ConnectionOptions>();
-  // An empty HYPERTHINGS_TOKEN= means none, as with the hub's own settings.
-  return { url, token: token || (isDefaultLocalHub(url) ? localAdminToken() : undefined) };
+  const options = command.optsWithGlobals<ConnectionOptions>();
+  // An empty HYPERTHINGS_URL= or HYPERTHINGS_TOKEN= is unset, as with the hub's own settings; an
+  // empty --url is still refused as no URL.
+  const url =
+    options.url === "" && command.getOptionValueSourceWithGlobals("url") === "env"
+      ? DEFAULT_HUB_URL
+      : options.url;
+  const token = options.token || (isDefaultLocalHub(url) ? localAdminToken() : undefined);
+  return { url, token };
 }
 
 export function clientOf(command: Command): HubClient {
@@ -119,7 +129,7 @@ function connectionHelp(): string {
 export function connectionHelpWith(exitCodes: string): string {
   return `
 Connection:
-  --url (env HYPERTHINGS_URL) names the hub, ${`http://${configDefaults.host}:${configDefaults.port}`} by default.
+  --url (env HYPERTHINGS_URL) names the hub, ${DEFAULT_HUB_URL} by default.
   --token (env HYPERTHINGS_TOKEN) is its bearer token: whatever changes something (add, rm,
   write, invoke, credentials, releases…) needs an admin token, reads one only on a hub started
   with --auth read.

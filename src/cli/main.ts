@@ -5,7 +5,7 @@ import { HUB_VERSION } from "../hub/version.js";
 import { registerBackupCommand } from "./backup-command.js";
 import { registerServeCommands } from "./serve-commands.js";
 import { registerSimCommands } from "./sim-commands.js";
-import { registerClientCommands } from "./client-commands.js";
+import { DEFAULT_HUB_URL, registerClientCommands } from "./client-commands.js";
 import { registerDiscoverCommand } from "./discover-command.js";
 import { registerHistoryCommands } from "./history-commands.js";
 import { registerLogCommands } from "./log-commands.js";
@@ -33,7 +33,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: writeUsageError })
     .exitOverride();
   program.addOption(
-    new Option("--url <url>", "the hub to talk to").env("HYPERTHINGS_URL").default("http://127.0.0.1:8080"),
+    new Option("--url <url>", "the hub to talk to").env("HYPERTHINGS_URL").default(DEFAULT_HUB_URL),
   );
   program.addOption(new Option("--token <token>", "bearer token for the hub").env("HYPERTHINGS_TOKEN"));
   registerServeCommands(program);

@@ -307,9 +307,24 @@ export interface ConfigOverrides {
   vocabulary?: string;
 }
 
+/**
+ * The variables that are set to something: `HYPERTHINGS_PORT=` (what `HYPERTHINGS_PORT=${PORT}`
+ * gives in a shell or a compose file when PORT is unset) leaves the default in force, as an unset
+ * variable does, instead of stopping the start on "".
+ */
+function setVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ""),
+  );
+}
+
 /** Resolves the configuration: command line, then environment, then defaults; validated. */
-export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): HubConfig {
+export function loadConfig(
+  overrides: ConfigOverrides = {},
+  environment: NodeJS.ProcessEnv = process.env,
+): HubConfig {
   const e = configEnvironment;
+  const env = setVariables(environment);
   const port = String(overrides.port ?? env[e.port] ?? configDefaults.port);
   const bodyLimit = String(overrides.bodyLimit ?? env[e.bodyLimit] ?? configDefaults.bodyLimit);
   const auth = overrides.auth ?? env[e.authRead] ?? "write";
