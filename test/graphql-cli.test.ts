@@ -66,4 +66,16 @@ describe("things query", () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/^things: .*name=value/);
   });
+
+  it("says a hub that is not running is not running, as the other commands do", async () => {
+    const stopped = await startTestHub();
+    await stopped.stop();
+    for (const args of [["query", "{ log { size } }"], ["watch"]]) {
+      const run = await things([...args, "--url", stopped.url]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toBe(
+        `things: cannot reach the hub at ${stopped.url}/graphql: connection refused — is \`things serve\` running?\n`,
+      );
+    }
+  });
 });

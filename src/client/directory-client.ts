@@ -147,7 +147,7 @@ export function collectionRevisionOf(header: string | null): string | undefined 
 }
 
 /** Why a fetch got no answer, in words, from the error codes Node.js (undici) gives. */
-function unreachableReason(err: TypeError): string {
+export function unreachableReason(err: TypeError): string {
   const cause = err.cause as
     { code?: unknown; message?: unknown; errors?: Array<{ code?: unknown }> } | undefined;
   const code = cause?.code ?? cause?.errors?.[0]?.code;

@@ -4,7 +4,7 @@
 // nothing. Runs in Node.js and in browsers: Node 20 has no global WebSocket, so give it `ws`.
 import { createClient, type Client, type SubscribePayload } from "graphql-ws";
 import type { Change, RegisteredThingDescription } from "../core/index.js";
-import { HubError, HubUnreachableError } from "./directory-client.js";
+import { HubError, HubUnreachableError, unreachableReason } from "./directory-client.js";
 
 /** One error of a GraphQL answer, with the hub's `extensions.code`. */
 export interface GraphqlErrorEntry {
@@ -283,7 +283,7 @@ export class GraphqlClient {
       });
     } catch (err) {
       if (err instanceof TypeError) {
-        throw new HubUnreachableError(this.endpoint, err.message, { cause: err });
+        throw new HubUnreachableError(this.endpoint, unreachableReason(err), { cause: err });
       }
       throw err;
     }
