@@ -8,7 +8,7 @@ import { thingPath } from "../src/api/index.js";
 import type { Change, Rollout, RolloutProgress, RolloutStep } from "../src/core/index.js";
 import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { EventStream } from "./support/sse.js";
-import { registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
+import { minimalTd, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 import { runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
 const USERNAME = "operator";
@@ -460,5 +460,32 @@ describe("rollouts", () => {
 
     const drift = await things(["drift", "--json"]);
     expect(drift).toMatchObject({ code: 0, stdout: "[]\n" });
+  }, 60_000);
+
+  it("drift of an id never registered says so (404); no drift and no lineage say so on stderr", async () => {
+    const never = "urn:test:rollout:never-registered";
+    const unknown = await hub.request(`/drift?thing=${encodeURIComponent(never)}`);
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { detail: string }).detail).toContain(never);
+    expect((await hub.request("/drift?thing=not-an-iri")).status).toBe(400);
+    const cli = await things(["drift", "--thing", never]);
+    expect(cli).toMatchObject({
+      code: 1,
+      stdout: "",
+      stderr: `things: No Thing with id ${never} has ever been registered here\n`,
+    });
+
+    const plain = "urn:test:rollout:no-release";
+    await registerThing(hub, plain, minimalTd({ id: plain }));
+    expect(await things(["drift", "--thing", plain])).toMatchObject({
+      code: 0,
+      stdout: "",
+      stderr: `nothing drifts on ${plain}: every property observed holds its release's value\n`,
+    });
+    expect(await things(["lineage", plain])).toMatchObject({
+      code: 0,
+      stdout: "",
+      stderr: `no release has been rolled out to ${plain}\n`,
+    });
   }, 60_000);
 });

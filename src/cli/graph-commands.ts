@@ -220,6 +220,12 @@ export function registerGraphCommands(program: Command): void {
             process.stdout.write(`${JSON.stringify(links)}\n`);
             return;
           }
+          if (links.length === 0) {
+            process.stderr.write(
+              `no links ${options.in ? "into" : "out of"} ${id}${options.rel === undefined ? "" : ` with rel ${options.rel}`}\n`,
+            );
+            return;
+          }
           const rows = links.map((l) => [l.from, l.rel, l.to, l.resolved ? "" : "not registered"]);
           process.stdout.write(formatTable(["FROM", "REL", "TO", ""], rows));
         },

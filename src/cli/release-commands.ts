@@ -296,7 +296,7 @@ export function registerReleaseCommands(program: Command): void {
           return;
         }
         if (all.length === 0) {
-          process.stdout.write("no releases yet (things build PATH stores one)\n");
+          process.stderr.write("no releases yet (things build PATH stores one)\n");
           return;
         }
         const maxWidth = process.stdout.isTTY ? process.stdout.columns : undefined;

@@ -235,6 +235,14 @@ export function registerRolloutCommands(program: Command): void {
             process.stdout.write(`${JSON.stringify(rollouts)}\n`);
             return;
           }
+          if (rollouts.length === 0) {
+            process.stderr.write(
+              options.status === undefined
+                ? "no rollouts yet (things rollout RELEASE starts one)\n"
+                : `no ${options.status} rollouts\n`,
+            );
+            return;
+          }
           process.stdout.write(
             formatTable(
               ["ID", "RELEASE", "STATUS", "DONE", "FAILED", "CREATED", "RELEASE ID"],
@@ -260,6 +268,12 @@ export function registerRolloutCommands(program: Command): void {
         const drift = await rolloutClientOf(command).drift(options.thing);
         if (options.json) {
           process.stdout.write(`${JSON.stringify(drift)}\n`);
+          return;
+        }
+        if (drift.length === 0) {
+          process.stderr.write(
+            `nothing drifts${options.thing === undefined ? "" : ` on ${options.thing}`}: every property observed holds its release's value\n`,
+          );
           return;
         }
         const rows = drift.map((d) => [
@@ -290,6 +304,10 @@ export function registerRolloutCommands(program: Command): void {
         const lineage = await rolloutClientOf(command).lineage(id);
         if (options.json) {
           process.stdout.write(`${JSON.stringify(lineage)}\n`);
+          return;
+        }
+        if (lineage.lineage.length === 0) {
+          process.stderr.write(`no release has been rolled out to ${id}\n`);
           return;
         }
         const rows = lineage.lineage.map((l) => [

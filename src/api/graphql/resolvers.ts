@@ -353,7 +353,11 @@ const query: Record<string, Resolver> = {
     const record = await hub.store.getRelease(args.id as string);
     return record ? { ...record.release, storedAt: record.storedAt } : null;
   },
-  drift: (_, args, { hub }) => hub.drift.list(optional(args.thing)),
+  drift: async (_, args, { hub }) => {
+    const thing = optional(args.thing);
+    if (thing !== undefined) await hub.history.assertKnown(thing);
+    return hub.drift.list(thing);
+  },
 
   plan: (_, args, { hub }) => {
     const select = optional(args.select);

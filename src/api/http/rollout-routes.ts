@@ -2,7 +2,7 @@
 // and Server-Sent Events), list what drifts now, and a Thing's releases (docs/api.md).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { UnavailableError, type RolloutStepStatus } from "../../core/index.js";
-import type { Hub, RolloutEvent, Rollouts } from "../../hub/index.js";
+import { assertThingId, type Hub, type RolloutEvent, type Rollouts } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
 import { openStreams } from "./event-stream.js";
@@ -214,7 +214,15 @@ export function rolloutRoutes(hub: Hub) {
           },
         },
       },
-      async (request) => ({ drift: hub.drift.list((request.query as { thing?: string }).thing) }),
+      async (request) => {
+        const { thing } = request.query as { thing?: string };
+        // A mistyped id is said as such, as for a lineage, not answered "nothing drifts".
+        if (thing !== undefined) {
+          assertThingId(thing, "/query/thing");
+          await hub.history.assertKnown(thing);
+        }
+        return { drift: hub.drift.list(thing) };
+      },
     );
 
     app.get(
