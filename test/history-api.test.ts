@@ -960,7 +960,9 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
       await hub.request(`${thingPath(id)}/state?at=${iso(tAt(0) - 1)}`),
       404,
     );
-    expect(problem.detail).toContain(id);
+    expect(problem.detail).toBe(
+      `${id} was not in the directory at ${iso(tAt(0) - 1)}: it was registered after that`,
+    );
   });
 
   it("gives the TD and no values at the moment of registration", async () => {
@@ -1003,7 +1005,11 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
 
   it("answers 404 from the removal on, and now", async () => {
     expect((await state(iso(tAt(5) - 1))).properties.humidity?.value).toBe(40);
-    await expectProblem(await hub.request(`${thingPath(id)}/state?at=${iso(tAt(5))}`), 404);
+    const removed = await expectProblem(await hub.request(`${thingPath(id)}/state?at=${iso(tAt(5))}`), 404);
+    // When it went, so that a person can ask again just before.
+    expect(removed.detail).toBe(
+      `${id} was not in the directory at ${iso(tAt(5))}: it was removed at ${iso(tAt(5))}`,
+    );
     await expectProblem(await hub.request(`${thingPath(id)}/state?at=${iso(tAt(5) + 3_600_000)}`), 404);
     await expectProblem(await hub.request(`${thingPath(id)}/state`), 404);
   });
@@ -1043,10 +1049,11 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
   it("refuses an `at` that is not a time (400, pointer /query/at), and answers an unknown Thing with 404", async () => {
     const problem = await expectProblem(await hub.request(`${thingPath(id)}/state?at=soon`), 400);
     expect(pointersOf(problem)).toEqual(["/query/at"]);
-    await expectProblem(
+    const nobody = await expectProblem(
       await hub.request(`${thingPath("urn:example:history:nobody")}/state?at=${iso(tAt(2))}`),
       404,
     );
+    expect(nobody.detail).toBe("No Thing with id urn:example:history:nobody has ever been registered here");
   });
 
   it("refuses a relative time beyond the range of a Date with 400 (pointer /query/<name>), not a 500", async () => {

@@ -221,8 +221,17 @@ export class History {
     const seq = await this.seqAt(time);
     const streams = await this.streamsAt(thing, seq);
     const description = latestDescription(streams);
-    if (!description || description.kind === "removed") {
-      throw new NotFoundError(`${thing} was not in the directory at ${time.toISOString()}`);
+    if (!description) {
+      // Never registered, or registered only later: which of the two is what a person needs to know.
+      await this.assertKnown(thing);
+      throw new NotFoundError(
+        `${thing} was not in the directory at ${time.toISOString()}: it was registered after that`,
+      );
+    }
+    if (description.kind === "removed") {
+      throw new NotFoundError(
+        `${thing} was not in the directory at ${time.toISOString()}: it was removed at ${changeTime(description)}`,
+      );
     }
     const properties: Record<string, AffordanceState> = {};
     const desired: Record<string, AffordanceState> = {};
