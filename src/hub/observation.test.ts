@@ -6,7 +6,7 @@ import { InProcessBus } from "../bus/index.js";
 import { SqliteStore } from "../store/index.js";
 import { createHubClock } from "./hub-clock.js";
 import { Ingest } from "./ingest.js";
-import { POLL_INTERVAL_TERM, RECORD_TERM, observationPlans } from "./observation.js";
+import { Limiter, POLL_INTERVAL_TERM, RECORD_TERM, observationPlans } from "./observation.js";
 
 const FORMS = [{ href: "http://127.0.0.1:1/x" }];
 
@@ -141,5 +141,38 @@ describe("ingest rules for observation and commands", () => {
     await expect(
       ingest.ingest("urn:test:observation:thing", [{ kind: "failed", affordance: "toString" }], cause),
     ).rejects.toThrow(ValidationError);
+  });
+});
+
+describe("the limit on Things connecting at once", () => {
+  it("lets the queued Things go ahead of one that never answers, once it has held its place holdMs", async () => {
+    const limiter = new Limiter(1, 20);
+    void limiter.run(() => new Promise<never>(() => undefined)); // a device that accepts and never answers
+    // Without the hold, this would wait for ever behind it.
+    await expect(limiter.run(() => Promise.resolve("connected"))).resolves.toBe("connected");
+  });
+
+  it("keeps at most max connecting while they answer within holdMs", async () => {
+    const limiter = new Limiter(2, 60_000);
+    const ends: Array<() => void> = [];
+    const started: number[] = [];
+    const runs = [0, 1, 2].map((n) =>
+      limiter.run(
+        () =>
+          new Promise<void>((resolve) => {
+            started.push(n);
+            ends.push(resolve);
+          }),
+      ),
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toEqual([0, 1]);
+    ends[0]?.();
+    await runs[0];
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toEqual([0, 1, 2]);
+    ends[1]?.();
+    ends[2]?.();
+    await Promise.all(runs);
   });
 });

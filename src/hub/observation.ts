@@ -67,6 +67,12 @@ const MAX_PENDING = 1000;
 const MAX_BATCH = 500;
 /** Things connecting at once, at most: a fleet coming up does not open every socket together. */
 const MAX_CONNECTING = 64;
+/**
+ * How long a connecting Thing keeps its place among those: one that has not answered by then is
+ * waiting on the Thing (a device that accepts and never answers holds its first read for the
+ * headers timeout, three times), not using the hub, and the Things queued behind it go ahead.
+ */
+const CONNECTING_HOLD_MS = 2000;
 /** A full write queue (UnavailableError) is retried this many times before values are dropped. */
 const BUSY_ATTEMPTS = 5;
 const MIN_POLL_MS = 100;
@@ -89,21 +95,33 @@ interface Pending {
   readonly resolve: () => void;
 }
 
-/** A counting semaphore. */
-class Limiter {
+/** A counting semaphore whose places are given up when their task ends or `holdMs` passes. */
+export class Limiter {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly holdMs: number,
+  ) {}
 
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.active >= this.max) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.active++;
+    let held = true;
+    const release = (): void => {
+      if (!held) return;
+      held = false;
+      this.active--;
+      this.waiting.shift()?.();
+    };
+    const timer = setTimeout(release, this.holdMs);
+    timer.unref();
     try {
       return await task();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      clearTimeout(timer);
+      release();
     }
   }
 }
@@ -186,7 +204,7 @@ export class Observation {
   private readonly observers = new Map<string, ThingObserver>();
   /** Per Thing, the tail of its serialised lifecycle steps (start, restart, stop). */
   private readonly steps = new Map<string, Promise<void>>();
-  private readonly limiter = new Limiter(MAX_CONNECTING);
+  private readonly limiter = new Limiter(MAX_CONNECTING, CONNECTING_HOLD_MS);
   private unsubscribe: (() => void) | undefined;
   private scan: Promise<void> = Promise.resolve();
   private closed = false;
