@@ -255,6 +255,13 @@ describe("bad input to the directory", () => {
     }
     const unknown = await expectProblem(await hub.request("/no/such/path", { method: "DELETE" }), 404);
     expect(unknown.detail).toBe("No such resource: DELETE /no/such/path");
+    // Without a token too: no token would make such a request anything but a 405 or a 404.
+    const anonymous = await hub.request("/changes/1", { method: "DELETE", auth: false });
+    expect(anonymous.headers.get("allow")).toBe("GET, HEAD");
+    await expectProblem(anonymous, 405);
+    await expectProblem(await hub.request("/no/such/path", { method: "DELETE", auth: false }), 404);
+    // A method the path takes still needs its token.
+    await expectProblem(await hub.request(thingPath(existing), { method: "DELETE", auth: false }), 401);
   });
 
   it("answers a request Node's HTTP parser refuses (headers past 16 KiB, bytes that are not HTTP) with a problem document", async () => {

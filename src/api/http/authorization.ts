@@ -33,6 +33,9 @@ export function registerAuthorization(app: FastifyInstance, hub: Hub): void {
       request.principal = hub.authenticate(token);
       if (!request.principal) throw new UnauthorizedError("The bearer token is not valid for this hub");
     }
+    // No route takes this method and path: the answer is 404, or 405 with the methods the path
+    // takes (DELETE /changes/1), whoever asks; a token would not make it anything else.
+    if (request.is404) return;
     const path = request.url.split("?", 1)[0] ?? "";
     if (ALWAYS_OPEN.has(path) || OWN_AUTHORIZATION.has(path)) return;
     const isRead = READ_METHODS.has(request.method);
