@@ -478,6 +478,30 @@ describe("conditional requests (ETag, If-Match, If-None-Match)", () => {
     expect((await send("GET", id, { "if-none-match": tag ?? "" })).status).toBe(200);
   });
 
+  it("records nothing for a PUT or a PATCH that changes nothing: 204, the same ETag, no Change", async () => {
+    const id = "urn:example:etag:same";
+    const created = await put(hub, id, minimalTd({ id, title: "Same" }));
+    const tag = created.headers.get("etag");
+    const before = await hub.hub.store.lastSeq();
+    const again = await put(hub, id, minimalTd({ id, title: "Same" }));
+    expect(again.status).toBe(204);
+    expect(again.headers.get("etag")).toBe(tag);
+    const empty = await patch(hub, id, {});
+    expect(empty.status).toBe(204);
+    expect(empty.headers.get("etag")).toBe(tag);
+    expect(await hub.hub.store.lastSeq()).toBe(before);
+    // The same members in another order are the same TD.
+    const { title, ...rest } = minimalTd({ id });
+    expect((await put(hub, id, { title: "Same", ...rest, id })).headers.get("etag")).toBe(tag);
+    expect(title).toBe("Lamp");
+    expect(await hub.hub.store.lastSeq()).toBe(before);
+    // A registration with a ttl renews its expiry, which is recorded.
+    expect((await put(hub, id, minimalTd({ id, title: "Same", registration: { ttl: 60 } }))).status).toBe(
+      204,
+    );
+    expect(await hub.hub.store.lastSeq()).toBe(before + 1);
+  });
+
   it("refuses a PUT, PATCH or DELETE whose If-Match is not the current tag with 412, and changes nothing", async () => {
     const id = "urn:example:etag:switch";
     const first = (await put(hub, id, minimalTd({ id, title: "One" }))).headers.get("etag") ?? "";

@@ -139,6 +139,7 @@ describe("discovery", () => {
     expect(await response.json()).toEqual({
       registered: ["urn:test:single-lamp"],
       replaced: [],
+      unchanged: [],
       refused: [],
     });
     const td = (await (await hub.request(thingPath("urn:test:single-lamp"))).json()) as { base: string };
@@ -179,18 +180,45 @@ describe("discovery", () => {
 
   it("says which Things a discovered TD replaced, and keeps the TD before in the Log", async () => {
     await discover(`${origin}/lamp/td`);
+    const lamp = thingPath("urn:test:single-lamp");
+    const held = (await (await hub.request(lamp)).json()) as Record<string, unknown>;
+    const { registration: _registration, ...td } = held;
+    const renamed = await hub.request(lamp, {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify({
+        ...td,
+        "@context": "https://www.w3.org/2022/wot/td/v1.1",
+        title: "Renamed here",
+      }),
+    });
+    expect(renamed.status).toBe(204);
     const again = await discover(`${origin}/lamp/td`);
     expect(await again.json()).toEqual({
       registered: ["urn:test:single-lamp"],
       replaced: ["urn:test:single-lamp"],
+      unchanged: [],
       refused: [],
     });
-    const history = await hub.request(`${thingPath("urn:test:single-lamp")}/history?kind=described&limit=1`);
-    const [last] = ((await history.json()) as { changes: Array<{ previous?: { id: string } }> }).changes;
-    expect(last?.previous?.id).toBe("urn:test:single-lamp");
+    const history = await hub.request(`${lamp}/history?kind=described&limit=1`);
+    const [last] = ((await history.json()) as { changes: Array<{ previous?: { title: string } }> }).changes;
+    expect(last?.previous?.title).toBe("Renamed here");
   });
 
-  it("works from the CLI: `things discover URL` prints the ids registered, and names those it replaced", async () => {
+  it("records nothing for a Thing discovered again as the hub holds it, and says it was unchanged", async () => {
+    await discover(`${origin}/lamp/td`);
+    const before = await hub.hub.store.lastSeq();
+    const again = await discover(`${origin}/lamp/td`);
+    expect(await again.json()).toEqual({
+      registered: ["urn:test:single-lamp"],
+      replaced: [],
+      unchanged: ["urn:test:single-lamp"],
+      refused: [],
+    });
+    expect(await hub.hub.store.lastSeq()).toBe(before);
+  });
+
+  it("works from the CLI: `things discover URL` prints the ids registered, and says which it held already", async () => {
     await discover(`${origin}/lamp/td`);
     const child = spawn(
       process.execPath,
@@ -206,9 +234,6 @@ describe("discovery", () => {
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     expect(code).toBe(0);
     expect(stdout).toBe("urn:test:single-lamp\n");
-    expect(stderr).toBe(
-      "things: replaced the TD the hub held for urn:test:single-lamp (its history keeps the one before)\n" +
-        "1 Thing(s) registered, 1 of them replacing a TD\n",
-    );
+    expect(stderr).toBe("1 Thing(s) registered, 1 unchanged (the hub held them so already)\n");
   });
 });

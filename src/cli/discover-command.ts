@@ -34,7 +34,11 @@ export function registerDiscoverCommand(program: Command): void {
         }
         const replaced =
           result.replaced.length === 0 ? "" : `, ${result.replaced.length} of them replacing a TD`;
-        process.stderr.write(`${result.registered.length} Thing(s) registered${replaced}${from}\n`);
+        // Older hubs do not say which were unchanged.
+        const unchanged = result.unchanged ?? [];
+        const same =
+          unchanged.length === 0 ? "" : `, ${unchanged.length} unchanged (the hub held them so already)`;
+        process.stderr.write(`${result.registered.length} Thing(s) registered${replaced}${same}${from}\n`);
       }),
     );
 }

@@ -432,6 +432,8 @@ export interface DiscoverResult {
   registered: string[];
   /** Those of `registered` whose TD replaced one the hub held. */
   replaced: string[];
+  /** Those of `registered` the hub already held exactly so (nothing recorded); absent from older hubs. */
+  unchanged?: string[];
   refused: { index: number; id?: string; detail: string }[];
   directory?: string;
 }

@@ -7,6 +7,7 @@ import {
   PreconditionFailedError,
   ValidationError,
   applyMergePatch,
+  canonicalJson,
   compileJsonPath,
   enrichThingDescription,
   expiryOf,
@@ -37,6 +38,8 @@ export interface RegisterResult {
   change: Change;
   /** The `linked`/`unlinked` Changes recorded with it. */
   related: Change[];
+  /** The write changed nothing: `change` is the Change that described the TD it already held. */
+  unchanged?: boolean;
 }
 
 /**
@@ -154,6 +157,19 @@ export class Directory {
     cause: Cause,
     current: ThingRecord | undefined,
   ): Promise<RegisterResult> {
+    // The TD it holds, and no expiry to set or renew: a write that changes nothing records nothing
+    // (no Change, no event, the same version and ETag), as `kubectl apply` says "unchanged".
+    if (
+      current !== undefined &&
+      prepared.ttl === undefined &&
+      prepared.expires === undefined &&
+      current.expires === undefined &&
+      canonicalJson(prepared.td) === canonicalJson(current.td)
+    ) {
+      const change = await this.store.getChange(current.version);
+      if (change !== undefined)
+        return { id: current.id, created: false, change, related: [], unchanged: true };
+    }
     const related = this.edgeDrafts(prepared.td.id, current?.td, prepared.td, cause);
     const result = await this.store.describe({
       td: prepared.td,

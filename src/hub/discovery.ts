@@ -35,6 +35,8 @@ export interface DiscoveryResult {
    * the one before): a TD fetched from elsewhere may carry the id of a Thing registered already.
    */
   replaced: string[];
+  /** Those of `registered` the hub already held exactly so: nothing was recorded for them. */
+  unchanged: string[];
   /** TDs of a listing that were not registered, and why. */
   refused: { index: number; id?: string; detail: string }[];
   /** The directory whose listing was followed, when there was one. */
@@ -90,8 +92,13 @@ export class Discovery {
     const td = (
       document.base === undefined ? { ...document, base: location.href } : document
     ) as ThingDescription;
-    const { id, created } = await this.register(td, cause);
-    return { registered: [id], replaced: created ? [] : [id], refused: [] };
+    const { id, created, unchanged } = await this.register(td, cause);
+    return {
+      registered: [id],
+      replaced: created || unchanged ? [] : [id],
+      unchanged: unchanged ? [id] : [],
+      refused: [],
+    };
   }
 
   private checkUrl(text: string): URL {
@@ -155,7 +162,7 @@ export class Discovery {
    * response bound), however many pages a directory serves.
    */
   private async registerListing(listing: URL, cause: Cause): Promise<DiscoveryResult> {
-    const result: DiscoveryResult = { registered: [], replaced: [], refused: [] };
+    const result: DiscoveryResult = { registered: [], replaced: [], unchanged: [], refused: [] };
     const seen = new Set<string>();
     let index = 0;
     for (let offset = 0; index < this.maxThings; offset += this.pageSize) {
@@ -186,16 +193,17 @@ export class Discovery {
   private async registerAll(
     items: unknown[],
     cause: Cause,
-    result: DiscoveryResult = { registered: [], replaced: [], refused: [] },
+    result: DiscoveryResult = { registered: [], replaced: [], unchanged: [], refused: [] },
     first = 0,
   ): Promise<DiscoveryResult> {
     for (const [i, item] of items.slice(0, this.maxThings).entries()) {
       const index = first + i;
       const id = isObject(item) && typeof item.id === "string" ? item.id : undefined;
       try {
-        const { id: registered, created } = await this.register(item as ThingDescription, cause);
+        const { id: registered, created, unchanged } = await this.register(item as ThingDescription, cause);
         result.registered.push(registered);
-        if (!created) result.replaced.push(registered);
+        if (unchanged) result.unchanged.push(registered);
+        else if (!created) result.replaced.push(registered);
       } catch (error) {
         if (!(error instanceof HyperthingsError) || error.status >= 500) throw error;
         result.refused.push({ index, ...(id === undefined ? {} : { id }), detail: error.message });
@@ -204,15 +212,18 @@ export class Discovery {
     return result;
   }
 
-  private async register(td: ThingDescription, cause: Cause): Promise<{ id: string; created: boolean }> {
+  private async register(
+    td: ThingDescription,
+    cause: Cause,
+  ): Promise<{ id: string; created: boolean; unchanged: boolean }> {
     // Registration information a directory added (WoT Discovery §7.3.1.2) is not ours to keep.
     const { registration: _ignored, ...clean } = td as RegisteredThingDescription & {
       registration?: unknown;
     };
     if (typeof clean.id === "string") {
-      const { id, created } = await this.directory.put(clean.id, clean, cause);
-      return { id, created };
+      const { id, created, unchanged } = await this.directory.put(clean.id, clean, cause);
+      return { id, created, unchanged: unchanged === true };
     }
-    return { id: (await this.directory.create(clean, cause)).id, created: true };
+    return { id: (await this.directory.create(clean, cause)).id, created: true, unchanged: false };
   }
 }

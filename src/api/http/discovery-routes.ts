@@ -18,7 +18,7 @@ export function discoveryRoutes(hub: Hub, discovery: Discovery | undefined) {
           description:
             "A URL with no path means the host's /.well-known/wot. When that is a TD directory's own TD, " +
             "its listing is followed page by page. Answers with the ids registered, those of them that replaced " +
-            "a TD the hub held, and the TDs refused with why.",
+            "a TD the hub held, those it held exactly so already (nothing recorded), and the TDs refused with why.",
           tags: ["discovery"],
           body: {
             type: "object",
