@@ -396,6 +396,8 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     const refused = await things(hub, ["write", id, "level", "loud"]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^things: The value for level does not fit its schema[^\n]*\n$/);
+    // What was not JSON went as a string, and the line says so.
+    expect(refused.stderr).toContain('(loud is not JSON, so it was sent as the string "loud")');
     const failed = await things(hub, ["write", id, "level", String(CURSED_LEVEL)]);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/^things: the Thing failed: [^\n]*409[^\n]*\n$/);

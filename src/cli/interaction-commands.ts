@@ -251,7 +251,17 @@ export function registerInteractionCommands(program: Command): void {
     .action(
       interacting(
         async (id: string, property: string, value: string, _options: unknown, command: Command) => {
-          await clientOf(command).writeProperty(id, property, parseValueArgument(value));
+          const parsed = parseValueArgument(value);
+          try {
+            await clientOf(command).writeProperty(id, property, parsed);
+          } catch (err) {
+            // `setpoint abc`: what is not JSON went as a string; say so beside the schema's refusal.
+            if (err instanceof HubError && err.status === 400 && typeof parsed === "string")
+              throw new CliError(
+                `${err.message} (${value} is not JSON, so it was sent as the string "${value}")`,
+              );
+            throw err;
+          }
         },
       ),
     );
