@@ -126,6 +126,24 @@ describe("GraphQL over WebSocket", () => {
     await client.dispose();
   });
 
+  it("answers a WebSocket handshake on another path with a 404 problem naming /graphql", async () => {
+    const url = socketUrl(hub).replace(/\/graphql$/, "/changes/stream");
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const socket = new WebSocket(url, "graphql-transport-ws");
+      socket.once("open", () => reject(new Error("a socket opened on /changes/stream")));
+      socket.once("unexpected-response", (_request, response) => {
+        let body = "";
+        response.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+      });
+      socket.once("error", reject);
+    });
+    expect(answer.status).toBe(404);
+    expect((JSON.parse(answer.body) as { detail: string }).detail).toBe(
+      "No WebSocket is served at /changes/stream: the hub's one socket is /graphql (GraphQL over graphql-transport-ws)",
+    );
+  });
+
   it("refuses the handshake of a page of another origin with 403, and takes the hub's own page's", async () => {
     const { host } = new URL(hub.url);
     /** The handshake's answer: 101 when the socket opened, else the status and body of the refusal. */

@@ -17,7 +17,7 @@ import {
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Hub, Principal } from "../../hub/index.js";
-import { ForbiddenError } from "../../core/index.js";
+import { ForbiddenError, NotFoundError } from "../../core/index.js";
 import { misdirectedHost } from "../http/host-check.js";
 import { refuseUpgrade } from "../http/problem.js";
 import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
@@ -252,8 +252,15 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
   app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (request.url ?? "").split("?", 1)[0];
     if (path !== GRAPHQL_PATH) {
-      // Nobody else serves WebSockets here: refuse rather than leave the socket hanging.
-      if (app.server.listenerCount("upgrade") === 1) socket.destroy();
+      // Nobody else serves WebSockets here: answer, rather than cut the socket without a word.
+      if (app.server.listenerCount("upgrade") === 1)
+        refuseUpgrade(
+          socket,
+          new NotFoundError(
+            `No WebSocket is served at ${path ?? "/"}: the hub's one socket is ${GRAPHQL_PATH} (GraphQL over graphql-transport-ws)`,
+          ),
+          path ?? "/",
+        );
       return;
     }
     const misdirected = misdirectedHost(hub.config, request.headers.host);
