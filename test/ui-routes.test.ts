@@ -97,7 +97,11 @@ describe("the web UI's routes", () => {
     expect((await app.inject({ method: "GET", url: "/" })).statusCode).toBe(200);
     expect((await app.inject({ method: "GET", url: "/ui/assets/index-abc123.js" })).statusCode).toBe(200);
     expect((await app.inject({ method: "GET", url: "/things" })).statusCode).toBe(401);
-    expect((await app.inject({ method: "POST", url: "/" })).statusCode).toBe(401);
+    expect((await app.inject({ method: "POST", url: "/things" })).statusCode).toBe(401);
+    // No route takes POST /: 405 with what it takes, with or without a token.
+    const post = await app.inject({ method: "POST", url: "/" });
+    expect(post.statusCode).toBe(405);
+    expect(post.headers.allow).toBe("GET, HEAD");
     await app.close();
     await guarded.stop();
   });
