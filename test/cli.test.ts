@@ -430,6 +430,8 @@ describe("things serve on every address", () => {
       expect(line).toMatch(
         /^listening on http:\/\/127\.0\.0\.1:\d+ \(and on every address of this machine\)\n$/,
       );
+      // Who may read what, said at start: on every address, that matters.
+      await serve.waitFor(/ {2}access: reads are open to anyone who reaches the hub; [^\n]*\n/);
       expect((await fetch(`${url ?? ""}/health`)).status).toBe(200);
     } finally {
       serve.process.kill("SIGTERM");

@@ -143,6 +143,11 @@ async function serve(
   } else {
     out.write("  admin token: from HYPERTHINGS_ADMIN_TOKEN\n");
   }
+  out.write(
+    config.authRead
+      ? "  access: every request needs a token (--auth read)\n"
+      : "  access: reads are open to anyone who reaches the hub; changes need the admin token (--auth read to close reads)\n",
+  );
   let signals = 0;
   const stop = (signal: NodeJS.Signals) => {
     signals++;
