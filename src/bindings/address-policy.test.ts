@@ -1,7 +1,12 @@
 import type { LookupAddress } from "node:dns";
 import { describe, expect, it } from "vitest";
 import { ValidationError } from "../core/index.js";
-import { AddressDeniedError, AddressPolicy, LOCAL_RANGES } from "./address-policy.js";
+import {
+  AddressDeniedError,
+  AddressPolicy,
+  LOCAL_RANGES,
+  METADATA_AND_LINK_LOCAL_RANGES,
+} from "./address-policy.js";
 
 function lookup(policy: AddressPolicy, host: string, all: boolean): Promise<string | LookupAddress[]> {
   return new Promise((resolve, reject) => {
@@ -31,6 +36,24 @@ describe("AddressPolicy", () => {
     expect(policy.allows("127.0.0.1")).toBe(true);
     expect(policy.allows("127.0.0.2")).toBe(false);
   });
+  it("denies the metadata endpoint however its address is written: IPv4, mapped, compatible, NAT64", () => {
+    // The hub's default deny list (loadConfig).
+    const policy = new AddressPolicy({ deny: METADATA_AND_LINK_LOCAL_RANGES });
+    for (const address of [
+      "169.254.169.254",
+      "::ffff:169.254.169.254",
+      "::169.254.169.254",
+      "::a9fe:a9fe",
+      "64:ff9b::169.254.169.254",
+      "64:ff9b::a9fe:a9fe",
+      "fd00:ec2::254",
+    ]) {
+      expect(policy.allows(address), address).toBe(false);
+    }
+    // Other addresses under the NAT64 prefix are the IPv4 Internet: allowed.
+    expect(policy.allows("64:ff9b::c633:6407")).toBe(true);
+  });
+
   it("covers loopback, private and link-local ranges in LOCAL_RANGES", () => {
     const policy = new AddressPolicy({ deny: LOCAL_RANGES });
     for (const address of [

@@ -41,6 +41,10 @@ export const METADATA_AND_LINK_LOCAL_RANGES: readonly string[] = [
   "fd00:ec2::254/128",
   "169.254.0.0/16",
   "fe80::/10",
+  // The same IPv4 link-local range written as IPv6: IPv4-compatible (::169.254.169.254) and the
+  // NAT64 well-known prefix (64:ff9b::169.254.169.254, RFC 6052), which a NAT64 network routes to it.
+  "::a9fe:0/112",
+  "64:ff9b::a9fe:0/112",
 ];
 
 // Connecting to an unspecified address reaches this host (Linux: loopback), whatever a deny list of
