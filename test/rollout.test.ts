@@ -454,6 +454,8 @@ describe("rollouts", () => {
     expect(within.code, within.stderr).toBe(0);
     expect(within.stdout).toMatch(/completed: 0 completed, 1 failed, 0 skipped of 1\n$/);
     expect(within.stderr).toContain(`  failed ${ids[3]}: property level: `);
+    // The line names the Thing once: the device's error does not repeat it.
+    expect(within.stderr).not.toContain(`property level: ${ids[3]}: `);
     expect(within.stderr).toMatch(
       /things: 1 Thing\(s\) failed, within --max-failures 1; they keep their previous release\n$/,
     );

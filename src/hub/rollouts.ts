@@ -440,14 +440,14 @@ export class Rollouts {
           item.status = outcome.status;
           if (outcome.error !== undefined) {
             item.error = outcome.error;
-            failure = `${item.kind} ${item.name}: ${errorText(outcome.error)}`;
+            failure = `${item.kind} ${item.name}: ${errorText(outcome.error, step.thing)}`;
           }
         } catch (err) {
           // The hub is stopping: the step stays `applying` and resumes from the Log next time.
           if (this.closing) return;
           item.status = "failed";
           item.error = failureValue(err);
-          failure = `${item.kind} ${item.name}: ${errorText(item.error)}`;
+          failure = `${item.kind} ${item.name}: ${errorText(item.error, step.thing)}`;
         }
       }
       if (failure === undefined) {
@@ -541,7 +541,7 @@ export class Rollouts {
       if (read !== undefined) item.readBack = { value: read.value };
     } catch (err) {
       if (this.closing) throw err;
-      item.readBack = { error: errorText(failureValue(err)) };
+      item.readBack = { error: errorText(failureValue(err), step.thing) };
       this.context.logger.warn(
         { err, thing: step.thing, affordance: item.name },
         "a property written by a rollout could not be read back",
@@ -648,8 +648,11 @@ function lineageEntry(change: Change): LineageEntry {
 }
 
 /** A failure in one line: its message, and what the device answered when it answered (the why). */
-function errorText(error: unknown): string {
+/** An item's failure for its step's reason: the step names the Thing, so the message need not. */
+function errorText(error: unknown, thing: string): string {
   if (typeof error !== "object" || error === null || !("message" in error)) return JSON.stringify(error);
   const body = "body" in error && typeof error.body === "string" ? deviceSays(error.body) : "";
-  return body === "" ? String(error.message) : `${String(error.message)} (the device said: ${body})`;
+  const said = String(error.message);
+  const message = said.startsWith(`${thing}: `) ? said.slice(thing.length + 2) : said;
+  return body === "" ? message : `${message} (the device said: ${body})`;
 }
