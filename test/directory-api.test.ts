@@ -278,6 +278,17 @@ describe("directory CRUD", () => {
     expect(res.status).toBe(201);
   });
 
+  it("accepts a TD sent as application/ld+json (JSON-LD, as older directory clients send it), not as a merge patch", async () => {
+    const id = "urn:example:crud:json-ld";
+    expect((await put(hub, id, minimalTd({ id }), "application/ld+json")).status).toBe(201);
+    const patched = await hub.request(thingPath(id), {
+      method: "PATCH",
+      headers: { "content-type": "application/ld+json" },
+      body: JSON.stringify({ title: "Patched" }),
+    });
+    expect(patched.status).toBe(415);
+  });
+
   it.each([
     ["a slash and a fragment", "https://example.com/building/1/lamp#main"],
     ["a query", "https://example.com/lamp?room=7"],

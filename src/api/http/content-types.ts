@@ -6,6 +6,8 @@ import { UnsupportedMediaError, ValidationError, parseJsonStrict, utf8Text } fro
 
 export const TD_CONTENT_TYPE = "application/td+json";
 export const MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json";
+/** JSON-LD, which a TD is: the listing is served so, and older TDD clients send TDs so. */
+export const JSON_LD_CONTENT_TYPE = "application/ld+json";
 
 /**
  * The media types a request to this route may send: application/json everywhere; a TD where
@@ -16,14 +18,15 @@ export const MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json";
 export function acceptedMediaTypes(request: FastifyRequest): string[] {
   if (request.method === "PATCH") return [MERGE_PATCH_CONTENT_TYPE];
   const route = request.routeOptions.url ?? "";
-  if (route === "/things" || route === "/things/:id") return ["application/json", TD_CONTENT_TYPE];
+  if (route === "/things" || route === "/things/:id")
+    return ["application/json", JSON_LD_CONTENT_TYPE, TD_CONTENT_TYPE];
   return ["application/json"];
 }
 
 export function registerContentTypes(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(
-    ["application/json", TD_CONTENT_TYPE, MERGE_PATCH_CONTENT_TYPE],
+    ["application/json", TD_CONTENT_TYPE, JSON_LD_CONTENT_TYPE, MERGE_PATCH_CONTENT_TYPE],
     { parseAs: "buffer" },
     (request, body, done) => {
       // The parser serves every route; a TD or a merge patch sent where neither means anything

@@ -14,7 +14,8 @@ export const idParam = {
 
 const tdBody = {
   type: "object",
-  description: "A W3C WoT Thing Description 1.1 (application/td+json or application/json)",
+  description:
+    "A W3C WoT Thing Description 1.1 (application/td+json, application/ld+json or application/json)",
 } as const;
 
 /**
