@@ -62,6 +62,23 @@ async function request(hub: Hub, path: string, method: string, body: unknown): P
   });
 }
 
+/** Registers the device's TD under `id` and gives the hub its credentials. */
+async function register(hub: Hub, id: string, device: SimulatedHttpThing): Promise<void> {
+  const path = `/things/${encodeURIComponent(id)}`;
+  expect((await request(hub, path, "PUT", device.td(id))).status).toBe(201);
+  expect(
+    (await request(hub, `${path}/credentials`, "PUT", { username: USERNAME, password: PASSWORD })).status,
+  ).toBe(200);
+}
+
+/** Stops a hub a test left running (one it killed has exited already). */
+async function stop(hub: Hub | undefined): Promise<void> {
+  if (hub && hub.child.exitCode === null) {
+    hub.child.kill("SIGTERM");
+    await once(hub.child, "exit");
+  }
+}
+
 const writes = (device: SimulatedHttpThing) =>
   device.requests.filter((r) => r.method === "PUT" && r.path === "/properties/level");
 
@@ -81,26 +98,14 @@ describe("a rollout interrupted by a killed hub", () => {
   });
 
   afterAll(async () => {
-    if (hub && hub.child.exitCode === null) {
-      hub.child.kill("SIGTERM");
-      await once(hub.child, "exit");
-    }
+    await stop(hub);
     for (const device of devices) await device.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
 
   it("resumes after SIGKILL and completes, no Thing written twice", async () => {
     hub = await serve(dataDir);
-    for (const [i, id] of ids.entries()) {
-      const device = devices[i] as SimulatedHttpThing;
-      const path = `/things/${encodeURIComponent(id)}`;
-      expect((await request(hub, path, "PUT", device.td(id))).status).toBe(201);
-      const credentials = await request(hub, `${path}/credentials`, "PUT", {
-        username: USERNAME,
-        password: PASSWORD,
-      });
-      expect(credentials.status).toBe(200);
-    }
+    for (const [i, id] of ids.entries()) await register(hub, id, devices[i] as SimulatedHttpThing);
     const release = buildRelease(
       [
         {
@@ -163,10 +168,7 @@ describe("an action in flight when the hub is killed", () => {
   let hub: Hub | undefined;
 
   afterAll(async () => {
-    if (hub && hub.child.exitCode === null) {
-      hub.child.kill("SIGTERM");
-      await once(hub.child, "exit");
-    }
+    await stop(hub);
     await device.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
@@ -174,11 +176,7 @@ describe("an action in flight when the hub is killed", () => {
   it("is not invoked again, and its outcome is recorded in the Log as failed (interrupted)", async () => {
     await device.start();
     hub = await serve(dataDir);
-    const path = `/things/${encodeURIComponent(id)}`;
-    expect((await request(hub, path, "PUT", device.td(id))).status).toBe(201);
-    expect(
-      (await request(hub, `${path}/credentials`, "PUT", { username: USERNAME, password: PASSWORD })).status,
-    ).toBe(200);
+    await register(hub, id, device);
     const release = buildRelease(
       [
         {
@@ -223,10 +221,7 @@ describe("a cancelled rollout's step in flight when the hub is killed", () => {
   let hub: Hub | undefined;
 
   afterAll(async () => {
-    if (hub && hub.child.exitCode === null) {
-      hub.child.kill("SIGTERM");
-      await once(hub.child, "exit");
-    }
+    await stop(hub);
     await device.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
@@ -245,11 +240,7 @@ describe("a cancelled rollout's step in flight when the hub is killed", () => {
   it("is finished at the next start, not left applying, and then frees its Thing", async () => {
     await device.start();
     hub = await serve(dataDir);
-    const path = `/things/${encodeURIComponent(id)}`;
-    expect((await request(hub, path, "PUT", device.td(id))).status).toBe(201);
-    expect(
-      (await request(hub, `${path}/credentials`, "PUT", { username: USERNAME, password: PASSWORD })).status,
-    ).toBe(200);
+    await register(hub, id, device);
     const first = level("cancelled-first", 3);
     const second = level("cancelled-second", 4);
     for (const release of [first, second]) {

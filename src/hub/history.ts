@@ -436,11 +436,21 @@ function descriptionChangesOf({ counts, last }: InteractionDiff): DescriptionCha
   return { counts, last: { seq: last.seq, kind: last.kind, cause: last.cause, time: last.time } };
 }
 
-function latestDescription(streams: HistoryStream[]): Change | undefined {
+/** The newest Change among a Thing's streams of these kinds that are about no affordance. */
+function latestOf(streams: readonly HistoryStream[], kinds: readonly string[]): Change | undefined {
   let latest: Change | undefined;
   for (const s of streams) {
-    if (s.affordance !== "" || (s.kind !== "described" && s.kind !== "removed")) continue;
+    if (s.affordance !== "" || !kinds.includes(s.kind)) continue;
     if (!latest || s.latest.seq > latest.seq) latest = s.latest;
   }
   return latest;
+}
+
+function latestDescription(streams: HistoryStream[]): Change | undefined {
+  return latestOf(streams, ["described", "removed"]);
+}
+
+/** The Thing's latest `reachable` or `unreachable` Change among its streams (none: never away). */
+export function latestReachability(streams: readonly HistoryStream[]): Change | undefined {
+  return latestOf(streams, ["reachable", "unreachable"]);
 }

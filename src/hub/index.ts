@@ -21,6 +21,7 @@ export type { Follower, FollowOptions } from "./change-stream.js";
 export { HUB_VERSION } from "./version.js";
 export {
   History,
+  latestReachability,
   type AffordanceDiff,
   type InteractionDiff,
   type AffordanceState,

@@ -32,6 +32,7 @@ import {
 } from "../bindings/index.js";
 import type { Bus } from "../bus/index.js";
 import type { Store } from "../store/index.js";
+import { latestReachability } from "./history.js";
 import type { Report } from "./ingest.js";
 
 /** The actor of every Change the observer records. */
@@ -341,17 +342,14 @@ class ThingObserver {
       "unreachable",
       "reachable",
     ]);
-    let latestReachability = 0;
-    for (const stream of streams) {
-      if (stream.kind === "reported") {
+    for (const stream of streams)
+      if (stream.kind === "reported")
         this.last.set(stream.affordance, valueHash("reported", stream.latest.value));
-      } else if (stream.latest.seq > latestReachability) {
-        latestReachability = stream.latest.seq;
-        // Only an outage the observer recorded is its own to end: a Homie device the gateway
-        // recorded lost (cause mqtt:homie) is not back because its broker accepts a subscription.
-        this.reachable = stream.kind === "reachable" || stream.latest.cause.actor !== OBSERVER_ACTOR;
-      }
-    }
+    // Only an outage the observer recorded is its own to end: a Homie device the gateway recorded
+    // lost (cause mqtt:homie) is not back because its broker accepts a subscription.
+    const latest = latestReachability(streams);
+    if (latest !== undefined)
+      this.reachable = latest.kind === "reachable" || latest.cause.actor !== OBSERVER_ACTOR;
     this.connectLater(0);
   }
 

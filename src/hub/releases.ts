@@ -22,6 +22,7 @@ import {
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
 import type { ReleaseRecord, Store } from "../store/index.js";
+import { latestReachability } from "./history.js";
 import type { HubClock } from "./hub-clock.js";
 
 /** The Change kind that records a stored release. */
@@ -212,15 +213,9 @@ export class Releases {
     const kinds = found?.state ? ["reachable", "unreachable"] : ["reported", "reachable", "unreachable"];
     const streams = await this.context.store.streamsAt(id, undefined, kinds);
     const state: Record<string, unknown> = { ...found?.state };
-    let reachability = 0;
-    let reachable = this.context.canCommand;
-    for (const stream of streams) {
+    for (const stream of streams)
       if (stream.kind === "reported") state[stream.affordance] = stream.latest.value;
-      else if (stream.latest.seq > reachability) {
-        reachability = stream.latest.seq;
-        reachable = this.context.canCommand && stream.kind === "reachable";
-      }
-    }
+    const reachable = this.context.canCommand && latestReachability(streams)?.kind !== "unreachable";
     const applied =
       forCheck || !this.context.appliedOf ? undefined : await this.context.appliedOf(release, id);
     return { id, td, state, reachable: forCheck || reachable, ...(applied && { applied }) };

@@ -21,7 +21,7 @@ import {
   type MqttDeviceContext,
   type RegisteredThingDescription,
 } from "../../core/index.js";
-import type { Hub } from "../../hub/index.js";
+import { latestReachability, type Hub } from "../../hub/index.js";
 import { toProblem } from "../http/problem.js";
 import type { BrokerLink, InboundMessage } from "./broker-link.js";
 import type { TopicLayout } from "./topic-layout.js";
@@ -146,11 +146,8 @@ export class AutoInventory {
   async #reachability(id: string, state: string): Promise<void> {
     const away = AWAY_STATES.get(state);
     if (away === undefined && !BACK_STATES.has(state)) return;
-    let latest: { kind: string; seq: number } | undefined;
-    for (const stream of await this.#hub.store.streamsAt(id, undefined, ["unreachable", "reachable"]))
-      if (latest === undefined || stream.latest.seq > latest.seq)
-        latest = { kind: stream.kind, seq: stream.latest.seq };
-    const reachable = latest === undefined || latest.kind === "reachable";
+    const streams = await this.#hub.store.streamsAt(id, undefined, ["unreachable", "reachable"]);
+    const reachable = latestReachability(streams)?.kind !== "unreachable";
     if (away !== undefined ? !reachable : reachable) return;
     const report =
       away !== undefined
