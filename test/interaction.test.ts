@@ -115,7 +115,11 @@ describe("a simulated HTTP Thing managed through the hub", () => {
       `${PASSWORD}\n`,
     );
     expect(run.stderr).toBe("");
-    expect(run).toMatchObject({ code: 0, stdout: `credentials set for security "basic_sc" of ${id}\n` });
+    const origin = new URL(device.url).origin;
+    expect(run).toMatchObject({
+      code: 0,
+      stdout: `credentials set for security "basic_sc" of ${id}, sent only to ${origin}\n`,
+    });
 
     const reported = await changeAfter(hub, after, (c) => c.thing === id && c.kind === "reported");
     expect(reported.cause).toEqual({ actor: "hub:observer", via: "http" });
@@ -124,7 +128,7 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     expect(device.requests.every((r) => r.authorization === expected)).toBe(true);
 
     const ls = await things(hub, ["credentials", "ls", id]);
-    expect(ls).toMatchObject({ code: 0, stdout: "basic_sc\n" });
+    expect(ls).toMatchObject({ code: 0, stdout: `basic_sc\t${origin}\n` });
   });
 
   it("sets a Thing's bearer token with the CLI's --bearer; --token stays the hub's own token", async () => {
@@ -141,7 +145,7 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     const run = await things(hub, ["credentials", "set", bearerId, "--bearer", "-"], `${bearerToken}\n`);
     expect(run).toMatchObject({
       code: 0,
-      stdout: `credentials set for security "bearer_sc" of ${bearerId}\n`,
+      stdout: `credentials set for security "bearer_sc" of ${bearerId}, sent only to ${new URL(device.url).origin}\n`,
     });
     const arrived = device.requests.length;
     await things(hub, ["read", bearerId, "temperature"]);
@@ -461,12 +465,64 @@ describe("a simulated HTTP Thing managed through the hub", () => {
       expect(text, path).not.toContain(Buffer.from(`${USERNAME}:${PASSWORD}`).toString("base64"));
     }
     const names = await hub.request(`${thingPath(id)}/credentials`);
-    expect(await names.json()).toEqual({ names: ["basic_sc"] });
+    expect(await names.json()).toEqual({
+      names: ["basic_sc"],
+      origins: { basic_sc: [new URL(device.url).origin] },
+    });
     const readerless = await hub.request(`${thingPath(id)}/credentials`, { auth: false });
     expect(readerless.status).toBe(401);
     for (const file of readdirSync(hub.dataDir)) {
       const bytes = readFileSync(join(hub.dataDir, file));
       expect(bytes.includes(PASSWORD), file).toBe(false);
+    }
+  });
+
+  it("does not send a Thing's credentials to a form its TD moved to another origin, until they are set again", async () => {
+    const movedId = "urn:test:interaction:moved";
+    await register(hub, device.td(movedId));
+    await put(hub, `${thingPath(movedId)}/credentials`, { username: USERNAME, password: PASSWORD });
+    expect((await hub.request(`${thingPath(movedId)}/properties/name`)).status).toBe(200);
+
+    // Another server, as a TD changed by someone who wants the password would name.
+    const seen: (string | undefined)[] = [];
+    const stranger = createHttpServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify("stranger"));
+    });
+    stranger.listen(0, "127.0.0.1");
+    await once(stranger, "listening");
+    const strangerUrl = `http://127.0.0.1:${(stranger.address() as AddressInfo).port}`;
+    try {
+      const td = device.td(movedId) as { properties: Record<string, { forms: { href: string }[] }> };
+      const name = td.properties.name;
+      if (name === undefined) throw new Error("the simulated Thing has no name property");
+      name.forms = [{ href: `${strangerUrl}/name` }];
+      expect((await put(hub, thingPath(movedId), td)).status).toBe(204);
+
+      const refused = await hub.request(`${thingPath(movedId)}/properties/name`);
+      expect(refused.status).toBe(409);
+      const problem = (await refused.json()) as { detail: string };
+      expect(problem.detail).toContain(`were set for ${new URL(device.url).origin}`);
+      expect(problem.detail).toContain(`now points at ${strangerUrl}`);
+      expect(seen).toEqual([]);
+
+      // Set again, for the TD as it is now: they go there.
+      const set = await put(hub, `${thingPath(movedId)}/credentials`, {
+        username: USERNAME,
+        password: PASSWORD,
+      });
+      expect(await set.json()).toEqual({
+        schemeName: "basic_sc",
+        origins: [new URL(device.url).origin, strangerUrl].sort(),
+      });
+      const read = await hub.request(`${thingPath(movedId)}/properties/name`);
+      expect(await read.json()).toBe("stranger");
+      expect(seen).toEqual([`Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString("base64")}`]);
+    } finally {
+      // Its observation would keep asking the simulated Thing, which a later test counts.
+      expect((await hub.request(thingPath(movedId), { method: "DELETE" })).status).toBe(204);
+      stranger.close();
     }
   });
 

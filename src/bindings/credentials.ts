@@ -1,6 +1,6 @@
 // Credentials for a form: the TD's securityDefinitions say where a credential goes, the hub's
 // secrets say what it is (TD 1.1 §5.3.3). Pure: values in, values out.
-import { UnauthorizedError, ValidationError } from "../core/index.js";
+import { ConflictError, UnauthorizedError, ValidationError } from "../core/index.js";
 import type { Form, SecurityScheme, ThingDescription } from "../core/index.js";
 import type { Credentials } from "./binding.js";
 
@@ -10,6 +10,11 @@ export interface Secret {
   readonly password?: string;
   readonly token?: string;
   readonly key?: string;
+  /**
+   * Where it may be sent: the origins (`scheme://host[:port]`) of the forms it was set for. A TD
+   * changed afterwards to point a form elsewhere does not take the secret with it.
+   */
+  readonly origins?: readonly string[];
 }
 
 /** The hub's secrets for one Thing, by the name of the security definition they satisfy. */
@@ -26,10 +31,11 @@ type Place = (typeof PLACES)[number];
 export function credentialsFor(
   td: ThingDescription,
   form: Form,
+  href: string,
   secrets: Secrets = {},
   thing = td.id ?? td.title,
 ): Credentials[] {
-  const names = toList(form.security ?? td.security);
+  const names = securityOf(td, form);
   const credentials: Credentials[] = [];
   for (const name of names) {
     const scheme = Object.hasOwn(td.securityDefinitions, name) ? td.securityDefinitions[name] : undefined;
@@ -39,9 +45,40 @@ export function credentialsFor(
       ]);
     }
     const secret = Object.hasOwn(secrets, name) ? secrets[name] : undefined;
+    if (secret?.origins !== undefined && scheme.scheme !== "nosec")
+      checkOrigin(name, secret.origins, href, thing);
     credentials.push(credentialFor(name, scheme, secret, thing));
   }
   return credentials;
+}
+
+/** The security definitions a form applies: its own `security`, else the TD's (TD §5.3.4.2). */
+export function securityOf(td: ThingDescription, form: Form): string[] {
+  return toList(form.security ?? td.security);
+}
+
+/**
+ * `scheme://host[:port]` of an absolute URL, as a secret's `origins` hold it (`URL.origin` is
+ * "null" for `mqtt:` and other schemes WHATWG does not know); undefined when it is no URL.
+ */
+export function originOf(href: string): string | undefined {
+  try {
+    const url = new URL(href);
+    return url.host === "" ? undefined : `${url.protocol}//${url.host}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function checkOrigin(name: string, origins: readonly string[], href: string, thing: string): void {
+  const origin = originOf(href);
+  if (origin !== undefined && origins.includes(origin)) return;
+  const setFor = origins.length === 0 ? "no address" : origins.join(", ");
+  throw new ConflictError(
+    `the credentials for security "${name}" of Thing ${thing} were set for ${setFor}, and the form now ` +
+      `points at ${origin ?? href}: the hub does not send them there; set them again ` +
+      `(PUT /things/{id}/credentials) if the Thing has moved`,
+  );
 }
 
 function credentialFor(

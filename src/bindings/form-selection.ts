@@ -12,7 +12,7 @@ import type {
 } from "../core/index.js";
 import { bindingError } from "./binding.js";
 import type { Binding, FormTerms, Operation, Target } from "./binding.js";
-import { credentialsFor, escapePointer } from "./credentials.js";
+import { credentialsFor, escapePointer, originOf, securityOf } from "./credentials.js";
 import type { Secrets } from "./credentials.js";
 
 export type AffordanceKind = "property" | "action" | "event";
@@ -335,7 +335,7 @@ export function targetFor(td: ThingDescription, request: TargetRequest): Target 
     href,
     form,
     terms: parseFormTerms(form, formPointer),
-    credentials: credentialsFor(td, form, request.secrets, thing),
+    credentials: credentialsFor(td, form, href, request.secrets, thing),
   };
   if (affordance !== undefined && interaction !== undefined) {
     target.affordance = { kind: affordance.kind, name: affordance.name };
@@ -355,6 +355,32 @@ export function targetFor(td: ThingDescription, request: TargetRequest): Target 
   }
   if (request.pollIntervalMs !== undefined) target.pollIntervalMs = request.pollIntervalMs;
   return target;
+}
+
+/**
+ * The origins of the TD's forms that a security definition applies to: where a secret set for it
+ * now may be sent (`Secret.origins`). A form whose href cannot be resolved has none.
+ */
+export function securedOrigins(td: ThingDescription, name: string): string[] {
+  const origins = new Set<string>();
+  const affordances: InteractionAffordance[] = [
+    ...Object.values(td.properties ?? {}),
+    ...Object.values(td.actions ?? {}),
+    ...Object.values(td.events ?? {}),
+  ];
+  const forms: Form[] = [...(td.forms ?? []), ...affordances.flatMap((affordance) => affordance.forms)];
+  for (const form of forms) {
+    if (!securityOf(td, form).includes(name)) continue;
+    let href: string;
+    try {
+      href = resolveHref(expandUriTemplate(form.href, {}), td.base);
+    } catch {
+      continue;
+    }
+    const origin = originOf(href);
+    if (origin !== undefined) origins.add(origin);
+  }
+  return [...origins].sort();
 }
 
 function checkUriVariables(

@@ -28,7 +28,7 @@ export { bindingError, bindingFailure } from "./binding.js";
 export type { BackoffOptions } from "./backoff.js";
 export { backoffDelay } from "./backoff.js";
 export type { Secret, Secrets } from "./credentials.js";
-export { credentialsFor } from "./credentials.js";
+export { credentialsFor, originOf } from "./credentials.js";
 export type { AffordanceKind, TargetRequest } from "./form-selection.js";
 export {
   DEFAULT_OPS,
@@ -37,6 +37,7 @@ export {
   formOps,
   parseFormTerms,
   resolveHref,
+  securedOrigins,
   selectForm,
   targetFor,
   uriScheme,

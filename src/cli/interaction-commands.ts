@@ -218,8 +218,10 @@ async function setCredentials(id: string, options: CredentialsOptions, command: 
         : "";
     throw new CliError(`give one secret: --username and --password, --bearer, or --key${hint}`, 2);
   }
-  const name = await clientOf(command).setCredentials(id, input);
-  process.stdout.write(`credentials set for security "${name}" of ${id}\n`);
+  const { schemeName: name, origins } = await clientOf(command).setCredentials(id, input);
+  const to =
+    origins.length > 0 ? `, sent only to ${origins.join(", ")}` : ", which none of its forms use yet";
+  process.stdout.write(`credentials set for security "${name}" of ${id}${to}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,8 +347,9 @@ export function registerInteractionCommands(program: Command): void {
     .addHelpText("after", help)
     .action(
       talking(async (id: string, _options: unknown, command: Command) => {
-        const names = await clientOf(command).credentialNames(id);
-        if (names.length > 0) process.stdout.write(`${names.join("\n")}\n`);
+        // One line per definition: its name, a tab, the origins its secret is sent to.
+        const { names, origins } = await clientOf(command).credentialNames(id);
+        for (const name of names) process.stdout.write(`${name}\t${(origins[name] ?? []).join(" ")}\n`);
       }),
     );
 }

@@ -90,13 +90,19 @@ export class InteractionClient extends HubClient {
     return (await response.json()) as ThingDescription;
   }
 
-  /** Sets the credentials the hub uses towards the Thing; returns the security definition they are for. */
-  async setCredentials(id: string, credentials: CredentialsInput): Promise<string> {
+  /**
+   * Sets the credentials the hub uses towards the Thing; returns the security definition they are
+   * for, and the origins they will be sent to (those of the forms the definition applies to).
+   */
+  async setCredentials(
+    id: string,
+    credentials: CredentialsInput,
+  ): Promise<{ schemeName: string; origins: string[] }> {
     const response = await this.request("PUT", `${thingPathOf(id)}/credentials`, {
       body: JSON.stringify(credentials),
       contentType: JSON_TYPE,
     });
-    return ((await response.json()) as { schemeName: string }).schemeName;
+    return (await response.json()) as { schemeName: string; origins: string[] };
   }
 
   /** Forgets the credentials of one security definition, or all of the Thing's. */
@@ -106,9 +112,12 @@ export class InteractionClient extends HubClient {
     await this.request("DELETE", url);
   }
 
-  /** The security definitions the hub holds credentials for (never the credentials). */
-  async credentialNames(id: string): Promise<string[]> {
+  /**
+   * The security definitions the hub holds credentials for, and the origins each is sent to
+   * (never the credentials).
+   */
+  async credentialNames(id: string): Promise<{ names: string[]; origins: Record<string, string[]> }> {
     const response = await this.request("GET", `${thingPathOf(id)}/credentials`);
-    return ((await response.json()) as { names: string[] }).names;
+    return (await response.json()) as { names: string[]; origins: Record<string, string[]> };
   }
 }

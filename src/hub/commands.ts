@@ -43,7 +43,7 @@ export interface CommandContext {
   readonly bindings: Pick<BindingSet, "schemes" | "bindingFor">;
   /** The registered, unexpired Thing, or NotFoundError. */
   readonly thing: (id: string) => Promise<{ td: RegisteredThingDescription; version: number }>;
-  readonly secrets: (thing: string) => Promise<Secrets>;
+  readonly secrets: (td: RegisteredThingDescription) => Promise<Secrets>;
   readonly ingest: (
     thing: string,
     reports: readonly Report[],
@@ -402,7 +402,7 @@ export class Commands {
     return targetFor(td, {
       op,
       affordance: { kind, name },
-      secrets: await this.context.secrets(td.id),
+      secrets: await this.context.secrets(td),
       schemes: this.context.bindings.schemes,
     });
   }

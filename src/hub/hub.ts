@@ -15,7 +15,7 @@ import { loadOrCreateHubId } from "./hub-identity.js";
 import { followChanges, type FollowOptions, type Follower } from "./change-stream.js";
 import type { HubConfig } from "./config.js";
 import { Directory } from "./directory.js";
-import type { Change, Cause, Vocabulary } from "../core/index.js";
+import type { Change, Cause, RegisteredThingDescription, Vocabulary } from "../core/index.js";
 import { createHubClock, type HubClock } from "./hub-clock.js";
 import { Ingest, type IngestOptions, type Report } from "./ingest.js";
 import { History } from "./history.js";
@@ -124,7 +124,7 @@ export class Hub {
     });
     this.secrets = secretStore && new ThingSecrets(secretStore, loadOrCreateSecretKey(config.dataDir));
     const secrets = this.secrets;
-    const secretsOf = (thing: string) => secrets?.secretsOf(thing) ?? Promise.resolve({});
+    const secretsOf = (td: RegisteredThingDescription) => secrets?.secretsOf(td) ?? Promise.resolve({});
     const ingest = this.ingest.bind(this);
     if (secrets) {
       // A removed Thing's secrets go with it; new ones, or none, restart its observation.

@@ -57,7 +57,7 @@ export interface ObservationContext {
   readonly bus: Bus;
   readonly bindings: Pick<BindingSet, "schemes" | "bindingFor">;
   /** The Thing's secrets, opened, by security definition name. */
-  readonly secrets: (thing: string) => Promise<Secrets>;
+  readonly secrets: (td: RegisteredThingDescription) => Promise<Secrets>;
   readonly ingest: (thing: string, reports: readonly Report[], cause: Cause) => Promise<Change[]>;
   readonly logger: Logger;
 }
@@ -378,7 +378,7 @@ class ThingObserver {
   private async connect(): Promise<void> {
     if (this.stopped) return;
     const generation = ++this.generation;
-    const secrets = await this.context.secrets(this.id);
+    const secrets = await this.context.secrets(this.td);
     const { bindings } = this.context;
     const wanted: Opened[] = [];
     for (const plan of this.plans) {

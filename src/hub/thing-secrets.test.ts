@@ -59,9 +59,9 @@ describe("ThingSecrets", () => {
     expect(await secrets.set(thing, { username: "ops", password: "s3cret-basic" })).toBe("basic_sc");
     expect(await secrets.set(thing, { token: "s3cret-token" })).toBe("bearer_sc");
     expect(changed).toEqual([thing.id, thing.id]);
-    expect(await secrets.secretsOf(thing.id)).toEqual({
-      basic_sc: { username: "ops", password: "s3cret-basic" },
-      bearer_sc: { token: "s3cret-token" },
+    expect(await secrets.secretsOf(thing)).toEqual({
+      basic_sc: { username: "ops", password: "s3cret-basic", origins: [] },
+      bearer_sc: { token: "s3cret-token", origins: [] },
     });
     expect(await secrets.names(thing.id)).toEqual(["basic_sc", "bearer_sc"]);
     const db = new Database(path, { readonly: true });
@@ -74,12 +74,12 @@ describe("ThingSecrets", () => {
     }
 
     expect(await secrets.remove(thing.id, "bearer_sc")).toBe(1);
-    expect(await secrets.secretsOf(thing.id)).toEqual({
-      basic_sc: { username: "ops", password: "s3cret-basic" },
+    expect(await secrets.secretsOf(thing)).toEqual({
+      basic_sc: { username: "ops", password: "s3cret-basic", origins: [] },
     });
     expect(await secrets.remove(thing.id)).toBe(1);
     expect(await secrets.remove(thing.id)).toBe(0);
-    expect(await secrets.secretsOf(thing.id)).toEqual({});
+    expect(await secrets.secretsOf(thing)).toEqual({});
   });
 
   it("cannot open a secret moved to another Thing, or opened with another key", async () => {
@@ -88,12 +88,14 @@ describe("ThingSecrets", () => {
     const [sealed] = (await secretStore.get(thing.id)).values();
     if (sealed === undefined) throw new Error("nothing stored");
     await secretStore.put("urn:test:secrets:other", "basic_sc", sealed);
-    await expect(secrets.secretsOf("urn:test:secrets:other")).rejects.toThrow(/cannot be opened/);
+    await expect(secrets.secretsOf({ ...thing, id: "urn:test:secrets:other" })).rejects.toThrow(
+      /cannot be opened/,
+    );
 
     const otherKeyDir = await mkdtemp(join(tmpdir(), "hyperthings-secrets-key-"));
     try {
       const stranger = new ThingSecrets(secretStore, loadOrCreateSecretKey(otherKeyDir));
-      await expect(stranger.secretsOf(thing.id)).rejects.toThrow(/cannot be opened/);
+      await expect(stranger.secretsOf(thing)).rejects.toThrow(/cannot be opened/);
     } finally {
       await rm(otherKeyDir, { recursive: true, force: true });
     }
@@ -116,6 +118,58 @@ describe("ThingSecrets", () => {
       /no security definition "c"/,
     );
     await expect(secrets.set(two, { schemeName: "a", key: "k" })).rejects.toThrow(/does not take a key/);
+  });
+
+  it("binds a secret to the origins of the forms its definition applies to when it is set", async () => {
+    const thing: RegisteredThingDescription = {
+      ...td({ basic_sc: { scheme: "basic" }, key_sc: { scheme: "apikey", in: "header", name: "X-Key" } }),
+      security: ["basic_sc"],
+      base: "http://lamp.example:8080/",
+      properties: {
+        on: { type: "boolean", forms: [{ href: "on" }, { href: "mqtt://broker.example/lamp/on" }] },
+        level: { type: "integer", forms: [{ href: "https://cloud.example/level", security: "key_sc" }] },
+      },
+    };
+    await secrets.set(thing, { username: "ops", password: "pw" });
+    await secrets.set(thing, { key: "k" });
+    expect(await secrets.secretsOf(thing)).toEqual({
+      basic_sc: {
+        username: "ops",
+        password: "pw",
+        origins: ["http://lamp.example:8080", "mqtt://broker.example"],
+      },
+      key_sc: { key: "k", origins: ["https://cloud.example"] },
+    });
+  });
+
+  it("binds a secret stored before binding to the TD it is first used with, once", async () => {
+    const thing: RegisteredThingDescription = {
+      ...td({ basic_sc: { scheme: "basic" } }),
+      properties: { on: { type: "boolean", forms: [{ href: "http://lamp.example/on" }] } },
+    };
+    // As a hub of an earlier version sealed it: no origins.
+    const legacy = new ThingSecrets(secretStore, loadOrCreateSecretKey(dir));
+    await legacy.set(thing, { username: "ops", password: "pw" });
+    const [name, sealed] = [...(await secretStore.get(thing.id))][0] ?? [];
+    if (name === undefined || sealed === undefined) throw new Error("nothing stored");
+    const opened = (legacy as unknown as { open(t: string, n: string, s: Uint8Array): object }).open(
+      thing.id,
+      name,
+      sealed,
+    );
+    const { origins: _origins, ...unbound } = opened as { origins?: string[] };
+    const sealer = legacy as unknown as { seal(t: string, n: string, s: object): Uint8Array };
+    await secretStore.put(thing.id, name, sealer.seal(thing.id, name, unbound));
+
+    const bound = { username: "ops", password: "pw", origins: ["http://lamp.example"] };
+    const fresh = () => new ThingSecrets(secretStore, loadOrCreateSecretKey(dir));
+    expect(await fresh().secretsOf(thing)).toEqual({ basic_sc: bound });
+    // Kept as bound: a TD pointing elsewhere later does not move it.
+    const moved: RegisteredThingDescription = {
+      ...thing,
+      properties: { on: { type: "boolean", forms: [{ href: "http://evil.example/" }] } },
+    };
+    expect(await fresh().secretsOf(moved)).toEqual({ basic_sc: bound });
   });
 
   it("refuses malformed secrets before storing anything", async () => {

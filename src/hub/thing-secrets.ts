@@ -4,7 +4,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ValidationError, type ThingDescription } from "../core/index.js";
-import type { Secret, Secrets } from "../bindings/index.js";
+import { securedOrigins, type Secret, type Secrets } from "../bindings/index.js";
 import type { SecretStore } from "./secret-store.js";
 import { createDataFile, readDataFile } from "./data-files.js";
 
@@ -52,6 +52,8 @@ export class ThingSecrets {
   /** Told after a Thing's secrets were set or removed (the hub restarts its observation). */
   onChange: (thing: string) => void = () => undefined;
   private readonly cache = new Map<string, Secrets>();
+  /** Sets, removals and loads one at a time: a load that binds an old secret must not undo a set. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly store: SecretStore,
@@ -61,22 +63,28 @@ export class ThingSecrets {
   }
 
   /**
-   * Checks the secret against the Thing's security definitions and stores it, sealed. Returns the
-   * name of the definition it is for.
+   * Checks the secret against the Thing's security definitions and stores it, sealed, bound to the
+   * origins of the forms that definition applies to now. Returns the name of the definition.
    */
   async set(td: ThingDescription & { id: string }, input: SecretInput): Promise<string> {
     const { kind, secret } = secretOf(input);
     const name = definitionFor(td, kind, input.schemeName);
-    await this.store.put(td.id, name, this.seal(td.id, name, secret));
-    this.cache.delete(td.id);
+    const bound: Secret = { ...secret, origins: securedOrigins(td, name) };
+    await this.serial(async () => {
+      await this.store.put(td.id, name, this.seal(td.id, name, bound));
+      this.cache.delete(td.id);
+    });
     this.onChange(td.id);
     return name;
   }
 
   /** Forgets one secret (by definition name) or all of a Thing's; how many went. */
   async remove(thing: string, name?: string): Promise<number> {
-    const removed = await this.store.remove(thing, name);
-    this.cache.delete(thing);
+    const removed = await this.serial(async () => {
+      const count = await this.store.remove(thing, name);
+      this.cache.delete(thing);
+      return count;
+    });
     if (removed > 0) this.onChange(thing);
     return removed;
   }
@@ -85,15 +93,42 @@ export class ThingSecrets {
     return this.store.names(thing);
   }
 
-  /** The Thing's secrets, opened, as `targetFor` takes them. */
-  async secretsOf(thing: string): Promise<Secrets> {
+  /**
+   * The Thing's secrets, opened, as `targetFor` takes them. A secret stored before secrets were
+   * bound to origins is bound now, to the origins of the TD it is first used with.
+   */
+  async secretsOf(td: ThingDescription & { id: string }): Promise<Secrets> {
+    const thing = td.id;
     const cached = this.cache.get(thing);
     if (cached !== undefined) return cached;
-    const secrets: Record<string, Secret> = {};
-    for (const [name, sealed] of await this.store.get(thing)) secrets[name] = this.open(thing, name, sealed);
-    if (this.cache.size >= MAX_CACHED_THINGS) this.cache.clear();
-    this.cache.set(thing, secrets);
-    return secrets;
+    return this.serial(async () => {
+      const secrets: Record<string, Secret> = {};
+      for (const [name, sealed] of await this.store.get(thing)) {
+        let secret = this.open(thing, name, sealed);
+        if (secret.origins === undefined) {
+          secret = { ...secret, origins: securedOrigins(td, name) };
+          await this.store.put(thing, name, this.seal(thing, name, secret));
+        }
+        secrets[name] = secret;
+      }
+      if (this.cache.size >= MAX_CACHED_THINGS) this.cache.clear();
+      this.cache.set(thing, secrets);
+      return secrets;
+    });
+  }
+
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** The origins each of the Thing's secrets is sent to, by security definition name. */
+  async originsOf(td: ThingDescription & { id: string }): Promise<Record<string, string[]>> {
+    const origins: Record<string, string[]> = {};
+    for (const [name, secret] of Object.entries(await this.secretsOf(td)))
+      origins[name] = [...(secret.origins ?? [])];
+    return origins;
   }
 
   close(): Promise<void> {

@@ -48,7 +48,7 @@ export function credentialRoutes(hub: Hub) {
       async (request) => {
         const { td } = await hub.directory.getLive(idOf(request));
         const name = await secrets().set(td, request.body as SecretInput);
-        return { schemeName: name };
+        return { schemeName: name, origins: (await secrets().originsOf(td))[name] ?? [] };
       },
     );
 
@@ -83,15 +83,15 @@ export function credentialRoutes(hub: Hub) {
       {
         schema: {
           summary:
-            "Which of the Thing's security definitions the hub holds credentials for (never the credentials)",
+            "Which of the Thing's security definitions the hub holds credentials for, and the origins each is sent to (never the credentials)",
           tags: ["credentials"],
           params: idParam,
         },
       },
       async (request) => {
-        const id = idOf(request);
-        await hub.directory.getLive(id);
-        return { names: await secrets().names(id) };
+        const { td } = await hub.directory.getLive(idOf(request));
+        const origins = await secrets().originsOf(td);
+        return { names: Object.keys(origins).sort(), origins };
       },
     );
   };
