@@ -1,6 +1,6 @@
 // Picks the form for an operation and turns it into a Target: default `op`s, URI templates,
 // `href` resolved against `base`, the protocol terms validated once. Pure: no I/O.
-import { NotFoundError, ValidationError } from "../core/index.js";
+import { NotFoundError, ValidationError, compileDataSchema } from "../core/index.js";
 import type {
   ActionAffordance,
   DataSchema,
@@ -381,6 +381,86 @@ export function securedOrigins(td: ThingDescription, name: string): string[] {
     if (origin !== undefined) origins.add(origin);
   }
   return [...origins].sort();
+}
+
+/** The URI variables an affordance's forms take: the TD's, and the affordance's own over them. */
+export function declaredUriVariables(
+  td: ThingDescription,
+  affordance: { readonly kind: AffordanceKind; readonly name: string },
+): Record<string, DataSchema> {
+  const group = { property: td.properties, action: td.actions, event: td.events }[affordance.kind];
+  const interaction =
+    group !== undefined && Object.hasOwn(group, affordance.name) ? group[affordance.name] : undefined;
+  return { ...td.uriVariables, ...interaction?.uriVariables };
+}
+
+/**
+ * URI variables as a query string gives them (`?step=3`), each typed and checked as the
+ * affordance's or the TD's `uriVariables` declare it. A name not declared, one given twice, or a
+ * value that does not fit its schema is a ValidationError that says which and what is declared.
+ */
+export function uriVariablesFromQuery(
+  td: ThingDescription,
+  affordance: { readonly kind: AffordanceKind; readonly name: string },
+  query: Readonly<Record<string, string | readonly string[] | undefined>>,
+): Record<string, string | number | boolean> {
+  const declared = declaredUriVariables(td, affordance);
+  const names = Object.keys(declared);
+  const values: Record<string, string | number | boolean> = {};
+  for (const [name, given] of Object.entries(query)) {
+    if (given === undefined) continue;
+    const pointer = `/uriVariables/${escapePointer(name)}`;
+    const schema = Object.hasOwn(declared, name) ? declared[name] : undefined;
+    if (schema === undefined) {
+      const takes = names.length > 0 ? `it takes ${names.join(", ")}` : "it takes no URI variables";
+      throw new ValidationError(
+        `The ${affordance.kind} "${affordance.name}" has no URI variable "${name}" (${takes}): a query parameter here is one`,
+        [{ pointer, message: "not in the affordance's or the TD's uriVariables" }],
+      );
+    }
+    if (typeof given !== "string") {
+      throw new ValidationError(`URI variable "${name}" is given more than once`, [
+        { pointer, message: "give it once" },
+      ]);
+    }
+    const value = typedVariable(given, schema.type);
+    if (value === undefined) {
+      throw new ValidationError(
+        `URI variable "${name}" must be ${schema.type === "integer" ? "an" : "a"} ${String(schema.type)}: "${given}" is not`,
+        [{ pointer, message: `expected ${String(schema.type)}` }],
+      );
+    }
+    const problems = compileDataSchema(schema)(value);
+    const first = problems[0];
+    if (first !== undefined) {
+      throw new ValidationError(
+        `URI variable "${name}" does not fit its schema: ${first.pointer || "the value"} ${first.message}`,
+        [{ pointer, message: first.message }],
+      );
+    }
+    values[name] = value;
+  }
+  return values;
+}
+
+/** A query parameter's text as the type its schema names; undefined when it is not one. */
+function typedVariable(text: string, type: unknown): string | number | boolean | undefined {
+  switch (type) {
+    case undefined:
+    case "string":
+      return text;
+    case "boolean":
+      return text === "true" ? true : text === "false" ? false : undefined;
+    case "integer":
+      return /^-?\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : undefined;
+    case "number": {
+      const number = text.trim() === "" ? Number.NaN : Number(text);
+      return Number.isFinite(number) ? number : undefined;
+    }
+    default:
+      // Objects, arrays and null: a URI variable cannot be one (TD 1.1 §5.3.1.1).
+      return undefined;
+  }
 }
 
 function checkUriVariables(

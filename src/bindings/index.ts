@@ -33,6 +33,7 @@ export type { AffordanceKind, TargetRequest } from "./form-selection.js";
 export {
   DEFAULT_OPS,
   bindingFor,
+  declaredUriVariables,
   expandUriTemplate,
   formOps,
   parseFormTerms,
@@ -41,6 +42,7 @@ export {
   selectForm,
   targetFor,
   uriScheme,
+  uriVariablesFromQuery,
 } from "./form-selection.js";
 export type { AddressPolicyOptions } from "./address-policy.js";
 export {

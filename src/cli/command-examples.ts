@@ -23,7 +23,7 @@ export const commandExamples: Readonly<Record<string, readonly string[]>> = {
     "things discover http://192.0.2.10/.well-known/wot",
     "things discover http://127.0.0.1:9000/lamp/",
   ],
-  read: [`things read ${LAMP} setpoint`],
+  read: [`things read ${LAMP} setpoint`, `things read ${LAMP} temperature --var unit=F`],
   write: [
     `things write ${LAMP} setpoint 92`,
     "things write urn:example:switch-1 hostname core-sw-1     # not JSON: a string",

@@ -1,6 +1,6 @@
 // `things read|write|invoke|observe`: a Thing's properties, actions and live values through the
 // hub; `things credentials set|rm|ls`: the credentials the hub uses towards a Thing.
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import {
   HubError,
   InteractionClient,
@@ -93,11 +93,27 @@ async function waitForAction(client: InteractionClient, href: string): Promise<u
   }
 }
 
+/** `--var name=value`, repeatable: the URI variables an affordance declares, by name. */
+function collectVariable(text: string, previous: Record<string, string> = {}): Record<string, string> {
+  const at = text.indexOf("=");
+  if (at <= 0) throw new InvalidArgumentError(`expected name=value, such as unit=F, not "${text}"`);
+  const name = text.slice(0, at);
+  if (Object.hasOwn(previous, name)) throw new InvalidArgumentError(`"${name}" is given more than once`);
+  return { ...previous, [name]: text.slice(at + 1) };
+}
+
+interface VarOptions {
+  var?: Record<string, string>;
+}
+
+const VAR_FLAGS = "--var <name=value>";
+const VAR_HELP = "a URI variable the affordance declares (TD uriVariables), as name=value; repeatable";
+
 async function invoke(
   id: string,
   action: string,
   input: string | undefined,
-  options: { wait: boolean },
+  options: { wait: boolean; var?: Record<string, string> },
   command: Command,
 ): Promise<void> {
   const client = clientOf(command);
@@ -105,6 +121,7 @@ async function invoke(
     id,
     action,
     input === undefined ? undefined : parseValueArgument(input),
+    options.var,
   );
   let output: unknown;
   if (result.status === "running") {
@@ -235,10 +252,11 @@ export function registerInteractionCommands(program: Command): void {
     .description("read a property from a Thing through the hub (recorded as a Change); prints it as JSON")
     .argument("<id>", "the Thing's id")
     .argument("<property>", "the property's name")
+    .option(VAR_FLAGS, VAR_HELP, collectVariable)
     .addHelpText("after", help)
     .action(
-      interacting(async (id: string, property: string, _options: unknown, command: Command) => {
-        const value = await clientOf(command).readProperty(id, property);
+      interacting(async (id: string, property: string, options: VarOptions, command: Command) => {
+        const value = await clientOf(command).readProperty(id, property, options.var);
         if (value !== undefined) process.stdout.write(`${JSON.stringify(value)}\n`);
       }),
     );
@@ -249,13 +267,14 @@ export function registerInteractionCommands(program: Command): void {
     .argument("<id>", "the Thing's id")
     .argument("<property>", "the property's name")
     .argument("<value>", "the value as JSON (42, true, '{\"on\":1}'), or a plain string")
+    .option(VAR_FLAGS, VAR_HELP, collectVariable)
     .addHelpText("after", help)
     .action(
       interacting(
-        async (id: string, property: string, value: string, _options: unknown, command: Command) => {
+        async (id: string, property: string, value: string, options: VarOptions, command: Command) => {
           const parsed = parseValueArgument(value);
           try {
-            await clientOf(command).writeProperty(id, property, parsed);
+            await clientOf(command).writeProperty(id, property, parsed, options.var);
           } catch (err) {
             // `setpoint abc`: what is not JSON went as a string; say so beside the schema's refusal.
             if (err instanceof HubError && err.status === 400 && typeof parsed === "string")
@@ -275,6 +294,7 @@ export function registerInteractionCommands(program: Command): void {
     .argument("<action>", "the action's name")
     .argument("[input]", "the input as JSON, or a plain string")
     .option("--no-wait", "for an asynchronous action, print its status URL instead of waiting for its end")
+    .option(VAR_FLAGS, VAR_HELP, collectVariable)
     .addHelpText("after", help)
     .action(
       interacting(
@@ -282,7 +302,7 @@ export function registerInteractionCommands(program: Command): void {
           id: string,
           action: string,
           input: string | undefined,
-          options: { wait: boolean },
+          options: { wait: boolean; var?: Record<string, string> },
           command: Command,
         ) => invoke(id, action, input, options, command),
       ),

@@ -23,8 +23,17 @@ export type CredentialsInput = { schemeName?: string } & (
   { username: string; password: string } | { token: string } | { key: string }
 );
 
-function affordancePath(id: string, kind: "properties" | "actions", name: string): string {
-  return `${thingPathOf(id)}/${kind}/${encodeURIComponent(name)}`;
+/** Values for the URI variables an affordance declares (TD `uriVariables`), sent as the query. */
+export type UriVariableValues = Readonly<Record<string, string>>;
+
+function affordancePath(
+  id: string,
+  kind: "properties" | "actions",
+  name: string,
+  uriVariables: UriVariableValues = {},
+): string {
+  const query = new URLSearchParams(uriVariables).toString();
+  return `${thingPathOf(id)}/${kind}/${encodeURIComponent(name)}${query === "" ? "" : `?${query}`}`;
 }
 
 async function jsonOrNothing(response: Response): Promise<unknown> {
@@ -44,21 +53,31 @@ async function jsonOrNothing(response: Response): Promise<unknown> {
 
 export class InteractionClient extends HubClient {
   /** Reads a property from the Thing through the hub (undefined when the Thing sent no value). */
-  async readProperty(id: string, name: string): Promise<unknown> {
-    return jsonOrNothing(await this.request("GET", affordancePath(id, "properties", name)));
+  async readProperty(id: string, name: string, uriVariables?: UriVariableValues): Promise<unknown> {
+    return jsonOrNothing(await this.request("GET", affordancePath(id, "properties", name, uriVariables)));
   }
 
   /** Writes a property; the hub checks the value against the property's schema before sending it. */
-  async writeProperty(id: string, name: string, value: unknown): Promise<void> {
-    await this.request("PUT", affordancePath(id, "properties", name), {
+  async writeProperty(
+    id: string,
+    name: string,
+    value: unknown,
+    uriVariables?: UriVariableValues,
+  ): Promise<void> {
+    await this.request("PUT", affordancePath(id, "properties", name, uriVariables), {
       body: JSON.stringify(value),
       contentType: JSON_TYPE,
     });
   }
 
   /** Invokes an action, with an input if it takes one. */
-  async invokeAction(id: string, name: string, input?: unknown): Promise<ActionResult> {
-    const response = await this.request("POST", affordancePath(id, "actions", name), {
+  async invokeAction(
+    id: string,
+    name: string,
+    input?: unknown,
+    uriVariables?: UriVariableValues,
+  ): Promise<ActionResult> {
+    const response = await this.request("POST", affordancePath(id, "actions", name, uriVariables), {
       ...(input !== undefined && { body: JSON.stringify(input), contentType: JSON_TYPE }),
     });
     if (response.status === 201) {

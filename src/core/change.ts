@@ -25,6 +25,8 @@ export interface Cause {
   release?: string;
   rule?: string;
   correlation?: string;
+  /** The URI variables a command was sent with (TD `uriVariables`), when it had any. */
+  uriVariables?: Record<string, string | number | boolean>;
 }
 
 /** A Change as the producer hands it to the Log (before it has a position). */

@@ -59,6 +59,19 @@ export interface CommandContext {
  */
 export type Requester = Pick<Cause, "actor" | "via" | "release" | "rule" | "correlation">;
 
+/** Values for the URI variables the affordance or its TD declares (`uriVariablesFromQuery`). */
+export type UriVariables = Readonly<Record<string, string | number | boolean>>;
+
+/** A command's cause: who asked, one correlation for all its Changes, and its URI variables if any. */
+function causeOf(requester: Requester, uriVariables: UriVariables = {}): Cause & { correlation: string } {
+  const cause: Cause & { correlation: string } = {
+    ...requester,
+    correlation: requester.correlation ?? randomUUID(),
+  };
+  if (Object.keys(uriVariables).length > 0) cause.uriVariables = { ...uriVariables };
+  return cause;
+}
+
 /** An action's status as the hub keeps it (TD 1.1 ActionStatus). */
 export interface InvocationStatus {
   readonly status: "running" | "completed" | "failed";
@@ -146,14 +159,26 @@ export class Commands {
     private readonly options: CommandOptions,
   ) {}
 
-  /** Reads a property from the Thing and records the value (`reported`). */
-  async readProperty(thing: string, name: string, requester: Requester): Promise<unknown> {
+  /**
+   * Reads a property from the Thing and records the value (`reported`). A read with URI variables
+   * is answered but not recorded: what it answers depends on them, and is not the property's state.
+   */
+  async readProperty(
+    thing: string,
+    name: string,
+    requester: Requester,
+    uriVariables: UriVariables = {},
+  ): Promise<unknown> {
     const { td, version } = await this.context.thing(thing);
     const property = this.property(td, name);
     if (property.writeOnly === true) {
       throw new ValidationError(`Property "${name}" of ${thing} is write-only`, [
         { pointer: "", message: "a write-only property cannot be read" },
       ]);
+    }
+    if (Object.keys(uriVariables).length > 0) {
+      const target = await this.target(td, "readproperty", "property", name, uriVariables);
+      return this.read(thing, td, version, property, name, requester, "never", target);
     }
     return this.read(thing, td, version, property, name, requester, recordPolicyOf(td, property));
   }
@@ -191,15 +216,15 @@ export class Commands {
     property: PropertyAffordance,
     name: string,
     requester: Requester,
-    policy: RecordPolicy,
+    policy: RecordPolicy | "never",
     target?: Target,
   ): Promise<unknown> {
     target ??= await this.target(td, "readproperty", "property", name);
     const value = asJson(await this.context.bindings.bindingFor(target).readProperty(target));
-    const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
+    const cause = causeOf(requester);
     // No value (a 204, an empty body) is an answer too: one a typed property's schema refuses.
     await this.checkAnswer(td, version, "property", name, property, value, cause, target.href);
-    if (value === undefined) return undefined;
+    if (value === undefined || policy === "never") return value;
     // The answer is the device's value and goes out now; its `reported` Change is recorded after
     // (docs/bindings.md, "Reads through the hub"): a read acknowledges no change, so it does not
     // wait for a disk sync, and later commands on the Thing are recorded after it.
@@ -259,7 +284,13 @@ export class Commands {
    * Checks the value against the property's schema (nothing is sent or recorded when it does not
    * fit), records it as `desired`, writes it, and records `completed` or `failed`.
    */
-  async writeProperty(thing: string, name: string, value: unknown, requester: Requester): Promise<string> {
+  async writeProperty(
+    thing: string,
+    name: string,
+    value: unknown,
+    requester: Requester,
+    uriVariables: UriVariables = {},
+  ): Promise<string> {
     const { td, version } = await this.context.thing(thing);
     const property = this.property(td, name);
     if (property.readOnly === true) {
@@ -268,9 +299,9 @@ export class Commands {
       ]);
     }
     this.validate(td, version, "property", name, property, value, "value");
-    const target = await this.target(td, "writeproperty", "property", name);
+    const target = await this.target(td, "writeproperty", "property", name, uriVariables);
     const binding = this.context.bindings.bindingFor(target);
-    const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
+    const cause = causeOf(requester, uriVariables);
     // Values read before this write are recorded before it.
     await this.recordings.get(thing);
     await this.context.ingest(thing, [{ kind: "desired", affordance: name, value }], cause);
@@ -295,6 +326,7 @@ export class Commands {
     name: string,
     input: unknown,
     requester: Requester,
+    uriVariables: UriVariables = {},
   ): Promise<InvokeOutcome> {
     const { td, version } = await this.context.thing(thing);
     const action = own(td.actions, name);
@@ -308,12 +340,12 @@ export class Commands {
     if (input !== undefined && action.input !== undefined) {
       this.validate(td, version, "input", name, action.input, input, "input");
     }
-    const target = await this.target(td, "invokeaction", "action", name);
+    const target = await this.target(td, "invokeaction", "action", name, uriVariables);
     const binding = this.context.bindings.bindingFor(target);
     if (this.invocations.size >= MAX_INVOCATIONS && !this.evictOne()) {
       throw new UnavailableError("Too many asynchronous actions are running; retry later", 5);
     }
-    const cause = { ...requester, correlation: requester.correlation ?? randomUUID() };
+    const cause = causeOf(requester, uriVariables);
     // Values read before this invocation are recorded before it.
     await this.recordings.get(thing);
     await this.context.ingest(
@@ -398,10 +430,12 @@ export class Commands {
     op: Operation,
     kind: "property" | "action",
     name: string,
+    uriVariables?: UriVariables,
   ): Promise<Target> {
     return targetFor(td, {
       op,
       affordance: { kind, name },
+      ...(uriVariables !== undefined && { uriVariables }),
       secrets: await this.context.secrets(td),
       schemes: this.context.bindings.schemes,
     });

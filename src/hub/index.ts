@@ -46,6 +46,7 @@ export {
   type InvocationStatus,
   type InvokeOutcome,
   type Requester,
+  type UriVariables,
 } from "./commands.js";
 export {
   Observation,

@@ -298,6 +298,8 @@ export const SCHEMA_SDL = /* GraphQL */ `
     release: String
     rule: String
     correlation: String
+    "The URI variables a command was sent with (TD uriVariables), when it had any."
+    uriVariables: JSON
   }
 
   """

@@ -3,7 +3,8 @@
 // TD, whose forms point here.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { NotFoundError, UnauthorizedError, UnavailableError, ValidationError } from "../../core/index.js";
-import type { Commands, Hub, Requester } from "../../hub/index.js";
+import { uriVariablesFromQuery, type AffordanceKind } from "../../bindings/index.js";
+import type { Commands, Hub, Requester, UriVariables } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, sendTd } from "./directory-routes.js";
 import { lastEventId, openEventStream } from "./event-stream.js";
@@ -48,6 +49,17 @@ export function interactionRoutes(hub: Hub) {
     return hub.commands;
   };
 
+  /**
+   * The query string as the affordance's URI variables (TD `uriVariables`), typed by their schemas;
+   * a parameter the affordance does not declare is a 400, never silently dropped.
+   */
+  const uriVariables = async (request: FastifyRequest, kind: AffordanceKind): Promise<UriVariables> => {
+    const query = request.query as Record<string, string | string[] | undefined>;
+    if (Object.keys(query).length === 0) return {};
+    const { td } = await hub.directory.getLive(idOf(request));
+    return uriVariablesFromQuery(td, { kind, name: nameOf(request) }, query);
+  };
+
   /** The Thing's TD, after checking it has this affordance (404 otherwise). */
   const affordance = async (id: string, kind: "properties" | "events", name: string) => {
     const { td } = await hub.directory.getLive(id);
@@ -73,7 +85,13 @@ export function interactionRoutes(hub: Hub) {
         if (request.principal === undefined) {
           throw new UnauthorizedError("Reading a property from a Thing requires a bearer token");
         }
-        const value = await commands().readProperty(idOf(request), nameOf(request), requesterOf(request));
+        const variables = await uriVariables(request, "property");
+        const value = await commands().readProperty(
+          idOf(request),
+          nameOf(request),
+          requesterOf(request),
+          variables,
+        );
         return sendJson(reply, value);
       },
     );
@@ -92,7 +110,14 @@ export function interactionRoutes(hub: Hub) {
         if (request.body === undefined) {
           throw new ValidationError("The request has no body: send the value to write, as JSON");
         }
-        await commands().writeProperty(idOf(request), nameOf(request), request.body, requesterOf(request));
+        const variables = await uriVariables(request, "property");
+        await commands().writeProperty(
+          idOf(request),
+          nameOf(request),
+          request.body,
+          requesterOf(request),
+          variables,
+        );
         return reply.code(204).send();
       },
     );
@@ -110,7 +135,14 @@ export function interactionRoutes(hub: Hub) {
       async (request, reply) => {
         const id = idOf(request);
         const name = nameOf(request);
-        const outcome = await commands().invokeAction(id, name, request.body, requesterOf(request));
+        const variables = await uriVariables(request, "action");
+        const outcome = await commands().invokeAction(
+          id,
+          name,
+          request.body,
+          requesterOf(request),
+          variables,
+        );
         if (outcome.kind === "completed") return sendJson(reply, outcome.output);
         const href = invocationPath(id, name, outcome.correlation);
         return reply

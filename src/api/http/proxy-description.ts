@@ -2,6 +2,7 @@
 // and bearer security, so that any WoT client uses the Thing through the hub (and its Log).
 import type {
   ActionAffordance,
+  DataSchema,
   EventAffordance,
   Form,
   PropertyAffordance,
@@ -18,11 +19,12 @@ const JSON_TYPE = "application/json";
 /** The proxy TD of `td` on the hub at `origin` (`http://host:port`, as the client reached it). */
 export function proxyDescription(td: RegisteredThingDescription, origin: string): ThingDescription {
   const thingUrl = `${origin}${thingPath(td.id)}`;
-  // The device's own addressing (base, Thing-level forms, URI variables) and security stay behind.
+  // The device's own addressing (base, Thing-level forms) and security stay behind. URI variables
+  // become query parameters of the hub's forms, the TD's own merged into each affordance's.
   const {
     base: _base,
     forms: _forms,
-    uriVariables: _uriVariables,
+    uriVariables: thingVariables,
     security: _security,
     securityDefinitions: _securityDefinitions,
     properties,
@@ -44,12 +46,20 @@ export function proxyDescription(td: RegisteredThingDescription, origin: string)
   };
   if (properties !== undefined) {
     proxy.properties = mapEntries(properties, (name, property) =>
-      proxyProperty(property, `${thingUrl}/properties/${encodeURIComponent(name)}`),
+      withVariables(
+        proxyProperty(property, `${thingUrl}/properties/${encodeURIComponent(name)}`),
+        thingVariables,
+        property.uriVariables,
+      ),
     );
   }
   if (actions !== undefined) {
     proxy.actions = mapEntries(actions, (name, action) =>
-      proxyAction(action, `${thingUrl}/actions/${encodeURIComponent(name)}`),
+      withVariables(
+        proxyAction(action, `${thingUrl}/actions/${encodeURIComponent(name)}`),
+        thingVariables,
+        action.uriVariables,
+      ),
     );
   }
   if (events !== undefined) {
@@ -58,6 +68,28 @@ export function proxyDescription(td: RegisteredThingDescription, origin: string)
     );
   }
   return proxy;
+}
+
+/**
+ * The affordance with the URI variables its forms on the device take, as the query of its first
+ * form (RFC 6570 `{?a,b}`: read, write, invoke); the hub passes them on. Events and observation
+ * take none: the hub observes a Thing once for every client.
+ */
+function withVariables<T extends PropertyAffordance | ActionAffordance>(
+  affordance: T,
+  ...declared: (Record<string, DataSchema> | undefined)[]
+): T {
+  const variables: Record<string, DataSchema> = {};
+  for (const group of declared) Object.assign(variables, group);
+  const names = Object.keys(variables);
+  const [first, ...rest] = affordance.forms;
+  if (names.length === 0 || first === undefined) return affordance;
+  const query = `{?${names.map(encodeURIComponent).join(",")}}`;
+  return {
+    ...affordance,
+    uriVariables: variables,
+    forms: [{ ...first, href: `${first.href}${query}` }, ...rest],
+  };
 }
 
 function mapEntries<T, U>(group: Record<string, T>, map: (name: string, value: T) => U): Record<string, U> {
