@@ -8,6 +8,12 @@ export interface BackoffOptions {
   readonly maxDelayMs: number;
 }
 
+/**
+ * The longest wait a Thing's `Retry-After` gets from observation (RFC 9110 §10.2.3): a Thing in
+ * maintenance is not asked again before it said, but one hour later at most.
+ */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
+
 /** The delay after failed attempt `attempt` (from 0): uniform in [cap/2, cap], cap = min(max, base·2^attempt). */
 export function backoffDelay(
   attempt: number,

@@ -26,7 +26,7 @@ export type {
 } from "./binding.js";
 export { bindingError, bindingFailure } from "./binding.js";
 export type { BackoffOptions } from "./backoff.js";
-export { backoffDelay } from "./backoff.js";
+export { MAX_RETRY_AFTER_MS, backoffDelay } from "./backoff.js";
 export type { Secret, Secrets } from "./credentials.js";
 export { credentialsFor, originOf } from "./credentials.js";
 export type { AffordanceKind, TargetRequest } from "./form-selection.js";
@@ -53,6 +53,7 @@ export {
 } from "./address-policy.js";
 export type { HttpBindingOptions } from "./http/http-binding.js";
 export { HTTP_BINDING_DEFAULTS, HttpBinding } from "./http/http-binding.js";
+export { retryAfterOf } from "./http/http-transport.js";
 export type { MqttBindingOptions, MqttConnectionEvent } from "./mqtt/mqtt-binding.js";
 export { MQTT_BINDING_DEFAULTS, MqttBinding } from "./mqtt/mqtt-binding.js";
 

@@ -20,7 +20,9 @@ import {
   type RegisteredThingDescription,
 } from "../core/index.js";
 import {
+  MAX_RETRY_AFTER_MS,
   backoffDelay,
+  retryAfterOf,
   bindingFailure,
   targetFor,
   uriScheme,
@@ -528,12 +530,13 @@ class ThingObserver {
       this.log.info({ reason: messageOf(error) }, "the Thing is unreachable");
       void this.enqueue({ kind: "unreachable", value: messageOf(error) }, viaOf(bindingFailure(error)?.href));
     }
-    const delay = backoffDelay(
+    const backoff = backoffDelay(
       this.attempt++,
       { baseDelayMs: this.options.reconnectMs, maxDelayMs: this.options.maxReconnectMs },
       this.options.random,
     );
-    this.connectLater(delay);
+    // A 503 with Retry-After (a Thing in maintenance): not asked again before it said.
+    this.connectLater(Math.max(backoff, Math.min(retryAfterOf(error), MAX_RETRY_AFTER_MS)));
   }
 
   private giveUp(plan: Plan, error: unknown): void {

@@ -512,6 +512,27 @@ describe("HttpBinding", () => {
     expect(values.values).toEqual([1, 2]);
   });
 
+  it("polls again only after the Retry-After of a 429, not at the next interval", async () => {
+    use();
+    const times: number[] = [];
+    const read = collector();
+    thing.routes.set("GET /properties/level", (_req, res) => {
+      times.push(performance.now());
+      read.push(times.length);
+      // The second read is refused: "ask again in a second" (more than the retries' 5 ms cap).
+      if (times.length === 2) json(res, 429, { error: "slow down" }, { "retry-after": "1" });
+      else json(res, 200, times.length);
+    });
+    const errors = collector();
+    subscriptions.push(
+      await binding.observeProperty(property("level", "observeproperty"), () => undefined, errors.push),
+    );
+    await read.first(3, 10_000);
+    expect(bindingFailure(errors.values[0])).toMatchObject({ reason: "status", status: 429 });
+    // A timer does not fire before its time; the interval alone is 10 ms.
+    expect((times[2] ?? 0) - (times[1] ?? 0)).toBeGreaterThanOrEqual(990);
+  });
+
   it("sends basic, bearer and apikey credentials where the security definitions say", async () => {
     use();
     thing.routes.set("GET /properties/guarded", (_req, res) => json(res, 200, "ok"));

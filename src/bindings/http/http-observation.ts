@@ -3,7 +3,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
 import { BindingError } from "../../core/index.js";
-import { backoffDelay } from "../backoff.js";
+import { MAX_RETRY_AFTER_MS, backoffDelay } from "../backoff.js";
 import { bindingError, bindingFailure } from "../binding.js";
 import type {
   Credentials,
@@ -15,7 +15,7 @@ import type {
 } from "../binding.js";
 import { decodeJsonOrText, decodeValue, mediaType } from "../content.js";
 import { EventStreamParser, EventStreamTooLargeError } from "./event-stream.js";
-import type { HttpExchange, HttpTransport } from "./http-transport.js";
+import { retryAfterOf, type HttpExchange, type HttpTransport } from "./http-transport.js";
 
 export interface ObservationOptions {
   /** Polling: ms between reads when the target names none. */
@@ -109,6 +109,11 @@ function asBindingError(error: unknown): BindingError {
 function isFinal(error: unknown): boolean {
   const status = bindingFailure(error)?.status;
   return status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
+}
+
+/** At least `wait`, or as long as the Thing's answer said to wait before asking again (capped). */
+function notBefore(wait: number, error: unknown): number {
+  return Math.max(wait, Math.min(retryAfterOf(error), MAX_RETRY_AFTER_MS));
 }
 
 function exchangeFor(target: Target, overrides: Partial<HttpExchange> = {}): HttpExchange {
@@ -208,6 +213,7 @@ export async function observeBySse(
         // A broken stream is what reconnecting is for; only failing to reconnect is reported.
       }
       parser.end();
+      let refusal: unknown;
       for (;;) {
         // The Thing's `retry:` within bounds: `retry: 0` on a stream that ends after each event
         // would reconnect as fast as the Thing answers (and past 2^31 - 1 ms a timer fires at
@@ -216,10 +222,12 @@ export async function observeBySse(
           Math.max(parser.retryMs ?? options.reconnectMs, MIN_SSE_RETRY_MS),
           options.maxReconnectMs,
         );
-        const wait =
+        const wait = notBefore(
           failures === 0
             ? base
-            : backoffDelay(failures, { baseDelayMs: base, maxDelayMs: options.maxReconnectMs });
+            : backoffDelay(failures, { baseDelayMs: base, maxDelayMs: options.maxReconnectMs }),
+          refusal,
+        );
         if (!(await observation.pause(wait))) return;
         try {
           stream = await connect();
@@ -231,6 +239,7 @@ export async function observeBySse(
           observation.error(asBindingError(error), final);
           if (final) return;
           failures++;
+          refusal = error;
         }
       }
     }
@@ -334,7 +343,7 @@ export async function observeByLongPoll(
           baseDelayMs: options.reconnectMs,
           maxDelayMs: options.maxReconnectMs,
         });
-        await observation.pause(wait);
+        await observation.pause(notBefore(wait, error));
       }
     }
   });
@@ -368,6 +377,9 @@ export async function observeByPolling(
         const final = isFinal(error);
         observation.error(asBindingError(error), final);
         if (final) return;
+        // A 429 or 503 with Retry-After: the next read waits as long as the Thing asked.
+        const extra = notBefore(interval, error) - interval;
+        if (extra > 0 && !(await observation.pause(extra))) return;
       }
     }
   });

@@ -370,7 +370,8 @@ async function readExcerpt(body: ResponseBody, deadlineMs: number): Promise<stri
 // Retry-After of a status error, kept beside the error rather than in its public detail.
 const RETRY_AFTER = new WeakMap<object, number>();
 
-function retryAfterOf(error: unknown): number {
+/** The `Retry-After` (ms) of the answer an error stands for; 0 when it had none. */
+export function retryAfterOf(error: unknown): number {
   return typeof error === "object" && error !== null ? (RETRY_AFTER.get(error) ?? 0) : 0;
 }
 
