@@ -102,9 +102,10 @@ describe("things link, unlink, find, links and graph", () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toBe(
       [
-        "urn:c:host  Host one  [https://hyperthings.dev/vocab#Host]",
-        "└─ runsOn ← urn:c:web  Web  [https://hyperthings.dev/vocab#Container]",
-        "   └─ runsOn ← urn:c:orders  Orders  [https://hyperthings.dev/vocab#Service]",
+        // Types as the vocabulary's prefixes write them, not as full IRIs.
+        "urn:c:host  Host one  [ht:Host]",
+        "└─ runsOn ← urn:c:web  Web  [ht:Container]",
+        "   └─ runsOn ← urn:c:orders  Orders  [ht:Service]",
         "",
       ].join("\n"),
     );

@@ -2,6 +2,7 @@
 // (docs/queries.md), and print a Thing's neighbourhood as a tree — over the hub's HTTP API.
 import { InvalidArgumentError, type Command } from "commander";
 import { HubClient } from "../client/index.js";
+import { compactIri } from "../core/index.js";
 import {
   MAX_NEIGHBOURHOOD_DEPTH,
   type GraphLink,
@@ -95,11 +96,13 @@ export function formatNeighbourhood(root: NeighbourhoodNode): string {
   };
   number(root);
   line = 0;
+  // Types as `find` shows them (`saref:Pump`), by the prefixes the hub sent with the root.
+  const prefixes = Object.entries(root.prefixes ?? {});
   const label = (node: NeighbourhoodNode) =>
     [
       node.id,
       node.title,
-      node.types.length > 0 ? `[${node.types.join(", ")}]` : undefined,
+      node.types.length > 0 ? `[${node.types.map((t) => compactIri(t, prefixes)).join(", ")}]` : undefined,
       node.resolved ? undefined : "(not registered)",
       node.repeated ? ((expandedAt.get(node.id) ?? 0) < line ? "(see above)" : "(see below)") : undefined,
     ]

@@ -81,6 +81,15 @@ export function expandIri(term: string, scope: IriScope): string {
   return term;
 }
 
+/** An expanded IRI written with the longest namespace among the prefixes (`saref:Appliance`). */
+export function compactIri(iri: string, prefixes: ReadonlyArray<readonly [string, string]>): string {
+  let best: readonly [string, string] | undefined;
+  for (const entry of prefixes)
+    if (iri.startsWith(entry[1]) && iri.length > entry[1].length && entry[1].length > (best?.[1].length ?? 0))
+      best = entry;
+  return best === undefined ? iri : `${best[0]}:${iri.slice(best[1].length)}`;
+}
+
 /** The last segment of an IRI (after `#`, `/` or `:`): `https://saref.etsi.org/core/Sensor` → `Sensor`. */
 export function localName(iri: string): string {
   const cut = Math.max(iri.lastIndexOf("#"), iri.lastIndexOf("/"), iri.lastIndexOf(":"));

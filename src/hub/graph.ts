@@ -59,6 +59,8 @@ export interface NeighbourhoodNode {
   resolved: boolean;
   repeated?: true;
   links: Array<{ rel: string; direction: "out" | "in"; node: NeighbourhoodNode }>;
+  /** On the root only: the prefixes to show `types` compactly with, as GraphSummary's. */
+  prefixes?: Record<string, string>;
 }
 
 /** The whole graph in one light projection for drawing it (GET /graph/summary): no TD is read. */
@@ -349,13 +351,18 @@ export class Graph {
       for (const edge of this.index.edges(id) ?? [])
         if (edge.to !== id && this.index.has(edge.to)) links.push({ from: id, rel: edge.rel, to: edge.to });
     }
-    // The vocabulary's prefixes first (they win a tie for the same namespace), then those the TDs
-    // declare, so a type from a TD's own context is written as the TD writes it (`acme:Pump`).
-    const prefixes = Object.fromEntries([
+    return { prefixes: this.prefixes(), things, links };
+  }
+
+  /**
+   * The vocabulary's prefixes first (they win a tie for the same namespace), then those the TDs
+   * declare, so a type from a TD's own context is written as the TD writes it (`acme:Pump`).
+   */
+  private prefixes(): Record<string, string> {
+    return Object.fromEntries([
       ...this.deps.vocabulary.scope.prefixes,
       ...this.index.unambiguousDeclaredPrefixes(),
     ]);
-    return { prefixes, things, links };
   }
 
   private async stateOf(id: string): Promise<Record<string, unknown>> {
@@ -542,6 +549,7 @@ export class Graph {
       }
       wave = next;
     }
+    root.prefixes = this.prefixes();
     return root;
   }
 

@@ -2,6 +2,7 @@
 // another registered Thing as edges, laid out cluster by type so 10,000 Things need no
 // force simulation before the first frame.
 import type { GraphSummary } from "../../src/client/hub-client.js";
+import { compactIri } from "../../src/core/iri.js";
 import type { Link, RegisteredThingDescription } from "../../src/client/index.js";
 
 export interface GraphNode {
@@ -67,15 +68,6 @@ export function graphOf(tds: readonly RegisteredThingDescription[]): {
 }
 
 const TD_THING = "https://www.w3.org/2019/wot/td#Thing";
-
-/** An expanded IRI written with the longest namespace among the prefixes (`saref:Appliance`). */
-export function compactIri(iri: string, prefixes: ReadonlyArray<readonly [string, string]>): string {
-  let best: readonly [string, string] | undefined;
-  for (const entry of prefixes)
-    if (iri.startsWith(entry[1]) && iri.length > entry[1].length && entry[1].length > (best?.[1].length ?? 0))
-      best = entry;
-  return best === undefined ? iri : `${best[0]}:${iri.slice(best[1].length)}`;
-}
 
 /** Nodes and edges from the hub's light projection (GET /graph/summary): no TD is fetched. */
 export function graphOfSummary(summary: GraphSummary): {
