@@ -727,4 +727,50 @@ describe("the embedded broker's retained messages", () => {
       await broker.close();
     }
   });
+
+  it("counts a retained message's topic in its byte bound, not only its payload", async () => {
+    const broker = await EmbeddedBroker.start({
+      host: "127.0.0.1",
+      port: 0,
+      portFallback: false,
+      anonymous: true,
+      authenticate: () => undefined,
+      adminToken: "not-used",
+      thingExists: () => Promise.resolve(true),
+      layout: new TopicLayout("hyperthings"),
+      maxPacketBytes: 4096,
+      maxRetained: { topics: 100, bytes: 1_000 },
+      logger: createLogger("silent"),
+    });
+    const clients: MqttClient[] = [];
+    try {
+      const device = await connectAsync(broker.url, { reconnectPeriod: 0 });
+      clients.push(device);
+      // A 1-byte payload on a 1,500-byte topic: aedes would keep the topic, 1,500 bytes of memory.
+      const long = `x/${"t".repeat(1_500)}`;
+      await device.publishAsync(long, "1", { qos: 1, retain: true });
+      await device.publishAsync("x/short", "1", { qos: 1, retain: true });
+      const later = await connectAsync(broker.url, { reconnectPeriod: 0 });
+      clients.push(later);
+      const got: string[] = [];
+      // Retained messages come in the order they were stored: once the short one is here, the
+      // long one would have come first.
+      const arrived = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`only ${got.length} came`)), MESSAGE_BOUND_MS);
+        later.on("message", (topic) => {
+          got.push(topic);
+          if (topic === "x/short") {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      await later.subscribeAsync("x/#", { qos: 1 });
+      await arrived;
+      expect(got).toEqual(["x/short"]);
+    } finally {
+      await Promise.all(clients.map((c) => c.endAsync(true)));
+      await broker.close();
+    }
+  });
 });

@@ -83,7 +83,10 @@ export class EmbeddedBroker implements BrokerLink {
   /** Whether any client's filter matches a topic; remembered per topic until subscriptions change. */
   readonly #wanted = new Map<string, boolean>();
   readonly #sockets = new Set<Socket>();
-  /** The payload size of each retained topic, and their sum (aedes keeps them in memory, unbounded). */
+  /**
+   * The bytes of each retained message, its topic and payload (a topic may be 64 KiB), and their
+   * sum (aedes keeps them in memory, unbounded).
+   */
   readonly #retained = new Map<string, number>();
   #retainedBytes = 0;
   #retainRefused = 0;
@@ -294,9 +297,8 @@ export class EmbeddedBroker implements BrokerLink {
   /** Counts a retained message, or, past the bounds, has it delivered without being retained. */
   #retain(packet: PublishPacket, principal: MqttPrincipal | undefined): void {
     const bounds = this.#options.maxRetained ?? EMBEDDED_BROKER_LIMITS.retained;
-    const size = packet.payload.length;
     const before = this.#retained.get(packet.topic);
-    if (size === 0) {
+    if (packet.payload.length === 0) {
       // An empty retained message clears the topic (MQTT 3.1.1 §3.3.1.3).
       if (before !== undefined) {
         this.#retained.delete(packet.topic);
@@ -304,6 +306,7 @@ export class EmbeddedBroker implements BrokerLink {
       }
       return;
     }
+    const size = Buffer.byteLength(packet.topic, "utf8") + packet.payload.length;
     const bytes = this.#retainedBytes - (before ?? 0) + size;
     if ((before === undefined && this.#retained.size >= bounds.topics) || bytes > bounds.bytes) {
       packet.retain = false;
