@@ -583,6 +583,46 @@ describe("a Homie device on the embedded broker, end to end", () => {
   });
 });
 
+describe("a Homie device after the admin token changed", () => {
+  it("is observed again once it announces itself: the hub's password for its own broker follows the token", async () => {
+    const hub = await startTestHub({ mqttPort: 0, observe: true });
+    const device = await connectAsync(brokerUrl(hub), {
+      reconnectPeriod: 0,
+      username: "boiler",
+      password: hub.token,
+    });
+    const id = "urn:homie:boiler-5";
+    const description = JSON.stringify({
+      homie: "5.0",
+      nodes: { heater: { properties: { temperature: { datatype: "float" } } } },
+    });
+    const reading = (after: number, value: number) =>
+      changeAfter(hub, after, (c) => c.thing === id && c.kind === "reported" && c.value === value);
+    try {
+      await device.publishAsync("homie/5/boiler-5/heater/temperature", "20", { qos: 1, retain: true });
+      await device.publishAsync("homie/5/boiler-5/$description", description, { qos: 1, retain: true });
+      await reading(0, 20);
+      // What a hub restarted with another admin token holds: the password of the token before.
+      const before = await hub.hub.store.lastSeq();
+      const stale = await hub.request(`${thingPath(id)}/credentials`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username: "hub-before", password: "the-admin-token-before" }),
+      });
+      expect(stale.status).toBe(200);
+      await changeAfter(hub, before, (c) => c.thing === id && c.kind === "failed");
+      // The device comes back and announces itself as it did (the same TD); its readings are observed.
+      const announced = await hub.hub.store.lastSeq();
+      await device.publishAsync("homie/5/boiler-5/$description", description, { qos: 1, retain: true });
+      await device.publishAsync("homie/5/boiler-5/heater/temperature", "21", { qos: 1, retain: true });
+      expect((await reading(announced, 21)).cause.actor).toBe("hub:observer");
+    } finally {
+      await device.endAsync(true);
+      await hub.stop();
+    }
+  });
+});
+
 describe("a lost Homie device, observed", () => {
   it("stays unreachable when the hub observes it anew: its broker taking a subscription is not the device back", async () => {
     const hub = await startTestHub({ mqttPort: 0, observe: true });

@@ -38,7 +38,10 @@ export interface AutoInventoryOptions {
   /** Where announcement errors are published (the Thing's errors topic). */
   readonly layout: TopicLayout;
   readonly logger: Logger;
-  /** Called after a device's TD is registered, e.g. to give the hub its credentials for the broker. */
+  /**
+   * Called after a device's TD is registered, and when the device announces it again unchanged,
+   * e.g. to give the hub its credentials for the broker (which follow the admin token).
+   */
   readonly onRegistered?: (td: RegisteredThingDescription) => Promise<void>;
 }
 
@@ -193,7 +196,11 @@ export class AutoInventory {
   async #register(td: RegisteredThingDescription, convention: string): Promise<void> {
     try {
       const current = await this.#hub.directory.getLive(td.id);
-      if (canonicalJson(current.td) === canonicalJson(td)) return;
+      if (canonicalJson(current.td) === canonicalJson(td)) {
+        // Nothing to record; the credentials may be stale all the same (the admin token rotated).
+        await this.#options.onRegistered?.(td);
+        return;
+      }
     } catch (error) {
       if (!(error instanceof NotFoundError)) throw error;
     }

@@ -62,14 +62,19 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
   }
   const gateway = new MqttGateway(hub, link, { layout, maxPayloadBytes: config.mqttMaxPayload, logger: log });
   // On the embedded broker, discovered devices' TDs say `basic`: the hub's own bindings get the
-  // admin token as their password, so that they can observe and write those devices.
+  // admin token as their password, so that they can observe and write those devices. It is set
+  // again when a device announces itself after the token rotated (the old one opens nothing).
   const secrets = hub.secrets;
   const needsPassword = link.kind === "embedded" && !config.mqttAnonymous;
   const inventory = new AutoInventory(hub, link, {
     ...(needsPassword && secrets !== undefined
       ? {
           onRegistered: async (td) => {
-            await secrets.set(td, { username: "hyperthings", password: hub.adminToken.token });
+            const password = hub.adminToken.token;
+            const held = Object.values(await secrets.secretsOf(td.id));
+            // Setting it restarts the Thing's observation: only when it is not the one held.
+            if (held.some((secret) => secret.password === password)) return;
+            await secrets.set(td, { username: "hyperthings", password });
           },
         }
       : {}),
