@@ -311,6 +311,21 @@ describe("the MQTT gateway on the embedded broker", () => {
     expect((await history(hub, LAMP))[0]).toMatchObject({ value: 12 });
   });
 
+  it("refuses a client id another user's connection holds, and lets a user take over its own", async () => {
+    const response = await hub.request(`${thingPath(LAMP)}/mqtt-credentials`, { method: "POST" });
+    const credentials = (await response.json()) as { username: string; password: string };
+    const holder = await connect({ clientId: "held-client-id" });
+    // MQTT would close the holder for the newcomer: a device may not close the hub's clients so.
+    await expect(connect({ ...credentials, clientId: "held-client-id" })).rejects.toMatchObject({ code: 2 });
+    await holder.subscribeAsync(`hyperthings/changes/+/${LAMP}`, { qos: 0 });
+    expect(holder.connected).toBe(true);
+    // The same user connecting again with its client id replaces its connection, as MQTT says.
+    const closed = new Promise<void>((resolve) => holder.once("close", () => resolve()));
+    const again = await connect({ clientId: "held-client-id" });
+    await closed;
+    expect(again.connected).toBe(true);
+  });
+
   it("disconnects a device when its Thing is removed, and lets it in no more", async () => {
     const id = "urn:test:mqtt:removed-lamp";
     await registerThing(hub, id, lampTd(id));

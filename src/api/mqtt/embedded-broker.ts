@@ -92,6 +92,8 @@ export class EmbeddedBroker implements BrokerLink {
   #retainRefused = 0;
   /** Connected clients that signed in with a device password. */
   readonly #devices = new Set<Client>();
+  /** The connected client holding each client id. */
+  readonly #holders = new Map<string, Client>();
   #outgoing = 0;
   #dropped = 0;
   #closing: Promise<void> | undefined;
@@ -138,11 +140,13 @@ export class EmbeddedBroker implements BrokerLink {
     aedes.on("subscribe", (subscriptions, client) => broker.#subscribed(client, subscriptions));
     aedes.on("unsubscribe", (filters, client) => broker.#unsubscribed(client, filters));
     aedes.on("client", (client) => {
+      broker.#holders.set(client.id, client);
       if (broker.#principals.get(client)?.kind === "device") broker.#devices.add(client);
     });
     aedes.on("clientDisconnect", (client) => {
       broker.#unsubscribed(client);
       broker.#devices.delete(client);
+      if (broker.#holders.get(client.id) === client) broker.#holders.delete(client.id);
     });
     try {
       await broker.#listen();
@@ -200,6 +204,18 @@ export class EmbeddedBroker implements BrokerLink {
       const error = Object.assign(new Error(message), { returnCode: code });
       done(error, false);
     };
+    const admit = (principal: MqttPrincipal) => {
+      // MQTT 3.1.1 §3.1.4: the broker closes the connection that holds the client id for this one;
+      // one user (a device, a token) may not close another's that way.
+      const holder = this.#holders.get(client.id);
+      const held = holder === undefined ? undefined : this.#principals.get(holder);
+      if (held !== undefined && held.name !== principal.name) {
+        refuse(2, `the client id ${client.id} is in use by another user`);
+        return;
+      }
+      this.#principals.set(client, principal);
+      done(null, true);
+    };
     const secret = password?.toString("utf8") ?? "";
     let principal: MqttPrincipal | undefined;
     if (secret === "") {
@@ -227,8 +243,7 @@ export class EmbeddedBroker implements BrokerLink {
               refuse(5, `no Thing ${username} is registered: its device password is void`);
               return;
             }
-            this.#principals.set(client, device);
-            done(null, true);
+            admit(device);
           },
           (error: unknown) => {
             this.#options.logger.error(
@@ -244,8 +259,7 @@ export class EmbeddedBroker implements BrokerLink {
         return;
       }
     }
-    this.#principals.set(client, principal);
-    done(null, true);
+    admit(principal);
   }
 
   #mayPublish(principal: MqttPrincipal | undefined, topic: string): boolean {
