@@ -84,6 +84,13 @@ if (problem !== undefined && !required) {
       expect(hub.mqtt).toMatchObject({ kind: "external", url: brokerUrl.replace(/\/$/, "") });
     });
 
+    it("gives no device password, which only the embedded broker would know", async () => {
+      const response = await hub.request(`${thingPath(id)}/mqtt-credentials`, { method: "POST" });
+      expect(response.status).toBe(409);
+      expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect(((await response.json()) as { detail: string }).detail).toMatch(/--mqtt-url/);
+    });
+
     it("records a device's report and republishes the Change", async () => {
       const changeTopic = `${prefix}/changes/reported/${id}`;
       await device.subscribeAsync(changeTopic, { qos: 1 });

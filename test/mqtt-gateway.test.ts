@@ -538,10 +538,14 @@ describe("the embedded broker's access and port", () => {
     }
   });
 
-  it("runs without MQTT with --no-mqtt", async () => {
+  it("runs without MQTT with --no-mqtt, and then gives no device password", async () => {
     const hub = await startTestHub({ mqtt: false });
     try {
       expect(hub.mqtt).toBeUndefined();
+      await registerThing(hub, LAMP, lampTd());
+      const response = await hub.request(`${thingPath(LAMP)}/mqtt-credentials`, { method: "POST" });
+      expect(response.status).toBe(409);
+      expect(((await response.json()) as { detail: string }).detail).toMatch(/--no-mqtt/);
     } finally {
       await hub.stop();
     }

@@ -2,7 +2,7 @@
 // the URL, or every Thing listed by the TD directory a host announces at `/.well-known/wot`; and
 // `POST /things/{id}/mqtt-credentials` gives a device its password for the embedded MQTT broker.
 import type { FastifyInstance } from "fastify";
-import { UnavailableError } from "../../core/index.js";
+import { ConflictError, UnavailableError } from "../../core/index.js";
 import type { Discovery, Hub } from "../../hub/index.js";
 import { deviceCredentials } from "../mqtt/device-credentials.js";
 import { actorOf } from "./authorization.js";
@@ -51,6 +51,14 @@ export function discoveryRoutes(hub: Hub, discovery: Discovery | undefined) {
       async (request) => {
         const id = idOf(request);
         await hub.directory.getLive(id);
+        // Only the embedded broker knows these passwords: elsewhere they would open nothing.
+        if (hub.config.mqtt !== "embedded") {
+          throw new ConflictError(
+            hub.config.mqtt === "external"
+              ? "This hub uses a broker of your own (--mqtt-url): that broker gives devices their passwords"
+              : "This hub runs without MQTT (--no-mqtt): there is no broker to give a device a password for",
+          );
+        }
         return deviceCredentials(hub.adminToken.token, id);
       },
     );
