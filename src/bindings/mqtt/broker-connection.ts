@@ -4,7 +4,7 @@
 import { Socket, connect as netConnect, isIP } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { MqttClient } from "mqtt";
-import type { IClientPublishOptions, IPublishPacket } from "mqtt";
+import type { IClientPublishOptions, IPublishPacket, ISubscriptionMap } from "mqtt";
 import type { AddressPolicy } from "../address-policy.js";
 import { backoffDelay } from "../backoff.js";
 import type { BackoffOptions } from "../backoff.js";
@@ -258,7 +258,11 @@ export class BrokerConnection {
   async #subscribe(filter: string, qos: QoS, timeoutMs: number): Promise<void> {
     let granted;
     try {
-      granted = await withTimeout(this.#client.subscribeAsync(filter, { qos }), timeoutMs);
+      // `resubscribe`: sent even when mqtt.js still remembers the filter (it was given up while the
+      // connection was down, so no UNSUBSCRIBE went out); mqtt.js would otherwise send nothing and
+      // grant nothing, and the filter be taken as refused for good.
+      const subscription: ISubscriptionMap = Object.assign({ [filter]: { qos } }, { resubscribe: true });
+      granted = await withTimeout(this.#client.subscribeAsync(subscription), timeoutMs);
     } catch (error) {
       throw asBrokerError(error, `the broker did not grant a subscription to ${filter}`);
     }

@@ -1,6 +1,7 @@
 // The MQTT binding against the machine's broker (HYPERTHINGS_TEST_MQTT_URL, default Mosquitto on
 // 127.0.0.1:1883), with a plain mqtt.js client playing the device. Topics are unique per run.
 import { randomBytes } from "node:crypto";
+import { connect as netConnect, createServer, type Socket } from "node:net";
 import { connectAsync } from "mqtt";
 import type { MqttClient } from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -53,6 +54,48 @@ async function failureOf(promise: Promise<unknown>): Promise<BindingFailure> {
   const failure = bindingFailure(error);
   if (failure === undefined) throw new Error("no failure detail");
   return failure;
+}
+
+/** A TCP proxy to the broker (port 0) whose connections can be cut, and new ones refused meanwhile. */
+async function brokerProxy() {
+  const broker = new URL(brokerUrl);
+  const sockets = new Set<Socket>();
+  let open = true;
+  const server = createServer((socket) => {
+    if (!open) {
+      socket.destroy();
+      return;
+    }
+    const upstream = netConnect({ host: broker.hostname, port: Number(broker.port || 1883) });
+    for (const s of [socket, upstream]) {
+      sockets.add(s);
+      s.on("error", () => undefined);
+      s.once("close", () => {
+        sockets.delete(s);
+        socket.destroy();
+        upstream.destroy();
+      });
+    }
+    socket.pipe(upstream).pipe(socket);
+  });
+  await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("the proxy has no port");
+  return {
+    url: `mqtt://127.0.0.1:${address.port}`,
+    /** The broker goes away: connections are cut and new ones refused, until `resume`. */
+    cut(): void {
+      open = false;
+      for (const socket of sockets) socket.destroy();
+    },
+    resume(): void {
+      open = true;
+    },
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 function thermostat(prefix: string): ThingDescription {
@@ -305,6 +348,48 @@ if (problem !== undefined && !required) {
       // Retained, so it arrives whether the resubscription is made before or after the publish.
       await publish(topic, "2", true);
       expect(await values.first(2)).toEqual([1, 2]);
+    });
+
+    it("observes a topic again that it stopped observing while the broker was away", async () => {
+      const proxy = await brokerProxy();
+      const waiting: { state: string; resolve: () => void }[] = [];
+      const next = (state: "connected" | "offline") =>
+        new Promise<void>((resolve) => waiting.push({ state, resolve }));
+      use({
+        onConnection: (event) => {
+          for (const w of waiting.filter((w) => w.state === event.state)) {
+            waiting.splice(waiting.indexOf(w), 1);
+            w.resolve();
+          }
+        },
+      });
+      try {
+        const observe = property("temperature", "observeproperty");
+        const topic = `${prefix}/away`;
+        const via = { ...observe, href: `${proxy.url}/`, terms: { ...observe.terms, topic } };
+        const connected = next("connected");
+        const first = await binding.observeProperty(
+          via,
+          () => undefined,
+          () => undefined,
+        );
+        await connected;
+        const offline = next("offline");
+        proxy.cut();
+        await offline;
+        // Given up while no UNSUBSCRIBE can go out (the observer does so when a Thing goes away).
+        await first.close();
+        const back = next("connected");
+        proxy.resume();
+        await back;
+        const values = collector();
+        subscriptions.push(await binding.observeProperty(via, values.push, () => undefined));
+        await publish(topic, "3");
+        expect(await values.first(1)).toEqual([3]);
+      } finally {
+        await binding.close();
+        await proxy.close();
+      }
     });
 
     it("refuses a broker whose address the policy denies, before connecting", async () => {
