@@ -9,6 +9,8 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { connectAsync, type IClientOptions, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
@@ -456,6 +458,39 @@ describe("the MQTT gateway on the embedded broker", () => {
     expect(td).toMatchObject({ title: "Kitchen plug", "@type": ["ha:Entity", "ha:switch"] });
     await ha.publishAsync("homeassistant/switch/kitchen/plug/config", "", { qos: 1, retain: true });
     expect((await hub.request(thingPath("urn:homeassistant:switch:kitchen:plug"))).status).toBe(404);
+  });
+});
+
+describe("a device flooding the embedded broker with long topics", () => {
+  // A hub of its own: the other tests' clients keep what they receive, and would hold the flood.
+  it("is not remembered in memory topic by topic", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const hub = await startTestHub({ mqttPort: 0 });
+    let own: MqttClient | undefined;
+    try {
+      await registerThing(hub, LAMP, lampTd());
+      const response = await hub.request(`${thingPath(LAMP)}/mqtt-credentials`, { method: "POST" });
+      const credentials = (await response.json()) as { username: string; password: string };
+      const device = await connectAsync(brokerUrl(hub), { reconnectPeriod: 0, ...credentials });
+      own = device;
+      const flood = async (from: number, count: number) => {
+        for (let i = from; i < from + count; i++) {
+          const name = `${i}-${"n".repeat(50_000)}`;
+          await device.publishAsync(`hyperthings/things/${LAMP}/properties/${name}`, "1", { qos: 1 });
+        }
+      };
+      await flood(0, 10);
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      // 600 topics of 50 KB: 30 MB, had the broker and the gateway remembered them.
+      await flood(10, 600);
+      gc();
+      expect(process.memoryUsage().heapUsed - before).toBeLessThan(10 * 1024 * 1024);
+    } finally {
+      await own?.endAsync(true);
+      await hub.stop();
+    }
   });
 });
 

@@ -62,6 +62,13 @@ export interface BrokerLink {
   close(): Promise<void>;
 }
 
+/**
+ * The longest topic the links and the gateway remember (parsed, matched to handlers): devices
+ * repeat short topics, and a topic may be 64 KiB (10,000 remembered ones held 650 MB); a longer
+ * one is worked out again each time it comes.
+ */
+export const MAX_REMEMBERED_TOPIC_LENGTH = 1_024;
+
 /** MQTT 3.1.1 §4.7 topic filter matching (`+` one level, `#` the rest; `$` topics only literally). */
 export function topicMatches(filter: string, topic: string): boolean {
   if (topic.startsWith("$") && (filter.startsWith("+") || filter.startsWith("#"))) return false;

@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { UnavailableError } from "../../core/index.js";
 import type { Principal } from "../../hub/index.js";
 import {
+  MAX_REMEMBERED_TOPIC_LENGTH,
   topicMatches,
   type BrokerLink,
   type InboundHandler,
@@ -343,8 +344,10 @@ export class EmbeddedBroker implements BrokerLink {
       handlers = this.#handlers
         .filter((h) => h.filters.some((f) => topicMatches(f, topic)))
         .map((h) => h.handler);
-      if (this.#matches.size >= MAX_REMEMBERED_TOPICS) this.#matches.clear();
-      this.#matches.set(topic, handlers);
+      if (topic.length <= MAX_REMEMBERED_TOPIC_LENGTH) {
+        if (this.#matches.size >= MAX_REMEMBERED_TOPICS) this.#matches.clear();
+        this.#matches.set(topic, handlers);
+      }
     }
     return handlers;
   }
@@ -414,8 +417,10 @@ export class EmbeddedBroker implements BrokerLink {
       for (const filters of this.#subscriptions.values()) {
         for (const filter of filters) if (topicMatches(filter, topic)) wanted = true;
       }
-      if (this.#wanted.size >= MAX_REMEMBERED_TOPICS) this.#wanted.clear();
-      this.#wanted.set(topic, wanted);
+      if (topic.length <= MAX_REMEMBERED_TOPIC_LENGTH) {
+        if (this.#wanted.size >= MAX_REMEMBERED_TOPICS) this.#wanted.clear();
+        this.#wanted.set(topic, wanted);
+      }
     }
     return wanted;
   }

@@ -9,7 +9,13 @@ import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { Logger } from "pino";
 import { ValidationError } from "../../core/index.js";
-import { topicMatches, type BrokerLink, type HandleOptions, type InboundHandler } from "./broker-link.js";
+import {
+  MAX_REMEMBERED_TOPIC_LENGTH,
+  topicMatches,
+  type BrokerLink,
+  type HandleOptions,
+  type InboundHandler,
+} from "./broker-link.js";
 
 export interface ExternalBrokerOptions {
   /** `mqtt://[user:password@]host[:port]` or `mqtts://…`. */
@@ -331,8 +337,10 @@ export class ExternalBroker implements BrokerLink {
       handlers = this.#handlers
         .filter((h) => h.filters.some((f) => topicMatches(f, topic)))
         .map((h) => h.handler);
-      if (this.#matches.size >= MAX_REMEMBERED_TOPICS) this.#matches.clear();
-      this.#matches.set(topic, handlers);
+      if (topic.length <= MAX_REMEMBERED_TOPIC_LENGTH) {
+        if (this.#matches.size >= MAX_REMEMBERED_TOPICS) this.#matches.clear();
+        this.#matches.set(topic, handlers);
+      }
     }
     return handlers;
   }

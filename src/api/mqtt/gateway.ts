@@ -15,7 +15,7 @@ import {
 } from "../../core/index.js";
 import type { Follower, Hub, Report } from "../../hub/index.js";
 import { toProblem } from "../http/problem.js";
-import type { BrokerLink, InboundMessage } from "./broker-link.js";
+import { MAX_REMEMBERED_TOPIC_LENGTH, type BrokerLink, type InboundMessage } from "./broker-link.js";
 import { ReportBatches } from "./report-batches.js";
 import type { GatewayTopic, TopicLayout } from "./topic-layout.js";
 
@@ -177,8 +177,10 @@ export class MqttGateway {
     let parsed = this.#parsed.get(message.topic);
     if (parsed === undefined && !this.#parsed.has(message.topic)) {
       parsed = layout.parse(message.topic);
-      if (this.#parsed.size >= MAX_REMEMBERED_TOPICS) this.#parsed.clear();
-      this.#parsed.set(message.topic, parsed);
+      if (message.topic.length <= MAX_REMEMBERED_TOPIC_LENGTH) {
+        if (this.#parsed.size >= MAX_REMEMBERED_TOPICS) this.#parsed.clear();
+        this.#parsed.set(message.topic, parsed);
+      }
     }
     if (parsed === undefined) return;
     if (parsed.kind === "malformed") {
