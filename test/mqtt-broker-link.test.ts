@@ -84,6 +84,57 @@ describe("the external-broker link", () => {
     }
   });
 
+  it("reads no further while as many QoS 0 messages as its Receive Maximum wait for their handlers", async () => {
+    const run = `hyperthings-test/${randomBytes(6).toString("hex")}`;
+    const link = await ExternalBroker.start({
+      url: brokerUrl,
+      clientId: `hyperthings-test-${randomBytes(6).toString("hex")}`,
+      logger: pino({ level: "silent" }),
+      receiveMaximum: 4,
+    });
+    const publisher = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
+    try {
+      const waiting: (() => void)[] = [];
+      let fifth: () => void = () => undefined;
+      const fiveWait = new Promise<void>((resolve) => (fifth = resolve));
+      let sentinel: () => void = () => undefined;
+      const sentinelCame = new Promise<void>((resolve) => (sentinel = resolve));
+      let released = false;
+      let sentinelBeforeRelease = false;
+      await link.handle([`${run}/slow`], () => {
+        const handled = new Promise<void>((resolve) => waiting.push(resolve));
+        if (waiting.length === 5) fifth();
+        return handled;
+      });
+      await link.handle([`${run}/sentinel`], () => {
+        sentinelBeforeRelease = !released;
+        sentinel();
+        return Promise.resolve();
+      });
+      for (let i = 0; i < 20; i++) await publisher.publishAsync(`${run}/slow`, String(i), { qos: 0 });
+      await publisher.publishAsync(`${run}/sentinel`, "last", { qos: 0 });
+      // Four wait, the fifth is taken and holds the reading: nothing after it comes in meanwhile.
+      await fiveWait;
+      const handedOn = waiting.length;
+      released = true;
+      // Each release lets the link read one more; release until the sentinel has come.
+      const releaseAll = async () => {
+        while (!sentinelCameYet) {
+          for (const release of waiting.splice(0)) release();
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      };
+      let sentinelCameYet = false;
+      void sentinelCame.then(() => (sentinelCameYet = true));
+      await Promise.all([sentinelCame, releaseAll()]);
+      expect(handedOn).toBe(5);
+      expect(sentinelBeforeRelease).toBe(false);
+    } finally {
+      await publisher.endAsync();
+      await link.close();
+    }
+  });
+
   it("publishes QoS 0 messages of any size and topic intact, in order, several in one turn, with their retain flag", async () => {
     const root = `hyperthings-test/${randomBytes(6).toString("hex")}/out`;
     const link = await ExternalBroker.start({

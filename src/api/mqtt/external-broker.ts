@@ -24,7 +24,10 @@ export interface ExternalBrokerOptions {
   readonly logger: Logger;
   /** How long `start` waits for the first connection before going on without it. */
   readonly connectWaitMs?: number;
-  /** Unacknowledged QoS 1 deliveries the broker may send (default DEFAULT_RECEIVE_MAXIMUM). */
+  /**
+   * Unacknowledged QoS 1 deliveries the broker may send (default DEFAULT_RECEIVE_MAXIMUM); as
+   * many QoS 0 messages may wait for their handlers before the link stops reading.
+   */
   readonly receiveMaximum?: number;
   /** How long the broker keeps the hub's session while it is away (default DEFAULT_SESSION_EXPIRY_SECONDS). */
   readonly sessionExpirySeconds?: number;
@@ -164,6 +167,8 @@ export class ExternalBroker implements BrokerLink {
   /** QoS 1 messages that came before `open`, unacknowledged; undefined once open. */
   #early: { packet: IPublishPacket; stream: unknown }[] | undefined = [];
   #dropped = 0;
+  /** QoS 0 messages handed on whose handlers have not settled. */
+  #qos0Waiting = 0;
   /** Said to the operator when the broker could not be reached at start. */
   notice: string | undefined;
 
@@ -301,9 +306,20 @@ export class ExternalBroker implements BrokerLink {
       }
     })();
     if (packet.qos !== 1 || packet.messageId === undefined) {
-      // QoS 0 needs no PUBACK; QoS 2 (never granted: subscriptions are QoS 1) keeps mqtt.js's order.
-      if (packet.qos === 0) callback();
-      else void settled.then(() => callback());
+      if (packet.qos !== 0) {
+        // QoS 2 (never granted: subscriptions are QoS 1) keeps mqtt.js's order.
+        void settled.then(() => callback());
+        return;
+      }
+      // QoS 0 needs no PUBACK, and mqtt.js reads on once called back: at once, unless as many
+      // wait for their commits as QoS 1 may; then once this one is taken, so that a flood waits
+      // in the broker, not in the hub's memory (400,000 readings at 10k/s held 1 GB).
+      const waiting = ++this.#qos0Waiting > (options.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM);
+      void settled.then(() => {
+        this.#qos0Waiting--;
+        if (waiting) callback();
+      });
+      if (!waiting) callback();
       return;
     }
     const messageId = packet.messageId;
