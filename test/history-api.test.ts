@@ -1270,13 +1270,27 @@ describe("the change feed filtered by type, over a long Log", () => {
       const second = await getJson<Page>(hub, `/changes?type=Lamp&limit=10&cursor=${first.next}`);
       expect(second.changes).toMatchObject([{ seq: 110_003, thing: lamp, kind: "reported", value: 1 }]);
       expect(second.next).toBeUndefined();
-      // Any filter no index serves is scanned so: a rare actor, a kind none of them has.
-      for (const filter of ["actor=nobody", "kind=emitted", "release=sha256:none"]) {
+      // Any filter no index serves is scanned so: a rare actor, a kind none of them has; and a
+      // rare actor or release of one Thing (110,000 Changes of its own, read in one go before).
+      const otherThing = `thing=${encodeURIComponent(other)}`;
+      for (const filter of [
+        "actor=nobody",
+        "kind=emitted",
+        "release=sha256:none",
+        `${otherThing}&actor=nobody`,
+        `${otherThing}&release=sha256:none`,
+      ]) {
         expect(await getJson<Page>(hub, `/changes?${filter}&limit=10&cursor=1`), filter).toEqual({
           changes: [],
           next: 100_001,
         });
       }
+      // One Thing's kinds are served by its history index: its description, found at once.
+      expect(
+        await getJson<Page>(hub, `/changes?${otherThing}&kind=described,removed&limit=10`),
+      ).toMatchObject({
+        changes: [{ seq: 2, thing: other, kind: "described" }],
+      });
       // Newest first: the lamp's report, then 100,000 seqs scanned; the rest, down to its description.
       const newest = await getJson<Page>(hub, "/changes?type=Lamp&limit=10&order=desc");
       expect(newest.changes.map((c) => c.seq)).toEqual([110_003]);
@@ -1371,6 +1385,9 @@ describe("the change feed: GET /changes and /changes/stream", () => {
     expect(await feed("type=Actuator")).toEqual(lamps);
     expect(await feed("type=Sensor")).toEqual(everything.filter((c) => c.thing === sensor));
     expect(await feed("type=Toaster")).toEqual([]);
+    // A Thing and a type: its Changes when it is of that type, none when it is not.
+    expect(await feed(`thing=${encodeURIComponent(lamp)}&type=Lamp`)).toEqual(lamps);
+    expect(await feed(`thing=${encodeURIComponent(sensor)}&type=Lamp`)).toEqual([]);
   });
 
   it("filters by type as the graph does: a full IRI, and a supertype with its subtypes", async () => {

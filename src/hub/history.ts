@@ -360,8 +360,9 @@ export class History {
     },
   ): Promise<HistoryPage> {
     const { since, until, cursor, limit, things, order = "asc", ...rest } = filter;
-    // A type no Thing has: no Change matches, anywhere in the Log.
-    if (things !== undefined && things.size === 0) return { changes: [] };
+    // A type no Thing has, or that the Thing asked for has not: no Change matches.
+    if (things !== undefined && (things.size === 0 || (rest.thing !== undefined && !things.has(rest.thing))))
+      return { changes: [] };
     const bounds = await this.bounds(since, until);
     let after = bounds.after;
     let before: number | undefined = until === undefined ? undefined : bounds.before;
@@ -374,15 +375,13 @@ export class History {
       const last = page.at(-1);
       return { changes: page, ...(changes.length > limit && last && { next: last.seq }) };
     };
-    // Without a Thing, the store finds filtered Changes by reading the Log's rows: those filters
-    // are scanned a stretch at a time (a rare actor on a Log of 1M Changes is otherwise one read
-    // of the whole Log, with the event loop held).
+    // The history index serves a Thing and its kinds; the other filters the store checks on the
+    // rows it reads, so they are scanned a stretch at a time (a rare actor on a Log of 1M Changes
+    // is otherwise one read of the whole Log, or of the whole Thing's, with the event loop held).
     const scan =
-      rest.thing === undefined &&
-      (things !== undefined ||
-        rest.kinds !== undefined ||
-        rest.actor !== undefined ||
-        rest.release !== undefined);
+      rest.actor !== undefined ||
+      rest.release !== undefined ||
+      (rest.thing === undefined && (things !== undefined || rest.kinds !== undefined));
     if (!scan) {
       return pageOf(
         await this.store.feed({

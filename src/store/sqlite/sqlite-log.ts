@@ -1233,15 +1233,16 @@ export class SqliteLog {
   feed(query: FeedQuery): Change[] {
     const { after, before, order, limit, ...filter } = query;
     if (filter.thing !== undefined) {
-      // The history index serves one Thing; the other filters apply to its Changes.
+      // The history index serves one Thing and its kinds (only their streams are read); the other
+      // filters apply to its Changes.
       const out: Change[] = [];
       let bounds = { after, before: before ?? Number.MAX_SAFE_INTEGER };
       // With no other filter every Change of the page is taken: no more are read than asked for.
-      const only =
-        !filter.kinds && filter.actor === undefined && filter.release === undefined && !filter.things;
+      const only = filter.actor === undefined && filter.release === undefined && !filter.things;
       const pageSize = only ? Math.min(limit, FEED_PAGE) : FEED_PAGE;
+      const kinds = filter.kinds && { kinds: filter.kinds };
       while (out.length < limit) {
-        const page = this.history({ thing: filter.thing, ...bounds, order, limit: pageSize });
+        const page = this.history({ thing: filter.thing, ...kinds, ...bounds, order, limit: pageSize });
         for (const change of page) if (matches(change, filter) && out.length < limit) out.push(change);
         const last = page.at(-1);
         if (!last || page.length < pageSize) break;
