@@ -455,6 +455,13 @@ describe("things diff with actions and events", () => {
           { kind: "completed", affordance: "flush" },
         ],
       ],
+      [
+        "2026-02-01T10:03:00.000Z",
+        [
+          { kind: "desired", affordance: "speed", value: 1200 },
+          { kind: "failed", affordance: "speed", value: { reason: "refused" } },
+        ],
+      ],
     ] as const) {
       clock.set(time);
       await hub.hub.ingest(PUMP, reports, operator);
@@ -466,10 +473,13 @@ describe("things diff with actions and events", () => {
     await hub.stop();
   });
 
-  it("lists the actions and events in between: how many of each kind, and the last", async () => {
+  it("lists the writes, actions and events in between: how many of each kind, and the last", async () => {
     expect(await diffLines(hub, PUMP, "2026-02-01T10:00:30Z", "2026-02-01T10:05:00Z")).toEqual([
-      "urn:test:pump  from 2026-02-01 10:00:30.000 (seq 1) to 2026-02-01 10:05:00.000 (seq 4)",
+      "urn:test:pump  from 2026-02-01 10:00:30.000 (seq 1) to 2026-02-01 10:05:00.000 (seq 6)",
       "  no property changed",
+      // A write the pump refused: its value never changed, but who asked for it shows.
+      "writes:",
+      '  speed  1 desired, 1 failed; last failed {"reason":"refused"} by operator at 2026-02-01 10:03:00.000',
       "actions:",
       "  flush  1 invoked, 1 completed; last completed by operator at 2026-02-01 10:02:00.000",
       "events:",

@@ -62,6 +62,7 @@ interface ThingDiff {
     time?: string;
   }>;
   actions: InteractionDiff[];
+  writes: InteractionDiff[];
   events: InteractionDiff[];
 }
 
@@ -1138,6 +1139,7 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
       toSeq: seq.eco,
       properties: [],
       actions: [],
+      writes: [],
       events: [],
     });
   });
@@ -1168,7 +1170,7 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
   });
 });
 
-describe("diff: the actions and events in between", () => {
+describe("diff: the actions, writes and events in between", () => {
   const clock = new ManualClock(Date.parse("2030-03-06T08:00:00.000Z"));
   let hub: TestHub;
   const id = "urn:example:history:actions";
@@ -1226,6 +1228,15 @@ describe("diff: the actions and events in between", () => {
         last: { seq: seqs[3]?.[1], kind: "failed", value: { message: "busy" }, cause: operator, time: at(4) },
       },
     ]);
+    // The operator's write of the temperature, which the Thing never reported: not a property
+    // that changed, nor an action, but who asked for what.
+    expect(d.writes).toEqual([
+      {
+        affordance: "temperature",
+        counts: { desired: 1, completed: 1 },
+        last: { seq: seqs[1]?.[3], kind: "completed", cause: operator, time: at(2) },
+      },
+    ]);
     expect(d.events).toEqual([
       {
         affordance: "alarm",
@@ -1243,9 +1254,10 @@ describe("diff: the actions and events in between", () => {
   it("leaves out what happened at or before `from` and after `to`", async () => {
     const d = await diff(at(1), at(2));
     expect(d.actions).toMatchObject([{ affordance: "reboot", counts: { invoked: 1, completed: 1 } }]);
+    expect(d.writes).toMatchObject([{ affordance: "temperature", counts: { desired: 1, completed: 1 } }]);
     expect(d.events).toEqual([]);
     const none = await diff(at(4), iso((t[4] ?? 0) + 30_000));
-    expect([none.actions, none.events]).toEqual([[], []]);
+    expect([none.actions, none.writes, none.events]).toEqual([[], [], []]);
   });
 });
 

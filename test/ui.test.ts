@@ -375,9 +375,14 @@ if (missing !== undefined && !required) {
       await page.getByLabel("From").fill("2000-01-01T00:00:00");
       await page.getByRole("button", { name: "Show diff" }).click();
       const diff = page.getByTestId("diff");
-      const setpoint = diff.locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
+      const properties = diff.locator("table", { has: page.locator("caption", { hasText: /^Properties$/ }) });
+      const setpoint = properties.locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
       await setpoint.waitFor();
       await expect(setpoint.locator("td.after").textContent()).resolves.toBe("90");
+      // Who asked for it: the write, by the admin who signed in (the value is as the machine reported it).
+      const write = page.getByTestId("diff-writes").locator('tr[data-affordance="setpoint"]');
+      await expect(write.locator("td.counts").textContent()).resolves.toMatch(/^[1-9]\d* desired, /);
+      await expect(write.locator("td.muted").textContent()).resolves.toMatch(/^by admin at /);
       // The brews asked for earlier: one refused by the cold machine, one completed.
       const brew = page.getByTestId("diff-actions").locator('tr[data-affordance="brew"]');
       await expect(brew.locator("td.counts").textContent()).resolves.toMatch(

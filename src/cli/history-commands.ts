@@ -289,6 +289,7 @@ export function formatDiff(diff: ThingDiff): string {
   }
   if (diff.properties.length === 0) lines.push("  no property changed");
   for (const [title, list] of [
+    ["writes", diff.writes],
     ["actions", diff.actions],
     ["events", diff.events],
   ] as const) {

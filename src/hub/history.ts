@@ -66,10 +66,13 @@ export interface AffordanceDiff {
   time?: string;
 }
 
-/** An action invoked, or an event emitted, in between: how often, and the last time. */
+/** An action invoked, a property written, or an event emitted, in between: how often, and the last time. */
 export interface InteractionDiff {
   affordance: string;
-  /** Changes of each kind in between: `invoked`, `completed`, `failed` (an action), `emitted` (an event). */
+  /**
+   * Changes of each kind in between: `invoked`, `completed`, `failed` (an action), `desired`,
+   * `completed`, `failed` (a property's writes), `emitted` (an event).
+   */
   counts: Record<string, number>;
   /** The last of them. */
   last: { seq: number; kind: string; value?: unknown; cause: Cause; time: string };
@@ -92,6 +95,11 @@ export interface ThingDiff {
   properties: AffordanceDiff[];
   /** The actions invoked, completed or failed in between, by name. */
   actions: InteractionDiff[];
+  /**
+   * The properties written in between (`desired`, and the `completed` or `failed` that ended each
+   * write), by name: who asked for a value, which `properties` shows only as the Thing reported it.
+   */
+  writes: InteractionDiff[];
   /** The events emitted in between, by name. */
   events: InteractionDiff[];
 }
@@ -105,6 +113,7 @@ export interface DescriptionChanges {
 }
 
 const ACTION_KINDS = ["invoked", "completed", "failed"];
+const WRITE_KINDS = ["desired", "completed", "failed"];
 const DESCRIPTION_KINDS = ["described", "removed"];
 const EVENT_KINDS = ["emitted"];
 
@@ -279,7 +288,7 @@ export class History {
       oldTd?.seq !== newTd?.seq ? createMergePatch(oldTd?.value ?? null, newTd?.value ?? null) : undefined;
     // `completed` and `failed` also end a property's write: those are not actions.
     const actionNames = new Set([...namesOf(oldTd?.value, "actions"), ...namesOf(newTd?.value, "actions")]);
-    const [lifecycle, actions, events] = await Promise.all([
+    const [lifecycle, actions, writes, events] = await Promise.all([
       this.interactionsBetween(thing, DESCRIPTION_KINDS, fromSeq, toSeq, (s) => s.affordance === ""),
       this.interactionsBetween(
         thing,
@@ -287,6 +296,13 @@ export class History {
         fromSeq,
         toSeq,
         (s) => s.kind === "invoked" || actionNames.has(s.affordance),
+      ),
+      this.interactionsBetween(
+        thing,
+        WRITE_KINDS,
+        fromSeq,
+        toSeq,
+        (s) => s.kind === "desired" || !actionNames.has(s.affordance),
       ),
       this.interactionsBetween(thing, EVENT_KINDS, fromSeq, toSeq, () => true),
     ]);
@@ -300,6 +316,7 @@ export class History {
       ...(lifecycle[0] !== undefined && { descriptionChanges: descriptionChangesOf(lifecycle[0]) }),
       properties,
       actions,
+      writes,
       events,
     };
   }

@@ -96,17 +96,27 @@ function stateTable(state: ThingState): HTMLElement {
   );
 }
 
-/** The actions invoked or the events emitted in between: how often, and the last one. */
-function interactionTable(what: "action" | "event", list: readonly InteractionDiff[]): HTMLElement | false {
+/** The actions invoked, the properties written or the events emitted in between: how often, and the last one. */
+function interactionTable(
+  what: "action" | "write" | "event",
+  list: readonly InteractionDiff[],
+): HTMLElement | false {
   if (list.length === 0) return false;
   return h(
     "table",
     { class: "diff", "data-testid": `diff-${what}s` },
-    h("caption", {}, what === "action" ? "Actions" : "Events"),
+    h("caption", {}, what === "action" ? "Actions" : what === "write" ? "Writes" : "Events"),
     h(
       "thead",
       {},
-      h("tr", {}, h("th", {}, what), h("th", {}, "in between"), h("th", {}, "last"), h("th", {}, "cause")),
+      h(
+        "tr",
+        {},
+        h("th", {}, what === "write" ? "property" : what),
+        h("th", {}, "in between"),
+        h("th", {}, "last"),
+        h("th", {}, "cause"),
+      ),
     ),
     h(
       "tbody",
@@ -201,6 +211,7 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
           ),
           h("tbody", {}, rows),
         ),
+    interactionTable("write", diff.writes),
     interactionTable("action", diff.actions),
     interactionTable("event", diff.events),
     diff.description !== undefined &&

@@ -387,6 +387,11 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     actions: [InteractionDiff!]!
     """
+    The properties written in between (desired, and the completed or failed that ended each
+    write), by name: who asked for a value, which properties shows only as the Thing reported it.
+    """
+    writes: [InteractionDiff!]!
+    """
     The events emitted in between, by name.
     """
     events: [InteractionDiff!]!
@@ -411,12 +416,13 @@ export const SCHEMA_SDL = /* GraphQL */ `
   }
 
   """
-  An action or event with Changes in between: how many of each kind, and the last of them.
+  An action, a property's writes or an event with Changes in between: how many of each kind, and
+  the last of them.
   """
   type InteractionDiff {
     affordance: String!
     """
-    Changes of each kind in between (invoked, completed, failed, emitted): {kind: count}.
+    Changes of each kind in between (invoked, desired, completed, failed, emitted): {kind: count}.
     """
     counts: JSON!
     last: InteractionChange!
