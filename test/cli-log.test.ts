@@ -310,6 +310,43 @@ describe("things history, state and diff", () => {
     expect(bad.stderr).toMatch(/--cursor.*must be a whole number from 1\n$/);
   });
 
+  it("a hint to go on repeats a relative time as the time it read, so that the next page does not move", async () => {
+    // `-3650d` read again later would begin later: the pages after it would leave out what lies
+    // between. An absolute time (--until) is repeated as it is, by the command itself.
+    for (const command of [["history", LAMP], ["changes"]]) {
+      const before = Date.now();
+      const run = await thingsAt(hub, [
+        ...command,
+        "--since",
+        "-3650d",
+        "--until",
+        "2026-01-01T10:05:00Z",
+        "--limit",
+        "2",
+      ]);
+      const more = /^more Changes before seq (\d+): the same command with --cursor \1 --since (\S+)\n$/.exec(
+        run.stderr,
+      );
+      expect(more, run.stderr).not.toBeNull();
+      const since = Date.parse(more?.[2] ?? "");
+      expect(since).toBeGreaterThanOrEqual(before - 3650 * 86_400_000);
+      expect(since).toBeLessThanOrEqual(Date.now() - 3650 * 86_400_000);
+      const next = await thingsAt(hub, [
+        ...command,
+        "--since",
+        more?.[2] ?? "",
+        "--until",
+        "2026-01-01T10:05:00Z",
+        "--limit",
+        "2",
+        "--cursor",
+        more?.[1] ?? "",
+        "--json",
+      ]);
+      expect((JSON.parse(next.stdout) as Change[]).map((c) => c.seq)).toEqual([3, 2]);
+    }
+  });
+
   it("refuses a time it cannot read with one line and exit code 2, before asking the hub", async () => {
     for (const args of [
       ["history", LAMP, "--since", "tomorrowish"],

@@ -101,6 +101,7 @@ async function history(id: string, options: HistoryCommandOptions, command: Comm
   checkTimeOrder({ option: "--since", time: since }, { option: "--until", time: until });
   const kinds = kindsOf(options.kind);
   const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
+  const times = timesToGoOn(now, { since: [options.since, since], until: [options.until, until] });
   // One more than shown, to tell whether there are more.
   const all = clientOf(command).historyAll(id, {
     order: options.oldestFirst ? "asc" : "desc",
@@ -111,7 +112,26 @@ async function history(id: string, options: HistoryCommandOptions, command: Comm
     ...(until !== undefined && { until }),
     ...(options.cursor !== undefined && { cursor: options.cursor }),
   });
-  await printChanges(all, limit, options, false);
+  await printChanges(all, limit, options, false, times);
+}
+
+/**
+ * The times a hint to go on must repeat as this command read them (RFC 3339): a relative or local
+ * one (`-15m`, `14:02`) read again by the next command would move, and a page newest first would
+ * leave out the Changes between where it began and where it begins then.
+ */
+function timesToGoOn(
+  now: Date,
+  given: Record<string, [text: string | undefined, time: Date | undefined]>,
+): string {
+  const later = new Date(now.getTime() + 86_400_000);
+  let options = "";
+  for (const [name, [text, time]] of Object.entries(given)) {
+    if (text === undefined || time === undefined) continue;
+    if (parseTimeArgument(text, later).getTime() !== time.getTime())
+      options += ` --${name} ${time.toISOString()}`;
+  }
+  return options;
 }
 
 /**
@@ -123,6 +143,7 @@ async function printChanges(
   limit: number,
   options: { oldestFirst?: boolean; json?: boolean },
   withThing: boolean,
+  times: string,
   whyNone?: () => Promise<string | undefined>,
 ): Promise<void> {
   const changes: Change[] = [];
@@ -136,7 +157,9 @@ async function printChanges(
     if (!more) return;
     const last = (changes[limit - 1] as Change).seq;
     const where = options.oldestFirst ? "after" : "before";
-    process.stderr.write(`more Changes ${where} seq ${last}: the same command with --cursor ${last}\n`);
+    process.stderr.write(
+      `more Changes ${where} seq ${last}: the same command with --cursor ${last}${times}\n`,
+    );
   };
   if (options.json) {
     process.stdout.write(`${JSON.stringify(changes)}\n`);
@@ -207,6 +230,7 @@ async function feed(options: ChangesCommandOptions, command: Command): Promise<v
   checkTimeOrder({ option: "--since", time: since }, { option: "--until", time: until });
   const kinds = kindsOf(options.kind);
   const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
+  const times = timesToGoOn(now, { since: [options.since, since], until: [options.until, until] });
   const all = clientOf(command).changesAll({
     order: options.oldestFirst ? "asc" : "desc",
     limit: Math.min(limit + 1, MAX_PAGE),
@@ -219,7 +243,7 @@ async function feed(options: ChangesCommandOptions, command: Command): Promise<v
     ...(until !== undefined && { until }),
     ...(options.cursor !== undefined && { cursor: options.cursor }),
   });
-  await printChanges(all, limit, options, true, () => unknownThingNote(command, options.thing));
+  await printChanges(all, limit, options, true, times, () => unknownThingNote(command, options.thing));
 }
 
 // ---------------------------------------------------------------------------------------------
