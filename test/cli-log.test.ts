@@ -1060,6 +1060,16 @@ describe("things verify, prove and export", () => {
     expect(cut.stdout).toMatch(
       /FAILED: the export ends after seq 25 without its checkpoint: it is incomplete\n$/,
     );
+    // Cut inside the checkpoint's line: no Change after seq 25 is to blame.
+    const cutLast = join(work, "cut-last.ndjson");
+    writeFileSync(cutLast, lines.join("\n").slice(0, -40));
+    const cutInLast = await things(["verify", "--file", cutLast, "--json"]);
+    expect(cutInLast.code).toBe(3);
+    expect(JSON.parse(cutInLast.stdout)).toEqual({
+      ok: false,
+      problem: "not-json",
+      reason: "line 27 is not JSON",
+    });
     // A line repeated (line 10 holds seq 10): said as such, not as a Change found in its place.
     const repeated = join(work, "repeated.ndjson");
     writeFileSync(repeated, `${[...lines.slice(0, 11), lines[10], ...lines.slice(11)].join("\n")}\n`);

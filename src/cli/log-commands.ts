@@ -1443,7 +1443,8 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
       if (line.trim() === "") continue;
       if (trailer !== undefined) fail(undefined, "trailing-content", `line ${lineNo} follows the checkpoint`);
       const expected = (frontier?.size ?? 0) + 1;
-      const entry = jsonLine(line, lineNo, expected);
+      // After seq `to` the checkpoint comes: a line there that is not JSON is about no Change.
+      const entry = jsonLine(line, lineNo, expected <= header.to ? expected : undefined);
       if (isObject(entry) && entry.type === "checkpoint") {
         trailer = entry as unknown as ExportTrailer;
         continue;
