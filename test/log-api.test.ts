@@ -11,6 +11,7 @@ import { thingPath } from "../src/api/index.js";
 import {
   LogVerifier,
   changeLeafHash,
+  changeTime,
   hashFromHex,
   hashToHex,
   rootHash,
@@ -698,6 +699,10 @@ describe("the Log across a restart", () => {
       const now = await getJson<Checkpoint>(after, "/log/checkpoint");
       expect(now.size).toBe(13);
       verifyCheckpoint(now, key.publicKey, { origin: key.origin });
+      // Signed at the Log's now, not the wall clock's (an hour behind): never before the Changes
+      // it covers, nor before the checkpoint it follows.
+      expect(now.time >= changeTime(log[12] as Change)).toBe(true);
+      expect(now.time >= last.time).toBe(true);
       const consistency = await getJson<ConsistencyProof>(after, `/log/proof/consistency?from=11&to=13`);
       expect(consistencyHolds(11, 13, consistency.proof, last.root, now.root)).toBe(true);
       for (const seq of [1, 6, 11, 13]) {

@@ -205,12 +205,16 @@ export class Notary {
     this.count();
     const latest = await this.store.latestCheckpoint();
     if (head.size === 0 || (latest && latest.size >= head.size)) return latest;
+    // The Log's now, not the wall clock's: after the clock stepped back, a checkpoint stamped by
+    // it would say the tree was signed before the Changes it covers were made, and before the
+    // checkpoint it follows.
+    const time = Math.max(this.clock.logNow().getTime(), latest ? Date.parse(latest.time) : 0);
     const checkpoint = await signCheckpointAsync(
       {
         origin: this.origin,
         size: head.size,
         root: hashToHex(head.root),
-        time: this.clock.now().toISOString(),
+        time: new Date(time).toISOString(),
       },
       this.privateKey,
     );
