@@ -273,6 +273,12 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
     expect(await sizes("/log/checkpoints?after=10")).toEqual([15, 20]);
     expect(await sizes("/log/checkpoints?after=9&limit=1")).toEqual([10]);
     expect(await sizes("/log/checkpoints?after=20")).toEqual([]);
+    // A full page links to the next one, as /log/entries does; the last one, not full, to none.
+    const full = await hub.request("/log/checkpoints?after=9&limit=2");
+    expect(full.headers.get("link")).toBe('</log/checkpoints?after=15&limit=2>; rel="next"');
+    const rest = await hub.request("/log/checkpoints?after=15&limit=2");
+    expect(((await rest.json()) as Checkpoint[]).map((c) => c.size)).toEqual([20]);
+    expect(rest.headers.get("link")).toBeNull();
     await expectProblem(await hub.request("/log/checkpoints?after=-1"), 400);
     await expectProblem(await hub.request("/log/checkpoints?limit=0"), 400);
   });

@@ -61,10 +61,16 @@ export function logRoutes(hub: Hub) {
           },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const { after, limit } = request.query as { after: number; limit: number };
         const checkpoints = await hub.store.checkpoints({ after, limit });
         if (checkpoints.length === 0) await checkAfter(after, hub);
+        // A full page may not be the last: a verifier that stopped there would check the Changes
+        // after it against no signature.
+        const last = checkpoints.at(-1);
+        if (checkpoints.length === limit && last) {
+          void reply.header("link", `</log/checkpoints?after=${last.size}&limit=${limit}>; rel="next"`);
+        }
         return checkpoints;
       },
     );
