@@ -96,6 +96,39 @@ describe("GraphQL over HTTP", () => {
     expect(await response.json()).toEqual({ data: { thing: null } });
   });
 
+  it("pages every Thing once while Things are removed and registered between pages", async () => {
+    const ids = [0, 1, 2, 3, 4, 5].map((i) => `urn:example:gql-page-${i}`);
+    for (const id of ids) await putTd(hub, minimalTd({ id, title: "Page" }));
+    const page = async (after: string | null) => {
+      const { body } = await post(
+        hub,
+        `query ($after: String) { things(first: 2, after: $after) { items { id } next } }`,
+        { after },
+      );
+      expect(body.errors).toBeUndefined();
+      return (body.data as { things: { items: Array<{ id: string }>; next: string | null } }).things;
+    };
+    const seen: string[] = [];
+    let next: string | null = null;
+    let pages = 0;
+    do {
+      const answer: { items: Array<{ id: string }>; next: string | null } = await page(next);
+      seen.push(...answer.items.map((t) => t.id));
+      next = answer.next;
+      // Between the first two pages of these Things: one already listed goes, one not yet listed comes.
+      if (seen.includes(ids[1] ?? "") && pages++ === 0) {
+        const removed = await hub.request(`/things/${encodeURIComponent(ids[0] ?? "")}`, {
+          method: "DELETE",
+        });
+        expect(removed.status).toBe(204);
+        await putTd(hub, minimalTd({ id: "urn:example:gql-page-9", title: "Page" }));
+      }
+    } while (next !== null);
+    const listed = seen.filter((id) => id.startsWith("urn:example:gql-page-"));
+    expect(listed).toEqual([...ids, "urn:example:gql-page-9"]);
+    expect(new Set(seen).size).toBe(seen.length);
+  });
+
   it("refuses a Change's seq below 1 as changes(after:) refuses one, and answers null past the end", async () => {
     for (const seq of [-5, 0]) {
       const { body } = await post(hub, `{ change(seq: ${seq}) { seq } }`);

@@ -108,11 +108,12 @@ const LINK_BODY: EdgePointers = { rel: "/rel", to: "/href" };
 export const MAX_GRAPH_PAGE = 1000;
 export const MAX_NEIGHBOURHOOD_DEPTH = 10;
 
-function encodeCursor(id: string): string {
+/** A page's cursor over Things in id order: the last id it gave (GET /graph, GraphQL `things`). */
+export function encodeThingCursor(id: string): string {
   return Buffer.from(JSON.stringify({ after: id })).toString("base64url");
 }
 
-function decodeCursor(cursor: string, pointer: string): string {
+export function decodeThingCursor(cursor: string, pointer: string): string {
   try {
     const parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
     const after = (parsed as { after?: unknown }).after;
@@ -256,7 +257,7 @@ export class Graph {
     const after =
       page.cursor === undefined
         ? undefined
-        : decodeCursor(page.cursor, page.cursorPointer ?? "/query/cursor");
+        : decodeThingCursor(page.cursor, page.cursorPointer ?? "/query/cursor");
     await this.whenReady();
     const vocabulary = this.deps.vocabulary;
     const matches = evaluateGraphQuery(query, this.index, {
@@ -277,7 +278,7 @@ export class Graph {
       if (!record || (record.expires !== undefined && Date.parse(record.expires) <= now.getTime())) continue;
       items.push({ id, td: this.deps.directory.enriched(record, now), state: await this.stateOf(id) });
     }
-    return { items, ...(last !== undefined && { next: encodeCursor(last) }) };
+    return { items, ...(last !== undefined && { next: encodeThingCursor(last) }) };
   }
 
   /**

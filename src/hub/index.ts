@@ -76,6 +76,8 @@ export {
   Graph,
   MAX_GRAPH_PAGE,
   MAX_NEIGHBOURHOOD_DEPTH,
+  decodeThingCursor,
+  encodeThingCursor,
   type GraphItem,
   type GraphLink,
   type GraphOptions,

@@ -774,6 +774,16 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         expect(await store.listThings({ offset: 0, limit: 0 })).toEqual([]);
       });
 
+      it("listThings after an id lists the Things whose ids sort after it, present or not", async () => {
+        await describeSix();
+        const after = (id: string, limit = 100) =>
+          store.listThings({ offset: 0, limit, after: id }).then((records) => records.map((r) => r.id));
+        expect(await after(sortedIds[1] ?? "", 2)).toEqual(sortedIds.slice(2, 4));
+        // A page's last Thing removed meanwhile: the next page starts where it would have.
+        expect(await after(`${sortedIds[3] ?? ""}-gone`)).toEqual(sortedIds.slice(4));
+        expect(await after(sortedIds[5] ?? "")).toEqual([]);
+      });
+
       it("countThings counts registered Things, not removed ones", async () => {
         await describeSix();
         expect(await store.countThings()).toBe(6);

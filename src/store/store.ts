@@ -206,6 +206,8 @@ export interface ListRolloutsOptions {
 export interface ListOptions {
   offset: number;
   limit: number;
+  /** Only Things whose id sorts after this one: a page that stays right while Things come and go. */
+  after?: string;
   /** Leave out Things whose `expires` is at or before this time (RFC 3339). */
   liveAt?: string;
 }

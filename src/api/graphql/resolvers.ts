@@ -18,6 +18,8 @@ import {
 } from "../../core/index.js";
 import {
   assertThingId,
+  decodeThingCursor,
+  encodeThingCursor,
   type GraphLink,
   type HubConfig,
   type Hub,
@@ -378,18 +380,21 @@ const query: Record<string, Resolver> = {
       });
       return { items: page.items.map((i) => ({ id: i.id, td: i.td })), next: page.next ?? null };
     }
-    const offset = after === undefined ? 0 : Number(after);
-    if (!Number.isSafeInteger(offset) || offset < 0 || !/^\d+$/.test(after ?? "0")) {
-      throw new ValidationError(`after must be the 'next' of a previous page, not "${after}"`, [
-        { pointer: "/after", message: "is not a cursor this hub gave" },
-      ]);
-    }
-    const liveAt = hub.clock.now().toISOString();
-    const [records, total] = await Promise.all([
-      hub.store.listThings({ offset, limit, liveAt }),
-      hub.store.countThings(liveAt),
-    ]);
-    return { items: records.map(thingSource), next: offset + limit < total ? String(offset + limit) : null };
+    // After the last id of the page before, not an offset: a Thing registered or removed
+    // meanwhile neither hides another nor shows one twice.
+    const from = after === undefined ? undefined : decodeThingCursor(after, "/after");
+    const records = await hub.store.listThings({
+      offset: 0,
+      limit: limit + 1,
+      liveAt: hub.clock.now().toISOString(),
+      ...(from !== undefined && { after: from }),
+    });
+    const page = records.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      items: page.map(thingSource),
+      next: records.length > limit && last ? encodeThingCursor(last.id) : null,
+    };
   },
 
   search: (_, args, { hub }) => hub.directory.searchJsonPath(args.jsonpath as string),

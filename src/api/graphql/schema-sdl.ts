@@ -18,6 +18,8 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     Things, a page at a time. Without a filter: every Thing in id order. With one: the graph query
     language of docs/queries.md (needs the hub's graph). 'first' is at most the hub's limit.
+    'after' is the 'next' of the previous page: the Things after the last one it gave, so one
+    registered or removed between pages neither hides another nor shows one twice.
     """
     things(filter: String, first: Int = 100, after: String): ThingPage!
     """

@@ -413,9 +413,13 @@ export class SqliteStore implements Store {
       ),
       deleteThing: db.prepare<[string]>("DELETE FROM things WHERE id = ?"),
       // The page is chosen on the narrow directory rows; only its TDs are read from the Log.
-      listThings: db.prepare<[{ live: string | null; limit: number; offset: number }], ThingRow>(
+      listThings: db.prepare<
+        [{ live: string | null; after: string | null; limit: number; offset: number }],
+        ThingRow
+      >(
         `SELECT t.*, c.value AS td FROM (
-           SELECT * FROM things WHERE @live IS NULL OR expires IS NULL OR expires > @live
+           SELECT * FROM things WHERE (@after IS NULL OR id > @after)
+             AND (@live IS NULL OR expires IS NULL OR expires > @live)
            ORDER BY id LIMIT @limit OFFSET @offset
          ) t JOIN changes c ON c.seq = t.version ORDER BY t.id`,
       ),
@@ -976,7 +980,12 @@ export class SqliteStore implements Store {
   listThings(options: ListOptions): Promise<ThingRecord[]> {
     return this.read(() =>
       this.stmt.listThings
-        .all({ live: options.liveAt ?? null, limit: options.limit, offset: options.offset })
+        .all({
+          live: options.liveAt ?? null,
+          after: options.after ?? null,
+          limit: options.limit,
+          offset: options.offset,
+        })
         .map((row) => this.toRecord(row)),
     );
   }
