@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { parse, validate } from "graphql";
+import { getIntrospectionQuery, parse, validate } from "graphql";
 import { configDefaults } from "../../hub/index.js";
-import { TokenBucket, limitsRule } from "./limits.js";
+import { MAX_INTROSPECTION_COST, TokenBucket, limitsRule } from "./limits.js";
 import { buildHubSchema } from "./schema.js";
 
 const schema = buildHubSchema();
@@ -46,6 +46,25 @@ describe("the operation limits", () => {
   it("lets introspection through whatever its depth", () => {
     const query = `{ __schema { types { fields { type { ofType { ofType { ofType { ofType { name } } } } } } } } }`;
     expect(codesOf(query)).toEqual([]);
+  });
+
+  it("prices introspection apart from maxCost: a tool's whole introspection passes, a thousand aliased ones do not", () => {
+    const full = getIntrospectionQuery({
+      descriptions: true,
+      specifiedByUrl: true,
+      directiveIsRepeatable: true,
+      schemaDescription: true,
+      inputValueDeprecation: true,
+    });
+    expect(codesOf(full)).toEqual([]);
+    const aliased = `{ ${Array.from(
+      { length: 1000 },
+      (_, i) => `a${i}: __schema { types { fields { args { name } type { name } } } }`,
+    ).join(" ")} }`;
+    const errors = validate(schema, parse(aliased), [limitsRule(limits)]);
+    expect(errors.map((e) => e.extensions.code)).toEqual(["COST_LIMIT_EXCEEDED"]);
+    expect(errors[0]?.extensions).toMatchObject({ maxCost: MAX_INTROSPECTION_COST });
+    expect(errors[0]?.message).toMatch(/introspection costs \d+; this hub allows at most 100000/);
   });
 });
 

@@ -4,6 +4,8 @@
 import {
   GraphQLError,
   Kind,
+  SchemaMetaFieldDef,
+  TypeMetaFieldDef,
   getNamedType,
   isListType,
   isNonNullType,
@@ -72,7 +74,17 @@ function pageOf(
 interface Measure {
   depth: number;
   cost: number;
+  /** What its introspection (`__schema`, `__type`) costs, priced as the rest is but bounded apart. */
+  introspection: number;
 }
+
+/**
+ * The most an operation's introspection may cost: about twice graphql-js's introspection query
+ * (getIntrospectionQuery with every option costs 47,811 here), so any tool's passes. It is not
+ * counted against maxCost, but it is not free either: a thousand aliased `__schema` selections
+ * (68 kB of query) held the hub for 6 s and 200 MB; what passes this bound takes ~0.1 s.
+ */
+export const MAX_INTROSPECTION_COST = 100_000;
 
 /** What measuring a document's selections needs: its schema, fragments and the hub's limits. */
 interface Measuring {
@@ -100,14 +112,25 @@ function measure(
   const { schema, fragments, limits, measured } = m;
   let depth = 0;
   let cost = 0;
+  let introspection = 0;
   for (const selection of set.selections) {
     if (selection.kind === Kind.FIELD) {
       const name = selection.name.value;
-      if (name.startsWith("__")) continue;
+      if (name === "__typename") continue;
+      if (name === SchemaMetaFieldDef.name || name === TypeMetaFieldDef.name) {
+        // Its depth is MaxIntrospectionDepthRule's (a specified rule); its cost is bounded apart.
+        const meta = name === SchemaMetaFieldDef.name ? SchemaMetaFieldDef : TypeMetaFieldDef;
+        const type = getNamedType(meta.type) as GraphQLCompositeType;
+        const sub = selection.selectionSet
+          ? measure(m, selection.selectionSet, type, seen, level + 1)
+          : { depth: 0, cost: 0, introspection: 0 };
+        introspection += 1 + sub.cost + sub.introspection;
+        continue;
+      }
       const field = isObjectType(parent) || isInterfaceType(parent) ? parent.getFields()[name] : undefined;
       if (!field) continue; // unknown fields are another rule's error
       const inner = getNamedType(field.type);
-      let sub: Measure = { depth: 0, cost: 0 };
+      let sub: Measure = { depth: 0, cost: 0, introspection: 0 };
       // Past the limit, the answer is known: stop before a hostile document makes this slow.
       if (selection.selectionSet && level <= limits.maxDepth) {
         const inside = pageOf(selection, field, limits);
@@ -115,12 +138,14 @@ function measure(
       }
       depth = Math.max(depth, 1 + sub.depth);
       cost += multiplier(selection, field, limits, page) * (1 + sub.cost);
+      introspection += sub.introspection;
     } else if (selection.kind === Kind.INLINE_FRAGMENT) {
       const typeName = selection.typeCondition?.name.value;
       const type = (typeName ? schema.getType(typeName) : parent) as GraphQLCompositeType;
       const sub = measure(m, selection.selectionSet, type, seen, level, page);
       depth = Math.max(depth, sub.depth);
       cost += sub.cost;
+      introspection += sub.introspection;
     } else {
       const name = selection.name.value;
       const fragment = fragments.get(name);
@@ -134,15 +159,17 @@ function measure(
       }
       depth = Math.max(depth, sub.depth);
       cost += sub.cost;
+      introspection += sub.introspection;
     }
-    if (cost > limits.maxCost * 1000) break;
+    if (cost > limits.maxCost * 1000 || introspection > MAX_INTROSPECTION_COST * 1000) break;
   }
-  return { depth, cost };
+  return { depth, cost, introspection };
 }
 
 /**
  * A validation rule that refuses an operation deeper than `maxDepth` or costlier than `maxCost`.
- * Introspection (`__schema`, `__type`) is free: tools ask it whole.
+ * Introspection (`__schema`, `__type`) is not counted against maxCost (tools ask it whole) but
+ * against MAX_INTROSPECTION_COST.
  */
 export function limitsRule(limits: GraphqlLimits) {
   return function QueryLimits(context: ValidationContext): ASTVisitor {
@@ -157,7 +184,7 @@ export function limitsRule(limits: GraphqlLimits) {
       OperationDefinition(node: OperationDefinitionNode) {
         const root = schema.getRootType(node.operation);
         if (!root) return;
-        const { depth, cost } = measure(m, node.selectionSet, root, new Set(), 1);
+        const { depth, cost, introspection } = measure(m, node.selectionSet, root, new Set(), 1);
         const name = node.name ? `Operation "${node.name.value}"` : "The operation";
         if (depth > limits.maxDepth) {
           context.reportError(
@@ -173,6 +200,18 @@ export function limitsRule(limits: GraphqlLimits) {
               `${name} costs ${cost} (each field 1, lists times the page size asked); ` +
                 `this hub allows at most ${limits.maxCost}: ask for smaller pages or fewer levels`,
               { nodes: [node], extensions: { code: ERROR_CODES.cost, cost, maxCost: limits.maxCost } },
+            ),
+          );
+        }
+        if (introspection > MAX_INTROSPECTION_COST) {
+          context.reportError(
+            new GraphQLError(
+              `${name}'s introspection costs ${introspection}; this hub allows at most ${MAX_INTROSPECTION_COST}, ` +
+                `about twice a whole introspection query: ask for __schema once`,
+              {
+                nodes: [node],
+                extensions: { code: ERROR_CODES.cost, cost: introspection, maxCost: MAX_INTROSPECTION_COST },
+              },
             ),
           );
         }
