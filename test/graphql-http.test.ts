@@ -129,6 +129,22 @@ describe("GraphQL over HTTP", () => {
     expect(new Set(seen).size).toBe(seen.length);
   });
 
+  it("prices a search at every TD it reads: many searches in one operation are refused, saying why", async () => {
+    for (let i = 0; i < 30; i++)
+      await putTd(hub, minimalTd({ id: `urn:example:gql-search-${i}`, title: "S" }));
+    const one = await post(hub, `{ search(jsonpath: "$[?@.title=='S'].id") }`);
+    expect(one.body.errors).toBeUndefined();
+    expect(one.body.data?.search).toHaveLength(30);
+    // Priced at 10 each before it runs (1,000 of the limit's 2,000); each reads 30 TDs and more.
+    const many = `{ ${Array.from({ length: 100 }, (_, i) => `s${i}: search(jsonpath: "$")`).join(" ")} }`;
+    const { body } = await post(hub, many);
+    expect(body.data).toBeNull();
+    expect(codes(body)).toContain("COST_LIMIT_EXCEEDED");
+    expect(body.errors?.[0]?.message).toMatch(
+      /reads \d+ TDs where 10 were assumed; .*GET \/search\/jsonpath/,
+    );
+  });
+
   it("refuses a Change's seq below 1 as changes(after:) refuses one, and answers null past the end", async () => {
     for (const seq of [-5, 0]) {
       const { body } = await post(hub, `{ change(seq: ${seq}) { seq } }`);

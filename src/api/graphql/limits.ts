@@ -240,6 +240,35 @@ const running = new WeakMap<OperationDefinitionNode, RunningCost>();
  * subscriptions' streamed types (they hold no such list), whose operation runs once per event.
  */
 export function chargeListLength(info: GraphQLResolveInfo, limits: GraphqlLimits, length: number): void {
+  // The Things at the other end, a page at a time: what `links` lists is in(rel) of the Thing.
+  const direction = info.fieldName === "linkedFrom" ? "out" : "in";
+  charge(
+    info,
+    limits,
+    length,
+    () =>
+      `${String(info.path.key)} holds ${length} elements where ${ASSUMED_LIST_SIZE} were assumed; ` +
+      `ask for fewer levels, or page through those Things with things(filter: "${direction}(rel) { id = … }", first: …)`,
+  );
+}
+
+/**
+ * Prices a `search` at the TDs it reads, every one of the directory's, before it reads them: its
+ * answer is a list validation assumes of ASSUMED_LIST_SIZE, yet even one value (`$`) may be the
+ * whole directory, and a thousand aliased searches were priced at 10,000 and answered 1.7 GB.
+ */
+export function chargeSearch(info: GraphQLResolveInfo, limits: GraphqlLimits, things: number): void {
+  charge(
+    info,
+    limits,
+    things,
+    () =>
+      `${String(info.path.key)} reads ${things} TDs where ${ASSUMED_LIST_SIZE} were assumed; ` +
+      `ask for fewer searches at once, or search with GET /search/jsonpath?query=…`,
+  );
+}
+
+function charge(info: GraphQLResolveInfo, limits: GraphqlLimits, length: number, why: () => string): void {
   let cost = running.get(info.operation);
   if (!cost) {
     const fragments = new Map(Object.entries(info.fragments));
@@ -260,13 +289,9 @@ export function chargeListLength(info: GraphQLResolveInfo, limits: GraphqlLimits
   cost.spent += (length - ASSUMED_LIST_SIZE) * (element ?? 1);
   if (cost.exceeded || cost.spent > limits.maxCost) {
     cost.exceeded = true;
-    // The Things at the other end, a page at a time: what `links` lists is in(rel) of the Thing.
-    const direction = info.fieldName === "linkedFrom" ? "out" : "in";
-    throw new GraphQLError(
-      `The operation costs more than ${limits.maxCost} as it runs: ${info.path.key} holds ${length} elements where ${ASSUMED_LIST_SIZE} were assumed; ` +
-        `ask for fewer levels, or page through those Things with things(filter: "${direction}(rel) { id = … }", first: …)`,
-      { extensions: { code: ERROR_CODES.cost, cost: cost.spent, maxCost: limits.maxCost } },
-    );
+    throw new GraphQLError(`The operation costs more than ${limits.maxCost} as it runs: ${why()}`, {
+      extensions: { code: ERROR_CODES.cost, cost: cost.spent, maxCost: limits.maxCost },
+    });
   }
 }
 

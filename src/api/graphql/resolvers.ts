@@ -34,7 +34,7 @@ type GraphqlLimits = HubConfig["graphql"];
 import type { ThingRecord } from "../../store/index.js";
 import { BoundedQueue } from "./change-queue.js";
 import { ERROR_CODES, graphqlError } from "./errors.js";
-import { chargeListLength } from "./limits.js";
+import { chargeListLength, chargeSearch } from "./limits.js";
 
 /** What every resolver gets: the hub, who asks, and how to drop a socket that does not keep up. */
 export interface GraphqlContext {
@@ -397,7 +397,11 @@ const query: Record<string, Resolver> = {
     };
   },
 
-  search: (_, args, { hub }) => hub.directory.searchJsonPath(args.jsonpath as string),
+  // Priced at every TD it reads before it reads them (a value may be the whole directory).
+  search: async (_, args, { hub, limits }, info) => {
+    chargeSearch(info, limits, await hub.store.countThings(hub.clock.now().toISOString()));
+    return hub.directory.searchJsonPath(args.jsonpath as string);
+  },
 
   changes: async (_, args, { hub, limits }) => {
     const limit = pageSize(args.first, limits);

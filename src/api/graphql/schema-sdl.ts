@@ -24,6 +24,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
     things(filter: String, first: Int = 100, after: String): ThingPage!
     """
     An RFC 9535 JSONPath query over every TD (W3C WoT Discovery syntactic search); the selected values.
+    It costs one per Thing in the directory, toward the operation's cost limit.
     """
     search(jsonpath: String!): [JSON]!
     """
