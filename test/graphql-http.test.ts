@@ -145,6 +145,23 @@ describe("GraphQL over HTTP", () => {
     );
   });
 
+  it("gives a Thing's TD as registered whether it is found by id or by a graph filter", async () => {
+    const { body } = await post(
+      hub,
+      `query ($id: ID!) { thing(id: $id) { td }
+         things(filter: "id = ${lamp}", first: 5) { items { td version } } }`,
+      { id: lamp },
+    );
+    expect(body.errors).toBeUndefined();
+    const data = body.data as {
+      thing: { td: unknown };
+      things: { items: Array<{ td: unknown; version: number }> };
+    };
+    expect(data.things.items.map((t) => t.td)).toEqual([data.thing.td]);
+    expect(data.things.items[0]?.version).toBeGreaterThan(0);
+    expect(data.thing.td).not.toHaveProperty("registration");
+  });
+
   it("refuses a Change's seq below 1 as changes(after:) refuses one, and answers null past the end", async () => {
     for (const seq of [-5, 0]) {
       const { body } = await post(hub, `{ change(seq: ${seq}) { seq } }`);

@@ -378,7 +378,13 @@ const query: Record<string, Resolver> = {
         cursorPointer: "/after",
         ...(after !== undefined && { cursor: after }),
       });
-      return { items: page.items.map((i) => ({ id: i.id, td: i.td })), next: page.next ?? null };
+      // The TDs as registered, as thing(id) and the unfiltered pages give them (the page's are
+      // enriched for the directory's answer: the discovery context, registration times).
+      const items = await Promise.all(page.items.map((i) => findThing(hub, i.id)));
+      return {
+        items: items.filter((t): t is ThingSource => t !== undefined),
+        next: page.next ?? null,
+      };
     }
     // After the last id of the page before, not an offset: a Thing registered or removed
     // meanwhile neither hides another nor shows one twice.
