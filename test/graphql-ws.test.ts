@@ -310,6 +310,25 @@ describe("GraphQL over WebSocket", () => {
     await client.dispose();
   });
 
+  it("resumes a removed Thing's events after a seq before its removal: the events up to it, then completes", async () => {
+    const id = "urn:example:ws-removed-resumed";
+    await register(hub, id, SENSOR);
+    const after = await logSize(hub);
+    await report(hub, id, { kind: "emitted", affordance: "alarm", value: "smoke" });
+    const removed = await hub.request(`/things/${encodeURIComponent(id)}`, { method: "DELETE" });
+    expect(removed.status).toBe(204);
+    const client = connect(hub);
+    const query = `subscription ($id: ID!, $after: Int) { events(thing: $id, name: "alarm", after: $after) { value } }`;
+    const resumed = await take(client, query, { id, after }, 2);
+    // One event of the two asked for, and no error: the stream completed (a timeout is an error).
+    expect(resumed.error).toBeUndefined();
+    expect(resumed.results.map((r) => r.errors ?? r.data)).toEqual([{ events: { value: "smoke" } }]);
+    // After the removal there is nothing to resume: the Thing is not found.
+    const late = await take(client, query, { id, after: await logSize(hub) }, 1);
+    expect(errorCodes(late)).toEqual(["NOT_FOUND"]);
+    await client.dispose();
+  });
+
   it("holds at most maxPending results for a consumer that lags, and resumes after them with no gap and no duplicate", async () => {
     const id = "urn:example:ws-lagging";
     await register(hub, id, SENSOR);

@@ -627,6 +627,26 @@ async function rolloutStream(
   return iterator;
 }
 
+/**
+ * The TD of the Thing whose events a subscription follows; undefined for one resumed after a
+ * position the Thing was removed after: its events up to the removal are replayed, then the
+ * stream completes, as it would have had the socket stayed open.
+ */
+async function eventsSource(
+  hub: Hub,
+  thing: string,
+  after: number | undefined,
+): Promise<RegisteredThingDescription | undefined> {
+  try {
+    return (await hub.directory.getLive(thing)).td;
+  } catch (err) {
+    if (!(err instanceof NotFoundError) || after === undefined) throw err;
+    const [removal] = await hub.store.streamsAt(thing, undefined, ["removed"]);
+    if (removal === undefined || removal.latest.seq <= after) throw err;
+    return undefined;
+  }
+}
+
 /** A Thing's own streams (its events, its state) complete when it is removed: nothing more comes. */
 const removed = (thing: string) => (change: Change) => change.thing === thing && change.kind === "removed";
 
@@ -651,8 +671,8 @@ const subscription: Record<string, Subscriber> = {
       const thing = args.thing as string;
       const name = optional(args.name);
       const after = await resumePoint(context.hub, args.after);
-      const { td } = await context.hub.directory.getLive(thing);
-      if (name !== undefined && (td.events === undefined || !Object.hasOwn(td.events, name))) {
+      const td = await eventsSource(context.hub, thing, after);
+      if (td && name !== undefined && (td.events === undefined || !Object.hasOwn(td.events, name))) {
         throw new NotFoundError(`Thing ${thing} has no event "${name}"`);
       }
       return stream(
