@@ -278,11 +278,13 @@ describe("GraphQL over HTTP", () => {
     expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
   });
 
-  it("refuses a mutation over GET with 405", async () => {
+  it("refuses a mutation over GET with 405, with a token or without one", async () => {
     const query = encodeURIComponent(`mutation { remove(id: "${lamp}") { seq } }`);
-    const response = await hub.request(`/graphql?query=${query}`);
-    expect(response.status).toBe(405);
-    expect(response.headers.get("allow")).toBe("POST");
+    for (const auth of [true, false]) {
+      const response = await hub.request(`/graphql?query=${query}`, { auth });
+      expect(response.status).toBe(405);
+      expect(response.headers.get("allow")).toBe("POST");
+    }
     expect((await post(hub, `{ thing(id: "${lamp}") { id } }`)).body.data?.thing).toEqual({ id: lamp });
   });
 

@@ -87,27 +87,26 @@ export function graphqlRoutes(hub: Hub, schema: GraphQLSchema) {
         .send(JSON.stringify({ errors: [formatError(error)] }));
     }
     const prepared = prepareOperation(hub, schema, rules, operationRequest, request.principal);
-    if (!prepared.ok) {
-      return send(requestErrorStatus(prepared.errors), {
-        errors: prepared.errors.map((e) => formatError(e, onInternal)),
-      });
-    }
-    const kind = prepared.operation.operation;
-    if (kind === OperationTypeNode.SUBSCRIPTION) {
-      const error = graphqlError(
-        "Subscriptions are streams: open a WebSocket to /graphql (graphql-ws protocol)",
-        ERROR_CODES.badRequest,
-      );
-      return send(400, { errors: [formatError(error)] });
-    }
-    if (kind === OperationTypeNode.MUTATION && method === "GET") {
-      // GraphQL over HTTP §GET: a mutation over GET is refused with 405.
+    if (prepared.operation?.operation === OperationTypeNode.MUTATION && method === "GET") {
+      // GraphQL over HTTP §GET: a mutation over GET is refused with 405, whoever sends it.
       const error = graphqlError("Mutations are sent with POST", ERROR_CODES.badRequest);
       return reply
         .code(405)
         .header("allow", "POST")
         .type(modern ? GRAPHQL_RESPONSE_TYPE : "application/json")
         .send(JSON.stringify({ errors: [formatError(error)] }));
+    }
+    if (!prepared.ok) {
+      return send(requestErrorStatus(prepared.errors), {
+        errors: prepared.errors.map((e) => formatError(e, onInternal)),
+      });
+    }
+    if (prepared.operation.operation === OperationTypeNode.SUBSCRIPTION) {
+      const error = graphqlError(
+        "Subscriptions are streams: open a WebSocket to /graphql (graphql-ws protocol)",
+        ERROR_CODES.badRequest,
+      );
+      return send(400, { errors: [formatError(error)] });
     }
     const context: GraphqlContext = {
       hub,

@@ -26,7 +26,8 @@ export interface OperationRequest {
 
 export type PreparedOperation =
   | { ok: true; document: DocumentNode; operation: OperationDefinitionNode }
-  | { ok: false; errors: readonly GraphQLError[] };
+  /** `operation` when the document names one that is refused (e.g. for who asks). */
+  | { ok: false; errors: readonly GraphQLError[]; operation?: OperationDefinitionNode };
 
 /** The largest query text accepted, in characters (bodies are bounded too; this bounds parsing). */
 const MAX_QUERY_LENGTH = 100_000;
@@ -137,7 +138,7 @@ export function prepareOperation(
     );
   }
   const refusal = authorise(hub, operation, principal);
-  return refusal ? refuse(refusal) : { ok: true, document, operation };
+  return refusal ? { ok: false, errors: [refusal], operation } : { ok: true, document, operation };
 }
 
 /** The HTTP API's rules, per operation: reads open unless `--auth read`; commands need an admin. */
