@@ -162,6 +162,16 @@ describe("GraphQL over HTTP", () => {
     expect(data.thing.td).not.toHaveProperty("registration");
   });
 
+  it("points a bad or empty JSONPath search at its argument, jsonpath", async () => {
+    for (const jsonpath of ["$[", ""]) {
+      const { body } = await post(hub, `query ($p: String!) { search(jsonpath: $p) }`, { p: jsonpath });
+      expect(codes(body)).toEqual(["BAD_USER_INPUT"]);
+      expect(body.errors?.[0]?.extensions?.errors).toEqual([
+        { pointer: "/jsonpath", detail: expect.any(String) as unknown },
+      ]);
+    }
+  });
+
   it("refuses a Change's seq below 1 as changes(after:) refuses one, and answers null past the end", async () => {
     for (const seq of [-5, 0]) {
       const { body } = await post(hub, `{ change(seq: ${seq}) { seq } }`);

@@ -55,10 +55,19 @@ function withBoundedRegExps(env: JSONPathEnvironment): JSONPathEnvironment {
   return env;
 }
 
-/** Compiles an RFC 9535 query; a syntax error becomes a ValidationError naming the position. */
-export function compileJsonPath(query: string): CompiledJsonPath {
-  if (query.length === 0) throw new ValidationError("The JSONPath query is empty; try $[*].title");
-  if (query.length > 4096) throw new ValidationError("The JSONPath query is longer than 4096 characters");
+/**
+ * Compiles an RFC 9535 query; a syntax error becomes a ValidationError naming the position, at
+ * `pointer` (where the query came from: a query parameter, a GraphQL argument).
+ */
+export function compileJsonPath(query: string, pointer = "/query"): CompiledJsonPath {
+  if (query.length === 0)
+    throw new ValidationError("The JSONPath query is empty; try $[*].title", [
+      { pointer, message: "is empty" },
+    ]);
+  if (query.length > 4096)
+    throw new ValidationError("The JSONPath query is longer than 4096 characters", [
+      { pointer, message: "is longer than 4096 characters" },
+    ]);
   jsonp3 ??= require("json-p3") as typeof JsonP3;
   environment ??= withBoundedRegExps(new jsonp3.JSONPathEnvironment({ strict: true, maxRecursionDepth: 64 }));
   let compiled: JSONPathQuery;
@@ -67,7 +76,7 @@ export function compileJsonPath(query: string): CompiledJsonPath {
   } catch (err) {
     if (err instanceof jsonp3.JSONPathError) {
       throw new ValidationError(`Invalid JSONPath query: ${err.message}`, [
-        { pointer: "/query", message: err.message },
+        { pointer, message: err.message },
       ]);
     }
     throw err;

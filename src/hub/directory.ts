@@ -393,8 +393,8 @@ export class Directory {
    * the array of all TDs), each as the directory serves it, with its registration information.
    * Element-wise queries stream TD by TD; the others need the whole array.
    */
-  async searchJsonPath(query: string): Promise<unknown[]> {
-    const path = compileJsonPath(query);
+  async searchJsonPath(query: string, pointer = "/query"): Promise<unknown[]> {
+    const path = compileJsonPath(query, pointer);
     const now = this.hubClock.now();
     const results: unknown[] = [];
     const collection: RegisteredThingDescription[] = [];
@@ -403,7 +403,7 @@ export class Directory {
       if (results.length > this.maxSearchResults) {
         throw new ValidationError(
           `The query selects more than ${this.maxSearchResults} values; make it more specific`,
-          [{ pointer: "/query", message: "selects too many values" }],
+          [{ pointer, message: "selects too many values" }],
         );
       }
     };

@@ -406,7 +406,7 @@ const query: Record<string, Resolver> = {
   // Priced at every TD it reads before it reads them (a value may be the whole directory).
   search: async (_, args, { hub, limits }, info) => {
     chargeSearch(info, limits, await hub.store.countThings(hub.clock.now().toISOString()));
-    return hub.directory.searchJsonPath(args.jsonpath as string);
+    return hub.directory.searchJsonPath(args.jsonpath as string, "/jsonpath");
   },
 
   changes: async (_, args, { hub, limits }) => {
