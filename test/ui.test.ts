@@ -751,5 +751,25 @@ if (missing !== undefined && !required) {
       await page.locator(`main[data-rendered="${ESPRESSO}"]`).waitFor();
       expect(problems).toEqual([]);
     });
+
+    it("moves a chart's time axis on to now while no reading comes, so a quiet sensor shows as a gap", async () => {
+      // The fleet is closed (above): the machine reports nothing more. The page's clock is moved
+      // on a minute rather than waited for (last: the clock stays installed in this browser).
+      await page.clock.install();
+      await page.reload();
+      await page.locator(`main[data-rendered="${ESPRESSO}"]`).waitFor();
+      await page.locator(".charts").scrollIntoViewIfNeeded();
+      const chart = '.chart[data-property="setpoint"]';
+      await page.locator(`${chart}[data-to]`).waitFor();
+      const to = Number(await page.locator(chart).getAttribute("data-to"));
+      // Again and again, not once.
+      for (const minutes of [1, 2]) {
+        await page.clock.fastForward("01:00");
+        await page.waitForFunction(
+          `Number(document.querySelector('${chart}')?.dataset.to) >= ${to + 60 * minutes - 1}`,
+        );
+      }
+      expect(problems).toEqual([]);
+    });
   });
 }

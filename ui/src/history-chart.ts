@@ -13,6 +13,8 @@ const MAX_POINTS = 10_000;
 const MAX_OUTAGES = 1000;
 /** The narrowest time axis, in seconds. */
 const MIN_SPAN_S = 10;
+/** How often the time axis moves on to now while no reading comes: a quiet sensor's gap grows. */
+const FOLLOW_NOW_MS = 5000;
 
 export interface HistoryChart {
   element: HTMLElement;
@@ -81,6 +83,13 @@ export function historyChart(
     element.dataset.to = String(Math.round(end));
     return [start, end];
   };
+  // uPlot ranges the axis only when data comes: without this, a page left open would keep the end
+  // it had at the last reading, and a sensor that went quiet since would look current.
+  const followNow = setInterval(() => {
+    if (plot === undefined) return;
+    const [min, max] = timeRange();
+    plot.setScale("x", { min, max });
+  }, FOLLOW_NOW_MS);
 
   const draw = () => {
     element.dataset.points = String(xs.length - gaps);
@@ -162,6 +171,7 @@ export function historyChart(
     },
     dispose() {
       disposed = true;
+      clearInterval(followNow);
       plot?.destroy();
     },
   };
