@@ -406,15 +406,21 @@ export const graphView: View = ({ client, live }, root) => {
         canvas.dataset.rendered = String(graph?.order ?? nodes.length);
       });
       renderer.refresh();
-      // The summary said which Things are unreachable; the last day's Changes say why (newest first).
-      if (unreachable.size === 0) return;
-      const page = await client.changes({ kind: ["unreachable"], since: "-24h", limit: 1000 });
-      const reasons = new Map<string, string>();
-      for (const change of page.changes)
-        if (!reasons.has(change.thing) && typeof change.value === "string")
-          reasons.set(change.thing, change.value);
-      for (const [id, reason] of reasons)
-        if (unreachable.get(id) === "unreachable") unreachable.set(id, reason);
+      // The summary said which Things are unreachable; the last day's Changes say why: each one's
+      // newest, read newest first until every one has its reason. A page of so rare a kind may hold
+      // few or none on a busy Log (the hub scans a stretch of it per page), so the pages go on.
+      const unexplained = new Set<string>();
+      for (const [id, reason] of unreachable) if (reason === "unreachable") unexplained.add(id);
+      if (unexplained.size === 0) return;
+      const outages = client.changesAll({ kind: ["unreachable"], since: "-24h", limit: 1000, order: "desc" });
+      for await (const change of outages) {
+        if (abort.signal.aborted) return;
+        if (!unexplained.delete(change.thing)) continue;
+        // A live Change since (a newer reason, or the Thing back) stays as it is.
+        if (typeof change.value === "string" && unreachable.get(change.thing) === "unreachable")
+          unreachable.set(change.thing, change.value);
+        if (unexplained.size === 0) break;
+      }
       showUnreachable();
     } catch (err) {
       if (abort.signal.aborted) return;
