@@ -758,10 +758,35 @@ if (missing !== undefined && !required) {
       expect(problems).toEqual([]);
     });
 
+    it("finds a rare Change of the range in the feed however many others came after it", async () => {
+      // The hub scans the Log a stretch at a time for a filter it has no index for (an actor): past
+      // 100,000 others, the newest page comes back empty, with `next`, and the feed reads on.
+      const id = "urn:test:ui:chatty";
+      const client = new InteractionClient({ url: hub.url, token: hub.token });
+      const forms = [{ href: "http://127.0.0.1:9/level" }];
+      await client.put(
+        minimalTd({
+          id,
+          title: "Chatty",
+          properties: { level: { type: "integer", forms } },
+        }) as ThingDescription,
+      );
+      const level = (value: number) => ({ kind: "reported" as const, affordance: "level", value });
+      const [rare] = await hub.hub.ingest(id, [level(-1)], { actor: "rare-actor", via: "test" });
+      const readings = Array.from({ length: 10_000 }, (_, i) => level(i));
+      for (let i = 0; i < 11; i++) await hub.hub.ingest(id, readings, { actor: "test", via: "test" });
+      await page.goto(`${hub.url}/#/changes?actor=rare-actor`);
+      await page.locator(`tr.change[data-seq="${rare?.seq}"]`).waitFor();
+      await expect(page.locator("main > div.muted").textContent()).resolves.toBe(
+        "1 Change, newest first; new ones appear live.",
+      );
+    });
+
     it("moves a chart's time axis on to now while no reading comes, so a quiet sensor shows as a gap", async () => {
       // The fleet is closed (above): the machine reports nothing more. The page's clock is moved
       // on a minute rather than waited for (last: the clock stays installed in this browser).
       await page.clock.install();
+      await page.goto(`${hub.url}/#/thing/${encodeURIComponent(ESPRESSO)}`);
       await page.reload();
       await page.locator(`main[data-rendered="${ESPRESSO}"]`).waitFor();
       await page.locator(".charts").scrollIntoViewIfNeeded();

@@ -120,15 +120,27 @@ export const changesView: View = ({ client, live }, root, query) => {
       })();
       // Awaited below, once the page is shown; a page that fails first must not leave it unhandled.
       stream.catch(() => undefined);
-      // The range's newest MAX_ROWS in one request: a busy hub's week holds millions, and reading
-      // them all oldest first to keep the last rows took one request per 500 of them.
-      const page = await client.changes({ ...filter, since: since.value, limit: MAX_ROWS, order: "desc" });
-      if (abort.signal.aborted) return;
-      const rows = page.changes;
-      body.append(...rows.map((change) => changeRow(change, { showThing: true })));
-      lastSeq = rows[0]?.seq ?? 0;
+      // The range's newest MAX_ROWS, newest first: a busy hub's week holds millions, and reading
+      // them all oldest first to keep the last rows took one request per 500 of them. A filter the
+      // hub scans for (kind, actor, type, release) may answer a page short, or empty, with `next`
+      // (it reads a stretch of the Log per page): the pages go on until the rows or the range end.
+      let cursor: number | undefined;
+      do {
+        const page = await client.changes({
+          ...filter,
+          since: since.value,
+          limit: MAX_ROWS - body.rows.length,
+          order: "desc",
+          ...(cursor !== undefined && { cursor }),
+        });
+        if (abort.signal.aborted) return;
+        body.append(...page.changes.map((change) => changeRow(change, { showThing: true })));
+        lastSeq = Math.max(lastSeq, page.changes[0]?.seq ?? 0);
+        cursor = page.next;
+        if (cursor !== undefined) replace(status, `Reading the range… ${changes(body.rows.length)} so far.`);
+      } while (cursor !== undefined && body.rows.length < MAX_ROWS);
       loaded = true;
-      more ||= page.next !== undefined;
+      more ||= cursor !== undefined;
       for (const change of early) show(change);
       counted = true;
       count();
