@@ -2,6 +2,7 @@
 // arrives is answered with a problem document (503, Retry-After, `Connection: close`), and what
 // clients already sent on their keep-alive connections is read and answered before those close.
 import type { FastifyInstance } from "fastify";
+import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { UnavailableError } from "../../core/index.js";
 
@@ -27,6 +28,10 @@ function bytesRead(sockets: ReadonlySet<Socket>): number {
  * closes the server (`preClose`), the stop waits until the connections have gone quiet: what was
  * sent meanwhile is read and answered (503, `Connection: close`, so the client stops using the
  * connection), and only connections with nothing to read are closed.
+ *
+ * A request whose body has still not all arrived then is cut: the hub reads a body whole before
+ * it acts on it, so nothing of it was recorded. Left alone, it held the stop for as long as its
+ * client trickled bytes, since Node stops enforcing the request timeout once the server closes.
  */
 export function registerShutdown(app: FastifyInstance): void {
   let stopping = false;
@@ -34,6 +39,15 @@ export function registerShutdown(app: FastifyInstance): void {
   app.server.on("connection", (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+  });
+  /** The requests whose bodies are still arriving. */
+  const receiving = new Set<IncomingMessage>();
+  app.server.on("request", (request: IncomingMessage) => {
+    if (request.complete) return;
+    receiving.add(request);
+    const done = () => receiving.delete(request);
+    request.once("end", done);
+    request.once("close", done);
   });
   app.addHook("onRequest", async (_request, reply) => {
     if (!stopping) return;
@@ -55,8 +69,16 @@ export function registerShutdown(app: FastifyInstance): void {
     for (;;) {
       await new Promise<void>((resolve) => setTimeout(resolve, QUIET_MS));
       const now = bytesRead(sockets);
-      if (now === read || performance.now() - started >= MAX_DRAIN_MS) return;
+      if (now === read || performance.now() - started >= MAX_DRAIN_MS) break;
       read = now;
     }
+    const unfinished = [...receiving].filter((request) => !request.complete);
+    if (unfinished.length > 0) {
+      app.log.warn(
+        { requests: unfinished.length },
+        "stopping: cut requests whose bodies had not arrived (nothing of them was recorded)",
+      );
+    }
+    for (const request of unfinished) request.socket.destroy();
   });
 }
