@@ -530,6 +530,19 @@ describe("SqliteStore", () => {
     },
   );
 
+  it.each([
+    ["is a file", (file: string) => file],
+    ["is under a file", (file: string) => join(file, "hub")],
+  ])("refuses a data directory that %s, saying that a file is in the way", (_, dataOf) => {
+    const file = join(dir, "not-a-directory");
+    writeFileSync(file, "");
+    const data = dataOf(file);
+    expect(() => new SqliteStore({ path: join(data, "hyperthings.db") })).toThrow(
+      `The data directory ${data} (--data, HYPERTHINGS_DATA) cannot be made: ${file} is a file, not a directory. ` +
+        "It must be a directory this user may write, on a file system that is not read-only",
+    );
+  });
+
   it("creates a missing data directory readable by its owner alone (mode 0700), with the database in it", async () => {
     const data = join(dir, "data", "hub");
     const store = new SqliteStore({ path: join(data, "hyperthings.db") });

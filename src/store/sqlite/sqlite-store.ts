@@ -2,7 +2,7 @@
 // Concurrent writers queue their commands; one transaction commits a whole batch, and each
 // command's promise settles only after that commit is durable.
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import {
   ConflictError,
@@ -250,6 +250,34 @@ function unopenable(file: string, error: unknown): unknown {
   );
 }
 
+/**
+ * Makes the data directory (the owner's alone), or says in one line why it cannot be one: mkdir's
+ * own words ("EEXIST: file already exists, mkdir …", or ENOENT on a read-only file system) do not.
+ */
+function makeDataDirectory(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    // The nearest path that exists tells what is in the way.
+    let existing = dir;
+    while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+    let why = (error as Error).message;
+    if (!statSync(existing).isDirectory()) why = `${existing} is a file, not a directory`;
+    else {
+      try {
+        accessSync(existing, constants.W_OK);
+      } catch (denied) {
+        why = `${existing} cannot be written (${(denied as Error).message})`;
+      }
+    }
+    throw new Error(
+      `The data directory ${dir} (--data, HYPERTHINGS_DATA) cannot be made: ${why}. ` +
+        "It must be a directory this user may write, on a file system that is not read-only",
+      { cause: error },
+    );
+  }
+}
+
 /** SQLite's own word for a damaged file names neither the file nor what to do: this does. */
 function damaged(path: string, error: unknown): unknown {
   const code = (error as { code?: unknown }).code;
@@ -354,7 +382,7 @@ export class SqliteStore implements Store {
     if (options.path !== ":memory:") {
       // The owner's alone, as the hub's own files in it are (admin-token, keys: data-files.ts):
       // the Log holds every value every Thing reported, and the directory is made here first.
-      mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 });
+      makeDataDirectory(dirname(options.path));
       this.lock = lockDatabase(options.path);
     }
     try {
