@@ -3,7 +3,8 @@
 // consistency proofs, checkpoints every N Changes, a restart, and an altered database row.
 import Database from "better-sqlite3";
 import fc from "fast-check";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -810,24 +811,41 @@ describe("a data directory restored without its hub id or key", () => {
     for (const [name, text] of Object.entries(files)) writeFileSync(join(dataDir, name), text);
   }
 
-  it("refuses to start under a new hub id, naming both ids and the files to restore", async () => {
+  it("refuses to start under another hub id, naming both ids and the files to restore", async () => {
     const id = files["hub-id"]?.trim() ?? "";
-    rmSync(join(dataDir, "hub-id"));
+    writeFileSync(join(dataDir, "hub-id"), "urn:uuid:00000000-0000-4000-8000-000000000000\n");
     await refused(
       new RegExp(
-        `^The Log's checkpoints name the hub ${id}, but this data directory's hub id is urn:uuid:.+: restore .+hub-id and .+log-key.pem from the backup`,
+        `^The Log's checkpoints name the hub ${id}, but this data directory's hub id is urn:uuid:00000000-0000-4000-8000-000000000000: restore .+hub-id and .+log-key.pem from the backup`,
       ),
     );
     restore();
   });
 
   it("refuses to start with another key", async () => {
-    rmSync(join(dataDir, "log-key.pem"));
+    writeFileSync(
+      join(dataDir, "log-key.pem"),
+      generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+    );
     await refused(
       /^The Log's checkpoints are not signed with the key in .+log-key\.pem \(the checkpoint of \d+ Changes does not verify with it\): restore/,
     );
     restore();
   });
+
+  it.each([[["hub-id"]], [["log-key.pem"]], [["hub-id", "log-key.pem"]]])(
+    "refuses to start without %j, naming what is missing, and makes none anew",
+    async (names) => {
+      for (const name of names) rmSync(join(dataDir, name));
+      await refused(
+        new RegExp(
+          `^${names.map((name) => `.+/${name.replace(".", "\\.")}`).join(" and ")} (is|are) missing, but the Log's checkpoints name this hub by its id and are signed with its key: restore .+hub-id and .+log-key\\.pem from the backup`,
+        ),
+      );
+      for (const name of names) expect(existsSync(join(dataDir, name))).toBe(false);
+      restore();
+    },
+  );
 
   it("names an empty or unreadable file instead of a decoder's error", async () => {
     writeFileSync(join(dataDir, "hub-id"), "");

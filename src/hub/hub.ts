@@ -19,7 +19,7 @@ import type { Change, Cause, RegisteredThingDescription, Vocabulary } from "../c
 import { createHubClock, type HubClock } from "./hub-clock.js";
 import { Ingest, type IngestOptions, type Report } from "./ingest.js";
 import { History } from "./history.js";
-import { LOG_KEY_FILE, Notary } from "./notary.js";
+import { LOG_KEY_FILE, Notary, requireSigningFiles } from "./notary.js";
 import type { BindingSet } from "../bindings/index.js";
 import { Commands } from "./commands.js";
 import { Observation } from "./observation.js";
@@ -194,6 +194,8 @@ export class Hub {
     // Read before anything is made in the data directory: a start refused for a bad vocabulary
     // must not leave an admin token behind that was never shown.
     const vocabulary = options.vocabulary ?? loadVocabulary(config.vocabulary);
+    // Nor for a data directory restored without its hub id or signing key (nothing is made anew).
+    if ((await store.latestCheckpoint()) !== undefined) requireSigningFiles(config.dataDir);
     const adminToken = loadOrCreateAdminToken(config.dataDir, config.adminToken);
     const id = loadOrCreateHubId(config.dataDir);
     // The clock resumes after the last Change, so seq and hlc keep growing together.

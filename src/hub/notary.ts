@@ -1,6 +1,7 @@
 // The Log's notary: the hub's Ed25519 key (created at first start, kept in the data directory),
 // signed checkpoints at least every N Changes or T seconds, and RFC 9162 proofs against them.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import {
@@ -55,6 +56,25 @@ export interface ConsistencyProof {
   fromRoot: string;
   toRoot: string;
   proof: string[];
+}
+
+/** What to do when the hub id or the key does not match the Log's checkpoints. */
+function restoreAdvice(dataDir: string): string {
+  return `restore ${join(dataDir, HUB_ID_FILE)} and ${join(dataDir, LOG_KEY_FILE)} from the backup taken with the database (docs/operations.md, "Backups")`;
+}
+
+/**
+ * Refuses a data directory whose Log has a signed checkpoint but that lacks hub-id or
+ * log-key.pem, before they are made anew: a new id or key could only be refused by the checkpoints
+ * afterwards, and was left behind, the refusal naming it as if it were the one restored.
+ */
+export function requireSigningFiles(dataDir: string): void {
+  const missing = [HUB_ID_FILE, LOG_KEY_FILE].filter((name) => !existsSync(join(dataDir, name)));
+  if (missing.length === 0) return;
+  throw new Error(
+    `${missing.map((name) => join(dataDir, name)).join(" and ")} ${missing.length > 1 ? "are" : "is"} missing, ` +
+      `but the Log's checkpoints name this hub by its id and are signed with its key: ${restoreAdvice(dataDir)}`,
+  );
 }
 
 function loadOrCreateKey(dataDir: string): KeyObject {
@@ -138,7 +158,7 @@ export class Notary {
    * verifier could ever check the old checkpoints and the new ones together.
    */
   private checkOwn(checkpoint: Checkpoint): void {
-    const restore = `restore ${join(this.dataDir, HUB_ID_FILE)} and ${join(this.dataDir, LOG_KEY_FILE)} from the backup taken with the database (docs/operations.md, "Backups")`;
+    const restore = restoreAdvice(this.dataDir);
     if (checkpoint.origin !== this.origin) {
       throw new Error(
         `The Log's checkpoints name the hub ${checkpoint.origin}, but this data directory's hub id is ${this.origin}: ${restore}`,
