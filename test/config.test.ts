@@ -20,7 +20,7 @@ describe("the SQLite memory map setting", () => {
     );
     for (const bad of ["2048", "-1", "1G", "0.5"]) {
       expect(() => loadConfig(at, { HYPERTHINGS_SQLITE_MMAP_MIB: bad })).toThrow(
-        `SQLite memory map (MiB) must be a whole number from 0 to 2047, not "${bad}"`,
+        `SQLite memory map (MiB) (HYPERTHINGS_SQLITE_MMAP_MIB) must be a whole number from 0 to 2047, not "${bad}"`,
       );
     }
   });
@@ -79,8 +79,46 @@ describe("an environment variable set to nothing", () => {
     // What is set still counts, and a wrong value is still refused.
     expect(loadConfig({}, { ...empty, HYPERTHINGS_PORT: "9090" }).port).toBe(9090);
     expect(() => loadConfig({}, { ...empty, HYPERTHINGS_PORT: "x" })).toThrow(
-      'port must be a whole number from 0 to 65535, not "x"',
+      'port (HYPERTHINGS_PORT) must be a whole number from 0 to 65535, not "x"',
     );
+  });
+});
+
+describe("a setting refused at start", () => {
+  it("is named with where its value came from: the flag, or the environment variable", () => {
+    const refusal = (overrides: Parameters<typeof loadConfig>[0], env: NodeJS.ProcessEnv) => {
+      try {
+        loadConfig(overrides, env);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return "accepted";
+    };
+    expect(refusal({ port: "x" }, { HYPERTHINGS_PORT: "8080" })).toBe(
+      'port (--port) must be a whole number from 0 to 65535, not "x"',
+    );
+    expect(refusal({}, { HYPERTHINGS_BODY_LIMIT: "1e6" })).toBe(
+      'body limit (HYPERTHINGS_BODY_LIMIT) must be a whole number from 1024 to 1073741824, not "1e6"',
+    );
+    expect(refusal({}, { HYPERTHINGS_LOG_LEVEL: "verbose" })).toMatch(
+      /^log level \(HYPERTHINGS_LOG_LEVEL\) must be one of fatal, .*, not "verbose"$/,
+    );
+    expect(refusal({ auth: "all" }, {})).toMatch(/^auth \(--auth\) must be "write" .* not "all"$/);
+    expect(refusal({}, { HYPERTHINGS_AUTH: "READ" })).toMatch(/^auth \(HYPERTHINGS_AUTH\) must be/);
+    for (const [variable, value] of [
+      ["HYPERTHINGS_CHECKPOINT_CHANGES", "0"],
+      ["HYPERTHINGS_CHECKPOINT_MS", "1.5"],
+      ["HYPERTHINGS_POLL_MS", "5"],
+      ["HYPERTHINGS_RECONNECT_MS", "0"],
+      ["HYPERTHINGS_MAX_RECONNECT_MS", "-1"],
+      ["HYPERTHINGS_MQTT_PORT", "99999"],
+      ["HYPERTHINGS_MQTT_MAX_PAYLOAD", "1"],
+    ] as const) {
+      expect(refusal({}, { [variable]: value })).toMatch(
+        new RegExp(`\\(${variable}\\) must be a whole number`),
+      );
+    }
+    expect(refusal({ mqttPort: "x" }, {})).toMatch(/^MQTT port \(--mqtt-port\) must be/);
   });
 });
 

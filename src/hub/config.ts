@@ -269,6 +269,22 @@ function integer(name: string, text: string, min: number, max: number): number {
   return value;
 }
 
+/**
+ * A setting's name in its errors, with where its value came from: the flag, or the environment
+ * variable (a hub started by a service manager gets its settings from a file the operator must
+ * find the line in). A value given in code names neither.
+ */
+function named(
+  name: string,
+  given: unknown,
+  flag: string | undefined,
+  variable: string,
+  env: NodeJS.ProcessEnv,
+): string {
+  if (given !== undefined) return flag === undefined ? name : `${name} (${flag})`;
+  return env[variable] === undefined ? name : `${name} (${variable})`;
+}
+
 /** Settings given on the command line; each is optional and wins over the environment. */
 export interface ConfigOverrides {
   dataDir?: string;
@@ -330,12 +346,14 @@ export function loadConfig(
   const auth = overrides.auth ?? env[e.authRead] ?? "write";
   if (auth !== "read" && auth !== "write") {
     throw new ValidationError(
-      `auth must be "write" (mutations need a token) or "read" (everything does), not "${auth}"`,
+      `${named("auth", overrides.auth, "--auth", e.authRead, env)} must be "write" (mutations need a token) or "read" (everything does), not "${auth}"`,
     );
   }
   const logLevel = overrides.logLevel ?? env[e.logLevel] ?? configDefaults.logLevel;
   if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ValidationError(`log level must be one of ${LOG_LEVELS.join(", ")}, not "${logLevel}"`);
+    throw new ValidationError(
+      `${named("log level", overrides.logLevel, "--log-level", e.logLevel, env)} must be one of ${LOG_LEVELS.join(", ")}, not "${logLevel}"`,
+    );
   }
   const adminToken = env[e.adminToken] || undefined;
   const readToken = env[e.readToken] || undefined;
@@ -359,8 +377,13 @@ export function loadConfig(
     ...configDefaults,
     dataDir: overrides.dataDir ?? (env[e.dataDir] || defaultDataDir()),
     host: overrides.host ?? (env[e.host] || configDefaults.host),
-    port: integer("port", port, 0, 65535),
-    bodyLimit: integer("body limit", bodyLimit, 1024, 1024 * 1024 * 1024),
+    port: integer(named("port", overrides.port, "--port", e.port, env), port, 0, 65535),
+    bodyLimit: integer(
+      named("body limit", overrides.bodyLimit, "--body-limit", e.bodyLimit, env),
+      bodyLimit,
+      1024,
+      1024 * 1024 * 1024,
+    ),
     requestTimeoutMs: overrides.requestTimeoutMs ?? configDefaults.requestTimeoutMs,
     allowedHosts: hostNames(overrides.allowedHosts ?? env[e.allowedHosts]),
     authRead: auth === "read",
@@ -369,7 +392,13 @@ export function loadConfig(
     streamBufferBytes: overrides.streamBufferBytes ?? configDefaults.streamBufferBytes,
     maxIngestBytes: overrides.maxIngestBytes ?? configDefaults.maxIngestBytes,
     checkpointEveryChanges: integer(
-      "checkpoint interval (changes)",
+      named(
+        "checkpoint interval (changes)",
+        overrides.checkpointEveryChanges,
+        undefined,
+        e.checkpointEveryChanges,
+        env,
+      ),
       String(
         overrides.checkpointEveryChanges ??
           env[e.checkpointEveryChanges] ??
@@ -379,32 +408,32 @@ export function loadConfig(
       10_000_000,
     ),
     checkpointEveryMs: integer(
-      "checkpoint interval (ms)",
+      named("checkpoint interval (ms)", overrides.checkpointEveryMs, undefined, e.checkpointEveryMs, env),
       String(overrides.checkpointEveryMs ?? env[e.checkpointEveryMs] ?? configDefaults.checkpointEveryMs),
       10,
       86_400_000,
     ),
     sqliteMmapMiB: integer(
-      "SQLite memory map (MiB)",
+      named("SQLite memory map (MiB)", overrides.sqliteMmapMiB, undefined, e.sqliteMmapMiB, env),
       String(overrides.sqliteMmapMiB ?? env[e.sqliteMmapMiB] ?? configDefaults.sqliteMmapMiB),
       0,
       2047,
     ),
     observe: overrides.observe ?? flag(e.observe, env[e.observe], configDefaults.observe),
     pollIntervalMs: integer(
-      "poll interval (ms)",
+      named("poll interval (ms)", overrides.pollIntervalMs, undefined, e.pollIntervalMs, env),
       String(overrides.pollIntervalMs ?? env[e.pollIntervalMs] ?? configDefaults.pollIntervalMs),
       100,
       86_400_000,
     ),
     reconnectMs: integer(
-      "reconnect delay (ms)",
+      named("reconnect delay (ms)", overrides.reconnectMs, undefined, e.reconnectMs, env),
       String(overrides.reconnectMs ?? env[e.reconnectMs] ?? configDefaults.reconnectMs),
       1,
       3_600_000,
     ),
     maxReconnectMs: integer(
-      "reconnect delay cap (ms)",
+      named("reconnect delay cap (ms)", overrides.maxReconnectMs, undefined, e.maxReconnectMs, env),
       String(overrides.maxReconnectMs ?? env[e.maxReconnectMs] ?? configDefaults.maxReconnectMs),
       1,
       86_400_000,
@@ -458,13 +487,18 @@ function mqttSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): MqttS
   const chosenPort = overrides.mqttPort ?? (env[e.mqttPort] || undefined);
   return {
     mqtt: !enabled ? "off" : url !== undefined ? "external" : "embedded",
-    mqttPort: integer("MQTT port", String(chosenPort ?? d.mqttPort), 0, 65535),
+    mqttPort: integer(
+      named("MQTT port", overrides.mqttPort, "--mqtt-port", e.mqttPort, env),
+      String(chosenPort ?? d.mqttPort),
+      0,
+      65535,
+    ),
     mqttPortFallback: chosenPort === undefined,
     mqttUrl: url,
     mqttPrefix: topicRoot("MQTT topic prefix", overrides.mqttPrefix ?? (env[e.mqttPrefix] || d.mqttPrefix)),
     mqttAnonymous: overrides.mqttAnonymous ?? onOff(e.mqttAnonymous, env[e.mqttAnonymous]) ?? d.mqttAnonymous,
     mqttMaxPayload: integer(
-      "MQTT payload limit",
+      named("MQTT payload limit", undefined, undefined, e.mqttMaxPayload, env),
       String(env[e.mqttMaxPayload] || d.mqttMaxPayload),
       1024,
       256 * 1024 * 1024,
