@@ -3,12 +3,13 @@
 // load it would never end), holds every Change acknowledged before it began, verifies as a whole
 // Log under the same hub id and key, and a hub starts on it. Refusals say one line and leave
 // nothing behind.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import Database from "better-sqlite3";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, watch, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
-import { minimalTd } from "./support/test-hub.js";
+import { minimalTd, startTestHub } from "./support/test-hub.js";
 import { cleanEnvironment, runThings, runThingsToEnd, type ThingsProcess } from "./support/things-process.js";
 
 const THING = "urn:test:backup:meter";
@@ -147,4 +148,38 @@ describe("things backup", () => {
     expect(same.code).toBe(1);
     expect(same.stderr).toBe(`things: ${data} is the data directory itself; give another\n`);
   });
+
+  it.each([
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const)(
+    "leaves nothing when stopped by %s during the copy, so that the next backup to the directory goes ahead",
+    async (signal, code) => {
+      const data = freshDir();
+      const hub = await startTestHub({ dataDir: data, mqtt: false });
+      await hub.stop();
+      // 64 MiB more, so that the copy takes many steps (1 MiB each) and is under way when signalled.
+      const db = new Database(join(data, "hyperthings.db"));
+      db.exec("CREATE TABLE filler (b BLOB); INSERT INTO filler VALUES (zeroblob(64 * 1024 * 1024))");
+      db.close();
+      const destination = freshDir();
+      const watcher = watch(destination);
+      const started = new Promise<void>((resolve) =>
+        watcher.on("change", (_, name) => {
+          if (String(name).endsWith(".tmp")) resolve();
+        }),
+      );
+      const copying = runThings(["backup", destination, "--data", data], cleanEnvironment());
+      await started;
+      watcher.close();
+      copying.process.kill(signal);
+      expect(await copying.exited).toBe(code);
+      expect(copying.stderr()).toBe(
+        `things: backup interrupted (${signal}); nothing is left in ${destination}\n`,
+      );
+      expect(readdirSync(destination)).toEqual([]);
+      const again = await runThingsToEnd(["backup", destination, "--data", data]);
+      expect(again.code).toBe(0);
+    },
+  );
 });

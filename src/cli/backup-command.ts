@@ -68,6 +68,21 @@ export async function backup(target: string, options: BackupOptions): Promise<st
     created = true;
   }
   const progress = progressView();
+  /** What a failed backup leaves: nothing (what it made removed, a directory it was given emptied). */
+  const clean = () => {
+    if (created) rmSync(destination, { recursive: true, force: true });
+    else for (const name of readdirSync(destination)) rmSync(join(destination, name), { force: true });
+  };
+  // Ctrl-C, or a service manager's SIGTERM, during the copy: what it wrote so far would be left
+  // behind, and the next backup to that directory refused as "not empty".
+  const interrupted = (signal: NodeJS.Signals) => {
+    progress.stop();
+    clean();
+    process.stderr.write(`things: backup interrupted (${signal}); nothing is left in ${destination}\n`);
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   try {
     const result = await backupSqliteDatabase(database, join(destination, DATABASE_FILE), (p) =>
       progress.update(p),
@@ -89,10 +104,12 @@ export async function backup(target: string, options: BackupOptions): Promise<st
     );
   } catch (err) {
     progress.stop();
-    if (created) rmSync(destination, { recursive: true, force: true });
-    else for (const name of readdirSync(destination)) rmSync(join(destination, name), { force: true });
+    clean();
     if (err instanceof CliError) throw err;
     throw new CliError(`the backup failed: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
   }
 }
 
@@ -110,7 +127,10 @@ export function registerBackupCommand(program: Command): void {
       "-d, --data <dir>",
       "the hub's data directory (env HYPERTHINGS_DATA, default a per-user data folder)",
     )
-    .addHelpText("after", "\nExit codes: 0 copied and checked, 1 failed (nothing is left in <dir>), 2 usage")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 copied and checked, 1 failed (nothing is left in <dir>), 2 usage, 130/143 stopped by SIGINT/SIGTERM (nothing is left either)",
+    )
     .action(async (dir: string, options: BackupOptions) => {
       process.stdout.write(await backup(dir, options));
     });
