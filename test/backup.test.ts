@@ -127,7 +127,7 @@ describe("things backup", () => {
     expect(Number(verified)).toBeGreaterThanOrEqual(copied);
   });
 
-  it("refuses a destination that is not empty, and a data directory with no hub, in one line, leaving nothing", async () => {
+  it("refuses a destination that is not empty or cannot be made, and a data directory with no hub, in one line, leaving nothing", async () => {
     const data = freshDir();
     await serve(data);
     const taken = freshDir();
@@ -147,6 +147,13 @@ describe("things backup", () => {
     const same = await runThingsToEnd(["backup", data, "--data", data]);
     expect(same.code).toBe(1);
     expect(same.stderr).toBe(`things: ${data} is the data directory itself; give another\n`);
+    const file = join(freshDir(), "a-file");
+    writeFileSync(file, "");
+    const under = await runThingsToEnd(["backup", join(file, "copy"), "--data", data]);
+    expect(under.code).toBe(1);
+    expect(under.stderr).toBe(
+      `things: ${join(file, "copy")} cannot be made: ${file} is a file, not a directory\n`,
+    );
   });
 
   it.each([

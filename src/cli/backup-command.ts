@@ -13,7 +13,7 @@ import {
   SECRET_KEY_FILE,
   defaultDataDir,
 } from "../hub/index.js";
-import { backupSqliteDatabase, type BackupProgress } from "../store/index.js";
+import { backupSqliteDatabase, unmadeDirectory, type BackupProgress } from "../store/index.js";
 import { CliError } from "./cli-error.js";
 
 const DATABASE_FILE = "hyperthings.db";
@@ -64,7 +64,11 @@ export async function backup(target: string, options: BackupOptions): Promise<st
       throw new CliError(`${destination} is not empty; give a new or empty directory`);
     }
   } else {
-    mkdirSync(destination, { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(destination, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new CliError(`${destination} cannot be made: ${unmadeDirectory(destination, err)}`);
+    }
     created = true;
   }
   const progress = progressView();

@@ -251,27 +251,29 @@ function unopenable(file: string, error: unknown): unknown {
 }
 
 /**
- * Makes the data directory (the owner's alone), or says in one line why it cannot be one: mkdir's
- * own words ("EEXIST: file already exists, mkdir …", or ENOENT on a read-only file system) do not.
+ * Why `mkdirSync(dir, { recursive: true })` failed, said by what is in the way: mkdir's own words
+ * ("EEXIST: file already exists, mkdir …", or ENOENT on a read-only file system) do not say it.
  */
+export function unmadeDirectory(dir: string, error: unknown): string {
+  // The nearest path that exists tells what is in the way.
+  let existing = dir;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  if (!statSync(existing).isDirectory()) return `${existing} is a file, not a directory`;
+  try {
+    accessSync(existing, constants.W_OK);
+  } catch (denied) {
+    return `${existing} cannot be written (${(denied as Error).message})`;
+  }
+  return (error as Error).message;
+}
+
+/** Makes the data directory (the owner's alone), or says in one line why it cannot be one. */
 function makeDataDirectory(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (error) {
-    // The nearest path that exists tells what is in the way.
-    let existing = dir;
-    while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
-    let why = (error as Error).message;
-    if (!statSync(existing).isDirectory()) why = `${existing} is a file, not a directory`;
-    else {
-      try {
-        accessSync(existing, constants.W_OK);
-      } catch (denied) {
-        why = `${existing} cannot be written (${(denied as Error).message})`;
-      }
-    }
     throw new Error(
-      `The data directory ${dir} (--data, HYPERTHINGS_DATA) cannot be made: ${why}. ` +
+      `The data directory ${dir} (--data, HYPERTHINGS_DATA) cannot be made: ${unmadeDirectory(dir, error)}. ` +
         "It must be a directory this user may write, on a file system that is not read-only",
       { cause: error },
     );
