@@ -3,6 +3,7 @@
 // Assistant devices.
 import { createHash } from "node:crypto";
 import { NotFoundError } from "../../core/index.js";
+import { originOf } from "../../bindings/index.js";
 import type { Hub } from "../../hub/index.js";
 import { AutoInventory } from "./auto-inventory.js";
 import type { BrokerLink } from "./broker-link.js";
@@ -71,9 +72,12 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
       ? {
           onRegistered: async (td) => {
             const password = hub.adminToken.token;
-            const held = Object.values(await secrets.secretsOf(td.id));
-            // Setting it restarts the Thing's observation: only when it is not the one held.
-            if (held.some((secret) => secret.password === password)) return;
+            const broker = originOf(link.url);
+            const held = Object.values(await secrets.secretsOf(td));
+            // Setting it restarts the Thing's observation: only when it is not the one held, for
+            // this broker (a secret goes only where it was set for: a new port needs it set again).
+            if (held.some((secret) => secret.password === password && secret.origins?.includes(broker ?? "")))
+              return;
             await secrets.set(td, { username: "hyperthings", password });
           },
         }
