@@ -71,6 +71,8 @@ export class BrokerConnection {
   readonly #filters = new Map<string, FilterEntry>();
   readonly #waiters = new Set<{ resolve: () => void; reject: (error: BrokerError) => void }>();
   readonly #errorListeners = new Set<(error: BrokerError) => void>();
+  /** Publishes and subscriptions under way: a connection is idle with none and no filter. */
+  #busy = 0;
   #failures = 0;
   #lastError: Error | undefined;
   #failed: BrokerError | undefined;
@@ -148,6 +150,11 @@ export class BrokerConnection {
     return this.#failed;
   }
 
+  /** No subscription held and no operation under way: closing it now loses nothing. */
+  get idle(): boolean {
+    return this.#busy === 0 && this.#filters.size === 0;
+  }
+
   get protocolVersion(): 4 | 5 {
     return this.#options.protocolVersion;
   }
@@ -200,6 +207,38 @@ export class BrokerConnection {
     listener: PacketListener,
     timeoutMs: number,
   ): Promise<() => Promise<void>> {
+    this.#busy++;
+    try {
+      return await this.#subscribeListener(filter, qos, listener, timeoutMs);
+    } finally {
+      this.#busy--;
+    }
+  }
+
+  /** Publishes; resolves when written (QoS 0) or acknowledged (QoS 1, 2). */
+  async publish(
+    topic: string,
+    payload: Buffer,
+    options: IClientPublishOptions,
+    timeoutMs: number,
+  ): Promise<void> {
+    this.#busy++;
+    try {
+      await this.ready(timeoutMs);
+      await withTimeout(this.#client.publishAsync(topic, payload, options), timeoutMs);
+    } catch (error) {
+      throw asBrokerError(error, "the broker did not take the message");
+    } finally {
+      this.#busy--;
+    }
+  }
+
+  async #subscribeListener(
+    filter: string,
+    qos: QoS,
+    listener: PacketListener,
+    timeoutMs: number,
+  ): Promise<() => Promise<void>> {
     await this.ready(timeoutMs);
     let entry = this.#filters.get(filter);
     if (entry === undefined) {
@@ -227,21 +266,6 @@ export class BrokerConnection {
       throw error;
     }
     return unsubscribe;
-  }
-
-  /** Publishes; resolves when written (QoS 0) or acknowledged (QoS 1, 2). */
-  async publish(
-    topic: string,
-    payload: Buffer,
-    options: IClientPublishOptions,
-    timeoutMs: number,
-  ): Promise<void> {
-    await this.ready(timeoutMs);
-    try {
-      await withTimeout(this.#client.publishAsync(topic, payload, options), timeoutMs);
-    } catch (error) {
-      throw asBrokerError(error, "the broker did not take the message");
-    }
   }
 
   async close(): Promise<void> {

@@ -326,6 +326,23 @@ if (problem !== undefined && !required) {
       expect(connects.values).toHaveLength(1);
     });
 
+    it("keys connections by user name and password: a Thing with another password is another client", async () => {
+      const connects = collector();
+      use({ onConnection: (event) => event.state === "connected" && connects.push(event.clientId) });
+      const setpoint = property("setpoint", "writeproperty");
+      const as = (password: string): Target => ({
+        ...setpoint,
+        credentials: [{ scheme: "basic", username: "hub", password, name: "Authorization" }],
+      });
+      retained.add(`${prefix}/setpoint`);
+      await binding.writeProperty(as("first"), 20);
+      await binding.writeProperty(as("second"), 21);
+      await binding.writeProperty(as("second"), 22);
+      await binding.writeProperty(as("third"), 23);
+      expect(connects.values).toHaveLength(3);
+      expect(new Set(connects.values).size).toBe(3);
+    });
+
     it("reconnects after the broker drops it, and resubscribes", async () => {
       const connects = collector();
       use({ onConnection: (event) => event.state === "connected" && connects.push(event.clientId) });

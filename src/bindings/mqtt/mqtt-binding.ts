@@ -1,6 +1,6 @@
 // The MQTT binding (W3C WoT Binding Templates, MQTT; mqtt.js): MQTT 3.1.1 and 5, observe and
 // subscribe on topics from forms, write and invoke by publish, MQTT 5 request/response for invoke.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { IClientPublishOptions, IPublishPacket } from "mqtt";
 import { AddressPolicy } from "../address-policy.js";
 import type { BackoffOptions } from "../backoff.js";
@@ -276,7 +276,7 @@ export class MqttBinding implements Binding {
     return () => ask(broker);
   }
 
-  /** The shared connection for the target's broker and user, made on first use. */
+  /** The shared connection for the target's broker, user name and password, made on first use. */
   #connection(target: Target): BrokerConnection {
     if (this.#closed) throw bindingError(target, "closed", "the MQTT binding is closed");
     const url = new URL(target.href);
@@ -297,10 +297,20 @@ export class MqttBinding implements Binding {
       const fallback = this.#options.credentialsFor?.(broker);
       if (fallback !== undefined) ({ username, password } = fallback);
     }
-    const key = `${broker}\n${username ?? ""}`;
+    // Keyed by all that authenticates it: two Things with one user name and different passwords
+    // are two clients, and a changed password is a new connection, not the old one kept up.
+    const user = `${broker}\n${username ?? ""}\n`;
+    const key = `${user}${password === undefined ? "" : createHash("sha256").update(password).digest("hex")}`;
     const existing = this.#connections.get(key);
     if (existing !== undefined && existing.failed === undefined) return existing;
     if (existing !== undefined) void existing.close();
+    // A connection of the same user with another password is an old secret's: ended once unused.
+    for (const [other, connection] of this.#connections) {
+      if (other.startsWith(user) && other !== key && connection.idle) {
+        this.#connections.delete(other);
+        void connection.close();
+      }
+    }
     const options = this.#options;
     const clientId = `${options.clientIdPrefix ?? MQTT_BINDING_DEFAULTS.clientIdPrefix}-${randomBytes(6).toString("hex")}`;
     const connection = new BrokerConnection({
