@@ -543,6 +543,38 @@ describe("the embedded broker's access and port", () => {
     }
   });
 
+  it("listens on the port it fell back to at its last start, and says so when that one is taken too", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-mqtt-"));
+    const config = { ...loadConfig({ port: 0, logLevel: "silent", dataDir }, {}), mqttPort: taken };
+    const start = async () => {
+      const running = await startHub(config, { logger: createLogger("silent") });
+      const port = Number(new URL(running.mqtt?.url ?? "").port);
+      const notice = running.mqtt?.notice;
+      await running.close();
+      return { port, notice };
+    };
+    const blocker = createServer();
+    try {
+      const first = await start();
+      const second = await start();
+      expect(second).toEqual({
+        port: first.port,
+        notice: `MQTT: port ${taken} is taken; the embedded broker listens on 127.0.0.1:${first.port} instead, as at its last start`,
+      });
+      await new Promise<void>((resolve) => blocker.listen(first.port, "127.0.0.1", resolve));
+      const third = await start();
+      expect(third.port).not.toBe(first.port);
+      expect(third.notice).toBe(
+        `MQTT: port ${taken} is taken, and so is ${first.port}, its port at its last start; the embedded broker listens on 127.0.0.1:${third.port} instead (devices and TDs that name ${first.port} need the new port)`,
+      );
+      await new Promise((resolve) => blocker.close(resolve));
+      expect((await start()).port).toBe(third.port);
+    } finally {
+      if (blocker.listening) blocker.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("refuses to start on a port that was chosen and is taken", async () => {
     await expect(startTestHub({ mqttPort: taken })).rejects.toThrow(UnavailableError);
     await expect(startTestHub({ mqttPort: taken })).rejects.toThrow(

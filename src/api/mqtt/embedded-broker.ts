@@ -24,6 +24,8 @@ export interface EmbeddedBrokerOptions {
   readonly port: number;
   /** When the port is taken: true to listen on a free port instead, false to fail. */
   readonly portFallback: boolean;
+  /** The port it fell back to at its last start: tried first when `port` is taken again. */
+  readonly lastFallbackPort?: number;
   /** Accept clients that give no password. */
   readonly anonymous: boolean;
   /** The hub's token check (admin and read tokens). */
@@ -101,6 +103,8 @@ export class EmbeddedBroker implements BrokerLink {
   url = "";
   /** Said to the operator when the broker did something else than asked (another port). */
   notice: string | undefined;
+  /** The port it listens on instead of the one asked for; undefined when it has that one. */
+  fallbackPort: number | undefined;
 
   private constructor(options: EmbeddedBrokerOptions, aedes: Aedes) {
     this.#options = options;
@@ -159,17 +163,25 @@ export class EmbeddedBroker implements BrokerLink {
   }
 
   async #listen(): Promise<void> {
-    const { host, port, portFallback } = this.#options;
+    const { host, port, portFallback, lastFallbackPort: last } = this.#options;
     try {
       await listen(this.#server, host, port);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if ((code !== "EADDRINUSE" && code !== "EACCES") || !portFallback)
-        throw mqttPortError(host, port, error);
-      await listen(this.#server, host, 0);
+      if (!isPortRefused(error) || !portFallback) throw mqttPortError(host, port, error);
+      const refused = `MQTT: port ${port} is ${code === "EACCES" ? "not allowed" : "taken"}`;
+      // The port of the last start first: devices and TDs (gateway `…/set` forms) name it.
+      const again = last !== undefined && last !== 0 && last !== port;
+      const tookLast = again && (await listen(this.#server, host, last).then(() => true, falseIfRefused));
+      if (!tookLast) await listen(this.#server, host, 0);
       const address = this.#server.address();
       const actual = typeof address === "object" && address ? address.port : 0;
-      this.notice = `MQTT: port ${port} is ${code === "EACCES" ? "not allowed" : "taken"}; the embedded broker listens on ${hostOf(host)}:${actual} instead`;
+      this.fallbackPort = actual;
+      this.notice = tookLast
+        ? `${refused}; the embedded broker listens on ${hostOf(host)}:${actual} instead, as at its last start`
+        : again
+          ? `${refused}, and so is ${last}, its port at its last start; the embedded broker listens on ${hostOf(host)}:${actual} instead (devices and TDs that name ${last} need the new port)`
+          : `${refused}; the embedded broker listens on ${hostOf(host)}:${actual} instead`;
     }
     const address = this.#server.address();
     const actual = typeof address === "object" && address ? address.port : port;
@@ -466,6 +478,17 @@ export class EmbeddedBroker implements BrokerLink {
 function hostOf(host: string): string {
   if (host === "0.0.0.0" || host === "::") return "127.0.0.1";
   return host.includes(":") ? `[${host}]` : host;
+}
+
+/** The port is another process's, or not this user's to take. */
+function isPortRefused(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "EADDRINUSE" || code === "EACCES";
+}
+
+function falseIfRefused(error: unknown): false {
+  if (isPortRefused(error)) return false;
+  throw error;
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {

@@ -2,6 +2,8 @@
 // external one), the gateway on the documented topics, and auto-inventory of Homie and Home
 // Assistant devices.
 import { createHash } from "node:crypto";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { NotFoundError } from "../../core/index.js";
 import { originOf } from "../../bindings/index.js";
 import type { Hub } from "../../hub/index.js";
@@ -11,6 +13,9 @@ import { EmbeddedBroker } from "./embedded-broker.js";
 import { ExternalBroker } from "./external-broker.js";
 import { MqttGateway } from "./gateway.js";
 import { TopicLayout } from "./topic-layout.js";
+
+/** In the data directory: the port the embedded broker fell back to, tried first at the next start. */
+export const MQTT_PORT_FILE = "mqtt-port";
 
 export interface RunningMqtt {
   readonly kind: "embedded" | "external";
@@ -40,10 +45,13 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
       logger: log,
     });
   } else {
-    link = await EmbeddedBroker.start({
+    const portFile = join(config.dataDir, MQTT_PORT_FILE);
+    const lastFallbackPort = config.mqttPortFallback ? readPort(portFile) : undefined;
+    const broker = await EmbeddedBroker.start({
       host: config.host,
       port: config.mqttPort,
       portFallback: config.mqttPortFallback,
+      ...(lastFallbackPort === undefined ? {} : { lastFallbackPort }),
       anonymous: config.mqttAnonymous,
       authenticate: (token) => hub.authenticate(token),
       adminToken: hub.adminToken.token,
@@ -60,6 +68,17 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
       maxPacketBytes: config.mqttMaxPayload,
       logger: log,
     });
+    const fallback = broker.fallbackPort;
+    if (fallback !== undefined && fallback !== lastFallbackPort) {
+      try {
+        // Whole or not at all: written beside it, then renamed into place.
+        writeFileSync(`${portFile}.tmp`, `${fallback}\n`);
+        renameSync(`${portFile}.tmp`, portFile);
+      } catch (err) {
+        log.warn({ err, file: portFile }, `the MQTT port ${fallback} was not remembered for the next start`);
+      }
+    }
+    link = broker;
   }
   const gateway = new MqttGateway(hub, link, { layout, maxPayloadBytes: config.mqttMaxPayload, logger: log });
   // On the embedded broker, discovered devices' TDs say `basic`: the hub's own bindings get the
@@ -125,4 +144,17 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
       return closing;
     },
   };
+}
+
+/** The port in `path`, or undefined when there is none (or it is no port). */
+function readPort(path: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  const port = Number(text.trim());
+  return Number.isInteger(port) && port > 0 && port <= 65535 ? port : undefined;
 }
