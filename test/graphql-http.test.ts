@@ -480,7 +480,7 @@ describe("GraphQL over HTTP: a Thing with many links", () => {
   const building = "urn:example:gql-building";
 
   beforeAll(async () => {
-    hub = await startTestHub({ graphql: { maxCost: 100 } });
+    hub = await startTestHub({ graphql: { maxCost: 300 } });
     await putTd(hub, minimalTd({ id: building, title: "Building" }));
     for (let i = 0; i < 30; i++)
       await putTd(
@@ -491,12 +491,13 @@ describe("GraphQL over HTTP: a Thing with many links", () => {
   afterAll(async () => hub.stop());
 
   it("prices links and linkedFrom at their real length as they run: past the cost limit they fail", async () => {
-    // Priced at 10 links by validation (41), but 30 cost 121: more than the hub's 100.
+    // Priced at 10 links by validation (161: thing and linkedFrom 10 each, source 10 per link), but
+    // 30 cost 441: more than the hub's 300.
     const { body } = await post(hub, `{ thing(id: "${building}") { linkedFrom { from source { id } } } }`);
     expect(codes(body)).toEqual(["COST_LIMIT_EXCEEDED"]);
     expect(body.errors?.[0]?.message).toContain("linkedFrom holds 30 elements where 10 were assumed");
     expect(body.errors?.[0]?.message).toContain('things(filter: "out(rel) { id = … }"');
-    expect(body.errors?.[0]?.extensions).toMatchObject({ cost: 121, maxCost: 100 });
+    expect(body.errors?.[0]?.extensions).toMatchObject({ cost: 441, maxCost: 300 });
     expect(body.data).toEqual({ thing: null });
     // What the limit allows still answers in full.
     const cheap = await post(hub, `{ thing(id: "${building}") { linkedFrom { from } } }`);
@@ -504,6 +505,46 @@ describe("GraphQL over HTTP: a Thing with many links", () => {
     expect((cheap.body.data?.thing as { linkedFrom: unknown[] }).linkedFrom).toHaveLength(30);
     const few = await post(hub, `{ thing(id: "${building}-sensor-1") { links { to target { id title } } } }`);
     expect(few.body.errors).toBeUndefined();
+  });
+});
+
+describe("GraphQL over HTTP: the price of fields that read the store", () => {
+  let hub: TestHub;
+  const lamp = "urn:example:gql-price:lamp";
+
+  beforeAll(async () => {
+    hub = await startTestHub();
+    await putTd(hub, minimalTd({ id: lamp, title: "Lamp" }));
+  });
+  afterAll(async () => hub.stop());
+
+  it("refuses 500 aliased stateAt in one request, saying what it costs, before running any", async () => {
+    const fields = Array.from({ length: 500 }, (_, i) => `s${i}: stateAt(thing: "${lamp}") { seq }`);
+    const { body } = await post(hub, `{ ${fields.join(" ")} }`);
+    expect(codes(body)).toEqual(["COST_LIMIT_EXCEEDED"]);
+    expect(body.data).toBeUndefined();
+    expect(body.errors?.[0]?.message).toMatch(/^The operation costs \d+ .*stateAt 200.*at most 20000/);
+    expect(body.errors?.[0]?.extensions).toMatchObject({ maxCost: 20_000 });
+    expect(body.errors?.[0]?.extensions?.cost).toBeGreaterThan(100_000);
+  });
+
+  it("still answers a dashboard's query: a page of Things with their values and recent history, the feed, a state and a diff", async () => {
+    const { body } = await post(
+      hub,
+      `{
+        log { size root }
+        things(first: 100) {
+          items { id title types properties { name value time } history(first: 5) { changes { seq kind value time } } }
+          next
+        }
+        changes(first: 100, order: DESC) { changes { seq thing affordance kind value time cause { actor } } next }
+        stateAt(thing: "${lamp}") { seq properties { name value } }
+        diff(thing: "${lamp}", from: "-1h") { fromSeq toSeq properties { affordance before after } }
+        drift { thing affordance }
+      }`,
+    );
+    expect(body.errors).toBeUndefined();
+    expect((body.data?.things as { items: { id: string }[] }).items.map((t) => t.id)).toEqual([lamp]);
   });
 });
 

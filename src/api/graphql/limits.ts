@@ -31,6 +31,39 @@ import { ERROR_CODES } from "./errors.js";
 /** What a list field without `first` is assumed to hold, for the cost. */
 export const ASSUMED_LIST_SIZE = 10;
 
+/**
+ * What a call of a field that reads the store costs on top of its 1, once per call (a list's
+ * elements are priced as any list's): about one unit per 10 µs it holds the hub, so that the
+ * default maxCost (20,000) is some 200 ms of work. Priced at 1, 500 aliased `stateAt` (1–2 ms
+ * each) held the hub for a second in one request, round the rate limit. docs/graphql.md lists them.
+ */
+export const STORE_WEIGHTS: Readonly<Record<string, number>> = {
+  "Query.thing": 10,
+  "Query.things": 20,
+  "Query.search": 200,
+  "Query.changes": 100,
+  "Query.change": 10,
+  "Query.history": 100,
+  "Query.stateAt": 200,
+  "Query.diff": 200,
+  "Query.log": 10,
+  "Query.releases": 20,
+  "Query.release": 10,
+  "Query.plan": 1000,
+  "Query.drift": 200,
+  "Query.rollouts": 20,
+  "Query.rollout": 10,
+  "Query.lineage": 20,
+  "Thing.properties": 20,
+  "Thing.property": 20,
+  "Thing.history": 20,
+  "Thing.links": 10,
+  "Thing.linkedFrom": 10,
+  "Link.target": 10,
+  "Link.source": 10,
+  "Rollout.steps": 20,
+};
+
 function isList(type: GraphQLType): boolean {
   return isListType(isNonNullType(type) ? type.ofType : type);
 }
@@ -137,7 +170,8 @@ function measure(
         sub = measure(m, selection.selectionSet, inner as GraphQLCompositeType, seen, level + 1, inside);
       }
       depth = Math.max(depth, 1 + sub.depth);
-      cost += multiplier(selection, field, limits, page) * (1 + sub.cost);
+      const weight = STORE_WEIGHTS[`${parent.name}.${name}`] ?? 0;
+      cost += weight + multiplier(selection, field, limits, page) * (1 + sub.cost);
       introspection += sub.introspection;
     } else if (selection.kind === Kind.INLINE_FRAGMENT) {
       const typeName = selection.typeCondition?.name.value;
@@ -197,8 +231,9 @@ export function limitsRule(limits: GraphqlLimits) {
         if (cost > limits.maxCost) {
           context.reportError(
             new GraphQLError(
-              `${name} costs ${cost} (each field 1, lists times the page size asked); ` +
-                `this hub allows at most ${limits.maxCost}: ask for smaller pages or fewer levels`,
+              `${name} costs ${cost} (each field 1, each call of a field that reads the store more, ` +
+                `e.g. stateAt ${STORE_WEIGHTS["Query.stateAt"]}; lists times the page size asked); ` +
+                `this hub allows at most ${limits.maxCost}: ask for fewer such fields, smaller pages or fewer levels`,
               { nodes: [node], extensions: { code: ERROR_CODES.cost, cost, maxCost: limits.maxCost } },
             ),
           );
