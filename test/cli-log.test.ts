@@ -660,6 +660,33 @@ describe("things watch", () => {
     expect(w.stdout.seen).toHaveLength(1);
   });
 
+  it("--json keeps a value and a previous value of null, as the Log has them", async () => {
+    const client = clientOf(hub);
+    const dimmer = "urn:test:watch:dimmer";
+    await client.put(
+      minimalTd({
+        id: dimmer,
+        properties: {
+          // null: the dimmer does not know its level.
+          level: { oneOf: [{ type: "number" }, { type: "null" }], forms: [{ href: "https://d.example/l" }] },
+        },
+      }) as ThingDescription,
+    );
+    const w = await startWatching(["--thing", dimmer, "--kind", "reported", "--json"]);
+    await client.report(dimmer, { kind: "reported", affordance: "level", value: null });
+    await client.report(dimmer, { kind: "reported", affordance: "level", value: 7 });
+    await client.report(dimmer, { kind: "reported", affordance: "level", value: null });
+    await w.stdout.waitFor(() => w.stdout.seen.length === 3, "with the three Changes");
+    const printed = w.stdout.seen.map((l) => JSON.parse(l) as Change);
+    const logged = await Promise.all(printed.map((c) => client.change(c.seq)));
+    expect(logged.map((c) => [c.value, c.previous])).toEqual([
+      [null, undefined],
+      [7, null],
+      [null, 7],
+    ]);
+    expect(printed).toEqual(logged);
+  });
+
   it("resumes after the hub restarts, with the Changes committed while it was away", async () => {
     const client = clientOf(hub);
     const w = await startWatching(["--thing", LAMP]);

@@ -419,11 +419,16 @@ export function watchLine(change: Change): string {
   ].join("  ");
 }
 
-/** A Change as the GraphQL stream gives it, in the Log's own shape (no nulls, no derived time). */
+/**
+ * A Change as the GraphQL stream gives it, in the Log's own shape: no derived time, and no null
+ * standing for a member it does not have (a value or previous value of null is its own).
+ */
 function asChange(change: GraphqlChange): Change {
-  const { time: _time, cause, ...rest } = change;
-  const drop = <T extends object>(value: T): T =>
-    Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null)) as T;
+  const { time: _time, hasValue: _hasValue, hasPrevious: _hasPrevious, cause, ...rest } = change;
+  const has = (name: string, v: unknown) =>
+    name === "value" ? change.hasValue : name === "previous" ? change.hasPrevious : v !== null;
+  const drop = <T extends object>(members: T): T =>
+    Object.fromEntries(Object.entries(members).filter(([name, v]) => has(name, v))) as T;
   return { ...drop(rest), cause: drop(cause) } as Change;
 }
 

@@ -94,6 +94,10 @@ export interface GraphqlCause {
 
 export interface GraphqlChange extends Omit<Change, "cause" | "leaf"> {
   time: string;
+  /** Whether `value` is the Change's (it may be null) or stands for none. */
+  hasValue: boolean;
+  /** Whether `previous` is the Change's (it may be null) or stands for none. */
+  hasPrevious: boolean;
   cause: GraphqlCause;
   leaf?: string | null;
 }
@@ -204,7 +208,7 @@ export interface RolloutStartOptions {
 
 /** The Change fields the typed helpers ask for. */
 export const CHANGE_FIELDS =
-  "seq thing affordance kind value previous at time hlc cause { actor via release rule correlation } leaf";
+  "seq thing affordance kind value previous hasValue hasPrevious at time hlc cause { actor via release rule correlation } leaf";
 const THING_FIELDS = "id title types td version modified";
 const PROGRESS_FIELDS = "progress { pending applying completed failed skipped total }";
 const ROLLOUT_FIELDS = `id release name status concurrency maxFailures select actor created ended reason ${PROGRESS_FIELDS}`;

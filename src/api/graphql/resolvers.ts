@@ -788,6 +788,8 @@ const link: Record<string, GraphQLFieldResolver<GraphLink, GraphqlContext, Args>
 
 const change: Record<string, GraphQLFieldResolver<Change, GraphqlContext, Args>> = {
   time: (c) => changeTime(c),
+  hasValue: (c) => c.value !== undefined,
+  hasPrevious: (c) => c.previous !== undefined,
 };
 
 /** Resolvers by type and field, for attaching to the schema built from the SDL. */

@@ -316,6 +316,14 @@ export const SCHEMA_SDL = /* GraphQL */ `
     value: JSON
     previous: JSON
     """
+    Whether the Change has a value: 'value' is null both for a value of null and for none.
+    """
+    hasValue: Boolean!
+    """
+    Whether the Change has a previous value, which may be null as 'value' may.
+    """
+    hasPrevious: Boolean!
+    """
     The device's own time, when it sent one.
     """
     at: String
