@@ -2,6 +2,7 @@
 // authorisation like the HTTP API's, and the limits on what one operation may ask.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getIntrospectionQuery } from "graphql";
+import { GraphqlClient } from "../src/client/index.js";
 import { changeAfter, minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const READ_TOKEN = "reader-token-0123456789";
@@ -490,6 +491,16 @@ describe("GraphQL over HTTP: a Thing with many links", () => {
       );
   });
   afterAll(async () => hub.stop());
+
+  it("lets the typed client page history and Things on a hub with a small maxCost: it prices its own page", async () => {
+    // A `first` sent as a variable is priced at the largest page (1,000): far past 300.
+    const client = new GraphqlClient({ url: hub.url, token: hub.token });
+    const history = await client.history(building, { first: 5 });
+    expect(history.changes.length).toBeGreaterThan(0);
+    expect(history.changes.length).toBeLessThanOrEqual(5);
+    const things = await client.things({ first: 1 });
+    expect(things.items).toHaveLength(1);
+  });
 
   it("prices links and linkedFrom at their real length as they run: past the cost limit they fail", async () => {
     // Priced at 10 links by validation (161: thing and linkedFrom 10 each, source 10 per link), but

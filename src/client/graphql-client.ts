@@ -502,8 +502,8 @@ export class GraphqlClient {
     options: { filter?: string; first?: number; after?: string } = {},
   ): Promise<{ items: GraphqlThing[]; next: string | null }> {
     const data = await this.request<{ things: { items: GraphqlThing[]; next: string | null } }>(
-      `query Things($filter: String, $first: Int, $after: String) { things(filter: $filter, first: $first, after: $after) { items { ${THING_FIELDS} } next } }`,
-      { ...options },
+      `query Things($filter: String, $after: String) { things(filter: $filter, first: ${pageArgument(options.first)}, after: $after) { items { ${THING_FIELDS} } next } }`,
+      { filter: options.filter, after: options.after },
     );
     return data.things;
   }
@@ -527,9 +527,15 @@ export class GraphqlClient {
     } = {},
   ): Promise<{ changes: GraphqlChange[]; next: number | null }> {
     const data = await this.request<{ history: { changes: GraphqlChange[]; next: number | null } }>(
-      `query History($thing: ID!, $affordance: String, $kinds: [String!], $first: Int, $after: Int, $order: Order) {
-        history(thing: $thing, affordance: $affordance, kinds: $kinds, first: $first, after: $after, order: $order) { changes { ${CHANGE_FIELDS} } next } }`,
-      { thing, ...options },
+      `query History($thing: ID!, $affordance: String, $kinds: [String!], $after: Int, $order: Order) {
+        history(thing: $thing, affordance: $affordance, kinds: $kinds, first: ${pageArgument(options.first)}, after: $after, order: $order) { changes { ${CHANGE_FIELDS} } next } }`,
+      {
+        thing,
+        affordance: options.affordance,
+        kinds: options.kinds,
+        after: options.after,
+        order: options.order,
+      },
     );
     return data.history;
   }
