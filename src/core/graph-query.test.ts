@@ -109,6 +109,9 @@ describe("graph query evaluation", () => {
       "a:room",
       "a:sw",
     ]);
+    // Only members the value holds: not those of the object prototype.
+    expect(run('state.meta.constructor != "x"', nodes)).toEqual([]);
+    expect(run('state.meta.toString = "x" OR state.meta.unit.length = 1', nodes)).toEqual([]);
     // Numbers and strings are never ordered against each other.
     expect(run('state.temperature > "1"', nodes)).toEqual([]);
   });

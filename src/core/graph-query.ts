@@ -45,11 +45,15 @@ export interface EvaluateOptions {
 /** The default fan-out bound: ten times the edges of the 100k-Thing benchmark graph. */
 export const DEFAULT_MAX_EDGE_VISITS = 3_000_000;
 
-function dig(value: unknown, path: readonly string[]): unknown {
+/**
+ * The member at `path` inside a JSON value; undefined where there is none. Own members only:
+ * `td.constructor` or `state.x.toString` names nothing a TD or a value holds.
+ */
+export function memberAt(value: unknown, path: readonly string[]): unknown {
   let v = value;
   for (const key of path) {
     if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
-    v = (v as Record<string, unknown>)[key];
+    v = Object.hasOwn(v, key) ? (v as Record<string, unknown>)[key] : undefined;
   }
   return v;
 }
@@ -204,7 +208,7 @@ class Evaluation {
       const out = new Set<string>();
       const { cmp, value: literal } = q;
       this.view.forEachState(property, (id, value) => {
-        if (compareValue(inner.length === 0 ? value : dig(value, inner), cmp, literal)) out.add(id);
+        if (compareValue(inner.length === 0 ? value : memberAt(value, inner), cmp, literal)) out.add(id);
       });
       return out;
     }
@@ -232,7 +236,7 @@ class Evaluation {
         return compareValue(this.view.tdField(id, field.path), q.cmp, q.value);
       case "state": {
         const [property = "", ...inner] = field.path;
-        return compareValue(dig(this.view.stateValue(id, property), inner), q.cmp, q.value);
+        return compareValue(memberAt(this.view.stateValue(id, property), inner), q.cmp, q.value);
       }
     }
   }

@@ -56,6 +56,9 @@ describe("the graph index", () => {
     expect(index.typesOf("u:a")).toEqual(["https://s.example/Lamp"]);
     expect(index.tdField("u:a", ["title"])).toBe("u:a");
     expect(index.tdField("u:a", ["securityDefinitions"])).toBeUndefined();
+    // Own members only: no TD has a member the object prototype lends every object.
+    expect(index.tdField("u:a", ["constructor"])).toBeUndefined();
+    expect(index.tdField("u:a", ["title", "length"])).toBeUndefined();
   });
 
   it("with the Store's state view, keeps a property's values only once a query asks, built from the view, for registered Things", () => {

@@ -8,6 +8,7 @@
 import type { StateView } from "../store/index.js";
 import {
   edgesOf,
+  memberAt,
   scopeOf,
   type Context,
   type GraphEdge,
@@ -285,12 +286,7 @@ export class GraphIndex implements GraphView {
     return this.incomingEdges.get(id) ?? NO_EDGES;
   }
   tdField(id: string, path: readonly string[]): unknown {
-    let v: unknown = this.things.get(id)?.fields;
-    for (const key of path) {
-      if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
-      v = (v as Record<string, unknown>)[key];
-    }
-    return v;
+    return memberAt(this.things.get(id)?.fields, path);
   }
   stateValue(id: string, property: string): unknown {
     return this.valuesOf(property)?.get(id)?.value;
