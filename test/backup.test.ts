@@ -92,6 +92,8 @@ describe("things backup", () => {
     while (acknowledged < 32_000) await new Promise((resolve) => setTimeout(resolve, 20));
     const before = acknowledged;
 
+    // The port the embedded broker fell back to, as a hub on a machine where 1883 is taken keeps it.
+    writeFileSync(join(data, "mqtt-port"), "41883\n");
     const copy = join(freshDir(), "copy");
     const run = await runThingsToEnd(["backup", copy, "--data", data], { timeoutMs: 60_000 });
     stop = true;
@@ -99,7 +101,7 @@ describe("things backup", () => {
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     const [, changes] =
-      /^backed up .+ to .+: ([\d,]+) Changes, 1 Things, [\d.]+ MiB \(hyperthings\.db, hub-id, log-key\.pem, secrets\.key, admin-token\)\n/.exec(
+      /^backed up .+ to .+: ([\d,]+) Changes, 1 Thing, [\d.]+ MiB \(hyperthings\.db, hub-id, log-key\.pem, secrets\.key, admin-token, mqtt-port\)\n/.exec(
         run.stdout,
       ) ?? [];
     const copied = Number((changes ?? "0").replaceAll(",", ""));
@@ -110,6 +112,7 @@ describe("things backup", () => {
       "hub-id",
       "hyperthings.db",
       "log-key.pem",
+      "mqtt-port",
       "secrets.key",
     ]);
 

@@ -5,6 +5,7 @@ export { thingPath } from "./http/thing-path.js";
 export type { ServerOptions } from "./http/server.js";
 export {
   startMqtt,
+  MQTT_PORT_FILE,
   deviceCredentials,
   parseBrokerUrl,
   mqttPortError,

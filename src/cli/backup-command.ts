@@ -13,17 +13,20 @@ import {
   SECRET_KEY_FILE,
   defaultDataDir,
 } from "../hub/index.js";
+import { MQTT_PORT_FILE } from "../api/index.js";
 import { backupSqliteDatabase, unmadeDirectory, type BackupProgress } from "../store/index.js";
 import { CliError } from "./cli-error.js";
 
 const DATABASE_FILE = "hyperthings.db";
-const DATA_FILES = [HUB_ID_FILE, LOG_KEY_FILE, SECRET_KEY_FILE, ADMIN_TOKEN_FILE];
+// The embedded broker's port, where it had to fall back from 1883: a restored hub keeps it.
+const DATA_FILES = [HUB_ID_FILE, LOG_KEY_FILE, SECRET_KEY_FILE, ADMIN_TOKEN_FILE, MQTT_PORT_FILE];
 
 interface BackupOptions {
   data?: string;
 }
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+const count = (n: number, noun: string) => `${n.toLocaleString("en")} ${noun}${n === 1 ? "" : "s"}`;
 
 /** A bar on a terminal (pages of the database copied), nothing otherwise. */
 function progressView(): { update(p: BackupProgress): void; stop(): void } {
@@ -102,8 +105,8 @@ export async function backup(target: string, options: BackupOptions): Promise<st
       copied.push(name);
     }
     return (
-      `backed up ${data} to ${destination}: ${result.changes.toLocaleString("en")} Changes, ` +
-      `${result.things.toLocaleString("en")} Things, ${mib(result.bytes)} (${copied.join(", ")})\n` +
+      `backed up ${data} to ${destination}: ${count(result.changes, "Change")}, ` +
+      `${count(result.things, "Thing")}, ${mib(result.bytes)} (${copied.join(", ")})\n` +
       `start a hub on it: things serve --data ${destination}\n`
     );
   } catch (err) {

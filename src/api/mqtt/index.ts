@@ -1,6 +1,6 @@
 // The hub's MQTT face: the embedded broker or a link to an external one, the gateway on the
 // documented topic layout (docs/mqtt.md), and auto-inventory of Homie and Home Assistant devices.
-export { startMqtt, type RunningMqtt } from "./mqtt-service.js";
+export { MQTT_PORT_FILE, startMqtt, type RunningMqtt } from "./mqtt-service.js";
 export { MqttGateway, reportOf, type WriteOutcome } from "./gateway.js";
 export { TopicLayout, encodeTopicLevel, decodeTopicLevel } from "./topic-layout.js";
 export { deviceCredentials, type DeviceCredentials } from "./device-credentials.js";
