@@ -1455,6 +1455,10 @@ describe("things verify, prove and export", () => {
       const bad = await things(["verify", "--file", file, "--key", notKey]);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(/^things: \S+not-a-key\.pem is not a public key \(PEM\): /);
+      // One that cannot be read failed to run (1), as the help's exit codes say.
+      const missing = await things(["verify", "--file", file, "--key", join(work, "missing.pem")]);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/^things: cannot read \S+missing\.pem: /);
     } finally {
       await other.stop();
     }

@@ -217,7 +217,8 @@ function checkPinnedKey(key: KeyObject, file: string | undefined, whose: string)
   try {
     pem = readFileSync(file, "utf8");
   } catch (err) {
-    throw new CliError(`cannot read ${file}: ${(err as Error).message}`, 2);
+    // An unreadable file failed to run (EXIT_CODES), as for --file.
+    throw new CliError(`cannot read ${file}: ${(err as Error).message}`, 1);
   }
   let pinned: KeyObject;
   try {
