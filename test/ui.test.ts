@@ -216,6 +216,8 @@ if (missing !== undefined && !required) {
       await page.locator('td.value[data-property="setpoint"]', { hasText: "93" }).waitFor();
       const measures = await page.evaluate('performance.getEntriesByName("thing").length');
       expect(measures).toBe(measured + 1);
+      // Each tab says which view it shows: several are open at once in an incident.
+      expect(await page.title()).toBe(`${ESPRESSO} · Hyperthings`);
     });
 
     it("refuses a value that does not fit the schema before sending it", async () => {
@@ -316,6 +318,7 @@ if (missing !== undefined && !required) {
       const kinds = await page.locator("tr.change .kind").allTextContents();
       expect(kinds.length).toBeGreaterThan(0);
       expect(new Set(kinds)).toEqual(new Set(["desired"]));
+      expect(await page.title()).toBe("Changes · Hyperthings");
       // Newest first, from one request for the range's newest Changes.
       await expectNewestFirst(page);
       await capture(page, "changes");

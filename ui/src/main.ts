@@ -25,13 +25,24 @@ function showBanner(text: string): void {
   banner.hidden = false;
 }
 
-const ROUTES: [RegExp, View][] = [
-  [/^#\/thing\/(.+)$/, (ctx, root, id) => thingView(ctx, root, idFromHash(id))],
-  [/^#\/time\/(.+)$/, timeView],
-  [/^#\/changes\??(.*)$/, changesView],
-  [/^#\/log$/, logView],
-  [/^#\/releases$/, releasesView],
-  [/^(?:#\/?)?$/, graphView],
+/** The Thing id a `#/thing/…` or `#/time/…` address names, for the tab's title; the address if none. */
+function titleId(argument: string): string {
+  const mark = argument.indexOf("?");
+  try {
+    return decodeURIComponent(mark === -1 ? argument : argument.slice(0, mark));
+  } catch {
+    return argument;
+  }
+}
+
+/** Each view, and the title of its tab: with several open in an incident, tabs say which is which. */
+const ROUTES: [RegExp, View, (argument: string) => string][] = [
+  [/^#\/thing\/(.+)$/, (ctx, root, id) => thingView(ctx, root, idFromHash(id)), titleId],
+  [/^#\/time\/(.+)$/, timeView, (argument) => `${titleId(argument)} in time`],
+  [/^#\/changes\??(.*)$/, changesView, () => "Changes"],
+  [/^#\/log$/, logView, () => "Log"],
+  [/^#\/releases$/, releasesView, () => "Releases"],
+  [/^(?:#\/?)?$/, graphView, () => "Graph"],
 ];
 
 function signInPage(problem?: unknown): void {
@@ -143,9 +154,10 @@ function route(main: HTMLElement): void {
   leave = undefined;
   banner.hidden = true;
   const hash = location.hash;
-  for (const [pattern, view] of ROUTES) {
+  for (const [pattern, view, title] of ROUTES) {
     const match = pattern.exec(hash);
     if (match === null) continue;
+    document.title = `${title(match[1] ?? "")} · Hyperthings`;
     try {
       leave = view(context, main, match[1] ?? "");
     } catch (err) {
@@ -153,6 +165,7 @@ function route(main: HTMLElement): void {
     }
     return;
   }
+  document.title = "Not found · Hyperthings";
   replace(
     main,
     h("h1", {}, "Not found"),
