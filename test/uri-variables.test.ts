@@ -1,11 +1,9 @@
 // End-to-end: a Thing whose forms take URI variables (TD `uriVariables`, RFC 6570 `{?x}`), used
 // through the hub: the query string of the hub's interaction endpoints is passed on as those
 // variables, typed and checked by their schemas; anything else is refused before the Thing is asked.
-import { execFile } from "node:child_process";
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
 import { Servient } from "@node-wot/core";
 // A CommonJS package whose named exports Node's loader cannot see: taken from its module.exports.
 import wotHttp from "@node-wot/binding-http";
@@ -13,27 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change } from "../src/core/index.js";
 import { putTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
 const ID = "urn:test:uri-variables:counter";
-const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
-
 /** `things ARGS` against the hub, as a child process, without HYPERTHINGS_ settings of the parent. */
-function things(hub: TestHub, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith("HYPERTHINGS_")),
-  );
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args, "--url", hub.url, "--token", hub.token],
-      { env, timeout: 20_000, encoding: "utf8" },
-      (err, stdout, stderr) => {
-        if (err === null) resolve({ code: 0, stdout, stderr });
-        else if (typeof err.code === "number") resolve({ code: err.code, stdout, stderr });
-        else reject(new Error(`things ${args.join(" ")} did not finish: ${stderr}`));
-      },
-    );
-  });
+function things(hub: TestHub, args: string[]): Promise<ThingsRun> {
+  return runThingsToEnd([...args, "--url", hub.url, "--token", hub.token]);
 }
 
 describe("URI variables through the hub", () => {
