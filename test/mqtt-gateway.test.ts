@@ -806,8 +806,8 @@ describe("a TD observing everything on the hub's own broker", () => {
 });
 
 describe("the embedded broker's retained messages", () => {
-  it("keeps at most its bound of retained messages, and delivers the others without retaining them", async () => {
-    const broker = await EmbeddedBroker.start({
+  const retainingBroker = (maxRetained: { topics: number; bytes: number }) =>
+    EmbeddedBroker.start({
       host: "127.0.0.1",
       port: 0,
       portFallback: false,
@@ -817,9 +817,33 @@ describe("the embedded broker's retained messages", () => {
       thingExists: () => Promise.resolve(true),
       layout: new TopicLayout("hyperthings"),
       maxPacketBytes: 4096,
-      maxRetained: { topics: 3, bytes: 1_000 },
+      maxRetained,
       logger: createLogger("silent"),
     });
+
+  /**
+   * The topics of the retained messages a new subscriber to `x/#` gets, once `done` says enough came:
+   * retained messages come in the order they were stored, so any kept before it have come too.
+   */
+  async function retainedTopics(client: MqttClient, done: (got: string[]) => boolean): Promise<string[]> {
+    const got: string[] = [];
+    const arrived = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`only ${got.join(", ")} came`)), MESSAGE_BOUND_MS);
+      client.on("message", (topic) => {
+        got.push(topic);
+        if (done(got)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    await client.subscribeAsync("x/#", { qos: 1 });
+    await arrived;
+    return got;
+  }
+
+  it("keeps at most its bound of retained messages, and delivers the others without retaining them", async () => {
+    const broker = await retainingBroker({ topics: 3, bytes: 1_000 });
     const clients: MqttClient[] = [];
     try {
       const device = await connectAsync(broker.url, { reconnectPeriod: 0 });
@@ -831,22 +855,8 @@ describe("the embedded broker's retained messages", () => {
       await device.publishAsync("x/6", "y".repeat(1_500), { qos: 1, retain: true });
       const later = await connectAsync(broker.url, { reconnectPeriod: 0 });
       clients.push(later);
-      const got: string[] = [];
       const expected = ["x/1", "x/2", "x/5"];
-      // Once the three kept have come, so have any kept before them (a broker's retained messages
-      // come in the order they were stored).
-      const arrived = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`only ${got.join(", ")} came`)), MESSAGE_BOUND_MS);
-        later.on("message", (topic) => {
-          got.push(topic);
-          if (expected.every((t) => got.includes(t))) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      });
-      await later.subscribeAsync("x/#", { qos: 1 });
-      await arrived;
+      const got = await retainedTopics(later, (topics) => expected.every((t) => topics.includes(t)));
       expect(got.sort()).toEqual(["x/1", "x/2", "x/5"]);
     } finally {
       await Promise.all(clients.map((c) => c.endAsync(true)));
@@ -855,19 +865,7 @@ describe("the embedded broker's retained messages", () => {
   });
 
   it("counts a retained message's topic in its byte bound, not only its payload", async () => {
-    const broker = await EmbeddedBroker.start({
-      host: "127.0.0.1",
-      port: 0,
-      portFallback: false,
-      anonymous: true,
-      authenticate: () => undefined,
-      adminToken: "not-used",
-      thingExists: () => Promise.resolve(true),
-      layout: new TopicLayout("hyperthings"),
-      maxPacketBytes: 4096,
-      maxRetained: { topics: 100, bytes: 1_000 },
-      logger: createLogger("silent"),
-    });
+    const broker = await retainingBroker({ topics: 100, bytes: 1_000 });
     const clients: MqttClient[] = [];
     try {
       const device = await connectAsync(broker.url, { reconnectPeriod: 0 });
@@ -878,22 +876,8 @@ describe("the embedded broker's retained messages", () => {
       await device.publishAsync("x/short", "1", { qos: 1, retain: true });
       const later = await connectAsync(broker.url, { reconnectPeriod: 0 });
       clients.push(later);
-      const got: string[] = [];
-      // Retained messages come in the order they were stored: once the short one is here, the
-      // long one would have come first.
-      const arrived = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`only ${got.length} came`)), MESSAGE_BOUND_MS);
-        later.on("message", (topic) => {
-          got.push(topic);
-          if (topic === "x/short") {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      });
-      await later.subscribeAsync("x/#", { qos: 1 });
-      await arrived;
-      expect(got).toEqual(["x/short"]);
+      // Once the short one is here, the long one would have come first.
+      expect(await retainedTopics(later, (topics) => topics.includes("x/short"))).toEqual(["x/short"]);
     } finally {
       await Promise.all(clients.map((c) => c.endAsync(true)));
       await broker.close();

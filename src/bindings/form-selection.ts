@@ -322,7 +322,7 @@ export function targetFor(td: ThingDescription, request: TargetRequest): Target 
   const formPointer = `${pointer}/${chosen.index}`;
   const { form } = chosen;
 
-  const declared: Record<string, DataSchema> = { ...td.uriVariables, ...interaction?.uriVariables };
+  const declared = affordance === undefined ? { ...td.uriVariables } : declaredUriVariables(td, affordance);
   const values = request.uriVariables ?? {};
   checkUriVariables(values, declared);
   const href = resolveHref(expandUriTemplate(form.href, values), td.base);
