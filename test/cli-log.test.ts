@@ -263,6 +263,17 @@ describe("things history, state and diff", () => {
     expect((JSON.parse(described.stdout) as Change[]).map((c) => c.kind)).toEqual(["described"]);
     const limited = await thingsAt(hub, ["history", LAMP, "--limit", "2"]);
     expect(rowsOf(limited.stdout).map((row) => row[0])).toEqual(["SEQ", "5", "4"]);
+    // A misspelt kind is an error in one line, not "no Change matches".
+    for (const args of [
+      ["history", LAMP, "--kind", "reprted"],
+      ["changes", "--kind", "reported,reprted"],
+    ]) {
+      const typo = await thingsAt(hub, args);
+      expect(typo.code).not.toBe(0);
+      expect(typo.stdout).toBe("");
+      expect(typo.stderr).toMatch(/^things: .*"reprted".*reported, desired/);
+      expect(typo.stderr.trim().split("\n")).toHaveLength(1);
+    }
   });
 
   it("history says when there are more Changes than shown, and --cursor goes on from the last one", async () => {

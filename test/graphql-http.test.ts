@@ -217,6 +217,19 @@ describe("GraphQL over HTTP", () => {
     expect(data.log.root).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it("refuses a kind the hub never records in a history and in the feed", async () => {
+    for (const query of [
+      `{ history(thing: "${lamp}", kinds: ["reprted"], first: 5) { changes { seq } } }`,
+      `{ thing(id: "${lamp}") { history(kinds: ["reprted"], first: 5) { changes { seq } } } }`,
+      `{ changes(filter: { kinds: ["reported", "reprted"] }, first: 5) { changes { seq } } }`,
+    ]) {
+      const { body } = await post(hub, query);
+      expect(body.errors?.map((e) => e.extensions?.code)).toEqual(["BAD_USER_INPUT"]);
+      expect(body.errors?.[0]?.message).toContain('"reprted"');
+      expect(body.errors?.[0]?.message).toContain("reported, desired");
+    }
+  });
+
   it("answers the introspection query with the whole schema", async () => {
     const { body } = await post(hub, getIntrospectionQuery(), undefined, { auth: false });
     expect(body.errors).toBeUndefined();

@@ -390,7 +390,7 @@ describe("GraphQL over WebSocket", () => {
     await client.dispose();
   });
 
-  it("refuses a changes subscription whose filter names a malformed Thing id or type, saying where", async () => {
+  it("refuses a changes subscription whose filter names a malformed Thing id, type or kind, saying where", async () => {
     const client = connect(hub);
     const thing = await take(client, `subscription { changes(filter: { thing: "lamp 1" }) { seq } }`);
     expect(errorCodes(thing)).toEqual(["BAD_USER_INPUT"]);
@@ -404,6 +404,12 @@ describe("GraphQL over WebSocket", () => {
     expect(errorCodes(type)).toEqual(["BAD_USER_INPUT"]);
     expect(type.results[0]?.errors?.[0]?.extensions?.errors).toEqual([
       { pointer: "/filter/type", detail: "has an empty prefix or local name" },
+    ]);
+    // A misspelt kind: refused, rather than a subscription that stays silent for ever.
+    const kind = await take(client, `subscription { changes(filter: { kinds: ["reprted"] }) { seq } }`);
+    expect(errorCodes(kind)).toEqual(["BAD_USER_INPUT"]);
+    expect(kind.results[0]?.errors?.[0]?.extensions?.errors).toEqual([
+      { pointer: "/filter/kinds", detail: expect.stringContaining("reported, desired") as unknown },
     ]);
     await client.dispose();
   });

@@ -778,6 +778,26 @@ describe("a Thing's history: GET /things/{id}/history", () => {
     expect(problem.detail).not.toContain("^[A-Za-z]");
   });
 
+  it("refuses a kind the hub never records, in a history and in the feed, naming the kinds it does record", async () => {
+    // A misspelt kind would answer an empty page: "nothing happened", while the Thing reported.
+    for (const url of [path("kind=reprted"), path("kind=reported,reprted"), "/changes?kind=reprted"]) {
+      const problem = await expectProblem(await hub.request(url), 400);
+      expect(pointersOf(problem)).toEqual(["/query/kind"]);
+      expect(problem.detail).toContain('"reprted"');
+      expect(problem.detail).toContain("reported, desired");
+    }
+    // The live stream refuses it before it opens: no stream that stays silent for ever.
+    const stream = await hub.request("/changes/stream?kind=emited", {
+      headers: { accept: "text/event-stream" },
+    });
+    expect(pointersOf(await expectProblem(stream, 400))).toEqual(["/query/kind"]);
+    // Every kind the hub records is a filter, even one this Thing has no Change of.
+    for (const kind of ["released", "applied", "drift", "alert", "unreachable", "linked"]) {
+      expect((await getJson<Page>(hub, path(`kind=${kind}`))).changes).toEqual([]);
+    }
+    expect((await getJson<Page>(hub, path("kind=emitted&limit=100"))).changes).toHaveLength(6);
+  });
+
   it("answers the history of a Thing never registered with 404", async () => {
     await expectProblem(await hub.request(`${thingPath("urn:example:history:never")}/history`), 404);
   });

@@ -1,4 +1,5 @@
 // The Change: one immutable record in the hub's Log. See docs/changes.md.
+import { ValidationError } from "./errors.js";
 
 /** What happened. Extensible: bindings, rules and releases add their own kinds. */
 export type ChangeKind =
@@ -12,6 +13,8 @@ export type ChangeKind =
   | "emitted"
   | "linked"
   | "unlinked"
+  | "unreachable"
+  | "reachable"
   | "drift"
   | "captured"
   | (string & {});
@@ -55,6 +58,40 @@ export interface Change extends ChangeInput {
    * `changeLeafHash` leaves it out.
    */
   leaf?: string;
+}
+
+/**
+ * Every kind this hub records, in docs/changes.md's order: what a kind filter may name. A filter
+ * with a misspelt kind (`reprted`) would answer an empty page, which reads as "nothing happened".
+ */
+export const RECORDED_KINDS: readonly string[] = [
+  "described",
+  "removed",
+  "reported",
+  "desired",
+  "invoked",
+  "completed",
+  "failed",
+  "emitted",
+  "linked",
+  "unlinked",
+  "unreachable",
+  "reachable",
+  "released",
+  "applied",
+  "drift",
+  "alert",
+];
+
+/** Refuses a kind filter that names a kind this hub never records (`pointer`: where it was). */
+export function checkKindFilter(kinds: readonly string[], pointer: string): void {
+  const unknown = kinds.filter((kind) => !RECORDED_KINDS.includes(kind));
+  if (unknown.length === 0) return;
+  const names = unknown.map((kind) => `"${kind}"`).join(", ");
+  throw new ValidationError(
+    `${unknown.length === 1 ? "No Change is of kind" : "No Changes are of kinds"} ${names}: the kinds this hub records are ${RECORDED_KINDS.join(", ")}`,
+    [{ pointer, message: `must name kinds among ${RECORDED_KINDS.join(", ")}` }],
+  );
 }
 
 /** The wall time of a Change's clock, as RFC 3339 (UTC, milliseconds). */

@@ -3,13 +3,17 @@
 // dropped when the Thing is removed.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
+  APPLIED_KIND,
   NotFoundError,
+  RECORDED_KINDS,
   ValidationError,
+  checkKindFilter,
   type Change,
   type RegisteredThingDescription,
 } from "../core/index.js";
 import { InProcessBus } from "../bus/index.js";
 import { SqliteStore } from "../store/index.js";
+import { ALERT_KIND, DRIFT_KIND, RELEASED_KIND } from "./index.js";
 import { createHubClock, type HubClock } from "./hub-clock.js";
 import { Ingest } from "./ingest.js";
 
@@ -118,5 +122,17 @@ describe("Ingest: the TDs it checks reports against", () => {
     await expect(report(3)).resolves.toHaveLength(1);
     await expect(report(4)).resolves.toHaveLength(1);
     expect(reads).toBe(1);
+  });
+});
+
+describe("the kinds a filter may name", () => {
+  it("include every kind the hub's parts record (a kind left out would be refused as a filter)", () => {
+    for (const kind of [DRIFT_KIND, ALERT_KIND, RELEASED_KIND, APPLIED_KIND, "unreachable", "reachable"]) {
+      expect(RECORDED_KINDS).toContain(kind);
+    }
+    expect(() => checkKindFilter(["reported", "drift"], "/kind")).not.toThrow();
+    expect(() => checkKindFilter(["reported", "reprted", "emited"], "/kind")).toThrow(
+      /^No Changes are of kinds "reprted", "emited": the kinds this hub records are described, /,
+    );
   });
 });

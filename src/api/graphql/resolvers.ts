@@ -7,6 +7,7 @@ import {
   UnavailableError,
   ValidationError,
   changeTime,
+  checkKindFilter,
   parseTimeExpression,
   ROLLOUT_STEP_STATUSES,
   type Cause,
@@ -110,6 +111,13 @@ function optional(value: unknown): string | undefined {
 
 function stringList(value: unknown): string[] | undefined {
   return Array.isArray(value) ? (value as string[]) : undefined;
+}
+
+/** A `kinds` argument, each a kind the hub records (checkKindFilter). */
+function kindList(value: unknown, pointer: string): string[] | undefined {
+  const kinds = stringList(value);
+  if (kinds !== undefined) checkKindFilter(kinds, pointer);
+  return kinds;
 }
 
 function propertyValue(name: string, change: Change): PropertyValue {
@@ -234,6 +242,7 @@ interface ChangeFilterInput {
  */
 async function feedType(hub: Hub, f: ChangeFilterInput): Promise<TypeFilter | undefined> {
   if (f.thing != null) assertThingId(f.thing, "/filter/thing");
+  if (f.kinds != null) checkKindFilter(f.kinds, "/filter/kinds");
   return f.type == null ? undefined : hub.graph.typeFilter(f.type, "/filter/type");
 }
 
@@ -446,7 +455,7 @@ const query: Record<string, Resolver> = {
     const until = time(hub, args.until, "until");
     const cursor = seqArgument(args.after, "after");
     const affordance = optional(args.affordance);
-    const kinds = stringList(args.kinds);
+    const kinds = kindList(args.kinds, "/kinds");
     const page = await hub.history.thingHistory(thing, {
       order: args.order === "ASC" ? "asc" : "desc",
       limit: pageSize(args.first, limits),
@@ -758,7 +767,7 @@ const thing: Record<string, GraphQLFieldResolver<ThingSource, GraphqlContext, Ar
   history: async (t, args, { hub, limits }) => {
     const cursor = seqArgument(args.after, "after");
     const affordance = optional(args.affordance);
-    const kinds = stringList(args.kinds);
+    const kinds = kindList(args.kinds, "/kinds");
     const page = await hub.history.thingHistory(t.id, {
       order: "desc",
       limit: pageSize(args.first, limits),

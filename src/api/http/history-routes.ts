@@ -1,7 +1,13 @@
 // The Log over HTTP, Thing by Thing and as a whole: reporting state (POST …/changes), history,
 // state at a time, diffs, the global feed and its live stream (SSE, resumable by seq).
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { UnavailableError, ValidationError, parseTimeExpression, type Change } from "../../core/index.js";
+import {
+  UnavailableError,
+  ValidationError,
+  checkKindFilter,
+  parseTimeExpression,
+  type Change,
+} from "../../core/index.js";
 import { assertThingId, type HistoryPage, type Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
@@ -57,7 +63,10 @@ async function checkCursor(cursor: string | undefined, hub: Hub): Promise<number
 }
 
 function kinds(text: string | undefined): string[] | undefined {
-  return text === undefined ? undefined : text.split(",");
+  if (text === undefined) return undefined;
+  const list = text.split(",");
+  checkKindFilter(list, "/query/kind");
+  return list;
 }
 
 /**
