@@ -87,6 +87,13 @@ export async function startHub(
   const logger = options.logger ?? createLogger(config.logLevel);
   const path = join(config.dataDir, "hyperthings.db");
   const store = new SqliteStore({ path, mmapBytes: config.sqliteMmapMiB * 2 ** 20 });
+  if (store.restoredGuards.length > 0) {
+    const names = store.restoredGuards.map((g) => `${g.trigger} (${g.found})`).join(", ");
+    logger.warn(
+      { restored: store.restoredGuards },
+      `the database's append-only triggers were changed outside the hub and are put back: ${names}; \`things verify\` tells whether the Log itself was altered meanwhile`,
+    );
+  }
   const bus = new InProcessBus((err) => logger.error({ err }, "a change subscriber failed"));
   // The bindings the hub talks to Things with; it knows them only by the Binding interface.
   // The embedded broker (aedes) speaks MQTT 3.1.1 only; its URL is known once it listens.

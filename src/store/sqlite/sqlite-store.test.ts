@@ -410,6 +410,43 @@ describe("SqliteStore", () => {
       ]);
     });
 
+    it("puts back at opening the triggers someone dropped or replaced, and says which", async () => {
+      const store = openStore();
+      expect(store.restoredGuards).toEqual([]);
+      await store.describe(describeCommand(1));
+      await store.close();
+      const db = connect();
+      db.exec("DROP TRIGGER changes_no_update");
+      db.exec("DROP TRIGGER releases_no_delete");
+      // A trigger of the same name that lets everything through.
+      db.exec("DROP TRIGGER changes_no_delete");
+      db.exec("CREATE TRIGGER changes_no_delete BEFORE DELETE ON changes WHEN 0 BEGIN SELECT 1; END");
+      expect(() => db.prepare("UPDATE changes SET kind = 'tampered' WHERE seq = 1").run()).not.toThrow();
+      db.close();
+
+      const reopened = openStore();
+      expect(reopened.restoredGuards).toEqual([
+        { trigger: "changes_no_update", found: "missing" },
+        { trigger: "changes_no_delete", found: "altered" },
+        { trigger: "releases_no_delete", found: "missing" },
+      ]);
+      await reopened.close();
+      const after = connect();
+      expect(() => after.prepare("UPDATE changes SET kind = 'again' WHERE seq = 1").run()).toThrow(
+        "the log is append-only",
+      );
+      expect(() => after.prepare("DELETE FROM changes").run()).toThrow("the log is append-only");
+      // No release is stored, so no row fires it: it is back in the schema.
+      expect(
+        after.prepare("SELECT sql FROM sqlite_master WHERE name = 'releases_no_delete'").pluck().get(),
+      ).toMatch(/BEFORE DELETE ON releases\s+BEGIN SELECT RAISE\(ABORT, 'releases are immutable'\); END/);
+      after.close();
+      // Once put back, the next opening finds nothing to say.
+      const third = openStore();
+      expect(third.restoredGuards).toEqual([]);
+      await third.close();
+    });
+
     // `REPLACE INTO changes (seq, …)` deletes the old row by conflict resolution, which fires no
     // DELETE trigger unless recursive_triggers is on: the changes_no_replace trigger (BEFORE
     // INSERT, refusing an existing seq) covers it, whatever the conflict clause.

@@ -41,6 +41,7 @@ import type {
   Store,
   ThingRecord,
 } from "../store.js";
+import { restoreGuards, type RestoredGuard } from "./sqlite-guards.js";
 import { migrations } from "./sqlite-migrations.js";
 import { SqliteLog, type LogBatch, type LogMark, type LogMergeCycle, type MergeChunk } from "./sqlite-log.js";
 import { SqliteRollouts } from "./sqlite-rollouts.js";
@@ -379,6 +380,13 @@ export class SqliteStore implements Store {
   /** Bumped when a batch fails: the writer refuses the batches built on it (they fail with it). */
   private epoch = 0;
 
+  /**
+   * The append-only triggers this opening found missing or altered (dropped by someone who could
+   * write the file) and put back: the hub says so at start. `things verify` tells whether the Log
+   * itself was altered meanwhile.
+   */
+  readonly restoredGuards: readonly RestoredGuard[];
+
   constructor(options: SqliteStoreOptions) {
     this.path = options.path;
     if (options.path !== ":memory:") {
@@ -407,6 +415,8 @@ export class SqliteStore implements Store {
         this.db.pragma(`mmap_size = ${options.mmapBytes ?? DEFAULT_MMAP_BYTES}`);
       this.migrate();
       this.log = new SqliteLog(this.db, options.historyRankStep);
+      // Only once the Log is accepted: a file refused at opening is left as it was.
+      this.restoredGuards = restoreGuards(this.db);
     } catch (error) {
       // A refused database (newer schema, failed migration, a damaged Log) must not stay open
       // behind the error.
