@@ -123,6 +123,30 @@ async function serve(
     }
     throw err;
   }
+  // Before the URL is printed: whoever reads it may stop the hub at once (a supervisor, a test),
+  // and a signal before the handler would kill the process without its orderly stop.
+  let signals = 0;
+  const stop = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      running.hub.logger.warn({ signal }, "second signal: exiting without waiting");
+      process.exit(130);
+    }
+    running.hub.logger.info({ signal }, "shutting down: finishing requests and committing queued writes");
+    (async () => {
+      for (const close of companions.before) await close();
+      await running.close();
+      for (const close of companions.after) await close();
+    })().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        running.hub.logger.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
   const out = process.stdout;
   // The URL names one address to reach the hub at; a wildcard host takes every address.
   const every =
@@ -148,28 +172,6 @@ async function serve(
       ? "  access: every request needs a token (--auth read)\n"
       : "  access: reads are open to anyone who reaches the hub; changes need the admin token (--auth read to close reads)\n",
   );
-  let signals = 0;
-  const stop = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
-      running.hub.logger.warn({ signal }, "second signal: exiting without waiting");
-      process.exit(130);
-    }
-    running.hub.logger.info({ signal }, "shutting down: finishing requests and committing queued writes");
-    (async () => {
-      for (const close of companions.before) await close();
-      await running.close();
-      for (const close of companions.after) await close();
-    })().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        running.hub.logger.error({ err }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
   return running;
 }
 
