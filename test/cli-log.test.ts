@@ -358,6 +358,28 @@ describe("things history, state and diff", () => {
     }
   });
 
+  it("refuses a local time the clocks skipped or went through twice in the user's zone, with one line and exit code 2", async () => {
+    // A local time the clocks skipped or went through twice, in the user's own zone.
+    for (const [zone, at, message] of [
+      [
+        "Europe/Berlin",
+        "2026-03-29 02:30",
+        /^things: "2026-03-29 02:30" names 02:30 on 2026-03-29, a time the clocks skipped in Europe\/Berlin .* such as 2026-03-29T02:30:00\+01:00\n$/,
+      ],
+      [
+        "America/New_York",
+        "2026-11-01 01:30",
+        /^things: "2026-11-01 01:30" names 01:30 on 2026-11-01, which happened twice in America\/New_York .* 2026-11-01T01:30:00-04:00 or 2026-11-01T01:30:00-05:00\n$/,
+      ],
+    ] as const) {
+      const run = await runThingsToEnd(["state", LAMP, "--at", at, "--url", "http://127.0.0.1:9"], {
+        env: { TZ: zone },
+      });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(message);
+    }
+  });
+
   it("refuses a time it cannot read with one line and exit code 2, before asking the hub", async () => {
     for (const args of [
       ["history", LAMP, "--since", "tomorrowish"],

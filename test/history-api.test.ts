@@ -905,6 +905,32 @@ describe("local times in queries", () => {
     await hub.stop();
   });
 
+  it("refuses a local time the hub's clocks skipped or went through twice, naming the offsets to give", async () => {
+    const before = process.env.TZ;
+    process.env.TZ = "Europe/Berlin";
+    try {
+      const skipped = await expectProblem(
+        await hub.request(`${thingPath(id)}/state?at=2030-03-31T02:30`),
+        400,
+      );
+      expect(skipped.errors).toEqual([
+        { pointer: "/query/at", detail: "is a local time that did not happen in Europe/Berlin" },
+      ]);
+      expect(skipped.detail).toContain("2030-03-31T02:30:00+01:00");
+      const twice = await expectProblem(
+        await hub.request(`${thingPath(id)}/diff?from=2029-10-28%2002:30`),
+        400,
+      );
+      expect(twice.errors).toEqual([
+        { pointer: "/query/from", detail: "is a local time that happened twice in Europe/Berlin" },
+      ]);
+      expect(twice.detail).toContain("2029-10-28T02:30:00+02:00 or 2029-10-28T02:30:00+01:00");
+    } finally {
+      if (before === undefined) delete process.env.TZ;
+      else process.env.TZ = before;
+    }
+  });
+
   it("reads until=yesterday 14:02 as 14:02:00 of the day before the hub's today, inclusive", async () => {
     const seqs: number[] = [];
     for (const [h, m, s] of [

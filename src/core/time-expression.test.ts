@@ -153,3 +153,90 @@ describe("time expressions", () => {
     );
   });
 });
+
+describe("local times the clocks skipped or went through twice", () => {
+  /** Runs `body` with the process in time zone `zone` (Node reads TZ again when it is set). */
+  function inZone(zone: string, body: () => void): void {
+    const before = process.env.TZ;
+    process.env.TZ = zone;
+    try {
+      body();
+    } finally {
+      if (before === undefined) delete process.env.TZ;
+      else process.env.TZ = before;
+    }
+  }
+  const refusal = (text: string, at: string): ValidationError => {
+    try {
+      parseTimeExpression(text, new Date(at), "/query/at");
+    } catch (error) {
+      if (error instanceof ValidationError) return error;
+      throw error;
+    }
+    throw new Error(`${text} was read as a time`);
+  };
+
+  it("refuses a time the clocks skipped, naming the offset to give, instead of reading another hour", () => {
+    inZone("Europe/Berlin", () => {
+      // 2026-03-29: 02:00 CET became 03:00 CEST. A Date would quietly read 02:30 as 03:30.
+      for (const [text, at] of [
+        ["2026-03-29 02:30", "2026-03-30T12:00:00Z"],
+        ["2026-03-29T02:30:00", "2026-03-30T12:00:00Z"],
+        ["yesterday 02:30", "2026-03-30T12:00:00Z"],
+        ["sunday 02:30", "2026-03-31T12:00:00Z"],
+      ] as const) {
+        const error = refusal(text, at);
+        expect(error.message).toBe(
+          `"${text}" names 02:30 on 2026-03-29, a time the clocks skipped in Europe/Berlin (they moved from UTC+01:00 to UTC+02:00): give it with an offset, such as 2026-03-29T02:30:00+01:00`,
+        );
+        expect(error.errors).toEqual([
+          { pointer: "/query/at", message: "is a local time that did not happen in Europe/Berlin" },
+        ]);
+      }
+      // Either side of the gap, and the offset form the message offers, are times.
+      expect(parseTimeExpression("2026-03-29 01:59", new Date()).toISOString()).toBe(
+        "2026-03-29T00:59:00.000Z",
+      );
+      expect(parseTimeExpression("2026-03-29 03:00", new Date()).toISOString()).toBe(
+        "2026-03-29T01:00:00.000Z",
+      );
+      expect(parseTimeExpression("2026-03-29T02:30:00+01:00", new Date()).toISOString()).toBe(
+        "2026-03-29T01:30:00.000Z",
+      );
+    });
+  });
+
+  it("refuses a time that happened twice, naming both, instead of taking the first", () => {
+    inZone("America/New_York", () => {
+      const error = refusal("yesterday 01:30", "2026-11-02T12:00:00Z");
+      expect(error.message).toBe(
+        '"yesterday 01:30" names 01:30 on 2026-11-01, which happened twice in America/New_York (the clocks went back from UTC-04:00 to UTC-05:00): give it with an offset, 2026-11-01T01:30:00-04:00 or 2026-11-01T01:30:00-05:00',
+      );
+      expect(parseTimeExpression("2026-11-01T01:30:00-05:00", new Date()).toISOString()).toBe(
+        "2026-11-01T06:30:00.000Z",
+      );
+      expect(parseTimeExpression("2026-11-01 02:30", new Date()).toISOString()).toBe(
+        "2026-11-01T07:30:00.000Z",
+      );
+    });
+    // Half-hour shifts too.
+    inZone("Australia/Lord_Howe", () => {
+      expect(refusal("2026-04-05 01:45", "2026-12-01T00:00:00Z").message).toContain(
+        "2026-04-05T01:45:00+11:00 or 2026-04-05T01:45:00+10:30",
+      );
+    });
+  });
+
+  it("reads a day alone as its first instant, even where the clocks skip its midnight", () => {
+    inZone("America/Santiago", () => {
+      // 2026-09-06: 00:00 -04 became 01:00 -03; the day starts at 01:00.
+      expect(parseTimeExpression("2026-09-06", new Date()).toISOString()).toBe("2026-09-06T04:00:00.000Z");
+      expect(parseTimeExpression("today", new Date("2026-09-06T15:00:00Z")).toISOString()).toBe(
+        "2026-09-06T04:00:00.000Z",
+      );
+      expect(refusal("2026-09-06 00:30", "2026-09-07T00:00:00Z").errors[0]?.message).toBe(
+        "is a local time that did not happen in America/Santiago",
+      );
+    });
+  });
+});

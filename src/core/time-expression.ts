@@ -91,12 +91,114 @@ export function parseTimeExpression(text: string, now: Date, pointer = ""): Date
     const m = minutes === undefined ? 0 : Number(minutes);
     const sec = seconds === undefined ? 0 : Number(seconds);
     if (h > 23 || m > 59 || sec > 59) return fail();
-    date.setHours(h, m, sec, 0);
-    return date;
+    return (
+      localTime(
+        text,
+        pointer,
+        date.getFullYear(),
+        date.getMonth() + 1,
+        date.getDate(),
+        h,
+        m,
+        sec,
+        0,
+        hours === undefined,
+      ) ?? fail()
+    );
   }
   const iso = ISO.exec(input);
-  if (iso) return isoTime(iso) ?? fail();
+  if (iso) {
+    const time = isoTime(iso);
+    if (time === undefined) return fail();
+    if (!time.local) return time.date;
+    const { y, mo, d, h, mi, sec, ms } = time.local;
+    return localTime(text, pointer, y, mo, d, h, mi, sec, ms, iso[4] === undefined) ?? fail();
+  }
   return fail();
+}
+
+interface LocalFields {
+  y: number;
+  mo: number;
+  d: number;
+  h: number;
+  mi: number;
+  sec: number;
+  ms: number;
+}
+
+const pad = (n: number, width = 2) => String(Math.abs(n)).padStart(width, "0");
+const DAY_MS = 86_400_000;
+
+/** `+01:00`: an offset east of UTC, in minutes, as RFC 3339 writes it. */
+function offsetText(minutes: number): string {
+  return `${minutes < 0 ? "-" : "+"}${pad(Math.trunc(Math.abs(minutes) / 60))}:${pad(Math.abs(minutes) % 60)}`;
+}
+
+/** The process's offset east of UTC at an instant, in minutes. */
+const offsetAt = (ms: number) => -new Date(ms).getTimezoneOffset();
+
+/**
+ * The instant a local date and time names in the process's time zone. A time the clocks skipped
+ * (02:30 when they went from 02:00 to 03:00) or went through twice (02:30 when they went back
+ * from 03:00 to 02:00) names no single instant: a Date would quietly take 03:30, or the first
+ * 02:30, and a history, a state or a diff would answer for a time the user did not ask for. Both
+ * are refused, naming the times with offsets to give instead.
+ */
+function localTime(
+  text: string,
+  pointer: string,
+  y: number,
+  mo: number,
+  d: number,
+  h: number,
+  mi: number,
+  sec: number,
+  ms: number,
+  dayStart = false,
+): Date | undefined {
+  // The wall time read as if it were UTC; each offset in force around it gives one candidate.
+  const wall = new Date(0);
+  wall.setUTCFullYear(y, mo - 1, d);
+  wall.setUTCHours(h, mi, sec, ms);
+  const asUtc = wall.getTime();
+  if (Number.isNaN(asUtc)) return undefined;
+  const offsets = [...new Set([offsetAt(asUtc - DAY_MS), offsetAt(asUtc), offsetAt(asUtc + DAY_MS)])];
+  const named = (instant: number) => {
+    const t = new Date(instant);
+    return (
+      t.getFullYear() === y &&
+      t.getMonth() === mo - 1 &&
+      t.getDate() === d &&
+      t.getHours() === h &&
+      t.getMinutes() === mi &&
+      t.getSeconds() === sec
+    );
+  };
+  const fits = offsets.filter((offset) => named(asUtc - offset * 60_000)).sort((a, b) => b - a);
+  const first = fits[0];
+  if (fits.length === 1 && first !== undefined) return new Date(asUtc - first * 60_000);
+  // A day alone (`today`, `2026-09-06`) is its first instant, even where the clocks skip its
+  // midnight (America/Santiago) or go through it twice.
+  if (dayStart) {
+    return new Date(asUtc - (first ?? Math.min(...offsets)) * 60_000);
+  }
+  const day = `${pad(y, 4)}-${pad(mo)}-${pad(d)}`;
+  const clock = `${pad(h)}:${pad(mi)}${sec === 0 ? "" : `:${pad(sec)}`}`;
+  const withOffset = (offset: number) => `${day}T${pad(h)}:${pad(mi)}:${pad(sec)}${offsetText(offset)}`;
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const ordered = [...offsets].sort((a, b) => b - a);
+  if (fits.length === 0) {
+    const [later, earlier] = [Math.max(...ordered), Math.min(...ordered)];
+    throw new ValidationError(
+      `"${text}" names ${clock} on ${day}, a time the clocks skipped in ${zone} (they moved from UTC${offsetText(earlier)} to UTC${offsetText(later)}): give it with an offset, such as ${withOffset(earlier)}`,
+      [{ pointer, message: `is a local time that did not happen in ${zone}` }],
+    );
+  }
+  throw new ValidationError(
+    `"${text}" names ${clock} on ${day}, which happened twice in ${zone} (the clocks went back from UTC${offsetText(fits[0] ?? 0)} to UTC${offsetText(fits[1] ?? 0)}): give it with an offset, ${withOffset(fits[0] ?? 0)} or ${withOffset(fits[1] ?? 0)}`,
+    [{ pointer, message: `is a local time that happened twice in ${zone}` }],
+  );
 }
 
 /** An RFC 3339 date-time (a zone required), each field in its range: 2024-02-30T00:00:00Z is not one. */
@@ -110,11 +212,11 @@ const RFC3339 =
 
 /**
  * The time an ISO 8601 match names, or undefined when a field is out of its range: Date.parse
- * would read 2026-02-30 as March 2nd. Without a zone it is local time, a date alone included
- * (its midnight), as the calendar forms are: Date.parse reads a date alone as UTC and a date
- * with a time as local.
+ * would read 2026-02-30 as March 2nd. With a zone, the instant; without one, the local fields
+ * (localTime reads them in the process's time zone), a date alone at its midnight, as the calendar
+ * forms are: Date.parse reads a date alone as UTC and a date with a time as local.
  */
-function isoTime(match: RegExpExecArray): Date | undefined {
+function isoTime(match: RegExpExecArray): { date: Date; local?: LocalFields } | undefined {
   const [, year, month, day, hours, minutes, seconds, fraction, z, sign, offsetHours, offsetMinutes] = match;
   const y = Number(year);
   const mo = Number(month);
@@ -127,17 +229,13 @@ function isoTime(match: RegExpExecArray): Date | undefined {
   const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
   if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth || h > 23 || mi > 59 || sec > 59) return undefined;
   const date = new Date(0);
-  if (z !== undefined || sign !== undefined) {
-    const oh = Number(offsetHours ?? 0);
-    const om = Number(offsetMinutes ?? 0);
-    if (oh > 23 || om > 59) return undefined;
-    // setUTCFullYear, not Date.UTC, which reads the years 0–99 as 1900–1999.
-    date.setUTCFullYear(y, mo - 1, d);
-    date.setUTCHours(h, mi, sec, ms);
-    date.setTime(date.getTime() - (sign === "-" ? -1 : 1) * (oh * 60 + om) * 60_000);
-  } else {
-    date.setFullYear(y, mo - 1, d);
-    date.setHours(h, mi, sec, ms);
-  }
-  return Number.isNaN(date.getTime()) ? undefined : date;
+  if (z === undefined && sign === undefined) return { date, local: { y, mo, d, h, mi, sec, ms } };
+  const oh = Number(offsetHours ?? 0);
+  const om = Number(offsetMinutes ?? 0);
+  if (oh > 23 || om > 59) return undefined;
+  // setUTCFullYear, not Date.UTC, which reads the years 0–99 as 1900–1999.
+  date.setUTCFullYear(y, mo - 1, d);
+  date.setUTCHours(h, mi, sec, ms);
+  date.setTime(date.getTime() - (sign === "-" ? -1 : 1) * (oh * 60 + om) * 60_000);
+  return Number.isNaN(date.getTime()) ? undefined : { date };
 }
