@@ -85,6 +85,8 @@ export interface Target {
   readonly href: string;
   /** The form as the TD has it, for extension terms a binding may want beyond `terms`. */
   readonly form: Form;
+  /** Where the form is among the affordance's (or the Thing's) forms, in TD order. */
+  readonly formIndex?: number;
   readonly terms: FormTerms;
   /** The affordance, absent for Thing-level forms (`readallproperties`, …). */
   readonly affordance?: { readonly kind: "property" | "action" | "event"; readonly name: string };

@@ -42,9 +42,10 @@ export function uriScheme(href: string): string | undefined {
 export function selectForm(
   forms: readonly Form[],
   op: Operation,
-  options: { kind?: AffordanceKind; base?: string; schemes?: readonly string[] } = {},
+  options: { kind?: AffordanceKind; base?: string; schemes?: readonly string[]; after?: number } = {},
 ): { form: Form; index: number } | undefined {
   for (const [index, form] of forms.entries()) {
+    if (options.after !== undefined && index <= options.after) continue;
     if (!formOps(form, options.kind).includes(op)) continue;
     if (options.schemes !== undefined) {
       const scheme =
@@ -284,6 +285,11 @@ export interface TargetRequest {
   readonly schemes?: readonly string[];
   /** For observation by polling: ms between reads (the binding's default otherwise). */
   readonly pollIntervalMs?: number;
+  /**
+   * Only forms after this index of the affordance's forms: the next one to try when the Thing
+   * could not be reached through the form at `after` (Target.formIndex).
+   */
+  readonly after?: number;
 }
 
 /**
@@ -310,7 +316,7 @@ export function targetFor(td: ThingDescription, request: TargetRequest): Target 
     forms = interaction.forms;
     pointer = `/${affordance.kind === "property" ? "properties" : `${affordance.kind}s`}/${escapePointer(affordance.name)}/forms`;
   }
-  const options = { kind: affordance?.kind, base: td.base, schemes: request.schemes };
+  const options = { kind: affordance?.kind, base: td.base, schemes: request.schemes, after: request.after };
   const chosen =
     selectForm(forms, op, options) ??
     (op === "observeproperty" ? selectForm(forms, "readproperty", options) : undefined);
@@ -334,6 +340,7 @@ export function targetFor(td: ThingDescription, request: TargetRequest): Target 
     op,
     href,
     form,
+    formIndex: chosen.index,
     terms: parseFormTerms(form, formPointer),
     credentials: credentialsFor(td, form, href, request.secrets, thing),
   };

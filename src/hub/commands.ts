@@ -178,7 +178,7 @@ export class Commands {
     }
     if (Object.keys(uriVariables).length > 0) {
       const target = await this.target(td, "readproperty", "property", name, uriVariables);
-      return this.read(thing, td, version, property, name, requester, "never", target);
+      return this.read(thing, td, version, property, name, requester, "never", target, uriVariables);
     }
     return this.read(thing, td, version, property, name, requester, recordPolicyOf(td, property));
   }
@@ -218,9 +218,14 @@ export class Commands {
     requester: Requester,
     policy: RecordPolicy | "never",
     target?: Target,
+    uriVariables?: UriVariables,
   ): Promise<unknown> {
     target ??= await this.target(td, "readproperty", "property", name);
-    const value = asJson(await this.context.bindings.bindingFor(target).readProperty(target));
+    const read = await this.throughForms(td, target, uriVariables, (t) =>
+      this.context.bindings.bindingFor(t).readProperty(t),
+    );
+    target = read.target;
+    const value = asJson(read.value);
     const cause = causeOf(requester);
     // No value (a 204, an empty body) is an answer too: one a typed property's schema refuses.
     await this.checkAnswer(td, version, "property", name, property, value, cause, target.href);
@@ -300,13 +305,16 @@ export class Commands {
     }
     this.validate(td, version, "property", name, property, value, "value");
     const target = await this.target(td, "writeproperty", "property", name, uriVariables);
-    const binding = this.context.bindings.bindingFor(target);
+    // A form no binding serves is refused before anything is recorded.
+    this.context.bindings.bindingFor(target);
     const cause = causeOf(requester, uriVariables);
     // Values read before this write are recorded before it.
     await this.recordings.get(thing);
     await this.context.ingest(thing, [{ kind: "desired", affordance: name, value }], cause);
     try {
-      await binding.writeProperty(target, value);
+      await this.throughForms(td, target, uriVariables, (t) =>
+        this.context.bindings.bindingFor(t).writeProperty(t, value),
+      );
     } catch (error) {
       await this.recordFailure(td, name, error, cause);
       throw error;
@@ -341,7 +349,8 @@ export class Commands {
       this.validate(td, version, "input", name, action.input, input, "input");
     }
     const target = await this.target(td, "invokeaction", "action", name, uriVariables);
-    const binding = this.context.bindings.bindingFor(target);
+    // A form no binding serves is refused before anything is recorded.
+    this.context.bindings.bindingFor(target);
     if (this.invocations.size >= MAX_INVOCATIONS && !this.evictOne()) {
       throw new UnavailableError("Too many asynchronous actions are running; retry later", 5);
     }
@@ -354,15 +363,18 @@ export class Commands {
       cause,
     );
     let outcome;
+    let used: Target;
     try {
-      outcome = await binding.invokeAction(target, input);
+      ({ value: outcome, target: used } = await this.throughForms(td, target, uriVariables, (t) =>
+        this.context.bindings.bindingFor(t).invokeAction(t, input),
+      ));
     } catch (error) {
       await this.recordFailure(td, name, error, cause);
       throw error;
     }
     if (outcome.kind === "completed") {
       const output = asJson(outcome.output);
-      await this.completed(td, version, name, action, output, cause, target.href);
+      await this.completed(td, version, name, action, output, cause, used.href);
       return { kind: "completed", output, correlation: cause.correlation };
     }
     const invocation: Invocation = { thing, action: name, status: { status: "running" } };
@@ -431,14 +443,71 @@ export class Commands {
     kind: "property" | "action",
     name: string,
     uriVariables?: UriVariables,
+    after?: number,
   ): Promise<Target> {
     return targetFor(td, {
       op,
       affordance: { kind, name },
       ...(uriVariables !== undefined && { uriVariables }),
+      ...(after !== undefined && { after }),
       secrets: await this.context.secrets(td),
       schemes: this.context.bindings.schemes,
     });
+  }
+
+  /**
+   * Sends through `first`, and when the Thing could not be reached through it at all (nothing
+   * went out: a refused connection, an unknown host, an address the policy denies), through the
+   * affordance's next form that serves the operation, in the TD's order (TD 1.1 lists a Thing's
+   * forms in its order of preference; a second one is often the same service at another address
+   * or over another protocol). A failure after the request may have gone out (`outcome:
+   * "unknown"`), or the Thing's own answer, is never sent again elsewhere. The last failure is
+   * thrown when no form is left. Resolves with the answer and the target that gave it.
+   */
+  private async throughForms<T>(
+    td: RegisteredThingDescription,
+    first: Target,
+    uriVariables: UriVariables | undefined,
+    send: (target: Target) => Promise<T>,
+  ): Promise<{ value: T; target: Target }> {
+    let target = first;
+    for (;;) {
+      try {
+        return { value: await send(target), target };
+      } catch (error) {
+        const failure = bindingFailure(error);
+        const unreached =
+          failure !== undefined &&
+          failure.outcome === undefined &&
+          (failure.reason === "unreachable" || failure.reason === "address-denied");
+        if (!unreached || target.affordance === undefined || target.formIndex === undefined) throw error;
+        let next: Target;
+        try {
+          next = await this.target(
+            td,
+            target.op,
+            target.affordance.kind === "action" ? "action" : "property",
+            target.affordance.name,
+            uriVariables,
+            target.formIndex,
+          );
+        } catch {
+          // No other form serves it (or its credentials are not for that address): this failure stands.
+          throw error;
+        }
+        this.context.logger.info(
+          {
+            thing: td.id,
+            affordance: target.affordance.name,
+            op: target.op,
+            from: target.href,
+            to: next.href,
+          },
+          "the Thing could not be reached through its form: trying its next one",
+        );
+        target = next;
+      }
+    }
   }
 
   private check(
