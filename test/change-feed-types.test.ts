@@ -235,6 +235,56 @@ describe("the change feed filtered by type, as each Thing was at each Change", (
     }
   });
 
+  it("combines a Thing, its type, a list of kinds and --since in things changes, things watch and GraphQL", async () => {
+    const auth = ["--url", hub.url, "--token", hub.token];
+    const expected = of("saref:Sensor").filter(
+      (c) => c.thing === REBORN && (c.kind === "reported" || c.kind === "removed"),
+    );
+    // Its readings before and after its time as a host (and 10, when the SSE test made it).
+    expect(expected.map((c) => c.value)).toEqual(expect.arrayContaining([1, 7]));
+    const filters = [
+      "--thing",
+      REBORN,
+      "--type",
+      "saref:Sensor",
+      "--kind",
+      "reported,removed",
+      "--since",
+      start,
+    ];
+    const listed = await runThingsToEnd(["changes", ...filters, "--oldest-first", "--json", ...auth]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual(expected);
+    const later = await runThingsToEnd(["changes", ...filters.slice(0, -1), "+1h", ...auth]);
+    expect(later.code, later.stderr).toBe(0);
+    expect(later.stdout).toBe("");
+    expect(later.stderr).toContain("no Change matches");
+    const watcher = runThings(["watch", ...filters, "--json", ...auth]);
+    try {
+      await watcher.waitFor(new RegExp(`"seq":${expected.at(-1)?.seq ?? 0}\\b`));
+      expect(
+        watcher
+          .stdout()
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as Change),
+      ).toEqual(expected);
+    } finally {
+      watcher.process.kill("SIGINT");
+      await watcher.exited;
+    }
+    const client = new GraphqlClient({ url: hub.url, token: hub.token, webSocketImpl: WebSocket });
+    try {
+      const answer = await client.request<{ changes: { changes: Array<{ seq: number }> } }>(
+        'query($thing: ID) { changes(filter: { thing: $thing, type: "saref:Sensor", kinds: ["reported", "removed"] }) { changes { seq } } }',
+        { thing: REBORN },
+      );
+      expect(answer.changes.changes.map((c) => c.seq)).toEqual(expected.map((c) => c.seq));
+    } finally {
+      await client.close();
+    }
+  });
+
   it("things changes --type and things watch --type show a type's Changes as of each Change", async () => {
     const sensors = of("saref:Sensor");
     const auth = ["--url", hub.url, "--token", hub.token];
