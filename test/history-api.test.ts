@@ -1441,7 +1441,10 @@ describe("the change feed: GET /changes and /changes/stream", () => {
     expect(await feed("type=Lamp&limit=3")).toEqual(lamps);
     expect(await feed("type=saref:Actuator")).toEqual(lamps);
     expect(await feed("type=Actuator")).toEqual(lamps);
-    expect(await feed("type=Sensor")).toEqual(everything.filter((c) => c.thing === sensor));
+    // The expired Thing was a sensor until it was removed: its Changes, its removal too, stay sensors'.
+    expect(await feed("type=Sensor")).toEqual(
+      everything.filter((c) => c.thing === sensor || c.thing === expiring),
+    );
     expect(await feed("type=Toaster")).toEqual([]);
     // A Thing and a type: its Changes when it is of that type, none when it is not.
     expect(await feed(`thing=${encodeURIComponent(lamp)}&type=Lamp`)).toEqual(lamps);
@@ -1451,11 +1454,9 @@ describe("the change feed: GET /changes and /changes/stream", () => {
   it("filters by type as the graph does: a full IRI, and a supertype with its subtypes", async () => {
     const lamps = everything.filter((c) => c.thing === lamp);
     expect(await feed(`type=${encodeURIComponent("https://saref.etsi.org/core/Actuator")}`)).toEqual(lamps);
-    // saref:Actuator and saref:Sensor (the sensor's bare "Sensor") are saref:Devices in the
-    // vocabulary; the expired Thing is no longer registered.
-    expect(await feed("type=saref:Device")).toEqual(
-      everything.filter((c) => c.thing === lamp || c.thing === sensor),
-    );
+    // saref:Actuator and saref:Sensor (the sensors' bare "Sensor") are saref:Devices in the
+    // vocabulary; the expired Thing was one while it was registered.
+    expect(await feed("type=saref:Device")).toEqual(everything);
   });
 
   it("fills a page filtered by type with that type's Changes, not a page of the whole Log thinned out", async () => {
@@ -1699,6 +1700,90 @@ describe("the change feed: GET /changes and /changes/stream", () => {
       expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
       expect(await res.text()).toBe("");
     }
+  });
+
+  it("combines a Thing, its type, a list of kinds and `since`, each as the docs say, oldest or newest first", async () => {
+    const lampId = encodeURIComponent(lamp);
+    // The Log as the tests before left it, and each Thing's declared types (none was re-described).
+    const log = (await getJson<Page>(hub, "/changes?limit=10000")).changes;
+    const declared = new Map<string, unknown[]>();
+    for (const c of log)
+      if (c.kind === "described")
+        declared.set(c.thing, [(c.value as Record<string, unknown>)["@type"]].flat());
+    const of = (c: Change, type: string) => declared.get(c.thing)?.includes(type) === true;
+    const since = (c: Change) => changeTime(c) >= iso(midpoint);
+    const kinds = (c: Change) => c.kind === "reported" || c.kind === "emitted";
+    const cases: Array<[string, (c: Change) => boolean]> = [
+      // A type and a list of kinds, with and without `since`: the scan, by type and kinds in SQL.
+      ["type=Lamp&kind=reported,emitted", (c) => of(c, "Lamp") && kinds(c)],
+      [
+        `type=Sensor&kind=reported,removed&since=${iso(midpoint)}`,
+        (c) => of(c, "Sensor") && (c.kind === "reported" || c.kind === "removed") && since(c),
+      ],
+      // A Thing and its type, with kinds and `since`: its history index.
+      [
+        `thing=${lampId}&type=Lamp&kind=reported,emitted&since=${iso(midpoint)}`,
+        (c) => c.thing === lamp && kinds(c) && since(c),
+      ],
+      [`thing=${lampId}&type=saref:Device&kind=described`, (c) => c.thing === lamp && c.kind === "described"],
+      // A Thing with a type it never had: nothing, whatever else is asked.
+      [`thing=${lampId}&type=Sensor&kind=reported,emitted&since=${iso(midpoint)}`, () => false],
+      // A Thing and a list of kinds, with `since`.
+      [
+        `thing=${encodeURIComponent(sensor)}&kind=emitted,described&since=${iso(midpoint)}`,
+        (c) => c.thing === sensor && (c.kind === "emitted" || c.kind === "described") && since(c),
+      ],
+      // A list of kinds and `since`, no Thing and no type.
+      [
+        `kind=removed,emitted&since=${iso(midpoint)}`,
+        (c) => (c.kind === "removed" || c.kind === "emitted") && since(c),
+      ],
+    ];
+    for (const [query, match] of cases) {
+      const expected = log.filter(match);
+      expect(await feed(`${query}&limit=2`), query).toEqual(expected);
+      expect(await feed(`${query}&limit=2&order=desc`), `${query}, newest first`).toEqual(
+        [...expected].reverse(),
+      );
+    }
+  });
+
+  it("streams a Thing, its type, a list of kinds and `since` combined: the matching Changes since then, then live ones", async () => {
+    clock.advance(MINUTE);
+    await report(hub, lamp, { kind: "emitted", affordance: "alarm", value: { code: 79 } });
+    const query = `thing=${encodeURIComponent(lamp)}&type=saref:Actuator&kind=reported,emitted&since=${iso(midpoint)}`;
+    const expected = await feed(query);
+    expect(expected.length).toBeGreaterThan(2);
+    expect(new Set(expected.map((c) => c.kind))).toEqual(new Set(["reported", "emitted"]));
+    const stream = await open(`/changes/stream?${query}`);
+    expect((await stream.take(expected.length)).map(changeEvent)).toEqual(
+      expected.map((c) => ["change", c.seq, c]),
+    );
+    const typed = await open(`/changes/stream?type=Sensor&kind=emitted,removed&since=${iso(midpoint)}`);
+    const sensors = await feed(`type=Sensor&kind=emitted,removed&since=${iso(midpoint)}`);
+    expect(sensors.map((c) => c.kind)).toContain("removed");
+    expect((await typed.take(sensors.length)).map(changeEvent)).toEqual(
+      sensors.map((c) => ["change", c.seq, c]),
+    );
+    clock.advance(MINUTE);
+    // Live: a sensor's alarm (the first stream leaves it out), the lamp's reading and event, another alarm.
+    await report(hub, sensor, { kind: "emitted", affordance: "alarm", value: { code: 80 } });
+    await report(hub, lamp, { kind: "reported", affordance: "mode", value: "eco" });
+    const [emitted] = await report(hub, lamp, { kind: "emitted", affordance: "ping" });
+    const [sensorAlarm] = await report(hub, sensor, {
+      kind: "emitted",
+      affordance: "alarm",
+      value: { code: 81 },
+    });
+    const live = (await stream.take(2)).map(changeEvent);
+    expect(live.map(([, seq, c]) => [seq, c.kind, c.affordance])).toEqual([
+      [(emitted ?? 0) - 1, "reported", "mode"],
+      [emitted, "emitted", "ping"],
+    ]);
+    expect((await typed.take(2)).map(changeEvent).map(([, seq]) => seq)).toEqual([
+      (emitted ?? 0) - 2,
+      sensorAlarm,
+    ]);
   });
 });
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change } from "../src/core/index.js";
 import { putTd, startTestHub, type TestHub } from "./support/test-hub.js";
-import { runThingsToEnd, type ThingsRun } from "./support/things-process.js";
+import { runThings, runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
 const ID = "urn:test:uri-variables:counter";
 /** `things ARGS` against the hub, as a child process, without HYPERTHINGS_ settings of the parent. */
@@ -108,6 +108,38 @@ describe("URI variables through the hub", () => {
     const changes = await changesSince(before);
     expect(changes.map((c) => c.kind)).toEqual(["invoked", "completed"]);
     for (const change of changes) expect(change.cause.uriVariables).toEqual({ step: 3 });
+  });
+
+  it("things watch --json prints each Change as the Log holds it, the cause's URI variables too", async () => {
+    const before = await hub.hub.store.lastSeq();
+    const since = new Date(Date.now() - 1000).toISOString();
+    const res = await hub.request(`${thingPath(ID)}/actions/increment?step=3`, { method: "POST" });
+    expect(res.status).toBe(200);
+    const logged = await changesSince(before);
+    expect(logged.map((c) => c.kind)).toEqual(["invoked", "completed"]);
+    const last = logged.at(-1)?.seq ?? 0;
+    const watcher = runThings(
+      ["watch", "--thing", ID, "--since", since, "--json", "--url", hub.url, "--token", hub.token],
+      { TZ: "UTC" },
+    );
+    try {
+      await watcher.waitFor(new RegExp(`"seq":${last}\\b`));
+      const lines = watcher
+        .stdout()
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as Change)
+        .filter((c) => c.seq > before);
+      // Every member, as GET /changes/{seq} gives it: nothing left out, nothing added.
+      const fromLog = await Promise.all(
+        logged.map(async (c) => (await (await hub.request(`/changes/${c.seq}`)).json()) as Change),
+      );
+      expect(lines).toStrictEqual(fromLog);
+      for (const line of lines) expect(line.cause.uriVariables).toEqual({ step: 3 });
+    } finally {
+      watcher.process.kill("SIGINT");
+      await watcher.exited;
+    }
   });
 
   it("refuses a parameter the affordance does not declare, or one that does not fit, asking nothing", async () => {

@@ -400,7 +400,7 @@ function descriptionChange(patch: unknown, changes: ThingDiff["descriptionChange
 
 /** What `--type` of changes and watch means (the graph's types: docs/queries.md). */
 const TYPE_HELP =
-  "only Changes of Things of this type or a subtype (saref:Sensor, a full IRI, or a class name)";
+  "only Changes of Things of this type or a subtype when each was made (saref:Sensor, a full IRI, or a class name)";
 
 interface WatchCommandOptions extends FeedOptions {
   json?: boolean;

@@ -90,6 +90,8 @@ export interface GraphqlCause {
   release?: string | null;
   rule?: string | null;
   correlation?: string | null;
+  /** The URI variables a command was sent with (TD `uriVariables`), when it had any. */
+  uriVariables?: Record<string, string | number | boolean> | null;
 }
 
 export interface GraphqlChange extends Omit<Change, "cause" | "leaf"> {
@@ -206,14 +208,15 @@ export interface RolloutStartOptions {
   maxFailures?: number;
 }
 
-/** The Change fields the typed helpers ask for. */
-export const CHANGE_FIELDS =
-  "seq thing affordance kind value previous hasValue hasPrevious at time hlc cause { actor via release rule correlation } leaf";
+/** Every member of a Cause: a Change's as the Log holds it (`things watch --json` prints them). */
+const CAUSE_FIELDS = "cause { actor via release rule correlation uriVariables }";
+/** The Change fields the typed helpers ask for: every member of the Change (docs/changes.md). */
+export const CHANGE_FIELDS = `seq thing affordance kind value previous hasValue hasPrevious at time hlc ${CAUSE_FIELDS} leaf`;
 const THING_FIELDS = "id title types td version modified";
 const PROGRESS_FIELDS = "progress { pending applying completed failed skipped total }";
 const ROLLOUT_FIELDS = `id release name status concurrency maxFailures select actor created ended reason ${PROGRESS_FIELDS}`;
 const STEP_FIELDS = "thing position status items { kind name desired status error } desired reason updated";
-const PROPERTY_FIELDS = "name value seq time at cause { actor via release rule correlation }";
+const PROPERTY_FIELDS = `name value seq time at ${CAUSE_FIELDS}`;
 
 /**
  * A page size written into the query text: the hub prices a variable `first` at its largest page,

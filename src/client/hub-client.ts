@@ -40,7 +40,7 @@ export interface HistoryQuery {
 /** The global feed's filters (GET /changes, /changes/stream). */
 export interface ChangeFilter {
   thing?: string;
-  /** Only Changes of the registered Things of this type or a subtype (as the graph filter `type = …`). */
+  /** Only Changes of Things of this type or a subtype (as the graph filter `type = …`) when each was made. */
   type?: string;
   kind?: string | readonly string[];
   actor?: string;

@@ -24,6 +24,7 @@ import type { Bus } from "../bus/index.js";
 import type { Store } from "../store/index.js";
 import type { Directory } from "./directory.js";
 import { GraphIndex } from "./graph-index.js";
+import { TypeHistory, type TypeFilter } from "./type-history.js";
 import type { HubClock } from "./hub-clock.js";
 import { assertThingId } from "./directory.js";
 
@@ -70,14 +71,6 @@ export interface GraphSummary {
   things: Array<{ id: string; title?: string; types: string[]; reachable: boolean }>;
   /** Every TD link between registered Things, `to` a Thing id. */
   links: Array<{ from: string; rel: string; to: string }>;
-}
-
-/** A semantic type as the change feed filters by it (Graph.typeFilter). */
-export interface TypeFilter {
-  /** The registered Things of the type or of one of its subtypes, now. */
-  things: Set<string>;
-  /** Whether a TD is of the type or one of its subtypes: a stream follows Things described later. */
-  describes(td: unknown): boolean;
 }
 
 export interface GraphOptions {
@@ -147,6 +140,8 @@ export function smallestAfter(ids: Iterable<string>, after: string | undefined, 
 
 export class Graph {
   private readonly index: GraphIndex;
+  /** Each Thing's types through the Log, for the change feed's `type` filter. */
+  private readonly types: TypeHistory;
   private ready: Promise<void> | undefined;
   /** Changes published while the index is being built, applied once it is. */
   private backlog: Change[] | undefined;
@@ -168,6 +163,9 @@ export class Graph {
     this.maxEdgeVisits = options.maxEdgeVisits ?? DEFAULT_MAX_EDGE_VISITS;
     this.maxNeighbourhood = options.maxNeighbourhood ?? 1000;
     this.unsubscribe = deps.bus.subscribe((change) => this.onChange(change));
+    this.types = new TypeHistory(deps.store, deps.bus, (td) =>
+      typeof td === "object" && td !== null ? this.index.typesIn(td as RegisteredThingDescription) : [],
+    );
   }
 
   private onChange(change: Change): void {
@@ -312,25 +310,15 @@ export class Graph {
 
   /**
    * A type term (`saref:Appliance`, a full IRI, or a bare class name of the vocabulary) as the
-   * change feed's filter: the same Things as `GET /graph?filter=type = …`, subtypes included,
-   * from the in-memory type index.
+   * change feed's filter: the Things `GET /graph?filter=type = …` would find (subtypes included),
+   * each as of every Change, by the TD in force then (type-history.ts), not only as it is now.
    */
   async typeFilter(term: string, pointer = "/query/type"): Promise<TypeFilter> {
     // As `type = …` in a filter is checked: a malformed type would match nothing, for ever.
     const problem = termProblem(term);
     if (problem) throw new ValidationError(`The type "${term}" ${problem}`, [{ pointer, message: problem }]);
     await this.whenReady();
-    const vocabulary = this.deps.vocabulary;
-    const wanted = vocabulary.subtypesOf(this.typeIri(term, pointer));
-    const things = new Set<string>();
-    for (const iri of wanted) for (const id of this.index.ofType(iri)) things.add(id);
-    return {
-      things,
-      describes: (td) =>
-        typeof td === "object" &&
-        td !== null &&
-        this.index.typesIn(td as RegisteredThingDescription).some((iri) => wanted.has(iri)),
-    };
+    return this.types.filter(this.deps.vocabulary.subtypesOf(this.typeIri(term, pointer)));
   }
 
   /**
@@ -557,5 +545,6 @@ export class Graph {
   close(): void {
     this.closed = true;
     this.unsubscribe();
+    this.types.close();
   }
 }

@@ -12,6 +12,7 @@ import {
 } from "../core/index.js";
 import type { ChangeFilter, HistoryStream, Store } from "../store/index.js";
 import { hlcFloor } from "./hub-clock.js";
+import type { SeqSpan, TypeFilter } from "./type-history.js";
 
 /** Seqs of the Log scanned at a time for a feed filter no index serves, and at most per page. */
 const FEED_SCAN_STEP = 10_000;
@@ -359,12 +360,14 @@ export class History {
 
   /**
    * The global feed, oldest first (or newest first with `order: "desc"`, the cursor then being
-   * the last seq shown, the page before it). Filters no index serves (the Things of a type, kinds,
-   * actor, release, without a Thing) go to the store, which filters in SQL, over stretches of
+   * the last seq shown, the page before it). Filters no index serves (a type, kinds, actor,
+   * release, without a Thing) go to the store, which filters in SQL, over stretches of
    * FEED_SCAN_STEP seqs with the event loop let go between them, so that a page holds `limit` of
    * the matching Changes where there are that many, not a page of the whole Log with the others
    * taken out; at most FEED_SCAN_LIMIT seqs are scanned for one page, and a page cut short there
-   * says with `next` where to go on.
+   * says with `next` where to go on. A type is matched as of each Change (type-history.ts): a
+   * stretch is cut where a Thing became of the type or stopped being so, and each piece asks the
+   * store for the Changes of the Things of the type all through it.
    */
   async changes(
     filter: Omit<ChangeFilter, "things"> & {
@@ -373,12 +376,15 @@ export class History {
       cursor?: number;
       limit: number;
       order?: "asc" | "desc";
-      things?: ReadonlySet<string>;
+      type?: TypeFilter;
     },
   ): Promise<HistoryPage> {
-    const { since, until, cursor, limit, things, order = "asc", ...rest } = filter;
-    // A type no Thing has, or that the Thing asked for has not: no Change matches.
-    if (things !== undefined && (things.size === 0 || (rest.thing !== undefined && !things.has(rest.thing))))
+    const { since, until, cursor, limit, type, order = "asc", ...rest } = filter;
+    // A type no Thing ever had, or that the Thing asked for never had: no Change matches.
+    if (
+      type !== undefined &&
+      (type.things.size === 0 || (rest.thing !== undefined && !type.things.has(rest.thing)))
+    )
       return { changes: [] };
     const bounds = await this.bounds(since, until);
     let after = bounds.after;
@@ -387,6 +393,8 @@ export class History {
       if (order === "asc") after = Math.max(after, cursor);
       else before = Math.min(before ?? cursor, cursor);
     }
+    // No Change past the descriptions the type filter knows: as if the page were read then.
+    if (type !== undefined) before = Math.min(before ?? Number.MAX_SAFE_INTEGER, type.upTo + 1);
     const pageOf = (changes: Change[]): HistoryPage => {
       const page = changes.slice(0, limit);
       const last = page.at(-1);
@@ -398,8 +406,12 @@ export class History {
     const scan =
       rest.actor !== undefined ||
       rest.release !== undefined ||
-      (rest.thing === undefined && (things !== undefined || rest.kinds !== undefined));
+      (rest.thing === undefined && (type !== undefined || rest.kinds !== undefined));
     if (!scan) {
+      if (type !== undefined && rest.thing !== undefined)
+        return pageOf(
+          await this.thingOfType(rest, type.spansOf(rest.thing), after, before, order, limit + 1),
+        );
       return pageOf(
         await this.store.feed({
           ...rest,
@@ -413,30 +425,70 @@ export class History {
     // One stretch of seqs at a time, (low, high) open: from the start (asc) or the end (desc).
     // A Log of 200,000 Changes read into JavaScript instead held the event loop for ~340 ms.
     const found: Change[] = [];
-    const list = things && [...things];
     let low = after;
     let high = Math.min(before ?? Number.MAX_SAFE_INTEGER, (await this.store.lastSeq()) + 1);
-    for (let scanned = 0; low + 1 < high; scanned += FEED_SCAN_STEP) {
+    let scanned = 0;
+    while (low + 1 < high) {
       if (scanned >= FEED_SCAN_LIMIT) return { changes: found, next: order === "asc" ? low : high };
-      const stretch =
+      let stretch =
         order === "asc"
           ? { after: low, before: Math.min(low + FEED_SCAN_STEP + 1, high) }
           : { after: Math.max(high - FEED_SCAN_STEP - 1, low), before: high };
-      found.push(
-        ...(await this.store.feed({
-          ...rest,
-          ...(list && { things: list }),
-          ...stretch,
-          order,
-          limit: limit + 1 - found.length,
-        })),
-      );
+      let things: string[] | undefined;
+      if (type !== undefined) {
+        const piece = type.piece(stretch.after, stretch.before, order);
+        stretch = { after: piece.after, before: piece.before };
+        things = piece.things;
+      }
+      if (things === undefined || things.length > 0) {
+        found.push(
+          ...(await this.store.feed({
+            ...rest,
+            ...(things && { things }),
+            ...stretch,
+            order,
+            limit: limit + 1 - found.length,
+          })),
+        );
+      }
       if (found.length > limit) return pageOf(found);
+      scanned += stretch.before - stretch.after - 1;
       if (order === "asc") low = stretch.before - 1;
       else high = stretch.after + 1;
       await new Promise((resolve) => setImmediate(resolve));
     }
     return { changes: found };
+  }
+
+  /**
+   * One Thing's Changes while it was of a type, from its history index: span by span (a Thing
+   * re-described with other types has several), each bounded to the page's seqs.
+   */
+  private async thingOfType(
+    filter: Omit<ChangeFilter, "things">,
+    spans: readonly SeqSpan[],
+    after: number,
+    before: number | undefined,
+    order: "asc" | "desc",
+    limit: number,
+  ): Promise<Change[]> {
+    const found: Change[] = [];
+    for (const span of order === "asc" ? spans : [...spans].reverse()) {
+      const low = Math.max(after, span.from - 1);
+      const high = Math.min(before ?? Number.MAX_SAFE_INTEGER, span.to);
+      if (low + 1 >= high) continue;
+      found.push(
+        ...(await this.store.feed({
+          ...filter,
+          after: low,
+          before: high,
+          order,
+          limit: limit - found.length,
+        })),
+      );
+      if (found.length >= limit) break;
+    }
+    return found;
   }
 }
 

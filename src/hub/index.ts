@@ -83,8 +83,8 @@ export {
   type GraphOptions,
   type GraphPage,
   type NeighbourhoodNode,
-  type TypeFilter,
 } from "./graph.js";
+export type { SeqSpan, TypeFilter } from "./type-history.js";
 export { DEFAULT_VOCABULARY_PATH, loadVocabulary } from "./graph-vocabulary.js";
 export {
   Rollouts,

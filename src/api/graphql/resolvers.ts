@@ -246,21 +246,16 @@ async function feedType(hub: Hub, f: ChangeFilterInput): Promise<TypeFilter | un
   return f.type == null ? undefined : hub.graph.typeFilter(f.type, "/filter/type");
 }
 
-/** The feed's filter as a predicate; `type` follows Things described with or without it as they pass. */
+/** The feed's filter as a predicate; `type` as of each Change (give it every Change, in Log order). */
 async function changeMatcher(hub: Hub, input: ChangeFilterInput | undefined) {
   const f = input ?? {};
   const type = await feedType(hub, f);
-  const things = type?.things;
   return (change: Change): boolean => {
-    if (type && change.kind === "described") {
-      if (type.describes(change.value)) type.things.add(change.thing);
-      else type.things.delete(change.thing);
-    }
+    if (type && !type.accepts(change)) return false;
     if (f.thing != null && change.thing !== f.thing) return false;
     if (f.kinds != null && !f.kinds.includes(change.kind)) return false;
     if (f.actor != null && change.cause.actor !== f.actor) return false;
-    if (f.release != null && change.cause.release !== f.release) return false;
-    return !things || things.has(change.thing);
+    return f.release == null || change.cause.release === f.release;
   };
 }
 
@@ -424,7 +419,7 @@ const query: Record<string, Resolver> = {
     const f = (args.filter ?? {}) as ChangeFilterInput;
     // The type's Things go to the feed, which fills the page with their Changes (not a page of
     // the whole Log thinned out).
-    const things = (await feedType(hub, f))?.things;
+    const type = await feedType(hub, f);
     const page = await hub.history.changes({
       limit,
       ...(after !== undefined && { cursor: after }),
@@ -433,7 +428,7 @@ const query: Record<string, Resolver> = {
       ...(f.kinds != null && { kinds: f.kinds }),
       ...(f.actor != null && { actor: f.actor }),
       ...(f.release != null && { release: f.release }),
-      ...(things && { things }),
+      ...(type && { type }),
     });
     return { changes: page.changes, next: page.next ?? null };
   },

@@ -184,7 +184,9 @@ export const SCHEMA_SDL = /* GraphQL */ `
   input ChangeFilter {
     thing: ID
     """
-    Only Changes of the registered Things of this type or a subtype (as the graph filter "type = …").
+    Only Changes of Things of this type or a subtype (as the graph filter "type = …") when the Change
+    was made: by the TD in force at its seq, so a Thing re-described or removed since keeps its past
+    Changes under the type it had then (docs/changes.md).
     """
     type: String
     kinds: [String!]

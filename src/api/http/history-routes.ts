@@ -1,13 +1,7 @@
 // The Log over HTTP, Thing by Thing and as a whole: reporting state (POST …/changes), history,
 // state at a time, diffs, the global feed and its live stream (SSE, resumable by seq).
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import {
-  UnavailableError,
-  ValidationError,
-  checkKindFilter,
-  parseTimeExpression,
-  type Change,
-} from "../../core/index.js";
+import { UnavailableError, ValidationError, checkKindFilter, parseTimeExpression } from "../../core/index.js";
 import { assertThingId, type HistoryPage, type Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
@@ -240,7 +234,7 @@ export function historyRoutes(hub: Hub) {
       release: { type: "string" },
     } as const;
 
-    /** The feed's filters, with `type` (a Thing's @type) turned into the set of those Things. */
+    /** The feed's filters, with `type` (a Thing's @type as of each Change) as the graph reads it. */
     const feedFilter = async (q: Record<string, string | undefined>) => {
       // A malformed id names no Thing: refused, rather than a feed that stays empty.
       if (q.thing !== undefined) assertThingId(q.thing, "/query/thing");
@@ -250,23 +244,10 @@ export function historyRoutes(hub: Hub) {
         ...(q.actor !== undefined && { actor: q.actor }),
         ...(q.release !== undefined && { release: q.release }),
       };
-      // The type's Things as the graph finds them (prefixes, subtypes: docs/queries.md).
+      // The type's Things as the graph finds them (prefixes, subtypes: docs/queries.md), each as
+      // it was at the Change: a Thing re-described or removed since keeps its past Changes' type.
       const type = q.type === undefined ? undefined : await hub.graph.typeFilter(q.type);
-      const things = type?.things;
-      return {
-        filter,
-        things,
-        accept: (c: Change) => !things || things.has(c.thing),
-        /**
-         * Follows the Things of the type as a stream passes their Changes (which it must see all
-         * of, in order): a Thing described with the type after the set was read joins it.
-         */
-        observe: (c: Change) => {
-          if (!type || c.kind !== "described") return;
-          if (type.describes(c.value)) type.things.add(c.thing);
-          else type.things.delete(c.thing);
-        },
-      };
+      return { filter, type };
     };
 
     app.get(
@@ -295,7 +276,7 @@ export function historyRoutes(hub: Hub) {
           limit: number;
           order: "asc" | "desc";
         };
-        const { filter, things } = await feedFilter(q);
+        const { filter, type } = await feedFilter(q);
         const since = time(request, q.since, "since", hub);
         const until = time(request, q.until, "until", hub);
         const cursor = await checkCursor(q.cursor, hub);
@@ -305,7 +286,7 @@ export function historyRoutes(hub: Hub) {
           ...(since && { since }),
           ...(until && { until }),
           ...(cursor !== undefined && { cursor }),
-          ...(things && { things }),
+          ...(type && { type }),
           order: q.order,
         });
         const link = pageLink(request, page, { since, until });
@@ -330,18 +311,18 @@ export function historyRoutes(hub: Hub) {
       },
       async (request, reply) => {
         const q = request.query as Record<string, string | undefined>;
-        const { filter, accept, observe } = await feedFilter(q);
+        const { filter, type } = await feedFilter(q);
         const since = time(request, q.since, "since", hub);
         // A reconnection carries the last id it saw, and the same URL: the id wins over `since`.
         const after =
           (await lastEventId(request, hub)) ?? (since ? await hub.history.seqBefore(since) : undefined);
         openEventStream(request, reply, hub, after, (change) => {
-          observe(change);
+          // Asked of every Change, in Log order: the stream's own descriptions ahead of the hub's.
+          if (type && !type.accepts(change)) return undefined;
           if (filter.thing !== undefined && change.thing !== filter.thing) return undefined;
           if (filter.kinds && !filter.kinds.includes(change.kind)) return undefined;
           if (filter.actor !== undefined && change.cause.actor !== filter.actor) return undefined;
           if (filter.release !== undefined && change.cause.release !== filter.release) return undefined;
-          if (!accept(change)) return undefined;
           return { event: "change", data: JSON.stringify(change) };
         });
       },
