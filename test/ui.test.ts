@@ -668,6 +668,69 @@ if (missing !== undefined && !required) {
       await capture(page, "releases");
     });
 
+    it("shows 50 drift entries of thousands, and 50 more at a click, paged from the hub", async () => {
+      // One Thing with 1,200 properties held by a release, each reported otherwise: 1,200 drift
+      // (and the espresso machine's one, from the test above). The `applied` Change is the one a
+      // rollout ends a step with; the hub takes it from ingest as it would from a rollout.
+      const id = "urn:test:ui:drifter";
+      const count = 1200;
+      const names = Array.from({ length: count }, (_, i) => `p${String(i).padStart(4, "0")}`);
+      const forms = [{ href: "http://127.0.0.1:9/p" }];
+      await new InteractionClient({ url: hub.url, token: hub.token }).put(
+        minimalTd({
+          id,
+          title: "Drifter",
+          properties: Object.fromEntries(names.map((name) => [name, { type: "integer", forms }])),
+        }) as ThingDescription,
+      );
+      const desired = Object.fromEntries(names.map((name) => [name, 1]));
+      const value = {
+        release: "sha256:ui-drifter",
+        name: "drifter",
+        rollout: "ui-drifter",
+        desired,
+        drift: { policy: "record" },
+      };
+      await hub.hub.ingest(id, [{ kind: "applied", value }], { actor: "test", via: "test" });
+      await hub.hub.ingest(
+        id,
+        names.map((name) => ({ kind: "reported" as const, affordance: name, value: 2 })),
+        { actor: "test", via: "test" },
+      );
+      const total = count + 1;
+      await expect
+        .poll(async () => ((await (await hub.request("/drift?limit=1")).json()) as { total: number }).total)
+        .toBe(total);
+      await page.goto(`${hub.url}/#/releases`);
+      const drift = page.getByTestId("drift");
+      await page.locator(`[data-testid="drift"][data-total="${total}"]`).waitFor();
+      expect(await drift.getAttribute("data-count")).toBe("50");
+      expect(await page.locator('[data-testid="drift"] tbody tr').count()).toBe(50);
+      await expect(page.getByTestId("drift-shown").textContent()).resolves.toBe(
+        `The first 50 of ${total.toLocaleString("en")} entries, by Thing and property.`,
+      );
+      await page.getByRole("button", { name: "Show 50 more" }).click();
+      await page.locator('[data-testid="drift"][data-count="100"]').waitFor();
+      expect(await page.locator('[data-testid="drift"] tbody tr').count()).toBe(100);
+      // The rows after the first 50 are the next ones by Thing and property, none twice.
+      const properties = await page
+        .locator('[data-testid="drift"] tbody tr td:nth-child(2)')
+        .allTextContents();
+      expect(new Set(properties).size).toBe(100);
+      // The page keeps 100 as it is drawn again (every 5 s, and on Changes of provisioning).
+      await hub.hub.ingest(id, [{ kind: "reported", affordance: "p0000", value: 3 }], {
+        actor: "test",
+        via: "test",
+      });
+      const first = page
+        .locator('[data-testid="drift"] tbody tr')
+        .filter({ has: page.locator("td:nth-child(2)", { hasText: /^p0000$/ }) });
+      await first.locator("td.observed", { hasText: /^3$/ }).waitFor();
+      expect(await drift.getAttribute("data-count")).toBe("100");
+      // Its drift goes with it: the Things of the tests after this one are the fleet's.
+      await new InteractionClient({ url: hub.url, token: hub.token }).remove(id);
+    });
+
     it("says in words that an address with a broken %-escape names no Thing", async () => {
       for (const route of ["thing", "time"]) {
         await page.goto(`${hub.url}/#/${route}/%E0%A4%A`);
