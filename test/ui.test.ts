@@ -850,7 +850,8 @@ if (missing !== undefined && !required) {
 
     it("moves a chart's time axis on to now while no reading comes, so a quiet sensor shows as a gap", async () => {
       // The fleet is closed (above): the machine reports nothing more. The page's clock is moved
-      // on a minute rather than waited for (last: the clock stays installed in this browser).
+      // on a minute rather than waited for (the clock stays installed in this browser: the tests after
+      // this one are those that move it).
       await page.clock.install();
       await page.goto(`${hub.url}/#/thing/${encodeURIComponent(ESPRESSO)}`);
       await page.reload();
@@ -866,6 +867,58 @@ if (missing !== undefined && !required) {
           `Number(document.querySelector('${chart}')?.dataset.to) >= ${to + 60 * minutes - 1}`,
         );
       }
+      expect(problems).toEqual([]);
+    });
+
+    it("keeps a chart zoomed by dragging while Changes come and the clock moves on, until it is reset", async () => {
+      // After the test above: the page's clock is installed, so the chart's ticks come on demand.
+      const chart = '.chart[data-property="setpoint"]';
+      const box = await page.locator(`${chart} .u-over`).boundingBox();
+      expect(box).not.toBeNull();
+      if (box === null) return;
+      const before = Number(await page.locator(chart).getAttribute("data-to"));
+      const y = box.y + box.height / 2;
+      await page.mouse.move(box.x + box.width * 0.2, y);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width * 0.4, y, { steps: 5 });
+      await page.mouse.up();
+      // The axis shows the stretch dragged across: it ends well before now.
+      await page.waitForFunction(`Number(document.querySelector('${chart}')?.dataset.to) < ${before - 5}`);
+      expect(await page.locator(chart).getAttribute("data-zoomed")).toBe("true");
+      const from = await page.locator(chart).getAttribute("data-from");
+      const to = await page.locator(chart).getAttribute("data-to");
+      expect(Number(from)).toBeLessThan(Number(to));
+      // A new reading arrives live (the chart takes it), and the clock ticks on: still zoomed.
+      const lastSeqShown = Number(await page.locator(chart).getAttribute("data-last-seq"));
+      const [reading] = await hub.hub.ingest(
+        ESPRESSO,
+        [{ kind: "reported", affordance: "setpoint", value: 94 }],
+        {
+          actor: "test",
+          via: "test",
+        },
+      );
+      expect(reading?.seq).toBeGreaterThan(lastSeqShown);
+      await page.locator(`${chart}[data-last-seq="${reading?.seq}"]`).waitFor();
+      await page.clock.fastForward("00:30");
+      expect(await page.locator(chart).getAttribute("data-from")).toBe(from);
+      expect(await page.locator(chart).getAttribute("data-to")).toBe(to);
+      expect(await page.locator(chart).getAttribute("data-zoomed")).toBe("true");
+      // A double-click returns to following now; so does Reset zoom after another drag.
+      await page.locator(`${chart} .u-over`).dblclick();
+      await page.locator(`${chart}:not([data-zoomed])`).waitFor();
+      const now = Number(await page.evaluate("Date.now()")) / 1000;
+      expect(Number(await page.locator(chart).getAttribute("data-to"))).toBeGreaterThanOrEqual(now - 1);
+      await page.mouse.move(box.x + box.width * 0.3, y);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width * 0.5, y, { steps: 5 });
+      await page.mouse.up();
+      await page.locator(`${chart}[data-zoomed="true"]`).waitFor();
+      await page.locator(chart).getByRole("button", { name: "Reset zoom" }).click();
+      await page.locator(`${chart}:not([data-zoomed])`).waitFor();
+      await page.clock.fastForward("00:30");
+      const later = Number(await page.evaluate("Date.now()")) / 1000;
+      await page.waitForFunction(`Number(document.querySelector('${chart}')?.dataset.to) >= ${later - 1}`);
       expect(problems).toEqual([]);
     });
   });
