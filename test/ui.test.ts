@@ -824,6 +824,64 @@ if (missing !== undefined && !required) {
       expect(problems).toEqual([]);
     });
 
+    it("works with more tabs open than the browser's 6 connections to the hub: one shared stream", async () => {
+      // 8 tabs of the same browser, each with the live feed of the header and a Changes view of
+      // its own (filtered three ways): a stream each would take 16 connections, and from the
+      // fourth tab on the browser's requests to the hub would wait forever.
+      const id = "urn:test:ui:tabs";
+      const client = new InteractionClient({ url: hub.url, token: hub.token });
+      const forms = [{ href: "http://127.0.0.1:9/level" }];
+      await client.put(
+        minimalTd({
+          id,
+          title: "Tabs",
+          properties: { level: { type: "integer", forms } },
+        }) as ThingDescription,
+      );
+      const feeds = [
+        `thing=${encodeURIComponent(id)}`,
+        "kind=reported",
+        `actor=tabs-test&thing=${encodeURIComponent(id)}`,
+        "",
+      ];
+      const tabs: Page[] = [];
+      try {
+        for (let i = 0; i < 8; i++) {
+          const tab = await context.newPage();
+          tab.setDefaultTimeout(SHOWN_MS);
+          tab.on("pageerror", (err) => problems.push(err.message));
+          // Each tab signed in (a token lives in its tab's sessionStorage).
+          await tab.addInitScript(
+            `sessionStorage.setItem("hyperthings.token", ${JSON.stringify(hub.token)})`,
+          );
+          await tab.goto(`${hub.url}/#/changes?${feeds[i % feeds.length]}`);
+          await tab.locator("main > div.muted", { hasText: "new ones appear" }).waitFor();
+          await tab.locator('[data-testid="live"][data-state="open"]').waitFor();
+          tabs.push(tab);
+        }
+        const [change] = await hub.hub.ingest(id, [{ kind: "reported", affordance: "level", value: 5 }], {
+          actor: "tabs-test",
+          via: "test",
+        });
+        for (const tab of tabs) await tab.locator(`tr.change[data-seq="${change?.seq}"]`).waitFor();
+        // The last tab's plain requests are answered: a connection is free for them.
+        const last = tabs.at(-1);
+        const status = await last?.evaluate(`fetch("/health").then((response) => response.status)`);
+        expect(status).toBe(200);
+        // A tab closed takes its feeds away; the others go on (one of each filter is still open).
+        await tabs.shift()?.close();
+        const [next] = await hub.hub.ingest(id, [{ kind: "reported", affordance: "level", value: 6 }], {
+          actor: "tabs-test",
+          via: "test",
+        });
+        for (const tab of tabs) await tab.locator(`tr.change[data-seq="${next?.seq}"]`).waitFor();
+      } finally {
+        for (const tab of tabs) await tab.close();
+        await client.remove(id);
+      }
+      expect(problems).toEqual([]);
+    });
+
     it("finds a rare Change of the range in the feed however many others came after it", async () => {
       // The hub scans the Log a stretch at a time for a filter it has no index for (an actor): past
       // 100,000 others, the newest page comes back empty, with `next`, and the feed reads on.
