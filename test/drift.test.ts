@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change, DriftValue, Rollout } from "../src/core/index.js";
 import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
-import { changeAfter, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
+import { changeAfter, minimalTd, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 import { brokerProblem, brokerUrl, servicesRequired } from "./support/mqtt-broker.js";
 
 const USERNAME = "operator";
@@ -103,6 +103,60 @@ describe("drift", () => {
     expect(now.drift).toEqual([]);
     // record never fights: the hub wrote nothing but the rollout's one write.
     expect(writes(device)).toEqual(["3"]);
+  });
+
+  it("GET /drift answers a page at a time with limit and cursor, by Thing and property, and refuses a cursor it never gave", async () => {
+    // Drift without a device: the `applied` Change a rollout ends a step with, then reports.
+    const id = "urn:test:drift:pages";
+    const names = ["a", "b", "c", "d", "e"];
+    const forms = [{ href: "http://127.0.0.1:9/p" }];
+    await registerThing(
+      hub,
+      id,
+      minimalTd({ properties: Object.fromEntries(names.map((n) => [n, { type: "integer", forms }])) }),
+    );
+    const desired = Object.fromEntries(names.map((n) => [n, 1]));
+    const applied = {
+      release: "sha256:pages",
+      name: "pages",
+      rollout: "pages",
+      desired,
+      drift: { policy: "record" },
+    };
+    await hub.hub.ingest(id, [{ kind: "applied", value: applied }], { actor: "test", via: "test" });
+    const after = await hub.hub.store.lastSeq();
+    await hub.hub.ingest(
+      id,
+      names.map((n) => ({ kind: "reported" as const, affordance: n, value: 2 })),
+      { actor: "test", via: "test" },
+    );
+    await changeAfter(hub, after, (c) => c.thing === id && c.kind === "drift" && c.affordance === "e");
+    const page = async (query: string) => {
+      const response = await hub.request(`/drift?thing=${encodeURIComponent(id)}&${query}`);
+      expect(response.status).toBe(200);
+      return (await response.json()) as {
+        drift: Array<{ affordance: string }>;
+        total: number;
+        next?: string;
+      };
+    };
+    const first = await page("limit=2");
+    expect(first.drift.map((e) => e.affordance)).toEqual(["a", "b"]);
+    expect(first.total).toBe(5);
+    const second = await page(`limit=2&cursor=${first.next}`);
+    expect(second.drift.map((e) => e.affordance)).toEqual(["c", "d"]);
+    const third = await page(`limit=2&cursor=${second.next}`);
+    expect(third.drift.map((e) => e.affordance)).toEqual(["e"]);
+    expect(third.next).toBeUndefined();
+    // Without a limit, every entry, as before pages (what `things drift` reads).
+    expect((await page("")).drift).toHaveLength(5);
+    const bad = await hub.request("/drift?limit=2&cursor=not-a-cursor");
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get("content-type")).toContain("application/problem+json");
+    expect(await bad.json()).toMatchObject({
+      errors: [{ pointer: "/query/cursor", detail: "is not a cursor of GET /drift" }],
+    });
+    await hub.request(thingPath(id), { method: "DELETE" });
   });
 
   it("a Thing that answers the write and keeps its value drifts at once, read back by the rollout", async () => {

@@ -94,3 +94,75 @@ describe("HubClient.watch", () => {
     expect(got.map((c) => c.value)).toEqual([1, 2]);
   });
 });
+
+describe("GET /changes/stream?match= (several feeds on one connection)", () => {
+  let hub: TestHub | undefined;
+  afterEach(async () => {
+    await hub?.stop();
+    hub = undefined;
+  });
+
+  it("sends each Change once with the feeds it matches, resumes with Last-Event-ID, and refuses a bad match", async () => {
+    hub = await startTestHub();
+    const other = "urn:test:watch:other";
+    for (const id of [LAMP, other]) {
+      await registerThing(
+        hub,
+        id,
+        minimalTd({
+          id,
+          properties: { on: { type: "boolean", forms: [{ href: "http://127.0.0.1:9/on" }] } },
+        }),
+      );
+    }
+    const client = new HubClient({ url: hub.url, token: hub.token });
+    const start = ((await (await hub.request("/health")).json()) as { lastSeq: number }).lastSeq;
+    const cause = { actor: "tester", via: "test" };
+    const [lamp] = await hub.hub.ingest(LAMP, [{ kind: "reported", affordance: "on", value: true }], cause);
+    const [elsewhere] = await hub.hub.ingest(other, [{ kind: "reported", affordance: "on", value: true }], {
+      actor: "someone",
+      via: "test",
+    });
+    const abort = new AbortController();
+    const seen: Array<{ seq: number; matches: number[] }> = [];
+    for await (const { change, matches } of client.watchMatching(
+      [{ thing: LAMP }, { actor: "someone" }, {}],
+      { lastEventId: start, signal: abort.signal },
+    )) {
+      seen.push({ seq: change.seq, matches });
+      if (change.seq === elsewhere?.seq) abort.abort();
+    }
+    expect(seen).toEqual([
+      { seq: lamp?.seq, matches: [0, 2] },
+      { seq: elsewhere?.seq, matches: [1, 2] },
+    ]);
+    // Resumed after the lamp's Change: only the other one, once.
+    const resumed = await fetch(`${hub.url}/changes/stream?match=${encodeURIComponent(`thing=${other}`)}`, {
+      headers: { authorization: `Bearer ${hub.token}`, "last-event-id": String(lamp?.seq) },
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(resumed.status).toBe(200);
+    const reader = resumed.body?.getReader();
+    let text = "";
+    while (!text.includes("event: matched")) {
+      const chunk = await reader?.read();
+      if (chunk === undefined || chunk.done) break;
+      text += new TextDecoder().decode(chunk.value as Uint8Array);
+    }
+    await reader?.cancel();
+    expect(text).toContain(`id: ${elsewhere?.seq}\nevent: matched\ndata: {"matches":[0],"change":{`);
+    // A match with a field the feed has not, or combined with the feed's own filters: a 400.
+    for (const [query, pointer] of [
+      ["match=colour%3Dred", "/query/match/0"],
+      ["match=kind%3Dreported&match=kind%3D1x", "/query/match/1"],
+      ["match=&thing=urn:x", "/query/thing"],
+      ["match=kind%3Dreported&match=thing%3Dno%2520iri", "/query/match/1"],
+    ]) {
+      const refused = await hub.request(`/changes/stream?${query}`);
+      expect(refused.status, query).toBe(400);
+      expect(((await refused.json()) as { errors: Array<{ pointer: string }> }).errors[0]?.pointer).toBe(
+        pointer,
+      );
+    }
+  });
+});

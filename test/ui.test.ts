@@ -668,6 +668,69 @@ if (missing !== undefined && !required) {
       await capture(page, "releases");
     });
 
+    it("shows 50 drift entries of thousands, and 50 more at a click, paged from the hub", async () => {
+      // One Thing with 1,200 properties held by a release, each reported otherwise: 1,200 drift
+      // (and the espresso machine's one, from the test above). The `applied` Change is the one a
+      // rollout ends a step with; the hub takes it from ingest as it would from a rollout.
+      const id = "urn:test:ui:drifter";
+      const count = 1200;
+      const names = Array.from({ length: count }, (_, i) => `p${String(i).padStart(4, "0")}`);
+      const forms = [{ href: "http://127.0.0.1:9/p" }];
+      await new InteractionClient({ url: hub.url, token: hub.token }).put(
+        minimalTd({
+          id,
+          title: "Drifter",
+          properties: Object.fromEntries(names.map((name) => [name, { type: "integer", forms }])),
+        }) as ThingDescription,
+      );
+      const desired = Object.fromEntries(names.map((name) => [name, 1]));
+      const value = {
+        release: "sha256:ui-drifter",
+        name: "drifter",
+        rollout: "ui-drifter",
+        desired,
+        drift: { policy: "record" },
+      };
+      await hub.hub.ingest(id, [{ kind: "applied", value }], { actor: "test", via: "test" });
+      await hub.hub.ingest(
+        id,
+        names.map((name) => ({ kind: "reported" as const, affordance: name, value: 2 })),
+        { actor: "test", via: "test" },
+      );
+      const total = count + 1;
+      await expect
+        .poll(async () => ((await (await hub.request("/drift?limit=1")).json()) as { total: number }).total)
+        .toBe(total);
+      await page.goto(`${hub.url}/#/releases`);
+      const drift = page.getByTestId("drift");
+      await page.locator(`[data-testid="drift"][data-total="${total}"]`).waitFor();
+      expect(await drift.getAttribute("data-count")).toBe("50");
+      expect(await page.locator('[data-testid="drift"] tbody tr').count()).toBe(50);
+      await expect(page.getByTestId("drift-shown").textContent()).resolves.toBe(
+        `The first 50 of ${total.toLocaleString("en")} entries, by Thing and property.`,
+      );
+      await page.getByRole("button", { name: "Show 50 more" }).click();
+      await page.locator('[data-testid="drift"][data-count="100"]').waitFor();
+      expect(await page.locator('[data-testid="drift"] tbody tr').count()).toBe(100);
+      // The rows after the first 50 are the next ones by Thing and property, none twice.
+      const properties = await page
+        .locator('[data-testid="drift"] tbody tr td:nth-child(2)')
+        .allTextContents();
+      expect(new Set(properties).size).toBe(100);
+      // The page keeps 100 as it is drawn again (every 5 s, and on Changes of provisioning).
+      await hub.hub.ingest(id, [{ kind: "reported", affordance: "p0000", value: 3 }], {
+        actor: "test",
+        via: "test",
+      });
+      const first = page
+        .locator('[data-testid="drift"] tbody tr')
+        .filter({ has: page.locator("td:nth-child(2)", { hasText: /^p0000$/ }) });
+      await first.locator("td.observed", { hasText: /^3$/ }).waitFor();
+      expect(await drift.getAttribute("data-count")).toBe("100");
+      // Its drift goes with it: the Things of the tests after this one are the fleet's.
+      await new InteractionClient({ url: hub.url, token: hub.token }).remove(id);
+    });
+
     it("says in words that an address with a broken %-escape names no Thing", async () => {
       for (const route of ["thing", "time"]) {
         await page.goto(`${hub.url}/#/${route}/%E0%A4%A`);
@@ -761,6 +824,64 @@ if (missing !== undefined && !required) {
       expect(problems).toEqual([]);
     });
 
+    it("works with more tabs open than the browser's 6 connections to the hub: one shared stream", async () => {
+      // 8 tabs of the same browser, each with the live feed of the header and a Changes view of
+      // its own (filtered three ways): a stream each would take 16 connections, and from the
+      // fourth tab on the browser's requests to the hub would wait forever.
+      const id = "urn:test:ui:tabs";
+      const client = new InteractionClient({ url: hub.url, token: hub.token });
+      const forms = [{ href: "http://127.0.0.1:9/level" }];
+      await client.put(
+        minimalTd({
+          id,
+          title: "Tabs",
+          properties: { level: { type: "integer", forms } },
+        }) as ThingDescription,
+      );
+      const feeds = [
+        `thing=${encodeURIComponent(id)}`,
+        "kind=reported",
+        `actor=tabs-test&thing=${encodeURIComponent(id)}`,
+        "",
+      ];
+      const tabs: Page[] = [];
+      try {
+        for (let i = 0; i < 8; i++) {
+          const tab = await context.newPage();
+          tab.setDefaultTimeout(SHOWN_MS);
+          tab.on("pageerror", (err) => problems.push(err.message));
+          // Each tab signed in (a token lives in its tab's sessionStorage).
+          await tab.addInitScript(
+            `sessionStorage.setItem("hyperthings.token", ${JSON.stringify(hub.token)})`,
+          );
+          await tab.goto(`${hub.url}/#/changes?${feeds[i % feeds.length]}`);
+          await tab.locator("main > div.muted", { hasText: "new ones appear" }).waitFor();
+          await tab.locator('[data-testid="live"][data-state="open"]').waitFor();
+          tabs.push(tab);
+        }
+        const [change] = await hub.hub.ingest(id, [{ kind: "reported", affordance: "level", value: 5 }], {
+          actor: "tabs-test",
+          via: "test",
+        });
+        for (const tab of tabs) await tab.locator(`tr.change[data-seq="${change?.seq}"]`).waitFor();
+        // The last tab's plain requests are answered: a connection is free for them.
+        const last = tabs.at(-1);
+        const status = await last?.evaluate(`fetch("/health").then((response) => response.status)`);
+        expect(status).toBe(200);
+        // A tab closed takes its feeds away; the others go on (one of each filter is still open).
+        await tabs.shift()?.close();
+        const [next] = await hub.hub.ingest(id, [{ kind: "reported", affordance: "level", value: 6 }], {
+          actor: "tabs-test",
+          via: "test",
+        });
+        for (const tab of tabs) await tab.locator(`tr.change[data-seq="${next?.seq}"]`).waitFor();
+      } finally {
+        for (const tab of tabs) await tab.close();
+        await client.remove(id);
+      }
+      expect(problems).toEqual([]);
+    });
+
     it("finds a rare Change of the range in the feed however many others came after it", async () => {
       // The hub scans the Log a stretch at a time for a filter it has no index for (an actor): past
       // 100,000 others, the newest page comes back empty, with `next`, and the feed reads on.
@@ -787,7 +908,8 @@ if (missing !== undefined && !required) {
 
     it("moves a chart's time axis on to now while no reading comes, so a quiet sensor shows as a gap", async () => {
       // The fleet is closed (above): the machine reports nothing more. The page's clock is moved
-      // on a minute rather than waited for (last: the clock stays installed in this browser).
+      // on a minute rather than waited for (the clock stays installed in this browser: the tests after
+      // this one are those that move it).
       await page.clock.install();
       await page.goto(`${hub.url}/#/thing/${encodeURIComponent(ESPRESSO)}`);
       await page.reload();
@@ -803,6 +925,58 @@ if (missing !== undefined && !required) {
           `Number(document.querySelector('${chart}')?.dataset.to) >= ${to + 60 * minutes - 1}`,
         );
       }
+      expect(problems).toEqual([]);
+    });
+
+    it("keeps a chart zoomed by dragging while Changes come and the clock moves on, until it is reset", async () => {
+      // After the test above: the page's clock is installed, so the chart's ticks come on demand.
+      const chart = '.chart[data-property="setpoint"]';
+      const box = await page.locator(`${chart} .u-over`).boundingBox();
+      expect(box).not.toBeNull();
+      if (box === null) return;
+      const before = Number(await page.locator(chart).getAttribute("data-to"));
+      const y = box.y + box.height / 2;
+      await page.mouse.move(box.x + box.width * 0.2, y);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width * 0.4, y, { steps: 5 });
+      await page.mouse.up();
+      // The axis shows the stretch dragged across: it ends well before now.
+      await page.waitForFunction(`Number(document.querySelector('${chart}')?.dataset.to) < ${before - 5}`);
+      expect(await page.locator(chart).getAttribute("data-zoomed")).toBe("true");
+      const from = await page.locator(chart).getAttribute("data-from");
+      const to = await page.locator(chart).getAttribute("data-to");
+      expect(Number(from)).toBeLessThan(Number(to));
+      // A new reading arrives live (the chart takes it), and the clock ticks on: still zoomed.
+      const lastSeqShown = Number(await page.locator(chart).getAttribute("data-last-seq"));
+      const [reading] = await hub.hub.ingest(
+        ESPRESSO,
+        [{ kind: "reported", affordance: "setpoint", value: 94 }],
+        {
+          actor: "test",
+          via: "test",
+        },
+      );
+      expect(reading?.seq).toBeGreaterThan(lastSeqShown);
+      await page.locator(`${chart}[data-last-seq="${reading?.seq}"]`).waitFor();
+      await page.clock.fastForward("00:30");
+      expect(await page.locator(chart).getAttribute("data-from")).toBe(from);
+      expect(await page.locator(chart).getAttribute("data-to")).toBe(to);
+      expect(await page.locator(chart).getAttribute("data-zoomed")).toBe("true");
+      // A double-click returns to following now; so does Reset zoom after another drag.
+      await page.locator(`${chart} .u-over`).dblclick();
+      await page.locator(`${chart}:not([data-zoomed])`).waitFor();
+      const now = Number(await page.evaluate("Date.now()")) / 1000;
+      expect(Number(await page.locator(chart).getAttribute("data-to"))).toBeGreaterThanOrEqual(now - 1);
+      await page.mouse.move(box.x + box.width * 0.3, y);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width * 0.5, y, { steps: 5 });
+      await page.mouse.up();
+      await page.locator(`${chart}[data-zoomed="true"]`).waitFor();
+      await page.locator(chart).getByRole("button", { name: "Reset zoom" }).click();
+      await page.locator(`${chart}:not([data-zoomed])`).waitFor();
+      await page.clock.fastForward("00:30");
+      const later = Number(await page.evaluate("Date.now()")) / 1000;
+      await page.waitForFunction(`Number(document.querySelector('${chart}')?.dataset.to) >= ${later - 1}`);
       expect(problems).toEqual([]);
     });
   });

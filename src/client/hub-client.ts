@@ -9,7 +9,7 @@ import {
   thingPathOf,
   nextLinkOf,
 } from "./directory-client.js";
-import { EventStreamParser, readEventStream } from "./server-sent-events.js";
+import { EventStreamParser, readEventStream, type ServerSentEvent } from "./server-sent-events.js";
 
 /** A time for the hub: a Date, or text the hub parses (RFC 3339, `-15m`, `yesterday 14:02` in the hub's zone). */
 export type TimeArgument = Date | string;
@@ -204,6 +204,15 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
   });
 }
 
+/** An event's JSON data; data that is not JSON is the hub's fault, said as such. */
+function parseEvent<T>(event: ServerSentEvent, status: number): T {
+  try {
+    return JSON.parse(event.data) as T;
+  } catch {
+    throw unexpected(status, `event ${event.id} is not JSON`);
+  }
+}
+
 /** Whether a failed watch connection is worth retrying: no answer, a dropped body, or a 5xx/429. */
 function isTransient(err: unknown): boolean {
   if (err instanceof HubUnreachableError) return true;
@@ -389,8 +398,41 @@ export class HubClient extends DirectoryClient {
     filter: ChangeFilter = {},
     options: WatchOptions = {},
   ): AsyncGenerator<Change, void, undefined> {
-    const { signal } = options;
     const url = withQuery(new URL("changes/stream", this.url), filterQuery(filter));
+    for await (const { event, status } of this.changeEvents(url, options)) {
+      if (event.event !== "change") continue;
+      yield parseEvent<Change>(event, status);
+    }
+  }
+
+  /**
+   * Several feeds on one connection (GET /changes/stream?match=…): each Change once, with the
+   * indexes of the filters it matches. A browser's tabs share one such stream (docs/ui.md), since
+   * HTTP/1.1 gives a browser 6 connections to the hub. Reconnects and resumes as `watch` does.
+   */
+  async *watchMatching(
+    filters: readonly ChangeFilter[],
+    options: WatchOptions = {},
+  ): AsyncGenerator<{ change: Change; matches: number[] }, void, undefined> {
+    const url = new URL("changes/stream", this.url);
+    for (const filter of filters) {
+      const query = new URLSearchParams();
+      for (const [name, value] of Object.entries(filterQuery(filter)))
+        if (value !== undefined) query.set(name, String(value));
+      url.searchParams.append("match", query.toString());
+    }
+    for await (const { event, status } of this.changeEvents(url, options)) {
+      if (event.event !== "matched") continue;
+      yield parseEvent<{ change: Change; matches: number[] }>(event, status);
+    }
+  }
+
+  /** The events of a change stream, reconnecting and resuming with Last-Event-ID (see `watch`). */
+  private async *changeEvents(
+    url: URL,
+    options: WatchOptions,
+  ): AsyncGenerator<{ event: ServerSentEvent; status: number }, void, undefined> {
+    const { signal } = options;
     const parser = new EventStreamParser();
     // Where the stream starts: given, or the Log's end when the hub first answers (a hub not up
     // yet, or restarting, is waited for as a dropped stream is, not a reason to give up).
@@ -413,14 +455,7 @@ export class HubClient extends DirectoryClient {
         failures = 0;
         options.onStatus?.({ state: "open", after: parser.lastEventId });
         for await (const event of readEventStream(response.body, parser)) {
-          if (event.event !== "change") continue;
-          let change: Change;
-          try {
-            change = JSON.parse(event.data) as Change;
-          } catch {
-            throw unexpected(response.status, `event ${event.id} is not a JSON Change`);
-          }
-          yield change;
+          yield { event, status: response.status };
         }
       } catch (err) {
         if (signal?.aborted) return;

@@ -82,6 +82,7 @@ export {
 export {
   RolloutClient,
   type DriftEntry,
+  type DriftPage,
   type Lineage,
   type LineageEntry,
   type RolloutEvent,

@@ -15,6 +15,13 @@ export interface RolloutRequest {
   maxFailures?: number;
 }
 
+/** A page of GET /drift?limit=: `total` is how many drift now in all. */
+export interface DriftPage {
+  drift: DriftEntry[];
+  total: number;
+  next?: string;
+}
+
 export interface Lineage {
   thing: string;
   active: string | null;
@@ -81,6 +88,15 @@ export class RolloutClient extends HubClient {
     const url = new URL("drift", this.url);
     if (thing !== undefined) url.searchParams.set("thing", thing);
     return ((await (await this.request("GET", url)).json()) as { drift: DriftEntry[] }).drift;
+  }
+
+  /** One page of what drifts now, by Thing and property; `next` is the cursor of the page after it. */
+  async driftPage(options: { thing?: string; limit: number; cursor?: string }): Promise<DriftPage> {
+    const url = new URL("drift", this.url);
+    if (options.thing !== undefined) url.searchParams.set("thing", options.thing);
+    url.searchParams.set("limit", String(options.limit));
+    if (options.cursor !== undefined) url.searchParams.set("cursor", options.cursor);
+    return (await (await this.request("GET", url)).json()) as DriftPage;
   }
 
   async lineage(thing: string, limit?: number): Promise<Lineage> {

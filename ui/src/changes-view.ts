@@ -113,7 +113,9 @@ export const changesView: View = ({ client, live }, root, query) => {
       const early: Change[] = [];
       let loaded = false;
       const stream = (async () => {
-        for await (const change of client.watch(filter, { lastEventId: head, signal: abort.signal })) {
+        // From the stream the browser's tabs share (live.ts): a tab of its own would use one of the
+        // browser's 6 connections to the hub.
+        for await (const change of live.watch(filter, { lastEventId: head, signal: abort.signal })) {
           if (loaded) show(change);
           else early.push(change);
         }

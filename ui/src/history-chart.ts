@@ -72,10 +72,27 @@ export function historyChart(
   };
 
   /**
+   * The stretch of time a person dragged across to look at (a spike): it stays while readings come
+   * and the clock moves on, until they double-click the chart or press Reset zoom.
+   */
+  let zoom: [number, number] | undefined;
+  const resetZoom = h(
+    "button",
+    { type: "button", class: "chart-reset", hidden: true, onclick: () => unzoom() },
+    "Reset zoom",
+  );
+
+  /**
    * The time axis: from the first reading to now (a sensor that went quiet shows as a gap up to the
    * right edge), at least MIN_SPAN_S wide. uPlot's own range for one reading spans 1,000 days.
+   * While zoomed, the zoomed stretch: uPlot asks for this range at every new reading as well.
    */
   const timeRange = (): [number, number] => {
+    if (zoom !== undefined) {
+      element.dataset.from = String(Math.round(zoom[0]));
+      element.dataset.to = String(Math.round(zoom[1]));
+      return zoom;
+    }
     const last = xs.at(-1) ?? Date.now() / 1000;
     const end = Math.max(last, Date.now() / 1000);
     const start = Math.min(xs[0] ?? end, end - MIN_SPAN_S);
@@ -86,10 +103,33 @@ export function historyChart(
   // uPlot ranges the axis only when data comes: without this, a page left open would keep the end
   // it had at the last reading, and a sensor that went quiet since would look current.
   const followNow = setInterval(() => {
-    if (plot === undefined) return;
+    if (plot === undefined || zoom !== undefined) return;
     const [min, max] = timeRange();
     plot.setScale("x", { min, max });
   }, FOLLOW_NOW_MS);
+
+  /** A drag across the plot: its stretch of time becomes the axis, kept until reset. */
+  const zoomTo = (u: uPlot) => {
+    const { left, width } = u.select;
+    if (width < 2) return;
+    const min = u.posToVal(left, "x");
+    const max = u.posToVal(left + width, "x");
+    u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+    if (!(max > min)) return;
+    zoom = [min, max];
+    element.dataset.zoomed = "true";
+    resetZoom.hidden = false;
+    u.setScale("x", { min, max });
+  };
+  const unzoom = () => {
+    if (zoom === undefined) return;
+    zoom = undefined;
+    delete element.dataset.zoomed;
+    resetZoom.hidden = true;
+    if (plot === undefined) return;
+    const [min, max] = timeRange();
+    plot.setScale("x", { min, max });
+  };
 
   const draw = () => {
     element.dataset.points = String(xs.length - gaps);
@@ -98,7 +138,7 @@ export function historyChart(
     if (plot === undefined) {
       if (xs.length === gaps)
         return replace(element, h("p", { class: "muted" }, `No reported ${property} in this range.`));
-      replace(element, ...(note ? [note] : []));
+      replace(element, ...(note ? [note] : []), resetZoom);
       plot = new uPlot(
         {
           width: Math.max(320, Math.min(1200, element.clientWidth || 640)),
@@ -110,10 +150,16 @@ export function historyChart(
           // Time ticks at least 90 px apart: a span of seconds has no label per half second.
           axes: [{ space: 90 }, { size: 60 }],
           scales: { x: { time: true, range: () => timeRange() } },
+          // A drag zooms through zoomTo, not uPlot's own setScale: the zoom has to outlive the
+          // next reading and the clock's tick, which both range the axis again.
+          cursor: { drag: { x: true, y: false, setScale: false } },
+          hooks: { setSelect: [zoomTo] },
         },
         [xs, ys],
         element,
       );
+      // uPlot's own double-click ranges the axis again, which a zoom keeps: this ends the zoom.
+      plot.over.addEventListener("dblclick", unzoom);
     } else {
       plot.setData([xs, ys]);
     }

@@ -93,7 +93,7 @@ function signInPage(problem?: unknown): void {
 }
 
 function start(client: AppContext["client"]): void {
-  const live = new LiveFeed(client);
+  const live = new LiveFeed(storedToken());
   context = { client, live };
   // A status region: a screen reader says when the feed drops and comes back, as the dot shows it.
   const liveStatus = h("span", { class: "live", "data-testid": "live", role: "status" });

@@ -18,7 +18,12 @@ function releaseLabel(id: string): HTMLElement {
   return h("code", { title: id }, id.length > 19 ? `${id.slice(0, 19)}…` : id);
 }
 
-function driftTable(drift: DriftEntry[]): HTMLElement {
+/** "1 entry", "2 entries". */
+function entries(n: number): string {
+  return `${n.toLocaleString("en")} ${n === 1 ? "entry" : "entries"}`;
+}
+
+function driftTable(drift: DriftEntry[], total: number, more: () => void): HTMLElement {
   if (drift.length === 0) {
     return h(
       "p",
@@ -26,9 +31,9 @@ function driftTable(drift: DriftEntry[]): HTMLElement {
       "Nothing drifts: every Thing holds its release's values.",
     );
   }
-  return h(
+  const table = h(
     "table",
-    { "data-testid": "drift", "data-count": drift.length },
+    { "data-testid": "drift", "data-count": drift.length, "data-total": total },
     h(
       "thead",
       {},
@@ -55,6 +60,18 @@ function driftTable(drift: DriftEntry[]): HTMLElement {
         ),
       ),
     ),
+  );
+  if (drift.length >= total) return table;
+  return h(
+    "div",
+    {},
+    h(
+      "p",
+      { class: "muted", "data-testid": "drift-shown" },
+      `The first ${drift.length.toLocaleString("en")} of ${entries(total)}, by Thing and property.`,
+    ),
+    table,
+    h("button", { type: "button", onclick: more }, `Show ${Math.min(SHOWN, total - drift.length)} more`),
   );
 }
 
@@ -148,6 +165,24 @@ export const releasesView: View = ({ live }, root) => {
   let disposed = false;
   let drawing = false;
   let again = false;
+  /** How many drift entries are shown: 50, and 50 more at each "Show more" (kept across redraws). */
+  let driftShown = SHOWN;
+  /** Pages of GET /drift up to `driftShown` entries, by Thing and property; and how many drift in all. */
+  const driftPages = async (): Promise<{ drift: DriftEntry[]; total: number }> => {
+    const drift: DriftEntry[] = [];
+    let cursor: string | undefined;
+    let total = 0;
+    do {
+      const page = await rollouts.driftPage({
+        limit: Math.min(1000, driftShown - drift.length),
+        ...(cursor !== undefined && { cursor }),
+      });
+      drift.push(...page.drift);
+      total = page.total;
+      cursor = page.next;
+    } while (cursor !== undefined && drift.length < driftShown);
+    return { drift, total };
+  };
   const draw = async (): Promise<void> => {
     if (drawing) {
       again = true;
@@ -156,7 +191,7 @@ export const releasesView: View = ({ live }, root) => {
     drawing = true;
     try {
       const [drift, started, stored] = await Promise.all([
-        rollouts.drift(),
+        driftPages(),
         rollouts.rollouts({ limit: SHOWN }),
         releases.releases({ limit: SHOWN }),
       ]);
@@ -164,7 +199,10 @@ export const releasesView: View = ({ live }, root) => {
       replace(
         out,
         h("h2", {}, "Drift now"),
-        driftTable(drift),
+        driftTable(drift.drift, drift.total, () => {
+          driftShown += SHOWN;
+          void draw();
+        }),
         h("h2", {}, "Rollouts"),
         rolloutTable(started),
         h("h2", {}, "Releases"),

@@ -1,7 +1,13 @@
 // The Log over HTTP, Thing by Thing and as a whole: reporting state (POST …/changes), history,
 // state at a time, diffs, the global feed and its live stream (SSE, resumable by seq).
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { UnavailableError, ValidationError, checkKindFilter, parseTimeExpression } from "../../core/index.js";
+import {
+  UnavailableError,
+  ValidationError,
+  checkKindFilter,
+  parseTimeExpression,
+  type Change,
+} from "../../core/index.js";
 import { assertThingId, type HistoryPage, type Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
@@ -54,6 +60,51 @@ async function checkCursor(cursor: string | undefined, hub: Hub): Promise<number
     );
   }
   return seq;
+}
+
+const MAX_MATCHES = 32;
+const FEED_FIELDS = ["thing", "type", "kind", "actor", "release"] as const;
+const KIND_LIST = /^[A-Za-z][A-Za-z0-9_-]*(,[A-Za-z][A-Za-z0-9_-]*)*$/;
+
+/**
+ * The feeds of `GET /changes/stream?match=…&match=…`, each a query of the feed's own filters
+ * (`kind=reported&thing=urn:x`, or empty for all), checked as the feed's query is.
+ */
+function matchQueries(q: Record<string, unknown> & { match?: string | string[] }): Record<string, string>[] {
+  const others = FEED_FIELDS.filter((name) => q[name] !== undefined);
+  if (others.length > 0) {
+    throw new ValidationError(
+      `match cannot be combined with ${others.join(", ")}: give each feed its filters in its match`,
+      [{ pointer: `/query/${others[0]}`, message: "cannot be combined with match" }],
+    );
+  }
+  const texts = typeof q.match === "string" ? [q.match] : (q.match ?? []);
+  return texts.map((text, i) => {
+    const pointer = `/query/match/${i}`;
+    const query: Record<string, string> = {};
+    for (const [name, value] of new URLSearchParams(text)) {
+      if (!(FEED_FIELDS as readonly string[]).includes(name)) {
+        throw new ValidationError(
+          `match ${i} has "${name}", which is not a filter of the feed (${FEED_FIELDS.join(", ")})`,
+          [{ pointer, message: `must not have ${name}` }],
+        );
+      }
+      if (query[name] !== undefined) {
+        throw new ValidationError(`match ${i} has "${name}" twice`, [
+          { pointer, message: `must have ${name} once` },
+        ]);
+      }
+      if (name === "thing") assertThingId(value, pointer);
+      if (name === "kind" && !KIND_LIST.test(value)) {
+        throw new ValidationError(`match ${i}: kind "${value}" is not kinds separated by commas`, [
+          { pointer, message: "kind must be kinds separated by commas" },
+        ]);
+      }
+      if (name === "kind") checkKindFilter(value.split(","), pointer);
+      query[name] = value;
+    }
+    return query;
+  });
 }
 
 function kinds(text: string | undefined): string[] | undefined {
@@ -234,6 +285,20 @@ export function historyRoutes(hub: Hub) {
       release: { type: "string" },
     } as const;
 
+    /**
+     * Whether a Change is one of the feed's, by its filters. Asked of every Change, in Log order:
+     * the type as of each Change follows the stream's own descriptions ahead of the hub's.
+     */
+    const feedMatches = (feed: Awaited<ReturnType<typeof feedFilter>>, change: Change): boolean => {
+      const { filter, type } = feed;
+      if (type && !type.accepts(change)) return false;
+      if (filter.thing !== undefined && change.thing !== filter.thing) return false;
+      if (filter.kinds && !filter.kinds.includes(change.kind)) return false;
+      if (filter.actor !== undefined && change.cause.actor !== filter.actor) return false;
+      if (filter.release !== undefined && change.cause.release !== filter.release) return false;
+      return true;
+    };
+
     /** The feed's filters, with `type` (a Thing's @type as of each Change) as the graph reads it. */
     const feedFilter = async (q: Record<string, string | undefined>) => {
       // A malformed id names no Thing: refused, rather than a feed that stays empty.
@@ -305,25 +370,44 @@ export function historyRoutes(hub: Hub) {
           querystring: {
             type: "object",
             additionalProperties: false,
-            properties: { ...feedQuery, since: timeText },
+            properties: {
+              ...feedQuery,
+              since: timeText,
+              // Several feeds on one connection (a browser's tabs share one: docs/ui.md).
+              match: {
+                anyOf: [
+                  { type: "string", maxLength: 2048 },
+                  { type: "array", items: { type: "string", maxLength: 2048 }, maxItems: MAX_MATCHES },
+                ],
+              },
+            },
           },
         },
       },
       async (request, reply) => {
-        const q = request.query as Record<string, string | undefined>;
-        const { filter, type } = await feedFilter(q);
+        const q = request.query as Record<string, string | undefined> & { match?: string | string[] };
         const since = time(request, q.since, "since", hub);
         // A reconnection carries the last id it saw, and the same URL: the id wins over `since`.
         const after =
           (await lastEventId(request, hub)) ?? (since ? await hub.history.seqBefore(since) : undefined);
+        if (q.match !== undefined) {
+          const filters = await Promise.all(matchQueries(q).map((query) => feedFilter(query)));
+          openEventStream(request, reply, hub, after, (change) => {
+            let matches: number[] | undefined;
+            filters.forEach((one, i) => {
+              if (feedMatches(one, change)) (matches ??= []).push(i);
+            });
+            if (matches === undefined) return undefined;
+            return {
+              event: "matched",
+              data: `{"matches":[${matches.join(",")}],"change":${JSON.stringify(change)}}`,
+            };
+          });
+          return;
+        }
+        const feed = await feedFilter(q);
         openEventStream(request, reply, hub, after, (change) => {
-          // Asked of every Change, in Log order: the stream's own descriptions ahead of the hub's.
-          if (type && !type.accepts(change)) return undefined;
-          if (filter.thing !== undefined && change.thing !== filter.thing) return undefined;
-          if (filter.kinds && !filter.kinds.includes(change.kind)) return undefined;
-          if (filter.actor !== undefined && change.cause.actor !== filter.actor) return undefined;
-          if (filter.release !== undefined && change.cause.release !== filter.release) return undefined;
-          return { event: "change", data: JSON.stringify(change) };
+          return feedMatches(feed, change) ? { event: "change", data: JSON.stringify(change) } : undefined;
         });
       },
     );

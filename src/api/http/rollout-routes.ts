@@ -1,7 +1,7 @@
 // Rollouts, drift and lineage over HTTP: start a rollout of a release, follow its progress (JSON
 // and Server-Sent Events), list what drifts now, and a Thing's releases (docs/api.md).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { UnavailableError, type RolloutStepStatus } from "../../core/index.js";
+import { UnavailableError, ValidationError, type RolloutStepStatus } from "../../core/index.js";
 import { assertThingId, type Hub, type RolloutEvent, type Rollouts } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
@@ -13,6 +13,33 @@ const stepStatus = {
   enum: ["pending", "applying", "completed", "failed", "skipped"],
 } as const;
 const limit = { type: "integer", minimum: 1, maximum: 1000, default: 100 } as const;
+
+/** A page of `GET /drift` ends at a Thing and property: its cursor names them (base64url JSON). */
+function driftCursor(thing: string, affordance: string): string {
+  return Buffer.from(JSON.stringify([thing, affordance])).toString("base64url");
+}
+
+function driftCursorKey(cursor: string): [string, string] {
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+  } catch {
+    key = undefined;
+  }
+  if (!Array.isArray(key) || key.length !== 2 || !key.every((part) => typeof part === "string")) {
+    throw new ValidationError(
+      `cursor ${JSON.stringify(cursor)} is not one that GET /drift gave as \`next\``,
+      [{ pointer: "/query/cursor", message: "is not a cursor of GET /drift" }],
+    );
+  }
+  return key as [string, string];
+}
+
+/** The order of Drift.list: by Thing, then property. */
+function compareDriftKeys(a: [string, string], b: [string, string]): number {
+  if (a[0] !== b[0]) return a[0] < b[0] ? -1 : 1;
+  return a[1] === b[1] ? 0 : a[1] < b[1] ? -1 : 1;
+}
 
 function rolloutsOf(hub: Hub): Rollouts {
   if (!hub.rollouts)
@@ -210,18 +237,35 @@ export function rolloutRoutes(hub: Hub) {
           querystring: {
             type: "object",
             additionalProperties: false,
-            properties: { thing: { type: "string" } },
+            properties: {
+              thing: { type: "string" },
+              // No default: a client that asks for no page gets every entry, as before pages.
+              limit: { type: "integer", minimum: 1, maximum: 1000 },
+              cursor: { type: "string", minLength: 1, maxLength: 4096 },
+            },
           },
         },
       },
       async (request) => {
-        const { thing } = request.query as { thing?: string };
+        const q = request.query as { thing?: string; limit?: number; cursor?: string };
         // A mistyped id is said as such, as for a lineage, not answered "nothing drifts".
-        if (thing !== undefined) {
-          assertThingId(thing, "/query/thing");
-          await hub.history.assertKnown(thing);
+        if (q.thing !== undefined) {
+          assertThingId(q.thing, "/query/thing");
+          await hub.history.assertKnown(q.thing);
         }
-        return { drift: hub.drift.list(thing) };
+        const all = hub.drift.list(q.thing);
+        // The entries are ordered by Thing and property; a cursor is the last one a page showed, so
+        // a page goes on after it even when entries before it resolved in between.
+        const after = q.cursor === undefined ? undefined : driftCursorKey(q.cursor);
+        const rest =
+          after === undefined ? all : all.filter((e) => compareDriftKeys([e.thing, e.affordance], after) > 0);
+        const page = q.limit === undefined ? rest : rest.slice(0, q.limit);
+        const last = page.at(-1);
+        return {
+          drift: page,
+          total: all.length,
+          ...(page.length < rest.length && last && { next: driftCursor(last.thing, last.affordance) }),
+        };
       },
     );
 
