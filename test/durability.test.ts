@@ -3,12 +3,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { once } from "node:events";
-import { connect } from "node:net";
+import { createServer, type IncomingMessage } from "node:http";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
+import { HTTP_BINDING_DEFAULTS } from "../src/bindings/index.js";
 import { minimalTd, registerThing, startTestHub } from "./support/test-hub.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
@@ -392,4 +394,80 @@ describe("durability of a `things serve` process", () => {
     const recorded = new Set(page.changes.map((c) => c.seq));
     expect(acknowledged.filter((seq) => !recorded.has(seq))).toEqual([]);
   });
+
+  it(
+    "on SIGTERM gives up the commands waiting on a Thing that does not answer, answers their clients 503 and records them as interrupted, well before the binding's timeout",
+    async () => {
+      // A device that takes requests and never answers them.
+      const requests: IncomingMessage[] = [];
+      const sockets = new Set<Socket>();
+      const device = createServer((request) => requests.push(request));
+      device.on("connection", (socket: Socket) => sockets.add(socket));
+      device.listen(0, "127.0.0.1");
+      await once(device, "listening");
+      const address = device.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      try {
+        const dataDir = freshDataDir();
+        const first = await start(dataDir, ["--no-observe", "--no-mqtt"]);
+        const td = minimalTd({
+          id: "urn:example:durable:silent",
+          properties: { level: { type: "number", forms: [{ href: `http://127.0.0.1:${port}/level` }] } },
+          actions: { reboot: { forms: [{ href: `http://127.0.0.1:${port}/reboot` }] } },
+        });
+        expect((await putTo(first.url, td)).status).toBe(201);
+        const authorization = `Bearer ${ADMIN_TOKEN}`;
+        const path = `${first.url}${thingPath(String(td.id))}`;
+        const write = fetch(`${path}/properties/level`, {
+          method: "PUT",
+          headers: { authorization, "content-type": "application/json" },
+          body: "5",
+        });
+        const invoke = fetch(`${path}/actions/reboot`, { method: "POST", headers: { authorization } });
+        // Awaited below; a cut connection fails the test there, not as an unhandled rejection.
+        for (const answer of [write, invoke]) answer.catch(() => undefined);
+        while (requests.length < 2) await once(device, "request");
+        // Each request waits for the device's answer headers this long before the hub gives it up.
+        const deadline = performance.now() + HTTP_BINDING_DEFAULTS.headersTimeoutMs;
+        first.child.kill("SIGTERM");
+        let bound: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<"timed out">((resolve) => {
+          bound = setTimeout(() => resolve("timed out"), deadline - performance.now());
+        });
+        try {
+          expect(await Promise.race([first.exited, timedOut])).toEqual({ code: 0, signal: null });
+        } finally {
+          clearTimeout(bound);
+        }
+        for (const answer of [await write, await invoke]) {
+          expect(answer.status).toBe(503);
+          expect(answer.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+          expect(answer.headers.get("retry-after")).toMatch(/^\d+$/);
+          const problem = (await answer.json()) as { detail: string };
+          expect(problem.detail).toMatch(
+            /^The hub is stopping: urn:example:durable:silent had not answered .*unknown/,
+          );
+        }
+
+        const second = await start(dataDir, ["--no-observe", "--no-mqtt"]);
+        const res = await fetch(`${second.url}${thingPath(String(td.id))}/history?order=asc`);
+        const page = (await res.json()) as {
+          changes: { kind: string; affordance?: string; value?: unknown; cause: { correlation?: string } }[];
+        };
+        for (const [affordance, sent] of [
+          ["level", "desired"],
+          ["reboot", "invoked"],
+        ] as const) {
+          const mine = page.changes.filter((c) => c.affordance === affordance);
+          expect(mine.map((c) => c.kind)).toEqual([sent, "failed"]);
+          expect(mine[1]?.cause.correlation).toBe(mine[0]?.cause.correlation);
+          expect(mine[1]?.value).toMatchObject({ reason: "interrupted", outcome: "unknown" });
+        }
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        device.close();
+      }
+    },
+    HTTP_BINDING_DEFAULTS.headersTimeoutMs + 3 * PROCESS_BOUND_MS,
+  );
 });

@@ -176,6 +176,8 @@ export async function startHub(
     mqtt,
     close: () => {
       closing ??= (async () => {
+        // Commands waiting on a Thing end first: answered (503) and recorded before the server closes.
+        hub.abandonCommands();
         await app.close();
         await fetcher.close();
         // The hub's own bindings may be connected to the embedded broker: they go first.
