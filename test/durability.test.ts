@@ -161,6 +161,8 @@ interface ServeProcess {
   child: ChildProcess;
   url: string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** What it wrote on stderr so far (its log, with --log-level other than silent). */
+  stderr: () => string;
 }
 
 /** `things serve` in a child process, on a free port; resolves once it printed its URL. */
@@ -208,7 +210,7 @@ async function serve(dataDir: string, extra: readonly string[] = []): Promise<Se
       );
     });
   });
-  return { child, url, exited };
+  return { child, url, exited, stderr: () => stderr };
 }
 
 async function exitOf(
@@ -390,6 +392,61 @@ describe("durability of a `things serve` process", () => {
 
     const second = await start(dataDir, ["--no-observe", "--no-mqtt"]);
     const res = await fetch(`${second.url}${thingPath(String(td.id))}/history?order=asc&limit=10000`);
+    const page = (await res.json()) as { changes: { seq: number }[] };
+    const recorded = new Set(page.changes.map((c) => c.seq));
+    expect(acknowledged.filter((seq) => !recorded.has(seq))).toEqual([]);
+  });
+
+  it("keeps every acknowledged Change when its -wal file is deleted while it runs and it is then killed, and says so in its log and /health", async () => {
+    const dataDir = freshDataDir();
+    const first = await start(dataDir, ["--no-observe", "--no-mqtt", "--log-level", "error"]);
+    const td = minimalTd({
+      id: "urn:example:durable:wal",
+      properties: { power: { type: "number", forms: [{ href: "http://127.0.0.1:9/power" }] } },
+    });
+    expect((await putTo(first.url, td)).status).toBe(201);
+    const acknowledged: number[] = [];
+    const report = async (value: number): Promise<void> => {
+      const res = await fetch(`${first.url}${thingPath(String(td.id))}/changes`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ kind: "reported", affordance: "power", value }),
+      });
+      expect(res.status).toBe(201);
+      acknowledged.push(...((await res.json()) as { seqs: number[] }).seqs);
+    };
+    for (let i = 0; i < 10; i++) await report(i);
+    // An operator "cleans temporary files": every Change so far is in the WAL, none checkpointed.
+    rmSync(join(dataDir, "hyperthings.db-wal"));
+    // Found with nothing written meanwhile (the periodic check), and logged.
+    const logged = /hyperthings\.db-wal was deleted while the hub ran: every commit is now checkpointed/;
+    let bound: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">(
+      (resolve) => (bound = setTimeout(() => resolve("late"), PROCESS_BOUND_MS)),
+    );
+    try {
+      while (!logged.test(first.stderr())) {
+        const more = once(first.child.stderr ?? first.child, "data").then(() => "more" as const);
+        if ((await Promise.race([more, late])) === "late") break;
+      }
+    } finally {
+      clearTimeout(bound);
+    }
+    expect(first.stderr()).toMatch(logged);
+    const health = (await (await fetch(`${first.url}/health`)).json()) as {
+      status: string;
+      storage?: { problemSince: string; reason: string };
+    };
+    expect(health.status).toBe("degraded");
+    expect(health.storage?.reason).toMatch(logged);
+    // Written after it: each is in the database before it is acknowledged.
+    for (let i = 10; i < 20; i++) await report(i);
+    first.child.kill("SIGKILL");
+    expect((await exitOf(first)).signal).toBe("SIGKILL");
+
+    const second = await start(dataDir, ["--no-observe", "--no-mqtt"]);
+    expect(await healthOf(second.url)).toMatchObject({ things: 1, lastSeq: 21 });
+    const res = await fetch(`${second.url}${thingPath(String(td.id))}/history?order=asc&limit=100`);
     const page = (await res.json()) as { changes: { seq: number }[] };
     const recorded = new Set(page.changes.map((c) => c.seq));
     expect(acknowledged.filter((seq) => !recorded.has(seq))).toEqual([]);

@@ -86,7 +86,12 @@ export async function startHub(
   const vocabulary = loadVocabulary(config.vocabulary);
   const logger = options.logger ?? createLogger(config.logLevel);
   const path = join(config.dataDir, "hyperthings.db");
-  const store = new SqliteStore({ path, mmapBytes: config.sqliteMmapMiB * 2 ** 20 });
+  const store = new SqliteStore({
+    path,
+    mmapBytes: config.sqliteMmapMiB * 2 ** 20,
+    // Said once, when found; GET /health goes on saying it.
+    onWalProblem: (problem) => logger.error({ since: problem.since }, problem.reason),
+  });
   const bus = new InProcessBus((err) => logger.error({ err }, "a change subscriber failed"));
   // The bindings the hub talks to Things with; it knows them only by the Binding interface.
   // The embedded broker (aedes) speaks MQTT 3.1.1 only; its URL is known once it listens.
