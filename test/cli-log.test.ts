@@ -3,7 +3,17 @@
 // hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import Database from "better-sqlite3";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
@@ -947,6 +957,40 @@ describe("things verify, prove and export", () => {
       /^things: there is no log-key\.pem beside .*: give the hub's public key with --key/,
     );
     hub = await start();
+  });
+
+  it("verify --db reads a database in a directory it cannot write (a read-only copy) through a copy of its own, -wal included", async () => {
+    // Copied while the hub runs, as a responder would: its Changes are in the -wal (not yet
+    // checkpointed), and the -shm, a live index that belongs to the running hub, is left out.
+    const copy = join(work, "read-only");
+    cpSync(dataDir, copy, { recursive: true });
+    rmSync(join(copy, "hyperthings.db-shm"));
+    expect(statSync(join(copy, "hyperthings.db-wal")).size).toBeGreaterThan(0);
+    for (const file of readdirSync(copy)) chmodSync(join(copy, file), 0o444);
+    chmodSync(copy, 0o555);
+    chmodSync(work, 0o755);
+    // Root writes where mode bits say no: the command then runs as nobody, for whom they hold.
+    const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
+    const db = join(copy, "hyperthings.db");
+    let run: ThingsRun;
+    try {
+      run = await runThingsToEnd(["verify", "--db", db], {
+        env: { TZ: "UTC" },
+        ...(user !== undefined && { user }),
+      });
+    } finally {
+      chmodSync(copy, 0o755);
+    }
+    expect(run.stdout).toMatch(/^verified 25 changes, \d+ checkpoints, log root [0-9a-f]{64} signed at /);
+    expect(run.code).toBe(0);
+    const note =
+      /^things: \S+hyperthings\.db cannot be read in place \(SQLite writes beside a database in WAL mode, and \S+ or its -wal\/-shm is not writable here\): verifying a copy made in (\S+), removed after\n$/.exec(
+        run.stderr,
+      );
+    expect(note, run.stderr).not.toBeNull();
+    expect(existsSync(note?.[1] ?? "")).toBe(false);
+    // Nothing was written beside the file.
+    expect(readdirSync(copy).filter((f) => f.endsWith("-shm"))).toEqual([]);
   });
 
   it("prove passes on an intact Change and fails on the altered one", async () => {

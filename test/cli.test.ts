@@ -441,6 +441,23 @@ describe("things serve on every address", () => {
   });
 });
 
+describe("things serve with the embedded MQTT broker", () => {
+  it("says where devices connect and with what password, in one line", async () => {
+    const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
+    const serve = runThings(["serve", "--data", data, "--port", "0", "--mqtt-port", "0"], cleanEnvironment());
+    try {
+      const [line] = await serve.waitFor(/ {2}MQTT: [^\n]*\n/);
+      expect(line).toMatch(
+        /^ {2}MQTT: mqtt:\/\/127\.0\.0\.1:\d+ \(embedded broker; password: the admin token, or a device's from POST \/things\/\{id\}\/mqtt-credentials\), topics under hyperthings\/\n$/,
+      );
+    } finally {
+      serve.process.kill("SIGTERM");
+      await serve.exited;
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("things serve that cannot start", () => {
   let parent: string;
   beforeEach(() => {

@@ -529,7 +529,7 @@ describe("the embedded broker's access and port", () => {
       const url = new URL(running.mqtt?.url ?? "");
       expect(Number(url.port)).not.toBe(taken);
       expect(running.mqtt?.notice).toBe(
-        `MQTT: port ${taken} is taken; the embedded broker listens on 127.0.0.1:${url.port} instead`,
+        `MQTT: port ${taken} is taken; the embedded broker listens on 127.0.0.1:${url.port} instead, and will again at the next start (choose a port with --mqtt-port)`,
       );
       const client = await connectAsync(url.href, {
         reconnectPeriod: 0,

@@ -280,3 +280,74 @@ describe("a cancelled rollout's step in flight when the hub is killed", () => {
     expect(writes(device).map((r) => r.body)).toEqual(["3", "4"]);
   }, 120_000);
 });
+
+describe("a rollout whose commands are in flight when the hub is stopped (SIGTERM)", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-resume-stop-"));
+  const writer = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+  const invoker = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+  const ids = { write: "urn:test:resume:stop-write", action: "urn:test:resume:stop-action" };
+  let hub: Hub | undefined;
+
+  afterAll(async () => {
+    await stop(hub);
+    await writer.stop();
+    await invoker.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }, 60_000);
+
+  it("resumes from the interrupted ends the stop recorded: the write is read back, not sent again, and the action is not invoked again", async () => {
+    await writer.start();
+    await invoker.start();
+    hub = await serve(dataDir);
+    await register(hub, ids.write, writer);
+    await register(hub, ids.action, invoker);
+    const release = buildRelease(
+      [
+        {
+          path: "both.yaml",
+          text:
+            `release: both\nthings:\n` +
+            `  - select: { id: "${ids.write}" }\n    properties: { level: ${DESIRED} }\n` +
+            `  - select: { id: "${ids.action}" }\n    actions: [{ name: reset, input: { to: 2 } }]\n`,
+        },
+      ],
+      { builder: "test", builtAt: "2026-01-01T00:00:00.000Z" },
+    );
+    expect((await request(hub, "/releases", "POST", release)).status).toBe(201);
+    // Both devices take their request and do not answer until told.
+    const answers = [writer.holdAnswers(), invoker.holdAnswers()];
+    const arrived = Promise.all([writer.moreRequests(1), invoker.moreRequests(1)]);
+    const started = await hub.client.startRollout(release.id, { concurrency: 2, maxFailures: 1 });
+    await arrived;
+    hub.child.kill("SIGTERM");
+    const [code] = (await once(hub.child, "exit")) as [number | null];
+    expect(code).toBe(0);
+    for (const answer of answers) answer();
+
+    hub = await serve(dataDir);
+    for await (const event of hub.client.rolloutEvents(started.id)) {
+      if (event.type === "status" && event.status !== "running") break;
+    }
+    expect(await hub.client.rollout(started.id)).toMatchObject({
+      // One failure is allowed: the action's, which the Log closes as interrupted.
+      status: "completed",
+      progress: { completed: 1, failed: 1, total: 2 },
+    });
+    expect(writes(writer).map((r) => r.body)).toEqual([String(DESIRED)]);
+    expect(writer.level).toBe(DESIRED);
+    expect(invoker.count("/actions/reset")).toBe(1);
+    const answered = await fetch(`${hub.url}/changes?release=${encodeURIComponent(release.id)}&limit=100`);
+    const changes = ((await answered.json()) as { changes: Change[] }).changes;
+    const ends = (thing: string) =>
+      changes.filter((c) => c.thing === thing && (c.kind === "failed" || c.kind === "completed"));
+    // One end each, the stop's: the write, read back at the next start, was not sent again.
+    expect(
+      ends(ids.write).map((c) => [c.kind, (c.value as { reason?: string } | undefined)?.reason]),
+    ).toEqual([["failed", "interrupted"]]);
+    expect(ends(ids.action)).toHaveLength(1);
+    expect(ends(ids.action)[0]).toMatchObject({
+      affordance: "reset",
+      value: { reason: "interrupted", outcome: "unknown" },
+    });
+  }, 120_000);
+});

@@ -531,6 +531,11 @@ function logFileSource(
   } catch (err) {
     throw new CliError((err as Error).message);
   }
+  if (log.copiedTo !== undefined) {
+    process.stderr.write(
+      `things: ${path} cannot be read in place (SQLite writes beside a database in WAL mode, and ${dirname(path)} or its -wal/-shm is not writable here): verifying a copy made in ${log.copiedTo}, removed after\n`,
+    );
+  }
   let checkpoints: Checkpoint[];
   let head: LogFileHead;
   try {

@@ -86,7 +86,12 @@ export async function startHub(
   const vocabulary = loadVocabulary(config.vocabulary);
   const logger = options.logger ?? createLogger(config.logLevel);
   const path = join(config.dataDir, "hyperthings.db");
-  const store = new SqliteStore({ path, mmapBytes: config.sqliteMmapMiB * 2 ** 20 });
+  const store = new SqliteStore({
+    path,
+    mmapBytes: config.sqliteMmapMiB * 2 ** 20,
+    // Said once, when found; GET /health goes on saying it.
+    onWalProblem: (problem) => logger.error({ since: problem.since }, problem.reason),
+  });
   if (store.restoredGuards.length > 0) {
     const names = store.restoredGuards.map((g) => `${g.trigger} (${g.found})`).join(", ");
     logger.warn(
@@ -183,6 +188,8 @@ export async function startHub(
     mqtt,
     close: () => {
       closing ??= (async () => {
+        // Commands waiting on a Thing end first: answered (503) and recorded before the server closes.
+        hub.abandonCommands();
         await app.close();
         await fetcher.close();
         // The hub's own bindings may be connected to the embedded broker: they go first.

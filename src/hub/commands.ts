@@ -103,8 +103,30 @@ const MAX_QUERY_FAILURES = 5;
  */
 const MAX_PENDING_RECORDINGS = 1_000;
 
+/** Seconds a client is told to wait before it retries a command the stopping hub gave up (a restart takes a few). */
+const RESTART_RETRY_AFTER_S = 5;
+
+/**
+ * A command the hub stopped waiting for because it is stopping: a Thing that does not answer must
+ * not hold the stop for its timeout. `sent` says whether the request had gone out (then the Thing
+ * may have acted on it all the same).
+ */
+class Interrupted extends Error {
+  constructor(readonly sent: boolean) {
+    super(
+      sent
+        ? "the hub stopped before the Thing answered; whether it acted on the request is unknown"
+        : "the hub stopped before the request was sent",
+    );
+    this.name = "Interrupted";
+  }
+}
+
 /** The value of a `failed` Change: what went wrong, with the device's answer. */
 export function failureValue(error: unknown): Record<string, unknown> {
+  if (error instanceof Interrupted) {
+    return { reason: "interrupted", message: error.message, ...(error.sent && { outcome: "unknown" }) };
+  }
   const failure = bindingFailure(error);
   const message = error instanceof Error ? error.message : String(error);
   if (failure === undefined) return { reason: "error", message };
@@ -149,7 +171,10 @@ export class Commands {
   private readonly checks = new Map<string, DataSchemaCheck>();
   private readonly invocations = new Map<string, Invocation>();
   private readonly running = new Set<Promise<void>>();
+  /** Aborted when the hub stops: commands waiting on a Thing end at once (`abandon`). */
   private readonly stopping = new AbortController();
+  /** Writes and invocations in flight, whose end the store must take before it closes. */
+  private readonly inFlight = new Set<Promise<unknown>>();
   /** Per Thing, the last recording of a value read through the hub (they run one after another). */
   private readonly recordings = new Map<string, Promise<void>>();
   private pendingRecordings = 0;
@@ -221,11 +246,19 @@ export class Commands {
     uriVariables?: UriVariables,
   ): Promise<unknown> {
     target ??= await this.target(td, "readproperty", "property", name);
-    const read = await this.throughForms(td, target, uriVariables, (t) =>
-      this.context.bindings.bindingFor(t).readProperty(t),
-    );
-    target = read.target;
-    const value = asJson(read.value);
+    const first = target;
+    let answer;
+    try {
+      ({ value: answer, target } = await this.exchange(() =>
+        this.throughForms(td, first, uriVariables, (t) =>
+          this.context.bindings.bindingFor(t).readProperty(t),
+        ),
+      ));
+    } catch (error) {
+      // A read changes nothing: one the hub gave up is not recorded.
+      throw this.answerOf(error, `the read of ${name}`, thing);
+    }
+    const value = asJson(answer);
     const cause = causeOf(requester);
     // No value (a 204, an empty body) is an answer too: one a typed property's schema refuses.
     await this.checkAnswer(td, version, "property", name, property, value, cause, target.href);
@@ -308,20 +341,25 @@ export class Commands {
     // A form no binding serves is refused before anything is recorded.
     this.context.bindings.bindingFor(target);
     const cause = causeOf(requester, uriVariables);
-    // Values read before this write are recorded before it.
-    await this.recordings.get(thing);
-    await this.context.ingest(thing, [{ kind: "desired", affordance: name, value }], cause);
-    try {
-      await this.throughForms(td, target, uriVariables, (t) =>
-        this.context.bindings.bindingFor(t).writeProperty(t, value),
-      );
-    } catch (error) {
-      await this.recordFailure(td, name, error, cause);
-      throw error;
-    }
-    // Sent with this TD: its end is recorded even if the Thing was removed meanwhile.
-    await this.context.ingest(thing, [{ kind: "completed", affordance: name }], cause, { sentWith: td });
-    return cause.correlation;
+    return this.tracked(async () => {
+      this.refuseWhenStopping();
+      // Values read before this write are recorded before it.
+      await this.recordings.get(thing);
+      await this.context.ingest(thing, [{ kind: "desired", affordance: name, value }], cause);
+      try {
+        await this.exchange(() =>
+          this.throughForms(td, target, uriVariables, (t) =>
+            this.context.bindings.bindingFor(t).writeProperty(t, value),
+          ),
+        );
+      } catch (error) {
+        await this.recordFailure(td, name, error, cause);
+        throw this.answerOf(error, `the write of ${name}`, thing, cause.correlation);
+      }
+      // Sent with this TD: its end is recorded even if the Thing was removed meanwhile.
+      await this.context.ingest(thing, [{ kind: "completed", affordance: name }], cause, { sentWith: td });
+      return cause.correlation;
+    });
   }
 
   /**
@@ -355,27 +393,36 @@ export class Commands {
       throw new UnavailableError("Too many asynchronous actions are running; retry later", 5);
     }
     const cause = causeOf(requester, uriVariables);
-    // Values read before this invocation are recorded before it.
-    await this.recordings.get(thing);
-    await this.context.ingest(
-      thing,
-      [{ kind: "invoked", affordance: name, ...(input !== undefined && { value: input }) }],
-      cause,
-    );
-    let outcome;
-    let used: Target;
-    try {
-      ({ value: outcome, target: used } = await this.throughForms(td, target, uriVariables, (t) =>
-        this.context.bindings.bindingFor(t).invokeAction(t, input),
-      ));
-    } catch (error) {
-      await this.recordFailure(td, name, error, cause);
-      throw error;
-    }
+    const outcome = await this.tracked(async () => {
+      this.refuseWhenStopping();
+      // Values read before this invocation are recorded before it.
+      await this.recordings.get(thing);
+      await this.context.ingest(
+        thing,
+        [{ kind: "invoked", affordance: name, ...(input !== undefined && { value: input }) }],
+        cause,
+      );
+      let outcome;
+      let used: Target;
+      try {
+        ({ value: outcome, target: used } = await this.exchange(() =>
+          this.throughForms(td, target, uriVariables, (t) =>
+            this.context.bindings.bindingFor(t).invokeAction(t, input),
+          ),
+        ));
+      } catch (error) {
+        await this.recordFailure(td, name, error, cause);
+        throw this.answerOf(error, `the action ${name}`, thing, cause.correlation);
+      }
+      if (outcome.kind === "completed") {
+        const output = asJson(outcome.output);
+        await this.completed(td, version, name, action, output, cause, used.href);
+        return { kind: "completed" as const, output };
+      }
+      return outcome;
+    });
     if (outcome.kind === "completed") {
-      const output = asJson(outcome.output);
-      await this.completed(td, version, name, action, output, cause, used.href);
-      return { kind: "completed", output, correlation: cause.correlation };
+      return { kind: "completed", output: outcome.output, correlation: cause.correlation };
     }
     const invocation: Invocation = { thing, action: name, status: { status: "running" } };
     this.invocations.set(cause.correlation, invocation);
@@ -418,10 +465,67 @@ export class Commands {
     throw new NotFoundError(`No invocation ${correlation} of action "${action}" on ${thing}`);
   }
 
-  /** Stops following asynchronous actions; waits for the values read to be recorded. */
-  async close(): Promise<void> {
+  /**
+   * Stops waiting on Things, for a hub that stops: a read, write or invocation waiting for its
+   * Thing's answer ends at once, a write or an invocation recorded as `failed` with reason
+   * `interrupted` (and `outcome: "unknown"`, as the request had gone out), and its caller gets an
+   * UnavailableError; a new one is refused; asynchronous actions are no longer followed. Without
+   * this, a Thing that does not answer held the stop until its binding's timeout.
+   */
+  abandon(): void {
     this.stopping.abort();
-    await Promise.allSettled([...this.running, this.recorded()]);
+  }
+
+  /** Abandons what is in flight (`abandon`); waits for its end and the values read to be recorded. */
+  async close(): Promise<void> {
+    this.abandon();
+    await Promise.allSettled([...this.running, ...this.inFlight, this.recorded()]);
+  }
+
+  private refuseWhenStopping(): void {
+    if (this.stopping.signal.aborted) {
+      throw new UnavailableError(
+        "The hub is stopping; retry once it has started again",
+        RESTART_RETRY_AFTER_S,
+      );
+    }
+  }
+
+  /** Runs a write or an invocation, kept in `inFlight` until it ends (`close` waits for it). */
+  private tracked<T>(command: () => Promise<T>): Promise<T> {
+    const running = command();
+    const settled = running.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.add(settled);
+    void settled.finally(() => this.inFlight.delete(settled));
+    return running;
+  }
+
+  /**
+   * One exchange with a Thing, given up when the hub stops: it rejects with Interrupted then,
+   * without waiting for the Thing (the request itself ends when the bindings close).
+   */
+  private exchange<T>(send: () => Promise<T>): Promise<T> {
+    const signal = this.stopping.signal;
+    if (signal.aborted) return Promise.reject(new Interrupted(false));
+    const sending = send();
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(new Interrupted(true));
+      signal.addEventListener("abort", onAbort, { once: true });
+      void sending.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
+  }
+
+  /** What the caller of a command gets for its error: a 503 when the hub gave it up as it stopped. */
+  private answerOf(error: unknown, what: string, thing: string, correlation?: string): unknown {
+    if (!(error instanceof Interrupted)) return error;
+    const recorded = correlation === undefined ? "" : ` (recorded as failed, correlation ${correlation})`;
+    const message = error.sent
+      ? `The hub is stopping: ${thing} had not answered ${what}, and the hub no longer waits for it; whether the Thing acted on it is unknown${recorded}`
+      : `The hub is stopping: ${what} was not sent to ${thing}${recorded}`;
+    return new UnavailableError(`${message}; retry once it has started again`, RESTART_RETRY_AFTER_S);
   }
 
   private property(td: RegisteredThingDescription, name: string): PropertyAffordance {
@@ -480,7 +584,9 @@ export class Commands {
           failure !== undefined &&
           failure.outcome === undefined &&
           (failure.reason === "unreachable" || failure.reason === "address-denied");
+        // Nothing more goes out once the hub is stopping (exchange has answered for it).
         if (!unreached || target.affordance === undefined || target.formIndex === undefined) throw error;
+        if (this.stopping.signal.aborted) throw error;
         let next: Target;
         try {
           next = await this.target(
@@ -640,9 +746,11 @@ export class Commands {
     for (;;) {
       let status;
       try {
-        status = await handle.query();
+        status = await this.exchange(() => handle.query());
         failures = 0;
       } catch (error) {
+        // The hub stops: the action runs on, unfollowed; its status after a restart says its outcome is unknown.
+        if (error instanceof Interrupted) return;
         if (++failures >= MAX_QUERY_FAILURES) {
           invocation.status = { status: "failed", error: failureValue(error) };
           await this.recordFailure(td, name, error, cause);

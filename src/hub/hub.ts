@@ -278,9 +278,20 @@ export class Hub {
     return followChanges(this.store, this.bus, handler, options);
   }
 
+  /**
+   * The first step of a stop, before the servers close: rollouts take no new step, and the
+   * commands waiting on a Thing end at once, recorded as `interrupted` (Commands.abandon), so that
+   * the clients that sent them are answered and a Thing that does not answer holds nothing up.
+   */
+  abandonCommands(): void {
+    this.rollouts?.halt();
+    this.commands?.abandon();
+  }
+
   /** Stops background work, lets queued writes commit, and closes the store. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.abandonCommands();
       clearTimeout(this.sweepTimer);
       // Rollouts stop taking steps (the running ones resume at the next start); drift stops following.
       await this.rollouts?.close();

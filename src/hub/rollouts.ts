@@ -282,9 +282,17 @@ export class Rollouts {
     return changes.filter((c) => c.affordance === undefined).map(lineageEntry);
   }
 
-  /** Stops taking new steps; the steps in flight finish their current command. Running rollouts resume at the next start. */
-  async close(): Promise<void> {
+  /** Stops taking new steps, at once: what the steps in flight do next is left for the next start. */
+  halt(): void {
     this.closing = true;
+  }
+
+  /**
+   * Halts; the steps in flight end their current command (a stopping hub abandons it, recorded as
+   * `interrupted`). Running rollouts resume at the next start.
+   */
+  async close(): Promise<void> {
+    this.halt();
     await Promise.allSettled([...this.runs.values()].map((r) => r.done));
   }
 
@@ -501,6 +509,8 @@ export class Rollouts {
       if (known.state === "failed") return { status: "failed", error: known.error };
       if (known.state === "sent") {
         if (item.kind === "action") {
+          // Already closed in the Log by the hub that stopped while it waited for the Thing.
+          if (known.interrupted !== undefined) return { status: "failed", error: known.interrupted };
           // An action is never invoked twice: whether the device got it is unknown. The Log says so
           // too, so its `invoked` Change does not stay without an outcome.
           const error = {
@@ -578,7 +588,7 @@ export class Rollouts {
     thing: string,
     affordance: string,
     correlation: string,
-  ): Promise<{ state: "none" | "sent" | "completed" | "failed"; error?: unknown }> {
+  ): Promise<{ state: "none" | "sent" | "completed" | "failed"; error?: unknown; interrupted?: unknown }> {
     const changes = await this.context.store.history({
       thing,
       affordance,
@@ -589,7 +599,12 @@ export class Rollouts {
     const mine = changes.filter((c) => c.cause.correlation === correlation);
     const end = mine.find((c) => c.kind === "completed" || c.kind === "failed");
     if (end?.kind === "completed") return { state: "completed" };
-    if (end?.kind === "failed") return { state: "failed", error: end.value };
+    if (end?.kind === "failed") {
+      const value = end.value as { reason?: unknown; outcome?: unknown } | undefined;
+      // Given up by a hub that stopped (Commands.abandon): as if it had no end, sent or not.
+      if (value?.reason !== "interrupted") return { state: "failed", error: end.value };
+      return value.outcome === "unknown" ? { state: "sent", interrupted: end.value } : { state: "none" };
+    }
     return { state: mine.length > 0 ? "sent" : "none" };
   }
 

@@ -274,6 +274,12 @@ export interface Store {
    * says it, so that a probe sees a hub that takes no write.
    */
   writeFailure(): { since: string; reason: string } | undefined;
+  /**
+   * Since when, and why, the store's files were changed behind its back in a way it works around
+   * but an operator must fix (the SQLite WAL file deleted: restart the hub); undefined while
+   * nothing was. `GET /health` says it.
+   */
+  storageProblem(): { since: string; reason: string } | undefined;
   logHead(): Promise<LogHead>;
   /**
    * RFC 9162 subtree hashes of the Log over the half-open ranges `[start, end)` of leaf indexes;

@@ -82,11 +82,13 @@ export interface ThingsRunOptions {
   cwd?: string;
   /** The run is killed, and the promise fails, after this long. */
   timeoutMs?: number;
+  /** Run as this user (the test must run as root to give one). */
+  user?: { uid: number; gid: number };
 }
 
 /** Runs `things ARGS` to its end with stdin closed; fails when it does not finish in time. */
 export function runThingsToEnd(args: string[], options: ThingsRunOptions = {}): Promise<ThingsRun> {
-  const { env = {}, cwd, timeoutMs = 30_000 } = options;
+  const { env = {}, cwd, timeoutMs = 30_000, user } = options;
   return new Promise((resolve, reject) => {
     const child = execFile(
       process.execPath,
@@ -97,6 +99,7 @@ export function runThingsToEnd(args: string[], options: ThingsRunOptions = {}): 
         encoding: "utf8",
         maxBuffer: 64 * 1024 * 1024,
         ...(cwd !== undefined && { cwd }),
+        ...(user !== undefined && { uid: user.uid, gid: user.gid }),
       },
       (err, stdout, stderr) => {
         if (err === null) resolve({ code: 0, stdout, stderr });

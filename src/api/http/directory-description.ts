@@ -154,13 +154,17 @@ export function wellKnownRoutes(hub: Hub, version: string) {
         // though it answers: a probe sees 503 and why.
         const failing = hub.store.writeFailure();
         if (failing !== undefined) void reply.code(503);
+        // Files changed behind the store's back that it works around (nothing is lost), until an
+        // operator restarts the hub: it takes writes, so 200, but not "ok".
+        const storage = hub.store.storageProblem();
         return {
-          status: failing === undefined ? "ok" : "failing",
+          status: failing !== undefined ? "failing" : storage !== undefined ? "degraded" : "ok",
           hub: hub.id,
           version,
           things: await hub.store.countThings(),
           lastSeq: await hub.store.lastSeq(),
           ...(failing !== undefined && { writes: { failingSince: failing.since, reason: failing.reason } }),
+          ...(storage !== undefined && { storage: { problemSince: storage.since, reason: storage.reason } }),
         };
       },
     );

@@ -181,7 +181,7 @@ export class EmbeddedBroker implements BrokerLink {
         ? `${refused}; the embedded broker listens on ${hostOf(host)}:${actual} instead, as at its last start`
         : again
           ? `${refused}, and so is ${last}, its port at its last start; the embedded broker listens on ${hostOf(host)}:${actual} instead (devices and TDs that name ${last} need the new port)`
-          : `${refused}; the embedded broker listens on ${hostOf(host)}:${actual} instead`;
+          : `${refused}; the embedded broker listens on ${hostOf(host)}:${actual} instead, and will again at the next start (choose a port with --mqtt-port)`;
     }
     const address = this.#server.address();
     const actual = typeof address === "object" && address ? address.port : port;

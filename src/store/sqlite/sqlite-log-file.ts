@@ -2,6 +2,9 @@
 // migration, and none of the checks that make a hub refuse a damaged file, since a damaged file is
 // exactly what an auditor needs to look into.
 import Database from "better-sqlite3";
+import { accessSync, constants, copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
 import type { Checkpoint } from "../../core/index.js";
 import type { LogEntries } from "../store.js";
 import { LOG_ENTRIES_SQL, type EntriesRow } from "./sqlite-log.js";
@@ -14,18 +17,85 @@ export interface LogFileHead {
   lastSeq: number;
 }
 
+/** Opens a database file read-only, with the statement that reads its Log. */
+function openReadOnly(path: string): {
+  db: Database.Database;
+  entries: Database.Statement<[number, number], EntriesRow>;
+} {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return { db, entries: db.prepare<[number, number], EntriesRow>(LOG_ENTRIES_SQL) };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+function writable(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether SQLite refused a file it may read because it could not write beside it: a database in
+ * WAL mode is read through its `-shm` index, which a reader creates (or writes) next to the file,
+ * so a copy on a read-only mount, or in a directory this user cannot write, fails to open with
+ * "unable to open database file" or "attempt to write a readonly database".
+ */
+function refusedForWant(err: unknown, path: string): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== "string" || !/^SQLITE_(CANTOPEN|READONLY)/.test(code)) return false;
+  try {
+    accessSync(path, constants.R_OK);
+  } catch {
+    return false;
+  }
+  return (
+    !writable(dirname(path)) || [`${path}-wal`, `${path}-shm`].some((f) => existsSync(f) && !writable(f))
+  );
+}
+
 export class SqliteLogFile {
   private readonly db: Database.Database;
   private readonly entriesStatement: Database.Statement<[number, number], EntriesRow>;
+  /**
+   * Where the file (and its `-wal`) was copied to be read, when SQLite could not read it in place
+   * (`refusedForWant`); removed by `close`. SQLite's `immutable=1` would read it in place, but
+   * it ignores the `-wal`, whose committed Changes a verification must not miss.
+   */
+  readonly copiedTo: string | undefined;
 
   /** Opens `path` read-only; an Error names the file and what is wrong with it. */
   constructor(readonly path: string) {
+    let opened;
     try {
-      this.db = new Database(path, { readonly: true, fileMustExist: true });
-      this.entriesStatement = this.db.prepare<[number, number], EntriesRow>(LOG_ENTRIES_SQL);
+      opened = openReadOnly(path);
     } catch (err) {
-      throw new Error(`cannot read ${path} as a hub's database: ${(err as Error).message}`, { cause: err });
+      if (!refusedForWant(err, path)) {
+        throw new Error(`cannot read ${path} as a hub's database: ${(err as Error).message}`, { cause: err });
+      }
+      let copy: string | undefined;
+      try {
+        copy = mkdtempSync(join(tmpdir(), "hyperthings-verify-"));
+        const file = join(copy, basename(path));
+        copyFileSync(path, file);
+        if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, `${file}-wal`);
+        opened = openReadOnly(file);
+        this.copiedTo = copy;
+      } catch (error) {
+        if (copy !== undefined) rmSync(copy, { recursive: true, force: true });
+        throw new Error(
+          `cannot read ${path}: SQLite reads a database in WAL mode through files it writes beside it, and ${dirname(path)} (or its -wal/-shm) is not writable here; copying it to ${tmpdir()} failed too (${(error as Error).message}): copy ${basename(path)} (and its -wal, if there is one) to a directory you can write to, and verify the copy`,
+          { cause: err },
+        );
+      }
     }
+    this.db = opened.db;
+    this.entriesStatement = opened.entries;
   }
 
   head(): LogFileHead {
@@ -51,5 +121,6 @@ export class SqliteLogFile {
 
   close(): void {
     this.db.close();
+    if (this.copiedTo !== undefined) rmSync(this.copiedTo, { recursive: true, force: true });
   }
 }

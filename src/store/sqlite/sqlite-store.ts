@@ -104,6 +104,26 @@ export interface SqliteStoreOptions {
    * ":memory:". See docs/operations.md for the catch.
    */
   mmapBytes?: number;
+  /**
+   * How often (ms) to check, besides after every commit, that the WAL is still the file at
+   * `<path>-wal` (`storageProblem`); default 1,000. 0: only after commits.
+   */
+  walCheckMs?: number;
+  /** Told once when the WAL file was found deleted or replaced behind the store's back (log it). */
+  onWalProblem?: (problem: WalProblem) => void;
+}
+
+/** What `PRAGMA wal_checkpoint` answers: busy 1 when it could not finish; frames in the WAL, and checkpointed. */
+interface WalCheckpoint {
+  busy: number;
+  log: number;
+  checkpointed: number;
+}
+
+/** The WAL file deleted or replaced while the store runs (`SqliteStore.storageProblem`). */
+export interface WalProblem {
+  readonly since: string;
+  readonly reason: string;
 }
 
 interface ReleaseRow {
@@ -379,6 +399,11 @@ export class SqliteStore implements Store {
   private readonly inFlight: InFlight[] = [];
   /** Bumped when a batch fails: the writer refuses the batches built on it (they fail with it). */
   private epoch = 0;
+  /** The WAL file the connections opened (device and inode of `<path>-wal`); undefined in memory. */
+  private readonly wal: { path: string; dev: bigint; ino: bigint } | undefined;
+  private walDetached: WalProblem | undefined;
+  private readonly walTimer: NodeJS.Timeout | undefined;
+  private readonly onWalProblem: ((problem: WalProblem) => void) | undefined;
 
   /**
    * The append-only triggers this opening found missing or altered (dropped by someone who could
@@ -434,6 +459,19 @@ export class SqliteStore implements Store {
     this.writerHashesFrom = options.writerHashesFrom ?? 128;
     if (options.path !== ":memory:" && options.writerThread !== false)
       this.writer = new SqliteWriter(options.path);
+    // The WAL exists from the first read (the migration's) on, and stays the same file until
+    // the last connection closes.
+    const walPath = `${options.path}-wal`;
+    const wal =
+      options.path === ":memory:" ? undefined : statSync(walPath, { bigint: true, throwIfNoEntry: false });
+    if (wal !== undefined) this.wal = { path: walPath, dev: wal.dev, ino: wal.ino };
+    this.onWalProblem = options.onWalProblem;
+    const walCheckMs = options.walCheckMs ?? 1_000;
+    if (this.wal !== undefined && walCheckMs > 0) {
+      this.walTimer = setInterval(() => {
+        if (!this.closed) this.guardWal();
+      }, walCheckMs).unref();
+    }
     this.rollouts = new SqliteRollouts(this.db);
 
     const db = this.db;
@@ -745,6 +783,7 @@ export class SqliteStore implements Store {
     this.landed(entry);
     this.log.committed(entry.log, hashed);
     this.failing = undefined;
+    this.guardWal();
     settleBatch(entry.batch, entry.outcomes);
     this.afterWrite();
   }
@@ -797,6 +836,7 @@ export class SqliteStore implements Store {
     }
     this.log.committed();
     this.failing = undefined;
+    this.guardWal();
     // Commands the time budget left out run in the next batch, still ahead of newer ones.
     if (outcomes.length < batch.length) this.requeue(batch.splice(outcomes.length));
     settleBatch(batch, outcomes);
@@ -1165,10 +1205,54 @@ export class SqliteStore implements Store {
     return this.read(() => this.rollouts.progress(rollout));
   }
 
+  /**
+   * Since when, and why, the WAL the store writes into is no longer the file at `<path>-wal`
+   * (deleted or replaced behind its back); undefined while it is. `GET /health` says it.
+   */
+  storageProblem(): WalProblem | undefined {
+    return this.walDetached;
+  }
+
+  /**
+   * Keeps acknowledged commits durable when the WAL file was deleted (someone cleaning up
+   * "temporary files") or replaced while the store runs: the connections go on writing into the
+   * file they opened, which no name leads to any more, and whatever they committed there and did
+   * not checkpoint into the database was gone at the next start if the process ended without a
+   * checkpoint (a crash, a kill). So after every commit, before it is acknowledged, and every
+   * `walCheckMs`: when `<path>-wal` is no longer the file opened, everything committed is
+   * checkpointed into the database (synchronous=FULL syncs it), then and after each later commit,
+   * until the hub restarts with a WAL of its own again.
+   */
+  private guardWal(): void {
+    const wal = this.wal;
+    if (wal === undefined) return;
+    if (this.walDetached === undefined) {
+      const now = statSync(wal.path, { bigint: true, throwIfNoEntry: false });
+      if (now !== undefined && now.dev === wal.dev && now.ino === wal.ino) return;
+      this.walDetached = {
+        since: new Date().toISOString(),
+        reason:
+          `${wal.path} was ${now === undefined ? "deleted" : "replaced by another file"} while the hub ran: ` +
+          `every commit is now checkpointed into ${this.path} before it is acknowledged, so that nothing is lost; ` +
+          `restart the hub to write through a WAL again (and never delete its -wal or -shm)`,
+      };
+      this.onWalProblem?.(this.walDetached);
+    }
+    // FULL: every frame committed, whichever connection wrote it, once readers are on the latest.
+    const result = (this.db.pragma("wal_checkpoint(FULL)") as WalCheckpoint[])[0];
+    if (result !== undefined && (result.busy !== 0 || result.checkpointed < result.log)) {
+      this.onWalProblem?.({
+        since: new Date().toISOString(),
+        reason: `a checkpoint of ${this.path} did not complete (${result.checkpointed} of ${result.log} WAL frames): what is left would be lost if the hub crashed before the next one`,
+      });
+    }
+  }
+
   close(): Promise<void> {
     // Every caller, not only the first, waits until the queue has committed and the file is shut.
     this.closing ??= (async () => {
       this.closed = true;
+      clearInterval(this.walTimer);
       if (this.queue.length > 0 || this.flushScheduled || this.inFlight.length > 0) {
         await new Promise<void>((resolve) => (this.drained = resolve));
       }
