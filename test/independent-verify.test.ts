@@ -65,7 +65,9 @@ describe("an independent verifier, from the docs alone", () => {
     device = createServer((req, res) => {
       const url = new URL(req.url ?? "/", "http://device");
       res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ step: Number(url.searchParams.get("step")), note: "ok \u2713" }));
+      const step = Number(url.searchParams.get("step"));
+      // Step 13 answers a string JSON can write (as an escape) and Unicode cannot: a lone surrogate.
+      res.end(step === 13 ? '{"step":13,"note":"\\ud800"}' : JSON.stringify({ step, note: "ok \u2713" }));
     });
     device.listen(0, "127.0.0.1");
     await once(device, "listening");
@@ -262,6 +264,22 @@ describe("an independent verifier, from the docs alone", () => {
     });
     expect(td.status).toBe(400);
     expect((await entries()).length).toBe(before);
+  });
+
+  it("records a Thing's answer with a lone surrogate as a failure of the Thing (502), not the client's", async () => {
+    const before = (await entries()).length;
+    const invoked = await hub.request(`/things/${encodeURIComponent(COUNTER)}/actions/increment?step=13`, {
+      method: "POST",
+    });
+    expect(invoked.status).toBe(502);
+    expect(((await invoked.json()) as { detail: string }).detail).toMatch(
+      /the Thing answered a value the Log cannot hold: \/note is a string with a lone surrogate/,
+    );
+    await hub.hub.commands?.recorded(COUNTER);
+    const recorded = (await entries()).slice(before);
+    expect(recorded.map((c) => c.kind)).toEqual(["invoked", "failed"]);
+    expect(recorded[1]?.value).toMatchObject({ reason: "invalid" });
+    for (const change of recorded) expect(leafHash(change).toString("hex")).toBe(change.leaf);
   });
 
   describe("refuses what was altered", () => {
