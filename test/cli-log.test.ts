@@ -3,8 +3,8 @@
 // hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import Database from "better-sqlite3";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, watch, writeFileSync } from "node:fs";
+import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import { tmpdir } from "node:os";
@@ -35,6 +35,32 @@ function things(args: string[]): Promise<ThingsRun> {
 
 function thingsAt(hub: TestHub, args: string[]): Promise<ThingsRun> {
   return things([...args, "--url", hub.url, "--token", hub.token]);
+}
+
+/** Resolves once a file of `dir` matching `name` holds `lines` lines; fails after LINE_BOUND_MS. */
+function waitForFile(dir: string, name: (file: string) => boolean, lines: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (): boolean => {
+      const file = readdirSync(dir).find(name);
+      if (file === undefined) return false;
+      return readFileSync(join(dir, file), "utf8").split("\n").length > lines;
+    };
+    if (done()) return resolve();
+    const watcher = watch(dir, () => {
+      if (!done()) return;
+      clearTimeout(timer);
+      watcher.close();
+      resolve();
+    });
+    const timer = setTimeout(() => {
+      watcher.close();
+      reject(
+        new Error(
+          `no file of ${lines} lines in ${dir} within ${LINE_BOUND_MS} ms: ${readdirSync(dir).join(", ")}`,
+        ),
+      );
+    }, LINE_BOUND_MS);
+  });
 }
 
 /** The lines a stream has written, and a bounded wait for the next one that matches. */
@@ -1013,6 +1039,64 @@ describe("things verify, prove and export", () => {
     const help = await things(["export", "--help"]);
     expect(help.stdout).toContain("0 written");
     expect(help.stdout).not.toContain("0 verified");
+  });
+
+  it("an export stopped by Ctrl-C or SIGTERM leaves no partial file behind", async () => {
+    // A proxy to the hub that sends the first line of /log/entries and then holds the answer open:
+    // the export is mid-run, its partial file written, when the signal comes.
+    const held: ServerResponse[] = [];
+    let entriesAsked: () => void = () => undefined;
+    const proxy = createServer((req, res) => {
+      void (async () => {
+        const answer = await fetch(`${hub.url}${req.url ?? "/"}`, {
+          headers: { authorization: `Bearer ${hub.token}` },
+        });
+        const body = await answer.text();
+        res.statusCode = answer.status;
+        for (const name of ["content-type", "link"]) {
+          const value = answer.headers.get(name);
+          if (value !== null) res.setHeader(name, value);
+        }
+        if (!(req.url ?? "").startsWith("/log/entries")) return res.end(body);
+        res.write(`${body.split("\n")[0] ?? ""}\n`);
+        held.push(res);
+        entriesAsked();
+      })();
+    });
+    proxy.listen(0, "127.0.0.1");
+    await once(proxy, "listening");
+    const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    try {
+      for (const [signal, code] of [
+        ["SIGINT", 130],
+        ["SIGTERM", 143],
+      ] as const) {
+        const asked = new Promise<void>((resolve) => (entriesAsked = resolve));
+        const child = spawn(
+          process.execPath,
+          [BIN, "export", "--out", join(work, "cut.ndjson"), "--url", url],
+          {
+            env: environment(),
+          },
+        );
+        let stderr = "";
+        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+        const exited = once(child, "exit");
+        await asked;
+        // The header is in the partial file before the signal.
+        await waitForFile(work, (name) => name.startsWith("cut.ndjson.partial-"), 1);
+        child.kill(signal);
+        const [exitCode] = (await exited) as [number | null];
+        expect(exitCode, stderr).toBe(code);
+        expect(stderr).toBe(
+          `things: export interrupted (${signal}); nothing was written to ${join(work, "cut.ndjson")}\n`,
+        );
+        expect(readdirSync(work)).toEqual([]);
+      }
+    } finally {
+      for (const res of held) res.destroy();
+      proxy.close();
+    }
   });
 
   it("a partial export carries the hashes left of its range and a consistency proof, and verifies", async () => {

@@ -75,7 +75,8 @@ const HASH_RUNS_IN_FLIGHT = 4;
 
 const EXPORT_EXIT_CODES =
   "0 written, 1 failed (the hub refused or is unreachable, the file cannot be written), " +
-  "2 usage (a bad option or time, or --out names a file that exists)";
+  "2 usage (a bad option or time, or --out names a file that exists), " +
+  "130/143 stopped by SIGINT/SIGTERM (nothing is left beside the --out file either)";
 
 const EXIT_CODES =
   "0 verified, 1 failed to run (the hub refused or is unreachable, a file is unreadable), 2 usage, " +
@@ -864,6 +865,17 @@ async function writeExport(
   // A name ending in .gz asks for gzip: proofs repeat their upper hashes from line to line, and
   // a Thing's export of 100,001 Changes went from 148 MB to 10.6 MB.
   const writer = new LineWriter(partial, out.endsWith(".gz"));
+  // Ctrl-C, or a service manager's SIGTERM, mid-export: the part written so far would be left
+  // beside the target (as the backup's would), a file named like the export that no one asked for.
+  const interrupted = (signal: NodeJS.Signals) => {
+    progress.clear();
+    writer.destroy();
+    rmSync(partial, { force: true });
+    process.stderr.write(`things: export interrupted (${signal}); nothing was written to ${out}\n`);
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   try {
     await write(writer);
     await writer.close();
@@ -881,6 +893,8 @@ async function writeExport(
     }
     throw err;
   } finally {
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
     progress.clear();
   }
 }
