@@ -804,6 +804,50 @@ describe("things verify, prove and export", () => {
     }
   });
 
+  it("verify --checkpoint takes an export taken before a restore from backup, and catches the Changes signed again since", async () => {
+    const backup = mkdtempSync(join(tmpdir(), "hyperthings-backup-"));
+    await hub.stop();
+    cpSync(dataDir, backup, { recursive: true });
+    hub = await start();
+    clock.set("2026-01-01T10:05:00.000Z");
+    await eightReadings(100);
+    // The evidence an incident responder took before the restore: a run and one Thing, gzipped.
+    const run = join(work, "run.ndjson");
+    const lamp = join(work, "lamp.ndjson.gz");
+    expect((await thingsAt(hub, ["export", "--since", "2026-01-01T10:03:00Z", "--out", run])).code).toBe(0);
+    expect((await thingsAt(hub, ["export", "--thing", LAMP, "--out", lamp])).code).toBe(0);
+    const intact = await thingsAt(hub, ["verify", "--checkpoint", run, lamp]);
+    expect(intact).toMatchObject({ code: 0, stderr: "" });
+    expect(intact.stdout).toMatch(
+      /^verified 33 changes, \d+ checkpoints and 2 saved \(sizes 33, 33\), log root /,
+    );
+
+    // Restored from the backup of 25, the hub signs other Changes as seq 26..33 with the same key:
+    // each export still verifies alone, and only holding it against the hub tells.
+    await hub.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    cpSync(backup, dataDir, { recursive: true });
+    rmSync(backup, { recursive: true, force: true });
+    hub = await start();
+    await eightReadings(200);
+    expect((await things(["verify", "--file", run])).code).toBe(0);
+    for (const kept of [run, lamp]) {
+      const rewritten = await thingsAt(hub, ["verify", "--checkpoint", kept]);
+      expect(rewritten.code, rewritten.stderr).toBe(3);
+      expect(rewritten.stdout).toMatch(
+        /^log verification FAILED in seq 26\.\.33: the Merkle root of seq 1\.\.33 is [0-9a-f]{64}, but the checkpoint of .* signs [0-9a-f]{64}: one of seq 26\.\.33 differs from what was signed\n$/,
+      );
+    }
+    // An export cut short carries no checkpoint: said in one line, not taken as one.
+    const cut = join(work, "cut.ndjson");
+    writeFileSync(cut, `${readFileSync(run, "utf8").split("\n").slice(0, 3).join("\n")}\n`);
+    expect(await thingsAt(hub, ["verify", "--checkpoint", cut])).toMatchObject({
+      code: 1,
+      stdout: "",
+      stderr: `things: ${cut} is an export without its checkpoint at the end: it is incomplete\n`,
+    });
+  }, 90_000);
+
   it("checkpoint keeps a signed checkpoint; verify --checkpoint then catches a Log cut short, or rewritten and signed again", async () => {
     // A copy of the hub's data as it is at 25 Changes: the "backup" restored below.
     const backup = mkdtempSync(join(tmpdir(), "hyperthings-backup-"));
