@@ -12,9 +12,10 @@ import {
   readdirSync,
   rmSync,
   statSync,
+  watch,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:http";
+import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
 import { tmpdir } from "node:os";
@@ -45,6 +46,32 @@ function things(args: string[]): Promise<ThingsRun> {
 
 function thingsAt(hub: TestHub, args: string[]): Promise<ThingsRun> {
   return things([...args, "--url", hub.url, "--token", hub.token]);
+}
+
+/** Resolves once a file of `dir` matching `name` holds `lines` lines; fails after LINE_BOUND_MS. */
+function waitForFile(dir: string, name: (file: string) => boolean, lines: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (): boolean => {
+      const file = readdirSync(dir).find(name);
+      if (file === undefined) return false;
+      return readFileSync(join(dir, file), "utf8").split("\n").length > lines;
+    };
+    if (done()) return resolve();
+    const watcher = watch(dir, () => {
+      if (!done()) return;
+      clearTimeout(timer);
+      watcher.close();
+      resolve();
+    });
+    const timer = setTimeout(() => {
+      watcher.close();
+      reject(
+        new Error(
+          `no file of ${lines} lines in ${dir} within ${LINE_BOUND_MS} ms: ${readdirSync(dir).join(", ")}`,
+        ),
+      );
+    }, LINE_BOUND_MS);
+  });
 }
 
 /** The lines a stream has written, and a bounded wait for the next one that matches. */
@@ -821,6 +848,50 @@ describe("things verify, prove and export", () => {
     }
   });
 
+  it("verify --checkpoint takes an export taken before a restore from backup, and catches the Changes signed again since", async () => {
+    const backup = mkdtempSync(join(tmpdir(), "hyperthings-backup-"));
+    await hub.stop();
+    cpSync(dataDir, backup, { recursive: true });
+    hub = await start();
+    clock.set("2026-01-01T10:05:00.000Z");
+    await eightReadings(100);
+    // The evidence an incident responder took before the restore: a run and one Thing, gzipped.
+    const run = join(work, "run.ndjson");
+    const lamp = join(work, "lamp.ndjson.gz");
+    expect((await thingsAt(hub, ["export", "--since", "2026-01-01T10:03:00Z", "--out", run])).code).toBe(0);
+    expect((await thingsAt(hub, ["export", "--thing", LAMP, "--out", lamp])).code).toBe(0);
+    const intact = await thingsAt(hub, ["verify", "--checkpoint", run, lamp]);
+    expect(intact).toMatchObject({ code: 0, stderr: "" });
+    expect(intact.stdout).toMatch(
+      /^verified 33 changes, \d+ checkpoints and 2 saved \(sizes 33, 33\), log root /,
+    );
+
+    // Restored from the backup of 25, the hub signs other Changes as seq 26..33 with the same key:
+    // each export still verifies alone, and only holding it against the hub tells.
+    await hub.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    cpSync(backup, dataDir, { recursive: true });
+    rmSync(backup, { recursive: true, force: true });
+    hub = await start();
+    await eightReadings(200);
+    expect((await things(["verify", "--file", run])).code).toBe(0);
+    for (const kept of [run, lamp]) {
+      const rewritten = await thingsAt(hub, ["verify", "--checkpoint", kept]);
+      expect(rewritten.code, rewritten.stderr).toBe(3);
+      expect(rewritten.stdout).toMatch(
+        /^log verification FAILED in seq 26\.\.33: the Merkle root of seq 1\.\.33 is [0-9a-f]{64}, but the checkpoint of .* signs [0-9a-f]{64}: one of seq 26\.\.33 differs from what was signed\n$/,
+      );
+    }
+    // An export cut short carries no checkpoint: said in one line, not taken as one.
+    const cut = join(work, "cut.ndjson");
+    writeFileSync(cut, `${readFileSync(run, "utf8").split("\n").slice(0, 3).join("\n")}\n`);
+    expect(await thingsAt(hub, ["verify", "--checkpoint", cut])).toMatchObject({
+      code: 1,
+      stdout: "",
+      stderr: `things: ${cut} is an export without its checkpoint at the end: it is incomplete\n`,
+    });
+  }, 90_000);
+
   it("checkpoint keeps a signed checkpoint; verify --checkpoint then catches a Log cut short, or rewritten and signed again", async () => {
     // A copy of the hub's data as it is at 25 Changes: the "backup" restored below.
     const backup = mkdtempSync(join(tmpdir(), "hyperthings-backup-"));
@@ -1090,6 +1161,64 @@ describe("things verify, prove and export", () => {
     const help = await things(["export", "--help"]);
     expect(help.stdout).toContain("0 written");
     expect(help.stdout).not.toContain("0 verified");
+  });
+
+  it("an export stopped by Ctrl-C or SIGTERM leaves no partial file behind", async () => {
+    // A proxy to the hub that sends the first line of /log/entries and then holds the answer open:
+    // the export is mid-run, its partial file written, when the signal comes.
+    const held: ServerResponse[] = [];
+    let entriesAsked: () => void = () => undefined;
+    const proxy = createServer((req, res) => {
+      void (async () => {
+        const answer = await fetch(`${hub.url}${req.url ?? "/"}`, {
+          headers: { authorization: `Bearer ${hub.token}` },
+        });
+        const body = await answer.text();
+        res.statusCode = answer.status;
+        for (const name of ["content-type", "link"]) {
+          const value = answer.headers.get(name);
+          if (value !== null) res.setHeader(name, value);
+        }
+        if (!(req.url ?? "").startsWith("/log/entries")) return res.end(body);
+        res.write(`${body.split("\n")[0] ?? ""}\n`);
+        held.push(res);
+        entriesAsked();
+      })();
+    });
+    proxy.listen(0, "127.0.0.1");
+    await once(proxy, "listening");
+    const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    try {
+      for (const [signal, code] of [
+        ["SIGINT", 130],
+        ["SIGTERM", 143],
+      ] as const) {
+        const asked = new Promise<void>((resolve) => (entriesAsked = resolve));
+        const child = spawn(
+          process.execPath,
+          [BIN, "export", "--out", join(work, "cut.ndjson"), "--url", url],
+          {
+            env: environment(),
+          },
+        );
+        let stderr = "";
+        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+        const exited = once(child, "exit");
+        await asked;
+        // The header is in the partial file before the signal.
+        await waitForFile(work, (name) => name.startsWith("cut.ndjson.partial-"), 1);
+        child.kill(signal);
+        const [exitCode] = (await exited) as [number | null];
+        expect(exitCode, stderr).toBe(code);
+        expect(stderr).toBe(
+          `things: export interrupted (${signal}); nothing was written to ${join(work, "cut.ndjson")}\n`,
+        );
+        expect(readdirSync(work)).toEqual([]);
+      }
+    } finally {
+      for (const res of held) res.destroy();
+      proxy.close();
+    }
   });
 
   it("a partial export carries the hashes left of its range and a consistency proof, and verifies", async () => {

@@ -75,7 +75,8 @@ const HASH_RUNS_IN_FLIGHT = 4;
 
 const EXPORT_EXIT_CODES =
   "0 written, 1 failed (the hub refused or is unreachable, the file cannot be written), " +
-  "2 usage (a bad option or time, or --out names a file that exists)";
+  "2 usage (a bad option or time, or --out names a file that exists), " +
+  "130/143 stopped by SIGINT/SIGTERM (nothing is left beside the --out file either)";
 
 const EXIT_CODES =
   "0 verified, 1 failed to run (the hub refused or is unreachable, a file is unreadable), 2 usage, " +
@@ -267,11 +268,19 @@ interface VerifyOptions {
 }
 
 /**
- * Checkpoints kept apart from the hub (`things checkpoint --out FILE`): one JSON object each.
- * Whether they are well-formed and signed is the verifier's to say (bad-checkpoint).
+ * Checkpoints kept apart from the hub: a `things checkpoint --out FILE` (one JSON object), or an
+ * export (either format, plain or gzip), whose signed checkpoint it carries: after a restore from
+ * a backup the hub signs other Changes under the same seqs and key, and an export taken before is
+ * what shows it. Whether they are well-formed and signed is the verifier's to say (bad-checkpoint).
  */
-function savedCheckpoints(files: readonly string[]): Checkpoint[] {
-  return files.map((file) => {
+async function savedCheckpoints(files: readonly string[]): Promise<SavedCheckpoint[]> {
+  const saved: SavedCheckpoint[] = [];
+  for (const file of files) {
+    const fromExport = await exportCheckpoint(file);
+    if (fromExport !== undefined) {
+      saved.push({ file, checkpoint: fromExport });
+      continue;
+    }
     let text: string;
     try {
       text = readFileSync(file, "utf8");
@@ -285,8 +294,62 @@ function savedCheckpoints(files: readonly string[]): Checkpoint[] {
       throw new CliError(`${file} is not JSON: ${(err as Error).message}`);
     }
     if (!isObject(value)) throw new CliError(`${file} is not a checkpoint: a JSON object is expected`);
-    return value as unknown as Checkpoint;
-  });
+    saved.push({ file, checkpoint: value as unknown as Checkpoint });
+  }
+  return saved;
+}
+
+interface SavedCheckpoint {
+  file: string;
+  checkpoint: Checkpoint;
+}
+
+/**
+ * The signed checkpoint an export ends at (a run's last line, a Thing's header), read as the
+ * export is streamed; undefined when the file does not start with an export's header line.
+ */
+async function exportCheckpoint(file: string): Promise<Checkpoint | undefined> {
+  const { lines, close } = await exportLines(file);
+  try {
+    let header: Record<string, unknown> | undefined;
+    let last: string | undefined;
+    for await (const line of lines) {
+      if (header === undefined) {
+        let value: unknown;
+        try {
+          value = JSON.parse(line);
+        } catch {
+          return undefined;
+        }
+        if (!isObject(value) || value.type !== "header") return undefined;
+        header = value;
+        if (header.format === THING_EXPORT_FORMAT) {
+          if (!isObject(header.checkpoint)) break;
+          return header.checkpoint as unknown as Checkpoint;
+        }
+        if (header.format !== EXPORT_FORMAT) break;
+      }
+      last = line;
+    }
+    if (header === undefined) return undefined;
+    let trailer: unknown;
+    try {
+      trailer = JSON.parse(last ?? "");
+    } catch {
+      trailer = undefined;
+    }
+    if (header.format !== EXPORT_FORMAT && header.format !== THING_EXPORT_FORMAT) {
+      throw new CliError(
+        `${file} is an export of a format this CLI does not read (${String(header.format)})`,
+      );
+    }
+    if (!isObject(trailer) || trailer.type !== "checkpoint" || !isObject(trailer.checkpoint)) {
+      throw new CliError(`${file} is an export without its checkpoint at the end: it is incomplete`);
+    }
+    return trailer.checkpoint as unknown as Checkpoint;
+  } finally {
+    close();
+  }
 }
 
 function leafMismatchReason(m: LeafMismatch): string {
@@ -303,7 +366,8 @@ function leafMismatchReason(m: LeafMismatch): string {
  * Change exactly where a checkpoint's root only says that something in its range differs.
  */
 async function verifyHub(client: LogReader, options: VerifyOptions, file?: LogFileReader): Promise<void> {
-  const saved = savedCheckpoints(options.checkpoint ?? []);
+  const kept = await savedCheckpoints(options.checkpoint ?? []);
+  const saved = kept.map((k) => k.checkpoint);
   const logKey: LogKey = await client.logKey();
   const key = publicKeyOf(logKey.publicKey, file?.keyName ?? "the hub's /log/key");
   checkPinnedKey(key, options.key, file === undefined ? "the hub's" : "the database's");
@@ -317,7 +381,7 @@ async function verifyHub(client: LogReader, options: VerifyOptions, file?: LogFi
       fail(
         undefined,
         "bad-checkpoint",
-        `the checkpoint saved in ${options.checkpoint?.[i] ?? "?"} does not verify with the hub's key ` +
+        `the checkpoint saved in ${kept[i]?.file ?? "?"} does not verify with the hub's key ` +
           `${fingerprintOf(key)} and id ${logKey.origin}: ${err.message} (the file was altered, or the hub's key or id changed since)`,
       );
     }
@@ -869,6 +933,17 @@ async function writeExport(
   // A name ending in .gz asks for gzip: proofs repeat their upper hashes from line to line, and
   // a Thing's export of 100,001 Changes went from 148 MB to 10.6 MB.
   const writer = new LineWriter(partial, out.endsWith(".gz"));
+  // Ctrl-C, or a service manager's SIGTERM, mid-export: the part written so far would be left
+  // beside the target (as the backup's would), a file named like the export that no one asked for.
+  const interrupted = (signal: NodeJS.Signals) => {
+    progress.clear();
+    writer.destroy();
+    rmSync(partial, { force: true });
+    process.stderr.write(`things: export interrupted (${signal}); nothing was written to ${out}\n`);
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   try {
     await write(writer);
     await writer.close();
@@ -886,6 +961,8 @@ async function writeExport(
     }
     throw err;
   } finally {
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
     progress.clear();
   }
 }
@@ -1629,7 +1706,7 @@ export function registerLogCommands(program: Command): void {
     .option("--json", "the verdict as one JSON object")
     .option(
       "--checkpoint <file...>",
-      "checkpoints saved earlier (`things checkpoint --out FILE`): the Log must still hold each one",
+      "checkpoints saved earlier (`things checkpoint --out FILE`, or an export, whose checkpoint is taken): the Log must still hold each one",
     )
     .option(
       "--threads <n>",

@@ -1,13 +1,24 @@
-// What JSON the hub takes: nested at most MAX_JSON_DEPTH levels, with finite numbers only.
-// JSON.parse reads 1e400 as Infinity, which no JSON text can hold again, and it reads arrays
-// nested 100,000 deep, which every recursive walk after it (canonical JSON, hashing, schema
-// checks, a verifier's) would overflow its stack on. Both are refused where input comes in.
+// What JSON the hub takes: nested at most MAX_JSON_DEPTH levels, with finite numbers only, and
+// strings that are whole Unicode text. JSON.parse reads 1e400 as Infinity, which no JSON text can
+// hold again; it reads arrays nested 100,000 deep, which every recursive walk after it (canonical
+// JSON, hashing, schema checks, a verifier's) would overflow its stack on; and it reads "\ud800"
+// as a lone surrogate, which UTF-8 cannot encode and RFC 8785 has no form for (its input is
+// I-JSON, RFC 7493 §2.1): a verifier in another language reads it as U+FFFD, or refuses it, and
+// cannot recompute the leaf. All three are refused where input comes in.
 import { ValidationError, type ErrorLocation } from "./errors.js";
 
 /** Levels of arrays and objects one JSON document, or one recorded value, may nest. */
 export const MAX_JSON_DEPTH = 64;
 
 const OUT_OF_RANGE = "is a number out of range (JSON numbers here are 64-bit floats, at most ±1.8e308)";
+const WHY_LONE =
+  "(a \\uD800–\\uDFFF escape not in a pair, which no UTF-8 text or RFC 8785 canonical JSON holds)";
+const LONE_SURROGATE = `is a string with a lone surrogate ${WHY_LONE}`;
+const LONE_SURROGATE_NAME = `has a member name with a lone surrogate ${WHY_LONE}`;
+
+// A high surrogate not followed by a low one, or a low one not preceded by a high one (UTF-16
+// code units: no `u` flag). String.prototype.isWellFormed is ES2024, past this build's lib.
+const LONE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** RFC 6901: `~` and `/` in a reference token. */
 function token(key: string | number): string {
@@ -15,8 +26,9 @@ function token(key: string | number): string {
 }
 
 /**
- * The first place where `value` goes beyond what the hub takes (a number JSON cannot write, or
- * nesting deeper than `maxDepth`), as a pointer relative to `value`; undefined when it is fine.
+ * The first place where `value` goes beyond what the hub takes (a number JSON cannot write, a
+ * string or member name with a lone surrogate, or nesting deeper than `maxDepth`), as a pointer
+ * relative to `value`; undefined when it is fine.
  */
 export function jsonLimitProblem(
   value: unknown,
@@ -24,8 +36,9 @@ export function jsonLimitProblem(
 ): ErrorLocation | undefined {
   // A reading is mostly a number: answered without the walk's allocations (ingest checks each).
   if (typeof value !== "object" || value === null) {
-    return typeof value === "number" && !Number.isFinite(value)
-      ? { pointer: "", message: OUT_OF_RANGE }
+    if (typeof value === "number" && !Number.isFinite(value)) return { pointer: "", message: OUT_OF_RANGE };
+    return typeof value === "string" && LONE.test(value)
+      ? { pointer: "", message: LONE_SURROGATE }
       : undefined;
   }
   const path: Array<string | number> = [];
@@ -34,6 +47,8 @@ export function jsonLimitProblem(
     if (typeof item === "number") {
       return Number.isFinite(item) ? undefined : { pointer: at(), message: OUT_OF_RANGE };
     }
+    if (typeof item === "string")
+      return LONE.test(item) ? { pointer: at(), message: LONE_SURROGATE } : undefined;
     if (typeof item !== "object" || item === null) return undefined;
     if (depth >= maxDepth)
       return { pointer: at(), message: `nests deeper than ${maxDepth} levels of arrays and objects` };
@@ -42,6 +57,7 @@ export function jsonLimitProblem(
       : Object.entries(item);
     for (const [key, member] of entries) {
       path.push(key);
+      if (typeof key === "string" && LONE.test(key)) return { pointer: at(), message: LONE_SURROGATE_NAME };
       const problem = walk(member, depth + 1);
       if (problem) return problem;
       path.pop();

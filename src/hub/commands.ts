@@ -10,6 +10,7 @@ import {
   ValidationError,
   canonicalJson,
   compileDataSchema,
+  jsonLimitProblem,
   type ActionAffordance,
   type Cause,
   type Change,
@@ -652,6 +653,31 @@ export class Commands {
     );
   }
 
+  /**
+   * A value from the Thing that the Log cannot hold (a number JSON has no text for, a lone
+   * surrogate, nesting past the limit): a `failed` Change and a BindingError, as for one that does
+   * not fit its schema. Left to ingest, it was refused as if the client had sent it (400), and the
+   * invocation was never recorded as ended.
+   */
+  private async checkRecordable(
+    td: RegisteredThingDescription,
+    name: string,
+    value: unknown,
+    cause: Cause,
+    href: string,
+  ): Promise<void> {
+    const problem = jsonLimitProblem(value);
+    if (problem === undefined) return;
+    const message = `the Thing answered a value the Log cannot hold: ${problem.pointer || "the value"} ${problem.message}`;
+    await this.context.ingest(
+      td.id,
+      [{ kind: "failed", affordance: name, value: { reason: "invalid", message, errors: [problem] } }],
+      cause,
+      { sentWith: td },
+    );
+    throw new BindingError(`${td.id}: ${message}`, td.id, { reason: "content", href });
+  }
+
   /** A value from the Thing: when it does not fit, a `failed` Change and a BindingError (never state). */
   private async checkAnswer(
     td: RegisteredThingDescription,
@@ -699,6 +725,7 @@ export class Commands {
     cause: Cause,
     href: string,
   ): Promise<void> {
+    if (output !== undefined) await this.checkRecordable(td, name, output, cause, href);
     if (output !== undefined && action.output !== undefined) {
       await this.checkAnswer(td, version, "output", name, action.output, output, cause, href);
     }
