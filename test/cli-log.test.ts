@@ -634,6 +634,103 @@ describe("things diff with actions and events", () => {
   });
 });
 
+describe("things diff with reachability, drift and links", () => {
+  let hub: TestHub;
+  const clock = manualClock("2026-03-01T10:00:00.000Z");
+  const SENSOR = "urn:test:field-sensor";
+  const GATEWAY = "urn:test:gateway";
+  const LIGHT = "urn:test:light";
+  const linkEdit = async (method: "POST" | "DELETE", rel: string, href: string) => {
+    const path = `/things/${encodeURIComponent(SENSOR)}/links`;
+    const res = await hub.request(
+      method === "POST" ? path : `${path}?rel=${rel}&href=${encodeURIComponent(href)}`,
+      {
+        method,
+        ...(method === "POST" && {
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ rel, href }),
+        }),
+      },
+    );
+    expect(res.status).toBe(method === "POST" ? 201 : 204);
+  };
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.now });
+    const forms = [{ href: "https://sensor.example/x" }];
+    await clientOf(hub).put(
+      minimalTd({
+        id: SENSOR,
+        properties: { level: { type: "number", forms } },
+        links: [{ rel: "partOf", href: GATEWAY }],
+      }) as ThingDescription,
+    );
+    const observer = { actor: "hub:observer", via: "http" };
+    clock.set("2026-03-01T10:01:00.000Z");
+    await hub.hub.ingest(SENSOR, [{ kind: "unreachable", value: "connect ECONNREFUSED" }], observer);
+    clock.set("2026-03-01T10:02:00.000Z");
+    await hub.hub.ingest(SENSOR, [{ kind: "reachable", value: "the Thing answers again" }], observer);
+    clock.set("2026-03-01T10:03:00.000Z");
+    await hub.hub.ingest(SENSOR, [{ kind: "unreachable", value: "timeout" }], observer);
+    clock.set("2026-03-01T10:04:00.000Z");
+    await linkEdit("POST", "controls", LIGHT);
+    await linkEdit("DELETE", "partOf", GATEWAY);
+    clock.set("2026-03-01T10:05:00.000Z");
+    const value = {
+      status: "drifting",
+      release: "sha256:r1",
+      desired: 3,
+      observed: 7,
+      since: "2026-03-01T10:05:00.000Z",
+      policy: "record",
+    };
+    await hub.hub.ingest(SENSOR, [{ kind: "drift", affordance: "level", value }], {
+      actor: "hub:drift",
+      via: "drift",
+      release: "sha256:r1",
+    });
+    clock.set("2026-03-01T10:06:00.000Z");
+  });
+
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("says first whether the Thing answered, then the drift and the links added and removed in between", async () => {
+    const lines = await diffLines(hub, SENSOR, "2026-03-01T10:00:30Z", "2026-03-01T10:06:00Z");
+    // The TD's own lines follow (the links changed in it): not this test's business.
+    expect(lines.slice(0, 9)).toEqual([
+      "urn:test:field-sensor  from 2026-03-01 10:00:30.000 (seq 2) to 2026-03-01 10:06:00.000 (seq 10)",
+      'reachability: reachable → unreachable; 2 unreachable, 1 reachable; last unreachable "timeout" by hub:observer at 2026-03-01 10:03:00.000',
+      "  no property changed",
+      "drift: 1 Change",
+      "  level  1 drift; last drifting: desired 3, observed 7 by hub:drift at 2026-03-01 10:05:00.000",
+      `links: 1 linked, 1 unlinked; last unlinked partOf ${GATEWAY} by admin at 2026-03-01 10:04:00.000`,
+      `  + controls ${LIGHT}`,
+      `  - partOf ${GATEWAY}`,
+      "description: changed (links) (2 described; the last described by admin at 2026-03-01 10:04:00.000)",
+    ]);
+  });
+
+  it("says a Thing was unreachable all along, and gives the sections in --json", async () => {
+    const lines = await diffLines(hub, SENSOR, "2026-03-01T10:03:30Z", "2026-03-01T10:03:50Z");
+    expect(lines[1]).toBe(
+      'reachability: unreachable all along; last unreachable "timeout" by hub:observer at 2026-03-01 10:03:00.000',
+    );
+    const json = await thingsAt(hub, ["diff", SENSOR, "--from", "2026-03-01T10:03:30Z", "--json"]);
+    expect(json).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      reachability: { reachableAtFrom: false, reachableAtTo: false, counts: {}, last: { value: "timeout" } },
+      drift: { changes: 1, last: { affordance: "level", value: { observed: 7 } } },
+      links: {
+        added: [{ rel: "controls", href: LIGHT }],
+        removed: [{ rel: "partOf", href: GATEWAY }],
+        counts: { linked: 1, unlinked: 1 },
+      },
+    });
+  });
+});
+
 describe("things watch", () => {
   let hub: TestHub;
   let dataDir: string;

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { connectAsync, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
-import type { Change, DriftValue, Rollout } from "../src/core/index.js";
+import { changeTime, type Change, type DriftValue, type Rollout } from "../src/core/index.js";
 import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { changeAfter, minimalTd, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 import { brokerProblem, brokerUrl, servicesRequired } from "./support/mqtt-broker.js";
@@ -103,6 +103,43 @@ describe("drift", () => {
     expect(now.drift).toEqual([]);
     // record never fights: the hub wrote nothing but the rollout's one write.
     expect(writes(device)).toEqual(["3"]);
+  });
+
+  it("the Thing's diff tells the drift in between: how many drift Changes, the latest and what drifted", async () => {
+    const id = "urn:test:drift:diff";
+    const device = await httpThing(id);
+    const from = new Date(Date.now() - 1000).toISOString();
+    const { release } = await rollOut(
+      `release: drift-diff\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 4 }\n`,
+    );
+    const diffNow = async () => {
+      const res = await hub.request(`${thingPath(id)}/diff?from=${encodeURIComponent(from)}`);
+      expect(res.status).toBe(200);
+      return (await res.json()) as { drift?: unknown };
+    };
+    expect((await diffNow()).drift).toBeUndefined();
+    const after = await hub.hub.store.lastSeq();
+    device.level = 9;
+    const drift = await changeAfter(hub, after, isDrift(id, "drifting"));
+    const expected = {
+      seq: drift.seq,
+      kind: "drift",
+      value: drift.value,
+      cause: { actor: "hub:drift", via: "drift", release },
+      time: changeTime(drift),
+    };
+    expect((await diffNow()).drift).toEqual({
+      changes: 1,
+      last: { ...expected, affordance: "level" },
+      properties: [{ affordance: "level", changes: 1, last: expected }],
+    });
+    expect(drift.value).toMatchObject({ status: "drifting", release, desired: 4, observed: 9 });
+    device.level = 4;
+    await changeAfter(hub, drift.seq, isDrift(id, "resolved"));
+    expect((await diffNow()).drift).toMatchObject({
+      changes: 2,
+      last: { affordance: "level", value: { status: "resolved", desired: 4, observed: 9 } },
+    });
   });
 
   it("GET /drift answers a page at a time with limit and cursor, by Thing and property, and refuses a cursor it never gave", async () => {

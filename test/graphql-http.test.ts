@@ -35,6 +35,95 @@ function codes(answer: Answer): unknown[] {
   return (answer.errors ?? []).map((e) => e.extensions?.code);
 }
 
+describe("GraphQL diff: reachability, drift and links", () => {
+  let hub: TestHub;
+  const sensor = "urn:example:gql-sensor";
+  const gateway = "urn:example:gql-gateway";
+
+  beforeAll(async () => {
+    hub = await startTestHub();
+    await putTd(
+      hub,
+      minimalTd({
+        id: sensor,
+        properties: { level: { type: "number", forms: [{ href: "http://127.0.0.1:9/l" }] } },
+        links: [{ rel: "partOf", href: gateway }],
+      }),
+    );
+    await hub.hub.ingest(sensor, [{ kind: "unreachable", value: "connect ECONNREFUSED" }], {
+      actor: "hub:observer",
+      via: "http",
+    });
+    const unlink = await hub.request(
+      `/things/${encodeURIComponent(sensor)}/links?rel=partOf&href=${encodeURIComponent(gateway)}`,
+      { method: "DELETE" },
+    );
+    expect(unlink.status).toBe(204);
+    const value = { status: "drifting", release: "sha256:r1", desired: 3, observed: 7, policy: "record" };
+    await hub.hub.ingest(sensor, [{ kind: "drift", affordance: "level", value }], {
+      actor: "hub:drift",
+      via: "drift",
+      release: "sha256:r1",
+    });
+  });
+
+  afterAll(async () => hub.stop());
+
+  it("answers the reachability, drift and links sections of a diff, within the cost limit", async () => {
+    const { body } = await post(
+      hub,
+      `query ($id: ID!) { diff(thing: $id, from: "-1h") {
+         reachability { reachableAtFrom reachableAtTo counts last { kind value cause { actor } } }
+         drift { changes last { affordance kind value cause { actor release } } properties { affordance changes last { value } } }
+         links { added { rel href } removed { rel href type anchor } counts last { kind value cause { actor } } } } }`,
+      { id: sensor },
+    );
+    expect(body.errors).toBeUndefined();
+    const value = { status: "drifting", release: "sha256:r1", desired: 3, observed: 7, policy: "record" };
+    expect(body.data).toEqual({
+      diff: {
+        // Registered within the hour: reachable then, as far as the hub knows.
+        reachability: {
+          reachableAtFrom: true,
+          reachableAtTo: false,
+          counts: { unreachable: 1 },
+          last: { kind: "unreachable", value: "connect ECONNREFUSED", cause: { actor: "hub:observer" } },
+        },
+        drift: {
+          changes: 1,
+          last: {
+            affordance: "level",
+            kind: "drift",
+            value,
+            cause: { actor: "hub:drift", release: "sha256:r1" },
+          },
+          properties: [{ affordance: "level", changes: 1, last: { value } }],
+        },
+        // Registered with the link and unlinked in between: the same (no link) at both ends.
+        links: {
+          added: [],
+          removed: [],
+          counts: { linked: 1, unlinked: 1 },
+          last: { kind: "unlinked", value: { rel: "partOf", href: gateway }, cause: { actor: "admin" } },
+        },
+      },
+    });
+  });
+
+  it("answers null for the sections when nothing of the kind happened in between", async () => {
+    const { body } = await post(
+      hub,
+      `query ($id: ID!) { diff(thing: $id, from: "+1m", to: "+2m") { reachability { counts } drift { changes } links { counts } } }`,
+      { id: sensor },
+    );
+    expect(body.errors).toBeUndefined();
+    // Unreachable at both ends (now): the section is there, with nothing in between.
+    expect(body.data).toEqual({
+      diff: { reachability: { counts: {} }, drift: null, links: null },
+    });
+  });
+});
+
 describe("GraphQL over HTTP", () => {
   let hub: TestHub;
   const lamp = "urn:example:gql-lamp";

@@ -9,8 +9,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { openStreams } from "../src/api/http/event-stream.js";
 import { changeLeafHash, changeTime, createMergePatch, hashToHex, type Change } from "../src/core/index.js";
+import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { EventStream, type SseEvent } from "./support/sse.js";
-import { minimalTd, registerThing, reportBulk, startTestHub, type TestHub } from "./support/test-hub.js";
+import {
+  changeAfter,
+  minimalTd,
+  registerThing,
+  reportBulk,
+  startTestHub,
+  type TestHub,
+} from "./support/test-hub.js";
 
 interface Problem {
   type: string;
@@ -64,6 +72,31 @@ interface ThingDiff {
   actions: InteractionDiff[];
   writes: InteractionDiff[];
   events: InteractionDiff[];
+  reachability?: {
+    reachableAtFrom: boolean;
+    reachableAtTo: boolean;
+    counts: Record<string, number>;
+    last: DiffChange;
+  };
+  drift?: {
+    changes: number;
+    last: DiffChange & { affordance: string };
+    properties: Array<{ affordance: string; changes: number; last: DiffChange }>;
+  };
+  links?: {
+    added: Array<{ rel: string; href: string }>;
+    removed: Array<{ rel: string; href: string }>;
+    counts: Record<string, number>;
+    last: DiffChange;
+  };
+}
+
+interface DiffChange {
+  seq: number;
+  kind: string;
+  value?: unknown;
+  cause: { actor: string };
+  time: string;
 }
 
 interface InteractionDiff {
@@ -1304,6 +1337,254 @@ describe("diff: the actions, writes and events in between", () => {
     expect(d.events).toEqual([]);
     const none = await diff(at(4), iso((t[4] ?? 0) + 30_000));
     expect([none.actions, none.writes, none.events]).toEqual([[], [], []]);
+  });
+});
+
+describe("diff: reachability, drift and links in between", () => {
+  const clock = new ManualClock(Date.parse("2030-03-08T08:00:00.000Z"));
+  let hub: TestHub;
+  const id = "urn:example:history:field-sensor";
+  const gateway = "urn:example:history:gateway";
+  const lamp = "urn:example:history:lamp";
+  const other = "urn:example:history:other";
+  const observer = { actor: "hub:observer", via: "http" };
+  const driftCause = { actor: "hub:drift", via: "drift", release: "sha256:r1" };
+  const drifting = (observed: number, since: string) => ({
+    status: "drifting",
+    release: "sha256:r1",
+    desired: 20,
+    observed,
+    since,
+    policy: "record",
+  });
+  /**
+   * t[0] registered, partOf the gateway; t[1] unreachable; t[2] reachable; t[3] unreachable;
+   * t[4] linked to the lamp, unlinked from the gateway; t[5] temperature drifts (twice), mode once;
+   * t[6] linked to another Thing and unlinked again.
+   */
+  const t: number[] = [];
+  const seqs: Record<string, number> = {};
+
+  const linkEdit = async (method: "POST" | "DELETE", rel: string, href: string) => {
+    const path = `${thingPath(id)}/links`;
+    const res =
+      method === "POST"
+        ? await hub.request(path, {
+            method,
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ rel, href }),
+          })
+        : await hub.request(`${path}?rel=${rel}&href=${encodeURIComponent(href)}`, { method });
+    expect(res.status).toBe(method === "POST" ? 201 : 204);
+  };
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.read });
+    t.push(clock.advance(MINUTE));
+    await put(hub, id, sensorTd(id, { links: [{ rel: "partOf", href: gateway }] }));
+    t.push(clock.advance(MINUTE));
+    await hub.hub.ingest(id, [{ kind: "unreachable", value: "connect ECONNREFUSED" }], observer);
+    t.push(clock.advance(MINUTE));
+    await hub.hub.ingest(id, [{ kind: "reachable", value: "the Thing answers again" }], observer);
+    t.push(clock.advance(MINUTE));
+    const [away] = await hub.hub.ingest(
+      id,
+      [{ kind: "unreachable", value: "timeout after 10000 ms" }],
+      observer,
+    );
+    seqs.away2 = away?.seq ?? 0;
+    t.push(clock.advance(MINUTE));
+    await linkEdit("POST", "controls", lamp);
+    await linkEdit("DELETE", "partOf", gateway);
+    seqs.unlinked = await hub.hub.store.lastSeq();
+    t.push(clock.advance(MINUTE));
+    const since = iso(clock.now);
+    const drifts = await hub.hub.ingest(
+      id,
+      [
+        { kind: "drift", affordance: "temperature", value: drifting(25, since) },
+        {
+          kind: "drift",
+          affordance: "mode",
+          value: { ...drifting(0, since), desired: "eco", observed: "boost" },
+        },
+        { kind: "drift", affordance: "temperature", value: drifting(26, since) },
+      ],
+      driftCause,
+    );
+    seqs.modeDrift = drifts[1]?.seq ?? 0;
+    seqs.lastDrift = drifts[2]?.seq ?? 0;
+    t.push(clock.advance(MINUTE));
+    await linkEdit("POST", "dependsOn", other);
+    await linkEdit("DELETE", "dependsOn", other);
+    seqs.flap = await hub.hub.store.lastSeq();
+    clock.advance(MINUTE);
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+  const at = (i: number): string => iso(t[i] ?? 0);
+  const diff = (from: string, to: string) =>
+    getJson<ThingDiff>(hub, `${thingPath(id)}/diff?from=${from}&to=${to}`);
+
+  it("says whether the Thing answered at both ends, how often it went away and came back, and why last", async () => {
+    const d = await diff(at(0), at(4));
+    expect(d.reachability).toEqual({
+      reachableAtFrom: true,
+      reachableAtTo: false,
+      counts: { unreachable: 2, reachable: 1 },
+      last: {
+        seq: seqs.away2,
+        kind: "unreachable",
+        value: "timeout after 10000 ms",
+        cause: observer,
+        time: at(3),
+      },
+    });
+    // Back at t[2]: reachable at the end, and the outage it came back from.
+    expect((await diff(at(0), at(2))).reachability).toMatchObject({
+      reachableAtFrom: true,
+      reachableAtTo: true,
+      counts: { unreachable: 1, reachable: 1 },
+      last: { kind: "reachable", value: "the Thing answers again", time: at(2) },
+    });
+  });
+
+  it("tells a Thing unreachable all along, with the Change that began the outage, though nothing turned in between", async () => {
+    const d = await diff(at(3), at(6));
+    expect(d.reachability).toEqual({
+      reachableAtFrom: false,
+      reachableAtTo: false,
+      counts: {},
+      last: {
+        seq: seqs.away2,
+        kind: "unreachable",
+        value: "timeout after 10000 ms",
+        cause: observer,
+        time: at(3),
+      },
+    });
+  });
+
+  it("counts the drift Changes in between, with the latest and each property's last as recorded", async () => {
+    const d = await diff(at(4), at(5));
+    expect(d.drift).toEqual({
+      changes: 3,
+      last: {
+        seq: seqs.lastDrift,
+        kind: "drift",
+        affordance: "temperature",
+        value: drifting(26, at(5)),
+        cause: driftCause,
+        time: at(5),
+      },
+      properties: [
+        {
+          affordance: "mode",
+          changes: 1,
+          last: {
+            seq: seqs.modeDrift,
+            kind: "drift",
+            value: { ...drifting(0, at(5)), desired: "eco", observed: "boost" },
+            cause: driftCause,
+            time: at(5),
+          },
+        },
+        {
+          affordance: "temperature",
+          changes: 2,
+          last: {
+            seq: seqs.lastDrift,
+            kind: "drift",
+            value: drifting(26, at(5)),
+            cause: driftCause,
+            time: at(5),
+          },
+        },
+      ],
+    });
+    expect((await diff(at(5), at(6))).drift).toBeUndefined();
+  });
+
+  it("gives the links added and removed in between, with their relation and target, and counts the link Changes", async () => {
+    const d = await diff(at(3), at(4));
+    expect(d.links).toEqual({
+      added: [{ rel: "controls", href: lamp }],
+      removed: [{ rel: "partOf", href: gateway }],
+      counts: { linked: 1, unlinked: 1 },
+      last: {
+        seq: seqs.unlinked,
+        kind: "unlinked",
+        value: { rel: "partOf", href: gateway },
+        cause: { actor: "admin", via: "http" },
+        time: at(4),
+      },
+    });
+    // Linked and unlinked again in between: the same links at both ends, and the Changes that say so.
+    expect((await diff(at(5), at(6))).links).toMatchObject({
+      added: [],
+      removed: [],
+      counts: { linked: 1, unlinked: 1 },
+      last: { seq: seqs.flap, kind: "unlinked", value: { rel: "dependsOn", href: other } },
+    });
+  });
+
+  it("leaves the three sections out when the Thing answered throughout and no drift or link Change happened", async () => {
+    const d = await diff(at(0), iso((t[1] ?? 0) - 1));
+    expect(Object.keys(d).sort()).toEqual(
+      ["thing", "from", "to", "fromSeq", "toSeq", "properties", "actions", "writes", "events"].sort(),
+    );
+  });
+});
+
+describe("diff: reachability recorded by observation of a real HTTP Thing", () => {
+  it("says the Thing went away when its server stopped, and came back when it started again", async () => {
+    const device = new SimulatedHttpThing({
+      username: "operator",
+      password: "secret-pw-1",
+      pollIntervalMs: 100,
+    });
+    await device.start();
+    const hub = await startTestHub({ observe: true, reconnectMs: 20, maxReconnectMs: 200 });
+    const id = "urn:example:history:observed";
+    try {
+      const from = iso(Date.now() - MINUTE);
+      const registered = await hub.hub.store.lastSeq();
+      await registerThing(hub, id, device.td(id), { username: "operator", password: "secret-pw-1" });
+      await changeAfter(hub, registered, (c) => c.thing === id && c.kind === "reported");
+      const diffNow = () => getJson<ThingDiff>(hub, `${thingPath(id)}/diff?from=${encodeURIComponent(from)}`);
+      expect((await diffNow()).reachability).toBeUndefined();
+
+      const before = await hub.hub.store.lastSeq();
+      await device.stop();
+      const away = await changeAfter(hub, before, (c) => c.thing === id && c.kind === "unreachable");
+      const down = await diffNow();
+      expect(down.reachability).toEqual({
+        reachableAtFrom: true,
+        reachableAtTo: false,
+        counts: { unreachable: 1 },
+        last: {
+          seq: away.seq,
+          kind: "unreachable",
+          value: away.value,
+          cause: { actor: "hub:observer", via: "http" },
+          time: changeTime(away),
+        },
+      });
+      expect(typeof away.value).toBe("string");
+
+      await device.start();
+      const back = await changeAfter(hub, away.seq, (c) => c.thing === id && c.kind === "reachable");
+      expect((await diffNow()).reachability).toMatchObject({
+        reachableAtFrom: true,
+        reachableAtTo: true,
+        counts: { unreachable: 1, reachable: 1 },
+        last: { seq: back.seq, kind: "reachable", value: "the Thing answers again" },
+      });
+    } finally {
+      await hub.stop();
+      await device.stop();
+    }
   });
 });
 

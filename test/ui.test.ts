@@ -456,6 +456,62 @@ if (missing !== undefined && !required) {
       await client.remove(id);
     });
 
+    it("draws whether the Thing answered, its drift and the links it lost in between", async () => {
+      const id = "urn:test:ui:field-sensor";
+      const gateway = "urn:test:ui:gateway";
+      const client = new InteractionClient({ url: hub.url, token: hub.token });
+      await client.put(
+        minimalTd({
+          id,
+          title: "Field sensor",
+          properties: { level: { type: "integer", forms: [{ href: "http://127.0.0.1:9/level" }] } },
+          links: [{ rel: "partOf", href: gateway }],
+        }) as ThingDescription,
+      );
+      // Stopped observing at once (its form is nothing), so only these say it went away.
+      await hub.hub.ingest(id, [{ kind: "unreachable", value: "connect ECONNREFUSED" }], {
+        actor: "hub:observer",
+        via: "http",
+      });
+      const unlink = await hub.request(
+        `/things/${encodeURIComponent(id)}/links?rel=partOf&href=${encodeURIComponent(gateway)}`,
+        { method: "DELETE" },
+      );
+      expect(unlink.status).toBe(204);
+      const drift = { status: "drifting", release: "sha256:r1", desired: 3, observed: 7, policy: "record" };
+      await hub.hub.ingest(id, [{ kind: "drift", affordance: "level", value: drift }], {
+        actor: "hub:drift",
+        via: "drift",
+        release: "sha256:r1",
+      });
+      await page.goto(`${hub.url}/#/time/${encodeURIComponent(id)}`);
+      await page.getByLabel("From").fill("-1h");
+      await page.getByRole("button", { name: "Show diff" }).click();
+      const reachability = page.getByTestId("diff-reachability");
+      await reachability.waitFor();
+      await expect(reachability.locator("tbody td").allTextContents()).resolves.toEqual([
+        "reachable",
+        "unreachable",
+        "1 unreachable",
+        "unreachable: connect ECONNREFUSED",
+        expect.stringMatching(/^by hub:observer at /),
+      ]);
+      const level = page.getByTestId("diff-drift").locator('tr[data-affordance="level"]');
+      await expect(level.locator("td.counts").textContent()).resolves.toBe("1 drift");
+      await expect(level.locator("td.last").textContent()).resolves.toBe("drifting: desired 3, observed 7");
+      await expect(level.locator("td.muted").textContent()).resolves.toMatch(
+        /^by hub:drift, release sha256:r1 at /,
+      );
+      // Registered with the link and unlinked since: none at either end, and the Changes say so.
+      const links = page.getByTestId("diff-links");
+      await expect(links.locator("caption").textContent()).resolves.toMatch(
+        new RegExp(`^Links: 1 linked, 1 unlinked; last unlinked partOf ${gateway} by admin at `),
+      );
+      await expect(links.locator("tbody").textContent()).resolves.toBe("the same links at both ends");
+      await capture(page, "diff-reachability");
+      await client.remove(id);
+    });
+
     it("takes the times the API takes: relative ones, and says which time it cannot read", async () => {
       await page.goto(`${hub.url}/#/time/${encodeURIComponent(ESPRESSO)}`);
       // The hub started for this test less than an hour ago: the machine was registered in between.

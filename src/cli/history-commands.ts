@@ -297,6 +297,8 @@ export function formatDiff(diff: ThingDiff): string {
   const lines = [
     `${diff.thing}  from ${localTime(diff.from)} (seq ${diff.fromSeq}) to ${localTime(diff.to)} (seq ${diff.toSeq})`,
   ];
+  // First: a Thing that did not answer explains properties that did not change.
+  if (diff.reachability !== undefined) lines.push(`reachability: ${reachabilityLine(diff.reachability)}`);
   const widths = [
     Math.max(0, ...diff.properties.map((p) => Array.from(p.affordance).length)),
     Math.max(0, ...diff.properties.map((p) => Array.from(beforeOf(p.before)).length)),
@@ -330,8 +332,56 @@ export function formatDiff(diff: ThingDiff): string {
       );
     }
   }
+  if (diff.drift !== undefined) {
+    const { drift } = diff;
+    lines.push(`drift: ${drift.changes} Change${drift.changes === 1 ? "" : "s"}`);
+    const width = Math.max(...drift.properties.map((p) => Array.from(p.affordance).length));
+    for (const p of drift.properties) {
+      lines.push(
+        `  ${p.affordance.padEnd(width)}  ${p.changes} drift; last ${driftValue(p.last.value)} by ${p.last.cause.actor} at ${localTime(p.last.time)}`,
+      );
+    }
+  }
+  if (diff.links !== undefined) {
+    const { links } = diff;
+    const counts = Object.entries(links.counts)
+      .map(([kind, n]) => `${n} ${kind}`)
+      .join(", ");
+    lines.push(
+      `links: ${counts}; last ${links.last.kind} ${linkText(links.last.value)} by ${links.last.cause.actor} at ${localTime(links.last.time)}`,
+    );
+    for (const link of links.added) lines.push(`  + ${linkText(link)}`);
+    for (const link of links.removed) lines.push(`  - ${linkText(link)}`);
+    if (links.added.length === 0 && links.removed.length === 0) lines.push("  the same links at both ends");
+  }
   lines.push(`description: ${descriptionLine(diff)}`);
   return `${lines.join("\n")}\n`;
+}
+
+/** `reachable → unreachable; 2 unreachable, 1 reachable; last unreachable "why" by actor at time`. */
+function reachabilityLine(r: NonNullable<ThingDiff["reachability"]>): string {
+  const state = (reachable: boolean) => (reachable ? "reachable" : "unreachable");
+  const counts = Object.entries(r.counts).map(([kind, n]) => `${n} ${kind}`);
+  const ends =
+    counts.length === 0
+      ? `${state(r.reachableAtTo)} all along`
+      : `${state(r.reachableAtFrom)} → ${state(r.reachableAtTo)}; ${counts.join(", ")}`;
+  const value = r.last.value === undefined ? "" : ` ${compactValue(r.last.value)}`;
+  return `${ends}; last ${r.last.kind}${value} by ${r.last.cause.actor} at ${localTime(r.last.time)}`;
+}
+
+/** A drift Change's value as `drifting: desired 20, observed 26` (any other value as JSON). */
+function driftValue(value: unknown): string {
+  if (!isObject(value) || typeof value.status !== "string") return compactValue(value);
+  const width = VALUE_WIDTH / 2;
+  return `${value.status}: desired ${compactValue(value.desired, width)}, observed ${compactValue(value.observed, width)}`;
+}
+
+/** A link as a linked/unlinked Change records it: `rel href`. */
+function linkText(value: unknown): string {
+  if (!isObject(value) || typeof value.rel !== "string" || typeof value.href !== "string")
+    return compactValue(value);
+  return `${value.rel} ${value.href}`;
 }
 
 /**
@@ -559,7 +609,9 @@ export function registerHistoryCommands(program: Command): void {
 
   program
     .command("diff")
-    .description("what changed on a Thing between two times: each property before → after, and its TD")
+    .description(
+      "what changed on a Thing between two times: each property before → after, writes, actions, events, reachability, drift, links, and its TD",
+    )
     .argument("<id>", "the Thing's id")
     .requiredOption("--from <time>", "the earlier time")
     .option("--to <time>", "the later time (default now)")

@@ -67,8 +67,13 @@ export interface ChangePage {
 // The answers' shapes are the hub's own types (type-only: nothing of the hub is loaded).
 export type {
   AffordanceDiff,
+  AffordanceDrift,
   AffordanceState,
+  DiffChange,
+  DriftDiff,
   InteractionDiff,
+  LinksDiff,
+  ReachabilityDiff,
   ThingDiff,
   ThingState,
 } from "../hub/index.js";

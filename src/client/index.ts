@@ -29,7 +29,12 @@ export {
 export {
   HubClient,
   type AffordanceDiff,
+  type AffordanceDrift,
+  type DiffChange,
+  type DriftDiff,
   type InteractionDiff,
+  type LinksDiff,
+  type ReachabilityDiff,
   type AffordanceState,
   type ChangeFilter,
   type ChangePage,

@@ -7,10 +7,15 @@ import {
   ValidationError,
   changeTime,
   createMergePatch,
+  linkChanges,
   type Change,
   type Cause,
+  type EdgeValue,
+  type IriScope,
+  type ThingDescription,
 } from "../core/index.js";
 import type { ChangeFilter, HistoryStream, Store } from "../store/index.js";
+import { DRIFT_KIND } from "./drift.js";
 import { hlcFloor } from "./hub-clock.js";
 import type { SeqSpan, TypeFilter } from "./type-history.js";
 
@@ -103,6 +108,77 @@ export interface ThingDiff {
   writes: InteractionDiff[];
   /** The events emitted in between, by name. */
   events: InteractionDiff[];
+  /**
+   * Whether the Thing answered, when it went away or came back in between (`unreachable` /
+   * `reachable` Changes), or when it was unreachable at either end: absent when it was reachable
+   * throughout.
+   */
+  reachability?: ReachabilityDiff;
+  /** The `drift` Changes in between (from its active release), when there were any. */
+  drift?: DriftDiff;
+  /** The links the Thing gained and lost in between (`linked` / `unlinked`), when any changed. */
+  links?: LinksDiff;
+}
+
+/** One Change of the Thing in between, as the diff's sections tell the last of their kind. */
+export interface DiffChange {
+  seq: number;
+  kind: string;
+  value?: unknown;
+  cause: Cause;
+  time: string;
+}
+
+/**
+ * The Thing's reachability at both ends and in between. A Thing with no `unreachable` Change at
+ * or before a time was reachable then (as far as the hub knows: only an outage is recorded).
+ */
+export interface ReachabilityDiff {
+  reachableAtFrom: boolean;
+  reachableAtTo: boolean;
+  /**
+   * `unreachable` (the times it went away) and `reachable` (the times it came back) Changes in
+   * between: {kind: count}; empty when it was unreachable all along.
+   */
+  counts: Record<string, number>;
+  /**
+   * The latest reachability Change at or before `to`: in between when `counts` has any, else the
+   * one from before `from` that began the outage still going on. Its value is the reason.
+   */
+  last: DiffChange;
+}
+
+/** One affordance's `drift` Changes in between. */
+export interface AffordanceDrift {
+  affordance: string;
+  changes: number;
+  /** The last of them: its value is the drift as recorded ({status, release, desired, observed, since, until?, policy, revert?}). */
+  last: DiffChange;
+}
+
+/** The `drift` Changes in between: how many, the latest, and by property. */
+export interface DriftDiff {
+  /** `drift` Changes in between, over all the Thing's properties. */
+  changes: number;
+  /** The latest of them, and the property it is about. */
+  last: DiffChange & { affordance: string };
+  /** By property, in name order: its drift Changes in between and the last (which says whether it still drifts at `to`). */
+  properties: AffordanceDrift[];
+}
+
+/**
+ * The Thing's links at `from` and at `to` compared, and the `linked`/`unlinked` Changes in
+ * between: a link added and removed again in between is in `counts`, not in `added`/`removed`.
+ */
+export interface LinksDiff {
+  /** Links the Thing has at `to` and had not at `from`, as its `linked` Change records them. */
+  added: EdgeValue[];
+  /** Links it had at `from` and has not at `to`, as its `unlinked` Change records them. */
+  removed: EdgeValue[];
+  /** `linked` and `unlinked` Changes in between: {kind: count}. */
+  counts: Record<string, number>;
+  /** The last of them (its value the link, {rel, href, type?, anchor?}). */
+  last: DiffChange;
 }
 
 /** The Thing's TD registered, replaced or removed in between: how often, and the last time. */
@@ -117,6 +193,13 @@ const ACTION_KINDS = ["invoked", "completed", "failed"];
 const WRITE_KINDS = ["desired", "completed", "failed"];
 const DESCRIPTION_KINDS = ["described", "removed"];
 const EVENT_KINDS = ["emitted"];
+const REACHABILITY_KINDS = ["unreachable", "reachable"];
+const LINK_KINDS = ["linked", "unlinked"];
+const DRIFT_KINDS = [DRIFT_KIND];
+/** The streams a diff reads at both ends: the TD, the values, and whether the Thing answered. */
+const DIFF_STREAM_KINDS = ["described", "removed", "reported", "desired", ...REACHABILITY_KINDS];
+/** And at `to`, also those whose Changes in between it counts without another read of the streams. */
+const DIFF_END_KINDS = [...DIFF_STREAM_KINDS, ...DRIFT_KINDS, ...LINK_KINDS];
 
 function stateOf(change: Change): AffordanceState {
   return {
@@ -138,6 +221,8 @@ export class History {
     private readonly store: Store,
     private readonly now: () => Date = () => new Date(),
     private readonly logNow: () => Date = now,
+    /** The scope a TD's link relations are read in (the directory's): links are compared as it records them. */
+    private readonly linkScope?: IriScope,
   ) {}
 
   /**
@@ -222,8 +307,12 @@ export class History {
     );
   }
 
-  private async streamsAt(thing: string, seq: number): Promise<HistoryStream[]> {
-    return this.store.streamsAt(thing, seq, ["described", "removed", "reported", "desired"]);
+  private async streamsAt(
+    thing: string,
+    seq: number,
+    kinds: readonly string[] = ["described", "removed", "reported", "desired"],
+  ): Promise<HistoryStream[]> {
+    return this.store.streamsAt(thing, seq, kinds);
   }
 
   async stateAt(thing: string, asked: Date): Promise<ThingState> {
@@ -262,7 +351,10 @@ export class History {
       ]);
     }
     const [fromSeq, toSeq] = await Promise.all([this.seqAt(from), this.seqAt(to)]);
-    const [before, after] = await Promise.all([this.streamsAt(thing, fromSeq), this.streamsAt(thing, toSeq)]);
+    const [before, after] = await Promise.all([
+      this.streamsAt(thing, fromSeq, DIFF_STREAM_KINDS),
+      this.streamsAt(thing, toSeq, DIFF_END_KINDS),
+    ]);
     if (!latestDescription(before) && !latestDescription(after)) {
       throw new NotFoundError(`${thing} was not in the directory between those times`);
     }
@@ -289,8 +381,8 @@ export class History {
       oldTd?.seq !== newTd?.seq ? createMergePatch(oldTd?.value ?? null, newTd?.value ?? null) : undefined;
     // `completed` and `failed` also end a property's write: those are not actions.
     const actionNames = new Set([...namesOf(oldTd?.value, "actions"), ...namesOf(newTd?.value, "actions")]);
-    const [lifecycle, actions, writes, events] = await Promise.all([
-      this.interactionsBetween(thing, DESCRIPTION_KINDS, fromSeq, toSeq, (s) => s.affordance === ""),
+    const [lifecycle, actions, writes, events, reachability, drift, links] = await Promise.all([
+      this.interactionsBetween(thing, DESCRIPTION_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after),
       this.interactionsBetween(
         thing,
         ACTION_KINDS,
@@ -306,6 +398,11 @@ export class History {
         (s) => s.kind === "desired" || !actionNames.has(s.affordance),
       ),
       this.interactionsBetween(thing, EVENT_KINDS, fromSeq, toSeq, () => true),
+      this.reachabilityBetween(thing, before, after, fromSeq, toSeq),
+      this.interactionsBetween(thing, DRIFT_KINDS, fromSeq, toSeq, () => true, after).then(driftOf),
+      this.interactionsBetween(thing, LINK_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after).then(
+        ([changes]) => this.linksOf(thing, oldTd, newTd, changes),
+      ),
     ]);
     return {
       thing,
@@ -319,12 +416,61 @@ export class History {
       actions,
       writes,
       events,
+      ...(reachability !== undefined && { reachability }),
+      ...(drift !== undefined && { drift }),
+      ...(links !== undefined && { links }),
     };
   }
 
   /**
+   * Reachability at both ends (from the streams already read) and the turns in between, counted
+   * from the streams' ranks; undefined when the Thing was reachable throughout.
+   */
+  private async reachabilityBetween(
+    thing: string,
+    before: readonly HistoryStream[],
+    after: readonly HistoryStream[],
+    fromSeq: number,
+    toSeq: number,
+  ): Promise<ReachabilityDiff | undefined> {
+    const last = latestReachability(after);
+    if (last === undefined) return undefined;
+    const reachableAtFrom = latestReachability(before)?.kind !== "unreachable";
+    const reachableAtTo = last.kind !== "unreachable";
+    const counts: Record<string, number> = {};
+    for (const kind of REACHABILITY_KINDS) {
+      const stream = after.find((s) => s.affordance === "" && s.kind === kind);
+      if (stream === undefined || stream.latest.seq <= fromSeq) continue;
+      counts[kind] = await this.store.countStream(thing, "", kind, fromSeq, toSeq);
+    }
+    if (Object.keys(counts).length === 0 && reachableAtFrom && reachableAtTo) return undefined;
+    return { reachableAtFrom, reachableAtTo, counts, last: diffChangeOf(last) };
+  }
+
+  /**
+   * The links at both ends compared: the edges of the TDs then, as the directory compares them
+   * when it records `linked`/`unlinked` (no Change is read beyond the two TDs the diff has);
+   * undefined when no link Change happened in between.
+   */
+  private linksOf(
+    thing: string,
+    oldTd: Change | undefined,
+    newTd: Change | undefined,
+    changes: InteractionDiff | undefined,
+  ): LinksDiff | undefined {
+    if (changes === undefined) return undefined;
+    const tdOf = (c: Change | undefined) =>
+      c?.kind === "described" ? (c.value as Pick<ThingDescription, "links" | "@context">) : undefined;
+    const edges = linkChanges(thing, tdOf(oldTd), tdOf(newTd), { actor: "" }, this.linkScope);
+    const added = edges.filter((e) => e.kind === "linked").map((e) => e.value as EdgeValue);
+    const removed = edges.filter((e) => e.kind === "unlinked").map((e) => e.value as EdgeValue);
+    return { added, removed, counts: changes.counts, last: changes.last };
+  }
+
+  /**
    * The Thing's actions or events with Changes of `kinds` in (fromSeq, toSeq], by name: each
-   * stream's count comes from its ranks, so the cost does not grow with the range.
+   * stream's count comes from its ranks, so the cost does not grow with the range. `atTo`: the
+   * Thing's streams at toSeq already read (with these kinds among theirs), not read again.
    */
   private async interactionsBetween(
     thing: string,
@@ -332,10 +478,11 @@ export class History {
     fromSeq: number,
     toSeq: number,
     keep: (stream: HistoryStream) => boolean,
+    atTo?: readonly HistoryStream[],
   ): Promise<InteractionDiff[]> {
     // In the kinds' own order (invoked, completed, failed), so that each one's counts are too.
-    const streams = (await this.store.streamsAt(thing, toSeq, kinds))
-      .filter((s) => s.latest.seq > fromSeq && keep(s))
+    const streams = (atTo ?? (await this.store.streamsAt(thing, toSeq, kinds)))
+      .filter((s) => kinds.includes(s.kind) && s.latest.seq > fromSeq && keep(s))
       .sort((a, b) => kinds.indexOf(a.kind) - kinds.indexOf(b.kind));
     const byName = new Map<string, InteractionDiff>();
     for (const s of streams) {
@@ -498,10 +645,33 @@ function namesOf(td: unknown, section: string): string[] {
   return typeof group === "object" && group !== null ? Object.keys(group) : [];
 }
 
-/** The latest of the Thing-level streams (described / removed). */
 /** The TD's Changes in between, without the TD itself (the patch carries what changed). */
 function descriptionChangesOf({ counts, last }: InteractionDiff): DescriptionChanges {
   return { counts, last: { seq: last.seq, kind: last.kind, cause: last.cause, time: last.time } };
+}
+
+function diffChangeOf(change: Change): DiffChange {
+  return {
+    seq: change.seq,
+    kind: change.kind,
+    ...(change.value !== undefined && { value: change.value }),
+    cause: change.cause,
+    time: changeTime(change),
+  };
+}
+
+/** The drift section from each property's drift Changes in between; undefined when none. */
+function driftOf(properties: readonly InteractionDiff[]): DriftDiff | undefined {
+  let changes = 0;
+  let last: DriftDiff["last"] | undefined;
+  const byProperty: AffordanceDrift[] = [];
+  for (const p of properties) {
+    const count = p.counts[DRIFT_KIND] ?? 0;
+    changes += count;
+    byProperty.push({ affordance: p.affordance, changes: count, last: p.last });
+    if (last === undefined || p.last.seq > last.seq) last = { ...p.last, affordance: p.affordance };
+  }
+  return last === undefined ? undefined : { changes, last, properties: byProperty };
 }
 
 /** The newest Change among a Thing's streams of these kinds that are about no affordance. */

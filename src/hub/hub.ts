@@ -100,6 +100,7 @@ export class Hub {
       store,
       () => clock.now(),
       () => clock.logNow(),
+      vocabulary.scope,
     );
     this.releases = new Releases({
       hubId: id,

@@ -3,11 +3,16 @@
 import {
   HubError,
   type Change,
+  type DiffChange,
+  type DriftDiff,
   type InteractionClient,
   type InteractionDiff,
+  type LinksDiff,
+  type ReachabilityDiff,
   type ThingDiff,
   type ThingState,
 } from "../../src/client/index.js";
+import type { EdgeValue } from "../../src/core/graph-links.js";
 import { parseTimeExpression } from "../../src/core/time-expression.js";
 import type { View } from "./app-context.js";
 import { h, idFromHash, replace, show, showTime, thingHref } from "./dom.js";
@@ -145,6 +150,149 @@ function interactionTable(
   );
 }
 
+/** `2 unreachable, 1 reachable` from a section's {kind: count}. */
+function countsText(counts: Readonly<Record<string, number>>): string {
+  return Object.entries(counts)
+    .map(([kind, n]) => `${n} ${kind}`)
+    .join(", ");
+}
+
+/** Who made a section's last Change, and when. */
+function byWhom(last: DiffChange): string {
+  const release = last.cause.release === undefined ? "" : `, release ${last.cause.release.slice(0, 19)}`;
+  return `by ${last.cause.actor}${release} at ${showTime(last.time)}`;
+}
+
+/**
+ * Whether the Thing answered at both ends, how often it went away and came back in between, and
+ * why last: first, since a Thing that did not answer explains properties that did not change.
+ */
+function reachabilityTable(reachability: ReachabilityDiff | undefined): HTMLElement | false {
+  if (reachability === undefined) return false;
+  const state = (reachable: boolean) =>
+    h("td", { class: reachable ? "up" : "down" }, reachable ? "reachable" : "unreachable");
+  const { last } = reachability;
+  return h(
+    "table",
+    { class: "diff", "data-testid": "diff-reachability" },
+    h("caption", {}, "Reachability"),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", {}, "at from"),
+        h("th", {}, "at to"),
+        h("th", {}, "in between"),
+        h("th", {}, "last"),
+        h("th", {}, "cause"),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      h(
+        "tr",
+        {},
+        state(reachability.reachableAtFrom),
+        state(reachability.reachableAtTo),
+        h(
+          "td",
+          { class: "counts" },
+          Object.keys(reachability.counts).length === 0
+            ? `${reachability.reachableAtTo ? "reachable" : "unreachable"} all along`
+            : countsText(reachability.counts),
+        ),
+        h("td", { class: "last" }, `${last.kind}${last.value === undefined ? "" : `: ${show(last.value)}`}`),
+        h("td", { class: "muted" }, byWhom(last)),
+      ),
+    ),
+  );
+}
+
+/** A drift Change's value as `drifting: desired 20, observed 26` (any other value as it is). */
+function driftText(value: unknown): string {
+  if (typeof value !== "object" || value === null) return show(value);
+  const drift = value as { status?: unknown; desired?: unknown; observed?: unknown };
+  if (typeof drift.status !== "string") return show(value);
+  return `${drift.status}: desired ${show(drift.desired)}, observed ${show(drift.observed)}`;
+}
+
+/** The drift Changes in between, by property: how many, and the last as recorded. */
+function driftTable(drift: DriftDiff | undefined): HTMLElement | false {
+  if (drift === undefined) return false;
+  return h(
+    "table",
+    { class: "diff", "data-testid": "diff-drift" },
+    h("caption", {}, `Drift: ${drift.changes} Change${drift.changes === 1 ? "" : "s"}`),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", {}, "property"),
+        h("th", {}, "in between"),
+        h("th", {}, "last"),
+        h("th", {}, "cause"),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      drift.properties.map((p) =>
+        h(
+          "tr",
+          { "data-affordance": p.affordance },
+          h("th", {}, p.affordance),
+          h("td", { class: "counts" }, `${p.changes} drift`),
+          h("td", { class: "last" }, driftText(p.last.value)),
+          h("td", { class: "muted" }, byWhom(p.last)),
+        ),
+      ),
+    ),
+  );
+}
+
+/** A link as its linked/unlinked Change records it: `rel href`. */
+function linkText(link: unknown): string {
+  if (typeof link !== "object" || link === null) return show(link);
+  const { rel, href } = link as { rel?: unknown; href?: unknown };
+  return typeof rel === "string" && typeof href === "string" ? `${rel} ${href}` : show(link);
+}
+
+/** The links added and removed between the two ends, and the link Changes in between. */
+function linksTable(links: LinksDiff | undefined): HTMLElement | false {
+  if (links === undefined) return false;
+  const row = (what: "added" | "removed", link: EdgeValue) =>
+    h(
+      "tr",
+      { class: `link-${what}` },
+      h("th", {}, what),
+      h("td", {}, link.rel),
+      h("td", { class: what === "added" ? "after" : "before" }, link.href),
+    );
+  const rows = [...links.added.map((l) => row("added", l)), ...links.removed.map((l) => row("removed", l))];
+  return h(
+    "table",
+    { class: "diff", "data-testid": "diff-links" },
+    h(
+      "caption",
+      {},
+      `Links: ${countsText(links.counts)}; last ${links.last.kind} ${linkText(links.last.value)} ${byWhom(links.last)}`,
+    ),
+    h("thead", {}, h("tr", {}, h("th", {}), h("th", {}, "relation"), h("th", {}, "target"))),
+    h(
+      "tbody",
+      {},
+      rows.length > 0
+        ? rows
+        : h("tr", {}, h("td", { class: "muted", colspan: "3" }, "the same links at both ends")),
+    ),
+  );
+}
+
 /**
  * The TD's lines then and now. A Thing registered or removed in between is all one colour: folded
  * under a line that says so, rather than a page of green.
@@ -189,6 +337,7 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
       {},
       `From ${showTime(diff.from)} (seq ${diff.fromSeq}) to ${showTime(diff.to)} (seq ${diff.toSeq}):`,
     ),
+    reachabilityTable(diff.reachability),
     rows.length === 0
       ? h("p", { class: "muted" }, "no property changed")
       : h(
@@ -214,6 +363,8 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
     interactionTable("write", diff.writes),
     interactionTable("action", diff.actions),
     interactionTable("event", diff.events),
+    driftTable(diff.drift),
+    linksTable(diff.links),
     diff.description !== undefined &&
       h(
         "div",

@@ -408,6 +408,19 @@ export const SCHEMA_SDL = /* GraphQL */ `
     The events emitted in between, by name.
     """
     events: [InteractionDiff!]!
+    """
+    Whether the Thing answered at both ends, and how often it went away and came back in
+    between (unreachable / reachable Changes); null when it was reachable throughout.
+    """
+    reachability: ReachabilityDiff
+    """
+    The drift Changes in between (from the Thing's active release); null when none.
+    """
+    drift: DriftDiff
+    """
+    The links the Thing gained and lost in between (linked / unlinked); null when none changed.
+    """
+    links: LinksDiff
   }
 
   """
@@ -439,6 +452,82 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     counts: JSON!
     last: InteractionChange!
+  }
+
+  """
+  The Thing's reachability at both ends and in between (a Thing with no unreachable Change is
+  reachable).
+  """
+  type ReachabilityDiff {
+    reachableAtFrom: Boolean!
+    reachableAtTo: Boolean!
+    """
+    unreachable (times it went away) and reachable (times it came back) Changes in between:
+    {kind: count}; {} when it was unreachable all along.
+    """
+    counts: JSON!
+    """
+    The latest reachability Change at or before to (before from when it was unreachable all
+    along): its value is the reason.
+    """
+    last: InteractionChange!
+  }
+
+  """
+  The drift Changes in between: how many, the latest, and by property.
+  """
+  type DriftDiff {
+    changes: Int!
+    last: DriftChange!
+    properties: [PropertyDrift!]!
+  }
+
+  type PropertyDrift {
+    affordance: String!
+    changes: Int!
+    """
+    Its value is the drift as recorded: {status, release, desired, observed, since, until, policy}.
+    """
+    last: InteractionChange!
+  }
+
+  type DriftChange {
+    seq: Int!
+    kind: String!
+    """
+    The property that drifted.
+    """
+    affordance: String!
+    value: JSON
+    cause: Cause!
+    time: String!
+  }
+
+  """
+  The links at from and at to compared (added, removed), and the linked / unlinked Changes in
+  between (a link added and removed again is in counts only).
+  """
+  type LinksDiff {
+    added: [LinkValue!]!
+    removed: [LinkValue!]!
+    """
+    linked and unlinked Changes in between: {kind: count}.
+    """
+    counts: JSON!
+    """
+    The last of them; its value is the link.
+    """
+    last: InteractionChange!
+  }
+
+  """
+  A link as a linked / unlinked Change records it.
+  """
+  type LinkValue {
+    rel: String!
+    href: String!
+    type: String
+    anchor: String
   }
 
   type InteractionChange {

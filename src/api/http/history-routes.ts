@@ -258,7 +258,8 @@ export function historyRoutes(hub: Hub) {
       "/things/:id/diff",
       {
         schema: {
-          summary: "What changed on the Thing between two times: per property before/after, and the causes",
+          summary:
+            "What changed on the Thing between two times: per property before/after and the causes, actions, writes, events, reachability, drift and links",
           tags: ["history"],
           params: idParam,
           querystring: {
