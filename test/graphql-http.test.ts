@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getIntrospectionQuery } from "graphql";
 import { GraphqlClient } from "../src/client/index.js";
+import { thingPath } from "../src/api/index.js";
 import { changeAfter, minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const READ_TOKEN = "reader-token-0123456789";
@@ -317,6 +318,21 @@ describe("GraphQL over HTTP", () => {
       expect(body.errors?.[0]?.message).toContain('"reprted"');
       expect(body.errors?.[0]?.message).toContain("reported, desired");
     }
+  });
+
+  it("reads a diff from a time ahead with `to` left out as the empty diff now, as HTTP does", async () => {
+    for (const from of ["+1m", "+2h", "now"]) {
+      const { body } = await post(
+        hub,
+        `{ diff(thing: "${lamp}", from: "${from}") { from to properties { affordance } } }`,
+      );
+      expect(body.errors).toBeUndefined();
+      const diff = (body.data as { diff: { from: string; to: string; properties: unknown[] } }).diff;
+      expect(diff.from).toBe(diff.to);
+      expect(diff.properties).toEqual([]);
+    }
+    const http = await hub.request(`${thingPath(lamp)}/diff?from=%2B1m`);
+    expect(http.status).toBe(200);
   });
 
   it("answers the introspection query with the whole schema", async () => {

@@ -341,10 +341,12 @@ export class History {
     return { thing, at: time.toISOString(), seq, td: description.value, properties, desired };
   }
 
-  async diff(thing: string, askedFrom: Date, askedTo: Date): Promise<ThingDiff> {
-    // Times after now are read as now first: `from=+1m` with `to` left at now is the empty diff.
-    const from = this.notAfterNow(askedFrom);
-    const to = this.notAfterNow(askedTo);
+  async diff(thing: string, askedFrom: Date | undefined, askedTo?: Date): Promise<ThingDiff> {
+    // Times after now are read as now first. `to` left out is now, read here once: `from=+1m`
+    // with it is the empty diff, however the two were read (the clock moves between readings).
+    const to = askedTo === undefined ? this.logNow() : this.notAfterNow(askedTo);
+    let from = askedFrom === undefined ? to : this.notAfterNow(askedFrom);
+    if (askedTo === undefined && from.getTime() > to.getTime()) from = to;
     if (from.getTime() > to.getTime()) {
       throw new ValidationError(`from (${from.toISOString()}) is after to (${to.toISOString()})`, [
         { pointer: "/query/from", message: "must not be after to" },

@@ -474,14 +474,8 @@ const query: Record<string, Resolver> = {
     return { ...state, properties: values(state.properties), desired: values(state.desired) };
   },
 
-  diff: (_, args, { hub }) => {
-    const now = hub.clock.now();
-    return hub.history.diff(
-      args.thing as string,
-      time(hub, args.from, "from") ?? now,
-      time(hub, args.to, "to") ?? now,
-    );
-  },
+  diff: (_, args, { hub }) =>
+    hub.history.diff(args.thing as string, time(hub, args.from, "from"), time(hub, args.to, "to")),
 
   log: async (_, __, { hub }) => {
     const [head, checkpoint] = await Promise.all([hub.store.logHead(), hub.store.latestCheckpoint()]);

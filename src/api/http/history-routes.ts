@@ -272,9 +272,11 @@ export function historyRoutes(hub: Hub) {
       },
       async (request) => {
         const q = request.query as { from: string; to?: string };
-        const from = time(request, q.from, "from", hub) ?? hub.clock.now();
-        const to = time(request, q.to, "to", hub) ?? hub.clock.now();
-        return hub.history.diff(idOf(request), from, to);
+        return hub.history.diff(
+          idOf(request),
+          time(request, q.from, "from", hub),
+          time(request, q.to, "to", hub),
+        );
       },
     );
 
