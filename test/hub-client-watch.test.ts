@@ -157,6 +157,7 @@ describe("GET /changes/stream?match= (several feeds on one connection)", () => {
       ["match=kind%3Dreported&match=kind%3D1x", "/query/match/1"],
       ["match=&thing=urn:x", "/query/thing"],
       ["match=kind%3Dreported&match=thing%3Dno%2520iri", "/query/match/1"],
+      ["match=kind%3Dreprted", "/query/match/0"],
     ]) {
       const refused = await hub.request(`/changes/stream?${query}`);
       expect(refused.status, query).toBe(400);
