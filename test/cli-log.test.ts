@@ -675,6 +675,15 @@ describe("things diff with reachability, drift and links", () => {
     clock.set("2026-03-01T10:04:00.000Z");
     await linkEdit("POST", "controls", LIGHT);
     await linkEdit("DELETE", "partOf", GATEWAY);
+    clock.set("2026-03-01T10:04:30.000Z");
+    const applied = {
+      release: "sha256:4f1c2d3e4f5a6b7c8d9e0f",
+      name: "evening",
+      rollout: "urn:uuid:r",
+      desired: { level: 3 },
+      drift: { policy: "record" },
+    };
+    await hub.hub.ingest(SENSOR, [{ kind: "applied", value: applied }], { actor: "admin", via: "rollout" });
     clock.set("2026-03-01T10:05:00.000Z");
     const value = {
       status: "drifting",
@@ -696,11 +705,11 @@ describe("things diff with reachability, drift and links", () => {
     await hub.stop();
   });
 
-  it("says first whether the Thing answered, then the drift and the links added and removed in between", async () => {
+  it("says first whether the Thing answered, then the drift, the links added and removed and the releases in between", async () => {
     const lines = await diffLines(hub, SENSOR, "2026-03-01T10:00:30Z", "2026-03-01T10:06:00Z");
     // The TD's own lines follow (the links changed in it): not this test's business.
-    expect(lines.slice(0, 9)).toEqual([
-      "urn:test:field-sensor  from 2026-03-01 10:00:30.000 (seq 2) to 2026-03-01 10:06:00.000 (seq 10)",
+    expect(lines.slice(0, 10)).toEqual([
+      "urn:test:field-sensor  from 2026-03-01 10:00:30.000 (seq 2) to 2026-03-01 10:06:00.000 (seq 11)",
       'reachability: reachable → unreachable; 2 unreachable, 1 reachable; last unreachable "timeout" by hub:observer at 2026-03-01 10:03:00.000',
       "  no property changed",
       "drift: 1 Change",
@@ -708,6 +717,7 @@ describe("things diff with reachability, drift and links", () => {
       `links: 1 linked, 1 unlinked; last unlinked partOf ${GATEWAY} by admin at 2026-03-01 10:04:00.000`,
       `  + controls ${LIGHT}`,
       `  - partOf ${GATEWAY}`,
+      "releases: 1 applied; now evening (sha256:4f1c2d3e4f5a…) by admin at 2026-03-01 10:04:30.000",
       "description: changed (links) (2 described; the last described by admin at 2026-03-01 10:04:00.000)",
     ]);
   });
@@ -722,6 +732,7 @@ describe("things diff with reachability, drift and links", () => {
     expect(JSON.parse(json.stdout)).toMatchObject({
       reachability: { reachableAtFrom: false, reachableAtTo: false, counts: {}, last: { value: "timeout" } },
       drift: { changes: 1, last: { affordance: "level", value: { observed: 7 } } },
+      releases: { counts: { applied: 1 }, last: { kind: "applied", value: { name: "evening" } } },
       links: {
         added: [{ rel: "controls", href: LIGHT }],
         removed: [{ rel: "partOf", href: GATEWAY }],

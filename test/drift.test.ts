@@ -115,9 +115,19 @@ describe("drift", () => {
     const diffNow = async () => {
       const res = await hub.request(`${thingPath(id)}/diff?from=${encodeURIComponent(from)}`);
       expect(res.status).toBe(200);
-      return (await res.json()) as { drift?: unknown };
+      return (await res.json()) as { drift?: unknown; releases?: unknown };
     };
-    expect((await diffNow()).drift).toBeUndefined();
+    const first = await diffNow();
+    expect(first.drift).toBeUndefined();
+    // The rollout in between: one release applied, now the active one, and who rolled it out.
+    expect(first.releases).toMatchObject({
+      counts: { applied: 1 },
+      last: { kind: "applied", value: { release, name: "drift-diff" }, cause: { actor: "admin" } },
+    });
+    const before = await hub.request(
+      `${thingPath(id)}/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(from)}`,
+    );
+    expect(((await before.json()) as { releases?: unknown }).releases).toBeUndefined();
     const after = await hub.hub.store.lastSeq();
     device.level = 9;
     const drift = await changeAfter(hub, after, isDrift(id, "drifting"));

@@ -456,7 +456,7 @@ if (missing !== undefined && !required) {
       await client.remove(id);
     });
 
-    it("draws whether the Thing answered, its drift and the links it lost in between", async () => {
+    it("draws whether the Thing answered, its drift, the links it lost and the release rolled out in between", async () => {
       const id = "urn:test:ui:field-sensor";
       const gateway = "urn:test:ui:gateway";
       const client = new InteractionClient({ url: hub.url, token: hub.token });
@@ -478,6 +478,14 @@ if (missing !== undefined && !required) {
         { method: "DELETE" },
       );
       expect(unlink.status).toBe(204);
+      const applied = {
+        release: "sha256:4f1c2d3e4f5a6b7c8d9e0f",
+        name: "evening",
+        rollout: "urn:uuid:r",
+        desired: { level: 3 },
+        drift: { policy: "record" },
+      };
+      await hub.hub.ingest(id, [{ kind: "applied", value: applied }], { actor: "admin", via: "rollout" });
       const drift = { status: "drifting", release: "sha256:r1", desired: 3, observed: 7, policy: "record" };
       await hub.hub.ingest(id, [{ kind: "drift", affordance: "level", value: drift }], {
         actor: "hub:drift",
@@ -508,6 +516,10 @@ if (missing !== undefined && !required) {
         new RegExp(`^Links: 1 linked, 1 unlinked; last unlinked partOf ${gateway} by admin at `),
       );
       await expect(links.locator("tbody").textContent()).resolves.toBe("the same links at both ends");
+      // The release rolled out in between, and the one now active.
+      await expect(page.getByTestId("diff-releases").textContent()).resolves.toMatch(
+        /^Releases: 1 applied; now evening \(sha256:4f1c2d3e4f5a…\) by admin at /,
+      );
       await capture(page, "diff-reachability");
       await client.remove(id);
     });

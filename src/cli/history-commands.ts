@@ -354,8 +354,25 @@ export function formatDiff(diff: ThingDiff): string {
     for (const link of links.removed) lines.push(`  - ${linkText(link)}`);
     if (links.added.length === 0 && links.removed.length === 0) lines.push("  the same links at both ends");
   }
+  if (diff.releases !== undefined) lines.push(`releases: ${releasesLine(diff.releases)}`);
   lines.push(`description: ${descriptionLine(diff)}`);
   return `${lines.join("\n")}\n`;
+}
+
+/** `1 applied; now evening-lights (sha256:4f1c…) by admin at time`: the releases rolled out in between. */
+function releasesLine(r: NonNullable<ThingDiff["releases"]>): string {
+  const counts = Object.entries(r.counts)
+    .map(([kind, n]) => `${n} ${kind}`)
+    .join(", ");
+  return `${counts}; now ${releaseText(r.last.value)} by ${r.last.cause.actor} at ${localTime(r.last.time)}`;
+}
+
+/** An `applied` Change's value as `name (sha256:4f1c2d3e4f…)`; anything else as JSON. */
+function releaseText(value: unknown): string {
+  const applied = value as { name?: unknown; release?: unknown } | undefined;
+  if (typeof applied?.name !== "string" || typeof applied.release !== "string") return JSON.stringify(value);
+  const id = applied.release.length > 19 ? `${applied.release.slice(0, 19)}…` : applied.release;
+  return `${applied.name} (${id})`;
 }
 
 /** `reachable → unreachable; 2 unreachable, 1 reachable; last unreachable "why" by actor at time`. */

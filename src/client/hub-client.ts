@@ -74,6 +74,7 @@ export type {
   InteractionDiff,
   LinksDiff,
   ReachabilityDiff,
+  ReleasesDiff,
   ThingDiff,
   ThingState,
 } from "../hub/index.js";

@@ -35,6 +35,7 @@ export {
   type InteractionDiff,
   type LinksDiff,
   type ReachabilityDiff,
+  type ReleasesDiff,
   type AffordanceState,
   type ChangeFilter,
   type ChangePage,

@@ -3,6 +3,7 @@
 // hybrid logical clock, which grows with seq.
 import {
   AFFORDANCE_KINDS,
+  APPLIED_KIND,
   NotFoundError,
   ValidationError,
   changeTime,
@@ -118,6 +119,17 @@ export interface ThingDiff {
   drift?: DriftDiff;
   /** The links the Thing gained and lost in between (`linked` / `unlinked`), when any changed. */
   links?: LinksDiff;
+  /**
+   * The releases rolled out to the Thing in between (`applied` Changes, docs/releases.md): how
+   * many, and the last, whose value names the release now active; absent when none was.
+   */
+  releases?: ReleasesDiff;
+}
+
+/** The `applied` Changes in between: {applied: count}, and the last (its value the AppliedValue). */
+export interface ReleasesDiff {
+  counts: Record<string, number>;
+  last: DiffChange;
 }
 
 /** One Change of the Thing in between, as the diff's sections tell the last of their kind. */
@@ -196,10 +208,11 @@ const EVENT_KINDS = ["emitted"];
 const REACHABILITY_KINDS = ["unreachable", "reachable"];
 const LINK_KINDS = ["linked", "unlinked"];
 const DRIFT_KINDS = [DRIFT_KIND];
+const RELEASE_KINDS = [APPLIED_KIND];
 /** The streams a diff reads at both ends: the TD, the values, and whether the Thing answered. */
 const DIFF_STREAM_KINDS = ["described", "removed", "reported", "desired", ...REACHABILITY_KINDS];
 /** And at `to`, also those whose Changes in between it counts without another read of the streams. */
-const DIFF_END_KINDS = [...DIFF_STREAM_KINDS, ...DRIFT_KINDS, ...LINK_KINDS];
+const DIFF_END_KINDS = [...DIFF_STREAM_KINDS, ...DRIFT_KINDS, ...LINK_KINDS, ...RELEASE_KINDS];
 
 function stateOf(change: Change): AffordanceState {
   return {
@@ -383,7 +396,7 @@ export class History {
       oldTd?.seq !== newTd?.seq ? createMergePatch(oldTd?.value ?? null, newTd?.value ?? null) : undefined;
     // `completed` and `failed` also end a property's write: those are not actions.
     const actionNames = new Set([...namesOf(oldTd?.value, "actions"), ...namesOf(newTd?.value, "actions")]);
-    const [lifecycle, actions, writes, events, reachability, drift, links] = await Promise.all([
+    const [lifecycle, actions, writes, events, reachability, drift, links, applied] = await Promise.all([
       this.interactionsBetween(thing, DESCRIPTION_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after),
       this.interactionsBetween(
         thing,
@@ -405,6 +418,7 @@ export class History {
       this.interactionsBetween(thing, LINK_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after).then(
         ([changes]) => this.linksOf(thing, oldTd, newTd, changes),
       ),
+      this.interactionsBetween(thing, RELEASE_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after),
     ]);
     return {
       thing,
@@ -421,6 +435,7 @@ export class History {
       ...(reachability !== undefined && { reachability }),
       ...(drift !== undefined && { drift }),
       ...(links !== undefined && { links }),
+      ...(applied[0] !== undefined && { releases: { counts: applied[0].counts, last: applied[0].last } }),
     };
   }
 

@@ -28,6 +28,7 @@ export {
   type DriftDiff,
   type InteractionDiff,
   type LinksDiff,
+  type ReleasesDiff,
   type ReachabilityDiff,
   type AffordanceState,
   type HistoryOptions,

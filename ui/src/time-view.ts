@@ -9,6 +9,7 @@ import {
   type InteractionDiff,
   type LinksDiff,
   type ReachabilityDiff,
+  type ReleasesDiff,
   type ThingDiff,
   type ThingState,
 } from "../../src/client/index.js";
@@ -262,6 +263,21 @@ function linkText(link: unknown): string {
   return typeof rel === "string" && typeof href === "string" ? `${rel} ${href}` : show(link);
 }
 
+/** The releases rolled out to the Thing in between (`applied` Changes), and the one now active. */
+function releasesLine(releases: ReleasesDiff | undefined): HTMLElement | false {
+  if (releases === undefined) return false;
+  const applied = releases.last.value as { name?: unknown; release?: unknown } | undefined;
+  const now =
+    typeof applied?.name === "string" && typeof applied.release === "string"
+      ? `${applied.name} (${applied.release.length > 19 ? `${applied.release.slice(0, 19)}…` : applied.release})`
+      : show(releases.last.value);
+  return h(
+    "p",
+    { class: "diff-releases", "data-testid": "diff-releases" },
+    `Releases: ${countsText(releases.counts)}; now ${now} ${byWhom(releases.last)}`,
+  );
+}
+
 /** The links added and removed between the two ends, and the link Changes in between. */
 function linksTable(links: LinksDiff | undefined): HTMLElement | false {
   if (links === undefined) return false;
@@ -365,6 +381,7 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
     interactionTable("event", diff.events),
     driftTable(diff.drift),
     linksTable(diff.links),
+    releasesLine(diff.releases),
     diff.description !== undefined &&
       h(
         "div",

@@ -421,6 +421,19 @@ export const SCHEMA_SDL = /* GraphQL */ `
     The links the Thing gained and lost in between (linked / unlinked); null when none changed.
     """
     links: LinksDiff
+    """
+    The releases rolled out to the Thing in between (applied Changes): how many, and the last,
+    whose value names the release now active; null when none was.
+    """
+    releases: ReleasesDiff
+  }
+
+  """
+  The applied Changes in between: {applied: count}, and the last of them.
+  """
+  type ReleasesDiff {
+    counts: JSON!
+    last: InteractionChange!
   }
 
   """
