@@ -897,6 +897,24 @@ describe("things verify, prove and export", () => {
     return startTestHub({ dataDir, checkpointEveryChanges: 10 }, {}, { clock: clock.now });
   }
 
+  /** A copy of the hub's data directory as it is now, taken stopped (the hub runs again after). */
+  async function backUp(): Promise<string> {
+    const backup = mkdtempSync(join(tmpdir(), "hyperthings-backup-"));
+    await hub.stop();
+    cpSync(dataDir, backup, { recursive: true });
+    hub = await start();
+    return backup;
+  }
+
+  /** The hub restarted on `backup` in place of its data directory, as a restore does. */
+  async function restore(backup: string): Promise<void> {
+    await hub.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    cpSync(backup, dataDir, { recursive: true });
+    rmSync(backup, { recursive: true, force: true });
+    hub = await start();
+  }
+
   beforeEach(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "hyperthings-log-"));
     work = mkdtempSync(join(tmpdir(), "hyperthings-export-"));
@@ -957,10 +975,7 @@ describe("things verify, prove and export", () => {
   });
 
   it("verify --checkpoint takes an export taken before a restore from backup, and catches the Changes signed again since", async () => {
-    const backup = mkdtempSync(join(tmpdir(), "hyperthings-backup-"));
-    await hub.stop();
-    cpSync(dataDir, backup, { recursive: true });
-    hub = await start();
+    const backup = await backUp();
     clock.set("2026-01-01T10:05:00.000Z");
     await eightReadings(100);
     // The evidence an incident responder took before the restore: a run and one Thing, gzipped.
@@ -976,11 +991,7 @@ describe("things verify, prove and export", () => {
 
     // Restored from the backup of 25, the hub signs other Changes as seq 26..33 with the same key:
     // each export still verifies alone, and only holding it against the hub tells.
-    await hub.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-    cpSync(backup, dataDir, { recursive: true });
-    rmSync(backup, { recursive: true, force: true });
-    hub = await start();
+    await restore(backup);
     await eightReadings(200);
     expect((await things(["verify", "--file", run])).code).toBe(0);
     for (const kept of [run, lamp]) {
@@ -1002,10 +1013,7 @@ describe("things verify, prove and export", () => {
 
   it("checkpoint keeps a signed checkpoint; verify --checkpoint then catches a Log cut short, or rewritten and signed again", async () => {
     // A copy of the hub's data as it is at 25 Changes: the "backup" restored below.
-    const backup = mkdtempSync(join(tmpdir(), "hyperthings-backup-"));
-    await hub.stop();
-    cpSync(dataDir, backup, { recursive: true });
-    hub = await start();
+    const backup = await backUp();
     clock.set("2026-01-01T10:05:00.000Z");
     await eightReadings(100);
     const kept = join(work, "checkpoint-33.json");
@@ -1029,11 +1037,7 @@ describe("things verify, prove and export", () => {
 
     // The hub goes back to the backup: its Log of 25 is whole by its own checkpoints, but it no
     // longer holds what it signed at 33.
-    await hub.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-    cpSync(backup, dataDir, { recursive: true });
-    rmSync(backup, { recursive: true, force: true });
-    hub = await start();
+    await restore(backup);
     expect((await thingsAt(hub, ["verify"])).code).toBe(0);
     const cut = await thingsAt(hub, ["verify", "--checkpoint", kept, "--json"]);
     expect(cut.code).toBe(3);

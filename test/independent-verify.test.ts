@@ -40,6 +40,26 @@ describe("an independent verifier, from the docs alone", () => {
     return (await res.json()) as T;
   }
 
+  /** `things export --since` the time of Change `seq`, into `name` in the work folder: its text. */
+  async function exportFrom(seq: number, name: string): Promise<string> {
+    const since = (await get<{ hlc: string }>(`/changes/${seq}`)).hlc;
+    const wall = new Date(parseInt(since.slice(0, 12), 16)).toISOString();
+    const out = join(work, name);
+    const run = await runThingsToEnd([
+      "export",
+      "--since",
+      wall,
+      "--out",
+      out,
+      "--url",
+      hub.url,
+      "--token",
+      hub.token,
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    return readFileSync(out, "utf8");
+  }
+
   /** Posts a raw JSON body of reports (so that -0, 1e21 and escapes reach the hub as written). */
   async function report(id: string, body: string): Promise<number[]> {
     const res = await hub.request(`/things/${encodeURIComponent(id)}/changes`, {
@@ -219,22 +239,7 @@ describe("an independent verifier, from the docs alone", () => {
   });
 
   it("verifies a `things export` run that starts before an earlier checkpoint's end", async () => {
-    const since = (await get<{ hlc: string }>("/changes/3")).hlc;
-    const wall = new Date(parseInt(since.slice(0, 12), 16)).toISOString();
-    const out = join(work, "run.ndjson");
-    const run = await runThingsToEnd([
-      "export",
-      "--since",
-      wall,
-      "--out",
-      out,
-      "--url",
-      hub.url,
-      "--token",
-      hub.token,
-    ]);
-    expect(run.code, run.stderr).toBe(0);
-    const text = readFileSync(out, "utf8");
+    const text = await exportFrom(3, "run.ndjson");
     const verdict = verifyExport(text, key);
     expect(verdict).toMatchObject({ ok: true, from: 3 });
   });
@@ -286,22 +291,7 @@ describe("an independent verifier, from the docs alone", () => {
     let text: string;
 
     beforeAll(async () => {
-      const out = join(work, "later.ndjson");
-      const since = (await get<{ hlc: string }>(`/changes/${first.size + 1}`)).hlc;
-      const wall = new Date(parseInt(since.slice(0, 12), 16)).toISOString();
-      const run = await runThingsToEnd([
-        "export",
-        "--since",
-        wall,
-        "--out",
-        out,
-        "--url",
-        hub.url,
-        "--token",
-        hub.token,
-      ]);
-      expect(run.code, run.stderr).toBe(0);
-      text = readFileSync(out, "utf8");
+      text = await exportFrom(first.size + 1, "later.ndjson");
     });
 
     function lines(): Array<Record<string, unknown>> {

@@ -11,7 +11,7 @@ import {
   type ThingDiff,
   type ThingState,
 } from "../client/index.js";
-import { changeTime, type Change } from "../core/index.js";
+import { appliedLabel, changeTime, type Change } from "../core/index.js";
 import {
   clientOf,
   connectionOf,
@@ -364,15 +364,8 @@ function releasesLine(r: NonNullable<ThingDiff["releases"]>): string {
   const counts = Object.entries(r.counts)
     .map(([kind, n]) => `${n} ${kind}`)
     .join(", ");
-  return `${counts}; now ${releaseText(r.last.value)} by ${r.last.cause.actor} at ${localTime(r.last.time)}`;
-}
-
-/** An `applied` Change's value as `name (sha256:4f1c2d3e4f…)`; anything else as JSON. */
-function releaseText(value: unknown): string {
-  const applied = value as { name?: unknown; release?: unknown } | undefined;
-  if (typeof applied?.name !== "string" || typeof applied.release !== "string") return JSON.stringify(value);
-  const id = applied.release.length > 19 ? `${applied.release.slice(0, 19)}…` : applied.release;
-  return `${applied.name} (${id})`;
+  const now = appliedLabel(r.last.value) ?? JSON.stringify(r.last.value);
+  return `${counts}; now ${now} by ${r.last.cause.actor} at ${localTime(r.last.time)}`;
 }
 
 /** `reachable → unreachable; 2 unreachable, 1 reachable; last unreachable "why" by actor at time`. */

@@ -101,6 +101,17 @@ export interface AppliedValue {
   drift: DriftSettings;
 }
 
+/**
+ * An `applied` Change's value as people read it, `evening (sha256:4f1c2d3e4f5a…)`; undefined
+ * when it is not an AppliedValue (a Log written by another hub).
+ */
+export function appliedLabel(value: unknown): string | undefined {
+  const applied = value as Partial<AppliedValue> | undefined;
+  if (typeof applied?.name !== "string" || typeof applied.release !== "string") return undefined;
+  const id = applied.release.length > 19 ? `${applied.release.slice(0, 19)}…` : applied.release;
+  return `${applied.name} (${id})`;
+}
+
 /** The value of a `drift` Change. */
 export interface DriftValue {
   status: "drifting" | "resolved";

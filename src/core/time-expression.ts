@@ -95,13 +95,7 @@ export function parseTimeExpression(text: string, now: Date, pointer = ""): Date
       localTime(
         text,
         pointer,
-        date.getFullYear(),
-        date.getMonth() + 1,
-        date.getDate(),
-        h,
-        m,
-        sec,
-        0,
+        { y: date.getFullYear(), mo: date.getMonth() + 1, d: date.getDate(), h, mi: m, sec, ms: 0 },
         hours === undefined,
       ) ?? fail()
     );
@@ -111,8 +105,7 @@ export function parseTimeExpression(text: string, now: Date, pointer = ""): Date
     const time = isoTime(iso);
     if (time === undefined) return fail();
     if (!time.local) return time.date;
-    const { y, mo, d, h, mi, sec, ms } = time.local;
-    return localTime(text, pointer, y, mo, d, h, mi, sec, ms, iso[4] === undefined) ?? fail();
+    return localTime(text, pointer, time.local, iso[4] === undefined) ?? fail();
   }
   return fail();
 }
@@ -148,13 +141,7 @@ const offsetAt = (ms: number) => -new Date(ms).getTimezoneOffset();
 function localTime(
   text: string,
   pointer: string,
-  y: number,
-  mo: number,
-  d: number,
-  h: number,
-  mi: number,
-  sec: number,
-  ms: number,
+  { y, mo, d, h, mi, sec, ms }: LocalFields,
   dayStart = false,
 ): Date | undefined {
   // The wall time read as if it were UTC; each offset in force around it gives one candidate.

@@ -14,6 +14,7 @@ import {
   type ThingState,
 } from "../../src/client/index.js";
 import type { EdgeValue } from "../../src/core/graph-links.js";
+import { appliedLabel } from "../../src/core/rollout.js";
 import { parseTimeExpression } from "../../src/core/time-expression.js";
 import type { View } from "./app-context.js";
 import { h, idFromHash, replace, show, showTime, thingHref } from "./dom.js";
@@ -266,11 +267,7 @@ function linkText(link: unknown): string {
 /** The releases rolled out to the Thing in between (`applied` Changes), and the one now active. */
 function releasesLine(releases: ReleasesDiff | undefined): HTMLElement | false {
   if (releases === undefined) return false;
-  const applied = releases.last.value as { name?: unknown; release?: unknown } | undefined;
-  const now =
-    typeof applied?.name === "string" && typeof applied.release === "string"
-      ? `${applied.name} (${applied.release.length > 19 ? `${applied.release.slice(0, 19)}…` : applied.release})`
-      : show(releases.last.value);
+  const now = appliedLabel(releases.last.value) ?? show(releases.last.value);
   return h(
     "p",
     { class: "diff-releases", "data-testid": "diff-releases" },

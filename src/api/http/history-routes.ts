@@ -64,7 +64,7 @@ async function checkCursor(cursor: string | undefined, hub: Hub): Promise<number
 
 const MAX_MATCHES = 32;
 const FEED_FIELDS = ["thing", "type", "kind", "actor", "release"] as const;
-const KIND_LIST = /^[A-Za-z][A-Za-z0-9_-]*(,[A-Za-z][A-Za-z0-9_-]*)*$/;
+const KIND_LIST = new RegExp(kindList.pattern);
 
 /**
  * The feeds of `GET /changes/stream?match=…&match=…`, each a query of the feed's own filters
