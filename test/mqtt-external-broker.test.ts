@@ -10,7 +10,8 @@ import { connectAsync, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { UnavailableError } from "../src/core/index.js";
-import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { receivedWrites } from "./support/mqtt-device-writes.js";
+import { changeAfter, minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
 import { brokerProblem, brokerUrl, servicesRequired as required } from "./support/mqtt-broker.js";
 
 const MESSAGE_BOUND_MS = 10_000;
@@ -309,6 +310,85 @@ if (problem !== undefined && !required) {
       } finally {
         await away?.stop();
         rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+
+    it("takes a late answer to a write that timed out as that write's, and an echoed correlation as naming its write", async () => {
+      const gateway = hub.mqtt?.gateway;
+      if (gateway === undefined) throw new Error("no gateway");
+      const writeId = `${id}:writes`;
+      const set = `${prefix}/things/${writeId}/properties/level/set`;
+      await putTd(
+        hub,
+        minimalTd({
+          id: writeId,
+          properties: {
+            level: {
+              type: "integer",
+              forms: [{ href: `${hub.mqtt?.url ?? "?"}/${set}`, op: "writeproperty" }],
+            },
+          },
+        }),
+      );
+      const lamp = await connectAsync(brokerUrl, { reconnectPeriod: 0, protocolVersion: 5 });
+      try {
+        const writes = receivedWrites(lamp, set);
+        await lamp.subscribeAsync(set, { qos: 1 });
+        const reported = (after: number, value: number) =>
+          changeAfter(hub, after, (c) => c.thing === writeId && c.kind === "reported" && c.value === value);
+        const kinds = async (after: number) =>
+          (await hub.hub.store.changesAfter(after, 100))
+            .filter((c) => c.thing === writeId)
+            .map((c) => c.kind);
+
+        // A device that does not echo correlation data: its answers come in the order of the writes.
+        const a = gateway.writeProperty(writeId, "level", 1, 200);
+        expect((await writes.next()).value).toBe(1);
+        await expect(a).rejects.toThrow(/no answer to the write of level/);
+        const before = await hub.hub.store.lastSeq();
+        let bAnswered = false;
+        const b = hub
+          .request(`${thingPath(writeId)}/properties/level`, {
+            method: "PUT",
+            headers: { "content-type": "application/json" },
+            body: "2",
+          })
+          .finally(() => (bAnswered = true));
+        expect((await writes.next()).value).toBe(2);
+        await lamp.publishAsync(`${set}/result`, '{"ok": true}', { qos: 1 });
+        // Sent after the late answer: once it is recorded, the hub has taken that answer.
+        await lamp.publishAsync(`${prefix}/things/${writeId}/properties/level`, "1", { qos: 1 });
+        await reported(before, 1);
+        expect(bAnswered).toBe(false);
+        expect(await kinds(before)).toEqual(["desired", "reported"]);
+        await lamp.publishAsync(`${set}/result`, '{"ok": true}', { qos: 1 });
+        expect((await b).status).toBe(204);
+        expect(await kinds(before)).toEqual(["desired", "reported", "completed"]);
+
+        // An MQTT 5 device echoes each write's correlation data, and may answer in any order.
+        const c = gateway.writeProperty(writeId, "level", 3).catch((error: unknown) => error);
+        const d = gateway.writeProperty(writeId, "level", 4);
+        const third = await writes.next();
+        const fourth = await writes.next();
+        expect(third.correlation).toBeInstanceOf(Buffer);
+        await lamp.publishAsync(`${set}/result`, '{"ok": true}', {
+          qos: 1,
+          properties: { correlationData: fourth.correlation },
+        });
+        expect(await d).toEqual({ confirmedBy: "result" });
+        let cAnswered = false;
+        void c.then(() => (cAnswered = true));
+        const marked = await hub.hub.store.lastSeq();
+        await lamp.publishAsync(`${prefix}/things/${writeId}/properties/level`, "5", { qos: 1 });
+        await reported(marked, 5);
+        expect(cAnswered).toBe(false);
+        await lamp.publishAsync(`${set}/result`, '{"ok": false, "error": "jammed"}', {
+          qos: 1,
+          properties: { correlationData: third.correlation },
+        });
+        expect(String(await c)).toMatch(/jammed$/);
+      } finally {
+        await lamp.endAsync();
       }
     });
 

@@ -19,6 +19,7 @@ import { TopicLayout } from "../src/api/mqtt/topic-layout.js";
 import { startHub, createLogger } from "../src/cli/index.js";
 import { UnavailableError, type Change } from "../src/core/index.js";
 import { loadConfig } from "../src/hub/index.js";
+import { receivedWrites } from "./support/mqtt-device-writes.js";
 import { changeAfter, minimalTd, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
@@ -233,8 +234,11 @@ describe("the MQTT gateway on the embedded broker", () => {
     lamp.on("message", (topic, payload) => {
       if (topic !== set) return;
       const value = JSON.parse(payload.toString("utf8")) as number;
+      // A device that confirms some writes by reports names the write a result answers by its value.
       if (value === 99)
-        void lamp.publishAsync(`${set}/result`, '{"ok": false, "error": "too bright"}', { qos: 1 });
+        void lamp.publishAsync(`${set}/result`, '{"ok": false, "error": "too bright", "value": 99}', {
+          qos: 1,
+        });
       else if (value % 2 === 0) void lamp.publishAsync(`${set}/result`, '{"ok": true}', { qos: 1 });
       else
         void lamp.publishAsync(`hyperthings/things/${LAMP}/properties/brightness`, String(value), { qos: 1 });
@@ -284,6 +288,86 @@ describe("the MQTT gateway on the embedded broker", () => {
     expect(written).toEqual([true, false]);
     const kinds = (await history(hub, id)).map((c) => c.kind);
     expect(kinds.slice(0, 2)).toEqual(["failed", "desired"]);
+  });
+
+  it("takes a late answer to a write that timed out as that write's, not as the next write's", async () => {
+    const gateway = hub.mqtt?.gateway;
+    if (gateway === undefined) throw new Error("no gateway");
+    const id = "urn:test:mqtt:late-lamp";
+    const set = `hyperthings/things/${id}/properties/level/set`;
+    await registerThing(
+      hub,
+      id,
+      minimalTd({
+        id,
+        properties: {
+          level: { type: "integer", forms: [{ href: `${brokerUrl(hub)}/${set}`, op: "writeproperty" }] },
+        },
+      }),
+    );
+    const lamp = await connect();
+    const writes = receivedWrites(lamp, set);
+    await lamp.subscribeAsync([set, `hyperthings/things/${id}/errors`], { qos: 1 });
+    const messages = inbox(lamp);
+    // Write A (1) gets no answer in time.
+    const a = gateway.writeProperty(id, "level", 1, 200);
+    expect((await writes.next()).value).toBe(1);
+    await expect(a).rejects.toThrow(/no answer to the write of level/);
+    // Write B (2) waits while the device's late answer to A comes.
+    const before = await hub.hub.store.lastSeq();
+    let bAnswered = false;
+    const b = hub
+      .request(`${thingPath(id)}/properties/level`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: "2",
+      })
+      .finally(() => (bAnswered = true));
+    expect((await writes.next()).value).toBe(2);
+    await lamp.publishAsync(`${set}/result`, '{"ok": true}', { qos: 1 });
+    // A report after the late answer: once recorded, the hub has taken the answer before it.
+    await lamp.publishAsync(`hyperthings/things/${id}/properties/level`, "1", { qos: 1 });
+    await changeAfter(hub, before, (c) => c.thing === id && c.kind === "reported" && c.value === 1);
+    expect(bAnswered).toBe(false);
+    const kinds = async () =>
+      (await hub.hub.store.changesAfter(before, 100)).filter((c) => c.thing === id).map((c) => c.kind);
+    expect(await kinds()).toEqual(["desired", "reported"]);
+    // The device's own answer to B completes it.
+    await lamp.publishAsync(`${set}/result`, '{"ok": true}', { qos: 1 });
+    expect((await b).status).toBe(204);
+    expect(await kinds()).toEqual(["desired", "reported", "completed"]);
+    // An answer when no write waits changes nothing, and the device is told why.
+    await lamp.publishAsync(`${set}/result`, '{"ok": true}', { qos: 1 });
+    const problem = JSON.parse((await messages.next((t) => t.endsWith("/errors"))).payload) as {
+      status: number;
+      detail: string;
+    };
+    expect(problem.status).toBe(409);
+    expect(problem.detail).toMatch(/answers no write/);
+  });
+
+  it("takes a result with a value as the answer to the write of that value", async () => {
+    const gateway = hub.mqtt?.gateway;
+    if (gateway === undefined) throw new Error("no gateway");
+    const id = "urn:test:mqtt:value-lamp";
+    await registerThing(hub, id, lampTd(id));
+    const set = `hyperthings/things/${id}/properties/brightness/set`;
+    const lamp = await connect();
+    const writes = receivedWrites(lamp, set);
+    await lamp.subscribeAsync(set, { qos: 1 });
+    const a = gateway.writeProperty(id, "brightness", 11, 200);
+    await writes.next();
+    await expect(a).rejects.toThrow(/no answer/);
+    // Refused later, while C is awaited first.
+    const b = gateway.writeProperty(id, "brightness", 12).catch((error: unknown) => error);
+    const c = gateway.writeProperty(id, "brightness", 13);
+    await writes.next();
+    await writes.next();
+    // The device never answers A; its answer to C, by value, passes B, which still waits.
+    await lamp.publishAsync(`${set}/result`, '{"ok": true, "value": 13}', { qos: 1 });
+    expect(await c).toEqual({ confirmedBy: "result" });
+    await lamp.publishAsync(`${set}/result`, '{"ok": false, "error": "no", "value": 12}', { qos: 1 });
+    expect(String(await b)).toMatch(/value-lamp: no$/);
   });
 
   it("refuses clients without a password, and with a wrong one", async () => {

@@ -15,6 +15,19 @@ export interface InboundMessage {
   readonly retain: boolean;
   /** The publisher, on the embedded broker; undefined through an external broker. */
   readonly publisher?: MqttPrincipal;
+  /** MQTT 5 Correlation Data the publisher sent, through an external broker. */
+  readonly correlationData?: Buffer;
+}
+
+/** What a message carries besides its payload. */
+export interface PublishOptions {
+  readonly qos: 0 | 1;
+  readonly retain?: boolean;
+  /**
+   * MQTT 5 Correlation Data and Response Topic (§3.3.2.3.5-6), so that an MQTT 5 device can say
+   * which message it answers; left out where the link speaks MQTT 3.1.1 (the embedded broker).
+   */
+  readonly correlation?: { readonly data: Buffer; readonly responseTopic: string };
 }
 
 /**
@@ -49,7 +62,7 @@ export interface BrokerLink {
    * Publishes without waiting; false when the message was dropped because the link's outgoing
    * queue is full or it is offline (QoS 0 messages are not kept for later).
    */
-  publish(topic: string, payload: Buffer, options: { qos: 0 | 1; retain?: boolean }): boolean;
+  publish(topic: string, payload: Buffer, options: PublishOptions): boolean;
   /**
    * Whether a message on `topic` would reach a subscriber, where the link can know (the embedded
    * broker); absent on an external broker, whose subscribers the hub cannot see.

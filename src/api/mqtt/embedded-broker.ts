@@ -14,6 +14,7 @@ import {
   type InboundHandler,
   type InboundMessage,
   type MqttPrincipal,
+  type PublishOptions,
 } from "./broker-link.js";
 import { isDevicePassword } from "./device-credentials.js";
 import { FrameLimit } from "./frame-limit.js";
@@ -443,7 +444,8 @@ export class EmbeddedBroker implements BrokerLink {
     return Promise.resolve();
   }
 
-  publish(topic: string, payload: Buffer, options: { qos: 0 | 1; retain?: boolean }): boolean {
+  /** MQTT 3.1.1: a message carries no correlation data. */
+  publish(topic: string, payload: Buffer, options: PublishOptions): boolean {
     if (this.#closing !== undefined) return false;
     if (this.#outgoing >= EMBEDDED_BROKER_LIMITS.outgoing) {
       if (this.#dropped++ % 10_000 === 0) {

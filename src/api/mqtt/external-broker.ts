@@ -15,6 +15,7 @@ import {
   type BrokerLink,
   type HandleOptions,
   type InboundHandler,
+  type PublishOptions,
 } from "./broker-link.js";
 
 export interface ExternalBrokerOptions {
@@ -277,7 +278,13 @@ export class ExternalBroker implements BrokerLink {
       callback();
       return;
     }
-    const message = { topic: packet.topic, payload, retain: packet.retain };
+    const correlationData = packet.properties?.correlationData;
+    const message = {
+      topic: packet.topic,
+      payload,
+      retain: packet.retain,
+      ...(correlationData === undefined ? {} : { correlationData }),
+    };
     const handle = () =>
       handlers.length === 1 ? handlers[0]?.(message) : Promise.all(handlers.map((h) => h(message)));
     // A handler rejects only when the hub could not take the message (a full queue, a failing
@@ -417,7 +424,7 @@ export class ExternalBroker implements BrokerLink {
     }
   }
 
-  publish(topic: string, payload: Buffer, options: { qos: 0 | 1; retain?: boolean }): boolean {
+  publish(topic: string, payload: Buffer, options: PublishOptions): boolean {
     const stream = this.#publisher.stream as Writable | undefined;
     if (
       stream === undefined ||
@@ -447,7 +454,15 @@ export class ExternalBroker implements BrokerLink {
       this.#outgoing.add(stream, packet);
       return true;
     }
-    this.#publisher.publish(topic, payload, publishOptions, (error) => {
+    const { correlation } = options;
+    const withProperties =
+      correlation === undefined
+        ? publishOptions
+        : {
+            ...publishOptions,
+            properties: { correlationData: correlation.data, responseTopic: correlation.responseTopic },
+          };
+    this.#publisher.publish(topic, payload, withProperties, (error) => {
       if (error) this.#options.logger.warn({ err: error, topic }, "MQTT: publish failed");
     });
     return true;

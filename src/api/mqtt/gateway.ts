@@ -3,9 +3,11 @@
 // message changes nothing and its reason goes to the device's errors topic; every committed
 // Change is republished; writes go to devices on `…/set`. It talks to the hub only through hub
 // methods (ingest, follow).
+import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import {
   BindingError,
+  ConflictError,
   ValidationError,
   canonicalJson,
   isRfc3339Time,
@@ -24,6 +26,12 @@ export interface GatewayOptions {
   /** Payloads larger than this are refused (and never parsed). */
   readonly maxPayloadBytes: number;
   readonly logger: Logger;
+  /**
+   * How long a write that timed out (or that a report confirmed) keeps its place in its
+   * property's queue, so that its late answer on `…/set/result` is taken by it and not by the
+   * next write (default LATE_ANSWER_MS).
+   */
+  readonly lateAnswerMs?: number;
 }
 
 /** How a write to a device ended. */
@@ -32,13 +40,28 @@ export interface WriteOutcome {
   readonly confirmedBy: "result" | "reported";
 }
 
+/**
+ * A write sent to a device, in its property's queue in the order sent (docs/mqtt.md, Writes):
+ * `waiting` for its answer; `late` (timed out) or `reported` (a report confirmed it), it keeps its
+ * place for a while, so that the answer on `…/set/result` that may still come is taken by it.
+ */
 interface PendingWrite {
+  /** The value written, as canonical JSON. */
   readonly value: string;
+  /** MQTT 5 Correlation Data sent with it (external broker); undefined on the embedded broker. */
+  readonly correlation: Buffer | undefined;
+  state: "waiting" | "late" | "reported";
+  /** Takes it out of its queue once it has waited long enough for a late answer. */
+  expiry?: NodeJS.Timeout;
   resolve(outcome: WriteOutcome): void;
   reject(error: Error): void;
 }
 
 const MAX_PENDING_WRITES = 10_000;
+/** How long a write no longer waited for keeps its place for its late answer, by default. */
+export const LATE_ANSWER_MS = 60_000;
+/** Writes no longer waited for kept per property: past this, the oldest is forgotten. */
+const MAX_LATE_WRITES = 100;
 /** Topics remembered, parsed (inbound) or built (republished Changes): devices repeat theirs. */
 const MAX_REMEMBERED_TOPICS = 10_000;
 /**
@@ -52,7 +75,8 @@ export class MqttGateway {
   readonly #hub: Hub;
   readonly #link: BrokerLink;
   readonly #options: GatewayOptions;
-  readonly #writes = new Map<string, Set<PendingWrite>>();
+  /** By Thing and property: the writes sent, oldest first (MQTT keeps their order on one topic). */
+  readonly #writes = new Map<string, PendingWrite[]>();
   #pendingWrites = 0;
   #follower: Follower | undefined;
   readonly #batches: ReportBatches;
@@ -83,15 +107,19 @@ export class MqttGateway {
 
   stop(): void {
     this.#follower?.stop();
-    for (const waiters of this.#writes.values()) {
-      for (const waiter of waiters)
-        waiter.reject(new BindingError("The MQTT gateway stopped before the device answered"));
+    for (const queue of this.#writes.values()) {
+      for (const write of queue) {
+        clearTimeout(write.expiry);
+        if (write.state === "waiting")
+          write.reject(new BindingError("The MQTT gateway stopped before the device answered"));
+      }
     }
     this.#writes.clear();
   }
 
   /**
-   * Sends a write to a device on `…/properties/{name}/set` (QoS 1, the value as JSON) and waits
+   * Sends a write to a device on `…/properties/{name}/set` (QoS 1, the value as JSON; on an
+   * external broker with MQTT 5 Correlation Data and Response Topic `…/set/result`) and waits
    * until the device answers on `…/set/result` or reports the value it was given.
    */
   async writeProperty(
@@ -106,28 +134,37 @@ export class MqttGateway {
     const key = writeKey(thing, name);
     const text = JSON.stringify(value);
     const topic = this.#options.layout.set(thing, name);
-    let waiter: PendingWrite | undefined;
+    // The embedded broker speaks MQTT 3.1.1, which has no correlation data: order alone tells.
+    const correlation = this.#link.kind === "external" ? randomBytes(16) : undefined;
+    let write: PendingWrite | undefined;
     const answered = new Promise<WriteOutcome>((resolve, reject) => {
-      waiter = { value: canonicalJson(value), resolve, reject };
+      write = { value: canonicalJson(value), correlation, state: "waiting", resolve, reject };
     });
-    if (waiter === undefined) throw new Error("unreachable");
-    const pending = waiter;
-    const waiters = this.#writes.get(key) ?? new Set();
-    waiters.add(pending);
-    this.#writes.set(key, waiters);
+    if (write === undefined) throw new Error("unreachable");
+    const pending = write;
+    let queue = this.#writes.get(key);
+    if (queue === undefined) this.#writes.set(key, (queue = []));
+    queue.push(pending);
     this.#pendingWrites++;
-    const timer = setTimeout(
-      () =>
-        pending.reject(
-          new BindingError(`${thing}: no answer to the write of ${name} in ${timeoutMs} ms`, thing, {
-            reason: "timeout",
-            href: topic,
-          }),
-        ),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => {
+      // It keeps its place: the answer the device may still send is its own, not the next write's.
+      this.#retire(key, pending, "late");
+      pending.reject(
+        new BindingError(`${thing}: no answer to the write of ${name} in ${timeoutMs} ms`, thing, {
+          reason: "timeout",
+          href: topic,
+        }),
+      );
+    }, timeoutMs);
     try {
-      if (!this.#link.publish(topic, Buffer.from(text, "utf8"), { qos: 1 })) {
+      const sent = this.#link.publish(topic, Buffer.from(text, "utf8"), {
+        qos: 1,
+        ...(correlation === undefined
+          ? {}
+          : { correlation: { data: correlation, responseTopic: `${topic}/result` } }),
+      });
+      if (!sent) {
+        this.#forget(key, pending);
         throw new BindingError(`${thing}: the broker did not take the write of ${name}`, thing, {
           reason: "unreachable",
           href: topic,
@@ -136,10 +173,29 @@ export class MqttGateway {
       return await answered;
     } finally {
       clearTimeout(timer);
-      waiters.delete(pending);
-      if (waiters.size === 0) this.#writes.delete(key);
       this.#pendingWrites--;
     }
+  }
+
+  /** A write no longer waited for keeps its place in its queue for a while, for its late answer. */
+  #retire(key: string, write: PendingWrite, state: "late" | "reported"): void {
+    write.state = state;
+    const queue = this.#writes.get(key);
+    if (queue === undefined) return;
+    const retired = queue.filter((w) => w.state !== "waiting");
+    if (retired.length > MAX_LATE_WRITES && retired[0] !== undefined) this.#forget(key, retired[0]);
+    write.expiry = setTimeout(() => this.#forget(key, write), this.#options.lateAnswerMs ?? LATE_ANSWER_MS);
+    write.expiry.unref();
+  }
+
+  /** Takes a write out of its queue. */
+  #forget(key: string, write: PendingWrite): void {
+    clearTimeout(write.expiry);
+    const queue = this.#writes.get(key);
+    if (queue === undefined) return;
+    const index = queue.indexOf(write);
+    if (index >= 0) queue.splice(index, 1);
+    if (queue.length === 0) this.#writes.delete(key);
   }
 
   #republish(change: Change): void {
@@ -147,10 +203,14 @@ export class MqttGateway {
     if (this.#link.wantsAny?.() !== false) this.#publishChange(change);
     if (change.kind === "removed") this.#link.disconnectDevice?.(change.thing);
     if (change.kind === "reported" && change.affordance !== undefined && this.#writes.size > 0) {
-      const waiters = this.#writes.get(writeKey(change.thing, change.affordance));
-      if (waiters !== undefined) {
-        const value = canonicalJson(change.value);
-        for (const waiter of waiters) if (waiter.value === value) waiter.resolve({ confirmedBy: "reported" });
+      // A report confirms the oldest write of its value still waited for; that write keeps its
+      // place, since the device may answer it on `…/set/result` as well.
+      const key = writeKey(change.thing, change.affordance);
+      const value = canonicalJson(change.value);
+      const write = this.#writes.get(key)?.find((w) => w.state === "waiting" && w.value === value);
+      if (write !== undefined) {
+        this.#retire(key, write, "reported");
+        write.resolve({ confirmedBy: "reported" });
       }
     }
   }
@@ -219,6 +279,12 @@ export class MqttGateway {
     );
   }
 
+  /**
+   * A device's answer on `…/set/result` (docs/mqtt.md, Writes): the write whose Correlation Data
+   * it echoes (MQTT 5); else the oldest write of its `value`, when it gives one; else the oldest
+   * write sent. Writes before it that are no longer waited for are done with (the device answers
+   * in the order it received them); one that timed out takes its late answer, and nothing else.
+   */
   #settleWrite(topic: GatewayTopic, message: InboundMessage, errors: string): void {
     let answer: unknown;
     try {
@@ -230,7 +296,7 @@ export class MqttGateway {
     const ok =
       isObject(answer) && (answer.ok === true || (answer.ok === undefined && answer.error === undefined));
     const failure = isObject(answer) && (answer.ok === false || answer.error !== undefined);
-    if (!ok && !failure) {
+    if (!isObject(answer) || (!ok && !failure)) {
       this.#refuse(
         errors,
         message,
@@ -240,24 +306,64 @@ export class MqttGateway {
       );
       return;
     }
-    const waiters = this.#writes.get(writeKey(topic.thing, topic.name));
-    if (waiters === undefined) return;
-    for (const waiter of waiters) {
-      if (ok) waiter.resolve({ confirmedBy: "result" });
-      else {
-        const why =
-          isObject(answer) && typeof answer.error === "string"
-            ? answer.error
-            : "the device refused the write";
-        waiter.reject(
-          new BindingError(`${topic.thing}: ${why}`, topic.thing, {
-            reason: "status",
-            href: message.topic,
-            body: why,
-          }),
-        );
-      }
+    const key = writeKey(topic.thing, topic.name);
+    const queue = this.#writes.get(key) ?? [];
+    const value = "value" in answer ? canonicalJson(answer.value) : undefined;
+    const correlation = message.correlationData;
+    const index =
+      correlation !== undefined
+        ? queue.findIndex((w) => w.correlation?.equals(correlation) === true)
+        : value !== undefined
+          ? queue.findIndex((w) => w.value === value)
+          : queue.length > 0
+            ? 0
+            : -1;
+    const write = queue[index];
+    if (write === undefined) {
+      const which =
+        correlation !== undefined
+          ? "with its correlation data"
+          : value !== undefined
+            ? `of the value ${value}`
+            : "at all";
+      this.#refuse(
+        errors,
+        message,
+        new ConflictError(
+          `This result answers no write: the hub waits for no write of ${topic.name} ${which} (it may have waited too long for it)`,
+        ),
+      );
+      return;
     }
+    for (const before of queue.slice(0, index)) if (before.state !== "waiting") this.#forget(key, before);
+    this.#forget(key, write);
+    if (write.state === "late") {
+      this.#options.logger.warn(
+        { thing: topic.thing, affordance: topic.name, ok, value: write.value },
+        "MQTT: a device answered a write after it timed out; the Log keeps it failed",
+      );
+      return;
+    }
+    if (write.state !== "waiting") return;
+    const why =
+      failure && typeof answer.error === "string"
+        ? answer.error
+        : failure
+          ? "the device refused the write"
+          : value !== undefined && value !== write.value
+            ? `the device answered the write of ${write.value} with the value ${value}`
+            : undefined;
+    if (why === undefined) {
+      write.resolve({ confirmedBy: "result" });
+      return;
+    }
+    write.reject(
+      new BindingError(`${topic.thing}: ${why}`, topic.thing, {
+        reason: "status",
+        href: message.topic,
+        body: why,
+      }),
+    );
   }
 
   /** Tells the device why its message changed nothing: an RFC 9457 problem on its errors topic. */
