@@ -113,6 +113,8 @@ describe("a setting refused at start", () => {
       ["HYPERTHINGS_MAX_RECONNECT_MS", "-1"],
       ["HYPERTHINGS_MQTT_PORT", "99999"],
       ["HYPERTHINGS_MQTT_MAX_PAYLOAD", "1"],
+      ["HYPERTHINGS_MQTT_RETAINED_PER_CLIENT", "many"],
+      ["HYPERTHINGS_MQTT_RETAINED_BYTES_PER_CLIENT", "-5"],
     ] as const) {
       expect(refusal({}, { [variable]: value })).toMatch(
         new RegExp(`\\(${variable}\\) must be a whole number`),

@@ -890,7 +890,10 @@ describe("a TD observing everything on the hub's own broker", () => {
 });
 
 describe("the embedded broker's retained messages", () => {
-  const retainingBroker = (maxRetained: { topics: number; bytes: number }) =>
+  const retainingBroker = (
+    maxRetained: { topics: number; bytes: number },
+    maxRetainedPerClient?: { topics: number; bytes: number },
+  ) =>
     EmbeddedBroker.start({
       host: "127.0.0.1",
       port: 0,
@@ -902,6 +905,7 @@ describe("the embedded broker's retained messages", () => {
       layout: new TopicLayout("hyperthings"),
       maxPacketBytes: 4096,
       maxRetained,
+      ...(maxRetainedPerClient === undefined ? {} : { maxRetainedPerClient }),
       logger: createLogger("silent"),
     });
 
@@ -909,7 +913,11 @@ describe("the embedded broker's retained messages", () => {
    * The topics of the retained messages a new subscriber to `x/#` gets, once `done` says enough came:
    * retained messages come in the order they were stored, so any kept before it have come too.
    */
-  async function retainedTopics(client: MqttClient, done: (got: string[]) => boolean): Promise<string[]> {
+  async function retainedTopics(
+    client: MqttClient,
+    done: (got: string[]) => boolean,
+    filter = "x/#",
+  ): Promise<string[]> {
     const got: string[] = [];
     const arrived = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`only ${got.join(", ")} came`)), MESSAGE_BOUND_MS);
@@ -921,7 +929,7 @@ describe("the embedded broker's retained messages", () => {
         }
       });
     });
-    await client.subscribeAsync("x/#", { qos: 1 });
+    await client.subscribeAsync(filter, { qos: 1 });
     await arrived;
     return got;
   }
@@ -965,6 +973,89 @@ describe("the embedded broker's retained messages", () => {
     } finally {
       await Promise.all(clients.map((c) => c.endAsync(true)));
       await broker.close();
+    }
+  });
+  it("keeps a share of its retained messages for each client, so that one cannot fill the others'", async () => {
+    const broker = await retainingBroker({ topics: 4, bytes: 10_000 }, { topics: 3, bytes: 10_000 });
+    const clients: MqttClient[] = [];
+    try {
+      const greedy = await connectAsync(broker.url, { reconnectPeriod: 0, username: "greedy" });
+      const other = await connectAsync(broker.url, { reconnectPeriod: 0, username: "other" });
+      clients.push(greedy, other);
+      const messages = inbox(greedy);
+      await greedy.subscribeAsync("hyperthings/things/greedy/errors", { qos: 0 });
+      for (let i = 0; i < 5; i++)
+        await greedy.publishAsync(`hyperthings/things/greedy/state/${i}`, `v${i}`, { qos: 1, retain: true });
+      // The other device's retained message is kept: the greedy one had only its own share.
+      await other.publishAsync("hyperthings/things/other/state/0", "w", { qos: 1, retain: true });
+      const later = await connectAsync(broker.url, { reconnectPeriod: 0 });
+      clients.push(later);
+      const got = await retainedTopics(
+        later,
+        (topics) => topics.includes("hyperthings/things/other/state/0"),
+        "hyperthings/things/+/state/#",
+      );
+      expect(got.sort()).toEqual([
+        "hyperthings/things/greedy/state/0",
+        "hyperthings/things/greedy/state/1",
+        "hyperthings/things/greedy/state/2",
+        "hyperthings/things/other/state/0",
+      ]);
+      // The greedy device was told, for each message not kept.
+      for (const i of [3, 4]) {
+        const problem = JSON.parse((await messages.next((t) => t.endsWith("/errors"))).payload) as {
+          status: number;
+          detail: string;
+          instance: string;
+        };
+        expect(problem).toMatchObject({ status: 409, instance: `hyperthings/things/greedy/state/${i}` });
+        expect(problem.detail).toMatch(/at most 3 retained messages .*; the anonymous user greedy holds 3 /);
+      }
+      // Clearing one of its own makes room in its share again.
+      await greedy.publishAsync("hyperthings/things/greedy/state/0", "", { qos: 1, retain: true });
+      await greedy.publishAsync("hyperthings/things/greedy/state/4", "v4", { qos: 1, retain: true });
+      const again = await connectAsync(broker.url, { reconnectPeriod: 0 });
+      clients.push(again);
+      const kept = await retainedTopics(
+        again,
+        (topics) => topics.includes("hyperthings/things/greedy/state/4"),
+        "hyperthings/things/greedy/#",
+      );
+      expect(kept.sort()).toEqual([
+        "hyperthings/things/greedy/state/1",
+        "hyperthings/things/greedy/state/2",
+        "hyperthings/things/greedy/state/4",
+      ]);
+    } finally {
+      await Promise.all(clients.map((c) => c.endAsync(true)));
+      await broker.close();
+    }
+  });
+  it("takes a device's share from HYPERTHINGS_MQTT_RETAINED_PER_CLIENT, and tells the device on its errors topic", async () => {
+    const hub = await startTestHub({ mqttPort: 0 }, { HYPERTHINGS_MQTT_RETAINED_PER_CLIENT: "2" });
+    const clients: MqttClient[] = [];
+    try {
+      const id = "urn:test:mqtt:retaining-lamp";
+      await registerThing(hub, id, lampTd(id));
+      const response = await hub.request(`${thingPath(id)}/mqtt-credentials`, { method: "POST" });
+      const credentials = (await response.json()) as { username: string; password: string };
+      const device = await connectAsync(brokerUrl(hub), { reconnectPeriod: 0, ...credentials });
+      clients.push(device);
+      const messages = inbox(device);
+      await device.subscribeAsync(`hyperthings/things/${id}/errors`, { qos: 0 });
+      for (const name of ["a", "b", "c"])
+        await device.publishAsync(`hyperthings/things/${id}/state/${name}`, "1", { qos: 1, retain: true });
+      const problem = JSON.parse((await messages.next((t) => t.endsWith("/errors"))).payload) as {
+        status: number;
+        detail: string;
+        instance: string;
+      };
+      expect(problem).toMatchObject({ status: 409, instance: `hyperthings/things/${id}/state/c` });
+      expect(problem.detail).toContain(`at most 2 retained messages`);
+      expect(problem.detail).toContain(`the device ${id} holds 2`);
+    } finally {
+      await Promise.all(clients.map((c) => c.endAsync(true)));
+      await hub.stop();
     }
   });
 });

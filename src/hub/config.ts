@@ -83,6 +83,12 @@ export interface HubConfig {
   mqttAnonymous: boolean;
   /** Largest MQTT packet the embedded broker takes, and largest payload the gateway reads, in bytes. */
   mqttMaxPayload: number;
+  /**
+   * Retained messages the embedded broker keeps for one publisher (a device, a user name), and
+   * their bytes (topics and payloads); past either, its retained messages are delivered unkept.
+   */
+  mqttRetainedPerClient: number;
+  mqttRetainedBytesPerClient: number;
   /** Where Homie 5 devices announce themselves (`{root}/5/{device}/…`). */
   mqttHomieRoot: string;
   /** Where Home Assistant MQTT discovery messages arrive (`{prefix}/{component}/…/config`). */
@@ -146,6 +152,8 @@ export const configEnvironment = {
   mqttPrefix: "HYPERTHINGS_MQTT_PREFIX",
   mqttAnonymous: "HYPERTHINGS_MQTT_ANONYMOUS",
   mqttMaxPayload: "HYPERTHINGS_MQTT_MAX_PAYLOAD",
+  mqttRetainedPerClient: "HYPERTHINGS_MQTT_RETAINED_PER_CLIENT",
+  mqttRetainedBytesPerClient: "HYPERTHINGS_MQTT_RETAINED_BYTES_PER_CLIENT",
   mqttHomieRoot: "HYPERTHINGS_MQTT_HOMIE_ROOT",
   mqttHomeAssistantPrefix: "HYPERTHINGS_MQTT_HA_PREFIX",
   allowedHosts: "HYPERTHINGS_ALLOWED_HOSTS",
@@ -242,6 +250,8 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   mqttPrefix: "hyperthings",
   mqttAnonymous: false,
   mqttMaxPayload: 256 * 1024,
+  mqttRetainedPerClient: 1_000,
+  mqttRetainedBytesPerClient: 4 * 1024 * 1024,
   mqttHomieRoot: "homie",
   mqttHomeAssistantPrefix: "homeassistant",
   allow: ["0.0.0.0/0", "::/0"],
@@ -457,6 +467,8 @@ type MqttSettings = Pick<
   | "mqttPrefix"
   | "mqttAnonymous"
   | "mqttMaxPayload"
+  | "mqttRetainedPerClient"
+  | "mqttRetainedBytesPerClient"
   | "mqttHomieRoot"
   | "mqttHomeAssistantPrefix"
 >;
@@ -501,6 +513,19 @@ function mqttSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): MqttS
       named("MQTT payload limit", undefined, undefined, e.mqttMaxPayload, env),
       String(env[e.mqttMaxPayload] || d.mqttMaxPayload),
       1024,
+      256 * 1024 * 1024,
+    ),
+    // Shares of the embedded broker's 100,000 retained messages of 256 MiB (EMBEDDED_BROKER_LIMITS).
+    mqttRetainedPerClient: integer(
+      named("MQTT retained messages per client", undefined, undefined, e.mqttRetainedPerClient, env),
+      String(env[e.mqttRetainedPerClient] || d.mqttRetainedPerClient),
+      0,
+      100_000,
+    ),
+    mqttRetainedBytesPerClient: integer(
+      named("MQTT retained bytes per client", undefined, undefined, e.mqttRetainedBytesPerClient, env),
+      String(env[e.mqttRetainedBytesPerClient] || d.mqttRetainedBytesPerClient),
+      0,
       256 * 1024 * 1024,
     ),
     mqttHomieRoot: topicRoot("Homie root topic", env[e.mqttHomieRoot] || d.mqttHomieRoot),

@@ -5,8 +5,9 @@
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
 import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import { UnavailableError } from "../../core/index.js";
+import { ConflictError, UnavailableError } from "../../core/index.js";
 import type { Principal } from "../../hub/index.js";
+import { toProblem } from "../http/problem.js";
 import {
   MAX_REMEMBERED_TOPIC_LENGTH,
   topicMatches,
@@ -18,7 +19,7 @@ import {
 } from "./broker-link.js";
 import { isDevicePassword } from "./device-credentials.js";
 import { FrameLimit } from "./frame-limit.js";
-import { encodeTopicLevel, type TopicLayout } from "./topic-layout.js";
+import { decodeTopicLevel, encodeTopicLevel, type TopicLayout } from "./topic-layout.js";
 
 export interface EmbeddedBrokerOptions {
   readonly host: string;
@@ -37,8 +38,21 @@ export interface EmbeddedBrokerOptions {
   readonly layout: TopicLayout;
   readonly maxPacketBytes: number;
   /** Bounds on the retained messages kept (default EMBEDDED_BROKER_LIMITS.retained). */
-  readonly maxRetained?: { readonly topics: number; readonly bytes: number };
+  readonly maxRetained?: RetainedBounds;
+  /**
+   * Bounds on the retained messages kept for one publisher (a device password's Thing, else the
+   * user name, else the client id), so that one device cannot take `maxRetained` from the others
+   * (the hub's settings `mqttRetainedPerClient`, `mqttRetainedBytesPerClient`); default: none but
+   * `maxRetained`.
+   */
+  readonly maxRetainedPerClient?: RetainedBounds;
   readonly logger: Logger;
+}
+
+/** How many retained messages, and how many bytes of them (topics and payloads), may be kept. */
+export interface RetainedBounds {
+  readonly topics: number;
+  readonly bytes: number;
 }
 
 /** Bounds on the broker's queues (PITFALLS: aedes keeps everything in memory by default). */
@@ -88,11 +102,14 @@ export class EmbeddedBroker implements BrokerLink {
   readonly #wanted = new Map<string, boolean>();
   readonly #sockets = new Set<Socket>();
   /**
-   * The bytes of each retained message, its topic and payload (a topic may be 64 KiB), and their
-   * sum (aedes keeps them in memory, unbounded).
+   * The bytes of each retained message, its topic and payload (a topic may be 64 KiB), and who
+   * published it; their sum (aedes keeps them in memory, unbounded); what each publisher holds.
    */
-  readonly #retained = new Map<string, number>();
+  readonly #retained = new Map<string, { readonly size: number; readonly owner: string }>();
   #retainedBytes = 0;
+  readonly #shares = new Map<string, { topics: number; bytes: number }>();
+  /** Whose share a client's retained messages count in (see `maxRetainedPerClient`). */
+  readonly #owners = new WeakMap<Client, string>();
   #retainRefused = 0;
   /** Connected clients that signed in with a device password. */
   readonly #devices = new Set<Client>();
@@ -228,6 +245,14 @@ export class EmbeddedBroker implements BrokerLink {
         return;
       }
       this.#principals.set(client, principal);
+      this.#owners.set(
+        client,
+        principal.kind === "device"
+          ? `the device ${principal.thing}`
+          : username !== undefined && username !== ""
+            ? `the ${principal.kind} user ${username}`
+            : `the client ${client.id}`,
+      );
       done(null, true);
     };
     const secret = password?.toString("utf8") ?? "";
@@ -303,7 +328,7 @@ export class EmbeddedBroker implements BrokerLink {
       done(new Error(`${principal?.name ?? "this client"} may not publish to ${topic}`));
       return;
     }
-    if (packet.retain) this.#retain(packet, principal);
+    if (packet.retain) this.#retain(packet, client, principal);
     const handlers = this.#handlersOf(topic);
     if (handlers.length === 0) {
       done(null);
@@ -322,32 +347,83 @@ export class EmbeddedBroker implements BrokerLink {
     );
   }
 
-  /** Counts a retained message, or, past the bounds, has it delivered without being retained. */
-  #retain(packet: PublishPacket, principal: MqttPrincipal | undefined): void {
+  /**
+   * Counts a retained message in the broker's bounds and in its publisher's share, or, past
+   * either, has it delivered without being retained and tells the publisher on its errors topic.
+   */
+  #retain(packet: PublishPacket, client: Client | null, principal: MqttPrincipal | undefined): void {
     const bounds = this.#options.maxRetained ?? EMBEDDED_BROKER_LIMITS.retained;
+    const share = this.#options.maxRetainedPerClient ?? bounds;
+    const owner = (client === null ? undefined : this.#owners.get(client)) ?? "the hub";
     const before = this.#retained.get(packet.topic);
     if (packet.payload.length === 0) {
       // An empty retained message clears the topic (MQTT 3.1.1 §3.3.1.3).
-      if (before !== undefined) {
-        this.#retained.delete(packet.topic);
-        this.#retainedBytes -= before;
-      }
+      if (before !== undefined) this.#unretain(packet.topic, before);
       return;
     }
     const size = Buffer.byteLength(packet.topic, "utf8") + packet.payload.length;
-    const bytes = this.#retainedBytes - (before ?? 0) + size;
-    if ((before === undefined && this.#retained.size >= bounds.topics) || bytes > bounds.bytes) {
+    const bytes = this.#retainedBytes - (before?.size ?? 0) + size;
+    const held = this.#shares.get(owner) ?? { topics: 0, bytes: 0 };
+    const replaced = before?.owner === owner ? before : undefined;
+    const ownTopics = held.topics - (replaced === undefined ? 0 : 1) + 1;
+    const ownBytes = held.bytes - (replaced?.size ?? 0) + size;
+    let refusal: Error | undefined;
+    if (ownTopics > share.topics || ownBytes > share.bytes) {
+      refusal = new ConflictError(
+        `The broker keeps at most ${share.topics} retained messages of at most ${share.bytes} bytes together for one publisher; ${owner} holds ${held.topics} (${held.bytes} bytes), so this one was delivered but not retained: clear some first (an empty retained message clears its topic)`,
+      );
+    } else if ((before === undefined && this.#retained.size >= bounds.topics) || bytes > bounds.bytes) {
+      refusal = new UnavailableError(
+        `The broker keeps no more retained messages (at most ${bounds.topics} of at most ${bounds.bytes} bytes together, for all devices): this one was delivered but not retained`,
+      );
+    }
+    if (refusal !== undefined) {
       packet.retain = false;
       if (this.#retainRefused++ % 1_000 === 0) {
         this.#options.logger.warn(
-          { topic: packet.topic, publisher: principal?.name, refused: this.#retainRefused },
-          "MQTT: the broker keeps no more retained messages; delivered without retaining",
+          { topic: packet.topic, publisher: owner, refused: this.#retainRefused },
+          "MQTT: a retained message was delivered without being retained (past the broker's or its publisher's bound)",
         );
       }
+      this.#tell(principal, packet.topic, refusal);
       return;
     }
-    this.#retained.set(packet.topic, size);
-    this.#retainedBytes = bytes;
+    if (before !== undefined) this.#unretain(packet.topic, before);
+    this.#retained.set(packet.topic, { size, owner });
+    this.#retainedBytes += size;
+    const now = this.#shares.get(owner) ?? { topics: 0, bytes: 0 };
+    now.topics++;
+    now.bytes += size;
+    this.#shares.set(owner, now);
+  }
+
+  /** Takes a retained message out of the counts: the broker's and its publisher's. */
+  #unretain(topic: string, retained: { readonly size: number; readonly owner: string }): void {
+    this.#retained.delete(topic);
+    this.#retainedBytes -= retained.size;
+    const share = this.#shares.get(retained.owner);
+    if (share === undefined) return;
+    share.topics--;
+    share.bytes -= retained.size;
+    if (share.topics === 0) this.#shares.delete(retained.owner);
+  }
+
+  /**
+   * Tells a publisher why its message was not taken as sent, on the errors topic of its Thing (its
+   * device password's, or the one the topic names): an RFC 9457 problem, as the gateway does.
+   */
+  #tell(principal: MqttPrincipal | undefined, topic: string, error: Error): void {
+    const { layout } = this.#options;
+    let errors: string | undefined;
+    if (principal?.kind === "device") errors = layout.errors(principal.thing);
+    else if (topic.startsWith(layout.things)) {
+      const thing = decodeTopicLevel(topic.slice(layout.things.length).split("/")[0] ?? "");
+      if (thing !== undefined && thing !== "") errors = layout.errors(thing);
+    }
+    if (errors === undefined) return;
+    const problem = { ...toProblem(error), instance: topic };
+    delete problem.validationErrors;
+    this.publish(errors, Buffer.from(JSON.stringify(problem), "utf8"), { qos: 0 });
   }
 
   /** The handlers whose filters match a topic; remembered per topic, since devices repeat theirs. */

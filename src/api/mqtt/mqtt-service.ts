@@ -66,6 +66,10 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
       },
       layout,
       maxPacketBytes: config.mqttMaxPayload,
+      maxRetainedPerClient: {
+        topics: config.mqttRetainedPerClient,
+        bytes: config.mqttRetainedBytesPerClient,
+      },
       logger: log,
     });
     const fallback = broker.fallbackPort;
