@@ -753,6 +753,154 @@ describe("a Homie device on the embedded broker, end to end", () => {
   });
 });
 
+describe("Homie and Home Assistant devices with credentials of their own", () => {
+  let hub: TestHub;
+  const clients: MqttClient[] = [];
+  const connectWith = async (credentials: { username: string; password: string }) => {
+    const client = await connectAsync(brokerUrl(hub), { reconnectPeriod: 0, ...credentials });
+    clients.push(client);
+    return client;
+  };
+  const issue = async (body: Record<string, unknown>, auth?: string) =>
+    hub.request("/mqtt-credentials", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      ...(auth === undefined ? {} : { auth }),
+    });
+  const credentialsFor = async (body: Record<string, unknown>) => {
+    const response = await issue(body);
+    expect(response.status, await response.clone().text()).toBe(200);
+    return (await response.json()) as {
+      username: string;
+      password: string;
+      publish: string[];
+      subscribe: string[];
+    };
+  };
+  /** Publishing outside its topics closes the client's connection, and the message goes nowhere. */
+  const refusedPublish = async (client: MqttClient, topic: string, payload: string) => {
+    const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
+    client.publish(topic, payload, { qos: 1 });
+    await closed;
+  };
+  const registered = async (id: string) => (await hub.request(thingPath(id))).status;
+
+  beforeAll(async () => {
+    hub = await startTestHub({ mqttPort: 0 });
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await hub.stop();
+  });
+
+  it("lets a Homie device announce itself with them, on its own topics only", async () => {
+    const credentials = await credentialsFor({ homie: "boiler-7" });
+    expect(credentials).toMatchObject({
+      username: "homie:boiler-7",
+      publish: ["homie/5/boiler-7/#"],
+    });
+    expect(credentials.password).not.toBe(hub.token);
+    const device = await connectWith(credentials);
+    const description = JSON.stringify({
+      homie: "5.0",
+      nodes: { heater: { properties: { target: { datatype: "integer", settable: true } } } },
+    });
+    const before = await hub.hub.store.lastSeq();
+    await device.publishAsync("homie/5/boiler-7/$description", description, { qos: 1, retain: true });
+    await changeAfter(hub, before, (c) => c.thing === "urn:homie:boiler-7" && c.kind === "described");
+    await device.subscribeAsync("homie/5/boiler-7/heater/target/set", { qos: 1 });
+    await device.subscribeAsync(`hyperthings/things/urn:homie:boiler-7/errors`, { qos: 0 });
+    for (const filter of [
+      "homie/5/#",
+      "homie/5/+/heater/target/set",
+      "homie/5/boiler-8/#",
+      "hyperthings/changes/#",
+      "#",
+    ])
+      await expect(device.subscribeAsync(filter), filter).rejects.toThrow(/Subscribe error/);
+    // Another device's topics, and the hub's, are not its to publish on.
+    await refusedPublish(device, "homie/5/boiler-8/$description", description);
+    expect(await registered("urn:homie:boiler-8")).toBe(404);
+    const again = await connectWith(credentials);
+    await refusedPublish(again, "hyperthings/things/urn:homie:boiler-7/properties/heater_target", "5");
+    const third = await connectWith(credentials);
+    await refusedPublish(third, "homeassistant/sensor/x/y/config", '{"state_topic": "x/y"}');
+    expect(await registered("urn:homeassistant:sensor:x:y")).toBe(404);
+  });
+
+  it("lets a Home Assistant device announce the entities of its node, and publish under its node id only", async () => {
+    const credentials = await credentialsFor({ homeassistant: "kitchen" });
+    expect(credentials).toMatchObject({
+      username: "homeassistant:kitchen",
+      publish: ["homeassistant/+/kitchen/+/config", "kitchen/#"],
+    });
+    const device = await connectWith(credentials);
+    const before = await hub.hub.store.lastSeq();
+    await device.publishAsync(
+      "homeassistant/sensor/kitchen/temperature/config",
+      JSON.stringify({ name: "Temperature", state_topic: "kitchen/temperature" }),
+      { qos: 1, retain: true },
+    );
+    await changeAfter(
+      hub,
+      before,
+      (c) => c.thing === "urn:homeassistant:sensor:kitchen:temperature" && c.kind === "described",
+    );
+    await device.publishAsync("kitchen/temperature", "21.5", { qos: 1 });
+    await device.subscribeAsync(["kitchen/+/set", "homeassistant/status"], { qos: 1 });
+    await device.subscribeAsync("hyperthings/things/urn:homeassistant:sensor:kitchen:temperature/errors");
+    for (const filter of [
+      "homeassistant/#",
+      "homeassistant/sensor/+/+/config",
+      "hall/#",
+      "hyperthings/things/urn:homeassistant:sensor:hall:temperature/errors",
+      "hyperthings/things/+/errors",
+    ])
+      await expect(device.subscribeAsync(filter), filter).rejects.toThrow(/Subscribe error/);
+    await refusedPublish(
+      device,
+      "homeassistant/sensor/hall/temperature/config",
+      JSON.stringify({ state_topic: "hall/temperature" }),
+    );
+    expect(await registered("urn:homeassistant:sensor:hall:temperature")).toBe(404);
+    const again = await connectWith(credentials);
+    await refusedPublish(again, "homie/5/boiler-7/$state", "lost");
+  });
+
+  it("refuses ids that are none, node ids over the hub's topics, and anyone but the admin", async () => {
+    for (const body of [
+      { homie: "Boiler_7" },
+      { homeassistant: "a/b" },
+      { homeassistant: "hyperthings" },
+      { homeassistant: "homie" },
+      { homie: "x", homeassistant: "y" },
+      {},
+    ]) {
+      const response = await issue(body);
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    }
+    const read = await hub.request("/mqtt-credentials", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ homie: "boiler-9" }),
+      auth: false,
+    });
+    expect(read.status).toBe(401);
+    // A user name of the form with a password of another device opens nothing.
+    const other = await credentialsFor({ homie: "boiler-9" });
+    await expect(
+      connectAsync(brokerUrl(hub), {
+        reconnectPeriod: 0,
+        username: "homie:boiler-10",
+        password: other.password,
+      }),
+    ).rejects.toMatchObject({ code: 4 });
+  });
+});
+
 describe("a Homie device after the admin token changed", () => {
   it("is observed again once it announces itself: the hub's password for its own broker follows the token", async () => {
     const hub = await startTestHub({ mqttPort: 0, observe: true });
@@ -903,6 +1051,7 @@ describe("the embedded broker's retained messages", () => {
       adminToken: "not-used",
       thingExists: () => Promise.resolve(true),
       layout: new TopicLayout("hyperthings"),
+      roots: { prefix: "hyperthings", homieRoot: "homie", homeAssistantPrefix: "homeassistant" },
       maxPacketBytes: 4096,
       maxRetained,
       ...(maxRetainedPerClient === undefined ? {} : { maxRetainedPerClient }),

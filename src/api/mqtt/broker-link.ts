@@ -1,12 +1,21 @@
 // How the gateway sits on a broker: the embedded one (in-process hooks) or an external one (an
 // MQTT client). Either way, a message a handler takes is acknowledged only once the handler's
 // promise settles, so a report is acked after its Change is committed.
+import type { Announcer } from "./device-credentials.js";
 
 /** Who published a message, when the hub's own broker authenticated them. */
 export type MqttPrincipal =
   | { readonly kind: "admin"; readonly name: string }
   | { readonly kind: "reader"; readonly name: string }
   | { readonly kind: "device"; readonly name: string; readonly thing: string }
+  | {
+      /** A Homie or Home Assistant device with announcer credentials (device-credentials.ts). */
+      readonly kind: "announcer";
+      readonly name: string;
+      readonly announcer: Announcer;
+      /** The filters it may publish to, and subscribe within. */
+      readonly topics: { readonly publish: readonly string[]; readonly subscribe: readonly string[] };
+    }
   | { readonly kind: "anonymous"; readonly name: string };
 
 export interface InboundMessage {

@@ -1,7 +1,9 @@
-// Per-device MQTT credentials for the embedded broker: the username is the Thing's id, the
-// password an HMAC of that id under the hub's admin token. Nothing to store; rotating the admin
+// Per-device MQTT credentials for the embedded broker: the username is the Thing's id (or, for a
+// Homie or Home Assistant device not registered yet, `homie:{device}` / `homeassistant:{node}`),
+// the password an HMAC of it under the hub's admin token. Nothing to store; rotating the admin
 // token revokes every device password at once.
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { isHomieId } from "../../core/index.js";
 
 const LABEL = "hyperthings mqtt device password\n";
 
@@ -22,4 +24,111 @@ export function isDevicePassword(adminToken: string, username: string, password:
   const expected = Buffer.from(deviceCredentials(adminToken, username).password, "utf8");
   const given = Buffer.from(password, "utf8");
   return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+/**
+ * A device that announces itself (Homie 5, Home Assistant discovery) before it is registered: its
+ * credentials name its Homie device id or its Home Assistant node id, and open only its topics.
+ */
+export interface Announcer {
+  readonly convention: "homie" | "homeassistant";
+  /** The Homie device id, or the Home Assistant node id. */
+  readonly name: string;
+}
+
+/** Where the hub's broker puts each convention's topics (the hub's settings). */
+export interface AnnouncerRoots {
+  /** The gateway's prefix (`hyperthings`). */
+  readonly prefix: string;
+  readonly homieRoot: string;
+  readonly homeAssistantPrefix: string;
+}
+
+const ANNOUNCER_LABEL = "hyperthings mqtt announcer password\n";
+/** Home Assistant discovery: a node id is one topic level of these characters. */
+const HA_NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Why `name` cannot be a convention's device: undefined when it can. */
+export function announcerProblem(announcer: Announcer, roots: AnnouncerRoots): string | undefined {
+  const { convention, name } = announcer;
+  if (convention === "homie") {
+    return isHomieId(name)
+      ? undefined
+      : `"${name}" is no Homie 5 device id: lower-case letters, digits and hyphens, neither first nor last`;
+  }
+  if (!HA_NODE_ID.test(name))
+    return `"${name}" is no Home Assistant node id: letters, digits, "_" and "-", at most 64`;
+  // Its state and command topics live under `{node}/`: never over the hub's or another convention's.
+  const taken = [roots.prefix, roots.homieRoot, roots.homeAssistantPrefix].map((t) => t.split("/")[0]);
+  return taken.includes(name)
+    ? `"${name}" is the first topic level of the hub's, Homie's or Home Assistant's topics: choose another node id`
+    : undefined;
+}
+
+/** The user name and password of an announcing device: `homie:{device}` or `homeassistant:{node}`. */
+export function announcerCredentials(adminToken: string, announcer: Announcer): DeviceCredentials {
+  const username = `${announcer.convention}:${announcer.name}`;
+  const password = createHmac("sha256", adminToken)
+    .update(ANNOUNCER_LABEL + username, "utf8")
+    .digest("base64url");
+  return { username, password };
+}
+
+/** The announcing device whose credentials these are, or undefined. */
+export function announcerOf(adminToken: string, username: string, password: string): Announcer | undefined {
+  const colon = username.indexOf(":");
+  const convention = username.slice(0, colon);
+  if (colon < 0 || (convention !== "homie" && convention !== "homeassistant")) return undefined;
+  const announcer: Announcer = { convention, name: username.slice(colon + 1) };
+  const expected = Buffer.from(announcerCredentials(adminToken, announcer).password, "utf8");
+  const given = Buffer.from(password, "utf8");
+  return expected.length === given.length && timingSafeEqual(expected, given) ? announcer : undefined;
+}
+
+/**
+ * The topic filters an announcing device may publish and subscribe to (MQTT 3.1.1 §4.7): its
+ * subscriptions must lie within one of them. A Home Assistant device may also subscribe to the
+ * errors topic of each Thing of its node (`urn:homeassistant:{component}:{node}:{object}`).
+ */
+export function announcerTopics(
+  announcer: Announcer,
+  roots: AnnouncerRoots,
+  encode: (level: string) => string,
+): { publish: string[]; subscribe: string[] } {
+  const { name } = announcer;
+  if (announcer.convention === "homie") {
+    const own = `${roots.homieRoot}/5/${name}/#`;
+    const thing = encode(`urn:homie:${name}`);
+    return {
+      publish: [own],
+      subscribe: [
+        own,
+        `${roots.homieRoot}/5/$broadcast/#`,
+        `${roots.prefix}/things/${thing}/#`,
+        `${roots.prefix}/changes/+/${thing}`,
+      ],
+    };
+  }
+  const config = `${roots.homeAssistantPrefix}/+/${name}/+/config`;
+  return {
+    publish: [config, `${name}/#`],
+    subscribe: [config, `${name}/#`, `${roots.homeAssistantPrefix}/status`],
+  };
+}
+
+/**
+ * Whether every topic `filter` can match is one `allowed` matches, where `allowed` has literal
+ * levels, `+`, and `#` last only: a `+` is filled by one level (a literal or `+`), `#` by anything.
+ */
+export function filterWithin(filter: string, allowed: string): boolean {
+  const f = filter.split("/");
+  const a = allowed.split("/");
+  for (let i = 0; i < a.length; i++) {
+    const level = a[i];
+    if (level === "#") return true;
+    const given = f[i];
+    if (given === undefined || given === "#") return false;
+    if (level !== "+" && given !== level) return false;
+  }
+  return f.length === a.length;
 }

@@ -5,7 +5,13 @@
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
 import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import { ConflictError, UnavailableError } from "../../core/index.js";
+import {
+  ConflictError,
+  UnavailableError,
+  homeAssistantThingId,
+  homieThingId,
+  parseHomeAssistantTopic,
+} from "../../core/index.js";
 import type { Principal } from "../../hub/index.js";
 import { toProblem } from "../http/problem.js";
 import {
@@ -17,7 +23,14 @@ import {
   type MqttPrincipal,
   type PublishOptions,
 } from "./broker-link.js";
-import { isDevicePassword } from "./device-credentials.js";
+import {
+  announcerOf,
+  announcerProblem,
+  announcerTopics,
+  filterWithin,
+  isDevicePassword,
+  type AnnouncerRoots,
+} from "./device-credentials.js";
 import { FrameLimit } from "./frame-limit.js";
 import { decodeTopicLevel, encodeTopicLevel, type TopicLayout } from "./topic-layout.js";
 
@@ -36,6 +49,8 @@ export interface EmbeddedBrokerOptions {
   /** Whether a Thing is registered: a device password is good only while its Thing is. */
   readonly thingExists: (id: string) => Promise<boolean>;
   readonly layout: TopicLayout;
+  /** Where Homie and Home Assistant devices publish: what announcer credentials open. */
+  readonly roots: AnnouncerRoots;
   readonly maxPacketBytes: number;
   /** Bounds on the retained messages kept (default EMBEDDED_BROKER_LIMITS.retained). */
   readonly maxRetained?: RetainedBounds;
@@ -294,8 +309,19 @@ export class EmbeddedBroker implements BrokerLink {
         );
         return;
       } else {
-        refuse(4, "bad user name or password");
-        return;
+        const announcer =
+          username === undefined ? undefined : announcerOf(this.#options.adminToken, username, secret);
+        // Credentials issued under other roots (the hub's settings changed) open nothing.
+        if (announcer === undefined || announcerProblem(announcer, this.#options.roots) !== undefined) {
+          refuse(4, "bad user name or password");
+          return;
+        }
+        principal = {
+          kind: "announcer",
+          name: `${announcer.convention}:${announcer.name}`,
+          announcer,
+          topics: announcerTopics(announcer, this.#options.roots, encodeTopicLevel),
+        };
       }
     }
     admit(principal);
@@ -308,6 +334,8 @@ export class EmbeddedBroker implements BrokerLink {
         return true;
       case "device":
         return this.#options.layout.isThingTopic(topic, principal.thing);
+      case "announcer":
+        return principal.topics.publish.some((allowed) => topicMatches(allowed, topic));
       default:
         return false;
     }
@@ -416,7 +444,12 @@ export class EmbeddedBroker implements BrokerLink {
     const { layout } = this.#options;
     let errors: string | undefined;
     if (principal?.kind === "device") errors = layout.errors(principal.thing);
-    else if (topic.startsWith(layout.things)) {
+    else if (principal?.kind === "announcer") {
+      const { convention, name } = principal.announcer;
+      const config = parseHomeAssistantTopic(this.#options.roots.homeAssistantPrefix, topic);
+      if (convention === "homie") errors = layout.errors(homieThingId(name));
+      else if (config !== undefined) errors = layout.errors(homeAssistantThingId(config));
+    } else if (topic.startsWith(layout.things)) {
       const thing = decodeTopicLevel(topic.slice(layout.things.length).split("/")[0] ?? "");
       if (thing !== undefined && thing !== "") errors = layout.errors(thing);
     }
@@ -447,6 +480,10 @@ export class EmbeddedBroker implements BrokerLink {
     done: (error: Error | null, subscription?: Subscription | null) => void,
   ): void {
     const principal = this.#principals.get(client);
+    if (principal?.kind === "announcer") {
+      done(null, this.#announcerMaySubscribe(principal, subscription.topic) ? subscription : null);
+      return;
+    }
     if (principal?.kind !== "device") {
       done(null, subscription);
       return;
@@ -458,6 +495,28 @@ export class EmbeddedBroker implements BrokerLink {
       subscription.topic.startsWith(own) ||
       subscription.topic === `${layout.changes}+/${encodeTopicLevel(principal.thing)}`;
     done(null, allowed ? subscription : null);
+  }
+
+  /**
+   * An announcing device subscribes within its own topics; a Home Assistant one also to the errors
+   * topic of each Thing of its node, where its announcements are answered.
+   */
+  #announcerMaySubscribe(principal: MqttPrincipal & { kind: "announcer" }, filter: string): boolean {
+    if (principal.topics.subscribe.some((allowed) => filterWithin(filter, allowed))) return true;
+    const { layout } = this.#options;
+    if (principal.announcer.convention !== "homeassistant" || !filter.startsWith(layout.things)) return false;
+    const [level = "", errors, ...rest] = filter.slice(layout.things.length).split("/");
+    const parts = decodeTopicLevel(level)?.split(":") ?? [];
+    // urn:homeassistant:{component}:{node}:{object}
+    return (
+      errors === "errors" &&
+      rest.length === 0 &&
+      parts.length === 5 &&
+      parts[0] === "urn" &&
+      parts[1] === "homeassistant" &&
+      parts[3] === principal.announcer.name &&
+      !parts.some((p) => p === "" || p.includes("+") || p.includes("#"))
+    );
   }
 
   #subscribed(client: Client, subscriptions: readonly Subscription[]): void {

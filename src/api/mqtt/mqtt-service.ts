@@ -65,6 +65,11 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
         }
       },
       layout,
+      roots: {
+        prefix: config.mqttPrefix,
+        homieRoot: config.mqttHomieRoot,
+        homeAssistantPrefix: config.mqttHomeAssistantPrefix,
+      },
       maxPacketBytes: config.mqttMaxPayload,
       maxRetainedPerClient: {
         topics: config.mqttRetainedPerClient,
