@@ -448,7 +448,7 @@ describe("things serve with the embedded MQTT broker", () => {
     try {
       const [line] = await serve.waitFor(/ {2}MQTT: [^\n]*\n/);
       expect(line).toMatch(
-        /^ {2}MQTT: mqtt:\/\/127\.0\.0\.1:\d+ \(embedded broker; password: the admin token, or a device's from POST \/things\/\{id\}\/mqtt-credentials\), topics under hyperthings\/\n$/,
+        /^ {2}MQTT: mqtt:\/\/127\.0\.0\.1:\d+ \(embedded broker; password: the admin token, or a device's from things mqtt-credentials\), topics under hyperthings\/\n$/,
       );
     } finally {
       serve.process.kill("SIGTERM");
@@ -517,5 +517,33 @@ describe("things serve that cannot start", () => {
       ["--port", "0", "--mqtt-url", "notaurl"],
       'The MQTT broker URL "notaurl" is not a URL',
     );
+  });
+});
+
+describe("things mqtt-credentials", () => {
+  it("prints a Homie device's credentials and topics, a registered Thing's as JSON, and refuses in one line", async () => {
+    const homie = await thingsAt(["mqtt-credentials", "--homie", "boiler-3"]);
+    expect(homie.code, homie.stderr).toBe(0);
+    const answer = await hub.request("/mqtt-credentials", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ homie: "boiler-3" }),
+    });
+    const { password } = (await answer.json()) as { password: string };
+    expect(homie.stdout.split("\n").slice(0, 3)).toEqual([
+      "username: homie:boiler-3",
+      `password: ${password}`,
+      "publish: homie/5/boiler-3/#",
+    ]);
+    await register(lamp("urn:test:mqtt-lamp"));
+    const thing = await thingsAt(["mqtt-credentials", "urn:test:mqtt-lamp", "--json"]);
+    expect(thing.code, thing.stderr).toBe(0);
+    expect(JSON.parse(thing.stdout)).toMatchObject({ username: "urn:test:mqtt-lamp" });
+    const overTheHub = await thingsAt(["mqtt-credentials", "--homeassistant", "hyperthings"]);
+    expect(expectOneLine(overTheHub)).toMatch(/first topic level/);
+    expect(overTheHub.code).toBe(1);
+    const none = await thingsAt(["mqtt-credentials"]);
+    expect(expectOneLine(none)).toMatch(/give one of/);
+    expect(none.code).toBe(2);
   });
 });

@@ -23,6 +23,11 @@ export const commandExamples: Readonly<Record<string, readonly string[]>> = {
     "things discover http://192.0.2.10/.well-known/wot",
     "things discover http://127.0.0.1:9000/lamp/",
   ],
+  "mqtt-credentials": [
+    "things mqtt-credentials --homie boiler-3",
+    "things mqtt-credentials --homeassistant kitchen --json",
+    "things mqtt-credentials urn:example:lamp-1",
+  ],
   read: [`things read ${LAMP} setpoint`, `things read ${LAMP} temperature --var unit=F`],
   write: [
     `things write ${LAMP} setpoint 92`,

@@ -7,6 +7,7 @@ import { registerServeCommands } from "./serve-commands.js";
 import { registerSimCommands } from "./sim-commands.js";
 import { DEFAULT_HUB_URL, registerClientCommands } from "./client-commands.js";
 import { registerDiscoverCommand } from "./discover-command.js";
+import { registerMqttCredentialsCommand } from "./mqtt-credentials-command.js";
 import { registerHistoryCommands } from "./history-commands.js";
 import { registerLogCommands } from "./log-commands.js";
 import { registerReleaseCommands } from "./release-commands.js";
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerSimCommands(program);
   registerClientCommands(program);
   registerDiscoverCommand(program);
+  registerMqttCredentialsCommand(program);
   registerInteractionCommands(program);
   registerHistoryCommands(program);
   registerLogCommands(program);

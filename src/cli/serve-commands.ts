@@ -184,7 +184,7 @@ function mqttLine(running: RunningHub): string {
       ? "external broker"
       : mqtt.anonymous
         ? "embedded broker, anonymous clients allowed"
-        : "embedded broker; password: the admin token, or a device's from POST /things/{id}/mqtt-credentials";
+        : "embedded broker; password: the admin token, or a device's from things mqtt-credentials";
   const notice = mqtt.notice === undefined ? "" : `\n  ${mqtt.notice}`;
   return `  MQTT: ${mqtt.url} (${how}), topics under ${running.hub.config.mqttPrefix}/${notice}`;
 }

@@ -425,6 +425,32 @@ export class DirectoryClient {
     });
     return (await response.json()) as DiscoverResult;
   }
+
+  /**
+   * A device's user name and password on the hub's embedded MQTT broker (docs/mqtt.md): a
+   * registered Thing's (POST /things/{id}/mqtt-credentials), or those of a Homie or Home Assistant
+   * device that registers itself (POST /mqtt-credentials), with the topics they open.
+   */
+  async mqttCredentials(
+    device: { thing: string } | { homie: string } | { homeassistant: string },
+  ): Promise<MqttCredentials> {
+    const response =
+      "thing" in device
+        ? await this.request("POST", `${thingPathOf(device.thing)}/mqtt-credentials`)
+        : await this.request("POST", "mqtt-credentials", {
+            body: JSON.stringify(device),
+            contentType: "application/json",
+          });
+    return (await response.json()) as MqttCredentials;
+  }
+}
+
+/** A device's credentials on the embedded broker; a Homie or Home Assistant device's list its topics. */
+export interface MqttCredentials {
+  username: string;
+  password: string;
+  publish?: string[];
+  subscribe?: string[];
 }
 
 /** What `discover` registered, and what it refused from a directory's listing. */

@@ -1,6 +1,7 @@
 // Discovery by introduction over HTTP: `POST /discover {url}` registers the Thing whose TD is at
 // the URL, or every Thing listed by the TD directory a host announces at `/.well-known/wot`; and
-// `POST /things/{id}/mqtt-credentials` gives a device its password for the embedded MQTT broker.
+// `POST /things/{id}/mqtt-credentials` and `POST /mqtt-credentials` give a device (a registered
+// Thing's, or a Homie or Home Assistant one that registers itself) its password for the embedded broker.
 import type { FastifyInstance } from "fastify";
 import { ConflictError, UnavailableError, ValidationError } from "../../core/index.js";
 import type { Discovery, Hub } from "../../hub/index.js";
