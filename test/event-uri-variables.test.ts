@@ -9,6 +9,7 @@ import { thingPath } from "../src/api/index.js";
 import { validateThingDescription, type Change } from "../src/core/index.js";
 import { EventStream } from "./support/sse.js";
 import { changeAfter, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { runThings, runThingsToEnd } from "./support/things-process.js";
 
 const ID = "urn:test:event-uri-variables:building";
 
@@ -162,6 +163,65 @@ describe("URI variables of observed properties and events", () => {
       "/properties/temperature{?room,unit}",
       "/properties/temperature/observe{?room,unit}",
     ]);
+  });
+
+  it("things observe NAME --var prints the Thing's values for the variables until Ctrl-C, and refuses a bad one in one line", async () => {
+    const attic = streamOpen("attic");
+    const child = runThings([
+      "observe",
+      ID,
+      "alarm",
+      "--var",
+      "room=attic",
+      "--json",
+      "--url",
+      hub.url,
+      "--token",
+      hub.token,
+    ]);
+    try {
+      await attic;
+      streams.get("attic")?.write(`data: "bats"\n\n`);
+      await child.waitFor(/"bats"/);
+      const line = JSON.parse(child.stdout().trim().split("\n")[0] ?? "{}") as Record<string, unknown>;
+      expect(line).toMatchObject({
+        thing: ID,
+        affordance: "alarm",
+        kind: "emitted",
+        value: "bats",
+        uriVariables: { room: "attic" },
+      });
+      child.process.kill("SIGINT");
+      expect(await child.exited).toBe(0);
+    } finally {
+      child.process.kill("SIGKILL");
+    }
+    expect((await history("emitted")).map((c) => c.value)).not.toContain("bats");
+    const refused = await runThingsToEnd([
+      "observe",
+      ID,
+      "alarm",
+      "--var",
+      "floor=2",
+      "--url",
+      hub.url,
+      "--token",
+      hub.token,
+    ]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+    expect(refused.stderr).toMatch(/^things: .*no URI variable "floor"/);
+    const without = await runThingsToEnd([
+      "observe",
+      ID,
+      "--var",
+      "room=attic",
+      "--url",
+      hub.url,
+      "--token",
+      hub.token,
+    ]);
+    expect(without.code).toBe(2);
   });
 
   it("answers 502 with the device's failure, not a stream, when the Thing cannot be reached", async () => {
