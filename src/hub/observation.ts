@@ -545,6 +545,12 @@ class ThingObserver {
         ...(value !== undefined && { value }),
       };
     }
+    if (!this.reachable) {
+      // A value proves the Thing is back: the Log says so before the value (a polled property's
+      // first value arrives while its observation is still being opened, before `connect` ends).
+      this.reachable = true;
+      void this.enqueue({ kind: "reachable", value: "the Thing answers again" }, via);
+    }
     if (plan.record === "change") {
       let hash: string;
       try {
