@@ -31,7 +31,7 @@ import {
 } from "../bindings/index.js";
 import type { Store } from "../store/index.js";
 import type { IngestOptions, Report } from "./ingest.js";
-import { recordPolicyOf, type RecordPolicy } from "./observation.js";
+import { pollIntervalOf, recordPolicyOf, type RecordPolicy } from "./observation.js";
 
 export interface CommandOptions {
   /** Asking an asynchronous action's status resource: every this many ms… */
@@ -455,21 +455,25 @@ export class Commands {
   ): Promise<Subscription> {
     const { td, version } = await this.context.thing(thing);
     let schema: DataSchema | undefined;
+    let pollIntervalMs: number | undefined;
     if (kind === "event") {
       const event = own(td.events, name);
       if (event === undefined) throw new NotFoundError(`Thing ${thing} has no event "${name}"`);
       schema = event.data;
     } else {
-      schema = this.property(td, name);
-      if (schema.writeOnly === true) {
+      const property = this.property(td, name);
+      if (property.writeOnly === true) {
         throw new ValidationError(`Property "${name}" of ${thing} is write-only`, [
           { pointer: "", message: "a write-only property cannot be observed" },
         ]);
       }
+      schema = property;
+      // Polled (no push form) as often as the TD asks, as the hub's own observation is.
+      pollIntervalMs = pollIntervalOf(td, property);
     }
     this.refuseWhenStopping();
     const op = kind === "event" ? "subscribeevent" : "observeproperty";
-    const first = await this.target(td, op, kind, name, uriVariables);
+    const first = await this.target(td, op, kind, name, uriVariables, undefined, pollIntervalMs);
     const deliver = (target: Target) => (raw: unknown) => {
       const value = asJson(raw);
       const problems =
@@ -615,12 +619,14 @@ export class Commands {
     name: string,
     uriVariables?: UriVariables,
     after?: number,
+    pollIntervalMs?: number,
   ): Promise<Target> {
     return targetFor(td, {
       op,
       affordance: { kind, name },
       ...(uriVariables !== undefined && { uriVariables }),
       ...(after !== undefined && { after }),
+      ...(pollIntervalMs !== undefined && { pollIntervalMs }),
       secrets: await this.context.secrets(td),
       schemes: this.context.bindings.schemes,
     });
@@ -663,6 +669,7 @@ export class Commands {
             target.affordance.name,
             uriVariables,
             target.formIndex,
+            target.pollIntervalMs,
           );
         } catch {
           // No other form serves it (or its credentials are not for that address): this failure stands.

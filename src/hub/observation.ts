@@ -141,6 +141,25 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+function validPoll(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= MIN_POLL_MS && value <= MAX_POLL_MS;
+}
+
+/**
+ * A property's polling interval as its TD asks for it: its `hyperthings:pollInterval`, else the
+ * Thing's; undefined when neither gives a valid one (the binding's default then applies).
+ */
+export function pollIntervalOf(
+  td: RegisteredThingDescription,
+  property: Record<string, unknown>,
+): number | undefined {
+  for (const where of [property, td as Record<string, unknown>]) {
+    const value = where[POLL_INTERVAL_TERM];
+    if (validPoll(value)) return value;
+  }
+  return undefined;
+}
+
 /** The observer's plans for a TD: its observable properties and its events. */
 export function observationPlans(
   td: RegisteredThingDescription,
@@ -150,8 +169,7 @@ export function observationPlans(
   const pollOf = (where: Record<string, unknown>, path: string, fallback: number): number => {
     const value = where[POLL_INTERVAL_TERM];
     if (value === undefined) return fallback;
-    if (typeof value === "number" && Number.isInteger(value) && value >= MIN_POLL_MS && value <= MAX_POLL_MS)
-      return value;
+    if (validPoll(value)) return value;
     warn(`${path}/${POLL_INTERVAL_TERM} must be whole milliseconds from ${MIN_POLL_MS} to ${MAX_POLL_MS}`);
     return fallback;
   };
