@@ -237,7 +237,7 @@ describe("a cancelled rollout's step in flight when the hub is killed", () => {
       { builder: "test", builtAt: "2026-01-01T00:00:00.000Z" },
     );
 
-  it("is finished at the next start, not left applying, and then frees its Thing", async () => {
+  it("is finished at the next start without making its release active, not left applying, and then frees its Thing", async () => {
     await device.start();
     hub = await serve(dataDir);
     await register(hub, id, device);
@@ -268,10 +268,15 @@ describe("a cancelled rollout's step in flight when the hub is killed", () => {
     expect(view).toMatchObject({
       status: "failed",
       reason: "cancelled by admin",
-      progress: { applying: 0, completed: 1 },
+      progress: { applying: 0, completed: 0, failed: 1 },
     });
     expect(writes(device).map((r) => r.body)).toEqual(["3"]);
-    expect((await hub.client.lineage(id)).active).toBe(first.id);
+    // The write had arrived (the Thing holds 3): the item is completed, but the step of a
+    // cancelled rollout makes no release active.
+    const [step] = await hub.client.steps(started.id);
+    expect(step?.items.map((i) => i.status)).toEqual(["completed"]);
+    expect(step?.reason).toMatch(/^cancelled by admin while this step was being applied/);
+    expect((await hub.client.lineage(id)).active).toBeNull();
     const next = await hub.client.startRollout(second.id, {});
     for await (const event of hub.client.rolloutEvents(next.id)) {
       if (event.type === "status" && event.status !== "running") break;

@@ -293,7 +293,7 @@ describe("rollouts", () => {
     }
   });
 
-  it("cancels a running rollout: the step in flight finishes, the pending ones are skipped and get nothing", async () => {
+  it("cancels a running rollout: the step in flight makes no release active, the pending ones are skipped and get nothing", async () => {
     const fleet = [0, 1, 2].map(() => new SimulatedHttpThing({ username: USERNAME, password: PASSWORD }));
     try {
       const targets: string[] = [];
@@ -318,9 +318,12 @@ describe("rollouts", () => {
       expect(ended).toMatchObject({
         status: "failed",
         reason: "cancelled by admin",
-        progress: { completed: 1, skipped: 2, pending: 0, applying: 0 },
+        progress: { completed: 0, failed: 1, skipped: 2, pending: 0, applying: 0 },
       });
       expect(fleet.map((d) => writes(d).length)).toEqual([1, 0, 0]);
+      // The write that was out when the cancel came is recorded as it ended; no release is active.
+      expect((await history(targets[0] as string, "completed")).length).toBe(1);
+      expect(await history(targets[0] as string, "applied")).toEqual([]);
       const again = await cancel();
       expect(again.status).toBe(409);
       expect(again.headers.get("content-type")).toMatch(/application\/problem\+json/);
@@ -336,6 +339,53 @@ describe("rollouts", () => {
       expect(anonymous.status).toBe(401);
     } finally {
       for (const device of fleet) await device.stop();
+    }
+  });
+
+  it("makes no release active after a cancel was answered: the step in flight sends nothing more and ends failed", async () => {
+    const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+    await device.start();
+    try {
+      const id = "urn:test:rollout:cancel-in-flight";
+      await registerThing(hub, id, device.td(id), { username: USERNAME, password: PASSWORD });
+      const before = await rollout(await build(manifest("in-flight-before", 1, [id])));
+      expect(before.status).toBe("completed");
+      const beforeRelease = before.release;
+      // Two items: the write of level (held by the Thing), then the action reset.
+      const release = await build(
+        manifest("in-flight", 4, [id], "\n    actions: [{ name: reset, input: { to: 3 } }]"),
+      );
+      const answer = device.holdAnswers();
+      const arrived = device.moreRequests(1);
+      const started = await json<RolloutView>(await postRollout(release), 202);
+      await arrived;
+      const cancelled = await json<RolloutView>(
+        await hub.request(`/rollouts/${encodeURIComponent(started.id)}/cancel`, { method: "POST" }),
+        200,
+      );
+      expect(cancelled).toMatchObject({ status: "failed", progress: { applying: 1 } });
+      answer();
+      const ended = await hub.hub.rollouts?.settled(started.id);
+      expect(ended).toMatchObject({ status: "failed", progress: { failed: 1, completed: 0, applying: 0 } });
+      const [step] = await steps(started.id);
+      expect(step?.status).toBe("failed");
+      expect(step?.reason).toMatch(
+        /^cancelled by admin while this step was being applied: the release was not made active/,
+      );
+      expect(step?.items.map((i) => [i.kind, i.name, i.status])).toEqual([
+        ["property", "level", "completed"],
+        ["action", "reset", "skipped"],
+      ]);
+      expect(device.count("/actions/reset")).toBe(0);
+      const { active } = await json<{ active: string | null }>(
+        await hub.request(`${thingPath(id)}/releases`),
+        200,
+      );
+      expect(active).toBe(beforeRelease);
+      const applied = await history(id, "applied");
+      expect(applied.map((c) => (c.value as { release: string }).release)).toEqual([beforeRelease]);
+    } finally {
+      await device.stop();
     }
   });
 
@@ -366,8 +416,12 @@ describe("rollouts", () => {
       answer();
       await hub.hub.rollouts?.settled(started.id);
       expect(writes(device).map((r) => r.body)).toEqual(["6"]);
-      const { active } = await json<{ active: string }>(await hub.request(`${thingPath(id)}/releases`), 200);
-      expect(active).toBe(first);
+      // Cancelled while its step was in flight: the release was not made active on the Thing.
+      const { active } = await json<{ active: string | null }>(
+        await hub.request(`${thingPath(id)}/releases`),
+        200,
+      );
+      expect(active).toBeNull();
       // Once the step has ended, the Thing is free.
       expect((await rollout(second)).status).toBe("completed");
       expect(writes(device).map((r) => r.body)).toEqual(["6", "7"]);

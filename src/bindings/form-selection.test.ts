@@ -14,6 +14,7 @@ import {
   selectForm,
   targetFor,
   templateVariables,
+  uriVariableDefaults,
 } from "./form-selection.js";
 
 const lamp: ThingDescription = {
@@ -291,6 +292,37 @@ describe("targetFor", () => {
     });
     expect(target.schema).not.toHaveProperty("forms");
   });
+  it("gives a URI variable not given the default its schema declares, the affordance's over the TD's", () => {
+    const withDefaults: ThingDescription = {
+      ...lamp,
+      uriVariables: { unit: { type: "string", default: "lux" }, zone: { type: "integer", default: "x" } },
+      properties: {
+        brightness: {
+          type: "integer",
+          uriVariables: { channel: { type: "integer", default: 3 } },
+          forms: [{ href: "rooms{/zone}/brightness{?channel,unit}" }],
+        },
+      },
+    };
+    const read = (uriVariables: Record<string, unknown>) =>
+      targetFor(withDefaults, {
+        op: "readproperty",
+        affordance: { kind: "property", name: "brightness" },
+        uriVariables,
+        secrets,
+      }).href;
+    // zone's default is no integer: left out, as if it had none.
+    expect(read({})).toBe("http://lamp.example:8080/api/rooms/brightness?channel=3&unit=lux");
+    expect(read({ channel: 1, zone: 2 })).toBe(
+      "http://lamp.example:8080/api/rooms/2/brightness?channel=1&unit=lux",
+    );
+    expect(uriVariableDefaults({ a: { type: "boolean", default: false }, b: { default: { x: 1 } } })).toEqual(
+      {
+        a: false,
+      },
+    );
+  });
+
   it("prefers the observe form and falls back to the read form, which a binding polls", () => {
     const observe = targetFor(lamp, {
       op: "observeproperty",

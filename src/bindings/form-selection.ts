@@ -329,8 +329,10 @@ export function targetFor(td: ThingDescription, request: TargetRequest): Target 
   const { form } = chosen;
 
   const declared = affordance === undefined ? { ...td.uriVariables } : declaredUriVariables(td, affordance);
-  const values = request.uriVariables ?? {};
-  checkUriVariables(values, declared);
+  const given = request.uriVariables ?? {};
+  checkUriVariables(given, declared);
+  // A variable not given takes the `default` its schema declares (TD 1.1 §5.3.2.1 DataSchema).
+  const values = { ...uriVariableDefaults(declared), ...given };
   const href = resolveHref(expandUriTemplate(form.href, values), td.base);
 
   const target: {
@@ -399,6 +401,32 @@ export function declaredUriVariables(
   const interaction =
     group !== undefined && Object.hasOwn(group, affordance.name) ? group[affordance.name] : undefined;
   return { ...td.uriVariables, ...interaction?.uriVariables };
+}
+
+/**
+ * The `default` of each declared URI variable that has a usable one: a string, number or boolean
+ * of the schema's type (one that does not fit is left out, as if there were none).
+ */
+export function uriVariableDefaults(
+  declared: Readonly<Record<string, DataSchema>>,
+): Record<string, string | number | boolean> {
+  const defaults: Record<string, string | number | boolean> = {};
+  for (const [name, schema] of Object.entries(declared)) {
+    const value = schema.default;
+    if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") continue;
+    if (fitsType(value, schema.type)) defaults[name] = value;
+  }
+  return defaults;
+}
+
+function fitsType(value: unknown, type: unknown): boolean {
+  return (
+    type === undefined ||
+    (type === "string" && typeof value === "string") ||
+    (type === "boolean" && typeof value === "boolean") ||
+    (type === "number" && typeof value === "number" && Number.isFinite(value)) ||
+    (type === "integer" && Number.isInteger(value))
+  );
 }
 
 /**
@@ -483,13 +511,7 @@ function checkUriVariables(
       ]);
     }
     if (value === undefined) continue;
-    const ok =
-      schema.type === undefined ||
-      (schema.type === "string" && typeof value === "string") ||
-      (schema.type === "boolean" && typeof value === "boolean") ||
-      (schema.type === "number" && typeof value === "number" && Number.isFinite(value)) ||
-      (schema.type === "integer" && Number.isInteger(value));
-    if (!ok) {
+    if (!fitsType(value, schema.type)) {
       throw new ValidationError(`URI variable "${name}" must be of type ${schema.type ?? "any"}`, [
         { pointer: where, message: `expected ${schema.type ?? "any"}` },
       ]);

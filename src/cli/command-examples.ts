@@ -34,7 +34,11 @@ export const commandExamples: Readonly<Record<string, readonly string[]>> = {
     "things write urn:example:switch-1 hostname core-sw-1     # not JSON: a string",
   ],
   invoke: [`things invoke ${LAMP} brew '{"size":"double"}'`, `things invoke ${LAMP} brew --no-wait`],
-  observe: [`things observe ${LAMP}`, `things observe ${LAMP} temperature --json`],
+  observe: [
+    `things observe ${LAMP}`,
+    `things observe ${LAMP} temperature --json`,
+    `things observe ${LAMP} temperature --var unit=F     # asked of the Thing, not recorded`,
+  ],
   "credentials set": [
     "things credentials set urn:example:switch-1 --username ops --password -",
     "things credentials set urn:example:container-web --bearer -",

@@ -144,13 +144,55 @@ function observedLine(time: string, affordance: string | undefined, kind: string
   return [localTime(time), affordance ?? "-", kind, compactValue(value, 120) || "-"].join("  ");
 }
 
+/**
+ * `things observe ID AFFORDANCE --var name=value`: the Thing's values for those URI variables,
+ * asked of it through the hub for this command (nothing recorded), until Ctrl-C; exits 1 when the
+ * Thing ends the subscription.
+ */
+async function observeWithVariables(
+  client: InteractionClient,
+  id: string,
+  td: { properties?: object; events?: object },
+  name: string,
+  options: { json?: boolean; var: Record<string, string> },
+): Promise<void> {
+  const kind = Object.hasOwn(td.events ?? {}, name) ? "event" : "property";
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    for await (const item of client.relay(id, kind, name, options.var, stop.signal)) {
+      const time = new Date().toISOString();
+      if ("error" in item) {
+        process.stderr.write(`the Thing: ${item.error.message}\n`);
+        continue;
+      }
+      const shown = kind === "event" ? "emitted" : "reported";
+      process.stdout.write(
+        `${options.json ? JSON.stringify({ thing: id, affordance: name, kind: shown, time, value: item.value, uriVariables: options.var }) : observedLine(time, name, shown, item.value)}\n`,
+      );
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+  if (!stop.signal.aborted) throw new CliError(`the hub ended the stream of ${name}: the Thing ended it`);
+}
+
 async function observe(
   id: string,
   property: string | undefined,
-  options: { json?: boolean },
+  options: { json?: boolean; var?: Record<string, string> },
   command: Command,
 ): Promise<void> {
   const client = clientOf(command);
+  if (options.var !== undefined && property === undefined) {
+    throw new CliError(
+      "--var needs the property or event it is for: things observe ID NAME --var name=value",
+      2,
+    );
+  }
   const print = (change: Change) =>
     process.stdout.write(
       `${options.json ? JSON.stringify(change) : observedLine(changeTime(change), change.affordance, change.kind, change.value)}\n`,
@@ -161,6 +203,10 @@ async function observe(
     const td = state.td as { properties?: object; events?: object };
     if (!Object.hasOwn(td.properties ?? {}, property) && !Object.hasOwn(td.events ?? {}, property)) {
       throw new CliError(`${id} has no property or event "${property}"`);
+    }
+    if (options.var !== undefined) {
+      await observeWithVariables(client, id, td, property, { ...options, var: options.var });
+      return;
     }
   }
 
@@ -316,11 +362,20 @@ export function registerInteractionCommands(program: Command): void {
     .argument("<id>", "the Thing's id")
     .argument("[property]", "only this property (or event)")
     .option("--json", "one Change per line as JSON")
+    .option(
+      VAR_FLAGS,
+      `${VAR_HELP}: the Thing is asked for this command's values, which are not recorded`,
+      collectVariable,
+    )
     .addHelpText("after", help)
     .action(
       interacting(
-        async (id: string, property: string | undefined, options: { json?: boolean }, command: Command) =>
-          observe(id, property, options, command),
+        async (
+          id: string,
+          property: string | undefined,
+          options: { json?: boolean; var?: Record<string, string> },
+          command: Command,
+        ) => observe(id, property, options, command),
       ),
     );
 

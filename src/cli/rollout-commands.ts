@@ -196,7 +196,10 @@ export function registerRolloutCommands(program: Command): void {
     .description("rollouts, newest first, with their progress; with an id, that rollout's steps")
     .argument("[id]", "a rollout id")
     .option("--status <status>", "only running, completed or failed rollouts")
-    .option("--cancel", "cancel the rollout ID: no new step starts, pending ones are skipped")
+    .option(
+      "--cancel",
+      "cancel the rollout ID: no new step starts, pending ones are skipped, a step in flight sends nothing more and makes no release active",
+    )
     .option("--json", "as JSON, on one line")
     .addHelpText("after", () => connectionHelpWith("0 done, 1 failed, 2 usage"))
     .action(

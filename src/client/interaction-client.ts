@@ -4,8 +4,13 @@
 import type { ThingDescription } from "../core/index.js";
 import { HubError, thingPathOf } from "./directory-client.js";
 import { HubClient } from "./hub-client.js";
+import { readEventStream } from "./server-sent-events.js";
 
 const JSON_TYPE = "application/json";
+
+/** One item of a relayed stream: a value the Thing sent, or a failure the stream goes on after. */
+export type RelayedItem =
+  { readonly value: unknown } | { readonly error: { readonly reason: string; readonly message: string } };
 
 /** What an invocation gives: the output of an action that ended, or the status resource of one that runs on. */
 export type ActionResult = { status: "completed"; output?: unknown } | { status: "running"; href: string };
@@ -52,6 +57,43 @@ async function jsonOrNothing(response: Response): Promise<unknown> {
 }
 
 export class InteractionClient extends HubClient {
+  /**
+   * A Thing's event, or a property's values, asked of the Thing with URI variables
+   * (`GET …/events/{name}?…`, `…/properties/{name}/observe?…`): nothing of it is recorded, so it is
+   * not resumed; it ends when the hub ends it (the Thing ended the subscription), or at `signal`.
+   * A refusal (400) or a Thing that cannot be reached (502) is a HubError before any item.
+   */
+  async *relay(
+    id: string,
+    kind: "event" | "property",
+    name: string,
+    uriVariables: UriVariableValues,
+    signal?: AbortSignal,
+  ): AsyncGenerator<RelayedItem, void, undefined> {
+    const query = new URLSearchParams(uriVariables).toString();
+    const path =
+      kind === "event"
+        ? `${thingPathOf(id)}/events/${encodeURIComponent(name)}`
+        : `${thingPathOf(id)}/properties/${encodeURIComponent(name)}/observe`;
+    const response = await this.request("GET", `${path}${query === "" ? "" : `?${query}`}`, {
+      accept: "text/event-stream",
+      signal,
+    });
+    if (response.body === null) return;
+    try {
+      for await (const event of readEventStream(response.body)) {
+        const data: unknown = JSON.parse(event.data);
+        if (event.event === "error") {
+          const failure = data as { reason?: unknown; message?: unknown };
+          yield { error: { reason: String(failure.reason), message: String(failure.message) } };
+        } else yield { value: data };
+      }
+    } catch (err) {
+      if (signal?.aborted === true) return;
+      throw err;
+    }
+  }
+
   /** Reads a property from the Thing through the hub (undefined when the Thing sent no value). */
   async readProperty(id: string, name: string, uriVariables?: UriVariableValues): Promise<unknown> {
     return jsonOrNothing(await this.request("GET", affordancePath(id, "properties", name, uriVariables)));

@@ -10,7 +10,7 @@ import { SqliteStore } from "../store/index.js";
 import { Commands } from "./commands.js";
 import { createHubClock } from "./hub-clock.js";
 import { Ingest, type Report } from "./ingest.js";
-import { RECORD_TERM } from "./observation.js";
+import { POLL_INTERVAL_TERM, RECORD_TERM } from "./observation.js";
 
 const ID = "urn:test:commands:lamp";
 const FORMS = [{ href: "http://127.0.0.1:1/level" }];
@@ -181,5 +181,55 @@ describe("Commands: reads through the hub", () => {
       }),
     ]);
     expect(await store.history({ thing: ID, kinds: ["reported"], order: "asc", limit: 100 })).toEqual([]);
+  });
+});
+
+describe("Commands: a property observed for a client with URI variables", () => {
+  it("polls as often as the TD asks (hyperthings:pollInterval), as the hub's own observation does", async () => {
+    const store = new SqliteStore({ path: ":memory:" });
+    const td: RegisteredThingDescription = {
+      ...TD,
+      [POLL_INTERVAL_TERM]: 2000,
+      properties: {
+        level: {
+          type: "integer",
+          observable: true,
+          [POLL_INTERVAL_TERM]: 250,
+          uriVariables: { unit: { type: "string" } },
+          forms: [{ href: "http://127.0.0.1:1/level{?unit}" }],
+        },
+        other: { type: "integer", uriVariables: { unit: { type: "string" } }, forms: FORMS },
+      },
+    };
+    const targets: Target[] = [];
+    const binding: Pick<Binding, "observeProperty"> = {
+      observeProperty: async (target: Target) => {
+        targets.push(target);
+        return { close: async () => undefined };
+      },
+    };
+    const commands = new Commands(
+      {
+        store,
+        bindings: { schemes: ["http"], bindingFor: () => binding as Binding },
+        thing: async () => ({ td, version: 1 }),
+        secrets: async () => ({}),
+        ingest: async () => [],
+        logger: pino({ level: "silent" }),
+      },
+      { actionPollMs: 1000, actionTimeoutMs: 10_000 },
+    );
+    try {
+      const ignore = () => undefined;
+      await commands.subscribe(ID, "property", "level", { unit: "F" }, ignore, ignore);
+      await commands.subscribe(ID, "property", "other", { unit: "F" }, ignore, ignore);
+      expect(targets.map((t) => [t.href, t.pollIntervalMs])).toEqual([
+        ["http://127.0.0.1:1/level?unit=F", 250],
+        ["http://127.0.0.1:1/level", 2000],
+      ]);
+    } finally {
+      await commands.close();
+      await store.close();
+    }
   });
 });

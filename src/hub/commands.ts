@@ -26,11 +26,12 @@ import {
   type BindingSet,
   type Operation,
   type Secrets,
+  type Subscription,
   type Target,
 } from "../bindings/index.js";
 import type { Store } from "../store/index.js";
 import type { IngestOptions, Report } from "./ingest.js";
-import { recordPolicyOf, type RecordPolicy } from "./observation.js";
+import { pollIntervalOf, recordPolicyOf, type RecordPolicy } from "./observation.js";
 
 export interface CommandOptions {
   /** Asking an asynchronous action's status resource: every this many ms… */
@@ -435,6 +436,75 @@ export class Commands {
     return { kind: "running", correlation: cause.correlation };
   }
 
+  /**
+   * Subscribes to the Thing's event, or observes its property, with URI variables, for a client
+   * of the hub (the API's streams with `?name=value`): each value goes to `onValue` as JSON, or,
+   * when it does not fit the affordance's schema, to `onError` (a `content` BindingError) instead.
+   * Nothing is recorded: what the Thing sends depends on the variables, as a read's answer does;
+   * the hub's own observation records the affordance's values, with the variables' defaults.
+   * Opened through the affordance's next form when the Thing cannot be reached through its first,
+   * as reads are; a BindingError when none opens. The caller closes the subscription.
+   */
+  async subscribe(
+    thing: string,
+    kind: "event" | "property",
+    name: string,
+    uriVariables: UriVariables,
+    onValue: (value: unknown) => void,
+    onError: (error: BindingError) => void,
+  ): Promise<Subscription> {
+    const { td, version } = await this.context.thing(thing);
+    let schema: DataSchema | undefined;
+    let pollIntervalMs: number | undefined;
+    if (kind === "event") {
+      const event = own(td.events, name);
+      if (event === undefined) throw new NotFoundError(`Thing ${thing} has no event "${name}"`);
+      schema = event.data;
+    } else {
+      const property = this.property(td, name);
+      if (property.writeOnly === true) {
+        throw new ValidationError(`Property "${name}" of ${thing} is write-only`, [
+          { pointer: "", message: "a write-only property cannot be observed" },
+        ]);
+      }
+      schema = property;
+      // Polled (no push form) as often as the TD asks, as the hub's own observation is.
+      pollIntervalMs = pollIntervalOf(td, property);
+    }
+    this.refuseWhenStopping();
+    const op = kind === "event" ? "subscribeevent" : "observeproperty";
+    const first = await this.target(td, op, kind, name, uriVariables, undefined, pollIntervalMs);
+    const deliver = (target: Target) => (raw: unknown) => {
+      const value = asJson(raw);
+      const problems =
+        schema === undefined || value === undefined ? [] : this.check(td, version, kind, name, schema)(value);
+      const problem = problems[0];
+      if (problem === undefined) {
+        onValue(value);
+        return;
+      }
+      const message = `the Thing sent a value that does not fit the schema of ${name}: ${problem.pointer || "the value"} ${problem.message}`;
+      onError(
+        new BindingError(`${thing}: ${message}`, thing, {
+          reason: "content",
+          href: target.href,
+          body: JSON.stringify(value).slice(0, 512),
+        }),
+      );
+    };
+    const { value: subscription } = await this.exchange(() =>
+      this.throughForms(td, first, uriVariables, (t) => {
+        const binding = this.context.bindings.bindingFor(t);
+        return kind === "event"
+          ? binding.subscribeEvent(t, deliver(t), onError)
+          : binding.observeProperty(t, deliver(t), onError);
+      }),
+    ).catch((error: unknown) => {
+      throw this.answerOf(error, `the observation of ${name}`, thing);
+    });
+    return subscription;
+  }
+
   /** The status of an asynchronous action invoked through this hub, from memory or from the Log. */
   async invocationStatus(thing: string, action: string, correlation: string): Promise<InvocationStatus> {
     const invocation = this.invocations.get(correlation);
@@ -545,16 +615,18 @@ export class Commands {
   private async target(
     td: RegisteredThingDescription,
     op: Operation,
-    kind: "property" | "action",
+    kind: "property" | "action" | "event",
     name: string,
     uriVariables?: UriVariables,
     after?: number,
+    pollIntervalMs?: number,
   ): Promise<Target> {
     return targetFor(td, {
       op,
       affordance: { kind, name },
       ...(uriVariables !== undefined && { uriVariables }),
       ...(after !== undefined && { after }),
+      ...(pollIntervalMs !== undefined && { pollIntervalMs }),
       secrets: await this.context.secrets(td),
       schemes: this.context.bindings.schemes,
     });
@@ -593,10 +665,11 @@ export class Commands {
           next = await this.target(
             td,
             target.op,
-            target.affordance.kind === "action" ? "action" : "property",
+            target.affordance.kind,
             target.affordance.name,
             uriVariables,
             target.formIndex,
+            target.pollIntervalMs,
           );
         } catch {
           // No other form serves it (or its credentials are not for that address): this failure stands.

@@ -141,6 +141,25 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+function validPoll(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= MIN_POLL_MS && value <= MAX_POLL_MS;
+}
+
+/**
+ * A property's polling interval as its TD asks for it: its `hyperthings:pollInterval`, else the
+ * Thing's; undefined when neither gives a valid one (the binding's default then applies).
+ */
+export function pollIntervalOf(
+  td: RegisteredThingDescription,
+  property: Record<string, unknown>,
+): number | undefined {
+  for (const where of [property, td as Record<string, unknown>]) {
+    const value = where[POLL_INTERVAL_TERM];
+    if (validPoll(value)) return value;
+  }
+  return undefined;
+}
+
 /** The observer's plans for a TD: its observable properties and its events. */
 export function observationPlans(
   td: RegisteredThingDescription,
@@ -150,8 +169,7 @@ export function observationPlans(
   const pollOf = (where: Record<string, unknown>, path: string, fallback: number): number => {
     const value = where[POLL_INTERVAL_TERM];
     if (value === undefined) return fallback;
-    if (typeof value === "number" && Number.isInteger(value) && value >= MIN_POLL_MS && value <= MAX_POLL_MS)
-      return value;
+    if (validPoll(value)) return value;
     warn(`${path}/${POLL_INTERVAL_TERM} must be whole milliseconds from ${MIN_POLL_MS} to ${MAX_POLL_MS}`);
     return fallback;
   };
@@ -399,15 +417,20 @@ class ThingObserver {
       }
     }
     if (wanted.length === 0) return;
-    const results = await Promise.allSettled(wanted.map((w) => this.open(w, generation)));
+    const results = await Promise.allSettled(
+      wanted.map((w) => this.openThroughForms(w, generation, secrets)),
+    );
     const opened: { plan: Plan; subscription: Subscription }[] = [];
     let outage: unknown;
     let denied: unknown;
+    let via: string | undefined;
     results.forEach((result, i) => {
       const plan = wanted[i]?.plan;
       if (plan === undefined) return;
-      if (result.status === "fulfilled") opened.push({ plan, subscription: result.value });
-      else if (isOutage(result.reason)) outage ??= result.reason;
+      if (result.status === "fulfilled") {
+        opened.push({ plan, subscription: result.value.subscription });
+        via ??= viaOf(result.value.target.href);
+      } else if (isOutage(result.reason)) outage ??= result.reason;
       else {
         if (bindingFailure(result.reason)?.reason === "address-denied") denied ??= result.reason;
         this.giveUp(plan, result.reason);
@@ -437,11 +460,66 @@ class ThingObserver {
     this.openedAt = performance.now();
     if (!this.reachable) {
       this.reachable = true;
-      const via = viaOf(wanted[0]?.target.href);
-      void this.enqueue({ kind: "reachable", value: "the Thing answers again" }, via);
+      void this.enqueue(
+        { kind: "reachable", value: "the Thing answers again" },
+        via ?? viaOf(wanted[0]?.target.href),
+      );
     }
     if (opened.length > 0) {
       this.log.debug({ observing: opened.map((o) => keyOf(o.plan)) }, "observing");
+    }
+  }
+
+  /**
+   * Opens the plan's subscription through its first form and, when the Thing cannot be observed
+   * through it because it is away (an outage: refused, unknown host, no answer in time, a 5xx) or
+   * its address is denied, through the affordance's next form for the operation, in TD order, as
+   * commands do (docs/bindings.md, "The next form"). Observing changes nothing on the Thing, so a
+   * form tried in vain costs nothing but the attempt. Every reconnection starts again from the
+   * first form: the Thing's preferred way is taken back once it works at a reconnection. A refusal
+   * by the Thing itself (a 4xx, an answer that is no event stream) is not taken elsewhere. When no
+   * form is left, the failure thrown is an outage if any form had one (so it is retried later),
+   * else the last one.
+   */
+  private async openThroughForms(
+    first: Opened,
+    generation: number,
+    secrets: Secrets,
+  ): Promise<{ subscription: Subscription; target: Target }> {
+    let opened = first;
+    let outage: unknown;
+    for (;;) {
+      let failure: unknown;
+      try {
+        return { subscription: await this.open(opened, generation), target: opened.target };
+      } catch (error) {
+        failure = error;
+      }
+      const reason = bindingFailure(failure)?.reason;
+      if (isOutage(failure)) outage ??= failure;
+      else if (reason !== "address-denied") throw failure;
+      const { plan, target } = opened;
+      if (this.stopped || generation !== this.generation || target.formIndex === undefined)
+        throw outage ?? failure;
+      let next: Target;
+      try {
+        next = targetFor(this.td, {
+          op: target.op,
+          affordance: { kind: plan.kind, name: plan.name },
+          secrets,
+          schemes: this.context.bindings.schemes,
+          pollIntervalMs: plan.pollIntervalMs,
+          after: target.formIndex,
+        });
+        opened = { plan, target: next, binding: this.context.bindings.bindingFor(next) };
+      } catch {
+        // No other form serves it (or its credentials are not for that address).
+        throw outage ?? failure;
+      }
+      this.log.info(
+        { affordance: plan.name, from: target.href, to: next.href, reason: messageOf(failure) },
+        `cannot observe ${plan.kind} ${plan.name} through its form: trying its next one`,
+      );
     }
   }
 
@@ -485,6 +563,12 @@ class ThingObserver {
         ...(value !== undefined && { value }),
       };
     }
+    if (!this.reachable) {
+      // A value proves the Thing is back: the Log says so before the value (a polled property's
+      // first value arrives while its observation is still being opened, before `connect` ends).
+      this.reachable = true;
+      void this.enqueue({ kind: "reachable", value: "the Thing answers again" }, via);
+    }
     if (plan.record === "change") {
       let hash: string;
       try {
@@ -511,13 +595,32 @@ class ThingObserver {
     this.logOnce(plan, error, "warn");
   }
 
-  /** The Thing went away while observed: stop everything and try again later. */
+  /**
+   * The Thing went away while observed: stop everything and try again later — at once when one of
+   * its affordances has another form, which may serve where this one broke (the Thing is
+   * unreachable only when none does), unless the subscriptions had just opened (a Thing that
+   * breaks them at once is retried with backoff, not in a loop).
+   */
   private lost(error: unknown, generation: number): void {
     if (this.stopped || generation !== this.generation) return;
     this.generation++;
     const subscriptions = this.subscriptions;
     this.subscriptions = [];
-    void closeAll(subscriptions.map((s) => s.subscription)).then(() => this.wentAway(error, this.generation));
+    const upMs = this.openedAt === undefined ? 0 : performance.now() - this.openedAt;
+    void closeAll(subscriptions.map((s) => s.subscription)).then(() => {
+      if (this.severalForms() && upMs >= this.options.reconnectMs) this.connectLater(0);
+      else this.wentAway(error, this.generation);
+    });
+  }
+
+  /** Whether an affordance observed has more than one form (another way to the Thing). */
+  private severalForms(): boolean {
+    return this.plans.some((plan) => {
+      const group = plan.kind === "property" ? this.td.properties : this.td.events;
+      const affordance =
+        group !== undefined && Object.hasOwn(group, plan.name) ? group[plan.name] : undefined;
+      return (affordance?.forms.length ?? 0) > 1;
+    });
   }
 
   private wentAway(error: unknown, generation: number): void {

@@ -87,8 +87,18 @@ interface Run {
   progress: RolloutProgress;
   failures: number;
   stopped: boolean;
+  /**
+   * Set by a cancel (its reason): from then on no command goes out for the rollout and no step
+   * makes its release active (docs/releases.md, "Cancelled").
+   */
+  cancelled: string | undefined;
+  /** Steps past the point of no return (their release being made active): a cancel waits for them. */
+  activating: Set<Promise<void>>;
   done: Promise<void>;
 }
+
+/** The start of the reason of a rollout ended on request (`cancel`). */
+const CANCELLED_BY = "cancelled by ";
 
 /** Every step of a rollout in one status, read a page at a time. */
 async function allSteps(store: Store, rollout: string, status: RolloutStepStatus): Promise<RolloutStep[]> {
@@ -235,15 +245,21 @@ export class Rollouts {
   }
 
   /**
-   * Stops a running rollout on request: no new step is taken, the pending ones are `skipped`, the
-   * steps in flight finish their items; it ends `failed`, the reason saying who cancelled it.
-   * ConflictError when it has already ended.
+   * Stops a running rollout on request: no new step is taken, the pending ones are `skipped`; a
+   * step in flight sends nothing more once its command out now has ended, and ends `failed`
+   * without making the release active. A step already recording its `applied` Change is waited
+   * for, so that the answer says every Thing the release was made active on: none is after it.
+   * Ends the rollout `failed`, the reason saying who cancelled it; ConflictError when it had ended.
    */
   async cancel(id: string, requester: Pick<Cause, "actor">): Promise<RolloutView> {
     const rollout = await this.get(id);
-    const reason = `cancelled by ${requester.actor}`;
+    const reason = `${CANCELLED_BY}${requester.actor}`;
     const run = this.runs.get(id);
-    if (run) run.stopped = true;
+    if (run && rollout.status === "running") {
+      run.stopped = true;
+      run.cancelled ??= reason;
+      await Promise.allSettled([...run.activating]);
+    }
     if (!(await this.endFailed(id, reason, run))) {
       throw new ConflictError(
         `Rollout ${id} has already ended (${rollout.status}); there is nothing to cancel`,
@@ -320,6 +336,12 @@ export class Rollouts {
       failures: 0,
       // An ended rollout only finishes the steps it was applying.
       stopped: rollout.status !== "running",
+      // Cancelled before the hub stopped: what its steps in flight had sent is taken from the Log.
+      cancelled:
+        rollout.status === "failed" && rollout.reason?.startsWith(CANCELLED_BY) === true
+          ? rollout.reason
+          : undefined,
+      activating: new Set(),
       done: Promise.resolve(),
     };
     this.runs.set(rollout.id, run);
@@ -443,6 +465,11 @@ export class Rollouts {
           continue;
         }
         const correlation = `${step.rollout}#${step.position}.${index}`;
+        if (run.cancelled !== undefined) {
+          // Nothing more goes out; an item sent before the hub stopped gets the end it had.
+          Object.assign(item, await this.cancelledItem(step, item, correlation, resumed, run));
+          continue;
+        }
         try {
           const outcome = await this.applyItem(run, step, item, correlation, resumed);
           item.status = outcome.status;
@@ -458,34 +485,62 @@ export class Rollouts {
           failure = `${item.kind} ${item.name}: ${errorText(item.error, step.thing)}`;
         }
       }
-      if (failure === undefined) {
-        try {
-          await this.recordApplied(run, step, resumed);
-        } catch (err) {
-          if (this.closing) return;
-          failure = `recording the release as applied: ${err instanceof Error ? err.message : String(err)}`;
-        }
+      if (failure === undefined && run.cancelled !== undefined) {
+        const sent = items.filter((i) => i.status === "completed" || i.status === "failed").length;
+        failure =
+          `${run.cancelled} while this step was being applied: the release was not made active ` +
+          `on this Thing (${sent} of ${items.length} item(s) had been sent; nothing more was)`;
       }
-      const status = failure === undefined ? "completed" : "failed";
-      await store.updateRolloutStep(step.rollout, step.thing, {
-        status,
-        items,
-        ...(failure !== undefined && { reason: failure }),
-        updated: this.now(),
-      });
-      this.move(run, "applying", status);
-      this.emit({
-        type: "step",
-        rollout: step.rollout,
-        thing: step.thing,
-        status,
-        ...(failure !== undefined && { reason: failure }),
-        progress: { ...run.progress },
-      });
-      if (status === "failed" && ++run.failures > run.rollout.options.maxFailures) await this.stop(run);
+      // From here on, a cancel waits for this step's end: it either made the release active
+      // before the cancel's answer, or it does not at all.
+      const end = this.endStep(run, step, items, failure, resumed);
+      if (failure === undefined) {
+        run.activating.add(end);
+        void end.then(
+          () => run.activating.delete(end),
+          () => run.activating.delete(end),
+        );
+      }
+      await end;
     } finally {
       this.applying.delete(step.thing);
     }
+  }
+
+  /** Makes the release active (when nothing failed), and records the step's end. */
+  private async endStep(
+    run: Run,
+    step: RolloutStep,
+    items: RolloutItem[],
+    failed: string | undefined,
+    resumed: boolean,
+  ): Promise<void> {
+    let failure = failed;
+    if (failure === undefined) {
+      try {
+        await this.recordApplied(run, step, resumed);
+      } catch (err) {
+        if (this.closing) return;
+        failure = `recording the release as applied: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    }
+    const status = failure === undefined ? "completed" : "failed";
+    await this.context.store.updateRolloutStep(step.rollout, step.thing, {
+      status,
+      items,
+      ...(failure !== undefined && { reason: failure }),
+      updated: this.now(),
+    });
+    this.move(run, "applying", status);
+    this.emit({
+      type: "step",
+      rollout: step.rollout,
+      thing: step.thing,
+      status,
+      ...(failure !== undefined && { reason: failure }),
+      progress: { ...run.progress },
+    });
+    if (status === "failed" && ++run.failures > run.rollout.options.maxFailures) await this.stop(run);
   }
 
   private async applyItem(
@@ -538,6 +593,46 @@ export class Rollouts {
     if (await this.actionApplied(step, item.name)) return { status: "in-place" };
     await commands.invokeAction(step.thing, item.name, item.desired, requester);
     return { status: "completed" };
+  }
+
+  /**
+   * The end of an item of a cancelled rollout's step, sending nothing: `skipped` when it was not
+   * sent; when the hub stopped after sending it, the end the Log has, else (a write) what reading
+   * the Thing says: `completed` when it holds the value, `failed` (interrupted) otherwise.
+   */
+  private async cancelledItem(
+    step: RolloutStep,
+    item: RolloutItem,
+    correlation: string,
+    resumed: boolean,
+    run: Run,
+  ): Promise<Pick<RolloutItem, "status" | "error">> {
+    if (!resumed || item.kind === "link") return { status: "skipped" };
+    const known = await this.fromLog(step.thing, item.name, correlation);
+    if (known.state === "none") return { status: "skipped" };
+    if (known.state === "completed") return { status: "completed" };
+    if (known.state === "failed") return { status: "failed", error: known.error };
+    if (item.kind === "property") {
+      try {
+        const value = await this.context.commands.readProperty(step.thing, item.name, {
+          actor: run.rollout.actor,
+          via: ROLLOUT_ACTOR_VIA,
+          release: step.release,
+          correlation,
+        });
+        if (canonicalJson(value) === canonicalJson(item.desired)) return { status: "completed" };
+      } catch (err) {
+        if (this.closing) throw err;
+      }
+    }
+    return {
+      status: "failed",
+      error: known.interrupted ?? {
+        reason: "interrupted",
+        message:
+          "the hub stopped while this was being sent, and the rollout was cancelled; its outcome is unknown",
+      },
+    };
   }
 
   /**

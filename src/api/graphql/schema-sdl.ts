@@ -141,7 +141,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
     rollout(release: ID!, select: String, concurrency: Int, maxFailures: Int): Rollout!
     """
     Cancels a running rollout (POST /rollouts/{id}/cancel): no new step starts, the pending steps
-    are skipped, the steps in flight finish; it ends failed, 'cancelled by <actor>'. Refused once
+    are skipped, a step in flight sends nothing more and makes no release active; it ends failed, 'cancelled by <actor>'. Refused once
     it has ended.
     """
     cancelRollout(id: ID!): Rollout!

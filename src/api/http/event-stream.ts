@@ -3,8 +3,8 @@
 // slow client may fall behind (it is closed, and resumes where it stopped).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ServerResponse } from "node:http";
-import { ValidationError, type Change } from "../../core/index.js";
-import type { Hub } from "../../hub/index.js";
+import { ValidationError, type BindingError, type Change } from "../../core/index.js";
+import type { Commands, Hub, UriVariables } from "../../hub/index.js";
 
 /**
  * A stream whose unsent output grows past this (or past its share of `streamBufferBytes`) is
@@ -139,4 +139,75 @@ export function openEventStream(
     request.log.error({ err }, "event stream replay failed");
     if (open()) res.end();
   });
+}
+
+/**
+ * An event or a property of a Thing subscribed with URI variables, relayed as Server-Sent Events
+ * while the client stays (`GET /things/{id}/events/{name}?var=value`, `…/properties/{name}/observe?var=value`):
+ * one `message` per value (data = the event's data or the property's value; no id: nothing is
+ * recorded, so there is nothing to resume from), an `error`
+ * event (data = `{reason, message}`) for a failure the subscription goes on after (a break it
+ * reconnects from, data that does not fit the schema), and the end of the stream after one it
+ * does not. Subscribed before the answer starts, so that a Thing that cannot be reached is a 502
+ * problem rather than an empty stream.
+ */
+export async function relayAffordance(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  commands: Pick<Commands, "subscribe">,
+  affordance: { thing: string; kind: "event" | "property"; name: string },
+  uriVariables: UriVariables,
+): Promise<void> {
+  // What comes before the answer's head is written (a polled property's first value) waits here.
+  const early: string[] = [];
+  const out: { res?: ServerResponse } = {};
+  const open = () => out.res !== undefined && !out.res.destroyed && !out.res.writableEnded;
+  const send = (chunk: string) => {
+    if (out.res === undefined) early.push(chunk);
+    else if (open() && out.res.writableLength <= MAX_BUFFERED_BYTES) out.res.write(chunk);
+    // A client that does not read is cut: nothing is recorded, so it loses only what it did not read.
+    else if (open()) out.res.destroy();
+  };
+  let ended = false;
+  const subscription = await commands.subscribe(
+    affordance.thing,
+    affordance.kind,
+    affordance.name,
+    uriVariables,
+    (data) => send(`event: message\ndata: ${JSON.stringify(data ?? null)}\n\n`),
+    (error: BindingError) => {
+      const detail = error.detail as { reason?: unknown; ended?: unknown } | undefined;
+      const reason = typeof detail?.reason === "string" ? detail.reason : "error";
+      send(`event: error\ndata: ${JSON.stringify({ reason, message: error.message })}\n\n`);
+      if (detail?.ended === true) {
+        ended = true;
+        if (open()) out.res?.end();
+      }
+    },
+  );
+  reply.hijack();
+  const stream = reply.raw;
+  stream.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+  });
+  openStreams.add(stream);
+  stream.on("error", (err) => request.log.debug({ err }, "an event relay failed"));
+  const heartbeat = setInterval(() => {
+    if (open()) stream.write(": keep-alive\n\n");
+  }, HEARTBEAT_MS).unref();
+  stream.on("close", () => {
+    clearInterval(heartbeat);
+    openStreams.delete(stream);
+    subscription.close().catch((err: unknown) => request.log.debug({ err }, "closing an event relay failed"));
+  });
+  if (request.method === "HEAD") {
+    stream.end();
+    return;
+  }
+  stream.write(early.splice(0).join(""));
+  out.res = stream;
+  if (ended) stream.end();
 }

@@ -7,7 +7,7 @@ import { uriVariablesFromQuery, type AffordanceKind } from "../../bindings/index
 import type { Commands, Hub, Requester, UriVariables } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, sendTd } from "./directory-routes.js";
-import { lastEventId, openEventStream } from "./event-stream.js";
+import { lastEventId, openEventStream, relayAffordance } from "./event-stream.js";
 import { proxyDescription } from "./proxy-description.js";
 import { thingPath } from "./thing-path.js";
 
@@ -179,7 +179,7 @@ export function interactionRoutes(hub: Hub) {
       {
         schema: {
           summary:
-            "The Thing's event, live, as Server-Sent Events: one `message` per `emitted` Change (data = the event's data, id = seq)",
+            "The Thing's event, live, as Server-Sent Events: one `message` per `emitted` Change (data = the event's data, id = seq); with the event's URI variables as query parameters, the Thing's occurrences for them, not recorded",
           tags: ["interaction"],
           params: affordanceParams,
         },
@@ -188,6 +188,12 @@ export function interactionRoutes(hub: Hub) {
         const id = idOf(request);
         const name = nameOf(request);
         await affordance(id, "events", name);
+        // With URI variables, the Thing is asked for this stream: its occurrences depend on them.
+        const variables = await uriVariables(request, "event");
+        if (Object.keys(variables).length > 0) {
+          await relayAffordance(request, reply, commands(), { thing: id, kind: "event", name }, variables);
+          return;
+        }
         const after = await lastEventId(request, hub);
         openEventStream(request, reply, hub, after, (change) =>
           change.thing === id && change.kind === "emitted" && change.affordance === name
@@ -202,7 +208,7 @@ export function interactionRoutes(hub: Hub) {
       {
         schema: {
           summary:
-            "The property's values, live, as Server-Sent Events: one `message` per `reported` Change (id = seq)",
+            "The property's values, live, as Server-Sent Events: one `message` per `reported` Change (id = seq); with the property's URI variables as query parameters, the Thing's values for them, not recorded",
           tags: ["interaction"],
           params: affordanceParams,
         },
@@ -211,6 +217,12 @@ export function interactionRoutes(hub: Hub) {
         const id = idOf(request);
         const name = nameOf(request);
         await affordance(id, "properties", name);
+        // With URI variables, the Thing is asked for this stream: its values depend on them.
+        const variables = await uriVariables(request, "property");
+        if (Object.keys(variables).length > 0) {
+          await relayAffordance(request, reply, commands(), { thing: id, kind: "property", name }, variables);
+          return;
+        }
         const after = await lastEventId(request, hub);
         openEventStream(request, reply, hub, after, (change) =>
           change.thing === id && change.kind === "reported" && change.affordance === name

@@ -64,31 +64,34 @@ export function proxyDescription(td: RegisteredThingDescription, origin: string)
   }
   if (events !== undefined) {
     proxy.events = mapEntries(events, (name, event) =>
-      proxyEvent(event, `${thingUrl}/events/${encodeURIComponent(name)}`),
+      withVariables(
+        proxyEvent(event, `${thingUrl}/events/${encodeURIComponent(name)}`),
+        thingVariables,
+        event.uriVariables,
+      ),
     );
   }
   return proxy;
 }
 
 /**
- * The affordance with the URI variables its forms on the device take, as the query of its first
- * form (RFC 6570 `{?a,b}`: read, write, invoke); the hub passes them on. Events and observation
- * take none: the hub observes a Thing once for every client.
+ * The affordance with the URI variables its forms on the device take, as the query of each of
+ * its forms (RFC 6570 `{?a,b}`: read, write, invoke, observe, subscribe); the hub passes them on.
+ * A stream given none follows the hub's own observation (which uses their defaults).
  */
-function withVariables<T extends PropertyAffordance | ActionAffordance>(
+function withVariables<T extends PropertyAffordance | ActionAffordance | EventAffordance>(
   affordance: T,
   ...declared: (Record<string, DataSchema> | undefined)[]
 ): T {
   const variables: Record<string, DataSchema> = {};
   for (const group of declared) Object.assign(variables, group);
   const names = Object.keys(variables);
-  const [first, ...rest] = affordance.forms;
-  if (names.length === 0 || first === undefined) return affordance;
+  if (names.length === 0) return affordance;
   const query = `{?${names.map(encodeURIComponent).join(",")}}`;
   return {
     ...affordance,
     uriVariables: variables,
-    forms: [{ ...first, href: `${first.href}${query}` }, ...rest],
+    forms: affordance.forms.map((form) => ({ ...form, href: `${form.href}${query}` })),
   };
 }
 

@@ -179,7 +179,7 @@ export function rolloutRoutes(hub: Hub) {
       {
         schema: {
           summary:
-            "Cancel a running rollout: no new step starts, pending steps are skipped, steps in flight finish; 409 once it has ended",
+            "Cancel a running rollout: no new step starts, pending steps are skipped, a step in flight sends nothing more and makes no release active; 409 once it has ended",
           tags: ["releases"],
           params: { type: "object", properties: { id: { type: "string", minLength: 1 } } },
         },
