@@ -33,6 +33,7 @@ import {
 
 type GraphqlLimits = HubConfig["graphql"];
 import type { ThingRecord } from "../../store/index.js";
+import type { AnswerBudget } from "./answer-size.js";
 import { BoundedQueue } from "./change-queue.js";
 import { ERROR_CODES, graphqlError } from "./errors.js";
 import { chargeListLength, chargeSearch } from "./limits.js";
@@ -46,6 +47,8 @@ export interface GraphqlContext {
   via: string;
   /** A subscription's queue overflowed: the socket is closed with this reason. */
   overflow(reason: string): void;
+  /** The bytes the answer being built may still take (one per operation, or subscription message). */
+  answer?: AnswerBudget;
 }
 
 /** A Thing as resolvers pass it on: its id and TD, and the directory's record once loaded. */
