@@ -49,6 +49,10 @@ interface Budgeted {
  * only add), the rest exactly. Stops walking once past `room`, so a huge value costs little.
  */
 export function jsonBytesAtLeast(value: unknown, room: number): number {
+  // Most leaves are one string or number: answered without the walk's closure.
+  if (typeof value === "string") return value.length + 2;
+  if (typeof value === "number") return Number.isFinite(value) ? String(value).length : 4;
+  if (typeof value === "boolean") return value ? 4 : 5;
   let total = 0;
   const walk = (item: unknown): void => {
     if (total > room) return;
@@ -148,25 +152,41 @@ function typenameBytes(info: GraphQLResolveInfo, type: GraphQLNamedType): number
   return bytes;
 }
 
-/** The bytes a resolved value adds, at least, for the field it resolves. */
-function valueBytes(
-  field: GraphQLField<unknown, unknown>,
-  info: GraphQLResolveInfo,
-  value: unknown,
-  room: number,
-): number {
-  if (value === null || value === undefined) return 4;
+/** What charging a field's value needs to know of its type, worked out once per field. */
+interface FieldShape {
+  named: GraphQLNamedType;
+  leaf: boolean;
+  list: boolean;
+  /** A mutation's root field: charged, but never skipped. */
+  always: boolean;
+}
+
+function shapeOf(field: GraphQLField<unknown, unknown>, always: boolean): FieldShape {
   const named = getNamedType(field.type);
-  if (isLeafType(named)) return jsonBytesAtLeast(value, room);
-  // An object, or a list of objects: brackets, commas and `__typename`s; its fields charge the rest.
-  const perObject = 3 + typenameBytes(info, named);
   const inner = isNonNullType(field.type) ? field.type.ofType : field.type;
-  if (isListType(inner) && Array.isArray(value)) return 2 + value.length * perObject;
-  return perObject;
+  return { named, leaf: isLeafType(named), list: isListType(inner), always };
+}
+
+/** The bytes a resolved value adds, at least, for the field it resolves. */
+function valueBytes(shape: FieldShape, info: GraphQLResolveInfo, value: unknown, room: number): number {
+  if (value === null || value === undefined) return 4;
+  if (shape.leaf) return jsonBytesAtLeast(value, room);
+  // An object, or a list of objects: brackets, commas and `__typename`s; its fields charge the rest.
+  const perObject = 3 + typenameBytes(info, shape.named);
+  return shape.list && Array.isArray(value) ? 2 + value.length * perObject : perObject;
 }
 
 function isPromise(value: unknown): value is Promise<unknown> {
   return typeof (value as Promise<unknown> | null)?.then === "function";
+}
+
+/** Charges a field's resolved value to the budget; throws once it is spent (but for a mutation). */
+function settle(budget: AnswerBudget, shape: FieldShape, info: GraphQLResolveInfo, value: unknown): unknown {
+  const room = budget.maxBytes - budget.spent;
+  if (!budget.charge(keyBytes(info) + valueBytes(shape, info, value, room)) && !shape.always) {
+    throw answerTooLarge(budget.maxBytes, false);
+  }
+  return value;
 }
 
 /**
@@ -182,23 +202,18 @@ export function bindAnswerBudget(schema: GraphQLSchema): void {
     if (!isObjectType(type) || type.name.startsWith("__")) continue;
     for (const field of Object.values(type.getFields())) {
       const resolve: GraphQLFieldResolver<unknown, unknown> = field.resolve ?? defaultFieldResolver;
-      const always = type === mutationRoot;
+      const shape = shapeOf(field, type === mutationRoot);
+      const nonNull = isNonNullType(field.type);
       field.resolve = (source, args, context: Budgeted, info) => {
         const budget = context?.answer;
         if (!budget) return resolve(source, args, context, info);
-        if (budget.exceeded && !always) {
-          if (isNonNullType(field.type)) throw answerTooLarge(budget.maxBytes, false);
+        if (budget.exceeded && !shape.always) {
+          if (nonNull) throw answerTooLarge(budget.maxBytes, false);
           return null;
         }
-        const settle = (value: unknown): unknown => {
-          const room = budget.maxBytes - budget.spent;
-          if (!budget.charge(keyBytes(info) + valueBytes(field, info, value, room)) && !always) {
-            throw answerTooLarge(budget.maxBytes, false);
-          }
-          return value;
-        };
         const value = resolve(source, args, context, info);
-        return isPromise(value) ? value.then(settle) : settle(value);
+        if (isPromise(value)) return value.then((resolved) => settle(budget, shape, info, resolved));
+        return settle(budget, shape, info, value);
       };
     }
   }
