@@ -7,6 +7,7 @@ import {
   GraphQLError,
   Kind,
   defaultFieldResolver,
+  getOperationAST,
   isAbstractType,
   getNamedType,
   isLeafType,
@@ -14,7 +15,9 @@ import {
   isNonNullType,
   isObjectType,
   type ExecutionResult,
+  type DocumentNode,
   type FieldNode,
+  type FragmentDefinitionNode,
   type GraphQLNamedType,
   type SelectionSetNode,
   type GraphQLField,
@@ -116,12 +119,43 @@ function keyBytes(info: GraphQLResolveInfo): number {
   return (node?.alias?.value ?? info.fieldName).length + 4;
 }
 
+/**
+ * The response keys of the `__typename` selections in these selection sets (fragments included):
+ * graphql-js answers them without a resolver, and merges the ones with the same key.
+ */
+function typenameKeys(
+  sets: readonly SelectionSetNode[],
+  fragments: Readonly<Record<string, FragmentDefinitionNode | undefined>>,
+): Set<string> {
+  const keys = new Set<string>();
+  const seen = new Set<string>();
+  const walk = (set: SelectionSetNode): void => {
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) {
+        if (selection.name.value === "__typename") keys.add(selection.alias?.value ?? "__typename");
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        walk(selection.selectionSet);
+      } else if (!seen.has(selection.name.value)) {
+        seen.add(selection.name.value);
+        const fragment = fragments[selection.name.value];
+        if (fragment) walk(fragment.selectionSet);
+      }
+    }
+  };
+  for (const set of sets) walk(set);
+  return keys;
+}
+
+/** `"key":"Type",` for each key, with the type's name at its shortest (an interface's types). */
+function typenameBytesOf(keys: ReadonlySet<string>, nameLength: number): number {
+  let bytes = 0;
+  for (const key of keys) bytes += key.length + 6 + nameLength;
+  return bytes;
+}
+
 const typenames = new WeakMap<FieldNode, number>();
 
-/**
- * The bytes the `__typename` selections of an object take (graphql-js answers them without a
- * resolver, so they are charged with the object): `"__typename":"Type",` for each, at least.
- */
+/** The bytes the `__typename` selections of an object take: charged with the object. */
 function typenameBytes(info: GraphQLResolveInfo, type: GraphQLNamedType): number {
   const node = info.fieldNodes[0];
   if (!node?.selectionSet) return 0;
@@ -130,26 +164,28 @@ function typenameBytes(info: GraphQLResolveInfo, type: GraphQLNamedType): number
   const names = isAbstractType(type)
     ? info.schema.getPossibleTypes(type).map((t) => t.name.length)
     : [type.name.length];
-  const nameLength = Math.min(...names, 64);
-  let bytes = 0;
-  const seen = new Set<string>();
-  const walk = (set: SelectionSetNode): void => {
-    for (const selection of set.selections) {
-      if (selection.kind === Kind.FIELD) {
-        if (selection.name.value === "__typename")
-          bytes += (selection.alias?.value ?? "__typename").length + 6 + nameLength;
-      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-        walk(selection.selectionSet);
-      } else if (!seen.has(selection.name.value)) {
-        seen.add(selection.name.value);
-        const fragment = info.fragments[selection.name.value];
-        if (fragment) walk(fragment.selectionSet);
-      }
-    }
-  };
-  for (const field of info.fieldNodes) if (field.selectionSet) walk(field.selectionSet);
+  const sets = info.fieldNodes.flatMap((field) => (field.selectionSet ? [field.selectionSet] : []));
+  const bytes = typenameBytesOf(typenameKeys(sets, info.fragments), Math.min(...names, 64));
   typenames.set(node, bytes);
   return bytes;
+}
+
+/**
+ * The bytes of the operation's own `__typename` selections (`{ a: __typename b: __typename … }`),
+ * which no field's charge covers: charged before it runs.
+ */
+export function rootTypenameBytes(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operationName: string | null | undefined,
+): number {
+  const operation = getOperationAST(document, operationName ?? undefined);
+  const root = operation ? schema.getRootType(operation.operation) : undefined;
+  if (!operation || !root) return 0;
+  const fragments: Record<string, FragmentDefinitionNode> = {};
+  for (const def of document.definitions)
+    if (def.kind === Kind.FRAGMENT_DEFINITION) fragments[def.name.value] = def;
+  return typenameBytesOf(typenameKeys([operation.selectionSet], fragments), root.name.length);
 }
 
 /** What charging a field's value needs to know of its type, worked out once per field. */

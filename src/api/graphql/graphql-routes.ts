@@ -6,7 +6,7 @@ import { OperationTypeNode, execute, type GraphQLError, type GraphQLSchema } fro
 import { ValidationError } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
 import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
-import { AnswerBudget, boundedResult } from "./answer-size.js";
+import { AnswerBudget, boundedResult, rootTypenameBytes } from "./answer-size.js";
 import { TokenBucket } from "./limits.js";
 import { prepareOperation, validationRules, type OperationRequest } from "./operation.js";
 import type { GraphqlContext } from "./resolvers.js";
@@ -118,6 +118,7 @@ export function graphqlRoutes(hub: Hub, schema: GraphQLSchema) {
       answer: new AnswerBudget(limits.maxAnswerBytes),
     };
     const answer = context.answer as AnswerBudget;
+    answer.charge(rootTypenameBytes(schema, prepared.document, operationRequest.operationName));
     const mutation = prepared.operation.operation === OperationTypeNode.MUTATION;
     const executed = await execute({
       schema,

@@ -22,7 +22,7 @@ import { ForbiddenError, NotFoundError } from "../../core/index.js";
 import { misdirectedHost } from "../http/host-check.js";
 import { refuseUpgrade } from "../http/problem.js";
 import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
-import { AnswerBudget, boundedResult, exactSizeIfNeeded } from "./answer-size.js";
+import { AnswerBudget, boundedResult, exactSizeIfNeeded, rootTypenameBytes } from "./answer-size.js";
 import { TokenBucket } from "./limits.js";
 import { prepareOperation, validationRules } from "./operation.js";
 import type { GraphqlContext } from "./resolvers.js";
@@ -64,6 +64,7 @@ type Result = ExecutionResult | Promise<ExecutionResult>;
 async function executeBounded(args: ExecutionArgs): Promise<ExecutionResult> {
   const context = args.contextValue as GraphqlContext;
   const answer = new AnswerBudget(context.limits.maxAnswerBytes);
+  answer.charge(rootTypenameBytes(args.schema, args.document, args.operationName));
   const result = await execute({ ...args, contextValue: { ...context, answer } });
   const mutation =
     getOperationAST(args.document, args.operationName ?? undefined)?.operation === OperationTypeNode.MUTATION;
