@@ -84,6 +84,8 @@ if (missing !== undefined) {
           via: "test",
         });
         await page.locator(`tr.change[data-seq="${change?.seq}"]`).waitFor();
+        // Asked for once on the stream in the page: given once.
+        expect(await page.locator(`tr.change[data-seq="${change?.seq}"]`).count()).toBe(1);
       } finally {
         await context.close();
       }

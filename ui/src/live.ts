@@ -27,6 +27,8 @@ interface PageFeed {
   filter: ChangeFilter;
   /** The seq it was asked to start after, then the last seq it was given. */
   after: number | undefined;
+  /** The port it was asked for on. */
+  sentTo?: MessagePort;
 }
 
 /** The shared stream run in this page: a connection per tab, as before SharedWorkers. */
@@ -66,7 +68,7 @@ class SharedStreamPort {
               granted();
               return new Promise<never>(() => undefined);
             });
-          }).then(() => this.send({ type: "hello", tab: this.tab }));
+          }).then(() => this.hello());
     // Where locks are missing, and for a page kept in the back/forward cache: said when it goes.
     window.addEventListener("pagehide", () => this.port.postMessage({ type: "bye" } satisfies TabMessage));
     window.addEventListener("pageshow", (event) => {
@@ -104,7 +106,7 @@ class SharedStreamPort {
     this.port = inPagePort();
     this.listen();
     void this.ready.then(() => {
-      if (navigator.locks !== undefined) this.send({ type: "hello", tab: this.tab });
+      if (navigator.locks !== undefined) this.hello();
       for (const [feed, f] of this.feeds) this.sendWatch(feed, f);
     });
     for (const listener of this.fallbackListeners) listener(this.fallback);
@@ -125,7 +127,19 @@ class SharedStreamPort {
     this.port.postMessage(message);
   }
 
+  /** The port that has been told the tab's lock: each port once. */
+  private helloSentTo: MessagePort | undefined;
+
+  private hello(): void {
+    if (this.helloSentTo === this.port) return;
+    this.helloSentTo = this.port;
+    this.send({ type: "hello", tab: this.tab });
+  }
+
+  /** A feed is asked for once per port: a fallback before the lock is held would ask twice. */
   private sendWatch(feed: number, f: PageFeed): void {
+    if (f.sentTo === this.port) return;
+    f.sentTo = this.port;
     this.send({
       type: "watch",
       feed,
