@@ -2,12 +2,15 @@
 // export) and of the client methods under them: the built CLI as a child process, against a real
 // hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import Database from "better-sqlite3";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import {
   chmodSync,
+  closeSync,
+  constants,
   cpSync,
   existsSync,
   mkdtempSync,
+  openSync,
   readFileSync,
   readdirSync,
   rmSync,
@@ -15,6 +18,7 @@ import {
   watch,
   writeFileSync,
 } from "node:fs";
+import { open } from "node:fs/promises";
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { once } from "node:events";
@@ -1174,6 +1178,72 @@ describe("things verify, prove and export", () => {
     expect(existsSync(note?.[1] ?? "")).toBe(false);
     // Nothing was written beside the file.
     expect(readdirSync(copy).filter((f) => f.endsWith("-shm"))).toEqual([]);
+  });
+
+  it("verify --db stopped by SIGINT or SIGTERM removes the copy it made of a file it could not read in place", async () => {
+    for (const [signal, code] of [
+      ["SIGINT", 130],
+      ["SIGTERM", 143],
+    ] as const) {
+      const copy = join(work, `read-only-${signal}`);
+      cpSync(dataDir, copy, { recursive: true });
+      rmSync(join(copy, "hyperthings.db-shm"));
+      // hub-id, read after the copy is made, as a FIFO: the command waits there, mid-verification,
+      // until the test has sent its signal and then writes the id.
+      const hubId = readFileSync(join(copy, "hub-id"), "utf8");
+      const fifo = join(copy, "hub-id");
+      rmSync(fifo);
+      execFileSync("mkfifo", [fifo]);
+      for (const file of readdirSync(copy)) chmodSync(join(copy, file), 0o444);
+      chmodSync(copy, 0o555);
+      chmodSync(work, 0o755);
+      const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+      const child = spawn(process.execPath, [BIN, "verify", "--db", join(copy, "hyperthings.db")], {
+        env: environment(),
+        ...asNobody,
+      });
+      try {
+        let stderr = "";
+        const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+        const made = await new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no copy noted: ${stderr}`)), LINE_BOUND_MS);
+          child.stderr.on("data", (chunk: Buffer) => {
+            stderr += chunk.toString("utf8");
+            const note = /verifying a copy made in (\S+), removed after\n/.exec(stderr);
+            if (note?.[1] !== undefined) {
+              clearTimeout(timer);
+              resolve(note[1]);
+            }
+          });
+        });
+        expect(existsSync(made)).toBe(true);
+        child.kill(signal);
+        // Then unblocks the read of hub-id: opening a FIFO to write waits for its reader (off the
+        // test's thread; a command that died at the signal never opens it, and finally releases it).
+        const writing = open(fifo, "w").then(async (handle) => {
+          try {
+            await handle.writeFile(hubId);
+          } finally {
+            await handle.close();
+          }
+        });
+        try {
+          expect(await exited, stderr).toBe(code);
+          expect(stderr).toContain(
+            `things: verify interrupted (${signal}); its copy in ${made} was removed\n`,
+          );
+          expect(existsSync(made)).toBe(false);
+        } finally {
+          const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+          await writing.catch(() => undefined);
+          closeSync(reader);
+          rmSync(made, { recursive: true, force: true });
+        }
+      } finally {
+        child.kill("SIGKILL");
+        chmodSync(copy, 0o755);
+      }
+    }
   });
 
   it("prove passes on an intact Change and fails on the altered one", async () => {

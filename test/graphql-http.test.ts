@@ -758,3 +758,63 @@ describe("GraphQL's change feed filtered by type", () => {
     expect(second.body.data?.changes).toEqual({ changes: [{ thing: lamp, value: 6 }], next: null });
   });
 });
+
+describe("GraphQL over HTTP: the bound on an answer's bytes", () => {
+  let hub: TestHub;
+  const MAX = 8192;
+  const prefix = "urn:example:gql-answer-size";
+
+  beforeAll(async () => {
+    hub = await startTestHub({ graphql: { maxAnswerBytes: MAX } });
+    for (let i = 0; i < 5; i++) {
+      await putTd(hub, minimalTd({ id: `${prefix}:${i}`, title: `T${i}`, description: "é".repeat(2000) }));
+    }
+  });
+  afterAll(async () => hub.stop());
+
+  it("answers ANSWER_TOO_LARGE, with no data, for a query whose answer would pass maxAnswerBytes", async () => {
+    // Five TDs of 2,000 characters of description each: at least 10 kB, over the 8 kB bound.
+    const { status, body } = await post(hub, `{ things(first: 10) { items { id td } } }`, undefined, {
+      accept: "application/graphql-response+json",
+    });
+    expect(status).toBe(200);
+    expect(codes(body)).toEqual(["ANSWER_TOO_LARGE"]);
+    expect(body.data).toBeNull();
+    expect(body.errors?.[0]?.message).toContain(`at most ${MAX}`);
+    expect(body.errors?.[0]?.extensions).toMatchObject({ maxAnswerBytes: MAX });
+  });
+
+  it("answers a query under the bound in full", async () => {
+    const { body } = await post(hub, `{ things(first: 10) { items { id title } } }`);
+    expect(body.errors).toBeUndefined();
+    expect((body.data?.things as { items: unknown[] }).items).toHaveLength(5);
+    // One TD alone fits too.
+    const one = await post(hub, `{ thing(id: "${prefix}:1") { td } }`);
+    expect(one.body.errors).toBeUndefined();
+    expect((one.body.data?.thing as { td: { description: string } }).td.description).toHaveLength(2000);
+  });
+
+  it("counts __typename, which no resolver answers, and the bytes characters take as UTF-8", async () => {
+    // 300 aliased __typename on five Things: some 20 kB with no field of data.
+    const aliases = Array.from({ length: 300 }, (_, i) => `t${i}: __typename`).join(" ");
+    const typenames = await post(hub, `{ things(first: 10) { items { ${aliases} } } }`);
+    expect(codes(typenames.body)).toEqual(["ANSWER_TOO_LARGE"]);
+    // 3 × 2,000 "é" are 6,000 characters but 12,000 bytes of UTF-8: the exact check catches it.
+    const three = Array.from({ length: 3 }, (_, i) => `d${i}: thing(id: "${prefix}:${i}") { td }`).join(" ");
+    const utf8 = await post(hub, `{ ${three} }`);
+    expect(codes(utf8.body)).toEqual(["ANSWER_TOO_LARGE"]);
+    expect(utf8.body.errors?.[0]?.extensions?.bytes).toBeGreaterThan(12_000);
+  });
+
+  it("carries out a mutation whose answer is too large, and says so", async () => {
+    const id = `${prefix}:new`;
+    const td = minimalTd({ id, description: "x".repeat(9000) });
+    const { body } = await post(hub, `mutation ($td: JSON!) { register(td: $td) { id change { value } } }`, {
+      td,
+    });
+    expect(codes(body)).toEqual(["ANSWER_TOO_LARGE"]);
+    expect(body.errors?.[0]?.message).toContain("the mutation itself was carried out");
+    const after = await post(hub, `{ thing(id: "${id}") { id } }`);
+    expect(after.body.data?.thing).toEqual({ id });
+  });
+});

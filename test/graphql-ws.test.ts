@@ -701,3 +701,48 @@ describe("GraphQL over WebSocket: a socket that reads nothing", () => {
     socket.destroy();
   });
 });
+
+describe("GraphQL over WebSocket: the bound on an answer's bytes", () => {
+  let hub: TestHub;
+  const MAX = 4096;
+  const id = "urn:example:ws-answer-size";
+
+  beforeAll(async () => {
+    hub = await startTestHub({ graphql: { maxAnswerBytes: MAX } });
+    await register(hub, id, { properties: { config: { type: "object", forms: FORMS } } });
+  });
+  afterAll(async () => hub.stop());
+
+  it("answers a query past maxAnswerBytes with ANSWER_TOO_LARGE, and one within it in full", async () => {
+    const client = connect(hub);
+    const aliases = Array.from({ length: 200 }, (_, i) => `t${i}: thing(id: "${id}") { td }`).join(" ");
+    const big = await take(client, `{ ${aliases} }`);
+    expect(errorCodes(big)).toEqual(["ANSWER_TOO_LARGE"]);
+    expect(big.results[0]?.data).toBeNull();
+    // The operation's own __typename, which no field answers: 400 of them are some 6 kB.
+    const typenames = Array.from({ length: 400 }, (_, i) => `t${i}: __typename`).join(" ");
+    expect(errorCodes(await take(client, `{ ${typenames} }`))).toEqual(["ANSWER_TOO_LARGE"]);
+    const small = await take(client, `{ thing(id: "${id}") { id } }`);
+    expect(small.results[0]).toEqual({ data: { thing: { id } } });
+    await client.dispose();
+  });
+
+  it("bounds each subscription message: a Change too large to send is an error, the ones before it arrive", async () => {
+    const client = connect(hub);
+    const after = await logSize(hub);
+    const [small] = await report(hub, id, { kind: "reported", affordance: "config", value: { note: "ok" } });
+    await report(hub, id, { kind: "reported", affordance: "config", value: { note: "x".repeat(MAX) } });
+    const outcome = await take(
+      client,
+      `subscription ($after: Int, $thing: ID) { changes(after: $after, filter: { thing: $thing }) { seq value } }`,
+      { after, thing: id },
+      2,
+    );
+    expect(outcome.results[0]).toEqual({ data: { changes: { seq: small, value: { note: "ok" } } } });
+    expect(outcome.results[1]?.errors?.[0]?.extensions).toMatchObject({
+      code: "ANSWER_TOO_LARGE",
+      maxAnswerBytes: MAX,
+    });
+    await client.dispose();
+  });
+});

@@ -80,7 +80,8 @@ const EXPORT_EXIT_CODES =
 
 const EXIT_CODES =
   "0 verified, 1 failed to run (the hub refused or is unreachable, a file is unreadable), 2 usage, " +
-  "3 verification failed (an altered Change, a bad signature, a proof that does not hold)";
+  "3 verification failed (an altered Change, a bad signature, a proof that does not hold), " +
+  "130/143 stopped by SIGINT/SIGTERM (verify --db leaves no copy of the file behind)";
 
 // ---------------------------------------------------------------------------------------------
 // Verdicts and progress
@@ -555,6 +556,35 @@ interface LogFileReader {
 }
 
 /**
+ * `things verify --db FILE`, closing the file whatever happens: Ctrl-C, or a service manager's
+ * SIGTERM, mid-verification would otherwise leave the copy of a file it could not read in place
+ * (a whole database, and its -wal) in the temporary directory, as export would leave its part.
+ */
+async function verifyDbFile(path: string, options: VerifyOptions): Promise<void> {
+  let source: ReturnType<typeof logFileSource> | undefined;
+  // Listening before the copy is made: a signal during it (a synchronous copy) is handled once
+  // the copy returns, and then removes it; without a listener it would end the process at once.
+  const interrupted = (signal: NodeJS.Signals) => {
+    const copy = source?.copiedTo;
+    source?.close();
+    process.stderr.write(
+      `things: verify interrupted (${signal})${copy === undefined ? "" : `; its copy in ${copy} was removed`}\n`,
+    );
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+  try {
+    source = logFileSource(path, options.key);
+    return await verifyHub(source.reader, options, source.reader);
+  } finally {
+    source?.close();
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
+  }
+}
+
+/**
  * `things verify --db FILE`: a hub's database file (or a copy), read-only and without a hub — the
  * way to see what was altered in a file a hub refuses to open. The key is the public half of the
  * `log-key.pem` beside it (or --key's), and its origin the `hub-id` beside it.
@@ -562,7 +592,13 @@ interface LogFileReader {
 function logFileSource(
   path: string,
   keyFile: string | undefined,
-): { reader: LogReader & LogFileReader; close: () => void } {
+): {
+  reader: LogReader & LogFileReader;
+  /** The temporary copy read instead of the file, if it could not be read in place. */
+  copiedTo: string | undefined;
+  /** Closes the file, and removes its copy; once. */
+  close: () => void;
+} {
   const dir = dirname(path);
   let publicKey: string;
   let keyName: string;
@@ -659,7 +695,13 @@ function logFileSource(
       return undefined;
     },
   };
-  return { reader, close: () => log.close() };
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    log.close();
+  };
+  return { reader, copiedTo: log.copiedTo, close };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1725,14 +1767,7 @@ export function registerLogCommands(program: Command): void {
             if (options.db !== undefined) throw new CliError("--file and --db: verify one at a time", 2);
             return verifyExport({ ...options, file: options.file });
           }
-          if (options.db !== undefined) {
-            const source = logFileSource(options.db, options.key);
-            try {
-              return await verifyHub(source.reader, options, source.reader);
-            } finally {
-              source.close();
-            }
-          }
+          if (options.db !== undefined) return verifyDbFile(options.db, options);
           return verifyHub(clientOf(command), options);
         },
       ),

@@ -7,6 +7,7 @@ export * from "./thing-description-validation.js";
 export * from "./thing-id.js";
 export * from "./merge-patch.js";
 export * from "./change.js";
+export * from "./change-filter.js";
 export * from "./jsonpath.js";
 export * from "./registration.js";
 export * from "./hybrid-logical-clock.js";

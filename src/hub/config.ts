@@ -127,6 +127,11 @@ export interface GraphqlLimits {
   maxQueued: number;
   /** Largest WebSocket message, in bytes. */
   maxPayload: number;
+  /**
+   * Largest answer of one operation (and message of a subscription), serialized as JSON, in
+   * bytes; past it the answer is one ANSWER_TOO_LARGE error, and building it stops.
+   */
+  maxAnswerBytes: number;
 }
 
 /** The environment variable for each setting. */
@@ -160,6 +165,7 @@ export const configEnvironment = {
   allow: "HYPERTHINGS_ALLOW",
   deny: "HYPERTHINGS_DENY",
   vocabulary: "HYPERTHINGS_VOCABULARY",
+  graphqlMaxAnswerBytes: "HYPERTHINGS_GRAPHQL_MAX_ANSWER_BYTES",
 } as const;
 
 /** HYPERTHINGS_ names that are no hub setting but mean something elsewhere: the CLI's, the tests'. */
@@ -266,6 +272,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
     operationsBurst: 200,
     maxQueued: 10_000,
     maxPayload: 1024 * 1024,
+    maxAnswerBytes: 16 * 1024 * 1024,
   },
 };
 
@@ -450,7 +457,26 @@ export function loadConfig(
     ),
     ...mqttSettings(overrides, env),
     ...addressSettings(overrides, env),
-    graphql: { ...configDefaults.graphql, ...overrides.graphql },
+    graphql: {
+      ...configDefaults.graphql,
+      ...overrides.graphql,
+      maxAnswerBytes: integer(
+        named(
+          "GraphQL answer limit (bytes)",
+          overrides.graphql?.maxAnswerBytes,
+          undefined,
+          e.graphqlMaxAnswerBytes,
+          env,
+        ),
+        String(
+          overrides.graphql?.maxAnswerBytes ??
+            env[e.graphqlMaxAnswerBytes] ??
+            configDefaults.graphql.maxAnswerBytes,
+        ),
+        1024,
+        1024 * 1024 * 1024,
+      ),
+    },
     vocabulary: overrides.vocabulary ?? (env[e.vocabulary] || undefined),
     adminToken,
     readToken,

@@ -20,44 +20,55 @@ interface FeedHandlers {
   failed(error: Error): void;
 }
 
+/** A feed of this page, as the stream was asked for it, and how far it has got. */
+interface PageFeed {
+  handlers: FeedHandlers;
+  token: string | undefined;
+  filter: ChangeFilter;
+  /** The seq it was asked to start after, then the last seq it was given. */
+  after: number | undefined;
+  /** The port it was asked for on. */
+  sentTo?: MessagePort;
+}
+
+/** The shared stream run in this page: a connection per tab, as before SharedWorkers. */
+function inPagePort(): MessagePort {
+  const channel = new MessageChannel();
+  new ChangeStreams(location.origin).connect(channel.port2);
+  return channel.port1;
+}
+
 /**
- * This page's port to the shared stream: a SharedWorker's, or, in a browser without them, one
- * run in the page (a connection per tab, as before). Messages wait until the tab holds its lock,
- * which tells the worker when the tab is gone.
+ * This page's port to the shared stream: a SharedWorker's, or, in a browser without them or when
+ * the worker's script does not load (a proxy that blocks it, a deployment cut short), one run in
+ * the page. Messages wait until the tab holds its lock, which tells the worker when the tab is gone.
  */
 class SharedStreamPort {
-  private readonly port: MessagePort;
+  private port: MessagePort;
   private readonly ready: Promise<void>;
-  private readonly handlers = new Map<number, FeedHandlers>();
+  private readonly tab: string;
+  private readonly feeds = new Map<number, PageFeed>();
   private nextFeed = 1;
+  /** Why the stream runs in this page though the browser has SharedWorkers; told to listeners. */
+  fallback: string | undefined;
+  private readonly fallbackListeners = new Set<(reason: string) => void>();
 
   constructor() {
-    if (typeof SharedWorker === "function") {
-      const worker = new SharedWorker(new URL("./live-worker.ts", import.meta.url), {
-        type: "module",
-        name: "hyperthings-live",
-      });
-      this.port = worker.port;
-    } else {
-      const channel = new MessageChannel();
-      new ChangeStreams(location.origin).connect(channel.port2);
-      this.port = channel.port1;
-    }
-    this.port.onmessage = (event: MessageEvent<StreamMessage>) => this.receive(event.data);
-    this.port.start();
+    this.port = this.workerPort() ?? inPagePort();
+    this.listen();
     // Not crypto.randomUUID: a hub reached over plain HTTP on another host is no secure context,
     // which has neither it nor Web Locks (the pagehide message below then says when a tab goes).
-    const tab = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+    this.tab = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
     this.ready =
       navigator.locks === undefined
         ? Promise.resolve()
         : new Promise<void>((granted) => {
             // Held as long as the page lives: the worker's request for it is granted when it goes.
-            void navigator.locks.request(lockName(tab), () => {
+            void navigator.locks.request(lockName(this.tab), () => {
               granted();
               return new Promise<never>(() => undefined);
             });
-          }).then(() => this.send({ type: "hello", tab }));
+          }).then(() => this.hello());
     // Where locks are missing, and for a page kept in the back/forward cache: said when it goes.
     window.addEventListener("pagehide", () => this.port.postMessage({ type: "bye" } satisfies TabMessage));
     window.addEventListener("pageshow", (event) => {
@@ -65,31 +76,103 @@ class SharedStreamPort {
     });
   }
 
+  /** The SharedWorker's port; its script failing to load moves the stream into the page. */
+  private workerPort(): MessagePort | undefined {
+    if (typeof SharedWorker !== "function") return undefined;
+    let worker: SharedWorker;
+    try {
+      worker = new SharedWorker(new URL("./live-worker.ts", import.meta.url), {
+        type: "module",
+        name: "hyperthings-live",
+      });
+    } catch (err) {
+      // A SecurityError (e.g. a sandboxed page): there is no worker to wait for.
+      this.fallback = `the shared stream could not start (${messageOf(err)})`;
+      return undefined;
+    }
+    // Fired when the script cannot be fetched or evaluated: nothing would ever answer the port.
+    worker.addEventListener("error", () => this.runInPage("its script did not load"), { once: true });
+    return worker.port;
+  }
+
+  /**
+   * Moves the stream into this page: a new port, and every feed asked for again after the last
+   * Change it was given (or where it was asked to start), so none is lost or given twice.
+   */
+  private runInPage(why: string): void {
+    if (this.fallback !== undefined) return;
+    this.fallback = `the shared stream's worker failed (${why})`;
+    this.port.close();
+    this.port = inPagePort();
+    this.listen();
+    void this.ready.then(() => {
+      if (navigator.locks !== undefined) this.hello();
+      for (const [feed, f] of this.feeds) this.sendWatch(feed, f);
+    });
+    for (const listener of this.fallbackListeners) listener(this.fallback);
+  }
+
+  onFallback(listener: (reason: string) => void): () => void {
+    this.fallbackListeners.add(listener);
+    if (this.fallback !== undefined) listener(this.fallback);
+    return () => this.fallbackListeners.delete(listener);
+  }
+
+  private listen(): void {
+    this.port.onmessage = (event: MessageEvent<StreamMessage>) => this.receive(event.data);
+    this.port.start();
+  }
+
   private send(message: TabMessage): void {
     this.port.postMessage(message);
   }
 
+  /** The port that has been told the tab's lock: each port once. */
+  private helloSentTo: MessagePort | undefined;
+
+  private hello(): void {
+    if (this.helloSentTo === this.port) return;
+    this.helloSentTo = this.port;
+    this.send({ type: "hello", tab: this.tab });
+  }
+
+  /** A feed is asked for once per port: a fallback before the lock is held would ask twice. */
+  private sendWatch(feed: number, f: PageFeed): void {
+    if (f.sentTo === this.port) return;
+    f.sentTo = this.port;
+    this.send({
+      type: "watch",
+      feed,
+      token: f.token,
+      filter: f.filter,
+      ...(f.after !== undefined && { after: f.after }),
+    });
+  }
+
   watch(token: string | undefined, filter: ChangeFilter, after: number | undefined, handlers: FeedHandlers) {
     const feed = this.nextFeed++;
-    this.handlers.set(feed, handlers);
-    void this.ready.then(() =>
-      this.send({ type: "watch", feed, token, filter, ...(after !== undefined && { after }) }),
-    );
+    const f: PageFeed = { handlers, token, filter, after };
+    this.feeds.set(feed, f);
+    void this.ready.then(() => {
+      if (this.feeds.get(feed) === f) this.sendWatch(feed, f);
+    });
     return () => {
-      if (!this.handlers.delete(feed)) return;
+      if (!this.feeds.delete(feed)) return;
       void this.ready.then(() => this.send({ type: "unwatch", feed }));
     };
   }
 
   private receive(message: StreamMessage): void {
     for (const feed of message.feeds) {
-      const handlers = this.handlers.get(feed);
-      if (handlers === undefined) continue;
-      if (message.type === "change") handlers.change(message.change);
-      else if (message.type === "status") handlers.status(message.status);
+      const f = this.feeds.get(feed);
+      if (f === undefined) continue;
+      if (message.type === "change") {
+        f.after = message.change.seq;
+        f.handlers.change(message.change);
+      } else if (message.type === "status") f.handlers.status(message.status);
       else {
-        this.handlers.delete(feed);
-        handlers.failed(errorFrom(message.error));
+        this.feeds.delete(feed);
+        f.handlers.failed(errorFrom(message.error));
       }
     }
   }
@@ -189,6 +272,14 @@ export class LiveFeed {
       }
     });
     return stop;
+  }
+
+  /**
+   * Calls `listener` (now, or when it happens) if the stream runs in this page because the shared
+   * worker failed: the feeds were asked for again, after the last Change each was given.
+   */
+  onFallback(listener: (reason: string) => void): () => void {
+    return sharedPort().onFallback(listener);
   }
 
   onStatus(listener: (status: LiveState) => void): () => void {

@@ -111,6 +111,12 @@ function start(client: AppContext["client"]): void {
       signInPage(new Error(status.reason));
     }
   });
+  // The shared worker failed (docs/ui.md, "Several tabs"): said once, as the feeds go on in the tab.
+  const liveNote = h("span", { class: "muted", "data-testid": "live-fallback", hidden: true });
+  live.onFallback((reason) => {
+    liveNote.textContent = `Live updates run in this tab: ${reason}. Nothing is lost: its feeds went on where they were.`;
+    liveNote.hidden = false;
+  });
   live.start();
   const main = h("main");
   replace(
@@ -128,6 +134,7 @@ function start(client: AppContext["client"]): void {
         h("a", { href: "#/log" }, "Log"),
       ),
       liveStatus,
+      liveNote,
       h(
         "button",
         {

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   depth: "DEPTH_LIMIT_EXCEEDED",
   cost: "COST_LIMIT_EXCEEDED",
   first: "PAGE_LIMIT_EXCEEDED",
+  answerSize: "ANSWER_TOO_LARGE",
   rate: "RATE_LIMITED",
   subscriptions: "TOO_MANY_SUBSCRIPTIONS",
   badRequest: "BAD_REQUEST",

@@ -6,6 +6,7 @@ import { OperationTypeNode, execute, type GraphQLError, type GraphQLSchema } fro
 import { ValidationError } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
 import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
+import { AnswerBudget, boundedResult, rootTypenameBytes } from "./answer-size.js";
 import { TokenBucket } from "./limits.js";
 import { prepareOperation, validationRules, type OperationRequest } from "./operation.js";
 import type { GraphqlContext } from "./resolvers.js";
@@ -73,7 +74,7 @@ export function graphqlRoutes(hub: Hub, schema: GraphQLSchema) {
       reply
         .code(modern ? status : 200)
         .type(modern ? GRAPHQL_RESPONSE_TYPE : "application/json")
-        .send(JSON.stringify(body));
+        .send(typeof body === "string" ? body : JSON.stringify(body));
     const onInternal = (err: unknown) => request.log.error({ err }, "a GraphQL resolver failed");
     if (!admit(request.ip)) {
       const error = graphqlError(
@@ -114,20 +115,31 @@ export function graphqlRoutes(hub: Hub, schema: GraphQLSchema) {
       limits,
       via: "graphql",
       overflow: () => {},
+      answer: new AnswerBudget(limits.maxAnswerBytes),
     };
-    const result = await execute({
+    const answer = context.answer as AnswerBudget;
+    answer.charge(rootTypenameBytes(schema, prepared.document, operationRequest.operationName));
+    const mutation = prepared.operation.operation === OperationTypeNode.MUTATION;
+    const executed = await execute({
       schema,
       document: prepared.document,
       operationName: operationRequest.operationName ?? null,
       variableValues: operationRequest.variables ?? null,
       contextValue: context,
     });
-    const body = {
+    const bodyOf = (result: typeof executed) => ({
       ...(result.errors && { errors: result.errors.map((e) => formatError(e, onInternal)) }),
       ...("data" in result && { data: result.data }),
-    };
+    });
+    let result = boundedResult(executed, answer, mutation);
+    let text = JSON.stringify(bodyOf(result));
+    const bytes = Buffer.byteLength(text);
+    if (result === executed && bytes > answer.maxBytes) {
+      result = boundedResult(executed, answer, mutation, bytes);
+      text = JSON.stringify(bodyOf(result));
+    }
     // Variables that do not fit their types: a request error (no data at all).
-    return send(result.data === undefined ? 400 : 200, body);
+    return send(result.data === undefined ? 400 : 200, text);
   };
 
   return async function plugin(app: FastifyInstance): Promise<void> {

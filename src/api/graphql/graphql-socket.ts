@@ -7,6 +7,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import {
   OperationTypeNode,
+  getOperationAST,
   createSourceEventStream,
   execute,
   type DocumentNode,
@@ -21,6 +22,7 @@ import { ForbiddenError, NotFoundError } from "../../core/index.js";
 import { misdirectedHost } from "../http/host-check.js";
 import { refuseUpgrade } from "../http/problem.js";
 import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
+import { AnswerBudget, boundedResult, exactSizeIfNeeded, rootTypenameBytes } from "./answer-size.js";
 import { TokenBucket } from "./limits.js";
 import { prepareOperation, validationRules } from "./operation.js";
 import type { GraphqlContext } from "./resolvers.js";
@@ -56,6 +58,20 @@ function closeReason(text: string): string {
 type Result = ExecutionResult | Promise<ExecutionResult>;
 
 /**
+ * graphql-js's `execute`, with the answer bounded (graphql.maxAnswerBytes): a fresh budget for
+ * this execution (one operation, or one subscription message), and the result checked against it.
+ */
+async function executeBounded(args: ExecutionArgs): Promise<ExecutionResult> {
+  const context = args.contextValue as GraphqlContext;
+  const answer = new AnswerBudget(context.limits.maxAnswerBytes);
+  answer.charge(rootTypenameBytes(args.schema, args.document, args.operationName));
+  const result = await execute({ ...args, contextValue: { ...context, answer } });
+  const mutation =
+    getOperationAST(args.document, args.operationName ?? undefined)?.operation === OperationTypeNode.MUTATION;
+  return boundedResult(result, answer, mutation, exactSizeIfNeeded(result, answer));
+}
+
+/**
  * graphql-js's `subscribe`, except that the selection is executed once per event and operation
  * text: the same Change reaches every subscription as one object, so subscribers that asked the
  * same thing (a dashboard open a thousand times) share one result. Resolvers of the streamed
@@ -69,7 +85,7 @@ function sharedSubscribe(keys: WeakMap<DocumentNode, string>) {
     const iterator = source[Symbol.asyncIterator]();
     const key = keys.get(args.document);
     const resultOf = (event: unknown): Result => {
-      const run = () => execute({ ...args, rootValue: event });
+      const run = () => executeBounded({ ...args, rootValue: event });
       if (key === undefined || typeof event !== "object" || event === null) return run();
       let byKey = results.get(event);
       if (!byKey) results.set(event, (byKey = new Map<string, Result>()));
@@ -142,6 +158,7 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
   useServer<Record<string, unknown> | undefined>(
     {
       subscribe: sharedSubscribe(documentKeys),
+      execute: executeBounded,
       // The hub's own checks (parse, limits, authorisation) run in onSubscribe; errors go out formatted.
       onConnect: (ctx) => {
         const socket = ctx.extra.socket;

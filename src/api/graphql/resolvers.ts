@@ -7,11 +7,13 @@ import {
   UnavailableError,
   ValidationError,
   changeTime,
+  changeMatches,
   checkKindFilter,
   parseTimeExpression,
   ROLLOUT_STEP_STATUSES,
   type Cause,
   type Change,
+  type ChangeMatch,
   type RegisteredThingDescription,
   type RolloutProgress,
   type RolloutStatus,
@@ -33,6 +35,7 @@ import {
 
 type GraphqlLimits = HubConfig["graphql"];
 import type { ThingRecord } from "../../store/index.js";
+import type { AnswerBudget } from "./answer-size.js";
 import { BoundedQueue } from "./change-queue.js";
 import { ERROR_CODES, graphqlError } from "./errors.js";
 import { chargeListLength, chargeSearch } from "./limits.js";
@@ -46,6 +49,8 @@ export interface GraphqlContext {
   via: string;
   /** A subscription's queue overflowed: the socket is closed with this reason. */
   overflow(reason: string): void;
+  /** The bytes the answer being built may still take (one per operation, or subscription message). */
+  answer?: AnswerBudget;
 }
 
 /** A Thing as resolvers pass it on: its id and TD, and the directory's record once loaded. */
@@ -249,14 +254,14 @@ async function feedType(hub: Hub, f: ChangeFilterInput): Promise<TypeFilter | un
 /** The feed's filter as a predicate; `type` as of each Change (give it every Change, in Log order). */
 async function changeMatcher(hub: Hub, input: ChangeFilterInput | undefined) {
   const f = input ?? {};
-  const type = await feedType(hub, f);
-  return (change: Change): boolean => {
-    if (type && !type.accepts(change)) return false;
-    if (f.thing != null && change.thing !== f.thing) return false;
-    if (f.kinds != null && !f.kinds.includes(change.kind)) return false;
-    if (f.actor != null && change.cause.actor !== f.actor) return false;
-    return f.release == null || change.cause.release === f.release;
+  const match: ChangeMatch = {
+    type: await feedType(hub, f),
+    thing: f.thing ?? undefined,
+    kinds: f.kinds ?? undefined,
+    actor: f.actor ?? undefined,
+    release: f.release ?? undefined,
   };
+  return (change: Change): boolean => changeMatches(match, change);
 }
 
 function commandsOf(hub: Hub) {

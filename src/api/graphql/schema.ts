@@ -10,6 +10,7 @@ import {
   type GraphQLFieldResolver,
 } from "graphql";
 import { jsonLimitProblem, jsonLimitSentence } from "../../core/index.js";
+import { bindAnswerBudget } from "./answer-size.js";
 import { resolvers } from "./resolvers.js";
 import { SCHEMA_SDL } from "./schema-sdl.js";
 
@@ -73,5 +74,6 @@ export function buildHubSchema(): GraphQLSchema {
       }
     }
   }
+  bindAnswerBudget(schema);
   return schema;
 }

@@ -4,9 +4,10 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import {
   UnavailableError,
   ValidationError,
+  changeMatches,
   checkKindFilter,
   parseTimeExpression,
-  type Change,
+  type ChangeMatch,
 } from "../../core/index.js";
 import { assertThingId, type HistoryPage, type Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
@@ -288,20 +289,6 @@ export function historyRoutes(hub: Hub) {
       release: { type: "string" },
     } as const;
 
-    /**
-     * Whether a Change is one of the feed's, by its filters. Asked of every Change, in Log order:
-     * the type as of each Change follows the stream's own descriptions ahead of the hub's.
-     */
-    const feedMatches = (feed: Awaited<ReturnType<typeof feedFilter>>, change: Change): boolean => {
-      const { filter, type } = feed;
-      if (type && !type.accepts(change)) return false;
-      if (filter.thing !== undefined && change.thing !== filter.thing) return false;
-      if (filter.kinds && !filter.kinds.includes(change.kind)) return false;
-      if (filter.actor !== undefined && change.cause.actor !== filter.actor) return false;
-      if (filter.release !== undefined && change.cause.release !== filter.release) return false;
-      return true;
-    };
-
     /** The feed's filters, with `type` (a Thing's @type as of each Change) as the graph reads it. */
     const feedFilter = async (q: Record<string, string | undefined>) => {
       // A malformed id names no Thing: refused, rather than a feed that stays empty.
@@ -315,7 +302,9 @@ export function historyRoutes(hub: Hub) {
       // The type's Things as the graph finds them (prefixes, subtypes: docs/queries.md), each as
       // it was at the Change: a Thing re-described or removed since keeps its past Changes' type.
       const type = q.type === undefined ? undefined : await hub.graph.typeFilter(q.type);
-      return { filter, type };
+      // As a live feed matches: core's changeMatches, the one GraphQL's subscription uses too.
+      const match: ChangeMatch = { ...filter, type };
+      return { filter, type, match };
     };
 
     app.get(
@@ -398,7 +387,7 @@ export function historyRoutes(hub: Hub) {
           openEventStream(request, reply, hub, after, (change) => {
             let matches: number[] | undefined;
             filters.forEach((one, i) => {
-              if (feedMatches(one, change)) (matches ??= []).push(i);
+              if (changeMatches(one.match, change)) (matches ??= []).push(i);
             });
             if (matches === undefined) return undefined;
             return {
@@ -410,7 +399,9 @@ export function historyRoutes(hub: Hub) {
         }
         const feed = await feedFilter(q);
         openEventStream(request, reply, hub, after, (change) => {
-          return feedMatches(feed, change) ? { event: "change", data: JSON.stringify(change) } : undefined;
+          return changeMatches(feed.match, change)
+            ? { event: "change", data: JSON.stringify(change) }
+            : undefined;
         });
       },
     );

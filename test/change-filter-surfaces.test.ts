@@ -1,0 +1,181 @@
+// The change feed's filters mean the same on every live surface: the SSE feed (one filter, or
+// several on one connection with `match`) and GraphQL's `changes` subscription answer the same
+// Changes for the same filter — thing, kinds, actor, release, and the type as of each Change.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { GraphqlClient, type GraphqlChangeFilter as ChangeFilter } from "../src/client/index.js";
+import type { Change, Cause } from "../src/core/index.js";
+import { EventStream } from "./support/sse.js";
+import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const FORMS = [{ href: "http://thing.example/p" }];
+const A = "urn:example:filters:a";
+const B = "urn:example:filters:b";
+const RELEASE = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+
+function td(id: string, type: string): Record<string, unknown> {
+  return minimalTd({
+    id,
+    "@type": type,
+    properties: { load: { type: "number", forms: FORMS } },
+    events: { alarm: { data: { type: "string" }, forms: FORMS } },
+  });
+}
+
+/** The filters compared; every one matches the last Change of the Log (the sentinel). */
+const FILTERS: ChangeFilter[] = [
+  {},
+  { thing: A },
+  { kinds: ["reported"] },
+  { kinds: ["described", "reported"] },
+  { actor: "alice" },
+  { release: RELEASE },
+  { type: "saref:Sensor" },
+  { type: "saref:Device" },
+  { type: "saref:Sensor", thing: A, kinds: ["reported"] },
+  { type: "saref:Sensor", actor: "alice" },
+  { thing: A, release: RELEASE, kinds: ["reported", "emitted"] },
+];
+
+/** The filter as the SSE feed's query. */
+function feedQuery(filter: ChangeFilter): string {
+  const q = new URLSearchParams();
+  if (filter.thing !== undefined) q.set("thing", filter.thing);
+  if (filter.type !== undefined) q.set("type", filter.type);
+  if (filter.kinds !== undefined) q.set("kind", filter.kinds.join(","));
+  if (filter.actor !== undefined) q.set("actor", filter.actor);
+  if (filter.release !== undefined) q.set("release", filter.release);
+  return q.toString();
+}
+
+describe("the change filters on the SSE feed and GraphQL's subscription", () => {
+  let hub: TestHub;
+  let sentinel = 0;
+  let everything: Change[] = [];
+  /** The type each Change's Thing had then, as the test made them. */
+  const typeThen = new Map<number, string>();
+
+  const ingest = (thing: string, kind: string, affordance: string, value: unknown, cause: Cause) =>
+    hub.hub.ingest(thing, [{ kind, affordance, value }], { via: "http", ...cause });
+
+  beforeAll(async () => {
+    hub = await startTestHub();
+    await putTd(hub, td(A, "saref:Sensor"));
+    await putTd(hub, td(B, "ht:Host"));
+    await ingest(A, "reported", "load", 1, { actor: "alice", release: RELEASE });
+    await ingest(A, "reported", "load", 2, { actor: "bob" });
+    await ingest(B, "reported", "load", 3, { actor: "alice", release: RELEASE });
+    await ingest(A, "emitted", "alarm", "hot", { actor: "alice", release: RELEASE });
+    // A becomes a host for a while: its Changes then are a host's, not a sensor's.
+    await putTd(hub, td(A, "ht:Host"));
+    await ingest(A, "reported", "load", 4, { actor: "alice", release: RELEASE });
+    await ingest(B, "emitted", "alarm", "cold", { actor: "bob" });
+    await putTd(hub, td(A, "saref:Sensor"));
+    await ingest(A, "reported", "load", 5, { actor: "bob", release: RELEASE });
+    await ingest(B, "reported", "load", 6, { actor: "alice" });
+    // The sentinel: every filter matches it, so each stream is read up to it.
+    await ingest(A, "reported", "load", 7, { actor: "alice", release: RELEASE });
+    sentinel = await hub.hub.store.lastSeq();
+    const res = await hub.request("/changes?limit=1000");
+    everything = ((await res.json()) as { changes: Change[] }).changes;
+    const now = new Map<string, string>();
+    for (const c of everything) {
+      if (c.kind === "described") now.set(c.thing, (c.value as { "@type": string })["@type"]);
+      typeThen.set(c.seq, now.get(c.thing) ?? "");
+    }
+    expect(everything.at(-1)?.seq).toBe(sentinel);
+  });
+  afterAll(async () => hub?.stop());
+
+  /** The seqs a filter should match, by the test's own reading of the Log. */
+  function expected(filter: ChangeFilter): number[] {
+    const types: Record<string, string[]> = {
+      "saref:Sensor": ["saref:Sensor"],
+      "saref:Device": ["saref:Sensor"],
+    };
+    return everything
+      .filter(
+        (c) =>
+          (filter.thing === undefined || c.thing === filter.thing) &&
+          (filter.kinds === undefined || filter.kinds.includes(c.kind)) &&
+          (filter.actor === undefined || c.cause.actor === filter.actor) &&
+          (filter.release === undefined || c.cause.release === filter.release) &&
+          (filter.type === undefined || (types[filter.type] ?? []).includes(typeThen.get(c.seq) ?? "")),
+      )
+      .map((c) => c.seq);
+  }
+
+  async function viaSse(filter: ChangeFilter): Promise<number[]> {
+    const stream = await EventStream.open(hub, `/changes/stream?${feedQuery(filter)}`, {
+      "last-event-id": "0",
+    });
+    const seqs: number[] = [];
+    try {
+      while (seqs.at(-1) !== sentinel) {
+        const [event] = await stream.take(1);
+        seqs.push((JSON.parse(event?.data ?? "{}") as Change).seq);
+      }
+    } finally {
+      stream.close();
+    }
+    return seqs;
+  }
+
+  async function viaGraphql(client: GraphqlClient, filter: ChangeFilter): Promise<number[]> {
+    const stop = new AbortController();
+    const seqs: number[] = [];
+    for await (const change of client.changes(filter, { after: 0, signal: stop.signal })) {
+      seqs.push(change.seq);
+      if (change.seq === sentinel) stop.abort();
+    }
+    return seqs;
+  }
+
+  it("answers the same Changes for each filter on the SSE feed and the GraphQL subscription", async () => {
+    const client = new GraphqlClient({ url: hub.url, token: hub.token, webSocketImpl: WebSocket });
+    try {
+      for (const filter of FILTERS) {
+        const want = expected(filter);
+        const label = JSON.stringify(filter);
+        expect(await viaSse(filter), `SSE ${label}`).toEqual(want);
+        expect(await viaGraphql(client, filter), `GraphQL ${label}`).toEqual(want);
+      }
+    } finally {
+      await client.close();
+    }
+    // The type as of each Change: A's reading while it was a host is no sensor's.
+    const asHost = everything.find((c) => c.thing === A && c.value === 4)?.seq;
+    expect(expected({ type: "saref:Sensor" })).not.toContain(asHost);
+    expect(expected({ thing: A })).toContain(asHost);
+  });
+
+  it("answers each filter the same when the SSE feed carries them all on one connection (match)", async () => {
+    const match = FILTERS.map((f) => `match=${encodeURIComponent(feedQuery(f))}`).join("&");
+    const stream = await EventStream.open(hub, `/changes/stream?${match}`, { "last-event-id": "0" });
+    const seqs: number[][] = FILTERS.map(() => []);
+    try {
+      for (let seq = 0; seq !== sentinel;) {
+        const [event] = await stream.take(1);
+        const data = JSON.parse(event?.data ?? "{}") as { matches: number[]; change: Change };
+        seq = data.change.seq;
+        for (const i of data.matches) seqs[i]?.push(seq);
+      }
+    } finally {
+      stream.close();
+    }
+    FILTERS.forEach((filter, i) => expect(seqs[i], JSON.stringify(filter)).toEqual(expected(filter)));
+  });
+
+  it("refuses the same malformed filters on both surfaces", async () => {
+    const sse = await hub.request(`/changes/stream?thing=${encodeURIComponent("not an iri")}`);
+    expect(sse.status).toBe(400);
+    expect(((await sse.json()) as { detail: string }).detail).toMatch(/"not an iri" is not a valid/);
+    const client = new GraphqlClient({ url: hub.url, token: hub.token, webSocketImpl: WebSocket });
+    try {
+      const stream = client.changes({ thing: "not an iri" }, { after: 0 });
+      await expect(stream[Symbol.asyncIterator]().next()).rejects.toThrow(/"not an iri" is not a valid/);
+    } finally {
+      await client.close();
+    }
+  });
+});
