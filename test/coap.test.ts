@@ -1,6 +1,8 @@
 // End-to-end: a real hub (port 0) managing the simulated smart plug, served over CoAP by a real
 // node-coap server on loopback (port 0): writes, reads and actions through the hub's HTTP API, and
 // RFC 7641 observation recorded as `reported` Changes. Every wait is for a Change, bounded.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { request as coapRequest } from "coap";
 import type { IncomingMessage } from "coap";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +12,23 @@ import { SimCoapServer, SmartPlug } from "../src/sim/index.js";
 import { changeAfter, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const ID = "urn:test:coap:plug";
+const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+
+/** `things ARGS` against the hub, as a child process (`npm run build` first). */
+function things(hub: TestHub, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args, "--url", hub.url, "--token", hub.token],
+      { timeout: 20_000, encoding: "utf8" },
+      (err, stdout, stderr) => {
+        if (err === null) resolve({ code: 0, stdout, stderr });
+        else if (typeof err.code === "number") resolve({ code: err.code, stdout, stderr });
+        else reject(new Error(`things ${args.join(" ")} did not finish: ${stderr}`));
+      },
+    );
+  });
+}
 
 async function history(hub: TestHub, query: string): Promise<Change[]> {
   const res = await hub.request(`${thingPath(ID)}/history?order=asc&limit=1000${query}`);
@@ -185,5 +204,43 @@ describe("a CoAP Thing managed through the hub", () => {
       (c) => c.seq > after && c.cause.actor === "admin",
     );
     expect(changes.map((c) => c.kind)).toEqual(["desired", "failed"]);
+  });
+});
+
+describe("discovery over CoAP", () => {
+  const server = new SimCoapServer();
+  const plug = new SmartPlug("urn:test:coap:discovered-plug", "found");
+  let hub: TestHub;
+
+  beforeAll(async () => {
+    server.add(plug);
+    await server.listen("127.0.0.1", 0);
+    hub = await startTestHub();
+  });
+
+  afterAll(async () => {
+    await hub?.stop();
+    await server.close();
+  });
+
+  it("`things discover coap://…` fetches the TD over CoAP and registers it", async () => {
+    const run = await things(hub, ["discover", server.baseOf(plug)]);
+    expect(run).toMatchObject({ code: 0, stdout: `${plug.id}\n` });
+    const stored = (await (await hub.request(thingPath(plug.id))).json()) as { base: string };
+    expect(stored.base).toBe(server.baseOf(plug));
+    // Registered, it is used over CoAP like any other.
+    const read = await hub.request(`${thingPath(plug.id)}/properties/power`);
+    expect(await read.json()).toBe(60);
+  });
+
+  it("says in one line why a CoAP URL could not be discovered, and registers nothing", async () => {
+    const missing = await things(hub, ["discover", `${server.url}nothing/`]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim().split("\n")).toHaveLength(1);
+    expect(missing.stderr).toMatch(/4\.04/);
+    const secure = await things(hub, ["discover", "coaps://127.0.0.1:5684/plug/"]);
+    expect(secure.code).toBe(1);
+    expect(secure.stderr).toMatch(/not coaps:/);
+    expect(((await (await hub.request("/things")).json()) as unknown[]).length).toBe(1);
   });
 });
