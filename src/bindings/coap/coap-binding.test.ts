@@ -28,6 +28,7 @@ type Handler = (req: IncomingMessage, res: OutgoingMessage) => void;
 class CoapThing {
   readonly requests: SeenRequest[] = [];
   readonly routes = new Map<string, Handler>();
+  onDeregister: ((path: string) => void) | undefined;
   readonly #server: Server;
 
   constructor() {
@@ -41,6 +42,12 @@ class CoapThing {
         observe: req.headers.Observe,
         payload: req.payload.toString("utf8"),
       });
+      // RFC 7641 §3.6: a deregistration is answered here, not by the route.
+      if (req.headers.Observe === 1) {
+        this.onDeregister?.(path);
+        res.end();
+        return;
+      }
       const handler = this.routes.get(`${method} ${path}`);
       if (handler === undefined) {
         answerCode(res, "4.04");
@@ -64,6 +71,7 @@ class CoapThing {
   reset(): void {
     this.requests.length = 0;
     this.routes.clear();
+    this.onDeregister = undefined;
   }
 
   async close(): Promise<void> {
@@ -407,6 +415,41 @@ describe("CoapBinding: observation", () => {
     expect(seen.values).toEqual([100, 200]);
     expect(seen.errors[0]).toMatchObject({ reason: "status", status: 503 });
     expect(seen.errors[0]?.ended).toBeUndefined();
+  });
+
+  it("registers again when nothing newer than Max-Age came (a device that restarted forgets its observers)", async () => {
+    binding = new CoapBinding({ freshnessMarginMs: 20 });
+    let registrations = 0;
+    thing.routes.set("GET /plug/power", (_req, res) => {
+      registrations++;
+      res.setOption("Content-Format", "application/json");
+      res.setOption("Max-Age", 0);
+      // Answers the registration, then never notifies: as if it had forgotten the observer.
+      res.write(String(registrations));
+    });
+    const observe = target(td, { op: "observeproperty", affordance: { kind: "property", name: "power" } });
+    const seen = new Collector();
+    subscription = await binding.observeProperty(observe, seen.onValue, seen.onError);
+    await seen.until(3);
+    expect(seen.values.slice(0, 3)).toEqual([1, 2, 3]);
+    expect(seen.errors).toEqual([]);
+  });
+
+  it("deregisters when the subscription is closed (RFC 7641 §3.6)", async () => {
+    binding = new CoapBinding();
+    thing.routes.set("GET /plug/power", (_req, res) => {
+      res.setOption("Content-Format", "application/json");
+      res.write("7");
+    });
+    const observe = target(td, { op: "observeproperty", affordance: { kind: "property", name: "power" } });
+    const seen = new Collector();
+    const opened = await binding.observeProperty(observe, seen.onValue, seen.onError);
+    await seen.until(1);
+    const deregistered = new Promise<string>((resolve) => (thing.onDeregister = resolve));
+    await opened.close();
+    // The deregistration is a GET with Observe 1 on the same resource.
+    expect(await deregistered).toBe("/plug/power");
+    expect(seen.values).toEqual([7]);
   });
 
   it("refuses an observation the Thing answers with 4.04", async () => {

@@ -91,16 +91,21 @@ export class CoapTransport {
   async request(exchange: CoapExchange): Promise<CoapAnswer> {
     const origin = await this.#originFor(exchange);
     return new Promise<CoapAnswer>((resolve, reject) => {
-      this.#send(origin, exchange, false, {
-        response: (response) => {
-          try {
-            resolve(this.#answer(exchange, response));
-          } catch (error) {
-            reject(error instanceof Error ? error : new Error(String(error)));
-          }
+      this.#send(
+        origin,
+        exchange,
+        {},
+        {
+          response: (response) => {
+            try {
+              resolve(this.#answer(exchange, response));
+            } catch (error) {
+              reject(error instanceof Error ? error : new Error(String(error)));
+            }
+          },
+          failure: reject,
         },
-        failure: reject,
-      });
+      );
     });
   }
 
@@ -117,78 +122,84 @@ export class CoapTransport {
   ): Promise<CoapObservation> {
     const origin = await this.#originFor(exchange);
     return new Promise<CoapObservation>((resolve, reject) => {
-      const { token } = this.#send(origin, exchange, true, {
-        failure: reject,
-        response: (response) => {
-          const stream = "append" in response ? (response as ObserveReadStream) : undefined;
-          let first: CoapAnswer;
-          try {
-            first = this.#answer(exchange, response);
-          } catch (error) {
-            // node-coap keeps a stream open for an error answer to an Observe request: drop it.
-            stream?.close(false);
-            reject(error instanceof Error ? error : new Error(String(error)));
-            return;
-          }
-          if (first.observe === undefined || stream === undefined) {
-            // The Thing answered without registering the observer (RFC 7641 §3.1): nothing follows.
-            stream?.close(false);
-            resolve({ first, close: () => undefined });
-            return;
-          }
-          let ended = false;
-          const stop = () => {
-            ended = true;
-            origin.pending.delete(end);
-            this.#bounds.delete(token);
-            stream.removeAllListeners("data");
-          };
-          function end(error: Error): void {
-            if (ended) return;
-            stop();
-            stream?.close(false);
-            onEnd(error);
-          }
-          origin.pending.add(end);
-          this.#bounds.set(token, {
-            limit: this.#options.maxPayloadBytes,
-            tooLarge: () => end(this.#tooLarge(exchange)),
-          });
-          // The registration's own answer is pushed to the stream too: it is `first`, not a notification.
-          let skip = true;
-          stream.on("data", () => {
-            if (skip) {
-              skip = false;
-              return;
-            }
-            if (ended) return;
-            let answer: CoapAnswer;
+      const { token, tokenBytes } = this.#send(
+        origin,
+        exchange,
+        { observe: 0 },
+        {
+          failure: reject,
+          response: (response) => {
+            const stream = "append" in response ? (response as ObserveReadStream) : undefined;
+            let first: CoapAnswer;
             try {
-              answer = this.#answer(exchange, stream);
+              first = this.#answer(exchange, response);
             } catch (error) {
-              // RFC 7641 §3.2: a notification with an error code ends the observation.
-              end(error instanceof Error ? error : new Error(String(error)));
+              // node-coap keeps a stream open for an error answer to an Observe request: drop it.
+              stream?.close(false);
+              reject(error instanceof Error ? error : new Error(String(error)));
               return;
             }
-            onNotification(answer);
-            // RFC 7641 §3.2: so does one without the Observe option.
-            if (answer.observe === undefined && !ended) {
-              end(this.#failure(exchange, "closed", "the Thing ended the observation"));
+            if (first.observe === undefined || stream === undefined) {
+              // The Thing answered without registering the observer (RFC 7641 §3.1): nothing follows.
+              stream?.close(false);
+              resolve({ first, close: () => undefined });
+              return;
             }
-          });
-          stream.on("error", (error: Error) =>
-            end(this.#failure(exchange, "unreachable", `the observation broke: ${error.message}`, error)),
-          );
-          resolve({
-            first,
-            close: (deregister) => {
+            let ended = false;
+            const stop = () => {
+              ended = true;
+              origin.pending.delete(end);
+              this.#bounds.delete(token);
+              stream.removeAllListeners("data");
+            };
+            function end(error: Error): void {
               if (ended) return;
               stop();
-              stream.close(deregister);
-            },
-          });
+              stream?.close(false);
+              onEnd(error);
+            }
+            origin.pending.add(end);
+            this.#bounds.set(token, {
+              limit: this.#options.maxPayloadBytes,
+              tooLarge: () => end(this.#tooLarge(exchange)),
+            });
+            // The registration's own answer is pushed to the stream too: it is `first`, not a notification.
+            let skip = true;
+            stream.on("data", () => {
+              if (skip) {
+                skip = false;
+                return;
+              }
+              if (ended) return;
+              let answer: CoapAnswer;
+              try {
+                answer = this.#answer(exchange, stream);
+              } catch (error) {
+                // RFC 7641 §3.2: a notification with an error code ends the observation.
+                end(error instanceof Error ? error : new Error(String(error)));
+                return;
+              }
+              onNotification(answer);
+              // RFC 7641 §3.2: so does one without the Observe option.
+              if (answer.observe === undefined && !ended) {
+                end(this.#failure(exchange, "closed", "the Thing ended the observation"));
+              }
+            });
+            stream.on("error", (error: Error) =>
+              end(this.#failure(exchange, "unreachable", `the observation broke: ${error.message}`, error)),
+            );
+            resolve({
+              first,
+              close: (deregister) => {
+                if (ended) return;
+                stop();
+                stream.close(false);
+                if (deregister) this.#deregister(origin, exchange, tokenBytes);
+              },
+            });
+          },
         },
-      });
+      );
     });
   }
 
@@ -219,18 +230,18 @@ export class CoapTransport {
   #send(
     origin: Origin,
     exchange: CoapExchange,
-    observe: boolean,
+    how: { readonly observe?: 0 | 1; readonly token?: Buffer },
     handlers: { response: (response: IncomingMessage) => void; failure: (error: Error) => void },
-  ): { token: string } {
+  ): { token: string; tokenBytes: Buffer } {
     const url = new URL(exchange.url);
-    const tokenBytes = randomBytes(8);
+    const tokenBytes = how.token ?? randomBytes(8);
     const token = tokenBytes.toString("hex");
     let request: OutgoingMessage;
     try {
       request = origin.agent.request({
         method: exchange.method,
         token: tokenBytes,
-        ...(observe ? { observe: 0 } : {}),
+        ...(how.observe === undefined ? {} : { observe: how.observe }),
       });
       // Uri-Host lets one address serve several names (RFC 7252 §5.10.1); an IP literal needs none.
       const host = hostOf(url);
@@ -310,7 +321,29 @@ export class CoapTransport {
     // node-coap's own exchange lifetime (247 s) is longer than the request timeout: ours decides.
     request.on("timeout", () => undefined);
     request.end(exchange.payload);
-    return { token };
+    return { token, tokenBytes };
+  }
+
+  /**
+   * RFC 7641 §3.6: a GET with Observe 1 and the registration's token asks the Thing to forget the
+   * observer. Its answer, or none, changes nothing: a Thing that missed it gets a Reset for its
+   * next notification.
+   */
+  #deregister(origin: Origin, exchange: CoapExchange, token: Buffer): void {
+    if (this.#closed) return;
+    try {
+      this.#send(
+        origin,
+        { ...exchange, method: "GET" },
+        { observe: 1, token },
+        {
+          response: () => undefined,
+          failure: () => undefined,
+        },
+      );
+    } catch {
+      // Nothing to deregister with: the Thing forgets the observer at its next notification.
+    }
   }
 
   #tooLarge(exchange: CoapExchange): Error {
@@ -455,7 +488,15 @@ export class CoapTransport {
       _port: unknown,
       _address: unknown,
       callback?: (error: Error | null) => void,
-    ) => send(msg, offset, length, callback);
+    ) => {
+      // A retransmission due after the socket closed throws (ERR_SOCKET_DGRAM_NOT_RUNNING) in
+      // node-coap's timer, where nothing would catch it: it goes to the callback instead.
+      try {
+        send(msg, offset, length, callback);
+      } catch (error) {
+        callback?.(error instanceof Error ? error : new Error(String(error)));
+      }
+    };
     const pending = new Set<(error: Error) => void>();
     // Before node-coap sees a datagram: a block-wise answer is cut off at the size bound.
     socket.prependListener("message", (message: Buffer) => this.#check(message));
