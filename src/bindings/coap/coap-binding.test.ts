@@ -4,6 +4,7 @@ import { once } from "node:events";
 import { createSocket } from "node:dgram";
 import type { Socket } from "node:dgram";
 import { createServer } from "coap";
+import { generate as generatePacket, parse as parsePacket } from "coap-packet";
 import type { IncomingMessage, OutgoingMessage, Server } from "coap";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ThingDescription } from "../../core/index.js";
@@ -64,8 +65,12 @@ class CoapThing {
     return `coap://127.0.0.1:${this.port}${path}`;
   }
 
+  /** Datagrams received, blocks and acknowledgements included. */
+  datagrams = 0;
+
   async listen(): Promise<void> {
     await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", () => resolve()));
+    (this.#server._sock as Socket).on("message", () => this.datagrams++);
   }
 
   reset(): void {
@@ -242,6 +247,24 @@ describe("CoapBinding: read, write, invoke", () => {
     const read = target(td, { op: "readproperty", affordance: { kind: "property", name: "label" } });
     // node-coap's server sends a payload of 1024 bytes or more in blocks of 1024.
     expect(await binding.readProperty(read)).toBe(label);
+  });
+});
+
+describe("CoapBinding: block-wise requests", () => {
+  it("sends a payload larger than 1024 bytes in blocks (RFC 7959 Block1), which the Thing gets whole", async () => {
+    binding = new CoapBinding();
+    thing.routes.set("PUT /plug/label", (_req, res) => {
+      answerCode(res, "2.04");
+      res.end();
+    });
+    const label = "ß".repeat(3000);
+    const write = target(td, { op: "writeproperty", affordance: { kind: "property", name: "label" } });
+    const before = thing.datagrams;
+    await binding.writeProperty(write, label);
+    // 6000 bytes: five blocks of 1024 and one of 880, each its own request.
+    expect(thing.datagrams - before).toBe(6);
+    expect(thing.requests).toHaveLength(1);
+    expect(thing.requests[0]?.payload).toBe(label);
   });
 });
 
@@ -450,6 +473,58 @@ describe("CoapBinding: observation", () => {
     // The deregistration is a GET with Observe 1 on the same resource.
     expect(await deregistered).toBe("/plug/power");
     expect(seen.values).toEqual([7]);
+  });
+
+  it("polls a property whose forms offer no observation, reporting a value when it changes", async () => {
+    binding = new CoapBinding({ pollIntervalMs: 5 });
+    const values = [true, true, false, false, true];
+    thing.routes.set("GET /plug/on", (_req, res) => json(res, values.shift() ?? true));
+    const observe = target(td, { op: "observeproperty", affordance: { kind: "property", name: "on" } });
+    const seen = new Collector();
+    subscription = await binding.observeProperty(observe, seen.onValue, seen.onError);
+    await seen.until(3);
+    expect(seen.values).toEqual([true, false, true]);
+    expect(thing.requests.every((r) => r.observe === undefined)).toBe(true);
+  });
+
+  it("polls an observe form the Thing answers without registering (no Observe option), and says so once", async () => {
+    // A device whose CoAP stack knows nothing of Observe: a raw socket answering every request
+    // with a piggybacked 2.05 and the next reading, without the Observe option.
+    const device = createSocket("udp4");
+    let reading = 0;
+    device.on("message", (message, from) => {
+      const request = parsePacket(message);
+      const answer = generatePacket({
+        messageId: request.messageId,
+        token: request.token,
+        code: "2.05",
+        ack: true,
+        options: [{ name: "Content-Format", value: Buffer.of(50) }],
+        payload: Buffer.from(String(++reading)),
+      });
+      device.send(answer, from.port, from.address);
+    });
+    device.bind(0, "127.0.0.1");
+    await once(device, "listening");
+    try {
+      binding = new CoapBinding({ pollIntervalMs: 5 });
+      const plain = plugTd(`coap://127.0.0.1:${device.address().port}/plug/`);
+      const observe = target(plain, {
+        op: "observeproperty",
+        affordance: { kind: "property", name: "power" },
+      });
+      const seen = new Collector();
+      subscription = await binding.observeProperty(observe, seen.onValue, seen.onError);
+      await seen.until(3);
+      await subscription.close();
+      subscription = undefined;
+      expect(seen.values.slice(0, 3)).toEqual([1, 2, 3]);
+      expect(seen.errors).toHaveLength(1);
+      expect(seen.errors[0]).toMatchObject({ reason: "unsupported" });
+      expect(seen.errors[0]?.ended).toBeUndefined();
+    } finally {
+      device.close();
+    }
   });
 
   it("refuses an observation the Thing answers with 4.04", async () => {

@@ -13,6 +13,9 @@ import type { AddressPolicy } from "../address-policy.js";
 import { bindingError, bindingFailure } from "../binding.js";
 import type { BindingFailureReason, CoapMethod, Credentials, Operation } from "../binding.js";
 
+/** The largest request payload sent in one datagram; larger ones go block-wise (RFC 7959). */
+const REQUEST_BLOCK_BYTES = 1024;
+
 // Methods that change nothing: their failure leaves nothing unknown.
 const SAFE = new Set<CoapMethod>(["GET", "FETCH"]);
 
@@ -262,6 +265,11 @@ export class CoapTransport {
         }
       }
       if (exchange.accept !== undefined) request.setOption("Accept", exchange.accept);
+      // RFC 7959 §2.5: a payload larger than a block goes in blocks of 1024 bytes (SZX 6), each
+      // acknowledged (2.31 Continue) before the next; node-coap sends them once it sees Block1.
+      if (exchange.payload !== undefined && exchange.payload.length > REQUEST_BLOCK_BYTES) {
+        request.setOption("Block1", Buffer.of(6));
+      }
     } catch (cause) {
       throw this.#failure(
         exchange,
