@@ -268,6 +268,36 @@ describe("CoapBinding: block-wise requests", () => {
   });
 });
 
+describe("CoapBinding: a device that breaks block-wise transfer", () => {
+  it("fails the write with `content` (outcome unknown) instead of crashing on a device that acknowledges the wrong blocks", async () => {
+    // Acknowledges every block of a Block1 request as block 99: node-coap sends the block again,
+    // five times, and then throws from its datagram handler.
+    const device = createSocket("udp4");
+    device.on("message", (message, from) => {
+      const request = parsePacket(message);
+      const answer = generatePacket({
+        messageId: request.messageId,
+        token: request.token,
+        code: "2.31",
+        ack: true,
+        options: [{ name: "Block1", value: Buffer.from([(99 << 4) >> 8, ((99 << 4) & 0xff) | 0x08 | 6]) }],
+      });
+      device.send(answer, from.port, from.address);
+    });
+    device.bind(0, "127.0.0.1");
+    await once(device, "listening");
+    try {
+      binding = new CoapBinding();
+      const broken = plugTd(`coap://127.0.0.1:${device.address().port}/plug/`);
+      const write = target(broken, { op: "writeproperty", affordance: { kind: "property", name: "label" } });
+      const failure = await failureOf(binding.writeProperty(write, "x".repeat(3000)));
+      expect(failure).toMatchObject({ reason: "content", outcome: "unknown", op: "writeproperty" });
+    } finally {
+      device.close();
+    }
+  });
+});
+
 describe("CoapBinding: errors", () => {
   it("turns a 4.04 into a status error with the code and the start of the payload", async () => {
     binding = new CoapBinding();

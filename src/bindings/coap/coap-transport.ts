@@ -3,7 +3,7 @@
 // them, and answers are bounded in time and size (block-wise transfers included, RFC 7959).
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
-import type { Socket } from "node:dgram";
+import type { RemoteInfo, Socket } from "node:dgram";
 import { isIP } from "node:net";
 import { Agent } from "coap";
 import type { IncomingMessage, ObserveReadStream, OutgoingMessage } from "coap";
@@ -74,10 +74,13 @@ interface Origin {
   readonly pending: Set<(error: Error) => void>;
 }
 
-/** Bounds of one request's block-wise answer, by token. */
+/** What the transport checks of one exchange's incoming datagrams, by token. */
 interface Bound {
+  /** The most a (block-wise) answer may carry. */
   readonly limit: number;
   readonly tooLarge: () => void;
+  /** node-coap threw handling a datagram of this exchange (a Thing that breaks block-wise rules). */
+  readonly broken: (error: unknown) => void;
 }
 
 export class CoapTransport {
@@ -165,6 +168,7 @@ export class CoapTransport {
             this.#bounds.set(token, {
               limit: this.#options.maxPayloadBytes,
               tooLarge: () => end(this.#tooLarge(exchange)),
+              broken: (error) => end(this.#broken(exchange, error)),
             });
             // The registration's own answer is pushed to the stream too: it is `first`, not a notification.
             let skip = true;
@@ -321,6 +325,7 @@ export class CoapTransport {
     this.#bounds.set(token, {
       limit: this.#options.maxPayloadBytes,
       tooLarge: () => fail(this.#tooLarge(exchange)),
+      broken: (error) => fail(this.#broken(exchange, error)),
     });
     request.on("response", (response: IncomingMessage) => {
       if (settle()) handlers.response(response);
@@ -509,6 +514,18 @@ export class CoapTransport {
     // Before node-coap sees a datagram: a block-wise answer is cut off at the size bound.
     socket.prependListener("message", (message: Buffer) => this.#check(message));
     const agent = new Agent({ socket });
+    // node-coap throws from its datagram handler on some answers it cannot follow (a Thing that
+    // acknowledges the wrong blocks again and again): thrown there, it would end the process.
+    // It fails the exchange the datagram belongs to instead.
+    const handle = socket.listeners("message").at(-1) as (message: Buffer, from: RemoteInfo) => void;
+    socket.removeListener("message", handle);
+    socket.on("message", (message: Buffer, from: RemoteInfo) => {
+      try {
+        handle(message, from);
+      } catch (error) {
+        this.#boundOf(message)?.broken(error);
+      }
+    });
     // An error of the socket (an ICMP error for what was sent) fails everything waiting on it:
     // UDP does not say which datagram caused it.
     agent.on("error", (error: Error) => {
@@ -520,6 +537,26 @@ export class CoapTransport {
       for (const fail of [...pending]) fail(Object.assign(new Error(message), { cause: error }));
     });
     return { socket, agent, pending };
+  }
+
+  #broken(exchange: CoapExchange, error: unknown): Error {
+    const why = error instanceof Error ? error.message : String(error);
+    return this.#failure(
+      exchange,
+      "content",
+      `the Thing's answer broke the CoAP exchange: ${why}`,
+      error,
+      !SAFE.has(exchange.method),
+    );
+  }
+
+  /** The checks of the exchange a datagram belongs to, by its token. */
+  #boundOf(message: Buffer): Bound | undefined {
+    try {
+      return this.#bounds.get(parsePacket(message).token.toString("hex"));
+    } catch {
+      return undefined;
+    }
   }
 
   /** RFC 7959 §2.2: block `num` of `size` bytes ends at (num + 1) × size; past the bound, it fails. */
