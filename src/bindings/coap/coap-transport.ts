@@ -172,7 +172,7 @@ export class CoapTransport {
             });
             // The registration's own answer is pushed to the stream too: it is `first`, not a notification.
             let skip = true;
-            stream.on("data", () => {
+            stream.on("data", (payload: unknown) => {
               if (skip) {
                 skip = false;
                 return;
@@ -180,7 +180,9 @@ export class CoapTransport {
               if (ended) return;
               let answer: CoapAnswer;
               try {
-                answer = this.#answer(exchange, stream);
+                // The chunk is this notification's payload; the stream's own `payload` is the
+                // latest datagram's, which a notification right behind may have replaced.
+                answer = this.#answer(exchange, stream, Buffer.isBuffer(payload) ? payload : undefined);
               } catch (error) {
                 // RFC 7641 §3.2: a notification with an error code ends the observation.
                 end(error instanceof Error ? error : new Error(String(error)));
@@ -367,9 +369,9 @@ export class CoapTransport {
     );
   }
 
-  #answer(exchange: CoapExchange, response: IncomingMessage): CoapAnswer {
+  #answer(exchange: CoapExchange, response: IncomingMessage, chunk?: Buffer): CoapAnswer {
     const code = response.code;
-    const payload = Buffer.isBuffer(response.payload) ? response.payload : Buffer.alloc(0);
+    const payload = chunk ?? (Buffer.isBuffer(response.payload) ? response.payload : Buffer.alloc(0));
     if (code === "0.00") {
       // A Reset: the Thing could not take the request at all (RFC 7252 §4.2).
       throw this.#failure(exchange, "unreachable", `${exchange.method} was answered with a Reset`);
