@@ -175,6 +175,20 @@ describe("a CoAP Thing managed through the hub", () => {
     expect(back.value).toBe(power);
   });
 
+  it("refuses a coaps-only property precisely: no form the hub can use, nothing sent", async () => {
+    const td = server.description(plug);
+    const id = "urn:test:coap:secure-plug";
+    await putTd(hub, {
+      ...td,
+      id,
+      base: td.base?.replace(/^coap:/, "coaps:"),
+    });
+    const res = await hub.request(`${thingPath(id)}/properties/on`);
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { detail: string }).detail).toMatch(/no form for readproperty.*coap/);
+    expect((await hub.request(thingPath(id), { method: "DELETE" })).status).toBe(204);
+  });
+
   it("answers a device's refusal with 502 and the CoAP code, recorded as failed", async () => {
     // The plug's server checks its own TD; a TD that says `power` is writable gets its 4.05.
     const td = server.description(plug);
