@@ -34,7 +34,9 @@ describe("things demo", () => {
   it("comes up with the fleet registered and observed, prints the UI's URL and the admin token, and stops on SIGINT", async () => {
     const demo = run(["demo", "--port", "0", "--data", dataDir, "--chaos", "0"]);
     try {
-      const [, count] = await demo.waitFor(/demo: (\d+) simulated Things over HTTP \(\1 registered\)/);
+      const [, count] = await demo.waitFor(
+        /demo: (\d+) simulated Things over HTTP and CoAP \(\1 registered\)/,
+      );
       expect(Number(count)).toBeGreaterThan(0);
       const [, url, token] = await demo.waitFor(
         /open (http:\/\/127\.0\.0\.1:\d+)\/ and sign in with (ht_\S+)/,
@@ -60,6 +62,9 @@ describe("things demo", () => {
       // The hub observes it: the boiler's temperature arrives as `reported` Changes.
       const reported = await firstChange(hub, simThingId("espresso-machine"), "reported");
       expect(reported).toMatchObject({ cause: { actor: "hub:observer" } });
+      // And the smart plug over CoAP: its readings arrive by CoAP Observe.
+      const plug = await firstChange(hub, simThingId("smart-plug"), "reported");
+      expect(plug).toMatchObject({ cause: { actor: "hub:observer", via: "coap" } });
     } finally {
       demo.process.kill("SIGINT");
     }
@@ -71,7 +76,7 @@ describe("things demo", () => {
     const demo = run(["demo", "--port", "0", "--data", dataDir, "--chaos", "0"]);
     try {
       await demo.waitFor(
-        /demo: (\d+) simulated Things over HTTP \(\1 re-registered at their new addresses\)/,
+        /demo: (\d+) simulated Things over HTTP and CoAP \(\1 re-registered at their new addresses\)/,
       );
     } finally {
       demo.process.kill("SIGINT");

@@ -14,14 +14,18 @@ describe("things sim", () => {
   it("runs three copies of the fleet with unique ids, serves each TD where it says, and stops on SIGINT", async () => {
     const sim = run(["sim", "--scale", "3"]);
     try {
-      const [, count] = await sim.waitFor(/Simulated fleet: (\d+) Things over HTTP/);
+      const [, count] = await sim.waitFor(/Simulated fleet: (\d+) Things over HTTP and CoAP/);
       // The listing ends with a line that says how to stop it.
       await sim.waitFor(/Ctrl-C stops it/);
-      const things = [...sim.stdout().matchAll(/^ {2}(urn:\S+) {2}(http:\S+)$/gm)];
+      const things = [...sim.stdout().matchAll(/^ {2}(urn:\S+) {2}((?:http|coap):\S+)$/gm)];
       expect(things).toHaveLength(Number(count));
       const ids = things.map((m) => m[1]);
       expect(new Set(ids).size).toBe(ids.length);
-      expect(ids.length).toBe(3 * 7);
+      // Per copy: 7 Things over HTTP and the smart plug over CoAP.
+      expect(ids.length).toBe(3 * 8);
+      expect(things.filter(([, , url]) => url?.startsWith("coap://")).map(([, id]) => id)).toEqual(
+        [0, 1, 2].map((copy) => simThingId("smart-plug", copy)),
+      );
       expect(ids).toEqual(
         expect.arrayContaining([simThingId("espresso-machine"), simThingId("espresso-machine", 2)]),
       );

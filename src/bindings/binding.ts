@@ -73,7 +73,16 @@ export interface FormTerms {
   readonly controlPacket?: "publish" | "subscribe" | "unsubscribe";
   /** MQTT 5 request/response: the form's `response` carries `mqv:topic`, where replies arrive. */
   readonly responseTopic?: string;
+  /** CoAP: `cov:method`, overriding the operation's default method. */
+  readonly coapMethod?: CoapMethod;
+  /** CoAP: `cov:contentFormat`, the Content-Format number sent instead of the one of `contentType`. */
+  readonly contentFormat?: number;
+  /** CoAP: `cov:accept`, the Content-Format asked for (the Accept option). */
+  readonly accept?: number;
 }
+
+/** The CoAP request methods (RFC 7252 §12.1.1, RFC 8132), as `cov:method` names them. */
+export type CoapMethod = "GET" | "POST" | "PUT" | "DELETE" | "FETCH" | "PATCH" | "iPATCH";
 
 /** Everything a binding needs for one operation on one Thing; built by `targetFor`. */
 export interface Target {

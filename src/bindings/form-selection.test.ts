@@ -249,9 +249,30 @@ describe("parseFormTerms", () => {
       responseTopic: "a/b/reply",
     });
   });
+  it("reads the CoAP terms: cov:method, cov:contentFormat, cov:accept", () => {
+    expect(
+      parseFormTerms({
+        href: "coap://plug/on",
+        subprotocol: "cov:observe",
+        "cov:method": "iPATCH",
+        "cov:contentFormat": 60,
+        "cov:accept": 50,
+      }),
+    ).toEqual({
+      contentType: "application/json",
+      subprotocol: "cov:observe",
+      coapMethod: "iPATCH",
+      contentFormat: 60,
+      accept: 50,
+    });
+  });
   it.each([
     ["mqv:qos", "3"],
     ["mqv:qos", ""],
+    ["cov:method", "TRACE"],
+    ["cov:contentFormat", "50"],
+    ["cov:contentFormat", 65536],
+    ["cov:accept", 1.5],
     ["mqv:retain", "yes"],
     ["htv:methodName", "TRACE"],
     ["mqv:topic", "a/+"],

@@ -11,7 +11,7 @@ import type {
   ThingDescription,
 } from "../core/index.js";
 import { bindingError } from "./binding.js";
-import type { Binding, FormTerms, Operation, Target } from "./binding.js";
+import type { Binding, CoapMethod, FormTerms, Operation, Target } from "./binding.js";
 import { credentialsFor, escapePointer, originOf, securityOf } from "./credentials.js";
 import type { Secrets } from "./credentials.js";
 
@@ -255,10 +255,41 @@ export function parseFormTerms(form: Form, pointer = ""): FormTerms {
     }
     terms.responseTopic = responseTopic as string;
   }
+  const coapMethod = optionalString("cov:method", form["cov:method"]);
+  if (coapMethod !== undefined) {
+    if (!(COAP_METHODS as readonly string[]).includes(coapMethod)) {
+      fail("cov:method", `expected one of ${COAP_METHODS.join(", ")}`);
+    }
+    terms.coapMethod = coapMethod as CoapMethod;
+  }
+  const contentFormat = contentFormatTerm("cov:contentFormat", form["cov:contentFormat"], fail);
+  if (contentFormat !== undefined) terms.contentFormat = contentFormat;
+  const accept = contentFormatTerm("cov:accept", form["cov:accept"], fail);
+  if (accept !== undefined) terms.accept = accept;
   return terms;
 }
 
+/** A CoAP Content-Format number: an unsigned 16-bit integer (RFC 7252 §12.3). */
+function contentFormatTerm(term: string, value: unknown, fail: (term: string, message: string) => never) {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 65535) {
+    return fail(term, "expected a Content-Format number from 0 to 65535");
+  }
+  return value;
+}
+
 const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/** The CoAP methods `cov:method` may name (RFC 7252 §12.1.1, RFC 8132). */
+export const COAP_METHODS: readonly CoapMethod[] = [
+  "GET",
+  "POST",
+  "PUT",
+  "DELETE",
+  "FETCH",
+  "PATCH",
+  "iPATCH",
+];
 
 /** MQTT 5 §4.7.1: `#` only last and alone in its level, `+` alone in its level; no NUL. */
 export function isTopicFilter(filter: string): boolean {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ThingDescription } from "../core/index.js";
-import { HttpBinding, MqttBinding, createBindings, targetFor } from "./index.js";
+import { CoapBinding, HttpBinding, MqttBinding, createBindings, targetFor } from "./index.js";
 
 const td: ThingDescription = {
   "@context": "https://www.w3.org/2022/wot/td/v1.1",
@@ -21,25 +21,26 @@ const td: ThingDescription = {
 };
 
 describe("createBindings", () => {
-  it("keys the HTTP and MQTT bindings by their schemes, and picks forms it can serve", async () => {
+  it("keys the HTTP, MQTT and CoAP bindings by their schemes, and picks forms it can serve", async () => {
     const bindings = createBindings();
     try {
-      expect([...bindings.byScheme.keys()].sort()).toEqual(["http", "https", "mqtt", "mqtts"]);
+      expect([...bindings.byScheme.keys()].sort()).toEqual(["coap", "http", "https", "mqtt", "mqtts"]);
       expect(bindings.byScheme.get("https")).toBeInstanceOf(HttpBinding);
       expect(bindings.byScheme.get("mqtts")).toBeInstanceOf(MqttBinding);
+      expect(bindings.byScheme.get("coap")).toBeInstanceOf(CoapBinding);
       const target = targetFor(td, {
         op: "readproperty",
         affordance: { kind: "property", name: "on" },
         schemes: bindings.schemes,
       });
-      expect(target.href).toBe("mqtt://broker.example/plug/on");
-      expect(bindings.bindingFor(target)).toBe(bindings.byScheme.get("mqtt"));
+      expect(target.href).toBe("coap://plug.example/on");
+      expect(bindings.bindingFor(target)).toBe(bindings.byScheme.get("coap"));
     } finally {
       await bindings.close();
     }
   });
   it("leaves out a binding set to false", async () => {
-    const bindings = createBindings({ mqtt: false });
+    const bindings = createBindings({ mqtt: false, coap: false });
     try {
       expect(bindings.schemes).toEqual(["http", "https"]);
       const target = targetFor(td, {

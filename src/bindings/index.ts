@@ -1,7 +1,9 @@
 // The public face of bindings: the Binding interface, form selection, the address policy, and
-// the HTTP and MQTT bindings, with `createBindings` to make the set the hub uses.
+// the HTTP, MQTT and CoAP bindings, with `createBindings` to make the set the hub uses.
 import { AddressPolicy } from "./address-policy.js";
 import type { Binding, Target } from "./binding.js";
+import { CoapBinding } from "./coap/coap-binding.js";
+import type { CoapBindingOptions } from "./coap/coap-binding.js";
 import { bindingFor } from "./form-selection.js";
 import { HttpBinding } from "./http/http-binding.js";
 import type { HttpBindingOptions } from "./http/http-binding.js";
@@ -15,6 +17,7 @@ export type {
   Binding,
   BindingFailure,
   BindingFailureReason,
+  CoapMethod,
   Credentials,
   Discovered,
   ErrorListener,
@@ -31,6 +34,7 @@ export type { Secret, Secrets } from "./credentials.js";
 export { credentialsFor, originOf } from "./credentials.js";
 export type { AffordanceKind, TargetRequest } from "./form-selection.js";
 export {
+  COAP_METHODS,
   DEFAULT_OPS,
   bindingFor,
   declaredUriVariables,
@@ -56,6 +60,8 @@ export { HTTP_BINDING_DEFAULTS, HttpBinding } from "./http/http-binding.js";
 export { retryAfterOf } from "./http/http-transport.js";
 export type { MqttBindingOptions, MqttConnectionEvent } from "./mqtt/mqtt-binding.js";
 export { MQTT_BINDING_DEFAULTS, MqttBinding } from "./mqtt/mqtt-binding.js";
+export type { CoapBindingOptions } from "./coap/coap-binding.js";
+export { COAP_BINDING_DEFAULTS, CoapBinding } from "./coap/coap-binding.js";
 
 export interface BindingsOptions {
   /** One policy for every binding; default: every address allowed. */
@@ -64,6 +70,8 @@ export interface BindingsOptions {
   readonly http?: Omit<HttpBindingOptions, "addressPolicy"> | false;
   /** Options of the MQTT binding, or false to leave it out. */
   readonly mqtt?: Omit<MqttBindingOptions, "addressPolicy"> | false;
+  /** Options of the CoAP binding, or false to leave it out. */
+  readonly coap?: Omit<CoapBindingOptions, "addressPolicy"> | false;
 }
 
 /** The bindings the hub runs, by URI scheme. */
@@ -82,6 +90,7 @@ export function createBindings(options: BindingsOptions = {}): BindingSet {
   const bindings: Binding[] = [];
   if (options.http !== false) bindings.push(new HttpBinding({ ...options.http, addressPolicy }));
   if (options.mqtt !== false) bindings.push(new MqttBinding({ ...options.mqtt, addressPolicy }));
+  if (options.coap !== false) bindings.push(new CoapBinding({ ...options.coap, addressPolicy }));
   const byScheme = new Map<string, Binding>();
   for (const binding of bindings) for (const scheme of binding.schemes) byScheme.set(scheme, binding);
   return {

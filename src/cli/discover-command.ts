@@ -9,7 +9,7 @@ export function registerDiscoverCommand(program: Command): void {
     .description("register the Thing whose TD is at URL, or every Thing a host's /.well-known/wot lists")
     .argument(
       "<url>",
-      "a TD's URL, a TD directory's URL, or a host (http://host:port) to ask its /.well-known/wot",
+      "a TD's URL (http, https or coap), a TD directory's URL, or a host (http://host:port, coap://host:port) to ask its /.well-known/wot",
     )
     .addHelpText(
       "after",

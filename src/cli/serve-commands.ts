@@ -226,7 +226,7 @@ export function registerServeCommands(program: Command): void {
       const total = await running.hub.store.countThings();
       const sensors = fleet.homieDevices.length;
       process.stdout.write(
-        `  demo: ${fleet.descriptions().length} simulated Things over HTTP (${registrations(added, updated)})` +
+        `  demo: ${fleet.descriptions().length} simulated Things over HTTP and CoAP (${registrations(added, updated)})` +
           (sensors > 0 ? `, ${sensors} Homie sensors on MQTT` : "") +
           `; ${total} in the directory` +
           (chaosMs > 0 ? `; a chaos monkey changes something every ${chaosMs / 1000} s` : "") +

@@ -9,7 +9,7 @@ import { CliError } from "./cli-error.js";
 import type { RunningHub } from "./start-hub.js";
 
 /** The kinds of Things in the fleet (src/sim/fleet.ts: KINDS), for --only. */
-const KINDS: readonly FleetKind[] = ["espresso", "switch", "containers", "service", "sensors"];
+const KINDS: readonly FleetKind[] = ["espresso", "switch", "containers", "service", "plug", "sensors"];
 
 /** The fleet beside a running hub: on loopback, its sensors on the hub's broker, every TD registered. */
 export async function startDemoFleet(
@@ -177,7 +177,7 @@ export function registerSimCommands(program: Command): void {
   program
     .command("sim")
     .description(
-      "run the simulated fleet alone (real HTTP servers on loopback, Homie sensors on MQTT), until Ctrl-C",
+      "run the simulated fleet alone (real HTTP and CoAP servers on loopback, Homie sensors on MQTT), until Ctrl-C",
     )
     .option("--scale <n>", "copies of the fleet, each with unique ids", "1")
     .option("--host <host>", "address the simulated Things listen on", "127.0.0.1")
@@ -202,7 +202,7 @@ export function registerSimCommands(program: Command): void {
       const out = process.stdout;
       const descriptions = fleet.descriptions();
       out.write(
-        `Simulated fleet: ${descriptions.length} Things over HTTP` +
+        `Simulated fleet: ${descriptions.length} Things over HTTP and CoAP` +
           (fleet.homieDevices.length > 0
             ? `, ${fleet.homieDevices.length} Homie devices on ${withoutCredentials(fleetOptions.mqtt?.url ?? "?")}`
             : "") +

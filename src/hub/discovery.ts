@@ -13,7 +13,7 @@ import {
 import type { Directory } from "./directory.js";
 
 /**
- * What fetches a TD (or a listing) from a URL: the HTTP binding's `discover`. It answers the
+ * What fetches a TD (or a listing) from a URL: the HTTP or CoAP binding's `discover`. It answers the
  * document and the URL it came from after redirects, against which its relative references resolve.
  */
 export interface DescriptionFetcher {
@@ -107,12 +107,12 @@ export class Discovery {
       url = new URL(text);
     } catch {
       throw new ValidationError(`"${text}" is not a URL`, [
-        { pointer: "/url", message: "must be an absolute http(s) URL" },
+        { pointer: "/url", message: "must be an absolute http(s) or coap URL" },
       ]);
     }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      throw new ValidationError(`Discovery fetches http and https URLs, not ${url.protocol}`, [
-        { pointer: "/url", message: "must be an absolute http(s) URL" },
+    if (url.protocol !== "http:" && url.protocol !== "https:" && url.protocol !== "coap:") {
+      throw new ValidationError(`Discovery fetches http, https and coap URLs, not ${url.protocol}`, [
+        { pointer: "/url", message: "must be an absolute http(s) or coap URL" },
       ]);
     }
     if (url.username !== "" || url.password !== "") {
@@ -120,7 +120,8 @@ export class Discovery {
         { pointer: "/url", message: "has credentials" },
       ]);
     }
-    if (url.pathname === "/" && url.search === "") url.pathname = WELL_KNOWN;
+    // A coap: URL's path is "" for a bare host (it is not a WHATWG "special" scheme).
+    if ((url.pathname === "/" || url.pathname === "") && url.search === "") url.pathname = WELL_KNOWN;
     return url;
   }
 

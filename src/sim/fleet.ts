@@ -1,6 +1,6 @@
-// The simulated fleet: every kind of Thing, N copies of each with unique ids, one HTTP server per
-// kind serving all of its copies by path, one ticker that lets simulated time pass for all, the
-// Homie room sensors on MQTT and, when asked, the chaos monkey.
+// The simulated fleet: every kind of Thing, N copies of each with unique ids, one HTTP (or CoAP)
+// server per kind serving all of its copies by path, one ticker that lets simulated time pass for
+// all, the Homie room sensors on MQTT and, when asked, the chaos monkey.
 import type { Link, RegisteredThingDescription } from "../core/index.js";
 import { ChaosMonkey, type Mischief } from "./chaos-monkey.js";
 import { Container, ContainerHost } from "./container-host.js";
@@ -8,10 +8,12 @@ import { EspressoMachine } from "./espresso-machine.js";
 import { MicroService } from "./micro-service.js";
 import { NetworkSwitch } from "./network-switch.js";
 import { RoomSensor, type MqttTarget } from "./room-sensors.js";
+import { SimCoapServer } from "./sim-coap-server.js";
 import { SimHttpServer } from "./sim-http-server.js";
 import type { SimulatedThing } from "./simulated-thing.js";
+import { SmartPlug } from "./smart-plug.js";
 
-export const FLEET_KINDS = ["espresso", "switch", "containers", "service", "sensors"] as const;
+export const FLEET_KINDS = ["espresso", "switch", "containers", "service", "plug", "sensors"] as const;
 export type FleetKind = (typeof FLEET_KINDS)[number];
 
 /** The id prefix of the fleet's HTTP Things. */
@@ -52,13 +54,18 @@ export interface FleetOptions {
 
 export interface FleetServer {
   readonly kind: FleetKind;
-  /** `http://127.0.0.1:PORT/`; each Thing's TD is at `{url}{slug}/`. */
+  /** `http://127.0.0.1:PORT/` (`coap://…` for the plugs); each Thing's TD is at `{url}{slug}/`. */
   readonly url: string;
 }
 
+/** The kinds whose Things speak CoAP; the others' speak HTTP (the sensors, MQTT). */
+const COAP_KINDS: ReadonlySet<FleetKind> = new Set(["plug"]);
+
+type SimServer = SimHttpServer | SimCoapServer;
+
 export class Fleet {
-  readonly #servers = new Map<FleetKind, SimHttpServer>();
-  readonly #things = new Map<string, { thing: SimulatedThing; server: SimHttpServer }>();
+  readonly #servers = new Map<FleetKind, SimServer>();
+  readonly #things = new Map<string, { thing: SimulatedThing; server: SimServer }>();
   readonly #sensors: RoomSensor[] = [];
   readonly #random: () => number;
   #ticker: NodeJS.Timeout | undefined;
@@ -87,7 +94,7 @@ export class Fleet {
       throw new RangeError(`scale must be a whole number ≥ 1, not ${scale}`);
     for (const kind of kinds) {
       if (kind === "sensors") continue;
-      const server = new SimHttpServer();
+      const server = COAP_KINDS.has(kind) ? new SimCoapServer() : new SimHttpServer();
       this.#servers.set(kind, server);
       for (let copy = 0; copy < scale; copy++) {
         for (const thing of thingsOf(kind, copy, new Set(kinds))) {
@@ -128,7 +135,7 @@ export class Fleet {
     return [...this.#servers].map(([kind, server]) => ({ kind, url: server.url }));
   }
 
-  /** The HTTP Things' TDs, each with its base at its server. */
+  /** The HTTP and CoAP Things' TDs, each with its base at its server. */
   descriptions(): RegisteredThingDescription[] {
     return [...this.#things.values()].map(({ thing, server }) => server.description(thing));
   }
@@ -229,6 +236,8 @@ function thingsOf(kind: FleetKind, copy: number, kinds: ReadonlySet<FleetKind>):
           ...(kinds.has("containers") && { containerId: id("container-orders") }),
         }),
       ];
+    case "plug":
+      return [new SmartPlug(id("smart-plug"), slug("smart-plug"), { title: `Desk lamp plug${suffix}` })];
     case "sensors":
       return [];
   }

@@ -9,4 +9,6 @@ export { MicroService, type Health } from "./micro-service.js";
 export { RoomSensor, type MqttTarget } from "./room-sensors.js";
 export { ChaosMonkey, type Mischief } from "./chaos-monkey.js";
 export { SimHttpServer } from "./sim-http-server.js";
+export { SimCoapServer } from "./sim-coap-server.js";
+export { SmartPlug } from "./smart-plug.js";
 export { SimProblem, SimulatedThing } from "./simulated-thing.js";
