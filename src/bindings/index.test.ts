@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ThingDescription } from "../core/index.js";
-import { HttpBinding, MqttBinding, createBindings, targetFor } from "./index.js";
+import { HttpBinding, MqttBinding, SnmpBinding, createBindings, targetFor } from "./index.js";
 
 const td: ThingDescription = {
   "@context": "https://www.w3.org/2022/wot/td/v1.1",
@@ -21,12 +21,13 @@ const td: ThingDescription = {
 };
 
 describe("createBindings", () => {
-  it("keys the HTTP and MQTT bindings by their schemes, and picks forms it can serve", async () => {
+  it("keys the HTTP, MQTT and SNMP bindings by their schemes, and picks forms it can serve", async () => {
     const bindings = createBindings();
     try {
-      expect([...bindings.byScheme.keys()].sort()).toEqual(["http", "https", "mqtt", "mqtts"]);
+      expect([...bindings.byScheme.keys()].sort()).toEqual(["http", "https", "mqtt", "mqtts", "snmp"]);
       expect(bindings.byScheme.get("https")).toBeInstanceOf(HttpBinding);
       expect(bindings.byScheme.get("mqtts")).toBeInstanceOf(MqttBinding);
+      expect(bindings.byScheme.get("snmp")).toBeInstanceOf(SnmpBinding);
       const target = targetFor(td, {
         op: "readproperty",
         affordance: { kind: "property", name: "on" },
@@ -39,7 +40,7 @@ describe("createBindings", () => {
     }
   });
   it("leaves out a binding set to false", async () => {
-    const bindings = createBindings({ mqtt: false });
+    const bindings = createBindings({ mqtt: false, snmp: false });
     try {
       expect(bindings.schemes).toEqual(["http", "https"]);
       const target = targetFor(td, {

@@ -113,6 +113,7 @@ export async function startHub(
   const bindings = createBindings({
     addressPolicy,
     http: { pollIntervalMs: config.pollIntervalMs },
+    snmp: { pollIntervalMs: config.pollIntervalMs },
     mqtt: {
       protocolVersionFor: (broker) => (broker === embeddedBroker ? 4 : undefined),
       // A Thing that the hub reaches through its own broker (a gateway device's `…/set`, say)
