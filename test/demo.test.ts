@@ -34,7 +34,9 @@ describe("things demo", () => {
   it("comes up with the fleet registered and observed, prints the UI's URL and the admin token, and stops on SIGINT", async () => {
     const demo = run(["demo", "--port", "0", "--data", dataDir, "--chaos", "0"]);
     try {
-      const [, count] = await demo.waitFor(/demo: (\d+) simulated Things over HTTP \(\1 registered\)/);
+      const [, count] = await demo.waitFor(
+        /demo: (\d+) simulated Things \(\1 registered\): \d+ over HTTP, 1 over SNMP/,
+      );
       expect(Number(count)).toBeGreaterThan(0);
       const [, url, token] = await demo.waitFor(
         /open (http:\/\/127\.0\.0\.1:\d+)\/ and sign in with (ht_\S+)/,
@@ -60,6 +62,9 @@ describe("things demo", () => {
       // The hub observes it: the boiler's temperature arrives as `reported` Changes.
       const reported = await firstChange(hub, simThingId("espresso-machine"), "reported");
       expect(reported).toMatchObject({ cause: { actor: "hub:observer" } });
+      // The UPS speaks SNMP only: the hub was given its community, and polls it.
+      const ups = await firstChange(hub, simThingId("ups-1"), "reported");
+      expect(ups).toMatchObject({ cause: { actor: "hub:observer", via: "snmp" } });
     } finally {
       demo.process.kill("SIGINT");
     }
@@ -70,9 +75,7 @@ describe("things demo", () => {
   it("run again on the same data, says the fleet's TDs were replaced (new ports), not registered anew", async () => {
     const demo = run(["demo", "--port", "0", "--data", dataDir, "--chaos", "0"]);
     try {
-      await demo.waitFor(
-        /demo: (\d+) simulated Things over HTTP \(\1 re-registered at their new addresses\)/,
-      );
+      await demo.waitFor(/demo: (\d+) simulated Things \(\1 re-registered at their new addresses\)/);
     } finally {
       demo.process.kill("SIGINT");
     }

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { connectAsync } from "mqtt";
 import { describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
 import { simThingId } from "../src/sim/index.js";
 import { startTestHub } from "./support/test-hub.js";
 import { OUTPUT_BOUND_MS, runThings as run } from "./support/things-process.js";
@@ -54,6 +55,30 @@ describe("things sim", () => {
       );
       // Each registered TD points at the simulator that serves it.
       for (const td of listed.slice(0, 3)) expect((await fetch(td.base)).status).toBe(200);
+    } finally {
+      sim.process.kill("SIGINT");
+      await hub.stop();
+    }
+    expect(await sim.exited).toBe(0);
+  });
+
+  it("registers its UPS with --register and gives the hub its SNMP community, so the hub reads it", async () => {
+    const hub = await startTestHub();
+    const sim = run(["sim", "--only", "ups", "--register", hub.url], { HYPERTHINGS_TOKEN: hub.token });
+    try {
+      const [, agent, community] = await sim.waitFor(
+        / {2}\S+ups-1 {2}(snmp:\/\/\S+) \(SNMPv2c, community (\S+)\)/,
+      );
+      await sim.waitFor(/registered 1 Things with/);
+      const id = simThingId("ups-1");
+      const td = (await (await hub.request(thingPath(id))).json()) as Record<string, unknown>;
+      expect(JSON.stringify(td)).toContain(agent as string);
+      expect(JSON.stringify(td)).not.toContain(community as string);
+      const held = (await (await hub.request(`${thingPath(id)}/credentials`)).json()) as { names: string[] };
+      expect(held.names).toEqual(["community_sc"]);
+      const read = await hub.request(`${thingPath(id)}/properties/charge`);
+      expect(read.status).toBe(200);
+      expect(await read.json()).toBeGreaterThanOrEqual(80);
     } finally {
       sim.process.kill("SIGINT");
       await hub.stop();

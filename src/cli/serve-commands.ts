@@ -225,8 +225,10 @@ export function registerServeCommands(program: Command): void {
       companions.after.push(() => fleet.close());
       const total = await running.hub.store.countThings();
       const sensors = fleet.homieDevices.length;
+      const http = fleet.descriptions().length;
+      const snmp = fleet.snmpThings.length;
       process.stdout.write(
-        `  demo: ${fleet.descriptions().length} simulated Things over HTTP (${registrations(added, updated)})` +
+        `  demo: ${http + snmp} simulated Things (${registrations(added, updated)}): ${http} over HTTP, ${snmp} over SNMP` +
           (sensors > 0 ? `, ${sensors} Homie sensors on MQTT` : "") +
           `; ${total} in the directory` +
           (chaosMs > 0 ? `; a chaos monkey changes something every ${chaosMs / 1000} s` : "") +

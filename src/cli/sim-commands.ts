@@ -2,14 +2,14 @@
 // hub, with everything registered. The fleet itself lives in src/sim.
 import { Option, type Command } from "commander";
 import { canonicalJson } from "../core/index.js";
-import { HubClient, HubError } from "../client/index.js";
+import { HubError, InteractionClient } from "../client/index.js";
 // Types only: the fleet's modules (and mqtt.js) load when a fleet starts, not for every command.
 import type { Fleet, FleetKind, FleetOptions } from "../sim/index.js";
 import { CliError } from "./cli-error.js";
 import type { RunningHub } from "./start-hub.js";
 
 /** The kinds of Things in the fleet (src/sim/fleet.ts: KINDS), for --only. */
-const KINDS: readonly FleetKind[] = ["espresso", "switch", "containers", "service", "sensors"];
+const KINDS: readonly FleetKind[] = ["espresso", "switch", "containers", "service", "sensors", "ups"];
 
 /** The fleet beside a running hub: on loopback, its sensors on the hub's broker, every TD registered. */
 export async function startDemoFleet(
@@ -28,13 +28,25 @@ export async function startDemoFleet(
   try {
     let added = 0;
     let updated = 0;
-    for (const td of fleet.descriptions()) {
+    const snmp = fleet.snmpThings;
+    for (const td of [...fleet.descriptions(), ...snmp.map((s) => s.td)]) {
       const existing = await running.hub.store.getThing(td.id);
       if (existing && canonicalJson(existing.td) === canonicalJson(td)) continue;
       await running.hub.directory.put(td.id, td, { actor: "demo", via: "cli" });
       // A Thing of an earlier run listens on another port now: its TD is replaced, not new.
       if (existing) updated++;
       else added++;
+    }
+    // Each run's UPS has a community of its own: the hub is given it as a secret, every time.
+    for (const { td, community } of snmp) {
+      if (running.hub.secrets === undefined) {
+        running.hub.logger.warn(
+          { thing: td.id },
+          "this hub keeps no credentials: the demo's UPS is not observed",
+        );
+        break;
+      }
+      await running.hub.secrets.set(td, { key: community });
     }
     return { fleet, added, updated };
   } catch (err) {
@@ -148,20 +160,26 @@ function fleetOptionsOf(options: SimOptions): FleetOptions {
   };
 }
 
-/** Registers every TD with a hub, a few at a time; the first refusal stops it, in one line. */
+/**
+ * Registers every TD with a hub, a few at a time, and gives the hub the community of each SNMP
+ * Thing; the first refusal stops it, in one line.
+ */
 async function registerWith(hubUrl: string, token: string | undefined, fleet: Fleet): Promise<number> {
-  let client: HubClient;
+  let client: InteractionClient;
   try {
-    client = new HubClient({ url: hubUrl, token });
+    client = new InteractionClient({ url: hubUrl, token });
   } catch (err) {
     throw new CliError(`--register: ${(err as Error).message}`, 2);
   }
-  const queue = fleet.descriptions();
+  const communities = new Map(fleet.snmpThings.map(({ td, community }) => [td.id, community]));
+  const queue = [...fleet.descriptions(), ...fleet.snmpThings.map((s) => s.td)];
   let done = 0;
   const worker = async () => {
     for (let td = queue.pop(); td !== undefined; td = queue.pop()) {
       try {
         await client.put(td);
+        const community = communities.get(td.id);
+        if (community !== undefined) await client.setCredentials(td.id, { key: community });
       } catch (err) {
         const hint = err instanceof HubError && err.status === 401 ? "; give a token with --token" : "";
         throw new CliError(`registering ${td.id} with ${hubUrl}: ${(err as Error).message}${hint}`);
@@ -177,7 +195,7 @@ export function registerSimCommands(program: Command): void {
   program
     .command("sim")
     .description(
-      "run the simulated fleet alone (real HTTP servers on loopback, Homie sensors on MQTT), until Ctrl-C",
+      "run the simulated fleet alone (real HTTP servers on loopback, Homie sensors on MQTT, UPSes on SNMP), until Ctrl-C",
     )
     .option("--scale <n>", "copies of the fleet, each with unique ids", "1")
     .option("--host <host>", "address the simulated Things listen on", "127.0.0.1")
@@ -201,8 +219,10 @@ export function registerSimCommands(program: Command): void {
       });
       const out = process.stdout;
       const descriptions = fleet.descriptions();
+      const snmp = fleet.snmpThings;
       out.write(
         `Simulated fleet: ${descriptions.length} Things over HTTP` +
+          (snmp.length > 0 ? `, ${snmp.length} over SNMP` : "") +
           (fleet.homieDevices.length > 0
             ? `, ${fleet.homieDevices.length} Homie devices on ${withoutCredentials(fleetOptions.mqtt?.url ?? "?")}`
             : "") +
@@ -213,6 +233,10 @@ export function registerSimCommands(program: Command): void {
       if (options.list === true || descriptions.length <= 100) {
         for (const td of descriptions) out.write(`  ${td.id}  ${fleet.descriptionUrl(td.id)}\n`);
         for (const id of fleet.homieDevices) out.write(`  ${id}  (Homie 5, announced on the broker)\n`);
+        // The community is printed: the simulator's own, for registering the UPS by hand.
+        for (const { td, community, origin } of snmp) {
+          out.write(`  ${td.id}  ${origin} (SNMPv2c, community ${community})\n`);
+        }
       } else {
         out.write(`  (${descriptions.length} TDs; --list prints each)\n`);
       }
