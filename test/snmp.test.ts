@@ -1,6 +1,8 @@
 // End to end through a real hub (port 0): a Thing whose forms are snmp:, served by a real net-snmp
 // agent on loopback (UDP, port 0), its community held in the hub's secrets. Every wait is for a
 // Change, bounded, never for time to pass.
+import { ObjectType, Version2c, createSession } from "net-snmp";
+import { createSocket } from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change } from "../src/core/index.js";
@@ -9,6 +11,7 @@ import { changeAfter, registerThing, startTestHub, type TestHub } from "./suppor
 
 const ID = "urn:test:snmp:ups";
 const COMMUNITY = "c0mmunity-e2e-5d1";
+const ON_BATTERY = "1.3.6.1.2.1.33.2.0.1";
 
 let agent: SnmpAgent;
 let hub: TestHub;
@@ -38,6 +41,12 @@ function upsTd(origin: string): Record<string, unknown> {
         type: "integer",
         observable: false,
         forms: [{ href: `${origin}/1.3.6.1.2.1.33.1.7.1.0`, "snmp:type": "Integer32" }],
+      },
+    },
+    events: {
+      onBattery: {
+        data: { type: "object", properties: { "1.3.6.1.2.1.33.1.2.2.0": { type: "integer" } } },
+        forms: [{ href: `${origin}/${ON_BATTERY}` }],
       },
     },
   };
@@ -73,7 +82,7 @@ beforeAll(async () => {
       },
     ],
   });
-  hub = await startTestHub({ observe: true, pollIntervalMs: 100 });
+  hub = await startTestHub({ observe: true, pollIntervalMs: 100, snmpTrapPort: 0 });
 });
 
 afterAll(async () => {
@@ -102,6 +111,31 @@ describe("an SNMP Thing through the hub", () => {
       (c) => c.thing === ID && c.affordance === "charge" && c.kind === "reported",
     );
     expect(next).toMatchObject({ value: 95, cause: { actor: "hub:observer", via: "snmp" } });
+  });
+
+  it("records a trap of the event's OID from the Thing, with its community, as an emitted Change", async () => {
+    // The event's subscription opened with the observation that recorded the charge above.
+    const after = await hub.hub.store.lastSeq();
+    const port = hub.snmpTrapPort;
+    expect(port).toBeGreaterThan(0);
+    const session = createSession("127.0.0.1", COMMUNITY, { trapPort: port, version: Version2c });
+    try {
+      await new Promise<void>((resolve, reject) =>
+        session.trap(
+          ON_BATTERY,
+          [{ oid: "1.3.6.1.2.1.33.1.2.2.0", type: ObjectType.Integer32, value: 4 }],
+          (error) => (error === null ? resolve() : reject(error)),
+        ),
+      );
+    } finally {
+      session.close();
+    }
+    const emitted = await changeAfter(hub, after, (c) => c.thing === ID && c.kind === "emitted");
+    expect(emitted).toMatchObject({
+      affordance: "onBattery",
+      value: { "1.3.6.1.2.1.33.1.2.2.0": 4 },
+      cause: { actor: "hub:observer", via: "snmp" },
+    });
   });
 
   it("reads a property with GET through the hub", async () => {
@@ -149,6 +183,21 @@ describe("an SNMP Thing through the hub", () => {
       const res = await hub.request(path);
       expect(res.status).toBe(200);
       expect(await res.text()).not.toContain(COMMUNITY);
+    }
+  });
+});
+
+describe("the hub's SNMP trap port", () => {
+  it("stops the start, in one sentence, when the port is taken", async () => {
+    const holder = createSocket("udp4");
+    await new Promise<void>((resolve) => holder.bind(0, "127.0.0.1", resolve));
+    try {
+      const port = holder.address().port;
+      await expect(startTestHub({ snmpTrapPort: port })).rejects.toThrow(
+        `SNMP trap port ${port} on 127.0.0.1 is already in use; choose another with --snmp-trap-port`,
+      );
+    } finally {
+      holder.close();
     }
   });
 });

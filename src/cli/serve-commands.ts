@@ -17,6 +17,7 @@ interface ServeOptions {
   /** False with --no-mqtt. */
   mqtt?: boolean;
   mqttPort?: string;
+  snmpTrapPort?: string;
   mqttUrl?: string;
   mqttPrefix?: string;
   mqttAnonymous?: boolean;
@@ -54,6 +55,10 @@ function addServeOptions(command: Command): Command {
     )
     .option("--no-mqtt", "no MQTT broker and no gateway (env HYPERTHINGS_MQTT=off)")
     .option(
+      "--snmp-trap-port <port>",
+      "receive SNMPv2c traps and informs for Things' events on this UDP port, 0 for any free one (env HYPERTHINGS_SNMP_TRAP_PORT; default none)",
+    )
+    .option(
       "--allow <cidrs>",
       "the only addresses Things and discovery may be reached at, e.g. 10.0.0.0/8,fd00::/8 (env HYPERTHINGS_ALLOW, default all)",
     )
@@ -78,6 +83,7 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
     ...(options.observe === false && { observe: false }),
     ...(options.mqtt === false && { mqtt: false }),
     ...(options.mqttPort !== undefined && { mqttPort: options.mqttPort }),
+    ...(options.snmpTrapPort !== undefined && { snmpTrapPort: options.snmpTrapPort }),
     ...(options.mqttUrl !== undefined && { mqttUrl: options.mqttUrl }),
     ...(options.mqttPrefix !== undefined && { mqttPrefix: options.mqttPrefix }),
     ...(options.mqttAnonymous === true && { mqttAnonymous: true }),
@@ -157,6 +163,9 @@ async function serve(
     out.write(`  ignored: ${name} is no setting${meant === undefined ? "" : ` (did you mean ${meant}?)`}\n`);
   }
   out.write(`${mqttLine(running)}\n`);
+  if (running.snmpTrapPort !== undefined) {
+    out.write(`  SNMP traps: UDP ${running.hub.config.host} port ${running.snmpTrapPort} (SNMPv2c)\n`);
+  }
   const { adminToken } = running.hub;
   if (adminToken.created) {
     out.write(

@@ -2,7 +2,8 @@
 // socket that never answers.
 import { createSocket } from "node:dgram";
 import type { Socket } from "node:dgram";
-import { ObjectType } from "net-snmp";
+import { ObjectType, Version2c, createSession } from "net-snmp";
+import type { Varbind } from "net-snmp";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { UnauthorizedError, ValidationError } from "../../core/index.js";
 import type { ThingDescription } from "../../core/index.js";
@@ -306,6 +307,119 @@ describe("SnmpBinding: observation by polling", () => {
       ),
     );
     expect(failure).toMatchObject({ reason: "status", body: "noSuchObject" });
+  });
+});
+
+describe("SnmpBinding: events from traps", () => {
+  const ON_BATTERY = "1.3.6.1.2.1.33.2.0.1";
+  const eventTd = (origin: string, oid = ON_BATTERY): ThingDescription => ({
+    ...upsTd(origin),
+    events: { onBattery: { forms: [{ href: `${origin}/${oid}` }] } },
+  });
+  const eventTarget = (origin: string, oid?: string) =>
+    targetFor(eventTd(origin, oid), {
+      op: "subscribeevent",
+      affordance: { kind: "event", name: "onBattery" },
+      secrets,
+    });
+
+  /** Sends a notification to the receiver, as an agent on loopback would. */
+  function notify(port: number, community: string, oid: string, varbinds: Varbind[], inform = false) {
+    const session = createSession("127.0.0.1", community, {
+      trapPort: port,
+      version: Version2c,
+      timeout: 1000,
+    });
+    return new Promise<void>((resolve, reject) => {
+      const done = (error: Error | null) => {
+        session.close();
+        if (error === null) resolve();
+        else reject(error);
+      };
+      if (inform) session.inform(oid, varbinds, done);
+      else session.trap(oid, varbinds, done);
+    });
+  }
+
+  it("hands on the traps of the event's OID from the Thing's address with its community, and no others", async () => {
+    const trapping = new SnmpBinding({ traps: { port: 0, host: "127.0.0.1" } });
+    try {
+      const port = await trapping.listenForTraps();
+      const events: unknown[] = [];
+      let arrived: (() => void) | undefined;
+      const subscription = await trapping.subscribeEvent(
+        eventTarget("snmp://127.0.0.1"),
+        (data) => {
+          events.push(data);
+          arrived?.();
+        },
+        () => undefined,
+      );
+      const next = () => new Promise<void>((resolve) => (arrived = resolve));
+      const seconds = { oid: "1.3.6.1.2.1.33.1.2.2.0", type: ObjectType.Integer32, value: 12 };
+      // Another community, another notification: not this event.
+      await notify(port, "not-it", ON_BATTERY, [seconds]);
+      await notify(port, COMMUNITY, "1.3.6.1.2.1.33.2.0.3", [seconds]);
+      let one = next();
+      await notify(port, COMMUNITY, ON_BATTERY, [seconds]);
+      await one;
+      expect(events).toEqual([{ "1.3.6.1.2.1.33.1.2.2.0": 12 }]);
+      // An inform is acknowledged (the sender's callback resolves only then), and handed on too.
+      one = next();
+      await notify(port, COMMUNITY, ON_BATTERY, [{ ...seconds, value: 13 }], true);
+      await one;
+      expect(events).toEqual([{ "1.3.6.1.2.1.33.1.2.2.0": 12 }, { "1.3.6.1.2.1.33.1.2.2.0": 13 }]);
+      await subscription.close();
+    } finally {
+      await trapping.close();
+    }
+  });
+
+  it("refuses to subscribe without a trap port, and to a Thing at a denied address", async () => {
+    const failure = await failureOf(
+      binding.subscribeEvent(
+        eventTarget(agent.origin),
+        () => undefined,
+        () => undefined,
+      ),
+    );
+    expect(failure).toMatchObject({ reason: "unsupported" });
+    expect(failure.message).toContain("--snmp-trap-port");
+    const denied = new SnmpBinding({
+      traps: { port: 0, host: "127.0.0.1" },
+      addressPolicy: new AddressPolicy({ deny: ["127.0.0.0/8"] }),
+    });
+    try {
+      const refused = await failureOf(
+        denied.subscribeEvent(
+          eventTarget("snmp://127.0.0.1"),
+          () => undefined,
+          () => undefined,
+        ),
+      );
+      expect(refused).toMatchObject({ reason: "address-denied" });
+    } finally {
+      await denied.close();
+    }
+  });
+
+  it("says when the trap port cannot be bound", async () => {
+    const holder = await silentSocket();
+    const taken = new SnmpBinding({ traps: { port: holder.port, host: "127.0.0.1" } });
+    try {
+      const failure = await failureOf(
+        taken.subscribeEvent(
+          eventTarget("snmp://127.0.0.1"),
+          () => undefined,
+          () => undefined,
+        ),
+      );
+      expect(failure).toMatchObject({ reason: "unsupported" });
+      expect(failure.message).toMatch(/trap receiver cannot listen: .*EADDRINUSE/);
+    } finally {
+      await taken.close();
+      holder.socket.close();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 // The SNMP binding (SNMPv1 and v2c over UDP, RFC 3416): a property is one OID, read with GET,
-// written with SET in the ASN.1 type the form names, observed by polling.
+// written with SET in the ASN.1 type the form names, observed by polling; an event is a trap.
 import { isIP } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { ErrorStatus, Version1, Version2c, createSession } from "net-snmp";
@@ -17,6 +17,7 @@ import type {
   ValueListener,
 } from "../binding.js";
 import { decodeVarbind, encodeForSet, isOid, setTypeOf, typeName, varbindException } from "./snmp-values.js";
+import { SnmpTrapReceiver } from "./trap-receiver.js";
 
 export interface SnmpBindingOptions {
   /** Which addresses may be reached; default: all. */
@@ -29,6 +30,11 @@ export interface SnmpBindingOptions {
   readonly pollIntervalMs?: number;
   /** The community sent to a Thing whose form is `nosec`; default `public`. */
   readonly defaultCommunity?: string;
+  /**
+   * Where to receive SNMPv2c traps and informs for `subscribeevent` (port 0: one the system
+   * picks); without it, events over SNMP are refused.
+   */
+  readonly traps?: { readonly port: number; readonly host?: string };
 }
 
 /** The defaults of SnmpBindingOptions, in one place. */
@@ -52,6 +58,8 @@ export class SnmpBinding implements Binding {
   /** Sessions with a request in flight, closed (failing their requests) by `close`. */
   readonly #sessions = new Set<Session>();
   readonly #subscriptions = new Set<Subscription>();
+  readonly #traps: { readonly port: number; readonly host?: string } | undefined;
+  #receiver: Promise<SnmpTrapReceiver> | undefined;
   #closed = false;
 
   constructor(options: SnmpBindingOptions = {}) {
@@ -61,6 +69,24 @@ export class SnmpBinding implements Binding {
     this.#retries = options.retries ?? d.retries;
     this.#pollIntervalMs = options.pollIntervalMs ?? d.pollIntervalMs;
     this.#defaultCommunity = options.defaultCommunity ?? d.defaultCommunity;
+    this.#traps = options.traps;
+  }
+
+  /**
+   * Starts the trap receiver now (it starts at the first event subscription otherwise), so that a
+   * port in use is known at once; resolves to the port it listens on.
+   */
+  async listenForTraps(): Promise<number> {
+    if (this.#traps === undefined) throw new Error("the SNMP binding has no trap port");
+    if (this.#receiver === undefined) {
+      const starting = SnmpTrapReceiver.start(this.#traps);
+      this.#receiver = starting;
+      // A failed start is tried again by the next subscription.
+      starting.catch(() => {
+        if (this.#receiver === starting) this.#receiver = undefined;
+      });
+    }
+    return (await this.#receiver).port;
   }
 
   async readProperty(target: Target): Promise<unknown> {
@@ -150,13 +176,52 @@ export class SnmpBinding implements Binding {
     return tracked;
   }
 
-  /** Traps are not received yet: an event over SNMP cannot be subscribed to. */
-  async subscribeEvent(target: Target): Promise<Subscription> {
-    throw bindingError(
-      target,
-      "unsupported",
-      "SNMP traps are not received yet: events over SNMP are not done",
-    );
+  /**
+   * An event is a notification (SNMPv2c trap or inform) whose `snmpTrapOID.0` is the OID of the
+   * form's href, sent from the address of its host with the Thing's community: each one is handed
+   * on as an object of its varbinds, `{ OID: value }` (without sysUpTime.0 and snmpTrapOID.0).
+   */
+  async subscribeEvent(target: Target, onData: ValueListener, onError: ErrorListener): Promise<Subscription> {
+    if (target.op !== "subscribeevent") throw unsupported(target);
+    if (this.#traps === undefined) {
+      throw bindingError(
+        target,
+        "unsupported",
+        "the hub receives no SNMP traps: start it with --snmp-trap-port to subscribe to events over SNMP",
+      );
+    }
+    if (this.#closed) throw bindingError(target, "closed", "the SNMP binding is closed");
+    const url = parseSnmpUrl(target);
+    const filter = {
+      address: (await this.#resolve(target, url.host)).address,
+      community: this.#communityOf(target),
+      trapOid: oidOf(target),
+    };
+    let receiver: SnmpTrapReceiver;
+    try {
+      await this.listenForTraps();
+      receiver = await (this.#receiver as Promise<SnmpTrapReceiver>);
+    } catch (cause) {
+      const why = cause instanceof Error ? cause.message : String(cause);
+      // The hub's own port, not the Thing: not an outage of the Thing.
+      throw bindingError(target, "unsupported", `the SNMP trap receiver cannot listen: ${why}`, { cause });
+    }
+    const polling = new Polling(onData, onError);
+    const stop = receiver.subscribe(filter, (notification) => {
+      const data: Record<string, unknown> = {};
+      for (const varbind of notification.varbinds) data[varbind.oid] = decodeVarbind(varbind);
+      polling.value(data);
+    });
+    const subscriptions = this.#subscriptions;
+    const tracked: Subscription = {
+      async close() {
+        stop();
+        subscriptions.delete(tracked);
+        await polling.close();
+      },
+    };
+    subscriptions.add(tracked);
+    return tracked;
   }
 
   async close(): Promise<void> {
@@ -165,6 +230,9 @@ export class SnmpBinding implements Binding {
     this.#subscriptions.clear();
     for (const session of this.#sessions) session.close();
     this.#sessions.clear();
+    const receiver = this.#receiver;
+    this.#receiver = undefined;
+    await receiver?.then((r) => r.close()).catch(() => undefined);
   }
 
   /** One GET; the varbind, or a `status` error naming the exception (noSuchObject, …). */
@@ -341,7 +409,7 @@ function unsupported(target: Target): BindingError {
   return bindingError(target, "unsupported", `the SNMP binding does not do ${target.op}`);
 }
 
-/** One polling loop: listeners that stop at close, errors reported without ending it. */
+/** One polling loop or trap subscription: listeners that stop at close, errors reported without ending it. */
 class Polling {
   readonly #controller = new AbortController();
   #loop: Promise<void> = Promise.resolve();
