@@ -51,6 +51,7 @@ describe("the simulated fleet with a hub", () => {
       reconnectMs: 20,
       maxReconnectMs: 200,
       pollIntervalMs: 100,
+      snmpTrapPort: 0,
     });
     // No ticker: the test lets simulated time pass. The sensors publish to the hub's broker.
     fleet = await Fleet.start({
@@ -61,6 +62,8 @@ describe("the simulated fleet with a hub", () => {
         username: "sim",
         password: hub.token,
       },
+      // The UPS sends its traps to the hub's receiver.
+      snmpTraps: { host: "127.0.0.1", port: hub.snmpTrapPort ?? 0 },
     });
     await register(hub, fleet);
   });
@@ -216,7 +219,7 @@ describe("the simulated fleet with a hub", () => {
     expect(host).toEqual({ web: "running", orders: "running", cache: "running" });
   });
 
-  it("has a UPS that speaks SNMP only: observed by polling once the hub holds its community, its alarm written with SET", async () => {
+  it("has a UPS that speaks SNMP only: observed by polling once the hub holds its community, its alarm written with SET, its outage trapped", async () => {
     const ups = fleet.ups(simThingId("ups-1"));
     const [snmp] = fleet.snmpThings;
     expect(snmp?.td.id).toBe(ups.id);
@@ -262,6 +265,17 @@ describe("the simulated fleet with a hub", () => {
     });
     expect(bad.status).toBe(400);
     expect(ups.read("alarm")).toBe(3);
+
+    // The mains fail: the UPS goes on battery and sends upsTrapOnBattery, an emitted Change.
+    const before = await lastSeq(hub);
+    ups.cutPower(60);
+    expect(ups.read("outputSource")).toBe(OUTPUT_SOURCE.battery);
+    const trap = await changeAfter(hub, before, (c) => c.thing === ups.id && c.kind === "emitted");
+    expect(trap).toMatchObject({
+      affordance: "onBattery",
+      value: { "1.3.6.1.2.1.33.1.2.3.0": ups.minutesRemaining, "1.3.6.1.2.1.33.1.2.2.0": 0 },
+      cause: { actor: "hub:observer", via: "snmp" },
+    });
   });
 
   it("has its Homie sensors registered by the hub's auto-inventory, and observed", async () => {

@@ -217,6 +217,9 @@ export function registerServeCommands(program: Command): void {
     )
     .action(async (options: ServeOptions & { chaos: string }) => {
       const chaosMs = wholeNumberOption(options.chaos, "--chaos", 0, MAX_TIMER_MS);
+      // The demo's UPS sends traps: unless told a port, the hub takes them on a free one.
+      if (options.snmpTrapPort === undefined && !process.env.HYPERTHINGS_SNMP_TRAP_PORT)
+        options.snmpTrapPort = "0";
       const companions: Companions = { before: [], after: [] };
       const running = await serve(options, companions);
       const { startDemoFleet } = await import("./sim-commands.js");

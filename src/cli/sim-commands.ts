@@ -24,6 +24,7 @@ export async function startDemoFleet(
     onMischief: (m) =>
       running.hub.logger.info({ thing: m.thing, affordance: m.affordance }, `chaos monkey: ${m.what}`),
     ...mqttOfHub(running),
+    ...trapsOfHub(running),
   });
   try {
     let added = 0;
@@ -53,6 +54,14 @@ export async function startDemoFleet(
     await fleet.close();
     throw err;
   }
+}
+
+/** Where the fleet's UPSes send their traps: the hub's trap receiver, through loopback. */
+function trapsOfHub(running: RunningHub): Pick<FleetOptions, "snmpTraps"> {
+  const port = running.snmpTrapPort;
+  if (port === undefined) return {};
+  const host = running.hub.config.host;
+  return { snmpTraps: { host: host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host, port } };
 }
 
 /** Where the fleet's MQTT devices publish: the broker the hub listens on or uses, as the hub's admin. */

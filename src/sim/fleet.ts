@@ -10,7 +10,7 @@ import { NetworkSwitch } from "./network-switch.js";
 import { RoomSensor, type MqttTarget } from "./room-sensors.js";
 import { SimHttpServer } from "./sim-http-server.js";
 import type { SimulatedThing } from "./simulated-thing.js";
-import { Ups } from "./ups.js";
+import { Ups, type TrapDestination } from "./ups.js";
 
 export const FLEET_KINDS = ["espresso", "switch", "containers", "service", "sensors", "ups"] as const;
 export type FleetKind = (typeof FLEET_KINDS)[number];
@@ -47,6 +47,8 @@ export interface FleetOptions {
   readonly homieRoot?: string;
   /** The chaos monkey strikes every `intervalMs`; default: it sleeps (call `fleet.chaos.strike()`). */
   readonly chaos?: { readonly intervalMs: number };
+  /** Where the UPSes send their SNMP traps (the hub's `--snmp-trap-port`); none without it. */
+  readonly snmpTraps?: TrapDestination;
   /** Told of every piece of the monkey's mischief. */
   readonly onMischief?: (mischief: Mischief) => void;
 }
@@ -124,6 +126,7 @@ export class Fleet {
           title: `UPS${copy === 0 ? "" : ` ${copy}`}`,
           ...(onSwitch && { links: [{ rel: "dependsOn", href: simThingId("switch-1", copy) }] }),
         });
+        ups.trapsTo = this.options.snmpTraps;
         this.#upses.push(ups);
         await ups.start(host);
       }

@@ -1,6 +1,7 @@
 // An uninterruptible power supply that speaks SNMP (v2c) only, as UPSes do: its readings in the
 // UPS-MIB (RFC 1628) and its name and location in MIB-II's system group, served by a real agent.
 import { randomBytes } from "node:crypto";
+import { ObjectType, Version2c, createSession } from "net-snmp";
 import type { Link, RegisteredThingDescription } from "../core/index.js";
 import { SnmpAgent, SnmpType } from "./snmp-agent.js";
 import type { SnmpScalar } from "./snmp-agent.js";
@@ -35,6 +36,15 @@ const OIDS = {
 
 type Reading = keyof typeof OIDS;
 
+/** UPS-MIB upsTrapOnBattery (upsTraps.0.1): sent when the UPS switches to battery. */
+export const ON_BATTERY_TRAP = "1.3.6.1.2.1.33.2.0.1";
+
+/** Where a UPS sends its SNMPv2c traps: the hub's trap receiver. */
+export interface TrapDestination {
+  readonly host: string;
+  readonly port: number;
+}
+
 export class Ups {
   /** The SNMPv2c community of this UPS: the hub holds it as a secret, the TD never shows it. */
   readonly community = `ups-${randomBytes(8).toString("hex")}`;
@@ -47,6 +57,8 @@ export class Ups {
   temperature = 27;
   #agent: SnmpAgent | undefined;
   readonly #initial: { name: string; location: string };
+  /** Where its traps go; none: it sends none. */
+  trapsTo: TrapDestination | undefined;
 
   constructor(
     readonly id: string,
@@ -110,10 +122,7 @@ export class Ups {
 
   /** Lets `seconds` of simulated time pass: mains fail now and then, the battery drains and charges. */
   advance(seconds: number, random: () => number): void {
-    if (!this.onBattery && random() < OUTAGE_PER_SECOND * seconds) {
-      this.onBattery = true;
-      this.#outageLeft = 30 + random() * 90;
-    }
+    if (!this.onBattery && random() < OUTAGE_PER_SECOND * seconds) this.cutPower(30 + random() * 90);
     if (this.onBattery) {
       this.secondsOnBattery += seconds;
       this.#outageLeft -= seconds;
@@ -127,6 +136,32 @@ export class Ups {
     }
     this.temperature = Math.min(35, Math.max(20, this.temperature + (random() - 0.5) * 0.2 * seconds));
     this.#publish();
+  }
+
+  /** The mains fail for `seconds` of simulated time: it goes on battery, and says so with a trap. */
+  cutPower(seconds: number): void {
+    this.onBattery = true;
+    this.#outageLeft = seconds;
+    this.#publish();
+    this.#trap(ON_BATTERY_TRAP, [
+      { oid: OIDS.minutesRemaining, type: ObjectType.Integer32, value: this.minutesRemaining },
+      { oid: OIDS.secondsOnBattery, type: ObjectType.Integer32, value: Math.round(this.secondsOnBattery) },
+    ]);
+  }
+
+  /** Sends an SNMPv2c trap from its agent's address, as a UPS would; a lost one is lost (UDP). */
+  #trap(oid: string, varbinds: { oid: string; type: ObjectType; value: number }[]): void {
+    const to = this.trapsTo;
+    if (to === undefined || this.#agent === undefined) return;
+    const session = createSession(to.host, this.community, {
+      version: Version2c,
+      trapPort: to.port,
+      transport: to.host.includes(":") ? "udp6" : "udp4",
+      // From the agent's address, so that the hub takes it for this UPS's.
+      sourceAddress: this.#agent.host,
+    });
+    session.on("error", () => session.close());
+    session.trap(oid, varbinds, () => session.close());
   }
 
   #publish(): void {
@@ -211,6 +246,20 @@ export class Ups {
           description: "The audible alarm: disabled (1), enabled (2), muted (3)",
           observable: true,
           forms: [form("alarm", "Integer32")],
+        },
+      },
+      events: {
+        onBattery: {
+          title: "upsTrapOnBattery",
+          description: "The mains failed: the UPS runs on battery (an SNMPv2c trap to the hub)",
+          data: {
+            type: "object",
+            properties: {
+              [OIDS.minutesRemaining]: { type: "integer", title: "upsEstimatedMinutesRemaining" },
+              [OIDS.secondsOnBattery]: { type: "integer", title: "upsSecondsOnBattery" },
+            },
+          },
+          forms: [{ href: `${origin}/${ON_BATTERY_TRAP}`, op: "subscribeevent" }],
         },
       },
       ...(this.options.links !== undefined && this.options.links.length > 0
