@@ -269,9 +269,13 @@ describe("SnmpBinding: no answer, addresses, credentials", () => {
     }
   });
 
-  it("refuses an href whose path is not a numeric OID", async () => {
+  it("refuses an href whose path is not a numeric OID, or that names port 0, before sending", async () => {
     const bad = { ...target("readproperty", "charge"), href: `${agent.origin}/sysName.0` };
     expect(await failureOf(binding.readProperty(bad))).toMatchObject({ reason: "unsupported" });
+    const zero = { ...target("readproperty", "charge"), href: `snmp://127.0.0.1:0/${CHARGE}` };
+    const failure = await failureOf(binding.readProperty(zero));
+    expect(failure).toMatchObject({ reason: "unsupported" });
+    expect(failure.message).toContain("port 0");
   });
 });
 

@@ -382,6 +382,8 @@ function parseSnmpUrl(target: Target): { host: string; port: number } {
     );
   }
   oidOf(target);
+  // net-snmp takes port 0 for 161: refused rather than sent elsewhere than the href says.
+  if (url.port === "0") throw bindingError(target, "unsupported", "an snmp: href cannot name port 0");
   return { host: url.hostname, port: url.port === "" ? SNMP_PORT : Number(url.port) };
 }
 
