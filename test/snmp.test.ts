@@ -37,6 +37,12 @@ function upsTd(origin: string): Record<string, unknown> {
         observable: true,
         forms: [{ href: `${origin}/1.3.6.1.2.1.33.1.2.4.0` }],
       },
+      // A TD that says integer where the agent holds text: the hub checks what the agent answers.
+      mislabeled: {
+        type: "integer",
+        observable: false,
+        forms: [{ href: `${origin}/1.3.6.1.2.1.1.5.0` }],
+      },
       selfTest: {
         type: "integer",
         observable: false,
@@ -142,6 +148,16 @@ describe("an SNMP Thing through the hub", () => {
     const res = await hub.request(`${thingPath(ID)}/properties/name`);
     expect(res.status).toBe(200);
     expect(await res.json()).toBe("ups-1");
+  });
+
+  it("checks a decoded value against the TD's schema: text where the TD says integer is a 502, recorded as failed", async () => {
+    await hub.hub.commands?.recorded(ID);
+    const after = await hub.hub.store.lastSeq();
+    const res = await hub.request(`${thingPath(ID)}/properties/mislabeled`);
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { detail: string }).detail).toMatch(/schema/);
+    const changes = (await history(ID, "&affordance=mislabeled")).filter((c) => c.seq > after);
+    expect(changes.map((c) => c.kind)).toEqual(["failed"]);
   });
 
   it("writes with SET: desired then completed, and the agent holds the new value", async () => {
