@@ -218,6 +218,34 @@ describe("SnmpBinding: no answer, addresses, credentials", () => {
     }
   });
 
+  it("sends at most maxInFlightPerAgent requests to one agent at a time: the next goes when one ends", async () => {
+    const silent = await silentSocket();
+    const limited = new SnmpBinding({ timeoutMs: 100, retries: 0, maxInFlightPerAgent: 2 });
+    try {
+      const origin = `snmp://127.0.0.1:${silent.port}`;
+      const settled: boolean[] = [false, false, false];
+      // When the third request arrives, one of the first two has ended (timed out): never three at once.
+      const third = new Promise<boolean[]>((resolve) =>
+        silent.socket.on("message", () => {
+          if (silent.received() === 3) resolve([...settled]);
+        }),
+      );
+      const reads = settled.map((_, i) =>
+        limited.readProperty(target("readproperty", "charge", { origin })).catch((error: unknown) => {
+          settled[i] = true;
+          return error;
+        }),
+      );
+      const atThird = await third;
+      expect(atThird.slice(0, 2).some(Boolean)).toBe(true);
+      expect(atThird[2]).toBe(false);
+      for (const failure of await Promise.all(reads)) expect(bindingFailure(failure)?.reason).toBe("timeout");
+    } finally {
+      await limited.close();
+      silent.socket.close();
+    }
+  });
+
   it("gets no answer with a wrong community (the agent drops it), and never puts the community in an error", async () => {
     const wrong = target("readproperty", "charge", { secrets: { community_sc: { key: "not-it" } } });
     const failure = await failureOf(binding.readProperty(wrong));

@@ -30,6 +30,8 @@ export interface SnmpBindingOptions {
   readonly pollIntervalMs?: number;
   /** The community sent to a Thing whose form is `nosec`; default `public`. */
   readonly defaultCommunity?: string;
+  /** Requests to one agent (address and port) at a time; the others wait their turn. Default 4. */
+  readonly maxInFlightPerAgent?: number;
   /**
    * Where to receive SNMPv2c traps and informs for `subscribeevent` (port 0: one the system
    * picks); without it, events over SNMP are refused.
@@ -43,6 +45,7 @@ export const SNMP_BINDING_DEFAULTS = {
   retries: 2,
   pollIntervalMs: 5_000,
   defaultCommunity: "public",
+  maxInFlightPerAgent: 4,
 } as const;
 
 /** RFC 3417 §2: the agent's well-known port. */
@@ -59,6 +62,9 @@ export class SnmpBinding implements Binding {
   readonly #sessions = new Set<Session>();
   readonly #subscriptions = new Set<Subscription>();
   readonly #traps: { readonly port: number; readonly host?: string } | undefined;
+  readonly #maxInFlight: number;
+  /** Per agent (address and port): requests in flight, and those waiting for a slot. */
+  readonly #inFlight = new Map<string, { active: number; waiting: (() => void)[] }>();
   #receiver: Promise<SnmpTrapReceiver> | undefined;
   #closed = false;
 
@@ -70,6 +76,7 @@ export class SnmpBinding implements Binding {
     this.#pollIntervalMs = options.pollIntervalMs ?? d.pollIntervalMs;
     this.#defaultCommunity = options.defaultCommunity ?? d.defaultCommunity;
     this.#traps = options.traps;
+    this.#maxInFlight = options.maxInFlightPerAgent ?? d.maxInFlightPerAgent;
   }
 
   /**
@@ -230,6 +237,8 @@ export class SnmpBinding implements Binding {
     this.#subscriptions.clear();
     for (const session of this.#sessions) session.close();
     this.#sessions.clear();
+    // Requests waiting for a slot go on, find the binding closed, and fail with `closed`.
+    for (const queue of this.#inFlight.values()) for (const wake of queue.waiting.splice(0)) wake();
     const receiver = this.#receiver;
     this.#receiver = undefined;
     await receiver?.then((r) => r.close()).catch(() => undefined);
@@ -264,6 +273,11 @@ export class SnmpBinding implements Binding {
     const url = parseSnmpUrl(target);
     const community = this.#communityOf(target);
     const address = await this.#resolve(target, url.host);
+    const release = await this.#slot(`${address.address} ${url.port}`);
+    if (this.#closed) {
+      release();
+      throw bindingError(target, "closed", "the SNMP binding was closed");
+    }
     const session = createSession(address.address, community, {
       port: url.port,
       version: target.terms.snmpVersion === "1" ? Version1 : Version2c,
@@ -289,12 +303,37 @@ export class SnmpBinding implements Binding {
       throw write && bindingFailure(failure)?.reason === "timeout" ? withUnknownOutcome(failure) : failure;
     } finally {
       this.#sessions.delete(session);
+      release();
       try {
         session.close();
       } catch {
         // Already closed (by `close`): nothing left to free.
       }
     }
+  }
+
+  /**
+   * Waits for one of the agent's `maxInFlightPerAgent` request slots: a Thing with many polled
+   * properties must not flood a small agent, which drops what its UDP buffer cannot hold.
+   */
+  async #slot(agent: string): Promise<() => void> {
+    let queue = this.#inFlight.get(agent);
+    if (queue === undefined) {
+      queue = { active: 0, waiting: [] };
+      this.#inFlight.set(agent, queue);
+    }
+    const slots = queue;
+    if (slots.active >= this.#maxInFlight) await new Promise<void>((resolve) => slots.waiting.push(resolve));
+    slots.active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      slots.active--;
+      const next = slots.waiting.shift();
+      if (next !== undefined) next();
+      else if (slots.active === 0) this.#inFlight.delete(agent);
+    };
   }
 
   #failure(target: Target, error: unknown): BindingError {
