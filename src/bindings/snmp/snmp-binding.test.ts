@@ -123,6 +123,27 @@ describe("SnmpBinding: GET", () => {
     expect(instance).toMatchObject({ reason: "status", body: "noSuchInstance" });
   });
 
+  it("names an instance with a URI variable: snmp://host/OID.{index}", async () => {
+    const td: ThingDescription = {
+      ...upsTd(agent.origin),
+      properties: {
+        system: {
+          type: "string",
+          uriVariables: { index: { type: "integer", minimum: 0 } },
+          forms: [{ href: `${agent.origin}/1.3.6.1.2.1.1.5.{index}` }],
+        },
+      },
+    };
+    const read = targetFor(td, {
+      op: "readproperty",
+      affordance: { kind: "property", name: "system" },
+      uriVariables: { index: 0 },
+      secrets,
+    });
+    expect(read.href).toBe(`${agent.origin}/${SYS_NAME}`);
+    expect(await binding.readProperty(read)).toBe("ups-1");
+  });
+
   it("speaks SNMPv1 when the form says snmp:version 1", async () => {
     const v1 = target("readproperty", "charge", { forms: { charge: { "snmp:version": "1" } } });
     expect(v1.terms.snmpVersion).toBe("1");

@@ -76,7 +76,7 @@ export class SnmpBinding implements Binding {
     this.#pollIntervalMs = options.pollIntervalMs ?? d.pollIntervalMs;
     this.#defaultCommunity = options.defaultCommunity ?? d.defaultCommunity;
     this.#traps = options.traps;
-    this.#maxInFlight = options.maxInFlightPerAgent ?? d.maxInFlightPerAgent;
+    this.#maxInFlight = Math.max(1, options.maxInFlightPerAgent ?? d.maxInFlightPerAgent);
   }
 
   /**
