@@ -136,6 +136,10 @@ describe("things sim", () => {
       [["sim", "--chaos", "3000000000"], '--chaos must be at most 2147483647, not "3000000000"'],
       [["sim", "--tick-ms", "2147483648"], '--tick-ms must be at most 2147483647, not "2147483648"'],
       [["sim", "--scale", "1e9"], '--scale must be at most 100000, not "1e9"'],
+      [
+        ["sim", "--scale", "1001", "--only", "espresso,ups"],
+        "--scale 1001 with ups would open 1001 SNMP agents (at most 1000): leave ups out of --only",
+      ],
       [["demo", "--chaos", "3000000000"], '--chaos must be at most 2147483647, not "3000000000"'],
     ] as const) {
       const sim = run([...args]);

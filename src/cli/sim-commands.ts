@@ -116,6 +116,8 @@ function withoutCredentials(url: string): string {
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** The most copies of the fleet `--scale` makes (700,000 Things); far more only ran out of memory. */
 const MAX_SCALE = 100_000;
+/** Each copy's UPS is an SNMP agent with a UDP socket of its own: past this many, leave it out. */
+const MAX_UPS_SCALE = 1_000;
 
 /** A whole-number option from `min` to `max`, or a usage error in one line. */
 export function wholeNumberOption(text: string, flag: string, min: number, max: number): number {
@@ -158,12 +160,21 @@ function fleetOptionsOf(options: SimOptions): FleetOptions {
     throw new CliError(`--speed must be a number above 0, not "${options.speed}"`, 2);
   const chaosMs =
     options.chaos === undefined ? 0 : wholeNumberOption(options.chaos, "--chaos", 0, MAX_TIMER_MS);
+  const scale = wholeNumberOption(options.scale, "--scale", 1, MAX_SCALE);
+  if (scale > MAX_UPS_SCALE && kinds?.includes("ups") === true) {
+    throw new CliError(
+      `--scale ${scale} with ups would open ${scale} SNMP agents (at most ${MAX_UPS_SCALE}): leave ups out of --only`,
+      2,
+    );
+  }
+  // A large fleet of every kind leaves the UPSes out (the listing says so), rather than fail.
+  const every = scale > MAX_UPS_SCALE ? KINDS.filter((kind) => kind !== "ups") : undefined;
   return {
     host: options.host,
-    scale: wholeNumberOption(options.scale, "--scale", 1, MAX_SCALE),
+    scale,
     tickMs: wholeNumberOption(options.tickMs, "--tick-ms", 0, MAX_TIMER_MS),
     speed,
-    ...(kinds && { kinds }),
+    ...((kinds ?? every) && { kinds: kinds ?? every }),
     ...(mqtt && { mqtt, homieRoot: options.homieRoot }),
     ...(chaosMs > 0 && { chaos: { intervalMs: chaosMs } }),
   };
@@ -236,6 +247,9 @@ export function registerSimCommands(program: Command): void {
             ? `, ${fleet.homieDevices.length} Homie devices on ${withoutCredentials(fleetOptions.mqtt?.url ?? "?")}`
             : "") +
           (fleetOptions.chaos ? `; chaos monkey every ${fleetOptions.chaos.intervalMs} ms` : "") +
+          (options.only === undefined && fleetOptions.kinds !== undefined
+            ? `; no UPS above --scale ${MAX_UPS_SCALE} (one SNMP agent each)`
+            : "") +
           "\n",
       );
       for (const server of fleet.servers) out.write(`  ${server.kind.padEnd(10)} ${server.url}{slug}/\n`);
