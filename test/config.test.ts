@@ -10,6 +10,24 @@ import { configEnvironment, loadConfig, unknownEnvironment } from "../src/hub/in
 import { startHub } from "../src/cli/start-hub.js";
 import { startTestHub } from "./support/test-hub.js";
 
+describe("the SNMP trap port setting", () => {
+  it("is none unless --snmp-trap-port or HYPERTHINGS_SNMP_TRAP_PORT gives a port, 0 to 65535", () => {
+    const at = { dataDir: "/nonexistent" };
+    expect(loadConfig(at, {}).snmpTrapPort).toBeUndefined();
+    expect(loadConfig(at, { HYPERTHINGS_SNMP_TRAP_PORT: "" }).snmpTrapPort).toBeUndefined();
+    expect(loadConfig(at, { HYPERTHINGS_SNMP_TRAP_PORT: "1162" }).snmpTrapPort).toBe(1162);
+    expect(
+      loadConfig({ ...at, snmpTrapPort: "0" }, { HYPERTHINGS_SNMP_TRAP_PORT: "1162" }).snmpTrapPort,
+    ).toBe(0);
+    expect(() => loadConfig({ ...at, snmpTrapPort: "70000" }, {})).toThrow(
+      'SNMP trap port (--snmp-trap-port) must be a whole number from 0 to 65535, not "70000"',
+    );
+    expect(() => loadConfig(at, { HYPERTHINGS_SNMP_TRAP_PORT: "162x" })).toThrow(
+      'SNMP trap port (HYPERTHINGS_SNMP_TRAP_PORT) must be a whole number from 0 to 65535, not "162x"',
+    );
+  });
+});
+
 describe("the SQLite memory map setting", () => {
   it("reads HYPERTHINGS_SQLITE_MMAP_MIB, 1024 when unset, and refuses anything but 0 to 2047", () => {
     const at = { dataDir: "/nonexistent" };

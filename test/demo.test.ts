@@ -35,7 +35,7 @@ describe("things demo", () => {
     const demo = run(["demo", "--port", "0", "--data", dataDir, "--chaos", "0"]);
     try {
       const [, count] = await demo.waitFor(
-        /demo: (\d+) simulated Things over HTTP and CoAP \(\1 registered\)/,
+        /demo: (\d+) simulated Things \(\1 registered\): \d+ over HTTP, 1 over CoAP, 1 over SNMP/,
       );
       expect(Number(count)).toBeGreaterThan(0);
       const [, url, token] = await demo.waitFor(
@@ -65,6 +65,9 @@ describe("things demo", () => {
       // And the smart plug over CoAP: its readings arrive by CoAP Observe.
       const plug = await firstChange(hub, simThingId("smart-plug"), "reported");
       expect(plug).toMatchObject({ cause: { actor: "hub:observer", via: "coap" } });
+      // The UPS speaks SNMP only: the hub was given its community, and polls it.
+      const ups = await firstChange(hub, simThingId("ups-1"), "reported");
+      expect(ups).toMatchObject({ cause: { actor: "hub:observer", via: "snmp" } });
     } finally {
       demo.process.kill("SIGINT");
     }
@@ -75,9 +78,7 @@ describe("things demo", () => {
   it("run again on the same data, says the fleet's TDs were replaced (new ports), not registered anew", async () => {
     const demo = run(["demo", "--port", "0", "--data", dataDir, "--chaos", "0"]);
     try {
-      await demo.waitFor(
-        /demo: (\d+) simulated Things over HTTP and CoAP \(\1 re-registered at their new addresses\)/,
-      );
+      await demo.waitFor(/demo: (\d+) simulated Things \(\1 re-registered at their new addresses\)/);
     } finally {
       demo.process.kill("SIGINT");
     }

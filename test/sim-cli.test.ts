@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { connectAsync } from "mqtt";
 import { describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
 import { simThingId } from "../src/sim/index.js";
 import { startTestHub } from "./support/test-hub.js";
 import { OUTPUT_BOUND_MS, runThings as run } from "./support/things-process.js";
@@ -65,6 +66,30 @@ describe("things sim", () => {
     expect(await sim.exited).toBe(0);
   });
 
+  it("registers its UPS with --register and gives the hub its SNMP community, so the hub reads it", async () => {
+    const hub = await startTestHub();
+    const sim = run(["sim", "--only", "ups", "--register", hub.url], { HYPERTHINGS_TOKEN: hub.token });
+    try {
+      const [, agent, community] = await sim.waitFor(
+        / {2}\S+ups-1 {2}(snmp:\/\/\S+) \(SNMPv2c, community (\S+)\)/,
+      );
+      await sim.waitFor(/registered 1 Things with/);
+      const id = simThingId("ups-1");
+      const td = (await (await hub.request(thingPath(id))).json()) as Record<string, unknown>;
+      expect(JSON.stringify(td)).toContain(agent as string);
+      expect(JSON.stringify(td)).not.toContain(community as string);
+      const held = (await (await hub.request(`${thingPath(id)}/credentials`)).json()) as { names: string[] };
+      expect(held.names).toEqual(["community_sc"]);
+      const read = await hub.request(`${thingPath(id)}/properties/charge`);
+      expect(read.status).toBe(200);
+      expect(await read.json()).toBeGreaterThanOrEqual(80);
+    } finally {
+      sim.process.kill("SIGINT");
+      await hub.stop();
+    }
+    expect(await sim.exited).toBe(0);
+  });
+
   it("announces its Homie sensors on the broker of --mqtt-url, under --homie-root", async () => {
     const root = `sim-test-${randomBytes(4).toString("hex")}`;
     const watcher = await connectAsync(brokerUrl, { protocolVersion: 4 });
@@ -115,6 +140,10 @@ describe("things sim", () => {
       [["sim", "--chaos", "3000000000"], '--chaos must be at most 2147483647, not "3000000000"'],
       [["sim", "--tick-ms", "2147483648"], '--tick-ms must be at most 2147483647, not "2147483648"'],
       [["sim", "--scale", "1e9"], '--scale must be at most 100000, not "1e9"'],
+      [
+        ["sim", "--scale", "1001", "--only", "espresso,ups"],
+        "--scale 1001 with ups would open 1001 SNMP agents (at most 1000): leave ups out of --only",
+      ],
       [["demo", "--chaos", "3000000000"], '--chaos must be at most 2147483647, not "3000000000"'],
     ] as const) {
       const sim = run([...args]);

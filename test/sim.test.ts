@@ -10,6 +10,7 @@ import {
   EspressoMachine,
   MicroService,
   Fleet,
+  OUTPUT_SOURCE,
   NetworkSwitch,
   SETPOINT_RANGE,
   simThingId,
@@ -43,7 +44,15 @@ describe("the simulated fleet with a hub", () => {
   let fleet: Fleet;
 
   beforeAll(async () => {
-    hub = await startTestHub({ observe: true, mqttPort: 0, reconnectMs: 20, maxReconnectMs: 200 });
+    // Polling (the UPS's SNMP properties) every 100 ms: a value changes in the Log soon after.
+    hub = await startTestHub({
+      observe: true,
+      mqttPort: 0,
+      reconnectMs: 20,
+      maxReconnectMs: 200,
+      pollIntervalMs: 100,
+      snmpTrapPort: 0,
+    });
     // No ticker: the test lets simulated time pass. The sensors publish to the hub's broker.
     fleet = await Fleet.start({
       tickMs: 0,
@@ -53,6 +62,8 @@ describe("the simulated fleet with a hub", () => {
         username: "sim",
         password: hub.token,
       },
+      // The UPS sends its traps to the hub's receiver.
+      snmpTraps: { host: "127.0.0.1", port: hub.snmpTrapPort ?? 0 },
     });
     await register(hub, fleet);
   });
@@ -206,6 +217,65 @@ describe("the simulated fleet with a hub", () => {
       await hub.request(`${thingPath(simThingId("host-1"))}/properties/containers`),
     )) as Record<string, string>;
     expect(host).toEqual({ web: "running", orders: "running", cache: "running" });
+  });
+
+  it("has a UPS that speaks SNMP only: observed by polling once the hub holds its community, its alarm written with SET, its outage trapped", async () => {
+    const ups = fleet.ups(simThingId("ups-1"));
+    const [snmp] = fleet.snmpThings;
+    expect(snmp?.td.id).toBe(ups.id);
+    expect(JSON.stringify(snmp?.td)).not.toContain(ups.community);
+    // Earlier tests let time pass: half charged now, whatever they did.
+    ups.charge = 50;
+    fleet.advance(0);
+    const start = await lastSeq(hub);
+    const put = await hub.request(thingPath(ups.id), {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(snmp?.td),
+    });
+    expect(put.status).toBe(201);
+    const credentials = await hub.request(`${thingPath(ups.id)}/credentials`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ key: ups.community }),
+    });
+    expect(credentials.status).toBe(200);
+    const isCharge = (c: { thing: string; affordance?: string; kind: string }) =>
+      c.thing === ups.id && c.affordance === "charge" && c.kind === "reported";
+    const first = await changeAfter(hub, start, isCharge);
+    expect(first).toMatchObject({ value: 50, cause: { actor: "hub:observer", via: "snmp" } });
+    // On mains, the battery charges: 0.1 % a simulated second.
+    fleet.advance(30);
+    const next = await changeAfter(hub, first.seq, isCharge);
+    expect(next.value).toBe(53);
+    expect(ups.read("outputSource")).toBe(OUTPUT_SOURCE.normal);
+
+    const muted = await hub.request(`${thingPath(ups.id)}/properties/alarm`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: "3",
+    });
+    expect(muted.status).toBe(204);
+    expect(ups.read("alarm")).toBe(3);
+    // Not a value the TD allows: refused by the hub, the UPS untouched.
+    const bad = await hub.request(`${thingPath(ups.id)}/properties/alarm`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: "9",
+    });
+    expect(bad.status).toBe(400);
+    expect(ups.read("alarm")).toBe(3);
+
+    // The mains fail: the UPS goes on battery and sends upsTrapOnBattery, an emitted Change.
+    const before = await lastSeq(hub);
+    ups.cutPower(60);
+    expect(ups.read("outputSource")).toBe(OUTPUT_SOURCE.battery);
+    const trap = await changeAfter(hub, before, (c) => c.thing === ups.id && c.kind === "emitted");
+    expect(trap).toMatchObject({
+      affordance: "onBattery",
+      value: { "1.3.6.1.2.1.33.1.2.3.0": ups.minutesRemaining, "1.3.6.1.2.1.33.1.2.2.0": 0 },
+      cause: { actor: "hub:observer", via: "snmp" },
+    });
   });
 
   it("has its Homie sensors registered by the hub's auto-inventory, and observed", async () => {

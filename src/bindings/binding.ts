@@ -51,7 +51,24 @@ export type Credentials =
       readonly key: string;
       readonly in: "header" | "query" | "cookie";
       readonly name: string;
+    }
+  | {
+      /** SNMPv1/v2c: the community string that every request carries (RFC 1901). */
+      readonly scheme: "snmp-community";
+      readonly community: string;
     };
+
+/** The `snmp:type` names a form may give for a SET: the writable SMIv2 types (RFC 2578 §7.1). */
+export const SNMP_SET_TYPES = [
+  "Integer32",
+  "Unsigned32",
+  "Gauge32",
+  "TimeTicks",
+  "OctetString",
+  "ObjectIdentifier",
+  "IpAddress",
+] as const;
+export type SnmpSetType = (typeof SNMP_SET_TYPES)[number];
 
 /** The protocol terms of a form that the bindings understand, validated once by form selection. */
 export interface FormTerms {
@@ -79,6 +96,10 @@ export interface FormTerms {
   readonly contentFormat?: number;
   /** CoAP: `cov:accept`, the Content-Format asked for (the Accept option). */
   readonly accept?: number;
+  /** SNMP: `snmp:version`, `1` or `2c` (the default). */
+  readonly snmpVersion?: "1" | "2c";
+  /** SNMP: `snmp:type`, the SMIv2 type a SET sends the value as (`Integer32`, `OctetString`, …). */
+  readonly snmpType?: SnmpSetType;
 }
 
 /** The CoAP request methods (RFC 7252 §12.1.1, RFC 8132), as `cov:method` names them. */
@@ -207,7 +228,7 @@ export interface BindingFailure {
   readonly reason: BindingFailureReason;
   readonly href: string;
   readonly op?: Operation;
-  /** The device's answer: HTTP status, or MQTT reason code. */
+  /** The device's answer: HTTP status, MQTT reason code, or SNMP error-status (RFC 3416 §3). */
   readonly status?: number;
   /** The start of the device's answer body. */
   readonly body?: string;
@@ -241,6 +262,7 @@ export function redactSecrets(text: string, credentials: readonly Credentials[])
       );
     } else if (credential.scheme === "bearer") secrets.push(credential.token);
     else if (credential.scheme === "apikey") secrets.push(credential.key);
+    else if (credential.scheme === "snmp-community") secrets.push(credential.community);
   }
   const forms = new Set<string>();
   for (const secret of secrets) {

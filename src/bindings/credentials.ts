@@ -4,6 +4,12 @@ import { ConflictError, UnauthorizedError, ValidationError } from "../core/index
 import type { Form, SecurityScheme, ThingDescription } from "../core/index.js";
 import type { Credentials } from "./binding.js";
 
+/**
+ * The security scheme of an SNMPv1/v2c community (an extension: TD 1.1 defines none for SNMP). Its
+ * secret is the hub's `key` for the definition; the TD never holds the community in clear.
+ */
+export const SNMP_COMMUNITY = "snmp:community";
+
 /** What the hub holds for one security definition of a Thing. */
 export interface Secret {
   readonly username?: string;
@@ -47,7 +53,7 @@ export function credentialsFor(
     const secret = Object.hasOwn(secrets, name) ? secrets[name] : undefined;
     if (secret?.origins !== undefined && scheme.scheme !== "nosec")
       checkOrigin(name, secret.origins, href, thing);
-    credentials.push(credentialFor(name, scheme, secret, thing));
+    credentials.push(credentialFor(name, scheme, secret, thing, href));
   }
   return credentials;
 }
@@ -86,6 +92,7 @@ function credentialFor(
   scheme: SecurityScheme,
   secret: Secret | undefined,
   thing: string,
+  href: string,
 ): Credentials {
   const pointer = `/securityDefinitions/${escapePointer(name)}`;
   const missing = (what: string): never => {
@@ -121,9 +128,25 @@ function credentialFor(
       if (keyName === undefined) throw nameRequired(place, pointer);
       return { scheme: "apikey", key: secret.key, in: place, name: keyName };
     }
+    case SNMP_COMMUNITY: {
+      // A community travels in every SNMP message; sent anywhere else it would leak.
+      if (!/^snmp:/i.test(href)) {
+        throw new ValidationError(`security "${name}" (${SNMP_COMMUNITY}) applies to snmp: forms only`, [
+          {
+            pointer: `${pointer}/scheme`,
+            message: `a form of another protocol cannot use ${SNMP_COMMUNITY}`,
+          },
+        ]);
+      }
+      if (secret?.key === undefined) return missing("community (as a key)");
+      return { scheme: "snmp-community", community: secret.key };
+    }
     default:
       throw new ValidationError(`security scheme "${scheme.scheme}" is not supported by the bindings`, [
-        { pointer: `${pointer}/scheme`, message: "supported: nosec, basic, bearer, apikey" },
+        {
+          pointer: `${pointer}/scheme`,
+          message: `supported: nosec, basic, bearer, apikey, ${SNMP_COMMUNITY}`,
+        },
       ]);
   }
 }

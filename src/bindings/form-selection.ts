@@ -10,8 +10,8 @@ import type {
   PropertyAffordance,
   ThingDescription,
 } from "../core/index.js";
-import { bindingError } from "./binding.js";
-import type { Binding, CoapMethod, FormTerms, Operation, Target } from "./binding.js";
+import { SNMP_SET_TYPES, bindingError } from "./binding.js";
+import type { Binding, CoapMethod, FormTerms, Operation, SnmpSetType, Target } from "./binding.js";
 import { credentialsFor, escapePointer, originOf, securityOf } from "./credentials.js";
 import type { Secrets } from "./credentials.js";
 
@@ -266,6 +266,21 @@ export function parseFormTerms(form: Form, pointer = ""): FormTerms {
   if (contentFormat !== undefined) terms.contentFormat = contentFormat;
   const accept = contentFormatTerm("cov:accept", form["cov:accept"], fail);
   if (accept !== undefined) terms.accept = accept;
+  const version = form["snmp:version"];
+  if (version !== undefined) {
+    if (version === "3") {
+      fail("snmp:version", "SNMPv3 (USM) is not supported yet: use 1 or 2c");
+    } else if (version !== "1" && version !== "2c") {
+      fail("snmp:version", 'expected "1" or "2c"');
+    }
+    terms.snmpVersion = version as "1" | "2c";
+  }
+  const snmpType = optionalString("snmp:type", form["snmp:type"]);
+  if (snmpType !== undefined) {
+    if (!(SNMP_SET_TYPES as readonly string[]).includes(snmpType))
+      fail("snmp:type", `expected one of ${SNMP_SET_TYPES.join(", ")}`);
+    terms.snmpType = snmpType as SnmpSetType;
+  }
   return terms;
 }
 

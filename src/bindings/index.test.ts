@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ThingDescription } from "../core/index.js";
-import { CoapBinding, HttpBinding, MqttBinding, createBindings, targetFor } from "./index.js";
+import { CoapBinding, HttpBinding, MqttBinding, SnmpBinding, createBindings, targetFor } from "./index.js";
 
 const td: ThingDescription = {
   "@context": "https://www.w3.org/2022/wot/td/v1.1",
@@ -21,13 +21,21 @@ const td: ThingDescription = {
 };
 
 describe("createBindings", () => {
-  it("keys the HTTP, MQTT and CoAP bindings by their schemes, and picks forms it can serve", async () => {
+  it("keys the HTTP, MQTT, CoAP and SNMP bindings by their schemes, and picks forms it can serve", async () => {
     const bindings = createBindings();
     try {
-      expect([...bindings.byScheme.keys()].sort()).toEqual(["coap", "http", "https", "mqtt", "mqtts"]);
+      expect([...bindings.byScheme.keys()].sort()).toEqual([
+        "coap",
+        "http",
+        "https",
+        "mqtt",
+        "mqtts",
+        "snmp",
+      ]);
       expect(bindings.byScheme.get("https")).toBeInstanceOf(HttpBinding);
       expect(bindings.byScheme.get("mqtts")).toBeInstanceOf(MqttBinding);
       expect(bindings.byScheme.get("coap")).toBeInstanceOf(CoapBinding);
+      expect(bindings.byScheme.get("snmp")).toBeInstanceOf(SnmpBinding);
       const target = targetFor(td, {
         op: "readproperty",
         affordance: { kind: "property", name: "on" },
@@ -40,7 +48,7 @@ describe("createBindings", () => {
     }
   });
   it("leaves out a binding set to false", async () => {
-    const bindings = createBindings({ mqtt: false, coap: false });
+    const bindings = createBindings({ mqtt: false, coap: false, snmp: false });
     try {
       expect(bindings.schemes).toEqual(["http", "https"]);
       const target = targetFor(td, {

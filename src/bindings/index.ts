@@ -1,5 +1,5 @@
 // The public face of bindings: the Binding interface, form selection, the address policy, and
-// the HTTP, MQTT and CoAP bindings, with `createBindings` to make the set the hub uses.
+// the HTTP, MQTT, CoAP and SNMP bindings, with `createBindings` to make the set the hub uses.
 import { AddressPolicy } from "./address-policy.js";
 import type { Binding, Target } from "./binding.js";
 import { CoapBinding } from "./coap/coap-binding.js";
@@ -9,6 +9,8 @@ import { HttpBinding } from "./http/http-binding.js";
 import type { HttpBindingOptions } from "./http/http-binding.js";
 import { MqttBinding } from "./mqtt/mqtt-binding.js";
 import type { MqttBindingOptions } from "./mqtt/mqtt-binding.js";
+import { SnmpBinding } from "./snmp/snmp-binding.js";
+import type { SnmpBindingOptions } from "./snmp/snmp-binding.js";
 
 export type {
   ActionHandle,
@@ -23,15 +25,16 @@ export type {
   ErrorListener,
   FormTerms,
   Operation,
+  SnmpSetType,
   Subscription,
   Target,
   ValueListener,
 } from "./binding.js";
-export { bindingError, bindingFailure } from "./binding.js";
+export { SNMP_SET_TYPES, bindingError, bindingFailure } from "./binding.js";
 export type { BackoffOptions } from "./backoff.js";
 export { MAX_RETRY_AFTER_MS, backoffDelay } from "./backoff.js";
 export type { Secret, Secrets } from "./credentials.js";
-export { credentialsFor, originOf } from "./credentials.js";
+export { SNMP_COMMUNITY, credentialsFor, originOf } from "./credentials.js";
 export type { AffordanceKind, TargetRequest } from "./form-selection.js";
 export {
   COAP_METHODS,
@@ -62,6 +65,8 @@ export type { MqttBindingOptions, MqttConnectionEvent } from "./mqtt/mqtt-bindin
 export { MQTT_BINDING_DEFAULTS, MqttBinding } from "./mqtt/mqtt-binding.js";
 export type { CoapBindingOptions } from "./coap/coap-binding.js";
 export { COAP_BINDING_DEFAULTS, CoapBinding } from "./coap/coap-binding.js";
+export type { SnmpBindingOptions } from "./snmp/snmp-binding.js";
+export { SNMP_BINDING_DEFAULTS, SnmpBinding } from "./snmp/snmp-binding.js";
 
 export interface BindingsOptions {
   /** One policy for every binding; default: every address allowed. */
@@ -72,6 +77,8 @@ export interface BindingsOptions {
   readonly mqtt?: Omit<MqttBindingOptions, "addressPolicy"> | false;
   /** Options of the CoAP binding, or false to leave it out. */
   readonly coap?: Omit<CoapBindingOptions, "addressPolicy"> | false;
+  /** Options of the SNMP binding, or false to leave it out. */
+  readonly snmp?: Omit<SnmpBindingOptions, "addressPolicy"> | false;
 }
 
 /** The bindings the hub runs, by URI scheme. */
@@ -91,6 +98,7 @@ export function createBindings(options: BindingsOptions = {}): BindingSet {
   if (options.http !== false) bindings.push(new HttpBinding({ ...options.http, addressPolicy }));
   if (options.mqtt !== false) bindings.push(new MqttBinding({ ...options.mqtt, addressPolicy }));
   if (options.coap !== false) bindings.push(new CoapBinding({ ...options.coap, addressPolicy }));
+  if (options.snmp !== false) bindings.push(new SnmpBinding({ ...options.snmp, addressPolicy }));
   const byScheme = new Map<string, Binding>();
   for (const binding of bindings) for (const scheme of binding.schemes) byScheme.set(scheme, binding);
   return {

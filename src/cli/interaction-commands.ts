@@ -394,7 +394,7 @@ export function registerInteractionCommands(program: Command): void {
     .option("--username <user>", "basic: the user name")
     .option("--password <password>", "basic: the password (- reads it from stdin)")
     .option("--bearer <token>", "bearer: the token (- reads it from stdin); --token is the hub's")
-    .option("--key <key>", "apikey: the key (- reads it from stdin)")
+    .option("--key <key>", "apikey: the key; snmp:community: the community (- reads it from stdin)")
     .addHelpText("after", help)
     .action(
       talking(async (id: string, options: CredentialsOptions, command: Command) =>

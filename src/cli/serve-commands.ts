@@ -17,6 +17,7 @@ interface ServeOptions {
   /** False with --no-mqtt. */
   mqtt?: boolean;
   mqttPort?: string;
+  snmpTrapPort?: string;
   mqttUrl?: string;
   mqttPrefix?: string;
   mqttAnonymous?: boolean;
@@ -54,6 +55,10 @@ function addServeOptions(command: Command): Command {
     )
     .option("--no-mqtt", "no MQTT broker and no gateway (env HYPERTHINGS_MQTT=off)")
     .option(
+      "--snmp-trap-port <port>",
+      "receive SNMPv2c traps and informs for Things' events on this UDP port, 0 for any free one (env HYPERTHINGS_SNMP_TRAP_PORT; default none)",
+    )
+    .option(
       "--allow <cidrs>",
       "the only addresses Things and discovery may be reached at, e.g. 10.0.0.0/8,fd00::/8 (env HYPERTHINGS_ALLOW, default all)",
     )
@@ -78,6 +83,7 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
     ...(options.observe === false && { observe: false }),
     ...(options.mqtt === false && { mqtt: false }),
     ...(options.mqttPort !== undefined && { mqttPort: options.mqttPort }),
+    ...(options.snmpTrapPort !== undefined && { snmpTrapPort: options.snmpTrapPort }),
     ...(options.mqttUrl !== undefined && { mqttUrl: options.mqttUrl }),
     ...(options.mqttPrefix !== undefined && { mqttPrefix: options.mqttPrefix }),
     ...(options.mqttAnonymous === true && { mqttAnonymous: true }),
@@ -157,6 +163,9 @@ async function serve(
     out.write(`  ignored: ${name} is no setting${meant === undefined ? "" : ` (did you mean ${meant}?)`}\n`);
   }
   out.write(`${mqttLine(running)}\n`);
+  if (running.snmpTrapPort !== undefined) {
+    out.write(`  SNMP traps: UDP ${running.hub.config.host} port ${running.snmpTrapPort} (SNMPv2c)\n`);
+  }
   const { adminToken } = running.hub;
   if (adminToken.created) {
     out.write(
@@ -208,6 +217,9 @@ export function registerServeCommands(program: Command): void {
     )
     .action(async (options: ServeOptions & { chaos: string }) => {
       const chaosMs = wholeNumberOption(options.chaos, "--chaos", 0, MAX_TIMER_MS);
+      // The demo's UPS sends traps: unless told a port, the hub takes them on a free one.
+      if (options.snmpTrapPort === undefined && !process.env.HYPERTHINGS_SNMP_TRAP_PORT)
+        options.snmpTrapPort = "0";
       const companions: Companions = { before: [], after: [] };
       const running = await serve(options, companions);
       const { startDemoFleet } = await import("./sim-commands.js");
@@ -225,8 +237,13 @@ export function registerServeCommands(program: Command): void {
       companions.after.push(() => fleet.close());
       const total = await running.hub.store.countThings();
       const sensors = fleet.homieDevices.length;
+      const descriptions = fleet.descriptions();
+      const coap = descriptions.filter((td) => td.base?.startsWith("coap:")).length;
+      const http = descriptions.length - coap;
+      const snmp = fleet.snmpThings.length;
       process.stdout.write(
-        `  demo: ${fleet.descriptions().length} simulated Things over HTTP and CoAP (${registrations(added, updated)})` +
+        `  demo: ${http + coap + snmp} simulated Things (${registrations(added, updated)}): ` +
+          `${http} over HTTP, ${coap} over CoAP, ${snmp} over SNMP` +
           (sensors > 0 ? `, ${sensors} Homie sensors on MQTT` : "") +
           `; ${total} in the directory` +
           (chaosMs > 0 ? `; a chaos monkey changes something every ${chaosMs / 1000} s` : "") +

@@ -2,14 +2,14 @@
 // hub, with everything registered. The fleet itself lives in src/sim.
 import { Option, type Command } from "commander";
 import { canonicalJson } from "../core/index.js";
-import { HubClient, HubError } from "../client/index.js";
+import { HubError, InteractionClient } from "../client/index.js";
 // Types only: the fleet's modules (and mqtt.js) load when a fleet starts, not for every command.
 import type { Fleet, FleetKind, FleetOptions } from "../sim/index.js";
 import { CliError } from "./cli-error.js";
 import type { RunningHub } from "./start-hub.js";
 
 /** The kinds of Things in the fleet (src/sim/fleet.ts: KINDS), for --only. */
-const KINDS: readonly FleetKind[] = ["espresso", "switch", "containers", "service", "plug", "sensors"];
+const KINDS: readonly FleetKind[] = ["espresso", "switch", "containers", "service", "plug", "sensors", "ups"];
 
 /** The fleet beside a running hub: on loopback, its sensors on the hub's broker, every TD registered. */
 export async function startDemoFleet(
@@ -24,11 +24,13 @@ export async function startDemoFleet(
     onMischief: (m) =>
       running.hub.logger.info({ thing: m.thing, affordance: m.affordance }, `chaos monkey: ${m.what}`),
     ...mqttOfHub(running),
+    ...trapsOfHub(running),
   });
   try {
     let added = 0;
     let updated = 0;
-    for (const td of fleet.descriptions()) {
+    const snmp = fleet.snmpThings;
+    for (const td of [...fleet.descriptions(), ...snmp.map((s) => s.td)]) {
       const existing = await running.hub.store.getThing(td.id);
       if (existing && canonicalJson(existing.td) === canonicalJson(td)) continue;
       await running.hub.directory.put(td.id, td, { actor: "demo", via: "cli" });
@@ -36,11 +38,30 @@ export async function startDemoFleet(
       if (existing) updated++;
       else added++;
     }
+    // Each run's UPS has a community of its own: the hub is given it as a secret, every time.
+    for (const { td, community } of snmp) {
+      if (running.hub.secrets === undefined) {
+        running.hub.logger.warn(
+          { thing: td.id },
+          "this hub keeps no credentials: the demo's UPS is not observed",
+        );
+        break;
+      }
+      await running.hub.secrets.set(td, { key: community });
+    }
     return { fleet, added, updated };
   } catch (err) {
     await fleet.close();
     throw err;
   }
+}
+
+/** Where the fleet's UPSes send their traps: the hub's trap receiver, through loopback. */
+function trapsOfHub(running: RunningHub): Pick<FleetOptions, "snmpTraps"> {
+  const port = running.snmpTrapPort;
+  if (port === undefined) return {};
+  const host = running.hub.config.host;
+  return { snmpTraps: { host: host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host, port } };
 }
 
 /** Where the fleet's MQTT devices publish: the broker the hub listens on or uses, as the hub's admin. */
@@ -95,6 +116,8 @@ function withoutCredentials(url: string): string {
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** The most copies of the fleet `--scale` makes (700,000 Things); far more only ran out of memory. */
 const MAX_SCALE = 100_000;
+/** Each copy's UPS is an SNMP agent with a UDP socket of its own: past this many, leave it out. */
+const MAX_UPS_SCALE = 1_000;
 
 /** A whole-number option from `min` to `max`, or a usage error in one line. */
 export function wholeNumberOption(text: string, flag: string, min: number, max: number): number {
@@ -137,31 +160,46 @@ function fleetOptionsOf(options: SimOptions): FleetOptions {
     throw new CliError(`--speed must be a number above 0, not "${options.speed}"`, 2);
   const chaosMs =
     options.chaos === undefined ? 0 : wholeNumberOption(options.chaos, "--chaos", 0, MAX_TIMER_MS);
+  const scale = wholeNumberOption(options.scale, "--scale", 1, MAX_SCALE);
+  if (scale > MAX_UPS_SCALE && kinds?.includes("ups") === true) {
+    throw new CliError(
+      `--scale ${scale} with ups would open ${scale} SNMP agents (at most ${MAX_UPS_SCALE}): leave ups out of --only`,
+      2,
+    );
+  }
+  // A large fleet of every kind leaves the UPSes out (the listing says so), rather than fail.
+  const every = scale > MAX_UPS_SCALE ? KINDS.filter((kind) => kind !== "ups") : undefined;
   return {
     host: options.host,
-    scale: wholeNumberOption(options.scale, "--scale", 1, MAX_SCALE),
+    scale,
     tickMs: wholeNumberOption(options.tickMs, "--tick-ms", 0, MAX_TIMER_MS),
     speed,
-    ...(kinds && { kinds }),
+    ...((kinds ?? every) && { kinds: kinds ?? every }),
     ...(mqtt && { mqtt, homieRoot: options.homieRoot }),
     ...(chaosMs > 0 && { chaos: { intervalMs: chaosMs } }),
   };
 }
 
-/** Registers every TD with a hub, a few at a time; the first refusal stops it, in one line. */
+/**
+ * Registers every TD with a hub, a few at a time, and gives the hub the community of each SNMP
+ * Thing; the first refusal stops it, in one line.
+ */
 async function registerWith(hubUrl: string, token: string | undefined, fleet: Fleet): Promise<number> {
-  let client: HubClient;
+  let client: InteractionClient;
   try {
-    client = new HubClient({ url: hubUrl, token });
+    client = new InteractionClient({ url: hubUrl, token });
   } catch (err) {
     throw new CliError(`--register: ${(err as Error).message}`, 2);
   }
-  const queue = fleet.descriptions();
+  const communities = new Map(fleet.snmpThings.map(({ td, community }) => [td.id, community]));
+  const queue = [...fleet.descriptions(), ...fleet.snmpThings.map((s) => s.td)];
   let done = 0;
   const worker = async () => {
     for (let td = queue.pop(); td !== undefined; td = queue.pop()) {
       try {
         await client.put(td);
+        const community = communities.get(td.id);
+        if (community !== undefined) await client.setCredentials(td.id, { key: community });
       } catch (err) {
         const hint = err instanceof HubError && err.status === 401 ? "; give a token with --token" : "";
         throw new CliError(`registering ${td.id} with ${hubUrl}: ${(err as Error).message}${hint}`);
@@ -177,7 +215,7 @@ export function registerSimCommands(program: Command): void {
   program
     .command("sim")
     .description(
-      "run the simulated fleet alone (real HTTP and CoAP servers on loopback, Homie sensors on MQTT), until Ctrl-C",
+      "run the simulated fleet alone (real HTTP and CoAP servers on loopback, Homie sensors on MQTT, UPSes on SNMP), until Ctrl-C",
     )
     .option("--scale <n>", "copies of the fleet, each with unique ids", "1")
     .option("--host <host>", "address the simulated Things listen on", "127.0.0.1")
@@ -201,18 +239,27 @@ export function registerSimCommands(program: Command): void {
       });
       const out = process.stdout;
       const descriptions = fleet.descriptions();
+      const snmp = fleet.snmpThings;
       out.write(
         `Simulated fleet: ${descriptions.length} Things over HTTP and CoAP` +
+          (snmp.length > 0 ? `, ${snmp.length} over SNMP` : "") +
           (fleet.homieDevices.length > 0
             ? `, ${fleet.homieDevices.length} Homie devices on ${withoutCredentials(fleetOptions.mqtt?.url ?? "?")}`
             : "") +
           (fleetOptions.chaos ? `; chaos monkey every ${fleetOptions.chaos.intervalMs} ms` : "") +
+          (options.only === undefined && fleetOptions.kinds !== undefined
+            ? `; no UPS above --scale ${MAX_UPS_SCALE} (one SNMP agent each)`
+            : "") +
           "\n",
       );
       for (const server of fleet.servers) out.write(`  ${server.kind.padEnd(10)} ${server.url}{slug}/\n`);
       if (options.list === true || descriptions.length <= 100) {
         for (const td of descriptions) out.write(`  ${td.id}  ${fleet.descriptionUrl(td.id)}\n`);
         for (const id of fleet.homieDevices) out.write(`  ${id}  (Homie 5, announced on the broker)\n`);
+        // The community is printed: the simulator's own, for registering the UPS by hand.
+        for (const { td, community, origin } of snmp) {
+          out.write(`  ${td.id}  ${origin} (SNMPv2c, community ${community})\n`);
+        }
       } else {
         out.write(`  (${descriptions.length} TDs; --list prints each)\n`);
       }

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import pretty from "pino-pretty";
 import { buildServer, mqttPortError, parseBrokerUrl, startMqtt, type RunningMqtt } from "../api/index.js";
-import { AddressPolicy, createBindings } from "../bindings/index.js";
+import { AddressPolicy, SnmpBinding, createBindings, type BindingSet } from "../bindings/index.js";
+import { UnavailableError } from "../core/index.js";
 import { InProcessBus } from "../bus/index.js";
 import { Discovery, Hub, loadVocabulary, type HubConfig } from "../hub/index.js";
 import { SqliteSecretStore, SqliteStore } from "../store/index.js";
@@ -18,8 +19,33 @@ export interface RunningHub {
   url: string;
   /** The MQTT gateway and its broker; undefined with `--no-mqtt`. */
   mqtt: RunningMqtt | undefined;
+  /** The UDP port SNMP traps are received on; undefined without `--snmp-trap-port`. */
+  snmpTrapPort: number | undefined;
   /** Stops accepting requests, finishes in-flight ones, commits queued writes, closes the store. */
   close(): Promise<void>;
+}
+
+/** Starts the SNMP binding's trap receiver when a port is configured; a port it cannot bind stops the start. */
+async function listenForTraps(
+  bindings: BindingSet,
+  port: number | undefined,
+  host: string,
+): Promise<number | undefined> {
+  if (port === undefined) return undefined;
+  const snmp = bindings.byScheme.get("snmp");
+  if (!(snmp instanceof SnmpBinding)) return undefined;
+  try {
+    return await snmp.listenForTraps();
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    const why =
+      code === "EADDRINUSE" ? "already in use" : code === "EACCES" ? "not allowed" : (cause as Error).message;
+    const error = new UnavailableError(
+      `SNMP trap port ${port} on ${host} is ${why}; choose another with --snmp-trap-port (ports below 1024 need privileges)`,
+    );
+    error.cause = cause;
+    throw error;
+  }
 }
 
 /** Structured JSON logs, or a readable form when the output is a terminal. */
@@ -114,6 +140,10 @@ export async function startHub(
     addressPolicy,
     http: { pollIntervalMs: config.pollIntervalMs },
     coap: { pollIntervalMs: config.pollIntervalMs },
+    snmp: {
+      pollIntervalMs: config.pollIntervalMs,
+      ...(config.snmpTrapPort !== undefined && { traps: { port: config.snmpTrapPort, host: config.host } }),
+    },
     mqtt: {
       protocolVersionFor: (broker) => (broker === embeddedBroker ? 4 : undefined),
       // A Thing that the hub reaches through its own broker (a gateway device's `…/set`, say)
@@ -161,10 +191,12 @@ export async function startHub(
   const fetcher = createDiscoveryFetcher(addressPolicy);
   let app: FastifyInstance;
   let mqtt: RunningMqtt | undefined;
+  let snmpTrapPort: number | undefined;
   try {
     app = await buildServer(hub, { discovery: new Discovery(hub.directory, fetcher) });
     await app.listen({ host: config.host, port: config.port });
     try {
+      snmpTrapPort = await listenForTraps(bindings, config.snmpTrapPort, config.host);
       mqtt = await startMqtt(hub);
       if (mqtt?.kind === "embedded") embeddedBroker = mqtt.url;
       hubBroker = mqtt?.url;
@@ -187,6 +219,7 @@ export async function startHub(
     // A wildcard host is reached through loopback here.
     url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host === "[::]" ? "[::1]" : host}:${port}`,
     mqtt,
+    snmpTrapPort,
     close: () => {
       closing ??= (async () => {
         // Commands waiting on a Thing end first: answered (503) and recorded before the server closes.

@@ -63,6 +63,8 @@ export interface HubConfig {
   observe: boolean;
   /** Polling interval of an observed property whose TD names none (`hyperthings:pollInterval`), ms. */
   pollIntervalMs: number;
+  /** The UDP port SNMPv2c traps and informs are received on (`--snmp-trap-port`); none without it. */
+  snmpTrapPort: number | undefined;
   /** Reconnecting to a Thing that went away: the first delay and the cap, ms (doubling, jittered). */
   reconnectMs: number;
   maxReconnectMs: number;
@@ -149,6 +151,7 @@ export const configEnvironment = {
   sqliteMmapMiB: "HYPERTHINGS_SQLITE_MMAP_MIB",
   observe: "HYPERTHINGS_OBSERVE",
   pollIntervalMs: "HYPERTHINGS_POLL_MS",
+  snmpTrapPort: "HYPERTHINGS_SNMP_TRAP_PORT",
   reconnectMs: "HYPERTHINGS_RECONNECT_MS",
   maxReconnectMs: "HYPERTHINGS_MAX_RECONNECT_MS",
   mqtt: "HYPERTHINGS_MQTT",
@@ -247,6 +250,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   sqliteMmapMiB: 1024,
   observe: true,
   pollIntervalMs: 5_000,
+  snmpTrapPort: undefined,
   reconnectMs: 1_000,
   maxReconnectMs: 60_000,
   mqtt: "embedded",
@@ -322,6 +326,8 @@ export interface ConfigOverrides {
   sqliteMmapMiB?: string | number;
   observe?: boolean;
   pollIntervalMs?: string | number;
+  /** `--snmp-trap-port`. */
+  snmpTrapPort?: string | number;
   reconnectMs?: string | number;
   maxReconnectMs?: string | number;
   /** false for `--no-mqtt`. */
@@ -443,6 +449,7 @@ export function loadConfig(
       100,
       86_400_000,
     ),
+    snmpTrapPort: snmpTrapPortOf(overrides, env),
     reconnectMs: integer(
       named("reconnect delay (ms)", overrides.reconnectMs, undefined, e.reconnectMs, env),
       String(overrides.reconnectMs ?? env[e.reconnectMs] ?? configDefaults.reconnectMs),
@@ -482,6 +489,19 @@ export function loadConfig(
     readToken,
     logLevel,
   };
+}
+
+/** The SNMP trap port, when one is given (0: any free one); none otherwise. */
+function snmpTrapPortOf(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): number | undefined {
+  const e = configEnvironment;
+  const given = overrides.snmpTrapPort ?? (env[e.snmpTrapPort] || undefined);
+  if (given === undefined) return undefined;
+  return integer(
+    named("SNMP trap port", overrides.snmpTrapPort, "--snmp-trap-port", e.snmpTrapPort, env),
+    String(given),
+    0,
+    65535,
+  );
 }
 
 type MqttSettings = Pick<

@@ -4,7 +4,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ValidationError, type ThingDescription } from "../core/index.js";
-import { securedOrigins, type Secret, type Secrets } from "../bindings/index.js";
+import { SNMP_COMMUNITY, securedOrigins, type Secret, type Secrets } from "../bindings/index.js";
 import type { SecretStore } from "./secret-store.js";
 import { createDataFile, readDataFile } from "./data-files.js";
 
@@ -33,6 +33,7 @@ const TAKES: Readonly<Record<string, "basic" | "token" | "key">> = {
   basic: "basic",
   bearer: "token",
   apikey: "key",
+  [SNMP_COMMUNITY]: "key",
 };
 
 /** Reads the key, or makes one (32 random bytes, base64, mode 0600) if there is none yet. */
@@ -226,7 +227,7 @@ function definitionFor(
     if (takes !== kind) {
       const needs =
         takes === undefined
-          ? `the hub holds no secrets for "${scheme}" schemes (only basic, bearer, apikey)`
+          ? `the hub holds no secrets for "${scheme}" schemes (only basic, bearer, apikey, ${SNMP_COMMUNITY})`
           : `a ${scheme} scheme takes ${{ basic: "a username and password", token: "a token", key: "a key" }[takes]}`;
       throw new ValidationError(
         `Security definition "${named}" of ${td.id} does not take ${what}: ${needs}`,

@@ -1,6 +1,6 @@
 // The simulated fleet: every kind of Thing, N copies of each with unique ids, one HTTP (or CoAP)
 // server per kind serving all of its copies by path, one ticker that lets simulated time pass for
-// all, the Homie room sensors on MQTT and, when asked, the chaos monkey.
+// all, the Homie room sensors on MQTT, the UPSes on SNMP and, when asked, the chaos monkey.
 import type { Link, RegisteredThingDescription } from "../core/index.js";
 import { ChaosMonkey, type Mischief } from "./chaos-monkey.js";
 import { Container, ContainerHost } from "./container-host.js";
@@ -12,8 +12,9 @@ import { SimCoapServer } from "./sim-coap-server.js";
 import { SimHttpServer } from "./sim-http-server.js";
 import type { SimulatedThing } from "./simulated-thing.js";
 import { SmartPlug } from "./smart-plug.js";
+import { Ups, type TrapDestination } from "./ups.js";
 
-export const FLEET_KINDS = ["espresso", "switch", "containers", "service", "plug", "sensors"] as const;
+export const FLEET_KINDS = ["espresso", "switch", "containers", "service", "plug", "sensors", "ups"] as const;
 export type FleetKind = (typeof FLEET_KINDS)[number];
 
 /** The id prefix of the fleet's HTTP Things. */
@@ -48,6 +49,8 @@ export interface FleetOptions {
   readonly homieRoot?: string;
   /** The chaos monkey strikes every `intervalMs`; default: it sleeps (call `fleet.chaos.strike()`). */
   readonly chaos?: { readonly intervalMs: number };
+  /** Where the UPSes send their SNMP traps (the hub's `--snmp-trap-port`); none without it. */
+  readonly snmpTraps?: TrapDestination;
   /** Told of every piece of the monkey's mischief. */
   readonly onMischief?: (mischief: Mischief) => void;
 }
@@ -67,6 +70,7 @@ export class Fleet {
   readonly #servers = new Map<FleetKind, SimServer>();
   readonly #things = new Map<string, { thing: SimulatedThing; server: SimServer }>();
   readonly #sensors: RoomSensor[] = [];
+  readonly #upses: Ups[] = [];
   readonly #random: () => number;
   #ticker: NodeJS.Timeout | undefined;
   /** Changes something behind the hub's back: on a timer with the `chaos` option, or by `strike()`. */
@@ -93,7 +97,7 @@ export class Fleet {
     if (!Number.isInteger(scale) || scale < 1)
       throw new RangeError(`scale must be a whole number ≥ 1, not ${scale}`);
     for (const kind of kinds) {
-      if (kind === "sensors") continue;
+      if (kind === "sensors" || kind === "ups") continue;
       const server = COAP_KINDS.has(kind) ? new SimCoapServer() : new SimHttpServer();
       this.#servers.set(kind, server);
       for (let copy = 0; copy < scale; copy++) {
@@ -122,6 +126,18 @@ export class Fleet {
       const target = this.options.mqtt;
       await Promise.all(this.#sensors.map((s) => s.connect(target)));
     }
+    if (kinds.includes("ups")) {
+      const onSwitch = kinds.includes("switch");
+      for (let copy = 0; copy < scale; copy++) {
+        const ups = new Ups(simThingId("ups-1", copy), simSlug("ups-1", copy), {
+          title: `UPS${copy === 0 ? "" : ` ${copy}`}`,
+          ...(onSwitch && { links: [{ rel: "dependsOn", href: simThingId("switch-1", copy) }] }),
+        });
+        ups.trapsTo = this.options.snmpTraps;
+        this.#upses.push(ups);
+        await ups.start(host);
+      }
+    }
     if (this.options.chaos !== undefined) this.chaos.start(this.options.chaos.intervalMs);
     const tickMs = this.options.tickMs ?? 250;
     if (tickMs > 0) {
@@ -133,6 +149,30 @@ export class Fleet {
 
   get servers(): FleetServer[] {
     return [...this.#servers].map(([kind, server]) => ({ kind, url: server.url }));
+  }
+
+  /**
+   * The SNMP Things (UPSes): each one's TD, its forms at its agent, and the community the hub must
+   * hold for it (`PUT /things/{id}/credentials {"key"}`), which the TD does not show.
+   */
+  get snmpThings(): {
+    readonly td: RegisteredThingDescription;
+    readonly community: string;
+    /** `snmp://host:port` of its agent. */
+    readonly origin: string;
+  }[] {
+    return this.#upses.map((ups) => ({
+      td: ups.description(),
+      community: ups.community,
+      origin: ups.agent.origin,
+    }));
+  }
+
+  /** One UPS, by id. */
+  ups(id: string): Ups {
+    const ups = this.#upses.find((u) => u.id === id);
+    if (ups === undefined) throw new RangeError(`${id} is not a UPS of the fleet`);
+    return ups;
   }
 
   /** The HTTP and CoAP Things' TDs, each with its base at its server. */
@@ -171,6 +211,7 @@ export class Fleet {
   advance(seconds: number): void {
     for (const { thing } of this.#things.values()) thing.advance(seconds, this.#random);
     for (const sensor of this.#sensors) sensor.advance(seconds, this.#random);
+    for (const ups of this.#upses) ups.advance(seconds, this.#random);
   }
 
   /** The MQTT sensors say `disconnected` and leave the broker; the HTTP Things stay. */
@@ -184,6 +225,7 @@ export class Fleet {
     await Promise.all([
       ...this.#sensors.map((s) => s.close()),
       ...[...this.#servers.values()].map((s) => s.close()),
+      ...this.#upses.map((u) => u.close()),
     ]);
   }
 }
@@ -239,6 +281,7 @@ function thingsOf(kind: FleetKind, copy: number, kinds: ReadonlySet<FleetKind>):
     case "plug":
       return [new SmartPlug(id("smart-plug"), slug("smart-plug"), { title: `Desk lamp plug${suffix}` })];
     case "sensors":
+    case "ups":
       return [];
   }
 }

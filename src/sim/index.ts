@@ -8,6 +8,8 @@ export { Container, ContainerHost, type ContainerState } from "./container-host.
 export { MicroService, type Health } from "./micro-service.js";
 export { RoomSensor, type MqttTarget } from "./room-sensors.js";
 export { ChaosMonkey, type Mischief } from "./chaos-monkey.js";
+export { BATTERY_STATUS, ON_BATTERY_TRAP, OUTPUT_SOURCE, Ups, type TrapDestination } from "./ups.js";
+export { SnmpAgent, SnmpType, type SnmpAgentOptions, type SnmpScalar } from "./snmp-agent.js";
 export { SimHttpServer } from "./sim-http-server.js";
 export { SimCoapServer } from "./sim-coap-server.js";
 export { SmartPlug } from "./smart-plug.js";
