@@ -186,6 +186,18 @@ describe("the simulated fleet with a hub", () => {
     await expect(found("type = ht:Software")).resolves.toEqual([simThingId("order-service")]);
   });
 
+  it("writes its schema.org types as the hub's vocabulary does: schema:Product finds the espresso machine", async () => {
+    // The TDs say `schema:Product`; a filter with the same words must find them (README's demo).
+    const response = await hub.request(`/graph?filter=${encodeURIComponent("type = schema:Product")}`);
+    const body = (await response.json()) as { items?: Array<{ id: string }> };
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    expect((body.items ?? []).map((item) => item.id)).toEqual([ESPRESSO]);
+    const webApi = await hub.request(`/graph?filter=${encodeURIComponent("type = schema:WebAPI")}`);
+    expect(((await webApi.json()) as { items: Array<{ id: string }> }).items.map((item) => item.id)).toEqual([
+      simThingId("order-service"),
+    ]);
+  });
+
   it("starts, stops and restarts containers through the hub; the service on one goes critical while it is down", async () => {
     const orders = fleet.thing(simThingId("container-orders"), Container);
     const service = fleet.thing(simThingId("order-service"), MicroService);
