@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
-import { cleanEnvironment, runThings } from "./support/things-process.js";
+import { cleanEnvironment, runThings, runThingsToEnd } from "./support/things-process.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 const EXAMPLES = fileURLToPath(new URL("../examples/things/", import.meta.url));
@@ -415,6 +415,58 @@ describe("things --help", () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("HYPERTHINGS_TOKEN");
     expect(help.stdout).toContain("admin-token");
+  });
+});
+
+describe("things serve with a bad setting", () => {
+  it("refuses a flag's bad value as usage (exit 2), a variable's as a failure (exit 1), in one line, starting nothing", async () => {
+    const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
+    try {
+      const cases: Array<{ args: string[]; env?: NodeJS.ProcessEnv; code: number; stderr: string }> = [
+        {
+          args: ["serve", "--port", "abc"],
+          code: 2,
+          stderr: 'things: port (--port) must be a whole number from 0 to 65535, not "abc"\n',
+        },
+        {
+          args: ["demo", "--log-level", "loud"],
+          code: 2,
+          stderr:
+            'things: log level (--log-level) must be one of fatal, error, warn, info, debug, trace, silent, not "loud"\n',
+        },
+        {
+          args: ["serve"],
+          env: { HYPERTHINGS_PORT: "abc" },
+          code: 1,
+          stderr: 'things: port (HYPERTHINGS_PORT) must be a whole number from 0 to 65535, not "abc"\n',
+        },
+        // The flag is good; the variable it does not override is at fault.
+        {
+          args: ["serve", "--port", "0"],
+          env: { HYPERTHINGS_AUTH: "yes" },
+          code: 1,
+          stderr:
+            'things: auth (HYPERTHINGS_AUTH) must be "write" (mutations need a token) or "read" (everything does), not "yes"\n',
+        },
+      ];
+      for (const { args, env = {}, code, stderr } of cases) {
+        const run = await runThingsToEnd([...args, "--data", data, "--no-mqtt"], { env });
+        expect({ code: run.code, stderr: run.stderr, stdout: run.stdout }, args.join(" ")).toEqual({
+          code,
+          stderr,
+          stdout: "",
+        });
+      }
+      expect(readdirSync(data)).toEqual([]);
+      const help = await runThingsToEnd(["serve", "--help"]);
+      expect(help.stdout).toContain("2 usage (an unknown flag, or a flag's bad value)");
+      // The help wraps its lines: compare the words.
+      const words = help.stdout.replace(/\s+/g, " ");
+      expect(words).toContain("every request does (env HYPERTHINGS_AUTH)");
+      expect(words).toContain("(env HYPERTHINGS_LOG_LEVEL, default info)");
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
   });
 });
 
