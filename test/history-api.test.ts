@@ -488,6 +488,17 @@ describe("bad reports are refused with a precise problem and append nothing", ()
     });
   });
 
+  it("refuses an event whose data schema asks for a value when none is sent, in plain words", async () => {
+    const problem = await expectRefused(id, { kind: "emitted", affordance: "alarm" }, 400, ["/body/value"]);
+    expect(problem.detail).toBe("An emitted Change of alarm needs a value: its schema says what it must be");
+    const reported = await expectRefused(id, { kind: "reported", affordance: "temperature" }, 400, [
+      "/body/value",
+    ]);
+    expect(reported.detail).toBe(
+      "A reported Change of temperature needs a value: its schema says what it must be",
+    );
+  });
+
   it("answers a report for an unknown Thing with 404, single or array", async () => {
     const unknown = "urn:example:history:unknown";
     const problem = await expectRefused(unknown, good, 404, []);
