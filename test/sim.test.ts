@@ -129,6 +129,23 @@ describe("the simulated fleet with a hub", () => {
     expect(fleet.thing(ESPRESSO, EspressoMachine).boiler.setpoint).toBe(91.5);
   });
 
+  it("refuses through the hub a brew size the TD does not allow, naming the sizes it does", async () => {
+    const response = await hub.request(`${thingPath(ESPRESSO)}/actions/brew`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ size: "triple" }),
+    });
+    const problem = (await response.json()) as {
+      detail: string;
+      errors: Array<{ pointer: string; detail: string }>;
+    };
+    expect(response.status, JSON.stringify(problem)).toBe(400);
+    expect(problem.detail).toBe(
+      'The input for brew does not fit its schema: /size must be one of "single", "double"',
+    );
+    expect(problem.errors).toEqual([{ pointer: "/size", detail: 'must be one of "single", "double"' }]);
+  });
+
   it("brews only at temperature: 409 while cold, a shot and a `ready` event once there", async () => {
     const machine = fleet.thing(ESPRESSO, EspressoMachine);
     const invoke = () =>
