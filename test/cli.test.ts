@@ -418,6 +418,51 @@ describe("things --help", () => {
   });
 });
 
+describe("things with a file it cannot read", () => {
+  it("says why in words, naming the file, before asking any hub: build, add, query, verify --file", async () => {
+    const work = mkdtempSync(join(tmpdir(), "hyperthings-files-"));
+    try {
+      const missing = join(work, "missing");
+      const cases: Array<{ args: string[]; code: number; stderr: string }> = [
+        {
+          args: ["build", `${missing}.yaml`],
+          code: 1,
+          stderr: `cannot read ${missing}.yaml: no such file or folder`,
+        },
+        {
+          args: ["add", `${missing}.json`],
+          code: 1,
+          stderr: `cannot read ${missing}.json: no such file or folder`,
+        },
+        {
+          args: ["query", `@${missing}.graphql`],
+          code: 2,
+          stderr: `cannot read the query in ${missing}.graphql: no such file or folder`,
+        },
+        {
+          args: ["verify", "--file", work],
+          code: 1,
+          stderr: `cannot read ${work}: it is a folder, not a file`,
+        },
+        {
+          args: ["verify", "--file", `${missing}.ndjson`],
+          code: 1,
+          stderr: `cannot read ${missing}.ndjson: no such file or folder`,
+        },
+      ];
+      for (const { args, code, stderr } of cases) {
+        const run = await runThingsToEnd([...args, "--url", "http://127.0.0.1:9"]);
+        expect({ code: run.code, stderr: run.stderr }, args.join(" ")).toEqual({
+          code,
+          stderr: `things: ${stderr}\n`,
+        });
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("things serve with a bad setting", () => {
   it("refuses a flag's bad value as usage (exit 2), a variable's as a failure (exit 1), in one line, starting nothing", async () => {
     const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));

@@ -13,7 +13,7 @@ import {
 // Straight to the two modules it needs: the hub part as a whole is for the server.
 import { ADMIN_TOKEN_FILE } from "../hub/admin-token.js";
 import { configDefaults, configEnvironment, defaultDataDir } from "../hub/config.js";
-import { CliError } from "./cli-error.js";
+import { CliError, fileProblem } from "./cli-error.js";
 import { formatTable } from "./table.js";
 
 /** Listing pages asked of the hub: its default page size. */
@@ -227,7 +227,7 @@ async function readSubmissions(args: string[]): Promise<Submission[]> {
       try {
         text = readFileSync(file, "utf8");
       } catch (err) {
-        throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+        throw new CliError(`cannot read ${file}: ${fileProblem(err)}`);
       }
       submissions.push(...submissionsOf(file, text));
     }
