@@ -98,12 +98,18 @@ afterEach(async () => {
 });
 
 describe("things add", () => {
-  it("registers a TD file, then reports updated when the same TD is added again", async () => {
+  it("registers a TD file, says unchanged when the same TD is added again, and updated when it differs", async () => {
     const file = writeJson("lamp.json", lamp("urn:test:lamp-1"));
     const first = await thingsAt(["add", file]);
     expect(first).toMatchObject({ code: 0, stdout: "registered urn:test:lamp-1\n", stderr: "" });
+    const recorded = await hub.hub.store.lastSeq();
+    // The hub records nothing for a TD it holds as it is: "updated" would say it changed.
     const second = await thingsAt(["add", file]);
-    expect(second).toMatchObject({ code: 0, stdout: "updated urn:test:lamp-1\n" });
+    expect(second).toMatchObject({ code: 0, stdout: "unchanged urn:test:lamp-1\n", stderr: "" });
+    expect(await hub.hub.store.lastSeq()).toBe(recorded);
+    writeJson("lamp.json", { ...lamp("urn:test:lamp-1"), title: "Renamed lamp" });
+    const third = await thingsAt(["add", file]);
+    expect(third).toMatchObject({ code: 0, stdout: "updated urn:test:lamp-1\n", stderr: "" });
     expect(await storedIds()).toEqual(["urn:test:lamp-1"]);
   });
 

@@ -265,6 +265,11 @@ async function add(files: string[], command: Command): Promise<void> {
   const client = clientOf(command);
   const submissions = await readSubmissions(files);
   const progress = new Progress(submissions.length);
+  // A TD the hub already holds as it is records nothing and keeps its version (docs/api.md): a
+  // replaced one's version is past the Log's end before the first PUT, an unchanged one's is not.
+  const before = submissions.some((s) => typeof s.td.id === "string")
+    ? (await client.health()).lastSeq
+    : undefined;
   let done = 0;
   for (const submission of submissions) {
     progress.show(done, typeof submission.td.id === "string" ? submission.td.id : submission.source);
@@ -282,7 +287,11 @@ async function add(files: string[], command: Command): Promise<void> {
     done++;
     // On a terminal, the next line goes where the progress was; otherwise the progress stays.
     if (process.stdout.isTTY) progress.clear();
-    process.stdout.write(`${result.created ? "registered" : "updated"} ${result.id}\n`);
+    const unchanged =
+      !result.created && before !== undefined && result.version !== undefined && result.version <= before;
+    process.stdout.write(
+      `${result.created ? "registered" : unchanged ? "unchanged" : "updated"} ${result.id}\n`,
+    );
   }
   progress.clear();
 }
