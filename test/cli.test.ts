@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
-import { cleanEnvironment, runThings } from "./support/things-process.js";
+import { cleanEnvironment, runThings, runThingsToEnd } from "./support/things-process.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 const EXAMPLES = fileURLToPath(new URL("../examples/things/", import.meta.url));
@@ -98,12 +98,18 @@ afterEach(async () => {
 });
 
 describe("things add", () => {
-  it("registers a TD file, then reports updated when the same TD is added again", async () => {
+  it("registers a TD file, says unchanged when the same TD is added again, and updated when it differs", async () => {
     const file = writeJson("lamp.json", lamp("urn:test:lamp-1"));
     const first = await thingsAt(["add", file]);
     expect(first).toMatchObject({ code: 0, stdout: "registered urn:test:lamp-1\n", stderr: "" });
+    const recorded = await hub.hub.store.lastSeq();
+    // The hub records nothing for a TD it holds as it is: "updated" would say it changed.
     const second = await thingsAt(["add", file]);
-    expect(second).toMatchObject({ code: 0, stdout: "updated urn:test:lamp-1\n" });
+    expect(second).toMatchObject({ code: 0, stdout: "unchanged urn:test:lamp-1\n", stderr: "" });
+    expect(await hub.hub.store.lastSeq()).toBe(recorded);
+    writeJson("lamp.json", { ...lamp("urn:test:lamp-1"), title: "Renamed lamp" });
+    const third = await thingsAt(["add", file]);
+    expect(third).toMatchObject({ code: 0, stdout: "updated urn:test:lamp-1\n", stderr: "" });
     expect(await storedIds()).toEqual(["urn:test:lamp-1"]);
   });
 
@@ -415,6 +421,103 @@ describe("things --help", () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("HYPERTHINGS_TOKEN");
     expect(help.stdout).toContain("admin-token");
+  });
+});
+
+describe("things with a file it cannot read", () => {
+  it("says why in words, naming the file, before asking any hub: build, add, query, verify --file", async () => {
+    const work = mkdtempSync(join(tmpdir(), "hyperthings-files-"));
+    try {
+      const missing = join(work, "missing");
+      const cases: Array<{ args: string[]; code: number; stderr: string }> = [
+        {
+          args: ["build", `${missing}.yaml`],
+          code: 1,
+          stderr: `cannot read ${missing}.yaml: no such file or folder`,
+        },
+        {
+          args: ["add", `${missing}.json`],
+          code: 1,
+          stderr: `cannot read ${missing}.json: no such file or folder`,
+        },
+        {
+          args: ["query", `@${missing}.graphql`],
+          code: 2,
+          stderr: `cannot read the query in ${missing}.graphql: no such file or folder`,
+        },
+        {
+          args: ["verify", "--file", work],
+          code: 1,
+          stderr: `cannot read ${work}: it is a folder, not a file`,
+        },
+        {
+          args: ["verify", "--file", `${missing}.ndjson`],
+          code: 1,
+          stderr: `cannot read ${missing}.ndjson: no such file or folder`,
+        },
+      ];
+      for (const { args, code, stderr } of cases) {
+        const run = await runThingsToEnd([...args, "--url", "http://127.0.0.1:9"]);
+        expect({ code: run.code, stderr: run.stderr }, args.join(" ")).toEqual({
+          code,
+          stderr: `things: ${stderr}\n`,
+        });
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("things serve with a bad setting", () => {
+  it("refuses a flag's bad value as usage (exit 2), a variable's as a failure (exit 1), in one line, starting nothing", async () => {
+    const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
+    try {
+      const cases: Array<{ args: string[]; env?: NodeJS.ProcessEnv; code: number; stderr: string }> = [
+        {
+          args: ["serve", "--port", "abc"],
+          code: 2,
+          stderr: 'things: port (--port) must be a whole number from 0 to 65535, not "abc"\n',
+        },
+        {
+          args: ["demo", "--log-level", "loud"],
+          code: 2,
+          stderr:
+            'things: log level (--log-level) must be one of fatal, error, warn, info, debug, trace, silent, not "loud"\n',
+        },
+        {
+          args: ["serve"],
+          env: { HYPERTHINGS_PORT: "abc" },
+          code: 1,
+          stderr: 'things: port (HYPERTHINGS_PORT) must be a whole number from 0 to 65535, not "abc"\n',
+        },
+        // The flag is good; the variable it does not override is at fault.
+        {
+          args: ["serve", "--port", "0"],
+          env: { HYPERTHINGS_AUTH: "yes" },
+          code: 1,
+          stderr:
+            'things: auth (HYPERTHINGS_AUTH) must be "write" (mutations need a token) or "read" (everything does), not "yes"\n',
+        },
+      ];
+      for (const { args, env = {}, code, stderr } of cases) {
+        const run = await runThingsToEnd([...args, "--data", data, "--no-mqtt"], { env });
+        expect({ code: run.code, stderr: run.stderr, stdout: run.stdout }, args.join(" ")).toEqual({
+          code,
+          stderr,
+          stdout: "",
+        });
+      }
+      expect(readdirSync(data)).toEqual([]);
+      const help = await runThingsToEnd(["serve", "--help"]);
+      expect(help.stdout).toContain("2 usage (an unknown flag, or a flag's bad value)");
+      // The help wraps its lines: compare the words.
+      const words = help.stdout.replace(/\s+/g, " ");
+      expect(words).toContain("every request does (env HYPERTHINGS_AUTH)");
+      expect(words).toContain("(env HYPERTHINGS_LOG_LEVEL, default info)");
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
   });
 });
 

@@ -236,4 +236,33 @@ describe("discovery", () => {
     expect(stdout).toBe("urn:test:single-lamp\n");
     expect(stderr).toBe("1 Thing(s) registered, 1 unchanged (the hub held them so already)\n");
   });
+
+  it("says what discovery takes when nothing is at the URL: a TD's URL, or a host with a directory", async () => {
+    // A host that serves no /.well-known/wot, as a device serving only its own TD does.
+    const bare = createServer((_request, response) => response.writeHead(404).end());
+    await new Promise<void>((resolve) => bare.listen(0, "127.0.0.1", resolve));
+    try {
+      const address = bare.address() as { port: number };
+      const response = await discover(`http://127.0.0.1:${address.port}`);
+      expect(response.status).toBe(502);
+      const problem = (await response.json()) as { detail: string };
+      expect(problem.detail).toBe(
+        `http://127.0.0.1:${address.port}/.well-known/wot: GET answered 404: 127.0.0.1:${address.port} announces no TD directory at /.well-known/wot; give the URL of a Thing Description itself`,
+      );
+    } finally {
+      await new Promise((resolve) => bare.close(resolve));
+    }
+    const child = spawn(
+      process.execPath,
+      [BIN, "discover", `${origin}/nothing`, "--url", hub.url, "--token", hub.token],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code).toBe(1);
+    expect(stderr).toBe(
+      `things: ${origin}/nothing: GET answered 404: no Thing Description is there; give a TD's URL, a TD directory's, or a bare host (http://host:port) to ask its /.well-known/wot\n`,
+    );
+  });
 });

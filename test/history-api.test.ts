@@ -333,6 +333,35 @@ describe("reporting state: POST /things/{id}/changes", () => {
     expect(await getChange(hub, second ?? 0)).toMatchObject({ value: { code: 8 }, previous: { code: 7 } });
   });
 
+  it("checks each property against its own pattern, not the pattern of the first schema compiled", async () => {
+    const patterned = "urn:example:history:patterns";
+    const form = (name: string) => [{ href: `http://127.0.0.1:1/${name}` }];
+    await registerThing(hub, patterned, {
+      ...minimalTd({ id: patterned }),
+      properties: {
+        word: { type: "string", pattern: "^[a-z]+$", forms: form("word") },
+        digits: { type: "string", pattern: "^[0-9]+$", forms: form("digits") },
+        hostname: {
+          type: "string",
+          pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+          forms: form("hostname"),
+        },
+      },
+    });
+    // Each fits its own pattern and no other: with one regular expression for all, two fail.
+    await report(hub, patterned, [
+      { kind: "reported", affordance: "word", value: "lamp" },
+      { kind: "reported", affordance: "digits", value: "42" },
+      { kind: "reported", affordance: "hostname", value: "core-sw-1" },
+    ]);
+    const refused = await postRaw(
+      hub,
+      patterned,
+      JSON.stringify({ kind: "reported", affordance: "digits", value: "x" }),
+    );
+    expect(refused.status).toBe(400);
+  });
+
   it("records an event without a data schema with no value", async () => {
     const [seq] = await report(hub, id, { kind: "emitted", affordance: "ping" });
     const change = await getChange(hub, seq ?? 0);
@@ -486,6 +515,17 @@ describe("bad reports are refused with a precise problem and append nothing", ()
       level: 1,
       more: JSON.parse(deep(61)) as unknown,
     });
+  });
+
+  it("refuses an event whose data schema asks for a value when none is sent, in plain words", async () => {
+    const problem = await expectRefused(id, { kind: "emitted", affordance: "alarm" }, 400, ["/body/value"]);
+    expect(problem.detail).toBe("An emitted Change of alarm needs a value: its schema says what it must be");
+    const reported = await expectRefused(id, { kind: "reported", affordance: "temperature" }, 400, [
+      "/body/value",
+    ]);
+    expect(reported.detail).toBe(
+      "A reported Change of temperature needs a value: its schema says what it must be",
+    );
   });
 
   it("answers a report for an unknown Thing with 404, single or array", async () => {

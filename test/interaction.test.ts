@@ -152,6 +152,28 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     expect(device.requests.slice(arrived).map((r) => r.authorization)).toContain(`Bearer ${bearerToken}`);
   });
 
+  it("refuses an empty secret in one line naming the flag, and keeps the credentials it held", async () => {
+    const before = await hub.request(`${thingPath(id)}/credentials`);
+    const held = await before.text();
+    const cases: Array<{ args: string[]; stderr: string }> = [
+      {
+        args: ["--username", USERNAME, "--password", "-"],
+        stderr: "things: --password -: standard input held no password; pipe it in",
+      },
+      { args: ["--username", USERNAME, "--password", ""], stderr: "things: --password must not be empty\n" },
+      { args: ["--username", "", "--password", PASSWORD], stderr: "things: --username must not be empty\n" },
+      { args: ["--bearer", "-"], stderr: "things: --bearer -: standard input held no token; pipe it in" },
+    ];
+    for (const { args, stderr } of cases) {
+      const run = await things(hub, ["credentials", "set", id, ...args], "\n");
+      expect(run.code, args.join(" ")).toBe(2);
+      expect(run.stderr.startsWith(stderr), run.stderr).toBe(true);
+      expect(run.stderr.split("\n")).toHaveLength(2);
+    }
+    const after = await hub.request(`${thingPath(id)}/credentials`);
+    expect(await after.text()).toBe(held);
+  });
+
   it("records observed values as reported Changes: pushed over SSE, and polled only when they change", async () => {
     const after = await lastSeq(hub);
     await device.streamOpen("/properties/temperature/observe");

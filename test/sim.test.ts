@@ -140,6 +140,23 @@ describe("the simulated fleet with a hub", () => {
     expect(fleet.thing(ESPRESSO, EspressoMachine).boiler.setpoint).toBe(91.5);
   });
 
+  it("refuses through the hub a brew size the TD does not allow, naming the sizes it does", async () => {
+    const response = await hub.request(`${thingPath(ESPRESSO)}/actions/brew`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ size: "triple" }),
+    });
+    const problem = (await response.json()) as {
+      detail: string;
+      errors: Array<{ pointer: string; detail: string }>;
+    };
+    expect(response.status, JSON.stringify(problem)).toBe(400);
+    expect(problem.detail).toBe(
+      'The input for brew does not fit its schema: /size must be one of "single", "double"',
+    );
+    expect(problem.errors).toEqual([{ pointer: "/size", detail: 'must be one of "single", "double"' }]);
+  });
+
   it("brews only at temperature: 409 while cold, a shot and a `ready` event once there", async () => {
     const machine = fleet.thing(ESPRESSO, EspressoMachine);
     const invoke = () =>
@@ -195,6 +212,18 @@ describe("the simulated fleet with a hub", () => {
     );
     await expect(found("type = ht:NetworkDevice")).resolves.toEqual([simThingId("switch-1")]);
     await expect(found("type = ht:Software")).resolves.toEqual([simThingId("order-service")]);
+  });
+
+  it("writes its schema.org types as the hub's vocabulary does: schema:Product finds the espresso machine", async () => {
+    // The TDs say `schema:Product`; a filter with the same words must find them (README's demo).
+    const response = await hub.request(`/graph?filter=${encodeURIComponent("type = schema:Product")}`);
+    const body = (await response.json()) as { items?: Array<{ id: string }> };
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    expect((body.items ?? []).map((item) => item.id)).toEqual([ESPRESSO]);
+    const webApi = await hub.request(`/graph?filter=${encodeURIComponent("type = schema:WebAPI")}`);
+    expect(((await webApi.json()) as { items: Array<{ id: string }> }).items.map((item) => item.id)).toEqual([
+      simThingId("order-service"),
+    ]);
   });
 
   it("starts, stops and restarts containers through the hub; the service on one goes critical while it is down", async () => {

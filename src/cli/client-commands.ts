@@ -13,7 +13,7 @@ import {
 // Straight to the two modules it needs: the hub part as a whole is for the server.
 import { ADMIN_TOKEN_FILE } from "../hub/admin-token.js";
 import { configDefaults, configEnvironment, defaultDataDir } from "../hub/config.js";
-import { CliError } from "./cli-error.js";
+import { CliError, fileProblem } from "./cli-error.js";
 import { formatTable } from "./table.js";
 
 /** Listing pages asked of the hub: its default page size. */
@@ -227,7 +227,7 @@ async function readSubmissions(args: string[]): Promise<Submission[]> {
       try {
         text = readFileSync(file, "utf8");
       } catch (err) {
-        throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+        throw new CliError(`cannot read ${file}: ${fileProblem(err)}`);
       }
       submissions.push(...submissionsOf(file, text));
     }
@@ -265,6 +265,11 @@ async function add(files: string[], command: Command): Promise<void> {
   const client = clientOf(command);
   const submissions = await readSubmissions(files);
   const progress = new Progress(submissions.length);
+  // A TD the hub already holds as it is records nothing and keeps its version (docs/api.md): a
+  // replaced one's version is past the Log's end before the first PUT, an unchanged one's is not.
+  const before = submissions.some((s) => typeof s.td.id === "string")
+    ? (await client.health()).lastSeq
+    : undefined;
   let done = 0;
   for (const submission of submissions) {
     progress.show(done, typeof submission.td.id === "string" ? submission.td.id : submission.source);
@@ -282,7 +287,11 @@ async function add(files: string[], command: Command): Promise<void> {
     done++;
     // On a terminal, the next line goes where the progress was; otherwise the progress stays.
     if (process.stdout.isTTY) progress.clear();
-    process.stdout.write(`${result.created ? "registered" : "updated"} ${result.id}\n`);
+    const unchanged =
+      !result.created && before !== undefined && result.version !== undefined && result.version <= before;
+    process.stdout.write(
+      `${result.created ? "registered" : unchanged ? "unchanged" : "updated"} ${result.id}\n`,
+    );
   }
   progress.clear();
 }

@@ -258,20 +258,36 @@ interface CredentialsOptions {
 async function setCredentials(id: string, options: CredentialsOptions, command: Command): Promise<void> {
   const fromStdin = [options.password, options.bearer, options.key].filter((v) => v === "-").length;
   if (fromStdin > 1) throw new CliError("only one secret can come from stdin (-)", 2);
-  const secret = async (value: string | undefined) => (value === "-" ? readStdinLine() : value);
+  // An empty secret is a slip (an unset shell variable, nothing piped in): say so here, in the
+  // words of the flag, rather than pass on the hub's schema error about a body the user never saw.
+  const secret = async (flag: string, noun: string, value: string | undefined): Promise<string> => {
+    const text = value === "-" ? await readStdinLine() : (value ?? "");
+    if (text !== "") return text;
+    throw new CliError(
+      value === "-"
+        ? `${flag} -: standard input held no ${noun}; pipe it in (printf '%s\\n' "$SECRET" | things credentials set …)`
+        : `${flag} must not be empty`,
+      2,
+    );
+  };
   const schemeName = options.schemeName === undefined ? {} : { schemeName: options.schemeName };
   let input: CredentialsInput;
   if (options.bearer !== undefined && options.key === undefined && options.username === undefined) {
-    input = { ...schemeName, token: (await secret(options.bearer)) ?? "" };
+    input = { ...schemeName, token: await secret("--bearer", "token", options.bearer) };
   } else if (options.key !== undefined && options.bearer === undefined && options.username === undefined) {
-    input = { ...schemeName, key: (await secret(options.key)) ?? "" };
+    input = { ...schemeName, key: await secret("--key", "key", options.key) };
   } else if (
     options.username !== undefined &&
     options.password !== undefined &&
     options.bearer === undefined &&
     options.key === undefined
   ) {
-    input = { ...schemeName, username: options.username, password: (await secret(options.password)) ?? "" };
+    if (options.username === "") throw new CliError("--username must not be empty", 2);
+    input = {
+      ...schemeName,
+      username: options.username,
+      password: await secret("--password", "password", options.password),
+    };
   } else {
     // --token is the hub's token (a global option): a Thing's bearer token is --bearer.
     const hubToken = command.optsWithGlobals<{ token?: string }>().token;

@@ -50,7 +50,7 @@ import {
   positiveInteger,
   talking,
 } from "./client-commands.js";
-import { CliError } from "./cli-error.js";
+import { CliError, fileProblem } from "./cli-error.js";
 import { EntryHashers } from "./log-entry-hashers.js";
 import { describeChange } from "./history-commands.js";
 import { HUB_ID_FILE, LOG_KEY_FILE } from "../hub/index.js";
@@ -220,7 +220,7 @@ function checkPinnedKey(key: KeyObject, file: string | undefined, whose: string)
     pem = readFileSync(file, "utf8");
   } catch (err) {
     // An unreadable file failed to run (EXIT_CODES), as for --file.
-    throw new CliError(`cannot read ${file}: ${(err as Error).message}`, 1);
+    throw new CliError(`cannot read ${file}: ${fileProblem(err)}`, 1);
   }
   let pinned: KeyObject;
   try {
@@ -286,7 +286,7 @@ async function savedCheckpoints(files: readonly string[]): Promise<SavedCheckpoi
     try {
       text = readFileSync(file, "utf8");
     } catch (err) {
-      throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+      throw new CliError(`cannot read ${file}: ${fileProblem(err)}`);
     }
     let value: unknown;
     try {
@@ -609,14 +609,14 @@ function logFileSource(
         .export({ type: "spki", format: "pem" })
         .toString();
     } catch (err) {
-      throw new CliError(`cannot read the key ${keyPath}: ${(err as Error).message}`);
+      throw new CliError(`cannot read the key ${keyPath}: ${fileProblem(err)}`);
     }
     keyName = `the key in ${keyPath}`;
   } else if (keyFile !== undefined) {
     try {
       publicKey = readFileSync(keyFile, "utf8");
     } catch (err) {
-      throw new CliError(`cannot read ${keyFile}: ${(err as Error).message}`, 2);
+      throw new CliError(`cannot read ${keyFile}: ${fileProblem(err)}`, 2);
     }
     keyName = keyFile;
   } else {
@@ -1470,7 +1470,7 @@ function isGzipFile(file: string): boolean {
     const magic = Buffer.alloc(2);
     return readSync(fd, magic, 0, 2, 0) === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
   } catch (err) {
-    throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+    throw new CliError(`cannot read ${file}: ${fileProblem(err)}`);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
@@ -1484,7 +1484,7 @@ async function exportLines(file: string): Promise<{ lines: AsyncIterable<string>
   const gzip = isGzipFile(file);
   const raw = createReadStream(file);
   await once(raw, "open").catch((err: Error) => {
-    throw new CliError(`cannot read ${file}: ${err.message}`);
+    throw new CliError(`cannot read ${file}: ${fileProblem(err)}`);
   });
   let input: Readable = raw;
   if (gzip) {

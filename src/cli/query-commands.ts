@@ -10,7 +10,7 @@ import {
   type SocketStatus,
 } from "../client/index.js";
 import { connectionOf, connectionHelpWith, talking } from "./client-commands.js";
-import { CliError } from "./cli-error.js";
+import { CliError, fileProblem } from "./cli-error.js";
 
 const EXIT_CODES = "0 done, 1 failed (the hub answered with errors, or is unreachable), 2 usage";
 
@@ -64,7 +64,7 @@ function operationText(text: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (err) {
-    throw new CliError(`cannot read the query in ${path}: ${(err as Error).message}`, 2);
+    throw new CliError(`cannot read the query in ${path}: ${fileProblem(err)}`, 2);
   }
 }
 

@@ -16,7 +16,7 @@ import {
   type ReleaseSummary,
 } from "../core/index.js";
 import { HUB_VERSION } from "../hub/version.js";
-import { CliError } from "./cli-error.js";
+import { CliError, fileProblem } from "./cli-error.js";
 import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
 import { compactValue, localTime } from "./history-commands.js";
 import { formatTable } from "./table.js";
@@ -69,9 +69,7 @@ export function readManifests(target: string): {
   try {
     start = statSync(target).isDirectory() ? manifestFiles(target) : [target];
   } catch (err) {
-    throw new CliError(
-      `cannot read ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
+    throw new CliError(`cannot read ${target}: ${fileProblem(err)}`);
   }
   if (start.length === 0) throw new CliError(`${target} holds no manifest (*.yaml, *.yml, *.json)`);
   const byShown = new Map<string, string>();
@@ -90,9 +88,7 @@ export function readManifests(target: string): {
     } catch (err) {
       // An include that cannot be read is reported by the build, where it is written.
       if (sources.length > 0) continue;
-      throw new CliError(
-        `cannot read ${shown(path)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      );
+      throw new CliError(`cannot read ${shown(path)}: ${fileProblem(err)}`);
     }
     const name = shown(path);
     byShown.set(name, path);

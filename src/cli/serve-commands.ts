@@ -1,6 +1,7 @@
 // `things serve` and `things demo`: run a hub in this process until Ctrl-C.
 import type { Command } from "commander";
-import { loadConfig, unknownEnvironment, type ConfigOverrides } from "../hub/index.js";
+import { ValidationError } from "../core/index.js";
+import { loadConfig, unknownEnvironment, type ConfigOverrides, type HubConfig } from "../hub/index.js";
 import { CliError } from "./cli-error.js";
 import { MAX_TIMER_MS, wholeNumberOption } from "./sim-commands.js";
 import type { RunningHub } from "./start-hub.js";
@@ -27,8 +28,13 @@ interface ServeOptions {
   vocabulary?: string;
 }
 
+const SERVE_EXIT_CODES =
+  "\nExit codes: 0 stopped (Ctrl-C, SIGTERM), 1 failed (a port taken, a data directory in use, a bad\n" +
+  "HYPERTHINGS_ variable, a failed stop), 2 usage (an unknown flag, or a flag's bad value).";
+
 function addServeOptions(command: Command): Command {
   return command
+    .addHelpText("after", SERVE_EXIT_CODES)
     .option("-p, --port <port>", "port to listen on, 0 for any free one (env HYPERTHINGS_PORT, default 8080)")
     .option("--host <host>", "address to listen on (env HYPERTHINGS_HOST, default 127.0.0.1)")
     .option("-d, --data <dir>", "data directory (env HYPERTHINGS_DATA, default a per-user data folder)")
@@ -36,9 +42,15 @@ function addServeOptions(command: Command): Command {
       "--allowed-hosts <names>",
       "names a browser may reach a hub on 127.0.0.1 by besides localhost and IP addresses, e.g. behind a proxy (env HYPERTHINGS_ALLOWED_HOSTS)",
     )
-    .option("--auth <what>", '"write": mutations need a token (default); "read": every request does')
+    .option(
+      "--auth <what>",
+      '"write": mutations need a token (default); "read": every request does (env HYPERTHINGS_AUTH)',
+    )
     .option("--body-limit <bytes>", "largest request body (env HYPERTHINGS_BODY_LIMIT, default 1048576)")
-    .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent (default info)")
+    .option(
+      "--log-level <level>",
+      "fatal, error, warn, info, debug, trace or silent (env HYPERTHINGS_LOG_LEVEL, default info)",
+    )
     .option(
       "--no-observe",
       "do not observe the Things' properties and events (env HYPERTHINGS_OBSERVE=false)",
@@ -94,6 +106,24 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
   };
 }
 
+/**
+ * The hub's settings from the flags over the environment. A flag's bad value is a usage error
+ * (exit 2), as for every other command; a bad environment variable is not (exit 1).
+ */
+function configOf(options: ServeOptions): HubConfig {
+  try {
+    return loadConfig(overridesOf(options));
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    try {
+      loadConfig(overridesOf(options), {});
+    } catch {
+      throw new CliError(err.message, 2);
+    }
+    throw err;
+  }
+}
+
 /** What else to stop on Ctrl-C, before and after the hub (the demo's fleet); filled in later. */
 interface Companions {
   readonly before: (() => Promise<void>)[];
@@ -104,7 +134,7 @@ async function serve(
   options: ServeOptions,
   companions: Companions = { before: [], after: [] },
 ): Promise<RunningHub> {
-  const config = loadConfig(overridesOf(options));
+  const config = configOf(options);
   // Loaded only here: the client commands start faster without the server's modules.
   const { startHub } = await import("./start-hub.js");
   let running: RunningHub;

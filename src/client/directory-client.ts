@@ -83,6 +83,8 @@ export interface PutResult {
   id: string;
   /** True when the directory had no TD with this id (201), false when it replaced one (204). */
   created: boolean;
+  /** The TD's version after the request: the Log position of its last Change (its `ETag`). */
+  version?: number;
 }
 
 export interface ListOptions {
@@ -292,7 +294,8 @@ export class DirectoryClient {
       body: JSON.stringify(td),
       contentType: TD_CONTENT_TYPE,
     });
-    return { id: td.id, created: response.status === 201 };
+    const etag = /^"(\d+)"$/.exec(response.headers.get("etag") ?? "");
+    return { id: td.id, created: response.status === 201, ...(etag && { version: Number(etag[1]) }) };
   }
 
   /** Registers an anonymous TD (POST /things); the hub names the id it gave in `Location`. */

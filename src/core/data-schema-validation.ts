@@ -17,6 +17,25 @@ export type DataSchemaCheck = (value: unknown) => ErrorLocation[];
 /** The TD terms of an affordance that are not part of its data schema. */
 const NOT_SCHEMA = new Set(["forms", "observable", "uriVariables", "@type", "titles", "descriptions"]);
 
+/** Values an enum's message lists before it says how many more there are. */
+const MAX_LISTED = 10;
+
+/**
+ * Ajv's sentence, with the values an `enum` or `const` allows written out: "must be equal to one
+ * of the allowed values" leaves whoever sent the value to go and read the TD.
+ */
+function messageOf(error: ErrorObject): string {
+  const params = error.params as { allowedValues?: unknown; allowedValue?: unknown };
+  if (error.keyword === "enum" && Array.isArray(params.allowedValues)) {
+    const allowed: unknown[] = params.allowedValues;
+    const listed = allowed.slice(0, MAX_LISTED).map((value) => JSON.stringify(value));
+    const more = allowed.length > MAX_LISTED ? ` (and ${allowed.length - MAX_LISTED} more)` : "";
+    return `must be one of ${listed.join(", ")}${more}`;
+  }
+  if (error.keyword === "const") return `must be ${JSON.stringify(params.allowedValue)}`;
+  return error.message ?? "is invalid";
+}
+
 /**
  * Compiled checks by the schema's canonical text: a fleet of Things shares a few schemas, and a
  * compile costs ~0.65 ms. Least recently used first out, so memory stays bounded.
@@ -49,7 +68,7 @@ export function compileDataSchema(schema: DataSchema): DataSchemaCheck {
       ? []
       : (validate.errors ?? []).map((e: ErrorObject) => ({
           pointer: e.instancePath,
-          message: e.message ?? "is invalid",
+          message: messageOf(e),
         }));
   compiled.set(key, check);
   if (compiled.size > MAX_COMPILED) {

@@ -41,7 +41,10 @@ export function quickToMatch(pattern: string, text: string): boolean {
  * A regular expression for Ajv (`code.regExp`) whose `test` gives up after REGEXP_BUDGET_MS:
  * a value it could not match in time does not fit the pattern.
  */
-export function boundedRegExp(pattern: string, flags: string): { test(text: string): boolean } {
+export function boundedRegExp(
+  pattern: string,
+  flags: string,
+): { test(text: string): boolean; toString(): string } {
   const regexp = new RegExp(pattern, flags);
   return {
     test(text: string): boolean {
@@ -49,5 +52,8 @@ export function boundedRegExp(pattern: string, flags: string): { test(text: stri
       const result = withinBudget(() => regexp.test(text), REGEXP_BUDGET_MS);
       return result.done && result.value;
     },
+    // Ajv keeps one compiled pattern per `String(rx)` for all its schemas: without this, every
+    // object here was "[object Object]", and every pattern was checked as the first one compiled.
+    toString: () => regexp.toString(),
   };
 }

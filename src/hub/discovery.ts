@@ -137,6 +137,19 @@ export class Discovery {
           [{ pointer: "/url", message: "the address is not allowed" }],
         );
       }
+      const status =
+        error instanceof BindingError
+          ? (error.detail as { status?: unknown } | undefined)?.status
+          : undefined;
+      if (reason === "status" && (status === 404 || status === 410) && error instanceof BindingError) {
+        // Nothing at that URL: say what discovery takes, rather than leave "answered 404" to decode.
+        const hint =
+          new URL(url).pathname === WELL_KNOWN
+            ? `${new URL(url).host} announces no TD directory at ${WELL_KNOWN}; give the URL of a Thing Description itself`
+            : "no Thing Description is there; give a TD's URL, a TD directory's, or a bare host (http://host:port) to ask its " +
+              WELL_KNOWN;
+        throw new BindingError(`${error.message}: ${hint}`, error.thing, error.detail);
+      }
       throw error;
     }
   }

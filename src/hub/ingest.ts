@@ -235,7 +235,7 @@ export class Ingest {
       const schema = KIND_RULES[report.kind]?.schema;
       if (check && report.value === undefined && (schema === "self" || schema === "data")) {
         throw new ValidationError(
-          `A ${report.kind} Change of ${report.affordance ?? "?"} needs a value: its schema says what it must be`,
+          `${/^[aeiou]/.test(report.kind) ? "An" : "A"} ${report.kind} Change of ${report.affordance ?? "?"} needs a value: its schema says what it must be`,
           [{ pointer: `/${index}/value`, message: "is required" }],
         );
       }

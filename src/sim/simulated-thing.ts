@@ -29,7 +29,8 @@ export const SIM_CONTEXT = [
   "https://www.w3.org/2022/wot/td/v1.1",
   {
     saref: "https://saref.etsi.org/core/",
-    schema: "https://schema.org/",
+    // As the TD 1.1 context and vocab/types.json write schema.org: `type = schema:Product` finds them.
+    schema: "http://schema.org/",
     // The hub's own vocabulary (vocab/types.json): ht:Container is an ht:ComputeResource there.
     ht: "https://hyperthings.dev/vocab#",
   },
