@@ -1,11 +1,10 @@
 // Observation over CoAP: RFC 7641 Observe (registering again when it ends or goes stale), and
 // polling with readproperty for forms that do not offer it.
-import { setTimeout as delay } from "node:timers/promises";
-import { BindingError } from "../../core/index.js";
 import { backoffDelay } from "../backoff.js";
 import { bindingError, bindingFailure } from "../binding.js";
 import type { ErrorListener, Subscription, Target, ValueListener } from "../binding.js";
 import { decodeValue } from "../content.js";
+import { Observation, asBindingError } from "../observation-loop.js";
 import type { CoapAnswer, CoapExchange, CoapObservation, CoapTransport } from "./coap-transport.js";
 
 export interface CoapObservationOptions {
@@ -30,80 +29,6 @@ export function decodeCoapAnswer(target: Target, answer: CoapAnswer, op = target
       cause,
     });
   }
-}
-
-/** One running observation: its loop, its abort signal, and listeners that stop at close. */
-class Observation implements Subscription {
-  readonly #controller = new AbortController();
-  readonly #onValue: ValueListener;
-  readonly #onError: ErrorListener;
-  #loop: Promise<void> = Promise.resolve();
-
-  constructor(onValue: ValueListener, onError: ErrorListener) {
-    this.#onValue = onValue;
-    this.#onError = onError;
-  }
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  get closed(): boolean {
-    return this.#controller.signal.aborted;
-  }
-
-  run(loop: () => Promise<void>): void {
-    this.#loop = loop().catch((error: unknown) => {
-      if (!this.closed) this.error(asBindingError(error), true);
-    });
-  }
-
-  value(value: unknown): void {
-    if (!this.closed) call(this.#onValue, value);
-  }
-
-  error(error: BindingError, ended = false): void {
-    if (this.closed) return;
-    call(this.#onError, ended ? endedError(error) : error);
-    if (ended) this.#controller.abort();
-  }
-
-  /** Waits `ms`, or less if closed; says whether the observation is still open. */
-  async pause(ms: number): Promise<boolean> {
-    await delay(ms, undefined, { signal: this.signal }).catch(() => undefined);
-    return !this.closed;
-  }
-
-  async close(): Promise<void> {
-    this.#controller.abort();
-    await this.#loop;
-  }
-}
-
-// A listener that throws is a bug in the caller: it surfaces as an uncaught exception.
-function call<T>(listener: (value: T) => void | Promise<void>, value: T): void {
-  const rethrow = (error: unknown) =>
-    queueMicrotask(() => {
-      throw error;
-    });
-  try {
-    listener(value)?.catch(rethrow);
-  } catch (error) {
-    rethrow(error);
-  }
-}
-
-function endedError(error: BindingError): BindingError {
-  const failure = bindingFailure(error);
-  if (failure === undefined) return error;
-  const ended = new BindingError(error.message, error.thing, { ...failure, ended: true });
-  ended.cause = error.cause;
-  return ended;
-}
-
-function asBindingError(error: unknown): BindingError {
-  if (error instanceof BindingError) return error;
-  return new BindingError(error instanceof Error ? error.message : String(error));
 }
 
 /** A 4.xx answer will not get better by asking again (RFC 7252 §5.9.2): it ends the observation. */

@@ -1,7 +1,6 @@
 // The SNMP binding (SNMPv1 and v2c over UDP, RFC 3416): a property is one OID, read with GET,
 // written with SET in the ASN.1 type the form names, observed by polling; an event is a trap.
 import { isIP } from "node:net";
-import { setTimeout as delay } from "node:timers/promises";
 import { ErrorStatus, Version1, Version2c, createSession } from "net-snmp";
 import type { Session, Varbind } from "net-snmp";
 import { BindingError } from "../../core/index.js";
@@ -17,6 +16,7 @@ import type {
   ValueListener,
 } from "../binding.js";
 import { decodeVarbind, encodeForSet, isOid, setTypeOf, typeName, varbindException } from "./snmp-values.js";
+import { Observation, asBindingError } from "../observation-loop.js";
 import { SnmpTrapReceiver } from "./trap-receiver.js";
 
 export interface SnmpBindingOptions {
@@ -156,7 +156,7 @@ export class SnmpBinding implements Binding {
     const read: Target = { ...target, op: "readproperty" };
     // The first read establishes the observation: a Thing that cannot be read cannot be observed.
     const first = decodeVarbind(await this.#get(read));
-    const polling = new Polling(onValue, onError);
+    const polling = new Observation(onValue, onError);
     polling.value(first);
     let last = JSON.stringify(first);
     polling.run(async () => {
@@ -168,7 +168,7 @@ export class SnmpBinding implements Binding {
           last = text;
           polling.value(value);
         } catch (error) {
-          polling.error(error);
+          polling.error(asBindingError(error));
         }
       }
     });
@@ -213,7 +213,7 @@ export class SnmpBinding implements Binding {
       // The hub's own port, not the Thing: not an outage of the Thing.
       throw bindingError(target, "unsupported", `the SNMP trap receiver cannot listen: ${why}`, { cause });
     }
-    const polling = new Polling(onData, onError);
+    const polling = new Observation(onData, onError);
     const stop = receiver.subscribe(filter, (notification) => {
       const data: Record<string, unknown> = {};
       for (const varbind of notification.varbinds) data[varbind.oid] = decodeVarbind(varbind);
@@ -448,61 +448,4 @@ function errorStatusName(code: number): string {
 
 function unsupported(target: Target): BindingError {
   return bindingError(target, "unsupported", `the SNMP binding does not do ${target.op}`);
-}
-
-/** One polling loop or trap subscription: listeners that stop at close, errors reported without ending it. */
-class Polling {
-  readonly #controller = new AbortController();
-  #loop: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly onValue: ValueListener,
-    private readonly onError: ErrorListener,
-  ) {}
-
-  get closed(): boolean {
-    return this.#controller.signal.aborted;
-  }
-
-  run(loop: () => Promise<void>): void {
-    this.#loop = loop();
-  }
-
-  value(value: unknown): void {
-    if (!this.closed) call(this.onValue, value);
-  }
-
-  error(error: unknown): void {
-    if (this.closed) return;
-    call(
-      this.onError,
-      error instanceof BindingError
-        ? error
-        : new BindingError(error instanceof Error ? error.message : String(error)),
-    );
-  }
-
-  /** Waits `ms`, or less if closed; says whether the polling is still open. */
-  async pause(ms: number): Promise<boolean> {
-    await delay(ms, undefined, { signal: this.#controller.signal }).catch(() => undefined);
-    return !this.closed;
-  }
-
-  async close(): Promise<void> {
-    this.#controller.abort();
-    await this.#loop;
-  }
-}
-
-// A listener that throws is a bug in the caller: it surfaces as an uncaught exception.
-function call<T>(listener: (value: T) => void | Promise<void>, value: T): void {
-  const rethrow = (error: unknown) =>
-    queueMicrotask(() => {
-      throw error;
-    });
-  try {
-    listener(value)?.catch(rethrow);
-  } catch (error) {
-    rethrow(error);
-  }
 }
