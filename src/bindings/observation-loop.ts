@@ -81,3 +81,26 @@ export function asBindingError(error: unknown): BindingError {
   if (error instanceof BindingError) return error;
   return new BindingError(error instanceof Error ? error.message : String(error));
 }
+
+/** The subscriptions a binding has open, so that closing the binding closes every one. */
+export class OpenSubscriptions {
+  readonly #open = new Set<Subscription>();
+
+  /** The subscription, wrapped so that closing it also forgets it. */
+  track(subscription: Subscription): Subscription {
+    const open = this.#open;
+    const tracked: Subscription = {
+      async close() {
+        open.delete(tracked);
+        await subscription.close();
+      },
+    };
+    open.add(tracked);
+    return tracked;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.#open].map((s) => s.close()));
+    this.#open.clear();
+  }
+}

@@ -16,6 +16,7 @@ import type {
 } from "../binding.js";
 import { encodeValue, isJson } from "../content.js";
 import { formOps } from "../form-selection.js";
+import { OpenSubscriptions } from "../observation-loop.js";
 import { decodeCoapAnswer, observeByObserve, observeByPolling } from "./coap-observation.js";
 import type { CoapObservationOptions } from "./coap-observation.js";
 import { CoapTransport } from "./coap-transport.js";
@@ -69,7 +70,7 @@ export class CoapBinding implements Binding {
   readonly schemes = ["coap"] as const;
   readonly #transport: CoapTransport;
   readonly #observation: CoapObservationOptions;
-  readonly #subscriptions = new Set<Subscription>();
+  readonly #subscriptions = new OpenSubscriptions();
 
   constructor(options: CoapBindingOptions = {}) {
     const d = COAP_BINDING_DEFAULTS;
@@ -153,8 +154,7 @@ export class CoapBinding implements Binding {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#subscriptions].map((s) => s.close()));
-    this.#subscriptions.clear();
+    await this.#subscriptions.closeAll();
     await this.#transport.close();
   }
 
@@ -209,15 +209,6 @@ export class CoapBinding implements Binding {
   }
 
   async #track(opening: Promise<Subscription>): Promise<Subscription> {
-    const subscription = await opening;
-    const subscriptions = this.#subscriptions;
-    const tracked: Subscription = {
-      async close() {
-        subscriptions.delete(tracked);
-        await subscription.close();
-      },
-    };
-    subscriptions.add(tracked);
-    return tracked;
+    return this.#subscriptions.track(await opening);
   }
 }

@@ -18,6 +18,7 @@ import type {
   ValueListener,
 } from "../binding.js";
 import { encodeValue, isJson } from "../content.js";
+import { OpenSubscriptions } from "../observation-loop.js";
 import { decodeAnswer, observeByLongPoll, observeByPolling, observeBySse } from "./http-observation.js";
 import type { ObservationOptions } from "./http-observation.js";
 import { HttpTransport } from "./http-transport.js";
@@ -106,7 +107,7 @@ export class HttpBinding implements Binding {
     readonly timeoutMs: number;
     readonly now: () => number;
   };
-  readonly #subscriptions = new Set<Subscription>();
+  readonly #subscriptions = new OpenSubscriptions();
 
   constructor(options: HttpBindingOptions = {}) {
     const d = HTTP_BINDING_DEFAULTS;
@@ -243,8 +244,7 @@ export class HttpBinding implements Binding {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#subscriptions].map((s) => s.close()));
-    this.#subscriptions.clear();
+    await this.#subscriptions.closeAll();
     await this.#transport.close();
   }
 
@@ -273,16 +273,7 @@ export class HttpBinding implements Binding {
   }
 
   async #track(opening: Promise<Subscription>): Promise<Subscription> {
-    const subscription = await opening;
-    const subscriptions = this.#subscriptions;
-    const tracked: Subscription = {
-      async close() {
-        subscriptions.delete(tracked);
-        await subscription.close();
-      },
-    };
-    subscriptions.add(tracked);
-    return tracked;
+    return this.#subscriptions.track(await opening);
   }
 }
 

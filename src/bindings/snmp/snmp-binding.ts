@@ -16,7 +16,7 @@ import type {
   ValueListener,
 } from "../binding.js";
 import { decodeVarbind, encodeForSet, isOid, setTypeOf, typeName, varbindException } from "./snmp-values.js";
-import { Observation, asBindingError } from "../observation-loop.js";
+import { Observation, OpenSubscriptions, asBindingError } from "../observation-loop.js";
 import { SnmpTrapReceiver } from "./trap-receiver.js";
 
 export interface SnmpBindingOptions {
@@ -60,7 +60,7 @@ export class SnmpBinding implements Binding {
   readonly #defaultCommunity: string;
   /** Sessions with a request in flight, closed (failing their requests) by `close`. */
   readonly #sessions = new Set<Session>();
-  readonly #subscriptions = new Set<Subscription>();
+  readonly #subscriptions = new OpenSubscriptions();
   readonly #traps: { readonly port: number; readonly host?: string } | undefined;
   readonly #maxInFlight: number;
   /** Per agent (address and port): requests in flight, and those waiting for a slot. */
@@ -172,15 +172,7 @@ export class SnmpBinding implements Binding {
         }
       }
     });
-    const subscriptions = this.#subscriptions;
-    const tracked: Subscription = {
-      async close() {
-        subscriptions.delete(tracked);
-        await polling.close();
-      },
-    };
-    subscriptions.add(tracked);
-    return tracked;
+    return this.#subscriptions.track(polling);
   }
 
   /**
@@ -219,22 +211,17 @@ export class SnmpBinding implements Binding {
       for (const varbind of notification.varbinds) data[varbind.oid] = decodeVarbind(varbind);
       polling.value(data);
     });
-    const subscriptions = this.#subscriptions;
-    const tracked: Subscription = {
+    return this.#subscriptions.track({
       async close() {
         stop();
-        subscriptions.delete(tracked);
         await polling.close();
       },
-    };
-    subscriptions.add(tracked);
-    return tracked;
+    });
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#subscriptions].map((s) => s.close()));
-    this.#subscriptions.clear();
+    await this.#subscriptions.closeAll();
     for (const session of this.#sessions) session.close();
     this.#sessions.clear();
     // Requests waiting for a slot go on, find the binding closed, and fail with `closed`.
