@@ -10,6 +10,8 @@ import { boundedRegExp } from "./time-budget.js";
 // TD data schemas are JSON Schema plus TD terms (forms, observable, unit, @type, titles…) that
 // must not be taken for keywords: strict off, so unknown terms are ignored as annotations.
 let ajv: Ajv | undefined;
+/** Schemas compiled by `ajv` since it was made. */
+let compiledByAjv = 0;
 
 /** Returns the problems of a value (empty when it fits), each as a JSON pointer into the value. */
 export type DataSchemaCheck = (value: unknown) => ErrorLocation[];
@@ -52,7 +54,12 @@ export function compileDataSchema(schema: DataSchema): DataSchemaCheck {
     compiled.set(key, cached);
     return cached;
   }
+  // Ajv also keeps, per instance and forever, a value for each distinct `pattern` (and the like)
+  // it has compiled: a new instance every MAX_COMPILED compiles bounds those too (checks already
+  // compiled keep what they use).
+  if (ajv && compiledByAjv >= MAX_COMPILED) ajv = undefined;
   if (!ajv) {
+    compiledByAjv = 0;
     // A TD's `pattern` comes from outside: matching it on a value runs with a time budget.
     const regExp = Object.assign((pattern: string, u: string) => boundedRegExp(pattern, u), {
       code: "boundedRegExp",
@@ -61,6 +68,7 @@ export function compileDataSchema(schema: DataSchema): DataSchemaCheck {
     addAjvFormats(ajv);
   }
   const validate = ajv.compile(plain);
+  compiledByAjv++;
   // Ajv keeps every compiled schema in its own cache, forever: ours is the one that is bounded.
   ajv.removeSchema(plain);
   const check: DataSchemaCheck = (value) =>
@@ -76,4 +84,14 @@ export function compileDataSchema(schema: DataSchema): DataSchemaCheck {
     if (oldest !== undefined) compiled.delete(oldest);
   }
   return check;
+}
+
+/**
+ * For tests: how many `pattern` values the Ajv instance in use holds (read from Ajv's value scope,
+ * which is not public API: 0 if that ever changes).
+ */
+export function patternValuesHeld(): number {
+  const values = (ajv?.scope as unknown as { _values?: Record<string, Map<unknown, unknown> | undefined> })
+    ?._values;
+  return values?.pattern?.size ?? 0;
 }
