@@ -151,6 +151,14 @@ describe("releases through the hub and the CLI", () => {
     expect(table.stdout).toContain("evening-lights");
   });
 
+  it("says no release is named so, and how to list them, when a --name matches none of the stored ones", async () => {
+    const release = built("evening.yaml", readFileSync(join(EXAMPLES, "evening-lights.yaml"), "utf8"));
+    expect((await post(hub, release)).ok).toBe(true);
+    const run = await things(["releases", "--name", "nosuch"], hub);
+    expect(run).toMatchObject({ code: 0, stdout: "" });
+    expect(run.stderr).toBe("no release is named nosuch: `things releases` lists the stored ones\n");
+  });
+
   it("refuses a document whose id is not its hash, and one naming an unknown Thing, storing nothing", async () => {
     const before = (await releases(hub)).length;
     const release = built("evening.yaml", readFileSync(join(EXAMPLES, "evening-lights.yaml"), "utf8"));

@@ -332,6 +332,14 @@ describe("rollouts", () => {
       expect(cli.code).toBe(1);
       expect(cli.stderr).toMatch(/^things: .*has already ended \(failed\)/);
       expect((await things(["rollouts", "--cancel"])).code).toBe(2);
+      for (const args of [
+        ["rollouts", "urn:uuid:nope"],
+        ["rollouts", "urn:uuid:nope", "--cancel"],
+      ]) {
+        const unknown = await things(args);
+        expect(unknown).toMatchObject({ code: 1, stdout: "" });
+        expect(unknown.stderr).toBe("things: no rollout urn:uuid:nope: `things rollouts` lists them\n");
+      }
       const anonymous = await hub.request(`/rollouts/${encodeURIComponent(started.id)}/cancel`, {
         method: "POST",
         auth: false,

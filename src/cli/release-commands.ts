@@ -292,7 +292,14 @@ export function registerReleaseCommands(program: Command): void {
           return;
         }
         if (all.length === 0) {
-          process.stderr.write("no releases yet (things build PATH stores one)\n");
+          // A --name that matches nothing is a typo more often than an empty store: say which.
+          const stored =
+            options.name !== undefined && (await client.releases({ limit: 1 })).releases.length > 0;
+          process.stderr.write(
+            stored
+              ? `no release is named ${options.name}: \`things releases\` lists the stored ones\n`
+              : "no releases yet (things build PATH stores one)\n",
+          );
           return;
         }
         const maxWidth = process.stdout.isTTY ? process.stdout.columns : undefined;

@@ -3,7 +3,13 @@
 // `things lineage ID`: rollouts, what drifts now, and which release replaced which on a Thing.
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { ReleaseClient, RolloutClient, type RolloutEvent, type RolloutView } from "../client/index.js";
+import {
+  HubError,
+  ReleaseClient,
+  RolloutClient,
+  type RolloutEvent,
+  type RolloutView,
+} from "../client/index.js";
 import type { RolloutProgress, RolloutStep } from "../core/index.js";
 import { CliError } from "./cli-error.js";
 import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
@@ -212,7 +218,13 @@ export function registerRolloutCommands(program: Command): void {
           const client = rolloutClientOf(command);
           if (options.cancel && id === undefined) throw new CliError("--cancel needs a rollout id", 2);
           if (id !== undefined) {
-            const rollout = options.cancel ? await client.cancelRollout(id) : await client.rollout(id);
+            const rollout = await (options.cancel ? client.cancelRollout(id) : client.rollout(id)).catch(
+              (err: unknown) => {
+                if (err instanceof HubError && err.status === 404)
+                  throw new CliError(`no rollout ${id}: \`things rollouts\` lists them`);
+                throw err;
+              },
+            );
             const steps = await client.steps(id);
             if (options.json) {
               process.stdout.write(`${JSON.stringify({ ...rollout, steps })}\n`);

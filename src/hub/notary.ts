@@ -282,7 +282,8 @@ export class Notary {
     }
     const past = seqs.find((seq) => seq > treeSize);
     if (past !== undefined) {
-      throw new ValidationError(`seq ${past} is not in a tree of ${treeSize} Changes`, [
+      const holds = treeSize === 0 ? "holds no Changes yet" : `holds seqs 1..${treeSize}`;
+      throw new ValidationError(`seq ${past} is not in a tree of ${treeSize} Changes: it ${holds}`, [
         { pointer, message: `must be at most ${treeSize}` },
       ]);
     }
