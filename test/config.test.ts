@@ -1,6 +1,7 @@
 // Settings that reach the store: read from the environment, checked, and applied.
 import type Database from "better-sqlite3";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -219,5 +220,26 @@ describe("HYPERTHINGS_ variables that are no setting", () => {
       { name: "HYPERTHINGS_FOO", meant: undefined },
       { name: "HYPERTHINGS_PROT", meant: "HYPERTHINGS_PORT" },
     ]);
+  });
+});
+
+describe("the README's settings table", () => {
+  it("names every flag of `things serve --help` and every HYPERTHINGS_ setting", () => {
+    const root = join(import.meta.dirname, "..");
+    const help = execFileSync(process.execPath, [join(root, "bin/things.js"), "serve", "--help"], {
+      encoding: "utf8",
+    });
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    const table = readme
+      .split("\n")
+      .filter((line) => line.startsWith("| "))
+      .join("\n");
+    const flags = [...help.matchAll(/^ {2}(?:-\w, )?(--[a-z-]+)/gm)].map((m) => m[1] ?? "");
+    expect(flags).toEqual(expect.arrayContaining(["--mqtt-prefix", "--mqtt-anonymous"]));
+    const missing = [
+      ...flags.filter((flag) => flag !== "--help" && !table.includes(`\`${flag}`)),
+      ...Object.values(configEnvironment).filter((name) => !new RegExp(`\`${name}[\`=]`).test(table)),
+    ];
+    expect(missing).toEqual([]);
   });
 });
