@@ -821,3 +821,68 @@ if (problem !== undefined && !requireServices) {
     });
   });
 }
+
+describe("a device's error answer that quotes the Thing's secret", () => {
+  const id = "urn:test:interaction:echoing";
+  // The device refuses every request, and its answer repeats the token it was sent.
+  const device = createHttpServer((req, res) => {
+    const token = (req.headers.authorization ?? "").replace(/^Bearer /, "");
+    res
+      .writeHead(500, { "content-type": "text/plain" })
+      .end(
+        `a device refused token ${token} (Authorization: ${req.headers.authorization ?? ""}); glued:${token}x`,
+      );
+  });
+  let hub: TestHub;
+
+  beforeAll(async () => {
+    device.listen(0, "127.0.0.1");
+    await once(device, "listening");
+    const { port } = device.address() as AddressInfo;
+    hub = await startTestHub({ observe: false });
+    await register(hub, {
+      "@context": "https://www.w3.org/2022/wot/td/v1.1",
+      id,
+      title: "Echoing",
+      securityDefinitions: { bearer_sc: { scheme: "bearer" } },
+      security: "bearer_sc",
+      base: `http://127.0.0.1:${port}/`,
+      properties: { level: { type: "number", forms: [{ href: "level" }] } },
+    });
+  });
+
+  afterAll(async () => {
+    await hub?.stop();
+    device.close();
+  });
+
+  /** The CLI's line and the API's problem document for a read that the device refuses. */
+  async function refusedRead(secret: string): Promise<{ cli: Run; problem: string }> {
+    const set = await things(hub, ["credentials", "set", id, "--bearer", "-"], `${secret}\n`);
+    expect(set.code).toBe(0);
+    const cli = await things(hub, ["read", id, "level"]);
+    expect(cli.code).toBe(1);
+    const res = await hub.request(`${thingPath(id)}/properties/level`);
+    expect(res.status).toBeGreaterThanOrEqual(500);
+    return { cli, problem: await res.text() };
+  }
+
+  it("redacts a long secret wherever it appears, even inside other text", async () => {
+    const secret = `tok-${randomBytes(12).toString("hex")}`;
+    const { cli, problem } = await refusedRead(secret);
+    for (const text of [cli.stderr, problem]) expect(text).not.toContain(secret);
+    const body = (JSON.parse(problem) as { device?: { body?: string } }).device?.body;
+    expect(body).toBe(
+      "a device refused token [redacted] (Authorization: Bearer [redacted]); glued:[redacted]x",
+    );
+  });
+
+  it("redacts a one-letter secret where it stands as itself, and leaves the words that contain it readable", async () => {
+    const { cli, problem } = await refusedRead("a");
+    const body = (JSON.parse(problem) as { device?: { body?: string } }).device?.body;
+    expect(body).toBe(
+      "[redacted] device refused token [redacted] (Authorization: Bearer [redacted]); glued:ax",
+    );
+    expect(`${cli.stderr}${problem}`).not.toMatch(/\[redacted\]\w|\w\[redacted\]/);
+  });
+});

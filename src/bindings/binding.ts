@@ -248,9 +248,22 @@ export const BODY_EXCERPT_LENGTH = 512;
 export const REDACTED = "[redacted]";
 
 /**
+ * Secrets at least this long are redacted wherever they occur; shorter ones only where they stand
+ * as a whole token. A short secret ("a", "pub") cannot be told apart from ordinary text: redacting
+ * it inside words garbles the message ("[redacted]ommunity") and shows where the secret is.
+ */
+export const MIN_SECRET_SUBSTRING_LENGTH = 8;
+
+// A character that continues a token: a secret next to one is part of a longer word.
+const TOKEN_CHARACTER = String.raw`[\p{L}\p{N}_]`;
+
+/**
  * `text` with every secret of `credentials` replaced by REDACTED, as sent and as a device may
  * echo it (a 404 page that repeats the URL with its `?key=`, a page that prints the headers):
- * plain, percent-encoded, form-encoded, JSON-escaped, and the base64 of a Basic header.
+ * plain, percent-encoded, form-encoded, JSON-escaped, and the base64 of a Basic header. A form
+ * of MIN_SECRET_SUBSTRING_LENGTH characters or more is redacted wherever it occurs; a shorter
+ * one only where no letter, digit or `_` adjoins it, as in `?key=qk&`, `"x-api-key":"qk"` or
+ * `Bearer qk` — so a short secret that is also a word of the message is redacted there too.
  */
 export function redactSecrets(text: string, credentials: readonly Credentials[]): string {
   const secrets: string[] = [];
@@ -272,12 +285,19 @@ export function redactSecrets(text: string, credentials: readonly Credentials[])
     forms.add(new URLSearchParams({ s: secret }).toString().slice(2));
     forms.add(JSON.stringify(secret).slice(1, -1));
   }
-  // Longest first, so that no part of a longer form is left behind by a shorter one.
-  let redacted = text;
-  for (const form of [...forms].sort((a, b) => b.length - a.length)) {
-    redacted = redacted.replaceAll(form, REDACTED);
-  }
-  return redacted;
+  if (forms.size === 0) return text;
+  // Longest first: an alternation takes the first that matches, so no part of a longer form is
+  // left behind by a shorter one.
+  const pattern = [...forms]
+    .sort((a, b) => b.length - a.length)
+    .map((form) => {
+      const escaped = form.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
+      return form.length >= MIN_SECRET_SUBSTRING_LENGTH
+        ? escaped
+        : `(?<!${TOKEN_CHARACTER})${escaped}(?!${TOKEN_CHARACTER})`;
+    })
+    .join("|");
+  return text.replace(new RegExp(pattern, "gu"), REDACTED);
 }
 
 /**
