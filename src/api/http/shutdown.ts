@@ -33,6 +33,13 @@ function bytesRead(sockets: ReadonlySet<Socket>): number {
  * it acts on it, so nothing of it was recorded. Left alone, it held the stop for as long as its
  * client trickled bytes, since Node stops enforcing the request timeout once the server closes.
  */
+/**
+ * The sockets an `upgrade` listener took over from the HTTP server (the GraphQL WebSocket): no
+ * HTTP request is ever in progress on them, and their owner closes them on its own terms (1001)
+ * when the hub stops, so the stop's sweep of idle connections leaves them alone.
+ */
+export const upgradedSockets = new WeakSet<object>();
+
 export function registerShutdown(app: FastifyInstance): void {
   let stopping = false;
   const sockets = new Set<Socket>();
@@ -41,7 +48,7 @@ export function registerShutdown(app: FastifyInstance): void {
   /** Set once the stop has closed the connections with nothing in progress. */
   let swept = false;
   const closeIfIdle = (socket: Socket) => {
-    if (!serving.has(socket)) socket.destroy();
+    if (!serving.has(socket) && !upgradedSockets.has(socket)) socket.destroy();
   };
   app.server.on("connection", (socket: Socket) => {
     sockets.add(socket);
