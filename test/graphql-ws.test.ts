@@ -690,6 +690,15 @@ describe("GraphQL over WebSocket: a socket that reads nothing", () => {
     socket.destroy();
   });
 
+  it("closes an open socket with 1001 (going away) when the hub stops, rather than cutting it", async () => {
+    const own = await startTestHub({});
+    const socket = new WebSocket(`${own.url.replace(/^http/, "ws")}/graphql`, "graphql-transport-ws");
+    await once(socket, "open");
+    const closed = new Promise<number>((resolve) => socket.once("close", (code: number) => resolve(code)));
+    await own.stop();
+    expect(await closed).toBe(1001);
+  });
+
   it("does not hold the hub's stop", async () => {
     const own = await startTestHub({ streamStallMs: 300 });
     const { socket } = await rawConnection(own);

@@ -184,3 +184,54 @@ describe("observing a Thing through its next form", () => {
     expect((await history("unreachable,reachable")).map((c) => c.kind)).toEqual(["unreachable", "reachable"]);
   });
 });
+
+describe("observing a property whose read form comes before its observe form", () => {
+  const THERMOSTAT = "urn:test:observation-fallback:thermostat";
+  let hub: TestHub;
+  const device = new Device();
+
+  beforeAll(async () => {
+    await device.start();
+    hub = await startTestHub({ observe: true, reconnectMs: 20, maxReconnectMs: 200 });
+  });
+  afterAll(async () => {
+    await hub.stop();
+    await device.stop();
+  });
+
+  it("polls the read form listed first once the observe form is refused, and records no unreachable", async () => {
+    device.level = 19;
+    const refused = `http://127.0.0.1:${await closedPort()}`;
+    await putTd(hub, {
+      "@context": "https://www.w3.org/2022/wot/td/v1.1",
+      id: THERMOSTAT,
+      title: "Thermostat",
+      securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+      security: "nosec_sc",
+      properties: {
+        level: {
+          type: "integer",
+          readOnly: true,
+          observable: true,
+          "hyperthings:pollInterval": 100,
+          forms: [
+            { href: `${device.url}/level`, op: "readproperty" },
+            { href: `${refused}/level`, op: "observeproperty", subprotocol: "sse" },
+          ],
+        },
+      },
+    });
+    // Before, the observe form was tried, then none after it: the Thing was recorded unreachable.
+    const first = await changeAfter(
+      hub,
+      0,
+      (c) => c.thing === THERMOSTAT && (c.kind === "reported" || c.kind === "unreachable"),
+    );
+    expect(first).toMatchObject({ kind: "reported", affordance: "level", value: 19 });
+    expect(device.requests).toContain("GET /level");
+    const res = await hub.request(
+      `${thingPath(THERMOSTAT)}/history?order=asc&limit=1000&kind=unreachable,failed`,
+    );
+    expect(((await res.json()) as { changes: Change[] }).changes).toEqual([]);
+  });
+});

@@ -365,6 +365,44 @@ describe("targetFor", () => {
     });
     expect(polled.pollIntervalMs).toBe(250);
   });
+  it("after an observe form, tries the next observe form, then every read form, wherever it stands", () => {
+    const td: ThingDescription = {
+      "@context": "https://www.w3.org/2022/wot/td/v1.1",
+      title: "Meter",
+      base: "http://meter.example/",
+      securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+      security: "nosec_sc",
+      properties: {
+        power: {
+          type: "number",
+          forms: [
+            { href: "read-a", op: "readproperty" },
+            { href: "both", op: ["readproperty", "observeproperty"] },
+            { href: "watch", op: "observeproperty", subprotocol: "sse" },
+            { href: "read-b", op: "readproperty" },
+          ],
+        },
+      },
+    };
+    const tried: number[] = [];
+    let after: number | undefined;
+    for (;;) {
+      let target;
+      try {
+        target = targetFor(td, {
+          op: "observeproperty",
+          affordance: { kind: "property", name: "power" },
+          ...(after !== undefined && { after }),
+        });
+      } catch (error) {
+        expect(error).toBeInstanceOf(NotFoundError);
+        break;
+      }
+      tried.push(target.formIndex ?? -1);
+      after = target.formIndex;
+    }
+    expect(tried).toEqual([1, 2, 0, 3]);
+  });
   it("gives an action its input and output schemas and its method, and an event its data schema", () => {
     const invoke = targetFor(lamp, {
       op: "invokeaction",

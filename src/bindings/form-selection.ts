@@ -318,6 +318,29 @@ export function isTopicFilter(filter: string): boolean {
   );
 }
 
+/**
+ * `observeproperty`: the property's observe forms first, in TD order, then its read forms (polled)
+ * that are not observe forms too. `after` is a place in that order, not in the TD's: a read form
+ * listed before the observe form that failed is still tried after it.
+ */
+function observeOrPoll(
+  forms: readonly Form[],
+  options: Parameters<typeof selectForm>[2] & object,
+): { form: Form; index: number } | undefined {
+  const { after, ...rest } = options;
+  const order: { form: Form; index: number }[] = [];
+  for (const op of ["observeproperty", "readproperty"] as const) {
+    for (let next = selectForm(forms, op, rest); next !== undefined;) {
+      const { index } = next;
+      if (!order.some((candidate) => candidate.index === index)) order.push(next);
+      next = selectForm(forms, op, { ...rest, after: index });
+    }
+  }
+  if (after === undefined) return order[0];
+  const at = order.findIndex((candidate) => candidate.index === after);
+  return at === -1 ? order.find((candidate) => candidate.index > after) : order[at + 1];
+}
+
 /** What to build a Target for. */
 export interface TargetRequest {
   readonly op: Operation;
@@ -333,7 +356,9 @@ export interface TargetRequest {
   readonly pollIntervalMs?: number;
   /**
    * Only forms after this index of the affordance's forms: the next one to try when the Thing
-   * could not be reached through the form at `after` (Target.formIndex).
+   * could not be reached through the form at `after` (Target.formIndex). For `observeproperty`,
+   * after it in the order observe forms, then read forms (so a read form listed first is polled
+   * once every observe form failed).
    */
   readonly after?: number;
 }
@@ -363,9 +388,7 @@ export function targetFor(td: ThingDescription, request: TargetRequest): Target 
     pointer = `/${affordance.kind === "property" ? "properties" : `${affordance.kind}s`}/${escapePointer(affordance.name)}/forms`;
   }
   const options = { kind: affordance?.kind, base: td.base, schemes: request.schemes, after: request.after };
-  const chosen =
-    selectForm(forms, op, options) ??
-    (op === "observeproperty" ? selectForm(forms, "readproperty", options) : undefined);
+  const chosen = op === "observeproperty" ? observeOrPoll(forms, options) : selectForm(forms, op, options);
   if (chosen === undefined) {
     const where = affordance === undefined ? "" : ` on ${affordance.kind} "${affordance.name}"`;
     const schemes = request.schemes === undefined ? "" : ` with a scheme in ${request.schemes.join(", ")}`;

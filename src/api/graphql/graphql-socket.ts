@@ -21,6 +21,7 @@ import type { Hub, Principal } from "../../hub/index.js";
 import { ForbiddenError, NotFoundError } from "../../core/index.js";
 import { misdirectedHost } from "../http/host-check.js";
 import { refuseUpgrade } from "../http/problem.js";
+import { upgradedSockets } from "../http/shutdown.js";
 import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
 import { AnswerBudget, boundedResult, exactSizeIfNeeded, rootTypenameBytes } from "./answer-size.js";
 import { TokenBucket } from "./limits.js";
@@ -267,6 +268,7 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
   );
 
   app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgradedSockets.add(socket);
     const path = (request.url ?? "").split("?", 1)[0];
     if (path !== GRAPHQL_PATH) {
       // Nobody else serves WebSockets here: answer, rather than cut the socket without a word.

@@ -2,7 +2,7 @@
 // arrives is answered with a problem document (503, Retry-After, `Connection: close`), and what
 // clients already sent on their keep-alive connections is read and answered before those close.
 import type { FastifyInstance } from "fastify";
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { UnavailableError } from "../../core/index.js";
 
@@ -33,12 +33,37 @@ function bytesRead(sockets: ReadonlySet<Socket>): number {
  * it acts on it, so nothing of it was recorded. Left alone, it held the stop for as long as its
  * client trickled bytes, since Node stops enforcing the request timeout once the server closes.
  */
+/**
+ * The sockets an `upgrade` listener took over from the HTTP server (the GraphQL WebSocket): no
+ * HTTP request is ever in progress on them, and their owner closes them on its own terms (1001)
+ * when the hub stops, so the stop's sweep of idle connections leaves them alone.
+ */
+export const upgradedSockets = new WeakSet<object>();
+
 export function registerShutdown(app: FastifyInstance): void {
   let stopping = false;
   const sockets = new Set<Socket>();
+  /** The connections with a request in progress (an answer not yet sent, an event stream), and how many. */
+  const serving = new Map<Socket, number>();
+  /** Set once the stop has closed the connections with nothing in progress. */
+  let swept = false;
+  const closeIfIdle = (socket: Socket) => {
+    if (!serving.has(socket) && !upgradedSockets.has(socket)) socket.destroy();
+  };
   app.server.on("connection", (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    // Connected after the sweep: it has a moment to send its request (answered 503), no more.
+    if (swept) setTimeout(() => closeIfIdle(socket), QUIET_MS).unref();
+  });
+  app.server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+    const { socket } = request;
+    serving.set(socket, (serving.get(socket) ?? 0) + 1);
+    response.once("close", () => {
+      const left = (serving.get(socket) ?? 1) - 1;
+      if (left > 0) serving.set(socket, left);
+      else serving.delete(socket);
+    });
   });
   /** The requests whose bodies are still arriving. */
   const receiving = new Set<IncomingMessage>();
@@ -80,5 +105,11 @@ export function registerShutdown(app: FastifyInstance): void {
       );
     }
     for (const request of unfinished) request.socket.destroy();
+    // Node's server.close() (fastify's forceCloseConnections: "idle") closes a keep-alive connection
+    // between two requests, but not one that never sent a whole request: a browser's or a proxy's
+    // spare connection, or a client that stopped half-way through its headers. Such a connection
+    // held the stop until the headers timeout (up to 60 s). Nothing of it was read, so nothing is lost.
+    swept = true;
+    for (const socket of sockets) closeIfIdle(socket);
   });
 }
