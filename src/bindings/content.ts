@@ -1,6 +1,8 @@
 // Payloads: values to bytes and back by media type. JSON and text/plain are understood; other
 // types travel as bytes.
 import { ValidationError } from "../core/index.js";
+import { bindingError } from "./binding.js";
+import type { Target } from "./binding.js";
 
 /** The media type without parameters, lower case: `application/json; charset=utf-8` → `application/json`. */
 export function mediaType(contentType: string): string {
@@ -33,6 +35,20 @@ export function encodeValue(value: unknown, contentType: string): Buffer | undef
   throw new ValidationError(`cannot encode a value as ${mediaType(contentType)}`, [
     { pointer: "", message: "only JSON, text/* and bytes (Uint8Array) are supported" },
   ]);
+}
+
+/**
+ * A value as the bytes of the target's `contentType` (undefined for no value); one it cannot carry
+ * is the binding's `unsupported` BindingError, before anything is sent.
+ */
+export function encodeFor(target: Target, value: unknown): Buffer | undefined {
+  try {
+    return encodeValue(value, target.terms.contentType);
+  } catch (cause) {
+    throw bindingError(target, "unsupported", cause instanceof Error ? cause.message : String(cause), {
+      cause,
+    });
+  }
 }
 
 /**

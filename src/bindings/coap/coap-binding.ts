@@ -14,7 +14,7 @@ import type {
   Target,
   ValueListener,
 } from "../binding.js";
-import { encodeValue, isJson } from "../content.js";
+import { encodeFor, isJson } from "../content.js";
 import { formOps } from "../form-selection.js";
 import { OpenSubscriptions } from "../observation-loop.js";
 import { decodeCoapAnswer, observeByObserve, observeByPolling } from "./coap-observation.js";
@@ -187,14 +187,7 @@ export class CoapBinding implements Binding {
     if (method === undefined)
       throw bindingError(target, "unsupported", `the CoAP binding does not do ${target.op}`);
     this.#checkCredentials(target);
-    let payload: Buffer | undefined;
-    try {
-      payload = encodeValue(value, target.terms.contentType);
-    } catch (cause) {
-      throw bindingError(target, "unsupported", cause instanceof Error ? cause.message : String(cause), {
-        cause,
-      });
-    }
+    const payload = encodeFor(target, value);
     return {
       thing: target.thing,
       op: target.op,

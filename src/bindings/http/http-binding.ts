@@ -17,7 +17,7 @@ import type {
   Target,
   ValueListener,
 } from "../binding.js";
-import { encodeValue, isJson } from "../content.js";
+import { encodeFor, isJson } from "../content.js";
 import { OpenSubscriptions } from "../observation-loop.js";
 import { decodeAnswer, observeByLongPoll, observeByPolling, observeBySse } from "./http-observation.js";
 import type { ObservationOptions } from "./http-observation.js";
@@ -252,14 +252,7 @@ export class HttpBinding implements Binding {
     const method = target.terms.methodName ?? DEFAULT_METHODS[target.op];
     if (method === undefined)
       throw bindingError(target, "unsupported", `the HTTP binding does not do ${target.op}`);
-    let body: Buffer | undefined;
-    try {
-      body = encodeValue(value, target.terms.contentType);
-    } catch (cause) {
-      throw bindingError(target, "unsupported", cause instanceof Error ? cause.message : String(cause), {
-        cause,
-      });
-    }
+    const body = encodeFor(target, value);
     return {
       thing: target.thing,
       op: target.op,

@@ -14,7 +14,7 @@ import type {
   Target,
   ValueListener,
 } from "../binding.js";
-import { decodeJsonOrText, encodeValue, isJson, isText, mediaType } from "../content.js";
+import { decodeJsonOrText, encodeFor, isJson, isText, mediaType } from "../content.js";
 import { BrokerConnection, BrokerError, withTimeout } from "./broker-connection.js";
 import type { QoS } from "./broker-connection.js";
 import { hrefTopic, isTopicFilter, isTopicName } from "./mqtt-topic.js";
@@ -386,13 +386,7 @@ function publishOptions(target: Target, connection: BrokerConnection): IClientPu
 }
 
 function encode(target: Target, value: unknown): Buffer {
-  try {
-    return encodeValue(value, target.terms.contentType) ?? Buffer.alloc(0);
-  } catch (cause) {
-    throw bindingError(target, "unsupported", cause instanceof Error ? cause.message : String(cause), {
-      cause,
-    });
-  }
+  return encodeFor(target, value) ?? Buffer.alloc(0);
 }
 
 /** By the message's MQTT 5 content type, else the form's: JSON falling back to text, text, or bytes. */
