@@ -18,7 +18,7 @@ import { EmbeddedBroker } from "../src/api/mqtt/embedded-broker.js";
 import { TopicLayout } from "../src/api/mqtt/topic-layout.js";
 import { startHub, createLogger } from "../src/cli/index.js";
 import { UnavailableError, type Change } from "../src/core/index.js";
-import { loadConfig } from "../src/hub/index.js";
+import { MqttCredentials, loadConfig } from "../src/hub/index.js";
 import { receivedWrites } from "./support/mqtt-device-writes.js";
 import { changeAfter, minimalTd, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 
@@ -423,9 +423,13 @@ describe("the MQTT gateway on the embedded broker", () => {
     expect(removed.status).toBe(204);
     await closed;
     await expect(connect(credentials)).rejects.toMatchObject({ code: 5 });
-    // Registered again, the Thing's device password is good again.
+    // Registered again, the Thing's old device password stays revoked: it is given new ones.
     await registerThing(hub, id, lampTd(id));
-    const back = await connect(credentials);
+    await expect(connect(credentials)).rejects.toMatchObject({ code: 5 });
+    const again = await hub.request(`${thingPath(id)}/mqtt-credentials`, { method: "POST" });
+    const renewed = (await again.json()) as { username: string; password: string };
+    expect(renewed.password).not.toBe(credentials.password);
+    const back = await connect(renewed);
     expect(back.connected).toBe(true);
   });
 
@@ -1038,6 +1042,7 @@ describe("a TD observing everything on the hub's own broker", () => {
 });
 
 describe("the embedded broker's retained messages", () => {
+  const silent = createLogger("silent");
   const retainingBroker = (
     maxRetained: { topics: number; bytes: number },
     maxRetainedPerClient?: { topics: number; bytes: number },
@@ -1049,6 +1054,7 @@ describe("the embedded broker's retained messages", () => {
       anonymous: true,
       authenticate: () => undefined,
       adminToken: "not-used",
+      credentials: new MqttCredentials(join(tmpdir(), "hyperthings-never-written"), () => new Date(), silent),
       thingExists: () => Promise.resolve(true),
       layout: new TopicLayout("hyperthings"),
       roots: { prefix: "hyperthings", homieRoot: "homie", homeAssistantPrefix: "homeassistant" },

@@ -8,6 +8,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  renameSync,
   statSync,
   unlinkSync,
   writeSync,
@@ -72,4 +73,33 @@ export function exposedMode(path: string): number | undefined {
     throw err;
   }
   return (mode & 0o077) === 0 ? undefined : mode;
+}
+
+/**
+ * Replaces `path` with `text`, whole or not at all: written and flushed under a name of its own,
+ * renamed into place, and the directory flushed, so that a crash leaves the old file or the new.
+ */
+export function replaceDataFile(path: string, text: string, mode: number): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const temporary = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+  const fd = openSync(temporary, "w", mode);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(temporary, path);
+  } catch (err) {
+    unlinkSync(temporary);
+    throw err;
+  }
+  const dirFd = openSync(dir, "r");
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
 }

@@ -24,6 +24,7 @@ import type { BindingSet } from "../bindings/index.js";
 import { Commands } from "./commands.js";
 import { Observation } from "./observation.js";
 import type { SecretStore } from "./secret-store.js";
+import { MqttCredentials } from "./mqtt-credentials.js";
 import { SECRET_KEY_FILE, ThingSecrets, loadOrCreateSecretKey } from "./thing-secrets.js";
 import { Rollouts } from "./rollouts.js";
 import { Drift } from "./drift.js";
@@ -65,6 +66,8 @@ export class Hub {
   readonly graph: Graph;
   /** The credentials the hub holds for Things; undefined without a SecretStore. */
   readonly secrets: ThingSecrets | undefined;
+  /** The credentials issued for the embedded MQTT broker: listed, revoked, gone with their Thing. */
+  readonly mqttCredentials: MqttCredentials;
   /** Reads, writes and invocations through the bindings; undefined without bindings. */
   readonly commands: Commands | undefined;
   /** Releases applied Thing by Thing through the commands; undefined without bindings. */
@@ -127,6 +130,20 @@ export class Hub {
     const secrets = this.secrets;
     const secretsOf = (td: RegisteredThingDescription) => secrets?.secretsOf(td) ?? Promise.resolve({});
     const ingest = this.ingest.bind(this);
+    this.mqttCredentials = new MqttCredentials(
+      config.dataDir,
+      () => clock.now(),
+      logger.child({ part: "mqtt" }),
+    );
+    // A removed or expired Thing's MQTT credentials are revoked with it (its device is disconnected).
+    bus.subscribe((change) => {
+      if (change.kind !== "removed") return;
+      try {
+        this.mqttCredentials.thingRemoved(change);
+      } catch (err) {
+        logger.error({ err, thing: change.thing }, "MQTT credentials were not revoked");
+      }
+    });
     if (secrets) {
       // A removed Thing's secrets go with it; new ones, or none, restart its observation.
       secrets.onChange = (thing) => this.observation?.sync(thing, true);
@@ -302,6 +319,7 @@ export class Hub {
       await this.commands?.close();
       await this.bindings?.close();
       await this.secrets?.close();
+      this.mqttCredentials.close();
       await this.notary.close();
       this.graph.close();
       await this.bus.close();

@@ -65,6 +65,12 @@ export {
 export type { SecretStore } from "./secret-store.js";
 export { SECRET_KEY_FILE, ThingSecrets, loadOrCreateSecretKey, type SecretInput } from "./thing-secrets.js";
 export {
+  MQTT_CREDENTIALS_FILE,
+  MqttCredentials,
+  type MqttCredential,
+  type MqttCredentialKind,
+} from "./mqtt-credentials.js";
+export {
   Discovery,
   type DescriptionFetcher,
   type DiscoveryOptions,

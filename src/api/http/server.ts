@@ -20,6 +20,7 @@ import { logRoutes } from "./log-routes.js";
 import { discoveryRoutes } from "./discovery-routes.js";
 import { interactionRoutes } from "./interaction-routes.js";
 import { credentialRoutes } from "./credential-routes.js";
+import { mqttCredentialRoutes } from "./mqtt-credential-routes.js";
 import { graphRoutes } from "./graph-routes.js";
 import { rolloutRoutes } from "./rollout-routes.js";
 import { releaseRoutes } from "./release-routes.js";
@@ -115,6 +116,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   await app.register(logRoutes(hub));
   await app.register(interactionRoutes(hub));
   await app.register(credentialRoutes(hub));
+  await app.register(mqttCredentialRoutes(hub));
   await app.register(graphRoutes(hub));
   await app.register(rolloutRoutes(hub));
   await app.register(releaseRoutes(hub));

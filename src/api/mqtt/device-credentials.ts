@@ -1,7 +1,8 @@
 // Per-device MQTT credentials for the embedded broker: the username is the Thing's id (or, for a
 // Homie or Home Assistant device not registered yet, `homie:{device}` / `homeassistant:{node}`),
-// the password an HMAC of it under the hub's admin token. Nothing to store; rotating the admin
-// token revokes every device password at once.
+// the password an HMAC of it and its generation under the hub's admin token. The hub records what
+// it issued (hub/mqtt-credentials.ts): a credential issued after a revocation is of the next
+// generation, another password; rotating the admin token revokes every device password at once.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { isHomieId } from "../../core/index.js";
 
@@ -12,18 +13,32 @@ export interface DeviceCredentials {
   password: string;
 }
 
-export function deviceCredentials(adminToken: string, thing: string): DeviceCredentials {
-  const password = createHmac("sha256", adminToken)
-    .update(LABEL + thing, "utf8")
+/** What a password is derived from: generation 0 is what hubs derived before they kept records. */
+function derivedPassword(adminToken: string, label: string, username: string, generation: number): string {
+  const subject = generation === 0 ? username : `${username}\u0000${generation}`;
+  return createHmac("sha256", adminToken)
+    .update(label + subject, "utf8")
     .digest("base64url");
-  return { username: thing, password };
 }
 
-/** True when `password` is the device password of the Thing named by `username`. */
-export function isDevicePassword(adminToken: string, username: string, password: string): boolean {
-  const expected = Buffer.from(deviceCredentials(adminToken, username).password, "utf8");
-  const given = Buffer.from(password, "utf8");
-  return expected.length === given.length && timingSafeEqual(expected, given);
+function samePassword(expected: string, password: string): boolean {
+  const a = Buffer.from(expected, "utf8");
+  const b = Buffer.from(password, "utf8");
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function deviceCredentials(adminToken: string, thing: string, generation = 0): DeviceCredentials {
+  return { username: thing, password: derivedPassword(adminToken, LABEL, thing, generation) };
+}
+
+/** True when `password` is the device password of the Thing named by `username`, of that generation. */
+export function isDevicePassword(
+  adminToken: string,
+  username: string,
+  password: string,
+  generation = 0,
+): boolean {
+  return samePassword(deviceCredentials(adminToken, username, generation).password, password);
 }
 
 /**
@@ -66,23 +81,40 @@ export function announcerProblem(announcer: Announcer, roots: AnnouncerRoots): s
 }
 
 /** The user name and password of an announcing device: `homie:{device}` or `homeassistant:{node}`. */
-export function announcerCredentials(adminToken: string, announcer: Announcer): DeviceCredentials {
-  const username = `${announcer.convention}:${announcer.name}`;
-  const password = createHmac("sha256", adminToken)
-    .update(ANNOUNCER_LABEL + username, "utf8")
-    .digest("base64url");
-  return { username, password };
+export function announcerCredentials(
+  adminToken: string,
+  announcer: Announcer,
+  generation = 0,
+): DeviceCredentials {
+  const username = announcerName(announcer);
+  return { username, password: derivedPassword(adminToken, ANNOUNCER_LABEL, username, generation) };
 }
 
-/** The announcing device whose credentials these are, or undefined. */
-export function announcerOf(adminToken: string, username: string, password: string): Announcer | undefined {
+/** The user name of an announcing device: `homie:{device}` or `homeassistant:{node}`. */
+export function announcerName(announcer: Announcer): string {
+  return `${announcer.convention}:${announcer.name}`;
+}
+
+/** The announcing device a user name names, or undefined when it names none. */
+export function announcerNamed(username: string): Announcer | undefined {
   const colon = username.indexOf(":");
   const convention = username.slice(0, colon);
   if (colon < 0 || (convention !== "homie" && convention !== "homeassistant")) return undefined;
-  const announcer: Announcer = { convention, name: username.slice(colon + 1) };
-  const expected = Buffer.from(announcerCredentials(adminToken, announcer).password, "utf8");
-  const given = Buffer.from(password, "utf8");
-  return expected.length === given.length && timingSafeEqual(expected, given) ? announcer : undefined;
+  return { convention, name: username.slice(colon + 1) };
+}
+
+/** The announcing device whose credentials (of that generation) these are, or undefined. */
+export function announcerOf(
+  adminToken: string,
+  username: string,
+  password: string,
+  generation = 0,
+): Announcer | undefined {
+  const announcer = announcerNamed(username);
+  if (announcer === undefined) return undefined;
+  return samePassword(announcerCredentials(adminToken, announcer, generation).password, password)
+    ? announcer
+    : undefined;
 }
 
 /**
@@ -131,4 +163,14 @@ export function filterWithin(filter: string, allowed: string): boolean {
     if (level !== "+" && given !== level) return false;
   }
   return f.length === a.length;
+}
+
+/** The topic filters a registered Thing's device may publish and subscribe within (docs/mqtt.md). */
+export function deviceTopics(
+  thing: string,
+  prefix: string,
+  encode: (level: string) => string,
+): { publish: string[]; subscribe: string[] } {
+  const own = `${prefix}/things/${encode(thing)}/#`;
+  return { publish: [own], subscribe: [own, `${prefix}/changes/+/${encode(thing)}`] };
 }

@@ -12,7 +12,7 @@ import {
   homieThingId,
   parseHomeAssistantTopic,
 } from "../../core/index.js";
-import type { Principal } from "../../hub/index.js";
+import type { MqttCredential, MqttCredentialKind, MqttCredentials, Principal } from "../../hub/index.js";
 import { toProblem } from "../http/problem.js";
 import {
   MAX_REMEMBERED_TOPIC_LENGTH,
@@ -46,6 +46,8 @@ export interface EmbeddedBrokerOptions {
   /** The hub's token check (admin and read tokens). */
   readonly authenticate: (token: string) => Principal | undefined;
   readonly adminToken: string;
+  /** The credentials the hub issued for devices: what each opens, and which are revoked. */
+  readonly credentials: MqttCredentials;
   /** Whether a Thing is registered: a device password is good only while its Thing is. */
   readonly thingExists: (id: string) => Promise<boolean>;
   readonly layout: TopicLayout;
@@ -133,6 +135,7 @@ export class EmbeddedBroker implements BrokerLink {
   #outgoing = 0;
   #dropped = 0;
   #closing: Promise<void> | undefined;
+  #unsubscribeRevoked: () => void = () => undefined;
   url = "";
   /** Said to the operator when the broker did something else than asked (another port). */
   notice: string | undefined;
@@ -179,8 +182,16 @@ export class EmbeddedBroker implements BrokerLink {
     aedes.on("unsubscribe", (filters, client) => broker.#unsubscribed(client, filters));
     aedes.on("client", (client) => {
       broker.#holders.set(client.id, client);
-      if (broker.#principals.get(client)?.kind === "device") broker.#devices.add(client);
+      const principal = broker.#principals.get(client);
+      if (principal?.kind === "device") broker.#devices.add(client);
+      // Revoked between its CONNECT and now: closed as those signed in before were.
+      const username = principal?.kind === "device" ? principal.thing : principal?.name;
+      const credential = username === undefined ? undefined : options.credentials.get(username);
+      if (credential?.revokedAt !== undefined && broker.#signedInWith(principal, credential)) client.close();
     });
+    broker.#unsubscribeRevoked = options.credentials.onRevoked((credential) =>
+      broker.#disconnect(credential),
+    );
     aedes.on("clientDisconnect", (client) => {
       broker.#unsubscribed(client);
       broker.#devices.delete(client);
@@ -189,6 +200,7 @@ export class EmbeddedBroker implements BrokerLink {
     try {
       await broker.#listen();
     } catch (error) {
+      broker.#unsubscribeRevoked();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       throw error;
     }
@@ -284,47 +296,119 @@ export class EmbeddedBroker implements BrokerLink {
         principal = hubPrincipal.admin
           ? { kind: "admin", name: hubPrincipal.name }
           : { kind: "reader", name: hubPrincipal.name };
-      } else if (
-        username !== undefined &&
-        username !== "" &&
-        isDevicePassword(this.#options.adminToken, username, secret)
-      ) {
-        // A removed Thing's device is let in no more (its password comes back with the Thing).
-        const device: MqttPrincipal = { kind: "device", name: `device:${username}`, thing: username };
-        this.#options.thingExists(username).then(
-          (exists) => {
-            if (!exists) {
-              refuse(5, `no Thing ${username} is registered: its device password is void`);
-              return;
-            }
-            admit(device);
-          },
-          (error: unknown) => {
-            this.#options.logger.error(
-              { err: error, thing: username },
-              "MQTT: a device could not be checked",
-            );
-            refuse(3, "the hub cannot check this device now");
-          },
-        );
+      } else if (username !== undefined && username !== "") {
+        this.#authenticateDevice(username, secret, refuse, admit);
         return;
       } else {
-        const announcer =
-          username === undefined ? undefined : announcerOf(this.#options.adminToken, username, secret);
-        // Credentials issued under other roots (the hub's settings changed) open nothing.
-        if (announcer === undefined || announcerProblem(announcer, this.#options.roots) !== undefined) {
-          refuse(4, "bad user name or password");
-          return;
-        }
-        principal = {
-          kind: "announcer",
-          name: `${announcer.convention}:${announcer.name}`,
-          announcer,
-          topics: announcerTopics(announcer, this.#options.roots, encodeTopicLevel),
-        };
+        refuse(4, "bad user name or password");
+        return;
       }
     }
     admit(principal);
+  }
+
+  /**
+   * A device's own credentials: those the hub issued for the user name (hub/mqtt-credentials.ts), of
+   * the generation in force, or, where it issued none since it keeps records, of the first
+   * generation (what it derived before), recorded at this first use. A revoked one opens nothing.
+   */
+  #authenticateDevice(
+    username: string,
+    secret: string,
+    refuse: (code: number, message: string) => void,
+    admit: (principal: MqttPrincipal) => void,
+  ): void {
+    const { adminToken, credentials } = this.#options;
+    const held = credentials.get(username);
+    const generation = held?.generation ?? 0;
+    const revoked = () =>
+      refuse(5, `the MQTT credentials of ${username} were revoked: ${held?.revokedBecause ?? "by an admin"}`);
+    if (
+      (held === undefined || held.kind === "thing") &&
+      isDevicePassword(adminToken, username, secret, generation)
+    ) {
+      if (held?.revokedAt !== undefined) {
+        revoked();
+        return;
+      }
+      // A removed Thing's device is let in no more.
+      const device: MqttPrincipal = { kind: "device", name: `device:${username}`, thing: username };
+      this.#options.thingExists(username).then(
+        (exists) => {
+          if (!exists) {
+            refuse(5, `no Thing ${username} is registered: its device password is void`);
+            return;
+          }
+          // Revoked while the Thing was looked up: refused as it would have been a moment later.
+          const now = credentials.get(username);
+          if (now !== undefined && (now.revokedAt !== undefined || now.generation !== generation)) {
+            refuse(5, `the MQTT credentials of ${username} were revoked`);
+            return;
+          }
+          this.#signedIn(username, "thing");
+          admit(device);
+        },
+        (error: unknown) => {
+          this.#options.logger.error({ err: error, thing: username }, "MQTT: a device could not be checked");
+          refuse(3, "the hub cannot check this device now");
+        },
+      );
+      return;
+    }
+    const announcer = announcerOf(adminToken, username, secret, generation);
+    if (announcer === undefined || (held !== undefined && held.kind !== announcer.convention)) {
+      refuse(4, "bad user name or password");
+      return;
+    }
+    if (held?.revokedAt !== undefined) {
+      revoked();
+      return;
+    }
+    // Credentials issued under other roots (the hub's settings changed) open nothing.
+    if (announcerProblem(announcer, this.#options.roots) !== undefined) {
+      refuse(4, "bad user name or password");
+      return;
+    }
+    this.#signedIn(username, announcer.convention);
+    admit({
+      kind: "announcer",
+      name: username,
+      announcer,
+      topics: announcerTopics(announcer, this.#options.roots, encodeTopicLevel),
+    });
+  }
+
+  /** Records the use of a credential: the first use of one issued before the hub kept records. */
+  #signedIn(username: string, kind: MqttCredentialKind): void {
+    const { credentials } = this.#options;
+    try {
+      if (credentials.get(username) === undefined) credentials.adopt(username, kind);
+      credentials.used(username);
+    } catch (err) {
+      this.#options.logger.warn({ err, username }, "MQTT: a sign-in was not recorded");
+    }
+  }
+
+  /** Whether a connected client signed in with the credential of a user name. */
+  #signedInWith(principal: MqttPrincipal | undefined, credential: MqttCredential): boolean {
+    if (principal?.kind === "device")
+      return credential.kind === "thing" && principal.thing === credential.username;
+    if (principal?.kind === "announcer")
+      return credential.kind !== "thing" && principal.name === credential.username;
+    return false;
+  }
+
+  /**
+   * Closes the connections that signed in with a credential: it was revoked (by an admin, or
+   * with its Thing). Each connection is closed once, whatever else it was doing.
+   */
+  #disconnect(credential: MqttCredential): void {
+    for (const client of [...this.#holders.values()]) {
+      if (this.#signedInWith(this.#principals.get(client), credential)) {
+        this.#devices.delete(client);
+        client.close();
+      }
+    }
   }
 
   #mayPublish(principal: MqttPrincipal | undefined, topic: string): boolean {
@@ -603,6 +687,7 @@ export class EmbeddedBroker implements BrokerLink {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#unsubscribeRevoked();
       const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
       await new Promise<void>((resolve) => this.#aedes.close(() => resolve()));
       for (const socket of this.#sockets) socket.destroy();

@@ -55,6 +55,7 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
       anonymous: config.mqttAnonymous,
       authenticate: (token) => hub.authenticate(token),
       adminToken: hub.adminToken.token,
+      credentials: hub.mqttCredentials,
       thingExists: async (id) => {
         try {
           await hub.directory.getLive(id);
