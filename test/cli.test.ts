@@ -648,5 +648,34 @@ describe("things mqtt-credentials", () => {
     const none = await thingsAt(["mqtt-credentials"]);
     expect(expectOneLine(none)).toMatch(/give one of/);
     expect(none.code).toBe(2);
+    const both = await thingsAt(["mqtt-credentials", "--list", "--revoke", "homie:boiler-3"]);
+    expect(expectOneLine(both)).toMatch(/give one of/);
+    expect(both.code).toBe(2);
+  });
+
+  it("lists the credentials issued, revokes one, and says in one line that it is revoked already", async () => {
+    const issued = await thingsAt(["mqtt-credentials", "--homie", "boiler-4"]);
+    expect(issued.code, issued.stderr).toBe(0);
+    const list = await thingsAt(["mqtt-credentials", "--list"]);
+    expect(list.code, list.stderr).toBe(0);
+    const [header, ...rows] = list.stdout.trimEnd().split("\n");
+    expect(header).toMatch(/^USERNAME +KIND +PUBLISHES +ISSUED +LAST USED +STATE$/);
+    const row = rows.find((r) => r.startsWith("homie:boiler-4 "));
+    expect(row).toMatch(/^homie:boiler-4 +homie +homie\/5\/boiler-4\/# +\S+ by admin +never +in force$/);
+    const revoked = await thingsAt(["mqtt-credentials", "--revoke", "homie:boiler-4"]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(revoked.stdout).toBe(
+      "revoked the MQTT credentials of homie:boiler-4: its connections are closed\n",
+    );
+    const json = await thingsAt(["mqtt-credentials", "--list", "--json"]);
+    const entries = JSON.parse(json.stdout) as { username: string; revokedBy?: string; password?: string }[];
+    expect(entries.find((e) => e.username === "homie:boiler-4")).toMatchObject({ revokedBy: "admin" });
+    expect(entries.every((e) => e.password === undefined)).toBe(true);
+    const again = await thingsAt(["mqtt-credentials", "--revoke", "homie:boiler-4"]);
+    expect(expectOneLine(again)).toMatch(/revoked already/);
+    expect(again.code).toBe(1);
+    const never = await thingsAt(["mqtt-credentials", "--revoke", "homie:never-issued"]);
+    expect(expectOneLine(never)).toMatch(/issued no MQTT credentials for homie:never-issued/);
+    expect(never.code).toBe(1);
   });
 });

@@ -27,6 +27,8 @@ export const commandExamples: Readonly<Record<string, readonly string[]>> = {
     "things mqtt-credentials --homie boiler-3",
     "things mqtt-credentials --homeassistant kitchen --json",
     "things mqtt-credentials urn:example:lamp-1",
+    "things mqtt-credentials --list",
+    "things mqtt-credentials --revoke homie:boiler-3",
   ],
   read: [`things read ${LAMP} setpoint`, `things read ${LAMP} temperature --var unit=F`],
   write: [

@@ -446,12 +446,40 @@ export class DirectoryClient {
           });
     return (await response.json()) as MqttCredentials;
   }
+
+  /** Every MQTT credential the hub issued, revoked ones too, never a password (GET /mqtt-credentials). */
+  async listMqttCredentials(): Promise<IssuedMqttCredentials[]> {
+    const response = await this.request("GET", "mqtt-credentials");
+    return ((await response.json()) as { credentials: IssuedMqttCredentials[] }).credentials;
+  }
+
+  /** Revokes an MQTT credential: its connections are closed, and it signs in no more. */
+  async revokeMqttCredentials(username: string): Promise<void> {
+    await this.request("DELETE", `mqtt-credentials/${encodeURIComponent(username).replace(/%3A/gi, ":")}`);
+  }
 }
 
-/** A device's credentials on the embedded broker; a Homie or Home Assistant device's list its topics. */
+/** An MQTT credential as the hub lists it: whom it opens, its topics, its issue, use and revocation. */
+export interface IssuedMqttCredentials {
+  username: string;
+  kind: "thing" | "homie" | "homeassistant";
+  publish: string[];
+  subscribe: string[];
+  /** Absent for one issued before the hub kept records (listed from its first use). */
+  issuedAt?: string;
+  issuedBy?: string;
+  lastUsedAt?: string;
+  revokedAt?: string;
+  revokedBy?: string;
+  revokedBecause?: string;
+}
+
+/** A device's credentials on the embedded broker, with the topics they open and when they were issued. */
 export interface MqttCredentials {
   username: string;
   password: string;
+  issuedAt?: string;
+  issuedBy?: string;
   publish?: string[];
   subscribe?: string[];
 }
