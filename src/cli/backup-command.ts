@@ -10,6 +10,7 @@ import {
   ADMIN_TOKEN_FILE,
   HUB_ID_FILE,
   LOG_KEY_FILE,
+  MQTT_CREDENTIALS_FILE,
   SECRET_KEY_FILE,
   defaultDataDir,
 } from "../hub/index.js";
@@ -18,8 +19,16 @@ import { backupSqliteDatabase, unmadeDirectory, type BackupProgress } from "../s
 import { CliError } from "./cli-error.js";
 
 const DATABASE_FILE = "hyperthings.db";
-// The embedded broker's port, where it had to fall back from 1883: a restored hub keeps it.
-const DATA_FILES = [HUB_ID_FILE, LOG_KEY_FILE, SECRET_KEY_FILE, ADMIN_TOKEN_FILE, MQTT_PORT_FILE];
+// The embedded broker's port, where it had to fall back from 1883: a restored hub keeps it; and the
+// MQTT credentials it issued, so that revoked ones stay revoked on a restored hub.
+const DATA_FILES = [
+  HUB_ID_FILE,
+  LOG_KEY_FILE,
+  SECRET_KEY_FILE,
+  ADMIN_TOKEN_FILE,
+  MQTT_PORT_FILE,
+  MQTT_CREDENTIALS_FILE,
+];
 
 interface BackupOptions {
   data?: string;
