@@ -3,7 +3,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { topicMatches } from "./broker-link.js";
-import { announcerCredentials, announcerOf, filterWithin } from "./device-credentials.js";
+import {
+  announcerCredentials,
+  announcerOf,
+  deviceCredentials,
+  filterWithin,
+  isDevicePassword,
+} from "./device-credentials.js";
 
 const level = fc.constantFrom("a", "b", "homie", "5", "x");
 const topic = fc.array(level, { minLength: 1, maxLength: 5 }).map((levels) => levels.join("/"));
@@ -45,5 +51,19 @@ describe("announcer credentials", () => {
     expect(announcerOf("token", "homie:boiler-2", homie.password)).toBeUndefined();
     expect(announcerOf("token", "homeassistant:boiler", homie.password)).toBeUndefined();
     expect(announcerOf("token", "boiler", homie.password)).toBeUndefined();
+  });
+});
+
+describe("credentials of a generation", () => {
+  it("open only their own generation: one issued after a revocation is another password", () => {
+    const first = deviceCredentials("token", "urn:dev:lamp");
+    const second = deviceCredentials("token", "urn:dev:lamp", 1);
+    expect(second.password).not.toBe(first.password);
+    expect(isDevicePassword("token", "urn:dev:lamp", first.password, 0)).toBe(true);
+    expect(isDevicePassword("token", "urn:dev:lamp", first.password, 1)).toBe(false);
+    expect(isDevicePassword("token", "urn:dev:lamp", second.password, 1)).toBe(true);
+    const homie = announcerCredentials("token", { convention: "homie", name: "boiler" }, 2);
+    expect(announcerOf("token", homie.username, homie.password, 2)).toBeDefined();
+    expect(announcerOf("token", homie.username, homie.password, 0)).toBeUndefined();
   });
 });
