@@ -11,12 +11,29 @@ export const DEFAULT_SCHEMA = "hyperthings";
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export interface PostgresConnectionOptions {
-  /** A `postgres://` or `postgresql://` connection URL. */
+  /**
+   * A `postgres://` or `postgresql://` connection URL; it may name the schema (`?schema=name`) and
+   * session settings (`?options=-c%20statement_timeout%3D5s`).
+   */
   url: string;
-  /** The PostgreSQL schema of the hub's tables (default `hyperthings`); made on first opening. */
+  /**
+   * The PostgreSQL schema of the hub's tables (default: the URL's `schema`, else `hyperthings`);
+   * made on first opening.
+   */
   schema?: string;
   /** Connections in the pool at most (default 10). */
   maxConnections?: number;
+}
+
+/** The schema the options name (see PostgresConnectionOptions.schema), checked. */
+export function schemaOf(options: PostgresConnectionOptions): string {
+  let fromUrl: string | null = null;
+  try {
+    fromUrl = new URL(options.url).searchParams.get("schema");
+  } catch {
+    // pg says what is wrong with the URL when it connects.
+  }
+  return checkSchemaName(options.schema ?? fromUrl ?? DEFAULT_SCHEMA);
 }
 
 /** Refuses a schema name that is not a plain lower-case identifier, saying what one is. */
@@ -64,6 +81,8 @@ export function createPool(options: PostgresConnectionOptions, schema: string): 
     const url = new URL(options.url);
     settings = url.searchParams.get("options") ?? "";
     url.searchParams.delete("options");
+    // The hub's own parameter: PostgreSQL would refuse it as a setting.
+    url.searchParams.delete("schema");
     connectionString = url.toString();
   } catch {
     // pg says what is wrong with the URL when it connects.

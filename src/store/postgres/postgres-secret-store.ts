@@ -3,13 +3,7 @@
 // with the Log, so they stay out of the Store's group-commit queue.
 import type pg from "pg";
 import type { SecretStore } from "../../hub/index.js";
-import {
-  DEFAULT_SCHEMA,
-  checkSchemaName,
-  createPool,
-  redactedUrl,
-  type PostgresConnectionOptions,
-} from "./postgres-connection.js";
+import { createPool, redactedUrl, schemaOf, type PostgresConnectionOptions } from "./postgres-connection.js";
 import { migrations } from "./postgres-migrations.js";
 
 /** The migration (its 1-based number) that creates `thing_secrets`. */
@@ -20,7 +14,7 @@ export class PostgresSecretStore implements SecretStore {
 
   /** Opens the secret store of a schema a PostgresStore has opened (and so migrated) before. */
   static async open(options: PostgresConnectionOptions): Promise<PostgresSecretStore> {
-    const schema = checkSchemaName(options.schema ?? DEFAULT_SCHEMA);
+    const schema = schemaOf(options);
     const pool = createPool({ maxConnections: 2, ...options }, schema);
     try {
       const { rows } = await pool

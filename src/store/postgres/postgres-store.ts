@@ -55,12 +55,11 @@ import {
   type ThingState,
 } from "./postgres-batch.js";
 import {
-  DEFAULT_SCHEMA,
-  checkSchemaName,
   createPool,
   isUnavailability,
   migrate,
   redactedUrl,
+  schemaOf,
   unreachable,
   unwritten,
   type PostgresConnectionOptions,
@@ -248,7 +247,7 @@ export class PostgresStore implements Store {
    * Log's guard triggers, and checks that the Log's head agrees with its rows.
    */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
-    const schema = checkSchemaName(options.schema ?? DEFAULT_SCHEMA);
+    const schema = schemaOf(options);
     const where = `${redactedUrl(options.url)}, schema ${schema}`;
     const pool = createPool(options, schema);
     let lockClient: pg.PoolClient | undefined;
