@@ -29,6 +29,31 @@ describe("the SNMP trap port setting", () => {
   });
 });
 
+describe("the store setting", () => {
+  it("is the SQLite file unless --store or HYPERTHINGS_STORE names PostgreSQL, and refuses any other URL without echoing it", () => {
+    const at = { dataDir: "/nonexistent" };
+    expect(loadConfig(at, {}).store).toBeUndefined();
+    expect(loadConfig(at, { HYPERTHINGS_STORE: "" }).store).toBeUndefined();
+    expect(loadConfig(at, { HYPERTHINGS_STORE: "postgres://hub@db/things" }).store).toBe(
+      "postgres://hub@db/things",
+    );
+    expect(
+      loadConfig(
+        { ...at, store: "postgresql://hub@other/x?schema=a" },
+        { HYPERTHINGS_STORE: "postgres://hub@db/things" },
+      ).store,
+    ).toBe("postgresql://hub@other/x?schema=a");
+    expect(() => loadConfig({ ...at, store: "mysql://root:secret@db/things" }, {})).toThrow(
+      "store (--store) must be a postgres:// or postgresql:// URL (PostgreSQL), or unset for the embedded SQLite file in the data directory; it is a mysql:// URL",
+    );
+    expect(() => loadConfig(at, { HYPERTHINGS_STORE: "db.example:5432" })).toThrow(
+      /^store \(HYPERTHINGS_STORE\) must be a postgres:\/\/ or postgresql:\/\/ URL .*; it is a db\.example:\/\/ URL$/,
+    );
+    expect(() => loadConfig(at, { HYPERTHINGS_STORE: "hyperthings.db" })).toThrow(/; it is no URL$/);
+    expect(() => loadConfig({ ...at, store: " " }, {})).toThrow("--store must not be empty");
+  });
+});
+
 describe("the SQLite memory map setting", () => {
   it("reads HYPERTHINGS_SQLITE_MMAP_MIB, 1024 when unset, and refuses anything but 0 to 2047", () => {
     const at = { dataDir: "/nonexistent" };

@@ -26,6 +26,7 @@ interface ServeOptions {
   deny?: string;
   allowedHosts?: string;
   vocabulary?: string;
+  store?: string;
 }
 
 const SERVE_EXIT_CODES =
@@ -38,6 +39,10 @@ function addServeOptions(command: Command): Command {
     .option("-p, --port <port>", "port to listen on, 0 for any free one (env HYPERTHINGS_PORT, default 8080)")
     .option("--host <host>", "address to listen on (env HYPERTHINGS_HOST, default 127.0.0.1)")
     .option("-d, --data <dir>", "data directory (env HYPERTHINGS_DATA, default a per-user data folder)")
+    .option(
+      "--store <url>",
+      "keep the directory and the Log in PostgreSQL: postgres://user@host/db[?schema=name] (env HYPERTHINGS_STORE, default the SQLite file in the data directory)",
+    )
     .option(
       "--allowed-hosts <names>",
       "names a browser may reach a hub on 127.0.0.1 by besides localhost and IP addresses, e.g. behind a proxy (env HYPERTHINGS_ALLOWED_HOSTS)",
@@ -103,6 +108,7 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
     ...(options.deny !== undefined && { deny: options.deny }),
     ...(options.allowedHosts !== undefined && { allowedHosts: options.allowedHosts }),
     ...(options.vocabulary !== undefined && { vocabulary: options.vocabulary }),
+    ...(options.store !== undefined && { store: options.store }),
   };
 }
 

@@ -8,8 +8,14 @@ import { buildServer, mqttPortError, parseBrokerUrl, startMqtt, type RunningMqtt
 import { AddressPolicy, SnmpBinding, createBindings, type BindingSet } from "../bindings/index.js";
 import { UnavailableError } from "../core/index.js";
 import { InProcessBus } from "../bus/index.js";
-import { Discovery, Hub, loadVocabulary, type HubConfig } from "../hub/index.js";
-import { SqliteSecretStore, SqliteStore } from "../store/index.js";
+import { Discovery, Hub, loadVocabulary, type HubConfig, type SecretStore } from "../hub/index.js";
+import {
+  PostgresSecretStore,
+  PostgresStore,
+  SqliteSecretStore,
+  SqliteStore,
+  type Store,
+} from "../store/index.js";
 import { createDiscoveryFetcher } from "./discovery-fetcher.js";
 
 export interface RunningHub {
@@ -95,6 +101,46 @@ async function checkAddress(host: string, port: number): Promise<void> {
   });
 }
 
+/**
+ * The store `--store` names: PostgreSQL (held by this hub alone while it runs: several hubs on one
+ * schema need the NATS bus), or the embedded SQLite file in the data directory. Says at start
+ * which append-only triggers it found changed outside the hub and put back.
+ */
+async function openStore(
+  config: HubConfig,
+  logger: Logger,
+): Promise<{ store: Store; openSecrets: () => Promise<SecretStore> }> {
+  let store: Store;
+  let restored: ReadonlyArray<{ trigger: string; found: string }>;
+  let openSecrets: () => Promise<SecretStore>;
+  if (config.store !== undefined) {
+    const url = config.store;
+    const postgres = await PostgresStore.open({ url, exclusive: true });
+    store = postgres;
+    restored = postgres.restoredGuards;
+    openSecrets = () => PostgresSecretStore.open({ url, schema: postgres.schema });
+  } else {
+    const path = join(config.dataDir, "hyperthings.db");
+    const sqlite = new SqliteStore({
+      path,
+      mmapBytes: config.sqliteMmapMiB * 2 ** 20,
+      // Said once, when found; GET /health goes on saying it.
+      onWalProblem: (problem) => logger.error({ since: problem.since }, problem.reason),
+    });
+    store = sqlite;
+    restored = sqlite.restoredGuards;
+    openSecrets = () => Promise.resolve(new SqliteSecretStore({ path }));
+  }
+  if (restored.length > 0) {
+    const names = restored.map((g) => `${g.trigger} (${g.found})`).join(", ");
+    logger.warn(
+      { restored },
+      `the database's append-only triggers were changed outside the hub and are put back: ${names}; \`things verify\` tells whether the Log itself was altered meanwhile`,
+    );
+  }
+  return { store, openSecrets };
+}
+
 export async function startHub(
   config: HubConfig,
   options: { logger?: Logger; clock?: () => Date } = {},
@@ -111,20 +157,7 @@ export async function startHub(
   // The vocabulary file, too, before the data directory and its database are made.
   const vocabulary = loadVocabulary(config.vocabulary);
   const logger = options.logger ?? createLogger(config.logLevel);
-  const path = join(config.dataDir, "hyperthings.db");
-  const store = new SqliteStore({
-    path,
-    mmapBytes: config.sqliteMmapMiB * 2 ** 20,
-    // Said once, when found; GET /health goes on saying it.
-    onWalProblem: (problem) => logger.error({ since: problem.since }, problem.reason),
-  });
-  if (store.restoredGuards.length > 0) {
-    const names = store.restoredGuards.map((g) => `${g.trigger} (${g.found})`).join(", ");
-    logger.warn(
-      { restored: store.restoredGuards },
-      `the database's append-only triggers were changed outside the hub and are put back: ${names}; \`things verify\` tells whether the Log itself was altered meanwhile`,
-    );
-  }
+  const { store, openSecrets } = await openStore(config, logger);
   const bus = new InProcessBus((err) => logger.error({ err }, "a change subscriber failed"));
   // The bindings the hub talks to Things with; it knows them only by the Binding interface.
   // The embedded broker (aedes) speaks MQTT 3.1.1 only; its URL is known once it listens.
@@ -170,9 +203,9 @@ export async function startHub(
     },
   });
   let hub: Hub;
-  let secrets: SqliteSecretStore | undefined;
+  let secrets: SecretStore | undefined;
   try {
-    secrets = new SqliteSecretStore({ path });
+    secrets = await openSecrets();
     hub = await Hub.open(config, {
       logger,
       store,

@@ -8,6 +8,11 @@ import { tokenProblem } from "./admin-token.js";
 export interface HubConfig {
   /** Where the database, keys and the admin token live. */
   dataDir: string;
+  /**
+   * Where the directory and the Log are stored (`--store`): a `postgres://` or `postgresql://`
+   * URL for PostgreSQL; undefined for the embedded SQLite file in `dataDir`.
+   */
+  store: string | undefined;
   host: string;
   /** 0 picks a free port. */
   port: number;
@@ -139,6 +144,7 @@ export interface GraphqlLimits {
 /** The environment variable for each setting. */
 export const configEnvironment = {
   dataDir: "HYPERTHINGS_DATA",
+  store: "HYPERTHINGS_STORE",
   host: "HYPERTHINGS_HOST",
   port: "HYPERTHINGS_PORT",
   bodyLimit: "HYPERTHINGS_BODY_LIMIT",
@@ -232,6 +238,7 @@ export function defaultDataDir(): string {
 }
 
 export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readToken"> = {
+  store: undefined,
   host: "127.0.0.1",
   port: 8080,
   bodyLimit: 1024 * 1024,
@@ -306,9 +313,32 @@ function named(
   return env[variable] === undefined ? name : `${name} (${variable})`;
 }
 
+/**
+ * The store's URL: PostgreSQL's, or undefined for the embedded SQLite file. Anything else is
+ * refused without being echoed (a URL may hold a password).
+ */
+function storeOf(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): string | undefined {
+  const value = overrides.store ?? env[configEnvironment.store];
+  if (value === undefined) return undefined;
+  let scheme: string | undefined;
+  try {
+    scheme = new URL(value).protocol;
+  } catch {
+    scheme = undefined;
+  }
+  if (scheme === "postgres:" || scheme === "postgresql:") return value;
+  const name = named("store", overrides.store, "--store", configEnvironment.store, env);
+  throw new ValidationError(
+    `${name} must be a postgres:// or postgresql:// URL (PostgreSQL), or unset for the embedded SQLite file in the data directory; ` +
+      (scheme === undefined ? "it is no URL" : `it is a ${scheme}// URL`),
+  );
+}
+
 /** Settings given on the command line; each is optional and wins over the environment. */
 export interface ConfigOverrides {
   dataDir?: string;
+  /** `--store`: a PostgreSQL URL. */
+  store?: string;
   host?: string;
   port?: string | number;
   bodyLimit?: string | number;
@@ -392,6 +422,7 @@ export function loadConfig(
   // address. Empty on the command line is a mistake said as such.
   for (const [flag, value] of [
     ["--data", overrides.dataDir],
+    ["--store", overrides.store],
     ["--host", overrides.host],
   ] as const) {
     if (value !== undefined && value.trim() === "") throw new ValidationError(`${flag} must not be empty`);
@@ -399,6 +430,7 @@ export function loadConfig(
   return {
     ...configDefaults,
     dataDir: overrides.dataDir ?? (env[e.dataDir] || defaultDataDir()),
+    store: storeOf(overrides, env),
     host: overrides.host ?? (env[e.host] || configDefaults.host),
     port: integer(named("port", overrides.port, "--port", e.port, env), port, 0, 65535),
     bodyLimit: integer(

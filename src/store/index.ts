@@ -4,3 +4,9 @@ export { SqliteStore, unmadeDirectory, type SqliteStoreOptions } from "./sqlite/
 export { SqliteSecretStore, type SqliteSecretStoreOptions } from "./sqlite/sqlite-secret-store.js";
 export { backupSqliteDatabase, type BackupProgress, type BackupResult } from "./sqlite/sqlite-backup.js";
 export { SqliteLogFile, type LogFileHead } from "./sqlite/sqlite-log-file.js";
+export { PostgresStore, type PostgresStoreOptions } from "./postgres/postgres-store.js";
+export { PostgresSecretStore } from "./postgres/postgres-secret-store.js";
+export {
+  DEFAULT_SCHEMA as DEFAULT_POSTGRES_SCHEMA,
+  type PostgresConnectionOptions,
+} from "./postgres/postgres-connection.js";

@@ -8,15 +8,11 @@ import {
   HASH_LENGTH,
   MerkleFrontier,
   canonicalCauseJson,
-  MAX_JSON_DEPTH,
-  ValidationError,
-  canonicalJson,
   changeLeafInput,
   hashToHex,
   isPowerOfTwo,
   largestPowerOfTwoBelow,
   nodeHash,
-  plainCauseText,
   rootHash,
   sha256Digest,
   type Change,
@@ -32,6 +28,7 @@ import type {
   LogHead,
   StateView,
 } from "../store.js";
+import { asRecorded, canonicalOf, recordedCause, type Recorded } from "../recorded-json.js";
 import {
   HistoryTail,
   StreamOrder,
@@ -264,27 +261,6 @@ function toChange(row: ChangeRow): Change {
 }
 
 /**
- * A value as the Log records it: its JSON text, and the value that text reads back as. The leaf
- * hash must cover the Change as the Log gives it back, so a value that JSON writes otherwise than
- * it is held (a Date or a Buffer through toJSON, an array hole, an undefined member, -0, a Map or
- * a class instance) is taken as its JSON text says; one that JSON cannot represent (a BigInt, a
- * cycle, a function, a symbol, NaN, ±Infinity) is refused with a TypeError.
- */
-interface Recorded {
-  text: string;
-  value: unknown;
-  /** canonicalJson of the value, once asked for (a batch's cause is asked for per Change). */
-  canonical?: string;
-}
-
-/** The canonical JSON of a recorded value: its JSON text already, unless it is an object or array. */
-function canonicalOf(recorded: Recorded): string {
-  const { value } = recorded;
-  return (recorded.canonical ??=
-    value === null || typeof value !== "object" ? recorded.text : canonicalJson(value));
-}
-
-/**
  * Each Change's leaf in hex from the batch's one buffer: half the cost of a conversion per leaf
  * array. Not slices of one hex string for the batch (cheaper still): a slice keeps its whole
  * batch's string alive for as long as anyone holds the Change.
@@ -299,59 +275,6 @@ function setLeaves(records: readonly Change[], leaves: Uint8Array): void {
 /** An object or an array: a value a Change gets a copy of, never shared with another. */
 function isObject(value: unknown): boolean {
   return typeof value === "object" && value !== null;
-}
-
-/** A Change's cause as recorded: a plain one's text is its canonical text too (plainCauseText). */
-function recordedCause(cause: unknown): Recorded {
-  const text = plainCauseText(cause);
-  return text === undefined ? asRecorded(cause) : { text, value: cause, canonical: text };
-}
-
-function asRecorded(value: unknown): Recorded {
-  // First: a value nested too deep would overflow JSON.stringify's stack.
-  const reshaped = reshapedByJson(value, 0);
-  const text = JSON.stringify(value) as string | undefined; // throws on a BigInt or a cycle
-  if (text === undefined) throw new TypeError(`a ${typeof value} has no JSON representation`);
-  return { text, value: reshaped ? (JSON.parse(text) as unknown) : value };
-}
-
-// Walks the whole value (no early return), so that anything JSON cannot represent is refused
-// wherever it is, as is a value nested deeper than the hub takes (core's json-limits; the
-// edges say where, this is the last line for any other way in).
-function reshapedByJson(value: unknown, depth: number): boolean {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return false;
-    case "number":
-      if (Number.isFinite(value)) return Object.is(value, -0);
-      throw new ValidationError(`The number ${value} cannot be recorded: JSON has no such number`);
-    case "object": {
-      if (value === null) return false;
-      if (depth >= MAX_JSON_DEPTH) {
-        throw new ValidationError(
-          `A value nested deeper than ${MAX_JSON_DEPTH} levels of arrays and objects cannot be recorded`,
-        );
-      }
-      if (typeof (value as { toJSON?: unknown }).toJSON === "function") return true;
-      let reshaped = false;
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) {
-          const item: unknown = value[i];
-          if (!(i in value) || item === undefined) reshaped = true;
-          else if (reshapedByJson(item, depth + 1)) reshaped = true;
-        }
-        return reshaped;
-      }
-      if (Object.getPrototypeOf(value) !== Object.prototype) reshaped = true;
-      for (const member of Object.values(value)) {
-        if (member === undefined) reshaped = true;
-        else if (reshapedByJson(member, depth + 1)) reshaped = true;
-      }
-      return reshaped;
-    }
-  }
-  throw new TypeError(`a ${typeof value} value has no JSON representation`);
 }
 
 /** Changes of one Thing read at a time for a feed page filtered by more than the Thing. */

@@ -1,0 +1,151 @@
+// Versioned schema of the PostgreSQL store, in a PostgreSQL schema of its own. Each migration
+// runs once, in order, in one transaction, at opening; `schema_migrations` records how far the
+// schema has come. Never edit a released migration: add the next one.
+
+export const migrations: readonly string[] = [
+  // 1: the directory, the Log with its Merkle tree and checkpoints, the streams, releases, the
+  // rollout ledger and the sealed secrets. Texts compare byte-wise (COLLATE "C"), as JavaScript
+  // and SQLite compare the ids and clocks the hub writes. JSON is kept as the text the hub wrote
+  // (never jsonb, which rewrites numbers and member order): the leaf hashes cover it.
+  `
+  CREATE TABLE things (
+    id       text COLLATE "C" PRIMARY KEY,
+    created  text NOT NULL,
+    modified text NOT NULL,
+    expires  text COLLATE "C",
+    ttl      bigint,
+    version  bigint NOT NULL
+  );
+  CREATE INDEX things_expires ON things (expires) WHERE expires IS NOT NULL;
+  CREATE INDEX things_version ON things (version);
+
+  -- The Log: append-only (the triggers below), keyed by seq. One secondary index serves a
+  -- stream's history, its latest value and counts; one finds a position by clock.
+  CREATE TABLE changes (
+    seq        bigint PRIMARY KEY,
+    hlc        text COLLATE "C" NOT NULL,
+    at         text,
+    thing      text COLLATE "C" NOT NULL,
+    affordance text COLLATE "C",
+    kind       text COLLATE "C" NOT NULL,
+    value      text,
+    previous   text,
+    cause      text NOT NULL,
+    leaf       bytea NOT NULL CHECK (length(leaf) = 32)
+  );
+  CREATE INDEX changes_stream ON changes (thing, (coalesce(affordance, '')), kind, seq);
+  CREATE INDEX changes_hlc ON changes (hlc);
+
+  -- Every (thing, affordance, kind) stream the Log has (affordance '' for the Thing itself):
+  -- a Thing's history walks its streams, each in changes_stream.
+  CREATE TABLE streams (
+    thing      text COLLATE "C" NOT NULL,
+    affordance text COLLATE "C" NOT NULL,
+    kind       text COLLATE "C" NOT NULL,
+    PRIMARY KEY (thing, affordance, kind)
+  );
+
+  -- RFC 9162 subtree hashes of 2^level leaves, from 16 leaves up (proofs hash at most 16 leaves).
+  CREATE TABLE merkle_nodes (
+    level smallint NOT NULL,
+    idx   bigint NOT NULL,
+    hash  bytea NOT NULL,
+    PRIMARY KEY (level, idx)
+  );
+
+  -- The Log's head: its size and Merkle frontier. Every append locks this row first (FOR
+  -- UPDATE), so appends from any number of processes take their seqs one transaction at a time.
+  CREATE TABLE log_head (
+    id       integer PRIMARY KEY CHECK (id = 1),
+    size     bigint NOT NULL,
+    frontier text NOT NULL
+  );
+  INSERT INTO log_head VALUES (1, 0, '{"size":0,"hashes":[]}');
+
+  CREATE TABLE checkpoints (
+    size      bigint PRIMARY KEY,
+    origin    text NOT NULL,
+    root      text NOT NULL,
+    time      text NOT NULL,
+    signature text NOT NULL
+  );
+
+  -- A release is stored once, in the Log, as the value of its released Change.
+  CREATE TABLE releases (
+    id        text COLLATE "C" PRIMARY KEY,
+    name      text NOT NULL,
+    seq       bigint NOT NULL,
+    stored_at text NOT NULL
+  );
+  CREATE INDEX releases_seq ON releases (seq);
+
+  CREATE TABLE rollouts (
+    id      text COLLATE "C" PRIMARY KEY,
+    release text COLLATE "C" NOT NULL,
+    name    text NOT NULL,
+    status  text NOT NULL CHECK (status IN ('running', 'completed', 'failed')),
+    options text NOT NULL,
+    actor   text NOT NULL,
+    created text COLLATE "C" NOT NULL,
+    ended   text,
+    reason  text
+  );
+  CREATE INDEX rollouts_created ON rollouts (created);
+  CREATE UNIQUE INDEX rollouts_running ON rollouts (release) WHERE status = 'running';
+
+  CREATE TABLE rollout_steps (
+    rollout  text COLLATE "C" NOT NULL REFERENCES rollouts (id),
+    release  text NOT NULL,
+    thing    text COLLATE "C" NOT NULL,
+    position integer NOT NULL,
+    status   text NOT NULL
+      CHECK (status IN ('pending', 'applying', 'completed', 'failed', 'skipped')),
+    items    text NOT NULL,
+    desired  text NOT NULL,
+    reason   text,
+    updated  text COLLATE "C" NOT NULL,
+    PRIMARY KEY (rollout, thing)
+  );
+  CREATE UNIQUE INDEX rollout_steps_position ON rollout_steps (rollout, position);
+  CREATE INDEX rollout_steps_thing ON rollout_steps (thing);
+  CREATE INDEX rollout_steps_applying ON rollout_steps (rollout) WHERE status = 'applying';
+
+  -- The credentials the hub uses towards Things, sealed by the hub (the key is not here).
+  CREATE TABLE thing_secrets (
+    thing  text COLLATE "C" NOT NULL,
+    name   text COLLATE "C" NOT NULL,
+    sealed bytea NOT NULL,
+    PRIMARY KEY (thing, name)
+  );
+
+  CREATE FUNCTION log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'the log is append-only'; END $$;
+  CREATE FUNCTION releases_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'releases are immutable'; END $$;
+  `,
+];
+
+/**
+ * The triggers that keep the Log and the release index append-only. Whoever may alter the schema
+ * can drop or disable them; each opening puts back any that is missing or disabled, and says which
+ * (the store's `restoredGuards`). Created by the opening itself, not by a migration, so that the
+ * statements here are the ones in force; written as `pg_get_triggerdef` gives them back.
+ */
+export const GUARD_TRIGGERS: Readonly<Record<string, { table: string; sql: string }>> = {
+  changes_no_update: {
+    table: "changes",
+    sql: "CREATE TRIGGER changes_no_update BEFORE DELETE OR UPDATE ON changes FOR EACH ROW EXECUTE FUNCTION log_append_only()",
+  },
+  changes_no_truncate: {
+    table: "changes",
+    sql: "CREATE TRIGGER changes_no_truncate BEFORE TRUNCATE ON changes FOR EACH STATEMENT EXECUTE FUNCTION log_append_only()",
+  },
+  log_head_no_shrink: {
+    table: "log_head",
+    sql: "CREATE TRIGGER log_head_no_shrink BEFORE UPDATE ON log_head FOR EACH ROW WHEN ((new.size < old.size)) EXECUTE FUNCTION log_append_only()",
+  },
+  releases_no_update: {
+    table: "releases",
+    sql: "CREATE TRIGGER releases_no_update BEFORE DELETE OR UPDATE ON releases FOR EACH ROW EXECUTE FUNCTION releases_immutable()",
+  },
+};

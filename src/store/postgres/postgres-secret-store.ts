@@ -1,0 +1,76 @@
+// The SecretStore on PostgreSQL: sealed credentials in `thing_secrets`, in the schema the
+// PostgresStore made (migration 1), on a small pool of its own. Secrets change rarely and never
+// with the Log, so they stay out of the Store's group-commit queue.
+import type pg from "pg";
+import type { SecretStore } from "../../hub/index.js";
+import { createPool, redactedUrl, schemaOf, type PostgresConnectionOptions } from "./postgres-connection.js";
+import { migrations } from "./postgres-migrations.js";
+
+/** The migration (its 1-based number) that creates `thing_secrets`. */
+const SECRETS_SCHEMA_VERSION = 1;
+
+export class PostgresSecretStore implements SecretStore {
+  private constructor(private readonly pool: pg.Pool) {}
+
+  /** Opens the secret store of a schema a PostgresStore has opened (and so migrated) before. */
+  static async open(options: PostgresConnectionOptions): Promise<PostgresSecretStore> {
+    const schema = schemaOf(options);
+    const pool = createPool({ maxConnections: 2, ...options }, schema);
+    try {
+      const { rows } = await pool
+        .query<{ version: number | null }>("SELECT max(version) AS version FROM schema_migrations")
+        .catch(() => ({ rows: [{ version: 0 }] }));
+      const version = rows[0]?.version ?? 0;
+      if (version < SECRETS_SCHEMA_VERSION || version > migrations.length) {
+        throw new Error(
+          `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is at version ${version}; ` +
+            `the secret store needs ${SECRETS_SCHEMA_VERSION} to ${migrations.length} (open the PostgresStore first)`,
+        );
+      }
+    } catch (error) {
+      await pool.end().catch(() => {});
+      throw error;
+    }
+    return new PostgresSecretStore(pool);
+  }
+
+  async put(thing: string, name: string, sealed: Uint8Array): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO thing_secrets (thing, name, sealed) VALUES ($1, $2, $3)
+       ON CONFLICT (thing, name) DO UPDATE SET sealed = excluded.sealed`,
+      [thing, name, Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength)],
+    );
+  }
+
+  async get(thing: string): Promise<Map<string, Uint8Array>> {
+    const { rows } = await this.pool.query<{ name: string; sealed: Buffer }>(
+      "SELECT name, sealed FROM thing_secrets WHERE thing = $1 ORDER BY name",
+      [thing],
+    );
+    return new Map(rows.map((row) => [row.name, new Uint8Array(row.sealed)]));
+  }
+
+  async names(thing: string): Promise<string[]> {
+    const { rows } = await this.pool.query<{ name: string }>(
+      "SELECT name FROM thing_secrets WHERE thing = $1 ORDER BY name",
+      [thing],
+    );
+    return rows.map((row) => row.name);
+  }
+
+  async remove(thing: string, name?: string): Promise<number> {
+    const result =
+      name === undefined
+        ? await this.pool.query("DELETE FROM thing_secrets WHERE thing = $1", [thing])
+        : await this.pool.query("DELETE FROM thing_secrets WHERE thing = $1 AND name = $2", [thing, name]);
+    return result.rowCount ?? 0;
+  }
+
+  private ended = false;
+
+  async close(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    await this.pool.end();
+  }
+}

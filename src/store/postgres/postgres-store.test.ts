@@ -1,0 +1,467 @@
+// PostgresStore: the Store conformance suite against a real PostgreSQL (each test in a schema of
+// its own), then what only this backend promises.
+import { generateKeyPairSync } from "node:crypto";
+import pg from "pg";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import {
+  ConflictError,
+  UnavailableError,
+  hashFromHex,
+  hashToHex,
+  rootHash,
+  signCheckpoint,
+  LogVerifier,
+  type Cause,
+  type Change,
+  type RegisteredThingDescription,
+  type Release,
+  type LogVerification,
+} from "../../core/index.js";
+import type { ChangeDraft, Store } from "../store.js";
+import {
+  dropSchema,
+  postgresProblem,
+  postgresUrl,
+  servicesRequired as required,
+  temporarySchema,
+} from "../../../test/support/postgres.js";
+import { TestHlc, describeStoreConformance } from "../store-conformance.js";
+import { migrations } from "./postgres-migrations.js";
+import { PostgresSecretStore } from "./postgres-secret-store.js";
+import { PostgresStore, type PostgresStoreOptions } from "./postgres-store.js";
+
+const problem = await postgresProblem();
+/**
+ * The tests' sessions do not wait for the WAL to reach the disk at COMMIT (synchronous_commit=off):
+ * what they test is the same, and a busy machine's fsyncs were most of the file's time.
+ */
+const url = `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}options=${encodeURIComponent("-c synchronous_commit=off")}`;
+
+if (problem !== undefined && !required) {
+  describe("PostgresStore", () => {
+    it.skip(`skipped: no PostgreSQL at ${postgresUrl} (${problem})`, () => undefined);
+  });
+} else if (problem !== undefined) {
+  describe("PostgresStore", () => {
+    it(`needs PostgreSQL at ${postgresUrl} (HYPERTHINGS_REQUIRE_SERVICES=1)`, () => {
+      throw new Error(`no PostgreSQL at ${postgresUrl}: ${problem}`);
+    });
+  });
+} else {
+  // Making a schema takes a few hundred ms on a busy machine: the next test's is made while this
+  // one runs, and dropped schemas go while the next one runs (all awaited at the end).
+  let next: Promise<string> | undefined;
+  const drops: Array<Promise<void>> = [];
+  const prepare = async (): Promise<string> => {
+    const schema = temporarySchema();
+    await (await PostgresStore.open({ url, schema, maxConnections: 1 })).close();
+    return schema;
+  };
+  afterAll(async () => {
+    const unused = await next;
+    if (unused !== undefined) drops.push(dropSchema(unused));
+    await Promise.all(drops);
+  });
+
+  describeStoreConformance("PostgresStore", async () => {
+    const schema = await (next ?? prepare());
+    next = prepare();
+    const open = () => PostgresStore.open({ url, schema, maxConnections: 4 });
+    return {
+      store: await open(),
+      reopen: open,
+      cleanup: () => {
+        drops.push(dropSchema(schema));
+        return Promise.resolve();
+      },
+    };
+  });
+
+  const cause: Cause = { actor: "postgres-test" };
+  const clock = new TestHlc();
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+
+  function thingName(n: number): string {
+    return `urn:test:pg-${String(n).padStart(4, "0")}`;
+  }
+
+  function td(n: number): RegisteredThingDescription {
+    return {
+      "@context": "https://www.w3.org/2022/wot/td/v1.1",
+      id: thingName(n),
+      title: thingName(n),
+      security: "nosec_sc",
+      securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+    };
+  }
+
+  /** `count` reported values spread over Things 1..`things` and three affordances. */
+  function readings(count: number, things: number, offset = 0): ChangeDraft[] {
+    return Array.from({ length: count }, (_, i) => ({
+      thing: thingName(1 + ((i + offset) % things)),
+      affordance: ["temperature", "humidity", "power"][(i + offset) % 3] ?? "temperature",
+      kind: "reported",
+      value: { v: i + offset, unit: "°C" },
+      cause,
+      hlc: clock.advance(1),
+    }));
+  }
+
+  describe("PostgresStore", () => {
+    const schemas: string[] = [];
+    const stores: Array<{ close(): Promise<void> }> = [];
+    const clients: pg.Client[] = [];
+
+    afterEach(async () => {
+      for (const s of stores.splice(0)) await s.close();
+      for (const c of clients.splice(0)) await c.end();
+      for (const schema of schemas.splice(0)) await dropSchema(schema);
+    });
+
+    function newSchema(): string {
+      const schema = temporarySchema();
+      schemas.push(schema);
+      return schema;
+    }
+
+    async function openStore(
+      schema: string,
+      options: Partial<PostgresStoreOptions> = {},
+    ): Promise<PostgresStore> {
+      const store = await PostgresStore.open({ url, schema, maxConnections: 4, ...options });
+      stores.push(store);
+      return store;
+    }
+
+    /** A session of its own in the schema, as someone with the database's password would have. */
+    async function connect(schema: string): Promise<pg.Client> {
+      const client = new pg.Client({ connectionString: postgresUrl, options: `-c search_path=${schema}` });
+      await client.connect();
+      clients.push(client);
+      return client;
+    }
+
+    async function readLog(store: Store): Promise<Change[]> {
+      return store.changesAfter(0, 1_000_000);
+    }
+
+    /** `things verify`'s check: every entry's leaf and the root of a signed checkpoint. */
+    async function verify(store: Store): Promise<{ verdict: LogVerification; verifier: LogVerifier }> {
+      const checkpoints = await store.checkpoints();
+      const verifier = new LogVerifier(checkpoints, publicKey);
+      const { body } = await store.logEntries(0, 1_000_000);
+      let start = 0;
+      for (let end = body.indexOf(10); end >= 0; start = end + 1, end = body.indexOf(10, start)) {
+        const failure = verifier.pushEntry(body, start, end);
+        if (failure) return { verdict: failure, verifier };
+      }
+      return { verdict: verifier.end(), verifier };
+    }
+
+    async function checkpoint(store: Store): Promise<void> {
+      const head = await store.logHead();
+      await store.addCheckpoint(
+        signCheckpoint(
+          {
+            origin: "urn:hub:pg-test",
+            size: head.size,
+            root: hashToHex(head.root),
+            time: new Date().toISOString(),
+          },
+          privateKey,
+        ),
+      );
+    }
+
+    it("two stores (two pools) appending at once to one schema make one gapless Log that verifies", async () => {
+      const schema = newSchema();
+      const one = await openStore(schema);
+      const two = await openStore(schema);
+      await one.describe({ td: td(1), cause, hlc: clock.next() });
+      // Interleaved bursts from both, one- and many-Change calls, describes among them.
+      const calls: Array<Promise<Change[]>> = [];
+      for (let i = 0; i < 40; i++) {
+        const store = i % 2 === 0 ? one : two;
+        calls.push(store.append(readings(1 + (i % 5), 4, i * 10)));
+        if (i % 10 === 3)
+          calls.push(store.describe({ td: td(10 + i), cause, hlc: clock.next() }).then((r) => [r.change]));
+      }
+      const acknowledged = (await Promise.all(calls)).flat();
+      // Each call's Changes are consecutive, and no seq is given twice.
+      const seqs = acknowledged.map((c) => c.seq).sort((a, b) => a - b);
+      expect(new Set(seqs).size).toBe(seqs.length);
+      const log = await readLog(one);
+      expect(log.map((c) => c.seq)).toEqual(Array.from({ length: log.length }, (_, i) => i + 1));
+      expect(log.length).toBe(acknowledged.length + 1);
+      // What each store acknowledged is what the Log holds, previous values included.
+      for (const change of acknowledged) expect(log[change.seq - 1]).toStrictEqual(change);
+      for (const [i, change] of log.entries()) {
+        if (change.affordance === undefined) continue;
+        const before = log
+          .slice(0, i)
+          .filter(
+            (c) => c.thing === change.thing && c.affordance === change.affordance && c.kind === change.kind,
+          );
+        expect(change.previous, `previous of ${change.seq}`).toStrictEqual(before.at(-1)?.value);
+      }
+      // Both see the same head, the root of every leaf; the Log verifies against a checkpoint.
+      const root = hashToHex(rootHash(log.map((c) => hashFromHex(c.leaf))));
+      expect(hashToHex((await one.logHead()).root)).toBe(root);
+      expect(hashToHex((await two.logHead()).root)).toBe(root);
+      await checkpoint(two);
+      expect((await verify(one)).verdict).toEqual({ ok: true, size: log.length, provenSize: log.length });
+      // Each goes on from the other's head.
+      const [next] = await one.append(readings(1, 1, 500));
+      expect(next?.seq).toBe(log.length + 1);
+      const [after] = await two.append(readings(1, 1, 503));
+      expect(after?.seq).toBe(log.length + 2);
+      expect(after?.previous).toStrictEqual(next?.value);
+    });
+
+    it("refuses UPDATE, DELETE and TRUNCATE of the Log from any session, and lowering its head", async () => {
+      const schema = newSchema();
+      const store = await openStore(schema);
+      await store.describe({ td: td(1), cause, hlc: clock.next() });
+      await store.append(readings(3, 1));
+      const before = await readLog(store);
+      const db = await connect(schema);
+      for (const sql of [
+        "UPDATE changes SET kind = 'tampered' WHERE seq = 1",
+        "DELETE FROM changes WHERE seq = 2",
+        "TRUNCATE changes",
+        "UPDATE log_head SET size = 1",
+        `INSERT INTO changes (seq, hlc, thing, kind, cause, leaf) VALUES (1, 'x', 'y', 'z', '{}', decode(repeat('00', 32), 'hex'))
+           ON CONFLICT (seq) DO UPDATE SET kind = 'tampered'`,
+      ]) {
+        await expect(db.query(sql), sql).rejects.toThrow("the log is append-only");
+      }
+      await expect(
+        db.query(
+          `INSERT INTO changes (seq, hlc, thing, kind, cause, leaf) VALUES (2, 'x', 'y', 'z', '{}', decode(repeat('00', 32), 'hex'))`,
+        ),
+      ).rejects.toThrow(/duplicate key/);
+      expect(await readLog(store)).toStrictEqual(before);
+    });
+
+    it("a row altered by someone who dropped the guard is found by verification; reopening puts the guards back and says which", async () => {
+      const schema = newSchema();
+      let store = await openStore(schema);
+      expect(store.restoredGuards).toEqual([]);
+      await store.describe({ td: td(1), cause, hlc: clock.next() });
+      await store.append(readings(40, 3));
+      await store.putRelease({
+        release: { id: "sha256:r", name: "r" } as unknown as Release,
+        thing: "urn:hub:pg",
+        cause,
+        hlc: clock.next(),
+      });
+      await checkpoint(store);
+      expect((await verify(store)).verdict.ok).toBe(true);
+
+      const db = await connect(schema);
+      await db.query("DROP TRIGGER changes_no_update ON changes");
+      await db.query("ALTER TABLE releases DISABLE TRIGGER releases_no_update");
+      // A function of the same name that lets everything through.
+      await db.query(
+        "CREATE OR REPLACE FUNCTION log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+      );
+      await db.query(`UPDATE changes SET value = '{"v":999,"unit":"°C"}' WHERE seq = 17`);
+
+      const { verdict, verifier } = await verify(store);
+      expect(verdict).toMatchObject({ ok: false, problem: "root-mismatch" });
+      expect(verifier.firstLeafMismatch?.seq).toBe(17);
+
+      await store.close();
+      store = await openStore(schema);
+      expect(store.restoredGuards).toEqual([
+        { trigger: "changes_no_update", found: "missing" },
+        { trigger: "changes_no_truncate", found: "altered" },
+        { trigger: "log_head_no_shrink", found: "altered" },
+        { trigger: "releases_no_update", found: "disabled" },
+      ]);
+      await expect(db.query("UPDATE changes SET kind = 'again' WHERE seq = 1")).rejects.toThrow(
+        "the log is append-only",
+      );
+      await expect(db.query("DELETE FROM releases")).rejects.toThrow("releases are immutable");
+      // Still found altered: putting the guards back does not make the Log right.
+      expect((await verify(store)).verdict).toMatchObject({ ok: false, problem: "root-mismatch" });
+      await store.close();
+      expect((await openStore(schema)).restoredGuards).toEqual([]);
+    });
+
+    it("keeps releases, rollouts and checkpoints across reopening; a release is stored once", async () => {
+      const schema = newSchema();
+      let store = await openStore(schema);
+      const release = (id: string, name: string): Release =>
+        ({ id, name, created: "2025-01-01T00:00:00.000Z", things: [] }) as unknown as Release;
+      const put = (r: Release) =>
+        store.putRelease({ release: r, thing: "urn:hub:pg", cause, hlc: clock.next() });
+      const [a, b, again, c] = await Promise.all([
+        put(release("sha256:a", "alpha")),
+        put(release("sha256:b", "beta")),
+        put(release("sha256:a", "alpha")),
+        put(release("sha256:c", "alpha")),
+      ]);
+      expect([a?.created, b?.created, again?.created, c?.created]).toEqual([true, true, false, true]);
+      expect(again?.record).toStrictEqual(a?.record);
+      expect(again?.change).toBeUndefined();
+      expect(a?.change?.kind).toBe("released");
+      await store.createRollout(
+        {
+          id: "u1",
+          release: "sha256:a",
+          name: "alpha",
+          status: "running",
+          options: { concurrency: 1, maxFailures: 0 },
+          actor: "test",
+          created: "2025-01-01T00:00:00.000Z",
+        },
+        [],
+      );
+      await checkpoint(store);
+      const releases = await store.listReleases({ limit: 10 });
+      await store.close();
+
+      store = await openStore(schema);
+      expect(await store.listReleases({ limit: 10 })).toStrictEqual(releases);
+      expect(releases.map((r) => r.release.id)).toEqual(["sha256:c", "sha256:b", "sha256:a"]);
+      expect((await store.listReleases({ limit: 10, name: "alpha" })).map((r) => r.release.id)).toEqual([
+        "sha256:c",
+        "sha256:a",
+      ]);
+      expect((await store.listReleases({ limit: 10, before: c?.record.seq ?? 0 })).map((r) => r.seq)).toEqual(
+        releases.slice(1).map((r) => r.seq),
+      );
+      expect(await store.getRelease("sha256:b")).toStrictEqual(b?.record);
+      expect(await store.getRelease("sha256:none")).toBeUndefined();
+      expect(await put(release("sha256:b", "beta"))).toMatchObject({ created: false, record: b?.record });
+      expect((await store.getRollout("u1"))?.status).toBe("running");
+      expect(await store.checkpoints()).toHaveLength(1);
+      expect((await verify(store)).verdict.ok).toBe(true);
+    });
+
+    it("refuses a schema newer than the code, saying so, and leaves it as it was", async () => {
+      const schema = newSchema();
+      await (await openStore(schema)).close();
+      const db = await connect(schema);
+      await db.query("INSERT INTO schema_migrations (version, applied) VALUES ($1, 'later')", [
+        migrations.length + 1,
+      ]);
+      await expect(PostgresStore.open({ url, schema })).rejects.toThrow(
+        `The PostgreSQL schema ${schema} is at version ${migrations.length + 1}, newer than this hub understands (${migrations.length}): upgrade the hub, or give this one another schema`,
+      );
+      expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({
+        v: migrations.length + 1,
+      });
+    });
+
+    it("refuses a schema name it would have to quote, and an unreachable server, each in one line", async () => {
+      await expect(PostgresStore.open({ url, schema: "Robert'); DROP" })).rejects.toThrow(
+        /The PostgreSQL schema name "Robert'\); DROP" is not one the hub takes/,
+      );
+      await expect(
+        PostgresStore.open({ url: "postgres://nobody:secret@127.0.0.1:1/none", schema: "x" }),
+      ).rejects.toThrow(
+        /^PostgreSQL at postgres:\/\/nobody:\*\*\*@127\.0\.0\.1:1\/none cannot be used: .*Check that the server runs/,
+      );
+    });
+
+    it("an exclusive store holds its schema: a second is refused until the first closes", async () => {
+      const schema = newSchema();
+      const first = await openStore(schema, { exclusive: true });
+      await expect(PostgresStore.open({ url, schema, exclusive: true })).rejects.toThrow(
+        new RegExp(`^The PostgreSQL schema ${schema} \\(.*\\) is in use by another hub: stop that hub first`),
+      );
+      await expect(PostgresStore.open({ url, schema, exclusive: true })).rejects.toBeInstanceOf(
+        ConflictError,
+      );
+      await first.close();
+      await openStore(schema, { exclusive: true });
+    });
+
+    it("with maxQueue 10, refuses the excess of 50 writes issued at once with UnavailableError, and commits the rest", async () => {
+      const store = await openStore(newSchema(), { maxQueue: 10 });
+      const settled = await Promise.allSettled(
+        Array.from({ length: 50 }, (_, i) => store.describe({ td: td(i), cause, hlc: clock.next() })),
+      );
+      expect(settled.filter((s) => s.status === "fulfilled")).toHaveLength(10);
+      for (const s of settled.slice(10)) {
+        expect(s.status).toBe("rejected");
+        const error = (s as PromiseRejectedResult).reason as UnavailableError;
+        expect(error).toBeInstanceOf(UnavailableError);
+        expect(error.retryAfter).toBeGreaterThan(0);
+      }
+      expect(await store.countThings()).toBe(10);
+      await expect(store.describe({ td: td(51), cause, hlc: clock.next() })).resolves.toMatchObject({
+        created: true,
+      });
+    });
+
+    it("with maxQueuedChanges 250, refuses appends past 250 waiting Changes; one alone is always taken", async () => {
+      const store = await openStore(newSchema(), { maxQueuedChanges: 250 });
+      const settled = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => store.append(readings(100, 3, i * 100))),
+      );
+      expect(settled.map((s) => s.status)).toEqual([
+        "fulfilled",
+        "fulfilled",
+        ...Array.from({ length: 8 }, () => "rejected"),
+      ]);
+      expect(((settled[2] as PromiseRejectedResult).reason as Error).message).toBe(
+        "200 Changes are waiting to be written (at most 250); retry shortly",
+      );
+      await expect(store.append(readings(1_000, 3))).resolves.toHaveLength(1_000);
+      expect(await store.lastSeq()).toBe(1_200);
+    });
+
+    it("commits calls issued at once in shared transactions, each acknowledged after COMMIT", async () => {
+      const schema = newSchema();
+      const store = await openStore(schema);
+      await Promise.all(Array.from({ length: 200 }, (_, i) => store.append(readings(1, 5, i))));
+      // Rows written by one transaction share its id (xmin).
+      const db = await connect(schema);
+      const { rows } = await db.query<{ n: string }>("SELECT count(DISTINCT xmin::text) AS n FROM changes");
+      expect(Number(rows[0]?.n)).toBeLessThan(20);
+      expect(await store.lastSeq()).toBe(200);
+    });
+
+    it("a text PostgreSQL cannot hold fails its own call only; the batch's others commit without gaps", async () => {
+      const store = await openStore(newSchema());
+      const settled = await Promise.allSettled([
+        store.append(readings(2, 2)),
+        store.append([{ ...readings(1, 1)[0], thing: "urn:test:nul\u0000" } as ChangeDraft]),
+        store.describe({ td: td(1), cause, hlc: clock.next() }),
+        store.append(readings(3, 2, 5)),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+      const log = await readLog(store);
+      expect(log.map((c) => c.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(hashToHex((await store.logHead()).root)).toBe(
+        hashToHex(rootHash(log.map((c) => hashFromHex(c.leaf)))),
+      );
+    });
+
+    it("the secret store keeps sealed secrets in the schema, and refuses a schema the store has not made", async () => {
+      const schema = newSchema();
+      await expect(PostgresSecretStore.open({ url, schema })).rejects.toThrow(/needs 1 to/);
+      await (await openStore(schema)).close();
+      const secrets = await PostgresSecretStore.open({ url, schema });
+      stores.push(secrets);
+      await secrets.put("urn:a", "basic", new Uint8Array([1, 2, 3]));
+      await secrets.put("urn:a", "bearer", new Uint8Array([4]));
+      await secrets.put("urn:a", "basic", new Uint8Array([5, 6]));
+      await secrets.put("urn:b", "basic", new Uint8Array([7]));
+      expect(await secrets.names("urn:a")).toEqual(["basic", "bearer"]);
+      expect(await secrets.get("urn:a")).toEqual(
+        new Map([
+          ["basic", new Uint8Array([5, 6])],
+          ["bearer", new Uint8Array([4])],
+        ]),
+      );
+      expect(await secrets.remove("urn:a", "bearer")).toBe(1);
+      expect(await secrets.remove("urn:a")).toBe(1);
+      expect(await secrets.get("urn:a")).toEqual(new Map());
+      expect(await secrets.names("urn:b")).toEqual(["basic"]);
+    });
+  });
+}

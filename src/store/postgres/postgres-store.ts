@@ -1,0 +1,1163 @@
+// The Store on PostgreSQL (`pg`), for scale: the same contract as the embedded SQLite store, in a
+// schema of its own. Writes are group-committed: concurrent calls queue, and one transaction takes
+// what is waiting, locks the Log's head row (so that any number of processes append one
+// transaction at a time, without gaps), writes its rows in one statement and commits; each
+// call's promise settles only after COMMIT.
+import type pg from "pg";
+import {
+  ConflictError,
+  MerkleFrontier,
+  NotFoundError,
+  UnavailableError,
+  changeTime,
+  isPowerOfTwo,
+  largestPowerOfTwoBelow,
+  nodeHash,
+  rootHash,
+  type Change,
+  type Checkpoint,
+  type RegisteredThingDescription,
+  type Release,
+  type Rollout,
+  type RolloutProgress,
+  type RolloutStep,
+} from "../../core/index.js";
+import { asRecorded, recordedCause, type Recorded } from "../recorded-json.js";
+import type {
+  ChangeDraft,
+  ChangeFilter,
+  DescribeCommand,
+  DescribeResult,
+  FeedQuery,
+  HistoryQuery,
+  HistoryStream,
+  ListOptions,
+  ListReleasesOptions,
+  ListRolloutsOptions,
+  LogEntries,
+  LogHead,
+  PutReleaseCommand,
+  PutReleaseResult,
+  ReleaseRecord,
+  RemoveCommand,
+  RemoveResult,
+  RolloutStepQuery,
+  RolloutStepUpdate,
+  Store,
+  ThingRecord,
+} from "../store.js";
+import {
+  BLOCK,
+  FLUSH_SQL,
+  LogBatch,
+  streamKey,
+  type RecordedDraft,
+  type ThingState,
+} from "./postgres-batch.js";
+import {
+  createPool,
+  isUnavailability,
+  migrate,
+  redactedUrl,
+  schemaOf,
+  unreachable,
+  unwritten,
+  type PostgresConnectionOptions,
+  type RestoredGuard,
+} from "./postgres-connection.js";
+import * as rollouts from "./postgres-rollouts.js";
+
+export interface PostgresStoreOptions extends PostgresConnectionOptions {
+  /** Commands waiting beyond this many are refused with UnavailableError (backpressure). */
+  maxQueue?: number;
+  /** Changes waiting in appends beyond this many are refused too (default 100,000); a call alone is always taken. */
+  maxQueuedChanges?: number;
+  /** At most this many commands share one transaction (default 1,000). */
+  maxBatch?: number;
+  /**
+   * Hold a session advisory lock on the schema for as long as the store is open, and refuse to
+   * open while another holder has it: one hub per schema (several replicas need the NATS bus).
+   */
+  exclusive?: boolean;
+}
+
+interface ChangeRow {
+  seq: number;
+  hlc: string;
+  at: string | null;
+  thing: string;
+  affordance: string | null;
+  kind: string;
+  value: string | null;
+  previous: string | null;
+  cause: string;
+  leaf: Buffer;
+}
+
+interface ThingRow {
+  id: string;
+  td: string;
+  created: string;
+  modified: string;
+  expires: string | null;
+  ttl: number | null;
+  version: number;
+}
+
+interface Pending {
+  /** A command over the batch's state (the Log, the directory, releases, checkpoints). */
+  log?: (batch: LogBatch) => unknown;
+  /** A command of its own statements (the rollout ledger), run in a savepoint after the Log's rows. */
+  sql?: (client: pg.PoolClient) => Promise<unknown>;
+  /** What `log` reads: Things, releases, the streams of drafts. */
+  things?: readonly string[];
+  releases?: readonly string[];
+  drafts?: readonly RecordedDraft[];
+  /** How many Changes it appends (for maxQueuedChanges). */
+  changes: number;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** The store's streams and their latest values, kept in memory, beyond which they start again. */
+const MAX_CACHED_STREAMS = 1_000_000;
+/** Another process appended at most this many Changes since this one's last batch: read them. */
+const MAX_CATCH_UP = 10_000;
+/** Stored subtrees this large and up are kept in memory once read (a proof's upper levels). */
+const CACHED_LEVEL = 10;
+const MAX_CACHED_NODES = 65_536;
+/** The highest seq a bound can name. */
+const NO_BOUND = Number.MAX_SAFE_INTEGER;
+
+function toChange(row: ChangeRow): Change {
+  const change: Change = {
+    seq: row.seq,
+    hlc: row.hlc,
+    thing: row.thing,
+    kind: row.kind,
+    cause: JSON.parse(row.cause) as Change["cause"],
+  };
+  if (row.at !== null) change.at = row.at;
+  if (row.affordance !== null) change.affordance = row.affordance;
+  if (row.value !== null) change.value = JSON.parse(row.value) as unknown;
+  if (row.previous !== null) change.previous = JSON.parse(row.previous) as unknown;
+  change.leaf = row.leaf.toString("hex");
+  return change;
+}
+
+function toRecord(row: ThingRow, td: RegisteredThingDescription): ThingRecord {
+  const record: ThingRecord = {
+    id: row.id,
+    td,
+    created: row.created,
+    modified: row.modified,
+    version: row.version,
+  };
+  if (row.expires !== null) record.expires = row.expires;
+  if (row.ttl !== null) record.ttl = row.ttl;
+  return record;
+}
+
+/** Drafts recorded, a cause shared by several serialised once. */
+function recordDrafts(drafts: readonly ChangeDraft[]): RecordedDraft[] {
+  let source: unknown;
+  let cause: Recorded | undefined;
+  return drafts.map((draft) => {
+    if (cause === undefined || draft.cause !== source) {
+      source = draft.cause;
+      cause = recordedCause(draft.cause);
+    }
+    return {
+      draft,
+      value: draft.value === undefined ? undefined : asRecorded(draft.value),
+      previous: draft.previous === undefined ? undefined : asRecorded(draft.previous),
+      cause,
+    };
+  });
+}
+
+/** A call refused before it was queued (its values cannot be recorded), as a rejected promise. */
+function refuse(error: unknown): Promise<never> {
+  return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+}
+
+/** A JSON string as JSON.stringify (and RFC 8785) writes it. */
+const quote = (text: string) => JSON.stringify(text);
+
+export class PostgresStore implements Store {
+  /**
+   * The guard triggers this opening found missing, disabled or altered and put back: the hub says
+   * so at start; `things verify` tells whether the Log itself was altered meanwhile.
+   */
+  readonly restoredGuards: readonly RestoredGuard[];
+  readonly schema: string;
+
+  private readonly pool: pg.Pool;
+  private readonly where: string;
+  private readonly maxQueue: number;
+  private readonly maxQueuedChanges: number;
+  private readonly maxBatch: number;
+  /** The session holding the schema's advisory lock (`exclusive`). */
+  private readonly lockClient: pg.PoolClient | undefined;
+
+  private queue: Pending[] = [];
+  private queuedChanges = 0;
+  private running = false;
+  private scheduled = false;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private drained: (() => void) | undefined;
+  private failing: { since: string; reason: string } | undefined;
+
+  /** The Log's head as this process last committed or read it. */
+  private head: { size: number; frontier: MerkleFrontier; root?: Uint8Array };
+  /** The value text each stream's next Change gets as `previous`, as of `head.size` (a cache). */
+  private readonly streamValues = new Map<string, string | null>();
+  /** Streams known to be in the `streams` table. */
+  private readonly knownStreams = new Set<string>();
+  private readonly cachedNodes = new Map<string, Uint8Array>();
+  /** Parsed TDs by the seq of the Change that described them (never stale: that Change never changes). */
+  private readonly parsedTds = new Map<number, RegisteredThingDescription>();
+  private static readonly MAX_PARSED_TDS = 20_000;
+
+  private constructor(
+    pool: pg.Pool,
+    schema: string,
+    where: string,
+    options: PostgresStoreOptions,
+    restored: RestoredGuard[],
+    head: { size: number; frontier: MerkleFrontier },
+    lockClient: pg.PoolClient | undefined,
+  ) {
+    this.pool = pool;
+    this.schema = schema;
+    this.where = where;
+    this.restoredGuards = restored;
+    this.head = head;
+    this.lockClient = lockClient;
+    this.maxQueue = options.maxQueue ?? 10_000;
+    this.maxQueuedChanges = options.maxQueuedChanges ?? 100_000;
+    this.maxBatch = options.maxBatch ?? 1_000;
+  }
+
+  /**
+   * Connects, makes or migrates the schema (refusing one newer than this code), puts back the
+   * Log's guard triggers, and checks that the Log's head agrees with its rows.
+   */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const schema = schemaOf(options);
+    const where = `${redactedUrl(options.url)}, schema ${schema}`;
+    const pool = createPool(options, schema);
+    let lockClient: pg.PoolClient | undefined;
+    try {
+      try {
+        lockClient = options.exclusive ? await pool.connect() : undefined;
+      } catch (error) {
+        throw unreachable(options.url, error);
+      }
+      if (lockClient) {
+        const { rows } = await lockClient.query<{ locked: boolean }>(
+          "SELECT pg_try_advisory_lock(hashtext($1)) AS locked",
+          [`hyperthings:hub:${schema}`],
+        );
+        if (!rows[0]?.locked) {
+          throw new ConflictError(
+            `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by another hub: ` +
+              "stop that hub first, or give this one another schema. Several hubs on one schema need the NATS bus, which is not wired yet",
+          );
+        }
+      }
+      let restored: RestoredGuard[];
+      try {
+        restored = await migrate(pool, schema);
+      } catch (error) {
+        throw isUnavailability(error) ? unreachable(options.url, error) : error;
+      }
+      const { rows } = await pool.query<{
+        size: number;
+        frontier: string;
+        last: number | null;
+        schema: string;
+      }>(
+        "SELECT size, frontier, (SELECT max(seq) FROM changes) AS last, current_schema() AS schema FROM log_head WHERE id = 1",
+      );
+      const row = rows[0];
+      if (row && row.schema !== schema) {
+        throw new Error(
+          `The sessions to ${where} work in schema ${row.schema}, not ${schema}: the URL's options must not set search_path`,
+        );
+      }
+      if (!row) throw new Error(`The log_head row of schema ${schema} is missing: the schema is damaged`);
+      const frontier = MerkleFrontier.fromJSON(JSON.parse(row.frontier));
+      if ((row.last ?? 0) !== row.size || frontier.size !== row.size) {
+        throw new Error(
+          `The Log in ${where} is damaged: its head says ${row.size} Changes, the changes table ends at seq ${row.last ?? 0} ` +
+            `and the Merkle tree covers ${frontier.size}. The hub does not write to it: restore it from a backup, ` +
+            "and see what was altered with `things verify`.",
+        );
+      }
+      return new PostgresStore(
+        pool,
+        schema,
+        where,
+        options,
+        restored,
+        { size: row.size, frontier },
+        lockClient,
+      );
+    } catch (error) {
+      lockClient?.release();
+      await pool.end().catch(() => {});
+      throw error;
+    }
+  }
+
+  // --- the write queue ---
+
+  private enqueue<T>(
+    work: Omit<Pending, "resolve" | "reject" | "changes">,
+    { internal = false } = {},
+  ): Promise<T> {
+    if (this.closed) return Promise.reject(new UnavailableError("The store is closing"));
+    if (!internal && this.queue.length >= this.maxQueue) {
+      return Promise.reject(new UnavailableError("Too many writes are waiting; retry shortly", 1));
+    }
+    const changes = work.drafts?.length ?? 0;
+    if (
+      !internal &&
+      changes > 0 &&
+      this.queuedChanges > 0 &&
+      this.queuedChanges + changes > this.maxQueuedChanges
+    ) {
+      return Promise.reject(
+        new UnavailableError(
+          `${this.queuedChanges} Changes are waiting to be written (at most ${this.maxQueuedChanges}); retry shortly`,
+          1,
+        ),
+      );
+    }
+    this.queuedChanges += changes;
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ ...work, changes, resolve: resolve as (value: unknown) => void, reject });
+      this.schedule();
+    });
+  }
+
+  saturated(): boolean {
+    return this.queue.length >= this.maxQueue || this.queuedChanges >= this.maxQueuedChanges;
+  }
+
+  private schedule(): void {
+    if (this.running || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => void this.drain());
+  }
+
+  /** Commits batches, one at a time, each of what is waiting when it begins. */
+  private async drain(): Promise<void> {
+    this.scheduled = false;
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.maxBatch);
+        for (const p of batch) this.queuedChanges -= p.changes;
+        await this.commit(batch);
+      }
+    } finally {
+      this.running = false;
+      if (this.queue.length > 0) this.schedule();
+      else this.drained?.();
+    }
+  }
+
+  /** One batch: committed together; if the transaction fails, each command again on its own. */
+  private async commit(batch: Pending[]): Promise<void> {
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.transaction(batch);
+    } catch (error) {
+      if (batch.length > 1 && !(error instanceof CommitUnknown) && !isUnavailability(error)) {
+        // A row PostgreSQL refused (a text it cannot hold) fails the whole statement: find whose.
+        for (const pending of batch) await this.commit([pending]);
+        return;
+      }
+      const cause = error instanceof CommitUnknown ? error.cause : error;
+      const refused = unwritten(cause, this.where);
+      if (refused instanceof UnavailableError) {
+        this.failing ??= { since: new Date().toISOString(), reason: refused.message };
+      }
+      for (const pending of batch) pending.reject(error instanceof CommitUnknown ? error.refusal() : refused);
+      return;
+    }
+    this.failing = undefined;
+    batch.forEach((pending, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.ok) pending.resolve(outcome.value);
+      else pending.reject(outcome ? outcome.error : new Error("lost outcome"));
+    });
+  }
+
+  private async transaction(batch: Pending[]): Promise<Outcome[]> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      // One round trip: BEGIN, and the head row locked (waiting for any other writer to commit).
+      const results = (await client.query(
+        "BEGIN; SELECT size, frontier FROM log_head WHERE id = 1 FOR UPDATE",
+      )) as unknown as Array<pg.QueryResult<{ size: number; frontier: string }>>;
+      const row = results[1]?.rows[0];
+      if (!row) throw new Error(`The log_head row of ${this.where} is missing`);
+      try {
+        if (row.size !== this.head.size) await this.catchUp(client, row);
+        const log = new LogBatch(row.size, this.head.frontier.clone(), this.knownStreams);
+        await this.prefetch(client, log, batch);
+        const outcomes: Outcome[] = new Array<Outcome>(batch.length);
+        batch.forEach((pending, i) => {
+          if (!pending.log) return;
+          const mark = log.mark();
+          try {
+            outcomes[i] = { ok: true, value: pending.log(log) };
+          } catch (error) {
+            log.rollback(mark);
+            outcomes[i] = { ok: false, error };
+          }
+        });
+        if (!log.empty)
+          await client.query({ name: "hyperthings-flush", text: FLUSH_SQL, values: log.flushParameters() });
+        for (const [i, pending] of batch.entries()) {
+          if (!pending.sql) continue;
+          await client.query("SAVEPOINT command");
+          try {
+            outcomes[i] = { ok: true, value: await pending.sql(client) };
+            await client.query("RELEASE SAVEPOINT command");
+          } catch (error) {
+            if (isUnavailability(error)) throw error;
+            await client.query("ROLLBACK TO SAVEPOINT command");
+            outcomes[i] = { ok: false, error };
+          }
+        }
+        try {
+          await client.query("COMMIT");
+        } catch (error) {
+          broken = error as Error;
+          // Whether a COMMIT whose answer was lost took effect, nobody here knows.
+          this.forget();
+          throw new CommitUnknown(error, this.where);
+        }
+        this.committed(log);
+        return outcomes;
+      } catch (error) {
+        if (!(error instanceof CommitUnknown)) await client.query("ROLLBACK").catch(() => {});
+        throw error;
+      }
+    } catch (error) {
+      if (isUnavailability(error)) broken = error as Error;
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** After COMMIT: the head, the streams' values and the known streams move on with the batch. */
+  private committed(log: LogBatch): void {
+    this.head = { size: log.size, frontier: log.frontier };
+    if (this.streamValues.size + log.streams.size > MAX_CACHED_STREAMS) this.streamValues.clear();
+    for (const [key, value] of log.streams) this.streamValues.set(key, value);
+    if (this.knownStreams.size + log.addedStreams.size > MAX_CACHED_STREAMS) this.knownStreams.clear();
+    for (const key of log.addedStreams) this.knownStreams.add(key);
+  }
+
+  /** What is kept in memory may no longer be the database's: read it again next time. */
+  private forget(): void {
+    this.head = { size: -1, frontier: new MerkleFrontier() };
+    this.streamValues.clear();
+  }
+
+  /**
+   * Another process appended since this one's last batch (or the head is unknown): its Changes
+   * update the streams' values (a few), or the values are read again as needed (many).
+   */
+  private async catchUp(client: pg.PoolClient, row: { size: number; frontier: string }): Promise<void> {
+    const gap = row.size - this.head.size;
+    if (this.head.size >= 0 && gap > 0 && gap <= MAX_CATCH_UP) {
+      const { rows } = await client.query<Pick<ChangeRow, "thing" | "affordance" | "kind" | "value">>(
+        "SELECT thing, affordance, kind, value FROM changes WHERE seq > $1 ORDER BY seq",
+        [this.head.size],
+      );
+      for (const c of rows) {
+        const key = streamKey(c.thing, c.affordance ?? "", c.kind);
+        this.streamValues.set(key, c.affordance === null ? null : c.value);
+        this.knownStreams.add(key);
+      }
+    } else {
+      this.streamValues.clear();
+    }
+    this.head = { size: row.size, frontier: MerkleFrontier.fromJSON(JSON.parse(row.frontier)) };
+  }
+
+  /** Reads what the batch's commands look at: their Things, releases and streams' latest values. */
+  private async prefetch(client: pg.PoolClient, log: LogBatch, batch: readonly Pending[]): Promise<void> {
+    const things = new Set<string>();
+    const releases = new Set<string>();
+    const streams = new Map<string, [string, string, string]>();
+    for (const pending of batch) {
+      for (const id of pending.things ?? []) things.add(id);
+      for (const id of pending.releases ?? []) releases.add(id);
+      for (const { draft, previous } of pending.drafts ?? []) {
+        if (draft.affordance === undefined || previous !== undefined) continue;
+        const key = streamKey(draft.thing, draft.affordance, draft.kind);
+        if (log.streams.has(key) || streams.has(key)) continue;
+        const cached = this.streamValues.get(key);
+        if (cached !== undefined) log.streams.set(key, cached);
+        else streams.set(key, [draft.thing, draft.affordance, draft.kind]);
+      }
+    }
+    if (things.size > 0) {
+      const { rows } = await client.query<ThingRow>(
+        `SELECT t.*, c.value AS td FROM things t JOIN changes c ON c.seq = t.version WHERE t.id = ANY($1::text[])`,
+        [[...things]],
+      );
+      for (const id of things) log.things.set(id, null);
+      for (const row of rows) {
+        const state: ThingState = {
+          td: { text: row.td, value: JSON.parse(row.td) as unknown },
+          version: row.version,
+          created: row.created,
+          modified: row.modified,
+          expires: row.expires,
+          ttl: row.ttl,
+        };
+        log.things.set(row.id, state);
+      }
+    }
+    if (releases.size > 0) {
+      const { rows } = await client.query<{ id: string; seq: number; stored_at: string; value: string }>(
+        `SELECT r.id, r.seq, r.stored_at, c.value FROM releases r JOIN changes c ON c.seq = r.seq
+          WHERE r.id = ANY($1::text[])`,
+        [[...releases]],
+      );
+      for (const id of releases) log.releases.set(id, null);
+      for (const row of rows) {
+        log.releases.set(row.id, {
+          release: JSON.parse(row.value) as Release,
+          seq: row.seq,
+          storedAt: row.stored_at,
+        });
+      }
+    }
+    if (streams.size > 0) {
+      const keys = [...streams.values()];
+      const { rows } = await client.query<{ i: number; v: string | null }>(
+        `SELECT k.i, c.v FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(thing, affordance, kind, i)
+         CROSS JOIN LATERAL (
+           SELECT CASE WHEN c.affordance IS NULL THEN NULL ELSE c.value END AS v FROM changes c
+            WHERE c.thing = k.thing AND coalesce(c.affordance, '') = k.affordance AND c.kind = k.kind
+            ORDER BY c.seq DESC LIMIT 1) c`,
+        [keys.map((k) => k[0]), keys.map((k) => k[1]), keys.map((k) => k[2])],
+      );
+      for (const key of streams.keys()) log.streams.set(key, null);
+      const names = [...streams.keys()];
+      for (const row of rows) log.streams.set(names[row.i - 1] ?? "", row.v);
+    }
+  }
+
+  // --- writes ---
+
+  describe(command: DescribeCommand): Promise<DescribeResult> {
+    const { td } = command;
+    let value: Recorded;
+    let cause: Recorded;
+    let related: RecordedDraft[];
+    try {
+      value = asRecorded(td);
+      cause = recordedCause(command.cause);
+      related = recordDrafts(command.related ?? []);
+    } catch (error) {
+      return refuse(error);
+    }
+    return this.enqueue<DescribeResult>({
+      things: [td.id],
+      drafts: related,
+      log: (log) => {
+        const existing = log.things.get(td.id) ?? undefined;
+        if (command.expect === "absent" && existing) {
+          throw new ConflictError(`A Thing with id ${td.id} is already registered`);
+        }
+        if (typeof command.expect === "number" && existing?.version !== command.expect) {
+          throw new ConflictError(`The Thing ${td.id} was changed concurrently; retry`);
+        }
+        const change = log.append({
+          draft: { thing: td.id, kind: "described", value: td, cause: command.cause, hlc: command.hlc },
+          value,
+          previous: existing?.td,
+          cause,
+        });
+        const time = changeTime(change);
+        const record: ThingRecord = {
+          id: td.id,
+          td,
+          created: existing?.created ?? time,
+          modified: time,
+          version: change.seq,
+        };
+        if (command.expires !== undefined) record.expires = command.expires;
+        if (command.ttl !== undefined) record.ttl = command.ttl;
+        log.setThing(td.id, {
+          td: value,
+          version: change.seq,
+          created: record.created,
+          modified: time,
+          expires: command.expires ?? null,
+          ttl: command.ttl ?? null,
+        });
+        return {
+          created: existing === undefined,
+          record,
+          change,
+          related: related.map((d) => log.append(d)),
+        };
+      },
+    });
+  }
+
+  remove(command: RemoveCommand): Promise<RemoveResult> {
+    let cause: Recorded;
+    let related: RecordedDraft[];
+    try {
+      cause = recordedCause(command.cause);
+      related = recordDrafts(command.related ?? []);
+    } catch (error) {
+      return refuse(error);
+    }
+    return this.enqueue<RemoveResult>({
+      things: [command.id],
+      drafts: related,
+      log: (log) => {
+        const existing = log.things.get(command.id);
+        if (!existing) throw new NotFoundError(`No Thing with id ${command.id}`);
+        if (command.expect !== undefined && existing.version !== command.expect) {
+          throw new ConflictError(`The Thing ${command.id} was changed concurrently; retry`);
+        }
+        log.setThing(command.id, null);
+        const change = log.append({
+          draft: { thing: command.id, kind: "removed", cause: command.cause, hlc: command.hlc },
+          value: undefined,
+          previous: existing.td,
+          cause,
+        });
+        return { change, related: related.map((d) => log.append(d)) };
+      },
+    });
+  }
+
+  append(drafts: readonly ChangeDraft[]): Promise<Change[]> {
+    let recorded: RecordedDraft[];
+    try {
+      recorded = recordDrafts(drafts);
+    } catch (error) {
+      return refuse(error);
+    }
+    if (recorded.length === 0) {
+      return this.closed ? Promise.reject(new UnavailableError("The store is closing")) : Promise.resolve([]);
+    }
+    return this.enqueue<Change[]>({ drafts: recorded, log: (log) => recorded.map((d) => log.append(d)) });
+  }
+
+  putRelease(command: PutReleaseCommand): Promise<PutReleaseResult> {
+    const { release } = command;
+    let value: Recorded;
+    let cause: Recorded;
+    try {
+      value = asRecorded(release);
+      cause = recordedCause(command.cause);
+    } catch (error) {
+      return refuse(error);
+    }
+    return this.enqueue<PutReleaseResult>({
+      releases: [release.id],
+      log: (log) => {
+        const existing = log.releases.get(release.id);
+        if (existing) {
+          return {
+            created: false,
+            record: { release: existing.release, seq: existing.seq, storedAt: existing.storedAt },
+          };
+        }
+        const change = log.append({
+          draft: {
+            thing: command.thing,
+            kind: "released",
+            value: release,
+            cause: command.cause,
+            hlc: command.hlc,
+          },
+          value,
+          previous: undefined,
+          cause,
+        });
+        const storedAt = changeTime(change);
+        log.addRelease({ release, seq: change.seq, storedAt });
+        return { created: true, record: { release, seq: change.seq, storedAt }, change };
+      },
+    });
+  }
+
+  addCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    return this.enqueue<void>({ log: (log) => log.addCheckpoint(checkpoint) }, { internal: true });
+  }
+
+  createRollout(rollout: Rollout, steps: readonly RolloutStep[]): Promise<void> {
+    return this.enqueue<void>({ sql: (client) => rollouts.createRollout(client, rollout, steps) });
+  }
+
+  updateRolloutStep(rollout: string, thing: string, update: RolloutStepUpdate): Promise<boolean> {
+    return this.enqueue<boolean>({
+      sql: (client) => rollouts.updateRolloutStep(client, rollout, thing, update),
+    });
+  }
+
+  endRollout(id: string, status: "completed" | "failed", ended: string, reason?: string): Promise<boolean> {
+    return this.enqueue<boolean>({ sql: (client) => rollouts.endRollout(client, id, status, ended, reason) });
+  }
+
+  // --- reads ---
+
+  private async rows<R extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[] = [],
+    name?: string,
+  ): Promise<R[]> {
+    const result = await this.pool.query<R>(name === undefined ? { text, values } : { name, text, values });
+    return result.rows;
+  }
+
+  private toRecord(row: ThingRow): ThingRecord {
+    let td = this.parsedTds.get(row.version);
+    if (td === undefined) {
+      td = JSON.parse(row.td) as RegisteredThingDescription;
+      this.parsedTds.set(row.version, td);
+      if (this.parsedTds.size > PostgresStore.MAX_PARSED_TDS) {
+        const oldest = this.parsedTds.keys().next().value;
+        if (oldest !== undefined) this.parsedTds.delete(oldest);
+      }
+    }
+    return toRecord(row, td);
+  }
+
+  async getThing(id: string): Promise<ThingRecord | undefined> {
+    const [row] = await this.rows<ThingRow>(
+      "SELECT t.*, c.value AS td FROM things t JOIN changes c ON c.seq = t.version WHERE t.id = $1",
+      [id],
+      "hyperthings-get-thing",
+    );
+    return row ? this.toRecord(row) : undefined;
+  }
+
+  async listThings(options: ListOptions): Promise<ThingRecord[]> {
+    const rows = await this.rows<ThingRow>(
+      `SELECT t.*, c.value AS td FROM (
+         SELECT * FROM things WHERE ($1::text IS NULL OR id > $1)
+           AND ($2::text IS NULL OR expires IS NULL OR expires > $2)
+         ORDER BY id LIMIT $3 OFFSET $4
+       ) t JOIN changes c ON c.seq = t.version ORDER BY t.id`,
+      [options.after ?? null, options.liveAt ?? null, options.limit, options.offset],
+      "hyperthings-list-things",
+    );
+    return rows.map((row) => this.toRecord(row));
+  }
+
+  async countThings(liveAt?: string): Promise<number> {
+    const [row] = await this.rows<{ n: number }>(
+      `SELECT (SELECT count(*) FROM things) - CASE WHEN $1::text IS NULL THEN 0 ELSE
+         (SELECT count(*) FROM things WHERE expires IS NOT NULL AND expires <= $1) END AS n`,
+      [liveAt ?? null],
+    );
+    return row?.n ?? 0;
+  }
+
+  async thingsVersion(): Promise<number> {
+    const [row] = await this.rows<{ v: number }>("SELECT coalesce(max(version), 0) AS v FROM things");
+    return row?.v ?? 0;
+  }
+
+  async *scanThings(batchSize = 500): AsyncIterable<ThingRecord> {
+    let after = "";
+    for (;;) {
+      const rows = await this.rows<ThingRow>(
+        `SELECT t.*, c.value AS td FROM (SELECT * FROM things WHERE id > $1 ORDER BY id LIMIT $2) t
+         JOIN changes c ON c.seq = t.version ORDER BY t.id`,
+        [after, batchSize],
+      );
+      for (const row of rows) yield this.toRecord(row);
+      const last = rows.at(-1);
+      if (!last || rows.length < batchSize) return;
+      after = last.id;
+    }
+  }
+
+  async expiredThings(time: string, limit: number): Promise<string[]> {
+    const rows = await this.rows<{ id: string }>(
+      "SELECT id FROM things WHERE expires IS NOT NULL AND expires <= $1 ORDER BY expires LIMIT $2",
+      [time, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  changesAfter(after: number, limit: number, filter: ChangeFilter = {}): Promise<Change[]> {
+    return this.feed({ ...filter, after, order: "asc", limit });
+  }
+
+  /**
+   * Changes in `(after, before)`, filtered, in either order. With Things named, each of their
+   * streams is read through changes_stream, at most `limit` from each, and the pages merged.
+   */
+  async feed(query: FeedQuery & { affordance?: string }): Promise<Change[]> {
+    const { after, before, order, limit } = query;
+    let things = query.things;
+    if (query.thing !== undefined) things = things && !things.includes(query.thing) ? [] : [query.thing];
+    if (limit <= 0 || query.kinds?.length === 0 || things?.length === 0) return [];
+    const values: unknown[] = [after, before ?? NO_BOUND, limit];
+    const where = ["c.seq > $1", "c.seq < $2"];
+    if (query.kinds) where.push(`c.kind = ANY($${values.push(query.kinds)}::text[])`);
+    if (query.actor !== undefined) where.push(`(c.cause::json ->> 'actor') = $${values.push(query.actor)}`);
+    if (query.release !== undefined)
+      where.push(`(c.cause::json ->> 'release') = $${values.push(query.release)}`);
+    const direction = order === "asc" ? "ASC" : "DESC";
+    let text: string;
+    if (things) {
+      const streams = [`s.thing = ANY($${values.push(things)}::text[])`];
+      if (query.affordance !== undefined) streams.push(`s.affordance = $${values.push(query.affordance)}`);
+      if (query.kinds) streams.push(`s.kind = ANY($4::text[])`);
+      text = `SELECT c.* FROM streams s CROSS JOIN LATERAL (
+          SELECT * FROM changes c WHERE c.thing = s.thing AND coalesce(c.affordance, '') = s.affordance
+            AND c.kind = s.kind AND ${where.join(" AND ")} ORDER BY c.seq ${direction} LIMIT $3) c
+        WHERE ${streams.join(" AND ")} ORDER BY c.seq ${direction} LIMIT $3`;
+    } else {
+      text = `SELECT * FROM changes c WHERE ${where.join(" AND ")} ORDER BY c.seq ${direction} LIMIT $3`;
+    }
+    return (await this.rows<ChangeRow>(text, values)).map(toChange);
+  }
+
+  async getChange(seq: number): Promise<Change | undefined> {
+    if (!Number.isSafeInteger(seq)) return undefined;
+    const [row] = await this.rows<ChangeRow>(
+      "SELECT * FROM changes WHERE seq = $1",
+      [seq],
+      "hyperthings-get-change",
+    );
+    return row ? toChange(row) : undefined;
+  }
+
+  history(query: HistoryQuery): Promise<Change[]> {
+    return this.feed({
+      thing: query.thing,
+      ...(query.affordance !== undefined && { affordance: query.affordance }),
+      ...(query.kinds !== undefined && { kinds: query.kinds }),
+      after: query.after ?? 0,
+      before: query.before ?? NO_BOUND,
+      order: query.order,
+      limit: query.limit,
+    });
+  }
+
+  async streamsAt(thing: string, atSeq?: number, kinds?: readonly string[]): Promise<HistoryStream[]> {
+    if (kinds?.length === 0) return [];
+    const values: unknown[] = [thing, atSeq ?? NO_BOUND];
+    const kindFilter = kinds ? ` AND s.kind = ANY($${values.push(kinds)}::text[])` : "";
+    const rows = await this.rows<ChangeRow & { stream_affordance: string; stream_kind: string }>(
+      `SELECT s.affordance AS stream_affordance, s.kind AS stream_kind, c.* FROM streams s
+       CROSS JOIN LATERAL (
+         SELECT * FROM changes c WHERE c.thing = s.thing AND coalesce(c.affordance, '') = s.affordance
+           AND c.kind = s.kind AND c.seq <= $2 ORDER BY c.seq DESC LIMIT 1) c
+       WHERE s.thing = $1${kindFilter}`,
+      values,
+    );
+    return rows.map((row) => ({
+      affordance: row.stream_affordance,
+      kind: row.stream_kind,
+      latest: toChange(row),
+    }));
+  }
+
+  async countStream(
+    thing: string,
+    affordance: string,
+    kind: string,
+    after: number,
+    upTo: number,
+  ): Promise<number> {
+    if (upTo <= after) return 0;
+    const [row] = await this.rows<{ n: number }>(
+      `SELECT count(*) AS n FROM changes WHERE thing = $1 AND coalesce(affordance, '') = $2 AND kind = $3
+         AND seq > $4 AND seq <= $5`,
+      [thing, affordance, kind, after, upTo],
+      "hyperthings-count-stream",
+    );
+    return row?.n ?? 0;
+  }
+
+  async seqBefore(hlc: string): Promise<number> {
+    // PostgreSQL's text holds no U+0000, and no stored stamp does: a stamp sorts before
+    // `p\u0000…` exactly when it sorts at or before `p`.
+    const nul = hlc.indexOf("\u0000");
+    const [row] = await this.rows<{ seq: number }>(
+      nul < 0
+        ? "SELECT seq FROM changes WHERE hlc < $1 ORDER BY hlc DESC LIMIT 1"
+        : "SELECT seq FROM changes WHERE hlc <= $1 ORDER BY hlc DESC LIMIT 1",
+      [nul < 0 ? hlc : hlc.slice(0, nul)],
+    );
+    return row?.seq ?? 0;
+  }
+
+  async lastSeq(): Promise<number> {
+    const [row] = await this.rows<{ size: number }>("SELECT size FROM log_head WHERE id = 1");
+    return row?.size ?? 0;
+  }
+
+  writeFailure(): { since: string; reason: string } | undefined {
+    return this.failing;
+  }
+
+  storageProblem(): undefined {
+    return undefined;
+  }
+
+  async logHead(): Promise<LogHead> {
+    const [row] = await this.rows<{ size: number; frontier: string }>(
+      "SELECT size, frontier FROM log_head WHERE id = 1",
+      [],
+      "hyperthings-log-head",
+    );
+    if (!row) throw new Error(`The log_head row of ${this.where} is missing`);
+    // Another process's head is parsed; this one's keeps its root once worked out.
+    let head = this.head;
+    if (row.size !== head.size)
+      head = { size: row.size, frontier: MerkleFrontier.fromJSON(JSON.parse(row.frontier)) };
+    head.root ??= head.frontier.root();
+    return { size: row.size, root: Uint8Array.from(head.root) };
+  }
+
+  /**
+   * RFC 9162 §2.1.1 subtree hashes in one round trip: the stored subtrees and the leaves each range
+   * needs are found first, then read together with the Log's size, then hashed here.
+   */
+  async subtreeHashes(
+    ranges: ReadonlyArray<readonly [number, number]>,
+    options: { fromLeaves?: boolean } = {},
+  ): Promise<Uint8Array[]> {
+    const stored = options.fromLeaves !== true;
+    for (const [start, end] of ranges) {
+      if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end <= start)
+        throw new RangeError(`no subtree [${start}, ${end})`);
+    }
+    const nodes = new Map<string, [number, number]>();
+    const leafRanges: Array<[number, number]> = [];
+    const plan = (start: number, end: number): void => {
+      const n = end - start;
+      if (stored && n >= BLOCK && isPowerOfTwo(n) && start % n === 0) {
+        const key = `${Math.log2(n)}:${start / n}`;
+        if (!this.cachedNodes.has(key)) nodes.set(key, [Math.log2(n), start / n]);
+        return;
+      }
+      if (!stored || Math.floor(start / BLOCK) === Math.floor((end - 1) / BLOCK)) {
+        leafRanges.push([start + 1, end]);
+        return;
+      }
+      const k = largestPowerOfTwoBelow(n);
+      plan(start, start + k);
+      plan(start + k, end);
+    };
+    for (const [start, end] of ranges) plan(start, end);
+    const merged = mergeRanges(leafRanges);
+    const nodeList = [...nodes.values()];
+    const rows = await this.rows<{ kind: number; a: number; b: number; hash: Buffer | null }>(
+      `SELECT 0 AS kind, level::bigint AS a, idx AS b, hash FROM merkle_nodes
+         WHERE (level, idx) IN (SELECT * FROM unnest($1::smallint[], $2::bigint[]))
+       UNION ALL SELECT 1, seq, 0, leaf FROM changes c
+         JOIN unnest($3::bigint[], $4::bigint[]) AS r(lo, hi) ON c.seq BETWEEN r.lo AND r.hi
+       UNION ALL SELECT 2, size, 0, NULL FROM log_head WHERE id = 1`,
+      [
+        nodeList.map((n) => n[0]),
+        nodeList.map((n) => n[1]),
+        merged.map((r) => r[0]),
+        merged.map((r) => r[1]),
+      ],
+      "hyperthings-subtrees",
+    );
+    const leaves = new Map<number, Uint8Array>();
+    const found = new Map<string, Uint8Array>();
+    let size = 0;
+    for (const row of rows) {
+      if (row.kind === 2) size = row.a;
+      else if (row.kind === 1 && row.hash) leaves.set(row.a, row.hash);
+      else if (row.hash) {
+        const key = `${row.a}:${row.b}`;
+        found.set(key, row.hash);
+        if (row.a >= CACHED_LEVEL) {
+          if (this.cachedNodes.size >= MAX_CACHED_NODES) this.cachedNodes.clear();
+          this.cachedNodes.set(key, row.hash);
+        }
+      }
+    }
+    const leafAt = (index: number): Uint8Array => {
+      const leaf = leaves.get(index + 1);
+      if (!leaf) throw new Error(`the leaf hash of Change ${index + 1} is missing from ${this.where}`);
+      return leaf;
+    };
+    const memo = new Map<string, Uint8Array>();
+    const hash = (start: number, end: number): Uint8Array => {
+      const n = end - start;
+      if (n === 1) return leafAt(start);
+      const memoKey = `${start}:${end}`;
+      const known = memo.get(memoKey);
+      if (known) return known;
+      let result: Uint8Array | undefined;
+      if (stored && n >= BLOCK && isPowerOfTwo(n) && start % n === 0) {
+        const key = `${Math.log2(n)}:${start / n}`;
+        result = found.get(key) ?? this.cachedNodes.get(key);
+        if (!result) throw new Error(`the stored subtree [${start}, ${end}) is missing from ${this.where}`);
+      } else {
+        const k = largestPowerOfTwoBelow(n);
+        result = nodeHash(hash(start, start + k), hash(start + k, end));
+      }
+      memo.set(memoKey, result);
+      return result;
+    };
+    return ranges.map(([start, end]) => {
+      if (end > size) throw new RangeError(`no subtree [${start}, ${end}) in a log of ${size}`);
+      if (!stored) {
+        const slice: Uint8Array[] = [];
+        for (let i = start; i < end; i++) slice.push(leafAt(i));
+        return rootHash(slice);
+      }
+      return hash(start, end);
+    });
+  }
+
+  async checkpoints(options: { after?: number; limit?: number } = {}): Promise<Checkpoint[]> {
+    return this.rows<Checkpoint>(
+      "SELECT origin, size, root, time, signature FROM checkpoints WHERE size > $1 ORDER BY size LIMIT $2",
+      [options.after ?? 0, options.limit ?? 1000],
+    );
+  }
+
+  async latestCheckpoint(): Promise<Checkpoint | undefined> {
+    const [row] = await this.rows<Checkpoint>(
+      "SELECT origin, size, root, time, signature FROM checkpoints ORDER BY size DESC LIMIT 1",
+    );
+    return row;
+  }
+
+  async getRelease(id: string): Promise<ReleaseRecord | undefined> {
+    const [row] = await this.rows<{ seq: number; stored_at: string; value: string }>(
+      "SELECT r.seq, r.stored_at, c.value FROM releases r JOIN changes c ON c.seq = r.seq WHERE r.id = $1",
+      [id],
+    );
+    return row && { release: JSON.parse(row.value) as Release, seq: row.seq, storedAt: row.stored_at };
+  }
+
+  async listReleases(options: ListReleasesOptions): Promise<ReleaseRecord[]> {
+    const rows = await this.rows<{ seq: number; stored_at: string; value: string }>(
+      `SELECT r.seq, r.stored_at, c.value FROM releases r JOIN changes c ON c.seq = r.seq
+        WHERE r.seq < $1 AND ($2::text IS NULL OR r.name = $2) ORDER BY r.seq DESC LIMIT $3`,
+      [options.before ?? NO_BOUND, options.name ?? null, options.limit],
+    );
+    return rows.map((row) => ({
+      release: JSON.parse(row.value) as Release,
+      seq: row.seq,
+      storedAt: row.stored_at,
+    }));
+  }
+
+  getRollout(id: string): Promise<Rollout | undefined> {
+    return rollouts.getRollout(this.pool, id);
+  }
+
+  listRollouts(options: ListRolloutsOptions): Promise<Rollout[]> {
+    return rollouts.listRollouts(this.pool, options);
+  }
+
+  rolloutSteps(rollout: string, query: RolloutStepQuery): Promise<RolloutStep[]> {
+    return rollouts.rolloutSteps(this.pool, rollout, query);
+  }
+
+  rolloutStepsOfThing(thing: string): Promise<RolloutStep[]> {
+    return rollouts.rolloutStepsOfThing(this.pool, thing);
+  }
+
+  rolloutProgress(rollout: string): Promise<RolloutProgress> {
+    return rollouts.rolloutProgress(this.pool, rollout);
+  }
+
+  /**
+   * The Changes after `after` as NDJSON (Store.logEntries): members in RFC 8785 order, the JSON
+   * texts as stored, the recorded leaf last. A row altered in the database is written as it is.
+   */
+  async logEntries(after: number, limit: number): Promise<LogEntries> {
+    const rows = await this.rows<ChangeRow>(
+      "SELECT * FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+      [after, limit],
+      "hyperthings-log-entries",
+    );
+    let body = "";
+    for (const c of rows) {
+      body += "{";
+      if (c.affordance !== null) body += `"affordance":${quote(c.affordance)},`;
+      if (c.at !== null) body += `"at":${quote(c.at)},`;
+      body += `"cause":${c.cause},"hlc":${quote(c.hlc)},"kind":${quote(c.kind)}`;
+      if (c.previous !== null) body += `,"previous":${c.previous}`;
+      body += `,"seq":${c.seq},"thing":${quote(c.thing)}`;
+      if (c.value !== null) body += `,"value":${c.value}`;
+      body += `,"leaf":"${c.leaf.toString("hex")}"}\n`;
+    }
+    return { body: Buffer.from(body, "utf8"), count: rows.length, last: rows.at(-1)?.seq ?? after };
+  }
+
+  close(): Promise<void> {
+    // Every caller, not only the first, waits until the queue has committed and the pool is shut.
+    this.closing ??= (async () => {
+      this.closed = true;
+      if (this.queue.length > 0 || this.running || this.scheduled) {
+        await new Promise<void>((resolve) => (this.drained = resolve));
+      }
+      this.lockClient?.release();
+      await this.pool.end();
+    })();
+    return this.closing;
+  }
+}
+
+/** Leaf ranges [lo, hi] (1-based seqs) sorted and joined where they touch. */
+function mergeRanges(ranges: Array<[number, number]>): Array<[number, number]> {
+  ranges.sort((a, b) => a[0] - b[0]);
+  const out: Array<[number, number]> = [];
+  for (const [lo, hi] of ranges) {
+    const last = out.at(-1);
+    if (last && lo <= last[1] + 1) last[1] = Math.max(last[1], hi);
+    else out.push([lo, hi]);
+  }
+  return out;
+}
+
+/** A COMMIT whose answer was lost: the batch may or may not have been recorded. */
+class CommitUnknown extends Error {
+  constructor(
+    override readonly cause: unknown,
+    private readonly where: string,
+  ) {
+    super("the COMMIT's outcome is unknown", { cause });
+  }
+
+  refusal(): UnavailableError {
+    const refused = new UnavailableError(
+      `The connection to PostgreSQL (${this.where}) failed while this write committed: it may or may not have been recorded. ` +
+        "Read it back before retrying",
+      10,
+    );
+    refused.cause = this.cause;
+    return refused;
+  }
+}
