@@ -6,29 +6,33 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, st
 import { join, resolve } from "node:path";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import {
-  ADMIN_TOKEN_FILE,
-  HUB_ID_FILE,
-  LOG_KEY_FILE,
-  MQTT_CREDENTIALS_FILE,
-  SECRET_KEY_FILE,
-  defaultDataDir,
-} from "../hub/index.js";
-import { MQTT_PORT_FILE } from "../api/index.js";
+// Each `things` command loads every CLI module: take the names from the hub's light modules, and
+// the API (Fastify, the MQTT broker, GraphQL) only when a backup runs, not on every command.
+import { ADMIN_TOKEN_FILE } from "../hub/admin-token.js";
+import { defaultDataDir } from "../hub/config.js";
+import { HUB_ID_FILE } from "../hub/hub-identity.js";
+import { LOG_KEY_FILE } from "../hub/notary.js";
+import { MQTT_CREDENTIALS_FILE } from "../hub/mqtt-credentials.js";
+import { SECRET_KEY_FILE } from "../hub/thing-secrets.js";
 import { backupSqliteDatabase, unmadeDirectory, type BackupProgress } from "../store/index.js";
 import { CliError } from "./cli-error.js";
 
 const DATABASE_FILE = "hyperthings.db";
-// The embedded broker's port, where it had to fall back from 1883: a restored hub keeps it; and the
-// MQTT credentials it issued, so that revoked ones stay revoked on a restored hub.
-const DATA_FILES = [
-  HUB_ID_FILE,
-  LOG_KEY_FILE,
-  SECRET_KEY_FILE,
-  ADMIN_TOKEN_FILE,
-  MQTT_PORT_FILE,
-  MQTT_CREDENTIALS_FILE,
-];
+
+/** The data directory's files beside the database that a backup copies. */
+async function dataFiles(): Promise<string[]> {
+  // The embedded broker's port, where it had to fall back from 1883: a restored hub keeps it; and
+  // the MQTT credentials it issued, so that revoked ones stay revoked on a restored hub.
+  const { MQTT_PORT_FILE } = await import("../api/index.js");
+  return [
+    HUB_ID_FILE,
+    LOG_KEY_FILE,
+    SECRET_KEY_FILE,
+    ADMIN_TOKEN_FILE,
+    MQTT_PORT_FILE,
+    MQTT_CREDENTIALS_FILE,
+  ];
+}
 
 interface BackupOptions {
   data?: string;
@@ -105,7 +109,7 @@ export async function backup(target: string, options: BackupOptions): Promise<st
     );
     progress.stop();
     const copied = [DATABASE_FILE];
-    for (const name of DATA_FILES) {
+    for (const name of await dataFiles()) {
       const from = join(data, name);
       if (!existsSync(from)) continue;
       const to = join(destination, name);

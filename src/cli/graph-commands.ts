@@ -3,12 +3,9 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { HubClient } from "../client/index.js";
 import { compactIri } from "../core/index.js";
-import {
-  MAX_NEIGHBOURHOOD_DEPTH,
-  type GraphLink,
-  type GraphPage,
-  type NeighbourhoodNode,
-} from "../hub/index.js";
+import type { GraphLink, GraphPage, NeighbourhoodNode } from "../hub/index.js";
+// graph.js, not the hub's index, which would load the whole hub on every `things` command.
+import { MAX_NEIGHBOURHOOD_DEPTH } from "../hub/graph.js";
 import { connectionHelpWith, connectionOf, positiveInteger, talking } from "./client-commands.js";
 import { CliError } from "./cli-error.js";
 import { formatTable } from "./table.js";

@@ -53,7 +53,9 @@ import {
 import { CliError, fileProblem } from "./cli-error.js";
 import { EntryHashers } from "./log-entry-hashers.js";
 import { describeChange } from "./history-commands.js";
-import { HUB_ID_FILE, LOG_KEY_FILE } from "../hub/index.js";
+// The names only: the hub's index would load the whole hub on every `things` command.
+import { HUB_ID_FILE } from "../hub/hub-identity.js";
+import { LOG_KEY_FILE } from "../hub/notary.js";
 import { SqliteLogFile, type LogFileHead } from "../store/index.js";
 
 /** The exit code of a verification that ran and found the Log, a proof or an export wrong. */

@@ -1,7 +1,8 @@
 // `things serve` and `things demo`: run a hub in this process until Ctrl-C.
 import type { Command } from "commander";
 import { ValidationError } from "../core/index.js";
-import { loadConfig, unknownEnvironment, type ConfigOverrides, type HubConfig } from "../hub/index.js";
+// config.js, not the hub's index: the hub itself loads only when `serve` runs (start-hub.js).
+import { loadConfig, unknownEnvironment, type ConfigOverrides, type HubConfig } from "../hub/config.js";
 import { CliError } from "./cli-error.js";
 import { MAX_TIMER_MS, wholeNumberOption } from "./sim-commands.js";
 import type { RunningHub } from "./start-hub.js";
