@@ -43,6 +43,11 @@ export interface HubConfig {
    */
   streamBufferBytes: number;
   /**
+   * Long-lived streams (SSE, GraphQL WebSockets) one client address may hold open at once: each
+   * holds a socket, a file descriptor and a follower of the Log for as long as its client likes.
+   */
+  maxStreamsPerClient: number;
+  /**
    * Bytes of report bodies (`POST /things/{id}/changes`) taken in at once: read, checked, queued
    * or being written. Past it a report is refused (503) before its body is read, so that memory
    * stays bounded however many producers send big bodies at once.
@@ -169,6 +174,7 @@ export const configEnvironment = {
   deny: "HYPERTHINGS_DENY",
   vocabulary: "HYPERTHINGS_VOCABULARY",
   graphqlMaxAnswerBytes: "HYPERTHINGS_GRAPHQL_MAX_ANSWER_BYTES",
+  maxStreamsPerClient: "HYPERTHINGS_MAX_STREAMS_PER_CLIENT",
 } as const;
 
 /** HYPERTHINGS_ names that are no hub setting but mean something elsewhere: the CLI's, the tests'. */
@@ -241,6 +247,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   expirySweepMs: 1000,
   streamStallMs: 30_000,
   streamBufferBytes: 128 * 1024 * 1024,
+  maxStreamsPerClient: 64,
   maxIngestBytes: 64 * 1024 * 1024,
   logLevel: "info",
   maxPageLimit: 1000,
@@ -320,6 +327,7 @@ export interface ConfigOverrides {
   expirySweepMs?: number;
   streamStallMs?: number;
   streamBufferBytes?: number;
+  maxStreamsPerClient?: number;
   maxIngestBytes?: number;
   checkpointEveryChanges?: string | number;
   checkpointEveryMs?: string | number;
@@ -413,6 +421,14 @@ export function loadConfig(
     expirySweepMs: overrides.expirySweepMs ?? configDefaults.expirySweepMs,
     streamStallMs: overrides.streamStallMs ?? configDefaults.streamStallMs,
     streamBufferBytes: overrides.streamBufferBytes ?? configDefaults.streamBufferBytes,
+    maxStreamsPerClient: integer(
+      named("streams per client", overrides.maxStreamsPerClient, undefined, e.maxStreamsPerClient, env),
+      String(
+        overrides.maxStreamsPerClient ?? (env[e.maxStreamsPerClient] || configDefaults.maxStreamsPerClient),
+      ),
+      1,
+      1_000_000,
+    ),
     maxIngestBytes: overrides.maxIngestBytes ?? configDefaults.maxIngestBytes,
     checkpointEveryChanges: integer(
       named(

@@ -15,6 +15,7 @@ import { eventRoutes } from "./event-routes.js";
 import { sendClientErrorProblem, sendProblem } from "./problem.js";
 import { searchRoutes } from "./search-routes.js";
 import { registerShutdown } from "./shutdown.js";
+import { StreamSlots } from "./stream-slots.js";
 import { historyRoutes } from "./history-routes.js";
 import { logRoutes } from "./log-routes.js";
 import { discoveryRoutes } from "./discovery-routes.js";
@@ -103,6 +104,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
     ),
   );
   registerShutdown(app);
+  app.decorate("streamSlots", new StreamSlots(hub.config.maxStreamsPerClient));
   registerContentTypes(app);
   registerQueryNumbers(app);
   registerHostCheck(app, hub.config);
