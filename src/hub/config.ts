@@ -96,6 +96,8 @@ export interface HubConfig {
    */
   mqttRetainedPerClient: number;
   mqttRetainedBytesPerClient: number;
+  /** Topic filters one connection to the embedded broker may hold; past it a subscription is refused. */
+  mqttSubscriptionsPerClient: number;
   /** Where Homie 5 devices announce themselves (`{root}/5/{device}/…`). */
   mqttHomieRoot: string;
   /** Where Home Assistant MQTT discovery messages arrive (`{prefix}/{component}/…/config`). */
@@ -167,6 +169,7 @@ export const configEnvironment = {
   mqttMaxPayload: "HYPERTHINGS_MQTT_MAX_PAYLOAD",
   mqttRetainedPerClient: "HYPERTHINGS_MQTT_RETAINED_PER_CLIENT",
   mqttRetainedBytesPerClient: "HYPERTHINGS_MQTT_RETAINED_BYTES_PER_CLIENT",
+  mqttSubscriptionsPerClient: "HYPERTHINGS_MQTT_SUBSCRIPTIONS_PER_CLIENT",
   mqttHomieRoot: "HYPERTHINGS_MQTT_HOMIE_ROOT",
   mqttHomeAssistantPrefix: "HYPERTHINGS_MQTT_HA_PREFIX",
   allowedHosts: "HYPERTHINGS_ALLOWED_HOSTS",
@@ -269,6 +272,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   mqttMaxPayload: 256 * 1024,
   mqttRetainedPerClient: 1_000,
   mqttRetainedBytesPerClient: 4 * 1024 * 1024,
+  mqttSubscriptionsPerClient: 1_000,
   mqttHomieRoot: "homie",
   mqttHomeAssistantPrefix: "homeassistant",
   allow: ["0.0.0.0/0", "::/0"],
@@ -531,6 +535,7 @@ type MqttSettings = Pick<
   | "mqttMaxPayload"
   | "mqttRetainedPerClient"
   | "mqttRetainedBytesPerClient"
+  | "mqttSubscriptionsPerClient"
   | "mqttHomieRoot"
   | "mqttHomeAssistantPrefix"
 >;
@@ -589,6 +594,12 @@ function mqttSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): MqttS
       String(env[e.mqttRetainedBytesPerClient] || d.mqttRetainedBytesPerClient),
       0,
       256 * 1024 * 1024,
+    ),
+    mqttSubscriptionsPerClient: integer(
+      named("MQTT subscriptions per client", undefined, undefined, e.mqttSubscriptionsPerClient, env),
+      String(env[e.mqttSubscriptionsPerClient] || d.mqttSubscriptionsPerClient),
+      1,
+      1_000_000,
     ),
     mqttHomieRoot: topicRoot("Homie root topic", env[e.mqttHomieRoot] || d.mqttHomieRoot),
     mqttHomeAssistantPrefix: topicRoot(
