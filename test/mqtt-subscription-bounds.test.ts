@@ -1,7 +1,7 @@
-// The topic filters one connection to the embedded broker may hold: aedes keeps every filter in
-// memory, so a client (a device with its own password, within its own topics) could otherwise fill
-// the hub's memory with subscriptions. Past the bound a subscription is refused, and a device is
-// told why on its errors topic.
+// The topic filters one connection to the embedded broker may hold, and the connections one device
+// password may hold: aedes keeps every filter in memory, and every connection is a descriptor, so a
+// client (a device with its own password, within its own topics) could otherwise fill the hub's
+// memory or take its descriptors. Past the bounds a subscription or connection is refused.
 import { connectAsync, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EmbeddedBroker } from "../src/api/mqtt/embedded-broker.js";
@@ -25,11 +25,12 @@ describe("the embedded broker's subscriptions per connection", () => {
       anonymous: true,
       authenticate: () => undefined,
       adminToken: ADMIN_TOKEN,
-      thingExists: (id) => Promise.resolve(id === THING),
+      thingExists: (id) => Promise.resolve(id.startsWith("urn:test:subscriptions:")),
       layout,
       roots: { prefix: "hyperthings", homieRoot: "homie", homeAssistantPrefix: "homeassistant" },
       maxPacketBytes: 64 * 1024,
       maxSubscriptionsPerClient: { filters: 3, bytes: 10_000 },
+      maxConnectionsPerDevice: 2,
       logger: createLogger("silent"),
     });
   });
@@ -38,7 +39,7 @@ describe("the embedded broker's subscriptions per connection", () => {
     await broker.close();
   });
 
-  const connect = async (options: { username?: string; password?: string } = {}) => {
+  const connect = async (options: { username?: string; password?: string; clientId?: string } = {}) => {
     const client = await connectAsync(broker.url, { reconnectPeriod: 0, ...options });
     clients.push(client);
     return client;
@@ -82,5 +83,17 @@ describe("the embedded broker's subscriptions per connection", () => {
     // Another connection has a bound of its own.
     const other = await connect({ ...credentials });
     await other.subscribeAsync(`${own}/properties/one`);
+  });
+
+  it("lets one device password hold a bounded number of connections; taking over its own client id is not one more", async () => {
+    const credentials = deviceCredentials(ADMIN_TOKEN, "urn:test:subscriptions:many");
+    await connect({ ...credentials, clientId: "many-1" });
+    await connect({ ...credentials, clientId: "many-2" });
+    await expect(
+      connectAsync(broker.url, { reconnectPeriod: 0, ...credentials, clientId: "many-3" }),
+    ).rejects.toThrow(/Server unavailable/);
+    // A connection that takes over its own client id replaces the one holding it.
+    const again = await connect({ ...credentials, clientId: "many-2" });
+    expect(again.connected).toBe(true);
   });
 });

@@ -63,6 +63,8 @@ export interface EmbeddedBrokerOptions {
   readonly maxRetainedPerClient?: RetainedBounds;
   /** Bounds on the topic filters one connection may hold (default EMBEDDED_BROKER_LIMITS.subscriptions). */
   readonly maxSubscriptionsPerClient?: SubscriptionBounds;
+  /** Connections one device or announcer password may hold (default EMBEDDED_BROKER_LIMITS). */
+  readonly maxConnectionsPerDevice?: number;
   readonly logger: Logger;
 }
 
@@ -103,6 +105,11 @@ export const EMBEDDED_BROKER_LIMITS = {
    * subscribed 200,000 filters within its own topics took 235 MB of the hub's memory.
    */
   subscriptions: { filters: 1_000, bytes: 256 * 1024 },
+  /**
+   * Connections one device or announcer password may hold at once: each costs the hub a socket, a
+   * file descriptor and its filters, and nothing else stopped one device from taking them all.
+   */
+  connectionsPerDevice: 8,
 } as const;
 
 /** Topics whose matching handlers are remembered. */
@@ -143,6 +150,8 @@ export class EmbeddedBroker implements BrokerLink {
   /** Whose share a client's retained messages count in (see `maxRetainedPerClient`). */
   readonly #owners = new WeakMap<Client, string>();
   #retainRefused = 0;
+  /** The connections each device or announcer password holds, counted from its admission on. */
+  readonly #deviceConnections = new Map<string, number>();
   /** Connected clients that signed in with a device password. */
   readonly #devices = new Set<Client>();
   /** The connected client holding each client id. */
@@ -275,6 +284,25 @@ export class EmbeddedBroker implements BrokerLink {
       if (held !== undefined && held.name !== principal.name) {
         refuse(2, `the client id ${client.id} is in use by another user`);
         return;
+      }
+      if (principal.kind === "device" || principal.kind === "announcer") {
+        // A connection taking over its own client id replaces one: it is not counted twice.
+        const count = this.#deviceConnections.get(principal.name) ?? 0;
+        const most = this.#options.maxConnectionsPerDevice ?? EMBEDDED_BROKER_LIMITS.connectionsPerDevice;
+        if (count - (held === undefined ? 0 : 1) >= most) {
+          this.#options.logger.warn(
+            { user: principal.name, connections: count },
+            "MQTT: a connection was refused (past the connections one device password may hold)",
+          );
+          refuse(3, `${principal.name} holds ${count} connections, the most one device password may`);
+          return;
+        }
+        this.#deviceConnections.set(principal.name, count + 1);
+        client.conn.once("close", () => {
+          const now = (this.#deviceConnections.get(principal.name) ?? 1) - 1;
+          if (now <= 0) this.#deviceConnections.delete(principal.name);
+          else this.#deviceConnections.set(principal.name, now);
+        });
       }
       this.#principals.set(client, principal);
       this.#owners.set(
