@@ -15,6 +15,7 @@ import { eventRoutes } from "./event-routes.js";
 import { sendClientErrorProblem, sendProblem } from "./problem.js";
 import { searchRoutes } from "./search-routes.js";
 import { registerShutdown } from "./shutdown.js";
+import { closeSilentConnections } from "./silent-connections.js";
 import { StreamSlots } from "./stream-slots.js";
 import { historyRoutes } from "./history-routes.js";
 import { logRoutes } from "./log-routes.js";
@@ -72,6 +73,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
       },
     },
   });
+  closeSilentConnections(app, Math.min(60_000, hub.config.requestTimeoutMs));
   app.addHook("onResponse", async (request, reply) => {
     request.log.debug(
       { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime },
