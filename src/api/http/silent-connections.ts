@@ -14,12 +14,12 @@ export function closeSilentConnections(app: FastifyInstance, timeoutMs: number):
   app.server.on("connection", (socket: Socket) => {
     const timer = setTimeout(() => {
       waiting.delete(socket);
-      // Nothing read at all: no request is in progress, so nothing is cut short.
+      // Nothing read at all: no request is in progress, so nothing is cut short. (An upgraded
+      // socket sent its handshake; no listener of `upgrade` here: graphql-socket.ts counts them.)
       if (socket.bytesRead === 0) socket.destroy();
     }, timeoutMs).unref();
     waiting.set(socket, timer);
     socket.once("close", () => spoke(socket));
   });
   app.server.on("request", (request: { socket: Socket }) => spoke(request.socket));
-  app.server.prependListener("upgrade", (request: { socket: Socket }) => spoke(request.socket));
 }
