@@ -60,7 +60,13 @@ async function main() {
   const deadline = Date.now() + options.timeout * 1000;
   const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-bench-graphql-"));
   const token = randomBytes(24).toString("hex");
-  const hub = startHub({ dataDir, token, serveArgs: ["--no-observe", "--no-mqtt"] });
+  // Every subscriber connects from 127.0.0.1: one client address, as far as the hub can tell.
+  const hub = startHub({
+    dataDir,
+    token,
+    serveArgs: ["--no-observe", "--no-mqtt"],
+    env: { HYPERTHINGS_MAX_STREAMS_PER_CLIENT: String(Math.max(64, options.subscribers + 8)) },
+  });
   const clients = [];
   let failure;
   try {

@@ -83,6 +83,21 @@ export class UnavailableError extends HyperthingsError {
   }
 }
 
+/** A client that holds or asks more than its share of something the hub bounds per client. */
+export class TooManyRequestsError extends HyperthingsError {
+  readonly title = "Too many requests";
+  readonly status = 429;
+  readonly code = "too-many-requests";
+  constructor(
+    message: string,
+    /** Seconds after which a retry may succeed (HTTP `Retry-After`). */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+    this.name = "TooManyRequestsError";
+  }
+}
+
 export class BindingError extends HyperthingsError {
   readonly title = "Thing did not answer as expected";
   readonly status = 502;

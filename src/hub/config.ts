@@ -48,6 +48,11 @@ export interface HubConfig {
    */
   streamBufferBytes: number;
   /**
+   * Long-lived streams (SSE, GraphQL WebSockets) one client address may hold open at once: each
+   * holds a socket, a file descriptor and a follower of the Log for as long as its client likes.
+   */
+  maxStreamsPerClient: number;
+  /**
    * Bytes of report bodies (`POST /things/{id}/changes`) taken in at once: read, checked, queued
    * or being written. Past it a report is refused (503) before its body is read, so that memory
    * stays bounded however many producers send big bodies at once.
@@ -96,6 +101,8 @@ export interface HubConfig {
    */
   mqttRetainedPerClient: number;
   mqttRetainedBytesPerClient: number;
+  /** Topic filters one connection to the embedded broker may hold; past it a subscription is refused. */
+  mqttSubscriptionsPerClient: number;
   /** Where Homie 5 devices announce themselves (`{root}/5/{device}/…`). */
   mqttHomieRoot: string;
   /** Where Home Assistant MQTT discovery messages arrive (`{prefix}/{component}/…/config`). */
@@ -168,6 +175,7 @@ export const configEnvironment = {
   mqttMaxPayload: "HYPERTHINGS_MQTT_MAX_PAYLOAD",
   mqttRetainedPerClient: "HYPERTHINGS_MQTT_RETAINED_PER_CLIENT",
   mqttRetainedBytesPerClient: "HYPERTHINGS_MQTT_RETAINED_BYTES_PER_CLIENT",
+  mqttSubscriptionsPerClient: "HYPERTHINGS_MQTT_SUBSCRIPTIONS_PER_CLIENT",
   mqttHomieRoot: "HYPERTHINGS_MQTT_HOMIE_ROOT",
   mqttHomeAssistantPrefix: "HYPERTHINGS_MQTT_HA_PREFIX",
   allowedHosts: "HYPERTHINGS_ALLOWED_HOSTS",
@@ -175,6 +183,7 @@ export const configEnvironment = {
   deny: "HYPERTHINGS_DENY",
   vocabulary: "HYPERTHINGS_VOCABULARY",
   graphqlMaxAnswerBytes: "HYPERTHINGS_GRAPHQL_MAX_ANSWER_BYTES",
+  maxStreamsPerClient: "HYPERTHINGS_MAX_STREAMS_PER_CLIENT",
 } as const;
 
 /** HYPERTHINGS_ names that are no hub setting but mean something elsewhere: the CLI's, the tests'. */
@@ -248,6 +257,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   expirySweepMs: 1000,
   streamStallMs: 30_000,
   streamBufferBytes: 128 * 1024 * 1024,
+  maxStreamsPerClient: 64,
   maxIngestBytes: 64 * 1024 * 1024,
   logLevel: "info",
   maxPageLimit: 1000,
@@ -269,6 +279,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   mqttMaxPayload: 256 * 1024,
   mqttRetainedPerClient: 1_000,
   mqttRetainedBytesPerClient: 4 * 1024 * 1024,
+  mqttSubscriptionsPerClient: 1_000,
   mqttHomieRoot: "homie",
   mqttHomeAssistantPrefix: "homeassistant",
   allow: ["0.0.0.0/0", "::/0"],
@@ -350,6 +361,7 @@ export interface ConfigOverrides {
   expirySweepMs?: number;
   streamStallMs?: number;
   streamBufferBytes?: number;
+  maxStreamsPerClient?: number;
   maxIngestBytes?: number;
   checkpointEveryChanges?: string | number;
   checkpointEveryMs?: string | number;
@@ -445,6 +457,14 @@ export function loadConfig(
     expirySweepMs: overrides.expirySweepMs ?? configDefaults.expirySweepMs,
     streamStallMs: overrides.streamStallMs ?? configDefaults.streamStallMs,
     streamBufferBytes: overrides.streamBufferBytes ?? configDefaults.streamBufferBytes,
+    maxStreamsPerClient: integer(
+      named("streams per client", overrides.maxStreamsPerClient, undefined, e.maxStreamsPerClient, env),
+      String(
+        overrides.maxStreamsPerClient ?? (env[e.maxStreamsPerClient] || configDefaults.maxStreamsPerClient),
+      ),
+      1,
+      1_000_000,
+    ),
     maxIngestBytes: overrides.maxIngestBytes ?? configDefaults.maxIngestBytes,
     checkpointEveryChanges: integer(
       named(
@@ -547,6 +567,7 @@ type MqttSettings = Pick<
   | "mqttMaxPayload"
   | "mqttRetainedPerClient"
   | "mqttRetainedBytesPerClient"
+  | "mqttSubscriptionsPerClient"
   | "mqttHomieRoot"
   | "mqttHomeAssistantPrefix"
 >;
@@ -605,6 +626,12 @@ function mqttSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): MqttS
       String(env[e.mqttRetainedBytesPerClient] || d.mqttRetainedBytesPerClient),
       0,
       256 * 1024 * 1024,
+    ),
+    mqttSubscriptionsPerClient: integer(
+      named("MQTT subscriptions per client", undefined, undefined, e.mqttSubscriptionsPerClient, env),
+      String(env[e.mqttSubscriptionsPerClient] || d.mqttSubscriptionsPerClient),
+      1,
+      1_000_000,
     ),
     mqttHomieRoot: topicRoot("Homie root topic", env[e.mqttHomieRoot] || d.mqttHomieRoot),
     mqttHomeAssistantPrefix: topicRoot(

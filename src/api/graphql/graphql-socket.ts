@@ -18,7 +18,7 @@ import {
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Hub, Principal } from "../../hub/index.js";
-import { ForbiddenError, NotFoundError } from "../../core/index.js";
+import { ForbiddenError, NotFoundError, TooManyRequestsError } from "../../core/index.js";
 import { misdirectedHost } from "../http/host-check.js";
 import { refuseUpgrade } from "../http/problem.js";
 import { upgradedSockets } from "../http/shutdown.js";
@@ -298,6 +298,16 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
       );
       return;
     }
+    // A socket counts among its client's streams (stream-slots.ts) until its connection closes.
+    let release: () => void;
+    try {
+      release = app.streamSlots.take(request.socket.remoteAddress ?? "");
+    } catch (error) {
+      if (!(error instanceof TooManyRequestsError)) throw error;
+      refuseUpgrade(socket, error, path);
+      return;
+    }
+    socket.once("close", release);
     wss.handleUpgrade(request, socket, head, (ws) => wss.emit("connection", ws, request));
   });
 

@@ -5,6 +5,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ServerResponse } from "node:http";
 import { ValidationError, type BindingError, type Change } from "../../core/index.js";
 import type { Commands, Hub, UriVariables } from "../../hub/index.js";
+import { holdStreamSlot } from "./stream-slots.js";
 
 /**
  * A stream whose unsent output grows past this (or past its share of `streamBufferBytes`) is
@@ -47,6 +48,7 @@ export function openEventStream(
   after: number | undefined,
   render: RenderEvent,
 ): void {
+  holdStreamSlot(request, reply);
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -158,6 +160,8 @@ export async function relayAffordance(
   affordance: { thing: string; kind: "event" | "property"; name: string },
   uriVariables: UriVariables,
 ): Promise<void> {
+  // Before the Thing is asked for anything: a client past its streams costs it nothing.
+  holdStreamSlot(request, reply);
   // What comes before the answer's head is written (a polled property's first value) waits here.
   const early: string[] = [];
   const out: { res?: ServerResponse } = {};

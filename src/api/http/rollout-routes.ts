@@ -6,6 +6,7 @@ import { assertThingId, type Hub, type RolloutEvent, type Rollouts } from "../..
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
 import { openStreams } from "./event-stream.js";
+import { holdStreamSlot } from "./stream-slots.js";
 
 const HEARTBEAT_MS = 15_000;
 const stepStatus = {
@@ -56,6 +57,7 @@ async function streamRollout(hub: Hub, request: FastifyRequest, reply: FastifyRe
   const rollouts = rolloutsOf(hub);
   const id = (request.params as { id: string }).id;
   const initial = await rollouts.get(id);
+  holdStreamSlot(request, reply);
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {

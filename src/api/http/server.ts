@@ -15,6 +15,8 @@ import { eventRoutes } from "./event-routes.js";
 import { sendClientErrorProblem, sendProblem } from "./problem.js";
 import { searchRoutes } from "./search-routes.js";
 import { registerShutdown } from "./shutdown.js";
+import { closeSilentConnections } from "./silent-connections.js";
+import { StreamSlots } from "./stream-slots.js";
 import { historyRoutes } from "./history-routes.js";
 import { logRoutes } from "./log-routes.js";
 import { discoveryRoutes } from "./discovery-routes.js";
@@ -72,6 +74,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
       },
     },
   });
+  closeSilentConnections(app, Math.min(60_000, hub.config.requestTimeoutMs));
   app.addHook("onResponse", async (request, reply) => {
     request.log.debug(
       { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime },
@@ -104,6 +107,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
     ),
   );
   registerShutdown(app);
+  app.decorate("streamSlots", new StreamSlots(hub.config.maxStreamsPerClient));
   registerContentTypes(app);
   registerQueryNumbers(app);
   registerHostCheck(app, hub.config);

@@ -63,12 +63,22 @@ export interface EmbeddedBrokerOptions {
    * `maxRetained`.
    */
   readonly maxRetainedPerClient?: RetainedBounds;
+  /** Bounds on the topic filters one connection may hold (default EMBEDDED_BROKER_LIMITS.subscriptions). */
+  readonly maxSubscriptionsPerClient?: SubscriptionBounds;
+  /** Connections one device or announcer password may hold (default EMBEDDED_BROKER_LIMITS). */
+  readonly maxConnectionsPerDevice?: number;
   readonly logger: Logger;
 }
 
 /** How many retained messages, and how many bytes of them (topics and payloads), may be kept. */
 export interface RetainedBounds {
   readonly topics: number;
+  readonly bytes: number;
+}
+
+/** How many topic filters one connection may hold, and how many bytes of them. */
+export interface SubscriptionBounds {
+  readonly filters: number;
   readonly bytes: number;
 }
 
@@ -91,6 +101,17 @@ export const EMBEDDED_BROKER_LIMITS = {
    * message is delivered but not retained (a device could otherwise fill the hub's memory).
    */
   retained: { topics: 100_000, bytes: 256 * 1024 * 1024 },
+  /**
+   * Topic filters one connection may hold (the hub's setting `mqttSubscriptionsPerClient`), and their
+   * bytes: aedes keeps each in memory (~1.2 KB for a filter of 200 bytes), and one device that
+   * subscribed 200,000 filters within its own topics took 235 MB of the hub's memory.
+   */
+  subscriptions: { filters: 1_000, bytes: 256 * 1024 },
+  /**
+   * Connections one device or announcer password may hold at once: each costs the hub a socket, a
+   * file descriptor and its filters, and nothing else stopped one device from taking them all.
+   */
+  connectionsPerDevice: 8,
 } as const;
 
 /** Topics whose matching handlers are remembered. */
@@ -115,6 +136,9 @@ export class EmbeddedBroker implements BrokerLink {
   readonly #matches = new Map<string, readonly InboundHandler[]>();
   /** The topic filters each connected client subscribed to (sessions are never kept). */
   readonly #subscriptions = new Map<Client, Set<string>>();
+  /** The bytes of each connected client's topic filters (see `maxSubscriptionsPerClient`). */
+  readonly #filterBytes = new Map<Client, number>();
+  #subscriptionsRefused = 0;
   /** Whether any client's filter matches a topic; remembered per topic until subscriptions change. */
   readonly #wanted = new Map<string, boolean>();
   readonly #sockets = new Set<Socket>();
@@ -128,6 +152,8 @@ export class EmbeddedBroker implements BrokerLink {
   /** Whose share a client's retained messages count in (see `maxRetainedPerClient`). */
   readonly #owners = new WeakMap<Client, string>();
   #retainRefused = 0;
+  /** The connections each device or announcer password holds, counted from its admission on. */
+  readonly #deviceConnections = new Map<string, number>();
   /** Connected clients that signed in with a device password. */
   readonly #devices = new Set<Client>();
   /** The connected client holding each client id. */
@@ -270,6 +296,25 @@ export class EmbeddedBroker implements BrokerLink {
       if (held !== undefined && held.name !== principal.name) {
         refuse(2, `the client id ${client.id} is in use by another user`);
         return;
+      }
+      if (principal.kind === "device" || principal.kind === "announcer") {
+        // A connection taking over its own client id replaces one: it is not counted twice.
+        const count = this.#deviceConnections.get(principal.name) ?? 0;
+        const most = this.#options.maxConnectionsPerDevice ?? EMBEDDED_BROKER_LIMITS.connectionsPerDevice;
+        if (count - (held === undefined ? 0 : 1) >= most) {
+          this.#options.logger.warn(
+            { user: principal.name, connections: count },
+            "MQTT: a connection was refused (past the connections one device password may hold)",
+          );
+          refuse(3, `${principal.name} holds ${count} connections, the most one device password may`);
+          return;
+        }
+        this.#deviceConnections.set(principal.name, count + 1);
+        client.conn.once("close", () => {
+          const now = (this.#deviceConnections.get(principal.name) ?? 1) - 1;
+          if (now <= 0) this.#deviceConnections.delete(principal.name);
+          else this.#deviceConnections.set(principal.name, now);
+        });
       }
       this.#principals.set(client, principal);
       this.#owners.set(
@@ -564,21 +609,54 @@ export class EmbeddedBroker implements BrokerLink {
     done: (error: Error | null, subscription?: Subscription | null) => void,
   ): void {
     const principal = this.#principals.get(client);
-    if (principal?.kind === "announcer") {
-      done(null, this.#announcerMaySubscribe(principal, subscription.topic) ? subscription : null);
-      return;
-    }
-    if (principal?.kind !== "device") {
-      done(null, subscription);
-      return;
-    }
+    const allowed =
+      this.#maySubscribe(principal, subscription.topic) &&
+      this.#holdFilter(client, principal, subscription.topic);
+    done(null, allowed ? subscription : null);
+  }
+
+  #maySubscribe(principal: MqttPrincipal | undefined, filter: string): boolean {
+    if (principal?.kind === "announcer") return this.#announcerMaySubscribe(principal, filter);
+    if (principal?.kind !== "device") return true;
     // A device sees its own topics and the Changes about itself, nothing else.
     const { layout } = this.#options;
     const own = `${layout.things}${encodeTopicLevel(principal.thing)}/`;
-    const allowed =
-      subscription.topic.startsWith(own) ||
-      subscription.topic === `${layout.changes}+/${encodeTopicLevel(principal.thing)}`;
-    done(null, allowed ? subscription : null);
+    return filter.startsWith(own) || filter === `${layout.changes}+/${encodeTopicLevel(principal.thing)}`;
+  }
+
+  /**
+   * Counts a filter among the client's, or refuses it past the bounds of one connection (and tells
+   * the client why on its errors topic: a SUBACK of MQTT 3.1.1 says only "failure").
+   */
+  #holdFilter(client: Client, principal: MqttPrincipal | undefined, topic: string): boolean {
+    const filter = topic.replace(/^\$share\/[^/]*\//, "");
+    let held = this.#subscriptions.get(client);
+    // Subscribing again to a filter replaces that subscription (MQTT 3.1.1 §3.8.4).
+    if (held?.has(filter)) return true;
+    const bounds = this.#options.maxSubscriptionsPerClient ?? EMBEDDED_BROKER_LIMITS.subscriptions;
+    const bytes = (this.#filterBytes.get(client) ?? 0) + Buffer.byteLength(filter, "utf8");
+    if ((held?.size ?? 0) >= bounds.filters || bytes > bounds.bytes) {
+      if (this.#subscriptionsRefused++ % 1_000 === 0) {
+        this.#options.logger.warn(
+          { client: client.id, publisher: this.#owners.get(client), refused: this.#subscriptionsRefused },
+          "MQTT: a subscription was refused (past the filters one connection may hold)",
+        );
+      }
+      // A device's or announcer's errors topic; another client's filter names no Thing of its own.
+      if (principal?.kind === "device" || principal?.kind === "announcer")
+        this.#tell(
+          principal,
+          topic,
+          new ConflictError(
+            `One connection may hold at most ${bounds.filters} topic filters of at most ${bounds.bytes} bytes together; this one holds ${held?.size ?? 0}, so the subscription to ${topic.slice(0, 256)} was refused: unsubscribe from some first, or use a wildcard`,
+          ),
+        );
+      return false;
+    }
+    if (held === undefined) this.#subscriptions.set(client, (held = new Set()));
+    held.add(filter);
+    this.#filterBytes.set(client, bytes);
+    return true;
   }
 
   /**
@@ -616,8 +694,17 @@ export class EmbeddedBroker implements BrokerLink {
   #unsubscribed(client: Client, filters?: readonly string[]): void {
     const subscribed = this.#subscriptions.get(client);
     if (subscribed === undefined) return;
-    if (filters === undefined) this.#subscriptions.delete(client);
-    else for (const filter of filters) subscribed.delete(filter.replace(/^\$share\/[^/]*\//, ""));
+    if (filters === undefined) {
+      this.#subscriptions.delete(client);
+      this.#filterBytes.delete(client);
+    } else {
+      let bytes = this.#filterBytes.get(client) ?? 0;
+      for (const topic of filters) {
+        const filter = topic.replace(/^\$share\/[^/]*\//, "");
+        if (subscribed.delete(filter)) bytes -= Buffer.byteLength(filter, "utf8");
+      }
+      this.#filterBytes.set(client, bytes);
+    }
     this.#wanted.clear();
   }
 

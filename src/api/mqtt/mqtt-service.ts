@@ -9,7 +9,7 @@ import { originOf } from "../../bindings/index.js";
 import type { Hub } from "../../hub/index.js";
 import { AutoInventory } from "./auto-inventory.js";
 import type { BrokerLink } from "./broker-link.js";
-import { EmbeddedBroker } from "./embedded-broker.js";
+import { EMBEDDED_BROKER_LIMITS, EmbeddedBroker } from "./embedded-broker.js";
 import { ExternalBroker } from "./external-broker.js";
 import { MqttGateway } from "./gateway.js";
 import { TopicLayout } from "./topic-layout.js";
@@ -75,6 +75,11 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
       maxRetainedPerClient: {
         topics: config.mqttRetainedPerClient,
         bytes: config.mqttRetainedBytesPerClient,
+      },
+      maxSubscriptionsPerClient: {
+        filters: config.mqttSubscriptionsPerClient,
+        // A thousand filters of 256 bytes each; more filters than the default are given room too.
+        bytes: Math.max(EMBEDDED_BROKER_LIMITS.subscriptions.bytes, config.mqttSubscriptionsPerClient * 256),
       },
       logger: log,
     });
