@@ -2,11 +2,15 @@
 // password may hold: aedes keeps every filter in memory, and every connection is a descriptor, so a
 // client (a device with its own password, within its own topics) could otherwise fill the hub's
 // memory or take its descriptors. Past the bounds a subscription or connection is refused.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connectAsync, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EmbeddedBroker } from "../src/api/mqtt/embedded-broker.js";
 import { deviceCredentials, TopicLayout } from "../src/api/mqtt/index.js";
 import { createLogger } from "../src/cli/index.js";
+import { MqttCredentials } from "../src/hub/index.js";
 
 const ADMIN_TOKEN = "subscription-bounds-admin-token";
 const THING = "urn:test:subscriptions:lamp";
@@ -16,6 +20,7 @@ const own = `hyperthings/things/${THING}`;
 describe("the embedded broker's subscriptions per connection", () => {
   let broker: EmbeddedBroker;
   const clients: MqttClient[] = [];
+  const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-subscription-bounds-"));
 
   beforeAll(async () => {
     broker = await EmbeddedBroker.start({
@@ -25,6 +30,7 @@ describe("the embedded broker's subscriptions per connection", () => {
       anonymous: true,
       authenticate: () => undefined,
       adminToken: ADMIN_TOKEN,
+      credentials: new MqttCredentials(dataDir, () => new Date(), createLogger("silent")),
       thingExists: (id) => Promise.resolve(id.startsWith("urn:test:subscriptions:")),
       layout,
       roots: { prefix: "hyperthings", homieRoot: "homie", homeAssistantPrefix: "homeassistant" },
@@ -37,6 +43,7 @@ describe("the embedded broker's subscriptions per connection", () => {
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.endAsync(true)));
     await broker.close();
+    rmSync(dataDir, { recursive: true, force: true });
   });
 
   const connect = async (options: { username?: string; password?: string; clientId?: string } = {}) => {
