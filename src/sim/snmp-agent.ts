@@ -1,9 +1,10 @@
-// A real SNMP agent (net-snmp's, SNMPv1 and v2c over UDP) on a port the system picks, serving
+// A real SNMP agent (net-snmp's, SNMPv1, v2c and v3 over UDP) on a port the system picks, serving
 // scalars that a simulated Thing keeps current: what the SNMP Things of the fleet and the tests
 // of the SNMP binding talk to.
 import { createSocket } from "node:dgram";
 import type { Socket, SocketType } from "node:dgram";
 import { MaxAccess, MibProviderType, ObjectType, createAgent } from "net-snmp";
+import type { User } from "net-snmp";
 
 /** One scalar object: its OID without the `.0` instance, its type, and whether a SET may change it. */
 export interface SnmpScalar {
@@ -21,6 +22,12 @@ export interface SnmpScalar {
 export interface SnmpAgentOptions {
   /** The communities the agent answers; a request with another is dropped unanswered. */
   readonly communities: readonly string[];
+  /**
+   * SNMPv3 USM users (net-snmp's: name, level, protocols, passphrases as `authKey`/`privKey`).
+   * net-snmp's agent answers an unknown user, and a level below the user's, with a report, and
+   * drops a request whose digest or encryption does not check out.
+   */
+  readonly users?: readonly User[];
   readonly scalars: readonly SnmpScalar[];
   /** Default 127.0.0.1. */
   readonly host?: string;
@@ -43,7 +50,7 @@ interface Mib {
 }
 interface Agent {
   getMib(): Mib;
-  getAuthorizer(): { addCommunity(community: string): void };
+  getAuthorizer(): { addCommunity(community: string): void; addUser(user: User): void };
   close(callback?: () => void): void;
   listener: { sockets: Record<string, Socket> };
 }
@@ -87,6 +94,7 @@ export class SnmpAgent {
       socket.once("error", reject);
     });
     for (const community of options.communities) agent.getAuthorizer().addCommunity(community);
+    for (const user of options.users ?? []) agent.getAuthorizer().addUser({ ...user });
     const mib = agent.getMib();
     for (const scalar of options.scalars) {
       const onSet = scalar.onSet;
