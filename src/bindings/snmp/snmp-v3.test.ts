@@ -161,20 +161,71 @@ describe("SnmpBinding over SNMPv3", () => {
     expect(await binding.readProperty(target("readproperty", "charge", open, {}))).toBe(97);
   });
 
-  it("a wrong auth passphrase is a security error, and a SET with it sends nothing that acts", async () => {
+  it("a wrong auth passphrase is refused with the agent's usmStatsWrongDigests report; a SET with it acts on nothing", async () => {
     const wrong = { usm_sc: { authPassphrase: "not-the-pass", privPassphrase: PRIV } };
     const read = await failureOf(binding.readProperty(target("readproperty", "charge", AUTH_PRIV, wrong)));
-    expect(read).toMatchObject({ reason: "security", op: "readproperty" });
-    expect(read.message).toContain('answered engine discovery but none of 1 authPriv request of user "ops"');
-    expect(read.message).not.toContain("not-the-pass");
+    expect(read).toMatchObject({ reason: "security", op: "readproperty", body: "usmStatsWrongDigests" });
+    expect(read.message).toContain('the auth passphrase or snmp:authProtocol of user "ops" differs');
     const typed = { "snmp:type": "Integer32" };
     const write = await failureOf(
       binding.writeProperty(target("writeproperty", "selfTest", AUTH_PRIV, wrong, typed), 1),
     );
-    expect(write).toMatchObject({ reason: "security", op: "writeproperty" });
-    // Known not done: the GET before the SET found the passphrase wrong.
+    expect(write).toMatchObject({ reason: "security", op: "writeproperty", body: "usmStatsWrongDigests" });
     expect(write.outcome).toBeUndefined();
     expect(sets).toEqual([]);
+  });
+
+  it("a wrong priv passphrase is refused with usmStatsDecryptionErrors", async () => {
+    const wrong = { usm_sc: { authPassphrase: AUTH, privPassphrase: "not-the-priv" } };
+    const failure = await failureOf(binding.readProperty(target("readproperty", "charge", AUTH_PRIV, wrong)));
+    expect(failure).toMatchObject({ reason: "security", body: "usmStatsDecryptionErrors" });
+  });
+
+  it("an agent that drops what it cannot authenticate: a security error once discovery was answered, and a SET with it sends nothing that acts", async () => {
+    const silent = await SnmpAgent.start({
+      communities: [],
+      reportSecurityFailures: false,
+      users: [
+        {
+          name: "ops",
+          level: SecurityLevel.authPriv,
+          authProtocol: AuthProtocols.sha256,
+          authKey: AUTH,
+          privProtocol: PrivProtocols.aes,
+          privKey: PRIV,
+        },
+      ],
+      scalars: [
+        {
+          name: "selfTest",
+          oid: "1.3.6.1.2.1.33.1.7.1",
+          type: SnmpType.Integer32,
+          value: 0,
+          writable: true,
+          onSet: (value) => sets.push(value),
+        },
+      ],
+    });
+    try {
+      const wrong = { usm_sc: { authPassphrase: "not-the-pass", privPassphrase: PRIV } };
+      const at = (op: "readproperty" | "writeproperty") => {
+        const t = target(op, "selfTest", AUTH_PRIV, wrong, { "snmp:type": "Integer32" });
+        return { ...t, href: t.href.replace(agent.origin, silent.origin) };
+      };
+      const read = await failureOf(binding.readProperty(at("readproperty")));
+      expect(read).toMatchObject({ reason: "security" });
+      expect(read.message).toContain(
+        'answered engine discovery but none of 1 authPriv request of user "ops"',
+      );
+      expect(read.message).not.toContain("not-the-pass");
+      const write = await failureOf(binding.writeProperty(at("writeproperty"), 1));
+      expect(write).toMatchObject({ reason: "security", op: "writeproperty" });
+      // Known not done: the GET before the SET found the passphrase wrong.
+      expect(write.outcome).toBeUndefined();
+      expect(sets).toEqual([]);
+    } finally {
+      await silent.close();
+    }
   });
 
   it("a user the agent does not know is refused with usmStatsUnknownUserNames", async () => {
