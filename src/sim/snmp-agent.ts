@@ -104,18 +104,19 @@ export class SnmpAgent {
       },
     };
     const reports = options.reportSecurityFailures ?? true;
-    let engine: Agent["engine"] | undefined;
+    // The agent's engine, once it exists (its ID and time go into a report).
+    const made: { agent?: Agent } = {};
     const agent = createAgent(
       { port: 0, address: host, transport: host.includes(":") ? "udp6" : "udp4", dgramModule },
       (error: unknown) => {
-        if (!reports || error === null || handling === undefined || engine === undefined) return;
+        if (!reports || error === null || handling === undefined || made.agent === undefined) return;
         const counter = securityFailureOf(error);
         if (counter === undefined) return;
-        const report = usmReport(handling.buffer, engine, counter);
+        const report = usmReport(handling.buffer, made.agent.engine, counter);
         if (report !== undefined) handling.socket.send(report, handling.from.port, handling.from.address);
       },
     ) as Agent;
-    engine = agent.engine;
+    made.agent = agent;
     const socket = sockets[0];
     if (socket === undefined) throw new Error("the SNMP agent made no socket");
     await new Promise<void>((resolve, reject) => {
