@@ -2,6 +2,8 @@
 // security definition, served by a real net-snmp agent on loopback (UDP, port 0) that knows one
 // authPriv user; the passphrases set through PUT /things/{id}/credentials.
 import { AuthProtocols, PrivProtocols, SecurityLevel } from "net-snmp";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change } from "../src/core/index.js";
@@ -12,6 +14,27 @@ const ID = "urn:test:snmp-v3:ups";
 const OPEN_ID = "urn:test:snmp-v3:ups-open";
 const AUTH = "e2e-auth-4f0b9";
 const PRIV = "e2e-priv-c27a1";
+const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+
+/** `things ARGS` against the hub, as a child process, with `input` on its standard input. */
+function things(args: string[], input = ""): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith("HYPERTHINGS_")),
+  );
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      process.execPath,
+      [BIN, ...args, "--url", hub.url, "--token", hub.token],
+      { env, timeout: 20_000, encoding: "utf8" },
+      (err, stdout, stderr) => {
+        if (err === null) resolve({ code: 0, stdout, stderr });
+        else if (typeof err.code === "number") resolve({ code: err.code, stdout, stderr });
+        else reject(new Error(`things ${args.join(" ")} did not finish: ${stderr}`));
+      },
+    );
+    child.stdin?.end(input);
+  });
+}
 
 let agent: SnmpAgent;
 let hub: TestHub;
@@ -113,10 +136,18 @@ describe("an SNMPv3 Thing through the hub", () => {
     expect(await listed.json()).toMatchObject({ names: [] });
   });
 
+  it("the CLI sets both passphrases from two lines of standard input", async () => {
+    const run = await things(
+      ["credentials", "set", ID, "--auth-passphrase", "-", "--priv-passphrase", "-"],
+      `${AUTH}\n${PRIV}\n`,
+    );
+    expect(run).toMatchObject({
+      code: 0,
+      stdout: `credentials set for security "usm_sc" of ${ID}, sent only to ${agent.origin}\n`,
+    });
+  });
+
   it("reads and writes with the authPriv user: desired then completed, and the agent holds the value", async () => {
-    const set = await put(`${thingPath(ID)}/credentials`, { authPassphrase: AUTH, privPassphrase: PRIV });
-    expect(set.status).toBe(200);
-    expect(await set.json()).toEqual({ schemeName: "usm_sc", origins: [agent.origin] });
     const read = await hub.request(`${thingPath(ID)}/properties/charge`);
     expect(read.status).toBe(200);
     expect(await read.json()).toBe(97);
