@@ -346,9 +346,7 @@ export class SnmpBinding implements Binding {
       return await exchange(send);
     } catch (error) {
       const failure = this.#failure(target, error, { security, session, acting, retries });
-      return Promise.reject(
-        acting && bindingFailure(failure)?.reason === "timeout" ? withUnknownOutcome(failure) : failure,
-      );
+      throw acting && bindingFailure(failure)?.reason === "timeout" ? withUnknownOutcome(failure) : failure;
     } finally {
       this.#sessions.delete(session);
       release();
