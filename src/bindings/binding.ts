@@ -56,7 +56,33 @@ export type Credentials =
       /** SNMPv1/v2c: the community string that every request carries (RFC 1901). */
       readonly scheme: "snmp-community";
       readonly community: string;
+    }
+  | {
+      /**
+       * SNMPv3: a USM user (RFC 3414). The TD names the user, the level and the protocols; the
+       * passphrases are the hub's secrets, present as the level needs them.
+       */
+      readonly scheme: "snmp-usm";
+      readonly user: string;
+      readonly level: SnmpSecurityLevel;
+      readonly authProtocol?: SnmpAuthProtocol;
+      readonly authPassphrase?: string;
+      readonly privProtocol?: SnmpPrivProtocol;
+      readonly privPassphrase?: string;
     };
+
+/** RFC 3411 §3.4.3: what an SNMPv3 message carries; `snmp:securityLevel` of a `snmp:usm` scheme. */
+export const SNMP_SECURITY_LEVELS = ["noAuthNoPriv", "authNoPriv", "authPriv"] as const;
+export type SnmpSecurityLevel = (typeof SNMP_SECURITY_LEVELS)[number];
+/** `snmp:authProtocol`: HMAC-MD5-96 and HMAC-SHA-96 (RFC 3414), HMAC-SHA-2 (RFC 7860). */
+export const SNMP_AUTH_PROTOCOLS = ["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"] as const;
+export type SnmpAuthProtocol = (typeof SNMP_AUTH_PROTOCOLS)[number];
+/**
+ * `snmp:privProtocol`: CBC-DES (RFC 3414), CFB128-AES-128 (RFC 3826), and AES-256 with the key
+ * extended as in draft-blumenthal-aes-usm (`AES-256`) or as Cisco does it (`AES-256-C`, Reeder).
+ */
+export const SNMP_PRIV_PROTOCOLS = ["DES", "AES", "AES-256", "AES-256-C"] as const;
+export type SnmpPrivProtocol = (typeof SNMP_PRIV_PROTOCOLS)[number];
 
 /** The `snmp:type` names a form may give for a SET: the writable SMIv2 types (RFC 2578 §7.1). */
 export const SNMP_SET_TYPES = [
@@ -96,8 +122,8 @@ export interface FormTerms {
   readonly contentFormat?: number;
   /** CoAP: `cov:accept`, the Content-Format asked for (the Accept option). */
   readonly accept?: number;
-  /** SNMP: `snmp:version`, `1` or `2c` (the default). */
-  readonly snmpVersion?: "1" | "2c";
+  /** SNMP: `snmp:version`, `1`, `2c` (the default, `3` with a `snmp:usm` security) or `3`. */
+  readonly snmpVersion?: "1" | "2c" | "3";
   /** SNMP: `snmp:type`, the SMIv2 type a SET sends the value as (`Integer32`, `OctetString`, …). */
   readonly snmpType?: SnmpSetType;
 }
@@ -221,7 +247,12 @@ export type BindingFailureReason =
   /** An asynchronous action ended with `failed`. */
   | "action-failed"
   /** The binding or subscription was closed while the operation ran. */
-  | "closed";
+  | "closed"
+  /**
+   * The Thing refused the hub's security: an SNMPv3 report (unknown user, wrong digest, …),
+   * named in `body`.
+   */
+  | "security";
 
 /** `BindingError.detail`: what a person needs to see what went wrong with which device. */
 export interface BindingFailure {
@@ -276,6 +307,10 @@ export function redactSecrets(text: string, credentials: readonly Credentials[])
     } else if (credential.scheme === "bearer") secrets.push(credential.token);
     else if (credential.scheme === "apikey") secrets.push(credential.key);
     else if (credential.scheme === "snmp-community") secrets.push(credential.community);
+    else if (credential.scheme === "snmp-usm") {
+      if (credential.authPassphrase !== undefined) secrets.push(credential.authPassphrase);
+      if (credential.privPassphrase !== undefined) secrets.push(credential.privPassphrase);
+    }
   }
   const forms = new Set<string>();
   for (const secret of secrets) {

@@ -2,7 +2,8 @@
 // secrets say what it is (TD 1.1 §5.3.3). Pure: values in, values out.
 import { ConflictError, UnauthorizedError, ValidationError } from "../core/index.js";
 import type { Form, SecurityScheme, ThingDescription } from "../core/index.js";
-import type { Credentials } from "./binding.js";
+import { SNMP_AUTH_PROTOCOLS, SNMP_PRIV_PROTOCOLS, SNMP_SECURITY_LEVELS } from "./binding.js";
+import type { Credentials, SnmpAuthProtocol, SnmpPrivProtocol, SnmpSecurityLevel } from "./binding.js";
 
 /**
  * The security scheme of an SNMPv1/v2c community (an extension: TD 1.1 defines none for SNMP). Its
@@ -10,12 +11,34 @@ import type { Credentials } from "./binding.js";
  */
 export const SNMP_COMMUNITY = "snmp:community";
 
+/**
+ * The security scheme of an SNMPv3 user (RFC 3414 USM; an extension). The TD says who and how:
+ * `snmp:user`, `snmp:securityLevel`, `snmp:authProtocol`, `snmp:privProtocol`; the hub holds the
+ * passphrases (`authPassphrase`, `privPassphrase`), never the TD.
+ */
+export const SNMP_USM = "snmp:usm";
+
+/** RFC 3414 §11.2: a USM passphrase has at least 8 characters (net-snmp's agent refuses less). */
+export const MIN_USM_PASSPHRASE_LENGTH = 8;
+
+/** What a `snmp:usm` definition of a TD says, checked. */
+export interface UsmDefinition {
+  readonly user: string;
+  readonly level: SnmpSecurityLevel;
+  readonly authProtocol?: SnmpAuthProtocol;
+  readonly privProtocol?: SnmpPrivProtocol;
+}
+
 /** What the hub holds for one security definition of a Thing. */
 export interface Secret {
   readonly username?: string;
   readonly password?: string;
   readonly token?: string;
   readonly key?: string;
+  /** `snmp:usm`, authNoPriv and authPriv: the user's authentication passphrase. */
+  readonly authPassphrase?: string;
+  /** `snmp:usm`, authPriv: the user's privacy (encryption) passphrase. */
+  readonly privPassphrase?: string;
   /**
    * Where it may be sent: the origins (`scheme://host[:port]`) of the forms it was set for. A TD
    * changed afterwards to point a form elsewhere does not take the secret with it.
@@ -141,14 +164,85 @@ function credentialFor(
       if (secret?.key === undefined) return missing("community (as a key)");
       return { scheme: "snmp-community", community: secret.key };
     }
+    case SNMP_USM: {
+      if (!/^snmp:/i.test(href)) {
+        throw new ValidationError(`security "${name}" (${SNMP_USM}) applies to snmp: forms only`, [
+          { pointer: `${pointer}/scheme`, message: `a form of another protocol cannot use ${SNMP_USM}` },
+        ]);
+      }
+      const usm = usmDefinition(name, scheme);
+      if (usm.level === "noAuthNoPriv") return { scheme: "snmp-usm", ...usm };
+      const needed = usm.level === "authPriv" ? "auth and priv passphrases" : "auth passphrase";
+      if (secret?.authPassphrase === undefined) return missing(needed);
+      if (usm.level === "authNoPriv")
+        return { scheme: "snmp-usm", ...usm, authPassphrase: secret.authPassphrase };
+      if (secret.privPassphrase === undefined) return missing("priv passphrase");
+      return {
+        scheme: "snmp-usm",
+        ...usm,
+        authPassphrase: secret.authPassphrase,
+        privPassphrase: secret.privPassphrase,
+      };
+    }
     default:
       throw new ValidationError(`security scheme "${scheme.scheme}" is not supported by the bindings`, [
         {
           pointer: `${pointer}/scheme`,
-          message: `supported: nosec, basic, bearer, apikey, ${SNMP_COMMUNITY}`,
+          message: `supported: nosec, basic, bearer, apikey, ${SNMP_COMMUNITY}, ${SNMP_USM}`,
         },
       ]);
   }
+}
+
+/**
+ * The user, level and protocols of a `snmp:usm` definition, or a ValidationError pointing at the
+ * term that is missing or unknown: a protocol the level needs must be named (no silent MD5/DES
+ * default), and one it does not use must not be (it would suggest protection that is not there).
+ */
+export function usmDefinition(name: string, scheme: SecurityScheme): UsmDefinition {
+  const pointer = `/securityDefinitions/${escapePointer(name)}`;
+  const fail = (term: string, message: string): never => {
+    throw new ValidationError(`security "${name}" (${SNMP_USM}): ${term} ${message}`, [
+      { pointer: `${pointer}/${escapePointer(term)}`, message },
+    ]);
+  };
+  const user = scheme["snmp:user"];
+  // RFC 3414 §5: usmUserName is an SnmpAdminString (SIZE(1..32)).
+  if (typeof user !== "string" || user.length === 0 || Buffer.byteLength(user, "utf8") > 32)
+    fail("snmp:user", "must be the USM user name, 1 to 32 bytes");
+  const level = scheme["snmp:securityLevel"];
+  if (typeof level !== "string" || !(SNMP_SECURITY_LEVELS as readonly string[]).includes(level))
+    fail("snmp:securityLevel", `must be one of ${SNMP_SECURITY_LEVELS.join(", ")}`);
+  const auth = scheme["snmp:authProtocol"];
+  const priv = scheme["snmp:privProtocol"];
+  const usm: { user: string; level: SnmpSecurityLevel } = {
+    user: user as string,
+    level: level as SnmpSecurityLevel,
+  };
+  if (usm.level === "noAuthNoPriv") {
+    if (auth !== undefined) fail("snmp:authProtocol", "is not used at noAuthNoPriv: remove it");
+    if (priv !== undefined) fail("snmp:privProtocol", "is not used at noAuthNoPriv: remove it");
+    return usm;
+  }
+  if (typeof auth !== "string" || !(SNMP_AUTH_PROTOCOLS as readonly string[]).includes(auth)) {
+    fail(
+      "snmp:authProtocol",
+      `${auth === undefined ? "is required at " + usm.level : `${JSON.stringify(auth)} is unknown`}: one of ${SNMP_AUTH_PROTOCOLS.join(", ")}`,
+    );
+  }
+  const authProtocol = auth as SnmpAuthProtocol;
+  if (usm.level === "authNoPriv") {
+    if (priv !== undefined)
+      fail("snmp:privProtocol", "is not used at authNoPriv: remove it, or say authPriv");
+    return { ...usm, authProtocol };
+  }
+  if (typeof priv !== "string" || !(SNMP_PRIV_PROTOCOLS as readonly string[]).includes(priv)) {
+    fail(
+      "snmp:privProtocol",
+      `${priv === undefined ? "is required at authPriv" : `${JSON.stringify(priv)} is unknown`}: one of ${SNMP_PRIV_PROTOCOLS.join(", ")}`,
+    );
+  }
+  return { ...usm, authProtocol, privProtocol: priv as SnmpPrivProtocol };
 }
 
 function placeOf(scheme: SecurityScheme, fallback: Place, pointer: string): Place {

@@ -268,12 +268,10 @@ export function parseFormTerms(form: Form, pointer = ""): FormTerms {
   if (accept !== undefined) terms.accept = accept;
   const version = form["snmp:version"];
   if (version !== undefined) {
-    if (version === "3") {
-      fail("snmp:version", "SNMPv3 (USM) is not supported yet: use 1 or 2c");
-    } else if (version !== "1" && version !== "2c") {
-      fail("snmp:version", 'expected "1" or "2c"');
+    if (version !== "1" && version !== "2c" && version !== "3") {
+      fail("snmp:version", 'expected "1", "2c" or "3"');
     }
-    terms.snmpVersion = version as "1" | "2c";
+    terms.snmpVersion = version as "1" | "2c" | "3";
   }
   const snmpType = optionalString("snmp:type", form["snmp:type"]);
   if (snmpType !== undefined) {

@@ -25,16 +25,33 @@ export type {
   ErrorListener,
   FormTerms,
   Operation,
+  SnmpAuthProtocol,
+  SnmpPrivProtocol,
+  SnmpSecurityLevel,
   SnmpSetType,
   Subscription,
   Target,
   ValueListener,
 } from "./binding.js";
-export { SNMP_SET_TYPES, bindingError, bindingFailure } from "./binding.js";
+export {
+  SNMP_AUTH_PROTOCOLS,
+  SNMP_PRIV_PROTOCOLS,
+  SNMP_SECURITY_LEVELS,
+  SNMP_SET_TYPES,
+  bindingError,
+  bindingFailure,
+} from "./binding.js";
 export type { BackoffOptions } from "./backoff.js";
 export { MAX_RETRY_AFTER_MS, backoffDelay } from "./backoff.js";
-export type { Secret, Secrets } from "./credentials.js";
-export { SNMP_COMMUNITY, credentialsFor, originOf } from "./credentials.js";
+export type { Secret, Secrets, UsmDefinition } from "./credentials.js";
+export {
+  MIN_USM_PASSPHRASE_LENGTH,
+  SNMP_COMMUNITY,
+  SNMP_USM,
+  credentialsFor,
+  originOf,
+  usmDefinition,
+} from "./credentials.js";
 export type { AffordanceKind, TargetRequest } from "./form-selection.js";
 export {
   COAP_METHODS,

@@ -44,6 +44,7 @@ export const commandExamples: Readonly<Record<string, readonly string[]>> = {
   "credentials set": [
     "things credentials set urn:example:switch-1 --username ops --password -",
     "things credentials set urn:example:container-web --bearer -",
+    `printf '%s\\n%s\\n' "$AUTH" "$PRIV" | things credentials set urn:example:ups-1 --auth-passphrase - --priv-passphrase -`,
   ],
   "credentials rm": ["things credentials rm urn:example:switch-1 --scheme-name basic_sc"],
   "credentials ls": ["things credentials ls urn:example:switch-1"],

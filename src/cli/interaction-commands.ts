@@ -71,9 +71,15 @@ export function parseValueArgument(text: string): unknown {
 }
 
 async function readStdinLine(): Promise<string> {
+  return (await readStdinLines(1))[0] ?? "";
+}
+
+/** The first `count` lines of standard input, trimmed. */
+async function readStdinLines(count: number): Promise<string[]> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return (Buffer.concat(chunks).toString("utf8").split(/\r?\n/)[0] ?? "").trim();
+  const lines = Buffer.concat(chunks).toString("utf8").split(/\r?\n/);
+  return lines.slice(0, count).map((line) => line.trim());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,11 +259,22 @@ interface CredentialsOptions {
   password?: string;
   bearer?: string;
   key?: string;
+  authPassphrase?: string;
+  privPassphrase?: string;
 }
 
 async function setCredentials(id: string, options: CredentialsOptions, command: Command): Promise<void> {
-  const fromStdin = [options.password, options.bearer, options.key].filter((v) => v === "-").length;
-  if (fromStdin > 1) throw new CliError("only one secret can come from stdin (-)", 2);
+  const usm = options.authPassphrase !== undefined || options.privPassphrase !== undefined;
+  const fromStdin = [
+    options.password,
+    options.bearer,
+    options.key,
+    options.authPassphrase,
+    options.privPassphrase,
+  ].filter((v) => v === "-").length;
+  // Both USM passphrases may come from stdin: the first line, then the second.
+  const bothPassphrases = options.authPassphrase === "-" && options.privPassphrase === "-";
+  if (fromStdin > 1 && !bothPassphrases) throw new CliError("only one secret can come from stdin (-)", 2);
   // An empty secret is a slip (an unset shell variable, nothing piped in): say so here, in the
   // words of the flag, rather than pass on the hub's schema error about a body the user never saw.
   const secret = async (flag: string, noun: string, value: string | undefined): Promise<string> => {
@@ -271,8 +288,37 @@ async function setCredentials(id: string, options: CredentialsOptions, command: 
     );
   };
   const schemeName = options.schemeName === undefined ? {} : { schemeName: options.schemeName };
+  const others = [options.username, options.password, options.bearer, options.key];
   let input: CredentialsInput;
-  if (options.bearer !== undefined && options.key === undefined && options.username === undefined) {
+  if (usm && others.every((v) => v === undefined)) {
+    if (options.authPassphrase === undefined) {
+      throw new CliError(
+        "--priv-passphrase needs --auth-passphrase: SNMPv3 encrypts only authenticated messages",
+        2,
+      );
+    }
+    let lines: string[] = [];
+    if (bothPassphrases) {
+      lines = await readStdinLines(2);
+      if (lines.length < 2 || lines[1] === "") {
+        throw new CliError(
+          "--auth-passphrase - --priv-passphrase -: standard input needs two lines, the auth passphrase then the priv passphrase",
+          2,
+        );
+      }
+    }
+    const passphrase = async (flag: string, value: string, line: string | undefined) =>
+      line ?? (await secret(flag, "passphrase", value));
+    input = {
+      ...schemeName,
+      authPassphrase: await passphrase("--auth-passphrase", options.authPassphrase, lines[0]),
+      ...(options.privPassphrase === undefined
+        ? {}
+        : { privPassphrase: await passphrase("--priv-passphrase", options.privPassphrase, lines[1]) }),
+    };
+    if (input.authPassphrase === "")
+      throw new CliError("--auth-passphrase -: standard input held no passphrase", 2);
+  } else if (options.bearer !== undefined && options.key === undefined && options.username === undefined) {
     input = { ...schemeName, token: await secret("--bearer", "token", options.bearer) };
   } else if (options.key !== undefined && options.bearer === undefined && options.username === undefined) {
     input = { ...schemeName, key: await secret("--key", "key", options.key) };
@@ -295,7 +341,10 @@ async function setCredentials(id: string, options: CredentialsOptions, command: 
       hubToken !== undefined && command.parent?.parent?.getOptionValueSource("token") === "cli"
         ? " (--token is the hub's own token; a Thing's bearer token is --bearer)"
         : "";
-    throw new CliError(`give one secret: --username and --password, --bearer, or --key${hint}`, 2);
+    throw new CliError(
+      `give one secret: --username and --password, --bearer, --key, or --auth-passphrase [--priv-passphrase]${hint}`,
+      2,
+    );
   }
   const { schemeName: name, origins } = await clientOf(command).setCredentials(id, input);
   const to =
@@ -411,6 +460,14 @@ export function registerInteractionCommands(program: Command): void {
     .option("--password <password>", "basic: the password (- reads it from stdin)")
     .option("--bearer <token>", "bearer: the token (- reads it from stdin); --token is the hub's")
     .option("--key <key>", "apikey: the key; snmp:community: the community (- reads it from stdin)")
+    .option(
+      "--auth-passphrase <passphrase>",
+      "snmp:usm: the user's auth passphrase, 8 or more characters (- reads it from stdin)",
+    )
+    .option(
+      "--priv-passphrase <passphrase>",
+      "snmp:usm at authPriv: the priv passphrase (- reads it from stdin; both -: two lines, auth first)",
+    )
     .addHelpText("after", help)
     .action(
       talking(async (id: string, options: CredentialsOptions, command: Command) =>

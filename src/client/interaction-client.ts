@@ -23,9 +23,15 @@ export interface ActionStatus {
   href?: string;
 }
 
-/** A secret for one of the Thing's security definitions: basic, bearer or apikey. */
+/**
+ * A secret for one of the Thing's security definitions: basic, bearer, apikey or
+ * snmp:community (a key), snmp:usm (the passphrases its security level needs).
+ */
 export type CredentialsInput = { schemeName?: string } & (
-  { username: string; password: string } | { token: string } | { key: string }
+  | { username: string; password: string }
+  | { token: string }
+  | { key: string }
+  | { authPassphrase: string; privPassphrase?: string }
 );
 
 /** Values for the URI variables an affordance declares (TD `uriVariables`), sent as the query. */

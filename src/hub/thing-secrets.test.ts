@@ -189,6 +189,72 @@ describe("ThingSecrets", () => {
     expect(await secrets.names(thing.id)).toEqual([]);
     expect(changed).toEqual([]);
   });
+  it("holds a snmp:usm user's two passphrases in one definition, as its level needs them", async () => {
+    const usm = (level: string, extra: Record<string, string> = {}) =>
+      td({
+        usm_sc: {
+          scheme: "snmp:usm",
+          "snmp:user": "ops",
+          "snmp:securityLevel": level,
+          "snmp:authProtocol": "SHA-256",
+          ...extra,
+        },
+      });
+    const authPriv = usm("authPriv", { "snmp:privProtocol": "AES" });
+    expect(
+      await secrets.set(authPriv, { authPassphrase: "auth-pass-1", privPassphrase: "priv-pass-1" }),
+    ).toBe("usm_sc");
+    expect(await secrets.secretsOf(authPriv)).toEqual({
+      usm_sc: { authPassphrase: "auth-pass-1", privPassphrase: "priv-pass-1", origins: [] },
+    });
+
+    const refused = async (thing: RegisteredThingDescription, input: Record<string, string>) => {
+      try {
+        await secrets.set(thing, input);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ValidationError);
+        const { message } = error as ValidationError;
+        return { message, pointer: (error as ValidationError).errors[0]?.pointer };
+      }
+      throw new Error("expected a ValidationError");
+    };
+    expect(await refused(authPriv, { authPassphrase: "auth-pass-2" })).toEqual({
+      message:
+        'security "usm_sc" of urn:test:secrets:lamp (user "ops", authPriv): authPriv needs a priv passphrase too',
+      pointer: "/privPassphrase",
+    });
+    expect(await refused(authPriv, { authPassphrase: "short", privPassphrase: "priv-pass-2" })).toMatchObject(
+      {
+        message: expect.stringContaining(
+          "authPassphrase is shorter than 8 bytes, which SNMPv3 refuses",
+        ) as unknown,
+        pointer: "/authPassphrase",
+      },
+    );
+    expect(await refused(authPriv, { privPassphrase: "priv-pass-2" })).toMatchObject({
+      pointer: "/authPassphrase",
+    });
+    expect(
+      await refused(usm("authNoPriv"), { authPassphrase: "auth-pass-2", privPassphrase: "priv-pass-2" }),
+    ).toMatchObject({ pointer: "/privPassphrase" });
+    expect(await refused(usm("noAuthNoPriv", {}), { authPassphrase: "auth-pass-2" })).toMatchObject({
+      pointer: "/securityDefinitions/usm_sc/snmp:authProtocol",
+    });
+    expect(
+      await refused(usm("authPriv", { "snmp:privProtocol": "3DES" }), {
+        authPassphrase: "auth-pass-2",
+        privPassphrase: "priv-pass-2",
+      }),
+    ).toMatchObject({
+      message: expect.stringContaining('"3DES" is unknown: one of DES, AES, AES-256, AES-256-C') as unknown,
+      pointer: "/securityDefinitions/usm_sc/snmp:privProtocol",
+    });
+    expect(await refused(authPriv, { key: "community" })).toMatchObject({ pointer: "/schemeName" });
+    // Nothing refused was stored: the first secret is still the one held.
+    expect(await secrets.secretsOf(authPriv)).toEqual({
+      usm_sc: { authPassphrase: "auth-pass-1", privPassphrase: "priv-pass-1", origins: [] },
+    });
+  });
 });
 
 describe("SqliteSecretStore", () => {

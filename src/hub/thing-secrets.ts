@@ -4,7 +4,15 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ValidationError, type ThingDescription } from "../core/index.js";
-import { SNMP_COMMUNITY, securedOrigins, type Secret, type Secrets } from "../bindings/index.js";
+import {
+  MIN_USM_PASSPHRASE_LENGTH,
+  SNMP_COMMUNITY,
+  SNMP_USM,
+  securedOrigins,
+  usmDefinition,
+  type Secret,
+  type Secrets,
+} from "../bindings/index.js";
 import type { SecretStore } from "./secret-store.js";
 import { createDataFile, readDataFile } from "./data-files.js";
 
@@ -17,7 +25,19 @@ export interface SecretInput {
   password?: string;
   token?: string;
   key?: string;
+  /** `snmp:usm`: the USM user's passphrases, as its security level needs them. */
+  authPassphrase?: string;
+  privPassphrase?: string;
 }
+
+type SecretKind = "basic" | "token" | "key" | "usm";
+
+const KIND_NAMES: Readonly<Record<SecretKind, string>> = {
+  basic: "a username and password",
+  token: "a token",
+  key: "a key",
+  usm: "USM passphrases",
+};
 
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
@@ -29,11 +49,12 @@ const MAX_SECRET_LENGTH = 4096;
 const MAX_CACHED_THINGS = 10_000;
 
 /** Which secret each supported scheme takes. */
-const TAKES: Readonly<Record<string, "basic" | "token" | "key">> = {
+const TAKES: Readonly<Record<string, SecretKind>> = {
   basic: "basic",
   bearer: "token",
   apikey: "key",
   [SNMP_COMMUNITY]: "key",
+  [SNMP_USM]: "usm",
 };
 
 /** Reads the key, or makes one (32 random bytes, base64, mode 0600) if there is none yet. */
@@ -70,6 +91,7 @@ export class ThingSecrets {
   async set(td: ThingDescription & { id: string }, input: SecretInput): Promise<string> {
     const { kind, secret } = secretOf(input);
     const name = definitionFor(td, kind, input.schemeName);
+    if (kind === "usm") checkUsmSecret(td, name, secret);
     const bound: Secret = { ...secret, origins: securedOrigins(td, name) };
     await this.serial(async () => {
       await this.store.put(td.id, name, this.seal(td.id, name, bound));
@@ -168,7 +190,7 @@ export class ThingSecrets {
   }
 }
 
-function secretOf(input: SecretInput): { kind: "basic" | "token" | "key"; secret: Secret } {
+function secretOf(input: SecretInput): { kind: SecretKind; secret: Secret } {
   const check = (field: keyof SecretInput, value: string | undefined): string | undefined => {
     if (value === undefined) return undefined;
     // CR, LF and NUL would let a secret leave its header.
@@ -184,11 +206,33 @@ function secretOf(input: SecretInput): { kind: "basic" | "token" | "key"; secret
   const password = check("password", input.password);
   const token = check("token", input.token);
   const key = check("key", input.key);
-  const given = [username !== undefined || password !== undefined, token !== undefined, key !== undefined];
+  const authPassphrase = check("authPassphrase", input.authPassphrase);
+  const privPassphrase = check("privPassphrase", input.privPassphrase);
+  const given = [
+    username !== undefined || password !== undefined,
+    token !== undefined,
+    key !== undefined,
+    authPassphrase !== undefined || privPassphrase !== undefined,
+  ];
   if (given.filter(Boolean).length !== 1) {
-    throw new ValidationError("Give one secret: a username and a password, a token, or a key", [
-      { pointer: "", message: "needs exactly one of username+password, token, key" },
-    ]);
+    throw new ValidationError(
+      "Give one secret: a username and a password, a token, a key, or USM passphrases",
+      [
+        {
+          pointer: "",
+          message: "needs exactly one of username+password, token, key, authPassphrase(+privPassphrase)",
+        },
+      ],
+    );
+  }
+  if (authPassphrase !== undefined || privPassphrase !== undefined) {
+    return {
+      kind: "usm",
+      secret: {
+        ...(authPassphrase === undefined ? {} : { authPassphrase }),
+        ...(privPassphrase === undefined ? {} : { privPassphrase }),
+      },
+    };
   }
   if (token !== undefined) return { kind: "token", secret: { token } };
   if (key !== undefined) return { kind: "key", secret: { key } };
@@ -210,11 +254,11 @@ function secretOf(input: SecretInput): { kind: "basic" | "token" | "key"; secret
 /** The security definition a secret is for: the named one, or the only one taking its kind. */
 function definitionFor(
   td: ThingDescription & { id: string },
-  kind: "basic" | "token" | "key",
+  kind: SecretKind,
   named: string | undefined,
 ): string {
   const definitions = td.securityDefinitions;
-  const what = { basic: "a username and password", token: "a token", key: "a key" }[kind];
+  const what = KIND_NAMES[kind];
   if (named !== undefined) {
     const scheme = Object.hasOwn(definitions, named) ? definitions[named]?.scheme : undefined;
     if (scheme === undefined) {
@@ -227,8 +271,8 @@ function definitionFor(
     if (takes !== kind) {
       const needs =
         takes === undefined
-          ? `the hub holds no secrets for "${scheme}" schemes (only basic, bearer, apikey, ${SNMP_COMMUNITY})`
-          : `a ${scheme} scheme takes ${{ basic: "a username and password", token: "a token", key: "a key" }[takes]}`;
+          ? `the hub holds no secrets for "${scheme}" schemes (only basic, bearer, apikey, ${SNMP_COMMUNITY}, ${SNMP_USM})`
+          : `a ${scheme} scheme takes ${KIND_NAMES[takes]}`;
       throw new ValidationError(
         `Security definition "${named}" of ${td.id} does not take ${what}: ${needs}`,
         [{ pointer: "/schemeName", message: `is a ${scheme} scheme` }],
@@ -246,4 +290,40 @@ function definitionFor(
       : `${td.id} has several security definitions that take ${what} (${fitting.join(", ")}): name one`,
     [{ pointer: "/schemeName", message: fitting.length === 0 ? "no definition fits" : "is required" }],
   );
+}
+
+/**
+ * The passphrases a `snmp:usm` definition's level needs, no more: authNoPriv an auth passphrase,
+ * authPriv both, noAuthNoPriv none; each of at least 8 characters, which USM requires (RFC 3414
+ * §11.2) and agents enforce. The definition itself must be complete (its protocols known).
+ */
+function checkUsmSecret(td: ThingDescription & { id: string }, name: string, secret: Secret): void {
+  const scheme = td.securityDefinitions[name];
+  if (scheme === undefined) return;
+  const { level, user } = usmDefinition(name, scheme);
+  const fail = (field: string, message: string): never => {
+    throw new ValidationError(`security "${name}" of ${td.id} (user "${user}", ${level}): ${message}`, [
+      { pointer: `/${field}`, message },
+    ]);
+  };
+  if (level === "noAuthNoPriv") {
+    fail(
+      secret.authPassphrase === undefined ? "privPassphrase" : "authPassphrase",
+      "noAuthNoPriv uses no passphrases: the hub needs none for it",
+    );
+  }
+  if (secret.authPassphrase === undefined) fail("authPassphrase", `${level} needs an auth passphrase`);
+  if (level === "authPriv" && secret.privPassphrase === undefined)
+    fail("privPassphrase", "authPriv needs a priv passphrase too");
+  if (level === "authNoPriv" && secret.privPassphrase !== undefined)
+    fail("privPassphrase", "authNoPriv encrypts nothing: give no priv passphrase, or say authPriv in the TD");
+  for (const field of ["authPassphrase", "privPassphrase"] as const) {
+    const value = secret[field];
+    if (value !== undefined && Buffer.byteLength(value, "utf8") < MIN_USM_PASSPHRASE_LENGTH) {
+      fail(
+        field,
+        `${field} is shorter than ${MIN_USM_PASSPHRASE_LENGTH} bytes, which SNMPv3 refuses (RFC 3414 §11.2)`,
+      );
+    }
+  }
 }

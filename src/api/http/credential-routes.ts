@@ -29,7 +29,7 @@ export function credentialRoutes(hub: Hub) {
       {
         schema: {
           summary:
-            "Set the credentials for one of the Thing's security definitions (basic: username + password; bearer: token; apikey and snmp:community: key); kept encrypted, never returned",
+            "Set the credentials for one of the Thing's security definitions (basic: username + password; bearer: token; apikey and snmp:community: key; snmp:usm: authPassphrase, + privPassphrase at authPriv); kept encrypted, never returned",
           tags: ["credentials"],
           params: idParam,
           body: {
@@ -41,6 +41,8 @@ export function credentialRoutes(hub: Hub) {
               password: secretText,
               token: secretText,
               key: secretText,
+              authPassphrase: secretText,
+              privPassphrase: secretText,
             },
           },
         },

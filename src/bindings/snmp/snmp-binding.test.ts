@@ -306,10 +306,15 @@ describe("SnmpBinding: no answer, addresses, credentials", () => {
     ).toThrow(/applies to snmp: forms only/);
   });
 
-  it("rejects SNMPv3 and unknown types in the form, pointing at the term", () => {
-    const v3 = () => target("readproperty", "charge", { forms: { charge: { "snmp:version": "3" } } });
-    expect(v3).toThrow(ValidationError);
-    expect(v3).toThrow(/SNMPv3/);
+  it("rejects unknown versions and types in the form, pointing at the term", async () => {
+    const v4 = () => target("readproperty", "charge", { forms: { charge: { "snmp:version": "4" } } });
+    expect(v4).toThrow(ValidationError);
+    expect(v4).toThrow(/"1", "2c" or "3"/);
+    // SNMPv3 needs a USM user, which a community is not.
+    const v3 = target("readproperty", "charge", { forms: { charge: { "snmp:version": "3" } } });
+    const failure = await failureOf(binding.readProperty(v3));
+    expect(failure).toMatchObject({ reason: "unsupported" });
+    expect(failure.message).toContain("SNMPv3 needs a snmp:usm security definition");
     try {
       target("writeproperty", "name", { forms: { name: { "snmp:type": "Float" } } });
       expect.unreachable();

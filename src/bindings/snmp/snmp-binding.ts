@@ -1,7 +1,8 @@
-// The SNMP binding (SNMPv1 and v2c over UDP, RFC 3416): a property is one OID, read with GET,
-// written with SET in the ASN.1 type the form names, observed by polling; an event is a trap.
+// The SNMP binding (SNMPv1, v2c, and v3 with USM users, over UDP; RFC 3416, RFC 3414): a property
+// is one OID, read with GET, written with SET in the ASN.1 type the form names, observed by
+// polling; an event is a (v1/v2c) trap.
 import { isIP } from "node:net";
-import { ErrorStatus, Version1, Version2c, createSession } from "net-snmp";
+import { ErrorStatus, Version1, Version2c, createSession, createV3Session } from "net-snmp";
 import type { Session, Varbind } from "net-snmp";
 import { BindingError } from "../../core/index.js";
 import { AddressDeniedError, AddressPolicy } from "../address-policy.js";
@@ -18,6 +19,18 @@ import type {
 import { decodeVarbind, encodeForSet, isOid, setTypeOf, typeName, varbindException } from "./snmp-values.js";
 import { Observation, OpenSubscriptions, asBindingError } from "../observation-loop.js";
 import { SnmpTrapReceiver } from "./trap-receiver.js";
+import { usmErrorOf, usmExplanation, usmUser } from "./snmp-usm.js";
+import type { UsmCredentials } from "./snmp-usm.js";
+
+/** How a request is secured: a community (v1, v2c) or a USM user (v3). */
+type Security =
+  | { readonly version: "1" | "2c"; readonly community: string }
+  | { readonly version: "3"; readonly usm: UsmCredentials };
+
+/** A callback-style net-snmp call on a session. */
+type Call = (session: Session, done: (error: Error | null, varbinds?: Varbind[]) => void) => void;
+/** Sends one call on the exchange's session; `acts` marks a SET (sent once, its outcome may be unknown). */
+type Send = (retries: number, call: Call, acts?: boolean) => Promise<Varbind[]>;
 
 export interface SnmpBindingOptions {
   /** Which addresses may be reached; default: all. */
@@ -102,19 +115,10 @@ export class SnmpBinding implements Binding {
 
   async writeProperty(target: Target, value: unknown): Promise<void> {
     if (target.op !== "writeproperty") throw unsupported(target);
+    if (this.#securityOf(target).version === "3") return this.#writeV3(target, value);
     // Without `snmp:type`, the type is the one the agent answers a GET with: one more round trip.
     let type: SnmpSetType | undefined = target.terms.snmpType;
-    if (type === undefined) {
-      const current = await this.#get({ ...target, op: "readproperty" });
-      type = setTypeOf(current.type);
-      if (type === undefined) {
-        throw bindingError(
-          target,
-          "unsupported",
-          `${oidOf(target)} holds a ${typeName(current.type)}, which SNMP SET cannot take: give the form an snmp:type`,
-        );
-      }
-    }
+    if (type === undefined) type = setTypeFor(target, await this.#get({ ...target, op: "readproperty" }));
     const encoded = encodeForSet(type, value);
     if (!encoded.ok) throw bindingError(target, "unsupported", `cannot SET ${oidOf(target)}: ${encoded.why}`);
     // A SET is sent once: sent again after a lost answer, it would act twice on an OID that
@@ -122,18 +126,45 @@ export class SnmpBinding implements Binding {
     const answer = await this.#request(target, 0, (session, done) =>
       session.set([{ oid: oidOf(target), type: encoded.tag, value: encoded.value }], done),
     );
-    // Some agents answer a SET of an OID they lack with the exception and no error-status.
-    const exception = answer[0] === undefined ? undefined : varbindException(answer[0]);
-    if (exception !== undefined) {
-      throw bindingError(
-        target,
-        "status",
-        `the agent answered the SET of ${oidOf(target)} with ${exception}`,
-        {
-          body: exception,
-        },
-      );
+    checkSetAnswer(target, answer);
+  }
+
+  /**
+   * SNMPv3: a GET on the same session first (engine discovered once), so that a wrong passphrase
+   * is known before anything that acts is sent: an agent drops a request whose digest it cannot
+   * check without a word (RFC 3414 §3.2 step 6 lets it), which after a SET would leave the
+   * outcome unknown. The GET also gives the type when the form has no `snmp:type`.
+   */
+  async #writeV3(target: Target, value: unknown): Promise<void> {
+    const oid = oidOf(target);
+    const given = target.terms.snmpType;
+    if (given !== undefined) {
+      const encoded = encodeForSet(given, value);
+      if (!encoded.ok) throw bindingError(target, "unsupported", `cannot SET ${oid}: ${encoded.why}`);
     }
+    const answer = await this.#exchange(target, async (send) => {
+      const current = (await send(this.#retries, (session, done) => session.get([oid], done)))[0];
+      if (current === undefined) throw bindingError(target, "content", "the agent answered with no varbind");
+      let type = given;
+      if (type === undefined) {
+        // An exception (noSuchInstance) is fine with a given type: a SET may create the instance.
+        const exception = varbindException(current);
+        if (exception !== undefined) {
+          throw bindingError(target, "status", `the agent answered ${exception} for ${oid}`, {
+            body: exception,
+          });
+        }
+        type = setTypeFor(target, current);
+      }
+      const encoded = encodeForSet(type, value);
+      if (!encoded.ok) throw bindingError(target, "unsupported", `cannot SET ${oid}: ${encoded.why}`);
+      return send(
+        0,
+        (session, done) => session.set([{ oid, type: encoded.tag, value: encoded.value }], done),
+        true,
+      );
+    });
+    checkSetAnswer(target, answer);
   }
 
   async invokeAction(target: Target): Promise<ActionOutcome> {
@@ -191,9 +222,17 @@ export class SnmpBinding implements Binding {
     }
     if (this.#closed) throw bindingError(target, "closed", "the SNMP binding is closed");
     const url = parseSnmpUrl(target);
+    const security = this.#securityOf(target);
+    if (security.version === "3") {
+      throw bindingError(
+        target,
+        "unsupported",
+        "SNMPv3 traps and informs are not received: the hub's trap receiver takes SNMPv2c notifications only",
+      );
+    }
     const filter = {
       address: (await this.#resolve(target, url.host)).address,
-      community: this.#communityOf(target),
+      community: security.community,
       trapOid: oidOf(target),
     };
     let receiver: SnmpTrapReceiver;
@@ -247,47 +286,67 @@ export class SnmpBinding implements Binding {
     return varbind;
   }
 
+  /** One request (a GET, or a SET sent once when `retries` is 0) on a session of its own. */
+  #request(target: Target, retries: number, call: Call): Promise<Varbind[]> {
+    return this.#exchange(target, (send) => send(retries, call, target.op === "writeproperty"));
+  }
+
   /**
-   * One request on a session of its own (its own UDP port, so that no answer to another request
-   * can be taken for this one), to the address the policy allows, closed once it is answered.
+   * Requests on a session of their own (its own UDP port, so that no answer to another request
+   * can be taken for these), to the address the policy allows, closed once they are answered.
+   * SNMPv3 discovers the agent's engine (RFC 3414 §4) before the first one, as net-snmp does.
    */
-  async #request(
-    target: Target,
-    retries: number,
-    send: (session: Session, done: (error: Error | null, varbinds?: Varbind[]) => void) => void,
-  ): Promise<Varbind[]> {
+  async #exchange(target: Target, exchange: (send: Send) => Promise<Varbind[]>): Promise<Varbind[]> {
     if (this.#closed) throw bindingError(target, "closed", "the SNMP binding is closed");
     const url = parseSnmpUrl(target);
-    const community = this.#communityOf(target);
+    const security = this.#securityOf(target);
     const address = await this.#resolve(target, url.host);
     const release = await this.#slot(`${address.address} ${url.port}`);
     if (this.#closed) {
       release();
       throw bindingError(target, "closed", "the SNMP binding was closed");
     }
-    const session = createSession(address.address, community, {
+    const options = {
       port: url.port,
-      version: target.terms.snmpVersion === "1" ? Version1 : Version2c,
       transport: address.family === 6 ? "udp6" : "udp4",
       timeout: this.#timeoutMs,
-      retries,
+      retries: 0,
       backoff: 1,
-    });
+    } as const;
+    const session =
+      security.version === "3"
+        ? createV3Session(address.address, usmUser(security.usm), options)
+        : createSession(address.address, security.community, {
+            ...options,
+            version: security.version === "1" ? Version1 : Version2c,
+          });
     this.#sessions.add(session);
-    const write = target.op === "writeproperty";
-    try {
-      return await new Promise<Varbind[]>((resolve, reject) => {
-        // A socket error (an ICMP port unreachable surfaces as ECONNREFUSED on some systems).
-        session.on("error", (error) => reject(error));
+    const failed = new Promise<never>((_resolve, reject) => {
+      // A socket error (an ICMP port unreachable surfaces as ECONNREFUSED on some systems).
+      session.on("error", (error) => reject(error));
+    });
+    failed.catch(() => undefined);
+    let acting = false;
+    let retries = 0;
+    const send: Send = (tries, call, acts = false) => {
+      acting = acts;
+      retries = tries;
+      // net-snmp reads the session's retries when it makes each request.
+      (session as unknown as { retries: number }).retries = tries;
+      const answered = new Promise<Varbind[]>((resolve, reject) => {
         try {
-          send(session, (error, varbinds) => (error === null ? resolve(varbinds ?? []) : reject(error)));
+          call(session, (error, varbinds) => (error === null ? resolve(varbinds ?? []) : reject(error)));
         } catch (error) {
           reject(error instanceof Error ? error : new Error(String(error)));
         }
       });
+      return Promise.race([answered, failed]);
+    };
+    try {
+      return await exchange(send);
     } catch (error) {
-      const failure = this.#failure(target, error);
-      throw write && bindingFailure(failure)?.reason === "timeout" ? withUnknownOutcome(failure) : failure;
+      const failure = this.#failure(target, error, { security, session, acting, retries });
+      throw acting && bindingFailure(failure)?.reason === "timeout" ? withUnknownOutcome(failure) : failure;
     } finally {
       this.#sessions.delete(session);
       release();
@@ -323,18 +382,58 @@ export class SnmpBinding implements Binding {
     };
   }
 
-  #failure(target: Target, error: unknown): BindingError {
+  #failure(
+    target: Target,
+    error: unknown,
+    exchange: { security: Security; session: Session; acting: boolean; retries: number },
+  ): BindingError {
     if (error instanceof BindingError) return error;
     const cause = error;
     const name = error instanceof Error ? error.name : "";
     const message = error instanceof Error ? error.message : String(error);
+    const request = exchange.acting ? "SET" : "GET";
     if (this.#closed) return bindingError(target, "closed", "the SNMP binding was closed", { cause });
+    const { security } = exchange;
+    if (security.version === "3") {
+      const usm = usmErrorOf(error);
+      if (usm !== undefined) {
+        const failure = bindingError(
+          target,
+          "security",
+          `the agent refused the ${request} of ${oidOf(target)}: ${usm.counter} (${usmExplanation(usm.counter, security.usm)})`,
+          { body: usm.counter, cause },
+        );
+        // A report says the agent did not process the request; an answer that fails our own
+        // check came after the agent may have done the SET.
+        return exchange.acting && !usm.reported ? withUnknownOutcome(failure) : failure;
+      }
+      // Engine discovery answered, the authenticated request not: the agent dropped what it could
+      // not authenticate or decrypt (net-snmp's agent does; RFC 3414 §3.2 allows it).
+      const discovered = (exchange.session as unknown as { msgSecurityParameters?: unknown })
+        .msgSecurityParameters;
+      if (
+        name === "RequestTimedOutError" &&
+        !exchange.acting &&
+        discovered !== undefined &&
+        security.usm.level !== "noAuthNoPriv"
+      ) {
+        const tries = exchange.retries + 1;
+        return bindingError(
+          target,
+          "security",
+          `the agent answered engine discovery but none of ${tries} ${security.usm.level} ${tries === 1 ? "request" : "requests"} of user "${security.usm.user}" in ${this.#timeoutMs} ms each: an agent drops a request whose digest or encryption it cannot check, so the auth or priv passphrase (or snmp:authProtocol, snmp:privProtocol) most likely differs from the agent's`,
+          { cause },
+        );
+      }
+    }
     if (name === "RequestTimedOutError") {
-      const tries = target.op === "writeproperty" ? 1 : this.#retries + 1;
+      const tries = exchange.retries + 1;
+      const silent =
+        security.version === "3" ? "an unknown engine" : "a wrong community is not answered either";
       return bindingError(
         target,
         "timeout",
-        `no answer from the SNMP agent in ${this.#timeoutMs} ms (${tries} ${tries === 1 ? "request" : "requests"}); a wrong community is not answered either`,
+        `no answer from the SNMP agent in ${this.#timeoutMs} ms (${tries} ${tries === 1 ? "request" : "requests"}); ${silent}`,
         { cause },
       );
     }
@@ -345,7 +444,7 @@ export class SnmpBinding implements Binding {
       return bindingError(
         target,
         "status",
-        `the agent refused the ${target.op === "writeproperty" ? "SET" : "GET"} of ${oidOf(target)}: ${statusName}`,
+        `the agent refused the ${request} of ${oidOf(target)}: ${statusName}`,
         { status: code, body: statusName, cause },
       );
     }
@@ -356,15 +455,45 @@ export class SnmpBinding implements Binding {
     return bindingError(target, "unreachable", message, { cause });
   }
 
-  #communityOf(target: Target): string {
+  /**
+   * The community or USM user of the target's credentials, and the version they speak: a
+   * `snmp:usm` security is SNMPv3, a community v1 or v2c (`snmp:version`, default 2c).
+   */
+  #securityOf(target: Target): Security {
     let community: string | undefined;
+    let usm: UsmCredentials | undefined;
     for (const credential of target.credentials) {
       if (credential.scheme === "snmp-community") community = credential.community;
+      else if (credential.scheme === "snmp-usm") usm = credential;
       else if (credential.scheme !== "nosec") {
-        throw bindingError(target, "unsupported", `SNMP carries a community only, not ${credential.scheme}`);
+        throw bindingError(
+          target,
+          "unsupported",
+          `SNMP carries a community or a USM user only, not ${credential.scheme}`,
+        );
       }
     }
-    return community ?? this.#defaultCommunity;
+    const version = target.terms.snmpVersion;
+    if (usm !== undefined) {
+      if (community !== undefined)
+        throw bindingError(target, "unsupported", "a form cannot use both snmp:community and snmp:usm");
+      if (version !== undefined && version !== "3") {
+        throw bindingError(
+          target,
+          "unsupported",
+          `snmp:usm is SNMPv3, and the form says snmp:version "${version}": remove it or say "3"`,
+        );
+      }
+      return { version: "3", usm };
+    }
+    if (version === "3") {
+      throw bindingError(
+        target,
+        "unsupported",
+        `SNMPv3 needs a ${"snmp:usm"} security definition naming the user${community === undefined ? "" : ", not a community"}`,
+      );
+    }
+    return { version: version ?? "2c", community: community ?? this.#defaultCommunity };
   }
 
   /** The address to send to: an IP literal as allowed by the policy, or a name through its lookup. */
@@ -431,6 +560,27 @@ function errorStatusName(code: number): string {
   const name = (ErrorStatus as unknown as Record<number, string | undefined>)[code];
   if (name === undefined) return `error-status ${code}`;
   return name.charAt(0).toLowerCase() + name.slice(1);
+}
+
+/** The SMIv2 type to SET an OID as, from what a GET of it answered. */
+function setTypeFor(target: Target, current: Varbind): SnmpSetType {
+  const type = setTypeOf(current.type);
+  if (type !== undefined) return type;
+  throw bindingError(
+    target,
+    "unsupported",
+    `${oidOf(target)} holds a ${typeName(current.type)}, which SNMP SET cannot take: give the form an snmp:type`,
+  );
+}
+
+/** Some agents answer a SET of an OID they lack with the exception and no error-status. */
+function checkSetAnswer(target: Target, answer: readonly Varbind[]): void {
+  const exception = answer[0] === undefined ? undefined : varbindException(answer[0]);
+  if (exception !== undefined) {
+    throw bindingError(target, "status", `the agent answered the SET of ${oidOf(target)} with ${exception}`, {
+      body: exception,
+    });
+  }
 }
 
 function unsupported(target: Target): BindingError {
