@@ -14,7 +14,7 @@ import { HUB_ID_FILE } from "../hub/hub-identity.js";
 import { LOG_KEY_FILE } from "../hub/notary.js";
 import { MQTT_CREDENTIALS_FILE } from "../hub/mqtt-credentials.js";
 import { SECRET_KEY_FILE } from "../hub/thing-secrets.js";
-import { backupSqliteDatabase, unmadeDirectory, type BackupProgress } from "../store/index.js";
+import type { BackupProgress } from "../store/index.js";
 import { CliError } from "./cli-error.js";
 
 const DATABASE_FILE = "hyperthings.db";
@@ -72,6 +72,8 @@ export async function backup(target: string, options: BackupOptions): Promise<st
   const database = join(data, DATABASE_FILE);
   if (!existsSync(database)) throw new CliError(`no hub data in ${data} (no ${DATABASE_FILE} there)`);
   if (destination === data) throw new CliError(`${destination} is the data directory itself; give another`);
+  // The store (SQLite's driver) only when a backup runs, not on every command.
+  const { backupSqliteDatabase, unmadeDirectory } = await import("../store/index.js");
   let created = false;
   if (existsSync(destination)) {
     if (!statSync(destination).isDirectory())

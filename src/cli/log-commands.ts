@@ -56,7 +56,7 @@ import { describeChange } from "./history-commands.js";
 // The names only: the hub's index would load the whole hub on every `things` command.
 import { HUB_ID_FILE } from "../hub/hub-identity.js";
 import { LOG_KEY_FILE } from "../hub/notary.js";
-import { SqliteLogFile, type LogFileHead } from "../store/index.js";
+import type { LogFileHead, SqliteLogFile } from "../store/index.js";
 
 /** The exit code of a verification that ran and found the Log, a proof or an export wrong. */
 export const VERIFICATION_FAILED = 3;
@@ -563,6 +563,8 @@ interface LogFileReader {
  * (a whole database, and its -wal) in the temporary directory, as export would leave its part.
  */
 async function verifyDbFile(path: string, options: VerifyOptions): Promise<void> {
+  // The store (SQLite's driver) is loaded only when a file is verified, not by every command.
+  const { SqliteLogFile: LogFile } = await import("../store/index.js");
   let source: ReturnType<typeof logFileSource> | undefined;
   // Listening before the copy is made: a signal during it (a synchronous copy) is handled once
   // the copy returns, and then removes it; without a listener it would end the process at once.
@@ -577,7 +579,7 @@ async function verifyDbFile(path: string, options: VerifyOptions): Promise<void>
   process.once("SIGINT", interrupted);
   process.once("SIGTERM", interrupted);
   try {
-    source = logFileSource(path, options.key);
+    source = logFileSource(LogFile, path, options.key);
     return await verifyHub(source.reader, options, source.reader);
   } finally {
     source?.close();
@@ -592,6 +594,7 @@ async function verifyDbFile(path: string, options: VerifyOptions): Promise<void>
  * `log-key.pem` beside it (or --key's), and its origin the `hub-id` beside it.
  */
 function logFileSource(
+  LogFile: typeof SqliteLogFile,
   path: string,
   keyFile: string | undefined,
 ): {
@@ -629,7 +632,7 @@ function logFileSource(
   }
   let log: SqliteLogFile;
   try {
-    log = new SqliteLogFile(path);
+    log = new LogFile(path);
   } catch (err) {
     throw new CliError((err as Error).message);
   }

@@ -2,7 +2,8 @@
 // subscriptions over one WebSocket with the graphql-ws protocol, reconnecting by itself; a
 // `changes` stream resumes after the last seq it delivered, so a reconnect loses and repeats
 // nothing. Runs in Node.js and in browsers: Node 20 has no global WebSocket, so give it `ws`.
-import { createClient, type Client, type SubscribePayload } from "graphql-ws";
+// The client entry alone: graphql-ws's main one also loads its server, and with it all of graphql.
+import { createClient, type Client, type SubscribePayload } from "graphql-ws/client";
 import type { Change, RegisteredThingDescription } from "../core/index.js";
 import { HubError, HubUnreachableError, unreachableReason } from "./directory-client.js";
 

@@ -1,7 +1,9 @@
 // Every setting of the hub in one place: its default, and the environment variable that sets it.
 import envPaths from "env-paths";
 import { join } from "node:path";
-import { AddressPolicy, METADATA_AND_LINK_LOCAL_RANGES } from "../bindings/index.js";
+// The address policy alone: the bindings index loads every protocol library (CoAP, MQTT, SNMP, undici),
+// which each `things` command would pay for at start.
+import { AddressPolicy, METADATA_AND_LINK_LOCAL_RANGES } from "../bindings/address-policy.js";
 import { ValidationError } from "../core/index.js";
 import { tokenProblem } from "./admin-token.js";
 

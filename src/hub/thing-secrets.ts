@@ -4,15 +4,17 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ValidationError, type ThingDescription } from "../core/index.js";
+// From the bindings' light modules, not their index: that loads every protocol library, which the
+// CLI's commands (backup, verify) that import this file for its file name would pay for at start.
 import {
   MIN_USM_PASSPHRASE_LENGTH,
   SNMP_COMMUNITY,
   SNMP_USM,
-  securedOrigins,
   usmDefinition,
   type Secret,
   type Secrets,
-} from "../bindings/index.js";
+} from "../bindings/credentials.js";
+import { securedOrigins } from "../bindings/form-selection.js";
 import type { SecretStore } from "./secret-store.js";
 import { createDataFile, readDataFile } from "./data-files.js";
 
