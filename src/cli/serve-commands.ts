@@ -26,6 +26,9 @@ interface ServeOptions {
   deny?: string;
   allowedHosts?: string;
   vocabulary?: string;
+  bus?: string;
+  busPrefix?: string;
+  busStream?: string;
 }
 
 const SERVE_EXIT_CODES =
@@ -81,6 +84,18 @@ function addServeOptions(command: Command): Command {
     .option(
       "--vocabulary <file>",
       "the type vocabulary for graph queries, JSON (env HYPERTHINGS_VOCABULARY, default vocab/types.json)",
+    )
+    .option(
+      "--bus <url>",
+      'where committed Changes also go: "in-process" (default) or NATS JetStream, nats://host:port (env HYPERTHINGS_BUS)',
+    )
+    .option(
+      "--bus-prefix <subject>",
+      "root of the NATS subjects of Changes (env HYPERTHINGS_BUS_PREFIX, default hyperthings)",
+    )
+    .option(
+      "--bus-stream <name>",
+      "the JetStream stream that holds them (env HYPERTHINGS_BUS_STREAM, default HYPERTHINGS)",
     );
 }
 
@@ -103,6 +118,9 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
     ...(options.deny !== undefined && { deny: options.deny }),
     ...(options.allowedHosts !== undefined && { allowedHosts: options.allowedHosts }),
     ...(options.vocabulary !== undefined && { vocabulary: options.vocabulary }),
+    ...(options.bus !== undefined && { bus: options.bus }),
+    ...(options.busPrefix !== undefined && { busPrefix: options.busPrefix }),
+    ...(options.busStream !== undefined && { busStream: options.busStream }),
   };
 }
 
@@ -193,6 +211,11 @@ async function serve(
     out.write(`  ignored: ${name} is no setting${meant === undefined ? "" : ` (did you mean ${meant}?)`}\n`);
   }
   out.write(`${mqttLine(running)}\n`);
+  const bus = running.hub.bus.status?.();
+  if (bus !== undefined) {
+    const state = bus.connected ? "connected" : "not connected yet: publishing once it connects";
+    out.write(`  bus: NATS ${bus.server} (${state}), stream ${bus.stream}, subjects ${bus.subjects}\n`);
+  }
   if (running.snmpTrapPort !== undefined) {
     out.write(`  SNMP traps: UDP ${running.hub.config.host} port ${running.snmpTrapPort} (SNMPv2c)\n`);
   }
