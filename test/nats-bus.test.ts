@@ -231,6 +231,85 @@ if (problem !== undefined && !required) {
       expect(bus.status()).toMatchObject({ connected: true, lag: 0, inFlight: 0, catchingUp: false });
     });
 
+    it("stops while NATS is away, and the next start sends what it missed", async () => {
+      const { stream, prefix, run } = names();
+      const proxy = new NatsProxy();
+      proxies.push(proxy);
+      await proxy.open();
+      const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-test-"));
+      dataDirs.push(dataDir);
+      const options = { dataDir, bus: proxy.url, busPrefix: prefix, busStream: stream };
+      const hub = await startTestHub(options);
+      const id = `urn:test:nats:${run}:lamp`;
+      await putTd(hub, lampTd(id));
+      await natsBusOf(hub).acknowledged(await report(hub, id, [1]));
+      await proxy.cut();
+      await vi.waitFor(() => expect(natsBusOf(hub).status().connected).toBe(false), { timeout: 10_000 });
+      const last = await report(hub, id, [2, 3]);
+      await hub.stop();
+
+      await proxy.open(proxy.port);
+      const again = await startTestHub(options);
+      hubs.push(again);
+      await natsBusOf(again).acknowledged(last);
+      const seqs = (await streamMessages(jsm, stream)).map((m) => m.change.seq);
+      expect(seqs).toEqual(Array.from({ length: last }, (_, i) => i + 1));
+    });
+
+    it("publishes cut off in flight are sent again from the Log, in order, none twice", async () => {
+      const { stream, prefix } = names();
+      const proxy = new NatsProxy();
+      proxies.push(proxy);
+      await proxy.open();
+      const hubId = `urn:test:hub:${stream}`;
+      const log: Change[] = Array.from({ length: 20 }, (_, i) => ({
+        seq: i + 1,
+        hlc: `${i}`,
+        thing: `urn:test:thing:${i % 3}`,
+        kind: "reported",
+        affordance: "level",
+        value: i,
+        cause: { actor: "test" },
+      }));
+      let committed = 0;
+      const bus = new NatsBus({
+        servers: [proxy.url],
+        stream,
+        prefix,
+        maxAgeMs: 0,
+        maxBytes: 0,
+        window: 4,
+        ackTimeoutMs: 500,
+        retryMs: 50,
+        replay: (after, limit) =>
+          Promise.resolve(log.filter((c) => c.seq > after && c.seq <= committed).slice(0, limit)),
+        lastSeq: () => Promise.resolve(committed),
+        logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      });
+      try {
+        await bus.start(hubId);
+        committed = 1;
+        bus.publish(log.slice(0, 1));
+        await bus.acknowledged(1);
+        // Nine committed at once, then the way to NATS cut before their PubAcks come back.
+        committed = 10;
+        bus.publish(log.slice(1, 10));
+        expect(bus.status().inFlight).toBe(4);
+        await proxy.cut();
+        committed = 20;
+        bus.publish(log.slice(10));
+        expect(bus.status()).toMatchObject({ lastCommitted: 20, window: 4 });
+        expect(bus.status().inFlight).toBeLessThanOrEqual(4);
+        await proxy.open(proxy.port);
+        await bus.acknowledged(20);
+      } finally {
+        await bus.close();
+      }
+      const messages = await streamMessages(jsm, stream);
+      expect(messages.map((m) => m.change.seq)).toEqual(log.map((c) => c.seq));
+      expect(messages.map((m) => m.msgId)).toEqual(log.map((c) => `${hubId}:${c.seq}`));
+    });
+
     it("starts without NATS, says so, and catches up when NATS comes", async () => {
       const { stream, prefix, run } = names();
       const proxy = new NatsProxy();

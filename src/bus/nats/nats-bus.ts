@@ -164,8 +164,16 @@ export class NatsBus implements Bus {
     // what is not acknowledged is caught up at the next start anyway.
     const nc = this.nc;
     this.nc = undefined;
+    const wasConnected = this.connected;
     this.connected = false;
-    if (nc !== undefined) await nc.drain().catch(() => nc.close());
+    // Draining waits for the server: not while it is away, and not for longer than a PubAck may take.
+    if (nc !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.ackTimeoutMs)));
+      await Promise.race([wasConnected ? nc.drain().catch(() => undefined) : Promise.resolve(), bound]);
+      clearTimeout(timer);
+      if (!nc.isClosed()) await nc.close().catch(() => undefined);
+    }
     for (const waiter of this.waiters.splice(0)) waiter.resolve();
   }
 
