@@ -293,6 +293,12 @@ export class NatsBus implements Bus {
       }
       this.resync = true;
       this.live = false;
+      // Not at once: a Change the server refuses every time (one past its max_payload) must not
+      // have the bus read the stream and send it again in a loop.
+      this.retryTimer ??= setTimeout(() => {
+        this.retryTimer = undefined;
+        this.wake();
+      }, this.nextRetryDelay());
     }
     if (this.resync && [...this.pending.values()].every((done) => done)) this.pending.clear();
     this.wake();
