@@ -9,14 +9,19 @@ const MAX_TOKEN = 200;
 /**
  * One subject token for a Thing id or a kind: the UTF-8 bytes percent-encoded except
  * `A–Z a–z 0–9 - _` (so no `.`, `*`, `>`, space or control character, and `decodeURIComponent`
- * gives the id back); one that would be longer than 200 characters is `~` and the SHA-256 of the
- * text in hex instead (no percent-encoded token starts with `~`). The payload always holds the id.
+ * gives the id back); one that would be longer than 200 characters (or empty, or not well-formed
+ * UTF-16) is `~` and the SHA-256 of the text in hex instead (no percent-encoded token starts with `~`). The payload always holds the id.
  */
 export function subjectToken(text: string): string {
-  const encoded = encodeURIComponent(text).replace(
-    /[.!~*'()]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
+  let encoded = "";
+  try {
+    encoded = encodeURIComponent(text).replace(
+      /[.!~*'()]/g,
+      (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+    );
+  } catch {
+    // URIError: no UTF-8 form (a lone surrogate); hashed below.
+  }
   if (encoded.length > 0 && encoded.length <= MAX_TOKEN) return encoded;
   return `~${createHash("sha256").update(text).digest("hex")}`;
 }
