@@ -213,7 +213,9 @@ async function serve(
   out.write(`${mqttLine(running)}\n`);
   const bus = running.hub.bus.status?.();
   if (bus !== undefined) {
-    const state = bus.connected ? "connected" : "not connected yet: publishing once it connects";
+    const state = bus.connected
+      ? "connected"
+      : `not connected: ${bus.problem?.reason ?? "connecting"}; publishing once it connects`;
     out.write(`  bus: NATS ${bus.server} (${state}), stream ${bus.stream}, subjects ${bus.subjects}\n`);
   }
   if (running.snmpTrapPort !== undefined) {

@@ -107,12 +107,14 @@ export class NatsBus implements Bus {
   /**
    * Starts publishing to JetStream as `hubId` (the Msg-Id names it): connects in the background,
    * retrying while NATS is unreachable, and catches up from the last Change the stream holds of
-   * this hub. Returns at once; `status()` tells how it goes.
+   * this hub. Returns after the first attempt to connect; `status()` tells how it goes.
    */
   async start(hubId: string): Promise<void> {
     this.hubId = hubId;
     this.latest = Math.max(this.latest, await this.options.lastSeq());
-    void this.connectLoop();
+    // The first attempt is awaited (bounded by the connect timeout), so that what the hub says
+    // at start, connected or unreachable, is so.
+    await new Promise<void>((firstAttempt) => void this.connectLoop(firstAttempt));
   }
 
   publish(changes: readonly Change[]): void {
@@ -177,7 +179,7 @@ export class NatsBus implements Bus {
     for (const waiter of this.waiters.splice(0)) waiter.resolve();
   }
 
-  private async connectLoop(): Promise<void> {
+  private async connectLoop(firstAttempt: () => void): Promise<void> {
     let told = false;
     while (!this.closed) {
       try {
@@ -189,6 +191,7 @@ export class NatsBus implements Bus {
           timeout: 5_000,
         });
         if (this.closed) {
+          firstAttempt();
           await nc.close();
           return;
         }
@@ -202,6 +205,7 @@ export class NatsBus implements Bus {
         );
         void this.followStatus(nc);
         this.wake();
+        firstAttempt();
         return;
       } catch (error) {
         const reason = reasonOf(error);
@@ -213,6 +217,7 @@ export class NatsBus implements Bus {
             `NATS at ${this.server} is unreachable (${reason}): the hub runs without it, keeps trying, and publishes its Changes to JetStream once it connects`,
           );
         }
+        firstAttempt();
         await new Promise<void>((resolve) => {
           this.retryTimer = setTimeout(() => {
             this.retryTimer = undefined;
@@ -221,6 +226,7 @@ export class NatsBus implements Bus {
         });
       }
     }
+    firstAttempt();
   }
 
   private async followStatus(nc: NatsConnection): Promise<void> {
