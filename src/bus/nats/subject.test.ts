@@ -12,11 +12,9 @@ describe("subjectToken", () => {
           fc.string({ unit: "binary", maxLength: 120 }),
           fc.string({ unit: "grapheme-ascii", maxLength: 300 }),
         ),
-        (text) => {
-          const token = subjectToken(text);
-          expect(token).toMatch(/^[A-Za-z0-9_%~-]{1,200}$/);
-        },
+        (text) => /^[A-Za-z0-9_%~-]{1,200}$/.test(subjectToken(text)),
       ),
+      { numRuns: 40 },
     );
   });
 
