@@ -28,6 +28,9 @@ interface ServeOptions {
   allowedHosts?: string;
   vocabulary?: string;
   store?: string;
+  bus?: string;
+  busPrefix?: string;
+  busStream?: string;
 }
 
 const SERVE_EXIT_CODES =
@@ -87,6 +90,18 @@ function addServeOptions(command: Command): Command {
     .option(
       "--vocabulary <file>",
       "the type vocabulary for graph queries, JSON (env HYPERTHINGS_VOCABULARY, default vocab/types.json)",
+    )
+    .option(
+      "--bus <url>",
+      'where committed Changes also go: "in-process" (default) or NATS JetStream, nats://host:port (env HYPERTHINGS_BUS)',
+    )
+    .option(
+      "--bus-prefix <subject>",
+      "root of the NATS subjects of Changes (env HYPERTHINGS_BUS_PREFIX, default hyperthings)",
+    )
+    .option(
+      "--bus-stream <name>",
+      "the JetStream stream that holds them (env HYPERTHINGS_BUS_STREAM, default HYPERTHINGS)",
     );
 }
 
@@ -110,6 +125,9 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
     ...(options.allowedHosts !== undefined && { allowedHosts: options.allowedHosts }),
     ...(options.vocabulary !== undefined && { vocabulary: options.vocabulary }),
     ...(options.store !== undefined && { store: options.store }),
+    ...(options.bus !== undefined && { bus: options.bus }),
+    ...(options.busPrefix !== undefined && { busPrefix: options.busPrefix }),
+    ...(options.busStream !== undefined && { busStream: options.busStream }),
   };
 }
 
@@ -200,6 +218,13 @@ async function serve(
     out.write(`  ignored: ${name} is no setting${meant === undefined ? "" : ` (did you mean ${meant}?)`}\n`);
   }
   out.write(`${mqttLine(running)}\n`);
+  const bus = running.hub.bus.status?.();
+  if (bus !== undefined) {
+    const state = bus.connected
+      ? "connected"
+      : `not connected: ${bus.problem?.reason ?? "connecting"}; publishing once it connects`;
+    out.write(`  bus: NATS ${bus.server} (${state}), stream ${bus.stream}, subjects ${bus.subjects}\n`);
+  }
   if (running.snmpTrapPort !== undefined) {
     out.write(`  SNMP traps: UDP ${running.hub.config.host} port ${running.snmpTrapPort} (SNMPv2c)\n`);
   }

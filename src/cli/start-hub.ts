@@ -7,7 +7,7 @@ import pretty from "pino-pretty";
 import { buildServer, mqttPortError, parseBrokerUrl, startMqtt, type RunningMqtt } from "../api/index.js";
 import { AddressPolicy, SnmpBinding, createBindings, type BindingSet } from "../bindings/index.js";
 import { UnavailableError } from "../core/index.js";
-import { InProcessBus } from "../bus/index.js";
+import { InProcessBus, NatsBus, type Bus } from "../bus/index.js";
 import { Discovery, Hub, loadVocabulary, type HubConfig, type SecretStore } from "../hub/index.js";
 import {
   PostgresSecretStore,
@@ -158,7 +158,26 @@ export async function startHub(
   const vocabulary = loadVocabulary(config.vocabulary);
   const logger = options.logger ?? createLogger(config.logLevel);
   const { store, openSecrets } = await openStore(config, logger);
-  const bus = new InProcessBus((err) => logger.error({ err }, "a change subscriber failed"));
+  const onSubscriberError = (err: unknown) => logger.error({ err }, "a change subscriber failed");
+  // NATS JetStream gets every committed Change too; what it has not acknowledged it is given again
+  // from the Store (docs/nats.md). It connects in the background: an unreachable server stops nothing.
+  const natsBus =
+    config.bus.servers === undefined
+      ? undefined
+      : new NatsBus(
+          {
+            servers: config.bus.servers,
+            stream: config.bus.stream,
+            prefix: config.bus.prefix,
+            maxAgeMs: config.bus.maxAgeMs,
+            maxBytes: config.bus.maxBytes,
+            replay: (after, limit) => store.changesAfter(after, limit),
+            lastSeq: () => store.lastSeq(),
+            logger: logger.child({ part: "bus" }),
+          },
+          onSubscriberError,
+        );
+  const bus: Bus = natsBus ?? new InProcessBus(onSubscriberError);
   // The bindings the hub talks to Things with; it knows them only by the Binding interface.
   // The embedded broker (aedes) speaks MQTT 3.1.1 only; its URL is known once it listens.
   let embeddedBroker: string | undefined;
@@ -219,6 +238,12 @@ export async function startHub(
     await bindings.close();
     await secrets?.close();
     await store.close();
+    throw err;
+  }
+  try {
+    await natsBus?.start(hub.id);
+  } catch (err) {
+    await hub.close();
     throw err;
   }
   const fetcher = createDiscoveryFetcher(addressPolicy);

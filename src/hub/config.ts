@@ -4,6 +4,8 @@ import { join } from "node:path";
 // The address policy alone: the bindings index loads every protocol library (CoAP, MQTT, SNMP, undici),
 // which each `things` command would pay for at start.
 import { AddressPolicy, METADATA_AND_LINK_LOCAL_RANGES } from "../bindings/address-policy.js";
+// The subject and stream checks alone: the bus index loads the NATS client.
+import { checkStreamName, checkSubjectPrefix, parseNatsServers } from "../bus/nats/subject.js";
 import { ValidationError } from "../core/index.js";
 import { tokenProblem } from "./admin-token.js";
 
@@ -123,6 +125,22 @@ export interface HubConfig {
   graphql: GraphqlLimits;
   /** The type vocabulary file for graph queries (docs/queries.md); undefined: vocab/types.json. */
   vocabulary: string | undefined;
+  /** Where committed Changes go besides the hub's own subscribers (docs/nats.md). */
+  bus: BusSettings;
+}
+
+/** The Bus: in-process only, or NATS JetStream too (`--bus nats://…`, docs/nats.md). */
+export interface BusSettings {
+  /** The NATS servers; undefined for the in-process bus. */
+  servers: readonly string[] | undefined;
+  /** Subjects are `<prefix>.changes.<thing>.<kind>`. */
+  prefix: string;
+  /** The JetStream stream, created or updated at connect. */
+  stream: string;
+  /** How long the stream keeps a message, ms (0: for ever). */
+  maxAgeMs: number;
+  /** The stream's size, bytes (0: no limit); past it the oldest messages go. */
+  maxBytes: number;
 }
 
 /** What one GraphQL operation, and one WebSocket, may ask of the hub. */
@@ -186,6 +204,11 @@ export const configEnvironment = {
   vocabulary: "HYPERTHINGS_VOCABULARY",
   graphqlMaxAnswerBytes: "HYPERTHINGS_GRAPHQL_MAX_ANSWER_BYTES",
   maxStreamsPerClient: "HYPERTHINGS_MAX_STREAMS_PER_CLIENT",
+  bus: "HYPERTHINGS_BUS",
+  busPrefix: "HYPERTHINGS_BUS_PREFIX",
+  busStream: "HYPERTHINGS_BUS_STREAM",
+  busMaxAgeHours: "HYPERTHINGS_BUS_MAX_AGE_HOURS",
+  busMaxMiB: "HYPERTHINGS_BUS_MAX_MIB",
 } as const;
 
 /** HYPERTHINGS_ names that are no hub setting but mean something elsewhere: the CLI's, the tests'. */
@@ -287,6 +310,13 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   allow: ["0.0.0.0/0", "::/0"],
   deny: METADATA_AND_LINK_LOCAL_RANGES,
   vocabulary: undefined,
+  bus: {
+    servers: undefined,
+    prefix: "hyperthings",
+    stream: "HYPERTHINGS",
+    maxAgeMs: 7 * 24 * 3_600_000,
+    maxBytes: 1024 * 2 ** 20,
+  },
   graphql: {
     maxDepth: 12,
     maxCost: 20_000,
@@ -388,6 +418,11 @@ export interface ConfigOverrides {
   graphql?: Partial<GraphqlLimits>;
   /** `--vocabulary`: the type vocabulary file. */
   vocabulary?: string;
+  /** `--bus`: `in-process`, or NATS servers `nats://host:port[,…]`. */
+  bus?: string;
+  /** `--bus-prefix`, `--bus-stream`. */
+  busPrefix?: string;
+  busStream?: string;
 }
 
 /**
@@ -539,6 +574,7 @@ export function loadConfig(
       ),
     },
     vocabulary: overrides.vocabulary ?? (env[e.vocabulary] || undefined),
+    bus: busSettings(overrides, env),
     adminToken,
     readToken,
     logLevel,
@@ -698,4 +734,41 @@ function flag(name: string, text: string | undefined, fallback: boolean): boolea
   if (["1", "true", "on", "yes"].includes(value)) return true;
   if (["0", "false", "off", "no"].includes(value)) return false;
   throw new ValidationError(`${name} must be true or false, not "${text}"`);
+}
+
+/** The Bus's settings: `--bus` (in-process, or NATS servers), the subject prefix, the stream and its limits. */
+function busSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): BusSettings {
+  const e = configEnvironment;
+  const d = configDefaults.bus;
+  const bus = overrides.bus ?? env[e.bus];
+  const servers =
+    bus === undefined || bus.trim() === "in-process"
+      ? undefined
+      : parseNatsServers(named("bus", overrides.bus, "--bus", e.bus, env), bus);
+  return {
+    servers,
+    prefix: checkSubjectPrefix(
+      named("bus subject prefix", overrides.busPrefix, "--bus-prefix", e.busPrefix, env),
+      overrides.busPrefix ?? env[e.busPrefix] ?? d.prefix,
+    ),
+    stream: checkStreamName(
+      named("bus stream", overrides.busStream, "--bus-stream", e.busStream, env),
+      overrides.busStream ?? env[e.busStream] ?? d.stream,
+    ),
+    maxAgeMs:
+      integer(
+        named("bus stream max age (hours)", undefined, undefined, e.busMaxAgeHours, env),
+        String(env[e.busMaxAgeHours] ?? d.maxAgeMs / 3_600_000),
+        0,
+        100 * 365 * 24,
+      ) * 3_600_000,
+    maxBytes:
+      integer(
+        named("bus stream size (MiB)", undefined, undefined, e.busMaxMiB, env),
+        String(env[e.busMaxMiB] ?? d.maxBytes / 2 ** 20),
+        0,
+        1024 * 1024 * 1024,
+      ) *
+      2 ** 20,
+  };
 }

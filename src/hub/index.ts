@@ -14,6 +14,7 @@ export {
   defaultDataDir,
   unknownEnvironment,
   type HubConfig,
+  type BusSettings,
   type ConfigOverrides,
 } from "./config.js";
 export { ADMIN_TOKEN_FILE, type AdminToken } from "./admin-token.js";

@@ -157,14 +157,19 @@ export function wellKnownRoutes(hub: Hub, version: string) {
         // Files changed behind the store's back that it works around (nothing is lost), until an
         // operator restarts the hub: it takes writes, so 200, but not "ok".
         const storage = hub.store.storageProblem();
+        // A bus that does not keep up with the Log (NATS away, or far behind) leaves the hub
+        // taking writes and serving its own subscribers: degraded, with how far behind it is.
+        const bus = hub.bus.status?.();
+        const busBehind = bus !== undefined && (!bus.connected || bus.lag > bus.window);
         return {
-          status: failing !== undefined ? "failing" : storage !== undefined ? "degraded" : "ok",
+          status: failing !== undefined ? "failing" : storage !== undefined || busBehind ? "degraded" : "ok",
           hub: hub.id,
           version,
           things: await hub.store.countThings(),
           lastSeq: await hub.store.lastSeq(),
           ...(failing !== undefined && { writes: { failingSince: failing.since, reason: failing.reason } }),
           ...(storage !== undefined && { storage: { problemSince: storage.since, reason: storage.reason } }),
+          ...(bus !== undefined && { bus }),
         };
       },
     );
