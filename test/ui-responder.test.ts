@@ -1,0 +1,117 @@
+// The web UI as an incident responder uses it at 3 a.m., in Chromium (playwright-core) against a
+// real hub: on a phone as on a laptop, every view fits the window; a property's chart draws what
+// the Log holds (a value held until it changed, not a slope between two readings).
+import { existsSync } from "node:fs";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+const CHROMIUM = process.env.HYPERTHINGS_CHROMIUM ?? "/usr/bin/chromium";
+const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
+const BUILT = existsSync(new URL("../dist/ui/index.html", import.meta.url));
+const SHOWN_MS = 20_000;
+// A long id, as real ones are: it has to wrap in a phone's title, not widen the page.
+const BOILER = "urn:example:ui-responder:building-7:basement:boiler-room:espresso-machine";
+const MINUTE = 60_000;
+
+const missing = !existsSync(CHROMIUM)
+  ? `no Chromium at ${CHROMIUM}`
+  : !BUILT
+    ? "the UI is not built (npm run build)"
+    : undefined;
+
+if (missing !== undefined) {
+  describe("the web UI as an incident responder uses it", () => {
+    if (required)
+      it("needs Chromium and a built UI (HYPERTHINGS_REQUIRE_SERVICES=1)", () => {
+        throw new Error(missing);
+      });
+    else it.skip(`skipped: ${missing}`, () => undefined);
+  });
+} else {
+  describe("the web UI as an incident responder uses it", { timeout: 4 * SHOWN_MS }, () => {
+    let hub: TestHub;
+    let browser: Browser;
+    /** The hub's clock runs this far behind the wall clock: the past is written by moving it. */
+    let lag = 30 * MINUTE;
+
+    beforeAll(async () => {
+      hub = await startTestHub({}, {}, { clock: () => new Date(Date.now() - lag) });
+      await putTd(
+        hub,
+        minimalTd({
+          id: BOILER,
+          title: "Espresso machine",
+          properties: {
+            setpoint: {
+              type: "number",
+              unit: "Cel",
+              forms: [{ href: "http://127.0.0.1:9/setpoint" }],
+            },
+          },
+        }),
+      );
+      const by = { actor: "test", via: "test" };
+      // 30 minutes ago the setpoint was 0; 5 minutes ago it became 100.
+      await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "setpoint", value: 0 }], by);
+      lag = 5 * MINUTE;
+      await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "setpoint", value: 100 }], by);
+      lag = 0;
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+      });
+    }, 4 * SHOWN_MS);
+
+    afterAll(async () => {
+      await browser?.close();
+      await hub?.stop();
+    });
+
+    async function signedIn(viewport: { width: number; height: number }): Promise<Page> {
+      const context = await browser.newContext({ viewport });
+      const page = await context.newPage();
+      page.setDefaultTimeout(SHOWN_MS);
+      await page.goto(`${hub.url}/#/log`);
+      await page.getByLabel("Token").fill(hub.token);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("button", { name: "Sign out" }).waitFor();
+      return page;
+    }
+
+    it("fits every view in a phone's window (390 × 844): nothing wider than it, Sign out on screen", async () => {
+      const page = await signedIn({ width: 390, height: 844 });
+      try {
+        const id = encodeURIComponent(BOILER);
+        const views: [string, string][] = [
+          ["#/", "Things"],
+          [`#/thing/${id}`, "Espresso machine"],
+          [`#/time/${id}?at=-10m&from=-1h&to=now`, "Time travel"],
+          ["#/changes", "Changes"],
+          ["#/releases", "Releases and drift"],
+          ["#/log", "Log"],
+        ];
+        for (const [hash, heading] of views) {
+          await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
+          await page.getByRole("heading", { level: 1, name: heading }).waitFor();
+          // The view's content, not only its title: a table, a diff, the checkpoint.
+          if (hash.startsWith("#/thing/")) await page.locator("td.value").first().waitFor();
+          if (hash.startsWith("#/time/")) await page.locator("table.diff").first().waitFor();
+          if (hash === "#/changes") await page.locator("tr.change").first().waitFor();
+          if (hash === "#/log") await page.locator("dl").waitFor();
+          const width = await page.evaluate<number>("document.documentElement.scrollWidth");
+          expect(width, `${hash} is ${width} px wide`).toBeLessThanOrEqual(390);
+          const signOut = await page.getByRole("button", { name: "Sign out" }).boundingBox();
+          expect((signOut?.x ?? Infinity) + (signOut?.width ?? 0), hash).toBeLessThanOrEqual(390);
+        }
+        // The graph takes the window's width, with its legend below, not a sliver beside it.
+        await page.evaluate('location.hash = "#/"');
+        const graph = await page.getByTestId("graph").boundingBox();
+        expect(graph?.width).toBeGreaterThanOrEqual(300);
+      } finally {
+        await page.context().close();
+      }
+    });
+  });
+}
