@@ -113,5 +113,47 @@ if (missing !== undefined) {
         await page.context().close();
       }
     });
+
+    it("draws a property's history as steps: the value it held until it changed, no slope between", async () => {
+      const page = await signedIn({ width: 1280, height: 720 });
+      try {
+        await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
+        const chart = page.locator('.chart[data-property="setpoint"]');
+        await chart.scrollIntoViewIfNeeded();
+        await page.locator('.chart[data-property="setpoint"][data-points="2"] canvas').waitFor();
+        // The rows of the line's colour in three columns of the canvas: a quarter and half way
+        // from the first reading (0) to the second (100), and the lowest row the line reaches.
+        const [quarter, half, lowest] = await page.evaluate<[number, number, number]>(`(() => {
+          const canvas = document.querySelector('.chart[data-property="setpoint"] canvas');
+          const { width, height } = canvas;
+          const pixels = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+          const line = (x, y) => {
+            const i = (y * width + x) * 4;
+            return pixels[i] < 90 && pixels[i + 1] > 90 && pixels[i + 1] < 150 && pixels[i + 2] > 150;
+          };
+          let left = width, right = -1, lowest = -1;
+          for (let y = 0; y < height; y++)
+            for (let x = 0; x < width; x++)
+              if (line(x, y)) {
+                left = Math.min(left, x);
+                right = Math.max(right, x);
+                lowest = Math.max(lowest, y);
+              }
+          const rowIn = (x) => {
+            for (let y = 0; y < height; y++) if (line(x, y)) return y;
+            return -1;
+          };
+          return [rowIn(Math.round(left + (right - left) / 4)), rowIn(Math.round((left + right) / 2)), lowest];
+        })()`);
+        expect(quarter).toBeGreaterThan(0);
+        // The setpoint was 0 all that time: the line runs flat at the bottom, where 0 is (the
+        // marker of that reading reaches a few pixels lower). A slope from 0 to 100 was 26 px
+        // higher half way than a quarter of the way, 57 px above the bottom.
+        expect(Math.abs(quarter - half)).toBeLessThanOrEqual(2);
+        expect(lowest - half).toBeLessThanOrEqual(6);
+      } finally {
+        await page.context().close();
+      }
+    });
   });
 }

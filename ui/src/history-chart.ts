@@ -1,6 +1,7 @@
 // A uPlot chart of one numeric property's reported history over a time range, that takes new
 // points from the live feed. The times the Thing was unreachable break the line: a gap, not a
-// straight line drawn across the outage as if the value had moved smoothly through it.
+// straight line drawn across the outage as if the value had moved smoothly through it. Each value
+// is held until the next: the line steps, as the property did.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { Change, InteractionClient } from "../../src/client/index.js";
@@ -15,6 +16,8 @@ const MAX_OUTAGES = 1000;
 const MIN_SPAN_S = 10;
 /** How often the time axis moves on to now while no reading comes: a quiet sensor's gap grows. */
 const FOLLOW_NOW_MS = 5000;
+/** Each reading held until the next; a gap starts when the Thing went unreachable, not before. */
+const steps = uPlot.paths.stepped?.({ align: 1, alignGaps: 1 });
 
 export interface HistoryChart {
   element: HTMLElement;
@@ -145,7 +148,14 @@ export function historyChart(
           height: 180,
           series: [
             {},
-            { label: unit === undefined ? property : `${property} (${unit})`, stroke: "#1f77b4", width: 2 },
+            {
+              label: unit === undefined ? property : `${property} (${unit})`,
+              stroke: "#1f77b4",
+              width: 2,
+              // The hub records a value when it changes: it held until the next reading (or the
+              // outage), so the line steps there. A slope would show values the Thing never had.
+              paths: steps,
+            },
           ],
           // Time ticks at least 90 px apart: a span of seconds has no label per half second.
           axes: [{ space: 90 }, { size: 60 }],
