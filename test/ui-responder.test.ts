@@ -43,6 +43,7 @@ if (missing !== undefined) {
           id: BOILER,
           title: "Espresso machine",
           properties: {
+            state: { type: "string", forms: [{ href: "http://127.0.0.1:9/state" }] },
             setpoint: {
               type: "number",
               unit: "Cel",
@@ -57,6 +58,12 @@ if (missing !== undefined) {
       lag = 5 * MINUTE;
       await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "setpoint", value: 100 }], by);
       lag = 0;
+      // A busy minute since: 60 readings of its state push the setpoint out of the page's timeline.
+      await hub.hub.ingest(
+        BOILER,
+        Array.from({ length: 60 }, (_, i) => ({ kind: "reported", affordance: "state", value: `step ${i}` })),
+        by,
+      );
       browser = await chromium.launch({
         executablePath: CHROMIUM,
         headless: true,
@@ -151,6 +158,23 @@ if (missing !== undefined) {
         // higher half way than a quarter of the way, 57 px above the bottom.
         expect(Math.abs(quarter - half)).toBeLessThanOrEqual(2);
         expect(lowest - half).toBeLessThanOrEqual(6);
+      } finally {
+        await page.context().close();
+      }
+    });
+
+    it("links a Thing's page to all its Changes, where one its busy timeline no longer shows is found", async () => {
+      const page = await signedIn({ width: 1280, height: 720 });
+      try {
+        await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
+        await page.locator("tr.change").first().waitFor();
+        // The page's timeline holds the newest 50: the setpoint's readings are older.
+        expect(await page.locator("tr.change", { hasText: "setpoint" }).count()).toBe(0);
+        await page.getByRole("link", { name: "All its Changes, by kind, actor and time" }).click();
+        await page.getByRole("heading", { level: 1, name: "Changes" }).waitFor();
+        expect(await page.getByLabel("Thing").inputValue()).toBe(BOILER);
+        await page.locator("tr.change", { hasText: "setpoint" }).first().waitFor();
+        expect(await page.locator("tr.change", { hasText: "setpoint" }).count()).toBe(2);
       } finally {
         await page.context().close();
       }

@@ -245,6 +245,18 @@ export const thingView: View = ({ client, live }, root, id) => {
       actions.length > 0 && [h("h2", {}, "Actions"), h("div", { class: "actions" }, actionForms)],
       numeric.length > 0 && [h("h2", {}, "History ", range), chartBox],
       h("h2", {}, "Changes"),
+      // The timeline holds the newest 50: a busy sensor's readings push a write of ten minutes
+      // ago out of it. The Changes view finds it (by kind, actor, release, over a range).
+      h(
+        "p",
+        {},
+        `The newest ${TIMELINE_SIZE}, and new ones live. `,
+        h(
+          "a",
+          { href: `#/changes?${new URLSearchParams({ thing: id }).toString()}` },
+          "All its Changes, by kind, actor and time",
+        ),
+      ),
       timeline,
     );
     // Charts (a history request and a uPlot each) are drawn once their box scrolls into view.
