@@ -43,12 +43,16 @@ if (missing !== undefined) {
           id: BOILER,
           title: "Espresso machine",
           properties: {
-            state: { type: "string", forms: [{ href: "http://127.0.0.1:9/state" }] },
+            state: { type: "string", title: "Mode", forms: [{ href: "http://127.0.0.1:9/state" }] },
             setpoint: {
               type: "number",
               unit: "Cel",
               forms: [{ href: "http://127.0.0.1:9/setpoint" }],
             },
+          },
+          actions: {
+            brew: { title: "Brew a shot", forms: [{ href: "http://127.0.0.1:9/brew" }] },
+            flush: { forms: [{ href: "http://127.0.0.1:9/flush" }] },
           },
         }),
       );
@@ -175,6 +179,18 @@ if (missing !== undefined) {
         expect(await page.getByLabel("Thing").inputValue()).toBe(BOILER);
         await page.locator("tr.change", { hasText: "setpoint" }).first().waitFor();
         expect(await page.locator("tr.change", { hasText: "setpoint" }).count()).toBe(2);
+      } finally {
+        await page.context().close();
+      }
+    });
+
+    it("names each Write and Invoke button by its property or action, for a screen reader", async () => {
+      const page = await signedIn({ width: 1280, height: 720 });
+      try {
+        await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
+        await page.locator("td.value").first().waitFor();
+        for (const name of ["Write Mode", "Write setpoint", "Invoke Brew a shot", "Invoke flush"])
+          expect(await page.getByRole("button", { name, exact: true }).count(), name).toBe(1);
       } finally {
         await page.context().close();
       }

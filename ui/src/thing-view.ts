@@ -141,7 +141,8 @@ export const thingView: View = ({ client, live }, root, id) => {
           },
         },
         form.element,
-        h("button", { type: "submit" }, "Write"),
+        // Several Write buttons on a page: each says which property it writes to a screen reader.
+        h("button", { type: "submit", "aria-label": `Write ${property.title ?? name}` }, "Write"),
         outcome,
       );
     }
@@ -184,7 +185,7 @@ export const thingView: View = ({ client, live }, root, id) => {
         h("h3", {}, action.title ?? name),
         action.description !== undefined && h("p", { class: "muted" }, action.description),
         form?.element,
-        h("button", { type: "submit" }, "Invoke"),
+        h("button", { type: "submit", "aria-label": `Invoke ${action.title ?? name}` }, "Invoke"),
         outcome,
       );
     });
