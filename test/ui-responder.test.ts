@@ -195,5 +195,25 @@ if (missing !== undefined) {
         await page.context().close();
       }
     });
+
+    it("tells a chart's times on the 24-hour clock, as the timeline does", async () => {
+      const page = await signedIn({ width: 1280, height: 720 });
+      try {
+        await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
+        const chart = page.locator('.chart[data-property="setpoint"]');
+        await chart.scrollIntoViewIfNeeded();
+        await page.locator('.chart[data-property="setpoint"][data-points="2"] canvas').waitFor();
+        // The cursor over the chart: the legend says its time (uPlot's own said "3:12:09am").
+        const over = await chart.locator(".u-over").boundingBox();
+        await page.mouse.move(
+          (over?.x ?? 0) + (over?.width ?? 0) / 2,
+          (over?.y ?? 0) + (over?.height ?? 0) / 2,
+        );
+        const time = chart.locator(".u-legend .u-series").first().locator(".u-value");
+        await expect.poll(() => time.textContent(), { timeout: SHOWN_MS }).toMatch(/ \d{2}:\d{2}:\d{2}$/);
+      } finally {
+        await page.context().close();
+      }
+    });
   });
 }
