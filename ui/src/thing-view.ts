@@ -141,8 +141,14 @@ export const thingView: View = ({ client, live }, root, id) => {
           },
         },
         form.element,
-        // Several Write buttons on a page: each says which property it writes to a screen reader.
-        h("button", { type: "submit", "aria-label": `Write ${property.title ?? name}` }, "Write"),
+        // Several Write buttons on a page: each says which property it writes to a screen reader (in
+        // its text, not an aria-label, which a search by label would take for the input's).
+        h(
+          "button",
+          { type: "submit" },
+          "Write",
+          h("span", { class: "unseen" }, ` ${property.title ?? name}`),
+        ),
         outcome,
       );
     }
@@ -185,7 +191,7 @@ export const thingView: View = ({ client, live }, root, id) => {
         h("h3", {}, action.title ?? name),
         action.description !== undefined && h("p", { class: "muted" }, action.description),
         form?.element,
-        h("button", { type: "submit", "aria-label": `Invoke ${action.title ?? name}` }, "Invoke"),
+        h("button", { type: "submit" }, "Invoke", h("span", { class: "unseen" }, ` ${action.title ?? name}`)),
         outcome,
       );
     });
