@@ -1,6 +1,7 @@
 // A uPlot chart of one numeric property's reported history over a time range, that takes new
 // points from the live feed. The times the Thing was unreachable break the line: a gap, not a
-// straight line drawn across the outage as if the value had moved smoothly through it.
+// straight line drawn across the outage as if the value had moved smoothly through it. Each value
+// is held until the next: the line steps, as the property did.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { Change, InteractionClient } from "../../src/client/index.js";
@@ -15,6 +16,29 @@ const MAX_OUTAGES = 1000;
 const MIN_SPAN_S = 10;
 /** How often the time axis moves on to now while no reading comes: a quiet sensor's gap grows. */
 const FOLLOW_NOW_MS = 5000;
+/**
+ * Times as the rest of the page shows them (showTime: 24-hour clock): uPlot's own are "2:02pm",
+ * which a person matching the chart to the timeline's 14:02 has to convert at 3 a.m.
+ */
+const clock = uPlot.fmtDate("{HH}:{mm}");
+const clockSeconds = uPlot.fmtDate("{HH}:{mm}:{ss}");
+const day = (date: Date) => date.toLocaleDateString();
+/** Tick labels: the time, and under it the day where a new one starts (and at the first tick). */
+const timeTicks = (_u: uPlot, splits: number[], _axis: number, _space: number, step: number) =>
+  splits.map((split, i) => {
+    const date = new Date(split * 1000);
+    const time = step < 60 ? clockSeconds(date) : clock(date);
+    const before = splits[i - 1];
+    return before === undefined || day(new Date(before * 1000)) !== day(date)
+      ? `${time}\n${day(date)}`
+      : time;
+  });
+/** The cursor's time in the legend, to the second. */
+const cursorTime = (_u: uPlot, time: number | null) =>
+  time === null ? "--" : `${day(new Date(time * 1000))} ${clockSeconds(new Date(time * 1000))}`;
+
+/** Each reading held until the next; a gap starts when the Thing went unreachable, not before. */
+const steps = uPlot.paths.stepped?.({ align: 1, alignGaps: 1 });
 
 export interface HistoryChart {
   element: HTMLElement;
@@ -144,11 +168,18 @@ export function historyChart(
           width: Math.max(320, Math.min(1200, element.clientWidth || 640)),
           height: 180,
           series: [
-            {},
-            { label: unit === undefined ? property : `${property} (${unit})`, stroke: "#1f77b4", width: 2 },
+            { value: cursorTime },
+            {
+              label: unit === undefined ? property : `${property} (${unit})`,
+              stroke: "#1f77b4",
+              width: 2,
+              // The hub records a value when it changes: it held until the next reading (or the
+              // outage), so the line steps there. A slope would show values the Thing never had.
+              paths: steps,
+            },
           ],
           // Time ticks at least 90 px apart: a span of seconds has no label per half second.
-          axes: [{ space: 90 }, { size: 60 }],
+          axes: [{ space: 90, values: timeTicks }, { size: 60 }],
           scales: { x: { time: true, range: () => timeRange() } },
           // A drag zooms through zoomTo, not uPlot's own setScale: the zoom has to outlive the
           // next reading and the clock's tick, which both range the axis again.

@@ -141,7 +141,14 @@ export const thingView: View = ({ client, live }, root, id) => {
           },
         },
         form.element,
-        h("button", { type: "submit" }, "Write"),
+        // Several Write buttons on a page: each says which property it writes to a screen reader (in
+        // its text, not an aria-label, which a search by label would take for the input's).
+        h(
+          "button",
+          { type: "submit" },
+          "Write",
+          h("span", { class: "unseen" }, ` ${property.title ?? name}`),
+        ),
         outcome,
       );
     }
@@ -184,7 +191,7 @@ export const thingView: View = ({ client, live }, root, id) => {
         h("h3", {}, action.title ?? name),
         action.description !== undefined && h("p", { class: "muted" }, action.description),
         form?.element,
-        h("button", { type: "submit" }, "Invoke"),
+        h("button", { type: "submit" }, "Invoke", h("span", { class: "unseen" }, ` ${action.title ?? name}`)),
         outcome,
       );
     });
@@ -245,6 +252,18 @@ export const thingView: View = ({ client, live }, root, id) => {
       actions.length > 0 && [h("h2", {}, "Actions"), h("div", { class: "actions" }, actionForms)],
       numeric.length > 0 && [h("h2", {}, "History ", range), chartBox],
       h("h2", {}, "Changes"),
+      // The timeline holds the newest 50: a busy sensor's readings push a write of ten minutes
+      // ago out of it. The Changes view finds it (by kind, actor, release, over a range).
+      h(
+        "p",
+        {},
+        `The newest ${TIMELINE_SIZE}, and new ones live. `,
+        h(
+          "a",
+          { href: `#/changes?${new URLSearchParams({ thing: id }).toString()}` },
+          "All its Changes, by kind, actor and time",
+        ),
+      ),
       timeline,
     );
     // Charts (a history request and a uPlot each) are drawn once their box scrolls into view.
