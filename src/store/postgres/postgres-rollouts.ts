@@ -11,58 +11,7 @@ import {
   type RolloutStepStatus,
 } from "../../core/index.js";
 import type { ListRolloutsOptions, RolloutStepQuery, RolloutStepUpdate } from "../store.js";
-
-interface RolloutRow {
-  id: string;
-  release: string;
-  name: string;
-  status: Rollout["status"];
-  options: string;
-  actor: string;
-  created: string;
-  ended: string | null;
-  reason: string | null;
-}
-
-interface StepRow {
-  rollout: string;
-  release: string;
-  thing: string;
-  position: number;
-  status: RolloutStepStatus;
-  items: string;
-  desired: string;
-  reason: string | null;
-  updated: string;
-}
-
-function rolloutOf(row: RolloutRow): Rollout {
-  return {
-    id: row.id,
-    release: row.release,
-    name: row.name,
-    status: row.status,
-    options: JSON.parse(row.options) as Rollout["options"],
-    actor: row.actor,
-    created: row.created,
-    ...(row.ended !== null && { ended: row.ended }),
-    ...(row.reason !== null && { reason: row.reason }),
-  };
-}
-
-function stepOf(row: StepRow): RolloutStep {
-  return {
-    rollout: row.rollout,
-    release: row.release,
-    thing: row.thing,
-    position: row.position,
-    status: row.status,
-    items: JSON.parse(row.items) as RolloutStep["items"],
-    desired: JSON.parse(row.desired) as RolloutStep["desired"],
-    ...(row.reason !== null && { reason: row.reason }),
-    updated: row.updated,
-  };
-}
+import { rolloutOf, stepOf, type RolloutRow, type StepRow } from "../rollout-rows.js";
 
 /** Queries over a client in a transaction (writes) or the pool (reads). */
 type Queryable = Pick<pg.Pool, "query"> | Pick<pg.PoolClient, "query">;
