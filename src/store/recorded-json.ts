@@ -1,6 +1,13 @@
 // A value as the Log records it, shared by the Store backends: its JSON text, the value that text
-// reads back as, and its canonical JSON (which the leaf hash covers). See sqlite-log.ts.
-import { MAX_JSON_DEPTH, ValidationError, canonicalJson, plainCauseText } from "../core/index.js";
+// reads back as, and its canonical JSON (which the leaf hash covers), and a Change as a row holds
+// it. See sqlite-log.ts.
+import {
+  MAX_JSON_DEPTH,
+  ValidationError,
+  canonicalJson,
+  plainCauseText,
+  type Change,
+} from "../core/index.js";
 
 /**
  * A value as the Log records it: its JSON text, and the value that text reads back as. The leaf
@@ -74,4 +81,35 @@ function reshapedByJson(value: unknown, depth: number): boolean {
     }
   }
   throw new TypeError(`a ${typeof value} value has no JSON representation`);
+}
+
+/** A Change as both stores keep it: its JSON members as the text the hub wrote. */
+export interface ChangeRow {
+  seq: number;
+  hlc: string;
+  at: string | null;
+  thing: string;
+  affordance: string | null;
+  kind: string;
+  value: string | null;
+  previous: string | null;
+  cause: string;
+  leaf: Buffer;
+}
+
+/** The Change a stored row holds. */
+export function toChange(row: ChangeRow): Change {
+  const change: Change = {
+    seq: row.seq,
+    hlc: row.hlc,
+    thing: row.thing,
+    kind: row.kind,
+    cause: JSON.parse(row.cause) as Change["cause"],
+  };
+  if (row.at !== null) change.at = row.at;
+  if (row.affordance !== null) change.affordance = row.affordance;
+  if (row.value !== null) change.value = JSON.parse(row.value) as unknown;
+  if (row.previous !== null) change.previous = JSON.parse(row.previous) as unknown;
+  change.leaf = row.leaf.toString("hex");
+  return change;
 }

@@ -22,7 +22,8 @@ import {
   type RolloutProgress,
   type RolloutStep,
 } from "../../core/index.js";
-import { asRecorded, recordedCause, type Recorded } from "../recorded-json.js";
+import { asRecorded, recordedCause, toChange, type ChangeRow, type Recorded } from "../recorded-json.js";
+import { queueRefusal } from "../write-queue.js";
 import type {
   ChangeDraft,
   ChangeFilter,
@@ -81,19 +82,6 @@ export interface PostgresStoreOptions extends PostgresConnectionOptions {
   exclusive?: boolean;
 }
 
-interface ChangeRow {
-  seq: number;
-  hlc: string;
-  at: string | null;
-  thing: string;
-  affordance: string | null;
-  kind: string;
-  value: string | null;
-  previous: string | null;
-  cause: string;
-  leaf: Buffer;
-}
-
 interface ThingRow {
   id: string;
   td: string;
@@ -130,22 +118,6 @@ const CACHED_LEVEL = 10;
 const MAX_CACHED_NODES = 65_536;
 /** The highest seq a bound can name. */
 const NO_BOUND = Number.MAX_SAFE_INTEGER;
-
-function toChange(row: ChangeRow): Change {
-  const change: Change = {
-    seq: row.seq,
-    hlc: row.hlc,
-    thing: row.thing,
-    kind: row.kind,
-    cause: JSON.parse(row.cause) as Change["cause"],
-  };
-  if (row.at !== null) change.at = row.at;
-  if (row.affordance !== null) change.affordance = row.affordance;
-  if (row.value !== null) change.value = JSON.parse(row.value) as unknown;
-  if (row.previous !== null) change.previous = JSON.parse(row.previous) as unknown;
-  change.leaf = row.leaf.toString("hex");
-  return change;
-}
 
 function toRecord(row: ThingRow, td: RegisteredThingDescription): ThingRecord {
   const record: ThingRecord = {
@@ -320,24 +292,17 @@ export class PostgresStore implements Store {
     work: Omit<Pending, "resolve" | "reject" | "changes">,
     { internal = false } = {},
   ): Promise<T> {
-    if (this.closed) return Promise.reject(new UnavailableError("The store is closing"));
-    if (!internal && this.queue.length >= this.maxQueue) {
-      return Promise.reject(new UnavailableError("Too many writes are waiting; retry shortly", 1));
-    }
     const changes = work.drafts?.length ?? 0;
-    if (
-      !internal &&
-      changes > 0 &&
-      this.queuedChanges > 0 &&
-      this.queuedChanges + changes > this.maxQueuedChanges
-    ) {
-      return Promise.reject(
-        new UnavailableError(
-          `${this.queuedChanges} Changes are waiting to be written (at most ${this.maxQueuedChanges}); retry shortly`,
-          1,
-        ),
-      );
-    }
+    const refusal = queueRefusal({
+      closed: this.closed,
+      internal,
+      waiting: this.queue.length,
+      maxWaiting: this.maxQueue,
+      queuedChanges: this.queuedChanges,
+      changes,
+      maxQueuedChanges: this.maxQueuedChanges,
+    });
+    if (refusal) return Promise.reject(refusal);
     this.queuedChanges += changes;
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ ...work, changes, resolve: resolve as (value: unknown) => void, reject });

@@ -28,7 +28,14 @@ import type {
   LogHead,
   StateView,
 } from "../store.js";
-import { asRecorded, canonicalOf, recordedCause, type Recorded } from "../recorded-json.js";
+import {
+  asRecorded,
+  canonicalOf,
+  recordedCause,
+  toChange,
+  type ChangeRow,
+  type Recorded,
+} from "../recorded-json.js";
 import {
   HistoryTail,
   StreamOrder,
@@ -163,19 +170,6 @@ const BLOCK = 2 ** STORED_LEVEL;
 const CACHED_LEVEL = 10;
 const MAX_CACHED_NODES = 65_536;
 
-interface ChangeRow {
-  seq: number;
-  hlc: string;
-  at: string | null;
-  thing: string;
-  affordance: string | null;
-  kind: string;
-  value: string | null;
-  previous: string | null;
-  cause: string;
-  leaf: Buffer;
-}
-
 export interface LogMark {
   size: number;
   /** The block being filled at the mark, and how many leaves it had (it only grows until full). */
@@ -242,22 +236,6 @@ function subKey(affordance: string, kind: string): string {
 function splitSubKey(sub: string): [affordance: string, kind: string] {
   const i = sub.indexOf("\u0000");
   return [sub.slice(0, i), sub.slice(i + 1)];
-}
-
-function toChange(row: ChangeRow): Change {
-  const change: Change = {
-    seq: row.seq,
-    hlc: row.hlc,
-    thing: row.thing,
-    kind: row.kind,
-    cause: JSON.parse(row.cause) as Change["cause"],
-  };
-  if (row.at !== null) change.at = row.at;
-  if (row.affordance !== null) change.affordance = row.affordance;
-  if (row.value !== null) change.value = JSON.parse(row.value) as unknown;
-  if (row.previous !== null) change.previous = JSON.parse(row.previous) as unknown;
-  change.leaf = row.leaf.toString("hex");
-  return change;
 }
 
 /**

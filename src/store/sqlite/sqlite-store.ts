@@ -41,6 +41,7 @@ import type {
   Store,
   ThingRecord,
 } from "../store.js";
+import { queueRefusal } from "../write-queue.js";
 import { restoreGuards, type RestoredGuard } from "./sqlite-guards.js";
 import { migrations } from "./sqlite-migrations.js";
 import { SqliteLog, type LogBatch, type LogMark, type LogMergeCycle, type MergeChunk } from "./sqlite-log.js";
@@ -587,24 +588,17 @@ export class SqliteStore implements Store {
       drafts = undefined as readonly ChangeDraft[] | undefined,
     } = {},
   ): Promise<T> {
-    if (this.closed) return Promise.reject(new UnavailableError("The store is closing"));
-    if (!internal && this.queue.length >= this.maxQueue) {
-      return Promise.reject(new UnavailableError("Too many writes are waiting; retry shortly", 1));
-    }
     const changes = drafts?.length ?? 0;
-    if (
-      !internal &&
-      changes > 0 &&
-      this.queuedChanges > 0 &&
-      this.queuedChanges + changes > this.maxQueuedChanges
-    ) {
-      return Promise.reject(
-        new UnavailableError(
-          `${this.queuedChanges} Changes are waiting to be written (at most ${this.maxQueuedChanges}); retry shortly`,
-          1,
-        ),
-      );
-    }
+    const refusal = queueRefusal({
+      closed: this.closed,
+      internal,
+      waiting: this.queue.length,
+      maxWaiting: this.maxQueue,
+      queuedChanges: this.queuedChanges,
+      changes,
+      maxQueuedChanges: this.maxQueuedChanges,
+    });
+    if (refusal) return Promise.reject(refusal);
     this.queuedChanges += changes;
     return new Promise<T>((resolve, reject) => {
       // Whatever a command threw (its own error) goes to its writer; what the file refused, as such.
