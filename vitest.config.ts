@@ -8,6 +8,10 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",
+    // Vitest runs one file at a time on a 2-core machine (its default is one worker fewer than the
+    // cores). Most files wait on what they started (hubs, CLI processes, brokers, browsers) more
+    // than they compute, so two at once overlap those waits.
+    maxWorkers: 2,
     server: {
       deps: {
         // graphql has no `exports` map: Node loads its CommonJS build for graphql-ws while Vite
