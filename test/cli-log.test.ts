@@ -60,12 +60,14 @@ function waitForFile(dir: string, name: (file: string) => boolean, lines: number
       if (file === undefined) return false;
       return readFileSync(join(dir, file), "utf8").split("\n").length > lines;
     };
-    if (done()) return resolve();
-    const watcher = watch(dir, () => {
-      if (!done()) return;
+    // Watching first, then looking: a write between a first look and the watch would go unseen.
+    const finish = () => {
       clearTimeout(timer);
       watcher.close();
       resolve();
+    };
+    const watcher = watch(dir, () => {
+      if (done()) finish();
     });
     const timer = setTimeout(() => {
       watcher.close();
@@ -75,6 +77,7 @@ function waitForFile(dir: string, name: (file: string) => boolean, lines: number
         ),
       );
     }, LINE_BOUND_MS);
+    if (done()) finish();
   });
 }
 
