@@ -93,6 +93,10 @@ export function registerShutdown(app: FastifyInstance): void {
     let read = bytesRead(sockets);
     for (;;) {
       await new Promise<void>((resolve) => setTimeout(resolve, QUIET_MS));
+      // A timer runs before the loop polls the sockets: when the thread was held up past the
+      // quiet period (a long callback, the process descheduled on a busy machine), what arrived
+      // meanwhile is still unread when the timer fires. Let the loop poll once before counting.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const now = bytesRead(sockets);
       if (now === read || performance.now() - started >= MAX_DRAIN_MS) break;
       read = now;
