@@ -54,7 +54,8 @@ export function registerShutdown(app: FastifyInstance): void {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     // Connected after the sweep: it has a moment to send its request (answered 503), no more.
-    if (swept) setTimeout(() => closeIfIdle(socket), QUIET_MS).unref();
+    // (Polled once more before it is judged, as in the wait for quiet below.)
+    if (swept) setTimeout(() => setImmediate(() => closeIfIdle(socket)), QUIET_MS).unref();
   });
   app.server.on("request", (request: IncomingMessage, response: ServerResponse) => {
     const { socket } = request;
