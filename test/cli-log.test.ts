@@ -3,6 +3,7 @@
 // hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import Database from "better-sqlite3";
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { generateKeyPairSync, sign } from "node:crypto";
 import {
   chmodSync,
   closeSync,
@@ -1084,8 +1085,9 @@ describe("things verify, prove and export", () => {
     const unreadable = await thingsAt(hub, ["verify", "--checkpoint", junk]);
     expect(unreadable.code).toBe(1);
     expect(unreadable.stderr).toMatch(/junk\.json is not JSON/);
-    expect((await things(["verify", "--file", junk, "--checkpoint", kept])).code).toBe(2);
-  });
+    // With an export, the kept checkpoint is held against the file; one that is no export fails.
+    expect((await things(["verify", "--file", junk, "--checkpoint", kept])).code).toBe(3);
+  }, 90_000);
 
   it("verify fails with exit code 3 naming the Change altered in the database", async () => {
     await tamper(ALTERED, "999");
@@ -1819,6 +1821,117 @@ describe("things verify, prove and export", () => {
     expect(run.code).toBe(3);
     expect(run.stdout).toMatch(/^log verification FAILED at seq 9: /);
   });
+
+  it("export --consistent-with and verify --file --checkpoint prove offline that the Log extends a kept checkpoint, and catch one of another key, an altered proof and a Log signed again", async () => {
+    const backup = await backUp();
+    // The auditor's checkpoint, kept apart at 25 Changes; the incident comes after it.
+    const kept = join(work, "kept-25.json");
+    expect((await thingsAt(hub, ["checkpoint", "--out", kept])).code).toBe(0);
+    clock.set("2026-01-01T10:05:00.000Z");
+    await eightReadings(100);
+
+    const lamp = join(work, "lamp.ndjson");
+    const exported = await thingsAt(hub, [
+      "export",
+      "--thing",
+      LAMP,
+      "--consistent-with",
+      kept,
+      "--out",
+      lamp,
+    ]);
+    expect(exported).toMatchObject({ code: 0, stderr: "" });
+    expect(exported.stdout).toMatch(
+      /; with consistency proofs from the checkpoint saved in \S+kept-25\.json \(size 25\)\n$/,
+    );
+    // Offline: no --url, only the files (and the key the auditor trusts).
+    const keyFile = join(work, "hub.pem");
+    writeFileSync(keyFile, (await clientOf(hub).logKey()).publicKey);
+    const proven = await things(["verify", "--file", lamp, "--checkpoint", kept, "--key", keyFile]);
+    expect(proven).toMatchObject({ code: 0, stderr: "" });
+    expect(proven.stdout).toMatch(
+      /^verified 33 changes of urn:test:lamp .*; extends the checkpoint saved in \S+kept-25\.json \(size 25\)\n$/,
+    );
+    const json = await things(["verify", "--file", lamp, "--checkpoint", kept, "--json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, size: 33, kept: [{ file: kept, size: 25 }] });
+
+    // A run that reaches back to the kept size proves it from its own prefix and leaves.
+    const run = join(work, "run.ndjson");
+    expect((await thingsAt(hub, ["export", "--since", "2026-01-01T10:05:00Z", "--out", run])).code).toBe(0);
+    expect(await things(["verify", "--file", run, "--checkpoint", kept])).toMatchObject({
+      code: 0,
+      stderr: "",
+    });
+
+    // An export without the proof proves nothing about the kept checkpoint: a failure, not a pass.
+    const plain = join(work, "plain.ndjson");
+    expect((await thingsAt(hub, ["export", "--thing", LAMP, "--out", plain])).code).toBe(0);
+    const unproven = await things(["verify", "--file", plain, "--checkpoint", kept, "--json"]);
+    expect(unproven.code).toBe(3);
+    expect(JSON.parse(unproven.stdout)).toMatchObject({ ok: false, problem: "unproven" });
+    expect((JSON.parse(unproven.stdout) as { reason: string }).reason).toMatch(
+      /export again from the hub with --consistent-with \S+kept-25\.json$/,
+    );
+
+    // The same checkpoint signed with another key is refused, said of its file.
+    const { privateKey } = generateKeyPairSync("ed25519");
+    const keptCheckpoint = JSON.parse(readFileSync(kept, "utf8")) as Record<string, string | number>;
+    const signedText = `${keptCheckpoint.origin}\n${keptCheckpoint.size}\n${Buffer.from(String(keptCheckpoint.root), "hex").toString("base64")}\n${keptCheckpoint.time}\n`;
+    const otherKey = join(work, "other-key.json");
+    writeFileSync(
+      otherKey,
+      JSON.stringify({
+        ...keptCheckpoint,
+        signature: sign(null, Buffer.from(signedText), privateKey).toString("base64"),
+      }),
+    );
+    const foreign = await things(["verify", "--file", lamp, "--checkpoint", otherKey]);
+    expect(foreign.code).toBe(3);
+    expect(foreign.stdout).toMatch(
+      /^log verification FAILED: the checkpoint saved in \S+other-key\.json does not verify with the export's key SHA256:\S+ and id \S+: .*signature does not verify/,
+    );
+
+    // A consistency proof altered in the file fails the file, whatever is held against it.
+    const lines = readFileSync(lamp, "utf8").trimEnd().split("\n");
+    const header = JSON.parse(lines[0] ?? "") as { consistentWith: Array<{ proof: string[] }> };
+    const first = header.consistentWith[0];
+    expect(first?.proof.length).toBeGreaterThan(0);
+    if (first !== undefined) first.proof[0] = "0".repeat(64);
+    const altered = join(work, "altered.ndjson");
+    writeFileSync(altered, `${[JSON.stringify(header), ...lines.slice(1)].join("\n")}\n`);
+    const broken = await things(["verify", "--file", altered, "--json"]);
+    expect(broken.code).toBe(3);
+    expect(JSON.parse(broken.stdout)).toMatchObject({ ok: false, problem: "inconsistent" });
+
+    // Restored from the backup of 25, the hub signs other Changes as seq 26..33 with the same key.
+    await restore(backup);
+    await eightReadings(200);
+    // It will not export a proof it cannot give: nothing is written, exit 3.
+    const refused = join(work, "refused.ndjson");
+    const rewritten = await thingsAt(hub, [
+      "export",
+      "--thing",
+      LAMP,
+      "--consistent-with",
+      lamp,
+      "--out",
+      refused,
+    ]);
+    expect(rewritten.code).toBe(3);
+    expect(rewritten.stdout).toMatch(
+      /^export FAILED: the hub's Log of 33 changes .* does not extend the checkpoint saved in \S+lamp\.ndjson \(33 changes, /,
+    );
+    expect(existsSync(refused)).toBe(false);
+    // Offline, the two exports of 33 contradict each other: the hub signed two Logs.
+    const after = join(work, "after.ndjson");
+    expect((await thingsAt(hub, ["export", "--thing", LAMP, "--out", after])).code).toBe(0);
+    const fork = await things(["verify", "--file", after, "--checkpoint", lamp, "--json"]);
+    expect(fork.code).toBe(3);
+    expect(JSON.parse(fork.stdout)).toMatchObject({ ok: false, problem: "fork" });
+    expect((JSON.parse(fork.stdout) as { reason: string }).reason).toMatch(
+      /the hub signed two different Logs$/,
+    );
+  }, 90_000);
 
   it("verify --file fails a checkpoint not signed by the export's key, and a key other than the pinned one", async () => {
     const file = join(work, "log.ndjson");

@@ -78,6 +78,7 @@ const HASH_RUNS_IN_FLIGHT = 4;
 const EXPORT_EXIT_CODES =
   "0 written, 1 failed (the hub refused or is unreachable, the file cannot be written), " +
   "2 usage (a bad option or time, or --out names a file that exists), " +
+  "3 the hub's Log does not extend a --consistent-with checkpoint (nothing is written), " +
   "130/143 stopped by SIGINT/SIGTERM (nothing is left beside the --out file either)";
 
 const EXIT_CODES =
@@ -882,7 +883,19 @@ interface ExportTrailer {
   proofs: {
     inclusion: Array<{ seq: number; proof: string[] }>;
     consistency?: { checkpoint: Checkpoint; proof: string[] };
+    /** From each checkpoint given with `--consistent-with`, to the export's. */
+    consistentWith?: KeptConsistency[];
   };
+}
+
+/**
+ * An RFC 9162 consistency proof from a checkpoint kept apart from the hub (`things export
+ * --consistent-with FILE`) to the export's: what lets `things verify --file X --checkpoint FILE`
+ * prove, offline, that the tree the export shows extends the one the auditor kept.
+ */
+interface KeptConsistency {
+  checkpoint: Checkpoint;
+  proof: string[];
 }
 
 /** The compact range left of leaf `index`: its left siblings in an inclusion proof, largest first. */
@@ -1060,9 +1073,62 @@ async function exportStart(
   return { since, checkpoint, common };
 }
 
-async function exportLog(options: { since?: string } & ExportTarget, client: HubClient): Promise<void> {
+/**
+ * `--consistent-with FILE…`: for each checkpoint kept apart from the hub (a `things checkpoint`
+ * file, or an export), checked with the hub's key, the RFC 9162 consistency proof from it to the
+ * export's checkpoint, checked too. A hub whose Log no longer extends a kept checkpoint — cut
+ * short, or rewritten and signed again — gets no export: that is the finding.
+ */
+async function keptConsistencies(
+  files: readonly string[] | undefined,
+  client: HubClient,
+  origin: string,
+  publicKey: string,
+  checkpoint: Checkpoint,
+): Promise<KeptConsistency[]> {
+  if (files === undefined || files.length === 0) return [];
+  const key = publicKeyOf(publicKey, "the hub's /log/key");
+  const root = checkpointRoot(checkpoint, key, origin, "the hub's latest checkpoint");
+  const size = checkpoint.size;
+  const proven: KeptConsistency[] = [];
+  for (const saved of await savedCheckpoints(files)) {
+    const kept = saved.checkpoint;
+    const keptRoot = keptRootOf(saved, key, origin, "the hub's");
+    if (kept.size > size) {
+      fail(
+        size + 1,
+        "missing-changes",
+        `the checkpoint saved in ${saved.file} covers ${kept.size} changes, the hub's latest only ${size}: its Log was cut short since`,
+      );
+    }
+    const proof = kept.size === size ? [] : (await client.consistencyProof(kept.size, size)).proof;
+    if (!verifyConsistency(kept.size, size, hashesOf(proof, "the hub's consistency proof"), keptRoot, root)) {
+      fail(
+        undefined,
+        kept.size === size ? "fork" : "inconsistent",
+        `the hub's Log of ${size} changes (signed at ${checkpoint.time}) does not extend the checkpoint saved in ` +
+          `${saved.file} (${kept.size} changes, signed at ${kept.time}): it was rewritten since ` +
+          `(things verify --checkpoint ${saved.file} names the stretch)`,
+      );
+    }
+    proven.push({ checkpoint: kept, proof });
+  }
+  return proven;
+}
+
+async function exportLog(
+  options: { since?: string; consistentWith?: string[] } & ExportTarget,
+  client: HubClient,
+): Promise<void> {
   checkExportTarget(options);
   const { since, checkpoint, common } = await exportStart(options.since, client);
+  const consistentWith = await keptConsistencies(
+    options.consistentWith,
+    client,
+    common.origin,
+    common.publicKey,
+    checkpoint,
+  );
   const to = checkpoint.size;
   let from = 1;
   if (since !== undefined) {
@@ -1102,6 +1168,7 @@ async function exportLog(options: { since?: string } & ExportTarget, client: Hub
         { seq: to, proof: lastProof.proof },
       ],
       ...(previous && consistency && { consistency: { checkpoint: previous, proof: consistency.proof } }),
+      ...(consistentWith.length > 0 && { consistentWith }),
     },
   };
   const progress = new ProgressBar("exporting", to - from + 1);
@@ -1121,6 +1188,7 @@ async function exportLog(options: { since?: string } & ExportTarget, client: Hub
     `exported ${count} changes (seq ${from}..${to}) to ${outName(options.out)}, ` +
       `with the checkpoint of size ${to} signed at ${checkpoint.time}` +
       (previous ? ` and a consistency proof from size ${previous.size}` : "") +
+      keptSummary(consistentWith, options.consistentWith) +
       "\n",
   );
 }
@@ -1147,14 +1215,23 @@ interface ThingExportHeader extends ExportHeaderCommon {
   thing: string;
   since?: string;
   checkpoint: Checkpoint;
+  /** From each checkpoint given with `--consistent-with`, to `checkpoint`. */
+  consistentWith?: KeptConsistency[];
 }
 
 async function exportThing(
-  options: { since?: string; thing: string } & ExportTarget,
+  options: { since?: string; thing: string; consistentWith?: string[] } & ExportTarget,
   client: HubClient,
 ): Promise<void> {
   checkExportTarget(options);
   const { since, checkpoint, common } = await exportStart(options.since, client);
+  const consistentWith = await keptConsistencies(
+    options.consistentWith,
+    client,
+    common.origin,
+    common.publicKey,
+    checkpoint,
+  );
   const size = checkpoint.size;
   const header: ThingExportHeader = {
     ...common,
@@ -1162,6 +1239,7 @@ async function exportThing(
     thing: options.thing,
     ...(since !== undefined && { since: since.toISOString() }),
     checkpoint,
+    ...(consistentWith.length > 0 && { consistentWith }),
   };
   const progress = new ProgressBar("exporting", 0);
   let count = 0;
@@ -1222,7 +1300,9 @@ async function exportThing(
   });
   summaryStream(options.out).write(
     `exported ${count} changes of ${options.thing} (seq ${first}..${last}) to ${outName(options.out)}, ` +
-      `each with its inclusion proof in the checkpoint of size ${size} signed at ${checkpoint.time}\n`,
+      `each with its inclusion proof in the checkpoint of size ${size} signed at ${checkpoint.time}` +
+      keptSummary(consistentWith, options.consistentWith) +
+      "\n",
   );
 }
 
@@ -1247,9 +1327,13 @@ class ThingExportCheck {
    */
   private gap: Failed | undefined;
 
+  /** The consistency proofs the header carries, checked. */
+  private readonly proven: ProvenPrefix[];
+
   constructor(
     private readonly header: ThingExportHeader,
     pinnedKey: string | undefined,
+    private readonly kept: readonly SavedCheckpoint[] = [],
   ) {
     if (
       typeof header.thing !== "string" ||
@@ -1262,6 +1346,13 @@ class ThingExportCheck {
     this.key = publicKeyOf(header.publicKey, "the export's publicKey");
     checkPinnedKey(this.key, pinnedKey, "the export's");
     this.root = checkpointRoot(header.checkpoint, this.key, header.origin, "the checkpoint");
+    this.proven = carriedConsistencies(
+      header.consistentWith,
+      this.key,
+      header.origin,
+      header.checkpoint,
+      this.root,
+    );
   }
 
   /** How many Changes have been checked so far. */
@@ -1358,6 +1449,7 @@ class ThingExportCheck {
         `the export ends ${this.count > 0 ? `after the change of seq ${this.last} ` : ""}without its end line: it is incomplete`,
       );
     const { checkpoint, thing, origin } = this.header;
+    checkKept(this.kept, this.key, origin, { checkpoint, root: this.root }, this.proven);
     report(
       {
         ok: true,
@@ -1365,7 +1457,8 @@ class ThingExportCheck {
           `verified ${this.count} changes of ${thing} (seq ${this.first}..${this.last}), each proven in the log ` +
           `of ${checkpoint.size} changes with root ${checkpoint.root} signed at ${checkpoint.time} by ${origin} ` +
           `(key ${fingerprintOf(this.key)}); an export of one Thing proves each change it holds, not that none is ` +
-          `left out (a gap between two of an affordance's changes of different values would have shown)`,
+          `left out (a gap between two of an affordance's changes of different values would have shown)` +
+          keptLine(this.kept),
         json: {
           thing,
           changes: this.count,
@@ -1376,11 +1469,17 @@ class ThingExportCheck {
           signedAt: checkpoint.time,
           origin,
           key: fingerprintOf(this.key),
+          ...keptJson(this.kept),
         },
       },
       json,
     );
   }
+}
+
+/** `kept: [{file, size}]` in a verdict's JSON, when checkpoints were held against the export. */
+function keptJson(kept: readonly SavedCheckpoint[]): { kept?: Array<{ file: string; size: number }> } {
+  return kept.length === 0 ? {} : { kept: kept.map((k) => ({ file: k.file, size: k.checkpoint.size })) };
 }
 
 /** An exported Change's leaf hash, recomputed: it must be the one recorded with it. */
@@ -1427,6 +1526,114 @@ function checkpointRoot(checkpoint: unknown, key: KeyObject, origin: string, wha
     if (!(err instanceof ValidationError)) throw err;
     return fail(undefined, "bad-checkpoint", `${what}: ${err.message}`);
   }
+}
+
+/** A kept checkpoint's root, once it verifies with the key and hub id; said of its file when not. */
+function keptRootOf(saved: SavedCheckpoint, key: KeyObject, origin: string, whose: string): Uint8Array {
+  try {
+    return verifyCheckpoint(saved.checkpoint, key, { origin }).root;
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    return fail(
+      undefined,
+      "bad-checkpoint",
+      `the checkpoint saved in ${saved.file} does not verify with ${whose} key ${fingerprintOf(key)} and id ` +
+        `${origin}: ${err.message} (the file was altered, or another hub or key signed it)`,
+    );
+  }
+}
+
+/** `; with consistency proofs from the checkpoints saved in a.json (size 504), …`, for a summary. */
+function keptSummary(proven: readonly KeptConsistency[], files: readonly string[] | undefined): string {
+  if (proven.length === 0 || files === undefined) return "";
+  const each = proven.map((p, i) => `${files[i] ?? "?"} (size ${p.checkpoint.size})`);
+  return `; with consistency proofs from the checkpoint${each.length === 1 ? "" : "s"} saved in ${each.join(", ")}`;
+}
+
+/** A signed checkpoint an export proves its own tree extends, with its root. */
+interface ProvenPrefix {
+  checkpoint: Checkpoint;
+  root: Uint8Array;
+}
+
+/**
+ * The consistency proofs an export carries from kept checkpoints (`consistentWith`), each checked
+ * against the export's signed root (a proof that does not hold is an altered file): their
+ * checkpoints are what `verify --file --checkpoint` may match a kept one to.
+ */
+function carriedConsistencies(
+  value: unknown,
+  key: KeyObject,
+  origin: string,
+  signed: Checkpoint,
+  signedRoot: Uint8Array,
+): ProvenPrefix[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value))
+    return fail(undefined, "bad-proof", "the export's consistentWith is not an array");
+  return value.map((item: unknown, i) => {
+    const what = `the export's consistency proof ${i + 1}`;
+    if (!isObject(item)) return fail(undefined, "bad-proof", `${what} is not an object`);
+    const earlier = item.checkpoint as Checkpoint;
+    const root = checkpointRoot(earlier, key, origin, `the checkpoint of ${what}`);
+    const path = hashesOf(item.proof, what);
+    if (!verifyConsistency(earlier.size, signed.size, path, root, signedRoot)) {
+      fail(
+        undefined,
+        "inconsistent",
+        `${what} does not show the tree signed at ${earlier.time} (${earlier.size} changes) to be a prefix of the tree signed at ${signed.time}`,
+      );
+    }
+    return { checkpoint: earlier, root };
+  });
+}
+
+/**
+ * `verify --file X --checkpoint FILE…`, offline: each checkpoint kept apart must be signed with the
+ * export's key by its hub, and be a tree that the export's signed tree extends — shown by equal
+ * roots (the same size), by the export's own leaves (a run that reaches back to it), or by a
+ * consistency proof the export carries from its size (`things export --consistent-with FILE`).
+ * Anything else is not proven, and fails: "not shown" must not read as "consistent".
+ */
+function checkKept(
+  kept: readonly SavedCheckpoint[],
+  key: KeyObject,
+  origin: string,
+  signed: ProvenPrefix,
+  proven: readonly ProvenPrefix[],
+  rootAt: (size: number) => Uint8Array | undefined = () => undefined,
+): void {
+  const size = signed.checkpoint.size;
+  for (const saved of kept) {
+    const root = keptRootOf(saved, key, origin, "the export's");
+    const k = saved.checkpoint.size;
+    const known = k === size ? signed.root : (rootAt(k) ?? proven.find((p) => p.checkpoint.size === k)?.root);
+    if (known === undefined) {
+      fail(
+        undefined,
+        "unproven",
+        (k > size
+          ? `the checkpoint saved in ${saved.file} (size ${k}) is newer than the export's (size ${size})`
+          : `the export holds no consistency proof from the checkpoint saved in ${saved.file} (size ${k})`) +
+          `: export again from the hub with --consistent-with ${saved.file}`,
+      );
+    }
+    if (!hashesEqual(known, root)) {
+      fail(
+        undefined,
+        "fork",
+        `the checkpoint saved in ${saved.file} signs the root ${saved.checkpoint.root} for ${k} changes, but the ` +
+          `export proves ${hashToHex(known)} for them: the hub signed two different Logs`,
+      );
+    }
+  }
+}
+
+/** `; extends the checkpoint saved in a.json (size 504)`, for a verdict. */
+function keptLine(kept: readonly SavedCheckpoint[]): string {
+  if (kept.length === 0) return "";
+  const each = kept.map((k) => `${k.file} (size ${k.checkpoint.size})`);
+  return `; extends the checkpoint${each.length === 1 ? "" : "s"} saved in ${each.join(", ")}`;
 }
 
 /** The header of one Thing's export, or undefined when the line is something else. */
@@ -1527,6 +1734,10 @@ async function exportLines(file: string): Promise<{ lines: AsyncIterable<string>
 /** `things verify --file`: see the comment above `ExportHeader` for what it proves. */
 async function verifyExport(options: VerifyOptions & { file: string }): Promise<void> {
   const file = options.file;
+  // Read first: a kept checkpoint the run reaches back to is checked against its leaves as they pass.
+  const kept = await savedCheckpoints(options.checkpoint ?? []);
+  const keptSizes = new Set(kept.map((k) => k.checkpoint.size));
+  const rootsAt = new Map<number, Uint8Array>();
   const { lines, close } = await exportLines(file);
   const progress = new ProgressBar("verifying", 0);
   try {
@@ -1548,7 +1759,7 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
       if (header === undefined) {
         const thingHeader = thingExportHeader(line);
         if (thingHeader !== undefined) {
-          thingCheck = new ThingExportCheck(thingHeader, options.key);
+          thingCheck = new ThingExportCheck(thingHeader, options.key, kept);
           continue;
         }
         header = readHeader(line, file);
@@ -1567,6 +1778,7 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
             `the prefix covers ${frontier.size} changes, not ${header.from - 1}`,
           );
         }
+        if (keptSizes.has(frontier.size)) rootsAt.set(frontier.size, frontier.root());
         progress.setTotal(header.to - header.from + 1);
         continue;
       }
@@ -1602,6 +1814,7 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
       const actual = recordedLeaf(change, expected);
       const leaf = hashFromHex(actual);
       frontier?.append(leaf);
+      if (frontier !== undefined && keptSizes.has(frontier.size)) rootsAt.set(frontier.size, frontier.root());
       if (expected === header.from) firstLeaf = leaf;
       lastLeaf = leaf;
       progress.update(expected - header.from + 1);
@@ -1662,6 +1875,13 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
       }
     }
     const consistency = isObject(trailer.proofs) ? trailer.proofs.consistency : undefined;
+    const proven = carriedConsistencies(
+      isObject(trailer.proofs) ? trailer.proofs.consistentWith : undefined,
+      key,
+      header.origin,
+      checkpoint,
+      root,
+    );
     let chained = "";
     if (consistency !== undefined) {
       const earlier = consistency.checkpoint;
@@ -1674,8 +1894,10 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
           `the tree signed at ${earlier.time} (${earlier.size} changes) is not a prefix of the tree signed at ${checkpoint.time}`,
         );
       }
+      proven.push({ checkpoint: earlier, root: earlierRoot });
       chained = `; consistent with the checkpoint of size ${earlier.size} signed at ${earlier.time}`;
     }
+    checkKept(kept, key, header.origin, { checkpoint, root }, proven, (size) => rootsAt.get(size));
     progress.clear();
     const count = header.to - header.from + 1;
     report(
@@ -1685,7 +1907,8 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
           `verified ${count} changes (seq ${header.from}..${header.to}), checkpoint of size ${header.to}, ` +
           `log root ${checkpoint.root} signed at ${checkpoint.time} by ${header.origin} (key ${fingerprintOf(key)})` +
           (header.from > 1 ? `; changes 1..${header.from - 1} are covered by hashes only` : "") +
-          chained,
+          chained +
+          keptLine(kept),
         json: {
           from: header.from,
           to: header.to,
@@ -1695,6 +1918,7 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
           origin: header.origin,
           key: fingerprintOf(key),
           ...(consistency !== undefined && { consistentWith: consistency.checkpoint.size }),
+          ...keptJson(kept),
         },
       },
       options.json === true,
@@ -1730,6 +1954,8 @@ function verifying<Args extends unknown[]>(
   });
 }
 
+type ExportOptions = { since?: string; thing?: string; consistentWith?: string[] } & ExportTarget;
+
 export function registerLogCommands(program: Command): void {
   const help = () => connectionHelpWith(EXIT_CODES);
 
@@ -1753,7 +1979,7 @@ export function registerLogCommands(program: Command): void {
     .option("--json", "the verdict as one JSON object")
     .option(
       "--checkpoint <file...>",
-      "checkpoints saved earlier (`things checkpoint --out FILE`, or an export, whose checkpoint is taken): the Log must still hold each one",
+      "checkpoints saved earlier (`things checkpoint --out FILE`, or an export, whose checkpoint is taken): the Log must still hold each one (with --file: the export must prove it extends each one, offline)",
     )
     .option(
       "--threads <n>",
@@ -1767,8 +1993,6 @@ export function registerLogCommands(program: Command): void {
         (options: VerifyOptions, _command: Command) => options.json === true,
         async (options: VerifyOptions, command: Command) => {
           if (options.file !== undefined) {
-            if (options.checkpoint !== undefined)
-              throw new CliError("--checkpoint checks the hub's Log, not an export (--file)", 2);
             if (options.db !== undefined) throw new CliError("--file and --db: verify one at a time", 2);
             return verifyExport({ ...options, file: options.file });
           }
@@ -1827,6 +2051,10 @@ export function registerLogCommands(program: Command): void {
       "--out <file>",
       "the new file to write (gzip-compressed when its name ends in .gz); never over an existing one; - for standard output",
     )
+    .option(
+      "--consistent-with <file...>",
+      "checkpoints kept apart (`things checkpoint --out FILE`, or an earlier export): carry a consistency proof from each, so that `things verify --file FILE --checkpoint KEPT` proves offline that the Log extends it",
+    )
     .option("--force", "replace the --out file if it exists")
     .addHelpText(
       "after",
@@ -1835,10 +2063,13 @@ export function registerLogCommands(program: Command): void {
         connectionHelpWith(EXPORT_EXIT_CODES),
     )
     .action(
-      talking(async (options: { since?: string; thing?: string } & ExportTarget, command: Command) =>
-        options.thing === undefined
-          ? exportLog(options, clientOf(command))
-          : exportThing({ ...options, thing: options.thing }, clientOf(command)),
+      verifying(
+        "export",
+        (_options: ExportOptions, _command: Command) => false,
+        async (options: ExportOptions, command: Command) =>
+          options.thing === undefined
+            ? exportLog(options, clientOf(command))
+            : exportThing({ ...options, thing: options.thing }, clientOf(command)),
       ),
     );
 }
