@@ -67,6 +67,7 @@ export const commandExamples: Readonly<Record<string, readonly string[]>> = {
     "things verify",
     "things verify --checkpoint kept.json",
     "things verify --file incident.ndjson",
+    "things verify --file incident.ndjson --checkpoint kept.json --key hub.pem",
     "things verify --db copy/hyperthings.db",
   ],
   checkpoint: ["things checkpoint --out kept.json"],
@@ -74,7 +75,9 @@ export const commandExamples: Readonly<Record<string, readonly string[]>> = {
   export: [
     "things export --since -1d --out incident.ndjson",
     `things export --thing ${LAMP} --out machine.ndjson.gz`,
+    `things export --thing ${LAMP} --consistent-with kept.json --out incident.ndjson`,
   ],
+  why: ["things why 424", "things why 424 --json"],
   rollout: ["things rollout evening-lights", "things rollout sha256:4f1c --concurrency 8 --max-failures 2"],
   rollouts: ["things rollouts", "things rollouts --status running", "things rollouts urn:uuid:… --cancel"],
   drift: ["things drift", "things drift --thing urn:example:dimmer --json"],

@@ -10,6 +10,7 @@ import { registerDiscoverCommand } from "./discover-command.js";
 import { registerMqttCredentialsCommand } from "./mqtt-credentials-command.js";
 import { registerHistoryCommands } from "./history-commands.js";
 import { registerLogCommands } from "./log-commands.js";
+import { registerWhyCommand } from "./why-command.js";
 import { registerReleaseCommands } from "./release-commands.js";
 import { registerGraphCommands } from "./graph-commands.js";
 import { registerInteractionCommands } from "./interaction-commands.js";
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerInteractionCommands(program);
   registerHistoryCommands(program);
   registerLogCommands(program);
+  registerWhyCommand(program);
   registerQueryCommands(program);
   registerRolloutCommands(program);
   registerReleaseCommands(program);

@@ -1,0 +1,94 @@
+// End-to-end tests of `things why SEQ`: the built CLI as a child process against a real hub on
+// port 0, whose Log holds a write, the value read back after it, a value the Thing took alone and
+// a release's revert. `npm test` builds dist/ first; otherwise run `npm run build`.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HubClient } from "../src/client/index.js";
+import type { ThingDescription } from "../src/core/index.js";
+import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { runThingsToEnd } from "./support/things-process.js";
+
+const THERMOSTAT = "urn:test:meeting-room-thermostat";
+
+describe("things why", () => {
+  let hub: TestHub;
+  /** The seqs of the Changes below, by name. */
+  const seq: Record<string, number> = {};
+
+  beforeAll(async () => {
+    hub = await startTestHub();
+    const forms = [{ href: "https://thermostat.example/setpoint" }];
+    await new HubClient({ url: hub.url, token: hub.token }).put(
+      minimalTd({ id: THERMOSTAT, properties: { setpoint: { type: "number", forms } } }) as ThingDescription,
+    );
+    const observer = { actor: "hub:observer", via: "http" };
+    const record = async (name: string, report: object, cause: object) => {
+      const [change] = await hub.hub.ingest(THERMOSTAT, [report as never], cause as never);
+      seq[name] = change?.seq ?? 0;
+    };
+    const alice = { actor: "alice", via: "http", correlation: "c-1" };
+    await record("first", { kind: "reported", affordance: "setpoint", value: 21 }, observer);
+    await record("write", { kind: "desired", affordance: "setpoint", value: 30 }, alice);
+    await record("done", { kind: "completed", affordance: "setpoint" }, alice);
+    await record("readBack", { kind: "reported", affordance: "setpoint", value: 30 }, observer);
+    // A value no write asked for: someone turned the dial on the wall.
+    await record("alone", { kind: "reported", affordance: "setpoint", value: 26 }, observer);
+    const revert = {
+      actor: "hub:drift",
+      via: "drift",
+      release: "sha256:abc",
+      rule: "revert",
+      correlation: "c-2",
+    };
+    await record("revert", { kind: "desired", affordance: "setpoint", value: 21 }, revert);
+    await record("refused", { kind: "failed", affordance: "setpoint", value: { reason: "busy" } }, revert);
+  });
+
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  const why = (...args: string[]) =>
+    runThingsToEnd(["why", ...args, "--url", hub.url], { env: { TZ: "UTC" } });
+
+  it("follows a value the Thing reported back to the write that asked for it, and to who sent it", async () => {
+    const run = await why(String(seq.readBack));
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    const lines = run.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(
+      new RegExp(`^seq ${seq.readBack}  ${THERMOSTAT} setpoint reported 30 \\(.*, by hub:observer\\)$`),
+    );
+    expect(lines[2]).toMatch(
+      new RegExp(`^← the write that asked for this value: seq ${seq.write}  .* desired 30 .*by alice\\)$`),
+    );
+    expect(lines[3]).toBe("  cause: alice via http, correlation c-1");
+    expect(lines[4]).toMatch(new RegExp(`^← its outcome: seq ${seq.done}  .* completed `));
+    expect(lines.at(-1)).toBe("origin: alice via http");
+    const json = JSON.parse((await why(String(seq.readBack), "--json")).stdout) as {
+      chain: Array<{ change: { seq: number } }>;
+    };
+    expect(json.chain.map((link) => link.change.seq)).toEqual([seq.write, seq.done]);
+  });
+
+  it("says a value no write asked for since the last report came from the Thing itself", async () => {
+    const run = await why(String(seq.alone));
+    expect(run.code).toBe(0);
+    expect(run.stdout.trimEnd().split("\n").at(-1)).toBe(
+      `origin: the Thing itself: nothing the hub sent asked for 26 since the report before it (seq ${seq.readBack}) (changed on the device, or by a path the hub does not see)`,
+    );
+  });
+
+  it("goes from an outcome to its command, and names a release's rule", async () => {
+    const run = await why(String(seq.refused));
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trimEnd().split("\n");
+    expect(lines[2]).toMatch(new RegExp(`^← the command it ends: seq ${seq.revert}  .* desired 21 `));
+    expect(lines.at(-1)).toBe("origin: hub:drift (rule revert) for release sha256:abc");
+  });
+
+  it("a seq past the Log's end is one line and exit code 1", async () => {
+    const run = await why("9999");
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe("");
+    expect(run.stderr.trimEnd().split("\n")).toHaveLength(1);
+  });
+});
