@@ -425,8 +425,12 @@ const query: Record<string, Resolver> = {
     // The type's Things go to the feed, which fills the page with their Changes (not a page of
     // the whole Log thinned out).
     const type = await feedType(hub, f);
+    const since = time(hub, args.since, "since");
+    const until = time(hub, args.until, "until");
     const page = await hub.history.changes({
       limit,
+      ...(since && { since }),
+      ...(until && { until }),
       ...(after !== undefined && { cursor: after }),
       order: args.order === "DESC" ? "desc" : "asc",
       ...(f.thing != null && { thing: f.thing }),

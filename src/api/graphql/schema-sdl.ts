@@ -30,8 +30,17 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     The global feed of Changes, oldest first (or newest first with order: DESC). 'after' is the
     cursor of the previous page (its 'next'): the Changes after it, or before it when newest first.
+    'since' and 'until' (inclusive) are RFC 3339, relative (-15m) or local (yesterday 14:02), as
+    in 'history'; newest first with 'until' starts there.
     """
-    changes(filter: ChangeFilter, after: Int, first: Int = 100, order: Order = ASC): ChangePage!
+    changes(
+      filter: ChangeFilter
+      since: String
+      until: String
+      after: Int
+      first: Int = 100
+      order: Order = ASC
+    ): ChangePage!
     """
     One Change, by its position in the Log; null past the Log's end.
     """
