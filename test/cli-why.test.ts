@@ -30,6 +30,8 @@ describe("things why", () => {
     await record("write", { kind: "desired", affordance: "setpoint", value: 30 }, alice);
     await record("done", { kind: "completed", affordance: "setpoint" }, alice);
     await record("readBack", { kind: "reported", affordance: "setpoint", value: 30 }, observer);
+    // The observer reporting the same value again (a restart, a poll): no new cause.
+    await record("repeat", { kind: "reported", affordance: "setpoint", value: 30 }, observer);
     // A value no write asked for: someone turned the dial on the wall.
     await record("alone", { kind: "reported", affordance: "setpoint", value: 26 }, observer);
     const revert = {
@@ -67,14 +69,29 @@ describe("things why", () => {
       chain: Array<{ change: { seq: number } }>;
     };
     expect(json.chain.map((link) => link.change.seq)).toEqual([seq.write, seq.done]);
-  });
+  }, 60_000);
 
   it("says a value no write asked for since the last report came from the Thing itself", async () => {
     const run = await why(String(seq.alone));
     expect(run.code).toBe(0);
     expect(run.stdout.trimEnd().split("\n").at(-1)).toBe(
-      `origin: the Thing itself: nothing the hub sent asked for 26 since the report before it (seq ${seq.readBack}) (changed on the device, or by a path the hub does not see)`,
+      `origin: the Thing itself: nothing the hub sent asked for 26 since the report before it (seq ${seq.repeat}) (changed on the device, or by a path the hub does not see)`,
     );
+  });
+
+  it("follows a value reported again, unchanged, back to what first set it", async () => {
+    const run = await why(String(seq.repeat), "--json");
+    expect(run.code).toBe(0);
+    const json = JSON.parse(run.stdout) as {
+      chain: Array<{ relation: string; change: { seq: number } }>;
+      origin: string;
+    };
+    expect(json.chain.map((link) => [link.relation, link.change.seq])).toEqual([
+      ["the same value, reported before", seq.readBack],
+      ["the write that asked for this value", seq.write],
+      ["its outcome", seq.done],
+    ]);
+    expect(json.origin).toBe("alice via http");
   });
 
   it("goes from an outcome to its command, and names a release's rule", async () => {

@@ -21,6 +21,8 @@ interface Why {
 }
 
 const COMMAND_KINDS = ["desired", "invoked"] as const;
+/** How many reports of an unchanged value are followed back before the chain says where it stopped. */
+const REPEATS_FOLLOWED = 20;
 const OUTCOME_KINDS = ["completed", "failed"];
 
 function sameValue(a: unknown, b: unknown): boolean {
@@ -119,8 +121,28 @@ async function explain(client: HubClient, seq: number): Promise<Why> {
   const chain: Link[] = [];
   let command: Change | undefined;
   if (change.kind === "reported") {
-    const { write, since, other } = await writeBehind(client, change);
-    if (write === undefined) {
+    // A value reported again unchanged (a poll, an observer that restarted) has the cause of the
+    // report that first brought it: follow those back, a bounded number of them.
+    let subject = change;
+    for (let hops = 0; ; hops++) {
+      const { write, since, other } = await writeBehind(client, subject);
+      if (write !== undefined) {
+        command = write;
+        chain.push({ change: write, relation: "the write that asked for this value" });
+        break;
+      }
+      if (since !== undefined && sameValue(since.value, subject.value)) {
+        if (hops === REPEATS_FOLLOWED) {
+          return {
+            change,
+            chain,
+            origin: `not found within ${REPEATS_FOLLOWED} reports of the same value: things why ${since.seq} goes on`,
+          };
+        }
+        chain.push({ change: since, relation: "the same value, reported before" });
+        subject = since;
+        continue;
+      }
       const last = since === undefined ? "it was first reported" : `the report before it (seq ${since.seq})`;
       const nearest =
         other === undefined
@@ -130,12 +152,10 @@ async function explain(client: HubClient, seq: number): Promise<Why> {
         change,
         chain,
         origin:
-          `the Thing itself: nothing the hub sent asked for ${canonicalJson(change.value)} since ${last}` +
+          `the Thing itself: nothing the hub sent asked for ${canonicalJson(subject.value)} since ${last}` +
           `${nearest} (changed on the device, or by a path the hub does not see)`,
       };
     }
-    command = write;
-    chain.push({ change: write, relation: "the write that asked for this value" });
   } else if (OUTCOME_KINDS.includes(change.kind)) {
     command = await commandOf(client, change);
     if (command !== undefined) chain.push({ change: command, relation: "the command it ends" });
