@@ -835,6 +835,8 @@ async function prove(seq: number, options: ProveOptions, client: HubClient): Pro
 //   {"type":"checkpoint","checkpoint":{origin,size:N,root,time,signature},
 //    "proofs":{"inclusion":[{"seq":F,"proof":[…]},{"seq":N,"proof":[…]}],
 //              "consistency":{"checkpoint":{…size P < F…},"proof":[…]}}}   (consistency only if P exists)
+//   (with `--consistent-with KEPT…`, also "consistentWith":[{"checkpoint":{…kept…},"proof":[…]}] in
+//    "proofs": RFC 9162 consistency proofs from checkpoints kept apart, for `verify --checkpoint`)
 //
 // N is the size of the hub's latest signed checkpoint (signed on request), so the run ends where
 // the signed tree ends. `prefix` is the RFC 9162 compact range of the Changes before F: the roots
@@ -1197,7 +1199,8 @@ async function exportLog(
 // export --thing: one Thing's Changes, each with its own inclusion proof
 //
 //   {"type":"header","format":"hyperthings-thing-export/1","origin":…,"publicKey":<SPKI PEM>,
-//    "exportedAt":…,"thing":ID,"since":T (when given),"checkpoint":{origin,size:N,root,time,signature}}
+//    "exportedAt":…,"thing":ID,"since":T (when given),"checkpoint":{origin,size:N,root,time,signature},
+//    "consistentWith":[{"checkpoint":{…kept…},"proof":[…]}] (with `--consistent-with KEPT…`)}
 //   {"type":"change","change":{…with its recorded "leaf"…},"proof":[…]}
 //   … one line per Change of the Thing with seq <= N (since T), in seq order …
 //   {"type":"end","changes":K}
