@@ -29,6 +29,21 @@ describe("the SNMP trap port setting", () => {
   });
 });
 
+describe("the stop's grace setting", () => {
+  it("is 1000 ms unless HYPERTHINGS_STOP_GRACE_MS gives 0 to 60000, and names the variable of a bad one", () => {
+    const at = { dataDir: "/nonexistent" };
+    expect(loadConfig(at, {}).stopGraceMs).toBe(1000);
+    expect(loadConfig(at, { HYPERTHINGS_STOP_GRACE_MS: "0" }).stopGraceMs).toBe(0);
+    expect(loadConfig({ ...at, stopGraceMs: 250 }, { HYPERTHINGS_STOP_GRACE_MS: "0" }).stopGraceMs).toBe(250);
+    expect(() => loadConfig(at, { HYPERTHINGS_STOP_GRACE_MS: "60001" })).toThrow(
+      'stop grace (HYPERTHINGS_STOP_GRACE_MS) must be a whole number from 0 to 60000, not "60001"',
+    );
+    expect(() => loadConfig(at, { HYPERTHINGS_STOP_GRACE_MS: "1s" })).toThrow(
+      'stop grace (HYPERTHINGS_STOP_GRACE_MS) must be a whole number from 0 to 60000, not "1s"',
+    );
+  });
+});
+
 describe("the store setting", () => {
   it("is the SQLite file unless --store or HYPERTHINGS_STORE names PostgreSQL, and refuses any other URL without echoing it", () => {
     const at = { dataDir: "/nonexistent" };

@@ -57,6 +57,11 @@ export interface HubConfig {
    */
   maxStreamsPerClient: number;
   /**
+   * How long a stop keeps a keep-alive connection answered just before it for its client's next
+   * request (answered 503, so the request is not reset unread), in milliseconds; 0 waits for none.
+   */
+  stopGraceMs: number;
+  /**
    * Bytes of report bodies (`POST /things/{id}/changes`) taken in at once: read, checked, queued
    * or being written. Past it a report is refused (503) before its body is read, so that memory
    * stays bounded however many producers send big bodies at once.
@@ -204,6 +209,7 @@ export const configEnvironment = {
   vocabulary: "HYPERTHINGS_VOCABULARY",
   graphqlMaxAnswerBytes: "HYPERTHINGS_GRAPHQL_MAX_ANSWER_BYTES",
   maxStreamsPerClient: "HYPERTHINGS_MAX_STREAMS_PER_CLIENT",
+  stopGraceMs: "HYPERTHINGS_STOP_GRACE_MS",
   bus: "HYPERTHINGS_BUS",
   busPrefix: "HYPERTHINGS_BUS_PREFIX",
   busStream: "HYPERTHINGS_BUS_STREAM",
@@ -283,6 +289,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   streamStallMs: 30_000,
   streamBufferBytes: 128 * 1024 * 1024,
   maxStreamsPerClient: 64,
+  stopGraceMs: 1000,
   maxIngestBytes: 64 * 1024 * 1024,
   logLevel: "info",
   maxPageLimit: 1000,
@@ -394,6 +401,7 @@ export interface ConfigOverrides {
   streamStallMs?: number;
   streamBufferBytes?: number;
   maxStreamsPerClient?: number;
+  stopGraceMs?: number;
   maxIngestBytes?: number;
   checkpointEveryChanges?: string | number;
   checkpointEveryMs?: string | number;
@@ -501,6 +509,12 @@ export function loadConfig(
       ),
       1,
       1_000_000,
+    ),
+    stopGraceMs: integer(
+      named("stop grace", overrides.stopGraceMs, undefined, e.stopGraceMs, env),
+      String(overrides.stopGraceMs ?? (env[e.stopGraceMs] || configDefaults.stopGraceMs)),
+      0,
+      60_000,
     ),
     maxIngestBytes: overrides.maxIngestBytes ?? configDefaults.maxIngestBytes,
     checkpointEveryChanges: integer(

@@ -21,8 +21,13 @@ export async function startTestHub(
   options: { clock?: () => Date } = {},
 ): Promise<TestHub> {
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), "hyperthings-test-"));
-  // Observation reaches out to every Thing's forms: only the tests that want it turn it on.
-  const config = loadConfig({ port: 0, logLevel: "silent", observe: false, ...overrides, dataDir }, env);
+  // Observation reaches out to every Thing's forms: only the tests that want it turn it on. A stop
+  // does not keep the test's own idle keep-alive connections for a next request that never comes
+  // (the tests of the stop's grace spawn `things serve`, which has it).
+  const config = loadConfig(
+    { port: 0, logLevel: "silent", observe: false, stopGraceMs: 0, ...overrides, dataDir },
+    env,
+  );
   const running = await startHub(config, {
     logger: createLogger(config.logLevel),
     ...(options.clock && { clock: options.clock }),

@@ -106,7 +106,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
         new NotFoundError(`No such resource: ${request.method} ${request.url.split("?")[0]}`),
     ),
   );
-  registerShutdown(app);
+  registerShutdown(app, { graceMs: hub.config.stopGraceMs });
   app.decorate("streamSlots", new StreamSlots(hub.config.maxStreamsPerClient));
   registerContentTypes(app);
   registerQueryNumbers(app);

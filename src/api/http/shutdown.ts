@@ -13,6 +13,18 @@ const QUIET_MS = 50;
 /** …or, at the latest, after this long: a client that keeps sending does not hold the stop. */
 const MAX_DRAIN_MS = 2_000;
 
+export interface ShutdownOptions {
+  /**
+   * How long a keep-alive connection answered just before the stop is kept for its client's next
+   * request (answered 503, `Connection: close`), in milliseconds. Its last answer said keep-alive,
+   * so its client may send again at any moment, and a client held up (a busy or descheduled
+   * process) sends later than the quiet period: closing the connection then resets a request its
+   * client cannot tell was not recorded. A connection idle for longer is closed at once; the stop
+   * waits for no more than this (and {@link MAX_DRAIN_MS}) in all. 0: no wait beyond the quiet.
+   */
+  readonly graceMs: number;
+}
+
 function bytesRead(sockets: ReadonlySet<Socket>): number {
   let total = 0;
   for (const socket of sockets) total += socket.bytesRead;
@@ -40,9 +52,11 @@ function bytesRead(sockets: ReadonlySet<Socket>): number {
  */
 export const upgradedSockets = new WeakSet<object>();
 
-export function registerShutdown(app: FastifyInstance): void {
+export function registerShutdown(app: FastifyInstance, options: ShutdownOptions = { graceMs: 0 }): void {
   let stopping = false;
   const sockets = new Set<Socket>();
+  /** When each connection last had a request read or an answer sent (or was made). */
+  const lastActive = new WeakMap<Socket, number>();
   /** The connections with a request in progress (an answer not yet sent, an event stream), and how many. */
   const serving = new Map<Socket, number>();
   /** Set once the stop has closed the connections with nothing in progress. */
@@ -52,6 +66,7 @@ export function registerShutdown(app: FastifyInstance): void {
   };
   app.server.on("connection", (socket: Socket) => {
     sockets.add(socket);
+    lastActive.set(socket, performance.now());
     socket.once("close", () => sockets.delete(socket));
     // Connected after the sweep: it has a moment to send its request (answered 503), no more.
     // (Polled once more before it is judged, as in the wait for quiet below.)
@@ -60,7 +75,9 @@ export function registerShutdown(app: FastifyInstance): void {
   app.server.on("request", (request: IncomingMessage, response: ServerResponse) => {
     const { socket } = request;
     serving.set(socket, (serving.get(socket) ?? 0) + 1);
+    lastActive.set(socket, performance.now());
     response.once("close", () => {
+      lastActive.set(socket, performance.now());
       const left = (serving.get(socket) ?? 1) - 1;
       if (left > 0) serving.set(socket, left);
       else serving.delete(socket);
@@ -91,6 +108,15 @@ export function registerShutdown(app: FastifyInstance): void {
   app.addHook("preClose", async () => {
     stopping = true;
     const started = performance.now();
+    const deadline = started + Math.max(MAX_DRAIN_MS, options.graceMs);
+    /** An idle keep-alive connection answered less than the grace ago: its client may still send. */
+    const awaited = (now: number) =>
+      [...sockets].some(
+        (socket) =>
+          !serving.has(socket) &&
+          !upgradedSockets.has(socket) &&
+          now - (lastActive.get(socket) ?? 0) < options.graceMs,
+      );
     let read = bytesRead(sockets);
     for (;;) {
       await new Promise<void>((resolve) => setTimeout(resolve, QUIET_MS));
@@ -99,7 +125,8 @@ export function registerShutdown(app: FastifyInstance): void {
       // meanwhile is still unread when the timer fires. Let the loop poll once before counting.
       await new Promise<void>((resolve) => setImmediate(resolve));
       const now = bytesRead(sockets);
-      if (now === read || performance.now() - started >= MAX_DRAIN_MS) break;
+      const at = performance.now();
+      if ((now === read && !awaited(at)) || at >= deadline) break;
       read = now;
     }
     const unfinished = [...receiving].filter((request) => !request.complete);
