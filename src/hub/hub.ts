@@ -126,7 +126,9 @@ export class Hub {
       everyChanges: config.checkpointEveryChanges,
       everyMs: config.checkpointEveryMs,
     });
-    this.secrets = secretStore && new ThingSecrets(secretStore, loadOrCreateSecretKey(config.dataDir));
+    this.secrets =
+      secretStore &&
+      new ThingSecrets(secretStore, loadOrCreateSecretKey(config.dataDir), { cache: !config.replica });
     const secrets = this.secrets;
     const secretsOf = (td: RegisteredThingDescription) => secrets?.secretsOf(td) ?? Promise.resolve({});
     const ingest = this.ingest.bind(this);
