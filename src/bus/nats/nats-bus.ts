@@ -8,7 +8,7 @@
 import { jetstream, jetstreamManager, DeliverPolicy, DiscardPolicy, StorageType } from "@nats-io/jetstream";
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, StreamConfig } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import type { Change } from "../../core/index.js";
+import { parseHlc, type Change } from "../../core/index.js";
 import type { Bus, BusStatus, ChangeHandler } from "../bus.js";
 import { InProcessBus } from "../in-process/in-process-bus.js";
 import { SequencedDelivery } from "../sequenced-delivery.js";
@@ -72,6 +72,8 @@ export const NATS_BUS_DEFAULTS = {
 const ORDER_REFUSALS = new Set([10070, 10071, 10164]);
 
 const MAX_RETRY_MS = 30_000;
+/** Messages of other publishers looked back over for this hub's last Change at start. */
+const SCAN_BACK = 64;
 
 export class NatsBus implements Bus {
   private readonly local: InProcessBus;
@@ -433,20 +435,22 @@ export class NatsBus implements Bus {
     const jsm = await jetstreamManager(nc, { timeout: this.ackTimeoutMs });
     const lastSeq = await this.ensureStream(jsm);
     if (this.sequenced !== undefined) this.consuming ??= this.consume();
-    let found: number | undefined;
-    if (lastSeq > 0) {
-      const last = await jsm.streams.getMessage(this.options.stream, { seq: lastSeq }).catch(() => null);
-      found = seqOfMessageId(hubId, last?.header.get("Nats-Msg-Id"));
-      if (last !== null && found === undefined) {
-        this.options.logger.warn(
-          { stream: this.options.stream },
-          `JetStream stream ${this.options.stream} ends with a message that is not this hub's: give each hub its own stream and prefix`,
+    const found = lastSeq > 0 ? await this.lastOfHub(jsm, lastSeq, hubId) : undefined;
+    // Without a Change of this hub in the stream (a new stream, or its messages aged out), the
+    // bus goes on from what it knows was acknowledged; at start, from the first Change the
+    // stream would still keep (its max age), not the whole Log again.
+    let from = found ?? this.acked;
+    if (found === undefined && this.acked === 0 && this.options.maxAgeMs > 0 && this.latest > 0) {
+      const first = await this.firstChangeSince(Date.now() - this.options.maxAgeMs);
+      if (first > 1) {
+        from = first - 1;
+        const hours = Math.round((this.options.maxAgeMs / 3_600_000) * 10) / 10;
+        this.options.logger.info(
+          { stream: this.options.stream, from: first },
+          `JetStream stream ${this.options.stream} holds none of this hub's Changes: publishing those of the stream's max age (${hours} h), from seq ${first}; the older ones are in the hub's Log (GET /changes)`,
         );
       }
     }
-    // Without a Change of this hub in the stream (a new stream, or its messages aged out), the
-    // bus goes on from what it knows was acknowledged (at start: nothing, so the whole Log).
-    const from = found ?? this.acked;
     if (found !== undefined && found < this.acked) {
       this.options.logger.warn(
         { stream: this.options.stream, found, acknowledged: this.acked },
@@ -459,6 +463,56 @@ export class NatsBus implements Bus {
     this.resync = false;
     this.release();
     if (this.nextSeq > this.latest) this.live = true;
+  }
+
+  /**
+   * This hub's last Change in the stream, looking back over a few messages of other publishers;
+   * undefined when there is none there.
+   */
+  private async lastOfHub(
+    jsm: JetStreamManager,
+    lastSeq: number,
+    hubId: string,
+  ): Promise<number | undefined> {
+    for (let seq = lastSeq; seq > 0 && seq > lastSeq - SCAN_BACK; seq--) {
+      const message = await jsm.streams.getMessage(this.options.stream, { seq }).catch(() => null);
+      if (message === null) return undefined;
+      const found = seqOfMessageId(hubId, message.header.get("Nats-Msg-Id"));
+      if (found !== undefined) return found;
+      if (seq === lastSeq) {
+        this.options.logger.warn(
+          { stream: this.options.stream },
+          `JetStream stream ${this.options.stream} ends with a message that is not this hub's: give each hub its own stream and prefix`,
+        );
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * The first seq whose Change the hub stamped at `time` or later (its HLC's wall time), by
+   * bisecting the Log: a read of one Change per step. `latest + 1` when there is none.
+   */
+  private async firstChangeSince(time: number): Promise<number> {
+    let low = 1;
+    let high = this.latest + 1;
+    while (low < high) {
+      const middle = Math.floor((low + high) / 2);
+      const [change] = await this.options.replay(middle - 1, 1);
+      if (change === undefined) {
+        high = middle;
+        continue;
+      }
+      let wall: number;
+      try {
+        wall = parseHlc(change.hlc).wall;
+      } catch {
+        wall = time;
+      }
+      if (wall >= time) high = middle;
+      else low = middle + 1;
+    }
+    return low;
   }
 
   /**
