@@ -13,7 +13,7 @@ import { thingPath } from "../src/api/index.js";
 import { NatsBus } from "../src/bus/index.js";
 import type { Change } from "../src/core/index.js";
 import { loadConfig } from "../src/hub/index.js";
-import { natsProblem, natsUrl, servicesRequired as required } from "./support/nats-server.js";
+import { NatsProxy, natsProblem, natsUrl, servicesRequired as required } from "./support/nats-server.js";
 import { dropSchema, postgresProblem, postgresUrl, temporarySchema } from "./support/postgres.js";
 import { EventStream } from "./support/sse.js";
 import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
@@ -255,6 +255,38 @@ if (problem !== undefined && !required) {
 
       const verify = await runThingsToEnd(["verify", "--url", b.url, "--token", b.token]);
       expect(verify.code, verify.stderr).toBe(0);
+    });
+
+    it("go on delivering each other's Changes from the Store while one is cut off from NATS, and catch up after", async () => {
+      const { run, dirs, overrides } = setting();
+      const proxy = new NatsProxy();
+      await proxy.open();
+      cleanups.push(() => proxy.cut());
+      const a = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
+      hubs.push(a);
+      copyIdentity(dirs[0], dirs[1]);
+      const b = await startTestHub({ ...overrides, bus: proxy.url, replica: true, dataDir: dirs[1] });
+      hubs.push(b);
+      const seenOnB: number[] = [];
+      b.hub.bus.subscribe((change) => seenOnB.push(change.seq));
+
+      const lamp = `urn:test:replica:${run}:lamp`;
+      await putTd(a, lampTd(lamp));
+      await proxy.cut();
+      // A's Changes reach B's subscribers from the Store: by B's own next Change, or its read of the Log's head.
+      const [fromA] = await report(a, lamp, [1]);
+      await delivered(b, fromA ?? 0);
+      await report(b, lamp, [2]);
+      const cutLast = Math.max(...(await report(a, lamp, [3, 4])));
+      await delivered(b, cutLast);
+      expect(busOf(b).status().connected).toBe(false);
+
+      await proxy.open();
+      const last = Math.max(...(await report(a, lamp, [5])), ...(await report(b, lamp, [6])));
+      await Promise.all([delivered(a, last), delivered(b, last)]);
+      expect(seenOnB).toEqual(upTo(last));
+      await Promise.all([busOf(a).acknowledged(last), busOf(b).acknowledged(last)]);
+      expect(await streamSeqs(jsm, overrides.busStream, a.hub.id)).toEqual(upTo(last));
     });
 
     it("refuse a hub that is not a replica while replicas run, and a replica while such a hub runs", async () => {
