@@ -137,6 +137,8 @@ export class Hub {
       () => clock.now(),
       logger.child({ part: "mqtt" }),
     );
+    // A replica's clock goes on after the other replicas' Changes: seq and hlc keep growing together.
+    if (config.replica) bus.subscribe((change) => clock.observe(change.hlc));
     // A removed or expired Thing's MQTT credentials are revoked with it (its device is disconnected).
     bus.subscribe((change) => {
       if (change.kind !== "removed") return;
