@@ -72,6 +72,8 @@ async function streamSeqs(jsm: JetStreamManager, stream: string, hubId: string):
 }
 
 const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+/** Two hubs, a `things serve` child and `things verify` runs: minutes on a loaded machine, not seconds. */
+const SLOW_MS = 180_000;
 
 if (problem !== undefined && !required) {
   describe("hub replicas", () => {
@@ -130,164 +132,176 @@ if (problem !== undefined && !required) {
       await nc?.close();
     });
 
-    it("serve one directory and one Log, each streaming the other's Changes in seq order, and both verify", async () => {
-      const { run, dirs, overrides } = setting();
-      const a = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
-      hubs.push(a);
-      copyIdentity(dirs[0], dirs[1]);
-      const b = await startTestHub({ ...overrides, replica: true, dataDir: dirs[1] });
-      hubs.push(b);
-      expect(b.hub.id).toBe(a.hub.id);
+    it(
+      "serve one directory and one Log, each streaming the other's Changes in seq order, and both verify",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const a = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
+        hubs.push(a);
+        copyIdentity(dirs[0], dirs[1]);
+        const b = await startTestHub({ ...overrides, replica: true, dataDir: dirs[1] });
+        hubs.push(b);
+        expect(b.hub.id).toBe(a.hub.id);
 
-      // Every Change each replica's subscribers get, in the order they get them.
-      const seen = new Map<TestHub, number[]>([
-        [a, []],
-        [b, []],
-      ]);
-      for (const [hub, seqs] of seen) hub.hub.bus.subscribe((change) => seqs.push(change.seq));
-      const events = await EventStream.open(a, "/events");
-      const feed = await EventStream.open(a, "/changes/stream");
+        // Every Change each replica's subscribers get, in the order they get them.
+        const seen = new Map<TestHub, number[]>([
+          [a, []],
+          [b, []],
+        ]);
+        for (const [hub, seqs] of seen) hub.hub.bus.subscribe((change) => seqs.push(change.seq));
+        const events = await EventStream.open(a, "/events");
+        const feed = await EventStream.open(a, "/changes/stream");
 
-      // Registered on A, readable on B.
-      const lampA = `urn:test:replica:${run}:lamp-a`;
-      await putTd(a, lampTd(lampA));
-      const got = await b.request(thingPath(lampA));
-      expect(got.status).toBe(200);
-      expect(((await got.json()) as { id: string }).id).toBe(lampA);
+        // Registered on A, readable on B.
+        const lampA = `urn:test:replica:${run}:lamp-a`;
+        await putTd(a, lampTd(lampA));
+        const got = await b.request(thingPath(lampA));
+        expect(got.status).toBe(200);
+        expect(((await got.json()) as { id: string }).id).toBe(lampA);
 
-      // Registered and reported on B: A's /events and /changes/stream carry them, A's history holds them.
-      const lampB = `urn:test:replica:${run}:lamp-b`;
-      await putTd(b, lampTd(lampB));
-      const [reportedB] = await report(b, lampB, [7]);
-      const created = await events.take(2);
-      expect(created.map((e) => [e.event, (JSON.parse(e.data) as { id: string }).id])).toEqual([
-        ["thing_created", lampA],
-        ["thing_created", lampB],
-      ]);
-      const history = (await (await a.request(`${thingPath(lampB)}/history?affordance=level`)).json()) as {
-        changes: Change[];
-      };
-      expect(history.changes.map((c) => [c.seq, c.value])).toEqual([[reportedB, 7]]);
+        // Registered and reported on B: A's /events and /changes/stream carry them, A's history holds them.
+        const lampB = `urn:test:replica:${run}:lamp-b`;
+        await putTd(b, lampTd(lampB));
+        const [reportedB] = await report(b, lampB, [7]);
+        const created = await events.take(2);
+        expect(created.map((e) => [e.event, (JSON.parse(e.data) as { id: string }).id])).toEqual([
+          ["thing_created", lampA],
+          ["thing_created", lampB],
+        ]);
+        const history = (await (await a.request(`${thingPath(lampB)}/history?affordance=level`)).json()) as {
+          changes: Change[];
+        };
+        expect(history.changes.map((c) => [c.seq, c.value])).toEqual([[reportedB, 7]]);
 
-      // Both write at once: their Changes interleave in the Log.
-      const writes = await Promise.all([
-        ...[0, 1, 2, 3, 4].map((i) => report(a, lampA, [i, i + 10])),
-        ...[0, 1, 2, 3, 4].map((i) => report(b, lampB, [i, i + 10])),
-      ]);
-      const last = Math.max(...writes.flat());
-      await Promise.all([delivered(a, last), delivered(b, last)]);
-      // Each replica's subscribers got the whole Log, in seq order, each Change once.
-      expect(seen.get(a)).toEqual(upTo(last));
-      expect(seen.get(b)).toEqual(upTo(last));
-      const streamed = await feed.take(last);
-      expect(streamed.map((e) => Number(e.id))).toEqual(upTo(last));
+        // Both write at once: their Changes interleave in the Log.
+        const writes = await Promise.all([
+          ...[0, 1, 2, 3, 4].map((i) => report(a, lampA, [i, i + 10])),
+          ...[0, 1, 2, 3, 4].map((i) => report(b, lampB, [i, i + 10])),
+        ]);
+        const last = Math.max(...writes.flat());
+        await Promise.all([delivered(a, last), delivered(b, last)]);
+        // Each replica's subscribers got the whole Log, in seq order, each Change once.
+        expect(seen.get(a)).toEqual(upTo(last));
+        expect(seen.get(b)).toEqual(upTo(last));
+        const streamed = await feed.take(last);
+        expect(streamed.map((e) => Number(e.id))).toEqual(upTo(last));
 
-      // The stream holds the Log once, in order, whoever published what.
-      await Promise.all([busOf(a).acknowledged(last), busOf(b).acknowledged(last)]);
-      expect(await streamSeqs(jsm, overrides.busStream, a.hub.id)).toEqual(upTo(last));
+        // The stream holds the Log once, in order, whoever published what.
+        await Promise.all([busOf(a).acknowledged(last), busOf(b).acknowledged(last)]);
+        expect(await streamSeqs(jsm, overrides.busStream, a.hub.id)).toEqual(upTo(last));
 
-      // Both sign with the hub's one key: `things verify` passes against either.
-      for (const hub of [a, b]) {
-        const verify = await runThingsToEnd(["verify", "--url", hub.url, "--token", hub.token]);
-        expect(verify.stderr).toBe("");
-        expect(verify.code).toBe(0);
-        expect(verify.stdout).toMatch(new RegExp(`^verified ${last} changes`));
-      }
-      events.close();
-      feed.close();
-    });
-
-    it("lose nothing when a replica is killed: the other serves, delivers and publishes all it acknowledged", async () => {
-      const { run, dirs, overrides, store } = setting();
-      const args = [
-        "serve",
-        "--port",
-        "0",
-        "--no-mqtt",
-        "--no-observe",
-        "--replica",
-        "--data",
-        dirs[0],
-        "--store",
-        store,
-        "--bus",
-        natsUrl,
-        "--bus-prefix",
-        overrides.busPrefix,
-        "--bus-stream",
-        overrides.busStream,
-      ];
-      const childA = runThings(args, cleanEnvironment());
-      children.push(childA);
-      const [, , urlA] = await childA.waitFor(/Hyperthings (\S+) listening on (http:\/\/\S+)/);
-      copyIdentity(dirs[0], dirs[1]);
-      const b = await startTestHub({ ...overrides, replica: true, dataDir: dirs[1] });
-      hubs.push(b);
-      const a = { url: urlA as string, token: b.token };
-
-      const lamp = `urn:test:replica:${run}:lamp`;
-      await putTd(b, lampTd(lamp));
-      const acknowledged: number[] = [];
-      // Both write; A is killed while its writes and B's are going on.
-      const fromA = (async () => {
-        for (let i = 0; ; i++) {
-          try {
-            acknowledged.push(...(await report(a, lamp, [1000 + i])));
-          } catch {
-            return;
-          }
+        // Both sign with the hub's one key: `things verify` passes against either.
+        for (const hub of [a, b]) {
+          const verify = await runThingsToEnd(["verify", "--url", hub.url, "--token", hub.token]);
+          expect(verify.stderr).toBe("");
+          expect(verify.code).toBe(0);
+          expect(verify.stdout).toMatch(new RegExp(`^verified ${last} changes`));
         }
-      })();
-      for (let i = 0; i < 20; i++) acknowledged.push(...(await report(b, lamp, [i])));
-      childA.process.kill("SIGKILL");
-      await childA.exited;
-      await fromA;
-      for (let i = 20; i < 30; i++) acknowledged.push(...(await report(b, lamp, [i])));
+        events.close();
+        feed.close();
+      },
+      SLOW_MS,
+    );
 
-      const last = Math.max(...acknowledged);
-      await delivered(b, last);
-      const feed = (await (await b.request(`/changes?limit=1000`)).json()) as { changes: Change[] };
-      const inLog = new Set(feed.changes.map((c) => c.seq));
-      expect(acknowledged.filter((seq) => !inLog.has(seq))).toEqual([]);
-      // B's bus publishes what A committed and never published: the stream holds the whole Log.
-      await busOf(b).acknowledged(last);
-      expect(await streamSeqs(jsm, overrides.busStream, b.hub.id)).toEqual(upTo(last));
+    it(
+      "lose nothing when a replica is killed: the other serves, delivers and publishes all it acknowledged",
+      async () => {
+        const { run, dirs, overrides, store } = setting();
+        const args = [
+          "serve",
+          "--port",
+          "0",
+          "--no-mqtt",
+          "--no-observe",
+          "--replica",
+          "--data",
+          dirs[0],
+          "--store",
+          store,
+          "--bus",
+          natsUrl,
+          "--bus-prefix",
+          overrides.busPrefix,
+          "--bus-stream",
+          overrides.busStream,
+        ];
+        const childA = runThings(args, cleanEnvironment());
+        children.push(childA);
+        const [, , urlA] = await childA.waitFor(/Hyperthings (\S+) listening on (http:\/\/\S+)/);
+        copyIdentity(dirs[0], dirs[1]);
+        const b = await startTestHub({ ...overrides, replica: true, dataDir: dirs[1] });
+        hubs.push(b);
+        const a = { url: urlA as string, token: b.token };
 
-      const verify = await runThingsToEnd(["verify", "--url", b.url, "--token", b.token]);
-      expect(verify.code, verify.stderr).toBe(0);
-    });
+        const lamp = `urn:test:replica:${run}:lamp`;
+        await putTd(b, lampTd(lamp));
+        const acknowledged: number[] = [];
+        // Both write; A is killed while its writes and B's are going on.
+        const fromA = (async () => {
+          for (let i = 0; ; i++) {
+            try {
+              acknowledged.push(...(await report(a, lamp, [1000 + i])));
+            } catch {
+              return;
+            }
+          }
+        })();
+        for (let i = 0; i < 20; i++) acknowledged.push(...(await report(b, lamp, [i])));
+        childA.process.kill("SIGKILL");
+        await childA.exited;
+        await fromA;
+        for (let i = 20; i < 30; i++) acknowledged.push(...(await report(b, lamp, [i])));
 
-    it("go on delivering each other's Changes from the Store while one is cut off from NATS, and catch up after", async () => {
-      const { run, dirs, overrides } = setting();
-      const proxy = new NatsProxy();
-      await proxy.open();
-      cleanups.push(() => proxy.cut());
-      const a = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
-      hubs.push(a);
-      copyIdentity(dirs[0], dirs[1]);
-      const b = await startTestHub({ ...overrides, bus: proxy.url, replica: true, dataDir: dirs[1] });
-      hubs.push(b);
-      const seenOnB: number[] = [];
-      b.hub.bus.subscribe((change) => seenOnB.push(change.seq));
+        const last = Math.max(...acknowledged);
+        await delivered(b, last);
+        const feed = (await (await b.request(`/changes?limit=1000`)).json()) as { changes: Change[] };
+        const inLog = new Set(feed.changes.map((c) => c.seq));
+        expect(acknowledged.filter((seq) => !inLog.has(seq))).toEqual([]);
+        // B's bus publishes what A committed and never published: the stream holds the whole Log.
+        await busOf(b).acknowledged(last);
+        expect(await streamSeqs(jsm, overrides.busStream, b.hub.id)).toEqual(upTo(last));
 
-      const lamp = `urn:test:replica:${run}:lamp`;
-      await putTd(a, lampTd(lamp));
-      await proxy.cut();
-      // A's Changes reach B's subscribers from the Store: by B's own next Change, or its read of the Log's head.
-      const [fromA] = await report(a, lamp, [1]);
-      await delivered(b, fromA ?? 0);
-      await report(b, lamp, [2]);
-      const cutLast = Math.max(...(await report(a, lamp, [3, 4])));
-      await delivered(b, cutLast);
-      expect(busOf(b).status().connected).toBe(false);
+        const verify = await runThingsToEnd(["verify", "--url", b.url, "--token", b.token]);
+        expect(verify.code, verify.stderr).toBe(0);
+      },
+      SLOW_MS,
+    );
 
-      await proxy.open();
-      const last = Math.max(...(await report(a, lamp, [5])), ...(await report(b, lamp, [6])));
-      await Promise.all([delivered(a, last), delivered(b, last)]);
-      expect(seenOnB).toEqual(upTo(last));
-      await Promise.all([busOf(a).acknowledged(last), busOf(b).acknowledged(last)]);
-      expect(await streamSeqs(jsm, overrides.busStream, a.hub.id)).toEqual(upTo(last));
-    });
+    it(
+      "go on delivering each other's Changes from the Store while one is cut off from NATS, and catch up after",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const proxy = new NatsProxy();
+        await proxy.open();
+        cleanups.push(() => proxy.cut());
+        const a = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
+        hubs.push(a);
+        copyIdentity(dirs[0], dirs[1]);
+        const b = await startTestHub({ ...overrides, bus: proxy.url, replica: true, dataDir: dirs[1] });
+        hubs.push(b);
+        const seenOnB: number[] = [];
+        b.hub.bus.subscribe((change) => seenOnB.push(change.seq));
+
+        const lamp = `urn:test:replica:${run}:lamp`;
+        await putTd(a, lampTd(lamp));
+        await proxy.cut();
+        // A's Changes reach B's subscribers from the Store: by B's own next Change, or its read of the Log's head.
+        const [fromA] = await report(a, lamp, [1]);
+        await delivered(b, fromA ?? 0);
+        await report(b, lamp, [2]);
+        const cutLast = Math.max(...(await report(a, lamp, [3, 4])));
+        await delivered(b, cutLast);
+        expect(busOf(b).status().connected).toBe(false);
+
+        await proxy.open();
+        const last = Math.max(...(await report(a, lamp, [5])), ...(await report(b, lamp, [6])));
+        await Promise.all([delivered(a, last), delivered(b, last)]);
+        expect(seenOnB).toEqual(upTo(last));
+        await Promise.all([busOf(a).acknowledged(last), busOf(b).acknowledged(last)]);
+        expect(await streamSeqs(jsm, overrides.busStream, a.hub.id)).toEqual(upTo(last));
+      },
+      SLOW_MS,
+    );
 
     it("refuse a hub that is not a replica while replicas run, and a replica while such a hub runs", async () => {
       const { schema, dirs, overrides } = setting();
