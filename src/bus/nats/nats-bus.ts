@@ -110,6 +110,8 @@ export class NatsBus implements Bus {
   private consuming: Promise<void> | undefined;
   private consumer: ConsumerMessages | undefined;
   private headTimer: NodeJS.Timeout | undefined;
+  /** A read of the Log's head failed: said once, until one succeeds. */
+  private headFailing = false;
 
   constructor(
     private readonly options: NatsBusOptions,
@@ -582,9 +584,18 @@ export class NatsBus implements Bus {
   private readHead(): void {
     if (this.closed || this.sequenced === undefined) return;
     this.options.lastSeq().then(
-      (seq) => this.sequenced?.committed(seq),
-      (error: unknown) =>
-        this.options.logger.warn({ err: error }, `reading the Log's head failed (${reasonOf(error)})`),
+      (seq) => {
+        this.headFailing = false;
+        this.sequenced?.committed(seq);
+      },
+      (error: unknown) => {
+        if (this.headFailing) return;
+        this.headFailing = true;
+        this.options.logger.warn(
+          { err: error },
+          `reading the Log's head failed (${reasonOf(error)}); trying again`,
+        );
+      },
     );
     // A consumer that ended (the stream was deleted, say) starts again once connected.
     if (this.consuming === undefined && this.connected && !this.resync) this.consuming = this.consume();
