@@ -278,6 +278,8 @@ export async function startHub(
   } catch (err) {
     await bindings.close();
     await secrets?.close();
+    // A replica's bus reads the Log's head on a timer since `begin`.
+    await natsBus?.close();
     await store.close();
     throw err;
   }
