@@ -191,6 +191,60 @@ if (problem !== undefined && !required) {
       expect(seqs).toEqual(Array.from({ length: next }, (_, i) => i + 1));
     });
 
+    it("publishes only the Changes of the stream's max age when the stream holds none of the hub's, and looks past other publishers' messages", async () => {
+      const { stream, prefix } = names();
+      const hubId = `urn:test:nats:${randomBytes(4).toString("hex")}`;
+      const day = 24 * 3_600_000;
+      const now = Date.now();
+      // Ten Changes made ten days ago, then five made in the last hour.
+      const log: Change[] = Array.from({ length: 15 }, (_, i) => ({
+        seq: i + 1,
+        hlc: `${(i < 10 ? now - 10 * day + i : now - 3_600_000 + i).toString(16).padStart(12, "0")}-00000000-${hubId}`,
+        thing: "urn:test:lamp",
+        kind: "reported",
+        affordance: "level",
+        value: i,
+        cause: { actor: "test" },
+      }));
+      const lines: string[] = [];
+      const busOver = (changes: Change[]) =>
+        new NatsBus({
+          servers: [natsUrl],
+          stream,
+          prefix,
+          maxAgeMs: day,
+          maxBytes: 0,
+          replay: (after, limit) => Promise.resolve(changes.filter((c) => c.seq > after).slice(0, limit)),
+          lastSeq: () => Promise.resolve(changes.length),
+          logger: {
+            info: (_d, line) => lines.push(line),
+            warn: (_d, line) => lines.push(line),
+            error: () => undefined,
+          },
+        });
+      const first = busOver(log);
+      await first.start(hubId);
+      await first.acknowledged(15);
+      await first.close();
+      expect((await streamMessages(jsm, stream)).map((m) => m.change.seq)).toEqual([11, 12, 13, 14, 15]);
+      expect(lines).toContain(
+        `JetStream stream ${stream} holds none of this hub's Changes: publishing those of the stream's max age (24 h), from seq 11; the older ones are in the hub's Log (GET /changes)`,
+      );
+
+      // Another publisher wrote last: the hub's last Change is found behind it, nothing is sent again.
+      await jetstream(nc).publish(`${prefix}.changes.other.reported`, "{}", { msgID: "someone-else:1" });
+      log.push({ ...log[14], seq: 16, value: 16 } as Change);
+      const second = busOver(log);
+      await second.start(hubId);
+      await second.acknowledged(16);
+      await second.close();
+      expect((await streamMessages(jsm, stream)).map((m) => m.msgId)).toEqual([
+        ...[11, 12, 13, 14, 15].map((seq) => `${hubId}:${seq}`),
+        "someone-else:1",
+        `${hubId}:16`,
+      ]);
+    });
+
     it("loses nothing across a cut connection, and holds no queue of Changes while cut", async () => {
       const { stream, prefix, run } = names();
       const proxy = new NatsProxy();

@@ -34,6 +34,8 @@ export interface BusStatus {
   window: number;
   /** True while the bus reads Changes from the Store to send instead of sending them as published. */
   catchingUp: boolean;
+  /** A replica (docs/replicas.md): the last seq handed to its subscribers, its own Changes and the other replicas'. */
+  delivered?: number;
   /** The latest trouble, until it is over. */
   problem?: { since: string; reason: string };
 }

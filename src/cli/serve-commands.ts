@@ -28,6 +28,7 @@ interface ServeOptions {
   allowedHosts?: string;
   vocabulary?: string;
   store?: string;
+  replica?: boolean;
   bus?: string;
   busPrefix?: string;
   busStream?: string;
@@ -102,6 +103,10 @@ function addServeOptions(command: Command): Command {
     .option(
       "--bus-stream <name>",
       "the JetStream stream that holds them (env HYPERTHINGS_BUS_STREAM, default HYPERTHINGS)",
+    )
+    .option(
+      "--replica",
+      "one of several hubs on one --store postgres:// schema and one --bus nats:// stream (env HYPERTHINGS_REPLICA)",
     );
 }
 
@@ -128,6 +133,7 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
     ...(options.bus !== undefined && { bus: options.bus }),
     ...(options.busPrefix !== undefined && { busPrefix: options.busPrefix }),
     ...(options.busStream !== undefined && { busStream: options.busStream }),
+    ...(options.replica === true && { replica: true }),
   };
 }
 
@@ -223,7 +229,10 @@ async function serve(
     const state = bus.connected
       ? "connected"
       : `not connected: ${bus.problem?.reason ?? "connecting"}; publishing once it connects`;
-    out.write(`  bus: NATS ${bus.server} (${state}), stream ${bus.stream}, subjects ${bus.subjects}\n`);
+    const replica = config.replica ? ", as a replica (docs/replicas.md)" : "";
+    out.write(
+      `  bus: NATS ${bus.server} (${state}), stream ${bus.stream}, subjects ${bus.subjects}${replica}\n`,
+    );
   }
   if (running.snmpTrapPort !== undefined) {
     out.write(`  SNMP traps: UDP ${running.hub.config.host} port ${running.snmpTrapPort} (SNMPv2c)\n`);

@@ -1,5 +1,6 @@
 // The composition root: picks the backends from configuration, opens the hub and serves it.
 import type { FastifyInstance } from "fastify";
+import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
@@ -8,7 +9,17 @@ import { buildServer, mqttPortError, parseBrokerUrl, startMqtt, type RunningMqtt
 import { AddressPolicy, SnmpBinding, createBindings, type BindingSet } from "../bindings/index.js";
 import { UnavailableError } from "../core/index.js";
 import { InProcessBus, NatsBus, type Bus } from "../bus/index.js";
-import { Discovery, Hub, loadVocabulary, type HubConfig, type SecretStore } from "../hub/index.js";
+import {
+  ADMIN_TOKEN_FILE,
+  Discovery,
+  HUB_ID_FILE,
+  Hub,
+  LOG_KEY_FILE,
+  SECRET_KEY_FILE,
+  loadVocabulary,
+  type HubConfig,
+  type SecretStore,
+} from "../hub/index.js";
 import {
   PostgresSecretStore,
   PostgresStore,
@@ -115,7 +126,8 @@ async function openStore(
   let openSecrets: () => Promise<SecretStore>;
   if (config.store !== undefined) {
     const url = config.store;
-    const postgres = await PostgresStore.open({ url, exclusive: true });
+    // Replicas share the schema (a shared lock); a hub alone holds it alone.
+    const postgres = await PostgresStore.open({ url, exclusive: !config.replica, replica: config.replica });
     store = postgres;
     restored = postgres.restoredGuards;
     openSecrets = () => PostgresSecretStore.open({ url, schema: postgres.schema });
@@ -141,6 +153,24 @@ async function openStore(
   return { store, openSecrets };
 }
 
+/**
+ * Replicas are one hub: they sign the Log's checkpoints with one key under one id, and open each
+ * other's sealed credentials. One that joins a Log holding Changes brings the first replica's
+ * identity files, instead of making its own (docs/replicas.md).
+ */
+async function requireReplicaIdentity(config: HubConfig, store: Store): Promise<void> {
+  if ((await store.lastSeq()) === 0) return;
+  const files = [HUB_ID_FILE, LOG_KEY_FILE, SECRET_KEY_FILE];
+  if (config.adminToken === undefined) files.push(ADMIN_TOKEN_FILE);
+  const missing = files.filter((name) => !existsSync(join(config.dataDir, name)));
+  if (missing.length === 0) return;
+  throw new Error(
+    `${missing.map((name) => join(config.dataDir, name)).join(", ")} ${missing.length > 1 ? "are" : "is"} missing: ` +
+      `a replica joining a Log that holds Changes is the same hub as the others; copy ${files.join(", ")} ` +
+      "from another replica's data directory (docs/replicas.md)",
+  );
+}
+
 export async function startHub(
   config: HubConfig,
   options: { logger?: Logger; clock?: () => Date } = {},
@@ -158,6 +188,14 @@ export async function startHub(
   const vocabulary = loadVocabulary(config.vocabulary);
   const logger = options.logger ?? createLogger(config.logLevel);
   const { store, openSecrets } = await openStore(config, logger);
+  if (config.replica) {
+    try {
+      await requireReplicaIdentity(config, store);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
   const onSubscriberError = (err: unknown) => logger.error({ err }, "a change subscriber failed");
   // NATS JetStream gets every committed Change too; what it has not acknowledged it is given again
   // from the Store (docs/nats.md). It connects in the background: an unreachable server stops nothing.
@@ -174,6 +212,7 @@ export async function startHub(
             replay: (after, limit) => store.changesAfter(after, limit),
             lastSeq: () => store.lastSeq(),
             logger: logger.child({ part: "bus" }),
+            replica: config.replica,
           },
           onSubscriberError,
         );
@@ -224,6 +263,8 @@ export async function startHub(
   let hub: Hub;
   let secrets: SecretStore | undefined;
   try {
+    // A replica's subscribers get every Change after the Log as its parts read it at start.
+    await natsBus?.begin();
     secrets = await openSecrets();
     hub = await Hub.open(config, {
       logger,
@@ -237,6 +278,8 @@ export async function startHub(
   } catch (err) {
     await bindings.close();
     await secrets?.close();
+    // A replica's bus reads the Log's head on a timer since `begin`.
+    await natsBus?.close();
     await store.close();
     throw err;
   }

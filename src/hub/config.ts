@@ -132,6 +132,11 @@ export interface HubConfig {
   vocabulary: string | undefined;
   /** Where committed Changes go besides the hub's own subscribers (docs/nats.md). */
   bus: BusSettings;
+  /**
+   * One of several hubs on one PostgreSQL schema and one NATS stream (`--replica`,
+   * docs/replicas.md); without it the hub holds its schema alone.
+   */
+  replica: boolean;
 }
 
 /** The Bus: in-process only, or NATS JetStream too (`--bus nats://…`, docs/nats.md). */
@@ -188,6 +193,7 @@ export const configEnvironment = {
   checkpointEveryMs: "HYPERTHINGS_CHECKPOINT_MS",
   sqliteMmapMiB: "HYPERTHINGS_SQLITE_MMAP_MIB",
   observe: "HYPERTHINGS_OBSERVE",
+  replica: "HYPERTHINGS_REPLICA",
   pollIntervalMs: "HYPERTHINGS_POLL_MS",
   snmpTrapPort: "HYPERTHINGS_SNMP_TRAP_PORT",
   reconnectMs: "HYPERTHINGS_RECONNECT_MS",
@@ -317,6 +323,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   allow: ["0.0.0.0/0", "::/0"],
   deny: METADATA_AND_LINK_LOCAL_RANGES,
   vocabulary: undefined,
+  replica: false,
   bus: {
     servers: undefined,
     prefix: "hyperthings",
@@ -431,6 +438,8 @@ export interface ConfigOverrides {
   /** `--bus-prefix`, `--bus-stream`. */
   busPrefix?: string;
   busStream?: string;
+  /** `--replica`. */
+  replica?: boolean;
 }
 
 /**
@@ -484,10 +493,13 @@ export function loadConfig(
   ] as const) {
     if (value !== undefined && value.trim() === "") throw new ValidationError(`${flag} must not be empty`);
   }
+  const store = storeOf(overrides, env);
+  const bus = busSettings(overrides, env);
   return {
     ...configDefaults,
     dataDir: overrides.dataDir ?? (env[e.dataDir] || defaultDataDir()),
-    store: storeOf(overrides, env),
+    store,
+    replica: replicaOf(overrides, env, store, bus),
     host: overrides.host ?? (env[e.host] || configDefaults.host),
     port: integer(named("port", overrides.port, "--port", e.port, env), port, 0, 65535),
     bodyLimit: integer(
@@ -588,7 +600,7 @@ export function loadConfig(
       ),
     },
     vocabulary: overrides.vocabulary ?? (env[e.vocabulary] || undefined),
-    bus: busSettings(overrides, env),
+    bus,
     adminToken,
     readToken,
     logLevel,
@@ -748,6 +760,31 @@ function flag(name: string, text: string | undefined, fallback: boolean): boolea
   if (["1", "true", "on", "yes"].includes(value)) return true;
   if (["0", "false", "off", "no"].includes(value)) return false;
   throw new ValidationError(`${name} must be true or false, not "${text}"`);
+}
+
+/**
+ * `--replica`: only with a PostgreSQL store and the NATS bus, where replicas share the Log and
+ * learn each other's Changes (docs/replicas.md).
+ */
+function replicaOf(
+  overrides: ConfigOverrides,
+  env: NodeJS.ProcessEnv,
+  store: string | undefined,
+  bus: BusSettings,
+): boolean {
+  const e = configEnvironment;
+  const replica = overrides.replica ?? flag(e.replica, env[e.replica], configDefaults.replica);
+  if (!replica || (store !== undefined && bus.servers !== undefined)) return replica;
+  const name = overrides.replica === undefined ? e.replica : "--replica";
+  const missing = [
+    store === undefined && "--store postgres://…",
+    bus.servers === undefined && "--bus nats://…",
+  ]
+    .filter((m) => m !== false)
+    .join(" and ");
+  throw new ValidationError(
+    `${name} needs ${missing}: replicas share one PostgreSQL schema and learn each other's Changes over NATS JetStream (docs/replicas.md)`,
+  );
 }
 
 /** The Bus's settings: `--bus` (in-process, or NATS servers), the subject prefix, the stream and its limits. */

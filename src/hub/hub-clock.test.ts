@@ -30,6 +30,17 @@ describe("createHubClock", () => {
     ]);
   });
 
+  it("goes on after a stamp it observes, and ignores one far ahead or malformed", () => {
+    const clock = createHubClock("urn:hub:test", undefined, () => new Date(1_735_689_600_000));
+    expect(clock.stamp().hlc).toBe("01941f297c00-00000000-urn:hub:test");
+    // Another replica's stamp 7 ms ahead (within the drift bound): the next stamp sorts after it.
+    clock.observe("01941f297c07-00000003-urn:hub:test");
+    expect(clock.stamp().hlc).toBe("01941f297c07-00000005-urn:hub:test");
+    clock.observe("ffffffffffff-00000000-urn:hub:test");
+    clock.observe("not a stamp");
+    expect(clock.stamp().hlc).toBe("01941f297c07-00000006-urn:hub:test");
+  });
+
   it("resumes after the last stamp it is given (a restart)", () => {
     const clock = createHubClock(
       "urn:hub:test",

@@ -15,6 +15,11 @@ export interface HubClock {
    * includes every Change made so far.
    */
   logNow(): Date;
+  /**
+   * Goes on after a stamp another replica gave a Change (docs/replicas.md), so that this one's
+   * next Changes sort after it; a malformed stamp, or one more than a minute ahead, is ignored.
+   */
+  observe(hlc: string): void;
 }
 
 /** `<12 hex digits of wall>-`: where the counter starts in formatHlc's text. */
@@ -44,6 +49,13 @@ export function createHubClock(node: string, lastHlc: string | undefined, clock:
       return { hlc: text(stamp), time: new Date(stamp.wall) };
     },
     hlc: () => text(hlc.now()),
+    observe: (text) => {
+      try {
+        hlc.receive(parseHlc(text));
+      } catch {
+        // Not a stamp this clock may follow: its own next stamps stay on the wall clock.
+      }
+    },
     logNow: () => {
       const wallNow = clock();
       const last = hlc.last.wall;

@@ -126,7 +126,9 @@ export class Hub {
       everyChanges: config.checkpointEveryChanges,
       everyMs: config.checkpointEveryMs,
     });
-    this.secrets = secretStore && new ThingSecrets(secretStore, loadOrCreateSecretKey(config.dataDir));
+    this.secrets =
+      secretStore &&
+      new ThingSecrets(secretStore, loadOrCreateSecretKey(config.dataDir), { cache: !config.replica });
     const secrets = this.secrets;
     const secretsOf = (td: RegisteredThingDescription) => secrets?.secretsOf(td) ?? Promise.resolve({});
     const ingest = this.ingest.bind(this);
@@ -135,6 +137,8 @@ export class Hub {
       () => clock.now(),
       logger.child({ part: "mqtt" }),
     );
+    // A replica's clock goes on after the other replicas' Changes: seq and hlc keep growing together.
+    if (config.replica) bus.subscribe((change) => clock.observe(change.hlc));
     // A removed or expired Thing's MQTT credentials are revoked with it (its device is disconnected).
     bus.subscribe((change) => {
       if (change.kind !== "removed") return;

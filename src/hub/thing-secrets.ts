@@ -82,6 +82,11 @@ export class ThingSecrets {
   constructor(
     private readonly store: SecretStore,
     private readonly key: Buffer,
+    /**
+     * Keep opened secrets in memory. Not with replicas: another replica sets and removes secrets
+     * in the shared store without a Change that would tell this one (docs/replicas.md).
+     */
+    private readonly options: { cache: boolean } = { cache: true },
   ) {
     if (key.length !== KEY_BYTES) throw new Error(`a secret key has ${KEY_BYTES} bytes`);
   }
@@ -136,6 +141,7 @@ export class ThingSecrets {
         }
         secrets[name] = secret;
       }
+      if (!this.options.cache) return secrets;
       if (this.cache.size >= MAX_CACHED_THINGS) this.cache.clear();
       this.cache.set(thing, secrets);
       return secrets;

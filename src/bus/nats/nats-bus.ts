@@ -2,13 +2,16 @@
 // every Change also goes to a JetStream stream, in seq order, for other programs (docs/nats.md).
 // Memory stays bounded: at most `window` publishes await their PubAck; when NATS is away or slow
 // no Change is queued, only the first seq JetStream has not acknowledged, and the bus catches up
-// from the Store once it can.
-import { jetstream, jetstreamManager, DiscardPolicy, StorageType } from "@nats-io/jetstream";
-import type { JetStreamClient, JetStreamManager, StreamConfig } from "@nats-io/jetstream";
+// from the Store once it can. As a replica (several hubs on one Log, docs/replicas.md) it also
+// reads the stream, and hands every Change, its own and the other replicas', to its subscribers
+// in seq order (SequencedDelivery).
+import { jetstream, jetstreamManager, DeliverPolicy, DiscardPolicy, StorageType } from "@nats-io/jetstream";
+import type { ConsumerMessages, JetStreamClient, JetStreamManager, StreamConfig } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import type { Change } from "../../core/index.js";
+import { parseHlc, type Change } from "../../core/index.js";
 import type { Bus, BusStatus, ChangeHandler } from "../bus.js";
 import { InProcessBus } from "../in-process/in-process-bus.js";
+import { SequencedDelivery } from "../sequenced-delivery.js";
 import { changeMessageId, changeSubject, seqOfMessageId } from "./subject.js";
 
 /** What the bus logs through (a pino Logger is one). */
@@ -44,6 +47,14 @@ export interface NatsBusOptions {
   retryMs?: number;
   /** JetStream's deduplication window (the same Msg-Id within it is stored once), ms. */
   duplicateWindowMs?: number;
+  /**
+   * One of several hub replicas appending to one Log: the bus reads the stream, and delivers the
+   * other replicas' Changes to local subscribers too, all in seq order (call `begin` before the
+   * hub's parts read the Store).
+   */
+  replica?: boolean;
+  /** A replica reads the Log's last seq this often, ms: Changes a replica committed but never published reach the others. */
+  headPollMs?: number;
 }
 
 export const NATS_BUS_DEFAULTS = {
@@ -51,9 +62,18 @@ export const NATS_BUS_DEFAULTS = {
   ackTimeoutMs: 5_000,
   retryMs: 1_000,
   duplicateWindowMs: 2 * 60_000,
+  headPollMs: 2_000,
 } as const;
 
+/**
+ * JetStream refused a publish because the stream's last message is not the one it expected
+ * (wrong last msg ID, wrong last sequence): with replicas, another one published meanwhile.
+ */
+const ORDER_REFUSALS = new Set([10070, 10071, 10164]);
+
 const MAX_RETRY_MS = 30_000;
+/** Messages of other publishers looked back over for this hub's last Change at start. */
+const SCAN_BACK = 64;
 
 export class NatsBus implements Bus {
   private readonly local: InProcessBus;
@@ -85,6 +105,13 @@ export class NatsBus implements Bus {
   private retryDelay: number;
   private problem: { since: string; reason: string } | undefined;
   private readonly waiters: { seq: number; resolve: () => void }[] = [];
+  /** A replica's delivery in seq order; undefined for a hub alone on its Log. */
+  private readonly sequenced: SequencedDelivery | undefined;
+  private consuming: Promise<void> | undefined;
+  private consumer: ConsumerMessages | undefined;
+  private headTimer: NodeJS.Timeout | undefined;
+  /** A read of the Log's head failed: said once, until one succeeds. */
+  private headFailing = false;
 
   constructor(
     private readonly options: NatsBusOptions,
@@ -95,6 +122,19 @@ export class NatsBus implements Bus {
     this.ackTimeoutMs = options.ackTimeoutMs ?? NATS_BUS_DEFAULTS.ackTimeoutMs;
     this.retryMs = options.retryMs ?? NATS_BUS_DEFAULTS.retryMs;
     this.retryDelay = this.retryMs;
+    this.sequenced =
+      options.replica === true
+        ? new SequencedDelivery({
+            replay: (after, limit) => options.replay(after, limit),
+            deliver: (change) => this.deliver(change),
+            onError: (error) =>
+              options.logger.warn(
+                { err: error },
+                `reading the Log's Changes for this replica failed (${reasonOf(error)}); retrying`,
+              ),
+            retryMs: this.retryMs,
+          })
+        : undefined;
     // Said in logs and /health: without the credentials a URL may hold.
     this.server = options.servers
       .map((server) => {
@@ -117,8 +157,36 @@ export class NatsBus implements Bus {
     await new Promise<void>((firstAttempt) => void this.connectLoop(firstAttempt));
   }
 
+  /**
+   * A replica: from now on, subscribers get every Change after the Log's current last seq, in
+   * order, whoever committed it. Called before the hub's parts read the Store; nothing for a hub
+   * alone on its Log.
+   */
+  async begin(): Promise<void> {
+    if (this.sequenced === undefined) return;
+    this.sequenced.begin(await this.options.lastSeq());
+    const poll = this.options.headPollMs ?? NATS_BUS_DEFAULTS.headPollMs;
+    this.headTimer = setInterval(() => this.readHead(), poll);
+    this.headTimer.unref();
+  }
+
   publish(changes: readonly Change[]): void {
+    if (this.sequenced !== undefined) {
+      for (const change of changes) this.sequenced.accept(change);
+      return;
+    }
     this.local.publish(changes);
+    this.forward(changes);
+  }
+
+  /** A replica's Change, in seq order: to the local subscribers, and on to JetStream. */
+  private deliver(change: Change): void {
+    this.local.publish([change]);
+    this.forward([change]);
+  }
+
+  /** Sends committed Changes to JetStream as they come, or leaves them to the catch-up. */
+  private forward(changes: readonly Change[]): void {
     for (const change of changes) {
       if (change.seq > this.latest) this.latest = change.seq;
       if (this.hubId === undefined || change.seq < this.nextSeq) continue;
@@ -146,6 +214,7 @@ export class NatsBus implements Bus {
       inFlight: this.pending.size,
       window: this.window,
       catchingUp: !this.live,
+      ...(this.sequenced && { delivered: this.sequenced.position }),
       ...(this.problem && { problem: this.problem }),
     };
   }
@@ -160,6 +229,10 @@ export class NatsBus implements Bus {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.headTimer);
+    this.sequenced?.close();
+    await this.consumer?.close().catch(() => undefined);
+    await this.consuming;
     await this.local.close();
     await this.working?.catch(() => undefined);
     // What is in flight gets its PubAck first (a Change the hub stops on is not left half-sent);
@@ -289,6 +362,14 @@ export class NatsBus implements Bus {
       }
     } else {
       this.pending.delete(seq);
+      if (this.sequenced !== undefined && ORDER_REFUSALS.has((error as { code?: number }).code ?? 0)) {
+        // Another replica published first: no trouble, and no wait before reading where the stream is.
+        this.resync = true;
+        this.live = false;
+        if ([...this.pending.values()].every((done) => done)) this.pending.clear();
+        this.wake();
+        return;
+      }
       if (!this.resync) {
         const reason = reasonOf(error);
         this.setProblem(`JetStream did not take Change ${seq}: ${reason}`);
@@ -355,20 +436,23 @@ export class NatsBus implements Bus {
     if (nc === undefined || hubId === undefined) return;
     const jsm = await jetstreamManager(nc, { timeout: this.ackTimeoutMs });
     const lastSeq = await this.ensureStream(jsm);
-    let found: number | undefined;
-    if (lastSeq > 0) {
-      const last = await jsm.streams.getMessage(this.options.stream, { seq: lastSeq }).catch(() => null);
-      found = seqOfMessageId(hubId, last?.header.get("Nats-Msg-Id"));
-      if (last !== null && found === undefined) {
-        this.options.logger.warn(
-          { stream: this.options.stream },
-          `JetStream stream ${this.options.stream} ends with a message that is not this hub's: give each hub its own stream and prefix`,
+    if (this.sequenced !== undefined) this.consuming ??= this.consume();
+    const found = lastSeq > 0 ? await this.lastOfHub(jsm, lastSeq, hubId) : undefined;
+    // Without a Change of this hub in the stream (a new stream, or its messages aged out), the
+    // bus goes on from what it knows was acknowledged; at start, from the first Change the
+    // stream would still keep (its max age), not the whole Log again.
+    let from = found ?? this.acked;
+    if (found === undefined && this.acked === 0 && this.options.maxAgeMs > 0 && this.latest > 0) {
+      const first = await this.firstChangeSince(Date.now() - this.options.maxAgeMs);
+      if (first > 1) {
+        from = first - 1;
+        const hours = Math.round((this.options.maxAgeMs / 3_600_000) * 10) / 10;
+        this.options.logger.info(
+          { stream: this.options.stream, from: first },
+          `JetStream stream ${this.options.stream} holds none of this hub's Changes: publishing those of the stream's max age (${hours} h), from seq ${first}; the older ones are in the hub's Log (GET /changes)`,
         );
       }
     }
-    // Without a Change of this hub in the stream (a new stream, or its messages aged out), the
-    // bus goes on from what it knows was acknowledged (at start: nothing, so the whole Log).
-    const from = found ?? this.acked;
     if (found !== undefined && found < this.acked) {
       this.options.logger.warn(
         { stream: this.options.stream, found, acknowledged: this.acked },
@@ -381,6 +465,140 @@ export class NatsBus implements Bus {
     this.resync = false;
     this.release();
     if (this.nextSeq > this.latest) this.live = true;
+  }
+
+  /**
+   * This hub's last Change in the stream, looking back over a few messages of other publishers;
+   * undefined when there is none there.
+   */
+  private async lastOfHub(
+    jsm: JetStreamManager,
+    lastSeq: number,
+    hubId: string,
+  ): Promise<number | undefined> {
+    for (let seq = lastSeq; seq > 0 && seq > lastSeq - SCAN_BACK; seq--) {
+      const message = await jsm.streams.getMessage(this.options.stream, { seq }).catch(() => null);
+      if (message === null) return undefined;
+      const found = seqOfMessageId(hubId, message.header.get("Nats-Msg-Id"));
+      if (found !== undefined) return found;
+      if (seq === lastSeq) {
+        this.options.logger.warn(
+          { stream: this.options.stream },
+          `JetStream stream ${this.options.stream} ends with a message that is not this hub's: give each hub its own stream and prefix`,
+        );
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * The first seq whose Change the hub stamped at `time` or later (its HLC's wall time), by
+   * bisecting the Log: a read of one Change per step. `latest + 1` when there is none.
+   */
+  private async firstChangeSince(time: number): Promise<number> {
+    let low = 1;
+    let high = this.latest + 1;
+    while (low < high) {
+      const middle = Math.floor((low + high) / 2);
+      const [change] = await this.options.replay(middle - 1, 1);
+      if (change === undefined) {
+        high = middle;
+        continue;
+      }
+      let wall: number;
+      try {
+        wall = parseHlc(change.hlc).wall;
+      } catch {
+        wall = time;
+      }
+      if (wall >= time) high = middle;
+      else low = middle + 1;
+    }
+    return low;
+  }
+
+  /**
+   * A replica reads the stream from now on (an ordered consumer, which resumes by itself after a
+   * reconnection): each of this hub's Changes in it goes to the subscribers in seq order; the
+   * Log's head is read once it reads, so that what was published before is not waited for.
+   */
+  private consume(): Promise<void> {
+    const js = this.js;
+    const hubId = this.hubId;
+    const sequenced = this.sequenced;
+    if (js === undefined || hubId === undefined || sequenced === undefined) return Promise.resolve();
+    const run = async () => {
+      const consumer = await js.consumers.get(this.options.stream, {
+        filter_subjects: `${this.options.prefix}.changes.>`,
+        deliver_policy: DeliverPolicy.New,
+      });
+      const messages = await consumer.consume();
+      if (this.closed) {
+        await messages.close();
+        return;
+      }
+      this.consumer = messages;
+      this.readHead();
+      for await (const message of messages) {
+        const seq = seqOfMessageId(hubId, message.headers?.get("Nats-Msg-Id"));
+        if (seq === undefined) continue;
+        let change: Change;
+        try {
+          change = message.json<Change>();
+        } catch {
+          continue;
+        }
+        if (change.seq !== seq) continue;
+        this.streamHolds(seq);
+        sequenced.accept(change);
+      }
+    };
+    return run()
+      .catch((error: unknown) => {
+        if (this.closed) return;
+        const reason = reasonOf(error);
+        this.options.logger.warn(
+          { err: error },
+          `reading the other replicas' Changes from JetStream stream ${this.options.stream} failed (${reason}); trying again`,
+        );
+      })
+      .finally(() => {
+        this.consumer = undefined;
+        this.consuming = undefined;
+      });
+  }
+
+  /**
+   * The stream holds this hub's Changes up to `seq` (another replica published them): with nothing
+   * of its own in flight, the bus goes on after it instead of sending them again.
+   */
+  private streamHolds(seq: number): void {
+    if (seq < this.nextSeq || this.pending.size > 0 || this.working !== undefined || this.resync) return;
+    this.acked = seq;
+    this.nextSeq = seq + 1;
+    this.expectNext = undefined;
+    this.release();
+  }
+
+  /** A replica: the Log's last seq, so that Changes nobody published yet are read from the Store. */
+  private readHead(): void {
+    if (this.closed || this.sequenced === undefined) return;
+    this.options.lastSeq().then(
+      (seq) => {
+        this.headFailing = false;
+        this.sequenced?.committed(seq);
+      },
+      (error: unknown) => {
+        if (this.headFailing) return;
+        this.headFailing = true;
+        this.options.logger.warn(
+          { err: error },
+          `reading the Log's head failed (${reasonOf(error)}); trying again`,
+        );
+      },
+    );
+    // A consumer that ended (the stream was deleted, say) starts again once connected.
+    if (this.consuming === undefined && this.connected && !this.resync) this.consuming = this.consume();
   }
 
   /** Creates the stream, or updates its subjects and limits; answers its last sequence. */

@@ -80,6 +80,11 @@ export interface PostgresStoreOptions extends PostgresConnectionOptions {
    * open while another holder has it: one hub per schema (several replicas need the NATS bus).
    */
   exclusive?: boolean;
+  /**
+   * Hold the schema's lock shared with other replicas instead (docs/replicas.md): any number of
+   * replicas, but no hub that holds it alone, and none of them while such a hub runs.
+   */
+  replica?: boolean;
 }
 
 interface ThingRow {
@@ -225,19 +230,24 @@ export class PostgresStore implements Store {
     let lockClient: pg.PoolClient | undefined;
     try {
       try {
-        lockClient = options.exclusive ? await pool.connect() : undefined;
+        lockClient = options.exclusive || options.replica ? await pool.connect() : undefined;
       } catch (error) {
         throw unreachable(options.url, error);
       }
       if (lockClient) {
         const { rows } = await lockClient.query<{ locked: boolean }>(
-          "SELECT pg_try_advisory_lock(hashtext($1)) AS locked",
+          options.replica
+            ? "SELECT pg_try_advisory_lock_shared(hashtext($1)) AS locked"
+            : "SELECT pg_try_advisory_lock(hashtext($1)) AS locked",
           [`hyperthings:hub:${schema}`],
         );
         if (!rows[0]?.locked) {
           throw new ConflictError(
-            `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by another hub: ` +
-              "stop that hub first, or give this one another schema. Several hubs on one schema need the NATS bus, which is not wired yet",
+            options.replica
+              ? `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by a hub that is not a replica: ` +
+                  "stop it first, and start every hub on this schema with --replica"
+              : `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by another hub: ` +
+                  "stop that hub first, or give this one another schema; several hubs on one schema run as replicas (--replica, with --bus nats://…)",
           );
         }
       }

@@ -1,0 +1,352 @@
+// Hub replicas (`--replica`, docs/replicas.md): two hubs on one PostgreSQL schema and one NATS
+// JetStream stream. What one registers or records the other serves, its subscribers (/events,
+// /changes/stream, the graph) get every Change of both in seq order, both verify the one Log, and
+// a replica killed mid-way loses nothing: the other one goes on, publishing what it left.
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { randomBytes } from "node:crypto";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import { NatsBus } from "../src/bus/index.js";
+import type { Change } from "../src/core/index.js";
+import { loadConfig } from "../src/hub/index.js";
+import { NatsProxy, natsProblem, natsUrl, servicesRequired as required } from "./support/nats-server.js";
+import { dropSchema, postgresProblem, postgresUrl, temporarySchema } from "./support/postgres.js";
+import { EventStream } from "./support/sse.js";
+import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { cleanEnvironment, runThings, runThingsToEnd, type ThingsProcess } from "./support/things-process.js";
+
+const problem = (await postgresProblem()) ?? (await natsProblem());
+const IDENTITY = ["hub-id", "log-key.pem", "secrets.key", "admin-token"];
+
+function lampTd(id: string): Record<string, unknown> {
+  return minimalTd({
+    id,
+    "@type": "saref:LightSwitch",
+    properties: { level: { type: "integer", forms: [{ href: "http://lamp.example/level" }] } },
+  });
+}
+
+/** Records reports through the hub's API (201 is the acknowledgement); the seqs it got. */
+async function report(hub: { url: string; token: string }, id: string, levels: number[]): Promise<number[]> {
+  const res = await fetch(`${hub.url}${thingPath(id)}/changes`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${hub.token}` },
+    body: JSON.stringify(levels.map((value) => ({ kind: "reported", affordance: "level", value }))),
+  });
+  const answer = (await res.json()) as { seqs: number[] };
+  expect(res.status, JSON.stringify(answer)).toBe(201);
+  return answer.seqs;
+}
+
+function busOf(hub: TestHub): NatsBus {
+  if (!(hub.hub.bus instanceof NatsBus)) throw new Error("the hub does not run the NATS bus");
+  return hub.hub.bus;
+}
+
+/** Resolves once the hub's subscribers have been handed every Change up to `seq`. */
+function delivered(hub: TestHub, seq: number): Promise<void> {
+  return new Promise((resolve) => {
+    if ((busOf(hub).status().delivered ?? 0) >= seq) return resolve();
+    const stop = hub.hub.bus.subscribe((change) => {
+      if (change.seq < seq) return;
+      stop();
+      resolve();
+    });
+  });
+}
+
+/** The seqs of this hub's Changes in the stream, in stream order. */
+async function streamSeqs(jsm: JetStreamManager, stream: string, hubId: string): Promise<number[]> {
+  const info = await jsm.streams.info(stream);
+  const seqs: number[] = [];
+  for (let s = info.state.first_seq; s <= info.state.last_seq && info.state.messages > 0; s++) {
+    const m = await jsm.streams.getMessage(stream, { seq: s });
+    const id = m?.header.get("Nats-Msg-Id") ?? "";
+    if (id.startsWith(`${hubId}:`)) seqs.push(Number(id.slice(hubId.length + 1)));
+  }
+  return seqs;
+}
+
+const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+/** Two hubs, a `things serve` child and `things verify` runs: minutes on a loaded machine, not seconds. */
+const SLOW_MS = 180_000;
+
+if (problem !== undefined && !required) {
+  describe("hub replicas", () => {
+    it.skip(`skipped: PostgreSQL at ${postgresUrl} or NATS at ${natsUrl} is missing (${problem})`, () =>
+      undefined);
+  });
+} else {
+  describe("hub replicas", () => {
+    let nc: NatsConnection;
+    let jsm: JetStreamManager;
+    const hubs: TestHub[] = [];
+    const children: ThingsProcess[] = [];
+    const cleanups: (() => Promise<void> | void)[] = [];
+
+    /** A schema, a stream and two data directories of this test's own, removed after it. */
+    function setting() {
+      const run = randomBytes(6).toString("hex");
+      const schema = temporarySchema();
+      const stream = `HT_REPLICA_${run}`;
+      const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), "hyperthings-replica-")));
+      cleanups.push(async () => {
+        await jsm.streams.delete(stream).catch(() => false);
+        await dropSchema(schema);
+        for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+      });
+      const store = `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}schema=${schema}`;
+      return {
+        run,
+        schema,
+        stream,
+        dirs: dirs as [string, string],
+        store,
+        overrides: { store, bus: natsUrl, busPrefix: `htreplica.${run}`, busStream: stream, mqtt: false },
+      };
+    }
+
+    /** The second replica is the same hub: the first one's identity files, copied. */
+    function copyIdentity(from: string, to: string): void {
+      for (const name of IDENTITY)
+        if (existsSync(join(from, name))) copyFileSync(join(from, name), join(to, name));
+    }
+
+    beforeAll(async () => {
+      nc = await connect({ servers: natsUrl });
+      jsm = await jetstreamManager(nc);
+    });
+    afterEach(async () => {
+      for (const child of children.splice(0)) {
+        if (child.process.exitCode === null) child.process.kill("SIGKILL");
+        await child.exited;
+      }
+      for (const hub of hubs.splice(0)) await hub.stop();
+      for (const cleanup of cleanups.splice(0)) await cleanup();
+    });
+    afterAll(async () => {
+      await nc?.close();
+    });
+
+    it(
+      "serve one directory and one Log, each streaming the other's Changes in seq order, and both verify",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const a = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
+        hubs.push(a);
+        copyIdentity(dirs[0], dirs[1]);
+        const b = await startTestHub({ ...overrides, replica: true, dataDir: dirs[1] });
+        hubs.push(b);
+        expect(b.hub.id).toBe(a.hub.id);
+
+        // Every Change each replica's subscribers get, in the order they get them.
+        const seen = new Map<TestHub, number[]>([
+          [a, []],
+          [b, []],
+        ]);
+        for (const [hub, seqs] of seen) hub.hub.bus.subscribe((change) => seqs.push(change.seq));
+        const events = await EventStream.open(a, "/events");
+        const feed = await EventStream.open(a, "/changes/stream");
+
+        // Registered on A, readable on B.
+        const lampA = `urn:test:replica:${run}:lamp-a`;
+        await putTd(a, lampTd(lampA));
+        const got = await b.request(thingPath(lampA));
+        expect(got.status).toBe(200);
+        expect(((await got.json()) as { id: string }).id).toBe(lampA);
+
+        // Registered and reported on B: A's /events and /changes/stream carry them, A's history holds them.
+        const lampB = `urn:test:replica:${run}:lamp-b`;
+        await putTd(b, lampTd(lampB));
+        const [reportedB] = await report(b, lampB, [7]);
+        const created = await events.take(2);
+        expect(created.map((e) => [e.event, (JSON.parse(e.data) as { id: string }).id])).toEqual([
+          ["thing_created", lampA],
+          ["thing_created", lampB],
+        ]);
+        const history = (await (await a.request(`${thingPath(lampB)}/history?affordance=level`)).json()) as {
+          changes: Change[];
+        };
+        expect(history.changes.map((c) => [c.seq, c.value])).toEqual([[reportedB, 7]]);
+
+        // Both write at once: their Changes interleave in the Log.
+        const writes = await Promise.all([
+          ...[0, 1, 2, 3, 4].map((i) => report(a, lampA, [i, i + 10])),
+          ...[0, 1, 2, 3, 4].map((i) => report(b, lampB, [i, i + 10])),
+        ]);
+        const last = Math.max(...writes.flat());
+        await Promise.all([delivered(a, last), delivered(b, last)]);
+        // Each replica's subscribers got the whole Log, in seq order, each Change once.
+        expect(seen.get(a)).toEqual(upTo(last));
+        expect(seen.get(b)).toEqual(upTo(last));
+        const streamed = await feed.take(last);
+        expect(streamed.map((e) => Number(e.id))).toEqual(upTo(last));
+
+        // The stream holds the Log once, in order, whoever published what.
+        await Promise.all([busOf(a).acknowledged(last), busOf(b).acknowledged(last)]);
+        expect(await streamSeqs(jsm, overrides.busStream, a.hub.id)).toEqual(upTo(last));
+
+        // Both sign with the hub's one key: `things verify` passes against either.
+        for (const hub of [a, b]) {
+          const verify = await runThingsToEnd(["verify", "--url", hub.url, "--token", hub.token]);
+          expect(verify.stderr).toBe("");
+          expect(verify.code).toBe(0);
+          expect(verify.stdout).toMatch(new RegExp(`^verified ${last} changes`));
+        }
+        events.close();
+        feed.close();
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "lose nothing when a replica is killed: the other serves, delivers and publishes all it acknowledged",
+      async () => {
+        const { run, dirs, overrides, store } = setting();
+        const args = [
+          "serve",
+          "--port",
+          "0",
+          "--no-mqtt",
+          "--no-observe",
+          "--replica",
+          "--data",
+          dirs[0],
+          "--store",
+          store,
+          "--bus",
+          natsUrl,
+          "--bus-prefix",
+          overrides.busPrefix,
+          "--bus-stream",
+          overrides.busStream,
+        ];
+        const childA = runThings(args, cleanEnvironment());
+        children.push(childA);
+        const [, , urlA] = await childA.waitFor(/Hyperthings (\S+) listening on (http:\/\/\S+)/);
+        copyIdentity(dirs[0], dirs[1]);
+        const b = await startTestHub({ ...overrides, replica: true, dataDir: dirs[1] });
+        hubs.push(b);
+        const a = { url: urlA as string, token: b.token };
+
+        const lamp = `urn:test:replica:${run}:lamp`;
+        await putTd(b, lampTd(lamp));
+        const acknowledged: number[] = [];
+        // Both write; A is killed while its writes and B's are going on.
+        const fromA = (async () => {
+          for (let i = 0; ; i++) {
+            try {
+              acknowledged.push(...(await report(a, lamp, [1000 + i])));
+            } catch {
+              return;
+            }
+          }
+        })();
+        for (let i = 0; i < 20; i++) acknowledged.push(...(await report(b, lamp, [i])));
+        childA.process.kill("SIGKILL");
+        await childA.exited;
+        await fromA;
+        for (let i = 20; i < 30; i++) acknowledged.push(...(await report(b, lamp, [i])));
+
+        const last = Math.max(...acknowledged);
+        await delivered(b, last);
+        const feed = (await (await b.request(`/changes?limit=1000`)).json()) as { changes: Change[] };
+        const inLog = new Set(feed.changes.map((c) => c.seq));
+        expect(acknowledged.filter((seq) => !inLog.has(seq))).toEqual([]);
+        // B's bus publishes what A committed and never published: the stream holds the whole Log.
+        await busOf(b).acknowledged(last);
+        expect(await streamSeqs(jsm, overrides.busStream, b.hub.id)).toEqual(upTo(last));
+
+        const verify = await runThingsToEnd(["verify", "--url", b.url, "--token", b.token]);
+        expect(verify.code, verify.stderr).toBe(0);
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "go on delivering each other's Changes from the Store while one is cut off from NATS, and catch up after",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const proxy = new NatsProxy();
+        await proxy.open();
+        cleanups.push(() => proxy.cut());
+        const a = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
+        hubs.push(a);
+        copyIdentity(dirs[0], dirs[1]);
+        const b = await startTestHub({ ...overrides, bus: proxy.url, replica: true, dataDir: dirs[1] });
+        hubs.push(b);
+        const seenOnB: number[] = [];
+        b.hub.bus.subscribe((change) => seenOnB.push(change.seq));
+
+        const lamp = `urn:test:replica:${run}:lamp`;
+        await putTd(a, lampTd(lamp));
+        await proxy.cut();
+        // A's Changes reach B's subscribers from the Store: by B's own next Change, or its read of the Log's head.
+        const [fromA] = await report(a, lamp, [1]);
+        await delivered(b, fromA ?? 0);
+        await report(b, lamp, [2]);
+        const cutLast = Math.max(...(await report(a, lamp, [3, 4])));
+        await delivered(b, cutLast);
+        expect(busOf(b).status().connected).toBe(false);
+
+        await proxy.open();
+        const last = Math.max(...(await report(a, lamp, [5])), ...(await report(b, lamp, [6])));
+        await Promise.all([delivered(a, last), delivered(b, last)]);
+        expect(seenOnB).toEqual(upTo(last));
+        await Promise.all([busOf(a).acknowledged(last), busOf(b).acknowledged(last)]);
+        expect(await streamSeqs(jsm, overrides.busStream, a.hub.id)).toEqual(upTo(last));
+      },
+      SLOW_MS,
+    );
+
+    it("refuse a hub that is not a replica while replicas run, and a replica while such a hub runs", async () => {
+      const { schema, dirs, overrides } = setting();
+      const replica = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
+      hubs.push(replica);
+      await expect(startTestHub({ ...overrides, dataDir: dirs[1] })).rejects.toThrow(
+        new RegExp(`^The PostgreSQL schema ${schema} \\(.*\\) is in use by another hub: .*--replica`),
+      );
+      await hubs.splice(0)[0]?.stop();
+      const alone = await startTestHub({ ...overrides, dataDir: dirs[0] });
+      hubs.push(alone);
+      await expect(startTestHub({ ...overrides, replica: true, dataDir: dirs[0] })).rejects.toThrow(
+        new RegExp(`^The PostgreSQL schema ${schema} \\(.*\\) is in use by a hub that is not a replica`),
+      );
+    });
+
+    it("refuse a replica joining a Log without the hub's identity files", async () => {
+      const { dirs, overrides } = setting();
+      const a = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
+      hubs.push(a);
+      await putTd(a, lampTd("urn:test:replica:identity"));
+      await expect(startTestHub({ ...overrides, replica: true, dataDir: dirs[1] })).rejects.toThrow(
+        /hub-id, .*log-key\.pem, .*secrets\.key, .*admin-token are missing: a replica joining a Log that holds Changes is the same hub/,
+      );
+    });
+  });
+}
+
+describe("the replica setting", () => {
+  it("needs a PostgreSQL store and the NATS bus, said in one line", () => {
+    expect(() => loadConfig({ replica: true, dataDir: "/tmp/x" }, {})).toThrow(
+      /^--replica needs --store postgres:\/\/… and --bus nats:\/\/…: replicas share one PostgreSQL schema/,
+    );
+    expect(() => loadConfig({ replica: true, dataDir: "/tmp/x", store: "postgres://h/db" }, {})).toThrow(
+      /^--replica needs --bus nats:\/\/…:/,
+    );
+    expect(() =>
+      loadConfig({ dataDir: "/tmp/x", bus: "nats://h:4222" }, { HYPERTHINGS_REPLICA: "yes" }),
+    ).toThrow(/^HYPERTHINGS_REPLICA needs --store postgres:\/\/…:/);
+    expect(
+      loadConfig(
+        { dataDir: "/tmp/x", bus: "nats://h:4222", store: "postgres://h/db" },
+        { HYPERTHINGS_REPLICA: "1" },
+      ).replica,
+    ).toBe(true);
+    expect(loadConfig({ dataDir: "/tmp/x" }, {}).replica).toBe(false);
+  });
+});
