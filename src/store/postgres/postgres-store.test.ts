@@ -366,6 +366,18 @@ if (problem !== undefined && !required) {
       );
     });
 
+    it("refuses a connect_timeout or query_timeout that is not a number of seconds, naming it", async () => {
+      for (const [name, text] of [
+        ["connect_timeout", "soon"],
+        ["query_timeout", "0"],
+        ["query_timeout", "-5"],
+      ]) {
+        await expect(PostgresStore.open({ url: `${url}&${name}=${text}`, schema: "x" })).rejects.toThrow(
+          `The PostgreSQL URL's ${name} is "${text}": give a number of seconds greater than 0 (at most 86400)`,
+        );
+      }
+    });
+
     it("an exclusive store holds its schema: a second is refused until the first closes", async () => {
       const schema = newSchema();
       const first = await openStore(schema, { exclusive: true });
