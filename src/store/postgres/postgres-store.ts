@@ -68,6 +68,7 @@ import {
   type PostgresConnectionOptions,
   type RestoredGuard,
 } from "./postgres-connection.js";
+import { logEntriesOf } from "./postgres-log-reader.js";
 import * as rollouts from "./postgres-rollouts.js";
 
 export interface PostgresStoreOptions extends PostgresConnectionOptions {
@@ -159,9 +160,6 @@ function recordDrafts(drafts: readonly ChangeDraft[]): RecordedDraft[] {
 function refuse(error: unknown): Promise<never> {
   return Promise.reject(error instanceof Error ? error : new Error(String(error)));
 }
-
-/** A JSON string as JSON.stringify (and RFC 8785) writes it. */
-const quote = (text: string) => JSON.stringify(text);
 
 export class PostgresStore implements Store {
   /**
@@ -1164,18 +1162,7 @@ export class PostgresStore implements Store {
       [after, limit],
       "hyperthings-log-entries",
     );
-    let body = "";
-    for (const c of rows) {
-      body += "{";
-      if (c.affordance !== null) body += `"affordance":${quote(c.affordance)},`;
-      if (c.at !== null) body += `"at":${quote(c.at)},`;
-      body += `"cause":${c.cause},"hlc":${quote(c.hlc)},"kind":${quote(c.kind)}`;
-      if (c.previous !== null) body += `,"previous":${c.previous}`;
-      body += `,"seq":${c.seq},"thing":${quote(c.thing)}`;
-      if (c.value !== null) body += `,"value":${c.value}`;
-      body += `,"leaf":"${c.leaf.toString("hex")}"}\n`;
-    }
-    return { body: Buffer.from(body, "utf8"), count: rows.length, last: rows.at(-1)?.seq ?? after };
+    return logEntriesOf(rows, after);
   }
 
   close(): Promise<void> {
