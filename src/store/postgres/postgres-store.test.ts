@@ -355,6 +355,40 @@ if (problem !== undefined && !required) {
       });
     });
 
+    it("migration 2 brings a version-1 schema its feed indexes, which the actor and release filters use", async () => {
+      const schema = newSchema();
+      const first = await openStore(schema);
+      await first.append([
+        ...readings(30, 3),
+        { ...(readings(1, 3, 30)[0] as ChangeDraft), cause: { actor: "rare", release: "sha256:r1" } },
+      ]);
+      await first.close();
+      // The schema as a hub of migration 1 left it.
+      const db = await connect(schema);
+      await db.query(
+        "DROP INDEX changes_actor; DROP INDEX changes_release; DELETE FROM schema_migrations WHERE version = 2",
+      );
+      const store = await openStore(schema);
+      expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({ v: 2 });
+      expect(
+        (await store.feed({ actor: "rare", after: 0, order: "desc", limit: 5 })).map((c) => c.seq),
+      ).toEqual([31]);
+      expect(
+        (await store.feed({ release: "sha256:r1", after: 0, order: "asc", limit: 5 })).map((c) => c.seq),
+      ).toEqual([31]);
+      // The feed's own WHERE, planned as on a big Log (a scan of 31 rows would win here otherwise).
+      await db.query("SET enable_seqscan = off");
+      for (const [member, index] of [
+        ["actor", "changes_actor"],
+        ["release", "changes_release"],
+      ]) {
+        const plan = await db.query<{ "QUERY PLAN": string }>(
+          `EXPLAIN SELECT * FROM changes c WHERE c.seq > 0 AND c.seq < 100 AND (c.cause::json ->> '${member}') = 'rare' ORDER BY c.seq DESC LIMIT 50`,
+        );
+        expect(plan.rows.map((r) => r["QUERY PLAN"]).join("\n")).toContain(index);
+      }
+    });
+
     it("refuses a schema name it would have to quote, and an unreachable server, each in one line", async () => {
       await expect(PostgresStore.open({ url, schema: "Robert'); DROP" })).rejects.toThrow(
         /The PostgreSQL schema name "Robert'\); DROP" is not one the hub takes/,
