@@ -187,7 +187,8 @@ async function main() {
     rmSync(dataDir, { recursive: true, force: true });
     const client = new pg.Client({ connectionString: options.url });
     await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    if (process.env.BENCH_KEEP_SCHEMA === "1") log(`kept schema ${schema}`);
+    else await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await client.end();
   }
 }
