@@ -306,10 +306,21 @@ function newerSchema(schema: string, version: number): Error {
   );
 }
 
+/**
+ * A statement with no bound on its answer (pg's per-query `query_timeout`, at setTimeout's
+ * longest): waiting for another hub's migration, or building an index over a big Log, takes as
+ * long as it takes, and a hub that gave up would never start.
+ */
+function unbounded(text: string, values?: unknown[]): pg.QueryConfig {
+  return { text, values, query_timeout: 2 ** 31 - 1 } as pg.QueryConfig;
+}
+
 async function migrateLocked(client: pg.PoolClient, schema: string): Promise<RestoredGuard[]> {
   try {
     await client.query("BEGIN");
-    await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`hyperthings:migrate:${schema}`]);
+    await client.query(
+      unbounded("SELECT pg_advisory_xact_lock(hashtext($1))", [`hyperthings:migrate:${schema}`]),
+    );
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
     // Never anywhere else: a session whose search_path lost the schema would migrate `public`.
     await client.query(`SET LOCAL search_path TO ${schema}`);
@@ -322,7 +333,7 @@ async function migrateLocked(client: pg.PoolClient, schema: string): Promise<Res
     const current = rows[0]?.version ?? 0;
     if (current > migrations.length) throw newerSchema(schema, current);
     for (let v = current; v < migrations.length; v++) {
-      await client.query(migrations[v] ?? "");
+      await client.query(unbounded(migrations[v] ?? ""));
       await client.query("INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)", [
         v + 1,
         new Date().toISOString(),

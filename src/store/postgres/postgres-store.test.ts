@@ -2,7 +2,7 @@
 // its own), then what only this backend promises.
 import { generateKeyPairSync } from "node:crypto";
 import pg from "pg";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import {
   ConflictError,
   UnavailableError,
@@ -387,6 +387,40 @@ if (problem !== undefined && !required) {
         );
         expect(plan.rows.map((r) => r["QUERY PLAN"]).join("\n")).toContain(index);
       }
+    });
+
+    it("a migration waits as long as it takes, past the statement bound (query_timeout)", async () => {
+      const schema = newSchema();
+      await (await openStore(schema)).close();
+      const db = await connect(schema);
+      await db.query(
+        "DROP INDEX changes_actor; DROP INDEX changes_release; DELETE FROM schema_migrations WHERE version = 2",
+      );
+      // Another hub migrating the schema holds the migration lock for longer than the bound.
+      const other = await connect(schema);
+      await other.query("BEGIN");
+      await other.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`hyperthings:migrate:${schema}`]);
+      const opening = PostgresStore.open({ url: `${url}&query_timeout=1`, schema, maxConnections: 2 });
+      const outcome = opening.then(
+        (store) => {
+          stores.push(store);
+          return "opened";
+        },
+        (error: Error) => error.message,
+      );
+      await vi.waitFor(
+        async () => {
+          const { rows } = await db.query<{ waiting: boolean }>(
+            `SELECT count(*) > 0 AS waiting FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%' AND now() - query_start > interval '2 s'`,
+          );
+          expect(rows[0]?.waiting).toBe(true);
+        },
+        { timeout: 20_000, interval: 200 },
+      );
+      await other.query("COMMIT");
+      expect(await outcome).toBe("opened");
+      expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({ v: 2 });
     });
 
     it("refuses a schema name it would have to quote, and an unreachable server, each in one line", async () => {
