@@ -164,6 +164,19 @@ if (problem !== undefined && !required) {
       expect((down.body.writes as { reason: string }).reason).toMatch(
         /^The hub could not (write to|read from) PostgreSQL/,
       );
+      // The Thing's credentials live there too.
+      for (const init of [
+        { method: "PUT", body: JSON.stringify({ username: "meter", password: "a-password-long-enough" }) },
+        { method: "GET" },
+      ]) {
+        const res = await hub.request(`${thingPath(thing)}/credentials`, {
+          ...init,
+          headers: { "content-type": "application/json" },
+        });
+        expect(res.status, `${init.method} credentials: ${await res.clone().text()}`).toBe(503);
+        expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+        expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+      }
 
       await proxy.open(proxy.port);
       // The pool reconnects by itself: writes commit again, and /health stops saying they fail.

@@ -19,6 +19,7 @@ import {
 } from "../../core/index.js";
 import type { ChangeDraft, Store } from "../store.js";
 import {
+  PostgresProxy,
   dropSchema,
   postgresProblem,
   postgresUrl,
@@ -519,6 +520,42 @@ if (problem !== undefined && !required) {
       expect(hashToHex((await store.logHead()).root)).toBe(
         hashToHex(rootHash(log.map((c) => hashFromHex(c.leaf)))),
       );
+    });
+
+    it("the secret store refuses with UnavailableError (503) while PostgreSQL cannot be reached", async () => {
+      const schema = newSchema();
+      await (await openStore(schema)).close();
+      const proxy = new PostgresProxy();
+      await proxy.open();
+      try {
+        const secrets = await PostgresSecretStore.open({
+          url: proxy.url(""),
+          schema,
+          connectTimeoutMs: 2_000,
+        });
+        stores.push(secrets);
+        await secrets.put("urn:a", "basic", new Uint8Array([1]));
+        await proxy.cut();
+        for (const call of [
+          () => secrets.put("urn:a", "basic", new Uint8Array([2])),
+          () => secrets.get("urn:a"),
+          () => secrets.names("urn:a"),
+          () => secrets.remove("urn:a"),
+        ]) {
+          const error = await call().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(error).toBeInstanceOf(UnavailableError);
+          expect((error as UnavailableError).retryAfter).toBeGreaterThan(0);
+        }
+        await proxy.open(proxy.port);
+        expect(await secrets.names("urn:a")).toEqual(["basic"]);
+      } finally {
+        await proxy.open(proxy.port);
+      }
+      await stores.pop()?.close();
+      await proxy.cut();
     });
 
     it("the secret store keeps sealed secrets in the schema, and refuses a schema the store has not made", async () => {
