@@ -36,6 +36,26 @@ async function dataFiles(): Promise<string[]> {
 
 interface BackupOptions {
   data?: string;
+  store?: string;
+}
+
+/**
+ * A hub on PostgreSQL is backed up with PostgreSQL's own tools, which already do it well (a
+ * consistent dump while the hub runs, point-in-time recovery): said in one line, with the schema.
+ */
+function postgresBackupRefusal(url: string, data: string): CliError {
+  let schema = "hyperthings";
+  try {
+    schema = new URL(url).searchParams.get("schema") ?? schema;
+  } catch {
+    // The default schema's name is the best guess for a URL that does not parse.
+  }
+  return new CliError(
+    `things backup copies the embedded SQLite store; this hub's store is PostgreSQL: back up its schema with ` +
+      `\`pg_dump --schema=${schema} --format=custom\` (restore: pg_restore into an empty database), copy ${data} ` +
+      `with it, and check a restored schema with \`things verify --db <url> --data <dir>\``,
+    2,
+  );
 }
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -70,6 +90,11 @@ export async function backup(target: string, options: BackupOptions): Promise<st
   const data = resolve(options.data ?? (process.env.HYPERTHINGS_DATA || defaultDataDir()));
   const destination = resolve(target);
   const database = join(data, DATABASE_FILE);
+  const store = options.store ?? process.env.HYPERTHINGS_STORE;
+  if (store !== undefined && store !== "") {
+    if (/^postgres(ql)?:\/\//.test(store)) throw postgresBackupRefusal(store, data);
+    throw new CliError(`--store must be a postgres:// or postgresql:// URL, or unset for the SQLite file`, 2);
+  }
   if (!existsSync(database)) throw new CliError(`no hub data in ${data} (no ${DATABASE_FILE} there)`);
   if (destination === data) throw new CliError(`${destination} is the data directory itself; give another`);
   // The store (SQLite's driver) only when a backup runs, not on every command.
@@ -148,6 +173,10 @@ export function registerBackupCommand(program: Command): void {
     .option(
       "-d, --data <dir>",
       "the hub's data directory (env HYPERTHINGS_DATA, default a per-user data folder)",
+    )
+    .option(
+      "--store <url>",
+      "the hub's store, as `things serve --store` (env HYPERTHINGS_STORE): a PostgreSQL one is backed up with pg_dump, which this says how",
     )
     .addHelpText(
       "after",

@@ -17,7 +17,7 @@ import {
 } from "node:fs";
 import { once } from "node:events";
 import { availableParallelism } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve as resolvePath } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
@@ -54,9 +54,10 @@ import { CliError, fileProblem } from "./cli-error.js";
 import { EntryHashers } from "./log-entry-hashers.js";
 import { describeChange } from "./history-commands.js";
 // The names only: the hub's index would load the whole hub on every `things` command.
+import { defaultDataDir } from "../hub/config.js";
 import { HUB_ID_FILE } from "../hub/hub-identity.js";
 import { LOG_KEY_FILE } from "../hub/notary.js";
-import type { LogFileHead, SqliteLogFile } from "../store/index.js";
+import type { LogFileHead, PostgresLogReader, SqliteLogFile } from "../store/index.js";
 
 /** The exit code of a verification that ran and found the Log, a proof or an export wrong. */
 export const VERIFICATION_FAILED = 3;
@@ -262,8 +263,10 @@ function leafHex(change: Change): string | undefined {
 
 interface VerifyOptions {
   file?: string;
-  /** A hub's database file (or a copy), verified without a hub. */
+  /** A hub's database file (or a copy), or its PostgreSQL URL, verified without a hub. */
   db?: string;
+  /** With a PostgreSQL --db: the hub's data directory (its log-key.pem and hub-id). */
+  data?: string;
   key?: string;
   json?: boolean;
   threads?: number;
@@ -564,6 +567,9 @@ interface LogFileReader {
  * (a whole database, and its -wal) in the temporary directory, as export would leave its part.
  */
 async function verifyDbFile(path: string, options: VerifyOptions): Promise<void> {
+  if (POSTGRES_URL.test(path)) return verifyPostgres(path, options);
+  if (options.data !== undefined)
+    throw new CliError("--data goes with a PostgreSQL --db: a database file's keys are beside it", 2);
   // The store (SQLite's driver) is loaded only when a file is verified, not by every command.
   const { SqliteLogFile: LogFile } = await import("../store/index.js");
   let source: ReturnType<typeof logFileSource> | undefined;
@@ -587,6 +593,123 @@ async function verifyDbFile(path: string, options: VerifyOptions): Promise<void>
     process.off("SIGINT", interrupted);
     process.off("SIGTERM", interrupted);
   }
+}
+
+const POSTGRES_URL = /^postgres(ql)?:\/\//;
+
+/**
+ * `things verify --db postgres://…[?schema=…]`: a hub's Log in PostgreSQL, read in one read-only
+ * snapshot without a hub, however damaged. Its key is the public half of the `log-key.pem` in the
+ * hub's data directory (--data, HYPERTHINGS_DATA, or the default one), or --key's; its origin the
+ * `hub-id` there, or its checkpoints'.
+ */
+async function verifyPostgres(url: string, options: VerifyOptions): Promise<void> {
+  const dir = resolvePath(options.data ?? (process.env.HYPERTHINGS_DATA || defaultDataDir()));
+  const keyPath = join(dir, LOG_KEY_FILE);
+  let publicKey: string;
+  let keyName: string;
+  if (options.key !== undefined) {
+    try {
+      publicKey = readFileSync(options.key, "utf8");
+    } catch (err) {
+      throw new CliError(`cannot read ${options.key}: ${fileProblem(err)}`, 2);
+    }
+    keyName = options.key;
+  } else if (existsSync(keyPath)) {
+    try {
+      publicKey = createPublicKey(createPrivateKey(readFileSync(keyPath, "utf8")))
+        .export({ type: "spki", format: "pem" })
+        .toString();
+    } catch (err) {
+      throw new CliError(`cannot read the key ${keyPath}: ${fileProblem(err)}`);
+    }
+    keyName = `the key in ${keyPath}`;
+  } else {
+    throw new CliError(
+      `there is no ${LOG_KEY_FILE} in ${dir}: give the hub's data directory with --data, or its public key with --key (the PEM of GET /log/key)`,
+      2,
+    );
+  }
+  // The store (pg) is loaded only when a database is verified, not by every command.
+  const { PostgresLogReader } = await import("../store/index.js");
+  let log: PostgresLogReader;
+  try {
+    log = await PostgresLogReader.open({ url });
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  try {
+    let checkpoints: Checkpoint[];
+    let head: { headSize: number | undefined; lastSeq: number };
+    try {
+      checkpoints = await log.checkpoints();
+      head = await log.head();
+    } catch (err) {
+      throw new CliError(`cannot read the Log in ${log.where}: ${(err as Error).message}`);
+    }
+    let origin: string | undefined;
+    if (options.key === undefined) {
+      try {
+        origin = readFileSync(join(dir, HUB_ID_FILE), "utf8").trim() || undefined;
+      } catch {
+        // Without hub-id, the checkpoints name the hub; the verifier checks they all agree.
+      }
+    }
+    origin ??= checkpoints[0]?.origin ?? "";
+    const where = log.where;
+    const reader: LogReader & LogFileReader = {
+      keyName,
+      lastSeq: head.lastSeq,
+      logKey: async (): Promise<LogKey> => ({ origin: origin ?? "", algorithm: "Ed25519", publicKey }),
+      checkpoint: async (): Promise<Checkpoint | undefined> => checkpoints.at(-1),
+      async *checkpointsAll(): AsyncGenerator<Checkpoint, void, undefined> {
+        yield* checkpoints;
+      },
+      async *logEntryChunks(chunkOptions: { after?: number; upTo?: number; pageSize?: number } = {}) {
+        const upTo = chunkOptions.upTo ?? head.lastSeq;
+        const limit = chunkOptions.pageSize ?? VERIFY_PAGE_SIZE;
+        for (let after = chunkOptions.after ?? 0; after < upTo;) {
+          const page = await log.entries(after, Math.min(limit, upTo - after));
+          if (page.count === 0) return;
+          yield page.body;
+          after = page.last;
+        }
+      },
+      damage: () => headDamage(head, where),
+    };
+    return await verifyHub(reader, options, reader);
+  } finally {
+    await log.close().catch(() => {});
+  }
+}
+
+/** A head row that disagrees with the Changes there are: what is wrong though they verify. */
+function headDamage(
+  head: { headSize: number | undefined; lastSeq: number },
+  where: string,
+): Failed | undefined {
+  const { headSize, lastSeq } = head;
+  if (headSize === undefined)
+    return failed(undefined, "damaged-head", `${where} has no log_head row: its Log's head was deleted`);
+  if (headSize > lastSeq) {
+    return failed(
+      lastSeq + 1,
+      "missing-changes",
+      `the Log's head in ${where} says ${headSize} changes, but its changes table ends at seq ${lastSeq}: ` +
+        `seq ${lastSeq + 1}${headSize > lastSeq + 1 ? `..${headSize}` : ""} ${headSize > lastSeq + 1 ? "are" : "is"} missing (deleted, or the head raised)`,
+      headSize,
+    );
+  }
+  if (headSize < lastSeq) {
+    return failed(
+      headSize + 1,
+      "damaged-head",
+      `the Log's head in ${where} says ${headSize} changes, but its changes table goes on to seq ${lastSeq}: ` +
+        `the head was lowered, or rows were inserted behind the hub's back`,
+      lastSeq,
+    );
+  }
+  return undefined;
 }
 
 /**
@@ -676,30 +799,7 @@ function logFileSource(
         after = page.last;
       }
     },
-    damage: (): Failed | undefined => {
-      const { headSize, lastSeq } = head;
-      if (headSize === undefined)
-        return failed(undefined, "damaged-head", `${path} has no log_head row: its Log's head was deleted`);
-      if (headSize > lastSeq) {
-        return failed(
-          lastSeq + 1,
-          "missing-changes",
-          `the Log's head in ${path} says ${headSize} changes, but its changes table ends at seq ${lastSeq}: ` +
-            `seq ${lastSeq + 1}${headSize > lastSeq + 1 ? `..${headSize}` : ""} ${headSize > lastSeq + 1 ? "are" : "is"} missing (deleted, or the head raised)`,
-          headSize,
-        );
-      }
-      if (headSize < lastSeq) {
-        return failed(
-          headSize + 1,
-          "damaged-head",
-          `the Log's head in ${path} says ${headSize} changes, but its changes table goes on to seq ${lastSeq}: ` +
-            `the head was lowered, or rows were inserted behind the hub's back`,
-          lastSeq,
-        );
-      }
-      return undefined;
-    },
+    damage: (): Failed | undefined => headDamage(head, path),
   };
   let closed = false;
   const close = () => {
@@ -1973,11 +2073,15 @@ export function registerLogCommands(program: Command): void {
     )
     .option(
       "--db <file>",
-      "verify a hub's database file (hyperthings.db, or a copy) instead, without a hub: one a hub refuses to open too",
+      "verify a hub's database file (hyperthings.db, or a copy), or its PostgreSQL store (postgres://…?schema=…), instead, without a hub: one a hub refuses to open too",
     )
     .option(
       "--key <file>",
       "the hub's public key (PEM) to trust; by default the one the hub or the file gives",
+    )
+    .option(
+      "--data <dir>",
+      "with --db postgres://…: the hub's data directory, whose log-key.pem and hub-id go with the Log (env HYPERTHINGS_DATA, default a per-user data folder)",
     )
     .option("--json", "the verdict as one JSON object")
     .option(

@@ -1,6 +1,7 @@
 // The machine's PostgreSQL for tests that need a real one (HYPERTHINGS_TEST_POSTGRES_URL, default
 // postgres://root@127.0.0.1:5432/test), and a schema of their own for each test, dropped after.
 import { randomBytes } from "node:crypto";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
 import pg from "pg";
 
 export { servicesRequired } from "./mqtt-broker.js";
@@ -34,5 +35,91 @@ export async function dropSchema(schema: string, url: string = postgresUrl): Pro
     await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   } finally {
     await client.end();
+  }
+}
+
+/**
+ * A TCP proxy between the hub and PostgreSQL that a test cuts (every connection dropped, new ones
+ * refused: PostgreSQL down or restarting), stalls (nothing passed on either way, connections kept,
+ * new ones accepted and never answered: a network that drops packets) and opens again on its port.
+ */
+export class PostgresProxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private readonly pairs = new Set<{ client: Socket; upstream: Socket; stalled: boolean }>();
+  private stalled = false;
+  port = 0;
+
+  constructor(private readonly target: URL = new URL(postgresUrl)) {}
+
+  /** Listens on `port` (0 the first time: a free one), passing on what new connections send. */
+  async open(port = this.port): Promise<void> {
+    this.stalled = false;
+    if (this.server !== undefined) return;
+    const server = createServer((client) => {
+      this.track(client);
+      if (this.stalled) return;
+      const upstream = createConnection({
+        host: this.target.hostname,
+        port: Number(this.target.port || 5432),
+      });
+      this.track(upstream);
+      const pair = { client, upstream, stalled: false };
+      this.pairs.add(pair);
+      client.pipe(upstream).pipe(client);
+      // A stalled pair's ends never hear of each other: the server keeps its session, as it does
+      // when the network to a client that went away drops everything.
+      client.on("close", () => {
+        this.pairs.delete(pair);
+        if (!pair.stalled) upstream.destroy();
+      });
+      upstream.on("close", () => {
+        if (!pair.stalled) client.destroy();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: "127.0.0.1", port }, () => resolve());
+    });
+    this.server = server;
+    const address = server.address();
+    if (typeof address === "object" && address !== null) this.port = address.port;
+  }
+
+  private track(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on("close", () => this.sockets.delete(socket));
+    socket.on("error", () => undefined);
+  }
+
+  /** Drops every connection and stops listening: connections are refused. */
+  async cut(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const socket of this.sockets) socket.destroy();
+    this.pairs.clear();
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /**
+   * Passes nothing more on, either way, on the connections there are (for good) and on new ones
+   * (until `open`), and keeps them all open.
+   */
+  stall(): void {
+    this.stalled = true;
+    for (const pair of this.pairs) {
+      pair.stalled = true;
+      pair.client.unpipe();
+      pair.upstream.unpipe();
+      pair.client.pause();
+      pair.upstream.pause();
+    }
+  }
+
+  /** The test's PostgreSQL URL through this proxy, with the query string given. */
+  url(query: string): string {
+    const url = new URL(postgresUrl);
+    url.host = `127.0.0.1:${this.port}`;
+    return `${url.toString()}${url.search === "" ? "?" : "&"}${query}`;
   }
 }

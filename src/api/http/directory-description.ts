@@ -1,7 +1,7 @@
 // The directory's own Thing Description (W3C WoT Discovery §7.3.2.1), served at
 // /.well-known/wot so that any WoT client can find and use the directory API.
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { DataSchema, RegisteredThingDescription } from "../../core/index.js";
+import { UnavailableError, type DataSchema, type RegisteredThingDescription } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
 import { sendTd } from "./directory-routes.js";
 
@@ -152,7 +152,16 @@ export function wellKnownRoutes(hub: Hub, version: string) {
       async (_request, reply) => {
         // A hub that takes no write (its disk full, the file gone read-only) is not healthy, even
         // though it answers: a probe sees 503 and why.
-        const failing = hub.store.writeFailure();
+        // A store that cannot be read (its database away) is failing too: said, not a 500.
+        let figures: { things: number; lastSeq: number } | undefined;
+        let unreadable: { since: string; reason: string } | undefined;
+        try {
+          figures = { things: await hub.store.countThings(), lastSeq: await hub.store.lastSeq() };
+        } catch (error) {
+          if (!(error instanceof UnavailableError)) throw error;
+          unreadable = { since: new Date().toISOString(), reason: error.message };
+        }
+        const failing = hub.store.writeFailure() ?? unreadable;
         if (failing !== undefined) void reply.code(503);
         // Files changed behind the store's back that it works around (nothing is lost), until an
         // operator restarts the hub: it takes writes, so 200, but not "ok".
@@ -165,8 +174,7 @@ export function wellKnownRoutes(hub: Hub, version: string) {
           status: failing !== undefined ? "failing" : storage !== undefined || busBehind ? "degraded" : "ok",
           hub: hub.id,
           version,
-          things: await hub.store.countThings(),
-          lastSeq: await hub.store.lastSeq(),
+          ...figures,
           ...(failing !== undefined && { writes: { failingSince: failing.since, reason: failing.reason } }),
           ...(storage !== undefined && { storage: { problemSince: storage.since, reason: storage.reason } }),
           ...(bus !== undefined && { bus }),

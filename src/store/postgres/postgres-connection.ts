@@ -23,6 +23,55 @@ export interface PostgresConnectionOptions {
   schema?: string;
   /** Connections in the pool at most (default 10). */
   maxConnections?: number;
+  /**
+   * Milliseconds a new connection (or a free one from a full pool) is waited for before the
+   * operation fails as unavailable (default: the URL's `connect_timeout` in seconds, else 10 s).
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Milliseconds one statement's answer is waited for before its connection is given up and the
+   * operation fails as unavailable (default: the URL's `query_timeout` in seconds, else 30 s): a
+   * network that drops packets answers nothing, and a write must not wait for it forever.
+   */
+  queryTimeoutMs?: number;
+}
+
+/** Default bounds on waiting for PostgreSQL (PostgresConnectionOptions). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+
+/** The hub's own URL parameters: taken out of the URL before pg sees it. */
+const HUB_PARAMETERS = ["schema", "connect_timeout", "query_timeout"] as const;
+
+/** A timeout the URL gives in seconds, checked, in milliseconds. */
+function secondsParameter(url: URL, name: string): number | undefined {
+  const text = url.searchParams.get(name);
+  if (text === null) return undefined;
+  const seconds = Number(text);
+  if (text.trim() === "" || !Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400) {
+    throw new Error(
+      `The PostgreSQL URL's ${name} is ${JSON.stringify(text)}: give a number of seconds greater than 0 (at most 86400)`,
+    );
+  }
+  return Math.ceil(seconds * 1000);
+}
+
+/** How long the options say to wait for a connection and for a statement's answer, checked. */
+export function timeoutsOf(options: PostgresConnectionOptions): { connectMs: number; queryMs: number } {
+  let url: URL | undefined;
+  try {
+    url = new URL(options.url);
+  } catch {
+    // pg says what is wrong with the URL when it connects.
+  }
+  return {
+    connectMs:
+      options.connectTimeoutMs ??
+      (url && secondsParameter(url, "connect_timeout")) ??
+      DEFAULT_CONNECT_TIMEOUT_MS,
+    queryMs:
+      options.queryTimeoutMs ?? (url && secondsParameter(url, "query_timeout")) ?? DEFAULT_QUERY_TIMEOUT_MS,
+  };
 }
 
 /** The schema the options name (see PostgresConnectionOptions.schema), checked. */
@@ -74,6 +123,7 @@ const types = {
  * URL gives (`?options=-c%20statement_timeout%3D5s`).
  */
 export function createPool(options: PostgresConnectionOptions, schema: string): pg.Pool {
+  const timeouts = timeoutsOf(options);
   // pg lets the URL's `options` win over the config's: they are taken out, and given with ours.
   let connectionString = options.url;
   let settings = "";
@@ -81,8 +131,8 @@ export function createPool(options: PostgresConnectionOptions, schema: string): 
     const url = new URL(options.url);
     settings = url.searchParams.get("options") ?? "";
     url.searchParams.delete("options");
-    // The hub's own parameter: PostgreSQL would refuse it as a setting.
-    url.searchParams.delete("schema");
+    // The hub's own parameters: PostgreSQL would refuse them as settings.
+    for (const name of HUB_PARAMETERS) url.searchParams.delete(name);
     connectionString = url.toString();
   } catch {
     // pg says what is wrong with the URL when it connects.
@@ -91,10 +141,22 @@ export function createPool(options: PostgresConnectionOptions, schema: string): 
     connectionString,
     max: options.maxConnections ?? 10,
     types,
-    options: `${settings} -c search_path=${schema}`.trim(),
+    connectionTimeoutMillis: timeouts.connectMs,
+    // A statement unanswered this long gives its connection up (the pool discards it).
+    query_timeout: timeouts.queryMs,
+    // The operating system notices a peer gone from an idle connection.
+    keepAlive: true,
+    // A session whose hub vanished mid-transaction (the network to it cut) would keep the Log's
+    // head row locked until the server notices: the server ends it once it idles that long in a
+    // transaction (the hub's transactions never idle). The URL's settings come after and win.
+    options:
+      `-c idle_in_transaction_session_timeout=${timeouts.queryMs} ${settings} -c search_path=${schema}`.trim(),
   });
-  // An idle connection that drops (a server restart) must not end the process: the next query
-  // fails and says so.
+  // A connection that drops (a server restart, the network cut) must not end the process: pg
+  // emits `error` on its client, which has no listener while checked out of the pool (a write's
+  // transaction, the schema's lock), and the pool's own `error` for an idle one. The queries on it
+  // fail and say so; the pool discards it and makes new ones.
+  pool.on("connect", (client) => client.on("error", () => {}));
   pool.on("error", () => {});
   return pool;
 }
@@ -102,17 +164,28 @@ export function createPool(options: PostgresConnectionOptions, schema: string): 
 /** PostgreSQL error classes that say the server, not the request, is the trouble. */
 const UNAVAILABLE_SQLSTATE = /^(08|53|57|58|25006|40001|40P01)/;
 const UNAVAILABLE_NODE_CODE = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH)$/;
+/** pg's own words for a connection lost, never made, or unanswered (query_timeout). */
+const LOST_CONNECTION =
+  /Connection terminated|timeout exceeded when trying to connect|Query read timeout|is not queryable/;
+/** Of those, the ones that say the way to the server (not the server's disk or state) is the trouble. */
+const CONNECTION_SQLSTATE = /^(08|57P0[1-3])/;
 
 /** Whether an error is the database's unavailability (a refused connection, a full disk, …). */
 export function isUnavailability(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
-  if (typeof code !== "string") {
-    return (
-      error instanceof Error &&
-      /Connection terminated|timeout exceeded when trying to connect/.test(error.message)
-    );
-  }
+  if (typeof code !== "string") return error instanceof Error && LOST_CONNECTION.test(error.message);
   return UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODE.test(code);
+}
+
+/**
+ * Whether an error says PostgreSQL could not be reached or answered nothing (down, restarting, the
+ * network cut or silent), rather than that it refused the work (out of disk, read-only): what a
+ * successful round trip alone shows to be over.
+ */
+export function isLostConnection(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code !== "string") return error instanceof Error && LOST_CONNECTION.test(error.message);
+  return CONNECTION_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODE.test(code);
 }
 
 /** Seconds a writer refused for want of the database is told to wait before a retry. */
@@ -233,10 +306,21 @@ function newerSchema(schema: string, version: number): Error {
   );
 }
 
+/**
+ * A statement with no bound on its answer (pg's per-query `query_timeout`, at setTimeout's
+ * longest): waiting for another hub's migration, or building an index over a big Log, takes as
+ * long as it takes, and a hub that gave up would never start.
+ */
+function unbounded(text: string, values?: unknown[]): pg.QueryConfig {
+  return { text, values, query_timeout: 2 ** 31 - 1 } as pg.QueryConfig;
+}
+
 async function migrateLocked(client: pg.PoolClient, schema: string): Promise<RestoredGuard[]> {
   try {
     await client.query("BEGIN");
-    await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`hyperthings:migrate:${schema}`]);
+    await client.query(
+      unbounded("SELECT pg_advisory_xact_lock(hashtext($1))", [`hyperthings:migrate:${schema}`]),
+    );
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
     // Never anywhere else: a session whose search_path lost the schema would migrate `public`.
     await client.query(`SET LOCAL search_path TO ${schema}`);
@@ -249,7 +333,7 @@ async function migrateLocked(client: pg.PoolClient, schema: string): Promise<Res
     const current = rows[0]?.version ?? 0;
     if (current > migrations.length) throw newerSchema(schema, current);
     for (let v = current; v < migrations.length; v++) {
-      await client.query(migrations[v] ?? "");
+      await client.query(unbounded(migrations[v] ?? ""));
       await client.query("INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)", [
         v + 1,
         new Date().toISOString(),

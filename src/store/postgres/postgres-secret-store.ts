@@ -2,15 +2,51 @@
 // PostgresStore made (migration 1), on a small pool of its own. Secrets change rarely and never
 // with the Log, so they stay out of the Store's group-commit queue.
 import type pg from "pg";
+import { UnavailableError } from "../../core/index.js";
 import type { SecretStore } from "../../hub/index.js";
-import { createPool, redactedUrl, schemaOf, type PostgresConnectionOptions } from "./postgres-connection.js";
+import {
+  createPool,
+  isLostConnection,
+  redactedUrl,
+  schemaOf,
+  unwritten,
+  UNWRITABLE_RETRY_AFTER_S,
+  type PostgresConnectionOptions,
+} from "./postgres-connection.js";
 import { migrations } from "./postgres-migrations.js";
 
 /** The migration (its 1-based number) that creates `thing_secrets`. */
 const SECRETS_SCHEMA_VERSION = 1;
 
 export class PostgresSecretStore implements SecretStore {
-  private constructor(private readonly pool: pg.Pool) {}
+  private constructor(
+    private readonly pool: pg.Pool,
+    /** The URL (without its password) and schema, for messages. */
+    private readonly where: string,
+  ) {}
+
+  /**
+   * A statement, whose failure for want of PostgreSQL (down, the network cut or silent) is the
+   * hub's trouble, not the request's: refused as unavailable (503, Retry-After).
+   */
+  private async query<R extends pg.QueryResultRow>(
+    write: boolean,
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (error) {
+      if (write) throw unwritten(error, `${this.where}, credentials`);
+      if (!isLostConnection(error)) throw error;
+      const refused = new UnavailableError(
+        `The hub could not read credentials from PostgreSQL (${this.where}: ${(error as Error).message}). Retry shortly`,
+        UNWRITABLE_RETRY_AFTER_S,
+      );
+      refused.cause = error;
+      throw refused;
+    }
+  }
 
   /** Opens the secret store of a schema a PostgresStore has opened (and so migrated) before. */
   static async open(options: PostgresConnectionOptions): Promise<PostgresSecretStore> {
@@ -31,11 +67,12 @@ export class PostgresSecretStore implements SecretStore {
       await pool.end().catch(() => {});
       throw error;
     }
-    return new PostgresSecretStore(pool);
+    return new PostgresSecretStore(pool, `${redactedUrl(options.url)}, schema ${schema}`);
   }
 
   async put(thing: string, name: string, sealed: Uint8Array): Promise<void> {
-    await this.pool.query(
+    await this.query(
+      true,
       `INSERT INTO thing_secrets (thing, name, sealed) VALUES ($1, $2, $3)
        ON CONFLICT (thing, name) DO UPDATE SET sealed = excluded.sealed`,
       [thing, name, Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength)],
@@ -43,7 +80,8 @@ export class PostgresSecretStore implements SecretStore {
   }
 
   async get(thing: string): Promise<Map<string, Uint8Array>> {
-    const { rows } = await this.pool.query<{ name: string; sealed: Buffer }>(
+    const { rows } = await this.query<{ name: string; sealed: Buffer }>(
+      false,
       "SELECT name, sealed FROM thing_secrets WHERE thing = $1 ORDER BY name",
       [thing],
     );
@@ -51,7 +89,8 @@ export class PostgresSecretStore implements SecretStore {
   }
 
   async names(thing: string): Promise<string[]> {
-    const { rows } = await this.pool.query<{ name: string }>(
+    const { rows } = await this.query<{ name: string }>(
+      false,
       "SELECT name FROM thing_secrets WHERE thing = $1 ORDER BY name",
       [thing],
     );
@@ -61,8 +100,8 @@ export class PostgresSecretStore implements SecretStore {
   async remove(thing: string, name?: string): Promise<number> {
     const result =
       name === undefined
-        ? await this.pool.query("DELETE FROM thing_secrets WHERE thing = $1", [thing])
-        : await this.pool.query("DELETE FROM thing_secrets WHERE thing = $1 AND name = $2", [thing, name]);
+        ? await this.query(true, "DELETE FROM thing_secrets WHERE thing = $1", [thing])
+        : await this.query(true, "DELETE FROM thing_secrets WHERE thing = $1 AND name = $2", [thing, name]);
     return result.rowCount ?? 0;
   }
 

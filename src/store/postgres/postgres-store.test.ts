@@ -2,7 +2,7 @@
 // its own), then what only this backend promises.
 import { generateKeyPairSync } from "node:crypto";
 import pg from "pg";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import {
   ConflictError,
   UnavailableError,
@@ -19,6 +19,7 @@ import {
 } from "../../core/index.js";
 import type { ChangeDraft, Store } from "../store.js";
 import {
+  PostgresProxy,
   dropSchema,
   postgresProblem,
   postgresUrl,
@@ -355,6 +356,74 @@ if (problem !== undefined && !required) {
       });
     });
 
+    it("migration 2 brings a version-1 schema its feed indexes, which the actor and release filters use", async () => {
+      const schema = newSchema();
+      const first = await openStore(schema);
+      await first.append([
+        ...readings(30, 3),
+        { ...(readings(1, 3, 30)[0] as ChangeDraft), cause: { actor: "rare", release: "sha256:r1" } },
+      ]);
+      await first.close();
+      // The schema as a hub of migration 1 left it.
+      const db = await connect(schema);
+      await db.query(
+        "DROP INDEX changes_actor; DROP INDEX changes_release; DELETE FROM schema_migrations WHERE version = 2",
+      );
+      const store = await openStore(schema);
+      expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({ v: 2 });
+      expect(
+        (await store.feed({ actor: "rare", after: 0, order: "desc", limit: 5 })).map((c) => c.seq),
+      ).toEqual([31]);
+      expect(
+        (await store.feed({ release: "sha256:r1", after: 0, order: "asc", limit: 5 })).map((c) => c.seq),
+      ).toEqual([31]);
+      // The feed's own WHERE, planned as on a big Log (a scan of 31 rows would win here otherwise).
+      await db.query("SET enable_seqscan = off");
+      for (const [member, index] of [
+        ["actor", "changes_actor"],
+        ["release", "changes_release"],
+      ]) {
+        const plan = await db.query<{ "QUERY PLAN": string }>(
+          `EXPLAIN SELECT * FROM changes c WHERE c.seq > 0 AND c.seq < 100 AND (c.cause::json ->> '${member}') = 'rare' ORDER BY c.seq DESC LIMIT 50`,
+        );
+        expect(plan.rows.map((r) => r["QUERY PLAN"]).join("\n")).toContain(index);
+      }
+    });
+
+    it("a migration waits as long as it takes, past the statement bound (query_timeout)", async () => {
+      const schema = newSchema();
+      await (await openStore(schema)).close();
+      const db = await connect(schema);
+      await db.query(
+        "DROP INDEX changes_actor; DROP INDEX changes_release; DELETE FROM schema_migrations WHERE version = 2",
+      );
+      // Another hub migrating the schema holds the migration lock for longer than the bound.
+      const other = await connect(schema);
+      await other.query("BEGIN");
+      await other.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`hyperthings:migrate:${schema}`]);
+      const opening = PostgresStore.open({ url: `${url}&query_timeout=1`, schema, maxConnections: 2 });
+      const outcome = opening.then(
+        (store) => {
+          stores.push(store);
+          return "opened";
+        },
+        (error: Error) => error.message,
+      );
+      await vi.waitFor(
+        async () => {
+          const { rows } = await db.query<{ waiting: boolean }>(
+            `SELECT count(*) > 0 AS waiting FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%' AND now() - query_start > interval '2 s'`,
+          );
+          expect(rows[0]?.waiting).toBe(true);
+        },
+        { timeout: 20_000, interval: 200 },
+      );
+      await other.query("COMMIT");
+      expect(await outcome).toBe("opened");
+      expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({ v: 2 });
+    });
+
     it("refuses a schema name it would have to quote, and an unreachable server, each in one line", async () => {
       await expect(PostgresStore.open({ url, schema: "Robert'); DROP" })).rejects.toThrow(
         /The PostgreSQL schema name "Robert'\); DROP" is not one the hub takes/,
@@ -364,6 +433,18 @@ if (problem !== undefined && !required) {
       ).rejects.toThrow(
         /^PostgreSQL at postgres:\/\/nobody:\*\*\*@127\.0\.0\.1:1\/none cannot be used: .*Check that the server runs/,
       );
+    });
+
+    it("refuses a connect_timeout or query_timeout that is not a number of seconds, naming it", async () => {
+      for (const [name, text] of [
+        ["connect_timeout", "soon"],
+        ["query_timeout", "0"],
+        ["query_timeout", "-5"],
+      ]) {
+        await expect(PostgresStore.open({ url: `${url}&${name}=${text}`, schema: "x" })).rejects.toThrow(
+          `The PostgreSQL URL's ${name} is "${text}": give a number of seconds greater than 0 (at most 86400)`,
+        );
+      }
     });
 
     it("an exclusive store holds its schema: a second is refused until the first closes", async () => {
@@ -439,6 +520,42 @@ if (problem !== undefined && !required) {
       expect(hashToHex((await store.logHead()).root)).toBe(
         hashToHex(rootHash(log.map((c) => hashFromHex(c.leaf)))),
       );
+    });
+
+    it("the secret store refuses with UnavailableError (503) while PostgreSQL cannot be reached", async () => {
+      const schema = newSchema();
+      await (await openStore(schema)).close();
+      const proxy = new PostgresProxy();
+      await proxy.open();
+      try {
+        const secrets = await PostgresSecretStore.open({
+          url: proxy.url(""),
+          schema,
+          connectTimeoutMs: 2_000,
+        });
+        stores.push(secrets);
+        await secrets.put("urn:a", "basic", new Uint8Array([1]));
+        await proxy.cut();
+        for (const call of [
+          () => secrets.put("urn:a", "basic", new Uint8Array([2])),
+          () => secrets.get("urn:a"),
+          () => secrets.names("urn:a"),
+          () => secrets.remove("urn:a"),
+        ]) {
+          const error = await call().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(error).toBeInstanceOf(UnavailableError);
+          expect((error as UnavailableError).retryAfter).toBeGreaterThan(0);
+        }
+        await proxy.open(proxy.port);
+        expect(await secrets.names("urn:a")).toEqual(["basic"]);
+      } finally {
+        await proxy.open(proxy.port);
+      }
+      await stores.pop()?.close();
+      await proxy.cut();
     });
 
     it("the secret store keeps sealed secrets in the schema, and refuses a schema the store has not made", async () => {

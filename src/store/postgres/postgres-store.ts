@@ -57,15 +57,18 @@ import {
 } from "./postgres-batch.js";
 import {
   createPool,
+  isLostConnection,
   isUnavailability,
   migrate,
   redactedUrl,
   schemaOf,
   unreachable,
+  UNWRITABLE_RETRY_AFTER_S,
   unwritten,
   type PostgresConnectionOptions,
   type RestoredGuard,
 } from "./postgres-connection.js";
+import { logEntriesOf } from "./postgres-log-reader.js";
 import * as rollouts from "./postgres-rollouts.js";
 
 export interface PostgresStoreOptions extends PostgresConnectionOptions {
@@ -121,6 +124,9 @@ const MAX_CATCH_UP = 10_000;
 /** Stored subtrees this large and up are kept in memory once read (a proof's upper levels). */
 const CACHED_LEVEL = 10;
 const MAX_CACHED_NODES = 65_536;
+/** The first wait before PostgreSQL is tried again after losing it, doubled up to the second. */
+const RECOVERY_FIRST_MS = 250;
+const RECOVERY_MAX_MS = 5_000;
 /** The highest seq a bound can name. */
 const NO_BOUND = Number.MAX_SAFE_INTEGER;
 
@@ -160,9 +166,6 @@ function refuse(error: unknown): Promise<never> {
   return Promise.reject(error instanceof Error ? error : new Error(String(error)));
 }
 
-/** A JSON string as JSON.stringify (and RFC 8785) writes it. */
-const quote = (text: string) => JSON.stringify(text);
-
 export class PostgresStore implements Store {
   /**
    * The guard triggers this opening found missing, disabled or altered and put back: the hub says
@@ -186,7 +189,12 @@ export class PostgresStore implements Store {
   private closed = false;
   private closing: Promise<void> | undefined;
   private drained: (() => void) | undefined;
-  private failing: { since: string; reason: string } | undefined;
+  private failing: { since: string; reason: string; lostConnection: boolean } | undefined;
+  private lockLost: { since: string; reason: string } | undefined;
+  /** When (performance.now()) PostgreSQL last committed a batch or answered the recovery's round trip. */
+  private answeredAt = 0;
+  /** The round trip that will tell when PostgreSQL answers again (unavailable). */
+  private recovery: NodeJS.Timeout | undefined;
 
   /** The Log's head as this process last committed or read it. */
   private head: { size: number; frontier: MerkleFrontier; root?: Uint8Array };
@@ -214,6 +222,15 @@ export class PostgresStore implements Store {
     this.restoredGuards = restored;
     this.head = head;
     this.lockClient = lockClient;
+    // An error on the lock's session, checked out for good, would otherwise end the process.
+    lockClient?.on("error", (error) => {
+      this.lockLost ??= {
+        since: new Date().toISOString(),
+        reason:
+          `The session holding the lock on the PostgreSQL schema ${schema} ended (${error.message}): ` +
+          "another hub could now open the schema. Restart this hub to hold it again",
+      };
+    });
     this.maxQueue = options.maxQueue ?? 10_000;
     this.maxQueuedChanges = options.maxQueuedChanges ?? 100_000;
     this.maxBatch = options.maxBatch ?? 1_000;
@@ -351,6 +368,7 @@ export class PostgresStore implements Store {
   /** One batch: committed together; if the transaction fails, each command again on its own. */
   private async commit(batch: Pending[]): Promise<void> {
     let outcomes: Outcome[];
+    const startedAt = performance.now();
     try {
       outcomes = await this.transaction(batch);
     } catch (error) {
@@ -361,13 +379,12 @@ export class PostgresStore implements Store {
       }
       const cause = error instanceof CommitUnknown ? error.cause : error;
       const refused = unwritten(cause, this.where);
-      if (refused instanceof UnavailableError) {
-        this.failing ??= { since: new Date().toISOString(), reason: refused.message };
-      }
+      if (refused instanceof UnavailableError) this.unavailable(cause, refused.message, startedAt);
       for (const pending of batch) pending.reject(error instanceof CommitUnknown ? error.refusal() : refused);
       return;
     }
     this.failing = undefined;
+    this.answeredAt = performance.now();
     batch.forEach((pending, i) => {
       const outcome = outcomes[i];
       if (outcome?.ok) pending.resolve(outcome.value);
@@ -425,7 +442,10 @@ export class PostgresStore implements Store {
         this.committed(log);
         return outcomes;
       } catch (error) {
-        if (!(error instanceof CommitUnknown)) await client.query("ROLLBACK").catch(() => {});
+        // A connection lost or unanswered is given up, not rolled back (that would wait as long
+        // again): the server rolls back a transaction whose session ends.
+        if (!(error instanceof CommitUnknown) && !isUnavailability(error))
+          await client.query("ROLLBACK").catch(() => {});
         throw error;
       }
     } catch (error) {
@@ -705,8 +725,29 @@ export class PostgresStore implements Store {
     values: unknown[] = [],
     name?: string,
   ): Promise<R[]> {
-    const result = await this.pool.query<R>(name === undefined ? { text, values } : { name, text, values });
-    return result.rows;
+    const startedAt = performance.now();
+    try {
+      const result = await this.pool.query<R>(name === undefined ? { text, values } : { name, text, values });
+      return result.rows;
+    } catch (error) {
+      throw this.unread(error, startedAt);
+    }
+  }
+
+  /**
+   * A read that failed because PostgreSQL could not be reached or answered nothing is the hub's
+   * trouble, not the request's: refused as unavailable (503, Retry-After), and writes are said to
+   * fail until it answers again. Any other error is left as it is.
+   */
+  private unread(error: unknown, startedAt: number): unknown {
+    if (!isLostConnection(error)) return error;
+    const refused = new UnavailableError(
+      `The hub could not read from PostgreSQL (${this.where}: ${(error as Error).message}). Retry shortly`,
+      UNWRITABLE_RETRY_AFTER_S,
+    );
+    refused.cause = error;
+    this.unavailable(error, refused.message, startedAt);
+    return refused;
   }
 
   private toRecord(row: ThingRow): ThingRecord {
@@ -893,11 +934,50 @@ export class PostgresStore implements Store {
   }
 
   writeFailure(): { since: string; reason: string } | undefined {
-    return this.failing;
+    return this.failing && { since: this.failing.since, reason: this.failing.reason };
   }
 
-  storageProblem(): undefined {
-    return undefined;
+  /**
+   * PostgreSQL could not take a write or answer a read: writes are said to fail (writeFailure)
+   * from now on. When the way to it is what failed (down, restarting, the network cut or silent),
+   * a round trip is tried every while, and the first that succeeds says the failure is over,
+   * whether or not a write came meanwhile: the pool makes new connections as it needs them. A
+   * write the server refused (out of disk, read-only) is over only when a write commits.
+   */
+  private unavailable(error: unknown, reason: string, startedAt: number): void {
+    const lostConnection = isLostConnection(error);
+    // A connection lost by an operation that began before PostgreSQL last answered is old news.
+    if (lostConnection && startedAt < this.answeredAt) return;
+    this.failing = { since: this.failing?.since ?? new Date().toISOString(), reason, lostConnection };
+    if (!lostConnection || this.recovery !== undefined || this.closed) return;
+    let delay = RECOVERY_FIRST_MS;
+    const attempt = (): void => {
+      this.recovery = setTimeout(() => {
+        this.pool.query("SELECT 1").then(
+          () => {
+            this.recovery = undefined;
+            this.answeredAt = performance.now();
+            if (this.failing?.lostConnection) this.failing = undefined;
+          },
+          () => {
+            this.recovery = undefined;
+            delay = Math.min(delay * 2, RECOVERY_MAX_MS);
+            if (!this.closed) attempt();
+          },
+        );
+      }, delay);
+      this.recovery.unref();
+    };
+    attempt();
+  }
+
+  /**
+   * The session that held the schema's advisory lock (`exclusive`) ended under the hub (PostgreSQL
+   * restarted, the network to it cut): the hub goes on writing, but nothing keeps a second hub off
+   * the schema until this one restarts. Said until then.
+   */
+  storageProblem(): { since: string; reason: string } | undefined {
+    return this.lockLost;
   }
 
   async logHead(): Promise<LogHead> {
@@ -1048,23 +1128,38 @@ export class PostgresStore implements Store {
   }
 
   getRollout(id: string): Promise<Rollout | undefined> {
-    return rollouts.getRollout(this.pool, id);
+    const startedAt = performance.now();
+    return rollouts.getRollout(this.pool, id).catch((error: unknown) => {
+      throw this.unread(error, startedAt);
+    });
   }
 
   listRollouts(options: ListRolloutsOptions): Promise<Rollout[]> {
-    return rollouts.listRollouts(this.pool, options);
+    const startedAt = performance.now();
+    return rollouts.listRollouts(this.pool, options).catch((error: unknown) => {
+      throw this.unread(error, startedAt);
+    });
   }
 
   rolloutSteps(rollout: string, query: RolloutStepQuery): Promise<RolloutStep[]> {
-    return rollouts.rolloutSteps(this.pool, rollout, query);
+    const startedAt = performance.now();
+    return rollouts.rolloutSteps(this.pool, rollout, query).catch((error: unknown) => {
+      throw this.unread(error, startedAt);
+    });
   }
 
   rolloutStepsOfThing(thing: string): Promise<RolloutStep[]> {
-    return rollouts.rolloutStepsOfThing(this.pool, thing);
+    const startedAt = performance.now();
+    return rollouts.rolloutStepsOfThing(this.pool, thing).catch((error: unknown) => {
+      throw this.unread(error, startedAt);
+    });
   }
 
   rolloutProgress(rollout: string): Promise<RolloutProgress> {
-    return rollouts.rolloutProgress(this.pool, rollout);
+    const startedAt = performance.now();
+    return rollouts.rolloutProgress(this.pool, rollout).catch((error: unknown) => {
+      throw this.unread(error, startedAt);
+    });
   }
 
   /**
@@ -1077,18 +1172,7 @@ export class PostgresStore implements Store {
       [after, limit],
       "hyperthings-log-entries",
     );
-    let body = "";
-    for (const c of rows) {
-      body += "{";
-      if (c.affordance !== null) body += `"affordance":${quote(c.affordance)},`;
-      if (c.at !== null) body += `"at":${quote(c.at)},`;
-      body += `"cause":${c.cause},"hlc":${quote(c.hlc)},"kind":${quote(c.kind)}`;
-      if (c.previous !== null) body += `,"previous":${c.previous}`;
-      body += `,"seq":${c.seq},"thing":${quote(c.thing)}`;
-      if (c.value !== null) body += `,"value":${c.value}`;
-      body += `,"leaf":"${c.leaf.toString("hex")}"}\n`;
-    }
-    return { body: Buffer.from(body, "utf8"), count: rows.length, last: rows.at(-1)?.seq ?? after };
+    return logEntriesOf(rows, after);
   }
 
   close(): Promise<void> {
@@ -1098,6 +1182,7 @@ export class PostgresStore implements Store {
       if (this.queue.length > 0 || this.running || this.scheduled) {
         await new Promise<void>((resolve) => (this.drained = resolve));
       }
+      clearTimeout(this.recovery);
       this.lockClient?.release();
       await this.pool.end();
     })();

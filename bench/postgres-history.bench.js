@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+// History on the PostgreSQL store at ~100k Changes: a hub (the build, in-process) on a schema of
+// its own fills its Log, then times stateAt and diff of one Thing at random times, and the change
+// feed filtered by a rare actor and by a release, oldest and newest first. Prints ONE JSON line on
+// stdout; everything else goes to stderr. The schema is dropped at the end. See bench/README.md.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { nearestRank } from "./support.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const dist = (part) => join(ROOT, "dist", part, "index.js");
+
+const USAGE = `usage: node bench/postgres-history.bench.js [--changes N] [--things N] [--queries N] [--url URL]
+  --changes N   Changes in the Log before measuring (default 100000)
+  --things N    Things, each with 3 numeric properties (default 100); Thing 0 gets 1 in 10 batches
+  --queries N   queries of each kind (default 500)
+  --url URL     PostgreSQL (default HYPERTHINGS_TEST_POSTGRES_URL or postgres://root@127.0.0.1:5432/test)`;
+
+function parse(argv) {
+  const options = {
+    changes: 100_000,
+    things: 100,
+    queries: 500,
+    url: process.env.HYPERTHINGS_TEST_POSTGRES_URL || "postgres://root@127.0.0.1:5432/test",
+  };
+  for (let i = 0; i < argv.length; i += 2) {
+    const name = argv[i]?.replace(/^--/, "");
+    const value = argv[i + 1];
+    if (!(name in options) || value === undefined) {
+      process.stderr.write(`${USAGE}\n`);
+      process.exit(2);
+    }
+    options[name] = name === "url" ? value : Number(value);
+  }
+  return options;
+}
+
+const log = (line) => process.stderr.write(`${line}\n`);
+const PROPERTIES = ["temperature", "humidity", "power"];
+const thingId = (i) => `urn:hyperthings:bench:pg:thing-${String(i).padStart(4, "0")}`;
+
+function makeTd(i) {
+  return {
+    "@context": "https://www.w3.org/2022/wot/td/v1.1",
+    id: thingId(i),
+    title: `Sensor ${i}`,
+    securityDefinitions: { nosec_sc: { scheme: "nosec" } },
+    security: "nosec_sc",
+    properties: Object.fromEntries(
+      PROPERTIES.map((p) => [p, { type: "number", forms: [{ href: `http://192.0.2.1/things/${i}/${p}` }] }]),
+    ),
+  };
+}
+
+/** mulberry32: a seeded generator, so that runs compare. */
+function random(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function timed(name, count, query) {
+  const latencies = [];
+  let errors = 0;
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    const ok = await query(i);
+    latencies.push(performance.now() - t0);
+    if (ok !== true) errors++;
+  }
+  latencies.sort((a, b) => a - b);
+  const result = {
+    queries: count,
+    p50: nearestRank(latencies, 0.5),
+    p99: nearestRank(latencies, 0.99),
+    max: nearestRank(latencies, 1),
+    errors,
+  };
+  log(`${name}: ${JSON.stringify(result)}`);
+  return result;
+}
+
+async function main() {
+  const options = parse(process.argv.slice(2));
+  const { startHub, createLogger } = await import(dist("cli"));
+  const { loadConfig } = await import(dist("hub"));
+  const schema = `hyperthings_bench_${process.pid}`;
+  const store = `${options.url}${options.url.includes("?") ? "&" : "?"}schema=${schema}`;
+  const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-bench-pg-"));
+  const config = loadConfig(
+    { port: 0, host: "127.0.0.1", logLevel: "silent", dataDir, observe: false, store },
+    {},
+  );
+  const running = await startHub(config, { logger: createLogger("silent") });
+  const { hub } = running;
+  const r = random(0x9e);
+  try {
+    for (let i = 0; i < options.things; i++)
+      await hub.directory.put(thingId(i), makeTd(i), { actor: "bench" });
+
+    // The fill: batches of 30 reports; 1 in 10 for Thing 0 (the one queried); 1 in 100 by a rare
+    // actor, 1 in 100 on behalf of a release.
+    const hot = thingId(0);
+    const hotTimes = [];
+    const batches = Math.ceil(options.changes / 30);
+    const fillStart = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < batches) {
+          const b = next++;
+          const thing = b % 10 === 0 ? hot : thingId(1 + Math.floor(r() * (options.things - 1)));
+          const cause =
+            b % 100 === 7
+              ? { actor: "bench:rare" }
+              : b % 100 === 13
+                ? { actor: "bench", release: "sha256:bench-release" }
+                : { actor: "bench" };
+          const reports = Array.from({ length: 30 }, (_, k) => ({
+            kind: "reported",
+            affordance: PROPERTIES[k % 3],
+            value: Math.round(r() * 10_000) / 10,
+          }));
+          const recorded = await hub.ingest(thing, reports, cause);
+          if (thing === hot) hotTimes.push(Date.parse(recorded[0].hlc.slice(0, 24)) || Date.now());
+        }
+      }),
+    );
+    const fillSeconds = (performance.now() - fillStart) / 1000;
+    const size = await hub.store.lastSeq();
+    log(`filled ${size} Changes in ${fillSeconds.toFixed(1)} s`);
+
+    const first = Math.min(...hotTimes);
+    const last = Math.max(...hotTimes);
+    const randomTime = () => new Date(first + Math.floor(r() * (last - first + 1)));
+    const stateAt = await timed("stateAt", options.queries, async () => {
+      const state = await hub.history.stateAt(hot, randomTime());
+      return state.thing === hot;
+    });
+    const diff = await timed("diff", options.queries, async () => {
+      const a = randomTime();
+      const b = randomTime();
+      const d = await hub.history.diff(hot, a <= b ? a : b, a <= b ? b : a);
+      return d.thing === hot;
+    });
+    const randomSeq = () => Math.floor(r() * size);
+    const feed = async (filter, order) => {
+      const after = order === "asc" ? randomSeq() : 0;
+      const before = order === "desc" ? randomSeq() + 1 : undefined;
+      const page = await hub.store.feed({ ...filter, after, ...(before && { before }), order, limit: 50 });
+      return page.every((c) =>
+        filter.actor ? c.cause.actor === filter.actor : c.cause.release === filter.release,
+      );
+    };
+    const actorAsc = await timed("feed actor asc", options.queries, () =>
+      feed({ actor: "bench:rare" }, "asc"),
+    );
+    const actorDesc = await timed("feed actor desc", options.queries, () =>
+      feed({ actor: "bench:rare" }, "desc"),
+    );
+    const releaseDesc = await timed("feed release desc", options.queries, () =>
+      feed({ release: "sha256:bench-release" }, "desc"),
+    );
+    process.stdout.write(
+      `${JSON.stringify({
+        bench: "postgres-history",
+        changes: size,
+        fillChangesPerSecond: Math.round(size / fillSeconds),
+        stateAtMs: stateAt,
+        diffMs: diff,
+        feedActorAscMs: actorAsc,
+        feedActorDescMs: actorDesc,
+        feedReleaseDescMs: releaseDesc,
+      })}\n`,
+    );
+  } finally {
+    await running.close();
+    rmSync(dataDir, { recursive: true, force: true });
+    const client = new pg.Client({ connectionString: options.url });
+    await client.connect();
+    if (process.env.BENCH_KEEP_SCHEMA === "1") log(`kept schema ${schema}`);
+    else await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await client.end();
+  }
+}
+
+await main();
