@@ -1,140 +1,103 @@
 // The web UI as an incident responder uses it at 3 a.m., in Chromium (playwright-core) against a
 // real hub: on a phone as on a laptop, every view fits the window; a property's chart draws what
 // the Log holds (a value held until it changed, not a slope between two readings).
-import { existsSync } from "node:fs";
-import { chromium, type Browser, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import type { Page } from "playwright-core";
+import { expect, it } from "vitest";
+import { describeInBrowser, useBrowserAndHub } from "./support/ui-browser.js";
+import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
 
-const CHROMIUM = process.env.HYPERTHINGS_CHROMIUM ?? "/usr/bin/chromium";
-const required = process.env.HYPERTHINGS_REQUIRE_SERVICES === "1";
-const BUILT = existsSync(new URL("../dist/ui/index.html", import.meta.url));
 const SHOWN_MS = 20_000;
 // A long id, as real ones are: it has to wrap in a phone's title, not widen the page.
 const BOILER = "urn:example:ui-responder:building-7:basement:boiler-room:espresso-machine";
 const MINUTE = 60_000;
 
-const missing = !existsSync(CHROMIUM)
-  ? `no Chromium at ${CHROMIUM}`
-  : !BUILT
-    ? "the UI is not built (npm run build)"
-    : undefined;
-
-if (missing !== undefined) {
-  describe("the web UI as an incident responder uses it", () => {
-    if (required)
-      it("needs Chromium and a built UI (HYPERTHINGS_REQUIRE_SERVICES=1)", () => {
-        throw new Error(missing);
-      });
-    else it.skip(`skipped: ${missing}`, () => undefined);
-  });
-} else {
-  describe("the web UI as an incident responder uses it", { timeout: 4 * SHOWN_MS }, () => {
-    let hub: TestHub;
-    let browser: Browser;
-    /** The hub's clock runs this far behind the wall clock: the past is written by moving it. */
-    let lag = 30 * MINUTE;
-
-    beforeAll(async () => {
-      hub = await startTestHub({}, {}, { clock: () => new Date(Date.now() - lag) });
-      await putTd(
-        hub,
-        minimalTd({
-          id: BOILER,
-          title: "Espresso machine",
-          properties: {
-            state: { type: "string", title: "Mode", forms: [{ href: "http://127.0.0.1:9/state" }] },
-            setpoint: {
-              type: "number",
-              unit: "Cel",
-              forms: [{ href: "http://127.0.0.1:9/setpoint" }],
-            },
+describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * SHOWN_MS }, () => {
+  /** The hub's clock runs this far behind the wall clock: the past is written by moving it. */
+  let lag = 30 * MINUTE;
+  const ui = useBrowserAndHub(async () => {
+    const hub = await startTestHub({}, {}, { clock: () => new Date(Date.now() - lag) });
+    await putTd(
+      hub,
+      minimalTd({
+        id: BOILER,
+        title: "Espresso machine",
+        properties: {
+          state: { type: "string", title: "Mode", forms: [{ href: "http://127.0.0.1:9/state" }] },
+          setpoint: {
+            type: "number",
+            unit: "Cel",
+            forms: [{ href: "http://127.0.0.1:9/setpoint" }],
           },
-          actions: {
-            brew: { title: "Brew a shot", forms: [{ href: "http://127.0.0.1:9/brew" }] },
-            flush: { forms: [{ href: "http://127.0.0.1:9/flush" }] },
-          },
-        }),
-      );
-      const by = { actor: "test", via: "test" };
-      // 30 minutes ago the setpoint was 0; 5 minutes ago it became 100.
-      await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "setpoint", value: 0 }], by);
-      lag = 5 * MINUTE;
-      await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "setpoint", value: 100 }], by);
-      lag = 0;
-      // A busy minute since: 60 readings of its state push the setpoint out of the page's timeline.
-      await hub.hub.ingest(
-        BOILER,
-        Array.from({ length: 60 }, (_, i) => ({ kind: "reported", affordance: "state", value: `step ${i}` })),
-        by,
-      );
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-      });
-    }, 4 * SHOWN_MS);
+        },
+        actions: {
+          brew: { title: "Brew a shot", forms: [{ href: "http://127.0.0.1:9/brew" }] },
+          flush: { forms: [{ href: "http://127.0.0.1:9/flush" }] },
+        },
+      }),
+    );
+    const by = { actor: "test", via: "test" };
+    // 30 minutes ago the setpoint was 0; 5 minutes ago it became 100.
+    await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "setpoint", value: 0 }], by);
+    lag = 5 * MINUTE;
+    await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "setpoint", value: 100 }], by);
+    lag = 0;
+    // A busy minute since: 60 readings of its state push the setpoint out of the page's timeline.
+    await hub.hub.ingest(
+      BOILER,
+      Array.from({ length: 60 }, (_, i) => ({ kind: "reported", affordance: "state", value: `step ${i}` })),
+      by,
+    );
+    return hub;
+  }, SHOWN_MS);
 
-    afterAll(async () => {
-      await browser?.close();
-      await hub?.stop();
-    });
+  function signedIn(viewport: { width: number; height: number }): Promise<Page> {
+    return ui.open({ viewport, hash: "#/log" });
+  }
 
-    async function signedIn(viewport: { width: number; height: number }): Promise<Page> {
-      const context = await browser.newContext({ viewport });
-      const page = await context.newPage();
-      page.setDefaultTimeout(SHOWN_MS);
-      await page.goto(`${hub.url}/#/log`);
-      await page.getByLabel("Token").fill(hub.token);
-      await page.getByRole("button", { name: "Sign in" }).click();
-      await page.getByRole("button", { name: "Sign out" }).waitFor();
-      return page;
-    }
-
-    it("fits every view in a phone's window (390 × 844): nothing wider than it, Sign out on screen", async () => {
-      const page = await signedIn({ width: 390, height: 844 });
-      try {
-        const id = encodeURIComponent(BOILER);
-        const views: [string, string][] = [
-          ["#/", "Things"],
-          [`#/thing/${id}`, "Espresso machine"],
-          [`#/time/${id}?at=-10m&from=-1h&to=now`, "Time travel"],
-          ["#/changes", "Changes"],
-          ["#/releases", "Releases and drift"],
-          ["#/log", "Log"],
-        ];
-        for (const [hash, heading] of views) {
-          await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
-          await page.getByRole("heading", { level: 1, name: heading }).waitFor();
-          // The view's content, not only its title: a table, a diff, the checkpoint.
-          if (hash.startsWith("#/thing/")) await page.locator("td.value").first().waitFor();
-          if (hash.startsWith("#/time/")) await page.locator("table.diff").first().waitFor();
-          if (hash === "#/changes") await page.locator("tr.change").first().waitFor();
-          if (hash === "#/log") await page.locator("dl").waitFor();
-          const width = await page.evaluate<number>("document.documentElement.scrollWidth");
-          expect(width, `${hash} is ${width} px wide`).toBeLessThanOrEqual(390);
-          const signOut = await page.getByRole("button", { name: "Sign out" }).boundingBox();
-          expect((signOut?.x ?? Infinity) + (signOut?.width ?? 0), hash).toBeLessThanOrEqual(390);
-        }
-        // The graph takes the window's width, with its legend below, not a sliver beside it.
-        await page.evaluate('location.hash = "#/"');
-        const graph = await page.getByTestId("graph").boundingBox();
-        expect(graph?.width).toBeGreaterThanOrEqual(300);
-      } finally {
-        await page.context().close();
+  it("fits every view in a phone's window (390 × 844): nothing wider than it, Sign out on screen", async () => {
+    const page = await signedIn({ width: 390, height: 844 });
+    try {
+      const id = encodeURIComponent(BOILER);
+      const views: [string, string][] = [
+        ["#/", "Things"],
+        [`#/thing/${id}`, "Espresso machine"],
+        [`#/time/${id}?at=-10m&from=-1h&to=now`, "Time travel"],
+        ["#/changes", "Changes"],
+        ["#/releases", "Releases and drift"],
+        ["#/log", "Log"],
+      ];
+      for (const [hash, heading] of views) {
+        await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
+        await page.getByRole("heading", { level: 1, name: heading }).waitFor();
+        // The view's content, not only its title: a table, a diff, the checkpoint.
+        if (hash.startsWith("#/thing/")) await page.locator("td.value").first().waitFor();
+        if (hash.startsWith("#/time/")) await page.locator("table.diff").first().waitFor();
+        if (hash === "#/changes") await page.locator("tr.change").first().waitFor();
+        if (hash === "#/log") await page.locator("dl").waitFor();
+        const width = await page.evaluate<number>("document.documentElement.scrollWidth");
+        expect(width, `${hash} is ${width} px wide`).toBeLessThanOrEqual(390);
+        const signOut = await page.getByRole("button", { name: "Sign out" }).boundingBox();
+        expect((signOut?.x ?? Infinity) + (signOut?.width ?? 0), hash).toBeLessThanOrEqual(390);
       }
-    });
+      // The graph takes the window's width, with its legend below, not a sliver beside it.
+      await page.evaluate('location.hash = "#/"');
+      const graph = await page.getByTestId("graph").boundingBox();
+      expect(graph?.width).toBeGreaterThanOrEqual(300);
+    } finally {
+      await page.context().close();
+    }
+  });
 
-    it("draws a property's history as steps: the value it held until it changed, no slope between", async () => {
-      const page = await signedIn({ width: 1280, height: 720 });
-      try {
-        await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
-        const chart = page.locator('.chart[data-property="setpoint"]');
-        await chart.scrollIntoViewIfNeeded();
-        await page.locator('.chart[data-property="setpoint"][data-points="2"] canvas').waitFor();
-        // The rows of the line's colour in three columns of the canvas: a quarter and half way
-        // from the first reading (0) to the second (100), and the lowest row the line reaches.
-        const [quarter, half, lowest] = await page.evaluate<[number, number, number]>(`(() => {
+  it("draws a property's history as steps: the value it held until it changed, no slope between", async () => {
+    const page = await signedIn({ width: 1280, height: 720 });
+    try {
+      await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
+      const chart = page.locator('.chart[data-property="setpoint"]');
+      await chart.scrollIntoViewIfNeeded();
+      await page.locator('.chart[data-property="setpoint"][data-points="2"] canvas').waitFor();
+      // The rows of the line's colour in three columns of the canvas: a quarter and half way
+      // from the first reading (0) to the second (100), and the lowest row the line reaches.
+      const [quarter, half, lowest] = await page.evaluate<[number, number, number]>(`(() => {
           const canvas = document.querySelector('.chart[data-property="setpoint"] canvas');
           const { width, height } = canvas;
           const pixels = canvas.getContext("2d").getImageData(0, 0, width, height).data;
@@ -156,64 +119,63 @@ if (missing !== undefined) {
           };
           return [rowIn(Math.round(left + (right - left) / 4)), rowIn(Math.round((left + right) / 2)), lowest];
         })()`);
-        expect(quarter).toBeGreaterThan(0);
-        // The setpoint was 0 all that time: the line runs flat at the bottom, where 0 is (the
-        // marker of that reading reaches a few pixels lower). A slope from 0 to 100 was 26 px
-        // higher half way than a quarter of the way, 57 px above the bottom.
-        expect(Math.abs(quarter - half)).toBeLessThanOrEqual(2);
-        expect(lowest - half).toBeLessThanOrEqual(6);
-      } finally {
-        await page.context().close();
-      }
-    });
-
-    it("links a Thing's page to all its Changes, where one its busy timeline no longer shows is found", async () => {
-      const page = await signedIn({ width: 1280, height: 720 });
-      try {
-        await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
-        await page.locator("tr.change").first().waitFor();
-        // The page's timeline holds the newest 50: the setpoint's readings are older.
-        expect(await page.locator("tr.change", { hasText: "setpoint" }).count()).toBe(0);
-        await page.getByRole("link", { name: "All its Changes, by kind, actor and time" }).click();
-        await page.getByRole("heading", { level: 1, name: "Changes" }).waitFor();
-        expect(await page.getByLabel("Thing").inputValue()).toBe(BOILER);
-        await page.locator("tr.change", { hasText: "setpoint" }).first().waitFor();
-        expect(await page.locator("tr.change", { hasText: "setpoint" }).count()).toBe(2);
-      } finally {
-        await page.context().close();
-      }
-    });
-
-    it("names each Write and Invoke button by its property or action, for a screen reader", async () => {
-      const page = await signedIn({ width: 1280, height: 720 });
-      try {
-        await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
-        await page.locator("td.value").first().waitFor();
-        for (const name of ["Write Mode", "Write setpoint", "Invoke Brew a shot", "Invoke flush"])
-          expect(await page.getByRole("button", { name, exact: true }).count(), name).toBe(1);
-      } finally {
-        await page.context().close();
-      }
-    });
-
-    it("tells a chart's times on the 24-hour clock, as the timeline does", async () => {
-      const page = await signedIn({ width: 1280, height: 720 });
-      try {
-        await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
-        const chart = page.locator('.chart[data-property="setpoint"]');
-        await chart.scrollIntoViewIfNeeded();
-        await page.locator('.chart[data-property="setpoint"][data-points="2"] canvas').waitFor();
-        // The cursor over the chart: the legend says its time (uPlot's own said "3:12:09am").
-        const over = await chart.locator(".u-over").boundingBox();
-        await page.mouse.move(
-          (over?.x ?? 0) + (over?.width ?? 0) / 2,
-          (over?.y ?? 0) + (over?.height ?? 0) / 2,
-        );
-        const time = chart.locator(".u-legend .u-series").first().locator(".u-value");
-        await expect.poll(() => time.textContent(), { timeout: SHOWN_MS }).toMatch(/ \d{2}:\d{2}:\d{2}$/);
-      } finally {
-        await page.context().close();
-      }
-    });
+      expect(quarter).toBeGreaterThan(0);
+      // The setpoint was 0 all that time: the line runs flat at the bottom, where 0 is (the
+      // marker of that reading reaches a few pixels lower). A slope from 0 to 100 was 26 px
+      // higher half way than a quarter of the way, 57 px above the bottom.
+      expect(Math.abs(quarter - half)).toBeLessThanOrEqual(2);
+      expect(lowest - half).toBeLessThanOrEqual(6);
+    } finally {
+      await page.context().close();
+    }
   });
-}
+
+  it("links a Thing's page to all its Changes, where one its busy timeline no longer shows is found", async () => {
+    const page = await signedIn({ width: 1280, height: 720 });
+    try {
+      await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
+      await page.locator("tr.change").first().waitFor();
+      // The page's timeline holds the newest 50: the setpoint's readings are older.
+      expect(await page.locator("tr.change", { hasText: "setpoint" }).count()).toBe(0);
+      await page.getByRole("link", { name: "All its Changes, by kind, actor and time" }).click();
+      await page.getByRole("heading", { level: 1, name: "Changes" }).waitFor();
+      expect(await page.getByLabel("Thing").inputValue()).toBe(BOILER);
+      await page.locator("tr.change", { hasText: "setpoint" }).first().waitFor();
+      expect(await page.locator("tr.change", { hasText: "setpoint" }).count()).toBe(2);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("names each Write and Invoke button by its property or action, for a screen reader", async () => {
+    const page = await signedIn({ width: 1280, height: 720 });
+    try {
+      await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
+      await page.locator("td.value").first().waitFor();
+      for (const name of ["Write Mode", "Write setpoint", "Invoke Brew a shot", "Invoke flush"])
+        expect(await page.getByRole("button", { name, exact: true }).count(), name).toBe(1);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("tells a chart's times on the 24-hour clock, as the timeline does", async () => {
+    const page = await signedIn({ width: 1280, height: 720 });
+    try {
+      await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
+      const chart = page.locator('.chart[data-property="setpoint"]');
+      await chart.scrollIntoViewIfNeeded();
+      await page.locator('.chart[data-property="setpoint"][data-points="2"] canvas').waitFor();
+      // The cursor over the chart: the legend says its time (uPlot's own said "3:12:09am").
+      const over = await chart.locator(".u-over").boundingBox();
+      await page.mouse.move(
+        (over?.x ?? 0) + (over?.width ?? 0) / 2,
+        (over?.y ?? 0) + (over?.height ?? 0) / 2,
+      );
+      const time = chart.locator(".u-legend .u-series").first().locator(".u-value");
+      await expect.poll(() => time.textContent(), { timeout: SHOWN_MS }).toMatch(/ \d{2}:\d{2}:\d{2}$/);
+    } finally {
+      await page.context().close();
+    }
+  });
+});
