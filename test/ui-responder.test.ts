@@ -13,7 +13,7 @@ const MINUTE = 60_000;
 
 describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * SHOWN_MS }, () => {
   /** The hub's clock runs this far behind the wall clock: the past is written by moving it. */
-  let lag = 30 * MINUTE;
+  let lag = 2 * 60 * MINUTE;
   const ui = useBrowserAndHub(async () => {
     const hub = await startTestHub({}, {}, { clock: () => new Date(Date.now() - lag) });
     await putTd(
@@ -28,6 +28,11 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
             unit: "Cel",
             forms: [{ href: "http://127.0.0.1:9/setpoint" }],
           },
+          pressure: {
+            type: "number",
+            unit: "bar",
+            forms: [{ href: "http://127.0.0.1:9/pressure" }],
+          },
         },
         actions: {
           brew: { title: "Brew a shot", forms: [{ href: "http://127.0.0.1:9/brew" }] },
@@ -36,7 +41,10 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
       }),
     );
     const by = { actor: "test", via: "test" };
+    // Two hours ago the pressure became 9, and has not changed since.
+    await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "pressure", value: 9 }], by);
     // 30 minutes ago the setpoint was 0; 5 minutes ago it became 100.
+    lag = 30 * MINUTE;
     await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "setpoint", value: 0 }], by);
     lag = 5 * MINUTE;
     await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "setpoint", value: 100 }], by);
@@ -49,6 +57,36 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
     );
     return hub;
   }, SHOWN_MS);
+
+  /** Where a chart's line is on its canvas (the pixels of its colour): its ends, and its height across. */
+  async function lineOf(
+    page: Page,
+    property: string,
+  ): Promise<{ left: number; right: number; rows: number[] }> {
+    return page.evaluate(`(() => {
+      const canvas = document.querySelector('.chart[data-property="${property}"] canvas');
+      const { width, height } = canvas;
+      const pixels = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+      const line = (x, y) => {
+        const i = (y * width + x) * 4;
+        return pixels[i] < 90 && pixels[i + 1] > 90 && pixels[i + 1] < 150 && pixels[i + 2] > 150;
+      };
+      let left = width, right = -1;
+      for (let y = 0; y < height; y++)
+        for (let x = 0; x < width; x++)
+          if (line(x, y)) {
+            left = Math.min(left, x);
+            right = Math.max(right, x);
+          }
+      // The line's top row a quarter, half and three quarters of the way across.
+      const rows = [1, 2, 3].map((q) => {
+        const x = Math.round(left + ((right - left) * q) / 4);
+        for (let y = 0; y < height; y++) if (line(x, y)) return y;
+        return -1;
+      });
+      return { left, right, rows };
+    })()`);
+  }
 
   function signedIn(viewport: { width: number; height: number }): Promise<Page> {
     return ui.open({ viewport, hash: "#/log" });
@@ -125,6 +163,28 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
       // higher half way than a quarter of the way, 57 px above the bottom.
       expect(Math.abs(quarter - half)).toBeLessThanOrEqual(2);
       expect(lowest - half).toBeLessThanOrEqual(6);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("draws the value a property held over the range when it did not change in it: flat, from before the range to now", async () => {
+    const page = await signedIn({ width: 1280, height: 720 });
+    try {
+      await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
+      const chart = page.locator('.chart[data-property="pressure"]');
+      await chart.scrollIntoViewIfNeeded();
+      // The range is the last hour: the reading of two hours ago is the value it held all along.
+      await page.locator('.chart[data-property="pressure"][data-points="1"] canvas').waitFor();
+      await expect(chart.locator(".chart-held").textContent()).resolves.toMatch(
+        /^9 bar since .+, before this range: unchanged in it\.$/,
+      );
+      const over = await chart.locator(".u-over").boundingBox();
+      const line = await lineOf(page, "pressure");
+      // A line from the left edge of the plot to its right edge (now), at one height.
+      expect(line.right - line.left).toBeGreaterThanOrEqual(0.95 * (over?.width ?? Infinity));
+      expect(line.rows[0]).toBeGreaterThan(0);
+      expect(new Set(line.rows).size).toBe(1);
     } finally {
       await page.context().close();
     }

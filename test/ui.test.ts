@@ -939,7 +939,7 @@ describeInBrowser("the web UI in a browser", { timeout: 2 * SHOWN_MS }, () => {
     );
   });
 
-  it("moves a chart's time axis on to now while no reading comes, so a quiet sensor shows as a gap", async () => {
+  it("moves a chart's time axis on to now while no reading comes", async () => {
     // The fleet is closed (above): the machine reports nothing more. The page's clock is moved
     // on a minute rather than waited for (the clock stays installed in this browser: the tests after
     // this one are those that move it).
