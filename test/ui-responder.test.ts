@@ -14,6 +14,8 @@ const MINUTE = 60_000;
 describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * SHOWN_MS }, () => {
   /** The hub's clock runs this far behind the wall clock: the past is written by moving it. */
   let lag = 2 * 60 * MINUTE;
+  /** When the setpoint's readings were written, just before the busy minute of the Thing's state. */
+  let seeded = 0;
   const ui = useBrowserAndHub(async () => {
     const hub = await startTestHub({}, {}, { clock: () => new Date(Date.now() - lag) });
     await putTd(
@@ -49,6 +51,7 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
     lag = 5 * MINUTE;
     await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "setpoint", value: 100 }], by);
     lag = 0;
+    seeded = Date.now();
     // A busy minute since: 60 readings of its state push the setpoint out of the page's timeline.
     await hub.hub.ingest(
       BOILER,
@@ -202,6 +205,57 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
       expect(await page.getByLabel("Thing").inputValue()).toBe(BOILER);
       await page.locator("tr.change", { hasText: "setpoint" }).first().waitFor();
       expect(await page.locator("tr.change", { hasText: "setpoint" }).count()).toBe(2);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("shows the Changes of a range with an end, kept in the address a link shares, and none after it", async () => {
+    const page = await signedIn({ width: 1280, height: 720 });
+    try {
+      const thing = new URLSearchParams({ thing: BOILER }).toString();
+      await page.evaluate(`location.hash = ${JSON.stringify(`#/changes?${thing}`)}`);
+      await page.locator("tr.change").first().waitFor();
+      // Up to two minutes before the busy minute: the setpoint's two readings, none of the state's.
+      const until = new Date(seeded - 2 * MINUTE).toISOString();
+      await page.getByLabel("Since").fill("-1h");
+      await page.getByLabel("Until").fill(until);
+      await page.getByRole("button", { name: "Filter" }).click();
+      const status = page.locator("main > div.muted", {
+        hasText: /^2 Changes from .+ to .+, newest first\.$/,
+      });
+      await status.waitFor();
+      expect(await page.locator("tr.change td:nth-child(5)").allTextContents()).toEqual([
+        "setpoint",
+        "setpoint",
+      ]);
+      const asked = new URLSearchParams(new URL(page.url()).hash.split("?")[1]);
+      expect(Object.fromEntries(asked)).toEqual({ thing: BOILER, since: "-1h", until });
+      const sent = await page.evaluate<string>(
+        'performance.getEntriesByType("resource").map((e) => e.name).filter((n) => n.includes("/changes?") && n.includes("order=desc")).at(-1)',
+      );
+      expect(new URL(sent).searchParams.get("until")).toBe(until);
+      // The link opened again (another person's tab): the same range, the same rows.
+      await page.reload();
+      await status.waitFor();
+      await expect(page.getByLabel("Until").inputValue()).resolves.toBe(until);
+      expect(await page.locator("tr.change").count()).toBe(2);
+      // A Change now is after the range's end: read again, the range has the same two.
+      const [late] = await ui.hub.hub.ingest(
+        BOILER,
+        [{ kind: "reported", affordance: "state", value: "late" }],
+        {
+          actor: "test",
+          via: "test",
+        },
+      );
+      const reads = `performance.getEntriesByType("resource").filter((e) => e.name.includes("/changes?") && e.name.includes("order=desc")).length`;
+      const before = await page.evaluate<number>(reads);
+      await page.getByRole("button", { name: "Filter" }).click();
+      await page.waitForFunction(`${reads} > ${before}`);
+      await status.waitFor();
+      expect(await page.locator(`tr.change[data-seq="${late?.seq}"]`).count()).toBe(0);
+      expect(await page.locator("tr.change").count()).toBe(2);
     } finally {
       await page.context().close();
     }
