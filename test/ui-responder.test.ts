@@ -9,6 +9,7 @@ import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
 const SHOWN_MS = 20_000;
 // A long id, as real ones are: it has to wrap in a phone's title, not widen the page.
 const BOILER = "urn:example:ui-responder:building-7:basement:boiler-room:espresso-machine";
+const ROOM = "urn:example:ui-responder:building-7:basement:boiler-room";
 const MINUTE = 60_000;
 
 describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * SHOWN_MS }, () => {
@@ -18,11 +19,13 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
   let seeded = 0;
   const ui = useBrowserAndHub(async () => {
     const hub = await startTestHub({}, {}, { clock: () => new Date(Date.now() - lag) });
+    await putTd(hub, minimalTd({ id: ROOM, title: "Boiler room" }));
     await putTd(
       hub,
       minimalTd({
         id: BOILER,
         title: "Espresso machine",
+        links: [{ rel: "partOf", href: ROOM }],
         properties: {
           state: { type: "string", title: "Mode", forms: [{ href: "http://127.0.0.1:9/state" }] },
           setpoint: {
@@ -256,6 +259,45 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
       await status.waitFor();
       expect(await page.locator(`tr.change[data-seq="${late?.seq}"]`).count()).toBe(0);
       expect(await page.locator("tr.change").count()).toBe(2);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("takes a person using only the keyboard to the Things and their links, shows where the focus is, and opens one with Enter", async () => {
+    const page = await signedIn({ width: 1280, height: 720 });
+    try {
+      await page.evaluate('location.hash = "#/"');
+      await page.locator('[data-testid="graph"][data-rendered="2"]').waitFor();
+      /** Tab, as often as it takes (a bounded number of times), until `where` holds. */
+      const tabTo = async (where: string): Promise<void> => {
+        for (let i = 0; i < 40; i++) {
+          await page.keyboard.press("Tab");
+          if (
+            await page.evaluate<boolean>(`(() => { const at = document.activeElement; return ${where}; })()`)
+          )
+            return;
+        }
+        throw new Error(`Tab never reached ${where}`);
+      };
+      const outline = () =>
+        page.evaluate<[string, number]>(
+          "(() => { const style = getComputedStyle(document.activeElement); return [style.outlineStyle, parseFloat(style.outlineWidth)]; })()",
+        );
+      await tabTo('at?.tagName === "SUMMARY"');
+      const [style, width] = await outline();
+      expect(style).not.toBe("none");
+      expect(width).toBeGreaterThanOrEqual(2);
+      await page.keyboard.press("Enter");
+      await page.getByTestId("graph-list").locator("li[data-thing]").first().waitFor();
+      // The machine's link to the room it is part of: a link of its own, reached with Tab.
+      await tabTo(
+        `at?.textContent === "Boiler room" && at.closest("li[data-thing]")?.dataset.thing === ${JSON.stringify(BOILER)}`,
+      );
+      expect((await outline())[0]).not.toBe("none");
+      await page.keyboard.press("Enter");
+      await page.getByRole("heading", { level: 1, name: "Boiler room" }).waitFor();
+      expect(new URL(page.url()).hash).toBe(`#/thing/${encodeURIComponent(ROOM)}`);
     } finally {
       await page.context().close();
     }
