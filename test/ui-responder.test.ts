@@ -303,6 +303,36 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
     }
   });
 
+  it("fits its charts to the window as the window is made narrower and wider again", async () => {
+    const page = await signedIn({ width: 1280, height: 720 });
+    try {
+      await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
+      await page.locator(".charts").scrollIntoViewIfNeeded();
+      await page.locator('.chart[data-property="setpoint"] canvas').waitFor();
+      /** The chart's box, and its canvas: as wide as the box. */
+      const widths = () =>
+        page.evaluate<[number, number]>(`(() => {
+          const chart = document.querySelector('.chart[data-property="setpoint"]');
+          return [chart.clientWidth, chart.querySelector("canvas").getBoundingClientRect().width];
+        })()`);
+      const fitted = async () => {
+        const [box, canvas] = await widths();
+        return Math.abs(box - canvas) <= 1 ? box : -1;
+      };
+      await expect.poll(fitted, { timeout: SHOWN_MS }).toBeGreaterThan(0);
+      const [before] = await widths();
+      await page.setViewportSize({ width: 640, height: 720 });
+      await expect.poll(fitted, { timeout: SHOWN_MS }).toBeGreaterThan(0);
+      const [narrow] = await widths();
+      expect(narrow).toBeLessThan(640);
+      expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(640);
+      await page.setViewportSize({ width: 1280, height: 720 });
+      await expect.poll(async () => (await fitted()) === before, { timeout: SHOWN_MS }).toBe(true);
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it("names each Write and Invoke button by its property or action, for a screen reader", async () => {
     const page = await signedIn({ width: 1280, height: 720 });
     try {

@@ -14,6 +14,8 @@ import { timeOfChange } from "./change-row.js";
 const MAX_POINTS = 10_000;
 /** Outages read with the history: a Thing that flaps more often than this in a range is rare. */
 const MAX_OUTAGES = 1000;
+/** A chart's height, in CSS pixels; its width is its box's. */
+const HEIGHT = 180;
 /** The narrowest time axis, in seconds. */
 const MIN_SPAN_S = 10;
 /** How often the time axis, and the value held, move on to now while no reading comes. */
@@ -49,6 +51,11 @@ export interface HistoryChart {
   dispose(): void;
 }
 
+/** A chart as wide as its box (uPlot's canvas is sized in pixels, not by the style sheet). */
+function chartWidth(element: HTMLElement): number {
+  return Math.max(200, Math.floor(element.clientWidth || 640));
+}
+
 export function historyChart(
   client: InteractionClient,
   thing: string,
@@ -63,6 +70,7 @@ export function historyChart(
   const ys: (number | null)[] = [];
   let gaps = 0;
   let plot: uPlot | undefined;
+  const widthOf = () => chartWidth(element);
   let disposed = false;
   // Live Changes that arrive while the history loads wait, then join after its last seq.
   let buffer: Change[] | undefined = [];
@@ -176,6 +184,15 @@ export function historyChart(
     plot.setScale("x", { min, max });
   };
 
+  // The chart takes its box's width, and again whenever the box changes (the window resized or
+  // turned, a sidebar closed): drawn once at the width of its first frame, it overflowed a window
+  // made narrower and left half of a wider one empty.
+  const resized = new ResizeObserver(() => {
+    const width = widthOf();
+    if (plot !== undefined && width !== plot.width) plot.setSize({ width, height: HEIGHT });
+  });
+  resized.observe(element);
+
   const draw = () => {
     element.dataset.points = String(xs.length - gaps);
     element.dataset.gaps = String(gaps);
@@ -189,8 +206,8 @@ export function historyChart(
       replace(element, ...(note ? [note] : []), ...(heldNote ? [heldNote] : []), resetZoom);
       plot = new uPlot(
         {
-          width: Math.max(320, Math.min(1200, element.clientWidth || 640)),
-          height: 180,
+          width: widthOf(),
+          height: HEIGHT,
           series: [
             { value: cursorTime },
             {
@@ -313,6 +330,7 @@ export function historyChart(
     dispose() {
       disposed = true;
       clearInterval(followNow);
+      resized.disconnect();
       plot?.destroy();
     },
   };
