@@ -333,6 +333,37 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
     }
   });
 
+  it("goes from a Thing to what was done to it, and from a Change to the Thing as it was just before it", async () => {
+    const page = await signedIn({ width: 1280, height: 720 });
+    try {
+      await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
+      await page.getByRole("link", { name: /^What was done to it in the last day/ }).click();
+      await page.getByRole("heading", { level: 1, name: "Changes" }).waitFor();
+      // Its readings left out: what it was told to do and what was done to its description.
+      await page.locator("tr.change.kind-described").first().waitFor();
+      expect(await page.locator("tr.change.kind-reported").count()).toBe(0);
+      expect(await page.getByLabel("Kinds").inputValue()).toContain("desired");
+      // The setpoint's change from 0 to 100, in all its Changes: its number opens the time view.
+      await page.evaluate(
+        `location.hash = ${JSON.stringify(`#/changes?${new URLSearchParams({ thing: BOILER, kind: "reported", since: "-1h" }).toString()}`)}`,
+      );
+      const row = page.locator("tr.change", { hasText: "setpoint" }).filter({ hasText: "(was 0)" });
+      await row.getByRole("link", { name: /the Thing before and after it$/ }).click();
+      await page.getByRole("heading", { level: 1, name: "Time travel" }).waitFor();
+      // Just before it, the setpoint was still 0; between then and the Change, 0 became 100.
+      const state = page
+        .getByTestId("state")
+        .locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
+      await expect(state.locator("td.value").textContent()).resolves.toBe("0");
+      const diff = page
+        .getByTestId("diff")
+        .locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
+      await expect(diff.locator("td.after").textContent()).resolves.toBe("100");
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it("names each Write and Invoke button by its property or action, for a screen reader", async () => {
     const page = await signedIn({ width: 1280, height: 720 });
     try {
