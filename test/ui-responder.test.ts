@@ -395,4 +395,55 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
       await page.context().close();
     }
   });
+
+  it("keeps the focus on Show more in the drift list while the page is drawn again", async () => {
+    // 51 properties held at 1 by a release and each reported 2: one more drift entry than shown.
+    const id = "urn:example:ui-responder:drifter";
+    const names = Array.from({ length: 51 }, (_, i) => `p${String(i).padStart(2, "0")}`);
+    const forms = [{ href: "http://127.0.0.1:9/p" }];
+    await putTd(
+      ui.hub,
+      minimalTd({
+        id,
+        title: "Drifter",
+        properties: Object.fromEntries(names.map((name) => [name, { type: "integer", forms }])),
+      }),
+    );
+    const by = { actor: "test", via: "test" };
+    const desired = Object.fromEntries(names.map((name) => [name, 1]));
+    const applied = {
+      release: "sha256:ui-responder",
+      name: "drifter",
+      rollout: "r",
+      desired,
+      drift: { policy: "record" },
+    };
+    await ui.hub.hub.ingest(id, [{ kind: "applied", value: applied }], by);
+    await ui.hub.hub.ingest(
+      id,
+      names.map((name) => ({ kind: "reported" as const, affordance: name, value: 2 })),
+      by,
+    );
+    const page = await signedIn({ width: 1280, height: 720 });
+    try {
+      await page.evaluate('location.hash = "#/releases"');
+      const more = page.getByRole("button", { name: "Show 1 more" });
+      await more.focus();
+      // A reading moves the drift: the page is drawn again with the new observed value.
+      await ui.hub.hub.ingest(id, [{ kind: "reported", affordance: "p00", value: 3 }], by);
+      const first = page
+        .locator('[data-testid="drift"] tbody tr')
+        .filter({ has: page.locator("td:nth-child(2)", { hasText: /^p00$/ }) });
+      await first.locator("td.observed", { hasText: /^3$/ }).waitFor();
+      // The button a keyboard reached is still there, and still has the focus: Enter shows the rest.
+      expect(await page.evaluate<string | null>("document.activeElement?.textContent ?? null")).toBe(
+        "Show 1 more",
+      );
+      await page.keyboard.press("Enter");
+      await page.locator('[data-testid="drift"][data-count="51"]').waitFor();
+    } finally {
+      await page.context().close();
+      await ui.hub.request(`/things/${encodeURIComponent(id)}`, { method: "DELETE" });
+    }
+  });
 });
