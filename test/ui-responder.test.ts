@@ -205,7 +205,7 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
       expect(await page.locator("tr.change", { hasText: "setpoint" }).count()).toBe(0);
       await page.getByRole("link", { name: "All its Changes, by kind, actor and time" }).click();
       await page.getByRole("heading", { level: 1, name: "Changes" }).waitFor();
-      expect(await page.getByLabel("Thing").inputValue()).toBe(BOILER);
+      expect(await page.getByLabel("Thing", { exact: true }).inputValue()).toBe(BOILER);
       await page.locator("tr.change", { hasText: "setpoint" }).first().waitFor();
       expect(await page.locator("tr.change", { hasText: "setpoint" }).count()).toBe(2);
     } finally {
