@@ -35,6 +35,7 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
           },
           pressure: {
             type: "number",
+            title: "Boiler pressure",
             unit: "bar",
             forms: [{ href: "http://127.0.0.1:9/pressure" }],
           },
@@ -185,6 +186,8 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
       await expect(chart.locator(".chart-held").textContent()).resolves.toMatch(
         /^9 bar since .+, before this range: unchanged in it\.$/,
       );
+      // Headed as the Properties table names it, with the name the Log uses.
+      await expect(chart.locator("xpath=../h3").textContent()).resolves.toBe("Boiler pressure pressure");
       const over = await chart.locator(".u-over").boundingBox();
       const line = await lineOf(page, "pressure");
       // A line from the left edge of the plot to its right edge (now), at one height.

@@ -211,9 +211,23 @@ export const thingView: View = ({ client, live }, root, id) => {
       for (const chart of charts.splice(0)) chart.dispose();
       for (const [name, property] of numeric)
         charts.push(historyChart(client, id, name, range.value, property.unit));
+      // Headed as the Properties table names them (the TD's title), with the name the Log uses.
       replace(
         chartBox,
-        charts.map((chart) => h("div", {}, h("h3", {}, chart.element.dataset.property), chart.element)),
+        charts.map((chart, i) => {
+          const [name, property] = numeric[i] ?? ["", {}];
+          return h(
+            "div",
+            {},
+            h(
+              "h3",
+              {},
+              property.title ?? name,
+              property.title !== undefined && h("span", { class: "muted" }, ` ${name}`),
+            ),
+            chart.element,
+          );
+        }),
       );
     };
     range.addEventListener("change", drawCharts);
