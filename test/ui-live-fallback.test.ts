@@ -5,7 +5,8 @@ import { expect, it } from "vitest";
 import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
 import { describeInBrowser, useBrowserAndHub } from "./support/ui-browser.js";
 
-const SHOWN_MS = 20_000;
+// Bounds on waiting for what the page shows: generous, as ui.test.ts, for a loaded shared machine.
+const SHOWN_MS = 60_000;
 const LAMP = "urn:example:ui-fallback:lamp";
 
 describeInBrowser("the UI's live feed without its SharedWorker", { timeout: 4 * SHOWN_MS }, () => {

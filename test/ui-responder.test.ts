@@ -6,7 +6,8 @@ import { expect, it } from "vitest";
 import { describeInBrowser, useBrowserAndHub } from "./support/ui-browser.js";
 import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
 
-const SHOWN_MS = 20_000;
+// Bounds on waiting for what the page shows: generous, as ui.test.ts, for a loaded shared machine.
+const SHOWN_MS = 60_000;
 // A long id, as real ones are: it has to wrap in a phone's title, not widen the page.
 const BOILER = "urn:example:ui-responder:building-7:basement:boiler-room:espresso-machine";
 const ROOM = "urn:example:ui-responder:building-7:basement:boiler-room";
