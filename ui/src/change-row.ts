@@ -18,6 +18,17 @@ function valueText(value: unknown): HTMLElement {
     : h("span", { title: text.slice(0, 4000) }, `${text.slice(0, MAX_VALUE_TEXT)}…`);
 }
 
+/**
+ * The time view around a Change: the Thing as it was just before it (`at`), and what changed from
+ * then to the Change's own time (`from`, `to`). Times to the millisecond, as the Log keeps them.
+ */
+export function aroundHref(change: Pick<Change, "thing" | "hlc">): string {
+  const time = timeOfChange(change);
+  const before = new Date(time - 1).toISOString();
+  const query = new URLSearchParams({ at: before, from: before, to: new Date(time).toISOString() });
+  return `#/time/${encodeURIComponent(change.thing)}?${query.toString()}`;
+}
+
 export function changeRow(
   change: Change,
   options: { showThing?: boolean; titleOf?: (id: string) => string } = {},
@@ -26,10 +37,27 @@ export function changeRow(
   return h(
     "tr",
     { class: `change kind-${change.kind}`, "data-seq": change.seq },
-    h("td", {}, String(change.seq)),
+    // What did it look like before? The seq opens the Thing just before and after this Change.
+    h(
+      "td",
+      { class: "seq" },
+      h(
+        "a",
+        {
+          href: aroundHref(change),
+          title: "The Thing just before this Change, and what it changed",
+          "aria-label": `Change ${change.seq}: the Thing before and after it`,
+        },
+        String(change.seq),
+      ),
+    ),
     h("td", { class: "time" }, showTime(timeOfChange(change))),
     options.showThing === true &&
-      h("td", {}, h("a", { href: thingHref(change.thing) }, options.titleOf?.(change.thing) ?? change.thing)),
+      h(
+        "td",
+        { class: "thing" },
+        h("a", { href: thingHref(change.thing) }, options.titleOf?.(change.thing) ?? change.thing),
+      ),
     h("td", {}, h("span", { class: "kind" }, change.kind)),
     h("td", {}, change.affordance ?? ""),
     h(

@@ -1,12 +1,13 @@
 // The global change feed: the Log's Changes in a time range, filtered by Thing, type, kind, actor
-// and release, newest first, and live after that.
+// and release, newest first, and live after that (unless the range has an end).
 import type { Change, ChangeFilter } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
 import { changeRow, changeTable } from "./change-row.js";
-import { h, replace } from "./dom.js";
+import { h, replace, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
 import { RANGES } from "./thing-view.js";
+import { hubTime, timeInput } from "./time-view.js";
 
 const MAX_ROWS = 2000;
 
@@ -32,14 +33,17 @@ export const changesView: View = ({ client, live }, root, query) => {
     label,
     input: h("input", { name, placeholder, value: params.get(name) ?? "", "aria-label": label }),
   }));
-  // A range the address gives that is not one of the presets (`since=-2d`, `since=yesterday`) is
-  // kept as an option of its own: the select would otherwise fall back to its first, 15 minutes.
-  const asked = params.get("since")?.trim() || "-1h";
-  const ranges = RANGES[asked] === undefined ? { [asked]: `since ${asked}`, ...RANGES } : RANGES;
-  const since = h(
-    "select",
-    { name: "since", "aria-label": "Since" },
-    Object.entries(ranges).map(([value, label]) => h("option", { value, selected: value === asked }, label)),
+  // The range: any time the API takes (`-2d`, `yesterday 22:00`), the presets offered as a list;
+  // read in this browser, as the time view reads its fields, and sent to the hub as RFC 3339. An
+  // `until` closes the range: the page is what the Log held then, and nothing comes live.
+  const since = timeInput("Since", params.get("since")?.trim() || "-1h");
+  since.setAttribute("list", "change-ranges");
+  since.placeholder = "-1h";
+  const until = timeInput("Until", params.get("until")?.trim() ?? "");
+  const presets = h(
+    "datalist",
+    { id: "change-ranges" },
+    Object.entries(RANGES).map(([value, label]) => h("option", { value }, label)),
   );
   const status = h("div", { class: "muted" });
   const { table, body } = changeTable(true);
@@ -52,16 +56,35 @@ export const changesView: View = ({ client, live }, root, query) => {
         const next = new URLSearchParams();
         for (const { name, input } of inputs)
           if (input.value.trim() !== "") next.set(name, input.value.trim());
-        next.set("since", since.value);
-        location.hash = `#/changes?${next.toString()}`;
+        next.set("since", since.value.trim() || "-1h");
+        if (until.value.trim() !== "") next.set("until", until.value.trim());
+        // The same address again (Filter pressed twice, or after "now" moved on) reads the range again.
+        const hash = `#/changes?${next.toString()}`;
+        if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
+        else location.hash = hash;
       },
     },
     // Visible labels: a filled-in box no longer shows its placeholder.
     inputs.map(({ label, input }) => h("label", {}, label, input)),
-    h("label", {}, "Range", since),
+    h("label", {}, "Since", since),
+    h("label", {}, "Until", until),
+    presets,
     h("button", { type: "submit" }, "Filter"),
   );
   replace(root, h("h1", {}, "Changes"), form, status, table);
+
+  let range: { since: string; until?: string };
+  try {
+    const start = hubTime(since, "Since") ?? new Date().toISOString();
+    const end = hubTime(until, "Until");
+    range = end === undefined ? { since: start } : { since: start, until: end };
+  } catch (err) {
+    replace(status, problemBox(err));
+    return () => undefined;
+  }
+  const closed = range.until !== undefined;
+  /** What the rows cover, said with their count. */
+  const span = closed ? ` from ${showTime(range.since)} to ${showTime(range.until ?? "")}` : "";
 
   const value = (name: string) => inputs.find((field) => field.name === name)?.input.value.trim() ?? "";
   const kinds = value("kind")
@@ -87,10 +110,12 @@ export const changesView: View = ({ client, live }, root, query) => {
     replace(
       status,
       shown === 0
-        ? "No Change matches in this range; new ones appear here live."
+        ? closed
+          ? `No Change matches${span}.`
+          : "No Change matches in this range; new ones appear here live."
         : more
-          ? `The newest ${changes(shown)} of the range, newest first (it holds more); new ones appear live.`
-          : `${changes(shown)}, newest first; new ones appear live.`,
+          ? `The newest ${changes(shown)} of the range${span}, newest first (it holds more)${closed ? "." : "; new ones appear live."}`
+          : `${changes(shown)}${span}, newest first${closed ? "." : "; new ones appear live."}`,
     );
   };
   const show = (change: Change) => {
@@ -113,6 +138,8 @@ export const changesView: View = ({ client, live }, root, query) => {
       const early: Change[] = [];
       let loaded = false;
       const stream = (async () => {
+        // A closed range takes no live Change: they all come after its end.
+        if (closed) return;
         // From the stream the browser's tabs share (live.ts): a tab of its own would use one of the
         // browser's 6 connections to the hub.
         for await (const change of live.watch(filter, { lastEventId: head, signal: abort.signal })) {
@@ -130,7 +157,7 @@ export const changesView: View = ({ client, live }, root, query) => {
       do {
         const page = await client.changes({
           ...filter,
-          since: since.value,
+          ...range,
           limit: MAX_ROWS - body.rows.length,
           order: "desc",
           ...(cursor !== undefined && { cursor }),

@@ -13,6 +13,8 @@ import { GOLDEN_ANGLE, PALETTE, graphOfSummary, layoutOf, legendOf, type GraphEd
 
 const UNREACHABLE_COLOR = "#b0b0b0";
 const MAX_MATCHES = 20;
+/** The list drawn for the keyboard holds this many Things at most (the search narrows it). */
+const MAX_LISTED = 500;
 /** Above this many Things, labels show on hover only: drawing 10,000 of them costs seconds. */
 const LABELLED_GRAPH = 2000;
 /** Edge labels only on small graphs. */
@@ -34,10 +36,21 @@ export const graphView: View = ({ client, live }, root) => {
     "aria-label": "Find a Thing",
   });
   const matches = h("ul", { class: "matches" });
+  // The graph as a list: the keyboard's and a screen reader's way through the Things and their
+  // links (the WebGL canvas is neither), each a link that Enter opens. Drawn while it is open.
+  const listed = h("div", { class: "graph-list-body" });
+  const list = h(
+    "details",
+    { class: "graph-list", "data-testid": "graph-list" },
+    h("summary", {}, "The Things as a list, with their links"),
+    listed,
+  );
+  list.addEventListener("toggle", () => showList());
   replace(
     root,
     h("h1", {}, "Things"),
     status,
+    list,
     h(
       "div",
       { class: "graph-layout" },
@@ -84,6 +97,7 @@ export const graphView: View = ({ client, live }, root) => {
       );
     }
     showUnreachable();
+    relist();
   }
   const unsubscribe = live.subscribe(applyReachability);
 
@@ -108,7 +122,85 @@ export const graphView: View = ({ client, live }, root) => {
         : found.map((id) => h("li", {}, h("a", { href: thingHref(id) }, titles.get(id) ?? id))),
     );
   };
-  search.addEventListener("input", showMatches);
+  search.addEventListener("input", () => {
+    showMatches();
+    relist();
+  });
+  // Down from the search box goes to the first Thing found, as Tab would after the box.
+  search.addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowDown") return;
+    const first = matches.querySelector("a");
+    if (first === null) return;
+    event.preventDefault();
+    first.focus();
+  });
+
+  /**
+   * The list: the Things shown in the graph (the legend's switches hold), those the search finds
+   * when it has text, by title, at most MAX_LISTED; each with the links from it and to it.
+   */
+  const showList = (): void => {
+    if (!list.open || graph === undefined) return;
+    const shown = graph;
+    const text = search.value.trim().toLowerCase();
+    const ids = shown
+      .nodes()
+      .filter((id) => !hiddenTypes.has(typeOfNode.get(id) ?? ""))
+      .filter((id) => {
+        const title = titles.get(id) ?? id;
+        return text === "" || title.toLowerCase().includes(text) || id.toLowerCase().includes(text);
+      })
+      .sort((a, b) => (titles.get(a) ?? a).localeCompare(titles.get(b) ?? b) || a.localeCompare(b));
+    const thing = (id: string) => h("a", { href: thingHref(id) }, titles.get(id) ?? id);
+    const items = ids.slice(0, MAX_LISTED).map((id) => {
+      const links: HTMLElement[] = [];
+      shown.forEachOutEdge(id, (_edge, attributes, _source, target) =>
+        links.push(h("li", {}, `${String(attributes.rel)} → `, thing(target))),
+      );
+      shown.forEachInEdge(id, (_edge, attributes, source) =>
+        links.push(h("li", {}, `← ${String(attributes.rel)} of `, thing(source))),
+      );
+      return h(
+        "li",
+        { "data-thing": id },
+        thing(id),
+        " ",
+        h("span", { class: "tag" }, typeOfNode.get(id) ?? "Thing"),
+        unreachable.has(id) && h("span", { class: "muted" }, " unreachable"),
+        links.length > 0 && h("ul", { "aria-label": `Links of ${titles.get(id) ?? id}` }, links),
+      );
+    });
+    // Drawn again as Things come and go: the link a person has reached with Tab keeps the focus.
+    const active = document.activeElement;
+    const at = active instanceof HTMLAnchorElement && listed.contains(active) ? active : undefined;
+    const item = at?.closest<HTMLElement>("li[data-thing]");
+    const nth = item ? [...item.querySelectorAll("a")].indexOf(at as HTMLAnchorElement) : -1;
+    replace(
+      listed,
+      h(
+        "p",
+        { class: "muted" },
+        ids.length === 0
+          ? "No Thing to list."
+          : ids.length > MAX_LISTED
+            ? `The first ${MAX_LISTED} of ${ids.length.toLocaleString("en")} by title: Find a Thing narrows the list.`
+            : `${ids.length} ${ids.length === 1 ? "Thing" : "Things"} by title; Tab moves from link to link, Enter opens one.`,
+      ),
+      items.length > 0 && h("ul", { class: "things" }, items),
+    );
+    const again = items.find((li) => li.dataset.thing === item?.dataset.thing);
+    again?.querySelectorAll("a")[Math.max(0, nth)]?.focus();
+  };
+  /** The list drawn again once per frame, however many Changes come in it. */
+  let listDue = false;
+  const relist = (): void => {
+    if (listDue || !list.open) return;
+    listDue = true;
+    requestAnimationFrame(() => {
+      listDue = false;
+      if (!abort.signal.aborted) showList();
+    });
+  };
 
   // What is drawn, kept so that the summary fetched again after a TD change updates it in place
   // (positions, colours of the types already shown, and the legend's switches stay as they were).
@@ -157,7 +249,7 @@ export const graphView: View = ({ client, live }, root) => {
   const nodeColor = (id: string): string =>
     unreachable.has(id) ? UNREACHABLE_COLOR : (colors.get(id) ?? "#666");
   const edgeAttributes = (rel: string) =>
-    labelEdges ? { label: rel, color: "#ccc", size: 1 } : { color: "#ccc", size: 1 };
+    labelEdges ? { label: rel, rel, color: "#ccc", size: 1 } : { rel, color: "#ccc", size: 1 };
   /** One key per link (a TD may list the same link twice). */
   const edgeKeys = (edges: readonly GraphEdge[]): Array<[string, GraphEdge]> => {
     const seen = new Map<string, number>();
@@ -179,7 +271,7 @@ export const graphView: View = ({ client, live }, root) => {
       status,
       `${total} Things, ${graph.size} links`,
       hidden > 0 && `; ${total - hidden} shown (the types switched off in the legend are hidden)`,
-      ". Click a node to open it.",
+      ". Click a node to open it, or open one from the list.",
     );
   };
   /** A link is drawn while both its ends are. */
@@ -206,6 +298,7 @@ export const graphView: View = ({ client, live }, root) => {
     renderer?.setNodesState(keys, { isHidden: hide });
     showEdgesOf(keys);
     showCount();
+    relist();
   };
   const showLegend = (): void => {
     // Most numerous type first; a type's colour stays the one it was first drawn in.
@@ -282,6 +375,7 @@ export const graphView: View = ({ client, live }, root) => {
     showUnreachable();
     showCount();
     showMatches(); // a search shown follows the Things' titles and removals
+    relist();
     canvas.dataset.rendered = String(graph.order);
   };
 
@@ -367,6 +461,7 @@ export const graphView: View = ({ client, live }, root) => {
       showUnreachable();
       showLegend();
       showCount();
+      showList();
       performance.mark("graph-built");
       renderer = new Sigma(graph, canvas, {
         // Arrows (a link has a direction: a container runsOn its host), and links both ways

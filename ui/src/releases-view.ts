@@ -23,7 +23,7 @@ function entries(n: number): string {
   return `${n.toLocaleString("en")} ${n === 1 ? "entry" : "entries"}`;
 }
 
-function driftTable(drift: DriftEntry[], total: number, more: () => void): HTMLElement {
+function driftTable(drift: DriftEntry[], total: number): HTMLElement {
   if (drift.length === 0) {
     return h(
       "p",
@@ -31,7 +31,7 @@ function driftTable(drift: DriftEntry[], total: number, more: () => void): HTMLE
       "Nothing drifts: every Thing holds its release's values.",
     );
   }
-  const table = h(
+  return h(
     "table",
     { "data-testid": "drift", "data-count": drift.length, "data-total": total },
     h(
@@ -60,18 +60,6 @@ function driftTable(drift: DriftEntry[], total: number, more: () => void): HTMLE
         ),
       ),
     ),
-  );
-  if (drift.length >= total) return table;
-  return h(
-    "div",
-    {},
-    h(
-      "p",
-      { class: "muted", "data-testid": "drift-shown" },
-      `The first ${drift.length.toLocaleString("en")} of ${entries(total)}, by Thing and property.`,
-    ),
-    table,
-    h("button", { type: "button", onclick: more }, `Show ${Math.min(SHOWN, total - drift.length)} more`),
   );
 }
 
@@ -162,6 +150,22 @@ export const releasesView: View = ({ live }, root) => {
   const rollouts = new RolloutClient(options);
   const out = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   replace(root, h("h1", {}, "Releases and drift"), out);
+  // The page's parts stay in place as it is drawn again (every 5 s, and at each Change of
+  // provisioning): only their contents change, so that the button a person is about to click, or
+  // has reached with Tab, is still there, focused, after the next redraw.
+  const driftShownLine = h("p", { class: "muted", "data-testid": "drift-shown", hidden: true });
+  const driftBox = h("div");
+  const moreButton = h("button", {
+    type: "button",
+    hidden: true,
+    onclick: () => {
+      driftShown += SHOWN;
+      void draw();
+    },
+  });
+  const rolloutBox = h("div");
+  const releaseBox = h("div");
+  let laidOut = false;
   let disposed = false;
   let drawing = false;
   let again = false;
@@ -196,20 +200,36 @@ export const releasesView: View = ({ live }, root) => {
         releases.releases({ limit: SHOWN }),
       ]);
       if (disposed) return;
-      replace(
-        out,
-        h("h2", {}, "Drift now"),
-        driftTable(drift.drift, drift.total, () => {
-          driftShown += SHOWN;
-          void draw();
-        }),
-        h("h2", {}, "Rollouts"),
-        rolloutTable(started),
-        h("h2", {}, "Releases"),
-        releaseTable(stored.releases),
-      );
+      const shown = drift.drift.length;
+      const more = shown > 0 && shown < drift.total;
+      driftShownLine.hidden = !more;
+      driftShownLine.textContent = more
+        ? `The first ${shown.toLocaleString("en")} of ${entries(drift.total)}, by Thing and property.`
+        : "";
+      moreButton.hidden = !more;
+      moreButton.textContent = `Show ${Math.min(SHOWN, drift.total - shown)} more`;
+      replace(driftBox, driftTable(drift.drift, drift.total));
+      replace(rolloutBox, rolloutTable(started));
+      replace(releaseBox, releaseTable(stored.releases));
+      if (!laidOut) {
+        replace(
+          out,
+          h("h2", {}, "Drift now"),
+          driftShownLine,
+          driftBox,
+          moreButton,
+          h("h2", {}, "Rollouts"),
+          rolloutBox,
+          h("h2", {}, "Releases"),
+          releaseBox,
+        );
+        laidOut = true;
+      }
     } catch (err) {
-      if (!disposed) replace(out, problemBox(err));
+      if (!disposed) {
+        replace(out, problemBox(err));
+        laidOut = false;
+      }
     } finally {
       drawing = false;
       if (again && !disposed) {

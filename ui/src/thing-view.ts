@@ -16,6 +16,8 @@ import { schemaForm, type SchemaForm } from "./schema-form.js";
 import { typeOf } from "./thing-graph.js";
 
 const TIMELINE_SIZE = 50;
+/** The kinds of Change someone or something did to a Thing, as against what it reported. */
+const DONE_KINDS = "desired,invoked,completed,failed,described,linked,unlinked,applied,drift";
 /** Timeline rows drawn with the page; the rest follow in the next frame. */
 const TIMELINE_FIRST = 15;
 export const RANGES: Record<string, string> = {
@@ -209,9 +211,23 @@ export const thingView: View = ({ client, live }, root, id) => {
       for (const chart of charts.splice(0)) chart.dispose();
       for (const [name, property] of numeric)
         charts.push(historyChart(client, id, name, range.value, property.unit));
+      // Headed as the Properties table names them (the TD's title), with the name the Log uses.
       replace(
         chartBox,
-        charts.map((chart) => h("div", {}, h("h3", {}, chart.element.dataset.property), chart.element)),
+        charts.map((chart, i) => {
+          const [name, property] = numeric[i] ?? ["", {}];
+          return h(
+            "div",
+            {},
+            h(
+              "h3",
+              {},
+              property.title ?? name,
+              property.title !== undefined && h("span", { class: "muted" }, ` ${name}`),
+            ),
+            chart.element,
+          );
+        }),
       );
     };
     range.addEventListener("change", drawCharts);
@@ -263,6 +279,16 @@ export const thingView: View = ({ client, live }, root, id) => {
           { href: `#/changes?${new URLSearchParams({ thing: id }).toString()}` },
           "All its Changes, by kind, actor and time",
         ),
+        " · ",
+        // Who did what to it, without its readings: what a person looks for after an incident.
+        h(
+          "a",
+          {
+            href: `#/changes?${new URLSearchParams({ thing: id, kind: DONE_KINDS, since: "-24h" }).toString()}`,
+          },
+          "What was done to it in the last day: writes, actions, its TD, links, releases",
+        ),
+        ". Each Change's number opens the Thing as it was just before it.",
       ),
       timeline,
     );

@@ -51,10 +51,10 @@ async function loadDiff(
 }
 
 /** What the time fields take: the hub's time expressions (docs/changes.md), read in this browser. */
-const TIME_HINT = "now, -15m, -2h, 2 hours ago, yesterday 14:02, last tue 9:00, 2026-12-06T14:02";
+export const TIME_HINT = "now, -15m, -2h, 2 hours ago, yesterday 14:02, last tue 9:00, 2026-12-06T14:02";
 
 /** A field for a time expression; empty is now. */
-function timeInput(label: string, value = ""): HTMLInputElement {
+export function timeInput(label: string, value = ""): HTMLInputElement {
   return h("input", {
     type: "text",
     value,
@@ -72,7 +72,7 @@ function timeInput(label: string, value = ""): HTMLInputElement {
  * reads its flags: relative to this browser's clock, a local time in its time zone (the hub would
  * read `14:02` in its own). An unreadable one is an Error naming the field, and nothing is sent.
  */
-function hubTime(input: HTMLInputElement, label: string): string | undefined {
+export function hubTime(input: HTMLInputElement, label: string): string | undefined {
   const text = input.value.trim();
   if (text === "") return undefined;
   try {
