@@ -1,22 +1,8 @@
 import Fastify, { type FastifyInstance } from "fastify";
-import { connect, type Socket } from "node:net";
+import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { closeSilentConnections } from "./silent-connections.js";
-
-/** Blocks this thread, as a busy hub or a descheduled process does. */
-function block(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until);
-}
-
-/** Everything the server sends on `socket` until it closes, and whether it was reset. */
-function collect(socket: Socket): Promise<{ text: string; reset: boolean }> {
-  let text = "";
-  let reset = false;
-  socket.on("data", (chunk: Buffer) => (text += chunk.toString("latin1")));
-  socket.on("error", () => (reset = true));
-  return new Promise((resolve) => socket.once("close", () => resolve({ text, reset })));
-}
+import { answersOn, holdThread } from "../../../test/support/held-thread.js";
 
 describe("closing silent connections", () => {
   const apps: FastifyInstance[] = [];
@@ -34,13 +20,13 @@ describe("closing silent connections", () => {
 
     const accepted = new Promise<void>((resolve) => app.server.once("connection", () => resolve()));
     const socket = connect(port, "127.0.0.1");
-    const outcome = collect(socket);
+    const outcome = answersOn(socket);
     await accepted;
     // The client sends its request at once, and the thread is then held up past the timeout in a
     // callback of the loop's check phase: the timer is due before the loop next polls the socket.
     setImmediate(() => {
       socket.write("GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-      block(200);
+      holdThread(200);
     });
     const { text, reset } = await outcome;
 
@@ -57,7 +43,7 @@ describe("closing silent connections", () => {
     await app.listen({ port: 0, host: "127.0.0.1" });
     const { port } = app.server.address() as { port: number };
     const socket = connect(port, "127.0.0.1");
-    const { text } = await collect(socket);
+    const { text } = await answersOn(socket);
     expect(text).toBe("");
   });
 });

@@ -2,12 +2,7 @@ import { once } from "node:events";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { withTimeout } from "./broker-connection.js";
-
-/** Blocks this thread, as a busy hub or a descheduled process does. */
-function block(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until);
-}
+import { holdThread } from "../../../test/support/held-thread.js";
 
 describe("withTimeout", () => {
   const servers: Server[] = [];
@@ -42,7 +37,7 @@ describe("withTimeout", () => {
     // timeout in a callback of the check phase, so the timer is due before the loop polls.
     setImmediate(() => {
       broker.write("answer");
-      block(200);
+      holdThread(200);
     });
     await expect(outcome).resolves.toBe("answer");
   });
