@@ -7,8 +7,9 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change } from "../src/core/index.js";
-import { SnmpAgent, SnmpType } from "../src/sim/snmp-agent.js";
+import type { SnmpAgent } from "../src/sim/snmp-agent.js";
 import { registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
+import { CHARGE, SELF_TEST, startUpsAgent } from "./support/ups-snmp-agent.js";
 
 const ID = "urn:test:snmp-v3:ups";
 const OPEN_ID = "urn:test:snmp-v3:ups-open";
@@ -51,12 +52,12 @@ function upsTd(id: string, origin: string, definition: Record<string, unknown>):
         type: "integer",
         readOnly: true,
         observable: false,
-        forms: [{ href: `${origin}/1.3.6.1.2.1.33.1.2.4.0` }],
+        forms: [{ href: `${origin}/${CHARGE}` }],
       },
       selfTest: {
         type: "integer",
         observable: false,
-        forms: [{ href: `${origin}/1.3.6.1.2.1.33.1.7.1.0`, "snmp:type": "Integer32" }],
+        forms: [{ href: `${origin}/${SELF_TEST}`, "snmp:type": "Integer32" }],
       },
     },
   };
@@ -83,8 +84,7 @@ function put(path: string, body: unknown): Promise<Response> {
 }
 
 beforeAll(async () => {
-  agent = await SnmpAgent.start({
-    communities: [],
+  agent = await startUpsAgent({
     users: [
       {
         name: "ops",
@@ -93,17 +93,6 @@ beforeAll(async () => {
         authKey: AUTH,
         privProtocol: PrivProtocols.aes,
         privKey: PRIV,
-      },
-    ],
-    scalars: [
-      { name: "charge", oid: "1.3.6.1.2.1.33.1.2.4", type: SnmpType.Integer32, value: 97 },
-      {
-        name: "selfTest",
-        oid: "1.3.6.1.2.1.33.1.7.1",
-        type: SnmpType.Integer32,
-        value: 0,
-        writable: true,
-        range: { min: 0, max: 2 },
       },
     ],
   });

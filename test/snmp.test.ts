@@ -6,8 +6,9 @@ import { createSocket } from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change } from "../src/core/index.js";
-import { SnmpAgent, SnmpType } from "../src/sim/snmp-agent.js";
+import type { SnmpAgent } from "../src/sim/snmp-agent.js";
 import { changeAfter, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
+import { CHARGE, SELF_TEST, SYS_NAME, startUpsAgent } from "./support/ups-snmp-agent.js";
 
 const ID = "urn:test:snmp:ups";
 const COMMUNITY = "c0mmunity-e2e-5d1";
@@ -27,7 +28,7 @@ function upsTd(origin: string): Record<string, unknown> {
       name: {
         type: "string",
         observable: false,
-        forms: [{ href: `${origin}/1.3.6.1.2.1.1.5.0`, "snmp:type": "OctetString" }],
+        forms: [{ href: `${origin}/${SYS_NAME}`, "snmp:type": "OctetString" }],
       },
       charge: {
         type: "integer",
@@ -35,18 +36,18 @@ function upsTd(origin: string): Record<string, unknown> {
         maximum: 100,
         readOnly: true,
         observable: true,
-        forms: [{ href: `${origin}/1.3.6.1.2.1.33.1.2.4.0` }],
+        forms: [{ href: `${origin}/${CHARGE}` }],
       },
       // A TD that says integer where the agent holds text: the hub checks what the agent answers.
       mislabeled: {
         type: "integer",
         observable: false,
-        forms: [{ href: `${origin}/1.3.6.1.2.1.1.5.0` }],
+        forms: [{ href: `${origin}/${SYS_NAME}` }],
       },
       selfTest: {
         type: "integer",
         observable: false,
-        forms: [{ href: `${origin}/1.3.6.1.2.1.33.1.7.1.0`, "snmp:type": "Integer32" }],
+        forms: [{ href: `${origin}/${SELF_TEST}`, "snmp:type": "Integer32" }],
       },
     },
     events: {
@@ -73,21 +74,7 @@ function put(path: string, body: unknown): Promise<Response> {
 }
 
 beforeAll(async () => {
-  agent = await SnmpAgent.start({
-    communities: [COMMUNITY],
-    scalars: [
-      { name: "sysName", oid: "1.3.6.1.2.1.1.5", type: SnmpType.OctetString, value: "ups-1", writable: true },
-      { name: "charge", oid: "1.3.6.1.2.1.33.1.2.4", type: SnmpType.Integer32, value: 97 },
-      {
-        name: "selfTest",
-        oid: "1.3.6.1.2.1.33.1.7.1",
-        type: SnmpType.Integer32,
-        value: 0,
-        writable: true,
-        range: { min: 0, max: 2 },
-      },
-    ],
-  });
+  agent = await startUpsAgent({ communities: [COMMUNITY] });
   hub = await startTestHub({ observe: true, pollIntervalMs: 100, snmpTrapPort: 0 });
 });
 

@@ -4,7 +4,6 @@
 // `things serve --data DIR` starts a hub on it.
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import cliProgress from "cli-progress";
 import type { Command } from "commander";
 // Each `things` command loads every CLI module: take the names from the hub's light modules, and
 // the API (Fastify, the MQTT broker, GraphQL) only when a backup runs, not on every command.
@@ -62,8 +61,10 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const count = (n: number, noun: string) => `${n.toLocaleString("en")} ${noun}${n === 1 ? "" : "s"}`;
 
 /** A bar on a terminal (pages of the database copied), nothing otherwise. */
-function progressView(): { update(p: BackupProgress): void; stop(): void } {
+async function progressView(): Promise<{ update(p: BackupProgress): void; stop(): void }> {
   if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
+  // Loaded for a terminal only, not by every `things` command.
+  const { default: cliProgress } = await import("cli-progress");
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
@@ -114,7 +115,7 @@ export async function backup(target: string, options: BackupOptions): Promise<st
     }
     created = true;
   }
-  const progress = progressView();
+  const progress = await progressView();
   /** What a failed backup leaves: nothing (what it made removed, a directory it was given emptied). */
   const clean = () => {
     if (created) rmSync(destination, { recursive: true, force: true });

@@ -2,7 +2,6 @@
 // what changed between two times, and the live feed — read from a hub's Log over HTTP, the live
 // feed over GraphQL (WebSocket).
 import type { Command } from "commander";
-import { structuredPatch } from "diff";
 import { styleText } from "node:util";
 import {
   HubError,
@@ -398,7 +397,9 @@ function linkText(value: unknown): string {
  * The TD's lines then and now as unified-diff hunks (`@@ -a,b +c,d @@`, 3 lines of context), red
  * and green on a terminal; empty when they are the same.
  */
-export function formatTdPatch(before: unknown, after: unknown, color = false): string {
+export async function formatTdPatch(before: unknown, after: unknown, color = false): Promise<string> {
+  // Loaded when a diff has a TD to show, not by every `things` command.
+  const { structuredPatch } = await import("diff");
   const text = (td: unknown) => `${JSON.stringify(td, null, 2)}\n`;
   const { hunks } = structuredPatch("then", "now", text(before), text(after), "", "", { context: 3 });
   const paint = (line: string) =>
@@ -510,7 +511,7 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
   let last = 0;
   const url = connectionOf(command).url.replace(/\/$/, "");
   // Status goes to stderr, so that stdout holds only Changes.
-  const client = graphqlClientOf(command, (status) => {
+  const client = await graphqlClientOf(command, (status) => {
     if (status.state === "open") {
       process.stderr.write(
         opened
@@ -644,7 +645,7 @@ export function registerHistoryCommands(program: Command): void {
               client.stateAt(id, diff.from),
               client.stateAt(id, diff.to),
             ]);
-            text += formatTdPatch(before.td, after.td, process.stdout.isTTY === true);
+            text += await formatTdPatch(before.td, after.td, process.stdout.isTTY === true);
           }
           process.stdout.write(text);
         },

@@ -1,7 +1,6 @@
 // `things rollout RELEASE`: apply a release once, Thing by Thing, with a progress bar (or plain
 // lines when stderr is not a terminal) and a live summary; `things rollouts`, `things drift`,
 // `things lineage ID`: rollouts, what drifts now, and which release replaced which on a Thing.
-import cliProgress from "cli-progress";
 import type { Command } from "commander";
 import {
   HubError,
@@ -58,8 +57,10 @@ interface ProgressView {
   stop(): void;
 }
 
-function progressView(total: number): ProgressView {
+async function progressView(total: number): Promise<ProgressView> {
   if (process.stderr.isTTY) {
+    // Loaded for a terminal only, not by every `things` command.
+    const { default: cliProgress } = await import("cli-progress");
     const bar = new cliProgress.SingleBar(
       {
         stream: process.stderr,
@@ -103,7 +104,7 @@ function progressView(total: number): ProgressView {
 const ENDED: ReadonlySet<string> = new Set(["completed", "failed", "skipped"]);
 
 async function follow(client: RolloutClient, started: RolloutView): Promise<RolloutView> {
-  const view = progressView(started.progress.total);
+  const view = await progressView(started.progress.total);
   try {
     for (let attempt = 0; attempt <= MAX_RECONNECTS; attempt++) {
       try {

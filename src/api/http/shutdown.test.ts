@@ -1,25 +1,11 @@
 import Fastify, { type FastifyInstance } from "fastify";
-import { connect, type Socket } from "node:net";
+import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { sendProblem } from "./problem.js";
 import { registerShutdown } from "./shutdown.js";
-
-/** Blocks this thread, as a busy hub or a descheduled process does. */
-function block(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until);
-}
+import { answersOn, holdThread } from "../../../test/support/held-thread.js";
 
 const REQUEST = "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n";
-
-/** Everything the server sends on `socket` until it closes, and whether it was reset. */
-function collect(socket: Socket): Promise<{ text: string; reset: boolean }> {
-  let text = "";
-  let reset = false;
-  socket.on("data", (chunk: Buffer) => (text += chunk.toString("latin1")));
-  socket.on("error", () => (reset = true));
-  return new Promise((resolve) => socket.once("close", () => resolve({ text, reset })));
-}
 
 describe("stopping the HTTP server", () => {
   const apps: FastifyInstance[] = [];
@@ -40,7 +26,7 @@ describe("stopping the HTTP server", () => {
   /** A connection whose first request was answered (keep-alive), and what it gets until it closes. */
   async function answeredOnce(port: number) {
     const socket = connect(port, "127.0.0.1");
-    const outcome = collect(socket);
+    const outcome = answersOn(socket);
     await new Promise<void>((resolve) => socket.once("connect", resolve));
     const first = new Promise<void>((resolve) => {
       const seen = (chunk: Buffer) => {
@@ -78,7 +64,7 @@ describe("stopping the HTTP server", () => {
     setTimeout(() => {
       setImmediate(() => {
         socket.write(REQUEST);
-        block(200);
+        holdThread(200);
       });
     }, 10);
     await closed;

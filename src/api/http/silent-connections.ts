@@ -14,9 +14,14 @@ export function closeSilentConnections(app: FastifyInstance, timeoutMs: number):
   app.server.on("connection", (socket: Socket) => {
     const timer = setTimeout(() => {
       waiting.delete(socket);
-      // Nothing read at all: no request is in progress, so nothing is cut short. (An upgraded
-      // socket sent its handshake; no listener of `upgrade` here: graphql-socket.ts counts them.)
-      if (socket.bytesRead === 0) socket.destroy();
+      // A timer runs before the loop polls the sockets: when the thread was held up past the
+      // timeout (a long callback, the process descheduled on a busy machine), a request that
+      // arrived meanwhile is still unread. Let the loop poll once before judging.
+      setImmediate(() => {
+        // Nothing read at all: no request is in progress, so nothing is cut short. (An upgraded
+        // socket sent its handshake; no listener of `upgrade` here: graphql-socket.ts counts them.)
+        if (socket.bytesRead === 0) socket.destroy();
+      });
     }, timeoutMs).unref();
     waiting.set(socket, timer);
     socket.once("close", () => spoke(socket));

@@ -369,18 +369,27 @@ class TimeoutError extends BrokerError {
   }
 }
 
-/** Races a promise against a timer; the timer never outlives the race. */
+/**
+ * Races a promise against a timer; the timer never outlives the race. A timer runs before the
+ * loop polls the sockets: when the thread was held up past `ms` (a long callback, the process
+ * descheduled on a busy machine), an answer that arrived meanwhile is still unread when it fires.
+ * So the timeout counts only after the loop has polled once more.
+ */
 export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  let poll: NodeJS.Immediate | undefined;
   try {
     return await Promise.race([
       promise,
       new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new TimeoutError(ms)), ms);
+        timer = setTimeout(() => {
+          poll = setImmediate(() => reject(new TimeoutError(ms)));
+        }, ms);
       }),
     ]);
   } finally {
     clearTimeout(timer);
+    clearImmediate(poll);
   }
 }
 

@@ -7,7 +7,7 @@ import type { Varbind } from "net-snmp";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { UnauthorizedError, ValidationError } from "../../core/index.js";
 import type { ThingDescription } from "../../core/index.js";
-import { SnmpAgent, SnmpType } from "../../sim/snmp-agent.js";
+import type { SnmpAgent } from "../../sim/snmp-agent.js";
 import { AddressPolicy } from "../address-policy.js";
 import { bindingFailure } from "../binding.js";
 import type { BindingFailure, Target } from "../binding.js";
@@ -15,42 +15,29 @@ import type { Secrets } from "../credentials.js";
 import { targetFor } from "../form-selection.js";
 import { SnmpBinding } from "./snmp-binding.js";
 import { decodeVarbind } from "./snmp-values.js";
+import {
+  CHARGE,
+  SELF_TEST,
+  SYS_NAME,
+  resetUpsAgent,
+  startUpsAgent,
+} from "../../../test/support/ups-snmp-agent.js";
 
 const COMMUNITY = "ups-community-7f3a";
-const SYS_NAME = "1.3.6.1.2.1.1.5.0";
-const CHARGE = "1.3.6.1.2.1.33.1.2.4.0";
-const TEST_ID = "1.3.6.1.2.1.33.1.7.1.0";
 
 let agent: SnmpAgent;
 let binding: SnmpBinding;
 const sets: unknown[] = [];
 
 beforeAll(async () => {
-  agent = await SnmpAgent.start({
-    communities: [COMMUNITY],
-    scalars: [
-      { name: "sysName", oid: "1.3.6.1.2.1.1.5", type: SnmpType.OctetString, value: "ups-1", writable: true },
-      { name: "charge", oid: "1.3.6.1.2.1.33.1.2.4", type: SnmpType.Integer32, value: 97 },
-      {
-        name: "selfTest",
-        oid: "1.3.6.1.2.1.33.1.7.1",
-        type: SnmpType.Integer32,
-        value: 0,
-        writable: true,
-        range: { min: 0, max: 2 },
-        onSet: (value) => sets.push(value),
-      },
-    ],
-  });
+  agent = await startUpsAgent({ communities: [COMMUNITY], onSelfTestSet: (value) => sets.push(value) });
 });
 afterAll(async () => {
   await agent.close();
 });
 beforeEach(() => {
   binding = new SnmpBinding({ timeoutMs: 500, retries: 0, pollIntervalMs: 10 });
-  agent.set("sysName", "ups-1");
-  agent.set("charge", 97);
-  agent.set("selfTest", 0);
+  resetUpsAgent(agent);
   sets.length = 0;
 });
 afterEach(async () => {
@@ -68,7 +55,7 @@ function upsTd(origin: string, forms: Record<string, Record<string, unknown>> = 
     properties: {
       name: { type: "string", forms: [form(SYS_NAME, "name")] },
       charge: { type: "integer", readOnly: true, forms: [form(CHARGE, "charge")] },
-      selfTest: { type: "integer", forms: [form(TEST_ID, "selfTest")] },
+      selfTest: { type: "integer", forms: [form(SELF_TEST, "selfTest")] },
       missing: { type: "integer", forms: [form("1.3.6.1.2.1.1.99.0", "missing")] },
       instance: { type: "string", forms: [form("1.3.6.1.2.1.1.5.7", "instance")] },
     },

@@ -1,19 +1,23 @@
 // SNMPv3 (USM) in the SNMP binding, against a real net-snmp agent on loopback (UDP, port 0) that
 // knows an authPriv user, an authNoPriv user and a noAuthNoPriv user.
-import { AuthProtocols, PrivProtocols, SecurityLevel } from "net-snmp";
+import { AuthProtocols, PrivProtocols, SecurityLevel, type User } from "net-snmp";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { UnauthorizedError, ValidationError } from "../../core/index.js";
 import type { ThingDescription } from "../../core/index.js";
-import { SnmpAgent, SnmpType } from "../../sim/snmp-agent.js";
+import type { SnmpAgent } from "../../sim/snmp-agent.js";
 import { bindingFailure } from "../binding.js";
 import type { BindingFailure, Target } from "../binding.js";
 import type { Secrets } from "../credentials.js";
 import { targetFor } from "../form-selection.js";
 import { SnmpBinding } from "./snmp-binding.js";
+import {
+  CHARGE,
+  SELF_TEST,
+  SYS_NAME,
+  resetUpsAgent,
+  startUpsAgent,
+} from "../../../test/support/ups-snmp-agent.js";
 
-const SYS_NAME = "1.3.6.1.2.1.1.5.0";
-const CHARGE = "1.3.6.1.2.1.33.1.2.4.0";
-const TEST_ID = "1.3.6.1.2.1.33.1.7.1.0";
 const AUTH = "auth-pass-5c1e";
 const PRIV = "priv-pass-93bd";
 
@@ -21,34 +25,24 @@ let agent: SnmpAgent;
 let binding: SnmpBinding;
 const sets: unknown[] = [];
 
+/** The authPriv user the agents know. */
+const OPS: User = {
+  name: "ops",
+  level: SecurityLevel.authPriv,
+  authProtocol: AuthProtocols.sha256,
+  authKey: AUTH,
+  privProtocol: PrivProtocols.aes,
+  privKey: PRIV,
+};
+
 beforeAll(async () => {
-  agent = await SnmpAgent.start({
-    communities: [],
+  agent = await startUpsAgent({
     users: [
-      {
-        name: "ops",
-        level: SecurityLevel.authPriv,
-        authProtocol: AuthProtocols.sha256,
-        authKey: AUTH,
-        privProtocol: PrivProtocols.aes,
-        privKey: PRIV,
-      },
+      OPS,
       { name: "monitor", level: SecurityLevel.authNoPriv, authProtocol: AuthProtocols.sha512, authKey: AUTH },
       { name: "public-v3", level: SecurityLevel.noAuthNoPriv },
     ],
-    scalars: [
-      { name: "sysName", oid: "1.3.6.1.2.1.1.5", type: SnmpType.OctetString, value: "ups-1", writable: true },
-      { name: "charge", oid: "1.3.6.1.2.1.33.1.2.4", type: SnmpType.Integer32, value: 97 },
-      {
-        name: "selfTest",
-        oid: "1.3.6.1.2.1.33.1.7.1",
-        type: SnmpType.Integer32,
-        value: 0,
-        writable: true,
-        range: { min: 0, max: 2 },
-        onSet: (value) => sets.push(value),
-      },
-    ],
+    onSelfTestSet: (value) => sets.push(value),
   });
 });
 afterAll(async () => {
@@ -56,8 +50,7 @@ afterAll(async () => {
 });
 beforeEach(() => {
   binding = new SnmpBinding({ timeoutMs: 300, retries: 0, pollIntervalMs: 10 });
-  agent.set("sysName", "ups-1");
-  agent.set("selfTest", 0);
+  resetUpsAgent(agent);
   sets.length = 0;
 });
 afterEach(async () => {
@@ -83,7 +76,7 @@ function upsTd(definition: Record<string, unknown>, form: Record<string, unknown
     properties: {
       name: { type: "string", forms: at(SYS_NAME) },
       charge: { type: "integer", readOnly: true, forms: at(CHARGE) },
-      selfTest: { type: "integer", forms: at(TEST_ID) },
+      selfTest: { type: "integer", forms: at(SELF_TEST) },
     },
   };
 }
@@ -182,29 +175,10 @@ describe("SnmpBinding over SNMPv3", () => {
   });
 
   it("an agent that drops what it cannot authenticate: a security error once discovery was answered, and a SET with it sends nothing that acts", async () => {
-    const silent = await SnmpAgent.start({
-      communities: [],
+    const silent = await startUpsAgent({
+      users: [OPS],
       reportSecurityFailures: false,
-      users: [
-        {
-          name: "ops",
-          level: SecurityLevel.authPriv,
-          authProtocol: AuthProtocols.sha256,
-          authKey: AUTH,
-          privProtocol: PrivProtocols.aes,
-          privKey: PRIV,
-        },
-      ],
-      scalars: [
-        {
-          name: "selfTest",
-          oid: "1.3.6.1.2.1.33.1.7.1",
-          type: SnmpType.Integer32,
-          value: 0,
-          writable: true,
-          onSet: (value) => sets.push(value),
-        },
-      ],
+      onSelfTestSet: (value) => sets.push(value),
     });
     try {
       const wrong = { usm_sc: { authPassphrase: "not-the-pass", privPassphrase: PRIV } };
