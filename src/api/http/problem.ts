@@ -128,7 +128,7 @@ function fromFastifyError(err: FastifyError, request?: FastifyRequest): Problem 
         type: problemType("unsupported-media-type"),
         title: "Unsupported media type",
         status: 415,
-        detail: `${err.message}; send ${request ? acceptedMediaTypes(request).join(" or ") : "application/json"}`,
+        detail: `${unsupportedMediaType(request)}; send ${request ? acceptedMediaTypes(request).join(" or ") : "application/json"}`,
       };
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return {
@@ -139,6 +139,20 @@ function fromFastifyError(err: FastifyError, request?: FastifyRequest): Problem 
       };
     default:
       break;
+  }
+  // A body-less request where a body is due fails the route's schema ("body must be object").
+  if (
+    err.validation &&
+    err.validationContext === "body" &&
+    request !== undefined &&
+    request.body === undefined
+  ) {
+    return {
+      type: problemType("validation"),
+      title: "Invalid input",
+      status: 400,
+      detail: `The request has no body; send ${acceptedMediaTypes(request).join(" or ")}`,
+    };
   }
   if (err.validation) {
     // One name for the query in every pointer: the hub's own checks say /query/… too.
@@ -169,6 +183,21 @@ function fromFastifyError(err: FastifyError, request?: FastifyRequest): Problem 
     status: 500,
     detail: "The hub failed to answer; see its log",
   };
+}
+
+/**
+ * Which Content-Type was refused, in words: fastify's own message ("Unsupported Media Type")
+ * names none, and `curl -d` sends a form type its user never wrote.
+ */
+function unsupportedMediaType(request: FastifyRequest | undefined): string {
+  const header = request?.headers["content-type"]?.trim();
+  if (header === undefined || header === "") return "The request has a body but no Content-Type";
+  const type = header.split(";")[0]?.trim().toLowerCase() ?? header;
+  const curl =
+    type === "application/x-www-form-urlencoded"
+      ? " (what curl -d sends unless given -H 'Content-Type: application/json')"
+      : "";
+  return `The body's Content-Type, ${type}${curl}, is not taken here`;
 }
 
 export function toProblem(error: unknown, request?: FastifyRequest): Problem {
