@@ -72,6 +72,9 @@ describe("things demo", () => {
       demo.process.kill("SIGINT");
     }
     expect(await demo.exited).toBe(0);
+    expect(demo.stdout()).toMatch(
+      /\nHyperthings urn:uuid:\S+ stopped: requests finished, queued writes committed, the database closed\n$/,
+    );
     expect(demo.stderr()).not.toMatch(/"level":(50|60)/);
   });
 

@@ -200,7 +200,12 @@ async function serve(
       await running.close();
       for (const close of companions.after) await close();
     })().then(
-      () => process.exit(0),
+      // Said on stdout, as the start was: whoever stopped it sees that the stop went through.
+      () =>
+        process.stdout.write(
+          `Hyperthings ${running.hub.id} stopped: requests finished, queued writes committed, the database closed\n`,
+          () => process.exit(0),
+        ),
       (err: unknown) => {
         running.hub.logger.error({ err }, "shutdown failed");
         process.exit(1);
