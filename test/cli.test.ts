@@ -611,7 +611,7 @@ describe("things serve that cannot start", () => {
     try {
       await refusedBeforeTheData(
         ["--port", String(port)],
-        `port ${port} on 127.0.0.1 is already in use; choose another with --port`,
+        `port ${port} on 127.0.0.1 is already in use; choose another with --port (env HYPERTHINGS_PORT; 0 takes any free one)`,
       );
     } finally {
       await new Promise((resolve) => taken.close(resolve));

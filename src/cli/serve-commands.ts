@@ -170,7 +170,7 @@ async function serve(
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE") {
       throw new CliError(
-        `port ${config.port} on ${config.host} is already in use; choose another with --port`,
+        `port ${config.port} on ${config.host} is already in use; choose another with --port (env HYPERTHINGS_PORT; 0 takes any free one)`,
       );
     }
     if (code === "EACCES") {
