@@ -158,10 +158,14 @@ function fromFastifyError(err: FastifyError, request?: FastifyRequest): Problem 
     // One name for the query in every pointer: the hub's own checks say /query/… too.
     const context = err.validationContext === "querystring" ? "query" : (err.validationContext ?? "request");
     const errors = errorsOfItsType(err.validation);
-    const locations = errors.map((v) => ({
-      pointer: `/${context}${v.instancePath}`,
-      message: messageOf(v, context),
-    }));
+    const locations = errors.map((v) => {
+      // A missing member or parameter is pointed at by its own name ("query/from is required"),
+      // not at its parent with Ajv's "must have required property 'from'".
+      const missing = v.keyword === "required" ? v.params?.missingProperty : undefined;
+      return typeof missing === "string"
+        ? { pointer: `/${context}${v.instancePath}/${missing}`, message: "is required" }
+        : { pointer: `/${context}${v.instancePath}`, message: messageOf(v, context) };
+    });
     // Fastify's message names every error; this one, those kept.
     const detail = locations.map((l) => `${l.pointer.slice(1)} ${l.message}`).join(", ");
     return withLocations(
