@@ -268,6 +268,11 @@ describe("bad input to the directory", () => {
     }, [id]);
   });
 
+  it("names an unknown query parameter of an endpoint that takes none, and says it takes none", async () => {
+    const problem = await expectProblem(await hub.request("/graph/summary?fields=id"), 400);
+    expect(problem.detail).toBe('Invalid query: query has no parameter "fields" (it takes none)');
+  });
+
   it("answers a PUT or PATCH without a body with 400 saying so, not with a schema's words", async () => {
     const id = "urn:example:errors:no-body";
     await expectNothingStored(hub, async () => {

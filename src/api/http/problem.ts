@@ -68,10 +68,13 @@ function messageOf(error: SchemaError, context: string): string {
         ? Object.keys(schema.properties)
         : [];
     const what = context === "query" ? "parameter" : "member";
-    return (
-      `has no ${what} ${JSON.stringify(extra)}` +
-      (known.length > 0 ? ` (it takes ${known.map((k) => JSON.stringify(k)).join(", ")})` : "")
-    );
+    const takes =
+      known.length > 0
+        ? ` (it takes ${known.map((k) => JSON.stringify(k)).join(", ")})`
+        : context === "query"
+          ? " (it takes none)"
+          : "";
+    return `has no ${what} ${JSON.stringify(extra)}${takes}`;
   }
   return error.message ?? "is invalid";
 }
