@@ -113,6 +113,16 @@ describe("things add", () => {
     expect(await storedIds()).toEqual(["urn:test:lamp-1"]);
   });
 
+  it("says unchanged for a TD given twice in one run, not updated", async () => {
+    const file = writeJson("lamp.json", lamp("urn:test:lamp-twice"));
+    const run = await thingsAt(["add", file, work]);
+    expect(run).toMatchObject({
+      code: 0,
+      stdout: "registered urn:test:lamp-twice\nunchanged urn:test:lamp-twice\n",
+      stderr: "",
+    });
+  });
+
   it("registers every *.json of a folder in name order and ignores other files and subfolders", async () => {
     const folder = join(work, "fleet");
     mkdirSync(join(folder, "nested"), { recursive: true });
@@ -346,6 +356,21 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     const line = expectOneLine(run);
     expect(line).toContain(`${file}`);
     expect(line).toContain("title");
+    expect(await storedIds()).toEqual([]);
+  });
+
+  it("add of a TD with several problems names each at its place in the file, on one line", async () => {
+    const file = writeJson("broken.json", [
+      lamp("urn:test:broken", {
+        security: "missing",
+        properties: { on: { type: "bogus", forms: [{ href: "http://127.0.0.1:1/on" }] } },
+      }),
+    ]);
+    const run = await thingsAt(["add", file]);
+    const line = expectOneLine(run);
+    expect(line).toContain(`${file}#/0/properties/on/type: The Thing Description is not valid TD 1.1:`);
+    expect(line).toContain('; #/0/security names security scheme "missing"');
+    expect(line).not.toContain("more problem");
     expect(await storedIds()).toEqual([]);
   });
 
@@ -586,7 +611,7 @@ describe("things serve that cannot start", () => {
     try {
       await refusedBeforeTheData(
         ["--port", String(port)],
-        `port ${port} on 127.0.0.1 is already in use; choose another with --port`,
+        `port ${port} on 127.0.0.1 is already in use; choose another with --port (env HYPERTHINGS_PORT; 0 takes any free one)`,
       );
     } finally {
       await new Promise((resolve) => taken.close(resolve));

@@ -235,10 +235,53 @@ describe("bad input to the directory", () => {
       expect(problem.detail).toMatch(
         method === "PATCH" ? /send application\/merge-patch\+json$/ : /application\/td\+json$/,
       );
+      // It names the type it refused, not only those it takes.
+      expect(problem.detail).toMatch(
+        new RegExp(`^The body's Content-Type, ${contentType.replace(/[+/]/g, "\\$&")}\\b`),
+      );
       // RFC 5789 §2.2: the refusal of a patch document names the types the resource takes.
       expect(res.headers.get("accept-patch")).toBe(
         method === "PATCH" ? "application/merge-patch+json" : null,
       );
+    }, [id]);
+  });
+
+  it("says what was wrong with the Content-Type: none at all, or curl -d's form type", async () => {
+    const id = "urn:example:errors:media-named";
+    await expectNothingStored(hub, async () => {
+      // A byte array gets no Content-Type from fetch.
+      const none = await hub.request(thingPath(id), {
+        method: "PUT",
+        body: new TextEncoder().encode(JSON.stringify(minimalTd({ id }))),
+      });
+      expect((await expectProblem(none, 415)).detail).toBe(
+        "The request has a body but no Content-Type; send application/json or application/ld+json or application/td+json",
+      );
+      const form = await hub.request(thingPath(id), {
+        method: "PUT",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: JSON.stringify(minimalTd({ id })),
+      });
+      expect((await expectProblem(form, 415)).detail).toBe(
+        "The body's Content-Type, application/x-www-form-urlencoded (what curl -d sends unless given -H 'Content-Type: application/json'), is not taken here; send application/json or application/ld+json or application/td+json",
+      );
+    }, [id]);
+  });
+
+  it("names an unknown query parameter of an endpoint that takes none, and says it takes none", async () => {
+    const problem = await expectProblem(await hub.request("/graph/summary?fields=id"), 400);
+    expect(problem.detail).toBe('Invalid query: query has no parameter "fields" (it takes none)');
+  });
+
+  it("answers a PUT or PATCH without a body with 400 saying so, not with a schema's words", async () => {
+    const id = "urn:example:errors:no-body";
+    await expectNothingStored(hub, async () => {
+      const put = await expectProblem(await hub.request(thingPath(id), { method: "PUT" }), 400);
+      expect(put.detail).toBe(
+        "The request has no body; send application/json or application/ld+json or application/td+json",
+      );
+      const patch = await expectProblem(await hub.request(thingPath(existing), { method: "PATCH" }), 400);
+      expect(patch.detail).toBe("The request has no body; send application/merge-patch+json");
     }, [id]);
   });
 

@@ -67,6 +67,14 @@ describe("things query", () => {
     expect(run.stderr).toMatch(/^things: .*name=value/);
   });
 
+  it("watch with a filter the hub refuses says so in the hub's words, exit 1, before it watches", async () => {
+    const run = await things(["watch", "--kind", "reported,bogus", ...connection]);
+    expect(run).toMatchObject({ code: 1, stdout: "" });
+    expect(run.stderr).toMatch(
+      /^things: No Change is of kind "bogus": the kinds this hub records are [a-z, ]+\n$/,
+    );
+  });
+
   it("says a hub that is not running is not running, as the other commands do", async () => {
     const stopped = await startTestHub();
     await stopped.stop();

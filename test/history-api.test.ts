@@ -633,7 +633,7 @@ describe("bad reports are refused with a precise problem and append nothing", ()
   it.each<[string, unknown, string]>([
     ["a kind the hub keeps for itself (desired)", { ...good, kind: "desired" }, "/body/kind"],
     ["an unknown kind", { ...good, kind: "guessed" }, "/body/kind"],
-    ["no affordance", { kind: "reported", value: 1 }, "/body"],
+    ["no affordance", { kind: "reported", value: 1 }, "/body/affordance"],
     ["an `at` that is not an RFC 3339 date-time", { ...good, at: "yesterday" }, "/body/at"],
     // The same rule as over MQTT: a leap second no Date can hold, a space for the T, a day past
     // the month's end.

@@ -509,7 +509,7 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
       ["/query/size"],
     ],
     ["an inclusion proof of seq 0", () => "/log/proof/inclusion?seq=0", 400, ["/query/seq"]],
-    ["an inclusion proof without a seq", () => "/log/proof/inclusion", 400, ["/query"]],
+    ["an inclusion proof without a seq", () => "/log/proof/inclusion", 400, ["/query/seq"]],
     ["an inclusion proof of seq abc", () => "/log/proof/inclusion?seq=abc", 400, ["/query/seq"]],
     [
       "inclusion proofs of a seq past the size",
@@ -545,7 +545,7 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
       ["/query/to"],
     ],
     ["a consistency proof from 0", () => "/log/proof/consistency?from=0&to=5", 400, ["/query/from"]],
-    ["a consistency proof without to", () => "/log/proof/consistency?from=1", 400, ["/query"]],
+    ["a consistency proof without to", () => "/log/proof/consistency?from=1", 400, ["/query/to"]],
     ["entries with a limit of 0", () => "/log/entries?limit=0", 400, ["/query/limit"]],
     // Numbers in decimal digits only: coercion by Number() took these as 16, 100, 1 and 1e20.
     ["an inclusion proof of seq 0x10", () => "/log/proof/inclusion?seq=0x10", 400, ["/query/seq"]],

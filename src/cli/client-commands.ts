@@ -89,6 +89,29 @@ export function clientOf(command: Command): HubClient {
  * A hub's refusal as the one line the CLI prints: what is wrong, where, and what to do. For a TD
  * from a file, "where" is `file#pointer`: the TD's place in the file, then the place in the TD.
  */
+/** Past this many, the problems of a TD beyond the first are counted, not each said. */
+const PROBLEMS_SAID = 5;
+
+/**
+ * The hub's message about a TD, with its other problems after the first ("(and 2 more
+ * problems)" in the hub's words), each at its place in the file: fixing a file one problem a run
+ * is slow.
+ */
+function withEveryProblem(err: HubError, submission: Submission): string {
+  const rest = err.errors.slice(1);
+  const summary = /\s*\(and \d+ more problems?\)$/;
+  if (rest.length === 0 || !summary.test(err.message)) return err.message;
+  const said = rest
+    .slice(0, PROBLEMS_SAID)
+    .map((e) => {
+      const at = submission.pointer + e.pointer;
+      return `; ${at === "" ? "the top level" : `#${at}`} ${e.detail}`;
+    })
+    .join("");
+  const more = rest.length - PROBLEMS_SAID;
+  return `${err.message.replace(summary, "")}${said}${more > 0 ? ` (and ${more} more problem${more === 1 ? "" : "s"})` : ""}`;
+}
+
 function refusal(err: HubError, submission?: Submission): CliError {
   const [first] = err.errors;
   let hint = "";
@@ -96,7 +119,9 @@ function refusal(err: HubError, submission?: Submission): CliError {
   if (err.status === 403) hint = "; use an admin token";
   if (submission !== undefined) {
     const pointer = submission.pointer + (first?.pointer ?? "");
-    return new CliError(`${submission.source}${pointer === "" ? "" : `#${pointer}`}: ${err.message}${hint}`);
+    return new CliError(
+      `${submission.source}${pointer === "" ? "" : `#${pointer}`}: ${withEveryProblem(err, submission)}${hint}`,
+    );
   }
   // The CLI wrote the query and the headers, not its user: a place in them says nothing to them.
   const where =
@@ -271,6 +296,8 @@ async function add(files: string[], command: Command): Promise<void> {
     ? (await client.health()).lastSeq
     : undefined;
   let done = 0;
+  // A TD given twice in one run (a file and a folder holding it) is unchanged the second time.
+  const versions = new Map<string, number>();
   for (const submission of submissions) {
     progress.show(done, typeof submission.td.id === "string" ? submission.td.id : submission.source);
     let result;
@@ -288,7 +315,10 @@ async function add(files: string[], command: Command): Promise<void> {
     // On a terminal, the next line goes where the progress was; otherwise the progress stays.
     if (process.stdout.isTTY) progress.clear();
     const unchanged =
-      !result.created && before !== undefined && result.version !== undefined && result.version <= before;
+      !result.created &&
+      result.version !== undefined &&
+      ((before !== undefined && result.version <= before) || versions.get(result.id) === result.version);
+    if (result.version !== undefined) versions.set(result.id, result.version);
     process.stdout.write(
       `${result.created ? "registered" : unchanged ? "unchanged" : "updated"} ${result.id}\n`,
     );

@@ -528,6 +528,21 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
     }
   });
   try {
+    // A filter the hub refuses (a kind it never records, a type that is no IRI) is said as
+    // `things changes` says it, before the stream opens: not as a GraphQL error after "watching".
+    // A hub that cannot be reached is said below, by the stream.
+    await clientOf(command)
+      .changes({
+        ...(options.thing !== undefined && { thing: options.thing }),
+        ...(options.type !== undefined && { type: options.type }),
+        ...(kinds !== undefined && { kind: kinds }),
+        ...(options.actor !== undefined && { actor: options.actor }),
+        ...(options.release !== undefined && { release: options.release }),
+        limit: 1,
+      })
+      .catch((err: unknown) => {
+        if (err instanceof HubError && err.status === 400) throw err;
+      });
     // The Log's end now, or with --since its last Change before that time: the stream starts
     // there (replaying what matches since), and resumes from the last Change it printed.
     last = (await client.request<{ log: { size: number } }>("query LogEnd { log { size } }")).log.size;

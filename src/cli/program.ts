@@ -18,12 +18,45 @@ import { registerQueryCommands } from "./query-commands.js";
 import { registerRolloutCommands } from "./rollout-commands.js";
 import { addCommandExamples } from "./command-examples.js";
 
+/**
+ * Words of other tools (Terraform, kubectl, Home Assistant, docker) that a newcomer types, and the
+ * commands that do it here: commander's own guess goes by spelling (`logs`: "Did you mean ls?").
+ */
+export const OTHER_TOOLS_WORDS: Readonly<Record<string, string>> = {
+  apply:
+    "to apply desired state, build a release and roll it out: things build PATH, things plan RELEASE, things rollout RELEASE",
+  rollback: "rolling back is rolling out an earlier release: things rollout RELEASE",
+  undo: "rolling back is rolling out an earlier release: things rollout RELEASE",
+  validate: "things build PATH --dry-run checks manifests; things add checks each TD as it registers it",
+  create: "things add FILE registers a Thing Description",
+  register: "things add FILE registers a Thing Description",
+  import: "things add FILE registers a Thing Description",
+  delete: "things rm ID",
+  remove: "things rm ID",
+  destroy: "things rm ID",
+  describe: "things get ID prints a Thing Description; things state ID its values",
+  show: "things get ID prints a Thing Description; things state ID its values",
+  inspect: "things get ID prints a Thing Description; things state ID its values",
+  list: "things ls",
+  ps: "things ls",
+  logs: "things history ID (one Thing's Changes), things changes (every Thing's), things watch (live)",
+  log: "things history ID (one Thing's Changes), things changes (every Thing's), things watch (live)",
+  events: "things history ID (one Thing's Changes), things changes (every Thing's), things watch (live)",
+  status: "things state ID (a Thing's values), things rollouts (rollouts), things drift (what differs)",
+  set: "things write ID PROPERTY VALUE",
+  call: "things invoke ID ACTION [INPUT]",
+  exec: "things invoke ID ACTION [INPUT]",
+};
+
 /** Commander's usage errors, like every other failure, as one line. */
 function writeUsageError(text: string, write: (text: string) => void): void {
-  const line = text
+  let line = text
     .replace(/^error: /, "")
     .replace(/\s*\n\s*/g, " ")
     .trim();
+  const unknown = /^unknown command '([^']*)'/.exec(line);
+  const hint = unknown === null ? undefined : OTHER_TOOLS_WORDS[unknown[1]?.toLowerCase() ?? ""];
+  if (unknown !== null && hint !== undefined) line = `${unknown[0]}: ${hint}`;
   write(`things: ${line}\n`);
 }
 

@@ -164,18 +164,19 @@ interface Companions {
 async function serve(
   options: ServeOptions,
   companions: Companions = { before: [], after: [] },
+  start: { observeLater?: boolean } = {},
 ): Promise<RunningHub> {
   const config = configOf(options);
   // Loaded only here: the client commands start faster without the server's modules.
   const { startHub } = await import("./start-hub.js");
   let running: RunningHub;
   try {
-    running = await startHub(config);
+    running = await startHub(config, start);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE") {
       throw new CliError(
-        `port ${config.port} on ${config.host} is already in use; choose another with --port`,
+        `port ${config.port} on ${config.host} is already in use; choose another with --port (env HYPERTHINGS_PORT; 0 takes any free one)`,
       );
     }
     if (code === "EACCES") {
@@ -205,7 +206,12 @@ async function serve(
       await running.close();
       for (const close of companions.after) await close();
     })().then(
-      () => process.exit(0),
+      // Said on stdout, as the start was: whoever stopped it sees that the stop went through.
+      () =>
+        process.stdout.write(
+          `Hyperthings ${running.hub.id} stopped: requests finished, queued writes committed, the database closed\n`,
+          () => process.exit(0),
+        ),
       (err: unknown) => {
         running.hub.logger.error({ err }, "shutdown failed");
         process.exit(1);
@@ -292,7 +298,9 @@ export function registerServeCommands(program: Command): void {
       if (options.snmpTrapPort === undefined && !process.env.HYPERTHINGS_SNMP_TRAP_PORT)
         options.snmpTrapPort = "0";
       const companions: Companions = { before: [], after: [] };
-      const running = await serve(options, companions);
+      // The fleet of an earlier run is registered at the ports it had then: the hub observes it
+      // once its TDs point at this run's simulators, or every start would record a false outage.
+      const running = await serve(options, companions, { observeLater: true });
       const { startDemoFleet } = await import("./sim-commands.js");
       let started;
       try {
@@ -302,6 +310,7 @@ export function registerServeCommands(program: Command): void {
         throw err;
       }
       const { fleet, added, updated } = started;
+      running.hub.observation?.start();
       // The sensors leave the hub's broker before it closes (it waits for its clients); the HTTP
       // Things stay until the hub has stopped observing them, so that no outage is recorded.
       companions.before.push(() => fleet.disconnectSensors());

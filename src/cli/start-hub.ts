@@ -173,7 +173,7 @@ async function requireReplicaIdentity(config: HubConfig, store: Store): Promise<
 
 export async function startHub(
   config: HubConfig,
-  options: { logger?: Logger; clock?: () => Date } = {},
+  options: { logger?: Logger; clock?: () => Date; observeLater?: boolean } = {},
 ): Promise<RunningHub> {
   // What can be checked without the data directory is checked first (nothing is created when it fails).
   if (config.mqtt === "external" && config.mqttUrl !== undefined) parseBrokerUrl(config.mqttUrl);
@@ -274,6 +274,7 @@ export async function startHub(
       secrets,
       vocabulary,
       ...(options.clock && { clock: options.clock }),
+      ...(options.observeLater === true && { observeLater: true }),
     });
   } catch (err) {
     await bindings.close();

@@ -50,6 +50,11 @@ export interface HubOptions {
   secrets?: SecretStore;
   /** The type vocabulary, read already; by default `open` reads `config.vocabulary` first. */
   vocabulary?: Vocabulary;
+  /**
+   * Whoever opens the hub starts `observation` itself, later: `things demo` first points the
+   * fleet's TDs of an earlier run at their new addresses, so that the old ones are never observed.
+   */
+  observeLater?: boolean;
 }
 
 /** Following an asynchronous action: ask its status this often, for at most this long. */
@@ -249,7 +254,7 @@ export class Hub {
       }
     }
     hub.startExpirySweep();
-    hub.observation?.start();
+    if (options.observeLater !== true) hub.observation?.start();
     // The graph's indexes are built in the background; a query before they are ready waits.
     hub.graph.start();
     await hub.drift.start();

@@ -68,10 +68,13 @@ function messageOf(error: SchemaError, context: string): string {
         ? Object.keys(schema.properties)
         : [];
     const what = context === "query" ? "parameter" : "member";
-    return (
-      `has no ${what} ${JSON.stringify(extra)}` +
-      (known.length > 0 ? ` (it takes ${known.map((k) => JSON.stringify(k)).join(", ")})` : "")
-    );
+    const takes =
+      known.length > 0
+        ? ` (it takes ${known.map((k) => JSON.stringify(k)).join(", ")})`
+        : context === "query"
+          ? " (it takes none)"
+          : "";
+    return `has no ${what} ${JSON.stringify(extra)}${takes}`;
   }
   return error.message ?? "is invalid";
 }
@@ -128,7 +131,7 @@ function fromFastifyError(err: FastifyError, request?: FastifyRequest): Problem 
         type: problemType("unsupported-media-type"),
         title: "Unsupported media type",
         status: 415,
-        detail: `${err.message}; send ${request ? acceptedMediaTypes(request).join(" or ") : "application/json"}`,
+        detail: `${unsupportedMediaType(request)}; send ${request ? acceptedMediaTypes(request).join(" or ") : "application/json"}`,
       };
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return {
@@ -140,14 +143,32 @@ function fromFastifyError(err: FastifyError, request?: FastifyRequest): Problem 
     default:
       break;
   }
+  // A body-less request where a body is due fails the route's schema ("body must be object").
+  if (
+    err.validation &&
+    err.validationContext === "body" &&
+    request !== undefined &&
+    request.body === undefined
+  ) {
+    return {
+      type: problemType("validation"),
+      title: "Invalid input",
+      status: 400,
+      detail: `The request has no body; send ${acceptedMediaTypes(request).join(" or ")}`,
+    };
+  }
   if (err.validation) {
     // One name for the query in every pointer: the hub's own checks say /query/… too.
     const context = err.validationContext === "querystring" ? "query" : (err.validationContext ?? "request");
     const errors = errorsOfItsType(err.validation);
-    const locations = errors.map((v) => ({
-      pointer: `/${context}${v.instancePath}`,
-      message: messageOf(v, context),
-    }));
+    const locations = errors.map((v) => {
+      // A missing member or parameter is pointed at by its own name ("query/from is required"),
+      // not at its parent with Ajv's "must have required property 'from'".
+      const missing = v.keyword === "required" ? v.params?.missingProperty : undefined;
+      return typeof missing === "string"
+        ? { pointer: `/${context}${v.instancePath}/${missing}`, message: "is required" }
+        : { pointer: `/${context}${v.instancePath}`, message: messageOf(v, context) };
+    });
     // Fastify's message names every error; this one, those kept.
     const detail = locations.map((l) => `${l.pointer.slice(1)} ${l.message}`).join(", ");
     return withLocations(
@@ -169,6 +190,21 @@ function fromFastifyError(err: FastifyError, request?: FastifyRequest): Problem 
     status: 500,
     detail: "The hub failed to answer; see its log",
   };
+}
+
+/**
+ * Which Content-Type was refused, in words: fastify's own message ("Unsupported Media Type")
+ * names none, and `curl -d` sends a form type its user never wrote.
+ */
+function unsupportedMediaType(request: FastifyRequest | undefined): string {
+  const header = request?.headers["content-type"]?.trim();
+  if (header === undefined || header === "") return "The request has a body but no Content-Type";
+  const type = header.split(";")[0]?.trim().toLowerCase() ?? header;
+  const curl =
+    type === "application/x-www-form-urlencoded"
+      ? " (what curl -d sends unless given -H 'Content-Type: application/json')"
+      : "";
+  return `The body's Content-Type, ${type}${curl}, is not taken here`;
 }
 
 export function toProblem(error: unknown, request?: FastifyRequest): Problem {
