@@ -4,14 +4,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change } from "../src/core/index.js";
 import {
+  describeWithPostgres,
+  storeUrl,
   dropSchema,
   postgresProblem,
-  postgresUrl,
-  servicesRequired as required,
   temporarySchema,
 } from "./support/postgres.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
@@ -20,79 +20,67 @@ import { runThingsToEnd } from "./support/things-process.js";
 const problem = await postgresProblem();
 const THING = "urn:example:pg:meter";
 
-if (problem !== undefined && !required) {
-  describe("a hub on PostgreSQL", () => {
-    it.skip(`skipped: no PostgreSQL at ${postgresUrl} (${problem})`, () => undefined);
+describeWithPostgres("a hub on PostgreSQL", problem, () => {
+  const schema = temporarySchema();
+  const store = storeUrl(schema);
+  // The hub's keys and tokens stay in its data directory, whichever store it runs on.
+  const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-pg-hub-"));
+  const hubs: TestHub[] = [];
+  afterAll(async () => {
+    for (const hub of hubs) await hub.stop();
+    await dropSchema(schema);
+    rmSync(dataDir, { recursive: true, force: true });
   });
-} else if (problem !== undefined) {
-  describe("a hub on PostgreSQL", () => {
-    it(`needs PostgreSQL at ${postgresUrl} (HYPERTHINGS_REQUIRE_SERVICES=1)`, () => {
-      throw new Error(`no PostgreSQL at ${postgresUrl}: ${problem}`);
+
+  async function report(hub: TestHub, value: number): Promise<number[]> {
+    const res = await hub.request(`${thingPath(THING)}/changes`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ kind: "reported", affordance: "kwh", value }),
     });
+    const answer = (await res.json()) as { seqs: number[] };
+    expect(res.status, JSON.stringify(answer)).toBe(201);
+    return answer.seqs;
+  }
+
+  it("keeps the directory and the Log across a restart, refuses a second hub meanwhile, and verifies", async () => {
+    const first = await startTestHub({ store, dataDir });
+    hubs.push(first);
+    const put = await first.request(thingPath(THING), {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(
+        minimalTd({
+          id: THING,
+          properties: { kwh: { type: "number", forms: [{ href: "http://meter.example/kwh" }] } },
+        }),
+      ),
+    });
+    expect(put.status).toBe(201);
+    const seqs: number[] = [];
+    for (const value of [1.5, 2.5, 4]) seqs.push(...(await report(first, value)));
+
+    // Another hub on the same schema while this one runs: refused, saying why.
+    await expect(startTestHub({ store, dataDir })).rejects.toThrow(
+      new RegExp(`^The PostgreSQL schema ${schema} \\(.*\\) is in use by another hub: stop that hub first`),
+    );
+
+    await first.stop();
+    hubs.splice(0);
+    const again = await startTestHub({ store, dataDir });
+    hubs.push(again);
+    expect((await again.request(thingPath(THING))).status).toBe(200);
+    const history = (await (
+      await again.request(`${thingPath(THING)}/history?affordance=kwh&limit=10`)
+    ).json()) as { changes: Change[] };
+    expect(history.changes.map((c) => c.value)).toEqual([4, 2.5, 1.5]);
+    expect(history.changes[0]?.previous).toBe(2.5);
+    // The Log goes on from where it was.
+    expect(await report(again, 5)).toEqual([(seqs.at(-1) ?? 0) + 1]);
+
+    const verify = await runThingsToEnd(["verify", "--url", again.url, "--token", again.token]);
+    expect(verify.stderr).toBe("");
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/^verified \d+ changes/);
   });
-} else {
-  describe("a hub on PostgreSQL", () => {
-    const schema = temporarySchema();
-    const store = `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}schema=${schema}`;
-    // The hub's keys and tokens stay in its data directory, whichever store it runs on.
-    const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-pg-hub-"));
-    const hubs: TestHub[] = [];
-    afterAll(async () => {
-      for (const hub of hubs) await hub.stop();
-      await dropSchema(schema);
-      rmSync(dataDir, { recursive: true, force: true });
-    });
-
-    async function report(hub: TestHub, value: number): Promise<number[]> {
-      const res = await hub.request(`${thingPath(THING)}/changes`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ kind: "reported", affordance: "kwh", value }),
-      });
-      const answer = (await res.json()) as { seqs: number[] };
-      expect(res.status, JSON.stringify(answer)).toBe(201);
-      return answer.seqs;
-    }
-
-    it("keeps the directory and the Log across a restart, refuses a second hub meanwhile, and verifies", async () => {
-      const first = await startTestHub({ store, dataDir });
-      hubs.push(first);
-      const put = await first.request(thingPath(THING), {
-        method: "PUT",
-        headers: { "content-type": "application/td+json" },
-        body: JSON.stringify(
-          minimalTd({
-            id: THING,
-            properties: { kwh: { type: "number", forms: [{ href: "http://meter.example/kwh" }] } },
-          }),
-        ),
-      });
-      expect(put.status).toBe(201);
-      const seqs: number[] = [];
-      for (const value of [1.5, 2.5, 4]) seqs.push(...(await report(first, value)));
-
-      // Another hub on the same schema while this one runs: refused, saying why.
-      await expect(startTestHub({ store, dataDir })).rejects.toThrow(
-        new RegExp(`^The PostgreSQL schema ${schema} \\(.*\\) is in use by another hub: stop that hub first`),
-      );
-
-      await first.stop();
-      hubs.splice(0);
-      const again = await startTestHub({ store, dataDir });
-      hubs.push(again);
-      expect((await again.request(thingPath(THING))).status).toBe(200);
-      const history = (await (
-        await again.request(`${thingPath(THING)}/history?affordance=kwh&limit=10`)
-      ).json()) as { changes: Change[] };
-      expect(history.changes.map((c) => c.value)).toEqual([4, 2.5, 1.5]);
-      expect(history.changes[0]?.previous).toBe(2.5);
-      // The Log goes on from where it was.
-      expect(await report(again, 5)).toEqual([(seqs.at(-1) ?? 0) + 1]);
-
-      const verify = await runThingsToEnd(["verify", "--url", again.url, "--token", again.token]);
-      expect(verify.stderr).toBe("");
-      expect(verify.code).toBe(0);
-      expect(verify.stdout).toMatch(/^verified \d+ changes/);
-    });
-  });
-}
+});

@@ -5,13 +5,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import {
+  describeWithPostgres,
+  storeUrl,
   dropSchema,
   postgresProblem,
   postgresUrl,
-  servicesRequired as required,
   temporarySchema,
 } from "./support/postgres.js";
 import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
@@ -20,109 +21,91 @@ import { runThingsToEnd } from "./support/things-process.js";
 const problem = await postgresProblem();
 const THING = "urn:example:pg:verify:meter";
 
-if (problem !== undefined && !required) {
-  describe("things verify --db on PostgreSQL", () => {
-    it.skip(`skipped: no PostgreSQL at ${postgresUrl} (${problem})`, () => undefined);
+describeWithPostgres("things verify --db on PostgreSQL", problem, () => {
+  const schema = temporarySchema();
+  const store = storeUrl(schema);
+  const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-pg-verify-"));
+  let hub: TestHub | undefined;
+  afterAll(async () => {
+    await hub?.stop();
+    await dropSchema(schema);
+    rmSync(dataDir, { recursive: true, force: true });
   });
-} else if (problem !== undefined) {
-  describe("things verify --db on PostgreSQL", () => {
-    it(`needs PostgreSQL at ${postgresUrl} (HYPERTHINGS_REQUIRE_SERVICES=1)`, () => {
-      throw new Error(`no PostgreSQL at ${postgresUrl}: ${problem}`);
-    });
-  });
-} else {
-  describe("things verify --db on PostgreSQL", () => {
-    const schema = temporarySchema();
-    const store = `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}schema=${schema}`;
-    const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-pg-verify-"));
-    let hub: TestHub | undefined;
-    afterAll(async () => {
-      await hub?.stop();
-      await dropSchema(schema);
-      rmSync(dataDir, { recursive: true, force: true });
-    });
 
-    async function sql(text: string): Promise<void> {
-      const client = new pg.Client({ connectionString: postgresUrl });
-      await client.connect();
-      try {
-        await client.query(`SET search_path TO ${schema}`);
-        await client.query(text);
-      } finally {
-        await client.end();
-      }
+  async function sql(text: string): Promise<void> {
+    const client = new pg.Client({ connectionString: postgresUrl });
+    await client.connect();
+    try {
+      await client.query(`SET search_path TO ${schema}`);
+      await client.query(text);
+    } finally {
+      await client.end();
     }
+  }
 
-    it("verifies the Log without a hub, with the data directory's key, and names a row altered behind the hub's back", async () => {
-      hub = await startTestHub({ store, dataDir });
-      await putTd(
-        hub,
-        minimalTd({
-          id: THING,
-          properties: { kwh: { type: "number", forms: [{ href: "http://meter.example/kwh" }] } },
-        }),
-      );
-      for (let value = 0; value < 20; value++) {
-        const res = await hub.request(`${thingPath(THING)}/changes`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ kind: "reported", affordance: "kwh", value }),
-        });
-        expect(res.status).toBe(201);
-      }
-      // A checkpoint signed over all of it, as auditors ask for.
-      expect((await hub.request("/log/checkpoint")).status).toBe(200);
+  it("verifies the Log without a hub, with the data directory's key, and names a row altered behind the hub's back", async () => {
+    hub = await startTestHub({ store, dataDir });
+    await putTd(
+      hub,
+      minimalTd({
+        id: THING,
+        properties: { kwh: { type: "number", forms: [{ href: "http://meter.example/kwh" }] } },
+      }),
+    );
+    for (let value = 0; value < 20; value++) {
+      const res = await hub.request(`${thingPath(THING)}/changes`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ kind: "reported", affordance: "kwh", value }),
+      });
+      expect(res.status).toBe(201);
+    }
+    // A checkpoint signed over all of it, as auditors ask for.
+    expect((await hub.request("/log/checkpoint")).status).toBe(200);
 
-      // While the hub runs: one read-only snapshot.
-      const running = await runThingsToEnd(["verify", "--db", store, "--data", dataDir]);
-      expect(running).toMatchObject({ code: 0, stderr: "" });
-      expect(running.stdout).toMatch(
-        /^verified 21 changes, \d+ checkpoints, log root [0-9a-f]{64} signed at .* \(key SHA256:\S+\)\n$/,
-      );
-      await hub.stop();
-      hub = undefined;
+    // While the hub runs: one read-only snapshot.
+    const running = await runThingsToEnd(["verify", "--db", store, "--data", dataDir]);
+    expect(running).toMatchObject({ code: 0, stderr: "" });
+    expect(running.stdout).toMatch(
+      /^verified 21 changes, \d+ checkpoints, log root [0-9a-f]{64} signed at .* \(key SHA256:\S+\)\n$/,
+    );
+    await hub.stop();
+    hub = undefined;
 
-      // Seq 5's value changed by someone who could disable the guard.
-      await sql(
-        "ALTER TABLE changes DISABLE TRIGGER changes_no_update; UPDATE changes SET value = '999' WHERE seq = 5; " +
-          "ALTER TABLE changes ENABLE TRIGGER changes_no_update",
-      );
-      const altered = await runThingsToEnd(["verify", "--db", store, "--data", dataDir, "--json"]);
-      expect(altered.code).toBe(3);
-      expect(JSON.parse(altered.stdout)).toMatchObject({ ok: false, seq: 5, problem: "altered-change" });
+    // Seq 5's value changed by someone who could disable the guard.
+    await sql(
+      "ALTER TABLE changes DISABLE TRIGGER changes_no_update; UPDATE changes SET value = '999' WHERE seq = 5; " +
+        "ALTER TABLE changes ENABLE TRIGGER changes_no_update",
+    );
+    const altered = await runThingsToEnd(["verify", "--db", store, "--data", dataDir, "--json"]);
+    expect(altered.code).toBe(3);
+    expect(JSON.parse(altered.stdout)).toMatchObject({ ok: false, seq: 5, problem: "altered-change" });
 
-      // Without a key, the command says where it looked and what to give.
-      const keyless = await runThingsToEnd(["verify", "--db", store, "--data", join(dataDir, "none")]);
-      expect(keyless.code).toBe(2);
-      expect(keyless.stderr).toMatch(
-        /^things: there is no log-key\.pem in .*none: give the hub's data directory with --data, or its public key with --key/,
-      );
-      // A schema with no Log in it, in one line.
-      const empty = await runThingsToEnd([
-        "verify",
-        "--db",
-        `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}schema=${schema}_none`,
-        "--data",
-        dataDir,
-      ]);
-      expect(empty.code).toBe(1);
-      expect(empty.stderr).toMatch(/^things: there is no hub's Log in .*, schema \w+_none \(no changes/);
-    });
-
-    it("things backup of a PostgreSQL store says in one line to use pg_dump, for the store's schema", async () => {
-      const target = join(dataDir, "backup");
-      for (const run of [
-        await runThingsToEnd(["backup", target, "--data", dataDir, "--store", store]),
-        await runThingsToEnd(["backup", target, "--data", dataDir], { env: { HYPERTHINGS_STORE: store } }),
-      ]) {
-        expect(run.code).toBe(2);
-        expect(run.stderr).toMatch(
-          new RegExp(
-            `^things: things backup copies the embedded SQLite store; this hub's store is PostgreSQL: back up its schema with \`pg_dump --schema=${schema} --format=custom\`.*\n$`,
-          ),
-        );
-        expect(run.stderr.split("\n")).toHaveLength(2);
-      }
-    });
+    // Without a key, the command says where it looked and what to give.
+    const keyless = await runThingsToEnd(["verify", "--db", store, "--data", join(dataDir, "none")]);
+    expect(keyless.code).toBe(2);
+    expect(keyless.stderr).toMatch(
+      /^things: there is no log-key\.pem in .*none: give the hub's data directory with --data, or its public key with --key/,
+    );
+    // A schema with no Log in it, in one line.
+    const empty = await runThingsToEnd(["verify", "--db", `${storeUrl(schema)}_none`, "--data", dataDir]);
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toMatch(/^things: there is no hub's Log in .*, schema \w+_none \(no changes/);
   });
-}
+
+  it("things backup of a PostgreSQL store says in one line to use pg_dump, for the store's schema", async () => {
+    const target = join(dataDir, "backup");
+    for (const run of [
+      await runThingsToEnd(["backup", target, "--data", dataDir, "--store", store]),
+      await runThingsToEnd(["backup", target, "--data", dataDir], { env: { HYPERTHINGS_STORE: store } }),
+    ]) {
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `^things: things backup copies the embedded SQLite store; this hub's store is PostgreSQL: back up its schema with \`pg_dump --schema=${schema} --format=custom\`.*\n$`,
+        ),
+      );
+      expect(run.stderr.split("\n")).toHaveLength(2);
+    }
+  });
+});

@@ -3,8 +3,10 @@
 import { randomBytes } from "node:crypto";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import pg from "pg";
+import { describe, it } from "vitest";
+import { servicesRequired } from "./mqtt-broker.js";
 
-export { servicesRequired } from "./mqtt-broker.js";
+export { servicesRequired };
 
 export const postgresUrl = process.env.HYPERTHINGS_TEST_POSTGRES_URL || "postgres://root@127.0.0.1:5432/test";
 
@@ -20,6 +22,30 @@ export async function postgresProblem(url: string = postgresUrl): Promise<string
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/**
+ * `describe(name, body)` when PostgreSQL answers. Otherwise one test in its place that is skipped
+ * with the reason, or fails when the run requires the services (HYPERTHINGS_REQUIRE_SERVICES=1).
+ */
+export function describeWithPostgres(name: string, problem: string | undefined, body: () => void): void {
+  if (problem === undefined) describe(name, body);
+  else if (!servicesRequired) {
+    describe(name, () => {
+      it.skip(`skipped: no PostgreSQL at ${postgresUrl} (${problem})`, () => undefined);
+    });
+  } else {
+    describe(name, () => {
+      it(`needs PostgreSQL at ${postgresUrl} (HYPERTHINGS_REQUIRE_SERVICES=1)`, () => {
+        throw new Error(`no PostgreSQL at ${postgresUrl}: ${problem}`);
+      });
+    });
+  }
+}
+
+/** The test database's URL for a store in `schema`. */
+export function storeUrl(schema: string): string {
+  return `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}schema=${schema}`;
 }
 
 /** A schema name no other test (here or in another process) uses. */
