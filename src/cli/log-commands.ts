@@ -57,7 +57,7 @@ import { describeChange } from "./history-commands.js";
 import { defaultDataDir } from "../hub/config.js";
 import { HUB_ID_FILE } from "../hub/hub-identity.js";
 import { LOG_KEY_FILE } from "../hub/notary.js";
-import type { LogFileHead, PostgresLogReader, SqliteLogFile } from "../store/index.js";
+import type { LogEntries, LogFileHead, PostgresLogReader, SqliteLogFile } from "../store/index.js";
 
 /** The exit code of a verification that ran and found the Log, a proof or an export wrong. */
 export const VERIFICATION_FAILED = 3;
@@ -656,31 +656,56 @@ async function verifyPostgres(url: string, options: VerifyOptions): Promise<void
       }
     }
     origin ??= checkpoints[0]?.origin ?? "";
-    const where = log.where;
-    const reader: LogReader & LogFileReader = {
+    const reader = storeLogReader({
       keyName,
-      lastSeq: head.lastSeq,
-      logKey: async (): Promise<LogKey> => ({ origin: origin ?? "", algorithm: "Ed25519", publicKey }),
-      checkpoint: async (): Promise<Checkpoint | undefined> => checkpoints.at(-1),
-      async *checkpointsAll(): AsyncGenerator<Checkpoint, void, undefined> {
-        yield* checkpoints;
-      },
-      async *logEntryChunks(chunkOptions: { after?: number; upTo?: number; pageSize?: number } = {}) {
-        const upTo = chunkOptions.upTo ?? head.lastSeq;
-        const limit = chunkOptions.pageSize ?? VERIFY_PAGE_SIZE;
-        for (let after = chunkOptions.after ?? 0; after < upTo;) {
-          const page = await log.entries(after, Math.min(limit, upTo - after));
-          if (page.count === 0) return;
-          yield page.body;
-          after = page.last;
-        }
-      },
-      damage: () => headDamage(head, where),
-    };
+      publicKey,
+      origin,
+      checkpoints,
+      head,
+      where: log.where,
+      entries: (after, count) => log.entries(after, count),
+    });
     return await verifyHub(reader, options, reader);
   } finally {
     await log.close().catch(() => {});
   }
+}
+
+/**
+ * A Log read straight from a store (an SQLite file, a PostgreSQL schema) for `things verify --db`:
+ * its Changes a page at a time, its checkpoints, its head checked against them, and the key given.
+ */
+function storeLogReader(source: {
+  keyName: string;
+  publicKey: string;
+  origin: string;
+  checkpoints: Checkpoint[];
+  head: { headSize: number | undefined; lastSeq: number };
+  where: string;
+  /** Up to `count` Changes after seq `after`, as one NDJSON body. */
+  entries(after: number, count: number): LogEntries | Promise<LogEntries>;
+}): LogReader & LogFileReader {
+  const { keyName, publicKey, origin, checkpoints, head, where } = source;
+  return {
+    keyName,
+    lastSeq: head.lastSeq,
+    logKey: async (): Promise<LogKey> => ({ origin, algorithm: "Ed25519", publicKey }),
+    checkpoint: async (): Promise<Checkpoint | undefined> => checkpoints.at(-1),
+    async *checkpointsAll(): AsyncGenerator<Checkpoint, void, undefined> {
+      yield* checkpoints;
+    },
+    async *logEntryChunks(options: { after?: number; upTo?: number; pageSize?: number } = {}) {
+      const upTo = options.upTo ?? head.lastSeq;
+      const limit = options.pageSize ?? VERIFY_PAGE_SIZE;
+      for (let after = options.after ?? 0; after < upTo;) {
+        const page = await source.entries(after, Math.min(limit, upTo - after));
+        if (page.count === 0) return;
+        yield page.body;
+        after = page.last;
+      }
+    },
+    damage: (): Failed | undefined => headDamage(head, where),
+  };
 }
 
 /** A head row that disagrees with the Changes there are: what is wrong though they verify. */
@@ -781,26 +806,15 @@ function logFileSource(
     // Without hub-id beside it, the checkpoints name the hub; the verifier checks they all agree.
   }
   origin ??= checkpoints[0]?.origin ?? "";
-  const reader = {
+  const reader = storeLogReader({
     keyName,
-    lastSeq: head.lastSeq,
-    logKey: async (): Promise<LogKey> => ({ origin: origin ?? "", algorithm: "Ed25519", publicKey }),
-    checkpoint: async (): Promise<Checkpoint | undefined> => checkpoints.at(-1),
-    async *checkpointsAll(): AsyncGenerator<Checkpoint, void, undefined> {
-      yield* checkpoints;
-    },
-    async *logEntryChunks(options: { after?: number; upTo?: number; pageSize?: number } = {}) {
-      const upTo = options.upTo ?? head.lastSeq;
-      const limit = options.pageSize ?? VERIFY_PAGE_SIZE;
-      for (let after = options.after ?? 0; after < upTo;) {
-        const page = log.entries(after, Math.min(limit, upTo - after));
-        if (page.count === 0) return;
-        yield page.body;
-        after = page.last;
-      }
-    },
-    damage: (): Failed | undefined => headDamage(head, path),
-  };
+    publicKey,
+    origin,
+    checkpoints,
+    head,
+    where: path,
+    entries: (after, count) => log.entries(after, count),
+  });
   let closed = false;
   const close = () => {
     if (closed) return;
