@@ -30,18 +30,9 @@ export function readDataFile(path: string): string | undefined {
  * returns the text already there (another process's, created first) instead.
  */
 export function createDataFile(path: string, text: string, mode: number): string {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
   // Written and flushed under a name of its own, then linked into place: the link fails if the
   // file exists, and a file that exists under `path` is always whole.
-  const temporary = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(temporary, "wx", mode);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  const temporary = writeTemporary(path, text, mode, "wx");
   try {
     linkSync(temporary, path);
   } catch (err) {
@@ -50,13 +41,33 @@ export function createDataFile(path: string, text: string, mode: number): string
   } finally {
     unlinkSync(temporary);
   }
+  syncDirectory(dirname(path));
+  return text;
+}
+
+/** `text` written and flushed to a file of its own beside `path` (its directory made if need be); its name. */
+function writeTemporary(path: string, text: string, mode: number, flags: "w" | "wx"): string {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const temporary = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+  const fd = openSync(temporary, flags, mode);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return temporary;
+}
+
+/** Flushes `dir`'s entries to disk: a file linked or renamed into it stays after a crash. */
+function syncDirectory(dir: string): void {
   const dirFd = openSync(dir, "r");
   try {
     fsyncSync(dirFd);
   } finally {
     closeSync(dirFd);
   }
-  return text;
 }
 
 /**
@@ -80,26 +91,12 @@ export function exposedMode(path: string): number | undefined {
  * renamed into place, and the directory flushed, so that a crash leaves the old file or the new.
  */
 export function replaceDataFile(path: string, text: string, mode: number): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const temporary = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(temporary, "w", mode);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  const temporary = writeTemporary(path, text, mode, "w");
   try {
     renameSync(temporary, path);
   } catch (err) {
     unlinkSync(temporary);
     throw err;
   }
-  const dirFd = openSync(dir, "r");
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
+  syncDirectory(dirname(path));
 }
