@@ -608,23 +608,9 @@ async function verifyPostgres(url: string, options: VerifyOptions): Promise<void
   const keyPath = join(dir, LOG_KEY_FILE);
   let publicKey: string;
   let keyName: string;
-  if (options.key !== undefined) {
-    try {
-      publicKey = readFileSync(options.key, "utf8");
-    } catch (err) {
-      throw new CliError(`cannot read ${options.key}: ${fileProblem(err)}`, 2);
-    }
-    keyName = options.key;
-  } else if (existsSync(keyPath)) {
-    try {
-      publicKey = createPublicKey(createPrivateKey(readFileSync(keyPath, "utf8")))
-        .export({ type: "spki", format: "pem" })
-        .toString();
-    } catch (err) {
-      throw new CliError(`cannot read the key ${keyPath}: ${fileProblem(err)}`);
-    }
-    keyName = `the key in ${keyPath}`;
-  } else {
+  if (options.key !== undefined) ({ publicKey, keyName } = givenKey(options.key));
+  else if (existsSync(keyPath)) ({ publicKey, keyName } = hubKey(keyPath));
+  else {
     throw new CliError(
       `there is no ${LOG_KEY_FILE} in ${dir}: give the hub's data directory with --data, or its public key with --key (the PEM of GET /log/key)`,
       2,
@@ -668,6 +654,27 @@ async function verifyPostgres(url: string, options: VerifyOptions): Promise<void
     return await verifyHub(reader, options, reader);
   } finally {
     await log.close().catch(() => {});
+  }
+}
+
+/** The public half of a hub's `log-key.pem`, and how verify names it. */
+function hubKey(keyPath: string): { publicKey: string; keyName: string } {
+  try {
+    const publicKey = createPublicKey(createPrivateKey(readFileSync(keyPath, "utf8")))
+      .export({ type: "spki", format: "pem" })
+      .toString();
+    return { publicKey, keyName: `the key in ${keyPath}` };
+  } catch (err) {
+    throw new CliError(`cannot read the key ${keyPath}: ${fileProblem(err)}`);
+  }
+}
+
+/** A public key given with --key (the PEM of GET /log/key). */
+function givenKey(keyFile: string): { publicKey: string; keyName: string } {
+  try {
+    return { publicKey: readFileSync(keyFile, "utf8"), keyName: keyFile };
+  } catch (err) {
+    throw new CliError(`cannot read ${keyFile}: ${fileProblem(err)}`, 2);
   }
 }
 
@@ -757,23 +764,9 @@ function logFileSource(
   let publicKey: string;
   let keyName: string;
   const keyPath = join(dir, LOG_KEY_FILE);
-  if (existsSync(keyPath)) {
-    try {
-      publicKey = createPublicKey(createPrivateKey(readFileSync(keyPath, "utf8")))
-        .export({ type: "spki", format: "pem" })
-        .toString();
-    } catch (err) {
-      throw new CliError(`cannot read the key ${keyPath}: ${fileProblem(err)}`);
-    }
-    keyName = `the key in ${keyPath}`;
-  } else if (keyFile !== undefined) {
-    try {
-      publicKey = readFileSync(keyFile, "utf8");
-    } catch (err) {
-      throw new CliError(`cannot read ${keyFile}: ${fileProblem(err)}`, 2);
-    }
-    keyName = keyFile;
-  } else {
+  if (existsSync(keyPath)) ({ publicKey, keyName } = hubKey(keyPath));
+  else if (keyFile !== undefined) ({ publicKey, keyName } = givenKey(keyFile));
+  else {
     throw new CliError(
       `there is no ${LOG_KEY_FILE} beside ${path}: give the hub's public key with --key (the PEM of GET /log/key)`,
       2,
