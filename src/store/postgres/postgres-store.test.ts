@@ -481,6 +481,44 @@ if (problem !== undefined && !required) {
       );
     });
 
+    it("migration 3 is not cut short by a statement_timeout in the URL: it waits for the Log's lock as long as it takes", async () => {
+      const schema = newSchema();
+      const first = await openStore(schema);
+      await first.append(readings(20, 2));
+      await first.close();
+      const db = await connect(schema);
+      await db.query(BACK_TO_VERSION_2);
+      // A reader (a `things verify --db`, say) holds the Log for longer than the sessions' bound.
+      const other = await connect(schema);
+      await other.query("BEGIN");
+      await other.query("LOCK TABLE changes IN ACCESS SHARE MODE");
+      const options = encodeURIComponent("-c synchronous_commit=off -c statement_timeout=1000");
+      const bounded = `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}options=${options}`;
+      const outcome = PostgresStore.open({ url: bounded, schema, maxConnections: 2 }).then(
+        (store) => {
+          stores.push(store);
+          return "opened";
+        },
+        (error: Error) => error.message,
+      );
+      await vi.waitFor(
+        async () => {
+          const { rows } = await db.query<{ waiting: boolean }>(
+            `SELECT count(*) > 0 AS waiting FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE '%ADD COLUMN ordinal%' AND now() - query_start > interval '2 s'`,
+          );
+          expect(rows[0]?.waiting).toBe(true);
+        },
+        { timeout: 20_000, interval: 200 },
+      );
+      await other.query("COMMIT");
+      expect(await outcome).toBe("opened");
+      expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({
+        v: migrations.length,
+      });
+      expect((await db.query(WRONG_ORDINALS)).rows[0]).toEqual({ n: 0 });
+    });
+
     it("a migration waits as long as it takes, past the statement bound (query_timeout)", async () => {
       const schema = newSchema();
       await (await openStore(schema)).close();
