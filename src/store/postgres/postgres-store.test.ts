@@ -26,7 +26,7 @@ import {
   servicesRequired as required,
   temporarySchema,
 } from "../../../test/support/postgres.js";
-import { TestHlc, describeStoreConformance } from "../store-conformance.js";
+import { TestHlc, describeStoreConformance, expectHistoryAsInLog } from "../store-conformance.js";
 import { migrations } from "./postgres-migrations.js";
 import { PostgresSecretStore } from "./postgres-secret-store.js";
 import { PostgresStore, type PostgresStoreOptions } from "./postgres-store.js";
@@ -433,6 +433,7 @@ if (problem !== undefined && !required) {
       expect((await db.query(WRONG_ORDINALS)).rows[0]).toEqual({ n: 0 });
       expect(await readLog(store)).toStrictEqual(log);
       expect((await verify(store)).verdict).toEqual({ ok: true, size: log.length, provenSize: log.length });
+      await expectHistoryAsInLog(store, [1, 2, 3].map(thingName), "migrated");
       // Every count as a scan of the Log gives it, at every pair of positions, edges included.
       const streams = new Map(log.map((c) => [`${c.thing} ${c.affordance ?? ""} ${c.kind}`, c]));
       for (const c of streams.values()) {
@@ -481,7 +482,7 @@ if (problem !== undefined && !required) {
       );
     });
 
-    it("migration 3 is not cut short by a statement_timeout in the URL: it waits for the Log's lock as long as it takes", async () => {
+    it("migration 3 is not cut short by a statement_timeout or lock_timeout in the URL: it waits for the Log's lock as long as it takes", async () => {
       const schema = newSchema();
       const first = await openStore(schema);
       await first.append(readings(20, 2));
@@ -492,7 +493,9 @@ if (problem !== undefined && !required) {
       const other = await connect(schema);
       await other.query("BEGIN");
       await other.query("LOCK TABLE changes IN ACCESS SHARE MODE");
-      const options = encodeURIComponent("-c synchronous_commit=off -c statement_timeout=1000");
+      const options = encodeURIComponent(
+        "-c synchronous_commit=off -c statement_timeout=1000 -c lock_timeout=1000",
+      );
       const bounded = `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}options=${options}`;
       const outcome = PostgresStore.open({ url: bounded, schema, maxConnections: 2 }).then(
         (store) => {
