@@ -149,7 +149,7 @@ export const migrations: readonly string[] = [
   SET LOCAL statement_timeout = 0;
   SET LOCAL lock_timeout = 0;
   ALTER TABLE changes ADD COLUMN ordinal bigint;
-  DROP INDEX changes_stream, changes_hlc, changes_actor, changes_release;
+  DROP INDEX IF EXISTS changes_stream, changes_hlc, changes_actor, changes_release;
   DO $$
   DECLARE
     guarded boolean := EXISTS (SELECT 1 FROM pg_trigger

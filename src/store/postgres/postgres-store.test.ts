@@ -467,14 +467,29 @@ if (problem !== undefined && !required) {
       expect(await store.countStream(thingName(2), "", "described", 0, size + 50)).toBe(2);
     });
 
-    it("migration 3 leaves a guard it finds disabled as it was, for the opening to put back and say", async () => {
+    it("migration 3 leaves a guard it finds disabled as it was, for the opening to put back and say, and makes an index that was dropped", async () => {
       const schema = newSchema();
       const first = await openStore(schema);
       await first.append(readings(10, 2));
       await first.close();
       const db = await connect(schema);
-      await db.query(`${BACK_TO_VERSION_2}; ALTER TABLE changes DISABLE TRIGGER changes_no_update`);
+      await db.query(
+        `${BACK_TO_VERSION_2}; ALTER TABLE changes DISABLE TRIGGER changes_no_update; DROP INDEX changes_hlc`,
+      );
       const store = await openStore(schema);
+      expect(
+        (
+          await db.query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'changes' ORDER BY 1",
+          )
+        ).rows,
+      ).toEqual(
+        ["changes_actor", "changes_hlc", "changes_pkey", "changes_release", "changes_stream"].map(
+          (indexname) => ({
+            indexname,
+          }),
+        ),
+      );
       expect(store.restoredGuards).toEqual([{ trigger: "changes_no_update", found: "disabled" }]);
       expect((await db.query(WRONG_ORDINALS)).rows[0]).toEqual({ n: 0 });
       await expect(db.query("UPDATE changes SET ordinal = 0 WHERE seq = 1")).rejects.toThrow(
