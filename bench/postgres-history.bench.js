@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // History on the PostgreSQL store at ~100k Changes: a hub (the build, in-process) on a schema of
-// its own fills its Log, then times stateAt and diff of one Thing at random times, and the change
-// feed filtered by a rare actor and by a release, oldest and newest first. Prints ONE JSON line on
-// stdout; everything else goes to stderr. The schema is dropped at the end. See bench/README.md.
+// its own fills its Log, then times stateAt and diff of one Thing at random times, diff over all
+// its Changes, and the change feed filtered by a rare actor and by a release, oldest and newest
+// first. Prints ONE JSON line on stdout; everything else goes to stderr. The schema is dropped at
+// the end. See bench/README.md.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -152,6 +153,12 @@ async function main() {
       const d = await hub.history.diff(hot, a <= b ? a : b, a <= b ? b : a);
       return d.thing === hot;
     });
+    // The longest interval: every Change of the Thing between the two (a diff's cost that grew
+    // with the interval shows here first).
+    const diffWhole = await timed("diff whole", options.queries, async () => {
+      const d = await hub.history.diff(hot, new Date(first - 1), new Date(last + 1));
+      return d.thing === hot;
+    });
     const randomSeq = () => Math.floor(r() * size);
     const feed = async (filter, order) => {
       const after = order === "asc" ? randomSeq() : 0;
@@ -177,6 +184,7 @@ async function main() {
         fillChangesPerSecond: Math.round(size / fillSeconds),
         stateAtMs: stateAt,
         diffMs: diff,
+        diffWholeMs: diffWhole,
         feedActorAscMs: actorAsc,
         feedActorDescMs: actorDesc,
         feedReleaseDescMs: releaseDesc,

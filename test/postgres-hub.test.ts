@@ -1,6 +1,6 @@
 // A hub on PostgreSQL (`--store postgres://…`): it registers a Thing, records reports over HTTP,
 // restarts on the same schema with everything kept, and `things verify` passes; a second hub on
-// the schema is refused while the first runs.
+// the schema is refused while the first runs. Its diffs count Changes from the stored ordinals.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -82,5 +82,47 @@ describeWithPostgres("a hub on PostgreSQL", problem, () => {
     expect(verify.stderr).toBe("");
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/^verified \d+ changes/);
+  });
+
+  it("diffs on PostgreSQL: a property's Changes counted over a Thing registered inside the interval, none from a time to itself", async () => {
+    const diffSchema = temporarySchema();
+    const diffDir = mkdtempSync(join(tmpdir(), "hyperthings-pg-diff-"));
+    const hub = await startTestHub({ store: storeUrl(diffSchema), dataDir: diffDir });
+    try {
+      const before = new Date(Date.now() - 1000).toISOString();
+      const put = await hub.request(thingPath(THING), {
+        method: "PUT",
+        headers: { "content-type": "application/td+json" },
+        body: JSON.stringify(
+          minimalTd({
+            id: THING,
+            properties: { kwh: { type: "number", forms: [{ href: "http://meter.example/kwh" }] } },
+          }),
+        ),
+      });
+      expect(put.status).toBe(201);
+      for (const value of [1, 2, 3, 4, 5]) await report(hub, value);
+      const end = new Date().toISOString();
+      const diff = async (from: string, to: string) => {
+        const res = await hub.request(
+          `${thingPath(THING)}/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
+        );
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      const whole = await diff(before, end);
+      expect(whole.status).toBe(200);
+      expect(whole.body.properties).toMatchObject([{ affordance: "kwh", after: 5, changes: 5 }]);
+      expect((whole.body.properties as Array<Record<string, unknown>>)[0]).not.toHaveProperty("before");
+      expect(whole.body.descriptionChanges).toMatchObject({ counts: { described: 1 } });
+      const none = await diff(end, end);
+      expect(none.status).toBe(200);
+      expect(none.body.properties).toEqual([]);
+      expect(none.body.descriptionChanges).toBeUndefined();
+      expect((await diff(new Date(Date.parse(before) - 3_600_000).toISOString(), before)).status).toBe(404);
+    } finally {
+      await hub.stop();
+      await dropSchema(diffSchema);
+      rmSync(diffDir, { recursive: true, force: true });
+    }
   });
 });

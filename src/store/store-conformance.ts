@@ -1520,6 +1520,42 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         );
       });
 
+      it("countStream and streamsAt at a diff's edges: empty, both ends at one Change, a stream begun inside, past the Log", async () => {
+        for (const id of range(1, THINGS + 1).map(thingId)) {
+          for (const [affordance, kind] of streamsIn(log, id)) {
+            const seqs = log
+              .filter((c) => c.thing === id && (c.affordance ?? "") === affordance && c.kind === kind)
+              .map((c) => c.seq);
+            const first = seqs[0] ?? 0;
+            const last = seqs.at(-1) ?? 0;
+            const where = `${id} "${affordance}" ${kind}`;
+            const count = (after: number, upTo: number) =>
+              store.countStream(id, affordance, kind, after, upTo);
+            expect(await count(first, first), `${where}: from = to at its first`).toBe(0);
+            expect(await count(last, last), `${where}: from = to at its last`).toBe(0);
+            expect(await count(first - 1, first), `${where}: only its first`).toBe(1);
+            expect(await count(0, first - 1), `${where}: before it began`).toBe(0);
+            expect(await count(first - 1, last), `${where}: begun inside`).toBe(seqs.length);
+            expect(await count(0, log.length + 10), `${where}: past the Log`).toBe(seqs.length);
+            expect(await count(last, log.length + 10), `${where}: after its last`).toBe(0);
+            expect(await count(last, first), `${where}: reversed`).toBe(0);
+            const inStream = (at: number) =>
+              store
+                .streamsAt(id, at)
+                .then((streams) => streams.find((s) => s.affordance === affordance && s.kind === kind));
+            expect(await inStream(first - 1), `${where}: not yet`).toBeUndefined();
+            expect((await inStream(first))?.latest.seq, `${where}: from its first`).toBe(first);
+          }
+        }
+        // Thing 1 was registered at seq 1 and described again later: both in (0, end], one after 1.
+        const described = log
+          .filter((c) => c.thing === thingId(1) && c.kind === "described")
+          .map((c) => c.seq);
+        expect(described).toHaveLength(2);
+        expect(await store.countStream(thingId(1), "", "described", 0, log.length)).toBe(2);
+        expect(await store.countStream(thingId(1), "", "described", 1, log.length)).toBe(1);
+      });
+
       it("feed answers any stretch like a filter over the Log: bounds, order, filters, limit (property)", async () => {
         const bound = fc.integer({ min: 0, max: log.length + 2 });
         await fc.assert(

@@ -49,6 +49,17 @@ export function streamKey(thing: string, affordance: string, kind: string): stri
   return `${thing}\u0000${affordance}\u0000${kind}`;
 }
 
+/** The latest Change of a stream, as far as its next Change needs it. */
+export interface StreamTail {
+  /** The value text the next Change gets as `previous` (null: none, and always for a Thing-level stream). */
+  value: string | null;
+  /** Its ordinal in the stream (migration 3): the next Change's is one more (0: the stream has none). */
+  ordinal: number;
+}
+
+/** The tail of a stream that has no Change. */
+export const EMPTY_STREAM: StreamTail = { value: null, ordinal: 0 };
+
 export interface BatchMark {
   size: number;
   frontier: MerkleFrontier;
@@ -65,10 +76,10 @@ export interface BatchMark {
  * whatever the batch holds. Things are deleted or upserted by their final state in the batch.
  */
 export const FLUSH_SQL = `WITH
-  c AS (INSERT INTO changes (seq, hlc, at, thing, affordance, kind, value, previous, cause, leaf)
-    SELECT s, h, a, t, af, k, v, p, ca, decode(l, 'hex')
+  c AS (INSERT INTO changes (seq, hlc, at, thing, affordance, kind, value, previous, cause, leaf, ordinal)
+    SELECT s, h, a, t, af, k, v, p, ca, decode(l, 'hex'), o
     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                $8::text[], $9::text[], $10::text[]) AS x(s, h, a, t, af, k, v, p, ca, l)),
+                $8::text[], $9::text[], $10::text[], $35::bigint[]) AS x(s, h, a, t, af, k, v, p, ca, l, o)),
   st AS (INSERT INTO streams (thing, affordance, kind)
     SELECT DISTINCT * FROM unnest($11::text[], $12::text[], $13::text[]) ON CONFLICT DO NOTHING),
   n AS (INSERT INTO merkle_nodes (level, idx, hash)
@@ -102,6 +113,7 @@ export class LogBatch {
     previous: [] as Array<string | null>,
     cause: [] as string[],
     leaf: [] as string[],
+    ordinal: [] as number[],
   };
   private readonly nodes = { level: [] as number[], idx: [] as number[], hash: [] as string[] };
   private readonly newStreams = { thing: [] as string[], affordance: [] as string[], kind: [] as string[] };
@@ -115,8 +127,8 @@ export class LogBatch {
   /** Undoes the changes to the maps below, newest last (mark/rollback). */
   private readonly undo: Array<() => void> = [];
 
-  /** The value text each stream's next Change gets as `previous` (null: none), by streamKey. */
-  readonly streams = new Map<string, string | null>();
+  /** The tail of each stream the batch appends to, by streamKey: read before any command runs. */
+  readonly streams = new Map<string, StreamTail>();
   /** The Things the batch reads or writes: their state (null: not registered). */
   readonly things = new Map<string, ThingState | null>();
   readonly touchedThings = new Set<string>();
@@ -201,10 +213,16 @@ export class LogBatch {
     const { draft, value, cause } = recorded;
     const affordance = draft.affordance ?? "";
     const key = streamKey(draft.thing, affordance, draft.kind);
+    const tail = this.streams.get(key);
+    // The store reads every stream a command appends to before the batch: a miss is a bug here,
+    // which must not number a Change wrongly.
+    if (tail === undefined)
+      throw new Error(
+        `The stream ${draft.thing} "${affordance}" ${draft.kind} was not read before its append`,
+      );
     let previous = recorded.previous;
-    if (previous === undefined && draft.affordance !== undefined) {
-      const text = this.streams.get(key);
-      if (text !== undefined && text !== null) previous = { text, value: JSON.parse(text) as unknown };
+    if (previous === undefined && draft.affordance !== undefined && tail.value !== null) {
+      previous = { text: tail.value, value: JSON.parse(tail.value) as unknown };
     }
     const seq = this.size + 1;
     const change: Change = {
@@ -245,6 +263,7 @@ export class LogBatch {
     rows.previous.push(previous?.text ?? null);
     rows.cause.push(cause.text);
     rows.leaf.push(leafHex);
+    rows.ordinal.push(tail.ordinal + 1);
 
     if (this.frontierMarked) {
       this.frontier = this.frontier.clone();
@@ -259,7 +278,10 @@ export class LogBatch {
     this.size = seq;
 
     // A Thing-level stream gives no `previous` (its Changes' values are TDs and such).
-    this.setIn(this.streams, key, draft.affordance === undefined ? null : (value?.text ?? null));
+    this.setIn(this.streams, key, {
+      value: draft.affordance === undefined ? null : (value?.text ?? null),
+      ordinal: tail.ordinal + 1,
+    });
     if (!this.knownStreams.has(key) && !this.addedStreams.has(key)) {
       this.addedStreams.add(key);
       this.undo.push(() => this.addedStreams.delete(key));
@@ -333,6 +355,7 @@ export class LogBatch {
       cp.map((x) => x.signature),
       this.size,
       JSON.stringify(this.frontier.toJSON()),
+      c.ordinal,
     ];
   }
 }

@@ -26,7 +26,7 @@ import {
   servicesRequired as required,
   temporarySchema,
 } from "../../../test/support/postgres.js";
-import { TestHlc, describeStoreConformance } from "../store-conformance.js";
+import { TestHlc, describeStoreConformance, expectHistoryAsInLog } from "../store-conformance.js";
 import { migrations } from "./postgres-migrations.js";
 import { PostgresSecretStore } from "./postgres-secret-store.js";
 import { PostgresStore, type PostgresStoreOptions } from "./postgres-store.js";
@@ -97,6 +97,15 @@ if (problem !== undefined && !required) {
   }
 
   /** `count` reported values spread over Things 1..`things` and three affordances. */
+  /** Undoes migration 3: the schema as a hub of migration 2 left it (with its rows). */
+  const BACK_TO_VERSION_2 =
+    "ALTER TABLE changes DROP COLUMN ordinal; DELETE FROM schema_migrations WHERE version >= 3";
+
+  /** Rows whose ordinal is not their position in their stream (what migration 3 and appends keep at 0). */
+  const WRONG_ORDINALS = `SELECT count(*)::int AS n FROM (SELECT ordinal, row_number() OVER (
+      PARTITION BY thing, coalesce(affordance, ''), kind ORDER BY seq) AS position FROM changes) o
+    WHERE ordinal IS DISTINCT FROM position`;
+
   function readings(count: number, things: number, offset = 0): ChangeDraft[] {
     return Array.from({ length: count }, (_, i) => ({
       thing: thingName(1 + ((i + offset) % things)),
@@ -107,6 +116,10 @@ if (problem !== undefined && !required) {
       hlc: clock.advance(1),
     }));
   }
+
+  /** Undoes migrations 2 and 3: the schema as a hub of migration 1 left it (with its rows). */
+  const BACK_TO_VERSION_1 = `${BACK_TO_VERSION_2}; DROP INDEX changes_actor; DROP INDEX changes_release;
+    DELETE FROM schema_migrations WHERE version >= 2`;
 
   describe("PostgresStore", () => {
     const schemas: string[] = [];
@@ -217,6 +230,9 @@ if (problem !== undefined && !required) {
       const [after] = await two.append(readings(1, 1, 503));
       expect(after?.seq).toBe(log.length + 2);
       expect(after?.previous).toStrictEqual(next?.value);
+      // Each Change is numbered in its stream after the other store's Changes too.
+      const db = await connect(schema);
+      expect((await db.query(WRONG_ORDINALS)).rows[0]).toEqual({ n: 0 });
     });
 
     it("refuses UPDATE, DELETE and TRUNCATE of the Log from any session, and lowering its head", async () => {
@@ -231,14 +247,14 @@ if (problem !== undefined && !required) {
         "DELETE FROM changes WHERE seq = 2",
         "TRUNCATE changes",
         "UPDATE log_head SET size = 1",
-        `INSERT INTO changes (seq, hlc, thing, kind, cause, leaf) VALUES (1, 'x', 'y', 'z', '{}', decode(repeat('00', 32), 'hex'))
+        `INSERT INTO changes (seq, hlc, thing, kind, cause, leaf, ordinal) VALUES (1, 'x', 'y', 'z', '{}', decode(repeat('00', 32), 'hex'), 1)
            ON CONFLICT (seq) DO UPDATE SET kind = 'tampered'`,
       ]) {
         await expect(db.query(sql), sql).rejects.toThrow("the log is append-only");
       }
       await expect(
         db.query(
-          `INSERT INTO changes (seq, hlc, thing, kind, cause, leaf) VALUES (2, 'x', 'y', 'z', '{}', decode(repeat('00', 32), 'hex'))`,
+          `INSERT INTO changes (seq, hlc, thing, kind, cause, leaf, ordinal) VALUES (2, 'x', 'y', 'z', '{}', decode(repeat('00', 32), 'hex'), 1)`,
         ),
       ).rejects.toThrow(/duplicate key/);
       expect(await readLog(store)).toStrictEqual(before);
@@ -366,11 +382,11 @@ if (problem !== undefined && !required) {
       await first.close();
       // The schema as a hub of migration 1 left it.
       const db = await connect(schema);
-      await db.query(
-        "DROP INDEX changes_actor; DROP INDEX changes_release; DELETE FROM schema_migrations WHERE version = 2",
-      );
+      await db.query(BACK_TO_VERSION_1);
       const store = await openStore(schema);
-      expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({ v: 2 });
+      expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({
+        v: migrations.length,
+      });
       expect(
         (await store.feed({ actor: "rare", after: 0, order: "desc", limit: 5 })).map((c) => c.seq),
       ).toEqual([31]);
@@ -390,13 +406,142 @@ if (problem !== undefined && !required) {
       }
     });
 
+    it("migration 3 numbers the Changes of a version-2 schema in their streams: the same Log and counts, then appends go on", async () => {
+      const schema = newSchema();
+      const first = await openStore(schema);
+      await first.describe({ td: td(1), cause, hlc: clock.next() });
+      await first.describe({ td: td(2), cause, hlc: clock.next() });
+      await first.append(readings(60, 3));
+      await first.describe({ td: { ...td(1), title: "renamed" }, cause, hlc: clock.next() });
+      await first.remove({ id: thingName(2), cause, hlc: clock.next() });
+      await first.append(readings(30, 3, 60));
+      const log = await readLog(first);
+      await checkpoint(first);
+      await first.close();
+      const db = await connect(schema);
+      await db.query(BACK_TO_VERSION_2);
+
+      const store = await openStore(schema);
+      expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({
+        v: migrations.length,
+      });
+      // The guard was set aside for the migration's UPDATE only: in force, and not said restored.
+      expect(store.restoredGuards).toEqual([]);
+      await expect(db.query("UPDATE changes SET ordinal = 0 WHERE seq = 1")).rejects.toThrow(
+        "the log is append-only",
+      );
+      expect((await db.query(WRONG_ORDINALS)).rows[0]).toEqual({ n: 0 });
+      expect(await readLog(store)).toStrictEqual(log);
+      expect((await verify(store)).verdict).toEqual({ ok: true, size: log.length, provenSize: log.length });
+      await expectHistoryAsInLog(store, [1, 2, 3].map(thingName), "migrated");
+      // Every count as a scan of the Log gives it, at every pair of positions, edges included.
+      const streams = new Map(log.map((c) => [`${c.thing} ${c.affordance ?? ""} ${c.kind}`, c]));
+      for (const c of streams.values()) {
+        const affordance = c.affordance ?? "";
+        for (let after = 0; after <= log.length + 1; after += 7) {
+          for (const upTo of [after, after + 1, after + 13, log.length, log.length + 2]) {
+            const expected = log.filter(
+              (x) =>
+                x.thing === c.thing &&
+                (x.affordance ?? "") === affordance &&
+                x.kind === c.kind &&
+                x.seq > after &&
+                x.seq <= upTo,
+            ).length;
+            expect(
+              await store.countStream(c.thing, affordance, c.kind, after, upTo),
+              `${after}..${upTo}`,
+            ).toBe(expected);
+          }
+        }
+      }
+      // Appends after the migration number on from each stream's last (old streams and new).
+      await store.append(readings(45, 4, 90));
+      await store.describe({ td: td(2), cause, hlc: clock.next() });
+      expect((await db.query(WRONG_ORDINALS)).rows[0]).toEqual({ n: 0 });
+      const size = log.length;
+      expect(await store.countStream(thingName(4), "temperature", "reported", 0, size + 50)).toBe(
+        (await store.history({ thing: thingName(4), affordance: "temperature", order: "asc", limit: 100 }))
+          .length,
+      );
+      expect(await store.countStream(thingName(2), "", "described", 0, size + 50)).toBe(2);
+    });
+
+    it("migration 3 leaves a guard it finds disabled as it was, for the opening to put back and say, and makes an index that was dropped", async () => {
+      const schema = newSchema();
+      const first = await openStore(schema);
+      await first.append(readings(10, 2));
+      await first.close();
+      const db = await connect(schema);
+      await db.query(
+        `${BACK_TO_VERSION_2}; ALTER TABLE changes DISABLE TRIGGER changes_no_update; DROP INDEX changes_hlc`,
+      );
+      const store = await openStore(schema);
+      expect(
+        (
+          await db.query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'changes' ORDER BY 1",
+          )
+        ).rows,
+      ).toEqual(
+        ["changes_actor", "changes_hlc", "changes_pkey", "changes_release", "changes_stream"].map(
+          (indexname) => ({
+            indexname,
+          }),
+        ),
+      );
+      expect(store.restoredGuards).toEqual([{ trigger: "changes_no_update", found: "disabled" }]);
+      expect((await db.query(WRONG_ORDINALS)).rows[0]).toEqual({ n: 0 });
+      await expect(db.query("UPDATE changes SET ordinal = 0 WHERE seq = 1")).rejects.toThrow(
+        "the log is append-only",
+      );
+    });
+
+    it("migration 3 is not cut short by a statement_timeout or lock_timeout in the URL: it waits for the Log's lock as long as it takes", async () => {
+      const schema = newSchema();
+      const first = await openStore(schema);
+      await first.append(readings(20, 2));
+      await first.close();
+      const db = await connect(schema);
+      await db.query(BACK_TO_VERSION_2);
+      // A reader (a `things verify --db`, say) holds the Log for longer than the sessions' bound.
+      const other = await connect(schema);
+      await other.query("BEGIN");
+      await other.query("LOCK TABLE changes IN ACCESS SHARE MODE");
+      const options = encodeURIComponent(
+        "-c synchronous_commit=off -c statement_timeout=1000 -c lock_timeout=1000",
+      );
+      const bounded = `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}options=${options}`;
+      const outcome = PostgresStore.open({ url: bounded, schema, maxConnections: 2 }).then(
+        (store) => {
+          stores.push(store);
+          return "opened";
+        },
+        (error: Error) => error.message,
+      );
+      await vi.waitFor(
+        async () => {
+          const { rows } = await db.query<{ waiting: boolean }>(
+            `SELECT count(*) > 0 AS waiting FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE '%ADD COLUMN ordinal%' AND now() - query_start > interval '2 s'`,
+          );
+          expect(rows[0]?.waiting).toBe(true);
+        },
+        { timeout: 20_000, interval: 200 },
+      );
+      await other.query("COMMIT");
+      expect(await outcome).toBe("opened");
+      expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({
+        v: migrations.length,
+      });
+      expect((await db.query(WRONG_ORDINALS)).rows[0]).toEqual({ n: 0 });
+    });
+
     it("a migration waits as long as it takes, past the statement bound (query_timeout)", async () => {
       const schema = newSchema();
       await (await openStore(schema)).close();
       const db = await connect(schema);
-      await db.query(
-        "DROP INDEX changes_actor; DROP INDEX changes_release; DELETE FROM schema_migrations WHERE version = 2",
-      );
+      await db.query(BACK_TO_VERSION_1);
       // Another hub migrating the schema holds the migration lock for longer than the bound.
       const other = await connect(schema);
       await other.query("BEGIN");
@@ -421,7 +566,9 @@ if (problem !== undefined && !required) {
       );
       await other.query("COMMIT");
       expect(await outcome).toBe("opened");
-      expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({ v: 2 });
+      expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({
+        v: migrations.length,
+      });
     });
 
     it("refuses a schema name it would have to quote, and an unreachable server, each in one line", async () => {

@@ -49,10 +49,12 @@ import type {
 } from "../store.js";
 import {
   BLOCK,
+  EMPTY_STREAM,
   FLUSH_SQL,
   LogBatch,
   streamKey,
   type RecordedDraft,
+  type StreamTail,
   type ThingState,
 } from "./postgres-batch.js";
 import {
@@ -109,6 +111,8 @@ interface Pending {
   things?: readonly string[];
   releases?: readonly string[];
   drafts?: readonly RecordedDraft[];
+  /** The Thing-level streams (Thing, kind) `log` appends to besides its drafts'. */
+  appends?: ReadonlyArray<readonly [thing: string, kind: string]>;
   /** How many Changes it appends (for maxQueuedChanges). */
   changes: number;
   resolve: (value: unknown) => void;
@@ -129,6 +133,10 @@ const RECOVERY_FIRST_MS = 250;
 const RECOVERY_MAX_MS = 5_000;
 /** The highest seq a bound can name. */
 const NO_BOUND = Number.MAX_SAFE_INTEGER;
+/** The ordinal of stream ($1, $2, $3)'s latest Change at or before seq `bound` (0: none). */
+const ordinalAt = (bound: string) => `coalesce((SELECT ordinal FROM changes
+  WHERE thing = $1 AND coalesce(affordance, '') = $2 AND kind = $3 AND seq <= ${bound}
+  ORDER BY seq DESC LIMIT 1), 0)`;
 
 function toRecord(row: ThingRow, td: RegisteredThingDescription): ThingRecord {
   const record: ThingRecord = {
@@ -198,8 +206,8 @@ export class PostgresStore implements Store {
 
   /** The Log's head as this process last committed or read it. */
   private head: { size: number; frontier: MerkleFrontier; root?: Uint8Array };
-  /** The value text each stream's next Change gets as `previous`, as of `head.size` (a cache). */
-  private readonly streamValues = new Map<string, string | null>();
+  /** Each stream's tail (its next Change's `previous` and ordinal), as of `head.size` (a cache). */
+  private readonly streamTails = new Map<string, StreamTail>();
   /** Streams known to be in the `streams` table. */
   private readonly knownStreams = new Set<string>();
   private readonly cachedNodes = new Map<string, Uint8Array>();
@@ -456,11 +464,11 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** After COMMIT: the head, the streams' values and the known streams move on with the batch. */
+  /** After COMMIT: the head, the streams' tails and the known streams move on with the batch. */
   private committed(log: LogBatch): void {
     this.head = { size: log.size, frontier: log.frontier };
-    if (this.streamValues.size + log.streams.size > MAX_CACHED_STREAMS) this.streamValues.clear();
-    for (const [key, value] of log.streams) this.streamValues.set(key, value);
+    if (this.streamTails.size + log.streams.size > MAX_CACHED_STREAMS) this.streamTails.clear();
+    for (const [key, tail] of log.streams) this.streamTails.set(key, tail);
     if (this.knownStreams.size + log.addedStreams.size > MAX_CACHED_STREAMS) this.knownStreams.clear();
     for (const key of log.addedStreams) this.knownStreams.add(key);
   }
@@ -468,47 +476,52 @@ export class PostgresStore implements Store {
   /** What is kept in memory may no longer be the database's: read it again next time. */
   private forget(): void {
     this.head = { size: -1, frontier: new MerkleFrontier() };
-    this.streamValues.clear();
+    this.streamTails.clear();
   }
 
   /**
    * Another process appended since this one's last batch (or the head is unknown): its Changes
-   * update the streams' values (a few), or the values are read again as needed (many).
+   * update the streams' tails (a few), or the tails are read again as needed (many).
    */
   private async catchUp(client: pg.PoolClient, row: { size: number; frontier: string }): Promise<void> {
     const gap = row.size - this.head.size;
     if (this.head.size >= 0 && gap > 0 && gap <= MAX_CATCH_UP) {
-      const { rows } = await client.query<Pick<ChangeRow, "thing" | "affordance" | "kind" | "value">>(
-        "SELECT thing, affordance, kind, value FROM changes WHERE seq > $1 ORDER BY seq",
-        [this.head.size],
-      );
+      const { rows } = await client.query<
+        Pick<ChangeRow, "thing" | "affordance" | "kind" | "value"> & { ordinal: number }
+      >("SELECT thing, affordance, kind, value, ordinal FROM changes WHERE seq > $1 ORDER BY seq", [
+        this.head.size,
+      ]);
       for (const c of rows) {
         const key = streamKey(c.thing, c.affordance ?? "", c.kind);
-        this.streamValues.set(key, c.affordance === null ? null : c.value);
+        this.streamTails.set(key, { value: c.affordance === null ? null : c.value, ordinal: c.ordinal });
         this.knownStreams.add(key);
       }
     } else {
-      this.streamValues.clear();
+      this.streamTails.clear();
     }
     this.head = { size: row.size, frontier: MerkleFrontier.fromJSON(JSON.parse(row.frontier)) };
   }
 
-  /** Reads what the batch's commands look at: their Things, releases and streams' latest values. */
+  /**
+   * Reads what the batch's commands look at: their Things, releases and the tails of the streams
+   * they append to (from memory where known).
+   */
   private async prefetch(client: pg.PoolClient, log: LogBatch, batch: readonly Pending[]): Promise<void> {
     const things = new Set<string>();
     const releases = new Set<string>();
     const streams = new Map<string, [string, string, string]>();
+    const stream = (thing: string, affordance: string, kind: string): void => {
+      const key = streamKey(thing, affordance, kind);
+      if (log.streams.has(key) || streams.has(key)) return;
+      const cached = this.streamTails.get(key);
+      if (cached !== undefined) log.streams.set(key, cached);
+      else streams.set(key, [thing, affordance, kind]);
+    };
     for (const pending of batch) {
       for (const id of pending.things ?? []) things.add(id);
       for (const id of pending.releases ?? []) releases.add(id);
-      for (const { draft, previous } of pending.drafts ?? []) {
-        if (draft.affordance === undefined || previous !== undefined) continue;
-        const key = streamKey(draft.thing, draft.affordance, draft.kind);
-        if (log.streams.has(key) || streams.has(key)) continue;
-        const cached = this.streamValues.get(key);
-        if (cached !== undefined) log.streams.set(key, cached);
-        else streams.set(key, [draft.thing, draft.affordance, draft.kind]);
-      }
+      for (const { draft } of pending.drafts ?? []) stream(draft.thing, draft.affordance ?? "", draft.kind);
+      for (const [thing, kind] of pending.appends ?? []) stream(thing, "", kind);
     }
     if (things.size > 0) {
       const { rows } = await client.query<ThingRow>(
@@ -545,17 +558,17 @@ export class PostgresStore implements Store {
     }
     if (streams.size > 0) {
       const keys = [...streams.values()];
-      const { rows } = await client.query<{ i: number; v: string | null }>(
-        `SELECT k.i, c.v FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(thing, affordance, kind, i)
+      const { rows } = await client.query<{ i: number; v: string | null; o: number }>(
+        `SELECT k.i, c.v, c.o FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(thing, affordance, kind, i)
          CROSS JOIN LATERAL (
-           SELECT CASE WHEN c.affordance IS NULL THEN NULL ELSE c.value END AS v FROM changes c
+           SELECT CASE WHEN c.affordance IS NULL THEN NULL ELSE c.value END AS v, c.ordinal AS o FROM changes c
             WHERE c.thing = k.thing AND coalesce(c.affordance, '') = k.affordance AND c.kind = k.kind
             ORDER BY c.seq DESC LIMIT 1) c`,
         [keys.map((k) => k[0]), keys.map((k) => k[1]), keys.map((k) => k[2])],
       );
-      for (const key of streams.keys()) log.streams.set(key, null);
+      for (const key of streams.keys()) log.streams.set(key, EMPTY_STREAM);
       const names = [...streams.keys()];
-      for (const row of rows) log.streams.set(names[row.i - 1] ?? "", row.v);
+      for (const row of rows) log.streams.set(names[row.i - 1] ?? "", { value: row.v, ordinal: row.o });
     }
   }
 
@@ -576,6 +589,7 @@ export class PostgresStore implements Store {
     return this.enqueue<DescribeResult>({
       things: [td.id],
       drafts: related,
+      appends: [[td.id, "described"]],
       log: (log) => {
         const existing = log.things.get(td.id) ?? undefined;
         if (command.expect === "absent" && existing) {
@@ -630,6 +644,7 @@ export class PostgresStore implements Store {
     return this.enqueue<RemoveResult>({
       things: [command.id],
       drafts: related,
+      appends: [[command.id, "removed"]],
       log: (log) => {
         const existing = log.things.get(command.id);
         if (!existing) throw new NotFoundError(`No Thing with id ${command.id}`);
@@ -673,6 +688,7 @@ export class PostgresStore implements Store {
     }
     return this.enqueue<PutReleaseResult>({
       releases: [release.id],
+      appends: [[command.thing, "released"]],
       log: (log) => {
         const existing = log.releases.get(release.id);
         if (existing) {
@@ -906,9 +922,10 @@ export class PostgresStore implements Store {
     upTo: number,
   ): Promise<number> {
     if (upTo <= after) return 0;
+    // The ordinals of the stream's latest Changes at or before each end (migration 3): two steps
+    // back in changes_stream, whatever the length of the interval.
     const [row] = await this.rows<{ n: number }>(
-      `SELECT count(*) AS n FROM changes WHERE thing = $1 AND coalesce(affordance, '') = $2 AND kind = $3
-         AND seq > $4 AND seq <= $5`,
+      `SELECT ${ordinalAt("$5")} - ${ordinalAt("$4")} AS n`,
       [thing, affordance, kind, after, upTo],
       "hyperthings-count-stream",
     );
