@@ -374,16 +374,55 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     expect(await storedIds()).toEqual([]);
   });
 
-  it("add of an invalid TD in an array names the file and the JSON pointer into it, and stops there", async () => {
+  it("add of an invalid TD in an array names the file and the JSON pointer into it, and adds none of the array", async () => {
     const file = writeJson("fleet.json", [
       lamp("urn:test:good"),
       lamp("urn:test:bad", { properties: { on: { type: "boolean", forms: "not an array" } } }),
       lamp("urn:test:never-sent"),
     ]);
     const run = await thingsAt(["add", file]);
-    expect(run.stdout).toBe("registered urn:test:good\n");
-    expect(expectOneLine(run)).toContain(`${file}#/1/properties/on/forms`);
-    expect(await storedIds()).toEqual(["urn:test:good"]);
+    expect(run.stdout).toBe("");
+    const line = expectOneLine(run);
+    expect(line).toContain(`${file}#/1/properties/on/forms`);
+    expect(line).toContain("(nothing added)");
+    expect(await storedIds()).toEqual([]);
+  });
+
+  it("add of a folder names every problem of every file at once, and adds nothing", async () => {
+    const folder = join(work, "things");
+    mkdirSync(folder);
+    writeFileSync(join(folder, "a-good.json"), JSON.stringify(lamp("urn:test:good")));
+    writeFileSync(join(folder, "b-malformed.json"), '{ "title": "Lamp",\n');
+    const untitled = lamp("urn:test:untitled");
+    delete untitled.title;
+    writeFileSync(
+      join(folder, "c-fleet.json"),
+      JSON.stringify([lamp("urn:test:fine"), untitled, lamp("urn:test:bad id")]),
+    );
+    writeFileSync(join(folder, "d-number.json"), "42");
+    writeFileSync(
+      join(folder, "e-expired.json"),
+      JSON.stringify(lamp("urn:test:expired", { registration: { expires: "2001-01-01T00:00:00Z" } })),
+    );
+    const run = await thingsAt(["add", folder, join(work, "missing.json")]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe("");
+    const line = expectOneLine(run);
+    expect(line).toMatch(/^things: 6 TDs or files have problems, nothing added: /);
+    expect(line).toMatch(new RegExp(`${join(folder, "b-malformed.json")}: [^;]*malformed JSON`, "i"));
+    expect(line).toContain(`${join(folder, "c-fleet.json")}#/1`);
+    expect(line).toContain("title");
+    expect(line).toContain(`${join(folder, "c-fleet.json")}#/2/id: `);
+    expect(line).toContain("is not a valid Thing id");
+    expect(line).toContain(
+      `${join(folder, "d-number.json")}: a TD file holds a TD (a JSON object) or an array of TDs, not a number`,
+    );
+    expect(line).toContain(
+      `${join(folder, "e-expired.json")}#/registration/expires: registration.expires (2001-01-01T00:00:00.000Z) is in the past`,
+    );
+    expect(line).toContain(`cannot read ${join(work, "missing.json")}: no such file or folder`);
+    expect(line).not.toContain("a-good.json");
+    expect(await storedIds()).toEqual([]);
   });
 
   it("add of malformed JSON names the file, and sends nothing, not even the valid files before it", async () => {
@@ -463,7 +502,7 @@ describe("things with a file it cannot read", () => {
         {
           args: ["add", `${missing}.json`],
           code: 1,
-          stderr: `cannot read ${missing}.json: no such file or folder`,
+          stderr: `cannot read ${missing}.json: no such file or folder (nothing added)`,
         },
         {
           args: ["query", `@${missing}.graphql`],
