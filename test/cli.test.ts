@@ -585,6 +585,57 @@ describe("things serve with a bad setting", () => {
   });
 });
 
+describe("things serve with a bad vocabulary file", () => {
+  it("names the flag or the variable and the path, and says what is wrong in words, in one line, starting nothing", async () => {
+    const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
+    const files = mkdtempSync(join(tmpdir(), "hyperthings-vocabulary-"));
+    try {
+      const missing = join(files, "nope.json");
+      const malformed = join(files, "malformed.json");
+      writeFileSync(malformed, '{ "classes": \n');
+      const other = join(files, "td.json");
+      writeFileSync(other, JSON.stringify({ title: "a TD, not a vocabulary" }));
+      const cases: Array<{ args: string[]; env?: Record<string, string>; stderr: string }> = [
+        {
+          args: ["--vocabulary", missing],
+          stderr: `The vocabulary ${missing} (--vocabulary) cannot be read: no such file or folder`,
+        },
+        {
+          args: ["--vocabulary", files],
+          stderr: `The vocabulary ${files} (--vocabulary) cannot be read: it is a folder, not a file`,
+        },
+        {
+          args: [],
+          env: { HYPERTHINGS_VOCABULARY: missing },
+          stderr: `The vocabulary ${missing} (HYPERTHINGS_VOCABULARY) cannot be read: no such file or folder`,
+        },
+        {
+          args: ["--vocabulary", malformed],
+          stderr: `The vocabulary ${malformed} (--vocabulary) is not a vocabulary: Malformed JSON at line 2, column 1: unexpected end of input`,
+        },
+        {
+          args: ["--vocabulary", other],
+          stderr: `The vocabulary ${other} (--vocabulary) is invalid at /title: is not a vocabulary member (prefixes, classes)`,
+        },
+      ];
+      for (const { args, env = {}, stderr } of cases) {
+        const run = await runThingsToEnd(["serve", "--data", data, "--port", "0", "--no-mqtt", ...args], {
+          env,
+        });
+        expect({ code: run.code, stderr: run.stderr, stdout: run.stdout }, args.join(" ")).toEqual({
+          code: 1,
+          stderr: `things: ${stderr}\n`,
+          stdout: "",
+        });
+      }
+      expect(readdirSync(data)).toEqual([]);
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+      rmSync(files, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("things serve on every address", () => {
   it("says it listens on every address of the machine, and gives a URL that reaches it", async () => {
     const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));

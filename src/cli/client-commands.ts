@@ -17,7 +17,8 @@ import {
 // Straight to the two modules it needs: the hub part as a whole is for the server.
 import { ADMIN_TOKEN_FILE } from "../hub/admin-token.js";
 import { configDefaults, configEnvironment, defaultDataDir } from "../hub/config.js";
-import { CliError, fileProblem } from "./cli-error.js";
+import { fileProblem } from "../hub/file-problem.js";
+import { CliError } from "./cli-error.js";
 import { formatTable } from "./table.js";
 
 /** Listing pages asked of the hub: its default page size. */

@@ -16,7 +16,8 @@ import {
   type ReleaseSummary,
 } from "../core/index.js";
 import { HUB_VERSION } from "../hub/version.js";
-import { CliError, fileProblem } from "./cli-error.js";
+import { fileProblem } from "../hub/file-problem.js";
+import { CliError } from "./cli-error.js";
 import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
 import { compactValue, localTime } from "./history-commands.js";
 import { formatTable } from "./table.js";

@@ -173,7 +173,13 @@ async function requireReplicaIdentity(config: HubConfig, store: Store): Promise<
 
 export async function startHub(
   config: HubConfig,
-  options: { logger?: Logger; clock?: () => Date; observeLater?: boolean } = {},
+  options: {
+    logger?: Logger;
+    clock?: () => Date;
+    observeLater?: boolean;
+    /** Where config.vocabulary came from (`--vocabulary`), for the line that says it is bad. */
+    vocabularySetting?: string;
+  } = {},
 ): Promise<RunningHub> {
   // What can be checked without the data directory is checked first (nothing is created when it fails).
   if (config.mqtt === "external" && config.mqttUrl !== undefined) parseBrokerUrl(config.mqttUrl);
@@ -185,7 +191,10 @@ export async function startHub(
     });
   }
   // The vocabulary file, too, before the data directory and its database are made.
-  const vocabulary = loadVocabulary(config.vocabulary);
+  const vocabulary = loadVocabulary(
+    config.vocabulary,
+    config.vocabulary === undefined ? undefined : (options.vocabularySetting ?? "HYPERTHINGS_VOCABULARY"),
+  );
   const logger = options.logger ?? createLogger(config.logLevel);
   const { store, openSecrets } = await openStore(config, logger);
   if (config.replica) {
