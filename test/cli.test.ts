@@ -730,6 +730,28 @@ describe("things serve that cannot start", () => {
     }
   });
 
+  // Node's recursive mkdir retries for ever under /proc (the parent is there, the child ENOENT):
+  // the hub hung. A generous limit: a loaded machine starts it in seconds, a hang never ends.
+  it.runIf(existsSync("/proc/self"))(
+    "with a data directory that cannot be made (under /proc), says why in one line instead of hanging",
+    async () => {
+      for (const data of ["/proc/hyperthings-test", "/proc/hyperthings-test/data"]) {
+        const run = await runThingsToEnd(["serve", "--data", data, "--port", "0", "--no-mqtt"], {
+          timeoutMs: 60_000,
+        });
+        expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }, data).toEqual({
+          code: 1,
+          stdout: "",
+          stderr:
+            `things: The data directory ${data} (--data, HYPERTHINGS_DATA) cannot be made: /proc takes no new ` +
+            "directories (a virtual file system such as /proc or /sys). It must be a directory this user may write, " +
+            "on a file system that is not read-only\n",
+        });
+      }
+    },
+    150_000,
+  );
+
   it("with an MQTT broker URL that is no URL, says so and creates nothing", async () => {
     await refusedBeforeTheData(
       ["--port", "0", "--mqtt-url", "notaurl"],

@@ -25,6 +25,7 @@ import {
   PostgresStore,
   SqliteSecretStore,
   SqliteStore,
+  makeDataDirectory,
   type Store,
 } from "../store/index.js";
 import { createDiscoveryFetcher } from "./discovery-fetcher.js";
@@ -126,6 +127,9 @@ async function openStore(
   let openSecrets: () => Promise<SecretStore>;
   if (config.store !== undefined) {
     const url = config.store;
+    // The data directory still holds the hub's id and keys: made here, or refused in one line,
+    // rather than by Node's recursive mkdir in data-files.ts (which loops for ever under /proc).
+    makeDataDirectory(config.dataDir);
     // Replicas share the schema (a shared lock); a hub alone holds it alone.
     const postgres = await PostgresStore.open({ url, exclusive: !config.replica, replica: config.replica });
     store = postgres;
