@@ -479,6 +479,58 @@ describe("failures: one line on stderr and a non-zero exit", () => {
   });
 });
 
+describe("things loads what a command uses", () => {
+  /**
+   * Preloaded with `node --import`: on exit, writes on stderr the npm packages the process loaded
+   * through require (ESM imports of CommonJS packages go through it too), on one line.
+   */
+  const PRELOAD =
+    "data:text/javascript," +
+    encodeURIComponent(`
+      import { createRequire } from "node:module";
+      const require = createRequire("file:///");
+      process.on("exit", () => {
+        const packages = new Set();
+        for (const path of Object.keys(require.cache)) {
+          const match = /\\/node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(path);
+          if (match) packages.add(match[1]);
+        }
+        process.stderr.write("loaded packages: " + [...packages].sort().join(" ") + "\\n");
+      });
+    `);
+
+  /** The npm packages `things ARGS` loaded through require. */
+  function packagesLoadedBy(args: string[]): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      execFile(
+        process.execPath,
+        ["--import", PRELOAD, BIN, ...args],
+        { env: cleanEnvironment(), timeout: 30_000, encoding: "utf8" },
+        (err, _stdout, stderr) => {
+          const line = /^loaded packages: (.*)$/m.exec(stderr);
+          if (line?.[1] === undefined)
+            reject(new Error(`things ${args.join(" ")}: ${err?.message ?? ""} ${stderr}`));
+          else resolve(line[1].split(" ").filter((name) => name !== ""));
+        },
+      );
+    });
+  }
+
+  it("loads yaml only for a build, and ws, cli-progress and diff not for a plain command", async () => {
+    for (const args of [
+      ["--version"],
+      ["ls", "--url", "http://127.0.0.1:9"],
+      ["get", "urn:x", "--url", "http://127.0.0.1:9"],
+    ]) {
+      const loaded = await packagesLoadedBy(args);
+      for (const lazy of ["yaml", "ws", "cli-progress", "diff"])
+        expect(loaded, args.join(" ")).not.toContain(lazy);
+    }
+    const manifest = fileURLToPath(new URL("../examples/releases/demo-baseline.yaml", import.meta.url));
+    expect(await packagesLoadedBy(["build", manifest, "--dry-run"])).toContain("yaml");
+  });
+});
+
 describe("things --help", () => {
   it("says where the token comes from when none is given", async () => {
     const help = await things(["add", "--help"]);
