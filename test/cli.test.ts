@@ -2,7 +2,7 @@
 // a real hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -719,6 +719,40 @@ describe("things serve with the embedded MQTT broker", () => {
       const [line] = await serve.waitFor(/ {2}MQTT: [^\n]*\n/);
       expect(line).toMatch(
         /^ {2}MQTT: mqtt:\/\/127\.0\.0\.1:\d+ \(embedded broker; password: the admin token, or a device's from things mqtt-credentials\), topics under hyperthings\/\n$/,
+      );
+    } finally {
+      serve.process.kill("SIGTERM");
+      await serve.exited;
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("things serve with the default MQTT port taken", () => {
+  it("says once that the embedded broker listens on another port", async (context) => {
+    // The default port (1883) falls back only when no port is given: the test runs where it is
+    // taken already (the machines' Mosquitto), and binds no fixed port itself.
+    const taken = await new Promise<boolean>((resolve) => {
+      const socket = connect(1883, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (!taken) context.skip();
+    const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
+    const serve = runThings(["serve", "--data", data, "--port", "0"], cleanEnvironment());
+    try {
+      await serve.waitFor(/ {2}access: [^\n]*\n/);
+      // Everything it wrote by its end: the log (stderr, warnings on) and the banner (stdout).
+      serve.process.kill("SIGTERM");
+      expect(await serve.exited).toBe(0);
+      const output = serve.stdout() + serve.stderr();
+      const notices = output.match(/MQTT: port 1883 is taken; the embedded broker listens on/g) ?? [];
+      expect(notices, output).toHaveLength(1);
+      expect(serve.stdout()).toMatch(
+        /\n {2}MQTT: port 1883 is taken; the embedded broker listens on 127\.0\.0\.1:\d+ instead/,
       );
     } finally {
       serve.process.kill("SIGTERM");
