@@ -1037,6 +1037,11 @@ describe("things verify, prove and export", () => {
     expect(again.stderr).toBe(
       `things: ${kept} exists: name a new file (a kept checkpoint is never replaced)\n`,
     );
+    // A folder that is not there: the flag and the path, and why in words, not Node's ENOENT.
+    const nowhere = join(work, "missing-folder", "checkpoint.json");
+    const unwritable = await thingsAt(hub, ["checkpoint", "--out", nowhere]);
+    expect(unwritable.code).toBe(1);
+    expect(unwritable.stderr).toBe(`things: cannot write --out ${nowhere}: no such file or folder\n`);
     const intact = await thingsAt(hub, ["verify", "--checkpoint", kept]);
     expect(intact).toMatchObject({ code: 0, stderr: "" });
     expect(intact.stdout).toMatch(
@@ -1084,7 +1089,9 @@ describe("things verify, prove and export", () => {
     writeFileSync(junk, "not json");
     const unreadable = await thingsAt(hub, ["verify", "--checkpoint", junk]);
     expect(unreadable.code).toBe(1);
-    expect(unreadable.stderr).toMatch(/junk\.json is not JSON/);
+    expect(unreadable.stderr).toMatch(
+      /^things: \S+junk\.json is not a checkpoint: Malformed JSON at line 1, column 1: [^\n]*\n$/,
+    );
     // With an export, the kept checkpoint is held against the file; one that is no export fails.
     expect((await things(["verify", "--file", junk, "--checkpoint", kept])).code).toBe(3);
   }, 90_000);
@@ -1961,11 +1968,13 @@ describe("things verify, prove and export", () => {
       writeFileSync(notKey, "root:x:0:0:root:/root:/bin/bash\n");
       const bad = await things(["verify", "--file", file, "--key", notKey]);
       expect(bad.code).toBe(2);
-      expect(bad.stderr).toMatch(/^things: \S+not-a-key\.pem is not a public key \(PEM\): /);
+      expect(bad.stderr).toMatch(
+        /^things: --key \S+not-a-key\.pem is not a public key in PEM \(-----BEGIN PUBLIC KEY-----, as GET \/log\/key gives it\)\n$/,
+      );
       // One that cannot be read failed to run (1), as the help's exit codes say.
       const missing = await things(["verify", "--file", file, "--key", join(work, "missing.pem")]);
       expect(missing.code).toBe(1);
-      expect(missing.stderr).toMatch(/^things: cannot read \S+missing\.pem: /);
+      expect(missing.stderr).toMatch(/^things: cannot read --key \S+missing\.pem: no such file or folder\n$/);
     } finally {
       await other.stop();
     }

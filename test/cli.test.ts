@@ -2,7 +2,7 @@
 // a real hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -374,16 +374,55 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     expect(await storedIds()).toEqual([]);
   });
 
-  it("add of an invalid TD in an array names the file and the JSON pointer into it, and stops there", async () => {
+  it("add of an invalid TD in an array names the file and the JSON pointer into it, and adds none of the array", async () => {
     const file = writeJson("fleet.json", [
       lamp("urn:test:good"),
       lamp("urn:test:bad", { properties: { on: { type: "boolean", forms: "not an array" } } }),
       lamp("urn:test:never-sent"),
     ]);
     const run = await thingsAt(["add", file]);
-    expect(run.stdout).toBe("registered urn:test:good\n");
-    expect(expectOneLine(run)).toContain(`${file}#/1/properties/on/forms`);
-    expect(await storedIds()).toEqual(["urn:test:good"]);
+    expect(run.stdout).toBe("");
+    const line = expectOneLine(run);
+    expect(line).toContain(`${file}#/1/properties/on/forms`);
+    expect(line).toContain("(nothing added)");
+    expect(await storedIds()).toEqual([]);
+  });
+
+  it("add of a folder names every problem of every file at once, and adds nothing", async () => {
+    const folder = join(work, "things");
+    mkdirSync(folder);
+    writeFileSync(join(folder, "a-good.json"), JSON.stringify(lamp("urn:test:good")));
+    writeFileSync(join(folder, "b-malformed.json"), '{ "title": "Lamp",\n');
+    const untitled = lamp("urn:test:untitled");
+    delete untitled.title;
+    writeFileSync(
+      join(folder, "c-fleet.json"),
+      JSON.stringify([lamp("urn:test:fine"), untitled, lamp("urn:test:bad id")]),
+    );
+    writeFileSync(join(folder, "d-number.json"), "42");
+    writeFileSync(
+      join(folder, "e-expired.json"),
+      JSON.stringify(lamp("urn:test:expired", { registration: { expires: "2001-01-01T00:00:00Z" } })),
+    );
+    const run = await thingsAt(["add", folder, join(work, "missing.json")]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe("");
+    const line = expectOneLine(run);
+    expect(line).toMatch(/^things: 6 TDs or files have problems, nothing added: /);
+    expect(line).toMatch(new RegExp(`${join(folder, "b-malformed.json")}: [^;]*malformed JSON`, "i"));
+    expect(line).toContain(`${join(folder, "c-fleet.json")}#/1`);
+    expect(line).toContain("title");
+    expect(line).toContain(`${join(folder, "c-fleet.json")}#/2/id: `);
+    expect(line).toContain("is not a valid Thing id");
+    expect(line).toContain(
+      `${join(folder, "d-number.json")}: a TD file holds a TD (a JSON object) or an array of TDs, not a number`,
+    );
+    expect(line).toContain(
+      `${join(folder, "e-expired.json")}#/registration/expires: registration.expires (2001-01-01T00:00:00.000Z) is in the past`,
+    );
+    expect(line).toContain(`cannot read ${join(work, "missing.json")}: no such file or folder`);
+    expect(line).not.toContain("a-good.json");
+    expect(await storedIds()).toEqual([]);
   });
 
   it("add of malformed JSON names the file, and sends nothing, not even the valid files before it", async () => {
@@ -440,6 +479,58 @@ describe("failures: one line on stderr and a non-zero exit", () => {
   });
 });
 
+describe("things loads what a command uses", () => {
+  /**
+   * Preloaded with `node --import`: on exit, writes on stderr the npm packages the process loaded
+   * through require (ESM imports of CommonJS packages go through it too), on one line.
+   */
+  const PRELOAD =
+    "data:text/javascript," +
+    encodeURIComponent(`
+      import { createRequire } from "node:module";
+      const require = createRequire("file:///");
+      process.on("exit", () => {
+        const packages = new Set();
+        for (const path of Object.keys(require.cache)) {
+          const match = /\\/node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(path);
+          if (match) packages.add(match[1]);
+        }
+        process.stderr.write("loaded packages: " + [...packages].sort().join(" ") + "\\n");
+      });
+    `);
+
+  /** The npm packages `things ARGS` loaded through require. */
+  function packagesLoadedBy(args: string[]): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      execFile(
+        process.execPath,
+        ["--import", PRELOAD, BIN, ...args],
+        { env: cleanEnvironment(), timeout: 30_000, encoding: "utf8" },
+        (err, _stdout, stderr) => {
+          const line = /^loaded packages: (.*)$/m.exec(stderr);
+          if (line?.[1] === undefined)
+            reject(new Error(`things ${args.join(" ")}: ${err?.message ?? ""} ${stderr}`));
+          else resolve(line[1].split(" ").filter((name) => name !== ""));
+        },
+      );
+    });
+  }
+
+  it("loads yaml only for a build, and ws, cli-progress and diff not for a plain command", async () => {
+    for (const args of [
+      ["--version"],
+      ["ls", "--url", "http://127.0.0.1:9"],
+      ["get", "urn:x", "--url", "http://127.0.0.1:9"],
+    ]) {
+      const loaded = await packagesLoadedBy(args);
+      for (const lazy of ["yaml", "ws", "cli-progress", "diff"])
+        expect(loaded, args.join(" ")).not.toContain(lazy);
+    }
+    const manifest = fileURLToPath(new URL("../examples/releases/demo-baseline.yaml", import.meta.url));
+    expect(await packagesLoadedBy(["build", manifest, "--dry-run"])).toContain("yaml");
+  });
+});
+
 describe("things --help", () => {
   it("says where the token comes from when none is given", async () => {
     const help = await things(["add", "--help"]);
@@ -463,7 +554,7 @@ describe("things with a file it cannot read", () => {
         {
           args: ["add", `${missing}.json`],
           code: 1,
-          stderr: `cannot read ${missing}.json: no such file or folder`,
+          stderr: `cannot read ${missing}.json: no such file or folder (nothing added)`,
         },
         {
           args: ["query", `@${missing}.graphql`],
@@ -546,6 +637,57 @@ describe("things serve with a bad setting", () => {
   });
 });
 
+describe("things serve with a bad vocabulary file", () => {
+  it("names the flag or the variable and the path, and says what is wrong in words, in one line, starting nothing", async () => {
+    const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
+    const files = mkdtempSync(join(tmpdir(), "hyperthings-vocabulary-"));
+    try {
+      const missing = join(files, "nope.json");
+      const malformed = join(files, "malformed.json");
+      writeFileSync(malformed, '{ "classes": \n');
+      const other = join(files, "td.json");
+      writeFileSync(other, JSON.stringify({ title: "a TD, not a vocabulary" }));
+      const cases: Array<{ args: string[]; env?: Record<string, string>; stderr: string }> = [
+        {
+          args: ["--vocabulary", missing],
+          stderr: `The vocabulary ${missing} (--vocabulary) cannot be read: no such file or folder`,
+        },
+        {
+          args: ["--vocabulary", files],
+          stderr: `The vocabulary ${files} (--vocabulary) cannot be read: it is a folder, not a file`,
+        },
+        {
+          args: [],
+          env: { HYPERTHINGS_VOCABULARY: missing },
+          stderr: `The vocabulary ${missing} (HYPERTHINGS_VOCABULARY) cannot be read: no such file or folder`,
+        },
+        {
+          args: ["--vocabulary", malformed],
+          stderr: `The vocabulary ${malformed} (--vocabulary) is not a vocabulary: Malformed JSON at line 2, column 1: unexpected end of input`,
+        },
+        {
+          args: ["--vocabulary", other],
+          stderr: `The vocabulary ${other} (--vocabulary) is invalid at /title: is not a vocabulary member (prefixes, classes)`,
+        },
+      ];
+      for (const { args, env = {}, stderr } of cases) {
+        const run = await runThingsToEnd(["serve", "--data", data, "--port", "0", "--no-mqtt", ...args], {
+          env,
+        });
+        expect({ code: run.code, stderr: run.stderr, stdout: run.stdout }, args.join(" ")).toEqual({
+          code: 1,
+          stderr: `things: ${stderr}\n`,
+          stdout: "",
+        });
+      }
+      expect(readdirSync(data)).toEqual([]);
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+      rmSync(files, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("things serve on every address", () => {
   it("says it listens on every address of the machine, and gives a URL that reaches it", async () => {
     const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
@@ -577,6 +719,40 @@ describe("things serve with the embedded MQTT broker", () => {
       const [line] = await serve.waitFor(/ {2}MQTT: [^\n]*\n/);
       expect(line).toMatch(
         /^ {2}MQTT: mqtt:\/\/127\.0\.0\.1:\d+ \(embedded broker; password: the admin token, or a device's from things mqtt-credentials\), topics under hyperthings\/\n$/,
+      );
+    } finally {
+      serve.process.kill("SIGTERM");
+      await serve.exited;
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("things serve with the default MQTT port taken", () => {
+  it("says once that the embedded broker listens on another port", async (context) => {
+    // The default port (1883) falls back only when no port is given: the test runs where it is
+    // taken already (the machines' Mosquitto), and binds no fixed port itself.
+    const taken = await new Promise<boolean>((resolve) => {
+      const socket = connect(1883, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (!taken) context.skip();
+    const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
+    const serve = runThings(["serve", "--data", data, "--port", "0"], cleanEnvironment());
+    try {
+      await serve.waitFor(/ {2}access: [^\n]*\n/);
+      // Everything it wrote by its end: the log (stderr, warnings on) and the banner (stdout).
+      serve.process.kill("SIGTERM");
+      expect(await serve.exited).toBe(0);
+      const output = serve.stdout() + serve.stderr();
+      const notices = output.match(/MQTT: port 1883 is taken; the embedded broker listens on/g) ?? [];
+      expect(notices, output).toHaveLength(1);
+      expect(serve.stdout()).toMatch(
+        /\n {2}MQTT: port 1883 is taken; the embedded broker listens on 127\.0\.0\.1:\d+ instead/,
       );
     } finally {
       serve.process.kill("SIGTERM");
@@ -639,6 +815,28 @@ describe("things serve that cannot start", () => {
       await new Promise((resolve) => taken.close(resolve));
     }
   });
+
+  // Node's recursive mkdir retries for ever under /proc (the parent is there, the child ENOENT):
+  // the hub hung. A generous limit: a loaded machine starts it in seconds, a hang never ends.
+  it.runIf(existsSync("/proc/self"))(
+    "with a data directory that cannot be made (under /proc), says why in one line instead of hanging",
+    async () => {
+      for (const data of ["/proc/hyperthings-test", "/proc/hyperthings-test/data"]) {
+        const run = await runThingsToEnd(["serve", "--data", data, "--port", "0", "--no-mqtt"], {
+          timeoutMs: 60_000,
+        });
+        expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }, data).toEqual({
+          code: 1,
+          stdout: "",
+          stderr:
+            `things: The data directory ${data} (--data, HYPERTHINGS_DATA) cannot be made: /proc takes no new ` +
+            "directories (a virtual file system such as /proc or /sys). It must be a directory this user may write, " +
+            "on a file system that is not read-only\n",
+        });
+      }
+    },
+    150_000,
+  );
 
   it("with an MQTT broker URL that is no URL, says so and creates nothing", async () => {
     await refusedBeforeTheData(

@@ -492,8 +492,8 @@ describe("rollouts", () => {
     expect(counts).toEqual([...counts].sort((x, y) => x - y));
   });
 
-  // Three runs of the CLI, each a Node.js start: a longer bound than the others.
-  it("things rollout shows progress and a summary, and exits 1 when the rollout failed", async () => {
+  // Several runs of the CLI, each a Node.js start: a longer bound than the others.
+  it("things rollout shows progress and a summary, exits 1 when the rollout failed and 3 when Things failed within --max-failures", async () => {
     const good = await build(manifest("cli-good", 1, ids.slice(0, 3)));
     const ok = await things(["rollout", good, "--concurrency", "2"]);
     expect(ok.code, ok.stderr).toBe(0);
@@ -510,21 +510,31 @@ describe("rollouts", () => {
       /things: the rollout failed: 1 Thing\(s\) failed, more than --max-failures 0/,
     );
 
-    // Failures within --max-failures: the rollout completes (exit 0), and says which Things failed.
+    // Failures within --max-failures: the rollout completes, but with its own exit code (3, not
+    // the 0 of a clean run), and the last line names the Things that failed.
     const tolerated = await build(manifest("cli-tolerated", CURSED_LEVEL, ids.slice(3, 4)));
     const within = await things(["rollout", tolerated, "--max-failures", "1"]);
-    expect(within.code, within.stderr).toBe(0);
+    expect(within.code, within.stderr).toBe(3);
     expect(within.stdout).toMatch(/completed: 0 completed, 1 failed, 0 skipped of 1\n$/);
     expect(within.stderr).toContain(`  failed ${ids[3]}: property level: `);
     // The line names the Thing once: the device's error does not repeat it.
     expect(within.stderr).not.toContain(`property level: ${ids[3]}: `);
-    expect(within.stderr).toMatch(
-      /things: 1 Thing\(s\) failed, within --max-failures 1; they keep their previous release\n$/,
+    expect(within.stderr.split("\n").at(-2)).toBe(
+      `things: 1 Thing(s) failed, within --max-failures 1; they keep their previous release: ${ids[3] ?? ""}`,
+    );
+    // --json too: the rollout on stdout, and the same exit code.
+    const again = await build(manifest("cli-tolerated-json", CURSED_LEVEL, ids.slice(3, 4)));
+    const json = await things(["rollout", again, "--max-failures", "1", "--json"]);
+    expect(json.code, json.stderr).toBe(3);
+    expect(JSON.parse(json.stdout)).toMatchObject({ status: "completed", progress: { failed: 1 } });
+    const help = await things(["rollout", "--help"]);
+    expect(help.stdout.replace(/\s+/g, " ")).toContain(
+      "3 completed, but some Things failed within --max-failures",
     );
 
     const drift = await things(["drift", "--json"]);
     expect(drift).toMatchObject({ code: 0, stdout: "[]\n" });
-  }, 60_000);
+  }, 120_000);
 
   it("drift of an id never registered says so (404); no drift and no lineage say so on stderr", async () => {
     const never = "urn:test:rollout:never-registered";

@@ -2,7 +2,7 @@
 // database as of one moment (src/store/sqlite/sqlite-backup.ts) and the small files beside it
 // without which its Log cannot go on (docs/operations.md). The copy is itself a data directory:
 // `things serve --data DIR` starts a hub on it.
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 // Each `things` command loads every CLI module: take the names from the hub's light modules, and
@@ -99,7 +99,7 @@ export async function backup(target: string, options: BackupOptions): Promise<st
   if (!existsSync(database)) throw new CliError(`no hub data in ${data} (no ${DATABASE_FILE} there)`);
   if (destination === data) throw new CliError(`${destination} is the data directory itself; give another`);
   // The store (SQLite's driver) only when a backup runs, not on every command.
-  const { backupSqliteDatabase, unmadeDirectory } = await import("../store/index.js");
+  const { backupSqliteDatabase, makeDirectory, unmadeDirectory } = await import("../store/index.js");
   let created = false;
   if (existsSync(destination)) {
     if (!statSync(destination).isDirectory())
@@ -109,7 +109,7 @@ export async function backup(target: string, options: BackupOptions): Promise<st
     }
   } else {
     try {
-      mkdirSync(destination, { recursive: true, mode: 0o700 });
+      makeDirectory(destination, 0o700);
     } catch (err) {
       throw new CliError(`${destination} cannot be made: ${unmadeDirectory(destination, err)}`);
     }

@@ -2,9 +2,13 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { HubClient, HubError } from "../client/index.js";
+import { HubClient, HubError, type ProblemLocation } from "../client/index.js";
 import {
   ValidationError,
+  expiryOf,
+  iriProblem,
+  splitRegistration,
+  validateThingDescription,
   parseJsonStrict,
   parseTimeExpression,
   type RegisteredThingDescription,
@@ -13,7 +17,8 @@ import {
 // Straight to the two modules it needs: the hub part as a whole is for the server.
 import { ADMIN_TOKEN_FILE } from "../hub/admin-token.js";
 import { configDefaults, configEnvironment, defaultDataDir } from "../hub/config.js";
-import { CliError, fileProblem } from "./cli-error.js";
+import { fileProblem } from "../hub/file-problem.js";
+import { CliError } from "./cli-error.js";
 import { formatTable } from "./table.js";
 
 /** Listing pages asked of the hub: its default page size. */
@@ -85,22 +90,23 @@ export function clientOf(command: Command): HubClient {
   }
 }
 
-/**
- * A hub's refusal as the one line the CLI prints: what is wrong, where, and what to do. For a TD
- * from a file, "where" is `file#pointer`: the TD's place in the file, then the place in the TD.
- */
 /** Past this many, the problems of a TD beyond the first are counted, not each said. */
 const PROBLEMS_SAID = 5;
+/** Past this many, the TDs and files with problems beyond them are counted, not each said. */
+const SUBMISSIONS_SAID = 20;
 
 /**
- * The hub's message about a TD, with its other problems after the first ("(and 2 more
- * problems)" in the hub's words), each at its place in the file: fixing a file one problem a run
- * is slow.
+ * What is wrong with a TD, as the one line the CLI prints: the first problem at `file#pointer`
+ * (the TD's place in the file, then the place in the TD), then its other problems after it
+ * ("(and 2 more problems)" in the validator's words), each at its place in the file: fixing a
+ * file one problem a run is slow. `message` is the hub's or the validator's sentence.
  */
-function withEveryProblem(err: HubError, submission: Submission): string {
-  const rest = err.errors.slice(1);
+function problemsOfTd(submission: Submission, message: string, errors: readonly ProblemLocation[]): string {
+  const [first, ...rest] = errors;
+  const pointer = submission.pointer + (first?.pointer ?? "");
+  const where = `${submission.source}${pointer === "" ? "" : `#${pointer}`}`;
   const summary = /\s*\(and \d+ more problems?\)$/;
-  if (rest.length === 0 || !summary.test(err.message)) return err.message;
+  if (rest.length === 0 || !summary.test(message)) return `${where}: ${message}`;
   const said = rest
     .slice(0, PROBLEMS_SAID)
     .map((e) => {
@@ -109,7 +115,7 @@ function withEveryProblem(err: HubError, submission: Submission): string {
     })
     .join("");
   const more = rest.length - PROBLEMS_SAID;
-  return `${err.message.replace(summary, "")}${said}${more > 0 ? ` (and ${more} more problem${more === 1 ? "" : "s"})` : ""}`;
+  return `${where}: ${message.replace(summary, "")}${said}${more > 0 ? ` (and ${more} more problem${more === 1 ? "" : "s"})` : ""}`;
 }
 
 function refusal(err: HubError, submission?: Submission): CliError {
@@ -117,12 +123,8 @@ function refusal(err: HubError, submission?: Submission): CliError {
   let hint = "";
   if (err.status === 401) hint = "; give a token with --token or HYPERTHINGS_TOKEN";
   if (err.status === 403) hint = "; use an admin token";
-  if (submission !== undefined) {
-    const pointer = submission.pointer + (first?.pointer ?? "");
-    return new CliError(
-      `${submission.source}${pointer === "" ? "" : `#${pointer}`}: ${withEveryProblem(err, submission)}${hint}`,
-    );
-  }
+  if (submission !== undefined)
+    return new CliError(`${problemsOfTd(submission, err.message, err.errors)}${hint}`);
   // The CLI wrote the query and the headers, not its user: a place in them says nothing to them.
   const where =
     first === undefined ||
@@ -196,9 +198,7 @@ function filesOf(argument: string): string[] {
   try {
     isFolder = statSync(argument).isDirectory();
   } catch (err) {
-    throw new CliError(
-      `cannot read ${argument}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or folder" : (err as Error).message}`,
-    );
+    throw new CliError(`cannot read ${argument}: ${fileProblem(err)}`);
   }
   if (!isFolder) return [argument];
   const names = readdirSync(argument)
@@ -210,52 +210,106 @@ function filesOf(argument: string): string[] {
   return names;
 }
 
-/** The TDs a file's text holds: one TD (an object), or an array of TDs. */
-function submissionsOf(source: string, text: string): Submission[] {
+/**
+ * The TDs a file's text holds (one TD, an object, or an array of TDs), each checked as the hub
+ * checks it; what is wrong with the file or with each TD goes to `problems`, one entry each.
+ */
+function submissionsOf(source: string, text: string, problems: string[]): Submission[] {
   let value: unknown;
   try {
     // RFC 8259 §8.1: a parser may ignore a byte order mark; editors on some systems write one.
     value = parseJsonStrict(text.replace(/^\uFEFF/, ""));
   } catch (err) {
-    if (err instanceof ValidationError) throw new CliError(`${source}: ${err.message}`);
-    throw err;
+    if (!(err instanceof ValidationError)) throw err;
+    problems.push(`${source}: ${err.message}`);
+    return [];
   }
   const items = Array.isArray(value) ? value : [value];
-  return items.map((td: unknown, i) => {
+  const submissions: Submission[] = [];
+  items.forEach((td: unknown, i) => {
     const pointer = Array.isArray(value) ? `/${i}` : "";
     if (!isObject(td)) {
       const expected = Array.isArray(value)
         ? "each TD of an array is a JSON object"
         : "a TD file holds a TD (a JSON object) or an array of TDs";
-      throw new CliError(`${source}${pointer === "" ? "" : `#${pointer}`}: ${expected}, not ${kindOf(td)}`);
+      problems.push(`${source}${pointer === "" ? "" : `#${pointer}`}: ${expected}, not ${kindOf(td)}`);
+      return;
     }
     if (td.id !== undefined && typeof td.id !== "string") {
-      throw new CliError(
-        `${source}#${pointer}/id: the id of a TD is a string (an IRI), not ${kindOf(td.id)}`,
-      );
+      problems.push(`${source}#${pointer}/id: the id of a TD is a string (an IRI), not ${kindOf(td.id)}`);
+      return;
     }
-    return { source, pointer, td };
+    const submission = { source, pointer, td };
+    const problem = registrationProblem(submission);
+    if (problem === undefined) submissions.push(submission);
+    else problems.push(problem);
   });
+  return submissions;
 }
 
-/** Every TD the arguments name, read and parsed before any is sent. */
+/**
+ * What the hub would refuse in a TD (docs/api.md, PUT /things/{id}), checked here so that a bad
+ * TD stops the run before any is sent: the TD 1.1 rules, the id, the registration's ttl/expires.
+ */
+function registrationProblem(submission: Submission): string | undefined {
+  const { td } = submission;
+  try {
+    validateThingDescription(td);
+    const id = td.id;
+    const problem = typeof id === "string" ? iriProblem(id) : undefined;
+    if (id !== undefined && problem !== undefined) {
+      throw new ValidationError(`The Thing id "${id}" is not a valid IRI: it ${problem}`, [
+        { pointer: "/id", message: problem },
+      ]);
+    }
+    expiryOf(splitRegistration(td).request, new Date());
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    const errors = err.errors.map((e) => ({ pointer: e.pointer, detail: e.message }));
+    return problemsOfTd(submission, err.message, errors);
+  }
+}
+
+/**
+ * Every TD the arguments name, read, parsed and checked before any is sent: a file or a TD with a
+ * problem stops the run, and every problem of every file is said at once (one line).
+ */
 async function readSubmissions(args: string[]): Promise<Submission[]> {
   if (args.filter((a) => a === "-").length > 1) throw new CliError("- (stdin) may be given only once");
   const submissions: Submission[] = [];
+  const problems: string[] = [];
   for (const argument of args) {
     if (argument === "-") {
-      submissions.push(...submissionsOf("<stdin>", await readStdin()));
+      submissions.push(...submissionsOf("<stdin>", await readStdin(), problems));
       continue;
     }
-    for (const file of filesOf(argument)) {
+    let files: string[];
+    try {
+      files = filesOf(argument);
+    } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      problems.push(err.message);
+      continue;
+    }
+    for (const file of files) {
       let text: string;
       try {
         text = readFileSync(file, "utf8");
       } catch (err) {
-        throw new CliError(`cannot read ${file}: ${fileProblem(err)}`);
+        problems.push(`cannot read ${file}: ${fileProblem(err)}`);
+        continue;
       }
-      submissions.push(...submissionsOf(file, text));
+      submissions.push(...submissionsOf(file, text, problems));
     }
+  }
+  const [only] = problems;
+  if (problems.length === 1 && only !== undefined) throw new CliError(`${only} (nothing added)`);
+  if (problems.length > 1) {
+    const more = problems.length - SUBMISSIONS_SAID;
+    throw new CliError(
+      `${problems.length} TDs or files have problems, nothing added: ${problems.slice(0, SUBMISSIONS_SAID).join("; ")}${more > 0 ? ` (and ${more} more)` : ""}`,
+    );
   }
   return submissions;
 }
@@ -430,6 +484,10 @@ export function registerClientCommands(program: Command): void {
       "register or update Thing Descriptions: files of one TD or an array of TDs, folders, or - (stdin)",
     )
     .argument("<file...>", "a TD file, a folder (every *.json in it, by name), or - for stdin")
+    .addHelpText(
+      "after",
+      "\nEvery TD is read and checked before any is sent: when a file or a TD has a problem, every\nproblem of every file is said (file#pointer: what is wrong) and nothing is added.",
+    )
     .addHelpText("after", connectionHelp)
     .action(talking(async (files: string[], _options: unknown, command: Command) => add(files, command)));
 

@@ -27,6 +27,7 @@ import {
   LogVerifier,
   MerkleFrontier,
   ValidationError,
+  parseJsonStrict,
   canonicalJson,
   changeLeafHash,
   hashFromHex,
@@ -50,7 +51,8 @@ import {
   positiveInteger,
   talking,
 } from "./client-commands.js";
-import { CliError, fileProblem } from "./cli-error.js";
+import { fileProblem } from "../hub/file-problem.js";
+import { CliError } from "./cli-error.js";
 import { EntryHashers } from "./log-entry-hashers.js";
 import { describeChange } from "./history-commands.js";
 // The names only: the hub's index would load the whole hub on every `things` command.
@@ -224,17 +226,21 @@ function checkPinnedKey(key: KeyObject, file: string | undefined, whose: string)
     pem = readFileSync(file, "utf8");
   } catch (err) {
     // An unreadable file failed to run (EXIT_CODES), as for --file.
-    throw new CliError(`cannot read ${file}: ${fileProblem(err)}`, 1);
+    throw new CliError(`cannot read --key ${file}: ${fileProblem(err)}`, 1);
   }
   let pinned: KeyObject;
   try {
     pinned = createPublicKey(pem);
-  } catch (err) {
-    throw new CliError(`${file} is not a public key (PEM): ${(err as Error).message}`, 2);
+  } catch {
+    // OpenSSL's words (error:1E08010C:DECODER routines::unsupported) say nothing to the user.
+    throw new CliError(
+      `--key ${file} is not a public key in PEM (-----BEGIN PUBLIC KEY-----, as GET /log/key gives it)`,
+      2,
+    );
   }
   if (pinned.asymmetricKeyType !== "ed25519") {
     throw new CliError(
-      `${file} is not an Ed25519 public key: it is a ${pinned.asymmetricKeyType ?? "?"} key`,
+      `--key ${file} is not an Ed25519 public key: it is a ${pinned.asymmetricKeyType ?? "?"} key`,
       2,
     );
   }
@@ -296,9 +302,10 @@ async function savedCheckpoints(files: readonly string[]): Promise<SavedCheckpoi
     }
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = parseJsonStrict(text.replace(/^\uFEFF/, ""));
     } catch (err) {
-      throw new CliError(`${file} is not JSON: ${(err as Error).message}`);
+      if (!(err instanceof ValidationError)) throw err;
+      throw new CliError(`${file} is not a checkpoint: ${err.message}`);
     }
     if (!isObject(value)) throw new CliError(`${file} is not a checkpoint: a JSON object is expected`);
     saved.push({ file, checkpoint: value as unknown as Checkpoint });
@@ -674,7 +681,7 @@ function givenKey(keyFile: string): { publicKey: string; keyName: string } {
   try {
     return { publicKey: readFileSync(keyFile, "utf8"), keyName: keyFile };
   } catch (err) {
-    throw new CliError(`cannot read ${keyFile}: ${fileProblem(err)}`, 2);
+    throw new CliError(`cannot read --key ${keyFile}: ${fileProblem(err)}`, 2);
   }
 }
 
@@ -852,7 +859,7 @@ async function saveCheckpoint(client: HubClient, options: CheckpointOptions): Pr
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST")
       throw new CliError(`${options.out} exists: name a new file (a kept checkpoint is never replaced)`, 2);
-    throw new CliError(`cannot write ${options.out}: ${(err as Error).message}`);
+    throw new CliError(`cannot write --out ${options.out}: ${fileProblem(err)}`);
   }
   process.stdout.write(
     `saved the checkpoint of size ${checkpoint.size} (root ${checkpoint.root}) signed at ${checkpoint.time} ` +
@@ -1126,7 +1133,7 @@ async function writeExport(
     writer.destroy();
     rmSync(partial, { force: true });
     if ((err as NodeJS.ErrnoException).code !== undefined) {
-      throw new CliError(`cannot write ${out}: ${(err as Error).message}`);
+      throw new CliError(`cannot write --out ${out}: ${fileProblem(err)}`);
     }
     throw err;
   } finally {

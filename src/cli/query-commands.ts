@@ -9,7 +9,8 @@ import {
   type SocketStatus,
 } from "../client/index.js";
 import { connectionOf, connectionHelpWith, talking } from "./client-commands.js";
-import { CliError, fileProblem } from "./cli-error.js";
+import { fileProblem } from "../hub/file-problem.js";
+import { CliError } from "./cli-error.js";
 
 const EXIT_CODES = "0 done, 1 failed (the hub answered with errors, or is unreachable), 2 usage";
 

@@ -5,7 +5,6 @@ import { readFileSync, readdirSync, statSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { dirname, extname, join, relative, resolve } from "node:path";
 import { ReleaseClient } from "../client/index.js";
-import { parse as parseYaml } from "yaml";
 import {
   buildRelease,
   ValidationError,
@@ -16,7 +15,8 @@ import {
   type ReleaseSummary,
 } from "../core/index.js";
 import { HUB_VERSION } from "../hub/version.js";
-import { CliError, fileProblem } from "./cli-error.js";
+import { fileProblem } from "../hub/file-problem.js";
+import { CliError } from "./cli-error.js";
 import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
 import { compactValue, localTime } from "./history-commands.js";
 import { formatTable } from "./table.js";
@@ -61,10 +61,12 @@ function shown(path: string): string {
  * Reads the manifests of a build: every manifest in a folder, or one file, and then every file
  * they include (relative to the including file), each once.
  */
-export function readManifests(target: string): {
+export async function readManifests(target: string): Promise<{
   sources: ManifestSource[];
   resolveInclude: (from: string, include: string) => string;
-} {
+}> {
+  // Loaded here, not by every `things` command: only a build reads YAML.
+  const { parse: parseYaml } = await import("yaml");
   let start: string[];
   try {
     start = statSync(target).isDirectory() ? manifestFiles(target) : [target];
@@ -93,13 +95,13 @@ export function readManifests(target: string): {
     const name = shown(path);
     byShown.set(name, path);
     sources.push({ path: name, text });
-    for (const include of includesOf(text)) pending.push(resolve(dirname(path), include));
+    for (const include of includesOf(text, parseYaml)) pending.push(resolve(dirname(path), include));
   }
   return { sources, resolveInclude };
 }
 
 /** The `include` list of a manifest, best effort: the build validates it properly. */
-function includesOf(text: string): string[] {
+function includesOf(text: string, parseYaml: (text: string) => unknown): string[] {
   try {
     // YAML is a superset of JSON: one parser (the build's) reads both.
     const include = (parseYaml(text) as { include?: unknown } | null)?.include;
@@ -132,7 +134,7 @@ async function build(
   options: { json?: boolean; dryRun?: boolean },
   command: Command,
 ): Promise<void> {
-  const { sources, resolveInclude } = readManifests(target);
+  const { sources, resolveInclude } = await readManifests(target);
   let release: Release;
   try {
     release = buildRelease(sources, {

@@ -16,8 +16,18 @@ import { compactValue, localTime } from "./history-commands.js";
 import { resolveRelease } from "./release-commands.js";
 import { formatTable } from "./table.js";
 
+/**
+ * Completed, but some Things failed within --max-failures: not 0, which a script takes for "every
+ * Thing has the release" (as Ansible's 2 for failed hosts under max_fail_percentage), and not 1,
+ * which says the rollout stopped.
+ */
+const ROLLOUT_PARTIAL_EXIT_CODE = 3;
+/** Past this many, the failed Things of the last line are counted, not each named. */
+const FAILED_NAMED = 10;
+
 const ROLLOUT_EXIT_CODES =
-  "0 the rollout completed, 1 failed (the rollout stopped past --max-failures, no such release, the hub refused or is unreachable), 2 usage";
+  "0 the rollout completed on every Thing, 1 failed (the rollout stopped past --max-failures, no such release, the hub refused or is unreachable), 2 usage, " +
+  `${ROLLOUT_PARTIAL_EXIT_CODE} completed, but some Things failed within --max-failures (they keep their previous release; the last line names them)`;
 /** How often the event stream is opened again when it drops while the rollout still runs. */
 const MAX_RECONNECTS = 10;
 
@@ -177,21 +187,27 @@ export function registerRolloutCommands(program: Command): void {
           const ended = await follow(client, started);
           if (options.json) process.stdout.write(`${JSON.stringify(ended)}\n`);
           else process.stdout.write(`rollout ${ended.id} ${ended.status}: ${summary(ended.progress)}\n`);
-          if (ended.status === "failed" || ended.progress.failed > 0) {
-            const failed = await client.steps(ended.id, "failed");
-            for (const step of failed.slice(0, 20)) {
-              process.stderr.write(`  failed ${step.thing}: ${step.reason ?? ""}\n`);
-            }
-            if (failed.length > 20) process.stderr.write(`  … and ${failed.length - 20} more\n`);
+          const failed =
+            ended.status === "failed" || ended.progress.failed > 0
+              ? await client.steps(ended.id, "failed")
+              : [];
+          for (const step of failed.slice(0, 20)) {
+            process.stderr.write(`  failed ${step.thing}: ${step.reason ?? ""}\n`);
           }
+          if (failed.length > 20) process.stderr.write(`  … and ${failed.length - 20} more\n`);
           if (ended.status === "failed") {
             throw new CliError(`the rollout failed: ${ended.reason ?? summary(ended.progress)}`);
           }
           if (ended.progress.failed > 0) {
-            // Completed, within what was allowed to fail: said, so that it is not taken for a clean run.
-            process.stderr.write(
-              `things: ${ended.progress.failed} Thing(s) failed, within --max-failures ` +
-                `${ended.options.maxFailures}; they keep their previous release\n`,
+            // Completed, within what was allowed to fail: a distinct exit code, so that a script
+            // does not take it for a clean run, and the Things named.
+            const named = failed.slice(0, FAILED_NAMED).map((step) => step.thing);
+            const more = ended.progress.failed - named.length;
+            throw new CliError(
+              `${ended.progress.failed} Thing(s) failed, within --max-failures ` +
+                `${ended.options.maxFailures}; they keep their previous release: ${named.join(", ")}` +
+                (more > 0 ? ` and ${more} more` : ""),
+              ROLLOUT_PARTIAL_EXIT_CODE,
             );
           }
         },

@@ -171,7 +171,10 @@ async function serve(
   const { startHub } = await import("./start-hub.js");
   let running: RunningHub;
   try {
-    running = await startHub(config, start);
+    running = await startHub(config, {
+      ...start,
+      vocabularySetting: options.vocabulary === undefined ? "HYPERTHINGS_VOCABULARY" : "--vocabulary",
+    });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE") {

@@ -25,6 +25,7 @@ import {
   PostgresStore,
   SqliteSecretStore,
   SqliteStore,
+  makeDataDirectory,
   type Store,
 } from "../store/index.js";
 import { createDiscoveryFetcher } from "./discovery-fetcher.js";
@@ -126,6 +127,9 @@ async function openStore(
   let openSecrets: () => Promise<SecretStore>;
   if (config.store !== undefined) {
     const url = config.store;
+    // The data directory still holds the hub's id and keys: made here, or refused in one line,
+    // rather than by Node's recursive mkdir in data-files.ts (which loops for ever under /proc).
+    makeDataDirectory(config.dataDir);
     // Replicas share the schema (a shared lock); a hub alone holds it alone.
     const postgres = await PostgresStore.open({ url, exclusive: !config.replica, replica: config.replica });
     store = postgres;
@@ -173,7 +177,13 @@ async function requireReplicaIdentity(config: HubConfig, store: Store): Promise<
 
 export async function startHub(
   config: HubConfig,
-  options: { logger?: Logger; clock?: () => Date; observeLater?: boolean } = {},
+  options: {
+    logger?: Logger;
+    clock?: () => Date;
+    observeLater?: boolean;
+    /** Where config.vocabulary came from (`--vocabulary`), for the line that says it is bad. */
+    vocabularySetting?: string;
+  } = {},
 ): Promise<RunningHub> {
   // What can be checked without the data directory is checked first (nothing is created when it fails).
   if (config.mqtt === "external" && config.mqttUrl !== undefined) parseBrokerUrl(config.mqttUrl);
@@ -185,7 +195,10 @@ export async function startHub(
     });
   }
   // The vocabulary file, too, before the data directory and its database are made.
-  const vocabulary = loadVocabulary(config.vocabulary);
+  const vocabulary = loadVocabulary(
+    config.vocabulary,
+    config.vocabulary === undefined ? undefined : (options.vocabularySetting ?? "HYPERTHINGS_VOCABULARY"),
+  );
   const logger = options.logger ?? createLogger(config.logLevel);
   const { store, openSecrets } = await openStore(config, logger);
   if (config.replica) {

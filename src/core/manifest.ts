@@ -1,11 +1,12 @@
 // Release manifests (YAML or JSON) compiled into one release document: includes read, templates
 // expanded with their parameters, every error pointing at file, line, column and field.
 // Pure: the caller reads the files and hands over their text (docs/releases.md).
-import { LineCounter, isMap, isNode, isScalar, parseDocument, type Document } from "yaml";
+import type { Document, LineCounter } from "yaml";
 import type { ValidateFunction } from "ajv";
 import { sha256Hex } from "./canonical-json.js";
 import { ValidationError, type ErrorLocation } from "./errors.js";
 import { createAjv } from "./lazy-ajv.js";
+import { loadYaml } from "./lazy-yaml.js";
 import { manifestSchema } from "./manifest-schema.js";
 import {
   DEFAULT_REVERT_LIMITS,
@@ -90,6 +91,7 @@ class Problems {
   /** Records a problem at the node `path` leads to in `file`, or at the nearest node above it. */
   at(file: ParsedFile, path: Path, message: string): void {
     if (this.list.length >= MAX_ERRORS) return;
+    const { isMap, isNode, isScalar } = loadYaml();
     let offset = 0;
     for (let n = path.length; n >= 0; n--) {
       // A member is pointed at by its key (where an editor puts the cursor), an item by itself.
@@ -145,6 +147,7 @@ function aliasCycle(value: unknown, path: Path = [], above = new Set<object>()):
 }
 
 function parseFile(source: ManifestSource, problems: Problems): ParsedFile | undefined {
+  const { LineCounter, parseDocument } = loadYaml();
   const lines = new LineCounter();
   // JSON is YAML 1.2: one parser for both gives JSON files the same line and column errors.
   const doc = parseDocument(source.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -392,7 +395,7 @@ export function buildRelease(sources: readonly ManifestSource[], options: BuildO
         site ??
         (() => {
           const node = file.doc.getIn(path, true);
-          const here = file.lines.linePos(isNode(node) && node.range ? node.range[0] : 0);
+          const here = file.lines.linePos(loadYaml().isNode(node) && node.range ? node.range[0] : 0);
           return { file: file.path, line: here.line, column: here.col };
         })();
       if (typeof entry.use !== "string") {

@@ -1,6 +1,12 @@
 // The public face of the store: the interface, and the backends chosen by configuration.
 export type * from "./store.js";
-export { SqliteStore, unmadeDirectory, type SqliteStoreOptions } from "./sqlite/sqlite-store.js";
+export {
+  SqliteStore,
+  makeDataDirectory,
+  makeDirectory,
+  unmadeDirectory,
+  type SqliteStoreOptions,
+} from "./sqlite/sqlite-store.js";
 export { SqliteSecretStore, type SqliteSecretStoreOptions } from "./sqlite/sqlite-secret-store.js";
 export { backupSqliteDatabase, type BackupProgress, type BackupResult } from "./sqlite/sqlite-backup.js";
 export { SqliteLogFile, type LogFileHead } from "./sqlite/sqlite-log-file.js";

@@ -21,7 +21,10 @@ export interface RunningMqtt {
   readonly kind: "embedded" | "external";
   /** Where devices connect, without credentials: `mqtt://127.0.0.1:1883`. */
   readonly url: string;
-  /** What the hub did instead of what it was asked, in one line for the operator; else undefined. */
+  /**
+   * What the hub did instead of what it was asked, in one line for the operator; else undefined.
+   * Not logged here: whoever starts the hub says it once (`things serve` in its banner, under MQTT).
+   */
   readonly notice: string | undefined;
   /** Whether the embedded broker lets clients in without a password. */
   readonly anonymous: boolean;
@@ -142,7 +145,6 @@ export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
     await link.close();
     throw error;
   }
-  if (link.notice !== undefined) log.warn(link.notice);
   log.info({ url: link.url, kind: link.kind, prefix: config.mqttPrefix }, "MQTT gateway started");
   let closing: Promise<void> | undefined;
   return {

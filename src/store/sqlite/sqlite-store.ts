@@ -3,7 +3,7 @@
 // command's promise settles only after that commit is durable.
 import Database from "better-sqlite3";
 import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import {
   ConflictError,
   NotFoundError,
@@ -273,8 +273,34 @@ function unopenable(file: string, error: unknown): unknown {
 }
 
 /**
- * Why `mkdirSync(dir, { recursive: true })` failed, said by what is in the way: mkdir's own words
- * ("EEXIST: file already exists, mkdir …", or ENOENT on a read-only file system) do not say it.
+ * Makes `dir` and its missing parents, each with `mode`. Not Node's `mkdirSync(dir, { recursive:
+ * true })`: where a parent exists but refuses a child with ENOENT (/proc, /sys) it makes the
+ * parent again and retries the child for ever, and `things serve --data /proc/x` hung.
+ */
+export function makeDirectory(dir: string, mode: number): void {
+  const missing: string[] = [];
+  let path = resolve(dir);
+  while (!existsSync(path)) {
+    missing.unshift(path);
+    const parent = dirname(path);
+    if (parent === path) break;
+    path = parent;
+  }
+  // Nothing missing: mkdir says what is in the way when the path is a file, and nothing otherwise.
+  if (missing.length === 0) mkdirSync(dir, { recursive: true, mode });
+  for (const each of missing) {
+    try {
+      mkdirSync(each, { mode });
+    } catch (err) {
+      // Made meanwhile by another process (two hubs starting on one directory).
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST" || !statSync(each).isDirectory()) throw err;
+    }
+  }
+}
+
+/**
+ * Why `makeDirectory(dir)` failed, said by what is in the way: mkdir's own words ("EEXIST: file
+ * already exists, mkdir …", or ENOENT on a read-only or virtual file system) do not say it.
  */
 export function unmadeDirectory(dir: string, error: unknown): string {
   // The nearest path that exists tells what is in the way.
@@ -286,13 +312,26 @@ export function unmadeDirectory(dir: string, error: unknown): string {
   } catch (denied) {
     return `${existing} cannot be written (${(denied as Error).message})`;
   }
-  return (error as Error).message;
+  switch ((error as NodeJS.ErrnoException).code) {
+    case "EROFS":
+      return `${existing} is on a read-only file system`;
+    case "ENOENT":
+      // A parent that is there, writable, and still says "no such file": a virtual file system.
+      return `${existing} takes no new directories (a virtual file system such as /proc or /sys)`;
+    case "EACCES":
+    case "EPERM":
+      return `permission denied in ${existing}`;
+    case "ENOSPC":
+      return "the disk is full";
+    default:
+      return (error as Error).message;
+  }
 }
 
 /** Makes the data directory (the owner's alone), or says in one line why it cannot be one. */
-function makeDataDirectory(dir: string): void {
+export function makeDataDirectory(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirectory(dir, 0o700);
   } catch (error) {
     throw new Error(
       `The data directory ${dir} (--data, HYPERTHINGS_DATA) cannot be made: ${unmadeDirectory(dir, error)}. ` +
