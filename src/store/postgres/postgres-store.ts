@@ -161,6 +161,20 @@ function recordDrafts(drafts: readonly ChangeDraft[]): RecordedDraft[] {
   });
 }
 
+/** How a store holds the schema's advisory lock: alone (`exclusive`), or with other replicas. */
+type LockMode = "exclusive" | "shared";
+
+/** Takes the schema's session advisory lock on `client` if nobody holds it the other way. */
+async function takeLock(client: pg.PoolClient, mode: LockMode, schema: string): Promise<boolean> {
+  const { rows } = await client.query<{ locked: boolean }>(
+    mode === "shared"
+      ? "SELECT pg_try_advisory_lock_shared(hashtext($1)) AS locked"
+      : "SELECT pg_try_advisory_lock(hashtext($1)) AS locked",
+    [`hyperthings:hub:${schema}`],
+  );
+  return rows[0]?.locked === true;
+}
+
 /** A call refused before it was queued (its values cannot be recorded), as a rejected promise. */
 function refuse(error: unknown): Promise<never> {
   return Promise.reject(error instanceof Error ? error : new Error(String(error)));
@@ -179,8 +193,10 @@ export class PostgresStore implements Store {
   private readonly maxQueue: number;
   private readonly maxQueuedChanges: number;
   private readonly maxBatch: number;
-  /** The session holding the schema's advisory lock (`exclusive`). */
-  private readonly lockClient: pg.PoolClient | undefined;
+  /** How this store holds the schema's advisory lock, if it does (`exclusive`, `replica`). */
+  private readonly lockMode: LockMode | undefined;
+  /** The session holding the schema's advisory lock, while it holds it. */
+  private lockClient: pg.PoolClient | undefined;
 
   private queue: Pending[] = [];
   private queuedChanges = 0;
@@ -190,7 +206,10 @@ export class PostgresStore implements Store {
   private closing: Promise<void> | undefined;
   private drained: (() => void) | undefined;
   private failing: { since: string; reason: string; lostConnection: boolean } | undefined;
-  private lockLost: { since: string; reason: string } | undefined;
+  /** Why writes are refused for want of the schema's lock; `final` when only a restart ends it. */
+  private lockLost: { since: string; reason: string; final: boolean } | undefined;
+  /** The next attempt to take the schema's lock back. */
+  private retaking: NodeJS.Timeout | undefined;
   /** When (performance.now()) PostgreSQL last committed a batch or answered the recovery's round trip. */
   private answeredAt = 0;
   /** The round trip that will tell when PostgreSQL answers again (unavailable). */
@@ -214,23 +233,15 @@ export class PostgresStore implements Store {
     options: PostgresStoreOptions,
     restored: RestoredGuard[],
     head: { size: number; frontier: MerkleFrontier },
-    lockClient: pg.PoolClient | undefined,
+    lock: { mode: LockMode; client: pg.PoolClient } | undefined,
   ) {
     this.pool = pool;
     this.schema = schema;
     this.where = where;
     this.restoredGuards = restored;
     this.head = head;
-    this.lockClient = lockClient;
-    // An error on the lock's session, checked out for good, would otherwise end the process.
-    lockClient?.on("error", (error) => {
-      this.lockLost ??= {
-        since: new Date().toISOString(),
-        reason:
-          `The session holding the lock on the PostgreSQL schema ${schema} ended (${error.message}): ` +
-          "another hub could now open the schema. Restart this hub to hold it again",
-      };
-    });
+    this.lockMode = lock?.mode;
+    if (lock) this.holdLock(lock.client);
     this.maxQueue = options.maxQueue ?? 10_000;
     this.maxQueuedChanges = options.maxQueuedChanges ?? 100_000;
     this.maxBatch = options.maxBatch ?? 1_000;
@@ -244,29 +255,26 @@ export class PostgresStore implements Store {
     const schema = schemaOf(options);
     const where = `${redactedUrl(options.url)}, schema ${schema}`;
     const pool = createPool(options, schema);
+    const lockMode: LockMode | undefined = options.replica
+      ? "shared"
+      : options.exclusive
+        ? "exclusive"
+        : undefined;
     let lockClient: pg.PoolClient | undefined;
     try {
       try {
-        lockClient = options.exclusive || options.replica ? await pool.connect() : undefined;
+        lockClient = lockMode ? await pool.connect() : undefined;
       } catch (error) {
         throw unreachable(options.url, error);
       }
-      if (lockClient) {
-        const { rows } = await lockClient.query<{ locked: boolean }>(
-          options.replica
-            ? "SELECT pg_try_advisory_lock_shared(hashtext($1)) AS locked"
-            : "SELECT pg_try_advisory_lock(hashtext($1)) AS locked",
-          [`hyperthings:hub:${schema}`],
+      if (lockClient && lockMode && !(await takeLock(lockClient, lockMode, schema))) {
+        throw new ConflictError(
+          lockMode === "shared"
+            ? `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by a hub that is not a replica: ` +
+                "stop it first, and start every hub on this schema with --replica"
+            : `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by another hub: ` +
+                "stop that hub first, or give this one another schema; several hubs on one schema run as replicas (--replica, with --bus nats://…)",
         );
-        if (!rows[0]?.locked) {
-          throw new ConflictError(
-            options.replica
-              ? `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by a hub that is not a replica: ` +
-                  "stop it first, and start every hub on this schema with --replica"
-              : `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by another hub: ` +
-                  "stop that hub first, or give this one another schema; several hubs on one schema run as replicas (--replica, with --bus nats://…)",
-          );
-        }
       }
       let restored: RestoredGuard[];
       try {
@@ -304,7 +312,7 @@ export class PostgresStore implements Store {
         options,
         restored,
         { size: row.size, frontier },
-        lockClient,
+        lockClient && lockMode && { mode: lockMode, client: lockClient },
       );
     } catch (error) {
       lockClient?.release();
@@ -330,6 +338,7 @@ export class PostgresStore implements Store {
       maxQueuedChanges: this.maxQueuedChanges,
     });
     if (refusal) return Promise.reject(refusal);
+    if (this.lockLost) return Promise.reject(this.lockRefusal(this.lockLost.reason));
     this.queuedChanges += changes;
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ ...work, changes, resolve: resolve as (value: unknown) => void, reject });
@@ -367,6 +376,10 @@ export class PostgresStore implements Store {
 
   /** One batch: committed together; if the transaction fails, each command again on its own. */
   private async commit(batch: Pending[]): Promise<void> {
+    if (this.lockLost) {
+      for (const pending of batch) pending.reject(this.lockRefusal(this.lockLost.reason));
+      return;
+    }
     let outcomes: Outcome[];
     const startedAt = performance.now();
     try {
@@ -934,7 +947,8 @@ export class PostgresStore implements Store {
   }
 
   writeFailure(): { since: string; reason: string } | undefined {
-    return this.failing && { since: this.failing.since, reason: this.failing.reason };
+    const failing = this.failing ?? this.lockLost;
+    return failing && { since: failing.since, reason: failing.reason };
   }
 
   /**
@@ -971,13 +985,109 @@ export class PostgresStore implements Store {
     attempt();
   }
 
+  /** Nothing is worked around here: a lock lost is a write failure (writeFailure). */
+  storageProblem(): undefined {
+    return undefined;
+  }
+
+  // --- the schema's lock ---
+
+  /** Keeps `client` as the session holding the schema's lock, watching for its end. */
+  private holdLock(client: pg.PoolClient): void {
+    this.lockClient = client;
+    this.lockLost = undefined;
+    // An error on the lock's session, checked out for good, would otherwise end the process.
+    client.on("error", (error) => this.loseLock(client, error));
+  }
+
   /**
-   * The session that held the schema's advisory lock (`exclusive`) ended under the hub (PostgreSQL
-   * restarted, the network to it cut): the hub goes on writing, but nothing keeps a second hub off
-   * the schema until this one restarts. Said until then.
+   * The session holding the schema's lock ended (PostgreSQL restarted, the network to it cut):
+   * nothing keeps another hub off the schema now, so writes are refused until the lock is taken
+   * back, which is tried from now on.
    */
-  storageProblem(): { since: string; reason: string } | undefined {
-    return this.lockLost;
+  private loseLock(client: pg.PoolClient, error: Error): void {
+    if (this.lockClient !== client) return;
+    this.lockClient = undefined;
+    client.release(error);
+    this.lockLost = {
+      since: new Date().toISOString(),
+      reason:
+        `The session holding the lock on the PostgreSQL schema ${this.schema} ended (${error.message}): ` +
+        "this hub takes no write until it holds the lock again, which it tries every few seconds",
+      final: false,
+    };
+    this.retakeLock(RECOVERY_FIRST_MS);
+  }
+
+  private retakeLock(delay: number): void {
+    if (this.closed) return;
+    this.retaking = setTimeout(() => {
+      this.retaking = undefined;
+      void this.tryLock().then((retry) => {
+        if (retry) this.retakeLock(Math.min(delay * 2, RECOVERY_MAX_MS));
+      });
+    }, delay);
+    this.retaking.unref();
+  }
+
+  /** One attempt at taking the schema's lock back; whether to try again. */
+  private async tryLock(): Promise<boolean> {
+    const mode = this.lockMode;
+    const lost = this.lockLost;
+    if (this.closed || mode === undefined || lost === undefined || lost.final) return false;
+    // A batch committing (it began before the lock was lost) would move the head under the check.
+    if (this.running) return true;
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch {
+      return true; // PostgreSQL is still away.
+    }
+    try {
+      if (this.closed) {
+        client.release();
+        return false;
+      }
+      if (!(await takeLock(client, mode, this.schema))) {
+        client.release();
+        lost.reason =
+          mode === "shared"
+            ? `The PostgreSQL schema ${this.schema} was taken by a hub that is not a replica while this replica's session holding its lock was lost: ` +
+              "this replica takes no write until that hub stops (it tries to take the lock back every few seconds)"
+            : `The PostgreSQL schema ${this.schema} was taken by another hub while this hub's session holding its lock was lost: ` +
+              "this hub takes no write until that hub stops (it tries to take the lock back every few seconds)";
+        return true;
+      }
+      // Replicas write the Log together; a hub alone on it knows every Change it holds, unless
+      // another hub wrote while it did not hold the lock: what it keeps in memory (the graph, the
+      // TDs reports are checked against) would be stale.
+      if (mode === "exclusive" && this.head.size >= 0) {
+        const { rows } = await client.query<{ size: number }>("SELECT size FROM log_head WHERE id = 1");
+        const written = (rows[0]?.size ?? 0) - this.head.size;
+        if (written > 0) {
+          client.release(new Error("the schema's lock is given up"));
+          this.lockLost = {
+            since: lost.since,
+            reason:
+              `Another hub wrote ${written} Changes to the PostgreSQL schema ${this.schema} while this hub did not hold its lock: ` +
+              "this hub takes no more writes, what it keeps in memory being behind the Log. Restart it",
+            final: true,
+          };
+          return false;
+        }
+      }
+      if (this.closed) client.release();
+      else this.holdLock(client);
+      return false;
+    } catch (error) {
+      client.release(error as Error);
+      return true;
+    }
+  }
+
+  /** A write refused for want of the schema's lock: nothing of it was recorded. */
+  private lockRefusal(reason: string): UnavailableError {
+    return new UnavailableError(`${reason}. Nothing of this write was recorded`, UNWRITABLE_RETRY_AFTER_S);
   }
 
   async logHead(): Promise<LogHead> {
@@ -1183,6 +1293,7 @@ export class PostgresStore implements Store {
         await new Promise<void>((resolve) => (this.drained = resolve));
       }
       clearTimeout(this.recovery);
+      clearTimeout(this.retaking);
       this.lockClient?.release();
       await this.pool.end();
     })();
