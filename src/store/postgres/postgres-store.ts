@@ -62,6 +62,7 @@ import {
   migrate,
   redactedUrl,
   schemaOf,
+  timeoutsOf,
   unreachable,
   UNWRITABLE_RETRY_AFTER_S,
   unwritten,
@@ -111,6 +112,8 @@ interface Pending {
   drafts?: readonly RecordedDraft[];
   /** How many Changes it appends (for maxQueuedChanges). */
   changes: number;
+  /** When (performance.now()) it is answered at the latest: queued at + query_timeout. */
+  deadline: number;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -210,6 +213,10 @@ export class PostgresStore implements Store {
   private lockLost: { since: string; reason: string; final: boolean } | undefined;
   /** The next attempt to take the schema's lock back. */
   private retaking: NodeJS.Timeout | undefined;
+  /** Milliseconds a write is waited for, queued and sent (query_timeout). */
+  private readonly queryMs: number;
+  /** Refuses the calls waiting past their deadline (armExpiry). */
+  private expiry: NodeJS.Timeout | undefined;
   /** When (performance.now()) PostgreSQL last committed a batch or answered the recovery's round trip. */
   private answeredAt = 0;
   /** The round trip that will tell when PostgreSQL answers again (unavailable). */
@@ -242,6 +249,7 @@ export class PostgresStore implements Store {
     this.head = head;
     this.lockMode = lock?.mode;
     if (lock) this.holdLock(lock.client);
+    this.queryMs = timeoutsOf(options).queryMs;
     this.maxQueue = options.maxQueue ?? 10_000;
     this.maxQueuedChanges = options.maxQueuedChanges ?? 100_000;
     this.maxBatch = options.maxBatch ?? 1_000;
@@ -324,7 +332,7 @@ export class PostgresStore implements Store {
   // --- the write queue ---
 
   private enqueue<T>(
-    work: Omit<Pending, "resolve" | "reject" | "changes">,
+    work: Omit<Pending, "resolve" | "reject" | "changes" | "deadline">,
     { internal = false } = {},
   ): Promise<T> {
     const changes = work.drafts?.length ?? 0;
@@ -340,10 +348,47 @@ export class PostgresStore implements Store {
     if (refusal) return Promise.reject(refusal);
     if (this.lockLost) return Promise.reject(this.lockRefusal(this.lockLost.reason));
     this.queuedChanges += changes;
+    const deadline = performance.now() + this.queryMs;
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ ...work, changes, resolve: resolve as (value: unknown) => void, reject });
+      this.queue.push({ ...work, changes, deadline, resolve: resolve as (value: unknown) => void, reject });
       this.schedule();
+      this.armExpiry();
     });
+  }
+
+  /**
+   * A write is answered within query_timeout of its call, however long the ones before it wait
+   * (a network that drops everything makes each batch wait its whole bound): one timer, for the
+   * oldest waiting call, refuses the calls whose time is up without sending them.
+   */
+  private armExpiry(): void {
+    const first = this.queue[0];
+    if (this.expiry !== undefined || first === undefined) return;
+    this.expiry = setTimeout(
+      () => {
+        this.expiry = undefined;
+        const now = performance.now();
+        // Deadlines grow along the queue: the expired calls are its first ones.
+        let n = 0;
+        while (n < this.queue.length && (this.queue[n]?.deadline ?? Infinity) <= now) n++;
+        for (const pending of this.queue.splice(0, n)) {
+          this.queuedChanges -= pending.changes;
+          pending.reject(this.unsent());
+        }
+        this.armExpiry();
+      },
+      Math.max(0, first.deadline - performance.now()),
+    );
+    this.expiry.unref();
+  }
+
+  /** A call whose time was up before its batch could be sent. */
+  private unsent(): UnavailableError {
+    return new UnavailableError(
+      `PostgreSQL (${this.where}) took no write for ${this.queryMs / 1000} s (query_timeout), the writes before this one still unanswered: ` +
+        "nothing of this write was recorded. Retry shortly",
+      UNWRITABLE_RETRY_AFTER_S,
+    );
   }
 
   saturated(): boolean {
@@ -375,15 +420,22 @@ export class PostgresStore implements Store {
   }
 
   /** One batch: committed together; if the transaction fails, each command again on its own. */
-  private async commit(batch: Pending[]): Promise<void> {
+  private async commit(waiting: Pending[]): Promise<void> {
     if (this.lockLost) {
-      for (const pending of batch) pending.reject(this.lockRefusal(this.lockLost.reason));
+      for (const pending of waiting) pending.reject(this.lockRefusal(this.lockLost.reason));
       return;
     }
-    let outcomes: Outcome[];
     const startedAt = performance.now();
+    const batch: Pending[] = [];
+    for (const pending of waiting) {
+      if (pending.deadline > startedAt) batch.push(pending);
+      else pending.reject(this.unsent());
+    }
+    if (batch.length === 0) return;
+    let outcomes: Outcome[];
     try {
-      outcomes = await this.transaction(batch);
+      // The batch is answered by its first call's deadline: committed, or refused.
+      outcomes = await this.transaction(batch, Math.min(...batch.map((p) => p.deadline)));
     } catch (error) {
       if (batch.length > 1 && !(error instanceof CommitUnknown) && !isUnavailability(error)) {
         // A row PostgreSQL refused (a text it cannot hold) fails the whole statement: find whose.
@@ -405,9 +457,47 @@ export class PostgresStore implements Store {
     });
   }
 
-  private async transaction(batch: Pending[]): Promise<Outcome[]> {
-    const client = await this.pool.connect();
+  /**
+   * A free connection from the pool, waited for until `deadline` at most (a pool whose
+   * connections all wait for a silent network hands none out before they give up).
+   */
+  private async connectBy(deadline: number): Promise<pg.PoolClient> {
+    let timer: NodeJS.Timeout | undefined;
+    const connecting = this.pool.connect();
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.unanswered()), deadline - performance.now());
+    });
+    try {
+      return await Promise.race([connecting, late]);
+    } catch (error) {
+      // One that comes after the deadline goes back to the pool unused.
+      connecting.then((client) => client.release()).catch(() => {});
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Why a write's connection or statement was given up at its deadline (query_timeout). */
+  private unanswered(): Error {
+    return Object.assign(
+      new Error(
+        `PostgreSQL answered nothing within the write's bound of ${this.queryMs / 1000} s (query_timeout)`,
+      ),
+      { code: "ETIMEDOUT" },
+    );
+  }
+
+  private async transaction(batch: Pending[], deadline: number): Promise<Outcome[]> {
+    const client = await this.connectBy(deadline);
     let broken: Error | undefined;
+    // At the deadline the connection is closed under the transaction: before COMMIT was sent,
+    // nothing of it can commit; after, its outcome is unknown, and said so (CommitUnknown).
+    let timedOut = false;
+    const bound = setTimeout(() => {
+      timedOut = true;
+      (client as unknown as pg.Client).connection.stream.destroy();
+    }, deadline - performance.now());
     try {
       // One round trip: BEGIN, and the head row locked (waiting for any other writer to commit).
       const results = (await client.query(
@@ -450,7 +540,7 @@ export class PostgresStore implements Store {
           broken = error as Error;
           // Whether a COMMIT whose answer was lost took effect, nobody here knows.
           this.forget();
-          throw new CommitUnknown(error, this.where);
+          throw new CommitUnknown(timedOut ? this.unanswered() : error, this.where);
         }
         this.committed(log);
         return outcomes;
@@ -462,9 +552,14 @@ export class PostgresStore implements Store {
         throw error;
       }
     } catch (error) {
+      if (timedOut && !(error instanceof CommitUnknown)) {
+        broken = this.unanswered();
+        throw broken;
+      }
       if (isUnavailability(error)) broken = error as Error;
       throw error;
     } finally {
+      clearTimeout(bound);
       client.release(broken);
     }
   }
@@ -1294,6 +1389,7 @@ export class PostgresStore implements Store {
       }
       clearTimeout(this.recovery);
       clearTimeout(this.retaking);
+      clearTimeout(this.expiry);
       this.lockClient?.release();
       await this.pool.end();
     })();
