@@ -364,12 +364,9 @@ describeWithPostgres("a hub whose PostgreSQL goes away", problem, () => {
       /^Another hub wrote 1 Changes .* Restart it\. Nothing of this write was recorded$/,
     );
     expect(await lockHolders(schema)).toEqual([]);
-    expect((await wholeLog(hub)).map((c) => c.value)).toEqual([
-      expect.objectContaining({ "@context": expect.anything() }),
-      1,
-      3,
-      4,
-    ]);
+    expect(
+      (await wholeLog(hub)).map((c) => `${c.kind} ${c.kind === "reported" ? String(c.value) : ""}`),
+    ).toEqual(["described ", "reported 1", "reported 3", "reported 4"]);
   });
 
   it("a replica takes its shared lock back too, taking no write while a hub that is not a replica holds the schema", async () => {
