@@ -30,6 +30,7 @@ import type {
   DescribeCommand,
   DescribeResult,
   FeedQuery,
+  HeldRole,
   HistoryQuery,
   HistoryStream,
   ListOptions,
@@ -217,6 +218,8 @@ export class PostgresStore implements Store {
   private readonly queryMs: number;
   /** Refuses the calls waiting past their deadline (armExpiry). */
   private expiry: NodeJS.Timeout | undefined;
+  /** The roles held (holdRole), given up at close. */
+  private readonly roles = new Set<() => void>();
   /** When (performance.now()) PostgreSQL last committed a batch or answered the recovery's round trip. */
   private answeredAt = 0;
   /** The round trip that will tell when PostgreSQL answers again (unavailable). */
@@ -1180,6 +1183,45 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * A session advisory lock named after the role and the schema, on a session of its own: held
+   * until given up, the store closes, or the session ends (PostgreSQL restarted, the network cut).
+   */
+  async holdRole(role: string): Promise<HeldRole | undefined> {
+    if (this.closed) throw new UnavailableError("The store is closing");
+    const client = await this.pool.connect();
+    try {
+      const { rows } = await client.query<{ locked: boolean }>(
+        "SELECT pg_try_advisory_lock(hashtext($1)) AS locked",
+        [`hyperthings:${role}:${this.schema}`],
+      );
+      if (rows[0]?.locked !== true || this.closed) {
+        client.release();
+        return undefined;
+      }
+    } catch (error) {
+      client.release(error as Error);
+      throw error;
+    }
+    let settle: (why: string) => void = () => {};
+    const lost = new Promise<string>((resolve) => (settle = resolve));
+    const end = (why: string, error: Error) => {
+      if (!this.roles.delete(release)) return;
+      // The session goes with the lock: nothing else of it is worth keeping.
+      client.release(error);
+      settle(why);
+    };
+    const release = () => end("given up", new Error(`the ${role} role is given up`));
+    client.on("error", (error) =>
+      end(
+        `the session holding its lock on the PostgreSQL schema ${this.schema} ended (${error.message})`,
+        error,
+      ),
+    );
+    this.roles.add(release);
+    return { lost, release };
+  }
+
   /** A write refused for want of the schema's lock: nothing of it was recorded. */
   private lockRefusal(reason: string): UnavailableError {
     return new UnavailableError(`${reason}. Nothing of this write was recorded`, UNWRITABLE_RETRY_AFTER_S);
@@ -1390,6 +1432,7 @@ export class PostgresStore implements Store {
       clearTimeout(this.recovery);
       clearTimeout(this.retaking);
       clearTimeout(this.expiry);
+      for (const release of [...this.roles]) release();
       this.lockClient?.release();
       await this.pool.end();
     })();
