@@ -332,6 +332,10 @@ describeWithPostgres("a hub whose PostgreSQL goes away", problem, () => {
     expect(Number(refused.retryAfter)).toBeGreaterThan(0);
     expect(refused.body.detail).toMatch(taken);
     expect(refused.body.detail).toMatch(/Nothing of this write was recorded/);
+    // The Thing's credentials too: they are written by the hub holding the schema.
+    const credentials = await hub.request(`${thingPath(thing)}/credentials`, { method: "DELETE" });
+    expect(credentials.status).toBe(503);
+    expect(((await credentials.json()) as { detail: string }).detail).toMatch(taken);
 
     // The other hub stops, having written nothing: this one takes the lock back, and writes.
     await other.close();

@@ -143,7 +143,8 @@ async function openStore(
     const postgres = await PostgresStore.open({ url, exclusive: !config.replica, replica: config.replica });
     store = postgres;
     restored = postgres.restoredGuards;
-    openSecrets = () => PostgresSecretStore.open({ url, schema: postgres.schema });
+    openSecrets = () =>
+      PostgresSecretStore.open({ url, schema: postgres.schema, writeRefusal: () => postgres.writeRefusal() });
   } else {
     const path = join(config.dataDir, "hyperthings.db");
     const sqlite = new SqliteStore({

@@ -1222,6 +1222,11 @@ export class PostgresStore implements Store {
     return { lost, release };
   }
 
+  /** Why a write would be refused now for want of the schema's lock (see PostgresSecretStore). */
+  writeRefusal(): UnavailableError | undefined {
+    return this.lockLost && this.lockRefusal(this.lockLost.reason);
+  }
+
   /** A write refused for want of the schema's lock: nothing of it was recorded. */
   private lockRefusal(reason: string): UnavailableError {
     return new UnavailableError(`${reason}. Nothing of this write was recorded`, UNWRITABLE_RETRY_AFTER_S);
