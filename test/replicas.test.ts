@@ -8,11 +8,13 @@ import { randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { connectAsync } from "mqtt";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { NatsBus } from "../src/bus/index.js";
 import type { Change } from "../src/core/index.js";
 import { loadConfig } from "../src/hub/index.js";
+import { brokerProblem, brokerUrl } from "./support/mqtt-broker.js";
 import { NatsProxy, natsProblem, natsUrl, servicesRequired as required } from "./support/nats-server.js";
 import { dropSchema, postgresProblem, postgresUrl, temporarySchema } from "./support/postgres.js";
 import { EventStream } from "./support/sse.js";
@@ -20,6 +22,7 @@ import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub
 import { cleanEnvironment, runThings, runThingsToEnd, type ThingsProcess } from "./support/things-process.js";
 
 const problem = (await postgresProblem()) ?? (await natsProblem());
+const mqttProblem = await brokerProblem();
 const IDENTITY = ["hub-id", "log-key.pem", "secrets.key", "admin-token"];
 
 function lampTd(id: string): Record<string, unknown> {
@@ -317,6 +320,55 @@ if (problem !== undefined && !required) {
         new RegExp(`^The PostgreSQL schema ${schema} \\(.*\\) is in use by a hub that is not a replica`),
       );
     });
+
+    it.skipIf(mqttProblem !== undefined && !required)(
+      "run the MQTT gateway on an external broker one at a time, say which in /health, and take it over when its replica stops",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const prefix = `hyperthings-test/${run}`;
+        const mqtt = { ...overrides, mqtt: true, mqttUrl: brokerUrl, mqttPrefix: prefix, replica: true };
+        const env = {
+          HYPERTHINGS_MQTT_HOMIE_ROOT: `${prefix}/homie`,
+          HYPERTHINGS_MQTT_HA_PREFIX: `${prefix}/homeassistant`,
+        };
+        const a = await startTestHub({ ...mqtt, dataDir: dirs[0] }, env);
+        hubs.push(a);
+        copyIdentity(dirs[0], dirs[1]);
+        const b = await startTestHub({ ...mqtt, dataDir: dirs[1] }, env);
+        hubs.push(b);
+        const mqttHealth = async (hub: TestHub) =>
+          ((await (await hub.request("/health", { auth: false })).json()) as { mqtt?: unknown }).mqtt;
+        const broker = brokerUrl.replace(/\/$/, "");
+        expect(await mqttHealth(a)).toEqual({ gateway: "running", kind: "external", broker });
+        const standby = (await mqttHealth(b)) as { reason?: string };
+        expect(standby).toMatchObject({ gateway: "standby", kind: "external", broker });
+        expect(standby.reason).toMatch(/^another replica of this hub runs the MQTT gateway on this broker/);
+        expect(b.mqtt).toBeUndefined();
+
+        // A device's report is recorded once, by the replica that runs the gateway.
+        const id = `urn:test:replica:mqtt:${run}`;
+        await putTd(a, lampTd(id));
+        const device = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
+        cleanups.push(() => device.endAsync());
+        const levels = async () => {
+          const res = await b.request(`${thingPath(id)}/history?affordance=level&order=asc`);
+          return ((await res.json()) as { changes: Change[] }).changes.map((c) => c.value);
+        };
+        await device.publishAsync(`${prefix}/things/${id}/properties/level`, "7", { qos: 1 });
+        await vi.waitFor(async () => expect(await levels()).toEqual([7]), { timeout: 20_000 });
+
+        // The replica running it stops: the other one takes it over, and says so.
+        await hubs.splice(0, 1)[0]?.stop();
+        await vi.waitFor(
+          async () => expect(await mqttHealth(b)).toEqual({ gateway: "running", kind: "external", broker }),
+          { timeout: 20_000, interval: 200 },
+        );
+        expect(b.mqtt).toMatchObject({ kind: "external", url: broker });
+        await device.publishAsync(`${prefix}/things/${id}/properties/level`, "8", { qos: 1 });
+        await vi.waitFor(async () => expect(await levels()).toEqual([7, 8]), { timeout: 20_000 });
+      },
+      SLOW_MS,
+    );
 
     it("refuse a replica joining a Log without the hub's identity files", async () => {
       const { dirs, overrides } = setting();

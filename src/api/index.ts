@@ -5,10 +5,13 @@ export { thingPath } from "./http/thing-path.js";
 export type { ServerOptions } from "./http/server.js";
 export {
   startMqtt,
+  startMqttFace,
   MQTT_PORT_FILE,
   deviceCredentials,
   parseBrokerUrl,
   mqttPortError,
   type RunningMqtt,
+  type MqttFace,
+  type MqttStatus,
   type DeviceCredentials,
 } from "./mqtt/index.js";

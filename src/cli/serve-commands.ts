@@ -267,6 +267,9 @@ async function serve(
 /** What the operator needs to know about MQTT: where devices connect, and with what. */
 function mqttLine(running: RunningHub): string {
   const { mqtt } = running;
+  const status = running.mqttStatus();
+  if (status?.gateway === "standby")
+    return `  MQTT: ${status.broker} (external broker): ${status.reason ?? ""}`;
   if (mqtt === undefined) return "  MQTT: off";
   const how =
     mqtt.kind === "external"

@@ -5,7 +5,15 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import pretty from "pino-pretty";
-import { buildServer, mqttPortError, parseBrokerUrl, startMqtt, type RunningMqtt } from "../api/index.js";
+import {
+  buildServer,
+  mqttPortError,
+  parseBrokerUrl,
+  startMqttFace,
+  type MqttFace,
+  type MqttStatus,
+  type RunningMqtt,
+} from "../api/index.js";
 import { AddressPolicy, SnmpBinding, createBindings, type BindingSet } from "../bindings/index.js";
 import { UnavailableError } from "../core/index.js";
 import { InProcessBus, NatsBus, type Bus } from "../bus/index.js";
@@ -35,8 +43,13 @@ export interface RunningHub {
   app: FastifyInstance;
   /** The base URL the hub listens on, e.g. http://127.0.0.1:8080 */
   url: string;
-  /** The MQTT gateway and its broker; undefined with `--no-mqtt`. */
-  mqtt: RunningMqtt | undefined;
+  /**
+   * The MQTT gateway and its broker; undefined with `--no-mqtt`, and on a replica while another
+   * runs the gateway on an external broker.
+   */
+  readonly mqtt: RunningMqtt | undefined;
+  /** Whether this process runs the MQTT gateway, as `GET /health` says it; undefined with `--no-mqtt`. */
+  mqttStatus(): MqttStatus | undefined;
   /** The UDP port SNMP traps are received on; undefined without `--snmp-trap-port`. */
   snmpTrapPort: number | undefined;
   /** Stops accepting requests, finishes in-flight ones, commits queued writes, closes the store. */
@@ -134,7 +147,8 @@ async function openStore(
     const postgres = await PostgresStore.open({ url, exclusive: !config.replica, replica: config.replica });
     store = postgres;
     restored = postgres.restoredGuards;
-    openSecrets = () => PostgresSecretStore.open({ url, schema: postgres.schema });
+    openSecrets = () =>
+      PostgresSecretStore.open({ url, schema: postgres.schema, writeRefusal: () => postgres.writeRefusal() });
   } else {
     const path = join(config.dataDir, "hyperthings.db");
     const sqlite = new SqliteStore({
@@ -259,10 +273,13 @@ export async function startHub(
       // A write to a gateway device's `…/set` on the hub's own broker waits, through the gateway,
       // for the device to confirm it (docs/mqtt.md): a publish alone says nothing of the device.
       writeThrough: (broker, topic, value) => {
-        if (mqtt === undefined || hubBroker === undefined || !sameBroker(broker, hubBroker)) return undefined;
-        const set = mqtt.gateway.layout.parseSet(topic);
+        // On a replica that does not run the gateway (another does), the write is published as is.
+        const gateway = face?.running?.gateway;
+        if (gateway === undefined || hubBroker === undefined || !sameBroker(broker, hubBroker))
+          return undefined;
+        const set = gateway.layout.parseSet(topic);
         if (set === undefined) return undefined;
-        return mqtt.gateway.writeProperty(set.thing, set.name, value).then(() => undefined);
+        return gateway.writeProperty(set.thing, set.name, value).then(() => undefined);
       },
       // Asked for every message observed: whether a broker is the hub's is worked out once.
       ownTopics: (broker) => {
@@ -305,16 +322,19 @@ export async function startHub(
   }
   const fetcher = createDiscoveryFetcher(addressPolicy);
   let app: FastifyInstance;
-  let mqtt: RunningMqtt | undefined;
+  let face: MqttFace | undefined;
   let snmpTrapPort: number | undefined;
   try {
-    app = await buildServer(hub, { discovery: new Discovery(hub.directory, fetcher) });
+    app = await buildServer(hub, {
+      discovery: new Discovery(hub.directory, fetcher),
+      mqtt: () => face?.status(),
+    });
     await app.listen({ host: config.host, port: config.port });
     try {
       snmpTrapPort = await listenForTraps(bindings, config.snmpTrapPort, config.host);
-      mqtt = await startMqtt(hub);
-      if (mqtt?.kind === "embedded") embeddedBroker = mqtt.url;
-      hubBroker = mqtt?.url;
+      face = await startMqttFace(hub);
+      if (face?.running?.kind === "embedded") embeddedBroker = face.running.url;
+      hubBroker = face?.status().broker;
     } catch (err) {
       await app.close();
       throw err;
@@ -333,7 +353,10 @@ export async function startHub(
     app,
     // A wildcard host is reached through loopback here.
     url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host === "[::]" ? "[::1]" : host}:${port}`,
-    mqtt,
+    get mqtt() {
+      return face?.running;
+    },
+    mqttStatus: () => face?.status(),
     snmpTrapPort,
     close: () => {
       closing ??= (async () => {
@@ -343,7 +366,7 @@ export async function startHub(
         await fetcher.close();
         // The hub's own bindings may be connected to the embedded broker: they go first.
         await hub.close();
-        await mqtt?.close();
+        await face?.close();
       })();
       return closing;
     },

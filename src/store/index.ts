@@ -11,7 +11,7 @@ export { SqliteSecretStore, type SqliteSecretStoreOptions } from "./sqlite/sqlit
 export { backupSqliteDatabase, type BackupProgress, type BackupResult } from "./sqlite/sqlite-backup.js";
 export { SqliteLogFile, type LogFileHead } from "./sqlite/sqlite-log-file.js";
 export { PostgresStore, type PostgresStoreOptions } from "./postgres/postgres-store.js";
-export { PostgresSecretStore } from "./postgres/postgres-secret-store.js";
+export { PostgresSecretStore, type PostgresSecretStoreOptions } from "./postgres/postgres-secret-store.js";
 export { PostgresLogReader, type PostgresLogHead } from "./postgres/postgres-log-reader.js";
 export {
   DEFAULT_SCHEMA as DEFAULT_POSTGRES_SCHEMA,

@@ -212,6 +212,14 @@ export interface ListOptions {
   liveAt?: string;
 }
 
+/** A role this process holds (Store.holdRole) until it gives it up or loses it. */
+export interface HeldRole {
+  /** Settles, with why, when the role is no longer held (given up, or the store's session ended). */
+  readonly lost: Promise<string>;
+  /** Gives the role up: another process can take it. */
+  release(): void;
+}
+
 export interface Store {
   /** The state projection, where the store keeps it in memory (see StateView); undefined otherwise. */
   readonly stateView?: StateView;
@@ -280,6 +288,12 @@ export interface Store {
    * nothing was. `GET /health` says it.
    */
   storageProblem(): { since: string; reason: string } | undefined;
+  /**
+   * Takes the lock named `role` among the processes on this store, if none holds it, for work one
+   * of a hub's replicas does at a time (the MQTT gateway on an external broker): undefined when
+   * another holds it. Only a store that replicas share has it.
+   */
+  holdRole?(role: string): Promise<HeldRole | undefined>;
   logHead(): Promise<LogHead>;
   /**
    * RFC 9162 subtree hashes of the Log over the half-open ranges `[start, end)` of leaf indexes;

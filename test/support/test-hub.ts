@@ -35,6 +35,10 @@ export async function startTestHub(
   const token = running.hub.adminToken.token;
   return {
     ...running,
+    // Which replica runs the MQTT gateway changes while it runs.
+    get mqtt() {
+      return running.mqtt;
+    },
     token,
     dataDir,
     request(path, init = {}) {

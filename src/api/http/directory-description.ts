@@ -3,6 +3,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { UnavailableError, type DataSchema, type RegisteredThingDescription } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
+import type { MqttStatus } from "../mqtt/index.js";
 import { sendTd } from "./directory-routes.js";
 
 const GET = { "htv:methodName": "GET" };
@@ -139,7 +140,7 @@ function baseUrl(request: FastifyRequest): string {
   return `${request.protocol}://${request.host}/`;
 }
 
-export function wellKnownRoutes(hub: Hub, version: string) {
+export function wellKnownRoutes(hub: Hub, version: string, mqttStatus?: () => MqttStatus | undefined) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get(
       "/.well-known/wot",
@@ -170,6 +171,8 @@ export function wellKnownRoutes(hub: Hub, version: string) {
         // taking writes and serving its own subscribers: degraded, with how far behind it is.
         const bus = hub.bus.status?.();
         const busBehind = bus !== undefined && (!bus.connected || bus.lag > bus.window);
+        // Whether this process runs the MQTT gateway (replicas on one external broker: one does).
+        const mqtt = mqttStatus?.();
         return {
           status: failing !== undefined ? "failing" : storage !== undefined || busBehind ? "degraded" : "ok",
           hub: hub.id,
@@ -178,6 +181,7 @@ export function wellKnownRoutes(hub: Hub, version: string) {
           ...(failing !== undefined && { writes: { failingSince: failing.since, reason: failing.reason } }),
           ...(storage !== undefined && { storage: { problemSince: storage.since, reason: storage.reason } }),
           ...(bus !== undefined && { bus }),
+          ...(mqtt !== undefined && { mqtt }),
         };
       },
     );

@@ -4,6 +4,7 @@ import swagger from "@fastify/swagger";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { NotFoundError } from "../../core/index.js";
 import { HUB_VERSION, type Discovery, type Hub } from "../../hub/index.js";
+import type { MqttStatus } from "../mqtt/index.js";
 import { registerAuthorization } from "./authorization.js";
 import { registerHostCheck } from "./host-check.js";
 import { registerContentTypes } from "./content-types.js";
@@ -34,6 +35,8 @@ export interface ServerOptions {
   discovery?: Discovery;
   /** The built web UI to serve at `/` (default: dist/ui, where `npm run build` puts it). */
   uiDirectory?: string;
+  /** What `GET /health` says of MQTT on this process (started after the server); none without MQTT. */
+  mqtt?: () => MqttStatus | undefined;
 }
 
 export async function buildServer(hub: Hub, options: ServerOptions = {}): Promise<FastifyInstance> {
@@ -125,7 +128,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   await app.register(rolloutRoutes(hub));
   await app.register(releaseRoutes(hub));
   await app.register(discoveryRoutes(hub, options.discovery));
-  await app.register(wellKnownRoutes(hub, HUB_VERSION));
+  await app.register(wellKnownRoutes(hub, HUB_VERSION, options.mqtt));
   await app.register(graphqlApi(hub));
   await app.register(
     uiRoutes({ ...(options.uiDirectory !== undefined && { directory: options.uiDirectory }) }),

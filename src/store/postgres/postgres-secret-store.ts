@@ -18,11 +18,20 @@ import { migrations } from "./postgres-migrations.js";
 /** The migration (its 1-based number) that creates `thing_secrets`. */
 const SECRETS_SCHEMA_VERSION = 1;
 
+export interface PostgresSecretStoreOptions extends PostgresConnectionOptions {
+  /**
+   * Why writes are refused now, if they are (the PostgresStore's `writeRefusal`: the schema's
+   * lock lost): credentials are written by the hub holding the schema, as the Log is.
+   */
+  writeRefusal?: () => UnavailableError | undefined;
+}
+
 export class PostgresSecretStore implements SecretStore {
   private constructor(
     private readonly pool: pg.Pool,
     /** The URL (without its password) and schema, for messages. */
     private readonly where: string,
+    private readonly writeRefusal: () => UnavailableError | undefined,
   ) {}
 
   /**
@@ -34,6 +43,8 @@ export class PostgresSecretStore implements SecretStore {
     text: string,
     values: unknown[],
   ): Promise<pg.QueryResult<R>> {
+    const refusal = write ? this.writeRefusal() : undefined;
+    if (refusal) throw refusal;
     try {
       return await this.pool.query<R>(text, values);
     } catch (error) {
@@ -49,7 +60,7 @@ export class PostgresSecretStore implements SecretStore {
   }
 
   /** Opens the secret store of a schema a PostgresStore has opened (and so migrated) before. */
-  static async open(options: PostgresConnectionOptions): Promise<PostgresSecretStore> {
+  static async open(options: PostgresSecretStoreOptions): Promise<PostgresSecretStore> {
     const schema = schemaOf(options);
     const pool = createPool({ maxConnections: 2, ...options }, schema);
     try {
@@ -67,7 +78,11 @@ export class PostgresSecretStore implements SecretStore {
       await pool.end().catch(() => {});
       throw error;
     }
-    return new PostgresSecretStore(pool, `${redactedUrl(options.url)}, schema ${schema}`);
+    return new PostgresSecretStore(
+      pool,
+      `${redactedUrl(options.url)}, schema ${schema}`,
+      options.writeRefusal ?? (() => undefined),
+    );
   }
 
   async put(thing: string, name: string, sealed: Uint8Array): Promise<void> {

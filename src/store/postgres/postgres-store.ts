@@ -30,6 +30,7 @@ import type {
   DescribeCommand,
   DescribeResult,
   FeedQuery,
+  HeldRole,
   HistoryQuery,
   HistoryStream,
   ListOptions,
@@ -64,6 +65,7 @@ import {
   migrate,
   redactedUrl,
   schemaOf,
+  timeoutsOf,
   unreachable,
   UNWRITABLE_RETRY_AFTER_S,
   unwritten,
@@ -115,6 +117,8 @@ interface Pending {
   appends?: ReadonlyArray<readonly [thing: string, kind: string]>;
   /** How many Changes it appends (for maxQueuedChanges). */
   changes: number;
+  /** When (performance.now()) it is answered at the latest: queued at + query_timeout. */
+  deadline: number;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -169,6 +173,20 @@ function recordDrafts(drafts: readonly ChangeDraft[]): RecordedDraft[] {
   });
 }
 
+/** How a store holds the schema's advisory lock: alone (`exclusive`), or with other replicas. */
+type LockMode = "exclusive" | "shared";
+
+/** Takes the schema's session advisory lock on `client` if nobody holds it the other way. */
+async function takeLock(client: pg.PoolClient, mode: LockMode, schema: string): Promise<boolean> {
+  const { rows } = await client.query<{ locked: boolean }>(
+    mode === "shared"
+      ? "SELECT pg_try_advisory_lock_shared(hashtext($1)) AS locked"
+      : "SELECT pg_try_advisory_lock(hashtext($1)) AS locked",
+    [`hyperthings:hub:${schema}`],
+  );
+  return rows[0]?.locked === true;
+}
+
 /** A call refused before it was queued (its values cannot be recorded), as a rejected promise. */
 function refuse(error: unknown): Promise<never> {
   return Promise.reject(error instanceof Error ? error : new Error(String(error)));
@@ -187,8 +205,10 @@ export class PostgresStore implements Store {
   private readonly maxQueue: number;
   private readonly maxQueuedChanges: number;
   private readonly maxBatch: number;
-  /** The session holding the schema's advisory lock (`exclusive`). */
-  private readonly lockClient: pg.PoolClient | undefined;
+  /** How this store holds the schema's advisory lock, if it does (`exclusive`, `replica`). */
+  private readonly lockMode: LockMode | undefined;
+  /** The session holding the schema's advisory lock, while it holds it. */
+  private lockClient: pg.PoolClient | undefined;
 
   private queue: Pending[] = [];
   private queuedChanges = 0;
@@ -198,7 +218,16 @@ export class PostgresStore implements Store {
   private closing: Promise<void> | undefined;
   private drained: (() => void) | undefined;
   private failing: { since: string; reason: string; lostConnection: boolean } | undefined;
-  private lockLost: { since: string; reason: string } | undefined;
+  /** Why writes are refused for want of the schema's lock; `final` when only a restart ends it. */
+  private lockLost: { since: string; reason: string; final: boolean } | undefined;
+  /** The next attempt to take the schema's lock back. */
+  private retaking: NodeJS.Timeout | undefined;
+  /** Milliseconds a write is waited for, queued and sent (query_timeout). */
+  private readonly queryMs: number;
+  /** Refuses the calls waiting past their deadline (armExpiry). */
+  private expiry: NodeJS.Timeout | undefined;
+  /** The roles held (holdRole), given up at close. */
+  private readonly roles = new Set<() => void>();
   /** When (performance.now()) PostgreSQL last committed a batch or answered the recovery's round trip. */
   private answeredAt = 0;
   /** The round trip that will tell when PostgreSQL answers again (unavailable). */
@@ -222,23 +251,16 @@ export class PostgresStore implements Store {
     options: PostgresStoreOptions,
     restored: RestoredGuard[],
     head: { size: number; frontier: MerkleFrontier },
-    lockClient: pg.PoolClient | undefined,
+    lock: { mode: LockMode; client: pg.PoolClient } | undefined,
   ) {
     this.pool = pool;
     this.schema = schema;
     this.where = where;
     this.restoredGuards = restored;
     this.head = head;
-    this.lockClient = lockClient;
-    // An error on the lock's session, checked out for good, would otherwise end the process.
-    lockClient?.on("error", (error) => {
-      this.lockLost ??= {
-        since: new Date().toISOString(),
-        reason:
-          `The session holding the lock on the PostgreSQL schema ${schema} ended (${error.message}): ` +
-          "another hub could now open the schema. Restart this hub to hold it again",
-      };
-    });
+    this.lockMode = lock?.mode;
+    if (lock) this.holdLock(lock.client);
+    this.queryMs = timeoutsOf(options).queryMs;
     this.maxQueue = options.maxQueue ?? 10_000;
     this.maxQueuedChanges = options.maxQueuedChanges ?? 100_000;
     this.maxBatch = options.maxBatch ?? 1_000;
@@ -252,29 +274,26 @@ export class PostgresStore implements Store {
     const schema = schemaOf(options);
     const where = `${redactedUrl(options.url)}, schema ${schema}`;
     const pool = createPool(options, schema);
+    const lockMode: LockMode | undefined = options.replica
+      ? "shared"
+      : options.exclusive
+        ? "exclusive"
+        : undefined;
     let lockClient: pg.PoolClient | undefined;
     try {
       try {
-        lockClient = options.exclusive || options.replica ? await pool.connect() : undefined;
+        lockClient = lockMode ? await pool.connect() : undefined;
       } catch (error) {
         throw unreachable(options.url, error);
       }
-      if (lockClient) {
-        const { rows } = await lockClient.query<{ locked: boolean }>(
-          options.replica
-            ? "SELECT pg_try_advisory_lock_shared(hashtext($1)) AS locked"
-            : "SELECT pg_try_advisory_lock(hashtext($1)) AS locked",
-          [`hyperthings:hub:${schema}`],
+      if (lockClient && lockMode && !(await takeLock(lockClient, lockMode, schema))) {
+        throw new ConflictError(
+          lockMode === "shared"
+            ? `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by a hub that is not a replica: ` +
+                "stop it first, and start every hub on this schema with --replica"
+            : `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by another hub: ` +
+                "stop that hub first, or give this one another schema; several hubs on one schema run as replicas (--replica, with --bus nats://…)",
         );
-        if (!rows[0]?.locked) {
-          throw new ConflictError(
-            options.replica
-              ? `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by a hub that is not a replica: ` +
-                  "stop it first, and start every hub on this schema with --replica"
-              : `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by another hub: ` +
-                  "stop that hub first, or give this one another schema; several hubs on one schema run as replicas (--replica, with --bus nats://…)",
-          );
-        }
       }
       let restored: RestoredGuard[];
       try {
@@ -312,7 +331,7 @@ export class PostgresStore implements Store {
         options,
         restored,
         { size: row.size, frontier },
-        lockClient,
+        lockClient && lockMode && { mode: lockMode, client: lockClient },
       );
     } catch (error) {
       lockClient?.release();
@@ -324,7 +343,7 @@ export class PostgresStore implements Store {
   // --- the write queue ---
 
   private enqueue<T>(
-    work: Omit<Pending, "resolve" | "reject" | "changes">,
+    work: Omit<Pending, "resolve" | "reject" | "changes" | "deadline">,
     { internal = false } = {},
   ): Promise<T> {
     const changes = work.drafts?.length ?? 0;
@@ -338,11 +357,49 @@ export class PostgresStore implements Store {
       maxQueuedChanges: this.maxQueuedChanges,
     });
     if (refusal) return Promise.reject(refusal);
+    if (this.lockLost) return Promise.reject(this.lockRefusal(this.lockLost.reason));
     this.queuedChanges += changes;
+    const deadline = performance.now() + this.queryMs;
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ ...work, changes, resolve: resolve as (value: unknown) => void, reject });
+      this.queue.push({ ...work, changes, deadline, resolve: resolve as (value: unknown) => void, reject });
       this.schedule();
+      this.armExpiry();
     });
+  }
+
+  /**
+   * A write is answered within query_timeout of its call, however long the ones before it wait
+   * (a network that drops everything makes each batch wait its whole bound): one timer, for the
+   * oldest waiting call, refuses the calls whose time is up without sending them.
+   */
+  private armExpiry(): void {
+    const first = this.queue[0];
+    if (this.expiry !== undefined || first === undefined) return;
+    this.expiry = setTimeout(
+      () => {
+        this.expiry = undefined;
+        const now = performance.now();
+        // Deadlines grow along the queue: the expired calls are its first ones.
+        let n = 0;
+        while (n < this.queue.length && (this.queue[n]?.deadline ?? Infinity) <= now) n++;
+        for (const pending of this.queue.splice(0, n)) {
+          this.queuedChanges -= pending.changes;
+          pending.reject(this.unsent());
+        }
+        this.armExpiry();
+      },
+      Math.max(0, first.deadline - performance.now()),
+    );
+    this.expiry.unref();
+  }
+
+  /** A call whose time was up before its batch could be sent. */
+  private unsent(): UnavailableError {
+    return new UnavailableError(
+      `PostgreSQL (${this.where}) took no write for ${this.queryMs / 1000} s (query_timeout), the writes before this one still unanswered: ` +
+        "nothing of this write was recorded. Retry shortly",
+      UNWRITABLE_RETRY_AFTER_S,
+    );
   }
 
   saturated(): boolean {
@@ -374,11 +431,22 @@ export class PostgresStore implements Store {
   }
 
   /** One batch: committed together; if the transaction fails, each command again on its own. */
-  private async commit(batch: Pending[]): Promise<void> {
-    let outcomes: Outcome[];
+  private async commit(waiting: Pending[]): Promise<void> {
+    if (this.lockLost) {
+      for (const pending of waiting) pending.reject(this.lockRefusal(this.lockLost.reason));
+      return;
+    }
     const startedAt = performance.now();
+    const batch: Pending[] = [];
+    for (const pending of waiting) {
+      if (pending.deadline > startedAt) batch.push(pending);
+      else pending.reject(this.unsent());
+    }
+    if (batch.length === 0) return;
+    let outcomes: Outcome[];
     try {
-      outcomes = await this.transaction(batch);
+      // The batch is answered by its first call's deadline: committed, or refused.
+      outcomes = await this.transaction(batch, Math.min(...batch.map((p) => p.deadline)));
     } catch (error) {
       if (batch.length > 1 && !(error instanceof CommitUnknown) && !isUnavailability(error)) {
         // A row PostgreSQL refused (a text it cannot hold) fails the whole statement: find whose.
@@ -400,9 +468,47 @@ export class PostgresStore implements Store {
     });
   }
 
-  private async transaction(batch: Pending[]): Promise<Outcome[]> {
-    const client = await this.pool.connect();
+  /**
+   * A free connection from the pool, waited for until `deadline` at most (a pool whose
+   * connections all wait for a silent network hands none out before they give up).
+   */
+  private async connectBy(deadline: number): Promise<pg.PoolClient> {
+    let timer: NodeJS.Timeout | undefined;
+    const connecting = this.pool.connect();
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.unanswered()), deadline - performance.now());
+    });
+    try {
+      return await Promise.race([connecting, late]);
+    } catch (error) {
+      // One that comes after the deadline goes back to the pool unused.
+      connecting.then((client) => client.release()).catch(() => {});
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Why a write's connection or statement was given up at its deadline (query_timeout). */
+  private unanswered(): Error {
+    return Object.assign(
+      new Error(
+        `PostgreSQL answered nothing within the write's bound of ${this.queryMs / 1000} s (query_timeout)`,
+      ),
+      { code: "ETIMEDOUT" },
+    );
+  }
+
+  private async transaction(batch: Pending[], deadline: number): Promise<Outcome[]> {
+    const client = await this.connectBy(deadline);
     let broken: Error | undefined;
+    // At the deadline the connection is closed under the transaction: before COMMIT was sent,
+    // nothing of it can commit; after, its outcome is unknown, and said so (CommitUnknown).
+    let timedOut = false;
+    const bound = setTimeout(() => {
+      timedOut = true;
+      (client as unknown as pg.Client).connection.stream.destroy();
+    }, deadline - performance.now());
     try {
       // One round trip: BEGIN, and the head row locked (waiting for any other writer to commit).
       const results = (await client.query(
@@ -445,7 +551,7 @@ export class PostgresStore implements Store {
           broken = error as Error;
           // Whether a COMMIT whose answer was lost took effect, nobody here knows.
           this.forget();
-          throw new CommitUnknown(error, this.where);
+          throw new CommitUnknown(timedOut ? this.unanswered() : error, this.where);
         }
         this.committed(log);
         return outcomes;
@@ -457,9 +563,14 @@ export class PostgresStore implements Store {
         throw error;
       }
     } catch (error) {
+      if (timedOut && !(error instanceof CommitUnknown)) {
+        broken = this.unanswered();
+        throw broken;
+      }
       if (isUnavailability(error)) broken = error as Error;
       throw error;
     } finally {
+      clearTimeout(bound);
       client.release(broken);
     }
   }
@@ -951,7 +1062,8 @@ export class PostgresStore implements Store {
   }
 
   writeFailure(): { since: string; reason: string } | undefined {
-    return this.failing && { since: this.failing.since, reason: this.failing.reason };
+    const failing = this.failing ?? this.lockLost;
+    return failing && { since: failing.since, reason: failing.reason };
   }
 
   /**
@@ -988,13 +1100,153 @@ export class PostgresStore implements Store {
     attempt();
   }
 
+  /** Nothing is worked around here: a lock lost is a write failure (writeFailure). */
+  storageProblem(): undefined {
+    return undefined;
+  }
+
+  // --- the schema's lock ---
+
+  /** Keeps `client` as the session holding the schema's lock, watching for its end. */
+  private holdLock(client: pg.PoolClient): void {
+    this.lockClient = client;
+    this.lockLost = undefined;
+    // An error on the lock's session, checked out for good, would otherwise end the process.
+    client.on("error", (error) => this.loseLock(client, error));
+  }
+
   /**
-   * The session that held the schema's advisory lock (`exclusive`) ended under the hub (PostgreSQL
-   * restarted, the network to it cut): the hub goes on writing, but nothing keeps a second hub off
-   * the schema until this one restarts. Said until then.
+   * The session holding the schema's lock ended (PostgreSQL restarted, the network to it cut):
+   * nothing keeps another hub off the schema now, so writes are refused until the lock is taken
+   * back, which is tried from now on.
    */
-  storageProblem(): { since: string; reason: string } | undefined {
-    return this.lockLost;
+  private loseLock(client: pg.PoolClient, error: Error): void {
+    if (this.lockClient !== client) return;
+    this.lockClient = undefined;
+    client.release(error);
+    this.lockLost = {
+      since: new Date().toISOString(),
+      reason:
+        `The session holding the lock on the PostgreSQL schema ${this.schema} ended (${error.message}): ` +
+        "this hub takes no write until it holds the lock again, which it tries every few seconds",
+      final: false,
+    };
+    this.retakeLock(RECOVERY_FIRST_MS);
+  }
+
+  private retakeLock(delay: number): void {
+    if (this.closed) return;
+    this.retaking = setTimeout(() => {
+      this.retaking = undefined;
+      void this.tryLock().then((retry) => {
+        if (retry) this.retakeLock(Math.min(delay * 2, RECOVERY_MAX_MS));
+      });
+    }, delay);
+    this.retaking.unref();
+  }
+
+  /** One attempt at taking the schema's lock back; whether to try again. */
+  private async tryLock(): Promise<boolean> {
+    const mode = this.lockMode;
+    const lost = this.lockLost;
+    if (this.closed || mode === undefined || lost === undefined || lost.final) return false;
+    // A batch committing (it began before the lock was lost) would move the head under the check.
+    if (this.running) return true;
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch {
+      return true; // PostgreSQL is still away.
+    }
+    try {
+      if (this.closed) {
+        client.release();
+        return false;
+      }
+      if (!(await takeLock(client, mode, this.schema))) {
+        client.release();
+        lost.reason =
+          mode === "shared"
+            ? `The PostgreSQL schema ${this.schema} was taken by a hub that is not a replica while this replica's session holding its lock was lost: ` +
+              "this replica takes no write until that hub stops (it tries to take the lock back every few seconds)"
+            : `The PostgreSQL schema ${this.schema} was taken by another hub while this hub's session holding its lock was lost: ` +
+              "this hub takes no write until that hub stops (it tries to take the lock back every few seconds)";
+        return true;
+      }
+      // Replicas write the Log together; a hub alone on it knows every Change it holds, unless
+      // another hub wrote while it did not hold the lock: what it keeps in memory (the graph, the
+      // TDs reports are checked against) would be stale.
+      if (mode === "exclusive" && this.head.size >= 0) {
+        const { rows } = await client.query<{ size: number }>("SELECT size FROM log_head WHERE id = 1");
+        const written = (rows[0]?.size ?? 0) - this.head.size;
+        if (written > 0) {
+          client.release(new Error("the schema's lock is given up"));
+          this.lockLost = {
+            since: lost.since,
+            reason:
+              `Another hub wrote ${written} Changes to the PostgreSQL schema ${this.schema} while this hub did not hold its lock: ` +
+              "this hub takes no more writes, what it keeps in memory being behind the Log. Restart it",
+            final: true,
+          };
+          return false;
+        }
+      }
+      if (this.closed) client.release();
+      else this.holdLock(client);
+      return false;
+    } catch (error) {
+      client.release(error as Error);
+      return true;
+    }
+  }
+
+  /**
+   * A session advisory lock named after the role and the schema, on a session of its own: held
+   * until given up, the store closes, or the session ends (PostgreSQL restarted, the network cut).
+   */
+  async holdRole(role: string): Promise<HeldRole | undefined> {
+    if (this.closed) throw new UnavailableError("The store is closing");
+    const client = await this.pool.connect();
+    try {
+      const { rows } = await client.query<{ locked: boolean }>(
+        "SELECT pg_try_advisory_lock(hashtext($1)) AS locked",
+        [`hyperthings:${role}:${this.schema}`],
+      );
+      if (rows[0]?.locked !== true || this.closed) {
+        client.release();
+        return undefined;
+      }
+    } catch (error) {
+      client.release(error as Error);
+      throw error;
+    }
+    let settle: (why: string) => void = () => {};
+    const lost = new Promise<string>((resolve) => (settle = resolve));
+    const end = (why: string, error: Error) => {
+      if (!this.roles.delete(release)) return;
+      // The session goes with the lock: nothing else of it is worth keeping.
+      client.release(error);
+      settle(why);
+    };
+    const release = () => end("given up", new Error(`the ${role} role is given up`));
+    client.on("error", (error) =>
+      end(
+        `the session holding its lock on the PostgreSQL schema ${this.schema} ended (${error.message})`,
+        error,
+      ),
+    );
+    this.roles.add(release);
+    return { lost, release };
+  }
+
+  /** Why a write would be refused now for want of the schema's lock (see PostgresSecretStore). */
+  writeRefusal(): UnavailableError | undefined {
+    return this.lockLost && this.lockRefusal(this.lockLost.reason);
+  }
+
+  /** A write refused for want of the schema's lock: nothing of it was recorded. */
+  private lockRefusal(reason: string): UnavailableError {
+    return new UnavailableError(`${reason}. Nothing of this write was recorded`, UNWRITABLE_RETRY_AFTER_S);
   }
 
   async logHead(): Promise<LogHead> {
@@ -1200,6 +1452,9 @@ export class PostgresStore implements Store {
         await new Promise<void>((resolve) => (this.drained = resolve));
       }
       clearTimeout(this.recovery);
+      clearTimeout(this.retaking);
+      clearTimeout(this.expiry);
+      for (const release of [...this.roles]) release();
       this.lockClient?.release();
       await this.pool.end();
     })();
