@@ -318,6 +318,10 @@ function unbounded(text: string, values?: unknown[]): pg.QueryConfig {
 async function migrateLocked(client: pg.PoolClient, schema: string): Promise<RestoredGuard[]> {
   try {
     await client.query("BEGIN");
+    // The URL's statement_timeout and lock_timeout bound the hub's own statements, not this one
+    // transaction: waiting for another hub's migration, or rewriting a big Log (migration 3 takes
+    // ~30 s a million Changes), would be rolled back at every start and the hub would never start.
+    await client.query("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0");
     await client.query(
       unbounded("SELECT pg_advisory_xact_lock(hashtext($1))", [`hyperthings:migrate:${schema}`]),
     );

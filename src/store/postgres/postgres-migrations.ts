@@ -143,11 +143,9 @@ export const migrations: readonly string[] = [
   // disabled or missing is left so, for the opening to put back and say), and nothing the leaf
   // hashes cover is touched. The secondary indexes are built again after the UPDATE rather than
   // kept up through it (1M Changes: 30 s instead of 78 s, bench/postgres-migration.bench.js).
-  // That is longer than a statement_timeout the URL may set (operations.md suggests 30 s), which
-  // would roll the migration back at every start: none in this transaction, nor a lock_timeout.
+  // That is longer than a statement_timeout the URL may set (operations.md suggests 30 s): the
+  // migrations' transaction sets none, nor a lock_timeout (migrateLocked).
   `
-  SET LOCAL statement_timeout = 0;
-  SET LOCAL lock_timeout = 0;
   ALTER TABLE changes ADD COLUMN ordinal bigint;
   DROP INDEX IF EXISTS changes_stream, changes_hlc, changes_actor, changes_release;
   DO $$

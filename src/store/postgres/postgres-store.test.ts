@@ -537,7 +537,7 @@ if (problem !== undefined && !required) {
       expect((await db.query(WRONG_ORDINALS)).rows[0]).toEqual({ n: 0 });
     });
 
-    it("a migration waits as long as it takes, past the statement bound (query_timeout)", async () => {
+    it("a migration waits as long as it takes, past the statement bounds (query_timeout, and statement_timeout and lock_timeout in the URL)", async () => {
       const schema = newSchema();
       await (await openStore(schema)).close();
       const db = await connect(schema);
@@ -546,7 +546,11 @@ if (problem !== undefined && !required) {
       const other = await connect(schema);
       await other.query("BEGIN");
       await other.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`hyperthings:migrate:${schema}`]);
-      const opening = PostgresStore.open({ url: `${url}&query_timeout=1`, schema, maxConnections: 2 });
+      const options = encodeURIComponent(
+        "-c synchronous_commit=off -c statement_timeout=1000 -c lock_timeout=1000",
+      );
+      const bounded = `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}options=${options}&query_timeout=1`;
+      const opening = PostgresStore.open({ url: bounded, schema, maxConnections: 2 });
       const outcome = opening.then(
         (store) => {
           stores.push(store);
