@@ -77,8 +77,11 @@ export type {
   ReleasesDiff,
   ThingDiff,
   ThingState,
+  Why,
+  WhyLink,
 } from "../hub/index.js";
 import type {
+  Why,
   GraphPage,
   ThingDiff,
   ThingState,
@@ -355,6 +358,11 @@ export class HubClient extends DirectoryClient {
   /** One Change, by its position in the Log. */
   async change(seq: number): Promise<Change> {
     return (await this.json<Change>(`changes/${seq}`)).body;
+  }
+
+  /** Why Change `seq` happened: the chain of its causes in the Log (GET /changes/{seq}/why). */
+  async why(seq: number): Promise<Why> {
+    return (await this.json<Why>(`changes/${seq}/why`)).body;
   }
 
   private async changePage(url: URL): Promise<ChangePage> {

@@ -1,15 +1,23 @@
-// End-to-end tests of `things why SEQ`: the built CLI as a child process against a real hub on
-// port 0, whose Log holds a write, the value read back after it, a value the Thing took alone and
-// a release's revert. `npm test` builds dist/ first; otherwise run `npm run build`.
+// Why a Change happened, end to end on every surface — GET /changes/{seq}/why and `things why SEQ`
+// (the built CLI as a child process) — against a real hub on port 0 whose Log holds a write, the
+// value read back after it, a value the Thing took alone and a release's revert. `npm test` builds
+// dist/ first; otherwise run `npm run build`.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HubClient } from "../src/client/index.js";
 import type { ThingDescription } from "../src/core/index.js";
+import type { Why } from "../src/hub/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 import { runThingsToEnd } from "./support/things-process.js";
 
 const THERMOSTAT = "urn:test:meeting-room-thermostat";
 
-describe("things why", () => {
+interface Problem {
+  status: number;
+  detail: string;
+  errors?: Array<{ pointer: string; detail: string }>;
+}
+
+describe("why a Change happened", () => {
   let hub: TestHub;
   /** The seqs of the Changes below, by name. */
   const seq: Record<string, number> = {};
@@ -49,6 +57,78 @@ describe("things why", () => {
     await hub.stop();
   });
 
+  /** GET /changes/{seq}/why, answered 200. */
+  const whyOverHttp = async (at: number): Promise<Why> => {
+    const res = await hub.request(`/changes/${at}/why`);
+    expect(res.status).toBe(200);
+    return (await res.json()) as Why;
+  };
+
+  /** The chain as [relation, seq] pairs. */
+  const links = (why: Why) => why.chain.map((link) => [link.relation, link.change.seq]);
+
+  it("GET /changes/{seq}/why follows a read-back value to its write, its outcome and who sent it", async () => {
+    const why = await whyOverHttp(seq.readBack ?? 0);
+    expect(why.change).toMatchObject({ seq: seq.readBack, kind: "reported", value: 30 });
+    expect(links(why)).toEqual([
+      ["the write that asked for this value", seq.write],
+      ["its outcome", seq.done],
+    ]);
+    expect(why.chain[0]?.change).toMatchObject({ kind: "desired", value: 30, cause: { actor: "alice" } });
+    expect(why.origin).toBe("alice via http");
+  });
+
+  it("GET /changes/{seq}/why follows an unchanged report back, names the Thing itself, and a release's rule", async () => {
+    expect(links(await whyOverHttp(seq.repeat ?? 0))).toEqual([
+      ["the same value, reported before", seq.readBack],
+      ["the write that asked for this value", seq.write],
+      ["its outcome", seq.done],
+    ]);
+    const alone = await whyOverHttp(seq.alone ?? 0);
+    expect(alone.chain).toEqual([]);
+    expect(alone.origin).toMatch(
+      /^the Thing itself: nothing the hub sent asked for 26 since the report before it/,
+    );
+    const refused = await whyOverHttp(seq.refused ?? 0);
+    expect(links(refused)).toEqual([["the command it ends", seq.revert]]);
+    expect(refused.origin).toBe("hub:drift (rule revert) for release sha256:abc");
+    // A command's own why: its outcome, and who sent it.
+    const write = await whyOverHttp(seq.write ?? 0);
+    expect(links(write)).toEqual([["its outcome", seq.done]]);
+    expect(write.origin).toBe("alice via http");
+  });
+
+  it("GET /changes/{seq}/why refuses a seq that is not a whole number from 1, or past the Log's end (400, /params/seq)", async () => {
+    const end = await hub.hub.store.lastSeq();
+    for (const bad of ["0", "-1", "abc", "1.5", "01", String(end + 1)]) {
+      const res = await hub.request(`/changes/${bad}/why`);
+      expect(res.status, bad).toBe(400);
+      expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      const problem = (await res.json()) as Problem;
+      expect(
+        problem.errors?.map((e) => e.pointer),
+        bad,
+      ).toEqual(["/params/seq"]);
+      expect(problem.detail, bad).toBe(
+        bad === String(end + 1)
+          ? `seq ${end + 1} is past the end of the Log (${end} Changes)`
+          : "Invalid params: params/seq must be a whole number from 1 (a Change's position in the Log)",
+      );
+    }
+    expect(await hub.hub.store.lastSeq()).toBe(end);
+  });
+
+  it("GET /changes/{seq}/why is in the OpenAPI document, its seq a whole number from 1", async () => {
+    const doc = (await (await hub.request("/openapi.json")).json()) as {
+      paths: Record<string, { get?: { parameters?: Array<{ name: string; schema: unknown }> } }>;
+    };
+    const route = doc.paths["/changes/{seq}/why"]?.get;
+    expect(route?.parameters?.find((p) => p.name === "seq")?.schema).toMatchObject({
+      type: "string",
+      pattern: "^[1-9][0-9]{0,15}$",
+    });
+  });
+
   const why = (...args: string[]) =>
     runThingsToEnd(["why", ...args, "--url", hub.url], { env: { TZ: "UTC" } });
 
@@ -70,6 +150,12 @@ describe("things why", () => {
     };
     expect(json.chain.map((link) => link.change.seq)).toEqual([seq.write, seq.done]);
   }, 60_000);
+
+  it("things why --json prints the hub's answer to GET /changes/{seq}/why", async () => {
+    const run = await why(String(seq.refused), "--json");
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual(await whyOverHttp(seq.refused ?? 0));
+  });
 
   it("says a value no write asked for since the last report came from the Thing itself", async () => {
     const run = await why(String(seq.alone));
