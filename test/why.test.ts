@@ -1,5 +1,5 @@
-// Why a Change happened, end to end on every surface — GET /changes/{seq}/why and `things why SEQ`
-// (the built CLI as a child process) — against a real hub on port 0 whose Log holds a write, the
+// Why a Change happened, end to end on every surface — GET /changes/{seq}/why, GraphQL's
+// Change.why and `things why SEQ` (the built CLI as a child process) — against a real hub on port 0 whose Log holds a write, the
 // value read back after it, a value the Thing took alone and a release's revert. `npm test` builds
 // dist/ first; otherwise run `npm run build`.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -127,6 +127,77 @@ describe("why a Change happened", () => {
       type: "string",
       pattern: "^[1-9][0-9]{0,15}$",
     });
+  });
+
+  /** One GraphQL query over HTTP: its data and its errors' codes and messages. */
+  const graphql = async (query: string) => {
+    const res = await hub.request("/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query }),
+    });
+    return (await res.json()) as {
+      data?: Record<string, unknown>;
+      errors?: Array<{ message: string; extensions?: { code?: string } }>;
+    };
+  };
+  const WHY = "why { origin chain { relation change { seq kind value cause { actor } } } }";
+
+  it("GraphQL's Change.why answers the chain GET /changes/{seq}/why does", async () => {
+    for (const name of ["readBack", "repeat", "alone", "refused", "write"]) {
+      const at = seq[name] ?? 0;
+      const { data, errors } = await graphql(`{ change(seq: ${at}) { seq ${WHY} } }`);
+      expect(errors, name).toBeUndefined();
+      const http = await whyOverHttp(at);
+      expect(data?.change, name).toEqual({
+        seq: at,
+        why: {
+          origin: http.origin,
+          chain: http.chain.map((link) => ({
+            relation: link.relation,
+            change: {
+              seq: link.change.seq,
+              kind: link.change.kind,
+              value: link.change.value ?? null,
+              cause: { actor: link.change.cause.actor },
+            },
+          })),
+        },
+      });
+    }
+  });
+
+  it("GraphQL's Change.why works on a page of a Thing's history, and costs its reads", async () => {
+    const { data, errors } = await graphql(
+      `{ history(thing: "${THERMOSTAT}", kinds: ["reported"], first: 2) { changes { seq why { origin } } } }`,
+    );
+    expect(errors).toBeUndefined();
+    const page = data?.history as { changes: Array<{ seq: number; why: { origin: string } }> };
+    expect(page.changes.map((c) => c.seq)).toEqual([seq.alone, seq.repeat]);
+    expect(page.changes[0]?.why.origin).toMatch(/^the Thing itself: /);
+    expect(page.changes[1]?.why.origin).toBe("alice via http");
+    // A why per Change of a page of 1000 is 100,000 over the default cost limit: refused, not run.
+    const costly = await graphql(`
+      {
+        changes(first: 1000) {
+          changes {
+            why {
+              origin
+            }
+          }
+        }
+      }
+    `);
+    expect(costly.errors?.map((e) => e.extensions?.code)).toEqual(["COST_LIMIT_EXCEEDED"]);
+  });
+
+  it("GraphQL refuses a seq below 1 for change(seq:) { why }, and answers null past the Log's end", async () => {
+    const refused = await graphql(`{ change(seq: 0) { ${WHY} } }`);
+    expect(refused.errors?.map((e) => [e.extensions?.code, e.message])).toEqual([
+      ["BAD_USER_INPUT", "seq 0 is not a whole number from 1"],
+    ]);
+    const end = await hub.hub.store.lastSeq();
+    expect(await graphql(`{ change(seq: ${end + 1}) { ${WHY} } }`)).toEqual({ data: { change: null } });
   });
 
   const why = (...args: string[]) =>

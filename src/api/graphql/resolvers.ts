@@ -797,6 +797,7 @@ const change: Record<string, GraphQLFieldResolver<Change, GraphqlContext, Args>>
   time: (c) => changeTime(c),
   hasValue: (c) => c.value !== undefined,
   hasPrevious: (c) => c.previous !== undefined,
+  why: (c, _, { hub }) => hub.causes.why(c),
 };
 
 /** Resolvers by type and field, for attaching to the schema built from the SDL. */
