@@ -45,6 +45,8 @@ export interface ChangeFilter {
   kind?: string | readonly string[];
   actor?: string;
   release?: string;
+  /** The cause's correlation: one command's Changes, one rollout step's. */
+  correlation?: string;
 }
 
 export interface ChangesQuery extends ChangeFilter {
@@ -190,6 +192,7 @@ function filterQuery(filter: ChangeFilter): Record<string, string | undefined> {
     kind: filter.kind === undefined ? undefined : kindParameter(filter.kind),
     actor: filter.actor,
     release: filter.release,
+    correlation: filter.correlation,
   };
 }
 

@@ -201,6 +201,11 @@ export const SCHEMA_SDL = /* GraphQL */ `
     kinds: [String!]
     actor: String
     release: String
+    """
+    The cause's correlation: one command's Changes (its 'desired' or 'invoked' and the outcome),
+    one rollout step's.
+    """
+    correlation: String
   }
 
   """

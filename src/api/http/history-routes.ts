@@ -65,7 +65,7 @@ async function checkCursor(cursor: string | undefined, hub: Hub): Promise<number
 }
 
 const MAX_MATCHES = 32;
-const FEED_FIELDS = ["thing", "type", "kind", "actor", "release"] as const;
+const FEED_FIELDS = ["thing", "type", "kind", "actor", "release", "correlation"] as const;
 const KIND_LIST = new RegExp(kindList.pattern);
 
 /**
@@ -314,6 +314,7 @@ export function historyRoutes(hub: Hub) {
       kind: kindList,
       actor: { type: "string" },
       release: { type: "string" },
+      correlation: { type: "string" },
     } as const;
 
     /** The feed's filters, with `type` (a Thing's @type as of each Change) as the graph reads it. */
@@ -325,6 +326,7 @@ export function historyRoutes(hub: Hub) {
         ...(q.kind !== undefined && { kinds: kinds(q.kind) }),
         ...(q.actor !== undefined && { actor: q.actor }),
         ...(q.release !== undefined && { release: q.release }),
+        ...(q.correlation !== undefined && { correlation: q.correlation }),
       };
       // The type's Things as the graph finds them (prefixes, subtypes: docs/queries.md), each as
       // it was at the Change: a Thing re-described or removed since keeps its past Changes' type.
