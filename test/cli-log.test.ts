@@ -642,6 +642,98 @@ describe("things diff with actions and events", () => {
   });
 });
 
+describe("things diff beside a write", () => {
+  let hub: TestHub;
+  const clock = manualClock("2026-02-02T10:00:00.000Z");
+  const PUMP = "urn:test:pump:written";
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.now });
+    const forms = [{ href: "https://pump.example/x" }];
+    await clientOf(hub).put(
+      minimalTd({ id: PUMP, properties: { speed: { type: "number", forms } } }) as ThingDescription,
+    );
+    const observer = { actor: "hub:observer", via: "http" };
+    const operator = { actor: "operator", via: "http", correlation: "c-1" };
+    for (const [time, report, cause] of [
+      ["2026-02-02T10:01:00.000Z", { kind: "reported", affordance: "speed", value: 800 }, observer],
+      ["2026-02-02T10:03:00.000Z", { kind: "desired", affordance: "speed", value: 1200 }, operator],
+      ["2026-02-02T10:03:01.000Z", { kind: "completed", affordance: "speed" }, operator],
+      ["2026-02-02T10:04:00.000Z", { kind: "reported", affordance: "speed", value: 1200 }, observer],
+      ["2026-02-02T10:06:00.000Z", { kind: "desired", affordance: "speed", value: 1500 }, operator],
+      [
+        "2026-02-02T10:06:01.000Z",
+        { kind: "failed", affordance: "speed", value: { reason: "busy" } },
+        operator,
+      ],
+    ] as const) {
+      clock.set(time);
+      await hub.hub.ingest(PUMP, [report], cause);
+    }
+    clock.set("2026-02-02T10:08:00.000Z");
+  });
+
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("shows beside a property's before → after the value its last write in between asked for, and who asked", async () => {
+    const taken = await diffLines(hub, PUMP, "2026-02-02T10:02:00Z", "2026-02-02T10:05:00Z");
+    expect(taken[1]).toBe(
+      "  speed  800 → 1200  (1 change, last by hub:observer at 2026-02-02 10:04:00.000; asked for 1200 by operator at 2026-02-02 10:03:00.000)",
+    );
+    // The last write in between asked for 1500, which the pump refused: the reported value says 1200.
+    const refused = await diffLines(hub, PUMP, "2026-02-02T10:02:00Z", "2026-02-02T10:07:00Z");
+    expect(refused[1]).toBe(
+      "  speed  800 → 1200  (1 change, last by hub:observer at 2026-02-02 10:04:00.000; asked for 1500 by operator at 2026-02-02 10:06:00.000)",
+    );
+    // No write in between (the one that asked for 1200 was before `from`): nothing asked.
+    const unwritten = await diffLines(hub, PUMP, "2026-02-02T10:03:30Z", "2026-02-02T10:05:00Z");
+    expect(unwritten[1]).toBe(
+      "  speed  800 → 1200  (1 change, last by hub:observer at 2026-02-02 10:04:00.000)",
+    );
+  });
+
+  it("gives the write as the property's desired in the HTTP and GraphQL diffs", async () => {
+    const run = await thingsAt(hub, [
+      "diff",
+      PUMP,
+      "--from",
+      "2026-02-02T10:02:00Z",
+      "--to",
+      "2026-02-02T10:07:00Z",
+      "--json",
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const diff = JSON.parse(run.stdout) as { properties: Array<Record<string, unknown>> };
+    expect(diff.properties[0]?.desired).toEqual({
+      seq: 6,
+      kind: "desired",
+      value: 1500,
+      cause: { actor: "operator", via: "http", correlation: "c-1" },
+      time: "2026-02-02T10:06:00.000Z",
+    });
+    const unwritten = (await clientOf(hub).diff(PUMP, "2026-02-02T10:03:30Z", "2026-02-02T10:05:00Z"))
+      .properties[0];
+    expect(unwritten).toMatchObject({ after: 1200 });
+    expect(unwritten).not.toHaveProperty("desired");
+    const res = await hub.request("/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        query: `{ diff(thing: "${PUMP}", from: "2026-02-02T10:02:00Z", to: "2026-02-02T10:05:00Z") { properties { after desired { seq value cause { actor } } } } }`,
+      }),
+    });
+    expect(await res.json()).toEqual({
+      data: {
+        diff: {
+          properties: [{ after: 1200, desired: { seq: 3, value: 1200, cause: { actor: "operator" } } }],
+        },
+      },
+    });
+  });
+});
+
 describe("things diff with reachability, drift and links", () => {
   let hub: TestHub;
   const clock = manualClock("2026-03-01T10:00:00.000Z");

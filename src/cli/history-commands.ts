@@ -317,7 +317,10 @@ export function formatState(state: ThingState): string {
 // ---------------------------------------------------------------------------------------------
 // diff
 
-/** Per property `before → after (N changes, last by actor at time)`, and whether the TD changed. */
+/**
+ * Per property `before → after (N changes, last by actor at time; asked for V by actor at time)`
+ * (the last write in between, when it was written), and whether the TD changed.
+ */
 export function formatDiff(diff: ThingDiff): string {
   const lines = [
     `${diff.thing}  from ${localTime(diff.from)} (seq ${diff.fromSeq}) to ${localTime(diff.to)} (seq ${diff.toSeq})`,
@@ -334,8 +337,12 @@ export function formatDiff(diff: ThingDiff): string {
       p.cause === undefined
         ? ""
         : `, last by ${p.cause.actor}${p.time === undefined ? "" : ` at ${localTime(p.time)}`}`;
+    const asked =
+      p.desired === undefined
+        ? ""
+        : `; asked for ${compactValue(p.desired.value)} by ${p.desired.cause.actor} at ${localTime(p.desired.time)}`;
     lines.push(
-      `  ${p.affordance.padEnd(widths[0] ?? 0)}  ${beforeOf(p.before).padEnd(widths[1] ?? 0)} → ${compactValue(p.after)}  (${changes}${last})`,
+      `  ${p.affordance.padEnd(widths[0] ?? 0)}  ${beforeOf(p.before).padEnd(widths[1] ?? 0)} → ${compactValue(p.after)}  (${changes}${last}${asked})`,
     );
   }
   if (diff.properties.length === 0) lines.push("  no property changed");

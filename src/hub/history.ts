@@ -71,6 +71,11 @@ export interface AffordanceDiff {
   /** The cause of the last of them. */
   cause?: Cause;
   time?: string;
+  /**
+   * The last write of the property in between (its `desired` Change: the value asked for, and
+   * who asked), when it was written in between: beside `after`, whether the Thing took it.
+   */
+  desired?: DiffChange;
 }
 
 /** An action invoked, a property written, or an event emitted, in between: how often, and the last time. */
@@ -377,10 +382,16 @@ export class History {
     const beforeReported = new Map(
       before.filter((s) => s.kind === "reported").map((s) => [s.affordance, s.latest]),
     );
+    const desiredBetween = new Map(
+      after
+        .filter((s) => s.kind === "desired" && s.latest.seq > fromSeq)
+        .map((s) => [s.affordance, s.latest]),
+    );
     for (const s of after.filter((x) => x.kind === "reported")) {
       const old = beforeReported.get(s.affordance);
       if (old?.seq === s.latest.seq) continue;
       const count = await this.store.countStream(thing, s.affordance, "reported", fromSeq, toSeq);
+      const desired = desiredBetween.get(s.affordance);
       properties.push({
         affordance: s.affordance,
         ...(old && { before: old.value }),
@@ -388,6 +399,7 @@ export class History {
         changes: count,
         cause: s.latest.cause,
         time: changeTime(s.latest),
+        ...(desired !== undefined && { desired: diffChangeOf(desired) }),
       });
     }
     const oldTd = latestDescription(before);

@@ -421,6 +421,11 @@ export const SCHEMA_SDL = /* GraphQL */ `
     changes: Int!
     cause: Cause
     time: String
+    """
+    The last write of the property in between (its 'desired' Change: the value asked for, and who
+    asked), when it was written in between; null otherwise.
+    """
+    desired: InteractionChange
   }
 
   type ThingDiff {
