@@ -1,11 +1,19 @@
 // Why a Change happened, end to end on every surface — GET /changes/{seq}/why, GraphQL's
-// Change.why and `things why SEQ` (the built CLI as a child process) — against a real hub on port 0 whose Log holds a write, the
-// value read back after it, a value the Thing took alone and a release's revert. `npm test` builds
-// dist/ first; otherwise run `npm run build`.
+// Change.why and `things why SEQ` (the built CLI as a child process) — against a real hub on port
+// 0 whose Log holds a write, the value read back after it, a value the Thing took alone and a
+// release's revert; the HTTP answers on a PostgreSQL store too. `npm test` builds dist/ first;
+// otherwise run `npm run build`.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HubClient } from "../src/client/index.js";
 import type { ThingDescription } from "../src/core/index.js";
 import type { Why } from "../src/hub/index.js";
+import {
+  describeWithPostgres,
+  dropSchema,
+  postgresProblem,
+  storeUrl,
+  temporarySchema,
+} from "./support/postgres.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 import { runThingsToEnd } from "./support/things-process.js";
 
@@ -17,58 +25,118 @@ interface Problem {
   errors?: Array<{ pointer: string; detail: string }>;
 }
 
+/**
+ * Records the Log the tests read on `hub`: a write, the value read back after it and again, a
+ * value the Thing took alone, and a release's revert the Thing refused. The seqs, by name.
+ */
+async function recordScenario(hub: TestHub): Promise<Record<string, number>> {
+  const seq: Record<string, number> = {};
+  const forms = [{ href: "https://thermostat.example/setpoint" }];
+  await new HubClient({ url: hub.url, token: hub.token }).put(
+    minimalTd({ id: THERMOSTAT, properties: { setpoint: { type: "number", forms } } }) as ThingDescription,
+  );
+  const observer = { actor: "hub:observer", via: "http" };
+  const record = async (name: string, report: object, cause: object) => {
+    const [change] = await hub.hub.ingest(THERMOSTAT, [report as never], cause as never);
+    seq[name] = change?.seq ?? 0;
+  };
+  const alice = { actor: "alice", via: "http", correlation: "c-1" };
+  await record("first", { kind: "reported", affordance: "setpoint", value: 21 }, observer);
+  await record("write", { kind: "desired", affordance: "setpoint", value: 30 }, alice);
+  await record("done", { kind: "completed", affordance: "setpoint" }, alice);
+  await record("readBack", { kind: "reported", affordance: "setpoint", value: 30 }, observer);
+  // The observer reporting the same value again (a restart, a poll): no new cause.
+  await record("repeat", { kind: "reported", affordance: "setpoint", value: 30 }, observer);
+  // A value no write asked for: someone turned the dial on the wall.
+  await record("alone", { kind: "reported", affordance: "setpoint", value: 26 }, observer);
+  const revert = {
+    actor: "hub:drift",
+    via: "drift",
+    release: "sha256:abc",
+    rule: "revert",
+    correlation: "c-2",
+  };
+  await record("revert", { kind: "desired", affordance: "setpoint", value: 21 }, revert);
+  await record("refused", { kind: "failed", affordance: "setpoint", value: { reason: "busy" } }, revert);
+  return seq;
+}
+
+/** GET /changes/{seq}/why, answered 200. */
+async function whyOverHttp(hub: TestHub, at: number): Promise<Why> {
+  const res = await hub.request(`/changes/${at}/why`);
+  expect(res.status).toBe(200);
+  return (await res.json()) as Why;
+}
+
+/** The chain as [relation, seq] pairs. */
+const links = (why: Why) => why.chain.map((link) => [link.relation, link.change.seq]);
+
+/** Each named Change's chain ([relation, seq] pairs) and origin, as the scenario makes them. */
+function expectedChains(
+  seq: Record<string, number>,
+): Record<string, { chain: unknown[]; origin: string | RegExp }> {
+  const toWrite = [
+    ["the write that asked for this value", seq.write],
+    ["its outcome", seq.done],
+  ];
+  return {
+    first: {
+      chain: [],
+      origin: /^the Thing itself: nothing the hub sent asked for 21 since it was first reported/,
+    },
+    write: { chain: [["its outcome", seq.done]], origin: "alice via http" },
+    done: { chain: [["the command it ends", seq.write]], origin: "alice via http" },
+    readBack: { chain: toWrite, origin: "alice via http" },
+    repeat: {
+      chain: [["the same value, reported before", seq.readBack], ...toWrite],
+      origin: "alice via http",
+    },
+    alone: {
+      chain: [],
+      origin: `the Thing itself: nothing the hub sent asked for 26 since the report before it (seq ${seq.repeat}) (changed on the device, or by a path the hub does not see)`,
+    },
+    revert: {
+      chain: [["its outcome", seq.refused]],
+      origin: "hub:drift (rule revert) for release sha256:abc",
+    },
+    refused: {
+      chain: [["the command it ends", seq.revert]],
+      origin: "hub:drift (rule revert) for release sha256:abc",
+    },
+  };
+}
+
+/** Asks GET /changes/{seq}/why of every named Change and holds each answer to expectedChains. */
+async function expectEveryChain(hub: TestHub, seq: Record<string, number>): Promise<void> {
+  for (const [name, want] of Object.entries(expectedChains(seq))) {
+    const why = await whyOverHttp(hub, seq[name] ?? 0);
+    expect(why.change.seq, name).toBe(seq[name]);
+    expect(links(why), name).toEqual(want.chain);
+    if (typeof want.origin === "string") expect(why.origin, name).toBe(want.origin);
+    else expect(why.origin, name).toMatch(want.origin);
+  }
+}
+
 describe("why a Change happened", () => {
   let hub: TestHub;
   /** The seqs of the Changes below, by name. */
-  const seq: Record<string, number> = {};
+  let seq: Record<string, number> = {};
 
   beforeAll(async () => {
     hub = await startTestHub();
-    const forms = [{ href: "https://thermostat.example/setpoint" }];
-    await new HubClient({ url: hub.url, token: hub.token }).put(
-      minimalTd({ id: THERMOSTAT, properties: { setpoint: { type: "number", forms } } }) as ThingDescription,
-    );
-    const observer = { actor: "hub:observer", via: "http" };
-    const record = async (name: string, report: object, cause: object) => {
-      const [change] = await hub.hub.ingest(THERMOSTAT, [report as never], cause as never);
-      seq[name] = change?.seq ?? 0;
-    };
-    const alice = { actor: "alice", via: "http", correlation: "c-1" };
-    await record("first", { kind: "reported", affordance: "setpoint", value: 21 }, observer);
-    await record("write", { kind: "desired", affordance: "setpoint", value: 30 }, alice);
-    await record("done", { kind: "completed", affordance: "setpoint" }, alice);
-    await record("readBack", { kind: "reported", affordance: "setpoint", value: 30 }, observer);
-    // The observer reporting the same value again (a restart, a poll): no new cause.
-    await record("repeat", { kind: "reported", affordance: "setpoint", value: 30 }, observer);
-    // A value no write asked for: someone turned the dial on the wall.
-    await record("alone", { kind: "reported", affordance: "setpoint", value: 26 }, observer);
-    const revert = {
-      actor: "hub:drift",
-      via: "drift",
-      release: "sha256:abc",
-      rule: "revert",
-      correlation: "c-2",
-    };
-    await record("revert", { kind: "desired", affordance: "setpoint", value: 21 }, revert);
-    await record("refused", { kind: "failed", affordance: "setpoint", value: { reason: "busy" } }, revert);
+    seq = await recordScenario(hub);
   });
 
   afterAll(async () => {
     await hub.stop();
   });
 
-  /** GET /changes/{seq}/why, answered 200. */
-  const whyOverHttp = async (at: number): Promise<Why> => {
-    const res = await hub.request(`/changes/${at}/why`);
-    expect(res.status).toBe(200);
-    return (await res.json()) as Why;
-  };
-
-  /** The chain as [relation, seq] pairs. */
-  const links = (why: Why) => why.chain.map((link) => [link.relation, link.change.seq]);
+  it("GET /changes/{seq}/why answers every Change's chain and origin", async () => {
+    await expectEveryChain(hub, seq);
+  });
 
   it("GET /changes/{seq}/why follows a read-back value to its write, its outcome and who sent it", async () => {
-    const why = await whyOverHttp(seq.readBack ?? 0);
+    const why = await whyOverHttp(hub, seq.readBack ?? 0);
     expect(why.change).toMatchObject({ seq: seq.readBack, kind: "reported", value: 30 });
     expect(links(why)).toEqual([
       ["the write that asked for this value", seq.write],
@@ -76,26 +144,6 @@ describe("why a Change happened", () => {
     ]);
     expect(why.chain[0]?.change).toMatchObject({ kind: "desired", value: 30, cause: { actor: "alice" } });
     expect(why.origin).toBe("alice via http");
-  });
-
-  it("GET /changes/{seq}/why follows an unchanged report back, names the Thing itself, and a release's rule", async () => {
-    expect(links(await whyOverHttp(seq.repeat ?? 0))).toEqual([
-      ["the same value, reported before", seq.readBack],
-      ["the write that asked for this value", seq.write],
-      ["its outcome", seq.done],
-    ]);
-    const alone = await whyOverHttp(seq.alone ?? 0);
-    expect(alone.chain).toEqual([]);
-    expect(alone.origin).toMatch(
-      /^the Thing itself: nothing the hub sent asked for 26 since the report before it/,
-    );
-    const refused = await whyOverHttp(seq.refused ?? 0);
-    expect(links(refused)).toEqual([["the command it ends", seq.revert]]);
-    expect(refused.origin).toBe("hub:drift (rule revert) for release sha256:abc");
-    // A command's own why: its outcome, and who sent it.
-    const write = await whyOverHttp(seq.write ?? 0);
-    expect(links(write)).toEqual([["its outcome", seq.done]]);
-    expect(write.origin).toBe("alice via http");
   });
 
   it("GET /changes/{seq}/why refuses a seq that is not a whole number from 1, or past the Log's end (400, /params/seq)", async () => {
@@ -148,7 +196,7 @@ describe("why a Change happened", () => {
       const at = seq[name] ?? 0;
       const { data, errors } = await graphql(`{ change(seq: ${at}) { seq ${WHY} } }`);
       expect(errors, name).toBeUndefined();
-      const http = await whyOverHttp(at);
+      const http = await whyOverHttp(hub, at);
       expect(data?.change, name).toEqual({
         seq: at,
         why: {
@@ -225,7 +273,7 @@ describe("why a Change happened", () => {
   it("things why --json prints the hub's answer to GET /changes/{seq}/why", async () => {
     const run = await why(String(seq.refused), "--json");
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toEqual(await whyOverHttp(seq.refused ?? 0));
+    expect(JSON.parse(run.stdout)).toEqual(await whyOverHttp(hub, seq.refused ?? 0));
   });
 
   it("says a value no write asked for since the last report came from the Thing itself", async () => {
@@ -264,5 +312,25 @@ describe("why a Change happened", () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toBe("");
     expect(run.stderr.trimEnd().split("\n")).toHaveLength(1);
+  });
+});
+
+describeWithPostgres("why a Change happened, on PostgreSQL", await postgresProblem(), () => {
+  const schema = temporarySchema();
+  let hub: TestHub;
+  let seq: Record<string, number> = {};
+
+  beforeAll(async () => {
+    hub = await startTestHub({ store: storeUrl(schema) });
+    seq = await recordScenario(hub);
+  });
+
+  afterAll(async () => {
+    await hub?.stop();
+    await dropSchema(schema);
+  });
+
+  it("GET /changes/{seq}/why answers every Change's chain and origin as on SQLite", async () => {
+    await expectEveryChain(hub, seq);
   });
 });
