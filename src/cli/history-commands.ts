@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { styleText } from "node:util";
 import {
   HubError,
+  type DiffChange,
   type GraphqlChange,
   type GraphqlChangeFilter,
   type ThingDiff,
@@ -337,10 +338,7 @@ export function formatDiff(diff: ThingDiff): string {
       p.cause === undefined
         ? ""
         : `, last by ${p.cause.actor}${p.time === undefined ? "" : ` at ${localTime(p.time)}`}`;
-    const asked =
-      p.desired === undefined
-        ? ""
-        : `; asked for ${compactValue(p.desired.value)} by ${p.desired.cause.actor} at ${localTime(p.desired.time)}`;
+    const asked = p.desired === undefined ? "" : `; ${askedFor(p.desired)}`;
     lines.push(
       `  ${p.affordance.padEnd(widths[0] ?? 0)}  ${beforeOf(p.before).padEnd(widths[1] ?? 0)} → ${compactValue(p.after)}  (${changes}${last}${asked})`,
     );
@@ -359,8 +357,10 @@ export function formatDiff(diff: ThingDiff): string {
         .map(([kind, n]) => `${n} ${kind}`)
         .join(", ");
       const value = a.last.value === undefined ? "" : ` ${compactValue(a.last.value)}`;
+      // A write's outcome has no value: what was asked for goes before it.
+      const asked = a.desired === undefined || a.desired.seq === a.last.seq ? "" : `; ${askedFor(a.desired)}`;
       lines.push(
-        `  ${a.affordance.padEnd(width)}  ${counts}; last ${a.last.kind}${value} by ${a.last.cause.actor} at ${localTime(a.last.time)}`,
+        `  ${a.affordance.padEnd(width)}  ${counts}${asked}; last ${a.last.kind}${value} by ${a.last.cause.actor} at ${localTime(a.last.time)}`,
       );
     }
   }
@@ -449,6 +449,11 @@ export async function formatTdPatch(before: unknown, after: unknown, color = fal
     for (const line of hunk.lines) lines.push(`  ${paint(line)}`);
   }
   return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
+}
+
+/** `asked for 1200 by operator at time`: a write, by the value it asked for. */
+function askedFor(desired: DiffChange): string {
+  return `asked for ${compactValue(desired.value)} by ${desired.cause.actor} at ${localTime(desired.time)}`;
 }
 
 /** Whether a diff's description patch is a change of a TD that was there at both ends. */

@@ -88,6 +88,11 @@ export interface InteractionDiff {
   counts: Record<string, number>;
   /** The last of them. */
   last: { seq: number; kind: string; value?: unknown; cause: Cause; time: string };
+  /**
+   * In `writes` only: the property's last `desired` Change in between, the value asked for and
+   * who asked (`last` may be the write's outcome, which has no such value).
+   */
+  desired?: DiffChange;
 }
 
 export interface ThingDiff {
@@ -432,6 +437,10 @@ export class History {
       ),
       this.interactionsBetween(thing, RELEASE_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after),
     ]);
+    for (const write of writes) {
+      const desired = desiredBetween.get(write.affordance);
+      if (desired !== undefined) write.desired = diffChangeOf(desired);
+    }
     return {
       thing,
       from: from.toISOString(),

@@ -514,6 +514,11 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     counts: JSON!
     last: InteractionChange!
+    """
+    In 'writes' only: the property's last 'desired' Change in between, the value asked for and who
+    asked ('last' may be the write's outcome, which has no such value); null otherwise.
+    """
+    desired: InteractionChange
   }
 
   """
