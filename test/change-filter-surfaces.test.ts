@@ -1,17 +1,22 @@
-// The change feed's filters mean the same on every live surface: the SSE feed (one filter, or
-// several on one connection with `match`) and GraphQL's `changes` subscription answer the same
-// Changes for the same filter — thing, kinds, actor, release, and the type as of each Change.
+// The change feed's filters mean the same on every surface: the SSE feed (one filter, or several
+// on one connection with `match`), GraphQL's `changes` subscription, the paged feeds (GET /changes,
+// GraphQL's `changes` query) and the CLI (`things changes`, `things watch`) answer the same Changes
+// for the same filter — thing, kinds, actor, release, correlation, and the type as of each Change.
+// `npm test` builds dist/ first; otherwise run `npm run build`.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { GraphqlClient, type GraphqlChangeFilter as ChangeFilter } from "../src/client/index.js";
 import type { Change, Cause } from "../src/core/index.js";
 import { EventStream } from "./support/sse.js";
 import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { runThings, runThingsToEnd } from "./support/things-process.js";
 
 const FORMS = [{ href: "http://thing.example/p" }];
 const A = "urn:example:filters:a";
 const B = "urn:example:filters:b";
 const RELEASE = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+/** One command's correlation, on Changes of both Things (the sentinel's too). */
+const CORRELATION = "068d88a7-0000-4000-8000-000000000001";
 
 function td(id: string, type: string): Record<string, unknown> {
   return minimalTd({
@@ -35,6 +40,10 @@ const FILTERS: ChangeFilter[] = [
   { type: "saref:Sensor", thing: A, kinds: ["reported"] },
   { type: "saref:Sensor", actor: "alice" },
   { thing: A, release: RELEASE, kinds: ["reported", "emitted"] },
+  { correlation: CORRELATION },
+  { correlation: CORRELATION, thing: A, kinds: ["reported"] },
+  { correlation: CORRELATION, type: "saref:Sensor" },
+  { correlation: CORRELATION, actor: "alice", release: RELEASE },
 ];
 
 /** The filter as the SSE feed's query. */
@@ -45,10 +54,11 @@ function feedQuery(filter: ChangeFilter): string {
   if (filter.kinds !== undefined) q.set("kind", filter.kinds.join(","));
   if (filter.actor !== undefined) q.set("actor", filter.actor);
   if (filter.release !== undefined) q.set("release", filter.release);
+  if (filter.correlation !== undefined) q.set("correlation", filter.correlation);
   return q.toString();
 }
 
-describe("the change filters on the SSE feed and GraphQL's subscription", () => {
+describe("the change filters on the SSE feed, GraphQL, the paged feeds and the CLI", () => {
   let hub: TestHub;
   let sentinel = 0;
   let everything: Change[] = [];
@@ -63,18 +73,18 @@ describe("the change filters on the SSE feed and GraphQL's subscription", () => 
     await putTd(hub, td(A, "saref:Sensor"));
     await putTd(hub, td(B, "ht:Host"));
     await ingest(A, "reported", "load", 1, { actor: "alice", release: RELEASE });
-    await ingest(A, "reported", "load", 2, { actor: "bob" });
-    await ingest(B, "reported", "load", 3, { actor: "alice", release: RELEASE });
+    await ingest(A, "reported", "load", 2, { actor: "bob", correlation: CORRELATION });
+    await ingest(B, "reported", "load", 3, { actor: "alice", release: RELEASE, correlation: CORRELATION });
     await ingest(A, "emitted", "alarm", "hot", { actor: "alice", release: RELEASE });
     // A becomes a host for a while: its Changes then are a host's, not a sensor's.
     await putTd(hub, td(A, "ht:Host"));
-    await ingest(A, "reported", "load", 4, { actor: "alice", release: RELEASE });
-    await ingest(B, "emitted", "alarm", "cold", { actor: "bob" });
+    await ingest(A, "reported", "load", 4, { actor: "alice", release: RELEASE, correlation: CORRELATION });
+    await ingest(B, "emitted", "alarm", "cold", { actor: "bob", correlation: "another" });
     await putTd(hub, td(A, "saref:Sensor"));
     await ingest(A, "reported", "load", 5, { actor: "bob", release: RELEASE });
     await ingest(B, "reported", "load", 6, { actor: "alice" });
     // The sentinel: every filter matches it, so each stream is read up to it.
-    await ingest(A, "reported", "load", 7, { actor: "alice", release: RELEASE });
+    await ingest(A, "reported", "load", 7, { actor: "alice", release: RELEASE, correlation: CORRELATION });
     sentinel = await hub.hub.store.lastSeq();
     const res = await hub.request("/changes?limit=1000");
     everything = ((await res.json()) as { changes: Change[] }).changes;
@@ -100,6 +110,7 @@ describe("the change filters on the SSE feed and GraphQL's subscription", () => 
           (filter.kinds === undefined || filter.kinds.includes(c.kind)) &&
           (filter.actor === undefined || c.cause.actor === filter.actor) &&
           (filter.release === undefined || c.cause.release === filter.release) &&
+          (filter.correlation === undefined || c.cause.correlation === filter.correlation) &&
           (filter.type === undefined || (types[filter.type] ?? []).includes(typeThen.get(c.seq) ?? "")),
       )
       .map((c) => c.seq);
@@ -164,6 +175,89 @@ describe("the change filters on the SSE feed and GraphQL's subscription", () => 
       stream.close();
     }
     FILTERS.forEach((filter, i) => expect(seqs[i], JSON.stringify(filter)).toEqual(expected(filter)));
+  });
+
+  /** GET /changes with the filter, page after page of `limit`, in either order. */
+  async function viaFeedPages(filter: ChangeFilter, order: "asc" | "desc", limit: number): Promise<number[]> {
+    const seqs: number[] = [];
+    for (let cursor: number | undefined, pages = 0; pages < 100; pages++) {
+      const after = cursor === undefined ? "" : `&cursor=${cursor}`;
+      const res = await hub.request(`/changes?${feedQuery(filter)}&order=${order}&limit=${limit}${after}`);
+      expect(res.status).toBe(200);
+      const page = (await res.json()) as { changes: Change[]; next?: number };
+      seqs.push(...page.changes.map((c) => c.seq));
+      if (page.next === undefined) break;
+      cursor = page.next;
+    }
+    return seqs;
+  }
+
+  it("answers the same Changes for each filter on GET /changes (both orders, paged) and GraphQL's changes query", async () => {
+    const client = new GraphqlClient({ url: hub.url, token: hub.token, webSocketImpl: WebSocket });
+    try {
+      for (const filter of FILTERS) {
+        const want = expected(filter);
+        const label = JSON.stringify(filter);
+        expect(await viaFeedPages(filter, "asc", 1000), `GET /changes ${label}`).toEqual(want);
+        expect(await viaFeedPages(filter, "desc", 2), `GET /changes desc ${label}`).toEqual(
+          [...want].reverse(),
+        );
+        const answer = await client.request<{ changes: { changes: Array<{ seq: number }> } }>(
+          "query($filter: ChangeFilter) { changes(filter: $filter, first: 1000) { changes { seq } } }",
+          { filter },
+        );
+        expect(
+          answer.changes.changes.map((c) => c.seq),
+          `GraphQL ${label}`,
+        ).toEqual(want);
+      }
+    } finally {
+      await client.close();
+    }
+    // The correlation's Changes are of both Things, and not the other correlation's.
+    const correlated = everything.filter((c) => expected({ correlation: CORRELATION }).includes(c.seq));
+    expect(new Set(correlated.map((c) => c.thing))).toEqual(new Set([A, B]));
+    expect(correlated).toHaveLength(4);
+  });
+
+  it("things changes --correlation and things watch --correlation print the correlation's Changes", async () => {
+    const auth = ["--url", hub.url, "--token", hub.token];
+    const want = expected({ correlation: CORRELATION });
+    const listed = await runThingsToEnd([
+      "changes",
+      "--correlation",
+      CORRELATION,
+      "--oldest-first",
+      "--json",
+      ...auth,
+    ]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as Change[]).map((c) => c.seq)).toEqual(want);
+    const combined = await runThingsToEnd([
+      "changes",
+      "--correlation",
+      CORRELATION,
+      "--thing",
+      A,
+      "--json",
+      ...auth,
+    ]);
+    expect(combined.code, combined.stderr).toBe(0);
+    const ofA = expected({ correlation: CORRELATION, thing: A });
+    expect((JSON.parse(combined.stdout) as Change[]).map((c) => c.seq)).toEqual([...ofA].reverse());
+    const watcher = runThings(["watch", "--correlation", CORRELATION, "--since", "-1d", "--json", ...auth]);
+    try {
+      await watcher.waitFor(new RegExp(`"seq":${sentinel}\\b`));
+      const lines = watcher
+        .stdout()
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Change);
+      expect(lines.map((c) => c.seq)).toEqual(want);
+    } finally {
+      watcher.process.kill("SIGINT");
+      await watcher.exited;
+    }
   });
 
   it("refuses the same malformed filters on both surfaces", async () => {

@@ -592,9 +592,9 @@ describe("things diff with actions and events", () => {
     expect(await diffLines(hub, PUMP, "2026-02-01T10:00:30Z", "2026-02-01T10:05:00Z")).toEqual([
       "urn:test:pump  from 2026-02-01 10:00:30.000 (seq 1) to 2026-02-01 10:05:00.000 (seq 6)",
       "  no property changed",
-      // A write the pump refused: its value never changed, but who asked for it shows.
+      // A write the pump refused: its value never changed, but what was asked and who asked show.
       "writes:",
-      '  speed  1 desired, 1 failed; last failed {"reason":"refused"} by operator at 2026-02-01 10:03:00.000',
+      '  speed  1 desired, 1 failed; asked for 1200 by operator at 2026-02-01 10:03:00.000; last failed {"reason":"refused"} by operator at 2026-02-01 10:03:00.000',
       "actions:",
       "  flush  1 invoked, 1 completed; last completed by operator at 2026-02-01 10:02:00.000",
       "events:",
@@ -639,6 +639,114 @@ describe("things diff with actions and events", () => {
     );
     const removed = await diffLines(hub, PUMP, "2026-02-01T10:07:00Z", "2026-02-01T10:09:00Z");
     expect(removed.at(-1)).toBe("description: removed, by admin at 2026-02-01 10:08:00.000");
+  });
+});
+
+describe("things diff beside a write", () => {
+  let hub: TestHub;
+  const clock = manualClock("2026-02-02T10:00:00.000Z");
+  const PUMP = "urn:test:pump:written";
+
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.now });
+    const forms = [{ href: "https://pump.example/x" }];
+    await clientOf(hub).put(
+      minimalTd({ id: PUMP, properties: { speed: { type: "number", forms } } }) as ThingDescription,
+    );
+    const observer = { actor: "hub:observer", via: "http" };
+    const operator = { actor: "operator", via: "http", correlation: "c-1" };
+    for (const [time, report, cause] of [
+      ["2026-02-02T10:01:00.000Z", { kind: "reported", affordance: "speed", value: 800 }, observer],
+      ["2026-02-02T10:03:00.000Z", { kind: "desired", affordance: "speed", value: 1200 }, operator],
+      ["2026-02-02T10:03:01.000Z", { kind: "completed", affordance: "speed" }, operator],
+      ["2026-02-02T10:04:00.000Z", { kind: "reported", affordance: "speed", value: 1200 }, observer],
+      ["2026-02-02T10:06:00.000Z", { kind: "desired", affordance: "speed", value: 1500 }, operator],
+      [
+        "2026-02-02T10:06:01.000Z",
+        { kind: "failed", affordance: "speed", value: { reason: "busy" } },
+        operator,
+      ],
+    ] as const) {
+      clock.set(time);
+      await hub.hub.ingest(PUMP, [report], cause);
+    }
+    clock.set("2026-02-02T10:08:00.000Z");
+  });
+
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("shows beside a property's before → after the value its last write in between asked for, and who asked", async () => {
+    const taken = await diffLines(hub, PUMP, "2026-02-02T10:02:00Z", "2026-02-02T10:05:00Z");
+    expect(taken[1]).toBe(
+      "  speed  800 → 1200  (1 change, last by hub:observer at 2026-02-02 10:04:00.000; asked for 1200 by operator at 2026-02-02 10:03:00.000)",
+    );
+    // The last write in between asked for 1500, which the pump refused: the reported value says 1200.
+    const refused = await diffLines(hub, PUMP, "2026-02-02T10:02:00Z", "2026-02-02T10:07:00Z");
+    expect(refused[1]).toBe(
+      "  speed  800 → 1200  (1 change, last by hub:observer at 2026-02-02 10:04:00.000; asked for 1500 by operator at 2026-02-02 10:06:00.000)",
+    );
+    expect(refused.slice(2)).toEqual([
+      "writes:",
+      '  speed  2 desired, 1 completed, 1 failed; asked for 1500 by operator at 2026-02-02 10:06:00.000; last failed {"reason":"busy"} by operator at 2026-02-02 10:06:01.000',
+      "description: unchanged",
+    ]);
+    // No write in between (the one that asked for 1200 was before `from`, its outcome too): nothing asked.
+    const unwritten = await diffLines(hub, PUMP, "2026-02-02T10:03:30Z", "2026-02-02T10:05:00Z");
+    expect(unwritten[1]).toBe(
+      "  speed  800 → 1200  (1 change, last by hub:observer at 2026-02-02 10:04:00.000)",
+    );
+    // The outcome in between, its write before: the outcome alone, nothing asked in between.
+    const outcomeOnly = await diffLines(hub, PUMP, "2026-02-02T10:03:00.500Z", "2026-02-02T10:05:00Z");
+    expect(outcomeOnly[3]).toBe(
+      "  speed  1 completed; last completed by operator at 2026-02-02 10:03:01.000",
+    );
+  });
+
+  it("gives the write as the property's desired in the HTTP and GraphQL diffs", async () => {
+    const run = await thingsAt(hub, [
+      "diff",
+      PUMP,
+      "--from",
+      "2026-02-02T10:02:00Z",
+      "--to",
+      "2026-02-02T10:07:00Z",
+      "--json",
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const diff = JSON.parse(run.stdout) as {
+      properties: Array<Record<string, unknown>>;
+      writes: Array<Record<string, unknown>>;
+    };
+    const asked = {
+      seq: 6,
+      kind: "desired",
+      value: 1500,
+      cause: { actor: "operator", via: "http", correlation: "c-1" },
+      time: "2026-02-02T10:06:00.000Z",
+    };
+    expect(diff.properties[0]?.desired).toEqual(asked);
+    expect(diff.writes[0]).toMatchObject({ affordance: "speed", desired: asked, last: { kind: "failed" } });
+    const unwritten = (await clientOf(hub).diff(PUMP, "2026-02-02T10:03:30Z", "2026-02-02T10:05:00Z"))
+      .properties[0];
+    expect(unwritten).toMatchObject({ after: 1200 });
+    expect(unwritten).not.toHaveProperty("desired");
+    const res = await hub.request("/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        query: `{ diff(thing: "${PUMP}", from: "2026-02-02T10:02:00Z", to: "2026-02-02T10:05:00Z") { properties { after desired { seq value cause { actor } } } writes { desired { seq } last { seq } } } }`,
+      }),
+    });
+    expect(await res.json()).toEqual({
+      data: {
+        diff: {
+          properties: [{ after: 1200, desired: { seq: 3, value: 1200, cause: { actor: "operator" } } }],
+          writes: [{ desired: { seq: 3 }, last: { seq: 4 } }],
+        },
+      },
+    });
   });
 });
 

@@ -1354,6 +1354,8 @@ describe("diff: the actions, writes and events in between", () => {
         affordance: "temperature",
         counts: { desired: 1, completed: 1 },
         last: { seq: seqs[1]?.[3], kind: "completed", cause: operator, time: at(2) },
+        // The outcome has no value: what the write asked for is its desired.
+        desired: { seq: seqs[1]?.[2], kind: "desired", value: 21, cause: operator, time: at(2) },
       },
     ]);
     expect(d.events).toEqual([

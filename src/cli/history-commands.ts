@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { styleText } from "node:util";
 import {
   HubError,
+  type DiffChange,
   type GraphqlChange,
   type GraphqlChangeFilter,
   type ThingDiff,
@@ -211,7 +212,36 @@ interface FeedOptions {
   kind?: string;
   actor?: string;
   release?: string;
+  correlation?: string;
   since?: string;
+}
+
+/**
+ * The feed's filters other than the kinds, which the HTTP feed takes as `kind` and GraphQL as
+ * `kinds`: named alike on both.
+ */
+function feedFilter(options: FeedOptions): Omit<GraphqlChangeFilter, "kinds"> {
+  return {
+    ...(options.thing !== undefined && { thing: options.thing }),
+    ...(options.type !== undefined && { type: options.type }),
+    ...(options.actor !== undefined && { actor: options.actor }),
+    ...(options.release !== undefined && { release: options.release }),
+    ...(options.correlation !== undefined && { correlation: options.correlation }),
+  };
+}
+
+/** The feed options of `changes` and `watch`. */
+function feedOptions(command: Command): Command {
+  return command
+    .option("--thing <id>", "only this Thing's Changes")
+    .option("--type <type>", TYPE_HELP)
+    .option("--kind <kinds>", "only these kinds, comma-separated (reported, desired, described, …)")
+    .option("--actor <actor>", "only Changes caused by this actor")
+    .option("--release <release>", "only Changes caused by this release")
+    .option(
+      "--correlation <id>",
+      "only Changes of this correlation: one command's (its desired or invoked and the outcome), one rollout step's",
+    );
 }
 
 interface ChangesCommandOptions extends FeedOptions {
@@ -233,11 +263,8 @@ async function feed(options: ChangesCommandOptions, command: Command): Promise<v
   const all = clientOf(command).changesAll({
     order: options.oldestFirst ? "asc" : "desc",
     limit: Math.min(limit + 1, MAX_PAGE),
-    ...(options.thing !== undefined && { thing: options.thing }),
-    ...(options.type !== undefined && { type: options.type }),
+    ...feedFilter(options),
     ...(kinds !== undefined && { kind: kinds }),
-    ...(options.actor !== undefined && { actor: options.actor }),
-    ...(options.release !== undefined && { release: options.release }),
     ...(since !== undefined && { since }),
     ...(until !== undefined && { until }),
     ...(options.cursor !== undefined && { cursor: options.cursor }),
@@ -291,7 +318,10 @@ export function formatState(state: ThingState): string {
 // ---------------------------------------------------------------------------------------------
 // diff
 
-/** Per property `before → after (N changes, last by actor at time)`, and whether the TD changed. */
+/**
+ * Per property `before → after (N changes, last by actor at time; asked for V by actor at time)`
+ * (the last write in between, when it was written), and whether the TD changed.
+ */
 export function formatDiff(diff: ThingDiff): string {
   const lines = [
     `${diff.thing}  from ${localTime(diff.from)} (seq ${diff.fromSeq}) to ${localTime(diff.to)} (seq ${diff.toSeq})`,
@@ -308,8 +338,9 @@ export function formatDiff(diff: ThingDiff): string {
       p.cause === undefined
         ? ""
         : `, last by ${p.cause.actor}${p.time === undefined ? "" : ` at ${localTime(p.time)}`}`;
+    const asked = p.desired === undefined ? "" : `; ${askedFor(p.desired)}`;
     lines.push(
-      `  ${p.affordance.padEnd(widths[0] ?? 0)}  ${beforeOf(p.before).padEnd(widths[1] ?? 0)} → ${compactValue(p.after)}  (${changes}${last})`,
+      `  ${p.affordance.padEnd(widths[0] ?? 0)}  ${beforeOf(p.before).padEnd(widths[1] ?? 0)} → ${compactValue(p.after)}  (${changes}${last}${asked})`,
     );
   }
   if (diff.properties.length === 0) lines.push("  no property changed");
@@ -326,8 +357,10 @@ export function formatDiff(diff: ThingDiff): string {
         .map(([kind, n]) => `${n} ${kind}`)
         .join(", ");
       const value = a.last.value === undefined ? "" : ` ${compactValue(a.last.value)}`;
+      // A write's outcome has no value: what was asked for goes before it.
+      const asked = a.desired === undefined || a.desired.seq === a.last.seq ? "" : `; ${askedFor(a.desired)}`;
       lines.push(
-        `  ${a.affordance.padEnd(width)}  ${counts}; last ${a.last.kind}${value} by ${a.last.cause.actor} at ${localTime(a.last.time)}`,
+        `  ${a.affordance.padEnd(width)}  ${counts}${asked}; last ${a.last.kind}${value} by ${a.last.cause.actor} at ${localTime(a.last.time)}`,
       );
     }
   }
@@ -418,6 +451,11 @@ export async function formatTdPatch(before: unknown, after: unknown, color = fal
   return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
 }
 
+/** `asked for 1200 by operator at time`: a write, by the value it asked for. */
+function askedFor(desired: DiffChange): string {
+  return `asked for ${compactValue(desired.value)} by ${desired.cause.actor} at ${localTime(desired.time)}`;
+}
+
 /** Whether a diff's description patch is a change of a TD that was there at both ends. */
 function changedInPlace(patch: unknown): boolean {
   return isObject(patch) && !("id" in patch);
@@ -496,13 +534,7 @@ function asChange(change: GraphqlChange): Change {
 async function watch(options: WatchCommandOptions, command: Command): Promise<void> {
   const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
   const kinds = kindsOf(options.kind);
-  const filter: GraphqlChangeFilter = {
-    ...(options.thing !== undefined && { thing: options.thing }),
-    ...(options.type !== undefined && { type: options.type }),
-    ...(kinds !== undefined && { kinds }),
-    ...(options.actor !== undefined && { actor: options.actor }),
-    ...(options.release !== undefined && { release: options.release }),
-  };
+  const filter: GraphqlChangeFilter = { ...feedFilter(options), ...(kinds !== undefined && { kinds }) };
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once("SIGINT", onSignal);
@@ -532,14 +564,7 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
     // `things changes` says it, before the stream opens: not as a GraphQL error after "watching".
     // A hub that cannot be reached is said below, by the stream.
     await clientOf(command)
-      .changes({
-        ...(options.thing !== undefined && { thing: options.thing }),
-        ...(options.type !== undefined && { type: options.type }),
-        ...(kinds !== undefined && { kind: kinds }),
-        ...(options.actor !== undefined && { actor: options.actor }),
-        ...(options.release !== undefined && { release: options.release }),
-        limit: 1,
-      })
+      .changes({ ...feedFilter(options), ...(kinds !== undefined && { kind: kinds }), limit: 1 })
       .catch((err: unknown) => {
         if (err instanceof HubError && err.status === 400) throw err;
       });
@@ -604,16 +629,13 @@ export function registerHistoryCommands(program: Command): void {
   );
 
   paged(
-    program
-      .command("changes")
-      .description(
-        "the Changes of every Thing, newest first: seq, time, thing, affordance, kind, value, actor",
-      )
-      .option("--thing <id>", "only this Thing's Changes")
-      .option("--type <type>", TYPE_HELP)
-      .option("--kind <kinds>", "only these kinds, comma-separated (reported, desired, described, …)")
-      .option("--actor <actor>", "only Changes caused by this actor")
-      .option("--release <release>", "only Changes caused by this release")
+    feedOptions(
+      program
+        .command("changes")
+        .description(
+          "the Changes of every Thing, newest first: seq, time, thing, affordance, kind, value, actor",
+        ),
+    )
       .option("--since <time>", "only Changes at or after this time")
       .option("--until <time>", "only Changes at or before this time"),
   ).action(talking(async (options: ChangesCommandOptions, command: Command) => feed(options, command)));
@@ -667,14 +689,11 @@ export function registerHistoryCommands(program: Command): void {
       ),
     );
 
-  program
-    .command("watch")
-    .description("print Changes as they happen, one per line, until Ctrl-C; resumes if the hub restarts")
-    .option("--thing <id>", "only this Thing's Changes")
-    .option("--type <type>", TYPE_HELP)
-    .option("--kind <kinds>", "only these kinds, comma-separated")
-    .option("--actor <actor>", "only Changes caused by this actor")
-    .option("--release <release>", "only Changes caused by this release")
+  feedOptions(
+    program
+      .command("watch")
+      .description("print Changes as they happen, one per line, until Ctrl-C; resumes if the hub restarts"),
+  )
     .option("--since <time>", "first the Changes since this time, then the live ones")
     .option("--json", "each Change as JSON on its own line (NDJSON)")
     .addHelpText("after", () => `\n${timeHelp}\n${help()}`)

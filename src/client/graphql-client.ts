@@ -74,6 +74,8 @@ export interface ChangeFilter {
   kinds?: readonly string[];
   actor?: string;
   release?: string;
+  /** The cause's correlation: one command's Changes, one rollout step's. */
+  correlation?: string;
 }
 
 export interface SubscribeOptions {

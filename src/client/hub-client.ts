@@ -45,6 +45,8 @@ export interface ChangeFilter {
   kind?: string | readonly string[];
   actor?: string;
   release?: string;
+  /** The cause's correlation: one command's Changes, one rollout step's. */
+  correlation?: string;
 }
 
 export interface ChangesQuery extends ChangeFilter {
@@ -77,8 +79,11 @@ export type {
   ReleasesDiff,
   ThingDiff,
   ThingState,
+  Why,
+  WhyLink,
 } from "../hub/index.js";
 import type {
+  Why,
   GraphPage,
   ThingDiff,
   ThingState,
@@ -187,6 +192,7 @@ function filterQuery(filter: ChangeFilter): Record<string, string | undefined> {
     kind: filter.kind === undefined ? undefined : kindParameter(filter.kind),
     actor: filter.actor,
     release: filter.release,
+    correlation: filter.correlation,
   };
 }
 
@@ -355,6 +361,11 @@ export class HubClient extends DirectoryClient {
   /** One Change, by its position in the Log. */
   async change(seq: number): Promise<Change> {
     return (await this.json<Change>(`changes/${seq}`)).body;
+  }
+
+  /** Why Change `seq` happened: the chain of its causes in the Log (GET /changes/{seq}/why). */
+  async why(seq: number): Promise<Why> {
+    return (await this.json<Why>(`changes/${seq}/why`)).body;
   }
 
   private async changePage(url: URL): Promise<ChangePage> {

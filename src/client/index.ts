@@ -53,6 +53,8 @@ export {
   type TimeArgument,
   type WatchOptions,
   type WatchStatus,
+  type Why,
+  type WhyLink,
 } from "./hub-client.js";
 export { EventStreamParser, readEventStream, type ServerSentEvent } from "./server-sent-events.js";
 export {

@@ -29,6 +29,11 @@ describe("changeMatches", () => {
     expect(changeMatches({ actor: "bob" }, c)).toBe(false);
     expect(changeMatches({ release: "r1" }, c)).toBe(true);
     expect(changeMatches({ release: "r2" }, change(2, { cause: { actor: "alice" } }))).toBe(false);
+    const command = change(3, { cause: { actor: "alice", correlation: "c-1" } });
+    expect(changeMatches({ correlation: "c-1" }, command)).toBe(true);
+    expect(changeMatches({ correlation: "c-2" }, command)).toBe(false);
+    expect(changeMatches({ correlation: "c-1" }, c)).toBe(false);
+    expect(changeMatches({ correlation: "c-1", actor: "bob" }, command)).toBe(false);
   });
 
   it("asks the type of every Change, in order, even of one another filter refuses", () => {

@@ -10,6 +10,8 @@ export interface ChangeMatch {
   kinds?: readonly string[] | undefined;
   actor?: string | undefined;
   release?: string | undefined;
+  /** The cause's correlation: the Changes of one command, one rollout step, one request. */
+  correlation?: string | undefined;
   /**
    * The Thing's semantic type as of each Change (the hub's TypeFilter): it follows the Log's
    * descriptions, so it must be asked of every Change of a stream, in Log order — first, before
@@ -24,5 +26,6 @@ export function changeMatches(filter: ChangeMatch, change: Change): boolean {
   if (filter.thing !== undefined && change.thing !== filter.thing) return false;
   if (filter.kinds !== undefined && !filter.kinds.includes(change.kind)) return false;
   if (filter.actor !== undefined && change.cause.actor !== filter.actor) return false;
+  if (filter.correlation !== undefined && change.cause.correlation !== filter.correlation) return false;
   return filter.release === undefined || change.cause.release === filter.release;
 }

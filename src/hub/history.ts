@@ -71,6 +71,11 @@ export interface AffordanceDiff {
   /** The cause of the last of them. */
   cause?: Cause;
   time?: string;
+  /**
+   * The last write of the property in between (its `desired` Change: the value asked for, and
+   * who asked), when it was written in between: beside `after`, whether the Thing took it.
+   */
+  desired?: DiffChange;
 }
 
 /** An action invoked, a property written, or an event emitted, in between: how often, and the last time. */
@@ -83,6 +88,11 @@ export interface InteractionDiff {
   counts: Record<string, number>;
   /** The last of them. */
   last: { seq: number; kind: string; value?: unknown; cause: Cause; time: string };
+  /**
+   * In `writes` only: the property's last `desired` Change in between, the value asked for and
+   * who asked (`last` may be the write's outcome, which has no such value).
+   */
+  desired?: DiffChange;
 }
 
 export interface ThingDiff {
@@ -377,10 +387,16 @@ export class History {
     const beforeReported = new Map(
       before.filter((s) => s.kind === "reported").map((s) => [s.affordance, s.latest]),
     );
+    const desiredBetween = new Map(
+      after
+        .filter((s) => s.kind === "desired" && s.latest.seq > fromSeq)
+        .map((s) => [s.affordance, s.latest]),
+    );
     for (const s of after.filter((x) => x.kind === "reported")) {
       const old = beforeReported.get(s.affordance);
       if (old?.seq === s.latest.seq) continue;
       const count = await this.store.countStream(thing, s.affordance, "reported", fromSeq, toSeq);
+      const desired = desiredBetween.get(s.affordance);
       properties.push({
         affordance: s.affordance,
         ...(old && { before: old.value }),
@@ -388,6 +404,7 @@ export class History {
         changes: count,
         cause: s.latest.cause,
         time: changeTime(s.latest),
+        ...(desired !== undefined && { desired: diffChangeOf(desired) }),
       });
     }
     const oldTd = latestDescription(before);
@@ -420,6 +437,10 @@ export class History {
       ),
       this.interactionsBetween(thing, RELEASE_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after),
     ]);
+    for (const write of writes) {
+      const desired = desiredBetween.get(write.affordance);
+      if (desired !== undefined) write.desired = diffChangeOf(desired);
+    }
     return {
       thing,
       from: from.toISOString(),
@@ -525,7 +546,7 @@ export class History {
   /**
    * The global feed, oldest first (or newest first with `order: "desc"`, the cursor then being
    * the last seq shown, the page before it). Filters no index serves (a type, kinds, actor,
-   * release, without a Thing) go to the store, which filters in SQL, over stretches of
+   * release, correlation, without a Thing) go to the store, which filters in SQL, over stretches of
    * FEED_SCAN_STEP seqs with the event loop let go between them, so that a page holds `limit` of
    * the matching Changes where there are that many, not a page of the whole Log with the others
    * taken out; at most FEED_SCAN_LIMIT seqs are scanned for one page, and a page cut short there
@@ -570,6 +591,7 @@ export class History {
     const scan =
       rest.actor !== undefined ||
       rest.release !== undefined ||
+      rest.correlation !== undefined ||
       (rest.thing === undefined && (type !== undefined || rest.kinds !== undefined));
     if (!scan) {
       if (type !== undefined && rest.thing !== undefined)

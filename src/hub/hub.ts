@@ -19,6 +19,7 @@ import type { Change, Cause, RegisteredThingDescription, Vocabulary } from "../c
 import { createHubClock, type HubClock } from "./hub-clock.js";
 import { Ingest, type IngestOptions, type Report } from "./ingest.js";
 import { History } from "./history.js";
+import { Causes } from "./why.js";
 import { LOG_KEY_FILE, Notary, requireSigningFiles } from "./notary.js";
 import type { BindingSet } from "../bindings/index.js";
 import { Commands } from "./commands.js";
@@ -64,6 +65,8 @@ const ACTION_TIMEOUT_MS = 5 * 60_000;
 export class Hub {
   readonly directory: Directory;
   readonly history: History;
+  /** Why a Change happened: the chain of its causes in the Log (`things why`). */
+  readonly causes: Causes;
   readonly notary: Notary;
   /** Releases: immutable desired state, stored and planned (see releases.ts). */
   readonly releases: Releases;
@@ -110,6 +113,7 @@ export class Hub {
       () => clock.logNow(),
       vocabulary.scope,
     );
+    this.causes = new Causes(store);
     this.releases = new Releases({
       hubId: id,
       store,

@@ -37,6 +37,7 @@ export {
   type ThingState,
   type ThingDiff,
 } from "./history.js";
+export { Causes, type Why, type WhyLink } from "./why.js";
 export {
   Notary,
   LOG_KEY_FILE,

@@ -157,7 +157,8 @@ function matchesFilter(change: Change, filter: ChangeFilter): boolean {
     (filter.things === undefined || filter.things.includes(change.thing)) &&
     (filter.kinds === undefined || filter.kinds.includes(change.kind)) &&
     (filter.actor === undefined || change.cause.actor === filter.actor) &&
-    (filter.release === undefined || change.cause.release === filter.release)
+    (filter.release === undefined || change.cause.release === filter.release) &&
+    (filter.correlation === undefined || change.cause.correlation === filter.correlation)
   );
 }
 
@@ -292,6 +293,8 @@ function mixedDrafts(count: number, things: number, clock: TestHlc, seed = 7): C
       cause: {
         actor: ACTORS[random(ACTORS.length)] ?? "alice",
         ...(release < 2 && { release: `sha256:r${release}` }),
+        // From the position, not the random source: the drafts' other fields stay as they were.
+        ...(i % 4 === 1 && { correlation: `corr-${i % 3}` }),
       },
       hlc: clock.advance(1000),
     };
@@ -1566,6 +1569,7 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
                 things: fc.subarray([...range(1, THINGS + 1).map(thingId), "urn:test:never"]),
                 kinds: kindSets,
                 actor: fc.constantFrom(...ACTORS, cause.actor, "nobody"),
+                correlation: fc.constantFrom("corr-0", "corr-1", "corr-2", "corr-none"),
               },
               { requiredKeys: [] },
             ),
@@ -1598,7 +1602,7 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         }
       });
 
-      it("changesAfter filters by thing, a set of Things, kinds, actor and release, together or alone (property)", async () => {
+      it("changesAfter filters by thing, a set of Things, kinds, actor, release and correlation, together or alone (property)", async () => {
         await fc.assert(
           fc.asyncProperty(
             fc.record(
@@ -1608,6 +1612,7 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
                 kinds: kindSets,
                 actor: fc.constantFrom(...ACTORS, cause.actor, "nobody"),
                 release: fc.constantFrom("sha256:r0", "sha256:r1", "sha256:none"),
+                correlation: fc.constantFrom("corr-0", "corr-1", "corr-2", "corr-none"),
               },
               { requiredKeys: [] },
             ),
@@ -1632,6 +1637,15 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
           expect(await store.changesAfter(0, 10_000, { release: "sha256:r0" })).toStrictEqual(
             log.filter((c) => c.cause.release === "sha256:r0"),
           );
+          // One correlation's Changes: the drafts' and the descriptions' (corr-1), and no others.
+          const correlated = log.filter((c) => c.cause.correlation === "corr-1");
+          expect(correlated.some((c) => c.kind === "described")).toBe(true);
+          expect(correlated.some((c) => c.kind !== "described")).toBe(true);
+          expect(await store.changesAfter(0, 10_000, { correlation: "corr-1" })).toStrictEqual(correlated);
+          expect(
+            await store.feed({ correlation: "corr-1", after: 0, order: "desc", limit: 10_000 }),
+          ).toStrictEqual([...correlated].reverse());
+          expect(await store.changesAfter(0, 10_000, { correlation: "corr-none" })).toEqual([]);
         }
         // A filter that matches many Changes, read across pages.
         const everything = log.filter((c) => c.thing === thingId(3));

@@ -88,6 +88,8 @@ export interface ChangeFilter {
   kinds?: readonly string[];
   actor?: string;
   release?: string;
+  /** The cause's correlation (one command's Changes, one rollout step's). */
+  correlation?: string;
 }
 
 /** A stretch of the global feed: `after < seq < before`, in either order, filtered, at most `limit`. */

@@ -61,6 +61,8 @@ export const STORE_WEIGHTS: Readonly<Record<string, number>> = {
   "Thing.linkedFrom": 10,
   "Link.target": 10,
   "Link.source": 10,
+  // A chain reads two or three of the affordance's pages, more for a value reported again unchanged.
+  "Change.why": 100,
   "Rollout.steps": 20,
 };
 

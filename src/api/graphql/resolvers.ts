@@ -239,6 +239,7 @@ interface ChangeFilterInput {
   kinds?: string[] | null;
   actor?: string | null;
   release?: string | null;
+  correlation?: string | null;
 }
 
 /**
@@ -260,6 +261,7 @@ async function changeMatcher(hub: Hub, input: ChangeFilterInput | undefined) {
     kinds: f.kinds ?? undefined,
     actor: f.actor ?? undefined,
     release: f.release ?? undefined,
+    correlation: f.correlation ?? undefined,
   };
   return (change: Change): boolean => changeMatches(match, change);
 }
@@ -437,6 +439,7 @@ const query: Record<string, Resolver> = {
       ...(f.kinds != null && { kinds: f.kinds }),
       ...(f.actor != null && { actor: f.actor }),
       ...(f.release != null && { release: f.release }),
+      ...(f.correlation != null && { correlation: f.correlation }),
       ...(type && { type }),
     });
     return { changes: page.changes, next: page.next ?? null };
@@ -797,6 +800,7 @@ const change: Record<string, GraphQLFieldResolver<Change, GraphqlContext, Args>>
   time: (c) => changeTime(c),
   hasValue: (c) => c.value !== undefined,
   hasPrevious: (c) => c.previous !== undefined,
+  why: (c, _, { hub }) => hub.causes.why(c),
 };
 
 /** Resolvers by type and field, for attaching to the schema built from the SDL. */

@@ -201,6 +201,11 @@ export const SCHEMA_SDL = /* GraphQL */ `
     kinds: [String!]
     actor: String
     release: String
+    """
+    The cause's correlation: one command's Changes (its 'desired' or 'invoked' and the outcome),
+    one rollout step's.
+    """
+    correlation: String
   }
 
   """
@@ -348,6 +353,36 @@ export const SCHEMA_SDL = /* GraphQL */ `
     The Change's RFC 9162 leaf hash (hex) as the Log recorded it: what its inclusion proofs prove.
     """
     leaf: String
+    """
+    Why it happened: the chain of its causes in the Log, as GET /changes/{seq}/why and 'things why'
+    read it (a reported value back to the write that asked for it, an outcome to its command, a
+    command to who sent it).
+    """
+    why: Why!
+  }
+
+  """
+  The chain of causes behind a Change, nearest first, and where it ends.
+  """
+  type Why {
+    chain: [WhyLink!]!
+    """
+    Where the chain ends: who acted ('admin via http'; a release's actor, rule and rollout), or
+    'the Thing itself: …' when nothing the hub sent asked for a reported value.
+    """
+    origin: String!
+  }
+
+  """
+  One link of the chain: a Change, and how the one before it in the chain came of it.
+  """
+  type WhyLink {
+    """
+    'the write that asked for this value', 'the same value, reported before', 'the command it
+    ends' or 'its outcome'.
+    """
+    relation: String!
+    change: Change!
   }
 
   type ChangePage {
@@ -386,6 +421,11 @@ export const SCHEMA_SDL = /* GraphQL */ `
     changes: Int!
     cause: Cause
     time: String
+    """
+    The last write of the property in between (its 'desired' Change: the value asked for, and who
+    asked), when it was written in between; null otherwise.
+    """
+    desired: InteractionChange
   }
 
   type ThingDiff {
@@ -474,6 +514,11 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     counts: JSON!
     last: InteractionChange!
+    """
+    In 'writes' only: the property's last 'desired' Change in between, the value asked for and who
+    asked ('last' may be the write's outcome, which has no such value); null otherwise.
+    """
+    desired: InteractionChange
   }
 
   """

@@ -7,6 +7,7 @@ import {
   changeMatches,
   checkKindFilter,
   parseTimeExpression,
+  type Change,
   type ChangeMatch,
 } from "../../core/index.js";
 import { assertThingId, type HistoryPage, type Hub } from "../../hub/index.js";
@@ -64,7 +65,7 @@ async function checkCursor(cursor: string | undefined, hub: Hub): Promise<number
 }
 
 const MAX_MATCHES = 32;
-const FEED_FIELDS = ["thing", "type", "kind", "actor", "release"] as const;
+const FEED_FIELDS = ["thing", "type", "kind", "actor", "release", "correlation"] as const;
 const KIND_LIST = new RegExp(kindList.pattern);
 
 /**
@@ -130,6 +131,32 @@ function pageLink(
   url.searchParams.set("cursor", String(page.next));
   for (const [name, time] of Object.entries(times)) if (time) url.searchParams.set(name, time.toISOString());
   return `<${url.pathname}${url.search}>; rel="next"`;
+}
+
+/** A Change's position in the Log, in the path: `/changes/{seq}`, `/changes/{seq}/why`. */
+const seqParam = {
+  type: "object",
+  properties: {
+    // A pattern, not an integer: its description is what a refusal says ("must be a whole number…").
+    seq: {
+      type: "string",
+      pattern: "^[1-9][0-9]{0,15}$",
+      description: "a whole number from 1 (a Change's position in the Log)",
+    },
+  },
+} as const;
+
+/** The Change at the path's seq; past the Log's end is no Change this hub has had. */
+async function changeAt(request: FastifyRequest, hub: Hub): Promise<Change> {
+  const seq = Number((request.params as { seq: string }).seq);
+  const change = await hub.store.getChange(seq);
+  if (!change) {
+    throw new ValidationError(
+      `seq ${seq} is past the end of the Log (${await hub.store.lastSeq()} Changes)`,
+      [{ pointer: "/params/seq", message: "is past the end of the Log" }],
+    );
+  }
+  return change;
 }
 
 export function historyRoutes(hub: Hub) {
@@ -287,6 +314,7 @@ export function historyRoutes(hub: Hub) {
       kind: kindList,
       actor: { type: "string" },
       release: { type: "string" },
+      correlation: { type: "string" },
     } as const;
 
     /** The feed's filters, with `type` (a Thing's @type as of each Change) as the graph reads it. */
@@ -298,6 +326,7 @@ export function historyRoutes(hub: Hub) {
         ...(q.kind !== undefined && { kinds: kinds(q.kind) }),
         ...(q.actor !== undefined && { actor: q.actor }),
         ...(q.release !== undefined && { release: q.release }),
+        ...(q.correlation !== undefined && { correlation: q.correlation }),
       };
       // The type's Things as the graph finds them (prefixes, subtypes: docs/queries.md), each as
       // it was at the Change: a Thing re-described or removed since keeps its past Changes' type.
@@ -412,20 +441,23 @@ export function historyRoutes(hub: Hub) {
         schema: {
           summary: "One Change, by its position in the Log",
           tags: ["history"],
-          params: { type: "object", properties: { seq: { type: "integer", minimum: 1 } } },
+          params: seqParam,
         },
       },
-      async (request) => {
-        const { seq } = request.params as { seq: number };
-        const change = await hub.store.getChange(seq);
-        if (!change) {
-          throw new ValidationError(
-            `seq ${seq} is past the end of the Log (${await hub.store.lastSeq()} Changes)`,
-            [{ pointer: "/params/seq", message: "is past the end of the Log" }],
-          );
-        }
-        return change;
+      async (request) => changeAt(request, hub),
+    );
+
+    app.get(
+      "/changes/:seq/why",
+      {
+        schema: {
+          summary:
+            "Why a Change happened: a reported value back to the write that asked for it, an outcome to its command, a command to who sent it",
+          tags: ["history"],
+          params: seqParam,
+        },
       },
+      async (request) => hub.causes.why(await changeAt(request, hub)),
     );
   };
 }

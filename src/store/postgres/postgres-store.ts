@@ -968,6 +968,8 @@ export class PostgresStore implements Store {
     if (query.actor !== undefined) where.push(`(c.cause::json ->> 'actor') = $${values.push(query.actor)}`);
     if (query.release !== undefined)
       where.push(`(c.cause::json ->> 'release') = $${values.push(query.release)}`);
+    if (query.correlation !== undefined)
+      where.push(`(c.cause::json ->> 'correlation') = $${values.push(query.correlation)}`);
     const direction = order === "asc" ? "ASC" : "DESC";
     let text: string;
     if (things) {

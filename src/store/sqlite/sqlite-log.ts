@@ -1139,7 +1139,11 @@ export class SqliteLog {
       const out: Change[] = [];
       let bounds = { after, before: before ?? Number.MAX_SAFE_INTEGER };
       // With no other filter every Change of the page is taken: no more are read than asked for.
-      const only = filter.actor === undefined && filter.release === undefined && !filter.things;
+      const only =
+        filter.actor === undefined &&
+        filter.release === undefined &&
+        filter.correlation === undefined &&
+        !filter.things;
       const pageSize = only ? Math.min(limit, FEED_PAGE) : FEED_PAGE;
       const kinds = filter.kinds && { kinds: filter.kinds };
       while (out.length < limit) {
@@ -1151,7 +1155,11 @@ export class SqliteLog {
       }
       return out;
     }
-    const plain = !filter.kinds && filter.actor === undefined && filter.release === undefined;
+    const plain =
+      !filter.kinds &&
+      filter.actor === undefined &&
+      filter.release === undefined &&
+      filter.correlation === undefined;
     if (plain && filter.things === undefined && before === undefined && order === "asc") {
       return this.stmt.after.all(after, limit).map(toChange);
     }
@@ -1166,6 +1174,7 @@ export class SqliteLog {
       filter.kinds?.length ?? "any",
       filter.actor !== undefined,
       filter.release !== undefined,
+      filter.correlation !== undefined,
       filter.things !== undefined,
       order,
     ].join(":");
@@ -1175,6 +1184,7 @@ export class SqliteLog {
       if (filter.kinds) where.push(`kind IN (${filter.kinds.map(() => "?").join(", ")})`);
       if (filter.actor !== undefined) where.push("json_extract(cause, '$.actor') = ?");
       if (filter.release !== undefined) where.push("json_extract(cause, '$.release') = ?");
+      if (filter.correlation !== undefined) where.push("json_extract(cause, '$.correlation') = ?");
       // The Things as one JSON array: any number of them, one statement.
       if (filter.things !== undefined) where.push("thing IN (SELECT value FROM json_each(?))");
       statement = this.db.prepare<unknown[], ChangeRow>(
@@ -1549,6 +1559,7 @@ function extra(filter: ChangeFilter): Array<string | number> {
   const out: Array<string | number> = [];
   if (filter.actor !== undefined) out.push(filter.actor);
   if (filter.release !== undefined) out.push(filter.release);
+  if (filter.correlation !== undefined) out.push(filter.correlation);
   if (filter.things !== undefined) out.push(JSON.stringify(filter.things));
   return out;
 }
@@ -1558,5 +1569,6 @@ function matches(change: Change, filter: ChangeFilter): boolean {
   if (filter.kinds && !filter.kinds.includes(change.kind)) return false;
   if (filter.actor !== undefined && change.cause.actor !== filter.actor) return false;
   if (filter.release !== undefined && change.cause.release !== filter.release) return false;
+  if (filter.correlation !== undefined && change.cause.correlation !== filter.correlation) return false;
   return true;
 }
