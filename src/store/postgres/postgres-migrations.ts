@@ -144,10 +144,12 @@ export const migrations: readonly string[] = [
   // hashes cover is touched. The secondary indexes are built again after the UPDATE rather than
   // kept up through it (1M Changes: 30 s instead of 78 s, bench/postgres-migration.bench.js).
   // That is longer than a statement_timeout the URL may set (operations.md suggests 30 s): the
-  // migrations' transaction sets none, nor a lock_timeout (migrateLocked).
+  // migrations' transaction sets none, nor a lock_timeout (migrateLocked). It also indexes the
+  // feed's correlation filter (`GET /changes?correlation=`), as migration 2 the actor and release
+  // ones: only commands, their outcomes and rollout steps carry a correlation.
   `
   ALTER TABLE changes ADD COLUMN ordinal bigint;
-  DROP INDEX IF EXISTS changes_stream, changes_hlc, changes_actor, changes_release;
+  DROP INDEX IF EXISTS changes_stream, changes_hlc, changes_actor, changes_release, changes_correlation;
   DO $$
   DECLARE
     guarded boolean := EXISTS (SELECT 1 FROM pg_trigger
@@ -166,6 +168,8 @@ export const migrations: readonly string[] = [
   CREATE INDEX changes_actor ON changes ((cause::json ->> 'actor'), seq);
   CREATE INDEX changes_release ON changes ((cause::json ->> 'release'), seq)
     WHERE (cause::json ->> 'release') IS NOT NULL;
+  CREATE INDEX changes_correlation ON changes ((cause::json ->> 'correlation'), seq)
+    WHERE (cause::json ->> 'correlation') IS NOT NULL;
   `,
 ];
 

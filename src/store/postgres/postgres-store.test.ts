@@ -99,7 +99,7 @@ if (problem !== undefined && !required) {
   /** `count` reported values spread over Things 1..`things` and three affordances. */
   /** Undoes migration 3: the schema as a hub of migration 2 left it (with its rows). */
   const BACK_TO_VERSION_2 =
-    "ALTER TABLE changes DROP COLUMN ordinal; DELETE FROM schema_migrations WHERE version >= 3";
+    "ALTER TABLE changes DROP COLUMN ordinal; DROP INDEX changes_correlation; DELETE FROM schema_migrations WHERE version >= 3";
 
   /** Rows whose ordinal is not their position in their stream (what migration 3 and appends keep at 0). */
   const WRONG_ORDINALS = `SELECT count(*)::int AS n FROM (SELECT ordinal, row_number() OVER (
@@ -372,12 +372,15 @@ if (problem !== undefined && !required) {
       });
     });
 
-    it("migration 2 brings a version-1 schema its feed indexes, which the actor and release filters use", async () => {
+    it("migrations 2 and 3 bring a version-1 schema its feed indexes, which the actor, release and correlation filters use", async () => {
       const schema = newSchema();
       const first = await openStore(schema);
       await first.append([
         ...readings(30, 3),
-        { ...(readings(1, 3, 30)[0] as ChangeDraft), cause: { actor: "rare", release: "sha256:r1" } },
+        {
+          ...(readings(1, 3, 30)[0] as ChangeDraft),
+          cause: { actor: "rare", release: "sha256:r1", correlation: "rare" },
+        },
       ]);
       await first.close();
       // The schema as a hub of migration 1 left it.
@@ -393,11 +396,15 @@ if (problem !== undefined && !required) {
       expect(
         (await store.feed({ release: "sha256:r1", after: 0, order: "asc", limit: 5 })).map((c) => c.seq),
       ).toEqual([31]);
+      expect(
+        (await store.feed({ correlation: "rare", after: 0, order: "desc", limit: 5 })).map((c) => c.seq),
+      ).toEqual([31]);
       // The feed's own WHERE, planned as on a big Log (a scan of 31 rows would win here otherwise).
       await db.query("SET enable_seqscan = off");
       for (const [member, index] of [
         ["actor", "changes_actor"],
         ["release", "changes_release"],
+        ["correlation", "changes_correlation"],
       ]) {
         const plan = await db.query<{ "QUERY PLAN": string }>(
           `EXPLAIN SELECT * FROM changes c WHERE c.seq > 0 AND c.seq < 100 AND (c.cause::json ->> '${member}') = 'rare' ORDER BY c.seq DESC LIMIT 50`,
@@ -484,11 +491,16 @@ if (problem !== undefined && !required) {
           )
         ).rows,
       ).toEqual(
-        ["changes_actor", "changes_hlc", "changes_pkey", "changes_release", "changes_stream"].map(
-          (indexname) => ({
-            indexname,
-          }),
-        ),
+        [
+          "changes_actor",
+          "changes_correlation",
+          "changes_hlc",
+          "changes_pkey",
+          "changes_release",
+          "changes_stream",
+        ].map((indexname) => ({
+          indexname,
+        })),
       );
       expect(store.restoredGuards).toEqual([{ trigger: "changes_no_update", found: "disabled" }]);
       expect((await db.query(WRONG_ORDINALS)).rows[0]).toEqual({ n: 0 });
