@@ -1,0 +1,79 @@
+// Finding one's way in the web UI, in Chromium (playwright-core) against a real hub: the graph's
+// canvas by the keyboard alone (the arrow keys choose the nearest Thing that way, Enter opens it).
+import type { Page } from "playwright-core";
+import { expect, it } from "vitest";
+import { InteractionClient } from "../src/client/index.js";
+import { graphOfSummary, layoutOf } from "../ui/src/thing-graph.js";
+import { describeInBrowser, useBrowserAndHub } from "./support/ui-browser.js";
+import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
+
+// Bounds on waiting for what the page shows: generous, as ui.test.ts, for a loaded shared machine.
+const SHOWN_MS = 60_000;
+const SAREF = ["https://www.w3.org/2022/wot/td/v1.1", { saref: "https://saref.etsi.org/core/" }];
+
+describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, () => {
+  const ui = useBrowserAndHub(async () => {
+    const hub = await startTestHub();
+    // Two types: two appliances on one disc, a probe on the other (the layout of thing-graph.ts).
+    for (const [id, title, type] of [
+      ["urn:test:wayfinding:machine-1", "Espresso machine", "saref:Appliance"],
+      ["urn:test:wayfinding:machine-2", "Grinder", "saref:Appliance"],
+      ["urn:test:wayfinding:probe", "Boiler probe", "saref:TemperatureSensor"],
+    ] as const)
+      await putTd(hub, minimalTd({ "@context": SAREF, "@type": type, id, title }));
+    return hub;
+  }, SHOWN_MS);
+
+  /** The Things as the graph lays them out: graph coordinates, y up (sigma draws y up on the screen). */
+  async function layout(): Promise<Array<{ id: string; title: string; x: number; y: number }>> {
+    const summary = await new InteractionClient({ url: ui.hub.url, token: ui.hub.token }).graphSummary();
+    const { nodes } = graphOfSummary(summary);
+    const positions = layoutOf(nodes);
+    return nodes.map((node) => ({
+      id: node.id,
+      title: node.title,
+      ...(positions.get(node.id) ?? { x: 0, y: 0 }),
+    }));
+  }
+
+  async function press(page: Page, key: string, says: string): Promise<void> {
+    await page.keyboard.press(key);
+    await page.getByRole("status").filter({ hasText: says }).waitFor();
+  }
+
+  it("moves a selection over the graph's canvas with the arrow keys, says which, and opens it with Enter", async () => {
+    const things = await layout();
+    const byX = [...things].sort((a, b) => a.x - b.x);
+    const [left, middle, right] = byX;
+    if (left === undefined || middle === undefined || right === undefined) throw new Error("three Things");
+    const page = await ui.open();
+    try {
+      const canvas = page.getByTestId("graph");
+      await page.locator('[data-testid="graph"][data-rendered="3"]').waitFor();
+      await canvas.focus();
+      // As far left as it goes: the leftmost Thing, and then nothing further.
+      for (let i = 0; i < 3; i++) await page.keyboard.press("ArrowLeft");
+      await press(page, "ArrowLeft", `No Thing to the left of ${left.title}`);
+      expect(await canvas.getAttribute("data-selected")).toBe(left.id);
+      await expect(
+        page.getByRole("status").filter({ hasText: "Selected:" }).textContent(),
+      ).resolves.toContain(`Selected: ${left.title} (`);
+      // Right: the nearest that way, then the next, then nothing further.
+      await press(page, "ArrowRight", `Selected: ${middle.title} (`);
+      expect(await canvas.getAttribute("data-selected")).toBe(middle.id);
+      await press(page, "ArrowRight", `Selected: ${right.title} (`);
+      await press(page, "ArrowRight", `No Thing to the right of ${right.title}`);
+      // Up or down, whichever way the middle one is from the right one: back to it; the other way, none.
+      const [toward, away, word] =
+        middle.y > right.y ? ["ArrowUp", "ArrowDown", "below"] : ["ArrowDown", "ArrowUp", "above"];
+      await press(page, away, `No Thing ${word} ${right.title}`);
+      await press(page, toward, `Selected: ${middle.title} (`);
+      // Enter opens the Thing chosen.
+      await page.keyboard.press("Enter");
+      await page.getByRole("heading", { level: 1, name: middle.title }).waitFor();
+      expect(decodeURIComponent(new URL(page.url()).hash)).toBe(`#/thing/${middle.id}`);
+    } finally {
+      await page.context().close();
+    }
+  });
+});
