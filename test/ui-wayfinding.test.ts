@@ -1,5 +1,6 @@
 // Finding one's way in the web UI, in Chromium (playwright-core) against a real hub: the graph's
-// canvas by the keyboard alone (the arrow keys choose the nearest Thing that way, Enter opens it).
+// canvas by the keyboard alone (the arrow keys choose the nearest Thing that way, Enter opens it),
+// and time fields that show the whole of a time written to the millisecond with its offset.
 import type { Page } from "playwright-core";
 import { expect, it } from "vitest";
 import { InteractionClient } from "../src/client/index.js";
@@ -9,6 +10,9 @@ import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
 
 // Bounds on waiting for what the page shows: generous, as ui.test.ts, for a loaded shared machine.
 const SHOWN_MS = 60_000;
+/** An RFC 3339 time as long as they come: milliseconds and an offset. */
+const LONG_TIME = "2026-12-07T08:15:30.123+01:00";
+const MACHINE = "urn:test:wayfinding:machine-1";
 const SAREF = ["https://www.w3.org/2022/wot/td/v1.1", { saref: "https://saref.etsi.org/core/" }];
 
 describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, () => {
@@ -16,7 +20,7 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
     const hub = await startTestHub();
     // Two types: two appliances on one disc, a probe on the other (the layout of thing-graph.ts).
     for (const [id, title, type] of [
-      ["urn:test:wayfinding:machine-1", "Espresso machine", "saref:Appliance"],
+      [MACHINE, "Espresso machine", "saref:Appliance"],
       ["urn:test:wayfinding:machine-2", "Grinder", "saref:Appliance"],
       ["urn:test:wayfinding:probe", "Boiler probe", "saref:TemperatureSensor"],
     ] as const)
@@ -74,6 +78,43 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
       expect(decodeURIComponent(new URL(page.url()).hash)).toBe(`#/thing/${middle.id}`);
     } finally {
       await page.context().close();
+    }
+  });
+
+  it("shows the whole of a time to the millisecond with its offset in every time field, on a laptop and a phone", async () => {
+    const views: Array<[hash: string, fields: string[]]> = [
+      ["#/changes", ["Since", "Until"]],
+      [`#/time/${encodeURIComponent(MACHINE)}`, ["At", "From", "To"]],
+    ];
+    for (const viewport of [
+      { width: 1280, height: 720 },
+      { width: 390, height: 844 },
+    ]) {
+      const page = await ui.open({ viewport, hash: "#/log" });
+      try {
+        for (const [hash, fields] of views) {
+          await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
+          for (const label of fields) {
+            const field = page.getByLabel(label, { exact: true });
+            await field.fill(LONG_TIME);
+            // Text wider than its box scrolls inside it: scrollWidth grows past clientWidth.
+            const [scroll, client] = await field.evaluate(
+              (input: { scrollWidth: number; clientWidth: number }) => [input.scrollWidth, input.clientWidth],
+            );
+            expect(
+              scroll,
+              `${label} in ${hash} at ${viewport.width} px: ${scroll} px of text in ${client} px`,
+            ).toBeLessThanOrEqual(client);
+          }
+          // And the page no wider than the window for it.
+          expect(
+            await page.evaluate<number>("document.documentElement.scrollWidth"),
+            hash,
+          ).toBeLessThanOrEqual(viewport.width);
+        }
+      } finally {
+        await page.context().close();
+      }
     }
   });
 });
