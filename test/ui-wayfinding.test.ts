@@ -1,6 +1,7 @@
 // Finding one's way in the web UI, in Chromium (playwright-core) against a real hub: the graph's
 // canvas by the keyboard alone (the arrow keys choose the nearest Thing that way, Enter opens it),
-// and time fields that show the whole of a time written to the millisecond with its offset.
+// time fields that show the whole of a time written to the millisecond with its offset, and links
+// that name Things by title, not by id.
 import type { Page } from "playwright-core";
 import { expect, it } from "vitest";
 import { InteractionClient } from "../src/client/index.js";
@@ -13,18 +14,30 @@ const SHOWN_MS = 60_000;
 /** An RFC 3339 time as long as they come: milliseconds and an offset. */
 const LONG_TIME = "2026-12-07T08:15:30.123+01:00";
 const MACHINE = "urn:test:wayfinding:machine-1";
+const GRINDER = "urn:test:wayfinding:machine-2";
+const PROBE = "urn:test:wayfinding:probe";
+const NOWHERE = "urn:test:wayfinding:nowhere";
 const SAREF = ["https://www.w3.org/2022/wot/td/v1.1", { saref: "https://saref.etsi.org/core/" }];
 
 describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, () => {
   const ui = useBrowserAndHub(async () => {
     const hub = await startTestHub();
     // Two types: two appliances on one disc, a probe on the other (the layout of thing-graph.ts).
-    for (const [id, title, type] of [
-      [MACHINE, "Espresso machine", "saref:Appliance"],
-      ["urn:test:wayfinding:machine-2", "Grinder", "saref:Appliance"],
-      ["urn:test:wayfinding:probe", "Boiler probe", "saref:TemperatureSensor"],
+    for (const [id, title, type, links] of [
+      [MACHINE, "Espresso machine", "saref:Appliance", []],
+      [
+        GRINDER,
+        "Grinder",
+        "saref:Appliance",
+        [
+          { rel: "partOf", href: MACHINE },
+          // No Thing has this id: the link shows it as it is.
+          { rel: "near", href: NOWHERE },
+        ],
+      ],
+      [PROBE, "Boiler probe", "saref:TemperatureSensor", [{ rel: "partOf", href: MACHINE }]],
     ] as const)
-      await putTd(hub, minimalTd({ "@context": SAREF, "@type": type, id, title }));
+      await putTd(hub, minimalTd({ "@context": SAREF, "@type": type, id, title, links }));
     return hub;
   }, SHOWN_MS);
 
@@ -115,6 +128,52 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
       } finally {
         await page.context().close();
       }
+    }
+  });
+
+  it("names Things by title in links, with the id as the tooltip: the graph, the Changes view, a Thing's links", async () => {
+    const page = await ui.open();
+    try {
+      const titled = (scope: ReturnType<Page["locator"]>, title: string, id: string) =>
+        scope
+          .locator(`a[title=${JSON.stringify(id)}]`, { hasText: title })
+          .first()
+          .waitFor();
+      // The graph's list of Things and their links.
+      await page.locator('[data-testid="graph"][data-rendered="3"]').waitFor();
+      await page.getByText("The Things as a list, with their links").click();
+      const list = page.getByTestId("graph-list");
+      await titled(list.locator(`li[data-thing="${GRINDER}"]`), "Espresso machine", MACHINE);
+      await titled(list, "Boiler probe", PROBE);
+
+      // A Thing's links: another Thing by its title; an id no Thing has, as it is.
+      await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(GRINDER)}`)}`);
+      const links = page.locator("ul.links");
+      await titled(links, "Espresso machine", MACHINE);
+      expect(await links.locator("li", { hasText: "partOf" }).textContent()).toBe(
+        "partOf → Espresso machine",
+      );
+      expect(await links.locator("li", { hasText: "near" }).textContent()).toBe(`near → ${NOWHERE}`);
+
+      // The Changes view: more Things than are asked for one by one (the graph's summary then).
+      for (let i = 1; i <= 7; i++)
+        await putTd(ui.hub, minimalTd({ id: `urn:test:wayfinding:lamp-${i}`, title: `Lamp ${i}` }));
+      await page.evaluate('location.hash = "#/changes"');
+      const rows = page.locator("table.changes tbody");
+      await rows.locator("tr.change").first().waitFor();
+      for (const [title, id] of [
+        ["Espresso machine", MACHINE],
+        ["Grinder", GRINDER],
+        ["Boiler probe", PROBE],
+        ["Lamp 7", "urn:test:wayfinding:lamp-7"],
+      ] as const)
+        await titled(rows.locator("td.thing"), title, id);
+      // A Thing registered while the view is open: its live row names it too.
+      await putTd(ui.hub, minimalTd({ id: "urn:test:wayfinding:kettle", title: "Kettle" }));
+      await titled(rows.locator("td.thing"), "Kettle", "urn:test:wayfinding:kettle");
+      expect(await rows.locator("td.thing a", { hasText: "urn:" }).count()).toBe(0);
+    } finally {
+      await page.context().close();
     }
   });
 });

@@ -6,6 +6,7 @@ import { changeRow, changeTable } from "./change-row.js";
 import { h, replace, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
+import { nameThingLinks, titlesOf } from "./thing-titles.js";
 import { RANGES } from "./thing-view.js";
 import { hubTime, timeInput } from "./time-view.js";
 
@@ -118,10 +119,50 @@ export const changesView: View = ({ client, live }, root, query) => {
           : `${changes(shown)}${span}, newest first${closed ? "." : "; new ones appear live."}`,
     );
   };
+  // Each row names its Thing by title (the id as the tooltip). The titles come after the rows,
+  // from the hub, for the Things the page shows, and for those that come live, a second later;
+  // until then (and for a Thing removed since), a Thing a `described` Change shows is named by the
+  // title its TD had then, and any other by its id.
+  const titles = new Map<string, string>();
+  const asked = new Set<string>();
+  const learn = (change: Change): void => {
+    const td = change.value;
+    if (change.kind !== "described" || titles.has(change.thing) || typeof td !== "object" || td === null)
+      return;
+    const title = (td as { title?: unknown }).title;
+    if (typeof title === "string") titles.set(change.thing, title);
+  };
+  const row = (change: Change): HTMLElement => {
+    learn(change);
+    return changeRow(change, { showThing: true, titleOf: (id) => titles.get(id) });
+  };
+  const askTitles = (ids: Iterable<string>): void => {
+    const fresh = [...ids].filter((id) => !asked.has(id));
+    if (fresh.length === 0) return;
+    for (const id of fresh) asked.add(id);
+    void titlesOf(client, fresh, abort.signal).then((found) => {
+      if (abort.signal.aborted) return;
+      for (const [id, title] of found) titles.set(id, title);
+      nameThingLinks(body, titles);
+    });
+  };
+  /** Things that came live, asked for together: a burst of them costs one request. */
+  const arrived = new Set<string>();
+  let arrivedTimer: ReturnType<typeof setTimeout> | undefined;
+  const askLater = (id: string): void => {
+    if (asked.has(id)) return;
+    arrived.add(id);
+    arrivedTimer ??= setTimeout(() => {
+      arrivedTimer = undefined;
+      askTitles([...arrived]);
+      arrived.clear();
+    }, 1000);
+  };
   const show = (change: Change) => {
     if (change.seq <= lastSeq) return;
     lastSeq = change.seq;
-    body.prepend(changeRow(change, { showThing: true }));
+    body.prepend(row(change));
+    askLater(change.thing);
     while (body.rows.length > MAX_ROWS) {
       body.lastElementChild?.remove();
       more = true;
@@ -163,12 +204,17 @@ export const changesView: View = ({ client, live }, root, query) => {
           ...(cursor !== undefined && { cursor }),
         });
         if (abort.signal.aborted) return;
-        body.append(...page.changes.map((change) => changeRow(change, { showThing: true })));
+        body.append(...page.changes.map(row));
         lastSeq = Math.max(lastSeq, page.changes[0]?.seq ?? 0);
         cursor = page.next;
         if (cursor !== undefined) replace(status, `Reading the range… ${changes(body.rows.length)} so far.`);
       } while (cursor !== undefined && body.rows.length < MAX_ROWS);
       loaded = true;
+      askTitles(
+        new Set(
+          [...body.querySelectorAll<HTMLElement>("a[data-thing-id]")].map((a) => a.dataset.thingId ?? ""),
+        ),
+      );
       more ||= cursor !== undefined;
       for (const change of early) show(change);
       counted = true;
@@ -187,5 +233,6 @@ export const changesView: View = ({ client, live }, root, query) => {
   return () => {
     abort.abort();
     cancelRedraw?.();
+    if (arrivedTimer !== undefined) clearTimeout(arrivedTimer);
   };
 };

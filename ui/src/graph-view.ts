@@ -10,6 +10,7 @@ import { h, replace, thingHref } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
 import type { GraphSummary } from "../../src/client/hub-client.js";
+import { thingLink } from "./thing-titles.js";
 import { GOLDEN_ANGLE, PALETTE, graphOfSummary, layoutOf, legendOf, type GraphEdge } from "./thing-graph.js";
 
 const UNREACHABLE_COLOR = "#b0b0b0";
@@ -90,9 +91,7 @@ export const graphView: View = ({ client, live }, root) => {
       unreachableList,
       unreachable.size === 0
         ? h("li", { class: "muted" }, "none")
-        : [...unreachable].map(([id, reason]) =>
-            h("li", {}, h("a", { href: thingHref(id) }, titles.get(id) ?? id), " — ", reason),
-          ),
+        : [...unreachable].map(([id, reason]) => h("li", {}, thingLink(id, titles.get(id)), " — ", reason)),
     );
   }
 
@@ -131,7 +130,7 @@ export const graphView: View = ({ client, live }, root) => {
       matches,
       found.length === 0
         ? h("li", { class: "muted" }, "no Thing matches")
-        : found.map((id) => h("li", {}, h("a", { href: thingHref(id) }, titles.get(id) ?? id))),
+        : found.map((id) => h("li", {}, thingLink(id, titles.get(id)))),
     );
   };
   search.addEventListener("input", () => {
@@ -163,7 +162,7 @@ export const graphView: View = ({ client, live }, root) => {
         return text === "" || title.toLowerCase().includes(text) || id.toLowerCase().includes(text);
       })
       .sort((a, b) => (titles.get(a) ?? a).localeCompare(titles.get(b) ?? b) || a.localeCompare(b));
-    const thing = (id: string) => h("a", { href: thingHref(id) }, titles.get(id) ?? id);
+    const thing = (id: string) => thingLink(id, titles.get(id));
     const items = ids.slice(0, MAX_LISTED).map((id) => {
       const links: HTMLElement[] = [];
       shown.forEachOutEdge(id, (_edge, attributes, _source, target) =>

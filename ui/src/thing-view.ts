@@ -8,12 +8,13 @@ import type {
 } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
 import { changeRow, changeTable } from "./change-row.js";
-import { h, replace, show, showTime, thingHref } from "./dom.js";
+import { h, replace, show, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { historyChart, type HistoryChart } from "./history-chart.js";
 import { redrawWhenBack } from "./live.js";
 import { schemaForm, type SchemaForm } from "./schema-form.js";
 import { typeOf } from "./thing-graph.js";
+import { nameThingLinks, thingLink, titlesOf } from "./thing-titles.js";
 
 const TIMELINE_SIZE = 50;
 /** The kinds of Change someone or something did to a Thing, as against what it reported. */
@@ -233,21 +234,23 @@ export const thingView: View = ({ client, live }, root, id) => {
     range.addEventListener("change", drawCharts);
 
     const { table: timeline, body: timelineBody } = changeTable(false);
+    // A link to another Thing (an id, not a web address) names it by title once the hub says it.
+    const linkedThings = (td.links ?? [])
+      .map((link) => link.href)
+      .filter((href) => href.includes(":") && !href.startsWith("http"));
     const links = (td.links ?? []).map((link) =>
       h(
         "li",
         {},
         link.rel ?? "link",
         " → ",
-        h(
-          "a",
-          {
-            href: link.href.includes(":") && !link.href.startsWith("http") ? thingHref(link.href) : link.href,
-          },
-          link.href,
-        ),
+        linkedThings.includes(link.href) ? thingLink(link.href) : h("a", { href: link.href }, link.href),
       ),
     );
+    const linkList = h("ul", { class: "links" }, links);
+    void titlesOf(client, linkedThings).then((found) => {
+      if (!disposed) nameThingLinks(linkList, found);
+    });
 
     replace(
       root,
@@ -255,7 +258,7 @@ export const thingView: View = ({ client, live }, root, id) => {
       h("p", {}, h("code", {}, id), " ", h("span", { class: "tag" }, typeOf(td))),
       reachability,
       td.description !== undefined && h("p", {}, td.description),
-      links.length > 0 && h("ul", { class: "links" }, links),
+      links.length > 0 && linkList,
       h(
         "p",
         {},
