@@ -1,7 +1,7 @@
 // Finding one's way in the web UI, in Chromium (playwright-core) against a real hub: the graph's
 // canvas by the keyboard alone (the arrow keys choose the nearest Thing that way, Enter opens it),
 // time fields that show the whole of a time written to the millisecond with its offset, and links
-// that name Things by title, not by id.
+// that name Things by title, not by id; a Thing's page says which Things link to it.
 import type { Page } from "playwright-core";
 import { expect, it } from "vitest";
 import { InteractionClient } from "../src/client/index.js";
@@ -172,6 +172,29 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
       await putTd(ui.hub, minimalTd({ id: "urn:test:wayfinding:kettle", title: "Kettle" }));
       await titled(rows.locator("td.thing"), "Kettle", "urn:test:wayfinding:kettle");
       expect(await rows.locator("td.thing a", { hasText: "urn:" }).count()).toBe(0);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("lists on a Thing's page the Things that link to it, by title, as well as its own links", async () => {
+    const page = await ui.open({ hash: `#/thing/${encodeURIComponent(MACHINE)}` });
+    try {
+      // The machine links to nothing; the grinder and the probe are part of it.
+      const into = page.getByRole("list", { name: "Links to it" });
+      await into.locator(`a[title=${JSON.stringify(PROBE)}]`).waitFor();
+      expect((await into.locator("li").allTextContents()).sort()).toEqual([
+        "← partOf of Boiler probe",
+        "← partOf of Grinder",
+      ]);
+      await into.getByRole("link", { name: "Grinder" }).click();
+      await page.getByRole("heading", { level: 1, name: "Grinder" }).waitFor();
+      // The grinder's own links; nothing links to it, and no empty list says otherwise.
+      await page
+        .getByRole("list", { name: "Its links" })
+        .locator(`a[title=${JSON.stringify(MACHINE)}]`)
+        .waitFor();
+      expect(await page.getByRole("list", { name: "Links to it" }).count()).toBe(0);
     } finally {
       await page.context().close();
     }
