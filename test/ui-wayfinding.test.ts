@@ -199,4 +199,24 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
       await page.context().close();
     }
   });
+
+  it("names the Thing and the Things its links point at by title in the time view", async () => {
+    const page = await ui.open({
+      hash: `#/time/${encodeURIComponent(GRINDER)}?from=${encodeURIComponent("2000-01-01T00:00:00Z")}`,
+    });
+    try {
+      await page
+        .getByRole("heading", { level: 1 })
+        .locator(`a[title="${GRINDER}"]`, { hasText: "Grinder" })
+        .waitFor();
+      // Registered with its links in between: both added, the one to a Thing by its title.
+      const added = page.getByTestId("diff-links").locator("tr.link-added");
+      await added.locator(`a[title="${MACHINE}"]`, { hasText: "Espresso machine" }).waitFor();
+      expect((await added.locator("td").allTextContents()).sort()).toEqual(
+        ["Espresso machine", NOWHERE, "near", "partOf"].sort(),
+      );
+    } finally {
+      await page.context().close();
+    }
+  });
 });

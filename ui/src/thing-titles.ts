@@ -23,6 +23,32 @@ function nameLink(link: HTMLAnchorElement, title: string | undefined): void {
   else link.title = id;
 }
 
+/** Whether a link's `href` names a Thing by its id (`urn:…`), not a web address. */
+export function isThingId(href: string): boolean {
+  return href.includes(":") && !href.startsWith("http");
+}
+
+/**
+ * Names the links to Things under `root`, asking the hub for the titles `known` does not hold
+ * yet and keeping them there (a Thing without a title as its id), so that a view drawn again
+ * asks only for the Things new to it.
+ */
+export async function nameThingLinksFrom(
+  client: InteractionClient,
+  root: ParentNode,
+  known: Map<string, string> = new Map(),
+): Promise<void> {
+  const ids = [...root.querySelectorAll<HTMLAnchorElement>("a[data-thing-id]")].map(
+    (link) => link.dataset.thingId ?? "",
+  );
+  const missing = [...new Set(ids)].filter((id) => !known.has(id));
+  if (missing.length > 0) {
+    const found = await titlesOf(client, missing);
+    for (const id of missing) known.set(id, found.get(id) ?? id);
+  }
+  nameThingLinks(root, known);
+}
+
 /** The links to Things under `root` named by the titles now known (the others stay as they are). */
 export function nameThingLinks(root: ParentNode, titles: ReadonlyMap<string, string>): void {
   for (const link of root.querySelectorAll<HTMLAnchorElement>("a[data-thing-id]")) {

@@ -14,7 +14,7 @@ import { historyChart, type HistoryChart } from "./history-chart.js";
 import { redrawWhenBack } from "./live.js";
 import { schemaForm, type SchemaForm } from "./schema-form.js";
 import { typeOf } from "./thing-graph.js";
-import { nameThingLinks, thingLink } from "./thing-titles.js";
+import { isThingId, nameThingLinks, thingLink } from "./thing-titles.js";
 
 const TIMELINE_SIZE = 50;
 /** The kinds of Change someone or something did to a Thing, as against what it reported. */
@@ -235,9 +235,7 @@ export const thingView: View = ({ client, live }, root, id) => {
 
     const { table: timeline, body: timelineBody } = changeTable(false);
     // A link to another Thing (an id, not a web address) names it by title once the hub says it.
-    const linkedThings = (td.links ?? [])
-      .map((link) => link.href)
-      .filter((href) => href.includes(":") && !href.startsWith("http"));
+    const linkedThings = (td.links ?? []).map((link) => link.href).filter(isThingId);
     const links = (td.links ?? []).map((link) =>
       h(
         "li",
