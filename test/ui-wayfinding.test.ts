@@ -1,7 +1,8 @@
 // Finding one's way in the web UI, in Chromium (playwright-core) against a real hub: the graph's
 // canvas by the keyboard alone (the arrow keys choose the nearest Thing that way, Enter opens it),
 // time fields that show the whole of a time written to the millisecond with its offset, and links
-// that name Things by title, not by id; a Thing's page says which Things link to it.
+// that name Things by title, not by id; a Thing's page says which Things link to it, and shows a
+// property's JSON value as wide as a phone's window.
 import type { Page } from "playwright-core";
 import { expect, it } from "vitest";
 import { InteractionClient } from "../src/client/index.js";
@@ -17,6 +18,12 @@ const MACHINE = "urn:test:wayfinding:machine-1";
 const GRINDER = "urn:test:wayfinding:machine-2";
 const PROBE = "urn:test:wayfinding:probe";
 const NOWHERE = "urn:test:wayfinding:nowhere";
+const PORTS = Object.fromEntries(
+  Array.from({ length: 8 }, (_, i) => [
+    String(i + 1),
+    { enabled: true, link: i === 6 ? "down" : "up", speed: 1000 },
+  ]),
+);
 const SAREF = ["https://www.w3.org/2022/wot/td/v1.1", { saref: "https://saref.etsi.org/core/" }];
 
 describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, () => {
@@ -37,7 +44,24 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
       ],
       [PROBE, "Boiler probe", "saref:TemperatureSensor", [{ rel: "partOf", href: MACHINE }]],
     ] as const)
-      await putTd(hub, minimalTd({ "@context": SAREF, "@type": type, id, title, links }));
+      await putTd(
+        hub,
+        minimalTd({
+          "@context": SAREF,
+          "@type": type,
+          id,
+          title,
+          links,
+          properties: {
+            // An object, as a switch's ports are: long JSON without a space to wrap at.
+            ports: { type: "object", readOnly: true, forms: [{ href: "http://127.0.0.1:9/ports" }] },
+          },
+        }),
+      );
+    await hub.hub.ingest(GRINDER, [{ kind: "reported", affordance: "ports", value: PORTS }], {
+      actor: "test",
+      via: "test",
+    });
     return hub;
   }, SHOWN_MS);
 
@@ -214,6 +238,27 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
       await added.locator(`a[title="${MACHINE}"]`, { hasText: "Espresso machine" }).waitFor();
       expect((await added.locator("td").allTextContents()).sort()).toEqual(
         ["Espresso machine", NOWHERE, "near", "partOf"].sort(),
+      );
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("shows a property's JSON value as wide as a phone's window, under its name and time", async () => {
+    const phone = { width: 390, height: 844 };
+    const page = await ui.open({ viewport: phone, hash: `#/thing/${encodeURIComponent(GRINDER)}` });
+    try {
+      const value = page.locator('td.value[data-property="ports"]');
+      await value.filter({ hasText: '"speed":1000' }).waitFor();
+      const [cell, name] = await Promise.all([
+        value.boundingBox(),
+        page.locator("table.properties th", { hasText: "ports" }).boundingBox(),
+      ]);
+      // Most of the window's width (it has 366 px inside the page's margins), below the name.
+      expect(cell?.width ?? 0).toBeGreaterThan(300);
+      expect(cell?.y ?? 0).toBeGreaterThanOrEqual((name?.y ?? 0) + (name?.height ?? 0) - 1);
+      expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(
+        phone.width,
       );
     } finally {
       await page.context().close();
