@@ -264,4 +264,31 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
       await page.context().close();
     }
   });
+
+  it("finds a Thing's Changes by its title typed in the Changes view's Thing field, offering the Things by title", async () => {
+    const page = await ui.open({ hash: "#/changes" });
+    try {
+      const field = page.getByLabel("Thing", { exact: true });
+      await field.focus();
+      // Offered: each Thing's id, labelled with its title.
+      await page.locator(`datalist#change-things option[value="${GRINDER}"][label="Grinder"]`).waitFor({
+        state: "attached",
+      });
+      await field.fill("grinder");
+      await page.getByRole("button", { name: "Filter" }).click();
+      await page.waitForFunction(
+        `new URLSearchParams(location.hash.split("?")[1]).get("thing") === ${JSON.stringify(GRINDER)}`,
+      );
+      await expect(field.inputValue()).resolves.toBe(GRINDER);
+      await page.locator("tr.change").first().waitFor();
+      const things = await page
+        .locator("tr.change td.thing a")
+        .evaluateAll((links: Array<{ getAttribute(name: string): string | null }>) =>
+          links.map((link) => link.getAttribute("data-thing-id")),
+        );
+      expect(new Set(things)).toEqual(new Set([GRINDER]));
+    } finally {
+      await page.context().close();
+    }
+  });
 });

@@ -14,7 +14,7 @@ const MAX_ROWS = 2000;
 
 /** The filters of the view, as query parameters of its hash and of GET /changes. */
 const FIELDS = [
-  { name: "thing", label: "Thing", placeholder: "Thing id" },
+  { name: "thing", label: "Thing", placeholder: "Thing id or title" },
   { name: "type", label: "Type", placeholder: "e.g. saref:Appliance" },
   { name: "kind", label: "Kinds", placeholder: "e.g. reported,desired" },
   { name: "actor", label: "Actor", placeholder: "e.g. admin" },
@@ -46,23 +46,57 @@ export const changesView: View = ({ client, live }, root, query) => {
     { id: "change-ranges" },
     Object.entries(RANGES).map(([value, label]) => h("option", { value }, label)),
   );
+  // The Thing field offers the Things by title (their ids as the values sent), read from the
+  // hub's graph summary the first time it is used; a title typed whole is sent as its Thing's id.
+  const thingInput = inputs.find((field) => field.name === "thing")?.input;
+  const thingOptions = h("datalist", { id: "change-things" });
+  thingInput?.setAttribute("list", "change-things");
+  let directory: Promise<Map<string, string>> | undefined;
+  const things = (): Promise<Map<string, string>> =>
+    (directory ??= client.graphSummary().then(
+      (summary) => {
+        const byId = new Map<string, string>();
+        for (const thing of summary.things) if (thing.title !== undefined) byId.set(thing.id, thing.title);
+        replace(
+          thingOptions,
+          [...byId].map(([id, title]) => h("option", { value: id, label: title })),
+        );
+        return byId;
+      },
+      () => new Map<string, string>(), // no suggestions; the field takes an id as before
+    ));
+  thingInput?.addEventListener("focus", () => void things());
+  /** The Thing field's text as an id: a title that names exactly one Thing (any case) is its id. */
+  const thingId = async (text: string): Promise<string> => {
+    if (text === "" || text.includes(":")) return text;
+    const wanted = text.toLowerCase();
+    const named = [...(await things())].filter(([, title]) => title.toLowerCase() === wanted);
+    return named.length === 1 ? (named[0]?.[0] ?? text) : text;
+  };
   const status = h("div", { class: "muted" });
   const { table, body } = changeTable(true);
+  /** The filters into the address: the view is drawn again from it. */
+  const applyFilters = (): void => {
+    const next = new URLSearchParams();
+    for (const { name, input } of inputs) if (input.value.trim() !== "") next.set(name, input.value.trim());
+    next.set("since", since.value.trim() || "-1h");
+    if (until.value.trim() !== "") next.set("until", until.value.trim());
+    // The same address again (Filter pressed twice, or after "now" moved on) reads the range again.
+    const hash = `#/changes?${next.toString()}`;
+    if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
+    else location.hash = hash;
+  };
   const form = h(
     "form",
     {
       class: "filters",
       onsubmit: (event: Event) => {
         event.preventDefault();
-        const next = new URLSearchParams();
-        for (const { name, input } of inputs)
-          if (input.value.trim() !== "") next.set(name, input.value.trim());
-        next.set("since", since.value.trim() || "-1h");
-        if (until.value.trim() !== "") next.set("until", until.value.trim());
-        // The same address again (Filter pressed twice, or after "now" moved on) reads the range again.
-        const hash = `#/changes?${next.toString()}`;
-        if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
-        else location.hash = hash;
+        if (thingInput === undefined) return applyFilters();
+        void thingId(thingInput.value.trim()).then((id) => {
+          thingInput.value = id;
+          applyFilters();
+        });
       },
     },
     // Visible labels: a filled-in box no longer shows its placeholder.
@@ -70,6 +104,7 @@ export const changesView: View = ({ client, live }, root, query) => {
     h("label", {}, "Since", since),
     h("label", {}, "Until", until),
     presets,
+    thingOptions,
     h("button", { type: "submit" }, "Filter"),
   );
   replace(root, h("h1", {}, "Changes"), form, status, table);
