@@ -291,4 +291,41 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
       await page.context().close();
     }
   });
+
+  it("frames the graph so that the labels of the Things at its edges are drawn whole, on a laptop and a phone", async () => {
+    for (const viewport of [
+      { width: 1280, height: 720 },
+      { width: 390, height: 844 },
+    ]) {
+      const page = await ui.open({ viewport });
+      try {
+        const graph = page.getByTestId("graph");
+        await page.locator('[data-testid="graph"][data-rendered="3"]').waitFor();
+        // Labels are black; nodes are coloured and links light grey: a dark pixel in the columns
+        // along the canvas's left and right edges is a label cut by the edge.
+        const png = (await graph.screenshot()).toString("base64");
+        const cut = await page.evaluate<number>(`(async () => {
+          const image = new Image();
+          image.src = "data:image/png;base64,${png}";
+          await image.decode();
+          const canvas = document.createElement("canvas");
+          canvas.width = image.width;
+          canvas.height = image.height;
+          const context = canvas.getContext("2d");
+          context.drawImage(image, 0, 0);
+          const { data, width, height } = context.getImageData(0, 0, canvas.width, canvas.height);
+          let dark = 0;
+          for (let y = 0; y < height; y++)
+            for (const x of [2, 3, 4, 5, 6, width - 7, width - 6, width - 5, width - 4, width - 3]) {
+              const i = (y * width + x) * 4;
+              if (data[i] < 100 && data[i + 1] < 100 && data[i + 2] < 100) dark++;
+            }
+          return dark;
+        })()`);
+        expect(cut, `dark pixels along the edges at ${viewport.width} px`).toBe(0);
+      } finally {
+        await page.context().close();
+      }
+    }
+  });
 });

@@ -610,6 +610,9 @@ export const graphView: View = ({ client, live }, root) => {
           renderEdgeLabels: labelEdges,
           hideEdgesOnMove: true,
           labelRenderedSizeThreshold: Math.min(8, size),
+          // The camera frames the labels too, where they are drawn: a Thing at the edge of the
+          // graph is read whole ("Espresso machine", not "Espress" cut by the canvas's edge).
+          autoRescaleContent: nodes.length <= LABELLED_GRAPH ? "labels" : "nodes",
         },
       });
       performance.measure("graph-sigma", "graph-built");
