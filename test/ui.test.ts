@@ -318,7 +318,12 @@ describeInBrowser("the web UI in a browser", { timeout: 2 * SHOWN_MS }, () => {
     await page.goto(`${hub.url}/#/changes?type=saref:Appliance&kind=reported`);
     await page.locator("tr.change").first().waitFor();
     await expect(page.getByLabel("Type").inputValue()).resolves.toBe("saref:Appliance");
-    const things = await page.locator("tr.change td.thing a").allTextContents();
+    // Each row's Thing, by id (the link shows its title).
+    const things = await page
+      .locator("tr.change td.thing a")
+      .evaluateAll((links: Array<{ getAttribute(name: string): string | null }>) =>
+        links.map((link) => link.getAttribute("data-thing-id")),
+      );
     expect(things.length).toBeGreaterThan(0);
     expect(new Set(things)).toEqual(new Set([ESPRESSO]));
     // A switch's reading, then the machine's: when the machine's row is there, the switch's
@@ -698,10 +703,14 @@ describeInBrowser("the web UI in a browser", { timeout: 2 * SHOWN_MS }, () => {
     expect(await page.getByTestId("drift").getAttribute("data-count")).toBe("0");
     // Set by hand to another value, the machine drifts from its release: the page shows it.
     await new InteractionClient({ url: hub.url, token: hub.token }).writeProperty(ESPRESSO, "setpoint", 92);
-    const drifting = page.locator('[data-testid="drift"] tbody tr', { hasText: ESPRESSO });
+    const drifting = page.locator('[data-testid="drift"] tbody tr', {
+      has: page.locator(`a[data-thing-id="${ESPRESSO}"]`),
+    });
     await drifting.waitFor();
     expect(await drifting.locator("td.desired").textContent()).toBe("91");
     expect(await drifting.locator("td.observed").textContent()).toBe("92");
+    // The Thing by its title, its id as the tooltip.
+    await drifting.locator(`a[title="${ESPRESSO}"]`, { hasText: "Espresso machine" }).waitFor();
     const answer = await hub.request("/drift");
     expect(JSON.stringify(await answer.json())).toContain(ESPRESSO);
     await capture(page, "releases");

@@ -51,13 +51,6 @@ class GraphClient extends HubClient {
     if (rel !== undefined) url.searchParams.set("rel", rel);
     return (await (await this.request("GET", url)).json()) as GraphLink[];
   }
-
-  async neighbourhood(id: string, depth: number, rel?: string): Promise<NeighbourhoodNode> {
-    const url = new URL(`${thingPath(id)}/neighbourhood`, this.url);
-    url.searchParams.set("depth", String(depth));
-    if (rel !== undefined) url.searchParams.set("rel", rel);
-    return (await (await this.request("GET", url)).json()) as NeighbourhoodNode;
-  }
 }
 
 function graphClientOf(command: Command): GraphClient {

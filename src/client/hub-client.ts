@@ -249,6 +249,22 @@ export interface GraphSummary {
   links: Array<{ from: string; rel: string; to: string }>;
 }
 
+/**
+ * GET /things/{id}/neighbourhood (docs/queries.md): the Things within `depth` links of one, both
+ * ways, as a tree; a Thing met again is a leaf with `repeated`, a link to an id no Thing has one
+ * with `resolved: false`.
+ */
+export interface ThingNeighbourhood {
+  id: string;
+  title?: string;
+  types: string[];
+  resolved: boolean;
+  repeated?: true;
+  links: Array<{ rel: string; direction: "out" | "in"; node: ThingNeighbourhood }>;
+  /** On the root only: the prefixes to write `types` compactly with, as GraphSummary's. */
+  prefixes?: Record<string, string>;
+}
+
 export class HubClient extends DirectoryClient {
   private async json<T>(
     target: string | URL,
@@ -322,6 +338,15 @@ export class HubClient extends DirectoryClient {
   /** Every Change of the feed that matches, oldest first, page after page. */
   changesAll(query: ChangesQuery = {}): AsyncGenerator<Change, void, undefined> {
     return this.follow((cursor) => this.changes({ ...query, ...(cursor !== undefined && { cursor }) }));
+  }
+
+  /**
+   * The Things linked to one and from it, `depth` links away (1 by default), with their titles;
+   * only links of relation `rel` when given.
+   */
+  async neighbourhood(id: string, depth = 1, rel?: string): Promise<ThingNeighbourhood> {
+    const url = withQuery(new URL(`${thingPathOf(id)}/neighbourhood`, this.url), { depth, rel });
+    return (await this.json<ThingNeighbourhood>(url)).body;
   }
 
   /** The whole graph, light (GET /graph/summary): each Thing's id, title, types, reachability, and the links. */

@@ -49,6 +49,7 @@ export {
   type LogKey,
   type Report,
   type ThingDiff,
+  type ThingNeighbourhood,
   type ThingState,
   type TimeArgument,
   type WatchOptions,

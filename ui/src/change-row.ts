@@ -1,7 +1,8 @@
 // One Change as a row: when, which Thing and affordance, what kind, the value (and the one
 // before), and its cause — actor, protocol, release, rule.
 import type { Change } from "../../src/client/index.js";
-import { h, show, showTime, thingHref } from "./dom.js";
+import { h, show, showTime } from "./dom.js";
+import { thingLink } from "./thing-titles.js";
 
 /** The hub clock's wall time of a Change (its hlc begins with 12 hex digits of milliseconds). */
 export function timeOfChange(change: Pick<Change, "hlc">): number {
@@ -31,7 +32,7 @@ export function aroundHref(change: Pick<Change, "thing" | "hlc">): string {
 
 export function changeRow(
   change: Change,
-  options: { showThing?: boolean; titleOf?: (id: string) => string } = {},
+  options: { showThing?: boolean; titleOf?: (id: string) => string | undefined } = {},
 ): HTMLElement {
   const cause = change.cause;
   return h(
@@ -53,11 +54,7 @@ export function changeRow(
     ),
     h("td", { class: "time" }, showTime(timeOfChange(change))),
     options.showThing === true &&
-      h(
-        "td",
-        { class: "thing" },
-        h("a", { href: thingHref(change.thing) }, options.titleOf?.(change.thing) ?? change.thing),
-      ),
+      h("td", { class: "thing" }, thingLink(change.thing, options.titleOf?.(change.thing))),
     h("td", {}, h("span", { class: "kind" }, change.kind)),
     h("td", {}, change.affordance ?? ""),
     h(

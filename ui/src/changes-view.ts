@@ -6,6 +6,7 @@ import { changeRow, changeTable } from "./change-row.js";
 import { h, replace, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
+import { nameThingLinks, titlesOf } from "./thing-titles.js";
 import { RANGES } from "./thing-view.js";
 import { hubTime, timeInput } from "./time-view.js";
 
@@ -13,7 +14,7 @@ const MAX_ROWS = 2000;
 
 /** The filters of the view, as query parameters of its hash and of GET /changes. */
 const FIELDS = [
-  { name: "thing", label: "Thing", placeholder: "Thing id" },
+  { name: "thing", label: "Thing", placeholder: "Thing id or title" },
   { name: "type", label: "Type", placeholder: "e.g. saref:Appliance" },
   { name: "kind", label: "Kinds", placeholder: "e.g. reported,desired" },
   { name: "actor", label: "Actor", placeholder: "e.g. admin" },
@@ -45,23 +46,57 @@ export const changesView: View = ({ client, live }, root, query) => {
     { id: "change-ranges" },
     Object.entries(RANGES).map(([value, label]) => h("option", { value }, label)),
   );
+  // The Thing field offers the Things by title (their ids as the values sent), read from the
+  // hub's graph summary the first time it is used; a title typed whole is sent as its Thing's id.
+  const thingInput = inputs.find((field) => field.name === "thing")?.input;
+  const thingOptions = h("datalist", { id: "change-things" });
+  thingInput?.setAttribute("list", "change-things");
+  let directory: Promise<Map<string, string>> | undefined;
+  const things = (): Promise<Map<string, string>> =>
+    (directory ??= client.graphSummary().then(
+      (summary) => {
+        const byId = new Map<string, string>();
+        for (const thing of summary.things) if (thing.title !== undefined) byId.set(thing.id, thing.title);
+        replace(
+          thingOptions,
+          [...byId].map(([id, title]) => h("option", { value: id, label: title })),
+        );
+        return byId;
+      },
+      () => new Map<string, string>(), // no suggestions; the field takes an id as before
+    ));
+  thingInput?.addEventListener("focus", () => void things());
+  /** The Thing field's text as an id: a title that names exactly one Thing (any case) is its id. */
+  const thingId = async (text: string): Promise<string> => {
+    if (text === "" || text.includes(":")) return text;
+    const wanted = text.toLowerCase();
+    const named = [...(await things())].filter(([, title]) => title.toLowerCase() === wanted);
+    return named.length === 1 ? (named[0]?.[0] ?? text) : text;
+  };
   const status = h("div", { class: "muted" });
   const { table, body } = changeTable(true);
+  /** The filters into the address: the view is drawn again from it. */
+  const applyFilters = (): void => {
+    const next = new URLSearchParams();
+    for (const { name, input } of inputs) if (input.value.trim() !== "") next.set(name, input.value.trim());
+    next.set("since", since.value.trim() || "-1h");
+    if (until.value.trim() !== "") next.set("until", until.value.trim());
+    // The same address again (Filter pressed twice, or after "now" moved on) reads the range again.
+    const hash = `#/changes?${next.toString()}`;
+    if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
+    else location.hash = hash;
+  };
   const form = h(
     "form",
     {
       class: "filters",
       onsubmit: (event: Event) => {
         event.preventDefault();
-        const next = new URLSearchParams();
-        for (const { name, input } of inputs)
-          if (input.value.trim() !== "") next.set(name, input.value.trim());
-        next.set("since", since.value.trim() || "-1h");
-        if (until.value.trim() !== "") next.set("until", until.value.trim());
-        // The same address again (Filter pressed twice, or after "now" moved on) reads the range again.
-        const hash = `#/changes?${next.toString()}`;
-        if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
-        else location.hash = hash;
+        if (thingInput === undefined) return applyFilters();
+        void thingId(thingInput.value.trim()).then((id) => {
+          thingInput.value = id;
+          applyFilters();
+        });
       },
     },
     // Visible labels: a filled-in box no longer shows its placeholder.
@@ -69,6 +104,7 @@ export const changesView: View = ({ client, live }, root, query) => {
     h("label", {}, "Since", since),
     h("label", {}, "Until", until),
     presets,
+    thingOptions,
     h("button", { type: "submit" }, "Filter"),
   );
   replace(root, h("h1", {}, "Changes"), form, status, table);
@@ -118,10 +154,50 @@ export const changesView: View = ({ client, live }, root, query) => {
           : `${changes(shown)}${span}, newest first${closed ? "." : "; new ones appear live."}`,
     );
   };
+  // Each row names its Thing by title (the id as the tooltip). The titles come after the rows,
+  // from the hub, for the Things the page shows, and for those that come live, a second later;
+  // until then (and for a Thing removed since), a Thing a `described` Change shows is named by the
+  // title its TD had then, and any other by its id.
+  const titles = new Map<string, string>();
+  const asked = new Set<string>();
+  const learn = (change: Change): void => {
+    const td = change.value;
+    if (change.kind !== "described" || titles.has(change.thing) || typeof td !== "object" || td === null)
+      return;
+    const title = (td as { title?: unknown }).title;
+    if (typeof title === "string") titles.set(change.thing, title);
+  };
+  const row = (change: Change): HTMLElement => {
+    learn(change);
+    return changeRow(change, { showThing: true, titleOf: (id) => titles.get(id) });
+  };
+  const askTitles = (ids: Iterable<string>): void => {
+    const fresh = [...ids].filter((id) => !asked.has(id));
+    if (fresh.length === 0) return;
+    for (const id of fresh) asked.add(id);
+    void titlesOf(client, fresh, abort.signal).then((found) => {
+      if (abort.signal.aborted) return;
+      for (const [id, title] of found) titles.set(id, title);
+      nameThingLinks(body, titles);
+    });
+  };
+  /** Things that came live, asked for together: a burst of them costs one request. */
+  const arrived = new Set<string>();
+  let arrivedTimer: ReturnType<typeof setTimeout> | undefined;
+  const askLater = (id: string): void => {
+    if (asked.has(id)) return;
+    arrived.add(id);
+    arrivedTimer ??= setTimeout(() => {
+      arrivedTimer = undefined;
+      askTitles([...arrived]);
+      arrived.clear();
+    }, 1000);
+  };
   const show = (change: Change) => {
     if (change.seq <= lastSeq) return;
     lastSeq = change.seq;
-    body.prepend(changeRow(change, { showThing: true }));
+    body.prepend(row(change));
+    askLater(change.thing);
     while (body.rows.length > MAX_ROWS) {
       body.lastElementChild?.remove();
       more = true;
@@ -163,12 +239,17 @@ export const changesView: View = ({ client, live }, root, query) => {
           ...(cursor !== undefined && { cursor }),
         });
         if (abort.signal.aborted) return;
-        body.append(...page.changes.map((change) => changeRow(change, { showThing: true })));
+        body.append(...page.changes.map(row));
         lastSeq = Math.max(lastSeq, page.changes[0]?.seq ?? 0);
         cursor = page.next;
         if (cursor !== undefined) replace(status, `Reading the range… ${changes(body.rows.length)} so far.`);
       } while (cursor !== undefined && body.rows.length < MAX_ROWS);
       loaded = true;
+      askTitles(
+        new Set(
+          [...body.querySelectorAll<HTMLElement>("a[data-thing-id]")].map((a) => a.dataset.thingId ?? ""),
+        ),
+      );
       more ||= cursor !== undefined;
       for (const change of early) show(change);
       counted = true;
@@ -187,5 +268,6 @@ export const changesView: View = ({ client, live }, root, query) => {
   return () => {
     abort.abort();
     cancelRedraw?.();
+    if (arrivedTimer !== undefined) clearTimeout(arrivedTimer);
   };
 };

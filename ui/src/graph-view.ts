@@ -1,5 +1,6 @@
 // The graph of every Thing and its links (sigma's WebGL renderer over a graphology graph):
-// colours by type with a legend, live reachability, click a node to open the Thing.
+// colours by type with a legend, live reachability, click a node to open the Thing (or choose one
+// with the arrow keys and open it with Enter).
 import Graph from "graphology";
 import Sigma, { DEFAULT_STYLES } from "sigma";
 import { extremityArrow, layerPlain, pathCurved, pathLine } from "sigma/rendering";
@@ -9,6 +10,7 @@ import { h, replace, thingHref } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
 import type { GraphSummary } from "../../src/client/hub-client.js";
+import { thingLink } from "./thing-titles.js";
 import { GOLDEN_ANGLE, PALETTE, graphOfSummary, layoutOf, legendOf, type GraphEdge } from "./thing-graph.js";
 
 const UNREACHABLE_COLOR = "#b0b0b0";
@@ -27,7 +29,17 @@ export const graphView: View = ({ client, live }, root) => {
   let renderer: Sigma | undefined;
   let cancelRedraw: (() => void) | undefined;
   const status = h("p", { class: "muted" }, "Loading the Things…");
-  const canvas = h("div", { class: "graph", "data-testid": "graph" });
+  // What the arrow keys chose on the canvas, in words: the canvas draws it, this says it.
+  const selection = h("p", { class: "graph-selection", role: "status", id: "graph-selection" });
+  const canvas = h("div", {
+    class: "graph",
+    "data-testid": "graph",
+    tabindex: 0,
+    // The arrow keys are the canvas's own (a screen reader passes them on to it).
+    role: "application",
+    "aria-label": "Graph of the Things: the arrow keys choose a Thing, Enter opens it",
+    "aria-describedby": "graph-selection",
+  });
   const legend = h("ul", { class: "legend", "aria-label": "Legend" });
   const unreachableList = h("ul", { class: "unreachable", "aria-label": "Unreachable Things" });
   const search = h("input", {
@@ -51,6 +63,7 @@ export const graphView: View = ({ client, live }, root) => {
     h("h1", {}, "Things"),
     status,
     list,
+    selection,
     h(
       "div",
       { class: "graph-layout" },
@@ -78,9 +91,7 @@ export const graphView: View = ({ client, live }, root) => {
       unreachableList,
       unreachable.size === 0
         ? h("li", { class: "muted" }, "none")
-        : [...unreachable].map(([id, reason]) =>
-            h("li", {}, h("a", { href: thingHref(id) }, titles.get(id) ?? id), " — ", reason),
-          ),
+        : [...unreachable].map(([id, reason]) => h("li", {}, thingLink(id, titles.get(id)), " — ", reason)),
     );
   }
 
@@ -119,7 +130,7 @@ export const graphView: View = ({ client, live }, root) => {
       matches,
       found.length === 0
         ? h("li", { class: "muted" }, "no Thing matches")
-        : found.map((id) => h("li", {}, h("a", { href: thingHref(id) }, titles.get(id) ?? id))),
+        : found.map((id) => h("li", {}, thingLink(id, titles.get(id)))),
     );
   };
   search.addEventListener("input", () => {
@@ -151,7 +162,7 @@ export const graphView: View = ({ client, live }, root) => {
         return text === "" || title.toLowerCase().includes(text) || id.toLowerCase().includes(text);
       })
       .sort((a, b) => (titles.get(a) ?? a).localeCompare(titles.get(b) ?? b) || a.localeCompare(b));
-    const thing = (id: string) => h("a", { href: thingHref(id) }, titles.get(id) ?? id);
+    const thing = (id: string) => thingLink(id, titles.get(id));
     const items = ids.slice(0, MAX_LISTED).map((id) => {
       const links: HTMLElement[] = [];
       shown.forEachOutEdge(id, (_edge, attributes, _source, target) =>
@@ -271,7 +282,7 @@ export const graphView: View = ({ client, live }, root) => {
       status,
       `${total} Things, ${graph.size} links`,
       hidden > 0 && `; ${total - hidden} shown (the types switched off in the legend are hidden)`,
-      ". Click a node to open it, or open one from the list.",
+      ". Click a node to open it, choose one with the arrow keys on the graph and Enter, or open one from the list.",
     );
   };
   /** A link is drawn while both its ends are. */
@@ -296,6 +307,7 @@ export const graphView: View = ({ client, live }, root) => {
     button.setAttribute("aria-pressed", String(!hide));
     const keys = [...(byType.get(type) ?? [])];
     renderer?.setNodesState(keys, { isHidden: hide });
+    if (hide && selected !== undefined && typeOfNode.get(selected) === type) select(undefined);
     showEdgesOf(keys);
     showCount();
     relist();
@@ -325,6 +337,100 @@ export const graphView: View = ({ client, live }, root) => {
       h("li", {}, h("span", { class: "swatch", style: `background:${UNREACHABLE_COLOR}` }), "unreachable"),
     );
   };
+
+  // The keyboard on the canvas: the arrow keys move a selection to the nearest Thing shown in that
+  // direction, as the camera shows them on the screen; Enter opens it. The canvas highlights it
+  // (its label drawn, the node larger) and the line above it says which it is.
+  let selected: string | undefined;
+  const isShown = (id: string): boolean =>
+    graph?.hasNode(id) === true && !hiddenTypes.has(typeOfNode.get(id) ?? "");
+  const onScreen = (id: string): { x: number; y: number } | undefined => {
+    if (renderer === undefined || graph?.hasNode(id) !== true) return undefined;
+    const attributes = graph.getNodeAttributes(id);
+    return renderer.graphToViewport({ x: attributes.x as number, y: attributes.y as number });
+  };
+  /**
+   * The shown Thing nearest `from` on the screen: with a direction (dx, dy), the nearest within 45°
+   * of it, or failing that the nearest anywhere that way; without one (0, 0), the nearest at all.
+   */
+  const nearestTowards = (from: { x: number; y: number }, dx: number, dy: number, skip?: string) => {
+    let inCone: [string, number] | undefined;
+    let ahead: [string, number] | undefined;
+    graph?.forEachNode((id) => {
+      if (id === skip || !isShown(id)) return;
+      const at = onScreen(id);
+      if (at === undefined) return;
+      const [ex, ey] = [at.x - from.x, at.y - from.y];
+      const distance = Math.hypot(ex, ey);
+      const along = ex * dx + ey * dy;
+      if (dx !== 0 || dy !== 0) {
+        if (along <= 0) return;
+        if (Math.abs(ex * dy - ey * dx) <= along && (inCone === undefined || distance < inCone[1]))
+          inCone = [id, distance];
+      }
+      if (ahead === undefined || distance < ahead[1]) ahead = [id, distance];
+    });
+    return (inCone ?? ahead)?.[0];
+  };
+  const describeThing = (id: string): string => {
+    const links = graph === undefined ? 0 : graph.degree(id);
+    const type = typeOfNode.get(id) ?? "Thing";
+    return `${titles.get(id) ?? id} (${type}${unreachable.has(id) ? ", unreachable" : ""}), ${links} ${links === 1 ? "link" : "links"}`;
+  };
+  const select = (id: string | undefined, note?: string): void => {
+    if (selected !== undefined && graph?.hasNode(selected) === true)
+      renderer?.setNodeState(selected, { isHighlighted: false });
+    selected = id;
+    if (id === undefined) {
+      delete canvas.dataset.selected;
+      replace(selection);
+      return;
+    }
+    renderer?.setNodeState(id, { isHighlighted: true });
+    canvas.dataset.selected = id;
+    replace(selection, note, `Selected: ${describeThing(id)}. Enter opens it.`);
+    // A Thing off the screen is brought into view.
+    const at = onScreen(id);
+    const { width, height } = renderer?.getDimensions() ?? { width: 0, height: 0 };
+    const display = renderer?.getNodeDisplayData(id);
+    if (at !== undefined && display !== undefined && (at.x < 0 || at.y < 0 || at.x > width || at.y > height))
+      void renderer?.getCamera().animate({ x: display.x, y: display.y }, { duration: 300 });
+  };
+  /** The Thing nearest the middle of the graph's box: where a selection starts. */
+  const selectMiddle = (): void => {
+    const { width, height } = renderer?.getDimensions() ?? { width: 0, height: 0 };
+    const middle = nearestTowards({ x: width / 2, y: height / 2 }, 0, 0);
+    if (middle === undefined) replace(selection, "No Thing shown to choose.");
+    else select(middle);
+  };
+  const ARROWS: Record<string, { dx: number; dy: number; way: string }> = {
+    ArrowRight: { dx: 1, dy: 0, way: "to the right of" },
+    ArrowLeft: { dx: -1, dy: 0, way: "to the left of" },
+    ArrowUp: { dx: 0, dy: -1, way: "above" },
+    ArrowDown: { dx: 0, dy: 1, way: "below" },
+  };
+  canvas.addEventListener("keydown", (event) => {
+    if (renderer === undefined || event.altKey || event.ctrlKey || event.metaKey) return;
+    if (event.key === "Enter") {
+      if (selected === undefined) return;
+      event.preventDefault();
+      location.hash = thingHref(selected);
+      return;
+    }
+    const arrow = ARROWS[event.key];
+    if (arrow === undefined) return;
+    event.preventDefault(); // not the page's scrolling
+    const from = selected !== undefined && isShown(selected) ? selected : undefined;
+    const at = from === undefined ? undefined : onScreen(from);
+    if (from === undefined || at === undefined) return selectMiddle();
+    const next = nearestTowards(at, arrow.dx, arrow.dy, from);
+    if (next === undefined) select(from, `No Thing ${arrow.way} ${titles.get(from) ?? from}. `);
+    else select(next);
+  });
+  // Tabbed to (not clicked): a Thing is chosen at once, so the arrows have somewhere to start.
+  canvas.addEventListener("focus", () => {
+    if (renderer !== undefined && selected === undefined && canvas.matches(":focus-visible")) selectMiddle();
+  });
 
   /** Brings the drawn graph to a summary fetched again: Things and links added, removed or changed. */
   const sync = (summary: GraphSummary): void => {
@@ -356,6 +462,7 @@ export const graphView: View = ({ client, live }, root) => {
     }
     for (const id of graph.nodes()) {
       if (present.has(id)) continue;
+      if (id === selected) select(undefined);
       graph.dropNode(id);
       setType(id, undefined);
       titles.delete(id);
@@ -475,6 +582,20 @@ export const graphView: View = ({ client, live }, root) => {
           },
         },
         styles: {
+          // The Thing the arrow keys chose stands out as a hovered one does: larger, on top, its
+          // label drawn on a backdrop.
+          nodes: {
+            ...DEFAULT_STYLES.nodes,
+            depth: { whenState: ["isHighlighted", "isHovered"], then: "topNodes", else: "nodes" },
+            size: (attributes, state) =>
+              (attributes.size as number) * (state.isHighlighted ? 1.8 : 1) + (state.isHighlighted ? 4 : 0),
+            labelVisibility: { whenState: ["isHighlighted", "isHovered"], then: "visible", else: "auto" },
+            backdropVisibility: {
+              whenState: ["isHighlighted", "isHovered"],
+              then: "visible",
+              else: "hidden",
+            },
+          },
           edges: { ...DEFAULT_STYLES.edges, path: "straight", parallelPath: "curved", head: "arrow" },
         },
         settings: {
@@ -489,6 +610,9 @@ export const graphView: View = ({ client, live }, root) => {
           renderEdgeLabels: labelEdges,
           hideEdgesOnMove: true,
           labelRenderedSizeThreshold: Math.min(8, size),
+          // The camera frames the labels too, where they are drawn: a Thing at the edge of the
+          // graph is read whole ("Espresso machine", not "Espress" cut by the canvas's edge).
+          autoRescaleContent: nodes.length <= LABELLED_GRAPH ? "labels" : "nodes",
         },
       });
       performance.measure("graph-sigma", "graph-built");

@@ -4,9 +4,10 @@
 import { ReleaseClient, RolloutClient } from "../../src/client/index.js";
 import type { DriftEntry, ReleasePage, RolloutView } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
-import { h, replace, show, showTime, thingHref } from "./dom.js";
+import { h, replace, show, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { storedToken } from "./session.js";
+import { nameThingLinksFrom, thingLink } from "./thing-titles.js";
 
 const REFRESH_MS = 5000;
 const SHOWN = 50;
@@ -50,7 +51,7 @@ function driftTable(drift: DriftEntry[], total: number): HTMLElement {
         h(
           "tr",
           {},
-          h("td", {}, h("a", { href: thingHref(entry.thing) }, entry.thing)),
+          h("td", {}, thingLink(entry.thing)),
           h("td", {}, entry.affordance),
           h("td", { class: "desired" }, show(entry.desired)),
           h("td", { class: "observed" }, show(entry.observed)),
@@ -144,7 +145,7 @@ function releaseTable(releases: ReleaseSummary[]): HTMLElement {
   );
 }
 
-export const releasesView: View = ({ live }, root) => {
+export const releasesView: View = ({ client, live }, root) => {
   const options = { url: location.origin, token: storedToken() };
   const releases = new ReleaseClient(options);
   const rollouts = new RolloutClient(options);
@@ -167,6 +168,7 @@ export const releasesView: View = ({ live }, root) => {
   const releaseBox = h("div");
   let laidOut = false;
   let disposed = false;
+  const titles = new Map<string, string>();
   let drawing = false;
   let again = false;
   /** How many drift entries are shown: 50, and 50 more at each "Show more" (kept across redraws). */
@@ -209,6 +211,8 @@ export const releasesView: View = ({ live }, root) => {
       moreButton.hidden = !more;
       moreButton.textContent = `Show ${Math.min(SHOWN, drift.total - shown)} more`;
       replace(driftBox, driftTable(drift.drift, drift.total));
+      // Each drifting Thing by its title, asked for once (the table is drawn again every 5 s).
+      void nameThingLinksFrom(client, driftBox, titles);
       replace(rolloutBox, rolloutTable(started));
       replace(releaseBox, releaseTable(stored.releases));
       if (!laidOut) {

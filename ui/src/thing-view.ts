@@ -8,12 +8,13 @@ import type {
 } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
 import { changeRow, changeTable } from "./change-row.js";
-import { h, replace, show, showTime, thingHref } from "./dom.js";
-import { problemBox } from "./errors.js";
+import { h, replace, show, showTime } from "./dom.js";
+import { messageOf, problemBox } from "./errors.js";
 import { historyChart, type HistoryChart } from "./history-chart.js";
 import { redrawWhenBack } from "./live.js";
 import { schemaForm, type SchemaForm } from "./schema-form.js";
 import { typeOf } from "./thing-graph.js";
+import { isThingId, nameThingLinks, thingLink } from "./thing-titles.js";
 
 const TIMELINE_SIZE = 50;
 /** The kinds of Change someone or something did to a Thing, as against what it reported. */
@@ -233,20 +234,42 @@ export const thingView: View = ({ client, live }, root, id) => {
     range.addEventListener("change", drawCharts);
 
     const { table: timeline, body: timelineBody } = changeTable(false);
+    // A link to another Thing (an id, not a web address) names it by title once the hub says it.
+    const linkedThings = (td.links ?? []).map((link) => link.href).filter(isThingId);
     const links = (td.links ?? []).map((link) =>
       h(
         "li",
         {},
         link.rel ?? "link",
         " → ",
-        h(
-          "a",
-          {
-            href: link.href.includes(":") && !link.href.startsWith("http") ? thingHref(link.href) : link.href,
-          },
-          link.href,
-        ),
+        linkedThings.includes(link.href) ? thingLink(link.href) : h("a", { href: link.href }, link.href),
       ),
+    );
+    const linkList = h("ul", { class: "links", "aria-label": "Its links" }, links);
+    // The links into it, from other Things' TDs: what depends on it, what runs on it, what it
+    // holds. One request gives them, and the titles of the Things its own links point at.
+    const linkedFrom = h("ul", { class: "links", "aria-label": "Links to it", hidden: true });
+    client.neighbourhood(id).then(
+      (around) => {
+        if (disposed) return;
+        const titles = new Map<string, string>();
+        for (const { node } of around.links) if (node.title !== undefined) titles.set(node.id, node.title);
+        nameThingLinks(linkList, titles);
+        const into = around.links.filter((link) => link.direction === "in");
+        replace(
+          linkedFrom,
+          into.map(({ rel, node }) => h("li", {}, `← ${rel} of `, thingLink(node.id, node.title))),
+        );
+        linkedFrom.hidden = into.length === 0;
+      },
+      (err: unknown) => {
+        if (disposed) return;
+        replace(
+          linkedFrom,
+          h("li", { class: "muted" }, `The links to it could not be read: ${messageOf(err)}`),
+        );
+        linkedFrom.hidden = false;
+      },
     );
 
     replace(
@@ -255,7 +278,8 @@ export const thingView: View = ({ client, live }, root, id) => {
       h("p", {}, h("code", {}, id), " ", h("span", { class: "tag" }, typeOf(td))),
       reachability,
       td.description !== undefined && h("p", {}, td.description),
-      links.length > 0 && h("ul", { class: "links" }, links),
+      links.length > 0 && linkList,
+      linkedFrom,
       h(
         "p",
         {},

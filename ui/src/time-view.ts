@@ -17,11 +17,12 @@ import type { EdgeValue } from "../../src/core/graph-links.js";
 import { appliedLabel } from "../../src/core/rollout.js";
 import { parseTimeExpression } from "../../src/core/time-expression.js";
 import type { View } from "./app-context.js";
-import { h, idFromHash, replace, show, showTime, thingHref } from "./dom.js";
+import { h, idFromHash, replace, show, showTime } from "./dom.js";
 import { timeOfChange } from "./change-row.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
 import { jsonDiff } from "./json-diff.js";
+import { isThingId, nameThingLinksFrom, thingLink } from "./thing-titles.js";
 
 /** A diff, and when the TD changed, the TDs at its two ends (undefined: not registered then). */
 interface LoadedDiff {
@@ -284,7 +285,11 @@ function linksTable(links: LinksDiff | undefined): HTMLElement | false {
       { class: `link-${what}` },
       h("th", {}, what),
       h("td", {}, link.rel),
-      h("td", { class: what === "added" ? "after" : "before" }, link.href),
+      h(
+        "td",
+        { class: what === "added" ? "after" : "before" },
+        isThingId(link.href) ? thingLink(link.href) : link.href,
+      ),
     );
   const rows = [...links.added.map((l) => row("added", l)), ...links.removed.map((l) => row("removed", l))];
   return h(
@@ -409,7 +414,11 @@ export const timeView: View = ({ client, live }, root, argument) => {
   const params = new URLSearchParams(mark === -1 ? "" : argument.slice(mark + 1));
   let disposed = false;
   let cancelRedraw: (() => void) | undefined;
-  const heading = h("h1", {}, "Time travel: ", h("a", { href: thingHref(id) }, id));
+  // The Thing by its title (its id as the tooltip), and by its id once removed (no title then).
+  const heading = h("h1", {}, "Time travel: ", thingLink(id));
+  const titles = new Map<string, string>();
+  const nameLinks = (under: ParentNode) => void nameThingLinksFrom(client, under, titles);
+  nameLinks(heading);
   replace(root, heading, h("p", { class: "muted" }, "Loading…"));
   // Before the forms: a Thing this hub never knew has no past to travel to, and the page says so.
   lastChangeOf(client, id).then(
@@ -462,7 +471,11 @@ export const timeView: View = ({ client, live }, root, argument) => {
       }
       replace(out, h("p", { class: "muted" }, "Loading…"));
       load.then(
-        (value) => !disposed && replace(out, render(value)),
+        (value) => {
+          if (disposed) return;
+          replace(out, render(value));
+          nameLinks(out);
+        },
         (err: unknown) => !disposed && replace(out, problemBox(err)),
       );
     };

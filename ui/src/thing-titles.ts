@@ -1,0 +1,87 @@
+// Thing titles for the links the views draw, which would otherwise show bare ids (urn:…): a link
+// names its Thing by title, with the id as its tooltip, and by id when the Thing has no title (or
+// is no longer registered).
+import type { InteractionClient } from "../../src/client/index.js";
+import { thingHref } from "./dom.js";
+
+/** Up to this many Things are asked for one by one (their TDs); more, in one GET /graph/summary. */
+const ASKED_ONE_BY_ONE = 8;
+
+/** A link to a Thing's page: its title when known, its id otherwise; the id as the tooltip. */
+export function thingLink(id: string, title?: string): HTMLAnchorElement {
+  const link = document.createElement("a");
+  link.href = thingHref(id);
+  link.dataset.thingId = id;
+  nameLink(link, title);
+  return link;
+}
+
+function nameLink(link: HTMLAnchorElement, title: string | undefined): void {
+  const id = link.dataset.thingId ?? "";
+  link.textContent = title ?? id;
+  if (title === undefined || title === id) link.removeAttribute("title");
+  else link.title = id;
+}
+
+/** Whether a link's `href` names a Thing by its id (`urn:…`), not a web address. */
+export function isThingId(href: string): boolean {
+  return href.includes(":") && !href.startsWith("http");
+}
+
+/**
+ * Names the links to Things under `root`, asking the hub for the titles `known` does not hold
+ * yet and keeping them there (a Thing without a title as its id), so that a view drawn again
+ * asks only for the Things new to it.
+ */
+export async function nameThingLinksFrom(
+  client: InteractionClient,
+  root: ParentNode,
+  known: Map<string, string> = new Map(),
+): Promise<void> {
+  const ids = [...root.querySelectorAll<HTMLAnchorElement>("a[data-thing-id]")].map(
+    (link) => link.dataset.thingId ?? "",
+  );
+  const missing = [...new Set(ids)].filter((id) => !known.has(id));
+  if (missing.length > 0) {
+    const found = await titlesOf(client, missing);
+    for (const id of missing) known.set(id, found.get(id) ?? id);
+  }
+  nameThingLinks(root, known);
+}
+
+/** The links to Things under `root` named by the titles now known (the others stay as they are). */
+export function nameThingLinks(root: ParentNode, titles: ReadonlyMap<string, string>): void {
+  for (const link of root.querySelectorAll<HTMLAnchorElement>("a[data-thing-id]")) {
+    const title = titles.get(link.dataset.thingId ?? "");
+    if (title !== undefined) nameLink(link, title);
+  }
+}
+
+/**
+ * The titles of these Things: a few TDs, or the graph's summary (every Thing's title in one light
+ * request) for more. A Thing not registered, or without a title, is left out; so are all of them
+ * when the hub does not answer (the links keep their ids: a title is a help, not the page).
+ */
+export async function titlesOf(
+  client: InteractionClient,
+  ids: Iterable<string>,
+  signal?: AbortSignal,
+): Promise<Map<string, string>> {
+  const wanted = [...new Set(ids)];
+  const titles = new Map<string, string>();
+  if (wanted.length === 0) return titles;
+  try {
+    if (wanted.length <= ASKED_ONE_BY_ONE) {
+      const tds = await Promise.all(wanted.map((id) => client.get(id).catch(() => undefined)));
+      for (const td of tds) if (td?.title !== undefined) titles.set(td.id, td.title);
+    } else {
+      const summary = await client.graphSummary(signal);
+      const set = new Set(wanted);
+      for (const thing of summary.things)
+        if (thing.title !== undefined && set.has(thing.id)) titles.set(thing.id, thing.title);
+    }
+  } catch {
+    // No titles: the links show ids, as they did.
+  }
+  return titles;
+}
