@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { nearestRank } from "./support.js";
+import { POSTGRES_URL, nearestRank, parseFlags } from "./support.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const dist = (part) => join(ROOT, "dist", part, "index.js");
@@ -21,24 +21,17 @@ const USAGE = `usage: node bench/postgres-history.bench.js [--changes N] [--thin
   --queries N   queries of each kind (default 500)
   --url URL     PostgreSQL (default HYPERTHINGS_TEST_POSTGRES_URL or postgres://root@127.0.0.1:5432/test)`;
 
-function parse(argv) {
-  const options = {
-    changes: 100_000,
-    things: 100,
-    queries: 500,
-    url: process.env.HYPERTHINGS_TEST_POSTGRES_URL || "postgres://root@127.0.0.1:5432/test",
-  };
-  for (let i = 0; i < argv.length; i += 2) {
-    const name = argv[i]?.replace(/^--/, "");
-    const value = argv[i + 1];
-    if (!(name in options) || value === undefined) {
-      process.stderr.write(`${USAGE}\n`);
-      process.exit(2);
-    }
-    options[name] = name === "url" ? value : Number(value);
-  }
-  return options;
-}
+const parse = (argv) =>
+  parseFlags(
+    argv,
+    {
+      changes: 100_000,
+      things: 100,
+      queries: 500,
+      url: POSTGRES_URL,
+    },
+    USAGE,
+  );
 
 const log = (line) => process.stderr.write(`${line}\n`);
 const PROPERTIES = ["temperature", "humidity", "power"];

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { POSTGRES_URL, parseFlags } from "./support.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -17,23 +18,16 @@ const USAGE = `usage: node bench/postgres-migration.bench.js [--changes N] [--th
   --things N    Things, each with 3 reported properties (default 1000)
   --url URL     PostgreSQL (default HYPERTHINGS_TEST_POSTGRES_URL or postgres://root@127.0.0.1:5432/test)`;
 
-function parse(argv) {
-  const options = {
-    changes: 1_000_000,
-    things: 1000,
-    url: process.env.HYPERTHINGS_TEST_POSTGRES_URL || "postgres://root@127.0.0.1:5432/test",
-  };
-  for (let i = 0; i < argv.length; i += 2) {
-    const name = argv[i]?.replace(/^--/, "");
-    const value = argv[i + 1];
-    if (!(name in options) || value === undefined) {
-      process.stderr.write(`${USAGE}\n`);
-      process.exit(2);
-    }
-    options[name] = name === "url" ? value : Number(value);
-  }
-  return options;
-}
+const parse = (argv) =>
+  parseFlags(
+    argv,
+    {
+      changes: 1_000_000,
+      things: 1000,
+      url: POSTGRES_URL,
+    },
+    USAGE,
+  );
 
 const log = (line) => process.stderr.write(`${line}\n`);
 const seconds = (since) => Math.round((performance.now() - since) / 10) / 100;

@@ -130,3 +130,25 @@ export function nearestRank(sorted, q) {
   const n = sorted.length;
   return n === 0 ? null : round2(sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))]);
 }
+
+/** The PostgreSQL the benches use: HYPERTHINGS_TEST_POSTGRES_URL, else the test machine's. */
+export const POSTGRES_URL =
+  process.env.HYPERTHINGS_TEST_POSTGRES_URL || "postgres://root@127.0.0.1:5432/test";
+
+/**
+ * `--name value` flags over `defaults` (numbers, but `url`); an unknown flag or a missing value
+ * prints `usage` and exits 2.
+ */
+export function parseFlags(argv, defaults, usage) {
+  const options = { ...defaults };
+  for (let i = 0; i < argv.length; i += 2) {
+    const name = argv[i]?.replace(/^--/, "");
+    const value = argv[i + 1];
+    if (!(name in options) || value === undefined) {
+      process.stderr.write(`${usage}\n`);
+      process.exit(2);
+    }
+    options[name] = name === "url" ? value : Number(value);
+  }
+  return options;
+}

@@ -32,6 +32,21 @@ describeWithPostgres("a hub on PostgreSQL", problem, () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
+  /** Registers THING, a meter with one numeric property `kwh`. */
+  async function registerMeter(hub: TestHub): Promise<void> {
+    const put = await hub.request(thingPath(THING), {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(
+        minimalTd({
+          id: THING,
+          properties: { kwh: { type: "number", forms: [{ href: "http://meter.example/kwh" }] } },
+        }),
+      ),
+    });
+    expect(put.status).toBe(201);
+  }
+
   async function report(hub: TestHub, value: number): Promise<number[]> {
     const res = await hub.request(`${thingPath(THING)}/changes`, {
       method: "POST",
@@ -46,17 +61,7 @@ describeWithPostgres("a hub on PostgreSQL", problem, () => {
   it("keeps the directory and the Log across a restart, refuses a second hub meanwhile, and verifies", async () => {
     const first = await startTestHub({ store, dataDir });
     hubs.push(first);
-    const put = await first.request(thingPath(THING), {
-      method: "PUT",
-      headers: { "content-type": "application/td+json" },
-      body: JSON.stringify(
-        minimalTd({
-          id: THING,
-          properties: { kwh: { type: "number", forms: [{ href: "http://meter.example/kwh" }] } },
-        }),
-      ),
-    });
-    expect(put.status).toBe(201);
+    await registerMeter(first);
     const seqs: number[] = [];
     for (const value of [1.5, 2.5, 4]) seqs.push(...(await report(first, value)));
 
@@ -90,17 +95,7 @@ describeWithPostgres("a hub on PostgreSQL", problem, () => {
     const hub = await startTestHub({ store: storeUrl(diffSchema), dataDir: diffDir });
     try {
       const before = new Date(Date.now() - 1000).toISOString();
-      const put = await hub.request(thingPath(THING), {
-        method: "PUT",
-        headers: { "content-type": "application/td+json" },
-        body: JSON.stringify(
-          minimalTd({
-            id: THING,
-            properties: { kwh: { type: "number", forms: [{ href: "http://meter.example/kwh" }] } },
-          }),
-        ),
-      });
-      expect(put.status).toBe(201);
+      await registerMeter(hub);
       for (const value of [1, 2, 3, 4, 5]) await report(hub, value);
       const end = new Date().toISOString();
       const diff = async (from: string, to: string) => {

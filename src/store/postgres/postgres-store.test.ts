@@ -126,6 +126,45 @@ if (problem !== undefined && !required) {
     const stores: Array<{ close(): Promise<void> }> = [];
     const clients: pg.Client[] = [];
 
+    /** The URL with the statement_timeout and lock_timeout of 1 s an operator may give the hub's. */
+    const BOUNDED_URL = `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}options=${encodeURIComponent(
+      "-c synchronous_commit=off -c statement_timeout=1000 -c lock_timeout=1000",
+    )}`;
+
+    /**
+     * Opens a store on `url` while `holder`'s transaction holds what its migration needs; once the
+     * opening's statement like `waitingOn` has waited on that lock for more than 2 s, ends the
+     * transaction. Resolves "opened", or the opening's error message.
+     */
+    async function openPastBounds(
+      url: string,
+      schema: string,
+      db: pg.Client,
+      waitingOn: string,
+      holder: pg.Client,
+    ): Promise<string> {
+      const outcome = PostgresStore.open({ url, schema, maxConnections: 2 }).then(
+        (store) => {
+          stores.push(store);
+          return "opened";
+        },
+        (error: Error) => error.message,
+      );
+      await vi.waitFor(
+        async () => {
+          const { rows } = await db.query<{ waiting: boolean }>(
+            `SELECT count(*) > 0 AS waiting FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE $1 AND now() - query_start > interval '2 s'`,
+            [waitingOn],
+          );
+          expect(rows[0]?.waiting).toBe(true);
+        },
+        { timeout: 20_000, interval: 200 },
+      );
+      await holder.query("COMMIT");
+      return outcome;
+    }
+
     afterEach(async () => {
       for (const s of stores.splice(0)) await s.close();
       for (const c of clients.splice(0)) await c.end();
@@ -520,29 +559,7 @@ if (problem !== undefined && !required) {
       const other = await connect(schema);
       await other.query("BEGIN");
       await other.query("LOCK TABLE changes IN ACCESS SHARE MODE");
-      const options = encodeURIComponent(
-        "-c synchronous_commit=off -c statement_timeout=1000 -c lock_timeout=1000",
-      );
-      const bounded = `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}options=${options}`;
-      const outcome = PostgresStore.open({ url: bounded, schema, maxConnections: 2 }).then(
-        (store) => {
-          stores.push(store);
-          return "opened";
-        },
-        (error: Error) => error.message,
-      );
-      await vi.waitFor(
-        async () => {
-          const { rows } = await db.query<{ waiting: boolean }>(
-            `SELECT count(*) > 0 AS waiting FROM pg_stat_activity
-              WHERE wait_event_type = 'Lock' AND query LIKE '%ADD COLUMN ordinal%' AND now() - query_start > interval '2 s'`,
-          );
-          expect(rows[0]?.waiting).toBe(true);
-        },
-        { timeout: 20_000, interval: 200 },
-      );
-      await other.query("COMMIT");
-      expect(await outcome).toBe("opened");
+      expect(await openPastBounds(BOUNDED_URL, schema, db, "%ADD COLUMN ordinal%", other)).toBe("opened");
       expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({
         v: migrations.length,
       });
@@ -558,30 +575,9 @@ if (problem !== undefined && !required) {
       const other = await connect(schema);
       await other.query("BEGIN");
       await other.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`hyperthings:migrate:${schema}`]);
-      const options = encodeURIComponent(
-        "-c synchronous_commit=off -c statement_timeout=1000 -c lock_timeout=1000",
-      );
-      const bounded = `${postgresUrl}${postgresUrl.includes("?") ? "&" : "?"}options=${options}&query_timeout=1`;
-      const opening = PostgresStore.open({ url: bounded, schema, maxConnections: 2 });
-      const outcome = opening.then(
-        (store) => {
-          stores.push(store);
-          return "opened";
-        },
-        (error: Error) => error.message,
-      );
-      await vi.waitFor(
-        async () => {
-          const { rows } = await db.query<{ waiting: boolean }>(
-            `SELECT count(*) > 0 AS waiting FROM pg_stat_activity
-              WHERE wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%' AND now() - query_start > interval '2 s'`,
-          );
-          expect(rows[0]?.waiting).toBe(true);
-        },
-        { timeout: 20_000, interval: 200 },
-      );
-      await other.query("COMMIT");
-      expect(await outcome).toBe("opened");
+      expect(
+        await openPastBounds(`${BOUNDED_URL}&query_timeout=1`, schema, db, "%pg_advisory_xact_lock%", other),
+      ).toBe("opened");
       expect((await db.query("SELECT max(version) AS v FROM schema_migrations")).rows[0]).toEqual({
         v: migrations.length,
       });
