@@ -130,7 +130,7 @@ class Running {
     this.child = spawn(process.execPath, [BIN, ...args], { env: environment() });
     this.stdout = new Lines(this.child.stdout);
     this.stderr = new Lines(this.child.stderr);
-    this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
+    this.exited = new Promise((resolve) => this.child.on("close", (code) => resolve(code)));
   }
 
   async stop(): Promise<number | null> {
@@ -1209,7 +1209,7 @@ describe("things verify, prove and export", () => {
       });
       try {
         let stderr = "";
-        const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+        const exited = new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
         const made = await new Promise<string>((resolve, reject) => {
           const timer = setTimeout(() => reject(new Error(`no copy noted: ${stderr}`)), LINE_BOUND_MS);
           child.stderr.on("data", (chunk: Buffer) => {
@@ -1393,7 +1393,7 @@ describe("things verify, prove and export", () => {
         );
         let stderr = "";
         child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-        const exited = once(child, "exit");
+        const exited = once(child, "close");
         await asked;
         // The header is in the partial file before the signal.
         await waitForFile(work, (name) => name.startsWith("cut.ndjson.partial-"), 1);

@@ -688,7 +688,7 @@ describe("the embedded broker's access and port", () => {
       );
       let stderr = "";
       child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-      const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+      const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
       expect(code).toBe(1);
       expect(stderr.trim().split("\n")).toEqual([
         `things: MQTT port ${taken} on 127.0.0.1 is already in use; choose another with --mqtt-port, use a broker of your own with --mqtt-url, or turn MQTT off with --no-mqtt`,
