@@ -231,7 +231,7 @@ describe("discovery", () => {
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
     expect(code).toBe(0);
     expect(stdout).toBe("urn:test:single-lamp\n");
     expect(stderr).toBe("1 Thing(s) registered, 1 unchanged (the hub held them so already)\n");
@@ -259,7 +259,7 @@ describe("discovery", () => {
     );
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
     expect(code).toBe(1);
     expect(stderr).toBe(
       `things: ${origin}/nothing: GET answered 404: no Thing Description is there; give a TD's URL, a TD directory's, or a bare host (http://host:port) to ask its /.well-known/wot\n`,

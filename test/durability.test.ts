@@ -181,7 +181,7 @@ async function serve(dataDir: string, extra: readonly string[] = []): Promise<Se
     },
   );
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once("exit", (code, signal) => resolve({ code, signal }));
+    child.once("close", (code, signal) => resolve({ code, signal }));
   });
   let stdout = "";
   let stderr = "";

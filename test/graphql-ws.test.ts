@@ -1,15 +1,18 @@
 // GraphQL over WebSocket (graphql-ws) against a real hub, with graphql-ws's own client on `ws`:
 // authentication in connection_init, subscriptions fed by live Changes, resumption after the hub
 // drops a socket, and the per-socket limits.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { FormattedExecutionResult } from "graphql";
 import { createClient, type Client } from "graphql-ws";
-import { randomBytes } from "node:crypto";
 import { once } from "node:events";
+import type { Duplex } from "node:stream";
 import { connect as connectTcp, type Socket } from "node:net";
 import WebSocket from "ws";
 import { GraphqlClient, type GraphqlChange, type SocketStatus } from "../src/client/index.js";
+import { holdThreadUntilCaughtUp } from "./support/held-thread.js";
+import { OffThreadSocket } from "./support/off-thread-socket.js";
 import { minimalTd, reportBulk, startTestHub, type TestHub } from "./support/test-hub.js";
+import { clientFrame, graphqlUpgrade } from "./support/websocket-frames.js";
 
 type ExecutionResult = FormattedExecutionResult<Record<string, unknown>, unknown>;
 
@@ -603,17 +606,6 @@ describe("GraphQL over WebSocket: limits per socket", () => {
   });
 });
 
-/** One masked text frame, as a client sends it (RFC 6455 §5.2). */
-function clientFrame(message: unknown): Buffer {
-  const payload = Buffer.from(JSON.stringify(message));
-  const mask = randomBytes(4);
-  const length =
-    payload.length < 126
-      ? Buffer.from([0x81, 0x80 | payload.length])
-      : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
-  return Buffer.concat([length, mask, payload.map((byte, i) => byte ^ (mask[i % 4] as number))]);
-}
-
 /**
  * A graphql-ws connection on a raw socket, acknowledged: `ws` resumes its own socket whenever its
  * parser drains, so it cannot be made to stop reading. `until` waits for a text from the hub.
@@ -627,11 +619,7 @@ async function rawConnection(
   await once(socket, "connect");
   let seen = "";
   socket.on("data", (chunk: Buffer) => (seen += chunk.toString("latin1")));
-  socket.write(
-    `GET /graphql HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n` +
-      "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n",
-  );
+  socket.write(graphqlUpgrade(hostname, port));
   const bound = Date.now() + BOUND_MS;
   const until = async (text: string) => {
     while (!seen.includes(text) && Date.now() < bound)
@@ -708,6 +696,72 @@ describe("GraphQL over WebSocket: a socket that reads nothing", () => {
     // ws's own close timeout held the stop for 30 s.
     expect(Date.now() - started).toBeLessThan(BOUND_MS);
     socket.destroy();
+  });
+});
+
+describe("GraphQL over WebSocket: a socket that keeps up while the hub's thread is held up", () => {
+  it("is not closed for a stall when its client read everything while the hub's loop was late", async () => {
+    // A replay that waits this long for its socket to take anything is closed (1013). The replay
+    // waits once the subscription's queue holds half of maxQueued.
+    const stallMs = 1_500;
+    const maxQueued = 20;
+    const own = await startTestHub({ streamStallMs: stallMs, graphql: { maxQueued } });
+    const id = "urn:example:ws-held";
+    let client: OffThreadSocket | undefined;
+    const timers = vi.spyOn(globalThis, "setTimeout");
+    try {
+      await register(own, id, { properties: { config: { type: "object", forms: FORMS } } });
+      // ~8 MB of Changes of ~10 kB: more than the kernel's buffers on loopback hold (~3 MB here).
+      const changeBytes = 10_000;
+      await reportBulk(own, id, 16, 50, changeBytes);
+      const last = await logSize(own);
+      const { hostname, port } = new URL(own.url);
+      const upgraded = new Promise<Duplex>((resolve) =>
+        own.app.server.once("upgrade", (_request, socket: Duplex) => resolve(socket)),
+      );
+      // The client reads on its own thread: it goes on reading while this one is held up.
+      client = await OffThreadSocket.connect(Number(port), hostname);
+      client.write(graphqlUpgrade(hostname, port));
+      const socket = await upgraded;
+      await client.until("101 Switching Protocols");
+      client.write(clientFrame({ type: "connection_init", payload: { token: own.token } }));
+      await client.until("connection_ack");
+      client.pause();
+      client.write(
+        clientFrame({
+          id: "1",
+          type: "subscribe",
+          payload: { query: "subscription { changes(after: 0) { seq value } }" },
+        }),
+      );
+      // The replay filled the kernel's buffers and the queue, and waits, its stall timer running.
+      const bound = Date.now() + 20_000;
+      const stalling = () => timers.mock.calls.some(([, ms]) => ms === stallMs);
+      while (!stalling() && Date.now() < bound) await new Promise((resolve) => setImmediate(resolve));
+      expect(stalling()).toBe(true);
+      // What the kernel took from the hub so far: the writes it completed.
+      const taken = (socket as Socket).bytesWritten - socket.writableLength;
+      // Once the client has read it, the kernel can take what the queue holds in one go.
+      expect(taken).toBeGreaterThan(2 * maxQueued * changeBytes);
+      const reading = client;
+      // The client now reads all the kernel took (and then what it holds of the rest), while the hub's thread is held up past the stall
+      // timeout in a callback of the check phase: the timer is due before the loop polls the
+      // socket and completes the write that was waiting.
+      await new Promise<void>((resolve) =>
+        setImmediate(() => {
+          reading.resume();
+          holdThreadUntilCaughtUp(stallMs + 200, () => reading.bytesRead, taken);
+          resolve();
+        }),
+      );
+      // It was keeping up: the replay goes on to the end of the Log, the socket stays open.
+      await client.until(`"seq":${last},`);
+      expect(client.text).not.toContain("too slow");
+    } finally {
+      timers.mockRestore();
+      await client?.end();
+      await own.stop();
+    }
   });
 });
 

@@ -9,6 +9,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { openStreams } from "../src/api/http/event-stream.js";
 import { changeLeafHash, changeTime, createMergePatch, hashToHex, type Change } from "../src/core/index.js";
+import { holdThreadUntilCaughtUp } from "./support/held-thread.js";
+import { OffThreadSocket } from "./support/off-thread-socket.js";
 import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { EventStream, type SseEvent } from "./support/sse.js";
 import {
@@ -2303,6 +2305,56 @@ describe("a change stream whose client does not read", () => {
     const [seq] = await report(hub, id, { kind: "reported", affordance: "temperature", value: 21 });
     expect((await getChange(hub, seq ?? 0)).value).toBe(21);
     socket.destroy();
+  });
+});
+
+describe("a change stream whose client keeps up while the hub's thread is held up", () => {
+  it("is not cut for a stall when its client read everything while the hub's loop was late", async () => {
+    // A replay that waits this long for its client to read is cut.
+    const stallMs = 1_000;
+    const own = await startTestHub({ streamStallMs: stallMs });
+    const id = "urn:example:stream:held";
+    let client: OffThreadSocket | undefined;
+    try {
+      await put(own, id, sensorTd(id));
+      // ~6 MB of Changes, more than the kernel's buffers on loopback hold (~3 MB here), in pages
+      // of 500 of ~400 kB each.
+      await reportBulk(own, id, 16, 500, 200);
+      const last = await own.hub.store.lastSeq();
+      const { hostname, port } = new URL(own.url);
+      // The client reads on its own thread: it goes on reading while this one is held up.
+      client = await OffThreadSocket.connect(Number(port), hostname);
+      client.pause();
+      client.write(`GET /changes/stream HTTP/1.1\r\nHost: ${hostname}:${port}\r\nLast-Event-ID: 0\r\n\r\n`);
+      // The replay filled the kernel's buffers and waits for a drain, its stall timer running.
+      const bound = Date.now() + 20_000;
+      const waiting = () => [...openStreams].find((res) => res.writableNeedDrain);
+      while (waiting() === undefined && Date.now() < bound)
+        await new Promise((resolve) => setImmediate(resolve));
+      const socket = waiting()?.socket;
+      expect(socket).toBeDefined();
+      // What the kernel took from the hub so far: the writes it completed.
+      const taken = (socket?.bytesWritten ?? 0) - (socket?.writableLength ?? 0);
+      // Once the client has read it, the kernel can take the rest of the page in one go.
+      expect(taken).toBeGreaterThan(socket?.writableLength ?? 0);
+      const reading = client;
+      // The client now reads all the kernel took (and then what it holds of the rest), while the hub's thread is held up past the stall
+      // timeout in a callback of the check phase: the timer is due before the loop polls the
+      // socket and finds it writable again.
+      await new Promise<void>((resolve) =>
+        setImmediate(() => {
+          reading.resume();
+          holdThreadUntilCaughtUp(stallMs + 200, () => reading.bytesRead, taken);
+          resolve();
+        }),
+      );
+      // It was keeping up: the replay goes on to the end of the Log, the stream stays open.
+      await client.until(`id: ${last}\n`);
+      expect(openStreams.size).toBe(1);
+    } finally {
+      await client?.end();
+      await own.stop();
+    }
   });
 });
 

@@ -59,14 +59,19 @@ function inbox(client: MqttClient) {
       const index = seen.findIndex((m) => match(m.topic));
       if (index >= 0) return Promise.resolve(seen.splice(index, 1)[0] as { topic: string; payload: string });
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("no message came")), MESSAGE_BOUND_MS);
-        waiters.push({
+        const waiter = {
           match,
-          resolve: (m) => {
+          resolve: (m: { topic: string; payload: string }) => {
             clearTimeout(timer);
             resolve(m);
           },
-        });
+        };
+        // A waiter that gave up leaves the queue: a later message is for whoever asks next.
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          reject(new Error("no message came"));
+        }, MESSAGE_BOUND_MS);
+        waiters.push(waiter);
       });
     },
   };
@@ -683,7 +688,7 @@ describe("the embedded broker's access and port", () => {
       );
       let stderr = "";
       child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-      const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+      const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
       expect(code).toBe(1);
       expect(stderr.trim().split("\n")).toEqual([
         `things: MQTT port ${taken} on 127.0.0.1 is already in use; choose another with --mqtt-port, use a broker of your own with --mqtt-url, or turn MQTT off with --no-mqtt`,

@@ -17,3 +17,30 @@ export function answersOn(socket: Socket): Promise<{ text: string; reset: boolea
   socket.on("error", () => (reset = true));
   return new Promise((resolve) => socket.once("close", () => resolve({ text, reset })));
 }
+
+/**
+ * Blocks this thread for at least `ms`, then on until `count()` (a figure another thread moves,
+ * such as the bytes an OffThreadSocket read) is at least `atLeast` and has not moved for
+ * `stillMs` (the other side has caught up with all there was), or `maxMs` passed.
+ */
+export function holdThreadUntilCaughtUp(
+  ms: number,
+  count: () => number,
+  atLeast: number,
+  stillMs = 100,
+  maxMs = 20_000,
+): void {
+  const start = performance.now();
+  let last = count();
+  let movedAt = start;
+  for (;;) {
+    const now = performance.now();
+    const current = count();
+    if (current !== last) {
+      last = current;
+      movedAt = now;
+    }
+    if (now - start >= maxMs) return;
+    if (now - start >= ms && current >= atLeast && now - movedAt >= stillMs) return;
+  }
+}

@@ -26,11 +26,16 @@ export function receivedWrites(client: MqttClient, set: string, boundMs = 10_000
       const write = arrived.shift();
       if (write !== undefined) return Promise.resolve(write);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no write came on ${set}`)), boundMs);
-        waiters.push((w) => {
+        const waiter = (w: ReceivedWrite) => {
           clearTimeout(timer);
           resolve(w);
-        });
+        };
+        // A waiter that gave up leaves the queue: the next write is for whoever asks next.
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          reject(new Error(`no write came on ${set}`));
+        }, boundMs);
+        waiters.push(waiter);
       });
     },
   };

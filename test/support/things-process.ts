@@ -11,7 +11,7 @@ export interface ThingsProcess {
   process: ChildProcessWithoutNullStreams;
   /** Resolves with the first match of `pattern` in stdout (now or later); fails after a bound. */
   waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
-  /** Resolves with the exit code. */
+  /** Resolves with the exit code once the process has ended and its output has been read to the end. */
   exited: Promise<number | null>;
   stdout(): string;
   stderr(): string;
@@ -29,7 +29,8 @@ export function runThings(args: string[], env: NodeJS.ProcessEnv = {}): ThingsPr
     for (const w of waiters.splice(0)) w();
   });
   child.stderr.on("data", (chunk: Buffer) => (err += chunk.toString("utf8")));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  // "close", not "exit": at "exit" the pipes may still hold output not read yet (Node: child_process).
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
   return {
     process: child,
     exited,

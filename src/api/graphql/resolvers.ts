@@ -36,6 +36,7 @@ import {
 type GraphqlLimits = HubConfig["graphql"];
 import type { ThingRecord } from "../../store/index.js";
 import type { AnswerBudget } from "./answer-size.js";
+import { withinMs } from "../http/stream-stall.js";
 import { BoundedQueue } from "./change-queue.js";
 import { ERROR_CODES, graphqlError } from "./errors.js";
 import { chargeListLength, chargeSearch } from "./limits.js";
@@ -219,18 +220,6 @@ function stream<T>(
     queue.end();
   });
   return queue;
-}
-
-/** `wait`, or `onStall` after `ms` if it has not settled by then (and then resolves). */
-function withinMs(wait: Promise<void>, ms: number, onStall: () => void): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const stall = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      onStall();
-      resolve();
-    }, ms);
-  });
-  return Promise.race([wait, stall]).finally(() => clearTimeout(timer));
 }
 
 interface ChangeFilterInput {
