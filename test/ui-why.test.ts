@@ -1,7 +1,9 @@
 // A Change's causes in the web UI, in Chromium (playwright-core) against a real hub: *Why?* on a
 // Change's row (in the Changes view and a Thing's timeline) opens the chain the hub reads from the
 // Log (GET /changes/{seq}/why) under the row, each Change of it linked as elsewhere (its number to
-// the Thing around it, its Thing to its page), and where the chain ends.
+// the Thing around it, its Thing to its page), and where the chain ends; a Change's correlation
+// as a link to the Changes view filtered by it (`?correlation=`), live too, in tabs that share one
+// stream.
 import type { Locator, Page } from "playwright-core";
 import { expect, it } from "vitest";
 import { describeInBrowser, useBrowserAndHub } from "./support/ui-browser.js";
@@ -38,6 +40,12 @@ describeInBrowser("a Change's causes in the web UI", { timeout: 4 * SHOWN_MS }, 
   /** The row of Change `at` in the page's change table. */
   const rowOf = (page: Page, at: number): Locator =>
     page.locator(`table.changes tr.change[data-seq="${at}"]`);
+
+  /** The seqs of the Changes a page's change table shows, top to bottom. */
+  async function shownSeqs(page: Page): Promise<number[]> {
+    const rows = await page.locator("table.changes tr.change").all();
+    return Promise.all(rows.map(async (row) => Number(await row.getAttribute("data-seq"))));
+  }
 
   /** Presses *Why?* on Change `at`'s row and answers the chain opened under it. */
   async function openWhy(page: Page, at: number): Promise<Locator> {
@@ -107,6 +115,66 @@ describeInBrowser("a Change's causes in the web UI", { timeout: 4 * SHOWN_MS }, 
       expect(await chain.locator(".origin").textContent()).toBe("Origin: alice via http");
     } finally {
       await page.context().close();
+    }
+  });
+
+  it("links a Change's correlation to the Changes view filtered by it", async () => {
+    const page = await ui.open({ hash: `#/changes?thing=${encodeURIComponent(THERMOSTAT)}` });
+    try {
+      await rowOf(page, seq.readBack ?? 0).waitFor();
+      // A value the observer reported has no correlation; the write has one, and so has its chain.
+      expect(
+        await rowOf(page, seq.readBack ?? 0)
+          .locator("a.correlation")
+          .count(),
+      ).toBe(0);
+      const chain = await openWhy(page, seq.readBack ?? 0);
+      expect(await chain.locator("a.correlation").count()).toBe(2);
+      const link = rowOf(page, seq.write ?? 0).getByRole("link", { name: "correlation c-ui-why-1" });
+      await link.click();
+      await page.waitForURL(
+        (url) => new URLSearchParams(url.hash.split("?")[1]).get("correlation") === "c-ui-why-1",
+      );
+      expect(await page.getByLabel("Correlation", { exact: true }).inputValue()).toBe("c-ui-why-1");
+      // The write and its outcome, not the reports around them.
+      await page.locator("main > div.muted", { hasText: "2 Changes" }).waitFor();
+      expect(await shownSeqs(page)).toEqual([seq.done, seq.write]);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("adds a correlation's new Changes live, to each tab its own, on the stream the tabs share", async () => {
+    const first = await ui.open({ hash: "#/changes?correlation=c-ui-why-a" });
+    const context = first.context();
+    try {
+      const second = await context.newPage();
+      second.setDefaultTimeout(SHOWN_MS);
+      await second.addInitScript(
+        `sessionStorage.setItem("hyperthings.token", ${JSON.stringify(ui.hub.token)})`,
+      );
+      await second.goto(`${ui.hub.url}/#/changes?correlation=c-ui-why-b`);
+      for (const tab of [first, second]) {
+        await tab.locator("main > div.muted", { hasText: "new ones appear" }).waitFor();
+        await tab.locator('[data-testid="live"][data-state="open"]').waitFor();
+      }
+      const command = (correlation: string, value: number) =>
+        ui.hub.hub.ingest(THERMOSTAT, [{ kind: "desired", affordance: "setpoint", value }], {
+          actor: "bob",
+          via: "http",
+          correlation,
+        });
+      // Alternately, so that a Change sent to the wrong tab would come before the one waited for.
+      const a = await command("c-ui-why-a", 18);
+      const b = await command("c-ui-why-b", 19);
+      const a2 = await command("c-ui-why-a", 20);
+      const b2 = await command("c-ui-why-b", 21);
+      await first.locator(`tr.change[data-seq="${a2[0]?.seq}"]`).waitFor();
+      await second.locator(`tr.change[data-seq="${b2[0]?.seq}"]`).waitFor();
+      expect(await shownSeqs(first)).toEqual([a2[0]?.seq, a[0]?.seq]);
+      expect(await shownSeqs(second)).toEqual([b2[0]?.seq, b[0]?.seq]);
+    } finally {
+      await context.close();
     }
   });
 });

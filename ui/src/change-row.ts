@@ -32,6 +32,36 @@ export function aroundHref(change: Pick<Change, "thing" | "hlc">): string {
   return `#/time/${encodeURIComponent(change.thing)}?${query.toString()}`;
 }
 
+/** How far before a Change the Changes of its correlation are looked for (a command came before its outcome). */
+const CORRELATION_BEFORE_MS = 24 * 3600 * 1000;
+
+/**
+ * The Changes view of a Change's correlation (one command's Changes, one rollout step's): from a day
+ * before the Change, and live after it.
+ */
+export function correlationHref(change: Pick<Change, "hlc" | "cause">): string {
+  const query = new URLSearchParams({
+    correlation: change.cause.correlation ?? "",
+    since: new Date(timeOfChange(change) - CORRELATION_BEFORE_MS).toISOString(),
+  });
+  return `#/changes?${query.toString()}`;
+}
+
+/** A correlation as a short tag: a long one cut, all of it as the tooltip. */
+function correlationTag(change: Change): HTMLElement | false {
+  const correlation = change.cause.correlation;
+  if (correlation === undefined) return false;
+  return h(
+    "a",
+    {
+      class: "tag correlation",
+      href: correlationHref(change),
+      title: `The Changes of correlation ${correlation}: one command's, one rollout step's`,
+    },
+    `correlation ${correlation.length > 16 ? `${correlation.slice(0, 12)}…` : correlation}`,
+  );
+}
+
 export interface ChangeRowOptions {
   /** A column with the Change's Thing. */
   showThing?: boolean;
@@ -42,7 +72,7 @@ export interface ChangeRowOptions {
 }
 
 /** A Change in a line: its number (to the Thing around it), Thing, kind, affordance, value and actor. */
-function changeInLine(change: Change, titleOf: ChangeRowOptions["titleOf"]): HTMLElement[] {
+function changeInLine(change: Change, titleOf: ChangeRowOptions["titleOf"]): (HTMLElement | false)[] {
   return [
     h(
       "a",
@@ -54,6 +84,7 @@ function changeInLine(change: Change, titleOf: ChangeRowOptions["titleOf"]): HTM
     h("span", {}, change.affordance === undefined ? "" : ` ${change.affordance}`),
     h("span", {}, change.value === undefined ? "" : [" ", valueText(change.value)]),
     h("span", { class: "muted" }, ` by ${change.cause.actor} at ${showTime(timeOfChange(change))}`),
+    correlationTag(change),
   ];
 }
 
@@ -158,6 +189,7 @@ export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLE
       cause.via !== undefined && h("span", { class: "muted" }, ` via ${cause.via}`),
       cause.release !== undefined && h("span", { class: "tag" }, `release ${cause.release.slice(0, 12)}`),
       cause.rule !== undefined && h("span", { class: "tag" }, `rule ${cause.rule}`),
+      correlationTag(change),
       whyButton(change, options),
     ),
   );

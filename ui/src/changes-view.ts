@@ -1,5 +1,5 @@
-// The global change feed: the Log's Changes in a time range, filtered by Thing, type, kind, actor
-// and release, newest first, and live after that (unless the range has an end).
+// The global change feed: the Log's Changes in a time range, filtered by Thing, type, kind, actor,
+// release and correlation, newest first, and live after that (unless the range has an end).
 import type { Change, ChangeFilter } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
 import { changeRow, changeTable } from "./change-row.js";
@@ -19,6 +19,7 @@ const FIELDS = [
   { name: "kind", label: "Kinds", placeholder: "e.g. reported,desired" },
   { name: "actor", label: "Actor", placeholder: "e.g. admin" },
   { name: "release", label: "Release", placeholder: "release id" },
+  { name: "correlation", label: "Correlation", placeholder: "correlation id" },
 ] as const;
 
 /** "1 Change", "2 Changes". */
@@ -135,6 +136,7 @@ export const changesView: View = ({ client, live }, root, query) => {
     ...(kinds.length > 0 && { kind: kinds }),
     ...(value("actor") !== "" && { actor: value("actor") }),
     ...(value("release") !== "" && { release: value("release") }),
+    ...(value("correlation") !== "" && { correlation: value("correlation") }),
   };
 
   const abort = new AbortController();
