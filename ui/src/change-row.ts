@@ -1,7 +1,9 @@
 // One Change as a row: when, which Thing and affordance, what kind, the value (and the one
-// before), and its cause — actor, protocol, release, rule.
-import type { Change } from "../../src/client/index.js";
-import { h, show, showTime } from "./dom.js";
+// before), and its cause — actor, protocol, release, rule — with a way to read the chain of causes
+// behind it (GET /changes/{seq}/why).
+import type { Change, Why } from "../../src/client/index.js";
+import { h, replace, show, showTime } from "./dom.js";
+import { problemBox } from "./errors.js";
 import { thingLink } from "./thing-titles.js";
 
 /** The hub clock's wall time of a Change (its hlc begins with 12 hex digits of milliseconds). */
@@ -30,10 +32,126 @@ export function aroundHref(change: Pick<Change, "thing" | "hlc">): string {
   return `#/time/${encodeURIComponent(change.thing)}?${query.toString()}`;
 }
 
-export function changeRow(
-  change: Change,
-  options: { showThing?: boolean; titleOf?: (id: string) => string | undefined } = {},
-): HTMLElement {
+/** How far before a Change the Changes of its correlation are looked for (a command came before its outcome). */
+const CORRELATION_BEFORE_MS = 24 * 3600 * 1000;
+
+/**
+ * The Changes view of a Change's correlation (one command's Changes, one rollout step's): from a day
+ * before the Change, and live after it.
+ */
+export function correlationHref(change: Pick<Change, "hlc" | "cause">): string {
+  const query = new URLSearchParams({
+    correlation: change.cause.correlation ?? "",
+    since: new Date(timeOfChange(change) - CORRELATION_BEFORE_MS).toISOString(),
+  });
+  return `#/changes?${query.toString()}`;
+}
+
+/** A correlation as a short tag: a long one cut, all of it as the tooltip. */
+function correlationTag(change: Change): HTMLElement | false {
+  const correlation = change.cause.correlation;
+  if (correlation === undefined) return false;
+  return h(
+    "a",
+    {
+      class: "tag correlation",
+      href: correlationHref(change),
+      title: `The Changes of correlation ${correlation}: one command's, one rollout step's`,
+    },
+    `correlation ${correlation.length > 16 ? `${correlation.slice(0, 12)}…` : correlation}`,
+  );
+}
+
+export interface ChangeRowOptions {
+  /** A column with the Change's Thing. */
+  showThing?: boolean;
+  /** A Thing's title, when known, for the links to it. */
+  titleOf?: (id: string) => string | undefined;
+  /** The chain of causes behind a Change (the client's `why`): with it, each row has a *Why?* button. */
+  why?: (seq: number) => Promise<Why>;
+}
+
+/** A Change in a line: its number (to the Thing around it), Thing, kind, affordance, value and actor. */
+function changeInLine(change: Change, titleOf: ChangeRowOptions["titleOf"]): (HTMLElement | false)[] {
+  return [
+    h(
+      "a",
+      { href: aroundHref(change), title: "The Thing just before this Change, and what it changed" },
+      `Change ${change.seq}`,
+    ),
+    h("span", {}, " ", thingLink(change.thing, titleOf?.(change.thing))),
+    h("span", { class: "kind" }, ` ${change.kind}`),
+    h("span", {}, change.affordance === undefined ? "" : ` ${change.affordance}`),
+    h("span", {}, change.value === undefined ? "" : [" ", valueText(change.value)]),
+    h("span", { class: "muted" }, ` by ${change.cause.actor} at ${showTime(timeOfChange(change))}`),
+    correlationTag(change),
+  ];
+}
+
+/** The chain of causes behind a Change, newest first, and where it ends. */
+function whyChain(why: Why, titleOf: ChangeRowOptions["titleOf"]): HTMLElement {
+  return h(
+    "div",
+    { class: "why-chain", role: "group", "aria-label": `Why Change ${why.change.seq} happened` },
+    why.chain.length === 0
+      ? h("p", { class: "muted" }, "No Change in the Log led to it: its own cause is its origin.")
+      : h(
+          "ol",
+          {},
+          why.chain.map((link) =>
+            h(
+              "li",
+              {},
+              h("span", { class: "muted" }, `${link.relation}: `),
+              changeInLine(link.change, titleOf),
+            ),
+          ),
+        ),
+    h("p", { class: "origin" }, h("strong", {}, "Origin: "), why.origin),
+  );
+}
+
+/**
+ * *Why?*: opens, in a row under the Change's, the chain of its causes as the hub reads it from the
+ * Log; pressed again, closes it.
+ */
+function whyButton(change: Change, options: ChangeRowOptions): HTMLElement | false {
+  const why = options.why;
+  if (why === undefined) return false;
+  let opened: HTMLTableRowElement | undefined;
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: "why",
+      "aria-expanded": "false",
+      "aria-label": `Why did Change ${change.seq} happen?`,
+      title: "The chain of causes behind this Change",
+    },
+    "Why?",
+  );
+  button.addEventListener("click", () => {
+    const row = button.closest("tr");
+    if (opened !== undefined || row === null) {
+      opened?.remove();
+      opened = undefined;
+      button.setAttribute("aria-expanded", "false");
+      return;
+    }
+    const cell = h("td", { colspan: row.cells.length }, h("span", { class: "muted" }, "Reading the Log…"));
+    const shown = h("tr", { class: "why" }, cell);
+    opened = shown;
+    row.after(shown);
+    button.setAttribute("aria-expanded", "true");
+    why(change.seq).then(
+      (answer) => replace(cell, whyChain(answer, options.titleOf)),
+      (err: unknown) => replace(cell, problemBox(err)),
+    );
+  });
+  return button;
+}
+
+export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLElement {
   const cause = change.cause;
   return h(
     "tr",
@@ -71,6 +189,8 @@ export function changeRow(
       cause.via !== undefined && h("span", { class: "muted" }, ` via ${cause.via}`),
       cause.release !== undefined && h("span", { class: "tag" }, `release ${cause.release.slice(0, 12)}`),
       cause.rule !== undefined && h("span", { class: "tag" }, `rule ${cause.rule}`),
+      correlationTag(change),
+      whyButton(change, options),
     ),
   );
 }

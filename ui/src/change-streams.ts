@@ -71,7 +71,14 @@ export function errorFrom(error: StreamError): Error {
 function keyOf(filter: ChangeFilter): string {
   const kinds =
     filter.kind === undefined ? [] : typeof filter.kind === "string" ? [filter.kind] : filter.kind;
-  return JSON.stringify([filter.thing, filter.type, kinds.join(","), filter.actor, filter.release]);
+  return JSON.stringify([
+    filter.thing,
+    filter.type,
+    kinds.join(","),
+    filter.actor,
+    filter.release,
+    filter.correlation,
+  ]);
 }
 
 /** The feeds of one token, on one connection. */

@@ -1,5 +1,5 @@
-// The global change feed: the Log's Changes in a time range, filtered by Thing, type, kind, actor
-// and release, newest first, and live after that (unless the range has an end).
+// The global change feed: the Log's Changes in a time range, filtered by Thing, type, kind, actor,
+// release and correlation, newest first, and live after that (unless the range has an end).
 import type { Change, ChangeFilter } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
 import { changeRow, changeTable } from "./change-row.js";
@@ -19,6 +19,7 @@ const FIELDS = [
   { name: "kind", label: "Kinds", placeholder: "e.g. reported,desired" },
   { name: "actor", label: "Actor", placeholder: "e.g. admin" },
   { name: "release", label: "Release", placeholder: "release id" },
+  { name: "correlation", label: "Correlation", placeholder: "correlation id" },
 ] as const;
 
 /** "1 Change", "2 Changes". */
@@ -75,6 +76,8 @@ export const changesView: View = ({ client, live }, root, query) => {
   };
   const status = h("div", { class: "muted" });
   const { table, body } = changeTable(true);
+  /** The Changes shown (not the chains of causes opened under some of them). */
+  const rowCount = (): number => body.querySelectorAll(":scope > tr.change").length;
   /** The filters into the address: the view is drawn again from it. */
   const applyFilters = (): void => {
     const next = new URLSearchParams();
@@ -133,6 +136,7 @@ export const changesView: View = ({ client, live }, root, query) => {
     ...(kinds.length > 0 && { kind: kinds }),
     ...(value("actor") !== "" && { actor: value("actor") }),
     ...(value("release") !== "" && { release: value("release") }),
+    ...(value("correlation") !== "" && { correlation: value("correlation") }),
   };
 
   const abort = new AbortController();
@@ -142,7 +146,7 @@ export const changesView: View = ({ client, live }, root, query) => {
   let counted = false;
   /** How many rows there are, said again as live ones come (the first count would soon lie). */
   const count = () => {
-    const shown = body.rows.length;
+    const shown = rowCount();
     replace(
       status,
       shown === 0
@@ -169,7 +173,11 @@ export const changesView: View = ({ client, live }, root, query) => {
   };
   const row = (change: Change): HTMLElement => {
     learn(change);
-    return changeRow(change, { showThing: true, titleOf: (id) => titles.get(id) });
+    return changeRow(change, {
+      showThing: true,
+      titleOf: (id) => titles.get(id),
+      why: (seq) => client.why(seq),
+    });
   };
   const askTitles = (ids: Iterable<string>): void => {
     const fresh = [...ids].filter((id) => !asked.has(id));
@@ -198,7 +206,7 @@ export const changesView: View = ({ client, live }, root, query) => {
     lastSeq = change.seq;
     body.prepend(row(change));
     askLater(change.thing);
-    while (body.rows.length > MAX_ROWS) {
+    while (rowCount() > MAX_ROWS) {
       body.lastElementChild?.remove();
       more = true;
     }
@@ -234,7 +242,7 @@ export const changesView: View = ({ client, live }, root, query) => {
         const page = await client.changes({
           ...filter,
           ...range,
-          limit: MAX_ROWS - body.rows.length,
+          limit: MAX_ROWS - rowCount(),
           order: "desc",
           ...(cursor !== undefined && { cursor }),
         });
@@ -242,8 +250,8 @@ export const changesView: View = ({ client, live }, root, query) => {
         body.append(...page.changes.map(row));
         lastSeq = Math.max(lastSeq, page.changes[0]?.seq ?? 0);
         cursor = page.next;
-        if (cursor !== undefined) replace(status, `Reading the range… ${changes(body.rows.length)} so far.`);
-      } while (cursor !== undefined && body.rows.length < MAX_ROWS);
+        if (cursor !== undefined) replace(status, `Reading the range… ${changes(rowCount())} so far.`);
+      } while (cursor !== undefined && rowCount() < MAX_ROWS);
       loaded = true;
       askTitles(
         new Set(

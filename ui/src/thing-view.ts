@@ -234,6 +234,8 @@ export const thingView: View = ({ client, live }, root, id) => {
     range.addEventListener("change", drawCharts);
 
     const { table: timeline, body: timelineBody } = changeTable(false);
+    /** Each row of the timeline opens the chain of its Change's causes (*Why?*). */
+    const rowOptions = { why: (seq: number) => client.why(seq) };
     // A link to another Thing (an id, not a web address) names it by title once the hub says it.
     const linkedThings = (td.links ?? []).map((link) => link.href).filter(isThingId);
     const links = (td.links ?? []).map((link) =>
@@ -371,11 +373,11 @@ export const thingView: View = ({ client, live }, root, id) => {
       const later = history.changes.slice(TIMELINE_FIRST);
       const marker = h("tr", { hidden: true });
       timelineBody.append(
-        ...history.changes.slice(0, TIMELINE_FIRST).map((change) => changeRow(change)),
+        ...history.changes.slice(0, TIMELINE_FIRST).map((change) => changeRow(change, rowOptions)),
         marker,
       );
       requestAnimationFrame(() => {
-        if (!disposed) marker.replaceWith(...later.map((change) => changeRow(change)));
+        if (!disposed) marker.replaceWith(...later.map((change) => changeRow(change, rowOptions)));
       });
       let lastSeq = Math.max(state.seq, history.changes[0]?.seq ?? 0);
       onChange = (change) => {
@@ -391,7 +393,7 @@ export const thingView: View = ({ client, live }, root, id) => {
           setValue(change.affordance, change.value, Number.parseInt(change.hlc.slice(0, 12), 16));
         setReachability(change);
         for (const chart of charts) chart.add(change);
-        timelineBody.prepend(changeRow(change));
+        timelineBody.prepend(changeRow(change, rowOptions));
         while (timelineBody.rows.length > TIMELINE_SIZE * 4) timelineBody.lastElementChild?.remove();
       };
       for (const change of pending.splice(0)) onChange(change);
