@@ -1,6 +1,7 @@
 // What was asked of a Thing, as the web UI shows it, in Chromium (playwright-core) against a real
 // hub: a diff puts the value a property's last write asked for beside what the Thing reported
-// (marked when they differ).
+// (marked when they differ), and an action's form names its input as a person reads it, with what
+// it takes (type, unit, range).
 import { expect, it } from "vitest";
 import { describeInBrowser, useBrowserAndHub } from "./support/ui-browser.js";
 import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
@@ -75,6 +76,34 @@ describeInBrowser("what was asked of a Thing, in the web UI", { timeout: 4 * SHO
         /^asked for 1500 by operator at /,
       );
       expect(await write.locator("td.last").textContent()).toBe("completed");
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("names an action's input by its title or its name made readable, with its type, unit and range", async () => {
+    const page = await ui.open({ hash: `#/thing/${encodeURIComponent(FAN)}` });
+    try {
+      const enable = page.locator('form.invoke[data-action="enablePort"]');
+      await enable.getByRole("heading", { name: "Enable port" }).waitFor();
+      // An object: its field named by its key made readable, and what it takes after it.
+      const port = enable.getByLabel("Port", { exact: true });
+      await expect(port.getAttribute("type")).resolves.toBe("number");
+      const described = async (field: typeof port) =>
+        page.locator(`#${await field.getAttribute("aria-describedby")}`).textContent();
+      await expect(described(port)).resolves.toBe("a whole number from 1 to 48");
+      expect(await enable.locator("legend").textContent()).toBe("Enable port");
+      expect(await page.getByText("enablePort input").count()).toBe(0);
+
+      const boost = page.locator('form.invoke[data-action="setBoostMinutes"]');
+      const minutes = boost.getByLabel("Set boost minutes", { exact: true });
+      await expect(described(minutes)).resolves.toBe("a number in min, at least 1");
+      await expect(boost.locator("small.hint").isVisible()).resolves.toBe(true);
+
+      const calibrate = page.locator('form.invoke[data-action="calibrate"]');
+      const tick = calibrate.getByLabel("Calibrate the sensor", { exact: true });
+      await expect(tick.getAttribute("type")).resolves.toBe("checkbox");
+      await expect(described(tick)).resolves.toBe("on (ticked) or off");
     } finally {
       await page.context().close();
     }
