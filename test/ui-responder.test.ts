@@ -373,7 +373,8 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
     try {
       await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
       await page.locator("td.value").first().waitFor();
-      for (const name of ["Write Mode", "Write setpoint", "Invoke Brew a shot", "Invoke flush"])
+      // An action without a title by its name made readable (flush: Flush), as its card's heading.
+      for (const name of ["Write Mode", "Write setpoint", "Invoke Brew a shot", "Invoke Flush"])
         expect(await page.getByRole("button", { name, exact: true }).count(), name).toBe(1);
     } finally {
       await page.context().close();

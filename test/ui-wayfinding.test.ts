@@ -118,6 +118,48 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
     }
   });
 
+  it("marks in the graph's list the Thing chosen on the canvas, and chooses on the canvas the Thing reached in the list", async () => {
+    const things = await layout();
+    const [left, middle, right] = [...things].sort((a, b) => a.x - b.x);
+    if (left === undefined || middle === undefined || right === undefined) throw new Error("three Things");
+    const page = await ui.open();
+    try {
+      const canvas = page.getByTestId("graph");
+      await page.locator('[data-testid="graph"][data-rendered="3"]').waitFor();
+      await page.getByText("The Things as a list, with their links").click();
+      const list = page.getByTestId("graph-list");
+      await list.locator(`li[data-thing="${right.id}"]`).waitFor();
+      /** The list's items marked as the current one: only the Thing the canvas has chosen. */
+      const marked = () =>
+        list
+          .locator('li[aria-current="true"]')
+          .evaluateAll((items: Array<{ getAttribute(name: string): string | null }>) =>
+            items.map((item) => item.getAttribute("data-thing")),
+          );
+      await canvas.focus();
+      for (let i = 0; i < 3; i++) await page.keyboard.press("ArrowLeft");
+      await press(page, "ArrowLeft", `No Thing to the left of ${left.title}`);
+      await expect(marked()).resolves.toEqual([left.id]);
+      await press(page, "ArrowRight", `Selected: ${middle.title} (`);
+      await expect(marked()).resolves.toEqual([middle.id]);
+      // The other way: the right one's link reached in the list is the canvas's choice.
+      await list.locator(`li[data-thing="${right.id}"] > a`).focus();
+      await page
+        .getByRole("status")
+        .filter({ hasText: `Selected: ${right.title} (` })
+        .waitFor();
+      expect(await canvas.getAttribute("data-selected")).toBe(right.id);
+      await expect(marked()).resolves.toEqual([right.id]);
+      // And the arrows go on from there on the canvas.
+      await canvas.focus();
+      await page.keyboard.press("ArrowLeft");
+      await page.locator(`[data-testid="graph"][data-selected]:not([data-selected="${right.id}"])`).waitFor();
+      await expect(marked()).resolves.toEqual([await canvas.getAttribute("data-selected")]);
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it("shows the whole of a time to the millisecond with its offset in every time field, on a laptop and a phone", async () => {
     const views: Array<[hash: string, fields: string[]]> = [
       ["#/changes", ["Since", "Until"]],

@@ -58,6 +58,12 @@ export const graphView: View = ({ client, live }, root) => {
     listed,
   );
   list.addEventListener("toggle", () => showList());
+  // The other way: a Thing reached in the list (Tab, or a click on its link) is chosen on the canvas.
+  listed.addEventListener("focusin", (event) => {
+    const item = event.target instanceof Element ? event.target.closest<HTMLElement>("li[data-thing]") : null;
+    const id = item?.dataset.thing;
+    if (id !== undefined && id !== selected && isShown(id)) select(id);
+  });
   replace(
     root,
     h("h1", {}, "Things"),
@@ -173,7 +179,12 @@ export const graphView: View = ({ client, live }, root) => {
       );
       return h(
         "li",
-        { "data-thing": id },
+        // The Thing chosen on the canvas is the one marked here too.
+        {
+          "data-thing": id,
+          class: id === selected ? "selected" : undefined,
+          "aria-current": id === selected ? "true" : undefined,
+        },
         thing(id),
         " ",
         h("span", { class: "tag" }, typeOfNode.get(id) ?? "Thing"),
@@ -377,10 +388,29 @@ export const graphView: View = ({ client, live }, root) => {
     const type = typeOfNode.get(id) ?? "Thing";
     return `${titles.get(id) ?? id} (${type}${unreachable.has(id) ? ", unreachable" : ""}), ${links} ${links === 1 ? "link" : "links"}`;
   };
+  /** The list's item of the Thing chosen, marked and scrolled to. */
+  const markListed = (): void => {
+    for (const item of listed.querySelectorAll<HTMLElement>("li[data-thing].selected")) {
+      item.classList.remove("selected");
+      item.removeAttribute("aria-current");
+    }
+    if (selected === undefined) return;
+    const item = [...listed.querySelectorAll<HTMLElement>("li[data-thing]")].find(
+      (li) => li.dataset.thing === selected,
+    );
+    if (item === undefined) return;
+    item.classList.add("selected");
+    item.setAttribute("aria-current", "true");
+    // Scrolled to within the list's own box, not the page: the canvas the arrows act on stays in view.
+    if (item.offsetTop < listed.scrollTop) listed.scrollTop = item.offsetTop;
+    else if (item.offsetTop + item.offsetHeight > listed.scrollTop + listed.clientHeight)
+      listed.scrollTop = item.offsetTop + item.offsetHeight - listed.clientHeight;
+  };
   const select = (id: string | undefined, note?: string): void => {
     if (selected !== undefined && graph?.hasNode(selected) === true)
       renderer?.setNodeState(selected, { isHighlighted: false });
     selected = id;
+    markListed();
     if (id === undefined) {
       delete canvas.dataset.selected;
       replace(selection);

@@ -40,19 +40,98 @@ export function checkValue(schema: DataSchema, value: unknown): string[] {
   return validate(value) ? [] : (validate.errors ?? []).map(describe);
 }
 
+/** A TD name as words: `enablePort` and `enable_port` are "Enable port", `maxRPM` "Max RPM". */
+export function readableName(name: string): string {
+  const words = name
+    .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+    .replace(/([A-Z]+)([A-Z][a-z])/g, "$1 $2")
+    .split(/[\s_-]+/)
+    .filter((word) => word !== "")
+    // An acronym (RPM) stays as it is; other words go to lower case after the first.
+    .map((word, i) =>
+      word.length > 1 && word === word.toUpperCase() ? word : i === 0 ? word : word.toLowerCase(),
+    );
+  const text = words.join(" ");
+  return text === "" ? name : text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** A schema's bounds in words: `from 1 to 48`, `at least 0`, `under 100`. */
+function rangeText(schema: DataSchema): string | undefined {
+  const low =
+    schema.minimum !== undefined
+      ? { n: schema.minimum, word: "at least" }
+      : schema.exclusiveMinimum !== undefined
+        ? { n: schema.exclusiveMinimum, word: "over" }
+        : undefined;
+  const high =
+    schema.maximum !== undefined
+      ? { n: schema.maximum, word: "at most" }
+      : schema.exclusiveMaximum !== undefined
+        ? { n: schema.exclusiveMaximum, word: "under" }
+        : undefined;
+  if (low !== undefined && high !== undefined && schema.minimum !== undefined && schema.maximum !== undefined)
+    return `from ${low.n} to ${high.n}`;
+  return (
+    [low && `${low.word} ${low.n}`, high && `${high.word} ${high.n}`].filter(Boolean).join(" and ") ||
+    undefined
+  );
+}
+
+/**
+ * What a field takes, in words, from its schema (type, unit, range): `a whole number from 1 to 48`,
+ * `a number in Cel, at least 0`, `one of single, double`; undefined for an object (its fields say).
+ */
+export function schemaHint(schema: DataSchema): string | undefined {
+  if (schema.enum !== undefined && schema.enum.length > 0)
+    return `one of ${schema.enum.map((option) => (typeof option === "string" ? option : JSON.stringify(option))).join(", ")}`;
+  const unit = schema.unit === undefined ? "" : ` in ${schema.unit}`;
+  const range = rangeText(schema);
+  switch (schema.type) {
+    case "integer":
+    case "number":
+      return `${schema.type === "integer" ? "a whole number" : "a number"}${unit}${range === undefined ? "" : `${unit === "" ? " " : ", "}${range}`}`;
+    case "boolean":
+      return "on (ticked) or off";
+    case "string": {
+      const lengths = [
+        schema.minLength !== undefined && `at least ${schema.minLength} characters`,
+        schema.maxLength !== undefined && `at most ${schema.maxLength} characters`,
+      ].filter(Boolean);
+      return `text${unit}${lengths.length === 0 ? "" : `, ${lengths.join(" and ")}`}`;
+    }
+    case "object":
+      return schema.properties === undefined ? "a JSON object" : undefined;
+    case "array":
+      return "a JSON list";
+    default:
+      return "a JSON value";
+  }
+}
+
+let hints = 0;
+/** The hint shown after a field, and the id its control points at with aria-describedby. */
+export function hintFor(schema: DataSchema): { id: string; element: HTMLElement } | undefined {
+  const text = schemaHint(schema);
+  if (text === undefined) return undefined;
+  const id = `field-hint-${++hints}`;
+  return { id, element: h("small", { class: "hint", id }, text) };
+}
+
 interface Field {
   element: HTMLElement;
   read(): { value: unknown } | { error: string } | undefined;
   fill(value: unknown): void;
 }
 
-function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
+function fieldOf(schema: DataSchema, label: string, initial: unknown, describedBy?: string): Field {
   const name = label;
+  // The hint (type, unit, range) that names what the field takes, read after its name.
+  const described = { "aria-describedby": describedBy };
   if (schema.enum !== undefined && schema.enum.length > 0) {
     const options = schema.enum;
     const select = h(
       "select",
-      { name, "aria-label": label },
+      { name, "aria-label": label, ...described },
       options.map((option, index) =>
         h(
           "option",
@@ -77,6 +156,7 @@ function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
         type: "number",
         name,
         "aria-label": label,
+        ...described,
         // The browser's own range check would hide the schema's message: Ajv checks instead.
         step: "any",
         value: typeof initial === "number" ? initial : undefined,
@@ -97,7 +177,13 @@ function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
       };
     }
     case "boolean": {
-      const input = h("input", { type: "checkbox", name, "aria-label": label, checked: initial === true });
+      const input = h("input", {
+        type: "checkbox",
+        name,
+        "aria-label": label,
+        ...described,
+        checked: initial === true,
+      });
       return {
         element: input,
         read: () => ({ value: input.checked }),
@@ -111,6 +197,7 @@ function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
         type: "text",
         name,
         "aria-label": label,
+        ...described,
         value: typeof initial === "string" ? initial : undefined,
       });
       return {
@@ -128,14 +215,19 @@ function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
             typeof initial === "object" && initial !== null
               ? (initial as Record<string, unknown>)[key]
               : undefined;
-          return { key, field: fieldOf(sub, key, start ?? sub.default) };
+          // Named by its title, or its key made readable ("port" is Port), with its hint after it.
+          const hint = hintFor(sub);
+          const title = sub.title ?? readableName(key);
+          return { key, title, hint, field: fieldOf(sub, title, start ?? sub.default, hint?.id) };
         });
         return {
           element: h(
             "fieldset",
-            {},
+            described,
             h("legend", {}, label),
-            fields.map(({ key, field }) => h("label", {}, h("span", {}, key), field.element)),
+            fields.map(({ title, hint, field }) =>
+              h("label", {}, h("span", {}, title), field.element, hint?.element),
+            ),
           ),
           read: () => {
             const value: Record<string, unknown> = {};
@@ -159,7 +251,7 @@ function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
       break;
   }
   // Arrays, oneOf, untyped schemas: JSON text.
-  const area = h("textarea", { name, "aria-label": `${label} (JSON)`, rows: 3 });
+  const area = h("textarea", { name, "aria-label": `${label} (JSON)`, ...described, rows: 3 });
   if (initial !== undefined) area.value = JSON.stringify(initial);
   return {
     element: area,
@@ -177,9 +269,17 @@ function fieldOf(schema: DataSchema, label: string, initial: unknown): Field {
   };
 }
 
-/** A form for one value of `schema`; `initial` fills it in. */
-export function schemaForm(schema: DataSchema, label: string, initial?: unknown): SchemaForm {
-  const field = fieldOf(schema, label, initial ?? schema.default);
+/**
+ * A form for one value of `schema`, named `label`; `initial` fills it in; `describedBy` is the id
+ * of the hint the caller shows beside it (hintFor).
+ */
+export function schemaForm(
+  schema: DataSchema,
+  label: string,
+  initial?: unknown,
+  describedBy?: string,
+): SchemaForm {
+  const field = fieldOf(schema, label, initial ?? schema.default, describedBy);
   // Typed into since last sent: the person's value stays until they send it.
   let edited = false;
   field.element.addEventListener("input", () => (edited = true));

@@ -12,7 +12,7 @@ import { h, replace, show, showTime } from "./dom.js";
 import { messageOf, problemBox } from "./errors.js";
 import { historyChart, type HistoryChart } from "./history-chart.js";
 import { redrawWhenBack } from "./live.js";
-import { schemaForm, type SchemaForm } from "./schema-form.js";
+import { hintFor, readableName, schemaForm, type SchemaForm } from "./schema-form.js";
 import { typeOf } from "./thing-graph.js";
 import { isThingId, nameThingLinks, thingLink } from "./thing-titles.js";
 
@@ -157,7 +157,12 @@ export const thingView: View = ({ client, live }, root, id) => {
     }
 
     const actionForms = actions.map(([name, action]) => {
-      const form = action.input === undefined ? undefined : schemaForm(action.input, `${name} input`);
+      // The input named as a person reads it (its title, the action's, or the name made readable),
+      // with what it takes (type, unit, range) beside it, not as `enablePort input`.
+      const input = action.input;
+      const hint = input === undefined ? undefined : hintFor(input);
+      const label = input?.title ?? action.title ?? readableName(name);
+      const form = input === undefined ? undefined : schemaForm(input, label, undefined, hint?.id);
       const outcome = h("div", { class: "outcome" });
       return h(
         "form",
@@ -191,10 +196,16 @@ export const thingView: View = ({ client, live }, root, id) => {
             );
           },
         },
-        h("h3", {}, action.title ?? name),
+        h("h3", {}, action.title ?? readableName(name)),
         action.description !== undefined && h("p", { class: "muted" }, action.description),
         form?.element,
-        h("button", { type: "submit" }, "Invoke", h("span", { class: "unseen" }, ` ${action.title ?? name}`)),
+        hint?.element,
+        h(
+          "button",
+          { type: "submit" },
+          "Invoke",
+          h("span", { class: "unseen" }, ` ${action.title ?? readableName(name)}`),
+        ),
         outcome,
       );
     });

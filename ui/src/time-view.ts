@@ -122,6 +122,7 @@ function interactionTable(
         {},
         h("th", {}, what === "write" ? "property" : what),
         h("th", {}, "in between"),
+        what === "write" && h("th", {}, "asked for"),
         h("th", {}, "last"),
         h("th", {}, "cause"),
       ),
@@ -141,6 +142,8 @@ function interactionTable(
               .map(([kind, n]) => `${n} ${kind}`)
               .join(", "),
           ),
+          // A write's last Change is often its outcome, which has no value: what was asked for.
+          what === "write" && askedCell(item.desired),
           h(
             "td",
             { class: "last" },
@@ -327,16 +330,41 @@ function descriptionDiff(before: unknown, after: unknown): HTMLElement {
   );
 }
 
+/** A JSON value as text with its objects' keys sorted: two values are the same when these are. */
+function sortedJson(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) =>
+    typeof item === "object" && item !== null && !Array.isArray(item)
+      ? Object.fromEntries(Object.entries(item).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : item,
+  );
+}
+
+/**
+ * A property's last write in between, beside what the Thing reported: `asked for 1500 by operator
+ * at …`, and when `reported` (given: the property's `after`) is another value, a mark that says so.
+ */
+function askedCell(desired: DiffChange | undefined, reported?: { value: unknown }): HTMLElement {
+  if (desired === undefined) return h("td", { class: "asked none" });
+  const differs = reported !== undefined && sortedJson(reported.value) !== sortedJson(desired.value);
+  return h(
+    "td",
+    { class: differs ? "asked differs" : "asked" },
+    `asked for ${show(desired.value)} by ${desired.cause.actor} at ${showTime(desired.time)}`,
+    differs && h("strong", { class: "differs" }, ` — reported ${show(reported.value)}, not what was asked`),
+  );
+}
+
 function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
   const rows = diff.properties.map((property) =>
     h(
       "tr",
-      {},
+      { "data-affordance": property.affordance },
       h("th", {}, property.affordance),
       // Struck out when there was a value before (an added one has nothing to strike).
       h("td", { class: property.before === undefined ? "before none" : "before" }, show(property.before)),
       h("td", {}, "→"),
       h("td", { class: "after" }, show(property.after)),
+      askedCell(property.desired, { value: property.after }),
       h("td", { class: "muted" }, `${property.changes} Change${property.changes === 1 ? "" : "s"}`),
       h(
         "td",
@@ -372,6 +400,7 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
               h("th", {}, "before"),
               h("th", {}),
               h("th", {}, "after"),
+              h("th", {}, "asked for"),
               h("th", {}),
               h("th", {}, "cause"),
             ),
