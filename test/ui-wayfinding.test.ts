@@ -281,6 +281,12 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
       expect((await added.locator("td").allTextContents()).sort()).toEqual(
         ["Espresso machine", NOWHERE, "near", "partOf"].sort(),
       );
+      // The caption's last link Change names its target as the rows do: a link, by title if it has one.
+      const caption = page.getByTestId("diff-links").locator("caption");
+      expect(await caption.locator("a[data-thing-id]").count()).toBe(1);
+      expect(await caption.textContent()).toMatch(
+        /^Links: 2 linked; last linked (partOf Espresso machine|near urn:test:wayfinding:nowhere) by /,
+      );
     } finally {
       await page.context().close();
     }

@@ -261,11 +261,12 @@ function driftTable(drift: DriftDiff | undefined): HTMLElement | false {
   );
 }
 
-/** A link as its linked/unlinked Change records it: `rel href`. */
-function linkText(link: unknown): string {
-  if (typeof link !== "object" || link === null) return show(link);
+/** A link as its linked/unlinked Change records it: `rel` then its target, a Thing named by title. */
+function linkText(link: unknown): Array<string | HTMLElement> {
+  if (typeof link !== "object" || link === null) return [show(link)];
   const { rel, href } = link as { rel?: unknown; href?: unknown };
-  return typeof rel === "string" && typeof href === "string" ? `${rel} ${href}` : show(link);
+  if (typeof rel !== "string" || typeof href !== "string") return [show(link)];
+  return [`${rel} `, isThingId(href) ? thingLink(href) : href];
 }
 
 /** The releases rolled out to the Thing in between (`applied` Changes), and the one now active. */
@@ -301,7 +302,9 @@ function linksTable(links: LinksDiff | undefined): HTMLElement | false {
     h(
       "caption",
       {},
-      `Links: ${countsText(links.counts)}; last ${links.last.kind} ${linkText(links.last.value)} ${byWhom(links.last)}`,
+      `Links: ${countsText(links.counts)}; last ${links.last.kind} `,
+      ...linkText(links.last.value),
+      ` ${byWhom(links.last)}`,
     ),
     h("thead", {}, h("tr", {}, h("th", {}), h("th", {}, "relation"), h("th", {}, "target"))),
     h(
