@@ -316,7 +316,7 @@ export function registerServeCommands(program: Command): void {
         throw err;
       }
       const { fleet, added, updated } = started;
-      running.hub.observation?.start();
+      await running.hub.startObservation();
       // The sensors leave the hub's broker before it closes (it waits for its clients); the HTTP
       // Things stay until the hub has stopped observing them, so that no outage is recorded.
       companions.before.push(() => fleet.disconnectSensors());

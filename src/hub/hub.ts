@@ -24,6 +24,7 @@ import { LOG_KEY_FILE, Notary, requireSigningFiles } from "./notary.js";
 import type { BindingSet } from "../bindings/index.js";
 import { Commands } from "./commands.js";
 import { Observation } from "./observation.js";
+import { ElectedRole, type RoleStatus } from "./elected-role.js";
 import type { SecretStore } from "./secret-store.js";
 import { MqttCredentials } from "./mqtt-credentials.js";
 import { SECRET_KEY_FILE, ThingSecrets, loadOrCreateSecretKey } from "./thing-secrets.js";
@@ -38,6 +39,9 @@ export interface Principal {
   name: string;
   admin: boolean;
 }
+
+/** The store's role whose holder observes the Things, among a hub's replicas. */
+export const OBSERVATION_ROLE = "observation";
 
 export interface HubOptions {
   logger: Logger;
@@ -84,6 +88,8 @@ export class Hub {
   readonly drift: Drift;
   /** The observation of every Thing; undefined without bindings or with `observe` off. */
   readonly observation: Observation | undefined;
+  /** Replicas observe one at a time: the one holding the store's observation role. */
+  private observing: ElectedRole<Observation> | undefined;
   private readonly ingestion: Ingest;
   private sweepTimer: NodeJS.Timeout | undefined;
   private tokenDigests: { admin: Buffer; reader?: Buffer } | undefined;
@@ -258,7 +264,7 @@ export class Hub {
       }
     }
     hub.startExpirySweep();
-    if (options.observeLater !== true) hub.observation?.start();
+    if (options.observeLater !== true) await hub.startObservation();
     // The graph's indexes are built in the background; a query before they are ready waits.
     hub.graph.start();
     await hub.drift.start();
@@ -275,6 +281,43 @@ export class Hub {
     options?: IngestOptions,
   ): Promise<Change[]> {
     return this.ingestion.ingest(thing, reports, cause, options);
+  }
+
+  /**
+   * Starts observing every Thing (see observation.ts); replicas of one hub observe one at a time,
+   * the one holding the store's `observation` role (docs/replicas.md), or every reading would be
+   * recorded once per replica.
+   */
+  async startObservation(): Promise<void> {
+    const { observation } = this;
+    if (observation === undefined || this.observing !== undefined || this.closing !== undefined) return;
+    const holdRole = this.store.holdRole?.bind(this.store);
+    if (!this.config.replica || holdRole === undefined) return observation.start();
+    this.observing = new ElectedRole<Observation>(
+      {
+        role: OBSERVATION_ROLE,
+        what: "the observation of the Things",
+        standby:
+          "another replica of this hub observes the Things (it holds the store's observation lock): " +
+          "this one takes over when it stops",
+        start: () => {
+          observation.start();
+          return Promise.resolve(observation);
+        },
+        stop: (running) => running.stop(),
+      },
+      holdRole,
+      this.logger.child({ part: "observation" }),
+    );
+    await this.observing.start();
+  }
+
+  /**
+   * Whether this replica observes the Things (`standby` while another one does); undefined on a
+   * hub alone, or without observation.
+   */
+  observationStatus(): RoleStatus | undefined {
+    return this.observing?.status();
   }
 
   private startExpirySweep(): void {
@@ -328,6 +371,7 @@ export class Hub {
       await this.rollouts?.close();
       await this.drift.close();
       // Observation and commands first: what they have received is recorded before the store closes.
+      await this.observing?.close();
       await this.observation?.close();
       await this.commands?.close();
       await this.bindings?.close();
