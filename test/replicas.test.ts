@@ -418,6 +418,58 @@ if (problem !== undefined && !required) {
       SLOW_MS,
     );
 
+    it(
+      "sweep expired TDs one at a time, say which in /health, and take it over when its replica stops",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const sweeping = { ...overrides, replica: true, expirySweepMs: 100 };
+        const a = await startTestHub({ ...sweeping, dataDir: dirs[0] });
+        hubs.push(a);
+        copyIdentity(dirs[0], dirs[1]);
+        const b = await startTestHub({ ...sweeping, dataDir: dirs[1] });
+        hubs.push(b);
+        const sweepsOnA = vi.spyOn(a.hub.directory, "sweepExpired");
+        const sweepsOnB = vi.spyOn(b.hub.directory, "sweepExpired");
+        const sweepHealth = async (hub: TestHub) =>
+          ((await (await hub.request("/health", { auth: false })).json()) as { expirySweep?: unknown })
+            .expirySweep;
+        expect(await sweepHealth(a)).toEqual({ state: "running" });
+        expect(await sweepHealth(b)).toEqual({
+          state: "standby",
+          reason:
+            "another replica of this hub sweeps expired Thing Descriptions (it holds the store's expiry-sweep lock): " +
+            "this one takes over when it stops",
+        });
+        await vi.waitFor(() => expect(sweepsOnA.mock.calls.length).toBeGreaterThanOrEqual(3), {
+          timeout: 20_000,
+          interval: 50,
+        });
+        expect(sweepsOnB).not.toHaveBeenCalled();
+
+        // The replica sweeping stops: the other one takes it over, says so, and removes what expires.
+        await hubs.splice(0, 1)[0]?.stop();
+        await vi.waitFor(async () => expect(await sweepHealth(b)).toEqual({ state: "running" }), {
+          timeout: 20_000,
+          interval: 200,
+        });
+        const id = `urn:test:replica:leased:${run}`;
+        const after = await b.hub.store.lastSeq();
+        await putTd(b, minimalTd({ id, registration: { ttl: 1 } }));
+        await vi.waitFor(
+          async () => {
+            const changes = (await b.hub.store.changesAfter(after, 100)).filter((c) => c.thing === id);
+            expect(changes.map((c) => [c.kind, c.cause.actor])).toEqual([
+              ["described", "admin"],
+              ["removed", "hub:expiry"],
+            ]);
+          },
+          { timeout: 20_000, interval: 200 },
+        );
+        expect(sweepsOnB).toHaveBeenCalled();
+      },
+      SLOW_MS,
+    );
+
     it("refuse a hub that is not a replica while replicas run, and a replica while such a hub runs", async () => {
       const { schema, dirs, overrides } = setting();
       const replica = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
