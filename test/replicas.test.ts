@@ -419,6 +419,41 @@ if (problem !== undefined && !required) {
     );
 
     it(
+      "say at the start of `things serve` whether the replica observes the Things",
+      async () => {
+        const { dirs, overrides, store } = setting();
+        const a = await startTestHub({ ...overrides, replica: true, observe: true, dataDir: dirs[0] });
+        hubs.push(a);
+        copyIdentity(dirs[0], dirs[1]);
+        const child = runThings(
+          [
+            "serve",
+            "--port",
+            "0",
+            "--no-mqtt",
+            "--replica",
+            "--data",
+            dirs[1],
+            "--store",
+            store,
+            "--bus",
+            natsUrl,
+            "--bus-prefix",
+            overrides.busPrefix,
+            "--bus-stream",
+            overrides.busStream,
+          ],
+          cleanEnvironment(),
+        );
+        children.push(child);
+        await child.waitFor(
+          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n/,
+        );
+      },
+      SLOW_MS,
+    );
+
+    it(
       "sweep expired TDs one at a time, say which in /health, and take it over when its replica stops",
       async () => {
         const { run, dirs, overrides } = setting();
