@@ -1,7 +1,9 @@
 // Hub replicas (`--replica`, docs/replicas.md): two hubs on one PostgreSQL schema and one NATS
 // JetStream stream. What one registers or records the other serves, its subscribers (/events,
 // /changes/stream, the graph) get every Change of both in seq order, both verify the one Log, and
-// a replica killed mid-way loses nothing: the other one goes on, publishing what it left.
+// a replica killed mid-way loses nothing: the other one goes on, publishing what it left. Work one
+// replica does at a time (observation, the expiry sweep, the MQTT gateway) runs on one, and
+// another takes it over when that one stops.
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { randomBytes } from "node:crypto";
