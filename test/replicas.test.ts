@@ -1,11 +1,15 @@
 // Hub replicas (`--replica`, docs/replicas.md): two hubs on one PostgreSQL schema and one NATS
 // JetStream stream. What one registers or records the other serves, its subscribers (/events,
 // /changes/stream, the graph) get every Change of both in seq order, both verify the one Log, and
-// a replica killed mid-way loses nothing: the other one goes on, publishing what it left.
+// a replica killed mid-way loses nothing: the other one goes on, publishing what it left. Work one
+// replica does at a time (observation, the expiry sweep, the MQTT gateway) runs on one, and
+// another takes it over when that one stops.
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectAsync } from "mqtt";
@@ -72,6 +76,28 @@ async function streamSeqs(jsm: JetStreamManager, stream: string, hubId: string):
     if (id.startsWith(`${hubId}:`)) seqs.push(Number(id.slice(hubId.length + 1)));
   }
   return seqs;
+}
+
+/** A device whose `level` the hub polls over HTTP (every 100 ms): what it answers, and how often it was asked. */
+async function httpLevelDevice(): Promise<{
+  url: string;
+  level: number;
+  polls: number;
+  close(): Promise<void>;
+}> {
+  const device = { url: "", level: 1, polls: 0, close: () => Promise.resolve() };
+  const server = createServer((request, response) => {
+    device.polls++;
+    response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(device.level));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  device.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  device.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return device;
 }
 
 const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
@@ -302,6 +328,181 @@ if (problem !== undefined && !required) {
         expect(seenOnB).toEqual(upTo(last));
         await Promise.all([busOf(a).acknowledged(last), busOf(b).acknowledged(last)]);
         expect(await streamSeqs(jsm, overrides.busStream, a.hub.id)).toEqual(upTo(last));
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "observe the Things one at a time, say which in /health, and take it over when its replica stops",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const device = await httpLevelDevice();
+        cleanups.push(() => device.close());
+        const observing = {
+          ...overrides,
+          replica: true,
+          observe: true,
+          reconnectMs: 50,
+          maxReconnectMs: 500,
+        };
+        const a = await startTestHub({ ...observing, dataDir: dirs[0] });
+        hubs.push(a);
+        copyIdentity(dirs[0], dirs[1]);
+        const b = await startTestHub({ ...observing, dataDir: dirs[1] });
+        hubs.push(b);
+        const observationHealth = async (hub: TestHub) =>
+          ((await (await hub.request("/health", { auth: false })).json()) as { observation?: unknown })
+            .observation;
+        expect(await observationHealth(a)).toEqual({ state: "running" });
+        expect(await observationHealth(b)).toEqual({
+          state: "standby",
+          reason:
+            "another replica of this hub observes the Things (it holds the store's observation lock): " +
+            "this one takes over when it stops",
+        });
+
+        const id = `urn:test:replica:observed:${run}`;
+        await putTd(
+          b,
+          minimalTd({
+            id,
+            properties: {
+              level: {
+                type: "integer",
+                observable: true,
+                "hyperthings:pollInterval": 100,
+                forms: [{ href: `${device.url}level` }],
+              },
+            },
+          }),
+        );
+        const levels = async (hub: TestHub) => {
+          const res = await hub.request(`${thingPath(id)}/history?affordance=level&order=asc`);
+          return ((await res.json()) as { changes: Change[] }).changes.map((c) => c.value);
+        };
+        /** Resolves once the device has been polled `n` more times: every replica observing it has read it since. */
+        const polled = async (n: number) => {
+          const until = device.polls + n;
+          await vi.waitFor(() => expect(device.polls).toBeGreaterThanOrEqual(until), {
+            timeout: 30_000,
+            interval: 50,
+          });
+        };
+        // Each reading is recorded once, by the replica that observes: with both observing, twice.
+        await vi.waitFor(async () => expect(await levels(b)).toContain(1), {
+          timeout: 20_000,
+          interval: 100,
+        });
+        device.level = 2;
+        await vi.waitFor(async () => expect(await levels(b)).toContain(2), {
+          timeout: 20_000,
+          interval: 100,
+        });
+        await polled(10);
+        expect(await levels(b)).toEqual([1, 2]);
+        expect(a.hub.observation?.status().map((s) => s.thing)).toEqual([id]);
+        expect(b.hub.observation?.status()).toEqual([]);
+
+        // The replica observing stops: the other one takes it over, says so, and records the next reading once.
+        await hubs.splice(0, 1)[0]?.stop();
+        await vi.waitFor(async () => expect(await observationHealth(b)).toEqual({ state: "running" }), {
+          timeout: 20_000,
+          interval: 200,
+        });
+        device.level = 3;
+        await vi.waitFor(async () => expect(await levels(b)).toContain(3), {
+          timeout: 20_000,
+          interval: 100,
+        });
+        await polled(10);
+        expect(await levels(b)).toEqual([1, 2, 3]);
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "say at the start of `things serve` whether the replica observes the Things",
+      async () => {
+        const { dirs, overrides, store } = setting();
+        const a = await startTestHub({ ...overrides, replica: true, observe: true, dataDir: dirs[0] });
+        hubs.push(a);
+        copyIdentity(dirs[0], dirs[1]);
+        const child = runThings(
+          [
+            "serve",
+            "--port",
+            "0",
+            "--no-mqtt",
+            "--replica",
+            "--data",
+            dirs[1],
+            "--store",
+            store,
+            "--bus",
+            natsUrl,
+            "--bus-prefix",
+            overrides.busPrefix,
+            "--bus-stream",
+            overrides.busStream,
+          ],
+          cleanEnvironment(),
+        );
+        children.push(child);
+        await child.waitFor(
+          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n/,
+        );
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "sweep expired TDs one at a time, say which in /health, and take it over when its replica stops",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const sweeping = { ...overrides, replica: true, expirySweepMs: 100 };
+        const a = await startTestHub({ ...sweeping, dataDir: dirs[0] });
+        hubs.push(a);
+        copyIdentity(dirs[0], dirs[1]);
+        const b = await startTestHub({ ...sweeping, dataDir: dirs[1] });
+        hubs.push(b);
+        const sweepsOnA = vi.spyOn(a.hub.directory, "sweepExpired");
+        const sweepsOnB = vi.spyOn(b.hub.directory, "sweepExpired");
+        const sweepHealth = async (hub: TestHub) =>
+          ((await (await hub.request("/health", { auth: false })).json()) as { expirySweep?: unknown })
+            .expirySweep;
+        expect(await sweepHealth(a)).toEqual({ state: "running" });
+        expect(await sweepHealth(b)).toEqual({
+          state: "standby",
+          reason:
+            "another replica of this hub sweeps expired Thing Descriptions (it holds the store's expiry-sweep lock): " +
+            "this one takes over when it stops",
+        });
+        await vi.waitFor(() => expect(sweepsOnA.mock.calls.length).toBeGreaterThanOrEqual(3), {
+          timeout: 20_000,
+          interval: 50,
+        });
+        expect(sweepsOnB).not.toHaveBeenCalled();
+
+        // The replica sweeping stops: the other one takes it over, says so, and removes what expires.
+        await hubs.splice(0, 1)[0]?.stop();
+        await vi.waitFor(async () => expect(await sweepHealth(b)).toEqual({ state: "running" }), {
+          timeout: 20_000,
+          interval: 200,
+        });
+        const id = `urn:test:replica:leased:${run}`;
+        const after = await b.hub.store.lastSeq();
+        await putTd(b, minimalTd({ id, registration: { ttl: 1 } }));
+        await vi.waitFor(
+          async () => {
+            const changes = (await b.hub.store.changesAfter(after, 100)).filter((c) => c.thing === id);
+            expect(changes.map((c) => [c.kind, c.cause.actor])).toEqual([
+              ["described", "admin"],
+              ["removed", "hub:expiry"],
+            ]);
+          },
+          { timeout: 20_000, interval: 200 },
+        );
+        expect(sweepsOnB).toHaveBeenCalled();
       },
       SLOW_MS,
     );

@@ -243,6 +243,15 @@ async function serve(
       `  bus: NATS ${bus.server} (${state}), stream ${bus.stream}, subjects ${bus.subjects}${replica}\n`,
     );
   }
+  // Replicas observe one at a time: say whether this one does, and if not why.
+  const observation = running.hub.electedStatus()?.observation;
+  if (observation !== undefined) {
+    out.write(
+      observation.state === "running"
+        ? "  observation: this replica observes the Things\n"
+        : `  observation: standby: ${observation.reason ?? ""}\n`,
+    );
+  }
   if (running.snmpTrapPort !== undefined) {
     out.write(`  SNMP traps: UDP ${running.hub.config.host} port ${running.snmpTrapPort} (SNMPv2c)\n`);
   }
@@ -316,7 +325,7 @@ export function registerServeCommands(program: Command): void {
         throw err;
       }
       const { fleet, added, updated } = started;
-      running.hub.observation?.start();
+      await running.hub.startObservation();
       // The sensors leave the hub's broker before it closes (it waits for its clients); the HTTP
       // Things stay until the hub has stopped observing them, so that no outage is recorded.
       companions.before.push(() => fleet.disconnectSensors());

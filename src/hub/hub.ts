@@ -24,6 +24,8 @@ import { LOG_KEY_FILE, Notary, requireSigningFiles } from "./notary.js";
 import type { BindingSet } from "../bindings/index.js";
 import { Commands } from "./commands.js";
 import { Observation } from "./observation.js";
+import { ElectedRole, type ElectedWork, type RoleStatus } from "./elected-role.js";
+import { ExpirySweep } from "./expiry-sweep.js";
 import type { SecretStore } from "./secret-store.js";
 import { MqttCredentials } from "./mqtt-credentials.js";
 import { SECRET_KEY_FILE, ThingSecrets, loadOrCreateSecretKey } from "./thing-secrets.js";
@@ -38,6 +40,11 @@ export interface Principal {
   name: string;
   admin: boolean;
 }
+
+/** The store's role whose holder observes the Things, among a hub's replicas. */
+export const OBSERVATION_ROLE = "observation";
+/** The store's role whose holder sweeps expired TDs, among a hub's replicas. */
+export const EXPIRY_SWEEP_ROLE = "expiry-sweep";
 
 export interface HubOptions {
   logger: Logger;
@@ -84,8 +91,12 @@ export class Hub {
   readonly drift: Drift;
   /** The observation of every Thing; undefined without bindings or with `observe` off. */
   readonly observation: Observation | undefined;
+  /** Replicas observe one at a time: the one holding the store's observation role. */
+  private observing: ElectedRole<Observation> | undefined;
   private readonly ingestion: Ingest;
-  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly expirySweep: ExpirySweep;
+  /** Replicas sweep one at a time: the one holding the store's expiry-sweep role. */
+  private sweeping: ElectedRole<ExpirySweep> | undefined;
   private tokenDigests: { admin: Buffer; reader?: Buffer } | undefined;
   private closing: Promise<void> | undefined;
 
@@ -106,6 +117,7 @@ export class Hub {
       maxSearchResults: config.maxSearchResults,
       linkScope: vocabulary.scope,
     });
+    this.expirySweep = new ExpirySweep(this.directory, config.expirySweepMs, logger);
     this.ingestion = new Ingest(store, bus, clock);
     this.history = new History(
       store,
@@ -257,8 +269,8 @@ export class Hub {
         );
       }
     }
-    hub.startExpirySweep();
-    if (options.observeLater !== true) hub.observation?.start();
+    await hub.startExpirySweep();
+    if (options.observeLater !== true) await hub.startObservation();
     // The graph's indexes are built in the background; a query before they are ready waits.
     hub.graph.start();
     await hub.drift.start();
@@ -277,19 +289,65 @@ export class Hub {
     return this.ingestion.ingest(thing, reports, cause, options);
   }
 
-  private startExpirySweep(): void {
-    const sweep = () => {
-      this.directory
-        .sweepExpired()
-        .then((n) => {
-          if (n > 0) this.logger.info({ removed: n }, "dropped expired Thing Descriptions");
-        })
-        .catch((err: unknown) => this.logger.error({ err }, "expiry sweep failed"))
-        .finally(() => {
-          if (!this.closing) this.sweepTimer = setTimeout(sweep, this.config.expirySweepMs).unref();
-        });
-    };
-    this.sweepTimer = setTimeout(sweep, this.config.expirySweepMs).unref();
+  /**
+   * Starts observing every Thing (see observation.ts); replicas of one hub observe one at a time,
+   * the one holding the store's `observation` role (docs/replicas.md), or every reading would be
+   * recorded once per replica.
+   */
+  async startObservation(): Promise<void> {
+    const { observation } = this;
+    if (observation === undefined || this.observing !== undefined || this.closing !== undefined) return;
+    this.observing = await this.elect({
+      role: OBSERVATION_ROLE,
+      what: "the observation of the Things",
+      standby:
+        "another replica of this hub observes the Things (it holds the store's observation lock): " +
+        "this one takes over when it stops",
+      start: () => {
+        observation.start();
+        return Promise.resolve(observation);
+      },
+      stop: (running) => running.stop(),
+    });
+    if (this.observing === undefined) observation.start();
+  }
+
+  /** Replicas of one hub sweep expired TDs one at a time, the one holding the `expiry-sweep` role. */
+  private async startExpirySweep(): Promise<void> {
+    const { expirySweep } = this;
+    this.sweeping = await this.elect({
+      role: EXPIRY_SWEEP_ROLE,
+      what: "the sweep of expired Thing Descriptions",
+      standby:
+        "another replica of this hub sweeps expired Thing Descriptions (it holds the store's expiry-sweep lock): " +
+        "this one takes over when it stops",
+      start: () => {
+        expirySweep.start();
+        return Promise.resolve(expirySweep);
+      },
+      stop: (running) => running.stop(),
+    });
+    if (this.sweeping === undefined) expirySweep.start();
+  }
+
+  /** On a replica, work elected among the replicas (docs/replicas.md); undefined on a hub alone. */
+  private async elect<T>(work: ElectedWork<T>): Promise<ElectedRole<T> | undefined> {
+    const holdRole = this.store.holdRole?.bind(this.store);
+    if (!this.config.replica || holdRole === undefined) return undefined;
+    const elected = new ElectedRole<T>(work, holdRole, this.logger.child({ role: work.role }));
+    await elected.start();
+    return elected;
+  }
+
+  /**
+   * On a replica, whether it runs the work the replicas do one at a time (`standby` while another
+   * one does): the observation of the Things (undefined without it) and the sweep of expired TDs.
+   * Undefined on a hub alone.
+   */
+  electedStatus(): { observation?: RoleStatus; expirySweep: RoleStatus } | undefined {
+    if (this.sweeping === undefined) return undefined;
+    const observation = this.observing?.status();
+    return { ...(observation !== undefined && { observation }), expirySweep: this.sweeping.status() };
   }
 
   /** The principal a bearer token stands for, or undefined when it stands for nobody. */
@@ -323,11 +381,13 @@ export class Hub {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.abandonCommands();
-      clearTimeout(this.sweepTimer);
+      await this.sweeping?.close();
+      await this.expirySweep.stop();
       // Rollouts stop taking steps (the running ones resume at the next start); drift stops following.
       await this.rollouts?.close();
       await this.drift.close();
       // Observation and commands first: what they have received is recorded before the store closes.
+      await this.observing?.close();
       await this.observation?.close();
       await this.commands?.close();
       await this.bindings?.close();

@@ -64,6 +64,7 @@ export {
   observationPlans,
   type ObservationOptions,
 } from "./observation.js";
+export { ElectedRole, ELECTION_MS, type ElectedWork, type RoleStatus } from "./elected-role.js";
 export type { SecretStore } from "./secret-store.js";
 export { SECRET_KEY_FILE, ThingSecrets, loadOrCreateSecretKey, type SecretInput } from "./thing-secrets.js";
 export {

@@ -229,23 +229,43 @@ export class Observation {
   private unsubscribe: (() => void) | undefined;
   private scan: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Between start and stop. */
+  private running = false;
 
   constructor(
     private readonly context: ObservationContext,
     private readonly options: ObservationOptions,
   ) {}
 
-  /** Follows the directory from now on, and starts observing every Thing it already holds. */
+  /**
+   * Follows the directory from now on, and starts observing every Thing it already holds. Until
+   * then, and after `stop`, nothing is observed.
+   */
   start(): void {
+    if (this.closed || this.running) return;
+    this.running = true;
     this.unsubscribe = this.context.bus.subscribe((change) => {
       if (change.kind === "described" || change.kind === "removed") this.sync(change.thing);
     });
     this.scan = (async () => {
       for await (const record of this.context.store.scanThings()) {
-        if (this.closed) return;
+        if (!this.running) return;
         this.sync(record.id);
       }
     })().catch((err: unknown) => this.context.logger.error({ err }, "observation could not list the Things"));
+  }
+
+  /**
+   * Stops observing every Thing, once what they received is recorded; `start` begins again (each
+   * Thing resuming from the Log). A replica that no longer holds the observation role does this.
+   */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    await this.settled();
+    await Promise.all([...this.observers.values()].map((o) => o.stop()));
+    this.observers.clear();
   }
 
   /** Brings one Thing's observation in line with the directory; `restart` even if its TD is unchanged. */
@@ -273,14 +293,11 @@ export class Observation {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.unsubscribe?.();
-    await this.settled();
-    await Promise.all([...this.observers.values()].map((o) => o.stop()));
-    this.observers.clear();
+    await this.stop();
   }
 
   private async apply(thing: string, restart: boolean): Promise<void> {
-    if (this.closed) return;
+    if (!this.running) return;
     const record = await this.context.store.getThing(thing);
     const current = this.observers.get(thing);
     const hash = record === undefined ? undefined : contentHash(record.td);
@@ -289,7 +306,7 @@ export class Observation {
       this.observers.delete(thing);
       await current.stop();
     }
-    if (record === undefined || hash === undefined || this.closed) return;
+    if (record === undefined || hash === undefined || !this.running) return;
     const log = this.context.logger.child({ thing });
     const plans = observationPlans(record.td, this.options, (message) => log.warn(message));
     if (plans.length === 0) return;

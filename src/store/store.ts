@@ -292,8 +292,8 @@ export interface Store {
   storageProblem(): { since: string; reason: string } | undefined;
   /**
    * Takes the lock named `role` among the processes on this store, if none holds it, for work one
-   * of a hub's replicas does at a time (the MQTT gateway on an external broker): undefined when
-   * another holds it. Only a store that replicas share has it.
+   * of a hub's replicas does at a time (observation, the expiry sweep, the MQTT gateway on an
+   * external broker): undefined when another holds it. Only a store that replicas share has it.
    */
   holdRole?(role: string): Promise<HeldRole | undefined>;
   logHead(): Promise<LogHead>;

@@ -173,6 +173,8 @@ export function wellKnownRoutes(hub: Hub, version: string, mqttStatus?: () => Mq
         const busBehind = bus !== undefined && (!bus.connected || bus.lag > bus.window);
         // Whether this process runs the MQTT gateway (replicas on one external broker: one does).
         const mqtt = mqttStatus?.();
+        // Whether this replica observes the Things and sweeps expired TDs (replicas of one hub: one does).
+        const elected = hub.electedStatus();
         return {
           status: failing !== undefined ? "failing" : storage !== undefined || busBehind ? "degraded" : "ok",
           hub: hub.id,
@@ -182,6 +184,7 @@ export function wellKnownRoutes(hub: Hub, version: string, mqttStatus?: () => Mq
           ...(storage !== undefined && { storage: { problemSince: storage.since, reason: storage.reason } }),
           ...(bus !== undefined && { bus }),
           ...(mqtt !== undefined && { mqtt }),
+          ...elected,
         };
       },
     );

@@ -17,7 +17,7 @@ import {
   type Release,
   type LogVerification,
 } from "../../core/index.js";
-import type { ChangeDraft, Store } from "../store.js";
+import type { ChangeDraft, HeldRole, Store } from "../store.js";
 import {
   PostgresProxy,
   dropSchema,
@@ -193,6 +193,37 @@ if (problem !== undefined && !required) {
       clients.push(client);
       return client;
     }
+
+    it("elects one holder of a role among the replicas' stores, on sessions apart from its reads and writes", async () => {
+      const schema = newSchema();
+      // One session for the schema's lock, one for everything else: roles held take neither.
+      const a = await openStore(schema, { replica: true, maxConnections: 2 });
+      const b = await openStore(schema, { replica: true, maxConnections: 2 });
+      const observation = await a.holdRole("observation");
+      const sweep = await a.holdRole("expiry-sweep");
+      expect(observation).toBeDefined();
+      expect(sweep).toBeDefined();
+      expect(await a.lastSeq()).toBe(0);
+      expect(await b.holdRole("observation")).toBeUndefined();
+
+      // A role given up ends its session: the lock is free once PostgreSQL has seen the session end.
+      const takeOn = async (store: PostgresStore) => {
+        let held: HeldRole | undefined;
+        await vi.waitFor(async () => expect((held = await store.holdRole("observation"))).toBeDefined(), {
+          timeout: 10_000,
+          interval: 50,
+        });
+        return held;
+      };
+      observation?.release();
+      expect(await observation?.lost).toBe("given up");
+      const taken = await takeOn(b);
+      expect(await a.holdRole("observation")).toBeUndefined();
+      // A store that closes gives its roles up.
+      await b.close();
+      expect(await taken?.lost).toBe("given up");
+      await takeOn(a);
+    });
 
     async function readLog(store: Store): Promise<Change[]> {
       return store.changesAfter(0, 1_000_000);

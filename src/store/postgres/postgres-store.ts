@@ -75,6 +75,9 @@ import {
 import { logEntriesOf } from "./postgres-log-reader.js";
 import * as rollouts from "./postgres-rollouts.js";
 
+/** Sessions for roles at once, at most: one per role a hub elects (observation, expiry sweep, MQTT gateway), and one spare. */
+const ROLE_SESSIONS = 4;
+
 export interface PostgresStoreOptions extends PostgresConnectionOptions {
   /** Commands waiting beyond this many are refused with UnavailableError (backpressure). */
   maxQueue?: number;
@@ -228,6 +231,12 @@ export class PostgresStore implements Store {
   private expiry: NodeJS.Timeout | undefined;
   /** The roles held (holdRole), given up at close. */
   private readonly roles = new Set<() => void>();
+  /**
+   * The sessions holding roles, a pool of their own: each role held keeps its session, which the
+   * pool that the store's reads and writes share would otherwise lose for as long.
+   */
+  private rolePool: pg.Pool | undefined;
+  private readonly connection: PostgresStoreOptions;
   /** When (performance.now()) PostgreSQL last committed a batch or answered the recovery's round trip. */
   private answeredAt = 0;
   /** The round trip that will tell when PostgreSQL answers again (unavailable). */
@@ -254,6 +263,7 @@ export class PostgresStore implements Store {
     lock: { mode: LockMode; client: pg.PoolClient } | undefined,
   ) {
     this.pool = pool;
+    this.connection = options;
     this.schema = schema;
     this.where = where;
     this.restoredGuards = restored;
@@ -1208,7 +1218,8 @@ export class PostgresStore implements Store {
    */
   async holdRole(role: string): Promise<HeldRole | undefined> {
     if (this.closed) throw new UnavailableError("The store is closing");
-    const client = await this.pool.connect();
+    this.rolePool ??= createPool({ ...this.connection, maxConnections: ROLE_SESSIONS }, this.schema);
+    const client = await this.rolePool.connect();
     try {
       const { rows } = await client.query<{ locked: boolean }>(
         "SELECT pg_try_advisory_lock(hashtext($1)) AS locked",
@@ -1458,6 +1469,7 @@ export class PostgresStore implements Store {
       clearTimeout(this.expiry);
       for (const release of [...this.roles]) release();
       this.lockClient?.release();
+      await this.rolePool?.end();
       await this.pool.end();
     })();
     return this.closing;

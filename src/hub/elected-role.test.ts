@@ -1,0 +1,97 @@
+// The election of work that a hub's replicas do one at a time, against a store's role as a lock
+// in memory: who runs it, what standby says, and the takeover when the holder stops or loses it.
+import pino from "pino";
+import { describe, expect, it, vi } from "vitest";
+import type { HeldRole } from "../store/index.js";
+import { ElectedRole, type ElectedWork } from "./elected-role.js";
+
+/** One named lock among several processes, as Store.holdRole takes it; `end` ends the holder's session. */
+function lock() {
+  let holder: { settle: (why: string) => void } | undefined;
+  const end = (why: string) => {
+    const held = holder;
+    holder = undefined;
+    held?.settle(why);
+  };
+  const holdRole = (): Promise<HeldRole | undefined> => {
+    if (holder !== undefined) return Promise.resolve(undefined);
+    let settle: (why: string) => void = () => undefined;
+    const lost = new Promise<string>((resolve) => (settle = resolve));
+    const held = { settle };
+    holder = held;
+    return Promise.resolve({ lost, release: () => holder === held && end("given up") });
+  };
+  return { holdRole, end, held: () => holder !== undefined };
+}
+
+/** Work that counts its runs: `running` while started and not stopped. */
+function work(name: string, log: string[]): ElectedWork<string> {
+  return {
+    role: "chores",
+    what: "the chores",
+    standby: "another replica does the chores",
+    start: () => {
+      log.push(`${name} starts`);
+      return Promise.resolve(name);
+    },
+    stop: (running) => {
+      log.push(`${running} stops`);
+      return Promise.resolve();
+    },
+  };
+}
+
+const logger = pino({ level: "silent" });
+
+describe("work elected among replicas", () => {
+  it("runs on the replica holding the role, and the other takes it over when that one closes", async () => {
+    const { holdRole } = lock();
+    const log: string[] = [];
+    const a = new ElectedRole(work("a", log), holdRole, logger, 10);
+    const b = new ElectedRole(work("b", log), holdRole, logger, 10);
+    await a.start();
+    await b.start();
+    expect(a.status()).toEqual({ state: "running" });
+    expect(b.status()).toEqual({ state: "standby", reason: "another replica does the chores" });
+    expect(b.running).toBeUndefined();
+
+    await a.close();
+    // The work stops before the role is given up: no moment with both running it.
+    expect(log).toEqual(["a starts", "a stops"]);
+    await vi.waitFor(() => expect(b.status()).toEqual({ state: "running" }), { timeout: 5_000 });
+    expect(log).toEqual(["a starts", "a stops", "b starts"]);
+    await b.close();
+  });
+
+  it("stops the work when the holder's session ends, and takes the role again once it is free", async () => {
+    const { holdRole, end, held } = lock();
+    const log: string[] = [];
+    const a = new ElectedRole(work("a", log), holdRole, logger, 10);
+    await a.start();
+    end("the session ended");
+    await vi.waitFor(() => expect(log).toEqual(["a starts", "a stops", "a starts"]), { timeout: 5_000 });
+    expect(a.status()).toEqual({ state: "running" });
+    await a.close();
+    expect(held()).toBe(false);
+  });
+
+  it("says why it stands by when the store cannot be asked, and runs the work once it can", async () => {
+    const { holdRole } = lock();
+    let down = true;
+    const log: string[] = [];
+    const a = new ElectedRole(
+      work("a", log),
+      () => (down ? Promise.reject(new Error("connection refused")) : holdRole()),
+      logger,
+      10,
+    );
+    await a.start();
+    expect(a.status()).toEqual({
+      state: "standby",
+      reason: "the store could not say whether another replica runs the chores (connection refused)",
+    });
+    down = false;
+    await vi.waitFor(() => expect(a.status()).toEqual({ state: "running" }), { timeout: 5_000 });
+    await a.close();
+  });
+});
