@@ -228,6 +228,13 @@ describe("things serve --config", () => {
         `${p}:3:7: deny takes CIDR ranges such as 10.0.0.0/8 or fd00::/8, separated by commas; "10.0.0.0/33" is not one`,
     ],
     [
+      "a token of the wrong type, without echoing it",
+      "hub.yaml",
+      "dataDir: data\nport: 0\nadminToken: 12345678901234567890\n",
+      0o600,
+      (p) => `${p}:3:13: adminToken must be text, not a number`,
+    ],
+    [
       "YAML that does not parse",
       "hub.yaml",
       "dataDir: data\nport: [0\n",

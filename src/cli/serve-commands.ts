@@ -45,7 +45,7 @@ interface ServeOptions {
 
 const SERVE_EXIT_CODES =
   "\nExit codes: 0 stopped (Ctrl-C, SIGTERM), 1 failed (a port taken, a data directory in use, a bad\n" +
-  "HYPERTHINGS_ variable, a failed stop), 2 usage (an unknown flag, or a flag's bad value).";
+  "HYPERTHINGS_ variable or --config file, a failed stop), 2 usage (an unknown flag, or a flag's bad value).";
 
 function addServeOptions(command: Command): Command {
   return command

@@ -32,8 +32,10 @@ function meantKey(name: string): string | undefined {
   return keys.find((key) => plain(key) === plain(name)) ?? closestName(name, keys);
 }
 
-/** A value as a message names it: `the text "8080"`, `a list`, `true`. */
-function described(value: unknown): string {
+/** A value as a message names it: `the text "8080"`, `a list`, `true`; a secret's by its type alone. */
+function described(value: unknown, secret: boolean): string {
+  if (secret)
+    return Array.isArray(value) ? "a list" : typeof value === "object" ? "a mapping" : `a ${typeof value}`;
   if (typeof value === "string") return `the text "${value}"`;
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object" && value !== null) return "a mapping";
@@ -43,6 +45,7 @@ function described(value: unknown): string {
 /** A value of the file as the text its environment variable would hold; a message if its type is wrong. */
 function textOf(key: ConfigFileKey, value: unknown, folder: string): string | { problem: string } {
   const kind = configFileKeys[key];
+  const secret = SECRET_KEYS.includes(key) || URL_KEYS.includes(key);
   if (value === null || value === undefined)
     return { problem: `${key} has no value: give one, or leave the key out` };
   if (typeof value === "string" && value.trim() === "") return { problem: `${key} must not be empty` };
@@ -50,10 +53,10 @@ function textOf(key: ConfigFileKey, value: unknown, folder: string): string | { 
     case "integer":
       return typeof value === "number"
         ? String(value)
-        : { problem: `${key} must be a whole number, not ${described(value)}` };
+        : { problem: `${key} must be a whole number, not ${described(value, secret)}` };
     case "boolean":
       if (typeof value !== "boolean")
-        return { problem: `${key} must be true or false, not ${described(value)}` };
+        return { problem: `${key} must be true or false, not ${described(value, secret)}` };
       // As the variables take them: HYPERTHINGS_AUTH=read|write, HYPERTHINGS_MQTT=on|off.
       if (key === "authRead") return value ? "read" : "write";
       if (key === "mqtt") return value ? "on" : "off";
@@ -62,13 +65,17 @@ function textOf(key: ConfigFileKey, value: unknown, folder: string): string | { 
       if (typeof value === "string") return value;
       if (Array.isArray(value) && value.every((item) => typeof item === "string" && item.trim() !== ""))
         return value.join(",");
-      return { problem: `${key} must be a list of texts, or one text with commas, not ${described(value)}` };
+      return {
+        problem: `${key} must be a list of texts, or one text with commas, not ${described(value, secret)}`,
+      };
     case "path":
       return typeof value === "string"
         ? resolve(folder, value)
-        : { problem: `${key} must be a path, not ${described(value)}` };
+        : { problem: `${key} must be a path, not ${described(value, secret)}` };
     case "string":
-      return typeof value === "string" ? value : { problem: `${key} must be text, not ${described(value)}` };
+      return typeof value === "string"
+        ? value
+        : { problem: `${key} must be text, not ${described(value, secret)}` };
   }
 }
 
