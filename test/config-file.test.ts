@@ -125,6 +125,7 @@ describe("things serve --config", () => {
     expect(byEnvironment).toContain(`  data: ${join(folder, "from-environment")}\n`);
     expect(byEnvironment).toContain(`  config: ${file} (HYPERTHINGS_CONFIG): 5 settings`);
     expect(byEnvironment).toContain("  admin token: from HYPERTHINGS_ADMIN_TOKEN\n");
+    expect(byEnvironment).not.toContain("ignored:");
     const byFlag = await served(["--config", file, "--data", join(folder, "from-flag")], {
       HYPERTHINGS_DATA: join(folder, "from-environment"),
     });
@@ -233,6 +234,14 @@ describe("things serve --config", () => {
       "dataDir: data\nport: 0\nadminToken: 12345678901234567890\n",
       0o600,
       (p) => `${p}:3:13: adminToken must be text, not a number`,
+    ],
+    [
+      "a vocabulary file that is not there",
+      "hub.yaml",
+      "dataDir: data\nport: 0\nmqtt: false\nvocabulary: types.json\n",
+      0o600,
+      (p) =>
+        `The vocabulary ${join(p, "..", "types.json")} (vocabulary in ${p}:4:13) cannot be read: no such file or folder`,
     ],
     [
       "YAML that does not parse",
