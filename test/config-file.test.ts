@@ -244,6 +244,13 @@ describe("things serve --config", () => {
         `The vocabulary ${join(p, "..", "types.json")} (vocabulary in ${p}:4:13) cannot be read: no such file or folder`,
     ],
     [
+      "a path from the home folder",
+      "hub.yaml",
+      "port: 0\ndataDir: ~/data\n",
+      0o600,
+      (p) => `${p}:2:10: dataDir must be absolute or relative to this file's folder: "~" is not expanded`,
+    ],
+    [
       "YAML that does not parse",
       "hub.yaml",
       "dataDir: data\nport: [0\n",

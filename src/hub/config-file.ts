@@ -69,9 +69,12 @@ function textOf(key: ConfigFileKey, value: unknown, folder: string): string | { 
         problem: `${key} must be a list of texts, or one text with commas, not ${described(value, secret)}`,
       };
     case "path":
-      return typeof value === "string"
-        ? resolve(folder, value)
-        : { problem: `${key} must be a path, not ${described(value, secret)}` };
+      if (typeof value !== "string")
+        return { problem: `${key} must be a path, not ${described(value, secret)}` };
+      // No shell reads the file: "~/hub" would be a folder named "~" beside it.
+      if (value.startsWith("~"))
+        return { problem: `${key} must be absolute or relative to this file's folder: "~" is not expanded` };
+      return resolve(folder, value);
     case "string":
       return typeof value === "string"
         ? value
