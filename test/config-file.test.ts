@@ -313,7 +313,11 @@ describe("things serve --config", () => {
 
   it("refuses a file it cannot read, and an empty --config as a usage error", async () => {
     const missing = join(root, "missing.yaml");
-    expect(await runThingsToEnd(["serve", "--config", missing])).toMatchObject({
+    // --config wins over HYPERTHINGS_CONFIG.
+    const other = fileWith("other.yaml", "port: 0\n");
+    expect(
+      await runThingsToEnd(["serve", "--config", missing], { env: { HYPERTHINGS_CONFIG: other } }),
+    ).toMatchObject({
       code: 1,
       stderr: `things: the configuration file ${missing} cannot be read: no such file or folder\n`,
     });
