@@ -529,6 +529,29 @@ describe("things loads what a command uses", () => {
     const manifest = fileURLToPath(new URL("../examples/releases/demo-baseline.yaml", import.meta.url));
     expect(await packagesLoadedBy(["build", manifest, "--dry-run"])).toContain("yaml");
   });
+
+  it("loads yaml for a serve only when a --config file is given", async () => {
+    // A taken port ends each start once its settings are read, before a data directory is made.
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const folder = mkdtempSync(join(tmpdir(), "hyperthings-serve-yaml-"));
+    try {
+      const port = String((taken.address() as { port: number }).port);
+      const config = join(folder, "hub.yaml");
+      writeFileSync(config, `port: ${port}\nmqtt: false\n`);
+      const data = join(folder, "data");
+      // fastify: the start got as far as the hub's modules.
+      const plain = await packagesLoadedBy(["serve", "--port", port, "--no-mqtt", "--data", data]);
+      expect(plain).toContain("fastify");
+      expect(plain).not.toContain("yaml");
+      const filed = await packagesLoadedBy(["serve", "--config", config, "--data", data]);
+      expect(filed).toEqual(expect.arrayContaining(["fastify", "yaml"]));
+      expect(existsSync(data)).toBe(false);
+    } finally {
+      taken.close();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("things --help", () => {

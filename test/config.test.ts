@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { configEnvironment, loadConfig, unknownEnvironment } from "../src/hub/index.js";
+import { configEnvironment, configFileKeys, loadConfig, unknownEnvironment } from "../src/hub/index.js";
 import { startHub } from "../src/cli/start-hub.js";
 import { startTestHub } from "./support/test-hub.js";
 
@@ -264,7 +264,7 @@ describe("HYPERTHINGS_ variables that are no setting", () => {
 });
 
 describe("the README's settings table", () => {
-  it("names every flag of `things serve --help` and every HYPERTHINGS_ setting", () => {
+  it("names every flag of `things serve --help`, every HYPERTHINGS_ setting and every file key", () => {
     const root = join(import.meta.dirname, "..");
     const help = execFileSync(process.execPath, [join(root, "bin/things.js"), "serve", "--help"], {
       encoding: "utf8",
@@ -279,6 +279,7 @@ describe("the README's settings table", () => {
     const missing = [
       ...flags.filter((flag) => flag !== "--help" && !table.includes(`\`${flag}`)),
       ...Object.values(configEnvironment).filter((name) => !new RegExp(`\`${name}[\`=]`).test(table)),
+      ...Object.keys(configFileKeys).filter((key) => !new RegExp(`\`${key}[\`:]`).test(table)),
     ];
     expect(missing).toEqual([]);
   });

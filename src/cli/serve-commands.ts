@@ -2,12 +2,21 @@
 import type { Command } from "commander";
 import { ValidationError } from "../core/index.js";
 // config.js, not the hub's index: the hub itself loads only when `serve` runs (start-hub.js).
-import { loadConfig, unknownEnvironment, type ConfigOverrides, type HubConfig } from "../hub/config.js";
+import {
+  CONFIG_FILE_VARIABLE,
+  configEnvironment,
+  loadConfig,
+  unknownEnvironment,
+  type ConfigFile,
+  type ConfigOverrides,
+  type HubConfig,
+} from "../hub/config.js";
 import { CliError } from "./cli-error.js";
 import { MAX_TIMER_MS, wholeNumberOption } from "./sim-commands.js";
 import type { RunningHub } from "./start-hub.js";
 
 interface ServeOptions {
+  config?: string;
   port?: string;
   host?: string;
   data?: string;
@@ -36,11 +45,15 @@ interface ServeOptions {
 
 const SERVE_EXIT_CODES =
   "\nExit codes: 0 stopped (Ctrl-C, SIGTERM), 1 failed (a port taken, a data directory in use, a bad\n" +
-  "HYPERTHINGS_ variable, a failed stop), 2 usage (an unknown flag, or a flag's bad value).";
+  "HYPERTHINGS_ variable or --config file, a failed stop), 2 usage (an unknown flag, or a flag's bad value).";
 
 function addServeOptions(command: Command): Command {
   return command
     .addHelpText("after", SERVE_EXIT_CODES)
+    .option(
+      "-c, --config <file>",
+      "read settings from this YAML or JSON file; flags and HYPERTHINGS_ variables win over it (env HYPERTHINGS_CONFIG)",
+    )
     .option("-p, --port <port>", "port to listen on, 0 for any free one (env HYPERTHINGS_PORT, default 8080)")
     .option("--host <host>", "address to listen on (env HYPERTHINGS_HOST, default 127.0.0.1)")
     .option("-d, --data <dir>", "data directory (env HYPERTHINGS_DATA, default a per-user data folder)")
@@ -137,13 +150,25 @@ function overridesOf(options: ServeOptions): ConfigOverrides {
   };
 }
 
+/** The configuration file `--config` or HYPERTHINGS_CONFIG names, read and type-checked; none without either. */
+async function configFileOf(options: ServeOptions): Promise<ConfigFile | undefined> {
+  if (options.config !== undefined && options.config.trim() === "")
+    throw new CliError("--config must not be empty", 2);
+  const path = options.config ?? (process.env[CONFIG_FILE_VARIABLE] || undefined);
+  if (path === undefined) return undefined;
+  // Loaded only here: it loads the YAML parser, which a hub without a file does without.
+  const { readConfigFile } = await import("../hub/config-file.js");
+  return readConfigFile(path);
+}
+
 /**
- * The hub's settings from the flags over the environment. A flag's bad value is a usage error
- * (exit 2), as for every other command; a bad environment variable is not (exit 1).
+ * The hub's settings from the flags over the environment over the configuration file. A flag's
+ * bad value is a usage error (exit 2), as for every other command; a bad environment variable or
+ * file is not (exit 1).
  */
-function configOf(options: ServeOptions): HubConfig {
+function configOf(options: ServeOptions, file: ConfigFile | undefined): HubConfig {
   try {
-    return loadConfig(overridesOf(options));
+    return loadConfig(overridesOf(options), process.env, file);
   } catch (err) {
     if (!(err instanceof ValidationError)) throw err;
     try {
@@ -163,17 +188,18 @@ interface Companions {
 
 async function serve(
   options: ServeOptions,
+  file: ConfigFile | undefined,
   companions: Companions = { before: [], after: [] },
   start: { observeLater?: boolean } = {},
 ): Promise<RunningHub> {
-  const config = configOf(options);
+  const config = configOf(options, file);
   // Loaded only here: the client commands start faster without the server's modules.
   const { startHub } = await import("./start-hub.js");
   let running: RunningHub;
   try {
     running = await startHub(config, {
       ...start,
-      vocabularySetting: options.vocabulary === undefined ? "HYPERTHINGS_VOCABULARY" : "--vocabulary",
+      vocabularySetting: settingSource(options.vocabulary, "--vocabulary", "vocabulary", file),
     });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -229,6 +255,12 @@ async function serve(
     config.host === "0.0.0.0" || config.host === "::" ? ` (and on every address of this machine)` : "";
   out.write(`Hyperthings ${running.hub.id} listening on ${running.url}${every}\n`);
   out.write(`  data: ${config.dataDir}\n`);
+  if (file !== undefined) {
+    const from = options.config === undefined ? ` (${CONFIG_FILE_VARIABLE})` : "";
+    out.write(
+      `  config: ${file.path}${from}: ${file.settings.size} settings; flags and HYPERTHINGS_ variables win over it\n`,
+    );
+  }
   for (const { name, meant } of unknownEnvironment(process.env)) {
     out.write(`  ignored: ${name} is no setting${meant === undefined ? "" : ` (did you mean ${meant}?)`}\n`);
   }
@@ -263,7 +295,7 @@ async function serve(
   } else if (adminToken.path) {
     out.write(`  admin token: in ${adminToken.path}\n`);
   } else {
-    out.write("  admin token: from HYPERTHINGS_ADMIN_TOKEN\n");
+    out.write(`  admin token: from ${settingSource(undefined, "", "adminToken", file)}\n`);
   }
   out.write(
     config.authRead
@@ -271,6 +303,22 @@ async function serve(
       : "  access: reads are open to anyone who reaches the hub; changes need the admin token (--auth read to close reads)\n",
   );
   return running;
+}
+
+/**
+ * Where a setting's value came from, for the lines that name it: the flag when given, else its
+ * variable when set, else the configuration file's key and place.
+ */
+function settingSource(
+  given: string | undefined,
+  flag: string,
+  key: keyof typeof configEnvironment,
+  file: ConfigFile | undefined,
+): string {
+  if (given !== undefined) return flag;
+  const variable = configEnvironment[key];
+  const inFile = file?.settings.get(key);
+  return process.env[variable] || inFile === undefined ? variable : `${key} in ${inFile.at}`;
 }
 
 /** What the operator needs to know about MQTT: where devices connect, and with what. */
@@ -294,7 +342,7 @@ export function registerServeCommands(program: Command): void {
   addServeOptions(
     program.command("serve").description("run a hub: the directory API over HTTP, until Ctrl-C"),
   ).action(async (options: ServeOptions) => {
-    await serve(options);
+    await serve(options, await configFileOf(options));
   });
 
   addServeOptions(
@@ -310,12 +358,17 @@ export function registerServeCommands(program: Command): void {
     .action(async (options: ServeOptions & { chaos: string }) => {
       const chaosMs = wholeNumberOption(options.chaos, "--chaos", 0, MAX_TIMER_MS);
       // The demo's UPS sends traps: unless told a port, the hub takes them on a free one.
-      if (options.snmpTrapPort === undefined && !process.env.HYPERTHINGS_SNMP_TRAP_PORT)
+      const file = await configFileOf(options);
+      if (
+        options.snmpTrapPort === undefined &&
+        !process.env.HYPERTHINGS_SNMP_TRAP_PORT &&
+        file?.settings.has("snmpTrapPort") !== true
+      )
         options.snmpTrapPort = "0";
       const companions: Companions = { before: [], after: [] };
       // The fleet of an earlier run is registered at the ports it had then: the hub observes it
       // once its TDs point at this run's simulators, or every start would record a false outage.
-      const running = await serve(options, companions, { observeLater: true });
+      const running = await serve(options, file, companions, { observeLater: true });
       const { startDemoFleet } = await import("./sim-commands.js");
       let started;
       try {

@@ -29,3 +29,4 @@ export * from "./vocabulary.js";
 export * from "./graph-filter.js";
 export * from "./graph-query.js";
 export * from "./graph-links.js";
+export { loadYaml } from "./lazy-yaml.js";

@@ -223,6 +223,81 @@ export const configEnvironment = {
   busMaxMiB: "HYPERTHINGS_BUS_MAX_MIB",
 } as const;
 
+/** The variable that names a configuration file, as `--config` does. */
+export const CONFIG_FILE_VARIABLE = "HYPERTHINGS_CONFIG";
+
+/** A setting's name in a configuration file: the name configEnvironment gives it. */
+export type ConfigFileKey = keyof typeof configEnvironment;
+
+/**
+ * What each setting takes in a configuration file: a whole number, text, a path (relative to the
+ * file's folder), true or false, or a list (of text, or one comma-separated text).
+ */
+export const configFileKeys: Record<ConfigFileKey, "integer" | "string" | "path" | "boolean" | "list"> = {
+  dataDir: "path",
+  store: "string",
+  host: "string",
+  port: "integer",
+  bodyLimit: "integer",
+  authRead: "boolean",
+  adminToken: "string",
+  readToken: "string",
+  logLevel: "string",
+  checkpointEveryChanges: "integer",
+  checkpointEveryMs: "integer",
+  sqliteMmapMiB: "integer",
+  observe: "boolean",
+  replica: "boolean",
+  pollIntervalMs: "integer",
+  snmpTrapPort: "integer",
+  reconnectMs: "integer",
+  maxReconnectMs: "integer",
+  mqtt: "boolean",
+  mqttPort: "integer",
+  mqttUrl: "string",
+  mqttPrefix: "string",
+  mqttAnonymous: "boolean",
+  mqttMaxPayload: "integer",
+  mqttRetainedPerClient: "integer",
+  mqttRetainedBytesPerClient: "integer",
+  mqttSubscriptionsPerClient: "integer",
+  mqttHomieRoot: "string",
+  mqttHomeAssistantPrefix: "string",
+  allowedHosts: "list",
+  allow: "list",
+  deny: "list",
+  vocabulary: "path",
+  graphqlMaxAnswerBytes: "integer",
+  maxStreamsPerClient: "integer",
+  stopGraceMs: "integer",
+  bus: "list",
+  busPrefix: "string",
+  busStream: "string",
+  busMaxAgeHours: "integer",
+  busMaxMiB: "integer",
+};
+
+/**
+ * A configuration file's settings (config-file.ts reads it): each as the text its environment
+ * variable would hold, and where it is (`file:line:column`), for the message that refuses it.
+ */
+export interface ConfigFile {
+  /** The file's absolute path. */
+  path: string;
+  settings: ReadonlyMap<ConfigFileKey, { text: string; at: string }>;
+}
+
+/** The variables a configuration file gave (not the environment), each with its key and place. */
+const fileOrigins = new WeakMap<NodeJS.ProcessEnv, ReadonlyMap<string, string>>();
+
+/**
+ * How an error names the setting behind `variable`: `file:line:column: key` when a configuration
+ * file gave it, else `fallback` (the variable, or a phrase with it).
+ */
+function sourceOf(env: NodeJS.ProcessEnv, variable: string, fallback: string): string {
+  return fileOrigins.get(env)?.get(variable) ?? fallback;
+}
+
 /** HYPERTHINGS_ names that are no hub setting but mean something elsewhere: the CLI's, the tests'. */
 const OTHER_ENVIRONMENT = [
   "HYPERTHINGS_URL",
@@ -239,7 +314,7 @@ const OTHER_ENVIRONMENT_PREFIXES = ["HYPERTHINGS_TEST_", "HYPERTHINGS_BENCH_"];
  */
 export function unknownEnvironment(env: NodeJS.ProcessEnv): { name: string; meant: string | undefined }[] {
   const settings: string[] = Object.values(configEnvironment);
-  const known = new Set([...settings, ...OTHER_ENVIRONMENT]);
+  const known = new Set([...settings, CONFIG_FILE_VARIABLE, ...OTHER_ENVIRONMENT]);
   return Object.keys(env)
     .filter(
       (name) =>
@@ -252,7 +327,7 @@ export function unknownEnvironment(env: NodeJS.ProcessEnv): { name: string; mean
 }
 
 /** The name nearest to `name`: one that is a prefix of it or it of one, else within 2 edits. */
-function closestName(name: string, names: readonly string[]): string | undefined {
+export function closestName(name: string, names: readonly string[]): string | undefined {
   let best: { name: string; distance: number } | undefined;
   for (const candidate of names) {
     const distance =
@@ -355,9 +430,9 @@ function integer(name: string, text: string, min: number, max: number): number {
 }
 
 /**
- * A setting's name in its errors, with where its value came from: the flag, or the environment
- * variable (a hub started by a service manager gets its settings from a file the operator must
- * find the line in). A value given in code names neither.
+ * A setting's name in its errors, with where its value came from: the flag, the environment
+ * variable, or the configuration file's key and line (a hub started by a service manager gets its
+ * settings from a file the operator must find the line in). A value given in code names none.
  */
 function named(
   name: string,
@@ -367,7 +442,7 @@ function named(
   env: NodeJS.ProcessEnv,
 ): string {
   if (given !== undefined) return flag === undefined ? name : `${name} (${flag})`;
-  return env[variable] === undefined ? name : `${name} (${variable})`;
+  return env[variable] === undefined ? name : sourceOf(env, variable, `${name} (${variable})`);
 }
 
 /**
@@ -453,13 +528,32 @@ function setVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   );
 }
 
-/** Resolves the configuration: command line, then environment, then defaults; validated. */
+/** The environment over the file: each setting the environment leaves unset, the file may give. */
+function withFile(env: NodeJS.ProcessEnv, file: ConfigFile | undefined): NodeJS.ProcessEnv {
+  if (file === undefined) return env;
+  const merged: NodeJS.ProcessEnv = { ...env };
+  const origins = new Map<string, string>();
+  for (const [key, { text, at }] of file.settings) {
+    const variable = configEnvironment[key];
+    if (merged[variable] !== undefined) continue;
+    merged[variable] = text;
+    origins.set(variable, `${at}: ${key}`);
+  }
+  fileOrigins.set(merged, origins);
+  return merged;
+}
+
+/**
+ * Resolves the configuration: command line, then environment, then the configuration file, then
+ * defaults; validated.
+ */
 export function loadConfig(
   overrides: ConfigOverrides = {},
   environment: NodeJS.ProcessEnv = process.env,
+  file?: ConfigFile,
 ): HubConfig {
   const e = configEnvironment;
-  const env = setVariables(environment);
+  const env = withFile(setVariables(environment), file);
   const port = String(overrides.port ?? env[e.port] ?? configDefaults.port);
   const bodyLimit = String(overrides.bodyLimit ?? env[e.bodyLimit] ?? configDefaults.bodyLimit);
   const auth = overrides.auth ?? env[e.authRead] ?? "write";
@@ -481,7 +575,7 @@ export function loadConfig(
     [e.readToken, readToken],
   ] as const) {
     const problem = token === undefined ? undefined : tokenProblem(token);
-    if (problem !== undefined) throw new ValidationError(`${name} ${problem}`);
+    if (problem !== undefined) throw new ValidationError(`${sourceOf(env, name, name)} ${problem}`);
   }
   // An empty variable is an unset one (as for every other setting): `HYPERTHINGS_DATA=` put the
   // database in the working directory, and `HYPERTHINGS_HOST=` had the hub listen on every
@@ -509,7 +603,12 @@ export function loadConfig(
       1024 * 1024 * 1024,
     ),
     requestTimeoutMs: overrides.requestTimeoutMs ?? configDefaults.requestTimeoutMs,
-    allowedHosts: hostNames(overrides.allowedHosts ?? env[e.allowedHosts]),
+    allowedHosts: hostNames(
+      overrides.allowedHosts ?? env[e.allowedHosts],
+      overrides.allowedHosts === undefined
+        ? sourceOf(env, e.allowedHosts, `--allowed-hosts (${e.allowedHosts})`)
+        : `--allowed-hosts (${e.allowedHosts})`,
+    ),
     authRead: auth === "read",
     expirySweepMs: overrides.expirySweepMs ?? configDefaults.expirySweepMs,
     streamStallMs: overrides.streamStallMs ?? configDefaults.streamStallMs,
@@ -670,7 +769,10 @@ function mqttSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): MqttS
     ),
     mqttPortFallback: chosenPort === undefined,
     mqttUrl: url,
-    mqttPrefix: topicRoot("MQTT topic prefix", overrides.mqttPrefix ?? (env[e.mqttPrefix] || d.mqttPrefix)),
+    mqttPrefix: topicRoot(
+      named("MQTT topic prefix", overrides.mqttPrefix, "--mqtt-prefix", e.mqttPrefix, env),
+      overrides.mqttPrefix ?? (env[e.mqttPrefix] || d.mqttPrefix),
+    ),
     mqttAnonymous: overrides.mqttAnonymous ?? onOff(e.mqttAnonymous, env[e.mqttAnonymous]) ?? d.mqttAnonymous,
     mqttMaxPayload: integer(
       named("MQTT payload limit", undefined, undefined, e.mqttMaxPayload, env),
@@ -697,16 +799,19 @@ function mqttSettings(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): MqttS
       1,
       1_000_000,
     ),
-    mqttHomieRoot: topicRoot("Homie root topic", env[e.mqttHomieRoot] || d.mqttHomieRoot),
+    mqttHomieRoot: topicRoot(
+      named("Homie root topic", undefined, undefined, e.mqttHomieRoot, env),
+      env[e.mqttHomieRoot] || d.mqttHomieRoot,
+    ),
     mqttHomeAssistantPrefix: topicRoot(
-      "Home Assistant discovery prefix",
+      named("Home Assistant discovery prefix", undefined, undefined, e.mqttHomeAssistantPrefix, env),
       env[e.mqttHomeAssistantPrefix] || d.mqttHomeAssistantPrefix,
     ),
   };
 }
 
 /** `--allowed-hosts`: comma-separated DNS names, lower-cased; a typo that is no name stops the start. */
-function hostNames(text: string | undefined): string[] {
+function hostNames(text: string | undefined, setting: string): string[] {
   if (text === undefined) return [];
   const names = text
     .split(",")
@@ -715,7 +820,7 @@ function hostNames(text: string | undefined): string[] {
   for (const name of names) {
     if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(name)) {
       throw new ValidationError(
-        `--allowed-hosts (${configEnvironment.allowedHosts}) takes host names such as hub.example.com, separated by commas; "${name}" is not one`,
+        `${setting} takes host names such as hub.example.com, separated by commas; "${name}" is not one`,
       );
     }
   }
@@ -728,7 +833,7 @@ function addressSettings(
   env: NodeJS.ProcessEnv,
 ): Pick<HubConfig, "allow" | "deny"> {
   const e = configEnvironment;
-  const ranges = (option: string, name: string, text: string | undefined): string[] | undefined => {
+  const ranges = (option: string, variable: string, text: string | undefined): string[] | undefined => {
     if (text === undefined || text.trim() === "") return undefined;
     const list = text
       .split(",")
@@ -739,12 +844,17 @@ function addressSettings(
         new AddressPolicy({ deny: [range] });
       } catch {
         throw new ValidationError(
-          `${option} (${name}) takes CIDR ranges such as 10.0.0.0/8 or fd00::/8, separated by commas; "${range}" is not one`,
+          `${label(option, variable)} takes CIDR ranges such as 10.0.0.0/8 or fd00::/8, separated by commas; "${range}" is not one`,
         );
       }
     }
     return list;
   };
+  // A flag's value is named by the flag; the environment's or the file's by where it is.
+  const label = (option: string, variable: string): string =>
+    overrides[option === "--allow" ? "allow" : "deny"] !== undefined
+      ? `${option} (${variable})`
+      : sourceOf(env, variable, `${option} (${variable})`);
   const allow = ranges("--allow", e.allow, overrides.allow ?? env[e.allow]);
   const deny = ranges("--deny", e.deny, overrides.deny ?? env[e.deny]);
   return {
@@ -775,7 +885,7 @@ function replicaOf(
   const e = configEnvironment;
   const replica = overrides.replica ?? flag(e.replica, env[e.replica], configDefaults.replica);
   if (!replica || (store !== undefined && bus.servers !== undefined)) return replica;
-  const name = overrides.replica === undefined ? e.replica : "--replica";
+  const name = overrides.replica === undefined ? sourceOf(env, e.replica, e.replica) : "--replica";
   const missing = [
     store === undefined && "--store postgres://…",
     bus.servers === undefined && "--bus nats://…",

@@ -11,12 +11,17 @@ export {
   loadConfig,
   configDefaults,
   configEnvironment,
+  configFileKeys,
+  CONFIG_FILE_VARIABLE,
   defaultDataDir,
   unknownEnvironment,
+  type ConfigFile,
+  type ConfigFileKey,
   type HubConfig,
   type BusSettings,
   type ConfigOverrides,
 } from "./config.js";
+export { readConfigFile } from "./config-file.js";
 export { ADMIN_TOKEN_FILE, type AdminToken } from "./admin-token.js";
 export type { Follower, FollowOptions } from "./change-stream.js";
 export { HUB_VERSION } from "./version.js";
