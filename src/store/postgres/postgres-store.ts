@@ -45,6 +45,7 @@ import type {
   RemoveResult,
   RolloutStepQuery,
   RolloutStepUpdate,
+  StreamName,
   Store,
   ThingRecord,
 } from "../store.js";
@@ -137,9 +138,9 @@ const RECOVERY_FIRST_MS = 250;
 const RECOVERY_MAX_MS = 5_000;
 /** The highest seq a bound can name. */
 const NO_BOUND = Number.MAX_SAFE_INTEGER;
-/** The ordinal of stream ($1, $2, $3)'s latest Change at or before seq `bound` (0: none). */
-const ordinalAt = (bound: string) => `coalesce((SELECT ordinal FROM changes
-  WHERE thing = $1 AND coalesce(affordance, '') = $2 AND kind = $3 AND seq <= ${bound}
+/** The ordinal of stream ($1, `affordance`, `kind`)'s latest Change at or before seq `bound` (0: none). */
+const ordinalAt = (bound: string, affordance = "$2", kind = "$3") => `coalesce((SELECT ordinal FROM changes
+  WHERE thing = $1 AND coalesce(affordance, '') = ${affordance} AND kind = ${kind} AND seq <= ${bound}
   ORDER BY seq DESC LIMIT 1), 0)`;
 
 function toRecord(row: ThingRow, td: RegisteredThingDescription): ThingRecord {
@@ -1070,6 +1071,25 @@ export class PostgresStore implements Store {
       "hyperthings-count-stream",
     );
     return row?.n ?? 0;
+  }
+
+  /** countStream of each stream, in one round trip: the same two steps back, stream by stream. */
+  async countStreams(
+    thing: string,
+    streams: readonly StreamName[],
+    after: number,
+    upTo: number,
+  ): Promise<number[]> {
+    if (upTo <= after || streams.length === 0) return streams.map(() => 0);
+    const rows = await this.rows<{ i: number; n: number }>(
+      `SELECT k.i, ${ordinalAt("$5", "k.affordance", "k.kind")} - ${ordinalAt("$4", "k.affordance", "k.kind")} AS n
+         FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(affordance, kind, i)`,
+      [thing, streams.map((s) => s.affordance), streams.map((s) => s.kind), after, upTo],
+      "hyperthings-count-streams",
+    );
+    const counts = streams.map(() => 0);
+    for (const row of rows) counts[row.i - 1] = row.n;
+    return counts;
   }
 
   async seqBefore(hlc: string): Promise<number> {
