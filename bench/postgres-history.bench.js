@@ -15,9 +15,10 @@ import { POSTGRES_URL, nearestRank, parseFlags } from "./support.js";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const dist = (part) => join(ROOT, "dist", part, "index.js");
 
-const USAGE = `usage: node bench/postgres-history.bench.js [--changes N] [--things N] [--queries N] [--url URL]
+const USAGE = `usage: node bench/postgres-history.bench.js [--changes N] [--things N] [--properties N] [--queries N] [--url URL]
   --changes N   Changes in the Log before measuring (default 100000)
-  --things N    Things, each with 3 numeric properties (default 100); Thing 0 gets 1 in 10 batches
+  --things N    Things (default 100); Thing 0 gets 1 in 10 batches
+  --properties N  numeric properties of each Thing, reported in turn (default 3)
   --queries N   queries of each kind (default 500)
   --url URL     PostgreSQL (default HYPERTHINGS_TEST_POSTGRES_URL or postgres://root@127.0.0.1:5432/test)`;
 
@@ -27,6 +28,7 @@ const parse = (argv) =>
     {
       changes: 100_000,
       things: 100,
+      properties: 3,
       queries: 500,
       url: POSTGRES_URL,
     },
@@ -34,10 +36,12 @@ const parse = (argv) =>
   );
 
 const log = (line) => process.stderr.write(`${line}\n`);
-const PROPERTIES = ["temperature", "humidity", "power"];
+/** The Things' properties: three named ones, or `p0`… when asked for another number. */
+const propertiesOf = (n) =>
+  n === 3 ? ["temperature", "humidity", "power"] : Array.from({ length: n }, (_, i) => `p${i}`);
 const thingId = (i) => `urn:hyperthings:bench:pg:thing-${String(i).padStart(4, "0")}`;
 
-function makeTd(i) {
+function makeTd(i, properties) {
   return {
     "@context": "https://www.w3.org/2022/wot/td/v1.1",
     id: thingId(i),
@@ -45,7 +49,7 @@ function makeTd(i) {
     securityDefinitions: { nosec_sc: { scheme: "nosec" } },
     security: "nosec_sc",
     properties: Object.fromEntries(
-      PROPERTIES.map((p) => [p, { type: "number", forms: [{ href: `http://192.0.2.1/things/${i}/${p}` }] }]),
+      properties.map((p) => [p, { type: "number", forms: [{ href: `http://192.0.2.1/things/${i}/${p}` }] }]),
     ),
   };
 }
@@ -97,9 +101,10 @@ async function main() {
   const running = await startHub(config, { logger: createLogger("silent") });
   const { hub } = running;
   const r = random(0x9e);
+  const properties = propertiesOf(options.properties);
   try {
     for (let i = 0; i < options.things; i++)
-      await hub.directory.put(thingId(i), makeTd(i), { actor: "bench" });
+      await hub.directory.put(thingId(i), makeTd(i, properties), { actor: "bench" });
 
     // The fill: batches of 30 reports; 1 in 10 for Thing 0 (the one queried); 1 in 100 by a rare
     // actor, 1 in 100 on behalf of a release.
@@ -121,7 +126,7 @@ async function main() {
                 : { actor: "bench" };
           const reports = Array.from({ length: 30 }, (_, k) => ({
             kind: "reported",
-            affordance: PROPERTIES[k % 3],
+            affordance: properties[(b + k) % properties.length],
             value: Math.round(r() * 10_000) / 10,
           }));
           const recorded = await hub.ingest(thing, reports, cause);

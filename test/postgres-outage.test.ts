@@ -3,11 +3,12 @@
 // commit are 503 problems with Retry-After, never 201 and never a hang; /health says why; the
 // pool reconnects by itself; every acknowledged Change is in the Log afterwards, seqs gapless, and
 // `things verify` passes.
+import { generateKeyPairSync } from "node:crypto";
 import pg from "pg";
 import { afterAll, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
-import { UnavailableError, type Change } from "../src/core/index.js";
-import { PostgresStore } from "../src/store/index.js";
+import { UnavailableError, hashToHex, signCheckpoint, verifyLog, type Change } from "../src/core/index.js";
+import { PostgresStore, type ChangeDraft } from "../src/store/index.js";
 import { TestHlc } from "../src/store/store-conformance.js";
 import {
   PostgresProxy,
@@ -415,5 +416,132 @@ describeWithPostgres("a hub whose PostgreSQL goes away", problem, () => {
     expect(replica.writeFailure()).toBeUndefined();
     expect(await lockHolders(schema)).toEqual([{ mode: "ShareLock", granted: true }]);
     expect((await replica.changesAfter(0, 10)).map((c) => c.value)).toEqual([1, 3]);
+  });
+
+  it("commits no batch of a hub once its lock session is gone, even one sent before it knew: another hub writes after it, the Log gapless and verified", async () => {
+    const schema = temporarySchema();
+    schemas.push(schema);
+    const thing = "urn:example:pg:outage:race";
+    const one = await PostgresStore.open({ url: storeUrl(schema), exclusive: true });
+    stores.push(one);
+    const clock = new TestHlc(new Date().toISOString());
+    const draft = (actor: string, value: number): ChangeDraft[] => [
+      { thing, affordance: "kwh", kind: "reported", value, cause: { actor }, hlc: clock.next() },
+    ];
+    expect(await one.append(draft("one", 0))).toHaveLength(1);
+
+    const db = new pg.Client({ connectionString: postgresUrl });
+    await db.connect();
+    try {
+      const holderOf = async (): Promise<number[]> =>
+        (
+          await db.query<{ pid: number }>(
+            `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND ((classid::bigint << 32) | objid::bigint) = hashtext($1)::bigint`,
+            [`hyperthings:hub:${schema}`],
+          )
+        ).rows.map((r) => r.pid);
+      const [lockPid] = await holderOf();
+      expect(lockPid).toBeGreaterThan(0);
+
+      // Another session holds the Log's head row: the next batch of `one` is sent and waits there.
+      const blocker = new pg.Client({ connectionString: postgresUrl });
+      await blocker.connect();
+      await blocker.query(`BEGIN; SELECT FROM ${schema}.log_head WHERE id = 1 FOR UPDATE`);
+      const blockerPid = (await blocker.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]
+        ?.pid;
+      // Writes under way from `one`, each awaited before the next: the first waits on the head row.
+      const oneAnswers: Array<{ value: number; seq?: number; error?: unknown }> = [];
+      let stopping = false;
+      let next = 1;
+      const writing = (async () => {
+        while (!stopping) {
+          const value = next++;
+          await one.append(draft("one", value)).then(
+            ([change]) => oneAnswers.push({ value, seq: change?.seq ?? 0 }),
+            (error: unknown) => oneAnswers.push({ value, error }),
+          );
+          // A refusal comes at once: the loop lets the rest of the process run between writes.
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      })();
+      await vi.waitFor(
+        async () => {
+          const { rows } = await db.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+            [blockerPid],
+          );
+          expect(rows[0]?.n).toBe(1);
+        },
+        { timeout: 20_000, interval: 50 },
+      );
+
+      // The lock's session ends, and `one` learns it, its batch still in flight.
+      await db.query("SELECT pg_terminate_backend($1)", [lockPid]);
+      await vi.waitFor(() => expect(one.writeFailure()?.reason).toMatch(/holding the lock .* ended/), {
+        timeout: 20_000,
+      });
+      // Another hub takes the schema; it reads the Log once the head row is free.
+      const opening = vi.waitFor(() => PostgresStore.open({ url: storeUrl(schema), exclusive: true }), {
+        timeout: 20_000,
+        interval: 100,
+      });
+      await vi.waitFor(
+        async () => {
+          const holders = await holderOf();
+          expect(holders).toHaveLength(1);
+          expect(holders[0]).not.toBe(lockPid);
+        },
+        { timeout: 20_000, interval: 50 },
+      );
+      await blocker.query("COMMIT");
+      await blocker.end();
+      const two = await opening;
+      stores.push(two);
+      const openedAt = (await two.logHead()).size;
+
+      // Both write for a while: `two` is taken, `one` refused, saying nothing was recorded.
+      for (let value = 1; value <= 20; value++) expect(await two.append(draft("two", value))).toHaveLength(1);
+      stopping = true;
+      await writing;
+      const acknowledged = oneAnswers.filter((a) => a.error === undefined);
+      const refused = oneAnswers.filter((a) => a.error !== undefined);
+      expect(refused.length).toBeGreaterThan(0);
+      expect(refused[0]?.value).toBe(1); // the batch that was in flight when the lock went
+      for (const { error } of refused) {
+        expect(error).toBeInstanceOf(UnavailableError);
+        expect((error as Error).message).toMatch(/Nothing of this write was recorded$/);
+      }
+      // Whatever `one` committed, it committed before `two` read the Log.
+      for (const { seq } of acknowledged) expect(seq).toBeLessThanOrEqual(openedAt);
+
+      const log = await two.changesAfter(0, 10_000);
+      expect(log.map((c) => c.seq)).toEqual(log.map((_, i) => i + 1));
+      expect(log.filter((c) => c.cause.actor === "one").map((c) => c.value)).toEqual([
+        0,
+        ...acknowledged.map((a) => a.value),
+      ]);
+      expect(log.filter((c) => c.cause.actor === "two").map((c) => c.value)).toEqual(
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      );
+      const head = await two.logHead();
+      const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+      const checkpoint = signCheckpoint(
+        {
+          origin: "urn:hub:pg-race",
+          size: head.size,
+          root: hashToHex(head.root),
+          time: new Date().toISOString(),
+        },
+        privateKey,
+      );
+      expect(verifyLog(log, [checkpoint], publicKey)).toEqual({
+        ok: true,
+        size: log.length,
+        provenSize: log.length,
+      });
+    } finally {
+      await db.end();
+    }
   });
 });

@@ -392,16 +392,19 @@ export class History {
         .filter((s) => s.kind === "desired" && s.latest.seq > fromSeq)
         .map((s) => [s.affordance, s.latest]),
     );
-    for (const s of after.filter((x) => x.kind === "reported")) {
+    // The changed properties' counts in one store call (one round trip on PostgreSQL).
+    const changed = after.filter(
+      (s) => s.kind === "reported" && beforeReported.get(s.affordance)?.seq !== s.latest.seq,
+    );
+    const counts = await this.store.countStreams(thing, changed, fromSeq, toSeq);
+    for (const [i, s] of changed.entries()) {
       const old = beforeReported.get(s.affordance);
-      if (old?.seq === s.latest.seq) continue;
-      const count = await this.store.countStream(thing, s.affordance, "reported", fromSeq, toSeq);
       const desired = desiredBetween.get(s.affordance);
       properties.push({
         affordance: s.affordance,
         ...(old && { before: old.value }),
         after: s.latest.value,
-        changes: count,
+        changes: counts[i] ?? 0,
         cause: s.latest.cause,
         time: changeTime(s.latest),
         ...(desired !== undefined && { desired: diffChangeOf(desired) }),
@@ -475,12 +478,17 @@ export class History {
     if (last === undefined) return undefined;
     const reachableAtFrom = latestReachability(before)?.kind !== "unreachable";
     const reachableAtTo = last.kind !== "unreachable";
+    const kinds = REACHABILITY_KINDS.filter((kind) =>
+      after.some((s) => s.affordance === "" && s.kind === kind && s.latest.seq > fromSeq),
+    );
+    const counted = await this.store.countStreams(
+      thing,
+      kinds.map((kind) => ({ affordance: "", kind })),
+      fromSeq,
+      toSeq,
+    );
     const counts: Record<string, number> = {};
-    for (const kind of REACHABILITY_KINDS) {
-      const stream = after.find((s) => s.affordance === "" && s.kind === kind);
-      if (stream === undefined || stream.latest.seq <= fromSeq) continue;
-      counts[kind] = await this.store.countStream(thing, "", kind, fromSeq, toSeq);
-    }
+    for (const [i, kind] of kinds.entries()) counts[kind] = counted[i] ?? 0;
     if (Object.keys(counts).length === 0 && reachableAtFrom && reachableAtTo) return undefined;
     return { reachableAtFrom, reachableAtTo, counts, last: diffChangeOf(last) };
   }
@@ -523,8 +531,9 @@ export class History {
       .filter((s) => kinds.includes(s.kind) && s.latest.seq > fromSeq && keep(s))
       .sort((a, b) => kinds.indexOf(a.kind) - kinds.indexOf(b.kind));
     const byName = new Map<string, InteractionDiff>();
-    for (const s of streams) {
-      const count = await this.store.countStream(thing, s.affordance, s.kind, fromSeq, toSeq);
+    const counts = await this.store.countStreams(thing, streams, fromSeq, toSeq);
+    for (const [i, s] of streams.entries()) {
+      const count = counts[i] ?? 0;
       const { latest } = s;
       const last = {
         seq: latest.seq,

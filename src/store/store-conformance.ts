@@ -1523,6 +1523,34 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         );
       });
 
+      it("countStreams counts several streams at once, in their order, each as countStream does (property)", async () => {
+        const stream = fc.record({
+          affordance: affordances,
+          kind: fc.constantFrom("reported", "desired", "emitted", "described", "removed"),
+        });
+        for (const id of range(1, THINGS).map(thingId)) {
+          const streams = streamsIn(log, id).map(([affordance, kind]) => ({ affordance, kind }));
+          expect(await store.countStreams(id, streams, 0, log.length)).toEqual(
+            streams.map((s) => modelCount(log, id, s.affordance, s.kind, 0, log.length)),
+          );
+        }
+        expect(await store.countStreams(thingId(1), [], 0, log.length)).toEqual([]);
+        await fc.assert(
+          fc.asyncProperty(
+            things,
+            fc.array(stream, { maxLength: 8 }),
+            fc.integer({ min: 0, max: log.length + 2 }),
+            fc.integer({ min: 0, max: log.length + 2 }),
+            async (id, streams, after, upTo) => {
+              expect(await store.countStreams(id, streams, after, upTo)).toEqual(
+                streams.map((s) => modelCount(log, id, s.affordance, s.kind, after, upTo)),
+              );
+            },
+          ),
+          { numRuns: 100 },
+        );
+      });
+
       it("countStream and streamsAt at a diff's edges: empty, both ends at one Change, a stream begun inside, past the Log", async () => {
         for (const id of range(1, THINGS + 1).map(thingId)) {
           for (const [affordance, kind] of streamsIn(log, id)) {

@@ -114,6 +114,12 @@ export interface HistoryQuery {
 }
 
 /** One stream of a Thing's history: an affordance (or "" for the Thing itself) and a kind. */
+/** One of a Thing's streams: its affordance ("" for the Thing's own) and kind. */
+export interface StreamName {
+  affordance: string;
+  kind: string;
+}
+
 export interface HistoryStream {
   affordance: string;
   kind: string;
@@ -274,6 +280,11 @@ export interface Store {
   streamsAt(thing: string, atSeq?: number, kinds?: readonly string[]): Promise<HistoryStream[]>;
   /** How many Changes one stream has with `after < seq <= upTo`. */
   countStream(thing: string, affordance: string, kind: string, after: number, upTo: number): Promise<number>;
+  /**
+   * `countStream` of several of a Thing's streams at once, in their order (a diff's changed
+   * streams): on PostgreSQL one round trip, however many streams.
+   */
+  countStreams(thing: string, streams: readonly StreamName[], after: number, upTo: number): Promise<number[]>;
   /** The highest `seq` whose `hlc` sorts before `hlc` (0 if none): a time turned into a position. */
   seqBefore(hlc: string): Promise<number>;
   /** The highest `seq` in the Log (0 when empty). */

@@ -45,6 +45,7 @@ import type {
   RemoveResult,
   RolloutStepQuery,
   RolloutStepUpdate,
+  StreamName,
   Store,
   ThingRecord,
 } from "../store.js";
@@ -140,9 +141,9 @@ const RECOVERY_FIRST_MS = 250;
 const RECOVERY_MAX_MS = 5_000;
 /** The highest seq a bound can name. */
 const NO_BOUND = Number.MAX_SAFE_INTEGER;
-/** The ordinal of stream ($1, $2, $3)'s latest Change at or before seq `bound` (0: none). */
-const ordinalAt = (bound: string) => `coalesce((SELECT ordinal FROM changes
-  WHERE thing = $1 AND coalesce(affordance, '') = $2 AND kind = $3 AND seq <= ${bound}
+/** The ordinal of stream ($1, `affordance`, `kind`)'s latest Change at or before seq `bound` (0: none). */
+const ordinalAt = (bound: string, affordance = "$2", kind = "$3") => `coalesce((SELECT ordinal FROM changes
+  WHERE thing = $1 AND coalesce(affordance, '') = ${affordance} AND kind = ${kind} AND seq <= ${bound}
   ORDER BY seq DESC LIMIT 1), 0)`;
 
 function toRecord(row: ThingRow, td: RegisteredThingDescription): ThingRecord {
@@ -212,6 +213,11 @@ export class PostgresStore implements Store {
   private readonly lockMode: LockMode | undefined;
   /** The session holding the schema's advisory lock, while it holds it. */
   private lockClient: pg.PoolClient | undefined;
+  /**
+   * The statement each batch runs after locking the Log's head row: whether `lockClient`'s
+   * backend still holds the schema's lock (see `transaction`); undefined while it is not held.
+   */
+  private lockCheck: string | undefined;
 
   private queue: Pending[] = [];
   private queuedChanges = 0;
@@ -311,6 +317,9 @@ export class PostgresStore implements Store {
       } catch (error) {
         throw isUnavailability(error) ? unreachable(options.url, error) : error;
       }
+      // A batch of a hub whose lock session just ended may still hold the head row, having found
+      // the lock held (transaction): this store reads the Log once it committed or rolled back.
+      if (lockMode) await pool.query("SELECT FROM log_head WHERE id = 1 FOR SHARE");
       const { rows } = await pool.query<{
         size: number;
         frontier: string;
@@ -458,6 +467,17 @@ export class PostgresStore implements Store {
       // The batch is answered by its first call's deadline: committed, or refused.
       outcomes = await this.transaction(batch, Math.min(...batch.map((p) => p.deadline)));
     } catch (error) {
+      if (error instanceof LockNotHeld) {
+        // This store's lock session lost the lock before its error event said so (or with none).
+        const lockClient = this.lockClient;
+        if (lockClient)
+          this.loseLock(lockClient, new Error("PostgreSQL no longer lists the lock as held by it"));
+        const refusal =
+          this.writeRefusal() ??
+          this.lockRefusal(`The session holding the lock on the PostgreSQL schema ${this.schema} ended`);
+        for (const pending of batch) pending.reject(refusal);
+        return;
+      }
       if (batch.length > 1 && !(error instanceof CommitUnknown) && !isUnavailability(error)) {
         // A row PostgreSQL refused (a text it cannot hold) fails the whole statement: find whose.
         for (const pending of batch) await this.commit([pending]);
@@ -521,12 +541,20 @@ export class PostgresStore implements Store {
     }, deadline - performance.now());
     try {
       // One round trip: BEGIN, and the head row locked (waiting for any other writer to commit).
+      // With the schema's lock, the same round trip asks whether this store's lock session still
+      // holds it, once the head row is locked: the loss of the session is otherwise learnt from an
+      // error event, which may come after a batch already sent commits. Checked while holding the
+      // head row, the answer stands until COMMIT: another hub taking the lock waits for the head
+      // row before it reads the Log (open), and writes only after this batch's COMMIT.
+      const check = this.lockMode === undefined ? "" : this.lockCheck;
+      if (check === undefined) throw new LockNotHeld();
       const results = (await client.query(
-        "BEGIN; SELECT size, frontier FROM log_head WHERE id = 1 FOR UPDATE",
-      )) as unknown as Array<pg.QueryResult<{ size: number; frontier: string }>>;
+        `BEGIN; SELECT size, frontier FROM log_head WHERE id = 1 FOR UPDATE${check}`,
+      )) as unknown as Array<pg.QueryResult<{ size: number; frontier: string; held: boolean }>>;
       const row = results[1]?.rows[0];
       if (!row) throw new Error(`The log_head row of ${this.where} is missing`);
       try {
+        if (check !== "" && results[2]?.rows[0]?.held !== true) throw new LockNotHeld();
         if (row.size !== this.head.size) await this.catchUp(client, row);
         const log = new LogBatch(row.size, this.head.frontier.clone(), this.knownStreams);
         await this.prefetch(client, log, batch);
@@ -1055,6 +1083,25 @@ export class PostgresStore implements Store {
     return row?.n ?? 0;
   }
 
+  /** countStream of each stream, in one round trip: the same two steps back, stream by stream. */
+  async countStreams(
+    thing: string,
+    streams: readonly StreamName[],
+    after: number,
+    upTo: number,
+  ): Promise<number[]> {
+    if (upTo <= after || streams.length === 0) return streams.map(() => 0);
+    const rows = await this.rows<{ i: number; n: number }>(
+      `SELECT k.i, ${ordinalAt("$5", "k.affordance", "k.kind")} - ${ordinalAt("$4", "k.affordance", "k.kind")} AS n
+         FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(affordance, kind, i)`,
+      [thing, streams.map((s) => s.affordance), streams.map((s) => s.kind), after, upTo],
+      "hyperthings-count-streams",
+    );
+    const counts = streams.map(() => 0);
+    for (const row of rows) counts[row.i - 1] = row.n;
+    return counts;
+  }
+
   async seqBefore(hlc: string): Promise<number> {
     // PostgreSQL's text holds no U+0000, and no stored stamp does: a stamp sorts before
     // `p\u0000…` exactly when it sorts at or before `p`.
@@ -1122,6 +1169,11 @@ export class PostgresStore implements Store {
   /** Keeps `client` as the session holding the schema's lock, watching for its end. */
   private holdLock(client: pg.PoolClient): void {
     this.lockClient = client;
+    // The lock as pg_locks lists it: a bigint key in classid (high half) and objid (low half).
+    const pid = Number((client as unknown as { processID: number }).processID);
+    this.lockCheck = `; SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND pid = ${pid} AND granted
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objsubid = 1
+        AND ((classid::bigint << 32) | objid::bigint) = hashtext('hyperthings:hub:${this.schema}')::bigint) AS held`;
     this.lockLost = undefined;
     // An error on the lock's session, checked out for good, would otherwise end the process.
     client.on("error", (error) => this.loseLock(client, error));
@@ -1135,6 +1187,7 @@ export class PostgresStore implements Store {
   private loseLock(client: pg.PoolClient, error: Error): void {
     if (this.lockClient !== client) return;
     this.lockClient = undefined;
+    this.lockCheck = undefined;
     client.release(error);
     this.lockLost = {
       since: new Date().toISOString(),
@@ -1486,6 +1539,13 @@ function mergeRanges(ranges: Array<[number, number]>): Array<[number, number]> {
     else out.push([lo, hi]);
   }
   return out;
+}
+
+/** A batch found that this store's session no longer holds the schema's lock: nothing was written. */
+class LockNotHeld extends Error {
+  constructor() {
+    super("the schema's lock is not held by this store's session");
+  }
 }
 
 /** A COMMIT whose answer was lost: the batch may or may not have been recorded. */

@@ -37,6 +37,7 @@ import type {
   RemoveResult,
   RolloutStepQuery,
   RolloutStepUpdate,
+  StreamName,
   StateView,
   Store,
   ThingRecord,
@@ -1166,6 +1167,17 @@ export class SqliteStore implements Store {
 
   countStream(thing: string, affordance: string, kind: string, after: number, upTo: number): Promise<number> {
     return this.read(() => this.log.countStream(thing, affordance, kind, after, upTo));
+  }
+
+  countStreams(
+    thing: string,
+    streams: readonly StreamName[],
+    after: number,
+    upTo: number,
+  ): Promise<number[]> {
+    return this.read(() =>
+      streams.map((s) => this.log.countStream(thing, s.affordance, s.kind, after, upTo)),
+    );
   }
 
   seqBefore(hlc: string): Promise<number> {
