@@ -9,7 +9,7 @@ import type { Duplex } from "node:stream";
 import { connect as connectTcp, type Socket } from "node:net";
 import WebSocket from "ws";
 import { GraphqlClient, type GraphqlChange, type SocketStatus } from "../src/client/index.js";
-import { holdThreadUntilCaughtUp } from "./support/held-thread.js";
+import { readWhileHeld } from "./support/held-thread.js";
 import { OffThreadSocket } from "./support/off-thread-socket.js";
 import { minimalTd, reportBulk, startTestHub, type TestHub } from "./support/test-hub.js";
 import { clientFrame, graphqlUpgrade } from "./support/websocket-frames.js";
@@ -743,17 +743,10 @@ describe("GraphQL over WebSocket: a socket that keeps up while the hub's thread 
       const taken = (socket as Socket).bytesWritten - socket.writableLength;
       // Once the client has read it, the kernel can take what the queue holds in one go.
       expect(taken).toBeGreaterThan(2 * maxQueued * changeBytes);
-      const reading = client;
-      // The client now reads all the kernel took (and then what it holds of the rest), while the hub's thread is held up past the stall
-      // timeout in a callback of the check phase: the timer is due before the loop polls the
-      // socket and completes the write that was waiting.
-      await new Promise<void>((resolve) =>
-        setImmediate(() => {
-          reading.resume();
-          holdThreadUntilCaughtUp(stallMs + 200, () => reading.bytesRead, taken);
-          resolve();
-        }),
-      );
+      // The client now reads all the kernel took (and then what it holds of the rest), while the
+      // hub's thread is held up past the stall timeout in a callback of the check phase: the timer
+      // is due before the loop polls the socket and completes the write that was waiting.
+      await readWhileHeld(client, stallMs, taken);
       // It was keeping up: the replay goes on to the end of the Log, the socket stays open.
       await client.until(`"seq":${last},`);
       expect(client.text).not.toContain("too slow");

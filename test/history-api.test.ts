@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { openStreams } from "../src/api/http/event-stream.js";
 import { changeLeafHash, changeTime, createMergePatch, hashToHex, type Change } from "../src/core/index.js";
-import { holdThreadUntilCaughtUp } from "./support/held-thread.js";
+import { readWhileHeld } from "./support/held-thread.js";
 import { OffThreadSocket } from "./support/off-thread-socket.js";
 import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { EventStream, type SseEvent } from "./support/sse.js";
@@ -2337,17 +2337,10 @@ describe("a change stream whose client keeps up while the hub's thread is held u
       const taken = (socket?.bytesWritten ?? 0) - (socket?.writableLength ?? 0);
       // Once the client has read it, the kernel can take the rest of the page in one go.
       expect(taken).toBeGreaterThan(socket?.writableLength ?? 0);
-      const reading = client;
-      // The client now reads all the kernel took (and then what it holds of the rest), while the hub's thread is held up past the stall
-      // timeout in a callback of the check phase: the timer is due before the loop polls the
-      // socket and finds it writable again.
-      await new Promise<void>((resolve) =>
-        setImmediate(() => {
-          reading.resume();
-          holdThreadUntilCaughtUp(stallMs + 200, () => reading.bytesRead, taken);
-          resolve();
-        }),
-      );
+      // The client now reads all the kernel took (and then what it holds of the rest), while the
+      // hub's thread is held up past the stall timeout in a callback of the check phase: the timer
+      // is due before the loop polls the socket and finds it writable again.
+      await readWhileHeld(client, stallMs, taken);
       // It was keeping up: the replay goes on to the end of the Log, the stream stays open.
       await client.until(`id: ${last}\n`);
       expect(openStreams.size).toBe(1);

@@ -17,7 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { thingPath } from "../src/api/index.js";
 import { NatsBus } from "../src/bus/index.js";
 import type { Change } from "../src/core/index.js";
-import { loadConfig } from "../src/hub/index.js";
+import { loadConfig, type ConfigOverrides } from "../src/hub/index.js";
 import { brokerProblem, brokerUrl } from "./support/mqtt-broker.js";
 import { NatsProxy, natsProblem, natsUrl, servicesRequired as required } from "./support/nats-server.js";
 import { dropSchema, postgresProblem, postgresUrl, temporarySchema } from "./support/postgres.js";
@@ -110,6 +110,13 @@ if (problem !== undefined && !required) {
       undefined);
   });
 } else {
+  /** One member of a hub's `/health` answer, read without a token. */
+  async function healthOf(hub: TestHub, member: string): Promise<unknown> {
+    return ((await (await hub.request("/health", { auth: false })).json()) as Record<string, unknown>)[
+      member
+    ];
+  }
+
   describe("hub replicas", () => {
     let nc: NatsConnection;
     let jsm: JetStreamManager;
@@ -145,6 +152,20 @@ if (problem !== undefined && !required) {
         if (existsSync(join(from, name))) copyFileSync(join(from, name), join(to, name));
     }
 
+    /** Two replicas of one hub: A on `dirs[0]`, then B on `dirs[1]` with A's identity and `forB`. */
+    async function startReplicas(
+      settings: ConfigOverrides,
+      dirs: [string, string],
+      { env = {}, forB = {} }: { env?: NodeJS.ProcessEnv; forB?: ConfigOverrides } = {},
+    ): Promise<[TestHub, TestHub]> {
+      const a = await startTestHub({ ...settings, dataDir: dirs[0] }, env);
+      hubs.push(a);
+      copyIdentity(dirs[0], dirs[1]);
+      const b = await startTestHub({ ...settings, ...forB, dataDir: dirs[1] }, env);
+      hubs.push(b);
+      return [a, b];
+    }
+
     beforeAll(async () => {
       nc = await connect({ servers: natsUrl });
       jsm = await jetstreamManager(nc);
@@ -165,11 +186,7 @@ if (problem !== undefined && !required) {
       "serve one directory and one Log, each streaming the other's Changes in seq order, and both verify",
       async () => {
         const { run, dirs, overrides } = setting();
-        const a = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
-        hubs.push(a);
-        copyIdentity(dirs[0], dirs[1]);
-        const b = await startTestHub({ ...overrides, replica: true, dataDir: dirs[1] });
-        hubs.push(b);
+        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
         expect(b.hub.id).toBe(a.hub.id);
 
         // Every Change each replica's subscribers get, in the order they get them.
@@ -303,11 +320,9 @@ if (problem !== undefined && !required) {
         const proxy = new NatsProxy();
         await proxy.open();
         cleanups.push(() => proxy.cut());
-        const a = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
-        hubs.push(a);
-        copyIdentity(dirs[0], dirs[1]);
-        const b = await startTestHub({ ...overrides, bus: proxy.url, replica: true, dataDir: dirs[1] });
-        hubs.push(b);
+        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs, {
+          forB: { bus: proxy.url },
+        });
         const seenOnB: number[] = [];
         b.hub.bus.subscribe((change) => seenOnB.push(change.seq));
 
@@ -345,14 +360,8 @@ if (problem !== undefined && !required) {
           reconnectMs: 50,
           maxReconnectMs: 500,
         };
-        const a = await startTestHub({ ...observing, dataDir: dirs[0] });
-        hubs.push(a);
-        copyIdentity(dirs[0], dirs[1]);
-        const b = await startTestHub({ ...observing, dataDir: dirs[1] });
-        hubs.push(b);
-        const observationHealth = async (hub: TestHub) =>
-          ((await (await hub.request("/health", { auth: false })).json()) as { observation?: unknown })
-            .observation;
+        const [a, b] = await startReplicas(observing, dirs);
+        const observationHealth = (hub: TestHub) => healthOf(hub, "observation");
         expect(await observationHealth(a)).toEqual({ state: "running" });
         expect(await observationHealth(b)).toEqual({
           state: "standby",
@@ -460,16 +469,10 @@ if (problem !== undefined && !required) {
       async () => {
         const { run, dirs, overrides } = setting();
         const sweeping = { ...overrides, replica: true, expirySweepMs: 100 };
-        const a = await startTestHub({ ...sweeping, dataDir: dirs[0] });
-        hubs.push(a);
-        copyIdentity(dirs[0], dirs[1]);
-        const b = await startTestHub({ ...sweeping, dataDir: dirs[1] });
-        hubs.push(b);
+        const [a, b] = await startReplicas(sweeping, dirs);
         const sweepsOnA = vi.spyOn(a.hub.directory, "sweepExpired");
         const sweepsOnB = vi.spyOn(b.hub.directory, "sweepExpired");
-        const sweepHealth = async (hub: TestHub) =>
-          ((await (await hub.request("/health", { auth: false })).json()) as { expirySweep?: unknown })
-            .expirySweep;
+        const sweepHealth = (hub: TestHub) => healthOf(hub, "expirySweep");
         expect(await sweepHealth(a)).toEqual({ state: "running" });
         expect(await sweepHealth(b)).toEqual({
           state: "standby",
@@ -532,13 +535,8 @@ if (problem !== undefined && !required) {
           HYPERTHINGS_MQTT_HOMIE_ROOT: `${prefix}/homie`,
           HYPERTHINGS_MQTT_HA_PREFIX: `${prefix}/homeassistant`,
         };
-        const a = await startTestHub({ ...mqtt, dataDir: dirs[0] }, env);
-        hubs.push(a);
-        copyIdentity(dirs[0], dirs[1]);
-        const b = await startTestHub({ ...mqtt, dataDir: dirs[1] }, env);
-        hubs.push(b);
-        const mqttHealth = async (hub: TestHub) =>
-          ((await (await hub.request("/health", { auth: false })).json()) as { mqtt?: unknown }).mqtt;
+        const [a, b] = await startReplicas(mqtt, dirs, { env });
+        const mqttHealth = (hub: TestHub) => healthOf(hub, "mqtt");
         const broker = brokerUrl.replace(/\/$/, "");
         expect(await mqttHealth(a)).toEqual({ gateway: "running", kind: "external", broker });
         const standby = (await mqttHealth(b)) as { reason?: string };

@@ -44,3 +44,23 @@ export function holdThreadUntilCaughtUp(
     if (now - start >= ms && current >= atLeast && now - movedAt >= stillMs) return;
   }
 }
+
+/**
+ * Lets `reader` (an OffThreadSocket, which reads on its own thread) read on, from a callback of
+ * the check phase, and holds this thread there past `stallMs` until the reader has read at least
+ * `taken` bytes and stopped: a stall timer of `stallMs` is then due before the loop polls the
+ * socket again, as on a hub held up while a client that keeps up reads.
+ */
+export function readWhileHeld(
+  reader: { resume(): void; readonly bytesRead: number },
+  stallMs: number,
+  taken: number,
+): Promise<void> {
+  return new Promise<void>((resolve) =>
+    setImmediate(() => {
+      reader.resume();
+      holdThreadUntilCaughtUp(stallMs + 200, () => reader.bytesRead, taken);
+      resolve();
+    }),
+  );
+}
