@@ -397,16 +397,15 @@ if (problem !== undefined && !required) {
             interval: 50,
           });
         };
+        const recorded = (level: number) =>
+          vi.waitFor(async () => expect(await levels(b)).toContain(level), {
+            timeout: 20_000,
+            interval: 100,
+          });
         // Each reading is recorded once, by the replica that observes: with both observing, twice.
-        await vi.waitFor(async () => expect(await levels(b)).toContain(1), {
-          timeout: 20_000,
-          interval: 100,
-        });
+        await recorded(1);
         device.level = 2;
-        await vi.waitFor(async () => expect(await levels(b)).toContain(2), {
-          timeout: 20_000,
-          interval: 100,
-        });
+        await recorded(2);
         await polled(10);
         expect(await levels(b)).toEqual([1, 2]);
         expect(a.hub.observation?.status().map((s) => s.thing)).toEqual([id]);
@@ -419,10 +418,7 @@ if (problem !== undefined && !required) {
           interval: 200,
         });
         device.level = 3;
-        await vi.waitFor(async () => expect(await levels(b)).toContain(3), {
-          timeout: 20_000,
-          interval: 100,
-        });
+        await recorded(3);
         await polled(10);
         expect(await levels(b)).toEqual([1, 2, 3]);
       },
