@@ -1,5 +1,6 @@
 // The public face of core: the domain, with no I/O.
 export * from "./errors.js";
+export * from "./redacted-url.js";
 export * from "./canonical-json.js";
 export * from "./json-limits.js";
 export * from "./thing-description.js";

@@ -1,7 +1,7 @@
 // Connections to PostgreSQL for the store and the secret store: a pool whose sessions work in the
 // hub's own schema, bigints read as numbers, and PostgreSQL's failures said in the hub's words.
 import pg from "pg";
-import { UnavailableError } from "../../core/index.js";
+import { redactedUrl, UnavailableError } from "../../core/index.js";
 import { GUARD_TRIGGERS, migrations } from "./postgres-migrations.js";
 
 /** The schema the hub's tables live in when none is given. */
@@ -97,15 +97,7 @@ export function checkSchemaName(schema: string): string {
 }
 
 /** The URL without its password, for messages. */
-export function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(a URL that does not parse)";
-  }
-}
+export { redactedUrl };
 
 // int8 (seq, sizes, counts) as a JavaScript number: every value the hub stores is a safe integer.
 const INT8_OID = 20;
