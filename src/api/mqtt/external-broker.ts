@@ -8,7 +8,7 @@ import { generate } from "mqtt-packet";
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { Logger } from "pino";
-import { ValidationError } from "../../core/index.js";
+import { redactedUrl, ValidationError } from "../../core/index.js";
 import {
   MAX_REMEMBERED_TOPIC_LENGTH,
   topicMatches,
@@ -131,13 +131,13 @@ export function parseBrokerUrl(text: string): URL {
   try {
     url = new URL(text);
   } catch {
-    throw new ValidationError(`The MQTT broker URL "${text}" is not a URL`, [
+    throw new ValidationError(`The MQTT broker URL "${redactedUrl(text)}" is not a URL`, [
       { pointer: "/mqttUrl", message: "expected mqtt://host:port or mqtts://host:port" },
     ]);
   }
   if ((url.protocol !== "mqtt:" && url.protocol !== "mqtts:") || url.hostname === "") {
     throw new ValidationError(
-      `The MQTT broker URL "${text}" must be mqtt://host[:port] or mqtts://host[:port]`,
+      `The MQTT broker URL "${redactedUrl(text)}" must be mqtt://host[:port] or mqtts://host[:port]`,
       [{ pointer: "/mqttUrl", message: "expected mqtt: or mqtts: with a host" }],
     );
   }
