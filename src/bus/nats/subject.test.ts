@@ -2,7 +2,7 @@
 // tokens, and a short one gives its text back.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { subjectToken } from "./subject.js";
+import { parseNatsServers, subjectToken } from "./subject.js";
 
 describe("subjectToken", () => {
   it("is one NATS subject token for any text: no dot, wildcard or white space, at most 200 characters", () => {
@@ -41,5 +41,42 @@ describe("subjectToken", () => {
     expect(subjectToken("")).toMatch(/^~[0-9a-f]{64}$/);
     expect(subjectToken("urn:x:\uD800")).toMatch(/^~[0-9a-f]{64}$/);
     expect(subjectToken(`urn:x:${"a".repeat(300)}`)).toMatch(/^~[0-9a-f]{64}$/);
+  });
+});
+
+describe("parseNatsServers' refusals", () => {
+  /** The message parseNatsServers refuses `text` with. */
+  function refusal(text: string): string {
+    try {
+      parseNatsServers("--bus", text);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    throw new Error(`${text} was taken`);
+  }
+
+  it.each([
+    // Does not parse: the port is out of range.
+    ["nats://hub:s3cret@127.0.0.1:99999", "must be", "nats://hub:***@127.0.0.1:99999"],
+    ["mqtt://hub:s3cret@127.0.0.1:4222", "is not NATS", "mqtt://hub:***@127.0.0.1:4222"],
+    ["nats://hub:s3cret@127.0.0.1:4222/x", "nothing after the port", "nats://hub:***@127.0.0.1:4222/x"],
+    // The second of two servers.
+    [
+      "nats://127.0.0.1:4222,tls://hub:s3cret@127.0.0.1:4223?x",
+      "nothing after the port",
+      "tls://hub:***@127.0.0.1:4223?x",
+    ],
+  ])("of %s name the setting, the problem and the URL without its password", (given, problem, shown) => {
+    const message = refusal(given);
+    expect(message).not.toContain("s3cret");
+    expect(message).toContain("--bus");
+    expect(message).toContain(problem);
+    expect(message).toContain(shown);
+  });
+
+  it("still take servers with credentials, as given", () => {
+    expect(parseNatsServers("--bus", "nats://hub:s3cret@127.0.0.1:4222")).toEqual([
+      "nats://hub:s3cret@127.0.0.1:4222",
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 // How a Change is named on NATS (docs/nats.md): its subject, its message id, and the checks on the
 // settings that make them (server URL, subject prefix, stream name).
 import { createHash } from "node:crypto";
-import { ValidationError, type Change } from "../../core/index.js";
+import { redactedUrl, ValidationError, type Change } from "../../core/index.js";
 
 /** A token longer than this is replaced by a hash: NATS caps a subject's length (4 KiB by default). */
 const MAX_TOKEN = 200;
@@ -60,17 +60,17 @@ export function parseNatsServers(setting: string, text: string): string[] {
       url = new URL(server);
     } catch {
       throw new ValidationError(
-        `${setting} must be "in-process" or nats://host[:port] (several separated by commas), not "${server}"`,
+        `${setting} must be "in-process" or nats://host[:port] (several separated by commas), not "${redactedUrl(server)}"`,
       );
     }
     if (url.protocol !== "nats:" && url.protocol !== "tls:") {
       throw new ValidationError(
-        `${setting} must be "in-process" or nats://host[:port] (or tls://…), not "${server}": the scheme ${url.protocol} is not NATS`,
+        `${setting} must be "in-process" or nats://host[:port] (or tls://…), not "${redactedUrl(server)}": the scheme ${url.protocol} is not NATS`,
       );
     }
     if (url.hostname === "" || (url.pathname !== "" && url.pathname !== "/") || url.search || url.hash) {
       throw new ValidationError(
-        `${setting} must be nats://host[:port] with nothing after the port, not "${server}"`,
+        `${setting} must be nats://host[:port] with nothing after the port, not "${redactedUrl(server)}"`,
       );
     }
   }
