@@ -145,6 +145,15 @@ describe("things sim", () => {
         "--scale 1001 with ups would open 1001 SNMP agents (at most 1000): leave ups out of --only",
       ],
       [["demo", "--chaos", "3000000000"], '--chaos must be at most 2147483647, not "3000000000"'],
+      // The broker's password is not printed.
+      [
+        ["sim", "--mqtt-url", "mqtt://hub:s3cret@127.0.0.1:99999"],
+        '--mqtt-url: "mqtt://hub:***@127.0.0.1:99999" is not a URL; give one like mqtt://127.0.0.1:1883',
+      ],
+      [
+        ["sim", "--mqtt-url", "http://hub:s3cret@127.0.0.1"],
+        '--mqtt-url: "http://hub:***@127.0.0.1" is not an mqtt: or mqtts: URL',
+      ],
     ] as const) {
       const sim = run([...args]);
       expect(await sim.exited, args.join(" ")).toBe(2);

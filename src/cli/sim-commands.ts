@@ -1,7 +1,7 @@
 // `things sim` runs the simulated fleet alone; `things demo` (serve-commands.ts) runs it beside a
 // hub, with everything registered. The fleet itself lives in src/sim.
 import { Option, type Command } from "commander";
-import { canonicalJson } from "../core/index.js";
+import { canonicalJson, redactedUrl } from "../core/index.js";
 import { HubError, InteractionClient } from "../client/index.js";
 // Types only: the fleet's modules (and mqtt.js) load when a fleet starts, not for every command.
 import type { Fleet, FleetKind, FleetOptions } from "../sim/index.js";
@@ -146,12 +146,12 @@ function fleetOptionsOf(options: SimOptions): FleetOptions {
       url = new URL(options.mqttUrl);
     } catch {
       throw new CliError(
-        `--mqtt-url: "${options.mqttUrl}" is not a URL; give one like mqtt://127.0.0.1:1883`,
+        `--mqtt-url: "${redactedUrl(options.mqttUrl)}" is not a URL; give one like mqtt://127.0.0.1:1883`,
         2,
       );
     }
     if (url.protocol !== "mqtt:" && url.protocol !== "mqtts:") {
-      throw new CliError(`--mqtt-url: "${options.mqttUrl}" is not an mqtt: or mqtts: URL`, 2);
+      throw new CliError(`--mqtt-url: "${redactedUrl(options.mqttUrl)}" is not an mqtt: or mqtts: URL`, 2);
     }
     mqtt = { url: options.mqttUrl };
   }
