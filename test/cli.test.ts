@@ -867,6 +867,29 @@ describe("things serve that cannot start", () => {
       'The MQTT broker URL "notaurl" is not a URL',
     );
   });
+
+  it("with an MQTT broker URL or NATS server it refuses, names the problem without printing the password", async () => {
+    await refusedBeforeTheData(
+      ["--port", "0", "--mqtt-url", "mqtt://hub:s3cret@127.0.0.1:99999"],
+      'The MQTT broker URL "mqtt://hub:***@127.0.0.1:99999" is not a URL',
+    );
+    // A setting refused while reading the configuration: exit code 2.
+    const data = join(parent, "data");
+    const bus = await things([
+      "serve",
+      "--data",
+      data,
+      "--port",
+      "0",
+      "--bus",
+      "nats://hub:s3cret@127.0.0.1:4222/x",
+    ]);
+    expect(bus.code).toBe(2);
+    expect(bus.stderr).toBe(
+      'things: bus (--bus) must be nats://host[:port] with nothing after the port, not "nats://hub:***@127.0.0.1:4222/x"\n',
+    );
+    expect(existsSync(data) ? readdirSync(data) : []).toEqual([]);
+  });
 });
 
 describe("things mqtt-credentials", () => {
