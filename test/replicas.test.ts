@@ -6,7 +6,7 @@
 // another takes it over when that one stops.
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -16,13 +16,14 @@ import { connectAsync } from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { NatsBus } from "../src/bus/index.js";
-import type { Change } from "../src/core/index.js";
-import { loadConfig, type ConfigOverrides } from "../src/hub/index.js";
+import { stepsFromPlan, type Change } from "../src/core/index.js";
+import { Rollouts, loadConfig, type ConfigOverrides } from "../src/hub/index.js";
 import { brokerProblem, brokerUrl } from "./support/mqtt-broker.js";
 import { NatsProxy, natsProblem, natsUrl, servicesRequired as required } from "./support/nats-server.js";
 import { dropSchema, postgresProblem, postgresUrl, temporarySchema } from "./support/postgres.js";
 import { EventStream } from "./support/sse.js";
-import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
+import { minimalTd, putTd, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 import { cleanEnvironment, runThings, runThingsToEnd, type ThingsProcess } from "./support/things-process.js";
 
 const problem = (await postgresProblem()) ?? (await natsProblem());
@@ -99,6 +100,10 @@ async function httpLevelDevice(): Promise<{
     });
   return device;
 }
+
+/** The writes of `level` a device was sent. */
+const writes = (device: SimulatedHttpThing) =>
+  device.requests.filter((r) => r.method === "PUT" && r.path === "/properties/level");
 
 const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 /** Two hubs, a `things serve` child and `things verify` runs: minutes on a loaded machine, not seconds. */
@@ -502,6 +507,72 @@ if (problem !== undefined && !required) {
           { timeout: 20_000, interval: 200 },
         );
         expect(sweepsOnB).toHaveBeenCalled();
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "resume a rollout recorded as running on one replica only, and say which in /health",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const settings = { ...overrides, replica: true };
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        const id = `urn:test:replica:rolled:${run}`;
+
+        // A rollout recorded as running, that no hub runs (as a stopped hub leaves it).
+        const first = await startTestHub({ ...settings, dataDir: dirs[0] });
+        hubs.push(first);
+        await registerThing(first, id, device.td(id), credentials);
+        const { release } = await first.hub.releases.build(
+          [
+            {
+              path: "release.yaml",
+              text: `release: replica-level\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 7 }\n`,
+            },
+          ],
+          { actor: "test" },
+        );
+        const plan = await first.hub.releases.plan(release.id, {});
+        const rollout = `urn:uuid:${randomUUID()}`;
+        const created = new Date().toISOString();
+        await first.hub.store.createRollout(
+          {
+            id: rollout,
+            release: release.id,
+            name: release.name,
+            status: "running",
+            options: { concurrency: 1, maxFailures: 0 },
+            actor: "test",
+            created,
+          },
+          stepsFromPlan(rollout, plan, () => undefined, created),
+        );
+        await hubs.splice(0, 1)[0]?.stop();
+
+        // Both replicas start while it is recorded running; the device holds its answer meanwhile.
+        const answer = device.holdAnswers();
+        const resumes = vi.spyOn(Rollouts.prototype, "resume");
+        const [a, b] = await startReplicas(settings, dirs);
+        expect(resumes).toHaveBeenCalledTimes(1);
+        expect(await healthOf(a, "rollouts")).toEqual({ state: "running" });
+        expect(await healthOf(b, "rollouts")).toEqual({
+          state: "standby",
+          reason:
+            "another replica of this hub resumes the rollouts recorded as running (it holds the store's rollouts lock): " +
+            "this one takes over when it stops",
+        });
+        await vi.waitFor(() => expect(writes(device)).toHaveLength(1), { timeout: 30_000, interval: 100 });
+        answer();
+        for (const hub of [a, b])
+          expect((await hub.hub.rollouts?.settled(rollout))?.status).toBe("completed");
+        expect(writes(device)).toHaveLength(1);
+        const steps = (await a.hub.store.changesAfter(0, 1000)).filter(
+          (c) => c.thing === id && c.kind === "applied",
+        );
+        expect(steps).toHaveLength(1);
       },
       SLOW_MS,
     );
