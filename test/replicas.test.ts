@@ -171,6 +171,36 @@ if (problem !== undefined && !required) {
       return [a, b];
     }
 
+    /** Records a rollout of `level` to the Thing as running, as a stopped hub leaves it: no hub runs it. */
+    async function recordRollout(hub: TestHub, thing: string, level: number): Promise<string> {
+      const { release } = await hub.hub.releases.build(
+        [
+          {
+            path: "release.yaml",
+            text: `release: replica-level-${level}\nthings:\n  - select: { id: "${thing}" }\n    properties: { level: ${level} }\n`,
+          },
+        ],
+        { actor: "test" },
+      );
+      const plan = await hub.hub.releases.plan(release.id, {});
+      const id = `urn:uuid:${randomUUID()}`;
+      const created = new Date().toISOString();
+      const rollout = { concurrency: 1, maxFailures: 0 };
+      await hub.hub.store.createRollout(
+        {
+          id,
+          release: release.id,
+          name: release.name,
+          status: "running",
+          options: rollout,
+          actor: "test",
+          created,
+        },
+        stepsFromPlan(id, plan, () => undefined, created),
+      );
+      return id;
+    }
+
     beforeAll(async () => {
       nc = await connect({ servers: natsUrl });
       jsm = await jetstreamManager(nc);
@@ -512,7 +542,7 @@ if (problem !== undefined && !required) {
     );
 
     it(
-      "resume a rollout recorded as running on one replica only, and say which in /health",
+      "resume a rollout recorded as running on one replica only, say which in /health, and take it over when its replica stops",
       async () => {
         const { run, dirs, overrides } = setting();
         const settings = { ...overrides, replica: true };
@@ -526,30 +556,7 @@ if (problem !== undefined && !required) {
         const first = await startTestHub({ ...settings, dataDir: dirs[0] });
         hubs.push(first);
         await registerThing(first, id, device.td(id), credentials);
-        const { release } = await first.hub.releases.build(
-          [
-            {
-              path: "release.yaml",
-              text: `release: replica-level\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 7 }\n`,
-            },
-          ],
-          { actor: "test" },
-        );
-        const plan = await first.hub.releases.plan(release.id, {});
-        const rollout = `urn:uuid:${randomUUID()}`;
-        const created = new Date().toISOString();
-        await first.hub.store.createRollout(
-          {
-            id: rollout,
-            release: release.id,
-            name: release.name,
-            status: "running",
-            options: { concurrency: 1, maxFailures: 0 },
-            actor: "test",
-            created,
-          },
-          stepsFromPlan(rollout, plan, () => undefined, created),
-        );
+        const rollout = await recordRollout(first, id, 7);
         await hubs.splice(0, 1)[0]?.stop();
 
         // Both replicas start while it is recorded running; the device holds its answer meanwhile.
@@ -573,6 +580,20 @@ if (problem !== undefined && !required) {
           (c) => c.thing === id && c.kind === "applied",
         );
         expect(steps).toHaveLength(1);
+
+        // The replica resuming them stops: the other one takes the role over and resumes what is
+        // recorded as running then.
+        const next = await recordRollout(a, id, 8);
+        await hubs.splice(0, 1)[0]?.stop();
+        await vi.waitFor(async () => expect(await healthOf(b, "rollouts")).toEqual({ state: "running" }), {
+          timeout: 20_000,
+          interval: 200,
+        });
+        await vi.waitFor(async () => expect((await b.hub.store.getRollout(next))?.status).toBe("completed"), {
+          timeout: 30_000,
+          interval: 200,
+        });
+        expect(writes(device).map((w) => w.body)).toEqual(["7", "8"]);
       },
       SLOW_MS,
     );
