@@ -461,7 +461,7 @@ if (problem !== undefined && !required) {
     );
 
     it(
-      "say at the start of `things serve` whether the replica observes the Things",
+      "say at the start of `things serve` whether the replica observes the Things and resumes the rollouts",
       async () => {
         const { dirs, overrides, store } = setting();
         const a = await startTestHub({ ...overrides, replica: true, observe: true, dataDir: dirs[0] });
@@ -489,7 +489,7 @@ if (problem !== undefined && !required) {
         );
         children.push(child);
         await child.waitFor(
-          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n/,
+          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n {2}rollouts: standby: another replica of this hub resumes the rollouts recorded as running \(it holds the store's rollouts lock\): this one takes over when it stops\n/,
         );
       },
       SLOW_MS,
