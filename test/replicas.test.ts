@@ -6,7 +6,7 @@
 // another takes it over when that one stops.
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -16,13 +16,14 @@ import { connectAsync } from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { NatsBus } from "../src/bus/index.js";
-import type { Change } from "../src/core/index.js";
-import { loadConfig, type ConfigOverrides } from "../src/hub/index.js";
+import { stepsFromPlan, type Change } from "../src/core/index.js";
+import { Rollouts, loadConfig, type ConfigOverrides } from "../src/hub/index.js";
 import { brokerProblem, brokerUrl } from "./support/mqtt-broker.js";
 import { NatsProxy, natsProblem, natsUrl, servicesRequired as required } from "./support/nats-server.js";
 import { dropSchema, postgresProblem, postgresUrl, temporarySchema } from "./support/postgres.js";
 import { EventStream } from "./support/sse.js";
-import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
+import { minimalTd, putTd, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 import { cleanEnvironment, runThings, runThingsToEnd, type ThingsProcess } from "./support/things-process.js";
 
 const problem = (await postgresProblem()) ?? (await natsProblem());
@@ -100,6 +101,10 @@ async function httpLevelDevice(): Promise<{
   return device;
 }
 
+/** The writes of `level` a device was sent. */
+const writes = (device: SimulatedHttpThing) =>
+  device.requests.filter((r) => r.method === "PUT" && r.path === "/properties/level");
+
 const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 /** Two hubs, a `things serve` child and `things verify` runs: minutes on a loaded machine, not seconds. */
 const SLOW_MS = 180_000;
@@ -164,6 +169,36 @@ if (problem !== undefined && !required) {
       const b = await startTestHub({ ...settings, ...forB, dataDir: dirs[1] }, env);
       hubs.push(b);
       return [a, b];
+    }
+
+    /** Records a rollout of `level` to the Thing as running, as a stopped hub leaves it: no hub runs it. */
+    async function recordRollout(hub: TestHub, thing: string, level: number): Promise<string> {
+      const { release } = await hub.hub.releases.build(
+        [
+          {
+            path: "release.yaml",
+            text: `release: replica-level-${level}\nthings:\n  - select: { id: "${thing}" }\n    properties: { level: ${level} }\n`,
+          },
+        ],
+        { actor: "test" },
+      );
+      const plan = await hub.hub.releases.plan(release.id, {});
+      const id = `urn:uuid:${randomUUID()}`;
+      const created = new Date().toISOString();
+      const rollout = { concurrency: 1, maxFailures: 0 };
+      await hub.hub.store.createRollout(
+        {
+          id,
+          release: release.id,
+          name: release.name,
+          status: "running",
+          options: rollout,
+          actor: "test",
+          created,
+        },
+        stepsFromPlan(id, plan, () => undefined, created),
+      );
+      return id;
     }
 
     beforeAll(async () => {
@@ -426,7 +461,7 @@ if (problem !== undefined && !required) {
     );
 
     it(
-      "say at the start of `things serve` whether the replica observes the Things",
+      "say at the start of `things serve` whether the replica observes the Things and resumes the rollouts",
       async () => {
         const { dirs, overrides, store } = setting();
         const a = await startTestHub({ ...overrides, replica: true, observe: true, dataDir: dirs[0] });
@@ -454,7 +489,7 @@ if (problem !== undefined && !required) {
         );
         children.push(child);
         await child.waitFor(
-          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n/,
+          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n {2}rollouts: standby: another replica of this hub resumes the rollouts recorded as running \(it holds the store's rollouts lock\): this one takes over when it stops\n/,
         );
       },
       SLOW_MS,
@@ -502,6 +537,63 @@ if (problem !== undefined && !required) {
           { timeout: 20_000, interval: 200 },
         );
         expect(sweepsOnB).toHaveBeenCalled();
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "resume a rollout recorded as running on one replica only, say which in /health, and take it over when its replica stops",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const settings = { ...overrides, replica: true };
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        const id = `urn:test:replica:rolled:${run}`;
+
+        // A rollout recorded as running, that no hub runs (as a stopped hub leaves it).
+        const first = await startTestHub({ ...settings, dataDir: dirs[0] });
+        hubs.push(first);
+        await registerThing(first, id, device.td(id), credentials);
+        const rollout = await recordRollout(first, id, 7);
+        await hubs.splice(0, 1)[0]?.stop();
+
+        // Both replicas start while it is recorded running; the device holds its answer meanwhile.
+        const answer = device.holdAnswers();
+        const resumes = vi.spyOn(Rollouts.prototype, "resume");
+        const [a, b] = await startReplicas(settings, dirs);
+        expect(resumes).toHaveBeenCalledTimes(1);
+        expect(await healthOf(a, "rollouts")).toEqual({ state: "running" });
+        expect(await healthOf(b, "rollouts")).toEqual({
+          state: "standby",
+          reason:
+            "another replica of this hub resumes the rollouts recorded as running (it holds the store's rollouts lock): " +
+            "this one takes over when it stops",
+        });
+        await vi.waitFor(() => expect(writes(device)).toHaveLength(1), { timeout: 30_000, interval: 100 });
+        answer();
+        for (const hub of [a, b])
+          expect((await hub.hub.rollouts?.settled(rollout))?.status).toBe("completed");
+        expect(writes(device)).toHaveLength(1);
+        const steps = (await a.hub.store.changesAfter(0, 1000)).filter(
+          (c) => c.thing === id && c.kind === "applied",
+        );
+        expect(steps).toHaveLength(1);
+
+        // The replica resuming them stops: the other one takes the role over and resumes what is
+        // recorded as running then.
+        const next = await recordRollout(a, id, 8);
+        await hubs.splice(0, 1)[0]?.stop();
+        await vi.waitFor(async () => expect(await healthOf(b, "rollouts")).toEqual({ state: "running" }), {
+          timeout: 20_000,
+          interval: 200,
+        });
+        await vi.waitFor(async () => expect((await b.hub.store.getRollout(next))?.status).toBe("completed"), {
+          timeout: 30_000,
+          interval: 200,
+        });
+        expect(writes(device).map((w) => w.body)).toEqual(["7", "8"]);
       },
       SLOW_MS,
     );

@@ -350,6 +350,44 @@ describe("rollouts", () => {
     }
   });
 
+  it("suspends (its replica lost the rollouts role): no new step, still running, and resumed later to the end", async () => {
+    const fleet = [0, 1, 2].map(() => new SimulatedHttpThing({ username: USERNAME, password: PASSWORD }));
+    const rollouts = hub.hub.rollouts;
+    if (rollouts === undefined) throw new Error("the test hub has no rollouts");
+    try {
+      const targets: string[] = [];
+      for (const [i, device] of fleet.entries()) {
+        await device.start();
+        const id = `urn:test:rollout:suspend:${i}`;
+        targets.push(id);
+        await registerThing(hub, id, device.td(id), { username: USERNAME, password: PASSWORD });
+      }
+      const release = await build(manifest("suspended", 4, targets));
+      const first = fleet[0] as SimulatedHttpThing;
+      const answer = first.holdAnswers();
+      const arrived = first.moreRequests(1);
+      const started = await json<RolloutView>(await postRollout(release, { concurrency: 1 }), 202);
+      await arrived;
+      const suspended = rollouts.suspend();
+      answer();
+      await suspended;
+      // The step in flight ended; no other step was taken, and the rollout is still recorded running.
+      expect(fleet.map((d) => writes(d).length)).toEqual([1, 0, 0]);
+      expect(await rollouts.get(started.id)).toMatchObject({
+        status: "running",
+        progress: { completed: 1, pending: 2 },
+      });
+      await rollouts.resume();
+      expect(await rollouts.settled(started.id)).toMatchObject({
+        status: "completed",
+        progress: { completed: 3, pending: 0 },
+      });
+      expect(fleet.map((d) => writes(d).length)).toEqual([1, 1, 1]);
+    } finally {
+      for (const device of fleet) await device.stop();
+    }
+  });
+
   it("makes no release active after a cancel was answered: the step in flight sends nothing more and ends failed", async () => {
     const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
     await device.start();

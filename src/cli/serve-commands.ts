@@ -275,13 +275,21 @@ async function serve(
       `  bus: NATS ${bus.server} (${state}), stream ${bus.stream}, subjects ${bus.subjects}${replica}\n`,
     );
   }
-  // Replicas observe one at a time: say whether this one does, and if not why.
-  const observation = running.hub.electedStatus()?.observation;
+  // Replicas observe, and resume the recorded rollouts, one at a time: say whether this one does.
+  const elected = running.hub.electedStatus();
+  const { observation, rollouts } = elected ?? {};
   if (observation !== undefined) {
     out.write(
       observation.state === "running"
         ? "  observation: this replica observes the Things\n"
         : `  observation: standby: ${observation.reason ?? ""}\n`,
+    );
+  }
+  if (rollouts !== undefined) {
+    out.write(
+      rollouts.state === "running"
+        ? "  rollouts: this replica resumes the rollouts recorded as running\n"
+        : `  rollouts: standby: ${rollouts.reason ?? ""}\n`,
     );
   }
   if (running.snmpTrapPort !== undefined) {

@@ -45,6 +45,8 @@ export interface Principal {
 export const OBSERVATION_ROLE = "observation";
 /** The store's role whose holder sweeps expired TDs, among a hub's replicas. */
 export const EXPIRY_SWEEP_ROLE = "expiry-sweep";
+/** The store's role whose holder resumes the rollouts recorded as running, among a hub's replicas. */
+export const ROLLOUTS_ROLE = "rollouts";
 
 export interface HubOptions {
   logger: Logger;
@@ -97,6 +99,8 @@ export class Hub {
   private readonly expirySweep: ExpirySweep;
   /** Replicas sweep one at a time: the one holding the store's expiry-sweep role. */
   private sweeping: ElectedRole<ExpirySweep> | undefined;
+  /** Replicas resume the recorded rollouts one at a time: the one holding the store's rollouts role. */
+  private resuming: ElectedRole<Rollouts> | undefined;
   private tokenDigests: { admin: Buffer; reader?: Buffer } | undefined;
   private closing: Promise<void> | undefined;
 
@@ -275,7 +279,7 @@ export class Hub {
     hub.graph.start();
     await hub.drift.start();
     // Rollouts that were running when the hub stopped go on where they stopped.
-    await hub.rollouts?.resume();
+    await hub.resumeRollouts();
     return hub;
   }
 
@@ -330,6 +334,30 @@ export class Hub {
     if (this.sweeping === undefined) expirySweep.start();
   }
 
+  /**
+   * Resumes the rollouts recorded as running. Replicas of one hub resume them one at a time, the
+   * one holding the store's `rollouts` role, or each would drive them once more (every write sent
+   * and every step recorded once per replica); a rollout started through a replica's API runs there.
+   */
+  private async resumeRollouts(): Promise<void> {
+    const { rollouts } = this;
+    if (rollouts === undefined) return;
+    this.resuming = await this.elect({
+      role: ROLLOUTS_ROLE,
+      what: "the rollouts recorded as running",
+      standby:
+        "another replica of this hub resumes the rollouts recorded as running (it holds the store's rollouts lock): " +
+        "this one takes over when it stops",
+      start: async () => {
+        await rollouts.resume();
+        return rollouts;
+      },
+      // Its session ended: it stops driving them, for the replica that holds the role next.
+      stop: (running) => running.suspend(),
+    });
+    if (this.resuming === undefined) await rollouts.resume();
+  }
+
   /** On a replica, work elected among the replicas (docs/replicas.md); undefined on a hub alone. */
   private async elect<T>(work: ElectedWork<T>): Promise<ElectedRole<T> | undefined> {
     const holdRole = this.store.holdRole?.bind(this.store);
@@ -341,13 +369,18 @@ export class Hub {
 
   /**
    * On a replica, whether it runs the work the replicas do one at a time (`standby` while another
-   * one does): the observation of the Things (undefined without it) and the sweep of expired TDs.
-   * Undefined on a hub alone.
+   * one does): the observation of the Things (undefined without it), the sweep of expired TDs and
+   * the resumption of recorded rollouts (undefined without bindings). Undefined on a hub alone.
    */
-  electedStatus(): { observation?: RoleStatus; expirySweep: RoleStatus } | undefined {
+  electedStatus(): { observation?: RoleStatus; expirySweep: RoleStatus; rollouts?: RoleStatus } | undefined {
     if (this.sweeping === undefined) return undefined;
     const observation = this.observing?.status();
-    return { ...(observation !== undefined && { observation }), expirySweep: this.sweeping.status() };
+    const rollouts = this.resuming?.status();
+    return {
+      ...(observation !== undefined && { observation }),
+      expirySweep: this.sweeping.status(),
+      ...(rollouts !== undefined && { rollouts }),
+    };
   }
 
   /** The principal a bearer token stands for, or undefined when it stands for nobody. */
@@ -383,7 +416,9 @@ export class Hub {
       this.abandonCommands();
       await this.sweeping?.close();
       await this.expirySweep.stop();
-      // Rollouts stop taking steps (the running ones resume at the next start); drift stops following.
+      // Rollouts stop taking steps (the running ones resume at the next start, or on the replica
+      // that takes the rollouts role over once this one has given it up); drift stops following.
+      await this.resuming?.close();
       await this.rollouts?.close();
       await this.drift.close();
       // Observation and commands first: what they have received is recorded before the store closes.

@@ -118,7 +118,9 @@ export class Rollouts {
   private readonly listeners = new Set<(event: RolloutEvent) => void>();
   /** Things a step is being applied to now: drift leaves their reports alone meanwhile. */
   private readonly applying = new Set<string>();
+  /** Set while no new step is taken: for good once halted, for a while when suspended. */
   private closing = false;
+  private halted = false;
 
   constructor(private readonly context: RolloutContext) {}
 
@@ -300,7 +302,18 @@ export class Rollouts {
 
   /** Stops taking new steps, at once: what the steps in flight do next is left for the next start. */
   halt(): void {
+    this.halted = true;
     this.closing = true;
+  }
+
+  /**
+   * Stops driving every rollout as a stop does (they stay recorded as running, for whichever
+   * replica resumes them next), then takes steps again: new rollouts run, and `resume` resumes.
+   */
+  async suspend(): Promise<void> {
+    this.closing = true;
+    await Promise.allSettled([...this.runs.values()].map((r) => r.done));
+    this.closing = this.halted;
   }
 
   /**

@@ -76,8 +76,8 @@ import {
 import { logEntriesOf } from "./postgres-log-reader.js";
 import * as rollouts from "./postgres-rollouts.js";
 
-/** Sessions for roles at once, at most: one per role a hub elects (observation, expiry sweep, MQTT gateway), and one spare. */
-const ROLE_SESSIONS = 4;
+/** Sessions for roles at once, at most: one per role a hub elects (observation, expiry sweep, MQTT gateway, rollouts), and one spare. */
+const ROLE_SESSIONS = 5;
 
 export interface PostgresStoreOptions extends PostgresConnectionOptions {
   /** Commands waiting beyond this many are refused with UnavailableError (backpressure). */
