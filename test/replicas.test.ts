@@ -157,6 +157,31 @@ if (problem !== undefined && !required) {
         if (existsSync(join(from, name))) copyFileSync(join(from, name), join(to, name));
     }
 
+    /** `things serve --replica` on `dir`, with a setting's store and stream, on port 0, without MQTT. */
+    function serveReplica(
+      dir: string,
+      store: string,
+      { busPrefix, busStream }: { busPrefix: string; busStream: string },
+    ): string[] {
+      return [
+        "serve",
+        "--port",
+        "0",
+        "--no-mqtt",
+        "--replica",
+        "--data",
+        dir,
+        "--store",
+        store,
+        "--bus",
+        natsUrl,
+        "--bus-prefix",
+        busPrefix,
+        "--bus-stream",
+        busStream,
+      ];
+    }
+
     /** Two replicas of one hub: A on `dirs[0]`, then B on `dirs[1]` with A's identity and `forB`. */
     async function startReplicas(
       settings: ConfigOverrides,
@@ -288,24 +313,7 @@ if (problem !== undefined && !required) {
       "lose nothing when a replica is killed: the other serves, delivers and publishes all it acknowledged",
       async () => {
         const { run, dirs, overrides, store } = setting();
-        const args = [
-          "serve",
-          "--port",
-          "0",
-          "--no-mqtt",
-          "--no-observe",
-          "--replica",
-          "--data",
-          dirs[0],
-          "--store",
-          store,
-          "--bus",
-          natsUrl,
-          "--bus-prefix",
-          overrides.busPrefix,
-          "--bus-stream",
-          overrides.busStream,
-        ];
+        const args = [...serveReplica(dirs[0], store, overrides), "--no-observe"];
         const childA = runThings(args, cleanEnvironment());
         children.push(childA);
         const [, , urlA] = await childA.waitFor(/Hyperthings (\S+) listening on (http:\/\/\S+)/);
@@ -467,26 +475,7 @@ if (problem !== undefined && !required) {
         const a = await startTestHub({ ...overrides, replica: true, observe: true, dataDir: dirs[0] });
         hubs.push(a);
         copyIdentity(dirs[0], dirs[1]);
-        const child = runThings(
-          [
-            "serve",
-            "--port",
-            "0",
-            "--no-mqtt",
-            "--replica",
-            "--data",
-            dirs[1],
-            "--store",
-            store,
-            "--bus",
-            natsUrl,
-            "--bus-prefix",
-            overrides.busPrefix,
-            "--bus-stream",
-            overrides.busStream,
-          ],
-          cleanEnvironment(),
-        );
+        const child = runThings(serveReplica(dirs[1], store, overrides), cleanEnvironment());
         children.push(child);
         await child.waitFor(
           /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n {2}rollouts: standby: another replica of this hub resumes the rollouts recorded as running \(it holds the store's rollouts lock\): this one takes over when it stops\n/,
