@@ -1169,14 +1169,21 @@ function checkExportTarget({ out, force }: ExportTarget): void {
 }
 
 /**
- * What every export starts from: `--since` read (before asking the hub anything), the hub's key,
- * and its latest checkpoint (signed now if Changes are not yet covered), which the export ends at.
+ * What every export starts from: its target checked and `--since` read (before asking the hub
+ * anything), the hub's key, its latest checkpoint (signed now if Changes are not yet covered),
+ * which the export ends at, and the proofs from the kept checkpoints of `--consistent-with`.
  */
 async function exportStart(
-  sinceArgument: string | undefined,
+  options: { since?: string; consistentWith?: string[] } & ExportTarget,
   client: HubClient,
-): Promise<{ since: Date | undefined; checkpoint: Checkpoint; common: ExportHeaderCommon }> {
-  const since = sinceArgument === undefined ? undefined : parseTimeArgument(sinceArgument);
+): Promise<{
+  since: Date | undefined;
+  checkpoint: Checkpoint;
+  common: ExportHeaderCommon;
+  consistentWith: KeptConsistency[];
+}> {
+  checkExportTarget(options);
+  const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
   const logKey = await client.logKey();
   const checkpoint = await client.checkpoint();
   if (checkpoint === undefined) throw new CliError("the log is empty: nothing to export");
@@ -1186,7 +1193,14 @@ async function exportStart(
     publicKey: logKey.publicKey,
     exportedAt: new Date().toISOString(),
   };
-  return { since, checkpoint, common };
+  const consistentWith = await keptConsistencies(
+    options.consistentWith,
+    client,
+    common.origin,
+    common.publicKey,
+    checkpoint,
+  );
+  return { since, checkpoint, common, consistentWith };
 }
 
 /**
@@ -1236,15 +1250,7 @@ async function exportLog(
   options: { since?: string; consistentWith?: string[] } & ExportTarget,
   client: HubClient,
 ): Promise<void> {
-  checkExportTarget(options);
-  const { since, checkpoint, common } = await exportStart(options.since, client);
-  const consistentWith = await keptConsistencies(
-    options.consistentWith,
-    client,
-    common.origin,
-    common.publicKey,
-    checkpoint,
-  );
+  const { since, checkpoint, common, consistentWith } = await exportStart(options, client);
   const to = checkpoint.size;
   let from = 1;
   if (since !== undefined) {
@@ -1340,15 +1346,7 @@ async function exportThing(
   options: { since?: string; thing: string; consistentWith?: string[] } & ExportTarget,
   client: HubClient,
 ): Promise<void> {
-  checkExportTarget(options);
-  const { since, checkpoint, common } = await exportStart(options.since, client);
-  const consistentWith = await keptConsistencies(
-    options.consistentWith,
-    client,
-    common.origin,
-    common.publicKey,
-    checkpoint,
-  );
+  const { since, checkpoint, common, consistentWith } = await exportStart(options, client);
   const size = checkpoint.size;
   const header: ThingExportHeader = {
     ...common,
