@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { Fleet, MicroService, simThingId } from "../src/sim/index.js";
+import { firstData } from "./support/sse.js";
 import { putTd, startTestHub, type TestHub } from "./support/test-hub.js";
 import { runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
@@ -14,17 +15,7 @@ async function firstChange(hub: TestHub, thing: string, kind: string): Promise<u
     headers: { "last-event-id": "0" },
     signal: AbortSignal.timeout(20_000),
   });
-  const decoder = new TextDecoder();
-  let text = "";
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-    text += decoder.decode(chunk, { stream: true });
-    const data = /^data: (.*)$/m.exec(text);
-    if (data) {
-      await response.body?.cancel().catch(() => undefined);
-      return JSON.parse(data[1] as string);
-    }
-  }
-  throw new Error(`the change stream ended: ${text}`);
+  return firstData(response);
 }
 
 const MANIFEST = fileURLToPath(new URL("../examples/releases/demo-baseline.yaml", import.meta.url));

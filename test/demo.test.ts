@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { simThingId } from "../src/sim/index.js";
+import { firstData } from "./support/sse.js";
 import { OUTPUT_BOUND_MS, runThings as run } from "./support/things-process.js";
 
 /** The first Change of a Thing of one kind, from the hub's SSE change stream (bounded in time). */
@@ -14,17 +15,7 @@ async function firstChange(hub: string, thing: string, kind: string): Promise<Re
   const response = await fetch(`${hub}/changes/stream?${query.toString()}`, {
     signal: AbortSignal.timeout(OUTPUT_BOUND_MS),
   });
-  const decoder = new TextDecoder();
-  let text = "";
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-    text += decoder.decode(chunk, { stream: true });
-    const data = /^data: (.*)$/m.exec(text);
-    if (data) {
-      await response.body?.cancel().catch(() => undefined);
-      return JSON.parse(data[1] as string) as Record<string, unknown>;
-    }
-  }
-  throw new Error(`the change stream ended: ${text}`);
+  return (await firstData(response)) as Record<string, unknown>;
 }
 
 describe("things demo", () => {

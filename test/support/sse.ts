@@ -103,3 +103,18 @@ export class EventStream {
     else if (field === "id" && !value.includes("\0")) this.lastEventId = value;
   }
 }
+
+/** The first event's `data` of an SSE answer, parsed as JSON; the answer is then cancelled. */
+export async function firstData(response: Response): Promise<unknown> {
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    text += decoder.decode(chunk, { stream: true });
+    const data = /^data: (.*)$/m.exec(text);
+    if (data) {
+      await response.body?.cancel().catch(() => undefined);
+      return JSON.parse(data[1] as string);
+    }
+  }
+  throw new Error(`the change stream ended: ${text}`);
+}
