@@ -13,6 +13,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectAsync } from "mqtt";
+import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { NatsBus } from "../src/bus/index.js";
@@ -642,6 +643,75 @@ if (problem !== undefined && !required) {
         expect(b.mqtt).toMatchObject({ kind: "external", url: broker });
         await device.publishAsync(`${prefix}/things/${id}/properties/level`, "8", { qos: 1 });
         await vi.waitFor(async () => expect(await levels()).toEqual([7, 8]), { timeout: 20_000 });
+      },
+      SLOW_MS,
+    );
+
+    it.skipIf(mqttProblem !== undefined && !required)(
+      "record once each a device's reading being committed when the gateway's replica loses its role, and one published while no replica runs it",
+      async () => {
+        const { run, schema, dirs, overrides } = setting();
+        const prefix = `hyperthings-test/${run}`;
+        const mqtt = { ...overrides, mqtt: true, mqttUrl: brokerUrl, mqttPrefix: prefix, replica: true };
+        const env = {
+          HYPERTHINGS_MQTT_HOMIE_ROOT: `${prefix}/homie`,
+          HYPERTHINGS_MQTT_HA_PREFIX: `${prefix}/homeassistant`,
+        };
+        const a = await startTestHub({ ...mqtt, dataDir: dirs[0] }, env);
+        hubs.push(a);
+        const id = `urn:test:replica:mqtt-role-lost:${run}`;
+        await putTd(a, lampTd(id));
+        const device = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
+        cleanups.push(() => device.endAsync());
+        const topic = `${prefix}/things/${id}/properties/level`;
+        const levels = async () => {
+          const res = await a.request(`${thingPath(id)}/history?affordance=level&order=asc`);
+          return ((await res.json()) as { changes: Change[] }).changes.map((c) => c.value);
+        };
+        const db = new pg.Client({ connectionString: postgresUrl });
+        await db.connect();
+        cleanups.push(() => db.end());
+        const [holder] = (
+          await db.query<{ pid: number }>(
+            `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND ((classid::bigint << 32) | objid::bigint) = hashtext($1)::bigint`,
+            [`hyperthings:mqtt-gateway:${schema}`],
+          )
+        ).rows;
+        expect(holder?.pid).toBeGreaterThan(0);
+
+        // Another session holds the Log's head row: the reading's commit waits there.
+        const blocker = new pg.Client({ connectionString: postgresUrl });
+        await blocker.connect();
+        cleanups.push(() => blocker.end());
+        await blocker.query(`BEGIN; SELECT FROM ${schema}.log_head WHERE id = 1 FOR UPDATE`);
+        const blockerPid = (await blocker.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]
+          ?.pid;
+        await device.publishAsync(topic, "1", { qos: 1 });
+        await vi.waitFor(
+          async () => {
+            const { rows } = await db.query<{ n: number }>(
+              "SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+              [blockerPid],
+            );
+            expect(rows[0]?.n).toBe(1);
+          },
+          { timeout: 20_000, interval: 50 },
+        );
+        // The session holding the replica's gateway role ends: it stops the gateway, its reading
+        // still being committed; the reading is then committed, so it must be acknowledged before
+        // the gateway leaves the session, or the broker sends it again to the next holder.
+        await db.query("SELECT pg_terminate_backend($1)", [holder?.pid]);
+        await vi.waitFor(
+          async () => expect(await healthOf(a, "mqtt")).toMatchObject({ gateway: "standby" }),
+          { timeout: 20_000, interval: 50 },
+        );
+        await blocker.query("COMMIT");
+        // A reading published while no replica runs the gateway waits in the broker for the
+        // hub's session, and is recorded when a replica (this one, the role being free) takes it.
+        await device.publishAsync(topic, "2", { qos: 1 });
+        await vi.waitFor(async () => expect(await levels()).toContain(2), { timeout: 30_000, interval: 100 });
+        expect(await levels()).toEqual([1, 2]);
       },
       SLOW_MS,
     );

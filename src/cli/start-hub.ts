@@ -364,7 +364,11 @@ export async function startHub(
         hub.abandonCommands();
         await app.close();
         await fetcher.close();
-        // The hub's own bindings may be connected to the embedded broker: they go first.
+        // On an external broker, the gateway goes first: what it took in is recorded and
+        // acknowledged while the store is open, and only then is its role given up (closing the
+        // store gives up a replica's roles). The hub's own bindings may be connected to the
+        // embedded broker: they go before it.
+        if (config.mqtt === "external") await face?.close();
         await hub.close();
         await face?.close();
       })();

@@ -103,6 +103,11 @@ class Outbox {
     return this.#bytes;
   }
 
+  /** Hands what is queued to the socket now (before a DISCONNECT, which must follow it). */
+  flush(): void {
+    this.#flush();
+  }
+
   #flush(): void {
     const stream = this.#stream;
     const chunks = this.#chunks;
@@ -163,8 +168,14 @@ export class ExternalBroker implements BrokerLink {
   readonly #options: ExternalBrokerOptions;
   readonly #handlers: { filters: readonly string[]; handler: InboundHandler }[] = [];
   readonly #matches = new Map<string, readonly InboundHandler[]>();
-  /** Set by close: messages the hub could not take are no longer taken again. */
+  /**
+   * Set by close: no message is taken any more (what
+   * comes is left unacknowledged, for the broker to send to the session's next holder), and those
+   * the hub could not take are not taken again.
+   */
   #closing = false;
+  /** Deliveries whose handlers have not settled: close waits for them, and sends their PUBACKs. */
+  readonly #inFlight = new Set<Promise<void>>();
   /** QoS 1 messages that came before `open`, unacknowledged; undefined once open. */
   #early: { packet: IPublishPacket; stream: unknown }[] | undefined = [];
   #dropped = 0;
@@ -250,6 +261,11 @@ export class ExternalBroker implements BrokerLink {
         callback();
         return;
       }
+      if (this.#closing) {
+        // Stopping: left unacknowledged, the broker sends it again to the session's next holder.
+        callback(packet.qos === 0 ? undefined : DEFERRED_ACK);
+        return;
+      }
       if (
         this.#early !== undefined &&
         packet.qos === 1 &&
@@ -293,11 +309,12 @@ export class ExternalBroker implements BrokerLink {
     // meanwhile (and sends no more than Receive Maximum of them), and it is never lost. If the
     // connection drops first, the broker sends it again on the resumed session: this try stops.
     const retrying = packet.qos === 1 && packet.messageId !== undefined;
+    // Whether it was taken: one given up on (the link stopping) is not acknowledged.
     const settled = (async () => {
       for (let delayMs = RETRY_FIRST_MS; ; delayMs = Math.min(delayMs * 2, RETRY_MAX_MS)) {
         try {
           await handle();
-          return;
+          return true;
         } catch (error) {
           const again = retrying && !this.#closing && this.#client.stream === stream;
           options.logger.error(
@@ -306,9 +323,9 @@ export class ExternalBroker implements BrokerLink {
               ? "MQTT: a message could not be taken; it is held unacknowledged and taken again"
               : "MQTT: a message could not be taken",
           );
-          if (!again) return;
+          if (!again) return false;
           await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
-          if (this.#closing || this.#client.stream !== stream) return;
+          if (this.#closing || this.#client.stream !== stream) return false;
         }
       }
     })();
@@ -331,7 +348,11 @@ export class ExternalBroker implements BrokerLink {
     }
     const messageId = packet.messageId;
     callback(DEFERRED_ACK);
-    void settled.then(() => this.#acknowledge(stream, messageId));
+    const acknowledged = settled.then((taken) => {
+      this.#inFlight.delete(acknowledged);
+      if (taken) this.#acknowledge(stream, messageId);
+    });
+    this.#inFlight.add(acknowledged);
   }
 
   /**
@@ -468,8 +489,16 @@ export class ExternalBroker implements BrokerLink {
     return true;
   }
 
+  /**
+   * Takes no more messages, waits for those taken to be recorded (or refused) and sends their
+   * PUBACKs, then disconnects, leaving the session to the broker: what was not acknowledged is sent
+   * again to its next holder (this hub restarted, or the replica taking the gateway over), and what
+   * was recorded is not, since its PUBACK left before the DISCONNECT.
+   */
   async close(): Promise<void> {
     this.#closing = true;
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+    this.#acks.flush();
     await Promise.all(
       [this.#client, this.#publisher].map((client) =>
         client.endAsync(!client.connected).catch(() => client.end(true)),
