@@ -21,7 +21,13 @@ import { stepsFromPlan, type Change } from "../src/core/index.js";
 import { Rollouts, loadConfig, type ConfigOverrides } from "../src/hub/index.js";
 import { brokerProblem, brokerUrl } from "./support/mqtt-broker.js";
 import { NatsProxy, natsProblem, natsUrl, servicesRequired as required } from "./support/nats-server.js";
-import { dropSchema, postgresProblem, postgresUrl, temporarySchema } from "./support/postgres.js";
+import {
+  PostgresProxy,
+  dropSchema,
+  postgresProblem,
+  postgresUrl,
+  temporarySchema,
+} from "./support/postgres.js";
 import { EventStream } from "./support/sse.js";
 import { SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { minimalTd, putTd, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
@@ -712,6 +718,85 @@ if (problem !== undefined && !required) {
         await device.publishAsync(topic, "2", { qos: 1 });
         await vi.waitFor(async () => expect(await levels()).toContain(2), { timeout: 30_000, interval: 100 });
         expect(await levels()).toEqual([1, 2]);
+      },
+      SLOW_MS,
+    );
+
+    it.skipIf(mqttProblem !== undefined && !required)(
+      "take the hub's MQTT session back only while holding the gateway's role: a replica that lost it unawares stays away",
+      async () => {
+        const { run, schema, dirs, store, overrides } = setting();
+        const prefix = `hyperthings-test/${run}`;
+        const mqtt = { ...overrides, mqtt: true, mqttUrl: brokerUrl, mqttPrefix: prefix, replica: true };
+        const env = {
+          HYPERTHINGS_MQTT_HOMIE_ROOT: `${prefix}/homie`,
+          HYPERTHINGS_MQTT_HA_PREFIX: `${prefix}/homeassistant`,
+        };
+        // A reaches PostgreSQL through a proxy that the test stalls: a network that drops everything.
+        const proxy = new PostgresProxy();
+        await proxy.open();
+        cleanups.push(() => proxy.cut());
+        const [a, b] = await startReplicas({ ...mqtt, store: proxy.url(`schema=${schema}`) }, dirs, {
+          env,
+          forB: { store },
+        });
+        expect(await healthOf(a, "mqtt")).toMatchObject({ gateway: "running" });
+        const id = `urn:test:replica:mqtt-session:${run}`;
+        await putTd(a, lampTd(id));
+
+        // A is cut off from PostgreSQL, and its role's session ended there without A hearing of
+        // it: B is elected and connects with the hub's client id, and the broker drops A.
+        const db = new pg.Client({ connectionString: postgresUrl });
+        await db.connect();
+        cleanups.push(() => db.end());
+        const [holder] = (
+          await db.query<{ pid: number }>(
+            `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND ((classid::bigint << 32) | objid::bigint) = hashtext($1)::bigint`,
+            [`hyperthings:mqtt-gateway:${schema}`],
+          )
+        ).rows;
+        try {
+          proxy.stall();
+          await db.query("SELECT pg_terminate_backend($1)", [holder?.pid]);
+          await vi.waitFor(
+            async () => expect(await healthOf(b, "mqtt")).toMatchObject({ gateway: "running" }),
+            {
+              timeout: 20_000,
+              interval: 100,
+            },
+          );
+          // A does not take the session back: it cannot confirm that it holds the role, so it gives
+          // the gateway up (before, it reconnected at once, and the two took the session from each
+          // other).
+          await vi.waitFor(
+            async () => {
+              // What its /health says (which also reads the store it cannot reach).
+              const status = a.mqttStatus();
+              expect(status?.gateway).toBe("standby");
+              // Then it tries to take the role again, and cannot reach the store.
+              expect(status?.reason).toMatch(
+                /^(this replica stopped running the MQTT gateway: the session holding its lock on the PostgreSQL schema \S+ did not answer|the store could not say whether another replica runs the MQTT gateway)/,
+              );
+            },
+            { timeout: 30_000, interval: 100 },
+          );
+          expect(await healthOf(b, "mqtt")).toMatchObject({ gateway: "running" });
+          const device = await connectAsync(brokerUrl, { reconnectPeriod: 0 });
+          cleanups.push(() => device.endAsync());
+          await device.publishAsync(`${prefix}/things/${id}/properties/level`, "3", { qos: 1 });
+          const levels = async () => {
+            const res = await b.request(`${thingPath(id)}/history?affordance=level&order=asc`);
+            return ((await res.json()) as { changes: Change[] }).changes.map((c) => c.value);
+          };
+          await vi.waitFor(async () => expect(await levels()).toEqual([3]), {
+            timeout: 20_000,
+            interval: 100,
+          });
+        } finally {
+          // A stops with PostgreSQL gone, not stalled.
+          await proxy.cut();
+        }
       },
       SLOW_MS,
     );

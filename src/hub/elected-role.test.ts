@@ -19,7 +19,11 @@ function lock() {
     const lost = new Promise<string>((resolve) => (settle = resolve));
     const held = { settle };
     holder = held;
-    return Promise.resolve({ lost, release: () => holder === held && end("given up") });
+    return Promise.resolve({
+      lost,
+      confirm: () => Promise.resolve(holder === held),
+      release: () => holder === held && end("given up"),
+    });
   };
   return { holdRole, end, held: () => holder !== undefined };
 }
@@ -73,6 +77,29 @@ describe("work elected among replicas", () => {
     expect(a.status()).toEqual({ state: "running" });
     await a.close();
     expect(held()).toBe(false);
+  });
+
+  it("lets the work ask whether its replica still holds the role", async () => {
+    const { holdRole, end } = lock();
+    const log: string[] = [];
+    let confirm: () => Promise<boolean> = () => Promise.resolve(true);
+    const a = new ElectedRole(
+      {
+        ...work("a", log),
+        start: (asked) => {
+          confirm = asked;
+          return Promise.resolve("a");
+        },
+      },
+      holdRole,
+      logger,
+      60_000,
+    );
+    await a.start();
+    expect(await confirm()).toBe(true);
+    end("the session ended");
+    expect(await confirm()).toBe(false);
+    await a.close();
   });
 
   it("says why it stands by when the store cannot be asked, and runs the work once it can", async () => {

@@ -22,7 +22,12 @@ export interface ElectedWork<T> {
   readonly what: string;
   /** Why a replica waits while another holds the role. */
   readonly standby: string;
-  start(): Promise<T>;
+  /**
+   * Starts it. `confirm` asks the store whether this process still holds the role, for work that
+   * must not act on a stale belief (the MQTT gateway reconnecting under the hub's client id); when
+   * it is not held (or the store does not answer), the work is stopped as when the role is lost.
+   */
+  start(confirm: () => Promise<boolean>): Promise<T>;
   /** Stops it, once what it took in is recorded: the role is given up only then. */
   stop(running: T): Promise<void>;
 }
@@ -68,8 +73,9 @@ export class ElectedRole<T> {
       return;
     }
     if (this.closed) return role.release();
+    const held = role;
     try {
-      this.running = await this.work.start();
+      this.running = await this.work.start(() => held.confirm());
     } catch (error) {
       role.release();
       if (first) throw error;

@@ -224,6 +224,12 @@ export interface ListOptions {
 export interface HeldRole {
   /** Settles, with why, when the role is no longer held (given up, or the store's session ended). */
   readonly lost: Promise<string>;
+  /**
+   * Asks the store whether the role is still held: false when it is not, or when the store does
+   * not answer in time (the role is then given up, and `lost` settles), since another process
+   * may hold it by now.
+   */
+  confirm(): Promise<boolean>;
   /** Gives the role up: another process can take it. */
   release(): void;
 }

@@ -1,7 +1,7 @@
 // The gateway on a broker of the operator's (`--mqtt-url`): two mqtt.js clients (MQTT 5,
 // TCP_NODELAY), one for subscriptions, whose QoS 1 deliveries are acknowledged after their handler
 // settled, many at a time (Receive Maximum), and one for what the hub publishes; both reconnect by
-// themselves. Outgoing QoS 0 messages are not queued while offline, and dropped when the socket's
+// themselves (or, for replicas, once the store confirms this one still holds the gateway's role). Outgoing QoS 0 messages are not queued while offline, and dropped when the socket's
 // buffer is full.
 import { MqttClient, type IPublishPacket } from "mqtt";
 import { generate } from "mqtt-packet";
@@ -32,6 +32,15 @@ export interface ExternalBrokerOptions {
   readonly receiveMaximum?: number;
   /** How long the broker keeps the hub's session while it is away (default DEFAULT_SESSION_EXPIRY_SECONDS). */
   readonly sessionExpirySeconds?: number;
+  /**
+   * Asked before each reconnection: the link reconnects only once it resolves true, and otherwise
+   * takes no more messages and stays away. For replicas, where only the elected holder of the
+   * gateway may hold the hub's session: a replica that lost its role without knowing it yet,
+   * dropped by the broker because the next holder connected with the same client id, would
+   * otherwise take the session back, and the two would take it from each other. Without it, the
+   * link reconnects by itself.
+   */
+  readonly mayReconnect?: () => Promise<boolean>;
 }
 
 /** Bytes that may wait in the socket's buffer before outgoing messages are dropped. */
@@ -67,6 +76,9 @@ const RETRY_MAX_MS = 5_000;
 
 /** Handed to mqtt.js's `handleMessage` callback: it then sends no PUBACK and reads on. */
 const DEFERRED_ACK = new Error("acknowledged after its Change is committed");
+
+/** How long after a connection drops the link connects again. */
+const RECONNECT_MS = 1_000;
 
 /** A connection's socket as mqtt.js holds it. */
 interface Writable {
@@ -169,7 +181,7 @@ export class ExternalBroker implements BrokerLink {
   readonly #handlers: { filters: readonly string[]; handler: InboundHandler }[] = [];
   readonly #matches = new Map<string, readonly InboundHandler[]>();
   /**
-   * Set by close: no message is taken any more (what
+   * Set by close, or when this process no longer holds the hub's session: no message is taken (what
    * comes is left unacknowledged, for the broker to send to the session's next holder), and those
    * the hub could not take are not taken again.
    */
@@ -213,7 +225,8 @@ export class ExternalBroker implements BrokerLink {
       protocolVersion: 5,
       clean: true,
       keepalive: 30,
-      reconnectPeriod: 1_000,
+      // With `mayReconnect`, the link reconnects itself once confirmed (#reconnectWhenConfirmed).
+      reconnectPeriod: options.mayReconnect === undefined ? RECONNECT_MS : 0,
       connectTimeout: 10_000,
       queueQoSZero: false,
       // mqtt.js calls its logger several times per packet; `debug`'s check alone was 3 % of the
@@ -250,6 +263,10 @@ export class ExternalBroker implements BrokerLink {
       client.on("offline", () =>
         options.logger.warn({ broker: this.url, connection: role }, "MQTT broker offline; reconnecting"),
       );
+      if (options.mayReconnect !== undefined) {
+        const mayReconnect = options.mayReconnect;
+        client.on("close", () => this.#reconnectWhenConfirmed(client, role, mayReconnect));
+      }
     }
     // mqtt.js sends the PUBACK when this calls back, and reads the next packet only then
     // (PITFALLS). To let many messages share one group commit, a QoS 1 message is handed on and
@@ -281,6 +298,33 @@ export class ExternalBroker implements BrokerLink {
       }
       this.#deliver(packet, this.#client.stream, callback);
     };
+  }
+
+  /**
+   * A connection dropped (the broker gone, or the session given to another client with the hub's
+   * client id): it connects again once `mayReconnect` confirms, with what it had in flight.
+   */
+  #reconnectWhenConfirmed(client: MqttClient, role: string, mayReconnect: () => Promise<boolean>): void {
+    if (this.#closing || client.disconnecting) return;
+    this.#options.logger.warn({ broker: this.url, connection: role }, "MQTT broker offline; reconnecting");
+    const timer = setTimeout(() => {
+      void mayReconnect()
+        .catch(() => false)
+        .then((confirmed) => {
+          if (this.#closing || client.disconnecting || client.connected) return;
+          if (confirmed) {
+            client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore });
+            return;
+          }
+          // No longer this process's session: what comes is left for the one that holds it.
+          this.#closing = true;
+          this.#options.logger.warn(
+            { broker: this.url, connection: role },
+            "MQTT: not reconnecting, this process no longer holds the hub's session",
+          );
+        });
+    }, RECONNECT_MS);
+    timer.unref();
   }
 
   /** Hands a message to its handlers; a QoS 1 message is acknowledged once they settled. */

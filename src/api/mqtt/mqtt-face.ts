@@ -44,8 +44,11 @@ export async function startMqttFace(hub: Hub): Promise<MqttFace | undefined> {
         standby:
           "another replica of this hub runs the MQTT gateway on this broker (it holds the store's mqtt-gateway lock): " +
           "this one takes over when it stops",
-        start: async () => {
-          const running = await startMqtt(hub);
+        // Only the elected replica may hold the hub's session: one dropped by the broker (maybe
+        // because the next elected replica connected, while this one had not yet learnt that it
+        // lost the role) reconnects only once the store confirms it still holds the role.
+        start: async (confirm) => {
+          const running = await startMqtt(hub, { mayReconnect: confirm });
           if (running === undefined) throw new Error("MQTT is off");
           return running;
         },

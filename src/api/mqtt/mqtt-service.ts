@@ -32,20 +32,31 @@ export interface RunningMqtt {
   close(): Promise<void>;
 }
 
+export interface StartMqttOptions {
+  /**
+   * On an external broker: asked before each reconnection, which happens only once it resolves
+   * true (replicas: whether this one still holds the gateway's role). Without it, the gateway
+   * reconnects by itself.
+   */
+  readonly mayReconnect?: () => Promise<boolean>;
+}
+
 /** Starts MQTT as the hub's configuration says; undefined when it is off. */
-export async function startMqtt(hub: Hub): Promise<RunningMqtt | undefined> {
+export async function startMqtt(hub: Hub, options: StartMqttOptions = {}): Promise<RunningMqtt | undefined> {
   const { config, logger } = hub;
   if (config.mqtt === "off") return undefined;
   const layout = new TopicLayout(config.mqttPrefix);
   const log = logger.child({ part: "mqtt" });
   let link: BrokerLink & { notice: string | undefined };
   if (config.mqtt === "external" && config.mqttUrl !== undefined) {
-    // One stable client id per hub and prefix, so that two hubs on one broker do not evict each other.
+    // One stable client id per hub and prefix, so that two hubs on one broker do not evict each
+    // other, and the replicas of one hub share one session (docs/replicas.md).
     const digest = createHash("sha256").update(`${hub.id}\n${config.mqttPrefix}`).digest("hex").slice(0, 12);
     link = await ExternalBroker.start({
       url: config.mqttUrl,
       clientId: `hyperthings-${digest}`,
       logger: log,
+      ...(options.mayReconnect && { mayReconnect: options.mayReconnect }),
     });
   } else {
     const portFile = join(config.dataDir, MQTT_PORT_FILE);

@@ -215,8 +215,11 @@ if (problem !== undefined && !required) {
         });
         return held;
       };
+      // Its session answers: the role is held. Given up, it is not.
+      expect(await observation?.confirm()).toBe(true);
       observation?.release();
       expect(await observation?.lost).toBe("given up");
+      expect(await observation?.confirm()).toBe(false);
       const taken = await takeOn(b);
       expect(await a.holdRole("observation")).toBeUndefined();
       // A store that closes gives its roles up.

@@ -78,6 +78,8 @@ import * as rollouts from "./postgres-rollouts.js";
 
 /** Sessions for roles at once, at most: one per role a hub elects (observation, expiry sweep, MQTT gateway, rollouts), and one spare. */
 const ROLE_SESSIONS = 5;
+/** How long a role's session may take to say it is alive (HeldRole.confirm) before the role is taken as lost. */
+const ROLE_CONFIRM_TIMEOUT_MS = 5_000;
 
 export interface PostgresStoreOptions extends PostgresConnectionOptions {
   /** Commands waiting beyond this many are refused with UnavailableError (backpressure). */
@@ -1302,7 +1304,30 @@ export class PostgresStore implements Store {
       ),
     );
     this.roles.add(release);
-    return { lost, release };
+    // A session that answers holds its locks: a lock ends only with its session.
+    const confirm = async (): Promise<boolean> => {
+      if (!this.roles.has(release)) return false;
+      try {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          client.query("SELECT 1"),
+          new Promise((_resolve, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`no answer in ${ROLE_CONFIRM_TIMEOUT_MS} ms`)),
+              ROLE_CONFIRM_TIMEOUT_MS,
+            );
+          }),
+        ]).finally(() => clearTimeout(timer));
+        return this.roles.has(release);
+      } catch (error) {
+        end(
+          `the session holding its lock on the PostgreSQL schema ${this.schema} did not answer (${(error as Error).message})`,
+          error as Error,
+        );
+        return false;
+      }
+    };
+    return { lost, confirm, release };
   }
 
   /** Why a write would be refused now for want of the schema's lock (see PostgresSecretStore). */
