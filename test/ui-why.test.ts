@@ -13,13 +13,32 @@ import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
 const SHOWN_MS = 60_000;
 const THERMOSTAT = "urn:test:ui-why:thermostat";
 const TITLE = "Meeting-room thermostat";
+/** A Thing whose command's outcome came days after it (a valve stuck half-way, freed at last). */
+const VALVE = "urn:test:ui-why:valve";
+const DAY_MS = 24 * 3600 * 1000;
 
 describeInBrowser("a Change's causes in the web UI", { timeout: 4 * SHOWN_MS }, () => {
   /** The seqs of the scenario's Changes, by name. */
   const seq: Record<string, number> = {};
   const ui = useBrowserAndHub(async () => {
-    const hub = await startTestHub();
+    // The hub's clock, set back three days for the valve's command, then the real time again.
+    let behindMs = 3 * DAY_MS;
+    const hub = await startTestHub({}, {}, { clock: () => new Date(Date.now() - behindMs) });
     const forms = [{ href: "http://127.0.0.1:9/setpoint" }];
+    await putTd(
+      hub,
+      minimalTd({ id: VALVE, title: "Valve", properties: { open: { type: "boolean", forms } } }),
+    );
+    const stuck = { actor: "carol", via: "http", correlation: "c-ui-why-stuck" };
+    const [asked] = await hub.hub.ingest(
+      VALVE,
+      [{ kind: "desired", affordance: "open", value: true }],
+      stuck,
+    );
+    seq.valveAsked = asked?.seq ?? 0;
+    behindMs = 0;
+    const [freed] = await hub.hub.ingest(VALVE, [{ kind: "completed", affordance: "open" }], stuck);
+    seq.valveFreed = freed?.seq ?? 0;
     await putTd(
       hub,
       minimalTd({ id: THERMOSTAT, title: TITLE, properties: { setpoint: { type: "number", forms } } }),
@@ -139,6 +158,31 @@ describeInBrowser("a Change's causes in the web UI", { timeout: 4 * SHOWN_MS }, 
       // The write and its outcome, not the reports around them.
       await page.locator("main > div.muted", { hasText: "2 Changes" }).waitFor();
       expect(await shownSeqs(page)).toEqual([seq.done, seq.write]);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("links a correlation to all its Changes, however long before the one it is on they came", async () => {
+    const page = await ui.open({ hash: `#/changes?thing=${encodeURIComponent(VALVE)}` });
+    try {
+      // The last hour holds the outcome, not the command three days before it.
+      await rowOf(page, seq.valveFreed ?? 0).waitFor();
+      expect(await shownSeqs(page)).toEqual([seq.valveFreed]);
+      await rowOf(page, seq.valveFreed ?? 0)
+        .getByRole("link", { name: "correlation c-ui-why-stuck" })
+        .click();
+      await page.waitForURL((url) => url.hash === "#/changes?correlation=c-ui-why-stuck");
+      await page.locator("main > div.muted", { hasText: "2 Changes" }).waitFor();
+      expect(await shownSeqs(page)).toEqual([seq.valveFreed, seq.valveAsked]);
+      // The range is the whole Log, and says so; a Since typed in still narrows it.
+      const since = page.getByLabel("Since", { exact: true });
+      expect(await since.inputValue()).toBe("");
+      expect(await since.getAttribute("placeholder")).toBe("the Log's start");
+      await since.fill("-1d");
+      await page.getByRole("button", { name: "Filter" }).click();
+      await page.locator("main > div.muted", { hasText: "1 Change," }).waitFor();
+      expect(await shownSeqs(page)).toEqual([seq.valveFreed]);
     } finally {
       await page.context().close();
     }

@@ -32,18 +32,13 @@ export function aroundHref(change: Pick<Change, "thing" | "hlc">): string {
   return `#/time/${encodeURIComponent(change.thing)}?${query.toString()}`;
 }
 
-/** How far before a Change the Changes of its correlation are looked for (a command came before its outcome). */
-const CORRELATION_BEFORE_MS = 24 * 3600 * 1000;
-
 /**
- * The Changes view of a Change's correlation (one command's Changes, one rollout step's): from a day
- * before the Change, and live after it.
+ * The Changes view of a Change's correlation (one command's Changes, one rollout step's): all of
+ * them, however long before the Change the first one came (a correlation is a precise filter: the
+ * view reads the whole Log for it), and live after it.
  */
-export function correlationHref(change: Pick<Change, "hlc" | "cause">): string {
-  const query = new URLSearchParams({
-    correlation: change.cause.correlation ?? "",
-    since: new Date(timeOfChange(change) - CORRELATION_BEFORE_MS).toISOString(),
-  });
+export function correlationHref(change: Pick<Change, "cause">): string {
+  const query = new URLSearchParams({ correlation: change.cause.correlation ?? "" });
   return `#/changes?${query.toString()}`;
 }
 

@@ -22,6 +22,11 @@ const FIELDS = [
   { name: "correlation", label: "Correlation", placeholder: "correlation id" },
 ] as const;
 
+/** The Since of a range not given one: the last hour, or the whole Log for a correlation. */
+function sinceByDefault(correlation: string): string {
+  return correlation.trim() === "" ? "-1h" : "";
+}
+
 /** "1 Change", "2 Changes". */
 function changes(n: number): string {
   return `${n} ${n === 1 ? "Change" : "Changes"}`;
@@ -37,10 +42,16 @@ export const changesView: View = ({ client, live }, root, query) => {
   }));
   // The range: any time the API takes (`-2d`, `yesterday 22:00`), the presets offered as a list;
   // read in this browser, as the time view reads its fields, and sent to the hub as RFC 3339. An
-  // `until` closes the range: the page is what the Log held then, and nothing comes live.
-  const since = timeInput("Since", params.get("since")?.trim() || "-1h");
+  // `until` closes the range: the page is what the Log held then, and nothing comes live. A
+  // correlation is precise (one command's Changes, one rollout step's: a few): without a Since it
+  // is looked for in the whole Log, as a command's outcome can come long after it.
+  const precise = (params.get("correlation")?.trim() ?? "") !== "";
+  const since = timeInput(
+    "Since",
+    params.get("since")?.trim() || sinceByDefault(params.get("correlation") ?? ""),
+  );
   since.setAttribute("list", "change-ranges");
-  since.placeholder = "-1h";
+  since.placeholder = precise ? "the Log's start" : "-1h";
   const until = timeInput("Until", params.get("until")?.trim() ?? "");
   const presets = h(
     "datalist",
@@ -82,7 +93,8 @@ export const changesView: View = ({ client, live }, root, query) => {
   const applyFilters = (): void => {
     const next = new URLSearchParams();
     for (const { name, input } of inputs) if (input.value.trim() !== "") next.set(name, input.value.trim());
-    next.set("since", since.value.trim() || "-1h");
+    const from = since.value.trim() || sinceByDefault(next.get("correlation") ?? "");
+    if (from !== "") next.set("since", from);
     if (until.value.trim() !== "") next.set("until", until.value.trim());
     // The same address again (Filter pressed twice, or after "now" moved on) reads the range again.
     const hash = `#/changes?${next.toString()}`;
@@ -112,18 +124,21 @@ export const changesView: View = ({ client, live }, root, query) => {
   );
   replace(root, h("h1", {}, "Changes"), form, status, table);
 
-  let range: { since: string; until?: string };
+  let range: { since?: string; until?: string };
   try {
-    const start = hubTime(since, "Since") ?? new Date().toISOString();
+    // Empty only for a correlation: from the Log's start.
+    const start = hubTime(since, "Since");
     const end = hubTime(until, "Until");
-    range = end === undefined ? { since: start } : { since: start, until: end };
+    range = { ...(start !== undefined && { since: start }), ...(end !== undefined && { until: end }) };
   } catch (err) {
     replace(status, problemBox(err));
     return () => undefined;
   }
   const closed = range.until !== undefined;
   /** What the rows cover, said with their count. */
-  const span = closed ? ` from ${showTime(range.since)} to ${showTime(range.until ?? "")}` : "";
+  const span = closed
+    ? ` from ${range.since === undefined ? "the Log's start" : showTime(range.since)} to ${showTime(range.until ?? "")}`
+    : "";
 
   const value = (name: string) => inputs.find((field) => field.name === name)?.input.value.trim() ?? "";
   const kinds = value("kind")
