@@ -221,4 +221,44 @@ describeInBrowser("a Change's causes in the web UI", { timeout: 4 * SHOWN_MS }, 
       await context.close();
     }
   });
+
+  it("names the Things of a chain opened in a Thing's timeline by title", async () => {
+    const page = await ui.open({ hash: `#/thing/${encodeURIComponent(VALVE)}` });
+    try {
+      await page.locator(`[data-rendered="${VALVE}"]`).waitFor();
+      const chain = await openWhy(page, seq.valveFreed ?? 0);
+      const thing = chain.locator("li a[data-thing-id]");
+      await expect.poll(() => thing.textContent(), { timeout: SHOWN_MS }).toBe("Valve");
+      expect(await thing.getAttribute("title")).toBe(VALVE);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  // Last: the valve is renamed.
+  it("renames a Thing in an open chain when its TD gets a new title, as in the rows", async () => {
+    const page = await ui.open({ hash: "#/changes?correlation=c-ui-why-stuck" });
+    try {
+      await rowOf(page, seq.valveFreed ?? 0).waitFor();
+      const chain = await openWhy(page, seq.valveFreed ?? 0);
+      const named = (title: string) => chain.locator("li").getByRole("link", { name: title, exact: true });
+      await named("Valve").waitFor();
+      await putTd(
+        ui.hub,
+        minimalTd({
+          id: VALVE,
+          title: "Boiler feed valve",
+          properties: { open: { type: "boolean", forms: [{ href: "http://127.0.0.1:9/open" }] } },
+        }),
+      );
+      await named("Boiler feed valve").waitFor();
+      await rowOf(page, seq.valveFreed ?? 0)
+        .getByRole("link", { name: "Boiler feed valve", exact: true })
+        .waitFor();
+      // The chain stays open, under its row.
+      expect(await chain.count()).toBe(1);
+    } finally {
+      await page.context().close();
+    }
+  });
 });

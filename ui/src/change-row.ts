@@ -64,6 +64,11 @@ export interface ChangeRowOptions {
   titleOf?: (id: string) => string | undefined;
   /** The chain of causes behind a Change (the client's `why`): with it, each row has a *Why?* button. */
   why?: (seq: number) => Promise<Why>;
+  /**
+   * Called with a chain once drawn: the view names the Things its links point at that `titleOf`
+   * did not know (they show their ids until then), and renames them as their TDs change.
+   */
+  chainDrawn?: (chain: HTMLElement) => void;
 }
 
 /** A Change in a line: its number (to the Thing around it), Thing, kind, affordance, value and actor. */
@@ -139,7 +144,11 @@ function whyButton(change: Change, options: ChangeRowOptions): HTMLElement | fal
     row.after(shown);
     button.setAttribute("aria-expanded", "true");
     why(change.seq).then(
-      (answer) => replace(cell, whyChain(answer, options.titleOf)),
+      (answer) => {
+        const chain = whyChain(answer, options.titleOf);
+        replace(cell, chain);
+        options.chainDrawn?.(chain);
+      },
       (err: unknown) => replace(cell, problemBox(err)),
     );
   });

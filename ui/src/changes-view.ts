@@ -6,7 +6,7 @@ import { changeRow, changeTable } from "./change-row.js";
 import { h, replace, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
-import { nameThingLinks, titlesOf } from "./thing-titles.js";
+import { followTitles, nameThingLinks, titleDescribed, titlesOf } from "./thing-titles.js";
 import { RANGES } from "./thing-view.js";
 import { hubTime, timeInput } from "./time-view.js";
 
@@ -25,6 +25,11 @@ const FIELDS = [
 /** The Since of a range not given one: the last hour, or the whole Log for a correlation. */
 function sinceByDefault(correlation: string): string {
   return correlation.trim() === "" ? "-1h" : "";
+}
+
+/** The Thing a link names. */
+function idOfLink(link: HTMLElement): string {
+  return link.dataset.thingId ?? "";
 }
 
 /** "1 Change", "2 Changes". */
@@ -176,15 +181,14 @@ export const changesView: View = ({ client, live }, root, query) => {
   // Each row names its Thing by title (the id as the tooltip). The titles come after the rows,
   // from the hub, for the Things the page shows, and for those that come live, a second later;
   // until then (and for a Thing removed since), a Thing a `described` Change shows is named by the
-  // title its TD had then, and any other by its id.
+  // title its TD had then, and any other by its id. A Thing renamed while the page is shown is
+  // renamed in it, in the rows and in the *Why?* chains open under them.
   const titles = new Map<string, string>();
   const asked = new Set<string>();
+  const stopFollowing = followTitles(live, body, titles);
   const learn = (change: Change): void => {
-    const td = change.value;
-    if (change.kind !== "described" || titles.has(change.thing) || typeof td !== "object" || td === null)
-      return;
-    const title = (td as { title?: unknown }).title;
-    if (typeof title === "string") titles.set(change.thing, title);
+    const title = titleDescribed(change);
+    if (title !== undefined && !titles.has(change.thing)) titles.set(change.thing, title);
   };
   const row = (change: Change): HTMLElement => {
     learn(change);
@@ -192,6 +196,8 @@ export const changesView: View = ({ client, live }, root, query) => {
       showThing: true,
       titleOf: (id) => titles.get(id),
       why: (seq) => client.why(seq),
+      chainDrawn: (chain) =>
+        askTitles([...chain.querySelectorAll<HTMLElement>("a[data-thing-id]")].map(idOfLink)),
     });
   };
   const askTitles = (ids: Iterable<string>): void => {
@@ -268,11 +274,7 @@ export const changesView: View = ({ client, live }, root, query) => {
         if (cursor !== undefined) replace(status, `Reading the range… ${changes(rowCount())} so far.`);
       } while (cursor !== undefined && rowCount() < MAX_ROWS);
       loaded = true;
-      askTitles(
-        new Set(
-          [...body.querySelectorAll<HTMLElement>("a[data-thing-id]")].map((a) => a.dataset.thingId ?? ""),
-        ),
-      );
+      askTitles(new Set([...body.querySelectorAll<HTMLElement>("a[data-thing-id]")].map(idOfLink)));
       more ||= cursor !== undefined;
       for (const change of early) show(change);
       counted = true;
@@ -290,6 +292,7 @@ export const changesView: View = ({ client, live }, root, query) => {
 
   return () => {
     abort.abort();
+    stopFollowing();
     cancelRedraw?.();
     if (arrivedTimer !== undefined) clearTimeout(arrivedTimer);
   };

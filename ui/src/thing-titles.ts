@@ -1,8 +1,9 @@
 // Thing titles for the links the views draw, which would otherwise show bare ids (urn:…): a link
 // names its Thing by title, with the id as its tooltip, and by id when the Thing has no title (or
 // is no longer registered).
-import type { InteractionClient } from "../../src/client/index.js";
+import type { Change, InteractionClient } from "../../src/client/index.js";
 import { thingHref } from "./dom.js";
+import type { LiveFeed } from "./live.js";
 
 /** Up to this many Things are asked for one by one (their TDs); more, in one GET /graph/summary. */
 const ASKED_ONE_BY_ONE = 8;
@@ -55,6 +56,28 @@ export function nameThingLinks(root: ParentNode, titles: ReadonlyMap<string, str
     const title = titles.get(link.dataset.thingId ?? "");
     if (title !== undefined) nameLink(link, title);
   }
+}
+
+/** The title a `described` Change's TD gives its Thing, if any. */
+export function titleDescribed(change: Change): string | undefined {
+  const td = change.value;
+  if (change.kind !== "described" || typeof td !== "object" || td === null) return undefined;
+  const title = (td as { title?: unknown }).title;
+  return typeof title === "string" ? title : undefined;
+}
+
+/**
+ * Keeps the links to Things under `root` (an open *Why?* chain among them) named as their Things
+ * are now, from the live feed: a new TD's title renames them, a Thing removed or left without a
+ * title is named by its id. `titles` is kept up to date too. Returns the unsubscription.
+ */
+export function followTitles(live: LiveFeed, root: ParentNode, titles: Map<string, string>): () => void {
+  return live.subscribe((change) => {
+    if (change.kind !== "described" && change.kind !== "removed") return;
+    titles.set(change.thing, titleDescribed(change) ?? change.thing);
+    const renamed = new Map([[change.thing, titles.get(change.thing) ?? change.thing]]);
+    nameThingLinks(root, renamed);
+  });
 }
 
 /**
