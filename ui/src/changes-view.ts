@@ -1,6 +1,7 @@
 // The global change feed: the Log's Changes in a time range, filtered by Thing, type, kind, actor,
 // release and correlation, newest first, and live after that (unless the range has an end).
 import type { Change, ChangeFilter } from "../../src/client/index.js";
+import type { GraphSummary } from "../../src/client/hub-client.js";
 import type { View } from "./app-context.js";
 import { changeRow, changeTable } from "./change-row.js";
 import { h, replace, showTime } from "./dom.js";
@@ -68,9 +69,13 @@ export const changesView: View = ({ client, live }, root, query) => {
   const thingInput = inputs.find((field) => field.name === "thing")?.input;
   const thingOptions = h("datalist", { id: "change-things" });
   thingInput?.setAttribute("list", "change-things");
+  // One summary for the view: the rows' titles (for more than a few Things) come from it too.
+  const abort = new AbortController();
+  let summary: Promise<GraphSummary> | undefined;
+  const graphSummary = (): Promise<GraphSummary> => (summary ??= client.graphSummary(abort.signal));
   let directory: Promise<Map<string, string>> | undefined;
   const things = (): Promise<Map<string, string>> =>
-    (directory ??= client.graphSummary().then(
+    (directory ??= graphSummary().then(
       (summary) => {
         const byId = new Map<string, string>();
         for (const thing of summary.things) if (thing.title !== undefined) byId.set(thing.id, thing.title);
@@ -159,7 +164,6 @@ export const changesView: View = ({ client, live }, root, query) => {
     ...(value("correlation") !== "" && { correlation: value("correlation") }),
   };
 
-  const abort = new AbortController();
   let lastSeq = 0;
   /** The range holds more than is shown: the page had a next one, or live rows pushed old ones out. */
   let more = false;
@@ -200,11 +204,13 @@ export const changesView: View = ({ client, live }, root, query) => {
         askTitles([...chain.querySelectorAll<HTMLElement>("a[data-thing-id]")].map(idOfLink)),
     });
   };
-  const askTitles = (ids: Iterable<string>): void => {
+  /** Asks for the titles of Things not asked for yet; `now`: from a summary read now, not the view's. */
+  const askTitles = (ids: Iterable<string>, now = false): void => {
     const fresh = [...ids].filter((id) => !asked.has(id));
     if (fresh.length === 0) return;
     for (const id of fresh) asked.add(id);
-    void titlesOf(client, fresh, abort.signal).then((found) => {
+    const from = now ? () => client.graphSummary(abort.signal) : graphSummary;
+    void titlesOf(client, fresh, from).then((found) => {
       if (abort.signal.aborted) return;
       for (const [id, title] of found) titles.set(id, title);
       nameThingLinks(body, titles);
@@ -218,7 +224,8 @@ export const changesView: View = ({ client, live }, root, query) => {
     arrived.add(id);
     arrivedTimer ??= setTimeout(() => {
       arrivedTimer = undefined;
-      askTitles([...arrived]);
+      // Things that came after the view's summary may be new to the hub since.
+      askTitles([...arrived], true);
       arrived.clear();
     }, 1000);
   };

@@ -2,6 +2,7 @@
 // names its Thing by title, with the id as its tooltip, and by id when the Thing has no title (or
 // is no longer registered).
 import type { Change, InteractionClient } from "../../src/client/index.js";
+import type { GraphSummary } from "../../src/client/hub-client.js";
 import { thingHref } from "./dom.js";
 import type { LiveFeed } from "./live.js";
 
@@ -82,13 +83,14 @@ export function followTitles(live: LiveFeed, root: ParentNode, titles: Map<strin
 
 /**
  * The titles of these Things: a few TDs, or the graph's summary (every Thing's title in one light
- * request) for more. A Thing not registered, or without a title, is left out; so are all of them
- * when the hub does not answer (the links keep their ids: a title is a help, not the page).
+ * request) for more, from `summary` when the view has one to share. A Thing not registered, or
+ * without a title, is left out; so are all of them when the hub does not answer (the links keep
+ * their ids: a title is a help, not the page).
  */
 export async function titlesOf(
   client: InteractionClient,
   ids: Iterable<string>,
-  signal?: AbortSignal,
+  summary: () => Promise<GraphSummary> = () => client.graphSummary(),
 ): Promise<Map<string, string>> {
   const wanted = [...new Set(ids)];
   const titles = new Map<string, string>();
@@ -98,9 +100,8 @@ export async function titlesOf(
       const tds = await Promise.all(wanted.map((id) => client.get(id).catch(() => undefined)));
       for (const td of tds) if (td?.title !== undefined) titles.set(td.id, td.title);
     } else {
-      const summary = await client.graphSummary(signal);
       const set = new Set(wanted);
-      for (const thing of summary.things)
+      for (const thing of (await summary()).things)
         if (thing.title !== undefined && set.has(thing.id)) titles.set(thing.id, thing.title);
     }
   } catch {
