@@ -28,7 +28,7 @@ describeInBrowser("a Thing's refusal in the web UI", { timeout: 4 * SHOWN_MS }, 
   }, SHOWN_MS);
   afterAll(() => device.stop());
 
-  it("says why the Thing refused a write, in its own words, under the Write button", async () => {
+  it("says why the Thing refused a write, in its own words, under the Write button and in the timeline", async () => {
     const page = await ui.open({ hash: `#/thing/${encodeURIComponent(ID)}` });
     try {
       const form = page.locator('form.write[data-property="level"]');
@@ -38,6 +38,10 @@ describeInBrowser("a Thing's refusal in the web UI", { timeout: 4 * SHOWN_MS }, 
       await problem.waitFor();
       expect(await problem.textContent()).toContain("answered 409");
       expect(await problem.textContent()).toContain(`the device said: ${REASON}`);
+      // The failed Change the refusal was recorded as, in the timeline live: in words, not JSON.
+      const failed = page.locator("table.changes tr.change.kind-failed td.value");
+      await failed.first().waitFor();
+      expect(await failed.first().textContent()).toBe(`${ID}: PUT answered 409 — the device said: ${REASON}`);
     } finally {
       await page.context().close();
     }

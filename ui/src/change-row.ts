@@ -3,7 +3,7 @@
 // behind it (GET /changes/{seq}/why).
 import type { Change, Why } from "../../src/client/index.js";
 import { h, replace, show, showTime } from "./dom.js";
-import { problemBox } from "./errors.js";
+import { problemBox, saidByDevice } from "./errors.js";
 import { thingLink } from "./thing-titles.js";
 
 /** The hub clock's wall time of a Change (its hlc begins with 12 hex digits of milliseconds). */
@@ -19,6 +19,25 @@ function valueText(value: unknown): HTMLElement {
   return text.length <= MAX_VALUE_TEXT
     ? h("span", {}, text)
     : h("span", { title: text.slice(0, 4000) }, `${text.slice(0, MAX_VALUE_TEXT)}…`);
+}
+
+/**
+ * What a `failed` Change records, in words: the hub's message and what the device said (its
+ * answer's body is JSON in JSON otherwise, escaped twice); the record as it is, as the tooltip.
+ */
+function failureText(value: unknown): HTMLElement {
+  const failure = typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
+  if (typeof failure.message !== "string") return valueText(value);
+  return h(
+    "span",
+    { class: "failure", title: show(value).slice(0, 4000) },
+    `${failure.message}${saidByDevice(failure.body)}`,
+  );
+}
+
+/** A Change's value as a row shows it. */
+function valueOf(change: Change): HTMLElement {
+  return change.kind === "failed" ? failureText(change.value) : valueText(change.value);
 }
 
 /**
@@ -82,7 +101,7 @@ function changeInLine(change: Change, titleOf: ChangeRowOptions["titleOf"]): (HT
     h("span", {}, " ", thingLink(change.thing, titleOf?.(change.thing))),
     h("span", { class: "kind" }, ` ${change.kind}`),
     h("span", {}, change.affordance === undefined ? "" : ` ${change.affordance}`),
-    h("span", {}, change.value === undefined ? "" : [" ", valueText(change.value)]),
+    h("span", {}, change.value === undefined ? "" : [" ", valueOf(change)]),
     h("span", { class: "muted" }, ` by ${change.cause.actor} at ${showTime(timeOfChange(change))}`),
     correlationTag(change),
   ];
@@ -182,8 +201,10 @@ export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLE
     h(
       "td",
       { class: "value" },
-      change.value === undefined ? "" : valueText(change.value),
+      change.value === undefined ? "" : valueOf(change),
+      // A failure's previous is the failure before it, not a value the Thing held.
       change.previous !== undefined &&
+        change.kind !== "failed" &&
         h("span", { class: "muted" }, " (was ", valueText(change.previous), ")"),
     ),
     h(
