@@ -14,6 +14,7 @@ import { historyChart, type HistoryChart } from "./history-chart.js";
 import { redrawWhenBack } from "./live.js";
 import { hintFor, readableName, schemaForm, type SchemaForm } from "./schema-form.js";
 import { typeOf } from "./thing-graph.js";
+import { unitText } from "./units.js";
 import { followTitles, isThingId, nameThingLinks, nameThingLinksFrom, thingLink } from "./thing-titles.js";
 
 const TIMELINE_SIZE = 50;
@@ -104,7 +105,7 @@ export const thingView: View = ({ client, live }, root, id) => {
           "th",
           {},
           property.title ?? name,
-          property.unit !== undefined && h("span", { class: "muted" }, ` ${property.unit}`),
+          property.unit !== undefined && h("span", { class: "muted" }, ` ${unitText(property.unit)}`),
         ),
         value,
         time,
@@ -223,7 +224,7 @@ export const thingView: View = ({ client, live }, root, id) => {
     const drawCharts = () => {
       for (const chart of charts.splice(0)) chart.dispose();
       for (const [name, property] of numeric)
-        charts.push(historyChart(client, id, name, range.value, property.unit));
+        charts.push(historyChart(client, id, name, range.value, property.unit && unitText(property.unit)));
       // Headed as the Properties table names them (the TD's title), with the name the Log uses.
       replace(
         chartBox,
