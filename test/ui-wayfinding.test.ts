@@ -378,6 +378,23 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
     }
   });
 
+  it("says how to make a release and a rollout where there is none, the commands as code, not in backticks", async () => {
+    const page = await ui.open({ hash: "#/releases" });
+    try {
+      for (const [id, command] of [
+        ["rollouts", "things rollout"],
+        ["releases", "things build"],
+      ] as const) {
+        const empty = page.getByTestId(id);
+        await empty.locator("code").waitFor();
+        expect(await empty.locator("code").textContent()).toBe(command);
+        expect(await empty.textContent()).not.toContain("`");
+      }
+    } finally {
+      await page.context().close();
+    }
+  });
+
   // Last: it registers more Things, which the graph's tests above do not expect.
   it("asks for the graph's summary once in the Changes view, for the rows' titles and the Thing field's list", async () => {
     // More Things than are asked for one by one: their titles come from the summary.
