@@ -381,6 +381,26 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
     }
   });
 
+  it("shows a UCUM unit as people write it (Cel as °C): by the property and in its chart", async () => {
+    const page = await signedIn({ width: 1280, height: 720 });
+    try {
+      await page.evaluate(`location.hash = ${JSON.stringify(`#/thing/${encodeURIComponent(BOILER)}`)}`);
+      await page.locator("td.value").first().waitFor();
+      const row = page.locator("table.properties tr", { has: page.locator('td[data-property="setpoint"]') });
+      expect(await row.locator("th").textContent()).toBe("setpoint °C");
+      // A unit no code names stays as the TD writes it.
+      const pressure = page.locator("table.properties tr", {
+        has: page.locator('td[data-property="pressure"]'),
+      });
+      expect(await pressure.locator("th").textContent()).toBe("Boiler pressure bar");
+      const chart = page.locator('.chart[data-property="setpoint"]');
+      await chart.scrollIntoViewIfNeeded();
+      await chart.locator(".u-legend", { hasText: "setpoint (°C)" }).waitFor();
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it("tells a chart's times on the 24-hour clock, as the timeline does", async () => {
     const page = await signedIn({ width: 1280, height: 720 });
     try {

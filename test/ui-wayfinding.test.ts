@@ -377,4 +377,45 @@ describeInBrowser("finding one's way in the web UI", { timeout: 4 * SHOWN_MS }, 
       }
     }
   });
+
+  it("says how to make a release and a rollout where there is none, the commands as code, not in backticks", async () => {
+    const page = await ui.open({ hash: "#/releases" });
+    try {
+      for (const [id, command] of [
+        ["rollouts", "things rollout"],
+        ["releases", "things build"],
+      ] as const) {
+        const empty = page.getByTestId(id);
+        await empty.locator("code").waitFor();
+        expect(await empty.locator("code").textContent()).toBe(command);
+        expect(await empty.textContent()).not.toContain("`");
+      }
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  // Last: it registers more Things, which the graph's tests above do not expect.
+  it("asks for the graph's summary once in the Changes view, for the rows' titles and the Thing field's list", async () => {
+    // More Things than are asked for one by one: their titles come from the summary.
+    for (let i = 1; i <= 9; i++)
+      await putTd(ui.hub, minimalTd({ id: `urn:test:wayfinding:lamp-${i}`, title: `Lamp ${i}` }));
+    // Signed in on a view that asks for no summary.
+    const page = await ui.open({ hash: "#/log" });
+    try {
+      const asked: string[] = [];
+      page.on("request", (request) => {
+        if (new URL(request.url()).pathname === "/graph/summary") asked.push(request.url());
+      });
+      await page.goto(`${ui.hub.url}/#/changes`);
+      await page.locator("tr.change td.thing").getByRole("link", { name: "Lamp 9", exact: true }).waitFor();
+      await page.getByLabel("Thing", { exact: true }).focus();
+      await page
+        .locator('datalist#change-things option[value="urn:test:wayfinding:lamp-9"][label="Lamp 9"]')
+        .waitFor({ state: "attached" });
+      expect(asked).toHaveLength(1);
+    } finally {
+      await page.context().close();
+    }
+  });
 });

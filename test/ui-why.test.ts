@@ -13,13 +13,32 @@ import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
 const SHOWN_MS = 60_000;
 const THERMOSTAT = "urn:test:ui-why:thermostat";
 const TITLE = "Meeting-room thermostat";
+/** A Thing whose command's outcome came days after it (a valve stuck half-way, freed at last). */
+const VALVE = "urn:test:ui-why:valve";
+const DAY_MS = 24 * 3600 * 1000;
 
 describeInBrowser("a Change's causes in the web UI", { timeout: 4 * SHOWN_MS }, () => {
   /** The seqs of the scenario's Changes, by name. */
   const seq: Record<string, number> = {};
   const ui = useBrowserAndHub(async () => {
-    const hub = await startTestHub();
+    // The hub's clock, set back three days for the valve's command, then the real time again.
+    let behindMs = 3 * DAY_MS;
+    const hub = await startTestHub({}, {}, { clock: () => new Date(Date.now() - behindMs) });
     const forms = [{ href: "http://127.0.0.1:9/setpoint" }];
+    await putTd(
+      hub,
+      minimalTd({ id: VALVE, title: "Valve", properties: { open: { type: "boolean", forms } } }),
+    );
+    const stuck = { actor: "carol", via: "http", correlation: "c-ui-why-stuck" };
+    const [asked] = await hub.hub.ingest(
+      VALVE,
+      [{ kind: "desired", affordance: "open", value: true }],
+      stuck,
+    );
+    seq.valveAsked = asked?.seq ?? 0;
+    behindMs = 0;
+    const [freed] = await hub.hub.ingest(VALVE, [{ kind: "completed", affordance: "open" }], stuck);
+    seq.valveFreed = freed?.seq ?? 0;
     await putTd(
       hub,
       minimalTd({ id: THERMOSTAT, title: TITLE, properties: { setpoint: { type: "number", forms } } }),
@@ -144,6 +163,31 @@ describeInBrowser("a Change's causes in the web UI", { timeout: 4 * SHOWN_MS }, 
     }
   });
 
+  it("links a correlation to all its Changes, however long before the one it is on they came", async () => {
+    const page = await ui.open({ hash: `#/changes?thing=${encodeURIComponent(VALVE)}` });
+    try {
+      // The last hour holds the outcome, not the command three days before it.
+      await rowOf(page, seq.valveFreed ?? 0).waitFor();
+      expect(await shownSeqs(page)).toEqual([seq.valveFreed]);
+      await rowOf(page, seq.valveFreed ?? 0)
+        .getByRole("link", { name: "correlation c-ui-why-stuck" })
+        .click();
+      await page.waitForURL((url) => url.hash === "#/changes?correlation=c-ui-why-stuck");
+      await page.locator("main > div.muted", { hasText: "2 Changes" }).waitFor();
+      expect(await shownSeqs(page)).toEqual([seq.valveFreed, seq.valveAsked]);
+      // The range is the whole Log, and says so; a Since typed in still narrows it.
+      const since = page.getByLabel("Since", { exact: true });
+      expect(await since.inputValue()).toBe("");
+      expect(await since.getAttribute("placeholder")).toBe("the Log's start");
+      await since.fill("-1d");
+      await page.getByRole("button", { name: "Filter" }).click();
+      await page.locator("main > div.muted", { hasText: "1 Change," }).waitFor();
+      expect(await shownSeqs(page)).toEqual([seq.valveFreed]);
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it("adds a correlation's new Changes live, to each tab its own, on the stream the tabs share", async () => {
     const first = await ui.open({ hash: "#/changes?correlation=c-ui-why-a" });
     const context = first.context();
@@ -175,6 +219,46 @@ describeInBrowser("a Change's causes in the web UI", { timeout: 4 * SHOWN_MS }, 
       expect(await shownSeqs(second)).toEqual([b2[0]?.seq, b[0]?.seq]);
     } finally {
       await context.close();
+    }
+  });
+
+  it("names the Things of a chain opened in a Thing's timeline by title", async () => {
+    const page = await ui.open({ hash: `#/thing/${encodeURIComponent(VALVE)}` });
+    try {
+      await page.locator(`[data-rendered="${VALVE}"]`).waitFor();
+      const chain = await openWhy(page, seq.valveFreed ?? 0);
+      const thing = chain.locator("li a[data-thing-id]");
+      await expect.poll(() => thing.textContent(), { timeout: SHOWN_MS }).toBe("Valve");
+      expect(await thing.getAttribute("title")).toBe(VALVE);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  // Last: the valve is renamed.
+  it("renames a Thing in an open chain when its TD gets a new title, as in the rows", async () => {
+    const page = await ui.open({ hash: "#/changes?correlation=c-ui-why-stuck" });
+    try {
+      await rowOf(page, seq.valveFreed ?? 0).waitFor();
+      const chain = await openWhy(page, seq.valveFreed ?? 0);
+      const named = (title: string) => chain.locator("li").getByRole("link", { name: title, exact: true });
+      await named("Valve").waitFor();
+      await putTd(
+        ui.hub,
+        minimalTd({
+          id: VALVE,
+          title: "Boiler feed valve",
+          properties: { open: { type: "boolean", forms: [{ href: "http://127.0.0.1:9/open" }] } },
+        }),
+      );
+      await named("Boiler feed valve").waitFor();
+      await rowOf(page, seq.valveFreed ?? 0)
+        .getByRole("link", { name: "Boiler feed valve", exact: true })
+        .waitFor();
+      // The chain stays open, under its row.
+      expect(await chain.count()).toBe(1);
+    } finally {
+      await page.context().close();
     }
   });
 });

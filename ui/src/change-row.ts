@@ -3,7 +3,7 @@
 // behind it (GET /changes/{seq}/why).
 import type { Change, Why } from "../../src/client/index.js";
 import { h, replace, show, showTime } from "./dom.js";
-import { problemBox } from "./errors.js";
+import { problemBox, saidByDevice } from "./errors.js";
 import { thingLink } from "./thing-titles.js";
 
 /** The hub clock's wall time of a Change (its hlc begins with 12 hex digits of milliseconds). */
@@ -22,6 +22,25 @@ function valueText(value: unknown): HTMLElement {
 }
 
 /**
+ * What a `failed` Change records, in words: the hub's message and what the device said (its
+ * answer's body is JSON in JSON otherwise, escaped twice); the record as it is, as the tooltip.
+ */
+function failureText(value: unknown): HTMLElement {
+  const failure = typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
+  if (typeof failure.message !== "string") return valueText(value);
+  return h(
+    "span",
+    { class: "failure", title: show(value).slice(0, 4000) },
+    `${failure.message}${saidByDevice(failure.body)}`,
+  );
+}
+
+/** A Change's value as a row shows it. */
+function valueOf(change: Change): HTMLElement {
+  return change.kind === "failed" ? failureText(change.value) : valueText(change.value);
+}
+
+/**
  * The time view around a Change: the Thing as it was just before it (`at`), and what changed from
  * then to the Change's own time (`from`, `to`). Times to the millisecond, as the Log keeps them.
  */
@@ -32,18 +51,13 @@ export function aroundHref(change: Pick<Change, "thing" | "hlc">): string {
   return `#/time/${encodeURIComponent(change.thing)}?${query.toString()}`;
 }
 
-/** How far before a Change the Changes of its correlation are looked for (a command came before its outcome). */
-const CORRELATION_BEFORE_MS = 24 * 3600 * 1000;
-
 /**
- * The Changes view of a Change's correlation (one command's Changes, one rollout step's): from a day
- * before the Change, and live after it.
+ * The Changes view of a Change's correlation (one command's Changes, one rollout step's): all of
+ * them, however long before the Change the first one came (a correlation is a precise filter: the
+ * view reads the whole Log for it), and live after it.
  */
-export function correlationHref(change: Pick<Change, "hlc" | "cause">): string {
-  const query = new URLSearchParams({
-    correlation: change.cause.correlation ?? "",
-    since: new Date(timeOfChange(change) - CORRELATION_BEFORE_MS).toISOString(),
-  });
+export function correlationHref(change: Pick<Change, "cause">): string {
+  const query = new URLSearchParams({ correlation: change.cause.correlation ?? "" });
   return `#/changes?${query.toString()}`;
 }
 
@@ -69,6 +83,11 @@ export interface ChangeRowOptions {
   titleOf?: (id: string) => string | undefined;
   /** The chain of causes behind a Change (the client's `why`): with it, each row has a *Why?* button. */
   why?: (seq: number) => Promise<Why>;
+  /**
+   * Called with a chain once drawn: the view names the Things its links point at that `titleOf`
+   * did not know (they show their ids until then), and renames them as their TDs change.
+   */
+  chainDrawn?: (chain: HTMLElement) => void;
 }
 
 /** A Change in a line: its number (to the Thing around it), Thing, kind, affordance, value and actor. */
@@ -82,7 +101,7 @@ function changeInLine(change: Change, titleOf: ChangeRowOptions["titleOf"]): (HT
     h("span", {}, " ", thingLink(change.thing, titleOf?.(change.thing))),
     h("span", { class: "kind" }, ` ${change.kind}`),
     h("span", {}, change.affordance === undefined ? "" : ` ${change.affordance}`),
-    h("span", {}, change.value === undefined ? "" : [" ", valueText(change.value)]),
+    h("span", {}, change.value === undefined ? "" : [" ", valueOf(change)]),
     h("span", { class: "muted" }, ` by ${change.cause.actor} at ${showTime(timeOfChange(change))}`),
     correlationTag(change),
   ];
@@ -144,7 +163,11 @@ function whyButton(change: Change, options: ChangeRowOptions): HTMLElement | fal
     row.after(shown);
     button.setAttribute("aria-expanded", "true");
     why(change.seq).then(
-      (answer) => replace(cell, whyChain(answer, options.titleOf)),
+      (answer) => {
+        const chain = whyChain(answer, options.titleOf);
+        replace(cell, chain);
+        options.chainDrawn?.(chain);
+      },
       (err: unknown) => replace(cell, problemBox(err)),
     );
   });
@@ -178,8 +201,10 @@ export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLE
     h(
       "td",
       { class: "value" },
-      change.value === undefined ? "" : valueText(change.value),
+      change.value === undefined ? "" : valueOf(change),
+      // A failure's previous is the failure before it, not a value the Thing held.
       change.previous !== undefined &&
+        change.kind !== "failed" &&
         h("span", { class: "muted" }, " (was ", valueText(change.previous), ")"),
     ),
     h(

@@ -1,12 +1,13 @@
 // The global change feed: the Log's Changes in a time range, filtered by Thing, type, kind, actor,
 // release and correlation, newest first, and live after that (unless the range has an end).
 import type { Change, ChangeFilter } from "../../src/client/index.js";
+import type { GraphSummary } from "../../src/client/hub-client.js";
 import type { View } from "./app-context.js";
 import { changeRow, changeTable } from "./change-row.js";
 import { h, replace, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
-import { nameThingLinks, titlesOf } from "./thing-titles.js";
+import { followTitles, nameThingLinks, titleDescribed, titlesOf } from "./thing-titles.js";
 import { RANGES } from "./thing-view.js";
 import { hubTime, timeInput } from "./time-view.js";
 
@@ -21,6 +22,16 @@ const FIELDS = [
   { name: "release", label: "Release", placeholder: "release id" },
   { name: "correlation", label: "Correlation", placeholder: "correlation id" },
 ] as const;
+
+/** The Since of a range not given one: the last hour, or the whole Log for a correlation. */
+function sinceByDefault(correlation: string): string {
+  return correlation.trim() === "" ? "-1h" : "";
+}
+
+/** The Thing a link names. */
+function idOfLink(link: HTMLElement): string {
+  return link.dataset.thingId ?? "";
+}
 
 /** "1 Change", "2 Changes". */
 function changes(n: number): string {
@@ -37,10 +48,16 @@ export const changesView: View = ({ client, live }, root, query) => {
   }));
   // The range: any time the API takes (`-2d`, `yesterday 22:00`), the presets offered as a list;
   // read in this browser, as the time view reads its fields, and sent to the hub as RFC 3339. An
-  // `until` closes the range: the page is what the Log held then, and nothing comes live.
-  const since = timeInput("Since", params.get("since")?.trim() || "-1h");
+  // `until` closes the range: the page is what the Log held then, and nothing comes live. A
+  // correlation is precise (one command's Changes, one rollout step's: a few): without a Since it
+  // is looked for in the whole Log, as a command's outcome can come long after it.
+  const precise = (params.get("correlation")?.trim() ?? "") !== "";
+  const since = timeInput(
+    "Since",
+    params.get("since")?.trim() || sinceByDefault(params.get("correlation") ?? ""),
+  );
   since.setAttribute("list", "change-ranges");
-  since.placeholder = "-1h";
+  since.placeholder = precise ? "the Log's start" : "-1h";
   const until = timeInput("Until", params.get("until")?.trim() ?? "");
   const presets = h(
     "datalist",
@@ -52,9 +69,13 @@ export const changesView: View = ({ client, live }, root, query) => {
   const thingInput = inputs.find((field) => field.name === "thing")?.input;
   const thingOptions = h("datalist", { id: "change-things" });
   thingInput?.setAttribute("list", "change-things");
+  // One summary for the view: the rows' titles (for more than a few Things) come from it too.
+  const abort = new AbortController();
+  let summary: Promise<GraphSummary> | undefined;
+  const graphSummary = (): Promise<GraphSummary> => (summary ??= client.graphSummary(abort.signal));
   let directory: Promise<Map<string, string>> | undefined;
   const things = (): Promise<Map<string, string>> =>
-    (directory ??= client.graphSummary().then(
+    (directory ??= graphSummary().then(
       (summary) => {
         const byId = new Map<string, string>();
         for (const thing of summary.things) if (thing.title !== undefined) byId.set(thing.id, thing.title);
@@ -82,7 +103,8 @@ export const changesView: View = ({ client, live }, root, query) => {
   const applyFilters = (): void => {
     const next = new URLSearchParams();
     for (const { name, input } of inputs) if (input.value.trim() !== "") next.set(name, input.value.trim());
-    next.set("since", since.value.trim() || "-1h");
+    const from = since.value.trim() || sinceByDefault(next.get("correlation") ?? "");
+    if (from !== "") next.set("since", from);
     if (until.value.trim() !== "") next.set("until", until.value.trim());
     // The same address again (Filter pressed twice, or after "now" moved on) reads the range again.
     const hash = `#/changes?${next.toString()}`;
@@ -112,18 +134,21 @@ export const changesView: View = ({ client, live }, root, query) => {
   );
   replace(root, h("h1", {}, "Changes"), form, status, table);
 
-  let range: { since: string; until?: string };
+  let range: { since?: string; until?: string };
   try {
-    const start = hubTime(since, "Since") ?? new Date().toISOString();
+    // Empty only for a correlation: from the Log's start.
+    const start = hubTime(since, "Since");
     const end = hubTime(until, "Until");
-    range = end === undefined ? { since: start } : { since: start, until: end };
+    range = { ...(start !== undefined && { since: start }), ...(end !== undefined && { until: end }) };
   } catch (err) {
     replace(status, problemBox(err));
     return () => undefined;
   }
   const closed = range.until !== undefined;
   /** What the rows cover, said with their count. */
-  const span = closed ? ` from ${showTime(range.since)} to ${showTime(range.until ?? "")}` : "";
+  const span = closed
+    ? ` from ${range.since === undefined ? "the Log's start" : showTime(range.since)} to ${showTime(range.until ?? "")}`
+    : "";
 
   const value = (name: string) => inputs.find((field) => field.name === name)?.input.value.trim() ?? "";
   const kinds = value("kind")
@@ -139,7 +164,6 @@ export const changesView: View = ({ client, live }, root, query) => {
     ...(value("correlation") !== "" && { correlation: value("correlation") }),
   };
 
-  const abort = new AbortController();
   let lastSeq = 0;
   /** The range holds more than is shown: the page had a next one, or live rows pushed old ones out. */
   let more = false;
@@ -161,15 +185,14 @@ export const changesView: View = ({ client, live }, root, query) => {
   // Each row names its Thing by title (the id as the tooltip). The titles come after the rows,
   // from the hub, for the Things the page shows, and for those that come live, a second later;
   // until then (and for a Thing removed since), a Thing a `described` Change shows is named by the
-  // title its TD had then, and any other by its id.
+  // title its TD had then, and any other by its id. A Thing renamed while the page is shown is
+  // renamed in it, in the rows and in the *Why?* chains open under them.
   const titles = new Map<string, string>();
   const asked = new Set<string>();
+  const stopFollowing = followTitles(live, body, titles);
   const learn = (change: Change): void => {
-    const td = change.value;
-    if (change.kind !== "described" || titles.has(change.thing) || typeof td !== "object" || td === null)
-      return;
-    const title = (td as { title?: unknown }).title;
-    if (typeof title === "string") titles.set(change.thing, title);
+    const title = titleDescribed(change);
+    if (title !== undefined && !titles.has(change.thing)) titles.set(change.thing, title);
   };
   const row = (change: Change): HTMLElement => {
     learn(change);
@@ -177,13 +200,17 @@ export const changesView: View = ({ client, live }, root, query) => {
       showThing: true,
       titleOf: (id) => titles.get(id),
       why: (seq) => client.why(seq),
+      chainDrawn: (chain) =>
+        askTitles([...chain.querySelectorAll<HTMLElement>("a[data-thing-id]")].map(idOfLink)),
     });
   };
-  const askTitles = (ids: Iterable<string>): void => {
+  /** Asks for the titles of Things not asked for yet; `now`: from a summary read now, not the view's. */
+  const askTitles = (ids: Iterable<string>, now = false): void => {
     const fresh = [...ids].filter((id) => !asked.has(id));
     if (fresh.length === 0) return;
     for (const id of fresh) asked.add(id);
-    void titlesOf(client, fresh, abort.signal).then((found) => {
+    const from = now ? () => client.graphSummary(abort.signal) : graphSummary;
+    void titlesOf(client, fresh, from).then((found) => {
       if (abort.signal.aborted) return;
       for (const [id, title] of found) titles.set(id, title);
       nameThingLinks(body, titles);
@@ -197,7 +224,8 @@ export const changesView: View = ({ client, live }, root, query) => {
     arrived.add(id);
     arrivedTimer ??= setTimeout(() => {
       arrivedTimer = undefined;
-      askTitles([...arrived]);
+      // Things that came after the view's summary may be new to the hub since.
+      askTitles([...arrived], true);
       arrived.clear();
     }, 1000);
   };
@@ -253,11 +281,7 @@ export const changesView: View = ({ client, live }, root, query) => {
         if (cursor !== undefined) replace(status, `Reading the range… ${changes(rowCount())} so far.`);
       } while (cursor !== undefined && rowCount() < MAX_ROWS);
       loaded = true;
-      askTitles(
-        new Set(
-          [...body.querySelectorAll<HTMLElement>("a[data-thing-id]")].map((a) => a.dataset.thingId ?? ""),
-        ),
-      );
+      askTitles(new Set([...body.querySelectorAll<HTMLElement>("a[data-thing-id]")].map(idOfLink)));
       more ||= cursor !== undefined;
       for (const change of early) show(change);
       counted = true;
@@ -275,6 +299,7 @@ export const changesView: View = ({ client, live }, root, query) => {
 
   return () => {
     abort.abort();
+    stopFollowing();
     cancelRedraw?.();
     if (arrivedTimer !== undefined) clearTimeout(arrivedTimer);
   };

@@ -66,7 +66,13 @@ function driftTable(drift: DriftEntry[], total: number): HTMLElement {
 
 function rolloutTable(rollouts: RolloutView[]): HTMLElement {
   if (rollouts.length === 0)
-    return h("p", { "data-testid": "rollouts" }, "No rollout yet: see `things rollout`.");
+    return h(
+      "p",
+      { "data-testid": "rollouts" },
+      "No rollout yet: a release is rolled out with ",
+      h("code", {}, "things rollout"),
+      ".",
+    );
   return h(
     "table",
     { "data-testid": "rollouts" },
@@ -113,7 +119,13 @@ function rolloutTable(rollouts: RolloutView[]): HTMLElement {
 
 function releaseTable(releases: ReleaseSummary[]): HTMLElement {
   if (releases.length === 0)
-    return h("p", { "data-testid": "releases" }, "No release stored yet: see `things build`.");
+    return h(
+      "p",
+      { "data-testid": "releases" },
+      "No release stored yet: one is built from manifests with ",
+      h("code", {}, "things build"),
+      ".",
+    );
   return h(
     "table",
     { "data-testid": "releases" },

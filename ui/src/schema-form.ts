@@ -4,6 +4,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import type { DataSchema } from "../../src/client/index.js";
 import { h } from "./dom.js";
+import { unitText } from "./units.js";
 
 export type FormReading = { ok: true; value: unknown } | { ok: false; errors: string[] };
 
@@ -79,12 +80,12 @@ function rangeText(schema: DataSchema): string | undefined {
 
 /**
  * What a field takes, in words, from its schema (type, unit, range): `a whole number from 1 to 48`,
- * `a number in Cel, at least 0`, `one of single, double`; undefined for an object (its fields say).
+ * `a number in °C, at least 0` (a UCUM unit as its symbol), `one of single, double`; undefined for an object (its fields say).
  */
 export function schemaHint(schema: DataSchema): string | undefined {
   if (schema.enum !== undefined && schema.enum.length > 0)
     return `one of ${schema.enum.map((option) => (typeof option === "string" ? option : JSON.stringify(option))).join(", ")}`;
-  const unit = schema.unit === undefined ? "" : ` in ${schema.unit}`;
+  const unit = schema.unit === undefined ? "" : ` in ${unitText(schema.unit)}`;
   const range = rangeText(schema);
   switch (schema.type) {
     case "integer":

@@ -1,8 +1,10 @@
 // Thing titles for the links the views draw, which would otherwise show bare ids (urn:…): a link
 // names its Thing by title, with the id as its tooltip, and by id when the Thing has no title (or
 // is no longer registered).
-import type { InteractionClient } from "../../src/client/index.js";
+import type { Change, InteractionClient } from "../../src/client/index.js";
+import type { GraphSummary } from "../../src/client/hub-client.js";
 import { thingHref } from "./dom.js";
+import type { LiveFeed } from "./live.js";
 
 /** Up to this many Things are asked for one by one (their TDs); more, in one GET /graph/summary. */
 const ASKED_ONE_BY_ONE = 8;
@@ -57,15 +59,38 @@ export function nameThingLinks(root: ParentNode, titles: ReadonlyMap<string, str
   }
 }
 
+/** The title a `described` Change's TD gives its Thing, if any. */
+export function titleDescribed(change: Change): string | undefined {
+  const td = change.value;
+  if (change.kind !== "described" || typeof td !== "object" || td === null) return undefined;
+  const title = (td as { title?: unknown }).title;
+  return typeof title === "string" ? title : undefined;
+}
+
+/**
+ * Keeps the links to Things under `root` (an open *Why?* chain among them) named as their Things
+ * are now, from the live feed: a new TD's title renames them, a Thing removed or left without a
+ * title is named by its id. `titles` is kept up to date too. Returns the unsubscription.
+ */
+export function followTitles(live: LiveFeed, root: ParentNode, titles: Map<string, string>): () => void {
+  return live.subscribe((change) => {
+    if (change.kind !== "described" && change.kind !== "removed") return;
+    titles.set(change.thing, titleDescribed(change) ?? change.thing);
+    const renamed = new Map([[change.thing, titles.get(change.thing) ?? change.thing]]);
+    nameThingLinks(root, renamed);
+  });
+}
+
 /**
  * The titles of these Things: a few TDs, or the graph's summary (every Thing's title in one light
- * request) for more. A Thing not registered, or without a title, is left out; so are all of them
- * when the hub does not answer (the links keep their ids: a title is a help, not the page).
+ * request) for more, from `summary` when the view has one to share. A Thing not registered, or
+ * without a title, is left out; so are all of them when the hub does not answer (the links keep
+ * their ids: a title is a help, not the page).
  */
 export async function titlesOf(
   client: InteractionClient,
   ids: Iterable<string>,
-  signal?: AbortSignal,
+  summary: () => Promise<GraphSummary> = () => client.graphSummary(),
 ): Promise<Map<string, string>> {
   const wanted = [...new Set(ids)];
   const titles = new Map<string, string>();
@@ -75,9 +100,8 @@ export async function titlesOf(
       const tds = await Promise.all(wanted.map((id) => client.get(id).catch(() => undefined)));
       for (const td of tds) if (td?.title !== undefined) titles.set(td.id, td.title);
     } else {
-      const summary = await client.graphSummary(signal);
       const set = new Set(wanted);
-      for (const thing of summary.things)
+      for (const thing of (await summary()).things)
         if (thing.title !== undefined && set.has(thing.id)) titles.set(thing.id, thing.title);
     }
   } catch {

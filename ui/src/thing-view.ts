@@ -14,7 +14,8 @@ import { historyChart, type HistoryChart } from "./history-chart.js";
 import { redrawWhenBack } from "./live.js";
 import { hintFor, readableName, schemaForm, type SchemaForm } from "./schema-form.js";
 import { typeOf } from "./thing-graph.js";
-import { isThingId, nameThingLinks, thingLink } from "./thing-titles.js";
+import { unitText } from "./units.js";
+import { followTitles, isThingId, nameThingLinks, nameThingLinksFrom, thingLink } from "./thing-titles.js";
 
 const TIMELINE_SIZE = 50;
 /** The kinds of Change someone or something did to a Thing, as against what it reported. */
@@ -49,6 +50,7 @@ export const thingView: View = ({ client, live }, root, id) => {
   const charts: HistoryChart[] = [];
   const pending: Change[] = [];
   let onChange: ((change: Change) => void) | undefined;
+  let stopFollowing: (() => void) | undefined;
   const unsubscribe = live.subscribe((change) => {
     if (change.thing !== id) return;
     if (onChange === undefined) pending.push(change);
@@ -103,7 +105,7 @@ export const thingView: View = ({ client, live }, root, id) => {
           "th",
           {},
           property.title ?? name,
-          property.unit !== undefined && h("span", { class: "muted" }, ` ${property.unit}`),
+          property.unit !== undefined && h("span", { class: "muted" }, ` ${unitText(property.unit)}`),
         ),
         value,
         time,
@@ -222,7 +224,7 @@ export const thingView: View = ({ client, live }, root, id) => {
     const drawCharts = () => {
       for (const chart of charts.splice(0)) chart.dispose();
       for (const [name, property] of numeric)
-        charts.push(historyChart(client, id, name, range.value, property.unit));
+        charts.push(historyChart(client, id, name, range.value, property.unit && unitText(property.unit)));
       // Headed as the Properties table names them (the TD's title), with the name the Log uses.
       replace(
         chartBox,
@@ -245,8 +247,15 @@ export const thingView: View = ({ client, live }, root, id) => {
     range.addEventListener("change", drawCharts);
 
     const { table: timeline, body: timelineBody } = changeTable(false);
-    /** Each row of the timeline opens the chain of its Change's causes (*Why?*). */
-    const rowOptions = { why: (seq: number) => client.why(seq) };
+    // Each row of the timeline opens the chain of its Change's causes (*Why?*), its Things named by
+    // title, asked for once drawn and renamed as their TDs change.
+    const chainTitles = new Map<string, string>([[id, td.title]]);
+    stopFollowing = followTitles(live, timelineBody, chainTitles);
+    const rowOptions = {
+      why: (seq: number) => client.why(seq),
+      titleOf: (thing: string) => chainTitles.get(thing),
+      chainDrawn: (chain: HTMLElement) => void nameThingLinksFrom(client, chain, chainTitles),
+    };
     // A link to another Thing (an id, not a web address) names it by title once the hub says it.
     const linkedThings = (td.links ?? []).map((link) => link.href).filter(isThingId);
     const links = (td.links ?? []).map((link) =>
@@ -422,6 +431,7 @@ export const thingView: View = ({ client, live }, root, id) => {
 
   return () => {
     disposed = true;
+    stopFollowing?.();
     chartsSeen?.disconnect();
     cancelRedraw?.();
     unsubscribe();
