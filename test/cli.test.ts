@@ -460,6 +460,37 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     );
   });
 
+  it("a --url at a server that is no hub says what it is not, and what to give instead", async () => {
+    // A server that greets in its own protocol, as NATS, Redis or an MQTT broker's port does.
+    const other = createServer((socket) => {
+      socket.on("error", () => {});
+      socket.write('INFO {"server_id":"x"}\r\n');
+    });
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
+    const { port } = other.address() as { port: number };
+    try {
+      const notHttp = await things(["ls", "--url", `http://127.0.0.1:${port}`]);
+      expect(notHttp.code).toBe(1);
+      expect(expectOneLine(notHttp)).toBe(
+        `things: cannot reach the hub at http://127.0.0.1:${port}: what answers there does not speak HTTP — is it the address \`things serve\` printed?\n`,
+      );
+    } finally {
+      other.close();
+    }
+    const tls = await things(["ls", "--url", hub.url.replace(/^http:/, "https:")]);
+    expect(tls.code).toBe(1);
+    expect(expectOneLine(tls)).toMatch(/does not speak TLS — .*give an http:\/\/ URL/);
+    // 6000 is one of the ports fetch refuses, whatever listens there.
+    const badPort = await things(["ls", "--url", "http://127.0.0.1:6000"]);
+    expect(badPort.code).toBe(1);
+    expect(expectOneLine(badPort)).toMatch(/"bad port" .* run the hub on another --port\n$/);
+    const noHost = await things(["ls", "--url", "http://no-such-hub.invalid:8080"]);
+    expect(noHost.code).toBe(1);
+    expect(expectOneLine(noHost)).toMatch(
+      /no such host — check the hub's address \(--url, HYPERTHINGS_URL\)\n$/,
+    );
+  });
+
   it("an unknown command exits with the usage code 2", async () => {
     const run = await things(["lss"]);
     expect(run.code).toBe(2);
