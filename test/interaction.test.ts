@@ -454,6 +454,21 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     );
   });
 
+  it("the CLI says where a value that looks like JSON breaks, and how to quote it, sending nothing", async () => {
+    const before = device.level;
+    const object = await things(hub, ["invoke", id, "reset", "{to:1}"]);
+    expect(object).toMatchObject({ code: 2, stdout: "" });
+    expect(object.stderr).toBe(
+      `things: {to:1} is not valid JSON (at line 1, column 2: unexpected "t"; expected a member name in double quotes): put it in single quotes, its names and strings in double quotes: '{"size":"double"}'\n`,
+    );
+    const quoted = await things(hub, ["write", id, "name", '"sim-2']);
+    expect(quoted).toMatchObject({ code: 2, stdout: "" });
+    expect(quoted.stderr).toBe(
+      'things: "sim-2 is not valid JSON (at line 1, column 7: unterminated string): a plain string needs no double quotes\n',
+    );
+    expect(device.level).toBe(before);
+  });
+
   it("observes a Thing's values live with the CLI until Ctrl-C", async () => {
     const child = spawn(
       process.execPath,
