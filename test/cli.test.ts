@@ -342,6 +342,24 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     expect(run.stdout).toBe("");
   });
 
+  it("an id with a typo gets the registered id nearest to it, any other unknown id where ids are listed", async () => {
+    await register(lamp("urn:test:espresso-machine"), lamp("urn:test:switch-1"));
+    for (const args of [
+      ["get", "urn:test:espreso-machine"],
+      ["read", "urn:test:espreso-machine", "setpoint"],
+    ]) {
+      expect(expectOneLine(await thingsAt(args))).toBe(
+        "things: No Thing with id urn:test:espreso-machine (did you mean urn:test:espresso-machine?)\n",
+      );
+    }
+    expect(expectOneLine(await thingsAt(["state", "urn:test:switch-2"]))).toBe(
+      "things: No Thing with id urn:test:switch-2 has ever been registered here (did you mean urn:test:switch-1?)\n",
+    );
+    expect(expectOneLine(await thingsAt(["get", "urn:other:thing"]))).toBe(
+      "things: No Thing with id urn:other:thing: `things ls` lists their ids\n",
+    );
+  });
+
   it("rm of an unknown id says so", async () => {
     const run = await thingsAt(["rm", "urn:test:nobody"]);
     expect(expectOneLine(run)).toContain("urn:test:nobody");
