@@ -342,6 +342,24 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     expect(run.stdout).toBe("");
   });
 
+  it("an id with a typo gets the registered id nearest to it, any other unknown id where ids are listed", async () => {
+    await register(lamp("urn:test:espresso-machine"), lamp("urn:test:switch-1"));
+    for (const args of [
+      ["get", "urn:test:espreso-machine"],
+      ["read", "urn:test:espreso-machine", "setpoint"],
+    ]) {
+      expect(expectOneLine(await thingsAt(args))).toBe(
+        "things: No Thing with id urn:test:espreso-machine (did you mean urn:test:espresso-machine?)\n",
+      );
+    }
+    expect(expectOneLine(await thingsAt(["state", "urn:test:switch-2"]))).toBe(
+      "things: No Thing with id urn:test:switch-2 has ever been registered here (did you mean urn:test:switch-1?)\n",
+    );
+    expect(expectOneLine(await thingsAt(["get", "urn:other:thing"]))).toBe(
+      "things: No Thing with id urn:other:thing: `things ls` lists their ids\n",
+    );
+  });
+
   it("rm of an unknown id says so", async () => {
     const run = await thingsAt(["rm", "urn:test:nobody"]);
     expect(expectOneLine(run)).toContain("urn:test:nobody");
@@ -457,6 +475,37 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     expect(run.code).toBe(1);
     expect(expectOneLine(run)).toBe(
       `things: cannot reach the hub at ${stopped.url}: connection refused — is \`things serve\` running?\n`,
+    );
+  });
+
+  it("a --url at a server that is no hub says what it is not, and what to give instead", async () => {
+    // A server that greets in its own protocol, as NATS, Redis or an MQTT broker's port does.
+    const other = createServer((socket) => {
+      socket.on("error", () => {});
+      socket.write('INFO {"server_id":"x"}\r\n');
+    });
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
+    const { port } = other.address() as { port: number };
+    try {
+      const notHttp = await things(["ls", "--url", `http://127.0.0.1:${port}`]);
+      expect(notHttp.code).toBe(1);
+      expect(expectOneLine(notHttp)).toBe(
+        `things: cannot reach the hub at http://127.0.0.1:${port}: what answers there does not speak HTTP — is it the address \`things serve\` printed?\n`,
+      );
+    } finally {
+      other.close();
+    }
+    const tls = await things(["ls", "--url", hub.url.replace(/^http:/, "https:")]);
+    expect(tls.code).toBe(1);
+    expect(expectOneLine(tls)).toMatch(/does not speak TLS — .*give an http:\/\/ URL/);
+    // 6000 is one of the ports fetch refuses, whatever listens there.
+    const badPort = await things(["ls", "--url", "http://127.0.0.1:6000"]);
+    expect(badPort.code).toBe(1);
+    expect(expectOneLine(badPort)).toMatch(/"bad port" .* run the hub on another --port\n$/);
+    const noHost = await things(["ls", "--url", "http://no-such-hub.invalid:8080"]);
+    expect(noHost.code).toBe(1);
+    expect(expectOneLine(noHost)).toMatch(
+      /no such host — check the hub's address \(--url, HYPERTHINGS_URL\)\n$/,
     );
   });
 

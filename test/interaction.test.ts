@@ -152,6 +152,27 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     expect(device.requests.slice(arrived).map((r) => r.authorization)).toContain(`Bearer ${bearerToken}`);
   });
 
+  it("a command on a Thing whose credentials the hub lacks is a 409 that says how to set them, not a 401", async () => {
+    const lockedId = "urn:test:interaction:locked";
+    await register(hub, {
+      ...device.td(lockedId),
+      securityDefinitions: { bearer_sc: { scheme: "bearer" } },
+      security: "bearer_sc",
+    });
+    const res = await hub.request(`${thingPath(lockedId)}/properties/temperature`);
+    expect(res.status).toBe(409);
+    // The caller's own token was fine: nothing tells it to sign in again.
+    expect(res.headers.get("www-authenticate")).toBeNull();
+    expect(((await res.json()) as { detail: string }).detail).toBe(
+      `the hub holds no token for security "bearer_sc" of Thing ${lockedId}: set it with things credentials set ${lockedId} (PUT /things/{id}/credentials)`,
+    );
+    const run = await things(hub, ["read", lockedId, "temperature"]);
+    expect(run).toMatchObject({ code: 1, stdout: "" });
+    expect(run.stderr).toBe(
+      `things: the hub holds no token for security "bearer_sc" of Thing ${lockedId}: set it with things credentials set ${lockedId} (PUT /things/{id}/credentials)\n`,
+    );
+  });
+
   it("refuses an empty secret in one line naming the flag, and keeps the credentials it held", async () => {
     const before = await hub.request(`${thingPath(id)}/credentials`);
     const held = await before.text();
@@ -431,6 +452,21 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     expect(failed.stderr).toContain(
       `(the device said: level ${CURSED_LEVEL} is not allowed while the door is open)\n`,
     );
+  });
+
+  it("the CLI says where a value that looks like JSON breaks, and how to quote it, sending nothing", async () => {
+    const before = device.level;
+    const object = await things(hub, ["invoke", id, "reset", "{to:1}"]);
+    expect(object).toMatchObject({ code: 2, stdout: "" });
+    expect(object.stderr).toBe(
+      `things: {to:1} is not valid JSON (at line 1, column 2: unexpected "t"; expected a member name in double quotes): put it in single quotes, its names and strings in double quotes: '{"size":"double"}'\n`,
+    );
+    const quoted = await things(hub, ["write", id, "name", '"sim-2']);
+    expect(quoted).toMatchObject({ code: 2, stdout: "" });
+    expect(quoted.stderr).toBe(
+      'things: "sim-2 is not valid JSON (at line 1, column 7: unterminated string): a plain string needs no double quotes\n',
+    );
+    expect(device.level).toBe(before);
   });
 
   it("observes a Thing's values live with the CLI until Ctrl-C", async () => {

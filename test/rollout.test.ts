@@ -584,7 +584,7 @@ describe("rollouts", () => {
     expect(cli).toMatchObject({
       code: 1,
       stdout: "",
-      stderr: `things: No Thing with id ${never} has ever been registered here\n`,
+      stderr: `things: No Thing with id ${never} has ever been registered here: \`things ls\` lists their ids\n`,
     });
 
     const plain = "urn:test:rollout:no-release";

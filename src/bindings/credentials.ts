@@ -1,6 +1,6 @@
 // Credentials for a form: the TD's securityDefinitions say where a credential goes, the hub's
 // secrets say what it is (TD 1.1 §5.3.3). Pure: values in, values out.
-import { ConflictError, UnauthorizedError, ValidationError } from "../core/index.js";
+import { ConflictError, ValidationError } from "../core/index.js";
 import type { Form, SecurityScheme, ThingDescription } from "../core/index.js";
 import { SNMP_AUTH_PROTOCOLS, SNMP_PRIV_PROTOCOLS, SNMP_SECURITY_LEVELS } from "./binding.js";
 import type { Credentials, SnmpAuthProtocol, SnmpPrivProtocol, SnmpSecurityLevel } from "./binding.js";
@@ -118,8 +118,13 @@ function credentialFor(
   href: string,
 ): Credentials {
   const pointer = `/securityDefinitions/${escapePointer(name)}`;
+  // Not a 401: the request to the hub was authorized; what is missing is the hub's own secret for
+  // the Thing, which an admin sets (a 401 would tell the caller its own token was refused).
   const missing = (what: string): never => {
-    throw new UnauthorizedError(`the hub holds no ${what} for security "${name}" of Thing ${thing}`);
+    throw new ConflictError(
+      `the hub holds no ${what} for security "${name}" of Thing ${thing}: set it with ` +
+        `things credentials set ${thing} (PUT /things/{id}/credentials)`,
+    );
   };
   switch (scheme.scheme) {
     case "nosec":

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { BindingError, NotFoundError, UnauthorizedError, ValidationError } from "../core/index.js";
+import { BindingError, ConflictError, NotFoundError, ValidationError } from "../core/index.js";
 import type { ThingDescription } from "../core/index.js";
 import type { Binding } from "./binding.js";
 import { bindingFailure } from "./binding.js";
@@ -441,7 +441,7 @@ describe("targetFor", () => {
     expect(() => targetFor(lamp, { ...secret, secrets })).toThrow(ValidationError);
     const colour = { op: "readproperty", affordance: { kind: "property", name: "colour" } } as const;
     expect(() => targetFor(lamp, { ...colour, secrets: { bearer_sc: { token: "t" } } })).toThrow(
-      UnauthorizedError,
+      ConflictError,
     );
   });
   it("refuses an unknown affordance, an operation without a form, and an undeclared or ill-typed variable", () => {

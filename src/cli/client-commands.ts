@@ -16,7 +16,7 @@ import {
 } from "../core/index.js";
 // Straight to the two modules it needs: the hub part as a whole is for the server.
 import { ADMIN_TOKEN_FILE } from "../hub/admin-token.js";
-import { configDefaults, configEnvironment, defaultDataDir } from "../hub/config.js";
+import { closestName, configDefaults, configEnvironment, defaultDataDir } from "../hub/config.js";
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
 import { formatTable } from "./table.js";
@@ -135,15 +135,45 @@ function refusal(err: HubError, submission?: Submission): CliError {
   return new CliError(`${err.message}${where}${hint}`);
 }
 
+/** Past this many Things, an unknown id is not compared with each of theirs. */
+const IDS_COMPARED = 50_000;
+
+/**
+ * What to do about an id the hub has no Thing of (a typo, most often): the registered id nearest
+ * to it, else where the ids are listed. Only a hint: when the ids cannot be read, the plain one.
+ */
+async function unknownThingHint(err: HubError, command: Command): Promise<string | undefined> {
+  const id = /^No Thing with id ([^\s,]+)/.exec(err.message)?.[1];
+  if (err.status !== 404 || id === undefined) return undefined;
+  const fallback = ": `things ls` lists their ids";
+  let ids: unknown[];
+  try {
+    ids = await clientOf(command).searchJsonPath("$[*].id");
+  } catch {
+    return fallback;
+  }
+  const names = ids.filter((value): value is string => typeof value === "string");
+  const meant = names.length <= IDS_COMPARED ? closestName(id, names) : undefined;
+  return meant === undefined || meant === id ? fallback : ` (did you mean ${meant}?)`;
+}
+
 /** Runs a command's action, turning the hub's refusals into one line each. */
 export function talking<Args extends unknown[]>(action: (...args: Args) => Promise<void>) {
   return async (...args: Args): Promise<void> => {
     try {
       await action(...args);
     } catch (err) {
-      throw err instanceof HubError ? refusal(err) : err;
+      if (!(err instanceof HubError)) throw err;
+      const command = args.at(-1);
+      const hint = isCommand(command) ? await unknownThingHint(err, command) : undefined;
+      throw hint === undefined ? refusal(err) : new CliError(`${err.message}${hint}`);
     }
   };
+}
+
+/** Commander passes the command itself as an action's last argument. */
+function isCommand(value: unknown): value is Command {
+  return typeof value === "object" && value !== null && "optsWithGlobals" in value;
 }
 
 function connectionHelp(): string {

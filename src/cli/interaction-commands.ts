@@ -61,10 +61,15 @@ function interacting<Args extends unknown[]>(action: (...args: Args) => Promise<
 export function parseValueArgument(text: string): unknown {
   try {
     return parseJsonStrict(text);
-  } catch {
-    // Something that looks like JSON but is not is a mistake, not a string.
+  } catch (err) {
+    // Something that looks like JSON but is not is a mistake, not a string: say where it breaks,
+    // and how JSON survives the shell (the shell's quotes around it, JSON's inside).
     if (/^\s*[[{"]/.test(text)) {
-      throw new CliError(`"${text}" is not valid JSON; quote a plain string for the shell only`, 2);
+      const where = (err as Error).message.replace(/^Malformed JSON /, "");
+      const how = text.trimStart().startsWith('"')
+        ? "a plain string needs no double quotes"
+        : `put it in single quotes, its names and strings in double quotes: '{"size":"double"}'`;
+      throw new CliError(`${text} is not valid JSON (${where}): ${how}`, 2);
     }
     return text;
   }

@@ -158,7 +158,7 @@ export function unreachableReason(err: TypeError): string {
       return "connection refused — is `things serve` running?";
     case "ENOTFOUND":
     case "EAI_AGAIN":
-      return "no such host";
+      return "no such host — check the hub's address (--url, HYPERTHINGS_URL)";
     case "ECONNRESET":
     case "UND_ERR_SOCKET":
       return "the connection was closed before the hub answered";
@@ -169,7 +169,16 @@ export function unreachableReason(err: TypeError): string {
     case "ENETUNREACH":
       return "no route to the host";
     default:
+      // llhttp's codes: what answered is no HTTP server (NATS, Redis, PostgreSQL, MQTT…).
+      if (typeof code === "string" && code.startsWith("HPE_"))
+        return "what answers there does not speak HTTP — is it the address `things serve` printed?";
+      // An https:// URL to a plain HTTP port: the first bytes back are no TLS record.
+      if (typeof code === "string" && /^ERR_SSL_|^EPROTO$/.test(code))
+        return "what answers there does not speak TLS — the hub itself serves plain HTTP: give an http:// URL, or its TLS proxy's";
       if (typeof code === "string") return code;
+      // The Fetch standard's "bad ports" (6000, 6665–6669, 5060…): fetch never connects to them.
+      if (cause?.message === "bad port")
+        return 'fetch never connects to this port (a "bad port" of the Fetch standard, as in browsers) — run the hub on another --port';
       return typeof cause?.message === "string" && cause.message.length > 0 ? cause.message : err.message;
   }
 }

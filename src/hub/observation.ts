@@ -4,8 +4,8 @@
 // reconnected with exponential backoff and gets one `unreachable` / `reachable` Change per turn.
 import type { Logger } from "pino";
 import {
+  ConflictError,
   NotFoundError,
-  UnauthorizedError,
   UnavailableError,
   ValidationError,
   canonicalJson,
@@ -662,7 +662,8 @@ class ThingObserver {
   private giveUp(plan: Plan, error: unknown): void {
     this.broken.add(keyOf(plan));
     const level =
-      error instanceof NotFoundError ? "debug" : error instanceof UnauthorizedError ? "info" : "warn";
+      // No credentials set for the Thing (a 409, nothing sent) is a state an admin chose, not a fault.
+      error instanceof NotFoundError ? "debug" : error instanceof ConflictError ? "info" : "warn";
     this.logOnce(plan, error, level);
     // The Thing itself refused (a 401 after its password changed, a 404, an answer that is no
     // event stream): the Log says the affordance is no longer observed, and why, rather than

@@ -5,7 +5,7 @@ import type { Socket } from "node:dgram";
 import { ObjectType, Version2c, createSession } from "net-snmp";
 import type { Varbind } from "net-snmp";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { UnauthorizedError, ValidationError } from "../../core/index.js";
+import { ConflictError, ValidationError } from "../../core/index.js";
 import type { ThingDescription } from "../../core/index.js";
 import type { SnmpAgent } from "../../sim/snmp-agent.js";
 import { AddressPolicy } from "../address-policy.js";
@@ -283,7 +283,7 @@ describe("SnmpBinding: no answer, addresses, credentials", () => {
   });
 
   it("needs the community from the hub's secrets: none held is refused before anything is sent", () => {
-    expect(() => target("readproperty", "charge", { secrets: {} })).toThrow(UnauthorizedError);
+    expect(() => target("readproperty", "charge", { secrets: {} })).toThrow(ConflictError);
   });
 
   it("applies an snmp:community scheme to snmp: forms only", () => {

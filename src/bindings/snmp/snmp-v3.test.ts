@@ -2,7 +2,7 @@
 // knows an authPriv user, an authNoPriv user and a noAuthNoPriv user.
 import { AuthProtocols, PrivProtocols, SecurityLevel, type User } from "net-snmp";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { UnauthorizedError, ValidationError } from "../../core/index.js";
+import { ConflictError, ValidationError } from "../../core/index.js";
 import type { ThingDescription } from "../../core/index.js";
 import type { SnmpAgent } from "../../sim/snmp-agent.js";
 import { bindingFailure } from "../binding.js";
@@ -291,7 +291,7 @@ describe("snmp:usm security definitions", () => {
   });
 
   it("needs the passphrases its level uses from the hub's secrets, before anything is sent", () => {
-    expect(() => target("readproperty", "charge", AUTH_PRIV, {})).toThrow(UnauthorizedError);
+    expect(() => target("readproperty", "charge", AUTH_PRIV, {})).toThrow(ConflictError);
     expect(() => target("readproperty", "charge", AUTH_PRIV, { usm_sc: { authPassphrase: AUTH } })).toThrow(
       /no priv passphrase for security "usm_sc"/,
     );
