@@ -2,6 +2,7 @@
 export { Hub, type HubOptions, type Principal } from "./hub.js";
 export {
   Directory,
+  MAX_BATCH_THINGS,
   assertThingId,
   entityTagOf,
   type RegisterResult,
