@@ -322,9 +322,9 @@ async function readSubmissions(args: string[]): Promise<Submission[]> {
  */
 async function batchProgress(
   things: number,
-): Promise<{ sent(bytes: number, total: number): void; stop(): void }> {
-  if (!process.stderr.isTTY || things < PROGRESS_FROM)
-    return { sent: () => undefined, stop: () => undefined };
+): Promise<{ sent?: (bytes: number, total: number) => void; stop: () => void }> {
+  // Without a bar the body goes whole, not streamed.
+  if (!process.stderr.isTTY || things < PROGRESS_FROM) return { stop: () => undefined };
   // Loaded for a terminal only, not by every `things` command.
   const { default: cliProgress } = await import("cli-progress");
   const bar = new cliProgress.SingleBar(
@@ -344,7 +344,7 @@ async function batchProgress(
       started = true;
       bar.update(kib(bytes), { then: bytes < total ? "" : " | the hub checks and registers them" });
     },
-    stop() {
+    stop: () => {
       if (started) bar.stop();
     },
   };
