@@ -180,6 +180,23 @@ export class BatchRefusedError extends HyperthingsError {
     this.name = "BatchRefusedError";
     this.status = refused.length > 0 && refused.every((r) => r.status === 413) ? 413 : 400;
   }
+
+  /** Each refused TD as the API's answers list it (`detail`, not `message`, as RFC 9457 names it). */
+  listed(): Array<{
+    index: number;
+    id?: string;
+    status: number;
+    detail: string;
+    errors: Array<{ pointer: string; detail: string }>;
+  }> {
+    return this.refused.map((r) => ({
+      index: r.index,
+      ...(r.id !== undefined && { id: r.id }),
+      status: r.status,
+      detail: r.message,
+      errors: r.errors.map((e) => ({ pointer: e.pointer, detail: e.message })),
+    }));
+  }
 }
 
 /**

@@ -232,13 +232,7 @@ function withRefusals(problem: Problem, error: BatchRefusedError): Problem {
     problem,
     error.refused.flatMap((r) => r.errors),
   );
-  problem.refused = error.refused.map((r) => ({
-    index: r.index,
-    ...(r.id !== undefined && { id: r.id }),
-    status: r.status,
-    detail: r.message,
-    errors: r.errors.map((e) => ({ pointer: e.pointer, detail: e.message })),
-  }));
+  problem.refused = error.listed();
   return problem;
 }
 
