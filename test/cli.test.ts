@@ -167,6 +167,54 @@ describe("things add", () => {
     expect(stored.title).toBe("Anonymous");
   });
 
+  it("adds nothing of a folder when the hub refuses one TD (over its body limit), naming its file", async () => {
+    const folder = join(work, "fleet");
+    mkdirSync(folder);
+    writeFileSync(join(folder, "a.json"), JSON.stringify(lamp("urn:test:small")));
+    // Valid TD 1.1, so the CLI's own checks pass; only the hub knows its body limit (1 MiB).
+    writeFileSync(
+      join(folder, "b.json"),
+      JSON.stringify(lamp("urn:test:huge", { description: "x".repeat(1100 * 1024) })),
+    );
+    const before = await hub.hub.store.lastSeq();
+    const run = await thingsAt(["add", folder]);
+    expect(run.stdout).toBe("");
+    expect(expectOneLine(run)).toMatch(
+      new RegExp(
+        `^things: ${join(folder, "b.json").replace(/[.\\/]/g, "\\$&")}: The TD is \\d+ bytes of JSON, more than the 1048576 a TD may have .*\\(nothing added\\)\\n$`,
+      ),
+    );
+    expect(await storedIds()).toEqual([]);
+    expect(await hub.hub.store.lastSeq()).toBe(before);
+  });
+
+  it("adds nothing when two files give one id different TDs, naming the second at its place", async () => {
+    await register(lamp("urn:test:shared", { title: "As registered" }));
+    writeJson("1-new.json", lamp("urn:test:new-one"));
+    writeJson("2-first.json", lamp("urn:test:shared", { title: "First" }));
+    writeJson("3-second.json", [lamp("urn:test:other"), lamp("urn:test:shared", { title: "Second" })]);
+    const run = await thingsAt(["add", work]);
+    expect(run.stdout).toBe("");
+    expect(expectOneLine(run)).toBe(
+      `things: ${join(work, "3-second.json")}#/1/id: The batch gives the id urn:test:shared twice: at /1 and at /3 (nothing added)\n`,
+    );
+    expect(await storedIds()).toEqual(["urn:test:shared"]);
+    const stored = (await (await hub.request("/things/urn:test:shared")).json()) as { title: string };
+    expect(stored.title).toBe("As registered");
+  });
+
+  it("says each TD the hub refused when it refuses several, on one line, and adds nothing", async () => {
+    writeJson("a.json", lamp("urn:test:fine"));
+    writeJson("b.json", lamp("urn:test:big-1", { description: "y".repeat(1100 * 1024) }));
+    writeJson("c.json", lamp("urn:test:big-2", { description: "z".repeat(1100 * 1024) }));
+    const run = await thingsAt(["add", work]);
+    const line = expectOneLine(run);
+    expect(line).toMatch(/^things: the hub refused 2 TDs, nothing added: /);
+    expect(line).toContain(`${join(work, "b.json")}: The TD is`);
+    expect(line).toContain(`; ${join(work, "c.json")}: The TD is`);
+    expect(await storedIds()).toEqual([]);
+  });
+
   it("takes the hub and the token from HYPERTHINGS_URL and HYPERTHINGS_TOKEN", async () => {
     const file = writeJson("lamp.json", lamp("urn:test:by-env"));
     const run = await things(["add", file], {

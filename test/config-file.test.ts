@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { configFileKeys, loadConfig, readConfigFile } from "../src/hub/index.js";
+import { MAX_CONFIG_FILE_BYTES, configFileKeys, loadConfig, readConfigFile } from "../src/hub/index.js";
 import { runThings, runThingsToEnd } from "./support/things-process.js";
 
 const root = mkdtempSync(join(tmpdir(), "hyperthings-config-file-"));
@@ -330,6 +330,29 @@ describe("things serve --config", () => {
       stderr: "things: --config must not be empty\n",
     });
   });
+
+  it("refuses a file over 1 MiB in one line naming the file and the limit, by its size", async () => {
+    // Valid YAML, one long string: the size is what is refused, not the content.
+    const path = fileWith("huge.yaml", "x".repeat(MAX_CONFIG_FILE_BYTES + 1));
+    const run = await runThingsToEnd(["serve", "--config", path]);
+    expect({ code: run.code, stderr: run.stderr, stdout: run.stdout }).toEqual({
+      code: 1,
+      stderr: `things: the configuration file ${path} is ${MAX_CONFIG_FILE_BYTES + 1} bytes; a configuration file may be 1048576 bytes (1 MiB) at most\n`,
+      stdout: "",
+    });
+    // One of just the limit is read (and refused for what it holds, not for its size).
+    const limit = fileWith("limit.yaml", `port: 0\n${"#".repeat(MAX_CONFIG_FILE_BYTES - 9)}\n`);
+    expect(readConfigFile(limit).settings.get("port")?.text).toBe("0");
+  });
+
+  it.skipIf(!existsSync("/dev/zero"))(
+    "refuses a file that has no size and never ends, without reading it whole",
+    () => {
+      expect(() => readConfigFile("/dev/zero")).toThrow(
+        "the configuration file /dev/zero is more than 1 MiB; a configuration file may be 1048576 bytes (1 MiB) at most",
+      );
+    },
+  );
 
   it("lets a secret stay in a file its group may read (a service's group)", () => {
     const path = fileWith("hub.yaml", `adminToken: ${TOKEN}\n`, 0o640);

@@ -1,10 +1,11 @@
 // `things demo` as a person runs it: a child process whose output says where things are. It comes
 // up with the hub and the fleet, serves the TDs, observes the Things, and stops cleanly on SIGINT.
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
+import { minimalTd } from "./support/test-hub.js";
 import { simThingId } from "../src/sim/index.js";
 import { firstData } from "./support/sse.js";
 import { OUTPUT_BOUND_MS, runThings as run } from "./support/things-process.js";
@@ -104,5 +105,46 @@ describe("things demo", () => {
     }
     expect(await demo.exited).toBe(0);
     expect(demo.stderr()).not.toMatch(/"level":(50|60)/);
+  });
+});
+
+describe("things demo --config", () => {
+  const folder = mkdtempSync(join(tmpdir(), "hyperthings-demo-config-"));
+  afterAll(() => rmSync(folder, { recursive: true, force: true }));
+  const TOKEN = "ht_demo-file-token-0123456789abcdef";
+
+  it("takes the file's settings: its data directory, admin token, closed reads, body limit and no MQTT", async () => {
+    const file = join(folder, "demo.yaml");
+    writeFileSync(
+      file,
+      `port: 0\ndataDir: from-file\nadminToken: ${TOKEN}\nauthRead: true\nbodyLimit: 4096\nmqtt: false\n`,
+    );
+    chmodSync(file, 0o600);
+    const demo = run(["demo", "--config", file, "--chaos", "0"]);
+    try {
+      await demo.waitFor(/demo: (\d+) simulated Things \(\1 registered\)/);
+      const [, url] = await demo.waitFor(/open (http:\/\/127\.0\.0\.1:\d+)\/ and sign in with (ht_\S+)/);
+      const hub = url as string;
+      const out = demo.stdout();
+      expect(out).toContain(`  data: ${join(folder, "from-file")}\n`);
+      expect(out).toContain(`  config: ${file}: 6 settings; flags and HYPERTHINGS_ variables win over it\n`);
+      expect(out).toContain(`and sign in with ${TOKEN}\n`);
+      expect(out).toContain("  MQTT: off\n");
+      // authRead: reads need the token; the file's token opens them, on the demo's fleet.
+      const espresso = `${hub}${thingPath(simThingId("espresso-machine"))}`;
+      expect((await fetch(espresso)).status).toBe(401);
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      expect((await fetch(espresso, { headers: auth })).status).toBe(200);
+      // bodyLimit: a TD of 5 KiB is over it.
+      const big = await fetch(`${hub}${thingPath("urn:example:demo:big")}`, {
+        method: "PUT",
+        headers: { ...auth, "content-type": "application/td+json" },
+        body: JSON.stringify(minimalTd({ description: "x".repeat(5 * 1024) })),
+      });
+      expect(big.status).toBe(413);
+    } finally {
+      demo.process.kill("SIGINT");
+    }
+    expect(await demo.exited).toBe(0);
   });
 });

@@ -399,6 +399,32 @@ describe("GraphQL over HTTP", () => {
     expect((await post(hub, `{ thing(id: "${id}") { id } }`)).body.data?.thing).toBeNull();
   });
 
+  it("registerAll registers every TD or none: a refused one is BAD_USER_INPUT listing it, and nothing is recorded", async () => {
+    const size = async () => ((await post(hub, "{ log { size } }")).body.data?.log as { size: number }).size;
+    const before = await size();
+    const mutation = `mutation ($tds: [JSON!]!) { registerAll(tds: $tds) { id created change { kind } } }`;
+    const refused = await post(hub, mutation, {
+      tds: [
+        minimalTd({ id: "urn:example:gql-batch-1" }),
+        minimalTd({ id: "urn:example:gql-batch-2", title: undefined }),
+      ],
+    });
+    expect(codes(refused.body)).toEqual(["BAD_USER_INPUT"]);
+    expect(refused.body.errors?.[0]?.extensions?.refused).toEqual([
+      expect.objectContaining({ index: 1, id: "urn:example:gql-batch-2", status: 400 }),
+    ]);
+    expect(await size()).toBe(before);
+    const taken = await post(hub, mutation, {
+      tds: [minimalTd({ id: "urn:example:gql-batch-1" }), minimalTd({ id: "urn:example:gql-batch-2" })],
+    });
+    expect(taken.body.errors).toBeUndefined();
+    expect(taken.body.data?.registerAll).toEqual([
+      { id: "urn:example:gql-batch-1", created: true, change: { kind: "described" } },
+      { id: "urn:example:gql-batch-2", created: true, change: { kind: "described" } },
+    ]);
+    expect(await size()).toBe(before + 2);
+  });
+
   it("refuses a mutation without a token (UNAUTHENTICATED) and with a read token (FORBIDDEN), changing nothing", async () => {
     const mutation = `mutation { register(td: { title: "x", securityDefinitions: { n: { scheme: "nosec" } }, security: "n" }) { id } }`;
     const size = async () => ((await post(hub, "{ log { size } }")).body.data?.log as { size: number }).size;

@@ -2,9 +2,10 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { HubClient, HubError, type ProblemLocation } from "../client/index.js";
+import { HubClient, HubError, type BatchResult, type ProblemLocation } from "../client/index.js";
 import {
   ValidationError,
+  canonicalJson,
   expiryOf,
   iriProblem,
   splitRegistration,
@@ -16,6 +17,7 @@ import {
 } from "../core/index.js";
 // Straight to the two modules it needs: the hub part as a whole is for the server.
 import { ADMIN_TOKEN_FILE } from "../hub/admin-token.js";
+import { MAX_BATCH_THINGS } from "../hub/directory.js";
 import { closestName, configDefaults, configEnvironment, defaultDataDir } from "../hub/config.js";
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
@@ -344,70 +346,118 @@ async function readSubmissions(args: string[]): Promise<Submission[]> {
   return submissions;
 }
 
-/** `[3/120] urn:…` on the terminal's last line, kept below the lines printed on stdout. */
-class Progress {
-  private readonly enabled: boolean;
-  private shown = false;
-
-  constructor(
-    private readonly total: number,
-    private readonly stream: NodeJS.WriteStream = process.stderr,
-  ) {
-    this.enabled = stream.isTTY && total >= PROGRESS_FROM;
-  }
-
-  show(done: number, label: string): void {
-    if (!this.enabled) return;
-    const text = `[${done}/${this.total}] ${label}`;
-    this.stream.write(`\r\x1b[K${text.slice(0, Math.max(10, (this.stream.columns || 80) - 1))}`);
-    this.shown = true;
-  }
-
-  clear(): void {
-    if (!this.shown) return;
-    this.stream.write("\r\x1b[K");
-    this.shown = false;
-  }
+/**
+ * On a terminal, for a batch of PROGRESS_FROM TDs or more, a bar of its body sent (KiB), then
+ * that the hub registers them; cleared when done. Nothing otherwise.
+ */
+async function batchProgress(
+  things: number,
+): Promise<{ sent?: (bytes: number, total: number) => void; stop: () => void }> {
+  // Without a bar the body goes whole, not streamed.
+  if (!process.stderr.isTTY || things < PROGRESS_FROM) return { stop: () => undefined };
+  // Loaded for a terminal only, not by every `things` command.
+  const { default: cliProgress } = await import("cli-progress");
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: `sending ${things} TDs {bar} {percentage}% | {value}/{total} KiB{then}`,
+      hideCursor: true,
+      clearOnComplete: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  const kib = (bytes: number) => Math.ceil(bytes / 1024);
+  return {
+    sent: (bytes, total) => {
+      if (!started) bar.start(kib(total), 0, { then: "" });
+      started = true;
+      bar.update(kib(bytes), { then: bytes < total ? "" : " | the hub checks and registers them" });
+    },
+    stop: () => {
+      if (started) bar.stop();
+    },
+  };
 }
 
+const ADDED: Record<BatchResult["status"], string> = {
+  created: "registered",
+  updated: "updated",
+  unchanged: "unchanged",
+};
+
+/** The hub's refusal of the batch, each TD refused at its file#pointer, as one line. */
+function batchRefusal(err: HubError, sent: readonly Submission[]): CliError {
+  const said = err.refused.map((r) => {
+    const submission = sent[r.index];
+    if (submission === undefined) return `TD ${r.index + 1} of the batch: ${r.detail}`;
+    // The hub points into the batch (`/3/title`); the file's place of the TD goes in front instead.
+    const prefix = `/${r.index}`;
+    const errors = r.errors.map((e) => ({
+      pointer: e.pointer.startsWith(prefix) ? e.pointer.slice(prefix.length) : e.pointer,
+      detail: e.detail,
+    }));
+    return problemsOfTd(submission, r.detail, errors);
+  });
+  const [only] = said;
+  if (said.length === 1 && only !== undefined) return new CliError(`${only} (nothing added)`);
+  const more = said.length - SUBMISSIONS_SAID;
+  return new CliError(
+    `the hub refused ${said.length} TDs, nothing added: ${said.slice(0, SUBMISSIONS_SAID).join("; ")}${more > 0 ? ` (and ${more} more)` : ""}`,
+  );
+}
+
+/**
+ * Sends every TD in one batch (POST /things/batch), which the hub registers whole or not at all,
+ * then says what became of each TD, in the order given.
+ */
 async function add(files: string[], command: Command): Promise<void> {
   const client = clientOf(command);
   const submissions = await readSubmissions(files);
-  const progress = new Progress(submissions.length);
-  // A TD the hub already holds as it is records nothing and keeps its version (docs/api.md): a
-  // replaced one's version is past the Log's end before the first PUT, an unchanged one's is not.
-  const before = submissions.some((s) => typeof s.td.id === "string")
-    ? (await client.health()).lastSeq
-    : undefined;
-  let done = 0;
-  // A TD given twice in one run (a file and a folder holding it) is unchanged the second time.
-  const versions = new Map<string, number>();
+  // A TD given twice as it is (a file, and a folder holding it) is sent once, and is unchanged the
+  // second time; two different TDs of one id are the hub's to refuse.
+  const sent: Submission[] = [];
+  const placeOf: number[] = [];
+  const sentAt = new Map<string, number>();
   for (const submission of submissions) {
-    progress.show(done, typeof submission.td.id === "string" ? submission.td.id : submission.source);
-    let result;
-    try {
-      result = await client.put(submission.td as ThingDescription);
-    } catch (err) {
-      progress.clear();
-      // What the hub says about this TD names its file; a missing token or a failing hub does not.
-      const aboutTheTd =
-        err instanceof HubError && err.status < 500 && err.status !== 401 && err.status !== 403;
-      if (aboutTheTd) throw refusal(err, submission);
-      throw err;
+    const key = typeof submission.td.id === "string" ? canonicalJson(submission.td) : undefined;
+    const at = key === undefined ? undefined : sentAt.get(key);
+    if (at !== undefined) {
+      placeOf.push(-1 - at);
+      continue;
     }
-    done++;
-    // On a terminal, the next line goes where the progress was; otherwise the progress stays.
-    if (process.stdout.isTTY) progress.clear();
-    const unchanged =
-      !result.created &&
-      result.version !== undefined &&
-      ((before !== undefined && result.version <= before) || versions.get(result.id) === result.version);
-    if (result.version !== undefined) versions.set(result.id, result.version);
-    process.stdout.write(
-      `${result.created ? "registered" : unchanged ? "unchanged" : "updated"} ${result.id}\n`,
+    if (key !== undefined) sentAt.set(key, sent.length);
+    placeOf.push(sent.length);
+    sent.push(submission);
+  }
+  if (sent.length > MAX_BATCH_THINGS) {
+    throw new CliError(
+      `${sent.length} TDs, more than the ${MAX_BATCH_THINGS} one add registers at once: add them in parts (nothing added)`,
     );
   }
-  progress.clear();
+  const progress = await batchProgress(sent.length);
+  let results: BatchResult[];
+  try {
+    results = await client.putAll(
+      sent.map((s) => s.td as ThingDescription),
+      progress.sent && { onSent: progress.sent },
+    );
+  } catch (err) {
+    if (!(err instanceof HubError)) throw err;
+    if (err.refused.length > 0) throw batchRefusal(err, sent);
+    if (err.status === 404 || err.status === 405)
+      throw new CliError(`the hub takes no batch of TDs (POST /things/batch): upgrade it (nothing added)`);
+    // A batch refused whole (too large, the hub unavailable): nothing of it was registered.
+    const refused = refusal(err);
+    throw new CliError(`${refused.message} (nothing added)`, refused.exitCode);
+  } finally {
+    progress.stop();
+  }
+  for (const place of placeOf) {
+    const result = results[place < 0 ? -1 - place : place];
+    if (result === undefined) continue;
+    process.stdout.write(`${place < 0 ? "unchanged" : ADDED[result.status]} ${result.id}\n`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -516,7 +566,7 @@ export function registerClientCommands(program: Command): void {
     .argument("<file...>", "a TD file, a folder (every *.json in it, by name), or - for stdin")
     .addHelpText(
       "after",
-      "\nEvery TD is read and checked before any is sent: when a file or a TD has a problem, every\nproblem of every file is said (file#pointer: what is wrong) and nothing is added.",
+      `\nEvery TD is read and checked before any is sent: when a file or a TD has a problem, every\nproblem of every file is said (file#pointer: what is wrong) and nothing is added. Then all\nthe TDs go to the hub as one batch (at most ${MAX_BATCH_THINGS}), which registers every one or none:\nwhat it refuses (a TD over its body limit, one id given two different TDs) is said the same\nway, and nothing is added. A TD given twice as it is is sent once.`,
     )
     .addHelpText("after", connectionHelp)
     .action(talking(async (files: string[], _options: unknown, command: Command) => add(files, command)));

@@ -33,6 +33,25 @@ export interface ProblemFields {
   errors?: ProblemLocation[] | undefined;
   /** A Thing's failure (502/504): what the device answered, as the hub's problem document has it. */
   device?: DeviceAnswer | undefined;
+  /** A refused batch of TDs: each TD refused (docs/api.md, `POST /things/batch`). */
+  refused?: BatchRefusal[] | undefined;
+}
+
+/** One TD of a batch that the hub refused: its place, id, status, why and where (pointers into the batch). */
+export interface BatchRefusal {
+  index: number;
+  id?: string;
+  status: number;
+  detail: string;
+  errors: ProblemLocation[];
+}
+
+/** What `POST /things/batch` did with one TD. */
+export interface BatchResult {
+  id: string;
+  status: "created" | "updated" | "unchanged";
+  /** The TD's version (its `ETag`): the Log position of its last Change. */
+  version: number;
 }
 
 /** The `device` member of a problem about a Thing that failed (docs/bindings.md). */
@@ -53,6 +72,7 @@ export class HubError extends Error {
   readonly instance: string | undefined;
   readonly errors: ProblemLocation[];
   readonly device: DeviceAnswer | undefined;
+  readonly refused: BatchRefusal[];
 
   constructor(problem: ProblemFields) {
     super(problem.detail ?? problem.title);
@@ -64,6 +84,7 @@ export class HubError extends Error {
     this.instance = problem.instance;
     this.errors = problem.errors ?? [];
     this.device = problem.device;
+    this.refused = problem.refused ?? [];
   }
 }
 
@@ -191,6 +212,25 @@ function text(value: unknown): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
+/** The `refused` member of a refused batch's problem, each entry kept only when well formed. */
+function refusalsOf(problem: Record<string, unknown>): BatchRefusal[] | undefined {
+  const { refused } = problem;
+  if (!Array.isArray(refused)) return undefined;
+  return refused.filter(isObject).flatMap((r) =>
+    typeof r.index === "number" && typeof r.status === "number"
+      ? [
+          {
+            index: r.index,
+            ...(typeof r.id === "string" && { id: r.id }),
+            status: r.status,
+            detail: text(r.detail) ?? "",
+            errors: locationsOf(r),
+          },
+        ]
+      : [],
+  );
+}
+
 /** RFC 9457 `errors`, or the WoT Discovery `validationErrors` some directories send instead. */
 function locationsOf(problem: Record<string, unknown>): ProblemLocation[] {
   const { errors, validationErrors } = problem;
@@ -231,6 +271,30 @@ async function hubErrorOf(response: Response): Promise<HubError> {
     instance: text(body.instance),
     errors: locationsOf(body),
     device: isObject(body.device) ? body.device : undefined,
+    refused: refusalsOf(body),
+  });
+}
+
+/** Bytes sent in this many at a time when their progress is followed. */
+const SENT_CHUNK = 64 * 1024;
+
+/** A body streamed a chunk at a time, saying after each how much was taken. */
+function streamed(
+  bytes: Uint8Array,
+  onSent: (bytes: number, total: number) => void,
+): ReadableStream<Uint8Array> {
+  let sent = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= bytes.length) {
+        controller.close();
+        return;
+      }
+      const chunk = bytes.subarray(sent, sent + SENT_CHUNK);
+      sent += chunk.length;
+      controller.enqueue(chunk);
+      onSent(sent, bytes.length);
+    },
   });
 }
 
@@ -266,7 +330,7 @@ export class DirectoryClient {
     target: string | URL,
     options: {
       accept?: string;
-      body?: string;
+      body?: string | ReadableStream<Uint8Array>;
       contentType?: string;
       headers?: Record<string, string>;
       signal?: AbortSignal | undefined;
@@ -283,6 +347,8 @@ export class DirectoryClient {
         method,
         headers,
         ...(options.body !== undefined && { body: options.body }),
+        // A streamed body goes one way at a time (fetch standard: `duplex`, which Node.js requires).
+        ...(typeof options.body === "object" && { duplex: "half" }),
         ...(options.signal !== undefined && { signal: options.signal }),
       });
     } catch (err) {
@@ -305,6 +371,32 @@ export class DirectoryClient {
     });
     const etag = /^"(\d+)"$/.exec(response.headers.get("etag") ?? "");
     return { id: td.id, created: response.status === 201, ...(etag && { version: Number(etag[1]) }) };
+  }
+
+  /**
+   * Registers or replaces every TD, all in one transaction or none (POST /things/batch): a
+   * HubError whose `refused` lists each TD refused. `onSent(bytes, total)` hears how much of the
+   * body is sent (then the body is streamed: Node.js, or a browser that streams request bodies).
+   */
+  async putAll(
+    tds: readonly ThingDescription[],
+    options: { onSent?: (bytes: number, total: number) => void } = {},
+  ): Promise<BatchResult[]> {
+    const body = JSON.stringify(tds);
+    const { onSent } = options;
+    const response = await this.request("POST", "things/batch", {
+      body: onSent === undefined ? body : streamed(new TextEncoder().encode(body), onSent),
+      contentType: "application/json",
+    });
+    const answer = (await response.json()) as { things?: unknown };
+    if (!Array.isArray(answer.things) || answer.things.length !== tds.length) {
+      throw new HubError({
+        status: response.status,
+        title: "Unexpected answer",
+        detail: `the hub answered the batch of ${tds.length} TDs with no list of as many results`,
+      });
+    }
+    return answer.things as BatchResult[];
   }
 
   /** Registers an anonymous TD (POST /things); the hub names the id it gave in `Location`. */

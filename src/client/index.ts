@@ -26,6 +26,8 @@ export {
   type ProblemFields,
   type ProblemLocation,
   type PutResult,
+  type BatchRefusal,
+  type BatchResult,
   type ThingPage,
 } from "./directory-client.js";
 export {

@@ -151,6 +151,54 @@ export class PreconditionFailedError extends HyperthingsError {
   }
 }
 
+/** One TD of a batch that the directory refuses, and why (docs/api.md, `POST /things/batch`). */
+export interface BatchRefusal {
+  /** Its place in the batch, from 0. */
+  index: number;
+  /** Its id, when it gave one as a string. */
+  id?: string;
+  /** The status a request of this TD alone would have had: 400 invalid, 413 too large. */
+  status: number;
+  message: string;
+  /** Where, as JSON pointers into the whole batch (`/3/properties/x`). */
+  errors: ErrorLocation[];
+}
+
+/**
+ * A batch of TDs refused whole: nothing of it was registered. Each refused TD is listed; its
+ * status is 413 when every refused TD is too large, else 400.
+ */
+export class BatchRefusedError extends HyperthingsError {
+  readonly title = "Batch refused";
+  readonly status: number;
+  readonly code = "batch-refused";
+  constructor(
+    message: string,
+    readonly refused: readonly BatchRefusal[],
+  ) {
+    super(message);
+    this.name = "BatchRefusedError";
+    this.status = refused.length > 0 && refused.every((r) => r.status === 413) ? 413 : 400;
+  }
+
+  /** Each refused TD as the API's answers list it (`detail`, not `message`, as RFC 9457 names it). */
+  listed(): Array<{
+    index: number;
+    id?: string;
+    status: number;
+    detail: string;
+    errors: Array<{ pointer: string; detail: string }>;
+  }> {
+    return this.refused.map((r) => ({
+      index: r.index,
+      ...(r.id !== undefined && { id: r.id }),
+      status: r.status,
+      detail: r.message,
+      errors: r.errors.map((e) => ({ pointer: e.pointer, detail: e.message })),
+    }));
+  }
+}
+
 /**
  * What a device's error answer says, in one line for a person: the `detail`, `message`, `error` or
  * `title` of a JSON body (a problem document, an Express-style error), else the text itself, with

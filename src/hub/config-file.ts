@@ -1,6 +1,6 @@
 // The configuration file of `things serve --config FILE` (HYPERTHINGS_CONFIG): YAML or JSON, one
 // key per setting (configFileKeys), read and type-checked here; loadConfig checks the values.
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { loadYaml, ValidationError } from "../core/index.js";
 import {
@@ -11,6 +11,40 @@ import {
   type ConfigFileKey,
 } from "./config.js";
 import { fileProblem } from "./file-problem.js";
+
+/** The largest configuration file read: one naming every setting, with comments, is a few KiB. */
+export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
+function tooLarge(path: string, bytes: number | undefined): ValidationError {
+  const size = bytes === undefined ? "more than 1 MiB" : `${bytes} bytes`;
+  return new ValidationError(
+    `the configuration file ${path} is ${size}; a configuration file may be ${MAX_CONFIG_FILE_BYTES} bytes (1 MiB) at most`,
+  );
+}
+
+/**
+ * The text of the file and its mode, read no further than the bound: a file over it is refused
+ * by its size before it is read, and a FIFO or a device (`/dev/zero`), which has no size, once
+ * it gave more.
+ */
+function readBounded(path: string): { text: string; mode: number } {
+  const fd = openSync(path, "r");
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isFile() && stat.size > MAX_CONFIG_FILE_BYTES) throw tooLarge(path, stat.size);
+    const buffer = Buffer.alloc(MAX_CONFIG_FILE_BYTES + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+    }
+    if (length > MAX_CONFIG_FILE_BYTES) throw tooLarge(path, undefined);
+    return { text: buffer.toString("utf8", 0, length), mode: stat.mode };
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** The settings that hold a secret: the tokens, and the URLs that may carry a password. */
 const SECRET_KEYS: readonly ConfigFileKey[] = ["adminToken", "readToken"];
@@ -105,9 +139,9 @@ export function readConfigFile(given: string): ConfigFile {
   let text: string;
   let mode: number;
   try {
-    text = readFileSync(path, "utf8");
-    mode = statSync(path).mode;
+    ({ text, mode } = readBounded(path));
   } catch (err) {
+    if (err instanceof ValidationError) throw err;
     throw new ValidationError(`the configuration file ${path} cannot be read: ${fileProblem(err)}`);
   }
   const { LineCounter, parseDocument, isMap, isNode, isScalar } = loadYaml();

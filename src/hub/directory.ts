@@ -1,7 +1,9 @@
 // The directory of Things: registration, update, removal and lookup of TDs, every mutation
 // recorded as a Change — with the `linked`/`unlinked` Changes of the edges it adds or drops — in
 // one transaction, and published on the Bus after commit.
+import { randomUUID } from "node:crypto";
 import {
+  BatchRefusedError,
   ConflictError,
   NotFoundError,
   PreconditionFailedError,
@@ -16,21 +18,30 @@ import {
   newThingId,
   splitRegistration,
   validateThingDescription,
+  type BatchRefusal,
   type Cause,
   type Change,
+  type ErrorLocation,
   type IriScope,
   type RegisteredThingDescription,
   type RegistrationRequest,
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
-import type { ChangeDraft, Store, ThingRecord } from "../store/index.js";
+import type { ChangeDraft, DescribeCommand, Store, ThingRecord } from "../store/index.js";
 import type { HubClock } from "./hub-clock.js";
 
 export interface DirectoryOptions {
   maxSearchResults?: number;
   /** The vocabulary's prefixes, for link `rel`s a TD's own @context does not define. */
   linkScope?: IriScope;
+  /** The largest TD a batch takes, in bytes of its JSON: what a request of it alone may be. */
+  maxTdBytes?: number;
 }
+
+/** The most TDs one batch registers (`POST /things/batch`, docs/api.md). */
+export const MAX_BATCH_THINGS = 10_000;
+/** Past this many, the refused TDs of a batch beyond them are counted in its detail, not each said. */
+const REFUSALS_SAID = 5;
 
 export interface RegisterResult {
   id: string;
@@ -101,9 +112,13 @@ export function assertThingId(id: string, pointer = "/id"): void {
   }
 }
 
+/** A submitted TD, checked and ready for the store (Directory.prepare). */
+type Prepared = ReturnType<Directory["prepare"]>;
+
 export class Directory {
   private readonly maxSearchResults: number;
   private readonly linkScope: IriScope | undefined;
+  private readonly maxTdBytes: number | undefined;
 
   constructor(
     private readonly store: Store,
@@ -113,6 +128,7 @@ export class Directory {
   ) {
     this.maxSearchResults = options.maxSearchResults ?? 100_000;
     this.linkScope = options.linkScope;
+    this.maxTdBytes = options.maxTdBytes;
   }
 
   /**
@@ -149,29 +165,34 @@ export class Directory {
   }
 
   /**
-   * Describes the Thing over `current` (the stored record, undefined when absent): the edge
-   * Changes are drafted against it, so the store checks it is still the stored version.
+   * What a write of `prepared` over `current` answers when it would change nothing: the TD it
+   * holds, and no expiry to set or renew (no Change, no event, the same version and ETag, as
+   * `kubectl apply` says "unchanged"); undefined when it changes something.
    */
-  private async commit(
-    prepared: ReturnType<Directory["prepare"]>,
+  private async unchanged(
+    prepared: Prepared,
+    current: ThingRecord | undefined,
+  ): Promise<RegisterResult | undefined> {
+    if (
+      current === undefined ||
+      prepared.ttl !== undefined ||
+      prepared.expires !== undefined ||
+      current.expires !== undefined ||
+      canonicalJson(prepared.td) !== canonicalJson(current.td)
+    )
+      return undefined;
+    const change = await this.store.getChange(current.version);
+    return change && { id: current.id, created: false, change, related: [], unchanged: true };
+  }
+
+  /** The store command describing `prepared` over `current`, its edge Changes drafted against it. */
+  private describeCommand(
+    prepared: Prepared,
     cause: Cause,
     current: ThingRecord | undefined,
-  ): Promise<RegisterResult> {
-    // The TD it holds, and no expiry to set or renew: a write that changes nothing records nothing
-    // (no Change, no event, the same version and ETag), as `kubectl apply` says "unchanged".
-    if (
-      current !== undefined &&
-      prepared.ttl === undefined &&
-      prepared.expires === undefined &&
-      current.expires === undefined &&
-      canonicalJson(prepared.td) === canonicalJson(current.td)
-    ) {
-      const change = await this.store.getChange(current.version);
-      if (change !== undefined)
-        return { id: current.id, created: false, change, related: [], unchanged: true };
-    }
+  ): DescribeCommand {
     const related = this.edgeDrafts(prepared.td.id, current?.td, prepared.td, cause);
-    const result = await this.store.describe({
+    return {
       td: prepared.td,
       cause,
       hlc: prepared.hlc,
@@ -179,9 +200,137 @@ export class Directory {
       ...(prepared.ttl !== undefined && { ttl: prepared.ttl }),
       expect: current ? current.version : "absent",
       ...(related.length > 0 && { related }),
-    });
+    };
+  }
+
+  /**
+   * Describes the Thing over `current` (the stored record, undefined when absent): the edge
+   * Changes are drafted against it, so the store checks it is still the stored version.
+   */
+  private async commit(
+    prepared: Prepared,
+    cause: Cause,
+    current: ThingRecord | undefined,
+  ): Promise<RegisterResult> {
+    const unchanged = await this.unchanged(prepared, current);
+    if (unchanged) return unchanged;
+    const result = await this.store.describe(this.describeCommand(prepared, cause, current));
     this.bus.publish([result.change, ...result.related]);
     return { id: result.record.id, created: result.created, change: result.change, related: result.related };
+  }
+
+  /**
+   * `POST /things/batch`: registers or replaces every TD of the batch (one with an id as PUT
+   * /things/{id} does, one without as POST /things) in one store transaction, or none: every TD is
+   * checked first, and when any is refused, all are listed in one BatchRefusedError. The
+   * Changes share one correlation id. Results in the batch's order.
+   */
+  async registerAll(batch: unknown, cause: Cause): Promise<RegisterResult[]> {
+    const prepared = this.prepareAll(batch);
+    const together: Cause = { ...cause, correlation: cause.correlation ?? randomUUID() };
+    for (let attempt = 1; ; attempt++) {
+      const currents = await Promise.all(prepared.map((p) => this.currentFor(p.td.id, undefined)));
+      const results: RegisterResult[] = new Array<RegisterResult>(prepared.length);
+      const commands: DescribeCommand[] = [];
+      const places: number[] = [];
+      for (const [i, p] of prepared.entries()) {
+        const current = currents[i];
+        const unchanged = await this.unchanged(p, current);
+        if (unchanged) {
+          results[i] = unchanged;
+          continue;
+        }
+        // Stamped now, in Log order: each TD's edge Changes after it and before the next TD.
+        commands.push(this.describeCommand({ ...p, hlc: this.hubClock.stamp().hlc }, together, current));
+        places.push(i);
+      }
+      if (commands.length === 0) return results;
+      let described;
+      try {
+        described = await this.store.describeAll(commands);
+      } catch (err) {
+        // Another writer changed one of them between the reads and the write: read them again.
+        if (!(err instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw err;
+        continue;
+      }
+      this.bus.publish(described.flatMap((r) => [r.change, ...r.related]));
+      described.forEach((r, k) => {
+        results[places[k] ?? 0] = {
+          id: r.record.id,
+          created: r.created,
+          change: r.change,
+          related: r.related,
+        };
+      });
+      return results;
+    }
+  }
+
+  /** Every TD of a batch checked and prepared, or a BatchRefusedError listing each one refused. */
+  private prepareAll(batch: unknown): Prepared[] {
+    if (!Array.isArray(batch)) {
+      throw new ValidationError("A batch is a JSON array of TDs", [
+        { pointer: "", message: "must be an array" },
+      ]);
+    }
+    if (batch.length === 0) {
+      throw new ValidationError("The batch holds no TD", [
+        { pointer: "", message: "must hold a TD at least" },
+      ]);
+    }
+    if (batch.length > MAX_BATCH_THINGS) {
+      throw new ValidationError(
+        `A batch holds at most ${MAX_BATCH_THINGS} TDs, this one ${batch.length}: send it in parts`,
+        [{ pointer: "", message: `must hold at most ${MAX_BATCH_THINGS} TDs` }],
+      );
+    }
+    const refused: BatchRefusal[] = [];
+    const prepared: Prepared[] = [];
+    const placeOf = new Map<string, number>();
+    batch.forEach((td: unknown, index) => {
+      const given = typeof td === "object" && td !== null && "id" in td ? td.id : undefined;
+      const refuse = (status: number, message: string, errors: readonly ErrorLocation[]) => {
+        const located = errors.length > 0 ? errors : [{ pointer: "", message }];
+        refused.push({
+          index,
+          ...(typeof given === "string" && { id: given }),
+          status,
+          message,
+          errors: located.map((e) => ({ pointer: `/${index}${e.pointer}`, message: e.message })),
+        });
+      };
+      const bytes = this.maxTdBytes === undefined ? 0 : Buffer.byteLength(JSON.stringify(td) ?? "");
+      if (this.maxTdBytes !== undefined && bytes > this.maxTdBytes) {
+        const message = `The TD is ${bytes} bytes of JSON, more than the ${this.maxTdBytes} a TD may have (the hub's body limit)`;
+        refuse(413, message, [{ pointer: "", message: `must be at most ${this.maxTdBytes} bytes` }]);
+        return;
+      }
+      try {
+        const p = this.prepare(td, undefined);
+        const first = placeOf.get(p.td.id);
+        if (first !== undefined) {
+          refuse(400, `The batch gives the id ${p.td.id} twice: at /${first} and at /${index}`, [
+            { pointer: "/id", message: `repeats the id of /${first}` },
+          ]);
+          return;
+        }
+        placeOf.set(p.td.id, index);
+        prepared.push(p);
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        refuse(400, err.message, err.errors);
+      }
+    });
+    if (refused.length === 0) return prepared;
+    const said = refused
+      .slice(0, REFUSALS_SAID)
+      .map((r) => `/${r.index}${r.id === undefined ? "" : ` (${r.id})`}: ${r.message}`)
+      .join("; ");
+    const more = refused.length - REFUSALS_SAID;
+    throw new BatchRefusedError(
+      `${refused.length} of the batch's ${batch.length} TDs refused, none registered: ${said}${more > 0 ? ` (and ${more} more)` : ""}`,
+      refused,
+    );
   }
 
   /** `POST /things`: an anonymous TD gets a fresh `urn:uuid:` id. */

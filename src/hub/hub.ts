@@ -120,6 +120,7 @@ export class Hub {
     this.directory = new Directory(store, bus, clock, {
       maxSearchResults: config.maxSearchResults,
       linkScope: vocabulary.scope,
+      maxTdBytes: config.bodyLimit,
     });
     this.expirySweep = new ExpirySweep(this.directory, config.expirySweepMs, logger);
     this.ingestion = new Ingest(store, bus, clock);

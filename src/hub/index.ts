@@ -2,6 +2,7 @@
 export { Hub, type HubOptions, type Principal } from "./hub.js";
 export {
   Directory,
+  MAX_BATCH_THINGS,
   assertThingId,
   entityTagOf,
   type RegisterResult,
@@ -21,7 +22,7 @@ export {
   type BusSettings,
   type ConfigOverrides,
 } from "./config.js";
-export { readConfigFile } from "./config-file.js";
+export { MAX_CONFIG_FILE_BYTES, readConfigFile } from "./config-file.js";
 export { ADMIN_TOKEN_FILE, type AdminToken } from "./admin-token.js";
 export type { Follower, FollowOptions } from "./change-stream.js";
 export { HUB_VERSION } from "./version.js";

@@ -563,6 +563,57 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
       });
     });
 
+    describe("describeAll", () => {
+      it("registers every Thing in order, each with its related Changes after it, and returns them in order", async () => {
+        await store.describe(describeCommand(thingId(1), T1));
+        const link: ChangeDraft = {
+          thing: thingId(2),
+          kind: "linked",
+          value: { rel: "dependsOn", href: thingId(1) },
+          cause,
+          hlc: clock.next(T2),
+        };
+        const results = await store.describeAll([
+          describeCommand(thingId(2), T2, { expect: "absent", related: [link] }),
+          describeCommand(thingId(1), T2, { expect: 1 }),
+          describeCommand(thingId(3), T2),
+        ]);
+
+        expect(
+          results.map((r) => [r.record.id, r.created, r.change.seq, r.related.map((c) => c.seq)]),
+        ).toStrictEqual([
+          [thingId(2), true, 2, [3]],
+          [thingId(1), false, 4, []],
+          [thingId(3), true, 5, []],
+        ]);
+        const log = await readLog(store);
+        expect(log.map((c) => [c.thing, c.kind])).toStrictEqual([
+          [thingId(1), "described"],
+          [thingId(2), "described"],
+          [thingId(2), "linked"],
+          [thingId(1), "described"],
+          [thingId(3), "described"],
+        ]);
+        expect(hashToHex((await store.logHead()).root)).toBe(hashToHex(rootHash(leavesOf(log))));
+        for (const r of results) expect(await store.getThing(r.record.id)).toStrictEqual(r.record);
+      });
+
+      it("writes nothing when one command's precondition fails, those before it included", async () => {
+        await store.describe(describeCommand(thingId(1), T1));
+        const before = await contents(store);
+
+        const attempt = store.describeAll([
+          describeCommand(thingId(2), T2),
+          describeCommand(thingId(3), T2, { expect: "absent" }),
+          describeCommand(thingId(1), T2, { expect: "absent" }),
+        ]);
+        await expect(attempt).rejects.toBeInstanceOf(ConflictError);
+        expect(await contents(store)).toStrictEqual(before);
+        // The store's own head stayed with the database: the next Change follows the first.
+        expect((await store.describe(describeCommand(thingId(2), T3))).change.seq).toBe(2);
+      });
+    });
+
     describe("remove", () => {
       it("removes a Thing and appends a removed Change with the TD as previous", async () => {
         const id = thingId(1);

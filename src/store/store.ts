@@ -248,6 +248,12 @@ export interface Store {
    */
   describe(command: DescribeCommand): Promise<DescribeResult>;
   /**
+   * Several `describe` commands in one durable transaction, in order: every one commits or none
+   * does (the first whose precondition fails rejects the call with its ConflictError). The ids are
+   * distinct. Results in the commands' order.
+   */
+  describeAll(commands: readonly DescribeCommand[]): Promise<DescribeResult[]>;
+  /**
    * Removes a TD and appends a `removed` Change, then the `related` ones, in one durable
    * transaction; NotFoundError when absent.
    */

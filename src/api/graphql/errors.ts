@@ -2,7 +2,7 @@
 // switch on) and, for invalid input, the failing places as JSON pointers — the GraphQL face of
 // the problem documents of src/api/http/problem.ts.
 import { GraphQLError, type GraphQLFormattedError } from "graphql";
-import { BindingError, HyperthingsError, ValidationError } from "../../core/index.js";
+import { BatchRefusedError, BindingError, HyperthingsError, ValidationError } from "../../core/index.js";
 
 /** The codes this API puts in `extensions.code`. */
 export const ERROR_CODES = {
@@ -29,6 +29,7 @@ export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
 
 const CODE_OF: Record<string, ErrorCode> = {
   validation: ERROR_CODES.badInput,
+  "batch-refused": ERROR_CODES.badInput,
   "not-found": ERROR_CODES.notFound,
   conflict: ERROR_CODES.conflict,
   unauthorized: ERROR_CODES.unauthenticated,
@@ -46,6 +47,10 @@ function extensionsOf(error: HyperthingsError): Record<string, unknown> {
   const extensions: Record<string, unknown> = { code: CODE_OF[error.code] ?? ERROR_CODES.internal };
   if (error instanceof ValidationError && error.errors.length > 0) {
     extensions.errors = error.errors.map((e) => ({ pointer: e.pointer, detail: e.message }));
+  }
+  if (error instanceof BatchRefusedError) {
+    extensions.refused = error.listed();
+    extensions.errors = error.listed().flatMap((r) => r.errors);
   }
   if (error instanceof BindingError && error.thing !== undefined) extensions.thing = error.thing;
   if ("retryAfter" in error && typeof error.retryAfter === "number") extensions.retryAfter = error.retryAfter;

@@ -501,6 +501,7 @@ const mutation: Record<string, Resolver> = {
       ? context.hub.directory.put(id, td, cause)
       : context.hub.directory.create(td, cause);
   },
+  registerAll: (_, args, context) => context.hub.directory.registerAll(args.tds, causeOf(context)),
   update: (_, args, context) => context.hub.directory.patch(args.id as string, args.patch, causeOf(context)),
   remove: (_, args, context) => context.hub.directory.remove(args.id as string, causeOf(context)),
   writeProperty: async (_, args, context) => {

@@ -117,6 +117,11 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     register(td: JSON!): Registration!
     """
+    Registers or replaces every TD of the list in one transaction, or none (POST /things/batch):
+    when any is refused, one BAD_USER_INPUT error lists each in 'refused' (index, id, status, detail, errors).
+    """
+    registerAll(tds: [JSON!]!): [Registration!]!
+    """
     Updates a TD with an RFC 7396 JSON merge patch.
     """
     update(id: ID!, patch: JSON!): Registration!

@@ -1,7 +1,7 @@
 // The W3C WoT Discovery Thing Description Directory API (§7.3.2): create, retrieve, update,
 // patch, delete and list TDs under /things.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { entityTagOf, type Hub, type WriteCondition } from "../../hub/index.js";
+import { MAX_BATCH_THINGS, entityTagOf, type Hub, type WriteCondition } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { MERGE_PATCH_CONTENT_TYPE, TD_CONTENT_TYPE } from "./content-types.js";
 import { thingPath } from "./thing-path.js";
@@ -17,6 +17,9 @@ const tdBody = {
   description:
     "A W3C WoT Thing Description 1.1 (application/td+json, application/ld+json or application/json)",
 } as const;
+
+/** A batch of 10,000 TDs of a few KiB each is tens of MiB: more than one TD's body limit. */
+const BATCH_BODY_LIMIT = 32 * 1024 * 1024;
 
 /**
  * The weight (RFC 9110 §12.5.1 `q`) an Accept header gives a media type: that of its most
@@ -142,6 +145,32 @@ export function directoryRoutes(hub: Hub) {
       async (request, reply) => {
         const result = await directory.create(request.body, { actor: actorOf(request), via: "http" });
         return reply.code(201).header("location", thingPath(result.id)).send();
+      },
+    );
+
+    app.post(
+      "/things/batch",
+      {
+        // Never below what one TD may be: a batch of one is a batch.
+        bodyLimit: Math.max(BATCH_BODY_LIMIT, hub.config.bodyLimit),
+        schema: {
+          summary: `Register or replace up to ${MAX_BATCH_THINGS} TDs in one transaction: all of them, or none and a problem listing each refused TD`,
+          tags: ["directory"],
+          body: {
+            type: "array",
+            description: "TDs: with an id, as PUT /things/{id}; without, as POST /things",
+          },
+        },
+      },
+      async (request, reply) => {
+        const results = await directory.registerAll(request.body, { actor: actorOf(request), via: "http" });
+        return reply.code(200).send({
+          things: results.map((r) => ({
+            id: r.id,
+            status: r.unchanged ? "unchanged" : r.created ? "created" : "updated",
+            version: r.change.seq,
+          })),
+        });
       },
     );
 

@@ -1,6 +1,7 @@
 // RFC 9457 problem documents: the one place where errors become HTTP answers.
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import {
+  BatchRefusedError,
   BindingError,
   HyperthingsError,
   MethodNotAllowedError,
@@ -216,9 +217,23 @@ export function toProblem(error: unknown, request?: FastifyRequest): Problem {
       detail: error.message,
     };
     if (error instanceof BindingError) return withDeviceAnswer(problem, error);
+    if (error instanceof BatchRefusedError) return withRefusals(problem, error);
     return error instanceof ValidationError ? withLocations(problem, error.errors) : problem;
   }
   return fromFastifyError(error as FastifyError, request);
+}
+
+/**
+ * A refused batch: every place in it (`errors`, as for any invalid body), and each refused TD
+ * with its index, id, status and reason (`refused`).
+ */
+function withRefusals(problem: Problem, error: BatchRefusedError): Problem {
+  withLocations(
+    problem,
+    error.refused.flatMap((r) => r.errors),
+  );
+  problem.refused = error.listed();
+  return problem;
 }
 
 /**

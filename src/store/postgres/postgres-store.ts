@@ -726,61 +726,84 @@ export class PostgresStore implements Store {
   // --- writes ---
 
   describe(command: DescribeCommand): Promise<DescribeResult> {
-    const { td } = command;
-    let value: Recorded;
-    let cause: Recorded;
-    let related: RecordedDraft[];
+    return this.describeAll([command]).then(([result]) => {
+      if (result === undefined) throw new Error("a description was not answered");
+      return result;
+    });
+  }
+
+  describeAll(commands: readonly DescribeCommand[]): Promise<DescribeResult[]> {
+    let recorded: Array<{
+      command: DescribeCommand;
+      value: Recorded;
+      cause: Recorded;
+      related: RecordedDraft[];
+    }>;
     try {
-      value = asRecorded(td);
-      cause = recordedCause(command.cause);
-      related = recordDrafts(command.related ?? []);
+      recorded = commands.map((command) => ({
+        command,
+        value: asRecorded(command.td),
+        cause: recordedCause(command.cause),
+        related: recordDrafts(command.related ?? []),
+      }));
     } catch (error) {
       return refuse(error);
     }
-    return this.enqueue<DescribeResult>({
-      things: [td.id],
-      drafts: related,
-      appends: [[td.id, "described"]],
-      log: (log) => {
-        const existing = log.things.get(td.id) ?? undefined;
-        if (command.expect === "absent" && existing) {
-          throw new ConflictError(`A Thing with id ${td.id} is already registered`);
-        }
-        if (typeof command.expect === "number" && existing?.version !== command.expect) {
-          throw new ConflictError(`The Thing ${td.id} was changed concurrently; retry`);
-        }
-        const change = log.append({
-          draft: { thing: td.id, kind: "described", value: td, cause: command.cause, hlc: command.hlc },
-          value,
-          previous: existing?.td,
-          cause,
-        });
-        const time = changeTime(change);
-        const record: ThingRecord = {
-          id: td.id,
-          td,
-          created: existing?.created ?? time,
-          modified: time,
-          version: change.seq,
-        };
-        if (command.expires !== undefined) record.expires = command.expires;
-        if (command.ttl !== undefined) record.ttl = command.ttl;
-        log.setThing(td.id, {
-          td: value,
-          version: change.seq,
-          created: record.created,
-          modified: time,
-          expires: command.expires ?? null,
-          ttl: command.ttl ?? null,
-        });
-        return {
-          created: existing === undefined,
-          record,
-          change,
-          related: related.map((d) => log.append(d)),
-        };
-      },
+    // One queued command: its batch rolls it back whole (mark/rollback) when one is refused.
+    return this.enqueue<DescribeResult[]>({
+      things: commands.map((c) => c.td.id),
+      drafts: recorded.flatMap((r) => r.related),
+      appends: commands.map((c) => [c.td.id, "described"] as const),
+      log: (log) => recorded.map((r) => this.describeOne(log, r.command, r.value, r.cause, r.related)),
     });
+  }
+
+  /** One description over the batch's state: throws (and the batch rolls back) when refused. */
+  private describeOne(
+    log: LogBatch,
+    command: DescribeCommand,
+    value: Recorded,
+    cause: Recorded,
+    related: RecordedDraft[],
+  ): DescribeResult {
+    const { td } = command;
+    const existing = log.things.get(td.id) ?? undefined;
+    if (command.expect === "absent" && existing) {
+      throw new ConflictError(`A Thing with id ${td.id} is already registered`);
+    }
+    if (typeof command.expect === "number" && existing?.version !== command.expect) {
+      throw new ConflictError(`The Thing ${td.id} was changed concurrently; retry`);
+    }
+    const change = log.append({
+      draft: { thing: td.id, kind: "described", value: td, cause: command.cause, hlc: command.hlc },
+      value,
+      previous: existing?.td,
+      cause,
+    });
+    const time = changeTime(change);
+    const record: ThingRecord = {
+      id: td.id,
+      td,
+      created: existing?.created ?? time,
+      modified: time,
+      version: change.seq,
+    };
+    if (command.expires !== undefined) record.expires = command.expires;
+    if (command.ttl !== undefined) record.ttl = command.ttl;
+    log.setThing(td.id, {
+      td: value,
+      version: change.seq,
+      created: record.created,
+      modified: time,
+      expires: command.expires ?? null,
+      ttl: command.ttl ?? null,
+    });
+    return {
+      created: existing === undefined,
+      record,
+      change,
+      related: related.map((d) => log.append(d)),
+    };
   }
 
   remove(command: RemoveCommand): Promise<RemoveResult> {

@@ -971,46 +971,54 @@ export class SqliteStore implements Store {
   }
 
   describe(command: DescribeCommand): Promise<DescribeResult> {
-    return this.enqueue(() => {
-      const { td } = command;
-      const existing = this.stmt.getVersion.get(td.id);
-      if (command.expect === "absent" && existing) {
-        throw new ConflictError(`A Thing with id ${td.id} is already registered`);
-      }
-      if (typeof command.expect === "number" && existing?.version !== command.expect) {
-        throw new ConflictError(`The Thing ${td.id} was changed concurrently; retry`);
-      }
-      const previous = existing ? (JSON.parse(existing.td) as unknown) : undefined;
-      const change = this.log.append({
-        thing: td.id,
-        kind: "described",
-        value: td,
-        ...(previous !== undefined && { previous }),
-        cause: command.cause,
-        hlc: command.hlc,
-      });
-      const time = changeTime(change);
-      const record: ThingRecord = {
-        id: td.id,
-        td,
-        created: existing?.created ?? time,
-        modified: time,
-        version: change.seq,
-      };
-      if (command.expires !== undefined) record.expires = command.expires;
-      if (command.ttl !== undefined) record.ttl = command.ttl;
-      this.stmt.upsertThing.run({
-        id: td.id,
-        created: record.created,
-        modified: time,
-        expires: command.expires ?? null,
-        ttl: command.ttl ?? null,
-        version: change.seq,
-      });
-      // Inside this command's savepoint: a failure rolls back the described Change with them.
-      const related = (command.related ?? []).map((draft) => this.log.append(draft));
-      return { created: existing === undefined, record, change, related };
+    return this.enqueue(() => this.describeOne(command));
+  }
+
+  describeAll(commands: readonly DescribeCommand[]): Promise<DescribeResult[]> {
+    // One command, so one savepoint: a refused description rolls back those before it too.
+    return this.enqueue(() => commands.map((command) => this.describeOne(command)));
+  }
+
+  /** Runs inside a queued command (its savepoint), which a throw rolls back. */
+  private describeOne(command: DescribeCommand): DescribeResult {
+    const { td } = command;
+    const existing = this.stmt.getVersion.get(td.id);
+    if (command.expect === "absent" && existing) {
+      throw new ConflictError(`A Thing with id ${td.id} is already registered`);
+    }
+    if (typeof command.expect === "number" && existing?.version !== command.expect) {
+      throw new ConflictError(`The Thing ${td.id} was changed concurrently; retry`);
+    }
+    const previous = existing ? (JSON.parse(existing.td) as unknown) : undefined;
+    const change = this.log.append({
+      thing: td.id,
+      kind: "described",
+      value: td,
+      ...(previous !== undefined && { previous }),
+      cause: command.cause,
+      hlc: command.hlc,
     });
+    const time = changeTime(change);
+    const record: ThingRecord = {
+      id: td.id,
+      td,
+      created: existing?.created ?? time,
+      modified: time,
+      version: change.seq,
+    };
+    if (command.expires !== undefined) record.expires = command.expires;
+    if (command.ttl !== undefined) record.ttl = command.ttl;
+    this.stmt.upsertThing.run({
+      id: td.id,
+      created: record.created,
+      modified: time,
+      expires: command.expires ?? null,
+      ttl: command.ttl ?? null,
+      version: change.seq,
+    });
+    // Inside this command's savepoint: a failure rolls back the described Change with them.
+    const related = (command.related ?? []).map((draft) => this.log.append(draft));
+    return { created: existing === undefined, record, change, related };
   }
 
   remove(command: RemoveCommand): Promise<RemoveResult> {
