@@ -23,7 +23,7 @@ export function registerQueryNumbers(app: FastifyInstance): void {
       if (property.type === "integer") {
         if (!INTEGER.test(raw)) message = "must be integer, in decimal digits";
         else if (!Number.isSafeInteger(Number(raw)))
-          message = `must be integer, at most ${Number.MAX_SAFE_INTEGER}`;
+          message = `is out of range: at most ${Number.MAX_SAFE_INTEGER}`;
       } else if (property.type === "number" && !NUMBER.test(raw))
         message = "must be number, in decimal digits";
       if (message !== undefined) {
