@@ -71,6 +71,50 @@ describe("a seq past 2^53 in a request", () => {
     }
   });
 
+  it("every surface takes a seq in the same form, and refuses the same others", async () => {
+    // The path, the query and the header: 1 as the hub writes it, not with a leading zero, a sign,
+    // a space, a fraction, an exponent or in hex.
+    const surfaces: Array<[string, (seq: string) => [string, Record<string, string>]]> = [
+      ["/params/seq", (seq) => [`/changes/${encodeURIComponent(seq)}`, {}]],
+      ["/query/seq", (seq) => [`/log/proof/inclusion?seq=${encodeURIComponent(seq)}`, {}]],
+      ["/query/seqs", (seq) => [`/log/proof/inclusions?seqs=${encodeURIComponent(seq)}`, {}]],
+      ["/query/after", (seq) => [`/log/entries?after=${encodeURIComponent(seq)}`, {}]],
+      ["/headers/last-event-id", (seq) => ["/changes/stream", { "last-event-id": seq }]],
+    ];
+    for (const [pointer, request] of surfaces) {
+      // (HTTP takes the spaces around a header's value off: " 1" is "1" there.)
+      const spaced = pointer === "/headers/last-event-id" ? [] : [" 1"];
+      for (const bad of ["01", "+1", "1.0", "1e0", "0x1", ...spaced]) {
+        const [path, headers] = request(bad);
+        const problem = await problemOf(path, headers);
+        expect(
+          problem.errors?.map((e) => e.pointer),
+          `${pointer} ${bad}`,
+        ).toEqual([pointer]);
+      }
+    }
+    for (const [pointer, request] of surfaces.slice(0, 4)) {
+      const [path] = request("1");
+      expect((await hub.request(path)).status, pointer).toBe(200);
+    }
+    const controller = new AbortController();
+    const stream = await hub.request("/changes/stream", {
+      headers: { "last-event-id": "1" },
+      signal: controller.signal,
+    });
+    expect(stream.status).toBe(200);
+    controller.abort();
+    // GraphQL's grammar (an IntValue) and JSON's (a variable) have no leading zero either.
+    const res = await hub.request("/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: "{ change(seq: 01) { seq } }" }),
+    });
+    const answer = (await res.json()) as { data?: unknown; errors?: Array<{ message: string }> };
+    expect(answer.data).toBeUndefined();
+    expect(answer.errors?.[0]?.message).toMatch(/^Syntax Error: Invalid number, unexpected digit after 0/);
+  });
+
   it("GraphQL refuses it as an argument or a variable, and answers no Change for it", async () => {
     const ask = async (body: object) => {
       const res = await hub.request("/graphql", {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { MAX_SEQ, parseSeq, type SeqSource } from "./seq.js";
+import { MAX_SEQ, parseSeq, readInteger, type SeqSource } from "./seq.js";
 import { ValidationError } from "./errors.js";
 
 const PATH: SeqSource = { name: "seq", pointer: "/params/seq", min: 1 };
@@ -46,5 +46,17 @@ describe("parseSeq", () => {
     expect(refusal("0", PATH).message).toBe(
       'seq must be a whole number from 1, in decimal digits without a leading zero, not "0"',
     );
+  });
+
+  it("readInteger reads what it writes back, and nothing else", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom(..."0123456789-+. e"), maxLength: 20 }), (text) => {
+        const value = readInteger(text);
+        if (typeof value === "number") expect(String(value)).toBe(text);
+        else expect(text === String(Number(text)) && Number.isSafeInteger(Number(text))).toBe(false);
+      }),
+    );
+    expect(readInteger("-0")).toBe("form");
+    expect(readInteger("-9007199254740993")).toBe("range");
   });
 });
