@@ -50,6 +50,7 @@ import {
   parseTimeArgument,
   positiveInteger,
   talking,
+  wholeNumberFrom,
 } from "./client-commands.js";
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
@@ -2062,8 +2063,8 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
 // The commands
 
 function nonNegativeInteger(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new InvalidArgumentError("not a whole number");
+  const n = wholeNumberFrom(text, 0);
+  if (n === undefined) throw new InvalidArgumentError("not a whole number");
   return n;
 }
 
