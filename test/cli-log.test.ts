@@ -53,6 +53,22 @@ function thingsAt(hub: TestHub, args: string[]): Promise<ThingsRun> {
   return things([...args, "--url", hub.url, "--token", hub.token]);
 }
 
+const WORKER_THREAD_COUNT = fileURLToPath(new URL("./support/worker-thread-count.js", import.meta.url));
+
+/** `things ARGS` against the hub, and how many worker threads it started. */
+async function thingsCountingThreads(hub: TestHub, args: string[]): Promise<ThingsRun & { threads: number }> {
+  const dir = mkdtempSync(join(tmpdir(), "hyperthings-threads-"));
+  try {
+    const file = join(dir, "count");
+    const run = await runThingsToEnd([...args, "--url", hub.url, "--token", hub.token], {
+      env: { TZ: "UTC", NODE_OPTIONS: `--import=${WORKER_THREAD_COUNT}`, WORKER_THREAD_COUNT_FILE: file },
+    });
+    return { ...run, threads: Number(readFileSync(file, "utf8")) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Resolves once a file of `dir` matching `name` holds `lines` lines; fails after LINE_BOUND_MS. */
 function waitForFile(dir: string, name: (file: string) => boolean, lines: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -1173,10 +1189,14 @@ describe("things verify, prove and export", () => {
         chmodSync(copy, 0o555);
         chmodSync(work, 0o755);
         const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-        const child = spawn(process.execPath, [BIN, "verify", "--db", join(copy, "hyperthings.db")], {
-          env: environment(),
-          ...asNobody,
-        });
+        // On a hashing thread, as a Log past one page is verified: waiting for the thread's hashes
+        // gives the signal its turn of the loop. (This Log of 25 Changes is otherwise hashed on
+        // the main thread, through to its verdict without one.)
+        const child = spawn(
+          process.execPath,
+          [BIN, "verify", "--threads", "1", "--db", join(copy, "hyperthings.db")],
+          { env: environment(), ...asNobody },
+        );
         try {
           let stderr = "";
           const exited = new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
@@ -1765,6 +1785,26 @@ describe("things verify, prove and export", () => {
         expect(run.code).toBe(3);
         expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, seq: ALTERED, problem: "altered-change" });
       }
+    });
+
+    it("verify hashes a Log of one page on its own thread, and --threads on others, with the same verdict", async () => {
+      // 25 Changes: starting a thread would cost more than hashing them.
+      const intact = await thingsCountingThreads(hub, ["verify", "--json"]);
+      expect(intact).toMatchObject({ code: 0, threads: 0 });
+      const threaded = await thingsCountingThreads(hub, ["verify", "--json", "--threads", "1"]);
+      expect(threaded).toMatchObject({ code: 0, threads: 1 });
+      expect(JSON.parse(threaded.stdout)).toEqual(JSON.parse(intact.stdout));
+      await tamper(ALTERED, "999");
+      const altered = await thingsCountingThreads(hub, ["verify", "--json"]);
+      expect(altered).toMatchObject({ code: 3, threads: 0 });
+      expect(JSON.parse(altered.stdout)).toMatchObject({
+        ok: false,
+        seq: ALTERED,
+        problem: "altered-change",
+      });
+      const alteredThreaded = await thingsCountingThreads(hub, ["verify", "--json", "--threads", "1"]);
+      expect(alteredThreaded).toMatchObject({ code: 3, threads: 1 });
+      expect(JSON.parse(alteredThreaded.stdout)).toEqual(JSON.parse(altered.stdout));
     });
 
     it("verify --db checks a database file without a hub, also one the hub refuses to open", async () => {

@@ -574,6 +574,19 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     expect(run.code).toBe(2);
     expectOneLine(run);
   });
+
+  it("a seq or a count written as the hub would refuse it (01, +1, 1e0) exits with the usage code 2", async () => {
+    for (const args of [
+      ["why", "01"],
+      ["prove", "+1"],
+      ["ls", "--limit", "1e0"],
+      ["verify", "--threads", "00"],
+    ]) {
+      const run = await things([...args, "--url", hub.url]);
+      expect(run.code, args.join(" ")).toBe(2);
+      expectOneLine(run);
+    }
+  });
 });
 
 describe("things loads what a command uses", () => {

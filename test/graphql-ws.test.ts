@@ -756,6 +756,58 @@ describe("GraphQL over WebSocket: a socket that keeps up while the hub's thread 
       await own.stop();
     }
   });
+
+  it("is not cut before its close frame when its client read everything while the hub's loop was late", async () => {
+    // A replay that waits this long for its socket to take anything is closed (1013), and the
+    // socket has as long to complete the close.
+    const stallMs = 1_500;
+    const own = await startTestHub({ streamStallMs: stallMs, graphql: { maxQueued: 20 } });
+    const id = "urn:example:ws-held-close";
+    let client: OffThreadSocket | undefined;
+    const closes = vi.spyOn(WebSocket.prototype, "close");
+    try {
+      await register(own, id, { properties: { config: { type: "object", forms: FORMS } } });
+      // ~8 MB of Changes of ~10 kB: more than the kernel's buffers on loopback hold (~3 MB here).
+      await reportBulk(own, id, 16, 50, 10_000);
+      const { hostname, port } = new URL(own.url);
+      const upgraded = new Promise<Duplex>((resolve) =>
+        own.app.server.once("upgrade", (_request, socket: Duplex) => resolve(socket)),
+      );
+      client = await OffThreadSocket.connect(Number(port), hostname);
+      client.write(graphqlUpgrade(hostname, port));
+      const socket = (await upgraded) as Socket;
+      await client.until("101 Switching Protocols");
+      client.write(clientFrame({ type: "connection_init", payload: { token: own.token } }));
+      await client.until("connection_ack");
+      // The client takes nothing for streamStallMs: the hub closes the socket (1013), its close
+      // frame queued behind what the kernel could not take, and its grace timer running.
+      client.pause();
+      client.write(
+        clientFrame({
+          id: "1",
+          type: "subscribe",
+          payload: { query: "subscription { changes(after: 0) { seq value } }" },
+        }),
+      );
+      const bound = Date.now() + 20_000;
+      while (closes.mock.calls.length === 0 && Date.now() < bound)
+        await new Promise((resolve) => setImmediate(resolve));
+      expect(closes.mock.calls[0]?.[0]).toBe(1013);
+      expect(socket.writableLength).toBeGreaterThan(0);
+      const taken = socket.bytesWritten - socket.writableLength;
+      // Now the client reads all the kernel took, while the hub's thread is held up past the
+      // grace in a callback of the check phase: the grace timer is due before the loop polls the
+      // socket and writes the rest, close frame last.
+      await readWhileHeld(client, stallMs, taken);
+      // The close frame reaches it, with its reason: the client can tell "try again later".
+      await client.until("too slow");
+      await client.closed;
+    } finally {
+      closes.mockRestore();
+      await client?.end();
+      await own.stop();
+    }
+  });
 });
 
 describe("GraphQL over WebSocket: the bound on an answer's bytes", () => {

@@ -12,6 +12,7 @@ import {
   validateThingDescription,
   parseJsonStrict,
   parseTimeExpression,
+  readInteger,
   type RegisteredThingDescription,
   type ThingDescription,
 } from "../core/index.js";
@@ -475,11 +476,15 @@ function modifiedOf(td: RegisteredThingDescription): string {
   return `${new Date(modified).toISOString().slice(0, 19)}Z`;
 }
 
+/** A whole number from `min` as the hub reads one in a request (core's readInteger), or undefined. */
+export function wholeNumberFrom(text: string, min: number): number | undefined {
+  const value = readInteger(text);
+  return typeof value === "number" && value >= min ? value : undefined;
+}
+
 export function positiveInteger(text: string): number {
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1) {
-    throw new InvalidArgumentError("must be a whole number from 1");
-  }
+  const value = wholeNumberFrom(text, 1);
+  if (value === undefined) throw new InvalidArgumentError("must be a whole number from 1");
   return value;
 }
 

@@ -50,6 +50,7 @@ import {
   parseTimeArgument,
   positiveInteger,
   talking,
+  wholeNumberFrom,
 } from "./client-commands.js";
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
@@ -74,6 +75,12 @@ const PROOF_REQUESTS_IN_FLIGHT = 2;
 
 /** Entries per request of `things verify`: the hub writes the next page while this one is hashed. */
 const VERIFY_PAGE_SIZE = 20_000;
+/**
+ * Up to this many Changes, `things verify` hashes them on its own thread unless --threads says
+ * otherwise: they come in one page, so there is no next page to fetch while a thread hashes, and
+ * starting the thread costs more than hashing them (bench figures in docs/cli.md).
+ */
+export const VERIFY_THREADLESS_CHANGES = VERIFY_PAGE_SIZE;
 /** How many bytes of entry lines go to a hashing thread at once, and how many such runs may wait. */
 const HASH_RUN_BYTES = 256 * 1024;
 const HASH_RUNS_IN_FLIGHT = 4;
@@ -435,7 +442,7 @@ async function verifyHub(client: LogReader, options: VerifyOptions, file?: LogFi
   const progress = new ProgressBar("verifying", size);
   let failure: LogFailure | undefined;
   let done = 0;
-  const threads = options.threads ?? (availableParallelism() > 1 ? 1 : 0);
+  const threads = options.threads ?? defaultHashingThreads(size);
   const hashers = threads > 0 && EntryHashers.available() ? new EntryHashers(threads) : undefined;
   try {
     // The entries' bytes go to the verifier unparsed: a line that is its Change's canonical JSON
@@ -553,6 +560,14 @@ async function verifyHub(client: LogReader, options: VerifyOptions, file?: LogFi
     },
     options.json === true,
   );
+}
+
+/**
+ * Hashing threads when --threads is not given: one when there are 2 cores or more and the Log is
+ * longer than VERIFY_THREADLESS_CHANGES, else none (the verdict is the same either way).
+ */
+function defaultHashingThreads(size: number): number {
+  return size > VERIFY_THREADLESS_CHANGES && availableParallelism() > 1 ? 1 : 0;
 }
 
 /** What `things verify` reads a Log through: the hub's client, or a database file (`--db`). */
@@ -2048,8 +2063,8 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
 // The commands
 
 function nonNegativeInteger(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new InvalidArgumentError("not a whole number");
+  const n = wholeNumberFrom(text, 0);
+  if (n === undefined) throw new InvalidArgumentError("not a whole number");
   return n;
 }
 
@@ -2102,7 +2117,7 @@ export function registerLogCommands(program: Command): void {
     )
     .option(
       "--threads <n>",
-      "threads that hash the entries besides the one that fetches them and checks the tree (default 1 when there are 2 cores or more, else 0)",
+      `threads that hash the entries besides the one that fetches them and checks the tree (default 1 when there are 2 cores or more and the Log has more than ${VERIFY_THREADLESS_CHANGES} Changes, else 0)`,
       nonNegativeInteger,
     )
     .addHelpText("after", help)

@@ -11,7 +11,7 @@ import {
 } from "../client/index.js";
 import type { RolloutProgress, RolloutStep } from "../core/index.js";
 import { CliError } from "./cli-error.js";
-import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
+import { connectionHelpWith, connectionOf, talking, wholeNumberFrom } from "./client-commands.js";
 import { compactValue, localTime } from "./history-commands.js";
 import { resolveRelease } from "./release-commands.js";
 import { formatTable } from "./table.js";
@@ -42,10 +42,8 @@ function rolloutClientOf(command: Command): RolloutClient {
 
 function count(text: string | undefined, name: string, min: number): number | undefined {
   if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min) {
-    throw new CliError(`${name} must be a whole number ≥ ${min}, not "${text}"`, 2);
-  }
+  const value = wholeNumberFrom(text, min);
+  if (value === undefined) throw new CliError(`${name} must be a whole number ≥ ${min}, not "${text}"`, 2);
   return value;
 }
 

@@ -4,6 +4,7 @@
 // each socket is bounded: operations per second, subscriptions at once, Changes queued.
 import type { FastifyInstance } from "fastify";
 import type { IncomingMessage } from "node:http";
+import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import {
   OperationTypeNode,
@@ -22,6 +23,7 @@ import { ForbiddenError, NotFoundError, TooManyRequestsError } from "../../core/
 import { misdirectedHost } from "../http/host-check.js";
 import { refuseUpgrade } from "../http/problem.js";
 import { upgradedSockets } from "../http/shutdown.js";
+import { cutWhenStill } from "../http/stream-stall.js";
 import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
 import { AnswerBudget, boundedResult, exactSizeIfNeeded, rootTypenameBytes } from "./answer-size.js";
 import { TokenBucket } from "./limits.js";
@@ -148,12 +150,26 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
   /** Each subscription's document → its operation text and variables, for sharing results. */
   const documentKeys = new WeakMap<DocumentNode, string>();
   const graceMs = Math.min(CLOSE_GRACE_MS, hub.config.streamStallMs);
-  /** Closes the socket, and cuts it if its client has not completed the close within graceMs. */
+  /** Each socket's connection, which says what its client took of what the hub sent. */
+  const connectionsOf = new WeakMap<WebSocket, Socket>();
+  /**
+   * Closes the socket, and cuts it if its client has not completed the close within graceMs of
+   * taking nothing: the close frame goes out behind what is queued, which a slow client may still
+   * be taking, and a client whose close frame waited for a held thread to write it is not cut.
+   */
   const closeOrCut = (socket: WebSocket, code: number, reason: string) => {
     socket.close(code, closeReason(reason));
-    setTimeout(() => {
-      if (socket.readyState !== socket.CLOSED) socket.terminate();
-    }, graceMs).unref();
+    const connection = connectionsOf.get(socket);
+    cutWhenStill(
+      graceMs,
+      // The bytes the kernel took, and whether the hub ended its side (its client's close came).
+      () =>
+        connection === undefined
+          ? ""
+          : `${connection.bytesWritten - connection.writableLength} ${connection.writableEnded}`,
+      () => socket.readyState === socket.CLOSED,
+      () => socket.terminate(),
+    );
   };
 
   useServer<Record<string, unknown> | undefined>(
@@ -308,7 +324,10 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
       return;
     }
     socket.once("close", release);
-    wss.handleUpgrade(request, socket, head, (ws) => wss.emit("connection", ws, request));
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      if (socket instanceof Socket) connectionsOf.set(ws, socket);
+      wss.emit("connection", ws, request);
+    });
   });
 
   // Open sockets would hold subscriptions (and the store) open: close them first.

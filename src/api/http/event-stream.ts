@@ -3,7 +3,7 @@
 // slow client may fall behind (it is closed, and resumes where it stopped).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ServerResponse } from "node:http";
-import { ValidationError, type BindingError, type Change } from "../../core/index.js";
+import { ValidationError, parseSeq, type BindingError, type Change } from "../../core/index.js";
 import type { Commands, Hub, UriVariables } from "../../hub/index.js";
 import { holdStreamSlot } from "./stream-slots.js";
 import { withinMs } from "./stream-stall.js";
@@ -25,12 +25,7 @@ export async function lastEventId(request: FastifyRequest, hub: Hub): Promise<nu
   const header = request.headers["last-event-id"];
   if (header === undefined || header === "") return undefined;
   const text = Array.isArray(header) ? (header[0] ?? "") : header;
-  if (!/^\d{1,15}$/.test(text)) {
-    throw new ValidationError(`Last-Event-ID must be an event id this hub sent (a number), not "${text}"`, [
-      { pointer: "/headers/last-event-id", message: "must be a non-negative integer" },
-    ]);
-  }
-  const after = Number(text);
+  const after = parseSeq(text, { name: "Last-Event-ID", pointer: "/headers/last-event-id", min: 0 });
   const last = await hub.store.lastSeq();
   if (after > last) {
     throw new ValidationError(

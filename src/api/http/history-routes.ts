@@ -6,6 +6,8 @@ import {
   ValidationError,
   changeMatches,
   checkKindFilter,
+  parseSeq,
+  SEQ_FROM_1_PATTERN,
   parseTimeExpression,
   type Change,
   type ChangeMatch,
@@ -140,7 +142,7 @@ const seqParam = {
     // A pattern, not an integer: its description is what a refusal says ("must be a whole number…").
     seq: {
       type: "string",
-      pattern: "^[1-9][0-9]{0,15}$",
+      pattern: SEQ_FROM_1_PATTERN,
       description: "a whole number from 1 (a Change's position in the Log)",
     },
   },
@@ -148,7 +150,11 @@ const seqParam = {
 
 /** The Change at the path's seq; past the Log's end is no Change this hub has had. */
 async function changeAt(request: FastifyRequest, hub: Hub): Promise<Change> {
-  const seq = Number((request.params as { seq: string }).seq);
+  const seq = parseSeq((request.params as { seq: string }).seq, {
+    name: "seq",
+    pointer: "/params/seq",
+    min: 1,
+  });
   const change = await hub.store.getChange(seq);
   if (!change) {
     throw new ValidationError(

@@ -1,7 +1,7 @@
 // The Log's tamper evidence over HTTP (RFC 9162 style): the hub's public key, signed
 // checkpoints, inclusion and consistency proofs, and the entries themselves for verification.
 import type { FastifyInstance } from "fastify";
-import { ValidationError } from "../../core/index.js";
+import { ValidationError, parseSeq, seqListPattern } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
 
 /**
@@ -110,7 +110,7 @@ export function logRoutes(hub: Hub) {
             properties: {
               seqs: {
                 type: "string",
-                pattern: `^[1-9][0-9]{0,15}(,[1-9][0-9]{0,15}){0,${MAX_PROOFS - 1}}$`,
+                pattern: seqListPattern(MAX_PROOFS),
                 description: `up to ${MAX_PROOFS} seqs (whole numbers from 1) separated by commas`,
               },
               size: { type: "integer", minimum: 1 },
@@ -121,7 +121,11 @@ export function logRoutes(hub: Hub) {
       async (request) => {
         const { seqs, size } = request.query as { seqs: string; size?: number };
         if (size === undefined) await hub.notary.checkpoint();
-        return hub.notary.inclusions(seqs.split(",").map(Number), size);
+        const source = { name: "seq", pointer: "/query/seqs", min: 1 } as const;
+        return hub.notary.inclusions(
+          seqs.split(",").map((seq) => parseSeq(seq, source)),
+          size,
+        );
       },
     );
 

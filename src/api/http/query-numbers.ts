@@ -2,9 +2,8 @@
 // (ajv's coerceTypes) would take anything Number() reads: ?seq=0x10 proved seq 16, ?seq=1e2 seq
 // 100, ?seq=%201 seq 1, and 99999999999999999999 came out as a rounded 1e20.
 import type { FastifyInstance } from "fastify";
-import { ValidationError } from "../../core/index.js";
+import { ValidationError, readInteger } from "../../core/index.js";
 
-const INTEGER = /^-?\d+$/;
 const NUMBER = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 
 interface QuerySchema {
@@ -21,9 +20,9 @@ export function registerQueryNumbers(app: FastifyInstance): void {
       if (typeof raw !== "string") continue;
       let message: string | undefined;
       if (property.type === "integer") {
-        if (!INTEGER.test(raw)) message = "must be integer, in decimal digits";
-        else if (!Number.isSafeInteger(Number(raw)))
-          message = `must be integer, at most ${Number.MAX_SAFE_INTEGER}`;
+        const value = readInteger(raw);
+        if (value === "form") message = "must be integer, in decimal digits without a leading zero";
+        else if (value === "range") message = `is out of range: at most ${Number.MAX_SAFE_INTEGER}`;
       } else if (property.type === "number" && !NUMBER.test(raw))
         message = "must be number, in decimal digits";
       if (message !== undefined) {

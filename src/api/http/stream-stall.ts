@@ -25,3 +25,28 @@ export function withinMs(wait: Promise<void>, ms: number, onStall: () => void): 
   });
   return Promise.race([waited, stall]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * Calls `cut` once `moved()` has stayed the same for `ms`, unless `done()` first: a close that its
+ * client has `ms` to complete, for as long as it goes on taking what was sent before the close
+ * frame. Judged as `withinMs` judges, after the loop polled once more: a timer that fires late
+ * because the thread was held must not cut a client that read everything meanwhile, and whose
+ * close frame only waited for this thread to write it.
+ */
+export function cutWhenStill(ms: number, moved: () => string, done: () => boolean, cut: () => void): void {
+  let seen = moved();
+  const look = (): void => {
+    setTimeout(
+      () =>
+        setImmediate(() => {
+          if (done()) return;
+          const now = moved();
+          if (now === seen) return cut();
+          seen = now;
+          look();
+        }),
+      ms,
+    ).unref();
+  };
+  look();
+}

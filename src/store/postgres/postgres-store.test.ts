@@ -29,7 +29,7 @@ import {
 import { TestHlc, describeStoreConformance, expectHistoryAsInLog } from "../store-conformance.js";
 import { migrations } from "./postgres-migrations.js";
 import { PostgresSecretStore } from "./postgres-secret-store.js";
-import { PostgresStore, type PostgresStoreOptions } from "./postgres-store.js";
+import { PostgresStore, lockHeldCheck, type Backend, type PostgresStoreOptions } from "./postgres-store.js";
 
 const problem = await postgresProblem();
 /**
@@ -651,6 +651,33 @@ if (problem !== undefined && !required) {
       );
       await first.close();
       await openStore(schema, { exclusive: true });
+    });
+
+    it("checks before each batch that the lock is held by its session's backend, named by pid and start, not by pid alone", async () => {
+      const schema = newSchema();
+      const store = await openStore(schema, { exclusive: true });
+      await store.describe({ td: td(1), cause, hlc: clock.next() });
+      // The backend holding the lock, as another session sees it.
+      const other = await connect(schema);
+      const { rows } = await other.query<{ pid: number; started: string }>(
+        `SELECT l.pid, (extract(epoch FROM a.backend_start) * 1000000)::bigint::text AS started
+           FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.granted
+            AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext($1)::bigint`,
+        [`hyperthings:hub:${schema}`],
+      );
+      expect(rows).toHaveLength(1);
+      const holder = rows[0] as { pid: number; started: string };
+      const held = async (backend: Backend) =>
+        ((await other.query<{ held: boolean }>(lockHeldCheck(schema, backend))).rows[0] as { held: boolean })
+          .held;
+      expect(await held(holder)).toBe(true);
+      // A backend started after the lock's session ended may have its pid (the OS reuses pids):
+      // it holds no lock of this store's, whatever it holds.
+      expect(await held({ pid: holder.pid, started: String(BigInt(holder.started) + 1n) })).toBe(false);
+      expect(() => lockHeldCheck(schema, { pid: holder.pid, started: "1; DROP TABLE changes" })).toThrow();
+      await store.describe({ td: td(2), cause, hlc: clock.next() });
+      expect(await store.lastSeq()).toBe(2);
     });
 
     it("with maxQueue 10, refuses the excess of 50 writes issued at once with UnavailableError, and commits the rest", async () => {

@@ -182,15 +182,46 @@ function recordDrafts(drafts: readonly ChangeDraft[]): RecordedDraft[] {
 /** How a store holds the schema's advisory lock: alone (`exclusive`), or with other replicas. */
 type LockMode = "exclusive" | "shared";
 
-/** Takes the schema's session advisory lock on `client` if nobody holds it the other way. */
-async function takeLock(client: pg.PoolClient, mode: LockMode, schema: string): Promise<boolean> {
-  const { rows } = await client.query<{ locked: boolean }>(
-    mode === "shared"
-      ? "SELECT pg_try_advisory_lock_shared(hashtext($1)) AS locked"
-      : "SELECT pg_try_advisory_lock(hashtext($1)) AS locked",
+/**
+ * A backend of the server, as the lock check names it: a pid alone may name another backend once
+ * this one has ended (the OS reuses pids), its start time with it does not.
+ */
+export interface Backend {
+  pid: number;
+  /** pg_stat_activity.backend_start, in microseconds since 1970 (BACKEND_START). */
+  started: string;
+}
+
+/** A backend's start time as `Backend.started` holds it, from pg_stat_activity row `a`. */
+const BACKEND_START = "(extract(epoch FROM a.backend_start) * 1000000)::bigint";
+
+/**
+ * Takes the schema's session advisory lock on `client` if nobody holds it the other way; the
+ * client's backend when it does.
+ */
+async function takeLock(client: pg.PoolClient, mode: LockMode, schema: string): Promise<Backend | undefined> {
+  const { rows } = await client.query<{ locked: boolean; pid: number; started: string }>(
+    `SELECT ${mode === "shared" ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock"}(hashtext($1)) AS locked,
+       a.pid, ${BACKEND_START}::text AS started FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()`,
     [`hyperthings:hub:${schema}`],
   );
-  return rows[0]?.locked === true;
+  const row = rows[0];
+  return row?.locked === true ? { pid: row.pid, started: row.started } : undefined;
+}
+
+/**
+ * The statement each batch runs after locking the Log's head row (see `transaction`): whether
+ * `holder` — that backend, not whichever has its pid now — still holds the schema's lock.
+ */
+export function lockHeldCheck(schema: string, holder: Backend): string {
+  if (!Number.isSafeInteger(holder.pid) || !/^-?\d+$/.test(holder.started)) {
+    throw new Error(`not a backend: ${JSON.stringify(holder)}`);
+  }
+  // The lock as pg_locks lists it: a bigint key in classid (high half) and objid (low half).
+  return `SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.pid = ${holder.pid} AND ${BACKEND_START} = ${holder.started}
+        AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND l.objsubid = 1 AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext('hyperthings:hub:${schema}')::bigint) AS held`;
 }
 
 /** A call refused before it was queued (its values cannot be recorded), as a rejected promise. */
@@ -268,7 +299,7 @@ export class PostgresStore implements Store {
     options: PostgresStoreOptions,
     restored: RestoredGuard[],
     head: { size: number; frontier: MerkleFrontier },
-    lock: { mode: LockMode; client: pg.PoolClient } | undefined,
+    lock: { mode: LockMode; client: pg.PoolClient; holder: Backend } | undefined,
   ) {
     this.pool = pool;
     this.connection = options;
@@ -277,7 +308,7 @@ export class PostgresStore implements Store {
     this.restoredGuards = restored;
     this.head = head;
     this.lockMode = lock?.mode;
-    if (lock) this.holdLock(lock.client);
+    if (lock) this.holdLock(lock.client, lock.holder);
     this.queryMs = timeoutsOf(options).queryMs;
     this.maxQueue = options.maxQueue ?? 10_000;
     this.maxQueuedChanges = options.maxQueuedChanges ?? 100_000;
@@ -304,7 +335,8 @@ export class PostgresStore implements Store {
       } catch (error) {
         throw unreachable(options.url, error);
       }
-      if (lockClient && lockMode && !(await takeLock(lockClient, lockMode, schema))) {
+      const holder = lockClient && lockMode ? await takeLock(lockClient, lockMode, schema) : undefined;
+      if (lockMode && holder === undefined) {
         throw new ConflictError(
           lockMode === "shared"
             ? `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is in use by a hub that is not a replica: ` +
@@ -352,7 +384,7 @@ export class PostgresStore implements Store {
         options,
         restored,
         { size: row.size, frontier },
-        lockClient && lockMode && { mode: lockMode, client: lockClient },
+        lockClient && lockMode && holder && { mode: lockMode, client: lockClient, holder },
       );
     } catch (error) {
       lockClient?.release();
@@ -1191,14 +1223,10 @@ export class PostgresStore implements Store {
 
   // --- the schema's lock ---
 
-  /** Keeps `client` as the session holding the schema's lock, watching for its end. */
-  private holdLock(client: pg.PoolClient): void {
+  /** Keeps `client` (on backend `holder`) as the session holding the schema's lock, watching for its end. */
+  private holdLock(client: pg.PoolClient, holder: Backend): void {
     this.lockClient = client;
-    // The lock as pg_locks lists it: a bigint key in classid (high half) and objid (low half).
-    const pid = Number((client as unknown as { processID: number }).processID);
-    this.lockCheck = `; SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND pid = ${pid} AND granted
-        AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objsubid = 1
-        AND ((classid::bigint << 32) | objid::bigint) = hashtext('hyperthings:hub:${this.schema}')::bigint) AS held`;
+    this.lockCheck = `; ${lockHeldCheck(this.schema, holder)}`;
     this.lockLost = undefined;
     // An error on the lock's session, checked out for good, would otherwise end the process.
     client.on("error", (error) => this.loseLock(client, error));
@@ -1253,7 +1281,8 @@ export class PostgresStore implements Store {
         client.release();
         return false;
       }
-      if (!(await takeLock(client, mode, this.schema))) {
+      const holder = await takeLock(client, mode, this.schema);
+      if (holder === undefined) {
         client.release();
         lost.reason =
           mode === "shared"
@@ -1282,7 +1311,7 @@ export class PostgresStore implements Store {
         }
       }
       if (this.closed) client.release();
-      else this.holdLock(client);
+      else this.holdLock(client, holder);
       return false;
     } catch (error) {
       client.release(error as Error);
