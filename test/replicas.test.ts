@@ -226,6 +226,49 @@ if (problem !== undefined && !required) {
       return id;
     }
 
+    /** A release of `level` to the Things, built on `hub`: its id. */
+    async function levelRelease(hub: TestHub, things: string[], level: number): Promise<string> {
+      const manifest = things.map((t) => `  - select: { id: "${t}" }\n    properties: { level: ${level} }\n`);
+      const { release } = await hub.hub.releases.build(
+        [{ path: "release.yaml", text: `release: replica-level-${level}\nthings:\n${manifest.join("")}` }],
+        { actor: "test" },
+      );
+      return release.id;
+    }
+
+    /** Starts a rollout of the release through the replica's API, one Thing at a time: its id. */
+    async function startRollout(hub: TestHub, release: string): Promise<string> {
+      const res = await hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ concurrency: 1 }),
+      });
+      const body = (await res.json()) as { id: string; status: string };
+      expect(res.status, JSON.stringify(body)).toBe(202);
+      expect(body.status).toBe("running");
+      return body.id;
+    }
+
+    /** A rollout's events on a replica's `GET /rollouts/{id}/events`, up to the one that ends it. */
+    async function rolloutEvents(stream: EventStream): Promise<[string, string, string?][]> {
+      const events: [string, string, string?][] = [];
+      for (;;) {
+        const event = await stream.next();
+        if (event === undefined) return events;
+        const data = JSON.parse(event.data) as { status: string; thing?: string };
+        events.push(
+          data.thing === undefined ? [event.event, data.status] : [event.event, data.status, data.thing],
+        );
+      }
+    }
+
+    /** The `applied` Changes of the Things (their release made active), as [thing, release]. */
+    async function applied(hub: TestHub, things: string[]): Promise<[string, string][]> {
+      return (await hub.hub.store.changesAfter(0, 10_000))
+        .filter((c) => things.includes(c.thing) && c.kind === "applied")
+        .map((c) => [c.thing, (c.value as { release: string }).release]);
+    }
+
     beforeAll(async () => {
       nc = await connect({ servers: natsUrl });
       jsm = await jetstreamManager(nc);
@@ -469,7 +512,7 @@ if (problem !== undefined && !required) {
     );
 
     it(
-      "say at the start of `things serve` whether the replica observes the Things and resumes the rollouts",
+      "say at the start of `things serve` whether the replica observes the Things and runs the rollouts",
       async () => {
         const { dirs, overrides, store } = setting();
         const a = await startTestHub({ ...overrides, replica: true, observe: true, dataDir: dirs[0] });
@@ -478,7 +521,7 @@ if (problem !== undefined && !required) {
         const child = runThings(serveReplica(dirs[1], store, overrides), cleanEnvironment());
         children.push(child);
         await child.waitFor(
-          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n {2}rollouts: standby: another replica of this hub resumes the rollouts recorded as running \(it holds the store's rollouts lock\): this one takes over when it stops\n/,
+          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n {2}rollouts: standby: another replica of this hub runs the rollouts \(it holds the store's rollouts lock\): this one records those started through it for that one, and takes over when it stops\n/,
         );
       },
       SLOW_MS,
@@ -550,15 +593,15 @@ if (problem !== undefined && !required) {
 
         // Both replicas start while it is recorded running; the device holds its answer meanwhile.
         const answer = device.holdAnswers();
-        const resumes = vi.spyOn(Rollouts.prototype, "resume");
+        const resumes = vi.spyOn(Rollouts.prototype, "lead");
         const [a, b] = await startReplicas(settings, dirs);
         expect(resumes).toHaveBeenCalledTimes(1);
         expect(await healthOf(a, "rollouts")).toEqual({ state: "running" });
         expect(await healthOf(b, "rollouts")).toEqual({
           state: "standby",
           reason:
-            "another replica of this hub resumes the rollouts recorded as running (it holds the store's rollouts lock): " +
-            "this one takes over when it stops",
+            "another replica of this hub runs the rollouts (it holds the store's rollouts lock): " +
+            "this one records those started through it for that one, and takes over when it stops",
         });
         await vi.waitFor(() => expect(writes(device)).toHaveLength(1), { timeout: 30_000, interval: 100 });
         answer();
@@ -583,6 +626,47 @@ if (problem !== undefined && !required) {
           interval: 200,
         });
         expect(writes(device).map((w) => w.body)).toEqual(["7", "8"]);
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "run a rollout started through a standby replica on the role's holder, which finishes it when the standby stops mid-rollout",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+        expect(await healthOf(b, "rollouts")).toMatchObject({ state: "standby" });
+        const things = [1, 2].map((n) => `urn:test:replica:standby-rollout:${run}:${n}`);
+        for (const id of things) await registerThing(a, id, device.td(id), credentials);
+        const release = await levelRelease(b, things, 7);
+
+        // Started through the standby: recorded at once, run by the holder.
+        const answer = device.holdAnswers();
+        const rollout = await startRollout(b, release);
+        await vi.waitFor(() => expect(writes(device)).toHaveLength(1), { timeout: 30_000, interval: 100 });
+        // The standby stops mid-rollout: nothing of the rollout was in its hands.
+        await hubs.splice(1, 1)[0]?.stop();
+        const onA = await EventStream.open(a, `/rollouts/${encodeURIComponent(rollout)}/events`, {}, SLOW_MS);
+        answer();
+        await vi.waitFor(
+          async () => expect((await a.hub.store.getRollout(rollout))?.status).toBe("completed"),
+          {
+            timeout: 60_000,
+            interval: 200,
+          },
+        );
+        expect(writes(device).map((w) => w.body)).toEqual(["7", "7"]);
+        expect(await applied(a, things)).toEqual(things.map((t) => [t, release]));
+        expect(await rolloutEvents(onA)).toEqual([
+          ["status", "running"],
+          ["step", "completed", things[0]],
+          ["step", "completed", things[1]],
+          ["status", "completed"],
+        ]);
       },
       SLOW_MS,
     );

@@ -80,6 +80,11 @@ export const DEFAULT_CONCURRENCY = 16;
 export const MAX_CONCURRENCY = 1000;
 /** Changes of one affordance searched for a step's own when a rollout resumes. */
 const RESUME_LOOKBACK = 200;
+/**
+ * How often a replica reads the store's rollouts (docs/replicas.md): the runner, for the ones
+ * another replica recorded or ended; every replica, for the progress its streams say.
+ */
+export const ROLLOUT_WATCH_MS = 500;
 
 interface Run {
   rollout: Rollout;
@@ -121,6 +126,15 @@ export class Rollouts {
   /** Set while no new step is taken: for good once halted, for a while when suspended. */
   private closing = false;
   private halted = false;
+  /**
+   * Whether this hub drives rollouts: a hub alone always; of replicas, only the one holding the
+   * store's rollouts role (`lead`), the others record the rollouts they are asked for and leave
+   * them to it.
+   */
+  private runner = true;
+  /** On a replica: the store is read every `ROLLOUT_WATCH_MS` (`watch`). */
+  private watcher: NodeJS.Timeout | undefined;
+  private watching: Promise<void> | undefined;
 
   constructor(private readonly context: RolloutContext) {}
 
@@ -191,7 +205,8 @@ export class Rollouts {
     };
     const steps = stepsFromPlan(id, plan, (thing) => active.get(thing), now);
     await this.context.store.createRollout(rollout, steps);
-    this.launch(rollout, release);
+    // A replica that does not hold the rollouts role leaves it recorded: the holder takes it up.
+    if (this.runner) this.launch(rollout, release);
     return this.get(id);
   }
 
@@ -300,6 +315,37 @@ export class Rollouts {
     return changes.filter((c) => c.affordance === undefined).map(lineageEntry);
   }
 
+  /**
+   * A replica (docs/replicas.md): from now on the store is read every `ROLLOUT_WATCH_MS`, as the
+   * other replicas record, cancel and apply rollouts. It drives none until it `lead`s.
+   */
+  watch(everyMs = ROLLOUT_WATCH_MS): void {
+    this.runner = false;
+    const tick = () => {
+      this.watching = this.look()
+        .catch((err: unknown) => this.context.logger.warn({ err }, "the store's rollouts could not be read"))
+        .finally(() => {
+          this.watching = undefined;
+          if (this.watcher !== undefined) this.watcher = setTimeout(tick, everyMs).unref();
+        });
+    };
+    this.watcher = setTimeout(tick, everyMs).unref();
+  }
+
+  /**
+   * This replica holds the rollouts role: it drives every rollout recorded as running (and takes
+   * up each one the other replicas record from now on) until it is `suspend`ed.
+   */
+  async lead(): Promise<void> {
+    this.runner = true;
+    await this.resume();
+  }
+
+  /** One read of the store's rollouts by a replica: those another one recorded. */
+  private async look(): Promise<void> {
+    if (this.runner && !this.closing) await this.resume();
+  }
+
   /** Stops taking new steps, at once: what the steps in flight do next is left for the next start. */
   halt(): void {
     this.halted = true;
@@ -313,6 +359,8 @@ export class Rollouts {
   async suspend(): Promise<void> {
     this.closing = true;
     await Promise.allSettled([...this.runs.values()].map((r) => r.done));
+    // A replica that no longer holds the role records the rollouts it is asked for, no more.
+    if (this.watcher !== undefined) this.runner = false;
     this.closing = this.halted;
   }
 
@@ -322,6 +370,9 @@ export class Rollouts {
    */
   async close(): Promise<void> {
     this.halt();
+    clearTimeout(this.watcher);
+    this.watcher = undefined;
+    await this.watching;
     await Promise.allSettled([...this.runs.values()].map((r) => r.done));
   }
 
