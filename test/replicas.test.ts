@@ -671,6 +671,57 @@ if (problem !== undefined && !required) {
       SLOW_MS,
     );
 
+    it(
+      "cancel a rollout through a replica that does not run it: the runner sends nothing more, makes no release active, and every replica's stream ends with it",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+        const things = [1, 2].map((n) => `urn:test:replica:cancelled-rollout:${run}:${n}`);
+        for (const id of things) await registerThing(a, id, device.td(id), credentials);
+        const release = await levelRelease(a, things, 7);
+
+        const answer = device.holdAnswers();
+        const rollout = await startRollout(a, release);
+        const path = `/rollouts/${encodeURIComponent(rollout)}/events`;
+        const [onA, onB] = await Promise.all([
+          EventStream.open(a, path, {}, SLOW_MS),
+          EventStream.open(b, path, {}, SLOW_MS),
+        ]);
+        await vi.waitFor(() => expect(writes(device)).toHaveLength(1), { timeout: 30_000, interval: 100 });
+        const cancel = await b.request(`/rollouts/${encodeURIComponent(rollout)}/cancel`, { method: "POST" });
+        const cancelled = (await cancel.json()) as { status: string; reason: string };
+        expect(cancel.status, JSON.stringify(cancelled)).toBe(200);
+        expect(cancelled).toMatchObject({ status: "failed", reason: "cancelled by admin" });
+        // The step in flight gets the device's answer; the runner makes the release active nowhere.
+        answer();
+        await vi.waitFor(async () => expect((await a.hub.store.rolloutProgress(rollout)).applying).toBe(0), {
+          timeout: 30_000,
+          interval: 200,
+        });
+        const steps = await a.hub.store.rolloutSteps(rollout, { limit: 10 });
+        expect(steps.map((s) => [s.thing, s.status])).toEqual([
+          [things[0], "failed"],
+          [things[1], "skipped"],
+        ]);
+        expect(steps[0]?.reason).toMatch(
+          /^cancelled by admin while this step was being applied: the release was not made active/,
+        );
+        expect(writes(device)).toHaveLength(1);
+        expect(await applied(a, things)).toEqual([]);
+        const ended = [
+          ["status", "running"],
+          ["status", "failed"],
+        ];
+        expect(await rolloutEvents(onA)).toEqual(ended);
+        expect(await rolloutEvents(onB)).toEqual(ended);
+      },
+      SLOW_MS,
+    );
+
     it("refuse a hub that is not a replica while replicas run, and a replica while such a hub runs", async () => {
       const { schema, dirs, overrides } = setting();
       const replica = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });

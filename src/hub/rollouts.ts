@@ -341,9 +341,38 @@ export class Rollouts {
     await this.resume();
   }
 
-  /** One read of the store's rollouts by a replica: those another one recorded. */
+  /** One read of the store's rollouts by a replica: what others recorded, ended or are applying. */
   private async look(): Promise<void> {
+    const { store } = this.context;
     if (this.runner && !this.closing) await this.resume();
+    const running = await store.listRollouts({ status: "running", limit: 1000, offset: 0 });
+    const stillRunning = new Set(running.map((r) => r.id));
+    // Ended through another replica's API (cancelled): no step more, nothing more sent.
+    for (const run of this.runs.values()) {
+      if (!run.stopped && !stillRunning.has(run.rollout.id)) await this.endedElsewhere(run);
+    }
+  }
+
+  /**
+   * Whether the rollout was ended by another replica (a cancel through its API) since this run
+   * last looked: then it stops as if cancelled here (or stopped) and says so to its listeners.
+   */
+  private async endedElsewhere(run: Run): Promise<boolean> {
+    if (run.stopped) return true;
+    const now = await this.context.store.getRollout(run.rollout.id);
+    if (now === undefined || now.status === "running" || run.stopped) return false;
+    run.stopped = true;
+    if (now.reason?.startsWith(CANCELLED_BY) === true) run.cancelled ??= now.reason;
+    const progress = await this.context.store.rolloutProgress(run.rollout.id);
+    run.progress = progress;
+    this.emit({
+      type: "status",
+      rollout: run.rollout.id,
+      status: now.status,
+      ...(now.reason !== undefined && { reason: now.reason }),
+      progress: { ...progress },
+    });
+    return true;
   }
 
   /** Stops taking new steps, at once: what the steps in flight do next is left for the next start. */
@@ -529,6 +558,8 @@ export class Rollouts {
           continue;
         }
         const correlation = `${step.rollout}#${step.position}.${index}`;
+        // Replicas: a cancel through another one's API is in the store only; nothing goes out after it.
+        if (this.watcher !== undefined) await this.endedElsewhere(run);
         if (run.cancelled !== undefined) {
           // Nothing more goes out; an item sent before the hub stopped gets the end it had.
           Object.assign(item, await this.cancelledItem(step, item, correlation, resumed, run));
@@ -549,6 +580,7 @@ export class Rollouts {
           failure = `${item.kind} ${item.name}: ${errorText(item.error, step.thing)}`;
         }
       }
+      if (failure === undefined && this.watcher !== undefined) await this.endedElsewhere(run);
       if (failure === undefined && run.cancelled !== undefined) {
         const sent = items.filter((i) => i.status === "completed" || i.status === "failed").length;
         failure =
