@@ -722,6 +722,39 @@ if (problem !== undefined && !required) {
       SLOW_MS,
     );
 
+    it(
+      "stream a rollout's progress from every replica, the one running it or not",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+        const things = [1, 2].map((n) => `urn:test:replica:streamed-rollout:${run}:${n}`);
+        for (const id of things) await registerThing(a, id, device.td(id), credentials);
+        const release = await levelRelease(a, things, 7);
+
+        const answer = device.holdAnswers();
+        const rollout = await startRollout(a, release);
+        const path = `/rollouts/${encodeURIComponent(rollout)}/events`;
+        const [onA, onB] = await Promise.all([
+          EventStream.open(a, path, {}, SLOW_MS),
+          EventStream.open(b, path, {}, SLOW_MS),
+        ]);
+        answer();
+        const all = [
+          ["status", "running"],
+          ["step", "completed", things[0]],
+          ["step", "completed", things[1]],
+          ["status", "completed"],
+        ];
+        expect(await rolloutEvents(onA)).toEqual(all);
+        expect(await rolloutEvents(onB)).toEqual(all);
+      },
+      SLOW_MS,
+    );
+
     it("refuse a hub that is not a replica while replicas run, and a replica while such a hub runs", async () => {
       const { schema, dirs, overrides } = setting();
       const replica = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });

@@ -135,6 +135,15 @@ export class Rollouts {
   /** On a replica: the store is read every `ROLLOUT_WATCH_MS` (`watch`). */
   private watcher: NodeJS.Timeout | undefined;
   private watching: Promise<void> | undefined;
+  /**
+   * On a replica, per rollout a listener follows (`subscribe` with its id): how many follow it,
+   * and the steps whose end was said (read when the first one subscribed), for the events of a
+   * rollout another replica runs.
+   */
+  private readonly told = new Map<
+    string,
+    { listeners: number; ended: Set<number>; total: number; since: Promise<void>; over: boolean }
+  >();
 
   constructor(private readonly context: RolloutContext) {}
 
@@ -291,10 +300,38 @@ export class Rollouts {
     return this.get(id);
   }
 
-  /** Progress events of every rollout; returns the function that ends the subscription. */
-  subscribe(listener: (event: RolloutEvent) => void): () => void {
+  /**
+   * Progress events of every rollout; returns the function that ends the subscription. On a
+   * replica, a listener that names the rollout it follows also gets those of a rollout that
+   * another replica runs, read from the store every `ROLLOUT_WATCH_MS`.
+   */
+  subscribe(listener: (event: RolloutEvent) => void, rollout?: string): () => void {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    if (rollout === undefined || this.watcher === undefined) return () => this.listeners.delete(listener);
+    let told = this.told.get(rollout);
+    if (told === undefined) {
+      const fresh = {
+        listeners: 0,
+        ended: new Set<number>(),
+        total: 0,
+        since: Promise.resolve(),
+        over: false,
+      };
+      fresh.since = this.endedSteps(rollout).then(
+        (ended) => {
+          fresh.ended = ended;
+          fresh.total = ended.size;
+        },
+        (err: unknown) => this.context.logger.warn({ err, rollout }, "a rollout's steps could not be read"),
+      );
+      this.told.set(rollout, (told = fresh));
+    }
+    told.listeners++;
+    const following = told;
+    return () => {
+      if (!this.listeners.delete(listener)) return;
+      if (--following.listeners === 0 && this.told.get(rollout) === following) this.told.delete(rollout);
+    };
   }
 
   /** True while a rollout step is being applied to the Thing. */
@@ -351,6 +388,7 @@ export class Rollouts {
     for (const run of this.runs.values()) {
       if (!run.stopped && !stillRunning.has(run.rollout.id)) await this.endedElsewhere(run);
     }
+    if (this.told.size > 0) await this.tellProgress();
   }
 
   /**
@@ -373,6 +411,57 @@ export class Rollouts {
       progress: { ...progress },
     });
     return true;
+  }
+
+  /**
+   * The events of the rollouts another replica runs, from the store: each step's end, and the
+   * rollout's, as the runner says them to its own listeners (`GET /rollouts/{id}/events`).
+   */
+  private async tellProgress(): Promise<void> {
+    const { store } = this.context;
+    for (const [id, told] of this.told) {
+      await told.since;
+      if (told.over || this.runs.has(id)) continue;
+      const rollout = await store.getRollout(id);
+      if (rollout === undefined) continue;
+      const progress = await store.rolloutProgress(id);
+      if (progress.completed + progress.failed !== told.total) {
+        for (const status of ["completed", "failed"] as const) {
+          for (const step of await allSteps(store, id, status)) {
+            if (told.ended.has(step.position)) continue;
+            told.ended.add(step.position);
+            this.emit({
+              type: "step",
+              rollout: id,
+              thing: step.thing,
+              status,
+              ...(step.reason !== undefined && { reason: step.reason }),
+              progress: { ...progress },
+            });
+          }
+        }
+        told.total = told.ended.size;
+      }
+      if (rollout.status !== "running") {
+        told.over = true;
+        this.emit({
+          type: "status",
+          rollout: id,
+          status: rollout.status,
+          ...(rollout.reason !== undefined && { reason: rollout.reason }),
+          progress: { ...progress },
+        });
+      }
+    }
+  }
+
+  /** The steps of a rollout that have ended now: a listener that starts following it knows them. */
+  private async endedSteps(id: string): Promise<Set<number>> {
+    const ended = new Set<number>();
+    for (const status of ["completed", "failed"] as const) {
+      for (const step of await allSteps(this.context.store, id, status)) ended.add(step.position);
+    }
+    return ended;
   }
 
   /** Stops taking new steps, at once: what the steps in flight do next is left for the next start. */
