@@ -755,6 +755,41 @@ if (problem !== undefined && !required) {
       SLOW_MS,
     );
 
+    it(
+      "take what a rollout step applied on one replica for no drift on the others",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+        const id = `urn:test:replica:drift:${run}`;
+        await registerThing(a, id, device.td(id), credentials);
+        const completed = async (rollout: string) =>
+          vi.waitFor(async () => expect((await a.hub.store.getRollout(rollout))?.status).toBe("completed"), {
+            timeout: 60_000,
+            interval: 200,
+          });
+        const first = await levelRelease(a, [id], 7);
+        await completed(await startRollout(a, first));
+        // The next release's step writes 8 and reads it back (a `reported` 8) before it makes the
+        // release active: on every replica that is the step's doing, not a drift from the first.
+        const second = await levelRelease(a, [id], 8);
+        const rollout = await startRollout(a, second);
+        await completed(rollout);
+        const last = await a.hub.store.lastSeq();
+        await Promise.all([delivered(a, last), delivered(b, last)]);
+        // What each replica's drift judged up to there is recorded once it stops.
+        expect(b.hub.drift.list(id)).toEqual([]);
+        await Promise.all([a.hub.drift.close(), b.hub.drift.close()]);
+        const log = await a.hub.store.changesAfter(0, 10_000);
+        expect(log.filter((c) => c.thing === id && c.kind === "reported" && c.value === 8)).not.toEqual([]);
+        expect(log.filter((c) => c.kind === "drift").map((c) => c.value)).toEqual([]);
+      },
+      SLOW_MS,
+    );
+
     it("refuse a hub that is not a replica while replicas run, and a replica while such a hub runs", async () => {
       const { schema, dirs, overrides } = setting();
       const replica = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });

@@ -213,6 +213,7 @@ export class Hub {
       ingest,
       commands: this.commands,
       isApplying: (thing) => this.rollouts?.isApplying(thing) ?? false,
+      seen: (change) => this.rollouts?.seen(change),
       clock,
       logger: logger.child({ part: "drift" }),
     });

@@ -136,6 +136,12 @@ export class Rollouts {
   private watcher: NodeJS.Timeout | undefined;
   private watching: Promise<void> | undefined;
   /**
+   * Things a step may be applied to by another replica, as the Log says (in seq order, as drift
+   * sees it): the seq of the step's first Change, from its `desired` or `invoked` Change to its
+   * `applied` or `failed` one, or until the store says it ended (a cancelled step ends without one).
+   */
+  private readonly stepping = new Map<string, number>();
+  /**
    * On a replica, per rollout a listener follows (`subscribe` with its id): how many follow it,
    * and the steps whose end was said (read when the first one subscribed), for the events of a
    * rollout another replica runs.
@@ -336,7 +342,23 @@ export class Rollouts {
 
   /** True while a rollout step is being applied to the Thing. */
   isApplying(thing: string): boolean {
-    return this.applying.has(thing);
+    return this.applying.has(thing) || this.stepping.has(thing);
+  }
+
+  /**
+   * A Change of the Log, in seq order, before drift judges it: a rollout's Changes say a step is
+   * being applied to their Thing, whichever replica applies it.
+   */
+  seen(change: Change): void {
+    if (this.watcher === undefined || change.cause.via !== ROLLOUT_ACTOR_VIA) return;
+    if (change.kind === "desired" || change.kind === "invoked") {
+      if (!this.stepping.has(change.thing)) this.stepping.set(change.thing, change.seq);
+    } else if (
+      change.kind === "failed" ||
+      (change.kind === APPLIED_KIND && change.affordance === undefined)
+    ) {
+      this.stepping.delete(change.thing);
+    }
   }
 
   /** The Thing's active release: the value of its latest `applied` Change. */
@@ -387,6 +409,19 @@ export class Rollouts {
     // Ended through another replica's API (cancelled): no step more, nothing more sent.
     for (const run of this.runs.values()) {
       if (!run.stopped && !stillRunning.has(run.rollout.id)) await this.endedElsewhere(run);
+    }
+    if (this.stepping.size > 0) {
+      // A step whose first Change is at or before `upTo` was claimed before this read: when the
+      // store has it no longer applying, it has ended, with or without a Change saying so.
+      const upTo = await store.lastSeq();
+      const inFlight = await store.listRollouts({ inFlight: true, limit: 1000, offset: 0 });
+      const things = new Set<string>();
+      for (const rollout of inFlight) {
+        for (const step of await allSteps(store, rollout.id, "applying")) things.add(step.thing);
+      }
+      for (const [thing, seq] of this.stepping) {
+        if (seq <= upTo && !things.has(thing)) this.stepping.delete(thing);
+      }
     }
     if (this.told.size > 0) await this.tellProgress();
   }
