@@ -249,13 +249,17 @@ if (problem !== undefined && !required) {
       return body.id;
     }
 
-    /** A rollout's events on a replica's `GET /rollouts/{id}/events`, up to the one that ends it. */
+    /**
+     * A rollout's events on a replica's `GET /rollouts/{id}/events`, up to the one that ends it; a
+     * `running` status said again (by a run that starts after the stream opened) is left out.
+     */
     async function rolloutEvents(stream: EventStream): Promise<[string, string, string?][]> {
       const events: [string, string, string?][] = [];
       for (;;) {
         const event = await stream.next();
         if (event === undefined) return events;
         const data = JSON.parse(event.data) as { status: string; thing?: string };
+        if (event.event === "status" && data.status === "running" && events.length > 0) continue;
         events.push(
           data.thing === undefined ? [event.event, data.status] : [event.event, data.status, data.thing],
         );
