@@ -248,6 +248,10 @@ export class Rollouts {
         await this.context.store.endRollout(rollout.id, "failed", this.now(), "its release is not stored");
         continue;
       }
+      // On a replica, read again: it may have been started here (or ended) while the release was
+      // read, and a rollout is driven by one run only.
+      const now = this.watcher === undefined ? rollout : await this.context.store.getRollout(rollout.id);
+      if (now === undefined || this.runs.has(rollout.id) || now.status !== rollout.status) continue;
       this.context.logger.info(
         { rollout: rollout.id, release: rollout.release, status: rollout.status },
         rollout.status === "running"
