@@ -233,6 +233,53 @@ if (problem !== undefined && !required) {
       return id;
     }
 
+    /** A release of `level` to the Things, built on `hub`: its id. */
+    async function levelRelease(hub: TestHub, things: string[], level: number): Promise<string> {
+      const manifest = things.map((t) => `  - select: { id: "${t}" }\n    properties: { level: ${level} }\n`);
+      const { release } = await hub.hub.releases.build(
+        [{ path: "release.yaml", text: `release: replica-level-${level}\nthings:\n${manifest.join("")}` }],
+        { actor: "test" },
+      );
+      return release.id;
+    }
+
+    /** Starts a rollout of the release through the replica's API, one Thing at a time: its id. */
+    async function startRollout(hub: TestHub, release: string): Promise<string> {
+      const res = await hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ concurrency: 1 }),
+      });
+      const body = (await res.json()) as { id: string; status: string };
+      expect(res.status, JSON.stringify(body)).toBe(202);
+      expect(body.status).toBe("running");
+      return body.id;
+    }
+
+    /**
+     * A rollout's events on a replica's `GET /rollouts/{id}/events`, up to the one that ends it; a
+     * `running` status said again (by a run that starts after the stream opened) is left out.
+     */
+    async function rolloutEvents(stream: EventStream): Promise<[string, string, string?][]> {
+      const events: [string, string, string?][] = [];
+      for (;;) {
+        const event = await stream.next();
+        if (event === undefined) return events;
+        const data = JSON.parse(event.data) as { status: string; thing?: string };
+        if (event.event === "status" && data.status === "running" && events.length > 0) continue;
+        events.push(
+          data.thing === undefined ? [event.event, data.status] : [event.event, data.status, data.thing],
+        );
+      }
+    }
+
+    /** The `applied` Changes of the Things (their release made active), as [thing, release]. */
+    async function applied(hub: TestHub, things: string[]): Promise<[string, string][]> {
+      return (await hub.hub.store.changesAfter(0, 10_000))
+        .filter((c) => things.includes(c.thing) && c.kind === "applied")
+        .map((c) => [c.thing, (c.value as { release: string }).release]);
+    }
+
     beforeAll(async () => {
       nc = await connect({ servers: natsUrl });
       jsm = await jetstreamManager(nc);
@@ -476,7 +523,7 @@ if (problem !== undefined && !required) {
     );
 
     it(
-      "say at the start of `things serve` whether the replica observes the Things and resumes the rollouts",
+      "say at the start of `things serve` whether the replica observes the Things and runs the rollouts",
       async () => {
         const { dirs, overrides, store } = setting();
         const a = await startTestHub({ ...overrides, replica: true, observe: true, dataDir: dirs[0] });
@@ -485,7 +532,7 @@ if (problem !== undefined && !required) {
         const child = runThings(serveReplica(dirs[1], store, overrides), cleanEnvironment());
         children.push(child);
         await child.waitFor(
-          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n {2}rollouts: standby: another replica of this hub resumes the rollouts recorded as running \(it holds the store's rollouts lock\): this one takes over when it stops\n/,
+          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n {2}rollouts: standby: another replica of this hub runs the rollouts \(it holds the store's rollouts lock\): this one records those started through it for that one, and takes over when it stops\n/,
         );
       },
       SLOW_MS,
@@ -557,15 +604,15 @@ if (problem !== undefined && !required) {
 
         // Both replicas start while it is recorded running; the device holds its answer meanwhile.
         const answer = device.holdAnswers();
-        const resumes = vi.spyOn(Rollouts.prototype, "resume");
+        const resumes = vi.spyOn(Rollouts.prototype, "lead");
         const [a, b] = await startReplicas(settings, dirs);
         expect(resumes).toHaveBeenCalledTimes(1);
         expect(await healthOf(a, "rollouts")).toEqual({ state: "running" });
         expect(await healthOf(b, "rollouts")).toEqual({
           state: "standby",
           reason:
-            "another replica of this hub resumes the rollouts recorded as running (it holds the store's rollouts lock): " +
-            "this one takes over when it stops",
+            "another replica of this hub runs the rollouts (it holds the store's rollouts lock): " +
+            "this one records those started through it for that one, and takes over when it stops",
         });
         await vi.waitFor(() => expect(writes(device)).toHaveLength(1), { timeout: 30_000, interval: 100 });
         answer();
@@ -590,6 +637,166 @@ if (problem !== undefined && !required) {
           interval: 200,
         });
         expect(writes(device).map((w) => w.body)).toEqual(["7", "8"]);
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "run a rollout started through a standby replica on the role's holder, which finishes it when the standby stops mid-rollout",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+        expect(await healthOf(b, "rollouts")).toMatchObject({ state: "standby" });
+        const things = [1, 2].map((n) => `urn:test:replica:standby-rollout:${run}:${n}`);
+        for (const id of things) await registerThing(a, id, device.td(id), credentials);
+        const release = await levelRelease(b, things, 7);
+
+        // Started through the standby: recorded at once, run by the holder.
+        const answer = device.holdAnswers();
+        const rollout = await startRollout(b, release);
+        await vi.waitFor(() => expect(writes(device)).toHaveLength(1), { timeout: 30_000, interval: 100 });
+        // The standby stops mid-rollout: nothing of the rollout was in its hands.
+        await hubs.splice(1, 1)[0]?.stop();
+        const onA = await EventStream.open(a, `/rollouts/${encodeURIComponent(rollout)}/events`, {}, SLOW_MS);
+        answer();
+        await vi.waitFor(
+          async () => expect((await a.hub.store.getRollout(rollout))?.status).toBe("completed"),
+          {
+            timeout: 60_000,
+            interval: 200,
+          },
+        );
+        expect(writes(device).map((w) => w.body)).toEqual(["7", "7"]);
+        expect(await applied(a, things)).toEqual(things.map((t) => [t, release]));
+        expect(await rolloutEvents(onA)).toEqual([
+          ["status", "running"],
+          ["step", "completed", things[0]],
+          ["step", "completed", things[1]],
+          ["status", "completed"],
+        ]);
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "cancel a rollout through a replica that does not run it: the runner sends nothing more, makes no release active, and every replica's stream ends with it",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+        const things = [1, 2].map((n) => `urn:test:replica:cancelled-rollout:${run}:${n}`);
+        for (const id of things) await registerThing(a, id, device.td(id), credentials);
+        const release = await levelRelease(a, things, 7);
+
+        const answer = device.holdAnswers();
+        const rollout = await startRollout(a, release);
+        const path = `/rollouts/${encodeURIComponent(rollout)}/events`;
+        const [onA, onB] = await Promise.all([
+          EventStream.open(a, path, {}, SLOW_MS),
+          EventStream.open(b, path, {}, SLOW_MS),
+        ]);
+        await vi.waitFor(() => expect(writes(device)).toHaveLength(1), { timeout: 30_000, interval: 100 });
+        const cancel = await b.request(`/rollouts/${encodeURIComponent(rollout)}/cancel`, { method: "POST" });
+        const cancelled = (await cancel.json()) as { status: string; reason: string };
+        expect(cancel.status, JSON.stringify(cancelled)).toBe(200);
+        expect(cancelled).toMatchObject({ status: "failed", reason: "cancelled by admin" });
+        // The step in flight gets the device's answer; the runner makes the release active nowhere.
+        answer();
+        await vi.waitFor(async () => expect((await a.hub.store.rolloutProgress(rollout)).applying).toBe(0), {
+          timeout: 30_000,
+          interval: 200,
+        });
+        const steps = await a.hub.store.rolloutSteps(rollout, { limit: 10 });
+        expect(steps.map((s) => [s.thing, s.status])).toEqual([
+          [things[0], "failed"],
+          [things[1], "skipped"],
+        ]);
+        expect(steps[0]?.reason).toMatch(
+          /^cancelled by admin while this step was being applied: the release was not made active/,
+        );
+        expect(writes(device)).toHaveLength(1);
+        expect(await applied(a, things)).toEqual([]);
+        const ended = [
+          ["status", "running"],
+          ["status", "failed"],
+        ];
+        expect(await rolloutEvents(onA)).toEqual(ended);
+        expect(await rolloutEvents(onB)).toEqual(ended);
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "stream a rollout's progress from every replica, the one running it or not",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+        const things = [1, 2].map((n) => `urn:test:replica:streamed-rollout:${run}:${n}`);
+        for (const id of things) await registerThing(a, id, device.td(id), credentials);
+        const release = await levelRelease(a, things, 7);
+
+        const answer = device.holdAnswers();
+        const rollout = await startRollout(a, release);
+        const path = `/rollouts/${encodeURIComponent(rollout)}/events`;
+        const [onA, onB] = await Promise.all([
+          EventStream.open(a, path, {}, SLOW_MS),
+          EventStream.open(b, path, {}, SLOW_MS),
+        ]);
+        answer();
+        const all = [
+          ["status", "running"],
+          ["step", "completed", things[0]],
+          ["step", "completed", things[1]],
+          ["status", "completed"],
+        ];
+        expect(await rolloutEvents(onA)).toEqual(all);
+        expect(await rolloutEvents(onB)).toEqual(all);
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "take what a rollout step applied on one replica for no drift on the others",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+        const id = `urn:test:replica:drift:${run}`;
+        await registerThing(a, id, device.td(id), credentials);
+        const completed = async (rollout: string) =>
+          vi.waitFor(async () => expect((await a.hub.store.getRollout(rollout))?.status).toBe("completed"), {
+            timeout: 60_000,
+            interval: 200,
+          });
+        const first = await levelRelease(a, [id], 7);
+        await completed(await startRollout(a, first));
+        // The next release's step writes 8 and reads it back (a `reported` 8) before it makes the
+        // release active: on every replica that is the step's doing, not a drift from the first.
+        const second = await levelRelease(a, [id], 8);
+        const rollout = await startRollout(a, second);
+        await completed(rollout);
+        const last = await a.hub.store.lastSeq();
+        await Promise.all([delivered(a, last), delivered(b, last)]);
+        // What each replica's drift judged up to there is recorded once it stops.
+        expect(b.hub.drift.list(id)).toEqual([]);
+        await Promise.all([a.hub.drift.close(), b.hub.drift.close()]);
+        const log = await a.hub.store.changesAfter(0, 10_000);
+        expect(log.filter((c) => c.thing === id && c.kind === "reported" && c.value === 8)).not.toEqual([]);
+        expect(log.filter((c) => c.kind === "drift").map((c) => c.value)).toEqual([]);
       },
       SLOW_MS,
     );

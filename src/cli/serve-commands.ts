@@ -288,7 +288,7 @@ async function serve(
   if (rollouts !== undefined) {
     out.write(
       rollouts.state === "running"
-        ? "  rollouts: this replica resumes the rollouts recorded as running\n"
+        ? "  rollouts: this replica runs the rollouts\n"
         : `  rollouts: standby: ${rollouts.reason ?? ""}\n`,
     );
   }

@@ -33,6 +33,8 @@ export interface DriftContext {
   readonly commands: Pick<Commands, "writeProperty" | "readBack"> | undefined;
   /** True while a rollout applies a step to the Thing: its reports then are the rollout's doing. */
   readonly isApplying: (thing: string) => boolean;
+  /** Each Change, in seq order, before it is judged: what isApplying says may follow it. */
+  readonly seen?: (change: Change) => void;
   readonly clock: HubClock;
   readonly logger: Logger;
 }
@@ -131,6 +133,7 @@ export class Drift {
 
   private observe(change: Change): void {
     if (this.stopped) return;
+    this.context.seen?.(change);
     if (change.kind === APPLIED_KIND && change.affordance === undefined) {
       this.activate(change);
       // What drifted from the previous release may fit this one, or no longer be wanted.

@@ -45,7 +45,7 @@ export interface Principal {
 export const OBSERVATION_ROLE = "observation";
 /** The store's role whose holder sweeps expired TDs, among a hub's replicas. */
 export const EXPIRY_SWEEP_ROLE = "expiry-sweep";
-/** The store's role whose holder resumes the rollouts recorded as running, among a hub's replicas. */
+/** The store's role whose holder runs the rollouts, among a hub's replicas. */
 export const ROLLOUTS_ROLE = "rollouts";
 
 export interface HubOptions {
@@ -214,6 +214,7 @@ export class Hub {
       ingest,
       commands: this.commands,
       isApplying: (thing) => this.rollouts?.isApplying(thing) ?? false,
+      seen: (change) => this.rollouts?.seen(change),
       clock,
       logger: logger.child({ part: "drift" }),
     });
@@ -336,21 +337,23 @@ export class Hub {
   }
 
   /**
-   * Resumes the rollouts recorded as running. Replicas of one hub resume them one at a time, the
-   * one holding the store's `rollouts` role, or each would drive them once more (every write sent
-   * and every step recorded once per replica); a rollout started through a replica's API runs there.
+   * Resumes the rollouts recorded as running. Of replicas, only the one holding the store's
+   * `rollouts` role drives rollouts, or each would drive them once more (every write sent and every
+   * step recorded once per replica): the others record those started through their API, and the
+   * holder takes them up from the store (docs/replicas.md).
    */
   private async resumeRollouts(): Promise<void> {
     const { rollouts } = this;
     if (rollouts === undefined) return;
+    if (this.config.replica && this.store.holdRole !== undefined) rollouts.watch();
     this.resuming = await this.elect({
       role: ROLLOUTS_ROLE,
-      what: "the rollouts recorded as running",
+      what: "the rollouts",
       standby:
-        "another replica of this hub resumes the rollouts recorded as running (it holds the store's rollouts lock): " +
-        "this one takes over when it stops",
+        "another replica of this hub runs the rollouts (it holds the store's rollouts lock): " +
+        "this one records those started through it for that one, and takes over when it stops",
       start: async () => {
-        await rollouts.resume();
+        await rollouts.lead();
         return rollouts;
       },
       // Its session ended: it stops driving them, for the replica that holds the role next.
@@ -371,7 +374,7 @@ export class Hub {
   /**
    * On a replica, whether it runs the work the replicas do one at a time (`standby` while another
    * one does): the observation of the Things (undefined without it), the sweep of expired TDs and
-   * the resumption of recorded rollouts (undefined without bindings). Undefined on a hub alone.
+   * the rollouts (undefined without bindings). Undefined on a hub alone.
    */
   electedStatus(): { observation?: RoleStatus; expirySweep: RoleStatus; rollouts?: RoleStatus } | undefined {
     if (this.sweeping === undefined) return undefined;

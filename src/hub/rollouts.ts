@@ -80,6 +80,11 @@ export const DEFAULT_CONCURRENCY = 16;
 export const MAX_CONCURRENCY = 1000;
 /** Changes of one affordance searched for a step's own when a rollout resumes. */
 const RESUME_LOOKBACK = 200;
+/**
+ * How often a replica reads the store's rollouts (docs/replicas.md): the runner, for the ones
+ * another replica recorded or ended; every replica, for the progress its streams say.
+ */
+export const ROLLOUT_WATCH_MS = 500;
 
 interface Run {
   rollout: Rollout;
@@ -121,6 +126,30 @@ export class Rollouts {
   /** Set while no new step is taken: for good once halted, for a while when suspended. */
   private closing = false;
   private halted = false;
+  /**
+   * Whether this hub drives rollouts: a hub alone always; of replicas, only the one holding the
+   * store's rollouts role (`lead`), the others record the rollouts they are asked for and leave
+   * them to it.
+   */
+  private runner = true;
+  /** On a replica: the store is read every `ROLLOUT_WATCH_MS` (`watch`). */
+  private watcher: NodeJS.Timeout | undefined;
+  private watching: Promise<void> | undefined;
+  /**
+   * Things a step may be applied to by another replica, as the Log says (in seq order, as drift
+   * sees it): the seq of the step's first Change, from its `desired` or `invoked` Change to its
+   * `applied` or `failed` one, or until the store says it ended (a cancelled step ends without one).
+   */
+  private readonly stepping = new Map<string, number>();
+  /**
+   * On a replica, per rollout a listener follows (`subscribe` with its id): how many follow it,
+   * and the steps whose end was said (read when the first one subscribed), for the events of a
+   * rollout another replica runs.
+   */
+  private readonly told = new Map<
+    string,
+    { listeners: number; ended: Set<number>; total: number; since: Promise<void>; over: boolean }
+  >();
 
   constructor(private readonly context: RolloutContext) {}
 
@@ -191,7 +220,8 @@ export class Rollouts {
     };
     const steps = stepsFromPlan(id, plan, (thing) => active.get(thing), now);
     await this.context.store.createRollout(rollout, steps);
-    this.launch(rollout, release);
+    // A replica that does not hold the rollouts role leaves it recorded: the holder takes it up.
+    if (this.runner) this.launch(rollout, release);
     return this.get(id);
   }
 
@@ -218,6 +248,10 @@ export class Rollouts {
         await this.context.store.endRollout(rollout.id, "failed", this.now(), "its release is not stored");
         continue;
       }
+      // On a replica, read again: it may have been started here (or ended) while the release was
+      // read, and a rollout is driven by one run only.
+      const now = this.watcher === undefined ? rollout : await this.context.store.getRollout(rollout.id);
+      if (now === undefined || this.runs.has(rollout.id) || now.status !== rollout.status) continue;
       this.context.logger.info(
         { rollout: rollout.id, release: rollout.release, status: rollout.status },
         rollout.status === "running"
@@ -276,15 +310,59 @@ export class Rollouts {
     return this.get(id);
   }
 
-  /** Progress events of every rollout; returns the function that ends the subscription. */
-  subscribe(listener: (event: RolloutEvent) => void): () => void {
+  /**
+   * Progress events of every rollout; returns the function that ends the subscription. On a
+   * replica, a listener that names the rollout it follows also gets those of a rollout that
+   * another replica runs, read from the store every `ROLLOUT_WATCH_MS`.
+   */
+  subscribe(listener: (event: RolloutEvent) => void, rollout?: string): () => void {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    if (rollout === undefined || this.watcher === undefined) return () => this.listeners.delete(listener);
+    let told = this.told.get(rollout);
+    if (told === undefined) {
+      const fresh = {
+        listeners: 0,
+        ended: new Set<number>(),
+        total: 0,
+        since: Promise.resolve(),
+        over: false,
+      };
+      fresh.since = this.endedSteps(rollout).then(
+        (ended) => {
+          fresh.ended = ended;
+          fresh.total = ended.size;
+        },
+        (err: unknown) => this.context.logger.warn({ err, rollout }, "a rollout's steps could not be read"),
+      );
+      this.told.set(rollout, (told = fresh));
+    }
+    told.listeners++;
+    const following = told;
+    return () => {
+      if (!this.listeners.delete(listener)) return;
+      if (--following.listeners === 0 && this.told.get(rollout) === following) this.told.delete(rollout);
+    };
   }
 
   /** True while a rollout step is being applied to the Thing. */
   isApplying(thing: string): boolean {
-    return this.applying.has(thing);
+    return this.applying.has(thing) || this.stepping.has(thing);
+  }
+
+  /**
+   * A Change of the Log, in seq order, before drift judges it: a rollout's Changes say a step is
+   * being applied to their Thing, whichever replica applies it.
+   */
+  seen(change: Change): void {
+    if (this.watcher === undefined || change.cause.via !== ROLLOUT_ACTOR_VIA) return;
+    if (change.kind === "desired" || change.kind === "invoked") {
+      if (!this.stepping.has(change.thing)) this.stepping.set(change.thing, change.seq);
+    } else if (
+      change.kind === "failed" ||
+      (change.kind === APPLIED_KIND && change.affordance === undefined)
+    ) {
+      this.stepping.delete(change.thing);
+    }
   }
 
   /** The Thing's active release: the value of its latest `applied` Change. */
@@ -300,6 +378,131 @@ export class Rollouts {
     return changes.filter((c) => c.affordance === undefined).map(lineageEntry);
   }
 
+  /**
+   * A replica (docs/replicas.md): from now on the store is read every `ROLLOUT_WATCH_MS`, as the
+   * other replicas record, cancel and apply rollouts. It drives none until it `lead`s.
+   */
+  watch(everyMs = ROLLOUT_WATCH_MS): void {
+    this.runner = false;
+    const tick = () => {
+      this.watching = this.look()
+        .catch((err: unknown) => this.context.logger.warn({ err }, "the store's rollouts could not be read"))
+        .finally(() => {
+          this.watching = undefined;
+          if (this.watcher !== undefined) this.watcher = setTimeout(tick, everyMs).unref();
+        });
+    };
+    this.watcher = setTimeout(tick, everyMs).unref();
+  }
+
+  /**
+   * This replica holds the rollouts role: it drives every rollout recorded as running (and takes
+   * up each one the other replicas record from now on) until it is `suspend`ed.
+   */
+  async lead(): Promise<void> {
+    this.runner = true;
+    await this.resume();
+  }
+
+  /** One read of the store's rollouts by a replica: what others recorded, ended or are applying. */
+  private async look(): Promise<void> {
+    const { store } = this.context;
+    if (this.runner && !this.closing) await this.resume();
+    const running = await store.listRollouts({ status: "running", limit: 1000, offset: 0 });
+    const stillRunning = new Set(running.map((r) => r.id));
+    // Ended through another replica's API (cancelled): no step more, nothing more sent.
+    for (const run of this.runs.values()) {
+      if (!run.stopped && !stillRunning.has(run.rollout.id)) await this.endedElsewhere(run);
+    }
+    if (this.stepping.size > 0) {
+      // A step whose first Change is at or before `upTo` was claimed before this read: when the
+      // store has it no longer applying, it has ended, with or without a Change saying so.
+      const upTo = await store.lastSeq();
+      const inFlight = await store.listRollouts({ inFlight: true, limit: 1000, offset: 0 });
+      const things = new Set<string>();
+      for (const rollout of inFlight) {
+        for (const step of await allSteps(store, rollout.id, "applying")) things.add(step.thing);
+      }
+      for (const [thing, seq] of this.stepping) {
+        if (seq <= upTo && !things.has(thing)) this.stepping.delete(thing);
+      }
+    }
+    if (this.told.size > 0) await this.tellProgress();
+  }
+
+  /**
+   * Whether the rollout was ended by another replica (a cancel through its API) since this run
+   * last looked: then it stops as if cancelled here (or stopped) and says so to its listeners.
+   */
+  private async endedElsewhere(run: Run): Promise<boolean> {
+    if (run.stopped) return true;
+    const now = await this.context.store.getRollout(run.rollout.id);
+    if (now === undefined || now.status === "running" || run.stopped) return false;
+    run.stopped = true;
+    if (now.reason?.startsWith(CANCELLED_BY) === true) run.cancelled ??= now.reason;
+    const progress = await this.context.store.rolloutProgress(run.rollout.id);
+    run.progress = progress;
+    this.emit({
+      type: "status",
+      rollout: run.rollout.id,
+      status: now.status,
+      ...(now.reason !== undefined && { reason: now.reason }),
+      progress: { ...progress },
+    });
+    return true;
+  }
+
+  /**
+   * The events of the rollouts another replica runs, from the store: each step's end, and the
+   * rollout's, as the runner says them to its own listeners (`GET /rollouts/{id}/events`).
+   */
+  private async tellProgress(): Promise<void> {
+    const { store } = this.context;
+    for (const [id, told] of this.told) {
+      await told.since;
+      if (told.over || this.runs.has(id)) continue;
+      const rollout = await store.getRollout(id);
+      if (rollout === undefined) continue;
+      const progress = await store.rolloutProgress(id);
+      if (progress.completed + progress.failed !== told.total) {
+        for (const status of ["completed", "failed"] as const) {
+          for (const step of await allSteps(store, id, status)) {
+            if (told.ended.has(step.position)) continue;
+            told.ended.add(step.position);
+            this.emit({
+              type: "step",
+              rollout: id,
+              thing: step.thing,
+              status,
+              ...(step.reason !== undefined && { reason: step.reason }),
+              progress: { ...progress },
+            });
+          }
+        }
+        told.total = told.ended.size;
+      }
+      if (rollout.status !== "running") {
+        told.over = true;
+        this.emit({
+          type: "status",
+          rollout: id,
+          status: rollout.status,
+          ...(rollout.reason !== undefined && { reason: rollout.reason }),
+          progress: { ...progress },
+        });
+      }
+    }
+  }
+
+  /** The steps of a rollout that have ended now: a listener that starts following it knows them. */
+  private async endedSteps(id: string): Promise<Set<number>> {
+    const ended = new Set<number>();
+    for (const status of ["completed", "failed"] as const) {
+      for (const step of await allSteps(this.context.store, id, status)) ended.add(step.position);
+    }
+    return ended;
+  }
+
   /** Stops taking new steps, at once: what the steps in flight do next is left for the next start. */
   halt(): void {
     this.halted = true;
@@ -313,6 +516,8 @@ export class Rollouts {
   async suspend(): Promise<void> {
     this.closing = true;
     await Promise.allSettled([...this.runs.values()].map((r) => r.done));
+    // A replica that no longer holds the role records the rollouts it is asked for, no more.
+    if (this.watcher !== undefined) this.runner = false;
     this.closing = this.halted;
   }
 
@@ -322,6 +527,9 @@ export class Rollouts {
    */
   async close(): Promise<void> {
     this.halt();
+    clearTimeout(this.watcher);
+    this.watcher = undefined;
+    await this.watching;
     await Promise.allSettled([...this.runs.values()].map((r) => r.done));
   }
 
@@ -478,6 +686,8 @@ export class Rollouts {
           continue;
         }
         const correlation = `${step.rollout}#${step.position}.${index}`;
+        // Replicas: a cancel through another one's API is in the store only; nothing goes out after it.
+        if (this.watcher !== undefined) await this.endedElsewhere(run);
         if (run.cancelled !== undefined) {
           // Nothing more goes out; an item sent before the hub stopped gets the end it had.
           Object.assign(item, await this.cancelledItem(step, item, correlation, resumed, run));
@@ -498,6 +708,7 @@ export class Rollouts {
           failure = `${item.kind} ${item.name}: ${errorText(item.error, step.thing)}`;
         }
       }
+      if (failure === undefined && this.watcher !== undefined) await this.endedElsewhere(run);
       if (failure === undefined && run.cancelled !== undefined) {
         const sent = items.filter((i) => i.status === "completed" || i.status === "failed").length;
         failure =

@@ -586,7 +586,7 @@ async function rolloutStream(
     if (event.rollout !== id) return;
     if (live) queue.push(event);
     else buffered.push(event);
-  });
+  }, id);
   let now: RolloutView;
   try {
     now = await rollouts.get(id);

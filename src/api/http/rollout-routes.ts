@@ -89,7 +89,7 @@ async function streamRollout(hub: Hub, request: FastifyRequest, reply: FastifyRe
   const unsubscribe = rollouts.subscribe((event) => {
     if (live) send(event);
     else buffered.push(event);
-  });
+  }, id);
   const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS).unref();
   res.on("close", () => {
     unsubscribe();
