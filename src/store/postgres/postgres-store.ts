@@ -49,6 +49,7 @@ import type {
   Store,
   ThingRecord,
 } from "../store.js";
+import { checkDescribeExpectation, describedRecord } from "../thing-rows.js";
 import {
   BLOCK,
   EMPTY_STREAM,
@@ -800,28 +801,15 @@ export class PostgresStore implements Store {
   ): DescribeResult {
     const { td } = command;
     const existing = log.things.get(td.id) ?? undefined;
-    if (command.expect === "absent" && existing) {
-      throw new ConflictError(`A Thing with id ${td.id} is already registered`);
-    }
-    if (typeof command.expect === "number" && existing?.version !== command.expect) {
-      throw new ConflictError(`The Thing ${td.id} was changed concurrently; retry`);
-    }
+    checkDescribeExpectation(command, existing);
     const change = log.append({
       draft: { thing: td.id, kind: "described", value: td, cause: command.cause, hlc: command.hlc },
       value,
       previous: existing?.td,
       cause,
     });
-    const time = changeTime(change);
-    const record: ThingRecord = {
-      id: td.id,
-      td,
-      created: existing?.created ?? time,
-      modified: time,
-      version: change.seq,
-    };
-    if (command.expires !== undefined) record.expires = command.expires;
-    if (command.ttl !== undefined) record.ttl = command.ttl;
+    const record = describedRecord(command, existing, change);
+    const time = record.modified;
     log.setThing(td.id, {
       td: value,
       version: change.seq,

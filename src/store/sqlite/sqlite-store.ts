@@ -42,6 +42,7 @@ import type {
   Store,
   ThingRecord,
 } from "../store.js";
+import { checkDescribeExpectation, describedRecord } from "../thing-rows.js";
 import { queueRefusal } from "../write-queue.js";
 import { restoreGuards, type RestoredGuard } from "./sqlite-guards.js";
 import { migrations } from "./sqlite-migrations.js";
@@ -983,12 +984,7 @@ export class SqliteStore implements Store {
   private describeOne(command: DescribeCommand): DescribeResult {
     const { td } = command;
     const existing = this.stmt.getVersion.get(td.id);
-    if (command.expect === "absent" && existing) {
-      throw new ConflictError(`A Thing with id ${td.id} is already registered`);
-    }
-    if (typeof command.expect === "number" && existing?.version !== command.expect) {
-      throw new ConflictError(`The Thing ${td.id} was changed concurrently; retry`);
-    }
+    checkDescribeExpectation(command, existing);
     const previous = existing ? (JSON.parse(existing.td) as unknown) : undefined;
     const change = this.log.append({
       thing: td.id,
@@ -998,16 +994,8 @@ export class SqliteStore implements Store {
       cause: command.cause,
       hlc: command.hlc,
     });
-    const time = changeTime(change);
-    const record: ThingRecord = {
-      id: td.id,
-      td,
-      created: existing?.created ?? time,
-      modified: time,
-      version: change.seq,
-    };
-    if (command.expires !== undefined) record.expires = command.expires;
-    if (command.ttl !== undefined) record.ttl = command.ttl;
+    const record = describedRecord(command, existing, change);
+    const time = record.modified;
     this.stmt.upsertThing.run({
       id: td.id,
       created: record.created,
