@@ -715,32 +715,17 @@ describe("GraphQL over WebSocket: a socket that keeps up while the hub's thread 
       const changeBytes = 10_000;
       await reportBulk(own, id, 16, 50, changeBytes);
       const last = await logSize(own);
-      const { hostname, port } = new URL(own.url);
-      const upgraded = new Promise<Duplex>((resolve) =>
-        own.app.server.once("upgrade", (_request, socket: Duplex) => resolve(socket)),
-      );
       // The client reads on its own thread: it goes on reading while this one is held up.
-      client = await OffThreadSocket.connect(Number(port), hostname);
-      client.write(graphqlUpgrade(hostname, port));
-      const socket = await upgraded;
-      await client.until("101 Switching Protocols");
-      client.write(clientFrame({ type: "connection_init", payload: { token: own.token } }));
-      await client.until("connection_ack");
-      client.pause();
-      client.write(
-        clientFrame({
-          id: "1",
-          type: "subscribe",
-          payload: { query: "subscription { changes(after: 0) { seq value } }" },
-        }),
-      );
+      const replay = await pausedReplay(own);
+      client = replay.client;
+      const { socket } = replay;
       // The replay filled the kernel's buffers and the queue, and waits, its stall timer running.
       const bound = Date.now() + 20_000;
       const stalling = () => timers.mock.calls.some(([, ms]) => ms === stallMs);
       while (!stalling() && Date.now() < bound) await new Promise((resolve) => setImmediate(resolve));
       expect(stalling()).toBe(true);
       // What the kernel took from the hub so far: the writes it completed.
-      const taken = (socket as Socket).bytesWritten - socket.writableLength;
+      const taken = socket.bytesWritten - socket.writableLength;
       // Once the client has read it, the kernel can take what the queue holds in one go.
       expect(taken).toBeGreaterThan(2 * maxQueued * changeBytes);
       // The client now reads all the kernel took (and then what it holds of the rest), while the
@@ -769,26 +754,11 @@ describe("GraphQL over WebSocket: a socket that keeps up while the hub's thread 
       await register(own, id, { properties: { config: { type: "object", forms: FORMS } } });
       // ~8 MB of Changes of ~10 kB: more than the kernel's buffers on loopback hold (~3 MB here).
       await reportBulk(own, id, 16, 50, 10_000);
-      const { hostname, port } = new URL(own.url);
-      const upgraded = new Promise<Duplex>((resolve) =>
-        own.app.server.once("upgrade", (_request, socket: Duplex) => resolve(socket)),
-      );
-      client = await OffThreadSocket.connect(Number(port), hostname);
-      client.write(graphqlUpgrade(hostname, port));
-      const socket = (await upgraded) as Socket;
-      await client.until("101 Switching Protocols");
-      client.write(clientFrame({ type: "connection_init", payload: { token: own.token } }));
-      await client.until("connection_ack");
       // The client takes nothing for streamStallMs: the hub closes the socket (1013), its close
       // frame queued behind what the kernel could not take, and its grace timer running.
-      client.pause();
-      client.write(
-        clientFrame({
-          id: "1",
-          type: "subscribe",
-          payload: { query: "subscription { changes(after: 0) { seq value } }" },
-        }),
-      );
+      const replay = await pausedReplay(own);
+      client = replay.client;
+      const { socket } = replay;
       const bound = Date.now() + 20_000;
       while (closes.mock.calls.length === 0 && Date.now() < bound)
         await new Promise((resolve) => setImmediate(resolve));
@@ -854,3 +824,29 @@ describe("GraphQL over WebSocket: the bound on an answer's bytes", () => {
     await client.dispose();
   });
 });
+
+/**
+ * A client on a thread of its own (it goes on reading while this one is held up) subscribes to the
+ * whole Log over the hub's GraphQL socket, then takes nothing; with the hub's side of that socket.
+ */
+async function pausedReplay(own: TestHub): Promise<{ client: OffThreadSocket; socket: Socket }> {
+  const { hostname, port } = new URL(own.url);
+  const upgraded = new Promise<Duplex>((resolve) =>
+    own.app.server.once("upgrade", (_request, socket: Duplex) => resolve(socket)),
+  );
+  const client = await OffThreadSocket.connect(Number(port), hostname);
+  try {
+    client.write(graphqlUpgrade(hostname, port));
+    const socket = (await upgraded) as Socket;
+    await client.until("101 Switching Protocols");
+    client.write(clientFrame({ type: "connection_init", payload: { token: own.token } }));
+    await client.until("connection_ack");
+    client.pause();
+    const query = "subscription { changes(after: 0) { seq value } }";
+    client.write(clientFrame({ id: "1", type: "subscribe", payload: { query } }));
+    return { client, socket };
+  } catch (error) {
+    await client.end();
+    throw error;
+  }
+}
