@@ -509,6 +509,22 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     );
   });
 
+  it("a number argument that is no whole number in range says which and what it takes, as a usage error", async () => {
+    for (const [args, line] of [
+      [["why", "abc"], 'seq must be a whole number from 1, not "abc"'],
+      [["prove", "0"], 'seq must be a whole number from 1, not "0"'],
+      [["prove", "3", "--size", "1.5"], '--size must be a whole number from 1, not "1.5"'],
+      [["history", "urn:test:lamp", "--limit", "ten"], '--limit must be a whole number from 1, not "ten"'],
+      [["verify", "--threads", "x"], '--threads must be a whole number from 0, not "x"'],
+      [["graph", "urn:test:lamp", "--depth", "0"], '--depth must be a whole number from 1 to 10, not "0"'],
+      [["rollout", "r1", "--concurrency", "0"], '--concurrency must be a whole number from 1, not "0"'],
+    ] as const) {
+      const run = await thingsAt([...args]);
+      expect(run.code).toBe(2);
+      expect(expectOneLine(run)).toBe(`things: ${line}\n`);
+    }
+  });
+
   it("an unknown command exits with the usage code 2", async () => {
     const run = await things(["lss"]);
     expect(run.code).toBe(2);

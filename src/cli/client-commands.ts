@@ -1,5 +1,5 @@
 // `things add|get|ls|rm|search`: the directory commands, which talk to a hub over HTTP.
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { HubClient, HubError, type ProblemLocation } from "../client/index.js";
@@ -20,6 +20,7 @@ import { closestName, configDefaults, configEnvironment, defaultDataDir } from "
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
 import { formatTable } from "./table.js";
+import { wholeNumber } from "./whole-number.js";
 
 /** Listing pages asked of the hub: its default page size. */
 const PAGE_SIZE = 100;
@@ -425,14 +426,6 @@ function modifiedOf(td: RegisteredThingDescription): string {
   return `${new Date(modified).toISOString().slice(0, 19)}Z`;
 }
 
-export function positiveInteger(text: string): number {
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1) {
-    throw new InvalidArgumentError("must be a whole number from 1");
-  }
-  return value;
-}
-
 /**
  * A time argument (RFC 3339, `-15m`, `yesterday 14:02` in this machine's zone), read here rather
  * than by the hub so that local times are this user's; a bad one is a usage error (exit 2).
@@ -541,7 +534,7 @@ export function registerClientCommands(program: Command): void {
       "--type <type>",
       "only Things of this type or one of its subtypes (saref:Sensor, a full IRI, or a class name: Sensor)",
     )
-    .option("--limit <n>", "at most this many Things", positiveInteger)
+    .option("--limit <n>", "at most this many Things", wholeNumber("--limit", 1))
     .option("--json", "the TDs as one JSON array, for scripts")
     .addHelpText("after", connectionHelp)
     .action(talking(async (options: ListCommandOptions, command: Command) => list(options, command)));

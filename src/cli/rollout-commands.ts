@@ -15,6 +15,7 @@ import { connectionHelpWith, connectionOf, talking } from "./client-commands.js"
 import { compactValue, localTime } from "./history-commands.js";
 import { resolveRelease } from "./release-commands.js";
 import { formatTable } from "./table.js";
+import { wholeNumber } from "./whole-number.js";
 
 /**
  * Completed, but some Things failed within --max-failures: not 0, which a script takes for "every
@@ -42,11 +43,7 @@ function rolloutClientOf(command: Command): RolloutClient {
 
 function count(text: string | undefined, name: string, min: number): number | undefined {
   if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min) {
-    throw new CliError(`${name} must be a whole number ≥ ${min}, not "${text}"`, 2);
-  }
-  return value;
+  return wholeNumber(name, min)(text);
 }
 
 function summary(progress: RolloutProgress): string {
