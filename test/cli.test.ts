@@ -360,6 +360,17 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     );
   });
 
+  it("diff of an id with a typo gets the registered id nearest to it; a known Thing absent then says when", async () => {
+    await register(lamp("urn:test:espresso-machine"));
+    const window = ["--from", "-1h", "--to", "now"];
+    expect(expectOneLine(await thingsAt(["diff", "urn:test:espreso-machine", ...window]))).toBe(
+      "things: No Thing with id urn:test:espreso-machine has ever been registered here (did you mean urn:test:espresso-machine?)\n",
+    );
+    expect(
+      expectOneLine(await thingsAt(["diff", "urn:test:espresso-machine", "--from", "-3h", "--to", "-2h"])),
+    ).toBe("things: urn:test:espresso-machine was not in the directory between those times\n");
+  });
+
   it("rm of an unknown id says so", async () => {
     const run = await thingsAt(["rm", "urn:test:nobody"]);
     expect(expectOneLine(run)).toContain("urn:test:nobody");

@@ -146,6 +146,11 @@ const IDS_COMPARED = 50_000;
 async function unknownThingHint(err: HubError, command: Command): Promise<string | undefined> {
   const id = /^No Thing with id ([^\s,]+)/.exec(err.message)?.[1];
   if (err.status !== 404 || id === undefined) return undefined;
+  return unknownIdHint(id, command);
+}
+
+/** The end of a line about an id the hub has never had: ` (did you mean …?)`, else where ids are listed. */
+export async function unknownIdHint(id: string, command: Command): Promise<string> {
   const fallback = ": `things ls` lists their ids";
   let ids: unknown[];
   try {

@@ -19,6 +19,7 @@ import {
   checkTimeOrder,
   parseTimeArgument,
   talking,
+  unknownIdHint,
 } from "./client-commands.js";
 import { CliError } from "./cli-error.js";
 import { graphqlClientOf, graphqlFailure } from "./query-commands.js";
@@ -197,7 +198,7 @@ async function unknownThingNote(command: Command, id: string | undefined): Promi
     return undefined;
   } catch (err) {
     if (err instanceof HubError && err.status === 404)
-      return `no Thing ${id} has ever been registered with this hub: \`things ls\` lists their ids`;
+      return `no Thing ${id} has ever been registered with this hub${await unknownIdHint(id, command)}`;
     return undefined;
   }
 }
