@@ -2,11 +2,13 @@
 // a real hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { get as httpGet } from "node:http";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { badPorts } from "../src/client/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 import { cleanEnvironment, runThings, runThingsToEnd } from "./support/things-process.js";
 
@@ -802,6 +804,48 @@ describe("things serve on every address", () => {
       // Who may read what, said at start: on every address, that matters.
       await serve.waitFor(/ {2}access: reads are open to anyone who reaches the hub; [^\n]*\n/);
       expect((await fetch(`${url ?? ""}/health`)).status).toBe(200);
+    } finally {
+      serve.process.kill("SIGTERM");
+      await serve.exited;
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("things serve on a port fetch refuses", () => {
+  it("warns in one line that browsers and things cannot reach it, and still starts", async () => {
+    // A bad port free here now (6000 is X11's): the hub must bind it for the warning to be said.
+    let port: number | undefined;
+    for (const candidate of badPorts().filter((p) => p >= 1024)) {
+      const free = await new Promise<boolean>((resolve) => {
+        const probe = createServer();
+        probe.once("error", () => resolve(false));
+        probe.listen(candidate, "127.0.0.1", () => probe.close(() => resolve(true)));
+      });
+      if (free) {
+        port = candidate;
+        break;
+      }
+    }
+    if (port === undefined) throw new Error("no bad port above 1023 is free on this machine");
+    const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
+    const serve = runThings(
+      ["serve", "--data", data, "--port", String(port), "--no-mqtt"],
+      cleanEnvironment(),
+    );
+    try {
+      await serve.waitFor(/ {2}access: [^\n]*\n/);
+      expect(serve.stdout().split("\n")[1]).toBe(
+        `  warning: browsers and fetch refuse port ${port} (a "bad port" of the Fetch standard): neither the UI nor \`things\` can reach this hub; run it on another --port`,
+      );
+      // The hub runs: a client that does not block ports (node:http) reaches it.
+      const status = await new Promise<number | undefined>((resolve, reject) =>
+        httpGet(`http://127.0.0.1:${port}/health`, (res) => {
+          res.resume();
+          resolve(res.statusCode);
+        }).on("error", reject),
+      );
+      expect(status).toBe(200);
     } finally {
       serve.process.kill("SIGTERM");
       await serve.exited;
