@@ -2,7 +2,7 @@
 // a real hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { get as httpGet } from "node:http";
+import { createServer as createHttpServer, get as httpGet, type Server as HttpServer } from "node:http";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -535,6 +535,47 @@ describe("failures: one line on stderr and a non-zero exit", () => {
       const run = await thingsAt([...args]);
       expect(run.code).toBe(2);
       expect(expectOneLine(run)).toBe(`things: ${line}\n`);
+    }
+  });
+
+  it("a --url at an HTTP server that is no hub, or under a path the hub does not serve, says which and what to give", async () => {
+    // An HTTP server of another kind (here a problem document, as `things sim`'s devices answer).
+    const other = createHttpServer((_request, response) => {
+      response.writeHead(404, { "content-type": "application/problem+json" });
+      response.end(
+        JSON.stringify({ title: "Not found", status: 404, detail: "nothing is served at /things" }),
+      );
+    });
+    // A proxy that serves the hub under /hub/, as docs/cli.md's --url allows.
+    const proxy = createHttpServer((request, response) => {
+      const path = (request.url ?? "").replace(/^\/hub\//, "/");
+      httpGet(`${hub.url}${path}`, { headers: request.headers }, (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      }).on("error", () => response.destroy());
+    });
+    const urlOf = async (server: HttpServer): Promise<string> => {
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    };
+    const otherUrl = await urlOf(other);
+    const proxyUrl = await urlOf(proxy);
+    try {
+      for (const args of [["ls"], ["get", "urn:test:lamp"]]) {
+        expect(expectOneLine(await things([...args, "--url", otherUrl]))).toBe(
+          `things: cannot reach the hub at ${otherUrl}: what answers there is no Hyperthings hub (GET /health does not answer as a hub does) — is it the address \`things serve\` printed?\n`,
+        );
+        expect(expectOneLine(await things([...args, "--url", `${hub.url}/things`]))).toBe(
+          `things: cannot reach the hub at ${hub.url}/things: the hub there serves at ${hub.url}, not under /things — give ${hub.url} (--url, HYPERTHINGS_URL)\n`,
+        );
+      }
+      // Through a proxy that strips its path, the hub's own refusal, as before.
+      expect(expectOneLine(await things(["get", "urn:test:lamp", "--url", `${proxyUrl}/hub/`]))).toBe(
+        "things: No Thing with id urn:test:lamp: `things ls` lists their ids\n",
+      );
+    } finally {
+      other.close();
+      proxy.close();
     }
   });
 
