@@ -943,7 +943,7 @@ describe("things watch", () => {
     const id = "urn:test:lamp-to-come";
     const w = await startWatching(["--thing", id]);
     expect(w.stderr.seen[0]).toBe(
-      `note: no Thing ${id} has ever been registered with this hub: \`things ls\` lists their ids; waiting for its Changes`,
+      `note: no Thing ${id} has ever been registered with this hub (did you mean urn:test:lamp?); waiting for its Changes`,
     );
     await clientOf(hub).put({ ...lampTd(), id });
     const line = await w.stdout.waitFor((l) => l.includes("described"), "with its registration");

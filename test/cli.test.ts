@@ -2,11 +2,13 @@
 // a real hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer, get as httpGet, type Server as HttpServer } from "node:http";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { badPorts } from "../src/client/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 import { cleanEnvironment, runThings, runThingsToEnd } from "./support/things-process.js";
 
@@ -408,6 +410,17 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     );
   });
 
+  it("diff of an id with a typo gets the registered id nearest to it; a known Thing absent then says when", async () => {
+    await register(lamp("urn:test:espresso-machine"));
+    const window = ["--from", "-1h", "--to", "now"];
+    expect(expectOneLine(await thingsAt(["diff", "urn:test:espreso-machine", ...window]))).toBe(
+      "things: No Thing with id urn:test:espreso-machine has ever been registered here (did you mean urn:test:espresso-machine?)\n",
+    );
+    expect(
+      expectOneLine(await thingsAt(["diff", "urn:test:espresso-machine", "--from", "-3h", "--to", "-2h"])),
+    ).toBe("things: urn:test:espresso-machine was not in the directory between those times\n");
+  });
+
   it("rm of an unknown id says so", async () => {
     const run = await thingsAt(["rm", "urn:test:nobody"]);
     expect(expectOneLine(run)).toContain("urn:test:nobody");
@@ -555,6 +568,63 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     expect(expectOneLine(noHost)).toMatch(
       /no such host — check the hub's address \(--url, HYPERTHINGS_URL\)\n$/,
     );
+  });
+
+  it("a number argument that is no whole number in range says which and what it takes, as a usage error", async () => {
+    for (const [args, line] of [
+      [["why", "abc"], 'seq must be a whole number from 1, not "abc"'],
+      [["prove", "0"], 'seq must be a whole number from 1, not "0"'],
+      [["prove", "3", "--size", "1.5"], '--size must be a whole number from 1, not "1.5"'],
+      [["history", "urn:test:lamp", "--limit", "ten"], '--limit must be a whole number from 1, not "ten"'],
+      [["verify", "--threads", "x"], '--threads must be a whole number from 0, not "x"'],
+      [["graph", "urn:test:lamp", "--depth", "0"], '--depth must be a whole number from 1 to 10, not "0"'],
+      [["rollout", "r1", "--concurrency", "0"], '--concurrency must be a whole number from 1, not "0"'],
+    ] as const) {
+      const run = await thingsAt([...args]);
+      expect(run.code).toBe(2);
+      expect(expectOneLine(run)).toBe(`things: ${line}\n`);
+    }
+  });
+
+  it("a --url at an HTTP server that is no hub, or under a path the hub does not serve, says which and what to give", async () => {
+    // An HTTP server of another kind (here a problem document, as `things sim`'s devices answer).
+    const other = createHttpServer((_request, response) => {
+      response.writeHead(404, { "content-type": "application/problem+json" });
+      response.end(
+        JSON.stringify({ title: "Not found", status: 404, detail: "nothing is served at /things" }),
+      );
+    });
+    // A proxy that serves the hub under /hub/, as docs/cli.md's --url allows.
+    const proxy = createHttpServer((request, response) => {
+      const path = (request.url ?? "").replace(/^\/hub\//, "/");
+      httpGet(`${hub.url}${path}`, { headers: request.headers }, (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      }).on("error", () => response.destroy());
+    });
+    const urlOf = async (server: HttpServer): Promise<string> => {
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    };
+    const otherUrl = await urlOf(other);
+    const proxyUrl = await urlOf(proxy);
+    try {
+      for (const args of [["ls"], ["get", "urn:test:lamp"]]) {
+        expect(expectOneLine(await things([...args, "--url", otherUrl]))).toBe(
+          `things: cannot reach the hub at ${otherUrl}: what answers there is no Hyperthings hub (GET /health does not answer as a hub does) — is it the address \`things serve\` printed?\n`,
+        );
+        expect(expectOneLine(await things([...args, "--url", `${hub.url}/things`]))).toBe(
+          `things: cannot reach the hub at ${hub.url}/things: the hub there serves at ${hub.url}, not under /things — give ${hub.url} (--url, HYPERTHINGS_URL)\n`,
+        );
+      }
+      // Through a proxy that strips its path, the hub's own refusal, as before.
+      expect(expectOneLine(await things(["get", "urn:test:lamp", "--url", `${proxyUrl}/hub/`]))).toBe(
+        "things: No Thing with id urn:test:lamp: `things ls` lists their ids\n",
+      );
+    } finally {
+      other.close();
+      proxy.close();
+    }
   });
 
   it("an unknown command exits with the usage code 2", async () => {
@@ -836,6 +906,48 @@ describe("things serve on every address", () => {
       // Who may read what, said at start: on every address, that matters.
       await serve.waitFor(/ {2}access: reads are open to anyone who reaches the hub; [^\n]*\n/);
       expect((await fetch(`${url ?? ""}/health`)).status).toBe(200);
+    } finally {
+      serve.process.kill("SIGTERM");
+      await serve.exited;
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("things serve on a port fetch refuses", () => {
+  it("warns in one line that browsers and things cannot reach it, and still starts", async () => {
+    // A bad port free here now (6000 is X11's): the hub must bind it for the warning to be said.
+    let port: number | undefined;
+    for (const candidate of badPorts().filter((p) => p >= 1024)) {
+      const free = await new Promise<boolean>((resolve) => {
+        const probe = createServer();
+        probe.once("error", () => resolve(false));
+        probe.listen(candidate, "127.0.0.1", () => probe.close(() => resolve(true)));
+      });
+      if (free) {
+        port = candidate;
+        break;
+      }
+    }
+    if (port === undefined) throw new Error("no bad port above 1023 is free on this machine");
+    const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
+    const serve = runThings(
+      ["serve", "--data", data, "--port", String(port), "--no-mqtt"],
+      cleanEnvironment(),
+    );
+    try {
+      await serve.waitFor(/ {2}access: [^\n]*\n/);
+      expect(serve.stdout().split("\n")[1]).toBe(
+        `  warning: browsers and fetch refuse port ${port} (a "bad port" of the Fetch standard): neither the UI nor \`things\` can reach this hub; run it on another --port`,
+      );
+      // The hub runs: a client that does not block ports (node:http) reaches it.
+      const status = await new Promise<number | undefined>((resolve, reject) =>
+        httpGet(`http://127.0.0.1:${port}/health`, (res) => {
+          res.resume();
+          resolve(res.statusCode);
+        }).on("error", reject),
+      );
+      expect(status).toBe(200);
     } finally {
       serve.process.kill("SIGTERM");
       await serve.exited;

@@ -177,7 +177,10 @@ describe("releases through the hub and the CLI", () => {
     });
     const run = await things(["build", dir], hub);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^things: .*ghost\.yaml:3:5: no Thing urn:example:nobody is registered/);
+    // The hub's refusal of what was built is a failed build, in the words of every other one.
+    expect(run.stderr).toMatch(
+      /^things: build failed: \S*ghost\.yaml:3:5: no Thing urn:example:nobody is registered[^\n]*\n$/,
+    );
     expect((await releases(hub)).length).toBe(before);
   });
 

@@ -1,5 +1,5 @@
 // `things add|get|ls|rm|search`: the directory commands, which talk to a hub over HTTP.
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { HubClient, HubError, type BatchResult, type ProblemLocation } from "../client/index.js";
@@ -12,7 +12,6 @@ import {
   validateThingDescription,
   parseJsonStrict,
   parseTimeExpression,
-  readInteger,
   type RegisteredThingDescription,
   type ThingDescription,
 } from "../core/index.js";
@@ -23,6 +22,7 @@ import { closestName, configDefaults, configEnvironment, defaultDataDir } from "
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
 import { formatTable } from "./table.js";
+import { wholeNumber } from "./whole-number.js";
 
 /** Listing pages asked of the hub: its default page size. */
 const PAGE_SIZE = 100;
@@ -148,6 +148,11 @@ const IDS_COMPARED = 50_000;
 async function unknownThingHint(err: HubError, command: Command): Promise<string | undefined> {
   const id = /^No Thing with id ([^\s,]+)/.exec(err.message)?.[1];
   if (err.status !== 404 || id === undefined) return undefined;
+  return unknownIdHint(id, command);
+}
+
+/** The end of a line about an id the hub has never had: ` (did you mean …?)`, else where ids are listed. */
+export async function unknownIdHint(id: string, command: Command): Promise<string> {
   const fallback = ": `things ls` lists their ids";
   let ids: unknown[];
   try {
@@ -476,18 +481,6 @@ function modifiedOf(td: RegisteredThingDescription): string {
   return `${new Date(modified).toISOString().slice(0, 19)}Z`;
 }
 
-/** A whole number from `min` as the hub reads one in a request (core's readInteger), or undefined. */
-export function wholeNumberFrom(text: string, min: number): number | undefined {
-  const value = readInteger(text);
-  return typeof value === "number" && value >= min ? value : undefined;
-}
-
-export function positiveInteger(text: string): number {
-  const value = wholeNumberFrom(text, 1);
-  if (value === undefined) throw new InvalidArgumentError("must be a whole number from 1");
-  return value;
-}
-
 /**
  * A time argument (RFC 3339, `-15m`, `yesterday 14:02` in this machine's zone), read here rather
  * than by the hub so that local times are this user's; a bad one is a usage error (exit 2).
@@ -596,7 +589,7 @@ export function registerClientCommands(program: Command): void {
       "--type <type>",
       "only Things of this type or one of its subtypes (saref:Sensor, a full IRI, or a class name: Sensor)",
     )
-    .option("--limit <n>", "at most this many Things", positiveInteger)
+    .option("--limit <n>", "at most this many Things", wholeNumber("--limit", 1))
     .option("--json", "the TDs as one JSON array, for scripts")
     .addHelpText("after", connectionHelp)
     .action(talking(async (options: ListCommandOptions, command: Command) => list(options, command)));

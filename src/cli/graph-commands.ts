@@ -1,12 +1,13 @@
 // `things link|unlink|find|graph`: edit a Thing's links, query the graph with a filter
 // (docs/queries.md), and print a Thing's neighbourhood as a tree — over the hub's HTTP API.
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import { HubClient } from "../client/index.js";
 import { compactIri } from "../core/index.js";
 import type { GraphLink, GraphPage, NeighbourhoodNode } from "../hub/index.js";
 // graph.js, not the hub's index, which would load the whole hub on every `things` command.
 import { MAX_NEIGHBOURHOOD_DEPTH } from "../hub/graph.js";
-import { connectionHelpWith, connectionOf, positiveInteger, talking } from "./client-commands.js";
+import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
+import { wholeNumber } from "./whole-number.js";
 import { CliError } from "./cli-error.js";
 import { formatTable } from "./table.js";
 
@@ -17,12 +18,7 @@ const DEFAULT_FIND_LIMIT = 100;
 const MAX_PAGE = 1000;
 
 /** `--depth`: a usage error (exit 2) past what the hub allows, like one below 1. */
-function depthOption(text: string): number {
-  const depth = positiveInteger(text);
-  if (depth > MAX_NEIGHBOURHOOD_DEPTH)
-    throw new InvalidArgumentError(`must be a whole number from 1 to ${MAX_NEIGHBOURHOOD_DEPTH}`);
-  return depth;
-}
+const depthOption = wholeNumber("--depth", 1, MAX_NEIGHBOURHOOD_DEPTH);
 
 function thingPath(id: string): string {
   return `things/${encodeURIComponent(id)}`;
@@ -188,7 +184,11 @@ export function registerGraphCommands(program: Command): void {
     .command("find")
     .description("the Things matching a graph filter, with their current state (see docs/queries.md)")
     .argument("<filter>", `e.g. 'type = TemperatureSensor AND state.temperature > 30'`)
-    .option("--limit <n>", `at most this many Things (default ${DEFAULT_FIND_LIMIT})`, positiveInteger)
+    .option(
+      "--limit <n>",
+      `at most this many Things (default ${DEFAULT_FIND_LIMIT})`,
+      wholeNumber("--limit", 1),
+    )
     .option("--json", "the matches as one JSON array of {id, td, state}, for scripts")
     .addHelpText("after", help)
     .action(

@@ -18,12 +18,13 @@ import {
   connectionHelpWith,
   checkTimeOrder,
   parseTimeArgument,
-  positiveInteger,
   talking,
+  unknownIdHint,
 } from "./client-commands.js";
 import { CliError } from "./cli-error.js";
 import { graphqlClientOf, graphqlFailure } from "./query-commands.js";
 import { formatTable } from "./table.js";
+import { wholeNumber } from "./whole-number.js";
 
 /** How many Changes `history` shows unless told. */
 const DEFAULT_HISTORY_LIMIT = 50;
@@ -197,7 +198,7 @@ async function unknownThingNote(command: Command, id: string | undefined): Promi
     return undefined;
   } catch (err) {
     if (err instanceof HubError && err.status === 404)
-      return `no Thing ${id} has ever been registered with this hub: \`things ls\` lists their ids`;
+      return `no Thing ${id} has ever been registered with this hub${await unknownIdHint(id, command)}`;
     return undefined;
   }
 }
@@ -603,11 +604,15 @@ export function registerHistoryCommands(program: Command): void {
   /** The options of a paged listing of Changes (history, changes), and its help. */
   const paged = (listing: Command): Command =>
     listing
-      .option("--limit <n>", `at most this many Changes (default ${DEFAULT_HISTORY_LIMIT})`, positiveInteger)
+      .option(
+        "--limit <n>",
+        `at most this many Changes (default ${DEFAULT_HISTORY_LIMIT})`,
+        wholeNumber("--limit", 1),
+      )
       .option(
         "--cursor <seq>",
         "go on after this Change: the seq of the last one shown (older ones, or newer with --oldest-first)",
-        positiveInteger,
+        wholeNumber("--cursor", 1),
       )
       .option("--oldest-first", "oldest first instead of newest first")
       .option("--json", "the Changes as one JSON array, for scripts")

@@ -1,6 +1,6 @@
 // `things verify|prove|export`: check a hub's Log against its signed checkpoints, prove one Change
 // is in it, and export a run of it that anyone can verify offline (`things verify --file`).
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import {
   closeSync,
@@ -44,16 +44,10 @@ import {
   type LogFailure,
   type MerkleFrontierJson,
 } from "../core/index.js";
-import {
-  clientOf,
-  connectionHelpWith,
-  parseTimeArgument,
-  positiveInteger,
-  talking,
-  wholeNumberFrom,
-} from "./client-commands.js";
+import { clientOf, connectionHelpWith, parseTimeArgument, talking } from "./client-commands.js";
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
+import { wholeNumber } from "./whole-number.js";
 import { EntryHashers } from "./log-entry-hashers.js";
 import { describeChange } from "./history-commands.js";
 // The names only: the hub's index would load the whole hub on every `things` command.
@@ -2062,12 +2056,6 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
 // ---------------------------------------------------------------------------------------------
 // The commands
 
-function nonNegativeInteger(text: string): number {
-  const n = wholeNumberFrom(text, 0);
-  if (n === undefined) throw new InvalidArgumentError("not a whole number");
-  return n;
-}
-
 /** Runs a verification, printing its verdict when it ends with one. */
 function verifying<Args extends unknown[]>(
   what: string,
@@ -2118,7 +2106,7 @@ export function registerLogCommands(program: Command): void {
     .option(
       "--threads <n>",
       `threads that hash the entries besides the one that fetches them and checks the tree (default 1 when there are 2 cores or more and the Log has more than ${VERIFY_THREADLESS_CHANGES} Changes, else 0)`,
-      nonNegativeInteger,
+      wholeNumber("--threads", 0),
     )
     .addHelpText("after", help)
     .action(
@@ -2155,11 +2143,11 @@ export function registerLogCommands(program: Command): void {
   program
     .command("prove")
     .description("prove that one Change is in the signed Log: its hash, an inclusion proof and a checkpoint")
-    .argument("<seq>", "the Change's position in the Log", positiveInteger)
+    .argument("<seq>", "the Change's position in the Log", wholeNumber("seq", 1))
     .option(
       "--size <n>",
       "prove it in the tree of this many Changes (a signed checkpoint's size)",
-      positiveInteger,
+      wholeNumber("--size", 1),
     )
     .option("--key <file>", "the hub's public key (PEM) to trust; by default the one the hub gives")
     .option("--json", "what was proven as one JSON object")

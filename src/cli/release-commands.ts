@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { dirname, extname, join, relative, resolve } from "node:path";
-import { ReleaseClient } from "../client/index.js";
+import { HubError, ReleaseClient } from "../client/index.js";
 import {
   buildRelease,
   ValidationError,
@@ -121,11 +121,15 @@ function builderName(): string {
   return `things ${HUB_VERSION} (${user}@${hostname()})`;
 }
 
-/** One line: the first error as `file:line:column: message`, and how many more there are. */
-function buildFailure(error: ValidationError): CliError {
-  const [first, ...rest] = error.errors;
+/**
+ * One line: the first error as `file:line:column: message`, and how many more there are. The same
+ * words whether the manifests are wrong (`buildRelease`) or the hub refuses the release they make
+ * (a Thing it does not have, a value its TD refuses): to the user, both are a failed build.
+ */
+function buildFailure(summary: string, errors: readonly string[]): CliError {
+  const [first, ...rest] = errors;
   return new CliError(
-    `build failed: ${first?.message ?? error.message}${rest.length > 0 ? ` (and ${rest.length} more)` : ""}`,
+    `build failed: ${first ?? summary}${rest.length > 0 ? ` (and ${rest.length} more)` : ""}`,
   );
 }
 
@@ -143,7 +147,11 @@ async function build(
       resolveInclude,
     });
   } catch (err) {
-    if (err instanceof ValidationError) throw buildFailure(err);
+    if (err instanceof ValidationError)
+      throw buildFailure(
+        err.message,
+        err.errors.map((e) => e.message),
+      );
     throw err;
   }
   if (options.dryRun) {
@@ -152,7 +160,18 @@ async function build(
     );
     return;
   }
-  const stored = await releaseClientOf(command).storeRelease(release);
+  let stored: Awaited<ReturnType<ReleaseClient["storeRelease"]>>;
+  try {
+    stored = await releaseClientOf(command).storeRelease(release);
+  } catch (err) {
+    // The hub checked the release against its Things (400): its problems are the manifests' places.
+    if (err instanceof HubError && err.status === 400)
+      throw buildFailure(
+        err.message,
+        err.errors.map((e) => e.detail),
+      );
+    throw err;
+  }
   if (options.json) {
     process.stdout.write(
       `${JSON.stringify({ ...stored, name: release.name, steps: release.steps.length })}\n`,

@@ -11,10 +11,11 @@ import {
 } from "../client/index.js";
 import type { RolloutProgress, RolloutStep } from "../core/index.js";
 import { CliError } from "./cli-error.js";
-import { connectionHelpWith, connectionOf, talking, wholeNumberFrom } from "./client-commands.js";
+import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
 import { compactValue, localTime } from "./history-commands.js";
 import { resolveRelease } from "./release-commands.js";
 import { formatTable } from "./table.js";
+import { wholeNumber } from "./whole-number.js";
 
 /**
  * Completed, but some Things failed within --max-failures: not 0, which a script takes for "every
@@ -42,9 +43,7 @@ function rolloutClientOf(command: Command): RolloutClient {
 
 function count(text: string | undefined, name: string, min: number): number | undefined {
   if (text === undefined) return undefined;
-  const value = wholeNumberFrom(text, min);
-  if (value === undefined) throw new CliError(`${name} must be a whole number ≥ ${min}, not "${text}"`, 2);
-  return value;
+  return wholeNumber(name, min)(text);
 }
 
 function summary(progress: RolloutProgress): string {

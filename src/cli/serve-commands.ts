@@ -1,6 +1,7 @@
 // `things serve` and `things demo`: run a hub in this process until Ctrl-C.
 import type { Command } from "commander";
 import { ValidationError } from "../core/index.js";
+import { isBadPort } from "../client/index.js";
 // config.js, not the hub's index: the hub itself loads only when `serve` runs (start-hub.js).
 import {
   CONFIG_FILE_VARIABLE,
@@ -254,6 +255,12 @@ async function serve(
   const every =
     config.host === "0.0.0.0" || config.host === "::" ? ` (and on every address of this machine)` : "";
   out.write(`Hyperthings ${running.hub.id} listening on ${running.url}${every}\n`);
+  const port = Number(new URL(running.url).port);
+  if (isBadPort(port)) {
+    out.write(
+      `  warning: browsers and fetch refuse port ${port} (a "bad port" of the Fetch standard): neither the UI nor \`things\` can reach this hub; run it on another --port\n`,
+    );
+  }
   out.write(`  data: ${config.dataDir}\n`);
   if (file !== undefined) {
     const from = options.config === undefined ? ` (${CONFIG_FILE_VARIABLE})` : "";

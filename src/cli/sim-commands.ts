@@ -7,6 +7,7 @@ import { HubError, InteractionClient } from "../client/index.js";
 import type { Fleet, FleetKind, FleetOptions } from "../sim/index.js";
 import { CliError } from "./cli-error.js";
 import type { RunningHub } from "./start-hub.js";
+import { wholeNumber } from "./whole-number.js";
 
 /** The kinds of Things in the fleet (src/sim/fleet.ts: KINDS), for --only. */
 const KINDS: readonly FleetKind[] = ["espresso", "switch", "containers", "service", "plug", "sensors", "ups"];
@@ -121,11 +122,7 @@ const MAX_UPS_SCALE = 1_000;
 
 /** A whole-number option from `min` to `max`, or a usage error in one line. */
 export function wholeNumberOption(text: string, flag: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min)
-    throw new CliError(`${flag} must be a whole number ≥ ${min}, not "${text}"`, 2);
-  if (n > max) throw new CliError(`${flag} must be at most ${max}, not "${text}"`, 2);
-  return n;
+  return wholeNumber(flag, min, max)(text);
 }
 
 function fleetOptionsOf(options: SimOptions): FleetOptions {

@@ -4,7 +4,8 @@
 import type { Command } from "commander";
 import type { Why } from "../client/index.js";
 import type { Change } from "../core/index.js";
-import { clientOf, connectionHelpWith, positiveInteger, talking } from "./client-commands.js";
+import { clientOf, connectionHelpWith, talking } from "./client-commands.js";
+import { wholeNumber } from "./whole-number.js";
 import { describeChange } from "./history-commands.js";
 
 /** `by admin via http, release sha256:…, rule revert, correlation …`: a Change's cause in words. */
@@ -39,7 +40,7 @@ export function registerWhyCommand(program: Command): void {
     .description(
       "why a Change happened: a reported value back to the write that asked for it, an outcome to its command, a command to who sent it",
     )
-    .argument("<seq>", "the Change's position in the Log", positiveInteger)
+    .argument("<seq>", "the Change's position in the Log", wholeNumber("seq", 1))
     .option("--json", "the chain as one JSON object: {change, chain: [{relation, change}], origin}")
     .addHelpText("after", () =>
       connectionHelpWith("0 done, 1 failed (the hub refused or is unreachable), 2 usage"),

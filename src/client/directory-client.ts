@@ -6,11 +6,16 @@ import type { RegisteredThingDescription, ThingDescription } from "../core/index
 const TD_CONTENT_TYPE = "application/td+json";
 /** The page size when listing every Thing: the hub's own default page. */
 const DEFAULT_PAGE_SIZE = 100;
+/** Every problem document the hub itself sends has a type under this (src/api/http/problem.ts). */
+const HUB_PROBLEM_TYPE = "urn:hyperthings:problem:";
 /** How many times one listing moves its window back before it gives up on a collection in flux. */
 const MAX_WINDOW_MOVES = 1000;
 
 export interface HubClientOptions {
-  /** The hub's base URL, e.g. `http://127.0.0.1:8080` (a path prefix such as `/hub/` is kept). */
+  /**
+   * The hub's base URL, e.g. `http://127.0.0.1:8080`. The hub serves at the root of its port; a
+   * path (`http://proxy/hub/`) is kept, for a proxy that serves the hub under it.
+   */
   url: string;
   /** A bearer token: mutations need one; reads only when the hub runs with `--auth read`. */
   token?: string | undefined;
@@ -358,8 +363,50 @@ export class DirectoryClient {
       }
       throw err;
     }
-    if (!response.ok) throw await hubErrorOf(response);
+    if (!response.ok) {
+      const refusal = await hubErrorOf(response);
+      throw (await this.notTheHub(refusal)) ?? refusal;
+    }
     return response;
+  }
+
+  /**
+   * A refusal that may not be the hub's (no problem document of the hub's, or a base URL with a
+   * path, as `http://hub:8080/things` by mistake) is checked: unless the base URL's `health`
+   * answers as a hub, what is wrong with the URL, said instead of a refusal the hub never made.
+   * A 5xx is left as it is: a proxy before a hub that is down says so itself.
+   */
+  private async notTheHub(refusal: HubError): Promise<HubUnreachableError | undefined> {
+    const base = new URL(this.url);
+    const atRoot = base.pathname === "/";
+    if (refusal.status >= 500 || (atRoot && refusal.type?.startsWith(HUB_PROBLEM_TYPE))) return undefined;
+    if (await this.answersAsHub(new URL("health", base))) return undefined;
+    const shown = this.url.replace(/\/$/, "");
+    const root = new URL("/", base);
+    if (!atRoot && (await this.answersAsHub(new URL("health", root)))) {
+      const origin = root.href.replace(/\/$/, "");
+      // The hub serves at the root of its host:port; a path is for a proxy that strips it.
+      return new HubUnreachableError(
+        shown,
+        `the hub there serves at ${origin}, not under ${base.pathname.replace(/\/$/, "")} — give ${origin} (--url, HYPERTHINGS_URL)`,
+      );
+    }
+    return new HubUnreachableError(
+      shown,
+      `what answers there is no Hyperthings hub (GET ${base.pathname}health does not answer as a hub does) — is it the address \`things serve\` printed?`,
+    );
+  }
+
+  /** Whether `url` (a `/health`) answers 200 with a hub's health: its id and version. */
+  private async answersAsHub(url: URL): Promise<boolean> {
+    try {
+      const response = await this.fetch(url, { headers: { accept: "application/json" } });
+      if (!response.ok) return false;
+      const health: unknown = await response.json();
+      return isObject(health) && typeof health.hub === "string" && typeof health.version === "string";
+    } catch {
+      return false;
+    }
   }
 
   /** Registers or replaces a TD: PUT /things/{id} when it has an id, otherwise POST /things. */

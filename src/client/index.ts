@@ -11,6 +11,7 @@ export type {
   RegisteredThingDescription,
   ThingDescription,
 } from "../core/index.js";
+export { badPorts, isBadPort } from "./bad-ports.js";
 export {
   DirectoryClient,
   HubError,

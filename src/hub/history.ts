@@ -381,6 +381,8 @@ export class History {
       this.streamsAt(thing, toSeq, DIFF_END_KINDS),
     ]);
     if (!latestDescription(before) && !latestDescription(after)) {
+      // An id never registered (a typo, most often) is said as such, as state and history say it.
+      await this.assertKnown(thing);
       throw new NotFoundError(`${thing} was not in the directory between those times`);
     }
     const properties: AffordanceDiff[] = [];
