@@ -358,11 +358,11 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
       const state = page
         .getByTestId("state")
         .locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
-      await expect(state.locator("td.value").textContent()).resolves.toBe("0");
+      await expect(state.locator("td.value").textContent()).resolves.toBe("0 °C");
       const diff = page
         .getByTestId("diff")
         .locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
-      await expect(diff.locator("td.after").textContent()).resolves.toBe("100");
+      await expect(diff.locator("td.after").textContent()).resolves.toBe("100 °C");
     } finally {
       await page.context().close();
     }

@@ -1,0 +1,109 @@
+// The rough edges a walk through the demo found, in Chromium (playwright-core) against a real hub:
+// the time view names properties by their titles and shows their units, with its tables' headings
+// over their columns.
+import type { Page } from "playwright-core";
+import { expect, it } from "vitest";
+import { describeInBrowser, useBrowserAndHub } from "./support/ui-browser.js";
+import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
+
+// Bounds on waiting for what the page shows: generous, as ui.test.ts, for a loaded shared machine.
+const SHOWN_MS = 60_000;
+const BOILER = "urn:test:ui-time-names:boiler";
+const FORM = (path: string) => [{ href: `http://127.0.0.1:9/${path}` }];
+
+describeInBrowser("the web UI's names, units and headings", { timeout: 4 * SHOWN_MS }, () => {
+  /** The hub's clock runs this far behind the wall clock: the past is written by moving it. */
+  let lag = 30 * 60_000;
+  const ui = useBrowserAndHub(async () => {
+    const hub = await startTestHub({}, {}, { clock: () => new Date(Date.now() - lag) });
+    await putTd(
+      hub,
+      minimalTd({
+        id: BOILER,
+        title: "Boiler",
+        properties: {
+          temperature: { type: "number", title: "Boiler temperature", unit: "Cel", forms: FORM("t") },
+          state: { type: "string", title: "Mode", forms: FORM("state") },
+          setpoint: { type: "number", unit: "Cel", forms: FORM("setpoint") },
+        },
+        actions: {
+          brew: {
+            title: "Brew a shot",
+            input: { type: "object", properties: { size: { type: "string" } } },
+            forms: FORM("brew"),
+          },
+        },
+      }),
+    );
+    const sensor = { actor: "sensor", via: "test" };
+    const operator = { actor: "operator", via: "test" };
+    await hub.hub.ingest(
+      BOILER,
+      [
+        { kind: "reported", affordance: "temperature", value: 20 },
+        { kind: "reported", affordance: "state", value: "idle" },
+        { kind: "reported", affordance: "setpoint", value: 85 },
+      ],
+      sensor,
+    );
+    // Half an hour ago the first values; since, the Changes a diff of the last 15 minutes has.
+    lag = 0;
+    await hub.hub.ingest(
+      BOILER,
+      [
+        { kind: "reported", affordance: "temperature", value: 21.5 },
+        { kind: "reported", affordance: "state", value: "heating" },
+      ],
+      sensor,
+    );
+    await hub.hub.ingest(BOILER, [{ kind: "desired", affordance: "setpoint", value: 90 }], operator);
+    await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "setpoint", value: 88 }], sensor);
+    return hub;
+  }, SHOWN_MS);
+
+  async function timeView(page: Page): Promise<void> {
+    const query = new URLSearchParams({ at: "now", from: "-15m", to: "now" }).toString();
+    await page.evaluate(`location.hash = ${JSON.stringify(`#/time/${encodeURIComponent(BOILER)}?${query}`)}`);
+    await page.getByTestId("state").locator("tr").first().waitFor();
+    await page.getByTestId("diff").locator("table.diff").first().waitFor();
+  }
+
+  it("names the time view's properties by title, their values with units, under headings that fit their columns", async () => {
+    const page = await ui.open({ hash: "#/log" });
+    try {
+      await timeView(page);
+      const state = page.getByTestId("state");
+      const row = (name: string) => state.locator(`tr[data-affordance="${name}"]`);
+      // A title that says its name is the name enough; one that does not shows the name as a key.
+      expect(await row("temperature").locator("th").textContent()).toBe("Boiler temperature");
+      expect(await row("temperature").locator("th").getAttribute("title")).toBe("temperature");
+      expect(await row("state").locator("th").textContent()).toBe("Mode state");
+      expect(await row("state").locator("th code.key").textContent()).toBe("state");
+      expect(await row("setpoint").locator("th").textContent()).toBe("setpoint");
+      expect(await row("temperature").locator("td.value").textContent()).toBe("21.5 °C");
+      expect(await row("state").locator("td.value").textContent()).toBe("heating");
+
+      const diff = page
+        .getByTestId("diff")
+        .locator("table.diff", { has: page.locator("caption", { hasText: "Properties" }) });
+      const changed = (name: string) => diff.locator(`tbody tr[data-affordance="${name}"]`);
+      expect(await changed("temperature").locator("th").textContent()).toBe("Boiler temperature");
+      expect(await changed("temperature").locator("td.before").textContent()).toBe("20 °C");
+      expect(await changed("temperature").locator("td.after").textContent()).toBe("21.5 °C");
+      expect(await changed("setpoint").locator("td.asked").textContent()).toMatch(
+        /^asked for 90 °C by operator at /,
+      );
+      // Each heading over its column: the counts under "in between", "asked for" over what was.
+      const headings = await diff.locator("thead th").allTextContents();
+      const cells = await changed("setpoint")
+        .locator("th, td")
+        .evaluateAll((all) => all.map((cell) => cell.className));
+      expect(headings.length).toBe(cells.length);
+      expect(headings[cells.indexOf("counts")]).toBe("in between");
+      expect(headings[cells.findIndex((c) => c.startsWith("asked"))]).toBe("asked for");
+      expect(headings[cells.indexOf("after")]).toBe("after");
+    } finally {
+      await page.context().close();
+    }
+  });
+});
