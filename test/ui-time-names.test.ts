@@ -9,6 +9,7 @@ import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
 // Bounds on waiting for what the page shows: generous, as ui.test.ts, for a loaded shared machine.
 const SHOWN_MS = 60_000;
 const BOILER = "urn:test:ui-time-names:boiler";
+const CORRELATION = "c-ui-time-names-brew-7f3a2b";
 const FORM = (path: string) => [{ href: `http://127.0.0.1:9/${path}` }];
 
 describeInBrowser("the web UI's names, units and headings", { timeout: 4 * SHOWN_MS }, () => {
@@ -37,6 +38,8 @@ describeInBrowser("the web UI's names, units and headings", { timeout: 4 * SHOWN
     );
     const sensor = { actor: "sensor", via: "test" };
     const operator = { actor: "operator", via: "test" };
+    // The shots' Changes share a correlation (one command's), as a binding records them.
+    const brewing = { ...operator, via: "http", correlation: CORRELATION };
     await hub.hub.ingest(
       BOILER,
       [
@@ -58,6 +61,23 @@ describeInBrowser("the web UI's names, units and headings", { timeout: 4 * SHOWN
     );
     await hub.hub.ingest(BOILER, [{ kind: "desired", affordance: "setpoint", value: 90 }], operator);
     await hub.hub.ingest(BOILER, [{ kind: "reported", affordance: "setpoint", value: 88 }], sensor);
+    // Two shots asked for; the second refused by the machine, as a binding records a refusal.
+    for (const size of ["single", "double"])
+      await hub.hub.ingest(BOILER, [{ kind: "invoked", affordance: "brew", value: { size } }], brewing);
+    await hub.hub.ingest(
+      BOILER,
+      [
+        {
+          kind: "failed",
+          affordance: "brew",
+          value: {
+            message: `${BOILER}: POST answered 409`,
+            body: JSON.stringify({ detail: "no water in the tank" }),
+          },
+        },
+      ],
+      brewing,
+    );
     return hub;
   }, SHOWN_MS);
 
@@ -102,6 +122,30 @@ describeInBrowser("the web UI's names, units and headings", { timeout: 4 * SHOWN
       expect(headings[cells.indexOf("counts")]).toBe("in between");
       expect(headings[cells.findIndex((c) => c.startsWith("asked"))]).toBe("asked for");
       expect(headings[cells.indexOf("after")]).toBe("after");
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("says what a property held before only for its values: not an invocation's previous input, nor a failure's JSON", async () => {
+    const page = await ui.open({ hash: `#/thing/${encodeURIComponent(BOILER)}` });
+    try {
+      const timeline = page.locator("table.changes");
+      await timeline.locator("tr.change.kind-failed").waitFor();
+      // The second shot's row says what it asked for, not "(was {size: single})".
+      const invoked = timeline.locator("tr.change.kind-invoked td.value");
+      expect(await invoked.allTextContents()).toEqual(['{"size":"double"}', '{"size":"single"}']);
+      // A reading still says the value it replaced.
+      const reading = timeline.locator("tr.change.kind-reported", { hasText: "temperature" }).first();
+      expect(await reading.locator("td.value").textContent()).toBe("21.5 (was 20)");
+
+      await timeView(page);
+      const brew = page.getByTestId("diff-actions").locator('tr[data-affordance="brew"]');
+      expect(await brew.locator("th").textContent()).toBe("Brew a shot");
+      expect(await brew.locator("td.counts").textContent()).toBe("2 invoked, 1 failed");
+      expect(await brew.locator("td.last").textContent()).toBe(
+        `failed ${BOILER}: POST answered 409 — the device said: no water in the tank`,
+      );
     } finally {
       await page.context().close();
     }

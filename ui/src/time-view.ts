@@ -18,7 +18,7 @@ import { appliedLabel } from "../../src/core/rollout.js";
 import { parseTimeExpression } from "../../src/core/time-expression.js";
 import type { View } from "./app-context.js";
 import { h, idFromHash, replace, show, showTime } from "./dom.js";
-import { timeOfChange } from "./change-row.js";
+import { timeOfChange, valueOf } from "./change-row.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
 import { jsonDiff } from "./json-diff.js";
@@ -155,7 +155,10 @@ function interactionTable(
             item.last.kind,
             item.last.value !== undefined && [
               " ",
-              ...withUnit(item.last.value, what === "write" ? affordance?.unit : undefined),
+              // A failure in words (the hub's message, what the device said), not its record as JSON.
+              ...(item.last.kind === "failed"
+                ? [valueOf(item.last)]
+                : withUnit(item.last.value, what === "write" ? affordance?.unit : undefined)),
             ],
           ),
           h("td", { class: "muted" }, `by ${item.last.cause.actor} at ${showTime(item.last.time)}`),
