@@ -188,7 +188,7 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
         /^9 bar since .+, before this range: unchanged in it\.$/,
       );
       // Headed as the Properties table names it, with the name the Log uses.
-      await expect(chart.locator("xpath=../h3").textContent()).resolves.toBe("Boiler pressure pressure");
+      await expect(chart.locator("xpath=../h3").textContent()).resolves.toBe("Boiler pressure");
       const over = await chart.locator(".u-over").boundingBox();
       const line = await lineOf(page, "pressure");
       // A line from the left edge of the plot to its right edge (now), at one height.

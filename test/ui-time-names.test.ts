@@ -150,4 +150,21 @@ describeInBrowser("the web UI's names, units and headings", { timeout: 4 * SHOWN
       await page.context().close();
     }
   });
+
+  it("heads each chart by the property's title without saying its name twice", async () => {
+    const page = await ui.open({ hash: `#/thing/${encodeURIComponent(BOILER)}` });
+    try {
+      await page.locator(".charts").scrollIntoViewIfNeeded();
+      const heading = (name: string) =>
+        page.locator(`.chart[data-property="${name}"]`).locator("xpath=../h3");
+      await heading("temperature").waitFor();
+      // "Boiler temperature temperature" said the property's name twice.
+      const text = await heading("temperature").textContent();
+      expect(text).toBe("Boiler temperature");
+      expect(text).not.toMatch(/\b(\w+) \1\b/i);
+      expect(await heading("setpoint").textContent()).toBe("setpoint");
+    } finally {
+      await page.context().close();
+    }
+  });
 });
