@@ -167,4 +167,41 @@ describeInBrowser("the web UI's names, units and headings", { timeout: 4 * SHOWN
       await page.context().close();
     }
   });
+
+  it("keeps a Change's tags and Why? button whole, on the cause's line at a laptop's width, within a phone's", async () => {
+    for (const viewport of [
+      { width: 1280, height: 720 },
+      { width: 390, height: 844 },
+    ]) {
+      const query = new URLSearchParams({ thing: BOILER, since: "-1h" }).toString();
+      const page = await ui.open({ viewport, hash: `#/changes?${query}` });
+      try {
+        const cause = page.locator("tr.change.kind-failed td.cause");
+        await cause.locator("button.why").waitFor();
+        const boxes = await cause.evaluate((cell) =>
+          [...cell.querySelectorAll(".tag, button.why")].map((piece) => {
+            const box = piece.getBoundingClientRect();
+            return {
+              text: piece.textContent,
+              middle: box.top + box.height / 2,
+              fontSize: parseFloat(getComputedStyle(piece).fontSize),
+              height: box.height,
+            };
+          }),
+        );
+        expect(boxes.map((box) => box.text)).toEqual([`correlation c-ui-time-na…`, "Why?"]);
+        // Each on one line: no taller than two lines of its text would be.
+        for (const box of boxes)
+          expect(box.height, `${box.text} at ${viewport.width} px`).toBeLessThan(2 * box.fontSize);
+        if (viewport.width === 1280) {
+          // On a laptop the tag and the button sit on one line, beside the actor.
+          expect(Math.abs((boxes[0]?.middle ?? 0) - (boxes[1]?.middle ?? Infinity))).toBeLessThan(4);
+        }
+        const width = await page.evaluate<number>("document.documentElement.scrollWidth");
+        expect(width).toBeLessThanOrEqual(viewport.width);
+      } finally {
+        await page.context().close();
+      }
+    }
+  });
 });
