@@ -115,9 +115,9 @@ describeInBrowser("the web UI's names, units and headings", { timeout: 4 * SHOWN
       );
       // Each heading over its column: the counts under "in between", "asked for" over what was.
       const headings = await diff.locator("thead th").allTextContents();
-      const cells = await changed("setpoint")
-        .locator("th, td")
-        .evaluateAll((all) => all.map((cell) => cell.className));
+      const cells = await page.evaluate<string[]>(`[...document.querySelectorAll(
+        '[data-testid="diff"] table.diff:not([data-testid]) tr[data-affordance="setpoint"] > *',
+      )].map((cell) => cell.className)`);
       expect(headings.length).toBe(cells.length);
       expect(headings[cells.indexOf("counts")]).toBe("in between");
       expect(headings[cells.findIndex((c) => c.startsWith("asked"))]).toBe("asked for");
@@ -178,8 +178,10 @@ describeInBrowser("the web UI's names, units and headings", { timeout: 4 * SHOWN
       try {
         const cause = page.locator("tr.change.kind-failed td.cause");
         await cause.locator("button.why").waitFor();
-        const boxes = await cause.evaluate((cell) =>
-          [...cell.querySelectorAll(".tag, button.why")].map((piece) => {
+        const boxes = await page.evaluate<
+          { text: string; middle: number; fontSize: number; height: number }[]
+        >(
+          `[...document.querySelectorAll("tr.change.kind-failed td.cause :is(.tag, button.why)")].map((piece) => {
             const box = piece.getBoundingClientRect();
             return {
               text: piece.textContent,
@@ -187,7 +189,7 @@ describeInBrowser("the web UI's names, units and headings", { timeout: 4 * SHOWN
               fontSize: parseFloat(getComputedStyle(piece).fontSize),
               height: box.height,
             };
-          }),
+          })`,
         );
         expect(boxes.map((box) => box.text)).toEqual([`correlation c-ui-time-na…`, "Why?"]);
         // Each on one line: no taller than two lines of its text would be.
