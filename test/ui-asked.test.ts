@@ -59,12 +59,12 @@ describeInBrowser("what was asked of a Thing, in the web UI", { timeout: 4 * SHO
       const properties = page.getByTestId("diff").locator("table.diff", { hasText: "Properties" });
       const speed = properties.locator('tr[data-affordance="speed"]');
       await speed.locator("td.asked").waitFor();
-      expect(await speed.locator("td.after").textContent()).toBe("1400");
+      expect(await speed.locator("td.after").textContent()).toBe("1400 rpm");
       const asked = speed.locator("td.asked");
-      await expect(asked.textContent()).resolves.toMatch(/^asked for 1500 by operator at \S/);
+      await expect(asked.textContent()).resolves.toMatch(/^asked for 1500 rpm by operator at \S/);
       expect(await asked.getAttribute("class")).toContain("differs");
       expect(await asked.locator("strong.differs").textContent()).toBe(
-        " — reported 1400, not what was asked",
+        " — reported 1400 rpm, not what was asked",
       );
       // The same value reported as asked: said, not marked.
       const mode = properties.locator('tr[data-affordance="mode"] td.asked');
@@ -73,7 +73,7 @@ describeInBrowser("what was asked of a Thing, in the web UI", { timeout: 4 * SHO
       // The writes: the last is the outcome (no value); what was asked stands beside it.
       const write = page.getByTestId("diff-writes").locator('tr[data-affordance="speed"]');
       await expect(write.locator("td.asked").textContent()).resolves.toMatch(
-        /^asked for 1500 by operator at /,
+        /^asked for 1500 rpm by operator at /,
       );
       expect(await write.locator("td.last").textContent()).toBe("completed");
     } finally {

@@ -188,7 +188,7 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
         /^9 bar since .+, before this range: unchanged in it\.$/,
       );
       // Headed as the Properties table names it, with the name the Log uses.
-      await expect(chart.locator("xpath=../h3").textContent()).resolves.toBe("Boiler pressure pressure");
+      await expect(chart.locator("xpath=../h3").textContent()).resolves.toBe("Boiler pressure");
       const over = await chart.locator(".u-over").boundingBox();
       const line = await lineOf(page, "pressure");
       // A line from the left edge of the plot to its right edge (now), at one height.
@@ -358,11 +358,11 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
       const state = page
         .getByTestId("state")
         .locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
-      await expect(state.locator("td.value").textContent()).resolves.toBe("0");
+      await expect(state.locator("td.value").textContent()).resolves.toBe("0 °C");
       const diff = page
         .getByTestId("diff")
         .locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
-      await expect(diff.locator("td.after").textContent()).resolves.toBe("100");
+      await expect(diff.locator("td.after").textContent()).resolves.toBe("100 °C");
     } finally {
       await page.context().close();
     }

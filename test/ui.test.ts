@@ -355,9 +355,11 @@ describeInBrowser("the web UI in a browser", { timeout: 2 * SHOWN_MS }, () => {
     await page.getByRole("button", { name: "Show diff" }).click();
     const diff = page.getByTestId("diff");
     const properties = diff.locator("table", { has: page.locator("caption", { hasText: /^Properties$/ }) });
-    const setpoint = properties.locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
+    // Named by its title (Boiler setpoint), its value with its unit.
+    const setpoint = properties.locator('tr[data-affordance="setpoint"]');
     await setpoint.waitFor();
-    await expect(setpoint.locator("td.after").textContent()).resolves.toBe("90");
+    await expect(setpoint.locator("th").textContent()).resolves.toBe("Boiler setpoint");
+    await expect(setpoint.locator("td.after").textContent()).resolves.toBe("90 °C");
     // Who asked for it: the write, by the admin who signed in (the value is as the machine reported it).
     const write = page.getByTestId("diff-writes").locator('tr[data-affordance="setpoint"]');
     await expect(write.locator("td.counts").textContent()).resolves.toMatch(/^[1-9]\d* desired, /);
@@ -368,10 +370,8 @@ describeInBrowser("the web UI in a browser", { timeout: 2 * SHOWN_MS }, () => {
       /^[2-9]\d* invoked, [1-9]\d* completed, [1-9]\d* failed$/,
     );
     await page.getByRole("button", { name: "Show state" }).click();
-    const state = page
-      .getByTestId("state")
-      .locator("tr", { has: page.locator("th", { hasText: /^setpoint$/ }) });
-    await expect(state.locator("td.value").textContent()).resolves.toBe("90");
+    const state = page.getByTestId("state").locator('tr[data-affordance="setpoint"]');
+    await expect(state.locator("td.value").textContent()).resolves.toBe("90 °C");
     // Before the machine was registered, there was no such Thing: the hub's problem, in the page.
     await page.getByLabel("At").fill("2000-01-01T00:00:00");
     await page.getByRole("button", { name: "Show state" }).click();

@@ -35,8 +35,8 @@ function failureText(value: unknown): HTMLElement {
   );
 }
 
-/** A Change's value as a row shows it. */
-function valueOf(change: Change): HTMLElement {
+/** A Change's value as a row shows it: a failure in words, anything else as short text. */
+export function valueOf(change: Pick<Change, "kind" | "value">): HTMLElement {
   return change.kind === "failed" ? failureText(change.value) : valueText(change.value);
 }
 
@@ -202,9 +202,12 @@ export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLE
       "td",
       { class: "value" },
       change.value === undefined ? "" : valueOf(change),
-      // A failure's previous is the failure before it, not a value the Thing held.
+      // What the property held before (docs/changes.md: `previous` is the value before for the
+      // same Thing, affordance and kind): only a reported value's previous is a value the Thing
+      // held. An invocation's is the input of the invocation before it, a failure's the failure
+      // before it, a write's the value asked for before: none of them what this one replaced.
       change.previous !== undefined &&
-        change.kind !== "failed" &&
+        change.kind === "reported" &&
         h("span", { class: "muted" }, " (was ", valueText(change.previous), ")"),
     ),
     h(

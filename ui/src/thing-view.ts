@@ -10,6 +10,7 @@ import type { View } from "./app-context.js";
 import { changeRow, changeTable } from "./change-row.js";
 import { h, replace, show, showTime } from "./dom.js";
 import { messageOf, problemBox } from "./errors.js";
+import { affordanceLabel } from "./affordance-names.js";
 import { historyChart, type HistoryChart } from "./history-chart.js";
 import { redrawWhenBack } from "./live.js";
 import { hintFor, readableName, schemaForm, type SchemaForm } from "./schema-form.js";
@@ -225,22 +226,13 @@ export const thingView: View = ({ client, live }, root, id) => {
       for (const chart of charts.splice(0)) chart.dispose();
       for (const [name, property] of numeric)
         charts.push(historyChart(client, id, name, range.value, property.unit && unitText(property.unit)));
-      // Headed as the Properties table names them (the TD's title), with the name the Log uses.
+      // Headed as the Properties table names them (the TD's title), with the name the Log uses
+      // as a key only when the title does not already say it (no "Boiler temperature temperature").
       replace(
         chartBox,
         charts.map((chart, i) => {
           const [name, property] = numeric[i] ?? ["", {}];
-          return h(
-            "div",
-            {},
-            h(
-              "h3",
-              {},
-              property.title ?? name,
-              property.title !== undefined && h("span", { class: "muted" }, ` ${name}`),
-            ),
-            chart.element,
-          );
+          return h("div", {}, h("h3", { title: name }, affordanceLabel(name, property)), chart.element);
         }),
       );
     };

@@ -18,16 +18,17 @@ import { appliedLabel } from "../../src/core/rollout.js";
 import { parseTimeExpression } from "../../src/core/time-expression.js";
 import type { View } from "./app-context.js";
 import { h, idFromHash, replace, show, showTime } from "./dom.js";
-import { timeOfChange } from "./change-row.js";
+import { timeOfChange, valueOf } from "./change-row.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
 import { jsonDiff } from "./json-diff.js";
 import { isThingId, nameThingLinksFrom, thingLink } from "./thing-titles.js";
+import { affordanceHeading, affordanceIn, withUnit } from "./affordance-names.js";
 
-/** A diff, and when the TD changed, the TDs at its two ends (undefined: not registered then). */
+/** A diff, and the TDs at its two ends (undefined: not registered then). */
 interface LoadedDiff {
   diff: ThingDiff;
-  tds?: [before: unknown, after: unknown];
+  tds: [before: unknown, after: unknown];
 }
 
 async function loadDiff(
@@ -37,8 +38,8 @@ async function loadDiff(
   to: string | undefined,
 ): Promise<LoadedDiff> {
   const diff = await client.diff(id, from, to);
-  if (diff.description === undefined) return { diff };
-  // The TDs at the diff's own two times (as the hub read them): the page draws their lines.
+  // The TDs at the diff's own two times (as the hub read them): they name the affordances and
+  // give their units, and when the TD changed, the page draws their lines.
   const tdAt = (time: string) =>
     client.stateAt(id, time).then(
       (state): unknown => state.td,
@@ -84,16 +85,17 @@ export function hubTime(input: HTMLInputElement, label: string): string | undefi
 }
 
 function stateTable(state: ThingState): HTMLElement {
-  const rows = Object.entries(state.properties).map(([name, value]) =>
-    h(
+  const rows = Object.entries(state.properties).map(([name, value]) => {
+    const property = affordanceIn(state.td, "properties", name);
+    return h(
       "tr",
-      {},
-      h("th", {}, name),
-      h("td", { class: "value" }, show(value.value)),
+      { "data-affordance": name },
+      affordanceHeading(name, property),
+      h("td", { class: "value" }, withUnit(value.value, property?.unit)),
       h("td", { class: "muted" }, showTime(value.time)),
       h("td", { class: "muted" }, value.cause.actor),
-    ),
-  );
+    );
+  });
   return h(
     "div",
     { "data-testid": "state" },
@@ -108,8 +110,10 @@ function stateTable(state: ThingState): HTMLElement {
 function interactionTable(
   what: "action" | "write" | "event",
   list: readonly InteractionDiff[],
+  td: unknown,
 ): HTMLElement | false {
   if (list.length === 0) return false;
+  const group = what === "action" ? "actions" : what === "write" ? "properties" : "events";
   return h(
     "table",
     { class: "diff", "data-testid": `diff-${what}s` },
@@ -130,11 +134,12 @@ function interactionTable(
     h(
       "tbody",
       {},
-      list.map((item) =>
-        h(
+      list.map((item) => {
+        const affordance = affordanceIn(td, group, item.affordance);
+        return h(
           "tr",
           { "data-affordance": item.affordance },
-          h("th", {}, item.affordance),
+          affordanceHeading(item.affordance, affordance),
           h(
             "td",
             { class: "counts" },
@@ -143,15 +148,22 @@ function interactionTable(
               .join(", "),
           ),
           // A write's last Change is often its outcome, which has no value: what was asked for.
-          what === "write" && askedCell(item.desired),
+          what === "write" && askedCell(item.desired, affordance?.unit),
           h(
             "td",
             { class: "last" },
-            `${item.last.kind}${item.last.value === undefined ? "" : ` ${show(item.last.value)}`}`,
+            item.last.kind,
+            item.last.value !== undefined && [
+              " ",
+              // A failure in words (the hub's message, what the device said), not its record as JSON.
+              ...(item.last.kind === "failed"
+                ? [valueOf(item.last)]
+                : withUnit(item.last.value, what === "write" ? affordance?.unit : undefined)),
+            ],
           ),
           h("td", { class: "muted" }, `by ${item.last.cause.actor} at ${showTime(item.last.time)}`),
-        ),
-      ),
+        );
+      }),
     ),
   );
 }
@@ -226,7 +238,7 @@ function driftText(value: unknown): string {
 }
 
 /** The drift Changes in between, by property: how many, and the last as recorded. */
-function driftTable(drift: DriftDiff | undefined): HTMLElement | false {
+function driftTable(drift: DriftDiff | undefined, td: unknown): HTMLElement | false {
   if (drift === undefined) return false;
   return h(
     "table",
@@ -251,7 +263,7 @@ function driftTable(drift: DriftDiff | undefined): HTMLElement | false {
         h(
           "tr",
           { "data-affordance": p.affordance },
-          h("th", {}, p.affordance),
+          affordanceHeading(p.affordance, affordanceIn(td, "properties", p.affordance)),
           h("td", { class: "counts" }, `${p.changes} drift`),
           h("td", { class: "last" }, driftText(p.last.value)),
           h("td", { class: "muted" }, byWhom(p.last)),
@@ -346,29 +358,51 @@ function sortedJson(value: unknown): string {
  * A property's last write in between, beside what the Thing reported: `asked for 1500 by operator
  * at …`, and when `reported` (given: the property's `after`) is another value, a mark that says so.
  */
-function askedCell(desired: DiffChange | undefined, reported?: { value: unknown }): HTMLElement {
+function askedCell(
+  desired: DiffChange | undefined,
+  unit: string | undefined,
+  reported?: { value: unknown },
+): HTMLElement {
   if (desired === undefined) return h("td", { class: "asked none" });
   const differs = reported !== undefined && sortedJson(reported.value) !== sortedJson(desired.value);
   return h(
     "td",
     { class: differs ? "asked differs" : "asked" },
-    `asked for ${show(desired.value)} by ${desired.cause.actor} at ${showTime(desired.time)}`,
-    differs && h("strong", { class: "differs" }, ` — reported ${show(reported.value)}, not what was asked`),
+    "asked for ",
+    withUnit(desired.value, unit),
+    ` by ${desired.cause.actor} at ${showTime(desired.time)}`,
+    differs &&
+      h(
+        "strong",
+        { class: "differs" },
+        " — reported ",
+        withUnit(reported.value, unit),
+        ", not what was asked",
+      ),
   );
 }
 
 function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
-  const rows = diff.properties.map((property) =>
-    h(
+  // Affordances named as the TD at the end names them (at the start, for a Thing removed since).
+  const td = tds[1] ?? tds[0];
+  // A column of what was asked for only when a property was written in between.
+  const asked = diff.properties.some((property) => property.desired !== undefined);
+  const rows = diff.properties.map((property) => {
+    const named = affordanceIn(td, "properties", property.affordance);
+    return h(
       "tr",
       { "data-affordance": property.affordance },
-      h("th", {}, property.affordance),
+      affordanceHeading(property.affordance, named),
       // Struck out when there was a value before (an added one has nothing to strike).
-      h("td", { class: property.before === undefined ? "before none" : "before" }, show(property.before)),
-      h("td", {}, "→"),
-      h("td", { class: "after" }, show(property.after)),
-      askedCell(property.desired, { value: property.after }),
-      h("td", { class: "muted" }, `${property.changes} Change${property.changes === 1 ? "" : "s"}`),
+      h(
+        "td",
+        { class: property.before === undefined ? "before none" : "before" },
+        withUnit(property.before, named?.unit),
+      ),
+      h("td", { class: "arrow" }, "→"),
+      h("td", { class: "after" }, withUnit(property.after, named?.unit)),
+      asked && askedCell(property.desired, named?.unit, { value: property.after }),
+      h("td", { class: "counts" }, `${property.changes} Change${property.changes === 1 ? "" : "s"}`),
       h(
         "td",
         { class: "muted" },
@@ -376,8 +410,8 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
           ? ""
           : `last by ${property.cause.actor}${property.cause.release === undefined ? "" : `, release ${property.cause.release.slice(0, 12)}`}${property.cause.rule === undefined ? "" : `, rule ${property.cause.rule}`}`,
       ),
-    ),
-  );
+    );
+  });
   return h(
     "div",
     { "data-testid": "diff" },
@@ -401,19 +435,19 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
               {},
               h("th", {}, "property"),
               h("th", {}, "before"),
-              h("th", {}),
+              h("th", { "aria-hidden": "true" }),
               h("th", {}, "after"),
-              h("th", {}, "asked for"),
-              h("th", {}),
+              asked && h("th", {}, "asked for"),
+              h("th", {}, "in between"),
               h("th", {}, "cause"),
             ),
           ),
           h("tbody", {}, rows),
         ),
-    interactionTable("write", diff.writes),
-    interactionTable("action", diff.actions),
-    interactionTable("event", diff.events),
-    driftTable(diff.drift),
+    interactionTable("write", diff.writes, td),
+    interactionTable("action", diff.actions, td),
+    interactionTable("event", diff.events, td),
+    driftTable(diff.drift, td),
     linksTable(diff.links),
     releasesLine(diff.releases),
     diff.description !== undefined &&
@@ -421,7 +455,7 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
         "div",
         { "data-testid": "diff-description" },
         h("p", { class: "caption" }, "Description"),
-        tds !== undefined && descriptionDiff(tds[0], tds[1]),
+        descriptionDiff(tds[0], tds[1]),
         h(
           "details",
           {},
