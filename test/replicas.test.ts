@@ -523,7 +523,7 @@ if (problem !== undefined && !required) {
     );
 
     it(
-      "say at the start of `things serve` whether the replica observes the Things and runs the rollouts",
+      "say at the start of `things serve` whether the replica observes the Things, runs the rollouts and judges drift",
       async () => {
         const { dirs, overrides, store } = setting();
         const a = await startTestHub({ ...overrides, replica: true, observe: true, dataDir: dirs[0] });
@@ -532,7 +532,7 @@ if (problem !== undefined && !required) {
         const child = runThings(serveReplica(dirs[1], store, overrides), cleanEnvironment());
         children.push(child);
         await child.waitFor(
-          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n {2}rollouts: standby: another replica of this hub runs the rollouts \(it holds the store's rollouts lock\): this one records those started through it for that one, and takes over when it stops\n/,
+          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n {2}rollouts: standby: another replica of this hub runs the rollouts \(it holds the store's rollouts lock\): this one records those started through it for that one, and takes over when it stops\n {2}drift: standby: another replica of this hub judges drift \(it holds the store's drift lock\): this one takes over when it stops\n/,
         );
       },
       SLOW_MS,
