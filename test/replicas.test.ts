@@ -523,7 +523,7 @@ if (problem !== undefined && !required) {
     );
 
     it(
-      "say at the start of `things serve` whether the replica observes the Things and runs the rollouts",
+      "say at the start of `things serve` whether the replica observes the Things, runs the rollouts and judges drift",
       async () => {
         const { dirs, overrides, store } = setting();
         const a = await startTestHub({ ...overrides, replica: true, observe: true, dataDir: dirs[0] });
@@ -532,7 +532,7 @@ if (problem !== undefined && !required) {
         const child = runThings(serveReplica(dirs[1], store, overrides), cleanEnvironment());
         children.push(child);
         await child.waitFor(
-          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n {2}rollouts: standby: another replica of this hub runs the rollouts \(it holds the store's rollouts lock\): this one records those started through it for that one, and takes over when it stops\n/,
+          /\n {2}observation: standby: another replica of this hub observes the Things \(it holds the store's observation lock\): this one takes over when it stops\n {2}rollouts: standby: another replica of this hub runs the rollouts \(it holds the store's rollouts lock\): this one records those started through it for that one, and takes over when it stops\n {2}drift: standby: another replica of this hub judges drift \(it holds the store's drift lock\): this one takes over when it stops\n/,
         );
       },
       SLOW_MS,
@@ -797,6 +797,90 @@ if (problem !== undefined && !required) {
         const log = await a.hub.store.changesAfter(0, 10_000);
         expect(log.filter((c) => c.thing === id && c.kind === "reported" && c.value === 8)).not.toEqual([]);
         expect(log.filter((c) => c.kind === "drift").map((c) => c.value)).toEqual([]);
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "judge drift on one replica: each drift recorded once, reverted once, and taken up from the Log by the next",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+        expect(await healthOf(a, "drift")).toEqual({ state: "running" });
+        expect(await healthOf(b, "drift")).toEqual({
+          state: "standby",
+          reason:
+            "another replica of this hub judges drift (it holds the store's drift lock): " +
+            "this one takes over when it stops",
+        });
+        const id = `urn:test:replica:reverted:${run}`;
+        await registerThing(a, id, device.td(id), credentials);
+        const { release } = await a.hub.releases.build(
+          [
+            {
+              path: "release.yaml",
+              text:
+                `release: replica-revert\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 7 }\n` +
+                "drift: { policy: revert, maxReverts: 1, withinSeconds: 3600 }\n",
+            },
+          ],
+          { actor: "test" },
+        );
+        const rollout = await startRollout(a, release.id);
+        await vi.waitFor(
+          async () => expect((await a.hub.store.getRollout(rollout))?.status).toBe("completed"),
+          {
+            timeout: 60_000,
+            interval: 200,
+          },
+        );
+        const drifts = async () =>
+          (await b.hub.store.changesAfter(0, 10_000))
+            .filter((c) => c.thing === id && c.kind === "drift")
+            .map((c) => {
+              const value = c.value as { status: string; observed: unknown; revert?: string };
+              return [value.status, value.observed, value.revert];
+            });
+        const until = (n: number) =>
+          vi.waitFor(async () => expect((await drifts()).length).toBeGreaterThanOrEqual(n), {
+            timeout: 30_000,
+            interval: 100,
+          });
+
+        // The device reports 9: one drift, one corrective write (read back as 7: resolved).
+        await report(a, id, [9]);
+        await until(2);
+        // Then 8: the limit holds, the drift stays open.
+        await report(b, id, [8]);
+        await until(3);
+        // The standby keeps what drifts as the Log says.
+        await vi.waitFor(() => expect(b.hub.drift.list(id).map((e) => e.observed)).toEqual([8]), {
+          timeout: 20_000,
+          interval: 100,
+        });
+
+        // The replica judging stops: the other takes over from the Log (the open drift is not
+        // recorded again) and records the next drift once.
+        await hubs.splice(0, 1)[0]?.stop();
+        await vi.waitFor(async () => expect(await healthOf(b, "drift")).toEqual({ state: "running" }), {
+          timeout: 20_000,
+          interval: 200,
+        });
+        await report(b, id, [3]);
+        await until(5);
+        await b.hub.drift.close();
+        expect(await drifts()).toEqual([
+          ["drifting", 9, "sent"],
+          ["resolved", 9, undefined],
+          ["drifting", 8, "rate-limited"],
+          ["drifting", 3, "sent"],
+          ["resolved", 3, undefined],
+        ]);
+        expect(writes(device).map((w) => w.body)).toEqual(["7", "7", "7"]);
       },
       SLOW_MS,
     );

@@ -282,9 +282,9 @@ async function serve(
       `  bus: NATS ${bus.server} (${state}), stream ${bus.stream}, subjects ${bus.subjects}${replica}\n`,
     );
   }
-  // Replicas observe, and resume the recorded rollouts, one at a time: say whether this one does.
+  // Replicas observe, resume the recorded rollouts and judge drift one at a time: say whether this one does.
   const elected = running.hub.electedStatus();
-  const { observation, rollouts } = elected ?? {};
+  const { observation, rollouts, drift } = elected ?? {};
   if (observation !== undefined) {
     out.write(
       observation.state === "running"
@@ -297,6 +297,13 @@ async function serve(
       rollouts.state === "running"
         ? "  rollouts: this replica runs the rollouts\n"
         : `  rollouts: standby: ${rollouts.reason ?? ""}\n`,
+    );
+  }
+  if (drift !== undefined) {
+    out.write(
+      drift.state === "running"
+        ? "  drift: this replica judges drift\n"
+        : `  drift: standby: ${drift.reason ?? ""}\n`,
     );
   }
   if (running.snmpTrapPort !== undefined) {

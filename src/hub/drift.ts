@@ -77,35 +77,105 @@ export class Drift {
   private chain: Promise<void> = Promise.resolve();
   private follower: Follower | undefined;
   private stopped = false;
+  /** Whether this process judges reports (a replica holding the `drift` role, or a hub alone). */
+  private judging = true;
+  /** The seq of the latest Change followed. */
+  private position = 0;
+  /** Since `lead`: Changes up to this seq were read from the store, not judged as they come. */
+  private from = 0;
+  /** Since `lead`, until the Changes up to `from` have been seen: judges the reports it read. */
+  private catchUp: (() => void) | undefined;
 
   constructor(private readonly context: DriftContext) {}
 
-  /** Loads each Thing's active release and open drifts, then follows the Log from there (no gap). */
-  async start(): Promise<void> {
-    const { store } = this.context;
-    const at = await store.lastSeq();
-    for await (const record of store.scanThings()) {
-      for (const stream of await store.streamsAt(record.id, at, [APPLIED_KIND, DRIFT_KIND])) {
-        const change = stream.latest;
-        if (change.kind === APPLIED_KIND && stream.affordance === "") this.activate(change);
-        else if (change.kind === DRIFT_KIND && stream.affordance !== "") {
-          const value = change.value as DriftValue;
-          if (value.status !== "drifting") continue;
-          this.drifting.set(key(record.id, stream.affordance), {
-            thing: record.id,
-            affordance: stream.affordance,
-            release: value.release,
-            desired: value.desired,
-            observed: value.observed,
-            since: value.since,
-            policy: value.policy,
-            seq: change.seq,
-          });
-        }
-      }
-    }
+  /**
+   * Loads each Thing's active release and open drifts, then follows the Log from there (no gap).
+   * `judging: false` (a replica that does not hold the `drift` role, docs/replicas.md): it only
+   * keeps what drifts as the Log says (the holder's `drift` Changes), until `lead`.
+   */
+  async start({ judging = true }: { judging?: boolean } = {}): Promise<void> {
+    this.judging = judging;
+    const at = await this.context.store.lastSeq();
+    await this.load(at);
+    this.position = at;
     this.follower = this.context.follow((change) => this.observe(change), { after: at });
     await this.follower.ready;
+  }
+
+  /**
+   * A replica takes the `drift` role over: it judges from the Log as it is now, not from what it
+   * kept while another replica judged. Each Thing's active release and open drifts are read again,
+   * and each latest report is judged once the Changes up to there have been seen in order (a step
+   * being applied then still marks its Thing): a drift the previous holder recorded is not
+   * recorded again, one it did not judge before it stopped is.
+   */
+  async lead(): Promise<void> {
+    const at = await this.context.store.lastSeq();
+    const reports = await this.load(at, true);
+    this.from = at;
+    this.catchUp = () => {
+      this.catchUp = undefined;
+      for (const report of reports) {
+        if (this.context.isApplying(report.thing)) this.defer(report);
+        else this.judge(report);
+      }
+    };
+    this.judging = true;
+    if (this.position >= at) this.catchUp();
+  }
+
+  /** The role is lost or given up: what was decided is recorded; it then only keeps what drifts. */
+  async suspend(): Promise<void> {
+    this.judging = false;
+    this.catchUp = undefined;
+    await this.chain;
+    await Promise.allSettled([...this.pending]);
+  }
+
+  /**
+   * Reads each Thing's active release and open drifts at `at` into memory (what was kept is
+   * dropped); with `reports`, the latest `reported` Change of each affordance a release wants.
+   */
+  private async load(at: number, reports = false): Promise<Change[]> {
+    const { store } = this.context;
+    this.active.clear();
+    this.drifting.clear();
+    this.deferred.clear();
+    const latest: Change[] = [];
+    const kinds = reports ? [APPLIED_KIND, DRIFT_KIND, "reported"] : [APPLIED_KIND, DRIFT_KIND];
+    for await (const record of store.scanThings()) {
+      const reported: Change[] = [];
+      for (const stream of await store.streamsAt(record.id, at, kinds)) {
+        const change = stream.latest;
+        if (change.kind === APPLIED_KIND && stream.affordance === "") this.activate(change);
+        else if (change.kind === DRIFT_KIND && stream.affordance !== "") this.keep(change);
+        else if (change.kind === "reported" && stream.affordance !== "") reported.push(change);
+      }
+      const wanted = this.active.get(record.id)?.desired;
+      if (wanted) latest.push(...reported.filter((c) => Object.hasOwn(wanted, c.affordance ?? "")));
+    }
+    return latest;
+  }
+
+  /** A `drift` Change read from the Log: what drifts now, as it says. */
+  private keep(change: Change): void {
+    if (change.affordance === undefined) return;
+    const value = change.value as DriftValue;
+    const k = key(change.thing, change.affordance);
+    if (value.status !== "drifting") {
+      this.drifting.delete(k);
+      return;
+    }
+    this.drifting.set(k, {
+      thing: change.thing,
+      affordance: change.affordance,
+      release: value.release,
+      desired: value.desired,
+      observed: value.observed,
+      since: value.since,
+      policy: value.policy,
+      seq: change.seq,
+    });
   }
 
   /** What drifts now, by Thing and affordance. */
@@ -134,6 +204,18 @@ export class Drift {
   private observe(change: Change): void {
     if (this.stopped) return;
     this.context.seen?.(change);
+    this.position = change.seq;
+    if (!this.judging) {
+      if (change.kind === DRIFT_KIND) this.keep(change);
+      else if (change.kind === "removed") this.forget(change.thing);
+      return;
+    }
+    if (change.seq <= this.from) {
+      // Read from the store when this replica took the role over: only seen, in order.
+      if (change.seq === this.from) this.catchUp?.();
+      return;
+    }
+    this.catchUp?.();
     if (change.kind === APPLIED_KIND && change.affordance === undefined) {
       this.activate(change);
       // What drifted from the previous release may fit this one, or no longer be wanted.
@@ -151,9 +233,7 @@ export class Drift {
       return;
     }
     if (change.kind === "removed") {
-      this.active.delete(change.thing);
-      this.deferred.delete(change.thing);
-      for (const entry of this.list(change.thing)) this.drifting.delete(key(entry.thing, entry.affordance));
+      this.forget(change.thing);
       return;
     }
     if (change.affordance === undefined) return;
@@ -165,13 +245,26 @@ export class Drift {
     if (change.kind !== "reported") return;
     if (this.context.isApplying(change.thing)) {
       // The rollout's doing, or not: the release the step ends with decides.
-      let reports = this.deferred.get(change.thing);
-      if (!reports) this.deferred.set(change.thing, (reports = new Map<string, Change>()));
-      reports.set(change.affordance, change);
+      this.defer(change);
       return;
     }
     this.deferred.get(change.thing)?.delete(change.affordance);
     this.judge(change);
+  }
+
+  /** A report that came while a step was applied to its Thing: judged once the step ends. */
+  private defer(change: Change): void {
+    if (change.affordance === undefined) return;
+    let reports = this.deferred.get(change.thing);
+    if (!reports) this.deferred.set(change.thing, (reports = new Map<string, Change>()));
+    reports.set(change.affordance, change);
+  }
+
+  /** A Thing removed: nothing of it is judged any more. */
+  private forget(thing: string): void {
+    this.active.delete(thing);
+    this.deferred.delete(thing);
+    for (const entry of this.list(thing)) this.drifting.delete(key(entry.thing, entry.affordance));
   }
 
   /** Compares a reported value with the Thing's active release: a drift starts, goes on or ends. */

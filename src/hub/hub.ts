@@ -47,6 +47,8 @@ export const OBSERVATION_ROLE = "observation";
 export const EXPIRY_SWEEP_ROLE = "expiry-sweep";
 /** The store's role whose holder runs the rollouts, among a hub's replicas. */
 export const ROLLOUTS_ROLE = "rollouts";
+/** The store's role whose holder judges drift (and reverts it), among a hub's replicas. */
+export const DRIFT_ROLE = "drift";
 
 export interface HubOptions {
   logger: Logger;
@@ -101,6 +103,8 @@ export class Hub {
   private sweeping: ElectedRole<ExpirySweep> | undefined;
   /** Replicas resume the recorded rollouts one at a time: the one holding the store's rollouts role. */
   private resuming: ElectedRole<Rollouts> | undefined;
+  /** Replicas judge drift one at a time: the one holding the store's drift role. */
+  private judging: ElectedRole<Drift> | undefined;
   private tokenDigests: { admin: Buffer; reader?: Buffer } | undefined;
   private closing: Promise<void> | undefined;
 
@@ -279,7 +283,7 @@ export class Hub {
     if (options.observeLater !== true) await hub.startObservation();
     // The graph's indexes are built in the background; a query before they are ready waits.
     hub.graph.start();
-    await hub.drift.start();
+    await hub.startDrift();
     // Rollouts that were running when the hub stopped go on where they stopped.
     await hub.resumeRollouts();
     return hub;
@@ -362,6 +366,30 @@ export class Hub {
     if (this.resuming === undefined) await rollouts.resume();
   }
 
+  /**
+   * Drift is judged from the Log, one replica at a time: the one holding the store's `drift` role,
+   * or each would record every drift once more (and, under `revert`, write the old value back once
+   * more). The others keep what drifts as the Log says (`GET /drift`), and the replica that takes
+   * the role over judges from the Log as it is then (docs/replicas.md).
+   */
+  private async startDrift(): Promise<void> {
+    const { drift } = this;
+    const replica = this.config.replica && this.store.holdRole !== undefined;
+    await drift.start({ judging: !replica });
+    this.judging = await this.elect({
+      role: DRIFT_ROLE,
+      what: "the judging of drift",
+      standby:
+        "another replica of this hub judges drift (it holds the store's drift lock): " +
+        "this one takes over when it stops",
+      start: async () => {
+        await drift.lead();
+        return drift;
+      },
+      stop: (running) => running.suspend(),
+    });
+  }
+
   /** On a replica, work elected among the replicas (docs/replicas.md); undefined on a hub alone. */
   private async elect<T>(work: ElectedWork<T>): Promise<ElectedRole<T> | undefined> {
     const holdRole = this.store.holdRole?.bind(this.store);
@@ -374,16 +402,20 @@ export class Hub {
   /**
    * On a replica, whether it runs the work the replicas do one at a time (`standby` while another
    * one does): the observation of the Things (undefined without it), the sweep of expired TDs and
-   * the rollouts (undefined without bindings). Undefined on a hub alone.
+   * the rollouts (undefined without bindings), and the judging of drift. Undefined on a hub alone.
    */
-  electedStatus(): { observation?: RoleStatus; expirySweep: RoleStatus; rollouts?: RoleStatus } | undefined {
+  electedStatus():
+    | { observation?: RoleStatus; expirySweep: RoleStatus; rollouts?: RoleStatus; drift?: RoleStatus }
+    | undefined {
     if (this.sweeping === undefined) return undefined;
     const observation = this.observing?.status();
     const rollouts = this.resuming?.status();
+    const drift = this.judging?.status();
     return {
       ...(observation !== undefined && { observation }),
       expirySweep: this.sweeping.status(),
       ...(rollouts !== undefined && { rollouts }),
+      ...(drift !== undefined && { drift }),
     };
   }
 
@@ -424,6 +456,8 @@ export class Hub {
       // that takes the rollouts role over once this one has given it up); drift stops following.
       await this.resuming?.close();
       await this.rollouts?.close();
+      // The replica judging drift records what it decided, then gives the role up.
+      await this.judging?.close();
       await this.drift.close();
       // Observation and commands first: what they have received is recorded before the store closes.
       await this.observing?.close();

@@ -77,8 +77,8 @@ import {
 import { logEntriesOf } from "./postgres-log-reader.js";
 import * as rollouts from "./postgres-rollouts.js";
 
-/** Sessions for roles at once, at most: one per role a hub elects (observation, expiry sweep, MQTT gateway, rollouts), and one spare. */
-const ROLE_SESSIONS = 5;
+/** Sessions for roles at once, at most: one per role a hub elects (observation, expiry sweep, MQTT gateway, rollouts, drift), and one spare. */
+const ROLE_SESSIONS = 6;
 /** How long a role's session may take to say it is alive (HeldRole.confirm) before the role is taken as lost. */
 const ROLE_CONFIRM_TIMEOUT_MS = 5_000;
 
