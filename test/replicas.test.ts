@@ -243,6 +243,42 @@ if (problem !== undefined && !required) {
       return release.id;
     }
 
+    /** Two replicas started, and an HTTP device that takes `credentials` (stopped after the test). */
+    async function replicasWithDevice() {
+      const { run, dirs, overrides } = setting();
+      const credentials = { username: "operator", password: `pw-${run}` };
+      const device = new SimulatedHttpThing(credentials);
+      await device.start();
+      cleanups.push(() => device.stop());
+      const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+      return { run, a, b, device, credentials };
+    }
+
+    /**
+     * Two Things of the device registered, a rollout of level 7 to them started through `a`, its
+     * first write held by the device (`answer` lets it go), and its events followed on both replicas.
+     */
+    async function heldRolloutOnBoth(
+      a: TestHub,
+      b: TestHub,
+      device: SimulatedHttpThing,
+      credentials: { username: string; password: string },
+      name: string,
+      run: string,
+    ) {
+      const things = [1, 2].map((n) => `urn:test:replica:${name}:${run}:${n}`);
+      for (const id of things) await registerThing(a, id, device.td(id), credentials);
+      const release = await levelRelease(a, things, 7);
+      const answer = device.holdAnswers();
+      const rollout = await startRollout(a, release);
+      const path = `/rollouts/${encodeURIComponent(rollout)}/events`;
+      const [onA, onB] = await Promise.all([
+        EventStream.open(a, path, {}, SLOW_MS),
+        EventStream.open(b, path, {}, SLOW_MS),
+      ]);
+      return { things, answer, rollout, onA, onB };
+    }
+
     /** Starts a rollout of the release through the replica's API, one Thing at a time: its id. */
     async function startRollout(hub: TestHub, release: string): Promise<string> {
       const res = await hub.request(`/releases/${encodeURIComponent(release)}/rollouts`, {
@@ -644,12 +680,7 @@ if (problem !== undefined && !required) {
     it(
       "run a rollout started through a standby replica on the role's holder, which finishes it when the standby stops mid-rollout",
       async () => {
-        const { run, dirs, overrides } = setting();
-        const credentials = { username: "operator", password: `pw-${run}` };
-        const device = new SimulatedHttpThing(credentials);
-        await device.start();
-        cleanups.push(() => device.stop());
-        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+        const { run, a, b, device, credentials } = await replicasWithDevice();
         expect(await healthOf(b, "rollouts")).toMatchObject({ state: "standby" });
         const things = [1, 2].map((n) => `urn:test:replica:standby-rollout:${run}:${n}`);
         for (const id of things) await registerThing(a, id, device.td(id), credentials);
@@ -685,23 +716,15 @@ if (problem !== undefined && !required) {
     it(
       "cancel a rollout through a replica that does not run it: the runner sends nothing more, makes no release active, and every replica's stream ends with it",
       async () => {
-        const { run, dirs, overrides } = setting();
-        const credentials = { username: "operator", password: `pw-${run}` };
-        const device = new SimulatedHttpThing(credentials);
-        await device.start();
-        cleanups.push(() => device.stop());
-        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
-        const things = [1, 2].map((n) => `urn:test:replica:cancelled-rollout:${run}:${n}`);
-        for (const id of things) await registerThing(a, id, device.td(id), credentials);
-        const release = await levelRelease(a, things, 7);
-
-        const answer = device.holdAnswers();
-        const rollout = await startRollout(a, release);
-        const path = `/rollouts/${encodeURIComponent(rollout)}/events`;
-        const [onA, onB] = await Promise.all([
-          EventStream.open(a, path, {}, SLOW_MS),
-          EventStream.open(b, path, {}, SLOW_MS),
-        ]);
+        const { run, a, b, device, credentials } = await replicasWithDevice();
+        const { things, answer, rollout, onA, onB } = await heldRolloutOnBoth(
+          a,
+          b,
+          device,
+          credentials,
+          "cancelled-rollout",
+          run,
+        );
         await vi.waitFor(() => expect(writes(device)).toHaveLength(1), { timeout: 30_000, interval: 100 });
         const cancel = await b.request(`/rollouts/${encodeURIComponent(rollout)}/cancel`, { method: "POST" });
         const cancelled = (await cancel.json()) as { status: string; reason: string };
@@ -736,23 +759,15 @@ if (problem !== undefined && !required) {
     it(
       "stream a rollout's progress from every replica, the one running it or not",
       async () => {
-        const { run, dirs, overrides } = setting();
-        const credentials = { username: "operator", password: `pw-${run}` };
-        const device = new SimulatedHttpThing(credentials);
-        await device.start();
-        cleanups.push(() => device.stop());
-        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
-        const things = [1, 2].map((n) => `urn:test:replica:streamed-rollout:${run}:${n}`);
-        for (const id of things) await registerThing(a, id, device.td(id), credentials);
-        const release = await levelRelease(a, things, 7);
-
-        const answer = device.holdAnswers();
-        const rollout = await startRollout(a, release);
-        const path = `/rollouts/${encodeURIComponent(rollout)}/events`;
-        const [onA, onB] = await Promise.all([
-          EventStream.open(a, path, {}, SLOW_MS),
-          EventStream.open(b, path, {}, SLOW_MS),
-        ]);
+        const { run, a, b, device, credentials } = await replicasWithDevice();
+        const { things, answer, onA, onB } = await heldRolloutOnBoth(
+          a,
+          b,
+          device,
+          credentials,
+          "streamed-rollout",
+          run,
+        );
         answer();
         const all = [
           ["status", "running"],
@@ -769,12 +784,7 @@ if (problem !== undefined && !required) {
     it(
       "take what a rollout step applied on one replica for no drift on the others",
       async () => {
-        const { run, dirs, overrides } = setting();
-        const credentials = { username: "operator", password: `pw-${run}` };
-        const device = new SimulatedHttpThing(credentials);
-        await device.start();
-        cleanups.push(() => device.stop());
-        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+        const { run, a, b, device, credentials } = await replicasWithDevice();
         const id = `urn:test:replica:drift:${run}`;
         await registerThing(a, id, device.td(id), credentials);
         const completed = async (rollout: string) =>
@@ -804,12 +814,7 @@ if (problem !== undefined && !required) {
     it(
       "judge drift on one replica: each drift recorded once, reverted once, and taken up from the Log by the next",
       async () => {
-        const { run, dirs, overrides } = setting();
-        const credentials = { username: "operator", password: `pw-${run}` };
-        const device = new SimulatedHttpThing(credentials);
-        await device.start();
-        cleanups.push(() => device.stop());
-        const [a, b] = await startReplicas({ ...overrides, replica: true }, dirs);
+        const { run, a, b, device, credentials } = await replicasWithDevice();
         expect(await healthOf(a, "drift")).toEqual({ state: "running" });
         expect(await healthOf(b, "drift")).toEqual({
           state: "standby",
