@@ -208,7 +208,7 @@ describe("the change feed filtered by type, as each Thing was at each Change", (
       for (let pages = 0; pages < 50; pages++) {
         const answer: { changes: { changes: Array<{ seq: number }>; next: number | null } } =
           await client.request(
-            'query($after: Int) { changes(filter: { type: "saref:Sensor" }, first: 2, after: $after) { changes { seq } next } }',
+            'query($after: SafeInt) { changes(filter: { type: "saref:Sensor" }, first: 2, after: $after) { changes { seq } next } }',
             { after },
           );
         seqs.push(...answer.changes.changes.map((c) => c.seq));

@@ -760,7 +760,7 @@ describe("GraphQL's change feed filtered by type", () => {
   afterAll(async () => hub.stop());
 
   it("fills each page with Changes of Things of the type", async () => {
-    const query = `query ($after: Int) {
+    const query = `query ($after: SafeInt) {
       changes(filter: { type: "LightSwitch", kinds: ["reported"] }, after: $after, first: 1) { changes { thing value } next }
     }`;
     const first = await post(hub, query);
@@ -773,7 +773,7 @@ describe("GraphQL's change feed filtered by type", () => {
   });
 
   it("pages newest first with order: DESC, 'after' then being the cursor of the page before", async () => {
-    const query = `query ($after: Int) {
+    const query = `query ($after: SafeInt) {
       changes(filter: { type: "LightSwitch", kinds: ["reported"] }, after: $after, first: 1, order: DESC) { changes { thing value } next }
     }`;
     const first = await post(hub, query);

@@ -206,7 +206,7 @@ describe("GraphQL over WebSocket", () => {
     const after = await logSize(hub);
     const changes = take(
       client,
-      `subscription ($after: Int, $thing: ID) { changes(after: $after, filter: { thing: $thing }) { seq thing kind cause { actor via } } }`,
+      `subscription ($after: SafeInt, $thing: ID) { changes(after: $after, filter: { thing: $thing }) { seq thing kind cause { actor via } } }`,
       { after, thing: id },
     );
     const registered = await take(client, `mutation ($td: JSON!) { register(td: $td) { id created } }`, {
@@ -230,7 +230,7 @@ describe("GraphQL over WebSocket", () => {
     const after = await logSize(hub);
     const events = take(
       client,
-      `subscription ($id: ID!, $after: Int) { events(thing: $id, name: "alarm", after: $after) { kind affordance value } }`,
+      `subscription ($id: ID!, $after: SafeInt) { events(thing: $id, name: "alarm", after: $after) { kind affordance value } }`,
       { id, after },
     );
     await report(hub, id, { kind: "emitted", affordance: "alarm", value: "smoke" });
@@ -296,7 +296,7 @@ describe("GraphQL over WebSocket", () => {
     };
     const state = follow(`subscription ($id: ID!) { state(thing: $id) { name value } }`, { id });
     const events = follow(
-      `subscription ($id: ID!, $after: Int) { events(thing: $id, after: $after) { value } }`,
+      `subscription ($id: ID!, $after: SafeInt) { events(thing: $id, after: $after) { value } }`,
       {
         id,
         after,
@@ -321,7 +321,7 @@ describe("GraphQL over WebSocket", () => {
     const removed = await hub.request(`/things/${encodeURIComponent(id)}`, { method: "DELETE" });
     expect(removed.status).toBe(204);
     const client = connect(hub);
-    const query = `subscription ($id: ID!, $after: Int) { events(thing: $id, name: "alarm", after: $after) { value } }`;
+    const query = `subscription ($id: ID!, $after: SafeInt) { events(thing: $id, name: "alarm", after: $after) { value } }`;
     const resumed = await take(client, query, { id, after }, 2);
     // One event of the two asked for, and no error: the stream completed (a timeout is an error).
     expect(resumed.error).toBeUndefined();
@@ -488,7 +488,7 @@ describe("GraphQL over WebSocket: limits per socket", () => {
       { next: () => {}, error: () => {}, complete: () => {} },
     );
     dispose();
-    const replaced = await take(single, `subscription ($after: Int) { changes(after: $after) { seq } }`, {
+    const replaced = await take(single, `subscription ($after: SafeInt) { changes(after: $after) { seq } }`, {
       after: after - 1,
     });
     expect(replaced.results[0]?.data).toEqual({ changes: { seq: after } });
@@ -812,7 +812,7 @@ describe("GraphQL over WebSocket: the bound on an answer's bytes", () => {
     await report(hub, id, { kind: "reported", affordance: "config", value: { note: "x".repeat(MAX) } });
     const outcome = await take(
       client,
-      `subscription ($after: Int, $thing: ID) { changes(after: $after, filter: { thing: $thing }) { seq value } }`,
+      `subscription ($after: SafeInt, $thing: ID) { changes(after: $after, filter: { thing: $thing }) { seq value } }`,
       { after, thing: id },
       2,
     );

@@ -129,7 +129,7 @@ describe("a seq past 2^53 in a request", () => {
     expect(literal.errors?.[0]?.message).toContain(UNSAFE);
     // In a variable, the JSON of the request is read before GraphQL sees it: refused all the same.
     const variable = await ask({
-      query: "query ($seq: Int!) { change(seq: $seq) { seq } }",
+      query: "query ($seq: SafeInt!) { change(seq: $seq) { seq } }",
       variables: { seq: "UNSAFE" },
     });
     expect(variable.data).toBeUndefined();
@@ -139,5 +139,19 @@ describe("a seq past 2^53 in a request", () => {
     });
     expect(history.data).toBeUndefined();
     expect(history.errors?.[0]?.message).toContain(UNSAFE);
+  });
+
+  it("GraphQL takes a seq past 2^31 - 1 (its Int's end) as the seq it is: past this Log's end", async () => {
+    const res = await hub.request("/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        query: `query ($after: SafeInt) { change(seq: ${LARGEST}) { seq } changes(after: $after) { changes { seq } next } }`,
+        variables: { after: 3_000_000_000 },
+      }),
+    });
+    const answer = (await res.json()) as { data?: unknown; errors?: unknown };
+    expect(answer.errors).toBeUndefined();
+    expect(answer.data).toEqual({ change: null, changes: { changes: [], next: null } });
   });
 });

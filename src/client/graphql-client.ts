@@ -447,7 +447,7 @@ export class GraphqlClient {
       filter,
       after: last,
     };
-    const query = `subscription Changes($filter: ChangeFilter, $after: Int) { changes(filter: $filter, after: $after) { ${CHANGE_FIELDS} } }`;
+    const query = `subscription Changes($filter: ChangeFilter, $after: SafeInt) { changes(filter: $filter, after: $after) { ${CHANGE_FIELDS} } }`;
     const stream = this.subscribe<{ changes: GraphqlChange }>(query, variables, {
       ...(options.signal !== undefined && { signal: options.signal }),
     });
@@ -466,7 +466,7 @@ export class GraphqlClient {
   async *events(thing: string, name?: string, options: ChangesOptions = {}): AsyncGenerator<GraphqlChange> {
     let last = options.after ?? (await this.logEnd());
     const variables: Record<string, unknown> = { thing, name, after: last };
-    const query = `subscription Events($thing: ID!, $name: String, $after: Int) { events(thing: $thing, name: $name, after: $after) { ${CHANGE_FIELDS} } }`;
+    const query = `subscription Events($thing: ID!, $name: String, $after: SafeInt) { events(thing: $thing, name: $name, after: $after) { ${CHANGE_FIELDS} } }`;
     const stream = this.subscribe<{ events: GraphqlChange }>(query, variables, {
       ...(options.signal !== undefined && { signal: options.signal }),
     });
@@ -533,7 +533,7 @@ export class GraphqlClient {
     } = {},
   ): Promise<{ changes: GraphqlChange[]; next: number | null }> {
     const data = await this.request<{ history: { changes: GraphqlChange[]; next: number | null } }>(
-      `query History($thing: ID!, $affordance: String, $kinds: [String!], $after: Int, $order: Order) {
+      `query History($thing: ID!, $affordance: String, $kinds: [String!], $after: SafeInt, $order: Order) {
         history(thing: $thing, affordance: $affordance, kinds: $kinds, first: ${pageArgument(options.first)}, after: $after, order: $order) { changes { ${CHANGE_FIELDS} } next } }`,
       {
         thing,

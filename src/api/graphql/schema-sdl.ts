@@ -8,6 +8,12 @@ export const SCHEMA_SDL = /* GraphQL */ `
   scalar JSON
 
   """
+  A whole number from -(2^53 - 1) to 2^53 - 1, as a JSON number: a seq (a position in the Log) or a
+  count of Changes. GraphQL's Int stops at 2^31 - 1, which a busy hub's Log passes in weeks.
+  """
+  scalar SafeInt
+
+  """
   Queries over the directory, the graph of Things and the Log.
   """
   type Query {
@@ -37,14 +43,14 @@ export const SCHEMA_SDL = /* GraphQL */ `
       filter: ChangeFilter
       since: String
       until: String
-      after: Int
+      after: SafeInt
       first: Int = 100
       order: Order = ASC
     ): ChangePage!
     """
     One Change, by its position in the Log; null past the Log's end.
     """
-    change(seq: Int!): Change
+    change(seq: SafeInt!): Change
     """
     A Thing's Changes, newest first by default. Times are RFC 3339, relative (-15m) or local
     (yesterday 14:02). 'after' is the cursor of the previous page (its 'next').
@@ -57,7 +63,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
       until: String
       order: Order = DESC
       first: Int = 100
-      after: Int
+      after: SafeInt
     ): ChangePage!
     """
     The Thing as it was at a time (default now): its TD then, every property's value then.
@@ -169,12 +175,12 @@ export const SCHEMA_SDL = /* GraphQL */ `
     Every Change that matches, live; with 'after' (a seq), first the committed ones after it, with
     no gap and no duplicate: a client resumes from the last seq it saw.
     """
-    changes(filter: ChangeFilter, after: Int): Change!
+    changes(filter: ChangeFilter, after: SafeInt): Change!
     """
     A Thing's events ('emitted' Changes), of one event or of all; with 'after', from that seq on.
     Completes when the Thing is removed.
     """
-    events(thing: ID!, name: String, after: Int): Change!
+    events(thing: ID!, name: String, after: SafeInt): Change!
     """
     A Thing's property values: first the current ones, then each new reported value. Completes
     when the Thing is removed.
@@ -245,7 +251,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     The Thing's Changes, newest first.
     """
-    history(affordance: String, kinds: [String!], first: Int = 20, after: Int): ChangePage!
+    history(affordance: String, kinds: [String!], first: Int = 20, after: SafeInt): ChangePage!
     """
     Links from this Thing, of one rel or all.
     """
@@ -330,7 +336,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
   One immutable record of the Log (docs/changes.md).
   """
   type Change {
-    seq: Int!
+    seq: SafeInt!
     thing: ID!
     affordance: String
     kind: String!
@@ -395,7 +401,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     The seq to give back as 'after' for the next page; null on the last page.
     """
-    next: Int
+    next: SafeInt
   }
 
   """
@@ -404,7 +410,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
   type PropertyValue {
     name: String!
     value: JSON
-    seq: Int!
+    seq: SafeInt!
     time: String!
     at: String
     cause: Cause!
@@ -413,7 +419,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
   type ThingState {
     thing: ID!
     at: String!
-    seq: Int!
+    seq: SafeInt!
     td: JSON
     properties: [PropertyValue!]!
     desired: [PropertyValue!]!
@@ -423,7 +429,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
     affordance: String!
     before: JSON
     after: JSON
-    changes: Int!
+    changes: SafeInt!
     cause: Cause
     time: String
     """
@@ -437,8 +443,8 @@ export const SCHEMA_SDL = /* GraphQL */ `
     thing: ID!
     from: String!
     to: String!
-    fromSeq: Int!
-    toSeq: Int!
+    fromSeq: SafeInt!
+    toSeq: SafeInt!
     """
     The TD's change as a JSON merge patch, when it was described anew in between.
     """
@@ -502,7 +508,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
   }
 
   type DescriptionChange {
-    seq: Int!
+    seq: SafeInt!
     kind: String!
     cause: Cause!
     time: String!
@@ -549,14 +555,14 @@ export const SCHEMA_SDL = /* GraphQL */ `
   The drift Changes in between: how many, the latest, and by property.
   """
   type DriftDiff {
-    changes: Int!
+    changes: SafeInt!
     last: DriftChange!
     properties: [PropertyDrift!]!
   }
 
   type PropertyDrift {
     affordance: String!
-    changes: Int!
+    changes: SafeInt!
     """
     Its value is the drift as recorded: {status, release, desired, observed, since, until, policy}.
     """
@@ -564,7 +570,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
   }
 
   type DriftChange {
-    seq: Int!
+    seq: SafeInt!
     kind: String!
     """
     The property that drifted.
@@ -603,7 +609,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
   }
 
   type InteractionChange {
-    seq: Int!
+    seq: SafeInt!
     kind: String!
     value: JSON
     cause: Cause!
@@ -634,14 +640,14 @@ export const SCHEMA_SDL = /* GraphQL */ `
 
   type Checkpoint {
     origin: String!
-    size: Int!
+    size: SafeInt!
     root: String!
     time: String!
     signature: String!
   }
 
   type LogHead {
-    size: Int!
+    size: SafeInt!
     """
     The RFC 9162 Merkle root over the whole Log, hex.
     """
@@ -789,7 +795,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
     "The release that was active before."
     replaced: ID
     "The seq of the 'applied' Change."
-    seq: Int!
+    seq: SafeInt!
     "When it became active (RFC 3339)."
     at: String!
     actor: String!

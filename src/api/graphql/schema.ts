@@ -52,9 +52,34 @@ function attachJsonScalar(schema: GraphQLSchema): void {
   json.parseLiteral = (node, variables) => withinLimits(literal(node, variables));
 }
 
+const SAFE_INT_RANGE = `a whole number from -${Number.MAX_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER}`;
+
+/** A SafeInt as given, or refused naming it as written (a literal's digits, not a rounded number). */
+function safeInt(value: unknown, written: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+    throw new TypeError(`SafeInt cannot represent ${written}: it takes ${SAFE_INT_RANGE}`);
+  }
+  return value;
+}
+
+/** Seqs and counts of Changes: JSON numbers past GraphQL's 32-bit Int, exact up to 2^53 - 1. */
+function attachSafeIntScalar(schema: GraphQLSchema): void {
+  const scalar = schema.getType("SafeInt");
+  if (!(scalar instanceof GraphQLScalarType)) throw new Error("the schema has no SafeInt scalar");
+  scalar.serialize = (value) => safeInt(value, String(value));
+  scalar.parseValue = (value) => safeInt(value, JSON.stringify(value) ?? String(value));
+  scalar.parseLiteral = (node) => {
+    if (node.kind !== Kind.INT) {
+      throw new TypeError(`SafeInt cannot represent a non-integer value: it takes ${SAFE_INT_RANGE}`);
+    }
+    return safeInt(Number(node.value), node.value);
+  };
+}
+
 export function buildHubSchema(): GraphQLSchema {
   const schema = buildSchema(SCHEMA_SDL);
   attachJsonScalar(schema);
+  attachSafeIntScalar(schema);
   for (const [typeName, fields] of Object.entries(resolvers)) {
     const type = schema.getType(typeName);
     if (!isObjectType(type)) throw new Error(`the schema has no object type ${typeName}`);
