@@ -116,7 +116,7 @@ export class Drift {
    */
   async lead(): Promise<void> {
     const at = await this.context.store.lastSeq();
-    const reports = await this.load(at, true);
+    const { reports, sent } = await this.load(at, true);
     // Another replica may have sent corrective writes meanwhile: the Log counts them.
     this.reverts.clear();
     this.from = at;
@@ -126,6 +126,7 @@ export class Drift {
         if (this.context.isApplying(report.thing)) this.defer(report);
         else this.judge(report);
       }
+      for (const entry of sent) this.recheck(entry);
     };
     this.judging = true;
     if (this.position >= at) this.catchUp();
@@ -142,38 +143,42 @@ export class Drift {
   /**
    * Reads each Thing's active release and open drifts at `at` into memory (what was kept is
    * dropped); with `reports`, the latest `reported` Change of each affordance a release wants.
+   * `sent`: the open drifts whose latest `drift` Change sent a corrective write.
    */
-  private async load(at: number, reports = false): Promise<Change[]> {
+  private async load(at: number, reports = false): Promise<{ reports: Change[]; sent: DriftEntry[] }> {
     const { store } = this.context;
     this.active.clear();
     this.drifting.clear();
     this.deferred.clear();
     const latest: Change[] = [];
+    const sent: DriftEntry[] = [];
     const kinds = reports ? [APPLIED_KIND, DRIFT_KIND, "reported"] : [APPLIED_KIND, DRIFT_KIND];
     for await (const record of store.scanThings()) {
       const reported: Change[] = [];
       for (const stream of await store.streamsAt(record.id, at, kinds)) {
         const change = stream.latest;
         if (change.kind === APPLIED_KIND && stream.affordance === "") this.activate(change);
-        else if (change.kind === DRIFT_KIND && stream.affordance !== "") this.keep(change);
-        else if (change.kind === "reported" && stream.affordance !== "") reported.push(change);
+        else if (change.kind === DRIFT_KIND && stream.affordance !== "") {
+          const entry = this.keep(change);
+          if (entry && (change.value as DriftValue).revert === "sent") sent.push(entry);
+        } else if (change.kind === "reported" && stream.affordance !== "") reported.push(change);
       }
       const wanted = this.active.get(record.id)?.desired;
       if (wanted) latest.push(...reported.filter((c) => Object.hasOwn(wanted, c.affordance ?? "")));
     }
-    return latest;
+    return { reports: latest, sent };
   }
 
-  /** A `drift` Change read from the Log: what drifts now, as it says. */
-  private keep(change: Change): void {
-    if (change.affordance === undefined) return;
+  /** A `drift` Change read from the Log: what drifts now, as it says (the entry, while it drifts). */
+  private keep(change: Change): DriftEntry | undefined {
+    if (change.affordance === undefined) return undefined;
     const value = change.value as DriftValue;
     const k = key(change.thing, change.affordance);
     if (value.status !== "drifting") {
       this.drifting.delete(k);
-      return;
+      return undefined;
     }
-    this.drifting.set(k, {
+    const entry: DriftEntry = {
       thing: change.thing,
       affordance: change.affordance,
       release: value.release,
@@ -182,7 +187,9 @@ export class Drift {
       since: value.since,
       policy: value.policy,
       seq: change.seq,
-    });
+    };
+    this.drifting.set(k, entry);
+    return entry;
   }
 
   /** What drifts now, by Thing and affordance. */
@@ -443,6 +450,36 @@ export class Drift {
       if (last === undefined || page.length < limit) return times;
       before = last.seq;
     }
+  }
+
+  /**
+   * An open drift whose corrective write the previous holder of the role sent (or was sending)
+   * when it stopped: whether the Thing kept the value is not in the Log yet, or was not judged.
+   * The property is read back, as after a write of this process: the value it reports is judged
+   * as the answer to that write (resolved, or drifting still: the policy goes on, within its
+   * limit). A Thing whose property cannot be read back (written over MQTT) is judged at its next
+   * report, the same way.
+   */
+  private recheck(entry: DriftEntry): void {
+    const active = this.active.get(entry.thing);
+    if (this.drifting.get(key(entry.thing, entry.affordance)) !== entry) return;
+    if (active?.release !== entry.release || active.drift.policy !== "revert") return;
+    const commands = this.context.commands;
+    // A step applied to the Thing now reads it back itself; the release it ends with decides.
+    if (!commands || this.context.isApplying(entry.thing)) return;
+    this.reverted.add(entry);
+    const requester = { actor: DRIFT_ACTOR, via: DRIFT_KIND, release: entry.release, rule: "revert" };
+    const read = commands
+      .readBack(entry.thing, entry.affordance, requester)
+      .then(() => undefined)
+      .catch((err: unknown) =>
+        this.context.logger.warn(
+          { err, thing: entry.thing, affordance: entry.affordance },
+          "a drift's corrective write could not be checked",
+        ),
+      );
+    this.pending.add(read);
+    void read.finally(() => this.pending.delete(read));
   }
 
   /**
