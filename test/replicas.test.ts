@@ -729,7 +729,13 @@ if (problem !== undefined && !required) {
         const cancel = await b.request(`/rollouts/${encodeURIComponent(rollout)}/cancel`, { method: "POST" });
         const cancelled = (await cancel.json()) as { status: string; reason: string };
         expect(cancel.status, JSON.stringify(cancelled)).toBe(200);
-        expect(cancelled).toMatchObject({ status: "failed", reason: "cancelled by admin" });
+        // The answer says the cancel is recorded (docs/api.md): the step in flight is still
+        // applying, and the rollout has stopped once none is.
+        expect(cancelled).toMatchObject({
+          status: "failed",
+          reason: "cancelled by admin",
+          progress: { applying: 1, skipped: 1 },
+        });
         // The step in flight gets the device's answer; the runner makes the release active nowhere.
         answer();
         await vi.waitFor(async () => expect((await a.hub.store.rolloutProgress(rollout)).applying).toBe(0), {
