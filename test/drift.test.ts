@@ -3,6 +3,9 @@
 // Each policy does what it says: record, alert (on the change stream and the hub's MQTT), revert
 // (one corrective write, then the limit). Every wait is for a Change or a message, bounded.
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connectAsync, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
@@ -355,6 +358,62 @@ describe("drift", () => {
     await hub.hub.drift.close();
     expect(writes(device)).toEqual(["5", "5"]);
     expect(device.level).toBe(8);
+  });
+
+  it("revert: the limit counts the corrective writes sent before the hub restarted", async () => {
+    const id = "urn:test:drift:revert-restart";
+    const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-drift-"));
+    const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD, pollIntervalMs: 100 });
+    await device.start();
+    devices.push(device);
+    const running: TestHub[] = [];
+    try {
+      const first = await startTestHub({ dataDir, observe: true, mqtt: false });
+      running.push(first);
+      let after = await first.hub.store.lastSeq();
+      await registerThing(first, id, device.td(id), { username: USERNAME, password: PASSWORD });
+      await changeAfter(first, after, (c) => c.thing === id && c.kind === "reported");
+      const { release } = await first.hub.releases.build(
+        [
+          {
+            path: "release.yaml",
+            text:
+              `release: drift-revert-restart\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 5 }\n` +
+              "drift: { policy: revert, maxReverts: 2, withinSeconds: 3600 }\n",
+          },
+        ],
+        { actor: "test" },
+      );
+      const rollouts = first.hub.rollouts;
+      if (!rollouts) throw new Error("the hub has no rollouts");
+      const started = await rollouts.start(release.id, {}, { actor: "test" });
+      expect((await rollouts.settled(started.id)).status).toBe("completed");
+      // One corrective write of the two the limit allows, then the hub restarts.
+      after = await first.hub.store.lastSeq();
+      device.level = 9;
+      const reverted = await changeAfter(first, after, isDrift(id, "drifting"));
+      expect(reverted.value).toMatchObject({ observed: 9, revert: "sent" });
+      await changeAfter(first, reverted.seq, isDrift(id, "resolved"));
+      await running.splice(0, 1)[0]?.stop();
+
+      const restarted = await startTestHub({ dataDir, observe: true, mqtt: false });
+      running.push(restarted);
+      after = await restarted.hub.store.lastSeq();
+      device.level = 8;
+      const second = await changeAfter(restarted, after, isDrift(id, "drifting"));
+      expect(second.value).toMatchObject({ observed: 8, revert: "sent" });
+      const resolved = await changeAfter(restarted, second.seq, isDrift(id, "resolved"));
+      // The third within the window is recorded, not fought: the Log counts the first hub's write.
+      device.level = 7;
+      const third = await changeAfter(restarted, resolved.seq, isDrift(id, "drifting"));
+      expect(third.value).toMatchObject({ observed: 7, revert: "rate-limited" });
+      await restarted.hub.drift.close();
+      expect(writes(device)).toEqual(["5", "5", "5"]);
+      expect(device.level).toBe(7);
+    } finally {
+      for (const hub of running) await hub.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

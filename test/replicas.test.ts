@@ -729,7 +729,13 @@ if (problem !== undefined && !required) {
         const cancel = await b.request(`/rollouts/${encodeURIComponent(rollout)}/cancel`, { method: "POST" });
         const cancelled = (await cancel.json()) as { status: string; reason: string };
         expect(cancel.status, JSON.stringify(cancelled)).toBe(200);
-        expect(cancelled).toMatchObject({ status: "failed", reason: "cancelled by admin" });
+        // The answer says the cancel is recorded (docs/api.md): the step in flight is still
+        // applying, and the rollout has stopped once none is.
+        expect(cancelled).toMatchObject({
+          status: "failed",
+          reason: "cancelled by admin",
+          progress: { applying: 1, skipped: 1 },
+        });
         // The step in flight gets the device's answer; the runner makes the release active nowhere.
         answer();
         await vi.waitFor(async () => expect((await a.hub.store.rolloutProgress(rollout)).applying).toBe(0), {
@@ -869,23 +875,89 @@ if (problem !== undefined && !required) {
         });
 
         // The replica judging stops: the other takes over from the Log (the open drift is not
-        // recorded again) and records the next drift once.
+        // recorded again) and records the next drift once, within the limit the first one used up
+        // (the Log counts its corrective write).
         await hubs.splice(0, 1)[0]?.stop();
         await vi.waitFor(async () => expect(await healthOf(b, "drift")).toEqual({ state: "running" }), {
           timeout: 20_000,
           interval: 200,
         });
         await report(b, id, [3]);
-        await until(5);
+        await until(4);
         await b.hub.drift.close();
         expect(await drifts()).toEqual([
           ["drifting", 9, "sent"],
           ["resolved", 9, undefined],
           ["drifting", 8, "rate-limited"],
-          ["drifting", 3, "sent"],
-          ["resolved", 3, undefined],
+          ["drifting", 3, "rate-limited"],
+        ]);
+        expect(writes(device).map((w) => w.body)).toEqual(["7", "7"]);
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "revert drift across a takeover within the limit: the next holder counts the writes sent and checks the one left in flight",
+      async () => {
+        const { run, a, b, device, credentials } = await replicasWithDevice();
+        const id = `urn:test:replica:revert-takeover:${run}`;
+        await registerThing(a, id, device.td(id), credentials);
+        const { release } = await a.hub.releases.build(
+          [
+            {
+              path: "release.yaml",
+              text:
+                `release: replica-revert-takeover\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 7 }\n` +
+                "drift: { policy: revert, maxReverts: 2, withinSeconds: 3600 }\n",
+            },
+          ],
+          { actor: "test" },
+        );
+        const rollout = await startRollout(a, release.id);
+        await vi.waitFor(
+          async () => expect((await a.hub.store.getRollout(rollout))?.status).toBe("completed"),
+          { timeout: 60_000, interval: 200 },
+        );
+        const drifts = async () =>
+          (await b.hub.store.changesAfter(0, 10_000))
+            .filter((c) => c.thing === id && c.kind === "drift")
+            .map((c) => {
+              const value = c.value as { status: string; observed: unknown; revert?: string };
+              return [value.status, value.observed, value.revert];
+            });
+
+        // From now on the device keeps 5 whatever it is written, and holds its answers.
+        device.level = 5;
+        device.ignoresWrites = true;
+        const answer = device.holdAnswers();
+        const [reported] = await report(a, id, [5]);
+        // The first replica sends one corrective write of the two the limit allows, and stops
+        // while it is out: its outcome is not in the Log, and no report comes after it.
+        await vi.waitFor(() => expect(writes(device)).toHaveLength(2), { timeout: 30_000, interval: 100 });
+        await hubs.splice(0, 1)[0]?.stop();
+        answer();
+
+        // The other replica takes over: it reads the device back (5: the write did not hold) and
+        // sends the one corrective write left, then the limit holds.
+        await vi.waitFor(
+          async () => expect((await drifts()).at(-1)).toEqual(["drifting", 5, "rate-limited"]),
+          { timeout: 60_000, interval: 200 },
+        );
+        await b.hub.drift.close();
+        expect(await drifts()).toEqual([
+          ["drifting", 5, "sent"],
+          ["drifting", 5, "sent"],
+          ["drifting", 5, "rate-limited"],
         ]);
         expect(writes(device).map((w) => w.body)).toEqual(["7", "7", "7"]);
+        // Each read back by the holder: after the takeover, and after its write.
+        const after = (await b.hub.store.changesAfter(reported ?? 0, 10_000)).filter(
+          (c) => c.thing === id && c.kind === "reported",
+        );
+        expect(after.map((c) => [c.value, c.cause.actor])).toEqual([
+          [5, "hub:drift"],
+          [5, "hub:drift"],
+        ]);
       },
       SLOW_MS,
     );

@@ -2,7 +2,8 @@
 // Change). Each start and end of a drift is a `drift` Change (desired, observed, since when); the
 // release's policy decides what follows: `record` (nothing more), `alert` (an `alert` Change, which
 // the change stream and the MQTT gateway carry), or `revert` (one corrective write through the
-// commands, cause rule `revert`, at most `maxReverts` per Thing and affordance within a window).
+// commands, cause rule `revert`, at most `maxReverts` per Thing and affordance within a window,
+// counted from the Log's `drift` Changes so that a restart or a replica taking over counts them too).
 import type { Logger } from "pino";
 import {
   APPLIED_KIND,
@@ -64,7 +65,11 @@ const key = (thing: string, affordance: string) => `${thing}\u0000${affordance}`
 export class Drift {
   private readonly active = new Map<string, Active>();
   private readonly drifting = new Map<string, DriftEntry>();
-  /** Times (ms) of the reverts sent, by Thing and affordance, within the current window. */
+  /**
+   * Times (ms) of the reverts sent, by Thing and affordance, within the current window: read from
+   * the Log's `drift` Changes the first time a Thing and affordance needs it (after a start or a
+   * takeover), then kept as this process sends them.
+   */
   private readonly reverts = new Map<string, number[]>();
   private readonly pending = new Set<Promise<void>>();
   /** Drifts a corrective write was answered for: a report of the same value says it did not hold. */
@@ -111,7 +116,9 @@ export class Drift {
    */
   async lead(): Promise<void> {
     const at = await this.context.store.lastSeq();
-    const reports = await this.load(at, true);
+    const { reports, sent } = await this.load(at, true);
+    // Another replica may have sent corrective writes meanwhile: the Log counts them.
+    this.reverts.clear();
     this.from = at;
     this.catchUp = () => {
       this.catchUp = undefined;
@@ -119,6 +126,7 @@ export class Drift {
         if (this.context.isApplying(report.thing)) this.defer(report);
         else this.judge(report);
       }
+      for (const entry of sent) this.recheck(entry);
     };
     this.judging = true;
     if (this.position >= at) this.catchUp();
@@ -135,38 +143,42 @@ export class Drift {
   /**
    * Reads each Thing's active release and open drifts at `at` into memory (what was kept is
    * dropped); with `reports`, the latest `reported` Change of each affordance a release wants.
+   * `sent`: the open drifts whose latest `drift` Change sent a corrective write.
    */
-  private async load(at: number, reports = false): Promise<Change[]> {
+  private async load(at: number, reports = false): Promise<{ reports: Change[]; sent: DriftEntry[] }> {
     const { store } = this.context;
     this.active.clear();
     this.drifting.clear();
     this.deferred.clear();
     const latest: Change[] = [];
+    const sent: DriftEntry[] = [];
     const kinds = reports ? [APPLIED_KIND, DRIFT_KIND, "reported"] : [APPLIED_KIND, DRIFT_KIND];
     for await (const record of store.scanThings()) {
       const reported: Change[] = [];
       for (const stream of await store.streamsAt(record.id, at, kinds)) {
         const change = stream.latest;
         if (change.kind === APPLIED_KIND && stream.affordance === "") this.activate(change);
-        else if (change.kind === DRIFT_KIND && stream.affordance !== "") this.keep(change);
-        else if (change.kind === "reported" && stream.affordance !== "") reported.push(change);
+        else if (change.kind === DRIFT_KIND && stream.affordance !== "") {
+          const entry = this.keep(change);
+          if (entry && (change.value as DriftValue).revert === "sent") sent.push(entry);
+        } else if (change.kind === "reported" && stream.affordance !== "") reported.push(change);
       }
       const wanted = this.active.get(record.id)?.desired;
       if (wanted) latest.push(...reported.filter((c) => Object.hasOwn(wanted, c.affordance ?? "")));
     }
-    return latest;
+    return { reports: latest, sent };
   }
 
-  /** A `drift` Change read from the Log: what drifts now, as it says. */
-  private keep(change: Change): void {
-    if (change.affordance === undefined) return;
+  /** A `drift` Change read from the Log: what drifts now, as it says (the entry, while it drifts). */
+  private keep(change: Change): DriftEntry | undefined {
+    if (change.affordance === undefined) return undefined;
     const value = change.value as DriftValue;
     const k = key(change.thing, change.affordance);
     if (value.status !== "drifting") {
       this.drifting.delete(k);
-      return;
+      return undefined;
     }
-    this.drifting.set(k, {
+    const entry: DriftEntry = {
       thing: change.thing,
       affordance: change.affordance,
       release: value.release,
@@ -175,7 +187,9 @@ export class Drift {
       since: value.since,
       policy: value.policy,
       seq: change.seq,
-    });
+    };
+    this.drifting.set(k, entry);
+    return entry;
   }
 
   /** What drifts now, by Thing and affordance. */
@@ -300,7 +314,7 @@ export class Drift {
       policy: active.drift.policy,
     };
     this.drifting.set(key(change.thing, affordance), next);
-    const revert = active.drift.policy === "revert" ? this.mayRevert(next, active.drift) : undefined;
+    const settings = active.drift;
     const value: DriftValue = {
       status: "drifting",
       release: next.release,
@@ -308,18 +322,31 @@ export class Drift {
       observed: change.value,
       since: next.since,
       policy: next.policy,
-      ...(revert !== undefined && { revert: revert ? "sent" : "rate-limited" }),
     };
-    this.record(next, value, async () => {
-      if (active.drift.policy === "alert") {
-        await this.context.ingest(
-          next.thing,
-          [{ kind: ALERT_KIND, affordance, value: { about: DRIFT_KIND, ...value } }],
-          this.cause(next.release, "alert"),
-        );
-      }
-      if (revert) this.revert(next);
-    });
+    // Whether the limit allows a corrective write is decided in turn with the drift Changes
+    // recorded before it (the Log counts them).
+    const decide =
+      settings.policy === "revert"
+        ? async (): Promise<Partial<DriftValue>> => ({
+            revert: (await this.mayRevert(next, settings)) ? "sent" : "rate-limited",
+          })
+        : undefined;
+    this.record(
+      next,
+      value,
+      async (recorded) => {
+        if (settings.policy === "alert") {
+          await this.context.ingest(
+            next.thing,
+            [{ kind: ALERT_KIND, affordance, value: { about: DRIFT_KIND, ...recorded } }],
+            this.cause(next.release, "alert"),
+          );
+        }
+        if (recorded.revert === "sent") this.revert(next);
+      },
+      next,
+      decide,
+    );
   }
 
   private resolve(entry: DriftEntry, until: string): void {
@@ -340,17 +367,22 @@ export class Drift {
     return { actor: DRIFT_ACTOR, via: DRIFT_KIND, release, ...(rule !== undefined && { rule }) };
   }
 
-  /** Appends the drift Change in order with the others, then what the policy says. */
+  /**
+   * Appends the drift Change in order with the others (what `decide` adds to it decided in that
+   * order too), then what the policy says.
+   */
   private record(
     entry: DriftEntry | undefined,
-    value: DriftValue,
-    then: (() => Promise<void>) | undefined,
+    drafted: DriftValue,
+    then: ((value: DriftValue) => Promise<void>) | undefined,
     about: DriftEntry | undefined = entry,
+    decide?: () => Promise<Partial<DriftValue>>,
   ): void {
     const target = entry ?? about;
     if (!target) return;
     this.chain = this.chain.then(async () => {
       try {
+        const value: DriftValue = decide ? { ...drafted, ...(await decide()) } : drafted;
         const [change] = await this.context.ingest(
           target.thing,
           [{ kind: DRIFT_KIND, affordance: target.affordance, value }],
@@ -359,7 +391,7 @@ export class Drift {
         if (entry && change && this.drifting.get(key(entry.thing, entry.affordance)) === entry) {
           entry.seq = change.seq;
         }
-        await then?.();
+        await then?.(value);
       } catch (err) {
         this.context.logger.error(
           { err, thing: target.thing, affordance: target.affordance },
@@ -369,12 +401,19 @@ export class Drift {
     });
   }
 
-  /** Whether the revert limit allows one more corrective write now (and counts it if so). */
-  private mayRevert(entry: DriftEntry, settings: DriftSettings): boolean {
+  /**
+   * Whether the revert limit allows one more corrective write now (and counts it if so). The
+   * writes sent before this process judged (before a restart, or by the replica that held the
+   * role) are read from the Log the first time: its `drift` Changes that say `revert: sent`.
+   */
+  private async mayRevert(entry: DriftEntry, settings: DriftSettings): Promise<boolean> {
     const limits = settings.revert ?? DEFAULT_REVERT_LIMITS;
     const now = this.context.clock.now().getTime();
+    const since = now - limits.withinSeconds * 1000;
     const k = key(entry.thing, entry.affordance);
-    const recent = (this.reverts.get(k) ?? []).filter((t) => t > now - limits.withinSeconds * 1000);
+    const sent =
+      this.reverts.get(k) ?? (await this.sentSince(entry.thing, entry.affordance, since, limits.maxReverts));
+    const recent = sent.filter((t) => t > since);
     if (recent.length >= limits.maxReverts) {
       this.reverts.set(k, recent);
       return false;
@@ -382,6 +421,65 @@ export class Drift {
     recent.push(now);
     this.reverts.set(k, recent);
     return true;
+  }
+
+  /**
+   * The times (ms) of the latest corrective writes the Log says were sent for the affordance after
+   * `since`, oldest first (at most `max`): its `drift` Changes that say `revert: sent`, read back
+   * from the newest.
+   */
+  private async sentSince(thing: string, affordance: string, since: number, max: number): Promise<number[]> {
+    const times: number[] = [];
+    const limit = 100;
+    let before: number | undefined;
+    for (;;) {
+      const page = await this.context.store.history({
+        thing,
+        affordance,
+        kinds: [DRIFT_KIND],
+        order: "desc",
+        limit,
+        ...(before !== undefined && { before }),
+      });
+      for (const change of page) {
+        const time = Date.parse(changeTime(change));
+        if (time <= since || times.length >= max) return times;
+        if ((change.value as DriftValue).revert === "sent") times.unshift(time);
+      }
+      const last = page.at(-1);
+      if (last === undefined || page.length < limit) return times;
+      before = last.seq;
+    }
+  }
+
+  /**
+   * An open drift whose corrective write the previous holder of the role sent (or was sending)
+   * when it stopped: whether the Thing kept the value is not in the Log yet, or was not judged.
+   * The property is read back, as after a write of this process: the value it reports is judged
+   * as the answer to that write (resolved, or drifting still: the policy goes on, within its
+   * limit). A Thing whose property cannot be read back (written over MQTT) is judged at its next
+   * report, the same way.
+   */
+  private recheck(entry: DriftEntry): void {
+    const active = this.active.get(entry.thing);
+    if (this.drifting.get(key(entry.thing, entry.affordance)) !== entry) return;
+    if (active?.release !== entry.release || active.drift.policy !== "revert") return;
+    const commands = this.context.commands;
+    // A step applied to the Thing now reads it back itself; the release it ends with decides.
+    if (!commands || this.context.isApplying(entry.thing)) return;
+    this.reverted.add(entry);
+    const requester = { actor: DRIFT_ACTOR, via: DRIFT_KIND, release: entry.release, rule: "revert" };
+    const read = commands
+      .readBack(entry.thing, entry.affordance, requester)
+      .then(() => undefined)
+      .catch((err: unknown) =>
+        this.context.logger.warn(
+          { err, thing: entry.thing, affordance: entry.affordance },
+          "a drift's corrective write could not be checked",
+        ),
+      );
+    this.pending.add(read);
+    void read.finally(() => this.pending.delete(read));
   }
 
   /**
