@@ -2,6 +2,7 @@
 // Changes as cards on a phone (the table scrolled sideways and squeezed its values), a number and
 // its unit on one line in a diff beside a wide "asked for", and the links around a Thing with many
 // named only when it is chosen (their names piled up around the demo's container host).
+import type { Page } from "playwright-core";
 import { expect, it } from "vitest";
 import { describeInBrowser, useBrowserAndHub } from "./support/ui-browser.js";
 import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
@@ -9,6 +10,7 @@ import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
 // Bounds on waiting for what the page shows: generous, as ui.test.ts, for a loaded shared machine.
 const SHOWN_MS = 60_000;
 const PHONE = { width: 390, height: 844 };
+const LAPTOP = { width: 1280, height: 860 };
 const BOILER = "urn:test:ui-crowding:boiler";
 const HOST = "urn:test:ui-crowding:host";
 const CONTAINERS = Array.from({ length: 6 }, (_, i) => `urn:test:ui-crowding:container-${i + 1}`);
@@ -86,6 +88,18 @@ describeInBrowser("the web UI where it was squeezed or crowded", { timeout: 4 * 
     return hub;
   }, SHOWN_MS);
 
+  /** The box of an element's text: its lines' rectangles together. */
+  async function textBox(page: Page, selector: string): Promise<{ height: number; lineHeight: number }> {
+    return page.evaluate<{ height: number; lineHeight: number }>(`(() => {
+      const cell = document.querySelector(${JSON.stringify(selector)});
+      const range = document.createRange();
+      range.selectNodeContents(cell);
+      const style = getComputedStyle(cell);
+      const lineHeight = parseFloat(style.lineHeight) || 1.2 * parseFloat(style.fontSize);
+      return { height: range.getBoundingClientRect().height, lineHeight };
+    })()`);
+  }
+
   it("shows each Change as a card on a phone: nothing scrolls sideways, every piece and link kept", async () => {
     const query = new URLSearchParams({ thing: BOILER, since: "-1h" }).toString();
     const page = await ui.open({ viewport: PHONE, hash: `#/changes?${query}` });
@@ -142,6 +156,26 @@ describeInBrowser("the web UI where it was squeezed or crowded", { timeout: 4 * 
       expect(await page.evaluate<number>("document.scrollingElement.scrollWidth")).toBeLessThanOrEqual(
         PHONE.width,
       );
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("keeps a number and its unit on one line in a diff beside a wide 'asked for'", async () => {
+    const query = new URLSearchParams({ from: "-15m", to: "now" }).toString();
+    const page = await ui.open({ viewport: LAPTOP, hash: `#/time/${encodeURIComponent(BOILER)}?${query}` });
+    try {
+      // The properties' table (the writes' has its own test id).
+      const properties = '[data-testid="diff"] table.diff:not([data-testid])';
+      await page.locator(`${properties} tr[data-affordance="setpoint"] td.asked`).waitFor();
+      for (const name of ["temperature", "setpoint"]) {
+        const selector = `${properties} tr[data-affordance="${name}"] td.after`;
+        await expect(page.locator(selector).textContent()).resolves.toBe("90 °C");
+        const { height, lineHeight } = await textBox(page, selector);
+        expect(height, `${name}'s "after" is one line`).toBeLessThan(1.5 * lineHeight);
+      }
+      const asked = `${properties} tr[data-affordance="setpoint"] td.asked`;
+      await expect(page.locator(asked).textContent()).resolves.toMatch(/^asked for 90 °C by admin at /);
     } finally {
       await page.context().close();
     }
