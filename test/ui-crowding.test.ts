@@ -180,4 +180,25 @@ describeInBrowser("the web UI where it was squeezed or crowded", { timeout: 4 * 
       await page.context().close();
     }
   });
+
+  it("names the links around a Thing with many only when it is chosen; a lone link is named at once", async () => {
+    const page = await ui.open({ viewport: LAPTOP });
+    try {
+      const graph = page.getByTestId("graph");
+      await page.locator('[data-testid="graph"][data-rendered]').waitFor();
+      // At rest: the host's twelve links unnamed (their names piled up), the machine's one named.
+      await page.locator('[data-testid="graph"][data-named-links="1"]').waitFor();
+      expect(await graph.getAttribute("data-crowded-links")).toBe(String(2 * CONTAINERS.length));
+      // The host chosen (from the list, as the keyboard does): its links are named.
+      await page.getByText("The Things as a list, with their links").click();
+      await page.locator(`li[data-thing="${HOST}"] > a`).focus();
+      await page.locator(`[data-testid="graph"][data-selected="${HOST}"]`).waitFor();
+      await page.locator(`[data-testid="graph"][data-named-links="${2 * CONTAINERS.length + 1}"]`).waitFor();
+      // Chosen elsewhere: the host's names go again.
+      await page.locator(`li[data-thing="${MACHINE}"] > a`).focus();
+      await page.locator('[data-testid="graph"][data-named-links="1"]').waitFor();
+    } finally {
+      await page.context().close();
+    }
+  });
 });
