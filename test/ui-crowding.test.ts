@@ -181,6 +181,24 @@ describeInBrowser("the web UI where it was squeezed or crowded", { timeout: 4 * 
     }
   });
 
+  it("puts the Log's terms above their values on a phone: the root hash in two lines, not five", async () => {
+    const page = await ui.open({ viewport: PHONE, hash: "#/log" });
+    try {
+      const root = '[data-testid="checkpoint"] dt:nth-of-type(2) + dd';
+      await page.locator(root).waitFor();
+      await expect(page.locator(root).textContent()).resolves.toMatch(/^[0-9a-f]{64}$/);
+      const box = await page.locator(root).boundingBox();
+      expect(box?.width ?? 0).toBeGreaterThan(300);
+      const { height, lineHeight } = await textBox(page, root);
+      expect(height, "the root hash's lines").toBeLessThan(2.5 * lineHeight);
+      expect(await page.evaluate<number>("document.scrollingElement.scrollWidth")).toBeLessThanOrEqual(
+        PHONE.width,
+      );
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it("names the links around a Thing with many only when it is chosen; a lone link is named at once", async () => {
     const page = await ui.open({ viewport: LAPTOP });
     try {
