@@ -161,6 +161,23 @@ describeInBrowser("the web UI where it was squeezed or crowded", { timeout: 4 * 
     }
   });
 
+  it("keeps a Thing's title on one line in the Changes view at a laptop's width, beside TDs as values", async () => {
+    const page = await ui.open({ viewport: LAPTOP, hash: "#/changes?since=-1h" });
+    try {
+      // A TD registered is a Change whose value (cut to 160 characters) is the widest cell.
+      await page.locator("tr.change.kind-described td.value").first().waitFor();
+      const host = page.locator("tr.change td.thing a", { hasText: "Container host" }).first();
+      await host.waitFor();
+      const { height, lineHeight } = await textBox(
+        page,
+        `tr.change[data-seq="${await host.locator("xpath=ancestor::tr").getAttribute("data-seq")}"] td.thing`,
+      );
+      expect(height, "Container host's lines").toBeLessThan(1.5 * lineHeight);
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it("keeps a number and its unit on one line in a diff beside a wide 'asked for'", async () => {
     const query = new URLSearchParams({ from: "-15m", to: "now" }).toString();
     const page = await ui.open({ viewport: LAPTOP, hash: `#/time/${encodeURIComponent(BOILER)}?${query}` });
