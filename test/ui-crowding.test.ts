@@ -216,7 +216,7 @@ describeInBrowser("the web UI where it was squeezed or crowded", { timeout: 4 * 
     }
   });
 
-  it("names the links around a Thing with many only when it is chosen; a lone link is named at once", async () => {
+  it("names the links around a Thing with many only when it is chosen, drawn on a backdrop; a lone link is named at once", async () => {
     const page = await ui.open({ viewport: LAPTOP });
     try {
       const graph = page.getByTestId("graph");
@@ -229,6 +229,8 @@ describeInBrowser("the web UI where it was squeezed or crowded", { timeout: 4 * 
       await page.locator(`li[data-thing="${HOST}"] > a`).focus();
       await page.locator(`[data-testid="graph"][data-selected="${HOST}"]`).waitFor();
       await page.locator(`[data-testid="graph"][data-named-links="${2 * CONTAINERS.length + 1}"]`).waitFor();
+      // The Thing chosen stands out: its label on a backdrop (and on top), as a hovered one's.
+      await page.locator('[data-testid="graph"][data-selected-backdrop="true"]').waitFor();
       // Chosen elsewhere: the host's names go again.
       await page.locator(`li[data-thing="${MACHINE}"] > a`).focus();
       await page.locator('[data-testid="graph"][data-named-links="1"]').waitFor();

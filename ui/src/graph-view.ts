@@ -26,6 +26,9 @@ const LABELLED_EDGES = 200;
  * Thing at their other end, is hovered or chosen: their names drawn at once piled up around it.
  */
 const CROWDED_LINKS = 4;
+/** A Thing hovered or chosen (with the arrow keys or in the list) is drawn to stand out. */
+const standsOut = (_attributes: unknown, state: { isHighlighted: boolean; isHovered: boolean }): boolean =>
+  state.isHighlighted || state.isHovered;
 /** How long a TD change waits before the summary is fetched again (the changes of a burst share one). */
 const REFRESH_MS = 1000;
 export const graphView: View = ({ client, live }, root) => {
@@ -439,6 +442,8 @@ export const graphView: View = ({ client, live }, root) => {
     if (selected !== undefined && graph?.hasNode(selected) === true)
       renderer?.setNodeState(selected, { isHighlighted: false });
     selected = id;
+    // Said again once the canvas is drawn with this choice (afterRender below).
+    delete canvas.dataset.selectedBackdrop;
     markListed();
     lightLinks();
     if (id === undefined) {
@@ -646,18 +651,15 @@ export const graphView: View = ({ client, live }, root) => {
         },
         styles: {
           // The Thing the arrow keys chose stands out as a hovered one does: larger, on top, its
-          // label drawn on a backdrop.
+          // label drawn on a backdrop. Either state: sigma's `whenState` with a list asks for all
+          // of them at once (a chosen Thing stood out only while hovered too).
           nodes: {
             ...DEFAULT_STYLES.nodes,
-            depth: { whenState: ["isHighlighted", "isHovered"], then: "topNodes", else: "nodes" },
+            depth: { when: standsOut, then: "topNodes", else: "nodes" },
             size: (attributes, state) =>
               (attributes.size as number) * (state.isHighlighted ? 1.8 : 1) + (state.isHighlighted ? 4 : 0),
-            labelVisibility: { whenState: ["isHighlighted", "isHovered"], then: "visible", else: "auto" },
-            backdropVisibility: {
-              whenState: ["isHighlighted", "isHovered"],
-              then: "visible",
-              else: "hidden",
-            },
+            labelVisibility: { when: standsOut, then: "visible", else: "auto" },
+            backdropVisibility: { when: standsOut, then: "visible", else: "hidden" },
           },
           // The links around a Thing with many are named while one of their ends is hovered or
           // chosen (then drawn darker, on top), and listed in words in the list above.
@@ -704,10 +706,16 @@ export const graphView: View = ({ client, live }, root) => {
         hovered = undefined;
         lightLinks();
       });
-      // How many links are named on the canvas, said as the rendered count is (the browser tests).
+      // How many links are named on the canvas, and whether the Thing chosen is drawn on its
+      // backdrop, said as the rendered count is (the browser tests).
       const named = renderer;
       named.on("afterRender", () => {
         canvas.dataset.namedLinks = String(named.getEdgeDisplayedLabels().size);
+        if (selected === undefined) delete canvas.dataset.selectedBackdrop;
+        else
+          canvas.dataset.selectedBackdrop = String(
+            named.getNodeDisplayData(selected)?.backdropVisibility === "visible",
+          );
       });
       renderer.once("afterRender", () => {
         performance.mark("graph-rendered");
