@@ -42,10 +42,13 @@ export function affordanceHeading(name: string, affordance: Named | undefined): 
   return h("th", { title: name, "data-name": name }, ...affordanceLabel(name, affordance));
 }
 
-/** A value with its property's unit (`21.5 °C`): the unit beside a number only. */
+/**
+ * A value with its property's unit (`21.5 °C`): the unit beside a number only, the two one piece
+ * that a squeezed column never breaks between the number and its unit.
+ */
 export function withUnit(value: unknown, unit: string | undefined): Array<string | HTMLElement> {
   if (unit === undefined || typeof value !== "number") return [show(value)];
-  return [show(value), h("span", { class: "unit" }, ` ${unitText(unit)}`)];
+  return [h("span", { class: "quantity" }, show(value), h("span", { class: "unit" }, ` ${unitText(unit)}`))];
 }
 
 /** An affordance of a TD (`properties`, `actions` or `events`) by name, if the TD has it. */

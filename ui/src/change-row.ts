@@ -196,8 +196,8 @@ export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLE
     h("td", { class: "time" }, showTime(timeOfChange(change))),
     options.showThing === true &&
       h("td", { class: "thing" }, thingLink(change.thing, options.titleOf?.(change.thing))),
-    h("td", {}, h("span", { class: "kind" }, change.kind)),
-    h("td", {}, change.affordance ?? ""),
+    h("td", { class: "change-kind" }, h("span", { class: "kind" }, change.kind)),
+    h("td", { class: "affordance" }, change.affordance ?? ""),
     h(
       "td",
       { class: "value" },

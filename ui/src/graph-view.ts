@@ -21,6 +21,14 @@ const MAX_LISTED = 500;
 const LABELLED_GRAPH = 2000;
 /** Edge labels only on small graphs. */
 const LABELLED_EDGES = 200;
+/**
+ * A Thing with more links than this (a container host) has its links named only while it, or the
+ * Thing at their other end, is hovered or chosen: their names drawn at once piled up around it.
+ */
+const CROWDED_LINKS = 4;
+/** A Thing hovered or chosen (with the arrow keys or in the list) is drawn to stand out. */
+const standsOut = (_attributes: unknown, state: { isHighlighted: boolean; isHovered: boolean }): boolean =>
+  state.isHighlighted || state.isHovered;
 /** How long a TD change waits before the summary is fetched again (the changes of a burst share one). */
 const REFRESH_MS = 1000;
 export const graphView: View = ({ client, live }, root) => {
@@ -272,6 +280,30 @@ export const graphView: View = ({ client, live }, root) => {
     unreachable.has(id) ? UNREACHABLE_COLOR : (colors.get(id) ?? "#666");
   const edgeAttributes = (rel: string) =>
     labelEdges ? { label: rel, rel, color: "#ccc", size: 1 } : { rel, color: "#ccc", size: 1 };
+  /** Marks the links at a Thing with more than CROWDED_LINKS: their names wait for a hover or a choice. */
+  const markCrowded = (): void => {
+    if (graph === undefined || !labelEdges) return;
+    const shown = graph;
+    let crowded = 0;
+    shown.forEachEdge((edge, attributes, source, target) => {
+      const is = shown.degree(source) > CROWDED_LINKS || shown.degree(target) > CROWDED_LINKS;
+      if (is) crowded++;
+      if (attributes.crowded !== is) shown.setEdgeAttribute(edge, "crowded", is);
+    });
+    canvas.dataset.crowdedLinks = String(crowded);
+  };
+  /** The links of the Thing hovered and of the one chosen: drawn darker, their names shown. */
+  let hovered: string | undefined;
+  let lit = new Set<string>();
+  const lightLinks = (): void => {
+    const next = new Set<string>();
+    for (const id of [hovered, selected])
+      if (id !== undefined && graph?.hasNode(id) === true) for (const edge of graph.edges(id)) next.add(edge);
+    const off = [...lit].filter((edge) => !next.has(edge) && graph?.hasEdge(edge) === true);
+    renderer?.setEdgesState(off, { isHighlighted: false });
+    renderer?.setEdgesState([...next], { isHighlighted: true });
+    lit = next;
+  };
   /** One key per link (a TD may list the same link twice). */
   const edgeKeys = (edges: readonly GraphEdge[]): Array<[string, GraphEdge]> => {
     const seen = new Map<string, number>();
@@ -410,7 +442,10 @@ export const graphView: View = ({ client, live }, root) => {
     if (selected !== undefined && graph?.hasNode(selected) === true)
       renderer?.setNodeState(selected, { isHighlighted: false });
     selected = id;
+    // Said again once the canvas is drawn with this choice (afterRender below).
+    delete canvas.dataset.selectedBackdrop;
     markListed();
+    lightLinks();
     if (id === undefined) {
       delete canvas.dataset.selected;
       replace(selection);
@@ -508,6 +543,8 @@ export const graphView: View = ({ client, live }, root) => {
       added.push(edge.source);
     }
     showEdgesOf([...added, ...moved]);
+    markCrowded();
+    lightLinks();
     showLegend();
     showUnreachable();
     showCount();
@@ -595,6 +632,7 @@ export const graphView: View = ({ client, live }, root) => {
         }
         typeCenters.set(type, { x: x / ids.size, y: y / ids.size });
       }
+      markCrowded();
       showUnreachable();
       showLegend();
       showCount();
@@ -613,20 +651,31 @@ export const graphView: View = ({ client, live }, root) => {
         },
         styles: {
           // The Thing the arrow keys chose stands out as a hovered one does: larger, on top, its
-          // label drawn on a backdrop.
+          // label drawn on a backdrop. Either state: sigma's `whenState` with a list asks for all
+          // of them at once (a chosen Thing stood out only while hovered too).
           nodes: {
             ...DEFAULT_STYLES.nodes,
-            depth: { whenState: ["isHighlighted", "isHovered"], then: "topNodes", else: "nodes" },
+            depth: { when: standsOut, then: "topNodes", else: "nodes" },
             size: (attributes, state) =>
               (attributes.size as number) * (state.isHighlighted ? 1.8 : 1) + (state.isHighlighted ? 4 : 0),
-            labelVisibility: { whenState: ["isHighlighted", "isHovered"], then: "visible", else: "auto" },
-            backdropVisibility: {
-              whenState: ["isHighlighted", "isHovered"],
-              then: "visible",
-              else: "hidden",
-            },
+            labelVisibility: { when: standsOut, then: "visible", else: "auto" },
+            backdropVisibility: { when: standsOut, then: "visible", else: "hidden" },
           },
-          edges: { ...DEFAULT_STYLES.edges, path: "straight", parallelPath: "curved", head: "arrow" },
+          // The links around a Thing with many are named while one of their ends is hovered or
+          // chosen (then drawn darker, on top), and listed in words in the list above.
+          edges: {
+            ...DEFAULT_STYLES.edges,
+            path: "straight",
+            parallelPath: "curved",
+            head: "arrow",
+            color: (attributes, state) => (state.isHighlighted ? "#6b7280" : (attributes.color as string)),
+            labelVisibility: (attributes, state) =>
+              state.isHighlighted || state.isHovered
+                ? "visible"
+                : attributes.crowded === true
+                  ? "hidden"
+                  : "auto",
+          },
         },
         settings: {
           // On a graph small enough to label, every node's label: sigma's default leaves out
@@ -648,6 +697,25 @@ export const graphView: View = ({ client, live }, root) => {
       performance.measure("graph-sigma", "graph-built");
       renderer.on("clickNode", ({ node }) => {
         location.hash = thingHref(node);
+      });
+      renderer.on("enterNode", ({ node }) => {
+        hovered = node;
+        lightLinks();
+      });
+      renderer.on("leaveNode", () => {
+        hovered = undefined;
+        lightLinks();
+      });
+      // How many links are named on the canvas, and whether the Thing chosen is drawn on its
+      // backdrop, said as the rendered count is (the browser tests).
+      const named = renderer;
+      named.on("afterRender", () => {
+        canvas.dataset.namedLinks = String(named.getEdgeDisplayedLabels().size);
+        if (selected === undefined) delete canvas.dataset.selectedBackdrop;
+        else
+          canvas.dataset.selectedBackdrop = String(
+            named.getNodeDisplayData(selected)?.backdropVisibility === "visible",
+          );
       });
       renderer.once("afterRender", () => {
         performance.mark("graph-rendered");
