@@ -1480,6 +1480,108 @@ describe("things verify, prove and export", () => {
       );
     });
 
+    it("verify --file fails an export with one byte changed in a value, a proof, the prefix or a signature, and says where", async () => {
+      // Seq 18..25, with the hashes of seq 1..17 and a consistency proof from the checkpoint of 17.
+      const file = join(work, "since.ndjson");
+      expect((await thingsAt(hub, ["export", "--since", "2026-01-01T10:03:00Z", "--out", file])).code).toBe(
+        0,
+      );
+      const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+      interface Header {
+        prefix: { hashes: string[] };
+      }
+      interface Trailer {
+        checkpoint: { signature: string };
+        proofs: {
+          inclusion: { seq: number; proof: string[] }[];
+          consistency: { checkpoint: { size: number; signature: string }; proof: string[] };
+        };
+      }
+      expect((JSON.parse(lines.at(-1) ?? "") as Trailer).proofs.consistency.checkpoint.size).toBe(17);
+      /** One character of a hash (hex) or a signature (base64) changed for another of its alphabet. */
+      const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      const flip = (text: string): string => {
+        const c = text[10] ?? "";
+        const other = /^[0-9a-f]{64}$/.test(text)
+          ? (parseInt(c, 16) ^ 1).toString(16)
+          : (BASE64[BASE64.indexOf(c) ^ 1] ?? "");
+        return text.slice(0, 10) + other + text.slice(11);
+      };
+      /** The export with line `index` edited (re-serialised as the export writes it: one byte differs). */
+      const edited = <T>(name: string, index: number, edit: (line: T) => void): string => {
+        const copy = [...lines];
+        const at = index < 0 ? copy.length + index : index;
+        const line = JSON.parse(copy[at] ?? "") as T;
+        edit(line);
+        copy[at] = JSON.stringify(line);
+        const path = join(work, `${name}.ndjson`);
+        writeFileSync(path, `${copy.join("\n")}\n`);
+        expect(readFileSync(path).length, name).toBe(readFileSync(file).length);
+        return path;
+      };
+      // Seq 21's reading as written in the file, 19, made 18: the bytes themselves, not re-serialised.
+      const valueLine = lines.findIndex((l) => l.includes('"seq":21,'));
+      const value = join(work, "value.ndjson");
+      writeFileSync(
+        value,
+        `${lines.map((l, i) => (i === valueLine ? l.replace('"value":19,', '"value":18,') : l)).join("\n")}\n`,
+      );
+      const cases: [string, string, RegExp][] = [
+        [
+          "value",
+          value,
+          /^log verification FAILED at seq 21: the Change hashes to [0-9a-f]{64}, but the export records its leaf as "[0-9a-f]{64}": it was edited\n$/,
+        ],
+        [
+          "first inclusion proof",
+          edited<Trailer>("first", -1, (t) => {
+            const proof = t.proofs.inclusion.find((p) => p.seq === 18)?.proof ?? [];
+            proof[0] = flip(proof[0] ?? "");
+          }),
+          /^log verification FAILED at seq 18: the inclusion proof of change 18 does not lead to the signed root\n$/,
+        ],
+        [
+          "last inclusion proof",
+          edited<Trailer>("last", -1, (t) => {
+            const proof = t.proofs.inclusion.find((p) => p.seq === 25)?.proof ?? [];
+            proof[proof.length - 1] = flip(proof.at(-1) ?? "");
+          }),
+          /^log verification FAILED at seq 25: the inclusion proof of change 25 does not lead to the signed root\n$/,
+        ],
+        [
+          "prefix",
+          edited<Header>("prefix", 0, (h) => (h.prefix.hashes[0] = flip(h.prefix.hashes[0] ?? ""))),
+          /^log verification FAILED in seq 18\.\.25: the exported changes after the prefix hash to the root [0-9a-f]{64}, but the checkpoint of 2026-01-01T10:03:00\.000Z signs [0-9a-f]{64}/,
+        ],
+        [
+          "consistency proof",
+          edited<Trailer>("consistency", -1, (t) => {
+            const proof = t.proofs.consistency.proof;
+            proof[0] = flip(proof[0] ?? "");
+          }),
+          /^log verification FAILED: the tree signed at 2026-01-01T10:02:00\.000Z \(17 changes\) is not a prefix of the tree signed at 2026-01-01T10:03:00\.000Z/,
+        ],
+        [
+          "checkpoint signature",
+          edited<Trailer>("signature", -1, (t) => (t.checkpoint.signature = flip(t.checkpoint.signature))),
+          /^log verification FAILED: the checkpoint: checkpoint signature does not verify with the given public key\n$/,
+        ],
+        [
+          "earlier checkpoint signature",
+          edited<Trailer>("earlier", -1, (t) => {
+            const earlier = t.proofs.consistency.checkpoint;
+            earlier.signature = flip(earlier.signature);
+          }),
+          /^log verification FAILED: the earlier checkpoint: checkpoint signature does not verify with the given public key\n$/,
+        ],
+      ];
+      for (const [name, path, said] of cases) {
+        const run = await things(["verify", "--file", path]);
+        expect(run.code, name).toBe(3);
+        expect(run.stdout, name).toMatch(said);
+      }
+    });
+
     it("export --thing leaves no file behind when a proof request fails half-way, plain or gzip", async () => {
       // A stand-in for a hub that fails its second request for proofs (the first was answered).
       const thing = "urn:test:failing";
