@@ -2266,3 +2266,35 @@ describe("things verify, prove and export", () => {
     }, 90_000);
   });
 });
+
+describe("things verify and export of a Log of one Change", () => {
+  let hub: TestHub;
+  let work: string;
+  beforeAll(async () => {
+    hub = await startTestHub();
+    work = mkdtempSync(join(tmpdir(), "hyperthings-one-"));
+    await clientOf(hub).put(lampTd());
+  });
+  afterAll(async () => {
+    await hub.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it("counts one change and one checkpoint in the singular", async () => {
+    const verified = await thingsAt(hub, ["verify"]);
+    expect(verified.code).toBe(0);
+    expect(verified.stdout).toMatch(/^verified 1 change, 1 checkpoint, log root [0-9a-f]{64} /);
+    const run = join(work, "run.ndjson");
+    expect((await thingsAt(hub, ["export", "--out", run])).stdout).toMatch(
+      /^exported 1 change \(seq 1\.\.1\) to /,
+    );
+    expect((await things(["verify", "--file", run])).stdout).toMatch(/^verified 1 change \(seq 1\.\.1\), /);
+    const one = join(work, "thing.ndjson");
+    expect((await thingsAt(hub, ["export", "--thing", LAMP, "--out", one])).stdout).toMatch(
+      /^exported 1 change of urn:test:lamp \(seq 1\.\.1\) to /,
+    );
+    expect((await things(["verify", "--file", one])).stdout).toMatch(
+      /^verified 1 change of urn:test:lamp \(seq 1\.\.1\), /,
+    );
+  });
+});
