@@ -1145,7 +1145,7 @@ describe("things verify, prove and export", () => {
       } finally {
         chmodSync(copy, 0o755);
       }
-      expect(run.stdout).toMatch(/^verified 25 changes, \d+ checkpoints, log root [0-9a-f]{64} signed at /);
+      expect(run.stdout).toMatch(/^verified 25 changes, \d+ checkpoints?, log root [0-9a-f]{64} signed at /);
       expect(run.code).toBe(0);
       const note =
         /^things: \S+hyperthings\.db cannot be read in place \(SQLite writes beside a database in WAL mode, and \S+ or its -wal\/-shm is not writable here\): verifying a copy made in (\S+), removed after\n$/.exec(
@@ -1161,7 +1161,7 @@ describe("things verify, prove and export", () => {
       const run = await thingsAt(hub, ["verify"]);
       expect(run).toMatchObject({ code: 0, stderr: "" });
       expect(run.stdout).toMatch(
-        /^verified 25 changes, \d+ checkpoints, log root [0-9a-f]{64} signed at 2026-01-01T10:03:00\.000Z by \S+ \(key SHA256:\S+\)\n$/,
+        /^verified 25 changes, \d+ checkpoints?, log root [0-9a-f]{64} signed at 2026-01-01T10:03:00\.000Z by \S+ \(key SHA256:\S+\)\n$/,
       );
       const json = await thingsAt(hub, ["verify", "--json"]);
       expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, size: 25 });
@@ -1480,6 +1480,108 @@ describe("things verify, prove and export", () => {
       );
     });
 
+    it("verify --file fails an export with one byte changed in a value, a proof, the prefix or a signature, and says where", async () => {
+      // Seq 18..25, with the hashes of seq 1..17 and a consistency proof from the checkpoint of 17.
+      const file = join(work, "since.ndjson");
+      expect((await thingsAt(hub, ["export", "--since", "2026-01-01T10:03:00Z", "--out", file])).code).toBe(
+        0,
+      );
+      const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+      interface Header {
+        prefix: { hashes: string[] };
+      }
+      interface Trailer {
+        checkpoint: { signature: string };
+        proofs: {
+          inclusion: { seq: number; proof: string[] }[];
+          consistency: { checkpoint: { size: number; signature: string }; proof: string[] };
+        };
+      }
+      expect((JSON.parse(lines.at(-1) ?? "") as Trailer).proofs.consistency.checkpoint.size).toBe(17);
+      /** One character of a hash (hex) or a signature (base64) changed for another of its alphabet. */
+      const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      const flip = (text: string): string => {
+        const c = text[10] ?? "";
+        const other = /^[0-9a-f]{64}$/.test(text)
+          ? (parseInt(c, 16) ^ 1).toString(16)
+          : (BASE64[BASE64.indexOf(c) ^ 1] ?? "");
+        return text.slice(0, 10) + other + text.slice(11);
+      };
+      /** The export with line `index` edited (re-serialised as the export writes it: one byte differs). */
+      const edited = <T>(name: string, index: number, edit: (line: T) => void): string => {
+        const copy = [...lines];
+        const at = index < 0 ? copy.length + index : index;
+        const line = JSON.parse(copy[at] ?? "") as T;
+        edit(line);
+        copy[at] = JSON.stringify(line);
+        const path = join(work, `${name}.ndjson`);
+        writeFileSync(path, `${copy.join("\n")}\n`);
+        expect(readFileSync(path).length, name).toBe(readFileSync(file).length);
+        return path;
+      };
+      // Seq 21's reading as written in the file, 19, made 18: the bytes themselves, not re-serialised.
+      const valueLine = lines.findIndex((l) => l.includes('"seq":21,'));
+      const value = join(work, "value.ndjson");
+      writeFileSync(
+        value,
+        `${lines.map((l, i) => (i === valueLine ? l.replace('"value":19,', '"value":18,') : l)).join("\n")}\n`,
+      );
+      const cases: [string, string, RegExp][] = [
+        [
+          "value",
+          value,
+          /^log verification FAILED at seq 21: the Change hashes to [0-9a-f]{64}, but the export records its leaf as "[0-9a-f]{64}": it was edited\n$/,
+        ],
+        [
+          "first inclusion proof",
+          edited<Trailer>("first", -1, (t) => {
+            const proof = t.proofs.inclusion.find((p) => p.seq === 18)?.proof ?? [];
+            proof[0] = flip(proof[0] ?? "");
+          }),
+          /^log verification FAILED at seq 18: the inclusion proof of change 18 does not lead to the signed root\n$/,
+        ],
+        [
+          "last inclusion proof",
+          edited<Trailer>("last", -1, (t) => {
+            const proof = t.proofs.inclusion.find((p) => p.seq === 25)?.proof ?? [];
+            proof[proof.length - 1] = flip(proof.at(-1) ?? "");
+          }),
+          /^log verification FAILED at seq 25: the inclusion proof of change 25 does not lead to the signed root\n$/,
+        ],
+        [
+          "prefix",
+          edited<Header>("prefix", 0, (h) => (h.prefix.hashes[0] = flip(h.prefix.hashes[0] ?? ""))),
+          /^log verification FAILED in seq 18\.\.25: the exported changes after the prefix hash to the root [0-9a-f]{64}, but the checkpoint of 2026-01-01T10:03:00\.000Z signs [0-9a-f]{64}/,
+        ],
+        [
+          "consistency proof",
+          edited<Trailer>("consistency", -1, (t) => {
+            const proof = t.proofs.consistency.proof;
+            proof[0] = flip(proof[0] ?? "");
+          }),
+          /^log verification FAILED: the tree signed at 2026-01-01T10:02:00\.000Z \(17 changes\) is not a prefix of the tree signed at 2026-01-01T10:03:00\.000Z/,
+        ],
+        [
+          "checkpoint signature",
+          edited<Trailer>("signature", -1, (t) => (t.checkpoint.signature = flip(t.checkpoint.signature))),
+          /^log verification FAILED: the checkpoint: checkpoint signature does not verify with the given public key\n$/,
+        ],
+        [
+          "earlier checkpoint signature",
+          edited<Trailer>("earlier", -1, (t) => {
+            const earlier = t.proofs.consistency.checkpoint;
+            earlier.signature = flip(earlier.signature);
+          }),
+          /^log verification FAILED: the earlier checkpoint: checkpoint signature does not verify with the given public key\n$/,
+        ],
+      ];
+      for (const [name, path, said] of cases) {
+        const run = await things(["verify", "--file", path]);
+        expect(run.code, name).toBe(3);
+        expect(run.stdout, name).toMatch(said);
+      }
+    });
+
     it("export --thing leaves no file behind when a proof request fails half-way, plain or gzip", async () => {
       // A stand-in for a hub that fails its second request for proofs (the first was answered).
       const thing = "urn:test:failing";
@@ -1667,7 +1769,7 @@ describe("things verify, prove and export", () => {
       const intact = await thingsAt(hub, ["verify", "--checkpoint", run, lamp]);
       expect(intact).toMatchObject({ code: 0, stderr: "" });
       expect(intact.stdout).toMatch(
-        /^verified 33 changes, \d+ checkpoints and 2 saved \(sizes 33, 33\), log root /,
+        /^verified 33 changes, \d+ checkpoints? and 2 saved \(sizes 33, 33\), log root /,
       );
 
       // Restored from the backup of 25, the hub signs other Changes as seq 26..33 with the same key:
@@ -1718,7 +1820,7 @@ describe("things verify, prove and export", () => {
       const intact = await thingsAt(hub, ["verify", "--checkpoint", kept]);
       expect(intact).toMatchObject({ code: 0, stderr: "" });
       expect(intact.stdout).toMatch(
-        /^verified 33 changes, \d+ checkpoints and 1 saved \(sizes 33\), log root /,
+        /^verified 33 changes, \d+ checkpoints? and 1 saved \(sizes 33\), log root /,
       );
 
       // The hub goes back to the backup: its Log of 25 is whole by its own checkpoints, but it no
@@ -1815,7 +1917,7 @@ describe("things verify, prove and export", () => {
       const intact = await things(["verify", "--db", db]);
       expect(intact).toMatchObject({ code: 0, stderr: "" });
       expect(intact.stdout).toMatch(
-        /^verified 25 changes, \d+ checkpoints, log root [0-9a-f]{64} signed at .* \(key SHA256:\S+\)\n$/,
+        /^verified 25 changes, \d+ checkpoints?, log root [0-9a-f]{64} signed at .* \(key SHA256:\S+\)\n$/,
       );
       // The last Change deleted behind the hub's back: its head no longer matches, and a hub
       // refuses the file, naming this command.
@@ -2162,5 +2264,37 @@ describe("things verify, prove and export", () => {
         /the hub signed two different Logs$/,
       );
     }, 90_000);
+  });
+});
+
+describe("things verify and export of a Log of one Change", () => {
+  let hub: TestHub;
+  let work: string;
+  beforeAll(async () => {
+    hub = await startTestHub();
+    work = mkdtempSync(join(tmpdir(), "hyperthings-one-"));
+    await clientOf(hub).put(lampTd());
+  });
+  afterAll(async () => {
+    await hub.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it("counts one change and one checkpoint in the singular", async () => {
+    const verified = await thingsAt(hub, ["verify"]);
+    expect(verified.code).toBe(0);
+    expect(verified.stdout).toMatch(/^verified 1 change, 1 checkpoint, log root [0-9a-f]{64} /);
+    const run = join(work, "run.ndjson");
+    expect((await thingsAt(hub, ["export", "--out", run])).stdout).toMatch(
+      /^exported 1 change \(seq 1\.\.1\) to /,
+    );
+    expect((await things(["verify", "--file", run])).stdout).toMatch(/^verified 1 change \(seq 1\.\.1\), /);
+    const one = join(work, "thing.ndjson");
+    expect((await thingsAt(hub, ["export", "--thing", LAMP, "--out", one])).stdout).toMatch(
+      /^exported 1 change of urn:test:lamp \(seq 1\.\.1\) to /,
+    );
+    expect((await things(["verify", "--file", one])).stdout).toMatch(
+      /^verified 1 change of urn:test:lamp \(seq 1\.\.1\), /,
+    );
   });
 });

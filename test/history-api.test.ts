@@ -1289,6 +1289,17 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
       404,
     );
   });
+
+  it("answers a diff of a known Thing over times before it was registered with 404, naming them", async () => {
+    const [from, to] = [iso(tAt(0) - 2 * MINUTE), iso(tAt(0) - 1)];
+    const problem = await expectProblem(
+      await hub.request(`${thingPath(id)}/diff?from=${from}&to=${to}`),
+      404,
+    );
+    expect(problem.detail).toBe(
+      `${id} was not in the directory between ${from} and ${to}: it was registered after that`,
+    );
+  });
 });
 
 describe("diff: the actions, writes and events in between", () => {

@@ -982,3 +982,55 @@ describe("a Log altered behind the hub's back", () => {
     }
   });
 });
+
+describe("a Change deleted behind the hub's back", () => {
+  const meter = "urn:example:log:deleted";
+  const DELETED = 5;
+
+  it("fails verification at its seq, and GET /changes/{seq} says it is missing, not past the end", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-deleted-"));
+    const options = { dataDir, checkpointEveryChanges: 4, checkpointEveryMs: NEVER_MS };
+    try {
+      const before = await startTestHub(options);
+      try {
+        await put(before, meter, meterTd(meter));
+        for (let i = 2; i <= 9; i++)
+          await report(before, meter, { kind: "reported", affordance: "power", value: i });
+        expect(await getJson<Checkpoint>(before, "/log/checkpoint")).toMatchObject({ size: 9 });
+      } finally {
+        await before.stop();
+      }
+      const db = new Database(join(dataDir, "hyperthings.db"));
+      try {
+        db.exec("DROP TRIGGER changes_no_delete");
+        expect(db.prepare("DELETE FROM changes WHERE seq = ?").run(DELETED).changes).toBe(1);
+      } finally {
+        db.close();
+      }
+
+      const after = await startTestHub(options);
+      try {
+        expect(await verifyOverHttp(after)).toMatchObject({
+          ok: false,
+          firstBadSeq: DELETED,
+          problem: "sequence",
+        });
+        for (const path of [`/changes/${DELETED}`, `/changes/${DELETED}/why`]) {
+          const missing = await expectProblem(await after.request(path), 404);
+          expect(missing.detail, path).toBe(
+            `Change ${DELETED} is missing from the database, though the Log holds 9 Changes: its row was deleted outside the hub. ` +
+              "`things verify` checks the Log; restore the database from a backup",
+          );
+        }
+        // Past the end is still the client's seq, and the Changes around it are served.
+        const past = await expectProblem(await after.request("/changes/10"), 400);
+        expect(past.detail).toBe("seq 10 is past the end of the Log (9 Changes)");
+        expect(await getJson<Change>(after, `/changes/${DELETED + 1}`)).toMatchObject({ seq: DELETED + 1 });
+      } finally {
+        await after.stop();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -56,6 +56,9 @@ import { HUB_ID_FILE } from "../hub/hub-identity.js";
 import { LOG_KEY_FILE } from "../hub/notary.js";
 import type { LogEntries, LogFileHead, PostgresLogReader, SqliteLogFile } from "../store/index.js";
 
+/** `1 change`, `25 changes`: a count and its noun, as a summary line says them. */
+const counted = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? "" : "s"}`;
+
 /** The exit code of a verification that ran and found the Log, a proof or an export wrong. */
 export const VERIFICATION_FAILED = 3;
 /** The `format` of the first line of an export. */
@@ -535,7 +538,7 @@ async function verifyHub(client: LogReader, options: VerifyOptions, file?: LogFi
     {
       ok: true,
       line:
-        `verified ${result.size} changes, ${checkpoints.length} checkpoints` +
+        `verified ${counted(result.size, "change")}, ${counted(checkpoints.length, "checkpoint")}` +
         (saved.length > 0
           ? ` and ${saved.length} saved (sizes ${saved.map((c) => c.size).join(", ")})`
           : "") +
@@ -1316,7 +1319,7 @@ async function exportLog(
     await writer.write(trailer);
   });
   summaryStream(options.out).write(
-    `exported ${count} changes (seq ${from}..${to}) to ${outName(options.out)}, ` +
+    `exported ${counted(count, "change")} (seq ${from}..${to}) to ${outName(options.out)}, ` +
       `with the checkpoint of size ${to} signed at ${checkpoint.time}` +
       (previous ? ` and a consistency proof from size ${previous.size}` : "") +
       keptSummary(consistentWith, options.consistentWith) +
@@ -1423,7 +1426,7 @@ async function exportThing(
     await writer.write({ type: "end", changes: count });
   });
   summaryStream(options.out).write(
-    `exported ${count} changes of ${options.thing} (seq ${first}..${last}) to ${outName(options.out)}, ` +
+    `exported ${counted(count, "change")} of ${options.thing} (seq ${first}..${last}) to ${outName(options.out)}, ` +
       `each with its inclusion proof in the checkpoint of size ${size} signed at ${checkpoint.time}` +
       keptSummary(consistentWith, options.consistentWith) +
       "\n",
@@ -1578,7 +1581,7 @@ class ThingExportCheck {
       {
         ok: true,
         line:
-          `verified ${this.count} changes of ${thing} (seq ${this.first}..${this.last}), each proven in the log ` +
+          `verified ${counted(this.count, "change")} of ${thing} (seq ${this.first}..${this.last}), each proven in the log ` +
           `of ${checkpoint.size} changes with root ${checkpoint.root} signed at ${checkpoint.time} by ${origin} ` +
           `(key ${fingerprintOf(this.key)}); an export of one Thing proves each change it holds, not that none is ` +
           `left out (a gap between two of an affordance's changes of different values would have shown)` +
@@ -2028,7 +2031,7 @@ async function verifyExport(options: VerifyOptions & { file: string }): Promise<
       {
         ok: true,
         line:
-          `verified ${count} changes (seq ${header.from}..${header.to}), checkpoint of size ${header.to}, ` +
+          `verified ${counted(count, "change")} (seq ${header.from}..${header.to}), checkpoint of size ${header.to}, ` +
           `log root ${checkpoint.root} signed at ${checkpoint.time} by ${header.origin} (key ${fingerprintOf(key)})` +
           (header.from > 1 ? `; changes 1..${header.from - 1} are covered by hashes only` : "") +
           chained +

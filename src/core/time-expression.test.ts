@@ -42,6 +42,27 @@ describe("time expressions", () => {
     expect(parseTimeExpression("3 Weeks ago", now).toISOString()).toBe("2026-11-04T12:30:00.000Z");
   });
 
+  it("takes the same steps and unit words signed or with `ago`: -15 minutes, 1h30m ago", () => {
+    for (const [text, iso] of [
+      ["-15 minutes", "2026-11-25T12:15:00.000Z"],
+      ["-15min", "2026-11-25T12:15:00.000Z"],
+      ["-2 hours", "2026-11-25T10:30:00.000Z"],
+      ["+30 seconds", "2026-11-25T12:30:30.000Z"],
+      ["-1 week", "2026-11-18T12:30:00.000Z"],
+      ["1h30m ago", "2026-11-25T11:00:00.000Z"],
+      ["1 hour 30 minutes ago", "2026-11-25T11:00:00.000Z"],
+      ["2 hrs ago", "2026-11-25T10:30:00.000Z"],
+      ["1d 12h ago", "2026-11-24T00:30:00.000Z"],
+      ["500 milliseconds ago", "2026-11-25T12:29:59.500Z"],
+    ] as const) {
+      expect(parseTimeExpression(text, now).toISOString(), text).toBe(iso);
+    }
+    // A unit is a whole word: no month hides in `mo`, no minute in `minutesx`.
+    for (const bad of ["-1mo", "-15minutesx", "1h30 ago", "15mago", "-1 month"]) {
+      expect(() => parseTimeExpression(bad, now), bad).toThrow(ValidationError);
+    }
+  });
+
   it("reads a weekday as the last one before today, with or without `last` and a time", () => {
     // Found by stepping back a day at a time, in the process's zone, as a person counts.
     const before = (weekday: number, hours: number, minutes: number): number => {

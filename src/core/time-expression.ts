@@ -12,21 +12,43 @@ const UNIT_MS: Record<string, number> = {
   d: 86_400_000,
   w: 604_800_000,
 };
-
-/** `1h`, `30m`: one step of a relative time. */
-const STEP = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)/y;
-const RELATIVE = /^([+-])\s*((?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*)+)$/;
-/** `2 hours ago`, `1 day ago`, `90s ago`. */
-const AGO = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|seconds?|secs?|minutes?|mins?|hours?|days?|weeks?)\s+ago$/;
+/** The words for each unit, as people write them after a number (`-15 minutes`, `2 hrs ago`). */
 const UNIT_WORDS: Record<string, string> = {
+  millisecond: "ms",
   sec: "s",
   second: "s",
   min: "m",
   minute: "m",
+  hr: "h",
   hour: "h",
   day: "d",
   week: "w",
 };
+/**
+ * A unit, its longest spellings first (so `minutes` is not read as `m` then `inutes`), never
+ * followed by another letter (`-1mo` is no month, nor a minute).
+ */
+const UNIT = "(?:milliseconds?|ms|minutes?|mins?|m|seconds?|secs?|s|hours?|hrs?|h|days?|d|weeks?|w)(?![a-z])";
+/** `1h`, `30 minutes`: one step of a relative time. */
+const STEP = new RegExp(`(\\d+(?:\\.\\d+)?)\\s*(${UNIT})`, "y");
+const STEPS = `(?:\\d+(?:\\.\\d+)?\\s*${UNIT}\\s*)+`;
+/** `-15m`, `-1h30m`, `+30s`, `-2 hours`: a signed run of steps. */
+const RELATIVE = new RegExp(`^([+-])\\s*(${STEPS})$`);
+/** `2 hours ago`, `1h30m ago`, `90s ago`: the same steps, back from now. */
+const AGO = new RegExp(`^(${STEPS})\\s*ago$`);
+
+/** The milliseconds of a run of steps (`1h30m`, `1 hour 30 minutes`). */
+function stepsMs(steps: string): number {
+  let ms = 0;
+  STEP.lastIndex = 0;
+  for (let step = STEP.exec(steps); step; step = STEP.exec(steps)) {
+    const word = step[2] ?? "";
+    const unit = UNIT_MS[word] !== undefined ? word : UNIT_WORDS[word.replace(/s$/, "")];
+    ms += Number(step[1]) * (UNIT_MS[unit ?? ""] ?? Number.NaN);
+    while (steps[STEP.lastIndex] === " ") STEP.lastIndex++;
+  }
+  return ms;
+}
 /** A day (`today`, `yesterday`, or a weekday's name, checked by weekdayOf), then a time of day. */
 const CALENDAR = /^(?:(today|yesterday|(?:last\s+)?[a-z]{3,9})\s*)?(?:(\d{1,2}):(\d{2})(?::(\d{2}))?)?$/;
 const WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
@@ -61,21 +83,11 @@ export function parseTimeExpression(text: string, now: Date, pointer = ""): Date
   if (input === "now") return new Date(now.getTime());
   const relative = RELATIVE.exec(input);
   if (relative) {
-    const [, sign, steps = ""] = relative;
-    let ms = 0;
-    STEP.lastIndex = 0;
-    for (let step = STEP.exec(steps); step; step = STEP.exec(steps)) {
-      ms += Number(step[1]) * (UNIT_MS[step[2] ?? ""] ?? Number.NaN);
-      while (steps[STEP.lastIndex] === " ") STEP.lastIndex++;
-    }
-    return shifted(sign === "-" ? -ms : ms);
+    const ms = stepsMs(relative[2] ?? "");
+    return shifted(relative[1] === "-" ? -ms : ms);
   }
   const ago = AGO.exec(input);
-  if (ago) {
-    const [, amount, word = ""] = ago;
-    const unit = UNIT_MS[word] !== undefined ? word : UNIT_WORDS[word.replace(/s$/, "")];
-    return shifted(-Number(amount) * (UNIT_MS[unit ?? ""] ?? Number.NaN));
-  }
+  if (ago) return shifted(-stepsMs(ago[1] ?? ""));
   const calendar = CALENDAR.exec(input);
   if (calendar && (calendar[1] !== undefined || calendar[2] !== undefined)) {
     const [, day, hours, minutes, seconds] = calendar;

@@ -383,7 +383,10 @@ export class History {
     if (!latestDescription(before) && !latestDescription(after)) {
       // An id never registered (a typo, most often) is said as such, as state and history say it.
       await this.assertKnown(thing);
-      throw new NotFoundError(`${thing} was not in the directory between those times`);
+      // Neither end has a Change of its TD: it was registered after `to` (a removal keeps one).
+      throw new NotFoundError(
+        `${thing} was not in the directory between ${from.toISOString()} and ${to.toISOString()}: it was registered after that`,
+      );
     }
     const properties: AffordanceDiff[] = [];
     const beforeReported = new Map(

@@ -2,6 +2,7 @@
 // state at a time, diffs, the global feed and its live stream (SSE, resumable by seq).
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import {
+  NotFoundError,
   UnavailableError,
   ValidationError,
   changeMatches,
@@ -148,7 +149,11 @@ const seqParam = {
   },
 } as const;
 
-/** The Change at the path's seq; past the Log's end is no Change this hub has had. */
+/**
+ * The Change at the path's seq; past the Log's end is no Change this hub has had. One within it
+ * that the store lacks is a row deleted behind the hub's back (the triggers refuse it to the
+ * hub): said as such, not as the client's seq past an end it is not past.
+ */
 async function changeAt(request: FastifyRequest, hub: Hub): Promise<Change> {
   const seq = parseSeq((request.params as { seq: string }).seq, {
     name: "seq",
@@ -157,10 +162,16 @@ async function changeAt(request: FastifyRequest, hub: Hub): Promise<Change> {
   });
   const change = await hub.store.getChange(seq);
   if (!change) {
-    throw new ValidationError(
-      `seq ${seq} is past the end of the Log (${await hub.store.lastSeq()} Changes)`,
-      [{ pointer: "/params/seq", message: "is past the end of the Log" }],
-    );
+    const last = await hub.store.lastSeq();
+    if (seq <= last) {
+      throw new NotFoundError(
+        `Change ${seq} is missing from the database, though the Log holds ${last} Changes: its row was deleted outside the hub. ` +
+          "`things verify` checks the Log; restore the database from a backup",
+      );
+    }
+    throw new ValidationError(`seq ${seq} is past the end of the Log (${last} Changes)`, [
+      { pointer: "/params/seq", message: "is past the end of the Log" },
+    ]);
   }
   return change;
 }
