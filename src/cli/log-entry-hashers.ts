@@ -52,7 +52,10 @@ export class EntryHashers {
     const worker = this.#workers[this.#next++ % this.#workers.length];
     if (worker === undefined) return Promise.reject(new Error("no hashing thread"));
     const id = this.#ids++;
-    const copy = chunk.slice();
+    // A copy with an ArrayBuffer of its own, handed over: a Buffer's slice() is a view (handing
+    // its ArrayBuffer over would empty the caller's Buffer), and a small Buffer's ArrayBuffer is
+    // Node's shared pool, which Node 22 and later refuse to hand over (DataCloneError).
+    const copy = new Uint8Array(chunk);
     return new Promise<HashedEntries>((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
       worker.postMessage({ id, chunk: copy }, [copy.buffer]);

@@ -177,8 +177,12 @@ export function collectionRevisionOf(header: string | null): string | undefined 
 /** Why a fetch got no answer, in words, from the error codes Node.js (undici) gives. */
 export function unreachableReason(err: TypeError): string {
   const cause = err.cause as
-    { code?: unknown; message?: unknown; errors?: Array<{ code?: unknown }> } | undefined;
+    { code?: unknown; name?: unknown; message?: unknown; errors?: Array<{ code?: unknown }> } | undefined;
   const code = cause?.code ?? cause?.errors?.[0]?.code;
+  // What answered is no HTTP server (NATS, Redis, PostgreSQL, MQTT…): llhttp refused its bytes.
+  // Node 20's and 22's undici give llhttp's code (HPE_…); Node 24's gives the error no code.
+  if (cause?.name === "HTTPParserError" || (typeof code === "string" && code.startsWith("HPE_")))
+    return "what answers there does not speak HTTP — is it the address `things serve` printed?";
   switch (code) {
     case "ECONNREFUSED":
       return "connection refused — is `things serve` running?";
@@ -195,9 +199,6 @@ export function unreachableReason(err: TypeError): string {
     case "ENETUNREACH":
       return "no route to the host";
     default:
-      // llhttp's codes: what answered is no HTTP server (NATS, Redis, PostgreSQL, MQTT…).
-      if (typeof code === "string" && code.startsWith("HPE_"))
-        return "what answers there does not speak HTTP — is it the address `things serve` printed?";
       // An https:// URL to a plain HTTP port: the first bytes back are no TLS record.
       if (typeof code === "string" && /^ERR_SSL_|^EPROTO$/.test(code))
         return "what answers there does not speak TLS — the hub itself serves plain HTTP: give an http:// URL, or its TLS proxy's";
