@@ -1692,6 +1692,53 @@ describe("things verify, prove and export", () => {
       });
     }, 90_000);
 
+    it("verify --db of a Log it hashes on its own thread hears Ctrl-C mid-run: it stops before its verdict", async () => {
+      // 5,000 more readings: a Log of up to 20,000 Changes is hashed on the main thread, a page at
+      // once read from the file, with no I/O to wait for in between.
+      for (let batch = 0; batch < 5; batch++) {
+        const reports = Array.from({ length: 1000 }, (_, i) => ({
+          kind: "reported" as const,
+          affordance: "brightness",
+          value: i,
+        }));
+        await clientOf(hub).report(LAMP, reports);
+      }
+      const copy = await backUp();
+      try {
+        // hub-id as a FIFO: the command waits there, before it reads a Change, until the test has
+        // sent SIGINT; then it verifies with the signal pending.
+        const hubId = readFileSync(join(copy, "hub-id"), "utf8");
+        const fifo = join(copy, "hub-id");
+        rmSync(fifo);
+        execFileSync("mkfifo", [fifo]);
+        const child = spawn(process.execPath, [BIN, "verify", "--db", join(copy, "hyperthings.db")], {
+          env: environment(),
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+        const exited = once(child, "close");
+        try {
+          // Opening a FIFO to write waits for its reader: the command is then reading hub-id.
+          const writer = await open(fifo, "w");
+          child.kill("SIGINT");
+          await writer.writeFile(hubId);
+          await writer.close();
+          const [code] = (await exited) as [number | null];
+          expect({ code, stdout, stderr }).toEqual({
+            code: 130,
+            stdout: "",
+            stderr: "things: verify interrupted (SIGINT)\n",
+          });
+        } finally {
+          child.kill("SIGKILL");
+        }
+      } finally {
+        rmSync(copy, { recursive: true, force: true });
+      }
+    });
+
     it("checkpoint keeps a signed checkpoint; verify --checkpoint then catches a Log cut short, or rewritten and signed again", async () => {
       // A copy of the hub's data as it is at 25 Changes: the "backup" restored below.
       const backup = await backUp();
