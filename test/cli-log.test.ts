@@ -939,11 +939,18 @@ describe("things watch", () => {
     expect(w.stdout.seen.map((l) => (JSON.parse(l) as { value: unknown }).value)).toEqual([2, "on", 4]);
   });
 
-  it("--thing of an id the hub never had says so, then waits for that Thing's Changes", async () => {
+  it("--thing of an id the hub never had says it is not registered yet, then waits for that Thing's Changes", async () => {
+    // A typo of the lamp's id is offered the lamp's.
+    const typo = await startWatching(["--thing", "urn:test:lmap"]);
+    expect(typo.stderr.seen[0]).toBe(
+      "note: no Thing urn:test:lmap is registered with this hub yet (did you mean urn:test:lamp?); waiting for it: its Changes show once it is",
+    );
+    await typo.stop();
+    // An id named after the lamp's: a Thing to come, not a typo of urn:test:lamp.
     const id = "urn:test:lamp-to-come";
     const w = await startWatching(["--thing", id]);
     expect(w.stderr.seen[0]).toBe(
-      `note: no Thing ${id} has ever been registered with this hub (did you mean urn:test:lamp?); waiting for its Changes`,
+      `note: no Thing ${id} is registered with this hub yet; waiting for it: its Changes show once it is`,
     );
     await clientOf(hub).put({ ...lampTd(), id });
     const line = await w.stdout.waitFor((l) => l.includes("described"), "with its registration");

@@ -151,9 +151,17 @@ async function unknownThingHint(err: HubError, command: Command): Promise<string
   return unknownIdHint(id, command);
 }
 
-/** The end of a line about an id the hub has never had: ` (did you mean …?)`, else where ids are listed. */
-export async function unknownIdHint(id: string, command: Command): Promise<string> {
-  const fallback = ": `things ls` lists their ids";
+/**
+ * The end of a line about an id the hub has never had: ` (did you mean …?)`, else where ids are
+ * listed. With `typosOnly`, an id that only lengthens or shortens a registered one (`…:lamp-2`
+ * beside `…:lamp`) is taken for a new Thing's, not a typo: no registered id is offered for it.
+ */
+export async function unknownIdHint(
+  id: string,
+  command: Command,
+  options: { typosOnly?: boolean; fallback?: string } = {},
+): Promise<string> {
+  const fallback = options.fallback ?? ": `things ls` lists their ids";
   let ids: unknown[];
   try {
     ids = await clientOf(command).searchJsonPath("$[*].id");
@@ -162,7 +170,9 @@ export async function unknownIdHint(id: string, command: Command): Promise<strin
   }
   const names = ids.filter((value): value is string => typeof value === "string");
   const meant = names.length <= IDS_COMPARED ? closestName(id, names) : undefined;
-  return meant === undefined || meant === id ? fallback : ` (did you mean ${meant}?)`;
+  if (meant === undefined || meant === id) return fallback;
+  if (options.typosOnly === true && (id.startsWith(meant) || meant.startsWith(id))) return fallback;
+  return ` (did you mean ${meant}?)`;
 }
 
 /** Runs a command's action, turning the hub's refusals into one line each. */
