@@ -149,6 +149,19 @@ describe("things add", () => {
     expect(await storedIds()).toHaveLength(6);
   });
 
+  it("says that standard input or a file held nothing, not that it is malformed JSON", async () => {
+    const fromStdin = await thingsAt(["add", "-"], { input: "\n" });
+    expect(expectOneLine(fromStdin)).toBe(
+      "things: standard input held nothing: pipe TDs into it (things add - < lamp.json) (nothing added)\n",
+    );
+    const empty = join(work, "empty.json");
+    writeFileSync(empty, "");
+    expect(expectOneLine(await thingsAt(["add", empty]))).toBe(
+      `things: ${empty} is empty: a TD file holds a TD (a JSON object) or an array of TDs (nothing added)\n`,
+    );
+    expect(await storedIds()).toEqual([]);
+  });
+
   it("reads TDs from stdin when given -", async () => {
     const run = await thingsAt(["add", "-"], { input: JSON.stringify(lamp("urn:test:from-stdin")) });
     expect(run).toMatchObject({ code: 0, stdout: "registered urn:test:from-stdin\n" });

@@ -263,6 +263,15 @@ function filesOf(argument: string): string[] {
  * checks it; what is wrong with the file or with each TD goes to `problems`, one entry each.
  */
 function submissionsOf(source: string, text: string, problems: string[]): Submission[] {
+  // Nothing at all (nothing piped in, a file not yet written) is no malformed TD: said as such.
+  if (text.replace(/^\uFEFF/, "").trim() === "") {
+    problems.push(
+      source === "<stdin>"
+        ? "standard input held nothing: pipe TDs into it (things add - < lamp.json)"
+        : `${source} is empty: a TD file holds a TD (a JSON object) or an array of TDs`,
+    );
+    return [];
+  }
   let value: unknown;
   try {
     // RFC 8259 §8.1: a parser may ignore a byte order mark; editors on some systems write one.
