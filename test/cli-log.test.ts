@@ -1699,6 +1699,15 @@ describe("things verify, prove and export", () => {
       });
     }, 90_000);
 
+    it("verify --db of a file that does not exist says so, not that no key is beside it", async () => {
+      const missing = join(work, "no-such.db");
+      expect(await things(["verify", "--db", missing])).toMatchObject({
+        code: 1,
+        stdout: "",
+        stderr: `things: cannot read --db ${missing}: no such file\n`,
+      });
+    });
+
     it("verify --db of a Log it hashes on its own thread hears Ctrl-C mid-run: it stops before its verdict", async () => {
       // 5,000 more readings: a Log of up to 20,000 Changes is hashed on the main thread, a page at
       // once read from the file, with no I/O to wait for in between.

@@ -603,6 +603,8 @@ async function verifyDbFile(path: string, options: VerifyOptions): Promise<void>
   if (POSTGRES_URL.test(path)) return verifyPostgres(path, options);
   if (options.data !== undefined)
     throw new CliError("--data goes with a PostgreSQL --db: a database file's keys are beside it", 2);
+  // Before its key is looked for beside it: a missing key beside a missing file says the wrong thing.
+  if (!existsSync(path)) throw new CliError(`cannot read --db ${path}: no such file`);
   // The store (SQLite's driver) is loaded only when a file is verified, not by every command.
   const { SqliteLogFile: LogFile } = await import("../store/index.js");
   let source: ReturnType<typeof logFileSource> | undefined;
