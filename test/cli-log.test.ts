@@ -939,11 +939,18 @@ describe("things watch", () => {
     expect(w.stdout.seen.map((l) => (JSON.parse(l) as { value: unknown }).value)).toEqual([2, "on", 4]);
   });
 
-  it("--thing of an id the hub never had says so, then waits for that Thing's Changes", async () => {
+  it("--thing of an id the hub never had says it is not registered yet, then waits for that Thing's Changes", async () => {
+    // A typo of the lamp's id is offered the lamp's.
+    const typo = await startWatching(["--thing", "urn:test:lmap"]);
+    expect(typo.stderr.seen[0]).toBe(
+      "note: no Thing urn:test:lmap is registered with this hub yet (did you mean urn:test:lamp?); waiting for it: its Changes show once it is",
+    );
+    await typo.stop();
+    // An id named after the lamp's: a Thing to come, not a typo of urn:test:lamp.
     const id = "urn:test:lamp-to-come";
     const w = await startWatching(["--thing", id]);
     expect(w.stderr.seen[0]).toBe(
-      `note: no Thing ${id} has ever been registered with this hub (did you mean urn:test:lamp?); waiting for its Changes`,
+      `note: no Thing ${id} is registered with this hub yet; waiting for it: its Changes show once it is`,
     );
     await clientOf(hub).put({ ...lampTd(), id });
     const line = await w.stdout.waitFor((l) => l.includes("described"), "with its registration");
@@ -1793,6 +1800,62 @@ describe("things verify, prove and export", () => {
         stderr: `things: ${cut} is an export without its checkpoint at the end: it is incomplete\n`,
       });
     }, 90_000);
+
+    it("verify --db of a file that does not exist says so, not that no key is beside it", async () => {
+      const missing = join(work, "no-such.db");
+      expect(await things(["verify", "--db", missing])).toMatchObject({
+        code: 1,
+        stdout: "",
+        stderr: `things: cannot read --db ${missing}: no such file\n`,
+      });
+    });
+
+    it("verify --db of a Log it hashes on its own thread hears Ctrl-C mid-run: it stops before its verdict", async () => {
+      // 5,000 more readings: a Log of up to 20,000 Changes is hashed on the main thread, a page at
+      // once read from the file, with no I/O to wait for in between.
+      for (let batch = 0; batch < 5; batch++) {
+        const reports = Array.from({ length: 1000 }, (_, i) => ({
+          kind: "reported" as const,
+          affordance: "brightness",
+          value: i,
+        }));
+        await clientOf(hub).report(LAMP, reports);
+      }
+      const copy = await backUp();
+      try {
+        // hub-id as a FIFO: the command waits there, before it reads a Change, until the test has
+        // sent SIGINT; then it verifies with the signal pending.
+        const hubId = readFileSync(join(copy, "hub-id"), "utf8");
+        const fifo = join(copy, "hub-id");
+        rmSync(fifo);
+        execFileSync("mkfifo", [fifo]);
+        const child = spawn(process.execPath, [BIN, "verify", "--db", join(copy, "hyperthings.db")], {
+          env: environment(),
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+        const exited = once(child, "close");
+        try {
+          // Opening a FIFO to write waits for its reader: the command is then reading hub-id.
+          const writer = await open(fifo, "w");
+          child.kill("SIGINT");
+          await writer.writeFile(hubId);
+          await writer.close();
+          const [code] = (await exited) as [number | null];
+          expect({ code, stdout, stderr }).toEqual({
+            code: 130,
+            stdout: "",
+            stderr: "things: verify interrupted (SIGINT)\n",
+          });
+        } finally {
+          child.kill("SIGKILL");
+        }
+      } finally {
+        rmSync(copy, { recursive: true, force: true });
+      }
+    });
 
     it("checkpoint keeps a signed checkpoint; verify --checkpoint then catches a Log cut short, or rewritten and signed again", async () => {
       // A copy of the hub's data as it is at 25 Changes: the "backup" restored below.

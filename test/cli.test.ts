@@ -149,6 +149,19 @@ describe("things add", () => {
     expect(await storedIds()).toHaveLength(6);
   });
 
+  it("says that standard input or a file held nothing, not that it is malformed JSON", async () => {
+    const fromStdin = await thingsAt(["add", "-"], { input: "\n" });
+    expect(expectOneLine(fromStdin)).toBe(
+      "things: standard input held nothing: pipe TDs into it (things add - < lamp.json) (nothing added)\n",
+    );
+    const empty = join(work, "empty.json");
+    writeFileSync(empty, "");
+    expect(expectOneLine(await thingsAt(["add", empty]))).toBe(
+      `things: ${empty} is empty: a TD file holds a TD (a JSON object) or an array of TDs (nothing added)\n`,
+    );
+    expect(await storedIds()).toEqual([]);
+  });
+
   it("reads TDs from stdin when given -", async () => {
     const run = await thingsAt(["add", "-"], { input: JSON.stringify(lamp("urn:test:from-stdin")) });
     expect(run).toMatchObject({ code: 0, stdout: "registered urn:test:from-stdin\n" });
@@ -625,6 +638,65 @@ describe("failures: one line on stderr and a non-zero exit", () => {
       );
     } finally {
       other.close();
+      proxy.close();
+    }
+  });
+
+  it("a --url at an HTTP server that answers 200 with no JSON says it is no hub, with what it answered", async () => {
+    // A web server of another kind: every path answers 200 with its page.
+    const page = "<!DOCTYPE html>\n<html><body>Welcome to nginx!</body></html>\n";
+    const web = createHttpServer((_request, response) => {
+      response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      response.end(page);
+    });
+    // The hub behind a proxy whose streams (the live feed, the Log's NDJSON) answer with a page.
+    const proxy = createHttpServer((request, response) => {
+      const path = request.url ?? "";
+      if (/^\/(changes\/stream|log\/entries)\b/.test(path)) {
+        response.writeHead(200, { "content-type": "text/html" });
+        response.end(page);
+        return;
+      }
+      httpGet(`${hub.url}${path}`, { headers: request.headers }, (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      }).on("error", () => response.destroy());
+    });
+    const urlOf = async (server: HttpServer): Promise<string> => {
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    };
+    const webUrl = await urlOf(web);
+    const proxyUrl = await urlOf(proxy);
+    await register(lamp("urn:test:lamp"));
+    const shown = 'text/html: "<!DOCTYPE html> <html><body>Welcome to nginx!</body></html>"';
+    try {
+      for (const [args, request] of [
+        [["ls"], "GET /things"],
+        [["history", "urn:test:lamp"], "GET /things/urn:test:lamp/history"],
+        [["verify"], "GET /log/key"],
+        // The live feed goes over GraphQL: its first request is a query.
+        [["watch"], "POST /graphql"],
+      ] as const) {
+        const run = await things([...args, "--url", webUrl]);
+        expect(run.code, args.join(" ")).toBe(1);
+        expect(expectOneLine(run)).toBe(
+          `things: cannot reach the hub at ${webUrl}: what answers there is no Hyperthings hub (${request} answered 200 with ${shown}) — is it the address \`things serve\` printed?\n`,
+        );
+      }
+      // A hub whose stream answers are no stream: said, not read as an empty stream for ever.
+      const observed = await things(["observe", "urn:test:lamp", "--url", proxyUrl]);
+      expect(observed.code).toBe(1);
+      expect(observed.stderr).toMatch(
+        /^things: the hub's GET \/changes\/stream answered 200 with text\/html: "<!DOCTYPE html> <html>.*"\n$/,
+      );
+      const verified = await things(["verify", "--url", proxyUrl]);
+      expect(verified.code).toBe(1);
+      expect(verified.stderr).toMatch(
+        /^things: the hub's GET \/log\/entries answered 200 with text\/html: "<!DOCTYPE html> <html>.*"\n$/m,
+      );
+    } finally {
+      web.close();
       proxy.close();
     }
   });

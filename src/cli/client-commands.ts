@@ -151,9 +151,17 @@ async function unknownThingHint(err: HubError, command: Command): Promise<string
   return unknownIdHint(id, command);
 }
 
-/** The end of a line about an id the hub has never had: ` (did you mean …?)`, else where ids are listed. */
-export async function unknownIdHint(id: string, command: Command): Promise<string> {
-  const fallback = ": `things ls` lists their ids";
+/**
+ * The end of a line about an id the hub has never had: ` (did you mean …?)`, else where ids are
+ * listed. With `typosOnly`, an id that only lengthens or shortens a registered one (`…:lamp-2`
+ * beside `…:lamp`) is taken for a new Thing's, not a typo: no registered id is offered for it.
+ */
+export async function unknownIdHint(
+  id: string,
+  command: Command,
+  options: { typosOnly?: boolean; fallback?: string } = {},
+): Promise<string> {
+  const fallback = options.fallback ?? ": `things ls` lists their ids";
   let ids: unknown[];
   try {
     ids = await clientOf(command).searchJsonPath("$[*].id");
@@ -162,7 +170,9 @@ export async function unknownIdHint(id: string, command: Command): Promise<strin
   }
   const names = ids.filter((value): value is string => typeof value === "string");
   const meant = names.length <= IDS_COMPARED ? closestName(id, names) : undefined;
-  return meant === undefined || meant === id ? fallback : ` (did you mean ${meant}?)`;
+  if (meant === undefined || meant === id) return fallback;
+  if (options.typosOnly === true && (id.startsWith(meant) || meant.startsWith(id))) return fallback;
+  return ` (did you mean ${meant}?)`;
 }
 
 /** Runs a command's action, turning the hub's refusals into one line each. */
@@ -253,6 +263,15 @@ function filesOf(argument: string): string[] {
  * checks it; what is wrong with the file or with each TD goes to `problems`, one entry each.
  */
 function submissionsOf(source: string, text: string, problems: string[]): Submission[] {
+  // Nothing at all (nothing piped in, a file not yet written) is no malformed TD: said as such.
+  if (text.replace(/^\uFEFF/, "").trim() === "") {
+    problems.push(
+      source === "<stdin>"
+        ? "standard input held nothing: pipe TDs into it (things add - < lamp.json)"
+        : `${source} is empty: a TD file holds a TD (a JSON object) or an array of TDs`,
+    );
+    return [];
+  }
   let value: unknown;
   try {
     // RFC 8259 §8.1: a parser may ignore a byte order mark; editors on some systems write one.

@@ -31,7 +31,7 @@ class GraphClient extends HubClient {
       body: JSON.stringify({ rel, href: to }),
       contentType: "application/json",
     });
-    return (await response.json()) as { linked: boolean };
+    return (await this.jsonOf(response)) as { linked: boolean };
   }
 
   async unlink(from: string, rel: string, to: string): Promise<void> {
@@ -45,7 +45,7 @@ class GraphClient extends HubClient {
     const url = new URL(`${thingPath(id)}/links`, this.url);
     url.searchParams.set("direction", direction);
     if (rel !== undefined) url.searchParams.set("rel", rel);
-    return (await (await this.request("GET", url)).json()) as GraphLink[];
+    return (await this.jsonOf(await this.request("GET", url))) as GraphLink[];
   }
 }
 

@@ -187,20 +187,23 @@ async function printChanges(
   hint();
 }
 
+/** Whether the hub has ever had a Thing of this id; undefined when that cannot be told. */
+async function everRegistered(command: Command, id: string): Promise<boolean | undefined> {
+  try {
+    await clientOf(command).history(id, { limit: 1 });
+    return true;
+  } catch (err) {
+    return err instanceof HubError && err.status === 404 ? false : undefined;
+  }
+}
+
 /**
  * Why a `--thing` filter may match nothing: the hub has never had a Thing of that id (a typo, an
  * id of another hub), as a line for stderr; undefined when it has, or when that cannot be told.
  */
 async function unknownThingNote(command: Command, id: string | undefined): Promise<string | undefined> {
-  if (id === undefined) return undefined;
-  try {
-    await clientOf(command).history(id, { limit: 1 });
-    return undefined;
-  } catch (err) {
-    if (err instanceof HubError && err.status === 404)
-      return `no Thing ${id} has ever been registered with this hub${await unknownIdHint(id, command)}`;
-    return undefined;
-  }
+  if (id === undefined || (await everRegistered(command, id)) !== false) return undefined;
+  return `no Thing ${id} has ever been registered with this hub${await unknownIdHint(id, command)}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -576,9 +579,15 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
       const [first] = (await clientOf(command).changes({ since, limit: 1 })).changes;
       if (first !== undefined) last = Math.min(last, first.seq - 1);
     }
-    // Watching for a Thing is fine before it exists, but a mistyped id would wait in silence.
-    const unknown = await unknownThingNote(command, options.thing);
-    if (unknown !== undefined) process.stderr.write(`note: ${unknown}; waiting for its Changes\n`);
+    // Watching for a Thing before it is registered is what watch is for (its registration is its
+    // first Change): said as such, with a registered id only for what looks like a typo of it
+    // (not for a new Thing named after another); but a mistyped id would wait in silence.
+    if (options.thing !== undefined && (await everRegistered(command, options.thing)) === false) {
+      const hint = await unknownIdHint(options.thing, command, { typosOnly: true, fallback: "" });
+      process.stderr.write(
+        `note: no Thing ${options.thing} is registered with this hub yet${hint}; waiting for it: its Changes show once it is\n`,
+      );
+    }
     for await (const change of client.changes(filter, { after: last, signal: stop.signal })) {
       last = change.seq;
       const logged = asChange(change);

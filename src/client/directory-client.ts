@@ -7,7 +7,7 @@ const TD_CONTENT_TYPE = "application/td+json";
 /** The page size when listing every Thing: the hub's own default page. */
 const DEFAULT_PAGE_SIZE = 100;
 /** Every problem document the hub itself sends has a type under this (src/api/http/problem.ts). */
-const HUB_PROBLEM_TYPE = "urn:hyperthings:problem:";
+export const HUB_PROBLEM_TYPE = "urn:hyperthings:problem:";
 /** How many times one listing moves its window back before it gives up on a collection in flux. */
 const MAX_WINDOW_MOVES = 1000;
 
@@ -281,6 +281,143 @@ async function hubErrorOf(response: Response): Promise<HubError> {
   });
 }
 
+/** The media types the hub answers JSON in: `application/json`, any `+json`, NDJSON. */
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.+-]+\+)?json$|^application\/x-ndjson$/;
+
+/** An answer's media type (`text/html`), lower case and without parameters; undefined when none. */
+function mediaTypeOf(response: Response): string | undefined {
+  const type = response.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
+  return type === undefined || type === "" ? undefined : type;
+}
+
+/** Whether a media type is what the hub would answer a request with this Accept in. */
+function isAnswerTo(type: string, accept: string): boolean {
+  return accept.includes("text/event-stream") ? type === "text/event-stream" : JSON_MEDIA_TYPE.test(type);
+}
+
+/** Whether a 2xx answer has no body to read (204, 205, or an empty one). */
+function hasNoBody(response: Response): boolean {
+  return response.status === 204 || response.status === 205 || response.headers.get("content-length") === "0";
+}
+
+/** The first characters of a text, on one line and bounded, for a message. */
+function openingOf(text: string, max = 60): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  const chars = Array.from(line);
+  return chars.length <= max ? line : `${chars.slice(0, max - 1).join("")}…`;
+}
+
+/** The first characters of an answer's body (read up to a few KiB, then let go), for a message. */
+async function openingOfBody(response: Response): Promise<string> {
+  const body: ReadableStream<Uint8Array> | null = response.body;
+  if (body === null) return "";
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    while (text.length < 4096) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch {
+    // What was read is enough to show.
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return openingOf(text);
+}
+
+/** `text/html: "<!DOCTYPE html>…"`: what an answer was (its body read as `text`), as a message says it. */
+export function answerOf(response: Response, text: string): string {
+  return answerShown(mediaTypeOf(response), openingOf(text));
+}
+
+function answerShown(type: string | undefined, opening: string): string {
+  const kind = type === undefined ? "no content type" : type;
+  return opening === "" ? `${kind} and an empty body` : `${kind}: ${JSON.stringify(opening)}`;
+}
+
+/** Whether `url` (a `/health`) answers 200 with a hub's health: its id and version. */
+async function answersAsHub(fetch: typeof globalThis.fetch, url: URL): Promise<boolean> {
+  try {
+    const response = await fetch(url, { headers: { accept: "application/json" } });
+    if (!response.ok) return false;
+    const health: unknown = await response.json();
+    return isObject(health) && typeof health.hub === "string" && typeof health.version === "string";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether what answers at the base URL `base` is a hub, asked of its `health`: undefined if it is,
+ * else why the URL is wrong, as an error to say instead of the answer that made us ask. `what` is
+ * what made us ask, said when nothing there is a hub. A base with a path, on a host:port whose
+ * root is a hub's, is told to give the root (the hub serves at the root; a path is for a proxy).
+ */
+export async function notAHubAt(
+  fetch: typeof globalThis.fetch,
+  base: URL,
+  what: string,
+): Promise<HubUnreachableError | undefined> {
+  if (await answersAsHub(fetch, new URL("health", base))) return undefined;
+  const shown = base.href.replace(/\/$/, "");
+  const root = new URL("/", base);
+  if (base.pathname !== "/" && (await answersAsHub(fetch, new URL("health", root)))) {
+    const origin = root.href.replace(/\/$/, "");
+    return new HubUnreachableError(
+      shown,
+      `the hub there serves at ${origin}, not under ${base.pathname.replace(/\/$/, "")} — give ${origin} (--url, HYPERTHINGS_URL)`,
+    );
+  }
+  return new HubUnreachableError(
+    shown,
+    `what answers there is no Hyperthings hub (${what}) — is it the address \`things serve\` printed?`,
+  );
+}
+
+/**
+ * A 2xx answer that is not what the hub answers (an HTML page, plain text, no content type: a web
+ * server of another kind, or a page of the hub's UI under a path), as an error that says so:
+ * undefined when it is JSON (or an event stream, when that was asked for), or has no body.
+ */
+export async function unlikeTheHubs(
+  fetch: typeof globalThis.fetch,
+  base: URL,
+  method: string,
+  url: URL,
+  response: Response,
+  accept: string,
+): Promise<HubError | HubUnreachableError | undefined> {
+  const type = mediaTypeOf(response);
+  if (type === undefined ? hasNoBody(response) : isAnswerTo(type, accept)) return undefined;
+  const shown = answerShown(type, await openingOfBody(response));
+  return notAnswerOfTheHub(
+    fetch,
+    base,
+    response.status,
+    `${method} ${url.pathname} answered ${response.status} with ${shown}`,
+  );
+}
+
+/** Why an answer is not the hub's: no hub there (what to give instead), or the hub's own fault. */
+async function notAnswerOfTheHub(
+  fetch: typeof globalThis.fetch,
+  base: URL,
+  status: number,
+  what: string,
+): Promise<HubError | HubUnreachableError> {
+  // With the answer's own status (2xx): a stream that keeps answering so is not retried.
+  return (
+    (await notAHubAt(fetch, base, what)) ??
+    new HubError({ status, title: "Unexpected answer", detail: `the hub's ${what}` })
+  );
+}
+
+/** The request (`GET /things`) each answer of `request` is to, for messages about the answer. */
+const requestOf = new WeakMap<Response, string>();
+
 /** Bytes sent in this many at a time when their progress is followed. */
 const SENT_CHUNK = 64 * 1024;
 
@@ -368,7 +505,36 @@ export class DirectoryClient {
       const refusal = await hubErrorOf(response);
       throw (await this.notTheHub(refusal)) ?? refusal;
     }
+    requestOf.set(response, `${method} ${url.pathname}`);
+    const unlike = await unlikeTheHubs(
+      this.fetch,
+      new URL(this.url),
+      method,
+      url,
+      response,
+      options.accept ?? "application/json",
+    );
+    if (unlike !== undefined) throw unlike;
     return response;
+  }
+
+  /**
+   * The JSON of a 2xx answer from `request`: a body that does not parse (what claims to be JSON
+   * and is not) is said as `request` says an answer of another type.
+   */
+  protected async jsonOf(response: Response): Promise<unknown> {
+    const raw = await response.text();
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      const asked = requestOf.get(response) ?? new URL(response.url || this.url).pathname;
+      throw await notAnswerOfTheHub(
+        this.fetch,
+        new URL(this.url),
+        response.status,
+        `${asked} answered ${response.status} with ${answerOf(response, raw)}, which is not JSON`,
+      );
+    }
   }
 
   /**
@@ -381,33 +547,7 @@ export class DirectoryClient {
     const base = new URL(this.url);
     const atRoot = base.pathname === "/";
     if (refusal.status >= 500 || (atRoot && refusal.type?.startsWith(HUB_PROBLEM_TYPE))) return undefined;
-    if (await this.answersAsHub(new URL("health", base))) return undefined;
-    const shown = this.url.replace(/\/$/, "");
-    const root = new URL("/", base);
-    if (!atRoot && (await this.answersAsHub(new URL("health", root)))) {
-      const origin = root.href.replace(/\/$/, "");
-      // The hub serves at the root of its host:port; a path is for a proxy that strips it.
-      return new HubUnreachableError(
-        shown,
-        `the hub there serves at ${origin}, not under ${base.pathname.replace(/\/$/, "")} — give ${origin} (--url, HYPERTHINGS_URL)`,
-      );
-    }
-    return new HubUnreachableError(
-      shown,
-      `what answers there is no Hyperthings hub (GET ${base.pathname}health does not answer as a hub does) — is it the address \`things serve\` printed?`,
-    );
-  }
-
-  /** Whether `url` (a `/health`) answers 200 with a hub's health: its id and version. */
-  private async answersAsHub(url: URL): Promise<boolean> {
-    try {
-      const response = await this.fetch(url, { headers: { accept: "application/json" } });
-      if (!response.ok) return false;
-      const health: unknown = await response.json();
-      return isObject(health) && typeof health.hub === "string" && typeof health.version === "string";
-    } catch {
-      return false;
-    }
+    return notAHubAt(this.fetch, base, `GET ${base.pathname}health does not answer as a hub does`);
   }
 
   /** Registers or replaces a TD: PUT /things/{id} when it has an id, otherwise POST /things. */
@@ -436,7 +576,7 @@ export class DirectoryClient {
       body: onSent === undefined ? body : streamed(new TextEncoder().encode(body), onSent),
       contentType: "application/json",
     });
-    const answer = (await response.json()) as { things?: unknown };
+    const answer = (await this.jsonOf(response)) as { things?: unknown };
     if (!Array.isArray(answer.things) || answer.things.length !== tds.length) {
       throw new HubError({
         status: response.status,
@@ -473,7 +613,7 @@ export class DirectoryClient {
     const response = await this.request("GET", thingPathOf(id), {
       accept: `${TD_CONTENT_TYPE}, application/json`,
     });
-    return (await response.json()) as RegisteredThingDescription;
+    return (await this.jsonOf(response)) as RegisteredThingDescription;
   }
 
   /** One page of TDs, in id order. */
@@ -532,7 +672,7 @@ export class DirectoryClient {
 
   private async page(url: URL): Promise<ThingPage> {
     const response = await this.request("GET", url, { accept: "application/ld+json, application/json" });
-    const things: unknown = await response.json();
+    const things: unknown = await this.jsonOf(response);
     if (!Array.isArray(things)) {
       throw new HubError({
         status: response.status,
@@ -559,11 +699,11 @@ export class DirectoryClient {
   async searchJsonPath(query: string): Promise<unknown[]> {
     const url = new URL("search/jsonpath", this.url);
     url.searchParams.set("query", query);
-    return (await (await this.request("GET", url)).json()) as unknown[];
+    return (await this.jsonOf(await this.request("GET", url))) as unknown[];
   }
 
   async health(): Promise<HubHealth> {
-    return (await (await this.request("GET", "health")).json()) as HubHealth;
+    return (await this.jsonOf(await this.request("GET", "health"))) as HubHealth;
   }
 
   /**
@@ -575,7 +715,7 @@ export class DirectoryClient {
       body: JSON.stringify({ url }),
       contentType: "application/json",
     });
-    return (await response.json()) as DiscoverResult;
+    return (await this.jsonOf(response)) as DiscoverResult;
   }
 
   /**
@@ -593,13 +733,13 @@ export class DirectoryClient {
             body: JSON.stringify(device),
             contentType: "application/json",
           });
-    return (await response.json()) as MqttCredentials;
+    return (await this.jsonOf(response)) as MqttCredentials;
   }
 
   /** Every MQTT credential the hub issued, revoked ones too, never a password (GET /mqtt-credentials). */
   async listMqttCredentials(): Promise<IssuedMqttCredentials[]> {
     const response = await this.request("GET", "mqtt-credentials");
-    return ((await response.json()) as { credentials: IssuedMqttCredentials[] }).credentials;
+    return ((await this.jsonOf(response)) as { credentials: IssuedMqttCredentials[] }).credentials;
   }
 
   /** Revokes an MQTT credential: its connections are closed, and it signs in no more. */

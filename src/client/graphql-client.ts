@@ -5,7 +5,21 @@
 // The client entry alone: graphql-ws's main one also loads its server, and with it all of graphql.
 import { createClient, type Client, type SubscribePayload } from "graphql-ws/client";
 import type { Change, RegisteredThingDescription } from "../core/index.js";
-import { HubError, HubUnreachableError, unreachableReason } from "./directory-client.js";
+import {
+  HUB_PROBLEM_TYPE,
+  HubError,
+  HubUnreachableError,
+  answerOf,
+  notAHubAt,
+  unreachableReason,
+} from "./directory-client.js";
+
+/** The members of a problem document the client reads. */
+interface ProblemBody {
+  title?: string;
+  detail?: string;
+  type?: string;
+}
 
 /** One error of a GraphQL answer, with the hub's `extensions.code`. */
 export interface GraphqlErrorEntry {
@@ -247,6 +261,10 @@ function hubBase(url: string): URL {
   return base;
 }
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 function isCloseEvent(value: unknown): value is { code: number; reason: string } {
   return typeof value === "object" && value !== null && "code" in value && "reason" in value;
 }
@@ -298,15 +316,40 @@ export class GraphqlClient {
       throw err;
     }
     const type = response.headers.get("content-type") ?? "";
-    const body = (await response.json().catch(() => undefined)) as
-      { data?: T | null; errors?: GraphqlErrorEntry[] } | Record<string, unknown> | undefined;
-    if (type.startsWith("application/problem+json") || body === undefined) {
-      const problem = (body ?? {}) as { title?: string; detail?: string; type?: string };
+    const raw = await response.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      body = undefined;
+    }
+    const problem =
+      type.startsWith("application/problem+json") && isObject(body) ? (body as ProblemBody) : undefined;
+    const base = hubBase(this.options.url);
+    // An answer no hub gives (an HTML page, JSON of another kind, a problem of another server's):
+    // the URL is checked, and what is wrong with it said instead.
+    const hubsProblem =
+      problem !== undefined &&
+      (response.status >= 500 ||
+        (base.pathname === "/" && problem.type?.startsWith(HUB_PROBLEM_TYPE) === true));
+    const graphqlAnswer = problem === undefined && isObject(body) && ("data" in body || "errors" in body);
+    if (!hubsProblem && !graphqlAnswer) {
+      const what = `POST ${new URL(this.endpoint).pathname} answered ${response.status} with ${answerOf(response, raw)}`;
+      const elsewhere = await notAHubAt(this.fetch, base, what);
+      if (elsewhere !== undefined) throw elsewhere;
+      if (problem === undefined)
+        throw new HubError({
+          status: response.status,
+          title: "Unexpected answer",
+          detail: `the hub's ${what}`,
+        });
+    }
+    if (!graphqlAnswer) {
       throw new HubError({
         status: response.status,
-        title: problem.title ?? response.statusText,
-        ...(problem.detail !== undefined && { detail: problem.detail }),
-        ...(problem.type !== undefined && { type: problem.type }),
+        title: problem?.title ?? response.statusText,
+        ...(problem?.detail !== undefined && { detail: problem.detail }),
+        ...(problem?.type !== undefined && { type: problem.type }),
       });
     }
     const answer = body as { data?: T | null; errors?: GraphqlErrorEntry[] };

@@ -271,7 +271,7 @@ export class HubClient extends DirectoryClient {
     signal?: AbortSignal,
   ): Promise<{ body: T; response: Response }> {
     const response = await this.request("GET", target, { signal });
-    return { body: (await response.json()) as T, response };
+    return { body: (await this.jsonOf(response)) as T, response };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ export class HubClient extends DirectoryClient {
       body: JSON.stringify(reports),
       contentType: "application/json",
     });
-    return (await response.json()) as { seqs: number[] };
+    return (await this.jsonOf(response)) as { seqs: number[] };
   }
 
   /** One page of a Thing's Changes, newest first unless `order: "asc"`. */
@@ -524,7 +524,7 @@ export class HubClient extends DirectoryClient {
   async checkpoint(): Promise<Checkpoint | undefined> {
     const response = await this.request("GET", "log/checkpoint");
     if (response.status === 204) return undefined;
-    return (await response.json()) as Checkpoint;
+    return (await this.jsonOf(response)) as Checkpoint;
   }
 
   /** Signed checkpoints of sizes greater than `after`, oldest first. */

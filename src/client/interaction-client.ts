@@ -146,7 +146,7 @@ export class InteractionClient extends HubClient {
 
   /** An asynchronous action's status, by the href `invokeAction` gave. */
   async actionStatus(href: string): Promise<ActionStatus> {
-    return (await (await this.request("GET", new URL(href, this.url))).json()) as ActionStatus;
+    return (await this.jsonOf(await this.request("GET", new URL(href, this.url)))) as ActionStatus;
   }
 
   /** The Thing's proxy TD: its forms point at the hub. */
@@ -154,7 +154,7 @@ export class InteractionClient extends HubClient {
     const response = await this.request("GET", `${thingPathOf(id)}/proxy`, {
       accept: "application/td+json, application/json",
     });
-    return (await response.json()) as ThingDescription;
+    return (await this.jsonOf(response)) as ThingDescription;
   }
 
   /**
@@ -169,7 +169,7 @@ export class InteractionClient extends HubClient {
       body: JSON.stringify(credentials),
       contentType: JSON_TYPE,
     });
-    return (await response.json()) as { schemeName: string; origins: string[] };
+    return (await this.jsonOf(response)) as { schemeName: string; origins: string[] };
   }
 
   /** Forgets the credentials of one security definition, or all of the Thing's. */
@@ -185,6 +185,6 @@ export class InteractionClient extends HubClient {
    */
   async credentialNames(id: string): Promise<{ names: string[]; origins: Record<string, string[]> }> {
     const response = await this.request("GET", `${thingPathOf(id)}/credentials`);
-    return (await response.json()) as { names: string[]; origins: Record<string, string[]> };
+    return (await this.jsonOf(response)) as { names: string[]; origins: Record<string, string[]> };
   }
 }

@@ -23,7 +23,7 @@ export class ReleaseClient extends HubClient {
       body: JSON.stringify(release),
       contentType: "application/json",
     });
-    return (await response.json()) as StoredRelease;
+    return (await this.jsonOf(response)) as StoredRelease;
   }
 
   /** Stored releases, newest first. */
@@ -32,17 +32,17 @@ export class ReleaseClient extends HubClient {
     if (query.name !== undefined) url.searchParams.set("name", query.name);
     if (query.limit !== undefined) url.searchParams.set("limit", String(query.limit));
     if (query.cursor !== undefined) url.searchParams.set("cursor", String(query.cursor));
-    return (await (await this.request("GET", url)).json()) as ReleasePage;
+    return (await this.jsonOf(await this.request("GET", url))) as ReleasePage;
   }
 
   async release(id: string): Promise<Release & { storedAt: string }> {
-    return (await (await this.request("GET", `releases/${id}`)).json()) as Release & { storedAt: string };
+    return (await this.jsonOf(await this.request("GET", `releases/${id}`))) as Release & { storedAt: string };
   }
 
   /** What rolling the release out would do now; `select` narrows it to a graph filter's Things. */
   async plan(id: string, select?: string): Promise<Plan> {
     const url = new URL(`releases/${id}/plan`, this.url);
     if (select !== undefined) url.searchParams.set("select", select);
-    return (await (await this.request("GET", url)).json()) as Plan;
+    return (await this.jsonOf(await this.request("GET", url))) as Plan;
   }
 }

@@ -35,17 +35,19 @@ export class RolloutClient extends HubClient {
       body: JSON.stringify(request),
       contentType: "application/json",
     });
-    return (await response.json()) as RolloutView;
+    return (await this.jsonOf(response)) as RolloutView;
   }
 
   /** `POST /rollouts/{id}/cancel`: the rollout as it is once cancelled (steps in flight finish). */
   async cancelRollout(id: string): Promise<RolloutView> {
     const response = await this.request("POST", `rollouts/${encodeURIComponent(id)}/cancel`);
-    return (await response.json()) as RolloutView;
+    return (await this.jsonOf(response)) as RolloutView;
   }
 
   async rollout(id: string): Promise<RolloutView> {
-    return (await (await this.request("GET", `rollouts/${encodeURIComponent(id)}`)).json()) as RolloutView;
+    return (await this.jsonOf(
+      await this.request("GET", `rollouts/${encodeURIComponent(id)}`),
+    )) as RolloutView;
   }
 
   async rollouts(query: { status?: string; release?: string; limit?: number } = {}): Promise<RolloutView[]> {
@@ -53,7 +55,7 @@ export class RolloutClient extends HubClient {
     for (const [name, value] of Object.entries(query)) {
       if (value !== undefined) url.searchParams.set(name, String(value));
     }
-    return ((await (await this.request("GET", url)).json()) as { rollouts: RolloutView[] }).rollouts;
+    return ((await this.jsonOf(await this.request("GET", url))) as { rollouts: RolloutView[] }).rollouts;
   }
 
   /** A rollout's steps in order (all pages). */
@@ -65,7 +67,10 @@ export class RolloutClient extends HubClient {
       url.searchParams.set("limit", "1000");
       if (status !== undefined) url.searchParams.set("status", status);
       if (cursor !== undefined) url.searchParams.set("cursor", String(cursor));
-      const page = (await (await this.request("GET", url)).json()) as { steps: RolloutStep[]; next?: number };
+      const page = (await this.jsonOf(await this.request("GET", url))) as {
+        steps: RolloutStep[];
+        next?: number;
+      };
       out.push(...page.steps);
       if (page.next === undefined) return out;
       cursor = page.next;
@@ -87,7 +92,7 @@ export class RolloutClient extends HubClient {
   async drift(thing?: string): Promise<DriftEntry[]> {
     const url = new URL("drift", this.url);
     if (thing !== undefined) url.searchParams.set("thing", thing);
-    return ((await (await this.request("GET", url)).json()) as { drift: DriftEntry[] }).drift;
+    return ((await this.jsonOf(await this.request("GET", url))) as { drift: DriftEntry[] }).drift;
   }
 
   /** One page of what drifts now, by Thing and property; `next` is the cursor of the page after it. */
@@ -96,12 +101,12 @@ export class RolloutClient extends HubClient {
     if (options.thing !== undefined) url.searchParams.set("thing", options.thing);
     url.searchParams.set("limit", String(options.limit));
     if (options.cursor !== undefined) url.searchParams.set("cursor", options.cursor);
-    return (await (await this.request("GET", url)).json()) as DriftPage;
+    return (await this.jsonOf(await this.request("GET", url))) as DriftPage;
   }
 
   async lineage(thing: string, limit?: number): Promise<Lineage> {
     const url = new URL(`${thingPathOf(thing)}/releases`, this.url);
     if (limit !== undefined) url.searchParams.set("limit", String(limit));
-    return (await (await this.request("GET", url)).json()) as Lineage;
+    return (await this.jsonOf(await this.request("GET", url))) as Lineage;
   }
 }
