@@ -1020,6 +1020,22 @@ describe("things watch", () => {
     expect(line).toContain("#3  urn:test:lamp  brightness");
     expect(w.stdout.seen).toHaveLength(2);
   });
+
+  it("stops quietly on Ctrl-C while it waits for a hub that does not answer", async () => {
+    const w = await startWatching(["--thing", LAMP]);
+    await hub.stop();
+    // A reconnection tried and failed: nothing answers at the hub's address now.
+    await w.stderr.waitFor(
+      (l) => l === "connection lost (1006: the hub does not answer); reconnecting",
+      "saying the hub does not answer",
+    );
+    w.child.kill("SIGINT");
+    expect(await w.exited).toBe(0);
+    expect(
+      w.stderr.seen.filter((l) => !l.startsWith("connection lost") && !l.startsWith("watching ")),
+    ).toEqual([]);
+    hub = await startTestHub({ dataDir }); // for afterEach, which stops it
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -556,10 +556,13 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
       );
       opened = true;
     } else if (status.state === "closed" && opened && !stop.signal.aborted) {
+      // 1006: the socket ended without a close frame — nothing answers at the hub's address.
       const why =
         status.code === undefined
           ? "no reason given"
-          : `${status.code}${status.reason ? ` ${status.reason}` : ""}`;
+          : status.code === 1006 && !status.reason
+            ? "1006: the hub does not answer"
+            : `${status.code}${status.reason ? ` ${status.reason}` : ""}`;
       process.stderr.write(`connection lost (${why}); reconnecting\n`);
     }
   });
@@ -594,7 +597,8 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
       process.stdout.write(`${options.json ? JSON.stringify(logged) : watchLine(logged)}\n`);
     }
   } catch (err) {
-    throw graphqlFailure(err);
+    // Stopped (Ctrl-C) while a reconnection was under way: stopped as asked, not failed.
+    if (!stop.signal.aborted) throw graphqlFailure(err);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

@@ -57,6 +57,24 @@ export class GraphqlSocketError extends Error {
   }
 }
 
+/**
+ * What a subscription's sink was told went wrong, as an Error: GraphQL errors, the socket's close,
+ * or an event of the socket's (a WebSocket ErrorEvent is no Error, and reads "[object Object]").
+ */
+function subscriptionFailure(err: unknown): Error {
+  if (Array.isArray(err)) return new GraphqlRequestError(err as GraphqlErrorEntry[]);
+  if (isCloseEvent(err)) return new GraphqlSocketError(err.code, err.reason);
+  if (err instanceof Error) return err;
+  const said = (err as { message?: unknown; error?: unknown } | null | undefined) ?? {};
+  const message =
+    typeof said.message === "string" && said.message !== ""
+      ? said.message
+      : said.error instanceof Error
+        ? said.error.message
+        : undefined;
+  return new GraphqlSocketError(undefined, `the GraphQL socket failed: ${message ?? "no reason given"}`);
+}
+
 export interface SocketStatus {
   state: "connecting" | "open" | "closed";
   code?: number;
@@ -426,13 +444,9 @@ export class GraphqlClient {
         },
         error: (err) => {
           if (!current) return;
-          failure = Array.isArray(err)
-            ? new GraphqlRequestError(err as GraphqlErrorEntry[])
-            : isCloseEvent(err)
-              ? new GraphqlSocketError(err.code, err.reason)
-              : err instanceof Error
-                ? err
-                : new GraphqlSocketError(undefined, String(err));
+          // Stopped by its consumer: what the socket says after that (a reconnection abandoned)
+          // is no failure of the stream.
+          if (!options.signal?.aborted) failure = subscriptionFailure(err);
           finished = true;
           notify();
         },
@@ -714,6 +728,12 @@ export class GraphqlClient {
   async close(): Promise<void> {
     const socket = this.socket;
     this.socket = undefined;
-    await socket?.dispose();
+    try {
+      await socket?.dispose();
+    } catch (err) {
+      // Closed while a reconnection was under way: graphql-ws rejects that attempt with its own
+      // close ({code: 1000, reason: "All Subscriptions Gone"}), which is the closing asked for.
+      if (!isCloseEvent(err)) throw err;
+    }
   }
 }
