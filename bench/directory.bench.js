@@ -2,10 +2,12 @@
 // The directory benchmark: a real hub as a child process, loaded over HTTP with undici.
 // Registers N realistic TDs, then measures GET by id, listing pages and JSONPath searches.
 // Prints ONE JSON line on stdout; everything else goes to stderr. See bench/README.md.
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { cpuTimesMs, nearestRank, rssMiB, HUB_NODE_ARGS, hubNodeArgs, startHub, stopHub } from "./support.js";
 
@@ -485,6 +487,47 @@ async function drain(body) {
 
 const thingPath = (id) => `/things/${encodeURIComponent(id).replace(/%3A/gi, ":")}`;
 
+/** Runs of `things get` measured: a person's wait for one answer, start-up included. */
+const CLI_RUNS = 5;
+
+/**
+ * The real `things get ID` (bin/things.js) against the hub, CLI_RUNS times one after another: the
+ * median of its own CPU time (all its threads, written by the process as it exits) and of its
+ * wall time, start to exit. Most of either is loading the command and its first request.
+ */
+async function cliGet(url, token, id) {
+  const cli = fileURLToPath(new URL("../bin/things.js", import.meta.url));
+  const cpuAtExit = `data:text/javascript,process.on("exit",()=>process.stderr.write("\\ncpu-us "+JSON.stringify(process.cpuUsage())+"\\n"))`;
+  const cpu = [];
+  const wall = [];
+  let errors = 0;
+  for (let i = 0; i < CLI_RUNS && !stopping; i++) {
+    const started = process.hrtime.bigint();
+    const { code, stdout, stderr } = await new Promise((resolve) => {
+      const child = spawn(process.execPath, ["--import", cpuAtExit, cli, "get", id, "--json", "--url", url], {
+        env: { ...process.env, HYPERTHINGS_TOKEN: token },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      let err = "";
+      child.stdout.setEncoding("utf8").on("data", (chunk) => (out += chunk));
+      child.stderr.setEncoding("utf8").on("data", (chunk) => (err += chunk));
+      child.on("close", (exitCode) => resolve({ code: exitCode, stdout: out, stderr: err }));
+    });
+    wall.push(Number(process.hrtime.bigint() - started) / 1e6);
+    const usage = /^cpu-us (.*)$/m.exec(stderr);
+    if (code !== 0 || usage === null || !stdout.includes(id)) {
+      errors++;
+      log(`things get #${i}: exit ${code}: ${stderr.trim().slice(0, 300)}`);
+      continue;
+    }
+    const { user, system } = JSON.parse(usage[1]);
+    cpu.push((user + system) / 1000);
+  }
+  const median = (values) => nearestRank(Float64Array.from(values).sort(), 0.5);
+  return { runs: CLI_RUNS, cpuMs: median(cpu), wallMs: median(wall), errors };
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
@@ -624,6 +667,9 @@ async function main() {
       ),
     );
 
+    // 5. The CLI: `things get` of one TD, as a person runs it.
+    const cli = await cliGet(url, token, fleet.ids[0]);
+
     const rssPeak = rssMiB(pid, "VmHWM");
     result = {
       bench: "directory",
@@ -638,6 +684,7 @@ async function main() {
         ...byType,
         nested: { matches: fleet.expected.hotCelsius, ms: nested.max, errors: nested.errors },
       },
+      cliGet: cli,
       rssMiB: rss,
       rssPeakMiB: rssPeak,
       node: process.version,
@@ -655,7 +702,8 @@ async function main() {
     result.get.errors +
     result.list.errors +
     result.jsonpath.errors +
-    result.jsonpath.nested.errors;
+    result.jsonpath.nested.errors +
+    result.cliGet.errors;
   if (errors > 0) {
     log(`${errors} errors: the figures are not valid`);
     process.exitCode = 1;

@@ -844,3 +844,29 @@ describe("GraphQL over HTTP: the bound on an answer's bytes", () => {
     expect(after.body.data?.thing).toEqual({ id });
   });
 });
+
+describe("GraphQL on two hubs of one process", () => {
+  const hubs: TestHub[] = [];
+  afterAll(async () => {
+    for (const hub of hubs) await hub.stop();
+  });
+
+  it("answers each hub's queries and mutations from that hub: the schema they share holds no hub", async () => {
+    for (const id of ["urn:test:two-hubs:a", "urn:test:two-hubs:b"]) {
+      const hub = await startTestHub();
+      hubs.push(hub);
+      await putTd(hub, minimalTd({ id }));
+    }
+    const [a, b] = hubs as [TestHub, TestHub];
+    const ids = async (hub: TestHub) =>
+      (
+        (await post(hub, "{ things { items { id } } }")).body.data?.things as { items: Array<{ id: string }> }
+      ).items.map((thing) => thing.id);
+    expect(await ids(a)).toEqual(["urn:test:two-hubs:a"]);
+    expect(await ids(b)).toEqual(["urn:test:two-hubs:b"]);
+    const removed = await post(b, 'mutation { remove(id: "urn:test:two-hubs:b") { kind } }');
+    expect(removed.body.errors).toBeUndefined();
+    expect(await ids(b)).toEqual([]);
+    expect(await ids(a)).toEqual(["urn:test:two-hubs:a"]);
+  });
+});

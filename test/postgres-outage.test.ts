@@ -12,6 +12,7 @@ import { PostgresStore, type ChangeDraft } from "../src/store/index.js";
 import { TestHlc } from "../src/store/store-conformance.js";
 import {
   PostgresProxy,
+  blockedBy,
   describeWithPostgres,
   dropSchema,
   postgresProblem,
@@ -465,16 +466,7 @@ describeWithPostgres("a hub whose PostgreSQL goes away", problem, () => {
           await new Promise((resolve) => setImmediate(resolve));
         }
       })();
-      await vi.waitFor(
-        async () => {
-          const { rows } = await db.query<{ n: number }>(
-            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-            [blockerPid],
-          );
-          expect(rows[0]?.n).toBe(1);
-        },
-        { timeout: 20_000, interval: 50 },
-      );
+      await blockedBy(db, blockerPid);
 
       // The lock's session ends, and `one` learns it, its batch still in flight.
       await db.query("SELECT pg_terminate_backend($1)", [lockPid]);

@@ -23,6 +23,7 @@ import { brokerProblem, brokerUrl } from "./support/mqtt-broker.js";
 import { NatsProxy, natsProblem, natsUrl, servicesRequired as required } from "./support/nats-server.js";
 import {
   PostgresProxy,
+  blockedBy,
   dropSchema,
   postgresProblem,
   postgresUrl,
@@ -1062,16 +1063,7 @@ if (problem !== undefined && !required) {
         const blockerPid = (await blocker.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]
           ?.pid;
         await device.publishAsync(topic, "1", { qos: 1 });
-        await vi.waitFor(
-          async () => {
-            const { rows } = await db.query<{ n: number }>(
-              "SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-              [blockerPid],
-            );
-            expect(rows[0]?.n).toBe(1);
-          },
-          { timeout: 20_000, interval: 50 },
-        );
+        await blockedBy(db, blockerPid);
         // The session holding the replica's gateway role ends: it stops the gateway, its reading
         // still being committed; the reading is then committed, so it must be acknowledged before
         // the gateway leaves the session, or the broker sends it again to the next holder.

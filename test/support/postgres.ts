@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import pg from "pg";
-import { describe, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { servicesRequired } from "./mqtt-broker.js";
 
 export { servicesRequired };
@@ -41,6 +41,23 @@ export function describeWithPostgres(name: string, problem: string | undefined, 
       });
     });
   }
+}
+
+/**
+ * Resolves once exactly one session waits on a lock held by session `pid` (as a commit waits on a
+ * row another session holds), asked through `db`; fails after 20 s.
+ */
+export async function blockedBy(db: pg.Client, pid: number | undefined): Promise<void> {
+  await vi.waitFor(
+    async () => {
+      const { rows } = await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+        [pid],
+      );
+      expect(rows[0]?.n).toBe(1);
+    },
+    { timeout: 20_000, interval: 50 },
+  );
 }
 
 /** The test database's URL for a store in `schema`. */

@@ -14,6 +14,7 @@ import { wellKnownRoutes } from "./directory-description.js";
 import { directoryRoutes } from "./directory-routes.js";
 import { eventRoutes } from "./event-routes.js";
 import { sendClientErrorProblem, sendProblem } from "./problem.js";
+import { sharedValidators } from "./route-validators.js";
 import { searchRoutes } from "./search-routes.js";
 import { registerShutdown } from "./shutdown.js";
 import { closeSilentConnections } from "./silent-connections.js";
@@ -66,6 +67,10 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
     },
     // …and so does a request Node's HTTP parser refuses (headers too large, not HTTP at all).
     clientErrorHandler: sendClientErrorProblem,
+    // Compiled once per process, not once per server (route-validators.ts). Fastify takes any
+    // builder given here as a custom one, and then leaves a `headers` schema's names as they are
+    // instead of lower-casing them: a route that checks headers names them in lower case.
+    schemaController: { compilersFactory: { buildValidator: sharedValidators } },
     ajv: {
       // verbose: each error carries its schema, whose description explains a pattern (problem.ts).
       customOptions: {
