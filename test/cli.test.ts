@@ -2,7 +2,13 @@
 // a real hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer as createHttpServer, get as httpGet, type Server as HttpServer } from "node:http";
+import {
+  createServer as createHttpServer,
+  get as httpGet,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from "node:http";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -76,6 +82,20 @@ function writeJson(name: string, value: unknown): string {
 async function storedIds(): Promise<string[]> {
   const response = await hub.request("/things");
   return ((await response.json()) as Array<{ id: string }>).map((td) => td.id);
+}
+
+/** Starts a server on a free port of 127.0.0.1: its base URL. */
+async function listening(server: HttpServer): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+/** A proxy's forwarding: the hub's answer to the same request, at `path`. */
+function forwardToHub(path: string, request: IncomingMessage, response: ServerResponse): void {
+  httpGet(`${hub.url}${path}`, { headers: request.headers }, (answer) => {
+    response.writeHead(answer.statusCode ?? 502, answer.headers);
+    answer.pipe(response);
+  }).on("error", () => response.destroy());
 }
 
 async function register(...tds: Array<Record<string, unknown>>): Promise<void> {
@@ -611,18 +631,10 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     });
     // A proxy that serves the hub under /hub/, as docs/cli.md's --url allows.
     const proxy = createHttpServer((request, response) => {
-      const path = (request.url ?? "").replace(/^\/hub\//, "/");
-      httpGet(`${hub.url}${path}`, { headers: request.headers }, (answer) => {
-        response.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(response);
-      }).on("error", () => response.destroy());
+      forwardToHub((request.url ?? "").replace(/^\/hub\//, "/"), request, response);
     });
-    const urlOf = async (server: HttpServer): Promise<string> => {
-      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-      return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    };
-    const otherUrl = await urlOf(other);
-    const proxyUrl = await urlOf(proxy);
+    const otherUrl = await listening(other);
+    const proxyUrl = await listening(proxy);
     try {
       for (const args of [["ls"], ["get", "urn:test:lamp"]]) {
         expect(expectOneLine(await things([...args, "--url", otherUrl]))).toBe(
@@ -657,17 +669,10 @@ describe("failures: one line on stderr and a non-zero exit", () => {
         response.end(page);
         return;
       }
-      httpGet(`${hub.url}${path}`, { headers: request.headers }, (answer) => {
-        response.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(response);
-      }).on("error", () => response.destroy());
+      forwardToHub(path, request, response);
     });
-    const urlOf = async (server: HttpServer): Promise<string> => {
-      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-      return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    };
-    const webUrl = await urlOf(web);
-    const proxyUrl = await urlOf(proxy);
+    const webUrl = await listening(web);
+    const proxyUrl = await listening(proxy);
     await register(lamp("urn:test:lamp"));
     const shown = 'text/html: "<!DOCTYPE html> <html><body>Welcome to nginx!</body></html>"';
     try {
