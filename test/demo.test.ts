@@ -10,13 +10,25 @@ import { simThingId } from "../src/sim/index.js";
 import { firstData } from "./support/sse.js";
 import { OUTPUT_BOUND_MS, runThings as run } from "./support/things-process.js";
 
-/** The first Change of a Thing of one kind, from the hub's SSE change stream (bounded in time). */
-async function firstChange(hub: string, thing: string, kind: string): Promise<Record<string, unknown>> {
+/**
+ * The first Change of a Thing of one kind (and of one affordance, if given), from the hub's SSE
+ * change stream (bounded in time).
+ */
+async function firstChange(
+  hub: string,
+  thing: string,
+  kind: string,
+  affordance?: string,
+): Promise<Record<string, unknown>> {
   const query = new URLSearchParams({ thing, kind });
   const response = await fetch(`${hub}/changes/stream?${query.toString()}`, {
     signal: AbortSignal.timeout(OUTPUT_BOUND_MS),
   });
-  return (await firstData(response)) as Record<string, unknown>;
+  const data = await firstData(
+    response,
+    (change) => affordance === undefined || (change as { affordance?: string }).affordance === affordance,
+  );
+  return data as Record<string, unknown>;
 }
 
 describe("things demo", () => {
@@ -51,8 +63,9 @@ describe("things demo", () => {
       });
       expect(read.status).toBe(200);
       expect(typeof (await read.json())).toBe("number");
-      // The hub observes it: the boiler's temperature arrives as `reported` Changes.
-      const reported = await firstChange(hub, simThingId("espresso-machine"), "reported");
+      // The hub observes it: the boiler's temperature arrives as `reported` Changes (the read
+      // above may be recorded first, as the admin's).
+      const reported = await firstChange(hub, simThingId("espresso-machine"), "reported", "temperature");
       expect(reported).toMatchObject({ cause: { actor: "hub:observer" } });
       // And the smart plug over CoAP: its readings arrive by CoAP Observe.
       const plug = await firstChange(hub, simThingId("smart-plug"), "reported");

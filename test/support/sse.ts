@@ -104,16 +104,30 @@ export class EventStream {
   }
 }
 
-/** The first event's `data` of an SSE answer, parsed as JSON; the answer is then cancelled. */
-export async function firstData(response: Response): Promise<unknown> {
+/** The first event's `data` of an SSE answer (that `match` takes), parsed as JSON; the answer is then cancelled. */
+export async function firstData(
+  response: Response,
+  match: (data: unknown) => boolean = () => true,
+): Promise<unknown> {
   const decoder = new TextDecoder();
   let text = "";
+  let read = 0;
   for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
     text += decoder.decode(chunk, { stream: true });
-    const data = /^data: (.*)$/m.exec(text);
-    if (data) {
-      await response.body?.cancel().catch(() => undefined);
-      return JSON.parse(data[1] as string);
+    // Each whole `data:` line once, in order.
+    const lines = /^data: (.*)$/gm;
+    lines.lastIndex = read;
+    for (
+      let line = lines.exec(text);
+      line && text.indexOf("\n", line.index) !== -1;
+      line = lines.exec(text)
+    ) {
+      read = lines.lastIndex;
+      const data = JSON.parse(line[1] as string) as unknown;
+      if (match(data)) {
+        await response.body?.cancel().catch(() => undefined);
+        return data;
+      }
     }
   }
   throw new Error(`the change stream ended: ${text}`);
