@@ -80,6 +80,8 @@ export interface BrowserAndHub {
   open(options?: {
     hash?: string;
     viewport?: { width: number; height: number };
+    /** A phone's touch screen (Playwright's device emulation: touch events, a coarse pointer). */
+    touch?: boolean;
     signIn?: boolean;
     prepare?: (context: BrowserContext) => Promise<unknown>;
   }): Promise<Page>;
@@ -114,6 +116,7 @@ export function useBrowserAndHub(start: () => Promise<TestHub>, shownMs: number)
     async open(options = {}) {
       const context = await running(browser, "browser").newContext({
         viewport: options.viewport ?? { width: 1280, height: 720 },
+        ...(options.touch === true ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}),
       });
       await options.prepare?.(context);
       const page = await context.newPage();

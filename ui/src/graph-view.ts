@@ -11,7 +11,15 @@ import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
 import type { GraphSummary } from "../../src/client/hub-client.js";
 import { thingLink } from "./thing-titles.js";
-import { GOLDEN_ANGLE, PALETTE, graphOfSummary, layoutOf, legendOf, type GraphEdge } from "./thing-graph.js";
+import {
+  GOLDEN_ANGLE,
+  PALETTE,
+  graphOfSummary,
+  layoutOf,
+  legendOf,
+  spreadLabels,
+  type GraphEdge,
+} from "./thing-graph.js";
 
 const UNREACHABLE_COLOR = "#b0b0b0";
 const MAX_MATCHES = 20;
@@ -29,6 +37,24 @@ const CROWDED_LINKS = 4;
 /** A Thing hovered or chosen (with the arrow keys or in the list) is drawn to stand out. */
 const standsOut = (_attributes: unknown, state: { isHighlighted: boolean; isHovered: boolean }): boolean =>
   state.isHighlighted || state.isHovered;
+/** sigma's space around the graph on its canvas, in pixels. */
+const STAGE_PADDING = 20;
+/** sigma's label: its font (its default) and how far right of its node's disc it starts. */
+const LABEL_FONT = "14px sans-serif";
+const LABEL_HEIGHT = 18;
+const LABEL_GAP = 5;
+/** A label's width on the screen, as the label's font draws it. */
+const labelWidth = (() => {
+  let context: CanvasRenderingContext2D | null | undefined;
+  return (text: string): number => {
+    context ??= document.createElement("canvas").getContext("2d");
+    if (context === null) return 8 * text.length;
+    context.font = LABEL_FONT;
+    return context.measureText(text).width;
+  };
+})();
+/** A touch screen: one finger scrolls the page past the graph, two move and zoom it. */
+const TOUCH = typeof matchMedia === "function" && matchMedia("(pointer: coarse)").matches;
 /** How long a TD change waits before the summary is fetched again (the changes of a burst share one). */
 const REFRESH_MS = 1000;
 export const graphView: View = ({ client, live }, root) => {
@@ -48,6 +74,9 @@ export const graphView: View = ({ client, live }, root) => {
     "aria-label": "Graph of the Things: the arrow keys choose a Thing, Enter opens it",
     "aria-describedby": "graph-selection",
   });
+  // The Thing chosen (tapped on a touch screen, reached with the arrow keys or in the list): what
+  // it is, its links, and the way to its page, beside the graph (under it on a phone).
+  const panel = h("section", { class: "graph-panel", "data-testid": "graph-panel", hidden: true });
   const legend = h("ul", { class: "legend", "aria-label": "Legend" });
   const unreachableList = h("ul", { class: "unreachable", "aria-label": "Unreachable Things" });
   const search = h("input", {
@@ -85,6 +114,7 @@ export const graphView: View = ({ client, live }, root) => {
       h(
         "aside",
         {},
+        panel,
         search,
         matches,
         h("h2", {}, "Types"),
@@ -123,6 +153,7 @@ export const graphView: View = ({ client, live }, root) => {
     }
     showUnreachable();
     relist();
+    if (change.thing === selected) showPanel();
   }
   const unsubscribe = live.subscribe(applyReachability);
 
@@ -242,6 +273,9 @@ export const graphView: View = ({ client, live }, root) => {
   const typeCenters = new Map<string, { x: number; y: number }>();
   const hiddenTypes = new Set<string>();
   let outerRing = 0;
+  /** The layout's middle, and the pixels one of its units became when it was spread over the canvas. */
+  let centre = { x: 0, y: 0 };
+  let unit = 1;
 
   const colorOf = (type: string): string => {
     let color = typeColors.get(type);
@@ -267,13 +301,13 @@ export const graphView: View = ({ client, live }, root) => {
   const placeOf = (type: string): { x: number; y: number } => {
     let center = typeCenters.get(type);
     if (center === undefined) {
-      outerRing += 4;
+      outerRing += 4 * unit;
       const angle = typeCenters.size * GOLDEN_ANGLE;
-      center = { x: outerRing * Math.cos(angle), y: outerRing * Math.sin(angle) };
+      center = { x: centre.x + outerRing * Math.cos(angle), y: centre.y + outerRing * Math.sin(angle) };
       typeCenters.set(type, center);
     }
     const i = byType.get(type)?.size ?? 0;
-    const r = Math.sqrt(i + 0.5);
+    const r = Math.sqrt(i + 0.5) * unit;
     return { x: center.x + r * Math.cos(i * GOLDEN_ANGLE), y: center.y + r * Math.sin(i * GOLDEN_ANGLE) };
   };
   const nodeColor = (id: string): string =>
@@ -325,7 +359,9 @@ export const graphView: View = ({ client, live }, root) => {
       status,
       `${total} Things, ${graph.size} links`,
       hidden > 0 && `; ${total - hidden} shown (the types switched off in the legend are hidden)`,
-      ". Click a node to open it, choose one with the arrow keys on the graph and Enter, or open one from the list.",
+      TOUCH
+        ? ". Tap a node to choose it, or open one from the list; two fingers move and zoom the graph."
+        : ". Click a node to open it, choose one with the arrow keys on the graph and Enter, or open one from the list.",
     );
   };
   /** A link is drawn while both its ends are. */
@@ -446,6 +482,7 @@ export const graphView: View = ({ client, live }, root) => {
     delete canvas.dataset.selectedBackdrop;
     markListed();
     lightLinks();
+    showPanel();
     if (id === undefined) {
       delete canvas.dataset.selected;
       replace(selection);
@@ -453,13 +490,74 @@ export const graphView: View = ({ client, live }, root) => {
     }
     renderer?.setNodeState(id, { isHighlighted: true });
     canvas.dataset.selected = id;
-    replace(selection, note, `Selected: ${describeThing(id)}. Enter opens it.`);
+    replace(selection, note, `Selected: ${describeThing(id)}.${TOUCH ? "" : " Enter opens it."}`);
     // A Thing off the screen is brought into view.
     const at = onScreen(id);
     const { width, height } = renderer?.getDimensions() ?? { width: 0, height: 0 };
     const display = renderer?.getNodeDisplayData(id);
     if (at !== undefined && display !== undefined && (at.x < 0 || at.y < 0 || at.x > width || at.y > height))
       void renderer?.getCamera().animate({ x: display.x, y: display.y }, { duration: 300 });
+  };
+  /**
+   * How many pairs of the Things whose labels are drawn overlap on the screen, each as its disc and
+   * its label (said on the canvas, as the rendered count is, for the browser tests): none, where
+   * the graph's labels fit its canvas.
+   */
+  const labelOverlaps = (drawn: Sigma): number => {
+    const labelled = [...drawn.getNodeDisplayedLabels()];
+    if (labelled.length > LABELLED_EDGES) return -1;
+    const boxes = labelled.flatMap((id) => {
+      const data = drawn.getNodeDisplayData(id);
+      if (data === undefined || data.visibility === "hidden") return [];
+      const at = drawn.framedGraphToViewport(data);
+      const r = drawn.scaleSize(data.size);
+      const half = Math.max(r, LABEL_HEIGHT / 2);
+      const right = at.x + r + LABEL_GAP + labelWidth(data.label ?? "");
+      return [{ left: at.x - r, right, top: at.y - half, bottom: at.y + half }];
+    });
+    let count = 0;
+    for (let i = 0; i < boxes.length; i++)
+      for (let j = i + 1; j < boxes.length; j++) {
+        const [a, b] = [boxes[i], boxes[j]];
+        if (a === undefined || b === undefined) continue;
+        if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) count++;
+      }
+    return count;
+  };
+  /** The panel of the Thing chosen: its title, type, reachability and links, and its page's link. */
+  const showPanel = (): void => {
+    const id = selected;
+    if (id === undefined || graph?.hasNode(id) !== true) {
+      panel.hidden = true;
+      replace(panel);
+      return;
+    }
+    const shown = graph;
+    const thing = (other: string) => thingLink(other, titles.get(other));
+    const links: HTMLElement[] = [];
+    shown.forEachOutEdge(id, (_edge, attributes, _source, target) =>
+      links.push(h("li", {}, `${String(attributes.rel)} → `, thing(target))),
+    );
+    shown.forEachInEdge(id, (_edge, attributes, source) =>
+      links.push(h("li", {}, `← ${String(attributes.rel)} of `, thing(source))),
+    );
+    const reason = unreachable.get(id);
+    panel.hidden = false;
+    panel.dataset.thing = id;
+    replace(
+      panel,
+      h("h2", { title: id }, titles.get(id) ?? id),
+      h(
+        "p",
+        {},
+        h("span", { class: "tag" }, typeOfNode.get(id) ?? "Thing"),
+        reason !== undefined && h("span", { class: "unreachable-note" }, ` unreachable — ${reason}`),
+      ),
+      links.length === 0
+        ? h("p", { class: "muted" }, "No links.")
+        : h("ul", { class: "panel-links", "aria-label": `Links of ${titles.get(id) ?? id}` }, links),
+      h("a", { class: "open", href: thingHref(id) }, "Open its page"),
+    );
   };
   /** The Thing nearest the middle of the graph's box: where a selection starts. */
   const selectMiddle = (): void => {
@@ -550,6 +648,7 @@ export const graphView: View = ({ client, live }, root) => {
     showCount();
     showMatches(); // a search shown follows the Things' titles and removals
     relist();
+    showPanel();
     canvas.dataset.rendered = String(graph.order);
   };
 
@@ -591,9 +690,33 @@ export const graphView: View = ({ client, live }, root) => {
       const { nodes, edges } = graphOfSummary(summary);
       const types = legendOf(nodes);
       for (const [type, { color }] of types) typeColors.set(type, color);
-      const positions = layoutOf(nodes);
+      let positions = layoutOf(nodes);
       size = nodes.length > 1000 ? 3 : nodes.length > 100 ? 6 : 12;
       labelEdges = nodes.length <= LABELLED_EDGES;
+      // A graph small enough to label every Thing: spread over the canvas's shape (a phone's is
+      // tall) with no label over another, where they fit; where they do not, sigma's label grid
+      // picks which to draw, and zooming in shows the others.
+      let labelsFit = false;
+      if (labelEdges && canvas.clientWidth > 0 && canvas.clientHeight > 0) {
+        const spread = spreadLabels(
+          positions,
+          new Map(nodes.map((node) => [node.id, labelWidth(node.title)])),
+          {
+            width: canvas.clientWidth - 2 * STAGE_PADDING,
+            height: canvas.clientHeight - 2 * STAGE_PADDING,
+            radius: size,
+            labelHeight: LABEL_HEIGHT,
+            labelGap: LABEL_GAP,
+          },
+        );
+        positions = spread.positions;
+        unit = spread.unit;
+        labelsFit = spread.overlaps === 0;
+        centre = {
+          x: (canvas.clientWidth - 2 * STAGE_PADDING) / 2,
+          y: (canvas.clientHeight - 2 * STAGE_PADDING) / 2,
+        };
+      }
       graph = new Graph({ multi: true, type: "directed" });
       // In bulk (graphology's import): no per-node events or checks beyond the one pass.
       graph.import({
@@ -604,7 +727,7 @@ export const graphView: View = ({ client, live }, root) => {
           setType(node.id, node.type);
           if (!node.reachable) unreachable.set(node.id, "unreachable");
           const place = positions.get(node.id) ?? { x: 0, y: 0 };
-          outerRing = Math.max(outerRing, Math.hypot(place.x, place.y));
+          outerRing = Math.max(outerRing, Math.hypot(place.x - centre.x, place.y - centre.y));
           return {
             key: node.id,
             attributes: {
@@ -680,7 +803,7 @@ export const graphView: View = ({ client, live }, root) => {
         settings: {
           // On a graph small enough to label, every node's label: sigma's default leaves out
           // those that share a grid cell with another.
-          labelDensity: nodes.length <= LABELLED_EDGES ? Number.POSITIVE_INFINITY : 1,
+          labelDensity: labelsFit ? Number.POSITIVE_INFINITY : 1,
           // Sizes in pixels whatever the graph's extent; labels (glyph atlases) only where they
           // can be read: up to 2,000 Things, at every node size drawn (sigma's default hides the
           // labels of nodes under 6 px, so graphs of 101–2,000 Things showed none until zoomed).
@@ -688,6 +811,10 @@ export const graphView: View = ({ client, live }, root) => {
           renderLabels: nodes.length <= LABELLED_GRAPH,
           renderEdgeLabels: labelEdges,
           hideEdgesOnMove: true,
+          stagePadding: STAGE_PADDING,
+          // On a touch screen the page scrolls past the graph under one finger (the canvas takes
+          // most of a phone's window); two fingers move and zoom the graph, a tap chooses a Thing.
+          gestureTarget: TOUCH ? "shared" : "graph",
           labelRenderedSizeThreshold: Math.min(8, size),
           // The camera frames the labels too, where they are drawn: a Thing at the edge of the
           // graph is read whole ("Espresso machine", not "Espress" cut by the canvas's edge).
@@ -695,8 +822,19 @@ export const graphView: View = ({ client, live }, root) => {
         },
       });
       performance.measure("graph-sigma", "graph-built");
-      renderer.on("clickNode", ({ node }) => {
-        location.hash = thingHref(node);
+      // A click opens the Thing; a tap chooses it (there is no hover to say which it is first),
+      // and its panel opens it; a tap beside every Thing lets it go.
+      renderer.on("clickNode", ({ node, event }) => {
+        if (!event.original.type.startsWith("touch")) {
+          location.hash = thingHref(node);
+          return;
+        }
+        select(node);
+        // Under the graph on a phone: brought up into the window.
+        panel.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      });
+      renderer.on("clickStage", ({ event }) => {
+        if (event.original.type.startsWith("touch")) select(undefined);
       });
       renderer.on("enterNode", ({ node }) => {
         hovered = node;
@@ -711,6 +849,7 @@ export const graphView: View = ({ client, live }, root) => {
       const named = renderer;
       named.on("afterRender", () => {
         canvas.dataset.namedLinks = String(named.getEdgeDisplayedLabels().size);
+        canvas.dataset.labelOverlaps = String(labelOverlaps(named));
         if (selected === undefined) delete canvas.dataset.selectedBackdrop;
         else
           canvas.dataset.selectedBackdrop = String(

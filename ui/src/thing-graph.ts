@@ -128,3 +128,101 @@ export function layoutOf(nodes: readonly GraphNode[]): Map<string, { x: number; 
   });
   return positions;
 }
+
+/** The canvas a labelled graph is spread over, in pixels, and what each Thing takes on it. */
+export interface SpreadFrame {
+  /** The canvas's drawing area (its size less the stage's padding). */
+  width: number;
+  height: number;
+  /** A node's radius. */
+  radius: number;
+  /** A label's height, and its distance from its node's disc (it is drawn to the right). */
+  labelHeight: number;
+  labelGap: number;
+}
+
+/**
+ * Places a labelled graph's Things on a canvas of `frame.width` × `frame.height` pixels (y up, as
+ * sigma's graph coordinates): the layout stretched to the canvas's shape (a phone's canvas is
+ * taller than wide, and a square layout fitted to its width left its top and bottom empty), then
+ * Things whose discs or labels overlap pushed apart, the shorter way, within the canvas. Returns
+ * the positions (sigma frames them at about a pixel a unit), the pixels a layout unit became
+ * (where Things that come later are placed), and how many pairs of labels still overlap (a graph
+ * too big for the canvas: sigma's label grid then picks which to draw).
+ */
+export function spreadLabels(
+  positions: ReadonlyMap<string, { x: number; y: number }>,
+  labelWidths: ReadonlyMap<string, number>,
+  frame: SpreadFrame,
+): { positions: Map<string, { x: number; y: number }>; unit: number; overlaps: number } {
+  const ids = [...positions.keys()];
+  const { width, height, radius, labelHeight, labelGap } = frame;
+  const half = Math.max(radius, labelHeight / 2);
+  const right = (id: string) => radius + labelGap + (labelWidths.get(id) ?? 0);
+  let [minX, maxX, minY, maxY] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (const { x, y } of positions.values()) {
+    [minX, maxX, minY, maxY] = [Math.min(minX, x), Math.max(maxX, x), Math.min(minY, y), Math.max(maxY, y)];
+  }
+  const widest = Math.max(0, ...ids.map(right));
+  const spanX = Math.max(0, width - radius - widest);
+  const spanY = Math.max(0, height - 2 * half);
+  const unitX = maxX > minX ? spanX / (maxX - minX) : 0;
+  const unitY = maxY > minY ? spanY / (maxY - minY) : 0;
+  const xs = new Float64Array(ids.length);
+  const ys = new Float64Array(ids.length);
+  const lo = new Float64Array(ids.length);
+  const hi = new Float64Array(ids.length);
+  ids.forEach((id, i) => {
+    const at = positions.get(id) ?? { x: 0, y: 0 };
+    xs[i] = radius + (maxX > minX ? (at.x - minX) * unitX : spanX / 2);
+    ys[i] = half + (maxY > minY ? (at.y - minY) * unitY : spanY / 2);
+    // A label longer than the canvas starts at its left edge.
+    lo[i] = radius;
+    hi[i] = Math.max(radius, width - right(id));
+  });
+  const widths = ids.map(right);
+  const clamp = (i: number) => {
+    xs[i] = Math.min(Math.max(xs[i] ?? 0, lo[i] ?? 0), hi[i] ?? 0);
+    ys[i] = Math.min(Math.max(ys[i] ?? 0, half), Math.max(half, height - half));
+  };
+  /** How far the boxes of i and j overlap along x and y (both positive when they do). */
+  const overlap = (i: number, j: number): [number, number] => {
+    const [xi, xj, yi, yj] = [xs[i] ?? 0, xs[j] ?? 0, ys[i] ?? 0, ys[j] ?? 0];
+    const ox = Math.min(xi + (widths[i] ?? 0), xj + (widths[j] ?? 0)) - Math.max(xi - radius, xj - radius);
+    const oy = 2 * half - Math.abs(yi - yj);
+    return [ox, oy];
+  };
+  for (let round = 0; round < 300; round++) {
+    let moved = false;
+    for (let i = 0; i < ids.length; i++)
+      for (let j = i + 1; j < ids.length; j++) {
+        const [ox, oy] = overlap(i, j);
+        if (ox <= 0 || oy <= 0) continue;
+        moved = true;
+        // The shorter way out, half each; ties (one place) broken by the order of the ids.
+        const centreI = (xs[i] ?? 0) + ((widths[i] ?? 0) - radius) / 2;
+        const centreJ = (xs[j] ?? 0) + ((widths[j] ?? 0) - radius) / 2;
+        if (ox < oy) {
+          const way = centreI < centreJ || (centreI === centreJ && i < j) ? -1 : 1;
+          xs[i] = (xs[i] ?? 0) + (way * (ox + 1)) / 2;
+          xs[j] = (xs[j] ?? 0) - (way * (ox + 1)) / 2;
+        } else {
+          const way = (ys[i] ?? 0) < (ys[j] ?? 0) || (ys[i] === ys[j] && i < j) ? -1 : 1;
+          ys[i] = (ys[i] ?? 0) + (way * (oy + 1)) / 2;
+          ys[j] = (ys[j] ?? 0) - (way * (oy + 1)) / 2;
+        }
+        clamp(i);
+        clamp(j);
+      }
+    if (!moved) break;
+  }
+  let overlaps = 0;
+  for (let i = 0; i < ids.length; i++)
+    for (let j = i + 1; j < ids.length; j++) {
+      const [ox, oy] = overlap(i, j);
+      if (ox > 0 && oy > 0) overlaps++;
+    }
+  const spread = new Map(ids.map((id, i) => [id, { x: xs[i] ?? 0, y: ys[i] ?? 0 }]));
+  const unit = Math.min(unitX || unitY, unitY || unitX) || 1;
+  return { positions: spread, unit, overlaps };
+}

@@ -1,0 +1,167 @@
+// The web UI on a phone, in Chromium (playwright-core, a phone's window with touch emulated)
+// against a real hub: the graph spread over its tall canvas with no label over another, a tap that
+// chooses a Thing and shows its panel, one finger left to scroll the page past the graph.
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { expect, it } from "vitest";
+import { describeInBrowser, useBrowserAndHub } from "./support/ui-browser.js";
+import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
+
+// Bounds on waiting for what the page shows: generous, as ui.test.ts, for a loaded shared machine.
+const SHOWN_MS = 60_000;
+/** With HYPERTHINGS_UI_SCREENSHOTS=<folder> (npm run screenshots), the pictures of docs/ui.md. */
+const screenshots = process.env.HYPERTHINGS_UI_SCREENSHOTS;
+const PHONE = { width: 390, height: 844 };
+const SAREF = ["https://www.w3.org/2022/wot/td/v1.1", { saref: "https://saref.etsi.org/core/" }];
+const ID = (name: string) => `urn:test:ui-phone:${name}`;
+/** A fleet like the demo's: nine Things of five types, with long titles and links between them. */
+const FLEET: Array<[string, string, string, Array<{ rel: string; href: string }>]> = [
+  ["machine", "Espresso machine", "saref:Appliance", [{ rel: "dependsOn", href: ID("switch") }]],
+  ["switch", "Core switch", "saref:Device", []],
+  ["plug", "Desk lamp plug", "saref:Device", []],
+  ["ups", "UPS", "saref:Device", [{ rel: "dependsOn", href: ID("switch") }]],
+  [
+    "host",
+    "Container host",
+    "saref:Meter",
+    ["orders", "web", "cache"].map((name) => ({ rel: "hosts", href: ID(`container-${name}`) })),
+  ],
+  ["container-orders", "Container orders", "saref:Sensor", [{ rel: "runsOn", href: ID("host") }]],
+  ["container-web", "Container web", "saref:Sensor", [{ rel: "runsOn", href: ID("host") }]],
+  ["container-cache", "Container cache", "saref:Sensor", [{ rel: "runsOn", href: ID("host") }]],
+  ["service", "Order service", "saref:Actuator", [{ rel: "runsOn", href: ID("container-orders") }]],
+];
+
+describeInBrowser("the web UI on a phone", { timeout: 4 * SHOWN_MS }, () => {
+  const ui = useBrowserAndHub(async () => {
+    const hub = await startTestHub();
+    for (const [name, title, type, links] of FLEET)
+      await putTd(hub, minimalTd({ "@context": SAREF, "@type": type, id: ID(name), title, links }));
+    return hub;
+  }, SHOWN_MS);
+
+  /**
+   * Where the graph's canvas shows a colour (a node's), in CSS pixels of the page: the box of all
+   * its pixels and their middle. Nodes are the only saturated pixels: links are grey, labels black.
+   */
+  async function colourOnCanvas(
+    page: Page,
+    colour?: string,
+  ): Promise<{
+    top: number;
+    bottom: number;
+    left: number;
+    right: number;
+    x: number;
+    y: number;
+    height: number;
+  }> {
+    const graph = page.getByTestId("graph");
+    // The screenshot scrolls the canvas into the window: its box is read after it.
+    const png = (await graph.screenshot()).toString("base64");
+    const box = await graph.boundingBox();
+    if (box === null) throw new Error("no graph");
+    const found = await page.evaluate<{
+      top: number;
+      bottom: number;
+      left: number;
+      right: number;
+      x: number;
+      y: number;
+      scale: number;
+    }>(
+      `(async () => {
+        const colour = ${JSON.stringify(colour ?? null)};
+        const image = new Image();
+        image.src = "data:image/png;base64,${png}";
+        await image.decode();
+        const canvas = document.createElement("canvas");
+        canvas.width = image.width;
+        canvas.height = image.height;
+        const context = canvas.getContext("2d");
+        context.drawImage(image, 0, 0);
+        const { data, width, height } = context.getImageData(0, 0, canvas.width, canvas.height);
+        let want;
+        if (colour !== null) {
+          const probe = document.createElement("span");
+          probe.style.color = colour;
+          document.body.append(probe);
+          want = getComputedStyle(probe).color.match(/\\d+/g).map(Number);
+          probe.remove();
+        }
+        let [top, bottom, left, right, sx, sy, n] = [Infinity, -Infinity, Infinity, -Infinity, 0, 0, 0];
+        for (let y = 0; y < height; y++)
+          for (let x = 0; x < width; x++) {
+            const i = (y * width + x) * 4;
+            const [r, g, b] = [data[i], data[i + 1], data[i + 2]];
+            const hit = want === undefined
+              ? Math.max(r, g, b) - Math.min(r, g, b) > 80
+              : Math.abs(r - want[0]) + Math.abs(g - want[1]) + Math.abs(b - want[2]) < 30;
+            if (!hit) continue;
+            [top, bottom, left, right] = [Math.min(top, y), Math.max(bottom, y), Math.min(left, x), Math.max(right, x)];
+            sx += x;
+            sy += y;
+            n++;
+          }
+        return { top, bottom, left, right, x: sx / n, y: sy / n, scale: width / ${box.width} };
+      })()`,
+    );
+    const css = (value: number) => value / found.scale;
+    return {
+      top: css(found.top),
+      bottom: css(found.bottom),
+      left: css(found.left),
+      right: css(found.right),
+      x: box.x + css(found.x),
+      y: box.y + css(found.y),
+      height: box.height,
+    };
+  }
+
+  it("spreads the graph over a phone's canvas with no label over another, and a tap shows a Thing's panel", async () => {
+    const page = await ui.open({ viewport: PHONE, touch: true });
+    try {
+      await page.locator(`[data-testid="graph"][data-rendered="${FLEET.length}"]`).waitFor();
+      // No Thing's disc and label over another's, as the renderer placed them.
+      await page.locator('[data-testid="graph"][data-label-overlaps="0"]').waitFor();
+      // The nodes reach from near the top of the tall canvas to near its bottom, not a square
+      // band across its middle (they spanned 48% of its height, fitted to its width).
+      const nodes = await colourOnCanvas(page);
+      expect(
+        (nodes.bottom - nodes.top) / nodes.height,
+        "the nodes' share of the canvas's height",
+      ).toBeGreaterThan(0.7);
+      // One finger on the canvas scrolls the page (two move the graph): it takes most of the window.
+      await expect(
+        page.evaluate<string>(
+          `getComputedStyle(document.querySelector('[data-testid="graph"] .sigma-mouse')).touchAction`,
+        ),
+      ).resolves.not.toBe("none");
+
+      // A tap on the espresso machine (the one Thing of its type's colour) chooses it, and its
+      // panel says what it is, its link and the way to its page; the page stays the graph.
+      const colour = await page.evaluate<string>(
+        `getComputedStyle(document.querySelector('button[data-type="saref:Appliance"] .swatch')).backgroundColor`,
+      );
+      const machine = await colourOnCanvas(page, colour);
+      await page.touchscreen.tap(machine.x, machine.y);
+      const panel = page.getByTestId("graph-panel");
+      await panel.getByRole("heading", { name: "Espresso machine" }).waitFor();
+      expect(await page.getByTestId("graph").getAttribute("data-selected")).toBe(ID("machine"));
+      await expect(panel.textContent()).resolves.toContain("saref:Appliance");
+      await expect(panel.getByRole("link", { name: "Core switch" }).getAttribute("href")).resolves.toBe(
+        `#/thing/${encodeURIComponent(ID("switch"))}`,
+      );
+      const box = await panel.boundingBox();
+      expect((box?.x ?? 0) + (box?.width ?? Infinity)).toBeLessThanOrEqual(PHONE.width);
+      expect(new URL(page.url()).hash).toBe("#/");
+      if (screenshots !== undefined)
+        await page.screenshot({ path: join(screenshots, "graph-phone.png"), fullPage: true });
+      // Its panel opens its page.
+      await panel.getByRole("link", { name: "Open its page" }).tap();
+      await page.getByRole("heading", { level: 1, name: "Espresso machine" }).waitFor();
+    } finally {
+      await page.context().close();
+    }
+  });
+});
