@@ -32,11 +32,75 @@ const FLEET: Array<[string, string, string, Array<{ rel: string; href: string }>
   ["service", "Order service", "saref:Actuator", [{ rel: "runsOn", href: ID("container-orders") }]],
 ];
 
+const BOILER = ID("boiler");
+const FORM = (path: string) => [{ href: `http://127.0.0.1:9/${path}` }];
+
 describeInBrowser("the web UI on a phone", { timeout: 4 * SHOWN_MS }, () => {
   const ui = useBrowserAndHub(async () => {
     const hub = await startTestHub();
     for (const [name, title, type, links] of FLEET)
       await putTd(hub, minimalTd({ "@context": SAREF, "@type": type, id: ID(name), title, links }));
+    // A boiler with a history: readings, a write, an outage, a release it drifts from.
+    await putTd(
+      hub,
+      minimalTd({
+        id: BOILER,
+        title: "Boiler",
+        links: [{ rel: "dependsOn", href: ID("switch") }],
+        properties: {
+          temperature: { type: "number", title: "Boiler temperature", unit: "Cel", forms: FORM("t") },
+          setpoint: { type: "number", title: "Boiler setpoint", unit: "Cel", forms: FORM("setpoint") },
+          recipe: { type: "object", forms: FORM("recipe") },
+        },
+      }),
+    );
+    const sensor = { actor: "hub:observer", via: "http" };
+    await hub.hub.ingest(
+      BOILER,
+      [
+        { kind: "reported", affordance: "temperature", value: 20 },
+        { kind: "reported", affordance: "setpoint", value: 85 },
+        {
+          kind: "reported",
+          affordance: "recipe",
+          value: { dose: 18.5, yield: 36, grind: "fine", preinfusion: 4, temperature: 93 },
+        },
+      ],
+      sensor,
+    );
+    await hub.hub.ingest(BOILER, [{ kind: "desired", affordance: "setpoint", value: 90 }], {
+      actor: "operator@example.org",
+      via: "http",
+    });
+    await hub.hub.ingest(
+      BOILER,
+      [{ kind: "unreachable", value: "connect ECONNREFUSED 127.0.0.1:9" }],
+      sensor,
+    );
+    await hub.hub.ingest(BOILER, [{ kind: "reachable" }], sensor);
+    const applied = {
+      release: "sha256:4f1c2d3e4f5a6b7c8d9e0f",
+      name: "boiler-setpoint",
+      rollout: "urn:uuid:ui-phone-rollout",
+      desired: { setpoint: 80 },
+      drift: { policy: "record" },
+    };
+    await hub.hub.ingest(BOILER, [{ kind: "applied", value: applied }], { actor: "admin", via: "rollout" });
+    await hub.hub.ingest(
+      BOILER,
+      [
+        { kind: "reported", affordance: "setpoint", value: 90 },
+        { kind: "reported", affordance: "temperature", value: 90 },
+      ],
+      sensor,
+    );
+    const text = [
+      "release: boiler-setpoint",
+      "things:",
+      `  - select: { id: "${BOILER}" }`,
+      "    properties: { setpoint: 80 }",
+    ];
+    await hub.hub.releases.build([{ path: "release.yaml", text: text.join("\n") }], { actor: "test" });
     return hub;
   }, SHOWN_MS);
 
@@ -121,7 +185,7 @@ describeInBrowser("the web UI on a phone", { timeout: 4 * SHOWN_MS }, () => {
   it("spreads the graph over a phone's canvas with no label over another, and a tap shows a Thing's panel", async () => {
     const page = await ui.open({ viewport: PHONE, touch: true });
     try {
-      await page.locator(`[data-testid="graph"][data-rendered="${FLEET.length}"]`).waitFor();
+      await page.locator(`[data-testid="graph"][data-rendered="${FLEET.length + 1}"]`).waitFor();
       // No Thing's disc and label over another's, as the renderer placed them.
       await page.locator('[data-testid="graph"][data-label-overlaps="0"]').waitFor();
       // The nodes reach from near the top of the tall canvas to near its bottom, not a square

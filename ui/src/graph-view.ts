@@ -53,6 +53,16 @@ const labelWidth = (() => {
     return context.measureText(text).width;
   };
 })();
+/**
+ * The area sigma draws a graph in on a canvas of `width` × `height`: its padding is taken from the
+ * shorter side, and the longer side keeps the canvas's proportions (sigma's camera matrix).
+ */
+const frameOf = (width: number, height: number): { width: number; height: number } => {
+  const short = Math.min(width, height) - 2 * STAGE_PADDING;
+  return width >= height
+    ? { width: (short * width) / height, height: short }
+    : { width: short, height: (short * height) / width };
+};
 /** A touch screen: one finger scrolls the page past the graph, two move and zoom it. */
 const TOUCH = typeof matchMedia === "function" && matchMedia("(pointer: coarse)").matches;
 /** How long a TD change waits before the summary is fetched again (the changes of a burst share one). */
@@ -698,24 +708,20 @@ export const graphView: View = ({ client, live }, root) => {
       // picks which to draw, and zooming in shows the others.
       let labelsFit = false;
       if (labelEdges && canvas.clientWidth > 0 && canvas.clientHeight > 0) {
-        const spread = spreadLabels(
-          positions,
-          new Map(nodes.map((node) => [node.id, labelWidth(node.title)])),
-          {
-            width: canvas.clientWidth - 2 * STAGE_PADDING,
-            height: canvas.clientHeight - 2 * STAGE_PADDING,
-            radius: size,
-            labelHeight: LABEL_HEIGHT,
-            labelGap: LABEL_GAP,
-          },
-        );
+        // Room to spare around each label: sigma measures its glyphs itself, and fits the whole
+        // to the canvas a little smaller than laid out here.
+        const widths = new Map(nodes.map((node) => [node.id, 1.1 * labelWidth(node.title) + 6]));
+        const frame = frameOf(canvas.clientWidth, canvas.clientHeight);
+        const spread = spreadLabels(positions, widths, {
+          ...frame,
+          radius: size,
+          labelHeight: LABEL_HEIGHT + 6,
+          labelGap: LABEL_GAP,
+        });
         positions = spread.positions;
         unit = spread.unit;
         labelsFit = spread.overlaps === 0;
-        centre = {
-          x: (canvas.clientWidth - 2 * STAGE_PADDING) / 2,
-          y: (canvas.clientHeight - 2 * STAGE_PADDING) / 2,
-        };
+        centre = { x: frame.width / 2, y: frame.height / 2 };
       }
       graph = new Graph({ multi: true, type: "directed" });
       // In bulk (graphology's import): no per-node events or checks beyond the one pass.
