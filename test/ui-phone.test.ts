@@ -228,4 +228,66 @@ describeInBrowser("the web UI on a phone", { timeout: 4 * SHOWN_MS }, () => {
       await page.context().close();
     }
   });
+
+  /**
+   * Where the tables matching `selector` break out of a phone's window: a table that scrolls
+   * sideways in its box, a cell past the window's right edge; and the page's own width.
+   */
+  async function outOfWindow(page: Page, selector: string): Promise<{ page: number; broken: string[] }> {
+    return page.evaluate<{ page: number; broken: string[] }>(`(() => {
+      const broken = [];
+      for (const table of document.querySelectorAll(${JSON.stringify(selector)})) {
+        const name = table.dataset.testid ?? table.querySelector("caption")?.textContent ?? "a table";
+        if (table.scrollWidth > table.clientWidth + 1)
+          broken.push(name + " scrolls: " + table.scrollWidth + " px in " + table.clientWidth);
+        for (const cell of table.querySelectorAll("tbody th, tbody td")) {
+          const box = cell.getBoundingClientRect();
+          if (box.width > 0 && box.right > innerWidth + 1)
+            broken.push(name + ": " + cell.textContent + " ends at " + Math.round(box.right) + " px");
+        }
+      }
+      return { page: document.scrollingElement.scrollWidth, broken };
+    })()`);
+  }
+
+  it("shows a diff's rows and the releases view's as cards on a phone: nothing scrolls sideways, every cell named", async () => {
+    const query = new URLSearchParams({ from: "-1h", to: "now" }).toString();
+    const page = await ui.open({
+      viewport: PHONE,
+      touch: true,
+      hash: `#/time/${encodeURIComponent(BOILER)}?${query}`,
+    });
+    try {
+      const after = page.locator(
+        '[data-testid="diff"] table.diff:not([data-testid]) tr[data-affordance="setpoint"] td.after',
+      );
+      await after.waitFor();
+      for (const section of ["diff-writes", "diff-reachability", "diff-drift", "diff-links"])
+        await page.getByTestId(section).waitFor();
+      const diff = await outOfWindow(page, '[data-testid="diff"] table');
+      expect(diff.broken).toEqual([]);
+      expect(diff.page).toBeLessThanOrEqual(PHONE.width);
+      // A value has the card's width, with its column's heading before it, not a column of a
+      // few letters in a box that scrolls.
+      await expect(after.textContent()).resolves.toBe("90 °C");
+      await expect(after.getAttribute("data-label")).resolves.toBe("after");
+      expect((await after.boundingBox())?.width ?? 0).toBeGreaterThan(250);
+      const asked = page.locator(
+        '[data-testid="diff"] table.diff:not([data-testid]) tr[data-affordance="setpoint"] td.asked',
+      );
+      await expect(asked.textContent()).resolves.toMatch(/^asked for 90 °C by operator@example.org at /);
+
+      await page.goto(`${ui.hub.url}/#/releases`);
+      await page.locator('[data-testid="drift"] tbody tr').waitFor();
+      await page.locator('[data-testid="releases"] tbody tr').waitFor();
+      const releases = await outOfWindow(page, "table");
+      expect(releases.broken).toEqual([]);
+      expect(releases.page).toBeLessThanOrEqual(PHONE.width);
+      const observed = page.locator('[data-testid="drift"] td.observed');
+      await expect(observed.getAttribute("data-label")).resolves.toBe("Observed");
+      await expect(observed.textContent()).resolves.toBe("90");
+    } finally {
+      await page.context().close();
+    }
+  });
 });

@@ -57,3 +57,20 @@ export function idFromHash(encoded: string): string {
     throw new Error(`This address names no Thing: "${encoded}" is not a percent-encoded Thing id.`);
   }
 }
+
+/**
+ * Names each cell of a table by its column's heading (`data-label`) and marks the table `cards`:
+ * in a narrow window (a phone) each row is drawn as a card, each cell a line with its heading
+ * before it (style.css), where the table scrolled sideways inside its box.
+ */
+export function asCards<T extends HTMLTableElement>(table: T): T {
+  table.classList.add("cards");
+  const headings = [...table.querySelectorAll("thead th")].map((th) => th.textContent?.trim() ?? "");
+  for (const row of table.querySelectorAll("tbody tr"))
+    [...row.children].forEach((cell, i) => {
+      const heading = headings[i];
+      if (heading !== undefined && heading !== "" && cell.tagName === "TD")
+        cell.setAttribute("data-label", heading);
+    });
+  return table;
+}

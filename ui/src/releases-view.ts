@@ -4,7 +4,7 @@
 import { ReleaseClient, RolloutClient } from "../../src/client/index.js";
 import type { DriftEntry, ReleasePage, RolloutView } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
-import { h, replace, show, showTime } from "./dom.js";
+import { asCards, h, replace, show, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { storedToken } from "./session.js";
 import { nameThingLinksFrom, thingLink } from "./thing-titles.js";
@@ -32,7 +32,7 @@ function driftTable(drift: DriftEntry[], total: number): HTMLElement {
       "Nothing drifts: every Thing holds its release's values.",
     );
   }
-  return h(
+  const table = h(
     "table",
     { "data-testid": "drift", "data-count": drift.length, "data-total": total },
     h(
@@ -62,6 +62,7 @@ function driftTable(drift: DriftEntry[], total: number): HTMLElement {
       ),
     ),
   );
+  return asCards(table);
 }
 
 function rolloutTable(rollouts: RolloutView[]): HTMLElement {
@@ -73,7 +74,7 @@ function rolloutTable(rollouts: RolloutView[]): HTMLElement {
       h("code", {}, "things rollout"),
       ".",
     );
-  return h(
+  const table = h(
     "table",
     { "data-testid": "rollouts" },
     h(
@@ -115,6 +116,7 @@ function rolloutTable(rollouts: RolloutView[]): HTMLElement {
       }),
     ),
   );
+  return asCards(table);
 }
 
 function releaseTable(releases: ReleaseSummary[]): HTMLElement {
@@ -126,7 +128,7 @@ function releaseTable(releases: ReleaseSummary[]): HTMLElement {
       h("code", {}, "things build"),
       ".",
     );
-  return h(
+  const table = h(
     "table",
     { "data-testid": "releases" },
     h(
@@ -155,6 +157,7 @@ function releaseTable(releases: ReleaseSummary[]): HTMLElement {
       ),
     ),
   );
+  return asCards(table);
 }
 
 export const releasesView: View = ({ client, live }, root) => {

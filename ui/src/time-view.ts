@@ -17,7 +17,7 @@ import type { EdgeValue } from "../../src/core/graph-links.js";
 import { appliedLabel } from "../../src/core/rollout.js";
 import { parseTimeExpression } from "../../src/core/time-expression.js";
 import type { View } from "./app-context.js";
-import { h, idFromHash, replace, show, showTime } from "./dom.js";
+import { asCards, h, idFromHash, replace, show, showTime } from "./dom.js";
 import { timeOfChange, valueOf } from "./change-row.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
@@ -114,7 +114,7 @@ function interactionTable(
 ): HTMLElement | false {
   if (list.length === 0) return false;
   const group = what === "action" ? "actions" : what === "write" ? "properties" : "events";
-  return h(
+  const table = h(
     "table",
     { class: "diff", "data-testid": `diff-${what}s` },
     h("caption", {}, what === "action" ? "Actions" : what === "write" ? "Writes" : "Events"),
@@ -166,6 +166,7 @@ function interactionTable(
       }),
     ),
   );
+  return asCards(table);
 }
 
 /** `2 unreachable, 1 reachable` from a section's {kind: count}. */
@@ -190,7 +191,7 @@ function reachabilityTable(reachability: ReachabilityDiff | undefined): HTMLElem
   const state = (reachable: boolean) =>
     h("td", { class: reachable ? "up" : "down" }, reachable ? "reachable" : "unreachable");
   const { last } = reachability;
-  return h(
+  const table = h(
     "table",
     { class: "diff", "data-testid": "diff-reachability" },
     h("caption", {}, "Reachability"),
@@ -227,6 +228,7 @@ function reachabilityTable(reachability: ReachabilityDiff | undefined): HTMLElem
       ),
     ),
   );
+  return asCards(table);
 }
 
 /** A drift Change's value as `drifting: desired 20, observed 26` (any other value as it is). */
@@ -240,7 +242,7 @@ function driftText(value: unknown): string {
 /** The drift Changes in between, by property: how many, and the last as recorded. */
 function driftTable(drift: DriftDiff | undefined, td: unknown): HTMLElement | false {
   if (drift === undefined) return false;
-  return h(
+  const table = h(
     "table",
     { class: "diff", "data-testid": "diff-drift" },
     h("caption", {}, `Drift: ${drift.changes} Change${drift.changes === 1 ? "" : "s"}`),
@@ -271,6 +273,7 @@ function driftTable(drift: DriftDiff | undefined, td: unknown): HTMLElement | fa
       ),
     ),
   );
+  return asCards(table);
 }
 
 /** A link as its linked/unlinked Change records it: `rel` then its target, a Thing named by title. */
@@ -308,7 +311,7 @@ function linksTable(links: LinksDiff | undefined): HTMLElement | false {
       ),
     );
   const rows = [...links.added.map((l) => row("added", l)), ...links.removed.map((l) => row("removed", l))];
-  return h(
+  const table = h(
     "table",
     { class: "diff", "data-testid": "diff-links" },
     h(
@@ -327,6 +330,7 @@ function linksTable(links: LinksDiff | undefined): HTMLElement | false {
         : h("tr", {}, h("td", { class: "muted", colspan: "3" }, "the same links at both ends")),
     ),
   );
+  return asCards(table);
 }
 
 /**
@@ -423,26 +427,28 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
     reachabilityTable(diff.reachability),
     rows.length === 0
       ? h("p", { class: "muted" }, "no property changed")
-      : h(
-          "table",
-          { class: "diff" },
-          h("caption", {}, "Properties"),
+      : asCards(
           h(
-            "thead",
-            {},
+            "table",
+            { class: "diff" },
+            h("caption", {}, "Properties"),
             h(
-              "tr",
+              "thead",
               {},
-              h("th", {}, "property"),
-              h("th", {}, "before"),
-              h("th", { "aria-hidden": "true" }),
-              h("th", {}, "after"),
-              asked && h("th", {}, "asked for"),
-              h("th", {}, "in between"),
-              h("th", {}, "cause"),
+              h(
+                "tr",
+                {},
+                h("th", {}, "property"),
+                h("th", {}, "before"),
+                h("th", { "aria-hidden": "true" }),
+                h("th", {}, "after"),
+                asked && h("th", {}, "asked for"),
+                h("th", {}, "in between"),
+                h("th", {}, "cause"),
+              ),
             ),
+            h("tbody", {}, rows),
           ),
-          h("tbody", {}, rows),
         ),
     interactionTable("write", diff.writes, td),
     interactionTable("action", diff.actions, td),
