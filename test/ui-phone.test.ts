@@ -290,4 +290,39 @@ describeInBrowser("the web UI on a phone", { timeout: 4 * SHOWN_MS }, () => {
       await page.context().close();
     }
   });
+
+  it("gives each of the Changes view's filters room for its whole hint on a phone, two to a row", async () => {
+    const page = await ui.open({ viewport: PHONE, touch: true, hash: "#/changes" });
+    try {
+      await page.locator("form.filters button").waitFor();
+      // Each field's hint (its placeholder) measured in the field's font, against the room inside it.
+      const fields = await page.evaluate<
+        Array<{ hint: string; text: number; room: number; left: number; right: number }>
+      >(`(() => {
+        const context = document.createElement("canvas").getContext("2d");
+        return [...document.querySelectorAll("form.filters input[placeholder]")].map((input) => {
+          const style = getComputedStyle(input);
+          context.font = style.font;
+          const box = input.getBoundingClientRect();
+          const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+          return { hint: input.placeholder, text: context.measureText(input.placeholder).width, room, left: box.left, right: box.right };
+        });
+      })()`);
+      expect(fields.length).toBeGreaterThanOrEqual(6);
+      for (const field of fields) {
+        expect(field.text, `"${field.hint}" in ${Math.round(field.room)} px`).toBeLessThanOrEqual(field.room);
+        expect(field.right, field.hint).toBeLessThanOrEqual(PHONE.width);
+      }
+      // Two to a row: the fields that are no time start at two places across the window.
+      const lefts = new Set(
+        fields.filter((field) => field.hint !== "now").map((field) => Math.round(field.left)),
+      );
+      expect(lefts.size).toBe(2);
+      expect(await page.evaluate<number>("document.scrollingElement.scrollWidth")).toBeLessThanOrEqual(
+        PHONE.width,
+      );
+    } finally {
+      await page.context().close();
+    }
+  });
 });
