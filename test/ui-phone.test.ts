@@ -208,9 +208,16 @@ describeInBrowser("the web UI on a phone", { timeout: 4 * SHOWN_MS }, () => {
         `getComputedStyle(document.querySelector('button[data-type="saref:Appliance"] .swatch')).backgroundColor`,
       );
       const machine = await colourOnCanvas(page, colour);
+      const canvasTop = () =>
+        page.evaluate<number>(
+          `document.querySelector('[data-testid="graph"]').getBoundingClientRect().top + scrollY`,
+        );
+      const before = await canvasTop();
       await page.touchscreen.tap(machine.x, machine.y);
       const panel = page.getByTestId("graph-panel");
       await panel.getByRole("heading", { name: "Espresso machine" }).waitFor();
+      // The canvas stayed put under the finger: the line saying which Thing is chosen had room.
+      expect(await canvasTop()).toBe(before);
       expect(await page.getByTestId("graph").getAttribute("data-selected")).toBe(ID("machine"));
       await expect(panel.textContent()).resolves.toContain("saref:Appliance");
       await expect(panel.getByRole("link", { name: "Core switch" }).getAttribute("href")).resolves.toBe(
