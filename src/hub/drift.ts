@@ -36,6 +36,11 @@ export interface DriftContext {
   readonly isApplying: (thing: string) => boolean;
   /** Each Change, in seq order, before it is judged: what isApplying says may follow it. */
   readonly seen?: (change: Change) => void;
+  /**
+   * At a start, the Things a rollout step is recorded as being applied to (resumed after drift
+   * starts): what they reported is left to the release the step ends with.
+   */
+  readonly inFlight?: () => Promise<ReadonlySet<string>>;
   readonly clock: HubClock;
   readonly logger: Logger;
 }
@@ -96,13 +101,25 @@ export class Drift {
   /**
    * Loads each Thing's active release and open drifts, then follows the Log from there (no gap).
    * `judging: false` (a replica that does not hold the `drift` role, docs/replicas.md): it only
-   * keeps what drifts as the Log says (the holder's `drift` Changes), until `lead`.
+   * keeps what drifts as the Log says (the holder's `drift` Changes), until `lead`. Judging (a hub
+   * alone), it takes up from the Log what the process before it left, as a replica taking the
+   * role over does: each latest report is judged (one committed and not judged before the stop is
+   * judged now), and each open drift whose corrective write was sent is checked again (`recheck`),
+   * before any later Change.
    */
   async start({ judging = true }: { judging?: boolean } = {}): Promise<void> {
     this.judging = judging;
     const at = await this.context.store.lastSeq();
-    await this.load(at);
+    const { reports, sent } = await this.load(at, judging);
     this.position = at;
+    if (judging) {
+      const held = (await this.context.inFlight?.()) ?? new Set<string>();
+      for (const report of reports) {
+        if (held.has(report.thing)) this.defer(report);
+        else this.judge(report);
+      }
+      for (const entry of sent) if (!held.has(entry.thing)) this.recheck(entry);
+    }
     this.follower = this.context.follow((change) => this.observe(change), { after: at });
     await this.follower.ready;
   }
@@ -453,8 +470,9 @@ export class Drift {
   }
 
   /**
-   * An open drift whose corrective write the previous holder of the role sent (or was sending)
-   * when it stopped: whether the Thing kept the value is not in the Log yet, or was not judged.
+   * An open drift whose corrective write the previous holder of the role (or this hub, before it
+   * restarted) sent or was sending when it stopped: whether the Thing kept the value is not in the
+   * Log yet, or was not judged.
    * The property is read back, as after a write of this process: the value it reports is judged
    * as the answer to that write (resolved, or drifting still: the policy goes on, within its
    * limit). A Thing whose property cannot be read back (written over MQTT) is judged at its next

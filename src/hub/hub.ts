@@ -219,6 +219,7 @@ export class Hub {
       commands: this.commands,
       isApplying: (thing) => this.rollouts?.isApplying(thing) ?? false,
       seen: (change) => this.rollouts?.seen(change),
+      inFlight: async () => (await this.rollouts?.thingsInFlight()) ?? new Set<string>(),
       clock,
       logger: logger.child({ part: "drift" }),
     });

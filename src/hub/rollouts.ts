@@ -350,6 +350,19 @@ export class Rollouts {
   }
 
   /**
+   * The Things a step is recorded as being applied to in the store, whatever the rollout's status:
+   * at a start, before `resume` takes them up again (drift leaves their reports to the step).
+   */
+  async thingsInFlight(): Promise<Set<string>> {
+    const { store } = this.context;
+    const things = new Set<string>();
+    for (const rollout of await store.listRollouts({ inFlight: true, limit: 1000, offset: 0 })) {
+      for (const step of await allSteps(store, rollout.id, "applying")) things.add(step.thing);
+    }
+    return things;
+  }
+
+  /**
    * A Change of the Log, in seq order, before drift judges it: a rollout's Changes say a step is
    * being applied to their Thing, whichever replica applies it.
    */
@@ -418,11 +431,7 @@ export class Rollouts {
       // A step whose first Change is at or before `upTo` was claimed before this read: when the
       // store has it no longer applying, it has ended, with or without a Change saying so.
       const upTo = await store.lastSeq();
-      const inFlight = await store.listRollouts({ inFlight: true, limit: 1000, offset: 0 });
-      const things = new Set<string>();
-      for (const rollout of inFlight) {
-        for (const step of await allSteps(store, rollout.id, "applying")) things.add(step.thing);
-      }
+      const things = await this.thingsInFlight();
       for (const [thing, seq] of this.stepping) {
         if (seq <= upTo && !things.has(thing)) this.stepping.delete(thing);
       }
