@@ -509,6 +509,45 @@ describe("rollouts", () => {
     }
   });
 
+  it("streams a cancelled rollout's events until its step in flight has ended, not only to the cancel", async () => {
+    const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+    try {
+      await device.start();
+      // Before the fleet's ids: its step is the first, held while the others wait.
+      const id = "urn:test:rollout-cancel-stream";
+      await registerThing(hub, id, device.td(id), { username: USERNAME, password: PASSWORD });
+      const release = await build(manifest("cancel-streamed", 3, [id, ...ids.slice(0, 2)]));
+      const answer = device.holdAnswers();
+      const arrived = device.moreRequests(1);
+      const started = await json<RolloutView>(await postRollout(release, { concurrency: 1 }), 202);
+      await arrived;
+      const stream = await EventStream.open(hub, `/rollouts/${encodeURIComponent(started.id)}/events`);
+      const first = await stream.next();
+      expect(first?.event).toBe("status");
+      const cancelled = await json<RolloutView>(
+        await hub.request(`/rollouts/${encodeURIComponent(started.id)}/cancel`, { method: "POST" }),
+        200,
+      );
+      expect(cancelled.progress.applying).toBe(1);
+      answer();
+      const events: { event: string; data: { status: string; thing?: string; progress: RolloutProgress } }[] =
+        [];
+      for (;;) {
+        const event = await stream.next();
+        if (!event) break;
+        events.push({ event: event.event, data: JSON.parse(event.data) as (typeof events)[number]["data"] });
+      }
+      // The cancel's status, then the end of the step that was out: the stream ends with it.
+      expect(events.find((e) => e.event === "status")?.data).toMatchObject({ status: "failed" });
+      expect(events.at(-1)).toMatchObject({
+        event: "step",
+        data: { thing: id, status: "failed", progress: { applying: 0, failed: 1, skipped: 2 } },
+      });
+    } finally {
+      await device.stop();
+    }
+  });
+
   it("streams a rollout's progress as Server-Sent Events until it ends", async () => {
     const release = await build(manifest("streamed", 7, ids.slice(0, 4)));
     const started = await json<RolloutView>(await postRollout(release, { concurrency: 1 }), 202);

@@ -148,7 +148,14 @@ export class Rollouts {
    */
   private readonly told = new Map<
     string,
-    { listeners: number; ended: Set<number>; total: number; since: Promise<void>; over: boolean }
+    {
+      listeners: number;
+      ended: Set<number>;
+      total: number;
+      since: Promise<void>;
+      said: boolean;
+      over: boolean;
+    }
   >();
 
   constructor(private readonly context: RolloutContext) {}
@@ -325,6 +332,7 @@ export class Rollouts {
         ended: new Set<number>(),
         total: 0,
         since: Promise.resolve(),
+        said: false,
         over: false,
       };
       fresh.since = this.endedSteps(rollout).then(
@@ -490,8 +498,10 @@ export class Rollouts {
         }
         told.total = told.ended.size;
       }
-      if (rollout.status !== "running") {
-        told.over = true;
+      // Said once; then the ends of the steps that were in flight, until none is.
+      if (rollout.status !== "running" && progress.applying === 0) told.over = true;
+      if (rollout.status !== "running" && !told.said) {
+        told.said = true;
         this.emit({
           type: "status",
           rollout: id,
@@ -549,6 +559,11 @@ export class Rollouts {
   }
 
   private emit(event: RolloutEvent): void {
+    // Its end said here (a cancel through this replica, or its run): not said again from the store.
+    if (event.type === "status" && event.status !== "running") {
+      const told = this.told.get(event.rollout);
+      if (told !== undefined) told.said = true;
+    }
     for (const listener of this.listeners) {
       try {
         listener(event);
