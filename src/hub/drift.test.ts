@@ -33,13 +33,13 @@ describe("Drift", () => {
     };
   }
 
-  function applied(level: number): Change {
+  function applied(level: number, policy: "record" | "revert" = "record"): Change {
     const value: AppliedValue = {
       release: RELEASE,
       name: "r",
       rollout: "urn:uuid:r",
       desired: { level },
-      drift: { policy: "record" },
+      drift: { policy },
     };
     return change("applied", undefined, value);
   }
@@ -50,11 +50,17 @@ describe("Drift", () => {
     return recorded.filter((r) => r.report.kind === "drift").map((r) => r.report.value as DriftValue);
   }
 
-  beforeEach(async () => {
-    store = new SqliteStore({ path: ":memory:" });
-    recorded.length = 0;
-    applying = false;
-    drift = new Drift({
+  const written: unknown[] = [];
+  const commands = {
+    writeProperty: (_thing: string, _affordance: string, value: unknown) => {
+      written.push(value);
+      return Promise.resolve({ correlation: "c" });
+    },
+    readBack: () => Promise.resolve(undefined),
+  } as unknown as ConstructorParameters<typeof Drift>[0]["commands"];
+
+  function newDrift(withCommands = false): Drift {
+    return new Drift({
       store,
       follow: (h) => {
         handler = h;
@@ -64,11 +70,19 @@ describe("Drift", () => {
         for (const report of reports) recorded.push({ thing, report, cause });
         return Promise.resolve(reports.map((r) => ({ ...change(r.kind, r.affordance, r.value), cause })));
       },
-      commands: undefined,
+      commands: withCommands ? commands : undefined,
       isApplying: () => applying,
       clock,
       logger: pino({ level: "silent" }),
     });
+  }
+
+  beforeEach(async () => {
+    store = new SqliteStore({ path: ":memory:" });
+    recorded.length = 0;
+    written.length = 0;
+    applying = false;
+    drift = newDrift();
     await drift.start();
   });
   afterEach(async () => {
@@ -109,5 +123,31 @@ describe("Drift", () => {
     applying = false;
     expect(drift.list()).toEqual([]);
     expect(await drifts()).toEqual([]);
+  });
+
+  it("a replica that the store says no longer holds the drift role records no drift and sends no write", async () => {
+    await drift.close();
+    drift = newDrift(true);
+    await drift.start({ judging: false });
+    // The role's session ended without this replica hearing of it: the store says so when asked.
+    await drift.lead(() => Promise.resolve(false));
+    handler(applied(40, "revert"));
+    handler(change("reported", "level", 30));
+    expect(await drifts()).toEqual([]);
+    expect(written).toEqual([]);
+    // What it kept in memory is what the Log says: nothing drifts.
+    expect(drift.list()).toEqual([]);
+  });
+
+  it("a replica that loses the drift role between the decision and the corrective write sends nothing", async () => {
+    await drift.close();
+    drift = newDrift(true);
+    await drift.start({ judging: false });
+    const answers = [true];
+    await drift.lead(() => Promise.resolve(answers.shift() ?? false));
+    handler(applied(40, "revert"));
+    handler(change("reported", "level", 30));
+    expect(await drifts()).toEqual([expect.objectContaining({ status: "drifting", revert: "sent" })]);
+    expect(written).toEqual([]);
   });
 });

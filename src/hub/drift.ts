@@ -95,6 +95,11 @@ export class Drift {
   private from = 0;
   /** Since `lead`, until the Changes up to `from` have been seen: judges the reports it read. */
   private catchUp: (() => void) | undefined;
+  /**
+   * On a replica holding the `drift` role: asks the store whether it still holds it (and gives it
+   * up when not), before each drift Change and each corrective write.
+   */
+  private confirm: (() => Promise<boolean>) | undefined;
 
   constructor(private readonly context: DriftContext) {}
 
@@ -129,9 +134,12 @@ export class Drift {
    * kept while another replica judged. Each Thing's active release and open drifts are read again,
    * and each latest report is judged once the Changes up to there have been seen in order (a step
    * being applied then still marks its Thing): a drift the previous holder recorded is not
-   * recorded again, one it did not judge before it stopped is.
+   * recorded again, one it did not judge before it stopped is. `confirm` (the role's): a replica
+   * whose role session ended without it hearing of it (the network cut) records no drift Change
+   * and sends no corrective write once the store says so, since another replica may judge by now.
    */
-  async lead(): Promise<void> {
+  async lead(confirm?: () => Promise<boolean>): Promise<void> {
+    this.confirm = confirm;
     const at = await this.context.store.lastSeq();
     const { reports, sent } = await this.load(at, true);
     // Another replica may have sent corrective writes meanwhile: the Log counts them.
@@ -399,6 +407,13 @@ export class Drift {
     if (!target) return;
     this.chain = this.chain.then(async () => {
       try {
+        if (!(await this.holds())) {
+          // Another replica judges from the Log now: what this one kept in memory goes back to it.
+          const k = key(target.thing, target.affordance);
+          if (entry && this.drifting.get(k) === entry) this.drifting.delete(k);
+          else if (!entry && about && !this.drifting.has(k)) this.drifting.set(k, about);
+          return;
+        }
         const value: DriftValue = decide ? { ...drafted, ...(await decide()) } : drafted;
         const [change] = await this.context.ingest(
           target.thing,
@@ -416,6 +431,15 @@ export class Drift {
         );
       }
     });
+  }
+
+  /** Whether this process may still act on drift: a hub alone always; a replica while the store says it holds the role. */
+  private async holds(): Promise<boolean> {
+    if (this.confirm === undefined || (await this.confirm())) return true;
+    this.context.logger.warn(
+      "this replica no longer holds the drift role: it records and sends nothing more",
+    );
+    return false;
   }
 
   /**
@@ -510,6 +534,7 @@ export class Drift {
     if (!commands) return;
     const requester = { actor: DRIFT_ACTOR, via: DRIFT_KIND, release: entry.release, rule: "revert" };
     const write = (async () => {
+      if (!(await this.holds())) return;
       await commands.writeProperty(entry.thing, entry.affordance, entry.desired, requester);
       this.reverted.add(entry);
       await commands.readBack(entry.thing, entry.affordance, requester);

@@ -383,8 +383,8 @@ export class Hub {
       standby:
         "another replica of this hub judges drift (it holds the store's drift lock): " +
         "this one takes over when it stops",
-      start: async () => {
-        await drift.lead();
+      start: async (confirm) => {
+        await drift.lead(confirm);
         return drift;
       },
       stop: (running) => running.suspend(),
