@@ -59,8 +59,9 @@ describe("Drift", () => {
     readBack: () => Promise.resolve(undefined),
   } as unknown as ConstructorParameters<typeof Drift>[0]["commands"];
 
-  function newDrift(withCommands = false): Drift {
+  function newDrift(withCommands = false, inFlight?: ReadonlySet<string>): Drift {
     return new Drift({
+      ...(inFlight !== undefined && { inFlight: () => Promise.resolve(inFlight) }),
       store,
       follow: (h) => {
         handler = h;
@@ -149,5 +150,31 @@ describe("Drift", () => {
     handler(change("reported", "level", 30));
     expect(await drifts()).toEqual([expect.objectContaining({ status: "drifting", revert: "sent" })]);
     expect(written).toEqual([]);
+  });
+
+  it("at a start, judges the latest report the stopped process left unjudged, except a Thing whose rollout step was in flight", async () => {
+    await drift.close();
+    const td = { "@context": "https://www.w3.org/2022/wot/td/v1.1", id: THING, title: "Dimmer" };
+    const cause = { actor: "test", via: "test" };
+    await store.describe({ td, cause, hlc: clock.hlc() } as Parameters<SqliteStore["describe"]>[0]);
+    const draft = (c: Change) => ({ ...c, hlc: clock.hlc() });
+    // Release 40 active; then a step of another release (30) wrote 30 and read it back, and the hub
+    // stopped before that step made its release active.
+    await store.append([draft(applied(40)), draft(change("reported", "level", 30))]);
+    drift = newDrift(false, new Set([THING]));
+    await drift.start();
+    // The resumed step ends: its release is active, and the report fits it.
+    const next = { ...applied(30), seq: (await store.lastSeq()) + 1 };
+    handler(next);
+    expect(await drifts()).toEqual([]);
+
+    // The same Log with no step in flight: the report drifts from the active release, judged at
+    // the start.
+    recorded.length = 0;
+    drift = newDrift(false, new Set());
+    await drift.start();
+    expect(await drifts()).toEqual([
+      expect.objectContaining({ status: "drifting", desired: 40, observed: 30 }),
+    ]);
   });
 });
