@@ -89,17 +89,20 @@ describe("a hub alone restarted with a corrective write out", () => {
     expect((await rollouts.settled(started.id)).status).toBe("completed");
     expect(service.logLevel).toBe("warn");
 
-    // The service goes to `debug` and says so; then it hangs: the corrective write reaches it and
-    // is never answered, and the hub stops with it out.
+    // The service goes to `debug`, then hangs (its port takes requests and never answers), and
+    // says `debug` to the hub: the corrective write reaches the hung port, and the hub stops with
+    // it out.
+    await sim.close();
+    service.logLevel = "debug";
+    const hung = await hanging(port);
     after = await first.hub.store.lastSeq();
-    service.setLogLevel("debug");
+    await first.hub.ingest(ID, [{ kind: "reported", affordance: "logLevel", value: "debug" }], {
+      actor: "device",
+      via: "test",
+    });
     const drift = await changeAfter(first, after, isDrift("drifting"));
     expect(drift.value).toMatchObject({ observed: "debug", revert: "sent" });
-    await sim.close();
-    const hung = await hanging(port);
-    // (The write may have failed against the closed port before the hanging one listened: then
-    // nothing reached it, and the stop needs no wait.)
-    await Promise.race([hung.received, changeAfter(first, drift.seq, (c) => c.kind === "failed")]);
+    await hung.received;
     await running.splice(0, 1)[0]?.stop();
     await hung.close();
     expect(service.logLevel).toBe("debug");
