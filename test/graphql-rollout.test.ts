@@ -266,4 +266,28 @@ describe("rollouts over GraphQL", () => {
       await device.stop();
     }
   });
+
+  it("rolloutProgress of a rollout cancelled with a step out goes on to that step's end, then completes", async () => {
+    const release = await build("gql-cancelled", 6);
+    const device = devices[0] as SimulatedHttpThing;
+    const answer = device.holdAnswers();
+    const arrived = device.moreRequests(1);
+    const started = await admin.startRollout(release, { concurrency: 1 });
+    await arrived;
+    const events = admin.rolloutProgress(started.id)[Symbol.asyncIterator]();
+    const first = await events.next();
+    expect(first.value).toMatchObject({ type: "status", status: "running" });
+    const cancel = await hub.request(`/rollouts/${encodeURIComponent(started.id)}/cancel`, {
+      method: "POST",
+    });
+    expect(cancel.status).toBe(200);
+    answer();
+    const rest: GraphqlRolloutEvent[] = [];
+    for (let next = await events.next(); next.done !== true; next = await events.next())
+      rest.push(next.value);
+    expect(rest.map((e) => [e.type, e.status, e.thing])).toEqual([
+      ["status", "failed", null],
+      ["step", "failed", ids[0]],
+    ]);
+  });
 });

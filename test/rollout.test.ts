@@ -9,7 +9,7 @@ import type { Change, Rollout, RolloutProgress, RolloutStep } from "../src/core/
 import { CURSED_LEVEL, SimulatedHttpThing } from "./support/simulated-http-thing.js";
 import { EventStream } from "./support/sse.js";
 import { minimalTd, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
-import { runThingsToEnd, type ThingsRun } from "./support/things-process.js";
+import { runThings, runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
 const USERNAME = "operator";
 const PASSWORD = `pw-${randomBytes(12).toString("hex")}`;
@@ -506,6 +506,84 @@ describe("rollouts", () => {
       const missing = await hub.request(path);
       expect(missing.status, path).toBe(404);
       expect(missing.headers.get("content-type")).toMatch(/application\/problem\+json/);
+    }
+  });
+
+  it("streams a cancelled rollout's events until its step in flight has ended, not only to the cancel", async () => {
+    const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+    try {
+      await device.start();
+      // Before the fleet's ids: its step is the first, held while the others wait.
+      const id = "urn:test:rollout-cancel-stream";
+      await registerThing(hub, id, device.td(id), { username: USERNAME, password: PASSWORD });
+      const release = await build(manifest("cancel-streamed", 3, [id, ...ids.slice(0, 2)]));
+      const answer = device.holdAnswers();
+      const arrived = device.moreRequests(1);
+      const started = await json<RolloutView>(await postRollout(release, { concurrency: 1 }), 202);
+      await arrived;
+      const stream = await EventStream.open(hub, `/rollouts/${encodeURIComponent(started.id)}/events`);
+      const first = await stream.next();
+      expect(first?.event).toBe("status");
+      const cancelled = await json<RolloutView>(
+        await hub.request(`/rollouts/${encodeURIComponent(started.id)}/cancel`, { method: "POST" }),
+        200,
+      );
+      expect(cancelled.progress.applying).toBe(1);
+      answer();
+      const events: { event: string; data: { status: string; thing?: string; progress: RolloutProgress } }[] =
+        [];
+      for (;;) {
+        const event = await stream.next();
+        if (!event) break;
+        events.push({ event: event.event, data: JSON.parse(event.data) as (typeof events)[number]["data"] });
+      }
+      // The cancel's status, then the end of the step that was out: the stream ends with it.
+      expect(events.find((e) => e.event === "status")?.data).toMatchObject({ status: "failed" });
+      expect(events.at(-1)).toMatchObject({
+        event: "step",
+        data: { thing: id, status: "failed", progress: { applying: 0, failed: 1, skipped: 2 } },
+      });
+    } finally {
+      await device.stop();
+    }
+  });
+
+  it("things rollout cancelled meanwhile says it waits for the step in flight, then sums up every step's end", async () => {
+    const device = new SimulatedHttpThing({ username: USERNAME, password: PASSWORD });
+    try {
+      await device.start();
+      const id = "urn:test:rollout-cli-cancel";
+      await registerThing(hub, id, device.td(id), { username: USERNAME, password: PASSWORD });
+      const release = await build(manifest("cli-cancelled", 4, [id, ...ids.slice(0, 2)]));
+      const answer = device.holdAnswers();
+      const arrived = device.moreRequests(1);
+      const cli = runThings([
+        "rollout",
+        release,
+        "--concurrency",
+        "1",
+        "--url",
+        hub.url,
+        "--token",
+        hub.token,
+      ]);
+      await arrived;
+      const started = await cli.waitFor(/^rollout (urn:uuid:\S+) of /m, "stderr");
+      const cancel = await hub.request(`/rollouts/${encodeURIComponent(started[1] ?? "")}/cancel`, {
+        method: "POST",
+      });
+      expect(cancel.status).toBe(200);
+      // The device holds its answer until the CLI has said why it waits.
+      await cli.waitFor(
+        /^rollout failed \(cancelled by admin\): waiting for the 1 step\(s\) in flight to end/m,
+        "stderr",
+      );
+      answer();
+      expect(await cli.exited).toBe(1);
+      expect(cli.stdout()).toMatch(/failed: 0 completed, 1 failed, 2 skipped of 3\n$/);
+      expect(cli.stderr()).toContain(`failed ${id}: cancelled by admin while this step was being applied`);
+    } finally {
+      await device.stop();
     }
   });
 

@@ -77,8 +77,10 @@ async function progressView(total: number): Promise<ProgressView> {
       cliProgress.Presets.shades_classic,
     );
     bar.start(total, 0, { completed: 0, failed: 0, skipped: 0 });
+    let stopped = false;
     return {
       event(e) {
+        if (stopped) return;
         bar.update(done(e.progress), {
           completed: e.progress.completed,
           failed: e.progress.failed,
@@ -86,7 +88,11 @@ async function progressView(total: number): Promise<ProgressView> {
         });
       },
       catchUp: () => undefined,
-      stop: () => bar.stop(),
+      stop: () => {
+        if (stopped) return;
+        stopped = true;
+        bar.stop();
+      },
     };
   }
   // One line per Thing that ended, each once: those that ended before the stream was followed
@@ -110,14 +116,35 @@ async function progressView(total: number): Promise<ProgressView> {
 
 const ENDED: ReadonlySet<string> = new Set(["completed", "failed", "skipped"]);
 
+/**
+ * The rollout ended (cancelled, or stopped past --max-failures) with steps still out: the stream
+ * goes on until they end, and a person watching is told why nothing seems to happen meanwhile.
+ */
+function waitingLine(event: RolloutEvent): string | undefined {
+  if (event.type !== "status" || event.status === "running" || event.progress.applying === 0)
+    return undefined;
+  const n = event.progress.applying;
+  return (
+    `rollout ${event.status}${event.reason ? ` (${event.reason})` : ""}: waiting for the ${n} step(s) in flight ` +
+    "to end (a command out to a Thing is not taken back)\n"
+  );
+}
+
 async function follow(client: RolloutClient, started: RolloutView): Promise<RolloutView> {
   const view = await progressView(started.progress.total);
+  let waiting = false;
   try {
     for (let attempt = 0; attempt <= MAX_RECONNECTS; attempt++) {
       try {
         let first = true;
         for await (const event of client.rolloutEvents(started.id)) {
           view.event(event);
+          const line = waiting ? undefined : waitingLine(event);
+          if (line !== undefined) {
+            waiting = true;
+            view.stop();
+            process.stderr.write(line);
+          }
           // The stream starts with the status now: steps that ended before it are caught up.
           if (first) view.catchUp(await client.steps(started.id));
           first = false;

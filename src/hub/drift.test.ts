@@ -33,13 +33,13 @@ describe("Drift", () => {
     };
   }
 
-  function applied(level: number): Change {
+  function applied(level: number, policy: "record" | "revert" = "record"): Change {
     const value: AppliedValue = {
       release: RELEASE,
       name: "r",
       rollout: "urn:uuid:r",
       desired: { level },
-      drift: { policy: "record" },
+      drift: { policy },
     };
     return change("applied", undefined, value);
   }
@@ -50,11 +50,18 @@ describe("Drift", () => {
     return recorded.filter((r) => r.report.kind === "drift").map((r) => r.report.value as DriftValue);
   }
 
-  beforeEach(async () => {
-    store = new SqliteStore({ path: ":memory:" });
-    recorded.length = 0;
-    applying = false;
-    drift = new Drift({
+  const written: unknown[] = [];
+  const commands = {
+    writeProperty: (_thing: string, _affordance: string, value: unknown) => {
+      written.push(value);
+      return Promise.resolve({ correlation: "c" });
+    },
+    readBack: () => Promise.resolve(undefined),
+  } as unknown as ConstructorParameters<typeof Drift>[0]["commands"];
+
+  function newDrift(withCommands = false, inFlight?: ReadonlySet<string>): Drift {
+    return new Drift({
+      ...(inFlight !== undefined && { inFlight: () => Promise.resolve(inFlight) }),
       store,
       follow: (h) => {
         handler = h;
@@ -64,11 +71,19 @@ describe("Drift", () => {
         for (const report of reports) recorded.push({ thing, report, cause });
         return Promise.resolve(reports.map((r) => ({ ...change(r.kind, r.affordance, r.value), cause })));
       },
-      commands: undefined,
+      commands: withCommands ? commands : undefined,
       isApplying: () => applying,
       clock,
       logger: pino({ level: "silent" }),
     });
+  }
+
+  beforeEach(async () => {
+    store = new SqliteStore({ path: ":memory:" });
+    recorded.length = 0;
+    written.length = 0;
+    applying = false;
+    drift = newDrift();
     await drift.start();
   });
   afterEach(async () => {
@@ -109,5 +124,57 @@ describe("Drift", () => {
     applying = false;
     expect(drift.list()).toEqual([]);
     expect(await drifts()).toEqual([]);
+  });
+
+  it("a replica that the store says no longer holds the drift role records no drift and sends no write", async () => {
+    await drift.close();
+    drift = newDrift(true);
+    await drift.start({ judging: false });
+    // The role's session ended without this replica hearing of it: the store says so when asked.
+    await drift.lead(() => Promise.resolve(false));
+    handler(applied(40, "revert"));
+    handler(change("reported", "level", 30));
+    expect(await drifts()).toEqual([]);
+    expect(written).toEqual([]);
+    // What it kept in memory is what the Log says: nothing drifts.
+    expect(drift.list()).toEqual([]);
+  });
+
+  it("a replica that loses the drift role between the decision and the corrective write sends nothing", async () => {
+    await drift.close();
+    drift = newDrift(true);
+    await drift.start({ judging: false });
+    const answers = [true];
+    await drift.lead(() => Promise.resolve(answers.shift() ?? false));
+    handler(applied(40, "revert"));
+    handler(change("reported", "level", 30));
+    expect(await drifts()).toEqual([expect.objectContaining({ status: "drifting", revert: "sent" })]);
+    expect(written).toEqual([]);
+  });
+
+  it("at a start, judges the latest report the stopped process left unjudged, except a Thing whose rollout step was in flight", async () => {
+    await drift.close();
+    const td = { "@context": "https://www.w3.org/2022/wot/td/v1.1", id: THING, title: "Dimmer" };
+    const cause = { actor: "test", via: "test" };
+    await store.describe({ td, cause, hlc: clock.hlc() } as Parameters<SqliteStore["describe"]>[0]);
+    const draft = (c: Change) => ({ ...c, hlc: clock.hlc() });
+    // Release 40 active; then a step of another release (30) wrote 30 and read it back, and the hub
+    // stopped before that step made its release active.
+    await store.append([draft(applied(40)), draft(change("reported", "level", 30))]);
+    drift = newDrift(false, new Set([THING]));
+    await drift.start();
+    // The resumed step ends: its release is active, and the report fits it.
+    const next = { ...applied(30), seq: (await store.lastSeq()) + 1 };
+    handler(next);
+    expect(await drifts()).toEqual([]);
+
+    // The same Log with no step in flight: the report drifts from the active release, judged at
+    // the start.
+    recorded.length = 0;
+    drift = newDrift(false, new Set());
+    await drift.start();
+    expect(await drifts()).toEqual([
+      expect.objectContaining({ status: "drifting", desired: 40, observed: 30 }),
+    ]);
   });
 });

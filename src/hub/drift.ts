@@ -36,6 +36,11 @@ export interface DriftContext {
   readonly isApplying: (thing: string) => boolean;
   /** Each Change, in seq order, before it is judged: what isApplying says may follow it. */
   readonly seen?: (change: Change) => void;
+  /**
+   * At a start, the Things a rollout step is recorded as being applied to (resumed after drift
+   * starts): what they reported is left to the release the step ends with.
+   */
+  readonly inFlight?: () => Promise<ReadonlySet<string>>;
   readonly clock: HubClock;
   readonly logger: Logger;
 }
@@ -90,19 +95,36 @@ export class Drift {
   private from = 0;
   /** Since `lead`, until the Changes up to `from` have been seen: judges the reports it read. */
   private catchUp: (() => void) | undefined;
+  /**
+   * On a replica holding the `drift` role: asks the store whether it still holds it (and gives it
+   * up when not), before each drift Change and each corrective write.
+   */
+  private confirm: (() => Promise<boolean>) | undefined;
 
   constructor(private readonly context: DriftContext) {}
 
   /**
    * Loads each Thing's active release and open drifts, then follows the Log from there (no gap).
    * `judging: false` (a replica that does not hold the `drift` role, docs/replicas.md): it only
-   * keeps what drifts as the Log says (the holder's `drift` Changes), until `lead`.
+   * keeps what drifts as the Log says (the holder's `drift` Changes), until `lead`. Judging (a hub
+   * alone), it takes up from the Log what the process before it left, as a replica taking the
+   * role over does: each latest report is judged (one committed and not judged before the stop is
+   * judged now), and each open drift whose corrective write was sent is checked again (`recheck`),
+   * before any later Change.
    */
   async start({ judging = true }: { judging?: boolean } = {}): Promise<void> {
     this.judging = judging;
     const at = await this.context.store.lastSeq();
-    await this.load(at);
+    const { reports, sent } = await this.load(at, judging);
     this.position = at;
+    if (judging) {
+      const held = (await this.context.inFlight?.()) ?? new Set<string>();
+      for (const report of reports) {
+        if (held.has(report.thing)) this.defer(report);
+        else this.judge(report);
+      }
+      for (const entry of sent) if (!held.has(entry.thing)) this.recheck(entry);
+    }
     this.follower = this.context.follow((change) => this.observe(change), { after: at });
     await this.follower.ready;
   }
@@ -112,9 +134,12 @@ export class Drift {
    * kept while another replica judged. Each Thing's active release and open drifts are read again,
    * and each latest report is judged once the Changes up to there have been seen in order (a step
    * being applied then still marks its Thing): a drift the previous holder recorded is not
-   * recorded again, one it did not judge before it stopped is.
+   * recorded again, one it did not judge before it stopped is. `confirm` (the role's): a replica
+   * whose role session ended without it hearing of it (the network cut) records no drift Change
+   * and sends no corrective write once the store says so, since another replica may judge by now.
    */
-  async lead(): Promise<void> {
+  async lead(confirm?: () => Promise<boolean>): Promise<void> {
+    this.confirm = confirm;
     const at = await this.context.store.lastSeq();
     const { reports, sent } = await this.load(at, true);
     // Another replica may have sent corrective writes meanwhile: the Log counts them.
@@ -382,6 +407,13 @@ export class Drift {
     if (!target) return;
     this.chain = this.chain.then(async () => {
       try {
+        if (!(await this.holds())) {
+          // Another replica judges from the Log now: what this one kept in memory goes back to it.
+          const k = key(target.thing, target.affordance);
+          if (entry && this.drifting.get(k) === entry) this.drifting.delete(k);
+          else if (!entry && about && !this.drifting.has(k)) this.drifting.set(k, about);
+          return;
+        }
         const value: DriftValue = decide ? { ...drafted, ...(await decide()) } : drafted;
         const [change] = await this.context.ingest(
           target.thing,
@@ -399,6 +431,15 @@ export class Drift {
         );
       }
     });
+  }
+
+  /** Whether this process may still act on drift: a hub alone always; a replica while the store says it holds the role. */
+  private async holds(): Promise<boolean> {
+    if (this.confirm === undefined || (await this.confirm())) return true;
+    this.context.logger.warn(
+      "this replica no longer holds the drift role: it records and sends nothing more",
+    );
+    return false;
   }
 
   /**
@@ -453,8 +494,9 @@ export class Drift {
   }
 
   /**
-   * An open drift whose corrective write the previous holder of the role sent (or was sending)
-   * when it stopped: whether the Thing kept the value is not in the Log yet, or was not judged.
+   * An open drift whose corrective write the previous holder of the role (or this hub, before it
+   * restarted) sent or was sending when it stopped: whether the Thing kept the value is not in the
+   * Log yet, or was not judged.
    * The property is read back, as after a write of this process: the value it reports is judged
    * as the answer to that write (resolved, or drifting still: the policy goes on, within its
    * limit). A Thing whose property cannot be read back (written over MQTT) is judged at its next
@@ -492,6 +534,7 @@ export class Drift {
     if (!commands) return;
     const requester = { actor: DRIFT_ACTOR, via: DRIFT_KIND, release: entry.release, rule: "revert" };
     const write = (async () => {
+      if (!(await this.holds())) return;
       await commands.writeProperty(entry.thing, entry.affordance, entry.desired, requester);
       this.reverted.add(entry);
       await commands.readBack(entry.thing, entry.affordance, requester);

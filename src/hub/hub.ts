@@ -219,6 +219,7 @@ export class Hub {
       commands: this.commands,
       isApplying: (thing) => this.rollouts?.isApplying(thing) ?? false,
       seen: (change) => this.rollouts?.seen(change),
+      inFlight: async () => (await this.rollouts?.thingsInFlight()) ?? new Set<string>(),
       clock,
       logger: logger.child({ part: "drift" }),
     });
@@ -382,8 +383,8 @@ export class Hub {
       standby:
         "another replica of this hub judges drift (it holds the store's drift lock): " +
         "this one takes over when it stops",
-      start: async () => {
-        await drift.lead();
+      start: async (confirm) => {
+        await drift.lead(confirm);
         return drift;
       },
       stop: (running) => running.suspend(),

@@ -148,7 +148,14 @@ export class Rollouts {
    */
   private readonly told = new Map<
     string,
-    { listeners: number; ended: Set<number>; total: number; since: Promise<void>; over: boolean }
+    {
+      listeners: number;
+      ended: Set<number>;
+      total: number;
+      since: Promise<void>;
+      said: boolean;
+      over: boolean;
+    }
   >();
 
   constructor(private readonly context: RolloutContext) {}
@@ -325,6 +332,7 @@ export class Rollouts {
         ended: new Set<number>(),
         total: 0,
         since: Promise.resolve(),
+        said: false,
         over: false,
       };
       fresh.since = this.endedSteps(rollout).then(
@@ -347,6 +355,19 @@ export class Rollouts {
   /** True while a rollout step is being applied to the Thing. */
   isApplying(thing: string): boolean {
     return this.applying.has(thing) || this.stepping.has(thing);
+  }
+
+  /**
+   * The Things a step is recorded as being applied to in the store, whatever the rollout's status:
+   * at a start, before `resume` takes them up again (drift leaves their reports to the step).
+   */
+  async thingsInFlight(): Promise<Set<string>> {
+    const { store } = this.context;
+    const things = new Set<string>();
+    for (const rollout of await store.listRollouts({ inFlight: true, limit: 1000, offset: 0 })) {
+      for (const step of await allSteps(store, rollout.id, "applying")) things.add(step.thing);
+    }
+    return things;
   }
 
   /**
@@ -418,11 +439,7 @@ export class Rollouts {
       // A step whose first Change is at or before `upTo` was claimed before this read: when the
       // store has it no longer applying, it has ended, with or without a Change saying so.
       const upTo = await store.lastSeq();
-      const inFlight = await store.listRollouts({ inFlight: true, limit: 1000, offset: 0 });
-      const things = new Set<string>();
-      for (const rollout of inFlight) {
-        for (const step of await allSteps(store, rollout.id, "applying")) things.add(step.thing);
-      }
+      const things = await this.thingsInFlight();
       for (const [thing, seq] of this.stepping) {
         if (seq <= upTo && !things.has(thing)) this.stepping.delete(thing);
       }
@@ -481,8 +498,10 @@ export class Rollouts {
         }
         told.total = told.ended.size;
       }
-      if (rollout.status !== "running") {
-        told.over = true;
+      // Said once; then the ends of the steps that were in flight, until none is.
+      if (rollout.status !== "running" && progress.applying === 0) told.over = true;
+      if (rollout.status !== "running" && !told.said) {
+        told.said = true;
         this.emit({
           type: "status",
           rollout: id,
@@ -540,6 +559,11 @@ export class Rollouts {
   }
 
   private emit(event: RolloutEvent): void {
+    // Its end said here (a cancel through this replica, or its run): not said again from the store.
+    if (event.type === "status" && event.status !== "running") {
+      const told = this.told.get(event.rollout);
+      if (told !== undefined) told.said = true;
+    }
     for (const listener of this.listeners) {
       try {
         listener(event);

@@ -9,8 +9,8 @@ export const OUTPUT_BOUND_MS = 20_000;
 
 export interface ThingsProcess {
   process: ChildProcessWithoutNullStreams;
-  /** Resolves with the first match of `pattern` in stdout (now or later); fails after a bound. */
-  waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
+  /** Resolves with the first match of `pattern` in stdout, or stderr (now or later); fails after a bound. */
+  waitFor(pattern: RegExp, stream?: "stdout" | "stderr"): Promise<RegExpMatchArray>;
   /** Resolves with the exit code once the process has ended and its output has been read to the end. */
   exited: Promise<number | null>;
   stdout(): string;
@@ -28,7 +28,10 @@ export function runThings(args: string[], env: NodeJS.ProcessEnv = {}): ThingsPr
     out += chunk.toString("utf8");
     for (const w of waiters.splice(0)) w();
   });
-  child.stderr.on("data", (chunk: Buffer) => (err += chunk.toString("utf8")));
+  child.stderr.on("data", (chunk: Buffer) => {
+    err += chunk.toString("utf8");
+    for (const w of waiters.splice(0)) w();
+  });
   // "close", not "exit": at "exit" the pipes may still hold output not read yet (Node: child_process).
   const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
   return {
@@ -36,21 +39,22 @@ export function runThings(args: string[], env: NodeJS.ProcessEnv = {}): ThingsPr
     exited,
     stdout: () => out,
     stderr: () => err,
-    waitFor(pattern) {
+    waitFor(pattern, stream = "stdout") {
+      const text = () => (stream === "stdout" ? out : err);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(
           () => reject(new Error(`no ${String(pattern)} in: ${out}\nstderr: ${err}`)),
           OUTPUT_BOUND_MS,
         );
         const check = () => {
-          const match = pattern.exec(out);
+          const match = pattern.exec(text());
           if (match) {
             clearTimeout(timer);
             resolve(match);
           } else waiters.push(check);
         };
         void exited.then(() => {
-          if (!pattern.test(out)) {
+          if (!pattern.test(text())) {
             clearTimeout(timer);
             reject(new Error(`exited before ${String(pattern)}: ${out}\nstderr: ${err}`));
           }

@@ -558,11 +558,10 @@ const mutation: Record<string, Resolver> = {
 
 const finishedSteps = (p: RolloutProgress) => p.completed + p.failed + p.skipped;
 
-const ended = (event: RolloutEvent) => event.type === "status" && event.status !== "running";
-
 /**
  * One rollout's events: its status now, then each event as the hub emits it, through a bounded
- * queue (the hub never waits for the socket); the stream completes after the rollout's last status.
+ * queue (the hub never waits for the socket); the stream completes once the rollout has ended and
+ * no step of it is in flight (a step out when it was cancelled ends after its status: said too).
  */
 async function rolloutStream(
   context: GraphqlContext,
@@ -601,7 +600,7 @@ async function rolloutStream(
     ...(now.reason !== undefined && { reason: now.reason }),
     progress: now.progress,
   });
-  if (now.status === "running") {
+  if (now.status === "running" || now.progress.applying > 0) {
     live = true;
     // Steps that finished before the read are in its progress already: only later ones follow.
     const before = finishedSteps(now.progress);
@@ -610,12 +609,15 @@ async function rolloutStream(
     }
   }
   let finished = false;
+  let stopped = false;
   const iterator: AsyncIterableIterator<RolloutEvent> = {
     [Symbol.asyncIterator]: () => iterator,
     next: async () => {
       if (finished) return { value: undefined, done: true };
       const item = await queue.next();
-      if (!item.done && ended(item.value)) {
+      if (item.done) return item;
+      if (item.value.type === "status" && item.value.status !== "running") stopped = true;
+      if (stopped && item.value.progress.applying === 0) {
         finished = true;
         queue.end();
       }

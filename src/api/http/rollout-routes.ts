@@ -52,7 +52,11 @@ function writeEvent(reply: FastifyReply, event: string, data: unknown): void {
   reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 }
 
-/** `GET /rollouts/{id}/events`: the rollout now (`status`), then each step and status as it happens; ends with the rollout. */
+/**
+ * `GET /rollouts/{id}/events`: the rollout now (`status`), then each step and status as it
+ * happens; ends once the rollout has ended and no step of it is in flight (a step out when it was
+ * cancelled, or stopped past --max-failures, ends after it: its end is said too).
+ */
 async function streamRollout(hub: Hub, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const rollouts = rolloutsOf(hub);
   const id = (request.params as { id: string }).id;
@@ -84,8 +88,10 @@ async function streamRollout(hub: Hub, request: FastifyRequest, reply: FastifyRe
   const send = (event: RolloutEvent) => {
     if (event.rollout !== id) return;
     writeEvent(reply, event.type, event);
-    if (event.type === "status" && event.status !== "running") end();
+    if (event.type === "status" && event.status !== "running") ended = true;
+    if (ended && event.progress.applying === 0) end();
   };
+  let ended = false;
   const unsubscribe = rollouts.subscribe((event) => {
     if (live) send(event);
     else buffered.push(event);
@@ -104,7 +110,10 @@ async function streamRollout(hub: Hub, request: FastifyRequest, reply: FastifyRe
     ...(now.reason !== undefined && { reason: now.reason }),
     progress: now.progress,
   });
-  if (now.status !== "running") return end();
+  if (now.status !== "running") {
+    ended = true;
+    if (now.progress.applying === 0) return end();
+  }
   live = true;
   for (const event of buffered.splice(0)) send(event);
 }
