@@ -1411,6 +1411,53 @@ describe("things verify, prove and export", () => {
       }
     });
 
+    it("verify of a hub stopped by Ctrl-C or SIGTERM mid-run ends with one line and exit 130 or 143", async () => {
+      // A proxy to the hub that holds /log/entries unanswered: verify is mid-run when the signal comes.
+      const held: ServerResponse[] = [];
+      let entriesAsked: () => void = () => undefined;
+      const proxy = createServer((req, res) => {
+        if ((req.url ?? "").startsWith("/log/entries")) {
+          held.push(res);
+          return entriesAsked();
+        }
+        void (async () => {
+          const answer = await fetch(`${hub.url}${req.url ?? "/"}`);
+          res.statusCode = answer.status;
+          const type = answer.headers.get("content-type");
+          if (type !== null) res.setHeader("content-type", type);
+          res.end(await answer.text());
+        })();
+      });
+      proxy.listen(0, "127.0.0.1");
+      await once(proxy, "listening");
+      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      try {
+        for (const [signal, code] of [
+          ["SIGINT", 130],
+          ["SIGTERM", 143],
+        ] as const) {
+          const asked = new Promise<void>((resolve) => (entriesAsked = resolve));
+          const child = spawn(process.execPath, [BIN, "verify", "--url", url], { env: environment() });
+          let stdout = "";
+          let stderr = "";
+          child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+          child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+          const exited = once(child, "close");
+          await asked;
+          child.kill(signal);
+          const [exitCode] = (await exited) as [number | null];
+          expect({ exitCode, stdout, stderr }).toEqual({
+            exitCode: code,
+            stdout: "",
+            stderr: `things: verify interrupted (${signal})\n`,
+          });
+        }
+      } finally {
+        for (const res of held) res.destroy();
+        proxy.close();
+      }
+    });
+
     it("a partial export carries the hashes left of its range and a consistency proof, and verifies", async () => {
       const file = join(work, "since.ndjson");
       const run = await thingsAt(hub, ["export", "--since", "2026-01-01T10:03:00Z", "--out", file]);

@@ -89,6 +89,27 @@ function turnOfTheLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/**
+ * Until the function it returns is called, Ctrl-C (SIGINT) or a service manager's SIGTERM ends
+ * the command as a shell reports a process the signal ended (exit 130 or 143), with one line
+ * instead of none: after `cleanUp`, which removes what the command made and says so (`; …`).
+ */
+function exitOnSignal(what: string, cleanUp: () => string = () => ""): () => void {
+  const interrupted = (signal: NodeJS.Signals) => {
+    const removed = cleanUp();
+    // A progress bar may be on the line: the message starts a clean one.
+    if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
+    process.stderr.write(`things: ${what} interrupted (${signal})${removed}\n`);
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+  return () => {
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
+  };
+}
+
 /** How many bytes of entry lines go to a hashing thread at once, and how many such runs may wait. */
 const HASH_RUN_BYTES = 256 * 1024;
 const HASH_RUNS_IN_FLIGHT = 4;
@@ -603,7 +624,6 @@ interface LogFileReader {
  * (a whole database, and its -wal) in the temporary directory, as export would leave its part.
  */
 async function verifyDbFile(path: string, options: VerifyOptions): Promise<void> {
-  if (POSTGRES_URL.test(path)) return verifyPostgres(path, options);
   if (options.data !== undefined)
     throw new CliError("--data goes with a PostgreSQL --db: a database file's keys are beside it", 2);
   // Before its key is looked for beside it: a missing key beside a missing file says the wrong thing.
@@ -613,23 +633,17 @@ async function verifyDbFile(path: string, options: VerifyOptions): Promise<void>
   let source: ReturnType<typeof logFileSource> | undefined;
   // Listening before the copy is made: a signal during it (a synchronous copy) is handled once
   // the copy returns, and then removes it; without a listener it would end the process at once.
-  const interrupted = (signal: NodeJS.Signals) => {
+  const release = exitOnSignal("verify", () => {
     const copy = source?.copiedTo;
     source?.close();
-    process.stderr.write(
-      `things: verify interrupted (${signal})${copy === undefined ? "" : `; its copy in ${copy} was removed`}\n`,
-    );
-    process.exit(signal === "SIGINT" ? 130 : 143);
-  };
-  process.once("SIGINT", interrupted);
-  process.once("SIGTERM", interrupted);
+    return copy === undefined ? "" : `; its copy in ${copy} was removed`;
+  });
   try {
     source = logFileSource(LogFile, path, options.key);
     return await verifyHub(source.reader, options, source.reader);
   } finally {
     source?.close();
-    process.off("SIGINT", interrupted);
-    process.off("SIGTERM", interrupted);
+    release();
   }
 }
 
@@ -1142,15 +1156,12 @@ async function writeExport(
   const writer = new LineWriter(partial, out.endsWith(".gz"));
   // Ctrl-C, or a service manager's SIGTERM, mid-export: the part written so far would be left
   // beside the target (as the backup's would), a file named like the export that no one asked for.
-  const interrupted = (signal: NodeJS.Signals) => {
+  const release = exitOnSignal("export", () => {
     progress.clear();
     writer.destroy();
     rmSync(partial, { force: true });
-    process.stderr.write(`things: export interrupted (${signal}); nothing was written to ${out}\n`);
-    process.exit(signal === "SIGINT" ? 130 : 143);
-  };
-  process.once("SIGINT", interrupted);
-  process.once("SIGTERM", interrupted);
+    return `; nothing was written to ${out}`;
+  });
   try {
     await write(writer);
     await writer.close();
@@ -1168,8 +1179,7 @@ async function writeExport(
     }
     throw err;
   } finally {
-    process.off("SIGINT", interrupted);
-    process.off("SIGTERM", interrupted);
+    release();
     progress.clear();
   }
 }
@@ -2136,12 +2146,19 @@ export function registerLogCommands(program: Command): void {
         "log verification",
         (options: VerifyOptions, _command: Command) => options.json === true,
         async (options: VerifyOptions, command: Command) => {
-          if (options.file !== undefined) {
-            if (options.db !== undefined) throw new CliError("--file and --db: verify one at a time", 2);
-            return verifyExport({ ...options, file: options.file });
+          if (options.file !== undefined && options.db !== undefined)
+            throw new CliError("--file and --db: verify one at a time", 2);
+          // A database file's copy is removed at a signal: verifyDbFile listens for it itself.
+          if (options.db !== undefined && !POSTGRES_URL.test(options.db))
+            return verifyDbFile(options.db, options);
+          const release = exitOnSignal("verify");
+          try {
+            if (options.file !== undefined) return await verifyExport({ ...options, file: options.file });
+            if (options.db !== undefined) return await verifyPostgres(options.db, options);
+            return await verifyHub(clientOf(command), options);
+          } finally {
+            release();
           }
-          if (options.db !== undefined) return verifyDbFile(options.db, options);
-          return verifyHub(clientOf(command), options);
         },
       ),
     );
