@@ -1330,6 +1330,25 @@ describe("things verify, prove and export", () => {
       expect(readdirSync(work)).not.toContain("empty.ndjson");
     });
 
+    it("checkpoint and export --out naming a folder say it is a folder (exit 2), with --force too, and write nothing", async () => {
+      const folder = join(work, "kept");
+      execFileSync("mkdir", [folder]);
+      for (const [args, example] of [
+        [["checkpoint", "--out", folder], "checkpoint.json"],
+        [["export", "--out", folder], "log.ndjson.gz"],
+        [["export", "--out", folder, "--force"], "log.ndjson.gz"],
+        [["export", "--thing", LAMP, "--out", folder, "--force"], "log.ndjson.gz"],
+      ] as const) {
+        expect(await thingsAt(hub, [...args])).toEqual({
+          code: 2,
+          stdout: "",
+          stderr: `things: --out ${folder} is a folder: name a file to write, such as ${join(folder, example)}\n`,
+        });
+      }
+      expect(readdirSync(work)).toEqual(["kept"]);
+      expect(readdirSync(folder)).toEqual([]);
+    });
+
     it("export never writes over an existing file unless --force is given", async () => {
       const file = join(work, "kept.ndjson");
       writeFileSync(file, "evidence\n");

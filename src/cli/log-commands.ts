@@ -13,6 +13,7 @@ import {
   readSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { once } from "node:events";
@@ -883,6 +884,7 @@ interface CheckpointOptions {
  * holds exactly what it signed — not cut short, not rewritten and signed again.
  */
 async function saveCheckpoint(client: HubClient, options: CheckpointOptions): Promise<void> {
+  if (options.out !== undefined && options.out !== STDOUT) checkNotFolder(options.out, "checkpoint.json");
   const logKey: LogKey = await client.logKey();
   const key = publicKeyOf(logKey.publicKey, "the hub's /log/key");
   checkPinnedKey(key, options.key, "the hub's");
@@ -1202,8 +1204,25 @@ interface ExportTarget {
   force?: boolean;
 }
 
+/**
+ * An --out that names a folder is a usage error, said as such before the hub is asked anything:
+ * not "exists" (a file), nor a folder that --force would fail to replace at the very end.
+ */
+function checkNotFolder(out: string, example: string): void {
+  let folder = false;
+  try {
+    folder = statSync(out).isDirectory();
+  } catch {
+    // Nothing there (or nothing this can see): writing it says what is wrong, if anything.
+  }
+  if (folder) {
+    throw new CliError(`--out ${out} is a folder: name a file to write, such as ${join(out, example)}`, 2);
+  }
+}
+
 /** An export never replaces a file unless asked to: it may be the evidence of an earlier one. */
 function checkExportTarget({ out, force }: ExportTarget): void {
+  if (out !== STDOUT) checkNotFolder(out, "log.ndjson.gz");
   if (out !== STDOUT && !force && existsSync(out)) {
     throw new CliError(`${out} exists: name a new file, or add --force to replace it`, 2);
   }
