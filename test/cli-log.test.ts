@@ -1349,6 +1349,18 @@ describe("things verify, prove and export", () => {
       expect(readdirSync(folder)).toEqual([]);
     });
 
+    it("export --out below a file (not a folder) says so in words, not Node's ENOTDIR", async () => {
+      const file = join(work, "notes.txt");
+      writeFileSync(file, "notes\n");
+      const out = join(file, "log.ndjson");
+      expect(await thingsAt(hub, ["export", "--out", out])).toEqual({
+        code: 1,
+        stdout: "",
+        stderr: `things: cannot write --out ${out}: a part of its path is not a folder\n`,
+      });
+      expect(readdirSync(work)).toEqual(["notes.txt"]);
+    });
+
     it("export never writes over an existing file unless --force is given", async () => {
       const file = join(work, "kept.ndjson");
       writeFileSync(file, "evidence\n");

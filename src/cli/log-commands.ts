@@ -1175,7 +1175,11 @@ async function writeExport(
     }
   } catch (err) {
     writer.destroy();
-    rmSync(partial, { force: true });
+    try {
+      rmSync(partial, { force: true });
+    } catch {
+      // Below a file (ENOTDIR) there is no partial file to remove: the error says why.
+    }
     if ((err as NodeJS.ErrnoException).code !== undefined) {
       throw new CliError(`cannot write --out ${out}: ${fileProblem(err)}`);
     }
