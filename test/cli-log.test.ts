@@ -441,6 +441,31 @@ describe("things history, state and diff", () => {
     }
   });
 
+  it("says which field of a time is out of range, for every command and flag that takes a TIME", async () => {
+    for (const [time, problem] of [
+      ["yesterday 25:00", "the hour 25 is out of range (00–23)"],
+      ["2026-13-01", "the month 13 is out of range (01–12)"],
+    ] as const) {
+      for (const args of [
+        ["history", LAMP, "--since", time],
+        ["history", LAMP, "--until", time],
+        ["changes", "--since", time],
+        ["changes", "--until", time],
+        ["state", LAMP, "--at", time],
+        ["diff", LAMP, "--from", time],
+        ["diff", LAMP, "--from", "-1h", "--to", time],
+        ["watch", "--since", time],
+        ["export", "--since", time, "--out", "/nonexistent/x"],
+      ]) {
+        expect(await things([...args, "--url", "http://127.0.0.1:9"]), args.join(" ")).toEqual({
+          code: 2,
+          stdout: "",
+          stderr: `things: "${time}" is not a time: ${problem}\n`,
+        });
+      }
+    }
+  });
+
   it("refuses a time it cannot read with one line and exit code 2, before asking the hub", async () => {
     for (const args of [
       ["history", LAMP, "--since", "tomorrowish"],
