@@ -456,6 +456,19 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     );
   });
 
+  it("rollouts --status that is no status is a usage error in words, before the hub is asked", async () => {
+    expect(await things(["rollouts", "--status", "paused", "--url", "http://127.0.0.1:9"])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: 'things: --status must be running, completed or failed, not "paused"\n',
+    });
+    expect(await thingsAt(["rollouts", "--status", "failed"])).toEqual({
+      code: 0,
+      stdout: "",
+      stderr: "no failed rollouts\n",
+    });
+  });
+
   it("rm of an unknown id says so", async () => {
     const run = await thingsAt(["rm", "urn:test:nobody"]);
     expect(expectOneLine(run)).toContain("urn:test:nobody");
