@@ -267,6 +267,22 @@ describe("things add", () => {
     expect(flag.code).toBe(2);
     expect(expectOneLine(flag)).toContain('"" is not a hub URL');
   });
+
+  it("refuses an empty --token, which the default local hub's admin token would stand in for, but not an empty HYPERTHINGS_TOKEN", async () => {
+    // The default hub (whose admin token the data directory may hold), and another one.
+    for (const args of [
+      ["rm", "urn:test:lamp", "--token", ""],
+      ["ls", "--token", "", "--url", "http://127.0.0.1:9"],
+    ]) {
+      expect(await things(args), args.join(" ")).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: "things: --token is empty: give the hub's token, or leave --token out\n",
+      });
+    }
+    const env = await things(["ls", "--url", hub.url], { env: { HYPERTHINGS_TOKEN: "" } });
+    expect(env.code).toBe(0);
+  });
 });
 
 describe("things get, ls, rm, search", () => {
