@@ -1920,6 +1920,19 @@ describe("things verify, prove and export", () => {
       });
     }, 90_000);
 
+    it("verify --db of a folder says it is one, naming the database in a hub's data directory", async () => {
+      expect(await things(["verify", "--db", dataDir])).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: `things: --db ${dataDir} is a folder: give the database file in it, ${join(dataDir, "hyperthings.db")}\n`,
+      });
+      expect(await things(["verify", "--db", work])).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: `things: --db ${work} is a folder: give the database file (a hub's hyperthings.db)\n`,
+      });
+    });
+
     it("verify --db of a file that does not exist says so, not that no key is beside it", async () => {
       const missing = join(work, "no-such.db");
       expect(await things(["verify", "--db", missing])).toMatchObject({

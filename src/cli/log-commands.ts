@@ -629,6 +629,14 @@ async function verifyDbFile(path: string, options: VerifyOptions): Promise<void>
     throw new CliError("--data goes with a PostgreSQL --db: a database file's keys are beside it", 2);
   // Before its key is looked for beside it: a missing key beside a missing file says the wrong thing.
   if (!existsSync(path)) throw new CliError(`cannot read --db ${path}: no such file`);
+  // A hub's data directory given for its database: not "no log-key.pem beside" it.
+  if (statSync(path).isDirectory()) {
+    const inside = join(path, "hyperthings.db");
+    throw new CliError(
+      `--db ${path} is a folder: give the database file${existsSync(inside) ? ` in it, ${inside}` : " (a hub's hyperthings.db)"}`,
+      2,
+    );
+  }
   // The store (SQLite's driver) is loaded only when a file is verified, not by every command.
   const { SqliteLogFile: LogFile } = await import("../store/index.js");
   let source: ReturnType<typeof logFileSource> | undefined;
