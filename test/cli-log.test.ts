@@ -441,6 +441,31 @@ describe("things history, state and diff", () => {
     }
   });
 
+  it("says which field of a time is out of range, for every command and flag that takes a TIME", async () => {
+    for (const [time, problem] of [
+      ["yesterday 25:00", "the hour 25 is out of range (00–23)"],
+      ["2026-13-01", "the month 13 is out of range (01–12)"],
+    ] as const) {
+      for (const args of [
+        ["history", LAMP, "--since", time],
+        ["history", LAMP, "--until", time],
+        ["changes", "--since", time],
+        ["changes", "--until", time],
+        ["state", LAMP, "--at", time],
+        ["diff", LAMP, "--from", time],
+        ["diff", LAMP, "--from", "-1h", "--to", time],
+        ["watch", "--since", time],
+        ["export", "--since", time, "--out", "/nonexistent/x"],
+      ]) {
+        expect(await things([...args, "--url", "http://127.0.0.1:9"]), args.join(" ")).toEqual({
+          code: 2,
+          stdout: "",
+          stderr: `things: "${time}" is not a time: ${problem}\n`,
+        });
+      }
+    }
+  });
+
   it("refuses a time it cannot read with one line and exit code 2, before asking the hub", async () => {
     for (const args of [
       ["history", LAMP, "--since", "tomorrowish"],
@@ -1330,6 +1355,37 @@ describe("things verify, prove and export", () => {
       expect(readdirSync(work)).not.toContain("empty.ndjson");
     });
 
+    it("checkpoint and export --out naming a folder say it is a folder (exit 2), with --force too, and write nothing", async () => {
+      const folder = join(work, "kept");
+      execFileSync("mkdir", [folder]);
+      for (const [args, example] of [
+        [["checkpoint", "--out", folder], "checkpoint.json"],
+        [["export", "--out", folder], "log.ndjson.gz"],
+        [["export", "--out", folder, "--force"], "log.ndjson.gz"],
+        [["export", "--thing", LAMP, "--out", folder, "--force"], "log.ndjson.gz"],
+      ] as const) {
+        expect(await thingsAt(hub, [...args])).toEqual({
+          code: 2,
+          stdout: "",
+          stderr: `things: --out ${folder} is a folder: name a file to write, such as ${join(folder, example)}\n`,
+        });
+      }
+      expect(readdirSync(work)).toEqual(["kept"]);
+      expect(readdirSync(folder)).toEqual([]);
+    });
+
+    it("export --out below a file (not a folder) says so in words, not Node's ENOTDIR", async () => {
+      const file = join(work, "notes.txt");
+      writeFileSync(file, "notes\n");
+      const out = join(file, "log.ndjson");
+      expect(await thingsAt(hub, ["export", "--out", out])).toEqual({
+        code: 1,
+        stdout: "",
+        stderr: `things: cannot write --out ${out}: a part of its path is not a folder\n`,
+      });
+      expect(readdirSync(work)).toEqual(["notes.txt"]);
+    });
+
     it("export never writes over an existing file unless --force is given", async () => {
       const file = join(work, "kept.ndjson");
       writeFileSync(file, "evidence\n");
@@ -1404,6 +1460,53 @@ describe("things verify, prove and export", () => {
             `things: export interrupted (${signal}); nothing was written to ${join(work, "cut.ndjson")}\n`,
           );
           expect(readdirSync(work)).toEqual([]);
+        }
+      } finally {
+        for (const res of held) res.destroy();
+        proxy.close();
+      }
+    });
+
+    it("verify of a hub stopped by Ctrl-C or SIGTERM mid-run ends with one line and exit 130 or 143", async () => {
+      // A proxy to the hub that holds /log/entries unanswered: verify is mid-run when the signal comes.
+      const held: ServerResponse[] = [];
+      let entriesAsked: () => void = () => undefined;
+      const proxy = createServer((req, res) => {
+        if ((req.url ?? "").startsWith("/log/entries")) {
+          held.push(res);
+          return entriesAsked();
+        }
+        void (async () => {
+          const answer = await fetch(`${hub.url}${req.url ?? "/"}`);
+          res.statusCode = answer.status;
+          const type = answer.headers.get("content-type");
+          if (type !== null) res.setHeader("content-type", type);
+          res.end(await answer.text());
+        })();
+      });
+      proxy.listen(0, "127.0.0.1");
+      await once(proxy, "listening");
+      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      try {
+        for (const [signal, code] of [
+          ["SIGINT", 130],
+          ["SIGTERM", 143],
+        ] as const) {
+          const asked = new Promise<void>((resolve) => (entriesAsked = resolve));
+          const child = spawn(process.execPath, [BIN, "verify", "--url", url], { env: environment() });
+          let stdout = "";
+          let stderr = "";
+          child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+          child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+          const exited = once(child, "close");
+          await asked;
+          child.kill(signal);
+          const [exitCode] = (await exited) as [number | null];
+          expect({ exitCode, stdout, stderr }).toEqual({
+            exitCode: code,
+            stdout: "",
+            stderr: `things: verify interrupted (${signal})\n`,
+          });
         }
       } finally {
         for (const res of held) res.destroy();
@@ -1816,6 +1919,19 @@ describe("things verify, prove and export", () => {
         stderr: `things: ${cut} is an export without its checkpoint at the end: it is incomplete\n`,
       });
     }, 90_000);
+
+    it("verify --db of a folder says it is one, naming the database in a hub's data directory", async () => {
+      expect(await things(["verify", "--db", dataDir])).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: `things: --db ${dataDir} is a folder: give the database file in it, ${join(dataDir, "hyperthings.db")}\n`,
+      });
+      expect(await things(["verify", "--db", work])).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: `things: --db ${work} is a folder: give the database file (a hub's hyperthings.db)\n`,
+      });
+    });
 
     it("verify --db of a file that does not exist says so, not that no key is beside it", async () => {
       const missing = join(work, "no-such.db");

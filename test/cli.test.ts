@@ -267,6 +267,22 @@ describe("things add", () => {
     expect(flag.code).toBe(2);
     expect(expectOneLine(flag)).toContain('"" is not a hub URL');
   });
+
+  it("refuses an empty --token, which the default local hub's admin token would stand in for, but not an empty HYPERTHINGS_TOKEN", async () => {
+    // The default hub (whose admin token the data directory may hold), and another one.
+    for (const args of [
+      ["rm", "urn:test:lamp", "--token", ""],
+      ["ls", "--token", "", "--url", "http://127.0.0.1:9"],
+    ]) {
+      expect(await things(args), args.join(" ")).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: "things: --token is empty: give the hub's token, or leave --token out\n",
+      });
+    }
+    const env = await things(["ls", "--url", hub.url], { env: { HYPERTHINGS_TOKEN: "" } });
+    expect(env.code).toBe(0);
+  });
 });
 
 describe("things get, ls, rm, search", () => {
@@ -454,6 +470,19 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     ).toMatch(
       /^things: urn:test:espresso-machine was not in the directory between \S+Z and \S+Z: it was registered after that\n$/,
     );
+  });
+
+  it("rollouts --status that is no status is a usage error in words, before the hub is asked", async () => {
+    expect(await things(["rollouts", "--status", "paused", "--url", "http://127.0.0.1:9"])).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: 'things: --status must be running, completed or failed, not "paused"\n',
+    });
+    expect(await thingsAt(["rollouts", "--status", "failed"])).toEqual({
+      code: 0,
+      stdout: "",
+      stderr: "no failed rollouts\n",
+    });
   });
 
   it("rm of an unknown id says so", async () => {

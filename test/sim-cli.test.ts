@@ -135,6 +135,15 @@ describe("things sim", () => {
     expect(sim.stderr().trim()).toBe('things: --scale must be a whole number from 1 to 100000, not "0"');
   });
 
+  it("refuses a --register URL it cannot take before it starts the fleet", async () => {
+    const sim = run(["sim", "--register", "notaurl"]);
+    expect(await sim.exited).toBe(2);
+    expect({ stdout: sim.stdout(), stderr: sim.stderr() }).toEqual({
+      stdout: "",
+      stderr: 'things: --register: "notaurl" is not a hub URL; give one like http://127.0.0.1:8080\n',
+    });
+  });
+
   it("refuses a chaos or tick interval longer than a timer takes (it would fire every millisecond), and a scale past 100,000", async () => {
     for (const [args, message] of [
       [

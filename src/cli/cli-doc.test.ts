@@ -58,4 +58,24 @@ describe("docs/cli.md", () => {
       expect([...listed, ...shared].sort(), name).toEqual(longFlags(command).sort());
     }
   });
+
+  it("says of each flag what its --help says", () => {
+    // The doc may quote in backticks what --help writes plain.
+    const plain = (text: string) => text.replace(/`/g, "").replace(/\s+/g, " ").trim();
+    for (const [name, command] of commands) {
+      const rows = (documented.get(name) ?? "").split("\n");
+      for (const option of command.options) {
+        const start = `| \`${option.flags}\` |`;
+        const row = rows.find((line) => line.startsWith(start));
+        if (row === undefined) continue; // demo's shared flags, said once under serve
+        const said = row.slice(start.length).replace(/\|\s*$/, "");
+        // --help adds a flag's default value after its description; the doc writes it there too.
+        const shown =
+          option.defaultValue === undefined || /\bdefault\b/.test(option.description)
+            ? option.description
+            : `${option.description} (default ${String(option.defaultValue)})`;
+        expect(plain(said), `${name} ${option.flags}`).toBe(plain(shown));
+      }
+    }
+  });
 });

@@ -93,6 +93,11 @@ export function connectionOf(command: Command): { url: string; token: string | u
     options.url === "" && command.getOptionValueSourceWithGlobals("url") === "env"
       ? DEFAULT_HUB_URL
       : options.url;
+  // An empty --token (`--token "$TOKEN"` with TOKEN unset) is refused, not read as no token: for
+  // the default local hub that would act with the admin token of its data directory instead.
+  if (options.token === "" && command.getOptionValueSourceWithGlobals("token") !== "env") {
+    throw new CliError("--token is empty: give the hub's token, or leave --token out", 2);
+  }
   const token = options.token || (isDefaultLocalHub(url) ? localAdminToken() : undefined);
   return { url, token };
 }

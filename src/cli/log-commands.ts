@@ -13,6 +13,7 @@ import {
   readSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { once } from "node:events";
@@ -87,6 +88,27 @@ const ENTRIES_BETWEEN_TURNS = 1000;
 /** Resolves after the event loop has gone round once: its signals and I/O handled. */
 function turnOfTheLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Until the function it returns is called, Ctrl-C (SIGINT) or a service manager's SIGTERM ends
+ * the command as a shell reports a process the signal ended (exit 130 or 143), with one line
+ * instead of none: after `cleanUp`, which removes what the command made and says so (`; …`).
+ */
+function exitOnSignal(what: string, cleanUp: () => string = () => ""): () => void {
+  const interrupted = (signal: NodeJS.Signals) => {
+    const removed = cleanUp();
+    // A progress bar may be on the line: the message starts a clean one.
+    if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
+    process.stderr.write(`things: ${what} interrupted (${signal})${removed}\n`);
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+  return () => {
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
+  };
 }
 
 /** How many bytes of entry lines go to a hashing thread at once, and how many such runs may wait. */
@@ -603,33 +625,34 @@ interface LogFileReader {
  * (a whole database, and its -wal) in the temporary directory, as export would leave its part.
  */
 async function verifyDbFile(path: string, options: VerifyOptions): Promise<void> {
-  if (POSTGRES_URL.test(path)) return verifyPostgres(path, options);
   if (options.data !== undefined)
     throw new CliError("--data goes with a PostgreSQL --db: a database file's keys are beside it", 2);
   // Before its key is looked for beside it: a missing key beside a missing file says the wrong thing.
   if (!existsSync(path)) throw new CliError(`cannot read --db ${path}: no such file`);
+  // A hub's data directory given for its database: not "no log-key.pem beside" it.
+  if (statSync(path).isDirectory()) {
+    const inside = join(path, "hyperthings.db");
+    throw new CliError(
+      `--db ${path} is a folder: give the database file${existsSync(inside) ? ` in it, ${inside}` : " (a hub's hyperthings.db)"}`,
+      2,
+    );
+  }
   // The store (SQLite's driver) is loaded only when a file is verified, not by every command.
   const { SqliteLogFile: LogFile } = await import("../store/index.js");
   let source: ReturnType<typeof logFileSource> | undefined;
   // Listening before the copy is made: a signal during it (a synchronous copy) is handled once
   // the copy returns, and then removes it; without a listener it would end the process at once.
-  const interrupted = (signal: NodeJS.Signals) => {
+  const release = exitOnSignal("verify", () => {
     const copy = source?.copiedTo;
     source?.close();
-    process.stderr.write(
-      `things: verify interrupted (${signal})${copy === undefined ? "" : `; its copy in ${copy} was removed`}\n`,
-    );
-    process.exit(signal === "SIGINT" ? 130 : 143);
-  };
-  process.once("SIGINT", interrupted);
-  process.once("SIGTERM", interrupted);
+    return copy === undefined ? "" : `; its copy in ${copy} was removed`;
+  });
   try {
     source = logFileSource(LogFile, path, options.key);
     return await verifyHub(source.reader, options, source.reader);
   } finally {
     source?.close();
-    process.off("SIGINT", interrupted);
-    process.off("SIGTERM", interrupted);
+    release();
   }
 }
 
@@ -869,6 +892,7 @@ interface CheckpointOptions {
  * holds exactly what it signed — not cut short, not rewritten and signed again.
  */
 async function saveCheckpoint(client: HubClient, options: CheckpointOptions): Promise<void> {
+  if (options.out !== undefined && options.out !== STDOUT) checkNotFolder(options.out, "checkpoint.json");
   const logKey: LogKey = await client.logKey();
   const key = publicKeyOf(logKey.publicKey, "the hub's /log/key");
   checkPinnedKey(key, options.key, "the hub's");
@@ -1142,15 +1166,12 @@ async function writeExport(
   const writer = new LineWriter(partial, out.endsWith(".gz"));
   // Ctrl-C, or a service manager's SIGTERM, mid-export: the part written so far would be left
   // beside the target (as the backup's would), a file named like the export that no one asked for.
-  const interrupted = (signal: NodeJS.Signals) => {
+  const release = exitOnSignal("export", () => {
     progress.clear();
     writer.destroy();
     rmSync(partial, { force: true });
-    process.stderr.write(`things: export interrupted (${signal}); nothing was written to ${out}\n`);
-    process.exit(signal === "SIGINT" ? 130 : 143);
-  };
-  process.once("SIGINT", interrupted);
-  process.once("SIGTERM", interrupted);
+    return `; nothing was written to ${out}`;
+  });
   try {
     await write(writer);
     await writer.close();
@@ -1162,14 +1183,17 @@ async function writeExport(
     }
   } catch (err) {
     writer.destroy();
-    rmSync(partial, { force: true });
+    try {
+      rmSync(partial, { force: true });
+    } catch {
+      // Below a file (ENOTDIR) there is no partial file to remove: the error says why.
+    }
     if ((err as NodeJS.ErrnoException).code !== undefined) {
       throw new CliError(`cannot write --out ${out}: ${fileProblem(err)}`);
     }
     throw err;
   } finally {
-    process.off("SIGINT", interrupted);
-    process.off("SIGTERM", interrupted);
+    release();
     progress.clear();
   }
 }
@@ -1192,8 +1216,25 @@ interface ExportTarget {
   force?: boolean;
 }
 
+/**
+ * An --out that names a folder is a usage error, said as such before the hub is asked anything:
+ * not "exists" (a file), nor a folder that --force would fail to replace at the very end.
+ */
+function checkNotFolder(out: string, example: string): void {
+  let folder = false;
+  try {
+    folder = statSync(out).isDirectory();
+  } catch {
+    // Nothing there (or nothing this can see): writing it says what is wrong, if anything.
+  }
+  if (folder) {
+    throw new CliError(`--out ${out} is a folder: name a file to write, such as ${join(out, example)}`, 2);
+  }
+}
+
 /** An export never replaces a file unless asked to: it may be the evidence of an earlier one. */
 function checkExportTarget({ out, force }: ExportTarget): void {
+  if (out !== STDOUT) checkNotFolder(out, "log.ndjson.gz");
   if (out !== STDOUT && !force && existsSync(out)) {
     throw new CliError(`${out} exists: name a new file, or add --force to replace it`, 2);
   }
@@ -2136,12 +2177,19 @@ export function registerLogCommands(program: Command): void {
         "log verification",
         (options: VerifyOptions, _command: Command) => options.json === true,
         async (options: VerifyOptions, command: Command) => {
-          if (options.file !== undefined) {
-            if (options.db !== undefined) throw new CliError("--file and --db: verify one at a time", 2);
-            return verifyExport({ ...options, file: options.file });
+          if (options.file !== undefined && options.db !== undefined)
+            throw new CliError("--file and --db: verify one at a time", 2);
+          // A database file's copy is removed at a signal: verifyDbFile listens for it itself.
+          if (options.db !== undefined && !POSTGRES_URL.test(options.db))
+            return verifyDbFile(options.db, options);
+          const release = exitOnSignal("verify");
+          try {
+            if (options.file !== undefined) return await verifyExport({ ...options, file: options.file });
+            if (options.db !== undefined) return await verifyPostgres(options.db, options);
+            return await verifyHub(clientOf(command), options);
+          } finally {
+            release();
           }
-          if (options.db !== undefined) return verifyDbFile(options.db, options);
-          return verifyHub(clientOf(command), options);
         },
       ),
     );

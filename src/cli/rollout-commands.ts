@@ -23,6 +23,17 @@ import { wholeNumber } from "./whole-number.js";
  * which says the rollout stopped.
  */
 const ROLLOUT_PARTIAL_EXIT_CODE = 3;
+/**
+ * `--status`, checked before the hub is asked: a usage error (exit 2) in words, not the hub's
+ * "Invalid query: query/status must be one of …" and exit 1.
+ */
+function rolloutStatus(text: string): string {
+  if (!["running", "completed", "failed"].includes(text)) {
+    throw new CliError(`--status must be running, completed or failed, not "${text}"`, 2);
+  }
+  return text;
+}
+
 /** Past this many, the failed Things of the last line are counted, not each named. */
 const FAILED_NAMED = 10;
 
@@ -242,7 +253,7 @@ export function registerRolloutCommands(program: Command): void {
     .command("rollouts")
     .description("rollouts, newest first, with their progress; with an id, that rollout's steps")
     .argument("[id]", "a rollout id")
-    .option("--status <status>", "only running, completed or failed rollouts")
+    .option("--status <status>", "only running, completed or failed rollouts", rolloutStatus)
     .option(
       "--cancel",
       "cancel the rollout ID: no new step starts, pending ones are skipped, a step in flight sends nothing more and makes no release active",

@@ -177,17 +177,21 @@ function fleetOptionsOf(options: SimOptions): FleetOptions {
   };
 }
 
+/** The client of the hub --register names, with --token: a URL it cannot take is a usage error. */
+function hubClientOf(url: string, command: Command): InteractionClient {
+  const { token } = command.optsWithGlobals<{ token?: string }>();
+  try {
+    return new InteractionClient({ url, token: token || undefined });
+  } catch (err) {
+    throw new CliError(`--register: ${(err as Error).message}`, 2);
+  }
+}
+
 /**
  * Registers every TD with a hub, a few at a time, and gives the hub the community of each SNMP
  * Thing; the first refusal stops it, in one line.
  */
-async function registerWith(hubUrl: string, token: string | undefined, fleet: Fleet): Promise<number> {
-  let client: InteractionClient;
-  try {
-    client = new InteractionClient({ url: hubUrl, token });
-  } catch (err) {
-    throw new CliError(`--register: ${(err as Error).message}`, 2);
-  }
+async function registerWith(hubUrl: string, client: InteractionClient, fleet: Fleet): Promise<number> {
   const communities = new Map(fleet.snmpThings.map(({ td, community }) => [td.id, community]));
   const queue = [...fleet.descriptions(), ...fleet.snmpThings.map((s) => s.td)];
   let done = 0;
@@ -229,6 +233,8 @@ export function registerSimCommands(program: Command): void {
     .option("--list", "print every Thing and where its TD is, however many")
     .action(async (options: SimOptions, command: Command) => {
       const fleetOptions = fleetOptionsOf(options);
+      // Its URL checked before the fleet starts: a usage error after the listing went unseen.
+      const hub = options.register === undefined ? undefined : hubClientOf(options.register, command);
       const { Fleet } = await import("../sim/index.js");
       const fleet = await Fleet.start({
         ...fleetOptions,
@@ -269,10 +275,9 @@ export function registerSimCommands(program: Command): void {
       process.on("SIGINT", stop);
       process.on("SIGTERM", stop);
       if (options.register === undefined) out.write("  Ctrl-C stops it\n");
-      if (options.register !== undefined) {
-        const { token } = command.optsWithGlobals<{ token?: string }>();
+      if (options.register !== undefined && hub !== undefined) {
         try {
-          const count = await registerWith(options.register, token || undefined, fleet);
+          const count = await registerWith(options.register, hub, fleet);
           out.write(`  registered ${count} Things with ${options.register}; Ctrl-C stops it\n`);
         } catch (err) {
           await fleet.close();

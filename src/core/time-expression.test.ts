@@ -134,6 +134,38 @@ describe("time expressions", () => {
     expect(parseTimeExpression("0050-06-01T00:00:00Z", now).toISOString()).toBe("0050-06-01T00:00:00.000Z");
   });
 
+  it("says which field is out of range in a form it reads, instead of listing the forms", () => {
+    for (const [bad, problem] of [
+      ["yesterday 25:00", "the hour 25 is out of range (00–23)"],
+      ["25:00", "the hour 25 is out of range (00–23)"],
+      ["last tuesday 14:61", "the minute 61 is out of range (00–59)"],
+      ["today 10:00:60", "the second 60 is out of range (00–59)"],
+      ["2026-13-01", "the month 13 is out of range (01–12)"],
+      ["2026-00-10T10:00Z", "the month 00 is out of range (01–12)"],
+      ["2026-02-29", "the day 29 is out of range (01–28 in February 2026)"],
+      ["2024-04-31T12:00", "the day 31 is out of range (01–30 in April 2024)"],
+      ["2026-01-00", "the day 00 is out of range (01–31 in January 2026)"],
+      ["2026-12-06T24:00:00Z", "the hour 24 is out of range (00–23)"],
+      ["2026-12-06T12:00+24:00", "the offset +24:00 is out of range (-23:59 to +23:59)"],
+      ["2026-12-06T12:00-01:60", "the offset -01:60 is out of range (-23:59 to +23:59)"],
+      ["-100000000000d", "it is beyond the range of times (100,000,000 days either side of 1970)"],
+    ] as const) {
+      let error: unknown;
+      try {
+        parseTimeExpression(bad, now, "/query/at");
+      } catch (err) {
+        error = err;
+      }
+      expect(error, bad).toBeInstanceOf(ValidationError);
+      expect((error as ValidationError).message).toBe(`"${bad}" is not a time: ${problem}`);
+      expect((error as ValidationError).errors).toEqual([
+        { pointer: "/query/at", message: `is not a time: ${problem}` },
+      ]);
+    }
+    // What it does not read at all still gets the forms it does.
+    expect(() => parseTimeExpression("half past nine", now)).toThrow(/is not a time: use RFC 3339 \(/);
+  });
+
   it("reads a date or date-time without a zone as local time, a date alone as its local midnight", () => {
     const midnight = new Date(2026, 11, 6, 0, 0, 0, 0);
     expect(parseTimeExpression("2026-12-06", now).getTime()).toBe(midnight.getTime());

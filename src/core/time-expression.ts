@@ -68,16 +68,20 @@ function weekdayOf(word: string): number | undefined {
 /** Parses a time expression; a precise ValidationError names what was not understood. */
 export function parseTimeExpression(text: string, now: Date, pointer = ""): Date {
   const input = text.trim().toLowerCase();
-  const fail = (): never => {
+  // A form it reads with a field out of range says which (`the hour 25 is out of range`): the
+  // forms themselves would not help who wrote one of them.
+  const fail = (problem?: string): never => {
     throw new ValidationError(
-      `"${text}" is not a time: use RFC 3339 (2026-11-25T14:02:00Z), a relative time (-15m, -1h30m, 2 hours ago) or a local time (yesterday 14:02, last tuesday 14:02)`,
-      [{ pointer, message: "is not a time" }],
+      `"${text}" is not a time: ${problem ?? "use RFC 3339 (2026-11-25T14:02:00Z), a relative time (-15m, -1h30m, 2 hours ago) or a local time (yesterday 14:02, last tuesday 14:02)"}`,
+      [{ pointer, message: problem === undefined ? "is not a time" : `is not a time: ${problem}` }],
     );
   };
   const shifted = (ms: number): Date => {
     const date = new Date(now.getTime() + ms);
     // Beyond ±100,000,000 days a Date is invalid: out of range is as wrong as unreadable.
-    return Number.isNaN(date.getTime()) ? fail() : date;
+    return Number.isNaN(date.getTime())
+      ? fail("it is beyond the range of times (100,000,000 days either side of 1970)")
+      : date;
   };
   if (input.length === 0 || input.length > 64) return fail();
   if (input === "now") return new Date(now.getTime());
@@ -102,7 +106,8 @@ export function parseTimeExpression(text: string, now: Date, pointer = ""): Date
     const h = hours === undefined ? 0 : Number(hours);
     const m = minutes === undefined ? 0 : Number(minutes);
     const sec = seconds === undefined ? 0 : Number(seconds);
-    if (h > 23 || m > 59 || sec > 59) return fail();
+    const problem = timeOfDayProblem(h, m, sec);
+    if (problem !== undefined) return fail(problem);
     return (
       localTime(
         text,
@@ -115,7 +120,7 @@ export function parseTimeExpression(text: string, now: Date, pointer = ""): Date
   const iso = ISO.exec(input);
   if (iso) {
     const time = isoTime(iso);
-    if (time === undefined) return fail();
+    if (typeof time === "string") return fail(time);
     if (!time.local) return time.date;
     return localTime(text, pointer, time.local, iso[4] === undefined) ?? fail();
   }
@@ -203,19 +208,31 @@ function localTime(
 /** An RFC 3339 date-time (a zone required), each field in its range: 2024-02-30T00:00:00Z is not one. */
 export function isRfc3339Time(text: string): boolean {
   const match = RFC3339.exec(text.toLowerCase());
-  return match !== null && isoTime(match) !== undefined;
+  return match !== null && typeof isoTime(match) !== "string";
 }
 
 const RFC3339 =
   /^(\d{4})-(\d{2})-(\d{2})t(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:(z)|([+-])(\d{2}):(\d{2}))$/;
 
+const MONTHS = "January February March April May June July August September October November December".split(
+  " ",
+);
+
+/** Which of a time of day's fields is out of its range, in words; undefined when none is. */
+function timeOfDayProblem(h: number, mi: number, sec: number): string | undefined {
+  if (h > 23) return `the hour ${pad(h)} is out of range (00–23)`;
+  if (mi > 59) return `the minute ${pad(mi)} is out of range (00–59)`;
+  if (sec > 59) return `the second ${pad(sec)} is out of range (00–59)`;
+  return undefined;
+}
+
 /**
- * The time an ISO 8601 match names, or undefined when a field is out of its range: Date.parse
- * would read 2026-02-30 as March 2nd. With a zone, the instant; without one, the local fields
+ * The time an ISO 8601 match names, or what is out of range when a field is (Date.parse
+ * would read 2026-02-30 as March 2nd). With a zone, the instant; without one, the local fields
  * (localTime reads them in the process's time zone), a date alone at its midnight, as the calendar
  * forms are: Date.parse reads a date alone as UTC and a date with a time as local.
  */
-function isoTime(match: RegExpExecArray): { date: Date; local?: LocalFields } | undefined {
+function isoTime(match: RegExpExecArray): { date: Date; local?: LocalFields } | string {
   const [, year, month, day, hours, minutes, seconds, fraction, z, sign, offsetHours, offsetMinutes] = match;
   const y = Number(year);
   const mo = Number(month);
@@ -226,15 +243,22 @@ function isoTime(match: RegExpExecArray): { date: Date; local?: LocalFields } | 
   const ms = Math.floor(Number(`0.${fraction ?? "0"}`) * 1000);
   // Day 0 of the next month is the last day of this one.
   const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
-  if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth || h > 23 || mi > 59 || sec > 59) return undefined;
+  if (mo < 1 || mo > 12) return `the month ${pad(mo)} is out of range (01–12)`;
+  if (d < 1 || d > daysInMonth) {
+    return `the day ${pad(d)} is out of range (01–${daysInMonth} in ${MONTHS[mo - 1] ?? ""} ${pad(y, 4)})`;
+  }
+  const timeProblem = timeOfDayProblem(h, mi, sec);
+  if (timeProblem !== undefined) return timeProblem;
   const date = new Date(0);
   if (z === undefined && sign === undefined) return { date, local: { y, mo, d, h, mi, sec, ms } };
   const oh = Number(offsetHours ?? 0);
   const om = Number(offsetMinutes ?? 0);
-  if (oh > 23 || om > 59) return undefined;
+  if (oh > 23 || om > 59) {
+    return `the offset ${sign ?? "+"}${pad(oh)}:${pad(om)} is out of range (-23:59 to +23:59)`;
+  }
   // setUTCFullYear, not Date.UTC, which reads the years 0–99 as 1900–1999.
   date.setUTCFullYear(y, mo - 1, d);
   date.setUTCHours(h, mi, sec, ms);
   date.setTime(date.getTime() - (sign === "-" ? -1 : 1) * (oh * 60 + om) * 60_000);
-  return Number.isNaN(date.getTime()) ? undefined : { date };
+  return Number.isNaN(date.getTime()) ? "it is beyond the range of times" : { date };
 }
