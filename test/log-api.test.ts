@@ -24,6 +24,7 @@ import {
   type LogVerification,
 } from "../src/core/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { runThingsToEnd } from "./support/things-process.js";
 
 interface Problem {
   type: string;
@@ -1026,6 +1027,49 @@ describe("a Change deleted behind the hub's back", () => {
         const past = await expectProblem(await after.request("/changes/10"), 400);
         expect(past.detail).toBe("seq 10 is past the end of the Log (9 Changes)");
         expect(await getJson<Change>(after, `/changes/${DELETED + 1}`)).toMatchObject({ seq: DELETED + 1 });
+
+        // A proof that needs its leaf hash says the same, naming the proof asked for: not the
+        // hub's "failed to answer". Its neighbour's proof needs it too (one block of leaves).
+        const missing =
+          `Change ${DELETED} is missing from the database, though the Log holds 9 Changes: its row was deleted outside the hub. ` +
+          "`things verify` checks the Log; restore the database from a backup";
+        for (const [path, what] of [
+          [
+            `/log/proof/inclusion?seq=${DELETED}&size=9`,
+            `The inclusion proof of Change ${DELETED} in the tree of 9 Changes`,
+          ],
+          [
+            `/log/proof/inclusion?seq=${DELETED + 1}`,
+            `The inclusion proof of Change ${DELETED + 1} in the tree of 9 Changes`,
+          ],
+          [
+            `/log/proof/inclusions?seqs=2,${DELETED}`,
+            `The inclusion proofs of Changes 2, ${DELETED} in the tree of 9 Changes`,
+          ],
+          [
+            "/log/proof/consistency?from=3&to=9",
+            "The consistency proof between the trees of 3 and 9 Changes",
+          ],
+        ] as const) {
+          const damaged = await expectProblem(await after.request(path), 500);
+          expect(damaged, path).toMatchObject({
+            type: "urn:hyperthings:problem:log-damaged",
+            title: "The Log's store is damaged",
+            detail: `${what} cannot be worked out: ${missing}`,
+          });
+        }
+        const proved = await runThingsToEnd([
+          "prove",
+          String(DELETED),
+          "--url",
+          after.url,
+          "--token",
+          after.token,
+        ]);
+        expect(proved).toMatchObject({ code: 3, stderr: "" });
+        expect(proved.stdout).toBe(
+          `proof FAILED at seq ${DELETED}: The inclusion proof of Change ${DELETED} in the tree of 9 Changes cannot be worked out: ${missing}\n`,
+        );
       } finally {
         await after.stop();
       }

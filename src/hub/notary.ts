@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import {
+  DamagedLogError,
   NotFoundError,
   UnavailableError,
   ValidationError,
@@ -101,6 +102,19 @@ function loadOrCreateKey(dataDir: string): KeyObject {
     );
   }
   return key;
+}
+
+/**
+ * A proof that the store cannot work out because the Log there is damaged (a row deleted outside
+ * the hub) is said as such, naming the proof asked for and the Change found missing.
+ */
+function unworkable(what: string): (err: unknown) => never {
+  return (err) => {
+    if (err instanceof DamagedLogError) {
+      throw new DamagedLogError(`${what} cannot be worked out: ${err.message}`, err.seq);
+    }
+    throw err;
+  };
 }
 
 export class Notary {
@@ -299,10 +313,13 @@ export class Notary {
           ? head.root
           : undefined;
     const paths = seqs.map((seq) => inclusionProofRanges(seq - 1, treeSize));
-    const hashes = await this.store.subtreeHashes([
-      ...(knownRoot ? [] : [[0, treeSize] as const]),
-      ...seqs.flatMap((seq, i) => [[seq - 1, seq] as const, ...(paths[i] ?? [])]),
-    ]);
+    const what = `The inclusion proof${seqs.length === 1 ? "" : "s"} of Change${seqs.length === 1 ? "" : "s"} ${seqs.join(", ")} in the tree of ${treeSize} Changes`;
+    const hashes = await this.store
+      .subtreeHashes([
+        ...(knownRoot ? [] : [[0, treeSize] as const]),
+        ...seqs.flatMap((seq, i) => [[seq - 1, seq] as const, ...(paths[i] ?? [])]),
+      ])
+      .catch(unworkable(what));
     const root = knownRoot ?? hashes.shift();
     if (!root) throw new NotFoundError(`the Log has no tree of ${treeSize} Changes`);
     const proofsOf = (from: readonly Uint8Array[]) => {
@@ -324,10 +341,12 @@ export class Notary {
       : [];
     if (unproven.length > 0) {
       proofs = proofsOf(
-        await this.store.subtreeHashes(
-          seqs.flatMap((seq, i) => [[seq - 1, seq] as const, ...(paths[i] ?? [])]),
-          { fromLeaves: true },
-        ),
+        await this.store
+          .subtreeHashes(
+            seqs.flatMap((seq, i) => [[seq - 1, seq] as const, ...(paths[i] ?? [])]),
+            { fromLeaves: true },
+          )
+          .catch(unworkable(what)),
       );
       this.logger.error(
         { seqs: unproven.map((p) => p.seq), size: treeSize },
@@ -355,11 +374,9 @@ export class Notary {
         { pointer: "/query/to", message: `must be at most ${head.size}` },
       ]);
     }
-    const [fromRoot, toRoot, ...proof] = await this.store.subtreeHashes([
-      [0, from],
-      [0, to],
-      ...consistencyProofRanges(from, to),
-    ]);
+    const [fromRoot, toRoot, ...proof] = await this.store
+      .subtreeHashes([[0, from], [0, to], ...consistencyProofRanges(from, to)])
+      .catch(unworkable(`The consistency proof between the trees of ${from} and ${to} Changes`));
     if (!fromRoot || !toRoot) throw new NotFoundError("The Log has no such trees");
     return {
       from,

@@ -3,6 +3,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import {
   BatchRefusedError,
   BindingError,
+  DamagedLogError,
   HyperthingsError,
   MethodNotAllowedError,
   ValidationError,
@@ -275,6 +276,9 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
   problem.instance = request.url;
   if (problem.status >= 500 && !(error instanceof HyperthingsError)) {
     request.log.error({ err: error }, "request failed");
+  } else if (error instanceof DamagedLogError) {
+    // Not the client's fault, and no retry mends it: the operator must hear of it.
+    request.log.error({ seq: error.seq }, error.message);
   } else if (problem.status >= 500 && error instanceof Error && error.cause !== undefined) {
     // The hub's own trouble behind a known answer (a full disk): the operator must hear of it.
     request.log.error({ err: error.cause }, error.message);
