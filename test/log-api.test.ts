@@ -7,6 +7,8 @@ import { generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import {
@@ -912,6 +914,81 @@ describe("a Log whose stored Merkle subtrees were damaged", () => {
       } finally {
         await after.stop();
       }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a Log whose recorded leaf hash was altered", () => {
+  it("logs that the leaves no longer lead to the signed root, naming the Change, not that stored subtrees are damaged", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-leaf-"));
+    const meter = "urn:example:log:leaf";
+    const options = { dataDir, checkpointEveryChanges: 8, checkpointEveryMs: NEVER_MS };
+    const ALTERED = 10;
+    try {
+      const before = await startTestHub(options);
+      try {
+        await put(before, meter, meterTd(meter));
+        for (let i = 2; i <= 40; i++)
+          await report(before, meter, { kind: "reported", affordance: "power", value: i });
+      } finally {
+        await before.stop();
+      }
+      const db = new Database(join(dataDir, "hyperthings.db"));
+      try {
+        db.exec("DROP TRIGGER changes_no_update");
+        expect(db.prepare("UPDATE changes SET leaf = zeroblob(32) WHERE seq = ?").run(ALTERED).changes).toBe(
+          1,
+        );
+      } finally {
+        db.close();
+      }
+      const lines: string[] = [];
+      const logger = pino(
+        { level: "error" },
+        new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            lines.push(chunk.toString());
+            done();
+          },
+        }),
+      );
+      const after = await startTestHub(options, {}, { logger });
+      try {
+        expect((await getJson<Checkpoint>(after, "/log/checkpoint")).size).toBe(40);
+        // Its own proof leads from the Change to the signed root; its neighbour's, whose path
+        // holds the altered leaf, cannot.
+        const own = await getJson<InclusionProof>(after, `/log/proof/inclusion?seq=${ALTERED}`);
+        expect(
+          inclusionHolds(
+            { ...own, leaf: hashToHex(changeLeafHash(await getJson<Change>(after, `/changes/${ALTERED}`))) },
+            ALTERED,
+            40,
+          ),
+        ).toBe(true);
+        await getJson<InclusionProof>(after, `/log/proof/inclusion?seq=${ALTERED + 1}`);
+      } finally {
+        await after.stop();
+      }
+      const logged = lines.map((line) => JSON.parse(line) as { msg: string; seqs?: number[] });
+      expect(logged.map((l) => l.msg).join("\n")).not.toContain("stored Merkle subtrees");
+      expect(logged).toEqual([
+        expect.objectContaining({
+          seqs: [ALTERED],
+          msg:
+            `the inclusion proof of Change ${ALTERED} does not lead to the root signed at size 40, even worked out from the leaves: ` +
+            `the recorded leaf hash of Change ${ALTERED} is not the hash of the Change the database holds, so a leaf hash was altered outside the hub ` +
+            "(`things verify` names the Change; restore the database from a backup)",
+        }),
+        expect.objectContaining({
+          seqs: [ALTERED + 1],
+          msg:
+            `the inclusion proof of Change ${ALTERED + 1} does not lead to the root signed at size 40, even worked out from the leaves: ` +
+            "a leaf hash or a Change on its path was altered in the database outside the hub " +
+            "(`things verify` names the Change; restore the database from a backup)",
+        }),
+      ]);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

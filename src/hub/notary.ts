@@ -9,6 +9,7 @@ import {
   NotFoundError,
   UnavailableError,
   ValidationError,
+  changeLeafHash,
   consistencyProofRanges,
   hashFromHex,
   hashToHex,
@@ -25,6 +26,9 @@ import { HUB_ID_FILE } from "./hub-identity.js";
 import type { HubClock } from "./hub-clock.js";
 
 export const LOG_KEY_FILE = "log-key.pem";
+
+/** Proofs that fail from the leaves too, logged one line each (a request asks for up to 500). */
+const MAX_DAMAGE_LINES = 10;
 
 export interface NotaryOptions {
   /** Sign a checkpoint once this many Changes are not yet covered by one. */
@@ -339,7 +343,7 @@ export class Notary {
     const unproven = knownRoot
       ? proofs.filter((p) => !verifyInclusion(p.leaf, p.seq - 1, treeSize, p.proof, knownRoot))
       : [];
-    if (unproven.length > 0) {
+    if (knownRoot && unproven.length > 0) {
       proofs = proofsOf(
         await this.store
           .subtreeHashes(
@@ -348,9 +352,10 @@ export class Notary {
           )
           .catch(unworkable(what)),
       );
-      this.logger.error(
-        { seqs: unproven.map((p) => p.seq), size: treeSize },
-        "stored Merkle subtrees of the Log are damaged: these inclusion proofs were worked out from the leaves instead (restore the database from a backup)",
+      await this.logDamage(
+        unproven.map((p) => p.seq),
+        proofs.filter((p) => !verifyInclusion(p.leaf, p.seq - 1, treeSize, p.proof, knownRoot)),
+        treeSize,
       );
     }
     return {
@@ -359,6 +364,46 @@ export class Notary {
       proofs: proofs.map((p) => ({ seq: p.seq, leaf: hashToHex(p.leaf), proof: p.proof.map(hashToHex) })),
       ...(checkpoint?.size === treeSize && { checkpoint }),
     };
+  }
+
+  /**
+   * Says what was found when proofs from the stored subtrees did not lead to the signed root:
+   * those that do once worked out from the leaves had a damaged stored subtree on their path
+   * (derived data); those that still do not have an altered leaf hash, or Change, on theirs. Of
+   * those, a proof whose own recorded leaf is not its Change's hash names that Change.
+   */
+  private async logDamage(
+    unproven: readonly number[],
+    still: ReadonlyArray<{ seq: number; leaf: Uint8Array }>,
+    size: number,
+  ): Promise<void> {
+    const leafAltered = new Set(still.map((p) => p.seq));
+    const mended = unproven.filter((seq) => !leafAltered.has(seq));
+    if (mended.length > 0) {
+      this.logger.error(
+        { seqs: mended, size },
+        "stored Merkle subtrees of the Log are damaged: these inclusion proofs were worked out from the leaves instead (restore the database from a backup)",
+      );
+    }
+    const advice = "(`things verify` names the Change; restore the database from a backup)";
+    for (const { seq, leaf } of still.slice(0, MAX_DAMAGE_LINES)) {
+      const change = await this.store.getChange(seq);
+      const own = change !== undefined && hashToHex(changeLeafHash(change)) !== hashToHex(leaf);
+      this.logger.error(
+        { seqs: [seq], size },
+        `the inclusion proof of Change ${seq} does not lead to the root signed at size ${size}, even worked out from the leaves: ` +
+          (own
+            ? `the recorded leaf hash of Change ${seq} is not the hash of the Change the database holds, so a leaf hash was altered outside the hub `
+            : "a leaf hash or a Change on its path was altered in the database outside the hub ") +
+          advice,
+      );
+    }
+    if (still.length > MAX_DAMAGE_LINES) {
+      this.logger.error(
+        { seqs: still.slice(MAX_DAMAGE_LINES).map((p) => p.seq), size },
+        `the inclusion proofs of ${still.length - MAX_DAMAGE_LINES} more Changes do not lead to the root signed at size ${size} either ${advice}`,
+      );
+    }
   }
 
   /** RFC 9162 §2.1.4: the consistency proof between the trees of `from` and `to` leaves. */
