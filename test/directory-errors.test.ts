@@ -273,6 +273,34 @@ describe("bad input to the directory", () => {
     expect(problem.detail).toBe('Invalid query: query has no parameter "fields" (it takes none)');
   });
 
+  it("refuses a query parameter on every endpoint that reads none, instead of ignoring it, and changes nothing", async () => {
+    const none = 'Invalid query: query has no parameter "dryRun" (it takes none)';
+    const seq = (await health(hub)).lastSeq;
+    await expectNothingStored(hub, async () => {
+      for (const [method, path] of [
+        ["GET", thingPath(existing)],
+        ["DELETE", thingPath(existing)],
+        ["GET", `/changes/${seq}`],
+        ["GET", `/changes/${seq}/why`],
+        ["GET", "/log/key"],
+        ["GET", "/log/checkpoint"],
+        ["GET", `${thingPath(existing)}/proxy`],
+        ["GET", `${thingPath(existing)}/credentials`],
+        ["POST", `${thingPath(existing)}/mqtt-credentials`],
+        ["GET", "/mqtt-credentials"],
+        ["GET", "/.well-known/wot"],
+        ["GET", "/health"],
+      ] as const) {
+        const problem = await expectProblem(await hub.request(`${path}?dryRun=true`, { method }), 400);
+        expect(problem.detail, `${method} ${path}`).toBe(none);
+        expect(pointersOf(problem)).toEqual(["/query"]);
+      }
+    });
+    // The web UI's page takes any query (links to it may carry one), and a property's query is its
+    // URI variables, checked against its TD.
+    expect((await hub.request("/?tab=graph", { auth: false })).status).not.toBe(400);
+  });
+
   it("answers a PUT or PATCH without a body with 400 saying so, not with a schema's words", async () => {
     const id = "urn:example:errors:no-body";
     await expectNothingStored(hub, async () => {

@@ -1,6 +1,7 @@
 // Numbers in a query string as people write them: decimal digits. The route schemas' coercion
 // (ajv's coerceTypes) would take anything Number() reads: ?seq=0x10 proved seq 16, ?seq=1e2 seq
-// 100, ?seq=%201 seq 1, and 99999999999999999999 came out as a rounded 1e20.
+// 100, ?seq=%201 seq 1, and 99999999999999999999 came out as a rounded 1e20. And a query
+// parameter no route reads is refused, not ignored.
 import type { FastifyInstance } from "fastify";
 import { ValidationError, readInteger } from "../../core/index.js";
 
@@ -31,5 +32,26 @@ export function registerQueryNumbers(app: FastifyInstance): void {
         ]);
       }
     }
+  });
+}
+
+/**
+ * The query of an interaction route (a property, an action, an event) is the affordance's URI
+ * variables, which it checks against the Thing's TD itself.
+ */
+const URI_VARIABLE_ROUTE = /^\/things\/:id\/(?:properties|actions|events)\//;
+
+/**
+ * Gives every route of the API (one with `tags`) that declares no query parameters a schema that
+ * takes none: `GET /changes/5?thing=urn:x` or `DELETE /things/{id}?dryRun=true` answered as if
+ * the parameter were not there, a filter or an option silently not applied. Registered before the
+ * routes; the web UI's pages (hidden) take any query, as links to them may carry one.
+ */
+export function refuseUnknownQuery(app: FastifyInstance): void {
+  app.addHook("onRoute", (route) => {
+    const schema = route.schema;
+    if (schema === undefined || schema.hide === true || !Array.isArray(schema.tags)) return;
+    if (schema.querystring !== undefined || URI_VARIABLE_ROUTE.test(route.url)) return;
+    schema.querystring = { type: "object", additionalProperties: false, properties: {} };
   });
 }
