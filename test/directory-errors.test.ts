@@ -301,6 +301,37 @@ describe("bad input to the directory", () => {
     expect((await hub.request("/?tab=graph", { auth: false })).status).not.toBe(400);
   });
 
+  it("refuses a body on an endpoint that reads none, instead of ignoring it and going ahead", async () => {
+    await expectNothingStored(hub, async () => {
+      for (const [method, path, route] of [
+        ["POST", `${thingPath(existing)}/mqtt-credentials`, "POST /things/{id}/mqtt-credentials"],
+        ["DELETE", thingPath(existing), "DELETE /things/{id}"],
+        ["DELETE", `${thingPath(existing)}/credentials`, "DELETE /things/{id}/credentials"],
+        ["DELETE", `${thingPath(existing)}/links?rel=controls`, "DELETE /things/{id}/links"],
+        ["DELETE", "/mqtt-credentials/homie:boiler", "DELETE /mqtt-credentials/{username}"],
+        ["POST", "/rollouts/r1/cancel", "POST /rollouts/{id}/cancel"],
+      ] as const) {
+        // {"homie": …} is what POST /mqtt-credentials takes: here it issued the Thing's instead.
+        const res = await hub.request(path, {
+          method,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ homie: "boiler" }),
+        });
+        const problem = await expectProblem(res, 400);
+        expect(problem.detail, `${method} ${path}`).toBe(`${route} takes no body: send it without one`);
+        expect(pointersOf(problem)).toEqual(["/body"]);
+      }
+    });
+    expect((await hub.request(thingPath(existing))).status).toBe(200);
+    // An empty object says nothing that could be ignored: taken as no body.
+    const empty = await hub.request("/rollouts/r1/cancel", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect((await expectProblem(empty, 404)).detail).toBe("No rollout r1");
+  });
+
   it("answers a PUT or PATCH without a body with 400 saying so, not with a schema's words", async () => {
     const id = "urn:example:errors:no-body";
     await expectNothingStored(hub, async () => {
