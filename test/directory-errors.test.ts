@@ -301,6 +301,26 @@ describe("bad input to the directory", () => {
     expect((await hub.request("/?tab=graph", { auth: false })).status).not.toBe(400);
   });
 
+  it("names a query parameter given twice, instead of saying it must be an integer or a string", async () => {
+    for (const [path, name, times] of [
+      ["/things?limit=1&limit=2", "limit", 2],
+      ["/changes?thing=urn:a&thing=urn:b", "thing", 2],
+      ["/changes?kind=reported&kind=desired&kind=invoked", "kind", 3],
+    ] as const) {
+      const problem = await expectProblem(await hub.request(path), 400);
+      expect(problem.detail, path).toBe(
+        `Invalid query: query/${name} is given ${times} times: give it once${name === "kind" ? " (a list is separated by commas)" : ""}`,
+      );
+      expect(pointersOf(problem)).toEqual([`/query/${name}`]);
+    }
+    // A parameter that takes several, takes them.
+    const res = await hub.request("/changes/stream?match=kind%3Dreported&match=kind%3Ddesired", {
+      signal: AbortSignal.timeout(5_000),
+    });
+    expect(res.status).toBe(200);
+    await res.body?.cancel();
+  });
+
   it("refuses a body on an endpoint that reads none, instead of ignoring it and going ahead", async () => {
     await expectNothingStored(hub, async () => {
       for (const [method, path, route] of [
