@@ -321,6 +321,25 @@ describe("bad input to the directory", () => {
     await res.body?.cancel();
   });
 
+  it("names the members a body must have one of, not 'must NOT have fewer than 1 properties'", async () => {
+    for (const [body, detail] of [
+      ["{}", 'Invalid body: body must have one of "homie", "homeassistant"'],
+      [
+        '{"homie": "a", "homeassistant": "b"}',
+        'Invalid body: body must have only one of "homie", "homeassistant", not 2',
+      ],
+    ] as const) {
+      const res = await hub.request("/mqtt-credentials", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      const problem = await expectProblem(res, 400);
+      expect(problem.detail, body).toBe(detail);
+      expect(pointersOf(problem)).toEqual(["/body"]);
+    }
+  });
+
   it("refuses a body on an endpoint that reads none, instead of ignoring it and going ahead", async () => {
     await expectNothingStored(hub, async () => {
       for (const [method, path, route] of [

@@ -46,8 +46,9 @@ interface SchemaError {
   message?: string;
   /** The keyword's particulars: `allowedValues` (enum), `additionalProperty`, `missingProperty`. */
   params?: Record<string, unknown>;
-  /** With Ajv's `verbose` (server.ts): the schema of the failing place. */
+  /** With Ajv's `verbose` (server.ts): the schema of the failing place, and the value there. */
   parentSchema?: unknown;
+  data?: unknown;
 }
 
 /**
@@ -61,6 +62,21 @@ function messageOf(error: SchemaError, context: string): string {
   const allowed = error.params?.allowedValues;
   if (error.keyword === "enum" && Array.isArray(allowed)) {
     return `must be one of ${allowed.map((v) => JSON.stringify(v)).join(", ")}`;
+  }
+  // A body of one member among several (`{"homie"}` or `{"homeassistant"}`): its choices, in
+  // words, not Ajv's "must NOT have fewer than 1 properties".
+  const members =
+    typeof schema?.properties === "object" && schema.properties !== null
+      ? Object.keys(schema.properties).map((k) => JSON.stringify(k))
+      : [];
+  const bound = error.params?.limit;
+  if (members.length > 1 && bound === 1 && error.keyword === "minProperties") {
+    return `must have one of ${members.join(", ")}`;
+  }
+  if (members.length > 1 && bound === 1 && error.keyword === "maxProperties") {
+    const given =
+      typeof error.data === "object" && error.data !== null ? Object.keys(error.data).length : undefined;
+    return `must have only one of ${members.join(", ")}${given === undefined ? "" : `, not ${given}`}`;
   }
   const extra = error.params?.additionalProperty;
   if (error.keyword === "additionalProperties" && typeof extra === "string") {
