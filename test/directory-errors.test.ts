@@ -340,6 +340,21 @@ describe("bad input to the directory", () => {
     }
   });
 
+  it("says a body of neither type a route takes must be one of them, once, without 'oneOf'", async () => {
+    await expectNothingStored(hub, async () => {
+      for (const body of ["123", '"on"', "null"]) {
+        const res = await hub.request(`${thingPath(existing)}/changes`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+        });
+        const problem = await expectProblem(res, 400);
+        expect(problem.detail, body).toBe("Invalid body: body must be object or array");
+        expect(pointersOf(problem)).toEqual(["/body"]);
+      }
+    });
+  });
+
   it("refuses a body on an endpoint that reads none, instead of ignoring it and going ahead", async () => {
     await expectNothingStored(hub, async () => {
       for (const [method, path, route] of [

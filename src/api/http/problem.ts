@@ -120,7 +120,18 @@ function errorsOfItsType<E extends SchemaError>(errors: readonly E[]): E[] {
       if (e.schemaPath === `${prefix}${branch}/type` && e.instancePath === choice.instancePath)
         otherTypes.add(branch);
     }
-    if (otherTypes.size === 0 || otherTypes.size === branches.size) continue;
+    if (otherTypes.size === 0) continue;
+    if (otherTypes.size === branches.size) {
+      // Of no branch's type (123 where an object or an array is taken): one error naming the
+      // types, not one per branch and Ajv's "must match exactly one schema in oneOf".
+      const types = errors
+        .filter((e) => e.instancePath === choice.instancePath && otherTypes.has(branchOf(e) ?? ""))
+        .filter((e) => e.schemaPath.endsWith("/type"))
+        .map((e) => String(e.params?.type));
+      const one = { ...choice, keyword: "type", message: `must be ${[...new Set(types)].join(" or ")}` };
+      kept = [...kept.filter((e) => e !== choice && branchOf(e) === undefined), one];
+      continue;
+    }
     kept = kept.filter((e) => e !== choice && !otherTypes.has(branchOf(e) ?? ""));
   }
   return kept;
