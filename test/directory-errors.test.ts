@@ -273,6 +273,119 @@ describe("bad input to the directory", () => {
     expect(problem.detail).toBe('Invalid query: query has no parameter "fields" (it takes none)');
   });
 
+  it("refuses a query parameter on every endpoint that reads none, instead of ignoring it, and changes nothing", async () => {
+    const none = 'Invalid query: query has no parameter "dryRun" (it takes none)';
+    const seq = (await health(hub)).lastSeq;
+    await expectNothingStored(hub, async () => {
+      for (const [method, path] of [
+        ["GET", thingPath(existing)],
+        ["DELETE", thingPath(existing)],
+        ["GET", `/changes/${seq}`],
+        ["GET", `/changes/${seq}/why`],
+        ["GET", "/log/key"],
+        ["GET", "/log/checkpoint"],
+        ["GET", `${thingPath(existing)}/proxy`],
+        ["GET", `${thingPath(existing)}/credentials`],
+        ["POST", `${thingPath(existing)}/mqtt-credentials`],
+        ["GET", "/mqtt-credentials"],
+        ["GET", "/.well-known/wot"],
+        ["GET", "/health"],
+      ] as const) {
+        const problem = await expectProblem(await hub.request(`${path}?dryRun=true`, { method }), 400);
+        expect(problem.detail, `${method} ${path}`).toBe(none);
+        expect(pointersOf(problem)).toEqual(["/query"]);
+      }
+    });
+    // The web UI's page takes any query (links to it may carry one), and a property's query is its
+    // URI variables, checked against its TD.
+    expect((await hub.request("/?tab=graph", { auth: false })).status).not.toBe(400);
+  });
+
+  it("names a query parameter given twice, instead of saying it must be an integer or a string", async () => {
+    for (const [path, name, times] of [
+      ["/things?limit=1&limit=2", "limit", 2],
+      ["/changes?thing=urn:a&thing=urn:b", "thing", 2],
+      ["/changes?kind=reported&kind=desired&kind=invoked", "kind", 3],
+    ] as const) {
+      const problem = await expectProblem(await hub.request(path), 400);
+      expect(problem.detail, path).toBe(
+        `Invalid query: query/${name} is given ${times} times: give it once${name === "kind" ? " (a list is separated by commas)" : ""}`,
+      );
+      expect(pointersOf(problem)).toEqual([`/query/${name}`]);
+    }
+    // A parameter that takes several, takes them.
+    const res = await hub.request("/changes/stream?match=kind%3Dreported&match=kind%3Ddesired", {
+      signal: AbortSignal.timeout(5_000),
+    });
+    expect(res.status).toBe(200);
+    await res.body?.cancel();
+  });
+
+  it("names the members a body must have one of, not 'must NOT have fewer than 1 properties'", async () => {
+    for (const [body, detail] of [
+      ["{}", 'Invalid body: body must have one of "homie", "homeassistant"'],
+      [
+        '{"homie": "a", "homeassistant": "b"}',
+        'Invalid body: body must have only one of "homie", "homeassistant", not 2',
+      ],
+    ] as const) {
+      const res = await hub.request("/mqtt-credentials", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      const problem = await expectProblem(res, 400);
+      expect(problem.detail, body).toBe(detail);
+      expect(pointersOf(problem)).toEqual(["/body"]);
+    }
+  });
+
+  it("says a body of neither type a route takes must be one of them, once, without 'oneOf'", async () => {
+    await expectNothingStored(hub, async () => {
+      for (const body of ["123", '"on"', "null"]) {
+        const res = await hub.request(`${thingPath(existing)}/changes`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body,
+        });
+        const problem = await expectProblem(res, 400);
+        expect(problem.detail, body).toBe("Invalid body: body must be object or array");
+        expect(pointersOf(problem)).toEqual(["/body"]);
+      }
+    });
+  });
+
+  it("refuses a body on an endpoint that reads none, instead of ignoring it and going ahead", async () => {
+    await expectNothingStored(hub, async () => {
+      for (const [method, path, route] of [
+        ["POST", `${thingPath(existing)}/mqtt-credentials`, "POST /things/{id}/mqtt-credentials"],
+        ["DELETE", thingPath(existing), "DELETE /things/{id}"],
+        ["DELETE", `${thingPath(existing)}/credentials`, "DELETE /things/{id}/credentials"],
+        ["DELETE", `${thingPath(existing)}/links?rel=controls`, "DELETE /things/{id}/links"],
+        ["DELETE", "/mqtt-credentials/homie:boiler", "DELETE /mqtt-credentials/{username}"],
+        ["POST", "/rollouts/r1/cancel", "POST /rollouts/{id}/cancel"],
+      ] as const) {
+        // {"homie": …} is what POST /mqtt-credentials takes: here it issued the Thing's instead.
+        const res = await hub.request(path, {
+          method,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ homie: "boiler" }),
+        });
+        const problem = await expectProblem(res, 400);
+        expect(problem.detail, `${method} ${path}`).toBe(`${route} takes no body: send it without one`);
+        expect(pointersOf(problem)).toEqual(["/body"]);
+      }
+    });
+    expect((await hub.request(thingPath(existing))).status).toBe(200);
+    // An empty object says nothing that could be ignored: taken as no body.
+    const empty = await hub.request("/rollouts/r1/cancel", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect((await expectProblem(empty, 404)).detail).toBe("No rollout r1");
+  });
+
   it("answers a PUT or PATCH without a body with 400 saying so, not with a schema's words", async () => {
     const id = "urn:example:errors:no-body";
     await expectNothingStored(hub, async () => {

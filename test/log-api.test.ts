@@ -7,6 +7,8 @@ import { generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import {
@@ -24,6 +26,7 @@ import {
   type LogVerification,
 } from "../src/core/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
+import { runThingsToEnd } from "./support/things-process.js";
 
 interface Problem {
   type: string;
@@ -917,6 +920,81 @@ describe("a Log whose stored Merkle subtrees were damaged", () => {
   });
 });
 
+describe("a Log whose recorded leaf hash was altered", () => {
+  it("logs that the leaves no longer lead to the signed root, naming the Change, not that stored subtrees are damaged", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-leaf-"));
+    const meter = "urn:example:log:leaf";
+    const options = { dataDir, checkpointEveryChanges: 8, checkpointEveryMs: NEVER_MS };
+    const ALTERED = 10;
+    try {
+      const before = await startTestHub(options);
+      try {
+        await put(before, meter, meterTd(meter));
+        for (let i = 2; i <= 40; i++)
+          await report(before, meter, { kind: "reported", affordance: "power", value: i });
+      } finally {
+        await before.stop();
+      }
+      const db = new Database(join(dataDir, "hyperthings.db"));
+      try {
+        db.exec("DROP TRIGGER changes_no_update");
+        expect(db.prepare("UPDATE changes SET leaf = zeroblob(32) WHERE seq = ?").run(ALTERED).changes).toBe(
+          1,
+        );
+      } finally {
+        db.close();
+      }
+      const lines: string[] = [];
+      const logger = pino(
+        { level: "error" },
+        new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            lines.push(chunk.toString());
+            done();
+          },
+        }),
+      );
+      const after = await startTestHub(options, {}, { logger });
+      try {
+        expect((await getJson<Checkpoint>(after, "/log/checkpoint")).size).toBe(40);
+        // Its own proof leads from the Change to the signed root; its neighbour's, whose path
+        // holds the altered leaf, cannot.
+        const own = await getJson<InclusionProof>(after, `/log/proof/inclusion?seq=${ALTERED}`);
+        expect(
+          inclusionHolds(
+            { ...own, leaf: hashToHex(changeLeafHash(await getJson<Change>(after, `/changes/${ALTERED}`))) },
+            ALTERED,
+            40,
+          ),
+        ).toBe(true);
+        await getJson<InclusionProof>(after, `/log/proof/inclusion?seq=${ALTERED + 1}`);
+      } finally {
+        await after.stop();
+      }
+      const logged = lines.map((line) => JSON.parse(line) as { msg: string; seqs?: number[] });
+      expect(logged.map((l) => l.msg).join("\n")).not.toContain("stored Merkle subtrees");
+      expect(logged).toEqual([
+        expect.objectContaining({
+          seqs: [ALTERED],
+          msg:
+            `the inclusion proof of Change ${ALTERED} does not lead to the root signed at size 40, even worked out from the leaves: ` +
+            `the recorded leaf hash of Change ${ALTERED} is not the hash of the Change the database holds, so a leaf hash was altered outside the hub ` +
+            "(`things verify` names the Change; restore the database from a backup)",
+        }),
+        expect.objectContaining({
+          seqs: [ALTERED + 1],
+          msg:
+            `the inclusion proof of Change ${ALTERED + 1} does not lead to the root signed at size 40, even worked out from the leaves: ` +
+            "a leaf hash or a Change on its path was altered in the database outside the hub " +
+            "(`things verify` names the Change; restore the database from a backup)",
+        }),
+      ]);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("a Log altered behind the hub's back", () => {
   const EVERY = 4;
   const ALTERED = 10;
@@ -1026,6 +1104,49 @@ describe("a Change deleted behind the hub's back", () => {
         const past = await expectProblem(await after.request("/changes/10"), 400);
         expect(past.detail).toBe("seq 10 is past the end of the Log (9 Changes)");
         expect(await getJson<Change>(after, `/changes/${DELETED + 1}`)).toMatchObject({ seq: DELETED + 1 });
+
+        // A proof that needs its leaf hash says the same, naming the proof asked for: not the
+        // hub's "failed to answer". Its neighbour's proof needs it too (one block of leaves).
+        const missing =
+          `Change ${DELETED} is missing from the database, though the Log holds 9 Changes: its row was deleted outside the hub. ` +
+          "`things verify` checks the Log; restore the database from a backup";
+        for (const [path, what] of [
+          [
+            `/log/proof/inclusion?seq=${DELETED}&size=9`,
+            `The inclusion proof of Change ${DELETED} in the tree of 9 Changes`,
+          ],
+          [
+            `/log/proof/inclusion?seq=${DELETED + 1}`,
+            `The inclusion proof of Change ${DELETED + 1} in the tree of 9 Changes`,
+          ],
+          [
+            `/log/proof/inclusions?seqs=2,${DELETED}`,
+            `The inclusion proofs of Changes 2, ${DELETED} in the tree of 9 Changes`,
+          ],
+          [
+            "/log/proof/consistency?from=3&to=9",
+            "The consistency proof between the trees of 3 and 9 Changes",
+          ],
+        ] as const) {
+          const damaged = await expectProblem(await after.request(path), 500);
+          expect(damaged, path).toMatchObject({
+            type: "urn:hyperthings:problem:log-damaged",
+            title: "The Log's store is damaged",
+            detail: `${what} cannot be worked out: ${missing}`,
+          });
+        }
+        const proved = await runThingsToEnd([
+          "prove",
+          String(DELETED),
+          "--url",
+          after.url,
+          "--token",
+          after.token,
+        ]);
+        expect(proved).toMatchObject({ code: 3, stderr: "" });
+        expect(proved.stdout).toBe(
+          `proof FAILED at seq ${DELETED}: The inclusion proof of Change ${DELETED} in the tree of 9 Changes cannot be worked out: ${missing}\n`,
+        );
       } finally {
         await after.stop();
       }

@@ -87,6 +87,31 @@ describeWithPostgres("things verify --db on PostgreSQL", problem, () => {
     expect(proved.code).toBe(3);
     expect(proved.stdout).toMatch(/^proof FAILED at seq 5: .*altered after it was logged\n$/);
     expect((await runThingsToEnd(["prove", "4", ...at])).code).toBe(0);
+
+    // Seq 8's row deleted past the guard: its proof says what is missing, where, and what to run,
+    // as a problem document (not the hub's "failed to answer"), and `things prove` fails on it.
+    await sql(
+      "CREATE TABLE kept_8 AS SELECT * FROM changes WHERE seq = 8; " +
+        "ALTER TABLE changes DISABLE TRIGGER changes_no_update; DELETE FROM changes WHERE seq = 8; " +
+        "ALTER TABLE changes ENABLE TRIGGER changes_no_update",
+    );
+    const detail = new RegExp(
+      `^The inclusion proof of Change 8 in the tree of 21 Changes cannot be worked out: Change 8 is missing from the database \\(.*, schema ${schema}\\), ` +
+        "though the Log holds 21 Changes: its row was deleted outside the hub. `things verify` checks the Log; restore the database from a backup$",
+    );
+    const res = await hub.request("/log/proof/inclusion?seq=8&size=21");
+    expect(res.status).toBe(500);
+    expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    const damaged = (await res.json()) as { type: string; detail: string };
+    expect(damaged.type).toBe("urn:hyperthings:problem:log-damaged");
+    expect(damaged.detail).toMatch(detail);
+    const unproved = await runThingsToEnd(["prove", "8", ...at]);
+    expect(unproved).toMatchObject({ code: 3, stderr: "" });
+    expect(unproved.stdout).toMatch(
+      /^proof FAILED at seq 8: The inclusion proof of Change 8 .*`things verify` checks the Log/,
+    );
+    // Put back, so that what follows finds seq 5 altered.
+    await sql("INSERT INTO changes SELECT * FROM kept_8; DROP TABLE kept_8");
     await hub.stop();
     hub = undefined;
 

@@ -23,7 +23,13 @@ import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
-import type { HubClient, InclusionProof, InclusionProofs, LogKey } from "../client/index.js";
+import {
+  HubError,
+  type HubClient,
+  type InclusionProof,
+  type InclusionProofs,
+  type LogKey,
+} from "../client/index.js";
 import {
   LogVerifier,
   MerkleFrontier,
@@ -936,7 +942,17 @@ async function prove(seq: number, options: ProveOptions, client: HubClient): Pro
   const logKey = await client.logKey();
   const key = publicKeyOf(logKey.publicKey, "the hub's /log/key");
   checkPinnedKey(key, options.key, "the hub's");
-  const proof: InclusionProof = await client.inclusionProof(seq, options.size);
+  let proof: InclusionProof;
+  try {
+    proof = await client.inclusionProof(seq, options.size);
+  } catch (err) {
+    // The hub's Log is damaged where the proof reads (a row deleted outside it): a failed proof,
+    // said in the hub's words, not a request that went wrong.
+    if (err instanceof HubError && err.type === "urn:hyperthings:problem:log-damaged") {
+      return fail(seq, "damaged-log", err.message);
+    }
+    throw err;
+  }
   const checkpoint = proof.checkpoint;
   if (checkpoint === undefined || checkpoint.size !== proof.size) {
     throw new CliError(

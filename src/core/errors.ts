@@ -221,3 +221,21 @@ export function deviceSays(body: string): string {
   const line = text.replace(/\s+/g, " ").trim();
   return line.length > 200 ? `${line.slice(0, 199)}…` : line;
 }
+
+/**
+ * The Log's store lacks what its own head says it holds (a Change's row deleted outside the hub,
+ * past its triggers): no fault of the request, and no retry mends it. `seq` is the Change found
+ * missing or damaged.
+ */
+export class DamagedLogError extends HyperthingsError {
+  readonly title = "The Log's store is damaged";
+  readonly status = 500;
+  readonly code = "log-damaged";
+  constructor(
+    message: string,
+    readonly seq: number,
+  ) {
+    super(message);
+    this.name = "DamagedLogError";
+  }
+}

@@ -5,9 +5,11 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import {
+  DamagedLogError,
   NotFoundError,
   UnavailableError,
   ValidationError,
+  changeLeafHash,
   consistencyProofRanges,
   hashFromHex,
   hashToHex,
@@ -24,6 +26,9 @@ import { HUB_ID_FILE } from "./hub-identity.js";
 import type { HubClock } from "./hub-clock.js";
 
 export const LOG_KEY_FILE = "log-key.pem";
+
+/** Proofs that fail from the leaves too, logged one line each (a request asks for up to 500). */
+const MAX_DAMAGE_LINES = 10;
 
 export interface NotaryOptions {
   /** Sign a checkpoint once this many Changes are not yet covered by one. */
@@ -101,6 +106,19 @@ function loadOrCreateKey(dataDir: string): KeyObject {
     );
   }
   return key;
+}
+
+/**
+ * A proof that the store cannot work out because the Log there is damaged (a row deleted outside
+ * the hub) is said as such, naming the proof asked for and the Change found missing.
+ */
+function unworkable(what: string): (err: unknown) => never {
+  return (err) => {
+    if (err instanceof DamagedLogError) {
+      throw new DamagedLogError(`${what} cannot be worked out: ${err.message}`, err.seq);
+    }
+    throw err;
+  };
 }
 
 export class Notary {
@@ -299,10 +317,13 @@ export class Notary {
           ? head.root
           : undefined;
     const paths = seqs.map((seq) => inclusionProofRanges(seq - 1, treeSize));
-    const hashes = await this.store.subtreeHashes([
-      ...(knownRoot ? [] : [[0, treeSize] as const]),
-      ...seqs.flatMap((seq, i) => [[seq - 1, seq] as const, ...(paths[i] ?? [])]),
-    ]);
+    const what = `The inclusion proof${seqs.length === 1 ? "" : "s"} of Change${seqs.length === 1 ? "" : "s"} ${seqs.join(", ")} in the tree of ${treeSize} Changes`;
+    const hashes = await this.store
+      .subtreeHashes([
+        ...(knownRoot ? [] : [[0, treeSize] as const]),
+        ...seqs.flatMap((seq, i) => [[seq - 1, seq] as const, ...(paths[i] ?? [])]),
+      ])
+      .catch(unworkable(what));
     const root = knownRoot ?? hashes.shift();
     if (!root) throw new NotFoundError(`the Log has no tree of ${treeSize} Changes`);
     const proofsOf = (from: readonly Uint8Array[]) => {
@@ -322,16 +343,19 @@ export class Notary {
     const unproven = knownRoot
       ? proofs.filter((p) => !verifyInclusion(p.leaf, p.seq - 1, treeSize, p.proof, knownRoot))
       : [];
-    if (unproven.length > 0) {
+    if (knownRoot && unproven.length > 0) {
       proofs = proofsOf(
-        await this.store.subtreeHashes(
-          seqs.flatMap((seq, i) => [[seq - 1, seq] as const, ...(paths[i] ?? [])]),
-          { fromLeaves: true },
-        ),
+        await this.store
+          .subtreeHashes(
+            seqs.flatMap((seq, i) => [[seq - 1, seq] as const, ...(paths[i] ?? [])]),
+            { fromLeaves: true },
+          )
+          .catch(unworkable(what)),
       );
-      this.logger.error(
-        { seqs: unproven.map((p) => p.seq), size: treeSize },
-        "stored Merkle subtrees of the Log are damaged: these inclusion proofs were worked out from the leaves instead (restore the database from a backup)",
+      await this.logDamage(
+        unproven.map((p) => p.seq),
+        proofs.filter((p) => !verifyInclusion(p.leaf, p.seq - 1, treeSize, p.proof, knownRoot)),
+        treeSize,
       );
     }
     return {
@@ -340,6 +364,46 @@ export class Notary {
       proofs: proofs.map((p) => ({ seq: p.seq, leaf: hashToHex(p.leaf), proof: p.proof.map(hashToHex) })),
       ...(checkpoint?.size === treeSize && { checkpoint }),
     };
+  }
+
+  /**
+   * Says what was found when proofs from the stored subtrees did not lead to the signed root:
+   * those that do once worked out from the leaves had a damaged stored subtree on their path
+   * (derived data); those that still do not have an altered leaf hash, or Change, on theirs. Of
+   * those, a proof whose own recorded leaf is not its Change's hash names that Change.
+   */
+  private async logDamage(
+    unproven: readonly number[],
+    still: ReadonlyArray<{ seq: number; leaf: Uint8Array }>,
+    size: number,
+  ): Promise<void> {
+    const leafAltered = new Set(still.map((p) => p.seq));
+    const mended = unproven.filter((seq) => !leafAltered.has(seq));
+    if (mended.length > 0) {
+      this.logger.error(
+        { seqs: mended, size },
+        "stored Merkle subtrees of the Log are damaged: these inclusion proofs were worked out from the leaves instead (restore the database from a backup)",
+      );
+    }
+    const advice = "(`things verify` names the Change; restore the database from a backup)";
+    for (const { seq, leaf } of still.slice(0, MAX_DAMAGE_LINES)) {
+      const change = await this.store.getChange(seq);
+      const own = change !== undefined && hashToHex(changeLeafHash(change)) !== hashToHex(leaf);
+      this.logger.error(
+        { seqs: [seq], size },
+        `the inclusion proof of Change ${seq} does not lead to the root signed at size ${size}, even worked out from the leaves: ` +
+          (own
+            ? `the recorded leaf hash of Change ${seq} is not the hash of the Change the database holds, so a leaf hash was altered outside the hub `
+            : "a leaf hash or a Change on its path was altered in the database outside the hub ") +
+          advice,
+      );
+    }
+    if (still.length > MAX_DAMAGE_LINES) {
+      this.logger.error(
+        { seqs: still.slice(MAX_DAMAGE_LINES).map((p) => p.seq), size },
+        `the inclusion proofs of ${still.length - MAX_DAMAGE_LINES} more Changes do not lead to the root signed at size ${size} either ${advice}`,
+      );
+    }
   }
 
   /** RFC 9162 §2.1.4: the consistency proof between the trees of `from` and `to` leaves. */
@@ -355,11 +419,9 @@ export class Notary {
         { pointer: "/query/to", message: `must be at most ${head.size}` },
       ]);
     }
-    const [fromRoot, toRoot, ...proof] = await this.store.subtreeHashes([
-      [0, from],
-      [0, to],
-      ...consistencyProofRanges(from, to),
-    ]);
+    const [fromRoot, toRoot, ...proof] = await this.store
+      .subtreeHashes([[0, from], [0, to], ...consistencyProofRanges(from, to)])
+      .catch(unworkable(`The consistency proof between the trees of ${from} and ${to} Changes`));
     if (!fromRoot || !toRoot) throw new NotFoundError("The Log has no such trees");
     return {
       from,

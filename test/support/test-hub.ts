@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Logger } from "pino";
 import { thingPath } from "../../src/api/index.js";
 import { startHub, createLogger, type RunningHub } from "../../src/cli/index.js";
 import type { Change } from "../../src/core/index.js";
@@ -18,7 +19,7 @@ export interface TestHub extends RunningHub {
 export async function startTestHub(
   overrides: ConfigOverrides = {},
   env: NodeJS.ProcessEnv = {},
-  options: { clock?: () => Date } = {},
+  options: { clock?: () => Date; logger?: Logger } = {},
 ): Promise<TestHub> {
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), "hyperthings-test-"));
   // Observation reaches out to every Thing's forms: only the tests that want it turn it on. A stop
@@ -29,7 +30,7 @@ export async function startTestHub(
     env,
   );
   const running = await startHub(config, {
-    logger: createLogger(config.logLevel),
+    logger: options.logger ?? createLogger(config.logLevel),
     ...(options.clock && { clock: options.clock }),
   });
   const token = running.hub.adminToken.token;

@@ -23,6 +23,25 @@ export function acceptedMediaTypes(request: FastifyRequest): string[] {
   return ["application/json"];
 }
 
+/**
+ * For a route that reads no body (`preValidation`): one sent to it was ignored while the request
+ * went ahead, such as `{"homie": …}` meant for POST /mqtt-credentials, which issued a Thing's
+ * credentials instead. An empty object is taken as none.
+ */
+export async function refuseBody(request: FastifyRequest): Promise<void> {
+  const body = request.body;
+  // `{}` says nothing that could be ignored: some clients send it with every POST.
+  if (body === undefined || (isPlainObject(body) && Object.keys(body).length === 0)) return;
+  const route = (request.routeOptions.url ?? "").replace(/:(\w+)/g, "{$1}");
+  throw new ValidationError(`${request.method} ${route} takes no body: send it without one`, [
+    { pointer: "/body", message: "must be absent" },
+  ]);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 export function registerContentTypes(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { ForbiddenError, NotFoundError, UnauthorizedError, UnavailableError } from "../../core/index.js";
 import type { Hub, SecretInput, ThingSecrets } from "../../hub/index.js";
 import { idOf, idParam } from "./directory-routes.js";
+import { refuseBody } from "./content-types.js";
 
 const secretText = { type: "string", minLength: 1, maxLength: 4096 } as const;
 const schemeName = { type: "string", minLength: 1, maxLength: 256 } as const;
@@ -57,6 +58,7 @@ export function credentialRoutes(hub: Hub) {
     app.delete(
       "/things/:id/credentials",
       {
+        preValidation: refuseBody,
         schema: {
           summary: "Forget the credentials of one security definition (?schemeName=) or all of the Thing's",
           tags: ["credentials"],

@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { MAX_BATCH_THINGS, entityTagOf, type Hub, type WriteCondition } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
-import { MERGE_PATCH_CONTENT_TYPE, TD_CONTENT_TYPE } from "./content-types.js";
+import { MERGE_PATCH_CONTENT_TYPE, TD_CONTENT_TYPE, refuseBody } from "./content-types.js";
 import { thingPath } from "./thing-path.js";
 import { ValidationError } from "../../core/index.js";
 
@@ -248,7 +248,10 @@ export function directoryRoutes(hub: Hub) {
 
     app.delete(
       "/things/:id",
-      { schema: { summary: "Remove a TD from the directory", tags: ["directory"], params: idParam } },
+      {
+        preValidation: refuseBody,
+        schema: { summary: "Remove a TD from the directory", tags: ["directory"], params: idParam },
+      },
       async (request, reply) => {
         await directory.remove(
           idOf(request),

@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import { MAX_GRAPH_PAGE, MAX_NEIGHBOURHOOD_DEPTH, type Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
+import { refuseBody } from "./content-types.js";
 
 const term = { type: "string", minLength: 1, maxLength: 2048 } as const;
 /** One link to add or remove: the body of POST and the query of DELETE /things/{id}/links. */
@@ -114,6 +115,7 @@ export function graphRoutes(hub: Hub) {
     app.delete(
       "/things/:id/links",
       {
+        preValidation: refuseBody,
         schema: {
           summary:
             "Unlink: removes the {rel, href} links from the Thing's TD (a described, then an unlinked Change)",

@@ -23,6 +23,7 @@ import {
 import { encodeTopicLevel } from "../mqtt/topic-layout.js";
 import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
+import { refuseBody } from "./content-types.js";
 
 const usernameParam = {
   type: "object",
@@ -78,6 +79,7 @@ export function mqttCredentialRoutes(hub: Hub) {
     app.post(
       "/things/:id/mqtt-credentials",
       {
+        preValidation: refuseBody,
         schema: {
           summary: "The user name and password a device uses on the hub's embedded MQTT broker",
           description:
@@ -170,6 +172,7 @@ export function mqttCredentialRoutes(hub: Hub) {
     app.delete(
       "/mqtt-credentials/:username",
       {
+        preValidation: refuseBody,
         schema: {
           summary: "Revoke an MQTT credential: its connections are closed, and it signs in no more",
           description:

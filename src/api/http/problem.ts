@@ -3,6 +3,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import {
   BatchRefusedError,
   BindingError,
+  DamagedLogError,
   HyperthingsError,
   MethodNotAllowedError,
   ValidationError,
@@ -45,8 +46,9 @@ interface SchemaError {
   message?: string;
   /** The keyword's particulars: `allowedValues` (enum), `additionalProperty`, `missingProperty`. */
   params?: Record<string, unknown>;
-  /** With Ajv's `verbose` (server.ts): the schema of the failing place. */
+  /** With Ajv's `verbose` (server.ts): the schema of the failing place, and the value there. */
   parentSchema?: unknown;
+  data?: unknown;
 }
 
 /**
@@ -60,6 +62,21 @@ function messageOf(error: SchemaError, context: string): string {
   const allowed = error.params?.allowedValues;
   if (error.keyword === "enum" && Array.isArray(allowed)) {
     return `must be one of ${allowed.map((v) => JSON.stringify(v)).join(", ")}`;
+  }
+  // A body of one member among several (`{"homie"}` or `{"homeassistant"}`): its choices, in
+  // words, not Ajv's "must NOT have fewer than 1 properties".
+  const members =
+    typeof schema?.properties === "object" && schema.properties !== null
+      ? Object.keys(schema.properties).map((k) => JSON.stringify(k))
+      : [];
+  const bound = error.params?.limit;
+  if (members.length > 1 && bound === 1 && error.keyword === "minProperties") {
+    return `must have one of ${members.join(", ")}`;
+  }
+  if (members.length > 1 && bound === 1 && error.keyword === "maxProperties") {
+    const given =
+      typeof error.data === "object" && error.data !== null ? Object.keys(error.data).length : undefined;
+    return `must have only one of ${members.join(", ")}${given === undefined ? "" : `, not ${given}`}`;
   }
   const extra = error.params?.additionalProperty;
   if (error.keyword === "additionalProperties" && typeof extra === "string") {
@@ -103,7 +120,18 @@ function errorsOfItsType<E extends SchemaError>(errors: readonly E[]): E[] {
       if (e.schemaPath === `${prefix}${branch}/type` && e.instancePath === choice.instancePath)
         otherTypes.add(branch);
     }
-    if (otherTypes.size === 0 || otherTypes.size === branches.size) continue;
+    if (otherTypes.size === 0) continue;
+    if (otherTypes.size === branches.size) {
+      // Of no branch's type (123 where an object or an array is taken): one error naming the
+      // types, not one per branch and Ajv's "must match exactly one schema in oneOf".
+      const types = errors
+        .filter((e) => e.instancePath === choice.instancePath && otherTypes.has(branchOf(e) ?? ""))
+        .filter((e) => e.schemaPath.endsWith("/type"))
+        .map((e) => String(e.params?.type));
+      const one = { ...choice, keyword: "type", message: `must be ${[...new Set(types)].join(" or ")}` };
+      kept = [...kept.filter((e) => e !== choice && branchOf(e) === undefined), one];
+      continue;
+    }
     kept = kept.filter((e) => e !== choice && !otherTypes.has(branchOf(e) ?? ""));
   }
   return kept;
@@ -275,6 +303,9 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
   problem.instance = request.url;
   if (problem.status >= 500 && !(error instanceof HyperthingsError)) {
     request.log.error({ err: error }, "request failed");
+  } else if (error instanceof DamagedLogError) {
+    // Not the client's fault, and no retry mends it: the operator must hear of it.
+    request.log.error({ seq: error.seq }, error.message);
   } else if (problem.status >= 500 && error instanceof Error && error.cause !== undefined) {
     // The hub's own trouble behind a known answer (a full disk): the operator must hear of it.
     request.log.error({ err: error.cause }, error.message);

@@ -1,13 +1,14 @@
 // Numbers in a query string as people write them: decimal digits. The route schemas' coercion
 // (ajv's coerceTypes) would take anything Number() reads: ?seq=0x10 proved seq 16, ?seq=1e2 seq
-// 100, ?seq=%201 seq 1, and 99999999999999999999 came out as a rounded 1e20.
+// 100, ?seq=%201 seq 1, and 99999999999999999999 came out as a rounded 1e20. A parameter given
+// twice is said so, and one that no route reads is refused, not ignored.
 import type { FastifyInstance } from "fastify";
 import { ValidationError, readInteger } from "../../core/index.js";
 
 const NUMBER = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 
 interface QuerySchema {
-  properties?: Record<string, { type?: unknown }>;
+  properties?: Record<string, { type?: unknown; description?: unknown }>;
 }
 
 export function registerQueryNumbers(app: FastifyInstance): void {
@@ -17,6 +18,19 @@ export function registerQueryNumbers(app: FastifyInstance): void {
     const query = request.query as Record<string, unknown>;
     for (const [name, property] of Object.entries(schema.properties)) {
       const raw = query[name];
+      // ?limit=1&limit=2 comes as a list, which a schema of one value refused as "must be
+      // integer" or "must be string": the parameter is right, given more than once. A parameter
+      // that takes several (`match`) has no single type.
+      if (Array.isArray(raw) && typeof property.type === "string") {
+        const list =
+          typeof property.description === "string" && property.description.includes("separated by commas")
+            ? " (a list is separated by commas)"
+            : "";
+        const message = `is given ${raw.length} times: give it once${list}`;
+        throw new ValidationError(`Invalid query: query/${name} ${message}`, [
+          { pointer: `/query/${name}`, message },
+        ]);
+      }
       if (typeof raw !== "string") continue;
       let message: string | undefined;
       if (property.type === "integer") {
@@ -31,5 +45,26 @@ export function registerQueryNumbers(app: FastifyInstance): void {
         ]);
       }
     }
+  });
+}
+
+/**
+ * The query of an interaction route (a property, an action, an event) is the affordance's URI
+ * variables, which it checks against the Thing's TD itself.
+ */
+const URI_VARIABLE_ROUTE = /^\/things\/:id\/(?:properties|actions|events)\//;
+
+/**
+ * Gives every route of the API (one with `tags`) that declares no query parameters a schema that
+ * takes none: `GET /changes/5?thing=urn:x` or `DELETE /things/{id}?dryRun=true` answered as if
+ * the parameter were not there, a filter or an option silently not applied. Registered before the
+ * routes; the web UI's pages (hidden) take any query, as links to them may carry one.
+ */
+export function refuseUnknownQuery(app: FastifyInstance): void {
+  app.addHook("onRoute", (route) => {
+    const schema = route.schema;
+    if (schema === undefined || schema.hide === true || !Array.isArray(schema.tags)) return;
+    if (schema.querystring !== undefined || URI_VARIABLE_ROUTE.test(route.url)) return;
+    schema.querystring = { type: "object", additionalProperties: false, properties: {} };
   });
 }

@@ -7,6 +7,7 @@ import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
 import { openStreams } from "./event-stream.js";
 import { holdStreamSlot } from "./stream-slots.js";
+import { refuseBody } from "./content-types.js";
 
 const HEARTBEAT_MS = 15_000;
 const stepStatus = {
@@ -188,6 +189,7 @@ export function rolloutRoutes(hub: Hub) {
     app.post(
       "/rollouts/:id/cancel",
       {
+        preValidation: refuseBody,
         schema: {
           summary:
             "Cancel a running rollout: no new step starts, pending steps are skipped, a step in flight sends nothing more and makes no release active; 409 once it has ended",

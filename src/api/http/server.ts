@@ -9,7 +9,7 @@ import { registerAuthorization } from "./authorization.js";
 import { registerHostCheck } from "./host-check.js";
 import { registerContentTypes } from "./content-types.js";
 import { methodNotAllowed, trackRoutes } from "./method-not-allowed.js";
-import { registerQueryNumbers } from "./query-numbers.js";
+import { refuseUnknownQuery, registerQueryNumbers } from "./query-numbers.js";
 import { wellKnownRoutes } from "./directory-description.js";
 import { directoryRoutes } from "./directory-routes.js";
 import { eventRoutes } from "./event-routes.js";
@@ -118,6 +118,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   app.decorate("streamSlots", new StreamSlots(hub.config.maxStreamsPerClient));
   registerContentTypes(app);
   registerQueryNumbers(app);
+  refuseUnknownQuery(app);
   registerHostCheck(app, hub.config);
   registerAuthorization(app, hub);
 

@@ -6,6 +6,7 @@
 import type pg from "pg";
 import {
   ConflictError,
+  DamagedLogError,
   MerkleFrontier,
   NotFoundError,
   UnavailableError,
@@ -1459,7 +1460,15 @@ export class PostgresStore implements Store {
     }
     const leafAt = (index: number): Uint8Array => {
       const leaf = leaves.get(index + 1);
-      if (!leaf) throw new Error(`the leaf hash of Change ${index + 1} is missing from ${this.where}`);
+      if (!leaf) {
+        // Past the head's size is refused below, before any leaf is asked for: a leaf within it
+        // that is not there is a row deleted outside the hub, past its triggers.
+        throw new DamagedLogError(
+          `Change ${index + 1} is missing from the database (${this.where}), though the Log holds ${size} Changes: its row was deleted outside the hub. ` +
+            "`things verify` checks the Log; restore the database from a backup",
+          index + 1,
+        );
+      }
       return leaf;
     };
     const memo = new Map<string, Uint8Array>();

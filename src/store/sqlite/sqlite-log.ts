@@ -5,6 +5,7 @@
 // with it through mark/rollback/committed, so it never gets ahead of the database (PITFALLS.md).
 import type Database from "better-sqlite3";
 import {
+  DamagedLogError,
   HASH_LENGTH,
   MerkleFrontier,
   canonicalCauseJson,
@@ -1439,6 +1440,39 @@ export class SqliteLog {
     return hash;
   }
 
+  /**
+   * What is wrong with a block whose leaf hashes did not come to 32 bytes each: the first Change of
+   * it whose row is gone (deleted outside the hub, past its triggers) or whose leaf is not 32 bytes.
+   */
+  private damagedBlock(first: number, last: number, size: number): DamagedLogError {
+    const rows = this.db
+      .prepare<[number, number], { seq: number; bytes: number | null }>(
+        "SELECT seq, length(leaf) AS bytes FROM changes WHERE seq BETWEEN ? AND ? ORDER BY seq",
+      )
+      .all(first, last);
+    const advice = "`things verify` checks the Log; restore the database from a backup";
+    for (let seq = first, i = 0; seq <= last; seq++, i++) {
+      const row = rows[i];
+      if (row?.seq !== seq) {
+        return new DamagedLogError(
+          `Change ${seq} is missing from the database, though the Log holds ${size} Changes: its row was deleted outside the hub. ${advice}`,
+          seq,
+        );
+      }
+      if (row.bytes !== HASH_LENGTH) {
+        const bytes = row.bytes ?? 0;
+        return new DamagedLogError(
+          `the leaf hash of Change ${seq} is ${bytes} byte${bytes === 1 ? "" : "s"}, not ${HASH_LENGTH}: the database was altered outside the hub. ${advice}`,
+          seq,
+        );
+      }
+    }
+    return new DamagedLogError(
+      `the leaf hashes of Changes ${first} to ${last} could not be read whole: the database is damaged. ${advice}`,
+      first,
+    );
+  }
+
   /** The leaf hashes of one block (as far as the Log goes), from memory or read once. */
   private blockLeavesOf(block: number, blocks: Map<number, Uint8Array[]>): Uint8Array[] {
     const start = block * BLOCK;
@@ -1448,11 +1482,7 @@ export class SqliteLog {
     if (leaves === undefined) {
       const last = Math.min(start + BLOCK, view.size);
       const bytes = Buffer.from(this.stmt.leafBlock.get(start + 1, last) ?? "", "hex");
-      if (bytes.length !== HASH_LENGTH * (last - start)) {
-        throw new Error(
-          `the leaf hashes of Changes ${start + 1} to ${last} are ${bytes.length} bytes, not ${HASH_LENGTH} each: the database is damaged`,
-        );
-      }
+      if (bytes.length !== HASH_LENGTH * (last - start)) throw this.damagedBlock(start + 1, last, view.size);
       leaves = [];
       for (let at = 0; at < bytes.length; at += HASH_LENGTH)
         leaves.push(bytes.subarray(at, at + HASH_LENGTH));

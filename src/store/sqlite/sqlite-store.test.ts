@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
+  DamagedLogError,
   UnavailableError,
   changeLeafHash,
   hashFromHex,
@@ -905,7 +906,7 @@ describe("SqliteStore", () => {
     await expectExact(openStore());
   });
 
-  it("reads a block's leaves in one value for proofs, and says the database is damaged when a stored leaf is not 32 bytes", async () => {
+  it("reads a block's leaves in one value for proofs, and names the Change whose stored leaf is not 32 bytes", async () => {
     const store = openStore();
     await store.append(readings(40, 3));
     // Ranges within blocks of 16, complete and partial: hashed from the leaves read back.
@@ -923,8 +924,9 @@ describe("SqliteStore", () => {
     db.close();
     const reopened = openStore();
     await expect(reopened.subtreeHashes([[17, 19]])).rejects.toThrow(
-      "the leaf hashes of Changes 17 to 32 are 481 bytes, not 32 each: the database is damaged",
+      "the leaf hash of Change 20 is 1 byte, not 32: the database was altered outside the hub. `things verify` checks the Log; restore the database from a backup",
     );
+    await expect(reopened.subtreeHashes([[17, 19]])).rejects.toBeInstanceOf(DamagedLogError);
     // Other blocks are as they were.
     expect((await reopened.subtreeHashes([[0, 3]])).map(hashToHex)).toEqual([
       hashToHex(firstBlock ?? new Uint8Array()),
