@@ -22,6 +22,31 @@ describe("time budget", () => {
     expect(quickToMatch("^a+$", "a".repeat(257))).toBe(false);
   });
 
+  it("runs again work that was kept off the CPU past its budget (a busy machine), so a value that fits is not refused", () => {
+    // Atomics.wait sleeps as a thread waiting for a core does: the budget passes, no CPU is used.
+    const cell = new Int32Array(new SharedArrayBuffer(4));
+    let calls = 0;
+    const result = withinBudget(() => {
+      calls++;
+      if (calls === 1) Atomics.wait(cell, 0, 0, 300);
+      return 42;
+    }, 100);
+    expect(result).toEqual({ done: true, value: 42 });
+    expect(calls).toBe(2);
+  });
+
+  it("gives up on work kept off the CPU every time it is tried: the wait stays bounded", () => {
+    const cell = new Int32Array(new SharedArrayBuffer(4));
+    let calls = 0;
+    const result = withinBudget(() => {
+      calls++;
+      Atomics.wait(cell, 0, 0, 300);
+      return 42;
+    }, 50);
+    expect(result).toEqual({ done: false });
+    expect(calls).toBe(3);
+  });
+
   it("passes on what the work returns or throws", () => {
     expect(withinBudget(() => 42, 100)).toEqual({ done: true, value: 42 });
     expect(() =>
