@@ -470,6 +470,60 @@ describe("things history, state and diff", () => {
     expect(diff.from).toBe(diff.to);
   });
 
+  it("says that a time of day still to come was read as today's, and gives yesterday's", async () => {
+    // The night an incident spans, asked about in the morning: `--since 23:59` is tonight's.
+    // Of two zones 26 hours apart (2 hours on the clock) one is far from midnight now, so that
+    // 23:59 is still to come there and 00:01 has come.
+    const zone = ["Etc/GMT-14", "Etc/GMT+12"].find((z) => {
+      const hour = Number(
+        new Intl.DateTimeFormat("en-GB", { timeZone: z, hour: "2-digit", hourCycle: "h23" }).format(
+          new Date(),
+        ),
+      );
+      return hour >= 1 && hour <= 22;
+    });
+    const inZone = (args: string[]) =>
+      runThingsToEnd([...args, "--url", hub.url, "--token", hub.token], { env: { TZ: zone } });
+    const hint = (option: string) =>
+      `${option} 23:59 is today's 23:59, still to come; for yesterday's, give ${option} 'yesterday 23:59'`;
+    for (const [args, option] of [
+      [["history", LAMP, "--since", "23:59", "--until", "00:01"], "--since"],
+      [["changes", "--since", "23:59", "--until", "00:01"], "--since"],
+      [["diff", LAMP, "--from", "23:59", "--to", "00:01"], "--from"],
+    ] as const) {
+      const run = await inZone([...args]);
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(/^things: --\w+ \(\S+\) is after --\w+ \(\S+\): /);
+      expect(run.stderr.endsWith(`: ${hint(option)}\n`), run.stderr).toBe(true);
+    }
+    // Alone, it finds nothing: said with the reason, not only "no Change matches".
+    for (const args of [
+      ["history", LAMP, "--since", "23:59"],
+      ["changes", "--since", "today 23:59"],
+    ]) {
+      const run = await inZone(args);
+      expect(run).toMatchObject({ code: 0, stdout: "" });
+      expect(run.stderr).toBe(
+        `no Change matches: ${hint("--since").replace("--since 23:59 is", `--since ${args.at(-1)} is`)}\n`,
+      );
+    }
+    const dir = mkdtempSync(join(tmpdir(), "hyperthings-ahead-"));
+    try {
+      const out = join(dir, "x.ndjson");
+      const run = await inZone(["export", "--thing", LAMP, "--since", "23:59", "--out", out]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/: nothing to export \(--since 23:59 is today's 23:59, still to come; /);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // A time that has come, or one that is not a time of day, gets no such note.
+    const past = await inZone(["changes", "--since", "00:01", "--until", "-1h", "--kind", "emitted"]);
+    expect(past.stderr).not.toContain("still to come");
+    const relative = await inZone(["history", LAMP, "--since", "+1h"]);
+    expect(relative.stderr).toBe("no Change matches\n");
+  });
+
   it("state prints the TD's title and version, then each property's value, time and actor", async () => {
     const now = await thingsAt(hub, ["state", LAMP]);
     expect(now).toMatchObject({ code: 0, stderr: "" });

@@ -18,6 +18,7 @@ import {
   connectionHelpWith,
   checkTimeOrder,
   parseTimeArgument,
+  stillToComeNote,
   talking,
   unknownIdHint,
 } from "./client-commands.js";
@@ -99,7 +100,11 @@ async function history(id: string, options: HistoryCommandOptions, command: Comm
   const now = new Date();
   const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
   const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
-  checkTimeOrder({ option: "--since", time: since }, { option: "--until", time: until });
+  checkTimeOrder(
+    { option: "--since", text: options.since, time: since },
+    { option: "--until", text: options.until, time: until },
+    { now },
+  );
   const kinds = kindsOf(options.kind);
   const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
   const times = timesToGoOn(now, { since: [options.since, since], until: [options.until, until] });
@@ -113,7 +118,9 @@ async function history(id: string, options: HistoryCommandOptions, command: Comm
     ...(until !== undefined && { until }),
     ...(options.cursor !== undefined && { cursor: options.cursor }),
   });
-  await printChanges(all, limit, options, false, times);
+  await printChanges(all, limit, options, false, times, () =>
+    Promise.resolve(stillToComeNote("--since", options.since, since, now)),
+  );
 }
 
 /**
@@ -260,7 +267,11 @@ async function feed(options: ChangesCommandOptions, command: Command): Promise<v
   const now = new Date();
   const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
   const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
-  checkTimeOrder({ option: "--since", time: since }, { option: "--until", time: until });
+  checkTimeOrder(
+    { option: "--since", text: options.since, time: since },
+    { option: "--until", text: options.until, time: until },
+    { now },
+  );
   const kinds = kindsOf(options.kind);
   const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
   const times = timesToGoOn(now, { since: [options.since, since], until: [options.until, until] });
@@ -273,7 +284,16 @@ async function feed(options: ChangesCommandOptions, command: Command): Promise<v
     ...(until !== undefined && { until }),
     ...(options.cursor !== undefined && { cursor: options.cursor }),
   });
-  await printChanges(all, limit, options, true, times, () => unknownThingNote(command, options.thing));
+  await printChanges(
+    all,
+    limit,
+    options,
+    true,
+    times,
+    async () =>
+      (await unknownThingNote(command, options.thing)) ??
+      stillToComeNote("--since", options.since, since, now),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -689,7 +709,11 @@ export function registerHistoryCommands(program: Command): void {
           const now = new Date();
           const from = parseTimeArgument(options.from, now);
           const to = options.to === undefined ? undefined : parseTimeArgument(options.to, now);
-          checkTimeOrder({ option: "--from", time: from }, { option: "--to", time: to ?? now }, now);
+          checkTimeOrder(
+            { option: "--from", text: options.from, time: from },
+            { option: "--to", time: to ?? now },
+            { now, capAtNow: true },
+          );
           const client = clientOf(command);
           const diff = await client.diff(id, from, to);
           if (options.json) return void process.stdout.write(`${JSON.stringify(diff)}\n`);

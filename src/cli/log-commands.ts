@@ -44,7 +44,13 @@ import {
   type LogFailure,
   type MerkleFrontierJson,
 } from "../core/index.js";
-import { clientOf, connectionHelpWith, parseTimeArgument, talking } from "./client-commands.js";
+import {
+  clientOf,
+  connectionHelpWith,
+  parseTimeArgument,
+  stillToComeNote,
+  talking,
+} from "./client-commands.js";
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
 import { wholeNumber } from "./whole-number.js";
@@ -1209,12 +1215,17 @@ async function exportStart(
   client: HubClient,
 ): Promise<{
   since: Date | undefined;
+  /** Why nothing may be found since `since`: a time of day still to come, read as today's. */
+  sinceNote: string;
   checkpoint: Checkpoint;
   common: ExportHeaderCommon;
   consistentWith: KeptConsistency[];
 }> {
   checkExportTarget(options);
-  const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
+  const now = new Date();
+  const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
+  const note = stillToComeNote("--since", options.since, since, now);
+  const sinceNote = note === undefined ? "" : ` (${note})`;
   const logKey = await client.logKey();
   const checkpoint = await client.checkpoint();
   if (checkpoint === undefined) throw new CliError("the log is empty: nothing to export");
@@ -1231,7 +1242,7 @@ async function exportStart(
     common.publicKey,
     checkpoint,
   );
-  return { since, checkpoint, common, consistentWith };
+  return { since, sinceNote, checkpoint, common, consistentWith };
 }
 
 /**
@@ -1281,7 +1292,7 @@ async function exportLog(
   options: { since?: string; consistentWith?: string[] } & ExportTarget,
   client: HubClient,
 ): Promise<void> {
-  const { since, checkpoint, common, consistentWith } = await exportStart(options, client);
+  const { since, sinceNote, checkpoint, common, consistentWith } = await exportStart(options, client);
   const to = checkpoint.size;
   let from = 1;
   if (since !== undefined) {
@@ -1289,7 +1300,7 @@ async function exportLog(
     if (first === undefined || first.seq > to) {
       // The checkpoint was signed just now, over every Change committed: none since is in it.
       throw new CliError(
-        `no change since ${since.toISOString()} in the Log up to its latest checkpoint (size ${to}): nothing to export`,
+        `no change since ${since.toISOString()} in the Log up to its latest checkpoint (size ${to}): nothing to export${sinceNote}`,
       );
     }
     from = first.seq;
@@ -1377,7 +1388,7 @@ async function exportThing(
   options: { since?: string; thing: string; consistentWith?: string[] } & ExportTarget,
   client: HubClient,
 ): Promise<void> {
-  const { since, checkpoint, common, consistentWith } = await exportStart(options, client);
+  const { since, sinceNote, checkpoint, common, consistentWith } = await exportStart(options, client);
   const size = checkpoint.size;
   const header: ThingExportHeader = {
     ...common,
@@ -1439,7 +1450,7 @@ async function exportThing(
     while (inFlight.length > 0) await writeOldest();
     if (count === 0) {
       throw new CliError(
-        `${options.thing} has no change${since ? ` since ${since.toISOString()}` : ""} in the Log up to its latest checkpoint (size ${size}): nothing to export`,
+        `${options.thing} has no change${since ? ` since ${since.toISOString()}` : ""} in the Log up to its latest checkpoint (size ${size}): nothing to export${sinceNote}`,
       );
     }
     await writer.write({ type: "end", changes: count });
