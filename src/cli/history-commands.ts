@@ -220,6 +220,7 @@ async function unknownThingNote(command: Command, id: string | undefined): Promi
 interface FeedOptions {
   thing?: string;
   type?: string;
+  affordance?: string;
   kind?: string;
   actor?: string;
   release?: string;
@@ -235,6 +236,7 @@ function feedFilter(options: FeedOptions): Omit<GraphqlChangeFilter, "kinds"> {
   return {
     ...(options.thing !== undefined && { thing: options.thing }),
     ...(options.type !== undefined && { type: options.type }),
+    ...(options.affordance !== undefined && { affordance: options.affordance }),
     ...(options.actor !== undefined && { actor: options.actor }),
     ...(options.release !== undefined && { release: options.release }),
     ...(options.correlation !== undefined && { correlation: options.correlation }),
@@ -246,6 +248,7 @@ function feedOptions(command: Command): Command {
   return command
     .option("--thing <id>", "only this Thing's Changes")
     .option("--type <type>", TYPE_HELP)
+    .option("--affordance <name>", "only Changes of this property, action or event, of any Thing")
     .option("--kind <kinds>", "only these kinds, comma-separated (reported, desired, described, …)")
     .option("--actor <actor>", "only Changes caused by this actor")
     .option("--release <release>", "only Changes caused by this release")
