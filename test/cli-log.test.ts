@@ -2148,6 +2148,50 @@ describe("things verify, prove and export", () => {
         last: 29,
         size: 30,
       });
+      // --until: the night of the incident, not everything since (seq 10..17, read at 10:02).
+      const night = join(work, "night.ndjson");
+      const window = ["--since", "2026-01-01T10:02:00Z", "--until", "2026-01-01T10:02:30Z"];
+      expect(await thingsAt(hub, ["export", "--thing", LAMP, ...window, "--out", night])).toMatchObject({
+        code: 0,
+        stderr: "",
+      });
+      expect(JSON.parse(readFileSync(night, "utf8").split("\n")[0] ?? "")).toMatchObject({
+        since: "2026-01-01T10:02:00.000Z",
+        until: "2026-01-01T10:02:30.000Z",
+        checkpoint: { size: 30 },
+      });
+      expect(JSON.parse((await things(["verify", "--file", night, "--json"])).stdout)).toMatchObject({
+        ok: true,
+        changes: 8,
+        first: 10,
+        last: 17,
+        size: 30,
+      });
+      // Only one Thing's export may stop before the Log's end; and the times must be in order.
+      const whole = join(work, "run.ndjson");
+      for (const [args, message] of [
+        [
+          ["export", ...window, "--out", whole],
+          "things: --until needs --thing: an export of every Thing's Changes goes on to the Log's latest checkpoint, which is what proves none is left out\n",
+        ],
+        [
+          [
+            "export",
+            "--thing",
+            LAMP,
+            "--since",
+            "2026-01-01T10:03:00Z",
+            "--until",
+            "2026-01-01T10:02:00Z",
+            "--out",
+            whole,
+          ],
+          "things: --since (2026-01-01T10:03:00.000Z) is after --until (2026-01-01T10:02:00.000Z)\n",
+        ],
+      ] as const) {
+        expect(await thingsAt(hub, [...args])).toMatchObject({ code: 2, stderr: message });
+      }
+      expect(existsSync(whole)).toBe(false);
       const hall = join(work, "hall.ndjson");
       expect((await thingsAt(hub, ["export", "--thing", other, "--out", hall])).code).toBe(0);
       expect(JSON.parse((await things(["verify", "--file", hall, "--json"])).stdout)).toMatchObject({
