@@ -517,6 +517,19 @@ describe("things history, state and diff", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+    // The hub reads a state's --at, or a diff's --from, still to come as now: answered, and said.
+    for (const [args, option] of [
+      [["state", LAMP, "--at", "23:59"], "--at"],
+      [["diff", LAMP, "--from", "23:59"], "--from"],
+    ] as const) {
+      const run = await inZone([...args]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).not.toBe("");
+      expect(run.stderr).toBe(
+        `note: ${option} 23:59 is today's 23:59, still to come, so it was read as now; for yesterday's, give ${option} 'yesterday 23:59'\n`,
+      );
+    }
+    expect((await inZone(["state", LAMP, "--at", "00:01"])).stderr).toBe("");
     // A time that has come, or one that is not a time of day, gets no such note.
     const past = await inZone(["changes", "--since", "00:01", "--until", "-1h", "--kind", "emitted"]);
     expect(past.stderr).not.toContain("still to come");

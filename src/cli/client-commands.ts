@@ -532,18 +532,21 @@ const TODAY_CLOCK = /^(?:today\s+)?(\d{1,2}:\d{2}(?::\d{2})?)$/i;
 /**
  * A time of day that was read as today's though it is still to come — `--since 23:50`, typed at
  * 08:00 about last night, asks about tonight and finds nothing — as a note that says so and gives
- * yesterday's; undefined for any other time, or one that has come.
+ * yesterday's (`readAsNow`: the hub answered for now instead); undefined for any other time, or
+ * one that has come.
  */
 export function stillToComeNote(
   option: string,
   text: string | undefined,
   time: Date | undefined,
   now: Date,
+  readAsNow = false,
 ): string | undefined {
   if (text === undefined || time === undefined || time <= now) return undefined;
   const clock = TODAY_CLOCK.exec(text.trim())?.[1];
   if (clock === undefined) return undefined;
-  return `${option} ${text.trim()} is today's ${clock}, still to come; for yesterday's, give ${option} 'yesterday ${clock}'`;
+  const read = readAsNow ? ", so it was read as now" : "";
+  return `${option} ${text.trim()} is today's ${clock}, still to come${read}; for yesterday's, give ${option} 'yesterday ${clock}'`;
 }
 
 /** A time argument as given (`text`) and as read (`time`), for `checkTimeOrder`. */

@@ -690,9 +690,13 @@ export function registerHistoryCommands(program: Command): void {
     .addHelpText("after", () => `\n${timeHelp}\n${help()}`)
     .action(
       talking(async (id: string, options: { at?: string; json?: boolean }, command: Command) => {
-        const at = options.at === undefined ? undefined : parseTimeArgument(options.at);
+        const now = new Date();
+        const at = options.at === undefined ? undefined : parseTimeArgument(options.at, now);
         const state = await clientOf(command).stateAt(id, at);
         process.stdout.write(options.json ? `${JSON.stringify(state)}\n` : formatState(state));
+        // The hub reads a time still to come as now: the state shown is now's, said as such.
+        const note = stillToComeNote("--at", options.at, at, now, true);
+        if (note !== undefined) process.stderr.write(`note: ${note}\n`);
       }),
     );
 
@@ -719,6 +723,9 @@ export function registerHistoryCommands(program: Command): void {
           );
           const client = clientOf(command);
           const diff = await client.diff(id, from, to);
+          // A --from still to come is read as now: an empty diff from now to now, said as such.
+          const note = stillToComeNote("--from", options.from, from, now, true);
+          if (note !== undefined) process.stderr.write(`note: ${note}\n`);
           if (options.json) return void process.stdout.write(`${JSON.stringify(diff)}\n`);
           let text = formatDiff(diff);
           if (changedInPlace(diff.description)) {
