@@ -32,7 +32,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { HubClient } from "../src/client/index.js";
 import { changeLeafHash, hashToHex, type Change, type ThingDescription } from "../src/core/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
-import { cleanEnvironment, runThingsToEnd, type ThingsRun } from "./support/things-process.js";
+import { cleanEnvironment, runThings, runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 /** The longest a test waits for a line it expects from a running command. */
@@ -530,6 +530,20 @@ describe("things history, state and diff", () => {
       );
     }
     expect((await inZone(["state", LAMP, "--at", "00:01"])).stderr).toBe("");
+    // watch replays nothing since then, and goes live: said under its first line.
+    const watcher = runThings(["watch", "--since", "23:59", "--url", hub.url, "--token", hub.token], {
+      TZ: zone,
+    });
+    try {
+      // The note is written with the first line, in one write (atomic on a pipe).
+      while (!watcher.stderr().includes("(Ctrl-C to stop)\n")) await once(watcher.process.stderr, "data");
+      expect(watcher.stderr()).toMatch(
+        /^watching \S+ after seq \d+ \(the last before \S+ 23:59:00\.000\) \(Ctrl-C to stop\)\nnote: --since 23:59 is today's 23:59, still to come, so it was read as now; for yesterday's, give --since 'yesterday 23:59'\n$/,
+      );
+    } finally {
+      watcher.process.kill("SIGINT");
+      await watcher.exited;
+    }
     // A time that has come, or one that is not a time of day, gets no such note.
     const past = await inZone(["changes", "--since", "00:01", "--until", "-1h", "--kind", "emitted"]);
     expect(past.stderr).not.toContain("still to come");

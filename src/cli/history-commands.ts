@@ -559,7 +559,10 @@ function asChange(change: GraphqlChange): Change {
 }
 
 async function watch(options: WatchCommandOptions, command: Command): Promise<void> {
-  const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
+  const now = new Date();
+  const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
+  // Nothing has happened since a time still to come: the replay is empty, and watch goes live.
+  const sinceNote = stillToComeNote("--since", options.since, since, now, true);
   const kinds = kindsOf(options.kind);
   const filter: GraphqlChangeFilter = { ...feedFilter(options), ...(kinds !== undefined && { kinds }) };
   const stop = new AbortController();
@@ -575,7 +578,8 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
       process.stderr.write(
         opened
           ? `reconnected; resuming after seq ${last}\n`
-          : `watching ${url} after seq ${last}${since ? ` (the last before ${localTime(since.toISOString())})` : ""} (Ctrl-C to stop)\n`,
+          : `watching ${url} after seq ${last}${since ? ` (the last before ${localTime(since.toISOString())})` : ""} (Ctrl-C to stop)\n` +
+              (sinceNote === undefined ? "" : `note: ${sinceNote}\n`),
       );
       opened = true;
     } else if (status.state === "closed" && opened && !stop.signal.aborted) {
