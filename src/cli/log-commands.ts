@@ -564,7 +564,7 @@ async function verifyHub(client: LogReader, options: VerifyOptions, file?: LogFi
       line:
         `verified ${counted(result.size, "change")}, ${counted(checkpoints.length, "checkpoint")}` +
         (saved.length > 0
-          ? ` and ${saved.length} saved (sizes ${saved.map((c) => c.size).join(", ")})`
+          ? ` and ${saved.length} saved (${saved.length === 1 ? "size" : "sizes"} ${saved.map((c) => c.size).join(", ")})`
           : "") +
         (root === undefined
           ? ", no signed checkpoint"
