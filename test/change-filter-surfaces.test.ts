@@ -1,7 +1,8 @@
 // The change feed's filters mean the same on every surface: the SSE feed (one filter, or several
 // on one connection with `match`), GraphQL's `changes` subscription, the paged feeds (GET /changes,
 // GraphQL's `changes` query) and the CLI (`things changes`, `things watch`) answer the same Changes
-// for the same filter — thing, kinds, actor, release, correlation, and the type as of each Change.
+// for the same filter — thing, affordance, kinds, actor, release, correlation, and the type as of
+// each Change.
 // `npm test` builds dist/ first; otherwise run `npm run build`.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -44,6 +45,10 @@ const FILTERS: ChangeFilter[] = [
   { correlation: CORRELATION, thing: A, kinds: ["reported"] },
   { correlation: CORRELATION, type: "saref:Sensor" },
   { correlation: CORRELATION, actor: "alice", release: RELEASE },
+  { affordance: "load" },
+  { affordance: "load", thing: A },
+  { affordance: "load", type: "saref:Sensor", actor: "alice" },
+  { affordance: "load", kinds: ["reported"], correlation: CORRELATION },
 ];
 
 /** The filter as the SSE feed's query. */
@@ -51,6 +56,7 @@ function feedQuery(filter: ChangeFilter): string {
   const q = new URLSearchParams();
   if (filter.thing !== undefined) q.set("thing", filter.thing);
   if (filter.type !== undefined) q.set("type", filter.type);
+  if (filter.affordance !== undefined) q.set("affordance", filter.affordance);
   if (filter.kinds !== undefined) q.set("kind", filter.kinds.join(","));
   if (filter.actor !== undefined) q.set("actor", filter.actor);
   if (filter.release !== undefined) q.set("release", filter.release);
@@ -107,6 +113,7 @@ describe("the change filters on the SSE feed, GraphQL, the paged feeds and the C
       .filter(
         (c) =>
           (filter.thing === undefined || c.thing === filter.thing) &&
+          (filter.affordance === undefined || c.affordance === filter.affordance) &&
           (filter.kinds === undefined || filter.kinds.includes(c.kind)) &&
           (filter.actor === undefined || c.cause.actor === filter.actor) &&
           (filter.release === undefined || c.cause.release === filter.release) &&
@@ -257,6 +264,57 @@ describe("the change filters on the SSE feed, GraphQL, the paged feeds and the C
     } finally {
       watcher.process.kill("SIGINT");
       await watcher.exited;
+    }
+  });
+
+  it("things changes --affordance and things watch --affordance print that affordance's Changes of every Thing", async () => {
+    const auth = ["--url", hub.url, "--token", hub.token];
+    const want = expected({ affordance: "load" });
+    // Both Things' readings, and none of their alarms or descriptions.
+    expect(new Set(everything.filter((c) => want.includes(c.seq)).map((c) => c.thing))).toEqual(
+      new Set([A, B]),
+    );
+    expect(want.length).toBeLessThan(everything.filter((c) => c.affordance !== undefined).length);
+    const listed = await runThingsToEnd([
+      "changes",
+      "--affordance",
+      "load",
+      "--oldest-first",
+      "--json",
+      ...auth,
+    ]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as Change[]).map((c) => c.seq)).toEqual(want);
+    const alarms = await runThingsToEnd(["changes", "--affordance", "alarm", "--thing", B, ...auth]);
+    expect(alarms.code, alarms.stderr).toBe(0);
+    expect(
+      alarms.stdout
+        .trim()
+        .split("\n")
+        .slice(1)
+        .map((row) => row.split(/\s+/)[0]),
+    ).toEqual(expected({ affordance: "alarm", thing: B }).map(String).reverse());
+    const watcher = runThings(["watch", "--affordance", "load", "--since", "-1d", "--json", ...auth]);
+    try {
+      await watcher.waitFor(new RegExp(`"seq":${sentinel}\\b`));
+      const lines = watcher
+        .stdout()
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Change);
+      expect(lines.map((c) => c.seq)).toEqual(want);
+    } finally {
+      watcher.process.kill("SIGINT");
+      await watcher.exited;
+    }
+    // An empty name is refused, on the paged feed, the SSE feed (alone or in a match) and GraphQL.
+    for (const path of [
+      "/changes?affordance=",
+      "/changes/stream?affordance=",
+      `/changes/stream?match=${encodeURIComponent("affordance=")}`,
+    ]) {
+      const res = await hub.request(path);
+      expect(res.status, path).toBe(400);
     }
   });
 

@@ -32,7 +32,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { HubClient } from "../src/client/index.js";
 import { changeLeafHash, hashToHex, type Change, type ThingDescription } from "../src/core/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
-import { cleanEnvironment, runThingsToEnd, type ThingsRun } from "./support/things-process.js";
+import { cleanEnvironment, runThings, runThingsToEnd, type ThingsRun } from "./support/things-process.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
 /** The longest a test waits for a line it expects from a running command. */
@@ -493,6 +493,87 @@ describe("things history, state and diff", () => {
     expect(ahead).toMatchObject({ code: 0, stderr: "" });
     const diff = JSON.parse(ahead.stdout) as { from: string; to: string };
     expect(diff.from).toBe(diff.to);
+  });
+
+  it("says that a time of day still to come was read as today's, and gives yesterday's", async () => {
+    // The night an incident spans, asked about in the morning: `--since 23:59` is tonight's.
+    // Of two zones 26 hours apart (2 hours on the clock) one is far from midnight now, so that
+    // 23:59 is still to come there and 00:01 has come.
+    const zone = ["Etc/GMT-14", "Etc/GMT+12"].find((z) => {
+      const hour = Number(
+        new Intl.DateTimeFormat("en-GB", { timeZone: z, hour: "2-digit", hourCycle: "h23" }).format(
+          new Date(),
+        ),
+      );
+      return hour >= 1 && hour <= 22;
+    });
+    const inZone = (args: string[]) =>
+      runThingsToEnd([...args, "--url", hub.url, "--token", hub.token], { env: { TZ: zone } });
+    const hint = (option: string) =>
+      `${option} 23:59 is today's 23:59, still to come; for yesterday's, give ${option} 'yesterday 23:59'`;
+    for (const [args, option] of [
+      [["history", LAMP, "--since", "23:59", "--until", "00:01"], "--since"],
+      [["changes", "--since", "23:59", "--until", "00:01"], "--since"],
+      [["diff", LAMP, "--from", "23:59", "--to", "00:01"], "--from"],
+    ] as const) {
+      const run = await inZone([...args]);
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(/^things: --\w+ \(\S+\) is after --\w+ \(\S+\): /);
+      expect(run.stderr.endsWith(`: ${hint(option)}\n`), run.stderr).toBe(true);
+    }
+    // Alone, it finds nothing: said with the reason, not only "no Change matches".
+    for (const args of [
+      ["history", LAMP, "--since", "23:59"],
+      ["changes", "--since", "today 23:59"],
+    ]) {
+      const run = await inZone(args);
+      expect(run).toMatchObject({ code: 0, stdout: "" });
+      expect(run.stderr).toBe(
+        `no Change matches: ${hint("--since").replace("--since 23:59 is", `--since ${args.at(-1)} is`)}\n`,
+      );
+    }
+    const dir = mkdtempSync(join(tmpdir(), "hyperthings-ahead-"));
+    try {
+      const out = join(dir, "x.ndjson");
+      const run = await inZone(["export", "--thing", LAMP, "--since", "23:59", "--out", out]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/: nothing to export \(--since 23:59 is today's 23:59, still to come; /);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // The hub reads a state's --at, or a diff's --from, still to come as now: answered, and said.
+    for (const [args, option] of [
+      [["state", LAMP, "--at", "23:59"], "--at"],
+      [["diff", LAMP, "--from", "23:59"], "--from"],
+    ] as const) {
+      const run = await inZone([...args]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).not.toBe("");
+      expect(run.stderr).toBe(
+        `note: ${option} 23:59 is today's 23:59, still to come, so it was read as now; for yesterday's, give ${option} 'yesterday 23:59'\n`,
+      );
+    }
+    expect((await inZone(["state", LAMP, "--at", "00:01"])).stderr).toBe("");
+    // watch replays nothing since then, and goes live: said under its first line.
+    const watcher = runThings(["watch", "--since", "23:59", "--url", hub.url, "--token", hub.token], {
+      TZ: zone,
+    });
+    try {
+      // The note is written with the first line, in one write (atomic on a pipe).
+      while (!watcher.stderr().includes("(Ctrl-C to stop)\n")) await once(watcher.process.stderr, "data");
+      expect(watcher.stderr()).toMatch(
+        /^watching \S+ after seq \d+ \(the last before \S+ 23:59:00\.000\) \(Ctrl-C to stop\)\nnote: --since 23:59 is today's 23:59, still to come, so it was read as now; for yesterday's, give --since 'yesterday 23:59'\n$/,
+      );
+    } finally {
+      watcher.process.kill("SIGINT");
+      await watcher.exited;
+    }
+    // A time that has come, or one that is not a time of day, gets no such note.
+    const past = await inZone(["changes", "--since", "00:01", "--until", "-1h", "--kind", "emitted"]);
+    expect(past.stderr).not.toContain("still to come");
+    const relative = await inZone(["history", LAMP, "--since", "+1h"]);
+    expect(relative.stderr).toBe("no Change matches\n");
   });
 
   it("state prints the TD's title and version, then each property's value, time and actor", async () => {
@@ -2210,6 +2291,50 @@ describe("things verify, prove and export", () => {
         last: 29,
         size: 30,
       });
+      // --until: the night of the incident, not everything since (seq 10..17, read at 10:02).
+      const night = join(work, "night.ndjson");
+      const window = ["--since", "2026-01-01T10:02:00Z", "--until", "2026-01-01T10:02:30Z"];
+      expect(await thingsAt(hub, ["export", "--thing", LAMP, ...window, "--out", night])).toMatchObject({
+        code: 0,
+        stderr: "",
+      });
+      expect(JSON.parse(readFileSync(night, "utf8").split("\n")[0] ?? "")).toMatchObject({
+        since: "2026-01-01T10:02:00.000Z",
+        until: "2026-01-01T10:02:30.000Z",
+        checkpoint: { size: 30 },
+      });
+      expect(JSON.parse((await things(["verify", "--file", night, "--json"])).stdout)).toMatchObject({
+        ok: true,
+        changes: 8,
+        first: 10,
+        last: 17,
+        size: 30,
+      });
+      // Only one Thing's export may stop before the Log's end; and the times must be in order.
+      const whole = join(work, "run.ndjson");
+      for (const [args, message] of [
+        [
+          ["export", ...window, "--out", whole],
+          "things: --until needs --thing: an export of every Thing's Changes goes on to the Log's latest checkpoint, which is what proves none is left out\n",
+        ],
+        [
+          [
+            "export",
+            "--thing",
+            LAMP,
+            "--since",
+            "2026-01-01T10:03:00Z",
+            "--until",
+            "2026-01-01T10:02:00Z",
+            "--out",
+            whole,
+          ],
+          "things: --since (2026-01-01T10:03:00.000Z) is after --until (2026-01-01T10:02:00.000Z)\n",
+        ],
+      ] as const) {
+        expect(await thingsAt(hub, [...args])).toMatchObject({ code: 2, stderr: message });
+      }
+      expect(existsSync(whole)).toBe(false);
       const hall = join(work, "hall.ndjson");
       expect((await thingsAt(hub, ["export", "--thing", other, "--out", hall])).code).toBe(0);
       expect(JSON.parse((await things(["verify", "--file", hall, "--json"])).stdout)).toMatchObject({

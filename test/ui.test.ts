@@ -673,7 +673,7 @@ describeInBrowser("the web UI in a browser", { timeout: 2 * SHOWN_MS }, () => {
       hub.token,
     ]);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toContain(`and 1 saved (sizes ${size})`);
+    expect(run.stdout).toContain(`and 1 saved (size ${size})`);
   });
 
   it("shows rollouts with their progress, the releases, and a Thing as it drifts from its release", async () => {

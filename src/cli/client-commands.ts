@@ -531,21 +531,54 @@ export function parseTimeArgument(text: string, now: Date = new Date()): Date {
   }
 }
 
+/** A time of day alone (`23:50`, `23:50:30`, `today 23:50`): a time argument read as today's. */
+const TODAY_CLOCK = /^(?:today\s+)?(\d{1,2}:\d{2}(?::\d{2})?)$/i;
+
 /**
- * Two times of one command in order (a usage error, exit 2, before anything is asked): `notAfter`
- * reads a time after it as it (the hub reads `from` and `to` after its now as now).
+ * A time of day that was read as today's though it is still to come — `--since 23:50`, typed at
+ * 08:00 about last night, asks about tonight and finds nothing — as a note that says so and gives
+ * yesterday's (`readAsNow`: the hub answered for now instead); undefined for any other time, or
+ * one that has come.
+ */
+export function stillToComeNote(
+  option: string,
+  text: string | undefined,
+  time: Date | undefined,
+  now: Date,
+  readAsNow = false,
+): string | undefined {
+  if (text === undefined || time === undefined || time <= now) return undefined;
+  const clock = TODAY_CLOCK.exec(text.trim())?.[1];
+  if (clock === undefined) return undefined;
+  const read = readAsNow ? ", so it was read as now" : "";
+  return `${option} ${text.trim()} is today's ${clock}, still to come${read}; for yesterday's, give ${option} 'yesterday ${clock}'`;
+}
+
+/** A time argument as given (`text`) and as read (`time`), for `checkTimeOrder`. */
+interface TimeOption {
+  option: string;
+  text?: string | undefined;
+  time: Date | undefined;
+}
+
+/**
+ * Two times of one command in order (a usage error, exit 2, before anything is asked); `capAtNow`
+ * reads a time after `now` as now (the hub reads `from` and `to` after its now as now). A time of
+ * day still to come that puts them out of order (`--since 23:50 --until 00:30` about last night)
+ * is said to be today's, with yesterday's to give instead.
  */
 export function checkTimeOrder(
-  earlier: { option: string; time: Date | undefined },
-  later: { option: string; time: Date | undefined },
-  notAfter?: Date,
+  earlier: TimeOption,
+  later: TimeOption,
+  { now, capAtNow = false }: { now: Date; capAtNow?: boolean },
 ): void {
   if (earlier.time === undefined || later.time === undefined) return;
-  const cap = (t: Date) => (notAfter !== undefined && t > notAfter ? notAfter : t);
+  const cap = (t: Date) => (capAtNow && t > now ? now : t);
   const [a, b] = [cap(earlier.time), cap(later.time)];
   if (a > b) {
+    const note = stillToComeNote(earlier.option, earlier.text, earlier.time, now);
     throw new CliError(
-      `${earlier.option} (${a.toISOString()}) is after ${later.option} (${b.toISOString()})`,
+      `${earlier.option} (${a.toISOString()}) is after ${later.option} (${b.toISOString()})${note === undefined ? "" : `: ${note}`}`,
       2,
     );
   }

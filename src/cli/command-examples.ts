@@ -56,6 +56,7 @@ export const commandExamples: Readonly<Record<string, readonly string[]>> = {
     "things changes --since -1h --kind desired,invoked",
     "things changes --actor admin --since yesterday --oldest-first --limit 200",
     "things changes --correlation 068d88a7-5b1e-4c2a-9f3e-2d7c1a0b9e44 --oldest-first",
+    "things changes --affordance setpoint --since 'yesterday 22:00' --until 06:00 --oldest-first",
   ],
   state: [`things state ${LAMP}`, `things state ${LAMP} --at '-15m'`],
   diff: [`things diff ${LAMP} --from 'yesterday 14:02'`, `things diff ${LAMP} --from -2h --to -1h --json`],

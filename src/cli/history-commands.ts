@@ -18,6 +18,7 @@ import {
   connectionHelpWith,
   checkTimeOrder,
   parseTimeArgument,
+  stillToComeNote,
   talking,
   unknownIdHint,
 } from "./client-commands.js";
@@ -99,7 +100,11 @@ async function history(id: string, options: HistoryCommandOptions, command: Comm
   const now = new Date();
   const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
   const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
-  checkTimeOrder({ option: "--since", time: since }, { option: "--until", time: until });
+  checkTimeOrder(
+    { option: "--since", text: options.since, time: since },
+    { option: "--until", text: options.until, time: until },
+    { now },
+  );
   const kinds = kindsOf(options.kind);
   const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
   const times = timesToGoOn(now, { since: [options.since, since], until: [options.until, until] });
@@ -113,7 +118,9 @@ async function history(id: string, options: HistoryCommandOptions, command: Comm
     ...(until !== undefined && { until }),
     ...(options.cursor !== undefined && { cursor: options.cursor }),
   });
-  await printChanges(all, limit, options, false, times);
+  await printChanges(all, limit, options, false, times, () =>
+    Promise.resolve(stillToComeNote("--since", options.since, since, now)),
+  );
 }
 
 /**
@@ -213,6 +220,7 @@ async function unknownThingNote(command: Command, id: string | undefined): Promi
 interface FeedOptions {
   thing?: string;
   type?: string;
+  affordance?: string;
   kind?: string;
   actor?: string;
   release?: string;
@@ -228,6 +236,7 @@ function feedFilter(options: FeedOptions): Omit<GraphqlChangeFilter, "kinds"> {
   return {
     ...(options.thing !== undefined && { thing: options.thing }),
     ...(options.type !== undefined && { type: options.type }),
+    ...(options.affordance !== undefined && { affordance: options.affordance }),
     ...(options.actor !== undefined && { actor: options.actor }),
     ...(options.release !== undefined && { release: options.release }),
     ...(options.correlation !== undefined && { correlation: options.correlation }),
@@ -239,6 +248,7 @@ function feedOptions(command: Command): Command {
   return command
     .option("--thing <id>", "only this Thing's Changes")
     .option("--type <type>", TYPE_HELP)
+    .option("--affordance <name>", "only Changes of this property, action or event, of any Thing")
     .option("--kind <kinds>", "only these kinds, comma-separated (reported, desired, described, …)")
     .option("--actor <actor>", "only Changes caused by this actor")
     .option("--release <release>", "only Changes caused by this release")
@@ -260,7 +270,11 @@ async function feed(options: ChangesCommandOptions, command: Command): Promise<v
   const now = new Date();
   const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
   const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
-  checkTimeOrder({ option: "--since", time: since }, { option: "--until", time: until });
+  checkTimeOrder(
+    { option: "--since", text: options.since, time: since },
+    { option: "--until", text: options.until, time: until },
+    { now },
+  );
   const kinds = kindsOf(options.kind);
   const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
   const times = timesToGoOn(now, { since: [options.since, since], until: [options.until, until] });
@@ -273,7 +287,16 @@ async function feed(options: ChangesCommandOptions, command: Command): Promise<v
     ...(until !== undefined && { until }),
     ...(options.cursor !== undefined && { cursor: options.cursor }),
   });
-  await printChanges(all, limit, options, true, times, () => unknownThingNote(command, options.thing));
+  await printChanges(
+    all,
+    limit,
+    options,
+    true,
+    times,
+    async () =>
+      (await unknownThingNote(command, options.thing)) ??
+      stillToComeNote("--since", options.since, since, now),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -536,7 +559,10 @@ function asChange(change: GraphqlChange): Change {
 }
 
 async function watch(options: WatchCommandOptions, command: Command): Promise<void> {
-  const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
+  const now = new Date();
+  const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
+  // Nothing has happened since a time still to come: the replay is empty, and watch goes live.
+  const sinceNote = stillToComeNote("--since", options.since, since, now, true);
   const kinds = kindsOf(options.kind);
   const filter: GraphqlChangeFilter = { ...feedFilter(options), ...(kinds !== undefined && { kinds }) };
   const stop = new AbortController();
@@ -552,7 +578,8 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
       process.stderr.write(
         opened
           ? `reconnected; resuming after seq ${last}\n`
-          : `watching ${url} after seq ${last}${since ? ` (the last before ${localTime(since.toISOString())})` : ""} (Ctrl-C to stop)\n`,
+          : `watching ${url} after seq ${last}${since ? ` (the last before ${localTime(since.toISOString())})` : ""} (Ctrl-C to stop)\n` +
+              (sinceNote === undefined ? "" : `note: ${sinceNote}\n`),
       );
       opened = true;
     } else if (status.state === "closed" && opened && !stop.signal.aborted) {
@@ -667,9 +694,13 @@ export function registerHistoryCommands(program: Command): void {
     .addHelpText("after", () => `\n${timeHelp}\n${help()}`)
     .action(
       talking(async (id: string, options: { at?: string; json?: boolean }, command: Command) => {
-        const at = options.at === undefined ? undefined : parseTimeArgument(options.at);
+        const now = new Date();
+        const at = options.at === undefined ? undefined : parseTimeArgument(options.at, now);
         const state = await clientOf(command).stateAt(id, at);
         process.stdout.write(options.json ? `${JSON.stringify(state)}\n` : formatState(state));
+        // The hub reads a time still to come as now: the state shown is now's, said as such.
+        const note = stillToComeNote("--at", options.at, at, now, true);
+        if (note !== undefined) process.stderr.write(`note: ${note}\n`);
       }),
     );
 
@@ -689,9 +720,16 @@ export function registerHistoryCommands(program: Command): void {
           const now = new Date();
           const from = parseTimeArgument(options.from, now);
           const to = options.to === undefined ? undefined : parseTimeArgument(options.to, now);
-          checkTimeOrder({ option: "--from", time: from }, { option: "--to", time: to ?? now }, now);
+          checkTimeOrder(
+            { option: "--from", text: options.from, time: from },
+            { option: "--to", time: to ?? now },
+            { now, capAtNow: true },
+          );
           const client = clientOf(command);
           const diff = await client.diff(id, from, to);
+          // A --from still to come is read as now: an empty diff from now to now, said as such.
+          const note = stillToComeNote("--from", options.from, from, now, true);
+          if (note !== undefined) process.stderr.write(`note: ${note}\n`);
           if (options.json) return void process.stdout.write(`${JSON.stringify(diff)}\n`);
           let text = formatDiff(diff);
           if (changedInPlace(diff.description)) {

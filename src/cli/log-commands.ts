@@ -51,7 +51,14 @@ import {
   type LogFailure,
   type MerkleFrontierJson,
 } from "../core/index.js";
-import { clientOf, connectionHelpWith, parseTimeArgument, talking } from "./client-commands.js";
+import {
+  checkTimeOrder,
+  clientOf,
+  connectionHelpWith,
+  parseTimeArgument,
+  stillToComeNote,
+  talking,
+} from "./client-commands.js";
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
 import { wholeNumber } from "./whole-number.js";
@@ -585,7 +592,7 @@ async function verifyHub(client: LogReader, options: VerifyOptions, file?: LogFi
       line:
         `verified ${counted(result.size, "change")}, ${counted(checkpoints.length, "checkpoint")}` +
         (saved.length > 0
-          ? ` and ${saved.length} saved (sizes ${saved.map((c) => c.size).join(", ")})`
+          ? ` and ${saved.length} saved (${saved.length === 1 ? "size" : "sizes"} ${saved.map((c) => c.size).join(", ")})`
           : "") +
         (root === undefined
           ? ", no signed checkpoint"
@@ -1257,21 +1264,34 @@ function checkExportTarget({ out, force }: ExportTarget): void {
 }
 
 /**
- * What every export starts from: its target checked and `--since` read (before asking the hub
- * anything), the hub's key, its latest checkpoint (signed now if Changes are not yet covered),
- * which the export ends at, and the proofs from the kept checkpoints of `--consistent-with`.
+ * What every export starts from: its target checked and `--since` (and `--until`) read (before
+ * asking the hub anything), the hub's key, its latest checkpoint (signed now if Changes are not
+ * yet covered), which the export ends at, and the proofs from the kept checkpoints of
+ * `--consistent-with`.
  */
 async function exportStart(
-  options: { since?: string; consistentWith?: string[] } & ExportTarget,
+  options: { since?: string; until?: string; consistentWith?: string[] } & ExportTarget,
   client: HubClient,
 ): Promise<{
   since: Date | undefined;
+  until: Date | undefined;
+  /** Why nothing may be found since `since`: a time of day still to come, read as today's. */
+  sinceNote: string;
   checkpoint: Checkpoint;
   common: ExportHeaderCommon;
   consistentWith: KeptConsistency[];
 }> {
   checkExportTarget(options);
-  const since = options.since === undefined ? undefined : parseTimeArgument(options.since);
+  const now = new Date();
+  const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
+  const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
+  checkTimeOrder(
+    { option: "--since", text: options.since, time: since },
+    { option: "--until", text: options.until, time: until },
+    { now },
+  );
+  const note = stillToComeNote("--since", options.since, since, now);
+  const sinceNote = note === undefined ? "" : ` (${note})`;
   const logKey = await client.logKey();
   const checkpoint = await client.checkpoint();
   if (checkpoint === undefined) throw new CliError("the log is empty: nothing to export");
@@ -1288,7 +1308,7 @@ async function exportStart(
     common.publicKey,
     checkpoint,
   );
-  return { since, checkpoint, common, consistentWith };
+  return { since, until, sinceNote, checkpoint, common, consistentWith };
 }
 
 /**
@@ -1338,7 +1358,7 @@ async function exportLog(
   options: { since?: string; consistentWith?: string[] } & ExportTarget,
   client: HubClient,
 ): Promise<void> {
-  const { since, checkpoint, common, consistentWith } = await exportStart(options, client);
+  const { since, sinceNote, checkpoint, common, consistentWith } = await exportStart(options, client);
   const to = checkpoint.size;
   let from = 1;
   if (since !== undefined) {
@@ -1346,7 +1366,7 @@ async function exportLog(
     if (first === undefined || first.seq > to) {
       // The checkpoint was signed just now, over every Change committed: none since is in it.
       throw new CliError(
-        `no change since ${since.toISOString()} in the Log up to its latest checkpoint (size ${to}): nothing to export`,
+        `no change since ${since.toISOString()} in the Log up to its latest checkpoint (size ${to}): nothing to export${sinceNote}`,
       );
     }
     from = first.seq;
@@ -1407,10 +1427,10 @@ async function exportLog(
 // export --thing: one Thing's Changes, each with its own inclusion proof
 //
 //   {"type":"header","format":"hyperthings-thing-export/1","origin":…,"publicKey":<SPKI PEM>,
-//    "exportedAt":…,"thing":ID,"since":T (when given),"checkpoint":{origin,size:N,root,time,signature},
+//    "exportedAt":…,"thing":ID,"since":T,"until":U (when given),"checkpoint":{origin,size:N,root,time,signature},
 //    "consistentWith":[{"checkpoint":{…kept…},"proof":[…]}] (with `--consistent-with KEPT…`)}
 //   {"type":"change","change":{…with its recorded "leaf"…},"proof":[…]}
-//   … one line per Change of the Thing with seq <= N (since T), in seq order …
+//   … one line per Change of the Thing with seq <= N (from T, up to U), in seq order …
 //   {"type":"end","changes":K}
 //
 // The checkpoint comes first, so that `things verify --file` checks each line as it reads it, in
@@ -1425,22 +1445,24 @@ interface ThingExportHeader extends ExportHeaderCommon {
   format: string;
   thing: string;
   since?: string;
+  until?: string;
   checkpoint: Checkpoint;
   /** From each checkpoint given with `--consistent-with`, to `checkpoint`. */
   consistentWith?: KeptConsistency[];
 }
 
 async function exportThing(
-  options: { since?: string; thing: string; consistentWith?: string[] } & ExportTarget,
+  options: { since?: string; until?: string; thing: string; consistentWith?: string[] } & ExportTarget,
   client: HubClient,
 ): Promise<void> {
-  const { since, checkpoint, common, consistentWith } = await exportStart(options, client);
+  const { since, until, sinceNote, checkpoint, common, consistentWith } = await exportStart(options, client);
   const size = checkpoint.size;
   const header: ThingExportHeader = {
     ...common,
     format: THING_EXPORT_FORMAT,
     thing: options.thing,
     ...(since !== undefined && { since: since.toISOString() }),
+    ...(until !== undefined && { until: until.toISOString() }),
     checkpoint,
     ...(consistentWith.length > 0 && { consistentWith }),
   };
@@ -1483,6 +1505,7 @@ async function exportThing(
       order: "asc",
       limit: 1000,
       ...(since !== undefined && { since }),
+      ...(until !== undefined && { until }),
     })) {
       // Only what the checkpoint covers: a later Change has no proof against it.
       if (change.seq > size) break;
@@ -1496,7 +1519,7 @@ async function exportThing(
     while (inFlight.length > 0) await writeOldest();
     if (count === 0) {
       throw new CliError(
-        `${options.thing} has no change${since ? ` since ${since.toISOString()}` : ""} in the Log up to its latest checkpoint (size ${size}): nothing to export`,
+        `${options.thing} has no change${since ? ` since ${since.toISOString()}` : ""}${until ? ` until ${until.toISOString()}` : ""} in the Log up to its latest checkpoint (size ${size}): nothing to export${sinceNote}`,
       );
     }
     await writer.write({ type: "end", changes: count });
@@ -2151,7 +2174,12 @@ function verifying<Args extends unknown[]>(
   });
 }
 
-type ExportOptions = { since?: string; thing?: string; consistentWith?: string[] } & ExportTarget;
+type ExportOptions = {
+  since?: string;
+  until?: string;
+  thing?: string;
+  consistentWith?: string[];
+} & ExportTarget;
 
 export function registerLogCommands(program: Command): void {
   const help = () => connectionHelpWith(EXIT_CODES);
@@ -2252,6 +2280,10 @@ export function registerLogCommands(program: Command): void {
     .description("write the Log's Changes (all, or since a time) with a checkpoint and proofs, as NDJSON")
     .option("--since <time>", "only Changes from this time on (default: all)")
     .option(
+      "--until <time>",
+      "with --thing, only Changes up to this time (a run goes on to the latest checkpoint, to prove none is left out)",
+    )
+    .option(
       "--thing <id>",
       "only this Thing's Changes, each with its own inclusion proof (proves each one, not that none is left out)",
     )
@@ -2274,10 +2306,19 @@ export function registerLogCommands(program: Command): void {
       verifying(
         "export",
         (_options: ExportOptions, _command: Command) => false,
-        async (options: ExportOptions, command: Command) =>
-          options.thing === undefined
-            ? exportLog(options, clientOf(command))
-            : exportThing({ ...options, thing: options.thing }, clientOf(command)),
+        async (options: ExportOptions, command: Command) => {
+          if (options.thing !== undefined)
+            return exportThing({ ...options, thing: options.thing }, clientOf(command));
+          // A run's proof is that its Changes are every one from its first to the signed tree's
+          // end: one that stopped earlier would prove nothing about what it left out after.
+          if (options.until !== undefined) {
+            throw new CliError(
+              "--until needs --thing: an export of every Thing's Changes goes on to the Log's latest checkpoint, which is what proves none is left out",
+              2,
+            );
+          }
+          return exportLog(options, clientOf(command));
+        },
       ),
     );
 }

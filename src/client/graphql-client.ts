@@ -103,6 +103,8 @@ export interface GraphqlClientOptions {
 export interface ChangeFilter {
   thing?: string;
   type?: string;
+  /** Only Changes of this property, action or event, of any Thing. */
+  affordance?: string;
   kinds?: readonly string[];
   actor?: string;
   release?: string;

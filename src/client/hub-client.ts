@@ -42,6 +42,8 @@ export interface ChangeFilter {
   thing?: string;
   /** Only Changes of Things of this type or a subtype (as the graph filter `type = …`) when each was made. */
   type?: string;
+  /** Only Changes of this property, action or event, of any Thing. */
+  affordance?: string;
   kind?: string | readonly string[];
   actor?: string;
   release?: string;
@@ -189,6 +191,7 @@ function filterQuery(filter: ChangeFilter): Record<string, string | undefined> {
   return {
     thing: filter.thing,
     type: filter.type,
+    affordance: filter.affordance,
     kind: filter.kind === undefined ? undefined : kindParameter(filter.kind),
     actor: filter.actor,
     release: filter.release,

@@ -6,6 +6,8 @@ import type { Change } from "./change.js";
 /** The feed's filters; each one given must match. */
 export interface ChangeMatch {
   thing?: string | undefined;
+  /** A property, action or event name: only that affordance's Changes. */
+  affordance?: string | undefined;
   /** Any of these kinds; an empty list matches no Change. */
   kinds?: readonly string[] | undefined;
   actor?: string | undefined;
@@ -24,6 +26,7 @@ export interface ChangeMatch {
 export function changeMatches(filter: ChangeMatch, change: Change): boolean {
   if (filter.type && !filter.type.accepts(change)) return false;
   if (filter.thing !== undefined && change.thing !== filter.thing) return false;
+  if (filter.affordance !== undefined && change.affordance !== filter.affordance) return false;
   if (filter.kinds !== undefined && !filter.kinds.includes(change.kind)) return false;
   if (filter.actor !== undefined && change.cause.actor !== filter.actor) return false;
   if (filter.correlation !== undefined && change.cause.correlation !== filter.correlation) return false;

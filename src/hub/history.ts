@@ -559,8 +559,8 @@ export class History {
 
   /**
    * The global feed, oldest first (or newest first with `order: "desc"`, the cursor then being
-   * the last seq shown, the page before it). Filters no index serves (a type, kinds, actor,
-   * release, correlation, without a Thing) go to the store, which filters in SQL, over stretches of
+   * the last seq shown, the page before it). Filters no index serves (a type, kinds, an
+   * affordance, without a Thing; an actor, release, correlation) go to the store, which filters in SQL, over stretches of
    * FEED_SCAN_STEP seqs with the event loop let go between them, so that a page holds `limit` of
    * the matching Changes where there are that many, not a page of the whole Log with the others
    * taken out; at most FEED_SCAN_LIMIT seqs are scanned for one page, and a page cut short there
@@ -606,7 +606,8 @@ export class History {
       rest.actor !== undefined ||
       rest.release !== undefined ||
       rest.correlation !== undefined ||
-      (rest.thing === undefined && (type !== undefined || rest.kinds !== undefined));
+      (rest.thing === undefined &&
+        (type !== undefined || rest.kinds !== undefined || rest.affordance !== undefined));
     if (!scan) {
       if (type !== undefined && rest.thing !== undefined)
         return pageOf(

@@ -155,6 +155,7 @@ function matchesFilter(change: Change, filter: ChangeFilter): boolean {
   return (
     (filter.thing === undefined || change.thing === filter.thing) &&
     (filter.things === undefined || filter.things.includes(change.thing)) &&
+    (filter.affordance === undefined || change.affordance === filter.affordance) &&
     (filter.kinds === undefined || filter.kinds.includes(change.kind)) &&
     (filter.actor === undefined || change.cause.actor === filter.actor) &&
     (filter.release === undefined || change.cause.release === filter.release) &&
@@ -1646,6 +1647,7 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
               {
                 thing: fc.oneof(things, fc.constant("urn:test:never")),
                 things: fc.subarray([...range(1, THINGS + 1).map(thingId), "urn:test:never"]),
+                affordance: fc.constantFrom("temperature", "humidity", "power", "unknown"),
                 kinds: kindSets,
                 actor: fc.constantFrom(...ACTORS, cause.actor, "nobody"),
                 correlation: fc.constantFrom("corr-0", "corr-1", "corr-2", "corr-none"),
@@ -1681,13 +1683,14 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         }
       });
 
-      it("changesAfter filters by thing, a set of Things, kinds, actor, release and correlation, together or alone (property)", async () => {
+      it("changesAfter filters by thing, a set of Things, affordance, kinds, actor, release and correlation, together or alone (property)", async () => {
         await fc.assert(
           fc.asyncProperty(
             fc.record(
               {
                 thing: fc.oneof(things, fc.constant("urn:test:never")),
                 things: fc.subarray([...range(1, THINGS + 1).map(thingId), "urn:test:never"]),
+                affordance: fc.constantFrom("temperature", "humidity", "power", "unknown"),
                 kinds: kindSets,
                 actor: fc.constantFrom(...ACTORS, cause.actor, "nobody"),
                 release: fc.constantFrom("sha256:r0", "sha256:r1", "sha256:none"),
@@ -1726,6 +1729,19 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
           ).toStrictEqual([...correlated].reverse());
           expect(await store.changesAfter(0, 10_000, { correlation: "corr-none" })).toEqual([]);
         }
+        // One affordance's Changes of every Thing, and of one, in either order.
+        const powered = log.filter((c) => c.affordance === "power");
+        expect(new Set(powered.map((c) => c.thing)).size).toBeGreaterThan(1);
+        expect(await store.changesAfter(0, 10_000, { affordance: "power" })).toStrictEqual(powered);
+        expect(
+          await store.feed({
+            affordance: "power",
+            thing: thingId(3),
+            after: 0,
+            order: "desc",
+            limit: 10_000,
+          }),
+        ).toStrictEqual(powered.filter((c) => c.thing === thingId(3)).reverse());
         // A filter that matches many Changes, read across pages.
         const everything = log.filter((c) => c.thing === thingId(3));
         expect(everything.length).toBeGreaterThan(50);

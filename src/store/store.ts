@@ -85,6 +85,8 @@ export interface ChangeFilter {
   thing?: string;
   /** Any of these Things (the Things of a type). */
   things?: readonly string[];
+  /** Only Changes of this affordance: a property, action or event name. */
+  affordance?: string;
   kinds?: readonly string[];
   actor?: string;
   release?: string;

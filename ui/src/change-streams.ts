@@ -74,6 +74,7 @@ function keyOf(filter: ChangeFilter): string {
   return JSON.stringify([
     filter.thing,
     filter.type,
+    filter.affordance,
     kinds.join(","),
     filter.actor,
     filter.release,

@@ -1,5 +1,6 @@
-// The global change feed: the Log's Changes in a time range, filtered by Thing, type, kind, actor,
-// release and correlation, newest first, and live after that (unless the range has an end).
+// The global change feed: the Log's Changes in a time range, filtered by Thing, type, affordance,
+// kind, actor, release and correlation, newest first, and live after that (unless the range has an
+// end).
 import type { Change, ChangeFilter } from "../../src/client/index.js";
 import type { GraphSummary } from "../../src/client/hub-client.js";
 import type { View } from "./app-context.js";
@@ -17,6 +18,7 @@ const MAX_ROWS = 2000;
 const FIELDS = [
   { name: "thing", label: "Thing", placeholder: "Thing id or title" },
   { name: "type", label: "Type", placeholder: "e.g. saref:Appliance" },
+  { name: "affordance", label: "Affordance", placeholder: "e.g. setpoint" },
   { name: "kind", label: "Kinds", placeholder: "e.g. reported,desired" },
   { name: "actor", label: "Actor", placeholder: "e.g. admin" },
   { name: "release", label: "Release", placeholder: "release id" },
@@ -158,6 +160,7 @@ export const changesView: View = ({ client, live }, root, query) => {
   const filter: ChangeFilter = {
     ...(value("thing") !== "" && { thing: value("thing") }),
     ...(value("type") !== "" && { type: value("type") }),
+    ...(value("affordance") !== "" && { affordance: value("affordance") }),
     ...(kinds.length > 0 && { kind: kinds }),
     ...(value("actor") !== "" && { actor: value("actor") }),
     ...(value("release") !== "" && { release: value("release") }),

@@ -225,6 +225,7 @@ function stream<T>(
 interface ChangeFilterInput {
   thing?: string | null;
   type?: string | null;
+  affordance?: string | null;
   kinds?: string[] | null;
   actor?: string | null;
   release?: string | null;
@@ -237,6 +238,11 @@ interface ChangeFilterInput {
  */
 async function feedType(hub: Hub, f: ChangeFilterInput): Promise<TypeFilter | undefined> {
   if (f.thing != null) assertThingId(f.thing, "/filter/thing");
+  if (f.affordance != null && (f.affordance.length === 0 || f.affordance.length > 256)) {
+    throw new ValidationError("filter.affordance must be a name of 1 to 256 characters", [
+      { pointer: "/filter/affordance", message: "must be 1 to 256 characters" },
+    ]);
+  }
   if (f.kinds != null) checkKindFilter(f.kinds, "/filter/kinds");
   return f.type == null ? undefined : hub.graph.typeFilter(f.type, "/filter/type");
 }
@@ -247,6 +253,7 @@ async function changeMatcher(hub: Hub, input: ChangeFilterInput | undefined) {
   const match: ChangeMatch = {
     type: await feedType(hub, f),
     thing: f.thing ?? undefined,
+    affordance: f.affordance ?? undefined,
     kinds: f.kinds ?? undefined,
     actor: f.actor ?? undefined,
     release: f.release ?? undefined,
@@ -425,6 +432,7 @@ const query: Record<string, Resolver> = {
       ...(after !== undefined && { cursor: after }),
       order: args.order === "DESC" ? "desc" : "asc",
       ...(f.thing != null && { thing: f.thing }),
+      ...(f.affordance != null && { affordance: f.affordance }),
       ...(f.kinds != null && { kinds: f.kinds }),
       ...(f.actor != null && { actor: f.actor }),
       ...(f.release != null && { release: f.release }),

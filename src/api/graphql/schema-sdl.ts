@@ -209,6 +209,10 @@ export const SCHEMA_SDL = /* GraphQL */ `
     Changes under the type it had then (docs/changes.md).
     """
     type: String
+    """
+    Only Changes of this property, action or event (by its name in the TD), of any Thing.
+    """
+    affordance: String
     kinds: [String!]
     actor: String
     release: String

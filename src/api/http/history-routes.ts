@@ -68,7 +68,7 @@ async function checkCursor(cursor: string | undefined, hub: Hub): Promise<number
 }
 
 const MAX_MATCHES = 32;
-const FEED_FIELDS = ["thing", "type", "kind", "actor", "release", "correlation"] as const;
+const FEED_FIELDS = ["thing", "type", "affordance", "kind", "actor", "release", "correlation"] as const;
 const KIND_LIST = new RegExp(kindList.pattern);
 
 /**
@@ -106,6 +106,11 @@ function matchQueries(q: Record<string, unknown> & { match?: string | string[] }
         ]);
       }
       if (name === "kind") checkKindFilter(value.split(","), pointer);
+      if (name === "affordance" && (value.length === 0 || value.length > 256)) {
+        throw new ValidationError(`match ${i}: affordance must be a name of 1 to 256 characters`, [
+          { pointer, message: "affordance must be 1 to 256 characters" },
+        ]);
+      }
       query[name] = value;
     }
     return query;
@@ -328,6 +333,7 @@ export function historyRoutes(hub: Hub) {
     const feedQuery = {
       thing: { type: "string" },
       type: { type: "string" },
+      affordance: { type: "string", minLength: 1, maxLength: 256 },
       kind: kindList,
       actor: { type: "string" },
       release: { type: "string" },
@@ -340,6 +346,7 @@ export function historyRoutes(hub: Hub) {
       if (q.thing !== undefined) assertThingId(q.thing, "/query/thing");
       const filter = {
         ...(q.thing !== undefined && { thing: q.thing }),
+        ...(q.affordance !== undefined && { affordance: q.affordance }),
         ...(q.kind !== undefined && { kinds: kinds(q.kind) }),
         ...(q.actor !== undefined && { actor: q.actor }),
         ...(q.release !== undefined && { release: q.release }),

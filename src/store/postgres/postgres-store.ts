@@ -1041,7 +1041,7 @@ export class PostgresStore implements Store {
    * Changes in `(after, before)`, filtered, in either order. With Things named, each of their
    * streams is read through changes_stream, at most `limit` from each, and the pages merged.
    */
-  async feed(query: FeedQuery & { affordance?: string }): Promise<Change[]> {
+  async feed(query: FeedQuery): Promise<Change[]> {
     const { after, before, order, limit } = query;
     let things = query.things;
     if (query.thing !== undefined) things = things && !things.includes(query.thing) ? [] : [query.thing];
@@ -1065,6 +1065,7 @@ export class PostgresStore implements Store {
             AND c.kind = s.kind AND ${where.join(" AND ")} ORDER BY c.seq ${direction} LIMIT $3) c
         WHERE ${streams.join(" AND ")} ORDER BY c.seq ${direction} LIMIT $3`;
     } else {
+      if (query.affordance !== undefined) where.push(`c.affordance = $${values.push(query.affordance)}`);
       text = `SELECT * FROM changes c WHERE ${where.join(" AND ")} ORDER BY c.seq ${direction} LIMIT $3`;
     }
     return (await this.rows<ChangeRow>(text, values)).map(toChange);

@@ -1147,8 +1147,16 @@ export class SqliteLog {
         !filter.things;
       const pageSize = only ? Math.min(limit, FEED_PAGE) : FEED_PAGE;
       const kinds = filter.kinds && { kinds: filter.kinds };
+      const affordance = filter.affordance !== undefined && { affordance: filter.affordance };
       while (out.length < limit) {
-        const page = this.history({ thing: filter.thing, ...kinds, ...bounds, order, limit: pageSize });
+        const page = this.history({
+          thing: filter.thing,
+          ...affordance,
+          ...kinds,
+          ...bounds,
+          order,
+          limit: pageSize,
+        });
         for (const change of page) if (matches(change, filter) && out.length < limit) out.push(change);
         const last = page.at(-1);
         if (!last || page.length < pageSize) break;
@@ -1158,6 +1166,7 @@ export class SqliteLog {
     }
     const plain =
       !filter.kinds &&
+      filter.affordance === undefined &&
       filter.actor === undefined &&
       filter.release === undefined &&
       filter.correlation === undefined;
@@ -1173,6 +1182,7 @@ export class SqliteLog {
     // `kinds: []` (no kind matches) and no kinds at all (any kind) need different statements.
     const shape = [
       filter.kinds?.length ?? "any",
+      filter.affordance !== undefined,
       filter.actor !== undefined,
       filter.release !== undefined,
       filter.correlation !== undefined,
@@ -1183,6 +1193,7 @@ export class SqliteLog {
     if (!statement) {
       const where = ["seq > ?", "seq < ?"];
       if (filter.kinds) where.push(`kind IN (${filter.kinds.map(() => "?").join(", ")})`);
+      if (filter.affordance !== undefined) where.push("affordance = ?");
       if (filter.actor !== undefined) where.push("json_extract(cause, '$.actor') = ?");
       if (filter.release !== undefined) where.push("json_extract(cause, '$.release') = ?");
       if (filter.correlation !== undefined) where.push("json_extract(cause, '$.correlation') = ?");
@@ -1587,6 +1598,7 @@ export interface EntriesRow {
 
 function extra(filter: ChangeFilter): Array<string | number> {
   const out: Array<string | number> = [];
+  if (filter.affordance !== undefined) out.push(filter.affordance);
   if (filter.actor !== undefined) out.push(filter.actor);
   if (filter.release !== undefined) out.push(filter.release);
   if (filter.correlation !== undefined) out.push(filter.correlation);
@@ -1597,6 +1609,7 @@ function extra(filter: ChangeFilter): Array<string | number> {
 function matches(change: Change, filter: ChangeFilter): boolean {
   if (filter.things && !filter.things.includes(change.thing)) return false;
   if (filter.kinds && !filter.kinds.includes(change.kind)) return false;
+  if (filter.affordance !== undefined && change.affordance !== filter.affordance) return false;
   if (filter.actor !== undefined && change.cause.actor !== filter.actor) return false;
   if (filter.release !== undefined && change.cause.release !== filter.release) return false;
   if (filter.correlation !== undefined && change.cause.correlation !== filter.correlation) return false;
