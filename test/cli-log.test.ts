@@ -2096,7 +2096,7 @@ describe("things verify, prove and export", () => {
       const intact = await thingsAt(hub, ["verify", "--checkpoint", kept]);
       expect(intact).toMatchObject({ code: 0, stderr: "" });
       expect(intact.stdout).toMatch(
-        /^verified 33 changes, \d+ checkpoints? and 1 saved \(sizes 33\), log root /,
+        /^verified 33 changes, \d+ checkpoints? and 1 saved \(size 33\), log root /,
       );
 
       // The hub goes back to the backup: its Log of 25 is whole by its own checkpoints, but it no
