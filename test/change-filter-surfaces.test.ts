@@ -199,6 +199,32 @@ describe("the change filters on the SSE feed, GraphQL, the paged feeds and the C
     return seqs;
   }
 
+  /** `things watch` with these arguments, from a day back: the seqs it prints up to the sentinel. */
+  async function viaWatch(args: string[]): Promise<number[]> {
+    const watcher = runThings([
+      "watch",
+      ...args,
+      "--since",
+      "-1d",
+      "--json",
+      "--url",
+      hub.url,
+      "--token",
+      hub.token,
+    ]);
+    try {
+      await watcher.waitFor(new RegExp(`"seq":${sentinel}\\b`));
+      return watcher
+        .stdout()
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as Change).seq);
+    } finally {
+      watcher.process.kill("SIGINT");
+      await watcher.exited;
+    }
+  }
+
   it("answers the same Changes for each filter on GET /changes (both orders, paged) and GraphQL's changes query", async () => {
     const client = new GraphqlClient({ url: hub.url, token: hub.token, webSocketImpl: WebSocket });
     try {
@@ -252,19 +278,7 @@ describe("the change filters on the SSE feed, GraphQL, the paged feeds and the C
     expect(combined.code, combined.stderr).toBe(0);
     const ofA = expected({ correlation: CORRELATION, thing: A });
     expect((JSON.parse(combined.stdout) as Change[]).map((c) => c.seq)).toEqual([...ofA].reverse());
-    const watcher = runThings(["watch", "--correlation", CORRELATION, "--since", "-1d", "--json", ...auth]);
-    try {
-      await watcher.waitFor(new RegExp(`"seq":${sentinel}\\b`));
-      const lines = watcher
-        .stdout()
-        .trim()
-        .split("\n")
-        .map((l) => JSON.parse(l) as Change);
-      expect(lines.map((c) => c.seq)).toEqual(want);
-    } finally {
-      watcher.process.kill("SIGINT");
-      await watcher.exited;
-    }
+    expect(await viaWatch(["--correlation", CORRELATION])).toEqual(want);
   });
 
   it("things changes --affordance and things watch --affordance print that affordance's Changes of every Thing", async () => {
@@ -294,19 +308,7 @@ describe("the change filters on the SSE feed, GraphQL, the paged feeds and the C
         .slice(1)
         .map((row) => row.split(/\s+/)[0]),
     ).toEqual(expected({ affordance: "alarm", thing: B }).map(String).reverse());
-    const watcher = runThings(["watch", "--affordance", "load", "--since", "-1d", "--json", ...auth]);
-    try {
-      await watcher.waitFor(new RegExp(`"seq":${sentinel}\\b`));
-      const lines = watcher
-        .stdout()
-        .trim()
-        .split("\n")
-        .map((l) => JSON.parse(l) as Change);
-      expect(lines.map((c) => c.seq)).toEqual(want);
-    } finally {
-      watcher.process.kill("SIGINT");
-      await watcher.exited;
-    }
+    expect(await viaWatch(["--affordance", "load"])).toEqual(want);
     // An empty name is refused, on the paged feed, the SSE feed (alone or in a match) and GraphQL.
     for (const path of [
       "/changes?affordance=",

@@ -584,6 +584,21 @@ export function checkTimeOrder(
   }
 }
 
+/** `--since` and `--until` as given, read at `now` and checked to be in order. */
+export function sinceAndUntil(
+  options: { since?: string; until?: string },
+  now: Date,
+): { since: Date | undefined; until: Date | undefined } {
+  const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
+  const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
+  checkTimeOrder(
+    { option: "--since", text: options.since, time: since },
+    { option: "--until", text: options.until, time: until },
+    { now },
+  );
+  return { since, until };
+}
+
 interface ListCommandOptions {
   type?: string;
   json?: boolean;

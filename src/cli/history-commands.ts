@@ -17,6 +17,7 @@ import {
   connectionOf,
   connectionHelpWith,
   checkTimeOrder,
+  sinceAndUntil,
   parseTimeArgument,
   stillToComeNote,
   talking,
@@ -98,13 +99,7 @@ interface HistoryCommandOptions {
 
 async function history(id: string, options: HistoryCommandOptions, command: Command): Promise<void> {
   const now = new Date();
-  const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
-  const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
-  checkTimeOrder(
-    { option: "--since", text: options.since, time: since },
-    { option: "--until", text: options.until, time: until },
-    { now },
-  );
+  const { since, until } = sinceAndUntil(options, now);
   const kinds = kindsOf(options.kind);
   const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
   const times = timesToGoOn(now, { since: [options.since, since], until: [options.until, until] });
@@ -268,13 +263,7 @@ interface ChangesCommandOptions extends FeedOptions {
 
 async function feed(options: ChangesCommandOptions, command: Command): Promise<void> {
   const now = new Date();
-  const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
-  const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
-  checkTimeOrder(
-    { option: "--since", text: options.since, time: since },
-    { option: "--until", text: options.until, time: until },
-    { now },
-  );
+  const { since, until } = sinceAndUntil(options, now);
   const kinds = kindsOf(options.kind);
   const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
   const times = timesToGoOn(now, { since: [options.since, since], until: [options.until, until] });

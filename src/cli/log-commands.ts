@@ -51,14 +51,7 @@ import {
   type LogFailure,
   type MerkleFrontierJson,
 } from "../core/index.js";
-import {
-  checkTimeOrder,
-  clientOf,
-  connectionHelpWith,
-  parseTimeArgument,
-  stillToComeNote,
-  talking,
-} from "./client-commands.js";
+import { clientOf, connectionHelpWith, sinceAndUntil, stillToComeNote, talking } from "./client-commands.js";
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
 import { wholeNumber } from "./whole-number.js";
@@ -1283,13 +1276,7 @@ async function exportStart(
 }> {
   checkExportTarget(options);
   const now = new Date();
-  const since = options.since === undefined ? undefined : parseTimeArgument(options.since, now);
-  const until = options.until === undefined ? undefined : parseTimeArgument(options.until, now);
-  checkTimeOrder(
-    { option: "--since", text: options.since, time: since },
-    { option: "--until", text: options.until, time: until },
-    { now },
-  );
+  const { since, until } = sinceAndUntil(options, now);
   const note = stillToComeNote("--since", options.since, since, now);
   const sinceNote = note === undefined ? "" : ` (${note})`;
   const logKey = await client.logKey();
