@@ -498,11 +498,18 @@ describe("GraphQL over WebSocket: limits per socket", () => {
     await Promise.all(open);
   });
 
-  it("closes the socket (1009) when a message exceeds the payload limit", async () => {
-    const client = connect(hub);
-    const outcome = await take(client, `{ search(jsonpath: "${"$".padEnd(8000, " ")}") }`);
-    expect(outcome.error).toMatchObject({ code: 1009 });
-    await client.dispose();
+  it("closes the socket (1009) when a message exceeds the payload limit, and prints nothing to stderr", async () => {
+    // graphql-ws's own handler printed each socket error with its stack: a client could fill stderr.
+    const printed = vi.spyOn(console, "error");
+    try {
+      const client = connect(hub);
+      const outcome = await take(client, `{ search(jsonpath: "${"$".padEnd(8000, " ")}") }`);
+      expect(outcome.error).toMatchObject({ code: 1009 });
+      await client.dispose();
+      expect(printed).not.toHaveBeenCalled();
+    } finally {
+      printed.mockRestore();
+    }
   });
 
   it("closes a socket that falls behind (1013); the client resumes after its last seq, with no gap and no duplicate", async () => {

@@ -327,6 +327,18 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
     wss.handleUpgrade(request, socket, head, (ws) => {
       if (socket instanceof Socket) connectionsOf.set(ws, socket);
       wss.emit("connection", ws, request);
+      // graphql-ws prints every error of a socket to stderr with its stack, outside the hub's log:
+      // a client could fill it with over-size or malformed frames. Such an error is the client's
+      // (ws has already begun the close with its code: 1009, 1002…) or its connection's; the
+      // hub's log says it at debug level, and a socket still open is closed as graphql-ws would.
+      ws.removeAllListeners("error");
+      ws.on("error", (err: Error & { code?: string }) => {
+        hub.logger.debug(
+          { err: err.message, code: err.code },
+          "a GraphQL socket's client sent what the hub refuses, or went away",
+        );
+        if (ws.readyState === ws.OPEN) closeOrCut(ws, 1011, "Internal server error");
+      });
     });
   });
 
