@@ -289,7 +289,9 @@ if (problem !== undefined && !required) {
       });
       const body = (await res.json()) as { id: string; status: string };
       expect(res.status, JSON.stringify(body)).toBe(202);
-      expect(body.status).toBe("running");
+      // The answer is the rollout as it is when the answer is made: a quick device's one step may
+      // have completed by then.
+      expect(["running", "completed"]).toContain(body.status);
       return body.id;
     }
 
