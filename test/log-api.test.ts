@@ -873,20 +873,28 @@ describe("a data directory restored without its hub id or key", () => {
   });
 });
 
+/** A hub on `options.dataDir` that registers `meter` and takes 39 readings (a Log of 40), stopped. */
+async function fortyChangesThenStop(
+  options: Parameters<typeof startTestHub>[0],
+  meter: string,
+): Promise<void> {
+  const before = await startTestHub(options);
+  try {
+    await put(before, meter, meterTd(meter));
+    for (let i = 2; i <= 40; i++)
+      await report(before, meter, { kind: "reported", affordance: "power", value: i });
+  } finally {
+    await before.stop();
+  }
+}
+
 describe("a Log whose stored Merkle subtrees were damaged", () => {
   it("still proves every Change against its signed root, working the damaged subtree out from the leaves", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-nodes-"));
     const meter = "urn:example:log:nodes";
     const options = { dataDir, checkpointEveryChanges: 8, checkpointEveryMs: NEVER_MS };
     try {
-      const before = await startTestHub(options);
-      try {
-        await put(before, meter, meterTd(meter));
-        for (let i = 2; i <= 40; i++)
-          await report(before, meter, { kind: "reported", affordance: "power", value: i });
-      } finally {
-        await before.stop();
-      }
+      await fortyChangesThenStop(options, meter);
       // The stored subtree of leaves 16..31 (level 4): derived data, which every proof of a seq
       // outside it uses as a sibling.
       const db = new Database(join(dataDir, "hyperthings.db"));
@@ -927,14 +935,7 @@ describe("a Log whose recorded leaf hash was altered", () => {
     const options = { dataDir, checkpointEveryChanges: 8, checkpointEveryMs: NEVER_MS };
     const ALTERED = 10;
     try {
-      const before = await startTestHub(options);
-      try {
-        await put(before, meter, meterTd(meter));
-        for (let i = 2; i <= 40; i++)
-          await report(before, meter, { kind: "reported", affordance: "power", value: i });
-      } finally {
-        await before.stop();
-      }
+      await fortyChangesThenStop(options, meter);
       const db = new Database(join(dataDir, "hyperthings.db"));
       try {
         db.exec("DROP TRIGGER changes_no_update");
