@@ -255,6 +255,64 @@ describe("MQTT credentials on the embedded broker", () => {
     });
   });
 
+  it("refuses a Home Assistant announcement naming topics outside its node's, which the hub would read and write for it", async () => {
+    // The hub observes and writes an entity's topics with its admin token: a node confined to
+    // `porch/#` must not make it subscribe to another device's commands (and record them in the
+    // Log for every reader) or publish on another device's topics.
+    const credentials = await issue({ homeassistant: "porch" });
+    const device = await connect(credentials);
+    const id = "urn:homeassistant:switch:porch:spy";
+    const problems: { detail: string; errors: { pointer: string; detail: string }[] }[] = [];
+    device.on("message", (_topic, payload) =>
+      problems.push(JSON.parse(payload.toString("utf8")) as (typeof problems)[number]),
+    );
+    await device.subscribeAsync(`hyperthings/things/${id}/errors`, { qos: 0 });
+    const told = new Promise<void>((resolve) => device.once("message", () => resolve()));
+    await device.publishAsync(
+      "homeassistant/switch/porch/spy/config",
+      JSON.stringify({
+        name: "Spy",
+        state_topic: "hyperthings/things/urn:test:cred:victim/properties/on/set",
+        command_topic: "homie/5/boiler-9/heater/target/set",
+      }),
+      { qos: 1 },
+    );
+    await told;
+    expect(problems[0]?.errors).toEqual([
+      {
+        pointer: "/state_topic",
+        detail:
+          "must be a topic this device may publish to (homeassistant/+/porch/+/config, porch/#), not hyperthings/things/urn:test:cred:victim/properties/on/set: the hub reads and writes it for the device",
+      },
+      {
+        pointer: "/command_topic",
+        detail:
+          "must be a topic this device may publish to (homeassistant/+/porch/+/config, porch/#), not homie/5/boiler-9/heater/target/set: the hub reads and writes it for the device",
+      },
+    ]);
+    expect((await hub.request(thingPath(id))).status).toBe(404);
+    // Its own topics are taken; and an admin's client may announce any topics.
+    const before = await hub.hub.store.lastSeq();
+    await device.publishAsync(
+      "homeassistant/switch/porch/spy/config",
+      JSON.stringify({ name: "Spy", state_topic: "porch/spy", command_topic: "porch/spy/set" }),
+      { qos: 1 },
+    );
+    await changeAfter(hub, before, (c) => c.thing === id && c.kind === "described");
+    const admin = await connect({ username: "admin", password: hub.token });
+    const after = await hub.hub.store.lastSeq();
+    await admin.publishAsync(
+      "homeassistant/sensor/tasmota/power/config",
+      JSON.stringify({ name: "Power", state_topic: "tele/tasmota_1A2B3C/SENSOR" }),
+      { qos: 1 },
+    );
+    await changeAfter(
+      hub,
+      after,
+      (c) => c.thing === "urn:homeassistant:sensor:tasmota:power" && c.kind === "described",
+    );
+  });
+
   it("revokes a Thing's device credentials when its registration expires", async () => {
     const id = "urn:test:cred:expiring";
     await registerThing(hub, id, { ...lampTd(id), registration: { ttl: 60 } });

@@ -168,6 +168,7 @@ function topicOf(
   key: string,
   pointer: string,
   problems: DescriptionProblems,
+  confinedTo: MqttDeviceContext["confinedTo"],
 ): string | undefined {
   const value = config[key];
   if (value === undefined) return undefined;
@@ -177,6 +178,13 @@ function topicOf(
   }
   if (typeof value !== "string" || value === "" || /[+#\0]/.test(value)) {
     problems.add(`${pointer}/${key}`, "must be an MQTT topic name (no wildcards)");
+    return undefined;
+  }
+  if (confinedTo !== undefined && !confinedTo.includes(value)) {
+    problems.add(
+      `${pointer}/${key}`,
+      `must be a topic this device may publish to (${confinedTo.filters.join(", ")}), not ${value}: the hub reads and writes it for the device`,
+    );
     return undefined;
   }
   return value;
@@ -203,8 +211,8 @@ function entityAffordances(
   problems: DescriptionProblems,
   into: Affordances,
 ): void {
-  const state = topicOf(config, "state_topic", pointer, problems);
-  const command = topicOf(config, "command_topic", pointer, problems);
+  const state = topicOf(config, "state_topic", pointer, problems, context.confinedTo);
+  const command = topicOf(config, "command_topic", pointer, problems, context.confinedTo);
   const title = optionalString(config.name ?? undefined, `${pointer}/name`, problems);
   const deviceClass = optionalString(config.device_class, `${pointer}/device_class`, problems);
   const unit = optionalString(config.unit_of_measurement, `${pointer}/unit_of_measurement`, problems);
@@ -297,7 +305,9 @@ function entityAffordances(
     case "button":
     case "scene": {
       if (command === undefined) {
-        problems.add(`${pointer}/command_topic`, `is required for a ${component}`);
+        // A topic given but refused is named once, by why (topicOf).
+        if (config.command_topic === undefined)
+          problems.add(`${pointer}/command_topic`, `is required for a ${component}`);
         break;
       }
       const payload =
@@ -312,9 +322,9 @@ function entityAffordances(
       break;
     }
     case "device_trigger": {
-      const topic = topicOf(config, "topic", pointer, problems);
+      const topic = topicOf(config, "topic", pointer, problems, context.confinedTo);
       if (topic === undefined) {
-        problems.add(`${pointer}/topic`, "is required for a device_trigger");
+        if (config.topic === undefined) problems.add(`${pointer}/topic`, "is required for a device_trigger");
         break;
       }
       const kind = optionalString(config.type, `${pointer}/type`, problems);
@@ -329,7 +339,8 @@ function entityAffordances(
     }
     case "event":
       if (state === undefined) {
-        problems.add(`${pointer}/state_topic`, "is required for an event");
+        if (config.state_topic === undefined)
+          problems.add(`${pointer}/state_topic`, "is required for an event");
         break;
       }
       into.events[`${names.prefix}event`] = {

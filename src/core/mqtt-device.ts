@@ -20,6 +20,17 @@ export interface MqttDeviceContext {
   readonly broker: string;
   /** The `securityDefinitions` entry for that broker; `nosec` when absent. */
   readonly security?: { readonly scheme: "nosec" | "basic"; readonly description?: string };
+  /**
+   * The topics the announcing client may publish to, when its credentials confine it (an
+   * announcer password on the hub's broker). The hub observes and writes an announced topic with
+   * credentials of its own, so an announcement naming a topic outside them would have the hub read
+   * or publish for that client where its password does not reach: such a topic is refused.
+   */
+  readonly confinedTo?: {
+    /** The filters, as the refusal names them. */
+    readonly filters: readonly string[];
+    readonly includes: (topic: string) => boolean;
+  };
 }
 
 /** An MQTT form: the topic in `mqv:topic`, and as the href's path for tools that only read hrefs. */

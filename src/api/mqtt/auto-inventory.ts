@@ -23,7 +23,7 @@ import {
 } from "../../core/index.js";
 import { latestReachability, type Hub } from "../../hub/index.js";
 import { toProblem } from "../http/problem.js";
-import type { BrokerLink, InboundMessage } from "./broker-link.js";
+import { topicMatches, type BrokerLink, type InboundMessage } from "./broker-link.js";
 import type { TopicLayout } from "./topic-layout.js";
 
 export interface AutoInventoryOptions {
@@ -99,12 +99,28 @@ export class AutoInventory {
           return;
         }
         const td = this.#generate(id, message, (payload) =>
-          homeAssistantThingDescription(ha, payload, this.#options.device),
+          homeAssistantThingDescription(ha, payload, this.#deviceContext(message)),
         );
         if (td !== undefined) await this.#register(td, "homeassistant");
       });
     }
     return Promise.resolve();
+  }
+
+  /**
+   * Where the generated TD's forms point. An announcer password confines its device to its own
+   * topics, and the hub observes and writes the announced ones with its admin token: so the
+   * announcement may name only topics its announcer may publish to, or a device could have the hub
+   * record (and publish to) any other device's topics for it.
+   */
+  #deviceContext(message: InboundMessage): MqttDeviceContext {
+    const publisher = message.publisher;
+    if (publisher?.kind !== "announcer") return this.#options.device;
+    const filters = publisher.topics.publish;
+    return {
+      ...this.#options.device,
+      confinedTo: { filters, includes: (topic) => filters.some((filter) => topicMatches(filter, topic)) },
+    };
   }
 
   async #homieDescription(device: string, message: InboundMessage): Promise<void> {
