@@ -1,7 +1,7 @@
 // Settings that reach the store: read from the environment, checked, and applied.
 import type Database from "better-sqlite3";
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -209,6 +209,41 @@ describe("the secret files of the data directory", () => {
         `${join(dataDir, "log-key.pem")} may be read by other users of this machine (mode 0640): chmod 600 it`,
       );
       expect(warnings.some((w) => w.includes("secrets.key"))).toBe(false);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("makes the database and its -wal and -shm readable by the hub's user alone, in a directory that existed open to all", async () => {
+    // A data directory made by a package or a container volume (0755): the Log in it holds every
+    // value every Thing reported, and before this the umask left it to every user (0644).
+    const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-modes-"));
+    chmodSync(dataDir, 0o755);
+    const database = join(dataDir, "hyperthings.db");
+    const modeOf = (path: string) => (statSync(path).mode & 0o777).toString(8);
+    try {
+      const first = await startTestHub({ dataDir });
+      try {
+        expect([database, `${database}-wal`, `${database}-shm`].map(modeOf)).toEqual(["600", "600", "600"]);
+      } finally {
+        await first.stop();
+      }
+      // One made so before (by an older hub) is said at every start.
+      chmodSync(database, 0o644);
+      const lines: string[] = [];
+      const destination = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(chunk.toString());
+          done();
+        },
+      });
+      const config = loadConfig({ dataDir, port: 0, observe: false, mqtt: false }, {});
+      const second = await startHub(config, { logger: pino({ level: "warn" }, destination) });
+      await second.close();
+      const warnings = lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+      expect(warnings).toContain(
+        `${database} may be read by other users of this machine (mode 0644), and with it every value the Log holds: chmod 600 ${database} ${database}-wal ${database}-shm`,
+      );
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

@@ -24,6 +24,7 @@ import {
   Hub,
   LOG_KEY_FILE,
   SECRET_KEY_FILE,
+  exposedMode,
   loadVocabulary,
   type HubConfig,
   type SecretStore,
@@ -157,6 +158,15 @@ async function openStore(
       // Said once, when found; GET /health goes on saying it.
       onWalProblem: (problem) => logger.error({ since: problem.since }, problem.reason),
     });
+    // A file made by a hub before it made it 0600 keeps its mode (SQLite's -wal and -shm take it).
+    const mode = exposedMode(path);
+    if (mode !== undefined) {
+      const octal = mode.toString(8).padStart(4, "0");
+      logger.warn(
+        { file: path, mode: octal },
+        `${path} may be read by other users of this machine (mode ${octal}), and with it every value the Log holds: chmod 600 ${path} ${path}-wal ${path}-shm`,
+      );
+    }
     store = sqlite;
     restored = sqlite.restoredGuards;
     openSecrets = () => Promise.resolve(new SqliteSecretStore({ path }));

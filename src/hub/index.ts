@@ -24,6 +24,7 @@ export {
 } from "./config.js";
 export { MAX_CONFIG_FILE_BYTES, readConfigFile } from "./config-file.js";
 export { ADMIN_TOKEN_FILE, type AdminToken } from "./admin-token.js";
+export { exposedMode } from "./data-files.js";
 export type { Follower, FollowOptions } from "./change-stream.js";
 export { HUB_VERSION } from "./version.js";
 export {

@@ -2,7 +2,7 @@
 // Concurrent writers queue their commands; one transaction commits a whole batch, and each
 // command's promise settles only after that commit is durable.
 import Database from "better-sqlite3";
-import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import {
   ConflictError,
@@ -261,6 +261,24 @@ function lockDatabase(path: string): Database.Database {
 }
 
 /**
+ * Makes a new database file readable by its owner alone (0600), before SQLite makes it with the
+ * process's umask (0644 as a rule): the Log holds every value every Thing reported, and SQLite gives
+ * the `-wal` and `-shm` files it makes beside it the database file's mode. A data directory that
+ * existed already (made 0755 by a package or a container volume) no longer leaves them to every
+ * user of the machine. An existing file is left as it is.
+ */
+function createPrivately(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, "wx", 0o600);
+  } catch {
+    // There already (EEXIST), or not to be made here: SQLite's opening says why, naming the file.
+    return;
+  }
+  closeSync(fd);
+}
+
+/**
  * SQLite's word for a file it cannot open or write ("unable to open database file", "attempt to
  * write a readonly database") names neither the file nor what to do: this does.
  */
@@ -461,6 +479,7 @@ export class SqliteStore implements Store {
       // the Log holds every value every Thing reported, and the directory is made here first.
       makeDataDirectory(dirname(options.path));
       this.lock = lockDatabase(options.path);
+      createPrivately(options.path);
     }
     try {
       this.db = new Database(options.path);
