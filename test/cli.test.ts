@@ -433,6 +433,50 @@ describe("things get, ls, rm, search", () => {
   });
 });
 
+describe("things on a terminal", () => {
+  // `script` runs the command on a pseudo-terminal, as a person's shell does.
+  const onTerminal = (args: string[]): Promise<Run> =>
+    new Promise((resolve, reject) => {
+      const command = [process.execPath, BIN, ...args]
+        .map((a) => `'${a.replaceAll("'", "'\\''")}'`)
+        .join(" ");
+      execFile(
+        "script",
+        ["-qec", command, "/dev/null"],
+        {
+          env: cleanEnvironment({ HYPERTHINGS_URL: hub.url, HYPERTHINGS_TOKEN: hub.token }),
+          timeout: 20_000,
+        },
+        (err, stdout, stderr) => {
+          if (err !== null && typeof err.code !== "number") reject(new Error(err.message));
+          else resolve({ code: err === null ? 0 : Number(err.code), stdout, stderr });
+        },
+      );
+    });
+
+  it("shows a TD's and a device's control characters escaped, so that they cannot drive the terminal", async () => {
+    // A title an announcing device chose: a window title, a colour, a cleared screen.
+    const title = "Lamp\u001b]0;owned\u0007\u001b[31m\u001b[2J\u009b1m";
+    await register(lamp("urn:test:terminal", { title }));
+    const state = await onTerminal(["state", "urn:test:terminal"]);
+    expect(state.code, state.stdout).toBe(0);
+    expect(state.stdout).toContain(
+      "Lamp\\u001b]0;owned\\u0007\\u001b[31m\\u001b[2J\\u009b1m  urn:test:terminal",
+    );
+    // eslint-disable-next-line no-control-regex
+    expect(state.stdout).not.toMatch(/[\u001b\u0007\u009b]/);
+    // A failure's one line too (here the hub's answer names the id given).
+    const failed = await onTerminal(["get", "urn:test:\u001b[2Jgone"]);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stdout).toContain("urn:test:\\u001b[2Jgone");
+    // eslint-disable-next-line no-control-regex
+    expect(failed.stdout).not.toMatch(/\u001b/);
+    // Through a pipe the bytes are left as they are: --json and exports are the hub's, byte for byte.
+    const piped = await thingsAt(["state", "urn:test:terminal", "--json"]);
+    expect(JSON.parse(piped.stdout)).toMatchObject({ td: { title } });
+  });
+});
+
 describe("failures: one line on stderr and a non-zero exit", () => {
   it("get of an unknown id says so", async () => {
     const run = await thingsAt(["get", "urn:test:nobody"]);

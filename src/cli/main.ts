@@ -3,6 +3,7 @@ import { CommanderError } from "commander";
 import { HyperthingsError } from "../core/index.js";
 import { CliError } from "./cli-error.js";
 import { buildProgram } from "./program.js";
+import { visibleControls } from "./terminal-text.js";
 
 /** One line on stderr and a non-zero exit code for every failure. */
 function reportAndExit(err: unknown): never {
@@ -15,7 +16,8 @@ function reportAndExit(err: unknown): never {
       : err instanceof Error
         ? `${err.message}`
         : String(err);
-  process.stderr.write(`things: ${message.replace(/\s*\n\s*/g, " ")}\n`);
+  // A device's answer in the message is shown, never obeyed by the terminal (terminal-text.ts).
+  process.stderr.write(`things: ${visibleControls(message.replace(/\s*\n\s*/g, " "))}\n`);
   process.exit(err instanceof CliError ? err.exitCode : 1);
 }
 

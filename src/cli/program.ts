@@ -17,6 +17,7 @@ import { registerInteractionCommands } from "./interaction-commands.js";
 import { registerQueryCommands } from "./query-commands.js";
 import { registerRolloutCommands } from "./rollout-commands.js";
 import { addCommandExamples } from "./command-examples.js";
+import { guardTerminal } from "./terminal-text.js";
 
 /**
  * Words of other tools (Terraform, kubectl, Home Assistant, docker) that a newcomer types, and the
@@ -60,6 +61,9 @@ function writeUsageError(text: string, write: (text: string) => void): void {
   write(`things: ${line}\n`);
 }
 
+/** Commands whose output is the hub's (or the simulators') own log lines, coloured on a terminal. */
+const RUNS_A_HUB: ReadonlySet<string> = new Set(["serve", "demo", "sim"]);
+
 export function buildProgram(): Command {
   const program = new Command("things")
     .description("Hyperthings: every Thing in one graph, every change recorded")
@@ -86,5 +90,12 @@ export function buildProgram(): Command {
   registerReleaseCommands(program);
   registerGraphCommands(program);
   addCommandExamples(program);
+  // The commands that talk to a hub print what Things and devices said; those that run one print
+  // its own log, in colour.
+  program.hook("preAction", (_program, action) => {
+    let command = action;
+    while (command.parent !== null && command.parent !== program) command = command.parent;
+    if (!RUNS_A_HUB.has(command.name())) guardTerminal(process.stdout);
+  });
   return program;
 }
