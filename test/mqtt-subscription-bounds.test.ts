@@ -11,6 +11,7 @@ import { EmbeddedBroker } from "../src/api/mqtt/embedded-broker.js";
 import { deviceCredentials, TopicLayout } from "../src/api/mqtt/index.js";
 import { createLogger } from "../src/cli/index.js";
 import { MqttCredentials } from "../src/hub/index.js";
+import { changeAfter, minimalTd, registerThing, startTestHub } from "./support/test-hub.js";
 
 const ADMIN_TOKEN = "subscription-bounds-admin-token";
 const THING = "urn:test:subscriptions:lamp";
@@ -102,5 +103,54 @@ describe("the embedded broker's subscriptions per connection", () => {
     // A connection that takes over its own client id replaces the one holding it.
     const again = await connect({ ...credentials, clientId: "many-2" });
     expect(again.connected).toBe(true);
+  });
+});
+
+describe("the hub's own observation on its embedded broker, past the filters a connection may hold", () => {
+  it("observes every Thing, however many topics its bindings subscribe to on one admin connection", async () => {
+    // Two filters a connection: the hub's MQTT binding holds one per observed affordance, so the
+    // third Thing was refused (SUBACK 0x80) and recorded unreachable, and never observed.
+    const hub = await startTestHub(
+      { mqttPort: 0, observe: true },
+      { HYPERTHINGS_MQTT_SUBSCRIPTIONS_PER_CLIENT: "2" },
+    );
+    const admin = await connectAsync(hub.mqtt?.url ?? "", {
+      reconnectPeriod: 0,
+      username: "admin",
+      password: hub.token,
+    });
+    try {
+      const broker = hub.mqtt?.url ?? "";
+      const ids = ["urn:test:observed:1", "urn:test:observed:2", "urn:test:observed:3"];
+      // Retained, so that each Thing's value reaches the hub once it subscribes, whenever that is.
+      for (const i of ids.keys())
+        await admin.publishAsync(`sensors/${i}/level`, String(10 + i), { qos: 1, retain: true });
+      const before = await hub.hub.store.lastSeq();
+      for (const [i, id] of ids.entries()) {
+        await registerThing(
+          hub,
+          id,
+          minimalTd({
+            id,
+            properties: {
+              level: {
+                type: "number",
+                observable: true,
+                forms: [{ href: `${broker}/sensors/${i}/level`, op: ["readproperty", "observeproperty"] }],
+              },
+            },
+          }),
+        );
+      }
+      for (const [i, id] of ids.entries()) {
+        const recorded = changeAfter(hub, before, (c) => c.thing === id && c.kind === "reported");
+        expect(await recorded).toMatchObject({ affordance: "level", value: 10 + i });
+      }
+      const history = await (await hub.request(`/things/${encodeURIComponent(ids[2] ?? "")}/history`)).json();
+      expect(JSON.stringify(history)).not.toContain("did not grant a subscription");
+    } finally {
+      await admin.endAsync(true);
+      await hub.stop();
+    }
   });
 });
