@@ -313,6 +313,55 @@ describe("MQTT credentials on the embedded broker", () => {
     );
   });
 
+  it("registers at most 500 entities of one Home Assistant node from its own credentials; those it has may be announced again", async () => {
+    // Before, a node's password registered as many Things as it announced (3,000 on the demo),
+    // each a TD in the directory and a topic the hub observes.
+    const node = "attic";
+    const entity = (object: string) => `urn:homeassistant:sensor:${node}:${object}`;
+    const batch = Array.from({ length: 499 }, (_, i) => minimalTd({ id: entity(`e${i}`), title: `e${i}` }));
+    const registered = await hub.request("/things/batch", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(batch),
+    });
+    expect(registered.status, await registered.clone().text()).toBe(200);
+    const device = await connect(await issue({ homeassistant: node }));
+    const announce = (object: string) =>
+      device.publishAsync(
+        `homeassistant/sensor/${node}/${object}/config`,
+        JSON.stringify({ name: object, state_topic: `${node}/${object}` }),
+        { qos: 1 },
+      );
+    let before = await hub.hub.store.lastSeq();
+    await announce("e500");
+    await changeAfter(hub, before, (c) => c.thing === entity("e500") && c.kind === "described");
+    // The 501st is refused, on its errors topic, and not registered.
+    const told = new Promise<{ status: number; detail: string }>((resolve) =>
+      device.on("message", (_topic, payload) =>
+        resolve(JSON.parse(payload.toString("utf8")) as { status: number; detail: string }),
+      ),
+    );
+    await device.subscribeAsync(`hyperthings/things/${entity("e501")}/errors`, { qos: 0 });
+    await announce("e501");
+    expect(await told).toMatchObject({
+      status: 409,
+      detail: `The Home Assistant node ${node} has 500 entities registered, as many as one node may with its own credentials (500): remove some (an empty config) before announcing more`,
+    });
+    expect((await hub.request(thingPath(entity("e501")))).status).toBe(404);
+    // One it has is announced again (here with a new name), and one removed makes room.
+    before = await hub.hub.store.lastSeq();
+    await device.publishAsync(
+      `homeassistant/sensor/${node}/e0/config`,
+      JSON.stringify({ name: "renamed", state_topic: `${node}/e0` }),
+      { qos: 1 },
+    );
+    await changeAfter(hub, before, (c) => c.thing === entity("e0") && c.kind === "described");
+    await device.publishAsync(`homeassistant/sensor/${node}/e1/config`, "", { qos: 1 });
+    await changeAfter(hub, before, (c) => c.thing === entity("e1") && c.kind === "removed");
+    await announce("e501");
+    await changeAfter(hub, before, (c) => c.thing === entity("e501") && c.kind === "described");
+  });
+
   it("revokes a Thing's device credentials when its registration expires", async () => {
     const id = "urn:test:cred:expiring";
     await registerThing(hub, id, { ...lampTd(id), registration: { ttl: 60 } });

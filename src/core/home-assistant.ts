@@ -31,7 +31,15 @@ export interface HomeAssistantTopic {
 // Home Assistant: component, node_id and object_id are [a-zA-Z0-9_-]+.
 const HA_ID = /^[A-Za-z0-9_-]{1,128}$/;
 /** Bounds on one announcement, so that a device cannot make a TD of any size. */
-export const HOME_ASSISTANT_LIMITS = { components: 64, topicLength: 512 } as const;
+export const HOME_ASSISTANT_LIMITS = {
+  components: 64,
+  topicLength: 512,
+  /**
+   * Entities (Things) one node may register with its announcer password: each is a TD in the
+   * directory and observed topics, and an announcer is otherwise confined to its own node.
+   */
+  entitiesPerNode: 500,
+} as const;
 
 /** Splits a discovery topic; undefined for topics that are not `…/config` discovery topics. */
 export function parseHomeAssistantTopic(prefix: string, topic: string): HomeAssistantTopic | undefined {

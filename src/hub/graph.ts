@@ -321,6 +321,14 @@ export class Graph {
     return this.types.filter(this.deps.vocabulary.subtypesOf(this.typeIri(term, pointer)));
   }
 
+  /** How many registered Things' ids pass `test`, from the in-memory index. */
+  async countThings(test: (id: string) => boolean): Promise<number> {
+    await this.whenReady();
+    let count = 0;
+    for (const id of this.index.ids()) if (test(id)) count++;
+    return count;
+  }
+
   /**
    * Every Thing (id, title, expanded types, reachability) and every link between registered
    * Things, from the in-memory indexes alone: what the UI needs to draw the graph in one request.

@@ -6,6 +6,8 @@
 // Thing that stops answering is. Through hub methods only (directory, ingest, the store's reads).
 import type { Logger } from "pino";
 import {
+  ConflictError,
+  HOME_ASSISTANT_LIMITS,
   NotFoundError,
   ValidationError,
   canonicalJson,
@@ -101,7 +103,15 @@ export class AutoInventory {
         const td = this.#generate(id, message, (payload) =>
           homeAssistantThingDescription(ha, payload, this.#deviceContext(message)),
         );
-        if (td !== undefined) await this.#register(td, "homeassistant");
+        if (td === undefined) return;
+        if (message.publisher?.kind === "announcer" && ha.node !== undefined) {
+          const full = await this.#nodeIsFull(id, ha.node);
+          if (full !== undefined) {
+            this.#refuse(id, message.topic, full);
+            return;
+          }
+        }
+        await this.#register(td, "homeassistant");
       });
     }
     return Promise.resolve();
@@ -180,6 +190,41 @@ export class AutoInventory {
     }
   }
 
+  /**
+   * Why a node signed in with its announcer password may not register one more entity, or
+   * undefined: a new one past HOME_ASSISTANT_LIMITS.entitiesPerNode is refused, while those it has
+   * may be announced again and removed.
+   */
+  async #nodeIsFull(id: string, node: string): Promise<ConflictError | undefined> {
+    try {
+      await this.#hub.directory.getLive(id);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+    }
+    const limit = HOME_ASSISTANT_LIMITS.entitiesPerNode;
+    // urn:homeassistant:{component}:{node}:{object}
+    const held = await this.#hub.graph.countThings((thing) => {
+      if (!thing.startsWith("urn:homeassistant:")) return false;
+      const parts = thing.split(":");
+      return parts.length === 5 && parts[3] === node;
+    });
+    if (held < limit) return undefined;
+    return new ConflictError(
+      `The Home Assistant node ${node} has ${held} entities registered, as many as one node may with its own credentials (${limit}): remove some (an empty config) before announcing more`,
+    );
+  }
+
+  /** Tells the device on the Thing's errors topic why its announcement changed nothing. */
+  #refuse(id: string, topic: string, error: unknown): void {
+    const problem = { ...toProblem(error), instance: topic };
+    delete problem.validationErrors;
+    this.#options.logger.warn({ topic, detail: problem.detail }, "MQTT: a device announcement was refused");
+    this.#link.publish(this.#options.layout.errors(id), Buffer.from(JSON.stringify(problem), "utf8"), {
+      qos: 0,
+    });
+  }
+
   /** The TD from an announcement, or undefined after telling the device what is wrong. */
   #generate(
     id: string,
@@ -196,15 +241,7 @@ export class AutoInventory {
       }
       return make(parseJsonStrict(utf8Text(message.payload)));
     } catch (error) {
-      const problem = { ...toProblem(error), instance: message.topic };
-      delete problem.validationErrors;
-      this.#options.logger.warn(
-        { topic: message.topic, detail: problem.detail },
-        "MQTT: a device announcement was refused",
-      );
-      this.#link.publish(this.#options.layout.errors(id), Buffer.from(JSON.stringify(problem), "utf8"), {
-        qos: 0,
-      });
+      this.#refuse(id, message.topic, error);
       return undefined;
     }
   }
