@@ -1395,6 +1395,8 @@ describe("things verify, prove and export", () => {
       const run = await thingsAt(hub, ["export", "--out", file]);
       expect(run).toMatchObject({ code: 0, stderr: "" });
       expect(run.stdout).toMatch(/^exported 25 changes \(seq 1\.\.25\) to /);
+      // Every value of the Log, in a file other users of the machine may not read.
+      expect((statSync(file).mode & 0o777).toString(8)).toBe("600");
       const lines = readFileSync(file, "utf8")
         .trimEnd()
         .split("\n")

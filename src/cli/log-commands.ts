@@ -1118,7 +1118,9 @@ class LineWriter {
       process.stdout.once("error", (err: Error) => (this.failure ??= err));
       return;
     }
-    const file = createWriteStream(path, { flags: "w" });
+    // The owner's alone, whatever the umask: an export holds every value of the Changes it covers,
+    // which the hub may serve only to token holders (--auth read); chmod it to share it.
+    const file = createWriteStream(path, { flags: "w", mode: 0o600 });
     if (gzip) {
       const zip = createGzip();
       this.stream = zip;
