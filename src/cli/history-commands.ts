@@ -315,6 +315,7 @@ async function feed(options: ChangesCommandOptions, command: Command): Promise<v
     times,
     async () =>
       (await unknownThingNote(command, options.thing)) ??
+      (await unknownAffordanceNote(command, options.affordance, options.thing)) ??
       stillToComeNote("--since", options.since, since, now),
   );
 }
@@ -737,6 +738,11 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
         `note: no Thing ${options.thing} is registered with this hub yet${hint}; waiting for it: its Changes show once it is\n`,
       );
     }
+    // A mistyped affordance would wait in silence too: said (with the nearest name declared),
+    // and waited for, since a Thing registered later may declare it.
+    const affordanceNote = await unknownAffordanceNote(command, options.affordance, options.thing);
+    if (affordanceNote !== undefined)
+      process.stderr.write(`note: ${affordanceNote} yet; waiting: its Changes show once one does\n`);
     for await (const change of client.changes(filter, { after: last, signal: stop.signal })) {
       last = change.seq;
       const logged = asChange(change);
