@@ -109,7 +109,7 @@ function addHelpCommand(program: Command): void {
       for (const word of words) {
         path.push(word);
         const sub = command.commands.find((c) => c.name() === word || c.aliases().includes(word));
-        if (sub === undefined || sub.name() === "help") {
+        if (sub === undefined) {
           const names = command.commands.map((c) => c.name()).filter((name) => name !== "help");
           const hint = command === program ? OTHER_TOOLS_WORDS[word.toLowerCase()] : undefined;
           const meant = closestName(word, names);
