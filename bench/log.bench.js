@@ -1202,6 +1202,20 @@ async function main() {
       const d = await hub.history.diff(hot, from, to);
       return (d.thing === hot && d.fromSeq <= d.toSeq) || `diff ${JSON.stringify(d).slice(0, 200)}`;
     });
+    // What changed anywhere between two times (GET /diff): a first page of 20 Things' diffs.
+    const fleetDiff = await queryLoad(
+      "fleetDiff",
+      Math.min(options.queries, 200),
+      deadline,
+      options.querySeconds,
+      async () => {
+        const a = randomTime();
+        const b = randomTime();
+        const [from, to] = a <= b ? [a, b] : [b, a];
+        const page = await hub.history.fleetDiff({ from, to, limit: 20 });
+        return page.fromSeq <= page.toSeq || `fleetDiff ${JSON.stringify(page).slice(0, 200)}`;
+      },
+    );
     const headRoot = core.hashToHex(head.root);
     const inclusion = await queryLoad(
       "inclusion",
@@ -1287,7 +1301,15 @@ async function main() {
         paced,
       },
       http,
-      queries: { thingChanges: hotSpan.changes, logSize: head.size, settleMs, stateAt, diff, inclusion },
+      queries: {
+        thingChanges: hotSpan.changes,
+        logSize: head.size,
+        settleMs,
+        stateAt,
+        diff,
+        fleetDiff,
+        inclusion,
+      },
       verify,
       cliVerify: cli,
       log: hubLog,
@@ -1317,6 +1339,7 @@ async function main() {
     (result.http?.errors ?? 0) +
     result.queries.stateAt.errors +
     result.queries.diff.errors +
+    result.queries.fleetDiff.errors +
     result.queries.inclusion.errors +
     result.verify.errors +
     result.cliVerify.errors;

@@ -320,6 +320,33 @@ describe("the change filters on the SSE feed, GraphQL, the paged feeds and the C
     }
   });
 
+  it("things changes and things watch say when --affordance names no affordance of any Thing, or of the --thing, with the nearest name", async () => {
+    const auth = ["--url", hub.url, "--token", hub.token];
+    const typo = await runThingsToEnd(["changes", "--affordance", "laod", ...auth]);
+    expect(typo).toMatchObject({ code: 0, stdout: "" });
+    expect(typo.stderr).toBe(
+      'no Change matches: no Thing declares a property, action or event "laod" (did you mean load?)\n',
+    );
+    // A's alarm is an event it declares: named for A, not for a name no Thing has.
+    const ofThing = await runThingsToEnd(["changes", "--affordance", "alarn", "--thing", A, ...auth]);
+    expect(ofThing.stderr).toBe(
+      `no Change matches: ${A} declares no property, action or event "alarn" (did you mean alarm?)\n`,
+    );
+    // A name some Thing declares, with no Change in the range, is not called unknown.
+    const quiet = await runThingsToEnd(["changes", "--affordance", "load", "--since", "+1h", ...auth]);
+    expect(quiet.stderr).not.toMatch(/declares/);
+    const watcher = runThings(["watch", "--affordance", "laod", ...auth]);
+    try {
+      await watcher.waitFor(
+        /^note: no Thing declares a property, action or event "laod" \(did you mean load\?\) yet; waiting: its Changes show once one does$/m,
+        "stderr",
+      );
+    } finally {
+      watcher.process.kill("SIGINT");
+      await watcher.exited;
+    }
+  });
+
   it("refuses the same malformed filters on both surfaces", async () => {
     const sse = await hub.request(`/changes/stream?thing=${encodeURIComponent("not an iri")}`);
     expect(sse.status).toBe(400);

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { badPorts } from "../src/client/index.js";
+import { OTHER_TOOLS_WORDS } from "../src/cli/program.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 import { cleanEnvironment, runThings, runThingsToEnd } from "./support/things-process.js";
 
@@ -783,6 +784,32 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     const run = await things(["lss"]);
     expect(run.code).toBe(2);
     expect(expectOneLine(run)).toContain("lss");
+  });
+
+  it("things help with a command it does not have says so in one line, exit 2, with the nearest command", async () => {
+    for (const [args, line] of [
+      [["help", "nope"], 'things: unknown command "nope"\n'],
+      [["help", "dif"], 'things: unknown command "dif" (did you mean diff?)\n'],
+      [
+        ["help", "credentials", "sett"],
+        'things: unknown command "credentials sett" (did you mean credentials set?)\n',
+      ],
+      [["help", "logs"], `things: unknown command "logs": ${OTHER_TOOLS_WORDS.logs}\n`],
+    ] as const) {
+      const run = await things([...args]);
+      expect(run, args.join(" ")).toMatchObject({ code: 2, stdout: "", stderr: line });
+    }
+    // A command it has: that command's help, as --help prints it.
+    const [help, flag] = await Promise.all([things(["help", "diff"]), things(["diff", "--help"])]);
+    expect(help).toMatchObject({ code: 0, stderr: "" });
+    expect(help.stdout).toBe(flag.stdout);
+    expect(help.stdout).toMatch(/^Usage: things diff /);
+    const group = await things(["help", "credentials", "set"]);
+    expect(group).toMatchObject({ code: 0, stderr: "" });
+    expect(group.stdout).toMatch(/^Usage: things credentials set /);
+    const all = await things(["help"]);
+    expect(all).toMatchObject({ code: 0, stderr: "" });
+    expect(all.stdout).toMatch(/^Usage: things \[options\] \[command\]\n/);
   });
 
   it("an unknown option exits with the usage code 2", async () => {

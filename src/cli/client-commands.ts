@@ -22,6 +22,7 @@ import { MAX_BATCH_THINGS } from "../hub/directory.js";
 import { closestName, configDefaults, configEnvironment, defaultDataDir } from "../hub/config.js";
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
+import { exitOnSignal } from "./exit-on-signal.js";
 import { formatTable } from "./table.js";
 import { wholeNumber } from "./whole-number.js";
 
@@ -456,7 +457,26 @@ function batchRefusal(err: HubError, sent: readonly Submission[]): CliError {
  */
 async function add(files: string[], command: Command): Promise<void> {
   const client = clientOf(command);
-  const submissions = await readSubmissions(files);
+  // Sent as one batch, registered all or none: once it is out, the hub may still commit it.
+  let sentCount: number | undefined;
+  const release = exitOnSignal("add", () =>
+    sentCount !== undefined
+      ? `; the ${sentCount} TD(s) were sent as one batch, which the hub registers whole or not at all: \`things get ID\` tells which`
+      : "; nothing added",
+  );
+  try {
+    await addSubmissions(client, await readSubmissions(files), (n) => (sentCount = n));
+  } finally {
+    release();
+  }
+}
+
+/** Registers the TDs read as one batch, each once, and says for each what became of it. */
+async function addSubmissions(
+  client: HubClient,
+  submissions: Submission[],
+  sending: (count: number) => void,
+): Promise<void> {
   // A TD given twice as it is (a file, and a folder holding it) is sent once, and is unchanged the
   // second time; two different TDs of one id are the hub's to refuse.
   const sent: Submission[] = [];
@@ -481,6 +501,7 @@ async function add(files: string[], command: Command): Promise<void> {
   const progress = await batchProgress(sent.length);
   let results: BatchResult[];
   try {
+    sending(sent.length);
     results = await client.putAll(
       sent.map((s) => s.td as ThingDescription),
       progress.sent && { onSent: progress.sent },

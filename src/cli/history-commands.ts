@@ -23,6 +23,7 @@ import {
   talking,
   unknownIdHint,
 } from "./client-commands.js";
+import { closestName } from "../hub/config.js";
 import { CliError } from "./cli-error.js";
 import { graphqlClientOf, graphqlFailure } from "./query-commands.js";
 import { formatTable } from "./table.js";
@@ -208,6 +209,36 @@ async function unknownThingNote(command: Command, id: string | undefined): Promi
   return `no Thing ${id} has ever been registered with this hub${await unknownIdHint(id, command)}`;
 }
 
+/**
+ * Why an `--affordance` filter may match nothing: no Thing in the directory (or the `--thing`)
+ * declares a property, action or event of that name — a typo, most often — as a line for stderr,
+ * with the nearest name declared; undefined when one does, or when that cannot be told. One
+ * JSONPath search of the directory's TDs, made only when nothing matched.
+ */
+async function unknownAffordanceNote(
+  command: Command,
+  affordance: string | undefined,
+  thing?: string,
+): Promise<string | undefined> {
+  if (affordance === undefined) return undefined;
+  const which = thing === undefined ? "$[*]" : `$[?@.id==${JSON.stringify(thing)}]`;
+  let sections: unknown[];
+  try {
+    sections = await clientOf(command).searchJsonPath(`${which}['properties','actions','events']`);
+  } catch {
+    return undefined;
+  }
+  const names = new Set<string>();
+  for (const section of sections)
+    if (isObject(section)) for (const name of Object.keys(section)) names.add(name);
+  if (names.has(affordance)) return undefined;
+  const meant = closestName(affordance, [...names].sort());
+  const who = thing === undefined ? "no Thing" : thing;
+  const has = thing === undefined ? "declares" : "declares no";
+  const what = `property, action or event "${affordance}"`;
+  return `${who} ${has} ${thing === undefined ? `a ${what}` : what}${meant === undefined ? "" : ` (did you mean ${meant}?)`}`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // changes: the global feed
 
@@ -284,6 +315,7 @@ async function feed(options: ChangesCommandOptions, command: Command): Promise<v
     times,
     async () =>
       (await unknownThingNote(command, options.thing)) ??
+      (await unknownAffordanceNote(command, options.affordance, options.thing)) ??
       stillToComeNote("--since", options.since, since, now),
   );
 }
@@ -511,6 +543,105 @@ function descriptionChange(patch: unknown, changes: ThingDiff["descriptionChange
 }
 
 // ---------------------------------------------------------------------------------------------
+// diff without an id: every Thing
+
+/** How many Things `diff` without an id shows unless told. */
+const DEFAULT_DIFF_THINGS = 20;
+/** The most Things asked of the hub in one page (GET /diff takes up to 100). */
+const MAX_DIFF_PAGE = 100;
+
+interface DiffCommandOptions extends FeedOptions {
+  from: string;
+  to?: string;
+  limit?: number;
+  cursor?: number;
+  json?: boolean;
+}
+
+/** The options of `diff` that only the diff of every Thing reads. */
+const FLEET_ONLY = [
+  "thing",
+  "type",
+  "affordance",
+  "kind",
+  "actor",
+  "release",
+  "correlation",
+  "limit",
+  "cursor",
+] as const;
+
+/**
+ * `things diff --from T1 [--to T2]`: each Thing's diff, in the order of its first matching Change
+ * in between, up to `--limit` Things, the hub's pages followed (a page may be short: the hub
+ * scans a bounded stretch of the Log per page). When there are more, a hint on stderr says how to
+ * go on, with the two times as the hub read them (a relative time read again would move).
+ */
+async function fleetDiff(
+  options: DiffCommandOptions,
+  from: Date,
+  to: Date | undefined,
+  now: Date,
+  command: Command,
+): Promise<void> {
+  const client = clientOf(command);
+  const kinds = kindsOf(options.kind);
+  const limit = options.limit ?? DEFAULT_DIFF_THINGS;
+  const query = {
+    ...feedFilter(options),
+    ...(kinds !== undefined && { kind: kinds }),
+    from,
+    ...(to !== undefined && { to }),
+  };
+  let page = await client.fleetDiff({
+    ...query,
+    limit: Math.min(limit, MAX_DIFF_PAGE),
+    ...(options.cursor !== undefined && { cursor: options.cursor }),
+  });
+  const first = page;
+  const things = [...page.things];
+  while (page.next !== undefined && things.length < limit) {
+    page = await client.fleetDiff({
+      ...query,
+      // The times as the first page read them: `to` left out is that page's now.
+      from: first.from,
+      to: first.to,
+      limit: Math.min(limit - things.length, MAX_DIFF_PAGE),
+      cursor: page.next,
+    });
+    things.push(...page.things);
+  }
+  const next = page.next;
+  const note = stillToComeNote("--from", options.from, from, now, true);
+  if (note !== undefined) process.stderr.write(`note: ${note}\n`);
+  const hint = (): void => {
+    if (next === undefined) return;
+    process.stderr.write(
+      `more Things may have changed after seq ${next}: the same command with --cursor ${next} --from ${first.from} --to ${first.to}\n`,
+    );
+  };
+  if (options.json) {
+    const { next: _next, ...ends } = first;
+    process.stdout.write(`${JSON.stringify({ ...ends, things, ...(next !== undefined && { next }) })}\n`);
+    return hint();
+  }
+  if (things.length === 0) {
+    const why =
+      next !== undefined
+        ? undefined
+        : ((await unknownThingNote(command, options.thing)) ??
+          (await unknownAffordanceNote(command, options.affordance, options.thing)));
+    process.stderr.write(
+      `no Thing changed between ${localTime(first.from)} (seq ${first.fromSeq}) and ${localTime(first.to)} (seq ${first.toSeq})${why === undefined ? "" : `: ${why}`}\n`,
+    );
+    return hint();
+  }
+  const heading = `${things.length} Thing${things.length === 1 ? "" : "s"} changed from ${localTime(first.from)} (seq ${first.fromSeq}) to ${localTime(first.to)} (seq ${first.toSeq})`;
+  process.stdout.write(`${heading}\n\n${things.map((diff) => formatDiff(diff)).join("\n")}`);
+  hint();
+}
+
+// ---------------------------------------------------------------------------------------------
 // watch
 
 /** What `--type` of changes and watch means (the graph's types: docs/queries.md). */
@@ -607,6 +738,11 @@ async function watch(options: WatchCommandOptions, command: Command): Promise<vo
         `note: no Thing ${options.thing} is registered with this hub yet${hint}; waiting for it: its Changes show once it is\n`,
       );
     }
+    // A mistyped affordance would wait in silence too: said (with the nearest name declared),
+    // and waited for, since a Thing registered later may declare it.
+    const affordanceNote = await unknownAffordanceNote(command, options.affordance, options.thing);
+    if (affordanceNote !== undefined)
+      process.stderr.write(`note: ${affordanceNote} yet; waiting: its Changes show once one does\n`);
     for await (const change of client.changes(filter, { after: last, signal: stop.signal })) {
       last = change.seq;
       const logged = asChange(change);
@@ -696,42 +832,72 @@ export function registerHistoryCommands(program: Command): void {
   program
     .command("diff")
     .description(
-      "what changed on a Thing between two times: each property before → after, writes, actions, events, reachability, drift, links, and its TD",
+      "what changed on a Thing between two times: each property before → after, writes, actions, events, reachability, drift, links, and its TD; without an id, on every Thing that changed",
     )
-    .argument("<id>", "the Thing's id")
+    .argument("[id]", "the Thing's id; without it, every Thing that changed (the filters narrow which)")
+    .option("--thing <id>", "without an id: only this Thing")
+    .option("--type <type>", "without an id: only Things of this type or a subtype when they changed")
+    .option(
+      "--affordance <name>",
+      "without an id: only Things whose property, action or event of this name changed, each diff narrowed to it",
+    )
+    .option("--kind <kinds>", "without an id: only Things with Changes of these kinds, comma-separated")
+    .option("--actor <actor>", "without an id: only Things with Changes caused by this actor")
+    .option("--release <release>", "without an id: only Things with Changes caused by this release")
+    .option("--correlation <id>", "without an id: only Things with Changes of this correlation")
     .requiredOption("--from <time>", "the earlier time")
     .option("--to <time>", "the later time (default now)")
-    .option("--json", "the diff as the hub gives it, on one line")
+    .option(
+      "--limit <n>",
+      `without an id: at most this many Things (default ${DEFAULT_DIFF_THINGS})`,
+      wholeNumber("--limit", 1),
+    )
+    .option(
+      "--cursor <seq>",
+      "without an id: go on after the Things shown, from the seq the hint names",
+      wholeNumber("--cursor", 0),
+    )
+    .option(
+      "--json",
+      "the diff as the hub gives it, on one line (without an id: the page, the pages read merged)",
+    )
     .addHelpText("after", () => `\n${timeHelp}\n${help()}`)
     .action(
-      talking(
-        async (id: string, options: { from: string; to?: string; json?: boolean }, command: Command) => {
-          const now = new Date();
-          const from = parseTimeArgument(options.from, now);
-          const to = options.to === undefined ? undefined : parseTimeArgument(options.to, now);
-          checkTimeOrder(
-            { option: "--from", text: options.from, time: from },
-            { option: "--to", time: to ?? now },
-            { now, capAtNow: true },
+      talking(async (id: string | undefined, options: DiffCommandOptions, command: Command) => {
+        const now = new Date();
+        const from = parseTimeArgument(options.from, now);
+        const to = options.to === undefined ? undefined : parseTimeArgument(options.to, now);
+        checkTimeOrder(
+          { option: "--from", text: options.from, time: from },
+          { option: "--to", time: to ?? now },
+          { now, capAtNow: true },
+        );
+        if (id === undefined) return fleetDiff(options, from, to, now, command);
+        const given = FLEET_ONLY.filter((name) => options[name] !== undefined);
+        if (given.length > 0) {
+          const flags = given.map((name) => `--${name}`).join(", ");
+          throw new CliError(
+            `${flags} ${given.length === 1 ? "is" : "are"} for the diff of every Thing: leave out the id ${id}, or ${given.length === 1 ? "that option" : "those options"}`,
+            2,
           );
-          const client = clientOf(command);
-          const diff = await client.diff(id, from, to);
-          // A --from still to come is read as now: an empty diff from now to now, said as such.
-          const note = stillToComeNote("--from", options.from, from, now, true);
-          if (note !== undefined) process.stderr.write(`note: ${note}\n`);
-          if (options.json) return void process.stdout.write(`${JSON.stringify(diff)}\n`);
-          let text = formatDiff(diff);
-          if (changedInPlace(diff.description)) {
-            // The TD at the diff's own two times, as the hub read them: its lines, as a patch.
-            const [before, after] = await Promise.all([
-              client.stateAt(id, diff.from),
-              client.stateAt(id, diff.to),
-            ]);
-            text += await formatTdPatch(before.td, after.td, process.stdout.isTTY === true);
-          }
-          process.stdout.write(text);
-        },
-      ),
+        }
+        const client = clientOf(command);
+        const diff = await client.diff(id, from, to);
+        // A --from still to come is read as now: an empty diff from now to now, said as such.
+        const note = stillToComeNote("--from", options.from, from, now, true);
+        if (note !== undefined) process.stderr.write(`note: ${note}\n`);
+        if (options.json) return void process.stdout.write(`${JSON.stringify(diff)}\n`);
+        let text = formatDiff(diff);
+        if (changedInPlace(diff.description)) {
+          // The TD at the diff's own two times, as the hub read them: its lines, as a patch.
+          const [before, after] = await Promise.all([
+            client.stateAt(id, diff.from),
+            client.stateAt(id, diff.to),
+          ]);
+          text += await formatTdPatch(before.td, after.td, process.stdout.isTTY === true);
+        }
+        process.stdout.write(text);
+      }),
     );
 
   feedOptions(

@@ -221,11 +221,18 @@ async function observe(
     }
   }
 
-  for (const [name, current] of Object.entries(state.properties)) {
-    if (property !== undefined && name !== property) continue;
-    process.stdout.write(
-      `${options.json ? JSON.stringify({ thing: id, affordance: name, kind: "reported", ...current }) : observedLine(current.time, name, "reported", current.value)}\n`,
-    );
+  const now = Object.entries(state.properties).filter(
+    ([name]) => property === undefined || name === property,
+  );
+  if (options.json) {
+    // Each value now as the Change that reported it, in the Log's shape: the one shape of every
+    // line that follows, of `things watch --json` and of GET /changes/{seq}.
+    for (const change of await Promise.all(now.map(([, current]) => client.change(current.seq))))
+      print(change);
+  } else {
+    for (const [name, current] of now) {
+      process.stdout.write(`${observedLine(current.time, name, "reported", current.value)}\n`);
+    }
   }
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -431,7 +438,10 @@ export function registerInteractionCommands(program: Command): void {
     )
     .argument("<id>", "the Thing's id")
     .argument("[property]", "only this property (or event)")
-    .option("--json", "one Change per line as JSON")
+    .option(
+      "--json",
+      "one Change per line as JSON (NDJSON), as `things watch --json` prints it: the values now first, as the Changes that reported them",
+    )
     .option(
       VAR_FLAGS,
       `${VAR_HELP}: the Thing is asked for this command's values, which are not recorded`,

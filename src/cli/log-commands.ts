@@ -54,6 +54,7 @@ import {
 import { clientOf, connectionHelpWith, sinceAndUntil, stillToComeNote, talking } from "./client-commands.js";
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
+import { exitOnSignal } from "./exit-on-signal.js";
 import { wholeNumber } from "./whole-number.js";
 import { EntryHashers } from "./log-entry-hashers.js";
 import { describeChange } from "./history-commands.js";
@@ -94,27 +95,6 @@ const ENTRIES_BETWEEN_TURNS = 1000;
 /** Resolves after the event loop has gone round once: its signals and I/O handled. */
 function turnOfTheLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
-}
-
-/**
- * Until the function it returns is called, Ctrl-C (SIGINT) or a service manager's SIGTERM ends
- * the command as a shell reports a process the signal ended (exit 130 or 143), with one line
- * instead of none: after `cleanUp`, which removes what the command made and says so (`; …`).
- */
-function exitOnSignal(what: string, cleanUp: () => string = () => ""): () => void {
-  const interrupted = (signal: NodeJS.Signals) => {
-    const removed = cleanUp();
-    // A progress bar may be on the line: the message starts a clean one.
-    if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
-    process.stderr.write(`things: ${what} interrupted (${signal})${removed}\n`);
-    process.exit(signal === "SIGINT" ? 130 : 143);
-  };
-  process.once("SIGINT", interrupted);
-  process.once("SIGTERM", interrupted);
-  return () => {
-    process.off("SIGINT", interrupted);
-    process.off("SIGTERM", interrupted);
-  };
 }
 
 /** How many bytes of entry lines go to a hashing thread at once, and how many such runs may wait. */
@@ -2239,7 +2219,15 @@ export function registerLogCommands(program: Command): void {
       verifying(
         "checkpoint",
         (_options: CheckpointOptions, _command: Command) => false,
-        async (options: CheckpointOptions, command: Command) => saveCheckpoint(clientOf(command), options),
+        async (options: CheckpointOptions, command: Command) => {
+          // Its --out file is written at once (never half), after every read: nothing to remove.
+          const release = exitOnSignal("checkpoint");
+          try {
+            await saveCheckpoint(clientOf(command), options);
+          } finally {
+            release();
+          }
+        },
       ),
     );
 
@@ -2259,8 +2247,14 @@ export function registerLogCommands(program: Command): void {
       verifying(
         "proof",
         (_seq: number, options: ProveOptions, _command: Command) => options.json === true,
-        async (seq: number, options: ProveOptions, command: Command) =>
-          prove(seq, options, clientOf(command)),
+        async (seq: number, options: ProveOptions, command: Command) => {
+          const release = exitOnSignal("prove");
+          try {
+            await prove(seq, options, clientOf(command));
+          } finally {
+            release();
+          }
+        },
       ),
     );
 

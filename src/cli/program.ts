@@ -1,7 +1,9 @@
 // The `things` command's parts put together: every command, the global --url and --token, the
 // examples at the end of each --help, and usage errors as one line. main.ts runs it.
 import { Command, Option } from "commander";
+import { closestName } from "../hub/config.js";
 import { HUB_VERSION } from "../hub/version.js";
+import { CliError } from "./cli-error.js";
 import { registerBackupCommand } from "./backup-command.js";
 import { registerServeCommands } from "./serve-commands.js";
 import { registerSimCommands } from "./sim-commands.js";
@@ -97,5 +99,41 @@ export function buildProgram(): Command {
     while (command.parent !== null && command.parent !== program) command = command.parent;
     if (!RUNS_A_HUB.has(command.name())) guardTerminal(process.stdout);
   });
+  addHelpCommand(program);
   return program;
+}
+
+/**
+ * `things help [command…]`: the command's help on stdout, as `things COMMAND --help` prints it.
+ * Commander's own printed the whole help with exit 2 for a command it does not have, without
+ * saying so; a name it does not have is said in one line, with the nearest command.
+ */
+function addHelpCommand(program: Command): void {
+  program.helpCommand(false);
+  program
+    .command("help")
+    .description("display help for command")
+    .argument("[command...]", "the command (a group's subcommand after it: credentials set)")
+    .action((words: string[]) => {
+      let command = program;
+      const path: string[] = [];
+      for (const word of words) {
+        path.push(word);
+        const sub = command.commands.find((c) => c.name() === word || c.aliases().includes(word));
+        if (sub === undefined) {
+          const names = command.commands.map((c) => c.name()).filter((name) => name !== "help");
+          const hint = command === program ? OTHER_TOOLS_WORDS[word.toLowerCase()] : undefined;
+          const meant = closestName(word, names);
+          const said =
+            hint !== undefined
+              ? `: ${hint}`
+              : meant === undefined
+                ? ""
+                : ` (did you mean ${[...path.slice(0, -1), meant].join(" ")}?)`;
+          throw new CliError(`unknown command "${path.join(" ")}"${said}`, 2);
+        }
+        command = sub;
+      }
+      command.outputHelp();
+    });
 }

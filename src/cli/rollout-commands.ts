@@ -11,6 +11,7 @@ import {
 } from "../client/index.js";
 import type { RolloutProgress, RolloutStep } from "../core/index.js";
 import { CliError } from "./cli-error.js";
+import { exitOnSignal } from "./exit-on-signal.js";
 import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
 import { compactValue, localTime } from "./history-commands.js";
 import { resolveRelease } from "./release-commands.js";
@@ -39,7 +40,8 @@ const FAILED_NAMED = 10;
 
 const ROLLOUT_EXIT_CODES =
   "0 the rollout completed on every Thing, 1 failed (the rollout stopped past --max-failures, no such release, the hub refused or is unreachable), 2 usage, " +
-  `${ROLLOUT_PARTIAL_EXIT_CODE} completed, but some Things failed within --max-failures (they keep their previous release; the last line names them)`;
+  `${ROLLOUT_PARTIAL_EXIT_CODE} completed, but some Things failed within --max-failures (they keep their previous release; the last line names them), ` +
+  "130/143 stopped by SIGINT/SIGTERM (a rollout started goes on at the hub: the line says how to follow or cancel it)";
 /** How often the event stream is opened again when it drops while the rollout still runs. */
 const MAX_RECONNECTS = 10;
 
@@ -210,40 +212,55 @@ export function registerRolloutCommands(program: Command): void {
         ) => {
           const concurrency = count(options.concurrency, "--concurrency", 1);
           const maxFailures = count(options.maxFailures, "--max-failures", 0);
-          const client = rolloutClientOf(command);
-          const { url, token } = connectionOf(command);
-          const id = await resolveRelease(new ReleaseClient({ url, token }), release);
-          const started = await client.startRollout(id, {
-            ...(options.select !== undefined && { select: options.select }),
-            ...(concurrency !== undefined && { concurrency }),
-            ...(maxFailures !== undefined && { maxFailures }),
-          });
-          process.stderr.write(`rollout ${started.id} of ${started.name} (${started.release})\n`);
-          const ended = await follow(client, started);
-          if (options.json) process.stdout.write(`${JSON.stringify(ended)}\n`);
-          else process.stdout.write(`rollout ${ended.id} ${ended.status}: ${summary(ended.progress)}\n`);
-          const failed =
-            ended.status === "failed" || ended.progress.failed > 0
-              ? await client.steps(ended.id, "failed")
-              : [];
-          for (const step of failed.slice(0, 20)) {
-            process.stderr.write(`  failed ${step.thing}: ${step.reason ?? ""}\n`);
-          }
-          if (failed.length > 20) process.stderr.write(`  … and ${failed.length - 20} more\n`);
-          if (ended.status === "failed") {
-            throw new CliError(`the rollout failed: ${ended.reason ?? summary(ended.progress)}`);
-          }
-          if (ended.progress.failed > 0) {
-            // Completed, within what was allowed to fail: a distinct exit code, so that a script
-            // does not take it for a clean run, and the Things named.
-            const named = failed.slice(0, FAILED_NAMED).map((step) => step.thing);
-            const more = ended.progress.failed - named.length;
-            throw new CliError(
-              `${ended.progress.failed} Thing(s) failed, within --max-failures ` +
-                `${ended.options.maxFailures}; they keep their previous release: ${named.join(", ")}` +
-                (more > 0 ? ` and ${more} more` : ""),
-              ROLLOUT_PARTIAL_EXIT_CODE,
-            );
+          // Stopping the command does not stop the rollout: once started, it goes on at the hub.
+          let rollout: { asked: boolean; id?: string } = { asked: false };
+          const stopped = exitOnSignal("rollout", () =>
+            rollout.id !== undefined
+              ? `; rollout ${rollout.id} goes on at the hub: \`things rollouts ${rollout.id}\` follows it, \`things rollouts ${rollout.id} --cancel\` stops it`
+              : rollout.asked
+                ? "; the hub was asked to start the rollout and may have: `things rollouts` lists it"
+                : "; no rollout was started",
+          );
+          try {
+            const client = rolloutClientOf(command);
+            const { url, token } = connectionOf(command);
+            const id = await resolveRelease(new ReleaseClient({ url, token }), release);
+            rollout = { asked: true };
+            const started = await client.startRollout(id, {
+              ...(options.select !== undefined && { select: options.select }),
+              ...(concurrency !== undefined && { concurrency }),
+              ...(maxFailures !== undefined && { maxFailures }),
+            });
+            rollout = { asked: true, id: started.id };
+            process.stderr.write(`rollout ${started.id} of ${started.name} (${started.release})\n`);
+            const ended = await follow(client, started);
+            if (options.json) process.stdout.write(`${JSON.stringify(ended)}\n`);
+            else process.stdout.write(`rollout ${ended.id} ${ended.status}: ${summary(ended.progress)}\n`);
+            const failed =
+              ended.status === "failed" || ended.progress.failed > 0
+                ? await client.steps(ended.id, "failed")
+                : [];
+            for (const step of failed.slice(0, 20)) {
+              process.stderr.write(`  failed ${step.thing}: ${step.reason ?? ""}\n`);
+            }
+            if (failed.length > 20) process.stderr.write(`  … and ${failed.length - 20} more\n`);
+            if (ended.status === "failed") {
+              throw new CliError(`the rollout failed: ${ended.reason ?? summary(ended.progress)}`);
+            }
+            if (ended.progress.failed > 0) {
+              // Completed, within what was allowed to fail: a distinct exit code, so that a script
+              // does not take it for a clean run, and the Things named.
+              const named = failed.slice(0, FAILED_NAMED).map((step) => step.thing);
+              const more = ended.progress.failed - named.length;
+              throw new CliError(
+                `${ended.progress.failed} Thing(s) failed, within --max-failures ` +
+                  `${ended.options.maxFailures}; they keep their previous release: ${named.join(", ")}` +
+                  (more > 0 ? ` and ${more} more` : ""),
+                ROLLOUT_PARTIAL_EXIT_CODE,
+              );
+            }
+          } finally {
+            stopped();
           }
         },
       ),

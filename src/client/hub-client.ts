@@ -60,6 +60,28 @@ export interface ChangesQuery extends ChangeFilter {
   order?: "asc" | "desc";
 }
 
+/** A fleet diff's query (GET /diff): the feed's filters, the two times, and a page of Things. */
+export interface FleetDiffQuery extends ChangeFilter {
+  from: TimeArgument;
+  /** Now by default. */
+  to?: TimeArgument;
+  /** The `next` of the previous page. */
+  cursor?: number;
+  /** At most this many Things, 1..100 (the hub's default is 20). */
+  limit?: number;
+}
+
+/** What changed anywhere between two times: a page of Things' diffs (GET /diff). */
+export interface FleetDiff {
+  from: string;
+  to: string;
+  fromSeq: number;
+  toSeq: number;
+  things: ThingDiff[];
+  /** The cursor of the next page; absent on the last page. */
+  next?: number;
+}
+
 export interface ChangePage {
   changes: Change[];
   /** The cursor of the next page; absent on the last page. */
@@ -323,6 +345,18 @@ export class HubClient extends DirectoryClient {
       to: to === undefined ? undefined : timeParameter(to),
     });
     return (await this.json<ThingDiff>(url)).body;
+  }
+
+  /** A page of what changed anywhere between `from` and `to` (now by default): each Thing's diff. */
+  async fleetDiff(query: FleetDiffQuery): Promise<FleetDiff> {
+    const url = withQuery(new URL("diff", this.url), {
+      ...filterQuery(query),
+      from: timeParameter(query.from),
+      to: query.to === undefined ? undefined : timeParameter(query.to),
+      cursor: query.cursor,
+      limit: query.limit,
+    });
+    return (await this.json<FleetDiff>(url)).body;
   }
 
   /** One page of the global feed, oldest first. */

@@ -37,6 +37,8 @@ export {
   type AffordanceDrift,
   type DiffChange,
   type DriftDiff,
+  type FleetDiff,
+  type FleetDiffQuery,
   type InteractionDiff,
   type LinksDiff,
   type ReachabilityDiff,

@@ -35,6 +35,29 @@ export interface HistoryOptions {
   limit: number;
 }
 
+/** The fleet diff's filters (the feed's), its two times, and its page. */
+export interface FleetDiffOptions extends Omit<ChangeFilter, "things"> {
+  from: Date;
+  to?: Date;
+  /** The `next` of the previous page: the seq the scan goes on after. */
+  cursor?: number;
+  /** At most this many Things. */
+  limit: number;
+  type?: TypeFilter;
+}
+
+/** What changed anywhere between two times: one Thing's diff per Thing that changed, a page of them. */
+export interface FleetDiff {
+  from: string;
+  to: string;
+  fromSeq: number;
+  toSeq: number;
+  /** The diffs, in the order of each Thing's first matching Change in between. */
+  things: ThingDiff[];
+  /** Give it back as `cursor` for the next page; absent on the last page. */
+  next?: number;
+}
+
 export interface HistoryPage {
   changes: Change[];
   /** Give it back as `cursor` for the next page; absent on the last page. */
@@ -211,6 +234,14 @@ export interface DescriptionChanges {
   last: { seq: number; kind: string; cause: Cause; time: string };
 }
 
+/** A diff's two times and their Log positions (the last seq at or before each). */
+interface DiffEnds {
+  from: Date;
+  to: Date;
+  fromSeq: number;
+  toSeq: number;
+}
+
 const ACTION_KINDS = ["invoked", "completed", "failed"];
 const WRITE_KINDS = ["desired", "completed", "failed"];
 const DESCRIPTION_KINDS = ["described", "removed"];
@@ -365,6 +396,11 @@ export class History {
   }
 
   async diff(thing: string, askedFrom: Date | undefined, askedTo?: Date): Promise<ThingDiff> {
+    return this.diffBetween(thing, await this.diffEnds(askedFrom, askedTo));
+  }
+
+  /** A diff's two times, as read (after now is now), and their Log positions. */
+  private async diffEnds(askedFrom: Date | undefined, askedTo: Date | undefined): Promise<DiffEnds> {
     // Times after now are read as now first. `to` left out is now, read here once: `from=+1m`
     // with it is the empty diff, however the two were read (the clock moves between readings).
     const to = askedTo === undefined ? this.logNow() : this.notAfterNow(askedTo);
@@ -376,6 +412,10 @@ export class History {
       ]);
     }
     const [fromSeq, toSeq] = await Promise.all([this.seqAt(from), this.seqAt(to)]);
+    return { from, to, fromSeq, toSeq };
+  }
+
+  private async diffBetween(thing: string, { from, to, fromSeq, toSeq }: DiffEnds): Promise<ThingDiff> {
     const [before, after] = await Promise.all([
       this.streamsAt(thing, fromSeq, DIFF_STREAM_KINDS),
       this.streamsAt(thing, toSeq, DIFF_END_KINDS),
@@ -466,6 +506,120 @@ export class History {
       ...(links !== undefined && { links }),
       ...(applied[0] !== undefined && { releases: { counts: applied[0].counts, last: applied[0].last } }),
     };
+  }
+
+  /**
+   * What changed anywhere between two times: the diff of each Thing with a Change matching the
+   * filter in between, in the order of its first such Change, a page of `limit` Things at a time.
+   * The Things come from the Log's primary key, a stretch of FEED_SCAN_STEP seqs at a time grouped
+   * in SQL (`Store.changedThings`), at most FEED_SCAN_LIMIT seqs a page; each Thing's diff costs
+   * what `diff` costs (its streams' ranks), whatever the range. A Thing whose first matching
+   * Change in between lies before the page's start was on an earlier page: one lookup in its
+   * history index tells. `next` is the seq to go on after; absent on the last page. With an
+   * `affordance`, each diff keeps that affordance's entries only.
+   */
+  async fleetDiff(options: FleetDiffOptions): Promise<FleetDiff> {
+    const { from: askedFrom, to: askedTo, cursor, limit, type, ...filter } = options;
+    const ends = await this.diffEnds(askedFrom, askedTo);
+    const { fromSeq, toSeq } = ends;
+    if (cursor !== undefined && (cursor < fromSeq || cursor > toSeq)) {
+      throw new ValidationError(
+        `cursor ${cursor} is not within the diff's seqs (${fromSeq} to ${toSeq}): it is not a next this diff gave; start again without it`,
+        [{ pointer: "/query/cursor", message: `must be from ${fromSeq} to ${toSeq}` }],
+      );
+    }
+    const answer = (things: ThingDiff[], next?: number): FleetDiff => ({
+      from: ends.from.toISOString(),
+      to: ends.to.toISOString(),
+      fromSeq,
+      toSeq,
+      things,
+      ...(next !== undefined && { next }),
+    });
+    // A type no Thing ever had, or that the Thing asked for never had: nothing matches.
+    if (
+      type !== undefined &&
+      (type.things.size === 0 || (filter.thing !== undefined && !type.things.has(filter.thing)))
+    )
+      return answer([]);
+    const start = Math.max(fromSeq, cursor ?? fromSeq);
+    // No Change past the descriptions the type filter knows: as if the page were read then.
+    const high = Math.min(toSeq, type === undefined ? toSeq : type.upTo) + 1;
+    const diffs: ThingDiff[] = [];
+    const seen = new Set<string>();
+    let low = start;
+    let scanned = 0;
+    while (low + 1 < high) {
+      if (scanned >= FEED_SCAN_LIMIT) return answer(diffs, low);
+      let stretch = { after: low, before: Math.min(low + FEED_SCAN_STEP + 1, high) };
+      let things: string[] | undefined;
+      if (type !== undefined) {
+        const piece = type.piece(stretch.after, stretch.before, "asc");
+        stretch = { after: piece.after, before: piece.before };
+        things = piece.things;
+      }
+      const changed =
+        things !== undefined && things.length === 0
+          ? []
+          : await this.store.changedThings({
+              ...filter,
+              ...(things && { things }),
+              ...stretch,
+              limit: FEED_SCAN_STEP + 1,
+            });
+      const fresh = changed.filter(({ thing }) => !seen.has(thing));
+      for (const { thing } of fresh) seen.add(thing);
+      // As many at once as the page has room for (one more when it is full, to tell whether there
+      // are more): on PostgreSQL each diff is a few round trips, which then overlap.
+      for (let i = 0; i < fresh.length;) {
+        const room = limit - diffs.length;
+        const batch = fresh.slice(i, i + Math.max(room, 1));
+        i += batch.length;
+        const earlier =
+          start > fromSeq
+            ? await Promise.all(
+                batch.map(({ thing }) => this.matchedBefore(thing, filter, type, fromSeq, start + 1)),
+              )
+            : [];
+        const kept = batch.filter((_, k) => earlier[k] !== true);
+        if (room === 0) {
+          if (kept[0] !== undefined) return answer(diffs, kept[0].first - 1);
+          continue;
+        }
+        const got = await Promise.all(
+          kept.map(({ thing }) =>
+            this.diffBetween(thing, ends).catch((err: unknown) => {
+              // A Thing never in the directory (the hub's own id, on which releases are
+              // recorded) has no diff: GET /releases tells its Changes.
+              if (err instanceof NotFoundError) return undefined;
+              throw err;
+            }),
+          ),
+        );
+        for (const diff of got) {
+          if (diff !== undefined)
+            diffs.push(filter.affordance === undefined ? diff : narrowed(diff, filter.affordance));
+        }
+      }
+      scanned += stretch.before - stretch.after - 1;
+      low = stretch.before - 1;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return answer(diffs);
+  }
+
+  /** Whether the Thing has a Change matching the filter in `(after, before)`: from its history index. */
+  private async matchedBefore(
+    thing: string,
+    filter: Omit<ChangeFilter, "things">,
+    type: TypeFilter | undefined,
+    after: number,
+    before: number,
+  ): Promise<boolean> {
+    const query = { ...filter, thing };
+    if (type !== undefined)
+      return (await this.thingOfType(query, type.spansOf(thing), after, before, "asc", 1)).length > 0;
+    return (await this.store.feed({ ...query, after, before, order: "asc", limit: 1 })).length > 0;
   }
 
   /**
@@ -691,6 +845,36 @@ export class History {
     }
     return found;
   }
+}
+
+/**
+ * A Thing's diff narrowed to one affordance: its entries in properties, writes, actions, events
+ * and drift; the Thing's own sections (its TD, reachability, links, releases) are about none.
+ */
+function narrowed(diff: ThingDiff, affordance: string): ThingDiff {
+  const only = <T extends { affordance: string }>(list: readonly T[]) =>
+    list.filter((entry) => entry.affordance === affordance);
+  const drift =
+    diff.drift &&
+    driftOf(
+      only(diff.drift.properties).map((p) => ({
+        affordance: p.affordance,
+        counts: { [DRIFT_KIND]: p.changes },
+        last: p.last,
+      })),
+    );
+  return {
+    thing: diff.thing,
+    from: diff.from,
+    to: diff.to,
+    fromSeq: diff.fromSeq,
+    toSeq: diff.toSeq,
+    properties: only(diff.properties),
+    actions: only(diff.actions),
+    writes: only(diff.writes),
+    events: only(diff.events),
+    ...(drift !== undefined && { drift }),
+  };
 }
 
 /** The names a TD declares in one of its affordance sections (`properties`, `actions`, `events`). */

@@ -1683,6 +1683,42 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         }
       });
 
+      it("changedThings names each Thing with a matching Change in a stretch once, by its first such seq (property)", async () => {
+        const bound = fc.integer({ min: 0, max: log.length + 2 });
+        await fc.assert(
+          fc.asyncProperty(
+            fc.record(
+              {
+                thing: fc.oneof(things, fc.constant("urn:test:never")),
+                things: fc.subarray([...range(1, THINGS + 1).map(thingId), "urn:test:never"]),
+                affordance: fc.constantFrom("temperature", "humidity", "power", "unknown"),
+                kinds: kindSets,
+                actor: fc.constantFrom(...ACTORS, cause.actor, "nobody"),
+                release: fc.constantFrom("sha256:r0", "sha256:r1", "sha256:none"),
+                correlation: fc.constantFrom("corr-0", "corr-1", "corr-2", "corr-none"),
+              },
+              { requiredKeys: [] },
+            ),
+            bound,
+            fc.option(bound, { nil: undefined }),
+            fc.oneof(fc.integer({ min: 0, max: 5 }), fc.constant(1000)),
+            async (filter: ChangeFilter, after, before, limit) => {
+              const first = new Map<string, number>();
+              for (const c of log) {
+                if (c.seq <= after || (before !== undefined && c.seq >= before)) continue;
+                if (matchesFilter(c, filter) && !first.has(c.thing)) first.set(c.thing, c.seq);
+              }
+              const expected = [...first].map(([thing, seq]) => ({ thing, first: seq })).slice(0, limit);
+              const query = { ...filter, after, ...(before !== undefined && { before }), limit };
+              expect(await store.changedThings(query)).toStrictEqual(expected);
+            },
+          ),
+          { numRuns: 150 },
+        );
+        expect(await store.changedThings({ after: 0, limit: 10, kinds: [] })).toEqual([]);
+        expect(await store.changedThings({ after: 0, limit: 10, things: [] })).toEqual([]);
+      });
+
       it("changesAfter filters by thing, a set of Things, affordance, kinds, actor, release and correlation, together or alone (property)", async () => {
         await fc.assert(
           fc.asyncProperty(

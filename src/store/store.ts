@@ -103,6 +103,15 @@ export interface FeedQuery extends ChangeFilter {
   limit: number;
 }
 
+/** A stretch of the Log asked for the Things that changed in it (`Store.changedThings`): oldest first. */
+export type ChangedThingsQuery = Omit<FeedQuery, "order">;
+
+/** A Thing with a Change in a stretch of the Log, and the seq of its first one there. */
+export interface ChangedThing {
+  thing: string;
+  first: number;
+}
+
 export interface HistoryQuery {
   thing: string;
   affordance?: string;
@@ -284,6 +293,13 @@ export interface Store {
   changesAfter(after: number, limit: number, filter?: ChangeFilter): Promise<Change[]>;
   /** The feed's Changes between two seqs, in either order, matching the filter. */
   feed(query: FeedQuery): Promise<Change[]>;
+  /**
+   * The Things with a Change matching the filter in `after < seq < before`, each once with the
+   * seq of its first such Change, in the order of those seqs, at most `limit`: which Things
+   * changed in a stretch of the Log, without reading their Changes into JavaScript (a fleet diff
+   * reads each Thing's from its history index).
+   */
+  changedThings(query: ChangedThingsQuery): Promise<ChangedThing[]>;
   getChange(seq: number): Promise<Change | undefined>;
   /** One Thing's Changes, filtered, in either order, a page at a time. */
   history(query: HistoryQuery): Promise<Change[]>;

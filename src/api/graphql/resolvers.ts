@@ -77,6 +77,9 @@ function causeOf(context: GraphqlContext): Cause {
   return { actor: context.principal?.name ?? "anonymous", via: context.via };
 }
 
+/** The most Things a page of `diffs` holds: each is one Thing's diff (as GET /diff). */
+const MAX_DIFF_THINGS = 100;
+
 function pageSize(first: unknown, limits: GraphqlLimits, name = "first"): number {
   const n = typeof first === "number" ? first : 100;
   if (n < 1) {
@@ -485,6 +488,28 @@ const query: Record<string, Resolver> = {
 
   diff: (_, args, { hub }) =>
     hub.history.diff(args.thing as string, time(hub, args.from, "from"), time(hub, args.to, "to")),
+
+  diffs: async (_, args, { hub, limits }) => {
+    const limit = Math.min(pageSize(args.first, limits), MAX_DIFF_THINGS);
+    const after = seqArgument(args.after, "after");
+    const f = (args.filter ?? {}) as ChangeFilterInput;
+    const type = await feedType(hub, f);
+    const to = time(hub, args.to, "to");
+    const page = await hub.history.fleetDiff({
+      from: time(hub, args.from, "from") as Date,
+      ...(to && { to }),
+      limit,
+      ...(after !== undefined && { cursor: after }),
+      ...(f.thing != null && { thing: f.thing }),
+      ...(f.affordance != null && { affordance: f.affordance }),
+      ...(f.kinds != null && { kinds: f.kinds }),
+      ...(f.actor != null && { actor: f.actor }),
+      ...(f.release != null && { release: f.release }),
+      ...(f.correlation != null && { correlation: f.correlation }),
+      ...(type && { type }),
+    });
+    return { ...page, next: page.next ?? null };
+  },
 
   log: async (_, __, { hub }) => {
     const [head, checkpoint] = await Promise.all([hub.store.logHead(), hub.store.latestCheckpoint()]);

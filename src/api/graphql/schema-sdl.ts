@@ -74,6 +74,13 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     diff(thing: ID!, from: String!, to: String): ThingDiff!
     """
+    What changed anywhere between two times (GET /diff): the diff of each Thing with a Change
+    matching the filter in between, in the order of its first such Change; with filter.affordance,
+    each diff narrowed to it. 'first' Things at most (up to 100); 'after' is the 'next' of the
+    previous page, with the page's own 'from' and 'to'.
+    """
+    diffs(filter: ChangeFilter, from: String!, to: String, first: Int = 20, after: SafeInt): DiffPage!
+    """
     The Log's head (size and RFC 9162 root) and its latest signed checkpoint.
     """
     log: LogHead!
@@ -398,6 +405,21 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     relation: String!
     change: Change!
+  }
+
+  """
+  A page of the diff of every Thing that changed between two times.
+  """
+  type DiffPage {
+    from: String!
+    to: String!
+    fromSeq: SafeInt!
+    toSeq: SafeInt!
+    things: [ThingDiff!]!
+    """
+    The seq to give back as 'after' for the next page (with this page's from and to); null on the last page.
+    """
+    next: SafeInt
   }
 
   type ChangePage {

@@ -68,6 +68,9 @@ async function checkCursor(cursor: string | undefined, hub: Hub): Promise<number
 }
 
 const MAX_MATCHES = 32;
+/** Things a page of `GET /diff` holds unless told, and at most: each is one Thing's diff. */
+const DEFAULT_DIFF_THINGS = 20;
+const MAX_DIFF_THINGS = 100;
 const FEED_FIELDS = ["thing", "type", "affordance", "kind", "actor", "release", "correlation"] as const;
 const KIND_LIST = new RegExp(kindList.pattern);
 
@@ -401,6 +404,52 @@ export function historyRoutes(hub: Hub) {
         });
         const link = pageLink(request, page, { since, until });
         if (link) void reply.header("link", link);
+        return page;
+      },
+    );
+
+    app.get(
+      "/diff",
+      {
+        schema: {
+          summary:
+            "What changed anywhere between two times: the diff of each Thing with a Change matching the feed's filters in between, a page of Things at a time (cursor = next)",
+          tags: ["history"],
+          querystring: {
+            type: "object",
+            required: ["from"],
+            additionalProperties: false,
+            properties: {
+              ...feedQuery,
+              from: timeText,
+              to: timeText,
+              cursor,
+              limit: { type: "integer", minimum: 1, maximum: MAX_DIFF_THINGS, default: DEFAULT_DIFF_THINGS },
+            },
+          },
+        },
+      },
+      async (request, reply) => {
+        const q = request.query as Record<string, string | undefined> & { limit: number };
+        const { filter, type } = await feedFilter(q);
+        const from = time(request, q.from, "from", hub) as Date;
+        const to = time(request, q.to, "to", hub);
+        const page = await hub.history.fleetDiff({
+          ...filter,
+          from,
+          ...(to && { to }),
+          limit: q.limit,
+          ...(q.cursor !== undefined && { cursor: Number(q.cursor) }),
+          ...(type && { type }),
+        });
+        // The next page covers the same two times however late it is fetched: as this one read them.
+        if (page.next !== undefined) {
+          const url = new URL(request.url, "http://hub");
+          url.searchParams.set("cursor", String(page.next));
+          url.searchParams.set("from", page.from);
+          url.searchParams.set("to", page.to);
+          void reply.header("link", `<${url.pathname}${url.search}>; rel="next"`);
+        }
         return page;
       },
     );

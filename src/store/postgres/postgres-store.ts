@@ -30,6 +30,8 @@ import type {
   ChangeFilter,
   DescribeCommand,
   DescribeResult,
+  ChangedThing,
+  ChangedThingsQuery,
   FeedQuery,
   HeldRole,
   HistoryQuery,
@@ -1069,6 +1071,28 @@ export class PostgresStore implements Store {
       text = `SELECT * FROM changes c WHERE ${where.join(" AND ")} ORDER BY c.seq ${direction} LIMIT $3`;
     }
     return (await this.rows<ChangeRow>(text, values)).map(toChange);
+  }
+
+  /** The Things with a matching Change in `(after, before)`: a range of the primary key, grouped. */
+  async changedThings(query: ChangedThingsQuery): Promise<ChangedThing[]> {
+    const { after, before, limit } = query;
+    if (limit <= 0 || query.kinds?.length === 0 || query.things?.length === 0) return [];
+    const values: unknown[] = [after, before ?? NO_BOUND, limit];
+    const where = ["seq > $1", "seq < $2"];
+    if (query.kinds) where.push(`kind = ANY($${values.push(query.kinds)}::text[])`);
+    if (query.thing !== undefined) where.push(`thing = $${values.push(query.thing)}`);
+    if (query.things) where.push(`thing = ANY($${values.push(query.things)}::text[])`);
+    if (query.affordance !== undefined) where.push(`affordance = $${values.push(query.affordance)}`);
+    if (query.actor !== undefined) where.push(`(cause::json ->> 'actor') = $${values.push(query.actor)}`);
+    if (query.release !== undefined)
+      where.push(`(cause::json ->> 'release') = $${values.push(query.release)}`);
+    if (query.correlation !== undefined)
+      where.push(`(cause::json ->> 'correlation') = $${values.push(query.correlation)}`);
+    const rows = await this.rows<{ thing: string; first: string | number }>(
+      `SELECT thing, MIN(seq) AS first FROM changes WHERE ${where.join(" AND ")} GROUP BY thing ORDER BY first LIMIT $3`,
+      values,
+    );
+    return rows.map((row) => ({ thing: row.thing, first: Number(row.first) }));
   }
 
   async getChange(seq: number): Promise<Change | undefined> {

@@ -22,6 +22,8 @@ import {
 import type {
   ChangeDraft,
   ChangeFilter,
+  ChangedThing,
+  ChangedThingsQuery,
   FeedQuery,
   HistoryQuery,
   HistoryStream,
@@ -325,6 +327,7 @@ export class SqliteLog {
   /** Rank marks of the streams whose Changes have been counted, built on the first count. */
   private readonly ranks = new Map<string, StreamRanks>();
   private readonly filterStatements = new Map<string, Database.Statement<unknown[], ChangeRow>>();
+  private readonly changedThingsStatements = new Map<string, Database.Statement<unknown[], ChangedThing>>();
   /** Set while a batch for the writer thread is built: its rows go here, not to the database. */
   private capture: Capture | undefined;
   /** The Log as committed, for readers. */
@@ -1176,6 +1179,47 @@ export class SqliteLog {
     return this.filtered(filter, order)
       .all(after, before ?? Number.MAX_SAFE_INTEGER, ...(filter.kinds ?? []), ...extra(filter), limit)
       .map(toChange);
+  }
+
+  /**
+   * The Things with a matching Change in `after < seq < before`, each with its first such seq: a
+   * range of the Log's primary key, grouped in SQL, so no Change is read into JavaScript.
+   */
+  changedThings(query: ChangedThingsQuery): ChangedThing[] {
+    const { after, before, limit, ...filter } = query;
+    if (limit <= 0 || filter.kinds?.length === 0) return [];
+    const shape = [
+      filter.kinds?.length ?? "any",
+      filter.thing !== undefined,
+      filter.affordance !== undefined,
+      filter.actor !== undefined,
+      filter.release !== undefined,
+      filter.correlation !== undefined,
+      filter.things !== undefined,
+    ].join(":");
+    let statement = this.changedThingsStatements.get(shape);
+    if (!statement) {
+      const where = ["seq > ?", "seq < ?"];
+      if (filter.kinds) where.push(`kind IN (${filter.kinds.map(() => "?").join(", ")})`);
+      if (filter.thing !== undefined) where.push("thing = ?");
+      if (filter.affordance !== undefined) where.push("affordance = ?");
+      if (filter.actor !== undefined) where.push("json_extract(cause, '$.actor') = ?");
+      if (filter.release !== undefined) where.push("json_extract(cause, '$.release') = ?");
+      if (filter.correlation !== undefined) where.push("json_extract(cause, '$.correlation') = ?");
+      if (filter.things !== undefined) where.push("thing IN (SELECT value FROM json_each(?))");
+      statement = this.db.prepare<unknown[], ChangedThing>(
+        `SELECT thing, MIN(seq) AS first FROM changes WHERE ${where.join(" AND ")} GROUP BY thing ORDER BY first LIMIT ?`,
+      );
+      this.changedThingsStatements.set(shape, statement);
+    }
+    return statement.all(
+      after,
+      before ?? Number.MAX_SAFE_INTEGER,
+      ...(filter.kinds ?? []),
+      ...(filter.thing !== undefined ? [filter.thing] : []),
+      ...extra(filter),
+      limit,
+    );
   }
 
   private filtered(filter: ChangeFilter, order: "asc" | "desc"): Database.Statement<unknown[], ChangeRow> {

@@ -20,6 +20,8 @@ import {
 import type {
   ChangeDraft,
   ChangeFilter,
+  ChangedThing,
+  ChangedThingsQuery,
   FeedQuery,
   DescribeCommand,
   DescribeResult,
@@ -1161,6 +1163,10 @@ export class SqliteStore implements Store {
 
   feed(query: FeedQuery): Promise<Change[]> {
     return this.read(() => this.log.feed(query));
+  }
+
+  changedThings(query: ChangedThingsQuery): Promise<ChangedThing[]> {
+    return this.read(() => this.log.changedThings(query));
   }
 
   getChange(seq: number): Promise<Change | undefined> {
