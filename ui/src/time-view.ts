@@ -29,6 +29,20 @@ import { affordanceHeading, affordanceIn, withUnit } from "./affordance-names.js
 interface LoadedDiff {
   diff: ThingDiff;
   tds: [before: unknown, after: unknown];
+  /** Said above the diff when its start is before the Thing was registered: nothing before. */
+  note?: string;
+}
+
+/**
+ * When the Thing was in the directory, as the Log says: its first registration and, for a Thing
+ * removed since, its removal (ms). Before the one and after the other it had no TD, and the hub
+ * answers a state asked for then with a 404: the page says so instead of asking.
+ */
+interface Lifetime {
+  registered?: number;
+  removed?: number;
+  /** `Espresso machine was registered at …; nothing before.` */
+  before: string;
 }
 
 async function loadDiff(
@@ -36,20 +50,33 @@ async function loadDiff(
   id: string,
   from: string | Date,
   to: string | undefined,
+  lifetime: Lifetime,
 ): Promise<LoadedDiff> {
   const diff = await client.diff(id, from, to);
   // The TDs at the diff's own two times (as the hub read them): they name the affordances and
-  // give their units, and when the TD changed, the page draws their lines.
-  const tdAt = (time: string) =>
-    client.stateAt(id, time).then(
-      (state): unknown => state.td,
-      (err: unknown) => {
-        if (err instanceof HubError && err.status === 404) return undefined;
-        throw err;
-      },
+  // give their units, and when the TD changed, the page draws their lines. Not asked where the
+  // Log says there was none (before its registration, after its removal).
+  const none = (time: string) => {
+    const at = Date.parse(time);
+    return (
+      (lifetime.registered !== undefined && at < lifetime.registered) ||
+      (lifetime.removed !== undefined && at >= lifetime.removed)
     );
+  };
+  const tdAt = (time: string) =>
+    none(time)
+      ? Promise.resolve(undefined)
+      : client.stateAt(id, time).then(
+          (state): unknown => state.td,
+          (err: unknown) => {
+            if (err instanceof HubError && err.status === 404) return undefined;
+            throw err;
+          },
+        );
   const [before, after] = await Promise.all([tdAt(diff.from), tdAt(diff.to)]);
-  return { diff, tds: [before, after] };
+  const start = Date.parse(diff.from);
+  const early = lifetime.registered !== undefined && start < lifetime.registered;
+  return { diff, tds: [before, after], ...(early && { note: lifetime.before }) };
 }
 
 /** What the time fields take: the hub's time expressions (docs/changes.md), read in this browser. */
@@ -386,7 +413,7 @@ function askedCell(
   );
 }
 
-function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
+function diffTable({ diff, tds, note }: LoadedDiff): HTMLElement {
   // Affordances named as the TD at the end names them (at the start, for a Thing removed since).
   const td = tds[1] ?? tds[0];
   // A column of what was asked for only when a property was written in between.
@@ -424,6 +451,7 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
       {},
       `From ${showTime(diff.from)} (seq ${diff.fromSeq}) to ${showTime(diff.to)} (seq ${diff.toSeq}):`,
     ),
+    note !== undefined && h("p", { class: "notice", "data-testid": "before-registration" }, note),
     reachabilityTable(diff.reachability),
     rows.length === 0
       ? h("p", { class: "muted" }, "no property changed")
@@ -478,6 +506,26 @@ async function lastChangeOf(client: InteractionClient, id: string): Promise<Chan
   return (await client.history(id, { limit: 1 })).changes[0];
 }
 
+/** When the Thing was registered first (its oldest `described` Change) and removed last, if it was. */
+async function lifetimeOf(
+  client: InteractionClient,
+  id: string,
+  last: Change | undefined,
+): Promise<Lifetime> {
+  const first = (await client.history(id, { kind: "described", order: "asc", limit: 1 })).changes[0];
+  const registered = first === undefined ? undefined : timeOfChange(first);
+  const td = first?.value as { title?: unknown } | undefined;
+  const title = typeof td?.title === "string" ? td.title : id;
+  return {
+    ...(registered !== undefined && { registered }),
+    ...(last?.kind === "removed" && { removed: timeOfChange(last) }),
+    before:
+      registered === undefined
+        ? `${title} has no registration in the Log.`
+        : `${title} was registered at ${showTime(registered)}; nothing before.`,
+  };
+}
+
 export const timeView: View = ({ client, live }, root, argument) => {
   // `#/time/<id>?at=…&from=…&to=…`: what was asked is kept in the address, to be shared or kept
   // (an id the UI puts in an address is percent-encoded, so its first raw `?` starts the times).
@@ -493,23 +541,25 @@ export const timeView: View = ({ client, live }, root, argument) => {
   nameLinks(heading);
   replace(root, heading, h("p", { class: "muted" }, "Loading…"));
   // Before the forms: a Thing this hub never knew has no past to travel to, and the page says so.
-  lastChangeOf(client, id).then(
-    (last) => !disposed && forms(last),
-    (err: unknown) => {
-      if (disposed) return;
-      const back = redrawWhenBack(live, err);
-      cancelRedraw = back?.cancel;
-      replace(
-        root,
-        heading,
-        problemBox(err),
-        back?.note,
-        h("p", {}, h("a", { href: "#/" }, "Back to the graph")),
-      );
-    },
-  );
+  lastChangeOf(client, id)
+    .then(async (last) => ({ last, lifetime: await lifetimeOf(client, id, last) }))
+    .then(
+      ({ last, lifetime }) => !disposed && forms(last, lifetime),
+      (err: unknown) => {
+        if (disposed) return;
+        const back = redrawWhenBack(live, err);
+        cancelRedraw = back?.cancel;
+        replace(
+          root,
+          heading,
+          problemBox(err),
+          back?.note,
+          h("p", {}, h("a", { href: "#/" }, "Back to the graph")),
+        );
+      },
+    );
 
-  function forms(last: Change | undefined): void {
+  function forms(last: Change | undefined, lifetime: Lifetime): void {
     // Empty means now; relative times are read when a form is sent, not when the page opened.
     const at = timeInput("At", params.get("at") ?? "");
     const from = timeInput("From", params.get("from") ?? "-15m");
@@ -525,12 +575,30 @@ export const timeView: View = ({ client, live }, root, argument) => {
       const query = next.toString();
       history.replaceState(null, "", `#/time/${encodeURIComponent(id)}${query === "" ? "" : `?${query}`}`);
     };
-    const showState = () => show(stateOut, () => client.stateAt(id, hubTime(at, "At")), stateTable);
+    /** Before the Thing's registration there is no state to ask for: the page says so. */
+    const beforeRegistration = (time: string | undefined): boolean =>
+      time !== undefined && lifetime.registered !== undefined && Date.parse(time) < lifetime.registered;
+    const notice = () => h("p", { class: "notice", "data-testid": "before-registration" }, lifetime.before);
+    const showState = () =>
+      show(
+        stateOut,
+        () => {
+          const time = hubTime(at, "At");
+          return beforeRegistration(time) ? Promise.resolve(undefined) : client.stateAt(id, time);
+        },
+        (state) => (state === undefined ? notice() : stateTable(state)),
+      );
     const showDiff = () =>
       show(
         diffOut,
-        () => loadDiff(client, id, hubTime(from, "From") ?? new Date(), hubTime(to, "To")),
-        diffTable,
+        () => {
+          const end = hubTime(to, "To");
+          const start = hubTime(from, "From") ?? new Date();
+          // Both ends before the registration: nothing to compare (the hub would answer 404).
+          if (beforeRegistration(end)) return Promise.resolve(undefined);
+          return loadDiff(client, id, start, end, lifetime);
+        },
+        (loaded) => (loaded === undefined ? notice() : diffTable(loaded)),
       );
     const stateOut = h("div");
     const diffOut = h("div");
