@@ -1,6 +1,7 @@
 // The time view's diff and state around what the Log holds, in Chromium (playwright-core) against
-// a real hub: a time before the Thing's registration is said in a sentence, with nothing asked
-// that the hub can only refuse (no 404 in the console).
+// a real hub: a value that changed and came back between the two times is told as such (not as a
+// change of value, 93 °C → 93 °C struck out), and a time before the Thing's registration is said
+// in a sentence, with nothing asked that the hub can only refuse (no 404 in the console).
 import type { Page } from "playwright-core";
 import { expect, it } from "vitest";
 import { describeInBrowser, useBrowserAndHub } from "./support/ui-browser.js";
@@ -53,6 +54,48 @@ describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOW
     });
     return errors;
   }
+
+  it("tells a value that changed and came back between the two times, with a link to its Changes", async () => {
+    const query = new URLSearchParams({ from: "-25m", to: "now" }).toString();
+    const page = await ui.open({ hash: `#/time/${encodeURIComponent(BOILER)}?${query}` });
+    try {
+      const properties = '[data-testid="diff"] table.diff:not([data-testid])';
+      const temperature = page.locator(`${properties} tr[data-affordance="temperature"]`);
+      await temperature.waitFor();
+      // The setpoint moved: a change of value, struck out and added.
+      const setpoint = page.locator(`${properties} tr[data-affordance="setpoint"]`);
+      await expect(setpoint.locator("td.before").textContent()).resolves.toBe("85 °C");
+      await expect(setpoint.locator("td.after").textContent()).resolves.toBe("90 °C");
+      expect((await setpoint.getAttribute("class")) ?? "").not.toContain("back");
+      // The temperature is 93 °C at both ends: not struck out as a change, said as changed and back.
+      expect((await temperature.getAttribute("class")) ?? "").toContain("back");
+      await expect(temperature.locator("td.before").textContent()).resolves.toBe("93 °C");
+      await expect(
+        page.evaluate<string>(
+          `getComputedStyle(document.querySelector('${properties} tr[data-affordance="temperature"] td.before')).textDecorationLine`,
+        ),
+      ).resolves.toBe("none");
+      await expect(temperature.locator("td.counts").textContent()).resolves.toBe(
+        "changed and back: 2 Changes in between",
+      );
+      // Its link shows those Changes: 95 °C and 93 °C again, not the 93 °C before the range.
+      await temperature.getByRole("link", { name: "2 Changes in between" }).click();
+      const rows = page.locator("tr.change");
+      await rows
+        .locator("td.value")
+        .filter({ hasText: /^93 \(was 95\)$/ })
+        .waitFor();
+      await expect(rows.locator("td.value").allTextContents()).resolves.toEqual([
+        "93 (was 95)",
+        "95 (was 93)",
+      ]);
+      const hash = decodeURIComponent(new URL(page.url()).hash);
+      expect(hash).toContain("affordance=temperature");
+      expect(hash).toContain(`thing=${BOILER}`);
+    } finally {
+      await page.context().close();
+    }
+  });
 
   it("says a time before the Thing's registration in a sentence, with no error in the console", async () => {
     const query = new URLSearchParams({ at: "-2h", from: "-2h", to: "now" }).toString();

@@ -413,6 +413,21 @@ function askedCell(
   );
 }
 
+/**
+ * The Changes view showing a property's readings between the diff's two times: where a value that
+ * changed and came back is told (its ends alone would read as no change at all).
+ */
+function readingsHref(diff: ThingDiff, affordance: string): string {
+  const query = new URLSearchParams({
+    thing: diff.thing,
+    affordance,
+    kind: "reported",
+    since: diff.from,
+    until: diff.to,
+  });
+  return `#/changes?${query.toString()}`;
+}
+
 function diffTable({ diff, tds, note }: LoadedDiff): HTMLElement {
   // Affordances named as the TD at the end names them (at the start, for a Thing removed since).
   const td = tds[1] ?? tds[0];
@@ -420,20 +435,40 @@ function diffTable({ diff, tds, note }: LoadedDiff): HTMLElement {
   const asked = diff.properties.some((property) => property.desired !== undefined);
   const rows = diff.properties.map((property) => {
     const named = affordanceIn(td, "properties", property.affordance);
+    // The same value at both ends, moved in between (93 °C, 95 °C, 93 °C): no change of value to
+    // strike out, but Changes to see.
+    const back = property.before !== undefined && sortedJson(property.before) === sortedJson(property.after);
+    const changes = `${property.changes} Change${property.changes === 1 ? "" : "s"}`;
     return h(
       "tr",
-      { "data-affordance": property.affordance },
+      { "data-affordance": property.affordance, class: back ? "back" : undefined },
       affordanceHeading(property.affordance, named),
       // Struck out when there was a value before (an added one has nothing to strike).
       h(
         "td",
-        { class: property.before === undefined ? "before none" : "before" },
+        { class: property.before === undefined ? "before none" : back ? "before same" : "before" },
         withUnit(property.before, named?.unit),
       ),
       h("td", { class: "arrow" }, "→"),
-      h("td", { class: "after" }, withUnit(property.after, named?.unit)),
+      h("td", { class: back ? "after same" : "after" }, withUnit(property.after, named?.unit)),
       asked && askedCell(property.desired, named?.unit, { value: property.after }),
-      h("td", { class: "counts" }, `${property.changes} Change${property.changes === 1 ? "" : "s"}`),
+      h(
+        "td",
+        { class: "counts" },
+        back
+          ? [
+              property.changes > 1 ? "changed and back: " : "reported again, the same: ",
+              h(
+                "a",
+                {
+                  href: readingsHref(diff, property.affordance),
+                  title: `Its readings from ${showTime(diff.from)} to ${showTime(diff.to)}`,
+                },
+                `${changes} in between`,
+              ),
+            ]
+          : changes,
+      ),
       h(
         "td",
         { class: "muted" },
