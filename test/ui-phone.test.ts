@@ -236,6 +236,44 @@ describeInBrowser("the web UI on a phone", { timeout: 4 * SHOWN_MS }, () => {
     }
   });
 
+  it("spreads the graph again over its new shape when the phone is turned, the Thing chosen kept", async () => {
+    const page = await ui.open({ viewport: PHONE, touch: true });
+    try {
+      const graph = page.getByTestId("graph");
+      await page.locator(`[data-testid="graph"][data-rendered="${FLEET.length + 1}"]`).waitFor();
+      await page.locator('[data-testid="graph"][data-label-overlaps="0"]').waitFor();
+      const tall = await graph.getAttribute("data-spread-for");
+      // A Thing chosen from the list, as the keyboard or a tap does.
+      await page.getByText("The Things as a list, with their links").click();
+      await page.locator(`li[data-thing="${ID("machine")}"] > a`).focus();
+      await page.locator(`[data-testid="graph"][data-selected="${ID("machine")}"]`).waitFor();
+      await page.getByText("The Things as a list, with their links").click();
+      // Turned: the canvas is wider than tall now.
+      await page.setViewportSize({ width: PHONE.height, height: PHONE.width });
+      await page.locator(`[data-testid="graph"]:not([data-spread-for="${tall}"])`).waitFor();
+      const [width, height] = ((await graph.getAttribute("data-spread-for")) ?? "0x0").split("x").map(Number);
+      expect(width).toBeGreaterThan(height ?? Infinity);
+      await page.locator('[data-testid="graph"][data-label-overlaps="0"]').waitFor();
+      // The nodes reach across the wide canvas (its right part holds their labels), not a tall
+      // band in its middle: they spanned 31% of its width, still laid out for the tall one.
+      const box = await graph.boundingBox();
+      const nodes = await colourOnCanvas(page);
+      expect(
+        (nodes.right - nodes.left) / (box?.width ?? Infinity),
+        "the nodes' share of its width",
+      ).toBeGreaterThan(0.5);
+      // The Thing chosen is still chosen, and its panel still says which.
+      expect(await graph.getAttribute("data-selected")).toBe(ID("machine"));
+      await page.getByTestId("graph-panel").getByRole("heading", { name: "Espresso machine" }).waitFor();
+      // Turned back: the same layout as it was first drawn there.
+      await page.setViewportSize(PHONE);
+      await page.locator(`[data-testid="graph"][data-spread-for="${tall}"]`).waitFor();
+      await page.locator('[data-testid="graph"][data-label-overlaps="0"]').waitFor();
+    } finally {
+      await page.context().close();
+    }
+  });
+
   /**
    * Where the tables matching `selector` break out of a phone's window: a table that scrolls
    * sideways in its box, a cell past the window's right edge; and the page's own width.

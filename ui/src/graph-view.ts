@@ -19,6 +19,7 @@ import {
   legendOf,
   spreadLabels,
   type GraphEdge,
+  type GraphNode,
 } from "./thing-graph.js";
 
 const UNREACHABLE_COLOR = "#b0b0b0";
@@ -65,6 +66,10 @@ const frameOf = (width: number, height: number): { width: number; height: number
 };
 /** A touch screen: one finger scrolls the page past the graph, two move and zoom it. */
 const TOUCH = typeof matchMedia === "function" && matchMedia("(pointer: coarse)").matches;
+/** A canvas this much wider or taller (px) than the graph was spread for is spread again. */
+const RESPREAD_PX = 24;
+/** How long after the canvas's last resize it is spread again (a window's edge dragged resizes it often). */
+const RESPREAD_MS = 150;
 /** How long a TD change waits before the summary is fetched again (the changes of a burst share one). */
 const REFRESH_MS = 1000;
 export const graphView: View = ({ client, live }, root) => {
@@ -514,7 +519,9 @@ export const graphView: View = ({ client, live }, root) => {
    * the graph's labels fit its canvas.
    */
   const labelOverlaps = (drawn: Sigma): number => {
-    const labelled = [...drawn.getNodeDisplayedLabels()];
+    // The Thing chosen or hovered is drawn larger, on top, its label on a backdrop, to stand out
+    // over its neighbours: not an overlap of two labels to be read side by side.
+    const labelled = [...drawn.getNodeDisplayedLabels()].filter((id) => id !== selected && id !== hovered);
     if (labelled.length > LABELLED_EDGES) return -1;
     const boxes = labelled.flatMap((id) => {
       const data = drawn.getNodeDisplayData(id);
@@ -604,6 +611,102 @@ export const graphView: View = ({ client, live }, root) => {
   canvas.addEventListener("focus", () => {
     if (renderer !== undefined && selected === undefined && canvas.matches(":focus-visible")) selectMiddle();
   });
+
+  /**
+   * A graph small enough to label every Thing: laid out, then spread over the canvas's shape (a
+   * phone's is tall) with no label over another, where they fit (`labelsFit`); where they do not,
+   * sigma's label grid picks which to draw, and zooming in shows the others. Undefined for a
+   * bigger graph, or a canvas with no size: the layout as it is. Sets `unit` and `centre`, where
+   * Things that come later are placed.
+   */
+  let spreadFor: { width: number; height: number } | undefined;
+  const spreadOver = (
+    nodes: readonly GraphNode[],
+  ): { positions: Map<string, { x: number; y: number }>; labelsFit: boolean } | undefined => {
+    const [width, height] = [canvas.clientWidth, canvas.clientHeight];
+    if (!labelEdges || width === 0 || height === 0) return undefined;
+    // Room to spare around each label: sigma measures its glyphs itself, and fits the whole to
+    // the canvas a little smaller than laid out here.
+    const widths = new Map(nodes.map((node) => [node.id, 1.1 * labelWidth(node.title) + 6]));
+    const frame = frameOf(width, height);
+    const spread = spreadLabels(layoutOf(nodes), widths, {
+      ...frame,
+      radius: size,
+      labelHeight: LABEL_HEIGHT + 6,
+      labelGap: LABEL_GAP,
+    });
+    unit = spread.unit;
+    centre = { x: frame.width / 2, y: frame.height / 2 };
+    spreadFor = { width, height };
+    canvas.dataset.spreadFor = `${Math.round(width)}x${Math.round(height)}`;
+    return { positions: spread.positions, labelsFit: spread.overlaps === 0 };
+  };
+  /**
+   * The canvas took another shape (a phone turned, a window resized): the graph spread again over
+   * it, as it would be drawn first at that size. The Thing chosen stays chosen; a camera the user
+   * moved (zoomed or panned) keeps its zoom and stays on the Thing nearest the middle of the view.
+   */
+  const respread = (): void => {
+    if (graph === undefined || renderer === undefined || spreadFor === undefined) return;
+    const [width, height] = [canvas.clientWidth, canvas.clientHeight];
+    // A scrollbar coming or going is no new shape.
+    if (Math.abs(width - spreadFor.width) < RESPREAD_PX && Math.abs(height - spreadFor.height) < RESPREAD_PX)
+      return;
+    const shown = graph;
+    const drawn = renderer;
+    const camera = drawn.getCamera();
+    const before = camera.getState();
+    const moved = before.ratio !== 1 || before.x !== 0.5 || before.y !== 0.5;
+    // The Thing the view is on, found before the window's new size moves it.
+    const { width: oldWidth, height: oldHeight } = drawn.getDimensions();
+    const middle = moved ? nearestTowards({ x: oldWidth / 2, y: oldHeight / 2 }, 0, 0) : undefined;
+    const nodes = shown.nodes().map((id) => ({
+      id,
+      title: titles.get(id) ?? id,
+      type: typeOfNode.get(id) ?? "Thing",
+    }));
+    const spread = spreadOver(nodes);
+    if (spread === undefined) return;
+    shown.updateEachNodeAttributes((id, attributes) => ({
+      ...attributes,
+      ...(spread.positions.get(id) ?? { x: attributes.x as number, y: attributes.y as number }),
+    }));
+    outerRing = 0;
+    for (const place of spread.positions.values())
+      outerRing = Math.max(outerRing, Math.hypot(place.x - centre.x, place.y - centre.y));
+    centreTypes();
+    drawn.setSetting("labelDensity", spread.labelsFit ? Number.POSITIVE_INFINITY : 1);
+    drawn.resize();
+    drawn.refresh();
+    if (middle !== undefined) {
+      const at = drawn.getNodeDisplayData(middle);
+      if (at !== undefined) camera.setState({ x: at.x, y: at.y, ratio: before.ratio });
+    }
+  };
+  /** Each disc's centre, where the Things of its type that arrive later are placed. */
+  const centreTypes = (): void => {
+    if (graph === undefined) return;
+    for (const [type, ids] of byType) {
+      if (ids.size === 0) continue;
+      let x = 0;
+      let y = 0;
+      for (const id of ids) {
+        x += graph.getNodeAttribute(id, "x") as number;
+        y += graph.getNodeAttribute(id, "y") as number;
+      }
+      typeCenters.set(type, { x: x / ids.size, y: y / ids.size });
+    }
+  };
+  let respreadTimer: ReturnType<typeof setTimeout> | undefined;
+  const resized = new ResizeObserver(() => {
+    if (respreadTimer !== undefined) clearTimeout(respreadTimer);
+    // Once the window has its new size (a drag of its edge resizes it many times).
+    respreadTimer = setTimeout(() => {
+      respreadTimer = undefined;
+      if (!abort.signal.aborted) respread();
+    }, RESPREAD_MS);
+  });
+  resized.observe(canvas);
 
   /** Brings the drawn graph to a summary fetched again: Things and links added, removed or changed. */
   const sync = (summary: GraphSummary): void => {
@@ -700,29 +803,11 @@ export const graphView: View = ({ client, live }, root) => {
       const { nodes, edges } = graphOfSummary(summary);
       const types = legendOf(nodes);
       for (const [type, { color }] of types) typeColors.set(type, color);
-      let positions = layoutOf(nodes);
       size = nodes.length > 1000 ? 3 : nodes.length > 100 ? 6 : 12;
       labelEdges = nodes.length <= LABELLED_EDGES;
-      // A graph small enough to label every Thing: spread over the canvas's shape (a phone's is
-      // tall) with no label over another, where they fit; where they do not, sigma's label grid
-      // picks which to draw, and zooming in shows the others.
-      let labelsFit = false;
-      if (labelEdges && canvas.clientWidth > 0 && canvas.clientHeight > 0) {
-        // Room to spare around each label: sigma measures its glyphs itself, and fits the whole
-        // to the canvas a little smaller than laid out here.
-        const widths = new Map(nodes.map((node) => [node.id, 1.1 * labelWidth(node.title) + 6]));
-        const frame = frameOf(canvas.clientWidth, canvas.clientHeight);
-        const spread = spreadLabels(positions, widths, {
-          ...frame,
-          radius: size,
-          labelHeight: LABEL_HEIGHT + 6,
-          labelGap: LABEL_GAP,
-        });
-        positions = spread.positions;
-        unit = spread.unit;
-        labelsFit = spread.overlaps === 0;
-        centre = { x: frame.width / 2, y: frame.height / 2 };
-      }
+      const spread = spreadOver(nodes);
+      const positions = spread?.positions ?? layoutOf(nodes);
+      const labelsFit = spread?.labelsFit ?? false;
       graph = new Graph({ multi: true, type: "directed" });
       // In bulk (graphology's import): no per-node events or checks beyond the one pass.
       graph.import({
@@ -751,16 +836,7 @@ export const graphView: View = ({ client, live }, root) => {
           attributes: edgeAttributes(edge.rel),
         })),
       });
-      // Each disc's centre, where the Things of its type that arrive later are placed.
-      for (const [type, ids] of byType) {
-        let x = 0;
-        let y = 0;
-        for (const id of ids) {
-          x += graph.getNodeAttribute(id, "x") as number;
-          y += graph.getNodeAttribute(id, "y") as number;
-        }
-        typeCenters.set(type, { x: x / ids.size, y: y / ids.size });
-      }
+      centreTypes();
       markCrowded();
       showUnreachable();
       showLegend();
@@ -896,6 +972,8 @@ export const graphView: View = ({ client, live }, root) => {
     abort.abort();
     cancelRedraw?.();
     if (refreshTimer !== undefined) clearTimeout(refreshTimer);
+    if (respreadTimer !== undefined) clearTimeout(respreadTimer);
+    resized.disconnect();
     unsubscribe();
     unsubscribeTds();
     renderer?.kill();
