@@ -11,6 +11,7 @@ import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
 import type { GraphSummary } from "../../src/client/hub-client.js";
 import { thingLink } from "./thing-titles.js";
+import { boxesOverlap, turnedBox, uprightBox, type LabelBox } from "./label-boxes.js";
 import {
   GOLDEN_ANGLE,
   PALETTE,
@@ -44,13 +45,16 @@ const STAGE_PADDING = 20;
 const LABEL_FONT = "14px sans-serif";
 const LABEL_HEIGHT = 18;
 const LABEL_GAP = 5;
-/** A label's width on the screen, as the label's font draws it. */
+/** sigma's link label: its font (its default, 12 px) and the height its glyphs take. */
+const EDGE_LABEL_FONT = "12px sans-serif";
+const EDGE_LABEL_HEIGHT = 14;
+/** A label's width on the screen, as its font (a Thing's label's by default) draws it. */
 const labelWidth = (() => {
   let context: CanvasRenderingContext2D | null | undefined;
-  return (text: string): number => {
+  return (text: string, font = LABEL_FONT): number => {
     context ??= document.createElement("canvas").getContext("2d");
-    if (context === null) return 8 * text.length;
-    context.font = LABEL_FONT;
+    if (context === null) return (font === LABEL_FONT ? 8 : 7) * text.length;
+    context.font = font;
     return context.measureText(text).width;
   };
 })();
@@ -514,32 +518,83 @@ export const graphView: View = ({ client, live }, root) => {
       void renderer?.getCamera().animate({ x: display.x, y: display.y }, { duration: 300 });
   };
   /**
-   * How many pairs of the Things whose labels are drawn overlap on the screen, each as its disc and
-   * its label (said on the canvas, as the rendered count is, for the browser tests): none, where
-   * the graph's labels fit its canvas.
+   * Where the labels lie on the screen, as the renderer placed them: how many pairs of drawn labels
+   * overlap — two Things' (each its disc and its label), a link's and a Thing's, two links' — and
+   * which links' names would lie over a Thing's disc or label, or another link's name, if drawn
+   * (said on the canvas, as the rendered count is, for the browser tests: none, where the graph's
+   * labels fit its canvas). The Thing chosen or hovered, and its links, are left out of the count:
+   * drawn larger, darker and on top, on a backdrop, they stand out over their neighbours rather
+   * than being read side by side with them.
    */
-  const labelOverlaps = (drawn: Sigma): number => {
-    // The Thing chosen or hovered is drawn larger, on top, its label on a backdrop, to stand out
-    // over its neighbours: not an overlap of two labels to be read side by side.
-    const labelled = [...drawn.getNodeDisplayedLabels()].filter((id) => id !== selected && id !== hovered);
-    if (labelled.length > LABELLED_EDGES) return -1;
-    const boxes = labelled.flatMap((id) => {
+  const labelLayout = (drawn: Sigma): { overlaps: number; clashes: Set<string> } => {
+    const clashes = new Set<string>();
+    const displayed = drawn.getNodeDisplayedLabels();
+    if (graph === undefined || displayed.size > LABELLED_EDGES) return { overlaps: -1, clashes };
+    const shown = graph;
+    const standing = (id: string) => id === selected || id === hovered;
+    /** Each Thing shown: its disc, and its label beside it when drawn. */
+    const things = new Map<string, LabelBox>();
+    shown.forEachNode((id) => {
       const data = drawn.getNodeDisplayData(id);
-      if (data === undefined || data.visibility === "hidden") return [];
+      if (data === undefined || data.visibility === "hidden" || !isShown(id)) return;
       const at = drawn.framedGraphToViewport(data);
       const r = drawn.scaleSize(data.size);
+      if (!displayed.has(id)) return things.set(id, uprightBox(at.x - r, at.y - r, at.x + r, at.y + r));
       const half = Math.max(r, LABEL_HEIGHT / 2);
       const right = at.x + r + LABEL_GAP + labelWidth(data.label ?? "");
-      return [{ left: at.x - r, right, top: at.y - half, bottom: at.y + half }];
+      things.set(id, uprightBox(at.x - r, at.y - half, right, at.y + half));
     });
-    let count = 0;
-    for (let i = 0; i < boxes.length; i++)
-      for (let j = i + 1; j < boxes.length; j++) {
-        const [a, b] = [boxes[i], boxes[j]];
-        if (a === undefined || b === undefined) continue;
-        if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) count++;
+    let overlaps = 0;
+    const labelled = [...things].filter(([id]) => displayed.has(id) && !standing(id));
+    for (let i = 0; i < labelled.length; i++)
+      for (let j = i + 1; j < labelled.length; j++) {
+        const [a, b] = [labelled[i]?.[1], labelled[j]?.[1]];
+        if (a !== undefined && b !== undefined && boxesOverlap(a, b)) overlaps++;
       }
-    return count;
+    if (!labelEdges) return { overlaps, clashes };
+    // A link's name: centred on the middle of its line (a curved one's bends off it by up to
+    // half its curvature: the box covers both sides), along it, cut to the line between the discs.
+    const nameOf = (edge: string): LabelBox | undefined => {
+      const [source, target] = shown.extremities(edge);
+      const [from, to] = [drawn.getNodeDisplayData(source), drawn.getNodeDisplayData(target)];
+      const data = drawn.getEdgeDisplayData(edge);
+      if (from === undefined || to === undefined || data === undefined || data.label == null)
+        return undefined;
+      const [a, b] = [drawn.framedGraphToViewport(from), drawn.framedGraphToViewport(to)];
+      const chord = Math.hypot(b.x - a.x, b.y - a.y);
+      const body = chord - drawn.scaleSize(from.size) - drawn.scaleSize(to.size);
+      const length = Math.min(body, labelWidth(data.label, EDGE_LABEL_FONT));
+      if (length <= 0) return undefined;
+      const curvature = Math.abs((data as { curvature?: number }).curvature ?? 0);
+      const middle = { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+      return turnedBox(middle, { x: b.x - a.x, y: b.y - a.y }, length, EDGE_LABEL_HEIGHT + curvature * chord);
+    };
+    // The links whose names would be drawn: those of a Thing chosen or hovered, and those
+    // between two Things whose labels are drawn (sigma's rule), unless crowded.
+    const names: Array<{ edge: string; box: LabelBox; lit: boolean }> = [];
+    shown.forEachEdge((edge, attributes, source, target) => {
+      if (!things.has(source) || !things.has(target)) return;
+      const isLit = lit.has(edge);
+      if (!isLit && (attributes.crowded === true || !displayed.has(source) || !displayed.has(target))) return;
+      const box = nameOf(edge);
+      if (box !== undefined) names.push({ edge, box, lit: isLit });
+    });
+    // Those of the Things that stand out first: they are drawn whatever lies under them.
+    names.sort((a, b) => Number(b.lit) - Number(a.lit));
+    const drawnNames = drawn.getEdgeDisplayedLabels();
+    const kept: LabelBox[] = [];
+    for (const { edge, box, lit: isLit } of names) {
+      const over =
+        [...things.values()].some((thing) => boxesOverlap(thing, box)) ||
+        kept.some((name) => boxesOverlap(name, box));
+      if (!isLit && drawnNames.has(edge)) {
+        for (const [id, thing] of things) if (!standing(id) && boxesOverlap(thing, box)) overlaps++;
+        for (const name of kept) if (boxesOverlap(name, box)) overlaps++;
+      }
+      if (over && !isLit) clashes.add(edge);
+      else kept.push(box);
+    }
+    return { overlaps, clashes };
   };
   /** The panel of the Thing chosen: its title, type, reachability and links, and its page's link. */
   const showPanel = (): void => {
@@ -877,7 +932,7 @@ export const graphView: View = ({ client, live }, root) => {
             labelVisibility: (attributes, state) =>
               state.isHighlighted || state.isHovered
                 ? "visible"
-                : attributes.crowded === true
+                : attributes.crowded === true || attributes.nameClashes === true
                   ? "hidden"
                   : "auto",
           },
@@ -931,7 +986,16 @@ export const graphView: View = ({ client, live }, root) => {
       const named = renderer;
       named.on("afterRender", () => {
         canvas.dataset.namedLinks = String(named.getEdgeDisplayedLabels().size);
-        canvas.dataset.labelOverlaps = String(labelOverlaps(named));
+        const layout = labelLayout(named);
+        canvas.dataset.labelOverlaps = String(layout.overlaps);
+        canvas.dataset.hiddenLinkNames = String(layout.clashes.size);
+        // A link's name that would lie over a Thing or another name is not drawn (until there is
+        // room: zoomed in, or the Things moved): set once per change, which draws the graph again.
+        named.getGraph().forEachEdge((edge, attributes) => {
+          const clash = layout.clashes.has(edge);
+          if ((attributes.nameClashes === true) !== clash)
+            named.getGraph().setEdgeAttribute(edge, "nameClashes", clash);
+        });
         if (selected === undefined) delete canvas.dataset.selectedBackdrop;
         else
           canvas.dataset.selectedBackdrop = String(
