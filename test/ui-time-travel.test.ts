@@ -97,6 +97,26 @@ describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOW
     }
   });
 
+  it("keeps a value that changed and came back within a phone's window", async () => {
+    const query = new URLSearchParams({ from: "-25m", to: "now" }).toString();
+    const page = await ui.open({
+      viewport: { width: 390, height: 844 },
+      hash: `#/time/${encodeURIComponent(BOILER)}?${query}`,
+    });
+    try {
+      const counts = page.locator(
+        '[data-testid="diff"] table.diff:not([data-testid]) tr[data-affordance="temperature"] td.counts',
+      );
+      await counts.getByRole("link", { name: "2 Changes in between" }).waitFor();
+      // The sentence wraps in its card: neither it nor the page runs past the window's edge.
+      const box = await counts.boundingBox();
+      expect((box?.x ?? 0) + (box?.width ?? Infinity)).toBeLessThanOrEqual(390);
+      expect(await page.evaluate<number>("document.scrollingElement.scrollWidth")).toBeLessThanOrEqual(390);
+    } finally {
+      await page.context().close();
+    }
+  });
+
   it("says a time before the Thing's registration in a sentence, with no error in the console", async () => {
     const query = new URLSearchParams({ at: "-2h", from: "-2h", to: "now" }).toString();
     const page = await ui.open({ hash: "#/" });
