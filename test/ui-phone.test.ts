@@ -274,6 +274,38 @@ describeInBrowser("the web UI on a phone", { timeout: 4 * SHOWN_MS }, () => {
     }
   });
 
+  it("keeps the user's zoom when a window resized spreads the graph again", async () => {
+    const page = await ui.open({ viewport: { width: 1280, height: 860 } });
+    try {
+      const graph = page.getByTestId("graph");
+      await page.locator(`[data-testid="graph"][data-rendered="${FLEET.length + 1}"]`).waitFor();
+      const wide = await graph.getAttribute("data-spread-for");
+      // Zoomed in with the wheel over the middle of the graph, until the camera comes to rest.
+      const box = await graph.boundingBox();
+      if (box === null) throw new Error("no graph");
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await page.mouse.wheel(0, -600);
+      const settled = () =>
+        page.waitForFunction(
+          `new Promise((resolve) => {
+            const zoom = () => document.querySelector('[data-testid="graph"]').dataset.zoom;
+            const before = zoom();
+            setTimeout(() => resolve(before !== "1.000" && zoom() === before), 500);
+          })`,
+        );
+      await settled();
+      const zoom = Number(await graph.getAttribute("data-zoom"));
+      expect(zoom).toBeLessThan(1);
+      // Narrower: spread again over the new shape, and still zoomed as the user left it.
+      await page.setViewportSize({ width: 900, height: 860 });
+      await page.locator(`[data-testid="graph"]:not([data-spread-for="${wide}"])`).waitFor();
+      await settled();
+      expect(Number(await graph.getAttribute("data-zoom"))).toBeCloseTo(zoom, 2);
+    } finally {
+      await page.context().close();
+    }
+  });
+
   /**
    * Where the tables matching `selector` break out of a phone's window: a table that scrolls
    * sideways in its box, a cell past the window's right edge; and the page's own width.

@@ -986,6 +986,8 @@ export const graphView: View = ({ client, live }, root) => {
       const named = renderer;
       named.on("afterRender", () => {
         canvas.dataset.namedLinks = String(named.getEdgeDisplayedLabels().size);
+        // The camera's zoom (1: the whole graph framed), which a new shape of the canvas keeps.
+        canvas.dataset.zoom = named.getCamera().getState().ratio.toFixed(3);
         const layout = labelLayout(named);
         canvas.dataset.labelOverlaps = String(layout.overlaps);
         canvas.dataset.hiddenLinkNames = String(layout.clashes.size);
