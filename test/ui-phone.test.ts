@@ -236,6 +236,76 @@ describeInBrowser("the web UI on a phone", { timeout: 4 * SHOWN_MS }, () => {
     }
   });
 
+  it("spreads the graph again over its new shape when the phone is turned, the Thing chosen kept", async () => {
+    const page = await ui.open({ viewport: PHONE, touch: true });
+    try {
+      const graph = page.getByTestId("graph");
+      await page.locator(`[data-testid="graph"][data-rendered="${FLEET.length + 1}"]`).waitFor();
+      await page.locator('[data-testid="graph"][data-label-overlaps="0"]').waitFor();
+      const tall = await graph.getAttribute("data-spread-for");
+      // A Thing chosen from the list, as the keyboard or a tap does.
+      await page.getByText("The Things as a list, with their links").click();
+      await page.locator(`li[data-thing="${ID("machine")}"] > a`).focus();
+      await page.locator(`[data-testid="graph"][data-selected="${ID("machine")}"]`).waitFor();
+      await page.getByText("The Things as a list, with their links").click();
+      // Turned: the canvas is wider than tall now.
+      await page.setViewportSize({ width: PHONE.height, height: PHONE.width });
+      await page.locator(`[data-testid="graph"]:not([data-spread-for="${tall}"])`).waitFor();
+      const [width, height] = ((await graph.getAttribute("data-spread-for")) ?? "0x0").split("x").map(Number);
+      expect(width).toBeGreaterThan(height ?? Infinity);
+      await page.locator('[data-testid="graph"][data-label-overlaps="0"]').waitFor();
+      // The nodes reach across the wide canvas (its right part holds their labels), not a tall
+      // band in its middle: they spanned 31% of its width, still laid out for the tall one.
+      const box = await graph.boundingBox();
+      const nodes = await colourOnCanvas(page);
+      expect(
+        (nodes.right - nodes.left) / (box?.width ?? Infinity),
+        "the nodes' share of its width",
+      ).toBeGreaterThan(0.5);
+      // The Thing chosen is still chosen, and its panel still says which.
+      expect(await graph.getAttribute("data-selected")).toBe(ID("machine"));
+      await page.getByTestId("graph-panel").getByRole("heading", { name: "Espresso machine" }).waitFor();
+      // Turned back: the same layout as it was first drawn there.
+      await page.setViewportSize(PHONE);
+      await page.locator(`[data-testid="graph"][data-spread-for="${tall}"]`).waitFor();
+      await page.locator('[data-testid="graph"][data-label-overlaps="0"]').waitFor();
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("keeps the user's zoom when a window resized spreads the graph again", async () => {
+    const page = await ui.open({ viewport: { width: 1280, height: 860 } });
+    try {
+      const graph = page.getByTestId("graph");
+      await page.locator(`[data-testid="graph"][data-rendered="${FLEET.length + 1}"]`).waitFor();
+      const wide = await graph.getAttribute("data-spread-for");
+      // Zoomed in with the wheel over the middle of the graph, until the camera comes to rest.
+      const box = await graph.boundingBox();
+      if (box === null) throw new Error("no graph");
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await page.mouse.wheel(0, -600);
+      const settled = () =>
+        page.waitForFunction(
+          `new Promise((resolve) => {
+            const zoom = () => document.querySelector('[data-testid="graph"]').dataset.zoom;
+            const before = zoom();
+            setTimeout(() => resolve(before !== "1.000" && zoom() === before), 500);
+          })`,
+        );
+      await settled();
+      const zoom = Number(await graph.getAttribute("data-zoom"));
+      expect(zoom).toBeLessThan(1);
+      // Narrower: spread again over the new shape, and still zoomed as the user left it.
+      await page.setViewportSize({ width: 900, height: 860 });
+      await page.locator(`[data-testid="graph"]:not([data-spread-for="${wide}"])`).waitFor();
+      await settled();
+      expect(Number(await graph.getAttribute("data-zoom"))).toBeCloseTo(zoom, 2);
+    } finally {
+      await page.context().close();
+    }
+  });
+
   /**
    * Where the tables matching `selector` break out of a phone's window: a table that scrolls
    * sideways in its box, a cell past the window's right edge; and the page's own width.

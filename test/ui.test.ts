@@ -372,10 +372,14 @@ describeInBrowser("the web UI in a browser", { timeout: 2 * SHOWN_MS }, () => {
     await page.getByRole("button", { name: "Show state" }).click();
     const state = page.getByTestId("state").locator('tr[data-affordance="setpoint"]');
     await expect(state.locator("td.value").textContent()).resolves.toBe("90 °C");
-    // Before the machine was registered, there was no such Thing: the hub's problem, in the page.
+    // Before the machine was registered, there was no such Thing: said in a sentence, not asked.
     await page.getByLabel("At").fill("2000-01-01T00:00:00");
     await page.getByRole("button", { name: "Show state" }).click();
-    await page.getByRole("alert").filter({ hasText: "Not found (404)" }).waitFor();
+    await page
+      .getByTestId("before-registration")
+      .filter({ hasText: /^Espresso machine was registered at .+; nothing before\.$/ })
+      .first()
+      .waitFor();
     // Registered in between: its whole TD is added lines, folded under one that says so.
     const description = page.getByTestId("diff-description");
     await expect(description.locator("summary").first().textContent()).resolves.toMatch(

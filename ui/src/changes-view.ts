@@ -2,6 +2,7 @@
 // kind, actor, release and correlation, newest first, and live after that (unless the range has an
 // end).
 import type { Change, ChangeFilter } from "../../src/client/index.js";
+import { RECORDED_KINDS } from "../../src/core/change.js";
 import type { GraphSummary } from "../../src/client/hub-client.js";
 import type { View } from "./app-context.js";
 import { changeRow, changeTable } from "./change-row.js";
@@ -13,6 +14,12 @@ import { RANGES } from "./thing-view.js";
 import { hubTime, timeInput } from "./time-view.js";
 
 const MAX_ROWS = 2000;
+/**
+ * Every kind but `reported`: what was done to the Things and what happened to them — writes,
+ * actions and their outcomes, events, TDs, links, outages, releases, drift — without the readings
+ * that bury them on a busy fleet (the demo's sensors report several a second).
+ */
+const ALL_BUT_READINGS = RECORDED_KINDS.filter((kind) => kind !== "reported").join(",");
 
 /** The filters of the view, as query parameters of its hash and of GET /changes. */
 const FIELDS = [
@@ -134,7 +141,35 @@ export const changesView: View = ({ client, live }, root, query) => {
     thingOptions,
     h("button", { type: "submit" }, "Filter"),
   );
-  replace(root, h("h1", {}, "Changes"), form, status, table);
+  // One click to what an incident needs first: the same filters, every kind but the readings.
+  const kindInput = inputs.find((field) => field.name === "kind")?.input;
+  const butReadings = h(
+    "button",
+    {
+      type: "button",
+      "aria-pressed": String(kindInput?.value.trim() === ALL_BUT_READINGS),
+      title: ALL_BUT_READINGS.replaceAll(",", ", "),
+    },
+    "Everything but readings",
+  );
+  butReadings.addEventListener("click", () => {
+    if (kindInput === undefined) return;
+    kindInput.value = kindInput.value.trim() === ALL_BUT_READINGS ? "" : ALL_BUT_READINGS;
+    form.requestSubmit();
+  });
+  replace(
+    root,
+    h("h1", {}, "Changes"),
+    form,
+    h(
+      "p",
+      { class: "quick-filters" },
+      butReadings,
+      h("span", { class: "muted" }, " — writes, actions, events, TDs, links, outages, releases, drift"),
+    ),
+    status,
+    table,
+  );
 
   let range: { since?: string; until?: string };
   try {

@@ -11,6 +11,7 @@ import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
 import type { GraphSummary } from "../../src/client/hub-client.js";
 import { thingLink } from "./thing-titles.js";
+import { boxesOverlap, turnedBox, uprightBox, type LabelBox } from "./label-boxes.js";
 import {
   GOLDEN_ANGLE,
   PALETTE,
@@ -19,6 +20,7 @@ import {
   legendOf,
   spreadLabels,
   type GraphEdge,
+  type GraphNode,
 } from "./thing-graph.js";
 
 const UNREACHABLE_COLOR = "#b0b0b0";
@@ -43,13 +45,16 @@ const STAGE_PADDING = 20;
 const LABEL_FONT = "14px sans-serif";
 const LABEL_HEIGHT = 18;
 const LABEL_GAP = 5;
-/** A label's width on the screen, as the label's font draws it. */
+/** sigma's link label: its font (its default, 12 px) and the height its glyphs take. */
+const EDGE_LABEL_FONT = "12px sans-serif";
+const EDGE_LABEL_HEIGHT = 14;
+/** A label's width on the screen, as its font (a Thing's label's by default) draws it. */
 const labelWidth = (() => {
   let context: CanvasRenderingContext2D | null | undefined;
-  return (text: string): number => {
+  return (text: string, font = LABEL_FONT): number => {
     context ??= document.createElement("canvas").getContext("2d");
-    if (context === null) return 8 * text.length;
-    context.font = LABEL_FONT;
+    if (context === null) return (font === LABEL_FONT ? 8 : 7) * text.length;
+    context.font = font;
     return context.measureText(text).width;
   };
 })();
@@ -65,6 +70,10 @@ const frameOf = (width: number, height: number): { width: number; height: number
 };
 /** A touch screen: one finger scrolls the page past the graph, two move and zoom it. */
 const TOUCH = typeof matchMedia === "function" && matchMedia("(pointer: coarse)").matches;
+/** A canvas this much wider or taller (px) than the graph was spread for is spread again. */
+const RESPREAD_PX = 24;
+/** How long after the canvas's last resize it is spread again (a window's edge dragged resizes it often). */
+const RESPREAD_MS = 150;
 /** How long a TD change waits before the summary is fetched again (the changes of a burst share one). */
 const REFRESH_MS = 1000;
 export const graphView: View = ({ client, live }, root) => {
@@ -509,30 +518,83 @@ export const graphView: View = ({ client, live }, root) => {
       void renderer?.getCamera().animate({ x: display.x, y: display.y }, { duration: 300 });
   };
   /**
-   * How many pairs of the Things whose labels are drawn overlap on the screen, each as its disc and
-   * its label (said on the canvas, as the rendered count is, for the browser tests): none, where
-   * the graph's labels fit its canvas.
+   * Where the labels lie on the screen, as the renderer placed them: how many pairs of drawn labels
+   * overlap — two Things' (each its disc and its label), a link's and a Thing's, two links' — and
+   * which links' names would lie over a Thing's disc or label, or another link's name, if drawn
+   * (said on the canvas, as the rendered count is, for the browser tests: none, where the graph's
+   * labels fit its canvas). The Thing chosen or hovered, and its links, are left out of the count:
+   * drawn larger, darker and on top, on a backdrop, they stand out over their neighbours rather
+   * than being read side by side with them.
    */
-  const labelOverlaps = (drawn: Sigma): number => {
-    const labelled = [...drawn.getNodeDisplayedLabels()];
-    if (labelled.length > LABELLED_EDGES) return -1;
-    const boxes = labelled.flatMap((id) => {
+  const labelLayout = (drawn: Sigma): { overlaps: number; clashes: Set<string> } => {
+    const clashes = new Set<string>();
+    const displayed = drawn.getNodeDisplayedLabels();
+    if (graph === undefined || displayed.size > LABELLED_EDGES) return { overlaps: -1, clashes };
+    const shown = graph;
+    const standing = (id: string) => id === selected || id === hovered;
+    /** Each Thing shown: its disc, and its label beside it when drawn. */
+    const things = new Map<string, LabelBox>();
+    shown.forEachNode((id) => {
       const data = drawn.getNodeDisplayData(id);
-      if (data === undefined || data.visibility === "hidden") return [];
+      if (data === undefined || data.visibility === "hidden" || !isShown(id)) return;
       const at = drawn.framedGraphToViewport(data);
       const r = drawn.scaleSize(data.size);
+      if (!displayed.has(id)) return things.set(id, uprightBox(at.x - r, at.y - r, at.x + r, at.y + r));
       const half = Math.max(r, LABEL_HEIGHT / 2);
       const right = at.x + r + LABEL_GAP + labelWidth(data.label ?? "");
-      return [{ left: at.x - r, right, top: at.y - half, bottom: at.y + half }];
+      things.set(id, uprightBox(at.x - r, at.y - half, right, at.y + half));
     });
-    let count = 0;
-    for (let i = 0; i < boxes.length; i++)
-      for (let j = i + 1; j < boxes.length; j++) {
-        const [a, b] = [boxes[i], boxes[j]];
-        if (a === undefined || b === undefined) continue;
-        if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) count++;
+    let overlaps = 0;
+    const labelled = [...things].filter(([id]) => displayed.has(id) && !standing(id));
+    for (let i = 0; i < labelled.length; i++)
+      for (let j = i + 1; j < labelled.length; j++) {
+        const [a, b] = [labelled[i]?.[1], labelled[j]?.[1]];
+        if (a !== undefined && b !== undefined && boxesOverlap(a, b)) overlaps++;
       }
-    return count;
+    if (!labelEdges) return { overlaps, clashes };
+    // A link's name: centred on the middle of its line (a curved one's bends off it by up to
+    // half its curvature: the box covers both sides), along it, cut to the line between the discs.
+    const nameOf = (edge: string): LabelBox | undefined => {
+      const [source, target] = shown.extremities(edge);
+      const [from, to] = [drawn.getNodeDisplayData(source), drawn.getNodeDisplayData(target)];
+      const data = drawn.getEdgeDisplayData(edge);
+      if (from === undefined || to === undefined || data === undefined || data.label == null)
+        return undefined;
+      const [a, b] = [drawn.framedGraphToViewport(from), drawn.framedGraphToViewport(to)];
+      const chord = Math.hypot(b.x - a.x, b.y - a.y);
+      const body = chord - drawn.scaleSize(from.size) - drawn.scaleSize(to.size);
+      const length = Math.min(body, labelWidth(data.label, EDGE_LABEL_FONT));
+      if (length <= 0) return undefined;
+      const curvature = Math.abs((data as { curvature?: number }).curvature ?? 0);
+      const middle = { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+      return turnedBox(middle, { x: b.x - a.x, y: b.y - a.y }, length, EDGE_LABEL_HEIGHT + curvature * chord);
+    };
+    // The links whose names would be drawn: those of a Thing chosen or hovered, and those
+    // between two Things whose labels are drawn (sigma's rule), unless crowded.
+    const names: Array<{ edge: string; box: LabelBox; lit: boolean }> = [];
+    shown.forEachEdge((edge, attributes, source, target) => {
+      if (!things.has(source) || !things.has(target)) return;
+      const isLit = lit.has(edge);
+      if (!isLit && (attributes.crowded === true || !displayed.has(source) || !displayed.has(target))) return;
+      const box = nameOf(edge);
+      if (box !== undefined) names.push({ edge, box, lit: isLit });
+    });
+    // Those of the Things that stand out first: they are drawn whatever lies under them.
+    names.sort((a, b) => Number(b.lit) - Number(a.lit));
+    const drawnNames = drawn.getEdgeDisplayedLabels();
+    const kept: LabelBox[] = [];
+    for (const { edge, box, lit: isLit } of names) {
+      const over =
+        [...things.values()].some((thing) => boxesOverlap(thing, box)) ||
+        kept.some((name) => boxesOverlap(name, box));
+      if (!isLit && drawnNames.has(edge)) {
+        for (const [id, thing] of things) if (!standing(id) && boxesOverlap(thing, box)) overlaps++;
+        for (const name of kept) if (boxesOverlap(name, box)) overlaps++;
+      }
+      if (over && !isLit) clashes.add(edge);
+      else kept.push(box);
+    }
+    return { overlaps, clashes };
   };
   /** The panel of the Thing chosen: its title, type, reachability and links, and its page's link. */
   const showPanel = (): void => {
@@ -604,6 +666,102 @@ export const graphView: View = ({ client, live }, root) => {
   canvas.addEventListener("focus", () => {
     if (renderer !== undefined && selected === undefined && canvas.matches(":focus-visible")) selectMiddle();
   });
+
+  /**
+   * A graph small enough to label every Thing: laid out, then spread over the canvas's shape (a
+   * phone's is tall) with no label over another, where they fit (`labelsFit`); where they do not,
+   * sigma's label grid picks which to draw, and zooming in shows the others. Undefined for a
+   * bigger graph, or a canvas with no size: the layout as it is. Sets `unit` and `centre`, where
+   * Things that come later are placed.
+   */
+  let spreadFor: { width: number; height: number } | undefined;
+  const spreadOver = (
+    nodes: readonly GraphNode[],
+  ): { positions: Map<string, { x: number; y: number }>; labelsFit: boolean } | undefined => {
+    const [width, height] = [canvas.clientWidth, canvas.clientHeight];
+    if (!labelEdges || width === 0 || height === 0) return undefined;
+    // Room to spare around each label: sigma measures its glyphs itself, and fits the whole to
+    // the canvas a little smaller than laid out here.
+    const widths = new Map(nodes.map((node) => [node.id, 1.1 * labelWidth(node.title) + 6]));
+    const frame = frameOf(width, height);
+    const spread = spreadLabels(layoutOf(nodes), widths, {
+      ...frame,
+      radius: size,
+      labelHeight: LABEL_HEIGHT + 6,
+      labelGap: LABEL_GAP,
+    });
+    unit = spread.unit;
+    centre = { x: frame.width / 2, y: frame.height / 2 };
+    spreadFor = { width, height };
+    canvas.dataset.spreadFor = `${Math.round(width)}x${Math.round(height)}`;
+    return { positions: spread.positions, labelsFit: spread.overlaps === 0 };
+  };
+  /**
+   * The canvas took another shape (a phone turned, a window resized): the graph spread again over
+   * it, as it would be drawn first at that size. The Thing chosen stays chosen; a camera the user
+   * moved (zoomed or panned) keeps its zoom and stays on the Thing nearest the middle of the view.
+   */
+  const respread = (): void => {
+    if (graph === undefined || renderer === undefined || spreadFor === undefined) return;
+    const [width, height] = [canvas.clientWidth, canvas.clientHeight];
+    // A scrollbar coming or going is no new shape.
+    if (Math.abs(width - spreadFor.width) < RESPREAD_PX && Math.abs(height - spreadFor.height) < RESPREAD_PX)
+      return;
+    const shown = graph;
+    const drawn = renderer;
+    const camera = drawn.getCamera();
+    const before = camera.getState();
+    const moved = before.ratio !== 1 || before.x !== 0.5 || before.y !== 0.5;
+    // The Thing the view is on, found before the window's new size moves it.
+    const { width: oldWidth, height: oldHeight } = drawn.getDimensions();
+    const middle = moved ? nearestTowards({ x: oldWidth / 2, y: oldHeight / 2 }, 0, 0) : undefined;
+    const nodes = shown.nodes().map((id) => ({
+      id,
+      title: titles.get(id) ?? id,
+      type: typeOfNode.get(id) ?? "Thing",
+    }));
+    const spread = spreadOver(nodes);
+    if (spread === undefined) return;
+    shown.updateEachNodeAttributes((id, attributes) => ({
+      ...attributes,
+      ...(spread.positions.get(id) ?? { x: attributes.x as number, y: attributes.y as number }),
+    }));
+    outerRing = 0;
+    for (const place of spread.positions.values())
+      outerRing = Math.max(outerRing, Math.hypot(place.x - centre.x, place.y - centre.y));
+    centreTypes();
+    drawn.setSetting("labelDensity", spread.labelsFit ? Number.POSITIVE_INFINITY : 1);
+    drawn.resize();
+    drawn.refresh();
+    if (middle !== undefined) {
+      const at = drawn.getNodeDisplayData(middle);
+      if (at !== undefined) camera.setState({ x: at.x, y: at.y, ratio: before.ratio });
+    }
+  };
+  /** Each disc's centre, where the Things of its type that arrive later are placed. */
+  const centreTypes = (): void => {
+    if (graph === undefined) return;
+    for (const [type, ids] of byType) {
+      if (ids.size === 0) continue;
+      let x = 0;
+      let y = 0;
+      for (const id of ids) {
+        x += graph.getNodeAttribute(id, "x") as number;
+        y += graph.getNodeAttribute(id, "y") as number;
+      }
+      typeCenters.set(type, { x: x / ids.size, y: y / ids.size });
+    }
+  };
+  let respreadTimer: ReturnType<typeof setTimeout> | undefined;
+  const resized = new ResizeObserver(() => {
+    if (respreadTimer !== undefined) clearTimeout(respreadTimer);
+    // Once the window has its new size (a drag of its edge resizes it many times).
+    respreadTimer = setTimeout(() => {
+      respreadTimer = undefined;
+      if (!abort.signal.aborted) respread();
+    }, RESPREAD_MS);
+  });
+  resized.observe(canvas);
 
   /** Brings the drawn graph to a summary fetched again: Things and links added, removed or changed. */
   const sync = (summary: GraphSummary): void => {
@@ -700,29 +858,11 @@ export const graphView: View = ({ client, live }, root) => {
       const { nodes, edges } = graphOfSummary(summary);
       const types = legendOf(nodes);
       for (const [type, { color }] of types) typeColors.set(type, color);
-      let positions = layoutOf(nodes);
       size = nodes.length > 1000 ? 3 : nodes.length > 100 ? 6 : 12;
       labelEdges = nodes.length <= LABELLED_EDGES;
-      // A graph small enough to label every Thing: spread over the canvas's shape (a phone's is
-      // tall) with no label over another, where they fit; where they do not, sigma's label grid
-      // picks which to draw, and zooming in shows the others.
-      let labelsFit = false;
-      if (labelEdges && canvas.clientWidth > 0 && canvas.clientHeight > 0) {
-        // Room to spare around each label: sigma measures its glyphs itself, and fits the whole
-        // to the canvas a little smaller than laid out here.
-        const widths = new Map(nodes.map((node) => [node.id, 1.1 * labelWidth(node.title) + 6]));
-        const frame = frameOf(canvas.clientWidth, canvas.clientHeight);
-        const spread = spreadLabels(positions, widths, {
-          ...frame,
-          radius: size,
-          labelHeight: LABEL_HEIGHT + 6,
-          labelGap: LABEL_GAP,
-        });
-        positions = spread.positions;
-        unit = spread.unit;
-        labelsFit = spread.overlaps === 0;
-        centre = { x: frame.width / 2, y: frame.height / 2 };
-      }
+      const spread = spreadOver(nodes);
+      const positions = spread?.positions ?? layoutOf(nodes);
+      const labelsFit = spread?.labelsFit ?? false;
       graph = new Graph({ multi: true, type: "directed" });
       // In bulk (graphology's import): no per-node events or checks beyond the one pass.
       graph.import({
@@ -751,16 +891,7 @@ export const graphView: View = ({ client, live }, root) => {
           attributes: edgeAttributes(edge.rel),
         })),
       });
-      // Each disc's centre, where the Things of its type that arrive later are placed.
-      for (const [type, ids] of byType) {
-        let x = 0;
-        let y = 0;
-        for (const id of ids) {
-          x += graph.getNodeAttribute(id, "x") as number;
-          y += graph.getNodeAttribute(id, "y") as number;
-        }
-        typeCenters.set(type, { x: x / ids.size, y: y / ids.size });
-      }
+      centreTypes();
       markCrowded();
       showUnreachable();
       showLegend();
@@ -801,7 +932,7 @@ export const graphView: View = ({ client, live }, root) => {
             labelVisibility: (attributes, state) =>
               state.isHighlighted || state.isHovered
                 ? "visible"
-                : attributes.crowded === true
+                : attributes.crowded === true || attributes.nameClashes === true
                   ? "hidden"
                   : "auto",
           },
@@ -855,7 +986,18 @@ export const graphView: View = ({ client, live }, root) => {
       const named = renderer;
       named.on("afterRender", () => {
         canvas.dataset.namedLinks = String(named.getEdgeDisplayedLabels().size);
-        canvas.dataset.labelOverlaps = String(labelOverlaps(named));
+        // The camera's zoom (1: the whole graph framed), which a new shape of the canvas keeps.
+        canvas.dataset.zoom = named.getCamera().getState().ratio.toFixed(3);
+        const layout = labelLayout(named);
+        canvas.dataset.labelOverlaps = String(layout.overlaps);
+        canvas.dataset.hiddenLinkNames = String(layout.clashes.size);
+        // A link's name that would lie over a Thing or another name is not drawn (until there is
+        // room: zoomed in, or the Things moved): set once per change, which draws the graph again.
+        named.getGraph().forEachEdge((edge, attributes) => {
+          const clash = layout.clashes.has(edge);
+          if ((attributes.nameClashes === true) !== clash)
+            named.getGraph().setEdgeAttribute(edge, "nameClashes", clash);
+        });
         if (selected === undefined) delete canvas.dataset.selectedBackdrop;
         else
           canvas.dataset.selectedBackdrop = String(
@@ -896,6 +1038,8 @@ export const graphView: View = ({ client, live }, root) => {
     abort.abort();
     cancelRedraw?.();
     if (refreshTimer !== undefined) clearTimeout(refreshTimer);
+    if (respreadTimer !== undefined) clearTimeout(respreadTimer);
+    resized.disconnect();
     unsubscribe();
     unsubscribeTds();
     renderer?.kill();

@@ -29,6 +29,20 @@ import { affordanceHeading, affordanceIn, withUnit } from "./affordance-names.js
 interface LoadedDiff {
   diff: ThingDiff;
   tds: [before: unknown, after: unknown];
+  /** Said above the diff when its start is before the Thing was registered: nothing before. */
+  note?: string;
+}
+
+/**
+ * When the Thing was in the directory, as the Log says: its first registration and, for a Thing
+ * removed since, its removal (ms). Before the one and after the other it had no TD, and the hub
+ * answers a state asked for then with a 404: the page says so instead of asking.
+ */
+interface Lifetime {
+  registered?: number;
+  removed?: number;
+  /** `Espresso machine was registered at …; nothing before.` */
+  before: string;
 }
 
 async function loadDiff(
@@ -36,20 +50,33 @@ async function loadDiff(
   id: string,
   from: string | Date,
   to: string | undefined,
+  lifetime: Lifetime,
 ): Promise<LoadedDiff> {
   const diff = await client.diff(id, from, to);
   // The TDs at the diff's own two times (as the hub read them): they name the affordances and
-  // give their units, and when the TD changed, the page draws their lines.
-  const tdAt = (time: string) =>
-    client.stateAt(id, time).then(
-      (state): unknown => state.td,
-      (err: unknown) => {
-        if (err instanceof HubError && err.status === 404) return undefined;
-        throw err;
-      },
+  // give their units, and when the TD changed, the page draws their lines. Not asked where the
+  // Log says there was none (before its registration, after its removal).
+  const none = (time: string) => {
+    const at = Date.parse(time);
+    return (
+      (lifetime.registered !== undefined && at < lifetime.registered) ||
+      (lifetime.removed !== undefined && at >= lifetime.removed)
     );
+  };
+  const tdAt = (time: string) =>
+    none(time)
+      ? Promise.resolve(undefined)
+      : client.stateAt(id, time).then(
+          (state): unknown => state.td,
+          (err: unknown) => {
+            if (err instanceof HubError && err.status === 404) return undefined;
+            throw err;
+          },
+        );
   const [before, after] = await Promise.all([tdAt(diff.from), tdAt(diff.to)]);
-  return { diff, tds: [before, after] };
+  const start = Date.parse(diff.from);
+  const early = lifetime.registered !== undefined && start < lifetime.registered;
+  return { diff, tds: [before, after], ...(early && { note: lifetime.before }) };
 }
 
 /** What the time fields take: the hub's time expressions (docs/changes.md), read in this browser. */
@@ -386,27 +413,62 @@ function askedCell(
   );
 }
 
-function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
+/**
+ * The Changes view showing a property's readings between the diff's two times: where a value that
+ * changed and came back is told (its ends alone would read as no change at all).
+ */
+function readingsHref(diff: ThingDiff, affordance: string): string {
+  const query = new URLSearchParams({
+    thing: diff.thing,
+    affordance,
+    kind: "reported",
+    since: diff.from,
+    until: diff.to,
+  });
+  return `#/changes?${query.toString()}`;
+}
+
+function diffTable({ diff, tds, note }: LoadedDiff): HTMLElement {
   // Affordances named as the TD at the end names them (at the start, for a Thing removed since).
   const td = tds[1] ?? tds[0];
   // A column of what was asked for only when a property was written in between.
   const asked = diff.properties.some((property) => property.desired !== undefined);
   const rows = diff.properties.map((property) => {
     const named = affordanceIn(td, "properties", property.affordance);
+    // The same value at both ends, moved in between (93 °C, 95 °C, 93 °C): no change of value to
+    // strike out, but Changes to see.
+    const back = property.before !== undefined && sortedJson(property.before) === sortedJson(property.after);
+    const changes = `${property.changes} Change${property.changes === 1 ? "" : "s"}`;
     return h(
       "tr",
-      { "data-affordance": property.affordance },
+      { "data-affordance": property.affordance, class: back ? "back" : undefined },
       affordanceHeading(property.affordance, named),
       // Struck out when there was a value before (an added one has nothing to strike).
       h(
         "td",
-        { class: property.before === undefined ? "before none" : "before" },
+        { class: property.before === undefined ? "before none" : back ? "before same" : "before" },
         withUnit(property.before, named?.unit),
       ),
       h("td", { class: "arrow" }, "→"),
-      h("td", { class: "after" }, withUnit(property.after, named?.unit)),
+      h("td", { class: back ? "after same" : "after" }, withUnit(property.after, named?.unit)),
       asked && askedCell(property.desired, named?.unit, { value: property.after }),
-      h("td", { class: "counts" }, `${property.changes} Change${property.changes === 1 ? "" : "s"}`),
+      h(
+        "td",
+        { class: "counts" },
+        back
+          ? [
+              property.changes > 1 ? "changed and back: " : "reported again, the same: ",
+              h(
+                "a",
+                {
+                  href: readingsHref(diff, property.affordance),
+                  title: `Its readings from ${showTime(diff.from)} to ${showTime(diff.to)}`,
+                },
+                `${changes} in between`,
+              ),
+            ]
+          : changes,
+      ),
       h(
         "td",
         { class: "muted" },
@@ -424,6 +486,7 @@ function diffTable({ diff, tds }: LoadedDiff): HTMLElement {
       {},
       `From ${showTime(diff.from)} (seq ${diff.fromSeq}) to ${showTime(diff.to)} (seq ${diff.toSeq}):`,
     ),
+    note !== undefined && h("p", { class: "notice", "data-testid": "before-registration" }, note),
     reachabilityTable(diff.reachability),
     rows.length === 0
       ? h("p", { class: "muted" }, "no property changed")
@@ -478,6 +541,26 @@ async function lastChangeOf(client: InteractionClient, id: string): Promise<Chan
   return (await client.history(id, { limit: 1 })).changes[0];
 }
 
+/** When the Thing was registered first (its oldest `described` Change) and removed last, if it was. */
+async function lifetimeOf(
+  client: InteractionClient,
+  id: string,
+  last: Change | undefined,
+): Promise<Lifetime> {
+  const first = (await client.history(id, { kind: "described", order: "asc", limit: 1 })).changes[0];
+  const registered = first === undefined ? undefined : timeOfChange(first);
+  const td = first?.value as { title?: unknown } | undefined;
+  const title = typeof td?.title === "string" ? td.title : id;
+  return {
+    ...(registered !== undefined && { registered }),
+    ...(last?.kind === "removed" && { removed: timeOfChange(last) }),
+    before:
+      registered === undefined
+        ? `${title} has no registration in the Log.`
+        : `${title} was registered at ${showTime(registered)}; nothing before.`,
+  };
+}
+
 export const timeView: View = ({ client, live }, root, argument) => {
   // `#/time/<id>?at=…&from=…&to=…`: what was asked is kept in the address, to be shared or kept
   // (an id the UI puts in an address is percent-encoded, so its first raw `?` starts the times).
@@ -493,23 +576,25 @@ export const timeView: View = ({ client, live }, root, argument) => {
   nameLinks(heading);
   replace(root, heading, h("p", { class: "muted" }, "Loading…"));
   // Before the forms: a Thing this hub never knew has no past to travel to, and the page says so.
-  lastChangeOf(client, id).then(
-    (last) => !disposed && forms(last),
-    (err: unknown) => {
-      if (disposed) return;
-      const back = redrawWhenBack(live, err);
-      cancelRedraw = back?.cancel;
-      replace(
-        root,
-        heading,
-        problemBox(err),
-        back?.note,
-        h("p", {}, h("a", { href: "#/" }, "Back to the graph")),
-      );
-    },
-  );
+  lastChangeOf(client, id)
+    .then(async (last) => ({ last, lifetime: await lifetimeOf(client, id, last) }))
+    .then(
+      ({ last, lifetime }) => !disposed && forms(last, lifetime),
+      (err: unknown) => {
+        if (disposed) return;
+        const back = redrawWhenBack(live, err);
+        cancelRedraw = back?.cancel;
+        replace(
+          root,
+          heading,
+          problemBox(err),
+          back?.note,
+          h("p", {}, h("a", { href: "#/" }, "Back to the graph")),
+        );
+      },
+    );
 
-  function forms(last: Change | undefined): void {
+  function forms(last: Change | undefined, lifetime: Lifetime): void {
     // Empty means now; relative times are read when a form is sent, not when the page opened.
     const at = timeInput("At", params.get("at") ?? "");
     const from = timeInput("From", params.get("from") ?? "-15m");
@@ -525,12 +610,30 @@ export const timeView: View = ({ client, live }, root, argument) => {
       const query = next.toString();
       history.replaceState(null, "", `#/time/${encodeURIComponent(id)}${query === "" ? "" : `?${query}`}`);
     };
-    const showState = () => show(stateOut, () => client.stateAt(id, hubTime(at, "At")), stateTable);
+    /** Before the Thing's registration there is no state to ask for: the page says so. */
+    const beforeRegistration = (time: string | undefined): boolean =>
+      time !== undefined && lifetime.registered !== undefined && Date.parse(time) < lifetime.registered;
+    const notice = () => h("p", { class: "notice", "data-testid": "before-registration" }, lifetime.before);
+    const showState = () =>
+      show(
+        stateOut,
+        () => {
+          const time = hubTime(at, "At");
+          return beforeRegistration(time) ? Promise.resolve(undefined) : client.stateAt(id, time);
+        },
+        (state) => (state === undefined ? notice() : stateTable(state)),
+      );
     const showDiff = () =>
       show(
         diffOut,
-        () => loadDiff(client, id, hubTime(from, "From") ?? new Date(), hubTime(to, "To")),
-        diffTable,
+        () => {
+          const end = hubTime(to, "To");
+          const start = hubTime(from, "From") ?? new Date();
+          // Both ends before the registration: nothing to compare (the hub would answer 404).
+          if (beforeRegistration(end)) return Promise.resolve(undefined);
+          return loadDiff(client, id, start, end, lifetime);
+        },
+        (loaded) => (loaded === undefined ? notice() : diffTable(loaded)),
       );
     const stateOut = h("div");
     const diffOut = h("div");

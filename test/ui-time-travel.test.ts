@@ -1,0 +1,153 @@
+// The time view's diff and state around what the Log holds, in Chromium (playwright-core) against
+// a real hub: a value that changed and came back between the two times is told as such (not as a
+// change of value, 93 °C → 93 °C struck out), and a time before the Thing's registration is said
+// in a sentence, with nothing asked that the hub can only refuse (no 404 in the console).
+import type { Page } from "playwright-core";
+import { expect, it } from "vitest";
+import { describeInBrowser, useBrowserAndHub } from "./support/ui-browser.js";
+import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
+
+// Bounds on waiting for what the page shows: generous, as ui.test.ts, for a loaded shared machine.
+const SHOWN_MS = 60_000;
+const BOILER = "urn:test:ui-time-travel:boiler";
+const FORM = (path: string) => [{ href: `http://127.0.0.1:9/${path}` }];
+
+describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOWN_MS }, () => {
+  /** The hub's clock runs this far behind the wall clock: the past is written by moving it. */
+  let lag = 30 * 60_000;
+  const ui = useBrowserAndHub(async () => {
+    const hub = await startTestHub({}, {}, { clock: () => new Date(Date.now() - lag) });
+    // Registered half an hour ago, at 93 °C; 95 °C twenty minutes ago, 93 °C again ten minutes ago.
+    await putTd(
+      hub,
+      minimalTd({
+        id: BOILER,
+        title: "Boiler",
+        properties: {
+          temperature: { type: "number", title: "Boiler temperature", unit: "Cel", forms: FORM("t") },
+          setpoint: { type: "number", title: "Boiler setpoint", unit: "Cel", forms: FORM("s") },
+        },
+      }),
+    );
+    const sensor = { actor: "hub:observer", via: "http" };
+    const report = (affordance: string, value: number) =>
+      hub.hub.ingest(BOILER, [{ kind: "reported", affordance, value }], sensor);
+    await report("temperature", 93);
+    await report("setpoint", 85);
+    lag = 20 * 60_000;
+    await report("temperature", 95);
+    await report("setpoint", 90);
+    lag = 10 * 60_000;
+    await report("temperature", 93);
+    lag = 0;
+    return hub;
+  }, SHOWN_MS);
+
+  /** Every error the page's console says, and every answer of 400 or more, from now on. */
+  function errorsOf(page: Page): string[] {
+    const errors: string[] = [];
+    page.on("console", (message) => {
+      if (message.type() === "error") errors.push(message.text());
+    });
+    page.on("response", (response) => {
+      if (response.status() >= 400) errors.push(`${response.status()} ${response.url()}`);
+    });
+    return errors;
+  }
+
+  it("tells a value that changed and came back between the two times, with a link to its Changes", async () => {
+    const query = new URLSearchParams({ from: "-25m", to: "now" }).toString();
+    const page = await ui.open({ hash: `#/time/${encodeURIComponent(BOILER)}?${query}` });
+    try {
+      const properties = '[data-testid="diff"] table.diff:not([data-testid])';
+      const temperature = page.locator(`${properties} tr[data-affordance="temperature"]`);
+      await temperature.waitFor();
+      // The setpoint moved: a change of value, struck out and added.
+      const setpoint = page.locator(`${properties} tr[data-affordance="setpoint"]`);
+      await expect(setpoint.locator("td.before").textContent()).resolves.toBe("85 °C");
+      await expect(setpoint.locator("td.after").textContent()).resolves.toBe("90 °C");
+      expect((await setpoint.getAttribute("class")) ?? "").not.toContain("back");
+      // The temperature is 93 °C at both ends: not struck out as a change, said as changed and back.
+      expect((await temperature.getAttribute("class")) ?? "").toContain("back");
+      await expect(temperature.locator("td.before").textContent()).resolves.toBe("93 °C");
+      await expect(
+        page.evaluate<string>(
+          `getComputedStyle(document.querySelector('${properties} tr[data-affordance="temperature"] td.before')).textDecorationLine`,
+        ),
+      ).resolves.toBe("none");
+      await expect(temperature.locator("td.counts").textContent()).resolves.toBe(
+        "changed and back: 2 Changes in between",
+      );
+      // Its link shows those Changes: 95 °C and 93 °C again, not the 93 °C before the range.
+      await temperature.getByRole("link", { name: "2 Changes in between" }).click();
+      const rows = page.locator("tr.change");
+      await rows
+        .locator("td.value")
+        .filter({ hasText: /^93 \(was 95\)$/ })
+        .waitFor();
+      await expect(rows.locator("td.value").allTextContents()).resolves.toEqual([
+        "93 (was 95)",
+        "95 (was 93)",
+      ]);
+      const hash = decodeURIComponent(new URL(page.url()).hash);
+      expect(hash).toContain("affordance=temperature");
+      expect(hash).toContain(`thing=${BOILER}`);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("keeps a value that changed and came back within a phone's window", async () => {
+    const query = new URLSearchParams({ from: "-25m", to: "now" }).toString();
+    const page = await ui.open({
+      viewport: { width: 390, height: 844 },
+      hash: `#/time/${encodeURIComponent(BOILER)}?${query}`,
+    });
+    try {
+      const counts = page.locator(
+        '[data-testid="diff"] table.diff:not([data-testid]) tr[data-affordance="temperature"] td.counts',
+      );
+      await counts.getByRole("link", { name: "2 Changes in between" }).waitFor();
+      // The sentence wraps in its card: neither it nor the page runs past the window's edge.
+      const box = await counts.boundingBox();
+      expect((box?.x ?? 0) + (box?.width ?? Infinity)).toBeLessThanOrEqual(390);
+      expect(await page.evaluate<number>("document.scrollingElement.scrollWidth")).toBeLessThanOrEqual(390);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("says a time before the Thing's registration in a sentence, with no error in the console", async () => {
+    const query = new URLSearchParams({ at: "-2h", from: "-2h", to: "now" }).toString();
+    const page = await ui.open({ hash: "#/" });
+    const errors = errorsOf(page);
+    try {
+      await page.goto(`${ui.hub.url}/#/time/${encodeURIComponent(BOILER)}?${query}`);
+      // The diff from two hours ago: the Thing registered in between, and a sentence says when.
+      const diff = page.getByTestId("diff");
+      await diff.locator('tr[data-affordance="temperature"]').waitFor();
+      await expect(diff.getByTestId("before-registration").textContent()).resolves.toMatch(
+        /^Boiler was registered at .+; nothing before\.$/,
+      );
+      // The state two hours ago: the same sentence, where the hub would answer 404.
+      const state = page.locator('[data-testid="before-registration"]').first();
+      await expect(state.textContent()).resolves.toMatch(/^Boiler was registered at .+; nothing before\.$/);
+      await expect(page.getByTestId("state").count()).resolves.toBe(0);
+      // Both ends before it: the sentence alone.
+      await page.getByLabel("To", { exact: true }).fill("-1h");
+      await page.getByRole("button", { name: "Show diff" }).click();
+      await page.locator('[data-testid="before-registration"]').nth(1).waitFor();
+      await expect(diff.count()).resolves.toBe(0);
+      // And a time after it, as before: the state then.
+      await page.getByLabel("At", { exact: true }).fill("-15m");
+      await page.getByRole("button", { name: "Show state" }).click();
+      await page.getByTestId("state").locator('tr[data-affordance="temperature"]').waitFor();
+      await expect(
+        page.getByTestId("state").locator('tr[data-affordance="temperature"] td.value').textContent(),
+      ).resolves.toBe("95 °C");
+      expect(errors).toEqual([]);
+    } finally {
+      await page.context().close();
+    }
+  });
+});
