@@ -18,6 +18,7 @@ import { actorOf } from "./authorization.js";
 import { idOf, idParam } from "./directory-routes.js";
 import { openEventStream, lastEventId } from "./event-stream.js";
 import { sendProblem } from "./problem.js";
+import { COMMA_LIST } from "./query-numbers.js";
 
 /** Kinds a program or device may report over HTTP; the others are the hub's own. */
 export const REPORTABLE_KINDS = ["reported", "emitted"] as const;
@@ -40,6 +41,7 @@ const kindList = {
   type: "string",
   pattern: "^[A-Za-z][A-Za-z0-9_-]*(,[A-Za-z][A-Za-z0-9_-]*)*$",
   description: "kinds separated by commas, each a letter then letters, digits, _ or - (reported,desired)",
+  [COMMA_LIST]: true,
 } as const;
 const timeText = { type: "string", minLength: 1, maxLength: 64 } as const;
 const cursor = { type: "integer", minimum: 0 } as const;

@@ -9,7 +9,7 @@ import { registerAuthorization } from "./authorization.js";
 import { registerHostCheck } from "./host-check.js";
 import { registerContentTypes } from "./content-types.js";
 import { methodNotAllowed, trackRoutes } from "./method-not-allowed.js";
-import { refuseUnknownQuery, registerQueryNumbers } from "./query-numbers.js";
+import { COMMA_LIST, refuseUnknownQuery, registerQueryNumbers } from "./query-numbers.js";
 import { wellKnownRoutes } from "./directory-description.js";
 import { directoryRoutes } from "./directory-routes.js";
 import { eventRoutes } from "./event-routes.js";
@@ -79,6 +79,8 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
         useDefaults: true,
         allErrors: true,
         verbose: true,
+        // A query parameter's mark that it lists several values (query-numbers.ts): no check.
+        keywords: [COMMA_LIST],
       },
     },
   });
