@@ -8,7 +8,7 @@ import type { MqttStatus } from "../mqtt/index.js";
 import { registerAuthorization } from "./authorization.js";
 import { registerHostCheck } from "./host-check.js";
 import { registerContentTypes } from "./content-types.js";
-import { methodNotAllowed, trackRoutes } from "./method-not-allowed.js";
+import { methodNotAllowed, refuseShadowedRoutes, trackRoutes } from "./method-not-allowed.js";
 import { COMMA_LIST, refuseUnknownQuery, registerQueryNumbers } from "./query-numbers.js";
 import { wellKnownRoutes } from "./directory-description.js";
 import { directoryRoutes } from "./directory-routes.js";
@@ -122,6 +122,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   registerQueryNumbers(app);
   refuseUnknownQuery(app);
   registerHostCheck(app, hub.config);
+  refuseShadowedRoutes(app, routes);
   registerAuthorization(app, hub);
 
   await app.register(directoryRoutes(hub));
