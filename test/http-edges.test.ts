@@ -1,7 +1,9 @@
 // The HTTP API's edges, over a real socket: what each resource says it allows, which media types
 // it answers, and what a careless or hostile client gets.
+import { readdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestHub, type TestHub } from "./support/test-hub.js";
+import { thingPath } from "../src/api/index.js";
+import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
 
 interface Problem {
   type: string;
@@ -28,6 +30,30 @@ function samplePath(url: string): string {
     .replace(/:username\b/g, "u")
     .replace(/\*$/, "assets/x.js");
 }
+
+/** What browsers send: Chrome's and Firefox's for a page, and for a script, a style sheet, an image. */
+const BROWSER_ACCEPTS = [
+  "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7",
+  "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+  "*/*",
+  "text/css,*/*;q=0.1",
+  "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
+];
+
+/** Accept headers a JSON client sends, all of which a JSON route answers. */
+const JSON_ACCEPTS = [
+  undefined,
+  "",
+  "*/*",
+  "application/*",
+  "application/json",
+  "Application/JSON",
+  "application/problem+json",
+  "application/xml, application/json;q=0.5",
+  "application/json; charset=utf-8",
+  "text/plain;q=0.5, */*;q=0.1",
+  ...BROWSER_ACCEPTS,
+];
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
@@ -71,5 +97,109 @@ describe("the HTTP API's edges", () => {
     const options = await hub.request("/things/urn:example:none", { method: "OPTIONS" });
     expect(options.headers.get("allow")).toBe("DELETE, GET, HEAD, PATCH, PUT");
     await options.body?.cancel();
+  });
+
+  /** GET `path` with `accept` (none when undefined), without a token. */
+  function get(path: string, accept: string | undefined): Promise<Response> {
+    return hub.request(path, {
+      auth: false,
+      ...(accept !== undefined && { headers: { accept } }),
+      signal: AbortSignal.timeout(10_000),
+    });
+  }
+
+  it("answers 406 with a problem document when Accept takes nothing a route answers with", async () => {
+    for (const [path, accept, answers] of [
+      ["/health", "application/xml", ["application/json"]],
+      ["/health", "text/html", ["application/json"]],
+      ["/health", "application/json;q=0", ["application/json"]],
+      ["/health", "application/xml, */*;q=0", ["application/json"]],
+      ["/changes", "text/event-stream", ["application/json"]],
+      ["/things", "application/xml", ["application/ld+json", "application/json"]],
+      ["/.well-known/wot", "text/html", ["application/td+json", "application/json", "application/ld+json"]],
+      ["/events", "application/json", ["text/event-stream"]],
+      ["/changes/stream", "application/json", ["text/event-stream"]],
+      ["/log/entries", "application/json", ["application/x-ndjson"]],
+      ["/", "application/json", ["text/html"]],
+    ] as const) {
+      const res = await get(path, accept);
+      const problem = await expectProblem(res, 406);
+      expect(problem, `${path} ${accept}`).toMatchObject({
+        type: "urn:hyperthings:problem:not-acceptable",
+        title: "Not acceptable",
+        detail: `GET ${path} answers ${answers.join(" or ")}, which the request's Accept (${accept}) does not take`,
+        answers,
+      });
+    }
+  });
+
+  it("answers JSON clients whatever JSON-taking Accept they send, q-values counted", async () => {
+    for (const accept of JSON_ACCEPTS) {
+      for (const path of ["/health", "/things", "/changes?limit=1", "/openapi.json", "/graph/summary"]) {
+        const res = await get(path, accept);
+        expect(res.status, `${path} ${accept}`).toBe(200);
+        expect(res.headers.get("content-type"), `${path} ${accept}`).toMatch(/^application\/(ld\+)?json\b/);
+        await res.body?.cancel();
+      }
+    }
+    // GraphQL's own media type.
+    const graphql = await hub.request("/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/graphql-response+json" },
+      body: JSON.stringify({ query: "{ __typename }" }),
+    });
+    expect(graphql.status).toBe(200);
+    expect(graphql.headers.get("content-type")).toMatch(/^application\/graphql-response\+json/);
+  });
+
+  it("answers a TD in application/td+json, application/json or application/ld+json, as Accept weighs them", async () => {
+    const id = "urn:example:edges:accept";
+    await putTd(hub, minimalTd({ id }));
+    for (const [accept, type] of [
+      ["application/td+json", "application/td+json"],
+      ["application/json", "application/json"],
+      ["application/ld+json", "application/ld+json"],
+      ["application/ld+json, application/td+json", "application/td+json"],
+      ["application/td+json;q=0.5, application/ld+json", "application/ld+json"],
+      ["*/*", "application/td+json"],
+      [undefined, "application/td+json"],
+    ] as const) {
+      const res = await get(thingPath(id), accept);
+      expect(res.status, accept).toBe(200);
+      expect(res.headers.get("content-type"), accept).toMatch(new RegExp(`^${type.replace("+", "\\+")}\\b`));
+      expect(((await res.json()) as { id: string }).id).toBe(id);
+    }
+    await expectProblem(await get(thingPath(id), "text/html"), 406);
+    await expectProblem(await get(`${thingPath(id)}/proxy`, "application/xml"), 406);
+  });
+
+  it("answers event streams to text/event-stream, and NDJSON to application/x-ndjson", async () => {
+    for (const accept of ["text/event-stream", "text/*", "*/*", undefined]) {
+      const res = await get("/events", accept);
+      expect(res.status, accept).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+      await res.body?.cancel();
+    }
+    const entries = await get("/log/entries", "application/x-ndjson");
+    expect(entries.status).toBe(200);
+    expect(entries.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
+    await entries.body?.cancel();
+  });
+
+  it("answers the web UI's page and files to browsers' Accept, and each file only to an Accept that takes its type", async () => {
+    const assets = readdirSync(new URL("../dist/ui/assets/", import.meta.url));
+    const script = assets.find((name) => name.endsWith(".js"));
+    const style = assets.find((name) => name.endsWith(".css"));
+    expect(script).toBeDefined();
+    expect(style).toBeDefined();
+    for (const accept of [...BROWSER_ACCEPTS, undefined]) {
+      for (const path of ["/", "/ui/", `/ui/assets/${script}`, `/ui/assets/${style}`]) {
+        const res = await get(path, accept);
+        expect(res.status, `${path} ${accept}`).toBe(200);
+        await res.body?.cancel();
+      }
+    }
+    expect((await get(`/ui/assets/${style}`, "text/css")).status).toBe(200);
+    await expectProblem(await get(`/ui/assets/${script}`, "text/css"), 406);
   });
 });

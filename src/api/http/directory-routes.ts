@@ -3,7 +3,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { MAX_BATCH_THINGS, entityTagOf, type Hub, type WriteCondition } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
-import { MERGE_PATCH_CONTENT_TYPE, TD_CONTENT_TYPE, refuseBody } from "./content-types.js";
+import { acceptWeight } from "./accept.js";
+import {
+  JSON_LD_CONTENT_TYPE,
+  MERGE_PATCH_CONTENT_TYPE,
+  TD_CONTENT_TYPE,
+  refuseBody,
+} from "./content-types.js";
 import { thingPath } from "./thing-path.js";
 import { ValidationError } from "../../core/index.js";
 
@@ -22,34 +28,26 @@ const tdBody = {
 const BATCH_BODY_LIMIT = 32 * 1024 * 1024;
 
 /**
- * The weight (RFC 9110 §12.5.1 `q`) an Accept header gives a media type: that of its most
- * specific matching range (`type/subtype` over `type/*` over `*\/*`), 0 when none matches.
+ * What a route answering one TD answers in: application/td+json first (WoT Discovery
+ * §7.3.2.1.2 prefers it), plain JSON, and JSON-LD, which a TD is.
  */
-function acceptWeight(accept: string, mediaType: string): number {
-  const [type] = mediaType.split("/");
-  let best = { specificity: -1, q: 0 };
-  for (const range of accept.split(",")) {
-    const [name = "", ...parameters] = range.split(";").map((part) => part.trim().toLowerCase());
-    const specificity = name === mediaType ? 2 : name === `${type}/*` ? 1 : name === "*/*" ? 0 : -1;
-    if (specificity <= best.specificity) continue;
-    const q = parameters.find((p) => p.startsWith("q="))?.slice(2);
-    const weight = q === undefined ? 1 : Number(q);
-    best = { specificity, q: Number.isFinite(weight) ? Math.min(Math.max(weight, 0), 1) : 0 };
-  }
-  return best.q;
-}
+export const TD_ANSWERS = [TD_CONTENT_TYPE, "application/json", JSON_LD_CONTENT_TYPE] as const;
 
 /**
- * Answers with TD JSON in the media type the client prefers: application/json only when it
- * weighs it above application/td+json (WoT Discovery §7.3.2.1.2 prefers the TD type). The
- * answer varies with Accept, so a cache must not serve one client's type to another.
+ * Answers with TD JSON in the media type the client prefers: another than application/td+json
+ * only when the client weighs it higher. The answer varies with Accept, so a cache must not
+ * serve one client's type to another.
  */
 export function sendTd(request: FastifyRequest, reply: FastifyReply, body: unknown): FastifyReply {
   const accept = request.headers.accept;
-  const type =
-    accept !== undefined && acceptWeight(accept, "application/json") > acceptWeight(accept, TD_CONTENT_TYPE)
-      ? "application/json"
-      : TD_CONTENT_TYPE;
+  let type: string = TD_CONTENT_TYPE;
+  if (accept !== undefined) {
+    let weight = acceptWeight(accept, TD_CONTENT_TYPE);
+    for (const other of TD_ANSWERS) {
+      const w = acceptWeight(accept, other);
+      if (w > weight) [type, weight] = [other, w];
+    }
+  }
   return reply.type(type).header("vary", "accept").send(JSON.stringify(body));
 }
 
@@ -92,6 +90,7 @@ export function directoryRoutes(hub: Hub) {
         schema: {
           summary: "List Thing Descriptions, in id order, a page at a time",
           tags: ["directory"],
+          produces: [JSON_LD_CONTENT_TYPE, "application/json"],
           querystring: {
             type: "object",
             additionalProperties: false,
@@ -180,6 +179,7 @@ export function directoryRoutes(hub: Hub) {
         schema: {
           summary: "Retrieve one TD with its registration information",
           tags: ["directory"],
+          produces: TD_ANSWERS,
           params: idParam,
         },
       },

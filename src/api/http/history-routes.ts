@@ -15,6 +15,7 @@ import {
 } from "../../core/index.js";
 import { assertThingId, type HistoryPage, type Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
+import { EVENT_STREAM_ANSWERS } from "./accept.js";
 import { idOf, idParam } from "./directory-routes.js";
 import { openEventStream, lastEventId } from "./event-stream.js";
 import { sendProblem } from "./problem.js";
@@ -414,6 +415,7 @@ export function historyRoutes(hub: Hub) {
           summary:
             "The feed, live, as Server-Sent Events (event `change`, id = seq; resumable with Last-Event-ID; `since` replays from a time first)",
           tags: ["history"],
+          produces: EVENT_STREAM_ANSWERS,
           querystring: {
             type: "object",
             additionalProperties: false,

@@ -158,6 +158,7 @@ export function logRoutes(hub: Hub) {
           summary:
             "The Log's Changes as NDJSON, oldest first, for verification and export: each line a Change's canonical JSON (RFC 8785) with its recorded leaf hash as a last member",
           tags: ["log"],
+          produces: ["application/x-ndjson"],
           querystring: {
             type: "object",
             additionalProperties: false,

@@ -6,6 +6,7 @@ import {
   DamagedLogError,
   HyperthingsError,
   MethodNotAllowedError,
+  NotAcceptableError,
   ValidationError,
   type ErrorLocation,
 } from "../../core/index.js";
@@ -246,6 +247,7 @@ export function toProblem(error: unknown, request?: FastifyRequest): Problem {
     };
     if (error instanceof BindingError) return withDeviceAnswer(problem, error);
     if (error instanceof BatchRefusedError) return withRefusals(problem, error);
+    if (error instanceof NotAcceptableError) problem.answers = error.answers;
     return error instanceof ValidationError ? withLocations(problem, error.errors) : problem;
   }
   return fromFastifyError(error as FastifyError, request);
@@ -315,6 +317,8 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
   }
   if (problem.status === 401) void reply.header("www-authenticate", 'Bearer realm="hyperthings"');
   if (error instanceof MethodNotAllowedError) void reply.header("allow", error.allow.join(", "));
+  // The answer was chosen by Accept: a cache must not serve it to a client that sends another.
+  if (error instanceof NotAcceptableError) void reply.header("vary", "accept");
   // RFC 5789 §2.2: a patch document of a type the resource does not take names those it does.
   if (problem.status === 415 && request.method === "PATCH")
     void reply.header("accept-patch", acceptedMediaTypes(request).join(", "));

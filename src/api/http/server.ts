@@ -5,6 +5,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { NotFoundError } from "../../core/index.js";
 import { HUB_VERSION, type Discovery, type Hub } from "../../hub/index.js";
 import type { MqttStatus } from "../mqtt/index.js";
+import { registerAcceptCheck } from "./accept.js";
 import { registerAuthorization } from "./authorization.js";
 import { registerHostCheck } from "./host-check.js";
 import { registerContentTypes } from "./content-types.js";
@@ -124,6 +125,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   registerHostCheck(app, hub.config);
   refuseShadowedRoutes(app, routes);
   registerAuthorization(app, hub);
+  registerAcceptCheck(app);
 
   await app.register(directoryRoutes(hub));
   await app.register(searchRoutes(hub));
