@@ -202,4 +202,26 @@ describe("the HTTP API's edges", () => {
     expect((await get(`/ui/assets/${style}`, "text/css")).status).toBe(200);
     await expectProblem(await get(`/ui/assets/${script}`, "text/css"), 406);
   });
+
+  it("refuses a path the router cannot read with a problem that says why, without echoing the path", async () => {
+    const bad = await expectProblem(await hub.request("/things/urn:example:%E9t%E9"), 400);
+    expect(bad).toMatchObject({
+      type: "urn:hyperthings:problem:request",
+      title: "Bad request",
+      detail:
+        "The URL's path has a %-escape that is not UTF-8 text: write each byte of a character's UTF-8 as %XX (é is %C3%A9) and a % itself as %25",
+    });
+    // A Thing id is at most 2048 characters, counted decoded: 2,000 é (12,000 characters
+    // encoded) is an id, one of 2,049 characters is not.
+    const long = `urn:ex:${"é".repeat(2000)}`;
+    await expectProblem(await hub.request(thingPath(long)), 404);
+    const tooLong = await hub.request(thingPath(`urn:ex:${"x".repeat(2042)}`));
+    const problem = await expectProblem(tooLong, 414);
+    expect(problem).toMatchObject({
+      type: "urn:hyperthings:problem:request",
+      title: "URI too long",
+      detail:
+        "A segment of the URL's path is longer than 2048 characters once decoded; a Thing id is at most 2048",
+    });
+  });
 });

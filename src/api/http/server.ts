@@ -14,7 +14,7 @@ import { COMMA_LIST, refuseUnknownQuery, registerQueryNumbers } from "./query-nu
 import { wellKnownRoutes } from "./directory-description.js";
 import { directoryRoutes } from "./directory-routes.js";
 import { eventRoutes } from "./event-routes.js";
-import { sendClientErrorProblem, sendProblem } from "./problem.js";
+import { MAX_PATH_SEGMENT, sendClientErrorProblem, sendProblem } from "./problem.js";
 import { sharedValidators } from "./route-validators.js";
 import { searchRoutes } from "./search-routes.js";
 import { registerShutdown } from "./shutdown.js";
@@ -59,7 +59,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
     // One line per request at 5,000 requests/s is noise: requests are logged at debug below.
     logController: new LogController({ disableRequestLogging: true }),
     // Thing ids are IRIs; some are long.
-    routerOptions: { maxParamLength: 2048 },
+    routerOptions: { maxParamLength: MAX_PATH_SEGMENT },
     // While the server closes, registerShutdown answers with a problem document instead.
     return503OnClosing: false,
     // A URL the router cannot decode (a bad %-escape) gets a problem document like every error.
