@@ -224,4 +224,24 @@ describe("the HTTP API's edges", () => {
         "A segment of the URL's path is longer than 2048 characters once decoded; a Thing id is at most 2048",
     });
   });
+
+  it("takes a request with Content-Type: application/json and no body (Content-Length: 0) as one without a body", async () => {
+    const id = "urn:example:edges:empty-body";
+    await putTd(hub, minimalTd({ id }));
+    const empty = { headers: { "content-type": "application/json" }, body: "" };
+    // Routes that read no body do what they are asked.
+    const issued = await hub.request(`${thingPath(id)}/mqtt-credentials`, { method: "POST", ...empty });
+    expect(issued.status).toBe(200);
+    await issued.body?.cancel();
+    const removed = await hub.request(thingPath(id), { method: "DELETE", ...empty });
+    expect(removed.status).toBe(204);
+    expect((await hub.request(thingPath(id))).status).toBe(404);
+    // Routes that need one say so, and what to send.
+    const put = await expectProblem(await hub.request(thingPath(id), { method: "PUT", ...empty }), 400);
+    expect(put.detail).toBe(
+      "The request has no body; send application/json or application/ld+json or application/td+json",
+    );
+    // Whitespace is a body, and no JSON.
+    await expectProblem(await hub.request(thingPath(id), { method: "DELETE", ...empty, body: " " }), 400);
+  });
 });
