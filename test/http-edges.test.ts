@@ -244,4 +244,13 @@ describe("the HTTP API's edges", () => {
     // Whitespace is a body, and no JSON.
     await expectProblem(await hub.request(thingPath(id), { method: "DELETE", ...empty, body: " " }), 400);
   });
+
+  it("rolls out a release with every option at its default when the request has no body", async () => {
+    // No such release: the answer says so, not that the request has no body.
+    for (const init of [{}, { headers: { "content-type": "application/json" }, body: "" }]) {
+      const res = await hub.request("/releases/sha256:none/rollouts", { method: "POST", ...init });
+      const problem = await expectProblem(res, 404);
+      expect(problem.type).toBe("urn:hyperthings:problem:not-found");
+    }
+  });
 });

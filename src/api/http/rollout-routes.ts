@@ -139,10 +139,14 @@ export function rolloutRoutes(hub: Hub) {
             },
           },
         },
+        // Every option has its default: no body is `{}`, not a 400 "The request has no body".
+        preValidation: async (request) => {
+          if (request.body === undefined) request.body = {};
+        },
       },
       async (request, reply) => {
         const { id } = request.params as { id: string };
-        const body = (request.body ?? {}) as { select?: string; concurrency?: number; maxFailures?: number };
+        const body = request.body as { select?: string; concurrency?: number; maxFailures?: number };
         const rollout = await rolloutsOf(hub).start(id, body, { actor: actorOf(request) });
         return reply
           .code(202)
