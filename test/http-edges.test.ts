@@ -253,4 +253,21 @@ describe("the HTTP API's edges", () => {
       expect(problem.type).toBe("urn:hyperthings:problem:not-found");
     }
   });
+
+  it("patches a TD member named __proto__ as a member, as a PUT of the same TD stores it", async () => {
+    const id = "urn:example:edges:proto";
+    await putTd(hub, minimalTd({ id }));
+    const patch = await hub.request(thingPath(id), {
+      method: "PATCH",
+      headers: { "content-type": "application/merge-patch+json" },
+      body: '{"__proto__": {"title": "Not the title"}, "description": "patched"}',
+    });
+    expect(patch.status).toBe(204);
+    const text = await (await hub.request(thingPath(id))).text();
+    const td = JSON.parse(text) as Record<string, unknown>;
+    expect(td.title).toBe("Lamp");
+    expect(td.description).toBe("patched");
+    expect(Object.hasOwn(td, "__proto__")).toBe(true);
+    expect(text).toContain('"__proto__":{"title":"Not the title"}');
+  });
 });
