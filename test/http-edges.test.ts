@@ -270,4 +270,28 @@ describe("the HTTP API's edges", () => {
     expect(Object.hasOwn(td, "__proto__")).toBe(true);
     expect(text).toContain('"__proto__":{"title":"Not the title"}');
   });
+
+  it("refuses an If-Match that holds no entity tag with a 400 naming it, not a 412 saying the TD changed", async () => {
+    const id = "urn:example:edges:if-match";
+    await putTd(hub, minimalTd({ id }));
+    const tag = (await hub.request(thingPath(id))).headers.get("etag") ?? "";
+    const bare = tag.replaceAll('"', "");
+    for (const method of ["DELETE", "PATCH"]) {
+      const res = await hub.request(thingPath(id), {
+        method,
+        headers: {
+          "if-match": bare,
+          ...(method === "PATCH" && { "content-type": "application/merge-patch+json" }),
+        },
+        ...(method === "PATCH" && { body: "{}" }),
+      });
+      const problem = await expectProblem(res, 400);
+      expect(problem.detail).toBe(
+        `If-Match takes * or the TD's ETag as the hub gave it, quotes included ("42"), not "${bare}"`,
+      );
+    }
+    // Nothing was removed; the tag as given applies.
+    const removed = await hub.request(thingPath(id), { method: "DELETE", headers: { "if-match": tag } });
+    expect(removed.status).toBe(204);
+  });
 });

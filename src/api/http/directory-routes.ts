@@ -71,6 +71,15 @@ function writeConditionOf(request: FastifyRequest): WriteCondition | undefined {
       { pointer: "/headers/if-none-match", message: "must be *" },
     ]);
   }
+  // `If-Match: 42` (no quotes) or an empty one names no version: it was answered 412 "is at "42",
+  // not ", as if the TD had changed. RFC 9110 §8.8.3: an entity tag is quoted.
+  if (Array.isArray(ifMatch) && ifMatch.length === 0) {
+    throw new ValidationError(
+      'If-Match takes * or the TD\'s ETag as the hub gave it, quotes included ("42"), not ' +
+        JSON.stringify(String(request.headers["if-match"]).slice(0, 100)),
+      [{ pointer: "/headers/if-match", message: 'must be * or entity tags such as "42"' }],
+    );
+  }
   if (ifMatch === undefined && ifNoneMatch === undefined) return undefined;
   return { ...(ifMatch !== undefined && { ifMatch }), ...(ifNoneMatch !== undefined && { ifNoneMatch }) };
 }
