@@ -294,4 +294,22 @@ describe("the HTTP API's edges", () => {
     const removed = await hub.request(thingPath(id), { method: "DELETE", headers: { "if-match": tag } });
     expect(removed.status).toBe(204);
   });
+
+  it("answers a GET of a TD whose If-Match names another version with 412, as a write is answered", async () => {
+    const id = "urn:example:edges:get-if-match";
+    await putTd(hub, minimalTd({ id }));
+    const tag = (await hub.request(thingPath(id))).headers.get("etag") ?? "";
+    const stale = await hub.request(thingPath(id), { headers: { "if-match": '"999999"' } });
+    expect((await expectProblem(stale, 412)).detail).toBe(
+      `If-Match: the TD of ${id} is at ${tag}, not "999999"`,
+    );
+    // Weak tags never match strongly (RFC 9110 §8.8.3.2).
+    await expectProblem(await hub.request(thingPath(id), { headers: { "if-match": `W/${tag}` } }), 412);
+    for (const ifMatch of [tag, "*", `"1", ${tag}`]) {
+      const res = await hub.request(thingPath(id), { headers: { "if-match": ifMatch } });
+      expect(res.status, ifMatch).toBe(200);
+      await res.body?.cancel();
+    }
+    await expectProblem(await hub.request(thingPath(id), { headers: { "if-match": "1" } }), 400);
+  });
 });

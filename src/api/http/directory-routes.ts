@@ -11,7 +11,7 @@ import {
   refuseBody,
 } from "./content-types.js";
 import { thingPath } from "./thing-path.js";
-import { ValidationError } from "../../core/index.js";
+import { PreconditionFailedError, ValidationError } from "../../core/index.js";
 
 export const idParam = {
   type: "object",
@@ -59,18 +59,9 @@ function entityTags(header: string | string[] | undefined): "*" | string[] | und
   return text.match(/(?:W\/)?"[^"]*"/g) ?? [];
 }
 
-/**
- * The condition of a conditional write: `If-Match` (strong comparison, so a weak tag matches
- * nothing) and `If-None-Match: *` (create only).
- */
-function writeConditionOf(request: FastifyRequest): WriteCondition | undefined {
+/** The tags of `If-Match`, or `*`; a 400 when it holds none. */
+function ifMatchOf(request: FastifyRequest): "*" | string[] | undefined {
   const ifMatch = entityTags(request.headers["if-match"]);
-  const ifNoneMatch = entityTags(request.headers["if-none-match"]);
-  if (ifNoneMatch !== undefined && ifNoneMatch !== "*") {
-    throw new ValidationError("If-None-Match on a write takes only *: create the TD only if it is absent", [
-      { pointer: "/headers/if-none-match", message: "must be *" },
-    ]);
-  }
   // `If-Match: 42` (no quotes) or an empty one names no version: it was answered 412 "is at "42",
   // not ", as if the TD had changed. RFC 9110 §8.8.3: an entity tag is quoted.
   if (Array.isArray(ifMatch) && ifMatch.length === 0) {
@@ -79,6 +70,21 @@ function writeConditionOf(request: FastifyRequest): WriteCondition | undefined {
         JSON.stringify(String(request.headers["if-match"]).slice(0, 100)),
       [{ pointer: "/headers/if-match", message: 'must be * or entity tags such as "42"' }],
     );
+  }
+  return ifMatch;
+}
+
+/**
+ * The condition of a conditional write: `If-Match` (strong comparison, so a weak tag matches
+ * nothing) and `If-None-Match: *` (create only).
+ */
+function writeConditionOf(request: FastifyRequest): WriteCondition | undefined {
+  const ifMatch = ifMatchOf(request);
+  const ifNoneMatch = entityTags(request.headers["if-none-match"]);
+  if (ifNoneMatch !== undefined && ifNoneMatch !== "*") {
+    throw new ValidationError("If-None-Match on a write takes only *: create the TD only if it is absent", [
+      { pointer: "/headers/if-none-match", message: "must be *" },
+    ]);
   }
   if (ifMatch === undefined && ifNoneMatch === undefined) return undefined;
   return { ...(ifMatch !== undefined && { ifMatch }), ...(ifNoneMatch !== undefined && { ifNoneMatch }) };
@@ -193,9 +199,16 @@ export function directoryRoutes(hub: Hub) {
         },
       },
       async (request, reply) => {
-        const record = await directory.getLive(idOf(request));
+        const id = idOf(request);
+        const record = await directory.getLive(id);
         const tag = entityTagOf(record);
         void reply.header("etag", tag);
+        // RFC 9110 §13.1.1: If-Match holds for a read too, compared strongly, and first (§13.2.2).
+        const ifMatch = ifMatchOf(request);
+        if (ifMatch !== undefined && ifMatch !== "*" && !ifMatch.includes(tag))
+          throw new PreconditionFailedError(
+            `If-Match: the TD of ${id} is at ${tag}, not ${ifMatch.join(", ")}`,
+          );
         // RFC 9110 §13.1.2: If-None-Match compares weakly.
         const ifNoneMatch = entityTags(request.headers["if-none-match"]);
         const strip = (t: string) => t.replace(/^W\//, "");
