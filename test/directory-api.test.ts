@@ -254,7 +254,7 @@ describe("directory CRUD", () => {
       ["application/json, application/td+json;q=0.5", "application/json"],
       ["application/json;q=0.5, application/*;q=0.9", "application/td+json"],
       ["application/json, */*;q=0.1", "application/json"],
-      ["text/html", "application/td+json"],
+      ["application/ld+json", "application/ld+json"],
     ];
     for (const [accept, expected] of cases) {
       const res = await hub.request(thingPath(id), { auth: false, headers: accept ? { accept } : {} });
@@ -266,6 +266,15 @@ describe("directory CRUD", () => {
       expect(res.headers.get("vary"), `Accept: ${accept ?? "(none)"}`).toMatch(/\baccept\b/i);
       expect((await json(res)).id).toBe(id);
     }
+    // A type no TD is answered in is a 406 (RFC 9110 §15.5.7), not a TD in a type not asked for.
+    const html = await hub.request(thingPath(id), { auth: false, headers: { accept: "text/html" } });
+    expect(html.status).toBe(406);
+    expect(html.headers.get("vary")).toMatch(/\baccept\b/i);
+    expect(((await html.json()) as { answers: string[] }).answers).toEqual([
+      "application/td+json",
+      "application/json",
+      "application/ld+json",
+    ]);
     const tag = (await hub.request(thingPath(id), { auth: false })).headers.get("etag") ?? "";
     const notModified = await hub.request(thingPath(id), { auth: false, headers: { "if-none-match": tag } });
     expect(notModified.status).toBe(304);

@@ -306,10 +306,12 @@ describe("bad input to the directory", () => {
       ["/things?limit=1&limit=2", "limit", 2],
       ["/changes?thing=urn:a&thing=urn:b", "thing", 2],
       ["/changes?kind=reported&kind=desired&kind=invoked", "kind", 3],
+      ["/log/proof/inclusions?seqs=1&seqs=2", "seqs", 2],
     ] as const) {
       const problem = await expectProblem(await hub.request(path), 400);
+      const list = name === "kind" || name === "seqs" ? " (a list is separated by commas)" : "";
       expect(problem.detail, path).toBe(
-        `Invalid query: query/${name} is given ${times} times: give it once${name === "kind" ? " (a list is separated by commas)" : ""}`,
+        `Invalid query: query/${name} is given ${times} times: give it once${list}`,
       );
       expect(pointersOf(problem)).toEqual([`/query/${name}`]);
     }

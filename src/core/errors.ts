@@ -123,6 +123,23 @@ export class UnsupportedMediaError extends HyperthingsError {
   }
 }
 
+/**
+ * A request whose `Accept` names no media type the resource answers with (RFC 9110 §15.5.7);
+ * `answers` lists those it does.
+ */
+export class NotAcceptableError extends HyperthingsError {
+  readonly title = "Not acceptable";
+  readonly status = 406;
+  readonly code = "not-acceptable";
+  constructor(
+    message: string,
+    readonly answers: readonly string[],
+  ) {
+    super(message);
+    this.name = "NotAcceptableError";
+  }
+}
+
 /** A request with a method its resource does not take; `allow` lists those it does. */
 export class MethodNotAllowedError extends HyperthingsError {
   readonly title = "Method not allowed";

@@ -42,4 +42,30 @@ describe("JSON merge patch (RFC 7396)", () => {
   it("creates no patch for equal documents", () => {
     expect(createMergePatch({ a: [1, { b: 2 }] }, { a: [1, { b: 2 }] })).toBeUndefined();
   });
+
+  it("takes a member named __proto__ or constructor as a member, as JSON.parse reads it", () => {
+    const parse = (text: string) => JSON.parse(text) as unknown;
+    const patched = applyMergePatch(parse('{"a":1}'), parse('{"__proto__":{"x":1},"b":{"constructor":2}}'));
+    expect(JSON.stringify(patched)).toBe('{"a":1,"__proto__":{"x":1},"b":{"constructor":2}}');
+    expect(Object.getPrototypeOf(patched)).toBe(Object.prototype);
+    expect((patched as { x?: unknown }).x).toBeUndefined();
+    // Removed, and patched inside.
+    expect(JSON.stringify(applyMergePatch(patched, parse('{"__proto__":null}')))).toBe(
+      '{"a":1,"b":{"constructor":2}}',
+    );
+    expect(JSON.stringify(applyMergePatch(patched, parse('{"__proto__":{"y":2}}')))).toBe(
+      '{"a":1,"__proto__":{"x":1,"y":2},"b":{"constructor":2}}',
+    );
+    // The patch between two documents says what an inherited name would hide.
+    expect(JSON.stringify(createMergePatch(parse('{"constructor":1,"toString":2}'), parse("{}")))).toBe(
+      '{"constructor":null,"toString":null}',
+    );
+    expect(JSON.stringify(createMergePatch(parse("{}"), parse('{"__proto__":{"x":1}}')))).toBe(
+      '{"__proto__":{"x":1}}',
+    );
+    expect(createMergePatch(parse('{"constructor":1}'), parse('{"x":1}'))).toEqual({
+      constructor: null,
+      x: 1,
+    });
+  });
 });

@@ -6,13 +6,26 @@ function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/**
+ * A member, set as one: `object["__proto__"] = value` sets the object's prototype instead, so a
+ * patch's `{"__proto__": {…}}` added nothing to the document and lent its members to it unseen.
+ */
+function setMember(object: JsonObject, key: string, value: unknown): void {
+  Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** A member's value, never one inherited (`constructor`, `__proto__`, `toString`). */
+function member(object: JsonObject, key: string): unknown {
+  return Object.hasOwn(object, key) ? object[key] : undefined;
+}
+
 /** RFC 7396 §2 MergePatch(Target, Patch). Returns a new value; the inputs are not modified. */
 export function applyMergePatch(target: unknown, patch: unknown): unknown {
   if (!isObject(patch)) return patch;
   const result: JsonObject = isObject(target) ? { ...target } : {};
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) delete result[key];
-    else result[key] = applyMergePatch(result[key], value);
+    else setMember(result, key, applyMergePatch(member(result, key), value));
   }
   return result;
 }
@@ -27,7 +40,10 @@ function jsonEqual(a: unknown, b: unknown): boolean {
   const ao = a as JsonObject;
   const bo = b as JsonObject;
   const keys = Object.keys(ao);
-  return keys.length === Object.keys(bo).length && keys.every((k) => k in bo && jsonEqual(ao[k], bo[k]));
+  return (
+    keys.length === Object.keys(bo).length &&
+    keys.every((k) => Object.hasOwn(bo, k) && jsonEqual(ao[k], bo[k]))
+  );
 }
 
 /**
@@ -41,11 +57,11 @@ export function createMergePatch(from: unknown, to: unknown): unknown {
   if (!isObject(from) || !isObject(to)) return to;
   const patch: JsonObject = {};
   for (const key of Object.keys(from)) {
-    if (!(key in to)) patch[key] = null;
+    if (!Object.hasOwn(to, key)) setMember(patch, key, null);
   }
   for (const [key, value] of Object.entries(to)) {
-    const sub = key in from ? createMergePatch(from[key], value) : value;
-    if (sub !== undefined) patch[key] = sub;
+    const sub = Object.hasOwn(from, key) ? createMergePatch(from[key], value) : value;
+    if (sub !== undefined) setMember(patch, key, sub);
   }
   return patch;
 }

@@ -149,6 +149,7 @@ export function graphqlRoutes(hub: Hub, schema: GraphQLSchema) {
         schema: {
           summary: "Run a GraphQL query or mutation (docs/graphql.md); subscriptions use the WebSocket",
           tags: ["graphql"],
+          produces: [GRAPHQL_RESPONSE_TYPE, "application/json"],
           body: requestBody,
         },
       },
@@ -161,6 +162,7 @@ export function graphqlRoutes(hub: Hub, schema: GraphQLSchema) {
         schema: {
           summary: "Run a GraphQL query given in the URL (queries only)",
           tags: ["graphql"],
+          produces: [GRAPHQL_RESPONSE_TYPE, "application/json"],
           querystring: requestQuery,
         },
       },

@@ -77,6 +77,13 @@ export function registerContentTypes(app: FastifyInstance): void {
         );
         return;
       }
+      // Content-Length: 0 is no body (RFC 9110 §8.6), whatever Content-Type a client sends
+      // with every request: each route then says whether it needs one (a DELETE, an action
+      // without input, a POST …/mqtt-credentials take none, and were refused for "no body").
+      if ((body as Buffer).length === 0) {
+        done(null, undefined);
+        return;
+      }
       let text: string;
       try {
         text = utf8Text(body as Buffer, "The request body");

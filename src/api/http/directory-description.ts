@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { UnavailableError, type DataSchema, type RegisteredThingDescription } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
 import type { MqttStatus } from "../mqtt/index.js";
-import { sendTd } from "./directory-routes.js";
+import { TD_ANSWERS, sendTd } from "./directory-routes.js";
 
 const GET = { "htv:methodName": "GET" };
 
@@ -144,7 +144,13 @@ export function wellKnownRoutes(hub: Hub, version: string, mqttStatus?: () => Mq
   return async function plugin(app: FastifyInstance): Promise<void> {
     app.get(
       "/.well-known/wot",
-      { schema: { summary: "The directory's own Thing Description", tags: ["directory"] } },
+      {
+        schema: {
+          summary: "The directory's own Thing Description",
+          tags: ["directory"],
+          produces: TD_ANSWERS,
+        },
+      },
       async (request, reply) => sendTd(request, reply, directoryDescription(hub, baseUrl(request), version)),
     );
     app.get(

@@ -3,9 +3,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { MAX_BATCH_THINGS, entityTagOf, type Hub, type WriteCondition } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
-import { MERGE_PATCH_CONTENT_TYPE, TD_CONTENT_TYPE, refuseBody } from "./content-types.js";
+import { acceptWeight } from "./accept.js";
+import {
+  JSON_LD_CONTENT_TYPE,
+  MERGE_PATCH_CONTENT_TYPE,
+  TD_CONTENT_TYPE,
+  refuseBody,
+} from "./content-types.js";
 import { thingPath } from "./thing-path.js";
-import { ValidationError } from "../../core/index.js";
+import { PreconditionFailedError, ValidationError } from "../../core/index.js";
 
 export const idParam = {
   type: "object",
@@ -22,34 +28,26 @@ const tdBody = {
 const BATCH_BODY_LIMIT = 32 * 1024 * 1024;
 
 /**
- * The weight (RFC 9110 §12.5.1 `q`) an Accept header gives a media type: that of its most
- * specific matching range (`type/subtype` over `type/*` over `*\/*`), 0 when none matches.
+ * What a route answering one TD answers in: application/td+json first (WoT Discovery
+ * §7.3.2.1.2 prefers it), plain JSON, and JSON-LD, which a TD is.
  */
-function acceptWeight(accept: string, mediaType: string): number {
-  const [type] = mediaType.split("/");
-  let best = { specificity: -1, q: 0 };
-  for (const range of accept.split(",")) {
-    const [name = "", ...parameters] = range.split(";").map((part) => part.trim().toLowerCase());
-    const specificity = name === mediaType ? 2 : name === `${type}/*` ? 1 : name === "*/*" ? 0 : -1;
-    if (specificity <= best.specificity) continue;
-    const q = parameters.find((p) => p.startsWith("q="))?.slice(2);
-    const weight = q === undefined ? 1 : Number(q);
-    best = { specificity, q: Number.isFinite(weight) ? Math.min(Math.max(weight, 0), 1) : 0 };
-  }
-  return best.q;
-}
+export const TD_ANSWERS = [TD_CONTENT_TYPE, "application/json", JSON_LD_CONTENT_TYPE] as const;
 
 /**
- * Answers with TD JSON in the media type the client prefers: application/json only when it
- * weighs it above application/td+json (WoT Discovery §7.3.2.1.2 prefers the TD type). The
- * answer varies with Accept, so a cache must not serve one client's type to another.
+ * Answers with TD JSON in the media type the client prefers: another than application/td+json
+ * only when the client weighs it higher. The answer varies with Accept, so a cache must not
+ * serve one client's type to another.
  */
 export function sendTd(request: FastifyRequest, reply: FastifyReply, body: unknown): FastifyReply {
   const accept = request.headers.accept;
-  const type =
-    accept !== undefined && acceptWeight(accept, "application/json") > acceptWeight(accept, TD_CONTENT_TYPE)
-      ? "application/json"
-      : TD_CONTENT_TYPE;
+  let type: string = TD_CONTENT_TYPE;
+  if (accept !== undefined) {
+    let weight = acceptWeight(accept, TD_CONTENT_TYPE);
+    for (const other of TD_ANSWERS) {
+      const w = acceptWeight(accept, other);
+      if (w > weight) [type, weight] = [other, w];
+    }
+  }
   return reply.type(type).header("vary", "accept").send(JSON.stringify(body));
 }
 
@@ -61,12 +59,27 @@ function entityTags(header: string | string[] | undefined): "*" | string[] | und
   return text.match(/(?:W\/)?"[^"]*"/g) ?? [];
 }
 
+/** The tags of `If-Match`, or `*`; a 400 when it holds none. */
+function ifMatchOf(request: FastifyRequest): "*" | string[] | undefined {
+  const ifMatch = entityTags(request.headers["if-match"]);
+  // `If-Match: 42` (no quotes) or an empty one names no version: it was answered 412 "is at "42",
+  // not ", as if the TD had changed. RFC 9110 §8.8.3: an entity tag is quoted.
+  if (Array.isArray(ifMatch) && ifMatch.length === 0) {
+    throw new ValidationError(
+      'If-Match takes * or the TD\'s ETag as the hub gave it, quotes included ("42"), not ' +
+        JSON.stringify(String(request.headers["if-match"]).slice(0, 100)),
+      [{ pointer: "/headers/if-match", message: 'must be * or entity tags such as "42"' }],
+    );
+  }
+  return ifMatch;
+}
+
 /**
  * The condition of a conditional write: `If-Match` (strong comparison, so a weak tag matches
  * nothing) and `If-None-Match: *` (create only).
  */
 function writeConditionOf(request: FastifyRequest): WriteCondition | undefined {
-  const ifMatch = entityTags(request.headers["if-match"]);
+  const ifMatch = ifMatchOf(request);
   const ifNoneMatch = entityTags(request.headers["if-none-match"]);
   if (ifNoneMatch !== undefined && ifNoneMatch !== "*") {
     throw new ValidationError("If-None-Match on a write takes only *: create the TD only if it is absent", [
@@ -92,6 +105,7 @@ export function directoryRoutes(hub: Hub) {
         schema: {
           summary: "List Thing Descriptions, in id order, a page at a time",
           tags: ["directory"],
+          produces: [JSON_LD_CONTENT_TYPE, "application/json"],
           querystring: {
             type: "object",
             additionalProperties: false,
@@ -180,13 +194,21 @@ export function directoryRoutes(hub: Hub) {
         schema: {
           summary: "Retrieve one TD with its registration information",
           tags: ["directory"],
+          produces: TD_ANSWERS,
           params: idParam,
         },
       },
       async (request, reply) => {
-        const record = await directory.getLive(idOf(request));
+        const id = idOf(request);
+        const record = await directory.getLive(id);
         const tag = entityTagOf(record);
         void reply.header("etag", tag);
+        // RFC 9110 §13.1.1: If-Match holds for a read too, compared strongly, and first (§13.2.2).
+        const ifMatch = ifMatchOf(request);
+        if (ifMatch !== undefined && ifMatch !== "*" && !ifMatch.includes(tag))
+          throw new PreconditionFailedError(
+            `If-Match: the TD of ${id} is at ${tag}, not ${ifMatch.join(", ")}`,
+          );
         // RFC 9110 §13.1.2: If-None-Match compares weakly.
         const ifNoneMatch = entityTags(request.headers["if-none-match"]);
         const strip = (t: string) => t.replace(/^W\//, "");

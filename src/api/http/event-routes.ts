@@ -5,6 +5,7 @@ import type { FastifyInstance } from "fastify";
 import { createMergePatch, type Change } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
 import { lastEventId, openEventStream, openStreams } from "./event-stream.js";
+import { EVENT_STREAM_ANSWERS } from "./accept.js";
 
 export const DIRECTORY_EVENT_TYPES = ["thing_created", "thing_updated", "thing_deleted"] as const;
 type DirectoryEventType = (typeof DIRECTORY_EVENT_TYPES)[number];
@@ -37,6 +38,7 @@ export function eventRoutes(hub: Hub) {
           schema: {
             summary,
             tags: ["events"],
+            produces: EVENT_STREAM_ANSWERS,
             querystring: {
               type: "object",
               additionalProperties: false,

@@ -15,9 +15,11 @@ import {
 } from "../../core/index.js";
 import { assertThingId, type HistoryPage, type Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
+import { EVENT_STREAM_ANSWERS } from "./accept.js";
 import { idOf, idParam } from "./directory-routes.js";
 import { openEventStream, lastEventId } from "./event-stream.js";
 import { sendProblem } from "./problem.js";
+import { COMMA_LIST } from "./query-numbers.js";
 
 /** Kinds a program or device may report over HTTP; the others are the hub's own. */
 export const REPORTABLE_KINDS = ["reported", "emitted"] as const;
@@ -40,6 +42,7 @@ const kindList = {
   type: "string",
   pattern: "^[A-Za-z][A-Za-z0-9_-]*(,[A-Za-z][A-Za-z0-9_-]*)*$",
   description: "kinds separated by commas, each a letter then letters, digits, _ or - (reported,desired)",
+  [COMMA_LIST]: true,
 } as const;
 const timeText = { type: "string", minLength: 1, maxLength: 64 } as const;
 const cursor = { type: "integer", minimum: 0 } as const;
@@ -461,6 +464,7 @@ export function historyRoutes(hub: Hub) {
           summary:
             "The feed, live, as Server-Sent Events (event `change`, id = seq; resumable with Last-Event-ID; `since` replays from a time first)",
           tags: ["history"],
+          produces: EVENT_STREAM_ANSWERS,
           querystring: {
             type: "object",
             additionalProperties: false,

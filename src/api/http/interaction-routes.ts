@@ -6,7 +6,8 @@ import { NotFoundError, UnauthorizedError, UnavailableError, ValidationError } f
 import { uriVariablesFromQuery, type AffordanceKind } from "../../bindings/index.js";
 import type { Commands, Hub, Requester, UriVariables } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
-import { idOf, sendTd } from "./directory-routes.js";
+import { EVENT_STREAM_ANSWERS } from "./accept.js";
+import { TD_ANSWERS, idOf, sendTd } from "./directory-routes.js";
 import { lastEventId, openEventStream, relayAffordance } from "./event-stream.js";
 import { proxyDescription } from "./proxy-description.js";
 import { thingPath } from "./thing-path.js";
@@ -181,6 +182,7 @@ export function interactionRoutes(hub: Hub) {
           summary:
             "The Thing's event, live, as Server-Sent Events: one `message` per `emitted` Change (data = the event's data, id = seq); with the event's URI variables as query parameters, the Thing's occurrences for them, not recorded",
           tags: ["interaction"],
+          produces: EVENT_STREAM_ANSWERS,
           params: affordanceParams,
         },
       },
@@ -210,6 +212,7 @@ export function interactionRoutes(hub: Hub) {
           summary:
             "The property's values, live, as Server-Sent Events: one `message` per `reported` Change (id = seq); with the property's URI variables as query parameters, the Thing's values for them, not recorded",
           tags: ["interaction"],
+          produces: EVENT_STREAM_ANSWERS,
           params: affordanceParams,
         },
       },
@@ -237,6 +240,7 @@ export function interactionRoutes(hub: Hub) {
       {
         schema: {
           summary: "The Thing's proxy TD: its forms point at this hub, with bearer security",
+          produces: TD_ANSWERS,
           tags: ["interaction"],
           params: { type: "object", properties: { id: affordanceParams.properties.id } },
         },

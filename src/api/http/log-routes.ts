@@ -3,6 +3,7 @@
 import type { FastifyInstance } from "fastify";
 import { ValidationError, parseSeq, seqListPattern } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
+import { COMMA_LIST } from "./query-numbers.js";
 
 /**
  * `after` past the Log's end is no position this hub's Log has had (another hub's, or one from
@@ -112,6 +113,7 @@ export function logRoutes(hub: Hub) {
                 type: "string",
                 pattern: seqListPattern(MAX_PROOFS),
                 description: `up to ${MAX_PROOFS} seqs (whole numbers from 1) separated by commas`,
+                [COMMA_LIST]: true,
               },
               size: { type: "integer", minimum: 1 },
             },
@@ -156,6 +158,7 @@ export function logRoutes(hub: Hub) {
           summary:
             "The Log's Changes as NDJSON, oldest first, for verification and export: each line a Change's canonical JSON (RFC 8785) with its recorded leaf hash as a last member",
           tags: ["log"],
+          produces: ["application/x-ndjson"],
           querystring: {
             type: "object",
             additionalProperties: false,

@@ -6,13 +6,18 @@ import {
   DamagedLogError,
   HyperthingsError,
   MethodNotAllowedError,
+  NotAcceptableError,
   ValidationError,
   type ErrorLocation,
 } from "../../core/index.js";
+import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import { acceptedMediaTypes } from "./content-types.js";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
+
+/** The longest path segment the router takes, decoded (server.ts: a Thing id's own bound). */
+export const MAX_PATH_SEGMENT = 2048;
 
 export interface Problem {
   type: string;
@@ -162,6 +167,23 @@ function fromFastifyError(err: FastifyError, request?: FastifyRequest): Problem 
         status: 415,
         detail: `${unsupportedMediaType(request)}; send ${request ? acceptedMediaTypes(request).join(" or ") : "application/json"}`,
       };
+    // The router's own refusals of a path: fastify's messages echo the whole path (kilobytes of
+    // it) and name neither what is wrong nor the bound.
+    case "FST_ERR_BAD_URL":
+      return {
+        type: problemType("request"),
+        title: "Bad request",
+        status: 400,
+        detail:
+          "The URL's path has a %-escape that is not UTF-8 text: write each byte of a character's UTF-8 as %XX (é is %C3%A9) and a % itself as %25",
+      };
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      return {
+        type: problemType("request"),
+        title: "URI too long",
+        status: 414,
+        detail: `A segment of the URL's path is longer than ${MAX_PATH_SEGMENT} characters once decoded; a Thing id is at most ${MAX_PATH_SEGMENT}`,
+      };
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return {
         type: problemType("validation"),
@@ -211,7 +233,8 @@ function fromFastifyError(err: FastifyError, request?: FastifyRequest): Problem 
     );
   }
   if (status >= 400 && status < 500) {
-    return { type: problemType("request"), title: "Bad request", status, detail: err.message };
+    const title = status === 400 ? "Bad request" : (STATUS_CODES[status] ?? "Bad request");
+    return { type: problemType("request"), title, status, detail: err.message };
   }
   return {
     type: problemType("internal"),
@@ -246,6 +269,7 @@ export function toProblem(error: unknown, request?: FastifyRequest): Problem {
     };
     if (error instanceof BindingError) return withDeviceAnswer(problem, error);
     if (error instanceof BatchRefusedError) return withRefusals(problem, error);
+    if (error instanceof NotAcceptableError) problem.answers = error.answers;
     return error instanceof ValidationError ? withLocations(problem, error.errors) : problem;
   }
   return fromFastifyError(error as FastifyError, request);
@@ -315,6 +339,8 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
   }
   if (problem.status === 401) void reply.header("www-authenticate", 'Bearer realm="hyperthings"');
   if (error instanceof MethodNotAllowedError) void reply.header("allow", error.allow.join(", "));
+  // The answer was chosen by Accept: a cache must not serve it to a client that sends another.
+  if (error instanceof NotAcceptableError) void reply.header("vary", "accept");
   // RFC 5789 §2.2: a patch document of a type the resource does not take names those it does.
   if (problem.status === 415 && request.method === "PATCH")
     void reply.header("accept-patch", acceptedMediaTypes(request).join(", "));

@@ -7,8 +7,16 @@ import { ValidationError, readInteger } from "../../core/index.js";
 
 const NUMBER = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 
+/**
+ * The schema keyword that marks a query parameter as one value listing several, separated by
+ * commas (`kind=reported,desired`): given twice, it is told so. A keyword, not its description's
+ * words, so that rewording a description changes no answer. Ajv takes it as an annotation
+ * (server.ts), and OpenAPI 3.1 as a specification extension.
+ */
+export const COMMA_LIST = "x-comma-list";
+
 interface QuerySchema {
-  properties?: Record<string, { type?: unknown; description?: unknown }>;
+  properties?: Record<string, { type?: unknown; [COMMA_LIST]?: unknown }>;
 }
 
 export function registerQueryNumbers(app: FastifyInstance): void {
@@ -22,10 +30,7 @@ export function registerQueryNumbers(app: FastifyInstance): void {
       // integer" or "must be string": the parameter is right, given more than once. A parameter
       // that takes several (`match`) has no single type.
       if (Array.isArray(raw) && typeof property.type === "string") {
-        const list =
-          typeof property.description === "string" && property.description.includes("separated by commas")
-            ? " (a list is separated by commas)"
-            : "";
+        const list = property[COMMA_LIST] === true ? " (a list is separated by commas)" : "";
         const message = `is given ${raw.length} times: give it once${list}`;
         throw new ValidationError(`Invalid query: query/${name} ${message}`, [
           { pointer: `/query/${name}`, message },

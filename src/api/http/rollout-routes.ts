@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { UnavailableError, ValidationError, type RolloutStepStatus } from "../../core/index.js";
 import { assertThingId, type Hub, type RolloutEvent, type Rollouts } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
+import { EVENT_STREAM_ANSWERS } from "./accept.js";
 import { idOf, idParam } from "./directory-routes.js";
 import { openStreams } from "./event-stream.js";
 import { holdStreamSlot } from "./stream-slots.js";
@@ -138,10 +139,14 @@ export function rolloutRoutes(hub: Hub) {
             },
           },
         },
+        // Every option has its default: no body is `{}`, not a 400 "The request has no body".
+        preValidation: async (request) => {
+          if (request.body === undefined) request.body = {};
+        },
       },
       async (request, reply) => {
         const { id } = request.params as { id: string };
-        const body = (request.body ?? {}) as { select?: string; concurrency?: number; maxFailures?: number };
+        const body = request.body as { select?: string; concurrency?: number; maxFailures?: number };
         const rollout = await rolloutsOf(hub).start(id, body, { actor: actorOf(request) });
         return reply
           .code(202)
@@ -235,6 +240,7 @@ export function rolloutRoutes(hub: Hub) {
           summary:
             "A rollout's progress as Server-Sent Events: `status` now, then `step` and `status` events until it ends",
           tags: ["releases"],
+          produces: EVENT_STREAM_ANSWERS,
           params: { type: "object", properties: { id: { type: "string", minLength: 1 } } },
         },
       },

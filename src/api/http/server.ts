@@ -5,15 +5,16 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { NotFoundError } from "../../core/index.js";
 import { HUB_VERSION, type Discovery, type Hub } from "../../hub/index.js";
 import type { MqttStatus } from "../mqtt/index.js";
+import { registerAcceptCheck } from "./accept.js";
 import { registerAuthorization } from "./authorization.js";
 import { registerHostCheck } from "./host-check.js";
 import { registerContentTypes } from "./content-types.js";
-import { methodNotAllowed, trackRoutes } from "./method-not-allowed.js";
-import { refuseUnknownQuery, registerQueryNumbers } from "./query-numbers.js";
+import { methodNotAllowed, refuseShadowedRoutes, trackRoutes } from "./method-not-allowed.js";
+import { COMMA_LIST, refuseUnknownQuery, registerQueryNumbers } from "./query-numbers.js";
 import { wellKnownRoutes } from "./directory-description.js";
 import { directoryRoutes } from "./directory-routes.js";
 import { eventRoutes } from "./event-routes.js";
-import { sendClientErrorProblem, sendProblem } from "./problem.js";
+import { MAX_PATH_SEGMENT, sendClientErrorProblem, sendProblem } from "./problem.js";
 import { sharedValidators } from "./route-validators.js";
 import { searchRoutes } from "./search-routes.js";
 import { registerShutdown } from "./shutdown.js";
@@ -58,7 +59,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
     // One line per request at 5,000 requests/s is noise: requests are logged at debug below.
     logController: new LogController({ disableRequestLogging: true }),
     // Thing ids are IRIs; some are long.
-    routerOptions: { maxParamLength: 2048 },
+    routerOptions: { maxParamLength: MAX_PATH_SEGMENT },
     // While the server closes, registerShutdown answers with a problem document instead.
     return503OnClosing: false,
     // A URL the router cannot decode (a bad %-escape) gets a problem document like every error.
@@ -79,6 +80,8 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
         useDefaults: true,
         allErrors: true,
         verbose: true,
+        // A query parameter's mark that it lists several values (query-numbers.ts): no check.
+        keywords: [COMMA_LIST],
       },
     },
   });
@@ -120,7 +123,9 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   registerQueryNumbers(app);
   refuseUnknownQuery(app);
   registerHostCheck(app, hub.config);
+  refuseShadowedRoutes(app, routes);
   registerAuthorization(app, hub);
+  registerAcceptCheck(app);
 
   await app.register(directoryRoutes(hub));
   await app.register(searchRoutes(hub));

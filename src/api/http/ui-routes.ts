@@ -6,6 +6,7 @@ import { extname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { NotFoundError, UnavailableError } from "../../core/index.js";
+import { assertAcceptable } from "./accept.js";
 
 /** Where the build puts the UI, seen from dist/api/http (built) and from src/api/http (tests, tsx). */
 const CANDIDATES = ["../../ui/", "../../../dist/ui/"].map((path) =>
@@ -80,12 +81,17 @@ export function uiRoutes(options: { directory?: string } = {}) {
       }
       return send(reply, index, false);
     };
-    app.get("/", { schema: { hide: true } }, page);
-    app.get("/ui/", { schema: { hide: true } }, page);
-    app.get("/ui/*", { schema: { hide: true } }, async (request, reply) => {
+    const html = [CONTENT_TYPES[".html"] ?? "text/html"];
+    app.get("/", { schema: { hide: true, produces: html } }, page);
+    app.get("/ui/", { schema: { hide: true, produces: html } }, page);
+    // Every type a file may have; each file is then checked against its own (a browser's Accept
+    // for a script or a style sheet takes */* anyway).
+    const files = [...new Set(Object.values(CONTENT_TYPES))];
+    app.get("/ui/*", { schema: { hide: true, produces: files } }, async (request, reply) => {
       const path = (request.params as { "*": string })["*"];
       const asset = assets?.get(path);
       if (asset === undefined) throw new NotFoundError(`No such file of the web UI: /ui/${path}`);
+      assertAcceptable(request, [asset.type]);
       // Vite names every asset by its content hash: they never change.
       return send(reply, asset, path.startsWith("assets/"));
     });

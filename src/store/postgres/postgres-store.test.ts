@@ -5,6 +5,7 @@ import pg from "pg";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import {
   ConflictError,
+  DamagedLogError,
   UnavailableError,
   hashFromHex,
   hashToHex,
@@ -377,6 +378,38 @@ if (problem !== undefined && !required) {
       expect((await verify(store)).verdict).toMatchObject({ ok: false, problem: "root-mismatch" });
       await store.close();
       expect((await openStore(schema)).restoredGuards).toEqual([]);
+    });
+
+    it("names the Change whose stored leaf is not 32 bytes when a proof reads it, as the SQLite store does", async () => {
+      const schema = newSchema();
+      const store = await openStore(schema);
+      await store.append(readings(40, 3));
+      const ranges: Array<[number, number]> = [
+        [16, 24],
+        [0, 3],
+      ];
+      const before = (await store.subtreeHashes(ranges)).map(hashToHex);
+      // Past the column's CHECK and the Log's guard, as only someone with the database's password could.
+      const db = await connect(schema);
+      await db.query("ALTER TABLE changes DROP CONSTRAINT changes_leaf_check");
+      await db.query("ALTER TABLE changes DISABLE TRIGGER changes_no_update");
+      await db.query("UPDATE changes SET leaf = '\\x00'::bytea WHERE seq = 20");
+      await db.query("ALTER TABLE changes ENABLE TRIGGER changes_no_update");
+      const where = new RegExp(
+        "^the leaf hash of Change 20 is 1 byte, not 32: the database \\(.*, schema " +
+          schema +
+          "\\) was altered outside the hub\\. `things verify` checks the Log; restore the database from a backup$",
+      );
+      for (const options of [{}, { fromLeaves: true }]) {
+        const read = store.subtreeHashes([[16, 24]], options);
+        await expect(read).rejects.toBeInstanceOf(DamagedLogError);
+        await expect(read).rejects.toThrow(where);
+        await expect(read).rejects.toMatchObject({ seq: 20 });
+      }
+      // A proof of Change 20 itself (a one-leaf subtree) says the same.
+      await expect(store.subtreeHashes([[19, 20]])).rejects.toThrow(where);
+      // Other ranges are as they were.
+      expect((await store.subtreeHashes([[0, 3]])).map(hashToHex)).toEqual([before[1]]);
     });
 
     it("keeps releases, rollouts and checkpoints across reopening; a release is stored once", async () => {

@@ -7,6 +7,7 @@ import type pg from "pg";
 import {
   ConflictError,
   DamagedLogError,
+  HASH_LENGTH,
   MerkleFrontier,
   NotFoundError,
   UnavailableError,
@@ -1483,15 +1484,24 @@ export class PostgresStore implements Store {
         }
       }
     }
+    const advice = "`things verify` checks the Log; restore the database from a backup";
     const leafAt = (index: number): Uint8Array => {
-      const leaf = leaves.get(index + 1);
+      const seq = index + 1;
+      const leaf = leaves.get(seq);
       if (!leaf) {
         // Past the head's size is refused below, before any leaf is asked for: a leaf within it
         // that is not there is a row deleted outside the hub, past its triggers.
         throw new DamagedLogError(
-          `Change ${index + 1} is missing from the database (${this.where}), though the Log holds ${size} Changes: its row was deleted outside the hub. ` +
-            "`things verify` checks the Log; restore the database from a backup",
-          index + 1,
+          `Change ${seq} is missing from the database (${this.where}), though the Log holds ${size} Changes: its row was deleted outside the hub. ${advice}`,
+          seq,
+        );
+      }
+      // The column's CHECK keeps it 32 bytes, unless someone dropped it: hashed as it is, such a
+      // leaf made a proof that verifies against nothing, with no word of why (as SQLite says it).
+      if (leaf.length !== HASH_LENGTH) {
+        throw new DamagedLogError(
+          `the leaf hash of Change ${seq} is ${leaf.length} byte${leaf.length === 1 ? "" : "s"}, not ${HASH_LENGTH}: the database (${this.where}) was altered outside the hub. ${advice}`,
+          seq,
         );
       }
       return leaf;

@@ -1,0 +1,315 @@
+// The HTTP API's edges, over a real socket: what each resource says it allows, which media types
+// it answers, and what a careless or hostile client gets.
+import { readdirSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { thingPath } from "../src/api/index.js";
+import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
+
+interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+}
+
+async function expectProblem(res: Response, status: number): Promise<Problem> {
+  expect(res.status, `${res.url}: ${res.status}`).toBe(status);
+  expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json\b/);
+  const problem = (await res.json()) as Problem;
+  expect(problem.status).toBe(status);
+  return problem;
+}
+
+/** A path that only `url`'s pattern names: each parameter given a value no static route has. */
+function samplePath(url: string): string {
+  return url
+    .replace(/:id\b/g, "urn:example:allow")
+    .replace(/:seq\b/g, "1")
+    .replace(/:name\b/g, "p")
+    .replace(/:invocation\b/g, "i")
+    .replace(/:username\b/g, "u")
+    .replace(/\*$/, "assets/x.js");
+}
+
+/** What browsers send: Chrome's and Firefox's for a page, and for a script, a style sheet, an image. */
+const BROWSER_ACCEPTS = [
+  "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7",
+  "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+  "*/*",
+  "text/css,*/*;q=0.1",
+  "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
+];
+
+/** Accept headers a JSON client sends, all of which a JSON route answers. */
+const JSON_ACCEPTS = [
+  undefined,
+  "",
+  "*/*",
+  "application/*",
+  "application/json",
+  "Application/JSON",
+  "application/problem+json",
+  "application/xml, application/json;q=0.5",
+  "application/json; charset=utf-8",
+  "text/plain;q=0.5, */*;q=0.1",
+  ...BROWSER_ACCEPTS,
+];
+
+const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+describe("the HTTP API's edges", () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub();
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  it("answers every method a route does not take with 405 and an Allow of exactly that route's methods", async () => {
+    const routes = hub.app.routeTable.list();
+    expect(routes.map((r) => r.url)).toContain("/things/batch");
+    for (const { url, methods } of routes) {
+      const path = samplePath(url);
+      expect(path, url).not.toMatch(/\/:|\*/);
+      const allow = [...methods].sort().join(", ");
+      for (const method of METHODS.filter((m) => !methods.includes(m))) {
+        const res = await hub.request(path, { method, auth: false });
+        expect(res.status, `${method} ${path}`).toBe(405);
+        expect(res.headers.get("allow"), `${method} ${path}`).toBe(allow);
+        if (method !== "HEAD") {
+          const problem = await expectProblem(res, 405);
+          expect(problem.detail).toBe(`${path} takes ${allow}, not ${method}`);
+        } else await res.body?.cancel();
+      }
+    }
+  });
+
+  it("answers a static route next to a parametric one as its own resource: /things/batch is POST only", async () => {
+    for (const method of ["OPTIONS", "GET", "HEAD", "PUT", "DELETE", "PATCH"]) {
+      const res = await hub.request("/things/batch", { method });
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get("allow"), method).toBe("POST");
+    }
+    // The parametric route still answers its own paths.
+    const thing = await hub.request("/things/urn:example:none");
+    await expectProblem(thing, 404);
+    const options = await hub.request("/things/urn:example:none", { method: "OPTIONS" });
+    expect(options.headers.get("allow")).toBe("DELETE, GET, HEAD, PATCH, PUT");
+    await options.body?.cancel();
+  });
+
+  /** GET `path` with `accept` (none when undefined), without a token. */
+  function get(path: string, accept: string | undefined): Promise<Response> {
+    return hub.request(path, {
+      auth: false,
+      ...(accept !== undefined && { headers: { accept } }),
+      signal: AbortSignal.timeout(10_000),
+    });
+  }
+
+  it("answers 406 with a problem document when Accept takes nothing a route answers with", async () => {
+    for (const [path, accept, answers] of [
+      ["/health", "application/xml", ["application/json"]],
+      ["/health", "text/html", ["application/json"]],
+      ["/health", "application/json;q=0", ["application/json"]],
+      ["/health", "application/xml, */*;q=0", ["application/json"]],
+      ["/changes", "text/event-stream", ["application/json"]],
+      ["/things", "application/xml", ["application/ld+json", "application/json"]],
+      ["/.well-known/wot", "text/html", ["application/td+json", "application/json", "application/ld+json"]],
+      ["/events", "application/json", ["text/event-stream"]],
+      ["/changes/stream", "application/json", ["text/event-stream"]],
+      ["/log/entries", "application/json", ["application/x-ndjson"]],
+      ["/", "application/json", ["text/html"]],
+    ] as const) {
+      const res = await get(path, accept);
+      const problem = await expectProblem(res, 406);
+      expect(problem, `${path} ${accept}`).toMatchObject({
+        type: "urn:hyperthings:problem:not-acceptable",
+        title: "Not acceptable",
+        detail: `GET ${path} answers ${answers.join(" or ")}, which the request's Accept (${accept}) does not take`,
+        answers,
+      });
+    }
+  });
+
+  it("answers JSON clients whatever JSON-taking Accept they send, q-values counted", async () => {
+    for (const accept of JSON_ACCEPTS) {
+      for (const path of ["/health", "/things", "/changes?limit=1", "/openapi.json", "/graph/summary"]) {
+        const res = await get(path, accept);
+        expect(res.status, `${path} ${accept}`).toBe(200);
+        expect(res.headers.get("content-type"), `${path} ${accept}`).toMatch(/^application\/(ld\+)?json\b/);
+        await res.body?.cancel();
+      }
+    }
+    // GraphQL's own media type.
+    const graphql = await hub.request("/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/graphql-response+json" },
+      body: JSON.stringify({ query: "{ __typename }" }),
+    });
+    expect(graphql.status).toBe(200);
+    expect(graphql.headers.get("content-type")).toMatch(/^application\/graphql-response\+json/);
+  });
+
+  it("answers a TD in application/td+json, application/json or application/ld+json, as Accept weighs them", async () => {
+    const id = "urn:example:edges:accept";
+    await putTd(hub, minimalTd({ id }));
+    for (const [accept, type] of [
+      ["application/td+json", "application/td+json"],
+      ["application/json", "application/json"],
+      ["application/ld+json", "application/ld+json"],
+      ["application/ld+json, application/td+json", "application/td+json"],
+      ["application/td+json;q=0.5, application/ld+json", "application/ld+json"],
+      ["*/*", "application/td+json"],
+      [undefined, "application/td+json"],
+    ] as const) {
+      const res = await get(thingPath(id), accept);
+      expect(res.status, accept).toBe(200);
+      expect(res.headers.get("content-type"), accept).toMatch(new RegExp(`^${type.replace("+", "\\+")}\\b`));
+      expect(((await res.json()) as { id: string }).id).toBe(id);
+    }
+    await expectProblem(await get(thingPath(id), "text/html"), 406);
+    await expectProblem(await get(`${thingPath(id)}/proxy`, "application/xml"), 406);
+  });
+
+  it("answers event streams to text/event-stream, and NDJSON to application/x-ndjson", async () => {
+    for (const accept of ["text/event-stream", "text/*", "*/*", undefined]) {
+      const res = await get("/events", accept);
+      expect(res.status, accept).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+      await res.body?.cancel();
+    }
+    const entries = await get("/log/entries", "application/x-ndjson");
+    expect(entries.status).toBe(200);
+    expect(entries.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
+    await entries.body?.cancel();
+  });
+
+  it("answers the web UI's page and files to browsers' Accept, and each file only to an Accept that takes its type", async () => {
+    const assets = readdirSync(new URL("../dist/ui/assets/", import.meta.url));
+    const script = assets.find((name) => name.endsWith(".js"));
+    const style = assets.find((name) => name.endsWith(".css"));
+    expect(script).toBeDefined();
+    expect(style).toBeDefined();
+    for (const accept of [...BROWSER_ACCEPTS, undefined]) {
+      for (const path of ["/", "/ui/", `/ui/assets/${script}`, `/ui/assets/${style}`]) {
+        const res = await get(path, accept);
+        expect(res.status, `${path} ${accept}`).toBe(200);
+        await res.body?.cancel();
+      }
+    }
+    expect((await get(`/ui/assets/${style}`, "text/css")).status).toBe(200);
+    await expectProblem(await get(`/ui/assets/${script}`, "text/css"), 406);
+  });
+
+  it("refuses a path the router cannot read with a problem that says why, without echoing the path", async () => {
+    const bad = await expectProblem(await hub.request("/things/urn:example:%E9t%E9"), 400);
+    expect(bad).toMatchObject({
+      type: "urn:hyperthings:problem:request",
+      title: "Bad request",
+      detail:
+        "The URL's path has a %-escape that is not UTF-8 text: write each byte of a character's UTF-8 as %XX (é is %C3%A9) and a % itself as %25",
+    });
+    // A Thing id is at most 2048 characters, counted decoded: 2,000 é (12,000 characters
+    // encoded) is an id, one of 2,049 characters is not.
+    const long = `urn:ex:${"é".repeat(2000)}`;
+    await expectProblem(await hub.request(thingPath(long)), 404);
+    const tooLong = await hub.request(thingPath(`urn:ex:${"x".repeat(2042)}`));
+    const problem = await expectProblem(tooLong, 414);
+    expect(problem).toMatchObject({
+      type: "urn:hyperthings:problem:request",
+      title: "URI too long",
+      detail:
+        "A segment of the URL's path is longer than 2048 characters once decoded; a Thing id is at most 2048",
+    });
+  });
+
+  it("takes a request with Content-Type: application/json and no body (Content-Length: 0) as one without a body", async () => {
+    const id = "urn:example:edges:empty-body";
+    await putTd(hub, minimalTd({ id }));
+    const empty = { headers: { "content-type": "application/json" }, body: "" };
+    // Routes that read no body do what they are asked.
+    const issued = await hub.request(`${thingPath(id)}/mqtt-credentials`, { method: "POST", ...empty });
+    expect(issued.status).toBe(200);
+    await issued.body?.cancel();
+    const removed = await hub.request(thingPath(id), { method: "DELETE", ...empty });
+    expect(removed.status).toBe(204);
+    expect((await hub.request(thingPath(id))).status).toBe(404);
+    // Routes that need one say so, and what to send.
+    const put = await expectProblem(await hub.request(thingPath(id), { method: "PUT", ...empty }), 400);
+    expect(put.detail).toBe(
+      "The request has no body; send application/json or application/ld+json or application/td+json",
+    );
+    // Whitespace is a body, and no JSON.
+    await expectProblem(await hub.request(thingPath(id), { method: "DELETE", ...empty, body: " " }), 400);
+  });
+
+  it("rolls out a release with every option at its default when the request has no body", async () => {
+    // No such release: the answer says so, not that the request has no body.
+    for (const init of [{}, { headers: { "content-type": "application/json" }, body: "" }]) {
+      const res = await hub.request("/releases/sha256:none/rollouts", { method: "POST", ...init });
+      const problem = await expectProblem(res, 404);
+      expect(problem.type).toBe("urn:hyperthings:problem:not-found");
+    }
+  });
+
+  it("patches a TD member named __proto__ as a member, as a PUT of the same TD stores it", async () => {
+    const id = "urn:example:edges:proto";
+    await putTd(hub, minimalTd({ id }));
+    const patch = await hub.request(thingPath(id), {
+      method: "PATCH",
+      headers: { "content-type": "application/merge-patch+json" },
+      body: '{"__proto__": {"title": "Not the title"}, "description": "patched"}',
+    });
+    expect(patch.status).toBe(204);
+    const text = await (await hub.request(thingPath(id))).text();
+    const td = JSON.parse(text) as Record<string, unknown>;
+    expect(td.title).toBe("Lamp");
+    expect(td.description).toBe("patched");
+    expect(Object.hasOwn(td, "__proto__")).toBe(true);
+    expect(text).toContain('"__proto__":{"title":"Not the title"}');
+  });
+
+  it("refuses an If-Match that holds no entity tag with a 400 naming it, not a 412 saying the TD changed", async () => {
+    const id = "urn:example:edges:if-match";
+    await putTd(hub, minimalTd({ id }));
+    const tag = (await hub.request(thingPath(id))).headers.get("etag") ?? "";
+    const bare = tag.replaceAll('"', "");
+    for (const method of ["DELETE", "PATCH"]) {
+      const res = await hub.request(thingPath(id), {
+        method,
+        headers: {
+          "if-match": bare,
+          ...(method === "PATCH" && { "content-type": "application/merge-patch+json" }),
+        },
+        ...(method === "PATCH" && { body: "{}" }),
+      });
+      const problem = await expectProblem(res, 400);
+      expect(problem.detail).toBe(
+        `If-Match takes * or the TD's ETag as the hub gave it, quotes included ("42"), not "${bare}"`,
+      );
+    }
+    // Nothing was removed; the tag as given applies.
+    const removed = await hub.request(thingPath(id), { method: "DELETE", headers: { "if-match": tag } });
+    expect(removed.status).toBe(204);
+  });
+
+  it("answers a GET of a TD whose If-Match names another version with 412, as a write is answered", async () => {
+    const id = "urn:example:edges:get-if-match";
+    await putTd(hub, minimalTd({ id }));
+    const tag = (await hub.request(thingPath(id))).headers.get("etag") ?? "";
+    const stale = await hub.request(thingPath(id), { headers: { "if-match": '"999999"' } });
+    expect((await expectProblem(stale, 412)).detail).toBe(
+      `If-Match: the TD of ${id} is at ${tag}, not "999999"`,
+    );
+    // Weak tags never match strongly (RFC 9110 §8.8.3.2).
+    await expectProblem(await hub.request(thingPath(id), { headers: { "if-match": `W/${tag}` } }), 412);
+    for (const ifMatch of [tag, "*", `"1", ${tag}`]) {
+      const res = await hub.request(thingPath(id), { headers: { "if-match": ifMatch } });
+      expect(res.status, ifMatch).toBe(200);
+      await res.body?.cancel();
+    }
+    await expectProblem(await hub.request(thingPath(id), { headers: { "if-match": "1" } }), 400);
+  });
+});
