@@ -624,6 +624,41 @@ if (problem !== undefined && !required) {
     );
 
     it(
+      "hand every role over at once when its holder stops on SIGTERM, not at the other's next try",
+      async () => {
+        const { dirs, overrides, store } = setting();
+        const childA = runThings(
+          [...serveReplica(dirs[0], store, overrides), "--no-observe"],
+          cleanEnvironment(),
+        );
+        children.push(childA);
+        await childA.waitFor(/listening on/);
+        copyIdentity(dirs[0], dirs[1]);
+        // B's next try to take a role is ten minutes away: only A's word that it gave them up can
+        // make B take them within this test.
+        const b = await startTestHub({ ...overrides, replica: true, electionMs: 600_000, dataDir: dirs[1] });
+        hubs.push(b);
+        const roles = ["expirySweep", "rollouts", "drift"];
+        const states = async () => {
+          const health = (await (await b.request("/health", { auth: false })).json()) as Record<
+            string,
+            { state?: string }
+          >;
+          return roles.map((role) => health[role]?.state);
+        };
+        expect(await states()).toEqual(["standby", "standby", "standby"]);
+
+        childA.process.kill("SIGTERM");
+        expect(await childA.exited).toBe(0);
+        await vi.waitFor(async () => expect(await states()).toEqual(["running", "running", "running"]), {
+          timeout: 30_000,
+          interval: 100,
+        });
+      },
+      SLOW_MS,
+    );
+
+    it(
       "resume a rollout recorded as running on one replica only, say which in /health, and take it over when its replica stops",
       async () => {
         const { run, dirs, overrides } = setting();

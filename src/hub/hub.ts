@@ -395,7 +395,12 @@ export class Hub {
   private async elect<T>(work: ElectedWork<T>): Promise<ElectedRole<T> | undefined> {
     const holdRole = this.store.holdRole?.bind(this.store);
     if (!this.config.replica || holdRole === undefined) return undefined;
-    const elected = new ElectedRole<T>(work, holdRole, this.logger.child({ role: work.role }));
+    const elected = new ElectedRole<T>(
+      work,
+      { holdRole, onRoleGivenUp: this.store.onRoleGivenUp?.bind(this.store) },
+      this.logger.child({ role: work.role }),
+      this.config.electionMs,
+    );
     await elected.start();
     return elected;
   }
