@@ -12,7 +12,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectAsync } from "mqtt";
+import { connectAsync, type MqttClient } from "mqtt";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
@@ -654,6 +654,65 @@ if (problem !== undefined && !required) {
           timeout: 30_000,
           interval: 100,
         });
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "take on each embedded broker the MQTT credentials any replica issued, and refuse and disconnect those any revoked",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const [a, b] = await startReplicas({ ...overrides, replica: true, mqtt: true, mqttPort: 0 }, dirs);
+        const clients: MqttClient[] = [];
+        cleanups.push(() => Promise.all(clients.map((c) => c.endAsync(true))).then(() => undefined));
+        const issue = async (hub: TestHub, homie: string) => {
+          const res = await hub.request("/mqtt-credentials", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ homie }),
+          });
+          expect(res.status, await res.clone().text()).toBe(200);
+          return (await res.json()) as { username: string; password: string };
+        };
+        const revoke = async (hub: TestHub, username: string) =>
+          (await hub.request(`/mqtt-credentials/${encodeURIComponent(username)}`, { method: "DELETE" }))
+            .status;
+        const connectTo = async (hub: TestHub, credentials: { username: string; password: string }) => {
+          const client = await connectAsync(hub.mqtt?.url ?? "", {
+            ...credentials,
+            reconnectPeriod: 0,
+            connectTimeout: 5_000,
+          });
+          clients.push(client);
+          return client;
+        };
+        const device = `boiler-${run}`;
+
+        // Issued on A, revoked on A and issued again there: the second generation's password.
+        const first = await issue(a, device);
+        expect(await revoke(a, first.username)).toBe(204);
+        const second = await issue(a, device);
+        expect(second.password).not.toBe(first.password);
+        // B takes it (before, B knew only the first generation, which it took as never revoked),
+        // asked for it gives the same, and refuses the revoked one.
+        const onB = await connectTo(b, second);
+        expect(await issue(b, device)).toEqual(second);
+        await expect(connectTo(b, first)).rejects.toThrow(/Not authorized|Bad username or password/);
+
+        // Revoked through A: B closes its connection (within its next reading of the store) and
+        // refuses it from then on; B lists it revoked by A's actor.
+        const closed = new Promise<void>((resolve) => onB.once("close", () => resolve()));
+        expect(await revoke(a, second.username)).toBe(204);
+        await closed;
+        await expect(connectTo(b, second)).rejects.toThrow(/Not authorized|Bad username or password/);
+        const listed = (await (await b.request("/mqtt-credentials")).json()) as {
+          credentials: { username: string; revokedBecause?: string }[];
+        };
+        expect(listed.credentials.find((c) => c.username === second.username)?.revokedBecause).toBe(
+          "revoked by an admin",
+        );
+        // Revoked already, as B now knows.
+        expect(await revoke(b, second.username)).toBe(404);
       },
       SLOW_MS,
     );
