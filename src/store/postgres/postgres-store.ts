@@ -83,6 +83,8 @@ import * as rollouts from "./postgres-rollouts.js";
  * gateway, rollouts, drift), one listening for roles given up (onRoleGivenUp), and one spare.
  */
 const ROLE_SESSIONS = 7;
+/** How long a role given up may take to be unlocked and said on its session before the session is just closed. */
+const ROLE_RELEASE_TIMEOUT_MS = 1_000;
 /** The channel on which a process that gives a role up says so (NOTIFY): the payload is the role's lock name. */
 const ROLE_CHANNEL = "hyperthings_roles";
 /** How long after its session ended the listening for roles given up starts again. */
@@ -1356,11 +1358,15 @@ export class PostgresStore implements Store {
       givingUp = true;
       // Unlocked, and said, on the role's own session before it goes: a process told of it finds
       // the lock free (a closed session's locks go only once the server has ended it, a moment
-      // later). A session that does not answer is gone, and its lock with it: those waiting find
-      // the role free at their next try.
-      await client
-        .query("SELECT pg_advisory_unlock(hashtext($1)), pg_notify($2, $1)", [lockName, ROLE_CHANNEL])
-        .catch(() => undefined);
+      // later). A session that does not answer soon (the network cut) is not waited for: closed,
+      // its lock goes when the server notices, and those waiting find the role free at their next try.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        client
+          .query("SELECT pg_advisory_unlock(hashtext($1)), pg_notify($2, $1)", [lockName, ROLE_CHANNEL])
+          .catch(() => undefined),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, ROLE_RELEASE_TIMEOUT_MS))),
+      ]).finally(() => clearTimeout(timer));
       end("given up", new Error(`the ${role} role is given up`));
     };
     client.on("error", (error) =>
