@@ -998,6 +998,102 @@ if (problem !== undefined && !required) {
     );
 
     it(
+      "record no drift and send no corrective write from a holder whose drift role's session was cut off from PostgreSQL",
+      async () => {
+        const { run, schema, dirs, store, overrides } = setting();
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        // A reaches PostgreSQL through a proxy that the test controls.
+        const proxy = new PostgresProxy();
+        await proxy.open();
+        cleanups.push(() => proxy.cut());
+        const [a, b] = await startReplicas(
+          { ...overrides, replica: true, store: proxy.url(`schema=${schema}`) },
+          dirs,
+          { forB: { store } },
+        );
+        expect(await healthOf(a, "drift")).toEqual({ state: "running" });
+        const id = `urn:test:replica:drift-cut:${run}`;
+        await registerThing(a, id, device.td(id), credentials);
+        const { release } = await a.hub.releases.build(
+          [
+            {
+              path: "release.yaml",
+              text:
+                `release: replica-drift-cut\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 7 }\n` +
+                "drift: { policy: revert, maxReverts: 5, withinSeconds: 3600 }\n",
+            },
+          ],
+          { actor: "test" },
+        );
+        const rollout = await startRollout(a, release.id);
+        await vi.waitFor(
+          async () => expect((await a.hub.store.getRollout(rollout))?.status).toBe("completed"),
+          { timeout: 60_000, interval: 200 },
+        );
+        const writtenBefore = writes(device).length;
+
+        // The network between A and PostgreSQL drops everything on the drift role's session, and
+        // PostgreSQL ends that session without A hearing of it: B takes the role. A's other
+        // sessions go on (so A records reports and would record a drift, and send its write).
+        const db = new pg.Client({ connectionString: postgresUrl });
+        await db.connect();
+        cleanups.push(() => db.end());
+        const [holder] = (
+          await db.query<{ pid: number; port: number }>(
+            `SELECT l.pid, a.client_port AS port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+              WHERE l.locktype = 'advisory' AND l.granted
+                AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext($1)::bigint`,
+            [`hyperthings:drift:${schema}`],
+          )
+        ).rows;
+        expect(proxy.stallConnection(holder?.port ?? -1)).toBe(true);
+        await db.query("SELECT pg_terminate_backend($1)", [holder?.pid]);
+        await vi.waitFor(async () => expect(await healthOf(b, "drift")).toEqual({ state: "running" }), {
+          timeout: 20_000,
+          interval: 100,
+        });
+        expect(a.hub.electedStatus()?.drift).toEqual({ state: "running" });
+
+        // A drifting report, taken by A: both judge it; A asks its role's session first, which
+        // does not answer (5 s), and gives the role up; B records it once and writes 7 back once.
+        const [seq] = await report(a, id, [9]);
+        await delivered(a, seq ?? 0);
+        const drifts = async () =>
+          (await b.hub.store.changesAfter(0, 10_000))
+            .filter((c) => c.thing === id && c.kind === "drift")
+            .map((c) => {
+              const value = c.value as { status: string; observed: unknown; revert?: string };
+              return [value.status, value.observed, value.revert];
+            });
+        await vi.waitFor(async () => expect((await drifts()).length).toBeGreaterThanOrEqual(2), {
+          timeout: 30_000,
+          interval: 100,
+        });
+        // What each replica's drift took in is judged, and its writes have ended.
+        await a.hub.drift.close();
+        await b.hub.drift.close();
+        expect(await drifts()).toEqual([
+          ["drifting", 9, "sent"],
+          ["resolved", 9, undefined],
+        ]);
+        expect(
+          writes(device)
+            .slice(writtenBefore)
+            .map((w) => w.body),
+        ).toEqual(["7"]);
+        // A found out, and says so.
+        await vi.waitFor(() => expect(a.hub.electedStatus()?.drift?.state).toBe("standby"), {
+          timeout: 20_000,
+          interval: 100,
+        });
+      },
+      SLOW_MS,
+    );
+
+    it(
       "revert drift across a takeover within the limit: the next holder counts the writes sent and checks the one left in flight",
       async () => {
         const { run, a, b, device, credentials } = await replicasWithDevice();
