@@ -217,7 +217,7 @@ if (problem !== undefined && !required) {
       };
       // Its session answers: the role is held. Given up, it is not.
       expect(await observation?.confirm()).toBe(true);
-      observation?.release();
+      await observation?.release();
       expect(await observation?.lost).toBe("given up");
       expect(await observation?.confirm()).toBe(false);
       const taken = await takeOn(b);
