@@ -18,7 +18,7 @@ import { EmbeddedBroker } from "../src/api/mqtt/embedded-broker.js";
 import { TopicLayout } from "../src/api/mqtt/topic-layout.js";
 import { startHub, createLogger } from "../src/cli/index.js";
 import { UnavailableError, type Change } from "../src/core/index.js";
-import { MqttCredentials, loadConfig } from "../src/hub/index.js";
+import { MemoryMqttCredentialStore, MqttCredentials, loadConfig } from "../src/hub/index.js";
 import { receivedWrites } from "./support/mqtt-device-writes.js";
 import { changeAfter, minimalTd, registerThing, startTestHub, type TestHub } from "./support/test-hub.js";
 
@@ -1059,7 +1059,7 @@ describe("the embedded broker's retained messages", () => {
       anonymous: true,
       authenticate: () => undefined,
       adminToken: "not-used",
-      credentials: new MqttCredentials(join(tmpdir(), "hyperthings-never-written"), () => new Date(), silent),
+      credentials: new MqttCredentials(new MemoryMqttCredentialStore(), () => new Date(), silent),
       thingExists: () => Promise.resolve(true),
       layout: new TopicLayout("hyperthings"),
       roots: { prefix: "hyperthings", homieRoot: "homie", homeAssistantPrefix: "homeassistant" },

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EmbeddedBroker } from "../src/api/mqtt/embedded-broker.js";
 import { deviceCredentials, TopicLayout } from "../src/api/mqtt/index.js";
 import { createLogger } from "../src/cli/index.js";
-import { MqttCredentials } from "../src/hub/index.js";
+import { MemoryMqttCredentialStore, MqttCredentials } from "../src/hub/index.js";
 import { changeAfter, minimalTd, registerThing, startTestHub } from "./support/test-hub.js";
 
 const ADMIN_TOKEN = "subscription-bounds-admin-token";
@@ -31,7 +31,11 @@ describe("the embedded broker's subscriptions per connection", () => {
       anonymous: true,
       authenticate: () => undefined,
       adminToken: ADMIN_TOKEN,
-      credentials: new MqttCredentials(dataDir, () => new Date(), createLogger("silent")),
+      credentials: new MqttCredentials(
+        new MemoryMqttCredentialStore(),
+        () => new Date(),
+        createLogger("silent"),
+      ),
       thingExists: (id) => Promise.resolve(id.startsWith("urn:test:subscriptions:")),
       layout,
       roots: { prefix: "hyperthings", homieRoot: "homie", homeAssistantPrefix: "homeassistant" },

@@ -12,7 +12,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectAsync } from "mqtt";
+import { connectAsync, type MqttClient } from "mqtt";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { thingPath } from "../src/api/index.js";
@@ -624,6 +624,100 @@ if (problem !== undefined && !required) {
     );
 
     it(
+      "hand every role over at once when its holder stops on SIGTERM, not at the other's next try",
+      async () => {
+        const { dirs, overrides, store } = setting();
+        const childA = runThings(
+          [...serveReplica(dirs[0], store, overrides), "--no-observe"],
+          cleanEnvironment(),
+        );
+        children.push(childA);
+        await childA.waitFor(/listening on/);
+        copyIdentity(dirs[0], dirs[1]);
+        // B's next try to take a role is ten minutes away: only A's word that it gave them up can
+        // make B take them within this test.
+        const b = await startTestHub({ ...overrides, replica: true, electionMs: 600_000, dataDir: dirs[1] });
+        hubs.push(b);
+        const roles = ["expirySweep", "rollouts", "drift"];
+        const states = async () => {
+          const health = (await (await b.request("/health", { auth: false })).json()) as Record<
+            string,
+            { state?: string }
+          >;
+          return roles.map((role) => health[role]?.state);
+        };
+        expect(await states()).toEqual(["standby", "standby", "standby"]);
+
+        childA.process.kill("SIGTERM");
+        expect(await childA.exited).toBe(0);
+        await vi.waitFor(async () => expect(await states()).toEqual(["running", "running", "running"]), {
+          timeout: 30_000,
+          interval: 100,
+        });
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "take on each embedded broker the MQTT credentials any replica issued, and refuse and disconnect those any revoked",
+      async () => {
+        const { run, dirs, overrides } = setting();
+        const [a, b] = await startReplicas({ ...overrides, replica: true, mqtt: true, mqttPort: 0 }, dirs);
+        const clients: MqttClient[] = [];
+        cleanups.push(() => Promise.all(clients.map((c) => c.endAsync(true))).then(() => undefined));
+        const issue = async (hub: TestHub, homie: string) => {
+          const res = await hub.request("/mqtt-credentials", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ homie }),
+          });
+          expect(res.status, await res.clone().text()).toBe(200);
+          return (await res.json()) as { username: string; password: string };
+        };
+        const revoke = async (hub: TestHub, username: string) =>
+          (await hub.request(`/mqtt-credentials/${encodeURIComponent(username)}`, { method: "DELETE" }))
+            .status;
+        const connectTo = async (hub: TestHub, credentials: { username: string; password: string }) => {
+          const client = await connectAsync(hub.mqtt?.url ?? "", {
+            ...credentials,
+            reconnectPeriod: 0,
+            connectTimeout: 5_000,
+          });
+          clients.push(client);
+          return client;
+        };
+        const device = `boiler-${run}`;
+
+        // Issued on A, revoked on A and issued again there: the second generation's password.
+        const first = await issue(a, device);
+        expect(await revoke(a, first.username)).toBe(204);
+        const second = await issue(a, device);
+        expect(second.password).not.toBe(first.password);
+        // B takes it (before, B knew only the first generation, which it took as never revoked),
+        // asked for it gives the same, and refuses the revoked one.
+        const onB = await connectTo(b, second);
+        expect(await issue(b, device)).toEqual(second);
+        await expect(connectTo(b, first)).rejects.toThrow(/Not authorized|Bad username or password/);
+
+        // Revoked through A: B closes its connection (within its next reading of the store) and
+        // refuses it from then on; B lists it revoked by A's actor.
+        const closed = new Promise<void>((resolve) => onB.once("close", () => resolve()));
+        expect(await revoke(a, second.username)).toBe(204);
+        await closed;
+        await expect(connectTo(b, second)).rejects.toThrow(/Not authorized|Bad username or password/);
+        const listed = (await (await b.request("/mqtt-credentials")).json()) as {
+          credentials: { username: string; revokedBecause?: string }[];
+        };
+        expect(listed.credentials.find((c) => c.username === second.username)?.revokedBecause).toBe(
+          "revoked by an admin",
+        );
+        // Revoked already, as B now knows.
+        expect(await revoke(b, second.username)).toBe(404);
+      },
+      SLOW_MS,
+    );
+
+    it(
       "resume a rollout recorded as running on one replica only, say which in /health, and take it over when its replica stops",
       async () => {
         const { run, dirs, overrides } = setting();
@@ -899,6 +993,102 @@ if (problem !== undefined && !required) {
           ["drifting", 3, "rate-limited"],
         ]);
         expect(writes(device).map((w) => w.body)).toEqual(["7", "7"]);
+      },
+      SLOW_MS,
+    );
+
+    it(
+      "record no drift and send no corrective write from a holder whose drift role's session was cut off from PostgreSQL",
+      async () => {
+        const { run, schema, dirs, store, overrides } = setting();
+        const credentials = { username: "operator", password: `pw-${run}` };
+        const device = new SimulatedHttpThing(credentials);
+        await device.start();
+        cleanups.push(() => device.stop());
+        // A reaches PostgreSQL through a proxy that the test controls.
+        const proxy = new PostgresProxy();
+        await proxy.open();
+        cleanups.push(() => proxy.cut());
+        const [a, b] = await startReplicas(
+          { ...overrides, replica: true, store: proxy.url(`schema=${schema}`) },
+          dirs,
+          { forB: { store } },
+        );
+        expect(await healthOf(a, "drift")).toEqual({ state: "running" });
+        const id = `urn:test:replica:drift-cut:${run}`;
+        await registerThing(a, id, device.td(id), credentials);
+        const { release } = await a.hub.releases.build(
+          [
+            {
+              path: "release.yaml",
+              text:
+                `release: replica-drift-cut\nthings:\n  - select: { id: "${id}" }\n    properties: { level: 7 }\n` +
+                "drift: { policy: revert, maxReverts: 5, withinSeconds: 3600 }\n",
+            },
+          ],
+          { actor: "test" },
+        );
+        const rollout = await startRollout(a, release.id);
+        await vi.waitFor(
+          async () => expect((await a.hub.store.getRollout(rollout))?.status).toBe("completed"),
+          { timeout: 60_000, interval: 200 },
+        );
+        const writtenBefore = writes(device).length;
+
+        // The network between A and PostgreSQL drops everything on the drift role's session, and
+        // PostgreSQL ends that session without A hearing of it: B takes the role. A's other
+        // sessions go on (so A records reports and would record a drift, and send its write).
+        const db = new pg.Client({ connectionString: postgresUrl });
+        await db.connect();
+        cleanups.push(() => db.end());
+        const [holder] = (
+          await db.query<{ pid: number; port: number }>(
+            `SELECT l.pid, a.client_port AS port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+              WHERE l.locktype = 'advisory' AND l.granted
+                AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext($1)::bigint`,
+            [`hyperthings:drift:${schema}`],
+          )
+        ).rows;
+        expect(proxy.stallConnection(holder?.port ?? -1)).toBe(true);
+        await db.query("SELECT pg_terminate_backend($1)", [holder?.pid]);
+        await vi.waitFor(async () => expect(await healthOf(b, "drift")).toEqual({ state: "running" }), {
+          timeout: 20_000,
+          interval: 100,
+        });
+        expect(a.hub.electedStatus()?.drift).toEqual({ state: "running" });
+
+        // A drifting report, taken by A: both judge it; A asks its role's session first, which
+        // does not answer (5 s), and gives the role up; B records it once and writes 7 back once.
+        const [seq] = await report(a, id, [9]);
+        await delivered(a, seq ?? 0);
+        const drifts = async () =>
+          (await b.hub.store.changesAfter(0, 10_000))
+            .filter((c) => c.thing === id && c.kind === "drift")
+            .map((c) => {
+              const value = c.value as { status: string; observed: unknown; revert?: string };
+              return [value.status, value.observed, value.revert];
+            });
+        await vi.waitFor(async () => expect((await drifts()).length).toBeGreaterThanOrEqual(2), {
+          timeout: 30_000,
+          interval: 100,
+        });
+        // What each replica's drift took in is judged, and its writes have ended.
+        await a.hub.drift.close();
+        await b.hub.drift.close();
+        expect(await drifts()).toEqual([
+          ["drifting", 9, "sent"],
+          ["resolved", 9, undefined],
+        ]);
+        expect(
+          writes(device)
+            .slice(writtenBefore)
+            .map((w) => w.body),
+        ).toEqual(["7"]);
+        // A found out, and says so.
+        await vi.waitFor(() => expect(a.hub.electedStatus()?.drift?.state).toBe("standby"), {
+          timeout: 20_000,
+          interval: 100,
+        });
       },
       SLOW_MS,
     );

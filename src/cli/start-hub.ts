@@ -28,11 +28,14 @@ import {
   loadVocabulary,
   type HubConfig,
   type SecretStore,
+  type MqttCredentialStore,
 } from "../hub/index.js";
 import {
   PostgresSecretStore,
+  PostgresMqttCredentialStore,
   PostgresStore,
   SqliteSecretStore,
+  SqliteMqttCredentialStore,
   SqliteStore,
   makeDataDirectory,
   type Store,
@@ -135,10 +138,15 @@ async function checkAddress(host: string, port: number): Promise<void> {
 async function openStore(
   config: HubConfig,
   logger: Logger,
-): Promise<{ store: Store; openSecrets: () => Promise<SecretStore> }> {
+): Promise<{
+  store: Store;
+  openSecrets: () => Promise<SecretStore>;
+  openMqttCredentials: () => Promise<MqttCredentialStore>;
+}> {
   let store: Store;
   let restored: ReadonlyArray<{ trigger: string; found: string }>;
   let openSecrets: () => Promise<SecretStore>;
+  let openMqttCredentials: () => Promise<MqttCredentialStore>;
   if (config.store !== undefined) {
     const url = config.store;
     // The data directory still holds the hub's id and keys: made here, or refused in one line,
@@ -150,6 +158,12 @@ async function openStore(
     restored = postgres.restoredGuards;
     openSecrets = () =>
       PostgresSecretStore.open({ url, schema: postgres.schema, writeRefusal: () => postgres.writeRefusal() });
+    openMqttCredentials = () =>
+      PostgresMqttCredentialStore.open({
+        url,
+        schema: postgres.schema,
+        writeRefusal: () => postgres.writeRefusal(),
+      });
   } else {
     const path = join(config.dataDir, "hyperthings.db");
     const sqlite = new SqliteStore({
@@ -170,6 +184,7 @@ async function openStore(
     store = sqlite;
     restored = sqlite.restoredGuards;
     openSecrets = () => Promise.resolve(new SqliteSecretStore({ path }));
+    openMqttCredentials = () => Promise.resolve(new SqliteMqttCredentialStore(path));
   }
   if (restored.length > 0) {
     const names = restored.map((g) => `${g.trigger} (${g.found})`).join(", ");
@@ -178,7 +193,7 @@ async function openStore(
       `the database's append-only triggers were changed outside the hub and are put back: ${names}; \`things verify\` tells whether the Log itself was altered meanwhile`,
     );
   }
-  return { store, openSecrets };
+  return { store, openSecrets, openMqttCredentials };
 }
 
 /**
@@ -224,7 +239,7 @@ export async function startHub(
     config.vocabulary === undefined ? undefined : (options.vocabularySetting ?? "HYPERTHINGS_VOCABULARY"),
   );
   const logger = options.logger ?? createLogger(config.logLevel);
-  const { store, openSecrets } = await openStore(config, logger);
+  const { store, openSecrets, openMqttCredentials } = await openStore(config, logger);
   if (config.replica) {
     try {
       await requireReplicaIdentity(config, store);
@@ -302,11 +317,14 @@ export async function startHub(
   });
   let hub: Hub;
   let secrets: SecretStore | undefined;
+  let mqttCredentials: MqttCredentialStore | undefined;
   try {
     // A replica's subscribers get every Change after the Log as its parts read it at start.
     await natsBus?.begin();
     secrets = await openSecrets();
+    mqttCredentials = await openMqttCredentials();
     hub = await Hub.open(config, {
+      mqttCredentials,
       logger,
       store,
       bus,
@@ -319,6 +337,7 @@ export async function startHub(
   } catch (err) {
     await bindings.close();
     await secrets?.close();
+    await mqttCredentials?.close();
     // A replica's bus reads the Log's head on a timer since `begin`.
     await natsBus?.close();
     await store.close();

@@ -42,6 +42,11 @@ export interface HubConfig {
   /** How often expired TDs are dropped, in milliseconds. */
   expirySweepMs: number;
   /**
+   * How often a replica tries to take a role that another holds, in milliseconds (docs/replicas.md):
+   * one given up by its holder (a stop) is taken over at once, this is for a holder lost unawares.
+   */
+  electionMs: number;
+  /**
    * How long a change stream (SSE, GraphQL) that is replaying may wait for its client to read
    * before it is cut, in milliseconds (the client resumes from its last id).
    */
@@ -367,6 +372,7 @@ export const configDefaults: Omit<HubConfig, "dataDir" | "adminToken" | "readTok
   allowedHosts: [],
   authRead: false,
   expirySweepMs: 1000,
+  electionMs: 2000,
   streamStallMs: 30_000,
   streamBufferBytes: 128 * 1024 * 1024,
   maxStreamsPerClient: 64,
@@ -480,6 +486,7 @@ export interface ConfigOverrides {
   auth?: string;
   logLevel?: string;
   expirySweepMs?: number;
+  electionMs?: number;
   streamStallMs?: number;
   streamBufferBytes?: number;
   maxStreamsPerClient?: number;
@@ -611,6 +618,7 @@ export function loadConfig(
     ),
     authRead: auth === "read",
     expirySweepMs: overrides.expirySweepMs ?? configDefaults.expirySweepMs,
+    electionMs: overrides.electionMs ?? configDefaults.electionMs,
     streamStallMs: overrides.streamStallMs ?? configDefaults.streamStallMs,
     streamBufferBytes: overrides.streamBufferBytes ?? configDefaults.streamBufferBytes,
     maxStreamsPerClient: integer(

@@ -1,6 +1,6 @@
 // Work that the replicas of one hub do one at a time (docs/replicas.md): the replica holding the
-// store's role for it runs it; the others try to take the role every 2 s, and the first to try
-// after the holder stops (or its session ends) takes it over.
+// store's role for it runs it; the others try to take the role when its holder gives it up (a
+// stop), and every 2 s (for a holder whose session ended unawares), and the first to try takes it.
 import type { Logger } from "pino";
 import type { HeldRole } from "../store/index.js";
 
@@ -32,6 +32,12 @@ export interface ElectedWork<T> {
   stop(running: T): Promise<void>;
 }
 
+/** The store's side of an election (Store.holdRole, Store.onRoleGivenUp). */
+export interface Roles {
+  holdRole(role: string): Promise<HeldRole | undefined>;
+  onRoleGivenUp?(role: string, listener: () => void): Promise<() => void>;
+}
+
 export class ElectedRole<T> {
   /** The work while this process runs it. */
   running: T | undefined;
@@ -39,17 +45,43 @@ export class ElectedRole<T> {
   private reason = "not elected yet";
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** An election is under way; `again`: the role was given up meanwhile, so try once more at once. */
+  private electing = false;
+  private again = false;
+  private unwatch: (() => void) | undefined;
 
   constructor(
     private readonly work: ElectedWork<T>,
-    private readonly holdRole: (role: string) => Promise<HeldRole | undefined>,
+    private readonly roles: Roles,
     private readonly logger: Logger,
     private readonly retryMs = ELECTION_MS,
   ) {}
 
   /** The first election: work that cannot start here stops the hub's start, as it would alone. */
   async start(): Promise<void> {
+    // Told when the holder gives the role up (it stops): taken over then, not at the next try.
+    if (this.roles.onRoleGivenUp !== undefined) {
+      try {
+        this.unwatch = await this.roles.onRoleGivenUp(this.work.role, () => this.wake());
+      } catch (error) {
+        this.logger.warn(
+          { err: error },
+          `this replica does not hear when another gives ${this.work.what} up: it tries to take it over every ${this.retryMs} ms`,
+        );
+      }
+    }
     await this.elect(true);
+  }
+
+  /** The role was given up by its holder: try to take it now. */
+  private wake(): void {
+    if (this.closed || this.running !== undefined) return;
+    if (this.electing) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    void this.elect();
   }
 
   status(): RoleStatus {
@@ -57,11 +89,20 @@ export class ElectedRole<T> {
   }
 
   private async elect(first = false): Promise<void> {
+    this.electing = true;
+    try {
+      await this.tryElect(first);
+    } finally {
+      this.electing = false;
+    }
+  }
+
+  private async tryElect(first: boolean): Promise<void> {
     if (this.closed) return;
     const { what } = this.work;
     let role: HeldRole | undefined;
     try {
-      role = await this.holdRole(this.work.role);
+      role = await this.roles.holdRole(this.work.role);
     } catch (error) {
       this.reason = `the store could not say whether another replica runs ${what} (${(error as Error).message})`;
       this.later();
@@ -77,7 +118,7 @@ export class ElectedRole<T> {
     try {
       this.running = await this.work.start(() => held.confirm());
     } catch (error) {
-      role.release();
+      await role.release();
       if (first) throw error;
       this.reason = `${what} did not start here (${(error as Error).message})`;
       this.logger.error({ err: error }, `${what} did not start on this replica`);
@@ -106,7 +147,9 @@ export class ElectedRole<T> {
 
   private later(): void {
     if (this.closed) return;
-    this.timer = setTimeout(() => void this.elect(), this.retryMs);
+    const wait = this.again ? 0 : this.retryMs;
+    this.again = false;
+    this.timer = setTimeout(() => void this.elect(), wait);
     this.timer.unref();
   }
 
@@ -114,9 +157,11 @@ export class ElectedRole<T> {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    this.unwatch?.();
     const running = this.running;
     this.running = undefined;
     if (running !== undefined) await this.work.stop(running);
-    this.role?.release();
+    // Given up on its session, which tells the replicas waiting for it: one takes it over at once.
+    await this.role?.release();
   }
 }

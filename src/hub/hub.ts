@@ -27,7 +27,7 @@ import { Observation } from "./observation.js";
 import { ElectedRole, type ElectedWork, type RoleStatus } from "./elected-role.js";
 import { ExpirySweep } from "./expiry-sweep.js";
 import type { SecretStore } from "./secret-store.js";
-import { MqttCredentials } from "./mqtt-credentials.js";
+import { MqttCredentials, type MqttCredentialStore } from "./mqtt-credentials.js";
 import { SECRET_KEY_FILE, ThingSecrets, loadOrCreateSecretKey } from "./thing-secrets.js";
 import { Rollouts } from "./rollouts.js";
 import { Drift } from "./drift.js";
@@ -60,6 +60,8 @@ export interface HubOptions {
   bindings?: BindingSet;
   /** Where the credentials for Things are kept, sealed; without, none can be set. */
   secrets?: SecretStore;
+  /** Where the records of the embedded MQTT broker's credentials are kept (the hub closes it). */
+  mqttCredentials: MqttCredentialStore;
   /** The type vocabulary, read already; by default `open` reads `config.vocabulary` first. */
   vocabulary?: Vocabulary;
   /**
@@ -71,6 +73,8 @@ export interface HubOptions {
 
 /** Following an asynchronous action: ask its status this often, for at most this long. */
 const ACTION_POLL_MS = 1000;
+/** How often a replica reads the MQTT credentials again for those another replica revoked (docs/replicas.md). */
+const MQTT_CREDENTIALS_REFRESH_MS = 1_000;
 const ACTION_TIMEOUT_MS = 5 * 60_000;
 
 export class Hub {
@@ -118,6 +122,7 @@ export class Hub {
     readonly logger: Logger,
     readonly clock: HubClock,
     vocabulary: Vocabulary,
+    private readonly mqttCredentialStore: MqttCredentialStore,
     private readonly bindings?: BindingSet,
     secretStore?: SecretStore,
   ) {
@@ -162,21 +167,25 @@ export class Hub {
     const secrets = this.secrets;
     const secretsOf = (td: RegisteredThingDescription) => secrets?.secretsOf(td) ?? Promise.resolve({});
     const ingest = this.ingest.bind(this);
+    // Replicas share the records: each reads them again every second for what another revoked.
     this.mqttCredentials = new MqttCredentials(
-      config.dataDir,
+      mqttCredentialStore,
       () => clock.now(),
       logger.child({ part: "mqtt" }),
+      {
+        refreshMs: config.replica ? MQTT_CREDENTIALS_REFRESH_MS : 0,
+      },
     );
     // A replica's clock goes on after the other replicas' Changes: seq and hlc keep growing together.
     if (config.replica) bus.subscribe((change) => clock.observe(change.hlc));
     // A removed or expired Thing's MQTT credentials are revoked with it (its device is disconnected).
     bus.subscribe((change) => {
       if (change.kind !== "removed") return;
-      try {
-        this.mqttCredentials.thingRemoved(change);
-      } catch (err) {
-        logger.error({ err, thing: change.thing }, "MQTT credentials were not revoked");
-      }
+      this.mqttCredentials
+        .thingRemoved(change)
+        .catch((err: unknown) =>
+          logger.error({ err, thing: change.thing }, "MQTT credentials were not revoked"),
+        );
     });
     if (secrets) {
       // A removed Thing's secrets go with it; new ones, or none, restart its observation.
@@ -264,9 +273,11 @@ export class Hub {
       logger,
       clock,
       vocabulary,
+      options.mqttCredentials,
       options.bindings,
       options.secrets,
     );
+    await hub.mqttCredentials.open(config.dataDir);
     await hub.notary.start();
     // The admin token and the keys give whoever reads them the hub (and its Log's signature):
     // one that other users may read is said at every start, not silently used.
@@ -395,7 +406,12 @@ export class Hub {
   private async elect<T>(work: ElectedWork<T>): Promise<ElectedRole<T> | undefined> {
     const holdRole = this.store.holdRole?.bind(this.store);
     if (!this.config.replica || holdRole === undefined) return undefined;
-    const elected = new ElectedRole<T>(work, holdRole, this.logger.child({ role: work.role }));
+    const elected = new ElectedRole<T>(
+      work,
+      { holdRole, onRoleGivenUp: this.store.onRoleGivenUp?.bind(this.store) },
+      this.logger.child({ role: work.role }),
+      this.config.electionMs,
+    );
     await elected.start();
     return elected;
   }
@@ -466,7 +482,8 @@ export class Hub {
       await this.commands?.close();
       await this.bindings?.close();
       await this.secrets?.close();
-      this.mqttCredentials.close();
+      await this.mqttCredentials.close();
+      await this.mqttCredentialStore.close();
       await this.notary.close();
       this.graph.close();
       await this.bus.close();

@@ -76,9 +76,12 @@ export type { SecretStore } from "./secret-store.js";
 export { SECRET_KEY_FILE, ThingSecrets, loadOrCreateSecretKey, type SecretInput } from "./thing-secrets.js";
 export {
   MQTT_CREDENTIALS_FILE,
+  MQTT_CREDENTIALS_IMPORTED,
+  MemoryMqttCredentialStore,
   MqttCredentials,
   type MqttCredential,
   type MqttCredentialKind,
+  type MqttCredentialStore,
 } from "./mqtt-credentials.js";
 export {
   Discovery,

@@ -1,13 +1,20 @@
 // The credentials the hub has issued for its embedded MQTT broker: whom each opens, when and by
-// whom it was issued, when it was last used, and whether it was revoked. Kept in
-// `<data>/mqtt-credentials.json`, never a password: a password is derived from the admin token,
-// the user name and the record's generation (api/mqtt/device-credentials.ts).
+// whom it was issued, when it was last used, and whether it was revoked. Kept in the store
+// (MqttCredentialStore), so that every replica of a hub takes what any of them issued and refuses
+// what any revoked; never a password: a password is derived from the admin token, the user name
+// and the record's generation (api/mqtt/device-credentials.ts).
+import { renameSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { ConflictError, type Change } from "../core/index.js";
-import { readDataFile, replaceDataFile } from "./data-files.js";
+import { readDataFile } from "./data-files.js";
 
+/**
+ * Where hubs kept the records before the store did: read into the store once at start, then
+ * renamed with `.imported` (MQTT_CREDENTIALS_IMPORTED).
+ */
 export const MQTT_CREDENTIALS_FILE = "mqtt-credentials.json";
+export const MQTT_CREDENTIALS_IMPORTED = `${MQTT_CREDENTIALS_FILE}.imported`;
 
 /** Whom a credential opens: a registered Thing's device, or a Homie or Home Assistant device. */
 export type MqttCredentialKind = "thing" | "homie" | "homeassistant";
@@ -32,46 +39,146 @@ export interface MqttCredential {
   readonly revokedBecause?: string;
 }
 
-/** How long a sign-in's time may wait in memory before it is saved. */
-const LAST_USED_SAVE_MS = 5_000;
-const FORMAT = 1;
+/**
+ * Where the records are kept: the hub's store (SQLite, or PostgreSQL shared by replicas). Writes
+ * are conditional, so that two processes issuing or revoking at once agree on one record.
+ */
+export interface MqttCredentialStore {
+  /** The records, by user name: every one, or the one of `username`. */
+  list(username?: string): Promise<MqttCredential[]>;
+  /**
+   * Writes `record` as its user name's record if that is still `previous` (the same generation and
+   * revocation; undefined: no record): false, writing nothing, when another process changed it first.
+   */
+  replace(record: MqttCredential, previous: MqttCredential | undefined): Promise<boolean>;
+  /** Records sign-in times, keeping for each user name the later of the stored one and this. */
+  used(times: ReadonlyArray<{ readonly username: string; readonly at: string }>): Promise<void>;
+  close(): Promise<void>;
+}
 
-export class MqttCredentials {
-  readonly #path: string;
-  readonly #now: () => Date;
-  readonly #logger: Logger;
+/** The records in memory only, for a broker whose records need not outlive it (tests, tools). */
+export class MemoryMqttCredentialStore implements MqttCredentialStore {
   readonly #records = new Map<string, MqttCredential>();
-  readonly #listeners = new Set<(credential: MqttCredential) => void>();
-  #saveTimer: NodeJS.Timeout | undefined;
 
-  constructor(dataDir: string, now: () => Date, logger: Logger) {
-    this.#path = join(dataDir, MQTT_CREDENTIALS_FILE);
-    this.#now = now;
-    this.#logger = logger;
-    const text = readDataFile(this.#path);
-    if (text === undefined) return;
-    let credentials: unknown;
-    try {
-      const parsed = JSON.parse(text) as { format?: unknown; credentials?: unknown };
-      if (parsed.format !== FORMAT) throw new Error(`format ${String(parsed.format)}, not ${FORMAT}`);
-      credentials = parsed.credentials;
-      if (!Array.isArray(credentials)) throw new Error("no credentials array");
-    } catch (cause) {
-      throw new Error(
-        `${this.#path} is not a list of MQTT credentials this hub reads: restore it from a backup, or delete it (every credential issued is then refused, and those from before the hub kept records are taken again)`,
-        { cause },
-      );
+  async list(username?: string): Promise<MqttCredential[]> {
+    if (username !== undefined) {
+      const record = this.#records.get(username);
+      return record === undefined ? [] : [record];
     }
-    for (const record of credentials as MqttCredential[]) this.#records.set(record.username, record);
+    return [...this.#records.values()].sort((a, b) => (a.username < b.username ? -1 : 1));
   }
 
-  /** The record of a user name, revoked or not. */
+  async replace(record: MqttCredential, previous: MqttCredential | undefined): Promise<boolean> {
+    const held = this.#records.get(record.username);
+    const same =
+      previous === undefined
+        ? held === undefined
+        : held !== undefined &&
+          held.generation === previous.generation &&
+          held.revokedAt === previous.revokedAt;
+    if (same) this.#records.set(record.username, record);
+    return same;
+  }
+
+  async used(times: ReadonlyArray<{ readonly username: string; readonly at: string }>): Promise<void> {
+    for (const { username, at } of times) {
+      const held = this.#records.get(username);
+      if (held !== undefined && (held.lastUsedAt ?? "") < at)
+        this.#records.set(username, { ...held, lastUsedAt: at });
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** How long a sign-in's time may wait in memory before it is saved. */
+const LAST_USED_SAVE_MS = 5_000;
+/** How many times an issue or a revocation is tried again when another process changed the record first. */
+const WRITE_TRIES = 5;
+const FORMAT = 1;
+
+export interface MqttCredentialsOptions {
+  /**
+   * How often the records are read again from the store, in milliseconds, for what other processes
+   * (replicas) revoked: their connections here are closed then. 0: never (a hub alone writes them all).
+   */
+  refreshMs?: number;
+}
+
+export class MqttCredentials {
+  readonly #store: MqttCredentialStore;
+  readonly #now: () => Date;
+  readonly #logger: Logger;
+  /** The records as last read or written here: what a connected client is checked against. */
+  readonly #records = new Map<string, MqttCredential>();
+  readonly #listeners = new Set<(credential: MqttCredential) => void>();
+  /** Sign-in times not saved yet, by user name. */
+  readonly #unsaved = new Map<string, string>();
+  readonly #refreshMs: number;
+  #saveTimer: NodeJS.Timeout | undefined;
+  #refreshTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(
+    store: MqttCredentialStore,
+    now: () => Date,
+    logger: Logger,
+    options: MqttCredentialsOptions = {},
+  ) {
+    this.#store = store;
+    this.#now = now;
+    this.#logger = logger;
+    this.#refreshMs = options.refreshMs ?? 0;
+  }
+
+  /**
+   * Reads the records, after taking those of a hub that kept them in `<dataDir>/mqtt-credentials.json`
+   * into the store (a record the store has already stays as it is); then reads them again every
+   * `refreshMs`.
+   */
+  async open(dataDir: string): Promise<void> {
+    const path = join(dataDir, MQTT_CREDENTIALS_FILE);
+    const text = readDataFile(path);
+    if (text !== undefined) {
+      for (const record of parseCredentialsFile(path, text)) await this.#store.replace(record, undefined);
+      renameSync(path, join(dataDir, MQTT_CREDENTIALS_IMPORTED));
+      this.#logger.info({ file: path }, "MQTT credentials taken into the store from the data directory");
+    }
+    await this.refresh();
+    if (this.#refreshMs > 0) this.#scheduleRefresh();
+  }
+
+  #scheduleRefresh(): void {
+    if (this.#closed) return;
+    this.#refreshTimer = setTimeout(() => {
+      this.refresh()
+        .catch((err: unknown) =>
+          this.#logger.warn({ err }, "MQTT credentials were not read again from the store"),
+        )
+        .finally(() => this.#scheduleRefresh());
+    }, this.#refreshMs);
+    this.#refreshTimer.unref();
+  }
+
+  /** Reads every record from the store: the connections of those revoked elsewhere are closed. */
+  async refresh(): Promise<void> {
+    for (const record of await this.#store.list()) this.#absorb(record);
+  }
+
+  /** The record of a user name as last read here, revoked or not. */
   get(username: string): MqttCredential | undefined {
     return this.#records.get(username);
   }
 
-  /** Every record, by user name. */
-  list(): MqttCredential[] {
+  /** The record of a user name as the store has it now (another replica may have changed it). */
+  async current(username: string): Promise<MqttCredential | undefined> {
+    const [record] = await this.#store.list(username);
+    return record === undefined ? this.#records.get(username) : this.#absorb(record);
+  }
+
+  /** Every record, by user name, as the store has it now. */
+  async list(): Promise<MqttCredential[]> {
+    await this.refresh();
     return [...this.#records.values()].sort((a, b) =>
       a.username < b.username ? -1 : a.username > b.username ? 1 : 0,
     );
@@ -81,71 +188,78 @@ export class MqttCredentials {
    * The credential in force for a user name: the one already issued, or a new one (the next
    * generation after a revoked one). `issued` says whether it is new.
    */
-  issue(
+  async issue(
     username: string,
     kind: MqttCredentialKind,
     actor: string,
-  ): { credential: MqttCredential; issued: boolean } {
-    const held = this.#records.get(username);
-    if (held !== undefined && held.kind !== kind) {
-      throw new ConflictError(
-        `The MQTT user name ${username} is a ${describeKind(held.kind)}'s already: revoke it first (things mqtt-credentials --revoke)`,
+  ): Promise<{ credential: MqttCredential; issued: boolean }> {
+    for (let tries = 0; tries < WRITE_TRIES; tries++) {
+      const held = await this.current(username);
+      if (held !== undefined && held.kind !== kind) {
+        throw new ConflictError(
+          `The MQTT user name ${username} is a ${describeKind(held.kind)}'s already: revoke it first (things mqtt-credentials --revoke)`,
+        );
+      }
+      if (held !== undefined && held.revokedAt === undefined) return { credential: held, issued: false };
+      const credential: MqttCredential = {
+        username,
+        kind,
+        generation: held === undefined ? 0 : held.generation + 1,
+        issuedAt: this.#now().toISOString(),
+        issuedBy: actor,
+      };
+      if (!(await this.#store.replace(credential, held))) continue;
+      this.#absorb(credential);
+      this.#logger.info(
+        { username, kind, generation: credential.generation, actor },
+        "MQTT credentials issued",
       );
+      return { credential, issued: true };
     }
-    if (held !== undefined && held.revokedAt === undefined) return { credential: held, issued: false };
-    const credential: MqttCredential = {
-      username,
-      kind,
-      generation: held === undefined ? 0 : held.generation + 1,
-      issuedAt: this.#now().toISOString(),
-      issuedBy: actor,
-    };
-    this.#put(credential);
-    this.#logger.info(
-      { username, kind, generation: credential.generation, actor },
-      "MQTT credentials issued",
-    );
-    return { credential, issued: true };
+    throw busy(username);
   }
 
   /**
    * Records a credential of the first generation that a client signed in with, issued before the
    * hub kept records (its password was derived the same way): listed, and revocable, from now on.
    */
-  adopt(username: string, kind: MqttCredentialKind): MqttCredential {
-    const held = this.#records.get(username);
-    if (held !== undefined) return held;
+  async adopt(username: string, kind: MqttCredentialKind): Promise<MqttCredential> {
     const credential: MqttCredential = { username, kind, generation: 0 };
-    this.#put(credential);
-    this.#logger.info(
-      { username, kind },
-      "MQTT credentials issued before the hub kept records, recorded at first use",
-    );
-    return credential;
+    if (await this.#store.replace(credential, undefined)) {
+      this.#logger.info(
+        { username, kind },
+        "MQTT credentials issued before the hub kept records, recorded at first use",
+      );
+    }
+    return (await this.current(username)) ?? this.#absorb(credential);
   }
 
   /** Revokes the credential in force for a user name; undefined when none is. */
-  revoke(username: string, actor: string, because: string): MqttCredential | undefined {
-    const held = this.#records.get(username);
-    if (held === undefined || held.revokedAt !== undefined) return undefined;
-    const revoked: MqttCredential = {
-      ...held,
-      revokedAt: this.#now().toISOString(),
-      revokedBy: actor,
-      revokedBecause: because,
-    };
-    this.#put(revoked);
-    this.#logger.info({ username, kind: held.kind, actor, because }, "MQTT credentials revoked");
-    for (const listener of this.#listeners) listener(revoked);
-    return revoked;
+  async revoke(username: string, actor: string, because: string): Promise<MqttCredential | undefined> {
+    for (let tries = 0; tries < WRITE_TRIES; tries++) {
+      const held = await this.current(username);
+      if (held === undefined || held.revokedAt !== undefined) return undefined;
+      const revoked: MqttCredential = {
+        ...held,
+        revokedAt: this.#now().toISOString(),
+        revokedBy: actor,
+        revokedBecause: because,
+      };
+      if (!(await this.#store.replace(revoked, held))) continue;
+      this.#logger.info({ username, kind: held.kind, actor, because }, "MQTT credentials revoked");
+      this.#absorb(revoked);
+      return revoked;
+    }
+    throw busy(username);
   }
 
   /**
    * A Thing was removed or expired: the credentials that open its device go with it. Not when the
    * device removed it itself by announcing so (Homie, Home Assistant: actor `mqtt:…`), since it
-   * announces itself again with them.
+   * announces itself again with them. Every replica is told of the removal: the first revokes, the
+   * others find it revoked.
    */
-  thingRemoved(change: Pick<Change, "thing" | "cause">): void {
+  async thingRemoved(change: Pick<Change, "thing" | "cause">): Promise<void> {
     const { thing, cause } = change;
     if (cause.actor.startsWith("mqtt:")) return;
     const because =
@@ -153,7 +267,7 @@ export class MqttCredentials {
         ? `its Thing ${thing} expired from the directory`
         : `its Thing ${thing} was removed`;
     for (const [username, kind] of credentialsOfThing(thing)) {
-      if (this.#records.get(username)?.kind === kind) this.revoke(username, cause.actor, because);
+      if ((await this.current(username))?.kind === kind) await this.revoke(username, cause.actor, because);
     }
   }
 
@@ -161,53 +275,88 @@ export class MqttCredentials {
   used(username: string): void {
     const held = this.#records.get(username);
     if (held === undefined) return;
-    this.#records.set(username, { ...held, lastUsedAt: this.#now().toISOString() });
+    const at = this.#now().toISOString();
+    this.#records.set(username, { ...held, lastUsedAt: at });
+    this.#unsaved.set(username, at);
     // Saved a little later: devices reconnecting together cost one write, not one each.
     this.#saveTimer ??= setTimeout(() => {
       this.#saveTimer = undefined;
-      this.#saveQuietly();
+      void this.#saveUses();
     }, LAST_USED_SAVE_MS).unref();
   }
 
-  /** Told of each revocation, at once (the broker closes the connections that used it). */
+  /** Told of each revocation, here or (within `refreshMs`) by another process on the store. */
   onRevoked(listener: (credential: MqttCredential) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
   /** Saves the last sign-in times still in memory. */
-  close(): void {
-    if (this.#saveTimer === undefined) return;
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#refreshTimer);
     clearTimeout(this.#saveTimer);
     this.#saveTimer = undefined;
-    this.#saveQuietly();
+    await this.#saveUses();
   }
 
-  #put(credential: MqttCredential): void {
-    const before = this.#records.get(credential.username);
-    this.#records.set(credential.username, credential);
-    try {
-      this.#save();
-    } catch (error) {
-      // Not saved is not done: an issue or a revocation that a restart would forget is refused.
-      if (before === undefined) this.#records.delete(credential.username);
-      else this.#records.set(credential.username, before);
-      throw error;
+  /**
+   * Takes a record read from or written to the store as this process's; says a revocation (or a
+   * newer generation, issued after one) to the listeners once. A later sign-in time kept here stays.
+   */
+  #absorb(record: MqttCredential): MqttCredential {
+    const before = this.#records.get(record.username);
+    const lastUsedAt = [before?.lastUsedAt, record.lastUsedAt]
+      .filter((at) => at !== undefined)
+      .sort()
+      .at(-1);
+    const kept: MqttCredential = {
+      ...record,
+      ...(lastUsedAt !== undefined && before?.generation === record.generation && { lastUsedAt }),
+    };
+    this.#records.set(record.username, kept);
+    const ended =
+      before !== undefined &&
+      before.revokedAt === undefined &&
+      (record.revokedAt !== undefined || record.generation !== before.generation);
+    if (ended) {
+      const revoked = record.revokedAt !== undefined ? kept : { ...before, revokedAt: record.issuedAt ?? "" };
+      for (const listener of this.#listeners) listener(revoked);
     }
+    return kept;
   }
 
-  #save(): void {
-    const credentials = this.list();
-    replaceDataFile(this.#path, `${JSON.stringify({ format: FORMAT, credentials }, null, 1)}\n`, 0o600);
-  }
-
-  #saveQuietly(): void {
+  async #saveUses(): Promise<void> {
+    if (this.#unsaved.size === 0) return;
+    const times = [...this.#unsaved].map(([username, at]) => ({ username, at }));
+    this.#unsaved.clear();
     try {
-      this.#save();
+      await this.#store.used(times);
     } catch (err) {
-      this.#logger.warn({ err, file: this.#path }, "the last use of MQTT credentials was not saved");
+      this.#logger.warn({ err }, "the last use of MQTT credentials was not saved");
     }
   }
+}
+
+/** The records of a `mqtt-credentials.json` that hubs kept before the store did. */
+function parseCredentialsFile(path: string, text: string): MqttCredential[] {
+  try {
+    const parsed = JSON.parse(text) as { format?: unknown; credentials?: unknown };
+    if (parsed.format !== FORMAT) throw new Error(`format ${String(parsed.format)}, not ${FORMAT}`);
+    if (!Array.isArray(parsed.credentials)) throw new Error("no credentials array");
+    return parsed.credentials as MqttCredential[];
+  } catch (cause) {
+    throw new Error(
+      `${path} is not a list of MQTT credentials this hub reads: restore it from a backup, or delete it (every credential issued is then refused, and those from before the hub kept records are taken again)`,
+      { cause },
+    );
+  }
+}
+
+function busy(username: string): ConflictError {
+  return new ConflictError(
+    `The MQTT credentials of ${username} were changed by another replica ${WRITE_TRIES} times while this one wrote them: try again`,
+  );
 }
 
 /** The user names (with their kind) of the credentials that open a Thing's device. */

@@ -12,6 +12,8 @@ export { backupSqliteDatabase, type BackupProgress, type BackupResult } from "./
 export { SqliteLogFile, type LogFileHead } from "./sqlite/sqlite-log-file.js";
 export { PostgresStore, type PostgresStoreOptions } from "./postgres/postgres-store.js";
 export { PostgresSecretStore, type PostgresSecretStoreOptions } from "./postgres/postgres-secret-store.js";
+export { PostgresMqttCredentialStore } from "./postgres/postgres-mqtt-credentials.js";
+export { SqliteMqttCredentialStore } from "./sqlite/sqlite-mqtt-credentials.js";
 export { PostgresLogReader, type PostgresLogHead } from "./postgres/postgres-log-reader.js";
 export {
   DEFAULT_SCHEMA as DEFAULT_POSTGRES_SCHEMA,

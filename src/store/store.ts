@@ -241,8 +241,11 @@ export interface HeldRole {
    * may hold it by now.
    */
   confirm(): Promise<boolean>;
-  /** Gives the role up: another process can take it. */
-  release(): void;
+  /**
+   * Gives the role up: another process can take it, and those waiting for it are told
+   * (Store.onRoleGivenUp). Settles once it is given up.
+   */
+  release(): Promise<void>;
 }
 
 export interface Store {
@@ -337,6 +340,13 @@ export interface Store {
    * external broker): undefined when another holds it. Only a store that replicas share has it.
    */
   holdRole?(role: string): Promise<HeldRole | undefined>;
+  /**
+   * Calls `listener` each time a process gives `role` up (HeldRole.release), so that one waiting
+   * for it takes it at once rather than at its next try; settles once the store listens. A holder
+   * whose session just ends says nothing: those waiting find the role free at their next try.
+   * Resolves to what stops the listening.
+   */
+  onRoleGivenUp?(role: string, listener: () => void): Promise<() => void>;
   logHead(): Promise<LogHead>;
   /**
    * RFC 9162 subtree hashes of the Log over the half-open ranges `[start, end)` of leaf indexes;

@@ -159,6 +159,24 @@ export class PostgresProxy {
     }
   }
 
+  /**
+   * Passes nothing more on, either way, on the one connection whose end towards PostgreSQL has
+   * the local port `clientPort` (pg_stat_activity's client_port of its session), and keeps it
+   * open: that session's network is cut, the other connections go on. False when there is none.
+   */
+  stallConnection(clientPort: number): boolean {
+    for (const pair of this.pairs) {
+      if (pair.upstream.localPort !== clientPort) continue;
+      pair.stalled = true;
+      pair.client.unpipe();
+      pair.upstream.unpipe();
+      pair.client.pause();
+      pair.upstream.pause();
+      return true;
+    }
+    return false;
+  }
+
   /** The test's PostgreSQL URL through this proxy, with the query string given. */
   url(query: string): string {
     const url = new URL(postgresUrl);

@@ -94,7 +94,7 @@ export function mqttCredentialRoutes(hub: Hub) {
         const id = idOf(request);
         await hub.directory.getLive(id);
         requireEmbedded();
-        const { credential } = registry.issue(id, "thing", actorOf(request));
+        const { credential } = await registry.issue(id, "thing", actorOf(request));
         return {
           ...deviceCredentials(hub.adminToken.token, id, credential.generation),
           ...topicsOf(credential),
@@ -142,7 +142,7 @@ export function mqttCredentialRoutes(hub: Hub) {
         }
         requireEmbedded();
         const username = `${announcer.convention}:${announcer.name}`;
-        const { credential } = registry.issue(username, announcer.convention, actorOf(request));
+        const { credential } = await registry.issue(username, announcer.convention, actorOf(request));
         return {
           ...announcerCredentials(hub.adminToken.token, announcer, credential.generation),
           ...announcerTopics(announcer, roots(), encodeTopicLevel),
@@ -165,7 +165,7 @@ export function mqttCredentialRoutes(hub: Hub) {
       },
       async (request) => {
         requireAdmin(request);
-        return { credentials: registry.list().map(listed) };
+        return { credentials: (await registry.list()).map(listed) };
       },
     );
 
@@ -186,9 +186,9 @@ export function mqttCredentialRoutes(hub: Hub) {
         const { username } = request.params as { username: string };
         if (username === "")
           throw new ValidationError("The URL names no user name: use /mqtt-credentials/{username}");
-        const held = registry.get(username);
+        const held = await registry.current(username);
         if (held === undefined) throw new NotFoundError(`The hub issued no MQTT credentials for ${username}`);
-        const revoked = registry.revoke(username, actorOf(request), "revoked by an admin");
+        const revoked = await registry.revoke(username, actorOf(request), "revoked by an admin");
         if (revoked === undefined) {
           throw new NotFoundError(
             `The MQTT credentials of ${username} were revoked already, at ${held.revokedAt ?? "?"} (${held.revokedBecause ?? "by an admin"})`,

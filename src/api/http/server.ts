@@ -18,7 +18,7 @@ import { MAX_PATH_SEGMENT, sendClientErrorProblem, sendProblem } from "./problem
 import { sharedValidators } from "./route-validators.js";
 import { searchRoutes } from "./search-routes.js";
 import { registerShutdown } from "./shutdown.js";
-import { closeSilentConnections } from "./silent-connections.js";
+import { closeSilentConnections, silentConnectionsFirst } from "./silent-connections.js";
 import { StreamSlots } from "./stream-slots.js";
 import { historyRoutes } from "./history-routes.js";
 import { logRoutes } from "./log-routes.js";
@@ -67,7 +67,8 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
       void sendProblem(request, reply, error);
     },
     // …and so does a request Node's HTTP parser refuses (headers too large, not HTTP at all).
-    clientErrorHandler: sendClientErrorProblem,
+    // A connection that sent nothing is closed without an answer, whichever timer finds it first.
+    clientErrorHandler: silentConnectionsFirst(sendClientErrorProblem),
     // Compiled once per process, not once per server (route-validators.ts). Fastify takes any
     // builder given here as a custom one, and then leaves a `headers` schema's names as they are
     // instead of lower-casing them: a route that checks headers names them in lower case.

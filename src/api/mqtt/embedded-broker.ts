@@ -363,8 +363,28 @@ export class EmbeddedBroker implements BrokerLink {
     refuse: (code: number, message: string) => void,
     admit: (principal: MqttPrincipal) => void,
   ): void {
+    // Read from the store, not from what this process last read: another replica of the hub may
+    // have issued or revoked it a moment ago.
+    this.#options.credentials.current(username).then(
+      (held) => this.#authenticateAgainst(held, username, secret, refuse, admit),
+      (error: unknown) => {
+        this.#options.logger.error(
+          { err: error, username },
+          "MQTT: a device's credentials could not be read",
+        );
+        refuse(3, "the hub cannot check this device now");
+      },
+    );
+  }
+
+  #authenticateAgainst(
+    held: MqttCredential | undefined,
+    username: string,
+    secret: string,
+    refuse: (code: number, message: string) => void,
+    admit: (principal: MqttPrincipal) => void,
+  ): void {
     const { adminToken, credentials } = this.#options;
-    const held = credentials.get(username);
     const generation = held?.generation ?? 0;
     const revoked = () =>
       refuse(5, `the MQTT credentials of ${username} were revoked: ${held?.revokedBecause ?? "by an admin"}`);
@@ -426,12 +446,14 @@ export class EmbeddedBroker implements BrokerLink {
   /** Records the use of a credential: the first use of one issued before the hub kept records. */
   #signedIn(username: string, kind: MqttCredentialKind): void {
     const { credentials } = this.#options;
-    try {
-      if (credentials.get(username) === undefined) credentials.adopt(username, kind);
+    if (credentials.get(username) !== undefined) {
       credentials.used(username);
-    } catch (err) {
-      this.#options.logger.warn({ err, username }, "MQTT: a sign-in was not recorded");
+      return;
     }
+    credentials.adopt(username, kind).then(
+      () => credentials.used(username),
+      (err: unknown) => this.#options.logger.warn({ err, username }, "MQTT: a sign-in was not recorded"),
+    );
   }
 
   /** Whether a connected client signed in with the credential of a user name. */

@@ -54,8 +54,9 @@ export async function startMqttFace(hub: Hub): Promise<MqttFace | undefined> {
         },
         stop: (running) => running.close(),
       },
-      holdRole,
+      { holdRole, onRoleGivenUp: hub.store.onRoleGivenUp?.bind(hub.store) },
       hub.logger.child({ broker }),
+      config.electionMs,
     );
     await elected.start();
     return {

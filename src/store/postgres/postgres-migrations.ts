@@ -171,6 +171,21 @@ export const migrations: readonly string[] = [
   CREATE INDEX changes_correlation ON changes ((cause::json ->> 'correlation'), seq)
     WHERE (cause::json ->> 'correlation') IS NOT NULL;
   `,
+  // 4: the MQTT credentials the embedded broker takes (hub/mqtt-credentials.ts), kept in each
+  // hub's <data>/mqtt-credentials.json before: shared here, every replica takes what any issued.
+  `
+  CREATE TABLE mqtt_credentials (
+    username        text PRIMARY KEY,
+    kind            text NOT NULL,
+    generation      integer NOT NULL,
+    issued_at       text,
+    issued_by       text,
+    last_used_at    text,
+    revoked_at      text,
+    revoked_by      text,
+    revoked_because text
+  );
+  `,
 ];
 
 /**

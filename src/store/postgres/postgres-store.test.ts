@@ -100,7 +100,7 @@ if (problem !== undefined && !required) {
   /** `count` reported values spread over Things 1..`things` and three affordances. */
   /** Undoes migration 3: the schema as a hub of migration 2 left it (with its rows). */
   const BACK_TO_VERSION_2 =
-    "ALTER TABLE changes DROP COLUMN ordinal; DROP INDEX changes_correlation; DELETE FROM schema_migrations WHERE version >= 3";
+    "DROP TABLE mqtt_credentials; ALTER TABLE changes DROP COLUMN ordinal; DROP INDEX changes_correlation; DELETE FROM schema_migrations WHERE version >= 3";
 
   /** Rows whose ordinal is not their position in their stream (what migration 3 and appends keep at 0). */
   const WRONG_ORDINALS = `SELECT count(*)::int AS n FROM (SELECT ordinal, row_number() OVER (
@@ -218,7 +218,7 @@ if (problem !== undefined && !required) {
       };
       // Its session answers: the role is held. Given up, it is not.
       expect(await observation?.confirm()).toBe(true);
-      observation?.release();
+      await observation?.release();
       expect(await observation?.lost).toBe("given up");
       expect(await observation?.confirm()).toBe(false);
       const taken = await takeOn(b);

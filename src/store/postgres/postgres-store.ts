@@ -81,8 +81,17 @@ import {
 import { logEntriesOf } from "./postgres-log-reader.js";
 import * as rollouts from "./postgres-rollouts.js";
 
-/** Sessions for roles at once, at most: one per role a hub elects (observation, expiry sweep, MQTT gateway, rollouts, drift), and one spare. */
-const ROLE_SESSIONS = 6;
+/**
+ * Sessions for roles at once, at most: one per role a hub elects (observation, expiry sweep, MQTT
+ * gateway, rollouts, drift), one listening for roles given up (onRoleGivenUp), and one spare.
+ */
+const ROLE_SESSIONS = 7;
+/** How long a role given up may take to be unlocked and said on its session before the session is just closed. */
+const ROLE_RELEASE_TIMEOUT_MS = 1_000;
+/** The channel on which a process that gives a role up says so (NOTIFY): the payload is the role's lock name. */
+const ROLE_CHANNEL = "hyperthings_roles";
+/** How long after its session ended the listening for roles given up starts again. */
+const ROLE_LISTEN_RETRY_MS = 2_000;
 /** How long a role's session may take to say it is alive (HeldRole.confirm) before the role is taken as lost. */
 const ROLE_CONFIRM_TIMEOUT_MS = 5_000;
 
@@ -274,7 +283,12 @@ export class PostgresStore implements Store {
   /** Refuses the calls waiting past their deadline (armExpiry). */
   private expiry: NodeJS.Timeout | undefined;
   /** The roles held (holdRole), given up at close. */
-  private readonly roles = new Set<() => void>();
+  private readonly roles = new Set<() => Promise<void>>();
+  /** Who is told when a role is given up (onRoleGivenUp), by the role's lock name. */
+  private readonly roleWaiters = new Map<string, Set<() => void>>();
+  /** The session listening on ROLE_CHANNEL, once it listens. */
+  private roleListening: Promise<pg.PoolClient> | undefined;
+  private roleListenRetry: NodeJS.Timeout | undefined;
   /**
    * The sessions holding roles, a pool of their own: each role held keeps its session, which the
    * pool that the store's reads and writes share would otherwise lose for as long.
@@ -1340,12 +1354,12 @@ export class PostgresStore implements Store {
    */
   async holdRole(role: string): Promise<HeldRole | undefined> {
     if (this.closed) throw new UnavailableError("The store is closing");
-    this.rolePool ??= createPool({ ...this.connection, maxConnections: ROLE_SESSIONS }, this.schema);
-    const client = await this.rolePool.connect();
+    const lockName = this.roleLockName(role);
+    const client = await this.rolesPool().connect();
     try {
       const { rows } = await client.query<{ locked: boolean }>(
         "SELECT pg_try_advisory_lock(hashtext($1)) AS locked",
-        [`hyperthings:${role}:${this.schema}`],
+        [lockName],
       );
       if (rows[0]?.locked !== true || this.closed) {
         client.release();
@@ -1363,7 +1377,23 @@ export class PostgresStore implements Store {
       client.release(error);
       settle(why);
     };
-    const release = () => end("given up", new Error(`the ${role} role is given up`));
+    let givingUp = false;
+    const release = async (): Promise<void> => {
+      if (!this.roles.has(release) || givingUp) return;
+      givingUp = true;
+      // Unlocked, and said, on the role's own session before it goes: a process told of it finds
+      // the lock free (a closed session's locks go only once the server has ended it, a moment
+      // later). A session that does not answer soon (the network cut) is not waited for: closed,
+      // its lock goes when the server notices, and those waiting find the role free at their next try.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        client
+          .query("SELECT pg_advisory_unlock(hashtext($1)), pg_notify($2, $1)", [lockName, ROLE_CHANNEL])
+          .catch(() => undefined),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, ROLE_RELEASE_TIMEOUT_MS))),
+      ]).finally(() => clearTimeout(timer));
+      end("given up", new Error(`the ${role} role is given up`));
+    };
     client.on("error", (error) =>
       end(
         `the session holding its lock on the PostgreSQL schema ${this.schema} ended (${error.message})`,
@@ -1373,7 +1403,7 @@ export class PostgresStore implements Store {
     this.roles.add(release);
     // A session that answers holds its locks: a lock ends only with its session.
     const confirm = async (): Promise<boolean> => {
-      if (!this.roles.has(release)) return false;
+      if (!this.roles.has(release) || givingUp) return false;
       try {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
@@ -1385,7 +1415,7 @@ export class PostgresStore implements Store {
             );
           }),
         ]).finally(() => clearTimeout(timer));
-        return this.roles.has(release);
+        return this.roles.has(release) && !givingUp;
       } catch (error) {
         end(
           `the session holding its lock on the PostgreSQL schema ${this.schema} did not answer (${(error as Error).message})`,
@@ -1395,6 +1425,68 @@ export class PostgresStore implements Store {
       }
     };
     return { lost, confirm, release };
+  }
+
+  async onRoleGivenUp(role: string, listener: () => void): Promise<() => void> {
+    if (this.closed) throw new UnavailableError("The store is closing");
+    const name = this.roleLockName(role);
+    let waiters = this.roleWaiters.get(name);
+    if (waiters === undefined) this.roleWaiters.set(name, (waiters = new Set()));
+    const told = () => listener();
+    waiters.add(told);
+    try {
+      await this.listenForRoles();
+    } catch (error) {
+      waiters.delete(told);
+      throw error;
+    }
+    return () => void waiters.delete(told);
+  }
+
+  /** The name of a role's lock on this schema, hashed to the advisory lock's key. */
+  private roleLockName(role: string): string {
+    return `hyperthings:${role}:${this.schema}`;
+  }
+
+  private rolesPool(): pg.Pool {
+    this.rolePool ??= createPool({ ...this.connection, maxConnections: ROLE_SESSIONS }, this.schema);
+    return this.rolePool;
+  }
+
+  /** Listens on ROLE_CHANNEL on a session of the roles' pool; again a moment after it ends. */
+  private listenForRoles(): Promise<pg.PoolClient> {
+    this.roleListening ??= (async () => {
+      const client = await this.rolesPool().connect();
+      client.on("notification", ({ channel, payload }) => {
+        if (channel !== ROLE_CHANNEL || payload === undefined) return;
+        for (const told of this.roleWaiters.get(payload) ?? []) told();
+      });
+      let ended = false;
+      client.on("error", (error) => {
+        if (ended) return;
+        ended = true;
+        client.release(error);
+        this.roleListening = undefined;
+        if (this.closed) return;
+        this.roleListenRetry = setTimeout(
+          () => void this.listenForRoles().catch(() => undefined),
+          ROLE_LISTEN_RETRY_MS,
+        );
+        this.roleListenRetry.unref();
+      });
+      try {
+        await client.query(`LISTEN ${ROLE_CHANNEL}`);
+      } catch (error) {
+        client.release(error as Error);
+        throw error;
+      }
+      return client;
+    })();
+    const listening = this.roleListening;
+    listening.catch(() => {
+      if (this.roleListening === listening) this.roleListening = undefined;
+    });
+    return listening;
   }
 
   /** Why a write would be refused now for want of the schema's lock (see PostgresSecretStore). */
@@ -1629,7 +1721,11 @@ export class PostgresStore implements Store {
       clearTimeout(this.recovery);
       clearTimeout(this.retaking);
       clearTimeout(this.expiry);
-      for (const release of [...this.roles]) release();
+      clearTimeout(this.roleListenRetry);
+      await Promise.all([...this.roles].map((release) => release()));
+      const listening = this.roleListening;
+      this.roleListening = undefined;
+      (await listening?.catch(() => undefined))?.release(new Error("the store is closed"));
       this.lockClient?.release();
       await this.rolePool?.end();
       await this.pool.end();

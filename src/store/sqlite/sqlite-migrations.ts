@@ -187,4 +187,19 @@ export const migrations: readonly string[] = [
   `
   CREATE INDEX rollout_steps_applying ON rollout_steps (rollout) WHERE status = 'applying';
   `,
+  // 10: the MQTT credentials the embedded broker takes (hub/mqtt-credentials.ts), kept in
+  // <data>/mqtt-credentials.json before: a record per user name, never a password.
+  `
+  CREATE TABLE mqtt_credentials (
+    username        TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    generation      INTEGER NOT NULL,
+    issued_at       TEXT,
+    issued_by       TEXT,
+    last_used_at    TEXT,
+    revoked_at      TEXT,
+    revoked_by      TEXT,
+    revoked_because TEXT
+  );
+  `,
 ];
