@@ -718,9 +718,11 @@ export class SqliteLog {
       this.idOf(key);
     }
     if (previous === undefined && draft.affordance !== undefined && latest?.value != null) {
+      const parsed = latest.parsed !== undefined ? latest.parsed : (JSON.parse(latest.value) as unknown);
       previous = {
         text: latest.value,
-        value: latest.parsed !== undefined ? latest.parsed : (JSON.parse(latest.value) as unknown),
+        value: parsed,
+        canonical: parsed === null || typeof parsed !== "object" ? latest.value : undefined,
       };
     }
     const cause = recorded ?? recordedCause(draft.cause);
