@@ -287,7 +287,7 @@ export class Drift {
       this.defer(change);
       return;
     }
-    this.deferred.get(change.thing)?.delete(change.affordance);
+    if (this.deferred.size > 0) this.deferred.get(change.thing)?.delete(change.affordance);
     this.judge(change);
   }
 
@@ -308,7 +308,9 @@ export class Drift {
 
   /** Compares a reported value with the Thing's active release: a drift starts, goes on or ends. */
   private judge(change: Change): void {
-    if (change.affordance === undefined) return;
+    // With no release active, a report is not even looked up: the Thing's id is read by nothing
+    // else when a committed batch is published, and it is out of the CPU's caches by then.
+    if (change.affordance === undefined || this.active.size === 0) return;
     const active = this.active.get(change.thing);
     if (!active || !Object.hasOwn(active.desired, change.affordance)) return;
     const affordance = change.affordance;

@@ -218,17 +218,57 @@ export class Ingest {
 
   /**
    * Validates every report first (nothing is appended if one is wrong), then appends them all in
-   * one transaction; resolves with the recorded Changes once they are durable.
+   * one transaction; resolves with the recorded Changes once they are durable. Not an async
+   * function: a call for a cached Thing makes one promise of its own (`then`), not an async
+   * function's frame and its await (one-Change producers make one call per Change).
    */
-  async ingest(
+  ingest(
     thingId: string,
     reports: readonly Report[],
     cause: Cause,
-    options: IngestOptions = {},
+    options?: IngestOptions,
   ): Promise<Change[]> {
     // A cached Thing needs no turn of the microtask queue.
-    const thing = this.things.get(thingId) ?? (await this.thing(thingId, reports, options.sentWith));
-    const drafts: ChangeDraft[] = reports.map((report, index) => {
+    const thing = this.things.get(thingId);
+    if (thing === undefined) {
+      return this.thing(thingId, reports, options?.sentWith).then((found) =>
+        this.record(found, thingId, reports, cause),
+      );
+    }
+    return this.record(thing, thingId, reports, cause);
+  }
+
+  /** Publishes the Changes of an append, once committed, and hands them on. */
+  private readonly published = (changes: Change[]): Change[] => {
+    this.bus.publish(changes);
+    return changes;
+  };
+
+  private record(
+    thing: CachedThing,
+    thingId: string,
+    reports: readonly Report[],
+    cause: Cause,
+  ): Promise<Change[]> {
+    let drafts: ChangeDraft[];
+    try {
+      drafts = this.drafts(thing, thingId, reports, cause);
+    } catch (error) {
+      // As an async function would: a report that does not fit rejects the call, with what was thrown.
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+      return Promise.reject(error);
+    }
+    return this.store.append(drafts).then(this.published);
+  }
+
+  /** The drafts of the reports, each checked (throws ValidationError at the first that does not fit). */
+  private drafts(
+    thing: CachedThing,
+    thingId: string,
+    reports: readonly Report[],
+    cause: Cause,
+  ): ChangeDraft[] {
+    return reports.map((report, index) => {
       const check = this.check(thing, report, index);
       // A property's state, or an event's data, that is absent does not fit the schema either (an
       // action's input or output may be absent: the commands that record them decide).
@@ -273,8 +313,5 @@ export class Ingest {
       }
       return draft;
     });
-    const changes = await this.store.append(drafts);
-    this.bus.publish(changes);
-    return changes;
   }
 }

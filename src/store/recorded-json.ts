@@ -19,8 +19,12 @@ import {
 export interface Recorded {
   text: string;
   value: unknown;
-  /** canonicalJson of the value, once asked for (a batch's cause is asked for per Change). */
-  canonical?: string;
+  /**
+   * canonicalJson of the value: its text already for a JSON primitive; for an object or array,
+   * once asked for (a batch's cause is asked for per Change). Always a member (undefined until
+   * known), so that every Recorded has one shape and setting it allocates nothing.
+   */
+  canonical: string | undefined;
 }
 
 /** The canonical JSON of a recorded value: its JSON text already, unless it is an object or array. */
@@ -41,7 +45,12 @@ export function asRecorded(value: unknown): Recorded {
   const reshaped = reshapedByJson(value, 0);
   const text = JSON.stringify(value) as string | undefined; // throws on a BigInt or a cycle
   if (text === undefined) throw new TypeError(`a ${typeof value} has no JSON representation`);
-  return { text, value: reshaped ? (JSON.parse(text) as unknown) : value };
+  const recorded: unknown = reshaped ? JSON.parse(text) : value;
+  return {
+    text,
+    value: recorded,
+    canonical: recorded === null || typeof recorded !== "object" ? text : undefined,
+  };
 }
 
 // Walks the whole value (no early return), so that anything JSON cannot represent is refused

@@ -222,7 +222,7 @@ export class LogBatch {
       );
     let previous = recorded.previous;
     if (previous === undefined && draft.affordance !== undefined && tail.value !== null) {
-      previous = { text: tail.value, value: JSON.parse(tail.value) as unknown };
+      previous = { text: tail.value, value: JSON.parse(tail.value) as unknown, canonical: undefined };
     }
     const seq = this.size + 1;
     const change: Change = {

@@ -733,7 +733,7 @@ export class PostgresStore implements Store {
       for (const id of things) log.things.set(id, null);
       for (const row of rows) {
         const state: ThingState = {
-          td: { text: row.td, value: JSON.parse(row.td) as unknown },
+          td: { text: row.td, value: JSON.parse(row.td) as unknown, canonical: undefined },
           version: row.version,
           created: row.created,
           modified: row.modified,

@@ -190,7 +190,9 @@ export class HistoryTail {
     const chunkAfter = (limit: number, after: ChunkEnd | undefined) => {
       while (position < keys.length && pendingIn(keys[position] ?? "") === 0) position++;
       const out: TailEntry[] = [];
-      let end: ChunkEnd | undefined;
+      // Where the last entry taken is: the chunk's end, made once.
+      let endPosition = -1;
+      let endSeq = 0;
       for (let p = Math.max(position, after?.position ?? 0); p < keys.length && out.length < limit; p++) {
         const key = keys[p] ?? "";
         const seqs = this.streams.get(key) ?? [];
@@ -200,9 +202,11 @@ export class HistoryTail {
         for (; i < last && out.length < limit; i++) {
           const seq = seqs[i] ?? 0;
           out.push({ key, seq });
-          end = { position: p, seq };
+          endPosition = p;
+          endSeq = seq;
         }
       }
+      const end: ChunkEnd | undefined = endPosition < 0 ? undefined : { position: endPosition, seq: endSeq };
       return { entries: out, end };
     };
     return {

@@ -138,11 +138,15 @@ export interface LogMergeCycle {
 }
 
 /** A stream a merge chunk looked at: its key, and where it is in the projection (if anywhere). */
+/**
+ * A stream whose row in `stream_state` may be behind (SqliteLog's `dirty`), with where its state
+ * is: the Thing's map in the projection (never replaced) and the stream's key in it. A merge
+ * cycle reads the state through it, without splitting the key and looking the Thing up again.
+ */
 interface ChunkStream {
   key: string;
-  thing: string;
   sub: string;
-  subs: Map<string, StreamState> | undefined;
+  subs: Map<string, StreamState>;
 }
 
 /** A merge chunk writing streams looks at up to this many stream keys per stream it may write. */
@@ -181,19 +185,22 @@ export interface LogMark {
   frontier: MerkleFrontier;
   pending: number;
   undo: number;
-  capture?: {
-    changes: number;
-    leaves: number;
-    canonical: number;
-    records: number;
-    nodes: number;
-    streamIds: number;
-    history: number;
-    streams: number;
-    checkpoints: number;
-    head: Capture["head"];
-    merged: number | undefined;
-  };
+  /** What the batch being built for the writer thread held (none when no batch was being built). */
+  capture:
+    | {
+        changes: number;
+        leaves: number;
+        canonical: number;
+        records: number;
+        nodes: number;
+        streamIds: number;
+        history: number;
+        streams: number;
+        checkpoints: number;
+        head: Capture["head"];
+        merged: number | undefined;
+      }
+    | undefined;
 }
 
 interface StreamState {
@@ -303,9 +310,9 @@ export class SqliteLog {
   private readonly parsedObjects = new WeakMap<StreamState, unknown>();
   /**
    * The streams whose row in `stream_state` may be older than their state here (appended to since the
-   * merge cycle that last wrote them): the next cycle writes them, in the tail's stream order.
+   * merge cycle that last wrote them), by key: the next cycle writes them, in the tail's stream order.
    */
-  private readonly dirty = new Set<string>();
+  private readonly dirty = new Map<string, ChunkStream>();
   /**
    * Every stream whose latest Change has a greater seq is in `dirty`: a key leaves it only when a
    * merge cycle wrote the stream at a state at or before its `upTo`, and this is the greatest
@@ -318,10 +325,11 @@ export class SqliteLog {
   private readonly keptHlcs = new Map<number, string>();
   /**
    * How to undo the projection updates of the batches not committed yet, newest last
-   * (mark/rollback); entry i is the (undoBase + i)-th ever, so that marks stay valid while the
-   * front of the array is dropped as batches commit.
+   * (mark/rollback): the states they made, each with its key and the state it replaced (`prev`),
+   * so that an append allocates nothing more for it. Entry i is the (undoBase + i)-th ever, so that
+   * marks stay valid while the front of the array is dropped as batches commit.
    */
-  private undo: Array<{ thing: string; sub: string; prev: StreamState | undefined }> = [];
+  private undo: PendingState[] = [];
   private undoBase = 0;
   private readonly stmt;
   /** Rank marks of the streams whose Changes have been counted, built on the first count. */
@@ -470,7 +478,7 @@ export class SqliteLog {
       // Streams new since the last merge are numbered again, in the order they appear.
       const sid = this.idOf(key);
       // A cycle cut short may have written its history entries, never its streams.
-      this.dirty.add(key);
+      this.markDirty(key, sub, this.projection.get(row.thing));
       this.tail.order.add(key);
       if (sid.persisted && this.stmt.historyHas.get(sid.id, row.seq) !== undefined) continue;
       this.tail.add(key, row.seq);
@@ -484,30 +492,55 @@ export class SqliteLog {
     return this.frontier;
   }
 
-  mark(): LogMark {
-    return {
-      size: this.size,
+  /**
+   * Where the Log is now, to roll back to. `into`: a mark to overwrite instead of a new one (the
+   * store marks before every command of a batch, and needs only the latest: no allocation then).
+   */
+  mark(into?: LogMark): LogMark {
+    const mark: LogMark = into ?? {
+      size: 0,
       block: this.blockLeaves,
-      blockLeaves: this.blockLeaves.length,
-      frontier: this.markFrontier(),
-      pending: this.pending.length,
-      undo: this.undoBase + this.undo.length,
-      ...(this.capture && {
-        capture: {
-          changes: this.capture.changes.length,
-          leaves: this.capture.leaves.length,
-          canonical: this.capture.canonical.length,
-          records: this.capture.records.length,
-          nodes: this.capture.nodes.length,
-          streamIds: this.capture.streamIds.length,
-          history: this.capture.history.length,
-          streams: this.capture.streams.length,
-          checkpoints: this.capture.checkpoints.length,
-          head: this.capture.head,
-          merged: this.capture.merged,
-        },
-      }),
+      blockLeaves: 0,
+      frontier: this.frontier,
+      pending: 0,
+      undo: 0,
+      capture: undefined,
     };
+    mark.size = this.size;
+    mark.block = this.blockLeaves;
+    mark.blockLeaves = this.blockLeaves.length;
+    mark.frontier = this.markFrontier();
+    mark.pending = this.pending.length;
+    mark.undo = this.undoBase + this.undo.length;
+    const capture = this.capture;
+    if (capture === undefined) mark.capture = undefined;
+    else {
+      const at = (mark.capture ??= {
+        changes: 0,
+        leaves: 0,
+        canonical: 0,
+        records: 0,
+        nodes: 0,
+        streamIds: 0,
+        history: 0,
+        streams: 0,
+        checkpoints: 0,
+        head: undefined,
+        merged: undefined,
+      });
+      at.changes = capture.changes.length;
+      at.leaves = capture.leaves.length;
+      at.canonical = capture.canonical.length;
+      at.records = capture.records.length;
+      at.nodes = capture.nodes.length;
+      at.streamIds = capture.streamIds.length;
+      at.history = capture.history.length;
+      at.streams = capture.streams.length;
+      at.checkpoints = capture.checkpoints.length;
+      at.head = capture.head;
+      at.merged = capture.merged;
+    }
+    return mark;
   }
 
   rollback(mark: LogMark): void {
@@ -541,17 +574,28 @@ export class SqliteLog {
     while (this.undoBase + this.undo.length > mark.undo) {
       const step = this.undo.pop();
       if (!step) break;
-      if (step.prev) this.setStream(step.thing, step.sub, step.prev, undefined, false);
+      // The key is `${thing}\u0000${sub}` (append), and a Thing's id holds no NUL.
+      const cut = step.key.indexOf("\u0000");
+      const thing = step.key.slice(0, cut);
+      const sub = step.key.slice(cut + 1);
+      if (step.prev) this.setStream(thing, sub, step.prev, undefined, false);
       else {
-        this.projection.get(step.thing)?.delete(step.sub);
-        this.thingsBySub.get(step.sub)?.things.delete(step.thing);
+        this.projection.get(thing)?.delete(sub);
+        this.thingsBySub.get(sub)?.things.delete(thing);
       }
     }
   }
 
+  /** `key`'s stream joins `dirty` (if not there yet); `subs` is its Thing's map in the projection. */
+  private markDirty(key: string, sub: string, subs: Map<string, StreamState> | undefined): void {
+    if (subs === undefined || this.dirty.has(key)) return;
+    this.dirty.set(key, { key, sub, subs });
+  }
+
   /**
    * `streams` is the Thing's map in the projection, when the caller has it; `isNew`, when the
-   * caller knows whether the stream is new (an append does), spares a look at its size.
+   * caller knows whether the stream is new (an append does), spares a look at its size. Returns
+   * the Thing's map.
    */
   private setStream(
     thing: string,
@@ -559,7 +603,7 @@ export class SqliteLog {
     state: StreamState,
     streams = this.projection.get(thing),
     isNew?: boolean,
-  ): void {
+  ): Map<string, StreamState> {
     if (!streams) this.projection.set(thing, (streams = new Map<string, StreamState>()));
     const size = isNew === undefined ? streams.size : 0;
     streams.set(sub, state);
@@ -568,6 +612,7 @@ export class SqliteLog {
       if (bySub === undefined) this.thingsBySub.set(sub, (bySub = { sub, things: new Map() }));
       bySub.things.set(thing, streams);
     }
+    return streams;
   }
 
   /**
@@ -676,9 +721,11 @@ export class SqliteLog {
       this.idOf(key);
     }
     if (previous === undefined && draft.affordance !== undefined && latest?.value != null) {
+      const parsed = latest.parsed !== undefined ? latest.parsed : (JSON.parse(latest.value) as unknown);
       previous = {
         text: latest.value,
-        value: latest.parsed !== undefined ? latest.parsed : (JSON.parse(latest.value) as unknown),
+        value: parsed,
+        canonical: parsed === null || typeof parsed !== "object" ? latest.value : undefined,
       };
     }
     const cause = recorded ?? recordedCause(draft.cause);
@@ -756,15 +803,15 @@ export class SqliteLog {
     // A stream's value is kept only where it serves as the next Change's `previous`: not for the
     // Thing-level streams (a TD is in the Log already, and its previous comes from the directory).
     const streamValue = draft.affordance === undefined ? null : valueText;
-    this.undo.push({ thing: draft.thing, sub, prev: latest });
     const parsed =
       streamValue !== null && value !== undefined && !isObject(value.value) ? value.value : undefined;
     const state: PendingState = { seq, value: streamValue, key, parsed, prev: latest };
-    this.setStream(draft.thing, sub, state, streams, latest === undefined);
+    this.undo.push(state);
+    const subs = this.setStream(draft.thing, sub, state, streams, latest === undefined);
     this.size = seq;
     if (leaf) this.appendLeaf(leaf);
     this.pending.push(state);
-    if (latest === undefined || latest.seq <= this.dirtyAbove) this.dirty.add(key);
+    if (latest === undefined || latest.seq <= this.dirtyAbove) this.markDirty(key, sub, subs);
     return change;
   }
 
@@ -919,8 +966,16 @@ export class SqliteLog {
       setLeaves(batch.records, hashed.leaves);
       this.frontier = MerkleFrontier.fromJSON(JSON.parse(hashed.frontier));
       this.frontierMarked = false;
-      const first = this.frontier.size - batch.records.length + 1;
-      for (let i = 0; i < batch.records.length; i++) {
+      // Only the leaves after the set's last full block are kept (pushBlockLeaf): one view each.
+      const count = batch.records.length;
+      const first = this.frontier.size - count + 1;
+      const last = this.frontier.size;
+      let from = 0;
+      if (last - (last % BLOCK) >= first) {
+        this.blockLeaves = [];
+        from = last - (last % BLOCK) - first + 1;
+      }
+      for (let i = from; i < count; i++) {
         this.pushBlockLeaf(hashed.leaves.subarray(HASH_LENGTH * i, HASH_LENGTH * (i + 1)), first + i);
       }
       // Its size is the frontier's: this.size runs ahead with the batches in flight.
@@ -972,7 +1027,7 @@ export class SqliteLog {
       const keys = new Set(this.tail.keys());
       for (const [thing, subs] of this.projection)
         for (const sub of subs.keys()) keys.add(`${thing}\u0000${sub}`);
-      for (const key of this.dirty) keys.add(key);
+      for (const key of this.dirty.keys()) keys.add(key);
       order.reset(keys);
     }
     // Only what has committed: batches in flight may still fail. The streams whose row may be
@@ -1018,13 +1073,11 @@ export class SqliteLog {
       let position = cycle.position;
       const end = Math.min(keys.length, position + STREAM_KEYS_PER_CHUNK * Math.max(1, limit));
       for (; position < end && streams.length < limit; position++) {
-        const key = keys[position] ?? "";
-        if (!this.dirty.has(key)) continue;
-        const [thing, affordance, kind] = splitStreamKey(key);
-        const sub = this.subOf(affordance, kind);
-        const subs = this.projection.get(thing);
-        streams.push({ key, thing, sub, subs });
-        const latest = subs?.get(sub);
+        const dirty = this.dirty.get(keys[position] ?? "");
+        if (dirty === undefined) continue;
+        const key = dirty.key;
+        streams.push(dirty);
+        const latest = dirty.subs.get(dirty.sub);
         const state = latest && this.committedState(latest);
         if (state === undefined || state.seq > cycle.history.upTo) continue;
         const { id } = this.numbered(key, numbered);
@@ -1045,9 +1098,8 @@ export class SqliteLog {
     this.applyMerged(chunk);
     if (chunk.streamsTo !== undefined) {
       // A stream appended to since the cycle began stays behind (its newer state is unwritten).
-      for (const { key, thing, sub, subs } of chunk.streams ?? []) {
-        // A Thing new since the chunk has its map only now.
-        const latest = (subs ?? this.projection.get(thing))?.get(sub);
+      for (const { key, sub, subs } of chunk.streams ?? []) {
+        const latest = subs.get(sub);
         if (latest === undefined || latest.seq <= cycle.history.upTo) this.dirty.delete(key);
       }
       cycle.position = chunk.streamsTo;

@@ -146,16 +146,22 @@ interface ThingRow {
   version: number;
 }
 
+/**
+ * A queued command. Every member is always set (one shape for all), and an append has no closure
+ * of its own (`run` undefined): a one-Change ingest call allocates as little as it can here.
+ */
 interface Pending {
-  run: () => unknown;
+  /** The command; undefined for an append of `drafts` (SqliteStore.append). */
+  run: (() => unknown) | undefined;
   resolve: (value: unknown) => void;
+  /** Takes what `SqliteStore.refused` made of the error (what the file refused, as such). */
   reject: (error: unknown) => void;
   /** Runs synchronously right after COMMIT, before any promise settles. */
-  afterCommit?: (value: unknown) => void;
+  afterCommit: ((value: unknown) => void) | undefined;
   /** Writes only through the Log (appends, merge chunks): may be committed by the writer thread. */
-  logOnly?: boolean;
+  logOnly: boolean;
   /** What it appends (an ingest call's). */
-  drafts?: readonly ChangeDraft[];
+  drafts: readonly ChangeDraft[] | undefined;
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -184,17 +190,25 @@ const NO_CHUNK: MergeChunk = Object.freeze({ entries: [], done: true });
 /** The fewest a paced chunk takes: smaller ones would cost more per entry than they save. */
 const MIN_PACED_CHUNK = 100;
 
-/** After COMMIT: each command's afterCommit runs, then its promise settles, in order. */
-function settleBatch(batch: readonly Pending[], outcomes: readonly Outcome[]): void {
-  batch.forEach((p, i) => {
+/**
+ * After COMMIT: each command's afterCommit runs, then its promise settles, in order; a failed
+ * command's error goes through `refused` first.
+ */
+function settleBatch(
+  batch: readonly Pending[],
+  outcomes: readonly Outcome[],
+  refused: (error: unknown) => unknown,
+): void {
+  for (let i = 0; i < batch.length; i++) {
     const outcome = outcomes[i];
-    if (outcome?.ok) p.afterCommit?.(outcome.value);
-  });
-  batch.forEach((p, i) => {
+    if (outcome?.ok) (batch[i] as Pending).afterCommit?.(outcome.value);
+  }
+  for (let i = 0; i < batch.length; i++) {
+    const p = batch[i] as Pending;
     const outcome = outcomes[i];
     if (outcome?.ok) p.resolve(outcome.value);
-    else p.reject(outcome ? outcome.error : new Error("lost outcome"));
-  });
+    else p.reject(refused(outcome ? outcome.error : new Error("lost outcome")));
+  }
 }
 
 interface InFlight {
@@ -589,7 +603,7 @@ export class SqliteStore implements Store {
 
     // Each command runs in a savepoint (a nested better-sqlite3 transaction), so one failing
     // command (a precondition, a constraint) rolls back alone and the rest of the batch commits.
-    const runOne = db.transaction((pending: Pending) => pending.run());
+    const runOne = db.transaction((pending: Pending) => this.runPending(pending));
     const batchTransaction = db.transaction((batch: Pending[]) => {
       const outcomes: Outcome[] = [];
       const started = performance.now();
@@ -650,6 +664,24 @@ export class SqliteStore implements Store {
       drafts = undefined as readonly ChangeDraft[] | undefined,
     } = {},
   ): Promise<T> {
+    return this.enqueuePending(
+      run,
+      afterCommit as ((value: unknown) => void) | undefined,
+      internal,
+      logOnly,
+      first,
+      drafts,
+    ) as Promise<T>;
+  }
+
+  private enqueuePending(
+    run: (() => unknown) | undefined,
+    afterCommit: ((value: unknown) => void) | undefined,
+    internal: boolean,
+    logOnly: boolean,
+    first: boolean,
+    drafts: readonly ChangeDraft[] | undefined,
+  ): Promise<unknown> {
     const changes = drafts?.length ?? 0;
     const refusal = queueRefusal({
       closed: this.closed,
@@ -662,23 +694,8 @@ export class SqliteStore implements Store {
     });
     if (refusal) return Promise.reject(refusal);
     this.queuedChanges += changes;
-    return new Promise<T>((resolve, reject) => {
-      // Whatever a command threw (its own error) goes to its writer; what the file refused, as such.
-      const refuse = reject as (error: unknown) => void;
-      const pending: Pending = {
-        run,
-        resolve: resolve as (value: unknown) => void,
-        reject: (error) => {
-          const refused = unwritten(error, this.path);
-          if (refused !== error && refused instanceof UnavailableError) {
-            this.failing ??= { since: new Date().toISOString(), reason: refused.message };
-          }
-          refuse(refused);
-        },
-      };
-      if (afterCommit) pending.afterCommit = afterCommit as (value: unknown) => void;
-      if (logOnly) pending.logOnly = true;
-      if (drafts) pending.drafts = drafts;
+    return new Promise<unknown>((resolve, reject) => {
+      const pending: Pending = { run, resolve, reject, afterCommit, logOnly, drafts };
       // First, but never ahead of a command for this thread: that one waits until no batch is in
       // flight, and Log-only commands put before it again and again would keep it waiting.
       if (first && (this.queue[0]?.logOnly ?? true)) this.queue.unshift(pending);
@@ -689,6 +706,26 @@ export class SqliteStore implements Store {
         setImmediate(() => this.flush());
       }
     });
+  }
+
+  /**
+   * What a command's promise is rejected with: whatever a command threw (its own error) goes to
+   * its writer; what the file refused, as such (and the store says it is failing).
+   */
+  private readonly refused = (error: unknown): unknown => {
+    const refused = unwritten(error, this.path);
+    if (refused !== error && refused instanceof UnavailableError) {
+      this.failing ??= { since: new Date().toISOString(), reason: refused.message };
+    }
+    return refused;
+  };
+
+  /** Runs a queued command (an append without a closure of its own: `Pending.run`). */
+  private runPending(pending: Pending): unknown {
+    if (pending.run !== undefined) return pending.run();
+    const drafts = pending.drafts ?? [];
+    this.appendedSinceChunk += drafts.length;
+    return this.log.appendAll(drafts);
   }
 
   private flush(): void {
@@ -802,14 +839,17 @@ export class SqliteStore implements Store {
     // The budget is checked once CLOCK_EVERY Changes have been built since the last look at the
     // clock (any command without Changes counts as that many), not after each one-Change call.
     let unclocked = 0;
-    for (const [index, pending] of batch.entries()) {
+    // One mark, taken again before each command: only the latest is ever rolled back to.
+    let commandMark: LogMark | undefined;
+    for (let index = 0; index < batch.length; index++) {
+      const pending = batch[index] as Pending;
       if (index > 0 && unclocked >= CLOCK_EVERY) {
         unclocked = 0;
         if (performance.now() - started > BATCH_BUDGET_MS) break;
       }
-      const commandMark = log.mark();
+      commandMark = log.mark(commandMark);
       try {
-        outcomes.push({ ok: true, value: pending.run() });
+        outcomes.push({ ok: true, value: this.runPending(pending) });
       } catch (error) {
         log.rollback(commandMark);
         outcomes.push({ ok: false, error });
@@ -823,7 +863,7 @@ export class SqliteStore implements Store {
       // Nothing to write (every command failed, or wrote nothing): it settles now, and the Log
       // is as it was; with nothing in flight, that is the committed Log.
       if (this.inFlight.length === 0) log.committed();
-      settleBatch(batch, outcomes);
+      settleBatch(batch, outcomes, this.refused);
       return;
     }
     const entry: InFlight = { batch, outcomes, log: built, mark };
@@ -840,7 +880,7 @@ export class SqliteStore implements Store {
     this.log.committed(entry.log, hashed);
     this.failing = undefined;
     this.guardWal();
-    settleBatch(entry.batch, entry.outcomes);
+    settleBatch(entry.batch, entry.outcomes, this.refused);
     this.afterWrite();
   }
 
@@ -854,7 +894,7 @@ export class SqliteStore implements Store {
       this.epoch++;
       for (const later of this.inFlight) later.failed = error;
     }
-    for (const p of entry.batch) p.reject(entry.failed ?? error);
+    for (const p of entry.batch) p.reject(this.refused(entry.failed ?? error));
     this.afterWrite();
   }
 
@@ -883,11 +923,11 @@ export class SqliteStore implements Store {
       this.log.rollback(mark);
       if (err instanceof BatchAborted) {
         // The failing command answers alone; the others committed nothing and run again.
-        batch[err.index]?.reject(err.error);
+        batch[err.index]?.reject(this.refused(err.error));
         this.requeue(batch.filter((_, i) => i !== err.index));
         return;
       }
-      for (const p of batch) p.reject(err);
+      for (const p of batch) p.reject(this.refused(err));
       return;
     }
     this.log.committed();
@@ -895,7 +935,7 @@ export class SqliteStore implements Store {
     this.guardWal();
     // Commands the time budget left out run in the next batch, still ahead of newer ones.
     if (outcomes.length < batch.length) this.requeue(batch.splice(outcomes.length));
-    settleBatch(batch, outcomes);
+    settleBatch(batch, outcomes, this.refused);
   }
 
   /**
@@ -1147,14 +1187,8 @@ export class SqliteStore implements Store {
   }
 
   append(drafts: readonly ChangeDraft[]): Promise<Change[]> {
-    return this.enqueue(
-      () => {
-        this.appendedSinceChunk += drafts.length;
-        return this.log.appendAll(drafts);
-      },
-      undefined,
-      { logOnly: true, drafts },
-    );
+    // No closure per call: runPending appends the drafts.
+    return this.enqueuePending(undefined, undefined, false, true, false, drafts) as Promise<Change[]>;
   }
 
   changesAfter(after: number, limit: number, filter?: ChangeFilter): Promise<Change[]> {
