@@ -2272,7 +2272,7 @@ export function registerLogCommands(program: Command): void {
     )
     .requiredOption(
       "--out <file>",
-      "the new file to write (gzip-compressed when its name ends in .gz); never over an existing one; - for standard output",
+      "the new file to write (gzip-compressed when its name ends in .gz), readable by you alone (mode 0600: it holds every value it covers; `chmod` it to share it); never over an existing one; - for standard output",
     )
     .option(
       "--consistent-with <file...>",

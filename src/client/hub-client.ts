@@ -71,17 +71,6 @@ export interface FleetDiffQuery extends ChangeFilter {
   limit?: number;
 }
 
-/** What changed anywhere between two times: a page of Things' diffs (GET /diff). */
-export interface FleetDiff {
-  from: string;
-  to: string;
-  fromSeq: number;
-  toSeq: number;
-  things: ThingDiff[];
-  /** The cursor of the next page; absent on the last page. */
-  next?: number;
-}
-
 export interface ChangePage {
   changes: Change[];
   /** The cursor of the next page; absent on the last page. */
@@ -97,6 +86,7 @@ export type {
   AffordanceState,
   DiffChange,
   DriftDiff,
+  FleetDiff,
   InteractionDiff,
   LinksDiff,
   ReachabilityDiff,
@@ -108,6 +98,7 @@ export type {
 } from "../hub/index.js";
 import type {
   Why,
+  FleetDiff,
   GraphPage,
   ThingDiff,
   ThingState,

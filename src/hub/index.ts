@@ -43,6 +43,7 @@ export {
   type HistoryPage,
   type ThingState,
   type ThingDiff,
+  type FleetDiff,
 } from "./history.js";
 export { Causes, type Why, type WhyLink } from "./why.js";
 export {

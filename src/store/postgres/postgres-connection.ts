@@ -111,6 +111,37 @@ const types = {
 };
 
 /**
+ * A small pool (two sessions) of its own on a schema a PostgresStore has opened, and so migrated,
+ * before: for the stores that keep a table of that schema apart from the Log, which need migration
+ * `version` or later (`needs` says who: "the secret store needs"). `where` names the URL (without
+ * its password) and the schema, for messages.
+ */
+export async function openMigratedPool(
+  options: PostgresConnectionOptions,
+  version: number,
+  needs: string,
+): Promise<{ pool: pg.Pool; where: string }> {
+  const schema = schemaOf(options);
+  const pool = createPool({ maxConnections: 2, ...options }, schema);
+  try {
+    const { rows } = await pool
+      .query<{ version: number | null }>("SELECT max(version) AS version FROM schema_migrations")
+      .catch(() => ({ rows: [{ version: 0 }] }));
+    const at = rows[0]?.version ?? 0;
+    if (at < version || at > migrations.length) {
+      throw new Error(
+        `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is at version ${at}; ` +
+          `${needs} ${version} to ${migrations.length} (open the PostgresStore first)`,
+      );
+    }
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw error;
+  }
+  return { pool, where: `${redactedUrl(options.url)}, schema ${schema}` };
+}
+
+/**
  * A pool whose every session has `search_path` set to the schema, after any session settings the
  * URL gives (`?options=-c%20statement_timeout%3D5s`).
  */

@@ -4,15 +4,12 @@ import type pg from "pg";
 import { UnavailableError } from "../../core/index.js";
 import type { MqttCredential, MqttCredentialKind, MqttCredentialStore } from "../../hub/index.js";
 import {
-  createPool,
   isLostConnection,
-  redactedUrl,
-  schemaOf,
+  openMigratedPool,
   unwritten,
   UNWRITABLE_RETRY_AFTER_S,
   type PostgresConnectionOptions,
 } from "./postgres-connection.js";
-import { migrations } from "./postgres-migrations.js";
 
 /** The migration (its 1-based number) that creates `mqtt_credentials`. */
 const MQTT_CREDENTIALS_SCHEMA_VERSION = 4;
@@ -74,28 +71,12 @@ export class PostgresMqttCredentialStore implements MqttCredentialStore {
   static async open(
     options: PostgresConnectionOptions & { writeRefusal?: () => UnavailableError | undefined },
   ): Promise<PostgresMqttCredentialStore> {
-    const schema = schemaOf(options);
-    const pool = createPool({ maxConnections: 2, ...options }, schema);
-    try {
-      const { rows } = await pool
-        .query<{ version: number | null }>("SELECT max(version) AS version FROM schema_migrations")
-        .catch(() => ({ rows: [{ version: 0 }] }));
-      const version = rows[0]?.version ?? 0;
-      if (version < MQTT_CREDENTIALS_SCHEMA_VERSION || version > migrations.length) {
-        throw new Error(
-          `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is at version ${version}; ` +
-            `the MQTT credentials need ${MQTT_CREDENTIALS_SCHEMA_VERSION} to ${migrations.length} (open the PostgresStore first)`,
-        );
-      }
-    } catch (error) {
-      await pool.end().catch(() => {});
-      throw error;
-    }
-    return new PostgresMqttCredentialStore(
-      pool,
-      `${redactedUrl(options.url)}, schema ${schema}`,
-      options.writeRefusal ?? (() => undefined),
+    const { pool, where } = await openMigratedPool(
+      options,
+      MQTT_CREDENTIALS_SCHEMA_VERSION,
+      "the MQTT credentials need",
     );
+    return new PostgresMqttCredentialStore(pool, where, options.writeRefusal ?? (() => undefined));
   }
 
   /** A statement, refused as unavailable (503, Retry-After) when PostgreSQL cannot be reached. */

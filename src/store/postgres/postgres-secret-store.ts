@@ -5,15 +5,12 @@ import type pg from "pg";
 import { UnavailableError } from "../../core/index.js";
 import type { SecretStore } from "../../hub/index.js";
 import {
-  createPool,
   isLostConnection,
-  redactedUrl,
-  schemaOf,
+  openMigratedPool,
   unwritten,
   UNWRITABLE_RETRY_AFTER_S,
   type PostgresConnectionOptions,
 } from "./postgres-connection.js";
-import { migrations } from "./postgres-migrations.js";
 
 /** The migration (its 1-based number) that creates `thing_secrets`. */
 const SECRETS_SCHEMA_VERSION = 1;
@@ -61,28 +58,8 @@ export class PostgresSecretStore implements SecretStore {
 
   /** Opens the secret store of a schema a PostgresStore has opened (and so migrated) before. */
   static async open(options: PostgresSecretStoreOptions): Promise<PostgresSecretStore> {
-    const schema = schemaOf(options);
-    const pool = createPool({ maxConnections: 2, ...options }, schema);
-    try {
-      const { rows } = await pool
-        .query<{ version: number | null }>("SELECT max(version) AS version FROM schema_migrations")
-        .catch(() => ({ rows: [{ version: 0 }] }));
-      const version = rows[0]?.version ?? 0;
-      if (version < SECRETS_SCHEMA_VERSION || version > migrations.length) {
-        throw new Error(
-          `The PostgreSQL schema ${schema} (${redactedUrl(options.url)}) is at version ${version}; ` +
-            `the secret store needs ${SECRETS_SCHEMA_VERSION} to ${migrations.length} (open the PostgresStore first)`,
-        );
-      }
-    } catch (error) {
-      await pool.end().catch(() => {});
-      throw error;
-    }
-    return new PostgresSecretStore(
-      pool,
-      `${redactedUrl(options.url)}, schema ${schema}`,
-      options.writeRefusal ?? (() => undefined),
-    );
+    const { pool, where } = await openMigratedPool(options, SECRETS_SCHEMA_VERSION, "the secret store needs");
+    return new PostgresSecretStore(pool, where, options.writeRefusal ?? (() => undefined));
   }
 
   async put(thing: string, name: string, sealed: Uint8Array): Promise<void> {
