@@ -2,7 +2,13 @@
 // `mqtt_credentials` (migration 4), shared by a hub's replicas, on a small pool of its own.
 import type pg from "pg";
 import { UnavailableError } from "../../core/index.js";
-import type { MqttCredential, MqttCredentialKind, MqttCredentialStore } from "../../hub/index.js";
+import type { MqttCredential, MqttCredentialStore } from "../../hub/index.js";
+import {
+  MQTT_CREDENTIAL_COLUMNS,
+  mqttCredentialOf,
+  mqttCredentialValues,
+  type MqttCredentialRow,
+} from "../mqtt-credential-rows.js";
 import {
   isLostConnection,
   openMigratedPool,
@@ -13,49 +19,6 @@ import {
 
 /** The migration (its 1-based number) that creates `mqtt_credentials`. */
 const MQTT_CREDENTIALS_SCHEMA_VERSION = 4;
-
-interface Row {
-  username: string;
-  kind: string;
-  generation: number;
-  issued_at: string | null;
-  issued_by: string | null;
-  last_used_at: string | null;
-  revoked_at: string | null;
-  revoked_by: string | null;
-  revoked_because: string | null;
-}
-
-const COLUMNS =
-  "username, kind, generation, issued_at, issued_by, last_used_at, revoked_at, revoked_by, revoked_because";
-
-function recordOf(row: Row): MqttCredential {
-  return {
-    username: row.username,
-    kind: row.kind as MqttCredentialKind,
-    generation: row.generation,
-    ...(row.issued_at !== null && { issuedAt: row.issued_at }),
-    ...(row.issued_by !== null && { issuedBy: row.issued_by }),
-    ...(row.last_used_at !== null && { lastUsedAt: row.last_used_at }),
-    ...(row.revoked_at !== null && { revokedAt: row.revoked_at }),
-    ...(row.revoked_by !== null && { revokedBy: row.revoked_by }),
-    ...(row.revoked_because !== null && { revokedBecause: row.revoked_because }),
-  };
-}
-
-function valuesOf(record: MqttCredential): unknown[] {
-  return [
-    record.username,
-    record.kind,
-    record.generation,
-    record.issuedAt ?? null,
-    record.issuedBy ?? null,
-    record.lastUsedAt ?? null,
-    record.revokedAt ?? null,
-    record.revokedBy ?? null,
-    record.revokedBecause ?? null,
-  ];
-}
 
 export class PostgresMqttCredentialStore implements MqttCredentialStore {
   private ended = false;
@@ -104,11 +67,17 @@ export class PostgresMqttCredentialStore implements MqttCredentialStore {
   async list(username?: string): Promise<MqttCredential[]> {
     const { rows } =
       username === undefined
-        ? await this.query<Row>(false, `SELECT ${COLUMNS} FROM mqtt_credentials ORDER BY username`, [])
-        : await this.query<Row>(false, `SELECT ${COLUMNS} FROM mqtt_credentials WHERE username = $1`, [
-            username,
-          ]);
-    return rows.map(recordOf);
+        ? await this.query<MqttCredentialRow>(
+            false,
+            `SELECT ${MQTT_CREDENTIAL_COLUMNS} FROM mqtt_credentials ORDER BY username`,
+            [],
+          )
+        : await this.query<MqttCredentialRow>(
+            false,
+            `SELECT ${MQTT_CREDENTIAL_COLUMNS} FROM mqtt_credentials WHERE username = $1`,
+            [username],
+          );
+    return rows.map(mqttCredentialOf);
   }
 
   async replace(record: MqttCredential, previous: MqttCredential | undefined): Promise<boolean> {
@@ -116,9 +85,9 @@ export class PostgresMqttCredentialStore implements MqttCredentialStore {
       previous === undefined
         ? await this.query(
             true,
-            `INSERT INTO mqtt_credentials (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            `INSERT INTO mqtt_credentials (${MQTT_CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (username) DO NOTHING`,
-            valuesOf(record),
+            mqttCredentialValues(record),
           )
         : await this.query(
             true,
@@ -126,7 +95,7 @@ export class PostgresMqttCredentialStore implements MqttCredentialStore {
                last_used_at = CASE WHEN generation = $3 THEN greatest(last_used_at, $6) ELSE $6 END,
                revoked_at = $7, revoked_by = $8, revoked_because = $9
              WHERE username = $1 AND generation = $10 AND revoked_at IS NOT DISTINCT FROM $11`,
-            [...valuesOf(record), previous.generation, previous.revokedAt ?? null],
+            [...mqttCredentialValues(record), previous.generation, previous.revokedAt ?? null],
           );
     return result.rowCount === 1;
   }

@@ -2,56 +2,17 @@
 // `mqtt_credentials` (migration 10), on a connection of its own to the hub's database file.
 // They change rarely and never with the Log, so they stay out of the Store's group-commit queue.
 import Database from "better-sqlite3";
-import type { MqttCredential, MqttCredentialKind, MqttCredentialStore } from "../../hub/index.js";
+import type { MqttCredential, MqttCredentialStore } from "../../hub/index.js";
+import {
+  MQTT_CREDENTIAL_COLUMNS,
+  mqttCredentialOf,
+  mqttCredentialRow,
+  type MqttCredentialRow,
+} from "../mqtt-credential-rows.js";
 import { migrations } from "./sqlite-migrations.js";
 
 /** The migration (its 1-based number) that creates `mqtt_credentials`. */
 const MQTT_CREDENTIALS_SCHEMA_VERSION = 10;
-
-interface Row {
-  username: string;
-  kind: string;
-  generation: number;
-  issued_at: string | null;
-  issued_by: string | null;
-  last_used_at: string | null;
-  revoked_at: string | null;
-  revoked_by: string | null;
-  revoked_because: string | null;
-}
-
-type Values = Omit<Row, "generation"> & { generation: number };
-
-const COLUMNS =
-  "username, kind, generation, issued_at, issued_by, last_used_at, revoked_at, revoked_by, revoked_because";
-
-function recordOf(row: Row): MqttCredential {
-  return {
-    username: row.username,
-    kind: row.kind as MqttCredentialKind,
-    generation: row.generation,
-    ...(row.issued_at !== null && { issuedAt: row.issued_at }),
-    ...(row.issued_by !== null && { issuedBy: row.issued_by }),
-    ...(row.last_used_at !== null && { lastUsedAt: row.last_used_at }),
-    ...(row.revoked_at !== null && { revokedAt: row.revoked_at }),
-    ...(row.revoked_by !== null && { revokedBy: row.revoked_by }),
-    ...(row.revoked_because !== null && { revokedBecause: row.revoked_because }),
-  };
-}
-
-function valuesOf(record: MqttCredential): Values {
-  return {
-    username: record.username,
-    kind: record.kind,
-    generation: record.generation,
-    issued_at: record.issuedAt ?? null,
-    issued_by: record.issuedBy ?? null,
-    last_used_at: record.lastUsedAt ?? null,
-    revoked_at: record.revokedAt ?? null,
-    revoked_by: record.revokedBy ?? null,
-    revoked_because: record.revokedBecause ?? null,
-  };
-}
 
 export class SqliteMqttCredentialStore implements MqttCredentialStore {
   private readonly db: Database.Database;
@@ -76,15 +37,19 @@ export class SqliteMqttCredentialStore implements MqttCredentialStore {
     }
     const db = this.db;
     this.stmt = {
-      all: db.prepare<[], Row>(`SELECT ${COLUMNS} FROM mqtt_credentials ORDER BY username`),
-      one: db.prepare<[string], Row>(`SELECT ${COLUMNS} FROM mqtt_credentials WHERE username = ?`),
-      insert: db.prepare<[Values]>(
-        `INSERT INTO mqtt_credentials (${COLUMNS})
+      all: db.prepare<[], MqttCredentialRow>(
+        `SELECT ${MQTT_CREDENTIAL_COLUMNS} FROM mqtt_credentials ORDER BY username`,
+      ),
+      one: db.prepare<[string], MqttCredentialRow>(
+        `SELECT ${MQTT_CREDENTIAL_COLUMNS} FROM mqtt_credentials WHERE username = ?`,
+      ),
+      insert: db.prepare<[MqttCredentialRow]>(
+        `INSERT INTO mqtt_credentials (${MQTT_CREDENTIAL_COLUMNS})
          VALUES (@username, @kind, @generation, @issued_at, @issued_by, @last_used_at, @revoked_at,
            @revoked_by, @revoked_because)
          ON CONFLICT (username) DO NOTHING`,
       ),
-      update: db.prepare<[Values & { was_generation: number; was_revoked_at: string | null }]>(
+      update: db.prepare<[MqttCredentialRow & { was_generation: number; was_revoked_at: string | null }]>(
         `UPDATE mqtt_credentials SET kind = @kind, generation = @generation, issued_at = @issued_at,
            issued_by = @issued_by,
            last_used_at = CASE WHEN generation = @generation
@@ -101,17 +66,17 @@ export class SqliteMqttCredentialStore implements MqttCredentialStore {
   }
 
   async list(username?: string): Promise<MqttCredential[]> {
-    if (username === undefined) return this.stmt.all.all().map(recordOf);
+    if (username === undefined) return this.stmt.all.all().map(mqttCredentialOf);
     const row = this.stmt.one.get(username);
-    return row === undefined ? [] : [recordOf(row)];
+    return row === undefined ? [] : [mqttCredentialOf(row)];
   }
 
   async replace(record: MqttCredential, previous: MqttCredential | undefined): Promise<boolean> {
     const result =
       previous === undefined
-        ? this.stmt.insert.run(valuesOf(record))
+        ? this.stmt.insert.run(mqttCredentialRow(record))
         : this.stmt.update.run({
-            ...valuesOf(record),
+            ...mqttCredentialRow(record),
             was_generation: previous.generation,
             was_revoked_at: previous.revokedAt ?? null,
           });
