@@ -250,6 +250,20 @@ async function feedType(hub: Hub, f: ChangeFilterInput): Promise<TypeFilter | un
   return f.type == null ? undefined : hub.graph.typeFilter(f.type, "/filter/type");
 }
 
+/** The feed's filter, checked (feedType), as the hub's history queries take it: given members only. */
+async function feedFilter(hub: Hub, f: ChangeFilterInput) {
+  const type = await feedType(hub, f);
+  return {
+    ...(f.thing != null && { thing: f.thing }),
+    ...(f.affordance != null && { affordance: f.affordance }),
+    ...(f.kinds != null && { kinds: f.kinds }),
+    ...(f.actor != null && { actor: f.actor }),
+    ...(f.release != null && { release: f.release }),
+    ...(f.correlation != null && { correlation: f.correlation }),
+    ...(type && { type }),
+  };
+}
+
 /** The feed's filter as a predicate; `type` as of each Change (give it every Change, in Log order). */
 async function changeMatcher(hub: Hub, input: ChangeFilterInput | undefined) {
   const f = input ?? {};
@@ -425,7 +439,7 @@ const query: Record<string, Resolver> = {
     const f = (args.filter ?? {}) as ChangeFilterInput;
     // The type's Things go to the feed, which fills the page with their Changes (not a page of
     // the whole Log thinned out).
-    const type = await feedType(hub, f);
+    const filter = await feedFilter(hub, f);
     const since = time(hub, args.since, "since");
     const until = time(hub, args.until, "until");
     const page = await hub.history.changes({
@@ -434,13 +448,7 @@ const query: Record<string, Resolver> = {
       ...(until && { until }),
       ...(after !== undefined && { cursor: after }),
       order: args.order === "DESC" ? "desc" : "asc",
-      ...(f.thing != null && { thing: f.thing }),
-      ...(f.affordance != null && { affordance: f.affordance }),
-      ...(f.kinds != null && { kinds: f.kinds }),
-      ...(f.actor != null && { actor: f.actor }),
-      ...(f.release != null && { release: f.release }),
-      ...(f.correlation != null && { correlation: f.correlation }),
-      ...(type && { type }),
+      ...filter,
     });
     return { changes: page.changes, next: page.next ?? null };
   },
@@ -493,20 +501,14 @@ const query: Record<string, Resolver> = {
     const limit = Math.min(pageSize(args.first, limits), MAX_DIFF_THINGS);
     const after = seqArgument(args.after, "after");
     const f = (args.filter ?? {}) as ChangeFilterInput;
-    const type = await feedType(hub, f);
+    const filter = await feedFilter(hub, f);
     const to = time(hub, args.to, "to");
     const page = await hub.history.fleetDiff({
       from: time(hub, args.from, "from") as Date,
       ...(to && { to }),
       limit,
       ...(after !== undefined && { cursor: after }),
-      ...(f.thing != null && { thing: f.thing }),
-      ...(f.affordance != null && { affordance: f.affordance }),
-      ...(f.kinds != null && { kinds: f.kinds }),
-      ...(f.actor != null && { actor: f.actor }),
-      ...(f.release != null && { release: f.release }),
-      ...(f.correlation != null && { correlation: f.correlation }),
-      ...(type && { type }),
+      ...filter,
     });
     return { ...page, next: page.next ?? null };
   },
