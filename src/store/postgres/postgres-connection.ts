@@ -386,3 +386,32 @@ async function migrateLocked(client: pg.PoolClient, schema: string): Promise<Res
     throw error;
   }
 }
+
+/**
+ * A statement of a store kept beside the Log (secrets, MQTT credentials) on its own pool, whose
+ * failure for want of PostgreSQL (down, the network cut or silent) is the hub's trouble, not the
+ * request's: refused as unavailable (503, Retry-After). A write is refused first when
+ * `writeRefusal` says so (the schema's lock lost). `what` names the records in messages.
+ */
+export async function sideQuery<R extends pg.QueryResultRow>(
+  side: { pool: pg.Pool; where: string; writeRefusal: () => UnavailableError | undefined },
+  what: string,
+  write: boolean,
+  text: string,
+  values: unknown[],
+): Promise<pg.QueryResult<R>> {
+  const refusal = write ? side.writeRefusal() : undefined;
+  if (refusal) throw refusal;
+  try {
+    return await side.pool.query<R>(text, values);
+  } catch (error) {
+    if (write) throw unwritten(error, `${side.where}, ${what}`);
+    if (!isLostConnection(error)) throw error;
+    const refused = new UnavailableError(
+      `The hub could not read ${what} from PostgreSQL (${side.where}: ${(error as Error).message}). Retry shortly`,
+      UNWRITABLE_RETRY_AFTER_S,
+    );
+    refused.cause = error;
+    throw refused;
+  }
+}

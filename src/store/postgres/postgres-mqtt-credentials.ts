@@ -1,7 +1,7 @@
 // The MqttCredentialStore on PostgreSQL: the embedded broker's credential records in
 // `mqtt_credentials` (migration 4), shared by a hub's replicas, on a small pool of its own.
 import type pg from "pg";
-import { UnavailableError } from "../../core/index.js";
+import type { UnavailableError } from "../../core/index.js";
 import type { MqttCredential, MqttCredentialStore } from "../../hub/index.js";
 import {
   MQTT_CREDENTIAL_COLUMNS,
@@ -9,13 +9,7 @@ import {
   mqttCredentialValues,
   type MqttCredentialRow,
 } from "../mqtt-credential-rows.js";
-import {
-  isLostConnection,
-  openMigratedPool,
-  unwritten,
-  UNWRITABLE_RETRY_AFTER_S,
-  type PostgresConnectionOptions,
-} from "./postgres-connection.js";
+import { openMigratedPool, sideQuery, type PostgresConnectionOptions } from "./postgres-connection.js";
 
 /** The migration (its 1-based number) that creates `mqtt_credentials`. */
 const MQTT_CREDENTIALS_SCHEMA_VERSION = 4;
@@ -43,25 +37,18 @@ export class PostgresMqttCredentialStore implements MqttCredentialStore {
   }
 
   /** A statement, refused as unavailable (503, Retry-After) when PostgreSQL cannot be reached. */
-  private async query<R extends pg.QueryResultRow>(
+  private query<R extends pg.QueryResultRow>(
     write: boolean,
     text: string,
     values: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    const refusal = write ? this.writeRefusal() : undefined;
-    if (refusal) throw refusal;
-    try {
-      return await this.pool.query<R>(text, values);
-    } catch (error) {
-      if (write) throw unwritten(error, `${this.where}, MQTT credentials`);
-      if (!isLostConnection(error)) throw error;
-      const refused = new UnavailableError(
-        `The hub could not read MQTT credentials from PostgreSQL (${this.where}: ${(error as Error).message}). Retry shortly`,
-        UNWRITABLE_RETRY_AFTER_S,
-      );
-      refused.cause = error;
-      throw refused;
-    }
+    return sideQuery<R>(
+      { pool: this.pool, where: this.where, writeRefusal: this.writeRefusal },
+      "MQTT credentials",
+      write,
+      text,
+      values,
+    );
   }
 
   async list(username?: string): Promise<MqttCredential[]> {

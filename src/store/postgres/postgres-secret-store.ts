@@ -2,15 +2,9 @@
 // PostgresStore made (migration 1), on a small pool of its own. Secrets change rarely and never
 // with the Log, so they stay out of the Store's group-commit queue.
 import type pg from "pg";
-import { UnavailableError } from "../../core/index.js";
+import type { UnavailableError } from "../../core/index.js";
 import type { SecretStore } from "../../hub/index.js";
-import {
-  isLostConnection,
-  openMigratedPool,
-  unwritten,
-  UNWRITABLE_RETRY_AFTER_S,
-  type PostgresConnectionOptions,
-} from "./postgres-connection.js";
+import { openMigratedPool, sideQuery, type PostgresConnectionOptions } from "./postgres-connection.js";
 
 /** The migration (its 1-based number) that creates `thing_secrets`. */
 const SECRETS_SCHEMA_VERSION = 1;
@@ -31,29 +25,19 @@ export class PostgresSecretStore implements SecretStore {
     private readonly writeRefusal: () => UnavailableError | undefined,
   ) {}
 
-  /**
-   * A statement, whose failure for want of PostgreSQL (down, the network cut or silent) is the
-   * hub's trouble, not the request's: refused as unavailable (503, Retry-After).
-   */
-  private async query<R extends pg.QueryResultRow>(
+  /** A statement, refused as unavailable (503, Retry-After) when PostgreSQL cannot be reached. */
+  private query<R extends pg.QueryResultRow>(
     write: boolean,
     text: string,
     values: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    const refusal = write ? this.writeRefusal() : undefined;
-    if (refusal) throw refusal;
-    try {
-      return await this.pool.query<R>(text, values);
-    } catch (error) {
-      if (write) throw unwritten(error, `${this.where}, credentials`);
-      if (!isLostConnection(error)) throw error;
-      const refused = new UnavailableError(
-        `The hub could not read credentials from PostgreSQL (${this.where}: ${(error as Error).message}). Retry shortly`,
-        UNWRITABLE_RETRY_AFTER_S,
-      );
-      refused.cause = error;
-      throw refused;
-    }
+    return sideQuery<R>(
+      { pool: this.pool, where: this.where, writeRefusal: this.writeRefusal },
+      "credentials",
+      write,
+      text,
+      values,
+    );
   }
 
   /** Opens the secret store of a schema a PostgresStore has opened (and so migrated) before. */
