@@ -1683,22 +1683,25 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         }
       });
 
+      // Any ChangeFilter, its members each present or not, matching some Changes or none.
+      const changeFilters = fc.record(
+        {
+          thing: fc.oneof(things, fc.constant("urn:test:never")),
+          things: fc.subarray([...range(1, THINGS + 1).map(thingId), "urn:test:never"]),
+          affordance: fc.constantFrom("temperature", "humidity", "power", "unknown"),
+          kinds: kindSets,
+          actor: fc.constantFrom(...ACTORS, cause.actor, "nobody"),
+          release: fc.constantFrom("sha256:r0", "sha256:r1", "sha256:none"),
+          correlation: fc.constantFrom("corr-0", "corr-1", "corr-2", "corr-none"),
+        },
+        { requiredKeys: [] },
+      );
+
       it("changedThings names each Thing with a matching Change in a stretch once, by its first such seq (property)", async () => {
         const bound = fc.integer({ min: 0, max: log.length + 2 });
         await fc.assert(
           fc.asyncProperty(
-            fc.record(
-              {
-                thing: fc.oneof(things, fc.constant("urn:test:never")),
-                things: fc.subarray([...range(1, THINGS + 1).map(thingId), "urn:test:never"]),
-                affordance: fc.constantFrom("temperature", "humidity", "power", "unknown"),
-                kinds: kindSets,
-                actor: fc.constantFrom(...ACTORS, cause.actor, "nobody"),
-                release: fc.constantFrom("sha256:r0", "sha256:r1", "sha256:none"),
-                correlation: fc.constantFrom("corr-0", "corr-1", "corr-2", "corr-none"),
-              },
-              { requiredKeys: [] },
-            ),
+            changeFilters,
             bound,
             fc.option(bound, { nil: undefined }),
             fc.oneof(fc.integer({ min: 0, max: 5 }), fc.constant(1000)),
@@ -1722,18 +1725,7 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
       it("changesAfter filters by thing, a set of Things, affordance, kinds, actor, release and correlation, together or alone (property)", async () => {
         await fc.assert(
           fc.asyncProperty(
-            fc.record(
-              {
-                thing: fc.oneof(things, fc.constant("urn:test:never")),
-                things: fc.subarray([...range(1, THINGS + 1).map(thingId), "urn:test:never"]),
-                affordance: fc.constantFrom("temperature", "humidity", "power", "unknown"),
-                kinds: kindSets,
-                actor: fc.constantFrom(...ACTORS, cause.actor, "nobody"),
-                release: fc.constantFrom("sha256:r0", "sha256:r1", "sha256:none"),
-                correlation: fc.constantFrom("corr-0", "corr-1", "corr-2", "corr-none"),
-              },
-              { requiredKeys: [] },
-            ),
+            changeFilters,
             fc.integer({ min: 0, max: log.length + 1 }),
             fc.oneof(fc.integer({ min: 0, max: 20 }), fc.constant(1000)),
             async (filter: ChangeFilter, after, limit) => {
