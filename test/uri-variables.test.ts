@@ -32,7 +32,9 @@ describe("URI variables through the hub", () => {
       const url = new URL(req.url ?? "/", "http://device");
       requests.push(`${req.method} ${url.pathname}${url.search}`);
       res.setHeader("content-type", "application/json");
-      if (url.pathname === "/temperature") {
+      if (url.pathname.startsWith("/files/")) {
+        res.end(JSON.stringify(url.pathname));
+      } else if (url.pathname === "/temperature") {
         res.end(JSON.stringify(url.searchParams.get("unit") === "F" ? 70 : 21));
       } else if (url.pathname === "/increment") {
         counter += Number(url.searchParams.get("step") ?? "1");
@@ -59,6 +61,18 @@ describe("URI variables through the hub", () => {
           readOnly: true,
           uriVariables: { unit: { type: "string", enum: ["C", "F"] } },
           forms: [{ href: "temperature{?unit}" }],
+        },
+        file: {
+          type: "string",
+          readOnly: true,
+          uriVariables: { name: { type: "string" } },
+          forms: [{ href: "files/{name}" }],
+        },
+        tree: {
+          type: "string",
+          readOnly: true,
+          uriVariables: { path: { type: "string" } },
+          forms: [{ href: "files/{+path}" }],
         },
       },
       actions: {
@@ -161,6 +175,30 @@ describe("URI variables through the hub", () => {
     }
     expect(requests.length).toBe(asked);
     expect(await changesSince(before)).toEqual([]);
+  });
+
+  it("refuses a URI variable that is a dot segment (. or ..), which would move the request to another path", async () => {
+    const ok = await hub.request(`${thingPath(ID)}/properties/file?name=a.b`);
+    expect(await ok.json()).toBe("/files/a.b");
+    const nested = await hub.request(`${thingPath(ID)}/properties/tree?path=a/b`);
+    expect(await nested.json()).toBe("/files/a/b");
+    const asked = requests.length;
+    const cases: [string, string][] = [
+      ["file?name=..", "name"],
+      ["file?name=.", "name"],
+      ["file?name=%2E%2E", "name"],
+      ["tree?path=../admin", "path"],
+      ["tree?path=a/./b", "path"],
+      ["tree?path=a/%2e%2E/admin", "path"],
+    ];
+    for (const [path, name] of cases) {
+      const res = await hub.request(`${thingPath(ID)}/properties/${path}`);
+      expect(res.status, path).toBe(400);
+      const problem = (await res.json()) as { detail: string; errors: { pointer: string }[] };
+      expect(problem.detail, path).toMatch(new RegExp(`URI variable "${name}" .* dot segment`));
+      expect(problem.errors[0]?.pointer, path).toBe(`/uriVariables/${name}`);
+    }
+    expect(requests.length).toBe(asked);
   });
 
   it("reads and invokes with --var from the CLI, and says in one line what is wrong with one", async () => {

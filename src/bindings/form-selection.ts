@@ -103,7 +103,9 @@ export function templateVariables(template: string): string[] {
 /**
  * RFC 6570 expansion, levels 1 to 3 (`{x}`, `{+x}`, `{#x}`, `{.x}`, `{/x}`, `{;x}`, `{?x,y}`,
  * `{&x}`); values are strings, numbers or booleans; an absent variable expands to nothing.
- * Level 4 (`{x:3}`, `{x*}`) and list or map values are refused.
+ * Level 4 (`{x:3}`, `{x*}`) and list or map values are refused, and so is a value that expands to
+ * a dot segment (`.`, `..`, `%2e%2e`) in the path: RFC 3986 §5.2.4 removes those, so a form
+ * `http://dev/files/{x}` with x = `..` would reach `http://dev/` instead.
  */
 export function expandUriTemplate(template: string, variables: Readonly<Record<string, unknown>>): string {
   return forEachExpression(template, (operator, names) => {
@@ -119,11 +121,26 @@ export function expandUriTemplate(template: string, variables: Readonly<Record<s
         ]);
       }
       const value = encodeTemplateValue(String(raw), spec.reserved);
+      if (PATH_OPERATORS.has(operator) && value.split("/").some(isDotSegment)) {
+        throw new ValidationError(
+          `URI variable "${name}" may not be or hold a dot segment ("." or ".."): it would move the request to another path than the form's`,
+          [{ pointer: `/uriVariables/${escapePointer(name)}`, message: "a dot segment (. or ..)" }],
+        );
+      }
       if (!spec.named) parts.push(value);
       else parts.push(value === "" ? `${name}${spec.empty}` : `${name}=${value}`);
     }
     return parts.length === 0 ? "" : spec.first + parts.join(spec.sep);
   });
+}
+
+/** The operators whose expansion lands in a URI's path: simple, reserved and path-segment. */
+const PATH_OPERATORS: ReadonlySet<string> = new Set(["", "+", "/"]);
+
+/** WHATWG URL: `.` and `..`, with any dot written `%2e`, are dot segments. */
+function isDotSegment(segment: string): boolean {
+  const dots = segment.replace(/%2e/gi, ".");
+  return dots === "." || dots === "..";
 }
 
 function forEachExpression(template: string, expand: (operator: string, names: string[]) => string): string {
