@@ -1,7 +1,15 @@
 // End-to-end tests of the `things` directory commands: the built CLI as a child process, against
 // a real hub on port 0. `npm test` builds dist/ first; otherwise run `npm run build`.
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import {
   createServer as createHttpServer,
   get as httpGet,
@@ -1143,6 +1151,26 @@ describe("things serve with the embedded MQTT broker", () => {
       const [line] = await serve.waitFor(/ {2}MQTT: [^\n]*\n/);
       expect(line).toMatch(
         /^ {2}MQTT: mqtt:\/\/127\.0\.0\.1:\d+ \(embedded broker; password: the admin token, or a device's from things mqtt-credentials\), topics under hyperthings\/\n$/,
+      );
+    } finally {
+      serve.process.kill("SIGTERM");
+      await serve.exited;
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("things serve's new admin token", () => {
+  it("is not printed when the output is no terminal (a service's log), only where it is kept", async () => {
+    const data = mkdtempSync(join(tmpdir(), "hyperthings-serve-"));
+    const serve = runThings(["serve", "--data", data, "--port", "0", "--no-mqtt"], cleanEnvironment());
+    try {
+      await serve.waitFor(/ {2}access: [^\n]*\n/);
+      const token = readFileSync(join(data, "admin-token"), "utf8").trim();
+      expect(token).toMatch(/^ht_/);
+      expect(serve.stdout() + serve.stderr()).not.toContain(token);
+      expect(serve.stdout()).toContain(
+        `  admin token: made, in ${join(data, "admin-token")} (mode 0600); not printed, since this output is no terminal\n`,
       );
     } finally {
       serve.process.kill("SIGTERM");

@@ -310,7 +310,13 @@ async function serve(
     out.write(`  SNMP traps: UDP ${running.hub.config.host} port ${running.snmpTrapPort} (SNMPv2c)\n`);
   }
   const { adminToken } = running.hub;
-  if (adminToken.created) {
+  if (adminToken.created && out.isTTY !== true) {
+    // A service's output goes to a log (journald, a container's), kept and shipped elsewhere and
+    // read by more people than the data directory: a token there would outlive its rotation.
+    out.write(
+      `  admin token: made, in ${adminToken.path ?? "?"} (mode 0600); not printed, since this output is no terminal\n`,
+    );
+  } else if (adminToken.created) {
     out.write(
       `  admin token (shown once; kept in ${adminToken.path ?? "?"}, mode 0600):\n    ${adminToken.token}\n`,
     );
