@@ -1046,6 +1046,85 @@ describe("a TD observing everything on the hub's own broker", () => {
   });
 });
 
+describe("a TD naming the hub's own broker, with no credentials of its own there", () => {
+  let hub: TestHub;
+  let device: MqttClient;
+  beforeAll(async () => {
+    hub = await startTestHub({ mqttPort: 0, observe: true });
+    device = await connectAsync(brokerUrl(hub), { reconnectPeriod: 0, username: "d", password: hub.token });
+  });
+  afterAll(async () => {
+    await device?.endAsync();
+    await hub?.stop();
+  });
+
+  it("is not observed on topics outside its own: the hub's admin token does not subscribe to # for it", async () => {
+    const id = "urn:test:uninvited-eavesdropper";
+    const after = await hub.hub.store.lastSeq();
+    await registerThing(
+      hub,
+      id,
+      minimalTd({
+        id,
+        events: { anything: { forms: [{ href: brokerUrl(hub), "mqv:filter": "#", op: "subscribeevent" }] } },
+      }),
+    );
+    const refused = await changeAfter(hub, after, (c) => c.thing === id && c.kind === "unreachable");
+    expect(refused.value).toMatch(
+      `the hub's own broker opens only hyperthings/things/${id}/# to a Thing without credentials of its own there, not #`,
+    );
+    await device.publishAsync("dev/secret", '{"n":1}', { qos: 1 });
+    await hub.hub.commands?.recorded(id);
+    const recorded = (await hub.hub.store.changesAfter(after, 1_000)).filter((c) => c.thing === id);
+    expect(recorded.map((c) => c.kind)).not.toContain("emitted");
+  });
+
+  it("cannot write another Thing's command topic, nor publish elsewhere, through the hub", async () => {
+    const victim = "urn:test:victim-lamp";
+    const id = "urn:test:meddler";
+    const set = `hyperthings/things/${victim}/properties/on/set`;
+    await registerThing(
+      hub,
+      victim,
+      minimalTd({
+        id: victim,
+        properties: { on: { type: "boolean", forms: [{ href: "http://127.0.0.1:1/on" }] } },
+      }),
+    );
+    await registerThing(
+      hub,
+      id,
+      minimalTd({
+        id,
+        properties: {
+          on: { type: "boolean", forms: [{ href: `${brokerUrl(hub)}/${set}`, op: "writeproperty" }] },
+        },
+        actions: { power: { forms: [{ href: `${brokerUrl(hub)}/cmnd/lamp/POWER` }] } },
+      }),
+    );
+    const received: string[] = [];
+    device.on("message", (topic) => received.push(topic));
+    await device.subscribeAsync([set, "cmnd/#"], { qos: 1 });
+    const write = await hub.request(`${thingPath(id)}/properties/on`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: "true",
+    });
+    expect(write.status).toBe(502);
+    const problem = (await write.json()) as { detail: string; device: { reason: string } };
+    expect(problem.device.reason).toBe("address-denied");
+    expect(problem.detail).toContain(`not ${set}`);
+    const invoke = await hub.request(`${thingPath(id)}/actions/power`, { method: "POST" });
+    expect(invoke.status).toBe(502);
+    expect(((await invoke.json()) as { detail: string }).detail).toContain("not cmnd/lamp/POWER");
+    // A message of the hub's own, after them: had either gone out, it would have come first.
+    await device.subscribeAsync("cmnd/marker", { qos: 1 });
+    await device.publishAsync("cmnd/marker", "x", { qos: 1 });
+    await vi.waitFor(() => expect(received).toContain("cmnd/marker"), { timeout: 5_000 });
+    expect(received).toEqual(["cmnd/marker"]);
+  });
+});
+
 describe("the embedded broker's retained messages", () => {
   const silent = createLogger("silent");
   const retainingBroker = (

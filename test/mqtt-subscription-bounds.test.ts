@@ -136,6 +136,10 @@ describe("the hub's own observation on its embedded broker, past the filters a c
           id,
           minimalTd({
             id,
+            // Topics outside its own: the admin token, given as the Thing's credentials (the hub
+            // lends its own only for `hyperthings/things/{id}/#`).
+            securityDefinitions: { basic_sc: { scheme: "basic" } },
+            security: "basic_sc",
             properties: {
               level: {
                 type: "number",
@@ -144,6 +148,7 @@ describe("the hub's own observation on its embedded broker, past the filters a c
               },
             },
           }),
+          { username: "hyperthings", password: hub.token },
         );
       }
       for (const [i, id] of ids.entries()) {

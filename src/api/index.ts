@@ -8,6 +8,7 @@ export {
   startMqttFace,
   MQTT_PORT_FILE,
   deviceCredentials,
+  encodeTopicLevel,
   parseBrokerUrl,
   mqttPortError,
   type RunningMqtt,

@@ -7,6 +7,7 @@ import { pino, type Logger } from "pino";
 import pretty from "pino-pretty";
 import {
   buildServer,
+  encodeTopicLevel,
   mqttPortError,
   parseBrokerUrl,
   startMqttFace,
@@ -291,19 +292,27 @@ export async function startHub(
       protocolVersionFor: (broker) => (broker === embeddedBroker ? 4 : undefined),
       // A Thing that the hub reaches through its own broker (a gateway device's `…/set`, say)
       // needs no credentials of its own there: the broker requires a password, the hub has one.
-      credentialsFor: (broker) =>
+      // It lends it for that Thing's own topics only, those its device password opens: a TD is
+      // no admin, and `#` or another device's `…/set` would have the hub read or command for it.
+      credentialsFor: (broker, thing) =>
         embeddedBroker !== undefined && !config.mqttAnonymous && sameBroker(broker, embeddedBroker)
-          ? { username: "hyperthings", password: hub.adminToken.token }
+          ? {
+              username: "hyperthings",
+              password: hub.adminToken.token,
+              topics: [`${config.mqttPrefix}/things/${encodeTopicLevel(thing)}/#`],
+            }
           : undefined,
       // A write to a gateway device's `…/set` on the hub's own broker waits, through the gateway,
       // for the device to confirm it (docs/mqtt.md): a publish alone says nothing of the device.
-      writeThrough: (broker, topic, value) => {
+      writeThrough: (broker, topic, value, thing) => {
         // On a replica that does not run the gateway (another does), the write is published as is.
         const gateway = face?.running?.gateway;
         if (gateway === undefined || hubBroker === undefined || !sameBroker(broker, hubBroker))
           return undefined;
         const set = gateway.layout.parseSet(topic);
-        if (set === undefined) return undefined;
+        // The gateway writes with the hub's own rights on its broker: for the Thing's own `…/set`
+        // only; another Thing's is published by the binding, with the credentials this one has.
+        if (set === undefined || set.thing !== thing) return undefined;
         return gateway.writeProperty(set.thing, set.name, value).then(() => undefined);
       },
       // Asked for every message observed: whether a broker is the hub's is worked out once.

@@ -4,7 +4,10 @@
 // it issued (hub/mqtt-credentials.ts): a credential issued after a revocation is of the next
 // generation, another password; rotating the admin token revokes every device password at once.
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { filterWithin } from "../../bindings/index.js";
 import { isHomieId } from "../../core/index.js";
+
+export { filterWithin };
 
 const LABEL = "hyperthings mqtt device password\n";
 
@@ -146,23 +149,6 @@ export function announcerTopics(
     publish: [config, `${name}/#`],
     subscribe: [config, `${name}/#`, `${roots.homeAssistantPrefix}/status`],
   };
-}
-
-/**
- * Whether every topic `filter` can match is one `allowed` matches, where `allowed` has literal
- * levels, `+`, and `#` last only: a `+` is filled by one level (a literal or `+`), `#` by anything.
- */
-export function filterWithin(filter: string, allowed: string): boolean {
-  const f = filter.split("/");
-  const a = allowed.split("/");
-  for (let i = 0; i < a.length; i++) {
-    const level = a[i];
-    if (level === "#") return true;
-    const given = f[i];
-    if (given === undefined || given === "#") return false;
-    if (level !== "+" && given !== level) return false;
-  }
-  return f.length === a.length;
 }
 
 /** The topic filters a registered Thing's device may publish and subscribe within (docs/mqtt.md). */

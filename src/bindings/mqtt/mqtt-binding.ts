@@ -17,7 +17,7 @@ import type {
 import { decodeJsonOrText, encodeFor, isJson, isText, mediaType } from "../content.js";
 import { BrokerConnection, BrokerError, withTimeout } from "./broker-connection.js";
 import type { QoS } from "./broker-connection.js";
-import { hrefTopic, isTopicFilter, isTopicName } from "./mqtt-topic.js";
+import { filterWithin, hrefTopic, isTopicFilter, isTopicName } from "./mqtt-topic.js";
 
 export interface MqttConnectionEvent {
   /** `mqtt://host:port`. */
@@ -57,21 +57,38 @@ export interface MqttBindingOptions {
   readonly ownTopics?: (broker: string) => readonly string[] | undefined;
   /**
    * The user name and password for a broker (`mqtt://host:port`) when a Thing has no `basic`
-   * credentials of its own: the hub's admin token on its own embedded broker.
+   * credentials of its own: the hub's admin token on its own embedded broker, lent to that Thing's
+   * forms only within the topics it returns.
    */
-  readonly credentialsFor?: (broker: string) => { username: string; password: string } | undefined;
+  readonly credentialsFor?: (broker: string, thing: string) => BrokerCredentials | undefined;
   /**
    * A write this process carries itself, by broker (`mqtt://host:port`) and topic: the hub's MQTT
    * gateway for `{prefix}/things/{id}/properties/{name}/set` on its own broker, which waits for the
    * device's answer. Undefined: the binding publishes the value itself.
    */
-  readonly writeThrough?: (broker: string, topic: string, value: unknown) => Promise<void> | undefined;
+  readonly writeThrough?: (
+    broker: string,
+    topic: string,
+    value: unknown,
+    thing: string,
+  ) => Promise<void> | undefined;
   /** Reconnection backoff; default 1 s doubling to 30 s. */
   readonly reconnect?: Partial<BackoffOptions>;
   /** Told when a broker connection comes up or goes down. */
   readonly onConnection?: (event: MqttConnectionEvent) => void;
   /** Jitter source, for tests; default Math.random. */
   readonly random?: () => number;
+}
+
+/** Credentials the binding lends a Thing that has none of its own for a broker. */
+export interface BrokerCredentials {
+  readonly username: string;
+  readonly password: string;
+  /**
+   * The topic filters these credentials are lent for: a form whose topic or filter is not within
+   * one of them is refused (`address-denied`) before anything is sent. Undefined: any topic.
+   */
+  readonly topics?: readonly string[];
 }
 
 /** The defaults of MqttBindingOptions, in one place. */
@@ -107,7 +124,7 @@ export class MqttBinding implements Binding {
   /** Subscribes to the form's topic and takes the first message: the retained value, or the next one. */
   async readProperty(target: Target): Promise<unknown> {
     const filter = this.#topic(target, "subscribe");
-    const connection = this.#connection(target);
+    const connection = this.#connection(target, [filter]);
     let settle: (packet: IPublishPacket) => void = () => undefined;
     const first = new Promise<IPublishPacket>((resolve) => (settle = resolve));
     const own = this.#ownTopics(target);
@@ -132,9 +149,11 @@ export class MqttBinding implements Binding {
   async writeProperty(target: Target, value: unknown): Promise<void> {
     const topic = this.#topic(target, "publish");
     const url = new URL(target.href);
-    const through = this.#options.writeThrough?.(`${url.protocol}//${url.host}`, topic, value);
+    // The gateway writes with the hub's own rights: only where the Thing could write itself.
+    this.#credentialsOf(target, [topic]);
+    const through = this.#options.writeThrough?.(`${url.protocol}//${url.host}`, topic, value, target.thing);
     if (through !== undefined) return through;
-    const connection = this.#connection(target);
+    const connection = this.#connection(target, [topic]);
     const payload = encode(target, value);
     await this.#call(target, () =>
       connection.publish(topic, payload, publishOptions(target, connection), this.#timeoutMs),
@@ -147,9 +166,12 @@ export class MqttBinding implements Binding {
    */
   async invokeAction(target: Target, input?: unknown): Promise<ActionOutcome> {
     const topic = this.#topic(target, "publish");
-    const connection = this.#connection(target);
-    const payload = encode(target, input);
     const responseTopic = target.terms.responseTopic;
+    const connection = this.#connection(
+      target,
+      responseTopic === undefined ? [topic] : [topic, responseTopic],
+    );
+    const payload = encode(target, input);
     if (responseTopic === undefined) {
       await this.#call(target, () =>
         connection.publish(topic, payload, publishOptions(target, connection), this.#timeoutMs),
@@ -215,7 +237,7 @@ export class MqttBinding implements Binding {
     skipRetained: boolean,
   ): Promise<Subscription> {
     const filter = this.#topic(target, "subscribe");
-    const connection = this.#connection(target);
+    const connection = this.#connection(target, [filter]);
     const own = this.#ownTopics(target);
     let open = true;
     const unsubscribe = await this.#call(target, () =>
@@ -276,11 +298,14 @@ export class MqttBinding implements Binding {
     return () => ask(broker);
   }
 
-  /** The shared connection for the target's broker, user name and password, made on first use. */
-  #connection(target: Target): BrokerConnection {
-    if (this.#closed) throw bindingError(target, "closed", "the MQTT binding is closed");
-    const url = new URL(target.href);
-    const broker = `${url.protocol}//${url.host}`;
+  /**
+   * The user name and password for the target: its own `basic` credentials, else those lent for
+   * its broker (credentialsFor), which must open every topic the operation uses.
+   */
+  #credentialsOf(
+    target: Target,
+    topics: readonly string[],
+  ): { username: string | undefined; password: string | undefined } {
     let username: string | undefined;
     let password: string | undefined;
     for (const credentials of target.credentials) {
@@ -293,10 +318,29 @@ export class MqttBinding implements Binding {
         );
       }
     }
-    if (username === undefined && password === undefined) {
-      const fallback = this.#options.credentialsFor?.(broker);
-      if (fallback !== undefined) ({ username, password } = fallback);
+    if (username !== undefined || password !== undefined) return { username, password };
+    const url = new URL(target.href);
+    const lent = this.#options.credentialsFor?.(`${url.protocol}//${url.host}`, target.thing);
+    if (lent === undefined) return { username, password };
+    const allowed = lent.topics;
+    const outside =
+      allowed === undefined ? undefined : topics.find((t) => !allowed.some((a) => filterWithin(t, a)));
+    if (outside !== undefined) {
+      throw bindingError(
+        target,
+        "address-denied",
+        `the hub's own broker opens only ${allowed?.join(", ") ?? ""} to a Thing without credentials of its own there, not ${outside}`,
+      );
     }
+    return { username: lent.username, password: lent.password };
+  }
+
+  /** The shared connection for the target's broker, user name and password, made on first use. */
+  #connection(target: Target, topics: readonly string[]): BrokerConnection {
+    if (this.#closed) throw bindingError(target, "closed", "the MQTT binding is closed");
+    const url = new URL(target.href);
+    const broker = `${url.protocol}//${url.host}`;
+    const { username, password } = this.#credentialsOf(target, topics);
     // Keyed by all that authenticates it: two Things with one user name and different passwords
     // are two clients, and a changed password is a new connection, not the old one kept up.
     const user = `${broker}\n${username ?? ""}\n`;

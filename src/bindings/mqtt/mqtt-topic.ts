@@ -16,6 +16,23 @@ export function topicMatches(filter: string, topic: string): boolean {
   return filterLevels.length === topicLevels.length;
 }
 
+/**
+ * Whether every topic `filter` can match is one `allowed` matches, where `allowed` has literal
+ * levels, `+`, and `#` last only: a `+` is filled by one level (a literal or `+`), `#` by anything.
+ */
+export function filterWithin(filter: string, allowed: string): boolean {
+  const f = filter.split("/");
+  const a = allowed.split("/");
+  for (let i = 0; i < a.length; i++) {
+    const level = a[i];
+    if (level === "#") return true;
+    const given = f[i];
+    if (given === undefined || given === "#") return false;
+    if (level !== "+" && given !== level) return false;
+  }
+  return f.length === a.length;
+}
+
 /** The topic in an `mqtt://broker/a/b` href: its path without the leading slash, %-decoded. */
 export function hrefTopic(href: string): string | undefined {
   const path = new URL(href).pathname.replace(/^\//, "");
