@@ -218,7 +218,7 @@ describe("things serve --config", () => {
       "dataDir: data\nport: 0\nallowedHosts: [hub.example, hub:80]\n",
       0o600,
       (p) =>
-        `${p}:3:15: allowedHosts takes host names such as hub.example.com, separated by commas; "hub:80" is not one`,
+        `${p}:3:15: allowedHosts takes host names such as hub.example.com, .example.com (every name under it) or *, separated by commas; "hub:80" is not one`,
     ],
     [
       "an address range that is none",

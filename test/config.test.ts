@@ -119,7 +119,7 @@ describe("the data directory and the address", () => {
       loadConfig({ allowedHosts: "a.example" }, { HYPERTHINGS_ALLOWED_HOSTS: "b.example" }).allowedHosts,
     ).toEqual(["a.example"]);
     expect(() => loadConfig({ allowedHosts: "hub.example.com:8080" }, {})).toThrow(
-      '--allowed-hosts (HYPERTHINGS_ALLOWED_HOSTS) takes host names such as hub.example.com, separated by commas; "hub.example.com:8080" is not one',
+      '--allowed-hosts (HYPERTHINGS_ALLOWED_HOSTS) takes host names such as hub.example.com, .example.com (every name under it) or *, separated by commas; "hub.example.com:8080" is not one',
     );
   });
 });

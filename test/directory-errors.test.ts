@@ -2,7 +2,8 @@
 // a precise detail and, where it helps, JSON pointers; and nothing is stored. Also who may do what.
 import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hostname } from "node:os";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 
@@ -583,6 +584,18 @@ describe("body size limit", () => {
   });
 });
 
+/** A GET with this Host header (fetch does not let one set it): its status and body. */
+const getWithHost = (hub: TestHub, path: string, host: string) =>
+  new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const request = httpRequest(`${hub.url}${path}`, { headers: { host } }, (response) => {
+      let body = "";
+      response.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    request.on("error", reject);
+    request.end();
+  });
+
 describe("a request that names another host (DNS rebinding)", () => {
   let hub: TestHub;
   beforeAll(async () => {
@@ -590,26 +603,14 @@ describe("a request that names another host (DNS rebinding)", () => {
   });
   afterAll(async () => hub.stop());
 
-  /** A GET with this Host header (fetch does not let one set it): its status and body. */
-  const getWithHost = (path: string, host: string) =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const request = httpRequest(`${hub.url}${path}`, { headers: { host } }, (response) => {
-        let body = "";
-        response.on("data", (chunk: Buffer) => (body += chunk.toString()));
-        response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
-      });
-      request.on("error", reject);
-      request.end();
-    });
-
   it("refuses, on a hub listening on 127.0.0.1, a Host that is not this machine's nor allowed", async () => {
     const { port } = new URL(hub.url);
     // A page of rebind.evil.example whose name now resolves to 127.0.0.1 would read all of it.
     for (const path of ["/things", "/changes", "/", "/health"]) {
-      const refused = await getWithHost(path, `rebind.evil.example:${port}`);
-      expect(refused.status).toBe(403);
+      const refused = await getWithHost(hub, path, `rebind.evil.example:${port}`);
+      expect(refused.status).toBe(421);
       expect((JSON.parse(refused.body) as Problem).detail).toContain(
-        '"rebind.evil.example" (a web page may have made that name resolve to this machine)',
+        '"rebind.evil.example" (a web page may have made that name resolve to the hub\'s address)',
       );
     }
     for (const host of [
@@ -620,8 +621,47 @@ describe("a request that names another host (DNS rebinding)", () => {
       "HUB.example.com:443",
       "ui.localhost",
     ]) {
-      expect((await getWithHost("/things", host)).status).toBe(200);
+      expect((await getWithHost(hub, "/things", host)).status).toBe(200);
     }
+  });
+});
+
+describe("a hub listening on every address (0.0.0.0), reached by a rebound name", () => {
+  let hub: TestHub;
+  afterEach(async () => hub?.stop());
+
+  it("answers 421 to a Host that is none of its names, whatever address it listens on", async () => {
+    hub = await startTestHub({ host: "0.0.0.0", allowedHosts: "hub.example.com,.fleet.example" });
+    const { port } = new URL(hub.url);
+    // A LAN hub on 192.168.1.10: a page of rebind.evil.example made to resolve there reads it.
+    for (const path of ["/things", "/health", "/"]) {
+      const refused = await getWithHost(hub, path, `rebind.evil.example:${port}`);
+      expect(refused.status, path).toBe(421);
+      const problem = JSON.parse(refused.body) as Problem;
+      expect(problem.type).toMatch(/misdirected-request$/);
+      expect(problem.title).toBe("Misdirected request");
+      expect(problem.detail).toContain(
+        "This hub answers to its names (localhost, hub.example.com, .fleet.example, " +
+          `${hostname().toLowerCase()}) and IP addresses, not to "rebind.evil.example"`,
+      );
+    }
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `192.168.1.10:${port}`,
+      `[fe80::1]:${port}`,
+      "hub.example.com",
+      "fleet.example",
+      "hub-2.fleet.example:8080",
+      hostname(),
+    ]) {
+      expect((await getWithHost(hub, "/things", host)).status, host).toBe(200);
+    }
+    expect((await getWithHost(hub, "/things", "evilfleet.example")).status).toBe(421);
+  });
+
+  it("answers any name with --allowed-hosts '*' (a proxy in front checks Host)", async () => {
+    hub = await startTestHub({ host: "0.0.0.0", allowedHosts: "*" });
+    expect((await getWithHost(hub, "/things", "anything.example")).status).toBe(200);
   });
 });
 

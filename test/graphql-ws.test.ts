@@ -178,7 +178,7 @@ describe("GraphQL over WebSocket", () => {
     }
     // DNS rebinding: the page's name made to resolve to 127.0.0.1, so that its Origin is the Host.
     const rebound = `rebind.evil.example:${new URL(hub.url).port}`;
-    expect((await handshake({ origin: `http://${rebound}`, host: rebound })).status).toBe(403);
+    expect((await handshake({ origin: `http://${rebound}`, host: rebound })).status).toBe(421);
     expect((await handshake({ origin: `http://${host}` })).status).toBe(101);
     expect(
       (await handshake({ origin: "https://hub.example", "x-forwarded-host": "hub.example" })).status,

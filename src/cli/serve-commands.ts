@@ -64,7 +64,7 @@ function addServeOptions(command: Command): Command {
     )
     .option(
       "--allowed-hosts <names>",
-      "names a browser may reach a hub on 127.0.0.1 by besides localhost and IP addresses, e.g. behind a proxy (env HYPERTHINGS_ALLOWED_HOSTS)",
+      "names the hub answers to besides localhost, this machine's name and IP addresses: hub.example.com, .example.com (every name under it), * (any) (env HYPERTHINGS_ALLOWED_HOSTS)",
     )
     .option(
       "--auth <what>",

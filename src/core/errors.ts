@@ -69,6 +69,20 @@ export class ForbiddenError extends HyperthingsError {
   }
 }
 
+/**
+ * RFC 9110 §15.5.20: a request that names a host this server is not (its Host header), such as a
+ * web page's name made to resolve to the hub (DNS rebinding).
+ */
+export class MisdirectedRequestError extends HyperthingsError {
+  readonly title = "Misdirected request";
+  readonly status = 421;
+  readonly code = "misdirected-request";
+  constructor(message: string) {
+    super(message);
+    this.name = "MisdirectedRequestError";
+  }
+}
+
 export class UnavailableError extends HyperthingsError {
   readonly title = "Unavailable";
   readonly status = 503;

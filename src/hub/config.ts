@@ -28,9 +28,10 @@ export interface HubConfig {
    */
   requestTimeoutMs: number;
   /**
-   * Names besides this machine's own (`localhost`, IP addresses) that a request to a hub listening
-   * on a loopback address may give in its Host header (`--allowed-hosts`): any other is refused,
-   * since it is a web page whose name was made to resolve to 127.0.0.1 (DNS rebinding).
+   * Names besides this machine's own (`localhost`, its host name, IP addresses) that a request may
+   * give in its Host header (`--allowed-hosts`): a name, `.domain` for it and every name under it,
+   * or `*` for any. Any other is refused (421), since it is a web page whose name was made to
+   * resolve to the hub's address (DNS rebinding).
    */
   allowedHosts: readonly string[];
   /** When true, reads need a token too (`--auth read`). */
@@ -826,9 +827,10 @@ function hostNames(text: string | undefined, setting: string): string[] {
     .map((name) => name.trim().toLowerCase())
     .filter((name) => name !== "");
   for (const name of names) {
-    if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(name)) {
+    // A name, `.domain` (it and every name under it), or `*` (any: a proxy in front checks Host).
+    if (name !== "*" && !/^\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(name)) {
       throw new ValidationError(
-        `${setting} takes host names such as hub.example.com, separated by commas; "${name}" is not one`,
+        `${setting} takes host names such as hub.example.com, .example.com (every name under it) or *, separated by commas; "${name}" is not one`,
       );
     }
   }

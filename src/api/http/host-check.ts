@@ -1,46 +1,60 @@
-// DNS rebinding: a web page of evil.example whose name is made to resolve to 127.0.0.1 reaches a
-// hub there as its own origin, and its browser lets it read every answer. Such a request names
-// evil.example in its Host header: a hub on a loopback address answers only to this machine's names.
+// DNS rebinding: a web page of evil.example whose name is made to resolve to the hub's address
+// (127.0.0.1, or 192.168.1.10 on a LAN) reaches the hub as its own origin, and its visitor's browser
+// lets it read every answer. Such a request names evil.example in its Host header: the hub answers
+// only to its own names (RFC 9110 §7.2, §15.5.20: 421), whatever address it listens on.
 import type { FastifyInstance } from "fastify";
 import { isIP } from "node:net";
-import { ForbiddenError } from "../../core/index.js";
+import { hostname } from "node:os";
+import { MisdirectedRequestError } from "../../core/index.js";
 import type { HubConfig } from "../../hub/index.js";
 
-function isLoopbackAddress(host: string): boolean {
-  const bare = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
-  return bare === "localhost" || bare === "::1" || (isIP(bare) === 4 && bare.startsWith("127."));
-}
-
-/** The host name of a Host header (`name:port`, `[v6]:port`), lower-cased, without its port. */
+/** The host name of a Host header (`name:port`, `[v6]:port`), lower-cased, without its port or a final dot. */
 function hostNameOf(header: string): string {
   const host = header.trim().toLowerCase();
   if (host.startsWith("[")) return host.slice(1, host.indexOf("]") === -1 ? undefined : host.indexOf("]"));
   const colon = host.lastIndexOf(":");
-  return colon === -1 ? host : host.slice(0, colon);
+  return (colon === -1 ? host : host.slice(0, colon)).replace(/\.$/, "");
+}
+
+/** This machine's own names: its host name, and its first label when that is a domain name. */
+function machineNames(): string[] {
+  const name = hostname().toLowerCase();
+  const short = name.split(".")[0] ?? name;
+  return short === name || short === "" ? [name] : [name, short];
+}
+
+/** Whether a name is one an `--allowed-hosts` entry names: itself, or under a `.domain` entry. */
+function allowedBy(name: string, entry: string): boolean {
+  if (entry === "*") return true;
+  if (entry.startsWith(".")) return name === entry.slice(1) || name.endsWith(entry);
+  return name === entry;
 }
 
 /**
- * The refusal of a request whose Host names neither this machine nor an allowed name, when the hub
- * listens on a loopback address; else undefined. A hub on another address is reached by whatever
- * names its network gives it, and answers any.
+ * The refusal of a request whose Host names neither an IP address, `localhost` (or a
+ * `*.localhost` name), this machine's host name, nor a name of `--allowed-hosts`; else undefined.
+ * A request without Host (HTTP/1.0; never a browser's) is answered.
  */
 export function misdirectedHost(
   config: Pick<HubConfig, "host" | "allowedHosts">,
   header: string | undefined,
-): ForbiddenError | undefined {
-  if (header === undefined || !isLoopbackAddress(config.host)) return undefined;
+): MisdirectedRequestError | undefined {
+  if (header === undefined) return undefined;
   const name = hostNameOf(header);
+  const machine = machineNames();
   if (
     isIP(name) !== 0 ||
     name === "localhost" ||
     name.endsWith(".localhost") ||
-    config.allowedHosts.includes(name)
+    machine.includes(name) ||
+    config.allowedHosts.some((entry) => allowedBy(name, entry))
   ) {
     return undefined;
   }
-  return new ForbiddenError(
-    `This hub listens on ${config.host} and answers to localhost and IP addresses, not to "${name}" ` +
-      `(a web page may have made that name resolve to this machine): if it is the hub's, start the hub with --allowed-hosts ${name}`,
+  const names = ["localhost", ...config.allowedHosts, ...machine].join(", ");
+  return new MisdirectedRequestError(
+    `This hub answers to its names (${names}) and IP addresses, not to "${name}" ` +
+      `(a web page may have made that name resolve to the hub's address): if it is the hub's, start the hub with --allowed-hosts ${name}`,
   );
 }
 
