@@ -226,7 +226,7 @@ describe("things serve --config", () => {
       "dataDir: data\nport: 0\ndeny: 10.0.0.0/33\n",
       0o600,
       (p) =>
-        `${p}:3:7: deny takes CIDR ranges such as 10.0.0.0/8 or fd00::/8, separated by commas; "10.0.0.0/33" is not one`,
+        `${p}:3:7: deny takes CIDR ranges such as 10.0.0.0/8 or fd00::/8, or ports such as 127.0.0.1:5432 or [::1]:6379, separated by commas; "10.0.0.0/33" is not one`,
     ],
     [
       "a token of the wrong type, without echoing it",

@@ -84,7 +84,7 @@ describe("outbound safety: configuration", () => {
 
   it("refuses a bad range with one error naming the option and the range", () => {
     expect(() => loadConfig({ dataDir: "/nonexistent", deny: "10.0.0.0/8,10.0.0.0/33" }, {})).toThrow(
-      '--deny (HYPERTHINGS_DENY) takes CIDR ranges such as 10.0.0.0/8 or fd00::/8, separated by commas; "10.0.0.0/33" is not one',
+      '--deny (HYPERTHINGS_DENY) takes CIDR ranges such as 10.0.0.0/8 or fd00::/8, or ports such as 127.0.0.1:5432 or [::1]:6379, separated by commas; "10.0.0.0/33" is not one',
     );
     expect(() => loadConfig({ dataDir: "/nonexistent" }, { HYPERTHINGS_ALLOW: "lan" })).toThrow(
       /--allow \(HYPERTHINGS_ALLOW\) .* "lan" is not one/,
@@ -181,5 +181,77 @@ describe("outbound safety: --deny 127.0.0.0/8", () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as Problem).detail).toContain("(deny 127.0.0.0/8)");
     expect(device.requests).toBe(0);
+  });
+});
+
+describe("outbound safety: the hub's own listeners and backends, and loopback databases", () => {
+  const device = new LoopbackThing();
+  let hub: TestHub;
+
+  beforeAll(async () => {
+    await device.start();
+    hub = await startTestHub({ mqttPort: 0 });
+  });
+
+  afterAll(async () => {
+    await hub?.stop();
+    await device.stop();
+  });
+
+  async function readThrough(id: string, base: string): Promise<{ status: number; problem: Problem }> {
+    await register(hub, thingAt(id, base));
+    const res = await hub.request(`${thingPath(id)}/properties/level`);
+    return { status: res.status, problem: (await res.json()) as Problem };
+  }
+
+  it("does not let a TD reach the hub's own HTTP port, by any of its loopback names", async () => {
+    const { port } = new URL(hub.url);
+    for (const [i, base] of [
+      `http://127.0.0.1:${port}/`,
+      `http://localhost:${port}/`,
+      `http://0.0.0.0:${port}/`,
+    ].entries()) {
+      const { status, problem } = await readThrough(`urn:test:outbound:self-${i}`, base);
+      expect(status, base).toBe(502);
+      expect(problem.device?.reason, base).toBe("address-denied");
+      expect(problem.detail, base).toContain(`:${port} is the hub's own HTTP listener`);
+    }
+  });
+
+  it("does not let a TD reach a database on loopback (PostgreSQL, Redis), over HTTP or MQTT", async () => {
+    const { status, problem } = await readThrough("urn:test:outbound:postgres", "http://127.0.0.1:5432/");
+    expect(status).toBe(502);
+    expect(problem.device?.reason).toBe("address-denied");
+    expect(problem.detail).toContain(
+      "127.0.0.1:5432 is a PostgreSQL port on loopback, which the address policy keeps from Things: --allow 127.0.0.1:5432 to reach it",
+    );
+    const id = "urn:test:outbound:redis";
+    await register(hub, {
+      ...thingAt(id, "mqtt://127.0.0.1:6379/"),
+      properties: { level: { type: "integer", forms: [{ href: "mqtt://127.0.0.1:6379/level" }] } },
+    });
+    const res = await hub.request(`${thingPath(id)}/properties/level`);
+    expect(res.status).toBe(502);
+    const redis = (await res.json()) as Problem;
+    expect(redis.device?.reason).toBe("address-denied");
+    expect(redis.detail).toContain("127.0.0.1:6379 is a Redis port on loopback");
+  });
+
+  it("still reaches a Thing on loopback at another port (the demo's simulators)", async () => {
+    const { status } = await readThrough("urn:test:outbound:simulator", device.url);
+    expect(status).toBe(200);
+  });
+
+  it("reaches a protected port that --allow names with its port", async () => {
+    const open = await startTestHub({ mqtt: false, allow: "127.0.0.1:5432" });
+    try {
+      const id = "urn:test:outbound:postgres-allowed";
+      await register(open, thingAt(id, "http://127.0.0.1:5432/"));
+      const res = await open.request(`${thingPath(id)}/properties/level`);
+      expect(((await res.json()) as Problem).device?.reason).not.toBe("address-denied");
+      expect(open.hub.config.allow).toEqual(["0.0.0.0/0", "::/0", "127.0.0.1:5432"]);
+    } finally {
+      await open.stop();
+    }
   });
 });

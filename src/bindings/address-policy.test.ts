@@ -6,6 +6,8 @@ import {
   AddressPolicy,
   LOCAL_RANGES,
   METADATA_AND_LINK_LOCAL_RANGES,
+  loopbackServiceEndpoints,
+  parseEndpoint,
 } from "./address-policy.js";
 
 function lookup(policy: AddressPolicy, host: string, all: boolean): Promise<string | LookupAddress[]> {
@@ -112,5 +114,58 @@ describe("AddressPolicy", () => {
     expect(await lookup(allowV4, "localhost", false)).toBe("127.0.0.1");
     const denyLoopback = new AddressPolicy({ deny: ["127.0.0.0/8", "::1/128"] });
     await expect(lookup(denyLoopback, "localhost", true)).rejects.toBeInstanceOf(AddressDeniedError);
+  });
+});
+
+describe("AddressPolicy: ports", () => {
+  it("parses ADDRESS:PORT and [V6]:PORT, and nothing else, as an endpoint", () => {
+    expect(parseEndpoint("127.0.0.1:5432")).toEqual({ address: "127.0.0.1", port: 5432 });
+    expect(parseEndpoint("[::1]:6379")).toEqual({ address: "::1", port: 6379 });
+    for (const entry of [
+      "127.0.0.1",
+      "10.0.0.0/8",
+      "::1",
+      "fd00::/8",
+      "1.2.3.4:0",
+      "1.2.3.4:70000",
+      "host:80",
+    ])
+      expect(parseEndpoint(entry), entry).toBeUndefined();
+  });
+
+  it("keeps a protected port from Things, on its address and on the unspecified ones, unless allow names it", () => {
+    const protect = [{ cidr: "127.0.0.0/8", port: 8080, what: "the hub's own HTTP listener" }];
+    const policy = new AddressPolicy({ protect });
+    expect(policy.checkHost("127.0.0.1", 8080)?.message).toBe(
+      "127.0.0.1:8080 is the hub's own HTTP listener, which the address policy keeps from Things: --allow 127.0.0.1:8080 to reach it",
+    );
+    expect(policy.checkHost("0.0.0.0", 8080)?.message).toContain("connecting to 0.0.0.0 reaches 127.0.0.1");
+    expect(policy.checkHost("127.0.0.1", 8081)).toBeUndefined();
+    expect(policy.checkHost("127.0.0.1")).toBeUndefined();
+    const lifted = new AddressPolicy({ allow: ["127.0.0.1:8080"], protect });
+    expect(lifted.checkHost("127.0.0.1", 8080)).toBeUndefined();
+    // Ports alone narrow nothing; a port allowed does not lift a denied range.
+    expect(lifted.allows("10.1.2.3")).toBe(true);
+    const denied = new AddressPolicy({ allow: ["127.0.0.1:8080"], deny: ["127.0.0.0/8"], protect });
+    expect(denied.checkHost("127.0.0.1", 8080)?.message).toContain("(deny 127.0.0.0/8)");
+  });
+
+  it("denies a port that deny names, at that port only", () => {
+    const policy = new AddressPolicy({ deny: ["10.0.0.5:22"] });
+    expect(policy.checkHost("10.0.0.5", 22)?.message).toBe(
+      "10.0.0.5:22 is not allowed by the address policy (deny 10.0.0.5:22)",
+    );
+    expect(policy.checkHost("10.0.0.5", 80)).toBeUndefined();
+  });
+
+  it("protects the databases' ports on both loopbacks", async () => {
+    const policy = new AddressPolicy({ protect: loopbackServiceEndpoints() });
+    expect(policy.checkHost("[::1]", 5432)?.message).toContain("[::1]:5432 is a PostgreSQL port on loopback");
+    expect(policy.checkHost("127.0.0.1", 6379)?.message).toContain("a Redis port on loopback");
+    expect(policy.checkHost("10.0.0.1", 5432)).toBeUndefined();
+    const resolved = await new Promise<unknown>((resolve) =>
+      policy.lookupFor(5432)("localhost", {}, (error) => resolve(error)),
+    );
+    expect(resolved).toBeInstanceOf(AddressDeniedError);
   });
 });

@@ -68,12 +68,15 @@ export {
   uriScheme,
   uriVariablesFromQuery,
 } from "./form-selection.js";
-export type { AddressPolicyOptions } from "./address-policy.js";
+export type { AddressPolicyOptions, ProtectedEndpoint } from "./address-policy.js";
 export {
   AddressDeniedError,
   AddressPolicy,
   LOCAL_RANGES,
+  LOOPBACK_SERVICE_PORTS,
   METADATA_AND_LINK_LOCAL_RANGES,
+  loopbackServiceEndpoints,
+  parseEndpoint,
 } from "./address-policy.js";
 export type { HttpBindingOptions } from "./http/http-binding.js";
 export { HTTP_BINDING_DEFAULTS, HttpBinding } from "./http/http-binding.js";

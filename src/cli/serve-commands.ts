@@ -96,11 +96,11 @@ function addServeOptions(command: Command): Command {
     )
     .option(
       "--allow <cidrs>",
-      "the only addresses Things and discovery may be reached at, e.g. 10.0.0.0/8,fd00::/8 (env HYPERTHINGS_ALLOW, default all)",
+      "the only addresses Things and discovery may be reached at, e.g. 10.0.0.0/8,fd00::/8; ADDRESS:PORT reaches a port the hub keeps from Things, e.g. 127.0.0.1:6379 (env HYPERTHINGS_ALLOW, default all)",
     )
     .option(
       "--deny <cidrs>",
-      "addresses never reached, besides the cloud metadata and link-local ones (env HYPERTHINGS_DENY)",
+      "addresses (or ADDRESS:PORT) never reached, besides the cloud metadata and link-local ones, the hub's own ports and loopback databases (env HYPERTHINGS_DENY)",
     )
     .option(
       "--vocabulary <file>",

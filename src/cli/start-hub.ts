@@ -1,7 +1,9 @@
 // The composition root: picks the backends from configuration, opens the hub and serves it.
 import type { FastifyInstance } from "fastify";
+import { lookup } from "node:dns/promises";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { pino, type Logger } from "pino";
 import pretty from "pino-pretty";
@@ -15,7 +17,14 @@ import {
   type MqttStatus,
   type RunningMqtt,
 } from "../api/index.js";
-import { AddressPolicy, SnmpBinding, createBindings, type BindingSet } from "../bindings/index.js";
+import {
+  AddressPolicy,
+  SnmpBinding,
+  createBindings,
+  loopbackServiceEndpoints,
+  type BindingSet,
+  type ProtectedEndpoint,
+} from "../bindings/index.js";
 import { UnavailableError } from "../core/index.js";
 import { InProcessBus, NatsBus, type Bus } from "../bus/index.js";
 import {
@@ -121,6 +130,56 @@ export function sameBroker(a: string, b: string): boolean {
     port(x) === port(y) &&
     (x.hostname === y.hostname || (loopback(x.hostname) && loopback(y.hostname)))
   );
+}
+
+/** The addresses a listener on `host` is reached at: every one of this machine's for a wildcard. */
+function listenerRanges(host: string): string[] {
+  if (host !== "0.0.0.0" && host !== "::") return [host, ...(isLoopbackHost(host) ? ["0.0.0.0", "::"] : [])];
+  const own = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+  return ["127.0.0.0/8", "::1", "0.0.0.0", "::", ...own.map((a) => a.replace(/%.*$/, ""))];
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === "::1" || host.startsWith("127.");
+}
+
+/**
+ * The endpoints of the hub's own backends (its PostgreSQL store, its NATS servers): a Thing's
+ * form that names one is no device. Names are resolved once, at start.
+ */
+async function backendEndpoints(config: HubConfig): Promise<ProtectedEndpoint[]> {
+  const named: { url: string; defaultPort: number; what: string }[] = [];
+  if (config.store !== undefined)
+    named.push({ url: config.store, defaultPort: 5432, what: "the hub's own store (PostgreSQL)" });
+  for (const server of config.bus.servers ?? []) {
+    named.push({
+      url: server.includes("://") ? server : `nats://${server}`,
+      defaultPort: 4222,
+      what: "the hub's own bus (NATS)",
+    });
+  }
+  const endpoints: ProtectedEndpoint[] = [];
+  for (const { url, defaultPort, what } of named) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      continue;
+    }
+    const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
+    // A Unix socket (postgres:///db?host=/run/postgresql) has no address a Thing could name.
+    if (host === "") continue;
+    const port = parsed.port === "" ? defaultPort : Number(parsed.port);
+    const addresses =
+      isIP(host) !== 0
+        ? [host]
+        : await lookup(host, { all: true }).then(
+            (found) => found.map((a) => a.address),
+            () => [],
+          );
+    for (const address of addresses) endpoints.push({ cidr: address, port, what });
+  }
+  return endpoints;
 }
 
 async function checkAddress(host: string, port: number): Promise<void> {
@@ -278,8 +337,18 @@ export async function startHub(
   /** Whether each broker a TD names is the hub's (ownTopics), and the topics the hub publishes on it. */
   const hubBrokers = new Map<string, boolean>();
   const hubTopics = [`${config.mqttPrefix}/changes/`];
-  // One address policy for everything the hub connects to on a TD's or a user's say-so.
-  const addressPolicy = new AddressPolicy({ allow: config.allow, deny: config.deny });
+  // One address policy for everything the hub connects to on a TD's or a user's say-so. It keeps
+  // from Things the databases on loopback and the hub's own backends, and its HTTP port once known.
+  const addressPolicy = new AddressPolicy({
+    allow: config.allow,
+    deny: config.deny,
+    protect: [...loopbackServiceEndpoints(), ...(await backendEndpoints(config))],
+  });
+  const protectListener = (port: number) =>
+    addressPolicy.protect(
+      listenerRanges(config.host).map((cidr) => ({ cidr, port, what: "the hub's own HTTP listener" })),
+    );
+  if (config.port !== 0) protectListener(config.port);
   const bindings = createBindings({
     addressPolicy,
     http: { pollIntervalMs: config.pollIntervalMs },
@@ -384,6 +453,7 @@ export async function startHub(
   }
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
+  if (config.port === 0) protectListener(port);
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   let closing: Promise<void> | undefined;
   return {

@@ -3,7 +3,7 @@ import envPaths from "env-paths";
 import { join } from "node:path";
 // The address policy alone: the bindings index loads every protocol library (CoAP, MQTT, SNMP, undici),
 // which each `things` command would pay for at start.
-import { AddressPolicy, METADATA_AND_LINK_LOCAL_RANGES } from "../bindings/address-policy.js";
+import { AddressPolicy, METADATA_AND_LINK_LOCAL_RANGES, parseEndpoint } from "../bindings/address-policy.js";
 // The subject and stream checks alone: the bus index loads the NATS client.
 import { checkStreamName, checkSubjectPrefix, parseNatsServers } from "../bus/nats/subject.js";
 import { ValidationError } from "../core/index.js";
@@ -854,7 +854,7 @@ function addressSettings(
         new AddressPolicy({ deny: [range] });
       } catch {
         throw new ValidationError(
-          `${label(option, variable)} takes CIDR ranges such as 10.0.0.0/8 or fd00::/8, separated by commas; "${range}" is not one`,
+          `${label(option, variable)} takes CIDR ranges such as 10.0.0.0/8 or fd00::/8, or ports such as 127.0.0.1:5432 or [::1]:6379, separated by commas; "${range}" is not one`,
         );
       }
     }
@@ -868,7 +868,13 @@ function addressSettings(
   const allow = ranges("--allow", e.allow, overrides.allow ?? env[e.allow]);
   const deny = ranges("--deny", e.deny, overrides.deny ?? env[e.deny]);
   return {
-    allow: allow ?? configDefaults.allow,
+    // Ports alone (`127.0.0.1:5432`) lift a protection and narrow nothing: every range stays allowed.
+    allow:
+      allow === undefined
+        ? configDefaults.allow
+        : allow.every((entry) => parseEndpoint(entry) !== undefined)
+          ? [...configDefaults.allow, ...allow]
+          : allow,
     deny: [...configDefaults.deny, ...(deny ?? [])],
   };
 }

@@ -438,7 +438,7 @@ export class CoapTransport {
       throw this.#failure(exchange, "unsupported", `the CoAP binding does not do ${url.protocol}`);
     }
     const port = url.port === "" ? 5683 : Number(url.port);
-    const { address, family } = await this.#resolve(exchange, hostOf(url));
+    const { address, family } = await this.#resolve(exchange, hostOf(url), port);
     const key = `${address}|${port}`;
     let origin = this.#origins.get(key);
     if (origin === undefined) {
@@ -458,16 +458,20 @@ export class CoapTransport {
     }
   }
 
-  async #resolve(exchange: CoapExchange, host: string): Promise<{ address: string; family: 4 | 6 }> {
+  async #resolve(
+    exchange: CoapExchange,
+    host: string,
+    port: number,
+  ): Promise<{ address: string; family: 4 | 6 }> {
     const policy = this.#options.addressPolicy;
     const literal = isIP(host);
     if (literal !== 0) {
-      const denied = policy.checkHost(host);
+      const denied = policy.checkHost(host, port);
       if (denied !== undefined) throw this.#failure(exchange, "address-denied", denied.message, denied);
       return { address: host, family: literal === 6 ? 6 : 4 };
     }
     return new Promise((resolve, reject) => {
-      policy.lookup(host, {}, (error, address, family) => {
+      policy.lookupFor(port)(host, {}, (error, address, family) => {
         if (error !== null) {
           const reason = error instanceof AddressDeniedError ? "address-denied" : "unreachable";
           const message =

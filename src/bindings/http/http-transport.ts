@@ -83,14 +83,30 @@ export class HttpTransport {
     this.#options = options;
     const policy = options.addressPolicy;
     const connectByName = buildConnector({ timeout: options.connectTimeoutMs, lookup: policy.lookup });
-    // Node calls `lookup` only for names; an IP literal is checked here, before any packet.
+    // Node calls `lookup` only for names; an IP literal is checked here, before any packet. The
+    // lookup knows no port: a name's address is checked with its port once connected, before
+    // undici writes anything (a protected port, such as the hub's own, gets no request).
     const connect: buildConnector.connector = (connectOptions, callback) => {
-      const denied = policy.checkHost(connectOptions.hostname);
+      const port = Number(connectOptions.port) || (connectOptions.protocol === "https:" ? 443 : 80);
+      const denied = policy.checkHost(connectOptions.hostname, port);
       if (denied !== undefined) {
         callback(denied, null);
         return;
       }
-      connectByName(connectOptions, callback);
+      connectByName(connectOptions, (error, socket) => {
+        const address = socket?.remoteAddress;
+        const refused =
+          error === null && address !== undefined
+            ? policy.endpointDenial(connectOptions.hostname, address, port)
+            : undefined;
+        if (refused === undefined) {
+          if (error === null) callback(null, socket);
+          else callback(error, null);
+          return;
+        }
+        socket?.destroy();
+        callback(refused, null);
+      });
     };
     this.#agent = new Agent({
       connect,

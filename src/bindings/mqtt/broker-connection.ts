@@ -316,7 +316,7 @@ export class BrokerConnection {
     const { broker, addressPolicy } = this.#options;
     const host = broker.hostname.replace(/^\[(.*)\]$/, "$1");
     const port = Number(broker.port || (broker.protocol === "mqtts:" ? 8883 : 1883));
-    const denied = addressPolicy.checkHost(host);
+    const denied = addressPolicy.checkHost(host, port);
     if (denied !== undefined) {
       const socket = new Socket();
       process.nextTick(() => socket.destroy(denied));
@@ -327,10 +327,10 @@ export class BrokerConnection {
         ? tlsConnect({
             host,
             port,
-            lookup: addressPolicy.lookup,
+            lookup: addressPolicy.lookupFor(port),
             ...(isIP(host) === 0 ? { servername: host } : {}),
           })
-        : netConnect({ host, port, lookup: addressPolicy.lookup });
+        : netConnect({ host, port, lookup: addressPolicy.lookupFor(port) });
     // mqtt.js leaves Nagle on: with it, p99 latency at 5k msg/s was 6–44 ms instead of 2–5 ms.
     socket.setNoDelay(true);
     return socket;

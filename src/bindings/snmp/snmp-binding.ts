@@ -300,7 +300,7 @@ export class SnmpBinding implements Binding {
     if (this.#closed) throw bindingError(target, "closed", "the SNMP binding is closed");
     const url = parseSnmpUrl(target);
     const security = this.#securityOf(target);
-    const address = await this.#resolve(target, url.host);
+    const address = await this.#resolve(target, url.host, url.port);
     const release = await this.#slot(`${address.address} ${url.port}`);
     if (this.#closed) {
       release();
@@ -497,23 +497,27 @@ export class SnmpBinding implements Binding {
   }
 
   /** The address to send to: an IP literal as allowed by the policy, or a name through its lookup. */
-  async #resolve(target: Target, host: string): Promise<{ address: string; family: 4 | 6 }> {
+  async #resolve(target: Target, host: string, port?: number): Promise<{ address: string; family: 4 | 6 }> {
     const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-    const denied = this.#policy.checkHost(bare);
+    const denied = this.#policy.checkHost(bare, port);
     if (denied !== undefined) throw bindingError(target, "address-denied", denied.message, { cause: denied });
     const family = isIP(bare);
     if (family !== 0) return { address: bare, family: family === 6 ? 6 : 4 };
     return new Promise((resolve, reject) => {
-      this.#policy.lookup(bare, { all: false }, (error, address, found) => {
-        if (error !== null) {
-          const reason = error instanceof AddressDeniedError ? "address-denied" : "unreachable";
-          reject(bindingError(target, reason, error.message, { cause: error }));
-        } else if (typeof address === "string") {
-          resolve({ address, family: found === 6 ? 6 : 4 });
-        } else {
-          reject(bindingError(target, "unreachable", `${bare} resolves to no address`));
-        }
-      });
+      (port === undefined ? this.#policy.lookup : this.#policy.lookupFor(port))(
+        bare,
+        { all: false },
+        (error, address, found) => {
+          if (error !== null) {
+            const reason = error instanceof AddressDeniedError ? "address-denied" : "unreachable";
+            reject(bindingError(target, reason, error.message, { cause: error }));
+          } else if (typeof address === "string") {
+            resolve({ address, family: found === 6 ? 6 : 4 });
+          } else {
+            reject(bindingError(target, "unreachable", `${bare} resolves to no address`));
+          }
+        },
+      );
     });
   }
 }
