@@ -253,6 +253,23 @@ describe("URI variables of observed properties and events", () => {
     }
   });
 
+  it("asks the Thing for a stream with URI variables only for a token, as a live read (401 to nobody)", async () => {
+    const before = requests.length;
+    for (const path of ["events/alarm?room=attic", "properties/temperature/observe?unit=F"]) {
+      const res = await hub.request(`${thingPath(ID)}/${path}`, { auth: false });
+      expect(res.status, path).toBe(401);
+      expect(((await res.json()) as { detail: string }).detail, path).toMatch(
+        /Asking a Thing for a stream of its own .* requires a bearer token/,
+      );
+    }
+    // The hub's own polling (unit=C) goes on; nobody's stream was asked of the Thing.
+    expect(requests.slice(before).filter((r) => r.includes("unit=F") || r.includes("attic"))).toEqual([]);
+    // Without URI variables the stream is the Log's: open to anyone while reads are.
+    const open = await hub.request(`${thingPath(ID)}/events/alarm`, { auth: false });
+    expect(open.status).toBe(200);
+    await open.body?.cancel();
+  });
+
   it("refuses a query parameter the event does not declare, or one that does not fit, asking nothing", async () => {
     const before = requests.length;
     for (const [query, pointer] of [

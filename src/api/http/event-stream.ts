@@ -3,7 +3,13 @@
 // slow client may fall behind (it is closed, and resumes where it stopped).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ServerResponse } from "node:http";
-import { ValidationError, parseSeq, type BindingError, type Change } from "../../core/index.js";
+import {
+  UnauthorizedError,
+  ValidationError,
+  parseSeq,
+  type BindingError,
+  type Change,
+} from "../../core/index.js";
 import type { Commands, Hub, UriVariables } from "../../hub/index.js";
 import { holdStreamSlot } from "./stream-slots.js";
 import { withinMs } from "./stream-stall.js";
@@ -161,6 +167,13 @@ export async function relayAffordance(
   affordance: { thing: string; kind: "event" | "property"; name: string },
   uriVariables: UriVariables,
 ): Promise<void> {
+  // The Thing is asked, once per client, as a live read asks it: not for anonymous callers, who
+  // could otherwise have the hub open (and poll) a device stream per connection they hold.
+  if (request.principal === undefined) {
+    throw new UnauthorizedError(
+      `Asking a Thing for a stream of its own (a ${affordance.kind} with URI variables) requires a bearer token; without them the stream is the Log's, open while reads are`,
+    );
+  }
   // Before the Thing is asked for anything: a client past its streams costs it nothing.
   holdStreamSlot(request, reply);
   // What comes before the answer's head is written (a polled property's first value) waits here.
