@@ -4,6 +4,7 @@ import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { hostname } from "node:os";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { machineNames } from "../src/api/http/host-check.js";
 import { thingPath } from "../src/api/index.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 
@@ -641,8 +642,8 @@ describe("a hub listening on every address (0.0.0.0), reached by a rebound name"
       expect(problem.type).toMatch(/misdirected-request$/);
       expect(problem.title).toBe("Misdirected request");
       expect(problem.detail).toContain(
-        "This hub answers to its names (localhost, hub.example.com, .fleet.example, " +
-          `${hostname().toLowerCase()}) and IP addresses, not to "rebind.evil.example"`,
+        `This hub answers to its names (localhost, hub.example.com, .fleet.example, ${machineNames().join(", ")}) ` +
+          'and IP addresses, not to "rebind.evil.example"',
       );
     }
     for (const host of [
@@ -653,6 +654,7 @@ describe("a hub listening on every address (0.0.0.0), reached by a rebound name"
       "fleet.example",
       "hub-2.fleet.example:8080",
       hostname(),
+      `${hostname().split(".")[0] ?? ""}.local`,
     ]) {
       expect((await getWithHost(hub, "/things", host)).status, host).toBe(200);
     }

@@ -16,11 +16,14 @@ function hostNameOf(header: string): string {
   return (colon === -1 ? host : host.slice(0, colon)).replace(/\.$/, "");
 }
 
-/** This machine's own names: its host name, and its first label when that is a domain name. */
-function machineNames(): string[] {
+/**
+ * This machine's own names: its host name, its first label when that is a domain name, and that
+ * label under `.local` (mDNS, RFC 6762: `raspberrypi.local`), which only this network can answer.
+ */
+export function machineNames(): string[] {
   const name = hostname().toLowerCase();
-  const short = name.split(".")[0] ?? name;
-  return short === name || short === "" ? [name] : [name, short];
+  const short = name.split(".")[0] || name;
+  return [...new Set([name, short, `${short}.local`])];
 }
 
 /** Whether a name is one an `--allowed-hosts` entry names: itself, or under a `.domain` entry. */
