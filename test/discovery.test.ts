@@ -74,6 +74,15 @@ describe("discovery", () => {
         );
       } else if (url.pathname === "/moved/lamp/on") {
         json(200, true, "application/json");
+      } else if (url.pathname === "/homie/td") {
+        // A directory's TD with the id of a Thing a Homie device announced on the hub's broker.
+        json(
+          200,
+          minimalTd({
+            id: "urn:homie:boiler-9",
+            events: { all: { forms: [{ href: "mqtt://127.0.0.1:1883", "mqv:filter": "#" }] } },
+          }),
+        );
       } else if (url.pathname === "/broken/td") {
         json(200, { title: "no security" });
       } else {
@@ -203,6 +212,24 @@ describe("discovery", () => {
     const history = await hub.request(`${lamp}/history?kind=described&limit=1`);
     const [last] = ((await history.json()) as { changes: Array<{ previous?: { title: string } }> }).changes;
     expect(last?.previous?.title).toBe("Renamed here");
+  });
+
+  it("does not replace a Thing a device announced over MQTT (urn:homie:…), whose broker credentials it would take", async () => {
+    const id = "urn:homie:boiler-9";
+    const announced = minimalTd({ id, title: "Announced" });
+    const put = await hub.request(thingPath(id), {
+      method: "PUT",
+      headers: { "content-type": "application/td+json" },
+      body: JSON.stringify(announced),
+    });
+    expect(put.status).toBeLessThan(300);
+    const res = await discover(`${origin}/homie/td`);
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { detail: string }).detail).toBe(
+      `${id} is a Thing its device announces over MQTT (Homie or Home Assistant discovery): a TD from elsewhere does not replace it, with the credentials the hub keeps for its broker; remove it first (things rm ${id}) to register this one`,
+    );
+    const held = (await (await hub.request(thingPath(id))).json()) as { title: string };
+    expect(held.title).toBe("Announced");
   });
 
   it("records nothing for a Thing discovered again as the hub holds it, and says it was unchanged", async () => {

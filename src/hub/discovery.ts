@@ -4,7 +4,9 @@
 // size and time bounds, and re-checks redirects; every URL here is attacker-controlled.
 import {
   BindingError,
+  ConflictError,
   HyperthingsError,
+  NotFoundError,
   ValidationError,
   type Cause,
   type RegisteredThingDescription,
@@ -16,6 +18,12 @@ import type { Directory } from "./directory.js";
  * What fetches a TD (or a listing) from a URL: the HTTP or CoAP binding's `discover`. It answers the
  * document and the URL it came from after redirects, against which its relative references resolve.
  */
+/**
+ * The ids of Things that MQTT auto-inventory registers: their TDs carry the admin token as their
+ * stored credentials for the hub's broker, which a replacing TD would keep, on any topic.
+ */
+const ANNOUNCED = /^urn:(homie|homeassistant):/;
+
 export interface DescriptionFetcher {
   discover(url: string): Promise<{ readonly document: unknown; readonly url: string }>;
 }
@@ -226,6 +234,16 @@ export class Discovery {
     return result;
   }
 
+  private async holds(id: string): Promise<boolean> {
+    try {
+      await this.directory.getLive(id);
+      return true;
+    } catch (error) {
+      if (error instanceof NotFoundError) return false;
+      throw error;
+    }
+  }
+
   private async register(
     td: ThingDescription,
     cause: Cause,
@@ -235,6 +253,11 @@ export class Discovery {
       registration?: unknown;
     };
     if (typeof clean.id === "string") {
+      if (ANNOUNCED.test(clean.id) && (await this.holds(clean.id))) {
+        throw new ConflictError(
+          `${clean.id} is a Thing its device announces over MQTT (Homie or Home Assistant discovery): a TD from elsewhere does not replace it, with the credentials the hub keeps for its broker; remove it first (things rm ${clean.id}) to register this one`,
+        );
+      }
       const { id, created, unchanged } = await this.directory.put(clean.id, clean, cause);
       return { id, created, unchanged: unchanged === true };
     }
