@@ -82,10 +82,18 @@ export class HttpTransport {
   constructor(options: HttpTransportOptions) {
     this.#options = options;
     const policy = options.addressPolicy;
-    const connectByName = buildConnector({ timeout: options.connectTimeoutMs, lookup: policy.lookup });
-    // Node calls `lookup` only for names; an IP literal is checked here, before any packet. The
-    // lookup knows no port: a name's address is checked with its port once connected, before
-    // undici writes anything (a protected port, such as the hub's own, gets no request).
+    // One connector per port, whose lookup knows it: a name's addresses are checked with their
+    // port before the socket is made (a protected port, such as the hub's own, gets no packet).
+    const byPort = new Map<number, buildConnector.connector>();
+    const connectByName = (port: number): buildConnector.connector => {
+      let connector = byPort.get(port);
+      if (connector === undefined) {
+        connector = buildConnector({ timeout: options.connectTimeoutMs, lookup: policy.lookupFor(port) });
+        byPort.set(port, connector);
+      }
+      return connector;
+    };
+    // Node calls `lookup` only for names; an IP literal is checked here, before any packet.
     const connect: buildConnector.connector = (connectOptions, callback) => {
       const port = Number(connectOptions.port) || (connectOptions.protocol === "https:" ? 443 : 80);
       const denied = policy.checkHost(connectOptions.hostname, port);
@@ -93,20 +101,7 @@ export class HttpTransport {
         callback(denied, null);
         return;
       }
-      connectByName(connectOptions, (error, socket) => {
-        const address = socket?.remoteAddress;
-        const refused =
-          error === null && address !== undefined
-            ? policy.endpointDenial(connectOptions.hostname, address, port)
-            : undefined;
-        if (refused === undefined) {
-          if (error === null) callback(null, socket);
-          else callback(error, null);
-          return;
-        }
-        socket?.destroy();
-        callback(refused, null);
-      });
+      connectByName(port)(connectOptions, callback);
     };
     this.#agent = new Agent({
       connect,
