@@ -124,12 +124,13 @@ export interface HubConfig {
   mqttHomeAssistantPrefix: string;
   /**
    * The addresses the bindings and discovery may connect to (`--allow`, CIDR ranges); by default
-   * every address.
+   * every address. An entry with a port (`127.0.0.1:5432`) reaches that port although the hub
+   * keeps it from Things (its own, a database's on loopback), and narrows nothing.
    */
   allow: readonly string[];
   /**
    * The addresses they may not connect to: the cloud metadata endpoints and link-local ranges
-   * always, then the ranges of `--deny`.
+   * always, then the ranges (or, with a port, the ports) of `--deny`.
    */
   deny: readonly string[];
   /** The bounds on GraphQL operations at /graphql (docs/graphql.md). */
