@@ -1,6 +1,7 @@
 // The HTTP API's edges, over a real socket: what each resource says it allows, which media types
 // it answers, and what a careless or hostile client gets.
 import { readdirSync } from "node:fs";
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
@@ -55,6 +56,18 @@ const JSON_ACCEPTS = [
   ...BROWSER_ACCEPTS,
 ];
 
+/** Writes `text` on a socket of its own to the server at `url`; resolves with all it answers. */
+function rawRequest(url: string, text: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(Number(port), hostname, () => socket.write(text));
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(Buffer.concat(chunks).toString("latin1")));
+  });
+}
+
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 describe("the HTTP API's edges", () => {
@@ -66,14 +79,17 @@ describe("the HTTP API's edges", () => {
     await hub.stop();
   });
 
-  it("answers every method a route does not take with 405 and an Allow of exactly that route's methods", async () => {
+  it("answers every method a route does not take with 405 and an Allow of exactly that route's methods and OPTIONS", async () => {
     const routes = hub.app.routeTable.list();
     expect(routes.map((r) => r.url)).toContain("/things/batch");
     for (const { url, methods } of routes) {
       const path = samplePath(url);
       expect(path, url).not.toMatch(/\/:|\*/);
-      const allow = [...methods].sort().join(", ");
-      for (const method of METHODS.filter((m) => !methods.includes(m))) {
+      const allow = [...methods, "OPTIONS"].sort().join(", ");
+      const options = await hub.request(path, { method: "OPTIONS", auth: false });
+      expect(options.status, `OPTIONS ${path}`).toBe(204);
+      expect(options.headers.get("allow"), `OPTIONS ${path}`).toBe(allow);
+      for (const method of METHODS.filter((m) => m !== "OPTIONS" && !methods.includes(m))) {
         const res = await hub.request(path, { method, auth: false });
         expect(res.status, `${method} ${path}`).toBe(405);
         expect(res.headers.get("allow"), `${method} ${path}`).toBe(allow);
@@ -86,17 +102,55 @@ describe("the HTTP API's edges", () => {
   });
 
   it("answers a static route next to a parametric one as its own resource: /things/batch is POST only", async () => {
-    for (const method of ["OPTIONS", "GET", "HEAD", "PUT", "DELETE", "PATCH"]) {
+    for (const method of ["GET", "HEAD", "PUT", "DELETE", "PATCH"]) {
       const res = await hub.request("/things/batch", { method });
       expect(res.status, method).toBe(405);
-      expect(res.headers.get("allow"), method).toBe("POST");
+      expect(res.headers.get("allow"), method).toBe("OPTIONS, POST");
     }
+    const batch = await hub.request("/things/batch", { method: "OPTIONS" });
+    expect(batch.status).toBe(204);
+    expect(batch.headers.get("allow")).toBe("OPTIONS, POST");
     // The parametric route still answers its own paths.
     const thing = await hub.request("/things/urn:example:none");
     await expectProblem(thing, 404);
     const options = await hub.request("/things/urn:example:none", { method: "OPTIONS" });
-    expect(options.headers.get("allow")).toBe("DELETE, GET, HEAD, PATCH, PUT");
-    await options.body?.cancel();
+    expect(options.status).toBe(204);
+    expect(options.headers.get("allow")).toBe("DELETE, GET, HEAD, OPTIONS, PATCH, PUT");
+  });
+
+  it("answers OPTIONS with 204 and the resource's Allow (RFC 9110 §9.3.7), a CORS preflight too but with no Access-Control headers", async () => {
+    for (const [path, allow] of [
+      ["/things", "GET, HEAD, OPTIONS, POST"],
+      ["/changes/1", "GET, HEAD, OPTIONS"],
+      ["/health?x=1", "GET, HEAD, OPTIONS"],
+    ] as const) {
+      const res = await hub.request(path, { method: "OPTIONS", auth: false });
+      expect(res.status, path).toBe(204);
+      expect(res.headers.get("allow"), path).toBe(allow);
+      expect(await res.text(), path).toBe("");
+    }
+    // A browser's preflight from another origin: answered as any OPTIONS, and without the
+    // Access-Control-Allow-* headers that would let that origin's page send the request.
+    const preflight = await hub.request("/things", {
+      method: "OPTIONS",
+      auth: false,
+      headers: {
+        origin: "http://other.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect([...preflight.headers.keys()].filter((name) => name.startsWith("access-control-"))).toEqual([]);
+    // No such resource: still a 404.
+    await expectProblem(await hub.request("/no/such/path", { method: "OPTIONS" }), 404);
+    // OPTIONS * asks about the server in general: every method some resource takes.
+    const server = await rawRequest(
+      hub.url,
+      "OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    expect(server).toMatch(/^HTTP\/1\.1 204 /);
+    expect(server).toMatch(/\r\nallow: DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT\r\n/i);
   });
 
   /** GET `path` with `accept` (none when undefined), without a token. */

@@ -9,7 +9,7 @@ import { registerAcceptCheck } from "./accept.js";
 import { registerAuthorization } from "./authorization.js";
 import { registerHostCheck } from "./host-check.js";
 import { registerContentTypes } from "./content-types.js";
-import { methodNotAllowed, refuseShadowedRoutes, trackRoutes } from "./method-not-allowed.js";
+import { answerOptions, methodNotAllowed, refuseShadowedRoutes, trackRoutes } from "./method-not-allowed.js";
 import { COMMA_LIST, refuseUnknownQuery, registerQueryNumbers } from "./query-numbers.js";
 import { wellKnownRoutes } from "./directory-description.js";
 import { directoryRoutes } from "./directory-routes.js";
@@ -110,13 +110,15 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
 
   app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
   const routes = trackRoutes(app);
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      request,
-      reply,
-      methodNotAllowed(routes, request) ??
-        new NotFoundError(`No such resource: ${request.method} ${request.url.split("?")[0]}`),
-    ),
+  app.setNotFoundHandler(
+    (request, reply) =>
+      answerOptions(routes, request, reply) ??
+      sendProblem(
+        request,
+        reply,
+        methodNotAllowed(routes, request) ??
+          new NotFoundError(`No such resource: ${request.method} ${request.url.split("?")[0]}`),
+      ),
   );
   registerShutdown(app, { graceMs: hub.config.stopGraceMs });
   app.decorate("streamSlots", new StreamSlots(hub.config.maxStreamsPerClient));
