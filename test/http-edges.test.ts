@@ -56,13 +56,34 @@ const JSON_ACCEPTS = [
   ...BROWSER_ACCEPTS,
 ];
 
-/** Writes `text` on a socket of its own to the server at `url`; resolves with all it answers. */
-function rawRequest(url: string, text: string): Promise<string> {
+/**
+ * Writes `text` on a socket of its own to the server at `url`, and what `then` returns once it
+ * has heard something (once); resolves with all it answers when it closes the connection, or
+ * when an answer it sent without `Connection: close` is complete.
+ */
+function rawRequest(
+  url: string,
+  text: string,
+  then: (answered: string) => string | undefined = () => undefined,
+): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    let sent = false;
     const socket = connect(Number(port), hostname, () => socket.write(text));
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      const answered = Buffer.concat(chunks).toString("latin1");
+      const more = sent ? undefined : then(answered);
+      if (more !== undefined) {
+        sent = true;
+        socket.write(more);
+      }
+      // A kept-alive answer: complete once its Content-Length is in.
+      const final = /(?:^|\r\n\r\n)(HTTP\/1\.1 [2-5]\d\d [^]*?\r\n\r\n)([^]*)$/.exec(answered);
+      const length = final && /\r\ncontent-length: (\d+)\r\n/i.exec(final[1] ?? "");
+      if (final && length && Buffer.byteLength(final[2] ?? "", "latin1") >= Number(length[1])) socket.end();
+    });
     socket.on("error", reject);
     socket.on("close", () => resolve(Buffer.concat(chunks).toString("latin1")));
   });
@@ -297,6 +318,31 @@ describe("the HTTP API's edges", () => {
     );
     // Whitespace is a body, and no JSON.
     await expectProblem(await hub.request(thingPath(id), { method: "DELETE", ...empty, body: " " }), 400);
+  });
+
+  it("answers Expect: 100-continue with 413 at once when Content-Length is past the limit, and 401 at once without a token", async () => {
+    const id = "urn:example:edges:expect";
+    const head = (length: number, token: string | undefined): string =>
+      `PUT ${thingPath(id)} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n` +
+      `${token === undefined ? "" : `Authorization: Bearer ${token}\r\n`}` +
+      `Content-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`;
+    // Only the head is sent: the hub answers without waiting for a body it would refuse.
+    const tooLarge = await rawRequest(hub.url, head(5_000_000, hub.token));
+    expect(tooLarge).toMatch(/^HTTP\/1\.1 413 /);
+    expect(tooLarge).not.toContain("100 Continue");
+    expect(tooLarge).toContain('"type":"urn:hyperthings:problem:body-too-large"');
+    expect(tooLarge).toMatch(/\r\nconnection: close\r\n/i);
+    const anonymous = await rawRequest(hub.url, head(100, undefined));
+    expect(anonymous).toMatch(/^HTTP\/1\.1 401 /);
+    expect(anonymous).not.toContain("100 Continue");
+    expect(anonymous).toMatch(/\r\nconnection: close\r\n/i);
+    // Within the limit, with a token: 100 Continue, then the body, then its answer.
+    const body = JSON.stringify(minimalTd({ id }));
+    const answer = await rawRequest(hub.url, head(Buffer.byteLength(body), hub.token), (sofar) =>
+      sofar.startsWith("HTTP/1.1 100 Continue\r\n\r\n") ? body : undefined,
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 /);
+    expect((await hub.request(thingPath(id))).status).toBe(200);
   });
 
   it("rolls out a release with every option at its default when the request has no body", async () => {

@@ -9,6 +9,7 @@ import { registerAcceptCheck } from "./accept.js";
 import { registerAuthorization } from "./authorization.js";
 import { registerHostCheck } from "./host-check.js";
 import { registerContentTypes } from "./content-types.js";
+import { registerExpectContinue } from "./expect-continue.js";
 import { answerOptions, methodNotAllowed, refuseShadowedRoutes, trackRoutes } from "./method-not-allowed.js";
 import { COMMA_LIST, refuseUnknownQuery, registerQueryNumbers } from "./query-numbers.js";
 import { wellKnownRoutes } from "./directory-description.js";
@@ -123,6 +124,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   registerShutdown(app, { graceMs: hub.config.stopGraceMs });
   app.decorate("streamSlots", new StreamSlots(hub.config.maxStreamsPerClient));
   registerContentTypes(app);
+  registerExpectContinue(app);
   registerQueryNumbers(app);
   refuseUnknownQuery(app);
   registerHostCheck(app, hub.config);
