@@ -316,8 +316,32 @@ describe("the HTTP API's edges", () => {
     expect(put.detail).toBe(
       "The request has no body; send application/json or application/ld+json or application/td+json",
     );
-    // Whitespace is a body, and no JSON.
-    await expectProblem(await hub.request(thingPath(id), { method: "DELETE", ...empty, body: " " }), 400);
+  });
+
+  it("refuses a body of only whitespace as no JSON value, with a 400 saying so and what to send instead", async () => {
+    const id = "urn:example:edges:blank-body";
+    await putTd(hub, minimalTd({ id }));
+    // JSON-text is a value between optional whitespace (RFC 8259 §2): whitespace alone is a body,
+    // and not JSON, where a body is due and where none is.
+    for (const [method, body, type] of [
+      ["PUT", " ", "application/td+json"],
+      ["PUT", "\r\n\t ", "application/json"],
+      ["PATCH", "\n", "application/merge-patch+json"],
+      ["DELETE", " \n", "application/json"],
+      ["POST", "  ", "application/json"],
+    ] as const) {
+      const path = method === "POST" ? `${thingPath(id)}/mqtt-credentials` : thingPath(id);
+      const res = await hub.request(path, { method, headers: { "content-type": type }, body });
+      const problem = await expectProblem(res, 400);
+      expect(problem, `${method} ${JSON.stringify(body)}`).toMatchObject({
+        type: "urn:hyperthings:problem:validation",
+        detail: `The request body is only whitespace (${body.length} byte${body.length === 1 ? "" : "s"}), which is no JSON value: send one, or no body at all (Content-Length: 0)`,
+        errors: [{ pointer: "", detail: "is only whitespace, not a JSON value" }],
+      });
+    }
+    // Nothing was changed.
+    const td = (await (await hub.request(thingPath(id))).json()) as { title: string };
+    expect(td.title).toBe("Lamp");
   });
 
   it("answers Expect: 100-continue with 413 at once when Content-Length is past the limit, and 401 at once without a token", async () => {

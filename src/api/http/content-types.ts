@@ -91,8 +91,17 @@ export function registerContentTypes(app: FastifyInstance): void {
         done(err as Error, undefined);
         return;
       }
-      if (text.trim().length === 0) {
-        done(new ValidationError("The request has no body"), undefined);
+      // JSON-text is one value between optional whitespace (RFC 8259 §2): whitespace alone is a
+      // body, and no JSON, wherever it is sent (Content-Length: 0 is the way to send none).
+      if (/^[ \t\n\r]*$/.test(text)) {
+        const bytes = (body as Buffer).length;
+        done(
+          new ValidationError(
+            `The request body is only whitespace (${bytes} byte${bytes === 1 ? "" : "s"}), which is no JSON value: send one, or no body at all (Content-Length: 0)`,
+            [{ pointer: "", message: "is only whitespace, not a JSON value" }],
+          ),
+          undefined,
+        );
         return;
       }
       try {
