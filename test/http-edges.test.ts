@@ -369,6 +369,82 @@ describe("the HTTP API's edges", () => {
     expect((await hub.request(thingPath(id))).status).toBe(200);
   });
 
+  it("refuses an integer in any JSON body that a 64-bit float cannot hold as written with a 400 naming its pointer, not a rounded value recorded", async () => {
+    const id = "urn:example:edges:big-integer";
+    await putTd(
+      hub,
+      minimalTd({
+        id,
+        properties: { level: { forms: [{ href: "http://127.0.0.1:9/l" }] } },
+      }),
+    );
+    const lastSeq = async (): Promise<number> =>
+      ((await (await hub.request("/health")).json()) as { lastSeq: number }).lastSeq;
+    const before = await lastSeq();
+    const refusals: Array<[string, string, string, string, string, string]> = [
+      [
+        "POST",
+        `${thingPath(id)}/changes`,
+        "application/json",
+        '[{"kind":"reported","affordance":"level","value":1},{"kind":"reported","affordance":"level","value":9007199254740993}]',
+        // This route points into the body as sent, as its schema's errors do.
+        "/1/value",
+        "/body/1/value",
+      ],
+      [
+        "PATCH",
+        thingPath(id),
+        "application/merge-patch+json",
+        '{"properties":{"level":{"maximum":-12345678901234567890}}}',
+        "/properties/level/maximum",
+        "/properties/level/maximum",
+      ],
+      [
+        "POST",
+        "/graphql",
+        "application/json",
+        '{"query":"{ __typename }","variables":{"v":[9007199254740995]}}',
+        "/variables/v/0",
+        "/variables/v/0",
+      ],
+    ];
+    for (const [method, path, type, body, pointer, errorPointer] of refusals) {
+      const res = await hub.request(path, { method, headers: { "content-type": type }, body });
+      const problem = await expectProblem(res, 400);
+      const written = /-?\d{16,}/.exec(body)?.[0] ?? "";
+      const message = `is ${written}, which a JSON number here (a 64-bit float) holds only as ${String(Number(written))}`;
+      expect(problem, `${method} ${path}`).toMatchObject({
+        type: "urn:hyperthings:problem:validation",
+        detail: `The JSON at ${pointer} ${message}: send it as a string, or with an exponent to take the nearest float`,
+        errors: [{ pointer: errorPointer, detail: message }],
+      });
+    }
+    expect(await lastSeq()).toBe(before);
+    // Held exactly (2^53), written as the hub writes its float back (12345678901234567000), or
+    // written as a float: taken, as JSON.parse reads it.
+    const taken = await hub.request(`${thingPath(id)}/changes`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body:
+        '[{"kind":"reported","affordance":"level","value":-9007199254740991},{"kind":"reported","affordance":"level","value":9.007199254740993e15},{"kind":"reported","affordance":"level","value":"9007199254740993"},' +
+        '{"kind":"reported","affordance":"level","value":9007199254740992},{"kind":"reported","affordance":"level","value":12345678901234567000}]',
+    });
+    expect(taken.status, await taken.clone().text()).toBe(201);
+    const { seqs } = (await taken.json()) as { seqs: number[] };
+    const values = await Promise.all(
+      seqs.map(
+        async (seq) => ((await (await hub.request(`/changes/${seq}`)).json()) as { value: unknown }).value,
+      ),
+    );
+    expect(values).toEqual([
+      -9007199254740991,
+      9007199254740992,
+      "9007199254740993",
+      9007199254740992,
+      12345678901234567000,
+    ]);
+  });
+
   it("rolls out a release with every option at its default when the request has no body", async () => {
     // No such release: the answer says so, not that the request has no body.
     for (const init of [{}, { headers: { "content-type": "application/json" }, body: "" }]) {

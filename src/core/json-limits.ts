@@ -87,3 +87,59 @@ export function jsonLimitSentence(subject: string, problem: ErrorLocation): stri
   const what = problem.message.replace(/ \(.*\)$/, "");
   return `${subject} ${what} ${problem.pointer === "" ? "at the top level" : `at ${problem.pointer}`}`;
 }
+
+/** Where an integer a 64-bit float cannot hold may stand: 16 digits in a row, anywhere. */
+const LONG_DIGITS = /\d{16}/;
+const NUMBER_LITERAL = /-?\d+(\.\d+)?([eE][+-]?\d+)?/y;
+
+/**
+ * The first number in JSON text (already known to parse) written as an integer — no fraction, no
+ * exponent — that JSON.parse silently turns into another (9007199254740993 → 9007199254740992):
+ * its pointer, in the text's order; undefined when none. An integer is taken when the 64-bit
+ * float holds it exactly (2^60, 1e21 in digits) or when its digits are how that float is written
+ * back (RFC 8785 and JSON.stringify write 1.2345678901234567e19 as 12345678901234567000), so a
+ * value read from the hub can be sent back. Digits with a fraction or an exponent say they are a
+ * float, and take the nearest one.
+ */
+export function inexactInteger(text: string): ErrorLocation | undefined {
+  if (!LONG_DIGITS.test(text)) return undefined;
+  // Each open array (its item's index) or object (its member's name, once read).
+  const open: Array<{ index: number } | { name: string | undefined }> = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "{") open.push({ name: undefined });
+    else if (c === "[") open.push({ index: 0 });
+    else if (c === "}" || c === "]") open.pop();
+    else if (c === ",") {
+      const top = open.at(-1);
+      if (top !== undefined && "index" in top) top.index++;
+      else if (top !== undefined) top.name = undefined;
+    } else if (c === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      if (end >= text.length) return undefined;
+      const top = open.at(-1);
+      // A string where an object's member name is due is its name (decoded: a pointer names it).
+      if (top !== undefined && "name" in top && top.name === undefined)
+        top.name = JSON.parse(text.slice(i, end + 1)) as string;
+      i = end;
+    } else if (c === "-" || (c !== undefined && c >= "0" && c <= "9")) {
+      NUMBER_LITERAL.lastIndex = i;
+      const match = NUMBER_LITERAL.exec(text);
+      if (match === null) continue;
+      const [written, fraction, exponent] = match;
+      i += written.length - 1;
+      if (fraction !== undefined || exponent !== undefined || written.replace("-", "").length < 16) continue;
+      const float = Number(written);
+      if (String(float) === written || BigInt(float) === BigInt(written)) continue;
+      const pointer = open
+        .map((place) => `/${token("index" in place ? place.index : (place.name ?? ""))}`)
+        .join("");
+      return {
+        pointer,
+        message: `is ${written}, which a JSON number here (a 64-bit float) holds only as ${String(float)}`,
+      };
+    }
+  }
+  return undefined;
+}

@@ -2,7 +2,13 @@
 // names are an error), within the configured size limit. Each route takes plain JSON and only
 // the JSON media types that mean something to it (acceptedMediaTypes).
 import { errorCodes, type FastifyInstance, type FastifyRequest } from "fastify";
-import { UnsupportedMediaError, ValidationError, parseJsonStrict, utf8Text } from "../../core/index.js";
+import {
+  UnsupportedMediaError,
+  ValidationError,
+  inexactInteger,
+  parseJsonStrict,
+  utf8Text,
+} from "../../core/index.js";
 
 export const TD_CONTENT_TYPE = "application/td+json";
 export const MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json";
@@ -104,11 +110,28 @@ export function registerContentTypes(app: FastifyInstance): void {
         );
         return;
       }
+      let value: unknown;
       try {
-        done(null, parseJsonStrict(text));
+        value = parseJsonStrict(text);
       } catch (err) {
         done(err as Error, undefined);
+        return;
       }
+      // JSON.parse rounds 9007199254740993 to 9007199254740992: the Log would record, and sign, a
+      // value nobody sent. The Log's canonical JSON (RFC 8785) has only 64-bit floats, so the
+      // exact value cannot be kept either: such a number is refused, where it is.
+      const inexact = inexactInteger(text);
+      if (inexact !== undefined) {
+        done(
+          new ValidationError(
+            `The JSON at ${inexact.pointer === "" ? "the top level" : inexact.pointer} ${inexact.message}: send it as a string, or with an exponent to take the nearest float`,
+            [inexact],
+          ),
+          undefined,
+        );
+        return;
+      }
+      done(null, value);
     },
   );
 }
