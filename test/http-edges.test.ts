@@ -89,6 +89,11 @@ function rawRequest(
   });
 }
 
+/** The JSON body of an answer `rawRequest` resolved with. */
+function bodyOf(answer: string): unknown {
+  return JSON.parse(Buffer.from(answer.slice(answer.indexOf("\r\n\r\n") + 4), "latin1").toString("utf8"));
+}
+
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 describe("the HTTP API's edges", () => {
@@ -443,6 +448,66 @@ describe("the HTTP API's edges", () => {
       9007199254740992,
       12345678901234567000,
     ]);
+  });
+
+  it("refuses a request with no Host, several, or an empty one, and a * target but for OPTIONS, with a 400 problem naming it", async () => {
+    const ask = (head: string) => rawRequest(hub.url, `${head}\r\nConnection: close\r\n\r\n`);
+    const cases: Array<[string, string, string]> = [
+      // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without a Host, with
+      // several, or with an invalid one. Node answered the first with an empty 400 and took the
+      // first of several (a proxy may route by the last).
+      [
+        "GET /health HTTP/1.1",
+        "/headers/host",
+        "An HTTP/1.1 request names the hub in a Host header (RFC 9112 §3.2): this one has none",
+      ],
+      [
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nHost: other.example",
+        "/headers/host",
+        "The request has 2 Host headers; send one (RFC 9112 §3.2)",
+      ],
+      [
+        "GET /things HTTP/1.1\r\nHost: ",
+        "/headers/host",
+        "The request's Host header is empty; name the hub in it (RFC 9112 §3.2)",
+      ],
+      // RFC 9112 §3.2.4: the asterisk-form is only for OPTIONS (GET * answered the web UI's page).
+      [
+        "GET * HTTP/1.1\r\nHost: localhost",
+        "/target",
+        "The request target * is only for OPTIONS (RFC 9112 §3.2.4), not GET: name a resource such as /things",
+      ],
+    ];
+    for (const [head, pointer, detail] of cases) {
+      const answer = await ask(head);
+      expect(answer, head).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer, head).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+      const problem = bodyOf(answer) as Problem & { errors: Array<{ pointer: string }> };
+      expect(problem, head).toMatchObject({
+        type: "urn:hyperthings:problem:validation",
+        status: 400,
+        detail,
+      });
+      expect(problem.errors, head).toEqual([{ pointer, detail: expect.any(String) as string }]);
+    }
+    // HTTP/1.0 needs no Host.
+    expect(await rawRequest(hub.url, "GET /health HTTP/1.0\r\n\r\n")).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it("answers an Expect it does not meet with a 417 problem document", async () => {
+    const answer = await rawRequest(
+      hub.url,
+      "POST /things HTTP/1.1\r\nHost: localhost\r\nExpect: 200-ok\r\nContent-Length: 2\r\nConnection: close\r\n\r\n",
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 417 /);
+    expect(answer).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+    expect(bodyOf(answer)).toEqual({
+      type: "urn:hyperthings:problem:request",
+      title: "Expectation Failed",
+      status: 417,
+      detail: 'The hub meets no expectation but 100-continue, not "200-ok"',
+      instance: "/things",
+    });
   });
 
   it("rolls out a release with every option at its default when the request has no body", async () => {

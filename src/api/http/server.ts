@@ -8,6 +8,7 @@ import type { MqttStatus } from "../mqtt/index.js";
 import { registerAcceptCheck } from "./accept.js";
 import { registerAuthorization } from "./authorization.js";
 import { registerHostCheck } from "./host-check.js";
+import { registerRequestLineCheck } from "./request-line.js";
 import { registerContentTypes } from "./content-types.js";
 import { registerExpectContinue } from "./expect-continue.js";
 import { answerOptions, methodNotAllowed, refuseShadowedRoutes, trackRoutes } from "./method-not-allowed.js";
@@ -56,6 +57,8 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
     http: {
       connectionsCheckingInterval: Math.min(30_000, hub.config.requestTimeoutMs),
       headersTimeout: Math.min(60_000, hub.config.requestTimeoutMs),
+      // Node's own refusal of a request without Host is an empty 400: request-line.ts answers it.
+      requireHostHeader: false,
     },
     // One line per request at 5,000 requests/s is noise: requests are logged at debug below.
     logController: new LogController({ disableRequestLogging: true }),
@@ -127,6 +130,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
   registerExpectContinue(app);
   registerQueryNumbers(app);
   refuseUnknownQuery(app);
+  registerRequestLineCheck(app);
   registerHostCheck(app, hub.config);
   refuseShadowedRoutes(app, routes);
   registerAuthorization(app, hub);
