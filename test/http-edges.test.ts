@@ -494,6 +494,39 @@ describe("the HTTP API's edges", () => {
     expect(await rawRequest(hub.url, "GET /health HTTP/1.0\r\n\r\n")).toMatch(/^HTTP\/1\.1 200 /);
   });
 
+  it("refuses a malformed WebSocket handshake with a problem document naming the header, not ws's text/html", async () => {
+    const handshake = (method: string, headers: string) =>
+      rawRequest(
+        hub.url,
+        `${method} /graphql HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${headers}\r\n`,
+      );
+    const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    for (const [method, headers, status, pointer] of [
+      ["GET", "", 400, "/headers/sec-websocket-key"],
+      ["GET", "Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n", 400, "/headers/sec-websocket-key"],
+      ["GET", key, 400, "/headers/sec-websocket-version"],
+      ["GET", `${key}Sec-WebSocket-Version: 12\r\n`, 400, "/headers/sec-websocket-version"],
+      [
+        "GET",
+        `${key}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: a b\r\n`,
+        400,
+        "/headers/sec-websocket-protocol",
+      ],
+      ["POST", `${key}Sec-WebSocket-Version: 13\r\n`, 405, undefined],
+    ] as const) {
+      const answer = await handshake(method, headers);
+      expect(answer, headers).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(answer, headers).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/i);
+      const problem = bodyOf(answer) as Problem & { errors?: Array<{ pointer: string }> };
+      expect(problem.status, headers).toBe(status);
+      if (pointer !== undefined) expect(problem.errors?.[0]?.pointer, headers).toBe(pointer);
+      else expect(answer).toMatch(/\r\nallow: GET\r\n/i);
+      // RFC 6455 §4.4: a version the hub does not speak is answered with those it does.
+      if (pointer === "/headers/sec-websocket-version")
+        expect(answer).toMatch(/\r\nsec-websocket-version: 13, 8\r\n/i);
+    }
+  });
+
   it("answers an Expect it does not meet with a 417 problem document", async () => {
     const answer = await rawRequest(
       hub.url,

@@ -347,13 +347,28 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
 }
 
-/** Refuses a WebSocket handshake with a problem document (fastify never sees an upgrade). */
-export function refuseUpgrade(socket: Duplex, error: HyperthingsError, instance: string): void {
+/**
+ * Refuses a WebSocket handshake with a problem document (fastify never sees an upgrade), with
+ * `Allow` for a 405 and any `headers` given.
+ */
+export function refuseUpgrade(
+  socket: Duplex,
+  error: HyperthingsError,
+  instance: string,
+  headers: Record<string, string> = {},
+): void {
   const problem: Problem = { ...toProblem(error), instance };
   const body = JSON.stringify(problem);
+  const extra = {
+    ...(error instanceof MethodNotAllowedError && { Allow: error.allow.join(", ") }),
+    ...headers,
+  };
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${problem.status} ${problem.title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+        Object.entries(extra)
+          .map(([name, value]) => `${name}: ${value}\r\n`)
+          .join("") +
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
