@@ -527,6 +527,16 @@ describe("the HTTP API's edges", () => {
     }
   });
 
+  it("checks the authority of an absolute-form target, not the Host it overrides, against DNS rebinding", async () => {
+    // RFC 9112 §3.2.2: with an absolute-form target the server ignores Host and uses the target's.
+    const ask = (target: string, host: string) =>
+      rawRequest(hub.url, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    const refused = await ask("http://evil.example/health", "localhost");
+    expect(refused).toMatch(/^HTTP\/1\.1 403 /);
+    expect((bodyOf(refused) as Problem).detail).toMatch(/not to "evil\.example"/);
+    expect(await ask("http://localhost:1/health", "evil.example")).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
   it("answers an Expect it does not meet with a 417 problem document", async () => {
     const answer = await rawRequest(
       hub.url,

@@ -27,7 +27,7 @@ import {
   ValidationError,
   type HyperthingsError,
 } from "../../core/index.js";
-import { misdirectedHost } from "../http/host-check.js";
+import { authorityOf, misdirectedHost } from "../http/host-check.js";
 import { refuseUpgrade } from "../http/problem.js";
 import { upgradedSockets } from "../http/shutdown.js";
 import { cutWhenStill } from "../http/stream-stall.js";
@@ -348,7 +348,7 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
         );
       return;
     }
-    const misdirected = misdirectedHost(hub.config, request.headers.host);
+    const misdirected = misdirectedHost(hub.config, authorityOf(request));
     if (misdirected !== undefined) {
       refuseUpgrade(socket, misdirected, path);
       return;

@@ -2,6 +2,7 @@
 // hub there as its own origin, and its browser lets it read every answer. Such a request names
 // evil.example in its Host header: a hub on a loopback address answers only to this machine's names.
 import type { FastifyInstance } from "fastify";
+import type { IncomingMessage } from "node:http";
 import { isIP } from "node:net";
 import { ForbiddenError } from "../../core/index.js";
 import type { HubConfig } from "../../hub/index.js";
@@ -44,9 +45,26 @@ export function misdirectedHost(
   );
 }
 
+/**
+ * The authority a request names: its target's, when the target is in absolute form
+ * (`GET http://name/health`, which RFC 9112 §3.2.2 tells a server to use instead of Host), else
+ * its Host header.
+ */
+export function authorityOf(request: IncomingMessage): string | undefined {
+  const target = request.url ?? "";
+  if (/^https?:\/\//i.test(target)) {
+    try {
+      return new URL(target).host;
+    } catch {
+      return "";
+    }
+  }
+  return request.headers.host;
+}
+
 export function registerHostCheck(app: FastifyInstance, config: HubConfig): void {
   app.addHook("onRequest", async (request) => {
-    const refusal = misdirectedHost(config, request.headers.host);
+    const refusal = misdirectedHost(config, authorityOf(request.raw));
     if (refusal !== undefined) throw refusal;
   });
 }
