@@ -1,6 +1,7 @@
 // The HTTP API's edges, over a real socket: what each resource says it allows, which media types
 // it answers, and what a careless or hostile client gets.
 import { readdirSync } from "node:fs";
+import { once } from "node:events";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
@@ -535,6 +536,28 @@ describe("the HTTP API's edges", () => {
     expect(refused).toMatch(/^HTTP\/1\.1 403 /);
     expect((bodyOf(refused) as Problem).detail).toMatch(/not to "evil\.example"/);
     expect(await ask("http://localhost:1/health", "evil.example")).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it("answers HEAD on an event stream with its headers and closes the connection a client asked to close", async () => {
+    for (const path of ["/events", "/changes/stream"]) {
+      const { hostname, port } = new URL(hub.url);
+      const socket = connect(Number(port), hostname, () =>
+        socket.write(`HEAD ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`),
+      );
+      const closed = once(socket, "close");
+      const head = await new Promise<string>((resolve) => {
+        let text = "";
+        socket.on("data", (chunk: Buffer) => {
+          text += chunk.toString("latin1");
+          if (text.includes("\r\n\r\n")) resolve(text);
+        });
+      });
+      expect(head, path).toMatch(/^HTTP\/1\.1 200 /);
+      expect(head, path).toMatch(/\r\ncontent-type: text\/event-stream/i);
+      // Not the keep-alive the streams named whatever the client said: the socket was held open.
+      expect(head, path).toMatch(/\r\nconnection: close\r\n/i);
+      await closed;
+    }
   });
 
   it("answers an Expect it does not meet with a 417 problem document", async () => {
