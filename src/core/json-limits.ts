@@ -103,37 +103,36 @@ const NUMBER_LITERAL = /-?\d+(\.\d+)?([eE][+-]?\d+)?/y;
  */
 export function inexactInteger(text: string): ErrorLocation | undefined {
   if (!LONG_DIGITS.test(text)) return undefined;
-  // Each open array (its item's index) or object (its member's name, once read).
-  const open: Array<{ index: number } | { name: string | undefined }> = [];
+  // Each open array (its item's index) or object (where its member's name is in the text, once
+  // read: decoded only for a pointer).
+  const open: Array<{ index: number } | { name: number }> = [];
   for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === "{") open.push({ name: undefined });
-    else if (c === "[") open.push({ index: 0 });
-    else if (c === "}" || c === "]") open.pop();
-    else if (c === ",") {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b /* { */) open.push({ name: -1 });
+    else if (c === 0x5b /* [ */) open.push({ index: 0 });
+    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) open.pop();
+    else if (c === 0x2c /* , */) {
       const top = open.at(-1);
       if (top !== undefined && "index" in top) top.index++;
-      else if (top !== undefined) top.name = undefined;
-    } else if (c === '"') {
-      let end = i + 1;
-      while (end < text.length && text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
-      if (end >= text.length) return undefined;
+      else if (top !== undefined) top.name = -1;
+    } else if (c === 0x22 /* " */) {
       const top = open.at(-1);
-      // A string where an object's member name is due is its name (decoded: a pointer names it).
-      if (top !== undefined && "name" in top && top.name === undefined)
-        top.name = JSON.parse(text.slice(i, end + 1)) as string;
-      i = end;
-    } else if (c === "-" || (c !== undefined && c >= "0" && c <= "9")) {
+      if (top !== undefined && "name" in top && top.name === -1) top.name = i;
+      i = stringEnd(text, i);
+      if (i === -1) return undefined;
+    } else if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
       NUMBER_LITERAL.lastIndex = i;
       const match = NUMBER_LITERAL.exec(text);
       if (match === null) continue;
       const [written, fraction, exponent] = match;
       i += written.length - 1;
-      if (fraction !== undefined || exponent !== undefined || written.replace("-", "").length < 16) continue;
+      if (fraction !== undefined || exponent !== undefined || written.length - (c === 0x2d ? 1 : 0) < 16)
+        continue;
       const float = Number(written);
       if (String(float) === written || BigInt(float) === BigInt(written)) continue;
+      const name = (at: number) => JSON.parse(text.slice(at, stringEnd(text, at) + 1)) as string;
       const pointer = open
-        .map((place) => `/${token("index" in place ? place.index : (place.name ?? ""))}`)
+        .map((place) => `/${token("index" in place ? place.index : name(place.name))}`)
         .join("");
       return {
         pointer,
@@ -142,4 +141,17 @@ export function inexactInteger(text: string): ErrorLocation | undefined {
     }
   }
   return undefined;
+}
+
+/** Where the JSON string that opens at `start` (its quote) closes, or -1 if it does not. */
+function stringEnd(text: string, start: number): number {
+  let end = text.indexOf('"', start + 1);
+  // A quote after an odd run of backslashes is escaped.
+  for (;;) {
+    if (end === -1) return -1;
+    let k = end - 1;
+    while (text.charCodeAt(k) === 0x5c /* \\ */) k--;
+    if ((end - 1 - k) % 2 === 0) return end;
+    end = text.indexOf('"', end + 1);
+  }
 }
