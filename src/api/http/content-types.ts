@@ -48,6 +48,24 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/**
+ * JSON a request sends (a body, GraphQL's GET variables), read strictly (parseJsonStrict: no
+ * duplicate names, nesting and numbers within bounds) and refused where JSON.parse would round an
+ * integer: the Log would record, and sign, a value nobody sent. Its canonical JSON (RFC 8785)
+ * has only 64-bit floats, so the exact value cannot be kept either.
+ */
+export function parseRequestJson(text: string): unknown {
+  const value = parseJsonStrict(text);
+  const inexact = inexactInteger(text);
+  if (inexact !== undefined) {
+    throw new ValidationError(
+      `The JSON at ${inexact.pointer === "" ? "the top level" : inexact.pointer} ${inexact.message}: send it as a string, or with an exponent to take the nearest float`,
+      [inexact],
+    );
+  }
+  return value;
+}
+
 export function registerContentTypes(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(
@@ -110,28 +128,11 @@ export function registerContentTypes(app: FastifyInstance): void {
         );
         return;
       }
-      let value: unknown;
       try {
-        value = parseJsonStrict(text);
+        done(null, parseRequestJson(text));
       } catch (err) {
         done(err as Error, undefined);
-        return;
       }
-      // JSON.parse rounds 9007199254740993 to 9007199254740992: the Log would record, and sign, a
-      // value nobody sent. The Log's canonical JSON (RFC 8785) has only 64-bit floats, so the
-      // exact value cannot be kept either: such a number is refused, where it is.
-      const inexact = inexactInteger(text);
-      if (inexact !== undefined) {
-        done(
-          new ValidationError(
-            `The JSON at ${inexact.pointer === "" ? "the top level" : inexact.pointer} ${inexact.message}: send it as a string, or with an exponent to take the nearest float`,
-            [inexact],
-          ),
-          undefined,
-        );
-        return;
-      }
-      done(null, value);
     },
   );
 }
