@@ -345,6 +345,17 @@ describe("the HTTP API's edges", () => {
         errors: [{ pointer: "", detail: "is only whitespace, not a JSON value" }],
       });
     }
+    // A byte order mark alone is no whitespace, and no JSON either.
+    const bom = await hub.request(thingPath(id), {
+      method: "DELETE",
+      headers: { "content-type": "application/json" },
+      body: "\ufeff",
+    });
+    expect(await expectProblem(bom, 400)).toMatchObject({
+      detail:
+        "The request body is only a byte order mark (3 bytes), which is no JSON value: send one, or no body at all (Content-Length: 0)",
+      errors: [{ pointer: "", detail: "is only a byte order mark, not a JSON value" }],
+    });
     // Nothing was changed.
     const td = (await (await hub.request(thingPath(id))).json()) as { title: string };
     expect(td.title).toBe("Lamp");

@@ -117,12 +117,14 @@ export function registerContentTypes(app: FastifyInstance): void {
       }
       // JSON-text is one value between optional whitespace (RFC 8259 §2): whitespace alone is a
       // body, and no JSON, wherever it is sent (Content-Length: 0 is the way to send none).
+      // A UTF-8 byte order mark, which utf8Text drops, is no whitespace: said as what it is.
       if (/^[ \t\n\r]*$/.test(text)) {
         const bytes = (body as Buffer).length;
+        const what = text === "" ? "a byte order mark" : "whitespace";
         done(
           new ValidationError(
-            `The request body is only whitespace (${bytes} byte${bytes === 1 ? "" : "s"}), which is no JSON value: send one, or no body at all (Content-Length: 0)`,
-            [{ pointer: "", message: "is only whitespace, not a JSON value" }],
+            `The request body is only ${what} (${bytes} byte${bytes === 1 ? "" : "s"}), which is no JSON value: send one, or no body at all (Content-Length: 0)`,
+            [{ pointer: "", message: `is only ${what}, not a JSON value` }],
           ),
           undefined,
         );
