@@ -587,6 +587,27 @@ describe("the HTTP API's edges", () => {
     });
   });
 
+  it("says how many items a list must hold, and how many it held, not Ajv's 'must NOT have fewer than 1 items'", async () => {
+    const id = "urn:example:edges:items";
+    await putTd(hub, minimalTd({ id, properties: { p: { forms: [{ href: "http://127.0.0.1:9/p" }] } } }));
+    const post = (body: string) =>
+      hub.request(`${thingPath(id)}/changes`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+    const none = await expectProblem(await post("[]"), 400);
+    expect(none).toMatchObject({
+      detail: "Invalid body: body must hold at least 1 item, not 0",
+      errors: [{ pointer: "/body", detail: "must hold at least 1 item, not 0" }],
+    });
+    const report = { kind: "reported", affordance: "p", value: 1 };
+    const many = await expectProblem(await post(JSON.stringify(Array(10_001).fill(report))), 400);
+    expect(many).toMatchObject({
+      errors: [{ pointer: "/body", detail: "must hold at most 10000 items, not 10001" }],
+    });
+  });
+
   it("rolls out a release with every option at its default when the request has no body", async () => {
     // No such release: the answer says so, not that the request has no body.
     for (const init of [{}, { headers: { "content-type": "application/json" }, body: "" }]) {

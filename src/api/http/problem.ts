@@ -83,6 +83,13 @@ function messageOf(error: SchemaError, context: string): string {
       typeof error.data === "object" && error.data !== null ? Object.keys(error.data).length : undefined;
     return `must have only one of ${members.join(", ")}${given === undefined ? "" : `, not ${given}`}`;
   }
+  // A list's bounds, with what it held: "must hold at least 1 item, not 0" rather than Ajv's
+  // "must NOT have fewer than 1 items".
+  if ((error.keyword === "minItems" || error.keyword === "maxItems") && typeof bound === "number") {
+    const held = Array.isArray(error.data) ? `, not ${error.data.length}` : "";
+    const least = error.keyword === "minItems" ? "at least" : "at most";
+    return `must hold ${least} ${bound} item${bound === 1 ? "" : "s"}${held}`;
+  }
   const extra = error.params?.additionalProperty;
   if (error.keyword === "additionalProperties" && typeof extra === "string") {
     // The members it does take, from the schema: a typo is then plain to see.
