@@ -404,9 +404,9 @@ describe("bad input to the directory", () => {
 
   it("answers a method a resource does not take with 405 and Allow, and an unknown path with 404", async () => {
     for (const [method, path, allow] of [
-      ["DELETE", "/changes/1", "GET, HEAD"],
-      ["PUT", "/log/checkpoint", "GET, HEAD"],
-      ["POST", thingPath(existing), "DELETE, GET, HEAD, PATCH, PUT"],
+      ["DELETE", "/changes/1", "GET, HEAD, OPTIONS"],
+      ["PUT", "/log/checkpoint", "GET, HEAD, OPTIONS"],
+      ["POST", thingPath(existing), "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"],
     ] as const) {
       const res = await hub.request(path, { method });
       expect(res.headers.get("allow"), `${method} ${path}`).toBe(allow);
@@ -417,7 +417,7 @@ describe("bad input to the directory", () => {
     expect(unknown.detail).toBe("No such resource: DELETE /no/such/path");
     // Without a token too: no token would make such a request anything but a 405 or a 404.
     const anonymous = await hub.request("/changes/1", { method: "DELETE", auth: false });
-    expect(anonymous.headers.get("allow")).toBe("GET, HEAD");
+    expect(anonymous.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
     await expectProblem(anonymous, 405);
     await expectProblem(await hub.request("/no/such/path", { method: "DELETE", auth: false }), 404);
     // A method the path takes still needs its token.

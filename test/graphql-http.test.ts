@@ -454,6 +454,35 @@ describe("GraphQL over HTTP", () => {
     expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
   });
 
+  it("reads GET variables as a body's JSON is read: duplicate names, an inexact integer and deep nesting are a 400 at /query/variables", async () => {
+    const query = encodeURIComponent("query ($id: ID!) { thing(id: $id) { id } }");
+    for (const [variables, detail, pointer] of [
+      [
+        `{"id":"${lamp}","id":"urn:x"}`,
+        'variables: The JSON has duplicate member names: the top-level object repeats the member name "id"',
+        "/query/variables",
+      ],
+      [
+        `{"id":"${lamp}","n":9007199254740993}`,
+        "variables: The JSON at /n is 9007199254740993, which a JSON number here (a 64-bit float) holds only as 9007199254740992: send it as a string, or with an exponent to take the nearest float",
+        "/query/variables/n",
+      ],
+      [
+        `{"id":"${lamp}","deep":${"[".repeat(70)}${"]".repeat(70)}}`,
+        "variables: The JSON nests deeper than 64 levels of arrays and objects at /deep/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0",
+        "/query/variables/deep/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0",
+      ],
+      ["{bad", undefined, "/query/variables"],
+    ] as const) {
+      const res = await hub.request(`/graphql?query=${query}&variables=${encodeURIComponent(variables)}`);
+      expect(res.status, variables).toBe(400);
+      const problem = (await res.json()) as { detail: string; errors: Array<{ pointer: string }> };
+      if (detail !== undefined) expect(problem.detail, variables).toBe(detail);
+      else expect(problem.detail).toMatch(/^variables: Malformed JSON at line 1, column 2: /);
+      expect(problem.errors[0]?.pointer, variables).toBe(pointer);
+    }
+  });
+
   it("refuses a mutation over GET with 405, with a token or without one", async () => {
     const query = encodeURIComponent(`mutation { remove(id: "${lamp}") { seq } }`);
     for (const auth of [true, false]) {

@@ -1,6 +1,8 @@
 // The HTTP API's edges, over a real socket: what each resource says it allows, which media types
 // it answers, and what a careless or hostile client gets.
 import { readdirSync } from "node:fs";
+import { once } from "node:events";
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import { minimalTd, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
@@ -55,6 +57,44 @@ const JSON_ACCEPTS = [
   ...BROWSER_ACCEPTS,
 ];
 
+/**
+ * Writes `text` on a socket of its own to the server at `url`, and what `then` returns once it
+ * has heard something (once); resolves with all it answers when it closes the connection, or
+ * when an answer it sent without `Connection: close` is complete.
+ */
+function rawRequest(
+  url: string,
+  text: string,
+  then: (answered: string) => string | undefined = () => undefined,
+): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let sent = false;
+    const socket = connect(Number(port), hostname, () => socket.write(text));
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      const answered = Buffer.concat(chunks).toString("latin1");
+      const more = sent ? undefined : then(answered);
+      if (more !== undefined) {
+        sent = true;
+        socket.write(more);
+      }
+      // A kept-alive answer: complete once its Content-Length is in.
+      const final = /(?:^|\r\n\r\n)(HTTP\/1\.1 [2-5]\d\d [^]*?\r\n\r\n)([^]*)$/.exec(answered);
+      const length = final && /\r\ncontent-length: (\d+)\r\n/i.exec(final[1] ?? "");
+      if (final && length && Buffer.byteLength(final[2] ?? "", "latin1") >= Number(length[1])) socket.end();
+    });
+    socket.on("error", reject);
+    socket.on("close", () => resolve(Buffer.concat(chunks).toString("latin1")));
+  });
+}
+
+/** The JSON body of an answer `rawRequest` resolved with. */
+function bodyOf(answer: string): unknown {
+  return JSON.parse(Buffer.from(answer.slice(answer.indexOf("\r\n\r\n") + 4), "latin1").toString("utf8"));
+}
+
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 describe("the HTTP API's edges", () => {
@@ -66,14 +106,17 @@ describe("the HTTP API's edges", () => {
     await hub.stop();
   });
 
-  it("answers every method a route does not take with 405 and an Allow of exactly that route's methods", async () => {
+  it("answers every method a route does not take with 405 and an Allow of exactly that route's methods and OPTIONS", async () => {
     const routes = hub.app.routeTable.list();
     expect(routes.map((r) => r.url)).toContain("/things/batch");
     for (const { url, methods } of routes) {
       const path = samplePath(url);
       expect(path, url).not.toMatch(/\/:|\*/);
-      const allow = [...methods].sort().join(", ");
-      for (const method of METHODS.filter((m) => !methods.includes(m))) {
+      const allow = [...methods, "OPTIONS"].sort().join(", ");
+      const options = await hub.request(path, { method: "OPTIONS", auth: false });
+      expect(options.status, `OPTIONS ${path}`).toBe(204);
+      expect(options.headers.get("allow"), `OPTIONS ${path}`).toBe(allow);
+      for (const method of METHODS.filter((m) => m !== "OPTIONS" && !methods.includes(m))) {
         const res = await hub.request(path, { method, auth: false });
         expect(res.status, `${method} ${path}`).toBe(405);
         expect(res.headers.get("allow"), `${method} ${path}`).toBe(allow);
@@ -86,17 +129,55 @@ describe("the HTTP API's edges", () => {
   });
 
   it("answers a static route next to a parametric one as its own resource: /things/batch is POST only", async () => {
-    for (const method of ["OPTIONS", "GET", "HEAD", "PUT", "DELETE", "PATCH"]) {
+    for (const method of ["GET", "HEAD", "PUT", "DELETE", "PATCH"]) {
       const res = await hub.request("/things/batch", { method });
       expect(res.status, method).toBe(405);
-      expect(res.headers.get("allow"), method).toBe("POST");
+      expect(res.headers.get("allow"), method).toBe("OPTIONS, POST");
     }
+    const batch = await hub.request("/things/batch", { method: "OPTIONS" });
+    expect(batch.status).toBe(204);
+    expect(batch.headers.get("allow")).toBe("OPTIONS, POST");
     // The parametric route still answers its own paths.
     const thing = await hub.request("/things/urn:example:none");
     await expectProblem(thing, 404);
     const options = await hub.request("/things/urn:example:none", { method: "OPTIONS" });
-    expect(options.headers.get("allow")).toBe("DELETE, GET, HEAD, PATCH, PUT");
-    await options.body?.cancel();
+    expect(options.status).toBe(204);
+    expect(options.headers.get("allow")).toBe("DELETE, GET, HEAD, OPTIONS, PATCH, PUT");
+  });
+
+  it("answers OPTIONS with 204 and the resource's Allow (RFC 9110 §9.3.7), a CORS preflight too but with no Access-Control headers", async () => {
+    for (const [path, allow] of [
+      ["/things", "GET, HEAD, OPTIONS, POST"],
+      ["/changes/1", "GET, HEAD, OPTIONS"],
+      ["/health?x=1", "GET, HEAD, OPTIONS"],
+    ] as const) {
+      const res = await hub.request(path, { method: "OPTIONS", auth: false });
+      expect(res.status, path).toBe(204);
+      expect(res.headers.get("allow"), path).toBe(allow);
+      expect(await res.text(), path).toBe("");
+    }
+    // A browser's preflight from another origin: answered as any OPTIONS, and without the
+    // Access-Control-Allow-* headers that would let that origin's page send the request.
+    const preflight = await hub.request("/things", {
+      method: "OPTIONS",
+      auth: false,
+      headers: {
+        origin: "http://other.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect([...preflight.headers.keys()].filter((name) => name.startsWith("access-control-"))).toEqual([]);
+    // No such resource: still a 404.
+    await expectProblem(await hub.request("/no/such/path", { method: "OPTIONS" }), 404);
+    // OPTIONS * asks about the server in general: every method some resource takes.
+    const server = await rawRequest(
+      hub.url,
+      "OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    expect(server).toMatch(/^HTTP\/1\.1 204 /);
+    expect(server).toMatch(/\r\nallow: DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT\r\n/i);
   });
 
   /** GET `path` with `accept` (none when undefined), without a token. */
@@ -241,8 +322,290 @@ describe("the HTTP API's edges", () => {
     expect(put.detail).toBe(
       "The request has no body; send application/json or application/ld+json or application/td+json",
     );
-    // Whitespace is a body, and no JSON.
-    await expectProblem(await hub.request(thingPath(id), { method: "DELETE", ...empty, body: " " }), 400);
+  });
+
+  it("refuses a body of only whitespace as no JSON value, with a 400 saying so and what to send instead", async () => {
+    const id = "urn:example:edges:blank-body";
+    await putTd(hub, minimalTd({ id }));
+    // JSON-text is a value between optional whitespace (RFC 8259 §2): whitespace alone is a body,
+    // and not JSON, where a body is due and where none is.
+    for (const [method, body, type] of [
+      ["PUT", " ", "application/td+json"],
+      ["PUT", "\r\n\t ", "application/json"],
+      ["PATCH", "\n", "application/merge-patch+json"],
+      ["DELETE", " \n", "application/json"],
+      ["POST", "  ", "application/json"],
+    ] as const) {
+      const path = method === "POST" ? `${thingPath(id)}/mqtt-credentials` : thingPath(id);
+      const res = await hub.request(path, { method, headers: { "content-type": type }, body });
+      const problem = await expectProblem(res, 400);
+      expect(problem, `${method} ${JSON.stringify(body)}`).toMatchObject({
+        type: "urn:hyperthings:problem:validation",
+        detail: `The request body is only whitespace (${body.length} byte${body.length === 1 ? "" : "s"}), which is no JSON value: send one, or no body at all (Content-Length: 0)`,
+        errors: [{ pointer: "", detail: "is only whitespace, not a JSON value" }],
+      });
+    }
+    // A byte order mark alone is no whitespace, and no JSON either.
+    const bom = await hub.request(thingPath(id), {
+      method: "DELETE",
+      headers: { "content-type": "application/json" },
+      body: "\ufeff",
+    });
+    expect(await expectProblem(bom, 400)).toMatchObject({
+      detail:
+        "The request body is only a byte order mark (3 bytes), which is no JSON value: send one, or no body at all (Content-Length: 0)",
+      errors: [{ pointer: "", detail: "is only a byte order mark, not a JSON value" }],
+    });
+    // Nothing was changed.
+    const td = (await (await hub.request(thingPath(id))).json()) as { title: string };
+    expect(td.title).toBe("Lamp");
+  });
+
+  it("answers Expect: 100-continue with 413 at once when Content-Length is past the limit, and 401 at once without a token", async () => {
+    const id = "urn:example:edges:expect";
+    const head = (length: number, token: string | undefined): string =>
+      `PUT ${thingPath(id)} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n` +
+      `${token === undefined ? "" : `Authorization: Bearer ${token}\r\n`}` +
+      `Content-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`;
+    // Only the head is sent: the hub answers without waiting for a body it would refuse.
+    const tooLarge = await rawRequest(hub.url, head(5_000_000, hub.token));
+    expect(tooLarge).toMatch(/^HTTP\/1\.1 413 /);
+    expect(tooLarge).not.toContain("100 Continue");
+    expect(tooLarge).toContain('"type":"urn:hyperthings:problem:body-too-large"');
+    expect(tooLarge).toMatch(/\r\nconnection: close\r\n/i);
+    const anonymous = await rawRequest(hub.url, head(100, undefined));
+    expect(anonymous).toMatch(/^HTTP\/1\.1 401 /);
+    expect(anonymous).not.toContain("100 Continue");
+    expect(anonymous).toMatch(/\r\nconnection: close\r\n/i);
+    // Within the limit, with a token: 100 Continue, then the body, then its answer.
+    const body = JSON.stringify(minimalTd({ id }));
+    const answer = await rawRequest(hub.url, head(Buffer.byteLength(body), hub.token), (sofar) =>
+      sofar.startsWith("HTTP/1.1 100 Continue\r\n\r\n") ? body : undefined,
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 /);
+    expect((await hub.request(thingPath(id))).status).toBe(200);
+  });
+
+  it("refuses an integer in any JSON body that a 64-bit float cannot hold as written with a 400 naming its pointer, not a rounded value recorded", async () => {
+    const id = "urn:example:edges:big-integer";
+    await putTd(
+      hub,
+      minimalTd({
+        id,
+        properties: { level: { forms: [{ href: "http://127.0.0.1:9/l" }] } },
+      }),
+    );
+    const lastSeq = async (): Promise<number> =>
+      ((await (await hub.request("/health")).json()) as { lastSeq: number }).lastSeq;
+    const before = await lastSeq();
+    const refusals: Array<[string, string, string, string, string, string]> = [
+      [
+        "POST",
+        `${thingPath(id)}/changes`,
+        "application/json",
+        '[{"kind":"reported","affordance":"level","value":1},{"kind":"reported","affordance":"level","value":9007199254740993}]',
+        // This route points into the body as sent, as its schema's errors do.
+        "/1/value",
+        "/body/1/value",
+      ],
+      [
+        "PATCH",
+        thingPath(id),
+        "application/merge-patch+json",
+        '{"properties":{"level":{"maximum":-12345678901234567890}}}',
+        "/properties/level/maximum",
+        "/properties/level/maximum",
+      ],
+      [
+        "POST",
+        "/graphql",
+        "application/json",
+        '{"query":"{ __typename }","variables":{"v":[9007199254740995]}}',
+        "/variables/v/0",
+        "/variables/v/0",
+      ],
+    ];
+    for (const [method, path, type, body, pointer, errorPointer] of refusals) {
+      const res = await hub.request(path, { method, headers: { "content-type": type }, body });
+      const problem = await expectProblem(res, 400);
+      const written = /-?\d{16,}/.exec(body)?.[0] ?? "";
+      const message = `is ${written}, which a JSON number here (a 64-bit float) holds only as ${String(Number(written))}`;
+      expect(problem, `${method} ${path}`).toMatchObject({
+        type: "urn:hyperthings:problem:validation",
+        detail: `The JSON at ${pointer} ${message}: send it as a string, or with an exponent to take the nearest float`,
+        errors: [{ pointer: errorPointer, detail: message }],
+      });
+    }
+    expect(await lastSeq()).toBe(before);
+    // Held exactly (2^53), written as the hub writes its float back (12345678901234567000), or
+    // written as a float: taken, as JSON.parse reads it.
+    const taken = await hub.request(`${thingPath(id)}/changes`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body:
+        '[{"kind":"reported","affordance":"level","value":-9007199254740991},{"kind":"reported","affordance":"level","value":9.007199254740993e15},{"kind":"reported","affordance":"level","value":"9007199254740993"},' +
+        '{"kind":"reported","affordance":"level","value":9007199254740992},{"kind":"reported","affordance":"level","value":12345678901234567000}]',
+    });
+    expect(taken.status, await taken.clone().text()).toBe(201);
+    const { seqs } = (await taken.json()) as { seqs: number[] };
+    const values = await Promise.all(
+      seqs.map(
+        async (seq) => ((await (await hub.request(`/changes/${seq}`)).json()) as { value: unknown }).value,
+      ),
+    );
+    expect(values).toEqual([
+      -9007199254740991,
+      9007199254740992,
+      "9007199254740993",
+      9007199254740992,
+      12345678901234567000,
+    ]);
+  });
+
+  it("refuses a request with no Host, several, or an empty one, and a * target but for OPTIONS, with a 400 problem naming it", async () => {
+    const ask = (head: string) => rawRequest(hub.url, `${head}\r\nConnection: close\r\n\r\n`);
+    const cases: Array<[string, string, string]> = [
+      // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without a Host, with
+      // several, or with an invalid one. Node answered the first with an empty 400 and took the
+      // first of several (a proxy may route by the last).
+      [
+        "GET /health HTTP/1.1",
+        "/headers/host",
+        "An HTTP/1.1 request names the hub in a Host header (RFC 9112 §3.2): this one has none",
+      ],
+      [
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nHost: other.example",
+        "/headers/host",
+        "The request has 2 Host headers; send one (RFC 9112 §3.2)",
+      ],
+      [
+        "GET /things HTTP/1.1\r\nHost: ",
+        "/headers/host",
+        "The request's Host header is empty; name the hub in it (RFC 9112 §3.2)",
+      ],
+      // RFC 9112 §3.2.4: the asterisk-form is only for OPTIONS (GET * answered the web UI's page).
+      [
+        "GET * HTTP/1.1\r\nHost: localhost",
+        "/target",
+        "The request target * is only for OPTIONS (RFC 9112 §3.2.4), not GET: name a resource such as /things",
+      ],
+    ];
+    for (const [head, pointer, detail] of cases) {
+      const answer = await ask(head);
+      expect(answer, head).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer, head).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+      const problem = bodyOf(answer) as Problem & { errors: Array<{ pointer: string }> };
+      expect(problem, head).toMatchObject({
+        type: "urn:hyperthings:problem:validation",
+        status: 400,
+        detail,
+      });
+      expect(problem.errors, head).toEqual([{ pointer, detail: expect.any(String) as string }]);
+    }
+    // HTTP/1.0 needs no Host.
+    expect(await rawRequest(hub.url, "GET /health HTTP/1.0\r\n\r\n")).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it("refuses a malformed WebSocket handshake with a problem document naming the header, not ws's text/html", async () => {
+    const handshake = (method: string, headers: string) =>
+      rawRequest(
+        hub.url,
+        `${method} /graphql HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${headers}\r\n`,
+      );
+    const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    for (const [method, headers, status, pointer] of [
+      ["GET", "", 400, "/headers/sec-websocket-key"],
+      ["GET", "Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n", 400, "/headers/sec-websocket-key"],
+      ["GET", key, 400, "/headers/sec-websocket-version"],
+      ["GET", `${key}Sec-WebSocket-Version: 12\r\n`, 400, "/headers/sec-websocket-version"],
+      [
+        "GET",
+        `${key}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: a b\r\n`,
+        400,
+        "/headers/sec-websocket-protocol",
+      ],
+      ["POST", `${key}Sec-WebSocket-Version: 13\r\n`, 405, undefined],
+    ] as const) {
+      const answer = await handshake(method, headers);
+      expect(answer, headers).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(answer, headers).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/i);
+      const problem = bodyOf(answer) as Problem & { errors?: Array<{ pointer: string }> };
+      expect(problem.status, headers).toBe(status);
+      if (pointer !== undefined) expect(problem.errors?.[0]?.pointer, headers).toBe(pointer);
+      else expect(answer).toMatch(/\r\nallow: GET\r\n/i);
+      // RFC 6455 §4.4: a version the hub does not speak is answered with those it does.
+      if (pointer === "/headers/sec-websocket-version")
+        expect(answer).toMatch(/\r\nsec-websocket-version: 13, 8\r\n/i);
+    }
+  });
+
+  it("checks the authority of an absolute-form target, not the Host it overrides, against DNS rebinding", async () => {
+    // RFC 9112 §3.2.2: with an absolute-form target the server ignores Host and uses the target's.
+    const ask = (target: string, host: string) =>
+      rawRequest(hub.url, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    const refused = await ask("http://evil.example/health", "localhost");
+    expect(refused).toMatch(/^HTTP\/1\.1 403 /);
+    expect((bodyOf(refused) as Problem).detail).toMatch(/not to "evil\.example"/);
+    expect(await ask("http://localhost:1/health", "evil.example")).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it("answers HEAD on an event stream with its headers and closes the connection a client asked to close", async () => {
+    for (const path of ["/events", "/changes/stream"]) {
+      const { hostname, port } = new URL(hub.url);
+      const socket = connect(Number(port), hostname, () =>
+        socket.write(`HEAD ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`),
+      );
+      const closed = once(socket, "close");
+      const head = await new Promise<string>((resolve) => {
+        let text = "";
+        socket.on("data", (chunk: Buffer) => {
+          text += chunk.toString("latin1");
+          if (text.includes("\r\n\r\n")) resolve(text);
+        });
+      });
+      expect(head, path).toMatch(/^HTTP\/1\.1 200 /);
+      expect(head, path).toMatch(/\r\ncontent-type: text\/event-stream/i);
+      // Not the keep-alive the streams named whatever the client said: the socket was held open.
+      expect(head, path).toMatch(/\r\nconnection: close\r\n/i);
+      await closed;
+    }
+  });
+
+  it("answers an Expect it does not meet with a 417 problem document", async () => {
+    const answer = await rawRequest(
+      hub.url,
+      "POST /things HTTP/1.1\r\nHost: localhost\r\nExpect: 200-ok\r\nContent-Length: 2\r\nConnection: close\r\n\r\n",
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 417 /);
+    expect(answer).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+    expect(bodyOf(answer)).toEqual({
+      type: "urn:hyperthings:problem:request",
+      title: "Expectation Failed",
+      status: 417,
+      detail: 'The hub meets no expectation but 100-continue, not "200-ok"',
+      instance: "/things",
+    });
+  });
+
+  it("says how many items a list must hold, and how many it held, not Ajv's 'must NOT have fewer than 1 items'", async () => {
+    const id = "urn:example:edges:items";
+    await putTd(hub, minimalTd({ id, properties: { p: { forms: [{ href: "http://127.0.0.1:9/p" }] } } }));
+    const post = (body: string) =>
+      hub.request(`${thingPath(id)}/changes`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+    const none = await expectProblem(await post("[]"), 400);
+    expect(none).toMatchObject({
+      detail: "Invalid body: body must hold at least 1 item, not 0",
+      errors: [{ pointer: "/body", detail: "must hold at least 1 item, not 0" }],
+    });
+    const report = { kind: "reported", affordance: "p", value: 1 };
+    const many = await expectProblem(await post(JSON.stringify(Array(10_001).fill(report))), 400);
+    expect(many).toMatchObject({
+      errors: [{ pointer: "/body", detail: "must hold at most 10000 items, not 10001" }],
+    });
   });
 
   it("rolls out a release with every option at its default when the request has no body", async () => {

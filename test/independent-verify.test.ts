@@ -123,14 +123,16 @@ describe("an independent verifier, from the docs alone", () => {
         },
       },
     });
-    // Values of many shapes, in the JSON text a device would send.
+    // Values of many shapes, in the JSON text a device would send. Floats past 2^53 whose canonical
+    // form is all digits (12345678901234567000, 9007199254740992) are written with an exponent: as
+    // integers, the HTTP API refuses them rather than record a rounded value (docs/api.md).
     await report(
       SENSOR,
       `[{"kind":"reported","affordance":"reading","value":1e21},
         {"kind":"reported","affordance":"reading","value":-0,"at":"2026-12-06T10:00:00.5+01:00"},
         {"kind":"reported","affordance":"reading","value":0.1},
-        {"kind":"reported","affordance":"reading","value":12345678901234567890},
-        {"kind":"reported","affordance":"reading","value":9007199254740993},
+        {"kind":"reported","affordance":"reading","value":1.2345678901234567890e19},
+        {"kind":"reported","affordance":"reading","value":9.007199254740993e15},
         {"kind":"reported","affordance":"reading","value":1e-7},
         {"kind":"reported","affordance":"reading","value":-1.5e-300},
         {"kind":"reported","affordance":"reading","value":"caf\\u00e9 \\ud83d\\ude00 \\u001f \\"q\\" \\\\ \\/ \\u2028"},

@@ -4,14 +4,20 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
+import pg from "pg";
+import { pino } from "pino";
 import { afterAll, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
+import { startHub } from "../src/cli/index.js";
 import type { Change } from "../src/core/index.js";
+import { loadConfig } from "../src/hub/index.js";
 import {
   describeWithPostgres,
   storeUrl,
   dropSchema,
   postgresProblem,
+  postgresUrl,
   temporarySchema,
 } from "./support/postgres.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
@@ -87,6 +93,61 @@ describeWithPostgres("a hub on PostgreSQL", problem, () => {
     expect(verify.stderr).toBe("");
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/^verified \d+ changes/);
+  });
+
+  it("says at start that the leaf's CHECK was dropped and is put back, and which Change breaks it when one does", async () => {
+    const checkSchema = temporarySchema();
+    const checkDir = mkdtempSync(join(tmpdir(), "hyperthings-pg-check-"));
+    const db = new pg.Client({ connectionString: postgresUrl, options: `-c search_path=${checkSchema}` });
+    await db.connect();
+    /** Starts a hub on the schema (registering THING the first time) and stops it: what it warned of. */
+    let registered = false;
+    const warnings = async (): Promise<string[]> => {
+      const lines: string[] = [];
+      const destination = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(chunk.toString());
+          done();
+        },
+      });
+      const config = loadConfig(
+        { dataDir: checkDir, port: 0, observe: false, mqtt: false, store: storeUrl(checkSchema) },
+        {},
+      );
+      const hub = await startHub(config, { logger: pino({ level: "warn" }, destination) });
+      if (!registered) {
+        const put = await fetch(`${hub.url}${thingPath(THING)}`, {
+          method: "PUT",
+          headers: {
+            authorization: `Bearer ${hub.hub.adminToken.token}`,
+            "content-type": "application/td+json",
+          },
+          body: JSON.stringify(minimalTd({ id: THING })),
+        });
+        expect(put.status).toBe(201);
+        registered = true;
+      }
+      await hub.close();
+      return lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+    };
+    const what = "the database's CHECK changes_leaf_check (a leaf hash is 32 bytes)";
+    try {
+      expect((await warnings()).filter((w) => w.includes("changes_leaf_check"))).toEqual([]);
+      await db.query("ALTER TABLE changes DROP CONSTRAINT changes_leaf_check");
+      expect(await warnings()).toContain(`${what} was dropped outside the hub and is put back`);
+      await db.query("ALTER TABLE changes DROP CONSTRAINT changes_leaf_check");
+      await db.query("ALTER TABLE changes DISABLE TRIGGER changes_no_update");
+      await db.query("UPDATE changes SET leaf = '\\x0000'::bytea WHERE seq = 1");
+      await db.query("ALTER TABLE changes ENABLE TRIGGER changes_no_update");
+      const broken =
+        "it holds for new rows only: Change 1's leaf hash is not 32 bytes, so the Log was altered outside the hub: `things verify` checks it; restore the database from a backup";
+      expect(await warnings()).toContain(`${what} was dropped outside the hub and is put back; ${broken}`);
+      expect(await warnings()).toContain(`${what} is not in force for every row; ${broken}`);
+    } finally {
+      await db.end();
+      await dropSchema(checkSchema);
+      rmSync(checkDir, { recursive: true, force: true });
+    }
   });
 
   it("diffs on PostgreSQL: a property's Changes counted over a Thing registered inside the interval, none from a time to itself", async () => {

@@ -101,7 +101,7 @@ describe("the web UI's routes", () => {
     // No route takes POST /: 405 with what it takes, with or without a token.
     const post = await app.inject({ method: "POST", url: "/" });
     expect(post.statusCode).toBe(405);
-    expect(post.headers.allow).toBe("GET, HEAD");
+    expect(post.headers.allow).toBe("GET, HEAD, OPTIONS");
     await app.close();
     await guarded.stop();
   });

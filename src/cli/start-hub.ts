@@ -204,7 +204,9 @@ async function openStore(
   openMqttCredentials: () => Promise<MqttCredentialStore>;
 }> {
   let store: Store;
-  let restored: ReadonlyArray<{ trigger: string; found: string }>;
+  let restored: ReadonlyArray<
+    { trigger: string; found: string } | { constraint: string; found: string; brokenBy?: number }
+  >;
   let openSecrets: () => Promise<SecretStore>;
   let openMqttCredentials: () => Promise<MqttCredentialStore>;
   if (config.store !== undefined) {
@@ -246,11 +248,26 @@ async function openStore(
     openSecrets = () => Promise.resolve(new SqliteSecretStore({ path }));
     openMqttCredentials = () => Promise.resolve(new SqliteMqttCredentialStore(path));
   }
-  if (restored.length > 0) {
-    const names = restored.map((g) => `${g.trigger} (${g.found})`).join(", ");
+  const triggers = restored.filter((g) => "trigger" in g);
+  if (triggers.length > 0) {
+    const names = triggers.map((g) => `${g.trigger} (${g.found})`).join(", ");
     logger.warn(
-      { restored },
+      { restored: triggers },
       `the database's append-only triggers were changed outside the hub and are put back: ${names}; \`things verify\` tells whether the Log itself was altered meanwhile`,
+    );
+  }
+  for (const check of restored) {
+    if (!("constraint" in check)) continue;
+    const what = `the database's CHECK ${check.constraint} (a leaf hash is 32 bytes)`;
+    const broken =
+      check.brokenBy === undefined
+        ? ""
+        : `; it holds for new rows only: Change ${check.brokenBy}'s leaf hash is not 32 bytes, so the Log was altered outside the hub: \`things verify\` checks it; restore the database from a backup`;
+    logger.warn(
+      { restored: check },
+      check.found === "not valid"
+        ? `${what} is not in force for every row${broken}`
+        : `${what} was ${check.found === "missing" ? "dropped" : "altered"} outside the hub and is put back${broken}`,
     );
   }
   return { store, openSecrets, openMqttCredentials };

@@ -87,3 +87,71 @@ export function jsonLimitSentence(subject: string, problem: ErrorLocation): stri
   const what = problem.message.replace(/ \(.*\)$/, "");
   return `${subject} ${what} ${problem.pointer === "" ? "at the top level" : `at ${problem.pointer}`}`;
 }
+
+/** Where an integer a 64-bit float cannot hold may stand: 16 digits in a row, anywhere. */
+const LONG_DIGITS = /\d{16}/;
+const NUMBER_LITERAL = /-?\d+(\.\d+)?([eE][+-]?\d+)?/y;
+
+/**
+ * The first number in JSON text (already known to parse) written as an integer — no fraction, no
+ * exponent — that JSON.parse silently turns into another (9007199254740993 → 9007199254740992):
+ * its pointer, in the text's order; undefined when none. An integer is taken when the 64-bit
+ * float holds it exactly (2^60, 1e21 in digits) or when its digits are how that float is written
+ * back (RFC 8785 and JSON.stringify write 1.2345678901234567e19 as 12345678901234567000), so a
+ * value read from the hub can be sent back. Digits with a fraction or an exponent say they are a
+ * float, and take the nearest one.
+ */
+export function inexactInteger(text: string): ErrorLocation | undefined {
+  if (!LONG_DIGITS.test(text)) return undefined;
+  // Each open array (its item's index) or object (where its member's name is in the text, once
+  // read: decoded only for a pointer).
+  const open: Array<{ index: number } | { name: number }> = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b /* { */) open.push({ name: -1 });
+    else if (c === 0x5b /* [ */) open.push({ index: 0 });
+    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) open.pop();
+    else if (c === 0x2c /* , */) {
+      const top = open.at(-1);
+      if (top !== undefined && "index" in top) top.index++;
+      else if (top !== undefined) top.name = -1;
+    } else if (c === 0x22 /* " */) {
+      const top = open.at(-1);
+      if (top !== undefined && "name" in top && top.name === -1) top.name = i;
+      i = stringEnd(text, i);
+      if (i === -1) return undefined;
+    } else if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
+      NUMBER_LITERAL.lastIndex = i;
+      const match = NUMBER_LITERAL.exec(text);
+      if (match === null) continue;
+      const [written, fraction, exponent] = match;
+      i += written.length - 1;
+      if (fraction !== undefined || exponent !== undefined || written.length - (c === 0x2d ? 1 : 0) < 16)
+        continue;
+      const float = Number(written);
+      if (String(float) === written || BigInt(float) === BigInt(written)) continue;
+      const name = (at: number) => JSON.parse(text.slice(at, stringEnd(text, at) + 1)) as string;
+      const pointer = open
+        .map((place) => `/${token("index" in place ? place.index : name(place.name))}`)
+        .join("");
+      return {
+        pointer,
+        message: `is ${written}, which a JSON number here (a 64-bit float) holds only as ${String(float)}`,
+      };
+    }
+  }
+  return undefined;
+}
+
+/** Where the JSON string that opens at `start` (its quote) closes, or -1 if it does not. */
+function stringEnd(text: string, start: number): number {
+  let end = text.indexOf('"', start + 1);
+  // A quote after an odd run of backslashes is escaped.
+  for (;;) {
+    if (end === -1) return -1;
+    let k = end - 1;
+    while (text.charCodeAt(k) === 0x5c /* \\ */) k--;
+    if ((end - 1 - k) % 2 === 0) return end;
+    end = text.indexOf('"', end + 1);
+  }
+}

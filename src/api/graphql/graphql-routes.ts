@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { OperationTypeNode, execute, type GraphQLError, type GraphQLSchema } from "graphql";
 import { ValidationError } from "../../core/index.js";
+import { parseRequestJson } from "../http/content-types.js";
 import type { Hub } from "../../hub/index.js";
 import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
 import { AnswerBudget, boundedResult, rootTypenameBytes } from "./answer-size.js";
@@ -172,11 +173,14 @@ export function graphqlRoutes(hub: Hub, schema: GraphQLSchema) {
         if (q.variables !== undefined && q.variables !== "") {
           let parsed: unknown;
           try {
-            parsed = JSON.parse(q.variables);
+            // Read as a POST body's JSON is (duplicate names, nesting, inexact integers).
+            parsed = parseRequestJson(q.variables);
           } catch (err) {
-            throw new ValidationError(`variables is not JSON: ${(err as Error).message}`, [
-              { pointer: "/query/variables", message: "must be JSON" },
-            ]);
+            if (!(err instanceof ValidationError)) throw err;
+            throw new ValidationError(
+              `variables: ${err.message}`,
+              err.errors.map((e) => ({ ...e, pointer: `/query/variables${e.pointer}` })),
+            );
           }
           if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
             throw new ValidationError("variables must be a JSON object", [

@@ -19,8 +19,15 @@ import {
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Hub, Principal } from "../../hub/index.js";
-import { ForbiddenError, NotFoundError, TooManyRequestsError } from "../../core/index.js";
-import { misdirectedHost } from "../http/host-check.js";
+import {
+  ForbiddenError,
+  MethodNotAllowedError,
+  NotFoundError,
+  TooManyRequestsError,
+  ValidationError,
+  type HyperthingsError,
+} from "../../core/index.js";
+import { authorityOf, misdirectedHost } from "../http/host-check.js";
 import { refuseUpgrade } from "../http/problem.js";
 import { upgradedSockets } from "../http/shutdown.js";
 import { cutWhenStill } from "../http/stream-stall.js";
@@ -119,6 +126,44 @@ function sharedSubscribe(keys: WeakMap<DocumentNode, string>) {
   };
 }
 
+/** Which header of a handshake ws refused (by its message), as the error the hub answers with. */
+function handshakeRefusal(
+  message: string,
+  request: IncomingMessage,
+): { error: HyperthingsError; headers?: Record<string, string> } {
+  if (message === "Invalid HTTP method")
+    return {
+      error: new MethodNotAllowedError(
+        `A WebSocket to ${GRAPHQL_PATH} is opened with GET, not ${request.method ?? "?"}`,
+        ["GET"],
+      ),
+    };
+  const [name, must] =
+    message === "Invalid Upgrade header"
+      ? ["upgrade", "must be websocket"]
+      : message.includes("Sec-WebSocket-Key")
+        ? ["sec-websocket-key", "must be 16 bytes in base64 (RFC 6455 §4.1)"]
+        : message.includes("Sec-WebSocket-Version")
+          ? ["sec-websocket-version", "must be 13 (RFC 6455), or 8"]
+          : message.includes("Sec-WebSocket-Protocol")
+            ? ["sec-websocket-protocol", "must be subprotocol names separated by commas"]
+            : message.includes("Sec-WebSocket-Extensions")
+              ? ["sec-websocket-extensions", "must be extensions this hub takes (RFC 6455 §9.1)"]
+              : ["", message];
+  const given = name === "" ? undefined : request.headers[name];
+  const shown = given === undefined ? "none" : JSON.stringify(String(given).slice(0, 100));
+  const error =
+    name === ""
+      ? new ValidationError(`The WebSocket handshake is refused: ${message}`)
+      : new ValidationError(`The WebSocket handshake's ${name} header ${must}, not ${shown}`, [
+          { pointer: `/headers/${name}`, message: must },
+        ]);
+  return {
+    error,
+    ...(name === "sec-websocket-version" && { headers: { "Sec-WebSocket-Version": "13, 8" } }),
+  };
+}
+
 /**
  * The origin of the web page that opens a socket, when it is not the hub's own. A browser lets any
  * page open a WebSocket to any address, a hub on 127.0.0.1 included, with no same-origin check; it
@@ -146,6 +191,11 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
   const limits = hub.config.graphql;
   const rules = validationRules(limits);
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxPayload });
+  // ws answers a handshake it refuses in text/html; the hub answers every refusal alike.
+  wss.on("wsClientError", (error: Error, socket: Duplex, request: IncomingMessage) => {
+    const refused = handshakeRefusal(error.message, request);
+    refuseUpgrade(socket, refused.error, GRAPHQL_PATH, refused.headers);
+  });
   const states = new WeakMap<WebSocket, SocketState>();
   /** Each subscription's document → its operation text and variables, for sharing results. */
   const documentKeys = new WeakMap<DocumentNode, string>();
@@ -298,7 +348,7 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
         );
       return;
     }
-    const misdirected = misdirectedHost(hub.config, request.headers.host);
+    const misdirected = misdirectedHost(hub.config, authorityOf(request));
     if (misdirected !== undefined) {
       refuseUpgrade(socket, misdirected, path);
       return;

@@ -2,7 +2,13 @@
 // names are an error), within the configured size limit. Each route takes plain JSON and only
 // the JSON media types that mean something to it (acceptedMediaTypes).
 import { errorCodes, type FastifyInstance, type FastifyRequest } from "fastify";
-import { UnsupportedMediaError, ValidationError, parseJsonStrict, utf8Text } from "../../core/index.js";
+import {
+  UnsupportedMediaError,
+  ValidationError,
+  inexactInteger,
+  parseJsonStrict,
+  utf8Text,
+} from "../../core/index.js";
 
 export const TD_CONTENT_TYPE = "application/td+json";
 export const MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json";
@@ -40,6 +46,24 @@ export async function refuseBody(request: FastifyRequest): Promise<void> {
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * JSON a request sends (a body, GraphQL's GET variables), read strictly (parseJsonStrict: no
+ * duplicate names, nesting and numbers within bounds) and refused where JSON.parse would round an
+ * integer: the Log would record, and sign, a value nobody sent. Its canonical JSON (RFC 8785)
+ * has only 64-bit floats, so the exact value cannot be kept either.
+ */
+export function parseRequestJson(text: string): unknown {
+  const value = parseJsonStrict(text);
+  const inexact = inexactInteger(text);
+  if (inexact !== undefined) {
+    throw new ValidationError(
+      `The JSON at ${inexact.pointer === "" ? "the top level" : inexact.pointer} ${inexact.message}: send it as a string, or with an exponent to take the nearest float`,
+      [inexact],
+    );
+  }
+  return value;
 }
 
 export function registerContentTypes(app: FastifyInstance): void {
@@ -91,12 +115,23 @@ export function registerContentTypes(app: FastifyInstance): void {
         done(err as Error, undefined);
         return;
       }
-      if (text.trim().length === 0) {
-        done(new ValidationError("The request has no body"), undefined);
+      // JSON-text is one value between optional whitespace (RFC 8259 §2): whitespace alone is a
+      // body, and no JSON, wherever it is sent (Content-Length: 0 is the way to send none).
+      // A UTF-8 byte order mark, which utf8Text drops, is no whitespace: said as what it is.
+      if (/^[ \t\n\r]*$/.test(text)) {
+        const bytes = (body as Buffer).length;
+        const what = text === "" ? "a byte order mark" : "whitespace";
+        done(
+          new ValidationError(
+            `The request body is only ${what} (${bytes} byte${bytes === 1 ? "" : "s"}), which is no JSON value: send one, or no body at all (Content-Length: 0)`,
+            [{ pointer: "", message: `is only ${what}, not a JSON value` }],
+          ),
+          undefined,
+        );
         return;
       }
       try {
-        done(null, parseJsonStrict(text));
+        done(null, parseRequestJson(text));
       } catch (err) {
         done(err as Error, undefined);
       }

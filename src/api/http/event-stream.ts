@@ -56,7 +56,8 @@ export function openEventStream(
   res.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache",
-    connection: "keep-alive",
+    // No Connection header: Node writes keep-alive, or close when the client asked to close (a
+    // HEAD answered with keep-alive held the socket open for nobody).
     "x-accel-buffering": "no",
   });
   // HEAD: the headers alone. Node drops a HEAD answer's writes without sending even its headers,
@@ -208,7 +209,8 @@ export async function relayAffordance(
   stream.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache",
-    connection: "keep-alive",
+    // No Connection header: Node writes keep-alive, or close when the client asked to close (a
+    // HEAD answered with keep-alive held the socket open for nobody).
     "x-accel-buffering": "no",
   });
   openStreams.add(stream);

@@ -3,6 +3,7 @@
 // lets it read every answer. Such a request names evil.example in its Host header: the hub answers
 // only to its own names (RFC 9110 §7.2, §15.5.20: 421), whatever address it listens on.
 import type { FastifyInstance } from "fastify";
+import type { IncomingMessage } from "node:http";
 import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { MisdirectedRequestError } from "../../core/index.js";
@@ -36,7 +37,8 @@ function allowedBy(name: string, entry: string): boolean {
 /**
  * The refusal of a request whose Host names neither an IP address, `localhost` (or a
  * `*.localhost` name), this machine's host name, nor a name of `--allowed-hosts`; else undefined.
- * A request without Host (HTTP/1.0; never a browser's) is answered.
+ * A request without Host is not refused here (an HTTP/1.1 one was already refused as a 400; an
+ * HTTP/1.0 one, never a browser's, is answered).
  */
 export function misdirectedHost(
   config: Pick<HubConfig, "host" | "allowedHosts">,
@@ -61,9 +63,26 @@ export function misdirectedHost(
   );
 }
 
+/**
+ * The authority a request names: its target's, when the target is in absolute form
+ * (`GET http://name/health`, which RFC 9112 §3.2.2 tells a server to use instead of Host), else
+ * its Host header.
+ */
+export function authorityOf(request: IncomingMessage): string | undefined {
+  const target = request.url ?? "";
+  if (/^https?:\/\//i.test(target)) {
+    try {
+      return new URL(target).host;
+    } catch {
+      return "";
+    }
+  }
+  return request.headers.host;
+}
+
 export function registerHostCheck(app: FastifyInstance, config: HubConfig): void {
   app.addHook("onRequest", async (request) => {
-    const refusal = misdirectedHost(config, request.headers.host);
+    const refusal = misdirectedHost(config, authorityOf(request.raw));
     if (refusal !== undefined) throw refusal;
   });
 }

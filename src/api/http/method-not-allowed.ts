@@ -1,6 +1,7 @@
 // A request for a resource the hub has, with a method it does not take (DELETE /changes/1, PUT
-// /log/checkpoint): 405 with the methods it takes in Allow (RFC 9110 §15.5.6), not 404.
-import type { FastifyInstance, FastifyRequest } from "fastify";
+// /log/checkpoint): 405 with the methods it takes in Allow (RFC 9110 §15.5.6), not 404. OPTIONS
+// on such a resource: 204 with the same Allow (RFC 9110 §9.3.7).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { MethodNotAllowedError } from "../../core/index.js";
 
 /** One route pattern (`/things/:id`) and the methods registered for it. */
@@ -11,8 +12,8 @@ export interface RouteEntry {
 
 export interface RouteTable {
   /**
-   * The methods of the resource `request`'s path names (none: no such resource): those of the
-   * most specific route pattern matching it, as the router reads paths — a static segment before
+   * The methods of the resource `request`'s path names (none: no such resource), OPTIONS among
+   * them: those of the most specific route pattern matching it, as the router reads paths — a static segment before
    * a parameter, a parameter before a wildcard — so that /things/batch is POST only, not also
    * every method of /things/{id}.
    */
@@ -90,7 +91,8 @@ export function trackRoutes(app: FastifyInstance): RouteTable {
   };
   const table: RouteTable = {
     allowed(request) {
-      return [...(resourceOf(pathOf(request))?.methods ?? [])].sort();
+      const route = resourceOf(pathOf(request));
+      return route === undefined ? [] : [...new Set([...route.methods, "OPTIONS"])].sort();
     },
     resourceOf(request) {
       return resourceOf(pathOf(request))?.url;
@@ -112,6 +114,27 @@ export function methodNotAllowed(
   if (allow.length === 0) return undefined;
   const path = pathOf(request);
   return new MethodNotAllowedError(`${path} takes ${allow.join(", ")}, not ${request.method}`, allow);
+}
+
+/**
+ * Answers OPTIONS on a resource the hub has (the router has no OPTIONS route; this runs where it
+ * finds none): 204 with its Allow. `OPTIONS *` asks about the server in general: every method
+ * some resource takes. A CORS preflight is answered the same, without Access-Control-Allow-*
+ * headers: the hub answers no other origin's page (docs/operations.md, Security). Returns
+ * undefined when the path names no resource.
+ */
+export function answerOptions(
+  routes: RouteTable,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply | undefined {
+  if (request.method !== "OPTIONS") return undefined;
+  const allow =
+    request.url === "*"
+      ? [...new Set(routes.list().flatMap((r) => [...r.methods, "OPTIONS"]))].sort()
+      : routes.allowed(request);
+  if (allow.length === 0) return undefined;
+  return reply.code(204).header("allow", allow.join(", ")).send();
 }
 
 /**

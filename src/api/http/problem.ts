@@ -83,6 +83,13 @@ function messageOf(error: SchemaError, context: string): string {
       typeof error.data === "object" && error.data !== null ? Object.keys(error.data).length : undefined;
     return `must have only one of ${members.join(", ")}${given === undefined ? "" : `, not ${given}`}`;
   }
+  // A list's bounds, with what it held: "must hold at least 1 item, not 0" rather than Ajv's
+  // "must NOT have fewer than 1 items".
+  if ((error.keyword === "minItems" || error.keyword === "maxItems") && typeof bound === "number") {
+    const held = Array.isArray(error.data) ? `, not ${error.data.length}` : "";
+    const least = error.keyword === "minItems" ? "at least" : "at most";
+    return `must hold ${least} ${bound} item${bound === 1 ? "" : "s"}${held}`;
+  }
   const extra = error.params?.additionalProperty;
   if (error.keyword === "additionalProperties" && typeof extra === "string") {
     // The members it does take, from the schema: a typo is then plain to see.
@@ -347,13 +354,28 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
 }
 
-/** Refuses a WebSocket handshake with a problem document (fastify never sees an upgrade). */
-export function refuseUpgrade(socket: Duplex, error: HyperthingsError, instance: string): void {
+/**
+ * Refuses a WebSocket handshake with a problem document (fastify never sees an upgrade), with
+ * `Allow` for a 405 and any `headers` given.
+ */
+export function refuseUpgrade(
+  socket: Duplex,
+  error: HyperthingsError,
+  instance: string,
+  headers: Record<string, string> = {},
+): void {
   const problem: Problem = { ...toProblem(error), instance };
   const body = JSON.stringify(problem);
+  const extra = {
+    ...(error instanceof MethodNotAllowedError && { Allow: error.allow.join(", ") }),
+    ...headers,
+  };
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${problem.status} ${problem.title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+        Object.entries(extra)
+          .map(([name, value]) => `${name}: ${value}\r\n`)
+          .join("") +
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   }

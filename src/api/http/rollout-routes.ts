@@ -69,7 +69,8 @@ async function streamRollout(hub: Hub, request: FastifyRequest, reply: FastifyRe
   res.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache",
-    connection: "keep-alive",
+    // No Connection header: Node writes keep-alive, or close when the client asked to close (a
+    // HEAD answered with keep-alive held the socket open for nobody).
     "x-accel-buffering": "no",
   });
   // HEAD: the headers alone (Node would send nothing, and the stream would stay open for nobody).

@@ -8,8 +8,10 @@ import type { MqttStatus } from "../mqtt/index.js";
 import { registerAcceptCheck } from "./accept.js";
 import { registerAuthorization } from "./authorization.js";
 import { registerHostCheck } from "./host-check.js";
+import { registerRequestLineCheck } from "./request-line.js";
 import { registerContentTypes } from "./content-types.js";
-import { methodNotAllowed, refuseShadowedRoutes, trackRoutes } from "./method-not-allowed.js";
+import { registerExpectContinue } from "./expect-continue.js";
+import { answerOptions, methodNotAllowed, refuseShadowedRoutes, trackRoutes } from "./method-not-allowed.js";
 import { COMMA_LIST, refuseUnknownQuery, registerQueryNumbers } from "./query-numbers.js";
 import { wellKnownRoutes } from "./directory-description.js";
 import { directoryRoutes } from "./directory-routes.js";
@@ -55,6 +57,8 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
     http: {
       connectionsCheckingInterval: Math.min(30_000, hub.config.requestTimeoutMs),
       headersTimeout: Math.min(60_000, hub.config.requestTimeoutMs),
+      // Node's own refusal of a request without Host is an empty 400: request-line.ts answers it.
+      requireHostHeader: false,
     },
     // One line per request at 5,000 requests/s is noise: requests are logged at debug below.
     logController: new LogController({ disableRequestLogging: true }),
@@ -110,19 +114,23 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
 
   app.setErrorHandler((error, request, reply) => sendProblem(request, reply, error));
   const routes = trackRoutes(app);
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      request,
-      reply,
-      methodNotAllowed(routes, request) ??
-        new NotFoundError(`No such resource: ${request.method} ${request.url.split("?")[0]}`),
-    ),
+  app.setNotFoundHandler(
+    (request, reply) =>
+      answerOptions(routes, request, reply) ??
+      sendProblem(
+        request,
+        reply,
+        methodNotAllowed(routes, request) ??
+          new NotFoundError(`No such resource: ${request.method} ${request.url.split("?")[0]}`),
+      ),
   );
   registerShutdown(app, { graceMs: hub.config.stopGraceMs });
   app.decorate("streamSlots", new StreamSlots(hub.config.maxStreamsPerClient));
   registerContentTypes(app);
+  registerExpectContinue(app);
   registerQueryNumbers(app);
   refuseUnknownQuery(app);
+  registerRequestLineCheck(app);
   registerHostCheck(app, hub.config);
   refuseShadowedRoutes(app, routes);
   registerAuthorization(app, hub);

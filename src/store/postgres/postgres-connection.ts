@@ -241,11 +241,27 @@ export function unreachable(url: string, error: unknown): Error {
   );
 }
 
-/** A guard trigger an opening found missing, disabled or altered, and put back. */
-export interface RestoredGuard {
+/**
+ * A guard an opening found missing, disabled or altered, and put back: a trigger, or the CHECK
+ * that a leaf hash is 32 bytes. A CHECK that rows already break is put back for new rows only
+ * (NOT VALID); `brokenBy` names the first such Change, and each opening names it again (found
+ * "not valid") until the database is restored.
+ */
+export type RestoredGuard = RestoredTrigger | RestoredCheck;
+interface RestoredTrigger {
   readonly trigger: string;
   readonly found: "missing" | "disabled" | "altered";
 }
+interface RestoredCheck {
+  readonly constraint: string;
+  readonly found: "missing" | "altered" | "not valid";
+  readonly brokenBy?: number;
+}
+
+/** The CHECKs the code's migrations leave, as pg_get_constraintdef gives them back. */
+const GUARD_CHECKS: Readonly<Record<string, { table: string; check: string }>> = {
+  changes_leaf_check: { table: "changes", check: "CHECK ((length(leaf) = 32))" },
+};
 
 /** The trigger functions' bodies, as the code has them. */
 const GUARD_FUNCTIONS: Readonly<Record<string, string>> = {
@@ -256,10 +272,11 @@ const GUARD_FUNCTIONS: Readonly<Record<string, string>> = {
 /** SQL compared without its layout. */
 const plain = (sql: string) => sql.replace(/\s+/g, " ").trim();
 
-/** What is wrong with the guards, found in one query: functions to put back, triggers to put back. */
+/** What is wrong with the guards, found in one query: functions, triggers and checks to put back. */
 interface GuardProblems {
   functions: string[];
-  triggers: RestoredGuard[];
+  triggers: RestoredTrigger[];
+  checks: Array<{ constraint: string; found: "missing" | "altered" | "not valid" }>;
 }
 
 async function guardProblems(client: pg.PoolClient, schema: string): Promise<GuardProblems> {
@@ -275,8 +292,12 @@ async function guardProblems(client: pg.PoolClient, schema: string): Promise<Gua
      UNION ALL
      SELECT 'trigger', t.tgname, pg_get_triggerdef(t.oid), t.tgenabled::text, p.proname
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
-      WHERE c.relnamespace = $1::regnamespace AND NOT t.tgisinternal`,
-    [schema, Object.keys(GUARD_FUNCTIONS)],
+      WHERE c.relnamespace = $1::regnamespace AND NOT t.tgisinternal
+     UNION ALL
+     SELECT 'check', k.conname, pg_get_constraintdef(k.oid), k.convalidated::text, c.relname
+       FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+      WHERE c.relnamespace = $1::regnamespace AND k.conname = ANY($3::text[])`,
+    [schema, Object.keys(GUARD_FUNCTIONS), Object.keys(GUARD_CHECKS)],
   );
   const functions = Object.entries(GUARD_FUNCTIONS)
     .filter(([name, body]) => {
@@ -284,7 +305,7 @@ async function guardProblems(client: pg.PoolClient, schema: string): Promise<Gua
       return found === undefined || plain(found.text) !== body;
     })
     .map(([name]) => name);
-  const triggers: RestoredGuard[] = [];
+  const triggers: RestoredTrigger[] = [];
   for (const [name, guard] of Object.entries(GUARD_TRIGGERS)) {
     const found = rows.find((row) => row.kind === "trigger" && row.name === name);
     if (found === undefined) triggers.push({ trigger: name, found: "missing" });
@@ -295,7 +316,46 @@ async function guardProblems(client: pg.PoolClient, schema: string): Promise<Gua
       triggers.push({ trigger: name, found: "altered" });
     else if (found.enabled === "D") triggers.push({ trigger: name, found: "disabled" });
   }
-  return { functions, triggers };
+  const checks: GuardProblems["checks"] = [];
+  for (const [name, guard] of Object.entries(GUARD_CHECKS)) {
+    const found = rows.find((row) => row.kind === "check" && row.name === name);
+    if (found === undefined) checks.push({ constraint: name, found: "missing" });
+    else if (found.fn !== guard.table || plain(found.text.replace(/ NOT VALID$/, "")) !== guard.check)
+      checks.push({ constraint: name, found: "altered" });
+    else if (found.enabled !== "true") checks.push({ constraint: name, found: "not valid" });
+  }
+  return { functions, triggers, checks };
+}
+
+/**
+ * Puts a guard CHECK back as the code has it: for new rows at once (NOT VALID), then for the rows
+ * there, unless one breaks it; returns the first Change that does (it stays NOT VALID), if any.
+ */
+async function restoreCheck(
+  client: pg.PoolClient,
+  name: string,
+  found: "missing" | "altered" | "not valid",
+): Promise<number | undefined> {
+  const guard = GUARD_CHECKS[name];
+  if (!guard) return undefined;
+  if (found !== "not valid") {
+    if (found === "altered") await client.query(`ALTER TABLE ${guard.table} DROP CONSTRAINT ${name}`);
+    await client.query(`ALTER TABLE ${guard.table} ADD CONSTRAINT ${name} ${guard.check} NOT VALID`);
+  }
+  await client.query("SAVEPOINT guard_check");
+  try {
+    await client.query(unbounded(`ALTER TABLE ${guard.table} VALIDATE CONSTRAINT ${name}`));
+    await client.query("RELEASE SAVEPOINT guard_check");
+    return undefined;
+  } catch {
+    await client.query("ROLLBACK TO SAVEPOINT guard_check");
+    const { rows } = await client.query<{ seq: string }>(
+      unbounded(
+        `SELECT seq FROM ${guard.table} WHERE NOT (${guard.check.slice("CHECK ".length)}) ORDER BY seq LIMIT 1`,
+      ),
+    );
+    return rows[0] === undefined ? undefined : Number(rows[0].seq);
+  }
 }
 
 /**
@@ -314,7 +374,8 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<RestoredGu
     if (version > migrations.length) throw newerSchema(schema, version);
     if (version === migrations.length) {
       const problems = await guardProblems(client, schema);
-      if (problems.functions.length === 0 && problems.triggers.length === 0) return [];
+      if (problems.functions.length === 0 && problems.triggers.length === 0 && problems.checks.length === 0)
+        return [];
     }
     return await migrateLocked(client, schema);
   } finally {
@@ -378,9 +439,14 @@ async function migrateLocked(client: pg.PoolClient, schema: string): Promise<Res
       if (found !== "missing") await client.query(`DROP TRIGGER ${trigger} ON ${guard.table}`);
       await client.query(guard.sql);
     }
+    const checks: RestoredCheck[] = [];
+    for (const { constraint, found } of problems.checks) {
+      const brokenBy = await restoreCheck(client, constraint, found);
+      checks.push({ constraint, found, ...(brokenBy !== undefined && { brokenBy }) });
+    }
     await client.query("COMMIT");
     // A new schema gets its guards here: that is no restoration to speak of.
-    return current === 0 ? [] : problems.triggers;
+    return current === 0 ? [] : [...problems.triggers, ...checks];
   } catch (error) {
     await client.query("ROLLBACK").catch(() => {});
     throw error;

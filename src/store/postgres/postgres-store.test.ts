@@ -380,6 +380,62 @@ if (problem !== undefined && !required) {
       expect((await openStore(schema)).restoredGuards).toEqual([]);
     });
 
+    it("puts back the leaf's CHECK when dropped or altered, and says so; one that rows break is put back for new rows and names the first", async () => {
+      const schema = newSchema();
+      let store = await openStore(schema);
+      await store.append(readings(30, 3));
+      await store.close();
+      const db = await connect(schema);
+      const badLeaf = (seq: number) =>
+        db.query(
+          `INSERT INTO changes (seq, hlc, thing, kind, cause, leaf, ordinal) VALUES (${seq}, 'x', 'y', 'z', '{}', '\\x00'::bytea, 1)`,
+        );
+      const constraint = async () =>
+        (
+          await db.query<{ def: string; valid: boolean }>(
+            `SELECT pg_get_constraintdef(oid) AS def, convalidated AS valid FROM pg_constraint
+              WHERE conrelid = 'changes'::regclass AND conname = 'changes_leaf_check'`,
+          )
+        ).rows;
+
+      // Dropped: put back, and said.
+      await db.query("ALTER TABLE changes DROP CONSTRAINT changes_leaf_check");
+      store = await openStore(schema);
+      expect(store.restoredGuards).toEqual([{ constraint: "changes_leaf_check", found: "missing" }]);
+      expect(await constraint()).toEqual([{ def: "CHECK ((length(leaf) = 32))", valid: true }]);
+      await expect(badLeaf(1000)).rejects.toThrow(/changes_leaf_check/);
+      await store.close();
+      store = await openStore(schema);
+      expect(store.restoredGuards).toEqual([]);
+      await store.close();
+
+      // One of the same name that lets everything through.
+      await db.query("ALTER TABLE changes DROP CONSTRAINT changes_leaf_check");
+      await db.query("ALTER TABLE changes ADD CONSTRAINT changes_leaf_check CHECK (length(leaf) >= 0)");
+      store = await openStore(schema);
+      expect(store.restoredGuards).toEqual([{ constraint: "changes_leaf_check", found: "altered" }]);
+      expect(await constraint()).toEqual([{ def: "CHECK ((length(leaf) = 32))", valid: true }]);
+      await store.close();
+
+      // Dropped, and a row's leaf cut short meanwhile: new rows are checked again, the hub starts,
+      // and each opening names the row that breaks it until the database is restored.
+      await db.query("ALTER TABLE changes DROP CONSTRAINT changes_leaf_check");
+      await db.query("ALTER TABLE changes DISABLE TRIGGER changes_no_update");
+      await db.query("UPDATE changes SET leaf = '\\x00'::bytea WHERE seq = 20");
+      await db.query("ALTER TABLE changes ENABLE TRIGGER changes_no_update");
+      store = await openStore(schema);
+      expect(store.restoredGuards).toEqual([
+        { constraint: "changes_leaf_check", found: "missing", brokenBy: 20 },
+      ]);
+      expect(await constraint()).toEqual([{ def: "CHECK ((length(leaf) = 32)) NOT VALID", valid: false }]);
+      await expect(badLeaf(1001)).rejects.toThrow(/changes_leaf_check/);
+      await store.close();
+      store = await openStore(schema);
+      expect(store.restoredGuards).toEqual([
+        { constraint: "changes_leaf_check", found: "not valid", brokenBy: 20 },
+      ]);
+    });
+
     it("names the Change whose stored leaf is not 32 bytes when a proof reads it, as the SQLite store does", async () => {
       const schema = newSchema();
       const store = await openStore(schema);
