@@ -265,4 +265,18 @@ describe("discovery", () => {
       `things: ${origin}/nothing: GET answered 404: no Thing Description is there; give a TD's URL, a TD directory's, or a bare host (http://host:port) to ask its /.well-known/wot\n`,
     );
   });
+
+  it("says what to check when nothing answers at the URL: the device, and its address as the hub reaches it", async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const { port } = closed.address() as { port: number };
+    await new Promise((resolve) => closed.close(resolve));
+    const response = await discover(`http://127.0.0.1:${port}/.well-known/wot`);
+    expect(response.status).toBe(502);
+    expect(((await response.json()) as { detail: string }).detail).toBe(
+      `http://127.0.0.1:${port}/.well-known/wot: GET failed: nothing listens at 127.0.0.1 port ${port} ` +
+        "(connection refused, ECONNREFUSED): check that the device runs and that the URL's host and port " +
+        "are its own, as this hub reaches them",
+    );
+  });
 });

@@ -663,6 +663,27 @@ describe("HttpBinding", () => {
     expect(await failureOf(binding.writeProperty(refused, 5))).not.toHaveProperty("outcome");
   });
 
+  it("names a refused connection in words: nothing listens at that address and port", async () => {
+    use();
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const refused = targetFor(lampAt(`http://127.0.0.1:${port}/`), {
+      secrets,
+      op: "readproperty",
+      affordance: { kind: "property", name: "brightness" },
+    });
+    const error = await binding.readProperty(refused).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(bindingFailure(error)).toMatchObject({ reason: "unreachable" });
+    expect((error as Error).message).toContain(
+      `GET failed: nothing listens at 127.0.0.1 port ${port} (connection refused, ECONNREFUSED)`,
+    );
+  });
+
   it("gives up on a body that trickles for longer than bodyDeadlineMs, and on an error body too", async () => {
     use({ bodyDeadlineMs: 200, retry: { attempts: 1 } });
     const trickle = (status: number) => (_req: IncomingMessage, res: ServerResponse) => {
