@@ -513,7 +513,7 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     expect(
       expectOneLine(await thingsAt(["diff", "urn:test:espresso-machine", "--from", "-3h", "--to", "-2h"])),
     ).toMatch(
-      /^things: urn:test:espresso-machine was not in the directory between \S+Z and \S+Z: it was registered after that\n$/,
+      /^things: urn:test:espresso-machine was not in the directory between \S+Z and \S+Z: it was registered after that, at \S+Z \(seq \d+\); ask for times from then on\n$/,
     );
   });
 
