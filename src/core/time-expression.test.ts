@@ -166,6 +166,28 @@ describe("time expressions", () => {
     expect(() => parseTimeExpression("half past nine", now)).toThrow(/is not a time: use RFC 3339 \(/);
   });
 
+  it("asks a relative time without its sign for one, instead of listing the forms: 15m is -15m or +15m", () => {
+    for (const [bad, steps] of [
+      ["15m", "15m"],
+      ["1h30m", "1h30m"],
+      ["2 hours", "2 hours"],
+      [" 90s ", "90s"],
+    ] as const) {
+      let error: unknown;
+      try {
+        parseTimeExpression(bad, now, "/query/since");
+      } catch (err) {
+        error = err;
+      }
+      expect(error, bad).toBeInstanceOf(ValidationError);
+      const problem = `a relative time takes a sign: -${steps} (${steps} ago) or +${steps} (${steps} from now)`;
+      expect((error as ValidationError).message).toBe(`"${bad}" is not a time: ${problem}`);
+      expect((error as ValidationError).errors).toEqual([
+        { pointer: "/query/since", message: `is not a time: ${problem}` },
+      ]);
+    }
+  });
+
   it("reads a date or date-time without a zone as local time, a date alone as its local midnight", () => {
     const midnight = new Date(2026, 11, 6, 0, 0, 0, 0);
     expect(parseTimeExpression("2026-12-06", now).getTime()).toBe(midnight.getTime());
