@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
+import { closedPort } from "./support/closed-port.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
@@ -267,10 +268,7 @@ describe("discovery", () => {
   });
 
   it("says what to check when nothing answers at the URL: the device, and its address as the hub reaches it", async () => {
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-    const { port } = closed.address() as { port: number };
-    await new Promise((resolve) => closed.close(resolve));
+    const port = await closedPort();
     const response = await discover(`http://127.0.0.1:${port}/.well-known/wot`);
     expect(response.status).toBe(502);
     expect(((await response.json()) as { detail: string }).detail).toBe(
