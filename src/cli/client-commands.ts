@@ -43,12 +43,12 @@ interface ConnectionOptions {
 // Connecting
 
 /** The data directory `things serve` uses when started without options. */
-function localDataDir(): string {
+export function localDataDir(): string {
   // An empty HYPERTHINGS_DATA= is unset, as for the hub itself (not the working directory).
   return process.env[configEnvironment.dataDir] || defaultDataDir();
 }
 
-function isDefaultLocalHub(url: string): boolean {
+export function isDefaultLocalHub(url: string): boolean {
   try {
     const { protocol, hostname, port } = new URL(url);
     return (
