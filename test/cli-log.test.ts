@@ -554,6 +554,18 @@ describe("things history, state and diff", () => {
         `note: ${option} 23:59 is today's 23:59, still to come, so it was read as now; for yesterday's, give ${option} 'yesterday 23:59'\n`,
       );
     }
+    // A --to still to come is read as now too: after --from is mended to yesterday's, a --to left
+    // as today's would stretch the diff to now without a word.
+    for (const args of [
+      ["diff", LAMP, "--from", "yesterday 23:58", "--to", "23:59"],
+      ["diff", "--from", "yesterday 23:58", "--to", "23:59"],
+    ]) {
+      const run = await inZone(args);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toContain(
+        "note: --to 23:59 is today's 23:59, still to come, so it was read as now; for yesterday's, give --to 'yesterday 23:59'\n",
+      );
+    }
     expect((await inZone(["state", LAMP, "--at", "00:01"])).stderr).toBe("");
     // watch replays nothing since then, and goes live: said under its first line.
     const watcher = runThings(["watch", "--since", "23:59", "--url", hub.url, "--token", hub.token], {
