@@ -1688,8 +1688,15 @@ describe("things verify, prove and export", () => {
       expect(cutInLast.code).toBe(3);
       expect(JSON.parse(cutInLast.stdout)).toEqual({
         ok: false,
+        problem: "truncated",
+        reason: "line 27 ends in the middle of its JSON: the file was cut short",
+      });
+      // A line broken elsewhere than at its end is no JSON, said as such.
+      const broken = join(work, "broken.ndjson");
+      writeFileSync(broken, `${[...lines.slice(0, 5), "{oops", ...lines.slice(6)].join("\n")}\n`);
+      expect(JSON.parse((await things(["verify", "--file", broken, "--json"])).stdout)).toMatchObject({
         problem: "not-json",
-        reason: "line 27 is not JSON",
+        reason: "line 6 is not JSON",
       });
       // A line repeated (line 10 holds seq 10): said as such, not as a Change found in its place.
       const repeated = join(work, "repeated.ndjson");
