@@ -554,6 +554,18 @@ describe("things history, state and diff", () => {
         `note: ${option} 23:59 is today's 23:59, still to come, so it was read as now; for yesterday's, give ${option} 'yesterday 23:59'\n`,
       );
     }
+    // A --to still to come is read as now too: after --from is mended to yesterday's, a --to left
+    // as today's would stretch the diff to now without a word.
+    for (const args of [
+      ["diff", LAMP, "--from", "yesterday 23:58", "--to", "23:59"],
+      ["diff", "--from", "yesterday 23:58", "--to", "23:59"],
+    ]) {
+      const run = await inZone(args);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toContain(
+        "note: --to 23:59 is today's 23:59, still to come, so it was read as now; for yesterday's, give --to 'yesterday 23:59'\n",
+      );
+    }
     expect((await inZone(["state", LAMP, "--at", "00:01"])).stderr).toBe("");
     // watch replays nothing since then, and goes live: said under its first line.
     const watcher = runThings(["watch", "--since", "23:59", "--url", hub.url, "--token", hub.token], {
@@ -1676,8 +1688,15 @@ describe("things verify, prove and export", () => {
       expect(cutInLast.code).toBe(3);
       expect(JSON.parse(cutInLast.stdout)).toEqual({
         ok: false,
+        problem: "truncated",
+        reason: "line 27 ends in the middle of its JSON: the file was cut short",
+      });
+      // A line broken elsewhere than at its end is no JSON, said as such.
+      const broken = join(work, "broken.ndjson");
+      writeFileSync(broken, `${[...lines.slice(0, 5), "{oops", ...lines.slice(6)].join("\n")}\n`);
+      expect(JSON.parse((await things(["verify", "--file", broken, "--json"])).stdout)).toMatchObject({
         problem: "not-json",
-        reason: "line 27 is not JSON",
+        reason: "line 6 is not JSON",
       });
       // A line repeated (line 10 holds seq 10): said as such, not as a Change found in its place.
       const repeated = join(work, "repeated.ndjson");

@@ -267,6 +267,18 @@ describe("things add", () => {
     expect(run).toMatchObject({ code: 0, stdout: "registered urn:test:by-env\n" });
   });
 
+  it("says, when no token was given to a hub that needs one, where the admin token is to be found", async () => {
+    const file = writeJson("lamp.json", lamp("urn:test:no-token"));
+    const run = await things(["add", file], { env: { HYPERTHINGS_URL: hub.url } });
+    expect(run.code).toBe(1);
+    expect(expectOneLine(run)).toBe(
+      "things: Changing anything on this hub requires an admin bearer token; give a token with --token or " +
+        "HYPERTHINGS_TOKEN: none was given (the CLI reads an admin-token file only for the hub at " +
+        "http://127.0.0.1:8080; this one printed its token at its first start, and keeps it in its data " +
+        "directory's admin-token) (nothing added)\n",
+    );
+  });
+
   it("takes an empty HYPERTHINGS_URL as unset (the default hub), and refuses an empty --url", async () => {
     const run = await things(["ls"], { env: { HYPERTHINGS_URL: "", HYPERTHINGS_DATA: "" } });
     // The CLI talked to the default address, not to "" (whether a hub answers there or not).
@@ -521,7 +533,7 @@ describe("failures: one line on stderr and a non-zero exit", () => {
     expect(
       expectOneLine(await thingsAt(["diff", "urn:test:espresso-machine", "--from", "-3h", "--to", "-2h"])),
     ).toMatch(
-      /^things: urn:test:espresso-machine was not in the directory between \S+Z and \S+Z: it was registered after that\n$/,
+      /^things: urn:test:espresso-machine was not in the directory between \S+Z and \S+Z: it was registered after that, at \S+Z \(seq \d+\); ask for times from then on\n$/,
     );
   });
 

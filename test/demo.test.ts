@@ -46,6 +46,12 @@ describe("things demo", () => {
         /open (http:\/\/127\.0\.0\.1:\d+)\/ and sign in with (ht_\S+)/,
       );
       const hub = url as string;
+      // On a port of its own, the CLI finds neither the hub nor its token by itself: the next step
+      // it prints says both.
+      await demo.waitFor(/ {2}try: {2}/);
+      expect(demo.stdout()).toContain(
+        `  try:  export HYPERTHINGS_URL=${hub} HYPERTHINGS_TOKEN=${token as string}; npx things ls   ·   Ctrl-C stops it all\n`,
+      );
       // The directory holds the fleet's HTTP Things, each TD pointing at a live simulator.
       const espresso = (await (await fetch(`${hub}${thingPath(simThingId("espresso-machine"))}`)).json()) as {
         base: string;

@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
+import { closedPort } from "./support/closed-port.js";
 import { minimalTd, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const BIN = fileURLToPath(new URL("../bin/things.js", import.meta.url));
@@ -290,6 +291,17 @@ describe("discovery", () => {
     expect(code).toBe(1);
     expect(stderr).toBe(
       `things: ${origin}/nothing: GET answered 404: no Thing Description is there; give a TD's URL, a TD directory's, or a bare host (http://host:port) to ask its /.well-known/wot\n`,
+    );
+  });
+
+  it("says what to check when nothing answers at the URL: the device, and its address as the hub reaches it", async () => {
+    const port = await closedPort();
+    const response = await discover(`http://127.0.0.1:${port}/.well-known/wot`);
+    expect(response.status).toBe(502);
+    expect(((await response.json()) as { detail: string }).detail).toBe(
+      `http://127.0.0.1:${port}/.well-known/wot: GET failed: nothing listens at 127.0.0.1 port ${port} ` +
+        "(connection refused, ECONNREFUSED): check that the device runs and that the URL's host and port " +
+        "are its own, as this hub reaches them",
     );
   });
 });

@@ -61,6 +61,22 @@ describe("things query", () => {
     expect(run.stderr).toMatch(/^things: .*colour.*\(GRAPHQL_VALIDATION_FAILED\)\n$/);
   });
 
+  it("says, for a mutation refused for want of a token, how to give one, as the other commands do", async () => {
+    const run = await things([
+      "query",
+      `mutation { update(id: "${LAMP}", patch: {title: "x"}) { change { seq } } }`,
+      "--url",
+      hub.url,
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(
+      "things: Commands (mutations) require a bearer token (UNAUTHENTICATED); give a token with --token or " +
+        "HYPERTHINGS_TOKEN: none was given (the CLI reads an admin-token file only for the hub at " +
+        "http://127.0.0.1:8080; this one printed its token at its first start, and keeps it in its data " +
+        "directory's admin-token)\n",
+    );
+  });
+
   it("refuses a --var that is not name=value as usage (exit 2)", async () => {
     const run = await things(["query", "{ log { size } }", "--var", "=x", ...connection]);
     expect(run.code).toBe(2);

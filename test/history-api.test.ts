@@ -1077,13 +1077,14 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
     getJson<ThingState>(hub, `${thingPath(id)}/state?at=${encodeURIComponent(at)}`);
   const admin = { actor: "admin", via: "http" };
 
-  it("answers 404 before the Thing was registered", async () => {
+  it("answers 404 before the Thing was registered, saying when it was", async () => {
     const problem = await expectProblem(
       await hub.request(`${thingPath(id)}/state?at=${iso(tAt(0) - 1)}`),
       404,
     );
     expect(problem.detail).toBe(
-      `${id} was not in the directory at ${iso(tAt(0) - 1)}: it was registered after that`,
+      `${id} was not in the directory at ${iso(tAt(0) - 1)}: it was registered after that, ` +
+        `at ${iso(tAt(0))} (seq 1); ask for a time from then on`,
     );
   });
 
@@ -1290,14 +1291,15 @@ describe("time travel: GET /things/{id}/state?at= and /diff", () => {
     );
   });
 
-  it("answers a diff of a known Thing over times before it was registered with 404, naming them", async () => {
+  it("answers a diff of a known Thing over times before it was registered with 404, naming them and when it was", async () => {
     const [from, to] = [iso(tAt(0) - 2 * MINUTE), iso(tAt(0) - 1)];
     const problem = await expectProblem(
       await hub.request(`${thingPath(id)}/diff?from=${from}&to=${to}`),
       404,
     );
     expect(problem.detail).toBe(
-      `${id} was not in the directory between ${from} and ${to}: it was registered after that`,
+      `${id} was not in the directory between ${from} and ${to}: it was registered after that, ` +
+        `at ${iso(tAt(0))} (seq 1); ask for times from then on`,
     );
   });
 });

@@ -7,6 +7,7 @@ import { type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { thingPath } from "../src/api/index.js";
 import type { Change } from "../src/core/index.js";
+import { closedPort } from "./support/closed-port.js";
 import { changeAfter, putTd, startTestHub, type TestHub } from "./support/test-hub.js";
 
 const ID = "urn:test:observation-fallback:dimmer";
@@ -69,15 +70,6 @@ class Device {
     server.closeAllConnections();
     await closed;
   }
-}
-
-/** A port on which nothing listens: a connection to it is refused. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe("observing a Thing through its next form", () => {

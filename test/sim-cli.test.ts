@@ -18,6 +18,10 @@ describe("things sim", () => {
       const [, count] = await sim.waitFor(/Simulated fleet: (\d+) Things over HTTP and CoAP/);
       // The listing ends with a line that says how to stop it.
       await sim.waitFor(/Ctrl-C stops it/);
+      // The sensors of the fleet it was asked for, left out for want of a broker, are said to be.
+      expect(sim.stdout().split("\n")[0]).toMatch(
+        /; no Homie sensors: they publish to a broker, give --mqtt-url \(the hub's, as its start prints it\)$/,
+      );
       const things = [...sim.stdout().matchAll(/^ {2}(urn:\S+) {2}((?:http|coap):\S+)$/gm)];
       expect(things).toHaveLength(Number(count));
       const ids = things.map((m) => m[1]);
@@ -48,6 +52,7 @@ describe("things sim", () => {
     try {
       const [, count] = await sim.waitFor(/registered (\d+) Things with/);
       expect(Number(count)).toBe(2 * 5);
+      expect(sim.stdout()).not.toContain("Homie");
       const listed = (await (await hub.request("/things?limit=100")).json()) as {
         id: string;
         base: string;

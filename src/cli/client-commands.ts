@@ -43,12 +43,12 @@ interface ConnectionOptions {
 // Connecting
 
 /** The data directory `things serve` uses when started without options. */
-function localDataDir(): string {
+export function localDataDir(): string {
   // An empty HYPERTHINGS_DATA= is unset, as for the hub itself (not the working directory).
   return process.env[configEnvironment.dataDir] || defaultDataDir();
 }
 
-function isDefaultLocalHub(url: string): boolean {
+export function isDefaultLocalHub(url: string): boolean {
   try {
     const { protocol, hostname, port } = new URL(url);
     return (
@@ -61,9 +61,8 @@ function isDefaultLocalHub(url: string): boolean {
   }
 }
 
-/** The admin token a local `things serve` keeps in its data directory, if there is one. */
-function localAdminToken(): string | undefined {
-  const path = join(localDataDir(), ADMIN_TOKEN_FILE);
+/** The admin token a local `things serve` keeps in its data directory (at `path`), if there is one. */
+function localAdminToken(path: string): string | undefined {
   try {
     const token = readFileSync(path, "utf8").trim();
     return token.length > 0 ? token : undefined;
@@ -99,8 +98,42 @@ export function connectionOf(command: Command): { url: string; token: string | u
   if (options.token === "" && command.getOptionValueSourceWithGlobals("token") !== "env") {
     throw new CliError("--token is empty: give the hub's token, or leave --token out", 2);
   }
-  const token = options.token || (isDefaultLocalHub(url) ? localAdminToken() : undefined);
+  let token = options.token || undefined;
+  if (token !== undefined) tokenSource = { kind: "given" };
+  else if (isDefaultLocalHub(url)) {
+    const path = join(localDataDir(), ADMIN_TOKEN_FILE);
+    token = localAdminToken(path);
+    tokenSource = { kind: token === undefined ? "no-file" : "file", path };
+  } else tokenSource = { kind: "none" };
   return { url, token };
+}
+
+/**
+ * Where the token of this run's connection came from: given (--token, HYPERTHINGS_TOKEN), read
+ * from the default local hub's admin-token file, looked for there and not found, or none at all.
+ */
+export type TokenSource = { kind: "given" } | { kind: "file" | "no-file"; path: string } | { kind: "none" };
+let tokenSource: TokenSource = { kind: "given" };
+
+/** What a hub's 401 asks of the person, by where the token came from (or why there was none). */
+export function unauthorizedHint(source: TokenSource = tokenSource): string {
+  const give = "; give a token with --token or HYPERTHINGS_TOKEN";
+  switch (source.kind) {
+    case "given":
+      return give;
+    case "file":
+      return `; the admin token in ${source.path} is another hub's: give this one's with --token or HYPERTHINGS_TOKEN`;
+    case "no-file":
+      return (
+        `${give}: none was given, and there is no ${source.path} (a hub started with --data DIR keeps ` +
+        "its token in DIR/admin-token: set HYPERTHINGS_DATA=DIR)"
+      );
+    case "none":
+      return (
+        `${give}: none was given (the CLI reads an admin-token file only for the hub at ${DEFAULT_HUB_URL}; ` +
+        "this one printed its token at its first start, and keeps it in its data directory's admin-token)"
+      );
+  }
 }
 
 export function clientOf(command: Command): HubClient {
@@ -143,7 +176,7 @@ function problemsOfTd(submission: Submission, message: string, errors: readonly 
 function refusal(err: HubError, submission?: Submission): CliError {
   const [first] = err.errors;
   let hint = "";
-  if (err.status === 401) hint = "; give a token with --token or HYPERTHINGS_TOKEN";
+  if (err.status === 401) hint = unauthorizedHint();
   if (err.status === 403) hint = "; use an admin token";
   if (submission !== undefined)
     return new CliError(`${problemsOfTd(submission, err.message, err.errors)}${hint}`);

@@ -558,6 +558,19 @@ interface DiffCommandOptions extends FeedOptions {
   json?: boolean;
 }
 
+/**
+ * A --from or --to still to come is read as now (an empty diff from now to now, or one that runs
+ * to now): each said as such on stderr, with yesterday's to give instead.
+ */
+function writeDiffNotes(options: DiffCommandOptions, from: Date, to: Date | undefined, now: Date): void {
+  for (const note of [
+    stillToComeNote("--from", options.from, from, now, true),
+    stillToComeNote("--to", options.to, to, now, true),
+  ]) {
+    if (note !== undefined) process.stderr.write(`note: ${note}\n`);
+  }
+}
+
 /** The options of `diff` that only the diff of every Thing reads. */
 const FLEET_ONLY = [
   "thing",
@@ -612,8 +625,7 @@ async function fleetDiff(
     things.push(...page.things);
   }
   const next = page.next;
-  const note = stillToComeNote("--from", options.from, from, now, true);
-  if (note !== undefined) process.stderr.write(`note: ${note}\n`);
+  writeDiffNotes(options, from, to, now);
   const hint = (): void => {
     if (next === undefined) return;
     process.stderr.write(
@@ -883,9 +895,7 @@ export function registerHistoryCommands(program: Command): void {
         }
         const client = clientOf(command);
         const diff = await client.diff(id, from, to);
-        // A --from still to come is read as now: an empty diff from now to now, said as such.
-        const note = stillToComeNote("--from", options.from, from, now, true);
-        if (note !== undefined) process.stderr.write(`note: ${note}\n`);
+        writeDiffNotes(options, from, to, now);
         if (options.json) return void process.stdout.write(`${JSON.stringify(diff)}\n`);
         let text = formatDiff(diff);
         if (changedInPlace(diff.description)) {

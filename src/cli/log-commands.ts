@@ -1695,7 +1695,13 @@ function recordedLeaf(change: Record<string, unknown>, seq: number): string {
 function jsonLine(text: string, lineNo: number, seq?: number): unknown {
   try {
     return JSON.parse(text);
-  } catch {
+  } catch (err) {
+    // JSON that runs out before it closes (the parser stopped at the line's end): a file cut
+    // short, as a copy or a download interrupted leaves it, not a line someone wrote.
+    const message = (err as Error).message;
+    const at = /at position (\d+)/.exec(message)?.[1];
+    if (text.trimStart().startsWith("{") && (/end of JSON input/.test(message) || Number(at) === text.length))
+      return fail(seq, "truncated", `line ${lineNo} ends in the middle of its JSON: the file was cut short`);
     return fail(seq, "not-json", `line ${lineNo} is not JSON`);
   }
 }

@@ -8,7 +8,7 @@ import {
   GraphqlSocketError,
   type SocketStatus,
 } from "../client/index.js";
-import { connectionOf, connectionHelpWith, talking } from "./client-commands.js";
+import { connectionOf, connectionHelpWith, talking, unauthorizedHint } from "./client-commands.js";
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
 
@@ -41,7 +41,9 @@ export function graphqlFailure(err: unknown): unknown {
         return `${e.message}${where}${typeof code === "string" ? ` (${code})` : ""}`;
       })
       .join("; ");
-    return new CliError(text);
+    // Refused for want of a token (or for a token that is none of the hub's): where to find one.
+    const unauthenticated = err.errors.some((e) => e.extensions?.code === "UNAUTHENTICATED");
+    return new CliError(`${text}${unauthenticated ? unauthorizedHint() : ""}`);
   }
   if (err instanceof GraphqlSocketError) return new CliError(err.message);
   return err;

@@ -196,16 +196,24 @@ function releaseRows(releases: ReleaseSummary[]): string[][] {
   ]);
 }
 
-/** A release argument: a full id, an id prefix (as `things releases` shows it), or a name (its newest). */
+/**
+ * A release argument: a full id, an id prefix (as `things releases` shows it, or its hex alone, at
+ * least 4 digits, as copied from a hash), or a name (its newest).
+ */
 export async function resolveRelease(client: ReleaseClient, argument: string): Promise<string> {
   if (/^sha256:[0-9a-f]{64}$/.test(argument)) return argument;
+  const prefix = argument.startsWith("sha256:")
+    ? argument
+    : /^[0-9a-f]{4,64}$/i.test(argument)
+      ? `sha256:${argument.toLowerCase()}`
+      : undefined;
   const matches = new Set<string>();
   let cursor: number | undefined;
   do {
     const page = await client.releases({ limit: 1000, ...(cursor !== undefined && { cursor }) });
     for (const r of page.releases) {
       if (r.name === argument && matches.size === 0) return r.id;
-      if (argument.startsWith("sha256:") && r.id.startsWith(argument)) matches.add(r.id);
+      if (prefix !== undefined && r.id.startsWith(prefix)) matches.add(r.id);
     }
     cursor = page.next;
   } while (cursor !== undefined);
@@ -340,7 +348,7 @@ export function registerReleaseCommands(program: Command): void {
     )
     .argument(
       "<release>",
-      "a release id, an id prefix as `things releases` shows it, or a name (its newest release)",
+      "a release id, an id prefix as `things releases` shows it (sha256: may be left out), or a name (its newest release)",
     )
     .option("--select <filter>", "only the Things this graph filter matches")
     .option("--json", "the plan as the hub gives it, on one line")

@@ -196,7 +196,7 @@ export function registerRolloutCommands(program: Command): void {
     .description("apply a release once, Thing by Thing, through the Things' own APIs")
     .argument(
       "<release>",
-      "a release id, an id prefix as `things releases` shows it, or a name (its newest release)",
+      "a release id, an id prefix as `things releases` shows it (sha256: may be left out), or a name (its newest release)",
     )
     .option("--select <filter>", "only the release's Things this graph filter matches")
     .option("--concurrency <n>", "how many Things at once (default 16)")

@@ -1,4 +1,5 @@
 // `things serve` and `things demo`: run a hub in this process until Ctrl-C.
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { ValidationError } from "../core/index.js";
 import { isBadPort } from "../client/index.js";
@@ -13,6 +14,7 @@ import {
   type HubConfig,
 } from "../hub/config.js";
 import { CliError } from "./cli-error.js";
+import { isDefaultLocalHub, localDataDir } from "./client-commands.js";
 import { MAX_TIMER_MS, wholeNumberOption } from "./sim-commands.js";
 import type { RunningHub } from "./start-hub.js";
 
@@ -425,9 +427,19 @@ export function registerServeCommands(program: Command): void {
           (chaosMs > 0 ? `; a chaos monkey changes something every ${chaosMs / 1000} s` : "") +
           "\n" +
           `  open ${running.url}/ and sign in with ${running.hub.adminToken.token}\n` +
-          `  try:  npx things ls --url ${running.url}   ·   Ctrl-C stops it all\n`,
+          `  try:  ${firstCommand(running)}   ·   Ctrl-C stops it all\n`,
       );
     });
+}
+
+/**
+ * A first CLI command that works from this shell: as it is where the CLI finds the hub and its
+ * admin token by itself (port 8080, the data directory it reads), else with both exported.
+ */
+function firstCommand(running: RunningHub): string {
+  if (isDefaultLocalHub(running.url) && resolve(localDataDir()) === resolve(running.hub.config.dataDir))
+    return "npx things ls";
+  return `export HYPERTHINGS_URL=${running.url} HYPERTHINGS_TOKEN=${running.hub.adminToken.token}; npx things ls`;
 }
 
 /** "7 registered", "2 registered, 5 re-registered at their new addresses", "all registered already". */

@@ -253,6 +253,10 @@ export function registerSimCommands(program: Command): void {
           (options.only === undefined && fleetOptions.kinds !== undefined
             ? `; no UPS above --scale ${MAX_UPS_SCALE} (one SNMP agent each)`
             : "") +
+          // Asked for (by default, or by --only), the sensors need a broker: say why there are none.
+          (fleetOptions.mqtt === undefined && (fleetOptions.kinds?.includes("sensors") ?? true)
+            ? "; no Homie sensors: they publish to a broker, give --mqtt-url (the hub's, as its start prints it)"
+            : "") +
           "\n",
       );
       for (const server of fleet.servers) out.write(`  ${server.kind.padEnd(10)} ${server.url}{slug}/\n`);

@@ -5,6 +5,19 @@ import { ValidationError } from "./errors.js";
 
 const now = new Date("2026-11-25T12:30:00.000Z");
 
+/** That `bad` is refused with `problem`, in the message and at `pointer`. */
+function expectRefused(bad: string, pointer: string, problem: string): void {
+  let error: unknown;
+  try {
+    parseTimeExpression(bad, now, pointer);
+  } catch (err) {
+    error = err;
+  }
+  expect(error, bad).toBeInstanceOf(ValidationError);
+  expect((error as ValidationError).message).toBe(`"${bad}" is not a time: ${problem}`);
+  expect((error as ValidationError).errors).toEqual([{ pointer, message: `is not a time: ${problem}` }]);
+}
+
 describe("time expressions", () => {
   it("reads RFC 3339 times with zones and fractions", () => {
     expect(parseTimeExpression("2026-11-24T14:02:00Z", now).toISOString()).toBe("2026-11-24T14:02:00.000Z");
@@ -150,20 +163,22 @@ describe("time expressions", () => {
       ["2026-12-06T12:00-01:60", "the offset -01:60 is out of range (-23:59 to +23:59)"],
       ["-100000000000d", "it is beyond the range of times (100,000,000 days either side of 1970)"],
     ] as const) {
-      let error: unknown;
-      try {
-        parseTimeExpression(bad, now, "/query/at");
-      } catch (err) {
-        error = err;
-      }
-      expect(error, bad).toBeInstanceOf(ValidationError);
-      expect((error as ValidationError).message).toBe(`"${bad}" is not a time: ${problem}`);
-      expect((error as ValidationError).errors).toEqual([
-        { pointer: "/query/at", message: `is not a time: ${problem}` },
-      ]);
+      expectRefused(bad, "/query/at", problem);
     }
     // What it does not read at all still gets the forms it does.
     expect(() => parseTimeExpression("half past nine", now)).toThrow(/is not a time: use RFC 3339 \(/);
+  });
+
+  it("asks a relative time without its sign for one, instead of listing the forms: 15m is -15m or +15m", () => {
+    for (const [bad, steps] of [
+      ["15m", "15m"],
+      ["1h30m", "1h30m"],
+      ["2 hours", "2 hours"],
+      [" 90s ", "90s"],
+    ] as const) {
+      const problem = `a relative time takes a sign: -${steps} (${steps} ago) or +${steps} (${steps} from now)`;
+      expectRefused(bad, "/query/since", problem);
+    }
   });
 
   it("reads a date or date-time without a zone as local time, a date alone as its local midnight", () => {

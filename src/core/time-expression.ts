@@ -36,6 +36,8 @@ const STEPS = `(?:\\d+(?:\\.\\d+)?\\s*${UNIT}\\s*)+`;
 const RELATIVE = new RegExp(`^([+-])\\s*(${STEPS})$`);
 /** `2 hours ago`, `1h30m ago`, `90s ago`: the same steps, back from now. */
 const AGO = new RegExp(`^(${STEPS})\\s*ago$`);
+/** `15m`, `2 hours`: steps with neither a sign nor `ago`, which could be either way from now. */
+const UNSIGNED = new RegExp(`^${STEPS}$`);
 
 /** The milliseconds of a run of steps (`1h30m`, `1 hour 30 minutes`). */
 function stepsMs(steps: string): number {
@@ -92,6 +94,8 @@ export function parseTimeExpression(text: string, now: Date, pointer = ""): Date
   }
   const ago = AGO.exec(input);
   if (ago) return shifted(-stepsMs(ago[1] ?? ""));
+  if (UNSIGNED.test(input))
+    return fail(`a relative time takes a sign: -${input} (${input} ago) or +${input} (${input} from now)`);
   const calendar = CALENDAR.exec(input);
   if (calendar && (calendar[1] !== undefined || calendar[2] !== undefined)) {
     const [, day, hours, minutes, seconds] = calendar;

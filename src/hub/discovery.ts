@@ -158,6 +158,12 @@ export class Discovery {
               WELL_KNOWN;
         throw new BindingError(`${error.message}: ${hint}`, error.thing, error.detail);
       }
+      if ((reason === "unreachable" || reason === "timeout") && error instanceof BindingError) {
+        // Nothing answered: what a person can check, from where the hub stands (not the CLI's).
+        const hint =
+          "check that the device runs and that the URL's host and port are its own, as this hub reaches them";
+        throw new BindingError(`${error.message}: ${hint}`, error.thing, error.detail);
+      }
       throw error;
     }
   }

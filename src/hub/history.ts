@@ -297,6 +297,20 @@ export class History {
       throw new NotFoundError(`No Thing with id ${thing} has ever been registered here`);
   }
 
+  /** That a Thing was registered after a Log position, and when: the times to ask for instead. */
+  private async registeredAfter(thing: string, seq: number, what: string): Promise<string> {
+    const [first] = await this.store.history({
+      thing,
+      kinds: ["described"],
+      after: seq,
+      order: "asc",
+      limit: 1,
+    });
+    return first === undefined
+      ? "it was registered after that"
+      : `it was registered after that, at ${changeTime(first)} (seq ${first.seq}); ask for ${what} from then on`;
+  }
+
   /** The last Log position whose time is at or before `time`. */
   async seqAt(time: Date): Promise<number> {
     return this.store.seqBefore(hlcFloor(new Date(time.getTime() + 1)));
@@ -378,7 +392,7 @@ export class History {
       // Never registered, or registered only later: which of the two is what a person needs to know.
       await this.assertKnown(thing);
       throw new NotFoundError(
-        `${thing} was not in the directory at ${time.toISOString()}: it was registered after that`,
+        `${thing} was not in the directory at ${time.toISOString()}: ${await this.registeredAfter(thing, seq, "a time")}`,
       );
     }
     if (description.kind === "removed") {
@@ -425,7 +439,7 @@ export class History {
       await this.assertKnown(thing);
       // Neither end has a Change of its TD: it was registered after `to` (a removal keeps one).
       throw new NotFoundError(
-        `${thing} was not in the directory between ${from.toISOString()} and ${to.toISOString()}: it was registered after that`,
+        `${thing} was not in the directory between ${from.toISOString()} and ${to.toISOString()}: ${await this.registeredAfter(thing, toSeq, "times")}`,
       );
     }
     const properties: AffordanceDiff[] = [];

@@ -337,6 +337,9 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
   } else if (error instanceof DamagedLogError) {
     // Not the client's fault, and no retry mends it: the operator must hear of it.
     request.log.error({ seq: error.seq }, error.message);
+  } else if (error instanceof BindingError) {
+    // The Thing's trouble, not the hub's: the caller has it in the problem, the operator a line.
+    request.log.info({ thing: error.thing, device: problem.device }, error.message);
   } else if (problem.status >= 500 && error instanceof Error && error.cause !== undefined) {
     // The hub's own trouble behind a known answer (a full disk): the operator must hear of it.
     request.log.error({ err: error.cause }, error.message);

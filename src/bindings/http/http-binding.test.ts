@@ -11,6 +11,7 @@ import type { BindingFailure, Subscription, Target } from "../binding.js";
 import type { Secrets } from "../credentials.js";
 import { targetFor } from "../form-selection.js";
 import type { TargetRequest } from "../form-selection.js";
+import { closedPort } from "../../../test/support/closed-port.js";
 import { HttpBinding } from "./http-binding.js";
 import type { HttpBindingOptions } from "./http-binding.js";
 
@@ -456,11 +457,7 @@ describe("HttpBinding", () => {
 
   it("subscribes by long-poll only to a Thing that takes the request: refused or 4xx fails the subscription", async () => {
     use();
-    // A port nothing listens on: the connection is refused.
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-    const { port } = closed.address() as AddressInfo;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const port = await closedPort();
     const alarm = (base: string) =>
       targetFor(lampAt(base), {
         secrets,
@@ -650,10 +647,7 @@ describe("HttpBinding", () => {
     expect(
       await failureOf(binding.writeProperty(property("brightness", "writeproperty"), 5)),
     ).not.toHaveProperty("outcome");
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-    const { port } = closed.address() as AddressInfo;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const port = await closedPort();
     const refused = targetFor(lampAt(`http://127.0.0.1:${port}/`), {
       secrets,
       op: "writeproperty",
@@ -661,6 +655,24 @@ describe("HttpBinding", () => {
     });
     expect(await failureOf(binding.writeProperty(refused, 5))).toMatchObject({ reason: "unreachable" });
     expect(await failureOf(binding.writeProperty(refused, 5))).not.toHaveProperty("outcome");
+  });
+
+  it("names a refused connection in words: nothing listens at that address and port", async () => {
+    use();
+    const port = await closedPort();
+    const refused = targetFor(lampAt(`http://127.0.0.1:${port}/`), {
+      secrets,
+      op: "readproperty",
+      affordance: { kind: "property", name: "brightness" },
+    });
+    const error = await binding.readProperty(refused).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(bindingFailure(error)).toMatchObject({ reason: "unreachable" });
+    expect((error as Error).message).toContain(
+      `GET failed: nothing listens at 127.0.0.1 port ${port} (connection refused, ECONNREFUSED)`,
+    );
   });
 
   it("gives up on a body that trickles for longer than bodyDeadlineMs, and on an error body too", async () => {

@@ -414,12 +414,31 @@ function transportError(
             (error instanceof Error && error.name === "AbortError")
           ? "closed"
           : "unreachable";
-  const why = error instanceof Error ? error.message : String(error);
+  const why = socketFailure(error) ?? (error instanceof Error ? error.message : String(error));
   const sent = !SAFE.has(method) && code !== undefined && AFTER_SENDING.has(code);
   return bindingError(context, reason, `${method} failed: ${why}`, {
     cause: error,
     ...(sent && { outcome: "unknown" as const }),
   });
+}
+
+/**
+ * A connection that never opened, in words, as the CoAP binding says it (`nothing listens at
+ * 127.0.0.1 port 9000`), with the socket's code kept for searching; undefined for other errors.
+ */
+function socketFailure(error: unknown): string | undefined {
+  for (let e = error, depth = 0; typeof e === "object" && e !== null && depth < 4; depth++) {
+    const { code, address, port, hostname } = e as Record<string, unknown>;
+    const at = typeof address === "string" ? address : undefined;
+    if (code === "ECONNREFUSED" && at !== undefined && typeof port === "number")
+      return `nothing listens at ${at} port ${port} (connection refused, ECONNREFUSED)`;
+    if ((code === "EHOSTUNREACH" || code === "ENETUNREACH") && at !== undefined)
+      return `no route to ${at} (${code})`;
+    if ((code === "ENOTFOUND" || code === "EAI_AGAIN") && typeof hostname === "string")
+      return `the name ${hostname} is not found (${code})`;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 function errorCodes(error: unknown): string[] {
