@@ -111,8 +111,13 @@ async function startHub(root, name) {
   const { loadConfig } = await import(join(root, "dist", "hub", "index.js"));
   const dataDir = mkdtempSync(join(tmpdir(), `hyperthings-ab-${name}-`));
   const config = loadConfig({ port: 0, host: "127.0.0.1", logLevel: "silent", dataDir, observe: false }, {});
-  const running = await start(config, { logger: createLogger("silent") });
-  return { name, root, dataDir, running, hub: running.hub };
+  try {
+    const running = await start(config, { logger: createLogger("silent") });
+    return { name, root, dataDir, running, hub: running.hub };
+  } catch (error) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 /** `calls` calls from `workers` producers; `call(i)` gives [thing, reports]. Changes recorded. */
@@ -199,6 +204,13 @@ const r3 = (x) => Math.round(x * 1000) / 1000;
 async function main() {
   const options = parseOptions(process.argv.slice(2));
   const hubs = [];
+  // Ctrl-C or a kill: the hubs' temp dirs go too.
+  for (const signal of ["SIGINT", "SIGTERM"]) {
+    process.once(signal, () => {
+      for (const entry of hubs) rmSync(entry.dataDir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  }
   try {
     const names = options.only ? [options.only] : ["a", "b"];
     for (const name of names) hubs.push(await startHub(options[name], name));
