@@ -116,6 +116,38 @@ describe("Ingest: the TDs it checks reports against", () => {
     expect(await store.lastSeq()).toBe(1);
   });
 
+  it("checks each Thing against its own properties, whether other Things' are the same or not", async () => {
+    // Things whose properties are the same share their compiled checks: a Thing whose TD differs
+    // in a schema, or that is described again, is checked against its own.
+    const lampNamed = (id: string, maximum: number, extra?: Record<string, unknown>) => ({
+      ...lamp(maximum),
+      id,
+      properties: { level: { type: "integer", minimum: 0, maximum, forms: FORMS }, ...extra },
+    });
+    const [a, b, c, d] = ["urn:test:ingest:a", "urn:test:ingest:b", "urn:test:ingest:c", "urn:test:ingest:d"];
+    const reportTo = (id: string, value: number, affordance = "level") =>
+      ingest.ingest(id, [{ kind: "reported", affordance, value }], cause);
+    await register(lampNamed(a, 10) as RegisteredThingDescription);
+    await register(lampNamed(b, 10) as RegisteredThingDescription);
+    await register(lampNamed(c, 5) as RegisteredThingDescription);
+    await register(
+      lampNamed(d, 10, { power: { type: "number", forms: FORMS } }) as RegisteredThingDescription,
+    );
+    await expect(reportTo(a, 8)).resolves.toHaveLength(1);
+    await expect(reportTo(b, 11)).rejects.toThrow(/does not fit its schema/);
+    await expect(reportTo(b, 9)).resolves.toHaveLength(1);
+    await expect(reportTo(c, 8)).rejects.toThrow(/does not fit its schema/);
+    await expect(reportTo(c, 5)).resolves.toHaveLength(1);
+    await expect(reportTo(d, 2.5, "power")).resolves.toHaveLength(1);
+    await expect(reportTo(a, 2.5, "power")).rejects.toThrow(/has no property "power"/);
+    await expect(reportTo(b, 2.5, "power")).rejects.toThrow(/has no property "power"/);
+    // b described again with c's schema: b is checked as c, and a as before.
+    await register(lampNamed(b, 5) as RegisteredThingDescription);
+    await expect(reportTo(b, 8)).rejects.toThrow(/does not fit its schema/);
+    await expect(reportTo(a, 8)).resolves.toHaveLength(1);
+    expect(reads).toBe(0);
+  });
+
   it("reads the store for a Thing it has not seen described (a hub started on an existing Log)", async () => {
     // Described before this Ingest was listening: nothing was published to it.
     await store.describe({ td: lamp(10), cause, hlc: clock.hlc() });

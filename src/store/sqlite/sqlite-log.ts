@@ -265,6 +265,9 @@ function isObject(value: unknown): boolean {
   return typeof value === "object" && value !== null;
 }
 
+/** No drafts warmed (SqliteLog.warm). */
+const NONE_WARMED: readonly ChangeDraft[] = Object.freeze([]);
+
 /** Changes of one Thing read at a time for a feed page filtered by more than the Thing. */
 const FEED_PAGE = 500;
 
@@ -321,6 +324,10 @@ export class SqliteLog {
    */
   private dirtyAbove = 0;
   private readonly subKeys = new Map<string, Map<string, string>>();
+  /** The drafts `warm` looked up, the Things' maps it found for them, and the next to append. */
+  private warmedDrafts: readonly ChangeDraft[] = NONE_WARMED;
+  private warmedMaps: Array<Map<string, StreamState> | undefined> = [];
+  private warmedNext = 0;
   /** The hlc of the seqs `seqBefore` looks at in its upper steps (see KEPT_HLC_STEP). */
   private readonly keptHlcs = new Map<number, string>();
   /**
@@ -692,18 +699,49 @@ export class SqliteLog {
    * commits, the event loop's CPU fell 5–9 % with 64 one-Change producers over 10,000 Things
    * (rounds alternating in one process, bench/README.md, session 15). Returns what it read, so
    * that no read is left out as unused.
+   *
+   * `drafts[from, to)` are looked up; the Things' maps found are kept for `append`, which takes
+   * its draft's from here (`warmedAt`) instead of looking it up again: a Thing's map in the
+   * projection is never replaced nor removed once made, so one found stays its map.
    */
-  warm(drafts: readonly ChangeDraft[]): number {
+  warm(drafts: readonly ChangeDraft[], from = 0, to = drafts.length): number {
     const projection = this.projection;
-    const found = new Array<Map<string, StreamState> | undefined>(drafts.length);
-    for (let i = 0; i < drafts.length; i++) found[i] = projection.get((drafts[i] as ChangeDraft).thing);
+    if (this.warmedDrafts !== drafts) {
+      this.warmedDrafts = drafts;
+      this.warmedMaps = new Array<Map<string, StreamState> | undefined>(drafts.length);
+    }
+    const found = this.warmedMaps;
+    for (let i = from; i < to; i++) found[i] = projection.get((drafts[i] as ChangeDraft).thing);
     let read = 0;
-    for (let i = 0; i < drafts.length; i++) {
+    for (let i = from; i < to; i++) {
       const draft = drafts[i] as ChangeDraft;
       const state = found[i]?.get(this.subOf(draft.affordance ?? "", draft.kind));
       if (state !== undefined) read += state.seq + (state.key?.length ?? 0);
     }
     return read;
+  }
+
+  /** The next draft appended is `warm`'s drafts[index] (if it is that draft: append checks). */
+  warmedAt(index: number): void {
+    this.warmedNext = index;
+  }
+
+  /** The drafts `warm` was given are done with: nothing of them is kept. */
+  warmed(): void {
+    this.warmedDrafts = NONE_WARMED;
+    this.warmedMaps = [];
+    this.warmedNext = 0;
+  }
+
+  /** The Thing's map in the projection: as `warm` found it when the draft is the one it expects. */
+  private warmedStreams(draft: ChangeDraft): Map<string, StreamState> | undefined {
+    const at = this.warmedNext;
+    if (this.warmedDrafts[at] === draft) {
+      this.warmedNext = at + 1;
+      const found = this.warmedMaps[at];
+      if (found !== undefined) return found;
+    }
+    return this.projection.get(draft.thing);
   }
 
   /** Appends one Change; the caller's transaction makes it durable. */
@@ -712,7 +750,7 @@ export class SqliteLog {
     const value = draft.value === undefined ? undefined : asRecorded(draft.value);
     let previous = draft.previous === undefined ? undefined : asRecorded(draft.previous);
     const sub = this.subOf(affordance, draft.kind);
-    const streams = this.projection.get(draft.thing);
+    const streams = this.warmedStreams(draft);
     const latest = streams?.get(sub);
     let key = latest?.key;
     if (key === undefined) {

@@ -712,6 +712,54 @@ describe("SqliteStore", () => {
     });
   });
 
+  it("appends issued at once, some refused and some of several Changes, each take their stream's latest value as previous, as committed", async () => {
+    // A batch's streams are looked up ahead of its appends (SqliteLog.warm), in windows: every
+    // append must still find its stream as the Changes before it in the batch left it, whether
+    // its Thing was new, a command before it failed halfway, or its stream was appended to twice.
+    const store = openStore();
+    const draft = (n: number, affordance: string, value: unknown): ChangeDraft => ({
+      thing: thingName(n),
+      affordance,
+      kind: "reported",
+      value,
+      cause,
+      hlc: clock.advance(1),
+    });
+    await store.append(numbers(20).map((n) => draft(n, "temperature", 0)));
+    const calls: ChangeDraft[][] = numbers(400).map((i) => {
+      const one = draft(1 + ((i * 7) % 40), ["temperature", "humidity"][i % 2] ?? "", i);
+      if (i % 50 === 0) return [{ ...one, value: BigInt(i) }];
+      if (i % 37 === 0) return [one, draft(3, "humidity", BigInt(i)), draft(4, "humidity", -i)];
+      if (i % 41 === 0) return [one, draft(1 + (i % 40), "power", -i)];
+      return [one];
+    });
+    const settled = await Promise.allSettled(calls.map((drafts) => store.append(drafts)));
+    const latest = new Map<string, unknown>();
+    for (const c of await readLog(store)) if (c.affordance) latest.set(`${c.thing} ${c.affordance}`, c.value);
+    // The model: every call that was not refused, in the order made, over what the first append left.
+    const model = new Map<string, unknown>(numbers(20).map((n) => [`${thingName(n)} temperature`, 0]));
+    const expected: Array<{ value: unknown; previous: unknown }> = [];
+    const recorded: Array<{ value: unknown; previous: unknown }> = [];
+    calls.forEach((drafts, i) => {
+      const outcome = settled[i];
+      const refused = drafts.some((d) => typeof d.value === "bigint");
+      expect(outcome?.status).toBe(refused ? "rejected" : "fulfilled");
+      if (refused || outcome?.status !== "fulfilled") return;
+      for (const d of drafts) {
+        const key = `${d.thing} ${d.affordance ?? ""}`;
+        expected.push({ value: d.value, previous: model.get(key) });
+        model.set(key, d.value);
+      }
+      for (const c of outcome.value) recorded.push({ value: c.value, previous: c.previous });
+    });
+    expect(recorded).toEqual(expected);
+    expect(latest).toEqual(model);
+    for (const [key, value] of model) {
+      const [thingId = "", affordance = ""] = key.split(" ");
+      expect(store.stateView.latest(thingId, affordance, "reported")?.value).toBe(value);
+    }
+  });
+
   describe("backpressure", () => {
     it("with maxQueue 10, refuses the excess of 50 writes issued at once with UnavailableError and retryAfter, and commits the rest", async () => {
       const store = openStore({ maxQueue: 10 });
