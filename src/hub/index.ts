@@ -81,6 +81,7 @@ export {
   MemoryMqttCredentialStore,
   MqttCredentials,
   type MqttCredential,
+  type MqttCredentialChanges,
   type MqttCredentialKind,
   type MqttCredentialStore,
 } from "./mqtt-credentials.js";
