@@ -252,8 +252,21 @@ const DRIFT_KINDS = [DRIFT_KIND];
 const RELEASE_KINDS = [APPLIED_KIND];
 /** The streams a diff reads at both ends: the TD, the values, and whether the Thing answered. */
 const DIFF_STREAM_KINDS = ["described", "removed", "reported", "desired", ...REACHABILITY_KINDS];
-/** And at `to`, also those whose Changes in between it counts without another read of the streams. */
-const DIFF_END_KINDS = [...DIFF_STREAM_KINDS, ...DRIFT_KINDS, ...LINK_KINDS, ...RELEASE_KINDS];
+/**
+ * And at `to`, also those of every other section, whose Changes in between it counts without
+ * another read of the streams.
+ */
+const DIFF_END_KINDS = [
+  ...new Set([
+    ...DIFF_STREAM_KINDS,
+    ...ACTION_KINDS,
+    ...WRITE_KINDS,
+    ...EVENT_KINDS,
+    ...DRIFT_KINDS,
+    ...LINK_KINDS,
+    ...RELEASE_KINDS,
+  ]),
+];
 
 function stateOf(change: Change): AffordanceState {
   return {
@@ -437,11 +450,46 @@ export class History {
         .filter((s) => s.kind === "desired" && s.latest.seq > fromSeq)
         .map((s) => [s.affordance, s.latest]),
     );
-    // The changed properties' counts in one store call (one round trip on PostgreSQL).
     const changed = after.filter(
       (s) => s.kind === "reported" && beforeReported.get(s.affordance)?.seq !== s.latest.seq,
     );
-    const counts = await this.store.countStreams(thing, changed, fromSeq, toSeq);
+    const oldTd = latestDescription(before);
+    const newTd = latestDescription(after);
+    const description =
+      oldTd?.seq !== newTd?.seq ? createMergePatch(oldTd?.value ?? null, newTd?.value ?? null) : undefined;
+    // `completed` and `failed` also end a property's write: those are not actions.
+    const actionNames = new Set([...namesOf(oldTd?.value, "actions"), ...namesOf(newTd?.value, "actions")]);
+    // Every section's streams with Changes in between, from the streams at `to` already read...
+    const thingLevel = (s: HistoryStream) => s.affordance === "";
+    const groups = [
+      changed,
+      streamsBetween(after, DESCRIPTION_KINDS, fromSeq, thingLevel),
+      streamsBetween(
+        after,
+        ACTION_KINDS,
+        fromSeq,
+        (s) => s.kind === "invoked" || actionNames.has(s.affordance),
+      ),
+      streamsBetween(
+        after,
+        WRITE_KINDS,
+        fromSeq,
+        (s) => s.kind === "desired" || !actionNames.has(s.affordance),
+      ),
+      streamsBetween(after, EVENT_KINDS, fromSeq, () => true),
+      streamsBetween(after, REACHABILITY_KINDS, fromSeq, thingLevel),
+      streamsBetween(after, DRIFT_KINDS, fromSeq, () => true),
+      streamsBetween(after, LINK_KINDS, fromSeq, thingLevel),
+      streamsBetween(after, RELEASE_KINDS, fromSeq, thingLevel),
+    ];
+    // ...and their counts in one store call (one round trip on PostgreSQL, however many streams).
+    const counted = await this.store.countStreams(thing, groups.flat(), fromSeq, toSeq);
+    let offset = 0;
+    const [propertyCounts, ...sections] = groups.map((streams) => ({
+      streams,
+      counts: counted.slice(offset, (offset += streams.length)),
+    }));
+    const [lifecycleOf, actionsOf, writesOf, eventsOf, turnsOf, driftsOf, linksOf, appliedOf] = sections;
     for (const [i, s] of changed.entries()) {
       const old = beforeReported.get(s.affordance);
       const desired = desiredBetween.get(s.affordance);
@@ -449,42 +497,21 @@ export class History {
         affordance: s.affordance,
         ...(old && { before: old.value }),
         after: s.latest.value,
-        changes: counts[i] ?? 0,
+        changes: propertyCounts?.counts[i] ?? 0,
         cause: s.latest.cause,
         time: changeTime(s.latest),
         ...(desired !== undefined && { desired: diffChangeOf(desired) }),
       });
     }
-    const oldTd = latestDescription(before);
-    const newTd = latestDescription(after);
-    const description =
-      oldTd?.seq !== newTd?.seq ? createMergePatch(oldTd?.value ?? null, newTd?.value ?? null) : undefined;
-    // `completed` and `failed` also end a property's write: those are not actions.
-    const actionNames = new Set([...namesOf(oldTd?.value, "actions"), ...namesOf(newTd?.value, "actions")]);
-    const [lifecycle, actions, writes, events, reachability, drift, links, applied] = await Promise.all([
-      this.interactionsBetween(thing, DESCRIPTION_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after),
-      this.interactionsBetween(
-        thing,
-        ACTION_KINDS,
-        fromSeq,
-        toSeq,
-        (s) => s.kind === "invoked" || actionNames.has(s.affordance),
-      ),
-      this.interactionsBetween(
-        thing,
-        WRITE_KINDS,
-        fromSeq,
-        toSeq,
-        (s) => s.kind === "desired" || !actionNames.has(s.affordance),
-      ),
-      this.interactionsBetween(thing, EVENT_KINDS, fromSeq, toSeq, () => true),
-      this.reachabilityBetween(thing, before, after, fromSeq, toSeq),
-      this.interactionsBetween(thing, DRIFT_KINDS, fromSeq, toSeq, () => true, after).then(driftOf),
-      this.interactionsBetween(thing, LINK_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after).then(
-        ([changes]) => this.linksOf(thing, oldTd, newTd, changes),
-      ),
-      this.interactionsBetween(thing, RELEASE_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after),
-    ]);
+    const none: CountedStreams = { streams: [], counts: [] };
+    const lifecycle = interactionsOf(lifecycleOf ?? none);
+    const actions = interactionsOf(actionsOf ?? none);
+    const writes = interactionsOf(writesOf ?? none);
+    const events = interactionsOf(eventsOf ?? none);
+    const reachability = reachabilityOf(before, after, turnsOf ?? none);
+    const drift = driftOf(interactionsOf(driftsOf ?? none));
+    const links = this.linksOf(thing, oldTd, newTd, interactionsOf(linksOf ?? none)[0]);
+    const applied = interactionsOf(appliedOf ?? none);
     for (const write of writes) {
       const desired = desiredBetween.get(write.affordance);
       if (desired !== undefined) write.desired = diffChangeOf(desired);
@@ -623,36 +650,6 @@ export class History {
   }
 
   /**
-   * Reachability at both ends (from the streams already read) and the turns in between, counted
-   * from the streams' ranks; undefined when the Thing was reachable throughout.
-   */
-  private async reachabilityBetween(
-    thing: string,
-    before: readonly HistoryStream[],
-    after: readonly HistoryStream[],
-    fromSeq: number,
-    toSeq: number,
-  ): Promise<ReachabilityDiff | undefined> {
-    const last = latestReachability(after);
-    if (last === undefined) return undefined;
-    const reachableAtFrom = latestReachability(before)?.kind !== "unreachable";
-    const reachableAtTo = last.kind !== "unreachable";
-    const kinds = REACHABILITY_KINDS.filter((kind) =>
-      after.some((s) => s.affordance === "" && s.kind === kind && s.latest.seq > fromSeq),
-    );
-    const counted = await this.store.countStreams(
-      thing,
-      kinds.map((kind) => ({ affordance: "", kind })),
-      fromSeq,
-      toSeq,
-    );
-    const counts: Record<string, number> = {};
-    for (const [i, kind] of kinds.entries()) counts[kind] = counted[i] ?? 0;
-    if (Object.keys(counts).length === 0 && reachableAtFrom && reachableAtTo) return undefined;
-    return { reachableAtFrom, reachableAtTo, counts, last: diffChangeOf(last) };
-  }
-
-  /**
    * The links at both ends compared: the edges of the TDs then, as the directory compares them
    * when it records `linked`/`unlinked` (no Change is read beyond the two TDs the diff has);
    * undefined when no link Change happened in between.
@@ -670,45 +667,6 @@ export class History {
     const added = edges.filter((e) => e.kind === "linked").map((e) => e.value as EdgeValue);
     const removed = edges.filter((e) => e.kind === "unlinked").map((e) => e.value as EdgeValue);
     return { added, removed, counts: changes.counts, last: changes.last };
-  }
-
-  /**
-   * The Thing's actions or events with Changes of `kinds` in (fromSeq, toSeq], by name: each
-   * stream's count comes from its ranks, so the cost does not grow with the range. `atTo`: the
-   * Thing's streams at toSeq already read (with these kinds among theirs), not read again.
-   */
-  private async interactionsBetween(
-    thing: string,
-    kinds: readonly string[],
-    fromSeq: number,
-    toSeq: number,
-    keep: (stream: HistoryStream) => boolean,
-    atTo?: readonly HistoryStream[],
-  ): Promise<InteractionDiff[]> {
-    // In the kinds' own order (invoked, completed, failed), so that each one's counts are too.
-    const streams = (atTo ?? (await this.store.streamsAt(thing, toSeq, kinds)))
-      .filter((s) => kinds.includes(s.kind) && s.latest.seq > fromSeq && keep(s))
-      .sort((a, b) => kinds.indexOf(a.kind) - kinds.indexOf(b.kind));
-    const byName = new Map<string, InteractionDiff>();
-    const counts = await this.store.countStreams(thing, streams, fromSeq, toSeq);
-    for (const [i, s] of streams.entries()) {
-      const count = counts[i] ?? 0;
-      const { latest } = s;
-      const last = {
-        seq: latest.seq,
-        kind: latest.kind,
-        ...(latest.value !== undefined && { value: latest.value }),
-        cause: latest.cause,
-        time: changeTime(latest),
-      };
-      const known = byName.get(s.affordance);
-      if (!known) byName.set(s.affordance, { affordance: s.affordance, counts: { [s.kind]: count }, last });
-      else {
-        known.counts[s.kind] = count;
-        if (last.seq > known.last.seq) known.last = last;
-      }
-    }
-    return [...byName.values()].sort((a, b) => a.affordance.localeCompare(b.affordance));
   }
 
   /**
@@ -929,4 +887,71 @@ function latestDescription(streams: HistoryStream[]): Change | undefined {
 /** The Thing's latest `reachable` or `unreachable` Change among its streams (none: never away). */
 export function latestReachability(streams: readonly HistoryStream[]): Change | undefined {
   return latestOf(streams, ["reachable", "unreachable"]);
+}
+
+/** A diff section's streams, and how many Changes each has in between (in the same order). */
+interface CountedStreams {
+  readonly streams: readonly HistoryStream[];
+  readonly counts: readonly number[];
+}
+
+/**
+ * The streams at `to` of `kinds` with a Change in between (after `fromSeq`) that `keep` keeps, in
+ * the kinds' own order (invoked, completed, failed), so that each one's counts are too.
+ */
+function streamsBetween(
+  atTo: readonly HistoryStream[],
+  kinds: readonly string[],
+  fromSeq: number,
+  keep: (stream: HistoryStream) => boolean,
+): HistoryStream[] {
+  return atTo
+    .filter((s) => kinds.includes(s.kind) && s.latest.seq > fromSeq && keep(s))
+    .sort((a, b) => kinds.indexOf(a.kind) - kinds.indexOf(b.kind));
+}
+
+/**
+ * A section's entries by affordance name, from its streams (`streamsBetween`) and their counts
+ * in between (from the streams' ranks, so the cost does not grow with the range).
+ */
+function interactionsOf({ streams, counts }: CountedStreams): InteractionDiff[] {
+  const byName = new Map<string, InteractionDiff>();
+  for (const [i, s] of streams.entries()) {
+    const count = counts[i] ?? 0;
+    const { latest } = s;
+    const last = {
+      seq: latest.seq,
+      kind: latest.kind,
+      ...(latest.value !== undefined && { value: latest.value }),
+      cause: latest.cause,
+      time: changeTime(latest),
+    };
+    const known = byName.get(s.affordance);
+    if (!known) byName.set(s.affordance, { affordance: s.affordance, counts: { [s.kind]: count }, last });
+    else {
+      known.counts[s.kind] = count;
+      if (last.seq > known.last.seq) known.last = last;
+    }
+  }
+  return [...byName.values()].sort((a, b) => a.affordance.localeCompare(b.affordance));
+}
+
+/**
+ * Reachability at both ends (from the streams already read) and the turns in between (`turns`:
+ * the reachability streams with Changes in between, counted); undefined when the Thing was reachable
+ * throughout.
+ */
+function reachabilityOf(
+  before: readonly HistoryStream[],
+  after: readonly HistoryStream[],
+  turns: CountedStreams,
+): ReachabilityDiff | undefined {
+  const last = latestReachability(after);
+  if (last === undefined) return undefined;
+  const reachableAtFrom = latestReachability(before)?.kind !== "unreachable";
+  const reachableAtTo = last.kind !== "unreachable";
+  const counts: Record<string, number> = {};
+  for (const [i, s] of turns.streams.entries()) counts[s.kind] = turns.counts[i] ?? 0;
+  if (Object.keys(counts).length === 0 && reachableAtFrom && reachableAtTo) return undefined;
+  return { reachableAtFrom, reachableAtTo, counts, last: diffChangeOf(last) };
 }
