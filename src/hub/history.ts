@@ -16,7 +16,7 @@ import {
   type ThingDescription,
 } from "../core/index.js";
 import type { ChangeFilter, HistoryStream, Store } from "../store/index.js";
-import { DRIFT_KIND } from "./drift.js";
+import { ALERT_KIND, DRIFT_KIND } from "./drift.js";
 import { hlcFloor } from "./hub-clock.js";
 import type { SeqSpan, TypeFilter } from "./type-history.js";
 
@@ -193,19 +193,28 @@ export interface ReachabilityDiff {
   last: DiffChange;
 }
 
-/** One affordance's `drift` Changes in between. */
+/** One affordance's `drift` Changes in between, and the `alert` Changes that followed them. */
 export interface AffordanceDrift {
   affordance: string;
+  /** Its `drift` Changes in between. */
   changes: number;
-  /** The last of them: its value is the drift as recorded ({status, release, desired, observed, since, until?, policy, revert?}). */
+  /** Its `alert` Changes in between (recorded after a drift under a release's `alert` policy). */
+  alerts: number;
+  /**
+   * The last of its drift and alert Changes (`kind` says which): its value is the drift as
+   * recorded ({status, release, desired, observed, since, until?, policy, revert?}; an alert's
+   * with `about: "drift"`).
+   */
   last: DiffChange;
 }
 
-/** The `drift` Changes in between: how many, the latest, and by property. */
+/** The `drift` and `alert` Changes in between: how many, the latest, and by property. */
 export interface DriftDiff {
   /** `drift` Changes in between, over all the Thing's properties. */
   changes: number;
-  /** The latest of them, and the property it is about. */
+  /** `alert` Changes in between, over all the Thing's properties. */
+  alerts: number;
+  /** The latest of the two kinds, and the property it is about. */
   last: DiffChange & { affordance: string };
   /** By property, in name order: its drift Changes in between and the last (which says whether it still drifts at `to`). */
   properties: AffordanceDrift[];
@@ -248,7 +257,8 @@ const DESCRIPTION_KINDS = ["described", "removed"];
 const EVENT_KINDS = ["emitted"];
 const REACHABILITY_KINDS = ["unreachable", "reachable"];
 const LINK_KINDS = ["linked", "unlinked"];
-const DRIFT_KINDS = [DRIFT_KIND];
+/** A drift, and the alert a release's `alert` policy records after it (its value the drift's, with `about: "drift"`). */
+const DRIFT_KINDS = [DRIFT_KIND, ALERT_KIND];
 const RELEASE_KINDS = [APPLIED_KIND];
 /** The streams a diff reads at both ends: the TD, the values, and whether the Thing answered. */
 const DIFF_STREAM_KINDS = ["described", "removed", "reported", "desired", ...REACHABILITY_KINDS];
@@ -817,7 +827,7 @@ function narrowed(diff: ThingDiff, affordance: string): ThingDiff {
     driftOf(
       only(diff.drift.properties).map((p) => ({
         affordance: p.affordance,
-        counts: { [DRIFT_KIND]: p.changes },
+        counts: { [DRIFT_KIND]: p.changes, [ALERT_KIND]: p.alerts },
         last: p.last,
       })),
     );
@@ -856,18 +866,21 @@ function diffChangeOf(change: Change): DiffChange {
   };
 }
 
-/** The drift section from each property's drift Changes in between; undefined when none. */
+/** The drift section from each property's drift and alert Changes in between; undefined when none. */
 function driftOf(properties: readonly InteractionDiff[]): DriftDiff | undefined {
   let changes = 0;
+  let alerts = 0;
   let last: DriftDiff["last"] | undefined;
   const byProperty: AffordanceDrift[] = [];
   for (const p of properties) {
     const count = p.counts[DRIFT_KIND] ?? 0;
+    const alerted = p.counts[ALERT_KIND] ?? 0;
     changes += count;
-    byProperty.push({ affordance: p.affordance, changes: count, last: p.last });
+    alerts += alerted;
+    byProperty.push({ affordance: p.affordance, changes: count, alerts: alerted, last: p.last });
     if (last === undefined || p.last.seq > last.seq) last = { ...p.last, affordance: p.affordance };
   }
-  return last === undefined ? undefined : { changes, last, properties: byProperty };
+  return last === undefined ? undefined : { changes, alerts, last, properties: byProperty };
 }
 
 /** The newest Change among a Thing's streams of these kinds that are about no affordance. */
