@@ -15,7 +15,7 @@ import {
   type IriScope,
   type ThingDescription,
 } from "../core/index.js";
-import type { ChangeFilter, HistoryStream, Store } from "../store/index.js";
+import type { ChangeFilter, HistoryStream, Store, StreamName, ThingStreamName } from "../store/index.js";
 import { ALERT_KIND, DRIFT_KIND } from "./drift.js";
 import { hlcFloor } from "./hub-clock.js";
 import type { SeqSpan, TypeFilter } from "./type-history.js";
@@ -438,19 +438,82 @@ export class History {
     return { from, to, fromSeq, toSeq };
   }
 
-  private async diffBetween(thing: string, { from, to, fromSeq, toSeq }: DiffEnds): Promise<ThingDiff> {
-    const [before, after] = await Promise.all([
-      this.streamsAt(thing, fromSeq, DIFF_STREAM_KINDS),
-      this.streamsAt(thing, toSeq, DIFF_END_KINDS),
-    ]);
-    if (!latestDescription(before) && !latestDescription(after)) {
+  private async diffBetween(thing: string, ends: DiffEnds): Promise<ThingDiff> {
+    const [diff] = await this.diffsBetween([thing], ends);
+    if (diff === undefined) {
       // An id never registered (a typo, most often) is said as such, as state and history say it.
       await this.assertKnown(thing);
       // Neither end has a Change of its TD: it was registered after `to` (a removal keeps one).
       throw new NotFoundError(
-        `${thing} was not in the directory between ${from.toISOString()} and ${to.toISOString()}: it was registered after that`,
+        `${thing} was not in the directory between ${ends.from.toISOString()} and ${ends.to.toISOString()}: it was registered after that`,
       );
     }
+    return diff;
+  }
+
+  /**
+   * The diffs of several Things between the same two ends (undefined for one with no TD at either:
+   * not in the directory then), in three store calls whatever their number (on PostgreSQL, two
+   * round trips): their streams at both ends, then the counts of every section of every one.
+   */
+  private async diffsBetween(
+    things: readonly string[],
+    ends: DiffEnds,
+  ): Promise<Array<ThingDiff | undefined>> {
+    const [befores, afters] = await Promise.all([
+      this.store.streamsAtEach(things, ends.fromSeq, DIFF_STREAM_KINDS),
+      this.store.streamsAtEach(things, ends.toSeq, DIFF_END_KINDS),
+    ]);
+    const asked: Array<{
+      streams: ThingStreamName[];
+      resolve: (counts: number[]) => void;
+      reject: (err: unknown) => void;
+    }> = [];
+    const diffs = things.map((thing, i) => {
+      const before = befores[i] ?? [];
+      const after = afters[i] ?? [];
+      if (!latestDescription(before) && !latestDescription(after)) return Promise.resolve(undefined);
+      return this.diffFrom(
+        thing,
+        ends,
+        before,
+        after,
+        (streams) =>
+          new Promise<number[]>((resolve, reject) => {
+            asked.push({
+              streams: streams.map(({ affordance, kind }) => ({ thing, affordance, kind })),
+              resolve,
+              reject,
+            });
+          }),
+      );
+    });
+    // Each diff has asked for its counts by now (diffFrom asks before its first await): all in one call.
+    try {
+      const counted = await this.store.countStreamsEach(
+        asked.flatMap((a) => a.streams),
+        ends.fromSeq,
+        ends.toSeq,
+      );
+      let offset = 0;
+      for (const a of asked) a.resolve(counted.slice(offset, (offset += a.streams.length)));
+    } catch (err) {
+      for (const a of asked) a.reject(err);
+    }
+    return Promise.all(diffs);
+  }
+
+  /**
+   * One Thing's diff from its streams at both ends; `count` gives the Changes in between of the
+   * streams it names, and is called once, before any await (diffsBetween counts for every Thing at once).
+   */
+  private async diffFrom(
+    thing: string,
+    { from, to, fromSeq, toSeq }: DiffEnds,
+    before: readonly HistoryStream[],
+    after: readonly HistoryStream[],
+    count: (streams: readonly StreamName[]) => Promise<number[]>,
+  ): Promise<ThingDiff> {
     const properties: AffordanceDiff[] = [];
     const beforeReported = new Map(
       before.filter((s) => s.kind === "reported").map((s) => [s.affordance, s.latest]),
@@ -493,7 +556,7 @@ export class History {
       streamsBetween(after, RELEASE_KINDS, fromSeq, thingLevel),
     ];
     // ...and their counts in one store call (one round trip on PostgreSQL, however many streams).
-    const counted = await this.store.countStreams(thing, groups.flat(), fromSeq, toSeq);
+    const counted = await count(groups.flat());
     let offset = 0;
     const [propertyCounts, ...sections] = groups.map((streams) => ({
       streams,
@@ -607,7 +670,7 @@ export class History {
       const fresh = changed.filter(({ thing }) => !seen.has(thing));
       for (const { thing } of fresh) seen.add(thing);
       // As many at once as the page has room for (one more when it is full, to tell whether there
-      // are more): on PostgreSQL each diff is a few round trips, which then overlap.
+      // are more): their diffs are read together (diffsBetween), in two round trips on PostgreSQL.
       for (let i = 0; i < fresh.length;) {
         const room = limit - diffs.length;
         const batch = fresh.slice(i, i + Math.max(room, 1));
@@ -623,15 +686,11 @@ export class History {
           if (kept[0] !== undefined) return answer(diffs, kept[0].first - 1);
           continue;
         }
-        const got = await Promise.all(
-          kept.map(({ thing }) =>
-            this.diffBetween(thing, ends).catch((err: unknown) => {
-              // A Thing never in the directory (the hub's own id, on which releases are
-              // recorded) has no diff: GET /releases tells its Changes.
-              if (err instanceof NotFoundError) return undefined;
-              throw err;
-            }),
-          ),
+        // A Thing never in the directory (the hub's own id, on which releases are recorded) has
+        // no diff: GET /releases tells its Changes.
+        const got = await this.diffsBetween(
+          kept.map(({ thing }) => thing),
+          ends,
         );
         for (const diff of got) {
           if (diff !== undefined)
@@ -893,7 +952,7 @@ function latestOf(streams: readonly HistoryStream[], kinds: readonly string[]): 
   return latest;
 }
 
-function latestDescription(streams: HistoryStream[]): Change | undefined {
+function latestDescription(streams: readonly HistoryStream[]): Change | undefined {
   return latestOf(streams, ["described", "removed"]);
 }
 

@@ -131,6 +131,11 @@ export interface StreamName {
   kind: string;
 }
 
+/** A stream of any Thing. */
+export interface ThingStreamName extends StreamName {
+  thing: string;
+}
+
 export interface HistoryStream {
   affordance: string;
   kind: string;
@@ -318,6 +323,17 @@ export interface Store {
    * streams): on PostgreSQL one round trip, however many streams.
    */
   countStreams(thing: string, streams: readonly StreamName[], after: number, upTo: number): Promise<number[]>;
+  /**
+   * `streamsAt` of several Things at one position, in their order (a page of the fleet's diff): on
+   * PostgreSQL one round trip, however many Things.
+   */
+  streamsAtEach(
+    things: readonly string[],
+    atSeq: number,
+    kinds?: readonly string[],
+  ): Promise<HistoryStream[][]>;
+  /** `countStream` of streams of several Things at once, in their order: on PostgreSQL one round trip. */
+  countStreamsEach(streams: readonly ThingStreamName[], after: number, upTo: number): Promise<number[]>;
   /** The highest `seq` whose `hlc` sorts before `hlc` (0 if none): a time turned into a position. */
   seqBefore(hlc: string): Promise<number>;
   /** The highest `seq` in the Log (0 when empty). */

@@ -40,6 +40,7 @@ import type {
   RolloutStepQuery,
   RolloutStepUpdate,
   StreamName,
+  ThingStreamName,
   StateView,
   Store,
   ThingRecord,
@@ -1232,6 +1233,20 @@ export class SqliteStore implements Store {
   ): Promise<number[]> {
     return this.read(() =>
       streams.map((s) => this.log.countStream(thing, s.affordance, s.kind, after, upTo)),
+    );
+  }
+
+  streamsAtEach(
+    things: readonly string[],
+    atSeq: number,
+    kinds?: readonly string[],
+  ): Promise<HistoryStream[][]> {
+    return this.read(() => things.map((thing) => this.log.streamsAt(thing, atSeq, kinds)));
+  }
+
+  countStreamsEach(streams: readonly ThingStreamName[], after: number, upTo: number): Promise<number[]> {
+    return this.read(() =>
+      streams.map((s) => this.log.countStream(s.thing, s.affordance, s.kind, after, upTo)),
     );
   }
 
