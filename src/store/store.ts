@@ -131,6 +131,16 @@ export interface StreamName {
   kind: string;
 }
 
+/**
+ * What makes replicas one hub (docs/replicas.md): its id, and fingerprints (SHA-256, hex) of the
+ * public half of its Log's signing key and of the key sealing Things' credentials.
+ */
+export interface ReplicaIdentity {
+  hub: string;
+  logKey: string;
+  secretsKey: string;
+}
+
 /** A stream of any Thing. */
 export interface ThingStreamName extends StreamName {
   thing: string;
@@ -377,6 +387,12 @@ export interface Store {
   /** Signed checkpoints, oldest first; with `atLeast`, the first one covering that size. */
   checkpoints(options?: { after?: number; limit?: number }): Promise<Checkpoint[]>;
   latestCheckpoint(): Promise<Checkpoint | undefined>;
+  /**
+   * The identity that the replicas of the hub on this store share, as the first of them recorded
+   * it; with `claim`, recorded first when none is (on SQLite, whose file is one hub's, `claim`
+   * itself, and nothing without).
+   */
+  replicaIdentity(claim?: ReplicaIdentity): Promise<ReplicaIdentity | undefined>;
   /**
    * Stores a release and appends its `released` Change (the document is its value), in one
    * durable transaction; a release with the same id already stored is left as it is.

@@ -208,6 +208,18 @@ export const migrations: readonly string[] = [
   CREATE TRIGGER mqtt_credentials_revise BEFORE INSERT OR UPDATE ON mqtt_credentials
     FOR EACH ROW EXECUTE FUNCTION mqtt_credentials_revise();
   `,
+  // 6: replicas are one hub only with the same identity files; one started with files of its own
+  // on a Log still empty went on as another hub (another id in its clocks and Msg-Ids, another
+  // key sealing credentials). The first replica records the hub's id and its keys' fingerprints;
+  // the others are refused unless theirs are the same.
+  `
+  CREATE TABLE replica_identity (
+    id          integer PRIMARY KEY CHECK (id = 1),
+    hub         text NOT NULL,
+    log_key     text NOT NULL,
+    secrets_key text NOT NULL
+  );
+  `,
 ];
 
 /**

@@ -100,9 +100,9 @@ if (problem !== undefined && !required) {
   }
 
   /** `count` reported values spread over Things 1..`things` and three affordances. */
-  /** Undoes migrations 3 to 5: the schema as a hub of migration 2 left it (with its rows). */
+  /** Undoes migrations 3 to 6: the schema as a hub of migration 2 left it (with its rows). */
   const BACK_TO_VERSION_2 =
-    "DROP TABLE mqtt_credentials; DROP TABLE mqtt_credentials_head; DROP FUNCTION mqtt_credentials_revise(); ALTER TABLE changes DROP COLUMN ordinal; DROP INDEX changes_correlation; DELETE FROM schema_migrations WHERE version >= 3";
+    "DROP TABLE replica_identity; DROP TABLE mqtt_credentials; DROP TABLE mqtt_credentials_head; DROP FUNCTION mqtt_credentials_revise(); ALTER TABLE changes DROP COLUMN ordinal; DROP INDEX changes_correlation; DELETE FROM schema_migrations WHERE version >= 3";
 
   /** Rows whose ordinal is not their position in their stream (what migration 3 and appends keep at 0). */
   const WRONG_ORDINALS = `SELECT count(*)::int AS n FROM (SELECT ordinal, row_number() OVER (

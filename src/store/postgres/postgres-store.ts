@@ -51,6 +51,7 @@ import type {
   RolloutStepUpdate,
   StreamName,
   ThingStreamName,
+  ReplicaIdentity,
   Store,
   ThingRecord,
 } from "../store.js";
@@ -1699,6 +1700,23 @@ export class PostgresStore implements Store {
       "SELECT origin, size, root, time, signature FROM checkpoints ORDER BY size DESC LIMIT 1",
     );
     return row;
+  }
+
+  async replicaIdentity(claim?: ReplicaIdentity): Promise<ReplicaIdentity | undefined> {
+    const read = async () => {
+      const [row] = await this.rows<{ hub: string; log_key: string; secrets_key: string }>(
+        "SELECT hub, log_key, secrets_key FROM replica_identity WHERE id = 1",
+      );
+      return row && { hub: row.hub, logKey: row.log_key, secretsKey: row.secrets_key };
+    };
+    if (claim === undefined) return read();
+    // The first to claim records it; any other, at the same moment or later, reads it.
+    await this.rows(
+      `INSERT INTO replica_identity (id, hub, log_key, secrets_key) VALUES (1, $1, $2, $3)
+       ON CONFLICT (id) DO NOTHING`,
+      [claim.hub, claim.logKey, claim.secretsKey],
+    );
+    return read();
   }
 
   async getRelease(id: string): Promise<ReleaseRecord | undefined> {

@@ -41,6 +41,7 @@ import type {
   RolloutStepUpdate,
   StreamName,
   ThingStreamName,
+  ReplicaIdentity,
   StateView,
   Store,
   ThingRecord,
@@ -1286,6 +1287,10 @@ export class SqliteStore implements Store {
 
   latestCheckpoint(): Promise<Checkpoint | undefined> {
     return this.read(() => this.log.latestCheckpoint());
+  }
+  /** A database file is one hub's: there are no replicas to agree with. */
+  async replicaIdentity(claim?: ReplicaIdentity): Promise<ReplicaIdentity | undefined> {
+    return claim;
   }
 
   createRollout(rollout: Rollout, steps: readonly RolloutStep[]): Promise<void> {
