@@ -156,6 +156,16 @@ describe("things backup", () => {
     expect(none.stderr).toBe(`things: no hub data in ${empty} (no hyperthings.db there)\n`);
     expect(existsSync(target)).toBe(false);
 
+    // A data directory of a hub on PostgreSQL (a replica's): its id and keys, no database file.
+    const postgresData = freshDir();
+    writeFileSync(join(postgresData, "hub-id"), "urn:uuid:0b5e6f7a-0000-4000-8000-000000000001\n");
+    const elsewhere = await runThingsToEnd(["backup", target, "--data", postgresData]);
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toBe(
+      `things: ${postgresData} holds a hub's id and keys but no hyperthings.db: its store is PostgreSQL, then; give it with --store (or HYPERTHINGS_STORE), and this says how to back it up\n`,
+    );
+    expect(existsSync(target)).toBe(false);
+
     const same = await runThingsToEnd(["backup", data, "--data", data]);
     expect(same.code).toBe(1);
     expect(same.stderr).toBe(`things: ${data} is the data directory itself; give another\n`);

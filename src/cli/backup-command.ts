@@ -101,7 +101,16 @@ export async function backup(target: string, options: BackupOptions): Promise<st
     if (/^postgres(ql)?:\/\//.test(store)) throw postgresBackupRefusal(store, data);
     throw new CliError(`--store must be a postgres:// or postgresql:// URL, or unset for the SQLite file`, 2);
   }
-  if (!existsSync(database)) throw new CliError(`no hub data in ${data} (no ${DATABASE_FILE} there)`);
+  if (!existsSync(database)) {
+    // The data directory of a hub on PostgreSQL (a replica's) holds its id and keys, not its store.
+    if (existsSync(join(data, HUB_ID_FILE))) {
+      throw new CliError(
+        `${data} holds a hub's id and keys but no ${DATABASE_FILE}: its store is PostgreSQL, then; give it ` +
+          `with --store (or HYPERTHINGS_STORE), and this says how to back it up`,
+      );
+    }
+    throw new CliError(`no hub data in ${data} (no ${DATABASE_FILE} there)`);
+  }
   if (destination === data) throw new CliError(`${destination} is the data directory itself; give another`);
   // The store (SQLite's driver) only when a backup runs, not on every command.
   const { backupSqliteDatabase, makeDirectory, unmadeDirectory } = await import("../store/index.js");
