@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // History on the PostgreSQL store at ~100k Changes: a hub (the build, in-process) on a schema of
 // its own fills its Log, then times stateAt and diff of one Thing at random times, diff over all
-// its Changes, and the change feed filtered by a rare actor and by a release, oldest and newest
-// first. Prints ONE JSON line on stdout; everything else goes to stderr. The schema is dropped at
+// its Changes, the whole fleet's diff (its first page, and later pages filtered by a rare actor and
+// by a release), and the change feed filtered by the two, oldest and newest first. Prints ONE JSON line on stdout; everything else goes to stderr. The schema is dropped at
 // the end. See bench/README.md.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -118,10 +118,11 @@ async function main() {
         while (next < batches) {
           const b = next++;
           const thing = b % 10 === 0 ? hot : thingId(1 + Math.floor(r() * (options.things - 1)));
+          // 50 and 60 are the hot Thing's: a filtered fleet diff's later pages find it too.
           const cause =
-            b % 100 === 7
+            b % 100 === 7 || b % 100 === 50
               ? { actor: "bench:rare" }
-              : b % 100 === 13
+              : b % 100 === 13 || b % 100 === 60
                 ? { actor: "bench", release: "sha256:bench-release" }
                 : { actor: "bench" };
           const reports = Array.from({ length: 30 }, (_, k) => ({
@@ -157,6 +158,38 @@ async function main() {
       const d = await hub.history.diff(hot, new Date(first - 1), new Date(last + 1));
       return d.thing === hot;
     });
+    // The whole fleet's diff (GET /diff), its first page of 20 Things between two random times.
+    let fleetThings = 0;
+    const fleet = await timed("fleetDiff", options.queries, async () => {
+      const a = randomTime();
+      const b = randomTime();
+      const page = await hub.history.fleetDiff({ from: a <= b ? a : b, to: a <= b ? b : a, limit: 20 });
+      fleetThings += page.things.length;
+      return page.things.every((d) => typeof d.thing === "string");
+    });
+    const fleetPerThing = fleetThings > 0 ? (fleet.p50 * options.queries) / fleetThings : 0;
+    log(
+      `fleetDiff: ${(fleetThings / options.queries).toFixed(1)} Things a page, p50 ${fleetPerThing.toFixed(2)} ms a Thing`,
+    );
+    // A filtered fleet diff's later page (pages of 5, from the whole of the hot Thing's history):
+    // each Thing on it is looked up in the filter's Changes before the page (the hot Thing too).
+    const laterPages = async (name, filter) => {
+      const asked = [];
+      for (let i = 0; i < options.queries; i++) {
+        const a = randomTime();
+        const range = { from: new Date(first - 1), to: a };
+        const page = await hub.history.fleetDiff({ ...filter, ...range, limit: 5 });
+        if (page.next !== undefined) asked.push({ ...range, cursor: page.next });
+      }
+      return timed(name, asked.length, async (i) => {
+        const page = await hub.history.fleetDiff({ ...filter, ...asked[i], limit: 5 });
+        return page.things.every((d) => typeof d.thing === "string");
+      });
+    };
+    const fleetActorLater = await laterPages("fleetDiff actor later page", { actor: "bench:rare" });
+    const fleetReleaseLater = await laterPages("fleetDiff release later page", {
+      release: "sha256:bench-release",
+    });
     const randomSeq = () => Math.floor(r() * size);
     const feed = async (filter, order) => {
       const after = order === "asc" ? randomSeq() : 0;
@@ -186,6 +219,11 @@ async function main() {
         feedActorAscMs: actorAsc,
         feedActorDescMs: actorDesc,
         feedReleaseDescMs: releaseDesc,
+        fleetDiffMs: fleet,
+        fleetDiffThingsPerPage: Math.round((fleetThings / options.queries) * 10) / 10,
+        fleetDiffMsPerThing: Math.round(fleetPerThing * 100) / 100,
+        fleetDiffActorLaterPageMs: fleetActorLater,
+        fleetDiffReleaseLaterPageMs: fleetReleaseLater,
       })}\n`,
     );
   } finally {

@@ -4,7 +4,16 @@
 // Log under the same hub id and key, and a hub starts on it. Refusals say one line and leave
 // nothing behind.
 import Database from "better-sqlite3";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, watch, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  watch,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -147,6 +156,16 @@ describe("things backup", () => {
     expect(none.stderr).toBe(`things: no hub data in ${empty} (no hyperthings.db there)\n`);
     expect(existsSync(target)).toBe(false);
 
+    // A data directory of a hub on PostgreSQL (a replica's): its id and keys, no database file.
+    const postgresData = freshDir();
+    writeFileSync(join(postgresData, "hub-id"), "urn:uuid:0b5e6f7a-0000-4000-8000-000000000001\n");
+    const elsewhere = await runThingsToEnd(["backup", target, "--data", postgresData]);
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toBe(
+      `things: ${postgresData} holds a hub's id and keys but no hyperthings.db: its store is PostgreSQL, then; give it with --store (or HYPERTHINGS_STORE), and this says how to back it up\n`,
+    );
+    expect(existsSync(target)).toBe(false);
+
     const same = await runThingsToEnd(["backup", data, "--data", data]);
     expect(same.code).toBe(1);
     expect(same.stderr).toBe(`things: ${data} is the data directory itself; give another\n`);
@@ -157,6 +176,55 @@ describe("things backup", () => {
     expect(under.stderr).toBe(
       `things: ${join(file, "copy")} cannot be made: ${file} is a file, not a directory\n`,
     );
+  });
+
+  it("keeps the MQTT credentials of a hub from before the store kept them, when that hub takes them in during the copy", async () => {
+    const data = freshDir();
+    const hub = await startTestHub({ dataDir: data, mqtt: false });
+    await hub.stop();
+    // 64 MiB more, so that the copy takes many steps and is under way when the file is taken in.
+    const db = new Database(join(data, "hyperthings.db"));
+    db.exec("CREATE TABLE filler (b BLOB); INSERT INTO filler VALUES (zeroblob(64 * 1024 * 1024))");
+    db.close();
+    const revoked = {
+      username: "homie:boiler",
+      kind: "homie",
+      generation: 0,
+      issuedAt: "2026-11-01T00:00:00.000Z",
+      issuedBy: "admin",
+      revokedAt: "2026-11-02T00:00:00.000Z",
+      revokedBy: "admin",
+      revokedBecause: "revoked by an admin",
+    };
+    const legacy = JSON.stringify({ format: 1, credentials: [revoked] });
+    writeFileSync(join(data, "mqtt-credentials.json"), legacy);
+    const destination = freshDir();
+    const watcher = watch(destination);
+    // A hub of this version starting meanwhile takes the file into its database (after the
+    // copy's moment) and renames it.
+    const takenIn = new Promise<void>((resolve) =>
+      watcher.on("change", (_, name) => {
+        if (!String(name).endsWith(".tmp") || !existsSync(join(data, "mqtt-credentials.json"))) return;
+        renameSync(join(data, "mqtt-credentials.json"), join(data, "mqtt-credentials.json.imported"));
+        resolve();
+      }),
+    );
+    const run = await runThingsToEnd(["backup", destination, "--data", data], { timeoutMs: 60_000 });
+    await takenIn;
+    watcher.close();
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(
+      /\(hyperthings\.db, hub-id, log-key\.pem, secrets\.key, admin-token, mqtt-credentials\.json\)\n/,
+    );
+    expect(readFileSync(join(destination, "mqtt-credentials.json"), "utf8")).toBe(legacy);
+    // A hub on the copy refuses the revoked credential as the original did.
+    const restored = await startTestHub({ dataDir: destination, mqtt: false });
+    try {
+      expect(await restored.hub.mqttCredentials.list()).toEqual([revoked]);
+    } finally {
+      await restored.stop();
+    }
   });
 
   it.each([

@@ -143,8 +143,9 @@ describe("drift", () => {
     };
     expect((await diffNow()).drift).toEqual({
       changes: 1,
+      alerts: 0,
       last: { ...expected, affordance: "level" },
-      properties: [{ affordance: "level", changes: 1, last: expected }],
+      properties: [{ affordance: "level", changes: 1, alerts: 0, last: expected }],
     });
     expect(drift.value).toMatchObject({ status: "drifting", release, desired: 4, observed: 9 });
     device.level = 4;
@@ -284,6 +285,17 @@ describe("drift", () => {
       const message = await alerted;
       expect(JSON.parse(message.payload)).toMatchObject({ kind: "alert", thing: id, seq: alert.seq });
       expect(writes(device)).toEqual(["4"]);
+      // The Thing's diff since tells the alert beside the drift it is about.
+      const since = encodeURIComponent(new Date(Date.parse(changeTime(alert)) - 60_000).toISOString());
+      const diff = (await (await hub.request(`${thingPath(id)}/diff?from=${since}`)).json()) as {
+        drift?: unknown;
+      };
+      expect(diff.drift).toMatchObject({
+        changes: 1,
+        alerts: 1,
+        last: { seq: alert.seq, kind: "alert", affordance: "level" },
+        properties: [{ affordance: "level", changes: 1, alerts: 1 }],
+      });
     } finally {
       await watcher.endAsync();
     }

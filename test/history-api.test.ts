@@ -82,8 +82,9 @@ interface ThingDiff {
   };
   drift?: {
     changes: number;
+    alerts: number;
     last: DiffChange & { affordance: string };
-    properties: Array<{ affordance: string; changes: number; last: DiffChange }>;
+    properties: Array<{ affordance: string; changes: number; alerts: number; last: DiffChange }>;
   };
   links?: {
     added: Array<{ rel: string; href: string }>;
@@ -1406,6 +1407,7 @@ describe("diff: reachability, drift and links in between", () => {
   const other = "urn:example:history:other";
   const observer = { actor: "hub:observer", via: "http" };
   const driftCause = { actor: "hub:drift", via: "drift", release: "sha256:r1" };
+  const alertCause = { ...driftCause, rule: "alert" };
   const drifting = (observed: number, since: string) => ({
     status: "drifting",
     release: "sha256:r1",
@@ -1471,6 +1473,13 @@ describe("diff: reachability, drift and links in between", () => {
     );
     seqs.modeDrift = drifts[1]?.seq ?? 0;
     seqs.lastDrift = drifts[2]?.seq ?? 0;
+    // What the drift judge records next under a release's `alert` policy.
+    const [alert] = await hub.hub.ingest(
+      id,
+      [{ kind: "alert", affordance: "temperature", value: { about: "drift", ...drifting(26, since) } }],
+      alertCause,
+    );
+    seqs.alert = alert?.seq ?? 0;
     t.push(clock.advance(MINUTE));
     await linkEdit("POST", "dependsOn", other);
     await linkEdit("DELETE", "dependsOn", other);
@@ -1523,22 +1532,25 @@ describe("diff: reachability, drift and links in between", () => {
     });
   });
 
-  it("counts the drift Changes in between, with the latest and each property's last as recorded", async () => {
+  it("counts the drift and alert Changes in between, with the latest and each property's last as recorded", async () => {
     const d = await diff(at(4), at(5));
+    const alert = {
+      seq: seqs.alert,
+      kind: "alert",
+      value: { about: "drift", ...drifting(26, at(5)) },
+      cause: alertCause,
+      time: at(5),
+    };
+    const temperature = { affordance: "temperature", changes: 2, alerts: 1, last: alert };
     expect(d.drift).toEqual({
       changes: 3,
-      last: {
-        seq: seqs.lastDrift,
-        kind: "drift",
-        affordance: "temperature",
-        value: drifting(26, at(5)),
-        cause: driftCause,
-        time: at(5),
-      },
+      alerts: 1,
+      last: { ...alert, affordance: "temperature" },
       properties: [
         {
           affordance: "mode",
           changes: 1,
+          alerts: 0,
           last: {
             seq: seqs.modeDrift,
             kind: "drift",
@@ -1547,18 +1559,19 @@ describe("diff: reachability, drift and links in between", () => {
             time: at(5),
           },
         },
-        {
-          affordance: "temperature",
-          changes: 2,
-          last: {
-            seq: seqs.lastDrift,
-            kind: "drift",
-            value: drifting(26, at(5)),
-            cause: driftCause,
-            time: at(5),
-          },
-        },
+        temperature,
       ],
+    });
+    // The whole fleet's diff, of the one property: the same.
+    const fleet = await getJson<{ things: ThingDiff[] }>(
+      hub,
+      `/diff?from=${at(4)}&to=${at(5)}&affordance=temperature`,
+    );
+    expect(fleet.things.find((x) => x.thing === id)?.drift).toEqual({
+      changes: 2,
+      alerts: 1,
+      last: { ...alert, affordance: "temperature" },
+      properties: [temperature],
     });
     expect((await diff(at(5), at(6))).drift).toBeUndefined();
   });

@@ -175,6 +175,42 @@ describeWithPostgres("a hub on PostgreSQL", problem, () => {
       expect(none.body.properties).toEqual([]);
       expect(none.body.descriptionChanges).toBeUndefined();
       expect((await diff(new Date(Date.parse(before) - 3_600_000).toISOString(), before)).status).toBe(404);
+
+      // The whole fleet's diff reads its page's Things together: each as its own diff says it.
+      const other = "urn:example:pg:other-meter";
+      const put = await hub.request(thingPath(other), {
+        method: "PUT",
+        headers: { "content-type": "application/td+json" },
+        body: JSON.stringify(
+          minimalTd({
+            id: other,
+            properties: { kwh: { type: "number", forms: [{ href: "http://meter.example/kwh" }] } },
+            actions: { reset: { forms: [{ href: "http://meter.example/reset" }] } },
+          }),
+        ),
+      });
+      expect(put.status).toBe(201);
+      await hub.hub.ingest(other, [{ kind: "reported", affordance: "kwh", value: 7 }], { actor: "admin" });
+      await hub.hub.ingest(other, [{ kind: "invoked", affordance: "reset", value: null }], {
+        actor: "admin",
+      });
+      const later = new Date().toISOString();
+      const fleet = await hub.request(
+        `/diff?from=${encodeURIComponent(before)}&to=${encodeURIComponent(later)}`,
+      );
+      expect(fleet.status).toBe(200);
+      const { things } = (await fleet.json()) as { things: Array<{ thing: string }> };
+      expect(things.map((t) => t.thing)).toEqual([THING, other]);
+      for (const one of things) {
+        const res = await hub.request(
+          `${thingPath(one.thing)}/diff?from=${encodeURIComponent(before)}&to=${encodeURIComponent(later)}`,
+        );
+        expect(one).toEqual(await res.json());
+      }
+      expect(things[1]).toMatchObject({
+        properties: [{ affordance: "kwh", after: 7, changes: 1 }],
+        actions: [{ affordance: "reset", counts: { invoked: 1 } }],
+      });
     } finally {
       await hub.stop();
       await dropSchema(diffSchema);

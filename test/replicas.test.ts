@@ -1363,8 +1363,35 @@ if (problem !== undefined && !required) {
       hubs.push(a);
       await putTd(a, lampTd("urn:test:replica:identity"));
       await expect(startTestHub({ ...overrides, replica: true, dataDir: dirs[1] })).rejects.toThrow(
-        /hub-id, .*log-key\.pem, .*secrets\.key, .*admin-token are missing: a replica joining a Log that holds Changes is the same hub/,
+        /hub-id, .*log-key\.pem, .*secrets\.key, .*admin-token are missing: a replica joining a hub whose replicas have run on this store is the same hub/,
       );
+    });
+
+    it("refuse a replica with identity files of its own, or none, though the Log is still empty", async () => {
+      const { dirs, overrides } = setting();
+      const a = await startTestHub({ ...overrides, replica: true, dataDir: dirs[0] });
+      hubs.push(a);
+      expect(await a.hub.store.lastSeq()).toBe(0);
+      // No files: refused before any is made.
+      await expect(startTestHub({ ...overrides, replica: true, dataDir: dirs[1] })).rejects.toThrow(
+        /hub-id, .*log-key\.pem, .*secrets\.key, .*admin-token are missing: a replica joining a hub whose replicas have run on this store is the same hub/,
+      );
+      expect(existsSync(join(dirs[1], "hub-id"))).toBe(false);
+      // A hub's own files (another hub's data directory): refused, naming each that differs.
+      const other = mkdtempSync(join(tmpdir(), "hyperthings-replica-"));
+      cleanups.push(() => rmSync(other, { recursive: true, force: true }));
+      await (await startTestHub({ dataDir: other, mqtt: false })).stop();
+      copyIdentity(other, dirs[1]);
+      copyFileSync(join(dirs[0], "secrets.key"), join(dirs[1], "secrets.key"));
+      const refused = startTestHub({ ...overrides, replica: true, dataDir: dirs[1] });
+      await expect(refused).rejects.toThrow(
+        `${join(dirs[1], "hub-id")}, ${join(dirs[1], "log-key.pem")} are not the hub's whose replicas run on this store (${a.hub.id}, recorded by its first replica; this data directory's is`,
+      );
+      // With the first replica's files: the same hub.
+      copyIdentity(dirs[0], dirs[1]);
+      const b = await startTestHub({ ...overrides, replica: true, dataDir: dirs[1] });
+      hubs.push(b);
+      expect(b.hub.id).toBe(a.hub.id);
     });
   });
 }

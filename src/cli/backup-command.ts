@@ -15,23 +15,28 @@ import { MQTT_CREDENTIALS_FILE } from "../hub/mqtt-credentials.js";
 import { SECRET_KEY_FILE } from "../hub/thing-secrets.js";
 import type { BackupProgress } from "../store/index.js";
 import { CliError } from "./cli-error.js";
+import { exitOnSignal } from "./exit-on-signal.js";
 
 const DATABASE_FILE = "hyperthings.db";
 
-/** The data directory's files beside the database that a backup copies. */
-async function dataFiles(): Promise<string[]> {
-  // The embedded broker's port, where it had to fall back from 1883: a restored hub keeps it; and
-  // the MQTT credentials it issued, so that revoked ones stay revoked on a restored hub.
+/**
+ * The data directory's files beside the database that a backup copies, all made once and never
+ * changed after (so copied after the database, which a hub's first start makes before them): the
+ * embedded broker's port, where it had to fall back from 1883, so that a restored hub keeps it.
+ */
+async function writtenOnceFiles(): Promise<string[]> {
   const { MQTT_PORT_FILE } = await import("../api/index.js");
-  return [
-    HUB_ID_FILE,
-    LOG_KEY_FILE,
-    SECRET_KEY_FILE,
-    ADMIN_TOKEN_FILE,
-    MQTT_PORT_FILE,
-    MQTT_CREDENTIALS_FILE,
-  ];
+  return [HUB_ID_FILE, LOG_KEY_FILE, SECRET_KEY_FILE, ADMIN_TOKEN_FILE, MQTT_PORT_FILE];
 }
+
+/**
+ * The MQTT credentials' records of a hub from before the store kept them: a hub of this version
+ * takes them into the store at its next start and renames the file. Copied before the database's
+ * moment: a hub that takes them in after it leaves them in the copy's file (the copy's database
+ * is from before), one that took them in before leaves them in the copy's database, and a record
+ * in both is kept as the database has it.
+ */
+const LEGACY_FILES = [MQTT_CREDENTIALS_FILE];
 
 interface BackupOptions {
   data?: string;
@@ -96,7 +101,16 @@ export async function backup(target: string, options: BackupOptions): Promise<st
     if (/^postgres(ql)?:\/\//.test(store)) throw postgresBackupRefusal(store, data);
     throw new CliError(`--store must be a postgres:// or postgresql:// URL, or unset for the SQLite file`, 2);
   }
-  if (!existsSync(database)) throw new CliError(`no hub data in ${data} (no ${DATABASE_FILE} there)`);
+  if (!existsSync(database)) {
+    // The data directory of a hub on PostgreSQL (a replica's) holds its id and keys, not its store.
+    if (existsSync(join(data, HUB_ID_FILE))) {
+      throw new CliError(
+        `${data} holds a hub's id and keys but no ${DATABASE_FILE}: its store is PostgreSQL, then; give it ` +
+          `with --store (or HYPERTHINGS_STORE), and this says how to back it up`,
+      );
+    }
+    throw new CliError(`no hub data in ${data} (no ${DATABASE_FILE} there)`);
+  }
   if (destination === data) throw new CliError(`${destination} is the data directory itself; give another`);
   // The store (SQLite's driver) only when a backup runs, not on every command.
   const { backupSqliteDatabase, makeDirectory, unmadeDirectory } = await import("../store/index.js");
@@ -123,28 +137,28 @@ export async function backup(target: string, options: BackupOptions): Promise<st
   };
   // Ctrl-C, or a service manager's SIGTERM, during the copy: what it wrote so far would be left
   // behind, and the next backup to that directory refused as "not empty".
-  const interrupted = (signal: NodeJS.Signals) => {
+  const release = exitOnSignal("backup", () => {
     progress.stop();
     clean();
-    process.stderr.write(`things: backup interrupted (${signal}); nothing is left in ${destination}\n`);
-    process.exit(signal === "SIGINT" ? 130 : 143);
-  };
-  process.once("SIGINT", interrupted);
-  process.once("SIGTERM", interrupted);
+    return `; nothing is left in ${destination}`;
+  });
+  /** Copies the data directory's files of these names that exist; the names copied. */
+  const copyFiles = (names: readonly string[]): string[] =>
+    names.filter((name) => {
+      const from = join(data, name);
+      if (!existsSync(from)) return false;
+      const to = join(destination, name);
+      copyFileSync(from, to);
+      chmodSync(to, statSync(from).mode & 0o777);
+      return true;
+    });
   try {
+    const legacy = copyFiles(LEGACY_FILES);
     const result = await backupSqliteDatabase(database, join(destination, DATABASE_FILE), (p) =>
       progress.update(p),
     );
     progress.stop();
-    const copied = [DATABASE_FILE];
-    for (const name of await dataFiles()) {
-      const from = join(data, name);
-      if (!existsSync(from)) continue;
-      const to = join(destination, name);
-      copyFileSync(from, to);
-      chmodSync(to, statSync(from).mode & 0o777);
-      copied.push(name);
-    }
+    const copied = [DATABASE_FILE, ...copyFiles(await writtenOnceFiles()), ...legacy];
     return (
       `backed up ${data} to ${destination}: ${count(result.changes, "Change")}, ` +
       `${count(result.things, "Thing")}, ${mib(result.bytes)} (${copied.join(", ")})\n` +
@@ -156,8 +170,7 @@ export async function backup(target: string, options: BackupOptions): Promise<st
     if (err instanceof CliError) throw err;
     throw new CliError(`the backup failed: ${err instanceof Error ? err.message : String(err)}`);
   } finally {
-    process.off("SIGINT", interrupted);
-    process.off("SIGTERM", interrupted);
+    release();
   }
 }
 

@@ -1,5 +1,5 @@
 // Ctrl-C and SIGTERM for a command that runs for a while: one line, and the exit code a shell
-// gives a process the signal ended (verify, export, checkpoint, prove, add, rollout).
+// gives a process the signal ended (verify, export, checkpoint, prove, add, rollout, backup).
 
 /**
  * Until the function it returns is called, Ctrl-C (SIGINT) or a service manager's SIGTERM ends

@@ -414,11 +414,13 @@ export function formatDiff(diff: ThingDiff): string {
   }
   if (diff.drift !== undefined) {
     const { drift } = diff;
-    lines.push(`drift: ${drift.changes} Change${drift.changes === 1 ? "" : "s"}`);
+    const alerts = drift.alerts > 0 ? `, ${drift.alerts} alert${drift.alerts === 1 ? "" : "s"}` : "";
+    lines.push(`drift: ${drift.changes} Change${drift.changes === 1 ? "" : "s"}${alerts}`);
     const width = Math.max(...drift.properties.map((p) => Array.from(p.affordance).length));
     for (const p of drift.properties) {
+      const alerted = p.alerts > 0 ? `, ${p.alerts} alert${p.alerts === 1 ? "" : "s"}` : "";
       lines.push(
-        `  ${p.affordance.padEnd(width)}  ${p.changes} drift; last ${driftValue(p.last.value)} by ${p.last.cause.actor} at ${localTime(p.last.time)}`,
+        `  ${p.affordance.padEnd(width)}  ${p.changes} drift${alerted}; last ${p.last.kind === "alert" ? "alert " : ""}${driftValue(p.last.value)} by ${p.last.cause.actor} at ${localTime(p.last.time)}`,
       );
     }
   }

@@ -1,6 +1,7 @@
 // The composition root: picks the backends from configuration, opens the hub and serves it.
 import type { FastifyInstance } from "fastify";
 import { lookup } from "node:dns/promises";
+import { createHash, createPublicKey } from "node:crypto";
 import { existsSync } from "node:fs";
 import { createServer, isIP } from "node:net";
 import { networkInterfaces } from "node:os";
@@ -35,6 +36,9 @@ import {
   LOG_KEY_FILE,
   SECRET_KEY_FILE,
   exposedMode,
+  loadOrCreateHubId,
+  loadOrCreateLogKey,
+  loadOrCreateSecretKey,
   loadVocabulary,
   type HubConfig,
   type SecretStore,
@@ -48,6 +52,7 @@ import {
   SqliteMqttCredentialStore,
   SqliteStore,
   makeDataDirectory,
+  type ReplicaIdentity,
   type Store,
 } from "../store/index.js";
 import { createDiscoveryFetcher } from "./discovery-fetcher.js";
@@ -275,20 +280,45 @@ async function openStore(
 
 /**
  * Replicas are one hub: they sign the Log's checkpoints with one key under one id, and open each
- * other's sealed credentials. One that joins a Log holding Changes brings the first replica's
- * identity files, instead of making its own (docs/replicas.md).
+ * other's sealed credentials. One that joins a hub whose replicas have run on the store (or whose
+ * Log holds Changes) brings the first replica's identity files, instead of making its own; the
+ * first replica records the identity in the store (docs/replicas.md).
  */
 async function requireReplicaIdentity(config: HubConfig, store: Store): Promise<void> {
-  if ((await store.lastSeq()) === 0) return;
   const files = [HUB_ID_FILE, LOG_KEY_FILE, SECRET_KEY_FILE];
   if (config.adminToken === undefined) files.push(ADMIN_TOKEN_FILE);
+  const copy = `copy ${files.join(", ")} from another replica's data directory (docs/replicas.md)`;
   const missing = files.filter((name) => !existsSync(join(config.dataDir, name)));
-  if (missing.length === 0) return;
+  if (missing.length > 0 && ((await store.lastSeq()) > 0 || (await store.replicaIdentity()) !== undefined)) {
+    throw new Error(
+      `${missing.map((name) => join(config.dataDir, name)).join(", ")} ${missing.length > 1 ? "are" : "is"} missing: ` +
+        `a replica joining a hub whose replicas have run on this store is the same hub as the others; ${copy}`,
+    );
+  }
+  // The first replica's are made here, and recorded.
+  const own: ReplicaIdentity = {
+    hub: loadOrCreateHubId(config.dataDir),
+    logKey: fingerprint(
+      createPublicKey(loadOrCreateLogKey(config.dataDir)).export({ type: "spki", format: "der" }),
+    ),
+    secretsKey: fingerprint(loadOrCreateSecretKey(config.dataDir)),
+  };
+  const recorded = (await store.replicaIdentity(own)) ?? own;
+  const differ = [
+    ...(recorded.hub !== own.hub ? [HUB_ID_FILE] : []),
+    ...(recorded.logKey !== own.logKey ? [LOG_KEY_FILE] : []),
+    ...(recorded.secretsKey !== own.secretsKey ? [SECRET_KEY_FILE] : []),
+  ];
+  if (differ.length === 0) return;
   throw new Error(
-    `${missing.map((name) => join(config.dataDir, name)).join(", ")} ${missing.length > 1 ? "are" : "is"} missing: ` +
-      `a replica joining a Log that holds Changes is the same hub as the others; copy ${files.join(", ")} ` +
-      "from another replica's data directory (docs/replicas.md)",
+    `${differ.map((name) => join(config.dataDir, name)).join(", ")} ${differ.length > 1 ? "are" : "is"} not the ` +
+      `hub's whose replicas run on this store (${recorded.hub}, recorded by its first replica; this data directory's ` +
+      `is ${own.hub}): a replica is the same hub as the others; ${copy}, over this one's`,
   );
+}
+
+function fingerprint(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 export async function startHub(

@@ -15,8 +15,8 @@ import {
   type IriScope,
   type ThingDescription,
 } from "../core/index.js";
-import type { ChangeFilter, HistoryStream, Store } from "../store/index.js";
-import { DRIFT_KIND } from "./drift.js";
+import type { ChangeFilter, HistoryStream, Store, StreamName, ThingStreamName } from "../store/index.js";
+import { ALERT_KIND, DRIFT_KIND } from "./drift.js";
 import { hlcFloor } from "./hub-clock.js";
 import type { SeqSpan, TypeFilter } from "./type-history.js";
 
@@ -193,19 +193,28 @@ export interface ReachabilityDiff {
   last: DiffChange;
 }
 
-/** One affordance's `drift` Changes in between. */
+/** One affordance's `drift` Changes in between, and the `alert` Changes that followed them. */
 export interface AffordanceDrift {
   affordance: string;
+  /** Its `drift` Changes in between. */
   changes: number;
-  /** The last of them: its value is the drift as recorded ({status, release, desired, observed, since, until?, policy, revert?}). */
+  /** Its `alert` Changes in between (recorded after a drift under a release's `alert` policy). */
+  alerts: number;
+  /**
+   * The last of its drift and alert Changes (`kind` says which): its value is the drift as
+   * recorded ({status, release, desired, observed, since, until?, policy, revert?}; an alert's
+   * with `about: "drift"`).
+   */
   last: DiffChange;
 }
 
-/** The `drift` Changes in between: how many, the latest, and by property. */
+/** The `drift` and `alert` Changes in between: how many, the latest, and by property. */
 export interface DriftDiff {
   /** `drift` Changes in between, over all the Thing's properties. */
   changes: number;
-  /** The latest of them, and the property it is about. */
+  /** `alert` Changes in between, over all the Thing's properties. */
+  alerts: number;
+  /** The latest of the two kinds, and the property it is about. */
   last: DiffChange & { affordance: string };
   /** By property, in name order: its drift Changes in between and the last (which says whether it still drifts at `to`). */
   properties: AffordanceDrift[];
@@ -248,12 +257,26 @@ const DESCRIPTION_KINDS = ["described", "removed"];
 const EVENT_KINDS = ["emitted"];
 const REACHABILITY_KINDS = ["unreachable", "reachable"];
 const LINK_KINDS = ["linked", "unlinked"];
-const DRIFT_KINDS = [DRIFT_KIND];
+/** A drift, and the alert a release's `alert` policy records after it (its value the drift's, with `about: "drift"`). */
+const DRIFT_KINDS = [DRIFT_KIND, ALERT_KIND];
 const RELEASE_KINDS = [APPLIED_KIND];
 /** The streams a diff reads at both ends: the TD, the values, and whether the Thing answered. */
 const DIFF_STREAM_KINDS = ["described", "removed", "reported", "desired", ...REACHABILITY_KINDS];
-/** And at `to`, also those whose Changes in between it counts without another read of the streams. */
-const DIFF_END_KINDS = [...DIFF_STREAM_KINDS, ...DRIFT_KINDS, ...LINK_KINDS, ...RELEASE_KINDS];
+/**
+ * And at `to`, also those of every other section, whose Changes in between it counts without
+ * another read of the streams.
+ */
+const DIFF_END_KINDS = [
+  ...new Set([
+    ...DIFF_STREAM_KINDS,
+    ...ACTION_KINDS,
+    ...WRITE_KINDS,
+    ...EVENT_KINDS,
+    ...DRIFT_KINDS,
+    ...LINK_KINDS,
+    ...RELEASE_KINDS,
+  ]),
+];
 
 function stateOf(change: Change): AffordanceState {
   return {
@@ -429,19 +452,82 @@ export class History {
     return { from, to, fromSeq, toSeq };
   }
 
-  private async diffBetween(thing: string, { from, to, fromSeq, toSeq }: DiffEnds): Promise<ThingDiff> {
-    const [before, after] = await Promise.all([
-      this.streamsAt(thing, fromSeq, DIFF_STREAM_KINDS),
-      this.streamsAt(thing, toSeq, DIFF_END_KINDS),
-    ]);
-    if (!latestDescription(before) && !latestDescription(after)) {
+  private async diffBetween(thing: string, ends: DiffEnds): Promise<ThingDiff> {
+    const [diff] = await this.diffsBetween([thing], ends);
+    if (diff === undefined) {
       // An id never registered (a typo, most often) is said as such, as state and history say it.
       await this.assertKnown(thing);
       // Neither end has a Change of its TD: it was registered after `to` (a removal keeps one).
       throw new NotFoundError(
-        `${thing} was not in the directory between ${from.toISOString()} and ${to.toISOString()}: ${await this.registeredAfter(thing, toSeq, "times")}`,
+        `${thing} was not in the directory between ${ends.from.toISOString()} and ${ends.to.toISOString()}: ${await this.registeredAfter(thing, ends.toSeq, "times")}`,
       );
     }
+    return diff;
+  }
+
+  /**
+   * The diffs of several Things between the same two ends (undefined for one with no TD at either:
+   * not in the directory then), in three store calls whatever their number (on PostgreSQL, two
+   * round trips): their streams at both ends, then the counts of every section of every one.
+   */
+  private async diffsBetween(
+    things: readonly string[],
+    ends: DiffEnds,
+  ): Promise<Array<ThingDiff | undefined>> {
+    const [befores, afters] = await Promise.all([
+      this.store.streamsAtEach(things, ends.fromSeq, DIFF_STREAM_KINDS),
+      this.store.streamsAtEach(things, ends.toSeq, DIFF_END_KINDS),
+    ]);
+    const asked: Array<{
+      streams: ThingStreamName[];
+      resolve: (counts: number[]) => void;
+      reject: (err: unknown) => void;
+    }> = [];
+    const diffs = things.map((thing, i) => {
+      const before = befores[i] ?? [];
+      const after = afters[i] ?? [];
+      if (!latestDescription(before) && !latestDescription(after)) return Promise.resolve(undefined);
+      return this.diffFrom(
+        thing,
+        ends,
+        before,
+        after,
+        (streams) =>
+          new Promise<number[]>((resolve, reject) => {
+            asked.push({
+              streams: streams.map(({ affordance, kind }) => ({ thing, affordance, kind })),
+              resolve,
+              reject,
+            });
+          }),
+      );
+    });
+    // Each diff has asked for its counts by now (diffFrom asks before its first await): all in one call.
+    try {
+      const counted = await this.store.countStreamsEach(
+        asked.flatMap((a) => a.streams),
+        ends.fromSeq,
+        ends.toSeq,
+      );
+      let offset = 0;
+      for (const a of asked) a.resolve(counted.slice(offset, (offset += a.streams.length)));
+    } catch (err) {
+      for (const a of asked) a.reject(err);
+    }
+    return Promise.all(diffs);
+  }
+
+  /**
+   * One Thing's diff from its streams at both ends; `count` gives the Changes in between of the
+   * streams it names, and is called once, before any await (diffsBetween counts for every Thing at once).
+   */
+  private async diffFrom(
+    thing: string,
+    { from, to, fromSeq, toSeq }: DiffEnds,
+    before: readonly HistoryStream[],
+    after: readonly HistoryStream[],
+    count: (streams: readonly StreamName[]) => Promise<number[]>,
+  ): Promise<ThingDiff> {
     const properties: AffordanceDiff[] = [];
     const beforeReported = new Map(
       before.filter((s) => s.kind === "reported").map((s) => [s.affordance, s.latest]),
@@ -451,11 +537,46 @@ export class History {
         .filter((s) => s.kind === "desired" && s.latest.seq > fromSeq)
         .map((s) => [s.affordance, s.latest]),
     );
-    // The changed properties' counts in one store call (one round trip on PostgreSQL).
     const changed = after.filter(
       (s) => s.kind === "reported" && beforeReported.get(s.affordance)?.seq !== s.latest.seq,
     );
-    const counts = await this.store.countStreams(thing, changed, fromSeq, toSeq);
+    const oldTd = latestDescription(before);
+    const newTd = latestDescription(after);
+    const description =
+      oldTd?.seq !== newTd?.seq ? createMergePatch(oldTd?.value ?? null, newTd?.value ?? null) : undefined;
+    // `completed` and `failed` also end a property's write: those are not actions.
+    const actionNames = new Set([...namesOf(oldTd?.value, "actions"), ...namesOf(newTd?.value, "actions")]);
+    // Every section's streams with Changes in between, from the streams at `to` already read...
+    const thingLevel = (s: HistoryStream) => s.affordance === "";
+    const groups = [
+      changed,
+      streamsBetween(after, DESCRIPTION_KINDS, fromSeq, thingLevel),
+      streamsBetween(
+        after,
+        ACTION_KINDS,
+        fromSeq,
+        (s) => s.kind === "invoked" || actionNames.has(s.affordance),
+      ),
+      streamsBetween(
+        after,
+        WRITE_KINDS,
+        fromSeq,
+        (s) => s.kind === "desired" || !actionNames.has(s.affordance),
+      ),
+      streamsBetween(after, EVENT_KINDS, fromSeq, () => true),
+      streamsBetween(after, REACHABILITY_KINDS, fromSeq, thingLevel),
+      streamsBetween(after, DRIFT_KINDS, fromSeq, () => true),
+      streamsBetween(after, LINK_KINDS, fromSeq, thingLevel),
+      streamsBetween(after, RELEASE_KINDS, fromSeq, thingLevel),
+    ];
+    // ...and their counts in one store call (one round trip on PostgreSQL, however many streams).
+    const counted = await count(groups.flat());
+    let offset = 0;
+    const [propertyCounts, ...sections] = groups.map((streams) => ({
+      streams,
+      counts: counted.slice(offset, (offset += streams.length)),
+    }));
+    const [lifecycleOf, actionsOf, writesOf, eventsOf, turnsOf, driftsOf, linksOf, appliedOf] = sections;
     for (const [i, s] of changed.entries()) {
       const old = beforeReported.get(s.affordance);
       const desired = desiredBetween.get(s.affordance);
@@ -463,42 +584,21 @@ export class History {
         affordance: s.affordance,
         ...(old && { before: old.value }),
         after: s.latest.value,
-        changes: counts[i] ?? 0,
+        changes: propertyCounts?.counts[i] ?? 0,
         cause: s.latest.cause,
         time: changeTime(s.latest),
         ...(desired !== undefined && { desired: diffChangeOf(desired) }),
       });
     }
-    const oldTd = latestDescription(before);
-    const newTd = latestDescription(after);
-    const description =
-      oldTd?.seq !== newTd?.seq ? createMergePatch(oldTd?.value ?? null, newTd?.value ?? null) : undefined;
-    // `completed` and `failed` also end a property's write: those are not actions.
-    const actionNames = new Set([...namesOf(oldTd?.value, "actions"), ...namesOf(newTd?.value, "actions")]);
-    const [lifecycle, actions, writes, events, reachability, drift, links, applied] = await Promise.all([
-      this.interactionsBetween(thing, DESCRIPTION_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after),
-      this.interactionsBetween(
-        thing,
-        ACTION_KINDS,
-        fromSeq,
-        toSeq,
-        (s) => s.kind === "invoked" || actionNames.has(s.affordance),
-      ),
-      this.interactionsBetween(
-        thing,
-        WRITE_KINDS,
-        fromSeq,
-        toSeq,
-        (s) => s.kind === "desired" || !actionNames.has(s.affordance),
-      ),
-      this.interactionsBetween(thing, EVENT_KINDS, fromSeq, toSeq, () => true),
-      this.reachabilityBetween(thing, before, after, fromSeq, toSeq),
-      this.interactionsBetween(thing, DRIFT_KINDS, fromSeq, toSeq, () => true, after).then(driftOf),
-      this.interactionsBetween(thing, LINK_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after).then(
-        ([changes]) => this.linksOf(thing, oldTd, newTd, changes),
-      ),
-      this.interactionsBetween(thing, RELEASE_KINDS, fromSeq, toSeq, (s) => s.affordance === "", after),
-    ]);
+    const none: CountedStreams = { streams: [], counts: [] };
+    const lifecycle = interactionsOf(lifecycleOf ?? none);
+    const actions = interactionsOf(actionsOf ?? none);
+    const writes = interactionsOf(writesOf ?? none);
+    const events = interactionsOf(eventsOf ?? none);
+    const reachability = reachabilityOf(before, after, turnsOf ?? none);
+    const drift = driftOf(interactionsOf(driftsOf ?? none));
+    const links = this.linksOf(thing, oldTd, newTd, interactionsOf(linksOf ?? none)[0]);
+    const applied = interactionsOf(appliedOf ?? none);
     for (const write of writes) {
       const desired = desiredBetween.get(write.affordance);
       if (desired !== undefined) write.desired = diffChangeOf(desired);
@@ -584,7 +684,7 @@ export class History {
       const fresh = changed.filter(({ thing }) => !seen.has(thing));
       for (const { thing } of fresh) seen.add(thing);
       // As many at once as the page has room for (one more when it is full, to tell whether there
-      // are more): on PostgreSQL each diff is a few round trips, which then overlap.
+      // are more): their diffs are read together (diffsBetween), in two round trips on PostgreSQL.
       for (let i = 0; i < fresh.length;) {
         const room = limit - diffs.length;
         const batch = fresh.slice(i, i + Math.max(room, 1));
@@ -600,15 +700,11 @@ export class History {
           if (kept[0] !== undefined) return answer(diffs, kept[0].first - 1);
           continue;
         }
-        const got = await Promise.all(
-          kept.map(({ thing }) =>
-            this.diffBetween(thing, ends).catch((err: unknown) => {
-              // A Thing never in the directory (the hub's own id, on which releases are
-              // recorded) has no diff: GET /releases tells its Changes.
-              if (err instanceof NotFoundError) return undefined;
-              throw err;
-            }),
-          ),
+        // A Thing never in the directory (the hub's own id, on which releases are recorded) has
+        // no diff: GET /releases tells its Changes.
+        const got = await this.diffsBetween(
+          kept.map(({ thing }) => thing),
+          ends,
         );
         for (const diff of got) {
           if (diff !== undefined)
@@ -637,36 +733,6 @@ export class History {
   }
 
   /**
-   * Reachability at both ends (from the streams already read) and the turns in between, counted
-   * from the streams' ranks; undefined when the Thing was reachable throughout.
-   */
-  private async reachabilityBetween(
-    thing: string,
-    before: readonly HistoryStream[],
-    after: readonly HistoryStream[],
-    fromSeq: number,
-    toSeq: number,
-  ): Promise<ReachabilityDiff | undefined> {
-    const last = latestReachability(after);
-    if (last === undefined) return undefined;
-    const reachableAtFrom = latestReachability(before)?.kind !== "unreachable";
-    const reachableAtTo = last.kind !== "unreachable";
-    const kinds = REACHABILITY_KINDS.filter((kind) =>
-      after.some((s) => s.affordance === "" && s.kind === kind && s.latest.seq > fromSeq),
-    );
-    const counted = await this.store.countStreams(
-      thing,
-      kinds.map((kind) => ({ affordance: "", kind })),
-      fromSeq,
-      toSeq,
-    );
-    const counts: Record<string, number> = {};
-    for (const [i, kind] of kinds.entries()) counts[kind] = counted[i] ?? 0;
-    if (Object.keys(counts).length === 0 && reachableAtFrom && reachableAtTo) return undefined;
-    return { reachableAtFrom, reachableAtTo, counts, last: diffChangeOf(last) };
-  }
-
-  /**
    * The links at both ends compared: the edges of the TDs then, as the directory compares them
    * when it records `linked`/`unlinked` (no Change is read beyond the two TDs the diff has);
    * undefined when no link Change happened in between.
@@ -684,45 +750,6 @@ export class History {
     const added = edges.filter((e) => e.kind === "linked").map((e) => e.value as EdgeValue);
     const removed = edges.filter((e) => e.kind === "unlinked").map((e) => e.value as EdgeValue);
     return { added, removed, counts: changes.counts, last: changes.last };
-  }
-
-  /**
-   * The Thing's actions or events with Changes of `kinds` in (fromSeq, toSeq], by name: each
-   * stream's count comes from its ranks, so the cost does not grow with the range. `atTo`: the
-   * Thing's streams at toSeq already read (with these kinds among theirs), not read again.
-   */
-  private async interactionsBetween(
-    thing: string,
-    kinds: readonly string[],
-    fromSeq: number,
-    toSeq: number,
-    keep: (stream: HistoryStream) => boolean,
-    atTo?: readonly HistoryStream[],
-  ): Promise<InteractionDiff[]> {
-    // In the kinds' own order (invoked, completed, failed), so that each one's counts are too.
-    const streams = (atTo ?? (await this.store.streamsAt(thing, toSeq, kinds)))
-      .filter((s) => kinds.includes(s.kind) && s.latest.seq > fromSeq && keep(s))
-      .sort((a, b) => kinds.indexOf(a.kind) - kinds.indexOf(b.kind));
-    const byName = new Map<string, InteractionDiff>();
-    const counts = await this.store.countStreams(thing, streams, fromSeq, toSeq);
-    for (const [i, s] of streams.entries()) {
-      const count = counts[i] ?? 0;
-      const { latest } = s;
-      const last = {
-        seq: latest.seq,
-        kind: latest.kind,
-        ...(latest.value !== undefined && { value: latest.value }),
-        cause: latest.cause,
-        time: changeTime(latest),
-      };
-      const known = byName.get(s.affordance);
-      if (!known) byName.set(s.affordance, { affordance: s.affordance, counts: { [s.kind]: count }, last });
-      else {
-        known.counts[s.kind] = count;
-        if (last.seq > known.last.seq) known.last = last;
-      }
-    }
-    return [...byName.values()].sort((a, b) => a.affordance.localeCompare(b.affordance));
   }
 
   /**
@@ -873,7 +900,7 @@ function narrowed(diff: ThingDiff, affordance: string): ThingDiff {
     driftOf(
       only(diff.drift.properties).map((p) => ({
         affordance: p.affordance,
-        counts: { [DRIFT_KIND]: p.changes },
+        counts: { [DRIFT_KIND]: p.changes, [ALERT_KIND]: p.alerts },
         last: p.last,
       })),
     );
@@ -912,18 +939,21 @@ function diffChangeOf(change: Change): DiffChange {
   };
 }
 
-/** The drift section from each property's drift Changes in between; undefined when none. */
+/** The drift section from each property's drift and alert Changes in between; undefined when none. */
 function driftOf(properties: readonly InteractionDiff[]): DriftDiff | undefined {
   let changes = 0;
+  let alerts = 0;
   let last: DriftDiff["last"] | undefined;
   const byProperty: AffordanceDrift[] = [];
   for (const p of properties) {
     const count = p.counts[DRIFT_KIND] ?? 0;
+    const alerted = p.counts[ALERT_KIND] ?? 0;
     changes += count;
-    byProperty.push({ affordance: p.affordance, changes: count, last: p.last });
+    alerts += alerted;
+    byProperty.push({ affordance: p.affordance, changes: count, alerts: alerted, last: p.last });
     if (last === undefined || p.last.seq > last.seq) last = { ...p.last, affordance: p.affordance };
   }
-  return last === undefined ? undefined : { changes, last, properties: byProperty };
+  return last === undefined ? undefined : { changes, alerts, last, properties: byProperty };
 }
 
 /** The newest Change among a Thing's streams of these kinds that are about no affordance. */
@@ -936,11 +966,78 @@ function latestOf(streams: readonly HistoryStream[], kinds: readonly string[]): 
   return latest;
 }
 
-function latestDescription(streams: HistoryStream[]): Change | undefined {
+function latestDescription(streams: readonly HistoryStream[]): Change | undefined {
   return latestOf(streams, ["described", "removed"]);
 }
 
 /** The Thing's latest `reachable` or `unreachable` Change among its streams (none: never away). */
 export function latestReachability(streams: readonly HistoryStream[]): Change | undefined {
   return latestOf(streams, ["reachable", "unreachable"]);
+}
+
+/** A diff section's streams, and how many Changes each has in between (in the same order). */
+interface CountedStreams {
+  readonly streams: readonly HistoryStream[];
+  readonly counts: readonly number[];
+}
+
+/**
+ * The streams at `to` of `kinds` with a Change in between (after `fromSeq`) that `keep` keeps, in
+ * the kinds' own order (invoked, completed, failed), so that each one's counts are too.
+ */
+function streamsBetween(
+  atTo: readonly HistoryStream[],
+  kinds: readonly string[],
+  fromSeq: number,
+  keep: (stream: HistoryStream) => boolean,
+): HistoryStream[] {
+  return atTo
+    .filter((s) => kinds.includes(s.kind) && s.latest.seq > fromSeq && keep(s))
+    .sort((a, b) => kinds.indexOf(a.kind) - kinds.indexOf(b.kind));
+}
+
+/**
+ * A section's entries by affordance name, from its streams (`streamsBetween`) and their counts
+ * in between (from the streams' ranks, so the cost does not grow with the range).
+ */
+function interactionsOf({ streams, counts }: CountedStreams): InteractionDiff[] {
+  const byName = new Map<string, InteractionDiff>();
+  for (const [i, s] of streams.entries()) {
+    const count = counts[i] ?? 0;
+    const { latest } = s;
+    const last = {
+      seq: latest.seq,
+      kind: latest.kind,
+      ...(latest.value !== undefined && { value: latest.value }),
+      cause: latest.cause,
+      time: changeTime(latest),
+    };
+    const known = byName.get(s.affordance);
+    if (!known) byName.set(s.affordance, { affordance: s.affordance, counts: { [s.kind]: count }, last });
+    else {
+      known.counts[s.kind] = count;
+      if (last.seq > known.last.seq) known.last = last;
+    }
+  }
+  return [...byName.values()].sort((a, b) => a.affordance.localeCompare(b.affordance));
+}
+
+/**
+ * Reachability at both ends (from the streams already read) and the turns in between (`turns`:
+ * the reachability streams with Changes in between, counted); undefined when the Thing was reachable
+ * throughout.
+ */
+function reachabilityOf(
+  before: readonly HistoryStream[],
+  after: readonly HistoryStream[],
+  turns: CountedStreams,
+): ReachabilityDiff | undefined {
+  const last = latestReachability(after);
+  if (last === undefined) return undefined;
+  const reachableAtFrom = latestReachability(before)?.kind !== "unreachable";
+  const reachableAtTo = last.kind !== "unreachable";
+  const counts: Record<string, number> = {};
+  for (const [i, s] of turns.streams.entries()) counts[s.kind] = turns.counts[i] ?? 0;
+  if (Object.keys(counts).length === 0 && reachableAtFrom && reachableAtTo) return undefined;
+  return { reachableAtFrom, reachableAtTo, counts, last: diffChangeOf(last) };
 }

@@ -49,12 +49,13 @@ export { Causes, type Why, type WhyLink } from "./why.js";
 export {
   Notary,
   LOG_KEY_FILE,
+  loadOrCreateLogKey,
   type InclusionProof,
   type InclusionProofs,
   type ConsistencyProof,
 } from "./notary.js";
 export type { Report } from "./ingest.js";
-export { HUB_ID_FILE } from "./hub-identity.js";
+export { HUB_ID_FILE, loadOrCreateHubId } from "./hub-identity.js";
 export { hlcFloor, type HubClock } from "./hub-clock.js";
 export {
   Commands,
@@ -81,6 +82,7 @@ export {
   MemoryMqttCredentialStore,
   MqttCredentials,
   type MqttCredential,
+  type MqttCredentialChanges,
   type MqttCredentialKind,
   type MqttCredentialStore,
 } from "./mqtt-credentials.js";

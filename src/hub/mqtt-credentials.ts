@@ -51,9 +51,21 @@ export interface MqttCredentialStore {
    * revocation; undefined: no record): false, writing nothing, when another process changed it first.
    */
   replace(record: MqttCredential, previous: MqttCredential | undefined): Promise<boolean>;
+  /**
+   * The records written since `revision` (one this returned before; undefined: every record), and
+   * the revision to ask from next. A store that keeps no revisions answers every record, and
+   * undefined.
+   */
+  changedSince(revision: number | undefined): Promise<MqttCredentialChanges>;
   /** Records sign-in times, keeping for each user name the later of the stored one and this. */
   used(times: ReadonlyArray<{ readonly username: string; readonly at: string }>): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What MqttCredentialStore.changedSince answers. */
+export interface MqttCredentialChanges {
+  readonly records: MqttCredential[];
+  readonly revision: number | undefined;
 }
 
 /** The records in memory only, for a broker whose records need not outlive it (tests, tools). */
@@ -80,6 +92,10 @@ export class MemoryMqttCredentialStore implements MqttCredentialStore {
     return same;
   }
 
+  async changedSince(): Promise<MqttCredentialChanges> {
+    return { records: await this.list(), revision: undefined };
+  }
+
   async used(times: ReadonlyArray<{ readonly username: string; readonly at: string }>): Promise<void> {
     for (const { username, at } of times) {
       const held = this.#records.get(username);
@@ -99,8 +115,9 @@ const FORMAT = 1;
 
 export interface MqttCredentialsOptions {
   /**
-   * How often the records are read again from the store, in milliseconds, for what other processes
-   * (replicas) revoked: their connections here are closed then. 0: never (a hub alone writes them all).
+   * How often the records written since the last read are read from the store, in milliseconds, for
+   * what other processes (replicas) revoked: their connections here are closed then. 0: never (a
+   * hub alone writes them all).
    */
   refreshMs?: number;
 }
@@ -115,6 +132,8 @@ export class MqttCredentials {
   /** Sign-in times not saved yet, by user name. */
   readonly #unsaved = new Map<string, string>();
   readonly #refreshMs: number;
+  /** The store's revision as of the last refresh: the next reads what was written after it. */
+  #revision: number | undefined;
   #saveTimer: NodeJS.Timeout | undefined;
   #refreshTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -160,9 +179,14 @@ export class MqttCredentials {
     this.#refreshTimer.unref();
   }
 
-  /** Reads every record from the store: the connections of those revoked elsewhere are closed. */
+  /**
+   * Reads the records written to the store since the last read (every one at the first): the
+   * connections of those revoked elsewhere are closed.
+   */
   async refresh(): Promise<void> {
-    for (const record of await this.#store.list()) this.#absorb(record);
+    const { records, revision } = await this.#store.changedSince(this.#revision);
+    for (const record of records) this.#absorb(record);
+    this.#revision = revision;
   }
 
   /** The record of a user name as last read here, revoked or not. */
@@ -178,7 +202,7 @@ export class MqttCredentials {
 
   /** Every record, by user name, as the store has it now. */
   async list(): Promise<MqttCredential[]> {
-    await this.refresh();
+    for (const record of await this.#store.list()) this.#absorb(record);
     return [...this.#records.values()].sort((a, b) =>
       a.username < b.username ? -1 : a.username > b.username ? 1 : 0,
     );

@@ -83,7 +83,8 @@ export function requireSigningFiles(dataDir: string): void {
   );
 }
 
-function loadOrCreateKey(dataDir: string): KeyObject {
+/** The Log's signing key in the data directory, made there when it has none. */
+export function loadOrCreateLogKey(dataDir: string): KeyObject {
   const path = join(dataDir, LOG_KEY_FILE);
   const pem =
     readDataFile(path) ??
@@ -147,7 +148,7 @@ export class Notary {
     private readonly logger: Logger,
     private readonly options: NotaryOptions,
   ) {
-    this.privateKey = loadOrCreateKey(dataDir);
+    this.privateKey = loadOrCreateLogKey(dataDir);
     this.publicKeyPem = createPublicKey(this.privateKey).export({ type: "spki", format: "pem" }).toString();
     this.unsubscribe = bus.subscribe((change) => {
       if (change.seq > this.seen) this.seen = change.seq;

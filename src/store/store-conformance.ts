@@ -1550,6 +1550,46 @@ export function describeStoreConformance(name: string, open: OpenStore): void {
         );
       });
 
+      it("streamsAtEach gives each Thing's streamsAt, in the Things' order, at one position (property)", async () => {
+        expect(await store.streamsAtEach([], log.length)).toEqual([]);
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.oneof(things, fc.constant("urn:never-registered")), { maxLength: 6 }),
+            fc.integer({ min: 0, max: log.length + 1 }),
+            fc.option(kindSets, { nil: undefined }),
+            async (ids, at, kinds) => {
+              const each = await store.streamsAtEach(ids, at, kinds);
+              expect(each.map((streams) => [...streams].sort(byStream))).toStrictEqual(
+                ids.map((id) => modelStreamsAt(log, id, at, kinds)),
+              );
+            },
+          ),
+          { numRuns: 100 },
+        );
+      });
+
+      it("countStreamsEach counts streams of several Things at once, in their order, each as countStream does (property)", async () => {
+        const stream = fc.record({
+          thing: things,
+          affordance: affordances,
+          kind: fc.constantFrom("reported", "desired", "emitted", "described", "removed"),
+        });
+        expect(await store.countStreamsEach([], 0, log.length)).toEqual([]);
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(stream, { maxLength: 10 }),
+            fc.integer({ min: 0, max: log.length + 2 }),
+            fc.integer({ min: 0, max: log.length + 2 }),
+            async (streams, after, upTo) => {
+              expect(await store.countStreamsEach(streams, after, upTo)).toEqual(
+                streams.map((s) => modelCount(log, s.thing, s.affordance, s.kind, after, upTo)),
+              );
+            },
+          ),
+          { numRuns: 100 },
+        );
+      });
+
       it("countStream counts one stream's Changes with after < seq <= upTo (property)", async () => {
         for (const id of range(1, THINGS).map(thingId)) {
           for (const [affordance, kind] of streamsIn(log, id)) {

@@ -131,6 +131,21 @@ export interface StreamName {
   kind: string;
 }
 
+/**
+ * What makes replicas one hub (docs/replicas.md): its id, and fingerprints (SHA-256, hex) of the
+ * public half of its Log's signing key and of the key sealing Things' credentials.
+ */
+export interface ReplicaIdentity {
+  hub: string;
+  logKey: string;
+  secretsKey: string;
+}
+
+/** A stream of any Thing. */
+export interface ThingStreamName extends StreamName {
+  thing: string;
+}
+
 export interface HistoryStream {
   affordance: string;
   kind: string;
@@ -318,6 +333,17 @@ export interface Store {
    * streams): on PostgreSQL one round trip, however many streams.
    */
   countStreams(thing: string, streams: readonly StreamName[], after: number, upTo: number): Promise<number[]>;
+  /**
+   * `streamsAt` of several Things at one position, in their order (a page of the fleet's diff): on
+   * PostgreSQL one round trip, however many Things.
+   */
+  streamsAtEach(
+    things: readonly string[],
+    atSeq: number,
+    kinds?: readonly string[],
+  ): Promise<HistoryStream[][]>;
+  /** `countStream` of streams of several Things at once, in their order: on PostgreSQL one round trip. */
+  countStreamsEach(streams: readonly ThingStreamName[], after: number, upTo: number): Promise<number[]>;
   /** The highest `seq` whose `hlc` sorts before `hlc` (0 if none): a time turned into a position. */
   seqBefore(hlc: string): Promise<number>;
   /** The highest `seq` in the Log (0 when empty). */
@@ -361,6 +387,12 @@ export interface Store {
   /** Signed checkpoints, oldest first; with `atLeast`, the first one covering that size. */
   checkpoints(options?: { after?: number; limit?: number }): Promise<Checkpoint[]>;
   latestCheckpoint(): Promise<Checkpoint | undefined>;
+  /**
+   * The identity that the replicas of the hub on this store share, as the first of them recorded
+   * it; with `claim`, recorded first when none is (on SQLite, whose file is one hub's, `claim`
+   * itself, and nothing without).
+   */
+  replicaIdentity(claim?: ReplicaIdentity): Promise<ReplicaIdentity | undefined>;
   /**
    * Stores a release and appends its `released` Change (the document is its value), in one
    * durable transaction; a release with the same id already stored is left as it is.

@@ -272,7 +272,12 @@ function driftTable(drift: DriftDiff | undefined, td: unknown): HTMLElement | fa
   const table = h(
     "table",
     { class: "diff", "data-testid": "diff-drift" },
-    h("caption", {}, `Drift: ${drift.changes} Change${drift.changes === 1 ? "" : "s"}`),
+    h(
+      "caption",
+      {},
+      `Drift: ${drift.changes} Change${drift.changes === 1 ? "" : "s"}` +
+        (drift.alerts > 0 ? `, ${drift.alerts} alert${drift.alerts === 1 ? "" : "s"}` : ""),
+    ),
     h(
       "thead",
       {},
@@ -293,7 +298,11 @@ function driftTable(drift: DriftDiff | undefined, td: unknown): HTMLElement | fa
           "tr",
           { "data-affordance": p.affordance },
           affordanceHeading(p.affordance, affordanceIn(td, "properties", p.affordance)),
-          h("td", { class: "counts" }, `${p.changes} drift`),
+          h(
+            "td",
+            { class: "counts" },
+            `${p.changes} drift${p.alerts > 0 ? `, ${p.alerts} alert${p.alerts === 1 ? "" : "s"}` : ""}`,
+          ),
           h("td", { class: "last" }, driftText(p.last.value)),
           h("td", { class: "muted" }, byWhom(p.last)),
         ),

@@ -500,7 +500,7 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     reachability: ReachabilityDiff
     """
-    The drift Changes in between (from the Thing's active release); null when none.
+    The drift Changes in between (from the Thing's active release), and their alerts; null when none.
     """
     drift: DriftDiff
     """
@@ -578,10 +578,12 @@ export const SCHEMA_SDL = /* GraphQL */ `
   }
 
   """
-  The drift Changes in between: how many, the latest, and by property.
+  The drift Changes in between, and the alert Changes a release's alert policy recorded after
+  them: how many of each, the latest of the two, and by property.
   """
   type DriftDiff {
     changes: SafeInt!
+    alerts: SafeInt!
     last: DriftChange!
     properties: [PropertyDrift!]!
   }
@@ -589,8 +591,10 @@ export const SCHEMA_SDL = /* GraphQL */ `
   type PropertyDrift {
     affordance: String!
     changes: SafeInt!
+    alerts: SafeInt!
     """
-    Its value is the drift as recorded: {status, release, desired, observed, since, until, policy}.
+    The last of its drift and alert Changes (kind says which). Its value is the drift as recorded:
+    {status, release, desired, observed, since, until, policy} (an alert's with about: "drift").
     """
     last: InteractionChange!
   }

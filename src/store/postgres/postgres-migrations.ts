@@ -186,6 +186,40 @@ export const migrations: readonly string[] = [
     revoked_because text
   );
   `,
+  // 5: each replica read the whole of mqtt_credentials every second, for what the others revoked.
+  // Every write of a record now takes the next revision from one head row (locked by the write
+  // until it commits, so revisions are in commit order: a reader that has seen revision N has seen
+  // every write before it), and a replica reads the records written since the last it saw.
+  // Set by a trigger, so that a write the hub did not make (an operator's UPDATE) counts too.
+  `
+  CREATE TABLE mqtt_credentials_head (
+    id       integer PRIMARY KEY CHECK (id = 1),
+    revision bigint NOT NULL
+  );
+  INSERT INTO mqtt_credentials_head (id, revision) VALUES (1, 0);
+  ALTER TABLE mqtt_credentials ADD COLUMN revision bigint NOT NULL DEFAULT 0;
+  CREATE INDEX mqtt_credentials_revision ON mqtt_credentials (revision);
+  CREATE FUNCTION mqtt_credentials_revise() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    EXECUTE format('UPDATE %I.mqtt_credentials_head SET revision = revision + 1 WHERE id = 1 RETURNING revision',
+      TG_TABLE_SCHEMA) INTO NEW.revision;
+    RETURN NEW;
+  END $$;
+  CREATE TRIGGER mqtt_credentials_revise BEFORE INSERT OR UPDATE ON mqtt_credentials
+    FOR EACH ROW EXECUTE FUNCTION mqtt_credentials_revise();
+  `,
+  // 6: replicas are one hub only with the same identity files; one started with files of its own
+  // on a Log still empty went on as another hub (another id in its clocks and Msg-Ids, another
+  // key sealing credentials). The first replica records the hub's id and its keys' fingerprints;
+  // the others are refused unless theirs are the same.
+  `
+  CREATE TABLE replica_identity (
+    id          integer PRIMARY KEY CHECK (id = 1),
+    hub         text NOT NULL,
+    log_key     text NOT NULL,
+    secrets_key text NOT NULL
+  );
+  `,
 ];
 
 /**

@@ -1,8 +1,8 @@
 // The MqttCredentialStore on PostgreSQL: the embedded broker's credential records in
-// `mqtt_credentials` (migration 4), shared by a hub's replicas, on a small pool of its own.
+// `mqtt_credentials` (migrations 4 and 5), shared by a hub's replicas, on a small pool of its own.
 import type pg from "pg";
 import type { UnavailableError } from "../../core/index.js";
-import type { MqttCredential, MqttCredentialStore } from "../../hub/index.js";
+import type { MqttCredential, MqttCredentialChanges, MqttCredentialStore } from "../../hub/index.js";
 import {
   MQTT_CREDENTIAL_COLUMNS,
   mqttCredentialOf,
@@ -11,8 +11,8 @@ import {
 } from "../mqtt-credential-rows.js";
 import { openMigratedPool, sideQuery, type PostgresConnectionOptions } from "./postgres-connection.js";
 
-/** The migration (its 1-based number) that creates `mqtt_credentials`. */
-const MQTT_CREDENTIALS_SCHEMA_VERSION = 4;
+/** The migration (its 1-based number) that gives `mqtt_credentials` its revisions. */
+const MQTT_CREDENTIALS_SCHEMA_VERSION = 5;
 
 export class PostgresMqttCredentialStore implements MqttCredentialStore {
   private ended = false;
@@ -65,6 +65,31 @@ export class PostgresMqttCredentialStore implements MqttCredentialStore {
             [username],
           );
     return rows.map(mqttCredentialOf);
+  }
+
+  /**
+   * The records whose revision is past `revision`, with the head's: one index probe when none was
+   * written. A head behind `revision` (the schema restored from a dump meanwhile) reads them all.
+   */
+  async changedSince(revision: number | undefined): Promise<MqttCredentialChanges> {
+    const read = (after: number) =>
+      this.query<Partial<MqttCredentialRow> & { head: string }>(
+        false,
+        `SELECT h.revision::text AS head, ${MQTT_CREDENTIAL_COLUMNS.replace(/(\w+)/g, "c.$1")}
+           FROM mqtt_credentials_head h LEFT JOIN mqtt_credentials c ON c.revision > $1
+          ORDER BY c.revision`,
+        [after],
+      );
+    let { rows } = await read(revision ?? -1);
+    let head = Number(rows[0]?.head ?? 0);
+    if (revision !== undefined && head < revision) {
+      ({ rows } = await read(-1));
+      head = Number(rows[0]?.head ?? 0);
+    }
+    const records = rows
+      .filter((row): row is MqttCredentialRow & { head: string } => row.username != null)
+      .map(mqttCredentialOf);
+    return { records, revision: head };
   }
 
   async replace(record: MqttCredential, previous: MqttCredential | undefined): Promise<boolean> {

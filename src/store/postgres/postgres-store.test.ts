@@ -21,6 +21,7 @@ import {
 import type { ChangeDraft, HeldRole, Store } from "../store.js";
 import {
   PostgresProxy,
+  blockedBy,
   dropSchema,
   postgresProblem,
   postgresUrl,
@@ -29,6 +30,7 @@ import {
 } from "../../../test/support/postgres.js";
 import { TestHlc, describeStoreConformance, expectHistoryAsInLog } from "../store-conformance.js";
 import { migrations } from "./postgres-migrations.js";
+import { PostgresMqttCredentialStore } from "./postgres-mqtt-credentials.js";
 import { PostgresSecretStore } from "./postgres-secret-store.js";
 import { PostgresStore, lockHeldCheck, type Backend, type PostgresStoreOptions } from "./postgres-store.js";
 
@@ -98,9 +100,9 @@ if (problem !== undefined && !required) {
   }
 
   /** `count` reported values spread over Things 1..`things` and three affordances. */
-  /** Undoes migration 3: the schema as a hub of migration 2 left it (with its rows). */
+  /** Undoes migrations 3 to 6: the schema as a hub of migration 2 left it (with its rows). */
   const BACK_TO_VERSION_2 =
-    "DROP TABLE mqtt_credentials; ALTER TABLE changes DROP COLUMN ordinal; DROP INDEX changes_correlation; DELETE FROM schema_migrations WHERE version >= 3";
+    "DROP TABLE replica_identity; DROP TABLE mqtt_credentials; DROP TABLE mqtt_credentials_head; DROP FUNCTION mqtt_credentials_revise(); ALTER TABLE changes DROP COLUMN ordinal; DROP INDEX changes_correlation; DELETE FROM schema_migrations WHERE version >= 3";
 
   /** Rows whose ordinal is not their position in their stream (what migration 3 and appends keep at 0). */
   const WRONG_ORDINALS = `SELECT count(*)::int AS n FROM (SELECT ordinal, row_number() OVER (
@@ -888,6 +890,64 @@ if (problem !== undefined && !required) {
       expect(await secrets.remove("urn:a")).toBe(1);
       expect(await secrets.get("urn:a")).toEqual(new Map());
       expect(await secrets.names("urn:b")).toEqual(["basic"]);
+    });
+
+    it("the MQTT credential store answers the records written since a revision, in commit order, whoever wrote them", async () => {
+      const schema = newSchema();
+      await (await openStore(schema)).close();
+      // Two replicas' stores on one schema.
+      const a = await PostgresMqttCredentialStore.open({ url, schema });
+      const b = await PostgresMqttCredentialStore.open({ url, schema });
+      stores.push(a, b);
+      const record = (username: string) => ({ username, kind: "homie" as const, generation: 0 });
+      const names = (changes: { records: { username: string }[] }) => changes.records.map((r) => r.username);
+
+      const empty = await b.changedSince(undefined);
+      expect(empty.records).toEqual([]);
+      expect(await a.replace(record("homie:x"), undefined)).toBe(true);
+      expect(await a.replace(record("homie:y"), undefined)).toBe(true);
+      const first = await b.changedSince(empty.revision);
+      expect(names(first)).toEqual(["homie:x", "homie:y"]);
+      // Nothing written since: nothing read.
+      const unchanged = await b.changedSince(first.revision);
+      expect(unchanged).toEqual({ records: [], revision: first.revision });
+      // A revocation through A, and an operator's UPDATE: each is read once, with its new state.
+      expect(
+        await a.replace({ ...record("homie:x"), revokedAt: "2026-12-08T00:00:00.000Z" }, record("homie:x")),
+      ).toBe(true);
+      const db = await connect(schema);
+      clients.push(db);
+      await db.query("UPDATE mqtt_credentials SET revoked_at = 'then' WHERE username = 'homie:y'");
+      const revoked = await b.changedSince(unchanged.revision);
+      expect(revoked.records.map((r) => [r.username, r.revokedAt])).toEqual([
+        ["homie:x", "2026-12-08T00:00:00.000Z"],
+        ["homie:y", "then"],
+      ]);
+
+      // A write that takes its revision first and commits last: the one after it waits for it, so
+      // no reader sees the later revision without the earlier one.
+      const writer = await connect(schema);
+      clients.push(writer);
+      await writer.query("BEGIN");
+      await writer.query(
+        "INSERT INTO mqtt_credentials (username, kind, generation) VALUES ('homie:early', 'homie', 0)",
+      );
+      const later = a.replace(record("homie:late"), undefined);
+      const { rows } = await writer.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+      await blockedBy(db, rows[0]?.pid);
+      expect(await b.changedSince(revoked.revision)).toEqual({ records: [], revision: revoked.revision });
+      await writer.query("COMMIT");
+      expect(await later).toBe(true);
+      expect(names(await b.changedSince(revoked.revision))).toEqual(["homie:early", "homie:late"]);
+
+      // A head behind the revision asked from (the schema restored from an older dump): every record.
+      await db.query("UPDATE mqtt_credentials_head SET revision = 1");
+      expect(names(await b.changedSince((revoked.revision ?? 0) + 2))).toEqual([
+        "homie:x",
+        "homie:y",
+        "homie:early",
+        "homie:late",
+      ]);
     });
   });
 }

@@ -50,6 +50,8 @@ import type {
   RolloutStepQuery,
   RolloutStepUpdate,
   StreamName,
+  ThingStreamName,
+  ReplicaIdentity,
   Store,
   ThingRecord,
 } from "../store.js";
@@ -158,8 +160,13 @@ const RECOVERY_MAX_MS = 5_000;
 /** The highest seq a bound can name. */
 const NO_BOUND = Number.MAX_SAFE_INTEGER;
 /** The ordinal of stream ($1, `affordance`, `kind`)'s latest Change at or before seq `bound` (0: none). */
-const ordinalAt = (bound: string, affordance = "$2", kind = "$3") => `coalesce((SELECT ordinal FROM changes
-  WHERE thing = $1 AND coalesce(affordance, '') = ${affordance} AND kind = ${kind} AND seq <= ${bound}
+const ordinalAt = (
+  bound: string,
+  affordance = "$2",
+  kind = "$3",
+  thing = "$1",
+) => `coalesce((SELECT ordinal FROM changes
+  WHERE thing = ${thing} AND coalesce(affordance, '') = ${affordance} AND kind = ${kind} AND seq <= ${bound}
   ORDER BY seq DESC LIMIT 1), 0)`;
 
 function toRecord(row: ThingRow, td: RegisteredThingDescription): ThingRecord {
@@ -1188,6 +1195,59 @@ export class PostgresStore implements Store {
     return counts;
   }
 
+  async streamsAtEach(
+    things: readonly string[],
+    atSeq: number,
+    kinds?: readonly string[],
+  ): Promise<HistoryStream[][]> {
+    if (things.length === 0 || kinds?.length === 0) return things.map(() => []);
+    const values: unknown[] = [things, atSeq];
+    const kindFilter = kinds ? ` AND s.kind = ANY($${values.push(kinds)}::text[])` : "";
+    const rows = await this.rows<
+      ChangeRow & { stream_thing: string; stream_affordance: string; stream_kind: string }
+    >(
+      `SELECT s.thing AS stream_thing, s.affordance AS stream_affordance, s.kind AS stream_kind, c.* FROM streams s
+       CROSS JOIN LATERAL (
+         SELECT * FROM changes c WHERE c.thing = s.thing AND coalesce(c.affordance, '') = s.affordance
+           AND c.kind = s.kind AND c.seq <= $2 ORDER BY c.seq DESC LIMIT 1) c
+       WHERE s.thing = ANY($1::text[])${kindFilter}`,
+      values,
+    );
+    const byThing = new Map<string, HistoryStream[]>(things.map((thing) => [thing, []]));
+    for (const row of rows) {
+      byThing.get(row.stream_thing)?.push({
+        affordance: row.stream_affordance,
+        kind: row.stream_kind,
+        latest: toChange(row),
+      });
+    }
+    return things.map((thing) => byThing.get(thing) ?? []);
+  }
+
+  /** countStream of each stream, whichever its Thing, in one round trip. */
+  async countStreamsEach(
+    streams: readonly ThingStreamName[],
+    after: number,
+    upTo: number,
+  ): Promise<number[]> {
+    if (upTo <= after || streams.length === 0) return streams.map(() => 0);
+    const rows = await this.rows<{ i: number; n: number }>(
+      `SELECT k.i, ${ordinalAt("$5", "k.affordance", "k.kind", "k.thing")} - ${ordinalAt("$4", "k.affordance", "k.kind", "k.thing")} AS n
+         FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(thing, affordance, kind, i)`,
+      [
+        streams.map((s) => s.thing),
+        streams.map((s) => s.affordance),
+        streams.map((s) => s.kind),
+        after,
+        upTo,
+      ],
+      "hyperthings-count-streams-each",
+    );
+    const counts = streams.map(() => 0);
+    for (const row of rows) counts[row.i - 1] = row.n;
+    return counts;
+  }
+
   async seqBefore(hlc: string): Promise<number> {
     // PostgreSQL's text holds no U+0000, and no stored stamp does: a stamp sorts before
     // `p\u0000…` exactly when it sorts at or before `p`.
@@ -1640,6 +1700,23 @@ export class PostgresStore implements Store {
       "SELECT origin, size, root, time, signature FROM checkpoints ORDER BY size DESC LIMIT 1",
     );
     return row;
+  }
+
+  async replicaIdentity(claim?: ReplicaIdentity): Promise<ReplicaIdentity | undefined> {
+    const read = async () => {
+      const [row] = await this.rows<{ hub: string; log_key: string; secrets_key: string }>(
+        "SELECT hub, log_key, secrets_key FROM replica_identity WHERE id = 1",
+      );
+      return row && { hub: row.hub, logKey: row.log_key, secretsKey: row.secrets_key };
+    };
+    if (claim === undefined) return read();
+    // The first to claim records it; any other, at the same moment or later, reads it.
+    await this.rows(
+      `INSERT INTO replica_identity (id, hub, log_key, secrets_key) VALUES (1, $1, $2, $3)
+       ON CONFLICT (id) DO NOTHING`,
+      [claim.hub, claim.logKey, claim.secretsKey],
+    );
+    return read();
   }
 
   async getRelease(id: string): Promise<ReleaseRecord | undefined> {

@@ -2,7 +2,7 @@
 // `mqtt_credentials` (migration 10), on a connection of its own to the hub's database file.
 // They change rarely and never with the Log, so they stay out of the Store's group-commit queue.
 import Database from "better-sqlite3";
-import type { MqttCredential, MqttCredentialStore } from "../../hub/index.js";
+import type { MqttCredential, MqttCredentialChanges, MqttCredentialStore } from "../../hub/index.js";
 import {
   MQTT_CREDENTIAL_COLUMNS,
   mqttCredentialOf,
@@ -69,6 +69,11 @@ export class SqliteMqttCredentialStore implements MqttCredentialStore {
     if (username === undefined) return this.stmt.all.all().map(mqttCredentialOf);
     const row = this.stmt.one.get(username);
     return row === undefined ? [] : [mqttCredentialOf(row)];
+  }
+
+  /** Every record: the file is one hub's alone, which writes them all itself and never asks for more. */
+  async changedSince(): Promise<MqttCredentialChanges> {
+    return { records: await this.list(), revision: undefined };
   }
 
   async replace(record: MqttCredential, previous: MqttCredential | undefined): Promise<boolean> {

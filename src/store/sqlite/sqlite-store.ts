@@ -40,6 +40,8 @@ import type {
   RolloutStepQuery,
   RolloutStepUpdate,
   StreamName,
+  ThingStreamName,
+  ReplicaIdentity,
   StateView,
   Store,
   ThingRecord,
@@ -1254,6 +1256,20 @@ export class SqliteStore implements Store {
     );
   }
 
+  streamsAtEach(
+    things: readonly string[],
+    atSeq: number,
+    kinds?: readonly string[],
+  ): Promise<HistoryStream[][]> {
+    return this.read(() => things.map((thing) => this.log.streamsAt(thing, atSeq, kinds)));
+  }
+
+  countStreamsEach(streams: readonly ThingStreamName[], after: number, upTo: number): Promise<number[]> {
+    return this.read(() =>
+      streams.map((s) => this.log.countStream(s.thing, s.affordance, s.kind, after, upTo)),
+    );
+  }
+
   seqBefore(hlc: string): Promise<number> {
     return this.read(() => this.log.seqBefore(hlc));
   }
@@ -1290,6 +1306,10 @@ export class SqliteStore implements Store {
 
   latestCheckpoint(): Promise<Checkpoint | undefined> {
     return this.read(() => this.log.latestCheckpoint());
+  }
+  /** A database file is one hub's: there are no replicas to agree with. */
+  async replicaIdentity(claim?: ReplicaIdentity): Promise<ReplicaIdentity | undefined> {
+    return claim;
   }
 
   createRollout(rollout: Rollout, steps: readonly RolloutStep[]): Promise<void> {
