@@ -544,7 +544,7 @@ describe("the HTTP API's edges", () => {
     const ask = (target: string, host: string) =>
       rawRequest(hub.url, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
     const refused = await ask("http://evil.example/health", "localhost");
-    expect(refused).toMatch(/^HTTP\/1\.1 403 /);
+    expect(refused).toMatch(/^HTTP\/1\.1 421 /);
     expect((bodyOf(refused) as Problem).detail).toMatch(/not to "evil\.example"/);
     expect(await ask("http://localhost:1/health", "evil.example")).toMatch(/^HTTP\/1\.1 200 /);
   });
