@@ -744,6 +744,20 @@ if (problem !== undefined && !required) {
       await openStore(schema, { exclusive: true });
     });
 
+    it("has given the schema's lock up when close resolves: a hub started right after a stop is not refused", async () => {
+      const schema = newSchema();
+      const other = await connect(schema);
+      const heldLocks = `SELECT count(*)::int AS n FROM pg_locks
+        WHERE locktype = 'advisory' AND ((classid::bigint << 32) | objid::bigint) = hashtext($1)::bigint`;
+      // A closed session's locks go only once the server has ended its backend, a moment after the
+      // client hung up: close() unlocks on the session itself first.
+      for (const mode of ["exclusive", "replica", "exclusive", "replica", "exclusive"]) {
+        const store = await openStore(schema, { [mode]: true });
+        await store.close();
+        expect((await other.query(heldLocks, [`hyperthings:hub:${schema}`])).rows[0]).toEqual({ n: 0 });
+      }
+    });
+
     it("checks before each batch that the lock is held by its session's backend, named by pid and start, not by pid alone", async () => {
       const schema = newSchema();
       const store = await openStore(schema, { exclusive: true });

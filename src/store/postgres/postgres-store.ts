@@ -1788,6 +1788,28 @@ export class PostgresStore implements Store {
     return logEntriesOf(rows, after);
   }
 
+  /**
+   * Gives the schema's lock up on its own session before the session goes: a closed session's
+   * locks go only once the server has ended its backend, a moment after the client hung up, and a
+   * hub started right after this one stopped would be refused meanwhile. A session that does not
+   * answer soon (the network cut) is not waited for: its lock goes when the server notices.
+   */
+  private async unlockSchema(): Promise<void> {
+    const client = this.lockClient;
+    if (client === undefined) return;
+    this.lockClient = undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const unlocked = await Promise.race([
+      client.query("SELECT pg_advisory_unlock_all()").then(
+        () => true,
+        () => false,
+      ),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ROLE_RELEASE_TIMEOUT_MS))),
+    ]).finally(() => clearTimeout(timer));
+    // Not back to the pool with a lock possibly still held: the session ends with the pool.
+    client.release(unlocked ? undefined : new Error("the schema's lock was not given up in time"));
+  }
+
   close(): Promise<void> {
     // Every caller, not only the first, waits until the queue has committed and the pool is shut.
     this.closing ??= (async () => {
@@ -1803,7 +1825,7 @@ export class PostgresStore implements Store {
       const listening = this.roleListening;
       this.roleListening = undefined;
       (await listening?.catch(() => undefined))?.release(new Error("the store is closed"));
-      this.lockClient?.release();
+      await this.unlockSchema();
       await this.rolePool?.end();
       await this.pool.end();
     })();
