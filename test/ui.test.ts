@@ -631,8 +631,8 @@ describeInBrowser("the web UI in a browser", { timeout: 2 * SHOWN_MS }, () => {
 
   it("says that a Thing the hub never knew has no past to travel to, and that a removed one's stays", async () => {
     await page.goto(`${hub.url}/#/time/${encodeURIComponent("urn:test:ui:nope")}`);
-    await expect(page.locator("main").getByRole("alert").textContent()).resolves.toBe(
-      "Not found (404): No Thing with id urn:test:ui:nope has ever been registered here",
+    await expect(page.getByTestId("never-registered").textContent()).resolves.toBe(
+      "No Thing with id urn:test:ui:nope has ever been registered here.",
     );
     expect(await page.getByRole("button", { name: "Show state" }).count()).toBe(0);
     // Removed from the directory, a Thing keeps its past: the forms are there, and say so.
