@@ -53,8 +53,10 @@ describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOW
     await report("temperature", 95);
     await report("setpoint", 90);
     lag = 12 * 60_000;
+    // Back, and unreachable since.
     await putTd(hub, kettle);
     await hub.hub.ingest(KETTLE, [{ kind: "reported", affordance: "level", value: 2 }], sensor);
+    await hub.hub.ingest(KETTLE, [{ kind: "unreachable", value: "connect ECONNREFUSED" }], sensor);
     lag = 10 * 60_000;
     await report("temperature", 93);
     lag = 0;
@@ -199,6 +201,13 @@ describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOW
       const diff = page.getByTestId("diff");
       await diff.locator('tr[data-affordance="level"]').waitFor();
       await expect(diff.getByTestId("not-in-directory").textContent()).resolves.toMatch(gap);
+      // Its reachability then is no answer at all: it was not there to answer.
+      await expect(
+        diff.getByTestId("diff-reachability").locator("tbody td").allTextContents(),
+      ).resolves.toEqual(expect.arrayContaining(["not in the directory", "unreachable"]));
+      await expect(
+        diff.getByTestId("diff-reachability").locator("tbody td").first().textContent(),
+      ).resolves.toBe("not in the directory");
       // The state then: the same sentence, where the hub would answer 404.
       const state = page.locator('[data-testid="not-in-directory"]').first();
       await expect(state.textContent()).resolves.toMatch(gap);

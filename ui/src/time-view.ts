@@ -239,8 +239,11 @@ function byWhom(last: DiffChange): string {
  */
 function reachabilityTable(reachability: ReachabilityDiff | undefined): HTMLElement | false {
   if (reachability === undefined) return false;
-  const state = (reachable: boolean) =>
-    h("td", { class: reachable ? "up" : "down" }, reachable ? "reachable" : "unreachable");
+  // Absent at an end where the Thing was not in the directory (not registered yet, or removed).
+  const state = (reachable: boolean | undefined) =>
+    reachable === undefined
+      ? h("td", { class: "muted" }, "not in the directory")
+      : h("td", { class: reachable ? "up" : "down" }, reachable ? "reachable" : "unreachable");
   const { last } = reachability;
   const table = h(
     "table",
@@ -271,7 +274,7 @@ function reachabilityTable(reachability: ReachabilityDiff | undefined): HTMLElem
           "td",
           { class: "counts" },
           Object.keys(reachability.counts).length === 0
-            ? `${reachability.reachableAtTo ? "reachable" : "unreachable"} all along`
+            ? `${reachability.reachableAtTo === false ? "unreachable" : "reachable"} all along`
             : countsText(reachability.counts),
         ),
         h("td", { class: "last" }, `${last.kind}${last.value === undefined ? "" : `: ${show(last.value)}`}`),
