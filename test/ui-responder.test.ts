@@ -351,7 +351,7 @@ describeInBrowser("the web UI as an incident responder uses it", { timeout: 4 * 
       await page.evaluate(
         `location.hash = ${JSON.stringify(`#/changes?${new URLSearchParams({ thing: BOILER, kind: "reported", since: "-1h" }).toString()}`)}`,
       );
-      const row = page.locator("tr.change", { hasText: "setpoint" }).filter({ hasText: "(was 0)" });
+      const row = page.locator("tr.change", { hasText: "setpoint" }).filter({ hasText: "(was 0 °C)" });
       await row.getByRole("link", { name: /the Thing before and after it$/ }).click();
       await page.getByRole("heading", { level: 1, name: "Time travel" }).waitFor();
       // Just before it, the setpoint was still 0; between then and the Change, 0 became 100.

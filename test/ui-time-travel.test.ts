@@ -103,11 +103,11 @@ describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOW
       const rows = page.locator("tr.change");
       await rows
         .locator("td.value")
-        .filter({ hasText: /^93 \(was 95\)$/ })
+        .filter({ hasText: /^93 °C \(was 95 °C\)$/ })
         .waitFor();
       await expect(rows.locator("td.value").allTextContents()).resolves.toEqual([
-        "93 (was 95)",
-        "95 (was 93)",
+        "93 °C (was 95 °C)",
+        "95 °C (was 93 °C)",
       ]);
       const hash = decodeURIComponent(new URL(page.url()).hash);
       expect(hash).toContain("affordance=temperature");

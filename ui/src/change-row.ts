@@ -5,6 +5,7 @@ import type { Change, Why } from "../../src/client/index.js";
 import { h, replace, show, showTime } from "./dom.js";
 import { problemBox, saidByDevice } from "./errors.js";
 import { thingLink } from "./thing-titles.js";
+import { withUnit } from "./affordance-names.js";
 
 /** The hub clock's wall time of a Change (its hlc begins with 12 hex digits of milliseconds). */
 export function timeOfChange(change: Pick<Change, "hlc">): number {
@@ -76,6 +77,32 @@ function correlationTag(change: Change): HTMLElement | false {
   );
 }
 
+/** The kinds whose value is the property's own (read, or asked for): shown with its unit. */
+const PROPERTY_VALUE_KINDS = new Set(["reported", "desired"]);
+
+/**
+ * A Change's value cell: the value, with its property's unit (`21.5 °C`) for a reading or a write
+ * when `unit` is given, and the value before it for a reading.
+ */
+export function changeValue(change: Change, unit?: string): Array<string | HTMLElement | false> {
+  const quantity = (value: unknown) =>
+    unit !== undefined && typeof value === "number" ? withUnit(value, unit) : [valueText(value)];
+  return [
+    change.value === undefined
+      ? ""
+      : PROPERTY_VALUE_KINDS.has(change.kind)
+        ? h("span", {}, ...quantity(change.value))
+        : valueOf(change),
+    // What the property held before (docs/changes.md: `previous` is the value before for the
+    // same Thing, affordance and kind): only a reported value's previous is a value the Thing
+    // held. An invocation's is the input of the invocation before it, a failure's the failure
+    // before it, a write's the value asked for before: none of them what this one replaced.
+    change.previous !== undefined &&
+      change.kind === "reported" &&
+      h("span", { class: "muted" }, " (was ", ...quantity(change.previous), ")"),
+  ];
+}
+
 export interface ChangeRowOptions {
   /** A column with the Change's Thing. */
   showThing?: boolean;
@@ -88,6 +115,8 @@ export interface ChangeRowOptions {
    * did not know (they show their ids until then), and renames them as their TDs change.
    */
   chainDrawn?: (chain: HTMLElement) => void;
+  /** The unit of the Change's property in its Thing's TD, when known (`Cel`). */
+  unitOf?: (change: Change) => string | undefined;
 }
 
 /** A Change in a line: its number (to the Thing around it), Thing, kind, affordance, value and actor. */
@@ -178,7 +207,7 @@ export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLE
   const cause = change.cause;
   return h(
     "tr",
-    { class: `change kind-${change.kind}`, "data-seq": change.seq },
+    { class: `change kind-${change.kind}`, "data-seq": change.seq, "data-thing": change.thing },
     // What did it look like before? The seq opens the Thing just before and after this Change.
     h(
       "td",
@@ -198,18 +227,7 @@ export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLE
       h("td", { class: "thing" }, thingLink(change.thing, options.titleOf?.(change.thing))),
     h("td", { class: "change-kind" }, h("span", { class: "kind" }, change.kind)),
     h("td", { class: "affordance" }, change.affordance ?? ""),
-    h(
-      "td",
-      { class: "value" },
-      change.value === undefined ? "" : valueOf(change),
-      // What the property held before (docs/changes.md: `previous` is the value before for the
-      // same Thing, affordance and kind): only a reported value's previous is a value the Thing
-      // held. An invocation's is the input of the invocation before it, a failure's the failure
-      // before it, a write's the value asked for before: none of them what this one replaced.
-      change.previous !== undefined &&
-        change.kind === "reported" &&
-        h("span", { class: "muted" }, " (was ", valueText(change.previous), ")"),
-    ),
+    h("td", { class: "value" }, changeValue(change, options.unitOf?.(change))),
     h(
       "td",
       { class: "cause" },

@@ -244,6 +244,9 @@ export const thingView: View = ({ client, live }, root, id) => {
     const chainTitles = new Map<string, string>([[id, td.title]]);
     stopFollowing = followTitles(live, timelineBody, chainTitles);
     const rowOptions = {
+      // A reading's or a write's value with its property's unit, as the properties' table shows it.
+      unitOf: (change: Change) =>
+        change.affordance === undefined ? undefined : td.properties?.[change.affordance]?.unit,
       why: (seq: number) => client.why(seq),
       titleOf: (thing: string) => chainTitles.get(thing),
       chainDrawn: (chain: HTMLElement) => void nameThingLinksFrom(client, chain, chainTitles),
