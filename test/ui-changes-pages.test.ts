@@ -111,7 +111,7 @@ describeInBrowser("the Changes view a page at a time, with units", { timeout: 4 
       await page.locator("tr.change.kind-described").waitFor();
       await expect(more.count()).resolves.toBe(0);
       const all = await rowsOf(page);
-      expect(all.values.slice(-3)).toEqual(["1000 °C", "90 °C", expect.stringContaining(`"title":"Boiler"`)]);
+      expect(all.values.slice(-3)).toEqual(["1000 °C", "90 °C", "TD Boiler: 2 properties"]);
       expect(all.values).toHaveLength(READINGS + 3);
       expect(new Set(all.seqs).size).toBe(READINGS + 3);
       await expect(page.locator(".changes-status").textContent()).resolves.toMatch(
@@ -142,4 +142,30 @@ describeInBrowser("the Changes view a page at a time, with units", { timeout: 4 
   });
 
   const hub = () => ui.hub;
+
+  it("says a link added as its relation and the Thing it points at, by title, and a TD by its title and affordances", async () => {
+    const added = await hub().request(`/things/${encodeURIComponent(SENSOR)}/links`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ rel: "partOf", href: BOILER }),
+    });
+    expect(added.status).toBe(201);
+    const page = await ui.open({ hash: "#/changes?since=-1h&kind=linked,described" });
+    try {
+      const linked = page.locator("tr.change.kind-linked td.value");
+      await linked.locator("a", { hasText: "Boiler" }).waitFor();
+      await expect(linked.textContent()).resolves.toBe("partOf → Boiler");
+      await expect(linked.locator("a").getAttribute("title")).resolves.toBe(BOILER);
+      const sensor = page.locator("tr.change.kind-described", {
+        has: page.locator("td.thing", { hasText: "Sensor" }),
+      });
+      await expect(sensor.first().locator("td.value").textContent()).resolves.toBe("TD Sensor: 1 property");
+      // The TD itself is the tooltip.
+      await expect(sensor.first().locator("td.value [title]").getAttribute("title")).resolves.toContain(
+        `"id":"${SENSOR}"`,
+      );
+    } finally {
+      await page.context().close();
+    }
+  });
 });

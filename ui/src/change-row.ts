@@ -4,7 +4,7 @@
 import type { Change, Why } from "../../src/client/index.js";
 import { h, replace, show, showTime } from "./dom.js";
 import { problemBox, saidByDevice } from "./errors.js";
-import { thingLink } from "./thing-titles.js";
+import { isThingId, thingLink } from "./thing-titles.js";
 import { withUnit } from "./affordance-names.js";
 
 /** The hub clock's wall time of a Change (its hlc begins with 12 hex digits of milliseconds). */
@@ -36,9 +36,58 @@ function failureText(value: unknown): HTMLElement {
   );
 }
 
-/** A Change's value as a row shows it: a failure in words, anything else as short text. */
+/**
+ * A link added or removed as a person reads it: `partOf → Boiler`, the Thing it points at a link
+ * named by its title (not `{"rel":"partOf","href":"urn:…"}`); the record as it is, as the tooltip.
+ */
+function linkText(value: unknown): HTMLElement {
+  const link = typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
+  const { rel, href } = link;
+  if (typeof rel !== "string" || typeof href !== "string") return valueText(value);
+  return h(
+    "span",
+    { class: "link-change", title: show(value).slice(0, 4000) },
+    `${rel} → `,
+    isThingId(href) ? thingLink(href) : href,
+  );
+}
+
+/** How many of a TD's affordances of a kind: `2 properties`, `1 action`. */
+function affordanceCount(td: Record<string, unknown>, group: string, one: string, many: string): string {
+  const affordances = td[group];
+  const n = typeof affordances === "object" && affordances !== null ? Object.keys(affordances).length : 0;
+  return n === 0 ? "" : `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * A TD registered or replaced, in a line: its title and what it offers (`TD Boiler: 2 properties,
+ * 1 action`), where its JSON's first 160 characters were `@context` alone; all of it as the tooltip.
+ */
+function descriptionText(value: unknown): HTMLElement {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return valueText(value);
+  const td = value as Record<string, unknown>;
+  const offers = [
+    affordanceCount(td, "properties", "property", "properties"),
+    affordanceCount(td, "actions", "action", "actions"),
+    affordanceCount(td, "events", "event", "events"),
+  ].filter((part) => part !== "");
+  const title = typeof td.title === "string" ? td.title : "without a title";
+  return h(
+    "span",
+    { class: "description", title: show(value).slice(0, 4000) },
+    `TD ${title}${offers.length === 0 ? "" : `: ${offers.join(", ")}`}`,
+  );
+}
+
+/**
+ * A Change's value as a row shows it: a failure in words, a link as its relation and its Thing, a
+ * TD by its title, anything else as short text.
+ */
 export function valueOf(change: Pick<Change, "kind" | "value">): HTMLElement {
-  return change.kind === "failed" ? failureText(change.value) : valueText(change.value);
+  if (change.kind === "failed") return failureText(change.value);
+  if (change.kind === "linked" || change.kind === "unlinked") return linkText(change.value);
+  if (change.kind === "described") return descriptionText(change.value);
+  return valueText(change.value);
 }
 
 /**

@@ -315,11 +315,12 @@ export const changesView: View = ({ client, live }, root, query) => {
   const arrived = new Set<string>();
   let arrivedTimer: ReturnType<typeof setTimeout> | undefined;
   const arrivedQuantities = new Set<string>();
-  const askLater = (change: Change): void => {
-    const id = change.thing;
-    if (hasQuantity(change) && !askedUnits.has(id)) arrivedQuantities.add(id);
-    if (asked.has(id) && !arrivedQuantities.has(id)) return;
-    arrived.add(id);
+  const askLater = (change: Change, shown: HTMLElement): void => {
+    if (hasQuantity(change) && !askedUnits.has(change.thing)) arrivedQuantities.add(change.thing);
+    // Its Thing, and the one a link added or removed points at.
+    const ids = [...shown.querySelectorAll<HTMLElement>("a[data-thing-id]")].map(idOfLink);
+    for (const id of ids) if (!asked.has(id)) arrived.add(id);
+    if (arrived.size === 0 && arrivedQuantities.size === 0) return;
     arrivedTimer ??= setTimeout(() => {
       arrivedTimer = undefined;
       // Things that came after the view's summary may be new to the hub since.
@@ -332,8 +333,9 @@ export const changesView: View = ({ client, live }, root, query) => {
   const show = (change: Change) => {
     if (change.seq <= lastSeq) return;
     lastSeq = change.seq;
-    body.prepend(row(change));
-    askLater(change);
+    const shown = row(change);
+    body.prepend(shown);
+    askLater(change, shown);
     // The page keeps its size: the oldest rows go (with a chain opened under one), and the next
     // page starts where it now ends, so *Show more* brings them back.
     if (!loading && rowCount() > wanted) {
@@ -357,7 +359,6 @@ export const changesView: View = ({ client, live }, root, query) => {
   const readPages = async (): Promise<void> => {
     loading = true;
     moreButton.disabled = true;
-    const before = new Set<string>();
     const quantities = new Set<string>();
     do {
       const page = await client.changes({
@@ -369,7 +370,6 @@ export const changesView: View = ({ client, live }, root, query) => {
       });
       if (abort.signal.aborted) return;
       body.append(...page.changes.map(row));
-      for (const change of page.changes) before.add(change.thing);
       for (const change of page.changes) if (hasQuantity(change)) quantities.add(change.thing);
       lastSeq = Math.max(lastSeq, page.changes[0]?.seq ?? 0);
       cursor = page.next;
@@ -379,7 +379,8 @@ export const changesView: View = ({ client, live }, root, query) => {
     loading = false;
     moreButton.disabled = false;
     moreButton.hidden = cursor === undefined;
-    askTitles(before);
+    // The rows' Things, and those their links added or removed point at.
+    askTitles(new Set([...body.querySelectorAll<HTMLElement>("a[data-thing-id]")].map(idOfLink)));
     void askUnits(quantities).catch(() => undefined); // no units: the values as they are
   };
   moreButton.addEventListener("click", () => {
