@@ -13,6 +13,8 @@ const BOILER = "urn:test:ui-time-travel:boiler";
 const FORM = (path: string) => [{ href: `http://127.0.0.1:9/${path}` }];
 /** Registered, removed and registered again: a stretch of time out of the directory. */
 const KETTLE = "urn:test:ui-time-travel:kettle";
+/** An id no Thing has: the kettle links to it. */
+const NOWHERE = "urn:test:ui-time-travel:nowhere";
 
 describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOWN_MS }, () => {
   /** The hub's clock runs this far behind the wall clock: the past is written by moving it. */
@@ -53,8 +55,8 @@ describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOW
     await report("temperature", 95);
     await report("setpoint", 90);
     lag = 12 * 60_000;
-    // Back, and unreachable since.
-    await putTd(hub, kettle);
+    // Back, with a link to a Thing this hub never had, and unreachable since.
+    await putTd(hub, { ...kettle, links: [{ rel: "partOf", href: NOWHERE }] });
     await hub.hub.ingest(KETTLE, [{ kind: "reported", affordance: "level", value: 2 }], sensor);
     await hub.hub.ingest(KETTLE, [{ kind: "unreachable", value: "connect ECONNREFUSED" }], sensor);
     lag = 10 * 60_000;
@@ -208,6 +210,8 @@ describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOW
       await expect(
         diff.getByTestId("diff-reachability").locator("tbody td").first().textContent(),
       ).resolves.toBe("not in the directory");
+      // Its link added in between points at a Thing the hub never had: named by its id.
+      await expect(diff.getByTestId("diff-links").locator("td.after a").textContent()).resolves.toBe(NOWHERE);
       // The state then: the same sentence, where the hub would answer 404.
       const state = page.locator('[data-testid="not-in-directory"]').first();
       await expect(state.textContent()).resolves.toMatch(gap);
