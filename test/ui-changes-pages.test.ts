@@ -168,4 +168,21 @@ describeInBrowser("the Changes view a page at a time, with units", { timeout: 4 
       await page.context().close();
     }
   });
+
+  it("gives one Thing's rows their units without the whole fleet's summary", async () => {
+    const page = await ui.open({ hash: "#/log" });
+    try {
+      const summaries: string[] = [];
+      page.on("request", (request) => {
+        if (new URL(request.url()).pathname === "/graph/summary") summaries.push(request.url());
+      });
+      await page.goto(
+        `${ui.hub.url}/#/changes?${new URLSearchParams({ thing: BOILER, since: "-1h" }).toString()}`,
+      );
+      await page.locator("tr.change td.value", { hasText: "°C" }).first().waitFor();
+      expect(summaries).toEqual([]);
+    } finally {
+      await page.context().close();
+    }
+  });
 });

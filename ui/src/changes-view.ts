@@ -9,7 +9,7 @@ import { changeRow, changeTable, changeValue } from "./change-row.js";
 import { h, replace, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
-import { followTitles, nameThingLinks, titleDescribed, titlesOf } from "./thing-titles.js";
+import { followTitles, lastDescription, nameThingLinks, titleDescribed, titlesOf } from "./thing-titles.js";
 import { RANGES } from "./thing-view.js";
 import { hubTime, timeInput } from "./time-view.js";
 
@@ -248,7 +248,7 @@ export const changesView: View = ({ client, live }, root, query) => {
   };
   // Each value with its property's unit, from its Thing's TD (as the Thing's page shows it): the
   // TDs of the Things on the page, asked for after the rows as their titles are, a few at a time.
-  // Only Things the hub has now (its summary says which): a removed one's TD would be a 404.
+  // Each one's last TD from the feed (a removed Thing's is no 404 there, and gives no units).
   const units = new Map<string, ReadonlyMap<string, string>>();
   const shownChanges = new Map<number, Change>();
   const unitOf = (change: Change): string | undefined =>
@@ -257,19 +257,17 @@ export const changesView: View = ({ client, live }, root, query) => {
   /** A reading or a write of a number: a value a unit goes with. */
   const hasQuantity = (change: Change): boolean =>
     (change.kind === "reported" || change.kind === "desired") && typeof change.value === "number";
-  const askUnits = async (ids: Iterable<string>, now = false): Promise<void> => {
-    const fresh = [...new Set(ids)].filter((id) => !askedUnits.has(id));
-    if (fresh.length === 0) return;
-    for (const id of fresh) askedUnits.add(id);
-    const summary = await (now ? client.graphSummary(abort.signal) : graphSummary());
-    const present = new Set(summary.things.map((thing) => thing.id));
-    const queue = fresh.filter((id) => present.has(id));
+  const askUnits = async (ids: Iterable<string>): Promise<void> => {
+    const queue = [...new Set(ids)].filter((id) => !askedUnits.has(id));
+    for (const id of queue) askedUnits.add(id);
     const next = async (): Promise<void> => {
       for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        const td = await client.get(id).catch(() => undefined);
+        const last = await lastDescription(client, id).catch(() => undefined);
         if (abort.signal.aborted) return;
+        const td = last?.kind === "described" ? (last.value as { properties?: unknown }) : undefined;
+        const properties = typeof td?.properties === "object" && td.properties !== null ? td.properties : {};
         const byName = new Map<string, string>();
-        for (const [name, property] of Object.entries(td?.properties ?? {}))
+        for (const [name, property] of Object.entries(properties as Record<string, { unit?: unknown }>))
           if (typeof property.unit === "string") byName.set(name, property.unit);
         units.set(id, byName);
         if (byName.size > 0) showUnits(id);
@@ -326,7 +324,7 @@ export const changesView: View = ({ client, live }, root, query) => {
       // Things that came after the view's summary may be new to the hub since.
       askTitles([...arrived], true);
       arrived.clear();
-      if (arrivedQuantities.size > 0) void askUnits([...arrivedQuantities], true).catch(() => undefined);
+      if (arrivedQuantities.size > 0) void askUnits([...arrivedQuantities]).catch(() => undefined);
       arrivedQuantities.clear();
     }, 1000);
   };

@@ -82,6 +82,16 @@ export function followTitles(live: LiveFeed, root: ParentNode, titles: Map<strin
 }
 
 /**
+ * A Thing's last `described` or `removed` Change (undefined: none, an id no Thing ever had), from
+ * the feed filtered by it: a `described` one's value is its TD now. Unlike `GET /things/{id}`, a
+ * Thing removed or never registered is no 404, which the browser's console would show.
+ */
+export async function lastDescription(client: InteractionClient, thing: string): Promise<Change | undefined> {
+  return (await client.changes({ thing, kind: ["described", "removed"], order: "desc", limit: 1 }))
+    .changes[0];
+}
+
+/**
  * The titles of these Things: a few Things' last TDs, or the graph's summary (every Thing's title in one light
  * request) for more, from `summary` when the view has one to share. A Thing not registered, or
  * without a title, is left out; so are all of them when the hub does not answer (the links keep
@@ -101,12 +111,7 @@ export async function titlesOf(
       // no Thing ever had (a link's target), is no Change there, where its TD would be a 404 that
       // the browser's console shows.
       const last = await Promise.all(
-        wanted.map((thing) =>
-          client.changes({ thing, kind: ["described", "removed"], order: "desc", limit: 1 }).then(
-            (page) => page.changes[0],
-            () => undefined,
-          ),
-        ),
+        wanted.map((thing) => lastDescription(client, thing).catch(() => undefined)),
       );
       for (const change of last) {
         const title = change === undefined ? undefined : titleDescribed(change);
