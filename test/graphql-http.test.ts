@@ -89,9 +89,9 @@ describe("GraphQL diff: reachability, drift and links", () => {
     const value = { status: "drifting", release: "sha256:r1", desired: 3, observed: 7, policy: "record" };
     expect(body.data).toEqual({
       diff: {
-        // Registered within the hour: reachable then, as far as the hub knows.
+        // Registered within the hour: not in the directory then, so neither reachable nor not.
         reachability: {
-          reachableAtFrom: true,
+          reachableAtFrom: null,
           reachableAtTo: false,
           counts: { unreachable: 1 },
           last: { kind: "unreachable", value: "connect ECONNREFUSED", cause: { actor: "hub:observer" } },

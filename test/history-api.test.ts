@@ -1516,6 +1516,17 @@ describe("diff: reachability, drift and links in between", () => {
     });
   });
 
+  it("says nothing of the Thing's reachability at an end where it was not registered yet", async () => {
+    // From a minute before its registration: it went away and came back after it, not "from reachable".
+    const d = await diff(iso((t[0] ?? 0) - MINUTE), at(4));
+    expect(d.reachability).not.toHaveProperty("reachableAtFrom");
+    expect(d.reachability).toMatchObject({
+      reachableAtTo: false,
+      counts: { unreachable: 2, reachable: 1 },
+      last: { seq: seqs.away2, kind: "unreachable" },
+    });
+  });
+
   it("tells a Thing unreachable all along, with the Change that began the outage, though nothing turned in between", async () => {
     const d = await diff(at(3), at(6));
     expect(d.reachability).toEqual({
@@ -1629,8 +1640,8 @@ describe("diff: reachability recorded by observation of a real HTTP Thing", () =
       await device.stop();
       const away = await changeAfter(hub, before, (c) => c.thing === id && c.kind === "unreachable");
       const down = await diffNow();
+      // Registered after `from`: no reachability then, it was not in the directory.
       expect(down.reachability).toEqual({
-        reachableAtFrom: true,
         reachableAtTo: false,
         counts: { unreachable: 1 },
         last: {
@@ -1645,8 +1656,9 @@ describe("diff: reachability recorded by observation of a real HTTP Thing", () =
 
       await device.start();
       const back = await changeAfter(hub, away.seq, (c) => c.thing === id && c.kind === "reachable");
-      expect((await diffNow()).reachability).toMatchObject({
-        reachableAtFrom: true,
+      const up = (await diffNow()).reachability;
+      expect(up).not.toHaveProperty("reachableAtFrom");
+      expect(up).toMatchObject({
         reachableAtTo: true,
         counts: { unreachable: 1, reachable: 1 },
         last: { seq: back.seq, kind: "reachable", value: "the Thing answers again" },

@@ -138,12 +138,12 @@ describeInBrowser("the web UI where it was squeezed or crowded", { timeout: 4 * 
       }
       // Every piece of the table is in the card: number (a link), time, Thing (a link), kind,
       // affordance, value, cause.
-      const setpoint = rows.filter({ hasText: "setpoint" }).filter({ hasText: "(was 85)" });
+      const setpoint = rows.filter({ hasText: "setpoint" }).filter({ hasText: "(was 85 °C)" });
       await expect(setpoint.locator("td.seq a").getAttribute("href")).resolves.toMatch(/^#\/time\//);
       await expect(setpoint.locator("td.time").textContent()).resolves.toMatch(/\d/);
       await setpoint.locator("td.thing a", { hasText: "Boiler" }).waitFor();
       await expect(setpoint.locator(".kind").textContent()).resolves.toBe("reported");
-      await expect(setpoint.locator("td.value").textContent()).resolves.toBe("90 (was 85)");
+      await expect(setpoint.locator("td.value").textContent()).resolves.toBe("90 °C (was 85 °C)");
       await expect(setpoint.locator("td.cause").textContent()).resolves.toContain("hub:observer via http");
       const desired = rows.filter({ has: page.locator(".kind", { hasText: "desired" }) });
       await desired.locator("td.cause a.correlation").waitFor();

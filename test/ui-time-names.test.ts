@@ -137,7 +137,7 @@ describeInBrowser("the web UI's names, units and headings", { timeout: 4 * SHOWN
       expect(await invoked.allTextContents()).toEqual(['{"size":"double"}', '{"size":"single"}']);
       // A reading still says the value it replaced.
       const reading = timeline.locator("tr.change.kind-reported", { hasText: "temperature" }).first();
-      expect(await reading.locator("td.value").textContent()).toBe("21.5 (was 20)");
+      expect(await reading.locator("td.value").textContent()).toBe("21.5 °C (was 20 °C)");
 
       await timeView(page);
       const brew = page.getByTestId("diff-actions").locator('tr[data-affordance="brew"]');

@@ -11,6 +11,10 @@ import { minimalTd, putTd, startTestHub } from "./support/test-hub.js";
 const SHOWN_MS = 60_000;
 const BOILER = "urn:test:ui-time-travel:boiler";
 const FORM = (path: string) => [{ href: `http://127.0.0.1:9/${path}` }];
+/** Registered, removed and registered again: a stretch of time out of the directory. */
+const KETTLE = "urn:test:ui-time-travel:kettle";
+/** An id no Thing has: the kettle links to it. */
+const NOWHERE = "urn:test:ui-time-travel:nowhere";
 
 describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOWN_MS }, () => {
   /** The hub's clock runs this far behind the wall clock: the past is written by moving it. */
@@ -34,9 +38,27 @@ describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOW
       hub.hub.ingest(BOILER, [{ kind: "reported", affordance, value }], sensor);
     await report("temperature", 93);
     await report("setpoint", 85);
+    // The kettle: registered 28 minutes ago, removed 22 minutes ago, registered again 12 minutes
+    // ago (in the order of time: the hub's clock never goes back).
+    const kettle = minimalTd({
+      id: KETTLE,
+      title: "Kettle",
+      properties: { level: { type: "number", forms: FORM("l") } },
+    });
+    lag = 28 * 60_000;
+    await putTd(hub, kettle);
+    await hub.hub.ingest(KETTLE, [{ kind: "reported", affordance: "level", value: 1 }], sensor);
+    lag = 22 * 60_000;
+    const removal = await hub.request(`/things/${encodeURIComponent(KETTLE)}`, { method: "DELETE" });
+    if (removal.status !== 204) throw new Error(`DELETE answered ${removal.status}`);
     lag = 20 * 60_000;
     await report("temperature", 95);
     await report("setpoint", 90);
+    lag = 12 * 60_000;
+    // Back, with a link to a Thing this hub never had, and unreachable since.
+    await putTd(hub, { ...kettle, links: [{ rel: "partOf", href: NOWHERE }] });
+    await hub.hub.ingest(KETTLE, [{ kind: "reported", affordance: "level", value: 2 }], sensor);
+    await hub.hub.ingest(KETTLE, [{ kind: "unreachable", value: "connect ECONNREFUSED" }], sensor);
     lag = 10 * 60_000;
     await report("temperature", 93);
     lag = 0;
@@ -83,11 +105,11 @@ describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOW
       const rows = page.locator("tr.change");
       await rows
         .locator("td.value")
-        .filter({ hasText: /^93 \(was 95\)$/ })
+        .filter({ hasText: /^93 °C \(was 95 °C\)$/ })
         .waitFor();
       await expect(rows.locator("td.value").allTextContents()).resolves.toEqual([
-        "93 (was 95)",
-        "95 (was 93)",
+        "93 °C (was 95 °C)",
+        "95 °C (was 93 °C)",
       ]);
       const hash = decodeURIComponent(new URL(page.url()).hash);
       expect(hash).toContain("affordance=temperature");
@@ -145,6 +167,73 @@ describeInBrowser("the time view around what the Log holds", { timeout: 4 * SHOW
       await expect(
         page.getByTestId("state").locator('tr[data-affordance="temperature"] td.value').textContent(),
       ).resolves.toBe("95 °C");
+      expect(errors).toEqual([]);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("says in a sentence that an id was never registered, with no error in the console", async () => {
+    const page = await ui.open({ hash: "#/" });
+    const errors = errorsOf(page);
+    try {
+      const id = "urn:test:ui-time-travel:nope";
+      await page.goto(`${ui.hub.url}/#/time/${encodeURIComponent(id)}?at=-5m`);
+      await expect(page.getByTestId("never-registered").textContent()).resolves.toBe(
+        `No Thing with id ${id} has ever been registered here.`,
+      );
+      // No forms that could only fail, and the heading names the id.
+      await expect(page.getByRole("button", { name: "Show state" }).count()).resolves.toBe(0);
+      await expect(page.locator("h1").textContent()).resolves.toBe(`Time travel: ${id}`);
+      expect(errors).toEqual([]);
+    } finally {
+      await page.context().close();
+    }
+  });
+
+  it("says a time between a Thing's removal and its registration again in a sentence, with no error in the console", async () => {
+    const query = new URLSearchParams({ at: "-17m", from: "-17m", to: "now" }).toString();
+    const page = await ui.open({ hash: "#/" });
+    const errors = errorsOf(page);
+    try {
+      await page.goto(`${ui.hub.url}/#/time/${encodeURIComponent(KETTLE)}?${query}`);
+      const gap =
+        /^Kettle was removed from the directory at .+ and registered again at .+; nothing in between\.$/;
+      // The diff from then: it came back in between, and a sentence says when it was away.
+      const diff = page.getByTestId("diff");
+      await diff.locator('tr[data-affordance="level"]').waitFor();
+      await expect(diff.getByTestId("not-in-directory").textContent()).resolves.toMatch(gap);
+      // Its reachability then is no answer at all: it was not there to answer.
+      await expect(
+        diff.getByTestId("diff-reachability").locator("tbody td").allTextContents(),
+      ).resolves.toEqual(expect.arrayContaining(["not in the directory", "unreachable"]));
+      await expect(
+        diff.getByTestId("diff-reachability").locator("tbody td").first().textContent(),
+      ).resolves.toBe("not in the directory");
+      // Its link added in between points at a Thing the hub never had: named by its id.
+      await expect(diff.getByTestId("diff-links").locator("td.after a").textContent()).resolves.toBe(NOWHERE);
+      // The state then: the same sentence, where the hub would answer 404.
+      const state = page.locator('[data-testid="not-in-directory"]').first();
+      await expect(state.textContent()).resolves.toMatch(gap);
+      await expect(page.getByTestId("state").count()).resolves.toBe(0);
+      // Both ends while it was away: the sentence alone.
+      await page.getByLabel("To", { exact: true }).fill("-15m");
+      await page.getByRole("button", { name: "Show diff" }).click();
+      await page.locator('[data-testid="not-in-directory"]').nth(1).waitFor();
+      await expect(diff.count()).resolves.toBe(0);
+      // Before it was removed, and after it came back: the state then.
+      const ends: Array<[string, string]> = [
+        ["-25m", "1"],
+        ["-5m", "2"],
+      ];
+      for (const [at, level] of ends) {
+        await page.getByLabel("At", { exact: true }).fill(at);
+        await page.getByRole("button", { name: "Show state" }).click();
+        await page
+          .getByTestId("state")
+          .locator('tr[data-affordance="level"] td.value', { hasText: new RegExp(`^${level}$`) })
+          .waitFor();
+      }
       expect(errors).toEqual([]);
     } finally {
       await page.context().close();

@@ -154,7 +154,10 @@ describeInBrowser("a Change's causes in the web UI", { timeout: 4 * SHOWN_MS }, 
       await page.waitForURL(
         (url) => new URLSearchParams(url.hash.split("?")[1]).get("correlation") === "c-ui-why-1",
       );
-      expect(await page.getByLabel("Correlation", { exact: true }).inputValue()).toBe("c-ui-why-1");
+      // The view is drawn again from the new address: its field, once it is, holds the correlation.
+      await expect
+        .poll(() => page.getByLabel("Correlation", { exact: true }).inputValue(), { timeout: SHOWN_MS })
+        .toBe("c-ui-why-1");
       // The write and its outcome, not the reports around them.
       await page.locator("main > div.muted", { hasText: "2 Changes" }).waitFor();
       expect(await shownSeqs(page)).toEqual([seq.done, seq.write]);

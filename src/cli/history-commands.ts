@@ -452,7 +452,9 @@ function releasesLine(r: NonNullable<ThingDiff["releases"]>): string {
 
 /** `reachable → unreachable; 2 unreachable, 1 reachable; last unreachable "why" by actor at time`. */
 function reachabilityLine(r: NonNullable<ThingDiff["reachability"]>): string {
-  const state = (reachable: boolean) => (reachable ? "reachable" : "unreachable");
+  // Absent at an end where the Thing was not in the directory (not registered yet, or removed).
+  const state = (reachable: boolean | undefined) =>
+    reachable === undefined ? "not in the directory" : reachable ? "reachable" : "unreachable";
   const counts = Object.entries(r.counts).map(([kind, n]) => `${n} ${kind}`);
   const ends =
     counts.length === 0

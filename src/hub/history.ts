@@ -179,8 +179,13 @@ export interface DiffChange {
  * or before a time was reachable then (as far as the hub knows: only an outage is recorded).
  */
 export interface ReachabilityDiff {
-  reachableAtFrom: boolean;
-  reachableAtTo: boolean;
+  /**
+   * Whether the Thing answered at `from`; absent when it was not in the directory then (not
+   * registered yet, or removed), as a property's `before` is absent when it had no value then.
+   */
+  reachableAtFrom?: boolean;
+  /** Whether it answered at `to`; absent when it was not in the directory then (removed). */
+  reachableAtTo?: boolean;
   /**
    * `unreachable` (the times it went away) and `reachable` (the times it came back) Changes in
    * between: {kind: count}; empty when it was unreachable all along.
@@ -1034,10 +1039,18 @@ function reachabilityOf(
 ): ReachabilityDiff | undefined {
   const last = latestReachability(after);
   if (last === undefined) return undefined;
-  const reachableAtFrom = latestReachability(before)?.kind !== "unreachable";
-  const reachableAtTo = last.kind !== "unreachable";
+  // Reachable or not only where it was in the directory: a Thing not registered yet did not exist.
+  const registered = (streams: readonly HistoryStream[]) => latestDescription(streams)?.kind === "described";
+  const reachableAtFrom = registered(before) ? latestReachability(before)?.kind !== "unreachable" : undefined;
+  const reachableAtTo = registered(after) ? last.kind !== "unreachable" : undefined;
   const counts: Record<string, number> = {};
   for (const [i, s] of turns.streams.entries()) counts[s.kind] = turns.counts[i] ?? 0;
-  if (Object.keys(counts).length === 0 && reachableAtFrom && reachableAtTo) return undefined;
-  return { reachableAtFrom, reachableAtTo, counts, last: diffChangeOf(last) };
+  if (Object.keys(counts).length === 0 && reachableAtFrom !== false && reachableAtTo !== false)
+    return undefined;
+  return {
+    ...(reachableAtFrom !== undefined && { reachableAtFrom }),
+    ...(reachableAtTo !== undefined && { reachableAtTo }),
+    counts,
+    last: diffChangeOf(last),
+  };
 }

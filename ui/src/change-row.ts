@@ -4,7 +4,8 @@
 import type { Change, Why } from "../../src/client/index.js";
 import { h, replace, show, showTime } from "./dom.js";
 import { problemBox, saidByDevice } from "./errors.js";
-import { thingLink } from "./thing-titles.js";
+import { isThingId, thingLink } from "./thing-titles.js";
+import { withUnit } from "./affordance-names.js";
 
 /** The hub clock's wall time of a Change (its hlc begins with 12 hex digits of milliseconds). */
 export function timeOfChange(change: Pick<Change, "hlc">): number {
@@ -35,9 +36,58 @@ function failureText(value: unknown): HTMLElement {
   );
 }
 
-/** A Change's value as a row shows it: a failure in words, anything else as short text. */
+/**
+ * A link added or removed as a person reads it: `partOf → Boiler`, the Thing it points at a link
+ * named by its title (not `{"rel":"partOf","href":"urn:…"}`); the record as it is, as the tooltip.
+ */
+function linkText(value: unknown): HTMLElement {
+  const link = typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
+  const { rel, href } = link;
+  if (typeof rel !== "string" || typeof href !== "string") return valueText(value);
+  return h(
+    "span",
+    { class: "link-change", title: show(value).slice(0, 4000) },
+    `${rel} → `,
+    isThingId(href) ? thingLink(href) : href,
+  );
+}
+
+/** How many of a TD's affordances of a kind: `2 properties`, `1 action`. */
+function affordanceCount(td: Record<string, unknown>, group: string, one: string, many: string): string {
+  const affordances = td[group];
+  const n = typeof affordances === "object" && affordances !== null ? Object.keys(affordances).length : 0;
+  return n === 0 ? "" : `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * A TD registered or replaced, in a line: its title and what it offers (`TD Boiler: 2 properties,
+ * 1 action`), where its JSON's first 160 characters were `@context` alone; all of it as the tooltip.
+ */
+function descriptionText(value: unknown): HTMLElement {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return valueText(value);
+  const td = value as Record<string, unknown>;
+  const offers = [
+    affordanceCount(td, "properties", "property", "properties"),
+    affordanceCount(td, "actions", "action", "actions"),
+    affordanceCount(td, "events", "event", "events"),
+  ].filter((part) => part !== "");
+  const title = typeof td.title === "string" ? td.title : "without a title";
+  return h(
+    "span",
+    { class: "description", title: show(value).slice(0, 4000) },
+    `TD ${title}${offers.length === 0 ? "" : `: ${offers.join(", ")}`}`,
+  );
+}
+
+/**
+ * A Change's value as a row shows it: a failure in words, a link as its relation and its Thing, a
+ * TD by its title, anything else as short text.
+ */
 export function valueOf(change: Pick<Change, "kind" | "value">): HTMLElement {
-  return change.kind === "failed" ? failureText(change.value) : valueText(change.value);
+  if (change.kind === "failed") return failureText(change.value);
+  if (change.kind === "linked" || change.kind === "unlinked") return linkText(change.value);
+  if (change.kind === "described") return descriptionText(change.value);
+  return valueText(change.value);
 }
 
 /**
@@ -76,6 +126,32 @@ function correlationTag(change: Change): HTMLElement | false {
   );
 }
 
+/** The kinds whose value is the property's own (read, or asked for): shown with its unit. */
+const PROPERTY_VALUE_KINDS = new Set(["reported", "desired"]);
+
+/**
+ * A Change's value cell: the value, with its property's unit (`21.5 °C`) for a reading or a write
+ * when `unit` is given, and the value before it for a reading.
+ */
+export function changeValue(change: Change, unit?: string): Array<string | HTMLElement | false> {
+  const quantity = (value: unknown) =>
+    unit !== undefined && typeof value === "number" ? withUnit(value, unit) : [valueText(value)];
+  return [
+    change.value === undefined
+      ? ""
+      : PROPERTY_VALUE_KINDS.has(change.kind)
+        ? h("span", {}, ...quantity(change.value))
+        : valueOf(change),
+    // What the property held before (docs/changes.md: `previous` is the value before for the
+    // same Thing, affordance and kind): only a reported value's previous is a value the Thing
+    // held. An invocation's is the input of the invocation before it, a failure's the failure
+    // before it, a write's the value asked for before: none of them what this one replaced.
+    change.previous !== undefined &&
+      change.kind === "reported" &&
+      h("span", { class: "muted" }, " (was ", ...quantity(change.previous), ")"),
+  ];
+}
+
 export interface ChangeRowOptions {
   /** A column with the Change's Thing. */
   showThing?: boolean;
@@ -88,6 +164,8 @@ export interface ChangeRowOptions {
    * did not know (they show their ids until then), and renames them as their TDs change.
    */
   chainDrawn?: (chain: HTMLElement) => void;
+  /** The unit of the Change's property in its Thing's TD, when known (`Cel`). */
+  unitOf?: (change: Change) => string | undefined;
 }
 
 /** A Change in a line: its number (to the Thing around it), Thing, kind, affordance, value and actor. */
@@ -178,7 +256,7 @@ export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLE
   const cause = change.cause;
   return h(
     "tr",
-    { class: `change kind-${change.kind}`, "data-seq": change.seq },
+    { class: `change kind-${change.kind}`, "data-seq": change.seq, "data-thing": change.thing },
     // What did it look like before? The seq opens the Thing just before and after this Change.
     h(
       "td",
@@ -198,18 +276,7 @@ export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLE
       h("td", { class: "thing" }, thingLink(change.thing, options.titleOf?.(change.thing))),
     h("td", { class: "change-kind" }, h("span", { class: "kind" }, change.kind)),
     h("td", { class: "affordance" }, change.affordance ?? ""),
-    h(
-      "td",
-      { class: "value" },
-      change.value === undefined ? "" : valueOf(change),
-      // What the property held before (docs/changes.md: `previous` is the value before for the
-      // same Thing, affordance and kind): only a reported value's previous is a value the Thing
-      // held. An invocation's is the input of the invocation before it, a failure's the failure
-      // before it, a write's the value asked for before: none of them what this one replaced.
-      change.previous !== undefined &&
-        change.kind === "reported" &&
-        h("span", { class: "muted" }, " (was ", valueText(change.previous), ")"),
-    ),
+    h("td", { class: "value" }, changeValue(change, options.unitOf?.(change))),
     h(
       "td",
       { class: "cause" },

@@ -5,15 +5,21 @@ import type { Change, ChangeFilter } from "../../src/client/index.js";
 import { RECORDED_KINDS } from "../../src/core/change.js";
 import type { GraphSummary } from "../../src/client/hub-client.js";
 import type { View } from "./app-context.js";
-import { changeRow, changeTable } from "./change-row.js";
+import { changeRow, changeTable, changeValue } from "./change-row.js";
 import { h, replace, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
-import { followTitles, nameThingLinks, titleDescribed, titlesOf } from "./thing-titles.js";
+import { followTitles, lastDescription, nameThingLinks, titleDescribed, titlesOf } from "./thing-titles.js";
 import { RANGES } from "./thing-view.js";
 import { hubTime, timeInput } from "./time-view.js";
 
-const MAX_ROWS = 2000;
+/**
+ * Rows a page shows, and *Show more* adds: the range's newest first (a range of 2,000 rows drawn at
+ * once was a page ~60,000 px tall); the next ones from the feed's cursor.
+ */
+const PAGE_ROWS = 100;
+/** Things whose TDs (for their properties' units) are asked for at a time. */
+const TDS_AT_ONCE = 4;
 /**
  * Every kind but `reported`: what was done to the Things and what happened to them — writes,
  * actions and their outcomes, events, TDs, links, outages, releases, drift — without the readings
@@ -104,7 +110,8 @@ export const changesView: View = ({ client, live }, root, query) => {
     const named = [...(await things())].filter(([, title]) => title.toLowerCase() === wanted);
     return named.length === 1 ? (named[0]?.[0] ?? text) : text;
   };
-  const status = h("div", { class: "muted" });
+  const status = h("div", { class: "muted changes-status" });
+  const moreButton = h("button", { type: "button", class: "more", hidden: true }, `Show ${PAGE_ROWS} more`);
   const { table, body } = changeTable(true);
   /** The Changes shown (not the chains of causes opened under some of them). */
   const rowCount = (): number => body.querySelectorAll(":scope > tr.change").length;
@@ -169,6 +176,7 @@ export const changesView: View = ({ client, live }, root, query) => {
     ),
     status,
     table,
+    moreButton,
   );
 
   let range: { since?: string; until?: string };
@@ -203,8 +211,14 @@ export const changesView: View = ({ client, live }, root, query) => {
   };
 
   let lastSeq = 0;
-  /** The range holds more than is shown: the page had a next one, or live rows pushed old ones out. */
-  let more = false;
+  /**
+   * Where the range's next page starts (the feed's cursor, newest first: before this seq); undefined
+   * once the range's start is shown. Live rows that push old ones out of the page move it up.
+   */
+  let cursor: number | undefined;
+  /** The rows the page holds: a page, and another at each *Show more*. */
+  let wanted = PAGE_ROWS;
+  let loading = true;
   let counted = false;
   /** How many rows there are, said again as live ones come (the first count would soon lie). */
   const count = () => {
@@ -215,7 +229,7 @@ export const changesView: View = ({ client, live }, root, query) => {
         ? closed
           ? `No Change matches${span}.`
           : "No Change matches in this range; new ones appear here live."
-        : more
+        : cursor !== undefined
           ? `The newest ${changes(shown)} of the range${span}, newest first (it holds more)${closed ? "." : "; new ones appear live."}`
           : `${changes(shown)}${span}, newest first${closed ? "." : "; new ones appear live."}`,
     );
@@ -232,10 +246,51 @@ export const changesView: View = ({ client, live }, root, query) => {
     const title = titleDescribed(change);
     if (title !== undefined && !titles.has(change.thing)) titles.set(change.thing, title);
   };
+  // Each value with its property's unit, from its Thing's TD (as the Thing's page shows it): the
+  // TDs of the Things on the page, asked for after the rows as their titles are, a few at a time.
+  // Each one's last TD from the feed (a removed Thing's is no 404 there, and gives no units).
+  const units = new Map<string, ReadonlyMap<string, string>>();
+  const shownChanges = new Map<number, Change>();
+  const unitOf = (change: Change): string | undefined =>
+    change.affordance === undefined ? undefined : units.get(change.thing)?.get(change.affordance);
+  const askedUnits = new Set<string>();
+  /** A reading or a write of a number: a value a unit goes with. */
+  const hasQuantity = (change: Change): boolean =>
+    (change.kind === "reported" || change.kind === "desired") && typeof change.value === "number";
+  const askUnits = async (ids: Iterable<string>): Promise<void> => {
+    const queue = [...new Set(ids)].filter((id) => !askedUnits.has(id));
+    for (const id of queue) askedUnits.add(id);
+    const next = async (): Promise<void> => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+        const last = await lastDescription(client, id).catch(() => undefined);
+        if (abort.signal.aborted) return;
+        const td = last?.kind === "described" ? (last.value as { properties?: unknown }) : undefined;
+        const properties = typeof td?.properties === "object" && td.properties !== null ? td.properties : {};
+        const byName = new Map<string, string>();
+        for (const [name, property] of Object.entries(properties as Record<string, { unit?: unknown }>))
+          if (typeof property.unit === "string") byName.set(name, property.unit);
+        units.set(id, byName);
+        if (byName.size > 0) showUnits(id);
+      }
+    };
+    await Promise.all(Array.from({ length: TDS_AT_ONCE }, next));
+  };
+  /** The values of a Thing's rows drawn again, with the units its TD gives them. */
+  const showUnits = (id: string): void => {
+    for (const tr of body.querySelectorAll<HTMLElement>(":scope > tr.change")) {
+      if (tr.dataset.thing !== id) continue;
+      const change = shownChanges.get(Number(tr.dataset.seq));
+      const cell = tr.querySelector("td.value");
+      if (change !== undefined && cell !== null && unitOf(change) !== undefined)
+        cell.replaceChildren(...changeValue(change, unitOf(change)).filter((part) => part !== false));
+    }
+  };
   const row = (change: Change): HTMLElement => {
     learn(change);
+    shownChanges.set(change.seq, change);
     return changeRow(change, {
       showThing: true,
+      unitOf,
       titleOf: (id) => titles.get(id),
       why: (seq) => client.why(seq),
       chainDrawn: (chain) =>
@@ -257,27 +312,85 @@ export const changesView: View = ({ client, live }, root, query) => {
   /** Things that came live, asked for together: a burst of them costs one request. */
   const arrived = new Set<string>();
   let arrivedTimer: ReturnType<typeof setTimeout> | undefined;
-  const askLater = (id: string): void => {
-    if (asked.has(id)) return;
-    arrived.add(id);
+  const arrivedQuantities = new Set<string>();
+  const askLater = (change: Change, shown: HTMLElement): void => {
+    if (hasQuantity(change) && !askedUnits.has(change.thing)) arrivedQuantities.add(change.thing);
+    // Its Thing, and the one a link added or removed points at.
+    const ids = [...shown.querySelectorAll<HTMLElement>("a[data-thing-id]")].map(idOfLink);
+    for (const id of ids) if (!asked.has(id)) arrived.add(id);
+    if (arrived.size === 0 && arrivedQuantities.size === 0) return;
     arrivedTimer ??= setTimeout(() => {
       arrivedTimer = undefined;
       // Things that came after the view's summary may be new to the hub since.
       askTitles([...arrived], true);
       arrived.clear();
+      if (arrivedQuantities.size > 0) void askUnits([...arrivedQuantities]).catch(() => undefined);
+      arrivedQuantities.clear();
     }, 1000);
   };
   const show = (change: Change) => {
     if (change.seq <= lastSeq) return;
     lastSeq = change.seq;
-    body.prepend(row(change));
-    askLater(change.thing);
-    while (rowCount() > MAX_ROWS) {
-      body.lastElementChild?.remove();
-      more = true;
+    const shown = row(change);
+    body.prepend(shown);
+    askLater(change, shown);
+    // The page keeps its size: the oldest rows go (with a chain opened under one), and the next
+    // page starts where it now ends, so *Show more* brings them back.
+    if (!loading && rowCount() > wanted) {
+      while (rowCount() > wanted) {
+        const last = body.lastElementChild;
+        if (!(last instanceof HTMLElement)) break;
+        if (last.dataset.seq !== undefined) shownChanges.delete(Number(last.dataset.seq));
+        last.remove();
+      }
+      const end = body.querySelector<HTMLElement>(":scope > tr.change:last-of-type");
+      if (end?.dataset.seq !== undefined) cursor = Number(end.dataset.seq);
+      moreButton.hidden = false;
     }
     if (counted) count();
   };
+  /**
+   * The range's next rows, newest first, after those shown, until `wanted` or the range's start:
+   * one request, or more when a filter the hub scans the Log for (kind, actor, type, release)
+   * answers a page short, or empty, with `next` (it reads a stretch of the Log per page).
+   */
+  const readPages = async (): Promise<void> => {
+    loading = true;
+    moreButton.disabled = true;
+    const quantities = new Set<string>();
+    do {
+      const page = await client.changes({
+        ...filter,
+        ...range,
+        limit: wanted - rowCount(),
+        order: "desc",
+        ...(cursor !== undefined && { cursor }),
+      });
+      if (abort.signal.aborted) return;
+      body.append(...page.changes.map(row));
+      for (const change of page.changes) if (hasQuantity(change)) quantities.add(change.thing);
+      lastSeq = Math.max(lastSeq, page.changes[0]?.seq ?? 0);
+      cursor = page.next;
+      if (cursor !== undefined && rowCount() < wanted)
+        replace(status, `Reading the range… ${changes(rowCount())} so far.`);
+    } while (cursor !== undefined && rowCount() < wanted);
+    loading = false;
+    moreButton.disabled = false;
+    moreButton.hidden = cursor === undefined;
+    // The rows' Things, and those their links added or removed point at.
+    askTitles(new Set([...body.querySelectorAll<HTMLElement>("a[data-thing-id]")].map(idOfLink)));
+    void askUnits(quantities).catch(() => undefined); // no units: the values as they are
+  };
+  moreButton.addEventListener("click", () => {
+    if (loading) return;
+    wanted = rowCount() + PAGE_ROWS;
+    readPages().then(count, (err: unknown) => {
+      if (abort.signal.aborted) return;
+      loading = false;
+      moreButton.disabled = false;
+      replace(status, problemBox(err));
+    });
+  });
 
   void (async () => {
     try {
@@ -299,28 +412,11 @@ export const changesView: View = ({ client, live }, root, query) => {
       })();
       // Awaited below, once the page is shown; a page that fails first must not leave it unhandled.
       stream.catch(() => undefined);
-      // The range's newest MAX_ROWS, newest first: a busy hub's week holds millions, and reading
-      // them all oldest first to keep the last rows took one request per 500 of them. A filter the
-      // hub scans for (kind, actor, type, release) may answer a page short, or empty, with `next`
-      // (it reads a stretch of the Log per page): the pages go on until the rows or the range end.
-      let cursor: number | undefined;
-      do {
-        const page = await client.changes({
-          ...filter,
-          ...range,
-          limit: MAX_ROWS - rowCount(),
-          order: "desc",
-          ...(cursor !== undefined && { cursor }),
-        });
-        if (abort.signal.aborted) return;
-        body.append(...page.changes.map(row));
-        lastSeq = Math.max(lastSeq, page.changes[0]?.seq ?? 0);
-        cursor = page.next;
-        if (cursor !== undefined) replace(status, `Reading the range… ${changes(rowCount())} so far.`);
-      } while (cursor !== undefined && rowCount() < MAX_ROWS);
+      // The range's newest page: a busy hub's week holds millions, and reading them all oldest
+      // first to keep the last rows took one request per 500 of them.
+      await readPages();
+      if (abort.signal.aborted) return;
       loaded = true;
-      askTitles(new Set([...body.querySelectorAll<HTMLElement>("a[data-thing-id]")].map(idOfLink)));
-      more ||= cursor !== undefined;
       for (const change of early) show(change);
       counted = true;
       count();

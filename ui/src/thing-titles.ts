@@ -82,7 +82,17 @@ export function followTitles(live: LiveFeed, root: ParentNode, titles: Map<strin
 }
 
 /**
- * The titles of these Things: a few TDs, or the graph's summary (every Thing's title in one light
+ * A Thing's last `described` or `removed` Change (undefined: none, an id no Thing ever had), from
+ * the feed filtered by it: a `described` one's value is its TD now. Unlike `GET /things/{id}`, a
+ * Thing removed or never registered is no 404, which the browser's console would show.
+ */
+export async function lastDescription(client: InteractionClient, thing: string): Promise<Change | undefined> {
+  return (await client.changes({ thing, kind: ["described", "removed"], order: "desc", limit: 1 }))
+    .changes[0];
+}
+
+/**
+ * The titles of these Things: a few Things' last TDs, or the graph's summary (every Thing's title in one light
  * request) for more, from `summary` when the view has one to share. A Thing not registered, or
  * without a title, is left out; so are all of them when the hub does not answer (the links keep
  * their ids: a title is a help, not the page).
@@ -97,8 +107,16 @@ export async function titlesOf(
   if (wanted.length === 0) return titles;
   try {
     if (wanted.length <= ASKED_ONE_BY_ONE) {
-      const tds = await Promise.all(wanted.map((id) => client.get(id).catch(() => undefined)));
-      for (const td of tds) if (td?.title !== undefined) titles.set(td.id, td.title);
+      // Each Thing's last TD or removal, from the feed filtered by it: a Thing removed, or an id
+      // no Thing ever had (a link's target), is no Change there, where its TD would be a 404 that
+      // the browser's console shows.
+      const last = await Promise.all(
+        wanted.map((thing) => lastDescription(client, thing).catch(() => undefined)),
+      );
+      for (const change of last) {
+        const title = change === undefined ? undefined : titleDescribed(change);
+        if (change !== undefined && title !== undefined) titles.set(change.thing, title);
+      }
     } else {
       const set = new Set(wanted);
       for (const thing of (await summary()).things)

@@ -244,6 +244,9 @@ export const thingView: View = ({ client, live }, root, id) => {
     const chainTitles = new Map<string, string>([[id, td.title]]);
     stopFollowing = followTitles(live, timelineBody, chainTitles);
     const rowOptions = {
+      // A reading's or a write's value with its property's unit, as the properties' table shows it.
+      unitOf: (change: Change) =>
+        change.affordance === undefined ? undefined : td.properties?.[change.affordance]?.unit,
       why: (seq: number) => client.why(seq),
       titleOf: (thing: string) => chainTitles.get(thing),
       chainDrawn: (chain: HTMLElement) => void nameThingLinksFrom(client, chain, chainTitles),
@@ -269,6 +272,9 @@ export const thingView: View = ({ client, live }, root, id) => {
         const titles = new Map<string, string>();
         for (const { node } of around.links) if (node.title !== undefined) titles.set(node.id, node.title);
         nameThingLinks(linkList, titles);
+        // The timeline's links added or removed, named too (its Things' titles kept for the chains).
+        for (const [thing, title] of titles) if (!chainTitles.has(thing)) chainTitles.set(thing, title);
+        nameThingLinks(timelineBody, chainTitles);
         const into = around.links.filter((link) => link.direction === "in");
         replace(
           linkedFrom,
@@ -388,8 +394,11 @@ export const thingView: View = ({ client, live }, root, id) => {
         ...history.changes.slice(0, TIMELINE_FIRST).map((change) => changeRow(change, rowOptions)),
         marker,
       );
+      nameThingLinks(timelineBody, chainTitles);
       requestAnimationFrame(() => {
-        if (!disposed) marker.replaceWith(...later.map((change) => changeRow(change, rowOptions)));
+        if (disposed) return;
+        marker.replaceWith(...later.map((change) => changeRow(change, rowOptions)));
+        nameThingLinks(timelineBody, chainTitles);
       });
       let lastSeq = Math.max(state.seq, history.changes[0]?.seq ?? 0);
       onChange = (change) => {
@@ -405,7 +414,9 @@ export const thingView: View = ({ client, live }, root, id) => {
           setValue(change.affordance, change.value, Number.parseInt(change.hlc.slice(0, 12), 16));
         setReachability(change);
         for (const chart of charts) chart.add(change);
-        timelineBody.prepend(changeRow(change, rowOptions));
+        const row = changeRow(change, rowOptions);
+        nameThingLinks(row, chainTitles);
+        timelineBody.prepend(row);
         while (timelineBody.rows.length > TIMELINE_SIZE * 4) timelineBody.lastElementChild?.remove();
       };
       for (const change of pending.splice(0)) onChange(change);

@@ -3,6 +3,7 @@
 import {
   HubError,
   type Change,
+  type ChangesQuery,
   type DiffChange,
   type DriftDiff,
   type InteractionClient,
@@ -29,20 +30,51 @@ import { affordanceHeading, affordanceIn, withUnit } from "./affordance-names.js
 interface LoadedDiff {
   diff: ThingDiff;
   tds: [before: unknown, after: unknown];
-  /** Said above the diff when its start is before the Thing was registered: nothing before. */
-  note?: string;
+  /** Said above the diff when its start is a time the Thing was not in the directory: nothing then. */
+  note?: Absence;
+}
+
+/** A time the Thing was not in the directory, said in a sentence (and its test id). */
+interface Absence {
+  text: string;
+  testid: "before-registration" | "not-in-directory";
 }
 
 /**
- * When the Thing was in the directory, as the Log says: its first registration and, for a Thing
- * removed since, its removal (ms). Before the one and after the other it had no TD, and the hub
- * answers a state asked for then with a 404: the page says so instead of asking.
+ * When the Thing was in the directory, as the Log says: its first registration and each removal,
+ * with its registration again if it came back (ms). Before the first, and from a removal to its
+ * return, it had no TD: the hub answers a state asked for then with a 404, so the page says so
+ * instead of asking.
  */
 interface Lifetime {
+  /** Its title in its last TD, its id without one. */
+  title: string;
   registered?: number;
-  removed?: number;
-  /** `Espresso machine was registered at …; nothing before.` */
-  before: string;
+  away: ReadonlyArray<{ removed: number; back?: number }>;
+}
+
+/** The sentence for a time the Thing was not in the directory; undefined when it was. */
+function absentAt(lifetime: Lifetime, time: string | undefined): Absence | undefined {
+  if (time === undefined) return undefined;
+  const at = Date.parse(time);
+  const { title, registered } = lifetime;
+  if (registered === undefined)
+    return { text: `${title} has no registration in the Log.`, testid: "before-registration" };
+  if (at < registered)
+    return {
+      text: `${title} was registered at ${showTime(registered)}; nothing before.`,
+      testid: "before-registration",
+    };
+  const gap = lifetime.away.find(({ removed, back }) => removed <= at && (back === undefined || at < back));
+  if (gap === undefined) return undefined;
+  const removed = `${title} was removed from the directory at ${showTime(gap.removed)}`;
+  return {
+    text:
+      gap.back === undefined
+        ? `${removed}; nothing since.`
+        : `${removed} and registered again at ${showTime(gap.back)}; nothing in between.`,
+    testid: "not-in-directory",
+  };
 }
 
 async function loadDiff(
@@ -55,16 +87,9 @@ async function loadDiff(
   const diff = await client.diff(id, from, to);
   // The TDs at the diff's own two times (as the hub read them): they name the affordances and
   // give their units, and when the TD changed, the page draws their lines. Not asked where the
-  // Log says there was none (before its registration, after its removal).
-  const none = (time: string) => {
-    const at = Date.parse(time);
-    return (
-      (lifetime.registered !== undefined && at < lifetime.registered) ||
-      (lifetime.removed !== undefined && at >= lifetime.removed)
-    );
-  };
+  // Log says there was none (before its registration, after a removal).
   const tdAt = (time: string) =>
-    none(time)
+    absentAt(lifetime, time) !== undefined
       ? Promise.resolve(undefined)
       : client.stateAt(id, time).then(
           (state): unknown => state.td,
@@ -74,9 +99,8 @@ async function loadDiff(
           },
         );
   const [before, after] = await Promise.all([tdAt(diff.from), tdAt(diff.to)]);
-  const start = Date.parse(diff.from);
-  const early = lifetime.registered !== undefined && start < lifetime.registered;
-  return { diff, tds: [before, after], ...(early && { note: lifetime.before }) };
+  const note = absentAt(lifetime, diff.from);
+  return { diff, tds: [before, after], ...(note && { note }) };
 }
 
 /** What the time fields take: the hub's time expressions (docs/changes.md), read in this browser. */
@@ -215,8 +239,11 @@ function byWhom(last: DiffChange): string {
  */
 function reachabilityTable(reachability: ReachabilityDiff | undefined): HTMLElement | false {
   if (reachability === undefined) return false;
-  const state = (reachable: boolean) =>
-    h("td", { class: reachable ? "up" : "down" }, reachable ? "reachable" : "unreachable");
+  // Absent at an end where the Thing was not in the directory (not registered yet, or removed).
+  const state = (reachable: boolean | undefined) =>
+    reachable === undefined
+      ? h("td", { class: "muted" }, "not in the directory")
+      : h("td", { class: reachable ? "up" : "down" }, reachable ? "reachable" : "unreachable");
   const { last } = reachability;
   const table = h(
     "table",
@@ -247,7 +274,7 @@ function reachabilityTable(reachability: ReachabilityDiff | undefined): HTMLElem
           "td",
           { class: "counts" },
           Object.keys(reachability.counts).length === 0
-            ? `${reachability.reachableAtTo ? "reachable" : "unreachable"} all along`
+            ? `${reachability.reachableAtTo === false ? "unreachable" : "reachable"} all along`
             : countsText(reachability.counts),
         ),
         h("td", { class: "last" }, `${last.kind}${last.value === undefined ? "" : `: ${show(last.value)}`}`),
@@ -495,7 +522,7 @@ function diffTable({ diff, tds, note }: LoadedDiff): HTMLElement {
       {},
       `From ${showTime(diff.from)} (seq ${diff.fromSeq}) to ${showTime(diff.to)} (seq ${diff.toSeq}):`,
     ),
-    note !== undefined && h("p", { class: "notice", "data-testid": "before-registration" }, note),
+    note !== undefined && absenceNotice(note),
     reachabilityTable(diff.reachability),
     rows.length === 0
       ? h("p", { class: "muted" }, "no property changed")
@@ -544,29 +571,46 @@ function diffTable({ diff, tds, note }: LoadedDiff): HTMLElement {
   );
 }
 
-/** Whether the Thing was ever registered (its newest Change, which says if it was removed since). */
-async function lastChangeOf(client: InteractionClient, id: string): Promise<Change | undefined> {
-  // The hub answers 404 for a Thing that was never registered here; a removed one keeps its history.
-  return (await client.history(id, { limit: 1 })).changes[0];
+/** A sentence in place of what the hub could only refuse. */
+function absenceNotice({ text, testid }: Absence): HTMLElement {
+  return h("p", { class: "notice", "data-testid": testid }, text);
 }
 
-/** When the Thing was registered first (its oldest `described` Change) and removed last, if it was. */
+/**
+ * The Thing's newest Change (undefined: this hub never registered it) and when it was in the
+ * directory. Asked of the global feed filtered by the Thing, which answers an id it never had
+ * with no Changes, not a 404 the browser's console would show.
+ */
+/** Removals looked at: each is a stretch of time the Thing was out of the directory. */
+const MAX_REMOVALS = 100;
+
 async function lifetimeOf(
   client: InteractionClient,
   id: string,
-  last: Change | undefined,
-): Promise<Lifetime> {
-  const first = (await client.history(id, { kind: "described", order: "asc", limit: 1 })).changes[0];
-  const registered = first === undefined ? undefined : timeOfChange(first);
-  const td = first?.value as { title?: unknown } | undefined;
-  const title = typeof td?.title === "string" ? td.title : id;
+): Promise<{ last: Change | undefined; lifetime: Lifetime }> {
+  const changes = (query: ChangesQuery) => client.changes({ thing: id, limit: 1, ...query });
+  const [newest, first, described, removals] = await Promise.all([
+    changes({ order: "desc" }),
+    changes({ kind: "described", order: "asc" }),
+    changes({ kind: "described", order: "desc" }),
+    changes({ kind: "removed", order: "asc", limit: MAX_REMOVALS }),
+  ]);
+  // Each removal lasts until the Thing's next registration, if it came back.
+  const away = await Promise.all(
+    removals.changes.map(async (removal) => {
+      const [back] = (await changes({ kind: "described", order: "asc", cursor: removal.seq })).changes;
+      return { removed: timeOfChange(removal), ...(back && { back: timeOfChange(back) }) };
+    }),
+  );
+  const registered = first.changes[0];
+  const td = described.changes[0]?.value as { title?: unknown } | undefined;
   return {
-    ...(registered !== undefined && { registered }),
-    ...(last?.kind === "removed" && { removed: timeOfChange(last) }),
-    before:
-      registered === undefined
-        ? `${title} has no registration in the Log.`
-        : `${title} was registered at ${showTime(registered)}; nothing before.`,
+    last: newest.changes[0],
+    lifetime: {
+      title: typeof td?.title === "string" ? td.title : id,
+      ...(registered !== undefined && { registered: timeOfChange(registered) }),
+      away,
+    },
   };
 }
 
@@ -582,28 +626,42 @@ export const timeView: View = ({ client, live }, root, argument) => {
   const heading = h("h1", {}, "Time travel: ", thingLink(id));
   const titles = new Map<string, string>();
   const nameLinks = (under: ParentNode) => void nameThingLinksFrom(client, under, titles);
-  nameLinks(heading);
   replace(root, heading, h("p", { class: "muted" }, "Loading…"));
   // Before the forms: a Thing this hub never knew has no past to travel to, and the page says so.
-  lastChangeOf(client, id)
-    .then(async (last) => ({ last, lifetime: await lifetimeOf(client, id, last) }))
-    .then(
-      ({ last, lifetime }) => !disposed && forms(last, lifetime),
-      (err: unknown) => {
-        if (disposed) return;
-        const back = redrawWhenBack(live, err);
-        cancelRedraw = back?.cancel;
+  lifetimeOf(client, id).then(
+    ({ last, lifetime }) => {
+      if (disposed) return;
+      // Named from its last TD, without asking for a TD that a removed Thing no longer has.
+      titles.set(id, last === undefined || last.kind === "removed" ? id : lifetime.title);
+      nameLinks(heading);
+      if (last === undefined)
         replace(
           root,
           heading,
-          problemBox(err),
-          back?.note,
+          h(
+            "p",
+            { class: "notice", "data-testid": "never-registered" },
+            `No Thing with id ${id} has ever been registered here.`,
+          ),
           h("p", {}, h("a", { href: "#/" }, "Back to the graph")),
         );
-      },
-    );
+      else forms(last, lifetime);
+    },
+    (err: unknown) => {
+      if (disposed) return;
+      const back = redrawWhenBack(live, err);
+      cancelRedraw = back?.cancel;
+      replace(
+        root,
+        heading,
+        problemBox(err),
+        back?.note,
+        h("p", {}, h("a", { href: "#/" }, "Back to the graph")),
+      );
+    },
+  );
 
-  function forms(last: Change | undefined, lifetime: Lifetime): void {
+  function forms(last: Change, lifetime: Lifetime): void {
     // Empty means now; relative times are read when a form is sent, not when the page opened.
     const at = timeInput("At", params.get("at") ?? "");
     const from = timeInput("From", params.get("from") ?? "-15m");
@@ -619,30 +677,30 @@ export const timeView: View = ({ client, live }, root, argument) => {
       const query = next.toString();
       history.replaceState(null, "", `#/time/${encodeURIComponent(id)}${query === "" ? "" : `?${query}`}`);
     };
-    /** Before the Thing's registration there is no state to ask for: the page says so. */
-    const beforeRegistration = (time: string | undefined): boolean =>
-      time !== undefined && lifetime.registered !== undefined && Date.parse(time) < lifetime.registered;
-    const notice = () => h("p", { class: "notice", "data-testid": "before-registration" }, lifetime.before);
+    /** Out of the directory (before its registration, after a removal) there is no state to ask for. */
+    const absent = (time: string | undefined) => absentAt(lifetime, time ?? new Date().toISOString());
     const showState = () =>
-      show(
+      show<ThingState | Absence>(
         stateOut,
         () => {
           const time = hubTime(at, "At");
-          return beforeRegistration(time) ? Promise.resolve(undefined) : client.stateAt(id, time);
+          const absence = absent(time);
+          return absence !== undefined ? Promise.resolve(absence) : client.stateAt(id, time);
         },
-        (state) => (state === undefined ? notice() : stateTable(state)),
+        (state) => ("testid" in state ? absenceNotice(state) : stateTable(state)),
       );
     const showDiff = () =>
-      show(
+      show<LoadedDiff | Absence>(
         diffOut,
         () => {
           const end = hubTime(to, "To");
-          const start = hubTime(from, "From") ?? new Date();
-          // Both ends before the registration: nothing to compare (the hub would answer 404).
-          if (beforeRegistration(end)) return Promise.resolve(undefined);
+          const start = hubTime(from, "From") ?? new Date().toISOString();
+          // Both ends in one stretch out of the directory: nothing to compare (said as the state is).
+          const [atStart, atEnd] = [absent(start), absent(end)];
+          if (atEnd !== undefined && atStart?.text === atEnd.text) return Promise.resolve(atEnd);
           return loadDiff(client, id, start, end, lifetime);
         },
-        (loaded) => (loaded === undefined ? notice() : diffTable(loaded)),
+        (loaded) => ("testid" in loaded ? absenceNotice(loaded) : diffTable(loaded)),
       );
     const stateOut = h("div");
     const diffOut = h("div");
@@ -666,7 +724,7 @@ export const timeView: View = ({ client, live }, root, argument) => {
     replace(
       root,
       heading,
-      last?.kind === "removed" &&
+      last.kind === "removed" &&
         h(
           "p",
           { class: "notice", role: "status", "data-testid": "removed" },

@@ -563,8 +563,10 @@ export const SCHEMA_SDL = /* GraphQL */ `
   reachable).
   """
   type ReachabilityDiff {
-    reachableAtFrom: Boolean!
-    reachableAtTo: Boolean!
+    "Whether the Thing answered at from; null when it was not in the directory then (not registered yet, or removed)."
+    reachableAtFrom: Boolean
+    "Whether the Thing answered at to; null when it was not in the directory then (removed)."
+    reachableAtTo: Boolean
     """
     unreachable (times it went away) and reachable (times it came back) Changes in between:
     {kind: count}; {} when it was unreachable all along.
