@@ -469,6 +469,19 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     expect(device.level).toBe(before);
   });
 
+  it("the CLI refuses an integer a 64-bit float would round, sending nothing, rather than send it rounded", async () => {
+    const before = device.level;
+    const refused = await things(hub, ["write", id, "level", "9007199254740993"]);
+    expect(refused).toMatchObject({ code: 2, stdout: "" });
+    expect(refused.stderr).toBe(
+      "things: 9007199254740993: The JSON at the top level is 9007199254740993, which a JSON number here (a 64-bit float) holds only as 9007199254740992: send it as a string, or with an exponent to take the nearest float\n",
+    );
+    const nested = await things(hub, ["invoke", id, "reset", '{"to":12345678901234567890}']);
+    expect(nested).toMatchObject({ code: 2, stdout: "" });
+    expect(nested.stderr).toContain("The JSON at /to is 12345678901234567890");
+    expect(device.level).toBe(before);
+  });
+
   it("observes a Thing's values live with the CLI until Ctrl-C", async () => {
     const child = spawn(
       process.execPath,

@@ -11,7 +11,7 @@ import {
   iriProblem,
   splitRegistration,
   validateThingDescription,
-  parseJsonStrict,
+  parseExactJson,
   parseTimeExpression,
   type RegisteredThingDescription,
   type ThingDescription,
@@ -327,7 +327,7 @@ function submissionsOf(source: string, text: string, problems: string[]): Submis
   let value: unknown;
   try {
     // RFC 8259 §8.1: a parser may ignore a byte order mark; editors on some systems write one.
-    value = parseJsonStrict(text.replace(/^\uFEFF/, ""));
+    value = parseExactJson(text.replace(/^\uFEFF/, ""));
   } catch (err) {
     if (!(err instanceof ValidationError)) throw err;
     problems.push(`${source}: ${err.message}`);

@@ -8,7 +8,7 @@ import {
   type CredentialsInput,
   type WatchStatus,
 } from "../client/index.js";
-import { changeTime, deviceSays, parseJsonStrict, type Change } from "../core/index.js";
+import { changeTime, deviceSays, inexactIntegerError, parseJsonStrict, type Change } from "../core/index.js";
 import { CliError } from "./cli-error.js";
 import { connectionHelpWith, connectionOf, talking } from "./client-commands.js";
 import { compactValue, localTime } from "./history-commands.js";
@@ -59,8 +59,9 @@ function interacting<Args extends unknown[]>(action: (...args: Args) => Promise<
 
 /** VALUE as JSON, or as a plain string when it is not JSON (`on`, `21 °C`). */
 export function parseValueArgument(text: string): unknown {
+  let value: unknown;
   try {
-    return parseJsonStrict(text);
+    value = parseJsonStrict(text);
   } catch (err) {
     // Something that looks like JSON but is not is a mistake, not a string: say where it breaks,
     // and how JSON survives the shell (the shell's quotes around it, JSON's inside).
@@ -73,6 +74,10 @@ export function parseValueArgument(text: string): unknown {
     }
     return text;
   }
+  // An integer a 64-bit float would round is said, not sent rounded (nor as a string).
+  const inexact = inexactIntegerError(text);
+  if (inexact !== undefined) throw new CliError(`${text}: ${inexact.message}`, 2);
+  return value;
 }
 
 async function readStdinLine(): Promise<string> {

@@ -8,6 +8,7 @@ import {
   GraphqlSocketError,
   type SocketStatus,
 } from "../client/index.js";
+import { inexactIntegerError } from "../core/index.js";
 import { connectionOf, connectionHelpWith, talking, unauthorizedHint } from "./client-commands.js";
 import { fileProblem } from "../hub/file-problem.js";
 import { CliError } from "./cli-error.js";
@@ -62,7 +63,11 @@ function variable(text: string, previous: Record<string, unknown> = {}): Record<
     value = JSON.parse(raw) as unknown;
   } catch {
     // Not JSON: the text itself.
+    return { ...previous, [name]: value };
   }
+  // An integer a 64-bit float would round is said, not sent rounded.
+  const inexact = inexactIntegerError(raw);
+  if (inexact !== undefined) throw new InvalidArgumentError(`${name}=${raw}: ${inexact.message}`);
   return { ...previous, [name]: value };
 }
 

@@ -4,7 +4,7 @@
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { addAjvFormats, createAjv } from "./lazy-ajv.js";
 import { type ErrorLocation, ValidationError } from "./errors.js";
-import { jsonLimitProblem, jsonLimitSentence } from "./json-limits.js";
+import { inexactInteger, jsonLimitProblem, jsonLimitSentence } from "./json-limits.js";
 import type { ThingDescription } from "./thing-description.js";
 import { FORMAT_IRI, FORMAT_IRI_REFERENCE, thingDescriptionSchema } from "./thing-description-schema.js";
 import { iriProblem, isIri } from "./thing-id.js";
@@ -479,6 +479,29 @@ export function validateThingDescription(td: unknown): asserts td is ThingDescri
 
 // ---------------------------------------------------------------------------------------------
 // Strict JSON
+
+/**
+ * JSON that goes into the Log (a request's body, a value or TD given to the CLI), read strictly
+ * (parseJsonStrict) and refused where JSON.parse would round an integer (inexactInteger): the
+ * Log would record, and sign, a value nobody sent. Its canonical JSON (RFC 8785) has only 64-bit
+ * floats, so the exact value cannot be kept either.
+ */
+export function parseExactJson(text: string): unknown {
+  const value = parseJsonStrict(text);
+  const inexact = inexactIntegerError(text);
+  if (inexact !== undefined) throw inexact;
+  return value;
+}
+
+/** The refusal of JSON text (known to parse) holding an integer JSON.parse rounds; else undefined. */
+export function inexactIntegerError(text: string): ValidationError | undefined {
+  const inexact = inexactInteger(text);
+  if (inexact === undefined) return undefined;
+  return new ValidationError(
+    `The JSON at ${inexact.pointer === "" ? "the top level" : inexact.pointer} ${inexact.message}: send it as a string, or with an exponent to take the nearest float`,
+    [inexact],
+  );
+}
 
 /**
  * Parses JSON text (RFC 8259) like JSON.parse, but refuses duplicate member names (§4: names

@@ -3,8 +3,7 @@
 // when the client accepts it (request errors then get a 4xx status), `application/json` otherwise.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { OperationTypeNode, execute, type GraphQLError, type GraphQLSchema } from "graphql";
-import { ValidationError } from "../../core/index.js";
-import { parseRequestJson } from "../http/content-types.js";
+import { ValidationError, parseExactJson } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
 import { ERROR_CODES, formatError, graphqlError } from "./errors.js";
 import { AnswerBudget, boundedResult, rootTypenameBytes } from "./answer-size.js";
@@ -174,7 +173,7 @@ export function graphqlRoutes(hub: Hub, schema: GraphQLSchema) {
           let parsed: unknown;
           try {
             // Read as a POST body's JSON is (duplicate names, nesting, inexact integers).
-            parsed = parseRequestJson(q.variables);
+            parsed = parseExactJson(q.variables);
           } catch (err) {
             if (!(err instanceof ValidationError)) throw err;
             throw new ValidationError(

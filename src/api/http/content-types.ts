@@ -2,13 +2,7 @@
 // names are an error), within the configured size limit. Each route takes plain JSON and only
 // the JSON media types that mean something to it (acceptedMediaTypes).
 import { errorCodes, type FastifyInstance, type FastifyRequest } from "fastify";
-import {
-  UnsupportedMediaError,
-  ValidationError,
-  inexactInteger,
-  parseJsonStrict,
-  utf8Text,
-} from "../../core/index.js";
+import { UnsupportedMediaError, ValidationError, parseExactJson, utf8Text } from "../../core/index.js";
 
 export const TD_CONTENT_TYPE = "application/td+json";
 export const MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json";
@@ -46,24 +40,6 @@ export async function refuseBody(request: FastifyRequest): Promise<void> {
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/**
- * JSON a request sends (a body, GraphQL's GET variables), read strictly (parseJsonStrict: no
- * duplicate names, nesting and numbers within bounds) and refused where JSON.parse would round an
- * integer: the Log would record, and sign, a value nobody sent. Its canonical JSON (RFC 8785)
- * has only 64-bit floats, so the exact value cannot be kept either.
- */
-export function parseRequestJson(text: string): unknown {
-  const value = parseJsonStrict(text);
-  const inexact = inexactInteger(text);
-  if (inexact !== undefined) {
-    throw new ValidationError(
-      `The JSON at ${inexact.pointer === "" ? "the top level" : inexact.pointer} ${inexact.message}: send it as a string, or with an exponent to take the nearest float`,
-      [inexact],
-    );
-  }
-  return value;
 }
 
 export function registerContentTypes(app: FastifyInstance): void {
@@ -131,7 +107,7 @@ export function registerContentTypes(app: FastifyInstance): void {
         return;
       }
       try {
-        done(null, parseRequestJson(text));
+        done(null, parseExactJson(text));
       } catch (err) {
         done(err as Error, undefined);
       }
