@@ -14,6 +14,12 @@ export abstract class HyperthingsError extends Error {
   abstract readonly status: number;
   /** A stable machine-readable slug, used to build the problem `type` URI. */
   abstract readonly code: string;
+
+  constructor(message: string) {
+    super(message);
+    // The class's own name (ValidationError, …), for stack traces and logs.
+    this.name = new.target.name;
+  }
 }
 
 export class ValidationError extends HyperthingsError {
@@ -25,7 +31,6 @@ export class ValidationError extends HyperthingsError {
     readonly errors: ErrorLocation[] = [],
   ) {
     super(message);
-    this.name = "ValidationError";
   }
 }
 
@@ -33,40 +38,24 @@ export class NotFoundError extends HyperthingsError {
   readonly title = "Not found";
   readonly status = 404;
   readonly code = "not-found";
-  constructor(message: string) {
-    super(message);
-    this.name = "NotFoundError";
-  }
 }
 
 export class ConflictError extends HyperthingsError {
   readonly title = "Conflict";
   readonly status = 409;
   readonly code = "conflict";
-  constructor(message: string) {
-    super(message);
-    this.name = "ConflictError";
-  }
 }
 
 export class UnauthorizedError extends HyperthingsError {
   readonly title = "Unauthorized";
   readonly status = 401;
   readonly code = "unauthorized";
-  constructor(message: string) {
-    super(message);
-    this.name = "UnauthorizedError";
-  }
 }
 
 export class ForbiddenError extends HyperthingsError {
   readonly title = "Forbidden";
   readonly status = 403;
   readonly code = "forbidden";
-  constructor(message: string) {
-    super(message);
-    this.name = "ForbiddenError";
-  }
 }
 
 /**
@@ -77,10 +66,6 @@ export class MisdirectedRequestError extends HyperthingsError {
   readonly title = "Misdirected request";
   readonly status = 421;
   readonly code = "misdirected-request";
-  constructor(message: string) {
-    super(message);
-    this.name = "MisdirectedRequestError";
-  }
 }
 
 export class UnavailableError extends HyperthingsError {
@@ -93,7 +78,6 @@ export class UnavailableError extends HyperthingsError {
     readonly retryAfter?: number,
   ) {
     super(message);
-    this.name = "UnavailableError";
   }
 }
 
@@ -108,7 +92,6 @@ export class TooManyRequestsError extends HyperthingsError {
     readonly retryAfter?: number,
   ) {
     super(message);
-    this.name = "TooManyRequestsError";
   }
 }
 
@@ -122,7 +105,6 @@ export class BindingError extends HyperthingsError {
     readonly detail?: unknown,
   ) {
     super(message);
-    this.name = "BindingError";
   }
 }
 
@@ -131,10 +113,6 @@ export class UnsupportedMediaError extends HyperthingsError {
   readonly title = "Unsupported media type";
   readonly status = 415;
   readonly code = "unsupported-media-type";
-  constructor(message: string) {
-    super(message);
-    this.name = "UnsupportedMediaError";
-  }
 }
 
 /**
@@ -150,7 +128,6 @@ export class NotAcceptableError extends HyperthingsError {
     readonly answers: readonly string[],
   ) {
     super(message);
-    this.name = "NotAcceptableError";
   }
 }
 
@@ -164,7 +141,6 @@ export class MethodNotAllowedError extends HyperthingsError {
     readonly allow: readonly string[],
   ) {
     super(message);
-    this.name = "MethodNotAllowedError";
   }
 }
 
@@ -176,10 +152,6 @@ export class PreconditionFailedError extends HyperthingsError {
   readonly title = "Precondition failed";
   readonly status = 412;
   readonly code = "precondition-failed";
-  constructor(message: string) {
-    super(message);
-    this.name = "PreconditionFailedError";
-  }
 }
 
 /** One TD of a batch that the directory refuses, and why (docs/api.md, `POST /things/batch`). */
@@ -208,7 +180,6 @@ export class BatchRefusedError extends HyperthingsError {
     readonly refused: readonly BatchRefusal[],
   ) {
     super(message);
-    this.name = "BatchRefusedError";
     this.status = refused.length > 0 && refused.every((r) => r.status === 413) ? 413 : 400;
   }
 
@@ -267,6 +238,5 @@ export class DamagedLogError extends HyperthingsError {
     readonly seq: number,
   ) {
     super(message);
-    this.name = "DamagedLogError";
   }
 }
