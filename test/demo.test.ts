@@ -1,6 +1,6 @@
 // `things demo` as a person runs it: a child process whose output says where things are. It comes
 // up with the hub and the fleet, serves the TDs, observes the Things, and stops cleanly on SIGINT.
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -35,23 +35,30 @@ describe("things demo", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "hyperthings-demo-"));
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  it("comes up with the fleet registered and observed, prints the UI's URL and the admin token, and stops on SIGINT", async () => {
+  it("comes up with the fleet registered and observed, prints the UI's URL and where the admin token is, and stops on SIGINT", async () => {
     const demo = run(["demo", "--port", "0", "--data", dataDir, "--chaos", "0"]);
     try {
       const [, count] = await demo.waitFor(
         /demo: (\d+) simulated Things \(\1 registered\): \d+ over HTTP, 1 over CoAP, 1 over SNMP/,
       );
       expect(Number(count)).toBeGreaterThan(0);
-      const [, url, token] = await demo.waitFor(
-        /open (http:\/\/127\.0\.0\.1:\d+)\/ and sign in with (ht_\S+)/,
+      const tokenFile = join(dataDir, "admin-token");
+      const [, url] = await demo.waitFor(
+        /open (http:\/\/127\.0\.0\.1:\d+)\/ and sign in with the admin token in (\S+)\n/,
       );
       const hub = url as string;
+      // The output is no terminal (a log, as `npm start > demo.log` makes): the token stays in its
+      // file, as `serve` keeps it.
+      const token = readFileSync(tokenFile, "utf8").trim();
+      expect(token).toMatch(/^ht_/);
+      expect(demo.stdout()).toContain(`and sign in with the admin token in ${tokenFile}\n`);
       // On a port of its own, the CLI finds neither the hub nor its token by itself: the next step
-      // it prints says both.
+      // it prints says both, the token read from its file.
       await demo.waitFor(/ {2}try: {2}/);
       expect(demo.stdout()).toContain(
-        `  try:  export HYPERTHINGS_URL=${hub} HYPERTHINGS_TOKEN=${token as string}; npx things ls   ·   Ctrl-C stops it all\n`,
+        `  try:  export HYPERTHINGS_URL=${hub} HYPERTHINGS_TOKEN="$(cat ${tokenFile})"; npx things ls   ·   Ctrl-C stops it all\n`,
       );
+      expect(demo.stdout() + demo.stderr()).not.toContain(token);
       // The directory holds the fleet's HTTP Things, each TD pointing at a live simulator.
       const espresso = (await (await fetch(`${hub}${thingPath(simThingId("espresso-machine"))}`)).json()) as {
         base: string;
@@ -65,7 +72,7 @@ describe("things demo", () => {
       }
       // The admin token works; the hub reads the simulator through its own binding.
       const read = await fetch(`${hub}${thingPath(simThingId("espresso-machine"))}/properties/setpoint`, {
-        headers: { authorization: `Bearer ${token as string}` },
+        headers: { authorization: `Bearer ${token}` },
       });
       expect(read.status).toBe(200);
       expect(typeof (await read.json())).toBe("number");
@@ -142,12 +149,13 @@ describe("things demo --config", () => {
     const demo = run(["demo", "--config", file, "--chaos", "0"]);
     try {
       await demo.waitFor(/demo: (\d+) simulated Things \(\1 registered\)/);
-      const [, url] = await demo.waitFor(/open (http:\/\/127\.0\.0\.1:\d+)\/ and sign in with (ht_\S+)/);
+      const [, url] = await demo.waitFor(/open (http:\/\/127\.0\.0\.1:\d+)\/ and sign in with [^\n]*\n/);
       const hub = url as string;
       const out = demo.stdout();
       expect(out).toContain(`  data: ${join(folder, "from-file")}\n`);
       expect(out).toContain(`  config: ${file}: 6 settings; flags and HYPERTHINGS_ variables win over it\n`);
-      expect(out).toContain(`and sign in with ${TOKEN}\n`);
+      expect(out).toContain(`and sign in with the admin token from adminToken in ${file}:`);
+      expect(out).not.toContain(TOKEN);
       expect(out).toContain("  MQTT: off\n");
       // authRead: reads need the token; the file's token opens them, on the demo's fleet.
       const espresso = `${hub}${thingPath(simThingId("espresso-machine"))}`;

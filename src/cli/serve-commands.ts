@@ -426,20 +426,45 @@ export function registerServeCommands(program: Command): void {
           `; ${total} in the directory` +
           (chaosMs > 0 ? `; a chaos monkey changes something every ${chaosMs / 1000} s` : "") +
           "\n" +
-          `  open ${running.url}/ and sign in with ${running.hub.adminToken.token}\n` +
-          `  try:  ${firstCommand(running)}   ·   Ctrl-C stops it all\n`,
+          `  open ${running.url}/ and sign in with ${signInToken(running, file)}\n` +
+          `  try:  ${firstCommand(running, file)}   ·   Ctrl-C stops it all\n`,
       );
     });
 }
 
 /**
- * A first CLI command that works from this shell: as it is where the CLI finds the hub and its
- * admin token by itself (port 8080, the data directory it reads), else with both exported.
+ * The admin token the demo's user signs in with: itself on a terminal, for a person at it; else
+ * where it is, as `serve` says, since output that is no terminal goes to a log that outlives the
+ * token (`npm start > demo.log`).
  */
-function firstCommand(running: RunningHub): string {
+function signInToken(running: RunningHub, file: ConfigFile | undefined): string {
+  const { adminToken } = running.hub;
+  if (process.stdout.isTTY === true) return adminToken.token;
+  if (adminToken.path !== undefined) return `the admin token in ${adminToken.path}`;
+  return `the admin token from ${settingSource(undefined, "", "adminToken", file)}`;
+}
+
+/**
+ * A first CLI command that works from this shell: as it is where the CLI finds the hub and its
+ * admin token by itself (port 8080, the data directory it reads), else with both exported (the
+ * token read from its file when the output is no terminal, as signInToken says).
+ */
+function firstCommand(running: RunningHub, file: ConfigFile | undefined): string {
   if (isDefaultLocalHub(running.url) && resolve(localDataDir()) === resolve(running.hub.config.dataDir))
     return "npx things ls";
-  return `export HYPERTHINGS_URL=${running.url} HYPERTHINGS_TOKEN=${running.hub.adminToken.token}; npx things ls`;
+  const { adminToken } = running.hub;
+  const token =
+    process.stdout.isTTY === true
+      ? adminToken.token
+      : adminToken.path !== undefined
+        ? `"$(cat ${shellQuoted(adminToken.path)})"`
+        : `"<${signInToken(running, file)}>"`;
+  return `export HYPERTHINGS_URL=${running.url} HYPERTHINGS_TOKEN=${token}; npx things ls`;
+}
+
+/** A path as one word of a POSIX shell: as it is when it has nothing the shell reads, else in single quotes. */
+function shellQuoted(path: string): string {
+  return /^[\w./+-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`;
 }
 
 /** "7 registered", "2 registered, 5 re-registered at their new addresses", "all registered already". */
