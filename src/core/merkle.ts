@@ -163,9 +163,14 @@ export class MerkleFrontier {
    * Appends one leaf hash (from `leafHash` or `changeLeafHash`); the frontier may keep the array,
    * so don't reuse it. `completed` hears of every perfect subtree the leaf completes, smallest
    * first: its level (2^level leaves), its index among the subtrees of that level, and its hash —
-   * the nodes a store keeps for proofs, without hashing them a second time.
+   * the nodes a store keeps for proofs, without hashing them a second time. `merged`, if given,
+   * gets the subtree roots the leaf was merged with, for `unappend`.
    */
-  append(leaf: Uint8Array, completed?: (level: number, index: number, hash: Uint8Array) => void): void {
+  append(
+    leaf: Uint8Array,
+    completed?: (level: number, index: number, hash: Uint8Array) => void,
+    merged?: Uint8Array[],
+  ): void {
     if (leaf.length !== HASH_LENGTH)
       throw new RangeError(`a leaf hash is ${HASH_LENGTH} bytes, not ${leaf.length}`);
     if (this.#size === Number.MAX_SAFE_INTEGER) throw new RangeError("the tree is full");
@@ -175,6 +180,7 @@ export class MerkleFrontier {
     for (let size = this.#size; size % 2 === 1; size = (size - 1) / 2) {
       const left = this.#hashes.pop();
       if (left === undefined) throw new Error("MerkleFrontier invariant broken");
+      merged?.push(left);
       this.#hex.length = this.#hashes.length;
       carry = nodeHash(left, carry);
       level++;
@@ -183,6 +189,26 @@ export class MerkleFrontier {
     }
     this.#hashes.push(carry);
     this.#size += 1;
+  }
+
+  /**
+   * Takes the last leaf appended back out: `merged` is the array that `append` was given for it
+   * (and for any appends before it, in order), and loses what that append put in it. A way back
+   * without a `clone` before every append (a store marks before every command of a batch).
+   */
+  unappend(merged: Uint8Array[]): void {
+    if (this.#size === 0) throw new RangeError("the tree is empty");
+    const size = this.#size - 1;
+    let count = 0;
+    for (let n = size; n % 2 === 1; n = (n - 1) / 2) count++;
+    if (merged.length < count) throw new RangeError("the subtree roots that the append merged are missing");
+    this.#hashes.pop();
+    // They were taken off the end, the last one pushed first: back in reverse.
+    for (let i = merged.length - 1, end = merged.length - count; i >= end; i--)
+      this.#hashes.push(merged[i] as Uint8Array);
+    merged.length -= count;
+    this.#hex.length = Math.min(this.#hex.length, this.#hashes.length - count);
+    this.#size = size;
   }
 
   /** RFC 9162 §2.1.1: the Merkle Tree Hash of everything appended so far. */
