@@ -266,6 +266,24 @@ function setLeaves(records: readonly Change[], leaves: Uint8Array): void {
   }
 }
 
+/**
+ * The leaves, then the subtree hashes, one after the other in one array of their own, as two
+ * views of it. Not `Buffer.concat`: below 4 KiB it returns a slice of Node's shared 8 KiB pool,
+ * and `postMessage` copies a view's whole ArrayBuffer, so a set of ~32 one-Change calls sent the
+ * writer thread 8–16 KiB (which it allocated again) for its ~1 KiB of hashes. Posting both, a
+ * script's best of 11: 4.0 µs a set against 7.0–7.9 µs.
+ */
+function concatHashes(
+  leaves: readonly Uint8Array[],
+  nodes: readonly Uint8Array[],
+): { leaves: Uint8Array; nodes: Uint8Array } {
+  const bytes = new Uint8Array(HASH_LENGTH * (leaves.length + nodes.length));
+  for (let i = 0; i < leaves.length; i++) bytes.set(leaves[i] as Uint8Array, HASH_LENGTH * i);
+  const end = HASH_LENGTH * leaves.length;
+  for (let i = 0; i < nodes.length; i++) bytes.set(nodes[i] as Uint8Array, end + HASH_LENGTH * i);
+  return { leaves: bytes.subarray(0, end), nodes: bytes.subarray(end) };
+}
+
 /** An object or an array: a value a Change gets a copy of, never shared with another. */
 function isObject(value: unknown): boolean {
   return typeof value === "object" && value !== null;
@@ -978,12 +996,13 @@ export class SqliteLog {
     if (!capture) return undefined;
     const records = capture.records;
     const hashes = capture.writerHashes && capture.records.length > 0;
-    const leaves = hashes ? undefined : Buffer.concat(capture.leaves);
+    const bytes = concatHashes(hashes ? [] : capture.leaves, capture.nodeHashes);
+    const leaves = hashes ? undefined : bytes.leaves;
     if (leaves) setLeaves(records, leaves);
     const set: WriteSet = {
       changes: capture.changes,
       nodes: capture.nodes,
-      nodeHashes: Buffer.concat(capture.nodeHashes),
+      nodeHashes: bytes.nodes,
       streamIds: capture.streamIds,
       history: capture.history,
       streams: capture.streams,

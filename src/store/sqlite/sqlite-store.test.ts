@@ -1133,6 +1133,42 @@ describe("SqliteStore", () => {
     await expectExact(reopened);
   });
 
+  it("sends the writer thread a set's hashes in an array of their own, not a view of a larger shared one", async () => {
+    // postMessage copies a view's whole ArrayBuffer: a slice of Node's 8 KiB Buffer pool sent
+    // the whole pool with every small set.
+    const store = openStore();
+    const writer = (store as unknown as { writer: { write: (set: WriteSet, epoch: number) => unknown } })
+      .writer;
+    const write = writer.write.bind(writer);
+    const sent: Array<{ leaves: number; nodes: number; buffer: number }> = [];
+    writer.write = (set, epoch) => {
+      if (set.leaves)
+        sent.push({
+          leaves: set.leaves.byteLength,
+          nodes: set.nodeHashes.byteLength,
+          buffer: set.leaves.buffer.byteLength,
+        });
+      return write(set, epoch);
+    };
+    let offset = 0;
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(
+        numbers(24).map((i) => {
+          const drafts = readings(1 + (i % 2), 7, offset);
+          offset += drafts.length;
+          return store.append(drafts);
+        }),
+      );
+    }
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.some((s) => s.nodes > 0)).toBe(true);
+    for (const s of sent) expect(s.buffer).toBe(s.leaves + s.nodes);
+    const log = await readLog(store);
+    expect(hashToHex((await store.logHead()).root)).toBe(
+      hashToHex(rootHash(log.map((c) => hashFromHex(c.leaf ?? "")))),
+    );
+  });
+
   it("calls that fail halfway through a batch hashed on the event loop take their leaves back out of the Merkle tree", async () => {
     // A command's mark copies nothing of the frontier (SqliteLog.markCommand): a call whose last
     // Change cannot be recorded takes the leaves of the ones before it back out, in place.
