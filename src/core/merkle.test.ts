@@ -358,6 +358,50 @@ describe("MerkleFrontier", () => {
     );
   });
 
+  it("writes toJSONText as JSON.stringify writes toJSON, however it grew, shrank, was cloned or restored (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 300 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 70 }), fc.integer({ min: 0, max: 40 }), fc.boolean()), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        (start, steps) => {
+          const leaves = leavesOf(start + 70 * steps.length);
+          let frontier = new MerkleFrontier();
+          const text = () => JSON.stringify(frontier.toJSON());
+          expect(frontier.toJSONText()).toBe(text());
+          leaves.slice(0, start).forEach((leaf) => frontier.append(leaf));
+          expect(frontier.toJSONText()).toBe(text());
+          let merged: Uint8Array[] = [];
+          let size = start;
+          // Where `merged` begins: unappend goes back no further.
+          let from = start;
+          for (const [add, remove, copy] of steps) {
+            for (const leaf of leaves.slice(size, size + add)) {
+              frontier.append(leaf, undefined, merged);
+              if (leaf[0] !== undefined && leaf[0] % 5 === 0) expect(frontier.toJSONText()).toBe(text());
+            }
+            size += add;
+            for (const end = Math.max(from, size - remove); size > end; size--) frontier.unappend(merged);
+            expect(frontier.toJSONText()).toBe(text());
+            if (copy) {
+              // A copy, or one read back from its JSON, goes on alone from here.
+              frontier =
+                size % 2 === 0
+                  ? frontier.clone()
+                  : MerkleFrontier.fromJSON(JSON.parse(frontier.toJSONText()));
+              merged = [];
+              from = size;
+            }
+          }
+          expect(frontier.size).toBe(size);
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
   it("refuses to unappend without what the append merged, or from an empty tree", () => {
     const frontier = new MerkleFrontier();
     expect(() => frontier.unappend([])).toThrow(RangeError);

@@ -956,11 +956,10 @@ export class SqliteLog {
     if (this.capture?.writerHashes) return;
     if (this.capture) {
       // Only a batch that appended moves the head (a merge chunk alone does not).
-      if (this.size !== this.view.size)
-        this.capture.head = [this.size, JSON.stringify(this.frontier.toJSON())];
+      if (this.size !== this.view.size) this.capture.head = [this.size, this.frontier.toJSONText()];
       return;
     }
-    this.stmt.saveHead.run(this.size, JSON.stringify(this.frontier.toJSON()));
+    this.stmt.saveHead.run(this.size, this.frontier.toJSONText());
   }
 
   /**
