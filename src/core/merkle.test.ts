@@ -318,6 +318,99 @@ describe("MerkleFrontier", () => {
     expect(hex(frontier.root())).toBe(hex(rootHash(leaves)));
   });
 
+  it("takes appended leaves back out with unappend, to the frontier it was at any size before (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 140 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 40 })), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        (start, steps) => {
+          const leaves = leavesOf(start + 40 * steps.length);
+          const frontier = new MerkleFrontier();
+          leaves.slice(0, start).forEach((leaf) => frontier.append(leaf));
+          // toJSON keeps each root's hex: what it wrote before must not outlive an unappend.
+          frontier.toJSON();
+          const merged: Uint8Array[] = [];
+          let size = start;
+          for (const [add, remove] of steps) {
+            for (const leaf of leaves.slice(size, size + add)) frontier.append(leaf, undefined, merged);
+            size += add;
+            const back = Math.min(remove, size - start);
+            for (let i = 0; i < back; i++) frontier.unappend(merged);
+            size -= back;
+            const fresh = new MerkleFrontier();
+            leaves.slice(0, size).forEach((leaf) => fresh.append(leaf));
+            expect(frontier.size).toBe(size);
+            expect(frontier.toJSON()).toEqual(fresh.toJSON());
+            expect(hex(frontier.root())).toBe(hex(fresh.root()));
+          }
+          // Everything appended since `start` taken back: nothing is left of what it merged.
+          while (frontier.size > start) frontier.unappend(merged);
+          expect(merged).toEqual([]);
+          // And it goes on exactly from there.
+          leaves.slice(start).forEach((leaf) => frontier.append(leaf));
+          expect(hex(frontier.root())).toBe(hex(rootHash(leaves)));
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
+  it("writes toJSONText as JSON.stringify writes toJSON, however it grew, shrank, was cloned or restored (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 300 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 70 }), fc.integer({ min: 0, max: 40 }), fc.boolean()), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        (start, steps) => {
+          const leaves = leavesOf(start + 70 * steps.length);
+          let frontier = new MerkleFrontier();
+          const text = () => JSON.stringify(frontier.toJSON());
+          expect(frontier.toJSONText()).toBe(text());
+          leaves.slice(0, start).forEach((leaf) => frontier.append(leaf));
+          expect(frontier.toJSONText()).toBe(text());
+          let merged: Uint8Array[] = [];
+          let size = start;
+          // Where `merged` begins: unappend goes back no further.
+          let from = start;
+          for (const [add, remove, copy] of steps) {
+            for (const leaf of leaves.slice(size, size + add)) {
+              frontier.append(leaf, undefined, merged);
+              if (leaf[0] !== undefined && leaf[0] % 5 === 0) expect(frontier.toJSONText()).toBe(text());
+            }
+            size += add;
+            for (const end = Math.max(from, size - remove); size > end; size--) frontier.unappend(merged);
+            expect(frontier.toJSONText()).toBe(text());
+            if (copy) {
+              // A copy, or one read back from its JSON, goes on alone from here.
+              frontier =
+                size % 2 === 0
+                  ? frontier.clone()
+                  : MerkleFrontier.fromJSON(JSON.parse(frontier.toJSONText()));
+              merged = [];
+              from = size;
+            }
+          }
+          expect(frontier.size).toBe(size);
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
+  it("refuses to unappend without what the append merged, or from an empty tree", () => {
+    const frontier = new MerkleFrontier();
+    expect(() => frontier.unappend([])).toThrow(RangeError);
+    leavesOf(3).forEach((leaf) => frontier.append(leaf));
+    // The 4th leaf merges with two roots; they are not given.
+    frontier.append(leavesOf(4)[3] as Uint8Array);
+    expect(() => frontier.unappend([])).toThrow(RangeError);
+  });
+
   it("refuses a leaf hash of the wrong length", () => {
     expect(() => new MerkleFrontier().append(new Uint8Array(31))).toThrow(RangeError);
   });

@@ -153,6 +153,13 @@ export class MerkleFrontier {
    * ~20 roots of a big Log each time was 1.3 % of a one-Change ingest's event loop).
    */
   readonly #hex: Array<string | undefined> = [];
+  /**
+   * `toJSONText`'s text of the first `#textCount` roots (each quoted, comma-separated: 67 chars a
+   * root but the last): a store writes the frontier's JSON with every batch of one-Change calls,
+   * and building it from an object with JSON.stringify was ~2 % of their event loop.
+   */
+  #text = "";
+  #textCount = 0;
 
   /** The number of leaves appended. */
   get size(): number {
@@ -163,9 +170,14 @@ export class MerkleFrontier {
    * Appends one leaf hash (from `leafHash` or `changeLeafHash`); the frontier may keep the array,
    * so don't reuse it. `completed` hears of every perfect subtree the leaf completes, smallest
    * first: its level (2^level leaves), its index among the subtrees of that level, and its hash —
-   * the nodes a store keeps for proofs, without hashing them a second time.
+   * the nodes a store keeps for proofs, without hashing them a second time. `merged`, if given,
+   * gets the subtree roots the leaf was merged with, for `unappend`.
    */
-  append(leaf: Uint8Array, completed?: (level: number, index: number, hash: Uint8Array) => void): void {
+  append(
+    leaf: Uint8Array,
+    completed?: (level: number, index: number, hash: Uint8Array) => void,
+    merged?: Uint8Array[],
+  ): void {
     if (leaf.length !== HASH_LENGTH)
       throw new RangeError(`a leaf hash is ${HASH_LENGTH} bytes, not ${leaf.length}`);
     if (this.#size === Number.MAX_SAFE_INTEGER) throw new RangeError("the tree is full");
@@ -175,7 +187,8 @@ export class MerkleFrontier {
     for (let size = this.#size; size % 2 === 1; size = (size - 1) / 2) {
       const left = this.#hashes.pop();
       if (left === undefined) throw new Error("MerkleFrontier invariant broken");
-      this.#hex.length = this.#hashes.length;
+      merged?.push(left);
+      this.#truncateHex(this.#hashes.length);
       carry = nodeHash(left, carry);
       level++;
       // The new size is a multiple of 2^level: the subtree ends there.
@@ -183,6 +196,26 @@ export class MerkleFrontier {
     }
     this.#hashes.push(carry);
     this.#size += 1;
+  }
+
+  /**
+   * Takes the last leaf appended back out: `merged` is the array that `append` was given for it
+   * (and for any appends before it, in order), and loses what that append put in it. A way back
+   * without a `clone` before every append (a store marks before every command of a batch).
+   */
+  unappend(merged: Uint8Array[]): void {
+    if (this.#size === 0) throw new RangeError("the tree is empty");
+    const size = this.#size - 1;
+    let count = 0;
+    for (let n = size; n % 2 === 1; n = (n - 1) / 2) count++;
+    if (merged.length < count) throw new RangeError("the subtree roots that the append merged are missing");
+    this.#hashes.pop();
+    // They were taken off the end, the last one pushed first: back in reverse.
+    for (let i = merged.length - 1, end = merged.length - count; i >= end; i--)
+      this.#hashes.push(merged[i] as Uint8Array);
+    merged.length -= count;
+    this.#truncateHex(Math.min(this.#hex.length, this.#hashes.length - count));
+    this.#size = size;
   }
 
   /** RFC 9162 §2.1.1: the Merkle Tree Hash of everything appended so far. */
@@ -201,7 +234,31 @@ export class MerkleFrontier {
     copy.#size = this.#size;
     copy.#hashes.push(...this.#hashes);
     copy.#hex.push(...this.#hex);
+    copy.#text = this.#text;
+    copy.#textCount = this.#textCount;
     return copy;
+  }
+
+  /** The roots from `length` on are no longer what `#hex` and `#text` were written from. */
+  #truncateHex(length: number): void {
+    this.#hex.length = length;
+    if (this.#textCount > length) this.#textCount = length;
+  }
+
+  /** `JSON.stringify(this.toJSON())`, with the text of the roots unchanged since the last call kept. */
+  toJSONText(): string {
+    const hashes = this.#hashes;
+    const hex = this.#hex;
+    const kept = this.#textCount;
+    const length = 67 * kept - 1;
+    let text = kept === 0 ? "" : this.#text.length === length ? this.#text : this.#text.slice(0, length);
+    for (let i = kept; i < hashes.length; i++) {
+      const root = (hex[i] ??= hashToHex(hashes[i] as Uint8Array));
+      text = i === 0 ? `"${root}"` : `${text},"${root}"`;
+    }
+    this.#text = text;
+    this.#textCount = hashes.length;
+    return `{"size":${this.#size},"hashes":[${text}]}`;
   }
 
   /** `{ size, hashes }`: the perfect subtree roots, largest first, as lowercase hex. */

@@ -1133,6 +1133,90 @@ describe("SqliteStore", () => {
     await expectExact(reopened);
   });
 
+  it("sends the writer thread a set's hashes in an array of their own, not a view of a larger shared one", async () => {
+    // postMessage copies a view's whole ArrayBuffer: a slice of Node's 8 KiB Buffer pool sent
+    // the whole pool with every small set.
+    const store = openStore();
+    const writer = (store as unknown as { writer: { write: (set: WriteSet, epoch: number) => unknown } })
+      .writer;
+    const write = writer.write.bind(writer);
+    const sent: Array<{ leaves: number; nodes: number; buffer: number }> = [];
+    writer.write = (set, epoch) => {
+      if (set.leaves)
+        sent.push({
+          leaves: set.leaves.byteLength,
+          nodes: set.nodeHashes.byteLength,
+          buffer: set.leaves.buffer.byteLength,
+        });
+      return write(set, epoch);
+    };
+    let offset = 0;
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(
+        numbers(24).map((i) => {
+          const drafts = readings(1 + (i % 2), 7, offset);
+          offset += drafts.length;
+          return store.append(drafts);
+        }),
+      );
+    }
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.some((s) => s.nodes > 0)).toBe(true);
+    for (const s of sent) expect(s.buffer).toBe(s.leaves + s.nodes);
+    const log = await readLog(store);
+    expect(hashToHex((await store.logHead()).root)).toBe(
+      hashToHex(rootHash(log.map((c) => hashFromHex(c.leaf ?? "")))),
+    );
+  });
+
+  it("calls that fail halfway through a batch hashed on the event loop take their leaves back out of the Merkle tree", async () => {
+    // A command's mark copies nothing of the frontier (SqliteLog.markCommand): a call whose last
+    // Change cannot be recorded takes the leaves of the ones before it back out, in place.
+    const store = openStore({ maxBatch: 16 });
+    const writer = (store as unknown as { writer: { write: (set: WriteSet, epoch: number) => unknown } })
+      .writer;
+    const write = writer.write.bind(writer);
+    let setsHere = 0;
+    writer.write = (set, epoch) => {
+      if (!set.canonical && set.changes.length > 0) setsHere++;
+      return write(set, epoch);
+    };
+    let offset = 0;
+    const call = (i: number): Promise<Change[]> => {
+      const n = 1 + (i % 4);
+      const drafts = readings(n, 5, offset);
+      offset += n;
+      // One call in three fails at its last Change, after 0 to 3 appended.
+      if (i % 3 === 1) drafts[n - 1] = { ...(drafts[n - 1] as ChangeDraft), value: BigInt(i) };
+      return store.append(drafts);
+    };
+    const settled = await Promise.allSettled(numbers(300).map((i) => call(i)));
+    expect(setsHere).toBeGreaterThan(10);
+    expect(settled.filter((s) => s.status === "rejected")).toHaveLength(100);
+    const written = settled.flatMap((s) => (s.status === "fulfilled" ? s.value : []));
+    const log = await readLog(store);
+    expect(log).toStrictEqual(written);
+    for (const change of log)
+      expect(change.leaf, `seq ${change.seq}`).toBe(hashToHex(changeLeafHash(change)));
+    const leaves = log.map((c) => hashFromHex(c.leaf ?? ""));
+    expect(hashToHex((await store.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
+    const hasher = inMemorySubtreeHasher(leaves);
+    const ranges: Array<[number, number]> = [
+      [0, 16],
+      [16, 32],
+      [0, 256],
+      [log.length - (log.length % 16), log.length],
+      [5, log.length],
+    ];
+    expect((await store.subtreeHashes(ranges)).map(hashToHex)).toEqual(
+      ranges.map(([a, b]) => hashToHex(hasher(a, b))),
+    );
+    // Reopened, the head on disk is that tree too.
+    await store.close();
+    const reopened = openStore();
+    expect(hashToHex((await reopened.logHead()).root)).toBe(hashToHex(rootHash(leaves)));
+  });
+
   it("the writer thread builds each leaf input as core does, for any strings, values and causes (property)", async () => {
     // Every batch to the thread: it builds the leaf inputs from the rows, told only the canonical
     // texts that are not the recorded ones (objects, previous values and causes out of order).

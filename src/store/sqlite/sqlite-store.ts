@@ -850,7 +850,8 @@ export class SqliteStore implements Store {
     // The budget is checked once CLOCK_EVERY Changes have been built since the last look at the
     // clock (any command without Changes counts as that many), not after each one-Change call.
     let unclocked = 0;
-    // One mark, taken again before each command: only the latest is ever rolled back to.
+    // One mark, taken again before each command: only the latest is ever rolled back to. It
+    // copies nothing of the Merkle frontier (markCommand).
     let commandMark: LogMark | undefined;
     for (let index = 0; index < batch.length; index++) {
       const pending = batch[index] as Pending;
@@ -858,7 +859,7 @@ export class SqliteStore implements Store {
         unclocked = 0;
         if (performance.now() - started > BATCH_BUDGET_MS) break;
       }
-      commandMark = log.mark(commandMark);
+      commandMark = log.markCommand(commandMark);
       if (warming) {
         if (draftIndex >= warmedTo && draftIndex < drafts.length) {
           const window = Math.max(WARM_WINDOW, pending.drafts?.length ?? 0);
