@@ -35,7 +35,7 @@ import {
 } from "../bindings/index.js";
 import type { Bus } from "../bus/index.js";
 import type { Store } from "../store/index.js";
-import { latestReachability } from "./history.js";
+import { REACHABILITY_STREAM_KINDS, latestReachability } from "./history.js";
 import type { Report } from "./ingest.js";
 
 /** The actor of every Change the observer records. */
@@ -377,14 +377,14 @@ class ThingObserver {
     // not record again what it already has.
     const streams = await this.context.store.streamsAt(this.id, undefined, [
       "reported",
-      "unreachable",
-      "reachable",
+      ...REACHABILITY_STREAM_KINDS,
     ]);
     for (const stream of streams)
       if (stream.kind === "reported")
         this.last.set(stream.affordance, valueHash("reported", stream.latest.value));
     // Only an outage the observer recorded is its own to end: a Homie device the gateway recorded
-    // lost (cause mqtt:homie) is not back because its broker accepts a subscription.
+    // lost (cause mqtt:homie) is not back because its broker accepts a subscription. An outage of
+    // the Thing's earlier registration (before it was removed) is not its own either.
     const latest = latestReachability(streams);
     if (latest !== undefined)
       this.reachable = latest.kind === "reachable" || latest.cause.actor !== OBSERVER_ACTOR;
