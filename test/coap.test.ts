@@ -116,7 +116,8 @@ describe("a CoAP Thing managed through the hub", () => {
       0,
       (c) => c.thing === ID && c.kind === "reported" && c.affordance === "power",
     );
-    expect(first).toMatchObject({ value: 60, cause: { actor: "hub:observer", via: "coap" } });
+    // The registration's answer is the value the hub asked for; the notifications are pushed.
+    expect(first).toMatchObject({ value: 60, cause: { actor: "hub:observer", via: "read:coap" } });
     expect(server.observers).toBe(2);
     for (const random of [0.9, 0.1, 0.75]) {
       const after = await hub.hub.store.lastSeq();
@@ -127,6 +128,7 @@ describe("a CoAP Thing managed through the hub", () => {
         (c) => c.thing === ID && c.kind === "reported" && c.affordance === "power",
       );
       expect(reported.value).toBe(plug.power);
+      expect(reported.cause).toEqual({ actor: "hub:observer", via: "coap" });
       power = plug.power;
     }
     // One registration per property, no polling: the notifications carried the readings.

@@ -262,7 +262,8 @@ describe("a simulated HTTP Thing managed through the hub", () => {
     expect(reads[0]).toMatchObject({
       kind: "reported",
       value: device.name,
-      cause: { actor: "admin", via: "http" },
+      // How the hub got it (it read the Thing over HTTP), and what the reader asked through.
+      cause: { actor: "admin", via: "read:http", surface: "http" },
     });
     expect(typeof reads[0]?.cause.correlation).toBe("string");
 
@@ -844,12 +845,14 @@ if (problem !== undefined && !requireServices) {
       expect(first).toMatchObject({
         affordance: "temperature",
         value: 19.5,
-        cause: { actor: "hub:observer", via: "mqtt" },
+        // The broker's retained value, sent because the hub subscribed: read, not published.
+        cause: { actor: "hub:observer", via: "read:mqtt" },
       });
 
       await device.publishAsync(`${prefix}/temperature`, "20.25", { qos: 1 });
       const second = await changeAfter(hub, first.seq, (c) => c.thing === id && c.kind === "reported");
       expect(second.value).toBe(20.25);
+      expect(second.cause).toEqual({ actor: "hub:observer", via: "mqtt" });
       // "every": the same value again is a new sample.
       await device.publishAsync(`${prefix}/temperature`, "20.25", { qos: 1 });
       const third = await changeAfter(hub, second.seq, (c) => c.thing === id && c.kind === "reported");

@@ -746,7 +746,8 @@ describe("a Homie device on the embedded broker, end to end", () => {
         kind: "reported",
         affordance: "heater_temperature",
         value: 21.5,
-        cause: { actor: "hub:observer", via: "mqtt" },
+        // Retained: the broker sent it because the hub subscribed, a read (docs/changes.md).
+        cause: { actor: "hub:observer", via: "read:mqtt" },
       });
       const write = await hub.request(`${thingPath("urn:homie:boiler-3")}/properties/heater_target`, {
         method: "PUT",

@@ -192,7 +192,8 @@ describe("node-wot: a servient's Thing managed through the hub", () => {
     const res = await hub.request(`${thingPath(ID)}/history?order=asc&limit=1000`);
     const changes = ((await res.json()) as { changes: Change[] }).changes.filter((c) => c.seq > after);
     const mine = changes
-      .filter((c) => c.cause.via === "http" && c.cause.actor !== "hub:observer")
+      // A read's via says how the hub got the value (read:http); its surface, what it was asked through.
+      .filter((c) => (c.cause.surface ?? c.cause.via) === "http" && c.cause.actor !== "hub:observer")
       .map((c) => [c.kind, c.affordance, c.value]);
     expect(mine).toEqual([
       ["reported", "temperature", 22.25],

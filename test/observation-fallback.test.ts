@@ -133,7 +133,8 @@ describe("observing a Thing through its next form", () => {
     expect(reported).toMatchObject({
       affordance: "level",
       value: 33,
-      cause: { actor: "hub:observer", via: "http" },
+      // Polled through the next form: the hub read it.
+      cause: { actor: "hub:observer", via: "read:http" },
     });
     await opened;
     secondary.emit("overheat");

@@ -627,16 +627,18 @@ describe("rollouts", () => {
     );
 
     // Failures within --max-failures: the rollout completes, but with its own exit code (3, not
-    // the 0 of a clean run), and the last line names the Things that failed.
+    // the 0 of a clean run), and the last line says so.
     const tolerated = await build(manifest("cli-tolerated", CURSED_LEVEL, ids.slice(3, 4)));
     const within = await things(["rollout", tolerated, "--max-failures", "1"]);
     expect(within.code, within.stderr).toBe(3);
     expect(within.stdout).toMatch(/completed: 0 completed, 1 failed, 0 skipped of 1\n$/);
-    expect(within.stderr).toContain(`  failed ${ids[3]}: property level: `);
-    // The line names the Thing once: the device's error does not repeat it.
+    // Not a terminal: the Thing's line names it, with the device's reason (which does not repeat
+    // the id), and nothing after it names it again.
+    expect(within.stderr).toContain(`1/1 failed ${ids[3]}: property level: `);
     expect(within.stderr).not.toContain(`property level: ${ids[3]}: `);
+    expect(`${within.stdout}${within.stderr}`.split(ids[3] ?? "").length - 1).toBe(1);
     expect(within.stderr.split("\n").at(-2)).toBe(
-      `things: 1 Thing(s) failed, within --max-failures 1; they keep their previous release: ${ids[3] ?? ""}`,
+      "things: 1 Thing(s) failed, within --max-failures 1; they keep their previous release",
     );
     // --json too: the rollout on stdout, and the same exit code.
     const again = await build(manifest("cli-tolerated-json", CURSED_LEVEL, ids.slice(3, 4)));
@@ -651,6 +653,25 @@ describe("rollouts", () => {
     const drift = await things(["drift", "--json"]);
     expect(drift).toMatchObject({ code: 0, stdout: "[]\n" });
   }, 120_000);
+
+  it("things rollout with piped stdout names each failed Thing exactly once, with its reason, however many steps follow", async () => {
+    // Every Thing refuses: each one's end is a progress line; the later lines, the summary and
+    // the last line do not name the earlier ones again.
+    const refused = await build(manifest("cli-named-once", CURSED_LEVEL, ids.slice(0, 3)));
+    const run = await things(["rollout", refused, "--concurrency", "1", "--max-failures", "3"]);
+    expect(run.code, run.stderr).toBe(3);
+    expect(run.stdout).toMatch(/completed: 0 completed, 3 failed, 0 skipped of 3\n$/);
+    const output = `${run.stdout}${run.stderr}`;
+    for (const id of ids.slice(0, 3)) {
+      expect(output.split(id).length - 1, output).toBe(1);
+      expect(run.stderr).toMatch(
+        new RegExp(`^[1-3]/3 failed ${id.replace(/[.:]/g, "\\$&")}: property level: .+$`, "m"),
+      );
+    }
+    expect(run.stderr.split("\n").at(-2)).toBe(
+      "things: 3 Thing(s) failed, within --max-failures 3; they keep their previous release",
+    );
+  }, 60_000);
 
   it("drift of an id never registered says so (404); no drift and no lineage say so on stderr", async () => {
     const never = "urn:test:rollout:never-registered";

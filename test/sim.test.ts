@@ -272,7 +272,8 @@ describe("the simulated fleet with a hub", () => {
     const isCharge = (c: { thing: string; affordance?: string; kind: string }) =>
       c.thing === ups.id && c.affordance === "charge" && c.kind === "reported";
     const first = await changeAfter(hub, start, isCharge);
-    expect(first).toMatchObject({ value: 50, cause: { actor: "hub:observer", via: "snmp" } });
+    // Polled: the hub read it (the trap below is pushed, via snmp).
+    expect(first).toMatchObject({ value: 50, cause: { actor: "hub:observer", via: "read:snmp" } });
     // On mains, the battery charges: 0.1 % a simulated second.
     fleet.advance(30);
     const next = await changeAfter(hub, first.seq, isCharge);

@@ -103,7 +103,8 @@ describe("an SNMP Thing through the hub", () => {
       first.seq,
       (c) => c.thing === ID && c.affordance === "charge" && c.kind === "reported",
     );
-    expect(next).toMatchObject({ value: 95, cause: { actor: "hub:observer", via: "snmp" } });
+    // Polled: the hub read it (a trap would be pushed, via snmp).
+    expect(next).toMatchObject({ value: 95, cause: { actor: "hub:observer", via: "read:snmp" } });
   });
 
   it("records a trap of the event's OID from the Thing, with its community, as an emitted Change", async () => {

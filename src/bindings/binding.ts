@@ -191,7 +191,14 @@ export type ActionOutcome =
  * and 2) acknowledges only once it settles, so a value is acked after the hub has committed it.
  * A listener that throws or rejects is a bug in the caller and surfaces as an uncaught error.
  */
-export type ValueListener = (value: unknown) => void | Promise<void>;
+export type ValueListener = (value: unknown, delivery?: Delivery) => void | Promise<void>;
+
+/**
+ * How an observed value came: `read` when the hub asked the Thing for it (a poll, a retained MQTT
+ * message the broker sent for a new subscription), `pushed` (the default) when the Thing sent it
+ * on its own (an SSE event, a long-poll answer, a CoAP notification, an MQTT publish).
+ */
+export type Delivery = "read" | "pushed";
 export type ErrorListener = (error: BindingError) => void;
 
 /** What `discover` found: the document, and the URL that answered it after redirects. */

@@ -32,6 +32,7 @@ export type {
   Subscription,
   Target,
   ValueListener,
+  Delivery,
 } from "./binding.js";
 export {
   SNMP_AUTH_PROTOCOLS,

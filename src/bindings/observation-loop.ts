@@ -4,7 +4,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { BindingError } from "../core/index.js";
 import { bindingFailure } from "./binding.js";
-import type { ErrorListener, Subscription, ValueListener } from "./binding.js";
+import type { Delivery, ErrorListener, Subscription, ValueListener } from "./binding.js";
 
 /** One running observation: its loop, its abort signal, and listeners that stop at close. */
 export class Observation implements Subscription {
@@ -33,8 +33,9 @@ export class Observation implements Subscription {
     });
   }
 
-  value(value: unknown): void {
-    if (!this.closed) call(this.#onValue, value);
+  /** Hands a value on; `read` when the binding asked the Thing for it (a poll), not pushed. */
+  value(value: unknown, delivery?: Delivery): void {
+    if (!this.closed) call((v: unknown) => this.#onValue(v, delivery), value);
   }
 
   error(error: BindingError, ended = false): void {

@@ -35,12 +35,9 @@ function rolloutStatus(text: string): string {
   return text;
 }
 
-/** Past this many, the failed Things of the last line are counted, not each named. */
-const FAILED_NAMED = 10;
-
 const ROLLOUT_EXIT_CODES =
   "0 the rollout completed on every Thing, 1 failed (the rollout stopped past --max-failures, no such release, the hub refused or is unreachable), 2 usage, " +
-  `${ROLLOUT_PARTIAL_EXIT_CODE} completed, but some Things failed within --max-failures (they keep their previous release; the last line names them), ` +
+  `${ROLLOUT_PARTIAL_EXIT_CODE} completed, but some Things failed within --max-failures (they keep their previous release; each is named once, with its reason), ` +
   "130/143 stopped by SIGINT/SIGTERM (a rollout started goes on at the hub: the line says how to follow or cancel it)";
 /** How often the event stream is opened again when it drops while the rollout still runs. */
 const MAX_RECONNECTS = 10;
@@ -75,10 +72,14 @@ interface ProgressView {
   /** The rollout's steps as they stand, for what the event stream did not show. */
   catchUp(steps: readonly RolloutStep[]): void;
   stop(): void;
+  /** The Things whose end a line named, with its reason: the summary does not name them again. */
+  readonly named: ReadonlySet<string>;
 }
 
 async function progressView(total: number): Promise<ProgressView> {
-  if (process.stderr.isTTY) {
+  // A bar only where a person watches both streams: with stdout a pipe or a file (CI logs, `|
+  // tee`), the lines below, which a log keeps, and each Thing's end is told once.
+  if (process.stderr.isTTY && process.stdout.isTTY) {
     // Loaded for a terminal only, not by every `things` command.
     const { default: cliProgress } = await import("cli-progress");
     const bar = new cliProgress.SingleBar(
@@ -106,6 +107,7 @@ async function progressView(total: number): Promise<ProgressView> {
         stopped = true;
         bar.stop();
       },
+      named: new Set(),
     };
   }
   // One line per Thing that ended, each once: those that ended before the stream was followed
@@ -124,6 +126,7 @@ async function progressView(total: number): Promise<ProgressView> {
       for (const step of steps) if (ENDED.has(step.status)) print(step.thing, step.status, step.reason);
     },
     stop: () => undefined,
+    named: printed,
   };
 }
 
@@ -143,8 +146,19 @@ function waitingLine(event: RolloutEvent): string | undefined {
   );
 }
 
-async function follow(client: RolloutClient, started: RolloutView): Promise<RolloutView> {
+async function follow(
+  client: RolloutClient,
+  started: RolloutView,
+): Promise<{ ended: RolloutView; named: ReadonlySet<string> }> {
   const view = await progressView(started.progress.total);
+  return { ended: await followWith(client, started, view), named: view.named };
+}
+
+async function followWith(
+  client: RolloutClient,
+  started: RolloutView,
+  view: ProgressView,
+): Promise<RolloutView> {
   let waiting = false;
   try {
     for (let attempt = 0; attempt <= MAX_RECONNECTS; attempt++) {
@@ -233,29 +247,33 @@ export function registerRolloutCommands(program: Command): void {
             });
             rollout = { asked: true, id: started.id };
             process.stderr.write(`rollout ${started.id} of ${started.name} (${started.release})\n`);
-            const ended = await follow(client, started);
+            const { ended, named: told } = await follow(client, started);
             if (options.json) process.stdout.write(`${JSON.stringify(ended)}\n`);
             else process.stdout.write(`rollout ${ended.id} ${ended.status}: ${summary(ended.progress)}\n`);
             const failed =
               ended.status === "failed" || ended.progress.failed > 0
                 ? await client.steps(ended.id, "failed")
                 : [];
-            for (const step of failed.slice(0, 20)) {
+            // Each failed Thing is named once, with its reason: a progress line said it already
+            // (not a terminal), or the list below does (a bar names none).
+            const untold = failed.filter((step) => !told.has(step.thing));
+            for (const step of untold.slice(0, 20)) {
               process.stderr.write(`  failed ${step.thing}: ${step.reason ?? ""}\n`);
             }
-            if (failed.length > 20) process.stderr.write(`  … and ${failed.length - 20} more\n`);
+            if (untold.length > 20) {
+              process.stderr.write(
+                `  … and ${untold.length - 20} more: \`things rollouts ${ended.id}\` lists them\n`,
+              );
+            }
             if (ended.status === "failed") {
               throw new CliError(`the rollout failed: ${ended.reason ?? summary(ended.progress)}`);
             }
             if (ended.progress.failed > 0) {
               // Completed, within what was allowed to fail: a distinct exit code, so that a script
-              // does not take it for a clean run, and the Things named.
-              const named = failed.slice(0, FAILED_NAMED).map((step) => step.thing);
-              const more = ended.progress.failed - named.length;
+              // does not take it for a clean run; the Things were named above, with their reasons.
               throw new CliError(
                 `${ended.progress.failed} Thing(s) failed, within --max-failures ` +
-                  `${ended.options.maxFailures}; they keep their previous release: ${named.join(", ")}` +
-                  (more > 0 ? ` and ${more} more` : ""),
+                  `${ended.options.maxFailures}; they keep their previous release`,
                 ROLLOUT_PARTIAL_EXIT_CODE,
               );
             }

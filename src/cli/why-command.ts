@@ -3,16 +3,23 @@
 // outcome to its command, a command to who sent it.
 import type { Command } from "commander";
 import type { Why } from "../client/index.js";
-import type { Change } from "../core/index.js";
+import { deliveryOf, type Change } from "../core/index.js";
 import { clientOf, connectionHelpWith, talking } from "./client-commands.js";
 import { wholeNumber } from "./whole-number.js";
 import { describeChange } from "./history-commands.js";
 
-/** `by admin via http, release sha256:…, rule revert, correlation …`: a Change's cause in words. */
+/**
+ * `admin via http, release sha256:…, rule revert, correlation …`: a Change's cause in words; for a
+ * reported value, how it was got (`hub:observer, read by the hub over HTTP`; a read someone asked
+ * for names their surface: `admin via graphql, read by the hub over COAP`).
+ */
 function causeWords(change: Change): string {
-  const { actor, via, release, rule, correlation } = change.cause;
+  const { actor, via, surface, release, rule, correlation } = change.cause;
+  const delivery = deliveryOf(change);
+  const through = delivery === undefined ? via : surface;
   return [
-    `${actor}${via === undefined ? "" : ` via ${via}`}`,
+    `${actor}${through === undefined ? "" : ` via ${through}`}`,
+    delivery,
     release && `release ${release}`,
     rule && `rule ${rule}`,
     correlation && `correlation ${correlation}`,
@@ -41,7 +48,10 @@ export function registerWhyCommand(program: Command): void {
       "why a Change happened: a reported value back to the write that asked for it, an outcome to its command, a command to who sent it",
     )
     .argument("<seq>", "the Change's position in the Log", wholeNumber("seq", 1))
-    .option("--json", "the chain as one JSON object: {change, chain: [{relation, change}], origin}")
+    .option(
+      "--json",
+      "the chain as one JSON object: {change, chain: [{relation, change}], origin, delivery?}",
+    )
     .addHelpText("after", () =>
       connectionHelpWith("0 done, 1 failed (the hub refused or is unreachable), 2 usage"),
     )

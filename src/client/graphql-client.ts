@@ -124,6 +124,8 @@ export interface ChangesOptions extends SubscribeOptions {
 export interface GraphqlCause {
   actor: string;
   via?: string | null;
+  /** For a value the hub read on someone's request, the surface they asked through. */
+  surface?: string | null;
   release?: string | null;
   rule?: string | null;
   correlation?: string | null;

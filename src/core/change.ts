@@ -23,8 +23,17 @@ export type ChangeKind =
 export interface Cause {
   /** The authenticated principal (`admin`, a token name) or an internal actor (`hub:expiry`). */
   actor: string;
-  /** The protocol or surface it came through (`http`, `mqtt`, `cli`, …). */
+  /**
+   * The protocol or surface it came through (`http`, `mqtt`, `cli`, …). A value the hub read from
+   * the Thing itself (a poll, a read through the API) is `read:<scheme>` (`read:http`, `read:coap`);
+   * one the Thing pushed is the plain scheme.
+   */
   via?: string;
+  /**
+   * For a value the hub read on someone's request, the surface they asked through (`http`,
+   * `graphql`, `graphql-ws`, `rollout`, `drift`): `via` then says how the hub got the value.
+   */
+  surface?: string;
   release?: string;
   rule?: string;
   correlation?: string;
@@ -97,4 +106,30 @@ export function checkKindFilter(kinds: readonly string[], pointer: string): void
 /** The wall time of a Change's clock, as RFC 3339 (UTC, milliseconds). */
 export function changeTime(change: Pick<Change, "hlc">): string {
   return new Date(Number.parseInt(change.hlc.slice(0, 12), 16)).toISOString();
+}
+
+/** The device protocols a `reported` value may come over (the bindings' and gateways' schemes). */
+const DEVICE_SCHEMES: ReadonlySet<string> = new Set([
+  "http",
+  "https",
+  "mqtt",
+  "mqtts",
+  "coap",
+  "coaps",
+  "coap+tcp",
+  "coaps+tcp",
+  "snmp",
+]);
+
+/**
+ * How a `reported` value was got, in words, from its cause's `via` (docs/changes.md, "How a value
+ * was got"): `read by the hub over HTTP` for `read:http`, `pushed by the device over MQTT` for
+ * `mqtt`; undefined for other kinds and for a `via` that names no device protocol.
+ */
+export function deliveryOf(change: Pick<Change, "kind" | "cause">): string | undefined {
+  if (change.kind !== "reported") return undefined;
+  const via = change.cause.via;
+  if (via === undefined) return undefined;
+  if (via.startsWith("read:")) return `read by the hub over ${via.slice("read:".length).toUpperCase()}`;
+  return DEVICE_SCHEMES.has(via) ? `pushed by the device over ${via.toUpperCase()}` : undefined;
 }

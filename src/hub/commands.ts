@@ -22,6 +22,7 @@ import {
 import {
   bindingFailure,
   targetFor,
+  uriScheme,
   type ActionHandle,
   type BindingSet,
   type Operation,
@@ -31,7 +32,7 @@ import {
 } from "../bindings/index.js";
 import type { Store } from "../store/index.js";
 import type { IngestOptions, Report } from "./ingest.js";
-import { pollIntervalOf, recordPolicyOf, type RecordPolicy } from "./observation.js";
+import { pollIntervalOf, readVia, recordPolicyOf, type RecordPolicy } from "./observation.js";
 
 export interface CommandOptions {
   /** Asking an asynchronous action's status resource: every this many ms… */
@@ -72,6 +73,15 @@ function causeOf(requester: Requester, uriVariables: UriVariables = {}): Cause &
   };
   if (Object.keys(uriVariables).length > 0) cause.uriVariables = { ...uriVariables };
   return cause;
+}
+
+/**
+ * The cause of a value read through the hub: `via` how the hub got it (`read:<scheme>` of the form
+ * that answered), `surface` what the requester asked through (`http`, `graphql`, `rollout`).
+ */
+function readCause(cause: Cause, href: string): Cause {
+  const { via, ...rest } = cause;
+  return { ...rest, via: readVia(uriScheme(href) ?? "hub"), ...(via !== undefined && { surface: via }) };
 }
 
 /** An action's status as the hub keeps it (TD 1.1 ActionStatus). */
@@ -268,7 +278,7 @@ export class Commands {
     // The answer is the device's value and goes out now; its `reported` Change is recorded after
     // (docs/bindings.md, "Reads through the hub"): a read acknowledges no change, so it does not
     // wait for a disk sync, and later commands on the Thing are recorded after it.
-    const recording = this.recordRead(thing, name, value, policy, cause);
+    const recording = this.recordRead(thing, name, value, policy, readCause(cause, target.href));
     if (this.pendingRecordings > MAX_PENDING_RECORDINGS) await recording;
     return value;
   }

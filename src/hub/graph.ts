@@ -149,7 +149,10 @@ export class Graph {
   private readonly maxEdgeVisits: number;
   private readonly maxNeighbourhood: number;
   private closed = false;
-  /** The latest reachability Change's seq per Thing, negative when it said unreachable. */
+  /**
+   * The latest reachability Change's seq per Thing, negative when it said unreachable; a removal's
+   * seq (positive) once it is removed, so that a Thing registered again starts reachable.
+   */
   private readonly reachability = new Map<string, number>();
   /** Whether the index is built with every property's values (no Store.stateView to build them from). */
   private readonly reportsFromBus: boolean;
@@ -178,8 +181,11 @@ export class Graph {
   private apply(change: Change): void {
     if (change.kind === "described")
       this.index.describe(change.value as RegisteredThingDescription, change.seq);
-    else if (change.kind === "removed") this.index.remove(change.thing, change.seq);
-    else if (change.kind === "reported" && change.affordance !== undefined)
+    else if (change.kind === "removed") {
+      this.index.remove(change.thing, change.seq);
+      // Registered again, it starts reachable: its old registration's outage is not its own.
+      this.noteReachability(change);
+    } else if (change.kind === "reported" && change.affordance !== undefined)
       this.index.report(change.thing, change.affordance, change.value, change.seq);
     else if (change.kind === "unreachable" || change.kind === "reachable") this.noteReachability(change);
   }
@@ -212,7 +218,9 @@ export class Graph {
           const streams = await this.deps.store.streamsAt(
             record.id,
             undefined,
-            this.reportsFromBus ? ["reported", "unreachable", "reachable"] : ["unreachable", "reachable"],
+            this.reportsFromBus
+              ? ["reported", "unreachable", "reachable", "removed"]
+              : ["unreachable", "reachable", "removed"],
           );
           for (const s of streams)
             if (s.kind === "reported")

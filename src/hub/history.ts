@@ -975,9 +975,20 @@ function latestDescription(streams: readonly HistoryStream[]): Change | undefine
   return latestOf(streams, ["described", "removed"]);
 }
 
-/** The Thing's latest `reachable` or `unreachable` Change among its streams (none: never away). */
+/** The streams `latestReachability` reads: a Thing's reachability, and its removals. */
+export const REACHABILITY_STREAM_KINDS: readonly string[] = ["reachable", "unreachable", "removed"];
+
+/**
+ * The latest `reachable` or `unreachable` Change of the Thing's current registration among its
+ * streams (none: never away since it was registered). A Thing removed and registered again starts
+ * over: a reachability Change from before its last `removed` is of the old registration, and does
+ * not make the new one unreachable. `streams` must hold the Thing's `removed` stream
+ * (REACHABILITY_STREAM_KINDS) for that.
+ */
 export function latestReachability(streams: readonly HistoryStream[]): Change | undefined {
-  return latestOf(streams, ["reachable", "unreachable"]);
+  const latest = latestOf(streams, REACHABILITY_KINDS);
+  const removed = latestOf(streams, ["removed"]);
+  return latest !== undefined && (removed === undefined || latest.seq > removed.seq) ? latest : undefined;
 }
 
 /** A diff section's streams, and how many Changes each has in between (in the same order). */
@@ -1037,12 +1048,14 @@ function reachabilityOf(
   after: readonly HistoryStream[],
   turns: CountedStreams,
 ): ReachabilityDiff | undefined {
-  const last = latestReachability(after);
+  // The last turn may be of an earlier registration (it says what happened); whether the Thing
+  // answered at either end is of the registration then (latestReachability).
+  const last = latestOf(after, REACHABILITY_KINDS);
   if (last === undefined) return undefined;
   // Reachable or not only where it was in the directory: a Thing not registered yet did not exist.
   const registered = (streams: readonly HistoryStream[]) => latestDescription(streams)?.kind === "described";
   const reachableAtFrom = registered(before) ? latestReachability(before)?.kind !== "unreachable" : undefined;
-  const reachableAtTo = registered(after) ? last.kind !== "unreachable" : undefined;
+  const reachableAtTo = registered(after) ? latestReachability(after)?.kind !== "unreachable" : undefined;
   const counts: Record<string, number> = {};
   for (const [i, s] of turns.streams.entries()) counts[s.kind] = turns.counts[i] ?? 0;
   if (Object.keys(counts).length === 0 && reachableAtFrom !== false && reachableAtTo !== false)

@@ -30,6 +30,7 @@ export { HUB_VERSION } from "./version.js";
 export {
   History,
   latestReachability,
+  REACHABILITY_STREAM_KINDS,
   type AffordanceDiff,
   type AffordanceDrift,
   type DiffChange,

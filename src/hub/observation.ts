@@ -28,13 +28,14 @@ import {
   uriScheme,
   type Binding,
   type BindingSet,
+  type Delivery,
   type Secrets,
   type Subscription,
   type Target,
 } from "../bindings/index.js";
 import type { Bus } from "../bus/index.js";
 import type { Store } from "../store/index.js";
-import { latestReachability } from "./history.js";
+import { REACHABILITY_STREAM_KINDS, latestReachability } from "./history.js";
 import type { Report } from "./ingest.js";
 
 /** The actor of every Change the observer records. */
@@ -376,14 +377,14 @@ class ThingObserver {
     // not record again what it already has.
     const streams = await this.context.store.streamsAt(this.id, undefined, [
       "reported",
-      "unreachable",
-      "reachable",
+      ...REACHABILITY_STREAM_KINDS,
     ]);
     for (const stream of streams)
       if (stream.kind === "reported")
         this.last.set(stream.affordance, valueHash("reported", stream.latest.value));
     // Only an outage the observer recorded is its own to end: a Homie device the gateway recorded
-    // lost (cause mqtt:homie) is not back because its broker accepts a subscription.
+    // lost (cause mqtt:homie) is not back because its broker accepts a subscription. An outage of
+    // the Thing's earlier registration (before it was removed) is not its own either.
     const latest = latestReachability(streams);
     if (latest !== undefined)
       this.reachable = latest.kind === "reachable" || latest.cause.actor !== OBSERVER_ACTOR;
@@ -542,8 +543,8 @@ class ThingObserver {
 
   private open({ plan, target, binding }: Opened, generation: number): Promise<Subscription> {
     const via = viaOf(target.href);
-    const onValue = (value: unknown) =>
-      generation === this.generation ? this.received(plan, via, value) : undefined;
+    const onValue = (value: unknown, delivery?: Delivery) =>
+      generation === this.generation ? this.received(plan, via, value, delivery) : undefined;
     const onError = (error: BindingError) => {
       if (generation === this.generation) this.failed(plan, error, generation);
     };
@@ -552,8 +553,12 @@ class ThingObserver {
       : binding.subscribeEvent(target, onValue, onError);
   }
 
-  /** A value from the Thing: checked, filtered by the record policy, queued for the Log. */
-  private received(plan: Plan, via: string, raw: unknown): Promise<void> | undefined {
+  /**
+   * A value from the Thing: checked, filtered by the record policy, queued for the Log. A property
+   * value the binding read (a poll) is recorded `via` `read:<scheme>`, one the Thing pushed `via`
+   * the scheme (docs/changes.md).
+   */
+  private received(plan: Plan, via: string, raw: unknown, delivery?: Delivery): Promise<void> | undefined {
     if (this.stopped) return undefined;
     this.attempt = 0;
     // Payloads of non-JSON types arrive as bytes; the Log keeps JSON, so they are kept as base64.
@@ -596,7 +601,7 @@ class ThingObserver {
       if (hash !== "" && this.last.get(plan.name) === hash) return undefined;
       this.last.set(plan.name, hash);
     }
-    return this.enqueue(report, via);
+    return this.enqueue(report, report.kind === "reported" && delivery === "read" ? readVia(via) : via);
   }
 
   private failed(plan: Plan, error: BindingError, generation: number): void {
@@ -770,6 +775,11 @@ function keyOf(plan: Plan): string {
 
 function viaOf(href: string | undefined): string {
   return (href === undefined ? undefined : uriScheme(href)) ?? "hub";
+}
+
+/** The `via` of a value the hub read from the Thing over `scheme` (docs/changes.md, "How a value was got"). */
+export function readVia(scheme: string): string {
+  return `read:${scheme}`;
 }
 
 /**

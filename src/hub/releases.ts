@@ -22,7 +22,7 @@ import {
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
 import type { ReleaseRecord, Store } from "../store/index.js";
-import { latestReachability } from "./history.js";
+import { REACHABILITY_STREAM_KINDS, latestReachability } from "./history.js";
 import type { HubClock } from "./hub-clock.js";
 
 /** The Change kind that records a stored release. */
@@ -210,7 +210,7 @@ export class Releases {
       td = record.td;
     }
     // A finder that gave the state saves reading the reported streams again.
-    const kinds = found?.state ? ["reachable", "unreachable"] : ["reported", "reachable", "unreachable"];
+    const kinds = found?.state ? REACHABILITY_STREAM_KINDS : ["reported", ...REACHABILITY_STREAM_KINDS];
     const streams = await this.context.store.streamsAt(id, undefined, kinds);
     const state: Record<string, unknown> = { ...found?.state };
     for (const stream of streams)

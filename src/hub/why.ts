@@ -1,7 +1,7 @@
 // Why a Change happened, read from the Log: a value the Thing reported back to the write that
 // asked for it, an outcome to its command, a command to who sent it. One reading for every
 // surface (GET /changes/{seq}/why, GraphQL's Change.why, `things why`).
-import { canonicalJson, type Change } from "../core/index.js";
+import { canonicalJson, deliveryOf, type Change } from "../core/index.js";
 import type { Store } from "../store/index.js";
 
 /** One link of the chain: a Change, and how the Change before it in the chain came of it. */
@@ -16,6 +16,11 @@ export interface Why {
   chain: WhyLink[];
   /** Where the chain ends: who acted, or why nothing before it is known. */
   origin: string;
+  /**
+   * For a `reported` Change, how its value was got: `read by the hub over HTTP` (cause via
+   * `read:http`) or `pushed by the device over MQTT` (via `mqtt`); absent otherwise.
+   */
+  delivery?: string;
 }
 
 const COMMAND_KINDS = ["desired", "invoked"];
@@ -89,8 +94,14 @@ export class Causes {
     };
   }
 
-  /** The chain of causes behind `change`, newest first, and where it ends. */
+  /** The chain of causes behind `change`, newest first, where it ends, and how its value was got. */
   async why(change: Change): Promise<Why> {
+    const why = await this.chainOf(change);
+    const delivery = deliveryOf(change);
+    return delivery === undefined ? why : { ...why, delivery };
+  }
+
+  private async chainOf(change: Change): Promise<Why> {
     const chain: WhyLink[] = [];
     let command: Change | undefined;
     if (change.kind === "reported") {

@@ -846,6 +846,8 @@ export const graphView: View = ({ client, live }, root) => {
     }, REFRESH_MS);
   };
   const unsubscribeTds = live.subscribe((change) => {
+    // A Thing removed and registered again starts reachable: its old outage is not its own.
+    if (change.kind === "removed" && unreachable.delete(change.thing)) showUnreachable();
     if (change.kind === "described" || change.kind === "removed") refresh();
   });
 

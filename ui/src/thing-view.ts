@@ -377,7 +377,8 @@ export const thingView: View = ({ client, live }, root, id) => {
       const [state, history, reach] = await Promise.all([
         client.stateAt(id),
         client.history(id, { limit: TIMELINE_SIZE }),
-        client.history(id, { kind: ["unreachable", "reachable"], limit: 1 }),
+        // Newest first: a `removed` before any turn means the turns are of an earlier registration.
+        client.history(id, { kind: ["unreachable", "reachable", "removed"], limit: 1 }),
       ]);
       if (disposed) return;
       for (const [name] of properties) {
@@ -386,7 +387,8 @@ export const thingView: View = ({ client, live }, root, id) => {
           valueCells.get(name)?.replaceChildren(h("span", { class: "muted" }, "no value yet"));
         else setValue(name, value.value, value.time);
       }
-      setReachability(reach.changes[0]);
+      const lastTurn = reach.changes[0];
+      setReachability(lastTurn?.kind === "removed" ? undefined : lastTurn);
       // The first rows with the page, the others in the next frame (after older rows, before live ones).
       const later = history.changes.slice(TIMELINE_FIRST);
       const marker = h("tr", { hidden: true });

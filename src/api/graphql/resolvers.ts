@@ -539,6 +539,8 @@ const mutation: Record<string, Resolver> = {
   registerAll: (_, args, context) => context.hub.directory.registerAll(args.tds, causeOf(context)),
   update: (_, args, context) => context.hub.directory.patch(args.id as string, args.patch, causeOf(context)),
   remove: (_, args, context) => context.hub.directory.remove(args.id as string, causeOf(context)),
+  readProperty: (_, args, context) =>
+    commandsOf(context.hub).readProperty(args.thing as string, args.name as string, causeOf(context)),
   writeProperty: async (_, args, context) => {
     const correlation = await commandsOf(context.hub).writeProperty(
       args.thing as string,

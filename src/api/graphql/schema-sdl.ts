@@ -147,6 +147,12 @@ export const SCHEMA_SDL = /* GraphQL */ `
     """
     writeProperty(thing: ID!, name: String!, value: JSON!): Command!
     """
+    Reads a property from the Thing through its binding (GET /things/{id}/properties/{name}) and
+    answers its value, recorded as 'reported' with cause via 'read:<scheme>' and surface 'graphql'.
+    A mutation: it reaches the device and writes to the Log.
+    """
+    readProperty(thing: ID!, name: String!): JSON
+    """
     Invokes an action through the Thing's binding: 'invoked', then 'completed' or 'failed'.
     """
     invokeAction(thing: ID!, name: String!, input: JSON): Invocation!
@@ -335,7 +341,10 @@ export const SCHEMA_SDL = /* GraphQL */ `
   """
   type Cause {
     actor: String!
+    "The protocol or surface: 'read:<scheme>' for a value the hub read from the Thing, the plain scheme for one it pushed."
     via: String
+    "For a value the hub read on someone's request, the surface they asked through (http, graphql, rollout); via then says how."
+    surface: String
     release: String
     rule: String
     correlation: String
@@ -393,6 +402,11 @@ export const SCHEMA_SDL = /* GraphQL */ `
     'the Thing itself: …' when nothing the hub sent asked for a reported value.
     """
     origin: String!
+    """
+    For a reported Change, how its value was got: 'read by the hub over HTTP' (cause via
+    'read:http') or 'pushed by the device over MQTT' (via 'mqtt'); null otherwise.
+    """
+    delivery: String
   }
 
   """

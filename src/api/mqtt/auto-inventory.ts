@@ -23,7 +23,7 @@ import {
   type MqttDeviceContext,
   type RegisteredThingDescription,
 } from "../../core/index.js";
-import { latestReachability, type Hub } from "../../hub/index.js";
+import { REACHABILITY_STREAM_KINDS, latestReachability, type Hub } from "../../hub/index.js";
 import { toProblem } from "../http/problem.js";
 import { topicMatches, type BrokerLink, type InboundMessage } from "./broker-link.js";
 import type { TopicLayout } from "./topic-layout.js";
@@ -175,7 +175,7 @@ export class AutoInventory {
   async #reachability(id: string, state: string): Promise<void> {
     const away = AWAY_STATES.get(state);
     if (away === undefined && !BACK_STATES.has(state)) return;
-    const streams = await this.#hub.store.streamsAt(id, undefined, ["unreachable", "reachable"]);
+    const streams = await this.#hub.store.streamsAt(id, undefined, REACHABILITY_STREAM_KINDS);
     const reachable = latestReachability(streams)?.kind !== "unreachable";
     if (away !== undefined ? !reachable : reachable) return;
     const report =

@@ -2,7 +2,7 @@
 // polling with readproperty for forms that do not offer it.
 import { backoffDelay } from "../backoff.js";
 import { bindingError, bindingFailure } from "../binding.js";
-import type { ErrorListener, Subscription, Target, ValueListener } from "../binding.js";
+import type { Delivery, ErrorListener, Subscription, Target, ValueListener } from "../binding.js";
 import { decodeValue } from "../content.js";
 import { Observation, asBindingError } from "../observation-loop.js";
 import type { CoapAnswer, CoapExchange, CoapObservation, CoapTransport } from "./coap-transport.js";
@@ -67,9 +67,11 @@ export async function observeByObserve(
         wake?.();
       },
     );
-  const deliver = (answer: CoapAnswer) => {
+  // A registration's answer is the value the hub asked for (a read, as after every reconnect); a
+  // notification is the Thing's push (RFC 7641 §4.2).
+  const deliver = (answer: CoapAnswer, delivery: Delivery = "pushed") => {
     try {
-      observation.value(decodeCoapAnswer(target, answer));
+      observation.value(decodeCoapAnswer(target, answer), delivery);
     } catch (error) {
       observation.error(asBindingError(error));
     }
@@ -86,10 +88,10 @@ export async function observeByObserve(
         "the Thing answered without registering the observation (RFC 7641): it is polled instead",
       ),
     );
-    if (options.reportFirst) deliver(current.first);
+    if (options.reportFirst) deliver(current.first, "read");
     return pollInto(observation, transport, target, { ...exchange, method: "GET" }, current.first, options);
   }
-  if (options.reportFirst) deliver(current.first);
+  if (options.reportFirst) deliver(current.first, "read");
   fresh = Date.now() + current.first.maxAge * 1000 + options.freshnessMarginMs;
   observation.run(async () => {
     let attempt = 0;
@@ -136,7 +138,7 @@ export async function observeByObserve(
         }
         attempt = 0;
         fresh = Date.now() + current.first.maxAge * 1000 + options.freshnessMarginMs;
-        if (options.reportFirst) deliver(current.first);
+        if (options.reportFirst) deliver(current.first, "read");
         break;
       }
     }
@@ -156,7 +158,7 @@ export async function observeByPolling(
   const observation = new Observation(onValue, onError);
   // The first read establishes the observation: a Thing that cannot be read cannot be observed.
   const first = await transport.request(exchange);
-  observation.value(decodeCoapAnswer(target, first));
+  observation.value(decodeCoapAnswer(target, first), "read");
   return pollInto(observation, transport, target, exchange, first, options);
 }
 
@@ -177,7 +179,7 @@ function pollInto(
         if (observation.closed) return;
         if (answer.payload.equals(last)) continue;
         last = answer.payload;
-        observation.value(decodeCoapAnswer(target, answer));
+        observation.value(decodeCoapAnswer(target, answer), "read");
       } catch (error) {
         if (observation.closed) return;
         const final = isFinal(error);

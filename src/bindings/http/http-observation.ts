@@ -289,14 +289,14 @@ export async function observeByPolling(
   // The first read establishes the observation: a Thing that cannot be read cannot be observed.
   const first = await read();
   let last = first.body;
-  observation.value(decodeAnswer(target, first, target.terms.contentType));
+  observation.value(decodeAnswer(target, first, target.terms.contentType), "read");
   observation.run(async () => {
     while (await observation.pause(interval)) {
       try {
         const answer = await read();
         if (answer.body.equals(last)) continue;
         last = answer.body;
-        observation.value(decodeAnswer(target, answer, target.terms.contentType));
+        observation.value(decodeAnswer(target, answer, target.terms.contentType), "read");
       } catch (error) {
         if (observation.closed) return;
         const final = isFinal(error);

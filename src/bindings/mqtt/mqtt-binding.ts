@@ -249,7 +249,9 @@ export class MqttBinding implements Binding {
           if (!open || (skipRetained && packet.retain) || isOwn(own, packet.topic)) return;
           const tooLarge = this.#tooLarge(target, packet);
           if (tooLarge !== undefined) onError(tooLarge);
-          else await onValue(decodePayload(target, packet));
+          // A retained message is the broker's stored value, sent because the hub subscribed (as
+          // after each reconnect): a read, not the Thing's publish.
+          else await onValue(decodePayload(target, packet), packet.retain ? "read" : "pushed");
         },
         this.#timeoutMs,
       ),

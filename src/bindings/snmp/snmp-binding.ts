@@ -188,7 +188,7 @@ export class SnmpBinding implements Binding {
     // The first read establishes the observation: a Thing that cannot be read cannot be observed.
     const first = decodeVarbind(await this.#get(read));
     const polling = new Observation(onValue, onError);
-    polling.value(first);
+    polling.value(first, "read");
     let last = JSON.stringify(first);
     polling.run(async () => {
       while (await polling.pause(interval)) {
@@ -197,7 +197,7 @@ export class SnmpBinding implements Binding {
           const text = JSON.stringify(value);
           if (text === last) continue;
           last = text;
-          polling.value(value);
+          polling.value(value, "read");
         } catch (error) {
           polling.error(asBindingError(error));
         }
