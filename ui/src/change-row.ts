@@ -5,7 +5,7 @@ import type { Change, Why } from "../../src/client/index.js";
 import { h, replace, show, showTime } from "./dom.js";
 import { problemBox, saidByDevice } from "./errors.js";
 import { isThingId, thingLink } from "./thing-titles.js";
-import { withUnit } from "./affordance-names.js";
+import { affordanceLabel, withUnit, type Named } from "./affordance-names.js";
 
 /** The hub clock's wall time of a Change (its hlc begins with 12 hex digits of milliseconds). */
 export function timeOfChange(change: Pick<Change, "hlc">): number {
@@ -166,6 +166,28 @@ export interface ChangeRowOptions {
   chainDrawn?: (chain: HTMLElement) => void;
   /** The unit of the Change's property in its Thing's TD, when known (`Cel`). */
   unitOf?: (change: Change) => string | undefined;
+  /** The Change's affordance as its Thing's TD (the one in force then) declares it: its title. */
+  affordanceOf?: (change: Change) => Named | undefined;
+}
+
+/**
+ * A Change's affordance cell's content: its TD title when known, with its name beside it in code
+ * font where the title does not say it (`Boiler setpoint`, `Mode state`); the name alone otherwise.
+ */
+export function affordanceText(
+  change: Pick<Change, "affordance">,
+  named?: Named,
+): Array<string | HTMLElement> {
+  return change.affordance === undefined ? [] : affordanceLabel(change.affordance, named);
+}
+
+/** A Change's affordance cell: named as `affordanceText` says, its name the tooltip. */
+function affordanceCell(change: Change, named: Named | undefined): HTMLElement {
+  return h(
+    "td",
+    { class: "affordance", ...(change.affordance !== undefined && { title: change.affordance }) },
+    ...affordanceText(change, named),
+  );
 }
 
 /** A Change in a line: its number (to the Thing around it), Thing, kind, affordance, value and actor. */
@@ -275,7 +297,7 @@ export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLE
     options.showThing === true &&
       h("td", { class: "thing" }, thingLink(change.thing, options.titleOf?.(change.thing))),
     h("td", { class: "change-kind" }, h("span", { class: "kind" }, change.kind)),
-    h("td", { class: "affordance" }, change.affordance ?? ""),
+    affordanceCell(change, options.affordanceOf?.(change)),
     h("td", { class: "value" }, changeValue(change, options.unitOf?.(change))),
     h(
       "td",
