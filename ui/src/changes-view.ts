@@ -43,6 +43,20 @@ function sinceByDefault(correlation: string): string {
   return correlation.trim() === "" ? "-1h" : "";
 }
 
+/**
+ * How many filters the address puts in force: each field with a value, *Until*, and *Since* when
+ * it is not the range's default (the last hour; the Log's start for a correlation).
+ */
+function activeFilters(params: URLSearchParams): number {
+  const filled = (name: string) => (params.get(name)?.trim() ?? "") !== "";
+  const since = params.get("since")?.trim() ?? "";
+  return (
+    FIELDS.filter(({ name }) => filled(name)).length +
+    (filled("until") ? 1 : 0) +
+    (since !== "" && since !== sinceByDefault(params.get("correlation") ?? "") ? 1 : 0)
+  );
+}
+
 /** The Thing a link names. */
 function idOfLink(link: HTMLElement): string {
   return link.dataset.thingId ?? "";
@@ -130,6 +144,7 @@ export const changesView: View = ({ client, live }, root, query) => {
   const form = h(
     "form",
     {
+      id: "change-filters",
       class: "filters",
       onsubmit: (event: Event) => {
         event.preventDefault();
@@ -164,9 +179,27 @@ export const changesView: View = ({ client, live }, root, query) => {
     kindInput.value = kindInput.value.trim() === ALL_BUT_READINGS ? "" : ALL_BUT_READINGS;
     form.requestSubmit();
   });
+  // On a phone the filters took the whole first screen: there they fold behind one button that
+  // says how many are in force (the address's; the CSS shows it under 760 px only, so wide screens
+  // keep the form as it was). Folded again when the view is drawn again after Filter: the rows first.
+  const active = activeFilters(params);
+  const fold = h(
+    "button",
+    {
+      type: "button",
+      class: "filters-toggle",
+      "aria-expanded": "false",
+      "aria-controls": "change-filters",
+    },
+    active === 0 ? "Filters" : `Filters (${active} active)`,
+  );
+  fold.addEventListener("click", () =>
+    fold.setAttribute("aria-expanded", String(fold.getAttribute("aria-expanded") !== "true")),
+  );
   replace(
     root,
     h("h1", {}, "Changes"),
+    fold,
     form,
     h(
       "p",
