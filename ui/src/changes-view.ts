@@ -282,15 +282,14 @@ export const changesView: View = ({ client, live }, root, query) => {
   // Each row's affordance by its title and each value with its property's unit, from the TD its
   // Thing had at the Change (a unit renamed since shows the old one on the old rows): each Thing's
   // TD versions over the page's span, asked for after the rows, several Things a request
-  // (GraphQL), and kept for *Show more*; versions that come live are seen on the feed of every
-  // Change, so live rows mostly need no request.
+  // (GraphQL), and kept for *Show more*; versions that come live are followed from the Log's end
+  // as the page read it (below), so live rows need no request.
   const graphql = new GraphqlClient({ url: location.origin, token: storedToken() });
   const descriptions = new ThingDescriptions(
     descriptionsOverGraphql((query, variables) =>
       graphql.request(query, variables, { signal: abort.signal }),
     ),
   );
-  const stopLearning = live.subscribe((change) => descriptions.learn(change));
   const shownChanges = new Map<number, Change>();
   const unitOf = (change: Change): string | undefined =>
     change.kind === "reported" || change.kind === "desired"
@@ -448,6 +447,17 @@ export const changesView: View = ({ client, live }, root, query) => {
       })();
       // Awaited below, once the page is shown; a page that fails first must not leave it unhandled.
       stream.catch(() => undefined);
+      // The TDs that come after the Log's end as read, on the same shared stream, none missed
+      // (the header's feed starts when it connects, maybe after a TD the page did not read): the
+      // rows of their Things named again, whichever of the TD and a row after it came first.
+      if (!closed)
+        void (async () => {
+          const described = { kind: ["described", "removed"] };
+          for await (const change of live.watch(described, { lastEventId: head, signal: abort.signal })) {
+            descriptions.learn(change);
+            describeRows(new Set([change.thing]));
+          }
+        })().catch(() => undefined); // a row's names are a help: the values stay as they are
       // The range's newest page: a busy hub's week holds millions, and reading them all oldest
       // first to keep the last rows took one request per 500 of them.
       await readPages();
@@ -470,7 +480,6 @@ export const changesView: View = ({ client, live }, root, query) => {
   return () => {
     abort.abort();
     stopFollowing();
-    stopLearning();
     cancelRedraw?.();
     if (arrivedTimer !== undefined) clearTimeout(arrivedTimer);
   };

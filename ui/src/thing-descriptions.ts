@@ -54,8 +54,8 @@ export const THINGS_PER_REQUEST = 25;
 /**
  * A Thing's TD versions, asked for once per page of the view and kept: `cover` asks the hub for the
  * versions in force at the seqs of the rows shown (several Things a request), `at` answers from
- * what is kept, and `learn` keeps the versions that come live (from the feed of every Change, open
- * before `cover` first asks) so that live rows need no request of their own.
+ * what is kept, and `learn` keeps the versions that come live (from a feed that starts at or before
+ * the Log's end as `cover` first reads it) so that live rows need no request of their own.
  */
 export class ThingDescriptions {
   private readonly known = new Map<string, Known>();
