@@ -5,6 +5,7 @@ import { GraphqlClient, type Change, type ChangeFilter } from "../../src/client/
 import { RECORDED_KINDS } from "../../src/core/change.js";
 import type { GraphSummary } from "../../src/client/hub-client.js";
 import type { View } from "./app-context.js";
+import { affordanceOfChange } from "./affordance-names.js";
 import { affordanceText, changeRow, changeTable, changeValue } from "./change-row.js";
 import { h, replace, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
@@ -291,10 +292,11 @@ export const changesView: View = ({ client, live }, root, query) => {
     ),
   );
   const shownChanges = new Map<number, Change>();
+  /** A Change's affordance as the TD in force at it declares it (its title, a property's unit). */
+  const affordanceOf = (change: Change) =>
+    affordanceOfChange(descriptions.at(change.thing, change.seq), change);
   const unitOf = (change: Change): string | undefined =>
-    change.kind === "reported" || change.kind === "desired"
-      ? descriptions.affordanceOf(change)?.unit
-      : undefined;
+    change.kind === "reported" || change.kind === "desired" ? affordanceOf(change)?.unit : undefined;
   /** Reads the TDs in force at these Changes, then draws their Things' rows again with them. */
   const describe = async (shown: Iterable<Change>): Promise<void> => {
     const wanted = [...shown].filter((change) => change.affordance !== undefined);
@@ -308,7 +310,7 @@ export const changesView: View = ({ client, live }, root, query) => {
     for (const tr of body.querySelectorAll<HTMLElement>(":scope > tr.change")) {
       if (!things.has(tr.dataset.thing ?? "")) continue;
       const change = shownChanges.get(Number(tr.dataset.seq));
-      const named = change === undefined ? undefined : descriptions.affordanceOf(change);
+      const named = change === undefined ? undefined : affordanceOf(change);
       if (change === undefined || named === undefined) continue;
       tr.querySelector("td.affordance")?.replaceChildren(...affordanceText(change, named));
       tr.querySelector("td.value")?.replaceChildren(
@@ -322,7 +324,7 @@ export const changesView: View = ({ client, live }, root, query) => {
     return changeRow(change, {
       showThing: true,
       unitOf,
-      affordanceOf: (change) => descriptions.affordanceOf(change),
+      affordanceOf: (change) => affordanceOf(change),
       titleOf: (id) => titles.get(id),
       why: (seq) => client.why(seq),
       chainDrawn: (chain) =>

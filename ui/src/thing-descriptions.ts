@@ -4,7 +4,6 @@
 // version is their seq, as a TD's ETag says): the TD in force at seq S is the value of the Thing's
 // last `described` Change before S; after a `removed` one it has none.
 import type { Change } from "../../src/client/index.js";
-import { affordanceIn, type Named } from "./affordance-names.js";
 
 /** One of a Thing's TD versions: the `described` (TD) or `removed` (none) Change that began it. */
 export interface Description {
@@ -69,18 +68,6 @@ export class ThingDescriptions {
     return known.versions.find((version) => version.seq < seq)?.td;
   }
 
-  /** The affordance a Change names, as the TD in force at its seq declares it, if it does. */
-  affordanceOf(change: Pick<Change, "thing" | "seq" | "kind" | "affordance">): Named | undefined {
-    if (change.affordance === undefined) return undefined;
-    const td = this.at(change.thing, change.seq);
-    if (td === undefined) return undefined;
-    for (const group of groupsOf(change.kind)) {
-      const found = affordanceIn(td, group, change.affordance);
-      if (found !== undefined) return found;
-    }
-    return undefined;
-  }
-
   /** Whether `at` answers for this seq from what is kept (or from what is being read now). */
   covers(thing: string, seq: number): boolean {
     const known = this.known.get(thing);
@@ -142,14 +129,6 @@ function add(known: Known, version: Description): void {
   if (known.versions.some((kept) => kept.seq === version.seq)) return;
   known.versions.push(version);
   known.versions.sort((a, b) => b.seq - a.seq);
-}
-
-/** Where a Change's affordance is declared, by its kind (an outcome may be a write's or an action's). */
-function groupsOf(kind: string): Array<"properties" | "actions" | "events"> {
-  if (kind === "emitted") return ["events"];
-  if (kind === "invoked") return ["actions"];
-  if (kind === "completed" || kind === "failed") return ["actions", "properties"];
-  return ["properties", "actions", "events"];
 }
 
 /** Versions read per Thing and page: most Things have had one or two TDs in a page's span. */
