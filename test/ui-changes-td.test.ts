@@ -79,7 +79,8 @@ describeInBrowser(
         await expect(page.locator("tr.change").count()).resolves.toBe(5 + SENSORS);
         expect(await boilerRows(page)).toEqual([
           ["Water temperature", "temperature", "71 °F (was 70 °F)"],
-          ["Water temperature", "temperature", "70 °F (was 22 °F)"],
+          // The value before it was read under the TD before: no unit rather than a wrong one.
+          ["Water temperature", "temperature", "70 °F (was 22)"],
           ["Boiler temperature", "temperature", "22 °C (was 21 °C)"],
           ["Boiler temperature", "temperature", "21 °C (was 20 °C)"],
           ["Boiler temperature", "temperature", "20 °C"],
@@ -101,9 +102,9 @@ describeInBrowser(
         );
         await page.locator("tr.change td.value", { hasText: "345 K" }).waitFor();
         expect((await boilerRows(page)).map(([, , value]) => value)).toEqual([
-          "345 K (was 71 K)",
+          "345 K (was 71)",
           "71 °F (was 70 °F)",
-          "70 °F (was 22 °F)",
+          "70 °F (was 22)",
           "22 °C (was 21 °C)",
           "21 °C (was 20 °C)",
           "20 °C",

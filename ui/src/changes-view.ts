@@ -297,6 +297,31 @@ export const changesView: View = ({ client, live }, root, query) => {
     affordanceOfChange(descriptions.at(change.thing, change.seq), change);
   const unitOf = (change: Change): string | undefined =>
     change.kind === "reported" || change.kind === "desired" ? affordanceOf(change)?.unit : undefined;
+  /**
+   * The unit of a reading's value before it: the reading's own, unless the TD in force changed the
+   * property's unit (°C to °F) and no reading of it shown lies between that TD and this one — then
+   * the value before may have been read under the old unit, and is shown without one.
+   */
+  const previousUnitOf = (change: Change): string | undefined => {
+    const unit = unitOf(change);
+    const version = descriptions.versionAt(change.thing, change.seq);
+    if (unit === undefined || version === undefined) return unit;
+    // The TD before it (not read when this page needs none of its rows: taken as the same unit).
+    const tdBefore = descriptions.covers(change.thing, version)
+      ? descriptions.at(change.thing, version)
+      : undefined;
+    if (tdBefore === undefined || affordanceOfChange(tdBefore, change)?.unit === unit) return unit;
+    for (const [seq, shown] of shownChanges)
+      if (
+        seq > version &&
+        seq < change.seq &&
+        shown.thing === change.thing &&
+        shown.kind === change.kind &&
+        shown.affordance === change.affordance
+      )
+        return unit;
+    return undefined;
+  };
   /** Reads the TDs in force at these Changes, then draws their Things' rows again with them. */
   const describe = async (shown: Iterable<Change>): Promise<void> => {
     const wanted = [...shown].filter((change) => change.affordance !== undefined);
@@ -314,7 +339,9 @@ export const changesView: View = ({ client, live }, root, query) => {
       if (change === undefined || named === undefined) continue;
       tr.querySelector("td.affordance")?.replaceChildren(...affordanceText(change, named));
       tr.querySelector("td.value")?.replaceChildren(
-        ...changeValue(change, unitOf(change)).filter((part) => part !== false),
+        ...changeValue(change, { value: unitOf(change), previous: previousUnitOf(change) }).filter(
+          (part) => part !== false,
+        ),
       );
     }
   };
@@ -324,6 +351,7 @@ export const changesView: View = ({ client, live }, root, query) => {
     return changeRow(change, {
       showThing: true,
       unitOf,
+      previousUnitOf,
       affordanceOf: (change) => affordanceOf(change),
       titleOf: (id) => titles.get(id),
       why: (seq) => client.why(seq),

@@ -68,6 +68,13 @@ export class ThingDescriptions {
     return known.versions.find((version) => version.seq < seq)?.td;
   }
 
+  /** The seq of the version in force at `seq` (its `described` or `removed` Change), if known. */
+  versionAt(thing: string, seq: number): number | undefined {
+    const known = this.known.get(thing);
+    if (known === undefined || seq <= bottomOf(known)) return undefined;
+    return known.versions.find((version) => version.seq < seq)?.seq;
+  }
+
   /** Whether `at` answers for this seq from what is kept (or from what is being read now). */
   covers(thing: string, seq: number): boolean {
     const known = this.known.get(thing);
