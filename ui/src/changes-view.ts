@@ -352,7 +352,7 @@ export const changesView: View = ({ client, live }, root, query) => {
       showThing: true,
       unitOf,
       previousUnitOf,
-      affordanceOf: (change) => affordanceOf(change),
+      affordanceOf,
       titleOf: (id) => titles.get(id),
       why: (seq) => client.why(seq),
       chainDrawn: (chain) =>
