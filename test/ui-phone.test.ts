@@ -371,6 +371,8 @@ describeInBrowser("the web UI on a phone", { timeout: 4 * SHOWN_MS }, () => {
   it("gives each of the Changes view's filters room for its whole hint on a phone, two to a row", async () => {
     const page = await ui.open({ viewport: PHONE, touch: true, hash: "#/changes" });
     try {
+      // Folded on a phone: opened first.
+      await page.getByRole("button", { name: "Filters", exact: true }).click();
       await page.locator("form.filters button").waitFor();
       // Each field's hint (its placeholder) measured in the field's font, against the room inside it.
       const fields = await page.evaluate<
@@ -400,6 +402,45 @@ describeInBrowser("the web UI on a phone", { timeout: 4 * SHOWN_MS }, () => {
       );
     } finally {
       await page.context().close();
+    }
+  });
+  it("folds the Changes view's filters behind one button on a phone, saying how many are active, opened by the keyboard too", async () => {
+    const query = new URLSearchParams({ thing: BOILER, kind: "reported", since: "-1h" }).toString();
+    const page = await ui.open({ viewport: PHONE, touch: true, hash: `#/changes?${query}` });
+    try {
+      const fold = page.getByRole("button", { name: "Filters (2 active)" });
+      const thing = page.getByLabel("Thing", { exact: true });
+      await page.locator("tr.change").first().waitFor();
+      await expect(fold.getAttribute("aria-expanded")).resolves.toBe("false");
+      await expect(thing.isVisible()).resolves.toBe(false);
+      // The rows start on the first screen, under the button, not below a screen of fields.
+      const first = await page.locator("tr.change").first().boundingBox();
+      expect(first?.y ?? Infinity).toBeLessThan(PHONE.height / 2);
+      // Enter opens it and Space closes it again, the fields kept as the address has them.
+      await fold.focus();
+      await page.keyboard.press("Enter");
+      await expect(fold.getAttribute("aria-expanded")).resolves.toBe("true");
+      await thing.waitFor();
+      await expect(thing.inputValue()).resolves.toBe(BOILER);
+      await page.keyboard.press("Space");
+      await thing.waitFor({ state: "hidden" });
+      await expect(fold.getAttribute("aria-expanded")).resolves.toBe("false");
+      // Filtered again from the form, folded again over the rows, with the new count.
+      await fold.click();
+      await page.getByLabel("Actor", { exact: true }).fill("hub:observer");
+      await page.getByRole("button", { name: "Filter", exact: true }).click();
+      await page.getByRole("button", { name: "Filters (3 active)" }).waitFor();
+      await expect(thing.isVisible()).resolves.toBe(false);
+    } finally {
+      await page.context().close();
+    }
+    // On a laptop nothing is folded: no button, the fields in view.
+    const laptop = await ui.open({ viewport: { width: 1280, height: 800 }, hash: `#/changes?${query}` });
+    try {
+      await laptop.getByLabel("Thing", { exact: true }).waitFor();
+      await expect(laptop.locator("button.filters-toggle").isVisible()).resolves.toBe(false);
+    } finally {
+      await laptop.context().close();
     }
   });
 });

@@ -68,3 +68,24 @@ export function affordanceIn(
     ...(typeof unit === "string" ? { unit } : {}),
   };
 }
+
+/** Where a Change's affordance is declared, by its kind (an outcome may be a write's or an action's). */
+function groupsOf(kind: string): Array<"properties" | "actions" | "events"> {
+  if (kind === "emitted") return ["events"];
+  if (kind === "invoked") return ["actions"];
+  if (kind === "completed" || kind === "failed") return ["actions", "properties"];
+  return ["properties", "actions", "events"];
+}
+
+/** The affordance a Change names, as a TD (the one in force at the Change) declares it, if it does. */
+export function affordanceOfChange(
+  td: unknown,
+  change: { kind: string; affordance?: string | undefined },
+): Named | undefined {
+  if (change.affordance === undefined || td === undefined) return undefined;
+  for (const group of groupsOf(change.kind)) {
+    const found = affordanceIn(td, group, change.affordance);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}

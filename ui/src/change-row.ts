@@ -5,7 +5,7 @@ import type { Change, Why } from "../../src/client/index.js";
 import { h, replace, show, showTime } from "./dom.js";
 import { problemBox, saidByDevice } from "./errors.js";
 import { isThingId, thingLink } from "./thing-titles.js";
-import { withUnit } from "./affordance-names.js";
+import { affordanceLabel, withUnit, type Named } from "./affordance-names.js";
 
 /** The hub clock's wall time of a Change (its hlc begins with 12 hex digits of milliseconds). */
 export function timeOfChange(change: Pick<Change, "hlc">): number {
@@ -131,16 +131,20 @@ const PROPERTY_VALUE_KINDS = new Set(["reported", "desired"]);
 
 /**
  * A Change's value cell: the value, with its property's unit (`21.5 °C`) for a reading or a write
- * when `unit` is given, and the value before it for a reading.
+ * when `units.value` is given, and the value before it for a reading, with `units.previous` (the
+ * same unit unless said: a reading's TD may have changed its unit since the one before it).
  */
-export function changeValue(change: Change, unit?: string): Array<string | HTMLElement | false> {
-  const quantity = (value: unknown) =>
+export function changeValue(
+  change: Change,
+  units: { value?: string | undefined; previous?: string | undefined } = {},
+): Array<string | HTMLElement | false> {
+  const quantity = (value: unknown, unit: string | undefined) =>
     unit !== undefined && typeof value === "number" ? withUnit(value, unit) : [valueText(value)];
   return [
     change.value === undefined
       ? ""
       : PROPERTY_VALUE_KINDS.has(change.kind)
-        ? h("span", {}, ...quantity(change.value))
+        ? h("span", {}, ...quantity(change.value, units.value))
         : valueOf(change),
     // What the property held before (docs/changes.md: `previous` is the value before for the
     // same Thing, affordance and kind): only a reported value's previous is a value the Thing
@@ -148,7 +152,7 @@ export function changeValue(change: Change, unit?: string): Array<string | HTMLE
     // before it, a write's the value asked for before: none of them what this one replaced.
     change.previous !== undefined &&
       change.kind === "reported" &&
-      h("span", { class: "muted" }, " (was ", ...quantity(change.previous), ")"),
+      h("span", { class: "muted" }, " (was ", ...quantity(change.previous, units.previous), ")"),
   ];
 }
 
@@ -166,6 +170,30 @@ export interface ChangeRowOptions {
   chainDrawn?: (chain: HTMLElement) => void;
   /** The unit of the Change's property in its Thing's TD, when known (`Cel`). */
   unitOf?: (change: Change) => string | undefined;
+  /** The unit of the value before it, when not `unitOf`'s (undefined: none shown). */
+  previousUnitOf?: (change: Change) => string | undefined;
+  /** The Change's affordance as its Thing's TD (the one in force then) declares it: its title. */
+  affordanceOf?: (change: Change) => Named | undefined;
+}
+
+/**
+ * A Change's affordance cell's content: its TD title when known, with its name beside it in code
+ * font where the title does not say it (`Boiler setpoint`, `Mode state`); the name alone otherwise.
+ */
+export function affordanceText(
+  change: Pick<Change, "affordance">,
+  named?: Named,
+): Array<string | HTMLElement> {
+  return change.affordance === undefined ? [] : affordanceLabel(change.affordance, named);
+}
+
+/** A Change's affordance cell: named as `affordanceText` says, its name the tooltip. */
+function affordanceCell(change: Change, named: Named | undefined): HTMLElement {
+  return h(
+    "td",
+    { class: "affordance", ...(change.affordance !== undefined && { title: change.affordance }) },
+    ...affordanceText(change, named),
+  );
 }
 
 /** A Change in a line: its number (to the Thing around it), Thing, kind, affordance, value and actor. */
@@ -252,6 +280,13 @@ function whyButton(change: Change, options: ChangeRowOptions): HTMLElement | fal
   return button;
 }
 
+/** The units of a Change's value and of the one before it. */
+function unitsOf(change: Change, options: ChangeRowOptions): { value?: string; previous?: string } {
+  const value = options.unitOf?.(change);
+  const previous = options.previousUnitOf === undefined ? value : options.previousUnitOf(change);
+  return { ...(value !== undefined && { value }), ...(previous !== undefined && { previous }) };
+}
+
 export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLElement {
   const cause = change.cause;
   return h(
@@ -275,8 +310,8 @@ export function changeRow(change: Change, options: ChangeRowOptions = {}): HTMLE
     options.showThing === true &&
       h("td", { class: "thing" }, thingLink(change.thing, options.titleOf?.(change.thing))),
     h("td", { class: "change-kind" }, h("span", { class: "kind" }, change.kind)),
-    h("td", { class: "affordance" }, change.affordance ?? ""),
-    h("td", { class: "value" }, changeValue(change, options.unitOf?.(change))),
+    affordanceCell(change, options.affordanceOf?.(change)),
+    h("td", { class: "value" }, changeValue(change, unitsOf(change, options))),
     h(
       "td",
       { class: "cause" },

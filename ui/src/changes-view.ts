@@ -1,15 +1,18 @@
 // The global change feed: the Log's Changes in a time range, filtered by Thing, type, affordance,
 // kind, actor, release and correlation, newest first, and live after that (unless the range has an
 // end).
-import type { Change, ChangeFilter } from "../../src/client/index.js";
+import { GraphqlClient, type Change, type ChangeFilter } from "../../src/client/index.js";
 import { RECORDED_KINDS } from "../../src/core/change.js";
 import type { GraphSummary } from "../../src/client/hub-client.js";
 import type { View } from "./app-context.js";
-import { changeRow, changeTable, changeValue } from "./change-row.js";
+import { affordanceOfChange } from "./affordance-names.js";
+import { affordanceText, changeRow, changeTable, changeValue } from "./change-row.js";
 import { h, replace, showTime } from "./dom.js";
 import { problemBox } from "./errors.js";
 import { redrawWhenBack } from "./live.js";
-import { followTitles, lastDescription, nameThingLinks, titleDescribed, titlesOf } from "./thing-titles.js";
+import { storedToken } from "./session.js";
+import { descriptionsOverGraphql, ThingDescriptions } from "./thing-descriptions.js";
+import { followTitles, nameThingLinks, titleDescribed, titlesOf } from "./thing-titles.js";
 import { RANGES } from "./thing-view.js";
 import { hubTime, timeInput } from "./time-view.js";
 
@@ -18,8 +21,6 @@ import { hubTime, timeInput } from "./time-view.js";
  * once was a page ~60,000 px tall); the next ones from the feed's cursor.
  */
 const PAGE_ROWS = 100;
-/** Things whose TDs (for their properties' units) are asked for at a time. */
-const TDS_AT_ONCE = 4;
 /**
  * Every kind but `reported`: what was done to the Things and what happened to them — writes,
  * actions and their outcomes, events, TDs, links, outages, releases, drift — without the readings
@@ -41,6 +42,20 @@ const FIELDS = [
 /** The Since of a range not given one: the last hour, or the whole Log for a correlation. */
 function sinceByDefault(correlation: string): string {
   return correlation.trim() === "" ? "-1h" : "";
+}
+
+/**
+ * How many filters the address puts in force: each field with a value, *Until*, and *Since* when
+ * it is not the range's default (the last hour; the Log's start for a correlation).
+ */
+function activeFilters(params: URLSearchParams): number {
+  const filled = (name: string) => (params.get(name)?.trim() ?? "") !== "";
+  const since = params.get("since")?.trim() ?? "";
+  return (
+    FIELDS.filter(({ name }) => filled(name)).length +
+    (filled("until") ? 1 : 0) +
+    (since !== "" && since !== sinceByDefault(params.get("correlation") ?? "") ? 1 : 0)
+  );
 }
 
 /** The Thing a link names. */
@@ -130,6 +145,7 @@ export const changesView: View = ({ client, live }, root, query) => {
   const form = h(
     "form",
     {
+      id: "change-filters",
       class: "filters",
       onsubmit: (event: Event) => {
         event.preventDefault();
@@ -164,9 +180,27 @@ export const changesView: View = ({ client, live }, root, query) => {
     kindInput.value = kindInput.value.trim() === ALL_BUT_READINGS ? "" : ALL_BUT_READINGS;
     form.requestSubmit();
   });
+  // On a phone the filters took the whole first screen: there they fold behind one button that
+  // says how many are in force (the address's; the CSS shows it under 760 px only, so wide screens
+  // keep the form as it was). Folded again when the view is drawn again after Filter: the rows first.
+  const active = activeFilters(params);
+  const fold = h(
+    "button",
+    {
+      type: "button",
+      class: "filters-toggle",
+      "aria-expanded": "false",
+      "aria-controls": "change-filters",
+    },
+    active === 0 ? "Filters" : `Filters (${active} active)`,
+  );
+  fold.addEventListener("click", () =>
+    fold.setAttribute("aria-expanded", String(fold.getAttribute("aria-expanded") !== "true")),
+  );
   replace(
     root,
     h("h1", {}, "Changes"),
+    fold,
     form,
     h(
       "p",
@@ -246,43 +280,69 @@ export const changesView: View = ({ client, live }, root, query) => {
     const title = titleDescribed(change);
     if (title !== undefined && !titles.has(change.thing)) titles.set(change.thing, title);
   };
-  // Each value with its property's unit, from its Thing's TD (as the Thing's page shows it): the
-  // TDs of the Things on the page, asked for after the rows as their titles are, a few at a time.
-  // Each one's last TD from the feed (a removed Thing's is no 404 there, and gives no units).
-  const units = new Map<string, ReadonlyMap<string, string>>();
+  // Each row's affordance by its title and each value with its property's unit, from the TD its
+  // Thing had at the Change (a unit renamed since shows the old one on the old rows): each Thing's
+  // TD versions over the page's span, asked for after the rows, several Things a request
+  // (GraphQL), and kept for *Show more*; versions that come live are followed from the Log's end
+  // as the page read it (below), so live rows need no request.
+  const graphql = new GraphqlClient({ url: location.origin, token: storedToken() });
+  const descriptions = new ThingDescriptions(
+    descriptionsOverGraphql((query, variables) =>
+      graphql.request(query, variables, { signal: abort.signal }),
+    ),
+  );
   const shownChanges = new Map<number, Change>();
+  /** A Change's affordance as the TD in force at it declares it (its title, a property's unit). */
+  const affordanceOf = (change: Change) =>
+    affordanceOfChange(descriptions.at(change.thing, change.seq), change);
   const unitOf = (change: Change): string | undefined =>
-    change.affordance === undefined ? undefined : units.get(change.thing)?.get(change.affordance);
-  const askedUnits = new Set<string>();
-  /** A reading or a write of a number: a value a unit goes with. */
-  const hasQuantity = (change: Change): boolean =>
-    (change.kind === "reported" || change.kind === "desired") && typeof change.value === "number";
-  const askUnits = async (ids: Iterable<string>): Promise<void> => {
-    const queue = [...new Set(ids)].filter((id) => !askedUnits.has(id));
-    for (const id of queue) askedUnits.add(id);
-    const next = async (): Promise<void> => {
-      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        const last = await lastDescription(client, id).catch(() => undefined);
-        if (abort.signal.aborted) return;
-        const td = last?.kind === "described" ? (last.value as { properties?: unknown }) : undefined;
-        const properties = typeof td?.properties === "object" && td.properties !== null ? td.properties : {};
-        const byName = new Map<string, string>();
-        for (const [name, property] of Object.entries(properties as Record<string, { unit?: unknown }>))
-          if (typeof property.unit === "string") byName.set(name, property.unit);
-        units.set(id, byName);
-        if (byName.size > 0) showUnits(id);
-      }
-    };
-    await Promise.all(Array.from({ length: TDS_AT_ONCE }, next));
+    change.kind === "reported" || change.kind === "desired" ? affordanceOf(change)?.unit : undefined;
+  /**
+   * The unit of a reading's value before it: the reading's own, unless the TD in force changed the
+   * property's unit (°C to °F) and no reading of it shown lies between that TD and this one — then
+   * the value before may have been read under the old unit, and is shown without one.
+   */
+  const previousUnitOf = (change: Change): string | undefined => {
+    const unit = unitOf(change);
+    const version = descriptions.versionAt(change.thing, change.seq);
+    if (unit === undefined || version === undefined) return unit;
+    // The TD before it (not read when this page needs none of its rows: taken as the same unit).
+    const tdBefore = descriptions.covers(change.thing, version)
+      ? descriptions.at(change.thing, version)
+      : undefined;
+    if (tdBefore === undefined || affordanceOfChange(tdBefore, change)?.unit === unit) return unit;
+    for (const [seq, shown] of shownChanges)
+      if (
+        seq > version &&
+        seq < change.seq &&
+        shown.thing === change.thing &&
+        shown.kind === change.kind &&
+        shown.affordance === change.affordance
+      )
+        return unit;
+    return undefined;
   };
-  /** The values of a Thing's rows drawn again, with the units its TD gives them. */
-  const showUnits = (id: string): void => {
+  /** Reads the TDs in force at these Changes, then draws their Things' rows again with them. */
+  const describe = async (shown: Iterable<Change>): Promise<void> => {
+    const wanted = [...shown].filter((change) => change.affordance !== undefined);
+    if (wanted.length === 0) return;
+    const read = await descriptions.cover(wanted);
+    // Those read now, and those another reading was already bringing when these rows came.
+    if (!abort.signal.aborted) describeRows(new Set([...read, ...wanted.map((change) => change.thing)]));
+  };
+  /** The affordances and values of these Things' rows drawn again, as their TDs then name them. */
+  const describeRows = (things: ReadonlySet<string>): void => {
     for (const tr of body.querySelectorAll<HTMLElement>(":scope > tr.change")) {
-      if (tr.dataset.thing !== id) continue;
+      if (!things.has(tr.dataset.thing ?? "")) continue;
       const change = shownChanges.get(Number(tr.dataset.seq));
-      const cell = tr.querySelector("td.value");
-      if (change !== undefined && cell !== null && unitOf(change) !== undefined)
-        cell.replaceChildren(...changeValue(change, unitOf(change)).filter((part) => part !== false));
+      const named = change === undefined ? undefined : affordanceOf(change);
+      if (change === undefined || named === undefined) continue;
+      tr.querySelector("td.affordance")?.replaceChildren(...affordanceText(change, named));
+      tr.querySelector("td.value")?.replaceChildren(
+        ...changeValue(change, { value: unitOf(change), previous: previousUnitOf(change) }).filter(
+          (part) => part !== false,
+        ),
+      );
     }
   };
   const row = (change: Change): HTMLElement => {
@@ -291,6 +351,8 @@ export const changesView: View = ({ client, live }, root, query) => {
     return changeRow(change, {
       showThing: true,
       unitOf,
+      previousUnitOf,
+      affordanceOf,
       titleOf: (id) => titles.get(id),
       why: (seq) => client.why(seq),
       chainDrawn: (chain) =>
@@ -312,20 +374,22 @@ export const changesView: View = ({ client, live }, root, query) => {
   /** Things that came live, asked for together: a burst of them costs one request. */
   const arrived = new Set<string>();
   let arrivedTimer: ReturnType<typeof setTimeout> | undefined;
-  const arrivedQuantities = new Set<string>();
+  const arrivedUndescribed: Change[] = [];
   const askLater = (change: Change, shown: HTMLElement): void => {
-    if (hasQuantity(change) && !askedUnits.has(change.thing)) arrivedQuantities.add(change.thing);
+    if (change.affordance !== undefined && !descriptions.covers(change.thing, change.seq))
+      arrivedUndescribed.push(change);
     // Its Thing, and the one a link added or removed points at.
     const ids = [...shown.querySelectorAll<HTMLElement>("a[data-thing-id]")].map(idOfLink);
     for (const id of ids) if (!asked.has(id)) arrived.add(id);
-    if (arrived.size === 0 && arrivedQuantities.size === 0) return;
+    if (arrived.size === 0 && arrivedUndescribed.length === 0) return;
     arrivedTimer ??= setTimeout(() => {
       arrivedTimer = undefined;
       // Things that came after the view's summary may be new to the hub since.
       askTitles([...arrived], true);
       arrived.clear();
-      if (arrivedQuantities.size > 0) void askUnits([...arrivedQuantities]).catch(() => undefined);
-      arrivedQuantities.clear();
+      // Rows still drawn, of Things whose TDs this page has not read.
+      const undescribed = arrivedUndescribed.splice(0).filter((change) => shownChanges.has(change.seq));
+      void describe(undescribed).catch(() => undefined);
     }, 1000);
   };
   const show = (change: Change) => {
@@ -357,7 +421,7 @@ export const changesView: View = ({ client, live }, root, query) => {
   const readPages = async (): Promise<void> => {
     loading = true;
     moreButton.disabled = true;
-    const quantities = new Set<string>();
+    const read: Change[] = [];
     do {
       const page = await client.changes({
         ...filter,
@@ -368,7 +432,7 @@ export const changesView: View = ({ client, live }, root, query) => {
       });
       if (abort.signal.aborted) return;
       body.append(...page.changes.map(row));
-      for (const change of page.changes) if (hasQuantity(change)) quantities.add(change.thing);
+      read.push(...page.changes);
       lastSeq = Math.max(lastSeq, page.changes[0]?.seq ?? 0);
       cursor = page.next;
       if (cursor !== undefined && rowCount() < wanted)
@@ -379,7 +443,8 @@ export const changesView: View = ({ client, live }, root, query) => {
     moreButton.hidden = cursor === undefined;
     // The rows' Things, and those their links added or removed point at.
     askTitles(new Set([...body.querySelectorAll<HTMLElement>("a[data-thing-id]")].map(idOfLink)));
-    void askUnits(quantities).catch(() => undefined); // no units: the values as they are
+    // No TDs (the hub did not answer): the names and values as they are.
+    void describe(read).catch(() => undefined);
   };
   moreButton.addEventListener("click", () => {
     if (loading) return;
@@ -412,6 +477,17 @@ export const changesView: View = ({ client, live }, root, query) => {
       })();
       // Awaited below, once the page is shown; a page that fails first must not leave it unhandled.
       stream.catch(() => undefined);
+      // The TDs that come after the Log's end as read, on the same shared stream, none missed
+      // (the header's feed starts when it connects, maybe after a TD the page did not read): the
+      // rows of their Things named again, whichever of the TD and a row after it came first.
+      if (!closed)
+        void (async () => {
+          const described = { kind: ["described", "removed"] };
+          for await (const change of live.watch(described, { lastEventId: head, signal: abort.signal })) {
+            descriptions.learn(change);
+            describeRows(new Set([change.thing]));
+          }
+        })().catch(() => undefined); // a row's names are a help: the values stay as they are
       // The range's newest page: a busy hub's week holds millions, and reading them all oldest
       // first to keep the last rows took one request per 500 of them.
       await readPages();
