@@ -13,6 +13,7 @@ import {
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import { acceptedMediaTypes } from "./content-types.js";
+import { integerWords } from "./query-numbers.js";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
@@ -64,6 +65,16 @@ function messageOf(error: SchemaError, context: string): string {
   const schema = error.parentSchema as { description?: unknown; properties?: unknown } | undefined;
   const description = schema?.description;
   if (error.keyword === "pattern" && typeof description === "string") return `must be ${description}`;
+  // An integer parameter out of its bounds, in words with both of them ("must be a whole number
+  // from 1 to 100000, not 0"), not Ajv's "must be >= 1" that names one.
+  const integer = schema as { type?: unknown; minimum?: unknown; maximum?: unknown } | undefined;
+  if (
+    context === "query" &&
+    (error.keyword === "minimum" || error.keyword === "maximum") &&
+    integer?.type === "integer"
+  ) {
+    return `must be ${integerWords(integer)}, not ${String(error.data)}`;
+  }
   const allowed = error.params?.allowedValues;
   if (error.keyword === "enum" && Array.isArray(allowed)) {
     return `must be one of ${allowed.map((v) => JSON.stringify(v)).join(", ")}`;
