@@ -1,6 +1,7 @@
 // A Change's seq (its position in the Log), and any integer, as a request writes it — a path, a
 // query, the Last-Event-ID header: decimal digits without a leading zero, up to Number.MAX_SAFE_INTEGER.
 // Past that a JavaScript number is no longer the seq written (9007199254740993 reads as ...992).
+import { echoed, quoted } from "./echo.js";
 import { ValidationError } from "./errors.js";
 
 /** The largest seq a request may name: above it, numbers are rounded. */
@@ -36,11 +37,11 @@ export function parseSeq(text: string, source: SeqSource): number {
   const seq = readInteger(text);
   if (seq === "range" && !text.startsWith("-")) {
     const message = `is out of range: at most ${MAX_SEQ}`;
-    throw new ValidationError(`${name} ${text} ${message}`, [{ pointer, message }]);
+    throw new ValidationError(`${name} ${echoed(text)} ${message}`, [{ pointer, message }]);
   }
   if (typeof seq !== "number" || seq < min) {
     const message = `must be a whole number from ${min}, in decimal digits without a leading zero`;
-    throw new ValidationError(`${name} ${message}, not "${text}"`, [{ pointer, message }]);
+    throw new ValidationError(`${name} ${message}, not ${quoted(text)}`, [{ pointer, message }]);
   }
   return seq;
 }
@@ -83,6 +84,6 @@ export function parseSeqList(text: string, source: SeqListSource): number[] {
     // Past 2^53 - 1 is past every tree too: said so, as written, never read as a nearby seq.
     const beyond = typeof seq === "number" ? seq > max : seq === "range" && !item.startsWith("-");
     const past = beyond ? ` is past the tree of ${max} Changes: it` : "";
-    throw refusal(`${which} (${JSON.stringify(item)})${past} must be ${range}`);
+    throw refusal(`${which} (${quoted(item)})${past} must be ${range}`);
   });
 }

@@ -1,7 +1,7 @@
 // RFC 9110 §13 conditional requests, in one place: the validators a resource has (its entity tag,
 // its last modification) and the order in which a request's conditions on them are evaluated.
 import type { FastifyRequest } from "fastify";
-import { PreconditionFailedError, ValidationError } from "../../core/index.js";
+import { PreconditionFailedError, ValidationError, echoed, quoted } from "../../core/index.js";
 
 /** What a resource's current representation is compared by. */
 export interface Validators {
@@ -27,7 +27,7 @@ export function ifMatchOf(request: FastifyRequest): "*" | string[] | undefined {
   if (Array.isArray(ifMatch) && ifMatch.length === 0) {
     throw new ValidationError(
       'If-Match takes * or the TD\'s ETag as the hub gave it, quotes included ("42"), not ' +
-        JSON.stringify(String(request.headers["if-match"]).slice(0, 100)),
+        quoted(String(request.headers["if-match"])),
       [{ pointer: "/headers/if-match", message: 'must be * or entity tags such as "42"' }],
     );
   }
@@ -98,7 +98,7 @@ export function notModified(request: FastifyRequest, resource: Validators, what:
   const ifMatch = ifMatchOf(request);
   if (ifMatch !== undefined && !strongMatch(ifMatch, resource.etag))
     throw new PreconditionFailedError(
-      `If-Match: ${what} is at ${resource.etag}, not ${ifMatch === "*" ? "*" : ifMatch.join(", ")}`,
+      `If-Match: ${what} is at ${resource.etag}, not ${ifMatch === "*" ? "*" : echoed(ifMatch.join(", "))}`,
     );
   checkUnmodifiedSince(request, resource, what);
   const ifNoneMatch = entityTags(request.headers["if-none-match"]);

@@ -9,6 +9,7 @@ import {
   NotAcceptableError,
   ValidationError,
   type ErrorLocation,
+  quoted,
 } from "../../core/index.js";
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
@@ -115,7 +116,7 @@ function messageOf(error: SchemaError, context: string): string {
         : context === "query"
           ? " (it takes none)"
           : "";
-    return `has no ${what} ${JSON.stringify(extra)}${takes}`;
+    return `has no ${what} ${quoted(extra)}${takes}`;
   }
   return error.message ?? "is invalid";
 }

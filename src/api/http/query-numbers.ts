@@ -3,7 +3,7 @@
 // 100, ?seq=%201 seq 1, and 99999999999999999999 came out as a rounded 1e20. A parameter given
 // twice is said so, and one that no route reads is refused, not ignored.
 import type { FastifyInstance } from "fastify";
-import { ValidationError, readInteger, wholeNumbers } from "../../core/index.js";
+import { ValidationError, readInteger, wholeNumbers, quoted } from "../../core/index.js";
 
 const NUMBER = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 
@@ -60,7 +60,7 @@ export function registerQueryNumbers(app: FastifyInstance): void {
       } else if (property.type === "number" && !NUMBER.test(raw))
         message = "must be number, in decimal digits";
       if (message !== undefined) {
-        throw new ValidationError(`Invalid query: query/${name} ${message}, not "${raw}"`, [
+        throw new ValidationError(`Invalid query: query/${name} ${message}, not ${quoted(raw)}`, [
           { pointer: `/query/${name}`, message },
         ]);
       }
