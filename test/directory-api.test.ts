@@ -558,6 +558,149 @@ describe("conditional requests (ETag, If-Match, If-None-Match)", () => {
   });
 });
 
+describe("conditional requests by time (Last-Modified, If-Modified-Since, If-Unmodified-Since)", () => {
+  const clock = manualClock(T0);
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub({}, {}, { clock: clock.now });
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  const send = (method: string, id: string, headers: Record<string, string>, body?: unknown) =>
+    hub.request(thingPath(id), {
+      method,
+      headers: {
+        ...headers,
+        ...(body !== undefined && {
+          "content-type": method === "PATCH" ? "application/merge-patch+json" : "application/td+json",
+        }),
+      },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+  const date = (ms: number) => new Date(ms).toUTCString();
+
+  it("gives a TD the time of its last change as Last-Modified, and answers If-Modified-Since with 304 when it did not change since", async () => {
+    const id = "urn:example:since:lamp";
+    clock.advance(60_000);
+    const registered = clock.now().getTime() + 700; // within the second: HTTP-dates hold whole ones
+    clock.advance(700);
+    expect((await put(hub, id, minimalTd({ id }))).status).toBe(201);
+    clock.advance(5_000);
+    const read = await hub.request(thingPath(id));
+    expect(read.headers.get("last-modified")).toBe(date(registered));
+    const tag = read.headers.get("etag") ?? "";
+
+    const same = await send("GET", id, { "if-modified-since": date(registered) });
+    expect(same.status).toBe(304);
+    expect(await same.text()).toBe("");
+    expect(same.headers.get("etag")).toBe(tag);
+    expect(same.headers.get("last-modified")).toBe(date(registered));
+    expect((await send("GET", id, { "if-modified-since": date(registered - 1000) })).status).toBe(200);
+    // Not an HTTP-date: ignored (RFC 9110 §13.1.3), so the TD is sent.
+    for (const bad of ["yesterday", "2099-01-01T00:00:00Z", `${date(registered)}, ${date(registered)}`]) {
+      expect((await send("GET", id, { "if-modified-since": bad })).status, bad).toBe(200);
+    }
+    // If-None-Match decides when both are sent (§13.2.2): a tag that does not match is a 200.
+    expect(
+      (await send("GET", id, { "if-modified-since": date(registered), "if-none-match": '"0"' })).status,
+    ).toBe(200);
+    // The TD changes: its Last-Modified moves with it, and the old date no longer holds.
+    clock.advance(10_000);
+    expect((await patch(hub, id, { title: "Renamed" })).status).toBe(204);
+    const after = await send("GET", id, { "if-modified-since": date(registered) });
+    expect(after.status).toBe(200);
+    expect(after.headers.get("last-modified")).toBe(date(clock.now().getTime()));
+  });
+
+  it("refuses a PUT, PATCH or DELETE with 412 when the TD changed after If-Unmodified-Since, and changes nothing", async () => {
+    const id = "urn:example:since:switch";
+    clock.advance(60_000);
+    expect((await put(hub, id, minimalTd({ id, title: "One" }))).status).toBe(201);
+    const seen = clock.now().getTime();
+    clock.advance(30_000);
+    const tag = (await patch(hub, id, { title: "Two" })).headers.get("etag") ?? "";
+    const seq = await lastSeq(hub);
+    for (const [method, body] of [
+      ["PUT", minimalTd({ id, title: "Stale" })],
+      ["PATCH", { title: "Stale" }],
+      ["DELETE", undefined],
+    ] as const) {
+      const res = await send(method, id, { "if-unmodified-since": date(seen) }, body);
+      expect(res.status, method).toBe(412);
+      const problem = await json<{ type: string; detail: string }>(res);
+      expect(problem.type).toBe("urn:hyperthings:problem:precondition-failed");
+      expect(problem.detail).toBe(
+        `If-Unmodified-Since: the TD of ${id} was modified at ${date(seen + 30_000)}, after ${date(seen)}; read it again`,
+      );
+    }
+    expect((await send("GET", id, { "if-unmodified-since": date(seen) })).status).toBe(412);
+    expect(await lastSeq(hub)).toBe(seq);
+    expect((await json(await hub.request(thingPath(id)))).title).toBe("Two");
+
+    // If-Match decides when both are sent (§13.2.2), and a date that is no HTTP-date is ignored.
+    expect(
+      (await send("PATCH", id, { "if-unmodified-since": date(seen), "if-match": tag }, { title: "Three" }))
+        .status,
+    ).toBe(204);
+    expect((await send("PATCH", id, { "if-unmodified-since": "last week" }, { title: "Four" })).status).toBe(
+      204,
+    );
+    // Unmodified since a date at or after its last change: the write goes through.
+    const now = date(clock.now().getTime());
+    expect(
+      (await send("PUT", id, { "if-unmodified-since": now }, minimalTd({ id, title: "Five" }))).status,
+    ).toBe(204);
+    expect((await send("DELETE", id, { "if-unmodified-since": now })).status).toBe(204);
+    // A Thing not registered has no modification date: the header is ignored.
+    expect((await send("PUT", id, { "if-unmodified-since": date(seen) }, minimalTd({ id }))).status).toBe(
+      201,
+    );
+  });
+
+  it("gives the listing a weak ETag that moves with the listing and the page asked for, and answers If-None-Match with 304", async () => {
+    const id = "urn:example:since:listed";
+    const first = await hub.request("/things?limit=10");
+    const tag = first.headers.get("etag") ?? "";
+    expect(tag).toMatch(/^W\/"[^"]+"$/);
+    const cached = await hub.request("/things?limit=10", { headers: { "if-none-match": tag } });
+    expect(cached.status).toBe(304);
+    expect(await cached.text()).toBe("");
+    expect(cached.headers.get("etag")).toBe(tag);
+    // Compared weakly (RFC 9110 §13.1.2): the same tag without W/ matches too.
+    const strong = tag.slice(2);
+    expect((await hub.request("/things?limit=10", { headers: { "if-none-match": strong } })).status).toBe(
+      304,
+    );
+    // Another page, or another format, is another answer.
+    for (const other of [
+      "/things?limit=5",
+      "/things?limit=10&offset=1",
+      "/things?limit=10&format=collection",
+    ]) {
+      const res = await hub.request(other, { headers: { "if-none-match": tag } });
+      expect(res.status, other).toBe(200);
+      expect(res.headers.get("etag"), other).not.toBe(tag);
+    }
+    // A registration and an update each move it; the removal brings back the listing of the start.
+    const tags = [tag];
+    const listed = async () => {
+      const res = await hub.request("/things?limit=10", { headers: { "if-none-match": tags.join(", ") } });
+      expect(res.status).toBe(200);
+      tags.push(res.headers.get("etag") ?? "");
+    };
+    await put(hub, id, minimalTd({ id }));
+    await listed();
+    await patch(hub, id, { title: "Renamed" });
+    await listed();
+    expect(new Set(tags).size).toBe(3);
+    await hub.request(thingPath(id), { method: "DELETE" });
+    const back = await hub.request("/things?limit=10", { headers: { "if-none-match": tag } });
+    expect(back.status).toBe(304);
+  });
+});
+
 describe("listing and search", () => {
   let hub: TestHub;
   const ids = Array.from({ length: 25 }, (_, i) => `urn:example:item-${String(i).padStart(2, "0")}`);

@@ -417,6 +417,68 @@ describe("GraphQL over WebSocket", () => {
     await client.dispose();
   });
 
+  it("refuses a subscribe whose variables hold an integer a 64-bit float would round, naming the variable, and records nothing", async () => {
+    const socket = new WebSocket(socketUrl(hub), "graphql-transport-ws");
+    const messages: Array<Record<string, unknown>> = [];
+    const waiting: Array<() => void> = [];
+    socket.on("message", (data: Buffer) => {
+      messages.push(JSON.parse(data.toString()) as Record<string, unknown>);
+      for (const wake of waiting.splice(0)) wake();
+    });
+    /** The message for `id` (or of `type`), once it came. */
+    const answer = async (match: (m: Record<string, unknown>) => boolean) => {
+      for (;;) {
+        const found = messages.find(match);
+        if (found) return found;
+        await new Promise<void>((resolve) => waiting.push(resolve));
+      }
+    };
+    await once(socket, "open");
+    socket.send(JSON.stringify({ type: "connection_init", payload: { token: hub.token } }));
+    await answer((m) => m.type === "connection_ack");
+    const before = await logSize(hub);
+    const id = "urn:example:ws-inexact";
+    const td = JSON.stringify(minimalTd({ id })).replace(/}$/, ',"serial":9007199254740993}');
+    const register = "mutation ($td: JSON!) { register(td: $td) { id } }";
+    // Sent as text: JSON.stringify would have rounded it already.
+    socket.send(`{"id":"1","type":"subscribe","payload":{"query":"${register}","variables":{"td":${td}}}}`);
+    expect(await answer((m) => m.id === "1")).toEqual({
+      id: "1",
+      type: "error",
+      payload: [
+        {
+          message:
+            'Variable "$td" at /serial is 9007199254740993, which a JSON number here (a 64-bit float) holds only as 9007199254740992: send it as a string, or with an exponent to take the nearest float',
+          extensions: {
+            code: "BAD_USER_INPUT",
+            errors: [
+              {
+                pointer: "/variables/td/serial",
+                detail:
+                  "is 9007199254740993, which a JSON number here (a 64-bit float) holds only as 9007199254740992",
+              },
+            ],
+          },
+        },
+      ],
+    });
+    expect(await logSize(hub)).toBe(before);
+    // A number the float holds exactly is taken; one outside the variables is not the hub's to refuse.
+    const exact = td.replace("9007199254740993", "9007199254740992");
+    socket.send(
+      `{"id":"2","type":"subscribe","payload":{"query":"${register}","variables":{"td":${exact}},"extensions":{"n":9007199254740993}}}`,
+    );
+    expect(await answer((m) => m.id === "2" && m.type !== "complete")).toMatchObject({
+      type: "next",
+      payload: { data: { register: { id } } },
+    });
+    // A message that is not JSON is no graphql-ws message at all: the protocol closes the socket.
+    const closed = once(socket, "close");
+    socket.send('{"id":"3","type":"subscribe"');
+    const [code] = (await closed) as [number, Buffer];
+    expect(code).toBe(4400);
+  });
+
   it("refuses an operation over the depth limit with its code", async () => {
     const client = connect(hub);
     let nested = "id";

@@ -676,3 +676,53 @@ describe("the HTTP API's edges", () => {
     await expectProblem(await hub.request(thingPath(id), { headers: { "if-match": "1" } }), 400);
   });
 });
+
+describe("values a client sent, quoted in an error", () => {
+  let hub: TestHub;
+  const id = "urn:example:echo";
+  beforeAll(async () => {
+    hub = await startTestHub();
+    await putTd(hub, minimalTd({ id }));
+  });
+  afterAll(async () => {
+    await hub.stop();
+  });
+
+  /** The problem for `res`, and the length of its whole body. */
+  async function answer(res: Response, status: number): Promise<{ detail: string; bytes: number }> {
+    const text = await res.text();
+    expect(res.status, text.slice(0, 300)).toBe(status);
+    return { detail: (JSON.parse(text) as Problem).detail, bytes: text.length };
+  }
+
+  it("are cut to their first 80 characters with their length, however long they were", async () => {
+    const long = "b".repeat(2000);
+    const head = "b".repeat(80);
+    // An unknown affordance's name (the path takes up to 2,048 characters).
+    const property = await answer(await hub.request(`${thingPath(id)}/properties/${long}`), 404);
+    expect(property.detail).toBe(`Thing ${id} has no property "${head}…" (2,000 characters)`);
+    // A bad item of a query parameter's list.
+    const bad = "x".repeat(10_000);
+    const seqs = await answer(await hub.request(`/log/proof/inclusions?seqs=1,${bad}`), 400);
+    expect(seqs.detail).toMatch(
+      new RegExp(`^seqs item 2 \\("${"x".repeat(80)}…" \\(10,000 characters\\)\\) must be `),
+    );
+    // A TD's id that is not the URL's (a TD's id is at most 2,048 characters).
+    const huge = `urn:example:${"c".repeat(2000)}`;
+    const td = await answer(
+      await hub.request(thingPath(id), {
+        method: "PUT",
+        headers: { "content-type": "application/td+json" },
+        body: JSON.stringify(minimalTd({ id: huge })),
+      }),
+      400,
+    );
+    expect(td.detail).toBe(
+      `The TD's id (urn:example:${"c".repeat(68)}… (2,012 characters)) differs from the id in the URL (${id})`,
+    );
+    // The problem's `instance` is still the whole URL, as RFC 9457 has it: the body's 2,000
+    // characters, though, are not repeated.
+    for (const { detail } of [property, seqs, td]) expect(detail.length).toBeLessThan(300);
+    expect(td.bytes).toBeLessThan(1024);
+  });
+});

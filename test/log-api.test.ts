@@ -436,9 +436,11 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
     const latest = await getJson<Checkpoint>(hub, "/log/checkpoint");
     const byDefault = await getJson<InclusionProofs>(hub, "/log/proof/inclusions?seqs=3,5");
     expect(byDefault).toMatchObject({ size: latest.size, root: latest.root, checkpoint: latest });
-    // A list it cannot read is answered in words, not with the pattern.
+    // A list it cannot read is answered in words, naming the item, not with a pattern.
     const bad = await expectProblem(await hub.request("/log/proof/inclusions?seqs=1,,2"), 400);
-    expect(bad.detail).toMatch(/seqs must be up to 500 seqs \(whole numbers from 1\) separated by commas$/);
+    expect(bad.detail).toBe(
+      `seqs item 2 is empty: seqs are separated by one comma, each a whole number from 1 to ${latest.size}`,
+    );
   });
 
   it("gives consistency proofs between every two checkpoints that verify with their signed roots", async () => {
@@ -565,6 +567,84 @@ describe("the Log's key, checkpoints, entries and proofs", () => {
     const end = await lastSeq(hub);
     const problem = await expectProblem(await hub.request(path(end)), status);
     expect(pointersOf(problem)).toEqual(pointers);
+  });
+  it.each<[string, string, (end: number) => string]>([
+    [
+      "seq=abc",
+      "/log/proof/inclusion?seq=abc",
+      () =>
+        'Invalid query: query/seq must be a whole number from 1, in decimal digits without a leading zero, not "abc"',
+    ],
+    [
+      "seq=-1",
+      "/log/proof/inclusion?seq=-1",
+      () => "Invalid query: query/seq must be a whole number from 1, not -1",
+    ],
+    [
+      "seq=1.5",
+      "/log/proof/inclusion?seq=1.5",
+      () =>
+        'Invalid query: query/seq must be a whole number from 1, in decimal digits without a leading zero, not "1.5"',
+    ],
+    [
+      "a seq past the size",
+      "/log/proof/inclusion?seq=6&size=5",
+      () => "seq 6 is past the tree of 5 Changes: it must be a whole number from 1 to 5",
+    ],
+    [
+      "a size past the end",
+      "/log/proof/inclusion?seq=1&size=99999",
+      (end) =>
+        `size 99999 is past the end of the Log (${end} Changes): it must be a whole number from 1 to ${end}`,
+    ],
+    [
+      "from=x",
+      "/log/proof/consistency?from=x&to=2",
+      () =>
+        'Invalid query: query/from must be a whole number from 1, in decimal digits without a leading zero, not "x"',
+    ],
+    [
+      "from > to",
+      "/log/proof/consistency?from=6&to=5",
+      () => "from 6 is larger than to (5): it must be a whole number from 1 to 5",
+    ],
+    [
+      "to past the end",
+      "/log/proof/consistency?from=1&to=99999",
+      (end) =>
+        `to 99999 is past the end of the Log (${end} Changes): it must be a whole number from 1 to ${end}`,
+    ],
+    [
+      "entries after=abc",
+      "/log/entries?after=abc",
+      () =>
+        'Invalid query: query/after must be a whole number from 0, in decimal digits without a leading zero, not "abc"',
+    ],
+    [
+      "entries limit=0",
+      "/log/entries?limit=0",
+      () => "Invalid query: query/limit must be a whole number from 1 to 100000, not 0",
+    ],
+    ["seqs=", "/log/proof/inclusions?seqs=", () => "seqs is empty: give 1 to 500 seqs separated by commas"],
+    [
+      "a seqs item that is no number",
+      "/log/proof/inclusions?seqs=1,2,x&size=5",
+      () => 'seqs item 3 ("x") must be a whole number from 1 to 5',
+    ],
+    [
+      "a seqs item past the size",
+      "/log/proof/inclusions?seqs=1,6&size=5",
+      () => 'seqs item 2 ("6") is past the tree of 5 Changes: it must be a whole number from 1 to 5',
+    ],
+    [
+      "501 seqs",
+      `/log/proof/inclusions?seqs=${Array.from({ length: 501 }, () => 1).join(",")}`,
+      () => "seqs lists 501 seqs: at most 500 in one request",
+    ],
+  ])("words %s: the parameter and what it must be", async (_what, path, detail) => {
+    const end = await lastSeq(hub);
+    const problem = await expectProblem(await hub.request(path), 400);
+    expect(problem.detail).toBe(detail(end));
   });
 });
 

@@ -1,5 +1,6 @@
 // The hub's Hybrid Logical Clock (Kulkarni et al., "Logical Physical Clocks", OPODIS 2014): a
 // timestamp that stays close to physical time yet orders events causally across hubs.
+import { quoted } from "./echo.js";
 import { ValidationError } from "./errors.js";
 
 /** One HLC timestamp: the logical wall time `l`, the counter `c`, and the node that made it. */
@@ -155,9 +156,7 @@ export function parseHlc(text: string): HlcTimestamp {
   const match = HLC_STRING.exec(text);
   if (match === null) {
     const message = "is not <12 lowercase hex digits>-<8 lowercase hex digits>-<node id>";
-    throw new ValidationError(`HLC timestamp ${JSON.stringify(text.slice(0, 300))} ${message}`, [
-      { pointer: "", message },
-    ]);
+    throw new ValidationError(`HLC timestamp ${quoted(text)} ${message}`, [{ pointer: "", message }]);
   }
   const [, wall = "", counter = "", node = ""] = match;
   return { wall: parseInt(wall, 16), counter: parseInt(counter, 16), node };

@@ -8,6 +8,7 @@ export * from "./thing-description-validation.js";
 export * from "./thing-id.js";
 export * from "./merge-patch.js";
 export * from "./change.js";
+export * from "./echo.js";
 export * from "./seq.js";
 export * from "./change-filter.js";
 export * from "./jsonpath.js";

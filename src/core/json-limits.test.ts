@@ -73,6 +73,18 @@ describe("inexactInteger", () => {
     expect(inexactInteger('[1,2,{"k\\u00e9\\n":[3,12345678901234567890]}]')?.pointer).toBe("/2/ké\n/1");
   });
 
+  it("looks only at and under a place when given one, skipping those before it", () => {
+    const text =
+      '{"extensions":{"n":9007199254740993},"variables":{"a":[1,9007199254740995]},"variablesX":9007199254740997}';
+    expect(inexactInteger(text)?.pointer).toBe("/extensions/n");
+    expect(inexactInteger(text, "/variables")).toEqual({
+      pointer: "/variables/a/1",
+      message: message("9007199254740995"),
+    });
+    expect(inexactInteger(text, "/variables/a/0")).toBeUndefined();
+    expect(inexactInteger('{"v":9007199254740993}', "/v")?.pointer).toBe("/v");
+  });
+
   it("points at exactly the first integer of any JSON text that a 64-bit float does not give back as written", () => {
     const MAX = BigInt(Number.MAX_SAFE_INTEGER);
     // A value, or a place for an integer literal of any size.

@@ -99,9 +99,10 @@ const NUMBER_LITERAL = /-?\d+(\.\d+)?([eE][+-]?\d+)?/y;
  * float holds it exactly (2^60, 1e21 in digits) or when its digits are how that float is written
  * back (RFC 8785 and JSON.stringify write 1.2345678901234567e19 as 12345678901234567000), so a
  * value read from the hub can be sent back. Digits with a fraction or an exponent say they are a
- * float, and take the nearest one.
+ * float, and take the nearest one. With `under` (a pointer), only one at or under that place
+ * counts: a graphql-ws message's variables, not the rest of its envelope.
  */
-export function inexactInteger(text: string): ErrorLocation | undefined {
+export function inexactInteger(text: string, under = ""): ErrorLocation | undefined {
   if (!LONG_DIGITS.test(text)) return undefined;
   // Each open array (its item's index) or object (where its member's name is in the text, once
   // read: decoded only for a pointer).
@@ -134,6 +135,7 @@ export function inexactInteger(text: string): ErrorLocation | undefined {
       const pointer = open
         .map((place) => `/${token("index" in place ? place.index : name(place.name))}`)
         .join("");
+      if (under !== "" && pointer !== under && !pointer.startsWith(`${under}/`)) continue;
       return {
         pointer,
         message: `is ${written}, which a JSON number here (a 64-bit float) holds only as ${String(float)}`,

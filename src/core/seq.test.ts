@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { MAX_SEQ, parseSeq, readInteger, type SeqSource } from "./seq.js";
+import { MAX_SEQ, parseSeq, parseSeqList, readInteger, type SeqSource } from "./seq.js";
 import { ValidationError } from "./errors.js";
 
 const PATH: SeqSource = { name: "seq", pointer: "/params/seq", min: 1 };
@@ -58,5 +58,45 @@ describe("parseSeq", () => {
     );
     expect(readInteger("-0")).toBe("form");
     expect(readInteger("-9007199254740993")).toBe("range");
+  });
+});
+
+describe("parseSeqList", () => {
+  const SEQS = { name: "seqs", pointer: "/query/seqs", maxItems: 3, max: 12345 };
+  const detail = (text: string, source = SEQS): string => {
+    try {
+      parseSeqList(text, source);
+    } catch (err) {
+      if (err instanceof ValidationError) {
+        expect(err.errors.map((e) => e.pointer)).toEqual(["/query/seqs"]);
+        return err.message;
+      }
+      throw err;
+    }
+    throw new Error(`${text} was taken`);
+  };
+
+  it("reads every seq of a list, in its order, repeats kept", () => {
+    expect(parseSeqList("3,1,3", SEQS)).toEqual([3, 1, 3]);
+    expect(parseSeqList("12345", SEQS)).toEqual([12345]);
+  });
+
+  it("names the item that is wrong and what it must be", () => {
+    expect(detail("1,2,x")).toBe('seqs item 3 ("x") must be a whole number from 1 to 12345');
+    expect(detail("0")).toBe('seqs item 1 ("0") must be a whole number from 1 to 12345');
+    expect(detail("1,-2")).toBe('seqs item 2 ("-2") must be a whole number from 1 to 12345');
+    expect(detail("1.5")).toBe('seqs item 1 ("1.5") must be a whole number from 1 to 12345');
+    expect(detail("1,12346")).toBe(
+      'seqs item 2 ("12346") is past the tree of 12345 Changes: it must be a whole number from 1 to 12345',
+    );
+    expect(detail("1,,2")).toBe(
+      "seqs item 2 is empty: seqs are separated by one comma, each a whole number from 1 to 12345",
+    );
+    expect(detail("1,9007199254740993")).toBe(
+      'seqs item 2 ("9007199254740993") is past the tree of 12345 Changes: it must be a whole number from 1 to 12345',
+    );
+    expect(detail("")).toBe("seqs is empty: give 1 to 3 seqs separated by commas");
+    expect(detail("1,2,3,4")).toBe("seqs lists 4 seqs: at most 3 in one request");
+    expect(detail("1", { ...SEQS, max: 0 })).toBe("seqs names Changes, and the Log holds none yet");
   });
 });

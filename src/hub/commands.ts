@@ -18,6 +18,8 @@ import {
   type DataSchemaCheck,
   type PropertyAffordance,
   type RegisteredThingDescription,
+  echoed,
+  quoted,
 } from "../core/index.js";
 import {
   bindingFailure,
@@ -388,7 +390,7 @@ export class Commands {
   ): Promise<InvokeOutcome> {
     const { td, version } = await this.context.thing(thing);
     const action = own(td.actions, name);
-    if (action === undefined) throw new NotFoundError(`Thing ${thing} has no action "${name}"`);
+    if (action === undefined) throw new NotFoundError(`Thing ${echoed(thing)} has no action ${quoted(name)}`);
     if (input === undefined && action.input !== undefined && inputRequired(action.input)) {
       // Sent without one, the Thing would refuse it, or worse, guess.
       throw new ValidationError(`The action ${name} takes an input: ${inputShape(action.input)}`, [
@@ -468,7 +470,7 @@ export class Commands {
     let pollIntervalMs: number | undefined;
     if (kind === "event") {
       const event = own(td.events, name);
-      if (event === undefined) throw new NotFoundError(`Thing ${thing} has no event "${name}"`);
+      if (event === undefined) throw new NotFoundError(`Thing ${echoed(thing)} has no event ${quoted(name)}`);
       schema = event.data;
     } else {
       const property = this.property(td, name);
@@ -611,7 +613,8 @@ export class Commands {
 
   private property(td: RegisteredThingDescription, name: string): PropertyAffordance {
     const property = own(td.properties, name);
-    if (property === undefined) throw new NotFoundError(`Thing ${td.id} has no property "${name}"`);
+    if (property === undefined)
+      throw new NotFoundError(`Thing ${echoed(td.id)} has no property ${quoted(name)}`);
     return property;
   }
 

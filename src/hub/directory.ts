@@ -25,6 +25,8 @@ import {
   type IriScope,
   type RegisteredThingDescription,
   type RegistrationRequest,
+  echoed,
+  quoted,
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
 import type { ChangeDraft, DescribeCommand, Store, ThingRecord } from "../store/index.js";
@@ -77,7 +79,7 @@ function checkCondition(id: string, condition: WriteCondition, current: ThingRec
       throw new PreconditionFailedError(`If-Match: no Thing with id ${id} is registered`);
     if (ifMatch !== "*" && !ifMatch.includes(entityTagOf(current)))
       throw new PreconditionFailedError(
-        `If-Match: the TD of ${id} is at ${entityTagOf(current)}, not ${ifMatch.join(", ")}; read it again`,
+        `If-Match: the TD of ${echoed(id)} is at ${entityTagOf(current)}, not ${echoed(ifMatch.join(", "))}; read it again`,
       );
   }
   if (ifNoneMatch === "*" && current !== undefined)
@@ -106,7 +108,7 @@ function registrationRequestOf(record: ThingRecord): { registration?: Registrati
 export function assertThingId(id: string, pointer = "/id"): void {
   const problem = iriProblem(id);
   if (problem) {
-    throw new ValidationError(`The Thing id "${id}" is not a valid IRI: it ${problem}`, [
+    throw new ValidationError(`The Thing id ${quoted(id)} is not a valid IRI: it ${problem}`, [
       { pointer, message: problem },
     ]);
   }
@@ -152,9 +154,10 @@ export class Directory {
     validateThingDescription(body);
     const { td, request } = splitRegistration(body);
     if (id !== undefined && td.id !== undefined && td.id !== id) {
-      throw new ValidationError(`The TD's id (${td.id}) differs from the id in the URL (${id})`, [
-        { pointer: "/id", message: `must equal the id in the URL, ${id}` },
-      ]);
+      throw new ValidationError(
+        `The TD's id (${echoed(td.id)}) differs from the id in the URL (${echoed(id)})`,
+        [{ pointer: "/id", message: `must equal the id in the URL, ${id}` }],
+      );
     }
     const thingId = id ?? td.id ?? newThingId();
     assertThingId(thingId);
@@ -466,7 +469,7 @@ export class Directory {
       // Expired is gone too (GET says 404): its removal is recorded as the expiry's (currentFor),
       // not as this caller's.
       if (!current || this.isExpired(current, this.hubClock.now()))
-        throw new NotFoundError(`No Thing with id ${id}`);
+        throw new NotFoundError(`No Thing with id ${echoed(id)}`);
       return this.removeRecord(current, cause);
     });
   }
@@ -495,7 +498,7 @@ export class Directory {
     assertThingId(id);
     const record = await this.store.getThing(id);
     if (!record || this.isExpired(record, this.hubClock.now()))
-      throw new NotFoundError(`No Thing with id ${id}`);
+      throw new NotFoundError(`No Thing with id ${echoed(id)}`);
     return record;
   }
 

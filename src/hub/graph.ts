@@ -18,6 +18,8 @@ import {
   type Link,
   type RegisteredThingDescription,
   type Vocabulary,
+  echoed,
+  quoted,
 } from "../core/index.js";
 import type { Logger } from "pino";
 import type { Bus } from "../bus/index.js";
@@ -324,7 +326,8 @@ export class Graph {
   async typeFilter(term: string, pointer = "/query/type"): Promise<TypeFilter> {
     // As `type = …` in a filter is checked: a malformed type would match nothing, for ever.
     const problem = termProblem(term);
-    if (problem) throw new ValidationError(`The type "${term}" ${problem}`, [{ pointer, message: problem }]);
+    if (problem)
+      throw new ValidationError(`The type ${quoted(term)} ${problem}`, [{ pointer, message: problem }]);
     await this.whenReady();
     return this.types.filter(this.deps.vocabulary.subtypesOf(this.typeIri(term, pointer)));
   }
@@ -382,7 +385,7 @@ export class Graph {
     if (rel === undefined) return undefined;
     const problem = termProblem(rel);
     if (problem)
-      throw new ValidationError(`The relation "${rel}" ${problem}`, [
+      throw new ValidationError(`The relation ${quoted(rel)} ${problem}`, [
         { pointer: "/query/rel", message: problem },
       ]);
     return this.relIri(rel, "/query/rel");
@@ -394,7 +397,7 @@ export class Graph {
     await this.whenReady();
     const relIri = this.relFilter(rel);
     const edges = this.index.edges(id);
-    if (!edges) throw new NotFoundError(`No Thing with id ${id}`);
+    if (!edges) throw new NotFoundError(`No Thing with id ${echoed(id)}`);
     return edges
       .filter((e) => relIri === undefined || e.relIri === relIri)
       .map((e) => ({
@@ -414,7 +417,7 @@ export class Graph {
     const relIri = this.relFilter(rel);
     const incoming = this.index.incomingOf(id);
     if (incoming.length === 0 && !this.index.has(id))
-      throw new NotFoundError(`No Thing with id ${id}, and no link to it`);
+      throw new NotFoundError(`No Thing with id ${echoed(id)}, and no link to it`);
     return incoming
       .filter((e) => relIri === undefined || e.relIri === relIri)
       .map(({ from, edge }) => ({
@@ -435,7 +438,9 @@ export class Graph {
   private assertEdge(rel: string, to: string, at: EdgePointers): void {
     const problem = termProblem(rel);
     if (problem)
-      throw new ValidationError(`The relation "${rel}" ${problem}`, [{ pointer: at.rel, message: problem }]);
+      throw new ValidationError(`The relation ${quoted(rel)} ${problem}`, [
+        { pointer: at.rel, message: problem },
+      ]);
     assertThingId(to, at.to);
   }
 
@@ -494,7 +499,7 @@ export class Graph {
     }
     await this.whenReady();
     const relIri = this.relFilter(rel);
-    if (!this.index.has(id)) throw new NotFoundError(`No Thing with id ${id}`);
+    if (!this.index.has(id)) throw new NotFoundError(`No Thing with id ${echoed(id)}`);
     const node = (thing: string): NeighbourhoodNode => {
       const title = this.index.title(thing);
       return {

@@ -14,6 +14,8 @@ import {
   type EdgeValue,
   type IriScope,
   type ThingDescription,
+  echoed,
+  quoted,
 } from "../core/index.js";
 import type { ChangeFilter, HistoryStream, Store, StreamName, ThingStreamName } from "../store/index.js";
 import { ALERT_KIND, DRIFT_KIND } from "./drift.js";
@@ -322,7 +324,7 @@ export class History {
   async assertKnown(thing: string): Promise<void> {
     const described = await this.store.streamsAt(thing, undefined, ["described"]);
     if (described.length === 0)
-      throw new NotFoundError(`No Thing with id ${thing} has ever been registered here`);
+      throw new NotFoundError(`No Thing with id ${echoed(thing)} has ever been registered here`);
   }
 
   /** That a Thing was registered after a Log position, and when: the times to ask for instead. */
@@ -397,7 +399,7 @@ export class History {
     const declared = AFFORDANCE_KINDS.flatMap((section) => namesOf(td, section));
     if (declared.includes(name)) return;
     throw new ValidationError(
-      `${thing} has no property, action or event "${name}", and none by that name has a Change` +
+      `${thing} has no property, action or event ${quoted(name)}, and none by that name has a Change` +
         (declared.length > 0 ? ` (it has ${declared.join(", ")})` : ""),
       [{ pointer: "/query/affordance", message: "is not one of the Thing's affordances" }],
     );

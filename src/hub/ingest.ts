@@ -13,6 +13,8 @@ import {
   type DataSchema,
   type DataSchemaCheck,
   type RegisteredThingDescription,
+  echoed,
+  quoted,
 } from "../core/index.js";
 import type { Bus } from "../bus/index.js";
 import type { ChangeDraft, Store } from "../store/index.js";
@@ -154,7 +156,7 @@ export class Ingest {
         // Not cached: the removed Thing's other reports are still refused.
         return { version: -1, td: sentWith, properties: undefined, checks: new Map(), checkCount: 0 };
       }
-      throw new NotFoundError(`No Thing with id ${id}`);
+      throw new NotFoundError(`No Thing with id ${echoed(id)}`);
     }
     const entry: CachedThing = {
       version: record.version,
@@ -229,7 +231,7 @@ export class Ingest {
     if (affordance === undefined) {
       const known = Object.keys(thing.td[rule.section] ?? {});
       throw new ValidationError(
-        `${thing.td.id} has no ${SINGULAR[rule.section]} "${report.affordance}"` +
+        `${thing.td.id} has no ${SINGULAR[rule.section]} ${quoted(report.affordance)}` +
           (known.length > 0 ? ` (it has ${known.join(", ")})` : ""),
         [{ pointer: at("/affordance"), message: `is not one of the Thing's ${rule.section}` }],
       );

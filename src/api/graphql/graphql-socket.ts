@@ -25,6 +25,7 @@ import {
   NotFoundError,
   TooManyRequestsError,
   ValidationError,
+  inexactInteger,
   type HyperthingsError,
 } from "../../core/index.js";
 import { authorityOf, misdirectedHost } from "../http/host-check.js";
@@ -63,6 +64,29 @@ function closeReason(text: string): string {
         .subarray(0, 120)
         .toString("utf8")
         .replace(/\uFFFD+$/, "")}…`;
+}
+
+/** Where a `subscribe` message holds its variables (graphql-ws PROTOCOL.md, Subscribe). */
+const VARIABLES = "/payload/variables";
+
+/**
+ * The refusal of a `subscribe` whose variables hold an integer JSON.parse rounds
+ * (9007199254740993 read as ...992), as the HTTP body and GET variables are refused
+ * (parseExactJson): graphql-ws has parsed the message already, so the check reads its text. The
+ * message is valid JSON and a valid Subscribe, so by the protocol it is answered with an `error`
+ * message for its id, not closed with 4400 (graphql-ws's answer to a message it cannot parse).
+ */
+function inexactVariable(text: string): ReturnType<typeof graphqlError> | undefined {
+  const inexact = inexactInteger(text, VARIABLES);
+  if (inexact === undefined) return undefined;
+  const pointer = inexact.pointer.slice(VARIABLES.length);
+  const name = pointer.split("/")[1] ?? "";
+  const at = pointer === `/${name}` ? "" : ` at ${pointer.slice(name.length + 1)}`;
+  return graphqlError(
+    `Variable "$${name}"${at} ${inexact.message}: send it as a string, or with an exponent to take the nearest float`,
+    ERROR_CODES.badInput,
+    { errors: [{ pointer: `/variables${pointer}`, detail: inexact.message }] },
+  );
 }
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
@@ -197,6 +221,12 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
     refuseUpgrade(socket, refused.error, GRAPHQL_PATH, refused.headers);
   });
   const states = new WeakMap<WebSocket, SocketState>();
+  /**
+   * Each socket's message being handled, as its client sent it: graphql-ws parses it and calls
+   * onSubscribe before it awaits anything, between this module's two listeners (the first keeps
+   * it, the last lets it go).
+   */
+  const messageOf = new WeakMap<WebSocket, unknown>();
   /** Each subscription's document → its operation text and variables, for sharing results. */
   const documentKeys = new WeakMap<DocumentNode, string>();
   const graceMs = Math.min(CLOSE_GRACE_MS, hub.config.streamStallMs);
@@ -271,6 +301,9 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
         if (typeof payload.query !== "string") {
           return [graphqlError("The operation has no query text", ERROR_CODES.badRequest)];
         }
+        const inexact =
+          payload.variables == null ? undefined : inexactVariable(String(messageOf.get(ctx.extra.socket)));
+        if (inexact !== undefined) return [inexact];
         const prepared = prepareOperation(
           hub,
           schema,
@@ -376,7 +409,12 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
     socket.once("close", release);
     wss.handleUpgrade(request, socket, head, (ws) => {
       if (socket instanceof Socket) connectionsOf.set(ws, socket);
+      // Before graphql-ws's own listener (added on "connection"), so that it runs first; read as
+      // graphql-ws reads it (String), and only when a subscribe has variables.
+      ws.on("message", (data) => messageOf.set(ws, data));
       wss.emit("connection", ws, request);
+      // …and let go of it after graphql-ws's listener: a socket that goes quiet holds no message.
+      ws.on("message", () => messageOf.delete(ws));
       // graphql-ws prints every error of a socket to stderr with its stack, outside the hub's log:
       // a client could fill it with over-size or malformed frames. Such an error is the client's
       // (ws has already begun the close with its code: 1009, 1002…) or its connection's; the

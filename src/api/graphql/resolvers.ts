@@ -18,6 +18,8 @@ import {
   type RolloutProgress,
   type RolloutStatus,
   type RolloutStepStatus,
+  echoed,
+  quoted,
 } from "../../core/index.js";
 import {
   assertThingId,
@@ -303,9 +305,10 @@ function statusArgument<T extends string>(
 ): T | undefined {
   if (value === undefined || value === null) return undefined;
   if (!allowed.includes(value as T)) {
-    throw new ValidationError(`${name} is one of ${allowed.join(", ")}, not ${JSON.stringify(value)}`, [
-      { pointer: `/${name}`, message: `must be one of ${allowed.join(", ")}` },
-    ]);
+    throw new ValidationError(
+      `${name} is one of ${allowed.join(", ")}, not ${typeof value === "string" ? quoted(value) : echoed(JSON.stringify(value))}`,
+      [{ pointer: `/${name}`, message: `must be one of ${allowed.join(", ")}` }],
+    );
   }
   return value as T;
 }
@@ -712,7 +715,7 @@ const subscription: Record<string, Subscriber> = {
       const after = await resumePoint(context.hub, args.after);
       const td = await eventsSource(context.hub, thing, after);
       if (td && name !== undefined && (td.events === undefined || !Object.hasOwn(td.events, name))) {
-        throw new NotFoundError(`Thing ${thing} has no event "${name}"`);
+        throw new NotFoundError(`Thing ${echoed(thing)} has no event ${quoted(name)}`);
       }
       return stream(
         context,

@@ -1,7 +1,14 @@
 // The credentials the hub uses towards a Thing, by security definition name: set and removed by
 // an admin, never returned — GET says only which definitions have one.
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { ForbiddenError, NotFoundError, UnauthorizedError, UnavailableError } from "../../core/index.js";
+import {
+  ForbiddenError,
+  NotFoundError,
+  UnauthorizedError,
+  UnavailableError,
+  echoed,
+  quoted,
+} from "../../core/index.js";
 import type { Hub, SecretInput, ThingSecrets } from "../../hub/index.js";
 import { idOf, idParam } from "./directory-routes.js";
 import { refuseBody } from "./content-types.js";
@@ -75,7 +82,7 @@ export function credentialRoutes(hub: Hub) {
           throw new NotFoundError(
             name === undefined
               ? `The hub holds no credentials for ${id}`
-              : `The hub holds no credentials for "${name}" of ${id}`,
+              : `The hub holds no credentials for ${quoted(name)} of ${echoed(id)}`,
           );
         }
         return reply.code(204).send();

@@ -11,7 +11,16 @@ import {
   refuseBody,
 } from "./content-types.js";
 import { thingPath } from "./thing-path.js";
-import { PreconditionFailedError, ValidationError } from "../../core/index.js";
+import { NotFoundError, ValidationError } from "../../core/index.js";
+import {
+  type Validators,
+  checkUnmodifiedSince,
+  entityTags,
+  httpDate,
+  ifMatchOf,
+  notModified,
+  parseHttpDate,
+} from "./preconditions.js";
 
 export const idParam = {
   type: "object",
@@ -51,43 +60,43 @@ export function sendTd(request: FastifyRequest, reply: FastifyReply, body: unkno
   return reply.type(type).header("vary", "accept").send(JSON.stringify(body));
 }
 
-/** The entity tags of an `If-Match` / `If-None-Match` header (RFC 9110 §8.8.3), or `*`. */
-function entityTags(header: string | string[] | undefined): "*" | string[] | undefined {
-  if (header === undefined) return undefined;
-  const text = Array.isArray(header) ? header.join(",") : header;
-  if (text.trim() === "*") return "*";
-  return text.match(/(?:W\/)?"[^"]*"/g) ?? [];
-}
-
-/** The tags of `If-Match`, or `*`; a 400 when it holds none. */
-function ifMatchOf(request: FastifyRequest): "*" | string[] | undefined {
-  const ifMatch = entityTags(request.headers["if-match"]);
-  // `If-Match: 42` (no quotes) or an empty one names no version: it was answered 412 "is at "42",
-  // not ", as if the TD had changed. RFC 9110 §8.8.3: an entity tag is quoted.
-  if (Array.isArray(ifMatch) && ifMatch.length === 0) {
-    throw new ValidationError(
-      'If-Match takes * or the TD\'s ETag as the hub gave it, quotes included ("42"), not ' +
-        JSON.stringify(String(request.headers["if-match"]).slice(0, 100)),
-      [{ pointer: "/headers/if-match", message: 'must be * or entity tags such as "42"' }],
-    );
-  }
-  return ifMatch;
-}
-
 /**
  * The condition of a conditional write: `If-Match` (strong comparison, so a weak tag matches
- * nothing) and `If-None-Match: *` (create only).
+ * nothing), `If-None-Match: *` (create only), and, without If-Match, `If-Unmodified-Since`
+ * (RFC 9110 §13.1.4): checked against the TD now, then held as an If-Match on the version it
+ * was checked against, so that a change in between is refused too, not written over.
  */
-function writeConditionOf(request: FastifyRequest): WriteCondition | undefined {
-  const ifMatch = ifMatchOf(request);
+async function writeConditionOf(
+  request: FastifyRequest,
+  directory: Hub["directory"],
+): Promise<WriteCondition | undefined> {
+  let ifMatch = ifMatchOf(request);
   const ifNoneMatch = entityTags(request.headers["if-none-match"]);
   if (ifNoneMatch !== undefined && ifNoneMatch !== "*") {
     throw new ValidationError("If-None-Match on a write takes only *: create the TD only if it is absent", [
       { pointer: "/headers/if-none-match", message: "must be *" },
     ]);
   }
+  if (ifMatch === undefined && parseHttpDate(request.headers["if-unmodified-since"]) !== undefined) {
+    const id = idOf(request);
+    // A Thing not registered has no modification date: the header is ignored (§13.1.4).
+    const current = await directory.getLive(id).catch((err: unknown) => {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    });
+    if (current !== undefined) {
+      checkUnmodifiedSince(request, validatorsOf(current), `the TD of ${id}`);
+      ifMatch = [entityTagOf(current)];
+    }
+  }
   if (ifMatch === undefined && ifNoneMatch === undefined) return undefined;
   return { ...(ifMatch !== undefined && { ifMatch }), ...(ifNoneMatch !== undefined && { ifNoneMatch }) };
+}
+
+/** A TD's validators: its version's entity tag, and the time of the Change that gave it its TD. */
+function validatorsOf(record: { version: number; modified: string }): Validators {
+  const modified = Date.parse(record.modified);
+  return { etag: entityTagOf(record), ...(!Number.isNaN(modified) && { lastModified: modified }) };
 }
 
 export function idOf(request: FastifyRequest): string {
@@ -120,6 +129,12 @@ export function directoryRoutes(hub: Hub) {
       async (request, reply) => {
         const { offset, limit, format } = request.query as { offset: number; limit: number; format: string };
         const { items, total, revision } = await directory.list(offset, limit);
+        // Weak (RFC 9110 §8.8.1): each TD's `retrieved` differs from one answer to the next, the
+        // listing does not. The revision moves with every registration, update, removal and
+        // expiry; the page asked for is part of the answer too.
+        const etag = `W/"${revision}:${offset}:${limit}:${format}"`;
+        void reply.header("etag", etag);
+        if (notModified(request, { etag }, "the listing")) return reply.code(304).send();
         // WoT Discovery §7.3.2.1.5: the next link keeps every argument (the format too), and every
         // page names its collection with a canonical link whose etag is the collection's revision.
         const collection = format === "collection";
@@ -201,19 +216,12 @@ export function directoryRoutes(hub: Hub) {
       async (request, reply) => {
         const id = idOf(request);
         const record = await directory.getLive(id);
-        const tag = entityTagOf(record);
-        void reply.header("etag", tag);
-        // RFC 9110 §13.1.1: If-Match holds for a read too, compared strongly, and first (§13.2.2).
-        const ifMatch = ifMatchOf(request);
-        if (ifMatch !== undefined && ifMatch !== "*" && !ifMatch.includes(tag))
-          throw new PreconditionFailedError(
-            `If-Match: the TD of ${id} is at ${tag}, not ${ifMatch.join(", ")}`,
-          );
-        // RFC 9110 §13.1.2: If-None-Match compares weakly.
-        const ifNoneMatch = entityTags(request.headers["if-none-match"]);
-        const strip = (t: string) => t.replace(/^W\//, "");
+        const validators = validatorsOf(record);
+        void reply.header("etag", validators.etag);
+        if (validators.lastModified !== undefined)
+          void reply.header("last-modified", httpDate(validators.lastModified));
         // RFC 9110 §15.4.5: a 304 carries the Vary a 200 would have.
-        if (ifNoneMatch === "*" || ifNoneMatch?.some((t) => strip(t) === tag))
+        if (notModified(request, validators, `the TD of ${id}`))
           return reply.code(304).header("vary", "accept").send();
         return sendTd(request, reply, directory.enriched(record));
       },
@@ -234,7 +242,7 @@ export function directoryRoutes(hub: Hub) {
           idOf(request),
           request.body,
           { actor: actorOf(request), via: "http" },
-          writeConditionOf(request),
+          await writeConditionOf(request, directory),
         );
         void reply.header("etag", entityTagOf({ version: result.change.seq }));
         return result.created
@@ -259,7 +267,7 @@ export function directoryRoutes(hub: Hub) {
           idOf(request),
           request.body,
           { actor: actorOf(request), via: "http" },
-          writeConditionOf(request),
+          await writeConditionOf(request, directory),
         );
         return reply
           .code(204)
@@ -278,7 +286,7 @@ export function directoryRoutes(hub: Hub) {
         await directory.remove(
           idOf(request),
           { actor: actorOf(request), via: "http" },
-          writeConditionOf(request),
+          await writeConditionOf(request, directory),
         );
         return reply.code(204).send();
       },

@@ -7,6 +7,7 @@
 // other expectation is a 417 problem document.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { quoted } from "../../core/index.js";
 import { PROBLEM_CONTENT_TYPE, problemType, type Problem } from "./problem.js";
 
 const continued = new WeakSet<FastifyRequest>();
@@ -18,12 +19,12 @@ function expectsContinue(request: FastifyRequest): boolean {
 export function registerExpectContinue(app: FastifyInstance): void {
   // Any other expectation: Node's own 417 has no body; this one is a problem document.
   app.server.on("checkExpectation", (request: IncomingMessage, response: ServerResponse) => {
-    const expect = String(request.headers.expect ?? "").slice(0, 100);
+    const expect = String(request.headers.expect ?? "");
     const body = JSON.stringify({
       type: problemType("request"),
       title: "Expectation Failed",
       status: 417,
-      detail: `The hub meets no expectation but 100-continue, not ${JSON.stringify(expect)}`,
+      detail: `The hub meets no expectation but 100-continue, not ${quoted(expect)}`,
       instance: request.url,
     } satisfies Problem);
     response.writeHead(417, {

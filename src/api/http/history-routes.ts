@@ -12,6 +12,7 @@ import {
   parseTimeExpression,
   type Change,
   type ChangeMatch,
+  quoted,
 } from "../../core/index.js";
 import { assertThingId, type HistoryPage, type Hub } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
@@ -96,18 +97,18 @@ function matchQueries(q: Record<string, unknown> & { match?: string | string[] }
     for (const [name, value] of new URLSearchParams(text)) {
       if (!(FEED_FIELDS as readonly string[]).includes(name)) {
         throw new ValidationError(
-          `match ${i} has "${name}", which is not a filter of the feed (${FEED_FIELDS.join(", ")})`,
+          `match ${i} has ${quoted(name)}, which is not a filter of the feed (${FEED_FIELDS.join(", ")})`,
           [{ pointer, message: `must not have ${name}` }],
         );
       }
       if (query[name] !== undefined) {
-        throw new ValidationError(`match ${i} has "${name}" twice`, [
+        throw new ValidationError(`match ${i} has ${quoted(name)} twice`, [
           { pointer, message: `must have ${name} once` },
         ]);
       }
       if (name === "thing") assertThingId(value, pointer);
       if (name === "kind" && !KIND_LIST.test(value)) {
-        throw new ValidationError(`match ${i}: kind "${value}" is not kinds separated by commas`, [
+        throw new ValidationError(`match ${i}: kind ${quoted(value)} is not kinds separated by commas`, [
           { pointer, message: "kind must be kinds separated by commas" },
         ]);
       }

@@ -6,7 +6,7 @@ import type { FastifyInstance } from "fastify";
 import type { IncomingMessage } from "node:http";
 import { isIP } from "node:net";
 import { hostname } from "node:os";
-import { MisdirectedRequestError } from "../../core/index.js";
+import { MisdirectedRequestError, quoted } from "../../core/index.js";
 import type { HubConfig } from "../../hub/index.js";
 
 /** The host name of a Host header (`name:port`, `[v6]:port`), lower-cased, without its port or a final dot. */
@@ -58,7 +58,7 @@ export function misdirectedHost(
   }
   const names = ["localhost", ...config.allowedHosts, ...machine].join(", ");
   return new MisdirectedRequestError(
-    `This hub answers to its names (${names}) and IP addresses, not to "${name}" ` +
+    `This hub answers to its names (${names}) and IP addresses, not to ${quoted(name)} ` +
       `(a web page may have made that name resolve to the hub's address): if it is the hub's, start the hub with --allowed-hosts ${name}`,
   );
 }

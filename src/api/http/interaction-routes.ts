@@ -2,7 +2,14 @@
 // (read, write, invoke, live streams), every command recorded as Changes; and the Thing's proxy
 // TD, whose forms point here.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { NotFoundError, UnauthorizedError, UnavailableError, ValidationError } from "../../core/index.js";
+import {
+  NotFoundError,
+  UnauthorizedError,
+  UnavailableError,
+  ValidationError,
+  echoed,
+  quoted,
+} from "../../core/index.js";
 import { uriVariablesFromQuery, type AffordanceKind } from "../../bindings/index.js";
 import type { Commands, Hub, Requester, UriVariables } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
@@ -66,7 +73,9 @@ export function interactionRoutes(hub: Hub) {
     const { td } = await hub.directory.getLive(id);
     const group = td[kind];
     if (group === undefined || !Object.hasOwn(group, name)) {
-      throw new NotFoundError(`Thing ${id} has no ${kind === "events" ? "event" : "property"} "${name}"`);
+      throw new NotFoundError(
+        `Thing ${echoed(id)} has no ${kind === "events" ? "event" : "property"} ${quoted(name)}`,
+      );
     }
     return td;
   };

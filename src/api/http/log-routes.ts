@@ -1,7 +1,7 @@
 // The Log's tamper evidence over HTTP (RFC 9162 style): the hub's public key, signed
 // checkpoints, inclusion and consistency proofs, and the entries themselves for verification.
 import type { FastifyInstance } from "fastify";
-import { ValidationError, parseSeq, seqListPattern } from "../../core/index.js";
+import { ValidationError, parseSeqList, wholeNumbers } from "../../core/index.js";
 import type { Hub } from "../../hub/index.js";
 import { COMMA_LIST } from "./query-numbers.js";
 
@@ -18,6 +18,29 @@ async function checkAfter(after: number, hub: Hub): Promise<void> {
       [{ pointer: "/query/after", message: `must be at most ${last}` }],
     );
   }
+}
+
+/**
+ * A number past what the Log holds (`why`: "is past the end of the Log (5 Changes)"), refused
+ * with what it must be instead.
+ */
+function pastTheLog(name: string, value: number, max: number, why: string): ValidationError {
+  const message =
+    max < 1 ? "must name a Change, and the Log holds none yet" : `must be ${wholeNumbers(1, max)}`;
+  return new ValidationError(`${name} ${value} ${why}: it ${message}`, [
+    { pointer: `/query/${name}`, message },
+  ]);
+}
+
+/**
+ * The size of the tree proofs are asked in: `size` when given, checked against the Log's end,
+ * else the latest checkpoint's (signed now if Changes are not yet covered).
+ */
+async function treeSize(hub: Hub, size: number | undefined): Promise<number> {
+  if (size === undefined) return (await hub.notary.checkpoint())?.size ?? 0;
+  const last = await hub.store.lastSeq();
+  if (size > last) throw pastTheLog("size", size, last, `is past the end of the Log (${last} Changes)`);
+  return size;
 }
 
 /** Changes whose inclusion proofs one GET /log/proof/inclusions may ask for. */
@@ -92,9 +115,10 @@ export function logRoutes(hub: Hub) {
         },
       },
       async (request) => {
-        const { seq, size } = request.query as { seq: number; size?: number };
-        if (size === undefined) await hub.notary.checkpoint();
-        return hub.notary.inclusion(seq, size);
+        const query = request.query as { seq: number; size?: number };
+        const size = await treeSize(hub, query.size);
+        if (query.seq > size) throw pastTheLog("seq", query.seq, size, `is past the tree of ${size} Changes`);
+        return hub.notary.inclusion(query.seq, size);
       },
     );
 
@@ -109,9 +133,10 @@ export function logRoutes(hub: Hub) {
             required: ["seqs"],
             additionalProperties: false,
             properties: {
+              // Read by parseSeqList, which says which item is wrong: a pattern over the whole
+              // list could only say that the list is.
               seqs: {
                 type: "string",
-                pattern: seqListPattern(MAX_PROOFS),
                 description: `up to ${MAX_PROOFS} seqs (whole numbers from 1) separated by commas`,
                 [COMMA_LIST]: true,
               },
@@ -121,13 +146,10 @@ export function logRoutes(hub: Hub) {
         },
       },
       async (request) => {
-        const { seqs, size } = request.query as { seqs: string; size?: number };
-        if (size === undefined) await hub.notary.checkpoint();
-        const source = { name: "seq", pointer: "/query/seqs", min: 1 } as const;
-        return hub.notary.inclusions(
-          seqs.split(",").map((seq) => parseSeq(seq, source)),
-          size,
-        );
+        const query = request.query as { seqs: string; size?: number };
+        const size = await treeSize(hub, query.size);
+        const source = { name: "seqs", pointer: "/query/seqs", maxItems: MAX_PROOFS, max: size };
+        return hub.notary.inclusions(parseSeqList(query.seqs, source), size);
       },
     );
 
@@ -147,6 +169,9 @@ export function logRoutes(hub: Hub) {
       },
       async (request) => {
         const { from, to } = request.query as { from: number; to: number };
+        const last = await hub.store.lastSeq();
+        if (to > last) throw pastTheLog("to", to, last, `is past the end of the Log (${last} Changes)`);
+        if (from > to) throw pastTheLog("from", from, to, `is larger than to (${to})`);
         return hub.notary.consistency(from, to);
       },
     );

@@ -9,10 +9,12 @@ import {
   NotAcceptableError,
   ValidationError,
   type ErrorLocation,
+  quoted,
 } from "../../core/index.js";
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import { acceptedMediaTypes } from "./content-types.js";
+import { integerWords } from "./query-numbers.js";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
@@ -64,6 +66,16 @@ function messageOf(error: SchemaError, context: string): string {
   const schema = error.parentSchema as { description?: unknown; properties?: unknown } | undefined;
   const description = schema?.description;
   if (error.keyword === "pattern" && typeof description === "string") return `must be ${description}`;
+  // An integer parameter out of its bounds, in words with both of them ("must be a whole number
+  // from 1 to 100000, not 0"), not Ajv's "must be >= 1" that names one.
+  const integer = schema as { type?: unknown; minimum?: unknown; maximum?: unknown } | undefined;
+  if (
+    context === "query" &&
+    (error.keyword === "minimum" || error.keyword === "maximum") &&
+    integer?.type === "integer"
+  ) {
+    return `must be ${integerWords(integer)}, not ${String(error.data)}`;
+  }
   const allowed = error.params?.allowedValues;
   if (error.keyword === "enum" && Array.isArray(allowed)) {
     return `must be one of ${allowed.map((v) => JSON.stringify(v)).join(", ")}`;
@@ -104,7 +116,7 @@ function messageOf(error: SchemaError, context: string): string {
         : context === "query"
           ? " (it takes none)"
           : "";
-    return `has no ${what} ${JSON.stringify(extra)}${takes}`;
+    return `has no ${what} ${quoted(extra)}${takes}`;
   }
   return error.message ?? "is invalid";
 }

@@ -3,7 +3,7 @@
 // 100, ?seq=%201 seq 1, and 99999999999999999999 came out as a rounded 1e20. A parameter given
 // twice is said so, and one that no route reads is refused, not ignored.
 import type { FastifyInstance } from "fastify";
-import { ValidationError, readInteger } from "../../core/index.js";
+import { ValidationError, readInteger, wholeNumbers, quoted } from "../../core/index.js";
 
 const NUMBER = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 
@@ -15,8 +15,22 @@ const NUMBER = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
  */
 export const COMMA_LIST = "x-comma-list";
 
+interface QueryProperty {
+  type?: unknown;
+  minimum?: unknown;
+  maximum?: unknown;
+  [COMMA_LIST]?: unknown;
+}
+
 interface QuerySchema {
-  properties?: Record<string, { type?: unknown; [COMMA_LIST]?: unknown }>;
+  properties?: Record<string, QueryProperty>;
+}
+
+/** "a whole number from 1 to 100000" for an integer parameter, with the bounds its schema gives. */
+export function integerWords(property: QueryProperty): string {
+  const { minimum, maximum } = property;
+  if (typeof minimum !== "number") return "a whole number";
+  return wholeNumbers(minimum, typeof maximum === "number" ? maximum : undefined);
 }
 
 export function registerQueryNumbers(app: FastifyInstance): void {
@@ -40,12 +54,13 @@ export function registerQueryNumbers(app: FastifyInstance): void {
       let message: string | undefined;
       if (property.type === "integer") {
         const value = readInteger(raw);
-        if (value === "form") message = "must be integer, in decimal digits without a leading zero";
+        if (value === "form")
+          message = `must be ${integerWords(property)}, in decimal digits without a leading zero`;
         else if (value === "range") message = `is out of range: at most ${Number.MAX_SAFE_INTEGER}`;
       } else if (property.type === "number" && !NUMBER.test(raw))
         message = "must be number, in decimal digits";
       if (message !== undefined) {
-        throw new ValidationError(`Invalid query: query/${name} ${message}, not "${raw}"`, [
+        throw new ValidationError(`Invalid query: query/${name} ${message}, not ${quoted(raw)}`, [
           { pointer: `/query/${name}`, message },
         ]);
       }

@@ -1,7 +1,7 @@
 // Rollouts, drift and lineage over HTTP: start a rollout of a release, follow its progress (JSON
 // and Server-Sent Events), list what drifts now, and a Thing's releases (docs/api.md).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { UnavailableError, ValidationError, type RolloutStepStatus } from "../../core/index.js";
+import { UnavailableError, ValidationError, type RolloutStepStatus, quoted } from "../../core/index.js";
 import { assertThingId, type Hub, type RolloutEvent, type Rollouts } from "../../hub/index.js";
 import { actorOf } from "./authorization.js";
 import { EVENT_STREAM_ANSWERS } from "./accept.js";
@@ -30,10 +30,9 @@ function driftCursorKey(cursor: string): [string, string] {
     key = undefined;
   }
   if (!Array.isArray(key) || key.length !== 2 || !key.every((part) => typeof part === "string")) {
-    throw new ValidationError(
-      `cursor ${JSON.stringify(cursor)} is not one that GET /drift gave as \`next\``,
-      [{ pointer: "/query/cursor", message: "is not a cursor of GET /drift" }],
-    );
+    throw new ValidationError(`cursor ${quoted(cursor)} is not one that GET /drift gave as \`next\``, [
+      { pointer: "/query/cursor", message: "is not a cursor of GET /drift" },
+    ]);
   }
   return key as [string, string];
 }

@@ -2,7 +2,7 @@
 // every error, bearer-token authorization, and an OpenAPI document built from the route schemas.
 import swagger from "@fastify/swagger";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { NotFoundError } from "../../core/index.js";
+import { NotFoundError, echoed } from "../../core/index.js";
 import { HUB_VERSION, type Discovery, type Hub } from "../../hub/index.js";
 import type { MqttStatus } from "../mqtt/index.js";
 import { registerAcceptCheck } from "./accept.js";
@@ -121,7 +121,7 @@ export async function buildServer(hub: Hub, options: ServerOptions = {}): Promis
         request,
         reply,
         methodNotAllowed(routes, request) ??
-          new NotFoundError(`No such resource: ${request.method} ${request.url.split("?")[0]}`),
+          new NotFoundError(`No such resource: ${request.method} ${echoed(request.url.split("?")[0] ?? "")}`),
       ),
   );
   registerShutdown(app, { graceMs: hub.config.stopGraceMs });
