@@ -463,6 +463,26 @@ describe("registration information and expiry", () => {
   });
 });
 
+/** A request to a Thing's TD with the given (conditional) headers, and a TD or merge patch as its body. */
+function sendConditional(
+  hub: TestHub,
+  method: string,
+  id: string,
+  headers: Record<string, string>,
+  body?: unknown,
+) {
+  return hub.request(thingPath(id), {
+    method,
+    headers: {
+      ...headers,
+      ...(body !== undefined && {
+        "content-type": method === "PATCH" ? "application/merge-patch+json" : "application/td+json",
+      }),
+    },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+}
+
 describe("conditional requests (ETag, If-Match, If-None-Match)", () => {
   let hub: TestHub;
   beforeAll(async () => {
@@ -473,16 +493,7 @@ describe("conditional requests (ETag, If-Match, If-None-Match)", () => {
   });
 
   const send = (method: string, id: string, headers: Record<string, string>, body?: unknown) =>
-    hub.request(thingPath(id), {
-      method,
-      headers: {
-        ...headers,
-        ...(body !== undefined && {
-          "content-type": method === "PATCH" ? "application/merge-patch+json" : "application/td+json",
-        }),
-      },
-      ...(body !== undefined && { body: JSON.stringify(body) }),
-    });
+    sendConditional(hub, method, id, headers, body);
 
   it("tags a TD with an ETag that every change moves, and answers 304 to If-None-Match with it", async () => {
     const id = "urn:example:etag:lamp";
@@ -569,16 +580,7 @@ describe("conditional requests by time (Last-Modified, If-Modified-Since, If-Unm
   });
 
   const send = (method: string, id: string, headers: Record<string, string>, body?: unknown) =>
-    hub.request(thingPath(id), {
-      method,
-      headers: {
-        ...headers,
-        ...(body !== undefined && {
-          "content-type": method === "PATCH" ? "application/merge-patch+json" : "application/td+json",
-        }),
-      },
-      ...(body !== undefined && { body: JSON.stringify(body) }),
-    });
+    sendConditional(hub, method, id, headers, body);
   const date = (ms: number) => new Date(ms).toUTCString();
 
   it("gives a TD the time of its last change as Last-Modified, and answers If-Modified-Since with 304 when it did not change since", async () => {
