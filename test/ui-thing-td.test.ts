@@ -32,7 +32,12 @@ describeInBrowser(
       const reading = (thing: string, value: number) =>
         hub.hub.ingest(thing, [{ kind: "reported", affordance: "temperature", value }], observer);
       await putTd(hub, boilerTd("Boiler temperature", "Cel"));
-      for (let i = 0; i < CELSIUS_READINGS; i++) await reading(BOILER, i);
+      for (let i = 0; i < CELSIUS_READINGS - 1; i++) await reading(BOILER, i);
+      // The last one in °C read back after a write asked for it: its *Why?* chain says it in °C.
+      const alice = { actor: "alice", via: "http", correlation: "c-ui-thing-td" };
+      await hub.hub.ingest(BOILER, [{ kind: "desired", affordance: "temperature", value: 59 }], alice);
+      await hub.hub.ingest(BOILER, [{ kind: "completed", affordance: "temperature" }], alice);
+      await reading(BOILER, 59);
       // The TD changes: another title, and Fahrenheit. The readings before keep °C.
       await putTd(hub, boilerTd("Water temperature", "[degF]"));
       for (const value of [170, 171]) await reading(BOILER, value);
@@ -72,10 +77,10 @@ describeInBrowser(
       const { page, graphql } = await openThing(BOILER);
       try {
         // The oldest rows come before the TD's change in the timeline: their TD is asked for.
-        await page.locator("table.changes tr.change td.value", { hasText: "13 °C (was 12 °C)" }).waitFor();
+        await page.locator("table.changes tr.change td.value", { hasText: "15 °C (was 14 °C)" }).waitFor();
         const rows = await readings(page);
-        // 50 rows: the 2 readings in °F, the TD's change, and the newest 47 readings in °C.
-        expect(rows).toHaveLength(49);
+        // 50 rows: the 2 readings in °F, the TD's change, the newest 45 readings in °C, a write, its outcome.
+        expect(rows).toHaveLength(47);
         expect(rows.slice(0, 4)).toEqual([
           ["Water temperature", "temperature", "171 °F (was 170 °F)"],
           // The value before it was read under the TD before: in °C.
@@ -83,11 +88,21 @@ describeInBrowser(
           ["Boiler temperature", "temperature", "59 °C (was 58 °C)"],
           ["Boiler temperature", "temperature", "58 °C (was 57 °C)"],
         ]);
-        expect(rows.at(-1)).toEqual(["Boiler temperature", "temperature", "13 °C (was 12 °C)"]);
+        expect(rows.at(-1)).toEqual(["Boiler temperature", "temperature", "15 °C (was 14 °C)"]);
         expect(rows.slice(2).every(([, , value]) => /^\d+ °C \(was \d+ °C\)$/.test(value))).toBe(true);
         // The TD before the timeline's own version, in one request.
         expect(graphql).toHaveLength(1);
-        // The Properties table and the timeline's newest rows say today's unit.
+        // The write in °C, in its row and in the *Why?* chain of the value read back after it.
+        const write = page.locator("table.changes tr.change.kind-desired");
+        await expect(write.locator("td.value").textContent()).resolves.toBe("59 °C");
+        const readBack = page.locator("table.changes tr.change.kind-reported", {
+          hasText: "59 °C (was 58 °C)",
+        });
+        await readBack.locator("button.why").click();
+        const chain = page.locator(".why-chain li").first();
+        await chain.waitFor();
+        expect(await chain.textContent()).toContain("desired Boiler temperature 59 °C by alice");
+        // The Properties table says today's unit.
         await expect(page.locator("table.properties th").first().textContent()).resolves.toBe(
           "Water temperature °F",
         );

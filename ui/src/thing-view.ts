@@ -263,7 +263,9 @@ export const thingView: View = ({ client, live }, root, id) => {
     const shownChanges = new Map<number, Change>();
     const tdAt = (seq: number): unknown =>
       !versionsSeen ? td : descriptions.covers(id, seq) ? descriptions.at(id, seq) : undefined;
-    const affordanceOf = (change: Change) => affordanceOfChange(tdAt(change.seq), change);
+    // Another Thing's Change (in a *Why?* chain): its TD is not read here, so its names as they are.
+    const affordanceOf = (change: Change) =>
+      change.thing === id ? affordanceOfChange(tdAt(change.seq), change) : undefined;
     const unitOf = (change: Change): string | undefined =>
       change.kind === "reported" || change.kind === "desired" ? affordanceOf(change)?.unit : undefined;
     /**
