@@ -101,4 +101,22 @@ describe("a Thing's TD in force at a seq", () => {
     expect(tds.at("urn:b", 55)).toEqual(td("K"));
     expect(tds.at("urn:b", 61)).toEqual(td("[degF]"));
   });
+
+  it("keeps the versions a Thing's timeline holds, and asks only for the one before its oldest", async () => {
+    const { source, requests } = logOf(versions);
+    const tds = new ThingDescriptions(source);
+    // A timeline of every kind from the Log's end down to seq 15: the versions 20, 30 and 40 in it.
+    const reading = (seq: number) => ({ seq, kind: "reported", value: seq });
+    const timeline = [reading(45), ...versions.slice(2).reverse(), reading(15)].sort((a, b) => b.seq - a.seq);
+    tds.keep("urn:b", [...timeline.slice(0, 3), reading(25), ...timeline.slice(3)], 15);
+    expect(tds.at("urn:b", 45)).toEqual(td("K"));
+    expect(tds.at("urn:b", 25)).toEqual(td("[degF]"));
+    expect(tds.at("urn:b", 35)).toBeUndefined(); // removed
+    expect(tds.covers("urn:b", 20)).toBe(false);
+    expect(requests).toEqual([]);
+    // The row at 15, older than the timeline's oldest version: the versions below it, once.
+    await tds.cover([{ thing: "urn:b", seq: 15 }]);
+    expect(tds.at("urn:b", 15)).toEqual(td("Cel"));
+    expect(requests).toEqual([[{ thing: "urn:b", before: 15 }]]);
+  });
 });

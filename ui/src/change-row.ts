@@ -196,8 +196,15 @@ function affordanceCell(change: Change, named: Named | undefined): HTMLElement {
   );
 }
 
-/** A Change in a line: its number (to the Thing around it), Thing, kind, affordance, value and actor. */
-function changeInLine(change: Change, titleOf: ChangeRowOptions["titleOf"]): (HTMLElement | false)[] {
+/**
+ * A Change in a line: its number (to the Thing around it), Thing, kind, affordance, value and actor;
+ * the affordance by its title and a reading's or a write's value with its unit where the view knows
+ * the TD in force at that Change (its name and the bare value otherwise).
+ */
+function changeInLine(change: Change, options: ChangeRowOptions): (HTMLElement | false)[] {
+  const { titleOf } = options;
+  const named = change.affordance === undefined ? undefined : options.affordanceOf?.(change);
+  const unit = PROPERTY_VALUE_KINDS.has(change.kind) ? options.unitOf?.(change) : undefined;
   return [
     h(
       "a",
@@ -206,15 +213,26 @@ function changeInLine(change: Change, titleOf: ChangeRowOptions["titleOf"]): (HT
     ),
     h("span", {}, " ", thingLink(change.thing, titleOf?.(change.thing))),
     h("span", { class: "kind" }, ` ${change.kind}`),
-    h("span", {}, change.affordance === undefined ? "" : ` ${change.affordance}`),
-    h("span", {}, change.value === undefined ? "" : [" ", valueOf(change)]),
+    h("span", {}, change.affordance === undefined ? "" : [" ", ...affordanceText(change, named)]),
+    h(
+      "span",
+      {},
+      change.value === undefined
+        ? ""
+        : [
+            " ",
+            ...(unit !== undefined && typeof change.value === "number"
+              ? withUnit(change.value, unit)
+              : [valueOf(change)]),
+          ],
+    ),
     h("span", { class: "muted" }, ` by ${change.cause.actor} at ${showTime(timeOfChange(change))}`),
     correlationTag(change),
   ];
 }
 
 /** The chain of causes behind a Change, newest first, and where it ends. */
-function whyChain(why: Why, titleOf: ChangeRowOptions["titleOf"]): HTMLElement {
+function whyChain(why: Why, options: ChangeRowOptions): HTMLElement {
   return h(
     "div",
     { class: "why-chain", role: "group", "aria-label": `Why Change ${why.change.seq} happened` },
@@ -228,7 +246,7 @@ function whyChain(why: Why, titleOf: ChangeRowOptions["titleOf"]): HTMLElement {
               "li",
               {},
               h("span", { class: "muted" }, `${link.relation}: `),
-              changeInLine(link.change, titleOf),
+              changeInLine(link.change, options),
             ),
           ),
         ),
@@ -270,7 +288,7 @@ function whyButton(change: Change, options: ChangeRowOptions): HTMLElement | fal
     button.setAttribute("aria-expanded", "true");
     why(change.seq).then(
       (answer) => {
-        const chain = whyChain(answer, options.titleOf);
+        const chain = whyChain(answer, options);
         replace(cell, chain);
         options.chainDrawn?.(chain);
       },

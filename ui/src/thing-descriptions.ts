@@ -1,6 +1,6 @@
 // The TD each Change was made under — its Thing's TD in force at the Change's seq, not today's — so
-// that the Changes view names an old row's affordance and unit as they were then (a unit renamed
-// since shows the old one on the old rows). A Thing's TD versions are its `described` Changes (the
+// that the Changes view and a Thing's timeline name an old row's affordance and unit as they were
+// then (a unit renamed since shows the old one on the old rows). A Thing's TD versions are its `described` Changes (the
 // version is their seq, as a TD's ETag says): the TD in force at seq S is the value of the Thing's
 // last `described` Change before S; after a `removed` one it has none.
 import type { Change } from "../../src/client/index.js";
@@ -79,6 +79,22 @@ export class ThingDescriptions {
   covers(thing: string, seq: number): boolean {
     const known = this.known.get(thing);
     return known !== undefined && seq > bottomOf(known);
+  }
+
+  /**
+   * A Thing's Changes of every kind, newest first, as read from the Log's end (a Thing's timeline):
+   * the versions among them, kept as `cover` would have read them, so that `at` answers at once
+   * for the rows after the oldest of them. `from` is the oldest seq the reading holds everything
+   * from (0: the Thing's whole past was read).
+   */
+  keep(thing: string, changes: ReadonlyArray<Pick<Change, "seq" | "kind" | "value">>, from: number): void {
+    let known = this.known.get(thing);
+    if (known === undefined)
+      this.known.set(thing, (known = { versions: [], scanned: Number.POSITIVE_INFINITY }));
+    for (const change of changes)
+      if (change.kind === "described" || change.kind === "removed")
+        add(known, { seq: change.seq, td: change.kind === "described" ? change.value : undefined });
+    known.scanned = Math.min(known.scanned, from);
   }
 
   /** A `described` or `removed` Change seen live: a new version of a Thing being read or read. */

@@ -1,19 +1,22 @@
 // A Thing's page: its description, live property values with forms to write them, its actions
 // with forms to invoke them, a chart of each numeric property's history, and its change timeline.
-import type {
-  Change,
-  DataSchema,
-  PropertyAffordance,
-  RegisteredThingDescription,
+import {
+  GraphqlClient,
+  type Change,
+  type DataSchema,
+  type PropertyAffordance,
+  type RegisteredThingDescription,
 } from "../../src/client/index.js";
 import type { View } from "./app-context.js";
-import { changeRow, changeTable } from "./change-row.js";
+import { affordanceText, changeRow, changeTable, changeValue } from "./change-row.js";
 import { h, replace, show, showTime } from "./dom.js";
 import { messageOf, problemBox } from "./errors.js";
-import { affordanceLabel } from "./affordance-names.js";
+import { affordanceLabel, affordanceOfChange } from "./affordance-names.js";
 import { historyChart, type HistoryChart } from "./history-chart.js";
 import { redrawWhenBack } from "./live.js";
 import { hintFor, readableName, schemaForm, type SchemaForm } from "./schema-form.js";
+import { storedToken } from "./session.js";
+import { descriptionsOverGraphql, ThingDescriptions } from "./thing-descriptions.js";
 import { typeOf } from "./thing-graph.js";
 import { unitText } from "./units.js";
 import { followTitles, isThingId, nameThingLinks, nameThingLinksFrom, thingLink } from "./thing-titles.js";
@@ -46,6 +49,7 @@ function message(text: string, kind: "ok" | "problem" = "ok"): HTMLElement {
 export const thingView: View = ({ client, live }, root, id) => {
   performance.mark("thing-start");
   let disposed = false;
+  const abort = new AbortController();
   let chartsSeen: IntersectionObserver | undefined;
   let cancelRedraw: (() => void) | undefined;
   const charts: HistoryChart[] = [];
@@ -243,10 +247,71 @@ export const thingView: View = ({ client, live }, root, id) => {
     // title, asked for once drawn and renamed as their TDs change.
     const chainTitles = new Map<string, string>([[id, td.title]]);
     stopFollowing = followTitles(live, timelineBody, chainTitles);
+    // Each row's affordance by its title and a reading's or a write's value with its property's
+    // unit from the TD in force at that Change, not today's (a unit changed from °C to °F leaves
+    // the old rows in °C), as the Changes view does. The timeline's own `described` Changes are
+    // versions of its TD, kept at once; the rows older than the oldest of them wait for the TD
+    // before it, one request for the Thing, after the rows. Without a `described` Change among
+    // the rows, the TD read above is the one in force at every row (the timeline is read after it).
+    const graphql = new GraphqlClient({ url: location.origin, token: storedToken() });
+    const descriptions = new ThingDescriptions(
+      descriptionsOverGraphql((query, variables) =>
+        graphql.request(query, variables, { signal: abort.signal }),
+      ),
+    );
+    let versionsSeen = false;
+    const shownChanges = new Map<number, Change>();
+    const tdAt = (seq: number): unknown =>
+      !versionsSeen ? td : descriptions.covers(id, seq) ? descriptions.at(id, seq) : undefined;
+    // Another Thing's Change (in a *Why?* chain): its TD is not read here, so its names as they are.
+    const affordanceOf = (change: Change) =>
+      change.thing === id ? affordanceOfChange(tdAt(change.seq), change) : undefined;
+    const unitOf = (change: Change): string | undefined =>
+      change.kind === "reported" || change.kind === "desired" ? affordanceOf(change)?.unit : undefined;
+    /**
+     * The unit of a reading's value before it: that of the TD in force at the reading before it
+     * when the timeline holds it; otherwise the reading's own, unless the TD before the one in force
+     * measured it in another unit (the value before may have been read under it: none shown).
+     */
+    const previousUnitOf = (change: Change): string | undefined => {
+      let before: Change | undefined;
+      for (const [seq, shown] of shownChanges)
+        if (
+          seq < change.seq &&
+          (before === undefined || seq > before.seq) &&
+          shown.kind === change.kind &&
+          shown.affordance === change.affordance
+        )
+          before = shown;
+      if (before !== undefined) return unitOf(before);
+      const unit = unitOf(change);
+      const version = versionsSeen ? descriptions.versionAt(id, change.seq) : undefined;
+      if (unit === undefined || version === undefined || !descriptions.covers(id, version)) return unit;
+      const tdBefore = descriptions.at(id, version);
+      // None before it (the Thing's first TD): the value before was read under this one.
+      return tdBefore === undefined || affordanceOfChange(tdBefore, change)?.unit === unit ? unit : undefined;
+    };
+    /** The affordances and values of the rows drawn again, once the TDs in force at them are read. */
+    const describeRows = (): void => {
+      for (const tr of timelineBody.querySelectorAll<HTMLElement>(":scope > tr.change")) {
+        const change = shownChanges.get(Number(tr.dataset.seq));
+        if (change === undefined || change.affordance === undefined) continue;
+        tr.querySelector("td.affordance")?.replaceChildren(...affordanceText(change, affordanceOf(change)));
+        tr.querySelector("td.value")?.replaceChildren(
+          ...changeValue(change, { value: unitOf(change), previous: previousUnitOf(change) }).filter(
+            (part) => part !== false,
+          ),
+        );
+      }
+    };
+    const timelineRow = (change: Change): HTMLElement => {
+      shownChanges.set(change.seq, change);
+      return changeRow(change, rowOptions);
+    };
     const rowOptions = {
-      // A reading's or a write's value with its property's unit, as the properties' table shows it.
-      unitOf: (change: Change) =>
-        change.affordance === undefined ? undefined : td.properties?.[change.affordance]?.unit,
+      unitOf,
+      previousUnitOf,
+      affordanceOf,
       why: (seq: number) => client.why(seq),
       titleOf: (thing: string) => chainTitles.get(thing),
       chainDrawn: (chain: HTMLElement) => void nameThingLinksFrom(client, chain, chainTitles),
@@ -389,19 +454,35 @@ export const thingView: View = ({ client, live }, root, id) => {
       }
       const lastTurn = reach.changes[0];
       setReachability(lastTurn?.kind === "removed" ? undefined : lastTurn);
+      // The TD's versions among the rows (read from the Log's end: all of them from the oldest row
+      // on, or from the Thing's start when the timeline holds its whole past).
+      const oldest = history.changes.at(-1)?.seq;
+      versionsSeen = history.changes.some(
+        (change) => change.kind === "described" || change.kind === "removed",
+      );
+      descriptions.keep(id, history.changes, history.next === undefined || oldest === undefined ? 0 : oldest);
+      for (const change of history.changes) shownChanges.set(change.seq, change);
       // The first rows with the page, the others in the next frame (after older rows, before live ones).
       const later = history.changes.slice(TIMELINE_FIRST);
       const marker = h("tr", { hidden: true });
-      timelineBody.append(
-        ...history.changes.slice(0, TIMELINE_FIRST).map((change) => changeRow(change, rowOptions)),
-        marker,
-      );
+      timelineBody.append(...history.changes.slice(0, TIMELINE_FIRST).map(timelineRow), marker);
       nameThingLinks(timelineBody, chainTitles);
       requestAnimationFrame(() => {
         if (disposed) return;
-        marker.replaceWith(...later.map((change) => changeRow(change, rowOptions)));
+        marker.replaceWith(...later.map(timelineRow));
         nameThingLinks(timelineBody, chainTitles);
       });
+      // The rows older than the timeline's oldest TD version: the TD before it, then drawn again.
+      const undescribed = versionsSeen
+        ? history.changes.filter(
+            (change) => change.affordance !== undefined && !descriptions.covers(id, change.seq),
+          )
+        : [];
+      if (undescribed.length > 0)
+        descriptions.cover(undescribed).then(
+          () => void (disposed || describeRows()),
+          () => undefined, // the hub did not answer: those rows' names and values as they are
+        );
       let lastSeq = Math.max(state.seq, history.changes[0]?.seq ?? 0);
       onChange = (change) => {
         if (change.seq <= lastSeq) return;
@@ -409,6 +490,7 @@ export const thingView: View = ({ client, live }, root, id) => {
         // A new TD (or none): the properties, forms and charts drawn from the old one no longer
         // hold. The page is drawn again from the hub, as opening its address would.
         if (change.kind === "described" || change.kind === "removed") {
+          descriptions.learn(change);
           window.dispatchEvent(new HashChangeEvent("hashchange"));
           return;
         }
@@ -416,10 +498,15 @@ export const thingView: View = ({ client, live }, root, id) => {
           setValue(change.affordance, change.value, Number.parseInt(change.hlc.slice(0, 12), 16));
         setReachability(change);
         for (const chart of charts) chart.add(change);
-        const row = changeRow(change, rowOptions);
+        const row = timelineRow(change);
         nameThingLinks(row, chainTitles);
         timelineBody.prepend(row);
-        while (timelineBody.rows.length > TIMELINE_SIZE * 4) timelineBody.lastElementChild?.remove();
+        while (timelineBody.rows.length > TIMELINE_SIZE * 4) {
+          const last = timelineBody.lastElementChild;
+          if (last instanceof HTMLElement && last.dataset.seq !== undefined)
+            shownChanges.delete(Number(last.dataset.seq));
+          last?.remove();
+        }
       };
       for (const change of pending.splice(0)) onChange(change);
       performance.mark("thing-rendered");
@@ -436,6 +523,7 @@ export const thingView: View = ({ client, live }, root, id) => {
 
   return () => {
     disposed = true;
+    abort.abort();
     stopFollowing?.();
     chartsSeen?.disconnect();
     cancelRedraw?.();
