@@ -35,6 +35,7 @@ import {
 import type { Store } from "../store/index.js";
 import type { IngestOptions, Report } from "./ingest.js";
 import { pollIntervalOf, readVia, recordPolicyOf, type RecordPolicy } from "./observation.js";
+import { ofRegistration } from "./registration.js";
 
 export interface CommandOptions {
   /** Asking an asynchronous action's status resource: every this many ms… */
@@ -618,10 +619,15 @@ export class Commands {
     return property;
   }
 
-  /** Whether the property's latest committed `reported` Change has this value. */
+  /**
+   * Whether the property's latest committed `reported` Change of the Thing's registration has this
+   * value: one registered again records its first reading even when its old registration had it.
+   */
   private async isLatest(thing: string, name: string, value: unknown): Promise<boolean> {
-    const streams = await this.context.store.streamsAt(thing, undefined, ["reported"]);
-    const latest = streams.find((s) => s.affordance === name)?.latest;
+    const streams = ofRegistration(
+      await this.context.store.streamsAt(thing, undefined, ["reported", "removed"]),
+    );
+    const latest = streams.find((s) => s.kind === "reported" && s.affordance === name)?.latest;
     return latest !== undefined && canonicalJson(latest.value) === canonicalJson(value);
   }
 

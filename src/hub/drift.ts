@@ -21,6 +21,7 @@ import type { FollowOptions, Follower } from "./change-stream.js";
 import type { Commands } from "./commands.js";
 import type { HubClock } from "./hub-clock.js";
 import type { Report } from "./ingest.js";
+import { ofRegistration } from "./registration.js";
 
 export const DRIFT_KIND = "drift";
 export const ALERT_KIND = "alert";
@@ -177,10 +178,12 @@ export class Drift {
     this.deferred.clear();
     const latest: Change[] = [];
     const sent: DriftEntry[] = [];
-    const kinds = reports ? [APPLIED_KIND, DRIFT_KIND, "reported"] : [APPLIED_KIND, DRIFT_KIND];
+    const kinds = reports ? [APPLIED_KIND, DRIFT_KIND, "reported", "removed"] : [APPLIED_KIND, DRIFT_KIND];
     for await (const record of store.scanThings()) {
       const reported: Change[] = [];
-      for (const stream of await store.streamsAt(record.id, at, kinds)) {
+      const streams = await store.streamsAt(record.id, at, kinds);
+      // A Thing registered again is judged on what it reported since, not on its old registration's.
+      for (const stream of reports ? ofRegistration(streams) : streams) {
         const change = stream.latest;
         if (change.kind === APPLIED_KIND && stream.affordance === "") this.activate(change);
         else if (change.kind === DRIFT_KIND && stream.affordance !== "") {

@@ -106,9 +106,20 @@ describe("the graph index", () => {
     index.remove("u:a", 20);
     expect(index.stateValue("u:a", "on")).toBeUndefined();
     expect(visited("on")).toEqual([]);
-    // Registered again: its latest reading as the Store has it.
+    // Registered again, it starts with no value: the Store's reading (seq 3) is of its old
+    // registration, and so is one replayed from before the removal.
     index.describe(td("u:a", []), 21);
-    expect(index.stateValue("u:a", "on")).toBe(true);
+    expect(index.stateValue("u:a", "on")).toBeUndefined();
+    index.report("u:a", "on", true, 19);
+    expect(visited("on")).toEqual([]);
+    // Its first reading since is its value, and a property first asked for now sees it too.
+    streams.set("u:a on reported", { seq: 22, value: false });
+    streams.set("u:a level reported", { seq: 22, value: 4 });
+    streams.set("u:a dim reported", { seq: 8, value: 1 });
+    index.report("u:a", "on", false, 22);
+    expect(index.stateValue("u:a", "on")).toBe(false);
+    expect(visited("level")).toEqual([["u:a", 4]]);
+    expect(visited("dim")).toEqual([]);
     expect(new GraphIndex(vocabulary).tracks("anything")).toBe(true);
   });
 

@@ -60,7 +60,10 @@ export class GraphIndex implements GraphView {
   private readonly incomingEdges = new Map<string, IncomingEdge[]>();
   private readonly byType = new Map<string, Set<string>>();
   private readonly values = new Map<string, Map<string, { seq: number; value: unknown }>>();
-  /** Seq of the removal of Things no longer here, so an older description replayed later is ignored. */
+  /**
+   * Seq of each Thing's last removal: an older description replayed later is ignored, and a Thing
+   * registered again has no value from before it (its old registration's readings are not its own).
+   */
   private readonly removedAt = new Map<string, number>();
 
   /** Scopes by their context's JSON: a fleet's TDs share a handful of contexts. */
@@ -96,9 +99,10 @@ export class GraphIndex implements GraphView {
     if (known !== undefined || this.state === undefined || this.state.count(property, REPORTED) === 0)
       return known;
     const perThing = new Map<string, { seq: number; value: unknown }>();
-    // Only registered Things: the Store keeps the streams of removed ones (their history stays).
+    // Only registered Things, and only their readings since their last removal: the Store keeps
+    // the streams of removed ones (their history stays), and of their old registrations.
     this.state.forEach(property, REPORTED, (id, value, seq) => {
-      if (this.things.has(id)) perThing.set(id, { seq, value });
+      if (this.things.has(id) && seq > (this.removedAt.get(id) ?? 0)) perThing.set(id, { seq, value });
     });
     this.values.set(property, perThing);
     return perThing;
@@ -168,7 +172,6 @@ export class GraphIndex implements GraphView {
     const existing = this.things.get(id);
     if ((existing && existing.version >= seq) || (this.removedAt.get(id) ?? 0) >= seq) return;
     if (existing) this.unindex(id, existing);
-    this.removedAt.delete(id);
     const scope = this.scopeOf(td["@context"]);
     const types = this.typesIn(td, scope);
     const fields: Record<string, unknown> = {};
@@ -180,12 +183,15 @@ export class GraphIndex implements GraphView {
       edges: edgesOf(td, this.vocabulary.scope, scope),
     };
     this.things.set(id, entry);
-    // Registered again, a Thing has its readings from before (its history stays): the tracked
-    // properties take its latest ones, as a property tracked from now on would.
+    // Described before any query tracked a property (a rebuild), or registered again: the tracked
+    // properties take its latest readings, as a property tracked from now on would, but only those
+    // since its last removal (a Thing registered again starts with no state).
     if (!existing && this.state) {
+      const removal = this.removedAt.get(id) ?? 0;
       for (const [property, perThing] of this.values) {
         const latest = this.state.latest(id, property, REPORTED);
-        if (latest && (perThing.get(id)?.seq ?? 0) < latest.seq) perThing.set(id, latest);
+        if (latest && latest.seq > removal && (perThing.get(id)?.seq ?? 0) < latest.seq)
+          perThing.set(id, latest);
       }
     }
     for (const t of types) {
@@ -198,6 +204,11 @@ export class GraphIndex implements GraphView {
       if (!list) this.incomingEdges.set(edge.to, (list = []));
       list.push({ from: id, relIri: edge.relIri, edge });
     }
+  }
+
+  /** The Thing's last removal, read from the Log when the index is built: see `removedAt`. */
+  noteRemoval(id: string, seq: number): void {
+    if ((this.removedAt.get(id) ?? 0) < seq) this.removedAt.set(id, seq);
   }
 
   remove(id: string, seq: number): void {
@@ -237,8 +248,9 @@ export class GraphIndex implements GraphView {
       }
       return;
     }
-    // A Thing reports only once described (ingest checks the TD), so this only drops stragglers.
-    if (!this.things.has(id)) return;
+    // A Thing reports only once described (ingest checks the TD), so this only drops stragglers
+    // (and a reading of an old registration, replayed).
+    if (!this.things.has(id) || seq <= (this.removedAt.get(id) ?? 0)) return;
     // With a state view, a property no query has asked for is not kept (valuesOf builds it).
     if (!perThing && this.state) return;
     if (!perThing) this.values.set(property, (perThing = new Map<string, { seq: number; value: unknown }>()));

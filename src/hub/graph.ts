@@ -27,6 +27,7 @@ import type { Store } from "../store/index.js";
 import type { Directory } from "./directory.js";
 import { GraphIndex } from "./graph-index.js";
 import { TypeHistory, type TypeFilter } from "./type-history.js";
+import { ofRegistration } from "./registration.js";
 import type { HubClock } from "./hub-clock.js";
 import { assertThingId } from "./directory.js";
 
@@ -224,6 +225,10 @@ export class Graph {
               ? ["reported", "unreachable", "reachable", "removed"]
               : ["unreachable", "reachable", "removed"],
           );
+          // Its last removal first: readings from before it (the index ignores them) are of an
+          // old registration.
+          for (const s of streams)
+            if (s.kind === "removed" && s.affordance === "") this.index.noteRemoval(record.id, s.latest.seq);
           for (const s of streams)
             if (s.kind === "reported")
               this.index.report(record.id, s.affordance, s.latest.value, s.latest.seq);
@@ -375,8 +380,9 @@ export class Graph {
 
   private async stateOf(id: string): Promise<Record<string, unknown>> {
     const state: Record<string, unknown> = {};
-    for (const s of await this.deps.store.streamsAt(id, undefined, ["reported"]))
-      state[s.affordance] = s.latest.value;
+    const streams = await this.deps.store.streamsAt(id, undefined, ["reported", "removed"]);
+    // Registered again, the Thing has only what it reported since (a plan reads this state).
+    for (const s of ofRegistration(streams)) if (s.kind === "reported") state[s.affordance] = s.latest.value;
     return state;
   }
 

@@ -20,6 +20,7 @@ import {
 import type { ChangeFilter, HistoryStream, Store, StreamName, ThingStreamName } from "../store/index.js";
 import { ALERT_KIND, DRIFT_KIND } from "./drift.js";
 import { hlcFloor } from "./hub-clock.js";
+import { ofRegistration } from "./registration.js";
 import type { SeqSpan, TypeFilter } from "./type-history.js";
 
 /** Seqs of the Log scanned at a time for a feed filter no index serves, and at most per page. */
@@ -89,6 +90,10 @@ export interface ThingState {
 
 export interface AffordanceDiff {
   affordance: string;
+  /**
+   * The value at `from` and at `to`, as `state` says them then: absent where the Thing had none
+   * (not reported yet, or reported only by a registration it was removed from since).
+   */
   before?: unknown;
   after?: unknown;
   /** How many Changes of the property happened in between. */
@@ -432,7 +437,8 @@ export class History {
     }
     const properties: Record<string, AffordanceState> = {};
     const desired: Record<string, AffordanceState> = {};
-    for (const s of streams) {
+    // Registered again after a removal, it has only what it reported or was asked since.
+    for (const s of ofRegistration(streams)) {
       if (s.kind === "reported") properties[s.affordance] = stateOf(s.latest);
       if (s.kind === "desired") desired[s.affordance] = stateOf(s.latest);
     }
@@ -547,6 +553,12 @@ export class History {
     const changed = after.filter(
       (s) => s.kind === "reported" && beforeReported.get(s.affordance)?.seq !== s.latest.seq,
     );
+    // The values at either end are those of the Thing's registration then (as `state` says them):
+    // one removed and registered again in between has none of its old values at `to`, though
+    // the entry still counts and tells them.
+    const own = (streams: readonly HistoryStream[]) => new Set(ofRegistration(streams).map((s) => s.latest));
+    const ownBefore = own(before);
+    const ownAfter = own(after);
     const oldTd = latestDescription(before);
     const newTd = latestDescription(after);
     const description =
@@ -589,8 +601,8 @@ export class History {
       const desired = desiredBetween.get(s.affordance);
       properties.push({
         affordance: s.affordance,
-        ...(old && { before: old.value }),
-        after: s.latest.value,
+        ...(old && ownBefore.has(old) && { before: old.value }),
+        ...(ownAfter.has(s.latest) && { after: s.latest.value }),
         changes: propertyCounts?.counts[i] ?? 0,
         cause: s.latest.cause,
         time: changeTime(s.latest),

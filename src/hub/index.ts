@@ -27,6 +27,7 @@ export { ADMIN_TOKEN_FILE, type AdminToken } from "./admin-token.js";
 export { exposedMode } from "./data-files.js";
 export type { Follower, FollowOptions } from "./change-stream.js";
 export { HUB_VERSION } from "./version.js";
+export { ofRegistration, withRemovals } from "./registration.js";
 export {
   History,
   latestReachability,

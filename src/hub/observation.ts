@@ -36,6 +36,7 @@ import {
 import type { Bus } from "../bus/index.js";
 import type { Store } from "../store/index.js";
 import { REACHABILITY_STREAM_KINDS, latestReachability } from "./history.js";
+import { ofRegistration } from "./registration.js";
 import type { Report } from "./ingest.js";
 
 /** The actor of every Change the observer records. */
@@ -379,7 +380,9 @@ class ThingObserver {
       "reported",
       ...REACHABILITY_STREAM_KINDS,
     ]);
-    for (const stream of streams)
+    // Of its registration only: one registered again records its first readings, even those its
+    // old registration had.
+    for (const stream of ofRegistration(streams))
       if (stream.kind === "reported")
         this.last.set(stream.affordance, valueHash("reported", stream.latest.value));
     // Only an outage the observer recorded is its own to end: a Homie device the gateway recorded

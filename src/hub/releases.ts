@@ -23,6 +23,7 @@ import {
 import type { Bus } from "../bus/index.js";
 import type { ReleaseRecord, Store } from "../store/index.js";
 import { REACHABILITY_STREAM_KINDS, latestReachability } from "./history.js";
+import { ofRegistration } from "./registration.js";
 import type { HubClock } from "./hub-clock.js";
 
 /** The Change kind that records a stored release. */
@@ -213,7 +214,8 @@ export class Releases {
     const kinds = found?.state ? REACHABILITY_STREAM_KINDS : ["reported", ...REACHABILITY_STREAM_KINDS];
     const streams = await this.context.store.streamsAt(id, undefined, kinds);
     const state: Record<string, unknown> = { ...found?.state };
-    for (const stream of streams)
+    // A Thing registered again has not reported what its old registration did: unknown, not old.
+    for (const stream of ofRegistration(streams))
       if (stream.kind === "reported") state[stream.affordance] = stream.latest.value;
     const reachable = this.context.canCommand && latestReachability(streams)?.kind !== "unreachable";
     const applied =

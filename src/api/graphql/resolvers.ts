@@ -25,6 +25,8 @@ import {
   assertThingId,
   decodeThingCursor,
   encodeThingCursor,
+  ofRegistration,
+  withRemovals,
   type GraphLink,
   type HubConfig,
   type Hub,
@@ -737,8 +739,10 @@ const subscription: Record<string, Subscriber> = {
       await hub.directory.getLive(thing);
       // The current values as of a position, then every reported value after it: no gap.
       const last = await hub.store.lastSeq();
-      const streams = await hub.store.streamsAt(thing, last, ["reported"]);
-      const initial = streams.map((s) => propertyValue(s.affordance, s.latest));
+      const streams = await hub.store.streamsAt(thing, last, withRemovals(["reported"]));
+      const initial = ofRegistration(streams)
+        .filter((s) => s.kind === "reported")
+        .map((s) => propertyValue(s.affordance, s.latest));
       return stream(
         context,
         (c) =>
@@ -788,13 +792,14 @@ const thing: Record<string, GraphQLFieldResolver<ThingSource, GraphqlContext, Ar
   created: async (t, _, { hub }) => (await recordOf(hub, t)).created,
   modified: async (t, _, { hub }) => (await recordOf(hub, t)).modified,
   expires: async (t, _, { hub }) => (await recordOf(hub, t)).expires ?? null,
+  // Of the Thing's registration: one registered again has none of its old one's values.
   properties: async (t, _, { hub }) =>
-    (await hub.store.streamsAt(t.id, undefined, ["reported"])).map((s) =>
-      propertyValue(s.affordance, s.latest),
-    ),
+    ofRegistration(await hub.store.streamsAt(t.id, undefined, withRemovals(["reported"])))
+      .filter((s) => s.kind === "reported")
+      .map((s) => propertyValue(s.affordance, s.latest)),
   property: async (t, args, { hub }) => {
-    const streams = await hub.store.streamsAt(t.id, undefined, ["reported"]);
-    const s = streams.find((x) => x.affordance === args.name);
+    const streams = ofRegistration(await hub.store.streamsAt(t.id, undefined, withRemovals(["reported"])));
+    const s = streams.find((x) => x.kind === "reported" && x.affordance === args.name);
     return s ? propertyValue(s.affordance, s.latest) : null;
   },
   history: async (t, args, { hub, limits }) => {
