@@ -689,10 +689,14 @@ describe("values a client sent, quoted in an error", () => {
   });
 
   /** The problem for `res`, and the length of its whole body. */
-  async function answer(res: Response, status: number): Promise<{ detail: string; bytes: number }> {
+  async function answer(
+    res: Response,
+    status: number,
+  ): Promise<{ detail: string; instance: string; bytes: number }> {
     const text = await res.text();
     expect(res.status, text.slice(0, 300)).toBe(status);
-    return { detail: (JSON.parse(text) as Problem).detail, bytes: text.length };
+    const problem = JSON.parse(text) as Problem & { instance: string };
+    return { detail: problem.detail, instance: problem.instance, bytes: text.length };
   }
 
   it("are cut to their first 80 characters with their length, however long they were", async () => {
@@ -720,9 +724,28 @@ describe("values a client sent, quoted in an error", () => {
     expect(td.detail).toBe(
       `The TD's id (urn:example:${"c".repeat(68)}… (2,012 characters)) differs from the id in the URL (${id})`,
     );
-    // The problem's `instance` is still the whole URL, as RFC 9457 has it: the body's 2,000
-    // characters, though, are not repeated.
     for (const { detail } of [property, seqs, td]) expect(detail.length).toBeLessThan(300);
     expect(td.bytes).toBeLessThan(1024);
+  });
+
+  it("and so is the problem's instance: a short target whole, a long query dropped, a long path cut", async () => {
+    // A target of up to 1 KiB is the instance as sent, its query with it.
+    const short = `/log/proof/inclusions?seqs=1,${"x".repeat(900)}`;
+    expect((await answer(await hub.request(short), 400)).instance).toBe(short);
+    // Past it, the path alone: the detail says what in the query was wrong.
+    const query = await answer(await hub.request(`/log/proof/inclusions?seqs=1,${"x".repeat(10_000)}`), 400);
+    expect(query.instance).toBe("/log/proof/inclusions");
+    expect(query.detail).toMatch(/^seqs item 2 \("x{80}…" \(10,000 characters\)\) must be /);
+    expect(query.bytes).toBeLessThan(1024);
+    // A path that long is cut to its first 1,024 characters, never inside a %-escape nor a
+    // character's UTF-8 bytes.
+    const path = `${thingPath(id)}/properties/${"%C3%A9".repeat(340)}`;
+    const cut = await answer(await hub.request(path), 404);
+    expect(cut.instance.length).toBeLessThanOrEqual(1024);
+    expect(cut.instance.length).toBeGreaterThan(1000);
+    expect(path.startsWith(cut.instance)).toBe(true);
+    expect(cut.instance).toMatch(/%C3%A9$/);
+    expect(cut.detail).toBe(`Thing ${id} has no property "${"é".repeat(80)}…" (340 characters)`);
+    expect(cut.bytes).toBeLessThan(2048);
   });
 });
