@@ -748,4 +748,30 @@ describe("values a client sent, quoted in an error", () => {
     expect(cut.detail).toBe(`Thing ${id} has no property "${"é".repeat(80)}…" (340 characters)`);
     expect(cut.bytes).toBeLessThan(2048);
   });
+
+  it("and so is a GraphQL operation's name", async () => {
+    const name = "Op".repeat(5000);
+    const head = `"${name.slice(0, 80)}…" (10,000 characters)`;
+    /** The errors' messages for `body`, posted as GraphQL over HTTP. */
+    async function messages(body: object): Promise<string[]> {
+      const res = await hub.request("/graphql", {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/graphql-response+json" },
+        body: JSON.stringify(body),
+      });
+      const text = await res.text();
+      const { errors } = JSON.parse(text) as { errors?: Array<{ message: string }> };
+      expect(errors, text.slice(0, 300)).toBeDefined();
+      expect(text.length).toBeLessThan(2048);
+      return (errors ?? []).map((e) => e.message);
+    }
+    // An operationName the document does not have.
+    expect(await messages({ query: "query A { __typename }", operationName: name })).toEqual([
+      `The document has no operation named ${head}`,
+    ]);
+    // An operation too deep, named at length.
+    const deep = `query ${name} { thing(id: "${id}") { ${"links { target { ".repeat(7)}id${" } }".repeat(7)} } }`;
+    const [depth] = await messages({ query: deep, operationName: name });
+    expect(depth).toMatch(new RegExp(`^Operation ${head.replace(/[()]/g, "\\$&")} is \\d+ levels deep`));
+  });
 });

@@ -12,6 +12,7 @@ import {
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from "graphql";
+import { quoted } from "../../core/index.js";
 import type { HubConfig, Hub, Principal } from "../../hub/index.js";
 
 type GraphqlLimits = HubConfig["graphql"];
@@ -131,7 +132,7 @@ export function prepareOperation(
     return refuse(
       graphqlError(
         request.operationName
-          ? `The document has no operation named "${request.operationName}"`
+          ? `The document has no operation named ${quoted(request.operationName)}`
           : "The document has several operations: name the one to run (operationName)",
         ERROR_CODES.badRequest,
       ),
