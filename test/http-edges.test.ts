@@ -749,6 +749,36 @@ describe("values a client sent, quoted in an error", () => {
     expect(cut.bytes).toBeLessThan(2048);
   });
 
+  it("and so are security definitions' names, the TD's and the one a client names", async () => {
+    const secured = "urn:example:echo:secured";
+    const long = "s".repeat(10_000);
+    const definitions = Object.fromEntries(
+      [long, "b1", "b2", "b3", "b4", "b5", "b6"].map((name) => [name, { scheme: "bearer" }]),
+    );
+    await putTd(hub, minimalTd({ id: secured, securityDefinitions: definitions, security: "b1" }));
+    const put = (body: object) =>
+      hub.request(`${thingPath(secured)}/credentials`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const listed = `"${"s".repeat(80)}…" (10,000 characters), "b1", "b2", "b3", "b4" and 2 more`;
+    // A name the TD does not have (up to 256 characters), among the TD's many, one of them long.
+    const unknown = await answer(await put({ schemeName: "u".repeat(256), token: "t" }), 400);
+    expect(unknown.detail).toBe(
+      `${secured} has no security definition "${"u".repeat(80)}…" (256 characters) (it has ${listed})`,
+    );
+    // No name, and several definitions that take a token.
+    const several = await answer(await put({ token: "t" }), 400);
+    expect(several.detail).toBe(
+      `${secured} has several security definitions that take a token (${listed}): name one`,
+    );
+    for (const { detail, bytes } of [unknown, several]) {
+      expect(detail.length).toBeLessThan(400);
+      expect(bytes).toBeLessThan(2048);
+    }
+  });
+
   it("and so is a GraphQL operation's name", async () => {
     const name = "Op".repeat(5000);
     const head = `"${name.slice(0, 80)}…" (10,000 characters)`;
