@@ -779,6 +779,71 @@ describe("values a client sent, quoted in an error", () => {
     }
   });
 
+  it("and so are paths, media types and URI variables, wherever an error names them", async () => {
+    const long = "z".repeat(10_000);
+    const head = "z".repeat(80);
+    const cases: Array<[string, Promise<Response>, number, string]> = [
+      // A query parameter that is no URI variable of the affordance.
+      [
+        "uri variable",
+        hub.request(`${thingPath(id)}/properties/p?${long}=1`),
+        400,
+        `The property "p" has no URI variable "${head}…" (10,000 characters) (it takes no URI variables): a query parameter here is one`,
+      ],
+      // A method a long Thing's URL does not take.
+      [
+        "405",
+        hub.request(thingPath(`urn:${long.slice(0, 2000)}`), { method: "POST" }),
+        405,
+        `/things/urn:${"z".repeat(68)}… (2,012 characters) takes`,
+      ],
+      // A Content-Type the endpoint does not take, and a charset JSON is not in.
+      [
+        "415",
+        hub.request(thingPath(id), {
+          method: "PUT",
+          headers: { "content-type": `text/${long}` },
+          body: "{}",
+        }),
+        415,
+        `The body's Content-Type, text/${"z".repeat(75)}… (10,005 characters), is not taken here`,
+      ],
+      [
+        "charset",
+        hub.request(thingPath(id), {
+          method: "PUT",
+          headers: { "content-type": `application/td+json; charset=${long}` },
+          body: "{}",
+        }),
+        415,
+        `A JSON body is UTF-8: charset=${head}… (10,000 characters) is not taken`,
+      ],
+      // A file of the web UI that is not there.
+      [
+        "ui",
+        hub.request(`/ui/${long}`),
+        404,
+        `No such file of the web UI: /ui/${"z".repeat(76)}… (10,004 characters)`,
+      ],
+    ];
+    for (const [what, request, status, start] of cases) {
+      const { detail, bytes } = await answer(await request, status);
+      expect(detail.startsWith(start), `${what}: ${detail.slice(0, 300)}`).toBe(true);
+      expect(bytes, what).toBeLessThan(2048);
+    }
+    // A WebSocket asked for at a long path (the hub serves one only at /graphql).
+    const refused = await rawRequest(
+      hub.url,
+      `GET /${long} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    expect(refused).toMatch(/^HTTP\/1\.1 404 /);
+    expect((bodyOf(refused) as Problem).detail).toBe(
+      `No WebSocket is served at /${"z".repeat(79)}… (10,001 characters): the hub's one socket is /graphql (GraphQL over graphql-transport-ws)`,
+    );
+    expect(refused.length).toBeLessThan(2048);
+  });
+
   it("and so is a GraphQL operation's name", async () => {
     const name = "Op".repeat(5000);
     const head = `"${name.slice(0, 80)}…" (10,000 characters)`;

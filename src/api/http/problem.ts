@@ -9,6 +9,7 @@ import {
   NotAcceptableError,
   ValidationError,
   type ErrorLocation,
+  echoed,
   quoted,
 } from "../../core/index.js";
 import { STATUS_CODES } from "node:http";
@@ -275,7 +276,7 @@ function unsupportedMediaType(request: FastifyRequest | undefined): string {
     type === "application/x-www-form-urlencoded"
       ? " (what curl -d sends unless given -H 'Content-Type: application/json')"
       : "";
-  return `The body's Content-Type, ${type}${curl}, is not taken here`;
+  return `The body's Content-Type, ${echoed(type)}${curl}, is not taken here`;
 }
 
 export function toProblem(error: unknown, request?: FastifyRequest): Problem {
