@@ -864,6 +864,11 @@ describe("values a client sent, quoted in an error", () => {
     expect(await messages({ query: "query A { __typename }", operationName: name })).toEqual([
       `The document has no operation named ${head}`,
     ]);
+    // graphql-js's own messages: a field, an argument and a value the schema does not have.
+    const [field] = await messages({ query: `{ ${name} }` });
+    expect(field).toBe(`Cannot query field ${head} on type "Query".`);
+    const [argument] = await messages({ query: `{ thing(id: "x", ${name}: 1) { id } }` });
+    expect(argument).toBe(`Unknown argument ${head} on field "Query.thing".`);
     // An operation too deep, named at length.
     const deep = `query ${name} { thing(id: "${id}") { ${"links { target { ".repeat(7)}id${" } }".repeat(7)} } }`;
     const [depth] = await messages({ query: deep, operationName: name });
