@@ -831,6 +831,16 @@ describe("values a client sent, quoted in an error", () => {
       expect(detail.startsWith(start), `${what}: ${detail.slice(0, 300)}`).toBe(true);
       expect(bytes, what).toBeLessThan(2048);
     }
+    // A link the Thing does not have, to a long href.
+    const link = await answer(
+      await hub.request(`${thingPath(id)}/links?rel=${head}z&href=urn:${"z".repeat(2000)}`, {
+        method: "DELETE",
+      }),
+      404,
+    );
+    expect(link.detail).toBe(
+      `${id} has no ${head}… (81 characters) link to urn:${"z".repeat(76)}… (2,004 characters)`,
+    );
     // A WebSocket asked for at a long path (the hub serves one only at /graphql).
     const refused = await rawRequest(
       hub.url,
