@@ -689,10 +689,14 @@ describe("values a client sent, quoted in an error", () => {
   });
 
   /** The problem for `res`, and the length of its whole body. */
-  async function answer(res: Response, status: number): Promise<{ detail: string; bytes: number }> {
+  async function answer(
+    res: Response,
+    status: number,
+  ): Promise<{ detail: string; instance: string; bytes: number }> {
     const text = await res.text();
     expect(res.status, text.slice(0, 300)).toBe(status);
-    return { detail: (JSON.parse(text) as Problem).detail, bytes: text.length };
+    const problem = JSON.parse(text) as Problem & { instance: string };
+    return { detail: problem.detail, instance: problem.instance, bytes: text.length };
   }
 
   it("are cut to their first 80 characters with their length, however long they were", async () => {
@@ -720,9 +724,164 @@ describe("values a client sent, quoted in an error", () => {
     expect(td.detail).toBe(
       `The TD's id (urn:example:${"c".repeat(68)}… (2,012 characters)) differs from the id in the URL (${id})`,
     );
-    // The problem's `instance` is still the whole URL, as RFC 9457 has it: the body's 2,000
-    // characters, though, are not repeated.
     for (const { detail } of [property, seqs, td]) expect(detail.length).toBeLessThan(300);
     expect(td.bytes).toBeLessThan(1024);
+  });
+
+  it("and so is the problem's instance: a short target whole, a long query dropped, a long path cut", async () => {
+    // A target of up to 1 KiB is the instance as sent, its query with it.
+    const short = `/log/proof/inclusions?seqs=1,${"x".repeat(900)}`;
+    expect((await answer(await hub.request(short), 400)).instance).toBe(short);
+    // Past it, the path alone: the detail says what in the query was wrong.
+    const query = await answer(await hub.request(`/log/proof/inclusions?seqs=1,${"x".repeat(10_000)}`), 400);
+    expect(query.instance).toBe("/log/proof/inclusions");
+    expect(query.detail).toMatch(/^seqs item 2 \("x{80}…" \(10,000 characters\)\) must be /);
+    expect(query.bytes).toBeLessThan(1024);
+    // A path that long is cut to its first 1,024 characters, never inside a %-escape nor a
+    // character's UTF-8 bytes.
+    const path = `${thingPath(id)}/properties/${"%C3%A9".repeat(340)}`;
+    const cut = await answer(await hub.request(path), 404);
+    expect(cut.instance.length).toBeLessThanOrEqual(1024);
+    expect(cut.instance.length).toBeGreaterThan(1000);
+    expect(path.startsWith(cut.instance)).toBe(true);
+    expect(cut.instance).toMatch(/%C3%A9$/);
+    expect(cut.detail).toBe(`Thing ${id} has no property "${"é".repeat(80)}…" (340 characters)`);
+    expect(cut.bytes).toBeLessThan(2048);
+  });
+
+  it("and so are security definitions' names, the TD's and the one a client names", async () => {
+    const secured = "urn:example:echo:secured";
+    const long = "s".repeat(10_000);
+    const definitions = Object.fromEntries(
+      [long, "b1", "b2", "b3", "b4", "b5", "b6"].map((name) => [name, { scheme: "bearer" }]),
+    );
+    await putTd(hub, minimalTd({ id: secured, securityDefinitions: definitions, security: "b1" }));
+    const put = (body: object) =>
+      hub.request(`${thingPath(secured)}/credentials`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const listed = `"${"s".repeat(80)}…" (10,000 characters), "b1", "b2", "b3", "b4" and 2 more`;
+    // A name the TD does not have (up to 256 characters), among the TD's many, one of them long.
+    const unknown = await answer(await put({ schemeName: "u".repeat(256), token: "t" }), 400);
+    expect(unknown.detail).toBe(
+      `${secured} has no security definition "${"u".repeat(80)}…" (256 characters) (it has ${listed})`,
+    );
+    // No name, and several definitions that take a token.
+    const several = await answer(await put({ token: "t" }), 400);
+    expect(several.detail).toBe(
+      `${secured} has several security definitions that take a token (${listed}): name one`,
+    );
+    for (const { detail, bytes } of [unknown, several]) {
+      expect(detail.length).toBeLessThan(400);
+      expect(bytes).toBeLessThan(2048);
+    }
+  });
+
+  it("and so are paths, media types and URI variables, wherever an error names them", async () => {
+    const long = "z".repeat(10_000);
+    const head = "z".repeat(80);
+    const cases: Array<[string, Promise<Response>, number, string]> = [
+      // A query parameter that is no URI variable of the affordance.
+      [
+        "uri variable",
+        hub.request(`${thingPath(id)}/properties/p?${long}=1`),
+        400,
+        `The property "p" has no URI variable "${head}…" (10,000 characters) (it takes no URI variables): a query parameter here is one`,
+      ],
+      // A method a long Thing's URL does not take.
+      [
+        "405",
+        hub.request(thingPath(`urn:${long.slice(0, 2000)}`), { method: "POST" }),
+        405,
+        `/things/urn:${"z".repeat(68)}… (2,012 characters) takes`,
+      ],
+      // A Content-Type the endpoint does not take, and a charset JSON is not in.
+      [
+        "415",
+        hub.request(thingPath(id), {
+          method: "PUT",
+          headers: { "content-type": `text/${long}` },
+          body: "{}",
+        }),
+        415,
+        `The body's Content-Type, text/${"z".repeat(75)}… (10,005 characters), is not taken here`,
+      ],
+      [
+        "charset",
+        hub.request(thingPath(id), {
+          method: "PUT",
+          headers: { "content-type": `application/td+json; charset=${long}` },
+          body: "{}",
+        }),
+        415,
+        `A JSON body is UTF-8: charset=${head}… (10,000 characters) is not taken`,
+      ],
+      // A file of the web UI that is not there.
+      [
+        "ui",
+        hub.request(`/ui/${long}`),
+        404,
+        `No such file of the web UI: /ui/${"z".repeat(76)}… (10,004 characters)`,
+      ],
+    ];
+    for (const [what, request, status, start] of cases) {
+      const { detail, bytes } = await answer(await request, status);
+      expect(detail.startsWith(start), `${what}: ${detail.slice(0, 300)}`).toBe(true);
+      expect(bytes, what).toBeLessThan(2048);
+    }
+    // A link the Thing does not have, to a long href.
+    const link = await answer(
+      await hub.request(`${thingPath(id)}/links?rel=${head}z&href=urn:${"z".repeat(2000)}`, {
+        method: "DELETE",
+      }),
+      404,
+    );
+    expect(link.detail).toBe(
+      `${id} has no ${head}… (81 characters) link to urn:${"z".repeat(76)}… (2,004 characters)`,
+    );
+    // A WebSocket asked for at a long path (the hub serves one only at /graphql).
+    const refused = await rawRequest(
+      hub.url,
+      `GET /${long} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    expect(refused).toMatch(/^HTTP\/1\.1 404 /);
+    expect((bodyOf(refused) as Problem).detail).toBe(
+      `No WebSocket is served at /${"z".repeat(79)}… (10,001 characters): the hub's one socket is /graphql (GraphQL over graphql-transport-ws)`,
+    );
+    expect(refused.length).toBeLessThan(2048);
+  });
+
+  it("and so is a GraphQL operation's name", async () => {
+    const name = "Op".repeat(5000);
+    const head = `"${name.slice(0, 80)}…" (10,000 characters)`;
+    /** The errors' messages for `body`, posted as GraphQL over HTTP. */
+    async function messages(body: object): Promise<string[]> {
+      const res = await hub.request("/graphql", {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/graphql-response+json" },
+        body: JSON.stringify(body),
+      });
+      const text = await res.text();
+      const { errors } = JSON.parse(text) as { errors?: Array<{ message: string }> };
+      expect(errors, text.slice(0, 300)).toBeDefined();
+      expect(text.length).toBeLessThan(2048);
+      return (errors ?? []).map((e) => e.message);
+    }
+    // An operationName the document does not have.
+    expect(await messages({ query: "query A { __typename }", operationName: name })).toEqual([
+      `The document has no operation named ${head}`,
+    ]);
+    // graphql-js's own messages: a field, an argument and a value the schema does not have.
+    const [field] = await messages({ query: `{ ${name} }` });
+    expect(field).toBe(`Cannot query field ${head} on type "Query".`);
+    const [argument] = await messages({ query: `{ thing(id: "x", ${name}: 1) { id } }` });
+    expect(argument).toBe(`Unknown argument ${head} on field "Query.thing".`);
+    // An operation too deep, named at length.
+    const deep = `query ${name} { thing(id: "${id}") { ${"links { target { ".repeat(7)}id${" } }".repeat(7)} } }`;
+    const [depth] = await messages({ query: deep, operationName: name });
+    expect(depth).toMatch(new RegExp(`^Operation ${head.replace(/[()]/g, "\\$&")} is \\d+ levels deep`));
   });
 });

@@ -1,6 +1,13 @@
 // Picks the form for an operation and turns it into a Target: default `op`s, URI templates,
 // `href` resolved against `base`, the protocol terms validated once. Pure: no I/O.
-import { NotFoundError, ValidationError, compileDataSchema } from "../core/index.js";
+import {
+  ECHO_LIMIT,
+  NotFoundError,
+  ValidationError,
+  compileDataSchema,
+  echoed,
+  quoted,
+} from "../core/index.js";
 import type {
   ActionAffordance,
   DataSchema,
@@ -531,21 +538,25 @@ export function uriVariablesFromQuery(
     const pointer = `/uriVariables/${escapePointer(name)}`;
     const schema = Object.hasOwn(declared, name) ? declared[name] : undefined;
     if (schema === undefined) {
-      const takes = names.length > 0 ? `it takes ${names.join(", ")}` : "it takes no URI variables";
+      // A name the TD does not declare is the client's, of any length: past what a message quotes
+      // of it, the pointer is at uriVariables itself, not a copy of the name.
+      const at = name.length <= ECHO_LIMIT ? pointer : "/uriVariables";
+      const takes =
+        names.length > 0 ? `it takes ${names.map((n) => echoed(n)).join(", ")}` : "it takes no URI variables";
       throw new ValidationError(
-        `The ${affordance.kind} "${affordance.name}" has no URI variable "${name}" (${takes}): a query parameter here is one`,
-        [{ pointer, message: "not in the affordance's or the TD's uriVariables" }],
+        `The ${affordance.kind} ${quoted(affordance.name)} has no URI variable ${quoted(name)} (${takes}): a query parameter here is one`,
+        [{ pointer: at, message: "not in the affordance's or the TD's uriVariables" }],
       );
     }
     if (typeof given !== "string") {
-      throw new ValidationError(`URI variable "${name}" is given more than once`, [
+      throw new ValidationError(`URI variable ${quoted(name)} is given more than once`, [
         { pointer, message: "give it once" },
       ]);
     }
     const value = typedVariable(given, schema.type);
     if (value === undefined) {
       throw new ValidationError(
-        `URI variable "${name}" must be ${schema.type === "integer" ? "an" : "a"} ${String(schema.type)}: "${given}" is not`,
+        `URI variable ${quoted(name)} must be ${schema.type === "integer" ? "an" : "a"} ${String(schema.type)}: ${quoted(given)} is not`,
         [{ pointer, message: `expected ${String(schema.type)}` }],
       );
     }
@@ -553,7 +564,7 @@ export function uriVariablesFromQuery(
     const first = problems[0];
     if (first !== undefined) {
       throw new ValidationError(
-        `URI variable "${name}" does not fit its schema: ${first.pointer || "the value"} ${first.message}`,
+        `URI variable ${quoted(name)} does not fit its schema: ${first.pointer || "the value"} ${first.message}`,
         [{ pointer, message: first.message }],
       );
     }
@@ -590,8 +601,11 @@ function checkUriVariables(
     const where = `/uriVariables/${escapePointer(name)}`;
     const schema = Object.hasOwn(declared, name) ? declared[name] : undefined;
     if (schema === undefined) {
-      throw new ValidationError(`URI variable "${name}" is not declared`, [
-        { pointer: where, message: "not in the affordance's or the TD's uriVariables" },
+      // A name the TD does not declare is the client's, of any length: past what a message quotes
+      // of it, the pointer is at uriVariables itself, not a copy of the name.
+      const at = name.length <= ECHO_LIMIT ? where : "/uriVariables";
+      throw new ValidationError(`URI variable ${quoted(name)} is not declared`, [
+        { pointer: at, message: "not in the affordance's or the TD's uriVariables" },
       ]);
     }
     if (value === undefined) continue;

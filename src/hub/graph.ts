@@ -487,11 +487,13 @@ export class Graph {
       const kept = links.filter(
         (l) => !(l.href === to && typeof l.rel === "string" && this.sameRel(td, l.rel, rel)),
       );
-      if (kept.length === links.length) throw new NotFoundError(`${from} has no ${rel} link to ${to}`);
+      if (kept.length === links.length)
+        throw new NotFoundError(`${echoed(from)} has no ${echoed(rel)} link to ${echoed(to)}`);
       // A merge patch replaces an array whole; null removes the member when no link is left.
       return { links: kept.length > 0 ? kept : null };
     });
-    if (result === undefined) throw new NotFoundError(`${from} has no ${rel} link to ${to}`);
+    if (result === undefined)
+      throw new NotFoundError(`${echoed(from)} has no ${echoed(rel)} link to ${echoed(to)}`);
     return result.change;
   }
 

@@ -112,7 +112,9 @@ describe("ThingSecrets", () => {
     );
 
     const two = td({ a: { scheme: "bearer" }, b: { scheme: "bearer" } });
-    await expect(secrets.set(two, { token: "t" })).rejects.toThrow(/several security definitions .*\(a, b\)/);
+    await expect(secrets.set(two, { token: "t" })).rejects.toThrow(
+      /several security definitions .*\("a", "b"\)/,
+    );
     expect(await secrets.set(two, { schemeName: "b", token: "t" })).toBe("b");
     await expect(secrets.set(two, { schemeName: "c", token: "t" })).rejects.toThrow(
       /no security definition "c"/,

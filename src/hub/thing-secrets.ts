@@ -3,7 +3,7 @@
 // they reach the SecretStore, and opened only to build the Targets of the bindings.
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { ValidationError, type ThingDescription } from "../core/index.js";
+import { ValidationError, echoed, quoted, type ThingDescription } from "../core/index.js";
 // From the bindings' light modules, not their index: that loads every protocol library, which the
 // CLI's commands (backup, verify) that import this file for its file name would pay for at start.
 import {
@@ -259,6 +259,15 @@ function secretOf(input: SecretInput): { kind: SecretKind; secret: Secret } {
   return { kind: "basic", secret: { username, password } };
 }
 
+/**
+ * Security definitions' names as a message lists them: each quoted and bounded, at most the first
+ * five, so that a TD's many or long names do not make a message of kilobytes.
+ */
+function listed(names: readonly string[]): string {
+  const shown = names.slice(0, 5).map((name) => quoted(name));
+  return names.length > 5 ? `${shown.join(", ")} and ${names.length - 5} more` : shown.join(", ");
+}
+
 /** The security definition a secret is for: the named one, or the only one taking its kind. */
 function definitionFor(
   td: ThingDescription & { id: string },
@@ -271,7 +280,7 @@ function definitionFor(
     const scheme = Object.hasOwn(definitions, named) ? definitions[named]?.scheme : undefined;
     if (scheme === undefined) {
       throw new ValidationError(
-        `${td.id} has no security definition "${named}" (it has ${Object.keys(definitions).join(", ")})`,
+        `${echoed(td.id)} has no security definition ${quoted(named)} (it has ${listed(Object.keys(definitions))})`,
         [{ pointer: "/schemeName", message: "is not in the TD's securityDefinitions" }],
       );
     }
@@ -279,11 +288,11 @@ function definitionFor(
     if (takes !== kind) {
       const needs =
         takes === undefined
-          ? `the hub holds no secrets for "${scheme}" schemes (only basic, bearer, apikey, ${SNMP_COMMUNITY}, ${SNMP_USM})`
+          ? `the hub holds no secrets for ${quoted(scheme)} schemes (only basic, bearer, apikey, ${SNMP_COMMUNITY}, ${SNMP_USM})`
           : `a ${scheme} scheme takes ${KIND_NAMES[takes]}`;
       throw new ValidationError(
-        `Security definition "${named}" of ${td.id} does not take ${what}: ${needs}`,
-        [{ pointer: "/schemeName", message: `is a ${scheme} scheme` }],
+        `Security definition ${quoted(named)} of ${echoed(td.id)} does not take ${what}: ${needs}`,
+        [{ pointer: "/schemeName", message: `is a ${quoted(scheme)} scheme` }],
       );
     }
     return named;
@@ -294,8 +303,8 @@ function definitionFor(
   if (fitting.length === 1 && fitting[0] !== undefined) return fitting[0];
   throw new ValidationError(
     fitting.length === 0
-      ? `${td.id} has no security definition that takes ${what}`
-      : `${td.id} has several security definitions that take ${what} (${fitting.join(", ")}): name one`,
+      ? `${echoed(td.id)} has no security definition that takes ${what}`
+      : `${echoed(td.id)} has several security definitions that take ${what} (${listed(fitting)}): name one`,
     [{ pointer: "/schemeName", message: fitting.length === 0 ? "no definition fits" : "is required" }],
   );
 }

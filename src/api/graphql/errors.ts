@@ -2,7 +2,13 @@
 // switch on) and, for invalid input, the failing places as JSON pointers — the GraphQL face of
 // the problem documents of src/api/http/problem.ts.
 import { GraphQLError, type GraphQLFormattedError } from "graphql";
-import { BatchRefusedError, BindingError, HyperthingsError, ValidationError } from "../../core/index.js";
+import {
+  BatchRefusedError,
+  BindingError,
+  HyperthingsError,
+  ValidationError,
+  quoted,
+} from "../../core/index.js";
 
 /** The codes this API puts in `extensions.code`. */
 export const ERROR_CODES = {
@@ -40,6 +46,15 @@ const CODE_OF: Record<string, ErrorCode> = {
 
 export function graphqlError(message: string, code: ErrorCode, extensions: Record<string, unknown> = {}) {
   return new GraphQLError(message, { extensions: { code, ...extensions } });
+}
+
+/**
+ * A message of graphql-js's own (`Cannot query field "…" on type "Query".`) with each name or
+ * value it quotes bounded as the hub's own messages bound them (`quoted()`): graphql-js repeats a
+ * 10,000-character field name whole.
+ */
+export function boundedMessage(message: string): string {
+  return message.replace(/"([^"]{81,})"/g, (_, text: string) => quoted(text));
 }
 
 /** The extensions a hub error carries: its code, and what a person needs to act on it. */
@@ -80,5 +95,9 @@ export function formatError(error: GraphQLError, onInternal?: (err: unknown) => 
     };
   }
   // graphql-js's own errors before execution (unknown fields, wrong argument types) and input coercion.
-  return { ...formatted, extensions: { ...formatted.extensions, code: ERROR_CODES.validation } };
+  return {
+    ...formatted,
+    message: boundedMessage(formatted.message),
+    extensions: { ...formatted.extensions, code: ERROR_CODES.validation },
+  };
 }

@@ -25,7 +25,9 @@ import {
   NotFoundError,
   TooManyRequestsError,
   ValidationError,
+  echoed,
   inexactInteger,
+  quoted,
   type HyperthingsError,
 } from "../../core/index.js";
 import { authorityOf, misdirectedHost } from "../http/host-check.js";
@@ -81,9 +83,9 @@ function inexactVariable(text: string): ReturnType<typeof graphqlError> | undefi
   if (inexact === undefined) return undefined;
   const pointer = inexact.pointer.slice(VARIABLES.length);
   const name = pointer.split("/")[1] ?? "";
-  const at = pointer === `/${name}` ? "" : ` at ${pointer.slice(name.length + 1)}`;
+  const at = pointer === `/${name}` ? "" : ` at ${echoed(pointer.slice(name.length + 1))}`;
   return graphqlError(
-    `Variable "$${name}"${at} ${inexact.message}: send it as a string, or with an exponent to take the nearest float`,
+    `Variable ${quoted(`$${name}`)}${at} ${inexact.message}: send it as a string, or with an exponent to take the nearest float`,
     ERROR_CODES.badInput,
     { errors: [{ pointer: `/variables${pointer}`, detail: inexact.message }] },
   );
@@ -175,7 +177,7 @@ function handshakeRefusal(
               ? ["sec-websocket-extensions", "must be extensions this hub takes (RFC 6455 §9.1)"]
               : ["", message];
   const given = name === "" ? undefined : request.headers[name];
-  const shown = given === undefined ? "none" : JSON.stringify(String(given).slice(0, 100));
+  const shown = given === undefined ? "none" : quoted(String(given));
   const error =
     name === ""
       ? new ValidationError(`The WebSocket handshake is refused: ${message}`)
@@ -375,7 +377,7 @@ export function attachGraphqlSocket(app: FastifyInstance, hub: Hub, schema: Grap
         refuseUpgrade(
           socket,
           new NotFoundError(
-            `No WebSocket is served at ${path ?? "/"}: the hub's one socket is ${GRAPHQL_PATH} (GraphQL over graphql-transport-ws)`,
+            `No WebSocket is served at ${echoed(path ?? "/")}: the hub's one socket is ${GRAPHQL_PATH} (GraphQL over graphql-transport-ws)`,
           ),
           path ?? "/",
         );

@@ -23,6 +23,7 @@ import {
   isInterfaceType,
   type GraphQLCompositeType,
 } from "graphql";
+import { quoted } from "../../core/index.js";
 import type { HubConfig } from "../../hub/index.js";
 
 type GraphqlLimits = HubConfig["graphql"];
@@ -221,7 +222,7 @@ export function limitsRule(limits: GraphqlLimits) {
         const root = schema.getRootType(node.operation);
         if (!root) return;
         const { depth, cost, introspection } = measure(m, node.selectionSet, root, new Set(), 1);
-        const name = node.name ? `Operation "${node.name.value}"` : "The operation";
+        const name = node.name ? `Operation ${quoted(node.name.value)}` : "The operation";
         if (depth > limits.maxDepth) {
           context.reportError(
             new GraphQLError(`${name} is ${depth} levels deep; this hub allows at most ${limits.maxDepth}`, {

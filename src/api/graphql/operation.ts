@@ -12,10 +12,11 @@ import {
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from "graphql";
+import { quoted } from "../../core/index.js";
 import type { HubConfig, Hub, Principal } from "../../hub/index.js";
 
 type GraphqlLimits = HubConfig["graphql"];
-import { ERROR_CODES, graphqlError } from "./errors.js";
+import { ERROR_CODES, boundedMessage, graphqlError } from "./errors.js";
 import { limitsRule } from "./limits.js";
 
 export interface OperationRequest {
@@ -106,7 +107,7 @@ export function prepareOperation(
   } catch (err) {
     const error = err as GraphQLError;
     return refuse(
-      new GraphQLError(error.message, {
+      new GraphQLError(boundedMessage(error.message), {
         ...(error.source && error.positions && { source: error.source, positions: error.positions }),
         extensions: { code: ERROR_CODES.parse },
       }),
@@ -118,7 +119,7 @@ export function prepareOperation(
       ok: false,
       errors: errors.map((e) =>
         e.extensions.code === undefined
-          ? new GraphQLError(e.message, {
+          ? new GraphQLError(boundedMessage(e.message), {
               ...(e.nodes && { nodes: e.nodes }),
               extensions: { code: ERROR_CODES.validation },
             })
@@ -131,7 +132,7 @@ export function prepareOperation(
     return refuse(
       graphqlError(
         request.operationName
-          ? `The document has no operation named "${request.operationName}"`
+          ? `The document has no operation named ${quoted(request.operationName)}`
           : "The document has several operations: name the one to run (operationName)",
         ERROR_CODES.badRequest,
       ),

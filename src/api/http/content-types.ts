@@ -2,7 +2,13 @@
 // names are an error), within the configured size limit. Each route takes plain JSON and only
 // the JSON media types that mean something to it (acceptedMediaTypes).
 import { errorCodes, type FastifyInstance, type FastifyRequest } from "fastify";
-import { UnsupportedMediaError, ValidationError, parseExactJson, utf8Text } from "../../core/index.js";
+import {
+  UnsupportedMediaError,
+  ValidationError,
+  echoed,
+  parseExactJson,
+  utf8Text,
+} from "../../core/index.js";
 
 export const TD_CONTENT_TYPE = "application/td+json";
 export const MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json";
@@ -64,7 +70,10 @@ export function registerContentTypes(app: FastifyInstance): void {
         ?.slice("charset=".length)
         .replace(/^"(.*)"$/, "$1");
       if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") {
-        done(new UnsupportedMediaError(`A JSON body is UTF-8: charset=${charset} is not taken`), undefined);
+        done(
+          new UnsupportedMediaError(`A JSON body is UTF-8: charset=${echoed(charset)} is not taken`),
+          undefined,
+        );
         return;
       }
       const coding = request.headers["content-encoding"]?.trim().toLowerCase();

@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { quoted } from "../../core/index.js";
-import { PROBLEM_CONTENT_TYPE, problemType, type Problem } from "./problem.js";
+import { PROBLEM_CONTENT_TYPE, instanceOf, problemType, type Problem } from "./problem.js";
 
 const continued = new WeakSet<FastifyRequest>();
 
@@ -25,7 +25,7 @@ export function registerExpectContinue(app: FastifyInstance): void {
       title: "Expectation Failed",
       status: 417,
       detail: `The hub meets no expectation but 100-continue, not ${quoted(expect)}`,
-      instance: request.url,
+      instance: instanceOf(request.url ?? "/"),
     } satisfies Problem);
     response.writeHead(417, {
       "content-type": PROBLEM_CONTENT_TYPE,

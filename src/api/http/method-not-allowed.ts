@@ -2,7 +2,7 @@
 // /log/checkpoint): 405 with the methods it takes in Allow (RFC 9110 §15.5.6), not 404. OPTIONS
 // on such a resource: 204 with the same Allow (RFC 9110 §9.3.7).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { MethodNotAllowedError } from "../../core/index.js";
+import { MethodNotAllowedError, echoed } from "../../core/index.js";
 
 /** One route pattern (`/things/:id`) and the methods registered for it. */
 export interface RouteEntry {
@@ -113,7 +113,10 @@ export function methodNotAllowed(
   const allow = routes.allowed(request);
   if (allow.length === 0) return undefined;
   const path = pathOf(request);
-  return new MethodNotAllowedError(`${path} takes ${allow.join(", ")}, not ${request.method}`, allow);
+  return new MethodNotAllowedError(
+    `${echoed(path)} takes ${allow.join(", ")}, not ${echoed(request.method)}`,
+    allow,
+  );
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   NotAcceptableError,
   ValidationError,
   type ErrorLocation,
+  echoed,
   quoted,
 } from "../../core/index.js";
 import { STATUS_CODES } from "node:http";
@@ -275,7 +276,7 @@ function unsupportedMediaType(request: FastifyRequest | undefined): string {
     type === "application/x-www-form-urlencoded"
       ? " (what curl -d sends unless given -H 'Content-Type: application/json')"
       : "";
-  return `The body's Content-Type, ${type}${curl}, is not taken here`;
+  return `The body's Content-Type, ${echoed(type)}${curl}, is not taken here`;
 }
 
 export function toProblem(error: unknown, request?: FastifyRequest): Problem {
@@ -341,9 +342,47 @@ function formatBytes(bytes: number): string {
   return `${bytes.toLocaleString("en-US")} bytes`;
 }
 
+/** The longest request target a problem's `instance` repeats whole. */
+export const MAX_INSTANCE = 1024;
+
+/**
+ * A problem's `instance` (RFC 9457 §3.1.5): the request's path and query as sent, when that is at
+ * most `MAX_INSTANCE` characters; past it, the path alone (a long query is what the client sent, and
+ * `detail` says what in it was wrong); and a path longer than that, its first `MAX_INSTANCE`
+ * characters, never cutting a %-escape in two. Either way still a URI reference, and a problem
+ * document never repeats kilobytes of a request's target.
+ */
+export function instanceOf(target: string): string {
+  if (target.length <= MAX_INSTANCE) return target;
+  const query = target.indexOf("?");
+  const path = query === -1 ? target : target.slice(0, query);
+  if (path.length <= MAX_INSTANCE) return path;
+  let end = MAX_INSTANCE;
+  // "%4" or "%" at the end would be an escape cut in two: end before it.
+  const percent = path.lastIndexOf("%", end - 1);
+  if (percent !== -1 && percent > end - 3) end = percent;
+  // Nor a character's UTF-8 bytes ("%C3%A9" is é) cut in two: end before its lead byte.
+  let continuations = 0;
+  for (let at = end - 3; at >= 0 && path[at] === "%"; at -= 3) {
+    const byte = Number.parseInt(path.slice(at + 1, at + 3), 16);
+    if (Number.isNaN(byte) || byte < 0x80) break;
+    if (byte < 0xc0) {
+      continuations++;
+      continue;
+    }
+    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : 2;
+    if (continuations + 1 < length) end = at;
+    break;
+  }
+  // Nor a surrogate pair (a target as sent is ASCII, but Node takes some bytes past it).
+  const code = path.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end--;
+  return path.slice(0, end);
+}
+
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const problem = toProblem(error, request);
-  problem.instance = request.url;
+  problem.instance = instanceOf(request.url);
   if (problem.status >= 500 && !(error instanceof HyperthingsError)) {
     request.log.error({ err: error }, "request failed");
   } else if (error instanceof DamagedLogError) {
@@ -379,7 +418,7 @@ export function refuseUpgrade(
   instance: string,
   headers: Record<string, string> = {},
 ): void {
-  const problem: Problem = { ...toProblem(error), instance };
+  const problem: Problem = { ...toProblem(error), instance: instanceOf(instance) };
   const body = JSON.stringify(problem);
   const extra = {
     ...(error instanceof MethodNotAllowedError && { Allow: error.allow.join(", ") }),

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply } from "fastify";
-import { NotFoundError, UnavailableError } from "../../core/index.js";
+import { NotFoundError, UnavailableError, echoed } from "../../core/index.js";
 import { assertAcceptable } from "./accept.js";
 
 /** Where the build puts the UI, seen from dist/api/http (built) and from src/api/http (tests, tsx). */
@@ -90,7 +90,8 @@ export function uiRoutes(options: { directory?: string } = {}) {
     app.get("/ui/*", { schema: { hide: true, produces: files } }, async (request, reply) => {
       const path = (request.params as { "*": string })["*"];
       const asset = assets?.get(path);
-      if (asset === undefined) throw new NotFoundError(`No such file of the web UI: /ui/${path}`);
+      if (asset === undefined)
+        throw new NotFoundError(`No such file of the web UI: ${echoed(`/ui/${path}`)}`);
       assertAcceptable(request, [asset.type]);
       // Vite names every asset by its content hash: they never change.
       return send(reply, asset, path.startsWith("assets/"));
